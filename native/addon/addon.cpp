@@ -1,0 +1,15 @@
+// Module entry: each wrapped area registers its functions here. No algorithm lives in the addon.
+#include <napi.h>
+
+#include "addon_modules.h"
+
+namespace brainlatent::addon {
+
+Napi::Object init(Napi::Env env, Napi::Object exports) {
+  init_ridge(env, exports);
+  return exports;
+}
+
+}  // namespace brainlatent::addon
+
+NODE_API_MODULE(brainlatent, brainlatent::addon::init)

@@ -1,0 +1,7 @@
+// One init function per wrapped area (addon_<area>.cpp), called from addon.cpp.
+#pragma once
+#include <napi.h>
+
+namespace brainlatent::addon {
+void init_ridge(Napi::Env env, Napi::Object exports);
+}  // namespace brainlatent::addon

@@ -1,0 +1,45 @@
+// A minimal parallel-for over index ranges for the memory-bound loops that BLAS does not
+// cover (scoring reductions, centring). Threads are spawned per call: every call site does
+// milliseconds of work, so the spawn cost does not show.
+#pragma once
+#include <algorithm>
+#include <cstdint>
+#include <exception>
+#include <thread>
+#include <vector>
+
+namespace brainlatent {
+
+int engine_threads();            // threads the engine uses (BLAS and parallel_for)
+void set_engine_threads(int n);  // 0 = all cores
+
+template <typename Fn>
+void parallel_for(std::int64_t begin, std::int64_t end, std::int64_t min_chunk, Fn&& fn) {
+  const std::int64_t n = end - begin;
+  if (n <= 0) return;
+  int threads = engine_threads();
+  std::int64_t chunks = std::max<std::int64_t>(1, std::min<std::int64_t>(threads, n / std::max<std::int64_t>(1, min_chunk)));
+  if (chunks <= 1) {
+    fn(begin, end);
+    return;
+  }
+  std::vector<std::thread> pool;
+  std::vector<std::exception_ptr> errors(static_cast<std::size_t>(chunks));
+  const std::int64_t step = (n + chunks - 1) / chunks;
+  for (std::int64_t c = 0; c < chunks; ++c) {
+    const std::int64_t b = begin + c * step, e = std::min(end, b + step);
+    if (b >= e) break;
+    pool.emplace_back([&, b, e, c] {
+      try {
+        fn(b, e);
+      } catch (...) {
+        errors[static_cast<std::size_t>(c)] = std::current_exception();
+      }
+    });
+  }
+  for (auto& t : pool) t.join();
+  for (auto& err : errors)
+    if (err) std::rethrow_exception(err);
+}
+
+}  // namespace brainlatent

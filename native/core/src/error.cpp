@@ -1,0 +1,19 @@
+#include "brainlatent/error.h"
+
+namespace brainlatent {
+
+const char* error_code_name(ErrorCode code) {
+  switch (code) {
+    case ErrorCode::InvalidArgument: return "InvalidArgument";
+    case ErrorCode::ShapeMismatch: return "ShapeMismatch";
+    case ErrorCode::NonFinite: return "NonFinite";
+    case ErrorCode::OutOfMemory: return "OutOfMemory";
+    case ErrorCode::BackendUnavailable: return "BackendUnavailable";
+    case ErrorCode::NumericalFailure: return "NumericalFailure";
+    case ErrorCode::OrtFailure: return "OrtFailure";
+    case ErrorCode::Cancelled: return "Cancelled";
+  }
+  return "Unknown";
+}
+
+}  // namespace brainlatent

@@ -1,0 +1,13 @@
+import { defineConfig } from 'vitest/config';
+
+// Tests run in forked processes (native addon state stays per file), two at a time to fit
+// the 2-core CI machine; long native fits get a generous timeout.
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    pool: 'forks',
+    poolOptions: { forks: { maxForks: 2, minForks: 1 } },
+    testTimeout: 120_000,
+    hookTimeout: 300_000,
+  },
+});
