@@ -7,9 +7,14 @@ namespace brainlatent::addon {
 
 Napi::Object init(Napi::Env env, Napi::Object exports) {
   init_ridge(env, exports);
+  init_sampler(env, exports);
   return exports;
 }
 
 }  // namespace brainlatent::addon
 
-NODE_API_MODULE(brainlatent, brainlatent::addon::init)
+// NODE_API_MODULE pastes its second argument into an identifier, so it needs an unqualified name.
+static Napi::Object brainlatent_init(Napi::Env env, Napi::Object exports) {
+  return brainlatent::addon::init(env, exports);
+}
+NODE_API_MODULE(brainlatent, brainlatent_init)
