@@ -13,8 +13,6 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
 
 }  // namespace brainlatent::addon
 
-// NODE_API_MODULE pastes its second argument into an identifier, so it needs an unqualified name.
-static Napi::Object brainlatent_init(Napi::Env env, Napi::Object exports) {
-  return brainlatent::addon::init(env, exports);
-}
-NODE_API_MODULE(brainlatent, brainlatent_init)
+static Napi::Object InitBrainlatent(Napi::Env env, Napi::Object exports) { return brainlatent::addon::init(env, exports); }
+
+NODE_API_MODULE(brainlatent, InitBrainlatent)
