@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { BackendUnavailableError, CancelledError, InvalidArgumentError, ShapeError } from '../errors.js';
+import { fromNative } from '../native/nativeError.js';
 import type {
   Img2ImgStats,
   NativePlanOptions,
@@ -214,6 +215,7 @@ export class Diffusion {
   /** Adds noise to z up to `strength` and denoises it conditioned on c; returns the final latents. */
   async img2img(options: Img2ImgOptions): Promise<Img2ImgResult> {
     const o = options;
+    this.live();
     assertTensor(o.z, 'img2img z', 4);
     assertTensor(o.c, 'img2img c', 3);
     const [count, channels, height, width] = o.z.shape;
@@ -337,29 +339,26 @@ export function noiseKeys(seedOption: number | number[] | undefined, count: numb
   return { seeds, indices };
 }
 
-/** Native errors carry the core's code; these become the named classes of ts/errors.ts. */
-function translate(e: unknown): unknown {
-  if (!(e instanceof Error)) return e;
-  const code = (e as Error & { code?: string }).code;
-  if (code === 'Cancelled') return new CancelledError(e.message);
-  if (code === 'ShapeMismatch') return new ShapeError(e.message);
-  if (code === 'InvalidArgument') return new InvalidArgumentError(e.message);
-  if (code === 'BackendUnavailable') return new BackendUnavailableError(e.message);
-  return e;
-}
-
 function nativeCall<T>(fn: () => T): T {
   try {
     return fn();
   } catch (e) {
-    throw translate(e);
+    throw translate(e, new Error().stack);
   }
 }
 
 async function nativeAsync<T>(p: Promise<T>): Promise<T> {
+  const stack = new Error().stack;
   try {
     return await p;
   } catch (e) {
-    throw translate(e);
+    throw translate(e, stack);
   }
+}
+
+/** Native errors carry the core's code; these become the named classes of ts/errors.ts. */
+function translate(e: unknown, stack?: string): Error {
+  const code = e instanceof Error ? (e as Error & { code?: string }).code : undefined;
+  if (code === 'BackendUnavailable') return new BackendUnavailableError((e as Error).message);
+  return fromNative(e, stack);
 }

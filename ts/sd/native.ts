@@ -1,35 +1,23 @@
 /**
- * The sampler's view of the native addon. Loads build/Release/brainlatent.node (the one file
- * ts/native/binding.ts also loads; Node caches it, so both see the same module).
+ * The sampler's view of the native addon, loaded by ts/native/binding.ts, and where the default
+ * ONNX Runtime library lives.
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
 
 import { BackendUnavailableError } from '../errors.js';
+import { binding } from '../native/binding.js';
 import type { SamplerBinding } from '../native/samplerTypes.js';
 
 const require = createRequire(import.meta.url);
-let cached: SamplerBinding | undefined;
-
-/** The repository (package) root: the folder above ts/ or dist/. */
-export function packageRoot(): string {
-  return resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-}
 
 export function samplerBinding(): SamplerBinding {
-  if (cached) return cached;
-  const path = process.env.BRAINLATENT_ADDON ?? join(packageRoot(), 'build', 'Release', 'brainlatent.node');
-  if (!existsSync(path)) {
-    throw new BackendUnavailableError(`the native engine is not built: ${path} is missing (run npm run build)`);
-  }
-  const mod = require(path) as Partial<SamplerBinding>;
+  const mod = binding() as unknown as Partial<SamplerBinding>;
   if (typeof mod.sdLoad !== 'function') {
-    throw new BackendUnavailableError(`${path} was built without the sampler (no sdLoad export); rebuild it`);
+    throw new BackendUnavailableError('the native engine was built without the sampler (no sdLoad export); rebuild it');
   }
-  cached = mod as SamplerBinding;
-  return cached;
+  return mod as SamplerBinding;
 }
 
 /** onnxruntime-node's own libonnxruntime for this platform (the default runtime). */
