@@ -4,6 +4,7 @@
  * produce (z, c, and optionally the initial noise) are all accepted. The denoising loop runs in
  * C++ with no return to JS between steps; onStep reports progress, an AbortSignal cancels.
  */
+import { existsSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -119,6 +120,7 @@ export class Diffusion {
 
   static async load(dir: string, options: DiffusionLoadOptions = {}): Promise<Diffusion> {
     if (typeof dir !== 'string' || dir.length === 0) throw new InvalidArgumentError('Diffusion.load: dir must be a folder path');
+    if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new InvalidArgumentError(`model folder ${dir} does not exist`);
     const binding = samplerBinding();
     const ortLibrary = resolveOrtLibrary(options.ortLibrary);
     const runtime = nativeCall(() => binding.ortLoad(ortLibrary));
