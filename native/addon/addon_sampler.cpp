@@ -330,6 +330,7 @@ struct Img2ImgState {
   Napi::ObjectReference out_ref;
   std::shared_ptr<std::atomic<bool>> cancel = std::make_shared<std::atomic<bool>>(false);
   Img2ImgStats stats;
+  bool report_steps = false;  // only when JS passed onStep: no thread hop per step otherwise
   bool failed = false;
   ErrorCode code = ErrorCode::OrtFailure;
   std::string message;
@@ -344,7 +345,7 @@ class Img2ImgWorker : public Napi::AsyncWorker {
   void Execute() override {
     Img2ImgState& s = *st_;
     try {
-      s.job.on_step = [this](const StepProgress& p) {
+      if (s.report_steps) s.job.on_step = [this](const StepProgress& p) {
         auto* copy = new StepProgress(p);
         if (st_->tsfn.NonBlockingCall(copy, [](Napi::Env env, Napi::Function cb, StepProgress* sp) {
               std::unique_ptr<StepProgress> own(sp);
@@ -439,7 +440,8 @@ Napi::Value SdImg2Img(const Napi::CallbackInfo& info) {
   st->out_ref = Napi::Persistent(out.As<Napi::Object>());
   j.out = out.Data();
 
-  Napi::Function cb = info.Length() > 2 && info[2].IsFunction()
+  st->report_steps = info.Length() > 2 && info[2].IsFunction();
+  Napi::Function cb = st->report_steps
                           ? info[2].As<Napi::Function>()
                           : Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return i.Env().Undefined(); });
   auto* holder = new std::shared_ptr<Img2ImgState>(st);
