@@ -9,3 +9,4 @@ export { readNpy, writeNpy, readNpyHeader, readMatrixNpy, readIntVectorNpy } fro
 export type { NpyArray } from './io/npy.js';
 export { readSafetensors, writeSafetensors } from './io/safetensors.js';
 export { buildInfo } from './native/buildInfo.js';
+export * from './sd/index.js';

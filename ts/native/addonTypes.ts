@@ -84,4 +84,6 @@ export interface RidgeBinding {
   sgemmGflops(n: number, reps: number): number;
 }
 
-export type Binding = RidgeBinding;
+import type { SamplerBinding } from './samplerTypes.js';
+
+export type Binding = RidgeBinding & SamplerBinding;

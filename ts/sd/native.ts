@@ -13,7 +13,7 @@ import type { SamplerBinding } from '../native/samplerTypes.js';
 const require = createRequire(import.meta.url);
 
 export function samplerBinding(): SamplerBinding {
-  const mod = binding() as unknown as Partial<SamplerBinding>;
+  const mod: Partial<SamplerBinding> = binding();
   if (typeof mod.sdLoad !== 'function') {
     throw new BackendUnavailableError('the native engine was built without the sampler (no sdLoad export); rebuild it');
   }
