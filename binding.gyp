@@ -10,7 +10,7 @@
       "<!(node -p \"require('node-addon-api').include_dir\")",
       "native/core/include"
     ],
-    "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+    "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
     "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17"],
     "cflags_cc": ["-std=c++17", "-fexceptions", "-O3", "-fvisibility=hidden", "-fno-gnu-unique"],
     "libraries": ["-lopenblas", "-ldl", "-lpthread"]

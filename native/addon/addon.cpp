@@ -12,4 +12,6 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
 
 }  // namespace brainlatent::addon
 
-NODE_API_MODULE(brainlatent, brainlatent::addon::init)
+static Napi::Object InitBrainlatent(Napi::Env env, Napi::Object exports) { return brainlatent::addon::init(env, exports); }
+
+NODE_API_MODULE(brainlatent, InitBrainlatent)

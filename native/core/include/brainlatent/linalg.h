@@ -1,0 +1,51 @@
+// Row-major wrappers over the Fortran BLAS/LAPACK interface (any vendor: OpenBLAS, MKL,
+// BLIS+libFLAME, reference). Row-major A (m×k) is column-major Aᵀ, so each call swaps operands.
+#pragma once
+#include <cstdint>
+#include <string>
+
+namespace brainlatent::linalg {
+
+// C (m×n) = alpha · op(A) · op(B) + beta · C, all row-major with leading dimensions lda/ldb/ldc.
+void gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
+          const float* a, std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c,
+          std::int64_t ldc);
+void gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, double alpha,
+          const double* a, std::int64_t lda, const double* b, std::int64_t ldb, double beta, double* c,
+          std::int64_t ldc);
+
+// C (k×k) = alpha · AᵀA + beta · C for row-major A (rows×k); fills both triangles.
+void gram(std::int64_t rows, std::int64_t k, const float* a, std::int64_t lda, float alpha, float beta, float* c,
+          std::int64_t ldc);
+// C (rows×rows) = alpha · AAᵀ + beta · C for row-major A (rows×k); fills both triangles.
+void outer_gram(std::int64_t rows, std::int64_t k, const float* a, std::int64_t lda, float alpha, float beta,
+                float* c, std::int64_t ldc);
+
+// Symmetric eigendecomposition by divide and conquer (?syevd). On entry `a` (n×n) holds a
+// symmetric matrix; on exit row k of `a` holds the k-th eigenvector, eigenvalues ascending in w.
+void eigh(std::int64_t n, float* a, float* w);
+void eigh(std::int64_t n, double* a, double* w);
+
+// Cholesky factor in place (lower triangle, row-major view of the upper); returns false if
+// the matrix is not positive definite.
+bool cholesky(std::int64_t n, float* a);
+bool cholesky(std::int64_t n, double* a);
+// Solves X·A = B in place for B (rows×n, row-major, ld ldb) given A's Cholesky factor from
+// cholesky() — i.e. each row b of B becomes A⁻¹b (A symmetric).
+void cholesky_solve_rows(std::int64_t n, const float* factor, std::int64_t rows, float* b, std::int64_t ldb);
+void cholesky_solve_rows(std::int64_t n, const double* factor, std::int64_t rows, double* b, std::int64_t ldb);
+
+// Solves A·x = b in place for every column b of B (n × cols, row-major, ld ldb) given A's
+// Cholesky factor from cholesky().
+void cholesky_solve_cols(std::int64_t n, const float* factor, std::int64_t cols, float* b, std::int64_t ldb);
+void cholesky_solve_cols(std::int64_t n, const double* factor, std::int64_t cols, double* b, std::int64_t ldb);
+
+// BLAS threads (0 = all cores). Works with OpenBLAS, MKL and BLIS when they export their
+// setter; otherwise the vendor's environment variable decides.
+void set_blas_threads(int n);
+std::string blas_vendor();
+
+// Measured single-precision GEMM rate (GFLOP/s) on n×n×n, best of `reps`.
+double sgemm_gflops(std::int64_t n, int reps);
+
+}  // namespace brainlatent::linalg

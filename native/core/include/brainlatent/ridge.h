@@ -1,0 +1,75 @@
+// Multi-target ridge regression with per-target regularisation chosen by K-fold CV
+// (RidgeCV), on the minimal-flop routes of ridge.md: one eigendecomposition per fold serves
+// every alpha, Grams are shared across folds, and an exact closed-form CV needs only one
+// decomposition when that costs less.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "brainlatent/matrix.h"
+
+namespace brainlatent {
+
+enum class RidgeScore { R2, Pearson };
+enum class RidgeRoute { Auto, Primal, Kernel };    // decompose XᵀX (p×p) or XXᵀ (n×n)
+enum class RidgeCvMethod { Auto, PerFold, Exact };  // K+1 decompositions, or one (closed form)
+enum class EigPrecision { Auto, Float32, Float64 };
+
+struct RidgeOptions {
+  std::vector<double> alphas;             // > 0, any order
+  std::vector<std::int32_t> folds;        // fold index 0..n_folds-1 of each sample
+  int n_folds = 0;
+  RidgeScore score = RidgeScore::R2;
+  bool fit_intercept = true;              // centre X and Y with training means
+  bool standardize = false;               // z-score X columns with training statistics
+  RidgeRoute route = RidgeRoute::Auto;
+  RidgeCvMethod cv_method = RidgeCvMethod::Auto;
+  EigPrecision eig_precision = EigPrecision::Auto;
+  std::size_t memory_budget = 0;          // bytes for per-batch work buffers; 0 = 2 GiB
+  std::int64_t target_batch = 0;          // override the budget-derived target batch size
+  // Called from the fitting thread with the fraction done and the current stage.
+  std::function<void(double, const std::string&)> progress;
+  const std::atomic<bool>* cancel = nullptr;
+};
+
+struct RidgeFitInfo {
+  std::string route;         // "primal" | "kernel"
+  std::string cv_method;     // "per-fold" | "exact"
+  std::string eig_precision; // "float32" | "float64"
+  std::int64_t target_batch = 0;
+  std::int64_t n_batches = 0;
+  double gemm_flops = 0;     // flops of the GEMM/SYRK/TRSM calls the fit ran
+  double seconds_decompose = 0, seconds_cv = 0, seconds_refit = 0, seconds_total = 0;
+  double edge_low = 0, edge_high = 0;  // share of targets choosing the smallest / largest alpha
+};
+
+struct RidgeResult {
+  std::int64_t n_features = 0, n_targets = 0;
+  // Prediction: ((X - x_mean) / x_scale) · coef + intercept.
+  std::vector<float> coef;        // n_features × n_targets, row-major
+  std::vector<float> intercept;   // n_targets
+  std::vector<float> x_mean;      // n_features (zeros without intercept)
+  std::vector<float> x_scale;     // n_features (ones without standardisation)
+  std::vector<float> best_alphas; // n_targets
+  std::vector<float> best_scores; // n_targets: mean CV score at the chosen alpha
+  std::vector<float> cv_scores;   // n_alphas × n_targets: mean CV score per alpha
+  RidgeFitInfo info;
+};
+
+// Checks inputs (shapes, finiteness, alphas, folds) and fits. Throws brainlatent::Error.
+RidgeResult ridge_cv_fit(ConstMatF x, ConstMatF y, const RidgeOptions& options);
+
+// Contiguous K-fold assignment of n samples (scikit-learn KFold without shuffling).
+std::vector<std::int32_t> contiguous_folds(std::int64_t n, int k);
+// Folds from a group label per sample: whole groups go to one fold, groups assigned in order
+// of first appearance so that fold sizes are as equal as possible (GroupKFold-like).
+std::vector<std::int32_t> group_folds(const std::vector<std::int32_t>& groups, int k);
+
+// out (rows × t) = ((x - mean) / scale) · coef + intercept, processed in row blocks.
+void ridge_predict(ConstMatF x, const float* coef, std::int64_t n_targets, const float* intercept,
+                   const float* x_mean, const float* x_scale, MatF out);
+
+}  // namespace brainlatent

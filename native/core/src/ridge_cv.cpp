@@ -1,0 +1,1029 @@
+// RidgeCV on the CPU: per-target alpha by K-fold CV, then a one-GEMM refit per target batch.
+//
+// Four routes (ridge.md §1-2), chosen by a flop model unless the caller fixes one:
+//   per-fold primal  eig(XₜᵀXₜ) per fold, Grams shared across folds      (n_t > p)
+//   per-fold kernel  eig(KₜₜK) per fold, one kernel XXᵀ for all folds      (n_t ≤ p)
+//   exact primal     one eig(XᵀX); held-out residuals e_v = (I−H_vv)⁻¹ r_v
+//   exact kernel     one eig(XXᵀ); the same closed form in the dual
+// Every alpha is scored from the one decomposition; targets run in batches bounded by a
+// memory budget; each batch is refitted with its targets' chosen alphas as soon as its CV
+// scores are complete, so Y is read once.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <numeric>
+#include <sstream>
+
+#include "brainlatent/error.h"
+#include "brainlatent/linalg.h"
+#include "brainlatent/parallel.h"
+#include "brainlatent/ridge.h"
+#include "ridge_folds.h"
+
+namespace brainlatent {
+
+using detail::FoldLayout;
+using i64 = std::int64_t;
+
+std::vector<std::int32_t> contiguous_folds(i64 n, int k) {
+  if (k < 2) throw Error(ErrorCode::InvalidArgument, "folds: need at least 2 folds, got " + std::to_string(k));
+  if (k > n)
+    throw Error(ErrorCode::InvalidArgument,
+                "folds: " + std::to_string(k) + " folds cannot be made from " + std::to_string(n) + " samples");
+  // scikit-learn KFold: the first n % k folds get one extra sample.
+  std::vector<std::int32_t> f(static_cast<std::size_t>(n));
+  i64 pos = 0;
+  for (int v = 0; v < k; ++v) {
+    i64 size = n / k + (v < n % k ? 1 : 0);
+    for (i64 i = 0; i < size; ++i) f[static_cast<std::size_t>(pos++)] = v;
+  }
+  return f;
+}
+
+std::vector<std::int32_t> group_folds(const std::vector<std::int32_t>& groups, int k) {
+  if (k < 2) throw Error(ErrorCode::InvalidArgument, "folds: need at least 2 folds, got " + std::to_string(k));
+  // Distinct groups in order of first appearance, with their sizes.
+  std::vector<std::int32_t> ids;
+  std::vector<i64> sizes;
+  std::vector<std::pair<std::int32_t, std::size_t>> index;  // group id -> slot, via sort
+  {
+    std::vector<std::int32_t> sorted(groups);
+    std::sort(sorted.begin(), sorted.end());
+    sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
+    if (static_cast<i64>(sorted.size()) < k)
+      throw Error(ErrorCode::InvalidArgument, "groups: " + std::to_string(sorted.size()) +
+                                                  " distinct groups cannot fill " + std::to_string(k) + " folds");
+  }
+  std::vector<std::int32_t> slot_of(groups.size());
+  {
+    std::vector<std::pair<std::int32_t, std::size_t>> first;  // (group, first index)
+    std::vector<std::size_t> idx(groups.size());
+    std::iota(idx.begin(), idx.end(), 0);
+    std::stable_sort(idx.begin(), idx.end(), [&](std::size_t a, std::size_t b) { return groups[a] < groups[b]; });
+    std::vector<std::size_t> first_of(groups.size());
+    for (std::size_t i = 0; i < idx.size();) {
+      std::size_t j = i;
+      while (j < idx.size() && groups[idx[j]] == groups[idx[i]]) ++j;
+      first.push_back({groups[idx[i]], idx[i]});
+      for (std::size_t q = i; q < j; ++q) first_of[idx[q]] = first.size() - 1;
+      i = j;
+    }
+    // Slots ordered by first appearance.
+    std::vector<std::size_t> by_first(first.size());
+    std::iota(by_first.begin(), by_first.end(), 0);
+    std::sort(by_first.begin(), by_first.end(), [&](std::size_t a, std::size_t b) { return first[a].second < first[b].second; });
+    std::vector<std::int32_t> rank(first.size());
+    for (std::size_t r = 0; r < by_first.size(); ++r) rank[by_first[r]] = static_cast<std::int32_t>(r);
+    sizes.assign(first.size(), 0);
+    for (std::size_t i = 0; i < groups.size(); ++i) {
+      slot_of[i] = rank[first_of[i]];
+      sizes[static_cast<std::size_t>(slot_of[i])]++;
+    }
+  }
+  // Contiguous runs of groups (in order of appearance) with near-equal sample counts, so that
+  // with time-ordered data each fold stays a block in time, as contiguous KFold does.
+  const i64 n = static_cast<i64>(groups.size());
+  std::vector<std::int32_t> fold_of_slot(sizes.size());
+  i64 cum = 0;
+  const i64 n_groups = static_cast<i64>(sizes.size());
+  for (i64 s = 0; s < n_groups; ++s) {
+    // Fold by the position of the group's centre in the cumulative count.
+    double centre = static_cast<double>(cum) + 0.5 * static_cast<double>(sizes[static_cast<std::size_t>(s)]);
+    int v = static_cast<int>(centre * k / static_cast<double>(n));
+    fold_of_slot[static_cast<std::size_t>(s)] = std::min(v, k - 1);
+    cum += sizes[static_cast<std::size_t>(s)];
+  }
+  // Every fold must be non-empty: with very unequal groups, spread the last groups.
+  std::vector<i64> count(static_cast<std::size_t>(k), 0);
+  for (i64 s = 0; s < n_groups; ++s) count[static_cast<std::size_t>(fold_of_slot[static_cast<std::size_t>(s)])]++;
+  for (int v = 0; v < k; ++v) {
+    if (count[static_cast<std::size_t>(v)] > 0) continue;
+    // Take a group from the fold holding the most groups.
+    int donor = static_cast<int>(std::max_element(count.begin(), count.end()) - count.begin());
+    for (i64 s = n_groups - 1; s >= 0; --s)
+      if (fold_of_slot[static_cast<std::size_t>(s)] == donor) {
+        fold_of_slot[static_cast<std::size_t>(s)] = v;
+        count[static_cast<std::size_t>(donor)]--;
+        count[static_cast<std::size_t>(v)]++;
+        break;
+      }
+  }
+  std::vector<std::int32_t> folds(groups.size());
+  for (std::size_t i = 0; i < groups.size(); ++i) folds[i] = fold_of_slot[static_cast<std::size_t>(slot_of[i])];
+  return folds;
+}
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+std::string shape(i64 r, i64 c) { return std::to_string(r) + "×" + std::to_string(c); }
+
+enum class Route { PerFoldPrimal, PerFoldKernel, ExactPrimal, ExactKernel };
+
+bool is_primal(Route r) { return r == Route::PerFoldPrimal || r == Route::ExactPrimal; }
+bool is_exact(Route r) { return r == Route::ExactPrimal || r == Route::ExactKernel; }
+
+// One symmetric eigendecomposition: row k of qt is eigenvector k (ascending eigenvalues).
+struct Eig {
+  i64 r = 0;
+  std::vector<float> qt;
+  std::vector<double> lam;
+};
+
+class RidgeFitter {
+ public:
+  RidgeFitter(ConstMatF x, ConstMatF y, const RidgeOptions& opt) : x_(x), y_(y), opt_(opt) {}
+
+  RidgeResult run();
+
+ private:
+  // ---- setup
+  void validate();
+  void layout_folds();
+  void prepare_x();
+  void compute_y_mean();
+  Route choose_route();
+  bool choose_f64(double frob);
+  std::int64_t choose_batch(Route route);
+
+  // ---- numerics
+  Eig decompose(std::vector<float>& sym, i64 r);
+  void count(double flops) { flops_ += flops; }
+  void check_cancel() {
+    if (opt_.cancel && opt_.cancel->load()) throw Error(ErrorCode::Cancelled, "ridge fit cancelled");
+  }
+  void report(double fraction, const std::string& stage) {
+    if (opt_.progress) opt_.progress(std::min(1.0, std::max(0.0, fraction)), stage);
+  }
+  void load_y_batch(i64 j0, i64 tb, std::vector<float>& yb);
+  void fold_y_stats(const float* yb, i64 tb, std::vector<double>& mean_v, std::vector<double>& sst_v,
+                    std::vector<double>& sum_v, std::vector<double>& sumsq_v);
+  void score_fold(int v, const float* pred, i64 ldp, bool residual, const double* offset, const float* yv,
+                  i64 tb, const std::vector<double>& ymean_v, const std::vector<double>& sst_v,
+                  const std::vector<double>& ysum_v, const std::vector<double>& ysumsq_v, double* out_scores);
+  void select_alphas(i64 j0, i64 tb);
+
+  void fit_per_fold_primal();
+  void fit_per_fold_kernel();
+  void fit_exact(bool primal);
+
+  ConstMatF x_, y_;
+  const RidgeOptions& opt_;
+  i64 n_ = 0, p_ = 0, t_ = 0;
+  int a_ = 0, k_ = 0;
+  FoldLayout folds_;
+  std::vector<float> xs_;  // standardised, centred X in fold order (n × p)
+  std::vector<double> y_mean_;
+  bool use_f64_ = false;
+  double flops_ = 0;
+  std::vector<double> cv_;  // a × t accumulated mean fold scores
+  RidgeResult res_;
+  std::int64_t tb_ = 0;
+  double t_decompose_ = 0, t_cv_ = 0, t_refit_ = 0;
+};
+
+void RidgeFitter::validate() {
+  n_ = x_.rows;
+  p_ = x_.cols;
+  t_ = y_.cols;
+  if (n_ == 0 || p_ == 0) throw Error(ErrorCode::ShapeMismatch, "X is empty (" + shape(n_, p_) + "): need samples × features with both > 0");
+  if (y_.rows == 0 || t_ == 0) throw Error(ErrorCode::ShapeMismatch, "Y is empty (" + shape(y_.rows, t_) + "): need samples × targets with both > 0");
+  if (y_.rows != n_)
+    throw Error(ErrorCode::ShapeMismatch, "X has " + std::to_string(n_) + " samples (rows) but Y has " +
+                                              std::to_string(y_.rows) + ": they must match");
+  if (opt_.alphas.empty()) throw Error(ErrorCode::InvalidArgument, "alphas: need at least one alpha");
+  for (double a : opt_.alphas)
+    if (!(a > 0) || !std::isfinite(a))
+      throw Error(ErrorCode::InvalidArgument, "alphas: every alpha must be finite and > 0, got " + std::to_string(a));
+  a_ = static_cast<int>(opt_.alphas.size());
+  k_ = opt_.n_folds;
+  if (static_cast<i64>(opt_.folds.size()) != n_)
+    throw Error(ErrorCode::ShapeMismatch, "folds: " + std::to_string(opt_.folds.size()) + " fold labels for " +
+                                              std::to_string(n_) + " samples");
+  if (k_ < 2) throw Error(ErrorCode::InvalidArgument, "folds: need at least 2 folds, got " + std::to_string(k_));
+  if (k_ > n_)
+    throw Error(ErrorCode::InvalidArgument, "folds: " + std::to_string(k_) + " folds but only " + std::to_string(n_) + " samples");
+  // Finite inputs: a NaN would silently poison every target sharing its rows.
+  auto scan = [&](ConstMatF m, const char* name) {
+    std::atomic<i64> bad{-1};
+    parallel_for(0, m.rows, 256, [&](i64 b, i64 e) {
+      for (i64 i = b; i < e && bad.load() < 0; ++i) {
+        const float* r = m.row(i);
+        for (i64 j = 0; j < m.cols; ++j)
+          if (!std::isfinite(r[j])) {
+            i64 expected = -1;
+            bad.compare_exchange_strong(expected, i * m.cols + j);
+            break;
+          }
+      }
+    });
+    if (bad.load() >= 0) {
+      i64 at = bad.load();
+      float v = m.data[at];
+      throw Error(ErrorCode::NonFinite, std::string(name) + " contains " + (std::isnan(v) ? "NaN" : "Inf") +
+                                            " at row " + std::to_string(at / m.cols) + ", column " +
+                                            std::to_string(at % m.cols) + ": inputs must be finite");
+    }
+  };
+  scan(x_, "X");
+  scan(y_, "Y");
+}
+
+void RidgeFitter::layout_folds() {
+  folds_.n = n_;
+  folds_.k = k_;
+  std::vector<i64> counts(static_cast<std::size_t>(k_), 0);
+  for (i64 i = 0; i < n_; ++i) {
+    std::int32_t v = opt_.folds[static_cast<std::size_t>(i)];
+    if (v < 0 || v >= k_)
+      throw Error(ErrorCode::InvalidArgument, "folds: sample " + std::to_string(i) + " has fold " + std::to_string(v) +
+                                                  ", outside 0.." + std::to_string(k_ - 1));
+    counts[static_cast<std::size_t>(v)]++;
+  }
+  folds_.start.assign(static_cast<std::size_t>(k_) + 1, 0);
+  for (int v = 0; v < k_; ++v) {
+    if (counts[static_cast<std::size_t>(v)] == 0)
+      throw Error(ErrorCode::InvalidArgument, "folds: fold " + std::to_string(v) + " has no samples");
+    folds_.start[static_cast<std::size_t>(v) + 1] = folds_.start[static_cast<std::size_t>(v)] + counts[static_cast<std::size_t>(v)];
+  }
+  if (folds_.min_train() < 1) throw Error(ErrorCode::InvalidArgument, "folds: a fold leaves no training samples");
+  folds_.order.assign(static_cast<std::size_t>(n_), 0);
+  std::vector<i64> pos(folds_.start.begin(), folds_.start.end() - 1);
+  for (i64 i = 0; i < n_; ++i) folds_.order[static_cast<std::size_t>(pos[static_cast<std::size_t>(opt_.folds[static_cast<std::size_t>(i)])]++)] = i;
+}
+
+void RidgeFitter::prepare_x() {
+  res_.x_mean.assign(static_cast<std::size_t>(p_), 0.0f);
+  res_.x_scale.assign(static_cast<std::size_t>(p_), 1.0f);
+  std::vector<double> mean(static_cast<std::size_t>(p_), 0.0), m2(static_cast<std::size_t>(p_), 0.0);
+  if (opt_.fit_intercept || opt_.standardize) {
+    // Column means and variances in float64, columns split across threads.
+    parallel_for(0, p_, 64, [&](i64 b, i64 e) {
+      for (i64 i = 0; i < n_; ++i) {
+        const float* r = x_.row(i);
+        for (i64 j = b; j < e; ++j) mean[static_cast<std::size_t>(j)] += r[j];
+      }
+      for (i64 j = b; j < e; ++j) mean[static_cast<std::size_t>(j)] /= static_cast<double>(n_);
+      if (opt_.standardize) {
+        for (i64 i = 0; i < n_; ++i) {
+          const float* r = x_.row(i);
+          for (i64 j = b; j < e; ++j) {
+            double d = r[j] - mean[static_cast<std::size_t>(j)];
+            m2[static_cast<std::size_t>(j)] += d * d;
+          }
+        }
+      }
+    });
+  }
+  std::vector<float> shift(static_cast<std::size_t>(p_), 0.0f), inv(static_cast<std::size_t>(p_), 1.0f);
+  for (i64 j = 0; j < p_; ++j) {
+    const std::size_t J = static_cast<std::size_t>(j);
+    // Standardising without an intercept still centres for the scale, but the model keeps
+    // the raw origin: mean is applied only when an intercept is fitted.
+    if (opt_.fit_intercept) shift[J] = static_cast<float>(mean[J]);
+    if (opt_.standardize) {
+      double sd = std::sqrt(m2[J] / static_cast<double>(n_));
+      float s = sd > 0 ? static_cast<float>(sd) : 1.0f;  // constant column: leave unscaled (it is zero after centring)
+      res_.x_scale[J] = s;
+      inv[J] = 1.0f / s;
+    }
+    res_.x_mean[J] = shift[J];
+  }
+  xs_.resize(static_cast<std::size_t>(n_ * p_));
+  parallel_for(0, n_, 64, [&](i64 b, i64 e) {
+    for (i64 r = b; r < e; ++r) {
+      const float* src = x_.row(folds_.order[static_cast<std::size_t>(r)]);
+      float* dst = xs_.data() + r * p_;
+      for (i64 j = 0; j < p_; ++j) dst[j] = (src[j] - shift[static_cast<std::size_t>(j)]) * inv[static_cast<std::size_t>(j)];
+    }
+  });
+}
+
+void RidgeFitter::compute_y_mean() {
+  y_mean_.assign(static_cast<std::size_t>(t_), 0.0);
+  if (!opt_.fit_intercept) return;
+  parallel_for(0, t_, 256, [&](i64 b, i64 e) {
+    for (i64 i = 0; i < n_; ++i) {
+      const float* r = y_.row(i);
+      for (i64 j = b; j < e; ++j) y_mean_[static_cast<std::size_t>(j)] += r[j];
+    }
+    for (i64 j = b; j < e; ++j) y_mean_[static_cast<std::size_t>(j)] /= static_cast<double>(n_);
+  });
+}
+
+// Flop model (ridge.md §1-2): GEMM flops plus eigensolves counted as GEMM-time equivalents
+// (syevd(m) ≈ 20 m³ flops of SGEMM time on the reference CPUs, twice that in float64).
+Route RidgeFitter::choose_route() {
+  const double n = static_cast<double>(n_), p = static_cast<double>(p_), t = static_cast<double>(t_),
+               A = static_cast<double>(a_), K = static_cast<double>(k_);
+  const double nv = n / K, nt = n - nv;
+  const double eigc = use_f64_ ? 40.0 : 20.0;
+  auto eig = [&](double m) { return eigc * m * m * m; };
+  const double pf_primal = n * p * p + K * (eig(p) + 2 * nv * p * p) + 4 * n * p * t + 2 * K * p * p * t +
+                           2 * A * n * p * t + eig(p) + 4 * p * p * t;
+  const double pf_kernel = n * n * p + K * (eig(nt) + 2 * nv * nt * nt) + 2 * K * nt * nt * t + 2 * A * n * nt * t +
+                           eig(n) + 4 * n * n * t + 2 * n * p * t;
+  const double ex_primal = n * p * p + eig(p) + 2 * n * p * p + 2 * n * p * t +
+                           A * (2 * n * p * t + n * nv * p + n * nv * nv / 3 + 2 * n * nv * t) + 2 * p * p * t;
+  const double ex_kernel = n * n * p + eig(n) + 2 * n * n * t +
+                           A * (2 * n * n * t + n * nv * n + n * nv * nv / 3 + 2 * n * nv * t) + 2 * n * n * t + 2 * n * p * t;
+  // The exact routes keep every (alpha, fold) Cholesky factor: A · Σ n_v² floats.
+  double factor_bytes = 0;
+  for (int v = 0; v < k_; ++v) factor_bytes += 4.0 * A * static_cast<double>(folds_.size(v)) * static_cast<double>(folds_.size(v));
+  const double budget = static_cast<double>(opt_.memory_budget ? opt_.memory_budget : (std::size_t(2) << 30));
+  const bool exact_fits = factor_bytes <= budget / 2;
+
+  struct Cand { Route r; double cost; };
+  std::vector<Cand> cands;
+  const bool want_primal = opt_.route != RidgeRoute::Kernel, want_kernel = opt_.route != RidgeRoute::Primal;
+  const bool want_pf = opt_.cv_method != RidgeCvMethod::Exact, want_ex = opt_.cv_method != RidgeCvMethod::PerFold;
+  if (want_pf && want_primal) cands.push_back({Route::PerFoldPrimal, pf_primal});
+  if (want_pf && want_kernel) cands.push_back({Route::PerFoldKernel, pf_kernel});
+  if (want_ex && want_primal && (exact_fits || opt_.cv_method == RidgeCvMethod::Exact)) cands.push_back({Route::ExactPrimal, ex_primal});
+  if (want_ex && want_kernel && (exact_fits || opt_.cv_method == RidgeCvMethod::Exact)) cands.push_back({Route::ExactKernel, ex_kernel});
+  if (cands.empty()) cands.push_back({Route::PerFoldPrimal, pf_primal});
+  return std::min_element(cands.begin(), cands.end(), [](const Cand& a, const Cand& b) { return a.cost < b.cost; })->r;
+}
+
+// Float32 eigenvalues carry an error of about ε·λ_max; an alpha that small is unresolved
+// (ridge.md §5.4). ‖G‖_F bounds λ_max from above, so this errs toward float64.
+bool RidgeFitter::choose_f64(double frob) {
+  if (opt_.eig_precision == EigPrecision::Float64) return true;
+  if (opt_.eig_precision == EigPrecision::Float32) return false;
+  const double amin = *std::min_element(opt_.alphas.begin(), opt_.alphas.end());
+  return amin < 1e-5 * frob;
+}
+
+Eig RidgeFitter::decompose(std::vector<float>& sym, i64 r) {
+  Eig e;
+  e.r = r;
+  e.lam.resize(static_cast<std::size_t>(r));
+  if (use_f64_) {
+    std::vector<double> a(sym.begin(), sym.begin() + r * r), w(static_cast<std::size_t>(r));
+    linalg::eigh(r, a.data(), w.data());
+    e.qt.assign(a.begin(), a.end());
+    for (i64 i = 0; i < r; ++i) e.lam[static_cast<std::size_t>(i)] = std::max(0.0, w[static_cast<std::size_t>(i)]);
+  } else {
+    std::vector<float> w(static_cast<std::size_t>(r));
+    linalg::eigh(r, sym.data(), w.data());
+    e.qt.assign(sym.begin(), sym.begin() + r * r);
+    for (i64 i = 0; i < r; ++i) e.lam[static_cast<std::size_t>(i)] = std::max(0.0, static_cast<double>(w[static_cast<std::size_t>(i)]));
+  }
+  return e;
+}
+
+std::int64_t RidgeFitter::choose_batch(Route route) {
+  if (opt_.target_batch > 0) return std::min<i64>(opt_.target_batch, t_);
+  const i64 nv = folds_.max_size();
+  // floats held per target column in one batch
+  double per_target = 0;
+  switch (route) {
+    case Route::PerFoldPrimal: per_target = n_ + (k_ + 3) * p_ + static_cast<double>(a_) * nv; break;
+    case Route::PerFoldKernel: per_target = n_ + 3 * n_ + static_cast<double>(a_) * nv; break;
+    case Route::ExactPrimal: per_target = 2 * n_ + 2 * p_; break;
+    case Route::ExactKernel: per_target = 2 * n_ + 3 * n_; break;
+  }
+  per_target = per_target * 4 + 8.0 * 6 * a_;
+  const double budget = static_cast<double>(opt_.memory_budget ? opt_.memory_budget : (std::size_t(2) << 30));
+  i64 tb = static_cast<i64>(budget / per_target);
+  return std::max<i64>(1, std::min<i64>(tb, t_));
+}
+
+// Y columns [j0, j0+tb) in fold order, minus the global mean: (n × tb), row-major.
+void RidgeFitter::load_y_batch(i64 j0, i64 tb, std::vector<float>& yb) {
+  yb.resize(static_cast<std::size_t>(n_ * tb));
+  parallel_for(0, n_, 128, [&](i64 b, i64 e) {
+    for (i64 r = b; r < e; ++r) {
+      const float* src = y_.row(folds_.order[static_cast<std::size_t>(r)]) + j0;
+      float* dst = yb.data() + r * tb;
+      for (i64 j = 0; j < tb; ++j) dst[j] = static_cast<float>(src[j] - y_mean_[static_cast<std::size_t>(j0 + j)]);
+    }
+  });
+}
+
+// Per fold v and column j of a centred batch: mean, SST, Σy and Σy² over the fold's rows.
+void RidgeFitter::fold_y_stats(const float* yb, i64 tb, std::vector<double>& mean_v, std::vector<double>& sst_v,
+                               std::vector<double>& sum_v, std::vector<double>& sumsq_v) {
+  const std::size_t sz = static_cast<std::size_t>(k_ * tb);
+  mean_v.assign(sz, 0.0);
+  sst_v.assign(sz, 0.0);
+  sum_v.assign(sz, 0.0);
+  sumsq_v.assign(sz, 0.0);
+  parallel_for(0, tb, 256, [&](i64 b, i64 e) {
+    for (int v = 0; v < k_; ++v) {
+      double* s = sum_v.data() + v * tb;
+      double* s2 = sumsq_v.data() + v * tb;
+      for (i64 i = folds_.start[static_cast<std::size_t>(v)]; i < folds_.start[static_cast<std::size_t>(v) + 1]; ++i) {
+        const float* r = yb + i * tb;
+        for (i64 j = b; j < e; ++j) {
+          s[j] += r[j];
+          s2[j] += static_cast<double>(r[j]) * r[j];
+        }
+      }
+      const double m = static_cast<double>(folds_.size(v));
+      for (i64 j = b; j < e; ++j) {
+        mean_v[static_cast<std::size_t>(v * tb + j)] = s[j] / m;
+        sst_v[static_cast<std::size_t>(v * tb + j)] = std::max(0.0, s2[j] - s[j] * s[j] / m);
+      }
+    }
+  });
+}
+
+// Scores one fold's predictions for one alpha. pred (n_v × tb, ld ldp) holds either the
+// prediction minus `offset` (residual=false) or the held-out residual y − ŷ (residual=true).
+// Folds whose target is constant (SST = 0) score 0.
+void RidgeFitter::score_fold(int v, const float* pred, i64 ldp, bool residual, const double* offset, const float* yv,
+                             i64 tb, const std::vector<double>& ymean_v, const std::vector<double>& sst_v,
+                             const std::vector<double>& ysum_v, const std::vector<double>& ysumsq_v, double* out) {
+  const i64 nv = folds_.size(v);
+  const bool pearson = opt_.score == RidgeScore::Pearson;
+  parallel_for(0, tb, 512, [&](i64 b, i64 e) {
+    const i64 w = e - b;
+    std::vector<double> sse(static_cast<std::size_t>(w), 0.0), sp(static_cast<std::size_t>(w), 0.0),
+        spp(static_cast<std::size_t>(w), 0.0), spy(static_cast<std::size_t>(w), 0.0);
+    for (i64 i = 0; i < nv; ++i) {
+      const float* pr = pred + i * ldp + b;
+      const float* yr = yv + i * tb + b;
+      if (!pearson) {
+        if (residual) {
+          for (i64 j = 0; j < w; ++j) sse[static_cast<std::size_t>(j)] += static_cast<double>(pr[j]) * pr[j];
+        } else {
+          for (i64 j = 0; j < w; ++j) {
+            double d = pr[j] + offset[b + j] - yr[j];
+            sse[static_cast<std::size_t>(j)] += d * d;
+          }
+        }
+      } else {
+        for (i64 j = 0; j < w; ++j) {
+          double q = residual ? static_cast<double>(yr[j]) - pr[j] : pr[j] + offset[b + j];
+          sp[static_cast<std::size_t>(j)] += q;
+          spp[static_cast<std::size_t>(j)] += q * q;
+          spy[static_cast<std::size_t>(j)] += q * yr[j];
+        }
+      }
+    }
+    const double m = static_cast<double>(nv);
+    for (i64 j = 0; j < w; ++j) {
+      const std::size_t J = static_cast<std::size_t>(j);
+      const std::size_t S = static_cast<std::size_t>(v * tb + b + j);
+      double s = 0;
+      if (!pearson) {
+        s = sst_v[S] > 0 ? 1.0 - sse[J] / sst_v[S] : 0.0;
+      } else {
+        double cpp = spp[J] - sp[J] * sp[J] / m;
+        double cyy = ysumsq_v[S] - ysum_v[S] * ysum_v[S] / m;
+        double cpy = spy[J] - sp[J] * ysum_v[S] / m;
+        s = (cpp > 0 && cyy > 0) ? cpy / std::sqrt(cpp * cyy) : 0.0;
+      }
+      out[b + j] = s;
+    }
+  });
+  (void)ymean_v;
+}
+
+// Best alpha per target: the highest mean CV score; exact ties go to the larger alpha.
+void RidgeFitter::select_alphas(i64 j0, i64 tb) {
+  for (i64 j = j0; j < j0 + tb; ++j) {
+    int best = 0;
+    double bs = cv_[static_cast<std::size_t>(j)];
+    for (int a = 1; a < a_; ++a) {
+      double s = cv_[static_cast<std::size_t>(a * t_ + j)];
+      if (s > bs || (s == bs && opt_.alphas[static_cast<std::size_t>(a)] > opt_.alphas[static_cast<std::size_t>(best)])) {
+        bs = s;
+        best = a;
+      }
+    }
+    res_.best_alphas[static_cast<std::size_t>(j)] = static_cast<float>(opt_.alphas[static_cast<std::size_t>(best)]);
+    res_.best_scores[static_cast<std::size_t>(j)] = static_cast<float>(bs);
+  }
+}
+
+// Z (r × tb) scaled per target by E[k, j] = 1 / (λ_k + α_j) into ez.
+static void scale_by_chosen(const Eig& eg, const float* z, i64 tb, const float* alphas_of_batch, float* ez) {
+  parallel_for(0, eg.r, 64, [&](i64 b, i64 e) {
+    for (i64 k = b; k < e; ++k) {
+      const double lam = eg.lam[static_cast<std::size_t>(k)];
+      const float* zr = z + k * tb;
+      float* out = ez + k * tb;
+      for (i64 j = 0; j < tb; ++j) out[j] = static_cast<float>(zr[j] / (lam + alphas_of_batch[j]));
+    }
+  });
+}
+
+// ------------------------------------------------------------------ per-fold, primal
+void RidgeFitter::fit_per_fold_primal() {
+  auto t0 = Clock::now();
+  const i64 p = p_;
+  // C = X̃ᵀX̃ (globally centred): the full-data Gram, and each fold's by subtraction.
+  std::vector<float> c(static_cast<std::size_t>(p * p));
+  linalg::gram(n_, p, xs_.data(), p, 1.0f, 0.0f, c.data(), p);
+  count(static_cast<double>(n_) * p * p);
+  double frob = 0;
+  for (float v : c) frob += static_cast<double>(v) * v;
+  use_f64_ = choose_f64(std::sqrt(frob));
+
+  std::vector<Eig> eigs(static_cast<std::size_t>(k_));
+  std::vector<std::vector<float>> m(static_cast<std::size_t>(k_));        // M_v = (X̃_v − x̄_t) Q_v
+  std::vector<std::vector<float>> xbar_t(static_cast<std::size_t>(k_));   // training means of X̃
+  std::vector<float> ct(static_cast<std::size_t>(p * p));
+  for (int v = 0; v < k_; ++v) {
+    check_cancel();
+    report(0.3 * v / (k_ + 1), "decompose");
+    const i64 s = folds_.start[static_cast<std::size_t>(v)], nv = folds_.size(v), nt = n_ - nv;
+    const float* xv = xs_.data() + s * p;
+    std::copy(c.begin(), c.end(), ct.begin());
+    linalg::gram(nv, p, xv, p, -1.0f, 1.0f, ct.data(), p);
+    count(static_cast<double>(nv) * p * p);
+    auto& xb = xbar_t[static_cast<std::size_t>(v)];
+    xb.assign(static_cast<std::size_t>(p), 0.0f);
+    if (opt_.fit_intercept) {
+      // Training mean of globally centred X̃ = −(n_v / n_t) · validation mean.
+      std::vector<double> sum(static_cast<std::size_t>(p), 0.0);
+      for (i64 i = 0; i < nv; ++i)
+        for (i64 j = 0; j < p; ++j) sum[static_cast<std::size_t>(j)] += xv[i * p + j];
+      for (i64 j = 0; j < p; ++j) xb[static_cast<std::size_t>(j)] = static_cast<float>(-sum[static_cast<std::size_t>(j)] / nt);
+      // C_t −= n_t x̄_t x̄_tᵀ
+      parallel_for(0, p, 64, [&](i64 b, i64 e) {
+        for (i64 i = b; i < e; ++i)
+          for (i64 j = 0; j < p; ++j) ct[static_cast<std::size_t>(i * p + j)] -= static_cast<float>(nt) * xb[static_cast<std::size_t>(i)] * xb[static_cast<std::size_t>(j)];
+      });
+    }
+    eigs[static_cast<std::size_t>(v)] = decompose(ct, p);
+    // M_v = (X̃_v − 1x̄_tᵀ) Q_v
+    std::vector<float> xc(xv, xv + nv * p);
+    if (opt_.fit_intercept)
+      for (i64 i = 0; i < nv; ++i)
+        for (i64 j = 0; j < p; ++j) xc[static_cast<std::size_t>(i * p + j)] -= xb[static_cast<std::size_t>(j)];
+    auto& mv = m[static_cast<std::size_t>(v)];
+    mv.resize(static_cast<std::size_t>(nv * p));
+    linalg::gemm(false, true, nv, p, p, 1.0f, xc.data(), p, eigs[static_cast<std::size_t>(v)].qt.data(), p, 0.0f, mv.data(), p);
+    count(2.0 * nv * p * p);
+  }
+  report(0.3 * k_ / (k_ + 1), "decompose");
+  Eig full = decompose(c, p);  // c is consumed
+  std::vector<float>().swap(c);
+  std::vector<float>().swap(ct);
+  t_decompose_ = since(t0);
+
+  // Target batches: CV over folds, then the refit of the batch.
+  tb_ = choose_batch(Route::PerFoldPrimal);
+  const i64 nvmax = folds_.max_size();
+  std::vector<float> yb, b_full, bt, z, pr, ms, ez, alpha_b;
+  std::vector<double> ymean_v, sst_v, ysum_v, ysumsq_v, scores, offset;
+  i64 batches = 0;
+  for (i64 j0 = 0; j0 < t_; j0 += tb_) {
+    check_cancel();
+    auto tc = Clock::now();
+    const i64 tb = std::min(tb_, t_ - j0);
+    ++batches;
+    load_y_batch(j0, tb, yb);
+    fold_y_stats(yb.data(), tb, ymean_v, sst_v, ysum_v, ysumsq_v);
+    b_full.resize(static_cast<std::size_t>(p * tb));
+    linalg::gemm(true, false, p, tb, n_, 1.0f, xs_.data(), p, yb.data(), tb, 0.0f, b_full.data(), tb);
+    count(2.0 * n_ * p * tb);
+    bt.resize(b_full.size());
+    z.resize(b_full.size());
+    scores.resize(static_cast<std::size_t>(tb));
+    offset.resize(static_cast<std::size_t>(tb));
+    for (int v = 0; v < k_; ++v) {
+      check_cancel();
+      const Eig& eg = eigs[static_cast<std::size_t>(v)];
+      const i64 s = folds_.start[static_cast<std::size_t>(v)], nv = folds_.size(v), nt = n_ - nv;
+      const float* xv = xs_.data() + s * p;
+      const float* yv = yb.data() + s * tb;
+      // B_t = B − X̃_vᵀ Y_v − n_t x̄_t ȳ_tᵀ
+      std::copy(b_full.begin(), b_full.end(), bt.begin());
+      linalg::gemm(true, false, p, tb, nv, -1.0f, xv, p, yv, tb, 1.0f, bt.data(), tb);
+      count(2.0 * nv * p * tb);
+      for (i64 j = 0; j < tb; ++j)
+        offset[static_cast<std::size_t>(j)] = opt_.fit_intercept ? -ysum_v[static_cast<std::size_t>(v * tb + j)] / nt : 0.0;
+      if (opt_.fit_intercept) {
+        const auto& xb = xbar_t[static_cast<std::size_t>(v)];
+        parallel_for(0, p, 64, [&](i64 b, i64 e) {
+          for (i64 i = b; i < e; ++i)
+            for (i64 j = 0; j < tb; ++j)
+              bt[static_cast<std::size_t>(i * tb + j)] -= static_cast<float>(nt * xb[static_cast<std::size_t>(i)] * offset[static_cast<std::size_t>(j)]);
+        });
+      }
+      linalg::gemm(false, false, p, tb, p, 1.0f, eg.qt.data(), p, bt.data(), tb, 0.0f, z.data(), tb);
+      count(2.0 * p * p * tb);
+      // Stack M_v·D_α for a chunk of alphas and score them in one GEMM.
+      const auto& mv = m[static_cast<std::size_t>(v)];
+      const i64 achunk = std::max<i64>(1, std::min<i64>(a_, (static_cast<i64>(a_) * nvmax) / std::max<i64>(1, nv)));
+      for (int a0 = 0; a0 < a_; a0 += static_cast<int>(achunk)) {
+        const int ac = static_cast<int>(std::min<i64>(achunk, a_ - a0));
+        ms.resize(static_cast<std::size_t>(ac * nv * p));
+        pr.resize(static_cast<std::size_t>(ac * nv * tb));
+        parallel_for(0, ac * nv, 64, [&](i64 b, i64 e) {
+          for (i64 row = b; row < e; ++row) {
+            const double alpha = opt_.alphas[static_cast<std::size_t>(a0 + row / nv)];
+            const float* src = mv.data() + (row % nv) * p;
+            float* dst = ms.data() + row * p;
+            for (i64 k = 0; k < p; ++k) dst[k] = static_cast<float>(src[k] / (eg.lam[static_cast<std::size_t>(k)] + alpha));
+          }
+        });
+        linalg::gemm(false, false, ac * nv, tb, p, 1.0f, ms.data(), p, z.data(), tb, 0.0f, pr.data(), tb);
+        count(2.0 * ac * nv * p * tb);
+        for (int a = 0; a < ac; ++a) {
+          score_fold(v, pr.data() + a * nv * tb, tb, false, offset.data(), yv, tb, ymean_v, sst_v, ysum_v, ysumsq_v, scores.data());
+          double* acc = cv_.data() + static_cast<std::size_t>((a0 + a) * t_ + j0);
+          for (i64 j = 0; j < tb; ++j) acc[j] += scores[static_cast<std::size_t>(j)] / k_;
+        }
+      }
+    }
+    select_alphas(j0, tb);
+    t_cv_ += since(tc);
+    // Refit: W = Q (E ∘ QᵀB), written straight into the batch's coef columns.
+    auto tr = Clock::now();
+    linalg::gemm(false, false, p, tb, p, 1.0f, full.qt.data(), p, b_full.data(), tb, 0.0f, z.data(), tb);
+    count(2.0 * p * p * tb);
+    ez.resize(z.size());
+    scale_by_chosen(full, z.data(), tb, res_.best_alphas.data() + j0, ez.data());
+    linalg::gemm(true, false, p, tb, p, 1.0f, full.qt.data(), p, ez.data(), tb, 0.0f, res_.coef.data() + j0, t_);
+    count(2.0 * p * p * tb);
+    t_refit_ += since(tr);
+    report(0.3 + 0.7 * static_cast<double>(j0 + tb) / t_, "cv+refit");
+  }
+  res_.info.n_batches = batches;
+}
+
+// ------------------------------------------------------------------ per-fold, kernel
+void RidgeFitter::fit_per_fold_kernel() {
+  auto t0 = Clock::now();
+  // K = X̃X̃ᵀ (n × n) in fold order, shared by every fold.
+  std::vector<float> kf(static_cast<std::size_t>(n_ * n_));
+  linalg::outer_gram(n_, p_, xs_.data(), p_, 1.0f, 0.0f, kf.data(), n_);
+  count(static_cast<double>(n_) * n_ * p_);
+  double frob = 0;
+  for (float v : kf) frob += static_cast<double>(v) * v;
+  use_f64_ = choose_f64(std::sqrt(frob));
+
+  std::vector<Eig> eigs(static_cast<std::size_t>(k_));
+  std::vector<std::vector<float>> m(static_cast<std::size_t>(k_));      // M_v = K̃_vt Q_v (n_v × n_t)
+  std::vector<std::vector<float>> qsum(static_cast<std::size_t>(k_));   // Q_vᵀ1 (n_t)
+  for (int v = 0; v < k_; ++v) {
+    check_cancel();
+    report(0.4 * v / (k_ + 1), "decompose");
+    const i64 s = folds_.start[static_cast<std::size_t>(v)], nv = folds_.size(v), e_ = s + nv, nt = n_ - nv;
+    auto train = [&](i64 q) { return q < s ? q : q + nv; };  // q-th training row → permuted row
+    std::vector<float> ktt(static_cast<std::size_t>(nt * nt));
+    parallel_for(0, nt, 64, [&](i64 b, i64 e) {
+      for (i64 i = b; i < e; ++i) {
+        const float* src = kf.data() + train(i) * n_;
+        float* dst = ktt.data() + i * nt;
+        std::copy(src, src + s, dst);
+        std::copy(src + e_, src + n_, dst + s);
+      }
+    });
+    std::vector<float> kvt(static_cast<std::size_t>(nv * nt));
+    for (i64 i = 0; i < nv; ++i) {
+      const float* src = kf.data() + (s + i) * n_;
+      std::copy(src, src + s, kvt.data() + i * nt);
+      std::copy(src + e_, src + n_, kvt.data() + i * nt + s);
+    }
+    if (opt_.fit_intercept) {
+      // Centre on the training rows: K̃_ij = K_ij − r_i − r_j + μ, K̃_vj = K_vj − c_v − r_j + μ.
+      std::vector<double> rmean(static_cast<std::size_t>(nt), 0.0);
+      parallel_for(0, nt, 64, [&](i64 b, i64 e) {
+        for (i64 i = b; i < e; ++i) {
+          double acc = 0;
+          const float* r = ktt.data() + i * nt;
+          for (i64 j = 0; j < nt; ++j) acc += r[j];
+          rmean[static_cast<std::size_t>(i)] = acc / nt;
+        }
+      });
+      const double mu = std::accumulate(rmean.begin(), rmean.end(), 0.0) / nt;
+      parallel_for(0, nt, 64, [&](i64 b, i64 e) {
+        for (i64 i = b; i < e; ++i) {
+          float* r = ktt.data() + i * nt;
+          for (i64 j = 0; j < nt; ++j)
+            r[j] = static_cast<float>(r[j] - rmean[static_cast<std::size_t>(i)] - rmean[static_cast<std::size_t>(j)] + mu);
+        }
+      });
+      for (i64 i = 0; i < nv; ++i) {
+        float* r = kvt.data() + i * nt;
+        double cv = 0;
+        for (i64 j = 0; j < nt; ++j) cv += r[j];
+        cv /= nt;
+        for (i64 j = 0; j < nt; ++j) r[j] = static_cast<float>(r[j] - cv - rmean[static_cast<std::size_t>(j)] + mu);
+      }
+    }
+    eigs[static_cast<std::size_t>(v)] = decompose(ktt, nt);
+    const Eig& eg = eigs[static_cast<std::size_t>(v)];
+    auto& mv = m[static_cast<std::size_t>(v)];
+    mv.resize(static_cast<std::size_t>(nv * nt));
+    linalg::gemm(false, true, nv, nt, nt, 1.0f, kvt.data(), nt, eg.qt.data(), nt, 0.0f, mv.data(), nt);
+    count(2.0 * nv * nt * nt);
+    auto& qs = qsum[static_cast<std::size_t>(v)];
+    qs.assign(static_cast<std::size_t>(nt), 0.0f);
+    for (i64 k = 0; k < nt; ++k) {
+      double acc = 0;
+      for (i64 i = 0; i < nt; ++i) acc += eg.qt[static_cast<std::size_t>(k * nt + i)];
+      qs[static_cast<std::size_t>(k)] = static_cast<float>(acc);
+    }
+  }
+  report(0.4 * k_ / (k_ + 1), "decompose");
+  Eig full = decompose(kf, n_);  // X̃ is globally centred, so K already is
+  std::vector<float>().swap(kf);
+  t_decompose_ = since(t0);
+
+  tb_ = choose_batch(Route::PerFoldKernel);
+  std::vector<float> yb, z, pr, ms, ez, dual;
+  std::vector<double> ymean_v, sst_v, ysum_v, ysumsq_v, scores, offset;
+  i64 batches = 0;
+  for (i64 j0 = 0; j0 < t_; j0 += tb_) {
+    check_cancel();
+    auto tc = Clock::now();
+    const i64 tb = std::min(tb_, t_ - j0);
+    ++batches;
+    load_y_batch(j0, tb, yb);
+    fold_y_stats(yb.data(), tb, ymean_v, sst_v, ysum_v, ysumsq_v);
+    scores.resize(static_cast<std::size_t>(tb));
+    offset.resize(static_cast<std::size_t>(tb));
+    for (int v = 0; v < k_; ++v) {
+      check_cancel();
+      const Eig& eg = eigs[static_cast<std::size_t>(v)];
+      const i64 s = folds_.start[static_cast<std::size_t>(v)], nv = folds_.size(v), nt = n_ - nv;
+      const float* yv = yb.data() + s * tb;
+      for (i64 j = 0; j < tb; ++j)
+        offset[static_cast<std::size_t>(j)] = opt_.fit_intercept ? -ysum_v[static_cast<std::size_t>(v * tb + j)] / nt : 0.0;
+      // Z = Q_vᵀ (Y_t − 1ȳ_tᵀ): the training rows are the blocks before and after fold v.
+      z.resize(static_cast<std::size_t>(nt * tb));
+      linalg::gemm(false, false, nt, tb, s, 1.0f, eg.qt.data(), nt, yb.data(), tb, 0.0f, z.data(), tb);
+      linalg::gemm(false, false, nt, tb, n_ - s - nv, 1.0f, eg.qt.data() + s, nt, yb.data() + (s + nv) * tb, tb,
+                   s > 0 ? 1.0f : 0.0f, z.data(), tb);
+      count(2.0 * nt * nt * tb);
+      if (opt_.fit_intercept) {
+        const auto& qs = qsum[static_cast<std::size_t>(v)];
+        for (i64 k = 0; k < nt; ++k)
+          for (i64 j = 0; j < tb; ++j) z[static_cast<std::size_t>(k * tb + j)] -= static_cast<float>(qs[static_cast<std::size_t>(k)] * offset[static_cast<std::size_t>(j)]);
+      }
+      const auto& mv = m[static_cast<std::size_t>(v)];
+      const int ac_max = a_;
+      for (int a0 = 0; a0 < a_; a0 += ac_max) {
+        const int ac = std::min(ac_max, a_ - a0);
+        ms.resize(static_cast<std::size_t>(ac * nv * nt));
+        pr.resize(static_cast<std::size_t>(ac * nv * tb));
+        parallel_for(0, ac * nv, 32, [&](i64 b, i64 e) {
+          for (i64 row = b; row < e; ++row) {
+            const double alpha = opt_.alphas[static_cast<std::size_t>(a0 + row / nv)];
+            const float* src = mv.data() + (row % nv) * nt;
+            float* dst = ms.data() + row * nt;
+            for (i64 k = 0; k < nt; ++k) dst[k] = static_cast<float>(src[k] / (eg.lam[static_cast<std::size_t>(k)] + alpha));
+          }
+        });
+        linalg::gemm(false, false, ac * nv, tb, nt, 1.0f, ms.data(), nt, z.data(), tb, 0.0f, pr.data(), tb);
+        count(2.0 * ac * nv * nt * tb);
+        for (int a = 0; a < ac; ++a) {
+          score_fold(v, pr.data() + a * nv * tb, tb, false, offset.data(), yv, tb, ymean_v, sst_v, ysum_v, ysumsq_v, scores.data());
+          double* acc = cv_.data() + static_cast<std::size_t>((a0 + a) * t_ + j0);
+          for (i64 j = 0; j < tb; ++j) acc[j] += scores[static_cast<std::size_t>(j)] / k_;
+        }
+      }
+    }
+    select_alphas(j0, tb);
+    t_cv_ += since(tc);
+    // Refit in the dual: W = X̃ᵀ Q (E ∘ QᵀY).
+    auto tr = Clock::now();
+    z.resize(static_cast<std::size_t>(n_ * tb));
+    linalg::gemm(false, false, n_, tb, n_, 1.0f, full.qt.data(), n_, yb.data(), tb, 0.0f, z.data(), tb);
+    ez.resize(z.size());
+    scale_by_chosen(full, z.data(), tb, res_.best_alphas.data() + j0, ez.data());
+    dual.resize(z.size());
+    linalg::gemm(true, false, n_, tb, n_, 1.0f, full.qt.data(), n_, ez.data(), tb, 0.0f, dual.data(), tb);
+    linalg::gemm(true, false, p_, tb, n_, 1.0f, xs_.data(), p_, dual.data(), tb, 0.0f, res_.coef.data() + j0, t_);
+    count(4.0 * n_ * n_ * tb + 2.0 * n_ * p_ * tb);
+    t_refit_ += since(tr);
+    report(0.4 + 0.6 * static_cast<double>(j0 + tb) / t_, "cv+refit");
+  }
+  res_.info.n_batches = batches;
+}
+
+// ------------------------------------------------------------------ exact (one decomposition)
+// Held-out residuals of every fold from the full-data fit (ridge.md §2):
+//   e_v = (I − H_vv)⁻¹ (y_v − ŷ_v),  H = H_c + 11ᵀ/n with an intercept.
+void RidgeFitter::fit_exact(bool primal) {
+  auto t0 = Clock::now();
+  const i64 r = primal ? p_ : n_;
+  std::vector<float> g(static_cast<std::size_t>(r * r));
+  if (primal) {
+    linalg::gram(n_, p_, xs_.data(), p_, 1.0f, 0.0f, g.data(), p_);
+    count(static_cast<double>(n_) * p_ * p_);
+  } else {
+    linalg::outer_gram(n_, p_, xs_.data(), p_, 1.0f, 0.0f, g.data(), n_);
+    count(static_cast<double>(n_) * n_ * p_);
+  }
+  double frob = 0;
+  for (float v : g) frob += static_cast<double>(v) * v;
+  use_f64_ = choose_f64(std::sqrt(frob));
+  report(0.05, "decompose");
+  Eig eg = decompose(g, r);
+  std::vector<float>().swap(g);
+  // Row space used for the leverages: N = X̃Q (primal) or Q (kernel), n × r.
+  std::vector<float> nmat(static_cast<std::size_t>(n_ * r));
+  if (primal) {
+    linalg::gemm(false, true, n_, r, p_, 1.0f, xs_.data(), p_, eg.qt.data(), r, 0.0f, nmat.data(), r);
+    count(2.0 * n_ * p_ * r);
+  } else {
+    parallel_for(0, n_, 64, [&](i64 b, i64 e) {
+      for (i64 i = b; i < e; ++i)
+        for (i64 k = 0; k < r; ++k) nmat[static_cast<std::size_t>(i * r + k)] = eg.qt[static_cast<std::size_t>(k * r + i)];
+    });
+  }
+  t_decompose_ = since(t0);
+  report(0.2, "leverage");
+
+  // Cholesky factors of A_{α,v} = (I − H)_vv for every alpha and fold, kept for all batches.
+  // Formed and factored in float64; solved in float32 unless the block is ill-conditioned.
+  const double inv_n = opt_.fit_intercept ? 1.0 / static_cast<double>(n_) : 0.0;
+  struct Factor { std::vector<float> f32; std::vector<double> f64; };
+  std::vector<Factor> factors(static_cast<std::size_t>(a_ * k_));
+  {
+    std::vector<float> sv, av;
+    std::vector<double> ad;
+    for (int a = 0; a < a_; ++a) {
+      check_cancel();
+      const double alpha = opt_.alphas[static_cast<std::size_t>(a)];
+      for (int v = 0; v < k_; ++v) {
+        const i64 s = folds_.start[static_cast<std::size_t>(v)], nv = folds_.size(v);
+        // S = N_v diag(√w): primal w = 1/(λ+α) (A = I − SSᵀ − 11ᵀ/n); kernel w = α/(λ+α) (A = SSᵀ − 11ᵀ/n).
+        sv.resize(static_cast<std::size_t>(nv * r));
+        parallel_for(0, nv, 32, [&](i64 b, i64 e) {
+          for (i64 i = b; i < e; ++i)
+            for (i64 k = 0; k < r; ++k) {
+              const double lam = eg.lam[static_cast<std::size_t>(k)];
+              const double w = primal ? 1.0 / (lam + alpha) : alpha / (lam + alpha);
+              sv[static_cast<std::size_t>(i * r + k)] = static_cast<float>(nmat[static_cast<std::size_t>((s + i) * r + k)] * std::sqrt(w));
+            }
+        });
+        av.resize(static_cast<std::size_t>(nv * nv));
+        linalg::outer_gram(nv, r, sv.data(), r, 1.0f, 0.0f, av.data(), nv);
+        count(static_cast<double>(nv) * nv * r);
+        ad.resize(av.size());
+        for (i64 i = 0; i < nv; ++i)
+          for (i64 j = 0; j < nv; ++j) {
+            double h = av[static_cast<std::size_t>(i * nv + j)];
+            double val = primal ? (i == j ? 1.0 : 0.0) - h - inv_n : h - inv_n;
+            ad[static_cast<std::size_t>(i * nv + j)] = val;
+          }
+        if (!linalg::cholesky(nv, ad.data()))
+          throw Error(ErrorCode::NumericalFailure,
+                      "exact CV: (I − H) for fold " + std::to_string(v) + " at alpha " + std::to_string(alpha) +
+                          " is not positive definite (the alpha is too small for this data); use cvMethod 'per-fold' or larger alphas");
+        double dmin = std::numeric_limits<double>::max(), dmax = 0;
+        for (i64 i = 0; i < nv; ++i) {
+          double d = ad[static_cast<std::size_t>(i * nv + i)];
+          dmin = std::min(dmin, d);
+          dmax = std::max(dmax, d);
+        }
+        Factor& f = factors[static_cast<std::size_t>(a * k_ + v)];
+        // cond(A) ≈ (dmax/dmin)²; float32 solves keep ~1e-3 relative accuracy up to 1e4.
+        if ((dmax / dmin) * (dmax / dmin) > 1e4) f.f64 = ad;
+        else f.f32.assign(ad.begin(), ad.end());
+      }
+    }
+  }
+  report(0.3, "cv+refit");
+
+  tb_ = choose_batch(primal ? Route::ExactPrimal : Route::ExactKernel);
+  std::vector<float> yb, z, zs, res, ez, dual;
+  std::vector<double> ymean_v, sst_v, ysum_v, ysumsq_v, scores, rd;
+  i64 batches = 0;
+  for (i64 j0 = 0; j0 < t_; j0 += tb_) {
+    check_cancel();
+    auto tc = Clock::now();
+    const i64 tb = std::min(tb_, t_ - j0);
+    ++batches;
+    load_y_batch(j0, tb, yb);
+    fold_y_stats(yb.data(), tb, ymean_v, sst_v, ysum_v, ysumsq_v);
+    scores.resize(static_cast<std::size_t>(tb));
+    // Z = NᵀY for primal (= QᵀX̃ᵀY), QᵀY for kernel: r × tb.
+    z.resize(static_cast<std::size_t>(r * tb));
+    if (primal) linalg::gemm(true, false, r, tb, n_, 1.0f, nmat.data(), r, yb.data(), tb, 0.0f, z.data(), tb);
+    else linalg::gemm(false, false, r, tb, n_, 1.0f, eg.qt.data(), n_, yb.data(), tb, 0.0f, z.data(), tb);
+    count(2.0 * n_ * r * tb);
+    zs.resize(z.size());
+    res.resize(static_cast<std::size_t>(n_ * tb));
+    for (int a = 0; a < a_; ++a) {
+      check_cancel();
+      const double alpha = opt_.alphas[static_cast<std::size_t>(a)];
+      // Residual of the full fit: primal Y − N D Z with D = 1/(λ+α); kernel Q diag(α/(λ+α)) QᵀY.
+      parallel_for(0, r, 64, [&](i64 b, i64 e) {
+        for (i64 k = b; k < e; ++k) {
+          const double lam = eg.lam[static_cast<std::size_t>(k)];
+          const float w = static_cast<float>(primal ? 1.0 / (lam + alpha) : alpha / (lam + alpha));
+          const float* src = z.data() + k * tb;
+          float* dst = zs.data() + k * tb;
+          for (i64 j = 0; j < tb; ++j) dst[j] = src[j] * w;
+        }
+      });
+      if (primal) {
+        std::copy(yb.begin(), yb.end(), res.begin());
+        linalg::gemm(false, false, n_, tb, r, -1.0f, nmat.data(), r, zs.data(), tb, 1.0f, res.data(), tb);
+      } else {
+        linalg::gemm(true, false, n_, tb, r, 1.0f, eg.qt.data(), n_, zs.data(), tb, 0.0f, res.data(), tb);
+      }
+      count(2.0 * n_ * r * tb);
+      for (int v = 0; v < k_; ++v) {
+        const i64 s = folds_.start[static_cast<std::size_t>(v)], nv = folds_.size(v);
+        float* rv = res.data() + s * tb;
+        const Factor& f = factors[static_cast<std::size_t>(a * k_ + v)];
+        // Each target column of rv is one right-hand side: e_j = A⁻¹ r_j.
+        if (!f.f64.empty()) {
+          rd.assign(rv, rv + nv * tb);
+          linalg::cholesky_solve_cols(nv, f.f64.data(), tb, rd.data(), tb);
+          std::copy(rd.begin(), rd.end(), rv);
+        } else {
+          linalg::cholesky_solve_cols(nv, f.f32.data(), tb, rv, tb);
+        }
+        count(2.0 * nv * nv * tb);
+        score_fold(v, rv, tb, true, nullptr, yb.data() + s * tb, tb, ymean_v, sst_v, ysum_v, ysumsq_v, scores.data());
+        double* acc = cv_.data() + static_cast<std::size_t>(a * t_ + j0);
+        for (i64 j = 0; j < tb; ++j) acc[j] += scores[static_cast<std::size_t>(j)] / k_;
+      }
+    }
+    select_alphas(j0, tb);
+    t_cv_ += since(tc);
+    auto tr = Clock::now();
+    ez.resize(z.size());
+    scale_by_chosen(eg, z.data(), tb, res_.best_alphas.data() + j0, ez.data());
+    if (primal) {
+      linalg::gemm(true, false, p_, tb, r, 1.0f, eg.qt.data(), r, ez.data(), tb, 0.0f, res_.coef.data() + j0, t_);
+      count(2.0 * p_ * r * tb);
+    } else {
+      dual.resize(static_cast<std::size_t>(n_ * tb));
+      linalg::gemm(true, false, n_, tb, n_, 1.0f, eg.qt.data(), n_, ez.data(), tb, 0.0f, dual.data(), tb);
+      linalg::gemm(true, false, p_, tb, n_, 1.0f, xs_.data(), p_, dual.data(), tb, 0.0f, res_.coef.data() + j0, t_);
+      count(2.0 * n_ * n_ * tb + 2.0 * n_ * p_ * tb);
+    }
+    t_refit_ += since(tr);
+    report(0.3 + 0.7 * static_cast<double>(j0 + tb) / t_, "cv+refit");
+  }
+  res_.info.n_batches = batches;
+}
+
+RidgeResult RidgeFitter::run() {
+  auto t0 = Clock::now();
+  validate();
+  layout_folds();
+  report(0, "prepare");
+  prepare_x();
+  compute_y_mean();
+  res_.n_features = p_;
+  res_.n_targets = t_;
+  res_.coef.assign(static_cast<std::size_t>(p_ * t_), 0.0f);
+  res_.best_alphas.assign(static_cast<std::size_t>(t_), 0.0f);
+  res_.best_scores.assign(static_cast<std::size_t>(t_), 0.0f);
+  cv_.assign(static_cast<std::size_t>(a_) * static_cast<std::size_t>(t_), 0.0);
+  // The route decision needs the precision only for its eig cost; assume float32 there.
+  use_f64_ = opt_.eig_precision == EigPrecision::Float64;
+  const Route route = choose_route();
+  switch (route) {
+    case Route::PerFoldPrimal: fit_per_fold_primal(); break;
+    case Route::PerFoldKernel: fit_per_fold_kernel(); break;
+    case Route::ExactPrimal: fit_exact(true); break;
+    case Route::ExactKernel: fit_exact(false); break;
+  }
+  res_.intercept.resize(static_cast<std::size_t>(t_));
+  for (i64 j = 0; j < t_; ++j) res_.intercept[static_cast<std::size_t>(j)] = static_cast<float>(y_mean_[static_cast<std::size_t>(j)]);
+  res_.cv_scores.assign(cv_.begin(), cv_.end());
+  // Share of targets at the grid's edges (ridge.md §5.5): a saturated grid is worth a warning.
+  const double amin = *std::min_element(opt_.alphas.begin(), opt_.alphas.end());
+  const double amax = *std::max_element(opt_.alphas.begin(), opt_.alphas.end());
+  i64 lo = 0, hi = 0;
+  for (float a : res_.best_alphas) {
+    if (a_ > 1 && a == static_cast<float>(amin)) ++lo;
+    if (a_ > 1 && a == static_cast<float>(amax)) ++hi;
+  }
+  res_.info.edge_low = static_cast<double>(lo) / t_;
+  res_.info.edge_high = static_cast<double>(hi) / t_;
+  res_.info.route = is_primal(route) ? "primal" : "kernel";
+  res_.info.cv_method = is_exact(route) ? "exact" : "per-fold";
+  res_.info.eig_precision = use_f64_ ? "float64" : "float32";
+  res_.info.target_batch = tb_;
+  res_.info.gemm_flops = flops_;
+  res_.info.seconds_decompose = t_decompose_;
+  res_.info.seconds_cv = t_cv_;
+  res_.info.seconds_refit = t_refit_;
+  res_.info.seconds_total = since(t0);
+  report(1.0, "done");
+  return std::move(res_);
+}
+
+}  // namespace
+
+RidgeResult ridge_cv_fit(ConstMatF x, ConstMatF y, const RidgeOptions& options) {
+  try {
+    RidgeFitter fitter(x, y, options);
+    return fitter.run();
+  } catch (const std::bad_alloc&) {
+    throw Error(ErrorCode::OutOfMemory, "ridge fit: out of memory for X " + shape(x.rows, x.cols) + ", Y " +
+                                            shape(y.rows, y.cols) + "; lower memoryBudget or the number of targets per fit");
+  }
+}
+
+}  // namespace brainlatent

@@ -1,0 +1,335 @@
+// RidgeCV against a plain float64 reference: closed-form ridge at fixed alpha, and brute-force
+// K-fold CV (refit per fold with per-fold centring) for every route.
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "brainlatent/error.h"
+#include "brainlatent/ridge.h"
+#include "test_util.h"
+
+using namespace brainlatent;
+using Vec = std::vector<double>;
+
+namespace {
+
+struct Data {
+  long n, p, t;
+  std::vector<float> x, y;
+};
+
+// Planted linear map plus noise; target j has its own SNR so the best alpha varies by target.
+Data make_data(long n, long p, long t, unsigned seed) {
+  test::Rng rng(seed);
+  Data d{n, p, t, std::vector<float>(n * p), std::vector<float>(n * t)};
+  const long f = 4;
+  std::vector<double> lat(n * f), load(f * p), w(f * t);
+  for (auto& v : lat) v = rng.normal();
+  for (auto& v : load) v = rng.normal();
+  for (auto& v : w) v = rng.normal();
+  for (long i = 0; i < n; ++i)
+    for (long j = 0; j < p; ++j) {
+      double s = 0;
+      for (long k = 0; k < f; ++k) s += lat[i * f + k] * load[k * p + j];
+      d.x[i * p + j] = static_cast<float>(0.5 * s + rng.normal() + 0.3 * (j % 3));
+    }
+  for (long j = 0; j < t; ++j) {
+    double noise = 0.2 + 2.0 * j / t;
+    for (long i = 0; i < n; ++i) {
+      double s = 0;
+      for (long k = 0; k < f; ++k) s += lat[i * f + k] * w[k * t + j];
+      d.y[i * t + j] = static_cast<float>(s + noise * rng.normal() + 1.5);
+    }
+  }
+  return d;
+}
+
+// Solves the SPD system A x = b (A m×m) by Cholesky, float64.
+Vec spd_solve(Vec a, Vec b, long m, long rhs) {
+  for (long j = 0; j < m; ++j) {
+    double s = a[j * m + j];
+    for (long k = 0; k < j; ++k) s -= a[j * m + k] * a[j * m + k];
+    a[j * m + j] = std::sqrt(s);
+    for (long i = j + 1; i < m; ++i) {
+      double v = a[i * m + j];
+      for (long k = 0; k < j; ++k) v -= a[i * m + k] * a[j * m + k];
+      a[i * m + j] = v / a[j * m + j];
+    }
+  }
+  for (long c = 0; c < rhs; ++c) {
+    for (long i = 0; i < m; ++i) {
+      double v = b[i * rhs + c];
+      for (long k = 0; k < i; ++k) v -= a[i * m + k] * b[k * rhs + c];
+      b[i * rhs + c] = v / a[i * m + i];
+    }
+    for (long i = m - 1; i >= 0; --i) {
+      double v = b[i * rhs + c];
+      for (long k = i + 1; k < m; ++k) v -= a[k * m + i] * b[k * rhs + c];
+      b[i * rhs + c] = v / a[i * m + i];
+    }
+  }
+  return b;
+}
+
+// Reference ridge on rows `rows` of (xs, y): returns W (p×t) and means used for prediction.
+struct RefFit { Vec w, xm, ym; };
+RefFit ref_fit(const Vec& xs, const Vec& y, long p, long t, const std::vector<long>& rows, double alpha, bool intercept) {
+  const long m = static_cast<long>(rows.size());
+  RefFit f{Vec(p * t), Vec(p, 0.0), Vec(t, 0.0)};
+  if (intercept) {
+    for (long r : rows) {
+      for (long j = 0; j < p; ++j) f.xm[j] += xs[r * p + j] / m;
+      for (long j = 0; j < t; ++j) f.ym[j] += y[r * t + j] / m;
+    }
+  }
+  Vec g(p * p, 0.0), b(p * t, 0.0);
+  for (long r : rows)
+    for (long i = 0; i < p; ++i) {
+      double xi = xs[r * p + i] - f.xm[i];
+      for (long j = 0; j < p; ++j) g[i * p + j] += xi * (xs[r * p + j] - f.xm[j]);
+      for (long j = 0; j < t; ++j) b[i * t + j] += xi * (y[r * t + j] - f.ym[j]);
+    }
+  for (long i = 0; i < p; ++i) g[i * p + i] += alpha;
+  f.w = spd_solve(g, b, p, t);
+  return f;
+}
+
+struct Ref {
+  Vec x_std;          // globally standardised / centred X as the engine sees it
+  Vec cv;             // A × t mean fold score
+  std::vector<double> best;
+};
+
+Vec standardise(const Data& d, bool intercept, bool standardize) {
+  Vec xs(d.x.begin(), d.x.end());
+  for (long j = 0; j < d.p; ++j) {
+    double m = 0, v = 0;
+    for (long i = 0; i < d.n; ++i) m += d.x[i * d.p + j];
+    m /= d.n;
+    for (long i = 0; i < d.n; ++i) v += (d.x[i * d.p + j] - m) * (d.x[i * d.p + j] - m);
+    double sd = std::sqrt(v / d.n);
+    for (long i = 0; i < d.n; ++i) {
+      double val = d.x[i * d.p + j];
+      if (intercept) val -= m;
+      if (standardize) val /= (sd > 0 ? sd : 1.0);
+      xs[i * d.p + j] = val;
+    }
+  }
+  return xs;
+}
+
+Ref brute_force(const Data& d, const std::vector<double>& alphas, const std::vector<int>& folds, int k, bool intercept,
+                bool standardize, bool pearson) {
+  Ref ref;
+  ref.x_std = standardise(d, intercept, standardize);
+  Vec y(d.y.begin(), d.y.end());
+  const long A = static_cast<long>(alphas.size());
+  ref.cv.assign(A * d.t, 0.0);
+  for (int v = 0; v < k; ++v) {
+    std::vector<long> tr, va;
+    for (long i = 0; i < d.n; ++i) (folds[i] == v ? va : tr).push_back(i);
+    for (long a = 0; a < A; ++a) {
+      RefFit f = ref_fit(ref.x_std, y, d.p, d.t, tr, alphas[a], intercept);
+      for (long j = 0; j < d.t; ++j) {
+        double sse = 0, sst = 0, ym = 0, sp = 0, spp = 0, spy = 0, sy = 0, syy = 0;
+        for (long i : va) ym += y[i * d.t + j] / va.size();
+        for (long i : va) {
+          double pred = f.ym[j];
+          for (long q = 0; q < d.p; ++q) pred += (ref.x_std[i * d.p + q] - f.xm[q]) * f.w[q * d.t + j];
+          double yy = y[i * d.t + j];
+          sse += (pred - yy) * (pred - yy);
+          sst += (yy - ym) * (yy - ym);
+          sp += pred; spp += pred * pred; spy += pred * yy; sy += yy; syy += yy * yy;
+        }
+        double m = static_cast<double>(va.size()), s;
+        if (pearson) {
+          double cpp = spp - sp * sp / m, cyy = syy - sy * sy / m, cpy = spy - sp * sy / m;
+          s = cpy / std::sqrt(cpp * cyy);
+        } else {
+          s = 1 - sse / sst;
+        }
+        ref.cv[a * d.t + j] += s / k;
+      }
+    }
+  }
+  ref.best.resize(d.t);
+  for (long j = 0; j < d.t; ++j) {
+    long best = 0;
+    for (long a = 1; a < A; ++a)
+      if (ref.cv[a * d.t + j] > ref.cv[best * d.t + j]) best = a;
+    ref.best[j] = alphas[best];
+  }
+  return ref;
+}
+
+RidgeOptions options(const std::vector<double>& alphas, const std::vector<int>& folds, int k) {
+  RidgeOptions o;
+  o.alphas = alphas;
+  o.folds.assign(folds.begin(), folds.end());
+  o.n_folds = k;
+  return o;
+}
+
+const char* kRouteNames[] = {"per-fold primal", "per-fold kernel", "exact primal", "exact kernel"};
+
+void set_route(RidgeOptions& o, int r) {
+  o.route = (r == 0 || r == 2) ? RidgeRoute::Primal : RidgeRoute::Kernel;
+  o.cv_method = r < 2 ? RidgeCvMethod::PerFold : RidgeCvMethod::Exact;
+}
+
+void check_cv_matches(const Data& d, bool intercept, bool standardize, bool pearson, std::vector<int> folds, int k) {
+  const std::vector<double> alphas = {0.3, 3, 30, 300, 3000};
+  Ref ref = brute_force(d, alphas, folds, k, intercept, standardize, pearson);
+  for (int r = 0; r < 4; ++r) {
+    for (int batch : {0, 3}) {
+      RidgeOptions o = options(alphas, folds, k);
+      set_route(o, r);
+      o.fit_intercept = intercept;
+      o.standardize = standardize;
+      o.score = pearson ? RidgeScore::Pearson : RidgeScore::R2;
+      o.eig_precision = EigPrecision::Float64;
+      o.target_batch = batch;
+      RidgeResult res = ridge_cv_fit({d.x.data(), d.n, d.p}, {d.y.data(), d.n, d.t}, o);
+      double maxdiff = 0;
+      for (size_t i = 0; i < ref.cv.size(); ++i) maxdiff = std::max(maxdiff, std::fabs(ref.cv[i] - res.cv_scores[i]));
+      if (maxdiff > 2e-4) std::fprintf(stderr, "route %s batch %d: max |cv - ref| = %g\n", kRouteNames[r], batch, maxdiff);
+      CHECK(maxdiff <= 2e-4);
+      long agree = 0;
+      for (long j = 0; j < d.t; ++j) agree += res.best_alphas[j] == static_cast<float>(ref.best[j]);
+      CHECK(agree == d.t);
+      // Refit with each target's alpha equals the closed form on all samples.
+      std::vector<long> all(d.n);
+      for (long i = 0; i < d.n; ++i) all[i] = i;
+      Vec y(d.y.begin(), d.y.end());
+      double werr = 0, wmax = 0;
+      for (double alpha : alphas) {
+        RefFit f = ref_fit(ref.x_std, y, d.p, d.t, all, alpha, intercept);
+        for (long j = 0; j < d.t; ++j) {
+          if (res.best_alphas[j] != static_cast<float>(alpha)) continue;
+          for (long q = 0; q < d.p; ++q) {
+            werr = std::max(werr, std::fabs(f.w[q * d.t + j] - res.coef[q * d.t + j]));
+            wmax = std::max(wmax, std::fabs(f.w[q * d.t + j]));
+          }
+          CHECK_NEAR(res.intercept[j], intercept ? f.ym[j] : 0.0, 1e-4);
+        }
+      }
+      if (werr > 1e-4 * wmax) std::fprintf(stderr, "route %s: coef max err %g (max |w| %g)\n", kRouteNames[r], werr, wmax);
+      CHECK(werr <= 1e-4 * wmax);
+    }
+  }
+}
+
+}  // namespace
+
+int main() {
+  test::run("cv scores and alphas match brute force, n > p, r2", [] {
+    Data d = make_data(90, 12, 9, 1);
+    check_cv_matches(d, true, false, false, contiguous_folds(d.n, 5), 5);
+  });
+  test::run("cv scores and alphas match brute force, n < p, r2, standardised", [] {
+    Data d = make_data(50, 80, 7, 2);
+    check_cv_matches(d, true, true, false, contiguous_folds(d.n, 4), 4);
+  });
+  test::run("pearson scoring matches brute force", [] {
+    Data d = make_data(70, 15, 6, 3);
+    check_cv_matches(d, true, true, true, contiguous_folds(d.n, 5), 5);
+  });
+  test::run("no intercept matches brute force", [] {
+    Data d = make_data(60, 10, 5, 4);
+    check_cv_matches(d, false, false, false, contiguous_folds(d.n, 3), 3);
+  });
+  test::run("grouped folds keep each group in one fold and match brute force", [] {
+    Data d = make_data(64, 9, 5, 5);
+    std::vector<std::int32_t> groups(d.n);
+    for (long i = 0; i < d.n; ++i) groups[i] = static_cast<std::int32_t>((i * 7) % 16);  // 16 groups, interleaved
+    auto folds = group_folds(groups, 4);
+    for (long i = 0; i < d.n; ++i)
+      for (long j = 0; j < d.n; ++j)
+        if (groups[i] == groups[j]) CHECK(folds[i] == folds[j]);
+    std::vector<int> f(folds.begin(), folds.end());
+    for (int v = 0; v < 4; ++v) CHECK(std::count(f.begin(), f.end(), v) > 0);
+    check_cv_matches(d, true, false, false, f, 4);
+  });
+  test::run("contiguous folds follow KFold sizes", [] {
+    auto f = contiguous_folds(11, 3);
+    CHECK(std::count(f.begin(), f.end(), 0) == 4);
+    CHECK(std::count(f.begin(), f.end(), 1) == 4);
+    CHECK(std::count(f.begin(), f.end(), 2) == 3);
+    CHECK(f[3] == 0 && f[4] == 1 && f[10] == 2);
+  });
+  test::run("float32 decomposition stays close to float64", [] {
+    Data d = make_data(200, 40, 20, 6);
+    auto folds = contiguous_folds(d.n, 5);
+    std::vector<int> f(folds.begin(), folds.end());
+    for (int r = 0; r < 4; ++r) {
+      RidgeOptions o32 = options({1, 10, 100, 1000, 1e4}, f, 5), o64 = o32;
+      set_route(o32, r);
+      set_route(o64, r);
+      o32.eig_precision = EigPrecision::Float32;
+      o64.eig_precision = EigPrecision::Float64;
+      auto a = ridge_cv_fit({d.x.data(), d.n, d.p}, {d.y.data(), d.n, d.t}, o32);
+      auto b = ridge_cv_fit({d.x.data(), d.n, d.p}, {d.y.data(), d.n, d.t}, o64);
+      double maxdiff = 0;
+      for (size_t i = 0; i < a.cv_scores.size(); ++i) maxdiff = std::max(maxdiff, (double)std::fabs(a.cv_scores[i] - b.cv_scores[i]));
+      std::printf("  %s: max |cv32 - cv64| = %.2e\n", kRouteNames[r], maxdiff);
+      CHECK(maxdiff < 1e-3);
+    }
+  });
+  test::run("bad input is a clear error", [] {
+    Data d = make_data(20, 4, 3, 7);
+    auto folds = contiguous_folds(d.n, 4);
+    std::vector<int> f(folds.begin(), folds.end());
+    std::string msg;
+    auto fit = [&](RidgeOptions o, const std::vector<float>& x, const std::vector<float>& y, long n, long p, long t) {
+      return test::throws([&] { ridge_cv_fit({x.data(), n, p}, {y.data(), n, t}, o); }, &msg);
+    };
+    CHECK(fit(options({1, -1}, f, 4), d.x, d.y, d.n, d.p, d.t));
+    CHECK(msg.find("alpha") != std::string::npos);
+    CHECK(fit(options({1}, f, 4), d.x, d.y, d.n - 1, d.p, d.t) == true);
+    auto bad = d.x;
+    bad[5 * d.p + 2] = NAN;
+    CHECK(fit(options({1}, f, 4), bad, d.y, d.n, d.p, d.t));
+    CHECK(msg.find("NaN") != std::string::npos && msg.find("row 5") != std::string::npos);
+    auto y = d.y;
+    y[1] = INFINITY;
+    CHECK(fit(options({1}, f, 4), d.x, y, d.n, d.p, d.t));
+    CHECK(msg.find("Y contains Inf") != std::string::npos);
+    CHECK(test::throws([&] { contiguous_folds(3, 5); }, &msg));
+    CHECK(msg.find("3 samples") != std::string::npos);
+    RidgeOptions o = options({1}, f, 4);
+    o.folds.pop_back();
+    CHECK(fit(o, d.x, d.y, d.n, d.p, d.t));
+    CHECK(msg.find("fold labels") != std::string::npos);
+  });
+  test::run("cancel flag stops the fit", [] {
+    Data d = make_data(40, 5, 4, 8);
+    auto folds = contiguous_folds(d.n, 4);
+    RidgeOptions o = options({1, 10}, std::vector<int>(folds.begin(), folds.end()), 4);
+    std::atomic<bool> cancel{true};
+    o.cancel = &cancel;
+    std::string msg;
+    CHECK(test::throws([&] { ridge_cv_fit({d.x.data(), d.n, d.p}, {d.y.data(), d.n, d.t}, o); }, &msg));
+    CHECK(msg.find("cancelled") != std::string::npos);
+  });
+  test::run("predict applies standardisation and intercept", [] {
+    Data d = make_data(50, 6, 3, 9);
+    auto folds = contiguous_folds(d.n, 5);
+    RidgeOptions o = options({10}, std::vector<int>(folds.begin(), folds.end()), 5);
+    o.standardize = true;
+    auto res = ridge_cv_fit({d.x.data(), d.n, d.p}, {d.y.data(), d.n, d.t}, o);
+    Vec xs = standardise(d, true, true);
+    std::vector<long> all(d.n);
+    for (long i = 0; i < d.n; ++i) all[i] = i;
+    RefFit f = ref_fit(xs, Vec(d.y.begin(), d.y.end()), d.p, d.t, all, 10, true);
+    std::vector<float> out(d.n * d.t);
+    ridge_predict({d.x.data(), d.n, d.p}, res.coef.data(), d.t, res.intercept.data(), res.x_mean.data(), res.x_scale.data(),
+                  {out.data(), d.n, d.t});
+    for (long i = 0; i < d.n; ++i)
+      for (long j = 0; j < d.t; ++j) {
+        double pred = f.ym[j];
+        for (long q = 0; q < d.p; ++q) pred += xs[i * d.p + q] * f.w[q * d.t + j];
+        CHECK_NEAR(out[i * d.t + j], pred, 1e-3);
+      }
+  });
+  return test::finish();
+}

@@ -1,0 +1,73 @@
+// Minimal assertion helpers for the ctest executables (no framework, no Node).
+#pragma once
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace test {
+
+inline int& failures() {
+  static int f = 0;
+  return f;
+}
+
+#define CHECK(cond)                                                        \
+  do {                                                                     \
+    if (!(cond)) {                                                         \
+      std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+      ++test::failures();                                                  \
+    }                                                                      \
+  } while (0)
+
+#define CHECK_NEAR(a, b, tol)                                                                 \
+  do {                                                                                        \
+    double _a = (a), _b = (b);                                                                \
+    if (!(std::fabs(_a - _b) <= (tol))) {                                                     \
+      std::fprintf(stderr, "%s:%d: %s = %.9g vs %s = %.9g (tol %.3g)\n", __FILE__, __LINE__, #a, _a, #b, _b, \
+                   (double)(tol));                                                            \
+      ++test::failures();                                                                     \
+    }                                                                                         \
+  } while (0)
+
+template <typename Fn>
+bool throws(Fn&& fn, std::string* message = nullptr) {
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    if (message) *message = e.what();
+    return true;
+  }
+  return false;
+}
+
+inline void run(const char* name, const std::function<void()>& fn) {
+  int before = failures();
+  fn();
+  std::printf("%s %s\n", failures() == before ? "ok  " : "FAIL", name);
+}
+
+inline int finish() {
+  if (failures()) std::printf("%d check(s) failed\n", failures());
+  return failures() ? 1 : 0;
+}
+
+// Deterministic pseudo-random numbers (xorshift + Box-Muller) for test data.
+struct Rng {
+  unsigned long long s;
+  explicit Rng(unsigned long long seed) : s(seed * 2654435761ull + 1) {}
+  double uniform() {
+    s ^= s << 13;
+    s ^= s >> 7;
+    s ^= s << 17;
+    return (s >> 11) * (1.0 / 9007199254740992.0);
+  }
+  double normal() {
+    double u = uniform() + 1e-300, v = uniform();
+    return std::sqrt(-2 * std::log(u)) * std::cos(6.283185307179586 * v);
+  }
+};
+
+}  // namespace test

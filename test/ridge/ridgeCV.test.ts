@@ -1,0 +1,178 @@
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+
+import { describe, expect, it } from 'vitest';
+
+import { CancelledError, InvalidArgumentError, NonFiniteError, ShapeError } from '../../ts/errors.js';
+import { RidgeCV } from '../../ts/ridge/RidgeCV.js';
+import { RidgeModel } from '../../ts/ridge/RidgeModel.js';
+import { planted } from '../helpers/random.js';
+import { refCv, refFit, refPredict } from '../helpers/ridgeReference.js';
+
+const ALPHAS = [0.1, 1, 10, 100, 1000];
+
+describe('RidgeCV against a float64 reference', () => {
+  for (const [label, n, p] of [
+    ['primal (n > p)', 80, 12],
+    ['kernel (n < p)', 40, 70],
+  ] as const) {
+    for (const cvMethod of ['per-fold', 'exact'] as const) {
+      it(`${label}, ${cvMethod}: CV scores, chosen alphas and refit coefficients`, async () => {
+        const { x, y } = planted(n, p, 6, 11);
+        const model = await new RidgeCV({ alphas: ALPHAS, folds: 4, cvMethod, eigPrecision: 'float64' }).fit(x, y);
+        const folds = Array.from({ length: n }, (_, i) => Math.min(3, Math.floor(i / (n / 4))));
+        const ref = refCv(x.data, y.data, n, p, 6, ALPHAS, folds, 4);
+        for (let i = 0; i < ref.cv.length; i++) expect(Math.abs(model.cvScores.data[i] - ref.cv[i])).toBeLessThan(2e-4);
+        expect(Array.from(model.bestAlphas)).toEqual(ref.best.map((a) => Math.fround(a)));
+        const all = Array.from({ length: n }, (_, i) => i);
+        for (let j = 0; j < 6; j++) {
+          const f = refFit(x.data, y.data, p, 6, all, model.bestAlphas[j]);
+          for (let k = 0; k < p; k++) expect(model.coef.data[k * 6 + j]).toBeCloseTo(f.w[k * 6 + j], 4);
+          expect(model.intercept[j]).toBeCloseTo(f.ym[j], 4);
+          // predictions through the native predict path
+          const pred = model.predict(x);
+          for (const i of [0, n - 1]) expect(pred.data[i * 6 + j]).toBeCloseTo(refPredict(f, x.data, p, 6, i, j), 3);
+        }
+      });
+    }
+  }
+
+  it('a single alpha gives the closed-form solution on every route', async () => {
+    const { x, y } = planted(50, 20, 3, 5);
+    const all = Array.from({ length: 50 }, (_, i) => i);
+    const f = refFit(x.data, y.data, 20, 3, all, 7);
+    for (const route of ['primal', 'kernel'] as const) {
+      const m = await new RidgeCV({ alphas: [7], folds: 5, route, eigPrecision: 'float64' }).fit(x, y);
+      for (let i = 0; i < f.w.length; i++) expect(m.coef.data[i]).toBeCloseTo(f.w[i], 5);
+      expect(m.info?.route).toBe(route);
+    }
+  });
+
+  it('groups keep all samples of a group in one fold', async () => {
+    const { x, y } = planted(60, 8, 4, 3);
+    const groups = Array.from({ length: 60 }, (_, i) => (i * 7) % 15);
+    const m = await new RidgeCV({ alphas: ALPHAS, folds: 3, groups }).fit(x, y);
+    expect(m.settings.foldKind).toBe('groups');
+    // Brute force with the same grouping (whole groups, contiguous runs in order of appearance).
+    const native = (await import('../../ts/native/binding.js')).binding();
+    const folds = native.groupFolds(Int32Array.from(groups), 3);
+    for (let i = 0; i < 60; i++) for (let j = 0; j < 60; j++) if (groups[i] === groups[j]) expect(folds[i]).toBe(folds[j]);
+    const ref = refCv(x.data, y.data, 60, 8, 4, ALPHAS, folds, 3);
+    for (let i = 0; i < ref.cv.length; i++) expect(Math.abs(m.cvScores.data[i] - ref.cv[i])).toBeLessThan(2e-4);
+  });
+
+  it('standardisation is stored and applied at predict time', async () => {
+    const { x, y } = planted(60, 5, 2, 8);
+    for (let i = 0; i < 60; i++) x.data[i * 5 + 2] *= 1000; // one feature on a very different scale
+    const m = await new RidgeCV({ alphas: [1], standardize: true }).fit(x, y);
+    expect(m.xScale[2]).toBeGreaterThan(500);
+    const xs = new Float64Array(60 * 5);
+    for (let k = 0; k < 5; k++) for (let i = 0; i < 60; i++) xs[i * 5 + k] = (x.data[i * 5 + k] - m.xMean[k]) / m.xScale[k];
+    const f = refFit(xs, y.data, 5, 2, Array.from({ length: 60 }, (_, i) => i), 1);
+    const pred = m.predict(x);
+    for (const i of [0, 17, 59]) expect(pred.data[i * 2 + 1]).toBeCloseTo(refPredict(f, xs, 5, 2, i, 1), 3);
+  });
+});
+
+describe('RidgeModel persistence', () => {
+  it('save/load round trip is bit-exact and readable as safetensors', async () => {
+    const { x, y } = planted(40, 6, 5, 2);
+    const m = await new RidgeCV({ alphas: ALPHAS, folds: 4, standardize: true, score: 'pearson' }).fit(x, y);
+    const dir = mkdtempSync(path.join(tmpdir(), 'bl-'));
+    const file = path.join(dir, 'm.safetensors');
+    await m.save(file);
+    const back = await RidgeModel.load(file);
+    for (const key of ['intercept', 'xMean', 'xScale', 'bestAlphas', 'bestScores'] as const) expect(back[key]).toEqual(m[key]);
+    expect(back.coef).toEqual(m.coef);
+    expect(back.cvScores).toEqual(m.cvScores);
+    expect(back.settings).toEqual(m.settings);
+    const raw = readFileSync(file);
+    const header = JSON.parse(raw.subarray(8, 8 + Number(raw.readBigUInt64LE())).toString()) as Record<string, { shape?: number[] }>;
+    expect(header.coef.shape).toEqual([6, 5]);
+    expect(header.cv_scores.shape).toEqual([5, 5]);
+  });
+
+  it('refuses X with a different feature count', async () => {
+    const { x, y } = planted(30, 4, 2, 1);
+    const m = await new RidgeCV({ alphas: [1] }).fit(x, y);
+    expect(() => m.predict({ data: new Float32Array(15), rows: 3, cols: 5 })).toThrow(/5 features .* fitted on 4/);
+  });
+});
+
+describe('RidgeCV bad input', () => {
+  const { x, y } = planted(20, 3, 2, 4);
+  it.each([
+    ['alpha <= 0', () => new RidgeCV({ alphas: [1, 0] }), InvalidArgumentError, /alpha/],
+    ['negative alpha', () => new RidgeCV({ alphas: [-1] }), InvalidArgumentError, /> 0/],
+    ['one fold', () => new RidgeCV({ folds: 1 }), InvalidArgumentError, /folds/],
+  ])('%s', (_l, make, cls, msg) => {
+    expect(make).toThrow(cls);
+    expect(make).toThrow(msg);
+  });
+  it('shape mismatch', async () => {
+    await expect(new RidgeCV().fit(x, { data: new Float32Array(19 * 2), rows: 19, cols: 2 })).rejects.toThrow(ShapeError);
+  });
+  it('empty arrays', async () => {
+    await expect(new RidgeCV().fit({ data: new Float32Array(0), rows: 0, cols: 3 }, y)).rejects.toThrow(/empty/);
+  });
+  it('data length not matching the shape', async () => {
+    await expect(new RidgeCV().fit({ data: new Float32Array(5), rows: 20, cols: 3 }, y)).rejects.toThrow(/needs 60/);
+  });
+  it('NaN in X names the position', async () => {
+    const bad = { ...x, data: Float32Array.from(x.data) };
+    bad.data[7] = NaN;
+    await expect(new RidgeCV({ alphas: [1] }).fit(bad, y)).rejects.toThrow(NonFiniteError);
+    await expect(new RidgeCV({ alphas: [1] }).fit(bad, y)).rejects.toThrow(/X contains NaN at row 2, column 1/);
+  });
+  it('Inf in Y', async () => {
+    const bad = { ...y, data: Float32Array.from(y.data) };
+    bad.data[3] = Infinity;
+    await expect(new RidgeCV({ alphas: [1] }).fit(x, bad)).rejects.toThrow(/Y contains Inf/);
+  });
+  it('more folds than samples', async () => {
+    await expect(new RidgeCV({ folds: 21 }).fit(x, y)).rejects.toThrow(/21 folds but only 20 samples/);
+  });
+  it('groups of the wrong length', async () => {
+    await expect(new RidgeCV({ groups: [1, 2, 3] }).fit(x, y)).rejects.toThrow(/groups has 3 entries but X has 20 samples/);
+  });
+  it('cuda on a CPU-only build', async () => {
+    await expect(new RidgeCV({ backend: 'cuda' }).fit(x, y)).rejects.toThrow(/without CUDA/);
+  });
+});
+
+describe('RidgeCV runs off the JS thread', () => {
+  it('reports progress, keeps the event loop responsive, and can be cancelled', async () => {
+    const { x, y } = planted(600, 400, 800, 9);
+    const stages = new Set<string>();
+    let last = 0;
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 5);
+    const t0 = Date.now();
+    const model = await new RidgeCV({ alphas: [1, 10, 100], targetBatch: 100 }).fit(x, y, {
+      onProgress: (p) => {
+        stages.add(p.stage);
+        expect(p.fraction).toBeGreaterThanOrEqual(last - 1e-9);
+        last = p.fraction;
+      },
+    });
+    const elapsed = Date.now() - t0;
+    clearInterval(timer);
+    expect(model.nTargets).toBe(800);
+    expect(stages.has('cv+refit')).toBe(true);
+    // The timer fired throughout: at least a third of the 5 ms slots it could have.
+    expect(ticks).toBeGreaterThan(Math.floor(elapsed / 5 / 3));
+
+    const ac = new AbortController();
+    const fit = new RidgeCV({ alphas: [1, 10, 100], targetBatch: 10 }).fit(x, y, {
+      signal: ac.signal,
+      onProgress: (p) => {
+        if (p.stage === 'cv+refit') ac.abort();
+      },
+    });
+    await expect(fit).rejects.toThrow(CancelledError);
+    const aborted = new AbortController();
+    aborted.abort();
+    await expect(new RidgeCV().fit(x, y, { signal: aborted.signal })).rejects.toThrow(CancelledError);
+  });
+});

@@ -1,0 +1,11 @@
+export * from './errors.js';
+export * from './matrix.js';
+export { RidgeCV, setThreads, DEFAULT_ALPHAS } from './ridge/RidgeCV.js';
+export type { RidgeCVOptions, RidgeProgress, FitControl, RidgeBackend } from './ridge/RidgeCV.js';
+export { RidgeModel } from './ridge/RidgeModel.js';
+export type { RidgeScore, RidgeFitSettings } from './ridge/RidgeModel.js';
+export { logspace, parseAlphas } from './ridge/alphas.js';
+export { readNpy, writeNpy, readNpyHeader, readMatrixNpy, readIntVectorNpy } from './io/npy.js';
+export type { NpyArray } from './io/npy.js';
+export { readSafetensors, writeSafetensors } from './io/safetensors.js';
+export { buildInfo } from './native/buildInfo.js';

@@ -1,0 +1,153 @@
+import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
+import { FormatError, ShapeError } from '../errors.js';
+import { assertMatrix, type Matrix } from '../matrix.js';
+import type { NativeRidgeInfo } from '../native/addonTypes.js';
+import { binding } from '../native/binding.js';
+import { fromNative } from '../native/nativeError.js';
+
+export type RidgeScore = 'r2' | 'pearson';
+
+/** How the model was fitted; saved in the safetensors metadata. */
+export interface RidgeFitSettings {
+  alphas: number[];
+  nFolds: number;
+  foldKind: 'contiguous' | 'groups' | 'custom';
+  score: RidgeScore;
+  fitIntercept: boolean;
+  standardize: boolean;
+}
+
+export interface RidgeModelParts {
+  coef: Matrix; // features × targets
+  intercept: Float32Array; // targets
+  xMean: Float32Array; // features
+  xScale: Float32Array; // features
+  bestAlphas: Float32Array; // targets
+  bestScores: Float32Array; // targets
+  cvScores: Matrix; // alphas × targets, mean CV score
+  settings: RidgeFitSettings;
+  info?: NativeRidgeInfo;
+}
+
+export const MODEL_FORMAT = 'brainlatent.ridge';
+export const MODEL_VERSION = '1';
+
+/**
+ * A fitted multi-target ridge model: predict(X) = ((X − xMean) / xScale) · coef + intercept.
+ * Saved as safetensors with tensors coef, intercept, best_alphas, best_scores, cv_scores,
+ * x_mean, x_scale and a JSON metadata header.
+ */
+export class RidgeModel {
+  readonly coef: Matrix;
+  readonly intercept: Float32Array;
+  readonly xMean: Float32Array;
+  readonly xScale: Float32Array;
+  readonly bestAlphas: Float32Array;
+  readonly bestScores: Float32Array;
+  readonly cvScores: Matrix;
+  readonly settings: RidgeFitSettings;
+  readonly info?: NativeRidgeInfo;
+
+  constructor(parts: RidgeModelParts) {
+    this.coef = parts.coef;
+    this.intercept = parts.intercept;
+    this.xMean = parts.xMean;
+    this.xScale = parts.xScale;
+    this.bestAlphas = parts.bestAlphas;
+    this.bestScores = parts.bestScores;
+    this.cvScores = parts.cvScores;
+    this.settings = parts.settings;
+    this.info = parts.info;
+  }
+
+  get nFeatures(): number {
+    return this.coef.rows;
+  }
+  get nTargets(): number {
+    return this.coef.cols;
+  }
+
+  /** Predictions for X (samples × features) as a samples × targets matrix. */
+  predict(x: Matrix): Matrix {
+    assertMatrix(x, 'predict: X');
+    if (x.cols !== this.nFeatures) {
+      throw new ShapeError(`predict: X has ${x.cols} features (columns) but the model was fitted on ${this.nFeatures}`);
+    }
+    const stack = new Error().stack;
+    try {
+      const data = binding().ridgePredict(x.data, x.rows, x.cols, this.coef.data, this.nTargets, this.intercept, this.xMean, this.xScale);
+      return { data, rows: x.rows, cols: this.nTargets };
+    } catch (err) {
+      throw fromNative(err, stack);
+    }
+  }
+
+  async save(path: string): Promise<void> {
+    const p = this.nFeatures, t = this.nTargets;
+    await writeSafetensors(
+      path,
+      {
+        coef: { data: this.coef.data, shape: [p, t] },
+        intercept: { data: this.intercept, shape: [t] },
+        best_alphas: { data: this.bestAlphas, shape: [t] },
+        best_scores: { data: this.bestScores, shape: [t] },
+        cv_scores: { data: this.cvScores.data, shape: [this.cvScores.rows, t] },
+        x_mean: { data: this.xMean, shape: [p] },
+        x_scale: { data: this.xScale, shape: [p] },
+      },
+      {
+        format: MODEL_FORMAT,
+        version: MODEL_VERSION,
+        alphas: JSON.stringify(this.settings.alphas),
+        folds: JSON.stringify({ n: this.settings.nFolds, kind: this.settings.foldKind }),
+        score: this.settings.score,
+        fit_intercept: String(this.settings.fitIntercept),
+        standardize: String(this.settings.standardize),
+        prediction: '((X - x_mean) / x_scale) @ coef + intercept',
+        ...(this.info ? { fit_info: JSON.stringify(this.info) } : {}),
+      },
+    );
+  }
+
+  static async load(path: string): Promise<RidgeModel> {
+    const f = await readSafetensors(path);
+    const m = f.metadata;
+    if (m.format !== MODEL_FORMAT) {
+      throw new FormatError(`${path}: not a brainlatent ridge model (metadata format '${m.format ?? '(none)'}', expected '${MODEL_FORMAT}')`);
+    }
+    const get = (name: string): Float32Array => {
+      const t = f.tensors[name];
+      if (!t) throw new FormatError(`${path}: ridge model is missing tensor '${name}'`);
+      if (!(t.data instanceof Float32Array)) throw new FormatError(`${path}: tensor '${name}' must be F32, got ${t.dtype}`);
+      return t.data;
+    };
+    const coefT = f.tensors.coef;
+    if (!coefT || coefT.shape.length !== 2) throw new FormatError(`${path}: tensor 'coef' must be 2-D (features × targets)`);
+    const [p, t] = coefT.shape;
+    const check = (name: string, a: Float32Array, n: number): Float32Array => {
+      if (a.length !== n) throw new FormatError(`${path}: tensor '${name}' has ${a.length} elements, expected ${n}`);
+      return a;
+    };
+    const alphas = JSON.parse(m.alphas ?? '[]') as number[];
+    const folds = JSON.parse(m.folds ?? '{"n":0,"kind":"custom"}') as { n: number; kind: RidgeFitSettings['foldKind'] };
+    const cv = get('cv_scores');
+    return new RidgeModel({
+      coef: { data: get('coef'), rows: p, cols: t },
+      intercept: check('intercept', get('intercept'), t),
+      xMean: check('x_mean', get('x_mean'), p),
+      xScale: check('x_scale', get('x_scale'), p),
+      bestAlphas: check('best_alphas', get('best_alphas'), t),
+      bestScores: check('best_scores', get('best_scores'), t),
+      cvScores: { data: cv, rows: t > 0 ? cv.length / t : 0, cols: t },
+      settings: {
+        alphas,
+        nFolds: folds.n,
+        foldKind: folds.kind,
+        score: (m.score as RidgeScore) ?? 'r2',
+        fitIntercept: m.fit_intercept === 'true',
+        standardize: m.standardize === 'true',
+      },
+      info: m.fit_info ? (JSON.parse(m.fit_info) as NativeRidgeInfo) : undefined,
+    });
+  }
+}

@@ -1,0 +1,38 @@
+import { InvalidArgumentError } from '../errors.js';
+
+/** `count` values log-spaced from start to stop inclusive (numpy.logspace on the exponents). */
+export function logspace(start: number, stop: number, count: number): number[] {
+  if (!(start > 0) || !(stop > 0)) throw new InvalidArgumentError(`alphas: log-spaced bounds must be > 0, got ${start}:${stop}`);
+  if (!Number.isInteger(count) || count < 1) throw new InvalidArgumentError(`alphas: count must be a positive integer, got ${count}`);
+  if (count === 1) return [start];
+  const a = Math.log10(start), b = Math.log10(stop);
+  return Array.from({ length: count }, (_, i) => 10 ** (a + ((b - a) * i) / (count - 1)));
+}
+
+/**
+ * Parses an alpha grid: a comma-separated list ("1,10,100") or `start:stop:count`
+ * log-spaced ("1e1:1e7:10").
+ */
+export function parseAlphas(text: string): number[] {
+  const t = text.trim();
+  let alphas: number[];
+  if (t.includes(':')) {
+    const parts = t.split(':').map((s) => Number(s));
+    if (parts.length !== 3 || parts.some((x) => !Number.isFinite(x))) {
+      throw new InvalidArgumentError(`alphas: expected start:stop:count such as 1e1:1e7:10, got '${text}'`);
+    }
+    alphas = logspace(parts[0], parts[1], parts[2]);
+  } else {
+    alphas = t.split(',').map((s) => Number(s.trim()));
+  }
+  validateAlphas(alphas, 'alphas');
+  return alphas;
+}
+
+export function validateAlphas(alphas: ArrayLike<number>, what: string): void {
+  if (alphas.length === 0) throw new InvalidArgumentError(`${what}: need at least one alpha`);
+  for (let i = 0; i < alphas.length; i++) {
+    const a = alphas[i];
+    if (!Number.isFinite(a) || a <= 0) throw new InvalidArgumentError(`${what}: every alpha must be finite and > 0, got ${a} at position ${i}`);
+  }
+}
