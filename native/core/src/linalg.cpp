@@ -26,6 +26,7 @@ void dsyevd_(const char*, const char*, const int*, double*, const int*, double*,
              const int*, int*);
 void spotrf_(const char*, const int*, float*, const int*, int*);
 void dpotrf_(const char*, const int*, double*, const int*, int*);
+void dpotri_(const char*, const int*, double*, const int*, int*);
 void strsm_(const char*, const char*, const char*, const char*, const int*, const int*, const float*,
             const float*, const int*, float*, const int*);
 void dtrsm_(const char*, const char*, const char*, const char*, const int*, const int*, const double*,
@@ -180,6 +181,17 @@ void cholesky_solve_cols(std::int64_t n, const float* f, std::int64_t cols, floa
 }
 void cholesky_solve_cols(std::int64_t n, const double* f, std::int64_t cols, double* b, std::int64_t ldb) {
   chol_solve_cols_impl<double>(n, f, cols, b, ldb, dtrsm_);
+}
+
+void cholesky_inverse(std::int64_t n, double* a) {
+  const int N = to_int(n, "n");
+  int info = 0;
+  const char uplo = 'L';
+  dpotri_(&uplo, &N, a, &N, &info);
+  if (info != 0) throw Error(ErrorCode::NumericalFailure, "cholesky_inverse: singular matrix (info " + std::to_string(info) + ")");
+  // Column-major lower (i >= j at a[j*n+i]) is the row-major upper triangle: mirror it down.
+  for (std::int64_t i = 0; i < n; ++i)
+    for (std::int64_t j = 0; j < i; ++j) a[i * n + j] = a[j * n + i];
 }
 
 void set_blas_threads(int n) {

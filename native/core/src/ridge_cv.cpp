@@ -355,7 +355,7 @@ bool RidgeFitter::choose_f64(double frob) {
   if (opt_.eig_precision == EigPrecision::Float64) return true;
   if (opt_.eig_precision == EigPrecision::Float32) return false;
   const double amin = *std::min_element(opt_.alphas.begin(), opt_.alphas.end());
-  return amin < 1e-5 * frob;
+  return amin < 1e-6 * frob;
 }
 
 Eig RidgeFitter::decompose(std::vector<float>& sym, i64 r) {
@@ -840,7 +840,9 @@ void RidgeFitter::fit_exact(bool primal) {
   // Cholesky factors of A_{α,v} = (I − H)_vv for every alpha and fold, kept for all batches.
   // Formed and factored in float64; solved in float32 unless the block is ill-conditioned.
   const double inv_n = opt_.fit_intercept ? 1.0 / static_cast<double>(n_) : 0.0;
-  struct Factor { std::vector<float> f32; std::vector<double> f64; };
+  // Well-conditioned blocks keep A⁻¹ (kernel route: folded into one GEMM with Q_v) or the
+  // float32 factor (primal route); ill-conditioned ones keep the float64 factor.
+  struct Factor { std::vector<float> f32, inv; std::vector<double> f64; };
   std::vector<Factor> factors(static_cast<std::size_t>(a_ * k_));
   {
     std::vector<float> sv, av;
@@ -848,17 +850,21 @@ void RidgeFitter::fit_exact(bool primal) {
     for (int a = 0; a < a_; ++a) {
       check_cancel();
       const double alpha = opt_.alphas[static_cast<std::size_t>(a)];
+      std::vector<float> sqrt_w(static_cast<std::size_t>(r));
+      for (i64 k = 0; k < r; ++k) {
+        const double lam = eg.lam[static_cast<std::size_t>(k)];
+        sqrt_w[static_cast<std::size_t>(k)] = static_cast<float>(std::sqrt(primal ? 1.0 / (lam + alpha) : alpha / (lam + alpha)));
+      }
       for (int v = 0; v < k_; ++v) {
         const i64 s = folds_.start[static_cast<std::size_t>(v)], nv = folds_.size(v);
         // S = N_v diag(√w): primal w = 1/(λ+α) (A = I − SSᵀ − 11ᵀ/n); kernel w = α/(λ+α) (A = SSᵀ − 11ᵀ/n).
         sv.resize(static_cast<std::size_t>(nv * r));
         parallel_for(0, nv, 32, [&](i64 b, i64 e) {
-          for (i64 i = b; i < e; ++i)
-            for (i64 k = 0; k < r; ++k) {
-              const double lam = eg.lam[static_cast<std::size_t>(k)];
-              const double w = primal ? 1.0 / (lam + alpha) : alpha / (lam + alpha);
-              sv[static_cast<std::size_t>(i * r + k)] = static_cast<float>(nmat[static_cast<std::size_t>((s + i) * r + k)] * std::sqrt(w));
-            }
+          for (i64 i = b; i < e; ++i) {
+            const float* src = nmat.data() + (s + i) * r;
+            float* dst = sv.data() + i * r;
+            for (i64 k = 0; k < r; ++k) dst[k] = src[k] * sqrt_w[static_cast<std::size_t>(k)];
+          }
         });
         av.resize(static_cast<std::size_t>(nv * nv));
         linalg::outer_gram(nv, r, sv.data(), r, 1.0f, 0.0f, av.data(), nv);
@@ -882,15 +888,21 @@ void RidgeFitter::fit_exact(bool primal) {
         }
         Factor& f = factors[static_cast<std::size_t>(a * k_ + v)];
         // cond(A) ≈ (dmax/dmin)²; float32 solves keep ~1e-3 relative accuracy up to 1e4.
-        if ((dmax / dmin) * (dmax / dmin) > 1e4) f.f64 = ad;
-        else f.f32.assign(ad.begin(), ad.end());
+        if ((dmax / dmin) * (dmax / dmin) > 1e4) {
+          f.f64 = ad;
+        } else if (!primal) {
+          linalg::cholesky_inverse(nv, ad.data());
+          f.inv.assign(ad.begin(), ad.end());
+        } else {
+          f.f32.assign(ad.begin(), ad.end());
+        }
       }
     }
   }
   report(0.3, "cv+refit");
 
   tb_ = choose_batch(primal ? Route::ExactPrimal : Route::ExactKernel);
-  std::vector<float> yb, z, zs, res, ez, dual;
+  std::vector<float> yb, z, zs, res, ez, dual, bq;
   std::vector<double> ymean_v, sst_v, ysum_v, ysumsq_v, scores, rd;
   i64 batches = 0;
   for (i64 j0 = 0; j0 < t_; j0 += tb_) {
@@ -924,23 +936,34 @@ void RidgeFitter::fit_exact(bool primal) {
       if (primal) {
         std::copy(yb.begin(), yb.end(), res.begin());
         linalg::gemm(false, false, n_, tb, r, -1.0f, nmat.data(), r, zs.data(), tb, 1.0f, res.data(), tb);
-      } else {
-        linalg::gemm(true, false, n_, tb, r, 1.0f, eg.qt.data(), n_, zs.data(), tb, 0.0f, res.data(), tb);
+        count(2.0 * n_ * r * tb);
       }
-      count(2.0 * n_ * r * tb);
       for (int v = 0; v < k_; ++v) {
         const i64 s = folds_.start[static_cast<std::size_t>(v)], nv = folds_.size(v);
         float* rv = res.data() + s * tb;
         const Factor& f = factors[static_cast<std::size_t>(a * k_ + v)];
-        // Each target column of rv is one right-hand side: e_j = A⁻¹ r_j.
-        if (!f.f64.empty()) {
-          rd.assign(rv, rv + nv * tb);
-          linalg::cholesky_solve_cols(nv, f.f64.data(), tb, rd.data(), tb);
-          std::copy(rd.begin(), rd.end(), rv);
+        if (!f.inv.empty()) {
+          // Kernel route: e_v = A⁻¹ Q_v (w ∘ QᵀY) as (A⁻¹ Q_v) · zs, Q_v = rows s.. of Q = columns of qt.
+          bq.resize(static_cast<std::size_t>(nv * n_));
+          linalg::gemm(false, true, nv, n_, nv, 1.0f, f.inv.data(), nv, eg.qt.data() + s, n_, 0.0f, bq.data(), n_);
+          linalg::gemm(false, false, nv, tb, n_, 1.0f, bq.data(), n_, zs.data(), tb, 0.0f, rv, tb);
+          count(2.0 * nv * nv * n_ + 2.0 * nv * n_ * tb);
         } else {
-          linalg::cholesky_solve_cols(nv, f.f32.data(), tb, rv, tb);
+          if (!primal) {
+            // Residual rows of the full fit for this fold: Q_v (w ∘ QᵀY).
+            linalg::gemm(true, false, nv, tb, r, 1.0f, eg.qt.data() + s, n_, zs.data(), tb, 0.0f, rv, tb);
+            count(2.0 * nv * r * tb);
+          }
+          // Each target column of rv is one right-hand side: e_j = A⁻¹ r_j.
+          if (!f.f64.empty()) {
+            rd.assign(rv, rv + nv * tb);
+            linalg::cholesky_solve_cols(nv, f.f64.data(), tb, rd.data(), tb);
+            std::copy(rd.begin(), rd.end(), rv);
+          } else {
+            linalg::cholesky_solve_cols(nv, f.f32.data(), tb, rv, tb);
+          }
+          count(2.0 * nv * nv * tb);
         }
-        count(2.0 * nv * nv * tb);
         score_fold(v, rv, tb, true, nullptr, yb.data() + s * tb, tb, ymean_v, sst_v, ysum_v, ysumsq_v, scores.data());
         double* acc = cv_.data() + static_cast<std::size_t>(a * t_ + j0);
         for (i64 j = 0; j < tb; ++j) acc[j] += scores[static_cast<std::size_t>(j)] / k_;

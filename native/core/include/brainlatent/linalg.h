@@ -40,6 +40,9 @@ void cholesky_solve_rows(std::int64_t n, const double* factor, std::int64_t rows
 void cholesky_solve_cols(std::int64_t n, const float* factor, std::int64_t cols, float* b, std::int64_t ldb);
 void cholesky_solve_cols(std::int64_t n, const double* factor, std::int64_t cols, double* b, std::int64_t ldb);
 
+// Inverse of an SPD matrix from its cholesky() factor, in place, both triangles filled.
+void cholesky_inverse(std::int64_t n, double* a);
+
 // BLAS threads (0 = all cores). Works with OpenBLAS, MKL and BLIS when they export their
 // setter; otherwise the vendor's environment variable decides.
 void set_blas_threads(int n);

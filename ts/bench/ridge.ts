@@ -1,0 +1,86 @@
+/**
+ * Ridge benchmark: brainlatent's RidgeCV against scikit-learn's RidgeCV(alpha_per_target=True)
+ * on identical planted-map data, at the shapes of the issue, with the machine's SGEMM peak
+ * measured in the same run. Appends a record to bench/results/ridge.jsonl.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { binding, packageRoot } from '../native/binding.js';
+import { appendBenchRecord } from './benchRecord.js';
+import { plantedData, writeBenchData, type RidgeBenchShape } from './ridgeData.js';
+
+export const RIDGE_SHAPES: RidgeBenchShape[] = [
+  { name: 'medium', nTrain: 2000, nTest: 500, p: 4000, t: 4096 },
+  { name: 'large', nTrain: 3000, nTest: 500, p: 6000, t: 6144 },
+  { name: 'encoding', nTrain: 3000, nTest: 500, p: 1000, t: 16384 },
+];
+
+export interface RidgeBenchOptions {
+  shapes?: string[];
+  sklearn?: boolean;
+  alphas?: number;
+  folds?: number;
+  cvMethod?: 'auto' | 'per-fold' | 'exact';
+  python?: string;
+  log?: (line: string) => void;
+}
+
+interface RunResult { seconds: number; test_r2: number; alphas: number[]; peak_rss_mb: number; info?: { gemmFlops: number; route: string; cvMethod: string } }
+
+export async function runRidgeBench(opts: RidgeBenchOptions = {}): Promise<unknown> {
+  const log = opts.log ?? ((l: string) => console.log(l));
+  const nAlphas = opts.alphas ?? 10, folds = opts.folds ?? 5;
+  const python = opts.python ?? '/usr/bin/python3';
+  const shapes = RIDGE_SHAPES.filter((s) => !opts.shapes || opts.shapes.includes(s.name));
+  const native = binding();
+  const peak = native.sgemmGflops(4096, 3);
+  log(`machine SGEMM peak (4096³, best of 3): ${peak.toFixed(0)} GFLOP/s; BLAS: ${native.buildInfo().blas}; threads ${native.getThreads()}`);
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const worker = path.join(here, 'ridgeWorker.js');
+  const results: Record<string, unknown>[] = [];
+  for (const s of shapes) {
+    const dir = mkdtempSync(path.join(tmpdir(), `bl-ridge-${s.name}-`));
+    try {
+      log(`\n${s.name}: n_train ${s.nTrain}, n_test ${s.nTest}, ${s.p} features, ${s.t} targets, ${nAlphas} alphas 1e1..1e7, ${folds} folds`);
+      await writeBenchData(dir, s, plantedData(s));
+      const ours = JSON.parse(
+        execFileSync(process.execPath, [worker, dir, String(nAlphas), String(folds), opts.cvMethod ?? 'auto'], { maxBuffer: 1 << 28 }).toString(),
+      ) as RunResult;
+      const gflops = (ours.info?.gemmFlops ?? 0) / 1e9 / ours.seconds;
+      log(
+        `  brainlatent: ${ours.seconds.toFixed(2)} s, ${gflops.toFixed(0)} GFLOP/s effective GEMM rate (${((100 * gflops) / peak).toFixed(0)}% of SGEMM peak), ` +
+          `peak RSS ${ours.peak_rss_mb.toFixed(0)} MB, held-out R² ${ours.test_r2.toFixed(4)} [${ours.info?.route}, ${ours.info?.cvMethod}]`,
+      );
+      const row: Record<string, unknown> = {
+        shape: s, brainlatent: { seconds: ours.seconds, gflops, peakShare: gflops / peak, peakRssMb: ours.peak_rss_mb, testR2: ours.test_r2, route: ours.info?.route, cvMethod: ours.info?.cvMethod },
+      };
+      if (opts.sklearn !== false) {
+        const sk = JSON.parse(
+          execFileSync(python, [path.join(packageRoot, 'bench', 'sklearn_ridge.py'), dir, String(nAlphas)], { maxBuffer: 1 << 28 }).toString(),
+        ) as RunResult;
+        let agree = 0;
+        for (let j = 0; j < sk.alphas.length; j++) agree += sk.alphas[j] === ours.alphas[j] ? 1 : 0;
+        const ratio = sk.seconds / ours.seconds;
+        log(
+          `  scikit-learn RidgeCV (LOO/GCV, fp64): ${sk.seconds.toFixed(2)} s, peak RSS ${sk.peak_rss_mb.toFixed(0)} MB, held-out R² ${sk.test_r2.toFixed(4)}`,
+        );
+        log(`  speed-up ${ratio.toFixed(2)}×, ΔR² ${(ours.test_r2 - sk.test_r2).toFixed(4)}, same alpha for ${((100 * agree) / sk.alphas.length).toFixed(1)}% of targets`);
+        row.sklearn = { seconds: sk.seconds, peakRssMb: sk.peak_rss_mb, testR2: sk.test_r2 };
+        row.speedup = ratio;
+        row.deltaR2 = ours.test_r2 - sk.test_r2;
+        row.alphaAgreement = agree / sk.alphas.length;
+      }
+      results.push(row);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  const record = { sgemmPeakGflops: peak, nAlphas, folds, results };
+  const file = appendBenchRecord('ridge', record);
+  log(`\nrecorded in ${path.relative(process.cwd(), file)}`);
+  return record;
+}

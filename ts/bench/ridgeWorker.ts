@@ -1,0 +1,29 @@
+/** Child process of the ridge bench: loads the .npy files, fits, predicts, prints one JSON line (peak RSS is this process's). */
+import { readMatrixNpy, readNpy } from '../io/npy.js';
+import { RidgeCV } from '../ridge/RidgeCV.js';
+import { logspace } from '../ridge/alphas.js';
+import { heldOutR2 } from './ridgeData.js';
+
+const [dir, nAlphas, folds, cvMethod] = process.argv.slice(2);
+const xTrain = await readMatrixNpy(`${dir}/x_train.npy`, 'X train');
+const yTrain = await readMatrixNpy(`${dir}/y_train.npy`, 'Y train');
+const xTest = await readMatrixNpy(`${dir}/x_test.npy`, 'X test');
+const yTest = await readMatrixNpy(`${dir}/y_test.npy`, 'Y test');
+const signal = (await readNpy(`${dir}/signal.npy`)).data as Uint8Array;
+const t0 = performance.now();
+const model = await new RidgeCV({
+  alphas: logspace(1e1, 1e7, Number(nAlphas)),
+  folds: Number(folds),
+  cvMethod: (cvMethod ?? 'auto') as 'auto' | 'per-fold' | 'exact',
+}).fit(xTrain, yTrain);
+const seconds = (performance.now() - t0) / 1000;
+const pred = model.predict(xTest);
+console.log(
+  JSON.stringify({
+    seconds,
+    test_r2: heldOutR2(pred.data, yTest.data, yTest.rows, yTest.cols, signal),
+    alphas: Array.from(model.bestAlphas),
+    peak_rss_mb: process.resourceUsage().maxRSS / 1024,
+    info: model.info,
+  }),
+);

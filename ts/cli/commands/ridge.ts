@@ -1,0 +1,127 @@
+import type { Command } from 'commander';
+
+import { readIntVectorNpy, readMatrixNpy, writeNpy } from '../../io/npy.js';
+import { parseAlphas } from '../../ridge/alphas.js';
+import { RidgeCV, setThreads } from '../../ridge/RidgeCV.js';
+import { RidgeModel } from '../../ridge/RidgeModel.js';
+import { alphaHistogram, mean, seconds } from '../format.js';
+import { progressBar } from '../progress.js';
+
+interface FitFlags {
+  x: string;
+  y: string;
+  alphas: string;
+  folds: string;
+  groups?: string;
+  score: 'r2' | 'pearson';
+  intercept: boolean;
+  standardize?: boolean;
+  route: 'auto' | 'primal' | 'kernel';
+  cvMethod: 'auto' | 'per-fold' | 'exact';
+  eigPrecision: 'auto' | 'float32' | 'float64';
+  memory: string;
+  threads?: string;
+  backend: 'auto' | 'cpu' | 'cuda';
+  out: string;
+}
+
+function int(text: string, what: string): number {
+  const v = Number(text);
+  if (!Number.isInteger(v)) throw new Error(`${what}: expected an integer, got '${text}'`);
+  return v;
+}
+
+export function registerRidgeCommand(program: Command): void {
+  const ridge = program
+    .command('ridge')
+    .description('Multi-target ridge regression with per-target alpha chosen by K-fold CV');
+
+  ridge
+    .command('fit')
+    .description('fit RidgeCV on X (samples × features) and Y (samples × targets) stored as .npy')
+    .requiredOption('--x <file>', 'X as .npy (float32 or float64, samples × features)')
+    .requiredOption('--y <file>', 'Y as .npy (float32 or float64, samples × targets)')
+    .option('--alphas <grid>', "candidate alphas: '1,10,100' or log-spaced start:stop:count", '1e1:1e7:10')
+    .option('--folds <k>', 'number of CV folds (contiguous unless --groups)', '5')
+    .option('--groups <file>', 'group label per sample (.npy int): a group never straddles folds, e.g. the image id of each trial')
+    .option('--score <name>', "CV score maximised per target: 'r2' or 'pearson'", 'r2')
+    .option('--no-intercept', 'do not centre X and Y (data must already be zero-mean)')
+    .option('--standardize', 'z-score X columns with training statistics (stored in the model)')
+    .option('--route <route>', "'auto', 'primal' (eig of XᵀX) or 'kernel' (eig of XXᵀ)", 'auto')
+    .option('--cv-method <m>', "'auto', 'per-fold' or 'exact' (one decomposition, closed-form CV)", 'auto')
+    .option('--eig-precision <p>', "'auto', 'float32' or 'float64'", 'auto')
+    .option('--memory <GiB>', 'memory budget for target batches, in GiB', '2')
+    .option('--threads <n>', 'engine threads (default: all cores)')
+    .option('--backend <b>', "'auto', 'cpu' or 'cuda'", 'auto')
+    .requiredOption('--out <file>', 'model output (.safetensors)')
+    .addHelpText(
+      'after',
+      `
+Example:
+  brainlatent ridge fit --x early_betas.npy --y z_train.npy --alphas 1e1:1e7:10 \\
+      --folds 5 --groups image_ids.npy --standardize --out z_decoder.safetensors
+
+The model predicts ((X - x_mean) / x_scale) @ coef + intercept; Python can read it with
+safetensors.numpy.load_file(path).`,
+    )
+    .action(async (flags: FitFlags) => {
+      if (flags.threads !== undefined) setThreads(int(flags.threads, '--threads'));
+      const [x, y] = await Promise.all([readMatrixNpy(flags.x, 'X'), readMatrixNpy(flags.y, 'Y')]);
+      const groups = flags.groups ? await readIntVectorNpy(flags.groups, 'groups') : undefined;
+      const alphas = parseAlphas(flags.alphas);
+      console.log(`X ${x.rows}×${x.cols}, Y ${y.rows}×${y.cols}; ${alphas.length} alphas, ${flags.folds} folds${groups ? ' (grouped)' : ''}`);
+      const bar = progressBar('ridge fit');
+      const t0 = performance.now();
+      const model = await new RidgeCV({
+        alphas,
+        folds: int(flags.folds, '--folds'),
+        groups,
+        score: flags.score,
+        fitIntercept: flags.intercept,
+        standardize: flags.standardize ?? false,
+        route: flags.route,
+        cvMethod: flags.cvMethod,
+        eigPrecision: flags.eigPrecision,
+        memoryBudget: Number(flags.memory) * 2 ** 30,
+        backend: flags.backend,
+      }).fit(x, y, { onProgress: (p) => bar.update(p.fraction, p.stage) });
+      const secs = (performance.now() - t0) / 1000;
+      bar.done();
+      await model.save(flags.out);
+      const info = model.info;
+      console.log(`chosen alphas (targets per alpha):\n${alphaHistogram(alphas, model.bestAlphas)}`);
+      console.log(`mean CV ${flags.score} at the chosen alphas: ${mean(model.bestScores).toFixed(4)}`);
+      if (info) {
+        console.log(
+          `route ${info.route}, CV ${info.cvMethod}, eig ${info.eigPrecision}; ${info.nBatches} target batch(es) of ${info.targetBatch}; ` +
+            `${(info.gemmFlops / 1e9).toFixed(1)} GFLOP at ${(info.gemmFlops / 1e9 / secs).toFixed(1)} GFLOP/s`,
+        );
+        if (info.edgeLow > 0.05 || info.edgeHigh > 0.05) {
+          console.log(
+            `warning: ${(100 * info.edgeLow).toFixed(1)}% of targets chose the smallest alpha and ${(100 * info.edgeHigh).toFixed(1)}% the largest; consider widening the grid`,
+          );
+        }
+      }
+      console.log(`fitted in ${seconds(secs)}; model written to ${flags.out}`);
+    });
+
+  ridge
+    .command('predict')
+    .description('predict with a saved ridge model')
+    .requiredOption('--model <file>', 'model (.safetensors) from `ridge fit`')
+    .requiredOption('--x <file>', 'X as .npy (samples × features)')
+    .requiredOption('--out <file>', 'predictions .npy (float32, samples × targets)')
+    .action(async (flags: { model: string; x: string; out: string }) => {
+      const t0 = performance.now();
+      const [model, x] = await Promise.all([RidgeModel.load(flags.model), readMatrixNpy(flags.x, 'X')]);
+      if (x.cols !== model.nFeatures) {
+        throw new Error(`${flags.x}: X has ${x.cols} features (columns) but ${flags.model} was fitted on ${model.nFeatures}`);
+      }
+      const bar = progressBar('predict');
+      bar.update(0, 'predict');
+      const pred = model.predict(x);
+      bar.done();
+      await writeNpy(flags.out, pred.data, [pred.rows, pred.cols]);
+      console.log(`predicted ${pred.rows}×${pred.cols} in ${seconds((performance.now() - t0) / 1000)}; written to ${flags.out}`);
+    });
+}

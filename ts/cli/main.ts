@@ -1,0 +1,27 @@
+#!/usr/bin/env node
+/** The brainlatent CLI: registers one command module per job; each calls public library functions. */
+import { Command } from 'commander';
+
+import { BrainlatentError } from '../errors.js';
+import { registerBenchCommand } from './commands/bench.js';
+import { registerRidgeCommand } from './commands/ridge.js';
+
+const program = new Command();
+program
+  .name('brainlatent')
+  .description(
+    'Reconstruct seen images from fMRI with a latent diffusion model (Takagi & Nishimoto 2023) and fit voxel-wise encoding models.',
+  )
+  .version('0.1.0')
+  .showHelpAfterError();
+
+registerRidgeCommand(program);
+registerBenchCommand(program);
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  const msg = err instanceof Error ? err.message : String(err);
+  const kind = err instanceof BrainlatentError ? err.name : 'error';
+  process.stderr.write(`brainlatent: ${kind}: ${msg}\n`);
+  if (process.env.BRAINLATENT_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
+  process.exit(1);
+});
