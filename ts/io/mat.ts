@@ -1,4 +1,4 @@
-import { readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { deflateSync, inflateSync } from 'node:zlib';
 import { FormatError, InvalidArgumentError, ShapeError } from '../errors.js';
 import { fileOpenError } from './byteStream.js';
@@ -43,17 +43,26 @@ const MI_SIZES: Record<number, number> = { 1: 1, 2: 1, 3: 2, 4: 2, 5: 4, 6: 4, 7
 
 /** Reads a MAT-file: v5/v7 (optionally zlib-compressed elements) with our own parser, v7.3 through h5wasm. */
 export async function readMat(path: string): Promise<MatFile> {
-  let bytes: Buffer;
+  // Decide the version from the header alone: v7.3 files (HDF5) can be many GB and are read in slabs.
+  let head: Buffer;
   try {
-    bytes = await readFile(path);
+    const fh = await open(path, 'r');
+    try {
+      head = Buffer.alloc(128);
+      const { bytesRead } = await fh.read(head, 0, 128, 0);
+      head = head.subarray(0, bytesRead);
+    } finally {
+      await fh.close();
+    }
   } catch (e) {
     throw fileOpenError(path, e);
   }
-  const text = bytes.subarray(0, 116).toString('latin1');
-  if (text.startsWith('MATLAB 7.3') || (bytes.length > 520 && (await hdf5SignatureOffset(path)) === 512)) return readMat73(path);
-  if (bytes.length < 128 || !text.startsWith('MATLAB 5.0')) {
+  const text = head.subarray(0, 116).toString('latin1');
+  if (text.startsWith('MATLAB 7.3') || (await hdf5SignatureOffset(path)) === 512) return readMat73(path);
+  if (head.length < 128 || !text.startsWith('MATLAB 5.0')) {
     throw new FormatError(`${path}: not a MAT-file (expected a 128-byte header starting "MATLAB 5.0" or "MATLAB 7.3")`);
   }
+  const bytes = await readFile(path);
   const endian = bytes.subarray(126, 128).toString('latin1');
   if (endian !== 'IM' && endian !== 'MI') throw new FormatError(`${path}: MAT header endian indicator "${endian}", expected "IM" or "MI"`);
   const le = endian === 'IM';
