@@ -5,6 +5,7 @@ import { Command } from 'commander';
 import { BrainlatentError } from '../errors.js';
 import { registerBenchCommand } from './commands/bench.js';
 import { registerRidgeCommand } from './commands/ridge.js';
+import { registerSdCommand } from './commands/sd.js';
 
 const program = new Command();
 program
@@ -16,6 +17,7 @@ program
   .showHelpAfterError();
 
 registerRidgeCommand(program);
+registerSdCommand(program);
 registerBenchCommand(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {

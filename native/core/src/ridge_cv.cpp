@@ -572,7 +572,7 @@ void RidgeFitter::fit_per_fold_primal() {
   // Target batches: CV over folds, then the refit of the batch.
   tb_ = choose_batch(Route::PerFoldPrimal);
   const i64 nvmax = folds_.max_size();
-  std::vector<float> yb, b_full, bt, z, pr, ms, ez, alpha_b;
+  std::vector<float> yb, b_full, bv, bt, z, pr, ms, ez;
   std::vector<double> ymean_v, sst_v, ysum_v, ysumsq_v, scores, offset;
   i64 batches = 0;
   for (i64 j0 = 0; j0 < t_; j0 += tb_) {
@@ -582,9 +582,20 @@ void RidgeFitter::fit_per_fold_primal() {
     ++batches;
     load_y_batch(j0, tb, yb);
     fold_y_stats(yb.data(), tb, ymean_v, sst_v, ysum_v, ysumsq_v);
-    b_full.resize(static_cast<std::size_t>(p * tb));
-    linalg::gemm(true, false, p, tb, n_, 1.0f, xs_.data(), p, yb.data(), tb, 0.0f, b_full.data(), tb);
+    // B_v = X̃_vᵀ Y_v for every fold (2·n·p·tb in all), B = Σ B_v; fold v trains on B − B_v.
+    bv.resize(static_cast<std::size_t>(k_ * p * tb));
+    for (int v = 0; v < k_; ++v) {
+      const i64 s = folds_.start[static_cast<std::size_t>(v)], nv = folds_.size(v);
+      linalg::gemm(true, false, p, tb, nv, 1.0f, xs_.data() + s * p, p, yb.data() + s * tb, tb, 0.0f, bv.data() + v * p * tb, tb);
+    }
     count(2.0 * n_ * p * tb);
+    b_full.assign(static_cast<std::size_t>(p * tb), 0.0f);
+    for (int v = 0; v < k_; ++v) {
+      const float* src = bv.data() + v * p * tb;
+      parallel_for(0, p * tb, 1 << 16, [&](i64 b, i64 e) {
+        for (i64 i = b; i < e; ++i) b_full[static_cast<std::size_t>(i)] += src[i];
+      });
+    }
     bt.resize(b_full.size());
     z.resize(b_full.size());
     scores.resize(static_cast<std::size_t>(tb));
@@ -593,12 +604,12 @@ void RidgeFitter::fit_per_fold_primal() {
       check_cancel();
       const Eig& eg = eigs[static_cast<std::size_t>(v)];
       const i64 s = folds_.start[static_cast<std::size_t>(v)], nv = folds_.size(v), nt = n_ - nv;
-      const float* xv = xs_.data() + s * p;
       const float* yv = yb.data() + s * tb;
-      // B_t = B − X̃_vᵀ Y_v − n_t x̄_t ȳ_tᵀ
-      std::copy(b_full.begin(), b_full.end(), bt.begin());
-      linalg::gemm(true, false, p, tb, nv, -1.0f, xv, p, yv, tb, 1.0f, bt.data(), tb);
-      count(2.0 * nv * p * tb);
+      // B_t = B − B_v − n_t x̄_t ȳ_tᵀ
+      const float* bvv = bv.data() + v * p * tb;
+      parallel_for(0, p * tb, 1 << 16, [&](i64 b, i64 e) {
+        for (i64 i = b; i < e; ++i) bt[static_cast<std::size_t>(i)] = b_full[static_cast<std::size_t>(i)] - bvv[i];
+      });
       for (i64 j = 0; j < tb; ++j)
         offset[static_cast<std::size_t>(j)] = opt_.fit_intercept ? -ysum_v[static_cast<std::size_t>(v * tb + j)] / nt : 0.0;
       if (opt_.fit_intercept) {

@@ -1,0 +1,33 @@
+// ONNX Runtime, loaded at run time (dlopen + OrtGetApiBase), never linked: one engine binary
+// runs on the onnxruntime-node library, on a CUDA build, or on another compatible release
+// (API >= the headers' ORT_API_VERSION). One library per process; the OrtEnv is shared.
+#pragma once
+#include <string>
+#include <vector>
+
+namespace brainlatent {
+
+struct OrtRuntimeInfo {
+  std::string library_path;          // what was dlopen'ed
+  std::string version;               // GetVersionString()
+  int api_version = 0;               // the API level the engine requested
+  std::vector<std::string> providers;  // GetAvailableProviders()
+};
+
+// Loads the library once per process. `path` empty = env BRAINLATENT_ORT_LIB. Loading again with
+// the same path (or an empty one) returns the loaded runtime; another path is an error.
+// Throws BackendUnavailable when the file cannot be opened, has no OrtGetApiBase, or is too old.
+OrtRuntimeInfo ort_load(const std::string& path);
+bool ort_is_loaded();
+
+// Session settings shared by every model of a pipeline.
+struct OrtSessionConfig {
+  int intra_threads = 0;          // 0 = ORT's default (all physical cores)
+  int inter_threads = 0;
+  std::string provider = "cpu";   // "cpu" | "cuda" | any name SessionOptionsAppendExecutionProvider knows
+  int device_id = 0;
+  bool spinning = true;           // session.intra_op.allow_spinning
+  std::string optimization = "all";  // "disable" | "basic" | "extended" | "all"
+};
+
+}  // namespace brainlatent

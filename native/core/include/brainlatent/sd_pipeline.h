@@ -1,0 +1,81 @@
+// Stable Diffusion 1.x on ONNX Runtime: the four models of a diffusers/optimum ONNX export,
+// their signatures read from the sessions and adapted to (input_ids int32|int64; timestep
+// float32|int64|int32, rank 0|1; vae_encoder latent_sample | latent_parameters), text and image
+// encoding, decoding, and the fused img2img loop (sd_sampler.h) on an IoBinding U-Net.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "brainlatent/ort_runtime.h"
+#include "brainlatent/philox.h"
+#include "brainlatent/sd_sampler.h"
+
+namespace brainlatent {
+
+struct SdTensorInfo {
+  std::string name;
+  std::string dtype;                 // "float32", "int64", ...
+  std::vector<std::int64_t> shape;   // -1 where symbolic
+  std::vector<std::string> dims;     // symbolic names, "" where fixed
+};
+
+struct SdModelInfo {
+  std::string component;  // text_encoder | unet | vae_encoder | vae_decoder
+  std::string path;
+  std::vector<SdTensorInfo> inputs, outputs;
+};
+
+struct SdSummary {
+  std::vector<SdModelInfo> models;
+  std::string input_ids_dtype;      // int32 | int64 ("" without a text encoder)
+  std::int64_t text_seq = 77;       // sequence length of input_ids (-1 when symbolic)
+  std::string timestep_dtype;       // float32 | int64 | int32
+  int timestep_rank = 1;
+  std::string vae_encoder_output;   // latent_sample | latent_parameters
+  std::int64_t cond_dim = -1;       // encoder_hidden_states width (-1 when symbolic)
+  std::int64_t latent_channels = 4;
+};
+
+struct SdLoadOptions {
+  std::string dir;
+  std::string ort_library;            // "" = BRAINLATENT_ORT_LIB
+  OrtSessionConfig session;
+  std::vector<std::string> components;  // empty = all four
+};
+
+enum class LatentMode { Auto, Mean, Sample };
+
+class SdPipeline {
+ public:
+  static std::unique_ptr<SdPipeline> load(const SdLoadOptions& options);
+  virtual ~SdPipeline() = default;
+  virtual const SdSummary& summary() const = 0;
+  virtual bool has(const std::string& component) const = 0;
+
+  // ids [B, seq] -> last_hidden_state [B, seq, dim]
+  virtual std::vector<float> encode_text(const std::int64_t* ids, std::int64_t batch, std::int64_t seq,
+                                         std::int64_t& dim) = 0;
+  // images [B, 3, H, W] in [-1, 1] -> scaled latents [B, C, H/8, W/8] (scaling · mean or sample)
+  virtual std::vector<float> encode_images(const float* images, std::int64_t batch, std::int64_t height,
+                                           std::int64_t width, LatentMode mode, const NoiseKey* keys, float scaling,
+                                           std::int64_t chunk, std::int64_t& channels, std::int64_t& h,
+                                           std::int64_t& w) = 0;
+  // scaled latents [B, C, h, w] -> images [B, 3, H, W] in [0, 1]
+  virtual std::vector<float> decode(const float* latents, std::int64_t batch, std::int64_t channels, std::int64_t h,
+                                    std::int64_t w, float scaling, std::int64_t chunk, std::int64_t& height,
+                                    std::int64_t& width) = 0;
+  // Checks the job against the U-Net's signature, then runs the fused loop.
+  virtual Img2ImgStats img2img(const Img2ImgJob& job) = 0;
+};
+
+// images [B, H, W, 3] uint8 -> [B, 3, H, W] float in [-1, 1]
+void rgb8_to_model_input(const std::uint8_t* rgb, std::int64_t batch, std::int64_t height, std::int64_t width,
+                         float* out);
+// [B, 3, H, W] float in [0, 1] -> [B, H, W, 3] uint8 (round(255·x))
+void model_output_to_rgb8(const float* img, std::int64_t batch, std::int64_t height, std::int64_t width,
+                          std::uint8_t* out);
+
+}  // namespace brainlatent

@@ -1,0 +1,68 @@
+// The fused img2img denoising loop. The U-Net is reached through a small interface so the loop
+// runs unchanged on ONNX Runtime (sd_pipeline.cpp, IoBinding) and on a fake in the ctests.
+// Per batch the loop allocates its buffers once; per step it sets the timestep, calls the
+// U-Net, and makes one fused pass over memory (sd_fused_step.h). Nothing else happens per step.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "brainlatent/philox.h"
+#include "brainlatent/scheduler.h"
+
+namespace brainlatent {
+
+// One U-Net bound to preallocated buffers for a batch of `rows` rows (2B with guidance).
+class UNetRunner {
+ public:
+  virtual ~UNetRunner() = default;
+  // Allocates and binds the batch's tensors; cond is [rows, seq, dim] and stays bound.
+  virtual void prepare(std::int64_t rows, std::int64_t channels, std::int64_t height, std::int64_t width,
+                       const float* cond, std::int64_t seq, std::int64_t dim) = 0;
+  virtual float* input() = 0;         // [rows, C, h, w], written by the loop
+  virtual const float* output() = 0;  // [rows, C, h, w], the noise prediction
+  virtual void run(double timestep) = 0;
+  virtual void request_cancel() {}  // may be called from another thread
+};
+
+struct StepProgress {
+  int step = 0;            // 1-based index among the steps that run
+  int total = 0;
+  std::int64_t batch_first = 0;   // index of the batch's first image in the job
+  std::int64_t batch_images = 0;
+  double timestep = 0;
+  double unet_seconds = 0;  // this step's U-Net call
+};
+
+struct Img2ImgJob {
+  SamplerPlan plan;
+  float guidance = 1.0f;          // classifier-free guidance runs when guidance > 1 (diffusers' rule)
+  std::int64_t count = 0;         // images
+  std::int64_t channels = 4, height = 0, width = 0;  // latent shape
+  std::int64_t seq = 77, dim = 0;  // conditioning shape
+  const float* z = nullptr;        // [count, C, h, w] scaled latents
+  const float* cond = nullptr;     // [count, seq, dim]
+  const float* uncond = nullptr;   // [uncond_rows, seq, dim], uncond_rows 1 (shared) or count
+  std::int64_t uncond_rows = 0;
+  const float* noise = nullptr;    // optional [count, C, h, w] initial noise (else Philox stream 0)
+  std::vector<NoiseKey> keys;      // [count]
+  std::int64_t batch_size = 1;
+  float* out = nullptr;            // [count, C, h, w] final latents
+  const std::atomic<bool>* cancel = nullptr;
+  std::function<void(const StepProgress&)> on_step;
+};
+
+struct Img2ImgStats {
+  double loop_seconds = 0;   // wall time of the denoising loops (init + steps), all batches
+  double unet_seconds = 0;   // sum of the U-Net calls
+  double update_seconds = 0; // sum of the fused passes
+  std::int64_t unet_calls = 0;
+  std::int64_t batches = 0;
+};
+
+// Validates the job (shapes, pointers, keys) and runs it batch by batch. Throws Cancelled
+// when *cancel becomes true (checked before every step).
+Img2ImgStats run_img2img(UNetRunner& unet, const Img2ImgJob& job);
+
+}  // namespace brainlatent

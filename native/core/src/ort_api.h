@@ -1,0 +1,68 @@
+// Private: the loaded OrtApi table, status checking and small RAII holders. Only src/ort_*.cpp
+// and src/sd_pipeline.cpp include the ONNX Runtime C header.
+#pragma once
+#include <onnxruntime_c_api.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "brainlatent/ort_runtime.h"
+
+namespace brainlatent::ort {
+
+const OrtApi& api();  // throws BackendUnavailable when no runtime is loaded
+OrtEnv* env();
+
+// Throws Error(OrtFailure, what + ": " + ORT's message) when st is an error; releases st.
+void check(OrtStatus* st, const std::string& what);
+
+struct ValueDeleter { void operator()(OrtValue* v) const { if (v) api().ReleaseValue(v); } };
+using Value = std::unique_ptr<OrtValue, ValueDeleter>;
+
+const char* element_type_name(ONNXTensorElementDataType t);
+
+struct TensorSig {
+  std::string name;
+  ONNXTensorElementDataType type = ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED;
+  std::vector<std::int64_t> shape;     // -1 for symbolic / unknown
+  std::vector<std::string> dim_names;  // symbolic names ("" when fixed)
+  std::string describe() const;        // "sample float32 [batch, 4, height, width]"
+};
+
+// One InferenceSession with its signature, created once and reused.
+class Session {
+ public:
+  Session(const std::string& path, const OrtSessionConfig& config);
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+  OrtSession* get() const { return session_; }
+  const std::string& path() const { return path_; }
+  const std::vector<TensorSig>& inputs() const { return inputs_; }
+  const std::vector<TensorSig>& outputs() const { return outputs_; }
+  const TensorSig* input(const std::string& name) const;
+  const TensorSig* output(const std::string& name) const;
+  bool on_cpu() const { return on_cpu_; }
+  std::string describe() const;  // every input and output, one per line
+
+ private:
+  std::string path_;
+  OrtSession* session_ = nullptr;
+  std::vector<TensorSig> inputs_, outputs_;
+  bool on_cpu_ = true;
+};
+
+// A tensor over caller-owned memory (no copy).
+Value tensor_over(void* data, std::size_t bytes, const std::vector<std::int64_t>& shape, ONNXTensorElementDataType type);
+const OrtMemoryInfo* cpu_memory();
+
+// Runs with plain inputs; outputs allocated by ORT, returned in the order of `output_names`.
+std::vector<Value> run(const Session& s, const std::vector<const char*>& input_names,
+                       const std::vector<const OrtValue*>& inputs, const std::vector<const char*>& output_names,
+                       OrtRunOptions* run_options = nullptr);
+std::vector<std::int64_t> shape_of(const OrtValue* v);
+const float* float_data(OrtValue* v);
+
+}  // namespace brainlatent::ort

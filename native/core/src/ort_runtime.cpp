@@ -1,0 +1,316 @@
+#include <dlfcn.h>
+
+#include <cstdlib>
+#include <mutex>
+#include <sstream>
+
+#include "brainlatent/error.h"
+#include "ort_api.h"
+
+namespace brainlatent {
+namespace {
+
+struct Runtime {
+  std::mutex mutex;
+  void* handle = nullptr;
+  const OrtApi* api = nullptr;
+  OrtEnv* env = nullptr;
+  OrtMemoryInfo* cpu = nullptr;
+  OrtRuntimeInfo info;
+};
+
+Runtime& runtime() {
+  static Runtime* r = new Runtime();  // never destroyed: ORT objects outlive static destructors
+  return *r;
+}
+
+}  // namespace
+
+OrtRuntimeInfo ort_load(const std::string& requested) {
+  Runtime& r = runtime();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  std::string path = requested;
+  if (path.empty()) {
+    const char* e = std::getenv("BRAINLATENT_ORT_LIB");
+    if (e && *e) path = e;
+  }
+  if (r.api) {
+    if (!path.empty() && path != r.info.library_path)
+      throw Error(ErrorCode::InvalidArgument, "ONNX Runtime is already loaded from " + r.info.library_path +
+                                                  "; cannot load a second library (" + path + ") in one process");
+    return r.info;
+  }
+  if (path.empty())
+    throw Error(ErrorCode::BackendUnavailable,
+                "no ONNX Runtime library given: pass its path or set BRAINLATENT_ORT_LIB "
+                "(onnxruntime-node ships bin/napi-v6/<platform>/<arch>/libonnxruntime.so.1)");
+  void* h = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!h) {
+    const char* why = dlerror();
+    throw Error(ErrorCode::BackendUnavailable,
+                "cannot load ONNX Runtime from " + path + ": " + (why ? why : "dlopen failed"));
+  }
+  using GetApiBase = const OrtApiBase* (*)();
+  auto get_base = reinterpret_cast<GetApiBase>(dlsym(h, "OrtGetApiBase"));
+  if (!get_base) {
+    dlclose(h);
+    throw Error(ErrorCode::BackendUnavailable, path + " is not an ONNX Runtime library (no OrtGetApiBase symbol)");
+  }
+  const OrtApiBase* base = get_base();
+  const OrtApi* api = base ? base->GetApi(ORT_API_VERSION) : nullptr;
+  const std::string version = base && base->GetVersionString ? base->GetVersionString() : "?";
+  if (!api) {
+    dlclose(h);
+    throw Error(ErrorCode::BackendUnavailable, "ONNX Runtime " + version + " at " + path +
+                                                   " is too old: the engine needs API version " +
+                                                   std::to_string(ORT_API_VERSION) + " (ONNX Runtime >= 1." +
+                                                   std::to_string(ORT_API_VERSION) + ")");
+  }
+  OrtEnv* env = nullptr;
+  if (OrtStatus* st = api->CreateEnv(ORT_LOGGING_LEVEL_ERROR, "brainlatent", &env)) {
+    std::string msg = api->GetErrorMessage(st);
+    api->ReleaseStatus(st);
+    throw Error(ErrorCode::OrtFailure, "ONNX Runtime CreateEnv failed: " + msg);
+  }
+  OrtMemoryInfo* cpu = nullptr;
+  if (OrtStatus* st = api->CreateCpuMemoryInfo(OrtArenaAllocator, OrtMemTypeDefault, &cpu)) {
+    std::string msg = api->GetErrorMessage(st);
+    api->ReleaseStatus(st);
+    throw Error(ErrorCode::OrtFailure, "ONNX Runtime CreateCpuMemoryInfo failed: " + msg);
+  }
+  OrtRuntimeInfo info;
+  info.library_path = path;
+  info.version = version;
+  info.api_version = ORT_API_VERSION;
+  char** names = nullptr;
+  int count = 0;
+  if (OrtStatus* st = api->GetAvailableProviders(&names, &count)) {
+    api->ReleaseStatus(st);
+  } else {
+    for (int i = 0; i < count; ++i) info.providers.emplace_back(names[i]);
+    if (OrtStatus* st2 = api->ReleaseAvailableProviders(names, count)) api->ReleaseStatus(st2);
+  }
+  r.handle = h;
+  r.api = api;
+  r.env = env;
+  r.cpu = cpu;
+  r.info = info;
+  return info;
+}
+
+bool ort_is_loaded() {
+  Runtime& r = runtime();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  return r.api != nullptr;
+}
+
+namespace ort {
+
+const OrtApi& api() {
+  const OrtApi* a = runtime().api;
+  if (!a) throw Error(ErrorCode::BackendUnavailable, "ONNX Runtime is not loaded (call ort_load first)");
+  return *a;
+}
+
+OrtEnv* env() {
+  api();
+  return runtime().env;
+}
+
+const OrtMemoryInfo* cpu_memory() {
+  api();
+  return runtime().cpu;
+}
+
+void check(OrtStatus* st, const std::string& what) {
+  if (!st) return;
+  const std::string msg = api().GetErrorMessage(st);
+  api().ReleaseStatus(st);
+  throw Error(ErrorCode::OrtFailure, what + ": " + msg);
+}
+
+const char* element_type_name(ONNXTensorElementDataType t) {
+  switch (t) {
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT: return "float32";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16: return "float16";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_DOUBLE: return "float64";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32: return "int32";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64: return "int64";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8: return "uint8";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT8: return "int8";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_BOOL: return "bool";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_BFLOAT16: return "bfloat16";
+    default: return "other";
+  }
+}
+
+std::string TensorSig::describe() const {
+  std::ostringstream o;
+  o << name << ' ' << element_type_name(type) << " [";
+  for (std::size_t i = 0; i < shape.size(); ++i) {
+    if (i) o << ", ";
+    if (shape[i] >= 0) o << shape[i];
+    else o << (dim_names[i].empty() ? "?" : dim_names[i]);
+  }
+  o << ']';
+  return o.str();
+}
+
+namespace {
+
+std::vector<TensorSig> read_signature(OrtSession* s, bool inputs) {
+  const OrtApi& a = api();
+  OrtAllocator* alloc = nullptr;
+  check(a.GetAllocatorWithDefaultOptions(&alloc), "GetAllocatorWithDefaultOptions");
+  std::size_t n = 0;
+  check(inputs ? a.SessionGetInputCount(s, &n) : a.SessionGetOutputCount(s, &n), "SessionGet*Count");
+  std::vector<TensorSig> sigs;
+  for (std::size_t i = 0; i < n; ++i) {
+    TensorSig sig;
+    char* name = nullptr;
+    check(inputs ? a.SessionGetInputName(s, i, alloc, &name) : a.SessionGetOutputName(s, i, alloc, &name),
+          "SessionGet*Name");
+    sig.name = name;
+    check(a.AllocatorFree(alloc, name), "AllocatorFree");
+    OrtTypeInfo* ti = nullptr;
+    check(inputs ? a.SessionGetInputTypeInfo(s, i, &ti) : a.SessionGetOutputTypeInfo(s, i, &ti), "SessionGet*TypeInfo");
+    const OrtTensorTypeAndShapeInfo* tsi = nullptr;
+    OrtStatus* st = a.CastTypeInfoToTensorInfo(ti, &tsi);
+    if (!st && tsi) {
+      check(a.GetTensorElementType(tsi, &sig.type), "GetTensorElementType");
+      std::size_t rank = 0;
+      check(a.GetDimensionsCount(tsi, &rank), "GetDimensionsCount");
+      sig.shape.resize(rank);
+      std::vector<const char*> sym(rank, nullptr);
+      check(a.GetDimensions(tsi, sig.shape.data(), rank), "GetDimensions");
+      check(a.GetSymbolicDimensions(tsi, sym.data(), rank), "GetSymbolicDimensions");
+      for (std::size_t d = 0; d < rank; ++d) sig.dim_names.emplace_back(sym[d] ? sym[d] : "");
+    }
+    if (st) a.ReleaseStatus(st);
+    a.ReleaseTypeInfo(ti);
+    sigs.push_back(std::move(sig));
+  }
+  return sigs;
+}
+
+}  // namespace
+
+Session::Session(const std::string& path, const OrtSessionConfig& c) : path_(path) {
+  const OrtApi& a = api();
+  OrtSessionOptions* so = nullptr;
+  check(a.CreateSessionOptions(&so), "CreateSessionOptions");
+  struct Guard {
+    const OrtApi& a;
+    OrtSessionOptions* so;
+    ~Guard() { a.ReleaseSessionOptions(so); }
+  } guard{a, so};
+  if (c.intra_threads > 0) check(a.SetIntraOpNumThreads(so, c.intra_threads), "SetIntraOpNumThreads");
+  if (c.inter_threads > 0) check(a.SetInterOpNumThreads(so, c.inter_threads), "SetInterOpNumThreads");
+  GraphOptimizationLevel level = ORT_ENABLE_ALL;
+  if (c.optimization == "disable") level = ORT_DISABLE_ALL;
+  else if (c.optimization == "basic") level = ORT_ENABLE_BASIC;
+  else if (c.optimization == "extended") level = ORT_ENABLE_EXTENDED;
+  else if (c.optimization != "all")
+    throw Error(ErrorCode::InvalidArgument, "unknown graph optimization level '" + c.optimization +
+                                                "': expected disable, basic, extended or all");
+  check(a.SetSessionGraphOptimizationLevel(so, level), "SetSessionGraphOptimizationLevel");
+  check(a.AddSessionConfigEntry(so, "session.intra_op.allow_spinning", c.spinning ? "1" : "0"), "AddSessionConfigEntry");
+  if (c.provider == "cuda") {
+    OrtCUDAProviderOptionsV2* cuda = nullptr;
+    check(a.CreateCUDAProviderOptions(&cuda), "CreateCUDAProviderOptions");
+    const std::string dev = std::to_string(c.device_id);
+    const char* keys[] = {"device_id"};
+    const char* vals[] = {dev.c_str()};
+    OrtStatus* st = a.UpdateCUDAProviderOptions(cuda, keys, vals, 1);
+    if (!st) st = a.SessionOptionsAppendExecutionProvider_CUDA_V2(so, cuda);
+    a.ReleaseCUDAProviderOptions(cuda);
+    if (st) {
+      const std::string msg = a.GetErrorMessage(st);
+      a.ReleaseStatus(st);
+      throw Error(ErrorCode::BackendUnavailable, "the CUDA execution provider is unavailable: " + msg);
+    }
+    on_cpu_ = false;
+  } else if (c.provider != "cpu" && !c.provider.empty()) {
+    OrtStatus* st = a.SessionOptionsAppendExecutionProvider(so, c.provider.c_str(), nullptr, nullptr, 0);
+    if (st) {
+      const std::string msg = a.GetErrorMessage(st);
+      a.ReleaseStatus(st);
+      throw Error(ErrorCode::BackendUnavailable, "execution provider '" + c.provider + "' is unavailable: " + msg);
+    }
+    on_cpu_ = false;
+  }
+  check(a.CreateSession(env(), path.c_str(), so, &session_), "cannot load " + path);
+  try {
+    inputs_ = read_signature(session_, true);
+    outputs_ = read_signature(session_, false);
+  } catch (...) {
+    a.ReleaseSession(session_);
+    throw;
+  }
+}
+
+Session::~Session() {
+  if (session_) api().ReleaseSession(session_);
+}
+
+const TensorSig* Session::input(const std::string& name) const {
+  for (const auto& s : inputs_)
+    if (s.name == name) return &s;
+  return nullptr;
+}
+
+const TensorSig* Session::output(const std::string& name) const {
+  for (const auto& s : outputs_)
+    if (s.name == name) return &s;
+  return nullptr;
+}
+
+std::string Session::describe() const {
+  std::ostringstream o;
+  o << "inputs: ";
+  for (std::size_t i = 0; i < inputs_.size(); ++i) o << (i ? "; " : "") << inputs_[i].describe();
+  o << " | outputs: ";
+  for (std::size_t i = 0; i < outputs_.size(); ++i) o << (i ? "; " : "") << outputs_[i].describe();
+  return o.str();
+}
+
+Value tensor_over(void* data, std::size_t bytes, const std::vector<std::int64_t>& shape, ONNXTensorElementDataType type) {
+  OrtValue* v = nullptr;
+  check(api().CreateTensorWithDataAsOrtValue(cpu_memory(), data, bytes, shape.data(), shape.size(), type, &v),
+        "CreateTensorWithDataAsOrtValue");
+  return Value(v);
+}
+
+std::vector<Value> run(const Session& s, const std::vector<const char*>& input_names,
+                       const std::vector<const OrtValue*>& inputs, const std::vector<const char*>& output_names,
+                       OrtRunOptions* run_options) {
+  std::vector<OrtValue*> outs(output_names.size(), nullptr);
+  check(api().Run(s.get(), run_options, input_names.data(), inputs.data(), inputs.size(), output_names.data(),
+                  output_names.size(), outs.data()),
+        "running " + s.path());
+  std::vector<Value> result;
+  for (OrtValue* v : outs) result.emplace_back(v);
+  return result;
+}
+
+std::vector<std::int64_t> shape_of(const OrtValue* v) {
+  const OrtApi& a = api();
+  OrtTensorTypeAndShapeInfo* info = nullptr;
+  check(a.GetTensorTypeAndShape(v, &info), "GetTensorTypeAndShape");
+  std::size_t rank = 0;
+  OrtStatus* st = a.GetDimensionsCount(info, &rank);
+  std::vector<std::int64_t> shape(rank);
+  if (!st) st = a.GetDimensions(info, shape.data(), rank);
+  a.ReleaseTensorTypeAndShapeInfo(info);
+  check(st, "GetDimensions");
+  return shape;
+}
+
+const float* float_data(OrtValue* v) {
+  void* p = nullptr;
+  check(api().GetTensorMutableData(v, &p), "GetTensorMutableData");
+  return static_cast<const float*>(p);
+}
+
+}  // namespace ort
+}  // namespace brainlatent

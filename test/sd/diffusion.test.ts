@@ -1,0 +1,243 @@
+/**
+ * The fused native loop against the plain TypeScript reference loop on onnxruntime-node, for every
+ * scheduler with and without guidance, on the tiny fixture models of each export variant; the
+ * Diffusion API's progress, cancellation, determinism and bad-input errors.
+ */
+import { copyFile, mkdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import * as ort from 'onnxruntime-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { CancelledError, InvalidArgumentError, ShapeError } from '../../ts/errors.js';
+import { Diffusion, type SchedulerName } from '../../ts/sd/Diffusion.js';
+import { philoxNormal } from '../../ts/sd/philox.js';
+import { referenceImg2Img } from '../../ts/sd/referenceLoop.js';
+import type { RgbImages, Tensor } from '../../ts/sd/tensor.js';
+import { ensureFixtures } from './fixtures.js';
+
+let root = '';
+let sd: Diffusion;
+let unet: ort.InferenceSession;
+let z: Tensor;
+let c: Tensor;
+let uncond: Tensor;
+
+function images(count: number, h: number, w: number): RgbImages {
+  const data = new Uint8Array(count * h * w * 3);
+  for (let i = 0; i < data.length; i++) data[i] = (i * 37 + ((i / 97) | 0) * 11) % 256;
+  return { data, count, height: h, width: w };
+}
+
+function maxDiff(a: Float32Array, b: Float32Array): { abs: number; scaled: number } {
+  let abs = 0;
+  let scaled = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = Math.abs(a[i] - b[i]);
+    abs = Math.max(abs, d);
+    scaled = Math.max(scaled, d / Math.max(1, Math.abs(b[i])));
+  }
+  return { abs, scaled };
+}
+
+beforeAll(async () => {
+  root = await ensureFixtures();
+  sd = await Diffusion.load(join(root, 'optimum-1.24'), { intraOpThreads: 1 });
+  unet = await ort.InferenceSession.create(join(root, 'optimum-1.24', 'unet', 'model.onnx'), { intraOpNumThreads: 1 });
+  z = await sd.encodeImages(images(3, 64, 48));
+  c = await sd.encodeText(['hello cat', 'a photo of the dog', 'an image of the brain']);
+  uncond = await sd.encodeText(['']);
+});
+
+afterAll(async () => {
+  sd?.dispose();
+  await unet?.release();
+});
+
+describe('fused native loop vs TypeScript reference loop (onnxruntime-node)', () => {
+  const cases: { scheduler: SchedulerName; eta?: number; steps: number; strength: number }[] = [
+    { scheduler: 'ddim', steps: 10, strength: 0.8 },
+    { scheduler: 'ddim', eta: 0.5, steps: 10, strength: 0.8 },
+    { scheduler: 'euler', steps: 12, strength: 0.75 },
+    { scheduler: 'dpmpp2m', steps: 12, strength: 0.75 },
+    { scheduler: 'dpmpp2m', steps: 8, strength: 1 },
+  ];
+  for (const cs of cases) {
+    for (const guidance of [1, 5]) {
+      it(`${cs.scheduler}${cs.eta ? ` eta ${cs.eta}` : ''} ${cs.steps} steps strength ${cs.strength}, guidance ${guidance}`, async () => {
+        const native = await sd.img2img({ z, c, uncond, guidance, seeds: 42, batchSize: 2, ...cs });
+        const ref = await referenceImg2Img(unet, { z, c, uncond, guidance, seeds: 42, ...cs });
+        const d = maxDiff(native.latents.data, ref);
+        console.log(`${cs.scheduler} eta ${cs.eta ?? 0} g ${guidance}: max |native - reference| ${d.abs.toExponential(2)} (scaled ${d.scaled.toExponential(2)})`);
+        expect(d.scaled).toBeLessThan(1e-5);
+        expect(native.stats.unetCalls).toBe(Math.floor(cs.steps * cs.strength) * 2);
+      });
+    }
+  }
+
+  it('gives each image the same result whatever the batch size and order', async () => {
+    const a = await sd.img2img({ z, c, uncond, seeds: 7, batchSize: 1, steps: 6, strength: 0.7, scheduler: 'ddim', eta: 1 });
+    const b = await sd.img2img({ z, c, uncond, seeds: 7, batchSize: 3, steps: 6, strength: 0.7, scheduler: 'ddim', eta: 1 });
+    expect(Array.from(b.latents.data)).toEqual(Array.from(a.latents.data));
+    // image 2 alone, at its index, reproduces its slot
+    const n = 4 * 8 * 6;
+    const one = await sd.img2img({
+      z: { data: z.data.slice(2 * n, 3 * n), shape: [1, 4, 8, 6] },
+      c: { data: c.data.slice(2 * 77 * 32, 3 * 77 * 32), shape: [1, 77, 32] },
+      uncond,
+      seeds: 7,
+      firstImageIndex: 2,
+      steps: 6,
+      strength: 0.7,
+      scheduler: 'ddim',
+      eta: 1,
+    });
+    expect(Array.from(one.latents.data)).toEqual(Array.from(a.latents.data.slice(2 * n, 3 * n)));
+  });
+
+  it('uses given initial noise exactly (Philox stream 0 reproduces the default)', async () => {
+    const n = 4 * 8 * 6;
+    const noise = new Float32Array(3 * n);
+    for (let i = 0; i < 3; i++) noise.set(philoxNormal(5, i, 0, 0, n), i * n);
+    const a = await sd.img2img({ z, c, uncond, seeds: 5, steps: 5, strength: 0.6 });
+    const b = await sd.img2img({ z, c, uncond, noise: { data: noise, shape: z.shape }, steps: 5, strength: 0.6 });
+    expect(Array.from(b.latents.data)).toEqual(Array.from(a.latents.data));
+  });
+});
+
+describe('export variants', () => {
+  for (const variant of ['optimum-1.23', 'diffusers-script', 'diffusers-int64']) {
+    it(`${variant}: adapts and agrees with the reference loop`, async () => {
+      const dir = join(root, variant);
+      const v = await Diffusion.load(dir, { intraOpThreads: 1 });
+      const u = await ort.InferenceSession.create(join(dir, 'unet', 'model.onnx'), { intraOpNumThreads: 1 });
+      try {
+        const cv = await v.encodeText(['hello cat']);
+        const uv = await v.encodeText(['']);
+        const zv = await v.encodeImages(images(1, 32, 32));
+        expect(zv.shape).toEqual([1, 4, 4, 4]);
+        const native = await v.img2img({ z: zv, c: cv, uncond: uv, steps: 8, strength: 0.8, guidance: 3, seeds: 1 });
+        const ref = await referenceImg2Img(u, { z: zv, c: cv, uncond: uv, steps: 8, strength: 0.8, guidance: 3, seeds: 1, scheduler: 'ddim' });
+        expect(maxDiff(native.latents.data, ref).scaled).toBeLessThan(1e-5);
+        const img = await v.decode(native.latents);
+        expect([img.count, img.height, img.width]).toEqual([1, 32, 32]);
+      } finally {
+        v.dispose();
+        await u.release();
+      }
+    });
+  }
+});
+
+describe('Diffusion API', () => {
+  it('reports its runtime, signatures and adapted variant', () => {
+    expect(sd.runtime.version).toMatch(/^1\.\d+/);
+    expect(sd.runtime.providers).toContain('CPUExecutionProvider');
+    expect(sd.info.inputIdsDtype).toBe('int64');
+    expect(sd.info.timestepRank).toBe(0);
+    expect(sd.info.vaeEncoderOutput).toBe('latent_parameters');
+    expect(sd.info.models.map((m) => m.component).sort()).toEqual(['text_encoder', 'unet', 'vae_decoder', 'vae_encoder']);
+  });
+
+  it('calls onStep once per step, in order, before the promise settles', async () => {
+    const seen: number[] = [];
+    await sd.img2img({ z, c, uncond, steps: 10, strength: 0.5, batchSize: 3, onStep: (p) => seen.push(p.step) });
+    expect(seen).toEqual([1, 2, 3, 4, 5]);
+  });
+
+  it('stops on an AbortSignal with a CancelledError', async () => {
+    // 1000 steps on a 64×64 latent take seconds, so the abort lands mid-run
+    const big = { data: new Float32Array(4 * 64 * 64).fill(0.1), shape: [1, 4, 64, 64] };
+    const c1 = { data: c.data.slice(0, 77 * 32), shape: [1, 77, 32] };
+    const ac = new AbortController();
+    let last = 0;
+    const t0 = performance.now();
+    const p = sd.img2img({
+      z: big,
+      c: c1,
+      uncond,
+      steps: 1000,
+      strength: 1,
+      onStep: (s) => {
+        last = s.step;
+        if (s.step === 2) ac.abort();
+      },
+      signal: ac.signal,
+    });
+    await expect(p).rejects.toBeInstanceOf(CancelledError);
+    expect(last).toBeLessThan(1000);
+    expect(performance.now() - t0).toBeLessThan(20_000);
+    await expect(sd.img2img({ z, c, signal: ac.signal })).rejects.toBeInstanceOf(CancelledError);
+  });
+
+  it('decodes to RGB uint8 at 8× the latent size', async () => {
+    const img = await sd.decode(z);
+    expect([img.count, img.height, img.width, img.data.length]).toEqual([3, 64, 48, 3 * 64 * 48 * 3]);
+  });
+
+  it('samples the posterior with a seed when asked', async () => {
+    const a = await sd.encodeImages(images(1, 16, 16), { mode: 'sample', seeds: 3 });
+    const b = await sd.encodeImages(images(1, 16, 16), { mode: 'sample', seeds: 3 });
+    const m = await sd.encodeImages(images(1, 16, 16));
+    expect(Array.from(a.data)).toEqual(Array.from(b.data));
+    expect(Array.from(a.data)).not.toEqual(Array.from(m.data));
+  });
+});
+
+describe('bad input', () => {
+  it('rejects a wrong latent shape', async () => {
+    await expect(sd.img2img({ z: { data: new Float32Array(3 * 3 * 8 * 6), shape: [3, 3, 8, 6] }, c })).rejects.toThrow(ShapeError);
+    await expect(sd.img2img({ z: { data: new Float32Array(10), shape: [3, 4, 8, 6] }, c })).rejects.toThrow(/needs 576 elements/);
+    await expect(sd.img2img({ z: { data: z.data.slice(0, 2 * 192), shape: [2, 4, 8, 6] }, c })).rejects.toThrow(/2 images but c has 3 rows/);
+  });
+
+  it('rejects c of the wrong width for the U-Net', async () => {
+    const bad = { data: new Float32Array(3 * 77 * 16), shape: [3, 77, 16] };
+    await expect(sd.img2img({ z, c: bad })).rejects.toThrow(/width 16.*width 32/);
+  });
+
+  it('rejects strength outside (0, 1] and steps 0', async () => {
+    await expect(sd.img2img({ z, c, strength: 0 })).rejects.toThrow(InvalidArgumentError);
+    await expect(sd.img2img({ z, c, strength: 1.5 })).rejects.toThrow(/strength must be in \(0, 1\]/);
+    await expect(sd.img2img({ z, c, steps: 0 })).rejects.toThrow(/steps must be a positive integer/);
+    await expect(sd.img2img({ z, c, steps: 10, strength: 0.05 })).rejects.toThrow(/runs no denoising step/);
+  });
+
+  it('names what is missing in a model folder, and what was found', async () => {
+    const dir = join(root, 'broken-missing');
+    await rm(dir, { recursive: true, force: true });
+    await mkdir(join(dir, 'text_encoder'), { recursive: true });
+    await mkdir(join(dir, 'tokenizer'), { recursive: true });
+    await copyFile(join(root, 'optimum-1.24', 'tokenizer', 'vocab.json'), join(dir, 'tokenizer', 'vocab.json'));
+    await copyFile(join(root, 'optimum-1.24', 'tokenizer', 'merges.txt'), join(dir, 'tokenizer', 'merges.txt'));
+    await copyFile(join(root, 'optimum-1.24', 'text_encoder', 'model.onnx'), join(dir, 'text_encoder', 'model.onnx'));
+    await expect(Diffusion.load(dir)).rejects.toThrow(/has no unet\/model\.onnx.*found: .*text_encoder\/model\.onnx/);
+    await expect(Diffusion.load(join(root, 'no-such-folder'), { components: ['unet'] })).rejects.toThrow(/does not exist/);
+  });
+
+  it('reports a corrupt .onnx clearly, without crashing', async () => {
+    const dir = join(root, 'broken-corrupt');
+    await rm(dir, { recursive: true, force: true });
+    await mkdir(join(dir, 'unet'), { recursive: true });
+    await writeFile(join(dir, 'unet', 'model.onnx'), Buffer.from('this is not a protobuf'));
+    await expect(Diffusion.load(dir, { components: ['unet'] })).rejects.toThrow(/unet\/model\.onnx/);
+  });
+
+  it('reports a model whose signature does not match, listing what it found', async () => {
+    const dir = join(root, 'broken-swapped');
+    await rm(dir, { recursive: true, force: true });
+    await mkdir(join(dir, 'unet'), { recursive: true });
+    await copyFile(join(root, 'optimum-1.24', 'vae_decoder', 'model.onnx'), join(dir, 'unet', 'model.onnx'));
+    await expect(Diffusion.load(dir, { components: ['unet'] })).rejects.toThrow(
+      /does not match the SD 1\.x ONNX layout: unet\/model\.onnx .*Found inputs: latent_sample float32/,
+    );
+  });
+
+  it('rejects unknown schedulers and a disposed pipeline', async () => {
+    // @ts-expect-error: not a scheduler name
+    expect(() => sd.plan({ scheduler: 'pndm' })).toThrow(/unknown scheduler 'pndm'/);
+    const other = await Diffusion.load(join(root, 'optimum-1.24'), { components: ['unet'] });
+    other.dispose();
+    await expect(other.img2img({ z, c })).rejects.toThrow(/disposed/);
+  });
+});

@@ -1,0 +1,108 @@
+/** Scheduler plans through the addon, the TS Philox port against the engine, and the CLIP tokenizer. */
+import { describe, expect, it } from 'vitest';
+
+import { ClipTokenizer } from '../../ts/sd/clipTokenizer.js';
+import { fixtureTokenizer } from '../../ts/sd/fixture.js';
+import { samplerBinding } from '../../ts/sd/native.js';
+import { philox4x32, philoxNormal } from '../../ts/sd/philox.js';
+import { SD1_SCHEDULE, scheduleFromJson } from '../../ts/sd/schedulerConfig.js';
+
+const plan = (scheduler: string, steps: number, strength: number, img2imgRule = 'diffusers') =>
+  samplerBinding().sdPlan({ schedule: SD1_SCHEDULE, scheduler, steps, strength, eta: 0, img2imgRule });
+
+describe('scheduler plans', () => {
+  it('matches the SD 1.x alphas_cumprod reference values', () => {
+    const ac = samplerBinding().sdAlphasCumprod(SD1_SCHEDULE);
+    const ref: [number, number][] = [[0, 0.99915], [261, 0.655669], [501, 0.274999], [781, 0.043456], [999, 0.0046601]];
+    for (const [t, a] of ref) expect(Math.abs(ac[t] - a)).toBeLessThan(1e-6 + 5e-6 * a);
+  });
+
+  it('follows diffusers img2img strength: N=50 s=0.8 runs 781…1, noised at 781', () => {
+    const p = plan('ddim', 50, 0.8);
+    expect(p.runs.length).toBe(40);
+    expect(p.runs[0].timestep).toBe(781);
+    expect(p.runs.at(-1)?.timestep).toBe(1);
+    expect(p.noiseTimestep).toBe(781);
+    expect(plan('ddim', 20, 0.75).runs.map((r) => r.timestep)).toEqual([701, 651, 601, 551, 501, 451, 401, 351, 301, 251, 201, 151, 101, 51, 1]);
+    expect(plan('ddim', 50, 0.75).runs.length).toBe(37);
+  });
+
+  it('CompVis rule noises one DDIM step above: alpha 0.0365465 at 801', () => {
+    const p = plan('ddim', 50, 0.8, 'compvis');
+    expect(p.noiseTimestep).toBe(801);
+    expect(Math.abs(p.noiseAlphaCumprod - 0.0365465)).toBeLessThan(1e-6);
+  });
+
+  it('Euler: init_noise_sigma 11.0736 at N=20; DPM-Solver++ leading timesteps 941…48', () => {
+    const e = plan('euler', 20, 1);
+    expect(Math.abs(Math.hypot(e.runs[0].sigma, 1) - 11.0736)).toBeLessThan(2e-4);
+    const d = plan('dpmpp2m', 20, 1);
+    expect(d.runs[0].timestep).toBe(941);
+    expect(d.runs.at(-1)?.timestep).toBe(48);
+  });
+
+  it('reads scheduler_config.json with diffusers defaults', () => {
+    const s = scheduleFromJson({ beta_start: 0.0001, beta_schedule: 'linear', timestep_spacing: 'trailing' });
+    expect(s.betaStart).toBe(0.0001);
+    expect(s.timestepSpacing).toBe('trailing');
+    expect(s.stepsOffset).toBe(1);
+    expect(() => scheduleFromJson({ timestep_spacing: 'karras' })).toThrow(/timestep_spacing 'karras'/);
+  });
+});
+
+describe('Philox noise', () => {
+  it('passes the Random123 known-answer vectors', () => {
+    expect(philox4x32([0, 0, 0, 0], [0, 0])).toEqual([0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8]);
+    expect(philox4x32([0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344], [0xa4093822, 0x299f31d0])).toEqual([
+      0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1,
+    ]);
+  });
+
+  it('the TS port equals the engine bit for bit, at any offset', () => {
+    for (const [seed, index, stream, first, count] of [
+      [42, 0, 0, 0, 1000],
+      [2 ** 40 + 3, 7, 5, 3, 61],
+      [0, 2 ** 33, 0xffffffff, 1001, 10],
+    ]) {
+      const a = samplerBinding().philoxNormal(seed, index, stream, first, count);
+      const b = philoxNormal(seed, index, stream, first, count);
+      expect(Array.from(b)).toEqual(Array.from(a));
+    }
+  });
+});
+
+describe('CLIP tokenizer', () => {
+  const { vocab, merges } = fixtureTokenizer();
+  const tok = new ClipTokenizer(vocab, merges);
+  const bos = vocab['<|startoftext|>'];
+  const eos = vocab['<|endoftext|>'];
+
+  it('pads the empty prompt with <|endoftext|> to 77', () => {
+    const ids = tok.encode('');
+    expect(ids.length).toBe(77);
+    expect(ids[0]).toBe(bos);
+    expect(Array.from(ids.slice(1)).every((v) => v === eos)).toBe(true);
+  });
+
+  it('normalises, splits and merges: "Hello  CAT!" -> hello</w> cat</w> !</w>', () => {
+    expect(tok.tokenize('Hello  CAT!')).toEqual(['hello</w>', 'cat</w>', '!</w>']);
+    const ids = tok.encode('Hello  CAT!');
+    expect(Array.from(ids.slice(0, 5))).toEqual([bos, vocab['hello</w>'], vocab['cat</w>'], vocab['!</w>'], eos]);
+    // byte-level fallback for words without merges, digits one by one, contractions apart
+    expect(tok.tokenize("xy 42 dog's")).toEqual(['x', 'y</w>', '4</w>', '2</w>', 'dog</w>', "'", 's</w>']);
+  });
+
+  it('truncates to 77 keeping <|endoftext|>', () => {
+    const ids = tok.encode(Array(100).fill('cat').join(' '));
+    expect(ids.length).toBe(77);
+    expect(ids[76]).toBe(eos);
+    expect(ids[75]).toBe(vocab['cat</w>']);
+  });
+
+  it('uses the SD 1.x ids for the special tokens of a real vocabulary layout', () => {
+    // CLIP's vocabulary puts <|startoftext|> at 49406 and <|endoftext|> at 49407
+    const big: Record<string, number> = { ...vocab, '<|startoftext|>': 49406, '<|endoftext|>': 49407 };
+    const t = new ClipTokenizer(big, merges);
+    expect(Array.from(t.encode('').slice(0, 3))).toEqual([49406, 49407, 49407]);
+  });
+});

@@ -1,0 +1,150 @@
+/**
+ * bench:sampler — the fused native img2img loop on generated models of two sizes (a tiny U-Net
+ * where per-step overhead shows, and a larger one of a few hundred MFLOPs per call): steps per
+ * second, the overhead ratio (loop wall time ÷ sum of U-Net run times) and the speed-up over the
+ * TypeScript loop on onnxruntime-node, in the same run; one fused step and one scheduler plan are
+ * timed with benchmark.js. Prints a table and appends JSON to bench/results/sampler.jsonl.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import { join } from 'node:path';
+
+import Benchmark from 'benchmark';
+import * as ort from 'onnxruntime-node';
+
+import { Diffusion, type SchedulerName } from '../sd/Diffusion.js';
+import { writeSdFixture } from '../sd/fixture.js';
+import { samplerBinding } from '../sd/native.js';
+import { referenceImg2Img } from '../sd/referenceLoop.js';
+import type { Tensor } from '../sd/tensor.js';
+import { appendBenchRecord } from './benchRecord.js';
+
+interface ModelSize {
+  name: string;
+  unetChannels: number;
+  unetLayers: number;
+  latent: number;
+  steps: number;
+}
+
+const SIZES: ModelSize[] = [
+  { name: 'tiny', unetChannels: 8, unetLayers: 1, latent: 8, steps: 50 },
+  { name: 'large', unetChannels: 64, unetLayers: 3, latent: 32, steps: 20 },
+];
+
+function unetMflopsPerCall(s: ModelSize, rows: number): number {
+  const px = s.latent * s.latent;
+  const C = s.unetChannels;
+  return (rows * 2 * 9 * px * (4 * C + s.unetLayers * C * C + C * 4)) / 1e6;
+}
+
+const median = (v: number[]): number => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
+
+function microBench(name: string, fn: () => void): Promise<{ name: string; opsPerSec: number; meanMicros: number; rme: number }> {
+  return new Promise((resolve) => {
+    const b = new Benchmark(name, fn, { minSamples: 20, maxTime: 2 });
+    b.on('complete', () => resolve({ name, opsPerSec: b.hz, meanMicros: b.stats.mean * 1e6, rme: b.stats.rme }));
+    b.run();
+  });
+}
+
+export async function runSamplerBench(options: { threads?: number; repeats?: number; scheduler?: SchedulerName } = {}): Promise<unknown> {
+  const threads = options.threads ?? 1;
+  const repeats = options.repeats ?? 3;
+  const scheduler = options.scheduler ?? 'ddim';
+  const guidance = 5;
+  const tmp = await mkdtemp(join(os.tmpdir(), 'brainlatent-bench-'));
+  const results: Record<string, unknown>[] = [];
+  try {
+    for (const size of SIZES) {
+      const dir = join(tmp, size.name);
+      await writeSdFixture(dir, { unetChannels: size.unetChannels, unetLayers: size.unetLayers, textDim: 64 });
+      const sd = await Diffusion.load(dir, { intraOpThreads: threads, interOpThreads: 1, components: ['text_encoder', 'unet'] });
+      const unet = await ort.InferenceSession.create(join(dir, 'unet', 'model.onnx'), { intraOpNumThreads: threads, interOpNumThreads: 1 });
+      const n = 4 * size.latent * size.latent;
+      const z: Tensor = { data: new Float32Array(n).map((_, i) => Math.sin(i)), shape: [1, 4, size.latent, size.latent] };
+      const c = await sd.encodeText(['a photo of the cat']);
+      const uncond = await sd.encodeText(['']);
+      const job = { z, c, uncond, steps: size.steps, strength: 1, guidance, scheduler, seeds: 1 };
+      // warm-up both paths
+      await sd.img2img({ ...job, steps: 5 });
+      await referenceImg2Img(unet, { ...job, steps: 5 });
+      const native: { wall: number; loop: number; unet: number; update: number; calls: number }[] = [];
+      const ts: { wall: number; unet: number }[] = [];
+      for (let r = 0; r < repeats; r++) {
+        const t0 = performance.now();
+        const out = await sd.img2img(job);
+        native.push({
+          wall: (performance.now() - t0) / 1000,
+          loop: out.stats.loopSeconds,
+          unet: out.stats.unetSeconds,
+          update: out.stats.updateSeconds,
+          calls: out.stats.unetCalls,
+        });
+        const timings = { unetSeconds: 0, loopSeconds: 0 };
+        const t1 = performance.now();
+        await referenceImg2Img(unet, { ...job, timings });
+        ts.push({ wall: (performance.now() - t1) / 1000, unet: timings.unetSeconds });
+      }
+      const steps = native[0].calls;
+      const nWall = median(native.map((x) => x.wall));
+      const tWall = median(ts.map((x) => x.wall));
+      const row = {
+        model: size.name,
+        latent: `${size.latent}×${size.latent}`,
+        unetMflopsPerCall: Number(unetMflopsPerCall(size, 2).toFixed(2)),
+        nativeUpdateSeconds: median(native.map((x) => x.update)),
+        steps,
+        scheduler,
+        guidance,
+        threads,
+        nativeStepsPerSec: steps / nWall,
+        nativeLoopSeconds: median(native.map((x) => x.loop)),
+        nativeWallSeconds: nWall,
+        overheadRatio: median(native.map((x) => x.loop / x.unet)),
+        tsStepsPerSec: steps / tWall,
+        tsWallSeconds: tWall,
+        tsOverheadRatio: median(ts.map((x) => x.wall / x.unet)),
+        speedupOverTs: tWall / nWall,
+      };
+      results.push(row);
+      sd.dispose();
+      await unet.release();
+    }
+    const b = samplerBinding();
+    const probe = b.sdFusedStepProbe(4 * 64 * 64, 1, 2, 'ddim');
+    const dpm = b.sdFusedStepProbe(4 * 64 * 64, 1, 2, 'dpmpp2m');
+    const micro = [
+      await microBench('fused step ddim, 1 image 4×64×64, guidance', () => probe.step()),
+      await microBench('fused step dpmpp2m, 1 image 4×64×64, guidance', () => dpm.step()),
+      await microBench('scheduler plan ddim 50 steps', () => probe.update()),
+    ];
+    const figures = { loops: results, micro, ortVersion: b.ortLoad('').version };
+    console.table(
+      results.map((r) => ({
+        model: r.model,
+        'MFLOP/call': r.unetMflopsPerCall,
+        steps: r.steps,
+        'native steps/s': Number(r.nativeStepsPerSec).toFixed(1),
+        'overhead ×': Number(r.overheadRatio).toFixed(4),
+        'TS steps/s': Number(r.tsStepsPerSec).toFixed(1),
+        'speed-up': Number(r.speedupOverTs).toFixed(2),
+      })),
+    );
+    console.table(micro.map((m) => ({ op: m.name, 'µs': m.meanMicros.toFixed(2), 'ops/s': Math.round(m.opsPerSec), '±%': m.rme.toFixed(1) })));
+    const file = appendBenchRecord('sampler', figures);
+    console.log(`appended to ${file}`);
+    return figures;
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+}
+
+const invoked = process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').slice(-2).join('/'));
+if (invoked) {
+  const threads = process.env.BENCH_THREADS ? Number(process.env.BENCH_THREADS) : undefined;
+  runSamplerBench({ threads }).catch((e: unknown) => {
+    console.error(e);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,202 @@
+/** `brainlatent sd img2img|info|schedule|fixture`: each parses flags, calls the Diffusion API, formats output. */
+import { basename, extname, join, dirname } from 'node:path';
+
+import type { Command } from 'commander';
+
+import { InvalidArgumentError, ShapeError } from '../../errors.js';
+import { readNpy, writeNpy } from '../../io/npy.js';
+import { Diffusion, SCHEDULERS, type SchedulerName } from '../../sd/Diffusion.js';
+import { SD_FIXTURE_VARIANTS, writeSdFixture } from '../../sd/fixture.js';
+import { samplerBinding } from '../../sd/native.js';
+import { readPng, writePng } from '../../sd/png.js';
+import { readScheduleConfig, SD1_SCHEDULE } from '../../sd/schedulerConfig.js';
+import type { Tensor } from '../../sd/tensor.js';
+import { progressBar } from '../progress.js';
+
+interface LoadFlags {
+  model: string;
+  ortLib?: string;
+  provider?: string;
+  threads?: string;
+}
+
+function num(v: string | undefined, name: string, fallback: number): number {
+  if (v === undefined) return fallback;
+  const x = Number(v);
+  if (!Number.isFinite(x)) throw new InvalidArgumentError(`--${name} must be a number, got '${v}'`);
+  return x;
+}
+
+async function readFloatNpy(path: string, what: string, rank: number): Promise<Tensor> {
+  const a = await readNpy(path);
+  if (a.shape.length !== rank) throw new ShapeError(`${what} ${path}: expected rank ${rank}, got shape [${a.shape.join(', ')}]`);
+  const data = a.data instanceof Float32Array ? a.data : Float32Array.from(a.data as ArrayLike<number>);
+  return { data, shape: a.shape };
+}
+
+function loadOptions(f: LoadFlags) {
+  return {
+    ortLibrary: f.ortLib,
+    provider: f.provider,
+    intraOpThreads: f.threads ? num(f.threads, 'threads', 0) : undefined,
+  };
+}
+
+export function registerSdCommand(program: Command): void {
+  const sd = program.command('sd').description('Stable Diffusion 1.x img2img on ONNX Runtime (fused native sampler)');
+
+  sd.command('img2img')
+    .description('noise an image or latents up to --strength and denoise them conditioned on a prompt or c')
+    .requiredOption('--model <dir>', 'SD 1.x ONNX model folder (diffusers/optimum export)')
+    .option('--image <png>', 'input image (size a multiple of 8)')
+    .option('--latents <npy>', 'initial scaled latents z [B,4,h,w] float32')
+    .option('--prompt <text>', 'text prompt')
+    .option('--cond <npy>', 'conditioning c [B,77,D] float32')
+    .option('--negative-prompt <text>', 'unconditional prompt (default "")', '')
+    .option('--noise <npy>', 'initial noise [B,4,h,w] float32 (default: Philox keyed by seed and image index)')
+    .option('--strength <s>', 'img2img strength in (0, 1]', '0.8')
+    .option('--steps <n>', 'inference steps', '50')
+    .option('--guidance <g>', 'classifier-free guidance scale (runs when > 1)', '5')
+    .option('--scheduler <name>', `one of ${SCHEDULERS.join(', ')}`, 'ddim')
+    .option('--eta <eta>', 'DDIM eta', '0')
+    .option('--rule <rule>', "img2img noise rule: 'diffusers' or 'compvis'", 'diffusers')
+    .option('--seed <n>', 'noise seed', '0')
+    .option('--batch-size <n>', 'images per U-Net batch', '1')
+    .option('--out <png>', 'output image (image i > 0 of a batch goes to <name>-<i>.png)')
+    .option('--latents-out <npy>', 'write the final latents [B,4,h,w] float32')
+    .option('--ort-lib <path>', 'libonnxruntime to load (default BRAINLATENT_ORT_LIB or onnxruntime-node)')
+    .option('--provider <name>', 'execution provider: cpu, cuda, ...', 'cpu')
+    .option('--threads <n>', 'ONNX Runtime intra-op threads (default: all cores)')
+    .action(async (f: LoadFlags & Record<string, string | undefined>) => {
+      if (!f.image === !f.latents) throw new InvalidArgumentError('give exactly one of --image or --latents');
+      if (!f.prompt === !f.cond) throw new InvalidArgumentError('give exactly one of --prompt or --cond');
+      if (!f.out && !f.latentsOut) throw new InvalidArgumentError('give --out and/or --latents-out');
+      const scheduler = (f.scheduler ?? 'ddim') as SchedulerName;
+      const rule = f.rule === 'compvis' ? 'compvis' : f.rule === 'diffusers' ? 'diffusers' : undefined;
+      if (!rule) throw new InvalidArgumentError(`--rule must be diffusers or compvis, got '${f.rule}'`);
+      const model = await Diffusion.load(f.model, loadOptions(f));
+      try {
+        const z = f.image ? await model.encodeImages(await readPng(f.image)) : await readFloatNpy(f.latents as string, '--latents', 4);
+        let c = f.cond ? await readFloatNpy(f.cond, '--cond', 3) : await model.encodeText([f.prompt as string]);
+        if (c.shape[0] === 1 && z.shape[0] > 1) {
+          const rows = new Float32Array(z.shape[0] * c.data.length);
+          for (let i = 0; i < z.shape[0]; i++) rows.set(c.data, i * c.data.length);
+          c = { data: rows, shape: [z.shape[0], c.shape[1], c.shape[2]] };
+        }
+        const guidance = num(f.guidance, 'guidance', 5);
+        const uncond = guidance > 1 && model.tokenizer ? await model.encodeText([f.negativePrompt ?? '']) : undefined;
+        const noise = f.noise ? await readFloatNpy(f.noise, '--noise', 4) : undefined;
+        const bar = progressBar('img2img');
+        const r = await model.img2img({
+          z,
+          c,
+          uncond,
+          noise,
+          strength: num(f.strength, 'strength', 0.8),
+          steps: num(f.steps, 'steps', 50),
+          guidance,
+          scheduler,
+          eta: num(f.eta, 'eta', 0),
+          img2imgRule: rule,
+          seeds: num(f.seed, 'seed', 0),
+          batchSize: num(f.batchSize, 'batch-size', 1),
+          onStep: (p) => bar.update((p.batchFirst + (p.step / p.total) * p.batchImages) / z.shape[0], `step ${p.step}/${p.total}`),
+        });
+        const s = r.stats;
+        bar.done(
+          `img2img: ${s.unetCalls} U-Net calls in ${s.loopSeconds.toFixed(2)}s (U-Net ${s.unetSeconds.toFixed(2)}s, overhead ×${(s.loopSeconds / s.unetSeconds).toFixed(3)})`,
+        );
+        if (f.latentsOut) await writeNpy(f.latentsOut, r.latents.data, r.latents.shape);
+        if (f.out) {
+          const img = await model.decode(r.latents);
+          for (let i = 0; i < img.count; i++) {
+            const path = i === 0 ? f.out : join(dirname(f.out), `${basename(f.out, extname(f.out))}-${i}${extname(f.out) || '.png'}`);
+            await writePng(path, img, i);
+          }
+        }
+      } finally {
+        model.dispose();
+      }
+    });
+
+  sd.command('info')
+    .description('the models, their signatures, the adapted variant, and the ONNX Runtime with its providers')
+    .requiredOption('--model <dir>', 'SD 1.x ONNX model folder')
+    .option('--ort-lib <path>', 'libonnxruntime to load')
+    .option('--provider <name>', 'execution provider', 'cpu')
+    .action(async (f: LoadFlags) => {
+      const model = await Diffusion.load(f.model, loadOptions(f));
+      try {
+        const out = {
+          model: f.model,
+          runtime: model.runtime,
+          variant: {
+            inputIds: model.info.inputIdsDtype,
+            timestep: `${model.info.timestepDtype} rank ${model.info.timestepRank}`,
+            vaeEncoderOutput: model.info.vaeEncoderOutput,
+            condDim: model.info.condDim,
+          },
+          scalingFactor: model.scalingFactor,
+          schedule: model.schedule,
+          models: model.info.models,
+        };
+        process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+      } finally {
+        model.dispose();
+      }
+    });
+
+  sd.command('schedule')
+    .description('print as JSON the timesteps that will run, with their alphas_cumprod')
+    .option('--model <dir>', "read the model's scheduler/scheduler_config.json (default: SD 1.x's)")
+    .option('--scheduler <name>', `one of ${SCHEDULERS.join(', ')}`, 'ddim')
+    .option('--steps <n>', 'inference steps', '50')
+    .option('--strength <s>', 'img2img strength', '0.8')
+    .option('--eta <eta>', 'DDIM eta', '0')
+    .option('--spacing <s>', 'leading, trailing or linspace (default: the config, else leading)')
+    .option('--rule <rule>', 'diffusers or compvis', 'diffusers')
+    .action(async (f: Record<string, string | undefined>) => {
+      const schedule = f.model ? await readScheduleConfig(f.model) : { ...SD1_SCHEDULE };
+      if (f.spacing) schedule.timestepSpacing = f.spacing as typeof schedule.timestepSpacing;
+      const binding = samplerBinding();
+      let plan;
+      try {
+        plan = binding.sdPlan({
+          schedule,
+          scheduler: f.scheduler ?? 'ddim',
+          steps: num(f.steps, 'steps', 50),
+          strength: num(f.strength, 'strength', 0.8),
+          eta: num(f.eta, 'eta', 0),
+          img2imgRule: f.rule ?? 'diffusers',
+        });
+      } catch (e) {
+        throw new InvalidArgumentError((e as Error).message);
+      }
+      process.stdout.write(`${JSON.stringify({ schedule, ...plan }, null, 2)}\n`);
+    });
+
+  sd.command('fixture')
+    .description('write a tiny random-weight SD 1.x ONNX model folder (for smoke tests and benchmarks)')
+    .requiredOption('--out <dir>', 'output folder')
+    .option('--variant <name>', `${Object.keys(SD_FIXTURE_VARIANTS).join(', ')}, or 'all' (one subfolder each)`, 'optimum-1.24')
+    .option('--text-dim <n>', 'text embedding width D', '32')
+    .option('--unet-channels <n>', 'U-Net hidden channels', '8')
+    .option('--unet-layers <n>', 'U-Net hidden 3×3 conv layers', '1')
+    .option('--seed <n>', 'weight seed', '1')
+    .action(async (f: Record<string, string>) => {
+      const shared = {
+        textDim: num(f.textDim, 'text-dim', 32),
+        unetChannels: num(f.unetChannels, 'unet-channels', 8),
+        unetLayers: num(f.unetLayers, 'unet-layers', 1),
+        seed: num(f.seed, 'seed', 1),
+      };
+      const names = f.variant === 'all' ? Object.keys(SD_FIXTURE_VARIANTS) : [f.variant];
+      for (const name of names) {
+        const v = SD_FIXTURE_VARIANTS[name];
+        if (!v) throw new InvalidArgumentError(`unknown --variant '${name}': expected ${Object.keys(SD_FIXTURE_VARIANTS).join(', ')} or all`);
+        const dir = names.length > 1 ? join(f.out, name) : f.out;
+        await writeSdFixture(dir, { ...v, ...shared });
+        process.stdout.write(`wrote ${dir} (${name}, random weights)\n`);
+      }
+    });
+}

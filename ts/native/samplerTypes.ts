@@ -1,0 +1,157 @@
+/** Typings of the sampler part of the native addon (native/addon/addon_sampler.cpp). */
+
+export interface OrtRuntimeInfo {
+  libraryPath: string;
+  version: string;
+  apiVersion: number;
+  providers: string[];
+}
+
+export interface SdTensorInfo {
+  name: string;
+  dtype: string;
+  /** Fixed sizes as numbers, symbolic dimensions by name. */
+  shape: (number | string)[];
+}
+
+export interface SdModelSummary {
+  models: { component: string; path: string; inputs: SdTensorInfo[]; outputs: SdTensorInfo[] }[];
+  inputIdsDtype: string;
+  textSequence: number;
+  timestepDtype: string;
+  timestepRank: number;
+  vaeEncoderOutput: string;
+  condDim: number;
+  latentChannels: number;
+}
+
+/** scheduler/scheduler_config.json, camelCased. */
+export interface ScheduleConfig {
+  numTrainTimesteps?: number;
+  betaStart?: number;
+  betaEnd?: number;
+  betaSchedule?: string;
+  setAlphaToOne?: boolean;
+  stepsOffset?: number;
+  timestepSpacing?: 'leading' | 'trailing' | 'linspace';
+  predictionType?: string;
+}
+
+export interface NativePlanOptions {
+  schedule: ScheduleConfig;
+  scheduler: string;
+  steps: number;
+  strength: number;
+  eta: number;
+  img2imgRule: string;
+}
+
+export interface PlannedStepInfo {
+  index: number;
+  timestep: number;
+  alphaCumprod: number;
+  sigma: number;
+  modelInputScale: number;
+}
+
+export interface SamplerPlanInfo {
+  scheduler: string;
+  steps: number;
+  strength: number;
+  eta: number;
+  tStart: number;
+  noiseTimestep: number;
+  noiseAlphaCumprod: number;
+  initLatentScale: number;
+  initNoiseScale: number;
+  runs: PlannedStepInfo[];
+}
+
+export interface NativeStepProgress {
+  step: number;
+  total: number;
+  batchFirst: number;
+  batchImages: number;
+  timestep: number;
+  unetSeconds: number;
+}
+
+export interface Img2ImgStats {
+  loopSeconds: number;
+  unetSeconds: number;
+  updateSeconds: number;
+  unetCalls: number;
+  batches: number;
+}
+
+export interface NativeImg2ImgJob {
+  plan: NativePlanOptions;
+  guidance: number;
+  count: number;
+  channels: number;
+  height: number;
+  width: number;
+  seq: number;
+  dim: number;
+  z: Float32Array;
+  cond: Float32Array;
+  uncond?: Float32Array;
+  uncondRows?: number;
+  noise?: Float32Array;
+  seeds: Float64Array;
+  imageIndices: Float64Array;
+  batchSize: number;
+}
+
+export interface NativeLoadOptions {
+  dir: string;
+  ortLibrary: string;
+  intraOpThreads?: number;
+  interOpThreads?: number;
+  provider?: string;
+  deviceId?: number;
+  spinning?: boolean;
+  optimization?: string;
+  components?: string[];
+}
+
+/** An opaque native pipeline handle. */
+export type SdHandle = { readonly __sdHandle: unique symbol };
+
+export interface SamplerBinding {
+  ortLoad(path: string): OrtRuntimeInfo;
+  sdLoad(options: NativeLoadOptions): Promise<{ handle: SdHandle; summary: SdModelSummary }>;
+  sdDispose(handle: SdHandle): void;
+  sdEncodeText(handle: SdHandle, ids: Int32Array, batch: number, seq: number): Promise<{ data: Float32Array; dim: number }>;
+  sdEncodeImages(
+    handle: SdHandle,
+    rgb: Uint8Array,
+    batch: number,
+    height: number,
+    width: number,
+    mode: string,
+    seeds: Float64Array,
+    imageIndices: Float64Array,
+    scaling: number,
+    chunk: number,
+  ): Promise<{ data: Float32Array; channels: number; height: number; width: number }>;
+  sdDecode(
+    handle: SdHandle,
+    latents: Float32Array,
+    batch: number,
+    channels: number,
+    h: number,
+    w: number,
+    scaling: number,
+    chunk: number,
+  ): Promise<{ rgb: Uint8Array; height: number; width: number }>;
+  sdImg2Img(
+    handle: SdHandle,
+    job: NativeImg2ImgJob,
+    onStep?: (p: NativeStepProgress) => void,
+  ): { promise: Promise<{ latents: Float32Array; stats: Img2ImgStats }>; cancel(): void };
+  sdPlan(options: NativePlanOptions): SamplerPlanInfo;
+  sdAlphasCumprod(schedule: ScheduleConfig): Float64Array;
+  philoxNormal(seed: number, imageIndex: number, stream: number, first: number, count: number): Float32Array;
+  sdFusedStepProbe(elementsPerImage: number, images: number, groups: number, scheduler: string): { step(): void; update(): number };
+}

@@ -1,0 +1,366 @@
+/**
+ * Stable Diffusion 1.x img2img on the native engine: `const sd = await Diffusion.load(dir)`, then
+ * encodeImages / encodeText / img2img / decode. Text, images and the arrays the brain decoders
+ * produce (z, c, and optionally the initial noise) are all accepted. The denoising loop runs in
+ * C++ with no return to JS between steps; onStep reports progress, an AbortSignal cancels.
+ */
+import { existsSync, statSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import { BackendUnavailableError, CancelledError, InvalidArgumentError, ShapeError } from '../errors.js';
+import { fromNative } from '../native/nativeError.js';
+import type {
+  Img2ImgStats,
+  NativePlanOptions,
+  OrtRuntimeInfo,
+  SamplerPlanInfo,
+  ScheduleConfig,
+  SdHandle,
+  SdModelSummary,
+} from '../native/samplerTypes.js';
+import { ClipTokenizer } from './clipTokenizer.js';
+import { resolveOrtLibrary, samplerBinding } from './native.js';
+import { readScheduleConfig } from './schedulerConfig.js';
+import { assertRgb, assertTensor, type RgbImages, type Tensor } from './tensor.js';
+
+export type SchedulerName = 'ddim' | 'euler' | 'dpmpp2m';
+export const SCHEDULERS: readonly SchedulerName[] = ['ddim', 'euler', 'dpmpp2m'];
+export type SdComponent = 'text_encoder' | 'unet' | 'vae_encoder' | 'vae_decoder';
+
+export interface DiffusionLoadOptions {
+  /** libonnxruntime to load; default BRAINLATENT_ORT_LIB, else onnxruntime-node's. */
+  ortLibrary?: string;
+  /** Execution provider: 'cpu' (default), 'cuda', or another name ONNX Runtime knows. */
+  provider?: string;
+  deviceId?: number;
+  intraOpThreads?: number;
+  interOpThreads?: number;
+  /** ORT's intra-op thread spinning (default true). */
+  spinning?: boolean;
+  optimization?: 'disable' | 'basic' | 'extended' | 'all';
+  /** Load only these models (default: all four). */
+  components?: SdComponent[];
+  /** Latent scaling factor (default: vae_decoder/config.json's scaling_factor, else 0.18215). */
+  scalingFactor?: number;
+  /** Overrides of scheduler/scheduler_config.json (e.g. timestepSpacing). */
+  schedule?: ScheduleConfig;
+}
+
+export interface StepProgress {
+  /** 1-based step among those that run, within the current batch. */
+  step: number;
+  total: number;
+  /** First image of the batch and its size. */
+  batchFirst: number;
+  batchImages: number;
+  timestep: number;
+  unetSeconds: number;
+}
+
+export interface Img2ImgOptions {
+  /** Scaled initial latents [B, 4, h, w] (from encodeImages or a brain decoder). */
+  z: Tensor;
+  /** Conditioning [B, 77, D] (from encodeText or a brain decoder). */
+  c: Tensor;
+  /** Unconditional embedding [1 | B, 77, D]; default: the text encoder's output for "". */
+  uncond?: Tensor;
+  strength?: number;
+  steps?: number;
+  /** Classifier-free guidance scale; guidance runs when > 1 (diffusers' rule). Default 5 (Takagi & Nishimoto). */
+  guidance?: number;
+  scheduler?: SchedulerName;
+  /** DDIM eta (default 0). */
+  eta?: number;
+  /** One seed for all images (noise keyed by (seed, image index)) or one per image. Default 0. */
+  seeds?: number | number[];
+  /** Image index of the first image in the job (for continuing a larger job in pieces). Default 0. */
+  firstImageIndex?: number;
+  /** Initial noise [B, 4, h, w] to use instead of the engine's Philox stream. */
+  noise?: Tensor;
+  batchSize?: number;
+  /** 'diffusers' (default) or 'compvis' (noise one DDIM step above the first step, as in CompVis' img2img). */
+  img2imgRule?: 'diffusers' | 'compvis';
+  onStep?: (progress: StepProgress) => void;
+  signal?: AbortSignal;
+}
+
+export interface Img2ImgResult {
+  latents: Tensor;
+  stats: Img2ImgStats;
+}
+
+export interface PlanOptions {
+  scheduler?: SchedulerName;
+  steps?: number;
+  strength?: number;
+  eta?: number;
+  img2imgRule?: 'diffusers' | 'compvis';
+}
+
+export class Diffusion {
+  private handle: SdHandle | null;
+
+  private constructor(
+    handle: SdHandle,
+    /** The model folder. */
+    readonly dir: string,
+    /** Models, signatures and the adapted variants. */
+    readonly info: SdModelSummary,
+    /** The ONNX Runtime in use. */
+    readonly runtime: OrtRuntimeInfo,
+    /** The folder's CLIP tokenizer (null when the folder has none). */
+    readonly tokenizer: ClipTokenizer | null,
+    /** The training schedule (scheduler_config.json with overrides). */
+    readonly schedule: Required<ScheduleConfig>,
+    readonly scalingFactor: number,
+  ) {
+    this.handle = handle;
+  }
+
+  static async load(dir: string, options: DiffusionLoadOptions = {}): Promise<Diffusion> {
+    if (typeof dir !== 'string' || dir.length === 0) throw new InvalidArgumentError('Diffusion.load: dir must be a folder path');
+    if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new InvalidArgumentError(`model folder ${dir} does not exist`);
+    const binding = samplerBinding();
+    const ortLibrary = resolveOrtLibrary(options.ortLibrary);
+    const runtime = nativeCall(() => binding.ortLoad(ortLibrary));
+    const schedule = { ...(await readScheduleConfig(dir)), ...(options.schedule ?? {}) };
+    let scalingFactor = options.scalingFactor ?? 0.18215;
+    if (options.scalingFactor === undefined) {
+      for (const cfg of ['vae_decoder/config.json', 'vae/config.json']) {
+        try {
+          const json = JSON.parse(await readFile(join(dir, cfg), 'utf8')) as { scaling_factor?: unknown };
+          if (typeof json.scaling_factor === 'number') scalingFactor = json.scaling_factor;
+          break;
+        } catch {
+          // absent: SD 1.x's 0.18215
+        }
+      }
+    }
+    const components = options.components;
+    const wantsText = !components || components.includes('text_encoder');
+    const tokenizer = wantsText ? await ClipTokenizer.fromFolder(dir) : null;
+    const { handle, summary } = await nativeAsync(
+      binding.sdLoad({
+        dir,
+        ortLibrary,
+        intraOpThreads: options.intraOpThreads,
+        interOpThreads: options.interOpThreads,
+        provider: options.provider,
+        deviceId: options.deviceId,
+        spinning: options.spinning,
+        optimization: options.optimization,
+        components,
+      }),
+    );
+    return new Diffusion(handle, dir, summary, runtime, tokenizer, schedule, scalingFactor);
+  }
+
+  /** Token ids [captions.length, 77] (int32). */
+  tokenize(captions: string[]): Int32Array {
+    if (!this.tokenizer) throw new InvalidArgumentError(`${this.dir}: loaded without a tokenizer/text_encoder`);
+    return this.tokenizer.encodeBatch(captions);
+  }
+
+  /** Text conditioning c [B, 77, D] from captions, or from token ids [B·77] given directly. */
+  async encodeText(captions: string[] | Int32Array): Promise<Tensor> {
+    const seq = this.tokenizer?.maxLength ?? 77;
+    const ids = Array.isArray(captions) ? this.tokenize(captions) : captions;
+    if (!(ids instanceof Int32Array) || ids.length === 0 || ids.length % seq !== 0) {
+      throw new ShapeError(`encodeText: expected captions or token ids of length B·${seq}, got ${ids.length} ids`);
+    }
+    const batch = ids.length / seq;
+    const { data, dim } = await nativeAsync(samplerBinding().sdEncodeText(this.live(), ids, batch, seq));
+    return { data, shape: [batch, seq, dim] };
+  }
+
+  /** Scaled latents z [B, 4, H/8, W/8] of RGB images: the posterior mean (default) or a sample keyed by (seed, image index). */
+  async encodeImages(
+    images: RgbImages,
+    options: { mode?: 'mean' | 'sample' | 'auto'; seeds?: number | number[]; chunk?: number } = {},
+  ): Promise<Tensor> {
+    assertRgb(images, 'encodeImages images');
+    if (images.height % 8 !== 0 || images.width % 8 !== 0) {
+      throw new ShapeError(`encodeImages: image size ${images.width}×${images.height} is not a multiple of 8`);
+    }
+    const { seeds, indices } = noiseKeys(options.seeds, images.count, 0);
+    const r = await nativeAsync(
+      samplerBinding().sdEncodeImages(
+        this.live(),
+        images.data,
+        images.count,
+        images.height,
+        images.width,
+        options.mode ?? 'auto',
+        seeds,
+        indices,
+        this.scalingFactor,
+        options.chunk ?? 1,
+      ),
+    );
+    return { data: r.data, shape: [images.count, r.channels, r.height, r.width] };
+  }
+
+  /** RGB images of scaled latents z [B, 4, h, w]. */
+  async decode(z: Tensor, options: { chunk?: number } = {}): Promise<RgbImages> {
+    assertTensor(z, 'decode z', 4);
+    const [b, c, h, w] = z.shape;
+    const r = await nativeAsync(samplerBinding().sdDecode(this.live(), z.data, b, c, h, w, this.scalingFactor, options.chunk ?? 1));
+    return { data: r.rgb, count: b, height: r.height, width: r.width };
+  }
+
+  /** The steps a run would take (timesteps, ᾱ, σ), without running anything. */
+  plan(options: PlanOptions = {}): SamplerPlanInfo {
+    return nativeCall(() => samplerBinding().sdPlan(this.planOptions(options)));
+  }
+
+  /** Adds noise to z up to `strength` and denoises it conditioned on c; returns the final latents. */
+  async img2img(options: Img2ImgOptions): Promise<Img2ImgResult> {
+    const o = options;
+    this.live();
+    assertTensor(o.z, 'img2img z', 4);
+    assertTensor(o.c, 'img2img c', 3);
+    const [count, channels, height, width] = o.z.shape;
+    const [cb, seq, dim] = o.c.shape;
+    if (cb !== count) throw new ShapeError(`img2img: z has ${count} images but c has ${cb} rows ([${o.c.shape.join(', ')}])`);
+    if (count < 1) throw new ShapeError('img2img: z has no images');
+    if (this.info.condDim > 0 && dim !== this.info.condDim) {
+      throw new ShapeError(
+        `img2img: c has width ${dim} ([${o.c.shape.join(', ')}]) but the U-Net expects encoder_hidden_states of width ${this.info.condDim}`,
+      );
+    }
+    if (channels !== this.info.latentChannels) {
+      throw new ShapeError(`img2img: z has shape [${o.z.shape.join(', ')}] but the U-Net expects ${this.info.latentChannels} latent channels`);
+    }
+    const guidance = o.guidance ?? 5;
+    if (!Number.isFinite(guidance)) throw new InvalidArgumentError(`img2img: guidance must be a finite number, got ${guidance}`);
+    const batchSize = o.batchSize ?? 1;
+    if (!Number.isInteger(batchSize) || batchSize < 1) throw new InvalidArgumentError(`img2img: batchSize must be a positive integer, got ${batchSize}`);
+    const plan = this.planOptions(o);
+    let uncond: Tensor | undefined;
+    if (guidance > 1) {
+      uncond = o.uncond ?? (await this.emptyPrompt());
+      assertTensor(uncond, 'img2img uncond', 3);
+      if ((uncond.shape[0] !== 1 && uncond.shape[0] !== count) || uncond.shape[1] !== seq || uncond.shape[2] !== dim) {
+        throw new ShapeError(`img2img: uncond has shape [${uncond.shape.join(', ')}], expected [1 or ${count}, ${seq}, ${dim}]`);
+      }
+    }
+    if (o.noise) {
+      assertTensor(o.noise, 'img2img noise', 4);
+      if (o.noise.shape.join() !== o.z.shape.join()) {
+        throw new ShapeError(`img2img: noise has shape [${o.noise.shape.join(', ')}], expected z's [${o.z.shape.join(', ')}]`);
+      }
+    }
+    if (o.signal?.aborted) throw new CancelledError('img2img: the signal was already aborted');
+    const { seeds, indices } = noiseKeys(o.seeds, count, o.firstImageIndex ?? 0);
+    const binding = samplerBinding();
+    const job = nativeCall(() =>
+      binding.sdImg2Img(
+        this.live(),
+        {
+          plan,
+          guidance,
+          count,
+          channels,
+          height,
+          width,
+          seq,
+          dim,
+          z: o.z.data,
+          cond: o.c.data,
+          uncond: uncond?.data,
+          uncondRows: uncond?.shape[0],
+          noise: o.noise?.data,
+          seeds,
+          imageIndices: indices,
+          batchSize,
+        },
+        o.onStep,
+      ),
+    );
+    const onAbort = (): void => job.cancel();
+    o.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      const r = await nativeAsync(job.promise);
+      return { latents: { data: r.latents, shape: [count, channels, height, width] }, stats: r.stats };
+    } finally {
+      o.signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  dispose(): void {
+    if (this.handle) samplerBinding().sdDispose(this.handle);
+    this.handle = null;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.dispose();
+  }
+
+  private emptyCache: Promise<Tensor> | null = null;
+  private emptyPrompt(): Promise<Tensor> {
+    this.emptyCache ??= this.encodeText(['']);
+    return this.emptyCache;
+  }
+
+  private planOptions(o: PlanOptions): NativePlanOptions {
+    const scheduler = o.scheduler ?? 'ddim';
+    if (!SCHEDULERS.includes(scheduler)) {
+      throw new InvalidArgumentError(`unknown scheduler '${String(scheduler)}': expected one of ${SCHEDULERS.join(', ')}`);
+    }
+    const steps = o.steps ?? 50;
+    if (!Number.isInteger(steps) || steps < 1) throw new InvalidArgumentError(`steps must be a positive integer, got ${steps}`);
+    const strength = o.strength ?? 0.8;
+    if (!(strength > 0 && strength <= 1)) throw new InvalidArgumentError(`strength must be in (0, 1], got ${strength}`);
+    const eta = o.eta ?? 0;
+    if (!(eta >= 0)) throw new InvalidArgumentError(`eta must be >= 0, got ${eta}`);
+    return { schedule: this.schedule, scheduler, steps, strength, eta, img2imgRule: o.img2imgRule ?? 'diffusers' };
+  }
+
+  private live(): SdHandle {
+    if (!this.handle) throw new InvalidArgumentError(`Diffusion(${this.dir}) was disposed`);
+    return this.handle;
+  }
+}
+
+/** Per-image (seed, image index) pairs of a job. */
+export function noiseKeys(seedOption: number | number[] | undefined, count: number, first: number): { seeds: Float64Array; indices: Float64Array } {
+  const seeds = new Float64Array(count);
+  const indices = new Float64Array(count);
+  const check = (s: number): number => {
+    if (!Number.isSafeInteger(s) || s < 0) throw new InvalidArgumentError(`seeds must be non-negative safe integers, got ${s}`);
+    return s;
+  };
+  if (Array.isArray(seedOption) && seedOption.length !== count) {
+    throw new InvalidArgumentError(`seeds has ${seedOption.length} entries for ${count} images`);
+  }
+  for (let i = 0; i < count; i++) {
+    seeds[i] = check(Array.isArray(seedOption) ? seedOption[i] : (seedOption ?? 0));
+    indices[i] = first + i;
+  }
+  return { seeds, indices };
+}
+
+function nativeCall<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    throw translate(e, new Error().stack);
+  }
+}
+
+async function nativeAsync<T>(p: Promise<T>): Promise<T> {
+  const stack = new Error().stack;
+  try {
+    return await p;
+  } catch (e) {
+    throw translate(e, stack);
+  }
+}
+
+/** Native errors carry the core's code; these become the named classes of ts/errors.ts. */
+function translate(e: unknown, stack?: string): Error {
+  const code = e instanceof Error ? (e as Error & { code?: string }).code : undefined;
+  if (code === 'BackendUnavailable') return new BackendUnavailableError((e as Error).message);
+  return fromNative(e, stack);
+}

@@ -1,0 +1,158 @@
+/**
+ * The CLIP BPE tokenizer of SD 1.x, from a model folder's tokenizer/vocab.json and merges.txt
+ * (SD exports ship no tokenizer.json). Matches transformers' CLIPTokenizer without ftfy:
+ * NFC, whitespace collapsed, lower case, CLIP's split pattern, byte-level symbols, BPE with
+ * "</w>" word ends, then <|startoftext|> … <|endoftext|>, truncated and padded to 77.
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import { FormatError } from '../errors.js';
+
+const PATTERN = /<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+/giu;
+
+/** GPT-2/CLIP's reversible map from bytes to printable unicode characters. */
+export function bytesToUnicode(): Map<number, string> {
+  const bs: number[] = [];
+  for (let b = 33; b <= 126; b++) bs.push(b);
+  for (let b = 161; b <= 172; b++) bs.push(b);
+  for (let b = 174; b <= 255; b++) bs.push(b);
+  const cs = [...bs];
+  let n = 0;
+  for (let b = 0; b < 256; b++) {
+    if (!bs.includes(b)) {
+      bs.push(b);
+      cs.push(256 + n++);
+    }
+  }
+  const map = new Map<number, string>();
+  bs.forEach((b, i) => map.set(b, String.fromCodePoint(cs[i])));
+  return map;
+}
+
+export interface ClipTokenizerOptions {
+  maxLength?: number;
+  bosToken?: string;
+  eosToken?: string;
+  padToken?: string;
+}
+
+export class ClipTokenizer {
+  readonly maxLength: number;
+  readonly bosId: number;
+  readonly eosId: number;
+  readonly padId: number;
+  private readonly ranks = new Map<string, number>();
+  private readonly byteMap = bytesToUnicode();
+  private readonly cache = new Map<string, string[]>();
+
+  constructor(
+    private readonly vocab: Record<string, number>,
+    merges: string[],
+    options: ClipTokenizerOptions = {},
+  ) {
+    this.maxLength = options.maxLength ?? 77;
+    const id = (tok: string): number => {
+      const v = vocab[tok];
+      if (v === undefined) throw new FormatError(`CLIP vocabulary has no token '${tok}'`);
+      return v;
+    };
+    this.bosId = id(options.bosToken ?? '<|startoftext|>');
+    this.eosId = id(options.eosToken ?? '<|endoftext|>');
+    this.padId = id(options.padToken ?? '<|endoftext|>');
+    merges.forEach((m, i) => this.ranks.set(m, i));
+  }
+
+  /** Reads tokenizer/vocab.json, merges.txt and (if present) tokenizer_config.json of a model folder. */
+  static async fromFolder(modelDir: string): Promise<ClipTokenizer> {
+    const dir = join(modelDir, 'tokenizer');
+    let vocab: Record<string, number>;
+    let mergesText: string;
+    try {
+      vocab = JSON.parse(await readFile(join(dir, 'vocab.json'), 'utf8')) as Record<string, number>;
+      mergesText = await readFile(join(dir, 'merges.txt'), 'utf8');
+    } catch (e) {
+      throw new FormatError(`cannot read the CLIP tokenizer in ${dir} (vocab.json, merges.txt): ${(e as Error).message}`);
+    }
+    const merges = mergesText
+      .split('\n')
+      .filter((l, i) => !(i === 0 && l.startsWith('#version')) && l.trim().length > 0);
+    const options: ClipTokenizerOptions = {};
+    try {
+      const cfg = JSON.parse(await readFile(join(dir, 'tokenizer_config.json'), 'utf8')) as Record<string, unknown>;
+      const tokenName = (v: unknown): string | undefined =>
+        typeof v === 'string' ? v : v && typeof v === 'object' && 'content' in v ? String(v.content) : undefined;
+      options.padToken = tokenName(cfg.pad_token);
+      options.bosToken = tokenName(cfg.bos_token);
+      options.eosToken = tokenName(cfg.eos_token);
+      if (typeof cfg.model_max_length === 'number' && cfg.model_max_length < 1e6) options.maxLength = cfg.model_max_length;
+    } catch {
+      // no config: SD 1.x defaults
+    }
+    return new ClipTokenizer(vocab, merges, options);
+  }
+
+  /** BPE token strings of `text`, without the start/end tokens. */
+  tokenize(text: string): string[] {
+    const clean = text.normalize('NFC').replace(/\s+/g, ' ').trim().toLowerCase();
+    const out: string[] = [];
+    for (const m of clean.matchAll(PATTERN)) {
+      const word = [...new TextEncoder().encode(m[0])].map((b) => this.byteMap.get(b) as string).join('');
+      out.push(...this.bpe(word));
+    }
+    return out;
+  }
+
+  /** Token ids: [bos, …, eos], truncated to maxLength with eos kept, padded with the pad id. */
+  encode(text: string): Int32Array {
+    const unk = this.eosId;
+    const ids = this.tokenize(text).map((t) => this.vocab[t] ?? unk);
+    const body = ids.slice(0, this.maxLength - 2);
+    const row = new Int32Array(this.maxLength).fill(this.padId);
+    row[0] = this.bosId;
+    row.set(body, 1);
+    row[body.length + 1] = this.eosId;
+    return row;
+  }
+
+  /** Rows of encode(), one per text: [texts.length, maxLength]. */
+  encodeBatch(texts: string[]): Int32Array {
+    const out = new Int32Array(texts.length * this.maxLength);
+    texts.forEach((t, i) => out.set(this.encode(t), i * this.maxLength));
+    return out;
+  }
+
+  private bpe(token: string): string[] {
+    const cached = this.cache.get(token);
+    if (cached) return cached;
+    const chars = [...token];
+    let word = [...chars.slice(0, -1), `${chars[chars.length - 1]}</w>`];
+    while (word.length > 1) {
+      let best = -1;
+      let bestRank = Infinity;
+      for (let i = 0; i < word.length - 1; i++) {
+        const r = this.ranks.get(`${word[i]} ${word[i + 1]}`);
+        if (r !== undefined && r < bestRank) {
+          bestRank = r;
+          best = i;
+        }
+      }
+      if (best < 0) break;
+      const first = word[best];
+      const second = word[best + 1];
+      const merged: string[] = [];
+      for (let i = 0; i < word.length; ) {
+        if (i < word.length - 1 && word[i] === first && word[i + 1] === second) {
+          merged.push(first + second);
+          i += 2;
+        } else {
+          merged.push(word[i]);
+          i += 1;
+        }
+      }
+      word = merged;
+    }
+    this.cache.set(token, word);
+    return word;
+  }
+}

@@ -1,0 +1,42 @@
+/** PNG in and out (pngjs) as RGB uint8 batches, the image format of the Diffusion API. */
+import { readFile, writeFile } from 'node:fs/promises';
+
+import pngjs from 'pngjs';
+
+import { FormatError, ShapeError } from '../errors.js';
+import type { RgbImages } from './tensor.js';
+
+const { PNG } = pngjs;
+
+/** One PNG as a 1-image RGB batch (alpha dropped). */
+export async function readPng(path: string): Promise<RgbImages> {
+  let png: InstanceType<typeof PNG>;
+  try {
+    png = PNG.sync.read(await readFile(path));
+  } catch (e) {
+    throw new FormatError(`${path} is not a readable PNG: ${(e as Error).message}`);
+  }
+  const { width, height } = png;
+  const data = new Uint8Array(width * height * 3);
+  for (let p = 0; p < width * height; p++) {
+    data[p * 3] = png.data[p * 4];
+    data[p * 3 + 1] = png.data[p * 4 + 1];
+    data[p * 3 + 2] = png.data[p * 4 + 2];
+  }
+  return { data, count: 1, height, width };
+}
+
+/** Writes image `index` of an RGB batch as an opaque PNG. */
+export async function writePng(path: string, images: RgbImages, index = 0): Promise<void> {
+  const { width, height, count } = images;
+  if (index < 0 || index >= count) throw new ShapeError(`writePng ${path}: image ${index} of a batch of ${count}`);
+  const png = new PNG({ width, height });
+  const base = index * width * height * 3;
+  for (let p = 0; p < width * height; p++) {
+    png.data[p * 4] = images.data[base + p * 3];
+    png.data[p * 4 + 1] = images.data[base + p * 3 + 1];
+    png.data[p * 4 + 2] = images.data[base + p * 3 + 2];
+    png.data[p * 4 + 3] = 255;
+  }
+  await writeFile(path, PNG.sync.write(png));
+}
