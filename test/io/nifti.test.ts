@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FormatError, MissingFileError, ShapeError } from '../../ts/errors.js';
 import {
   geometryFromAffine,
@@ -176,6 +176,7 @@ img = nib.Nifti1Image(raw, aff)
 img.header['descrip'] = b'a long description of well over twenty characters'
 img.header.set_slope_inter(0.25, 1.5)
 img.set_qform(aff, 1); img.set_sform(aff, 2)
+img.header.extensions.append(nib.nifti1.Nifti1Extension(6, b'an extension that vox_offset must skip'))
 nib.save(img, out + '/nib1.nii.gz')
 # big-endian, uncompressed
 be = nib.Nifti1Image(raw.astype('>i2'), aff)
@@ -186,13 +187,16 @@ nib.save(nib.Nifti2Image(raw.astype(np.float32) / 7, aff), out + '/nib2.nii.gz')
 raw.astype(np.float32).transpose(3, 2, 1, 0).tofile(out + '/raw.f32')
 (raw.astype(np.float32) / 7).transpose(3, 2, 1, 0).tofile(out + '/nib2.f32')
 `;
-  runPython(script, dir);
+  beforeAll(() => {
+    runPython(script, dir);
+  });
   const expected = (f: string) => new Float32Array(readFileSync(join(dir, f)).buffer.slice(0));
 
-  it('reads scaled int16 NIfTI-1 .nii.gz with a long description', async () => {
+  it('reads scaled int16 NIfTI-1 .nii.gz with a long description and an extension', async () => {
     const h = await readNiftiHeader(join(dir, 'nib1.nii.gz'));
     expect(h.description).toMatch(/^a long description/);
     expect(h.sclSlope).toBe(0.25);
+    expect(h.voxOffset).toBeGreaterThan(352);
     expect(h.srow[0][3]).toBeCloseTo(70, 5);
     const { data } = await readNifti(join(dir, 'nib1.nii.gz'));
     expect(Array.from(data)).toEqual(Array.from(expected('nib1.f32')));

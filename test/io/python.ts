@@ -1,7 +1,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 
 /** Debian's python with nibabel/h5py/scipy (the pyenv python on PATH lacks them). */
-export const SYSTEM_PYTHON = '/usr/bin/python3';
+export const SYSTEM_PYTHON = process.env.BL_TEST_PYTHON ?? '/usr/bin/python3';
 
 /** True when /usr/bin/python3 can import every module named; tests needing them skip otherwise. */
 export function hasPython(...modules: string[]): boolean {
