@@ -147,7 +147,6 @@ class RidgeFitter {
   void prepare_x();
   void compute_y_mean();
   Route choose_route();
-  bool choose_f64(double frob);
   std::int64_t choose_batch(Route route);
 
   // ---- numerics
@@ -179,6 +178,7 @@ class RidgeFitter {
   std::vector<float> xs_;  // standardised, centred X in fold order (n × p)
   std::vector<double> y_mean_;
   bool use_f64_ = false;
+  bool precision_decided_ = false;
   double flops_ = 0;
   std::vector<double> cv_;  // a × t accumulated mean fold scores
   RidgeResult res_;
@@ -349,29 +349,38 @@ Route RidgeFitter::choose_route() {
   return std::min_element(cands.begin(), cands.end(), [](const Cand& a, const Cand& b) { return a.cost < b.cost; })->r;
 }
 
-// Float32 eigenvalues carry an error of about ε·λ_max; an alpha that small is unresolved
-// (ridge.md §5.4). ‖G‖_F bounds λ_max from above, so this errs toward float64.
-bool RidgeFitter::choose_f64(double frob) {
-  if (opt_.eig_precision == EigPrecision::Float64) return true;
-  if (opt_.eig_precision == EigPrecision::Float32) return false;
-  const double amin = *std::min_element(opt_.alphas.begin(), opt_.alphas.end());
-  return amin < 1e-6 * frob;
-}
-
 Eig RidgeFitter::decompose(std::vector<float>& sym, i64 r) {
   Eig e;
   e.r = r;
   e.lam.resize(static_cast<std::size_t>(r));
+  // 'auto' decides on the first decomposition of the fit: float32 unless its eigenvalue error
+  // (about ε·λ_max) exceeds a tenth of the smallest alpha, where the shrinkage 1/(λ+α) of the
+  // weakest directions is no longer resolved (ridge.md §5.4); then float64 from a saved copy.
+  std::vector<float> saved;
+  const bool deciding = !precision_decided_ && opt_.eig_precision == EigPrecision::Auto;
+  if (deciding) saved.assign(sym.begin(), sym.begin() + r * r);
+  if (!use_f64_) {
+    std::vector<float> w(static_cast<std::size_t>(r));
+    linalg::eigh(r, sym.data(), w.data());
+    if (deciding) {
+      const double amin = *std::min_element(opt_.alphas.begin(), opt_.alphas.end());
+      const double lmax = r > 0 ? std::fabs(static_cast<double>(w.back())) : 0.0;
+      if (1.19e-7 * lmax > 0.1 * amin) {
+        use_f64_ = true;
+        std::copy(saved.begin(), saved.end(), sym.begin());
+      }
+    }
+    if (!use_f64_) {
+      e.qt.assign(sym.begin(), sym.begin() + r * r);
+      for (i64 i = 0; i < r; ++i) e.lam[static_cast<std::size_t>(i)] = std::max(0.0, static_cast<double>(w[static_cast<std::size_t>(i)]));
+    }
+  }
+  precision_decided_ = true;
   if (use_f64_) {
     std::vector<double> a(sym.begin(), sym.begin() + r * r), w(static_cast<std::size_t>(r));
     linalg::eigh(r, a.data(), w.data());
     e.qt.assign(a.begin(), a.end());
     for (i64 i = 0; i < r; ++i) e.lam[static_cast<std::size_t>(i)] = std::max(0.0, w[static_cast<std::size_t>(i)]);
-  } else {
-    std::vector<float> w(static_cast<std::size_t>(r));
-    linalg::eigh(r, sym.data(), w.data());
-    e.qt.assign(sym.begin(), sym.begin() + r * r);
-    for (i64 i = 0; i < r; ++i) e.lam[static_cast<std::size_t>(i)] = std::max(0.0, static_cast<double>(w[static_cast<std::size_t>(i)]));
   }
   return e;
 }
@@ -522,9 +531,6 @@ void RidgeFitter::fit_per_fold_primal() {
   std::vector<float> c(static_cast<std::size_t>(p * p));
   linalg::gram(n_, p, xs_.data(), p, 1.0f, 0.0f, c.data(), p);
   count(static_cast<double>(n_) * p * p);
-  double frob = 0;
-  for (float v : c) frob += static_cast<double>(v) * v;
-  use_f64_ = choose_f64(std::sqrt(frob));
 
   std::vector<Eig> eigs(static_cast<std::size_t>(k_));
   std::vector<std::vector<float>> m(static_cast<std::size_t>(k_));        // M_v = (X̃_v − x̄_t) Q_v
@@ -669,9 +675,6 @@ void RidgeFitter::fit_per_fold_kernel() {
   std::vector<float> kf(static_cast<std::size_t>(n_ * n_));
   linalg::outer_gram(n_, p_, xs_.data(), p_, 1.0f, 0.0f, kf.data(), n_);
   count(static_cast<double>(n_) * n_ * p_);
-  double frob = 0;
-  for (float v : kf) frob += static_cast<double>(v) * v;
-  use_f64_ = choose_f64(std::sqrt(frob));
 
   std::vector<Eig> eigs(static_cast<std::size_t>(k_));
   std::vector<std::vector<float>> m(static_cast<std::size_t>(k_));      // M_v = K̃_vt Q_v (n_v × n_t)
@@ -828,9 +831,6 @@ void RidgeFitter::fit_exact(bool primal) {
     linalg::outer_gram(n_, p_, xs_.data(), p_, 1.0f, 0.0f, g.data(), n_);
     count(static_cast<double>(n_) * n_ * p_);
   }
-  double frob = 0;
-  for (float v : g) frob += static_cast<double>(v) * v;
-  use_f64_ = choose_f64(std::sqrt(frob));
   report(0.05, "decompose");
   Eig eg = decompose(g, r);
   std::vector<float>().swap(g);
@@ -1015,12 +1015,27 @@ RidgeResult RidgeFitter::run() {
   cv_.assign(static_cast<std::size_t>(a_) * static_cast<std::size_t>(t_), 0.0);
   // The route decision needs the precision only for its eig cost; assume float32 there.
   use_f64_ = opt_.eig_precision == EigPrecision::Float64;
-  const Route route = choose_route();
+  Route route = choose_route();
   switch (route) {
     case Route::PerFoldPrimal: fit_per_fold_primal(); break;
     case Route::PerFoldKernel: fit_per_fold_kernel(); break;
-    case Route::ExactPrimal: fit_exact(true); break;
-    case Route::ExactKernel: fit_exact(false); break;
+    case Route::ExactPrimal:
+    case Route::ExactKernel:
+      try {
+        fit_exact(route == Route::ExactPrimal);
+      } catch (const Error& e) {
+        // (I − H_vv) can be numerically singular when alphas are tiny; on 'auto' fall back to the
+        // per-fold route of the same space, which needs no such factorisation.
+        if (e.code() != ErrorCode::NumericalFailure || opt_.cv_method != RidgeCvMethod::Auto) throw;
+        std::fill(cv_.begin(), cv_.end(), 0.0);
+        std::fill(res_.coef.begin(), res_.coef.end(), 0.0f);
+        flops_ = 0;
+        t_decompose_ = t_cv_ = t_refit_ = 0;
+        route = route == Route::ExactPrimal ? Route::PerFoldPrimal : Route::PerFoldKernel;
+        if (route == Route::PerFoldPrimal) fit_per_fold_primal();
+        else fit_per_fold_kernel();
+      }
+      break;
   }
   res_.intercept.resize(static_cast<std::size_t>(t_));
   for (i64 j = 0; j < t_; ++j) res_.intercept[static_cast<std::size_t>(j)] = static_cast<float>(y_mean_[static_cast<std::size_t>(j)]);

@@ -275,6 +275,31 @@ int main() {
       CHECK(maxdiff < 1e-3);
     }
   });
+  test::run("auto precision: float32 unless the smallest alpha is below the float32 eigenvalue error", [] {
+    Data d = make_data(120, 30, 4, 10);
+    auto folds = contiguous_folds(d.n, 4);
+    std::vector<int> f(folds.begin(), folds.end());
+    for (int r = 0; r < 4; ++r) {
+      RidgeOptions ok = options({1, 10, 100}, f, 4), tiny = options({1e-7, 1}, f, 4);
+      set_route(ok, r);
+      set_route(tiny, r);
+      auto a = ridge_cv_fit({d.x.data(), d.n, d.p}, {d.y.data(), d.n, d.t}, ok);
+      CHECK(a.info.eig_precision == "float32");
+      std::string msg;
+      if (r < 2) {
+        auto b = ridge_cv_fit({d.x.data(), d.n, d.p}, {d.y.data(), d.n, d.t}, tiny);
+        CHECK(b.info.eig_precision == "float64");
+      } else if (test::throws([&] { ridge_cv_fit({d.x.data(), d.n, d.p}, {d.y.data(), d.n, d.t}, tiny); }, &msg)) {
+        // Forced exact CV may find (I − H) singular at alpha 1e-7: a clear error, not a wrong answer.
+        CHECK(msg.find("per-fold") != std::string::npos);
+      }
+      // On 'auto' the fit always succeeds: it falls back to the per-fold route if it must.
+      RidgeOptions any = options({1e-7, 1}, f, 4);
+      any.route = r % 2 == 0 ? RidgeRoute::Primal : RidgeRoute::Kernel;
+      auto c = ridge_cv_fit({d.x.data(), d.n, d.p}, {d.y.data(), d.n, d.t}, any);
+      CHECK(c.info.eig_precision == "float64");
+    }
+  });
   test::run("bad input is a clear error", [] {
     Data d = make_data(20, 4, 3, 7);
     auto folds = contiguous_folds(d.n, 4);
