@@ -134,6 +134,11 @@ struct Eig {
   std::vector<double> lam;
 };
 
+// Per fold v and column j of a centred target batch: Σy, Σy² and SST over the fold's rows.
+struct FoldStats {
+  std::vector<double> sst, sum, sumsq;  // k × tb
+};
+
 class RidgeFitter {
  public:
   RidgeFitter(ConstMatF x, ConstMatF y, const RidgeOptions& opt) : x_(x), y_(y), opt_(opt) {}
@@ -159,11 +164,13 @@ class RidgeFitter {
     if (opt_.progress) opt_.progress(std::min(1.0, std::max(0.0, fraction)), stage);
   }
   void load_y_batch(i64 j0, i64 tb, std::vector<float>& yb);
-  void fold_y_stats(const float* yb, i64 tb, std::vector<double>& mean_v, std::vector<double>& sst_v,
-                    std::vector<double>& sum_v, std::vector<double>& sumsq_v);
+  void fold_y_stats(const float* yb, i64 tb, FoldStats& st);
   void score_fold(int v, const float* pred, i64 ldp, bool residual, const double* offset, const float* yv,
-                  i64 tb, const std::vector<double>& ymean_v, const std::vector<double>& sst_v,
-                  const std::vector<double>& ysum_v, const std::vector<double>& ysumsq_v, double* out_scores);
+                  i64 tb, const FoldStats& st, double* out_scores);
+  void accumulate(int a, i64 j0, i64 tb, const std::vector<double>& scores);
+  void score_alphas(int v, const std::vector<float>& mv, const Eig& eg, const float* z, i64 j0, i64 tb,
+                    const double* offset, const float* yv, const FoldStats& st, std::vector<float>& ms,
+                    std::vector<float>& pr, std::vector<double>& scores);
   void select_alphas(i64 j0, i64 tb);
 
   void fit_per_fold_primal();
@@ -415,17 +422,15 @@ void RidgeFitter::load_y_batch(i64 j0, i64 tb, std::vector<float>& yb) {
 }
 
 // Per fold v and column j of a centred batch: mean, SST, Σy and Σy² over the fold's rows.
-void RidgeFitter::fold_y_stats(const float* yb, i64 tb, std::vector<double>& mean_v, std::vector<double>& sst_v,
-                               std::vector<double>& sum_v, std::vector<double>& sumsq_v) {
+void RidgeFitter::fold_y_stats(const float* yb, i64 tb, FoldStats& st) {
   const std::size_t sz = static_cast<std::size_t>(k_ * tb);
-  mean_v.assign(sz, 0.0);
-  sst_v.assign(sz, 0.0);
-  sum_v.assign(sz, 0.0);
-  sumsq_v.assign(sz, 0.0);
+  st.sst.assign(sz, 0.0);
+  st.sum.assign(sz, 0.0);
+  st.sumsq.assign(sz, 0.0);
   parallel_for(0, tb, 256, [&](i64 b, i64 e) {
     for (int v = 0; v < k_; ++v) {
-      double* s = sum_v.data() + v * tb;
-      double* s2 = sumsq_v.data() + v * tb;
+      double* s = st.sum.data() + v * tb;
+      double* s2 = st.sumsq.data() + v * tb;
       for (i64 i = folds_.start[static_cast<std::size_t>(v)]; i < folds_.start[static_cast<std::size_t>(v) + 1]; ++i) {
         const float* r = yb + i * tb;
         for (i64 j = b; j < e; ++j) {
@@ -434,10 +439,7 @@ void RidgeFitter::fold_y_stats(const float* yb, i64 tb, std::vector<double>& mea
         }
       }
       const double m = static_cast<double>(folds_.size(v));
-      for (i64 j = b; j < e; ++j) {
-        mean_v[static_cast<std::size_t>(v * tb + j)] = s[j] / m;
-        sst_v[static_cast<std::size_t>(v * tb + j)] = std::max(0.0, s2[j] - s[j] * s[j] / m);
-      }
+      for (i64 j = b; j < e; ++j) st.sst[static_cast<std::size_t>(v * tb + j)] = std::max(0.0, s2[j] - s[j] * s[j] / m);
     }
   });
 }
@@ -446,8 +448,7 @@ void RidgeFitter::fold_y_stats(const float* yb, i64 tb, std::vector<double>& mea
 // prediction minus `offset` (residual=false) or the held-out residual y − ŷ (residual=true).
 // Folds whose target is constant (SST = 0) score 0.
 void RidgeFitter::score_fold(int v, const float* pred, i64 ldp, bool residual, const double* offset, const float* yv,
-                             i64 tb, const std::vector<double>& ymean_v, const std::vector<double>& sst_v,
-                             const std::vector<double>& ysum_v, const std::vector<double>& ysumsq_v, double* out) {
+                             i64 tb, const FoldStats& st, double* out) {
   const i64 nv = folds_.size(v);
   const bool pearson = opt_.score == RidgeScore::Pearson;
   parallel_for(0, tb, 512, [&](i64 b, i64 e) {
@@ -481,17 +482,46 @@ void RidgeFitter::score_fold(int v, const float* pred, i64 ldp, bool residual, c
       const std::size_t S = static_cast<std::size_t>(v * tb + b + j);
       double s = 0;
       if (!pearson) {
-        s = sst_v[S] > 0 ? 1.0 - sse[J] / sst_v[S] : 0.0;
+        s = st.sst[S] > 0 ? 1.0 - sse[J] / st.sst[S] : 0.0;
       } else {
         double cpp = spp[J] - sp[J] * sp[J] / m;
-        double cyy = ysumsq_v[S] - ysum_v[S] * ysum_v[S] / m;
-        double cpy = spy[J] - sp[J] * ysum_v[S] / m;
+        double cyy = st.sumsq[S] - st.sum[S] * st.sum[S] / m;
+        double cpy = spy[J] - sp[J] * st.sum[S] / m;
         s = (cpp > 0 && cyy > 0) ? cpy / std::sqrt(cpp * cyy) : 0.0;
       }
       out[b + j] = s;
     }
   });
-  (void)ymean_v;
+}
+
+void RidgeFitter::accumulate(int a, i64 j0, i64 tb, const std::vector<double>& scores) {
+  double* acc = cv_.data() + static_cast<std::size_t>(a) * static_cast<std::size_t>(t_) + j0;
+  for (i64 j = 0; j < tb; ++j) acc[j] += scores[static_cast<std::size_t>(j)] / k_;
+}
+
+// Per-fold routes: predictions M_v·D_α·Z + offset for every alpha, with the alphas' scaled
+// copies of M_v stacked so that one GEMM scores them all.
+void RidgeFitter::score_alphas(int v, const std::vector<float>& mv, const Eig& eg, const float* z, i64 j0, i64 tb,
+                               const double* offset, const float* yv, const FoldStats& st, std::vector<float>& ms,
+                               std::vector<float>& pr, std::vector<double>& scores) {
+  const i64 nv = folds_.size(v), r = eg.r;
+  ms.resize(static_cast<std::size_t>(a_ * nv * r));
+  pr.resize(static_cast<std::size_t>(a_ * nv * tb));
+  parallel_for(0, a_ * nv, 32, [&](i64 b, i64 e) {
+    for (i64 row = b; row < e; ++row) {
+      const double alpha = opt_.alphas[static_cast<std::size_t>(row / nv)];
+      const float* src = mv.data() + (row % nv) * r;
+      float* dst = ms.data() + row * r;
+      for (i64 k = 0; k < r; ++k) dst[k] = static_cast<float>(src[k] / (eg.lam[static_cast<std::size_t>(k)] + alpha));
+    }
+  });
+  linalg::gemm(false, false, a_ * nv, tb, r, 1.0f, ms.data(), r, z, tb, 0.0f, pr.data(), tb);
+  count(2.0 * a_ * nv * r * tb);
+  scores.resize(static_cast<std::size_t>(tb));
+  for (int a = 0; a < a_; ++a) {
+    score_fold(v, pr.data() + a * nv * tb, tb, false, offset, yv, tb, st, scores.data());
+    accumulate(a, j0, tb, scores);
+  }
 }
 
 // Best alpha per target: the highest mean CV score; exact ties go to the larger alpha.
@@ -577,9 +607,9 @@ void RidgeFitter::fit_per_fold_primal() {
 
   // Target batches: CV over folds, then the refit of the batch.
   tb_ = choose_batch(Route::PerFoldPrimal);
-  const i64 nvmax = folds_.max_size();
   std::vector<float> yb, b_full, bv, bt, z, pr, ms, ez;
-  std::vector<double> ymean_v, sst_v, ysum_v, ysumsq_v, scores, offset;
+  FoldStats ys;
+  std::vector<double> scores, offset;
   i64 batches = 0;
   for (i64 j0 = 0; j0 < t_; j0 += tb_) {
     check_cancel();
@@ -587,7 +617,7 @@ void RidgeFitter::fit_per_fold_primal() {
     const i64 tb = std::min(tb_, t_ - j0);
     ++batches;
     load_y_batch(j0, tb, yb);
-    fold_y_stats(yb.data(), tb, ymean_v, sst_v, ysum_v, ysumsq_v);
+    fold_y_stats(yb.data(), tb, ys);
     // B_v = X̃_vᵀ Y_v for every fold (2·n·p·tb in all), B = Σ B_v; fold v trains on B − B_v.
     bv.resize(static_cast<std::size_t>(k_ * p * tb));
     for (int v = 0; v < k_; ++v) {
@@ -617,7 +647,7 @@ void RidgeFitter::fit_per_fold_primal() {
         for (i64 i = b; i < e; ++i) bt[static_cast<std::size_t>(i)] = b_full[static_cast<std::size_t>(i)] - bvv[i];
       });
       for (i64 j = 0; j < tb; ++j)
-        offset[static_cast<std::size_t>(j)] = opt_.fit_intercept ? -ysum_v[static_cast<std::size_t>(v * tb + j)] / nt : 0.0;
+        offset[static_cast<std::size_t>(j)] = opt_.fit_intercept ? -ys.sum[static_cast<std::size_t>(v * tb + j)] / nt : 0.0;
       if (opt_.fit_intercept) {
         const auto& xb = xbar_t[static_cast<std::size_t>(v)];
         parallel_for(0, p, 64, [&](i64 b, i64 e) {
@@ -628,29 +658,7 @@ void RidgeFitter::fit_per_fold_primal() {
       }
       linalg::gemm(false, false, p, tb, p, 1.0f, eg.qt.data(), p, bt.data(), tb, 0.0f, z.data(), tb);
       count(2.0 * p * p * tb);
-      // Stack M_v·D_α for a chunk of alphas and score them in one GEMM.
-      const auto& mv = m[static_cast<std::size_t>(v)];
-      const i64 achunk = std::max<i64>(1, std::min<i64>(a_, (static_cast<i64>(a_) * nvmax) / std::max<i64>(1, nv)));
-      for (int a0 = 0; a0 < a_; a0 += static_cast<int>(achunk)) {
-        const int ac = static_cast<int>(std::min<i64>(achunk, a_ - a0));
-        ms.resize(static_cast<std::size_t>(ac * nv * p));
-        pr.resize(static_cast<std::size_t>(ac * nv * tb));
-        parallel_for(0, ac * nv, 64, [&](i64 b, i64 e) {
-          for (i64 row = b; row < e; ++row) {
-            const double alpha = opt_.alphas[static_cast<std::size_t>(a0 + row / nv)];
-            const float* src = mv.data() + (row % nv) * p;
-            float* dst = ms.data() + row * p;
-            for (i64 k = 0; k < p; ++k) dst[k] = static_cast<float>(src[k] / (eg.lam[static_cast<std::size_t>(k)] + alpha));
-          }
-        });
-        linalg::gemm(false, false, ac * nv, tb, p, 1.0f, ms.data(), p, z.data(), tb, 0.0f, pr.data(), tb);
-        count(2.0 * ac * nv * p * tb);
-        for (int a = 0; a < ac; ++a) {
-          score_fold(v, pr.data() + a * nv * tb, tb, false, offset.data(), yv, tb, ymean_v, sst_v, ysum_v, ysumsq_v, scores.data());
-          double* acc = cv_.data() + static_cast<std::size_t>((a0 + a) * t_ + j0);
-          for (i64 j = 0; j < tb; ++j) acc[j] += scores[static_cast<std::size_t>(j)] / k_;
-        }
-      }
+      score_alphas(v, m[static_cast<std::size_t>(v)], eg, z.data(), j0, tb, offset.data(), yv, ys, ms, pr, scores);
     }
     select_alphas(j0, tb);
     t_cv_ += since(tc);
@@ -747,7 +755,8 @@ void RidgeFitter::fit_per_fold_kernel() {
 
   tb_ = choose_batch(Route::PerFoldKernel);
   std::vector<float> yb, z, pr, ms, ez, dual;
-  std::vector<double> ymean_v, sst_v, ysum_v, ysumsq_v, scores, offset;
+  FoldStats ys;
+  std::vector<double> scores, offset;
   i64 batches = 0;
   for (i64 j0 = 0; j0 < t_; j0 += tb_) {
     check_cancel();
@@ -755,7 +764,7 @@ void RidgeFitter::fit_per_fold_kernel() {
     const i64 tb = std::min(tb_, t_ - j0);
     ++batches;
     load_y_batch(j0, tb, yb);
-    fold_y_stats(yb.data(), tb, ymean_v, sst_v, ysum_v, ysumsq_v);
+    fold_y_stats(yb.data(), tb, ys);
     scores.resize(static_cast<std::size_t>(tb));
     offset.resize(static_cast<std::size_t>(tb));
     for (int v = 0; v < k_; ++v) {
@@ -764,7 +773,7 @@ void RidgeFitter::fit_per_fold_kernel() {
       const i64 s = folds_.start[static_cast<std::size_t>(v)], nv = folds_.size(v), nt = n_ - nv;
       const float* yv = yb.data() + s * tb;
       for (i64 j = 0; j < tb; ++j)
-        offset[static_cast<std::size_t>(j)] = opt_.fit_intercept ? -ysum_v[static_cast<std::size_t>(v * tb + j)] / nt : 0.0;
+        offset[static_cast<std::size_t>(j)] = opt_.fit_intercept ? -ys.sum[static_cast<std::size_t>(v * tb + j)] / nt : 0.0;
       // Z = Q_vᵀ (Y_t − 1ȳ_tᵀ): the training rows are the blocks before and after fold v.
       z.resize(static_cast<std::size_t>(nt * tb));
       linalg::gemm(false, false, nt, tb, s, 1.0f, eg.qt.data(), nt, yb.data(), tb, 0.0f, z.data(), tb);
@@ -776,28 +785,7 @@ void RidgeFitter::fit_per_fold_kernel() {
         for (i64 k = 0; k < nt; ++k)
           for (i64 j = 0; j < tb; ++j) z[static_cast<std::size_t>(k * tb + j)] -= static_cast<float>(qs[static_cast<std::size_t>(k)] * offset[static_cast<std::size_t>(j)]);
       }
-      const auto& mv = m[static_cast<std::size_t>(v)];
-      const int ac_max = a_;
-      for (int a0 = 0; a0 < a_; a0 += ac_max) {
-        const int ac = std::min(ac_max, a_ - a0);
-        ms.resize(static_cast<std::size_t>(ac * nv * nt));
-        pr.resize(static_cast<std::size_t>(ac * nv * tb));
-        parallel_for(0, ac * nv, 32, [&](i64 b, i64 e) {
-          for (i64 row = b; row < e; ++row) {
-            const double alpha = opt_.alphas[static_cast<std::size_t>(a0 + row / nv)];
-            const float* src = mv.data() + (row % nv) * nt;
-            float* dst = ms.data() + row * nt;
-            for (i64 k = 0; k < nt; ++k) dst[k] = static_cast<float>(src[k] / (eg.lam[static_cast<std::size_t>(k)] + alpha));
-          }
-        });
-        linalg::gemm(false, false, ac * nv, tb, nt, 1.0f, ms.data(), nt, z.data(), tb, 0.0f, pr.data(), tb);
-        count(2.0 * ac * nv * nt * tb);
-        for (int a = 0; a < ac; ++a) {
-          score_fold(v, pr.data() + a * nv * tb, tb, false, offset.data(), yv, tb, ymean_v, sst_v, ysum_v, ysumsq_v, scores.data());
-          double* acc = cv_.data() + static_cast<std::size_t>((a0 + a) * t_ + j0);
-          for (i64 j = 0; j < tb; ++j) acc[j] += scores[static_cast<std::size_t>(j)] / k_;
-        }
-      }
+      score_alphas(v, m[static_cast<std::size_t>(v)], eg, z.data(), j0, tb, offset.data(), yv, ys, ms, pr, scores);
     }
     select_alphas(j0, tb);
     t_cv_ += since(tc);
@@ -914,7 +902,8 @@ void RidgeFitter::fit_exact(bool primal) {
 
   tb_ = choose_batch(primal ? Route::ExactPrimal : Route::ExactKernel);
   std::vector<float> yb, z, zs, res, ez, dual, bq;
-  std::vector<double> ymean_v, sst_v, ysum_v, ysumsq_v, scores, rd;
+  FoldStats ys;
+  std::vector<double> scores, rd;
   i64 batches = 0;
   for (i64 j0 = 0; j0 < t_; j0 += tb_) {
     check_cancel();
@@ -922,7 +911,7 @@ void RidgeFitter::fit_exact(bool primal) {
     const i64 tb = std::min(tb_, t_ - j0);
     ++batches;
     load_y_batch(j0, tb, yb);
-    fold_y_stats(yb.data(), tb, ymean_v, sst_v, ysum_v, ysumsq_v);
+    fold_y_stats(yb.data(), tb, ys);
     scores.resize(static_cast<std::size_t>(tb));
     // Z = NᵀY for primal (= QᵀX̃ᵀY), QᵀY for kernel: r × tb.
     z.resize(static_cast<std::size_t>(r * tb));
@@ -975,9 +964,8 @@ void RidgeFitter::fit_exact(bool primal) {
           }
           count(2.0 * nv * nv * tb);
         }
-        score_fold(v, rv, tb, true, nullptr, yb.data() + s * tb, tb, ymean_v, sst_v, ysum_v, ysumsq_v, scores.data());
-        double* acc = cv_.data() + static_cast<std::size_t>(a * t_ + j0);
-        for (i64 j = 0; j < tb; ++j) acc[j] += scores[static_cast<std::size_t>(j)] / k_;
+        score_fold(v, rv, tb, true, nullptr, yb.data() + s * tb, tb, ys, scores.data());
+        accumulate(a, j0, tb, scores);
       }
     }
     select_alphas(j0, tb);
