@@ -173,6 +173,11 @@ class RidgeFitter {
                     std::vector<float>& pr, std::vector<double>& scores);
   void select_alphas(i64 j0, i64 tb);
 
+  // Runs fn(j0, tb, yb, ys) over target batches: yb is the centred batch in fold order, ys its
+  // per-fold statistics. Progress runs from `from` to 1.
+  template <typename Fn>
+  void for_each_batch(Route route, double from, Fn&& fn);
+
   void fit_per_fold_primal();
   void fit_per_fold_kernel();
   void fit_exact(bool primal);
@@ -541,6 +546,24 @@ void RidgeFitter::select_alphas(i64 j0, i64 tb) {
   }
 }
 
+template <typename Fn>
+void RidgeFitter::for_each_batch(Route route, double from, Fn&& fn) {
+  tb_ = choose_batch(route);
+  std::vector<float> yb;
+  FoldStats ys;
+  i64 batches = 0;
+  for (i64 j0 = 0; j0 < t_; j0 += tb_) {
+    check_cancel();
+    const i64 tb = std::min(tb_, t_ - j0);
+    ++batches;
+    load_y_batch(j0, tb, yb);
+    fold_y_stats(yb.data(), tb, ys);
+    fn(j0, tb, yb, ys);
+    report(from + (1.0 - from) * static_cast<double>(j0 + tb) / static_cast<double>(t_), "cv+refit");
+  }
+  res_.info.n_batches = batches;
+}
+
 // Z (r × tb) scaled per target by E[k, j] = 1 / (λ_k + α_j) into ez.
 static void scale_by_chosen(const Eig& eg, const float* z, i64 tb, const float* alphas_of_batch, float* ez) {
   parallel_for(0, eg.r, 64, [&](i64 b, i64 e) {
@@ -606,18 +629,10 @@ void RidgeFitter::fit_per_fold_primal() {
   t_decompose_ = since(t0);
 
   // Target batches: CV over folds, then the refit of the batch.
-  tb_ = choose_batch(Route::PerFoldPrimal);
-  std::vector<float> yb, b_full, bv, bt, z, pr, ms, ez;
-  FoldStats ys;
+  std::vector<float> b_full, bv, bt, z, pr, ms, ez;
   std::vector<double> scores, offset;
-  i64 batches = 0;
-  for (i64 j0 = 0; j0 < t_; j0 += tb_) {
-    check_cancel();
+  for_each_batch(Route::PerFoldPrimal, 0.3, [&](i64 j0, i64 tb, const std::vector<float>& yb, const FoldStats& ys) {
     auto tc = Clock::now();
-    const i64 tb = std::min(tb_, t_ - j0);
-    ++batches;
-    load_y_batch(j0, tb, yb);
-    fold_y_stats(yb.data(), tb, ys);
     // B_v = X̃_vᵀ Y_v for every fold (2·n·p·tb in all), B = Σ B_v; fold v trains on B − B_v.
     bv.resize(static_cast<std::size_t>(k_ * p * tb));
     for (int v = 0; v < k_; ++v) {
@@ -671,9 +686,7 @@ void RidgeFitter::fit_per_fold_primal() {
     linalg::gemm(true, false, p, tb, p, 1.0f, full.qt.data(), p, ez.data(), tb, 0.0f, res_.coef.data() + j0, t_);
     count(2.0 * p * p * tb);
     t_refit_ += since(tr);
-    report(0.3 + 0.7 * static_cast<double>(j0 + tb) / t_, "cv+refit");
-  }
-  res_.info.n_batches = batches;
+  });
 }
 
 // ------------------------------------------------------------------ per-fold, kernel
@@ -753,18 +766,10 @@ void RidgeFitter::fit_per_fold_kernel() {
   std::vector<float>().swap(kf);
   t_decompose_ = since(t0);
 
-  tb_ = choose_batch(Route::PerFoldKernel);
-  std::vector<float> yb, z, pr, ms, ez, dual;
-  FoldStats ys;
+  std::vector<float> z, pr, ms, ez, dual;
   std::vector<double> scores, offset;
-  i64 batches = 0;
-  for (i64 j0 = 0; j0 < t_; j0 += tb_) {
-    check_cancel();
+  for_each_batch(Route::PerFoldKernel, 0.4, [&](i64 j0, i64 tb, const std::vector<float>& yb, const FoldStats& ys) {
     auto tc = Clock::now();
-    const i64 tb = std::min(tb_, t_ - j0);
-    ++batches;
-    load_y_batch(j0, tb, yb);
-    fold_y_stats(yb.data(), tb, ys);
     scores.resize(static_cast<std::size_t>(tb));
     offset.resize(static_cast<std::size_t>(tb));
     for (int v = 0; v < k_; ++v) {
@@ -800,9 +805,7 @@ void RidgeFitter::fit_per_fold_kernel() {
     linalg::gemm(true, false, p_, tb, n_, 1.0f, xs_.data(), p_, dual.data(), tb, 0.0f, res_.coef.data() + j0, t_);
     count(4.0 * n_ * n_ * tb + 2.0 * n_ * p_ * tb);
     t_refit_ += since(tr);
-    report(0.4 + 0.6 * static_cast<double>(j0 + tb) / t_, "cv+refit");
-  }
-  res_.info.n_batches = batches;
+  });
 }
 
 // ------------------------------------------------------------------ exact (one decomposition)
@@ -900,18 +903,10 @@ void RidgeFitter::fit_exact(bool primal) {
   }
   report(0.3, "cv+refit");
 
-  tb_ = choose_batch(primal ? Route::ExactPrimal : Route::ExactKernel);
-  std::vector<float> yb, z, zs, res, ez, dual, bq;
-  FoldStats ys;
+  std::vector<float> z, zs, res, ez, dual, bq;
   std::vector<double> scores, rd;
-  i64 batches = 0;
-  for (i64 j0 = 0; j0 < t_; j0 += tb_) {
-    check_cancel();
+  for_each_batch(primal ? Route::ExactPrimal : Route::ExactKernel, 0.3, [&](i64 j0, i64 tb, const std::vector<float>& yb, const FoldStats& ys) {
     auto tc = Clock::now();
-    const i64 tb = std::min(tb_, t_ - j0);
-    ++batches;
-    load_y_batch(j0, tb, yb);
-    fold_y_stats(yb.data(), tb, ys);
     scores.resize(static_cast<std::size_t>(tb));
     // Z = NᵀY for primal (= QᵀX̃ᵀY), QᵀY for kernel: r × tb.
     z.resize(static_cast<std::size_t>(r * tb));
@@ -983,9 +978,7 @@ void RidgeFitter::fit_exact(bool primal) {
       count(2.0 * n_ * n_ * tb + 2.0 * n_ * p_ * tb);
     }
     t_refit_ += since(tr);
-    report(0.3 + 0.7 * static_cast<double>(j0 + tb) / t_, "cv+refit");
-  }
-  res_.info.n_batches = batches;
+  });
 }
 
 RidgeResult RidgeFitter::run() {
