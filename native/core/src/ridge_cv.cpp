@@ -44,64 +44,46 @@ std::vector<std::int32_t> contiguous_folds(i64 n, int k) {
 
 std::vector<std::int32_t> group_folds(const std::vector<std::int32_t>& groups, int k) {
   if (k < 2) throw Error(ErrorCode::InvalidArgument, "folds: need at least 2 folds, got " + std::to_string(k));
-  // Distinct groups in order of first appearance, with their sizes.
-  std::vector<std::int32_t> ids;
-  std::vector<i64> sizes;
-  std::vector<std::pair<std::int32_t, std::size_t>> index;  // group id -> slot, via sort
-  {
-    std::vector<std::int32_t> sorted(groups);
-    std::sort(sorted.begin(), sorted.end());
-    sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
-    if (static_cast<i64>(sorted.size()) < k)
-      throw Error(ErrorCode::InvalidArgument, "groups: " + std::to_string(sorted.size()) +
-                                                  " distinct groups cannot fill " + std::to_string(k) + " folds");
+  // Slot of each distinct group, numbered in order of first appearance, and the slots' sizes.
+  std::vector<std::size_t> idx(groups.size());
+  std::iota(idx.begin(), idx.end(), 0);
+  std::stable_sort(idx.begin(), idx.end(), [&](std::size_t a, std::size_t b) { return groups[a] < groups[b]; });
+  std::vector<std::size_t> first_index;        // per distinct group (in id order): first sample
+  std::vector<std::size_t> group_of(groups.size());
+  for (std::size_t i = 0; i < idx.size();) {
+    std::size_t j = i;
+    while (j < idx.size() && groups[idx[j]] == groups[idx[i]]) group_of[idx[j++]] = first_index.size();
+    first_index.push_back(idx[i]);
+    i = j;
   }
-  std::vector<std::int32_t> slot_of(groups.size());
-  {
-    std::vector<std::pair<std::int32_t, std::size_t>> first;  // (group, first index)
-    std::vector<std::size_t> idx(groups.size());
-    std::iota(idx.begin(), idx.end(), 0);
-    std::stable_sort(idx.begin(), idx.end(), [&](std::size_t a, std::size_t b) { return groups[a] < groups[b]; });
-    std::vector<std::size_t> first_of(groups.size());
-    for (std::size_t i = 0; i < idx.size();) {
-      std::size_t j = i;
-      while (j < idx.size() && groups[idx[j]] == groups[idx[i]]) ++j;
-      first.push_back({groups[idx[i]], idx[i]});
-      for (std::size_t q = i; q < j; ++q) first_of[idx[q]] = first.size() - 1;
-      i = j;
-    }
-    // Slots ordered by first appearance.
-    std::vector<std::size_t> by_first(first.size());
-    std::iota(by_first.begin(), by_first.end(), 0);
-    std::sort(by_first.begin(), by_first.end(), [&](std::size_t a, std::size_t b) { return first[a].second < first[b].second; });
-    std::vector<std::int32_t> rank(first.size());
-    for (std::size_t r = 0; r < by_first.size(); ++r) rank[by_first[r]] = static_cast<std::int32_t>(r);
-    sizes.assign(first.size(), 0);
-    for (std::size_t i = 0; i < groups.size(); ++i) {
-      slot_of[i] = rank[first_of[i]];
-      sizes[static_cast<std::size_t>(slot_of[i])]++;
-    }
-  }
+  const i64 n_groups = static_cast<i64>(first_index.size());
+  if (n_groups < k)
+    throw Error(ErrorCode::InvalidArgument,
+                "groups: " + std::to_string(n_groups) + " distinct groups cannot fill " + std::to_string(k) + " folds");
+  std::vector<std::size_t> order(first_index.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return first_index[a] < first_index[b]; });
+  std::vector<std::int32_t> slot_of_group(first_index.size());
+  for (std::size_t r = 0; r < order.size(); ++r) slot_of_group[order[r]] = static_cast<std::int32_t>(r);
+  std::vector<i64> sizes(first_index.size(), 0);
+  for (std::size_t i = 0; i < groups.size(); ++i) sizes[static_cast<std::size_t>(slot_of_group[group_of[i]])]++;
+
   // Contiguous runs of groups (in order of appearance) with near-equal sample counts, so that
   // with time-ordered data each fold stays a block in time, as contiguous KFold does.
   const i64 n = static_cast<i64>(groups.size());
   std::vector<std::int32_t> fold_of_slot(sizes.size());
   i64 cum = 0;
-  const i64 n_groups = static_cast<i64>(sizes.size());
   for (i64 s = 0; s < n_groups; ++s) {
-    // Fold by the position of the group's centre in the cumulative count.
-    double centre = static_cast<double>(cum) + 0.5 * static_cast<double>(sizes[static_cast<std::size_t>(s)]);
-    int v = static_cast<int>(centre * k / static_cast<double>(n));
-    fold_of_slot[static_cast<std::size_t>(s)] = std::min(v, k - 1);
+    const double centre = static_cast<double>(cum) + 0.5 * static_cast<double>(sizes[static_cast<std::size_t>(s)]);
+    fold_of_slot[static_cast<std::size_t>(s)] = std::min(static_cast<int>(centre * k / static_cast<double>(n)), k - 1);
     cum += sizes[static_cast<std::size_t>(s)];
   }
-  // Every fold must be non-empty: with very unequal groups, spread the last groups.
+  // Every fold must be non-empty: with very unequal groups, move a group from the fold holding most.
   std::vector<i64> count(static_cast<std::size_t>(k), 0);
   for (i64 s = 0; s < n_groups; ++s) count[static_cast<std::size_t>(fold_of_slot[static_cast<std::size_t>(s)])]++;
   for (int v = 0; v < k; ++v) {
     if (count[static_cast<std::size_t>(v)] > 0) continue;
-    // Take a group from the fold holding the most groups.
-    int donor = static_cast<int>(std::max_element(count.begin(), count.end()) - count.begin());
+    const int donor = static_cast<int>(std::max_element(count.begin(), count.end()) - count.begin());
     for (i64 s = n_groups - 1; s >= 0; --s)
       if (fold_of_slot[static_cast<std::size_t>(s)] == donor) {
         fold_of_slot[static_cast<std::size_t>(s)] = v;
@@ -111,7 +93,8 @@ std::vector<std::int32_t> group_folds(const std::vector<std::int32_t>& groups, i
       }
   }
   std::vector<std::int32_t> folds(groups.size());
-  for (std::size_t i = 0; i < groups.size(); ++i) folds[i] = fold_of_slot[static_cast<std::size_t>(slot_of[i])];
+  for (std::size_t i = 0; i < groups.size(); ++i)
+    folds[i] = fold_of_slot[static_cast<std::size_t>(slot_of_group[group_of[i]])];
   return folds;
 }
 

@@ -250,6 +250,16 @@ int main() {
     for (int v = 0; v < 4; ++v) CHECK(std::count(f.begin(), f.end(), v) > 0);
     check_cv_matches(d, true, false, false, f, 4);
   });
+  test::run("group folds stay whole and non-empty with very unequal groups", [] {
+    std::vector<std::int32_t> groups(50, 7);
+    for (int g : {3, 9, 1}) groups.push_back(g);
+    auto f = group_folds(groups, 4);
+    for (int v = 0; v < 4; ++v) CHECK(std::count(f.begin(), f.end(), v) > 0);
+    for (size_t i = 1; i < 50; ++i) CHECK(f[i] == f[0]);
+    std::string msg;
+    CHECK(test::throws([&] { group_folds({1, 1, 2, 2}, 3); }, &msg));
+    CHECK(msg.find("2 distinct groups cannot fill 3 folds") != std::string::npos);
+  });
   test::run("contiguous folds follow KFold sizes", [] {
     auto f = contiguous_folds(11, 3);
     CHECK(std::count(f.begin(), f.end(), 0) == 4);
