@@ -394,6 +394,10 @@ std::int64_t RidgeFitter::choose_batch(Route route) {
   per_target = per_target * 4 + 8.0 * 6 * a_;
   const double budget = static_cast<double>(opt_.memory_budget ? opt_.memory_budget : (std::size_t(2) << 30));
   i64 tb = static_cast<i64>(budget / per_target);
+  // The per-fold routes hold every alpha's predictions for a batch (A·n_v·tb floats); past
+  // 128 MB a bigger batch only costs memory and cache, not GEMM efficiency.
+  if (route == Route::PerFoldPrimal || route == Route::PerFoldKernel)
+    tb = std::min<i64>(tb, std::max<i64>(512, (i64(1) << 25) / std::max<i64>(1, static_cast<i64>(a_) * nv)));
   return std::max<i64>(1, std::min<i64>(tb, t_));
 }
 
