@@ -4,6 +4,8 @@ import { Command } from 'commander';
 
 import { BrainlatentError } from '../errors.js';
 import { registerBenchCommand } from './commands/bench.js';
+import { registerDemoCommand } from './commands/demo.js';
+import { registerReconstructCommand } from './commands/reconstruct.js';
 import { registerRidgeCommand } from './commands/ridge.js';
 import { registerSdCommand } from './commands/sd.js';
 
@@ -19,6 +21,8 @@ program
 registerRidgeCommand(program);
 registerSdCommand(program);
 registerBenchCommand(program);
+registerReconstructCommand(program);
+registerDemoCommand(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   const msg = err instanceof Error ? err.message : String(err);
