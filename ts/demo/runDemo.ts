@@ -8,7 +8,7 @@ import { buildDemoWorld, type DemoWorld, type DemoWorldOptions } from './world.j
 export interface DemoOptions extends Omit<DemoWorldOptions, 'out'> {
   /** Folder for the world (world/) and the run (run/). */
   out: string;
-  /** Samples per image (default 2). */
+  /** Samples per image (default 5, as Takagi & Nishimoto). */
   seeds?: number;
   /** DDIM steps (default 50). */
   steps?: number;

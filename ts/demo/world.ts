@@ -35,7 +35,7 @@ export interface DemoWorldOptions {
   textDim?: number;
   /** Mixture component SD per latent dimension. Default 0.05. */
   componentSd?: number;
-  /** Sharpness of the text weighting of the mixture. Default 12. */
+  /** Sharpness of the text weighting of the mixture. Default 40. */
   beta?: number;
 }
 
@@ -150,7 +150,7 @@ export async function buildDemoWorld(options: DemoWorldOptions): Promise<DemoWor
       text,
       textDim,
       componentSd: options.componentSd ?? 0.05,
-      beta: options.beta ?? 12,
+      beta: options.beta ?? 40,
       alphasCumprod: sdAlphasCumprod(),
     }),
   );
@@ -164,7 +164,7 @@ export async function buildDemoWorld(options: DemoWorldOptions): Promise<DemoWor
           seed,
           components: ids.length,
           componentSd: options.componentSd ?? 0.05,
-          beta: options.beta ?? 12,
+          beta: options.beta ?? 40,
         },
         text_encoder: ['diffusers', 'OnnxRuntimeModel'],
         unet: ['diffusers', 'OnnxRuntimeModel'],
@@ -195,7 +195,7 @@ export async function buildDemoWorld(options: DemoWorldOptions): Promise<DemoWor
         z: { roi: 'streams:early', alphas: [1, 10, 100, 1e3, 1e4, 1e5], folds: 5 },
         c: { roi: 'streams:ventral', alphas: [1, 10, 100, 1e3, 1e4, 1e5], folds: 5 },
       },
-      img2img: { size: imageSize, strength: 0.8, steps: 50, guidance: 5, seeds: 2, seed: 42, batchSize: 8 },
+      img2img: { size: imageSize, strength: 0.8, steps: 50, guidance: 5, seeds: 5, seed: 42, batchSize: 8 },
       evaluation: {
         size: imageSize,
         networks: [{ name: 'DemoNet(2WI)', path: featureNetwork, inputSize: imageSize, metric: 'identification' }],
