@@ -8,6 +8,7 @@ namespace brainlatent::addon {
 Napi::Object init(Napi::Env env, Napi::Object exports) {
   init_ridge(env, exports);
   init_sampler(env, exports);
+  init_metrics(env, exports);
   return exports;
 }
 

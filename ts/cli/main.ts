@@ -4,7 +4,9 @@ import { Command } from 'commander';
 
 import { BrainlatentError } from '../errors.js';
 import { registerBenchCommand } from './commands/bench.js';
+import { registerDemoCommand } from './commands/demo.js';
 import { registerNsdCommand } from './commands/nsd.js';
+import { registerReconstructCommand } from './commands/reconstruct.js';
 import { registerRidgeCommand } from './commands/ridge.js';
 import { registerSdCommand } from './commands/sd.js';
 import { registerSynthCommand } from './commands/synth.js';
@@ -18,6 +20,8 @@ program
   .version('0.1.0')
   .showHelpAfterError();
 
+registerDemoCommand(program);
+registerReconstructCommand(program);
 registerRidgeCommand(program);
 registerNsdCommand(program);
 registerSdCommand(program);

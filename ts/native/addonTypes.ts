@@ -84,6 +84,7 @@ export interface RidgeBinding {
   sgemmGflops(n: number, reps: number): number;
 }
 
+import type { MetricsBinding } from './metricsTypes.js';
 import type { SamplerBinding } from './samplerTypes.js';
 
-export type Binding = RidgeBinding & SamplerBinding;
+export type Binding = RidgeBinding & SamplerBinding & MetricsBinding;

@@ -43,7 +43,7 @@ const A = onnx.AttributeProto.AttributeType;
 const SEQ = 77;
 
 /** Deterministic uniform(-1, 1) weights (mulberry32). */
-function rng(seed: number): () => number {
+export function rng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
@@ -54,7 +54,7 @@ function rng(seed: number): () => number {
   };
 }
 
-class GraphBuilder {
+export class GraphBuilder {
   readonly nodes: INode[] = [];
   readonly inits: ITensor[] = [];
   private n = 0;
@@ -86,11 +86,11 @@ class GraphBuilder {
   }
 }
 
-const intsAttr = (name: string, ints: number[]): IAttribute => ({ name, type: A.INTS, ints });
-const intAttr = (name: string, i: number): IAttribute => ({ name, type: A.INT, i });
-const strAttr = (name: string, s: string): IAttribute => ({ name, type: A.STRING, s: new TextEncoder().encode(s) });
+export const intsAttr = (name: string, ints: number[]): IAttribute => ({ name, type: A.INTS, ints });
+export const intAttr = (name: string, i: number): IAttribute => ({ name, type: A.INT, i });
+export const strAttr = (name: string, s: string): IAttribute => ({ name, type: A.STRING, s: new TextEncoder().encode(s) });
 
-function valueInfo(name: string, elemType: number, dims: (number | string)[]): IValueInfo {
+export function valueInfo(name: string, elemType: number, dims: (number | string)[]): IValueInfo {
   return {
     name,
     type: {
@@ -102,7 +102,7 @@ function valueInfo(name: string, elemType: number, dims: (number | string)[]): I
   };
 }
 
-function model(g: GraphBuilder, name: string, input: IValueInfo[], output: IValueInfo[]): Uint8Array {
+export function model(g: GraphBuilder, name: string, input: IValueInfo[], output: IValueInfo[]): Uint8Array {
   const m = onnx.ModelProto.create({
     irVersion: 8,
     producerName: 'brainlatent-fixture',

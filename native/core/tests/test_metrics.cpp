@@ -1,0 +1,148 @@
+// PixCorr, SSIM and the correlation matrix against hand-computed cases and plain references.
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "brainlatent/metrics.h"
+#include "test_util.h"
+
+using namespace brainlatent;
+
+namespace {
+
+// Brute-force SSIM: explicit 2D Gaussian window, explicit half-sample-symmetric borders.
+double ssim_reference(const std::vector<double>& x, const std::vector<double>& y, int h, int w) {
+  const double sigma = 1.5;
+  const int r = static_cast<int>(3.5 * sigma + 0.5);
+  std::vector<double> k1(2 * r + 1);
+  double s = 0;
+  for (int d = -r; d <= r; ++d) s += k1[d + r] = std::exp(-0.5 * d * d / (sigma * sigma));
+  for (double& v : k1) v /= s;
+  auto refl = [](int i, int n) {
+    while (i < 0 || i >= n) i = i < 0 ? -i - 1 : 2 * n - i - 1;
+    return i;
+  };
+  const double c1 = 1e-4, c2 = 9e-4;
+  double sum = 0;
+  int count = 0;
+  for (int py = r; py < h - r; ++py) {
+    for (int px = r; px < w - r; ++px) {
+      double ux = 0, uy = 0, uxx = 0, uyy = 0, uxy = 0;
+      for (int dy = -r; dy <= r; ++dy) {
+        for (int dx = -r; dx <= r; ++dx) {
+          const double wt = k1[dy + r] * k1[dx + r];
+          const int i = refl(py + dy, h) * w + refl(px + dx, w);
+          ux += wt * x[i];
+          uy += wt * y[i];
+          uxx += wt * x[i] * x[i];
+          uyy += wt * y[i] * y[i];
+          uxy += wt * x[i] * y[i];
+        }
+      }
+      const double vx = uxx - ux * ux, vy = uyy - uy * uy, vxy = uxy - ux * uy;
+      sum += ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2));
+      ++count;
+    }
+  }
+  return sum / count;
+}
+
+}  // namespace
+
+int main() {
+  test::run("pixcorr: hand-computed cases", [] {
+    // [1,2,3] vs [1,3,2]: deviations (-1,0,1)·(-1,1,0) = 1, norms √2·√2 → r = 0.5
+    const std::uint8_t a[] = {1, 2, 3, 10, 20, 30};
+    const std::uint8_t b[] = {1, 3, 2, 50, 40, 30};
+    auto r = pixcorr({a, 2, 1, 3, 1}, {b, 2, 1, 3, 1});
+    CHECK_NEAR(r[0], 0.5, 1e-12);
+    CHECK_NEAR(r[1], -1.0, 1e-12);
+    // y = 2x + 3 over RGB pixels: r = 1
+    std::vector<std::uint8_t> x(4 * 5 * 3), y(x.size());
+    for (std::size_t i = 0; i < x.size(); ++i) {
+      x[i] = static_cast<std::uint8_t>((i * 37) % 100);
+      y[i] = static_cast<std::uint8_t>(2 * x[i] + 3);
+    }
+    CHECK_NEAR(pixcorr({x.data(), 1, 4, 5, 3}, {y.data(), 1, 4, 5, 3})[0], 1.0, 1e-12);
+    const std::uint8_t flat[] = {7, 7, 7};
+    CHECK(std::isnan(pixcorr({flat, 1, 1, 3, 1}, {a, 1, 1, 3, 1})[0]));
+    CHECK(test::throws([&] { pixcorr({a, 2, 1, 3, 1}, {b, 1, 1, 3, 1}); }));
+  });
+
+  test::run("ssim: constant images (closed form) and identical images", [] {
+    // x ≡ 0.5, y ≡ 0.25: variances vanish, SSIM = (2·xy + C1)/(x² + y² + C1) = 0.2501/0.3126
+    std::vector<double> x(16 * 16, 0.5), y(16 * 16, 0.25);
+    CHECK_NEAR(ssim_gray(x.data(), y.data(), 16, 16, {}), 0.2501 / 0.3126, 1e-12);
+    test::Rng rng(3);
+    for (double& v : x) v = rng.uniform();
+    CHECK_NEAR(ssim_gray(x.data(), x.data(), 16, 16, {}), 1.0, 1e-12);
+  });
+
+  test::run("ssim: fixed patterns against scipy.ndimage.gaussian_filter values", [] {
+    // X = ((7i + 3j) mod 11)/10, Y = ((5i + 2j) mod 13)/12 on 16×16; values computed with
+    // scipy 1.17 gaussian_filter(sigma=1.5, truncate=3.5, mode='reflect') and skimage's formula.
+    std::vector<double> x(256), y(256), z(256);
+    for (int i = 0; i < 16; ++i)
+      for (int j = 0; j < 16; ++j) {
+        x[i * 16 + j] = ((i * 7 + j * 3) % 11) / 10.0;
+        y[i * 16 + j] = ((i * 5 + j * 2) % 13) / 12.0;
+        z[i * 16 + j] = x[i * 16 + j] * 0.5 + 0.2;
+      }
+    CHECK_NEAR(ssim_gray(x.data(), y.data(), 16, 16, {}), -0.013427745444, 1e-10);
+    CHECK_NEAR(ssim_gray(x.data(), z.data(), 16, 16, {}), 0.796921225322, 1e-10);
+  });
+
+  test::run("ssim: RGB batches against a brute-force 2D reference", [] {
+    const int h = 19, w = 23, n = 3;
+    test::Rng rng(11);
+    std::vector<std::uint8_t> a(n * h * w * 3), b(a.size());
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      a[i] = static_cast<std::uint8_t>(rng.uniform() * 255);
+      b[i] = static_cast<std::uint8_t>(std::min(255.0, std::max(0.0, a[i] + 80 * (rng.uniform() - 0.5))));
+    }
+    auto got = ssim({a.data(), n, h, w, 3}, {b.data(), n, h, w, 3});
+    for (int k = 0; k < n; ++k) {
+      std::vector<double> gx(h * w), gy(h * w);
+      for (int p = 0; p < h * w; ++p) {
+        const std::uint8_t* pa = &a[(k * h * w + p) * 3];
+        const std::uint8_t* pb = &b[(k * h * w + p) * 3];
+        gx[p] = (0.2125 * pa[0] + 0.7154 * pa[1] + 0.0721 * pa[2]) / 255.0;
+        gy[p] = (0.2125 * pb[0] + 0.7154 * pb[1] + 0.0721 * pb[2]) / 255.0;
+      }
+      CHECK_NEAR(got[k], ssim_reference(gx, gy, h, w), 1e-10);
+    }
+    std::vector<std::uint8_t> tiny(8 * 8 * 3);
+    CHECK(test::throws([&] { ssim({tiny.data(), 1, 8, 8, 3}, {tiny.data(), 1, 8, 8, 3}); }));
+  });
+
+  test::run("correlation_matrix against float64 Pearson r", [] {
+    const int na = 5, nb = 4, d = 37;
+    test::Rng rng(5);
+    std::vector<float> a(na * d), b(nb * d);
+    for (float& v : a) v = static_cast<float>(rng.normal());
+    for (float& v : b) v = static_cast<float>(rng.normal());
+    for (int k = 0; k < d; ++k) b[k] = 3 * a[k] + 1;  // row 0 of b is an affine copy of row 0 of a
+    auto r = correlation_matrix(a.data(), na, b.data(), nb, d);
+    for (int i = 0; i < na; ++i)
+      for (int j = 0; j < nb; ++j) {
+        double mx = 0, my = 0;
+        for (int k = 0; k < d; ++k) {
+          mx += a[i * d + k];
+          my += b[j * d + k];
+        }
+        mx /= d;
+        my /= d;
+        double sxy = 0, sxx = 0, syy = 0;
+        for (int k = 0; k < d; ++k) {
+          const double dx = a[i * d + k] - mx, dy = b[j * d + k] - my;
+          sxy += dx * dy;
+          sxx += dx * dx;
+          syy += dy * dy;
+        }
+        CHECK_NEAR(r[i * nb + j], sxy / std::sqrt(sxx * syy), 2e-6);
+      }
+    CHECK_NEAR(r[0], 1.0, 2e-6);
+  });
+
+  return test::finish();
+}

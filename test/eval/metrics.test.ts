@@ -1,0 +1,127 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { describe, expect, it } from 'vitest';
+
+import { featureNetworkModel } from '../../ts/demo/models.js';
+import { FeatureNetwork } from '../../ts/eval/featureNetwork.js';
+import { correlationDistance, twoWayFromCorrelations, twoWayIdentification } from '../../ts/eval/identification.js';
+import { evaluateReconstructions } from '../../ts/eval/evaluate.js';
+import { pixCorr, ssim } from '../../ts/eval/pixel.js';
+import { metricsCsv } from '../../ts/eval/table.js';
+import type { RgbImages } from '../../ts/sd/tensor.js';
+
+function images(count: number, size: number, fill: (i: number, p: number) => number): RgbImages {
+  const data = new Uint8Array(count * size * size * 3);
+  for (let i = 0; i < count; i++) for (let p = 0; p < size * size * 3; p++) data[i * size * size * 3 + p] = fill(i, p);
+  return { data, count, height: size, width: size };
+}
+
+function pearson(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  const n = a.length;
+  let ma = 0;
+  let mb = 0;
+  for (let i = 0; i < n; i++) {
+    ma += a[i] / n;
+    mb += b[i] / n;
+  }
+  let sab = 0;
+  let saa = 0;
+  let sbb = 0;
+  for (let i = 0; i < n; i++) {
+    sab += (a[i] - ma) * (b[i] - mb);
+    saa += (a[i] - ma) ** 2;
+    sbb += (b[i] - mb) ** 2;
+  }
+  return sab / Math.sqrt(saa * sbb);
+}
+
+describe('PixCorr and SSIM (native)', () => {
+  it('PixCorr matches a plain Pearson r per image', async () => {
+    const gt = images(3, 16, (i, p) => (p * (7 + i)) % 251);
+    const rec = images(3, 16, (i, p) => ((p * (7 + i)) % 251) / 2 + ((p * 13) % 40));
+    const r = await pixCorr(gt, rec, { size: 16 });
+    for (let i = 0; i < 3; i++) {
+      const n = 16 * 16 * 3;
+      expect(r.values[i]).toBeCloseTo(pearson(gt.data.subarray(i * n, (i + 1) * n), rec.data.subarray(i * n, (i + 1) * n)), 10);
+    }
+    expect(r.mean).toBeCloseTo((r.values[0] + r.values[1] + r.values[2]) / 3, 12);
+  });
+
+  it('SSIM of constant gray images equals the closed form (2xy + C1)/(x² + y² + C1)', async () => {
+    const a = images(1, 16, () => 255);
+    const b = images(1, 16, () => 51);
+    const s = await ssim(a, b, { size: 16 });
+    // x = 1, y = 0.2 (gray of a uniform RGB value is the value itself)
+    expect(s.values[0]).toBeCloseTo((2 * 0.2 + 1e-4) / (1 + 0.04 + 1e-4), 6);
+    const same = await ssim(images(2, 20, (i, p) => (p * 31 + i) % 256), images(2, 20, (i, p) => (p * 31 + i) % 256), { size: 20 });
+    expect(same.mean).toBeCloseTo(1, 10);
+  });
+
+  it('rejects mismatched batches naming both shapes', async () => {
+    await expect(pixCorr(images(2, 8, () => 1), images(3, 8, () => 1))).rejects.toThrow(/2 ground-truth images but 3 reconstructions/);
+  });
+});
+
+describe('two-way identification', () => {
+  it('counts, per reconstruction, the other ground truths that correlate less than its own (strict <)', () => {
+    // r[i][j] = corr(gt_i, rec_j)
+    const r = [
+      [0.9, 0.1, 0.5],
+      [0.2, 0.3, 0.5],
+      [0.1, 0.8, 0.5],
+    ];
+    // j=0: own 0.9 > 0.2, 0.1 → 1; j=1: own 0.3 > 0.1, < 0.8 → 0.5; j=2: ties are not wins → 0
+    const { perImage, accuracy } = twoWayFromCorrelations(r.flat(), 3);
+    expect(Array.from(perImage)).toEqual([1, 0.5, 0]);
+    expect(accuracy).toBeCloseTo(0.5, 12);
+  });
+
+  it('gives the known answer on constructed features', async () => {
+    // centred, mutually orthogonal ground truths
+    const g = [
+      [1, -1, 0, 0],
+      [0, 0, 1, -1],
+      [1, 1, -1, -1],
+    ];
+    // rec0 = g0 (identified), rec1 = g2 + 0.5·g1 (beats g0 only), rec2 = g1 (own r = 0: no win)
+    const rec = [g[0], g[2].map((v, k) => v + 0.5 * g[1][k]), g[1]];
+    const m = (rows: number[][]) => ({ data: Float32Array.from(rows.flat()), rows: rows.length, cols: 4 });
+    const wi = await twoWayIdentification(m(g), m(rec));
+    expect(Array.from(wi.perImage)).toEqual([1, 0.5, 0]);
+    expect(wi.accuracy).toBeCloseTo(0.5, 6);
+    const same = await correlationDistance(m(g), m(g));
+    expect(same.mean).toBeCloseTo(0, 6);
+    const opposite = await correlationDistance(m(g), m(g.map((r) => r.map((v) => -v))));
+    expect(opposite.mean).toBeCloseTo(2, 6);
+  });
+});
+
+describe('feature networks given as ONNX', () => {
+  it('extracts features with the demo network and identifies identical images perfectly', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bl-eval-'));
+    const path = join(dir, 'features.onnx');
+    writeFileSync(path, featureNetworkModel());
+    const net = await FeatureNetwork.open({ name: 'demo', path, inputSize: 32, metric: 'identification' });
+    const imgs = images(4, 40, (i, p) => ((p >> 4) * (i + 3) * 37) % 256);
+    const f = await net.features(imgs);
+    expect(f.rows).toBe(4);
+    expect(f.cols).toBe(16 * 4 * 4);
+    await net.dispose();
+    const ev = await evaluateReconstructions(imgs, imgs, { size: 40, networks: [{ name: 'demo', path, inputSize: 32, metric: 'identification' }] });
+    const byName = Object.fromEntries(ev.metrics.map((m) => [m.name, m.value]));
+    expect(byName.PixCorr).toBeCloseTo(1, 10);
+    expect(byName['Pixels(2WI)']).toBe(1);
+    expect(byName.demo).toBe(1);
+    const csv = metricsCsv([{ method: 'self', source: 'test', metrics: ev.metrics }]);
+    expect(csv.split('\n')[0]).toContain('PixCorr');
+    expect(csv).toContain('Brain-Diffuser');
+  });
+
+  it('names a missing network file', async () => {
+    await expect(FeatureNetwork.open({ name: 'AlexNet(2)', path: '/nope/alexnet.onnx', inputSize: 224, metric: 'identification' })).rejects.toThrow(
+      /AlexNet\(2\).*\/nope\/alexnet.onnx does not exist/,
+    );
+  });
+});

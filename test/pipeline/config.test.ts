@@ -1,0 +1,81 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { describe, expect, it } from 'vitest';
+
+import { resolveConfig } from '../../ts/pipeline/config.js';
+import { ConfigError, PreflightError } from '../../ts/pipeline/errors.js';
+import { reconstruct } from '../../ts/pipeline/reconstruct.js';
+import { writeSdFixture } from '../../ts/sd/fixture.js';
+import { synthNsd } from '../../ts/synth/nsd.js';
+
+describe('config validation', () => {
+  it('fills in the defaults of the method', () => {
+    const c = resolveConfig({ out: '/tmp/x', nsd: { root: '/data/nsd', subject: 1 }, model: { dir: '/m' } });
+    expect(c.img2img).toMatchObject({ strength: 0.8, steps: 50, guidance: 5, seeds: 5, size: 512 });
+    expect(c.features.zSize).toBe(320);
+    expect(c.decoders.z.roi).toBe('streams:early');
+    expect(c.decoders.c.roi).toBe('streams:ventral');
+    expect(c.decoders.z.fitIntercept).toBe(true);
+  });
+
+  it('lists every problem at once: unknown keys, wrong types, out of range, missing', () => {
+    let err: ConfigError | undefined;
+    try {
+      resolveConfig({ out: 3, nsd: { root: '/d', subject: 9, colour: 'red' }, img2img: { strength: 1.5, steps: 'fifty' }, extra: true });
+    } catch (e) {
+      err = e as ConfigError;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    const p = err!.problems.join('\n');
+    expect(p).toMatch(/config\.out: expected a non-empty string, got number 3/);
+    expect(p).toMatch(/config\.nsd\.subject: expected an integer >= 1 <= 8, got number 9/);
+    expect(p).toMatch(/config\.nsd\.colour: unknown key/);
+    expect(p).toMatch(/config\.img2img\.strength: expected a number > 0 <= 1/);
+    expect(p).toMatch(/config\.img2img\.steps: expected an integer/);
+    expect(p).toMatch(/config\.extra: unknown key/);
+    expect(p).toMatch(/config\.model: required/);
+    expect(err!.problems.length).toBe(7);
+  });
+});
+
+describe('bad input is caught before any long work', () => {
+  it('names a missing model folder and data root together', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'bl-bad-'));
+    await expect(reconstruct({ out, nsd: { root: join(out, 'no-nsd'), subject: 1 }, model: { dir: join(out, 'no-model') } })).rejects.toThrow(
+      /model folder .*no-model does not exist[\s\S]*NSD root .*no-nsd does not exist/,
+    );
+  });
+
+  it('regions with no voxels, test images without captions, and a run folder holding another run', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bl-bad-'));
+    const root = join(dir, 'nsd');
+    await synthNsd({ out: root, formats: ['hdf5'], trialsPerSession: 30 });
+    const model = join(dir, 'model');
+    await writeSdFixture(model);
+    const captions = join(dir, 'captions.json');
+    writeFileSync(captions, JSON.stringify({ '1': 'a caption for image 1 only' }));
+    const out = join(dir, 'run');
+    const base = { out, nsd: { root, subject: 1 }, model: { dir: model } };
+    let err: PreflightError | undefined;
+    try {
+      await reconstruct({ ...base, nsd: { root, subject: 1, captions }, decoders: { z: { roi: 'streams:9' } } });
+    } catch (e) {
+      err = e as PreflightError;
+    }
+    expect(err).toBeInstanceOf(PreflightError);
+    const p = err!.problems.join('\n');
+    expect(p).toMatch(/decoders\.z\.roi .streams:9.:/);
+    expect(p).toMatch(/test image\(s\) have no captions/);
+    // another run's folder
+    writeFileSync(join(dir, 'placeholder'), '');
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(out, { recursive: true });
+    writeFileSync(join(out, 'run.json'), JSON.stringify({ format: 'brainlatent-run', version: 1, configHash: 'someoneelse', config: {}, versions: {}, createdAt: '' }));
+    await expect(reconstruct(base, { dryRun: false })).rejects.toThrow(/holds another run's outputs/);
+    // a dry run does not mind (it writes nothing) and says what would happen
+    const dry = await reconstruct(base, { dryRun: true });
+    expect(dry.plan!.join('\n')).toMatch(/run  img2img/);
+  });
+});

@@ -1,0 +1,123 @@
+/** `brainlatent reconstruct --config run.json` (or flags for the common case): calls reconstruct(), shows a bar per stage. */
+import { readFile } from 'node:fs/promises';
+
+import type { Command } from 'commander';
+
+import { InvalidArgumentError, MissingFileError } from '../../errors.js';
+import { reconstruct, type ReconstructProgress, type ReconstructResult } from '../../pipeline/reconstruct.js';
+import type { ReconstructConfigInput } from '../../pipeline/config.js';
+import { progressBar, type ProgressBar } from '../progress.js';
+
+interface Flags {
+  config?: string;
+  nsd?: string;
+  subject?: string;
+  model?: string;
+  out?: string;
+  testImages?: string;
+  seeds?: string;
+  steps?: string;
+  force?: boolean;
+  dryRun?: boolean;
+}
+
+function int(v: string | undefined, name: string): number | undefined {
+  if (v === undefined) return undefined;
+  const x = Number(v);
+  if (!Number.isInteger(x)) throw new InvalidArgumentError(`--${name} must be an integer, got '${v}'`);
+  return x;
+}
+
+async function configFrom(f: Flags): Promise<ReconstructConfigInput> {
+  let base: Record<string, unknown> = {};
+  if (f.config) {
+    let text: string;
+    try {
+      text = await readFile(f.config, 'utf8');
+    } catch {
+      throw new MissingFileError(`config file ${f.config} cannot be read`);
+    }
+    try {
+      base = JSON.parse(text) as Record<string, unknown>;
+    } catch (e) {
+      throw new InvalidArgumentError(`config file ${f.config} is not valid JSON: ${(e as Error).message}`);
+    }
+  } else if (!f.nsd || !f.model || !f.out) {
+    throw new InvalidArgumentError('give --config run.json, or --nsd DIR --model DIR --out DIR (and --subject N)');
+  }
+  const c = base as Partial<ReconstructConfigInput> & Record<string, unknown>;
+  const nsd = { ...(c.nsd ?? {}) } as Record<string, unknown>;
+  if (f.nsd) nsd.root = f.nsd;
+  if (f.subject) nsd.subject = int(f.subject, 'subject');
+  else if (nsd.subject === undefined && !f.config) nsd.subject = 1;
+  if (f.testImages) nsd.testImages = int(f.testImages, 'test-images');
+  const model = { ...(c.model ?? {}) } as Record<string, unknown>;
+  if (f.model) model.dir = f.model;
+  const img2img = { ...(c.img2img ?? {}) } as Record<string, unknown>;
+  if (f.seeds) img2img.seeds = int(f.seeds, 'seeds');
+  if (f.steps) img2img.steps = int(f.steps, 'steps');
+  return { ...c, out: f.out ?? (c.out as string), nsd, model, img2img } as ReconstructConfigInput;
+}
+
+/** Prints one bar per stage on stderr. */
+export function stageProgress(): (p: ReconstructProgress) => void {
+  let bar: ProgressBar | null = null;
+  let current = '';
+  return (p) => {
+    const label = `[${p.index}/${p.stages}] ${p.stage}`;
+    if (p.status === 'skipped') {
+      process.stderr.write(`${label}: skipped (outputs exist)\n`);
+      return;
+    }
+    if (current !== p.stage) {
+      bar?.done();
+      bar = progressBar(label);
+      current = p.stage;
+    }
+    bar?.update(p.fraction, p.message);
+    if (p.status === 'done') {
+      bar?.done(`${label}: done`);
+      bar = null;
+      current = '';
+    }
+  };
+}
+
+export function printResult(r: ReconstructResult): void {
+  if (r.plan) {
+    process.stdout.write(`${r.plan.join('\n')}\n`);
+    return;
+  }
+  for (const s of r.stages) process.stdout.write(`${s.stage.padEnd(9)} ${s.status.padEnd(8)} ${s.seconds.toFixed(1)} s\n`);
+  if (r.metrics) {
+    const names = Object.keys(r.metrics.final);
+    process.stdout.write(`\n${''.padEnd(8)}${names.map((n) => n.padStart(14)).join('')}\n`);
+    for (const [label, m] of [['z-only', r.metrics.zonly], ['final', r.metrics.final]] as const) {
+      process.stdout.write(`${label.padEnd(8)}${names.map((n) => m[n].toFixed(3).padStart(14)).join('')}\n`);
+    }
+  }
+  process.stdout.write(`\nrun folder: ${r.out} (report.html, metrics.csv)\n`);
+}
+
+export function registerReconstructCommand(program: Command): void {
+  program
+    .command('reconstruct')
+    .description('fMRI → images with Stable Diffusion img2img (Takagi & Nishimoto 2023), evaluated with the NSD metrics; resumable')
+    .option('--config <file>', 'run config (JSON); flags below override it')
+    .option('--nsd <dir>', 'NSD root')
+    .option('--subject <n>', 'subject (1..8)')
+    .option('--model <dir>', 'SD 1.x ONNX model folder')
+    .option('--out <dir>', 'run folder')
+    .option('--test-images <n>', 'reconstruct only the first n test images')
+    .option('--seeds <n>', 'samples per image')
+    .option('--steps <n>', 'DDIM steps')
+    .option('--force', 'redo every stage (and replace another run in --out)')
+    .option('--dry-run', 'print the plan and an estimate, do nothing')
+    .action(async (f: Flags) => {
+      const config = await configFrom(f);
+      const ac = new AbortController();
+      process.once('SIGINT', () => ac.abort());
+      const r = await reconstruct(config, { force: f.force, dryRun: f.dryRun, signal: ac.signal, onProgress: f.dryRun ? undefined : stageProgress() });
+      printResult(r);
+    });
+}

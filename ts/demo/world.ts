@@ -1,0 +1,205 @@
+/**
+ * Builds the demo world from nothing (seeded): a miniature NSD with a synthetic subject whose early voxels
+ * see a colour grid of the image (small receptive fields, i.e. on z) and whose ventral voxels are tuned to
+ * caption words (i.e. to c); a Stable-Diffusion-layout model folder whose VAE, text encoder and U-Net are
+ * the closed-form models of ./models.ts, the U-Net's mixture being placed on the latents of every stimulus
+ * that is not a test image; and a small feature network for identification. Returns a pipeline config.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+
+import { readNsdDesign } from '../nsd/expdesign.js';
+import { loadNsdCaptions } from '../nsd/captions.js';
+import { NsdStimuli } from '../nsd/stimuli.js';
+import { Diffusion } from '../sd/Diffusion.js';
+import { SD15_SCHEDULER_CONFIG } from '../sd/fixture.js';
+import { synthNsd } from '../synth/nsd.js';
+import type { ReconstructConfigInput } from '../pipeline/config.js';
+import { demoVocabulary, wordEmbeddings } from './vocabulary.js';
+import { featureNetworkModel, mixtureUnetModel, SCALING_FACTOR, textEncoderModel, vaeDecoderModel, vaeEncoderModel } from './models.js';
+
+export interface DemoWorldOptions {
+  /** Folder the world is written to (nsd/, model/, features.onnx). */
+  out: string;
+  seed?: number;
+  /** Stimulus side in pixels (and the z / img2img size). Default 128 (latents 4×16×16). */
+  imageSize?: number;
+  /** Sessions of the miniature NSD (all written). Default 8. */
+  sessions?: number;
+  trialsPerSession?: number;
+  /** Test images (NSD's shared images). Default 24. */
+  testImages?: number;
+  /** Trial noise SD of the synthetic subject. Default 0.7. */
+  noiseSd?: number;
+  /** Width D of the text embedding. Default 64. */
+  textDim?: number;
+  /** Mixture component SD per latent dimension. Default 0.05. */
+  componentSd?: number;
+  /** Sharpness of the text weighting of the mixture. Default 40. */
+  beta?: number;
+}
+
+export interface DemoWorld {
+  nsdRoot: string;
+  modelDir: string;
+  featureNetwork: string;
+  /** Mixture components of the U-Net (training latents). */
+  components: number;
+  imageSize: number;
+  testImages: number;
+  /** A pipeline config for this world (out left to the caller). */
+  config: Omit<ReconstructConfigInput, 'out'>;
+}
+
+/** ᾱ_t of SD 1.x's scaled_linear schedule, float64. */
+export function sdAlphasCumprod(): Float64Array {
+  const out = new Float64Array(1000);
+  let prod = 1;
+  const b0 = Math.sqrt(0.00085);
+  const b1 = Math.sqrt(0.012);
+  for (let t = 0; t < 1000; t++) {
+    const beta = (b0 + ((b1 - b0) * t) / 999) ** 2;
+    prod *= 1 - beta;
+    out[t] = prod;
+  }
+  return out;
+}
+
+export async function buildDemoWorld(options: DemoWorldOptions): Promise<DemoWorld> {
+  const out = resolve(options.out);
+  const seed = options.seed ?? 1;
+  const imageSize = options.imageSize ?? 128;
+  const sessions = options.sessions ?? 8;
+  const textDim = options.textDim ?? 64;
+  const nsdRoot = join(out, 'nsd');
+  const modelDir = join(out, 'model');
+
+  await synthNsd({
+    out: nsdRoot,
+    seed,
+    subjects: [1],
+    designSessions: sessions,
+    sessions,
+    trialsPerSession: options.trialsPerSession ?? 75,
+    sharedImages: options.testImages ?? 24,
+    imageSize,
+    noiseSd: options.noiseSd ?? 0.7,
+    formats: ['hdf5'],
+  });
+
+  // model folder: VAE, text encoder, tokenizer, schedule (the U-Net follows once the latents are known)
+  const vocab = demoVocabulary();
+  const table = wordEmbeddings(vocab, textDim, seed + 17);
+  const files: [string, Uint8Array | string][] = [
+    ['vae_encoder/model.onnx', vaeEncoderModel()],
+    ['vae_decoder/model.onnx', vaeDecoderModel()],
+    ['vae_decoder/config.json', JSON.stringify({ scaling_factor: SCALING_FACTOR })],
+    ['text_encoder/model.onnx', textEncoderModel(table, vocab.size, textDim)],
+    ['tokenizer/vocab.json', JSON.stringify(vocab.vocab)],
+    ['tokenizer/merges.txt', `#version: 0.2\n${vocab.merges.join('\n')}\n`],
+    ['tokenizer/tokenizer_config.json', JSON.stringify({ model_max_length: 77, pad_token: '<|endoftext|>', bos_token: '<|startoftext|>', eos_token: '<|endoftext|>' })],
+    ['scheduler/scheduler_config.json', JSON.stringify(SD15_SCHEDULER_CONFIG, null, 2)],
+  ];
+  for (const [p, data] of files) {
+    await mkdir(join(modelDir, p, '..'), { recursive: true });
+    await writeFile(join(modelDir, p), data);
+  }
+
+  // the U-Net's mixture: latents and caption vectors of every stimulus that is not a test image
+  const design = await readNsdDesign(nsdRoot);
+  const test = new Set(Array.from(design.sharedix));
+  const captions = await loadNsdCaptions(nsdRoot);
+  const stimuli = await NsdStimuli.open(nsdRoot);
+  const ids: number[] = [];
+  for (let id = 1; id <= stimuli.count; id++) if (!test.has(id)) ids.push(id);
+  const sd = await Diffusion.load(modelDir, { components: ['vae_encoder', 'text_encoder'], intraOpThreads: 1 });
+  const px = imageSize * imageSize * 3;
+  const means = new Float32Array(ids.length * 4 * (imageSize / 8) ** 2);
+  const text = new Float32Array(ids.length * textDim);
+  const chunk = 256;
+  try {
+    for (let i0 = 0; i0 < ids.length; i0 += chunk) {
+      const part = ids.slice(i0, i0 + chunk);
+      const rgb = new Uint8Array(part.length * px);
+      part.forEach((id, k) => rgb.set(stimuli.image(id, imageSize).data, k * px));
+      const z = await sd.encodeImages({ data: rgb, count: part.length, height: imageSize, width: imageSize }, { mode: 'mean', chunk: 64 });
+      means.set(z.data, i0 * (z.data.length / part.length));
+      const caps = part.map((id) => captions.get(id));
+      const flat = caps.flat();
+      const c = await sd.encodeText(flat);
+      let row = 0;
+      caps.forEach((list, k) => {
+        const v = text.subarray((i0 + k) * textDim, (i0 + k + 1) * textDim);
+        for (let q = 0; q < list.length; q++, row++) {
+          for (let s = 0; s < 77; s++) for (let j = 0; j < textDim; j++) v[j] += c.data[(row * 77 + s) * textDim + j] / list.length;
+        }
+      });
+    }
+  } finally {
+    sd.dispose();
+    stimuli.close();
+  }
+  const h = imageSize / 8;
+  await mkdir(join(modelDir, 'unet'), { recursive: true });
+  await writeFile(
+    join(modelDir, 'unet', 'model.onnx'),
+    mixtureUnetModel({
+      means,
+      components: ids.length,
+      latentShape: [4, h, h],
+      text,
+      textDim,
+      componentSd: options.componentSd ?? 0.05,
+      beta: options.beta ?? 40,
+      alphasCumprod: sdAlphasCumprod(),
+    }),
+  );
+  await writeFile(
+    join(modelDir, 'model_index.json'),
+    JSON.stringify(
+      {
+        _class_name: 'OnnxStableDiffusionPipeline',
+        _brainlatent_demo: {
+          note: 'the brainlatent demo world: closed-form VAE, bag-of-words text encoder, exact Gaussian-mixture denoiser',
+          seed,
+          components: ids.length,
+          componentSd: options.componentSd ?? 0.05,
+          beta: options.beta ?? 40,
+        },
+        text_encoder: ['diffusers', 'OnnxRuntimeModel'],
+        unet: ['diffusers', 'OnnxRuntimeModel'],
+        vae_encoder: ['diffusers', 'OnnxRuntimeModel'],
+        vae_decoder: ['diffusers', 'OnnxRuntimeModel'],
+        tokenizer: ['transformers', 'CLIPTokenizer'],
+        scheduler: ['diffusers', 'PNDMScheduler'],
+      },
+      null,
+      2,
+    ),
+  );
+  const featureNetwork = join(out, 'features.onnx');
+  await writeFile(featureNetwork, featureNetworkModel());
+
+  return {
+    nsdRoot,
+    modelDir,
+    featureNetwork,
+    components: ids.length,
+    imageSize,
+    testImages: test.size,
+    config: {
+      nsd: { root: nsdRoot, subject: 1, cacheDir: null },
+      model: { dir: modelDir, threads: 2 },
+      features: { zSize: imageSize, zMode: 'mean' },
+      decoders: {
+        z: { roi: 'streams:early', alphas: [1, 10, 100, 1e3, 1e4, 1e5], folds: 5 },
+        c: { roi: 'streams:ventral', alphas: [1, 10, 100, 1e3, 1e4, 1e5], folds: 5 },
+      },
+      img2img: { size: imageSize, strength: 0.8, steps: 50, guidance: 5, seeds: 5, seed: 42, batchSize: 8 },
+      evaluation: {
+        size: imageSize,
+        networks: [{ name: 'DemoNet(2WI)', path: featureNetwork, inputSize: imageSize, metric: 'identification' }],
+      },
+    },
+  };
+}

@@ -1,0 +1,99 @@
+/**
+ * Any image network given as ONNX, used as a feature extractor for two-way identification and the
+ * correlation distances (AlexNet layers, Inception, CLIP image encoder, EfficientNet, SwAV in the
+ * published tables; user-supplied). Images are resized to `inputSize` (no crop), scaled to [0, 1],
+ * normalised with mean/std per channel, fed as NCHW float32; the chosen output is flattened per image.
+ */
+import { existsSync } from 'node:fs';
+import * as ort from 'onnxruntime-node';
+
+import { InvalidArgumentError, MissingFileError, ShapeError } from '../errors.js';
+import type { Matrix } from '../matrix.js';
+import type { RgbImages } from '../sd/tensor.js';
+import { checkImages, resizeImages } from './images.js';
+
+export interface FeatureNetworkSpec {
+  /** Column name in the metrics table (e.g. 'AlexNet(2)'). */
+  name: string;
+  /** The .onnx file. */
+  path: string;
+  /** Square input side (BD: 224 for all; MindEye: AlexNet 256, Inception 342, CLIP 224, EffNet 255, SwAV 224). */
+  inputSize: number;
+  /** Output to read (default: the model's first output). */
+  output?: string;
+  /** Per-channel normalisation of [0, 1] RGB (default ImageNet's). */
+  mean?: [number, number, number];
+  std?: [number, number, number];
+  /** 'identification' (2WI, higher is better) or 'distance' (mean correlation distance, lower is better). */
+  metric: 'identification' | 'distance';
+  /** Images per ONNX call (default 16). */
+  batchSize?: number;
+}
+
+export const IMAGENET_MEAN: [number, number, number] = [0.485, 0.456, 0.406];
+export const IMAGENET_STD: [number, number, number] = [0.229, 0.224, 0.225];
+
+export class FeatureNetwork {
+  private constructor(
+    readonly spec: FeatureNetworkSpec,
+    private readonly session: ort.InferenceSession,
+    private readonly inputName: string,
+    private readonly outputName: string,
+  ) {}
+
+  static async open(spec: FeatureNetworkSpec): Promise<FeatureNetwork> {
+    if (!existsSync(spec.path)) throw new MissingFileError(`feature network '${spec.name}': ${spec.path} does not exist`);
+    if (!(Number.isInteger(spec.inputSize) && spec.inputSize >= 8)) {
+      throw new InvalidArgumentError(`feature network '${spec.name}': inputSize must be an integer >= 8, got ${spec.inputSize}`);
+    }
+    const session = await ort.InferenceSession.create(spec.path, { intraOpNumThreads: 2, interOpNumThreads: 1 });
+    const inputName = session.inputNames[0];
+    const outputName = spec.output ?? session.outputNames[0];
+    if (!session.outputNames.includes(outputName)) {
+      throw new ShapeError(`feature network '${spec.name}' (${spec.path}) has no output '${outputName}'; it has ${session.outputNames.join(', ')}`);
+    }
+    return new FeatureNetwork(spec, session, inputName, outputName);
+  }
+
+  /** Features of a batch: images × flattened output. */
+  async features(images: RgbImages): Promise<Matrix> {
+    checkImages(images, `feature network '${this.spec.name}' input`);
+    const s = this.spec.inputSize;
+    const resized = resizeImages(images, s);
+    const mean = this.spec.mean ?? IMAGENET_MEAN;
+    const std = this.spec.std ?? IMAGENET_STD;
+    const bs = this.spec.batchSize ?? 16;
+    const rows: Float32Array[] = [];
+    let dim = -1;
+    for (let b0 = 0; b0 < images.count; b0 += bs) {
+      const nb = Math.min(bs, images.count - b0);
+      const x = new Float32Array(nb * 3 * s * s);
+      for (let i = 0; i < nb; i++) {
+        const src = resized.data.subarray((b0 + i) * s * s * 3, (b0 + i + 1) * s * s * 3);
+        for (let c = 0; c < 3; c++) {
+          const plane = (i * 3 + c) * s * s;
+          for (let p = 0; p < s * s; p++) x[plane + p] = (src[p * 3 + c] / 255 - mean[c]) / std[c];
+        }
+      }
+      const out = await this.session.run({ [this.inputName]: new ort.Tensor('float32', x, [nb, 3, s, s]) });
+      const y = out[this.outputName];
+      if (y.type !== 'float32') throw new ShapeError(`feature network '${this.spec.name}': output '${this.outputName}' is ${y.type}, expected float32`);
+      const data = y.data as Float32Array;
+      const per = data.length / nb;
+      if (dim >= 0 && per !== dim) throw new ShapeError(`feature network '${this.spec.name}': output size changed between batches (${dim} vs ${per})`);
+      dim = per;
+      rows.push(data);
+    }
+    const data = new Float32Array(images.count * dim);
+    let off = 0;
+    for (const r of rows) {
+      data.set(r, off);
+      off += r.length;
+    }
+    return { data, rows: images.count, cols: dim };
+  }
+
+  async dispose(): Promise<void> {
+    await this.session.release();
+  }
+}

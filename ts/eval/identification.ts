@@ -1,0 +1,54 @@
+/**
+ * Two-way identification and correlation distance on feature vectors (method.md §6.3): with r_ij the
+ * Pearson correlation of ground-truth features g_i and reconstruction features p_j,
+ *   2WI = (1/N) Σ_j #{i ≠ j : r_ij < r_jj} / (N − 1)      (strict "<", as BD and MindEye; chance 0.5)
+ * and the correlation distance is the mean of 1 − r_jj (EffNet-B and SwAV columns).
+ */
+import { ShapeError } from '../errors.js';
+import { assertMatrix, type Matrix } from '../matrix.js';
+import { binding } from '../native/binding.js';
+import { fromNative } from '../native/nativeError.js';
+
+/** N × N Pearson correlations r[i·N + j] = corr(gt row i, rec row j), natively (float64 normalisation, one GEMM). */
+export async function correlationMatrix(gt: Matrix, rec: Matrix): Promise<Float32Array> {
+  assertMatrix(gt, 'correlationMatrix: ground-truth features');
+  assertMatrix(rec, 'correlationMatrix: reconstruction features');
+  if (gt.cols !== rec.cols) throw new ShapeError(`correlationMatrix: features differ in width: ${gt.rows}×${gt.cols} vs ${rec.rows}×${rec.cols}`);
+  const stack = new Error().stack;
+  try {
+    return await binding().metricsCorrelation(gt.data, gt.rows, rec.data, rec.rows, gt.cols);
+  } catch (e) {
+    throw fromNative(e, stack);
+  }
+}
+
+/** 2WI from a correlation matrix (rows: ground truth, columns: reconstructions). Per-reconstruction scores and their mean. */
+export function twoWayFromCorrelations(r: ArrayLike<number>, n: number): { perImage: Float64Array; accuracy: number } {
+  if (r.length !== n * n) throw new ShapeError(`twoWayFromCorrelations: expected ${n}×${n} correlations, got ${r.length}`);
+  if (n < 2) throw new ShapeError(`two-way identification needs at least 2 images, got ${n}`);
+  const perImage = new Float64Array(n);
+  let sum = 0;
+  for (let j = 0; j < n; j++) {
+    const own = r[j * n + j];
+    let wins = 0;
+    for (let i = 0; i < n; i++) if (i !== j && r[i * n + j] < own) wins++;
+    perImage[j] = wins / (n - 1);
+    sum += perImage[j];
+  }
+  return { perImage, accuracy: sum / n };
+}
+
+/** Two-way identification accuracy of reconstructions by their features. */
+export async function twoWayIdentification(gt: Matrix, rec: Matrix): Promise<{ perImage: Float64Array; accuracy: number }> {
+  if (gt.rows !== rec.rows) throw new ShapeError(`twoWayIdentification: ${gt.rows} ground-truth rows but ${rec.rows} reconstruction rows`);
+  return twoWayFromCorrelations(await correlationMatrix(gt, rec), gt.rows);
+}
+
+/** Mean correlation distance 1 − r(g_j, p_j) (scipy.spatial.distance.correlation), lower is better. */
+export async function correlationDistance(gt: Matrix, rec: Matrix): Promise<{ perImage: Float64Array; mean: number }> {
+  if (gt.rows !== rec.rows) throw new ShapeError(`correlationDistance: ${gt.rows} ground-truth rows but ${rec.rows} reconstruction rows`);
+  const r = await correlationMatrix(gt, rec);
+  const n = gt.rows;
+  const perImage = Float64Array.from({ length: n }, (_, j) => 1 - r[j * n + j]);
+  return { perImage, mean: perImage.reduce((a, b) => a + b, 0) / n };
+}

@@ -1,0 +1,12 @@
+/** Evaluation of reconstructions with the NSD protocol's definitions. */
+export { pixCorr, ssim } from './pixel.js';
+export type { PerImageMetric, PixelMetricOptions } from './pixel.js';
+export { twoWayIdentification, twoWayFromCorrelations, correlationDistance, correlationMatrix } from './identification.js';
+export { FeatureNetwork, IMAGENET_MEAN, IMAGENET_STD } from './featureNetwork.js';
+export type { FeatureNetworkSpec } from './featureNetwork.js';
+export { evaluateReconstructions, pixelFeatures } from './evaluate.js';
+export type { EvaluateOptions, EvaluationResult, MetricValue } from './evaluate.js';
+export { metricsCsv, metricsText } from './table.js';
+export type { TableRow } from './table.js';
+export { PUBLISHED, METRIC_COLUMNS } from './published.js';
+export type { PublishedRow, MetricColumn } from './published.js';

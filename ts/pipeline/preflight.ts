@@ -1,0 +1,78 @@
+/** Checks made before any long work: every problem is collected and reported at once. */
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { loadNsdCaptions, type NsdCaptions } from '../nsd/captions.js';
+import { readNsdDesign } from '../nsd/expdesign.js';
+import { expdesignPath } from '../nsd/paths.js';
+import { loadRegionMask } from '../nsd/roi.js';
+import type { ReconstructConfig } from './config.js';
+import { PreflightError } from './errors.js';
+import { runFolderConflict } from './runFolder.js';
+
+export interface PreflightResult {
+  /** Shared (test) image ids (73k, 1-based) in this subject's design, in id order. */
+  testIds: number[];
+  /** Voxels of the z and c regions. */
+  voxels: { z: number; c: number };
+  captions: NsdCaptions;
+}
+
+const isDir = (p: string) => existsSync(p) && statSync(p).isDirectory();
+
+export async function preflight(config: ReconstructConfig, options: { force?: boolean } = {}): Promise<PreflightResult> {
+  const problems: string[] = [];
+  const { nsd, model } = config;
+  if (!isDir(model.dir)) problems.push(`model folder ${model.dir} does not exist`);
+  else {
+    for (const part of ['vae_encoder', 'vae_decoder', 'text_encoder', 'unet']) {
+      const f = join(model.dir, part, 'model.onnx');
+      if (!existsSync(f)) problems.push(`model folder ${model.dir} has no ${part}/model.onnx (expected a diffusers/optimum SD 1.x ONNX export)`);
+    }
+  }
+  for (const n of config.evaluation.networks) if (!existsSync(n.path)) problems.push(`feature network '${n.name}': ${n.path} does not exist`);
+  if (!options.force) {
+    const conflict = await runFolderConflict(config);
+    if (conflict) problems.push(conflict);
+  }
+  const voxels = { z: 0, c: 0 };
+  let testIds: number[] = [];
+  let captions: NsdCaptions = { get: () => [], size: 0, source: '' };
+  if (!isDir(nsd.root)) {
+    problems.push(`NSD root ${nsd.root} does not exist`);
+  } else {
+    for (const t of ['z', 'c'] as const) {
+      const roi = config.decoders[t].roi;
+      try {
+        voxels[t] = (await loadRegionMask(nsd.root, nsd.subject, roi)).mask.indices.length;
+        if (voxels[t] === 0) problems.push(`region '${roi}' (decoders.${t}.roi) has no voxels for subject ${nsd.subject}`);
+      } catch (e) {
+        problems.push(`decoders.${t}.roi '${roi}': ${(e as Error).message}`);
+      }
+    }
+    if (!existsSync(expdesignPath(nsd.root))) problems.push(`${expdesignPath(nsd.root)} does not exist (the NSD design file)`);
+    else {
+      try {
+        const d = await readNsdDesign(nsd.root);
+        const seen = new Set<number>();
+        for (let c = 0; c < d.subjectimCols; c++) seen.add(d.subjectim[c * d.subjectimRows + (nsd.subject - 1)]);
+        testIds = Array.from(d.sharedix).filter((id) => seen.has(id)).sort((a, b) => a - b);
+      } catch (e) {
+        problems.push((e as Error).message);
+      }
+    }
+    try {
+      captions = await loadNsdCaptions(nsd.root, nsd.captions ?? undefined);
+      const missing = testIds.filter((id) => captions.get(id).length === 0);
+      if (missing.length) {
+        problems.push(
+          `${missing.length} test image(s) have no captions in ${captions.source} (73k ids ${missing.slice(0, 10).join(', ')}${missing.length > 10 ? ', …' : ''}); c cannot be computed for them`,
+        );
+      }
+    } catch (e) {
+      problems.push(`captions: ${(e as Error).message}`);
+    }
+  }
+  if (problems.length) throw new PreflightError(problems);
+  return { testIds, voxels, captions };
+}

@@ -1,0 +1,431 @@
+/** The pipeline's stages. Each reads its inputs from the run folder and writes its outputs there. */
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { dirname, join, relative } from 'node:path';
+
+import { CancelledError, ShapeError } from '../errors.js';
+import { evaluateReconstructions, type MetricValue } from '../eval/evaluate.js';
+import { concatImages, resizeImages } from '../eval/images.js';
+import { metricsCsv, type TableRow } from '../eval/table.js';
+import { readIntVectorNpy, readMatrixNpy, writeNpy } from '../io/npy.js';
+import type { Matrix } from '../matrix.js';
+import { extractNsd, type NsdExtractOptions } from '../nsd/extract.js';
+import type { NsdExtraction } from '../nsd/output.js';
+import { NsdStimuli } from '../nsd/stimuli.js';
+import { RidgeCV } from '../ridge/RidgeCV.js';
+import type { Diffusion } from '../sd/Diffusion.js';
+import { readPng, writePng } from '../sd/png.js';
+import type { RgbImages } from '../sd/tensor.js';
+import type { ReconstructConfig } from './config.js';
+import type { PreflightResult } from './preflight.js';
+import { renderReport } from './report.js';
+import { paths, type StageName } from './runFolder.js';
+
+export interface StageContext {
+  config: ReconstructConfig;
+  pre: PreflightResult;
+  diffusion: () => Promise<Diffusion>;
+  progress: (fraction: number, message?: string) => void;
+  signal?: AbortSignal;
+}
+
+export interface StageOutput {
+  outputs: string[];
+  summary?: Record<string, unknown>;
+}
+
+interface ImageIds {
+  trainZ: number[];
+  trainC: number[];
+  test: number[];
+}
+
+const rel = (c: ReconstructConfig, p: string) => relative(c.out, p);
+
+function checkAbort(signal?: AbortSignal): void {
+  if (signal?.aborted) throw new CancelledError('reconstruct: cancelled');
+}
+
+async function writeJson(p: string, v: unknown): Promise<void> {
+  await mkdir(dirname(p), { recursive: true });
+  await writeFile(p, JSON.stringify(v, null, 2));
+}
+
+function extractOptions(c: ReconstructConfig, t: 'z' | 'c'): NsdExtractOptions {
+  const d = c.decoders[t];
+  return {
+    root: c.nsd.root,
+    subject: c.nsd.subject,
+    roi: d.roi,
+    sessions: c.nsd.sessions ?? undefined,
+    format: c.nsd.format,
+    zscore: d.zscore,
+    averageTrain: d.averageTrain,
+    averageTest: true,
+    cacheDir: c.nsd.cacheDir ?? join(c.out, 'cache'),
+  };
+}
+
+async function extraction(ctx: StageContext, t: 'z' | 'c'): Promise<NsdExtraction> {
+  return extractNsd({
+    ...extractOptions(ctx.config, t),
+    onProgress: (e) => ctx.progress((t === 'z' ? 0 : 0.5) + (0.5 * e.done) / e.total, `${t}: session ${e.session}`),
+  });
+}
+
+async function readIds(c: ReconstructConfig): Promise<ImageIds> {
+  return JSON.parse(await readFile(paths(c.out).ids, 'utf8')) as ImageIds;
+}
+
+/** Extract both regions (cached by the NSD adapter), keep the image ids of every row. */
+export async function extractStage(ctx: StageContext): Promise<StageOutput> {
+  const c = ctx.config;
+  const ez = await extraction(ctx, 'z');
+  checkAbort(ctx.signal);
+  const ec = await extraction(ctx, 'c');
+  const test = Array.from(ez.testImageIds);
+  if (test.join() !== Array.from(ec.testImageIds).join()) {
+    throw new ShapeError(`the z and c regions' extractions have different test rows (${ez.testImageIds.length} vs ${ec.testImageIds.length})`);
+  }
+  const limited = c.nsd.testImages === null ? test : test.slice(0, c.nsd.testImages);
+  const missing = limited.filter((id) => ctx.pre.captions.get(id).length === 0);
+  if (missing.length) throw new ShapeError(`test images without captions: 73k ids ${missing.slice(0, 10).join(', ')}`);
+  const ids: ImageIds = { trainZ: Array.from(ez.trainImageIds), trainC: Array.from(ec.trainImageIds), test: limited };
+  await writeJson(paths(c.out).ids, ids);
+  return {
+    outputs: [rel(c, paths(c.out).ids)],
+    summary: {
+      trainRows: { z: ez.train.rows, c: ec.train.rows },
+      voxels: { z: ez.train.cols, c: ec.train.cols },
+      testImages: limited.length,
+      fromCache: { z: ez.fromCache, c: ec.fromCache },
+    },
+  };
+}
+
+/** z (VAE latent of the resized stimulus) and c (text embedding averaged over the captions) of every image used. */
+export async function featuresStage(ctx: StageContext): Promise<StageOutput> {
+  const c = ctx.config;
+  const ids = await readIds(c);
+  const all = [...new Set([...ids.trainZ, ...ids.trainC, ...ids.test])].sort((a, b) => a - b);
+  const noCaption = all.filter((id) => ctx.pre.captions.get(id).length === 0);
+  if (noCaption.length) throw new ShapeError(`${noCaption.length} image(s) have no captions (73k ids ${noCaption.slice(0, 10).join(', ')}); c cannot be computed`);
+  const sd = await ctx.diffusion();
+  const stimuli = await NsdStimuli.open(c.nsd.root);
+  const size = c.features.zSize;
+  const px = size * size * 3;
+  let zData: Float32Array | null = null;
+  let cData: Float32Array | null = null;
+  let zDim = 0;
+  let cDim = 0;
+  const bs = c.features.batchSize;
+  try {
+    for (let i0 = 0; i0 < all.length; i0 += bs) {
+      checkAbort(ctx.signal);
+      const part = all.slice(i0, i0 + bs);
+      const rgb = new Uint8Array(part.length * px);
+      part.forEach((id, k) => rgb.set(stimuli.image(id, size).data, k * px));
+      const z = await sd.encodeImages({ data: rgb, count: part.length, height: size, width: size }, { mode: c.features.zMode, seeds: part.map((id) => c.features.seed + id) });
+      zDim = z.data.length / part.length;
+      zData ??= new Float32Array(all.length * zDim);
+      zData.set(z.data, i0 * zDim);
+      const caps = part.map((id) => ctx.pre.captions.get(id));
+      const enc = await sd.encodeText(caps.flat());
+      cDim = enc.data.length / enc.shape[0];
+      cData ??= new Float32Array(all.length * cDim);
+      let row = 0;
+      caps.forEach((list, k) => {
+        const dst = cData!.subarray((i0 + k) * cDim, (i0 + k + 1) * cDim);
+        for (let q = 0; q < list.length; q++, row++) {
+          const src = enc.data.subarray(row * cDim, (row + 1) * cDim);
+          for (let j = 0; j < cDim; j++) dst[j] += src[j] / list.length;
+        }
+      });
+      ctx.progress((i0 + part.length) / all.length, `${i0 + part.length}/${all.length} images`);
+    }
+  } finally {
+    stimuli.close();
+  }
+  const p = paths(c.out);
+  await mkdir(dirname(p.zFeatures), { recursive: true });
+  await writeNpy(p.zFeatures, zData!, [all.length, zDim]);
+  await writeNpy(p.cFeatures, cData!, [all.length, cDim]);
+  await writeNpy(p.featureIds, Int32Array.from(all), [all.length]);
+  return { outputs: [p.zFeatures, p.cFeatures, p.featureIds].map((f) => rel(c, f)), summary: { images: all.length, zDim, cDim } };
+}
+
+function gatherRows(features: Matrix, rowOf: Map<number, number>, ids: ArrayLike<number>): Matrix {
+  const out = new Float32Array(ids.length * features.cols);
+  for (let i = 0; i < ids.length; i++) {
+    const r = rowOf.get(ids[i]);
+    if (r === undefined) throw new ShapeError(`no features for 73k id ${ids[i]}`);
+    out.set(features.data.subarray(r * features.cols, (r + 1) * features.cols), i * features.cols);
+  }
+  return { data: out, rows: ids.length, cols: features.cols };
+}
+
+function meanRowCorrelation(a: Matrix, b: Matrix): number {
+  let sum = 0;
+  for (let i = 0; i < a.rows; i++) {
+    const x = a.data.subarray(i * a.cols, (i + 1) * a.cols);
+    const y = b.data.subarray(i * b.cols, (i + 1) * b.cols);
+    let mx = 0;
+    let my = 0;
+    for (let k = 0; k < x.length; k++) {
+      mx += x[k];
+      my += y[k];
+    }
+    mx /= x.length;
+    my /= y.length;
+    let sxy = 0;
+    let sxx = 0;
+    let syy = 0;
+    for (let k = 0; k < x.length; k++) {
+      sxy += (x[k] - mx) * (y[k] - my);
+      sxx += (x[k] - mx) ** 2;
+      syy += (y[k] - my) ** 2;
+    }
+    sum += sxy / Math.sqrt(sxx * syy || 1);
+  }
+  return sum / a.rows;
+}
+
+/** RidgeCV from the early voxels to z and from the ventral voxels to c; predictions for the test images. */
+export async function decodersStage(ctx: StageContext): Promise<StageOutput> {
+  const c = ctx.config;
+  const p = paths(c.out);
+  const ids = await readIds(c);
+  const featureIds = await readIntVectorNpy(p.featureIds, 'feature image ids');
+  const rowOf = new Map(Array.from(featureIds, (id, r) => [id, r] as [number, number]));
+  const summary: Record<string, unknown> = {};
+  const outputs: string[] = [];
+  for (const [k, t] of (['z', 'c'] as const).entries()) {
+    checkAbort(ctx.signal);
+    const d = c.decoders[t];
+    const ex = await extractNsd(extractOptions(c, t));
+    const feats = await readMatrixNpy(t === 'z' ? p.zFeatures : p.cFeatures, `${t} features`);
+    const y = gatherRows(feats, rowOf, ex.trainImageIds);
+    const model = await new RidgeCV({ alphas: d.alphas, folds: d.folds, groups: ex.trainImageIds, score: d.score, fitIntercept: d.fitIntercept, standardize: d.standardize }).fit(
+      ex.train,
+      y,
+      { onProgress: (e) => ctx.progress((k + e.fraction) / 2, `${t}: ${e.stage}`), signal: ctx.signal },
+    );
+    await mkdir(dirname(p.decoder(t)), { recursive: true });
+    await model.save(p.decoder(t));
+    // test rows in the (possibly limited) test order
+    const testRow = new Map(Array.from(ex.testImageIds, (id, r) => [id, r] as [number, number]));
+    const xTest = gatherRows(ex.test, testRow, ids.test);
+    const pred = model.predict(xTest);
+    await mkdir(dirname(p.decoded(t)), { recursive: true });
+    await writeNpy(p.decoded(t), pred.data, [pred.rows, pred.cols]);
+    const truth = gatherRows(feats, rowOf, ids.test);
+    const alphas = Array.from(model.bestAlphas);
+    const hist: Record<string, number> = {};
+    for (const a of alphas) hist[String(a)] = (hist[String(a)] ?? 0) + 1;
+    summary[t] = {
+      roi: d.roi,
+      trainRows: ex.train.rows,
+      voxels: ex.train.cols,
+      targets: feats.cols,
+      meanCvScore: Array.from(model.bestScores).reduce((a, b) => a + b, 0) / model.bestScores.length,
+      testFeatureCorrelation: meanRowCorrelation(pred, truth),
+      alphaHistogram: hist,
+    };
+    outputs.push(rel(c, p.decoder(t)), rel(c, p.decoded(t)));
+  }
+  await writeJson(p.decoderSummary, summary);
+  outputs.push(rel(c, p.decoderSummary));
+  return { outputs, summary };
+}
+
+function latentShape(n: number, dim: number, size: number, what: string): number[] {
+  const hw = (size / 8) ** 2;
+  if (dim % hw !== 0) throw new ShapeError(`${what}: ${dim} values per image do not fit latents of a ${size}px image (${size / 8}×${size / 8})`);
+  return [n, dim / hw, size / 8, size / 8];
+}
+
+/** The decoded z alone, decoded by the VAE (the blurry reconstruction), and the originals. */
+export async function zonlyStage(ctx: StageContext): Promise<StageOutput> {
+  const c = ctx.config;
+  const p = paths(c.out);
+  const ids = (await readIds(c)).test;
+  const z = await readMatrixNpy(p.decoded('z'), 'decoded z');
+  const sd = await ctx.diffusion();
+  const stimuli = await NsdStimuli.open(c.nsd.root);
+  const outputs: string[] = [];
+  await mkdir(p.images, { recursive: true });
+  try {
+    const bs = c.features.batchSize;
+    for (let i0 = 0; i0 < ids.length; i0 += bs) {
+      checkAbort(ctx.signal);
+      const n = Math.min(bs, ids.length - i0);
+      const shape = latentShape(n, z.cols, c.features.zSize, 'decoded z');
+      const imgs = await sd.decode({ data: z.data.slice(i0 * z.cols, (i0 + n) * z.cols), shape });
+      for (let k = 0; k < n; k++) {
+        const id = ids[i0 + k];
+        await writePng(p.zonly(id), imgs, k);
+        const org = stimuli.image(id, c.img2img.size);
+        await writePng(p.original(id), { data: org.data, count: 1, height: org.height, width: org.width });
+        outputs.push(rel(c, p.zonly(id)), rel(c, p.original(id)));
+      }
+      ctx.progress((i0 + n) / ids.length);
+    }
+  } finally {
+    stimuli.close();
+  }
+  return { outputs, summary: { images: ids.length } };
+}
+
+async function readPngs(files: string[]): Promise<RgbImages> {
+  return concatImages(await Promise.all(files.map((f) => readPng(f))));
+}
+
+/** img2img from the re-encoded z-only image with the decoded c, several seeds per image. */
+export async function img2imgStage(ctx: StageContext): Promise<StageOutput> {
+  const c = ctx.config;
+  const g = c.img2img;
+  const p = paths(c.out);
+  const ids = (await readIds(c)).test;
+  const cDec = await readMatrixNpy(p.decoded('c'), 'decoded c');
+  const sd = await ctx.diffusion();
+  const D = sd.info.condDim > 0 ? sd.info.condDim : cDec.cols / 77;
+  if (cDec.cols % D !== 0) throw new ShapeError(`decoded c has ${cDec.cols} values per image, not a multiple of the U-Net's width ${D}`);
+  const seq = cDec.cols / D;
+  const outputs: string[] = [];
+  const bs = Math.max(g.batchSize, 1) * 4;
+  const total = ids.length * g.seeds;
+  let done = 0;
+  let unetSeconds = 0;
+  for (let i0 = 0; i0 < ids.length; i0 += bs) {
+    checkAbort(ctx.signal);
+    const part = ids.slice(i0, i0 + bs);
+    const n = part.length;
+    // TN: the z-only image (uint8), resized to the img2img size and re-encoded
+    const zonly = resizeImages(await readPngs(part.map((id) => p.zonly(id))), g.size);
+    const z0 = await sd.encodeImages(zonly, { mode: g.reencode, seeds: part.map((id) => g.seed + id) });
+    const cond = { data: cDec.data.slice(i0 * cDec.cols, (i0 + n) * cDec.cols), shape: [n, seq, D] };
+    for (let k = 0; k < g.seeds; k++) {
+      const r = await sd.img2img({
+        z: z0,
+        c: cond,
+        strength: g.strength,
+        steps: g.steps,
+        guidance: g.guidance,
+        scheduler: g.scheduler,
+        eta: g.eta,
+        seeds: g.seed + k,
+        firstImageIndex: i0,
+        batchSize: g.batchSize,
+        img2imgRule: g.rule,
+        signal: ctx.signal,
+        onStep: (s) => ctx.progress((done + (s.batchFirst - i0) + s.batchImages * (s.step / s.total)) / total, `seed ${k}`),
+      });
+      unetSeconds += r.stats.unetSeconds ?? 0;
+      const imgs = await sd.decode(r.latents);
+      for (let q = 0; q < n; q++) {
+        await writePng(p.sample(part[q], k), imgs, q);
+        outputs.push(rel(c, p.sample(part[q], k)));
+      }
+      done += n;
+      ctx.progress(done / total, `seed ${k}`);
+    }
+  }
+  return { outputs, summary: { images: ids.length, seeds: g.seeds, unetSeconds } };
+}
+
+function averageMetrics(runs: MetricValue[][]): MetricValue[] {
+  return runs[0].map((m, j) => {
+    const perImage = new Float64Array(m.perImage.length);
+    for (const r of runs) r[j].perImage.forEach((v, i) => (perImage[i] += v / runs.length));
+    return { ...m, value: runs.reduce((a, r) => a + r[j].value, 0) / runs.length, perImage };
+  });
+}
+
+export interface EvaluationSummary {
+  rows: TableRow[];
+  perSeed: { seed: number; metrics: MetricValue[] }[];
+}
+
+/** The metrics of z-only and final images, the CSV next to the published numbers. */
+export async function evaluateStage(ctx: StageContext): Promise<StageOutput> {
+  const c = ctx.config;
+  const p = paths(c.out);
+  const ids = (await readIds(c)).test;
+  const e = c.evaluation;
+  const stimuli = await NsdStimuli.open(c.nsd.root);
+  let gt: RgbImages;
+  try {
+    gt = concatImages(ids.map((id) => {
+      const img = stimuli.image(id, e.size);
+      return { data: img.data, count: 1, height: img.height, width: img.width };
+    }));
+  } finally {
+    stimuli.close();
+  }
+  const opts = { size: e.size, networks: e.networks, pixelIdentification: e.pixelIdentification };
+  const runs = 1 + c.img2img.seeds;
+  const zonly = await evaluateReconstructions(gt, resizeImages(await readPngs(ids.map((id) => p.zonly(id))), e.size), opts);
+  ctx.progress(1 / runs, 'z-only');
+  const perSeed: { seed: number; metrics: MetricValue[] }[] = [];
+  for (let k = 0; k < c.img2img.seeds; k++) {
+    checkAbort(ctx.signal);
+    const rec = resizeImages(await readPngs(ids.map((id) => p.sample(id, k))), e.size);
+    perSeed.push({ seed: c.img2img.seed + k, metrics: (await evaluateReconstructions(gt, rec, opts)).metrics });
+    ctx.progress((2 + k) / runs, `seed ${k}`);
+  }
+  const final = averageMetrics(perSeed.map((s) => s.metrics));
+  const source = `subject ${c.nsd.subject}, ${ids.length} test images`;
+  const rows: TableRow[] = [
+    { method: 'brainlatent z-only', source, metrics: zonly.metrics },
+    { method: `brainlatent final (mean of ${c.img2img.seeds} seed${c.img2img.seeds > 1 ? 's' : ''})`, source, metrics: final },
+  ];
+  await writeFile(p.metricsCsv, metricsCsv(rows));
+  const plain = (ms: MetricValue[]) => Object.fromEntries(ms.map((m) => [m.name, m.value]));
+  await writeJson(p.metricsJson, {
+    images: ids.length,
+    zonly: plain(zonly.metrics),
+    final: plain(final),
+    perSeed: perSeed.map((s) => ({ seed: s.seed, ...plain(s.metrics) })),
+    better: Object.fromEntries(final.map((m) => [m.name, m.better])),
+  });
+  const names = final.map((m) => m.name);
+  const lines = [['id73k', 'imgidx', ...names.map((n) => `zonly:${n}`), ...names.map((n) => `final:${n}`)].join(',')];
+  ids.forEach((id, i) => {
+    lines.push([id, id - 1, ...zonly.metrics.map((m) => m.perImage[i]), ...final.map((m) => m.perImage[i])].join(','));
+  });
+  await writeFile(p.perImageCsv, lines.join('\n') + '\n');
+  return {
+    outputs: [p.metricsCsv, p.metricsJson, p.perImageCsv].map((f) => rel(c, f)),
+    summary: { zonly: plain(zonly.metrics), final: plain(final) },
+  };
+}
+
+export async function reportStage(ctx: StageContext): Promise<StageOutput> {
+  const c = ctx.config;
+  const p = paths(c.out);
+  const ids = (await readIds(c)).test;
+  const metrics = JSON.parse(await readFile(p.metricsJson, 'utf8')) as { zonly: Record<string, number>; final: Record<string, number>; better: Record<string, 'higher' | 'lower'> };
+  const decoders = JSON.parse(await readFile(p.decoderSummary, 'utf8')) as Record<string, { testFeatureCorrelation: number; roi: string; voxels: number }>;
+  const html = renderReport({
+    config: c,
+    ids,
+    images: (id) => ({
+      original: rel(c, p.original(id)),
+      zonly: rel(c, p.zonly(id)),
+      samples: Array.from({ length: c.img2img.seeds }, (_, k) => rel(c, p.sample(id, k))),
+    }),
+    metrics,
+    decoders,
+  });
+  await writeFile(p.report, html);
+  return { outputs: [rel(c, p.report)] };
+}
+
+export const STAGE_RUNNERS: Record<StageName, (ctx: StageContext) => Promise<StageOutput>> = {
+  extract: extractStage,
+  features: featuresStage,
+  decoders: decodersStage,
+  zonly: zonlyStage,
+  img2img: img2imgStage,
+  evaluate: evaluateStage,
+  report: reportStage,
+};
