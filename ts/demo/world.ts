@@ -5,7 +5,7 @@
  * the closed-form models of ./models.ts, the U-Net's mixture being placed on the latents of every stimulus
  * that is not a test image; and a small feature network for identification. Returns a pipeline config.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 
 import { readNsdDesign } from '../nsd/expdesign.js';
@@ -14,6 +14,7 @@ import { NsdStimuli } from '../nsd/stimuli.js';
 import { Diffusion } from '../sd/Diffusion.js';
 import { SD15_SCHEDULER_CONFIG } from '../sd/fixture.js';
 import { synthNsd } from '../synth/nsd.js';
+import { generateScenes, renderScene } from '../synth/scenes.js';
 import type { ReconstructConfigInput } from '../pipeline/config.js';
 import { demoVocabulary, wordEmbeddings } from './vocabulary.js';
 import { featureNetworkModel, mixtureUnetModel, SCALING_FACTOR, textEncoderModel, vaeDecoderModel, vaeEncoderModel } from './models.js';
@@ -24,7 +25,7 @@ export interface DemoWorldOptions {
   seed?: number;
   /** Stimulus side in pixels (and the z / img2img size). Default 128 (latents 4×16×16). */
   imageSize?: number;
-  /** Sessions of the miniature NSD (all written). Default 8. */
+  /** Sessions of the miniature NSD (all written). Default 16. */
   sessions?: number;
   trialsPerSession?: number;
   /** Test images (NSD's shared images). Default 24. */
@@ -35,16 +36,26 @@ export interface DemoWorldOptions {
   textDim?: number;
   /** Mixture component SD per latent dimension. Default 0.05. */
   componentSd?: number;
-  /** Sharpness of the text weighting of the mixture. Default 40. */
+  /** Sharpness of the text weighting of the mixture. Default 120. */
   beta?: number;
+  /**
+   * What the diffusion model's data distribution is. 'world' (default): the world's scene catalogue —
+   * every image of the stimulus set (as SD's training data hold photographs like NSD's COCO images)
+   * plus `distractors` scenes no subject saw. 'training': only the stimuli that are not test images,
+   * the ablation that shows what a prior which never saw such scenes gives.
+   */
+  prior?: 'world' | 'training';
+  /** Scenes of the catalogue that are not in the stimulus set ('world' prior). Default: as many as the stimuli. */
+  distractors?: number;
 }
 
 export interface DemoWorld {
   nsdRoot: string;
   modelDir: string;
   featureNetwork: string;
-  /** Mixture components of the U-Net (training latents). */
+  /** Mixture components of the U-Net (the catalogue's latents). */
   components: number;
+  prior: 'world' | 'training';
   imageSize: number;
   testImages: number;
   /** A pipeline config for this world (out left to the caller). */
@@ -67,9 +78,14 @@ export function sdAlphasCumprod(): Float64Array {
 
 export async function buildDemoWorld(options: DemoWorldOptions): Promise<DemoWorld> {
   const out = resolve(options.out);
+  // The world folder is entirely generated: start it afresh so no file of an earlier, differently
+  // sized world (extra sessions, say) is mistaken for part of this one.
+  await rm(join(out, 'nsd'), { recursive: true, force: true });
+  await rm(join(out, 'model'), { recursive: true, force: true });
   const seed = options.seed ?? 1;
   const imageSize = options.imageSize ?? 128;
-  const sessions = options.sessions ?? 8;
+  const sessions = options.sessions ?? 16;
+  const prior = options.prior ?? 'world';
   const textDim = options.textDim ?? 64;
   const nsdRoot = join(out, 'nsd');
   const modelDir = join(out, 'model');
@@ -105,28 +121,37 @@ export async function buildDemoWorld(options: DemoWorldOptions): Promise<DemoWor
     await writeFile(join(modelDir, p), data);
   }
 
-  // the U-Net's mixture: latents and caption vectors of every stimulus that is not a test image
+  // The U-Net's mixture: latents and caption vectors of the catalogue's scenes.
   const design = await readNsdDesign(nsdRoot);
   const test = new Set(Array.from(design.sharedix));
   const captions = await loadNsdCaptions(nsdRoot);
   const stimuli = await NsdStimuli.open(nsdRoot);
-  const ids: number[] = [];
-  for (let id = 1; id <= stimuli.count; id++) if (!test.has(id)) ids.push(id);
-  const sd = await Diffusion.load(modelDir, { components: ['vae_encoder', 'text_encoder'], intraOpThreads: 1 });
   const px = imageSize * imageSize * 3;
-  const means = new Float32Array(ids.length * 4 * (imageSize / 8) ** 2);
-  const text = new Float32Array(ids.length * textDim);
+  interface Entry { rgb: () => Uint8Array; captions: string[] }
+  const entries: Entry[] = [];
+  for (let id = 1; id <= stimuli.count; id++) {
+    if (prior === 'training' && test.has(id)) continue;
+    entries.push({ rgb: () => stimuli.image(id, imageSize).data, captions: captions.get(id) });
+  }
+  if (prior === 'world') {
+    // Distractors from the same scene generator with its own seed, captioned as the stimuli are.
+    for (const scene of generateScenes(options.distractors ?? stimuli.count, seed + 1_000_003)) {
+      entries.push({ rgb: () => renderScene(scene, imageSize).data, captions: [scene.caption, `A picture of ${scene.caption}.`] });
+    }
+  }
+  const sd = await Diffusion.load(modelDir, { components: ['vae_encoder', 'text_encoder'], intraOpThreads: 1 });
+  const means = new Float32Array(entries.length * 4 * (imageSize / 8) ** 2);
+  const text = new Float32Array(entries.length * textDim);
   const chunk = 256;
   try {
-    for (let i0 = 0; i0 < ids.length; i0 += chunk) {
-      const part = ids.slice(i0, i0 + chunk);
+    for (let i0 = 0; i0 < entries.length; i0 += chunk) {
+      const part = entries.slice(i0, i0 + chunk);
       const rgb = new Uint8Array(part.length * px);
-      part.forEach((id, k) => rgb.set(stimuli.image(id, imageSize).data, k * px));
+      part.forEach((e, k) => rgb.set(e.rgb(), k * px));
       const z = await sd.encodeImages({ data: rgb, count: part.length, height: imageSize, width: imageSize }, { mode: 'mean', chunk: 64 });
       means.set(z.data, i0 * (z.data.length / part.length));
-      const caps = part.map((id) => captions.get(id));
-      const flat = caps.flat();
-      const c = await sd.encodeText(flat);
+      const caps = part.map((e) => e.captions);
+      const c = await sd.encodeText(caps.flat());
       let row = 0;
       caps.forEach((list, k) => {
         const v = text.subarray((i0 + k) * textDim, (i0 + k + 1) * textDim);
@@ -139,6 +164,7 @@ export async function buildDemoWorld(options: DemoWorldOptions): Promise<DemoWor
     sd.dispose();
     stimuli.close();
   }
+  const ids = entries; // one mixture component per catalogue entry
   const h = imageSize / 8;
   await mkdir(join(modelDir, 'unet'), { recursive: true });
   await writeFile(
@@ -150,7 +176,7 @@ export async function buildDemoWorld(options: DemoWorldOptions): Promise<DemoWor
       text,
       textDim,
       componentSd: options.componentSd ?? 0.05,
-      beta: options.beta ?? 40,
+      beta: options.beta ?? 120,
       alphasCumprod: sdAlphasCumprod(),
     }),
   );
@@ -160,11 +186,11 @@ export async function buildDemoWorld(options: DemoWorldOptions): Promise<DemoWor
       {
         _class_name: 'OnnxStableDiffusionPipeline',
         _brainlatent_demo: {
-          note: 'the brainlatent demo world: closed-form VAE, bag-of-words text encoder, exact Gaussian-mixture denoiser',
+          note: 'the brainlatent demo world: closed-form VAE, bag-of-words text encoder, exact denoiser of a text-weighted Gaussian mixture on the scene catalogue',
           seed,
           components: ids.length,
           componentSd: options.componentSd ?? 0.05,
-          beta: options.beta ?? 40,
+          beta: options.beta ?? 120,
         },
         text_encoder: ['diffusers', 'OnnxRuntimeModel'],
         unet: ['diffusers', 'OnnxRuntimeModel'],
@@ -185,6 +211,7 @@ export async function buildDemoWorld(options: DemoWorldOptions): Promise<DemoWor
     modelDir,
     featureNetwork,
     components: ids.length,
+    prior,
     imageSize,
     testImages: test.size,
     config: {

@@ -117,7 +117,8 @@ struct Eig {
   std::vector<double> lam;
 };
 
-// Per fold v and column j of a centred target batch: Σy, Σy² and SST over the fold's rows.
+// Per fold v and column j of a centred target batch: Σy and SST over the fold's rows (Σy² is
+// the scratch SST is made from).
 struct FoldStats {
   std::vector<double> sst, sum, sumsq;  // k × tb
 };
@@ -147,7 +148,7 @@ class RidgeFitter {
     if (opt_.progress) opt_.progress(std::min(1.0, std::max(0.0, fraction)), stage);
   }
   void load_y_batch(i64 j0, i64 tb, std::vector<float>& yb);
-  void fold_y_stats(const float* yb, i64 tb, FoldStats& st);
+  void fold_y_stats(const float* yb, i64 j0, i64 tb, FoldStats& st);
   void score_fold(int v, const float* pred, i64 ldp, bool residual, const double* offset, const float* yv,
                   i64 tb, const FoldStats& st, double* out_scores);
   void accumulate(int a, i64 j0, i64 tb, const std::vector<double>& scores);
@@ -414,7 +415,7 @@ void RidgeFitter::load_y_batch(i64 j0, i64 tb, std::vector<float>& yb) {
 }
 
 // Per fold v and column j of a centred batch: mean, SST, Σy and Σy² over the fold's rows.
-void RidgeFitter::fold_y_stats(const float* yb, i64 tb, FoldStats& st) {
+void RidgeFitter::fold_y_stats(const float* yb, i64 j0, i64 tb, FoldStats& st) {
   const std::size_t sz = static_cast<std::size_t>(k_ * tb);
   st.sst.assign(sz, 0.0);
   st.sum.assign(sz, 0.0);
@@ -431,7 +432,13 @@ void RidgeFitter::fold_y_stats(const float* yb, i64 tb, FoldStats& st) {
         }
       }
       const double m = static_cast<double>(folds_.size(v));
-      for (i64 j = b; j < e; ++j) st.sst[static_cast<std::size_t>(v * tb + j)] = std::max(0.0, s2[j] - s[j] * s[j] / m);
+      for (i64 j = b; j < e; ++j) {
+        // A target whose spread in the fold is below float32 resolution of its level (relative SD
+        // 1e-5) is constant there: SST 0, so the fold scores 0 rather than 1 − (rounding / rounding).
+        const double level = y_mean_[static_cast<std::size_t>(j0 + j)];
+        const double sst = std::max(0.0, s2[j] - s[j] * s[j] / m);
+        st.sst[static_cast<std::size_t>(v * tb + j)] = sst > 1e-10 * (level * level * m + s2[j]) ? sst : 0.0;
+      }
     }
   });
 }
@@ -477,9 +484,8 @@ void RidgeFitter::score_fold(int v, const float* pred, i64 ldp, bool residual, c
         s = st.sst[S] > 0 ? 1.0 - sse[J] / st.sst[S] : 0.0;
       } else {
         double cpp = spp[J] - sp[J] * sp[J] / m;
-        double cyy = st.sumsq[S] - st.sum[S] * st.sum[S] / m;
         double cpy = spy[J] - sp[J] * st.sum[S] / m;
-        s = (cpp > 0 && cyy > 0) ? cpy / std::sqrt(cpp * cyy) : 0.0;
+        s = (cpp > 0 && st.sst[S] > 0) ? cpy / std::sqrt(cpp * st.sst[S]) : 0.0;
       }
       out[b + j] = s;
     }
@@ -544,7 +550,7 @@ void RidgeFitter::for_each_batch(Route route, double from, Fn&& fn) {
     const i64 tb = std::min(tb_, t_ - j0);
     ++batches;
     load_y_batch(j0, tb, yb);
-    fold_y_stats(yb.data(), tb, ys);
+    fold_y_stats(yb.data(), j0, tb, ys);
     fn(j0, tb, yb, ys);
     report(from + (1.0 - from) * static_cast<double>(j0 + tb) / static_cast<double>(t_), "cv+refit");
   }

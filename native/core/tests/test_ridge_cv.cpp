@@ -336,6 +336,21 @@ int main() {
     CHECK(fit(o, d.x, d.y, d.n, d.p, d.t));
     CHECK(msg.find("fold labels") != std::string::npos);
   });
+  test::run("a target constant up to float32 rounding scores 0, not a huge negative R²", [] {
+    Data d = make_data(60, 8, 3, 12);
+    for (long i = 0; i < d.n; ++i) d.y[i * d.t + 1] = i % 7 == 0 ? std::nextafter(1.7f, 2.0f) : 1.7f;
+    auto folds = contiguous_folds(d.n, 5);
+    for (int r = 0; r < 4; ++r) {
+      for (bool pearson : {false, true}) {
+        RidgeOptions o = options({0.1, 10, 1000}, std::vector<int>(folds.begin(), folds.end()), 5);
+        set_route(o, r);
+        o.score = pearson ? RidgeScore::Pearson : RidgeScore::R2;
+        auto res = ridge_cv_fit({d.x.data(), d.n, d.p}, {d.y.data(), d.n, d.t}, o);
+        for (int a = 0; a < 3; ++a) CHECK(res.cv_scores[a * d.t + 1] == 0.0f);
+        CHECK(res.best_scores[0] > 0.1f);
+      }
+    }
+  });
   test::run("cancel flag stops the fit", [] {
     Data d = make_data(40, 5, 4, 8);
     auto folds = contiguous_folds(d.n, 4);
