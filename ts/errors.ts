@@ -50,3 +50,10 @@ export class CancelledError extends BrainlatentError {
     super(message, 'Cancelled');
   }
 }
+
+/** An input file or folder that should exist and does not (a session's betas, a mask, the design file). */
+export class MissingFileError extends BrainlatentError {
+  constructor(message: string) {
+    super(message, 'MissingFile');
+  }
+}

@@ -1,0 +1,86 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Command } from 'commander';
+import { PNG } from 'pngjs';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import { registerNsdCommand } from '../../../ts/cli/commands/nsd.js';
+import { registerSynthCommand } from '../../../ts/cli/commands/synth.js';
+import { readNpy } from '../../../ts/io/npy.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'bl-cli-nsd-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+async function run(...args: string[]): Promise<string> {
+  const program = new Command().exitOverride();
+  registerNsdCommand(program);
+  registerSynthCommand(program);
+  const lines: string[] = [];
+  const log = vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void lines.push(a.join(' ')));
+  try {
+    await program.parseAsync(['node', 'brainlatent', ...args]);
+  } finally {
+    log.mockRestore();
+  }
+  return lines.join('\n');
+}
+
+describe('brainlatent synth nsd / nsd extract / nsd info / nsd image', () => {
+  const root = join(tmp, 'nsd');
+  const out = join(tmp, 'early');
+  const cache = join(tmp, 'cache');
+
+  it('synth nsd writes a tree that nsd info describes', async () => {
+    const msg = await run('synth', 'nsd', '--out', root, '--sessions', '2', '--design-sessions', '3', '--trials', '30', '--shared', '5', '--grid', '16x20x12');
+    expect(msg).toMatch(/wrote a miniature NSD .* 2 sessions × 30 trials, 30 images per subject \(5 shared\)/);
+    const info = await run('nsd', 'info', '--root', root);
+    expect(info).toMatch(/subject 1: betas \.nii\.gz sessions 1-2; \.hdf5 sessions 1-2/);
+    expect(info).not.toMatch(/missing/i);
+    expect(JSON.parse(await run('nsd', 'info', '--root', root, '--json')).subjects[0].rois).toContain('streams');
+  });
+
+  it('nsd extract writes the documented files, and reloads from the cache', async () => {
+    const msg = await run('nsd', 'extract', '--root', root, '--subject', '1', '--roi', 'streams:early', '--sessions', '1-2', '--out', out, '--cache', cache);
+    expect(msg).toMatch(/extracted in/);
+    const train = await readNpy(join(out, 'train_betas.npy'));
+    const test = await readNpy(join(out, 'test_betas.npy'));
+    const trainIds = await readNpy(join(out, 'train_image_ids.npy'));
+    const testIds = await readNpy(join(out, 'test_image_ids.npy'));
+    const voxels = await readNpy(join(out, 'voxels.npy'));
+    const manifest = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8'));
+    expect([train.dtype, test.dtype, trainIds.dtype, testIds.dtype, voxels.dtype]).toEqual(['float32', 'float32', 'int32', 'int32', 'int32']);
+    expect(train.shape[0]).toBe(trainIds.shape[0]);
+    expect(test.shape[0]).toBe(testIds.shape[0]);
+    expect(voxels.shape).toEqual([train.shape[1], 3]);
+    expect(manifest.options).toEqual({ zscore: 'none', averageTrain: false, averageTest: true, divisor: 300 });
+    expect(manifest.counts.trainTrials).toBe(train.shape[0]);
+    expect(new Set(testIds.data).size).toBe(test.shape[0]);
+    const again = await run('nsd', 'extract', '--root', root, '--subject', '1', '--roi', 'streams:early', '--sessions', '1-2', '--out', join(tmp, 'again'), '--cache', cache);
+    expect(again).toMatch(/loaded from cache/);
+    expect(readFileSync(join(tmp, 'again', 'train_betas.npy'))).toEqual(readFileSync(join(out, 'train_betas.npy')));
+  });
+
+  it('options reach the library: --average-train --no-average-test --zscore train --no-cache', async () => {
+    const dir = join(tmp, 'bd');
+    await run('nsd', 'extract', '--root', root, '--subject', '1', '--roi', 'nsdgeneral', '--out', dir, '--average-train', '--no-average-test', '--zscore', 'train', '--format', 'nifti', '--no-cache');
+    const m = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));
+    expect(m.options).toEqual({ zscore: 'train', averageTrain: true, averageTest: false, divisor: 300 });
+    expect(m.inputs.betasFormat).toBe('nifti');
+    expect(m.counts.testRows).toBe(m.counts.testTrials);
+    expect(m.counts.trainRows).toBe(m.counts.trainImages);
+  });
+
+  it('errors name what is wrong', async () => {
+    await expect(run('nsd', 'extract', '--root', root, '--subject', '1', '--roi', 'streams:early', '--sessions', '1-3', '--out', join(tmp, 'x'), '--no-cache')).rejects.toThrow(/session 3: betas file not found/);
+    expect(existsSync(join(tmp, 'x'))).toBe(false);
+    await expect(run('nsd', 'extract', '--root', root, '--subject', 'one', '--roi', 'nsdgeneral', '--out', join(tmp, 'x'))).rejects.toThrow(/--subject: expected a positive integer/);
+  });
+
+  it('nsd image writes a PNG of the stimulus and prints its captions', async () => {
+    const png = join(tmp, 'img.png');
+    const msg = await run('nsd', 'image', '--root', root, '--id', '3', '--size', '32', '--out', png);
+    expect(msg).toMatch(/wrote .*img\.png \(32×32\)\n {2}a (small|large) /);
+    const img = PNG.sync.read(readFileSync(png));
+    expect([img.width, img.height]).toEqual([32, 32]);
+  });
+});

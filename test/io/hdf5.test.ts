@@ -1,0 +1,134 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import h5wasm from 'h5wasm/node';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import { FormatError, InvalidArgumentError, MissingFileError, ShapeError } from '../../ts/errors.js';
+import { Hdf5Reader, readHdf5Masked, writeHdf5 } from '../../ts/io/hdf5.js';
+import { maskFromVolume, type Grid } from '../../ts/io/voxelMask.js';
+import { hasPython, runPython } from './python.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'bl-hdf5-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const grid: Grid = [6, 5, 4];
+const [X, Y, Z] = grid;
+const T = 9;
+
+/** Value at (t, z, y, x), the same formula the python fixture uses. */
+const value = (t: number, z: number, y: number, x: number) => ((t * 131 + z * 37 + y * 11 + x * 3) % 5001) - 2500;
+
+function betas(): Int16Array {
+  const a = new Int16Array(T * Z * Y * X);
+  for (let t = 0; t < T; t++)
+    for (let z = 0; z < Z; z++)
+      for (let y = 0; y < Y; y++) for (let x = 0; x < X; x++) a[((t * Z + z) * Y + y) * X + x] = value(t, z, y, x);
+  return a;
+}
+
+const maskVol = new Float32Array(X * Y * Z).map((_, i) => ((i * 7) % 5 < 2 ? 1 : 0));
+const mask = maskFromVolume(maskVol, grid, (v) => v > 0, 'test mask');
+
+function expectMasked(m: { data: Float32Array; rows: number; cols: number }) {
+  expect(m.rows).toBe(T);
+  expect(m.cols).toBe(mask.indices.length);
+  for (let j = 0; j < m.cols; j++) {
+    const i = mask.indices[j];
+    const [x, y, z] = [i % X, Math.floor(i / X) % Y, Math.floor(i / (X * Y))];
+    for (let t = 0; t < T; t++) expect(m.data[t * m.cols + j]).toBe(Math.fround(value(t, z, y, x) / 300));
+  }
+}
+
+describe('HDF5 round trips', () => {
+  it('per-voxel chunks (NSD layout): masked extraction ÷300 exact', async () => {
+    const p = join(dir, 'chunked.hdf5');
+    await writeHdf5(p, [{ name: 'betas', data: betas(), shape: [T, Z, Y, X], chunks: [T, 1, 1, 1] }]);
+    const r = await Hdf5Reader.open(p);
+    expect(r.chunks('betas')).toEqual([T, 1, 1, 1]);
+    expect(r.datasets()).toEqual([{ path: 'betas', shape: [T, Z, Y, X], dtype: '<h', chunks: [T, 1, 1, 1] }]);
+    r.close();
+    expectMasked((await readHdf5Masked(p, mask, { divisor: 300 })).betas);
+  });
+
+  it('contiguous layout, read plane by plane in small trial blocks', async () => {
+    const p = join(dir, 'contig.hdf5');
+    await writeHdf5(p, [{ name: 'grp/betas', data: betas(), shape: [T, Z, Y, X] }]);
+    expectMasked((await readHdf5Masked(p, mask, { dataset: 'grp/betas', divisor: 300, maxSlabBytes: 200 })).betas);
+  });
+
+  it('slabs and attributes', async () => {
+    const p = join(dir, 'img.hdf5');
+    const img = new Uint8Array(3 * 4 * 4 * 3).map((_, i) => i % 251);
+    await writeHdf5(p, [{ name: 'imgBrick', data: img, shape: [3, 4, 4, 3], attrs: { note: 'hi' } }], { version: 2 });
+    using r = await Hdf5Reader.open(p);
+    const one = r.readSlab('imgBrick', [[1, 2]]);
+    expect(one).toBeInstanceOf(Uint8Array);
+    expect(Array.from(one)).toEqual(Array.from(img.subarray(48, 96)));
+    expect(r.attrs('imgBrick')).toEqual({ note: 'hi' });
+    expect(r.attrs('/')).toEqual({ version: 2 });
+  });
+});
+
+describe('HDF5 bad input and the zero guard', () => {
+  it('refuses slabs over the cap', async () => {
+    const p = join(dir, 'cap.hdf5');
+    await writeHdf5(p, [{ name: 'betas', data: betas(), shape: [T, Z, Y, X] }]);
+    using r = await Hdf5Reader.open(p);
+    expect(() => r.readSlab('betas', [], 1000)).toThrow(InvalidArgumentError);
+    expect(() => r.readSlab('betas', [], 1000)).toThrow(/exceeds the 0\.0 MB slab cap/);
+    expect(() => r.readSlab('betas', [[0, T + 1]])).toThrow(/out of bounds/);
+  });
+
+  it('turns a silent all-zero read into an error', async () => {
+    const p = join(dir, 'zeros.hdf5');
+    const big = new Int16Array(64 * 32 * 32).fill(5);
+    await writeHdf5(p, [{ name: 'betas', data: big, shape: [64, 32, 32] }]);
+    const real = h5wasm.Dataset.prototype.slice;
+    // Emulate h5wasm's heap failure: big reads come back zero, small ones are right.
+    const spy = vi.spyOn(h5wasm.Dataset.prototype, 'slice').mockImplementation(function (this: InstanceType<typeof h5wasm.Dataset>, ranges) {
+      const v = real.call(this, ranges) as Int16Array;
+      return v.length > 10000 ? new Int16Array(v.length) : v;
+    });
+    try {
+      using r = await Hdf5Reader.open(p);
+      expect(() => r.readSlab('betas')).toThrow(/returned all zeros for a 0\.1 MB read of betas .*wasm heap ran out/);
+    } finally {
+      spy.mockRestore();
+    }
+    const zeros = join(dir, 'truezeros.hdf5');
+    await writeHdf5(zeros, [{ name: 'betas', data: new Int16Array(64 * 32 * 32), shape: [64, 32, 32] }]);
+    using r2 = await Hdf5Reader.open(zeros);
+    expect(r2.readSlab('betas').length).toBe(65536);
+  });
+
+  it('unexpected dataset shape, missing dataset, missing file, not HDF5', async () => {
+    const p = join(dir, 'shape.hdf5');
+    await writeHdf5(p, [{ name: 'betas', data: new Int16Array(T * 3 * Y * X), shape: [T, 3, Y, X] }]);
+    await expect(readHdf5Masked(p, mask)).rejects.toThrow(ShapeError);
+    await expect(readHdf5Masked(p, mask)).rejects.toThrow(/shape\.hdf5: dataset betas has shape \(9, 3, 5, 6\), expected \(trials, 4, 5, 6\)/);
+    await expect(readHdf5Masked(p, mask, { dataset: 'other' })).rejects.toThrow(/shape\.hdf5: no dataset other; found betas/);
+    await expect(Hdf5Reader.open(join(dir, 'missing.hdf5'))).rejects.toThrow(MissingFileError);
+    writeFileSync(join(dir, 'junk.hdf5'), 'not hdf5 at all');
+    await expect(Hdf5Reader.open(join(dir, 'junk.hdf5'))).rejects.toThrow(FormatError);
+  });
+});
+
+describe.skipIf(!hasPython('h5py', 'numpy'))('HDF5 files from h5py', () => {
+  it.each([
+    ['per-voxel chunks', 'chunks=(T,1,1,1)'],
+    ['gzip chunks', "chunks=(T,2,Y,X), compression='gzip'"],
+    ['contiguous', 'chunks=None'],
+  ])('%s', async (_label, opts) => {
+    const p = join(dir, `h5py-${_label.replace(/\W/g, '')}.hdf5`);
+    runPython(
+      `import sys, numpy as np, h5py
+T, Z, Y, X = ${T}, ${Z}, ${Y}, ${X}
+t, z, y, x = np.meshgrid(np.arange(T), np.arange(Z), np.arange(Y), np.arange(X), indexing='ij')
+a = ((t * 131 + z * 37 + y * 11 + x * 3) % 5001 - 2500).astype(np.int16)
+with h5py.File(sys.argv[1], 'w') as f:
+    f.create_dataset('betas', data=a, ${opts})`,
+      p,
+    );
+    expectMasked((await readHdf5Masked(p, mask, { divisor: 300 })).betas);
+  });
+});

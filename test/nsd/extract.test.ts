@@ -1,0 +1,256 @@
+import { readFileSync, rmSync, utimesSync, writeFileSync, readdirSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { InvalidArgumentError, MissingFileError, ShapeError } from '../../ts/errors.js';
+import { readNifti, writeNifti } from '../../ts/io/nifti.js';
+import { extractNsd, parseSessions } from '../../ts/nsd/extract.js';
+import { nsdTrialTable, readNsdDesign } from '../../ts/nsd/expdesign.js';
+import { readNsdExtraction, writeNsdExtraction } from '../../ts/nsd/output.js';
+import { betasPath, expdesignPath, roiPath } from '../../ts/nsd/paths.js';
+import { hasPython, runPython } from '../io/python.js';
+import { makeMiniNsd } from './mini.js';
+
+let mini: Awaited<ReturnType<typeof makeMiniNsd>>;
+let root: string;
+beforeAll(async () => {
+  mini = await makeMiniNsd();
+  root = mini.root;
+});
+afterAll(() => mini?.cleanup());
+
+/** Count train/test trials and images the way Brain-Diffuser's prepare_nsddata.py does, in numpy. */
+function pythonSplitCounts(sessions: number, T: number): number[] {
+  const out = runPython(
+    `import sys, numpy as np, scipy.io as sio
+d = sio.loadmat(sys.argv[1]); mo = d['masterordering'].ravel().astype(int); si = d['subjectim'].astype(int); sh = d['sharedix'].ravel().astype(int)
+n = ${sessions} * ${T}
+ids = si[0, mo[:n] - 1] - 1
+test = np.isin(ids + 1, sh)
+print(int((~test).sum()), int(test.sum()), len(np.unique(ids[~test])), len(np.unique(ids[test])))`,
+    expdesignPath(root),
+  );
+  return out.trim().split(' ').map(Number);
+}
+
+describe('NSD extraction on the miniature NSD', () => {
+  it('split counts match an independent count (scipy, BD formula) and the sessions default to those present', async () => {
+    const ex = await extractNsd({ root, subject: 1, roi: 'nsdgeneral', averageTest: false });
+    const c = ex.manifest.counts;
+    expect(ex.manifest.inputs.sessions).toEqual([1, 2, 3]);
+    expect(c.trainTrials + c.testTrials).toBe(180);
+    expect(ex.train.rows).toBe(c.trainTrials);
+    expect(ex.test.rows).toBe(c.testTrials);
+    expect(ex.trainImageIds.length).toBe(ex.train.rows);
+    if (hasPython('scipy', 'numpy')) {
+      expect([c.trainTrials, c.testTrials, c.trainImages, c.testImages]).toEqual(pythonSplitCounts(3, 60));
+    }
+    const design = await readNsdDesign(root);
+    const shared = new Set(design.sharedix);
+    expect(Array.from(ex.testImageIds).every((id) => shared.has(id))).toBe(true);
+    expect(Array.from(ex.trainImageIds).some((id) => shared.has(id))).toBe(false);
+    const reps = Object.entries(c.testRepetitions).reduce((a, [k, n]) => a + Number(k) * n, 0);
+    expect(reps).toBe(c.testTrials);
+  });
+
+  it('values are the raw int16 ÷ 300 exactly, at the right voxel and trial, from .nii.gz and .hdf5 alike', async () => {
+    const nii = await extractNsd({ root, subject: 1, roi: 'streams:early,ventral', format: 'nifti', averageTest: false });
+    const h5 = await extractNsd({ root, subject: 1, roi: 'streams:early,ventral', format: 'hdf5', averageTest: false });
+    expect(h5.train.data).toEqual(nii.train.data);
+    expect(h5.test.data).toEqual(nii.test.data);
+    const design = await readNsdDesign(root);
+    const table = nsdTrialTable(design, 1, [1, 2, 3], 60);
+    const [X, Y] = nii.manifest.grid;
+    const raw = await Promise.all([1, 2, 3].map((s) => readNifti(betasPath(root, 1, s, 'nifti'))));
+    const nVox = raw[0].data.length / 60;
+    let trainRow = 0;
+    for (let t = 0; t < table.imageId.length; t++) {
+      if (table.test[t]) continue;
+      const s = table.session[t] - 1;
+      for (let j = 0; j < nii.train.cols; j += 7) {
+        const [x, y, z] = [nii.voxels[3 * j], nii.voxels[3 * j + 1], nii.voxels[3 * j + 2]];
+        const v = raw[s].data[table.position[t] * nVox + x + X * (y + Y * z)];
+        expect(nii.train.data[trainRow * nii.train.cols + j]).toBe(Math.fround(v / 300));
+      }
+      expect(nii.trainImageIds[trainRow]).toBe(table.imageId[t]);
+      trainRow++;
+    }
+  });
+
+  it('averaging repetitions: one row per image in first-appearance order, the mean of its trials', async () => {
+    const single = await extractNsd({ root, subject: 1, roi: 'streams:early', averageTest: false });
+    const avg = await extractNsd({ root, subject: 1, roi: 'streams:early', averageTrain: true });
+    const firstOrder = (ids: Int32Array) => [...new Set(ids)];
+    expect(Array.from(avg.testImageIds)).toEqual(firstOrder(single.testImageIds));
+    expect(Array.from(avg.trainImageIds)).toEqual(firstOrder(single.trainImageIds));
+    const V = avg.test.cols;
+    avg.testImageIds.forEach((id, r) => {
+      const rows = [...single.testImageIds.keys()].filter((k) => single.testImageIds[k] === id);
+      for (const j of [0, 5, V - 1]) {
+        const mean = rows.reduce((a, k) => a + single.test.data[k * V + j], 0) / rows.length;
+        expect(avg.test.data[r * V + j]).toBeCloseTo(mean, 5);
+      }
+    });
+  });
+
+  it('z-scoring with training statistics (ddof 1) and per session', async () => {
+    const tr = await extractNsd({ root, subject: 1, roi: 'streams:ventral', zscore: 'train' });
+    const { mean, sd } = colStats(tr.train.data, tr.train.rows, tr.train.cols, 1);
+    for (let j = 0; j < tr.train.cols; j++) {
+      expect(Math.abs(mean[j])).toBeLessThan(1e-5);
+      expect(sd[j]).toBeCloseTo(1, 4);
+    }
+    const ses = await extractNsd({ root, subject: 1, roi: 'streams:ventral', zscore: 'session', averageTest: false });
+    // Train and test rows of session 1 together have zero mean per voxel.
+    const design = await readNsdDesign(root);
+    const table = nsdTrialTable(design, 1, [1, 2, 3], 60);
+    const V = ses.train.cols;
+    const sum = new Float64Array(V);
+    let tr0 = 0;
+    let te0 = 0;
+    for (let t = 0; t < 60; t++) {
+      const src = table.test[t] ? ses.test.data.subarray(te0 * V, ++te0 * V) : ses.train.data.subarray(tr0 * V, ++tr0 * V);
+      src.forEach((v, j) => (sum[j] += v));
+    }
+    sum.forEach((s) => expect(Math.abs(s / 60)).toBeLessThan(1e-4));
+  });
+
+  it('region specs: labels by name and number, prf groups, user mask files', async () => {
+    const streams = (await readNifti(roiPath(root, 1, 'streams'))).data;
+    const count = (pred: (v: number) => boolean) => streams.filter(pred).length;
+    const a = await extractNsd({ root, subject: 1, roi: 'streams:early' });
+    const b = await extractNsd({ root, subject: 1, roi: 'streams:1' });
+    expect(a.train.cols).toBe(count((v) => v === 1));
+    expect(b.voxels).toEqual(a.voxels);
+    const gen = await extractNsd({ root, subject: 1, roi: 'nsdgeneral' });
+    expect(gen.train.cols).toBe(count((v) => v > 0));
+    const prf = (await readNifti(roiPath(root, 1, 'prf-visualrois'))).data;
+    const v1 = await extractNsd({ root, subject: 1, roi: 'prf-visualrois:V1' });
+    expect(v1.train.cols).toBe(prf.filter((v) => v === 1 || v === 2).length);
+    const userMask = join(mini.tmp, 'mine.nii.gz');
+    const { header } = await readNifti(roiPath(root, 1, 'streams'));
+    const mine = new Int16Array(streams.length);
+    mine[streams.findIndex((v) => v === 5)] = 1;
+    mine[streams.findLastIndex((v) => v === 1)] = 3;
+    await writeNifti(userMask, { dims: header.dims, datatype: 'int16' }, mine);
+    const u = await extractNsd({ root, subject: 1, roi: userMask });
+    expect(u.train.cols).toBe(2);
+  });
+
+  it('the planted model is in the data: early/ventral betas follow the truth file', async () => {
+    const truth = JSON.parse(readFileSync(mini.truthPath, 'utf8'));
+    const ex = await extractNsd({ root, subject: 1, roi: 'streams:early,ventral', averageTrain: true });
+    const feats = truth.features;
+    const col = new Map<string, number>();
+    for (let j = 0; j < ex.train.cols; j++) col.set(`${ex.voxels[3 * j]},${ex.voxels[3 * j + 1]},${ex.voxels[3 * j + 2]}`, j);
+    let r = 0;
+    const voxels = truth.subjects['1'].voxels;
+    for (const v of voxels) {
+      const j = col.get(`${v.x},${v.y},${v.z}`)!;
+      const pred: number[] = [];
+      const obs: number[] = [];
+      ex.trainImageIds.forEach((id, row) => {
+        const f = feats[v.space][id - 1];
+        pred.push((v.features.reduce((a: number, k: number, i: number) => a + v.weights[i] * f[k], 0) - v.mean) / v.sd);
+        obs.push(ex.train.data[row * ex.train.cols + j]);
+      });
+      r += corr(pred, obs);
+    }
+    expect(voxels.length).toBe(ex.train.cols);
+    expect(r / voxels.length).toBeGreaterThan(0.6);
+  });
+});
+
+describe('NSD cache', () => {
+  it('writes on the first run, reloads on the second, and redoes after a source file changes', async () => {
+    const cacheDir = join(mini.tmp, 'cache');
+    const first = await extractNsd({ root, subject: 1, roi: 'streams:early', cacheDir });
+    expect(first.fromCache).toBe(false);
+    const second = await extractNsd({ root, subject: 1, roi: 'streams:early', cacheDir });
+    expect(second.fromCache).toBe(true);
+    expect(second.train).toEqual(first.train);
+    expect(second.testImageIds).toEqual(first.testImageIds);
+    expect(second.manifest.key).toBe(first.manifest.key);
+    const other = await extractNsd({ root, subject: 1, roi: 'streams:early', cacheDir, zscore: 'train' });
+    expect(other.fromCache).toBe(false);
+    const f = betasPath(root, 1, 2, 'hdf5');
+    utimesSync(f, new Date(), new Date(Date.now() + 5000));
+    const third = await extractNsd({ root, subject: 1, roi: 'streams:early', cacheDir });
+    expect(third.fromCache).toBe(false);
+    expect(readdirSync(cacheDir).filter((d) => d.includes('partial'))).toEqual([]);
+  });
+
+  it('nothing is cached when extraction fails part-way', async () => {
+    const cacheDir = join(mini.tmp, 'cache-fail');
+    const bad = betasPath(root, 1, 3, 'nifti');
+    const copy = readFileSync(bad);
+    writeFileSync(bad, copy.subarray(0, copy.length >> 1));
+    try {
+      await expect(extractNsd({ root, subject: 1, roi: 'streams:early', format: 'nifti', cacheDir })).rejects.toThrow(/betas_session03\.nii\.gz: corrupt or truncated gzip/);
+      expect(existsSync(cacheDir) ? readdirSync(cacheDir) : []).toEqual([]);
+    } finally {
+      writeFileSync(bad, copy);
+    }
+  });
+
+  it('the output folder round-trips', async () => {
+    const ex = await extractNsd({ root, subject: 1, roi: 'streams:early' });
+    const dir = join(mini.tmp, 'out');
+    await writeNsdExtraction(dir, ex);
+    const back = await readNsdExtraction(dir);
+    expect(back.train).toEqual(ex.train);
+    expect(back.voxels).toEqual(ex.voxels);
+    expect(back.manifest.counts).toEqual(ex.manifest.counts);
+  });
+});
+
+describe('NSD bad input', () => {
+  it('a missing session file names it', async () => {
+    await expect(extractNsd({ root, subject: 1, roi: 'nsdgeneral', sessions: '1-4' })).rejects.toThrow(MissingFileError);
+    await expect(extractNsd({ root, subject: 1, roi: 'nsdgeneral', sessions: '1-4', format: 'nifti' })).rejects.toThrow(
+      /session 4: betas file not found \(looked for .*betas_session04\.nii\.gz\)/,
+    );
+    await expect(extractNsd({ root, subject: 2, roi: 'nsdgeneral' })).rejects.toThrow(/subject 2 session 1: betas file not found/);
+  });
+
+  it('a region with no voxel, an unknown label, a mask on another grid', async () => {
+    await expect(extractNsd({ root, subject: 1, roi: 'streams:9' })).rejects.toThrow(/streams\.nii\.gz labels 9: the mask has no voxel in the region/);
+    await expect(extractNsd({ root, subject: 1, roi: 'streams:nowhere' })).rejects.toThrow(/no label "nowhere" in streams; known labels: .*early/);
+    const other = join(mini.tmp, 'other-grid.nii.gz');
+    await writeNifti(other, { dims: [10, 10, 10], datatype: 'uint8' }, new Uint8Array(1000).fill(1));
+    await expect(extractNsd({ root, subject: 1, roi: other })).rejects.toThrow(ShapeError);
+    await expect(extractNsd({ root, subject: 1, roi: other, format: 'nifti' })).rejects.toThrow(/grid 20×24×16 differs from the mask's grid 10×10×10/);
+  });
+
+  it('bad options', async () => {
+    expect(() => parseSessions('3-1')).toThrow(InvalidArgumentError);
+    expect(parseSessions('1-3,7,2')).toEqual([1, 2, 3, 7]);
+    await expect(extractNsd({ root, subject: 9, roi: 'nsdgeneral' })).rejects.toThrow(/subject must be 1\.\.8/);
+    await expect(extractNsd({ root, subject: 1, roi: 'nsdgeneral', zscore: 'weird' as 'none' })).rejects.toThrow(/zscore must be/);
+  });
+
+  it('a session beyond the design', async () => {
+    const design = await readNsdDesign(root);
+    expect(() => nsdTrialTable(design, 1, [5], 60)).toThrow(/session 5 is beyond the design: .* 4 sessions of 60/);
+  });
+});
+
+function colStats(data: Float32Array, rows: number, cols: number, ddof: number) {
+  const mean = new Float64Array(cols);
+  const sd = new Float64Array(cols);
+  for (let r = 0; r < rows; r++) for (let j = 0; j < cols; j++) mean[j] += data[r * cols + j] / rows;
+  for (let r = 0; r < rows; r++) for (let j = 0; j < cols; j++) sd[j] += (data[r * cols + j] - mean[j]) ** 2;
+  sd.forEach((s, j) => (sd[j] = Math.sqrt(s / (rows - ddof))));
+  return { mean, sd };
+}
+
+function corr(a: number[], b: number[]): number {
+  const ma = a.reduce((x, y) => x + y, 0) / a.length;
+  const mb = b.reduce((x, y) => x + y, 0) / b.length;
+  let sab = 0, saa = 0, sbb = 0;
+  for (let i = 0; i < a.length; i++) {
+    sab += (a[i] - ma) * (b[i] - mb);
+    saa += (a[i] - ma) ** 2;
+    sbb += (b[i] - mb) ** 2;
+  }
+  return sab / Math.sqrt(saa * sbb);
+}

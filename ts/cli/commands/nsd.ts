@@ -1,0 +1,138 @@
+import { writeFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { PNG } from 'pngjs';
+
+import { InvalidArgumentError } from '../../errors.js';
+import { loadNsdCaptions } from '../../nsd/captions.js';
+import { extractNsd, type ZscoreMode } from '../../nsd/extract.js';
+import { formatNsdInfo, nsdInfo } from '../../nsd/info.js';
+import { writeNsdExtraction } from '../../nsd/output.js';
+import { NsdStimuli } from '../../nsd/stimuli.js';
+import type { BetasFormatChoice } from '../../nsd/betas.js';
+import { seconds } from '../format.js';
+import { progressBar } from '../progress.js';
+
+interface ExtractFlags {
+  root: string;
+  subject: string;
+  roi: string;
+  sessions?: string;
+  out: string;
+  zscore: ZscoreMode;
+  averageTrain?: boolean;
+  averageTest: boolean;
+  format: BetasFormatChoice;
+  divisor: string;
+  cache: string | false;
+}
+
+/** Default cache folder: $BRAINLATENT_CACHE, else $XDG_CACHE_HOME/brainlatent/nsd, else ~/.cache/brainlatent/nsd. */
+export function defaultNsdCacheDir(): string {
+  if (process.env.BRAINLATENT_CACHE) return join(process.env.BRAINLATENT_CACHE, 'nsd');
+  return join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'brainlatent', 'nsd');
+}
+
+function positiveInt(text: string, what: string): number {
+  const v = Number(text);
+  if (!Number.isInteger(v) || v < 1) throw new InvalidArgumentError(`${what}: expected a positive integer, got '${text}'`);
+  return v;
+}
+
+export function registerNsdCommand(program: Command): void {
+  const nsd = program.command('nsd').description('Natural Scenes Dataset: extract region betas and the split, inspect a download');
+
+  nsd
+    .command('extract')
+    .description('write trials × voxels betas for a region, the 73k image id of every row, and the shared-image test split')
+    .requiredOption('--root <dir>', 'NSD root folder (holding nsddata/, nsddata_betas/, ...)')
+    .requiredOption('--subject <n>', 'subject 1..8')
+    .requiredOption('--roi <spec>', "region: nsdgeneral, streams:early, streams:1,5, prf-visualrois:V1, or a mask .nii.gz")
+    .option('--sessions <list>', 'sessions such as 1-37 or 1-10,12 (default: those present among 1-37)')
+    .requiredOption('--out <dir>', 'output folder')
+    .option('--zscore <mode>', "'session' (per voxel within each session), 'train' (training mean/SD) or 'none'", 'none')
+    .option('--average-train', 'average repetitions of each training image (default: single trials)')
+    .option('--no-average-test', 'keep single test trials (default: average repetitions)')
+    .option('--format <f>', "betas files to read: 'auto' (.hdf5 if present), 'nifti' or 'hdf5'", 'auto')
+    .option('--divisor <d>', 'divide raw betas by this (NSD stores percent signal change × 300)', '300')
+    .option('--cache <dir>', 'cache folder for completed extractions', defaultNsdCacheDir())
+    .option('--no-cache', 'neither read nor write the cache')
+    .addHelpText(
+      'after',
+      `
+Writes train_betas.npy and test_betas.npy (float32, rows × voxels), train_image_ids.npy and
+test_image_ids.npy (int32 NSD 73k ids, 1-based, one per row; the train ids are the groups for
+'ridge fit --groups'), voxels.npy (int32 voxels × 3: x, y, z grid index of each column) and
+manifest.json (inputs, options, counts, source file sizes and times).
+
+Example (Takagi & Nishimoto: single training trials, averaged test trials):
+  brainlatent nsd extract --root /data/nsd --subject 1 --roi streams:early --sessions 1-37 --out early/`,
+    )
+    .action(async (flags: ExtractFlags) => {
+      const bar = progressBar('nsd extract');
+      const t0 = performance.now();
+      const ex = await extractNsd({
+        root: flags.root,
+        subject: positiveInt(flags.subject, '--subject'),
+        roi: flags.roi,
+        sessions: flags.sessions,
+        zscore: flags.zscore,
+        averageTrain: flags.averageTrain ?? false,
+        averageTest: flags.averageTest,
+        format: flags.format,
+        divisor: Number(flags.divisor),
+        cacheDir: flags.cache === false ? undefined : flags.cache,
+        onProgress: (e) => bar.update(e.done / e.total, `session ${e.session}`),
+      });
+      bar.done();
+      await writeNsdExtraction(flags.out, ex);
+      const c = ex.manifest.counts;
+      console.log(
+        `subject ${ex.manifest.inputs.subject}, ${ex.manifest.inputs.roi}: ${c.voxels} voxels, sessions ${ex.manifest.inputs.sessions.join(',')}\n` +
+          `train ${ex.train.rows} rows (${c.trainTrials} trials, ${c.trainImages} images), ` +
+          `test ${ex.test.rows} rows (${c.testTrials} trials, ${c.testImages} images)\n` +
+          `${ex.fromCache ? 'loaded from cache' : 'extracted'} in ${seconds((performance.now() - t0) / 1000)}; wrote ${flags.out}`,
+      );
+    });
+
+  nsd
+    .command('info')
+    .description('say which subjects, sessions, ROIs, design and stimulus files an NSD folder holds, and what is missing')
+    .requiredOption('--root <dir>', 'NSD root folder')
+    .option('--json', 'print JSON instead of text')
+    .action(async (flags: { root: string; json?: boolean }) => {
+      const info = await nsdInfo(flags.root);
+      console.log(flags.json ? JSON.stringify(info, null, 2) : formatNsdInfo(info));
+    });
+
+  nsd
+    .command('image')
+    .description('write the stimulus with a given 73k id as PNG, and print its captions')
+    .requiredOption('--root <dir>', 'NSD root folder')
+    .requiredOption('--id <n>', 'NSD 73k id (1-based)')
+    .option('--size <px>', 'resize to size × size')
+    .requiredOption('--out <file>', 'PNG to write')
+    .option('--captions <file>', 'captions CSV/JSON instead of the COCO files')
+    .action(async (flags: { root: string; id: string; size?: string; out: string; captions?: string }) => {
+      const id = positiveInt(flags.id, '--id');
+      const stimuli = await NsdStimuli.open(flags.root);
+      let img;
+      try {
+        img = stimuli.image(id, flags.size ? positiveInt(flags.size, '--size') : undefined);
+      } finally {
+        stimuli.close();
+      }
+      const png = new PNG({ width: img.width, height: img.height });
+      for (let i = 0, o = 0; i < img.data.length; i += 3, o += 4) {
+        png.data[o] = img.data[i];
+        png.data[o + 1] = img.data[i + 1];
+        png.data[o + 2] = img.data[i + 2];
+        png.data[o + 3] = 255;
+      }
+      await writeFile(flags.out, PNG.sync.write(png));
+      const caps = await loadNsdCaptions(flags.root, flags.captions).catch(() => null);
+      console.log(`wrote ${flags.out} (${img.width}×${img.height})`);
+      for (const c of caps?.get(id) ?? []) console.log(`  ${c}`);
+    });
+}

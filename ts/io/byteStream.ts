@@ -1,0 +1,127 @@
+import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { createGunzip } from 'node:zlib';
+import type { Readable } from 'node:stream';
+import { FormatError, MissingFileError } from '../errors.js';
+
+const CHUNK = 1 << 20;
+
+/**
+ * Exact-size sequential reads from a file, gunzipped on the fly when it starts with the gzip magic, so a
+ * multi-gigabyte .nii.gz is never held in memory whole.
+ */
+export class ByteStream {
+  readonly path: string;
+  readonly compressed: boolean;
+  private readonly source: Readable;
+  private readonly iter: AsyncIterator<Buffer>;
+  private chunk: Buffer = Buffer.alloc(0);
+  private pos = 0;
+  private consumed = 0;
+
+  private constructor(path: string, compressed: boolean, source: Readable) {
+    this.path = path;
+    this.compressed = compressed;
+    this.source = source;
+    this.iter = source[Symbol.asyncIterator]();
+  }
+
+  static async open(path: string): Promise<ByteStream> {
+    const compressed = await isGzipFile(path);
+    const file = createReadStream(path, { highWaterMark: CHUNK });
+    if (!compressed) return new ByteStream(path, false, file);
+    const gunzip = createGunzip({ chunkSize: CHUNK });
+    file.on('error', (e) => gunzip.destroy(e));
+    return new ByteStream(path, true, file.pipe(gunzip));
+  }
+
+  /** Bytes handed out so far (decompressed offset). */
+  get offset(): number {
+    return this.consumed;
+  }
+
+  /** Reads exactly `n` bytes into `into` (or a new buffer); a short file is a FormatError naming both counts. */
+  async read(n: number, into?: Uint8Array): Promise<Uint8Array> {
+    const out = into ?? new Uint8Array(n);
+    let filled = 0;
+    while (filled < n) {
+      if (this.pos >= this.chunk.length && !(await this.nextChunk())) {
+        throw new FormatError(
+          `${this.path}: data ends after ${this.consumed + filled} bytes${this.compressed ? ' (decompressed)' : ''}, ` +
+            `expected at least ${this.consumed + n}`,
+        );
+      }
+      const take = Math.min(n - filled, this.chunk.length - this.pos);
+      out.set(this.chunk.subarray(this.pos, this.pos + take), filled);
+      this.pos += take;
+      filled += take;
+    }
+    this.consumed += n;
+    return out;
+  }
+
+  async skip(n: number): Promise<void> {
+    let left = n;
+    while (left > 0) {
+      if (this.pos >= this.chunk.length && !(await this.nextChunk())) {
+        throw new FormatError(`${this.path}: data ends after ${this.consumed + n - left} bytes, expected at least ${this.consumed + n}`);
+      }
+      const take = Math.min(left, this.chunk.length - this.pos);
+      this.pos += take;
+      left -= take;
+    }
+    this.consumed += n;
+  }
+
+  close(): void {
+    this.source.destroy();
+  }
+
+  private async nextChunk(): Promise<boolean> {
+    let r: IteratorResult<Buffer>;
+    try {
+      r = await this.iter.next();
+    } catch (e) {
+      throw streamError(this.path, this.compressed, this.consumed, e);
+    }
+    if (r.done) return false;
+    this.chunk = r.value;
+    this.pos = 0;
+    return true;
+  }
+}
+
+/** True when the file starts with the gzip magic bytes 1f 8b. */
+export async function isGzipFile(path: string): Promise<boolean> {
+  let fh;
+  try {
+    fh = await open(path, 'r');
+  } catch (e) {
+    throw fileOpenError(path, e);
+  }
+  try {
+    const b = Buffer.alloc(2);
+    const { bytesRead } = await fh.read(b, 0, 2, 0);
+    return bytesRead === 2 && b[0] === 0x1f && b[1] === 0x8b;
+  } finally {
+    await fh.close();
+  }
+}
+
+/** ENOENT becomes MissingFileError naming the path; other errors pass through. */
+export function fileOpenError(path: string, e: unknown): Error {
+  const code = (e as NodeJS.ErrnoException)?.code;
+  if (code === 'ENOENT') return new MissingFileError(`${path}: file not found`);
+  if (code === 'EISDIR') return new FormatError(`${path}: is a directory, expected a file`);
+  return e instanceof Error ? e : new Error(String(e));
+}
+
+function streamError(path: string, compressed: boolean, at: number, e: unknown): Error {
+  const code = (e as NodeJS.ErrnoException)?.code;
+  if (code === 'ENOENT' || code === 'EISDIR') return fileOpenError(path, e);
+  const msg = e instanceof Error ? e.message : String(e);
+  if (compressed || (typeof code === 'string' && code.startsWith('Z_'))) {
+    return new FormatError(`${path}: corrupt or truncated gzip data after ${at} decompressed bytes (${msg})`);
+  }
+  return e instanceof Error ? e : new Error(msg);
+}

@@ -1,0 +1,370 @@
+import { open, rename, rm, stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import h5wasm, { type Dataset, type File as H5File } from 'h5wasm/node';
+import { FormatError, InvalidArgumentError, ShapeError } from '../errors.js';
+import type { Matrix } from '../matrix.js';
+import { fileOpenError } from './byteStream.js';
+import type { VoxelMask } from './voxelMask.js';
+
+export type Hdf5TypedArray =
+  | Int8Array | Uint8Array | Int16Array | Uint16Array | Int32Array | Uint32Array | Float32Array | Float64Array;
+
+/** A [start, stop) range along one axis. */
+export type Range = [number, number];
+
+/** h5wasm's wasm heap is capped at 2 GiB and a read past it returns zeros silently: stay well under. */
+export const DEFAULT_MAX_SLAB_BYTES = 256 * 2 ** 20;
+
+/** Reads above this size that come back all zero are re-checked with small probe reads. */
+const PROBE_ABOVE_BYTES = 64 * 1024;
+
+const HDF5_MAGIC = [0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a];
+
+let ready: Promise<unknown> | undefined;
+
+async function h5(): Promise<typeof h5wasm> {
+  ready ??= h5wasm.ready;
+  await ready;
+  return h5wasm;
+}
+
+export interface Hdf5DatasetInfo {
+  path: string;
+  shape: number[];
+  dtype: string;
+  chunks: number[] | null;
+}
+
+/** An open HDF5 file (read-only); close it, or use `using`. */
+export class Hdf5Reader {
+  readonly path: string;
+  private file: H5File | null;
+
+  private constructor(path: string, file: H5File) {
+    this.path = path;
+    this.file = file;
+  }
+
+  /** Opens a file after checking it exists and carries the HDF5 signature (h5wasm would only print noise). */
+  static async open(path: string): Promise<Hdf5Reader> {
+    await assertHdf5File(path);
+    const lib = await h5();
+    let file: H5File;
+    try {
+      file = new lib.File(resolve(path), 'r');
+    } catch (e) {
+      throw new FormatError(`${path}: HDF5 library could not open it (${e instanceof Error ? e.message : String(e)})`);
+    }
+    return new Hdf5Reader(path, file);
+  }
+
+  /** Dataset paths (recursively) with shapes, dtypes and chunk shapes. */
+  datasets(): Hdf5DatasetInfo[] {
+    const f = this.handle();
+    const out: Hdf5DatasetInfo[] = [];
+    for (const p of f.paths()) {
+      const e = f.get(p);
+      if (e instanceof h5wasm.Dataset) out.push({ path: p, shape: e.shape ?? [], dtype: String(e.dtype), chunks: e.metadata.chunks ?? null });
+    }
+    return out;
+  }
+
+  has(name: string): boolean {
+    return this.handle().get(name) instanceof h5wasm.Dataset;
+  }
+
+  /** Shape of a dataset; `expect` entries of -1 accept any size, other mismatches are a ShapeError. */
+  shape(name: string, expect?: number[]): number[] {
+    const shape = this.dataset(name).shape ?? [];
+    if (expect) {
+      const ok = shape.length === expect.length && expect.every((e, i) => e < 0 || e === shape[i]);
+      if (!ok) {
+        throw new ShapeError(
+          `${this.path}: dataset ${name} has shape (${shape.join(', ')}), expected (${expect.map((e) => (e < 0 ? '*' : e)).join(', ')})`,
+        );
+      }
+    }
+    return shape;
+  }
+
+  chunks(name: string): number[] | null {
+    return this.dataset(name).metadata.chunks ?? null;
+  }
+
+  attrs(name: string): Record<string, unknown> {
+    const e = name === '/' ? this.handle() : this.handle().get(name);
+    if (!e || !('attrs' in e)) return {};
+    const out: Record<string, unknown> = {};
+    for (const [k, a] of Object.entries(e.attrs)) out[k] = a.value;
+    return out;
+  }
+
+  /**
+   * Reads the hyperslab `ranges` (one [start, stop) per axis; omitted axes are whole) as a typed array.
+   * Refuses slabs over `maxBytes`, and turns h5wasm's silent all-zero failure into a FormatError.
+   */
+  readSlab(name: string, ranges: Range[] = [], maxBytes = DEFAULT_MAX_SLAB_BYTES): Hdf5TypedArray {
+    const ds = this.dataset(name);
+    const shape = ds.shape ?? [];
+    const full: Range[] = shape.map((n, i) => ranges[i] ?? [0, n]);
+    full.forEach(([a, b], i) => {
+      if (!(Number.isInteger(a) && Number.isInteger(b) && 0 <= a && a < b && b <= shape[i])) {
+        throw new InvalidArgumentError(`${this.path}: range [${a}, ${b}) on axis ${i} of ${name} (shape ${shape.join('×')}) is out of bounds`);
+      }
+    });
+    const count = full.reduce((p, [a, b]) => p * (b - a), 1);
+    const bytes = count * ds.metadata.size;
+    if (bytes > maxBytes) {
+      throw new InvalidArgumentError(
+        `${this.path}: a ${mb(bytes)} read of ${name} exceeds the ${mb(maxBytes)} slab cap ` +
+          `(h5wasm's 2 GiB heap fails silently past it); read smaller slabs`,
+      );
+    }
+    const out = this.rawSlice(ds, name, full);
+    if (out.length !== count) {
+      throw new FormatError(`${this.path}: read of ${name} returned ${out.length} values, expected ${count}`);
+    }
+    if (bytes >= PROBE_ABOVE_BYTES && allZero(out)) this.probeZeros(ds, name, full, bytes);
+    return out;
+  }
+
+  close(): void {
+    this.file?.close();
+    this.file = null;
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  private handle(): H5File {
+    if (!this.file) throw new InvalidArgumentError(`${this.path}: HDF5 file is closed`);
+    return this.file;
+  }
+
+  private dataset(name: string): Dataset {
+    const e = this.handle().get(name);
+    if (!(e instanceof h5wasm.Dataset)) {
+      throw new FormatError(`${this.path}: no dataset ${name}; found ${this.datasets().map((d) => d.path).join(', ') || 'none'}`);
+    }
+    return e;
+  }
+
+  private rawSlice(ds: Dataset, name: string, ranges: Range[]): Hdf5TypedArray {
+    const v = ds.slice(ranges.map(([a, b]) => [a, b]));
+    if (!isNumericArray(v)) {
+      throw new FormatError(`${this.path}: dataset ${name} has dtype ${String(ds.dtype)}, expected a numeric type`);
+    }
+    return v;
+  }
+
+  /** An all-zero big read is genuine only if small reads spread over the same region are zero too. */
+  private probeZeros(ds: Dataset, name: string, ranges: Range[], bytes: number): void {
+    const probes = 8;
+    for (let k = 0; k < probes; k++) {
+      const sub: Range[] = ranges.map(([a, b]) => [a, b]);
+      let count = sub.reduce((p, [a, b]) => p * (b - a), 1);
+      for (let ax = 0; ax < sub.length && count > 4096; ax++) {
+        const [a, b] = sub[ax];
+        const at = a + Math.floor(((b - a) * (2 * k + 1)) / (2 * probes));
+        count /= b - a;
+        sub[ax] = [at, at + 1];
+      }
+      if (!allZero(this.rawSlice(ds, name, sub))) {
+        throw new FormatError(
+          `${this.path}: h5wasm returned all zeros for a ${mb(bytes)} read of ${name} ` +
+            `[${ranges.map(([a, b]) => `${a}:${b}`).join(', ')}] although the region holds non-zero values ` +
+            `(its wasm heap ran out); read smaller slabs`,
+        );
+      }
+    }
+  }
+}
+
+/**
+ * Masked betas from an NSD-style dataset of shape (T, Z, Y, X) (row-major view of MATLAB's X×Y×Z×T):
+ * rows = T trials, columns = mask voxels, each value ÷ `divisor`. Runs of voxels along x are read together;
+ * per-voxel-chunked files (NSD's (T,1,1,1) chunks) are read voxel-run by voxel-run, others plane by plane.
+ */
+export async function readHdf5Masked(
+  path: string,
+  mask: VoxelMask,
+  opts: { dataset?: string; divisor?: number; maxSlabBytes?: number } = {},
+): Promise<{ betas: Matrix; shape: number[] }> {
+  const name = opts.dataset ?? 'betas';
+  const div = opts.divisor ?? 1;
+  const [X, Y, Z] = mask.grid;
+  const r = await Hdf5Reader.open(path);
+  try {
+    const shape = r.shape(name);
+    if (shape.length !== 4 || shape[1] !== Z || shape[2] !== Y || shape[3] !== X) {
+      throw new ShapeError(
+        `${path}: dataset ${name} has shape (${shape.join(', ')}), expected (trials, ${Z}, ${Y}, ${X}) = (T, Z, Y, X) ` +
+          `to match the mask grid ${X}×${Y}×${Z} (${mask.source})`,
+      );
+    }
+    const T = shape[0];
+    const cols = mask.indices.length;
+    const out = new Float32Array(T * cols);
+    const maxBytes = opts.maxSlabBytes ?? DEFAULT_MAX_SLAB_BYTES;
+    const chunks = r.chunks(name);
+    const perVoxel = chunks !== null && chunks[1] === 1 && chunks[2] === 1;
+    const runs = xRuns(mask);
+    if (perVoxel) {
+      for (const run of runs) {
+        const v = r.readSlab(name, [[0, T], [run.z, run.z + 1], [run.y, run.y + 1], [run.x0, run.x1]], maxBytes);
+        const w = run.x1 - run.x0;
+        for (let t = 0; t < T; t++) {
+          const o = t * cols + run.col;
+          for (let k = 0; k < w; k++) out[o + k] = v[t * w + k] / div;
+        }
+      }
+    } else {
+      // Plane by plane over the mask's y/x bounding box, in trial blocks that fit the slab cap.
+      const planeBytes = X * Y * 4;
+      const tBlock = Math.max(1, Math.min(T, Math.floor(maxBytes / planeBytes)));
+      for (let z = 0; z < Z; z++) {
+        const inPlane = runs.filter((q) => q.z === z);
+        if (inPlane.length === 0) continue;
+        const y0 = Math.min(...inPlane.map((q) => q.y));
+        const y1 = Math.max(...inPlane.map((q) => q.y)) + 1;
+        const x0 = Math.min(...inPlane.map((q) => q.x0));
+        const x1 = Math.max(...inPlane.map((q) => q.x1));
+        const w = x1 - x0;
+        const h = y1 - y0;
+        for (let t0 = 0; t0 < T; t0 += tBlock) {
+          const t1 = Math.min(T, t0 + tBlock);
+          const v = r.readSlab(name, [[t0, t1], [z, z + 1], [y0, y1], [x0, x1]], maxBytes);
+          for (const q of inPlane) {
+            for (let t = t0; t < t1; t++) {
+              const base = ((t - t0) * h + (q.y - y0)) * w - x0;
+              const o = t * cols + q.col;
+              for (let x = q.x0; x < q.x1; x++) out[o + x - q.x0] = v[base + x] / div;
+            }
+          }
+        }
+      }
+    }
+    return { betas: { data: out, rows: T, cols }, shape };
+  } finally {
+    r.close();
+  }
+}
+
+export interface Hdf5DatasetSpec {
+  name: string;
+  data: Hdf5TypedArray;
+  shape: number[];
+  chunks?: number[];
+  /** gzip level; NSD's betas are stored uncompressed. */
+  compression?: number;
+  attrs?: Record<string, string | number>;
+}
+
+const DTYPES: [new (n: number) => Hdf5TypedArray, string][] = [
+  [Int8Array, '<b'], [Uint8Array, '<B'], [Int16Array, '<h'], [Uint16Array, '<H'],
+  [Int32Array, '<i'], [Uint32Array, '<I'], [Float32Array, '<f'], [Float64Array, '<d'],
+];
+
+/** Writes datasets into a new HDF5 file (replacing any old one only once the new file is complete). */
+export async function writeHdf5(path: string, datasets: Hdf5DatasetSpec[], fileAttrs: Record<string, string | number> = {}): Promise<void> {
+  const lib = await h5();
+  const tmp = resolve(`${path}.partial-${process.pid}`);
+  const f = new lib.File(tmp, 'w');
+  try {
+    for (const [k, v] of Object.entries(fileAttrs)) f.create_attribute(k, v);
+    for (const d of datasets) {
+      const n = d.shape.reduce((a, b) => a * b, 1);
+      if (n !== d.data.length) {
+        throw new ShapeError(`${path}: dataset ${d.name} has ${d.data.length} values, shape (${d.shape.join(', ')}) needs ${n}`);
+      }
+      const dtype = DTYPES.find(([c]) => d.data instanceof c)?.[1];
+      const parts = d.name.split('/').filter(Boolean);
+      let g = f as H5File | ReturnType<H5File['create_group']>;
+      for (const p of parts.slice(0, -1)) g = (g.get(p) as typeof g | null) ?? g.create_group(p);
+      const ds = g.create_dataset({
+        name: parts[parts.length - 1],
+        data: d.data,
+        shape: d.shape,
+        dtype,
+        chunks: d.chunks ?? null,
+        ...(d.compression !== undefined ? { compression: d.compression } : {}),
+      });
+      for (const [k, v] of Object.entries(d.attrs ?? {})) ds.create_attribute(k, v);
+    }
+  } catch (e) {
+    f.close();
+    await rm(tmp, { force: true });
+    throw e;
+  }
+  f.close();
+  await rename(tmp, resolve(path));
+}
+
+/** Byte offset of the HDF5 superblock (0, 512, 1024, ...; MAT v7.3 files use 512), or -1. */
+export async function hdf5SignatureOffset(path: string): Promise<number> {
+  let fh;
+  try {
+    fh = await open(path, 'r');
+  } catch (e) {
+    throw fileOpenError(path, e);
+  }
+  try {
+    const size = (await fh.stat()).size;
+    const b = Buffer.alloc(8);
+    for (let off = 0; off + 8 <= size && off <= 1 << 20; off = off === 0 ? 512 : off * 2) {
+      await fh.read(b, 0, 8, off);
+      if (HDF5_MAGIC.every((m, i) => b[i] === m)) return off;
+    }
+    return -1;
+  } finally {
+    await fh.close();
+  }
+}
+
+async function assertHdf5File(path: string): Promise<void> {
+  try {
+    if (!(await stat(path)).isFile()) throw new FormatError(`${path}: not a file`);
+  } catch (e) {
+    throw e instanceof FormatError ? e : fileOpenError(path, e);
+  }
+  if ((await hdf5SignatureOffset(path)) < 0) throw new FormatError(`${path}: not an HDF5 file (no HDF5 signature)`);
+}
+
+interface XRun {
+  z: number;
+  y: number;
+  x0: number;
+  x1: number;
+  /** Column of the run's first voxel in the output. */
+  col: number;
+}
+
+/** Consecutive mask voxels along x (same y, z): one hyperslab each. */
+function xRuns(mask: VoxelMask): XRun[] {
+  const [X, Y] = mask.grid;
+  const runs: XRun[] = [];
+  const idx = mask.indices;
+  for (let j = 0; j < idx.length; ) {
+    const start = idx[j];
+    let k = j + 1;
+    while (k < idx.length && idx[k] === idx[k - 1] + 1 && idx[k] % X !== 0) k++;
+    const x0 = start % X;
+    runs.push({ z: Math.floor(start / (X * Y)), y: Math.floor(start / X) % Y, x0, x1: x0 + (k - j), col: j });
+    j = k;
+  }
+  return runs;
+}
+
+function isNumericArray(v: unknown): v is Hdf5TypedArray {
+  return DTYPES.some(([c]) => v instanceof c);
+}
+
+function allZero(a: Hdf5TypedArray): boolean {
+  for (let i = 0; i < a.length; i++) if (a[i] !== 0) return false;
+  return true;
+}
+
+function mb(bytes: number): string {
+  return `${(bytes / 2 ** 20).toFixed(1)} MB`;
+}

@@ -1,0 +1,280 @@
+import { open, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { deflateSync, inflateSync } from 'node:zlib';
+import { FormatError, InvalidArgumentError, ShapeError } from '../errors.js';
+import { fileOpenError } from './byteStream.js';
+import { Hdf5Reader, hdf5SignatureOffset } from './hdf5.js';
+
+/** MATLAB numeric classes we read. */
+export type MatClass = 'double' | 'single' | 'int8' | 'uint8' | 'int16' | 'uint16' | 'int32' | 'uint32' | 'int64' | 'uint64' | 'logical';
+
+/** A numeric MATLAB array: values as float64 in MATLAB's column-major order. */
+export interface MatArray {
+  name: string;
+  className: MatClass;
+  /** MATLAB dims, e.g. [8, 10000] for an 8×10000 array. */
+  dims: number[];
+  data: Float64Array;
+}
+
+/** A variable present in the file whose class (cell, struct, char, sparse, complex, ...) we do not read. */
+export interface MatSkipped {
+  name: string;
+  className: string;
+  skipped: true;
+}
+
+export interface MatFile {
+  path: string;
+  version: '5' | '7.3';
+  variables: Map<string, MatArray | MatSkipped>;
+}
+
+// mxCLASS ids (MAT-file format, Table 1-3).
+const CLASS_IDS: Record<number, string> = {
+  1: 'cell', 2: 'struct', 3: 'object', 4: 'char', 5: 'sparse', 6: 'double', 7: 'single', 8: 'int8', 9: 'uint8',
+  10: 'int16', 11: 'uint16', 12: 'int32', 13: 'uint32', 14: 'int64', 15: 'uint64', 16: 'function', 17: 'opaque',
+};
+const NUMERIC_CLASSES = new Set(['double', 'single', 'int8', 'uint8', 'int16', 'uint16', 'int32', 'uint32', 'int64', 'uint64', 'logical']);
+
+// miTYPE ids (Table 1-1).
+const MI = { INT8: 1, UINT8: 2, INT16: 3, UINT16: 4, INT32: 5, UINT32: 6, SINGLE: 7, DOUBLE: 9, INT64: 12, UINT64: 13, MATRIX: 14, COMPRESSED: 15, UTF8: 16, UTF16: 17, UTF32: 18 } as const;
+const MI_NAMES: Record<number, string> = Object.fromEntries(Object.entries(MI).map(([k, v]) => [v, `mi${k}`]));
+const MI_SIZES: Record<number, number> = { 1: 1, 2: 1, 3: 2, 4: 2, 5: 4, 6: 4, 7: 4, 9: 8, 12: 8, 13: 8 };
+
+/** Reads a MAT-file: v5/v7 (optionally zlib-compressed elements) with our own parser, v7.3 through h5wasm. */
+export async function readMat(path: string): Promise<MatFile> {
+  // Decide the version from the header alone: v7.3 files (HDF5) can be many GB and are read in slabs.
+  let head: Buffer;
+  try {
+    const fh = await open(path, 'r');
+    try {
+      head = Buffer.alloc(128);
+      const { bytesRead } = await fh.read(head, 0, 128, 0);
+      head = head.subarray(0, bytesRead);
+    } finally {
+      await fh.close();
+    }
+  } catch (e) {
+    throw fileOpenError(path, e);
+  }
+  const text = head.subarray(0, 116).toString('latin1');
+  if (text.startsWith('MATLAB 7.3') || (await hdf5SignatureOffset(path)) === 512) return readMat73(path);
+  if (head.length < 128 || !text.startsWith('MATLAB 5.0')) {
+    throw new FormatError(`${path}: not a MAT-file (expected a 128-byte header starting "MATLAB 5.0" or "MATLAB 7.3")`);
+  }
+  const bytes = await readFile(path);
+  const endian = bytes.subarray(126, 128).toString('latin1');
+  if (endian !== 'IM' && endian !== 'MI') throw new FormatError(`${path}: MAT header endian indicator "${endian}", expected "IM" or "MI"`);
+  const le = endian === 'IM';
+  const variables = new Map<string, MatArray | MatSkipped>();
+  parseElements(path, bytes.subarray(128), le, variables, true);
+  return { path, version: '5', variables };
+}
+
+/** The numeric variable `name`, with `dims` checked when given (-1 = any); a clear error otherwise. */
+export function matNumeric(mat: MatFile, name: string, dims?: number[]): MatArray {
+  const v = mat.variables.get(name);
+  if (!v) {
+    throw new FormatError(`${mat.path}: no variable ${name}; found ${[...mat.variables.keys()].join(', ') || 'none'}`);
+  }
+  if ('skipped' in v) throw new FormatError(`${mat.path}: variable ${name} is a MATLAB ${v.className}, expected a numeric array`);
+  if (dims && (dims.length !== v.dims.length || dims.some((d, i) => d >= 0 && d !== v.dims[i]))) {
+    throw new ShapeError(
+      `${mat.path}: variable ${name} is ${v.dims.join('×')}, expected ${dims.map((d) => (d < 0 ? '*' : d)).join('×')}`,
+    );
+  }
+  return v;
+}
+
+function parseElements(path: string, buf: Uint8Array, le: boolean, out: Map<string, MatArray | MatSkipped>, topLevel: boolean): void {
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  let off = 0;
+  while (off + 8 <= buf.length) {
+    const tag = readTag(dv, off, le);
+    const start = off + tag.headerBytes;
+    if (start + tag.nbytes > buf.length) {
+      throw new FormatError(`${path}: MAT element at byte ${off} claims ${tag.nbytes} bytes, only ${buf.length - start} remain (truncated file?)`);
+    }
+    const payload = buf.subarray(start, start + tag.nbytes);
+    if (tag.type === MI.COMPRESSED) {
+      let inflated: Buffer;
+      try {
+        inflated = inflateSync(payload);
+      } catch (e) {
+        throw new FormatError(`${path}: corrupt compressed MAT element at byte ${off} (${e instanceof Error ? e.message : String(e)})`);
+      }
+      parseElements(path, inflated, le, out, topLevel);
+      off = start + tag.nbytes; // compressed elements are not padded
+    } else if (tag.type === MI.MATRIX) {
+      if (tag.nbytes > 0) {
+        const v = parseMatrix(path, payload, le);
+        out.set(v.name, v);
+      }
+      off = start + pad8(tag.nbytes);
+    } else {
+      throw new FormatError(`${path}: top-level MAT element of type ${MI_NAMES[tag.type] ?? tag.type} at byte ${off}, expected miMATRIX or miCOMPRESSED`);
+    }
+  }
+}
+
+interface Tag {
+  type: number;
+  nbytes: number;
+  headerBytes: number;
+}
+
+function readTag(dv: DataView, off: number, le: boolean): Tag {
+  const first = dv.getUint32(off, le);
+  // Small data element: size in the upper 16 bits, data in the following 4 bytes.
+  if (first >>> 16 !== 0) return { type: first & 0xffff, nbytes: first >>> 16, headerBytes: 4 };
+  return { type: first, nbytes: dv.getUint32(off + 4, le), headerBytes: 8 };
+}
+
+function pad8(n: number): number {
+  return (n + 7) & ~7;
+}
+
+/** Sub-elements of an miMATRIX in order: flags, dims, name, real part (then imaginary, or class-specific parts). */
+function parseMatrix(path: string, buf: Uint8Array, le: boolean): MatArray | MatSkipped {
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  let off = 0;
+  const next = () => {
+    if (off + 4 > buf.length) throw new FormatError(`${path}: truncated miMATRIX element`);
+    const tag = readTag(dv, off, le);
+    const start = off + tag.headerBytes;
+    off = tag.headerBytes === 4 ? off + 8 : start + pad8(tag.nbytes);
+    if (start + tag.nbytes > buf.length) throw new FormatError(`${path}: truncated miMATRIX sub-element`);
+    return { type: tag.type, bytes: buf.subarray(start, start + tag.nbytes) };
+  };
+  const flags = next();
+  const fdv = new DataView(flags.bytes.buffer, flags.bytes.byteOffset, flags.bytes.byteLength);
+  const word = fdv.getUint32(0, le);
+  const classId = word & 0xff;
+  const complex = (word & 0x800) !== 0;
+  const logical = (word & 0x200) !== 0;
+  const dimsEl = next();
+  const dims = Array.from(decodeNumbers(path, 'dims', dimsEl.type, dimsEl.bytes, le));
+  const nameEl = next();
+  const name = Buffer.from(nameEl.bytes).toString('latin1');
+  const className = logical ? 'logical' : CLASS_IDS[classId] ?? `class ${classId}`;
+  if (!NUMERIC_CLASSES.has(className) || complex) return { name, className: complex ? `complex ${className}` : className, skipped: true };
+  const real = next();
+  const data = decodeNumbers(path, name, real.type, real.bytes, le);
+  const count = dims.reduce((a, b) => a * b, 1);
+  if (data.length !== count) {
+    throw new FormatError(`${path}: variable ${name} holds ${data.length} values, its dims ${dims.join('×')} need ${count}`);
+  }
+  return { name, className: className as MatClass, dims, data };
+}
+
+/** Decodes a numeric data element of any miTYPE into float64 (MATLAB may store doubles as smaller ints). */
+function decodeNumbers(path: string, what: string, type: number, bytes: Uint8Array, le: boolean): Float64Array {
+  const size = MI_SIZES[type];
+  if (!size) {
+    throw new FormatError(
+      `${path}: variable ${what} uses MAT data element type ${MI_NAMES[type] ?? type}, which is not read; ` +
+        `expected a numeric type (miINT8 ... miUINT64, miSINGLE, miDOUBLE)`,
+    );
+  }
+  const n = Math.floor(bytes.length / size);
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out = new Float64Array(n);
+  for (let i = 0, o = 0; i < n; i++, o += size) {
+    switch (type) {
+      case MI.INT8: out[i] = dv.getInt8(o); break;
+      case MI.UINT8: out[i] = dv.getUint8(o); break;
+      case MI.INT16: out[i] = dv.getInt16(o, le); break;
+      case MI.UINT16: out[i] = dv.getUint16(o, le); break;
+      case MI.INT32: out[i] = dv.getInt32(o, le); break;
+      case MI.UINT32: out[i] = dv.getUint32(o, le); break;
+      case MI.SINGLE: out[i] = dv.getFloat32(o, le); break;
+      case MI.DOUBLE: out[i] = dv.getFloat64(o, le); break;
+      case MI.INT64: out[i] = Number(dv.getBigInt64(o, le)); break;
+      case MI.UINT64: out[i] = Number(dv.getBigUint64(o, le)); break;
+    }
+  }
+  return out;
+}
+
+/** v7.3 files are HDF5: each root dataset carries a MATLAB_class attribute; row-major shapes are MATLAB's reversed. */
+async function readMat73(path: string): Promise<MatFile> {
+  const variables = new Map<string, MatArray | MatSkipped>();
+  const r = await Hdf5Reader.open(path);
+  try {
+    for (const d of r.datasets()) {
+      const name = d.path.replace(/^\//, '');
+      if (name.includes('/') || name.startsWith('#')) continue; // #refs# and struct members
+      const cls = String(r.attrs(name).MATLAB_class ?? '');
+      if (!NUMERIC_CLASSES.has(cls) || r.attrs(name).MATLAB_empty) {
+        variables.set(name, { name, className: cls || 'unknown', skipped: true });
+        continue;
+      }
+      const raw = r.readSlab(name);
+      variables.set(name, { name, className: cls as MatClass, dims: [...d.shape].reverse(), data: Float64Array.from(raw) });
+    }
+  } finally {
+    r.close();
+  }
+  return { path, version: '7.3', variables };
+}
+
+export interface MatWriteVariable {
+  /** MATLAB dims (column-major); data in column-major order. */
+  dims: number[];
+  data: Float64Array | Float32Array | Int32Array | Uint32Array | Int16Array | Uint16Array | Int8Array | Uint8Array;
+}
+
+const WRITE_TYPES: [new (n: number) => MatWriteVariable['data'], MatClass, number, number][] = [
+  [Float64Array, 'double', 6, MI.DOUBLE], [Float32Array, 'single', 7, MI.SINGLE],
+  [Int32Array, 'int32', 12, MI.INT32], [Uint32Array, 'uint32', 13, MI.UINT32],
+  [Int16Array, 'int16', 10, MI.INT16], [Uint16Array, 'uint16', 11, MI.UINT16],
+  [Int8Array, 'int8', 8, MI.INT8], [Uint8Array, 'uint8', 9, MI.UINT8],
+];
+
+/** Writes a little-endian MAT v5 file of numeric arrays; `compress` wraps each in a zlib miCOMPRESSED element (v7). */
+export async function writeMat(path: string, vars: Record<string, MatWriteVariable>, opts: { compress?: boolean } = {}): Promise<void> {
+  const header = Buffer.alloc(128, 0x20);
+  header.write(`MATLAB 5.0 MAT-file, Platform: brainlatent, Created on: ${new Date().toUTCString()}`, 0, 116, 'latin1');
+  header.fill(0, 116, 124);
+  header.writeUInt16LE(0x0100, 124);
+  header.write('IM', 126, 'latin1');
+  const parts: Buffer[] = [header];
+  for (const [name, v] of Object.entries(vars)) {
+    if (!/^[A-Za-z][A-Za-z0-9_]{0,62}$/.test(name)) throw new InvalidArgumentError(`${path}: "${name}" is not a MATLAB variable name`);
+    const count = v.dims.reduce((a, b) => a * b, 1);
+    if (count !== v.data.length) throw new ShapeError(`${path}: ${name} has ${v.data.length} values, dims ${v.dims.join('×')} need ${count}`);
+    const t = WRITE_TYPES.find(([c]) => v.data instanceof c);
+    if (!t) throw new InvalidArgumentError(`${path}: ${name}: unsupported array type`);
+    const flags = new Uint32Array([t[2], 0]);
+    const body = Buffer.concat([
+      element(MI.UINT32, new Uint8Array(flags.buffer)),
+      element(MI.INT32, new Uint8Array(Int32Array.from(v.dims).buffer)),
+      element(MI.INT8, Buffer.from(name, 'latin1')),
+      element(t[3], new Uint8Array(v.data.buffer, v.data.byteOffset, v.data.byteLength)),
+    ]);
+    const matrix = element(MI.MATRIX, body);
+    if (opts.compress) {
+      const z = deflateSync(matrix);
+      const tag = Buffer.alloc(8);
+      tag.writeUInt32LE(MI.COMPRESSED, 0);
+      tag.writeUInt32LE(z.length, 4);
+      parts.push(tag, z);
+    } else parts.push(matrix);
+  }
+  const tmp = `${path}.partial-${process.pid}`;
+  try {
+    await writeFile(tmp, Buffer.concat(parts));
+    await rename(tmp, path);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
+}
+
+function element(type: number, data: Uint8Array): Buffer {
+  const out = Buffer.alloc(8 + pad8(data.length));
+  out.writeUInt32LE(type, 0);
+  out.writeUInt32LE(data.length, 4);
+  out.set(data, 8);
+  return out;
+}

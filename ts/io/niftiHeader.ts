@@ -1,0 +1,264 @@
+import { readHeader, type NIFTI1, type NIFTI2 } from 'nifti-reader-js';
+import { FormatError, InvalidArgumentError } from '../errors.js';
+
+export type NiftiDatatype = 'uint8' | 'int8' | 'int16' | 'uint16' | 'int32' | 'uint32' | 'float32' | 'float64';
+
+const CODES: Record<NiftiDatatype, number> = {
+  uint8: 2, int16: 4, int32: 8, float32: 16, float64: 64, int8: 256, uint16: 512, uint32: 768,
+};
+const BYTES: Record<NiftiDatatype, number> = {
+  uint8: 1, int8: 1, int16: 2, uint16: 2, int32: 4, uint32: 4, float32: 4, float64: 8,
+};
+
+export function datatypeBytes(t: NiftiDatatype): number {
+  return BYTES[t];
+}
+
+function datatypeFromCode(code: number, path: string): NiftiDatatype {
+  for (const [name, c] of Object.entries(CODES)) if (c === code) return name as NiftiDatatype;
+  throw new FormatError(
+    `${path}: NIfTI datatype code ${code} is not read; expected one of ${Object.values(CODES).join(', ')} ` +
+      `(${Object.keys(CODES).join(', ')})`,
+  );
+}
+
+/** Where a volume sits in space: everything a derived map must copy from its reference. */
+export interface NiftiGeometry {
+  /** pixdim[0] is qfac (±1); pixdim[1..3] voxel sizes; pixdim[4] the repetition time. */
+  pixdim: number[];
+  qformCode: number;
+  sformCode: number;
+  quatern: [number, number, number];
+  qoffset: [number, number, number];
+  /** The three sform rows (srow_x, srow_y, srow_z), 4 numbers each. */
+  srow: [number[], number[], number[]];
+  xyztUnits: number;
+  dimInfo: number;
+}
+
+export interface NiftiHeader extends NiftiGeometry {
+  version: 1 | 2;
+  littleEndian: boolean;
+  /** dim[1..dim[0]]: X, Y, Z, then T and beyond when present. */
+  dims: number[];
+  datatype: NiftiDatatype;
+  bitpix: number;
+  voxOffset: number;
+  sclSlope: number;
+  sclInter: number;
+  description: string;
+  intentCode: number;
+  /** Header size in bytes: 348 (NIfTI-1) or 540 (NIfTI-2). */
+  headerSize: number;
+}
+
+/** Header size announced by the first four bytes, and the byte order they reveal. */
+export function sniffHeaderSize(first4: Uint8Array, path: string): { size: 348 | 540; littleEndian: boolean } {
+  const dv = new DataView(first4.buffer, first4.byteOffset, 4);
+  for (const le of [true, false]) {
+    const n = dv.getInt32(0, le);
+    if (n === 348 || n === 540) return { size: n, littleEndian: le };
+  }
+  throw new FormatError(
+    `${path}: not a NIfTI file (sizeof_hdr = ${dv.getInt32(0, true)}, expected 348 for NIfTI-1 or 540 for NIfTI-2)`,
+  );
+}
+
+/** Parses a NIfTI-1 or NIfTI-2 header from exactly its own bytes (the image may not follow). */
+export function parseNiftiHeader(bytes: Uint8Array, path: string): NiftiHeader {
+  // nifti-reader-js needs an exactly sized ArrayBuffer of its own, not a view into a pooled Buffer.
+  const ab = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+  let h: NIFTI1 | NIFTI2;
+  try {
+    h = readHeader(ab);
+  } catch (e) {
+    throw new FormatError(`${path}: not a readable NIfTI header (${e instanceof Error ? e.message : String(e)})`);
+  }
+  const version = bytes.byteLength >= 540 && new DataView(ab).getInt32(0, h.littleEndian) === 540 ? 2 : 1;
+  const ndim = h.dims[0];
+  if (!(ndim >= 1 && ndim <= 7)) throw new FormatError(`${path}: dim[0] = ${ndim}, expected 1 to 7`);
+  const dims = h.dims.slice(1, 1 + ndim).map(Number);
+  if (dims.some((d) => !Number.isInteger(d) || d < 1)) {
+    throw new FormatError(`${path}: dimensions ${dims.join('×')} must be positive integers`);
+  }
+  while (dims.length < 3) dims.push(1);
+  const datatype = datatypeFromCode(h.datatypeCode, path);
+  const voxOffset = Number(h.vox_offset);
+  if (voxOffset < bytes.byteLength) {
+    throw new FormatError(
+      `${path}: vox_offset ${voxOffset} is inside the header; separate .hdr/.img pairs are not read, expected a single .nii(.gz)`,
+    );
+  }
+  const dv = new DataView(ab);
+  const le = h.littleEndian;
+  const srow = [0, 1, 2].map((r) =>
+    [0, 1, 2, 3].map((c) => (version === 1 ? dv.getFloat32(280 + 16 * r + 4 * c, le) : dv.getFloat64(400 + 32 * r + 8 * c, le))),
+  ) as [number[], number[], number[]];
+  const pixdim = h.pixDims.slice(0, 8).map(Number);
+  while (pixdim.length < 8) pixdim.push(0);
+  return {
+    version,
+    littleEndian: le,
+    dims,
+    datatype,
+    bitpix: h.numBitsPerVoxel,
+    voxOffset,
+    sclSlope: Number(h.scl_slope),
+    sclInter: Number(h.scl_inter),
+    description: h.description ?? '',
+    intentCode: h.intent_code,
+    headerSize: version === 1 ? 348 : 540,
+    pixdim,
+    qformCode: h.qform_code,
+    sformCode: h.sform_code,
+    quatern: [h.quatern_b, h.quatern_c, h.quatern_d],
+    qoffset: [h.qoffset_x, h.qoffset_y, h.qoffset_z],
+    srow,
+    xyztUnits: h.xyzt_units,
+    dimInfo: h.dim_info,
+  };
+}
+
+/** The slope and intercept to apply: NIfTI says slope 0 (or non-finite) means "no scaling". */
+export function effectiveScaling(h: Pick<NiftiHeader, 'sclSlope' | 'sclInter'>): { slope: number; inter: number } {
+  const slope = h.sclSlope;
+  if (!Number.isFinite(slope) || slope === 0) return { slope: 1, inter: 0 };
+  return { slope, inter: Number.isFinite(h.sclInter) ? h.sclInter : 0 };
+}
+
+export function niftiGeometry(h: NiftiGeometry): NiftiGeometry {
+  return {
+    pixdim: [...h.pixdim],
+    qformCode: h.qformCode,
+    sformCode: h.sformCode,
+    quatern: [...h.quatern],
+    qoffset: [...h.qoffset],
+    srow: [[...h.srow[0]], [...h.srow[1]], [...h.srow[2]]],
+    xyztUnits: h.xyztUnits,
+    dimInfo: h.dimInfo,
+  };
+}
+
+/**
+ * Geometry whose sform and qform both encode `affine` (4×4, voxel to mm), as scanner tools write it.
+ * The 3×3 part must be a rotation times voxel sizes (no shear).
+ */
+export function geometryFromAffine(affine: number[][], code = 1, tr = 1): NiftiGeometry {
+  const cols = [0, 1, 2].map((c) => [affine[0][c], affine[1][c], affine[2][c]]);
+  const sizes = cols.map((v) => Math.hypot(v[0], v[1], v[2]));
+  if (sizes.some((s) => !(s > 0))) throw new InvalidArgumentError(`affine has a zero column: ${JSON.stringify(affine)}`);
+  const r = cols.map((v, i) => v.map((x) => x / sizes[i]));
+  // r[c][row]; nifti1_io's quaternion from the orthonormal matrix R[row][col] = r[col][row].
+  const R = (i: number, j: number) => r[j][i];
+  const det =
+    R(0, 0) * (R(1, 1) * R(2, 2) - R(1, 2) * R(2, 1)) -
+    R(0, 1) * (R(1, 0) * R(2, 2) - R(1, 2) * R(2, 0)) +
+    R(0, 2) * (R(1, 0) * R(2, 1) - R(1, 1) * R(2, 0));
+  const qfac = det > 0 ? 1 : -1;
+  if (qfac < 0) r[2] = r[2].map((x) => -x);
+  const [r11, r12, r13, r21, r22, r23, r31, r32, r33] = [R(0, 0), R(0, 1), R(0, 2), R(1, 0), R(1, 1), R(1, 2), R(2, 0), R(2, 1), R(2, 2)];
+  let a = r11 + r22 + r33 + 1;
+  let b: number, c: number, d: number;
+  if (a > 0.5) {
+    a = 0.5 * Math.sqrt(a);
+    b = (0.25 * (r32 - r23)) / a;
+    c = (0.25 * (r13 - r31)) / a;
+    d = (0.25 * (r21 - r12)) / a;
+  } else {
+    const xd = 1 + r11 - (r22 + r33);
+    const yd = 1 + r22 - (r11 + r33);
+    const zd = 1 + r33 - (r11 + r22);
+    if (xd > 1) {
+      b = 0.5 * Math.sqrt(xd); c = (0.25 * (r12 + r21)) / b; d = (0.25 * (r13 + r31)) / b; a = (0.25 * (r32 - r23)) / b;
+    } else if (yd > 1) {
+      c = 0.5 * Math.sqrt(yd); b = (0.25 * (r12 + r21)) / c; d = (0.25 * (r23 + r32)) / c; a = (0.25 * (r13 - r31)) / c;
+    } else {
+      d = 0.5 * Math.sqrt(zd); b = (0.25 * (r13 + r31)) / d; c = (0.25 * (r23 + r32)) / d; a = (0.25 * (r21 - r12)) / d;
+    }
+    if (a < 0) { b = -b; c = -c; d = -d; }
+  }
+  return {
+    pixdim: [qfac, sizes[0], sizes[1], sizes[2], tr, 0, 0, 0],
+    qformCode: code,
+    sformCode: code,
+    quatern: [b, c, d],
+    qoffset: [affine[0][3], affine[1][3], affine[2][3]],
+    srow: [[...affine[0].slice(0, 4)], [...affine[1].slice(0, 4)], [...affine[2].slice(0, 4)]],
+    xyztUnits: 2 | 8, // mm, seconds
+    dimInfo: 0,
+  };
+}
+
+export interface HeaderSpec extends NiftiGeometry {
+  version: 1 | 2;
+  dims: number[];
+  datatype: NiftiDatatype;
+  sclSlope: number;
+  sclInter: number;
+  description: string;
+  intentCode: number;
+  calMin: number;
+  calMax: number;
+}
+
+/** Serialises a single-file (.nii) little-endian header plus the 4 empty extension bytes. */
+export function serializeNiftiHeader(spec: HeaderSpec): Uint8Array {
+  const v1 = spec.version === 1;
+  const size = v1 ? 348 : 540;
+  const buf = new Uint8Array(size + 4);
+  const dv = new DataView(buf.buffer);
+  const dim = [spec.dims.length, ...spec.dims];
+  while (dim.length < 8) dim.push(1);
+  if (spec.dims.length > 7) throw new InvalidArgumentError(`NIfTI takes at most 7 dimensions, got ${spec.dims.join('×')}`);
+  const pixdim = [...spec.pixdim];
+  while (pixdim.length < 8) pixdim.push(0);
+  const code = CODES[spec.datatype];
+  const bitpix = BYTES[spec.datatype] * 8;
+  const ascii = (off: number, len: number, s: string) => {
+    for (let i = 0; i < Math.min(len - 1, s.length); i++) buf[off + i] = s.charCodeAt(i) & 0x7f;
+  };
+  dv.setInt32(0, size, true);
+  if (v1) {
+    if (spec.dims.some((d) => d > 32767)) throw new InvalidArgumentError(`NIfTI-1 dimensions are int16; ${spec.dims.join('×')} needs NIfTI-2`);
+    buf[38] = 'r'.charCodeAt(0);
+    buf[39] = spec.dimInfo;
+    dim.forEach((d, i) => dv.setInt16(40 + 2 * i, d, true));
+    dv.setInt16(68, spec.intentCode, true);
+    dv.setInt16(70, code, true);
+    dv.setInt16(72, bitpix, true);
+    pixdim.forEach((p, i) => dv.setFloat32(76 + 4 * i, p, true));
+    dv.setFloat32(108, size + 4, true);
+    dv.setFloat32(112, spec.sclSlope, true);
+    dv.setFloat32(116, spec.sclInter, true);
+    buf[123] = spec.xyztUnits;
+    dv.setFloat32(124, spec.calMax, true);
+    dv.setFloat32(128, spec.calMin, true);
+    ascii(148, 80, spec.description);
+    dv.setInt16(252, spec.qformCode, true);
+    dv.setInt16(254, spec.sformCode, true);
+    [...spec.quatern, ...spec.qoffset].forEach((q, i) => dv.setFloat32(256 + 4 * i, q, true));
+    spec.srow.forEach((row, r) => row.forEach((x, c) => dv.setFloat32(280 + 16 * r + 4 * c, x, true)));
+    ascii(344, 4, 'n+1');
+  } else {
+    ascii(4, 8, 'n+2');
+    buf.set([0x0d, 0x0a, 0x1a, 0x0a], 8);
+    dv.setInt16(12, code, true);
+    dv.setInt16(14, bitpix, true);
+    dim.forEach((d, i) => dv.setBigInt64(16 + 8 * i, BigInt(d), true));
+    pixdim.forEach((p, i) => dv.setFloat64(104 + 8 * i, p, true));
+    dv.setBigInt64(168, BigInt(size + 4), true);
+    dv.setFloat64(176, spec.sclSlope, true);
+    dv.setFloat64(184, spec.sclInter, true);
+    dv.setFloat64(192, spec.calMax, true);
+    dv.setFloat64(200, spec.calMin, true);
+    ascii(240, 80, spec.description);
+    dv.setInt32(344, spec.qformCode, true);
+    dv.setInt32(348, spec.sformCode, true);
+    [...spec.quatern, ...spec.qoffset].forEach((q, i) => dv.setFloat64(352 + 8 * i, q, true));
+    spec.srow.forEach((row, r) => row.forEach((x, c) => dv.setFloat64(400 + 32 * r + 8 * c, x, true)));
+    dv.setInt32(500, spec.xyztUnits, true);
+    dv.setInt32(504, spec.intentCode, true);
+    buf[524] = spec.dimInfo;
+  }
+  return buf;
+}

@@ -1,0 +1,72 @@
+import { access } from 'node:fs/promises';
+import { MissingFileError, ShapeError } from '../errors.js';
+import { Hdf5Reader, readHdf5Masked } from '../io/hdf5.js';
+import { niftiVolumeCount, readNiftiHeader, readNiftiMasked } from '../io/nifti.js';
+import type { VoxelMask } from '../io/voxelMask.js';
+import type { Matrix } from '../matrix.js';
+import { betasPath, type BetasFormat, type BetasVersion } from './paths.js';
+
+/** 'auto' takes the .hdf5 when present (per-voxel chunks read fastest), else the .nii.gz. */
+export type BetasFormatChoice = BetasFormat | 'auto';
+
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The file holding one session's betas in the chosen format; a missing one is a MissingFileError naming the path(s). */
+export async function sessionBetasFile(
+  root: string,
+  subject: number,
+  session: number,
+  format: BetasFormatChoice,
+  version?: BetasVersion,
+): Promise<{ path: string; format: BetasFormat }> {
+  const order: BetasFormat[] = format === 'auto' ? ['hdf5', 'nifti'] : [format];
+  for (const f of order) {
+    const path = betasPath(root, subject, session, f, version);
+    if (await exists(path)) return { path, format: f };
+  }
+  const tried = order.map((f) => betasPath(root, subject, session, f, version));
+  throw new MissingFileError(`subject ${subject} session ${session}: betas file not found (looked for ${tried.join(' and ')})`);
+}
+
+/** Sessions 1..max whose betas exist in the chosen format. */
+export async function availableSessions(root: string, subject: number, format: BetasFormatChoice, max = 40, version?: BetasVersion): Promise<number[]> {
+  const out: number[] = [];
+  for (let s = 1; s <= max; s++) {
+    const formats: BetasFormat[] = format === 'auto' ? ['hdf5', 'nifti'] : [format];
+    for (const f of formats) {
+      if (await exists(betasPath(root, subject, s, f, version))) {
+        out.push(s);
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+/** Number of trials (volumes) in a session file, from its header or dataset shape only. */
+export async function sessionTrialCount(file: { path: string; format: BetasFormat }): Promise<number> {
+  if (file.format === 'nifti') {
+    const h = await readNiftiHeader(file.path);
+    if (h.dims.length < 4) throw new ShapeError(`${file.path}: betas are ${h.dims.join('×')}, expected a 4-D X×Y×Z×trials image`);
+    return niftiVolumeCount(h);
+  }
+  const r = await Hdf5Reader.open(file.path);
+  try {
+    return r.shape('betas', [-1, -1, -1, -1])[0];
+  } finally {
+    r.close();
+  }
+}
+
+/** Masked betas of one session: trials × voxels float32, each value ÷ divisor. */
+export async function readSessionBetas(file: { path: string; format: BetasFormat }, mask: VoxelMask, divisor: number): Promise<Matrix> {
+  if (file.format === 'nifti') return (await readNiftiMasked(file.path, mask, { divisor })).betas;
+  return (await readHdf5Masked(file.path, mask, { divisor })).betas;
+}

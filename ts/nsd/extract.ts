@@ -1,0 +1,298 @@
+import { createHash } from 'node:crypto';
+import { readFile, stat } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { InvalidArgumentError, ShapeError } from '../errors.js';
+import { maskCoordinates } from '../io/voxelMask.js';
+import type { Matrix } from '../matrix.js';
+import { availableSessions, exists, readSessionBetas, sessionBetasFile, sessionTrialCount, type BetasFormatChoice } from './betas.js';
+import { nsdTrialTable, readNsdDesign } from './expdesign.js';
+import { describeFiles, readNsdExtraction, writeNsdExtraction, type NsdExtraction, type NsdManifest } from './output.js';
+import { expdesignPath, subjectDir } from './paths.js';
+import { columnStats, standardize } from './preprocess.js';
+import { loadRegionMask } from './roi.js';
+
+export type ZscoreMode = 'session' | 'train' | 'none';
+
+export interface NsdExtractOptions {
+  root: string;
+  subject: number;
+  /** Region spec: nsdgeneral, streams:early, prf-visualrois:V1, a mask .nii.gz path, ... */
+  roi: string;
+  /** Sessions to use: numbers or a spec such as "1-37" or "1-10,12". Default: those present among 1–37. */
+  sessions?: number[] | string;
+  /** Which betas files to read. Default 'auto' (.hdf5 if present, else .nii.gz). */
+  format?: BetasFormatChoice;
+  /**
+   * 'session': z-score each voxel across the trials of each session (MindEye); 'train': standardise with the
+   * training rows' mean and SD, ddof = 1 (Brain-Diffuser, Takagi's StandardScaler); 'none' (default).
+   */
+  zscore?: ZscoreMode;
+  /** Average repetitions of each training image (Brain-Diffuser). Default false (Takagi trains on single trials). */
+  averageTrain?: boolean;
+  /** Average repetitions of each test image. Default true. */
+  averageTest?: boolean;
+  /** Divide raw betas by this: NSD stores percent signal change × 300. Default 300. */
+  divisor?: number;
+  /** Cache folder: a completed extraction is stored there and reloaded when inputs and files are unchanged. */
+  cacheDir?: string;
+  /** Sessions decoded at once (gunzip runs off the main thread, so this uses more cores). Default 2. */
+  concurrency?: number;
+  onProgress?: (event: { session: number; done: number; total: number; path: string }) => void;
+}
+
+/** Public NSD sessions: the reference code uses 1–37. */
+export const DEFAULT_MAX_SESSION = 37;
+
+/**
+ * Turns NSD betas into trials × voxels float32 matrices for a region, with the 73k id of every row and the
+ * standard split (the shared images are the test set). Sessions are streamed one at a time and folded
+ * straight into the outputs, so memory holds one session plus the results.
+ */
+export async function extractNsd(opts: NsdExtractOptions): Promise<NsdExtraction> {
+  const o = normalize(opts);
+  const sessions = await resolveSessions(o);
+  const files = await Promise.all(sessions.map((s) => sessionBetasFile(o.root, o.subject, s, o.format)));
+  const region = await loadRegionMask(o.root, o.subject, o.roi);
+  const designFile = expdesignPath(o.root);
+  const sourcePaths = [designFile, region.path, ...files.map((f) => f.path)];
+  const sources = await Promise.all(
+    sourcePaths.map(async (p) => {
+      const s = await stat(p);
+      return { path: resolve(p), size: s.size, mtimeMs: s.mtimeMs };
+    }),
+  );
+  const keyInput = {
+    root: resolve(o.root), subject: o.subject, roi: o.roi, sessions, format: files.map((f) => f.format),
+    zscore: o.zscore, averageTrain: o.averageTrain, averageTest: o.averageTest, divisor: o.divisor, sources,
+  };
+  const key = createHash('sha256').update(JSON.stringify(keyInput)).digest('hex').slice(0, 20);
+  const cacheEntry = o.cacheDir ? join(o.cacheDir, `${subjectDir(o.subject)}_${slug(o.roi)}_${key}`) : null;
+  if (cacheEntry && (await exists(join(cacheEntry, 'manifest.json')))) {
+    const cached = await readNsdExtraction(cacheEntry);
+    if (cached.manifest.key === key) return cached;
+  }
+
+  const design = await readNsdDesign(o.root, designFile);
+  const T = await sessionTrialCount(files[0]);
+  const table = nsdTrialTable(design, o.subject, sessions, T);
+  const mask = region.mask;
+  const V = mask.indices.length;
+
+  // Row of every trial in the outputs: averaged sets get one row per image, in first-appearance order.
+  const trainPlan = plan(table.imageId, table.test, 0, o.averageTrain);
+  const testPlan = plan(table.imageId, table.test, 1, o.averageTest);
+  const train = new Float32Array(trainPlan.rows * V);
+  const test = new Float32Array(testPlan.rows * V);
+  let flatVoxels = 0;
+
+  // Sessions are read a few at a time but folded in session order, so sums are bit-for-bit reproducible.
+  const window: Promise<Matrix>[] = [];
+  const start = (k: number) => {
+    if (k >= files.length) return;
+    const p = readSessionBetas(files[k], mask, o.divisor);
+    p.catch(() => undefined); // surfaced when awaited in order; never an unhandled rejection meanwhile
+    window.push(p);
+  };
+  for (let k = 0; k < o.concurrency; k++) start(k);
+  for (let k = 0; k < sessions.length; k++) {
+    const file = files[k];
+    const betas = await window[k];
+    delete window[k];
+    start(k + o.concurrency);
+    if (betas.rows !== T) {
+      throw new ShapeError(`${file.path}: ${betas.rows} trials, expected ${T} like ${files[0].path}`);
+    }
+    if (o.zscore === 'session') {
+      const { mean, std } = columnStats(betas, 0);
+      flatVoxels = Math.max(flatVoxels, standardize(betas, mean, std));
+    }
+    for (let p = 0; p < T; p++) {
+      const t = k * T + p;
+      const isTest = table.test[t] === 1;
+      const row = (isTest ? testPlan : trainPlan).rowOf[t];
+      accumulate(isTest ? test : train, row, betas, p, V);
+    }
+    o.onProgress?.({ session: sessions[k], done: k + 1, total: sessions.length, path: file.path });
+  }
+  const trainM: Matrix = { data: train, rows: trainPlan.rows, cols: V };
+  const testM: Matrix = { data: test, rows: testPlan.rows, cols: V };
+  divideByCounts(trainM, trainPlan.counts);
+  divideByCounts(testM, testPlan.counts);
+  if (o.zscore === 'train') {
+    if (trainM.rows < 2) throw new InvalidArgumentError(`zscore 'train' needs at least 2 training rows, got ${trainM.rows}`);
+    const { mean, std } = columnStats(trainM, 1);
+    flatVoxels = standardize(trainM, mean, std);
+    standardize(testM, mean, std);
+  }
+
+  const reps: Record<string, number> = {};
+  for (const c of countsPerImage(table.imageId, table.test, 1).values()) reps[c] = (reps[c] ?? 0) + 1;
+  const base = {
+    train: trainM,
+    test: testM,
+    trainImageIds: trainPlan.ids,
+    testImageIds: testPlan.ids,
+    voxels: maskCoordinates(mask),
+  };
+  const manifest: NsdManifest = {
+    format: 'brainlatent-nsd-extraction',
+    version: 1,
+    key,
+    createdAt: new Date().toISOString(),
+    software: await software(),
+    inputs: {
+      root: resolve(o.root),
+      subject: o.subject,
+      roi: o.roi,
+      roiFile: resolve(region.path),
+      roiValues: region.values,
+      sessions,
+      betasFormat: [...new Set(files.map((f) => f.format))].join(','),
+      trialsPerSession: T,
+    },
+    options: { zscore: o.zscore, averageTrain: o.averageTrain, averageTest: o.averageTest, divisor: o.divisor },
+    sources,
+    grid: mask.grid,
+    counts: {
+      trainTrials: trainPlan.trials,
+      testTrials: testPlan.trials,
+      trainRows: trainPlan.rows,
+      testRows: testPlan.rows,
+      trainImages: countsPerImage(table.imageId, table.test, 0).size,
+      testImages: countsPerImage(table.imageId, table.test, 1).size,
+      voxels: V,
+      testRepetitions: reps,
+      flatVoxels,
+    },
+    files: describeFiles(base),
+  };
+  const result: NsdExtraction = { ...base, manifest, fromCache: false };
+  // Only a completed extraction reaches the cache, and it appears there whole (renamed into place).
+  if (cacheEntry) await writeNsdExtraction(cacheEntry, result, true);
+  return result;
+}
+
+/** Parses "1-37", "1,3,5-7" into sorted unique session numbers. */
+export function parseSessions(spec: string): number[] {
+  const out = new Set<number>();
+  for (const part of spec.split(',').map((s) => s.trim()).filter(Boolean)) {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(part);
+    if (!m) throw new InvalidArgumentError(`sessions "${spec}": "${part}" is not a number or a range like 1-37`);
+    const a = Number(m[1]);
+    const b = m[2] === undefined ? a : Number(m[2]);
+    if (a < 1 || b < a) throw new InvalidArgumentError(`sessions "${spec}": range ${part} is empty or below 1`);
+    for (let s = a; s <= b; s++) out.add(s);
+  }
+  if (out.size === 0) throw new InvalidArgumentError(`sessions "${spec}" names no session`);
+  return [...out].sort((x, y) => x - y);
+}
+
+type Normalized = Required<Omit<NsdExtractOptions, 'sessions' | 'cacheDir' | 'onProgress'>> &
+  Pick<NsdExtractOptions, 'sessions' | 'cacheDir' | 'onProgress'>;
+
+function normalize(opts: NsdExtractOptions): Normalized {
+  if (!opts.root) throw new InvalidArgumentError('extractNsd: root (the NSD folder) is required');
+  if (!(Number.isInteger(opts.subject) && opts.subject >= 1 && opts.subject <= 8)) {
+    throw new InvalidArgumentError(`extractNsd: subject must be 1..8, got ${opts.subject}`);
+  }
+  const zscore = opts.zscore ?? 'none';
+  if (!['session', 'train', 'none'].includes(zscore)) {
+    throw new InvalidArgumentError(`extractNsd: zscore must be session, train or none, got ${zscore}`);
+  }
+  const format = opts.format ?? 'auto';
+  if (!['auto', 'nifti', 'hdf5'].includes(format)) throw new InvalidArgumentError(`extractNsd: format must be auto, nifti or hdf5, got ${format}`);
+  const divisor = opts.divisor ?? 300;
+  const concurrency = opts.concurrency ?? 2;
+  if (!(Number.isInteger(concurrency) && concurrency >= 1)) throw new InvalidArgumentError(`extractNsd: concurrency must be an integer >= 1, got ${concurrency}`);
+  if (!(Number.isFinite(divisor) && divisor > 0)) throw new InvalidArgumentError(`extractNsd: divisor must be > 0, got ${divisor}`);
+  return {
+    ...opts,
+    zscore,
+    format,
+    divisor,
+    averageTrain: opts.averageTrain ?? false,
+    averageTest: opts.averageTest ?? true,
+    concurrency,
+  };
+}
+
+async function resolveSessions(o: Normalized): Promise<number[]> {
+  if (o.sessions !== undefined) {
+    const s = typeof o.sessions === 'string' ? parseSessions(o.sessions) : [...new Set(o.sessions)].sort((a, b) => a - b);
+    if (s.length === 0 || s.some((x) => !Number.isInteger(x) || x < 1)) {
+      throw new InvalidArgumentError(`extractNsd: sessions must be positive integers, got ${o.sessions}`);
+    }
+    return s;
+  }
+  const found = await availableSessions(o.root, o.subject, o.format, DEFAULT_MAX_SESSION);
+  if (found.length === 0) {
+    // Name the first file we looked for, so the user sees where betas are expected.
+    await sessionBetasFile(o.root, o.subject, 1, o.format);
+  }
+  return found;
+}
+
+interface RowPlan {
+  rowOf: Int32Array;
+  rows: number;
+  trials: number;
+  ids: Int32Array;
+  counts: Int32Array;
+}
+
+/** Row of each trial of one split (others −1); averaged splits map repeats of an image to one row. */
+function plan(imageId: Int32Array, test: Uint8Array, split: 0 | 1, average: boolean): RowPlan {
+  const rowOf = new Int32Array(imageId.length).fill(-1);
+  const ids: number[] = [];
+  const counts: number[] = [];
+  const rowOfImage = new Map<number, number>();
+  let trials = 0;
+  for (let t = 0; t < imageId.length; t++) {
+    if (test[t] !== split) continue;
+    trials++;
+    let row = average ? rowOfImage.get(imageId[t]) : undefined;
+    if (row === undefined) {
+      row = ids.length;
+      ids.push(imageId[t]);
+      counts.push(0);
+      if (average) rowOfImage.set(imageId[t], row);
+    }
+    counts[row]++;
+    rowOf[t] = row;
+  }
+  return { rowOf, rows: ids.length, trials, ids: Int32Array.from(ids), counts: Int32Array.from(counts) };
+}
+
+function accumulate(out: Float32Array, row: number, betas: Matrix, p: number, V: number): void {
+  const o = row * V;
+  const src = betas.data.subarray(p * V, (p + 1) * V);
+  for (let j = 0; j < V; j++) out[o + j] += src[j];
+}
+
+function divideByCounts(m: Matrix, counts: Int32Array): void {
+  for (let r = 0; r < m.rows; r++) {
+    const c = counts[r];
+    if (c <= 1) continue;
+    const o = r * m.cols;
+    for (let j = 0; j < m.cols; j++) m.data[o + j] /= c;
+  }
+}
+
+function countsPerImage(imageId: Int32Array, test: Uint8Array, split: 0 | 1): Map<number, number> {
+  const m = new Map<number, number>();
+  for (let t = 0; t < imageId.length; t++) if (test[t] === split) m.set(imageId[t], (m.get(imageId[t]) ?? 0) + 1);
+  return m;
+}
+
+function slug(s: string): string {
+  return s.replace(/[^A-Za-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 40) || 'roi';
+}
+
+async function software(): Promise<{ name: string; version: string }> {
+  try {
+    const pkg = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { name: string; version: string };
+    return { name: pkg.name, version: pkg.version };
+  } catch {
+    return { name: 'brainlatent', version: 'unknown' };
+  }
+}

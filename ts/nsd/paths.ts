@@ -1,0 +1,66 @@
+import { join } from 'node:path';
+
+/** Where NSD keeps each file, relative to the dataset root (the S3 bucket's layout). */
+
+export type BetasFormat = 'nifti' | 'hdf5';
+
+/** The GLMsingle beta versions: b3 (the default), b2, b1. */
+export type BetasVersion = 'betas_fithrf_GLMdenoise_RR' | 'betas_fithrf' | 'betas_assumehrf';
+
+export const DEFAULT_BETAS_VERSION: BetasVersion = 'betas_fithrf_GLMdenoise_RR';
+
+export function subjectDir(subject: number): string {
+  return `subj${String(subject).padStart(2, '0')}`;
+}
+
+export function betasDir(root: string, subject: number, version: BetasVersion = DEFAULT_BETAS_VERSION): string {
+  return join(root, 'nsddata_betas', 'ppdata', subjectDir(subject), 'func1pt8mm', version);
+}
+
+export function betasPath(root: string, subject: number, session: number, format: BetasFormat, version?: BetasVersion): string {
+  const name = `betas_session${String(session).padStart(2, '0')}.${format === 'nifti' ? 'nii.gz' : 'hdf5'}`;
+  return join(betasDir(root, subject, version), name);
+}
+
+export function func1pt8Dir(root: string, subject: number): string {
+  return join(root, 'nsddata', 'ppdata', subjectDir(subject), 'func1pt8mm');
+}
+
+export function brainmaskPath(root: string, subject: number): string {
+  return join(func1pt8Dir(root, subject), 'brainmask.nii.gz');
+}
+
+export function roiPath(root: string, subject: number, atlas: string): string {
+  return join(func1pt8Dir(root, subject), 'roi', `${atlas}.nii.gz`);
+}
+
+/** Label names for an atlas ("value name" per line). */
+export function ctabPath(root: string, atlas: string): string {
+  return join(root, 'nsddata', 'freesurfer', 'fsaverage', 'label', `${atlas}.mgz.ctab`);
+}
+
+export function expdesignPath(root: string): string {
+  return join(root, 'nsddata', 'experiments', 'nsd', 'nsd_expdesign.mat');
+}
+
+export function stimInfoPath(root: string): string {
+  return join(root, 'nsddata', 'experiments', 'nsd', 'nsd_stim_info_merged.csv');
+}
+
+export function responsesPath(root: string, subject: number): string {
+  return join(root, 'nsddata', 'ppdata', subjectDir(subject), 'behav', 'responses.tsv');
+}
+
+export function stimuliPath(root: string): string {
+  return join(root, 'nsddata_stimuli', 'stimuli', 'nsd', 'nsd_stimuli.hdf5');
+}
+
+/** COCO 2017 caption files, where Takagi & Nishimoto's code expects them. */
+export function cocoCaptionsPath(root: string, split: 'train2017' | 'val2017'): string {
+  return join(root, 'nsddata_stimuli', 'stimuli', 'nsd', 'annotations', `captions_${split}.json`);
+}
+
+/** The miniature NSD's ground truth (not part of real NSD). */
+export function synthTruthPath(root: string): string {
+  return join(root, 'synth_truth.json');
+}
