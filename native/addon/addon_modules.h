@@ -4,5 +4,6 @@
 
 namespace brainlatent::addon {
 void init_ridge(Napi::Env env, Napi::Object exports);
+void init_banded(Napi::Env env, Napi::Object exports);
 void init_sampler(Napi::Env env, Napi::Object exports);
 }  // namespace brainlatent::addon

@@ -86,4 +86,4 @@ export interface RidgeBinding {
 
 import type { SamplerBinding } from './samplerTypes.js';
 
-export type Binding = RidgeBinding & SamplerBinding;
+export type Binding = RidgeBinding & SamplerBinding & import('./bandedTypes.js').BandedBinding;
