@@ -10,3 +10,6 @@ export type { NpyArray } from './io/npy.js';
 export { readSafetensors, writeSafetensors } from './io/safetensors.js';
 export { buildInfo } from './native/buildInfo.js';
 export * from './sd/index.js';
+export * from './io/index.js';
+export * from './nsd/index.js';
+export * from './synth/index.js';

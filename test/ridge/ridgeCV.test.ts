@@ -75,6 +75,30 @@ describe('RidgeCV against a float64 reference', () => {
   });
 });
 
+describe('RidgeCV batching', () => {
+  it('59,136 targets (77×768 CLIP) in memory-bounded batches give the same model as one batch', async () => {
+    const n = 120, p = 10, t = 59136;
+    const { x } = planted(n, p, 1, 31);
+    const y = { data: new Float32Array(n * t), rows: n, cols: t };
+    const w = planted(p, t, 1, 32).x.data; // reuse the generator for a p × t weight matrix
+    for (let i = 0; i < n; i++) {
+      for (let j = 0; j < t; j++) {
+        let s = 0;
+        for (let k = 0; k < p; k++) s += x.data[i * p + k] * w[k * t + j];
+        y.data[i * t + j] = s + ((i * 7919 + j * 104729) % 1000) / 250 - 2;
+      }
+    }
+    const small = await new RidgeCV({ alphas: [1, 100], memoryBudget: 8 * 2 ** 20 }).fit(x, y);
+    const whole = await new RidgeCV({ alphas: [1, 100], targetBatch: t }).fit(x, y);
+    expect(small.info?.nBatches).toBeGreaterThan(4);
+    expect(whole.info?.nBatches).toBe(1);
+    expect(small.bestAlphas).toEqual(whole.bestAlphas);
+    let maxd = 0;
+    for (let i = 0; i < small.coef.data.length; i++) maxd = Math.max(maxd, Math.abs(small.coef.data[i] - whole.coef.data[i]));
+    expect(maxd).toBeLessThan(1e-5);
+  });
+});
+
 describe('RidgeModel persistence', () => {
   it('save/load round trip is bit-exact and readable as safetensors', async () => {
     const { x, y } = planted(40, 6, 5, 2);

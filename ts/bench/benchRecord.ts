@@ -6,7 +6,7 @@ import path from 'node:path';
 
 import { packageRoot } from '../native/binding.js';
 
-export interface MachineInfo { cpu: string; cores: number; memoryGiB: number; platform: string; node: string }
+export interface MachineInfo { cpu: string; cores: number; memoryGiB: number; platform: string; node: string; loadAverage: number[] }
 
 export function machineInfo(): MachineInfo {
   return {
@@ -15,6 +15,8 @@ export function machineInfo(): MachineInfo {
     memoryGiB: Math.round(os.totalmem() / 2 ** 30),
     platform: `${os.platform()} ${os.arch()}`,
     node: process.version,
+    // Other work on the machine skews timings; the 1/5/15-minute load says how much there was.
+    loadAverage: os.loadavg().map((v) => Math.round(v * 100) / 100),
   };
 }
 

@@ -4,8 +4,10 @@ import { Command } from 'commander';
 
 import { BrainlatentError } from '../errors.js';
 import { registerBenchCommand } from './commands/bench.js';
+import { registerNsdCommand } from './commands/nsd.js';
 import { registerRidgeCommand } from './commands/ridge.js';
 import { registerSdCommand } from './commands/sd.js';
+import { registerSynthCommand } from './commands/synth.js';
 
 const program = new Command();
 program
@@ -17,7 +19,9 @@ program
   .showHelpAfterError();
 
 registerRidgeCommand(program);
+registerNsdCommand(program);
 registerSdCommand(program);
+registerSynthCommand(program);
 registerBenchCommand(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {

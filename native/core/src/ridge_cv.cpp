@@ -44,64 +44,46 @@ std::vector<std::int32_t> contiguous_folds(i64 n, int k) {
 
 std::vector<std::int32_t> group_folds(const std::vector<std::int32_t>& groups, int k) {
   if (k < 2) throw Error(ErrorCode::InvalidArgument, "folds: need at least 2 folds, got " + std::to_string(k));
-  // Distinct groups in order of first appearance, with their sizes.
-  std::vector<std::int32_t> ids;
-  std::vector<i64> sizes;
-  std::vector<std::pair<std::int32_t, std::size_t>> index;  // group id -> slot, via sort
-  {
-    std::vector<std::int32_t> sorted(groups);
-    std::sort(sorted.begin(), sorted.end());
-    sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
-    if (static_cast<i64>(sorted.size()) < k)
-      throw Error(ErrorCode::InvalidArgument, "groups: " + std::to_string(sorted.size()) +
-                                                  " distinct groups cannot fill " + std::to_string(k) + " folds");
+  // Slot of each distinct group, numbered in order of first appearance, and the slots' sizes.
+  std::vector<std::size_t> idx(groups.size());
+  std::iota(idx.begin(), idx.end(), 0);
+  std::stable_sort(idx.begin(), idx.end(), [&](std::size_t a, std::size_t b) { return groups[a] < groups[b]; });
+  std::vector<std::size_t> first_index;        // per distinct group (in id order): first sample
+  std::vector<std::size_t> group_of(groups.size());
+  for (std::size_t i = 0; i < idx.size();) {
+    std::size_t j = i;
+    while (j < idx.size() && groups[idx[j]] == groups[idx[i]]) group_of[idx[j++]] = first_index.size();
+    first_index.push_back(idx[i]);
+    i = j;
   }
-  std::vector<std::int32_t> slot_of(groups.size());
-  {
-    std::vector<std::pair<std::int32_t, std::size_t>> first;  // (group, first index)
-    std::vector<std::size_t> idx(groups.size());
-    std::iota(idx.begin(), idx.end(), 0);
-    std::stable_sort(idx.begin(), idx.end(), [&](std::size_t a, std::size_t b) { return groups[a] < groups[b]; });
-    std::vector<std::size_t> first_of(groups.size());
-    for (std::size_t i = 0; i < idx.size();) {
-      std::size_t j = i;
-      while (j < idx.size() && groups[idx[j]] == groups[idx[i]]) ++j;
-      first.push_back({groups[idx[i]], idx[i]});
-      for (std::size_t q = i; q < j; ++q) first_of[idx[q]] = first.size() - 1;
-      i = j;
-    }
-    // Slots ordered by first appearance.
-    std::vector<std::size_t> by_first(first.size());
-    std::iota(by_first.begin(), by_first.end(), 0);
-    std::sort(by_first.begin(), by_first.end(), [&](std::size_t a, std::size_t b) { return first[a].second < first[b].second; });
-    std::vector<std::int32_t> rank(first.size());
-    for (std::size_t r = 0; r < by_first.size(); ++r) rank[by_first[r]] = static_cast<std::int32_t>(r);
-    sizes.assign(first.size(), 0);
-    for (std::size_t i = 0; i < groups.size(); ++i) {
-      slot_of[i] = rank[first_of[i]];
-      sizes[static_cast<std::size_t>(slot_of[i])]++;
-    }
-  }
+  const i64 n_groups = static_cast<i64>(first_index.size());
+  if (n_groups < k)
+    throw Error(ErrorCode::InvalidArgument,
+                "groups: " + std::to_string(n_groups) + " distinct groups cannot fill " + std::to_string(k) + " folds");
+  std::vector<std::size_t> order(first_index.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return first_index[a] < first_index[b]; });
+  std::vector<std::int32_t> slot_of_group(first_index.size());
+  for (std::size_t r = 0; r < order.size(); ++r) slot_of_group[order[r]] = static_cast<std::int32_t>(r);
+  std::vector<i64> sizes(first_index.size(), 0);
+  for (std::size_t i = 0; i < groups.size(); ++i) sizes[static_cast<std::size_t>(slot_of_group[group_of[i]])]++;
+
   // Contiguous runs of groups (in order of appearance) with near-equal sample counts, so that
   // with time-ordered data each fold stays a block in time, as contiguous KFold does.
   const i64 n = static_cast<i64>(groups.size());
   std::vector<std::int32_t> fold_of_slot(sizes.size());
   i64 cum = 0;
-  const i64 n_groups = static_cast<i64>(sizes.size());
   for (i64 s = 0; s < n_groups; ++s) {
-    // Fold by the position of the group's centre in the cumulative count.
-    double centre = static_cast<double>(cum) + 0.5 * static_cast<double>(sizes[static_cast<std::size_t>(s)]);
-    int v = static_cast<int>(centre * k / static_cast<double>(n));
-    fold_of_slot[static_cast<std::size_t>(s)] = std::min(v, k - 1);
+    const double centre = static_cast<double>(cum) + 0.5 * static_cast<double>(sizes[static_cast<std::size_t>(s)]);
+    fold_of_slot[static_cast<std::size_t>(s)] = std::min(static_cast<int>(centre * k / static_cast<double>(n)), k - 1);
     cum += sizes[static_cast<std::size_t>(s)];
   }
-  // Every fold must be non-empty: with very unequal groups, spread the last groups.
+  // Every fold must be non-empty: with very unequal groups, move a group from the fold holding most.
   std::vector<i64> count(static_cast<std::size_t>(k), 0);
   for (i64 s = 0; s < n_groups; ++s) count[static_cast<std::size_t>(fold_of_slot[static_cast<std::size_t>(s)])]++;
   for (int v = 0; v < k; ++v) {
     if (count[static_cast<std::size_t>(v)] > 0) continue;
-    // Take a group from the fold holding the most groups.
-    int donor = static_cast<int>(std::max_element(count.begin(), count.end()) - count.begin());
+    const int donor = static_cast<int>(std::max_element(count.begin(), count.end()) - count.begin());
     for (i64 s = n_groups - 1; s >= 0; --s)
       if (fold_of_slot[static_cast<std::size_t>(s)] == donor) {
         fold_of_slot[static_cast<std::size_t>(s)] = v;
@@ -111,7 +93,8 @@ std::vector<std::int32_t> group_folds(const std::vector<std::int32_t>& groups, i
       }
   }
   std::vector<std::int32_t> folds(groups.size());
-  for (std::size_t i = 0; i < groups.size(); ++i) folds[i] = fold_of_slot[static_cast<std::size_t>(slot_of[i])];
+  for (std::size_t i = 0; i < groups.size(); ++i)
+    folds[i] = fold_of_slot[static_cast<std::size_t>(slot_of_group[group_of[i]])];
   return folds;
 }
 
@@ -134,6 +117,11 @@ struct Eig {
   std::vector<double> lam;
 };
 
+// Per fold v and column j of a centred target batch: Σy, Σy² and SST over the fold's rows.
+struct FoldStats {
+  std::vector<double> sst, sum, sumsq;  // k × tb
+};
+
 class RidgeFitter {
  public:
   RidgeFitter(ConstMatF x, ConstMatF y, const RidgeOptions& opt) : x_(x), y_(y), opt_(opt) {}
@@ -147,7 +135,6 @@ class RidgeFitter {
   void prepare_x();
   void compute_y_mean();
   Route choose_route();
-  bool choose_f64(double frob);
   std::int64_t choose_batch(Route route);
 
   // ---- numerics
@@ -160,12 +147,19 @@ class RidgeFitter {
     if (opt_.progress) opt_.progress(std::min(1.0, std::max(0.0, fraction)), stage);
   }
   void load_y_batch(i64 j0, i64 tb, std::vector<float>& yb);
-  void fold_y_stats(const float* yb, i64 tb, std::vector<double>& mean_v, std::vector<double>& sst_v,
-                    std::vector<double>& sum_v, std::vector<double>& sumsq_v);
+  void fold_y_stats(const float* yb, i64 tb, FoldStats& st);
   void score_fold(int v, const float* pred, i64 ldp, bool residual, const double* offset, const float* yv,
-                  i64 tb, const std::vector<double>& ymean_v, const std::vector<double>& sst_v,
-                  const std::vector<double>& ysum_v, const std::vector<double>& ysumsq_v, double* out_scores);
+                  i64 tb, const FoldStats& st, double* out_scores);
+  void accumulate(int a, i64 j0, i64 tb, const std::vector<double>& scores);
+  void score_alphas(int v, const std::vector<float>& mv, const Eig& eg, const float* z, i64 j0, i64 tb,
+                    const double* offset, const float* yv, const FoldStats& st, std::vector<float>& ms,
+                    std::vector<float>& pr, std::vector<double>& scores);
   void select_alphas(i64 j0, i64 tb);
+
+  // Runs fn(j0, tb, yb, ys) over target batches: yb is the centred batch in fold order, ys its
+  // per-fold statistics. Progress runs from `from` to 1.
+  template <typename Fn>
+  void for_each_batch(Route route, double from, Fn&& fn);
 
   void fit_per_fold_primal();
   void fit_per_fold_kernel();
@@ -179,6 +173,7 @@ class RidgeFitter {
   std::vector<float> xs_;  // standardised, centred X in fold order (n × p)
   std::vector<double> y_mean_;
   bool use_f64_ = false;
+  bool precision_decided_ = false;
   double flops_ = 0;
   std::vector<double> cv_;  // a × t accumulated mean fold scores
   RidgeResult res_;
@@ -349,29 +344,38 @@ Route RidgeFitter::choose_route() {
   return std::min_element(cands.begin(), cands.end(), [](const Cand& a, const Cand& b) { return a.cost < b.cost; })->r;
 }
 
-// Float32 eigenvalues carry an error of about ε·λ_max; an alpha that small is unresolved
-// (ridge.md §5.4). ‖G‖_F bounds λ_max from above, so this errs toward float64.
-bool RidgeFitter::choose_f64(double frob) {
-  if (opt_.eig_precision == EigPrecision::Float64) return true;
-  if (opt_.eig_precision == EigPrecision::Float32) return false;
-  const double amin = *std::min_element(opt_.alphas.begin(), opt_.alphas.end());
-  return amin < 1e-6 * frob;
-}
-
 Eig RidgeFitter::decompose(std::vector<float>& sym, i64 r) {
   Eig e;
   e.r = r;
   e.lam.resize(static_cast<std::size_t>(r));
+  // 'auto' decides on the first decomposition of the fit: float32 unless its eigenvalue error
+  // (about ε·λ_max) exceeds a tenth of the smallest alpha, where the shrinkage 1/(λ+α) of the
+  // weakest directions is no longer resolved (ridge.md §5.4); then float64 from a saved copy.
+  std::vector<float> saved;
+  const bool deciding = !precision_decided_ && opt_.eig_precision == EigPrecision::Auto;
+  if (deciding) saved.assign(sym.begin(), sym.begin() + r * r);
+  if (!use_f64_) {
+    std::vector<float> w(static_cast<std::size_t>(r));
+    linalg::eigh(r, sym.data(), w.data());
+    if (deciding) {
+      const double amin = *std::min_element(opt_.alphas.begin(), opt_.alphas.end());
+      const double lmax = r > 0 ? std::fabs(static_cast<double>(w.back())) : 0.0;
+      if (1.19e-7 * lmax > 0.1 * amin) {
+        use_f64_ = true;
+        std::copy(saved.begin(), saved.end(), sym.begin());
+      }
+    }
+    if (!use_f64_) {
+      e.qt.assign(sym.begin(), sym.begin() + r * r);
+      for (i64 i = 0; i < r; ++i) e.lam[static_cast<std::size_t>(i)] = std::max(0.0, static_cast<double>(w[static_cast<std::size_t>(i)]));
+    }
+  }
+  precision_decided_ = true;
   if (use_f64_) {
     std::vector<double> a(sym.begin(), sym.begin() + r * r), w(static_cast<std::size_t>(r));
     linalg::eigh(r, a.data(), w.data());
     e.qt.assign(a.begin(), a.end());
     for (i64 i = 0; i < r; ++i) e.lam[static_cast<std::size_t>(i)] = std::max(0.0, w[static_cast<std::size_t>(i)]);
-  } else {
-    std::vector<float> w(static_cast<std::size_t>(r));
-    linalg::eigh(r, sym.data(), w.data());
-    e.qt.assign(sym.begin(), sym.begin() + r * r);
-    for (i64 i = 0; i < r; ++i) e.lam[static_cast<std::size_t>(i)] = std::max(0.0, static_cast<double>(w[static_cast<std::size_t>(i)]));
   }
   return e;
 }
@@ -406,17 +410,15 @@ void RidgeFitter::load_y_batch(i64 j0, i64 tb, std::vector<float>& yb) {
 }
 
 // Per fold v and column j of a centred batch: mean, SST, Σy and Σy² over the fold's rows.
-void RidgeFitter::fold_y_stats(const float* yb, i64 tb, std::vector<double>& mean_v, std::vector<double>& sst_v,
-                               std::vector<double>& sum_v, std::vector<double>& sumsq_v) {
+void RidgeFitter::fold_y_stats(const float* yb, i64 tb, FoldStats& st) {
   const std::size_t sz = static_cast<std::size_t>(k_ * tb);
-  mean_v.assign(sz, 0.0);
-  sst_v.assign(sz, 0.0);
-  sum_v.assign(sz, 0.0);
-  sumsq_v.assign(sz, 0.0);
+  st.sst.assign(sz, 0.0);
+  st.sum.assign(sz, 0.0);
+  st.sumsq.assign(sz, 0.0);
   parallel_for(0, tb, 256, [&](i64 b, i64 e) {
     for (int v = 0; v < k_; ++v) {
-      double* s = sum_v.data() + v * tb;
-      double* s2 = sumsq_v.data() + v * tb;
+      double* s = st.sum.data() + v * tb;
+      double* s2 = st.sumsq.data() + v * tb;
       for (i64 i = folds_.start[static_cast<std::size_t>(v)]; i < folds_.start[static_cast<std::size_t>(v) + 1]; ++i) {
         const float* r = yb + i * tb;
         for (i64 j = b; j < e; ++j) {
@@ -425,10 +427,7 @@ void RidgeFitter::fold_y_stats(const float* yb, i64 tb, std::vector<double>& mea
         }
       }
       const double m = static_cast<double>(folds_.size(v));
-      for (i64 j = b; j < e; ++j) {
-        mean_v[static_cast<std::size_t>(v * tb + j)] = s[j] / m;
-        sst_v[static_cast<std::size_t>(v * tb + j)] = std::max(0.0, s2[j] - s[j] * s[j] / m);
-      }
+      for (i64 j = b; j < e; ++j) st.sst[static_cast<std::size_t>(v * tb + j)] = std::max(0.0, s2[j] - s[j] * s[j] / m);
     }
   });
 }
@@ -437,8 +436,7 @@ void RidgeFitter::fold_y_stats(const float* yb, i64 tb, std::vector<double>& mea
 // prediction minus `offset` (residual=false) or the held-out residual y − ŷ (residual=true).
 // Folds whose target is constant (SST = 0) score 0.
 void RidgeFitter::score_fold(int v, const float* pred, i64 ldp, bool residual, const double* offset, const float* yv,
-                             i64 tb, const std::vector<double>& ymean_v, const std::vector<double>& sst_v,
-                             const std::vector<double>& ysum_v, const std::vector<double>& ysumsq_v, double* out) {
+                             i64 tb, const FoldStats& st, double* out) {
   const i64 nv = folds_.size(v);
   const bool pearson = opt_.score == RidgeScore::Pearson;
   parallel_for(0, tb, 512, [&](i64 b, i64 e) {
@@ -472,17 +470,46 @@ void RidgeFitter::score_fold(int v, const float* pred, i64 ldp, bool residual, c
       const std::size_t S = static_cast<std::size_t>(v * tb + b + j);
       double s = 0;
       if (!pearson) {
-        s = sst_v[S] > 0 ? 1.0 - sse[J] / sst_v[S] : 0.0;
+        s = st.sst[S] > 0 ? 1.0 - sse[J] / st.sst[S] : 0.0;
       } else {
         double cpp = spp[J] - sp[J] * sp[J] / m;
-        double cyy = ysumsq_v[S] - ysum_v[S] * ysum_v[S] / m;
-        double cpy = spy[J] - sp[J] * ysum_v[S] / m;
+        double cyy = st.sumsq[S] - st.sum[S] * st.sum[S] / m;
+        double cpy = spy[J] - sp[J] * st.sum[S] / m;
         s = (cpp > 0 && cyy > 0) ? cpy / std::sqrt(cpp * cyy) : 0.0;
       }
       out[b + j] = s;
     }
   });
-  (void)ymean_v;
+}
+
+void RidgeFitter::accumulate(int a, i64 j0, i64 tb, const std::vector<double>& scores) {
+  double* acc = cv_.data() + static_cast<std::size_t>(a) * static_cast<std::size_t>(t_) + j0;
+  for (i64 j = 0; j < tb; ++j) acc[j] += scores[static_cast<std::size_t>(j)] / k_;
+}
+
+// Per-fold routes: predictions M_v·D_α·Z + offset for every alpha, with the alphas' scaled
+// copies of M_v stacked so that one GEMM scores them all.
+void RidgeFitter::score_alphas(int v, const std::vector<float>& mv, const Eig& eg, const float* z, i64 j0, i64 tb,
+                               const double* offset, const float* yv, const FoldStats& st, std::vector<float>& ms,
+                               std::vector<float>& pr, std::vector<double>& scores) {
+  const i64 nv = folds_.size(v), r = eg.r;
+  ms.resize(static_cast<std::size_t>(a_ * nv * r));
+  pr.resize(static_cast<std::size_t>(a_ * nv * tb));
+  parallel_for(0, a_ * nv, 32, [&](i64 b, i64 e) {
+    for (i64 row = b; row < e; ++row) {
+      const double alpha = opt_.alphas[static_cast<std::size_t>(row / nv)];
+      const float* src = mv.data() + (row % nv) * r;
+      float* dst = ms.data() + row * r;
+      for (i64 k = 0; k < r; ++k) dst[k] = static_cast<float>(src[k] / (eg.lam[static_cast<std::size_t>(k)] + alpha));
+    }
+  });
+  linalg::gemm(false, false, a_ * nv, tb, r, 1.0f, ms.data(), r, z, tb, 0.0f, pr.data(), tb);
+  count(2.0 * a_ * nv * r * tb);
+  scores.resize(static_cast<std::size_t>(tb));
+  for (int a = 0; a < a_; ++a) {
+    score_fold(v, pr.data() + a * nv * tb, tb, false, offset, yv, tb, st, scores.data());
+    accumulate(a, j0, tb, scores);
+  }
 }
 
 // Best alpha per target: the highest mean CV score; exact ties go to the larger alpha.
@@ -500,6 +527,24 @@ void RidgeFitter::select_alphas(i64 j0, i64 tb) {
     res_.best_alphas[static_cast<std::size_t>(j)] = static_cast<float>(opt_.alphas[static_cast<std::size_t>(best)]);
     res_.best_scores[static_cast<std::size_t>(j)] = static_cast<float>(bs);
   }
+}
+
+template <typename Fn>
+void RidgeFitter::for_each_batch(Route route, double from, Fn&& fn) {
+  tb_ = choose_batch(route);
+  std::vector<float> yb;
+  FoldStats ys;
+  i64 batches = 0;
+  for (i64 j0 = 0; j0 < t_; j0 += tb_) {
+    check_cancel();
+    const i64 tb = std::min(tb_, t_ - j0);
+    ++batches;
+    load_y_batch(j0, tb, yb);
+    fold_y_stats(yb.data(), tb, ys);
+    fn(j0, tb, yb, ys);
+    report(from + (1.0 - from) * static_cast<double>(j0 + tb) / static_cast<double>(t_), "cv+refit");
+  }
+  res_.info.n_batches = batches;
 }
 
 // Z (r × tb) scaled per target by E[k, j] = 1 / (λ_k + α_j) into ez.
@@ -522,9 +567,6 @@ void RidgeFitter::fit_per_fold_primal() {
   std::vector<float> c(static_cast<std::size_t>(p * p));
   linalg::gram(n_, p, xs_.data(), p, 1.0f, 0.0f, c.data(), p);
   count(static_cast<double>(n_) * p * p);
-  double frob = 0;
-  for (float v : c) frob += static_cast<double>(v) * v;
-  use_f64_ = choose_f64(std::sqrt(frob));
 
   std::vector<Eig> eigs(static_cast<std::size_t>(k_));
   std::vector<std::vector<float>> m(static_cast<std::size_t>(k_));        // M_v = (X̃_v − x̄_t) Q_v
@@ -570,18 +612,10 @@ void RidgeFitter::fit_per_fold_primal() {
   t_decompose_ = since(t0);
 
   // Target batches: CV over folds, then the refit of the batch.
-  tb_ = choose_batch(Route::PerFoldPrimal);
-  const i64 nvmax = folds_.max_size();
-  std::vector<float> yb, b_full, bv, bt, z, pr, ms, ez;
-  std::vector<double> ymean_v, sst_v, ysum_v, ysumsq_v, scores, offset;
-  i64 batches = 0;
-  for (i64 j0 = 0; j0 < t_; j0 += tb_) {
-    check_cancel();
+  std::vector<float> b_full, bv, bt, z, pr, ms, ez;
+  std::vector<double> scores, offset;
+  for_each_batch(Route::PerFoldPrimal, 0.3, [&](i64 j0, i64 tb, const std::vector<float>& yb, const FoldStats& ys) {
     auto tc = Clock::now();
-    const i64 tb = std::min(tb_, t_ - j0);
-    ++batches;
-    load_y_batch(j0, tb, yb);
-    fold_y_stats(yb.data(), tb, ymean_v, sst_v, ysum_v, ysumsq_v);
     // B_v = X̃_vᵀ Y_v for every fold (2·n·p·tb in all), B = Σ B_v; fold v trains on B − B_v.
     bv.resize(static_cast<std::size_t>(k_ * p * tb));
     for (int v = 0; v < k_; ++v) {
@@ -611,7 +645,7 @@ void RidgeFitter::fit_per_fold_primal() {
         for (i64 i = b; i < e; ++i) bt[static_cast<std::size_t>(i)] = b_full[static_cast<std::size_t>(i)] - bvv[i];
       });
       for (i64 j = 0; j < tb; ++j)
-        offset[static_cast<std::size_t>(j)] = opt_.fit_intercept ? -ysum_v[static_cast<std::size_t>(v * tb + j)] / nt : 0.0;
+        offset[static_cast<std::size_t>(j)] = opt_.fit_intercept ? -ys.sum[static_cast<std::size_t>(v * tb + j)] / nt : 0.0;
       if (opt_.fit_intercept) {
         const auto& xb = xbar_t[static_cast<std::size_t>(v)];
         parallel_for(0, p, 64, [&](i64 b, i64 e) {
@@ -622,29 +656,7 @@ void RidgeFitter::fit_per_fold_primal() {
       }
       linalg::gemm(false, false, p, tb, p, 1.0f, eg.qt.data(), p, bt.data(), tb, 0.0f, z.data(), tb);
       count(2.0 * p * p * tb);
-      // Stack M_v·D_α for a chunk of alphas and score them in one GEMM.
-      const auto& mv = m[static_cast<std::size_t>(v)];
-      const i64 achunk = std::max<i64>(1, std::min<i64>(a_, (static_cast<i64>(a_) * nvmax) / std::max<i64>(1, nv)));
-      for (int a0 = 0; a0 < a_; a0 += static_cast<int>(achunk)) {
-        const int ac = static_cast<int>(std::min<i64>(achunk, a_ - a0));
-        ms.resize(static_cast<std::size_t>(ac * nv * p));
-        pr.resize(static_cast<std::size_t>(ac * nv * tb));
-        parallel_for(0, ac * nv, 64, [&](i64 b, i64 e) {
-          for (i64 row = b; row < e; ++row) {
-            const double alpha = opt_.alphas[static_cast<std::size_t>(a0 + row / nv)];
-            const float* src = mv.data() + (row % nv) * p;
-            float* dst = ms.data() + row * p;
-            for (i64 k = 0; k < p; ++k) dst[k] = static_cast<float>(src[k] / (eg.lam[static_cast<std::size_t>(k)] + alpha));
-          }
-        });
-        linalg::gemm(false, false, ac * nv, tb, p, 1.0f, ms.data(), p, z.data(), tb, 0.0f, pr.data(), tb);
-        count(2.0 * ac * nv * p * tb);
-        for (int a = 0; a < ac; ++a) {
-          score_fold(v, pr.data() + a * nv * tb, tb, false, offset.data(), yv, tb, ymean_v, sst_v, ysum_v, ysumsq_v, scores.data());
-          double* acc = cv_.data() + static_cast<std::size_t>((a0 + a) * t_ + j0);
-          for (i64 j = 0; j < tb; ++j) acc[j] += scores[static_cast<std::size_t>(j)] / k_;
-        }
-      }
+      score_alphas(v, m[static_cast<std::size_t>(v)], eg, z.data(), j0, tb, offset.data(), yv, ys, ms, pr, scores);
     }
     select_alphas(j0, tb);
     t_cv_ += since(tc);
@@ -657,9 +669,7 @@ void RidgeFitter::fit_per_fold_primal() {
     linalg::gemm(true, false, p, tb, p, 1.0f, full.qt.data(), p, ez.data(), tb, 0.0f, res_.coef.data() + j0, t_);
     count(2.0 * p * p * tb);
     t_refit_ += since(tr);
-    report(0.3 + 0.7 * static_cast<double>(j0 + tb) / t_, "cv+refit");
-  }
-  res_.info.n_batches = batches;
+  });
 }
 
 // ------------------------------------------------------------------ per-fold, kernel
@@ -669,9 +679,6 @@ void RidgeFitter::fit_per_fold_kernel() {
   std::vector<float> kf(static_cast<std::size_t>(n_ * n_));
   linalg::outer_gram(n_, p_, xs_.data(), p_, 1.0f, 0.0f, kf.data(), n_);
   count(static_cast<double>(n_) * n_ * p_);
-  double frob = 0;
-  for (float v : kf) frob += static_cast<double>(v) * v;
-  use_f64_ = choose_f64(std::sqrt(frob));
 
   std::vector<Eig> eigs(static_cast<std::size_t>(k_));
   std::vector<std::vector<float>> m(static_cast<std::size_t>(k_));      // M_v = K̃_vt Q_v (n_v × n_t)
@@ -742,17 +749,10 @@ void RidgeFitter::fit_per_fold_kernel() {
   std::vector<float>().swap(kf);
   t_decompose_ = since(t0);
 
-  tb_ = choose_batch(Route::PerFoldKernel);
-  std::vector<float> yb, z, pr, ms, ez, dual;
-  std::vector<double> ymean_v, sst_v, ysum_v, ysumsq_v, scores, offset;
-  i64 batches = 0;
-  for (i64 j0 = 0; j0 < t_; j0 += tb_) {
-    check_cancel();
+  std::vector<float> z, pr, ms, ez, dual;
+  std::vector<double> scores, offset;
+  for_each_batch(Route::PerFoldKernel, 0.4, [&](i64 j0, i64 tb, const std::vector<float>& yb, const FoldStats& ys) {
     auto tc = Clock::now();
-    const i64 tb = std::min(tb_, t_ - j0);
-    ++batches;
-    load_y_batch(j0, tb, yb);
-    fold_y_stats(yb.data(), tb, ymean_v, sst_v, ysum_v, ysumsq_v);
     scores.resize(static_cast<std::size_t>(tb));
     offset.resize(static_cast<std::size_t>(tb));
     for (int v = 0; v < k_; ++v) {
@@ -761,7 +761,7 @@ void RidgeFitter::fit_per_fold_kernel() {
       const i64 s = folds_.start[static_cast<std::size_t>(v)], nv = folds_.size(v), nt = n_ - nv;
       const float* yv = yb.data() + s * tb;
       for (i64 j = 0; j < tb; ++j)
-        offset[static_cast<std::size_t>(j)] = opt_.fit_intercept ? -ysum_v[static_cast<std::size_t>(v * tb + j)] / nt : 0.0;
+        offset[static_cast<std::size_t>(j)] = opt_.fit_intercept ? -ys.sum[static_cast<std::size_t>(v * tb + j)] / nt : 0.0;
       // Z = Q_vᵀ (Y_t − 1ȳ_tᵀ): the training rows are the blocks before and after fold v.
       z.resize(static_cast<std::size_t>(nt * tb));
       linalg::gemm(false, false, nt, tb, s, 1.0f, eg.qt.data(), nt, yb.data(), tb, 0.0f, z.data(), tb);
@@ -773,28 +773,7 @@ void RidgeFitter::fit_per_fold_kernel() {
         for (i64 k = 0; k < nt; ++k)
           for (i64 j = 0; j < tb; ++j) z[static_cast<std::size_t>(k * tb + j)] -= static_cast<float>(qs[static_cast<std::size_t>(k)] * offset[static_cast<std::size_t>(j)]);
       }
-      const auto& mv = m[static_cast<std::size_t>(v)];
-      const int ac_max = a_;
-      for (int a0 = 0; a0 < a_; a0 += ac_max) {
-        const int ac = std::min(ac_max, a_ - a0);
-        ms.resize(static_cast<std::size_t>(ac * nv * nt));
-        pr.resize(static_cast<std::size_t>(ac * nv * tb));
-        parallel_for(0, ac * nv, 32, [&](i64 b, i64 e) {
-          for (i64 row = b; row < e; ++row) {
-            const double alpha = opt_.alphas[static_cast<std::size_t>(a0 + row / nv)];
-            const float* src = mv.data() + (row % nv) * nt;
-            float* dst = ms.data() + row * nt;
-            for (i64 k = 0; k < nt; ++k) dst[k] = static_cast<float>(src[k] / (eg.lam[static_cast<std::size_t>(k)] + alpha));
-          }
-        });
-        linalg::gemm(false, false, ac * nv, tb, nt, 1.0f, ms.data(), nt, z.data(), tb, 0.0f, pr.data(), tb);
-        count(2.0 * ac * nv * nt * tb);
-        for (int a = 0; a < ac; ++a) {
-          score_fold(v, pr.data() + a * nv * tb, tb, false, offset.data(), yv, tb, ymean_v, sst_v, ysum_v, ysumsq_v, scores.data());
-          double* acc = cv_.data() + static_cast<std::size_t>((a0 + a) * t_ + j0);
-          for (i64 j = 0; j < tb; ++j) acc[j] += scores[static_cast<std::size_t>(j)] / k_;
-        }
-      }
+      score_alphas(v, m[static_cast<std::size_t>(v)], eg, z.data(), j0, tb, offset.data(), yv, ys, ms, pr, scores);
     }
     select_alphas(j0, tb);
     t_cv_ += since(tc);
@@ -809,9 +788,7 @@ void RidgeFitter::fit_per_fold_kernel() {
     linalg::gemm(true, false, p_, tb, n_, 1.0f, xs_.data(), p_, dual.data(), tb, 0.0f, res_.coef.data() + j0, t_);
     count(4.0 * n_ * n_ * tb + 2.0 * n_ * p_ * tb);
     t_refit_ += since(tr);
-    report(0.4 + 0.6 * static_cast<double>(j0 + tb) / t_, "cv+refit");
-  }
-  res_.info.n_batches = batches;
+  });
 }
 
 // ------------------------------------------------------------------ exact (one decomposition)
@@ -828,9 +805,6 @@ void RidgeFitter::fit_exact(bool primal) {
     linalg::outer_gram(n_, p_, xs_.data(), p_, 1.0f, 0.0f, g.data(), n_);
     count(static_cast<double>(n_) * n_ * p_);
   }
-  double frob = 0;
-  for (float v : g) frob += static_cast<double>(v) * v;
-  use_f64_ = choose_f64(std::sqrt(frob));
   report(0.05, "decompose");
   Eig eg = decompose(g, r);
   std::vector<float>().swap(g);
@@ -912,17 +886,10 @@ void RidgeFitter::fit_exact(bool primal) {
   }
   report(0.3, "cv+refit");
 
-  tb_ = choose_batch(primal ? Route::ExactPrimal : Route::ExactKernel);
-  std::vector<float> yb, z, zs, res, ez, dual, bq;
-  std::vector<double> ymean_v, sst_v, ysum_v, ysumsq_v, scores, rd;
-  i64 batches = 0;
-  for (i64 j0 = 0; j0 < t_; j0 += tb_) {
-    check_cancel();
+  std::vector<float> z, zs, res, ez, dual, bq;
+  std::vector<double> scores, rd;
+  for_each_batch(primal ? Route::ExactPrimal : Route::ExactKernel, 0.3, [&](i64 j0, i64 tb, const std::vector<float>& yb, const FoldStats& ys) {
     auto tc = Clock::now();
-    const i64 tb = std::min(tb_, t_ - j0);
-    ++batches;
-    load_y_batch(j0, tb, yb);
-    fold_y_stats(yb.data(), tb, ymean_v, sst_v, ysum_v, ysumsq_v);
     scores.resize(static_cast<std::size_t>(tb));
     // Z = NᵀY for primal (= QᵀX̃ᵀY), QᵀY for kernel: r × tb.
     z.resize(static_cast<std::size_t>(r * tb));
@@ -975,9 +942,8 @@ void RidgeFitter::fit_exact(bool primal) {
           }
           count(2.0 * nv * nv * tb);
         }
-        score_fold(v, rv, tb, true, nullptr, yb.data() + s * tb, tb, ymean_v, sst_v, ysum_v, ysumsq_v, scores.data());
-        double* acc = cv_.data() + static_cast<std::size_t>(a * t_ + j0);
-        for (i64 j = 0; j < tb; ++j) acc[j] += scores[static_cast<std::size_t>(j)] / k_;
+        score_fold(v, rv, tb, true, nullptr, yb.data() + s * tb, tb, ys, scores.data());
+        accumulate(a, j0, tb, scores);
       }
     }
     select_alphas(j0, tb);
@@ -995,9 +961,7 @@ void RidgeFitter::fit_exact(bool primal) {
       count(2.0 * n_ * n_ * tb + 2.0 * n_ * p_ * tb);
     }
     t_refit_ += since(tr);
-    report(0.3 + 0.7 * static_cast<double>(j0 + tb) / t_, "cv+refit");
-  }
-  res_.info.n_batches = batches;
+  });
 }
 
 RidgeResult RidgeFitter::run() {
@@ -1015,12 +979,27 @@ RidgeResult RidgeFitter::run() {
   cv_.assign(static_cast<std::size_t>(a_) * static_cast<std::size_t>(t_), 0.0);
   // The route decision needs the precision only for its eig cost; assume float32 there.
   use_f64_ = opt_.eig_precision == EigPrecision::Float64;
-  const Route route = choose_route();
+  Route route = choose_route();
   switch (route) {
     case Route::PerFoldPrimal: fit_per_fold_primal(); break;
     case Route::PerFoldKernel: fit_per_fold_kernel(); break;
-    case Route::ExactPrimal: fit_exact(true); break;
-    case Route::ExactKernel: fit_exact(false); break;
+    case Route::ExactPrimal:
+    case Route::ExactKernel:
+      try {
+        fit_exact(route == Route::ExactPrimal);
+      } catch (const Error& e) {
+        // (I − H_vv) can be numerically singular when alphas are tiny; on 'auto' fall back to the
+        // per-fold route of the same space, which needs no such factorisation.
+        if (e.code() != ErrorCode::NumericalFailure || opt_.cv_method != RidgeCvMethod::Auto) throw;
+        std::fill(cv_.begin(), cv_.end(), 0.0);
+        std::fill(res_.coef.begin(), res_.coef.end(), 0.0f);
+        flops_ = 0;
+        t_decompose_ = t_cv_ = t_refit_ = 0;
+        route = route == Route::ExactPrimal ? Route::PerFoldPrimal : Route::PerFoldKernel;
+        if (route == Route::PerFoldPrimal) fit_per_fold_primal();
+        else fit_per_fold_kernel();
+      }
+      break;
   }
   res_.intercept.resize(static_cast<std::size_t>(t_));
   for (i64 j = 0; j < t_; ++j) res_.intercept[static_cast<std::size_t>(j)] = static_cast<float>(y_mean_[static_cast<std::size_t>(j)]);

@@ -250,6 +250,16 @@ int main() {
     for (int v = 0; v < 4; ++v) CHECK(std::count(f.begin(), f.end(), v) > 0);
     check_cv_matches(d, true, false, false, f, 4);
   });
+  test::run("group folds stay whole and non-empty with very unequal groups", [] {
+    std::vector<std::int32_t> groups(50, 7);
+    for (int g : {3, 9, 1}) groups.push_back(g);
+    auto f = group_folds(groups, 4);
+    for (int v = 0; v < 4; ++v) CHECK(std::count(f.begin(), f.end(), v) > 0);
+    for (size_t i = 1; i < 50; ++i) CHECK(f[i] == f[0]);
+    std::string msg;
+    CHECK(test::throws([&] { group_folds({1, 1, 2, 2}, 3); }, &msg));
+    CHECK(msg.find("2 distinct groups cannot fill 3 folds") != std::string::npos);
+  });
   test::run("contiguous folds follow KFold sizes", [] {
     auto f = contiguous_folds(11, 3);
     CHECK(std::count(f.begin(), f.end(), 0) == 4);
@@ -273,6 +283,31 @@ int main() {
       for (size_t i = 0; i < a.cv_scores.size(); ++i) maxdiff = std::max(maxdiff, (double)std::fabs(a.cv_scores[i] - b.cv_scores[i]));
       std::printf("  %s: max |cv32 - cv64| = %.2e\n", kRouteNames[r], maxdiff);
       CHECK(maxdiff < 1e-3);
+    }
+  });
+  test::run("auto precision: float32 unless the smallest alpha is below the float32 eigenvalue error", [] {
+    Data d = make_data(120, 30, 4, 10);
+    auto folds = contiguous_folds(d.n, 4);
+    std::vector<int> f(folds.begin(), folds.end());
+    for (int r = 0; r < 4; ++r) {
+      RidgeOptions ok = options({1, 10, 100}, f, 4), tiny = options({1e-7, 1}, f, 4);
+      set_route(ok, r);
+      set_route(tiny, r);
+      auto a = ridge_cv_fit({d.x.data(), d.n, d.p}, {d.y.data(), d.n, d.t}, ok);
+      CHECK(a.info.eig_precision == "float32");
+      std::string msg;
+      if (r < 2) {
+        auto b = ridge_cv_fit({d.x.data(), d.n, d.p}, {d.y.data(), d.n, d.t}, tiny);
+        CHECK(b.info.eig_precision == "float64");
+      } else if (test::throws([&] { ridge_cv_fit({d.x.data(), d.n, d.p}, {d.y.data(), d.n, d.t}, tiny); }, &msg)) {
+        // Forced exact CV may find (I − H) singular at alpha 1e-7: a clear error, not a wrong answer.
+        CHECK(msg.find("per-fold") != std::string::npos);
+      }
+      // On 'auto' the fit always succeeds: it falls back to the per-fold route if it must.
+      RidgeOptions any = options({1e-7, 1}, f, 4);
+      any.route = r % 2 == 0 ? RidgeRoute::Primal : RidgeRoute::Kernel;
+      auto c = ridge_cv_fit({d.x.data(), d.n, d.p}, {d.y.data(), d.n, d.t}, any);
+      CHECK(c.info.eig_precision == "float64");
     }
   });
   test::run("bad input is a clear error", [] {

@@ -1,0 +1,42 @@
+#!/usr/bin/env node
+// `npm test`: compile the TypeScript, write the tiny SD fixture models the C++ suite reads, run
+// the C++ suite (ctest) and the TypeScript suite (vitest), then print one closing line with the
+// combined counts ("tests: N passed, N failed, N skipped").
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+
+const run = (cmd, args, opts = {}) => spawnSync(cmd, args, { stdio: 'inherit', ...opts });
+const fail = (msg) => {
+  console.error(`\nnpm test: ${msg}`);
+  process.exit(1);
+};
+
+if (!existsSync('build/Release/brainlatent.node')) fail('the native engine is not built; run `npm install` (or `npm run build`) first');
+if (run('npx', ['--no-install', 'tsc', '-p', 'tsconfig.build.json']).status !== 0) fail('TypeScript compilation failed');
+mkdirSync('build/sd-fixtures', { recursive: true });
+if (run(process.execPath, ['dist/cli/main.js', 'sd', 'fixture', '--variant', 'all', '--out', 'build/sd-fixtures'], { stdio: 'ignore' }).status !== 0) {
+  fail('writing the SD fixture models failed');
+}
+
+let passed = 0, failed = 0, skipped = 0;
+const ctest = spawnSync('ctest', ['--test-dir', 'build', '--output-on-failure'], { encoding: 'utf8' });
+process.stdout.write(ctest.stdout ?? '');
+process.stderr.write(ctest.stderr ?? '');
+const m = /(\d+)% tests passed, (\d+) tests failed out of (\d+)/.exec(ctest.stdout ?? '');
+if (!m) fail('ctest printed no summary');
+passed += Number(m[3]) - Number(m[2]);
+failed += Number(m[2]);
+if (ctest.status !== 0 && failed === 0) failed += 1;
+
+const vitest = run('npx', ['--no-install', 'vitest', 'run', '--reporter=default', '--reporter=json', '--outputFile.json=build/vitest.json']);
+if (existsSync('build/vitest.json')) {
+  const r = JSON.parse(readFileSync('build/vitest.json', 'utf8'));
+  passed += r.numPassedTests;
+  failed += r.numFailedTests;
+  skipped += r.numPendingTests + (r.numTodoTests ?? 0);
+  if (vitest.status !== 0 && r.numFailedTests === 0) failed += 1; // a suite that failed to load
+} else {
+  failed += 1;
+}
+console.log(`\ntests: ${passed} passed, ${failed} failed, ${skipped} skipped`);
+process.exit(failed > 0 ? 1 : 0);

@@ -1,0 +1,70 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { Command } from 'commander';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+
+import { registerRidgeCommand } from '../../../ts/cli/commands/ridge.js';
+import { readNpy, writeNpy } from '../../../ts/io/npy.js';
+import { RidgeModel } from '../../../ts/ridge/RidgeModel.js';
+import { planted } from '../../helpers/random.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'bl-cli-ridge-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+const f = (name: string) => join(tmp, name);
+
+async function run(...args: string[]): Promise<string> {
+  const program = new Command().exitOverride();
+  registerRidgeCommand(program);
+  const lines: string[] = [];
+  const log = vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void lines.push(a.join(' ')));
+  try {
+    await program.parseAsync(['node', 'brainlatent', ...args]);
+  } finally {
+    log.mockRestore();
+  }
+  return lines.join('\n');
+}
+
+describe('brainlatent ridge fit / predict', () => {
+  const { x, y } = planted(60, 8, 5, 21);
+
+  it('fits from .npy files, prints a summary, and predicts', async () => {
+    await writeNpy(f('x.npy'), x.data, [60, 8]);
+    await writeNpy(f('y.npy'), Float64Array.from(y.data), [60, 5]); // float64 Y is accepted
+    await writeNpy(f('g.npy'), Int32Array.from({ length: 60 }, (_, i) => i % 12), [60]);
+    const out = await run('ridge', 'fit', '--x', f('x.npy'), '--y', f('y.npy'), '--alphas', '1e-1:1e3:5', '--folds', '3', '--groups', f('g.npy'), '--standardize', '--out', f('m.safetensors'));
+    expect(out).toMatch(/X 60×8, Y 60×5; 5 alphas, 3 folds \(grouped\)/);
+    expect(out).toMatch(/chosen alphas \(targets per alpha\)/);
+    expect(out).toMatch(/mean CV r2 at the chosen alphas: 0\.\d+/);
+    const model = await RidgeModel.load(f('m.safetensors'));
+    expect(model.settings).toMatchObject({ nFolds: 3, foldKind: 'groups', standardize: true });
+    expect(model.settings.alphas.map((a) => +a.toPrecision(6))).toEqual([0.1, 1, 10, 100, 1000]);
+    const msg = await run('ridge', 'predict', '--model', f('m.safetensors'), '--x', f('x.npy'), '--out', f('p.npy'));
+    expect(msg).toMatch(/predicted 60×5/);
+    const p = await readNpy(f('p.npy'));
+    expect(p.shape).toEqual([60, 5]);
+    expect(Array.from(p.data)).toEqual(Array.from(model.predict(x).data));
+  });
+
+  it('bad input: a model from a different feature count, a truncated or integer .npy, a bad alpha grid', async () => {
+    await writeNpy(f('x9.npy'), new Float32Array(60 * 9), [60, 9]);
+    await expect(run('ridge', 'predict', '--model', f('m.safetensors'), '--x', f('x9.npy'), '--out', f('q.npy'))).rejects.toThrow(
+      /X has 9 features .* fitted on 8/,
+    );
+    const raw = readFileSync(f('x.npy'));
+    writeFileSync(f('trunc.npy'), raw.subarray(0, raw.length - 100));
+    await expect(run('ridge', 'fit', '--x', f('trunc.npy'), '--y', f('y.npy'), '--out', f('z.safetensors'))).rejects.toThrow(/truncated/);
+    await writeNpy(f('int.npy'), new Int16Array(60 * 5), [60, 5]);
+    await expect(run('ridge', 'fit', '--x', f('x.npy'), '--y', f('int.npy'), '--out', f('z.safetensors'))).rejects.toThrow(
+      /Y .* expected float32 or float64 data, got int16/,
+    );
+    await expect(run('ridge', 'fit', '--x', f('x.npy'), '--y', f('y.npy'), '--alphas', '1,0,3', '--out', f('z.safetensors'))).rejects.toThrow(/> 0/);
+    await expect(run('ridge', 'fit', '--x', f('x.npy'), '--y', f('y.npy'), '--alphas', '1:2', '--out', f('z.safetensors'))).rejects.toThrow(/start:stop:count/);
+    await writeNpy(f('g5.npy'), new Int32Array(5), [5]);
+    await expect(run('ridge', 'fit', '--x', f('x.npy'), '--y', f('y.npy'), '--groups', f('g5.npy'), '--out', f('z.safetensors'))).rejects.toThrow(
+      /groups has 5 entries but X has 60 samples/,
+    );
+  });
+});

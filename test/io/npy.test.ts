@@ -1,0 +1,100 @@
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+
+import { describe, expect, it } from 'vitest';
+
+import { FormatError, ShapeError } from '../../ts/errors.js';
+import { readIntVectorNpy, readMatrixNpy, readNpy, readNpyHeader, writeNpy } from '../../ts/io/npy.js';
+import { readSafetensors, writeSafetensors } from '../../ts/io/safetensors.js';
+
+const dir = mkdtempSync(path.join(tmpdir(), 'bl-npy-'));
+const file = (name: string) => path.join(dir, name);
+const PY = '/usr/bin/python3';
+const hasNumpy = (() => {
+  try {
+    execFileSync(PY, ['-c', 'import numpy'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+describe('NPY', () => {
+  it.each([
+    ['float32', Float32Array.from([1.5, -2, 3e-8, 4, 5, 6])],
+    ['float64', Float64Array.from([1.5, -2, 3e-300, 4, 5, 6])],
+    ['int16', Int16Array.from([1, -2, 32767, -32768, 5, 6])],
+    ['int32', Int32Array.from([1, -2, 2147483647, -2147483648, 5, 6])],
+  ])('%s round trip is exact', async (dtype, data) => {
+    await writeNpy(file(`${dtype}.npy`), data, [2, 3]);
+    const back = await readNpy(file(`${dtype}.npy`));
+    expect(back.dtype).toBe(dtype);
+    expect(back.shape).toEqual([2, 3]);
+    expect(Array.from(back.data)).toEqual(Array.from(data));
+    const head = await readNpyHeader(file(`${dtype}.npy`));
+    expect(head.dataOffset % 64).toBe(0);
+  });
+
+  it.skipIf(!hasNumpy)('files written by numpy read back exactly, and numpy reads ours', async () => {
+    execFileSync(PY, ['-c', `import numpy as np; np.save('${file('np.npy')}', np.arange(12, dtype=np.float32).reshape(3, 4) / 7); np.save('${file('np1.npy')}', np.arange(5, dtype=np.int32))`]);
+    const m = await readMatrixNpy(file('np.npy'), 'X');
+    expect([m.rows, m.cols]).toEqual([3, 4]);
+    expect(m.data[5]).toBe(Math.fround(5 / 7));
+    expect(Array.from(await readIntVectorNpy(file('np1.npy'), 'groups'))).toEqual([0, 1, 2, 3, 4]);
+    await writeNpy(file('ours.npy'), Float32Array.from([1, 2, 3, 4, 5, 6]), [3, 2]);
+    const out = execFileSync(PY, ['-c', `import numpy as np; a = np.load('${file('ours.npy')}'); print(a.dtype, a.shape, a[2, 1])`]).toString().trim();
+    expect(out).toBe('float32 (3, 2) 6.0');
+  });
+
+  it('a truncated file is an error naming the expected size', async () => {
+    await writeNpy(file('t.npy'), new Float32Array(100), [10, 10]);
+    const raw = readFileSync(file('t.npy'));
+    writeFileSync(file('t.npy'), raw.subarray(0, raw.length - 17));
+    await expect(readNpy(file('t.npy'))).rejects.toThrow(FormatError);
+    await expect(readNpy(file('t.npy'))).rejects.toThrow(/truncated .* needs 400 data bytes/);
+  });
+
+  it('refuses non-float data for a matrix, big-endian, Fortran order, bad magic and wrong rank', async () => {
+    await writeNpy(file('i.npy'), new Int32Array(6), [2, 3]);
+    await expect(readMatrixNpy(file('i.npy'), 'X')).rejects.toThrow(/X .* expected float32 or float64 data, got int32/);
+    const header = (descr: string, fortran = 'False') => {
+      let dict = `{'descr': '${descr}', 'fortran_order': ${fortran}, 'shape': (2, 3), }`;
+      dict = dict.padEnd(64 - 10 - 1, ' ') + '\n';
+      const pre = Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0, dict.length, 0]);
+      return Buffer.concat([pre, Buffer.from(dict, 'latin1'), Buffer.alloc(24)]);
+    };
+    writeFileSync(file('be.npy'), header('>f4'));
+    await expect(readNpy(file('be.npy'))).rejects.toThrow(/big-endian/);
+    writeFileSync(file('c8.npy'), header('<c8'));
+    await expect(readNpy(file('c8.npy'))).rejects.toThrow(/dtype '<c8' is not supported/);
+    writeFileSync(file('f.npy'), header('<f4', 'True'));
+    await expect(readNpy(file('f.npy'))).rejects.toThrow(/Fortran/);
+    writeFileSync(file('bad.npy'), Buffer.from('not an npy file at all'));
+    await expect(readNpy(file('bad.npy'))).rejects.toThrow(/not a .npy file/);
+    await writeNpy(file('v.npy'), new Float32Array(4), [4]);
+    await expect(readMatrixNpy(file('v.npy'), 'Y')).rejects.toThrow(ShapeError);
+    await expect(writeNpy(file('x.npy'), new Float32Array(5), [2, 3])).rejects.toThrow(/needs 6 elements/);
+  });
+});
+
+describe('safetensors', () => {
+  it('round trip is bit-exact with metadata', async () => {
+    const a = Float32Array.from([1, NaN, -0, 3.25]);
+    const b = Int32Array.from([7, 8, 9]);
+    await writeSafetensors(file('s.safetensors'), { a: { data: a, shape: [2, 2] }, b: { data: b, shape: [3] } }, { note: 'hi' });
+    const back = await readSafetensors(file('s.safetensors'));
+    expect(back.metadata).toEqual({ note: 'hi' });
+    expect(new Uint8Array(back.tensors.a.data.buffer)).toEqual(new Uint8Array(a.buffer));
+    expect(back.tensors.b.shape).toEqual([3]);
+    expect(Array.from(back.tensors.b.data)).toEqual([7, 8, 9]);
+  });
+
+  it('a truncated file is an error', async () => {
+    await writeSafetensors(file('t.safetensors'), { a: { data: new Float32Array(64), shape: [8, 8] } });
+    const raw = readFileSync(file('t.safetensors'));
+    writeFileSync(file('t.safetensors'), raw.subarray(0, raw.length - 10));
+    await expect(readSafetensors(file('t.safetensors'))).rejects.toThrow(/truncated/);
+  });
+});
