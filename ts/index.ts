@@ -13,3 +13,4 @@ export * from './sd/index.js';
 export * from './io/index.js';
 export * from './nsd/index.js';
 export * from './synth/index.js';
+export * from './encoding/index.js';

@@ -174,3 +174,36 @@ describe('encode bad input', () => {
     await expect(encode({ ...base(), featureSets: [{ name: 'z', kind: 'z' }], banded: [{ name: 'b', sets: ['z', 'q'] }] })).rejects.toThrow(/feature set 'q', which is not defined/);
   });
 });
+
+describe('CLI', () => {
+  async function run(register: (p: import('commander').Command) => void, ...args: string[]): Promise<string> {
+    const { Command } = await import('commander');
+    const { vi } = await import('vitest');
+    const program = new Command().exitOverride();
+    register(program);
+    const out: string[] = [];
+    const spy = vi.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array) => (out.push(String(s)), true));
+    try {
+      await program.parseAsync(['node', 'brainlatent', ...args]);
+    } finally {
+      spy.mockRestore();
+    }
+    return out.join('');
+  }
+
+  it('brainlatent encode --config runs the config with paths relative to it', async () => {
+    const { writeFile } = await import('node:fs/promises');
+    const { registerEncodeCommand } = await import('../../ts/cli/commands/encode.js');
+    const cfg = join(world.tmp, 'enc.json');
+    await writeFile(cfg, JSON.stringify({ out: 'cli-out', nsd: { root: 'nsd', subject: 1, zscore: 'none' }, model: 'sd', imageSize: 64, featureSets: [{ name: 'z', kind: 'z' }], ridge: { alphas: '1e-1:1e5:7' } }));
+    const text = await run(registerEncodeCommand, 'encode', '--config', cfg);
+    expect(text).toMatch(/voxels, \d+ training \/ 40 test images/);
+    expect(text).toMatch(/^z\s+[-0-9.]+\s+0\.[5-9]/m);
+  });
+
+  it('brainlatent sd layers --model lists the U-Net tensors', async () => {
+    const { registerSdCommand } = await import('../../ts/cli/commands/sd.js');
+    const text = await run(registerSdCommand, 'sd', 'layers', '--model', world.model);
+    expect(text.split('\n')).toContain(`${layers[0]}\tTanh\t-`);
+  });
+});

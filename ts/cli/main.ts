@@ -4,6 +4,7 @@ import { Command } from 'commander';
 
 import { BrainlatentError } from '../errors.js';
 import { registerBenchCommand } from './commands/bench.js';
+import { registerEncodeCommand } from './commands/encode.js';
 import { registerNsdCommand } from './commands/nsd.js';
 import { registerRidgeCommand } from './commands/ridge.js';
 import { registerSdCommand } from './commands/sd.js';
@@ -22,6 +23,7 @@ registerRidgeCommand(program);
 registerNsdCommand(program);
 registerSdCommand(program);
 registerSynthCommand(program);
+registerEncodeCommand(program);
 registerBenchCommand(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
