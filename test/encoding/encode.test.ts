@@ -146,6 +146,26 @@ describe('encode on the miniature NSD', () => {
   });
 });
 
+describe('noise ceiling from ncsnr.nii.gz', () => {
+  it('reads ncsnr beside the betas and reports r over the ceiling', async () => {
+    const { betasDir } = await import('../../ts/nsd/paths.js');
+    const [X, Y, Z] = world.truth.grid;
+    const ncsnr = new Float32Array(X * Y * Z).fill(0.05);
+    for (const v of world.truth.voxels) ncsnr[v.x + X * (v.y + Y * v.z)] = v.amplitude / world.truth.noiseSd;
+    const ref = await readNiftiHeader(roiPath(world.nsd.root, 1, 'nsdgeneral'));
+    await writeNifti(join(betasDir(world.nsd.root, 1), 'ncsnr.nii.gz'), { dims: [X, Y, Z], datatype: 'float32', srow: ref.srow, sformCode: ref.sformCode, pixdim: ref.pixdim }, ncsnr);
+    const r = await encode({ out: join(world.tmp, 'nc'), nsd: { root: world.nsd.root, subject: 1, zscore: 'none' }, model: world.model, imageSize: 64, featureSets: [{ name: 'z', kind: 'z' }], ridge: { alphas: '1e-1:1e5:7' } });
+    const v = world.truth.voxels.find((x) => x.space === 'latent')!;
+    const j = Array.from(r.mask.indices).indexOf(v.x + X * (v.y + Y * v.z));
+    const s2 = (v.amplitude / world.truth.noiseSd) ** 2;
+    expect(r.noiseCeiling![j]).toBeGreaterThan(s2 / (s2 + 1 / 2.5));
+    expect(r.noiseCeiling![j]).toBeLessThan(s2 / (s2 + 1 / 3) + 1e-6);
+    const early = r.featureSets[0].regions.find((x) => x.region === 'early')!;
+    expect(early.meanRNormalised).toBeGreaterThan(early.meanR);
+    expect(r.files).toContain(join('maps', 'noise-ceiling.nii.gz'));
+  });
+});
+
 describe('encode bad input', () => {
   const base = () => ({ out: join(world.tmp, 'bad'), nsd: { root: world.nsd.root, subject: 1, zscore: 'none' as const }, model: world.model, imageSize: 64 });
 
