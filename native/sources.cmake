@@ -3,6 +3,8 @@
 function(brainlatent_read_sources out kind)
   get_filename_component(_root "${CMAKE_CURRENT_FUNCTION_LIST_DIR}/.." ABSOLUTE)
   file(STRINGS "${_root}/native/sources.txt" _lines)
+  # Re-run CMake when the list changes, so a new source is never silently left out of a build.
+  set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS "${_root}/native/sources.txt")
   set(_result "")
   foreach(_line IN LISTS _lines)
     if(_line MATCHES "^${kind}:[ \t]*(.+)$")

@@ -19,3 +19,4 @@ export { runDemo } from './demo/runDemo.js';
 export type { DemoOptions, DemoResult } from './demo/runDemo.js';
 export { buildDemoWorld } from './demo/world.js';
 export type { DemoWorld, DemoWorldOptions } from './demo/world.js';
+export * from './encoding/index.js';

@@ -7,6 +7,7 @@ namespace brainlatent::addon {
 
 Napi::Object init(Napi::Env env, Napi::Object exports) {
   init_ridge(env, exports);
+  init_banded(env, exports);
   init_sampler(env, exports);
   init_metrics(env, exports);
   return exports;

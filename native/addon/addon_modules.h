@@ -4,6 +4,7 @@
 
 namespace brainlatent::addon {
 void init_ridge(Napi::Env env, Napi::Object exports);
+void init_banded(Napi::Env env, Napi::Object exports);
 void init_sampler(Napi::Env env, Napi::Object exports);
 void init_metrics(Napi::Env env, Napi::Object exports);
 }  // namespace brainlatent::addon

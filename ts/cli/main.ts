@@ -5,6 +5,7 @@ import { Command } from 'commander';
 import { BrainlatentError } from '../errors.js';
 import { registerBenchCommand } from './commands/bench.js';
 import { registerDemoCommand } from './commands/demo.js';
+import { registerEncodeCommand } from './commands/encode.js';
 import { registerNsdCommand } from './commands/nsd.js';
 import { registerReconstructCommand } from './commands/reconstruct.js';
 import { registerRidgeCommand } from './commands/ridge.js';
@@ -22,6 +23,7 @@ program
 
 registerDemoCommand(program);
 registerReconstructCommand(program);
+registerEncodeCommand(program);
 registerRidgeCommand(program);
 registerNsdCommand(program);
 registerSdCommand(program);

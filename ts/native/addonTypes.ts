@@ -85,6 +85,7 @@ export interface RidgeBinding {
 }
 
 import type { MetricsBinding } from './metricsTypes.js';
+import type { BandedBinding } from './bandedTypes.js';
 import type { SamplerBinding } from './samplerTypes.js';
 
-export type Binding = RidgeBinding & SamplerBinding & MetricsBinding;
+export type Binding = RidgeBinding & SamplerBinding & MetricsBinding & BandedBinding;

@@ -12,6 +12,7 @@ import { readPng, writePng } from '../../sd/png.js';
 import { readScheduleConfig, SD1_SCHEDULE } from '../../sd/schedulerConfig.js';
 import type { Tensor } from '../../sd/tensor.js';
 import { progressBar } from '../progress.js';
+import { listUnetLayers } from '../../encoding/unetLayers.js';
 
 interface LoadFlags {
   model: string;
@@ -198,5 +199,16 @@ export function registerSdCommand(program: Command): void {
         await writeSdFixture(dir, { ...v, ...shared });
         process.stdout.write(`wrote ${dir} (${name}, random weights)\n`);
       }
+    });
+
+  sd.command('layers')
+    .description('list the U-Net tensors that encoding feature sets can read (block outputs; --all for every node output)')
+    .requiredOption('--model <dir>', 'SD 1.x ONNX model folder')
+    .option('--all', 'every node output, not only the last of each block')
+    .option('--json', 'print JSON')
+    .action(async (f: { model: string; all?: boolean; json?: boolean }) => {
+      const layers = (await listUnetLayers(f.model)).filter((l) => f.all || l.blockOutput);
+      if (f.json) process.stdout.write(`${JSON.stringify(layers, null, 2)}\n`);
+      else for (const l of layers) process.stdout.write(`${l.name}\t${l.opType}\t${l.block || '-'}\n`);
     });
 }

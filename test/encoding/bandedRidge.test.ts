@@ -1,0 +1,127 @@
+import { describe, expect, it } from 'vitest';
+import { BandedRidgeCV, dirichletGammas } from '../../ts/encoding/BandedRidgeCV.js';
+import { partitionVariance } from '../../ts/encoding/variancePartition.js';
+import { CancelledError, ShapeError } from '../../ts/errors.js';
+import type { Matrix } from '../../ts/matrix.js';
+import { rng } from '../helpers/random.js';
+import { refCv, refFit } from '../helpers/ridgeReference.js';
+
+/** Two bands; target j is driven by band (j % 3) (2 = both). */
+function data(n: number, pa: number, pb: number, t: number, seed: number): { a: Matrix; b: Matrix; y: Matrix } {
+  const g = rng(seed);
+  const a = new Float32Array(n * pa).map(() => g());
+  const b = new Float32Array(n * pb).map(() => g() + 0.3);
+  const y = new Float32Array(n * t);
+  const wa = new Float64Array(pa * t).map(() => g()), wb = new Float64Array(pb * t).map(() => g());
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < t; j++) {
+      let s = 0.5;
+      if (j % 3 !== 1) for (let k = 0; k < pa; k++) s += a[i * pa + k] * wa[k * t + j];
+      if (j % 3 !== 0) for (let k = 0; k < pb; k++) s += b[i * pb + k] * wb[k * t + j];
+      y[i * t + j] = s + 2 * g();
+    }
+  }
+  return { a: { data: a, rows: n, cols: pa }, b: { data: b, rows: n, cols: pb }, y: { data: y, rows: n, cols: t } };
+}
+
+describe('BandedRidgeCV', () => {
+  it('matches a float64 reference (brute-force CV per γ on X·S, refit, coef = S·W)', async () => {
+    const n = 48, pa = 5, pb = 9, t = 6;
+    const { a, b, y } = data(n, pa, pb, t, 3);
+    const gammas = dirichletGammas(6, 2, [0.1, 1], 4);
+    expect(gammas[0]).toEqual([0.5, 0.5]);
+    const alphas = [0.5, 5, 50, 500];
+    const foldIndex = Array.from({ length: n }, (_, i) => Math.floor((i * 4) / n));
+    for (const route of ['primal', 'kernel'] as const) {
+      const model = await new BandedRidgeCV({ alphas, gammas, foldIndex, route, eigPrecision: 'float64' }).fit({ a, b }, y);
+      expect(model.info?.route).toBe(route);
+      expect(model.bandNames).toEqual(['a', 'b']);
+      // Reference: X·S per candidate, plain ridge CV.
+      const p = pa + pb;
+      const x = new Float64Array(n * p);
+      for (let i = 0; i < n; i++) {
+        for (let k = 0; k < pa; k++) x[i * p + k] = a.data[i * pa + k];
+        for (let k = 0; k < pb; k++) x[i * p + pa + k] = b.data[i * pb + k];
+      }
+      const best = new Float64Array(t).fill(-Infinity), bestG = new Int32Array(t), bestA = new Float64Array(t);
+      gammas.forEach((g, gi) => {
+        const xs = x.map((v, q) => v * Math.sqrt(g[q % p < pa ? 0 : 1]));
+        const { cv, best: ba } = refCv(xs, y.data, n, p, t, alphas, foldIndex, 4);
+        for (let j = 0; j < t; j++) {
+          const s = cv[alphas.indexOf(ba[j]) * t + j];
+          expect(model.gammaScores.data[gi * t + j]).toBeCloseTo(s, 4);
+          if (s > best[j]) [best[j], bestG[j], bestA[j]] = [s, gi, ba[j]];
+        }
+      });
+      expect(Array.from(model.bestGamma)).toEqual(Array.from(bestG));
+      expect(Array.from(model.bestAlpha)).toEqual(Array.from(bestA));
+      let err = 0, scale = 0;
+      const rows = Array.from({ length: n }, (_, i) => i);
+      for (let j = 0; j < t; j++) {
+        const g = gammas[bestG[j]];
+        const s = (q: number) => Math.sqrt(g[q < pa ? 0 : 1]);
+        const xs = x.map((v, q) => v * s(q % p));
+        const yj = Float64Array.from({ length: n }, (_, i) => y.data[i * t + j]);
+        const f = refFit(xs, yj, p, 1, rows, bestA[j]);
+        for (let q = 0; q < p; q++) {
+          err = Math.max(err, Math.abs(model.coef.data[q * t + j] - s(q) * f.w[q]));
+          scale = Math.max(scale, Math.abs(s(q) * f.w[q]));
+        }
+      }
+      expect(err).toBeLessThan(1e-3 * scale);
+      // Predictions of the model equal X·coef + intercept.
+      const pred = model.predict({ a, b });
+      expect(pred.rows).toBe(n);
+      const split = model.predictSplit({ a, b });
+      for (let q = 0; q < 10; q++) {
+        const sum = split[0].data[q] + split[1].data[q] + model.intercept[q % t];
+        expect(sum).toBeCloseTo(pred.data[q], 3);
+      }
+    }
+  });
+
+  it('recovers the band each target was built from, and partitions variance accordingly', async () => {
+    const n = 400, t = 12;
+    const { a, b, y } = data(n, 8, 8, t, 9);
+    const trainRows = 300;
+    const slice = (m: Matrix, r0: number, r1: number): Matrix => ({ data: m.data.slice(r0 * m.cols, r1 * m.cols), rows: r1 - r0, cols: m.cols });
+    const vp = await partitionVariance(
+      { a: slice(a, 0, trainRows), b: slice(b, 0, trainRows) },
+      slice(y, 0, trainRows),
+      { a: slice(a, trainRows, n), b: slice(b, trainRows, n) },
+      slice(y, trainRows, n),
+      { alphas: [1, 10, 100, 1000], nIter: 20, folds: 5 },
+    );
+    const w = vp.model.bandWeights();
+    for (let j = 0; j < t; j++) {
+      if (j % 3 === 0) {
+        expect(w.data[j * 2]).toBeGreaterThan(0.8);
+        expect(vp.unique[0][j]).toBeGreaterThan(0.1);
+        expect(Math.abs(vp.unique[1][j])).toBeLessThan(0.05);
+      } else if (j % 3 === 1) {
+        expect(w.data[j * 2]).toBeLessThan(0.2);
+        expect(vp.unique[1][j]).toBeGreaterThan(0.1);
+        expect(Math.abs(vp.unique[0][j])).toBeLessThan(0.05);
+      } else {
+        expect(vp.unique[0][j]).toBeGreaterThan(0.05);
+        expect(vp.unique[1][j]).toBeGreaterThan(0.05);
+      }
+      // Independent bands share (almost) nothing; a target fed by both loses a little to shrinkage.
+      expect(Math.abs(vp.shared[j])).toBeLessThan(j % 3 === 2 ? 0.15 : 0.05);
+    }
+    expect(vp.model.bandAlphas().cols).toBe(2);
+  });
+
+  it('reports progress, honours abort, and names bad shapes', async () => {
+    const { a, b, y } = data(60, 4, 4, 3, 1);
+    const stages = new Set<string>();
+    await new BandedRidgeCV({ nIter: 4, folds: 3 }).fit([a, b], y, { onProgress: (p) => stages.add(p.stage) });
+    expect(stages.has('search')).toBe(true);
+    const ctl = new AbortController();
+    ctl.abort();
+    await expect(new BandedRidgeCV({ nIter: 4 }).fit([a, b], y, { signal: ctl.signal })).rejects.toBeInstanceOf(CancelledError);
+    const short: Matrix = { data: b.data.slice(0, 50 * 4), rows: 50, cols: 4 };
+    await expect(new BandedRidgeCV().fit({ a, b: short }, y)).rejects.toThrow(/'b' has 50 samples but 'a' has 60/);
+    await expect(new BandedRidgeCV({ gammas: [[1, 0, 0]] }).fit({ a, b }, y)).rejects.toBeInstanceOf(ShapeError);
+  });
+});

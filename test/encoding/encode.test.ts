@@ -1,0 +1,229 @@
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { encode, type EncodeResult } from '../../ts/encoding/encode.js';
+import { listUnetLayers } from '../../ts/encoding/unetLayers.js';
+import { readNifti, readNiftiHeader, writeNifti } from '../../ts/io/nifti.js';
+import { writeNpy } from '../../ts/io/npy.js';
+import { roiPath } from '../../ts/nsd/paths.js';
+import { makeWorld, type World } from './world.js';
+
+let world: World;
+let result: EncodeResult;
+let layers: string[];
+
+function pearson(a: number[], b: number[]): number {
+  const n = a.length, ma = a.reduce((s, v) => s + v, 0) / n, mb = b.reduce((s, v) => s + v, 0) / n;
+  let sab = 0, saa = 0, sbb = 0;
+  for (let i = 0; i < n; i++) {
+    sab += (a[i] - ma) * (b[i] - mb);
+    saa += (a[i] - ma) ** 2;
+    sbb += (b[i] - mb) ** 2;
+  }
+  return sab / Math.sqrt(saa * sbb);
+}
+
+beforeAll(async () => {
+  world = await makeWorld();
+  const all = await listUnetLayers(world.model);
+  const tanh = all.filter((l) => l.opType === 'Tanh').map((l) => l.name);
+  layers = [tanh[0], tanh[tanh.length - 1]];
+  result = await encode({
+    out: join(world.tmp, 'out'),
+    nsd: { root: world.nsd.root, subject: 1, zscore: 'none' },
+    model: world.model,
+    imageSize: 64,
+    featureSets: [
+      { name: 'z', kind: 'z' },
+      { name: 'c', kind: 'c' },
+      { name: 'zc', kind: 'zc', strength: 0.5, steps: 4, guidance: 1 },
+      { name: 'unet', kind: 'unet', layers, timesteps: [200, 800], pool: 2 },
+    ],
+    ridge: { alphas: '1e-1:1e5:13' },
+    banded: [{ name: 'z+c', sets: ['z', 'c'], nIter: 20 }],
+    noiseCeiling: 'estimate',
+  });
+}, 300_000);
+
+afterAll(() => world?.cleanup());
+
+const regionR = (set: string, region: string) => result.featureSets.find((f) => f.name === set)!.regions.find((r) => r.atlas === 'streams' && r.region === region)!.meanR;
+
+describe('encode on the miniature NSD', () => {
+  it('z is most accurate in early voxels, c in ventral voxels', () => {
+    expect(regionR('z', 'early')).toBeGreaterThan(0.6);
+    expect(regionR('z', 'early')).toBeGreaterThan(regionR('c', 'early') + 0.03);
+    expect(regionR('c', 'ventral')).toBeGreaterThan(0.6);
+    expect(regionR('c', 'ventral')).toBeGreaterThan(regionR('z', 'ventral') + 0.2);
+    // Unplanted streams are noise for every model.
+    for (const f of result.featureSets) expect(Math.abs(f.regions.find((r) => r.region === 'parietal')!.meanR)).toBeLessThan(0.1);
+  });
+
+  it('per-voxel accuracy tracks the planted signal-to-noise ratio', () => {
+    const [X, Y] = world.truth.grid;
+    const col = new Map<number, number>();
+    result.mask.indices.forEach((i, j) => col.set(i, j));
+    const z = result.featureSets.find((f) => f.name === 'z')!.r, c = result.featureSets.find((f) => f.name === 'c')!.r;
+    const got: number[] = [], expected: number[] = [];
+    const planted = new Set<number>();
+    for (const v of world.truth.voxels) {
+      const j = col.get(v.x + X * (v.y + Y * v.z));
+      if (j === undefined) continue;
+      planted.add(j);
+      // Test betas average ~3 trials of noise (noiseSd² + session offsets 0.3²).
+      expected.push(v.amplitude / Math.sqrt(v.amplitude ** 2 + (world.truth.noiseSd ** 2 + 0.09) / 3));
+      got.push(v.space === 'latent' ? z[j] : c[j]);
+    }
+    expect(got.length).toBeGreaterThan(300);
+    expect(pearson(got, expected)).toBeGreaterThan(0.3);
+    const meanGot = got.reduce((s, v) => s + v, 0) / got.length, meanExp = expected.reduce((s, v) => s + v, 0) / expected.length;
+    expect(Math.abs(meanGot - meanExp)).toBeLessThan(0.1);
+    const noise = Array.from(z).filter((_, j) => !planted.has(j));
+    expect(Math.abs(noise.reduce((s, v) => s + v, 0) / noise.length)).toBeLessThan(0.05);
+    // The noise ceiling estimated from repetitions is high where signal was planted, low elsewhere.
+    const nc = result.noiseCeiling!;
+    const ncPlanted = [...planted].reduce((s, j) => s + nc[j], 0) / planted.size;
+    const ncNoise = Array.from(nc).filter((_, j) => !planted.has(j)).reduce((s, v) => s + v, 0) / noise.length;
+    expect(ncPlanted).toBeGreaterThan(0.5);
+    expect(ncNoise).toBeLessThan(0.2);
+  });
+
+  it('banded ridge recovers the band each voxel was built from', () => {
+    const b = result.banded[0];
+    const [X, Y] = world.truth.grid;
+    const col = new Map<number, number>();
+    result.mask.indices.forEach((i, j) => col.set(i, j));
+    let right = 0, total = 0;
+    for (const v of world.truth.voxels) {
+      const j = col.get(v.x + X * (v.y + Y * v.z))!;
+      const gz = b.bandWeights.data[j * 2];
+      total++;
+      right += v.space === 'latent' ? gz > 0.5 : gz < 0.5;
+    }
+    expect(right / total).toBeGreaterThan(0.85);
+    const early = world.truth.voxels.filter((v) => v.space === 'latent').map((v) => col.get(v.x + X * (v.y + Y * v.z))!);
+    const ventral = world.truth.voxels.filter((v) => v.space === 'semantic').map((v) => col.get(v.x + X * (v.y + Y * v.z))!);
+    const m = (a: Float32Array, idx: number[]) => idx.reduce((s, j) => s + a[j], 0) / idx.length;
+    expect(m(b.unique.z, early)).toBeGreaterThan(m(b.unique.c, early));
+    expect(m(b.unique.c, ventral)).toBeGreaterThan(m(b.unique.z, ventral));
+  });
+
+  it('computes z_c and U-Net layer features at each timestep', () => {
+    const names = result.featureSets.map((f) => f.name);
+    expect(names).toEqual(expect.arrayContaining(['zc', `unet:${layers[0]}@t200`, `unet:${layers[1]}@t800`, 'z+c']));
+    const u = result.featureSets.find((f) => f.name === `unet:${layers[0]}@t200`)!;
+    expect(u.features).toBe(8 * 2 * 2); // 8 channels pooled to 2×2
+    expect(regionR('zc', 'early')).toBeGreaterThan(0.3);
+  });
+
+  it('maps round-trip through the NIfTI writer with the mask geometry', async () => {
+    const ref = await readNiftiHeader(roiPath(world.nsd.root, 1, 'nsdgeneral'));
+    const z = result.featureSets.find((f) => f.name === 'z')!;
+    const { header, data } = await readNifti(join(world.tmp, 'out', z.map));
+    expect(header.dims.slice(0, 3)).toEqual(ref.dims.slice(0, 3));
+    expect(header.srow).toEqual(ref.srow);
+    expect(header.sformCode).toBe(ref.sformCode);
+    expect(header.qformCode).toBe(ref.qformCode);
+    expect(header.pixdim.slice(1, 4)).toEqual(ref.pixdim.slice(1, 4));
+    expect(header.datatype).toBe('float32');
+    const inMask = new Set(result.mask.indices);
+    result.mask.indices.forEach((i, j) => expect(data[i]).toBe(z.r[j]));
+    let outside = 0;
+    for (let i = 0; i < data.length; i++) if (!inMask.has(i)) outside += Number.isNaN(data[i]) ? 1 : 0;
+    expect(outside).toBe(data.length - inMask.size);
+  });
+
+  it('writes the region CSV, mosaics and report', async () => {
+    const { readFile, stat } = await import('node:fs/promises');
+    const csv = await readFile(join(world.tmp, 'out', 'regions.csv'), 'utf8');
+    expect(csv.split('\n')[0]).toBe('feature_set,atlas,region,label,voxels,mean_r,median_r,mean_r_over_ceiling');
+    expect(csv).toMatch(/^z,streams,early,1,\d+,0\.\d+/m);
+    expect(csv).toMatch(/^c,prf-visualrois,V1v,1,/m);
+    const png = await readFile(join(world.tmp, 'out', result.featureSets[0].mosaic));
+    expect(png.subarray(1, 4).toString()).toBe('PNG');
+    const html = await readFile(join(world.tmp, 'out', 'report.html'), 'utf8');
+    for (const f of result.featureSets) expect(html).toContain(f.mosaic);
+    expect((await stat(join(world.tmp, 'out', 'encoding.json'))).size).toBeGreaterThan(100);
+  });
+});
+
+describe('noise ceiling from ncsnr.nii.gz', () => {
+  it('reads ncsnr beside the betas and reports r over the ceiling', async () => {
+    const { betasDir } = await import('../../ts/nsd/paths.js');
+    const [X, Y, Z] = world.truth.grid;
+    const ncsnr = new Float32Array(X * Y * Z).fill(0.05);
+    for (const v of world.truth.voxels) ncsnr[v.x + X * (v.y + Y * v.z)] = v.amplitude / world.truth.noiseSd;
+    const ref = await readNiftiHeader(roiPath(world.nsd.root, 1, 'nsdgeneral'));
+    await writeNifti(join(betasDir(world.nsd.root, 1), 'ncsnr.nii.gz'), { dims: [X, Y, Z], datatype: 'float32', srow: ref.srow, sformCode: ref.sformCode, pixdim: ref.pixdim }, ncsnr);
+    const r = await encode({ out: join(world.tmp, 'nc'), nsd: { root: world.nsd.root, subject: 1, zscore: 'none' }, model: world.model, imageSize: 64, featureSets: [{ name: 'z', kind: 'z' }], ridge: { alphas: '1e-1:1e5:7' } });
+    const v = world.truth.voxels.find((x) => x.space === 'latent')!;
+    const j = Array.from(r.mask.indices).indexOf(v.x + X * (v.y + Y * v.z));
+    const s2 = (v.amplitude / world.truth.noiseSd) ** 2;
+    expect(r.noiseCeiling![j]).toBeGreaterThan(s2 / (s2 + 1 / 2.5));
+    expect(r.noiseCeiling![j]).toBeLessThan(s2 / (s2 + 1 / 3) + 1e-6);
+    const early = r.featureSets[0].regions.find((x) => x.region === 'early')!;
+    expect(early.meanRNormalised).toBeGreaterThan(early.meanR);
+    expect(r.files).toContain(join('maps', 'noise-ceiling.nii.gz'));
+  });
+});
+
+describe('encode bad input', () => {
+  const base = () => ({ out: join(world.tmp, 'bad'), nsd: { root: world.nsd.root, subject: 1, zscore: 'none' as const }, model: world.model, imageSize: 64 });
+
+  it('rejects features for images that have no betas', async () => {
+    const path = join(world.tmp, 'feat.npy'), ids = join(world.tmp, 'feat-ids.npy');
+    await writeNpy(path, new Float32Array(20 * 3).fill(1), [20, 3]);
+    await writeNpy(ids, Int32Array.from({ length: 20 }, (_, i) => 900_000 + i), [20]);
+    await expect(encode({ ...base(), featureSets: [{ name: 'f', kind: 'file', path, ids }] })).rejects.toThrow(/features for images that have no betas/);
+    await writeNpy(ids, Int32Array.from({ length: 20 }, (_, i) => i + 1), [20]);
+    await expect(encode({ ...base(), featureSets: [{ name: 'f', kind: 'file', path, ids }] })).rejects.toThrow(/lacks features for \d+ of subject 1's \d+ training images/);
+  });
+
+  it('rejects a layer name that is not in the model', async () => {
+    await expect(encode({ ...base(), featureSets: [{ name: 'u', kind: 'unet', layers: ['down_blocks.9/nope'], timesteps: [500] }] })).rejects.toThrow(
+      /layer 'down_blocks.9\/nope' is not in .*unet\/model.onnx.*sd layers --model/,
+    );
+  });
+
+  it('rejects a mask on another grid', async () => {
+    const mask = join(world.tmp, 'other-grid.nii.gz');
+    await writeNifti(mask, { dims: [10, 10, 10], datatype: 'int16' }, new Int16Array(1000).fill(1));
+    await expect(encode({ ...base(), nsd: { ...base().nsd, roi: mask }, featureSets: [{ name: 'z', kind: 'z' }] })).rejects.toThrow(/grid .* differs from the mask's grid 10×10×10/);
+  });
+
+  it('rejects banded sets that name undefined feature sets', async () => {
+    await expect(encode({ ...base(), featureSets: [{ name: 'z', kind: 'z' }], banded: [{ name: 'b', sets: ['z', 'q'] }] })).rejects.toThrow(/feature set 'q', which is not defined/);
+  });
+});
+
+describe('CLI', () => {
+  async function run(register: (p: import('commander').Command) => void, ...args: string[]): Promise<string> {
+    const { Command } = await import('commander');
+    const { vi } = await import('vitest');
+    const program = new Command().exitOverride();
+    register(program);
+    const out: string[] = [];
+    const spy = vi.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array) => (out.push(String(s)), true));
+    try {
+      await program.parseAsync(['node', 'brainlatent', ...args]);
+    } finally {
+      spy.mockRestore();
+    }
+    return out.join('');
+  }
+
+  it('brainlatent encode --config runs the config with paths relative to it', async () => {
+    const { writeFile } = await import('node:fs/promises');
+    const { registerEncodeCommand } = await import('../../ts/cli/commands/encode.js');
+    const cfg = join(world.tmp, 'enc.json');
+    await writeFile(cfg, JSON.stringify({ out: 'cli-out', nsd: { root: 'nsd', subject: 1, zscore: 'none' }, model: 'sd', imageSize: 64, featureSets: [{ name: 'z', kind: 'z' }], ridge: { alphas: '1e-1:1e5:7' } }));
+    const text = await run(registerEncodeCommand, 'encode', '--config', cfg);
+    expect(text).toMatch(/voxels, \d+ training \/ 40 test images/);
+    expect(text).toMatch(/^z\s+[-0-9.]+\s+0\.[5-9]/m);
+  });
+
+  it('brainlatent sd layers --model lists the U-Net tensors', async () => {
+    const { registerSdCommand } = await import('../../ts/cli/commands/sd.js');
+    const text = await run(registerSdCommand, 'sd', 'layers', '--model', world.model);
+    expect(text.split('\n')).toContain(`${layers[0]}\tTanh\t-`);
+  });
+});

@@ -1,0 +1,26 @@
+/** Child process of bench:encoding: fits RidgeCV with grouped folds on the .npy files, prints one JSON line (peak RSS is this process's). */
+import { readMatrixNpy, readNpy } from '../io/npy.js';
+import { logspace } from '../ridge/alphas.js';
+import { RidgeCV } from '../ridge/RidgeCV.js';
+import { heldOutR2 } from './ridgeData.js';
+
+const [dir, nAlphas, folds, groupSize] = process.argv.slice(2);
+const xTrain = await readMatrixNpy(`${dir}/x_train.npy`, 'X train');
+const yTrain = await readMatrixNpy(`${dir}/y_train.npy`, 'Y train');
+const xTest = await readMatrixNpy(`${dir}/x_test.npy`, 'X test');
+const yTest = await readMatrixNpy(`${dir}/y_test.npy`, 'Y test');
+const signal = (await readNpy(`${dir}/signal.npy`)).data as Uint8Array;
+const groups = Int32Array.from({ length: xTrain.rows }, (_, i) => Math.floor(i / Number(groupSize)));
+const t0 = performance.now();
+const model = await new RidgeCV({ alphas: logspace(1e1, 1e7, Number(nAlphas)), folds: Number(folds), groups }).fit(xTrain, yTrain);
+const seconds = (performance.now() - t0) / 1000;
+const pred = model.predict(xTest);
+console.log(
+  JSON.stringify({
+    seconds,
+    test_r2: heldOutR2(pred.data, yTest.data, yTest.rows, yTest.cols, signal),
+    alphas: Array.from(model.bestAlphas),
+    peak_rss_mb: process.resourceUsage().maxRSS / 1024,
+    info: model.info,
+  }),
+);

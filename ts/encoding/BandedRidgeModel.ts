@@ -1,0 +1,138 @@
+import { ShapeError } from '../errors.js';
+import type { Matrix } from '../matrix.js';
+import type { NativeBandedInfo } from '../native/bandedTypes.js';
+import { binding } from '../native/binding.js';
+import { fromNative } from '../native/nativeError.js';
+import { concatSpaces, type FeatureSpaces } from './BandedRidgeCV.js';
+
+export interface BandedRidgeModelParts {
+  bandNames: string[];
+  bandSizes: number[];
+  coef: Matrix; // features × targets (bands stacked in order)
+  intercept: Float32Array;
+  xMean: Float32Array;
+  xScale: Float32Array;
+  /** Candidates searched, nGammas × nBands row-major. */
+  gammas: Float64Array;
+  bestGamma: Int32Array;
+  bestAlpha: Float32Array;
+  bestScores: Float32Array;
+  /** Best mean CV score over alphas, per candidate γ (rows) and target. */
+  gammaScores: Matrix;
+  alphas: number[];
+  score: 'r2' | 'pearson';
+  foldKind: 'contiguous' | 'groups' | 'custom';
+  nFolds: number;
+  info?: NativeBandedInfo;
+}
+
+/** A fitted banded ridge model: predict(X) = ((X − xMean) / xScale) · coef + intercept, X the spaces side by side. */
+export class BandedRidgeModel {
+  readonly bandNames: string[];
+  readonly bandSizes: number[];
+  readonly coef: Matrix;
+  readonly intercept: Float32Array;
+  readonly xMean: Float32Array;
+  readonly xScale: Float32Array;
+  readonly gammas: Float64Array;
+  readonly bestGamma: Int32Array;
+  readonly bestAlpha: Float32Array;
+  readonly bestScores: Float32Array;
+  readonly gammaScores: Matrix;
+  readonly alphas: number[];
+  readonly score: 'r2' | 'pearson';
+  readonly foldKind: 'contiguous' | 'groups' | 'custom';
+  readonly nFolds: number;
+  readonly info?: NativeBandedInfo;
+
+  constructor(p: BandedRidgeModelParts) {
+    this.bandNames = p.bandNames;
+    this.bandSizes = p.bandSizes;
+    this.coef = p.coef;
+    this.intercept = p.intercept;
+    this.xMean = p.xMean;
+    this.xScale = p.xScale;
+    this.gammas = p.gammas;
+    this.bestGamma = p.bestGamma;
+    this.bestAlpha = p.bestAlpha;
+    this.bestScores = p.bestScores;
+    this.gammaScores = p.gammaScores;
+    this.alphas = p.alphas;
+    this.score = p.score;
+    this.foldKind = p.foldKind;
+    this.nFolds = p.nFolds;
+    this.info = p.info;
+  }
+
+  get nBands(): number {
+    return this.bandNames.length;
+  }
+  get nTargets(): number {
+    return this.coef.cols;
+  }
+
+  /** The chosen band weights γ of every target: targets × bands. */
+  bandWeights(): Matrix {
+    const nb = this.nBands;
+    const out = new Float32Array(this.nTargets * nb);
+    for (let j = 0; j < this.nTargets; j++) {
+      for (let b = 0; b < nb; b++) out[j * nb + b] = this.gammas[this.bestGamma[j] * nb + b];
+    }
+    return { data: out, rows: this.nTargets, cols: nb };
+  }
+
+  /** The effective penalty per band and target, α/γᵢ (Infinity where γᵢ = 0): targets × bands. */
+  bandAlphas(): Matrix {
+    const w = this.bandWeights();
+    const out = new Float32Array(w.data.length);
+    for (let j = 0; j < this.nTargets; j++) {
+      for (let b = 0; b < this.nBands; b++) out[j * this.nBands + b] = this.bestAlpha[j] / w.data[j * this.nBands + b];
+    }
+    return { data: out, rows: this.nTargets, cols: this.nBands };
+  }
+
+  /** himalaya's deltas, log(γᵢ/α): bands × targets. */
+  deltas(): Matrix {
+    const w = this.bandWeights();
+    const out = new Float32Array(w.data.length);
+    for (let j = 0; j < this.nTargets; j++) {
+      for (let b = 0; b < this.nBands; b++) out[b * this.nTargets + j] = Math.log(w.data[j * this.nBands + b] / this.bestAlpha[j]);
+    }
+    return { data: out, rows: this.nBands, cols: this.nTargets };
+  }
+
+  /** Predictions for the spaces (same order and widths as in the fit): samples × targets. */
+  predict(spaces: FeatureSpaces): Matrix {
+    const { x, sizes } = concatSpaces(spaces, 'BandedRidgeModel.predict');
+    if (sizes.length !== this.nBands || sizes.some((s, i) => s !== this.bandSizes[i])) {
+      throw new ShapeError(`BandedRidgeModel.predict: spaces have widths [${sizes.join(', ')}], the model was fitted on [${this.bandSizes.join(', ')}] (${this.bandNames.join(', ')})`);
+    }
+    try {
+      const data = binding().ridgePredict(x.data, x.rows, x.cols, this.coef.data, this.nTargets, this.intercept, this.xMean, this.xScale);
+      return { data, rows: x.rows, cols: this.nTargets };
+    } catch (err) {
+      throw fromNative(err);
+    }
+  }
+
+  /** Each band's share of the prediction (without the intercept): one samples × targets matrix per band (himalaya's split). */
+  predictSplit(spaces: FeatureSpaces): Matrix[] {
+    const { x } = concatSpaces(spaces, 'BandedRidgeModel.predictSplit');
+    const out: Matrix[] = [];
+    let c0 = 0;
+    for (let b = 0; b < this.nBands; b++) {
+      const w = this.bandSizes[b];
+      const xb = new Float32Array(x.rows * w);
+      for (let i = 0; i < x.rows; i++) xb.set(x.data.subarray(i * x.cols + c0, i * x.cols + c0 + w), i * w);
+      const coef = this.coef.data.subarray(c0 * this.nTargets, (c0 + w) * this.nTargets);
+      const zero = new Float32Array(this.nTargets);
+      out.push({
+        data: binding().ridgePredict(xb, x.rows, w, coef, this.nTargets, zero, this.xMean.subarray(c0, c0 + w), this.xScale.subarray(c0, c0 + w)),
+        rows: x.rows,
+        cols: this.nTargets,
+      });
+      c0 += w;
+    }
+    return out;
+  }
+}

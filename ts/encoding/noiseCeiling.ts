@@ -1,0 +1,65 @@
+import { InvalidArgumentError, ShapeError } from '../errors.js';
+import type { Matrix } from '../matrix.js';
+
+/**
+ * NSD's noise ceiling from ncsnr (Allen et al. 2022; NSD data manual): the share of variance explainable when
+ * each test response is the mean of n trials, NC = ncsnr² / (ncsnr² + 1/n). Returned as a fraction (0..1);
+ * √NC is the ceiling of Pearson r.
+ */
+export function noiseCeilingFromNcsnr(ncsnr: Float32Array, trialsAveraged: number): Float32Array {
+  if (!(trialsAveraged >= 1)) throw new InvalidArgumentError(`noise ceiling: trials averaged must be >= 1, got ${trialsAveraged}`);
+  const out = new Float32Array(ncsnr.length);
+  for (let j = 0; j < ncsnr.length; j++) {
+    const s2 = ncsnr[j] * ncsnr[j];
+    out[j] = Number.isFinite(s2) ? s2 / (s2 + 1 / trialsAveraged) : NaN;
+  }
+  return out;
+}
+
+/**
+ * ncsnr estimated from repeated single trials, as NSD defines it: noise SD = √(mean over images of the
+ * across-repetition variance, ddof 1), signal SD = √max(0, total variance − noise variance), ncsnr = signal/noise.
+ * `trials` rows are single trials with 73k ids `ids`; images seen once do not contribute to the noise.
+ */
+export function estimateNcsnr(trials: Matrix, ids: ArrayLike<number>): Float32Array {
+  if (ids.length !== trials.rows) throw new ShapeError(`estimateNcsnr: ${ids.length} image ids for ${trials.rows} trials`);
+  const V = trials.cols;
+  const rowsOf = new Map<number, number[]>();
+  for (let i = 0; i < ids.length; i++) {
+    const list = rowsOf.get(ids[i]);
+    if (list) list.push(i);
+    else rowsOf.set(ids[i], [i]);
+  }
+  const noiseVar = new Float64Array(V);
+  let groups = 0;
+  const m = new Float64Array(V);
+  for (const rows of rowsOf.values()) {
+    if (rows.length < 2) continue;
+    groups++;
+    m.fill(0);
+    for (const r of rows) for (let j = 0; j < V; j++) m[j] += trials.data[r * V + j] / rows.length;
+    for (const r of rows) {
+      for (let j = 0; j < V; j++) {
+        const d = trials.data[r * V + j] - m[j];
+        noiseVar[j] += (d * d) / (rows.length - 1);
+      }
+    }
+  }
+  if (groups === 0) throw new InvalidArgumentError('estimateNcsnr: no image was seen more than once, so trial noise cannot be estimated');
+  const tot = new Float64Array(V), tot2 = new Float64Array(V);
+  for (let i = 0; i < trials.rows; i++) {
+    for (let j = 0; j < V; j++) {
+      const v = trials.data[i * V + j];
+      tot[j] += v;
+      tot2[j] += v * v;
+    }
+  }
+  const out = new Float32Array(V);
+  const n = trials.rows;
+  for (let j = 0; j < V; j++) {
+    const nv = noiseVar[j] / groups;
+    const total = (tot2[j] - (tot[j] * tot[j]) / n) / (n - 1);
+    out[j] = nv > 0 ? Math.sqrt(Math.max(0, total - nv)) / Math.sqrt(nv) : NaN;
+  }
+  return out;
+}

@@ -1,0 +1,103 @@
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { readNifti, niftiGrid } from '../io/nifti.js';
+import type { VoxelMask } from '../io/voxelMask.js';
+import { ctabPath, roiPath } from '../nsd/paths.js';
+import { mean } from './metrics.js';
+
+/** Names used when an atlas's .ctab is absent (NSD's public code). */
+const BUILTIN: Record<string, Record<number, string>> = {
+  streams: { 1: 'early', 2: 'midventral', 3: 'midlateral', 4: 'midparietal', 5: 'ventral', 6: 'lateral', 7: 'parietal' },
+  'prf-visualrois': { 1: 'V1v', 2: 'V1d', 3: 'V2v', 4: 'V2d', 5: 'V3v', 6: 'V3d', 7: 'hV4' },
+  nsdgeneral: { 1: 'nsdgeneral' },
+};
+
+/** One atlas's label at every voxel of the analysis mask, and the label names. */
+export interface RegionLabels {
+  atlas: string;
+  path: string;
+  /** Label value per mask voxel (0 = none). */
+  values: Int32Array;
+  names: Map<number, string>;
+}
+
+/** Reads the atlas volumes that exist for the subject; missing atlases are skipped (and reported by name). */
+export async function loadRegionLabels(root: string, subject: number, atlases: string[], mask: VoxelMask): Promise<{ labels: RegionLabels[]; missing: string[] }> {
+  const labels: RegionLabels[] = [];
+  const missing: string[] = [];
+  for (const atlas of atlases) {
+    const path = roiPath(root, subject, atlas);
+    if (!existsSync(path)) {
+      missing.push(atlas);
+      continue;
+    }
+    const { header, data } = await readNifti(path);
+    const g = niftiGrid(header);
+    if (g[0] !== mask.grid[0] || g[1] !== mask.grid[1] || g[2] !== mask.grid[2]) {
+      missing.push(`${atlas} (grid ${g.join('×')} differs from the mask's ${mask.grid.join('×')})`);
+      continue;
+    }
+    const values = Int32Array.from(mask.indices, (i) => Math.max(0, Math.round(data[i])));
+    labels.push({ atlas, path, values, names: await labelNames(root, atlas) });
+  }
+  return { labels, missing };
+}
+
+async function labelNames(root: string, atlas: string): Promise<Map<number, string>> {
+  const names = new Map<number, string>(Object.entries(BUILTIN[atlas] ?? {}).map(([k, v]) => [Number(k), v]));
+  try {
+    for (const line of (await readFile(ctabPath(root, atlas), 'utf8')).split(/\r?\n/)) {
+      const [v, name] = line.trim().split(/\s+/);
+      if (name && /^\d+$/.test(v) && Number(v) > 0) names.set(Number(v), name);
+    }
+  } catch {
+    // no colour table: built-in names, else numbers
+  }
+  return names;
+}
+
+export interface RegionRow {
+  featureSet: string;
+  atlas: string;
+  region: string;
+  label: number;
+  voxels: number;
+  meanR: number;
+  medianR: number;
+  /** Mean of r / √NC over voxels with a ceiling above 0.01 (NaN without a noise ceiling). */
+  meanRNormalised: number;
+}
+
+/** Mean accuracy per region (plus a row for the whole mask, atlas 'mask'). */
+export function regionTable(featureSet: string, r: Float32Array, labels: RegionLabels[], ceiling: Float32Array | null): RegionRow[] {
+  const rows: RegionRow[] = [];
+  const row = (atlas: string, region: string, label: number, idx: number[]): RegionRow => {
+    const vals = idx.map((j) => r[j]).filter(Number.isFinite).sort((a, b) => a - b);
+    const norm = ceiling ? idx.filter((j) => ceiling[j] > 0.01).map((j) => r[j] / Math.sqrt(ceiling[j])) : [];
+    return {
+      featureSet, atlas, region, label, voxels: idx.length,
+      meanR: mean(vals),
+      medianR: vals.length ? vals[Math.floor(vals.length / 2)] : NaN,
+      meanRNormalised: ceiling ? mean(norm) : NaN,
+    };
+  };
+  rows.push(row('mask', 'all', 0, Array.from({ length: r.length }, (_, j) => j)));
+  for (const l of labels) {
+    const by = new Map<number, number[]>();
+    l.values.forEach((v, j) => {
+      if (v > 0) (by.get(v) ?? by.set(v, []).get(v)!).push(j);
+    });
+    for (const v of [...by.keys()].sort((a, b) => a - b)) rows.push(row(l.atlas, l.names.get(v) ?? String(v), v, by.get(v)!));
+  }
+  return rows;
+}
+
+export function regionCsv(rows: RegionRow[]): string {
+  const f = (v: number) => (Number.isFinite(v) ? v.toFixed(5) : '');
+  const q = (s: string) => (/[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
+  return (
+    'feature_set,atlas,region,label,voxels,mean_r,median_r,mean_r_over_ceiling\n' +
+    rows.map((r) => [q(r.featureSet), r.atlas, q(r.region), r.label, r.voxels, f(r.meanR), f(r.medianR), f(r.meanRNormalised)].join(',')).join('\n') +
+    '\n'
+  );
+}

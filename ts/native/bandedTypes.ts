@@ -1,0 +1,67 @@
+/** What native/addon/addon_banded.cpp exports (hand-written, kept in step with it). */
+import type { CancelToken } from './addonTypes.js';
+
+export interface NativeBandedOptions {
+  /** Columns per band (consecutive blocks of X), as doubles. */
+  bandSizes: Float64Array;
+  alphas: Float64Array;
+  /** Candidate γ rows (nGammas × nBands); absent: nIter Dirichlet draws. */
+  gammas?: Float64Array;
+  nIter: number;
+  concentrations: Float64Array;
+  seed: number;
+  folds: Int32Array;
+  nFolds: number;
+  score: 'r2' | 'pearson';
+  fitIntercept: boolean;
+  standardize: boolean;
+  route: 'auto' | 'primal' | 'kernel';
+  eigPrecision: 'auto' | 'float32' | 'float64';
+  memoryBudget: number;
+  targetBatch: number;
+}
+
+export interface NativeBandedInfo {
+  route: 'primal' | 'kernel';
+  eigPrecision: 'float32' | 'float64';
+  nGammas: number;
+  targetBatch: number;
+  nBatches: number;
+  eigendecompositions: number;
+  refitGroups: number;
+  gemmFlops: number;
+  secondsGram: number;
+  secondsSearch: number;
+  secondsRefit: number;
+  secondsTotal: number;
+}
+
+export interface NativeBandedResult {
+  nFeatures: number;
+  nTargets: number;
+  nBands: number;
+  coef: Float32Array;
+  intercept: Float32Array;
+  xMean: Float32Array;
+  xScale: Float32Array;
+  gammas: Float64Array;
+  bestGamma: Int32Array;
+  bestAlpha: Float32Array;
+  bestScores: Float32Array;
+  gammaScores: Float32Array;
+  info: NativeBandedInfo;
+}
+
+export interface BandedBinding {
+  bandedRidgeFit(
+    x: Float32Array,
+    n: number,
+    p: number,
+    y: Float32Array,
+    t: number,
+    options: NativeBandedOptions,
+    onProgress?: (fraction: number, stage: string) => void,
+    cancel?: CancelToken,
+  ): Promise<NativeBandedResult>;
+  dirichletGammas(nSamples: number, nBands: number, concentrations: Float64Array, seed: number): Float64Array;
+}
