@@ -34,6 +34,32 @@ export function registerEncodeCommand(program: Command): void {
     .description('voxel-wise encoding models: diffusion-model features → voxels, maps, region table and report')
     .requiredOption('--config <json>', 'encoding config (see docs/encoding.md)')
     .option('--out <dir>', 'output folder (overrides the config)')
+    .addHelpText(
+      'after',
+      `
+A config names the subject's data, the model folder and the feature sets to compare
+(paths relative to the config file):
+
+  {
+    "out": "encoding-subj01",
+    "nsd": { "root": "/data/nsd", "subject": 1, "roi": "nsdgeneral" },
+    "model": "./sd-v1-5-onnx",
+    "featureSets": [
+      { "name": "z", "kind": "z" },
+      { "name": "c", "kind": "c" },
+      { "name": "zc", "kind": "zc", "strength": 0.5 },
+      { "name": "unet", "kind": "unet", "layers": ["/mid_block/attentions.0/Add_output_0"], "timesteps": [201, 801], "pool": 4 }
+    ],
+    "ridge": { "alphas": "1e1:1e7:10", "folds": 5 },
+    "banded": [{ "name": "z+c", "sets": ["z", "c"] }],
+    "noiseCeiling": "auto"
+  }
+
+Each feature set is fitted to every voxel of the mask (per-voxel alpha by CV grouped by image) and
+scored by held-out Pearson r; the run writes maps/<set>.nii.gz on the subject's grid, regions.csv
+(mean accuracy per streams / prf-visualrois region), mosaics/<set>.png and report.html.
+'brainlatent sd layers --model DIR' lists the U-Net tensors a "unet" set can use. See docs/encoding.md.`,
+    )
     .action(async (f: { config: string; out?: string }) => {
       let config: EncodeConfig;
       try {
