@@ -113,11 +113,19 @@ export function registerReconstructCommand(program: Command): void {
     .option('--steps <n>', 'DDIM steps')
     .option('--force', 'redo every stage (and replace another run in --out)')
     .option('--dry-run', 'print the plan and an estimate, do nothing')
-    .action(async (f: Flags) => {
-      const config = await configFrom(f);
-      const ac = new AbortController();
-      process.once('SIGINT', () => ac.abort());
-      const r = await reconstruct(config, { force: f.force, dryRun: f.dryRun, signal: ac.signal, onProgress: f.dryRun ? undefined : stageProgress() });
-      printResult(r);
-    });
-}
+    .addHelpText(
+      'after',
+      `
+Defaults follow Takagi & Nishimoto: z (VAE latent, 320 px → 4×40×40) decoded from streams:early and
+c (CLIP text embedding averaged over captions) from streams:ventral by RidgeCV with folds grouped by
+image; z-only decode; img2img from the decoded z with the decoded c at strength 0.8, 50 DDIM steps,
+guidance 5, 5 seeds; PixCorr, SSIM and two-way identification on the test images (NSD's shared 1,000).
+
+Examples:
+  brainlatent reconstruct --nsd /data/nsd --subject 1 --model models/sd-v1-4-onnx --out runs/subj01
+  brainlatent reconstruct --config run.json --dry-run      # the plan and a time estimate
+  brainlatent reconstruct --config run.json                # resumes: finished stages are skipped
+
+The run folder holds run.json, decoders/*.safetensors, images/<imgidx>_{org,z,000..}.png, metrics.csv
+(with the published numbers for comparison) and report.html. See docs/pipeline.md for every key.`,
+    )
