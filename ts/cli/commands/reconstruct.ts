@@ -129,3 +129,11 @@ Examples:
 The run folder holds run.json, decoders/*.safetensors, images/<imgidx>_{org,z,000..}.png, metrics.csv
 (with the published numbers for comparison) and report.html. See docs/pipeline.md for every key.`,
     )
+    .action(async (f: Flags) => {
+      const config = await configFrom(f);
+      const ac = new AbortController();
+      process.once('SIGINT', () => ac.abort());
+      const r = await reconstruct(config, { force: f.force, dryRun: f.dryRun, signal: ac.signal, onProgress: f.dryRun ? undefined : stageProgress() });
+      printResult(r);
+    });
+}
