@@ -264,7 +264,10 @@ Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
   backends.Set(0u, Napi::String::New(env, "cpu"));
   o.Set("backends", backends);
   o.Set("cuda", Napi::Boolean::New(env, false));
-  o.Set("cudaReason", Napi::String::New(env, "the engine was built without CUDA (cuBLAS/cuSOLVER not found at build time)"));
+#ifndef BRAINLATENT_CUDA_REASON
+#define BRAINLATENT_CUDA_REASON "not searched (node-gyp builds are CPU-only)"
+#endif
+  o.Set("cudaReason", Napi::String::New(env, std::string("the engine was built without CUDA: ") + BRAINLATENT_CUDA_REASON));
   return o;
 }
 

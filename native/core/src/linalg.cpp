@@ -115,8 +115,15 @@ static void eigh_impl(std::int64_t n, T* a, T* w, Fn syevd) {
   int info = 0, lwork = -1, liwork = -1, iwork_query = 0;
   T work_query = 0;
   syevd(&jobz, &uplo, &N, a, &N, w, &work_query, &lwork, &iwork_query, &liwork, &info);
-  lwork = static_cast<int>(work_query) + 1;
-  liwork = iwork_query;
+  // The query returns LWORK as a T: in float32 it is rounded (1 + 6n + 2n² loses its low bits past
+  // n ≈ 3000) and can come back below the minimum. Take the documented minimum when larger.
+  const std::int64_t need = 1 + 6 * n + 2 * n * n;
+  const std::int64_t lw = std::max<std::int64_t>(need, static_cast<std::int64_t>(work_query) + 1);
+  if (lw > std::numeric_limits<int>::max())
+    throw Error(ErrorCode::InvalidArgument, "symmetric eigendecomposition of " + std::to_string(n) + "×" + std::to_string(n) +
+                                                " needs more workspace than 32-bit LAPACK can address");
+  lwork = static_cast<int>(lw);
+  liwork = std::max(iwork_query, 3 + 5 * N);
   std::vector<T> work(static_cast<std::size_t>(lwork));
   std::vector<int> iwork(static_cast<std::size_t>(std::max(1, liwork)));
   syevd(&jobz, &uplo, &N, a, &N, w, work.data(), &lwork, iwork.data(), &liwork, &info);
