@@ -13,7 +13,7 @@ let demo: DemoResult;
 const out = mkdtempSync(join(tmpdir(), 'bl-demo-'));
 
 beforeAll(async () => {
-  demo = await runDemo({ out, testImages: 16, seeds: 2, steps: 20 });
+  demo = await runDemo({ out, testImages: 24, seeds: 2, steps: 20 });
 });
 
 describe('brainlatent demo', () => {
