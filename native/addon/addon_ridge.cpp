@@ -10,151 +10,50 @@
 #include "brainlatent/parallel.h"
 #include "brainlatent/ridge.h"
 #include "convert.h"
+#include "fit_worker.h"
 
 namespace brainlatent::addon {
 namespace {
 
-using CancelFlag = std::shared_ptr<std::atomic<bool>>;
-
-// Hands a vector's storage to JS without copying; the ArrayBuffer frees it.
 Napi::Float32Array to_float32_array(Napi::Env env, std::vector<float>&& v) {
-  auto* holder = new std::vector<float>(std::move(v));
-  Napi::ArrayBuffer buf = Napi::ArrayBuffer::New(env, holder->data(), holder->size() * sizeof(float),
-                                                 [](Napi::Env, void*, std::vector<float>* h) { delete h; }, holder);
-  return Napi::Float32Array::New(env, holder->size(), buf, 0);
+  return to_typed<Napi::Float32Array>(env, std::move(v));
 }
 
-RidgeRoute parse_route(const std::string& s, Napi::Env env) {
-  if (s == "auto") return RidgeRoute::Auto;
-  if (s == "primal") return RidgeRoute::Primal;
-  if (s == "kernel") return RidgeRoute::Kernel;
-  throw Napi::RangeError::New(env, "route must be 'auto', 'primal' or 'kernel', got '" + s + "'");
-}
-RidgeCvMethod parse_cv(const std::string& s, Napi::Env env) {
+RidgeCvMethod parse_cv(const Napi::Object& o) {
+  const std::string s = attr_string(o, "cvMethod", "auto");
   if (s == "auto") return RidgeCvMethod::Auto;
   if (s == "per-fold") return RidgeCvMethod::PerFold;
   if (s == "exact") return RidgeCvMethod::Exact;
-  throw Napi::RangeError::New(env, "cvMethod must be 'auto', 'per-fold' or 'exact', got '" + s + "'");
-}
-EigPrecision parse_precision(const std::string& s, Napi::Env env) {
-  if (s == "auto") return EigPrecision::Auto;
-  if (s == "float32") return EigPrecision::Float32;
-  if (s == "float64") return EigPrecision::Float64;
-  throw Napi::RangeError::New(env, "eigPrecision must be 'auto', 'float32' or 'float64', got '" + s + "'");
+  throw Napi::RangeError::New(o.Env(), "cvMethod must be 'auto', 'per-fold' or 'exact', got '" + s + "'");
 }
 
-struct Progress {
-  double fraction;
-  std::string stage;
-};
-
-class RidgeFitWorker : public Napi::AsyncWorker {
- public:
-  RidgeFitWorker(Napi::Env env, Napi::Float32Array x, std::int64_t n, std::int64_t p, Napi::Float32Array y,
-                 std::int64_t t, RidgeOptions opts, CancelFlag cancel, Napi::Function progress)
-      : Napi::AsyncWorker(env, "brainlatent.ridgeFit"),
-        deferred_(Napi::Promise::Deferred::New(env)),
-        x_(Napi::Persistent(x)),
-        y_(Napi::Persistent(y)),
-        xv_{x.Data(), n, p},
-        yv_{y.Data(), n, t},
-        opts_(std::move(opts)),
-        cancel_(std::move(cancel)) {
-    if (!progress.IsEmpty()) {
-      tsfn_ = Napi::ThreadSafeFunction::New(env, progress, "brainlatent.ridgeProgress", 0, 1);
-      has_progress_ = true;
-      opts_.progress = [this](double f, const std::string& stage) {
-        auto* msg = new Progress{f, stage};
-        if (tsfn_.NonBlockingCall(msg, [](Napi::Env env, Napi::Function cb, Progress* m) {
-              cb.Call({Napi::Number::New(env, m->fraction), Napi::String::New(env, m->stage)});
-              delete m;
-            }) != napi_ok)
-          delete msg;
-      };
-    }
-    if (cancel_) opts_.cancel = cancel_.get();
-  }
-
-  ~RidgeFitWorker() override {
-    if (has_progress_) tsfn_.Release();
-  }
-
-  Napi::Promise promise() { return deferred_.Promise(); }
-
-  void Execute() override {
-    try {
-      result_ = ridge_cv_fit(xv_, yv_, opts_);
-    } catch (const Error& e) {
-      code_ = e.code();
-      SetError(e.what());
-    } catch (const std::exception& e) {
-      code_ = ErrorCode::NumericalFailure;
-      SetError(std::string("ridge fit failed: ") + e.what());
-    }
-  }
-
-  void OnOK() override {
-    Napi::Env env = Env();
-    Napi::Object out = Napi::Object::New(env);
-    out.Set("nFeatures", Napi::Number::New(env, static_cast<double>(result_.n_features)));
-    out.Set("nTargets", Napi::Number::New(env, static_cast<double>(result_.n_targets)));
-    out.Set("coef", to_float32_array(env, std::move(result_.coef)));
-    out.Set("intercept", to_float32_array(env, std::move(result_.intercept)));
-    out.Set("xMean", to_float32_array(env, std::move(result_.x_mean)));
-    out.Set("xScale", to_float32_array(env, std::move(result_.x_scale)));
-    out.Set("bestAlphas", to_float32_array(env, std::move(result_.best_alphas)));
-    out.Set("bestScores", to_float32_array(env, std::move(result_.best_scores)));
-    out.Set("cvScores", to_float32_array(env, std::move(result_.cv_scores)));
-    const RidgeFitInfo& i = result_.info;
-    Napi::Object info = Napi::Object::New(env);
-    info.Set("route", i.route);
-    info.Set("cvMethod", i.cv_method);
-    info.Set("eigPrecision", i.eig_precision);
-    info.Set("targetBatch", static_cast<double>(i.target_batch));
-    info.Set("nBatches", static_cast<double>(i.n_batches));
-    info.Set("gemmFlops", i.gemm_flops);
-    info.Set("secondsDecompose", i.seconds_decompose);
-    info.Set("secondsCv", i.seconds_cv);
-    info.Set("secondsRefit", i.seconds_refit);
-    info.Set("secondsTotal", i.seconds_total);
-    info.Set("edgeLow", i.edge_low);
-    info.Set("edgeHigh", i.edge_high);
-    out.Set("info", info);
-    deferred_.Resolve(out);
-  }
-
-  void OnError(const Napi::Error& e) override {
-    deferred_.Reject(to_js_error(Env(), code_, e.Message()).Value());
-  }
-
- private:
-  Napi::Promise::Deferred deferred_;
-  Napi::Reference<Napi::Float32Array> x_, y_;  // keep the inputs alive: the fit reads them in place
-  ConstMatF xv_, yv_;
-  RidgeOptions opts_;
-  CancelFlag cancel_;
-  Napi::ThreadSafeFunction tsfn_;
-  bool has_progress_ = false;
-  RidgeResult result_;
-  ErrorCode code_ = ErrorCode::NumericalFailure;
-};
-
-std::int64_t int_arg(const Napi::CallbackInfo& info, size_t i, const char* name) {
-  if (!info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), std::string(name) + " must be a number");
-  double v = info[i].As<Napi::Number>().DoubleValue();
-  if (v < 0 || v != static_cast<double>(static_cast<std::int64_t>(v)))
-    throw Napi::RangeError::New(info.Env(), std::string(name) + " must be a non-negative integer");
-  return static_cast<std::int64_t>(v);
-}
-
-Napi::Float32Array f32_arg(const Napi::CallbackInfo& info, size_t i, const char* name, std::size_t expected) {
-  if (!info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
-    throw Napi::TypeError::New(info.Env(), std::string(name) + " must be a Float32Array");
-  auto a = info[i].As<Napi::Float32Array>();
-  if (a.ElementLength() != expected)
-    throw Napi::RangeError::New(info.Env(), std::string(name) + " has " + std::to_string(a.ElementLength()) +
-                                                " elements, expected " + std::to_string(expected));
-  return a;
+Napi::Value ridge_result_to_js(Napi::Env env, RidgeResult& r) {
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("nFeatures", Napi::Number::New(env, static_cast<double>(r.n_features)));
+  out.Set("nTargets", Napi::Number::New(env, static_cast<double>(r.n_targets)));
+  out.Set("coef", to_float32_array(env, std::move(r.coef)));
+  out.Set("intercept", to_float32_array(env, std::move(r.intercept)));
+  out.Set("xMean", to_float32_array(env, std::move(r.x_mean)));
+  out.Set("xScale", to_float32_array(env, std::move(r.x_scale)));
+  out.Set("bestAlphas", to_float32_array(env, std::move(r.best_alphas)));
+  out.Set("bestScores", to_float32_array(env, std::move(r.best_scores)));
+  out.Set("cvScores", to_float32_array(env, std::move(r.cv_scores)));
+  const RidgeFitInfo& i = r.info;
+  Napi::Object info = Napi::Object::New(env);
+  info.Set("route", i.route);
+  info.Set("cvMethod", i.cv_method);
+  info.Set("eigPrecision", i.eig_precision);
+  info.Set("targetBatch", static_cast<double>(i.target_batch));
+  info.Set("nBatches", static_cast<double>(i.n_batches));
+  info.Set("gemmFlops", i.gemm_flops);
+  info.Set("secondsDecompose", i.seconds_decompose);
+  info.Set("secondsCv", i.seconds_cv);
+  info.Set("secondsRefit", i.seconds_refit);
+  info.Set("secondsTotal", i.seconds_total);
+  info.Set("edgeLow", i.edge_low);
+  info.Set("edgeHigh", i.edge_high);
+  out.Set("info", info);
+  return out;
 }
 
 // ridgeFit(x, n, p, y, t, options, onProgress?, cancelToken?) -> Promise<result>
@@ -171,25 +70,17 @@ Napi::Value RidgeFit(const Napi::CallbackInfo& info) {
   auto folds = attr_typed_array<Napi::Int32Array>(o, "folds", napi_int32_array, "Int32Array");
   opts.folds.assign(folds.Data(), folds.Data() + folds.ElementLength());
   opts.n_folds = static_cast<int>(attr_number(o, "nFolds", 0));
-  const std::string score = attr_string(o, "score", "r2");
-  if (score == "r2") opts.score = RidgeScore::R2;
-  else if (score == "pearson") opts.score = RidgeScore::Pearson;
-  else throw Napi::RangeError::New(env, "score must be 'r2' or 'pearson', got '" + score + "'");
+  opts.score = parse_score(o);
   opts.fit_intercept = attr_bool(o, "fitIntercept", true);
   opts.standardize = attr_bool(o, "standardize", false);
-  opts.route = parse_route(attr_string(o, "route", "auto"), env);
-  opts.cv_method = parse_cv(attr_string(o, "cvMethod", "auto"), env);
-  opts.eig_precision = parse_precision(attr_string(o, "eigPrecision", "auto"), env);
+  opts.route = parse_route(o);
+  opts.cv_method = parse_cv(o);
+  opts.eig_precision = parse_precision(o);
   opts.memory_budget = static_cast<std::size_t>(attr_number(o, "memoryBudget", 0));
   opts.target_batch = static_cast<std::int64_t>(attr_number(o, "targetBatch", 0));
-  Napi::Function progress;
-  if (info.Length() > 6 && info[6].IsFunction()) progress = info[6].As<Napi::Function>();
-  CancelFlag cancel;
-  if (info.Length() > 7 && info[7].IsExternal()) cancel = *info[7].As<Napi::External<CancelFlag>>().Data();
-  auto* worker = new RidgeFitWorker(env, x, n, p, y, t, std::move(opts), cancel, progress);
-  Napi::Promise promise = worker->promise();
-  worker->Queue();
-  return promise;
+  auto* worker = new FitWorker<RidgeOptions, RidgeResult>(env, "brainlatent.ridgeFit", ridge_cv_fit, ridge_result_to_js, x, n, p,
+                                                          y, t, std::move(opts), cancel_arg(info, 7), progress_arg(info, 6));
+  return worker->start();
 }
 
 // ridgePredict(x, n, p, coef, t, intercept, xMean, xScale) -> Float32Array (n × t)
