@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
 import { BandedRidgeCV, dirichletGammas } from '../../ts/encoding/BandedRidgeCV.js';
+import { BandedRidgeModel } from '../../ts/encoding/BandedRidgeModel.js';
 import { partitionVariance } from '../../ts/encoding/variancePartition.js';
 import { CancelledError, ShapeError } from '../../ts/errors.js';
 import type { Matrix } from '../../ts/matrix.js';
@@ -110,6 +115,21 @@ describe('BandedRidgeCV', () => {
       expect(Math.abs(vp.shared[j])).toBeLessThan(j % 3 === 2 ? 0.15 : 0.05);
     }
     expect(vp.model.bandAlphas().cols).toBe(2);
+  });
+
+  it('save/load round trip is bit-exact and predicts the same', async () => {
+    const { a, b, y } = data(50, 4, 3, 5, 4);
+    const model = await new BandedRidgeCV({ alphas: [1, 10, 100], nIter: 6, folds: 5 }).fit({ a, b }, y);
+    const file = join(mkdtempSync(join(tmpdir(), 'bl-banded-')), 'm.safetensors');
+    await model.save(file);
+    const back = await BandedRidgeModel.load(file);
+    expect(back.bandNames).toEqual(['a', 'b']);
+    expect(back.bandSizes).toEqual([4, 3]);
+    for (const key of ['intercept', 'xMean', 'xScale', 'gammas', 'bestGamma', 'bestAlpha', 'bestScores'] as const) expect(back[key]).toEqual(model[key]);
+    expect(back.coef).toEqual(model.coef);
+    expect(back.gammaScores).toEqual(model.gammaScores);
+    expect(back.predict({ a, b }).data).toEqual(model.predict({ a, b }).data);
+    await expect(BandedRidgeModel.load(join(tmpdir(), 'no-such-model.safetensors'))).rejects.toThrow();
   });
 
   it('reports progress, honours abort, and names bad shapes', async () => {

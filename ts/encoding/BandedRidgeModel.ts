@@ -1,4 +1,5 @@
-import { ShapeError } from '../errors.js';
+import { FormatError, ShapeError } from '../errors.js';
+import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
 import type { Matrix } from '../matrix.js';
 import type { NativeBandedInfo } from '../native/bandedTypes.js';
 import { binding } from '../native/binding.js';
@@ -135,4 +136,81 @@ export class BandedRidgeModel {
     }
     return out;
   }
+
+  /**
+   * Saves as safetensors (readable from Python): coef, intercept, x_mean, x_scale, gammas, best_gamma,
+   * best_alpha, best_scores, gamma_scores, and a metadata header (band names and sizes, alphas, score,
+   * folds). Prediction is ((X - x_mean) / x_scale) @ coef + intercept with X the bands side by side.
+   */
+  async save(path: string): Promise<void> {
+    const p = this.coef.rows, t = this.nTargets, g = this.gammas.length / Math.max(1, this.nBands);
+    await writeSafetensors(
+      path,
+      {
+        coef: { data: this.coef.data, shape: [p, t] },
+        intercept: { data: this.intercept, shape: [t] },
+        x_mean: { data: this.xMean, shape: [p] },
+        x_scale: { data: this.xScale, shape: [p] },
+        gammas: { data: this.gammas, shape: [g, this.nBands] },
+        best_gamma: { data: this.bestGamma, shape: [t] },
+        best_alpha: { data: this.bestAlpha, shape: [t] },
+        best_scores: { data: this.bestScores, shape: [t] },
+        gamma_scores: { data: this.gammaScores.data, shape: [this.gammaScores.rows, t] },
+      },
+      {
+        format: BANDED_FORMAT,
+        version: '1',
+        band_names: JSON.stringify(this.bandNames),
+        band_sizes: JSON.stringify(this.bandSizes),
+        alphas: JSON.stringify(this.alphas),
+        score: this.score,
+        folds: JSON.stringify({ n: this.nFolds, kind: this.foldKind }),
+        prediction: '((X - x_mean) / x_scale) @ coef + intercept, X = bands side by side',
+        ...(this.info ? { fit_info: JSON.stringify(this.info) } : {}),
+      },
+    );
+  }
+
+  static async load(path: string): Promise<BandedRidgeModel> {
+    const f = await readSafetensors(path);
+    const m = f.metadata;
+    if (m.format !== BANDED_FORMAT) {
+      throw new FormatError(`${path}: not a brainlatent banded ridge model (metadata format '${m.format ?? '(none)'}', expected '${BANDED_FORMAT}')`);
+    }
+    const get = <T extends Float32Array | Float64Array | Int32Array>(name: string, cls: new (n: number) => T): T => {
+      const t = f.tensors[name];
+      if (!t) throw new FormatError(`${path}: banded model is missing tensor '${name}'`);
+      if (!(t.data instanceof cls)) throw new FormatError(`${path}: tensor '${name}' has dtype ${t.dtype}, expected ${cls.name}`);
+      return t.data as T;
+    };
+    const coefT = f.tensors.coef;
+    if (!coefT || coefT.shape.length !== 2) throw new FormatError(`${path}: tensor 'coef' must be 2-D (features × targets)`);
+    const [p, t] = coefT.shape;
+    const bandSizes = JSON.parse(m.band_sizes ?? '[]') as number[];
+    if (bandSizes.reduce((a, b) => a + b, 0) !== p) {
+      throw new FormatError(`${path}: band sizes [${bandSizes.join(', ')}] do not add up to the ${p} features of 'coef'`);
+    }
+    const folds = JSON.parse(m.folds ?? '{"n":0,"kind":"custom"}') as { n: number; kind: BandedRidgeModelParts['foldKind'] };
+    const gs = get('gamma_scores', Float32Array);
+    return new BandedRidgeModel({
+      bandNames: JSON.parse(m.band_names ?? '[]') as string[],
+      bandSizes,
+      coef: { data: get('coef', Float32Array), rows: p, cols: t },
+      intercept: get('intercept', Float32Array),
+      xMean: get('x_mean', Float32Array),
+      xScale: get('x_scale', Float32Array),
+      gammas: get('gammas', Float64Array),
+      bestGamma: get('best_gamma', Int32Array),
+      bestAlpha: get('best_alpha', Float32Array),
+      bestScores: get('best_scores', Float32Array),
+      gammaScores: { data: gs, rows: t > 0 ? gs.length / t : 0, cols: t },
+      alphas: JSON.parse(m.alphas ?? '[]') as number[],
+      score: (m.score as 'r2' | 'pearson') ?? 'r2',
+      foldKind: folds.kind,
+      nFolds: folds.n,
+      info: m.fit_info ? (JSON.parse(m.fit_info) as NativeBandedInfo) : undefined,
+    });
+  }
 }
+
+export const BANDED_FORMAT = 'brainlatent.banded-ridge';
