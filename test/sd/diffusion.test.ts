@@ -151,7 +151,6 @@ describe('Diffusion API', () => {
     const c1 = { data: c.data.slice(0, 77 * 32), shape: [1, 77, 32] };
     const ac = new AbortController();
     let last = 0;
-    const t0 = performance.now();
     const p = sd.img2img({
       z: big,
       c: c1,
@@ -165,8 +164,7 @@ describe('Diffusion API', () => {
       signal: ac.signal,
     });
     await expect(p).rejects.toBeInstanceOf(CancelledError);
-    expect(last).toBeLessThan(1000);
-    expect(performance.now() - t0).toBeLessThan(20_000);
+    expect(last).toBeLessThan(1000); // stopped long before the end
     await expect(sd.img2img({ z, c, signal: ac.signal })).rejects.toBeInstanceOf(CancelledError);
   });
 
