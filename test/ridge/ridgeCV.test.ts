@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -7,10 +8,20 @@ import { describe, expect, it } from 'vitest';
 import { CancelledError, InvalidArgumentError, NonFiniteError, ShapeError } from '../../ts/errors.js';
 import { RidgeCV } from '../../ts/ridge/RidgeCV.js';
 import { RidgeModel } from '../../ts/ridge/RidgeModel.js';
+import { writeNpy } from '../../ts/io/npy.js';
 import { planted } from '../helpers/random.js';
 import { refCv, refFit, refPredict } from '../helpers/ridgeReference.js';
 
 const ALPHAS = [0.1, 1, 10, 100, 1000];
+
+function hasNumpy(): boolean {
+  try {
+    execFileSync('/usr/bin/python3', ['-c', 'import numpy'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 describe('RidgeCV against a float64 reference', () => {
   for (const [label, n, p] of [
@@ -115,6 +126,26 @@ describe('RidgeModel persistence', () => {
     const header = JSON.parse(raw.subarray(8, 8 + Number(raw.readBigUInt64LE())).toString()) as Record<string, { shape?: number[] }>;
     expect(header.coef.shape).toEqual([6, 5]);
     expect(header.cv_scores.shape).toEqual([5, 5]);
+  });
+
+  it.skipIf(!hasNumpy())('Python reads the file and its documented prediction formula gives predict()', async () => {
+    const { x, y } = planted(30, 4, 3, 6);
+    const m = await new RidgeCV({ alphas: [1, 10], standardize: true }).fit(x, y);
+    const dir = mkdtempSync(path.join(tmpdir(), 'bl-py-'));
+    await m.save(path.join(dir, 'm.safetensors'));
+    await writeNpy(path.join(dir, 'x.npy'), x.data, [30, 4]);
+    const script = [
+      'import json, struct, sys, numpy as np',
+      'raw = open(sys.argv[1], "rb").read(); n = struct.unpack("<Q", raw[:8])[0]; h = json.loads(raw[8:8 + n])',
+      't = {k: np.frombuffer(raw[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]], dtype=np.float32).reshape(v["shape"]) for k, v in h.items() if k != "__metadata__"}',
+      'x = np.load(sys.argv[2]).astype(np.float64)',
+      'p = ((x - t["x_mean"]) / t["x_scale"]) @ t["coef"].astype(np.float64) + t["intercept"]',
+      'print(json.dumps({"pred": p.ravel().tolist(), "alphas": json.loads(h["__metadata__"]["alphas"])}))',
+    ].join('\n');
+    const out = JSON.parse(execFileSync('/usr/bin/python3', ['-c', script, path.join(dir, 'm.safetensors'), path.join(dir, 'x.npy')]).toString()) as { pred: number[]; alphas: number[] };
+    expect(out.alphas).toEqual([1, 10]);
+    const ours = m.predict(x).data;
+    for (let i = 0; i < ours.length; i++) expect(out.pred[i]).toBeCloseTo(ours[i], 4);
   });
 
   it('refuses X with a different feature count', async () => {
