@@ -99,6 +99,17 @@ describe('CLIP tokenizer', () => {
     expect(ids[75]).toBe(vocab['cat</w>']);
   });
 
+  it("agrees with the reference implementation's own known-answer case (transformers' CLIPTokenizationTest)", () => {
+    // vocabulary and merges of transformers' tests/models/clip/test_tokenization_clip.py: "lower newer"
+    // tokenizes to lo w er</w> n e w er</w>, ids 10 2 16 9 3 2 16
+    const words = ['l', 'o', 'w', 'e', 'r', 's', 't', 'i', 'd', 'n', 'lo', 'l</w>', 'w</w>', 'r</w>', 't</w>', 'low</w>', 'er</w>',
+      'lowest</w>', 'newer</w>', 'wider', '<unk>', '<|startoftext|>', '<|endoftext|>'];
+    const v = Object.fromEntries(words.map((w, i) => [w, i]));
+    const t = new ClipTokenizer(v, ['l o', 'lo w</w>', 'e r</w>']);
+    expect(t.tokenize('lower newer')).toEqual(['lo', 'w', 'er</w>', 'n', 'e', 'w', 'er</w>']);
+    expect(Array.from(t.encode('lower newer').slice(0, 9))).toEqual([21, 10, 2, 16, 9, 3, 2, 16, 22]);
+  });
+
   it('uses the SD 1.x ids for the special tokens of a real vocabulary layout', () => {
     // CLIP's vocabulary puts <|startoftext|> at 49406 and <|endoftext|> at 49407
     const big: Record<string, number> = { ...vocab, '<|startoftext|>': 49406, '<|endoftext|>': 49407 };
