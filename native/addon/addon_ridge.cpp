@@ -52,6 +52,8 @@ Napi::Value ridge_result_to_js(Napi::Env env, RidgeResult& r) {
   info.Set("secondsTotal", i.seconds_total);
   info.Set("edgeLow", i.edge_low);
   info.Set("edgeHigh", i.edge_high);
+  info.Set("unresolvedAlphas", i.unresolved_alphas);
+  info.Set("alphaResolution", i.alpha_resolution);
   out.Set("info", info);
   return out;
 }

@@ -86,6 +86,24 @@ describe('RidgeCV against a float64 reference', () => {
   });
 });
 
+describe('RidgeCV float32 resolution', () => {
+  it('declares alphas below the resolution of a singular Gram unresolved and never picks them', async () => {
+    // 12 features that are 3 features repeated: XᵀX has rank 3, its float32 null space is noise
+    const base = planted(60, 3, 4, 12);
+    const x = { data: new Float32Array(60 * 12), rows: 60, cols: 12 };
+    for (let i = 0; i < 60; i++) for (let k = 0; k < 12; k++) x.data[i * 12 + k] = base.x.data[i * 3 + (k % 3)];
+    const m = await new RidgeCV({ alphas: [1e-6, 1e-4, 1, 10], route: 'primal', cvMethod: 'per-fold' }).fit(x, base.y);
+    expect(m.info?.unresolvedAlphas).toBe(2);
+    expect(m.info?.alphaResolution).toBeGreaterThan(1e-4);
+    expect(Number.isNaN(m.cvScores.data[0])).toBe(true);
+    expect(Number.isNaN(m.cvScores.data[4])).toBe(true);
+    for (const a of m.bestAlphas) expect(a).toBeGreaterThanOrEqual(1);
+    await expect(new RidgeCV({ alphas: [1e-6, 1e-5], route: 'primal', cvMethod: 'per-fold' }).fit(x, base.y)).rejects.toThrow(
+      /every alpha is below .* float32 resolution/,
+    );
+  });
+});
+
 describe('RidgeCV batching', () => {
   it('59,136 targets (77×768 CLIP) in memory-bounded batches give the same model as one batch', async () => {
     const n = 120, p = 10, t = 59136;

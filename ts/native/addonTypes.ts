@@ -27,6 +27,10 @@ export interface NativeRidgeInfo {
   secondsTotal: number;
   edgeLow: number;
   edgeHigh: number;
+  /** Alphas below the float32 resolution of a (near) singular Gram: never chosen, cvScores NaN. */
+  unresolvedAlphas: number;
+  /** That resolution (1e-5·λ_max of the Gram), 0 when every alpha is resolved. */
+  alphaResolution: number;
 }
 
 export interface NativeRidgeResult {

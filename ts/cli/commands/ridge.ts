@@ -96,6 +96,12 @@ safetensors.numpy.load_file(path).`,
           `route ${info.route}, CV ${info.cvMethod}, eig ${info.eigPrecision}; ${info.nBatches} target batch(es) of ${info.targetBatch}; ` +
             `${(info.gemmFlops / 1e9).toFixed(1)} GFLOP at ${(info.gemmFlops / 1e9 / secs).toFixed(1)} GFLOP/s`,
         );
+        if (info.unresolvedAlphas > 0) {
+          console.log(
+            `warning: ${info.unresolvedAlphas} alpha(s) below ${info.alphaResolution.toExponential(2)} are below the float32 resolution of this ` +
+              `(near-singular) problem and were not considered; their CV scores are NaN in the model`,
+          );
+        }
         if (info.edgeLow > 0.05 || info.edgeHigh > 0.05) {
           console.log(
             `warning: ${(100 * info.edgeLow).toFixed(1)}% of targets chose the smallest alpha and ${(100 * info.edgeHigh).toFixed(1)}% the largest; consider widening the grid`,

@@ -44,6 +44,10 @@ struct RidgeFitInfo {
   double gemm_flops = 0;     // flops of the GEMM/SYRK/TRSM calls the fit ran
   double seconds_decompose = 0, seconds_cv = 0, seconds_refit = 0, seconds_total = 0;
   double edge_low = 0, edge_high = 0;  // share of targets choosing the smallest / largest alpha
+  // Alphas below the float32 resolution of a (near) singular Gram: never chosen, their
+  // cv_scores are NaN. alpha_resolution is that resolution (0 when every alpha is resolved).
+  int unresolved_alphas = 0;
+  double alpha_resolution = 0;
 };
 
 struct RidgeResult {
@@ -55,7 +59,7 @@ struct RidgeResult {
   std::vector<float> x_scale;     // n_features (ones without standardisation)
   std::vector<float> best_alphas; // n_targets
   std::vector<float> best_scores; // n_targets: mean CV score at the chosen alpha
-  std::vector<float> cv_scores;   // n_alphas × n_targets: mean CV score per alpha
+  std::vector<float> cv_scores;   // n_alphas × n_targets: mean CV score per alpha (NaN: unresolved alpha)
   RidgeFitInfo info;
 };
 
