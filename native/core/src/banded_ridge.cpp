@@ -19,7 +19,7 @@
 #include "brainlatent/error.h"
 #include "brainlatent/linalg.h"
 #include "brainlatent/parallel.h"
-#include "ridge_folds.h"
+#include "ridge_common.h"
 
 namespace brainlatent {
 
@@ -117,11 +117,7 @@ double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock:
 std::string shape(i64 r, i64 c) { return std::to_string(r) + "×" + std::to_string(c); }
 std::size_t Z(i64 v) { return static_cast<std::size_t>(v); }
 
-struct Eig {
-  i64 r = 0;
-  std::vector<float> qt;  // row k = eigenvector k
-  std::vector<double> lam;
-};
+using detail::Eig;
 
 // Per fold v and target column of a batch: Σy, Σy² over the fold's rows, and the training mean.
 struct FoldStats {
@@ -135,9 +131,6 @@ class BandedFitter {
 
  private:
   void validate();
-  void layout_folds();
-  void prepare_x();
-  void compute_y_mean();
   bool choose_kernel() const;
   i64 choose_batch(bool kernel, i64 ac) const;
   int alpha_chunk(i64 r) const;
@@ -158,7 +151,6 @@ class BandedFitter {
   void fit_kernel();
   void fit_primal();
   void refit_group(bool kernel, int g, const std::vector<i64>& cols);
-  bool choose_f64(double frob) const;
   void gamma_kernel(const double* gam, std::vector<float>& kg) const;
 
   ConstMatF x_, y_;
@@ -182,13 +174,11 @@ class BandedFitter {
 };
 
 void BandedFitter::validate() {
+  detail::check_xy(x_, y_);
+  detail::check_alphas(opt_.alphas);
   n_ = x_.rows;
   p_ = x_.cols;
   t_ = y_.cols;
-  if (n_ == 0 || p_ == 0) throw Error(ErrorCode::ShapeMismatch, "X is empty (" + shape(n_, p_) + "): need samples × features with both > 0");
-  if (y_.rows == 0 || t_ == 0) throw Error(ErrorCode::ShapeMismatch, "Y is empty (" + shape(y_.rows, t_) + "): need samples × targets with both > 0");
-  if (y_.rows != n_)
-    throw Error(ErrorCode::ShapeMismatch, "X has " + std::to_string(n_) + " samples (rows) but Y has " + std::to_string(y_.rows) + ": they must match");
   if (opt_.band_sizes.empty()) throw Error(ErrorCode::InvalidArgument, "bands: need at least one band");
   i64 total = 0;
   for (std::size_t b = 0; b < opt_.band_sizes.size(); ++b) {
@@ -205,9 +195,6 @@ void BandedFitter::validate() {
     band_start_[Z(b) + 1] = band_start_[Z(b)] + opt_.band_sizes[Z(b)];
     for (i64 f = band_start_[Z(b)]; f < band_start_[Z(b) + 1]; ++f) band_of_[Z(f)] = b;
   }
-  if (opt_.alphas.empty()) throw Error(ErrorCode::InvalidArgument, "alphas: need at least one alpha");
-  for (double a : opt_.alphas)
-    if (!(a > 0) || !std::isfinite(a)) throw Error(ErrorCode::InvalidArgument, "alphas: every alpha must be finite and > 0, got " + std::to_string(a));
   a_ = static_cast<int>(opt_.alphas.size());
   if (opt_.gammas.empty()) {
     if (opt_.n_iter < 1) throw Error(ErrorCode::InvalidArgument, "nIter: need at least 1 candidate, got " + std::to_string(opt_.n_iter));
@@ -230,87 +217,7 @@ void BandedFitter::validate() {
   }
   ng_ = static_cast<int>(gammas_.size() / Z(nb_));
   k_ = opt_.n_folds;
-  if (static_cast<i64>(opt_.folds.size()) != n_)
-    throw Error(ErrorCode::ShapeMismatch, "folds: " + std::to_string(opt_.folds.size()) + " fold labels for " + std::to_string(n_) + " samples");
-  if (k_ < 2) throw Error(ErrorCode::InvalidArgument, "folds: need at least 2 folds, got " + std::to_string(k_));
-  auto scan = [&](ConstMatF m, const char* name) {
-    for (i64 i = 0; i < m.rows; ++i) {
-      const float* r = m.row(i);
-      for (i64 j = 0; j < m.cols; ++j)
-        if (!std::isfinite(r[j]))
-          throw Error(ErrorCode::NonFinite, std::string(name) + " contains " + (std::isnan(r[j]) ? "NaN" : "Inf") + " at row " +
-                                                std::to_string(i) + ", column " + std::to_string(j) + ": inputs must be finite");
-    }
-  };
-  scan(x_, "X");
-  scan(y_, "Y");
-}
-
-void BandedFitter::layout_folds() {
-  folds_.n = n_;
-  folds_.k = k_;
-  std::vector<i64> counts(Z(k_), 0);
-  for (i64 i = 0; i < n_; ++i) {
-    const std::int32_t v = opt_.folds[Z(i)];
-    if (v < 0 || v >= k_)
-      throw Error(ErrorCode::InvalidArgument, "folds: sample " + std::to_string(i) + " has fold " + std::to_string(v) + ", outside 0.." + std::to_string(k_ - 1));
-    counts[Z(v)]++;
-  }
-  folds_.start.assign(Z(k_) + 1, 0);
-  for (int v = 0; v < k_; ++v) {
-    if (counts[Z(v)] == 0) throw Error(ErrorCode::InvalidArgument, "folds: fold " + std::to_string(v) + " has no samples");
-    folds_.start[Z(v) + 1] = folds_.start[Z(v)] + counts[Z(v)];
-  }
-  if (folds_.min_train() < 1) throw Error(ErrorCode::InvalidArgument, "folds: a fold leaves no training samples");
-  folds_.order.assign(Z(n_), 0);
-  std::vector<i64> pos(folds_.start.begin(), folds_.start.end() - 1);
-  for (i64 i = 0; i < n_; ++i) folds_.order[Z(pos[Z(opt_.folds[Z(i)])]++)] = i;
-}
-
-// Global centring (with an intercept) and optional z-scoring, rows in fold order.
-void BandedFitter::prepare_x() {
-  res_.x_mean.assign(Z(p_), 0.0f);
-  res_.x_scale.assign(Z(p_), 1.0f);
-  std::vector<double> mean(Z(p_), 0.0), m2(Z(p_), 0.0);
-  for (i64 i = 0; i < n_; ++i) {
-    const float* r = x_.row(i);
-    for (i64 j = 0; j < p_; ++j) mean[Z(j)] += r[j];
-  }
-  for (auto& m : mean) m /= static_cast<double>(n_);
-  if (opt_.standardize)
-    for (i64 i = 0; i < n_; ++i) {
-      const float* r = x_.row(i);
-      for (i64 j = 0; j < p_; ++j) m2[Z(j)] += (r[j] - mean[Z(j)]) * (r[j] - mean[Z(j)]);
-    }
-  std::vector<float> shift(Z(p_), 0.0f), inv(Z(p_), 1.0f);
-  for (i64 j = 0; j < p_; ++j) {
-    if (opt_.fit_intercept) shift[Z(j)] = static_cast<float>(mean[Z(j)]);
-    if (opt_.standardize) {
-      const double sd = std::sqrt(m2[Z(j)] / static_cast<double>(n_));
-      const float s = sd > 0 ? static_cast<float>(sd) : 1.0f;
-      res_.x_scale[Z(j)] = s;
-      inv[Z(j)] = 1.0f / s;
-    }
-    res_.x_mean[Z(j)] = shift[Z(j)];
-  }
-  xs_.resize(Z(n_ * p_));
-  parallel_for(0, n_, 64, [&](i64 b, i64 e) {
-    for (i64 r = b; r < e; ++r) {
-      const float* src = x_.row(folds_.order[Z(r)]);
-      float* dst = xs_.data() + r * p_;
-      for (i64 j = 0; j < p_; ++j) dst[j] = (src[j] - shift[Z(j)]) * inv[Z(j)];
-    }
-  });
-}
-
-void BandedFitter::compute_y_mean() {
-  y_mean_.assign(Z(t_), 0.0);
-  if (!opt_.fit_intercept) return;
-  for (i64 i = 0; i < n_; ++i) {
-    const float* r = y_.row(i);
-    for (i64 j = 0; j < t_; ++j) y_mean_[Z(j)] += r[j];
-  }
-  for (auto& m : y_mean_) m /= static_cast<double>(n_);
+  folds_ = detail::make_fold_layout(opt_.folds, k_, n_);
 }
 
 // Route by the per-(γ, fold) cost, which dominates: eig(r) + Z + M + alpha scoring with r = p or n_t.
@@ -343,40 +250,15 @@ i64 BandedFitter::choose_batch(bool kernel, i64 ac) const {
 
 Eig BandedFitter::decompose(std::vector<float>& sym, i64 r) {
   ++eigs_;
-  Eig e;
-  e.r = r;
-  e.lam.resize(Z(r));
-  if (use_f64_) {
-    std::vector<double> a(sym.begin(), sym.begin() + r * r), w(Z(r));
-    linalg::eigh(r, a.data(), w.data());
-    e.qt.assign(a.begin(), a.end());
-    for (i64 i = 0; i < r; ++i) e.lam[Z(i)] = std::max(0.0, w[Z(i)]);
-  } else {
-    std::vector<float> w(Z(r));
-    linalg::eigh(r, sym.data(), w.data());
-    e.qt.assign(sym.begin(), sym.begin() + r * r);
-    for (i64 i = 0; i < r; ++i) e.lam[Z(i)] = std::max(0.0, static_cast<double>(w[Z(i)]));  // float32 eigh: clamp (ridge.md §5.4)
-  }
-  return e;
+  return detail::eigh_sym(sym, r, use_f64_);
 }
 
-// Target columns `cols` of Y, rows in fold order, minus the global mean: n × cols.size().
 void BandedFitter::load_y(const std::vector<i64>& cols, std::vector<float>& yb) const {
-  const i64 tb = static_cast<i64>(cols.size());
-  yb.resize(Z(n_ * tb));
-  parallel_for(0, n_, 128, [&](i64 b, i64 e) {
-    for (i64 r = b; r < e; ++r) {
-      const float* src = y_.row(folds_.order[Z(r)]);
-      float* dst = yb.data() + r * tb;
-      for (i64 j = 0; j < tb; ++j) dst[j] = static_cast<float>(src[cols[Z(j)]] - y_mean_[Z(cols[Z(j)])]);
-    }
-  });
+  detail::load_y(y_, folds_, y_mean_, cols.data(), 0, static_cast<i64>(cols.size()), yb);
 }
 
 void BandedFitter::load_y_range(i64 j0, i64 tb, std::vector<float>& yb) const {
-  std::vector<i64> cols(Z(tb));
-  std::iota(cols.begin(), cols.end(), j0);
-  load_y(cols, yb);
+  detail::load_y(y_, folds_, y_mean_, nullptr, j0, tb, yb);
 }
 
 FoldStats BandedFitter::fold_stats(const float* yb, i64 tb) const {
@@ -486,12 +368,6 @@ void BandedFitter::consider_gamma(int g, i64 j0, i64 tb, const double* acc, i64 
 }
 
 
-bool BandedFitter::choose_f64(double frob) const {
-  if (opt_.eig_precision == EigPrecision::Float64) return true;
-  if (opt_.eig_precision == EigPrecision::Float32) return false;
-  const double amin = *std::min_element(opt_.alphas.begin(), opt_.alphas.end());
-  return amin < 1e-6 * frob;
-}
 
 // K_γ = Σ_b γ_b K_b (n × n).
 void BandedFitter::gamma_kernel(const double* gam, std::vector<float>& kg) const {
@@ -527,7 +403,8 @@ void BandedFitter::fit_kernel() {
     for (float v : kb) fr += static_cast<double>(v) * v;
     frob_max = std::max(frob_max, std::sqrt(fr));
   }
-  use_f64_ = choose_f64(frob_max);
+  // Every γ mixes these Grams, so the precision is decided once, from the largest ‖K_b‖_F.
+  use_f64_ = detail::needs_float64(opt_.eig_precision, opt_.alphas, frob_max);
   t_gram_ = since(t0);
   report(0.05, "search");
 
@@ -629,7 +506,7 @@ void BandedFitter::fit_primal() {
   flops_ += static_cast<double>(n_) * p_ * p_;
   double frob = 0;
   for (float v : c_full_) frob += static_cast<double>(v) * v;
-  use_f64_ = choose_f64(std::sqrt(frob));
+  use_f64_ = detail::needs_float64(opt_.eig_precision, opt_.alphas, std::sqrt(frob));
   std::vector<double> xsum_all(Z(p_), 0.0), xsum(Z(k_ * p_), 0.0);
   for (int v = 0; v < k_; ++v)
     for (i64 i = folds_.start[Z(v)]; i < folds_.start[Z(v) + 1]; ++i) {
@@ -779,10 +656,12 @@ void BandedFitter::refit_group(bool kernel, int g, const std::vector<i64>& cols)
 BandedRidgeResult BandedFitter::run() {
   auto t0 = Clock::now();
   validate();
-  layout_folds();
   report(0, "prepare");
-  prepare_x();
-  compute_y_mean();
+  detail::PreparedX px = detail::prepare_x(x_, folds_, opt_.fit_intercept, opt_.standardize);
+  xs_ = std::move(px.data);
+  res_.x_mean = std::move(px.mean);
+  res_.x_scale = std::move(px.scale);
+  y_mean_ = detail::column_means(y_, opt_.fit_intercept);
   res_.n_features = p_;
   res_.n_targets = t_;
   res_.n_bands = nb_;

@@ -20,7 +20,7 @@
 #include "brainlatent/linalg.h"
 #include "brainlatent/parallel.h"
 #include "brainlatent/ridge.h"
-#include "ridge_folds.h"
+#include "ridge_common.h"
 
 namespace brainlatent {
 
@@ -110,12 +110,7 @@ enum class Route { PerFoldPrimal, PerFoldKernel, ExactPrimal, ExactKernel };
 bool is_primal(Route r) { return r == Route::PerFoldPrimal || r == Route::ExactPrimal; }
 bool is_exact(Route r) { return r == Route::ExactPrimal || r == Route::ExactKernel; }
 
-// One symmetric eigendecomposition: row k of qt is eigenvector k (ascending eigenvalues).
-struct Eig {
-  i64 r = 0;
-  std::vector<float> qt;
-  std::vector<double> lam;
-};
+using detail::Eig;
 
 // Per fold v and column j of a centred target batch: Σy and SST over the fold's rows (Σy² is
 // the scratch SST is made from).
@@ -132,9 +127,6 @@ class RidgeFitter {
  private:
   // ---- setup
   void validate();
-  void layout_folds();
-  void prepare_x();
-  void compute_y_mean();
   Route choose_route();
   std::int64_t choose_batch(Route route);
 
@@ -148,7 +140,6 @@ class RidgeFitter {
   void report(double fraction, const std::string& stage) {
     if (opt_.progress) opt_.progress(std::min(1.0, std::max(0.0, fraction)), stage);
   }
-  void load_y_batch(i64 j0, i64 tb, std::vector<float>& yb);
   void fold_y_stats(const float* yb, i64 j0, i64 tb, FoldStats& st);
   void score_fold(int v, const float* pred, i64 ldp, bool residual, const double* offset, const float* yv,
                   i64 tb, const FoldStats& st, double* out_scores);
@@ -187,132 +178,14 @@ class RidgeFitter {
 };
 
 void RidgeFitter::validate() {
+  detail::check_xy(x_, y_);
+  detail::check_alphas(opt_.alphas);
   n_ = x_.rows;
   p_ = x_.cols;
   t_ = y_.cols;
-  if (n_ == 0 || p_ == 0) throw Error(ErrorCode::ShapeMismatch, "X is empty (" + shape(n_, p_) + "): need samples × features with both > 0");
-  if (y_.rows == 0 || t_ == 0) throw Error(ErrorCode::ShapeMismatch, "Y is empty (" + shape(y_.rows, t_) + "): need samples × targets with both > 0");
-  if (y_.rows != n_)
-    throw Error(ErrorCode::ShapeMismatch, "X has " + std::to_string(n_) + " samples (rows) but Y has " +
-                                              std::to_string(y_.rows) + ": they must match");
-  if (opt_.alphas.empty()) throw Error(ErrorCode::InvalidArgument, "alphas: need at least one alpha");
-  for (double a : opt_.alphas)
-    if (!(a > 0) || !std::isfinite(a))
-      throw Error(ErrorCode::InvalidArgument, "alphas: every alpha must be finite and > 0, got " + std::to_string(a));
   a_ = static_cast<int>(opt_.alphas.size());
   k_ = opt_.n_folds;
-  if (static_cast<i64>(opt_.folds.size()) != n_)
-    throw Error(ErrorCode::ShapeMismatch, "folds: " + std::to_string(opt_.folds.size()) + " fold labels for " +
-                                              std::to_string(n_) + " samples");
-  if (k_ < 2) throw Error(ErrorCode::InvalidArgument, "folds: need at least 2 folds, got " + std::to_string(k_));
-  if (k_ > n_)
-    throw Error(ErrorCode::InvalidArgument, "folds: " + std::to_string(k_) + " folds but only " + std::to_string(n_) + " samples");
-  // Finite inputs: a NaN would silently poison every target sharing its rows.
-  auto scan = [&](ConstMatF m, const char* name) {
-    std::atomic<i64> bad{-1};
-    parallel_for(0, m.rows, 256, [&](i64 b, i64 e) {
-      for (i64 i = b; i < e && bad.load() < 0; ++i) {
-        const float* r = m.row(i);
-        for (i64 j = 0; j < m.cols; ++j)
-          if (!std::isfinite(r[j])) {
-            i64 expected = -1;
-            bad.compare_exchange_strong(expected, i * m.cols + j);
-            break;
-          }
-      }
-    });
-    if (bad.load() >= 0) {
-      i64 at = bad.load();
-      float v = m.data[at];
-      throw Error(ErrorCode::NonFinite, std::string(name) + " contains " + (std::isnan(v) ? "NaN" : "Inf") +
-                                            " at row " + std::to_string(at / m.cols) + ", column " +
-                                            std::to_string(at % m.cols) + ": inputs must be finite");
-    }
-  };
-  scan(x_, "X");
-  scan(y_, "Y");
-}
-
-void RidgeFitter::layout_folds() {
-  folds_.n = n_;
-  folds_.k = k_;
-  std::vector<i64> counts(static_cast<std::size_t>(k_), 0);
-  for (i64 i = 0; i < n_; ++i) {
-    std::int32_t v = opt_.folds[static_cast<std::size_t>(i)];
-    if (v < 0 || v >= k_)
-      throw Error(ErrorCode::InvalidArgument, "folds: sample " + std::to_string(i) + " has fold " + std::to_string(v) +
-                                                  ", outside 0.." + std::to_string(k_ - 1));
-    counts[static_cast<std::size_t>(v)]++;
-  }
-  folds_.start.assign(static_cast<std::size_t>(k_) + 1, 0);
-  for (int v = 0; v < k_; ++v) {
-    if (counts[static_cast<std::size_t>(v)] == 0)
-      throw Error(ErrorCode::InvalidArgument, "folds: fold " + std::to_string(v) + " has no samples");
-    folds_.start[static_cast<std::size_t>(v) + 1] = folds_.start[static_cast<std::size_t>(v)] + counts[static_cast<std::size_t>(v)];
-  }
-  if (folds_.min_train() < 1) throw Error(ErrorCode::InvalidArgument, "folds: a fold leaves no training samples");
-  folds_.order.assign(static_cast<std::size_t>(n_), 0);
-  std::vector<i64> pos(folds_.start.begin(), folds_.start.end() - 1);
-  for (i64 i = 0; i < n_; ++i) folds_.order[static_cast<std::size_t>(pos[static_cast<std::size_t>(opt_.folds[static_cast<std::size_t>(i)])]++)] = i;
-}
-
-void RidgeFitter::prepare_x() {
-  res_.x_mean.assign(static_cast<std::size_t>(p_), 0.0f);
-  res_.x_scale.assign(static_cast<std::size_t>(p_), 1.0f);
-  std::vector<double> mean(static_cast<std::size_t>(p_), 0.0), m2(static_cast<std::size_t>(p_), 0.0);
-  if (opt_.fit_intercept || opt_.standardize) {
-    // Column means and variances in float64, columns split across threads.
-    parallel_for(0, p_, 64, [&](i64 b, i64 e) {
-      for (i64 i = 0; i < n_; ++i) {
-        const float* r = x_.row(i);
-        for (i64 j = b; j < e; ++j) mean[static_cast<std::size_t>(j)] += r[j];
-      }
-      for (i64 j = b; j < e; ++j) mean[static_cast<std::size_t>(j)] /= static_cast<double>(n_);
-      if (opt_.standardize) {
-        for (i64 i = 0; i < n_; ++i) {
-          const float* r = x_.row(i);
-          for (i64 j = b; j < e; ++j) {
-            double d = r[j] - mean[static_cast<std::size_t>(j)];
-            m2[static_cast<std::size_t>(j)] += d * d;
-          }
-        }
-      }
-    });
-  }
-  std::vector<float> shift(static_cast<std::size_t>(p_), 0.0f), inv(static_cast<std::size_t>(p_), 1.0f);
-  for (i64 j = 0; j < p_; ++j) {
-    const std::size_t J = static_cast<std::size_t>(j);
-    // Standardising without an intercept still centres for the scale, but the model keeps
-    // the raw origin: mean is applied only when an intercept is fitted.
-    if (opt_.fit_intercept) shift[J] = static_cast<float>(mean[J]);
-    if (opt_.standardize) {
-      double sd = std::sqrt(m2[J] / static_cast<double>(n_));
-      float s = sd > 0 ? static_cast<float>(sd) : 1.0f;  // constant column: leave unscaled (it is zero after centring)
-      res_.x_scale[J] = s;
-      inv[J] = 1.0f / s;
-    }
-    res_.x_mean[J] = shift[J];
-  }
-  xs_.resize(static_cast<std::size_t>(n_ * p_));
-  parallel_for(0, n_, 64, [&](i64 b, i64 e) {
-    for (i64 r = b; r < e; ++r) {
-      const float* src = x_.row(folds_.order[static_cast<std::size_t>(r)]);
-      float* dst = xs_.data() + r * p_;
-      for (i64 j = 0; j < p_; ++j) dst[j] = (src[j] - shift[static_cast<std::size_t>(j)]) * inv[static_cast<std::size_t>(j)];
-    }
-  });
-}
-
-void RidgeFitter::compute_y_mean() {
-  y_mean_.assign(static_cast<std::size_t>(t_), 0.0);
-  if (!opt_.fit_intercept) return;
-  parallel_for(0, t_, 256, [&](i64 b, i64 e) {
-    for (i64 i = 0; i < n_; ++i) {
-      const float* r = y_.row(i);
-      for (i64 j = b; j < e; ++j) y_mean_[static_cast<std::size_t>(j)] += r[j];
-    }
-    for (i64 j = b; j < e; ++j) y_mean_[static_cast<std::size_t>(j)] /= static_cast<double>(n_);
-  });
+  folds_ = detail::make_fold_layout(opt_.folds, k_, n_);
 }
 
 // Flop model (ridge.md §1-2): GEMM flops plus eigensolves counted as GEMM-time equivalents
@@ -350,41 +223,23 @@ Route RidgeFitter::choose_route() {
 }
 
 Eig RidgeFitter::decompose(std::vector<float>& sym, i64 r) {
-  Eig e;
-  e.r = r;
-  e.lam.resize(static_cast<std::size_t>(r));
-  // 'auto' decides on the first decomposition of the fit: float32 unless its eigenvalue error
-  // (about ε·λ_max) exceeds a tenth of the smallest alpha, where the shrinkage 1/(λ+α) of the
-  // weakest directions is no longer resolved (ridge.md §5.4); then float64 from a saved copy.
-  std::vector<float> saved;
+  // 'auto' decides on the first decomposition of the fit, from its exact λ_max: float32 unless
+  // detail::needs_float64 says so, then float64 from a saved copy.
   const bool deciding = !precision_decided_ && opt_.eig_precision == EigPrecision::Auto;
-  if (deciding) saved.assign(sym.begin(), sym.begin() + r * r);
-  if (!use_f64_) {
-    std::vector<float> w(static_cast<std::size_t>(r));
-    linalg::eigh(r, sym.data(), w.data());
-    if (deciding) {
-      const double amin = *std::min_element(opt_.alphas.begin(), opt_.alphas.end());
-      const double lmax = r > 0 ? std::fabs(static_cast<double>(w.back())) : 0.0;
-      if (1.19e-7 * lmax > 0.1 * amin) {
-        use_f64_ = true;
-        std::copy(saved.begin(), saved.end(), sym.begin());
-      }
-    }
-    if (!use_f64_) {
-      e.qt.assign(sym.begin(), sym.begin() + r * r);
-      std::vector<double> raw(w.begin(), w.end());
-      note_resolution(raw);
-      for (i64 i = 0; i < r; ++i) e.lam[static_cast<std::size_t>(i)] = std::max(0.0, static_cast<double>(w[static_cast<std::size_t>(i)]));
-    }
-  }
   precision_decided_ = true;
-  if (use_f64_) {
-    std::vector<double> a(sym.begin(), sym.begin() + r * r), w(static_cast<std::size_t>(r));
-    linalg::eigh(r, a.data(), w.data());
-    e.qt.assign(a.begin(), a.end());
-    note_resolution(w);
-    for (i64 i = 0; i < r; ++i) e.lam[static_cast<std::size_t>(i)] = std::max(0.0, w[static_cast<std::size_t>(i)]);
+  if (use_f64_ || !deciding) {
+    Eig e = detail::eigh_sym(sym, r, use_f64_);
+    note_resolution(e.raw);
+    return e;
   }
+  std::vector<float> saved(sym.begin(), sym.begin() + r * r);
+  Eig e = detail::eigh_sym(sym, r, false);
+  const double lmax = r > 0 ? std::max(std::fabs(e.raw.front()), std::fabs(e.raw.back())) : 0.0;
+  if (detail::needs_float64(opt_.eig_precision, opt_.alphas, lmax)) {
+    use_f64_ = true;
+    e = detail::eigh_sym(saved, r, true);
+  }
+  note_resolution(e.raw);
   return e;
 }
 
@@ -424,18 +279,6 @@ std::int64_t RidgeFitter::choose_batch(Route route) {
   if (route == Route::PerFoldPrimal || route == Route::PerFoldKernel)
     tb = std::min<i64>(tb, std::max<i64>(512, (i64(1) << 25) / std::max<i64>(1, static_cast<i64>(a_) * nv)));
   return std::max<i64>(1, std::min<i64>(tb, t_));
-}
-
-// Y columns [j0, j0+tb) in fold order, minus the global mean: (n × tb), row-major.
-void RidgeFitter::load_y_batch(i64 j0, i64 tb, std::vector<float>& yb) {
-  yb.resize(static_cast<std::size_t>(n_ * tb));
-  parallel_for(0, n_, 128, [&](i64 b, i64 e) {
-    for (i64 r = b; r < e; ++r) {
-      const float* src = y_.row(folds_.order[static_cast<std::size_t>(r)]) + j0;
-      float* dst = yb.data() + r * tb;
-      for (i64 j = 0; j < tb; ++j) dst[j] = static_cast<float>(src[j] - y_mean_[static_cast<std::size_t>(j0 + j)]);
-    }
-  });
 }
 
 // Per fold v and column j of a centred batch: mean, SST, Σy and Σy² over the fold's rows.
@@ -583,7 +426,7 @@ void RidgeFitter::for_each_batch(Route route, double from, Fn&& fn) {
     check_cancel();
     const i64 tb = std::min(tb_, t_ - j0);
     ++batches;
-    load_y_batch(j0, tb, yb);
+    detail::load_y(y_, folds_, y_mean_, nullptr, j0, tb, yb);
     fold_y_stats(yb.data(), j0, tb, ys);
     fn(j0, tb, yb, ys);
     report(from + (1.0 - from) * static_cast<double>(j0 + tb) / static_cast<double>(t_), "cv+refit");
@@ -1014,10 +857,12 @@ void RidgeFitter::fit_exact(bool primal) {
 RidgeResult RidgeFitter::run() {
   auto t0 = Clock::now();
   validate();
-  layout_folds();
   report(0, "prepare");
-  prepare_x();
-  compute_y_mean();
+  detail::PreparedX px = detail::prepare_x(x_, folds_, opt_.fit_intercept, opt_.standardize);
+  xs_ = std::move(px.data);
+  res_.x_mean = std::move(px.mean);
+  res_.x_scale = std::move(px.scale);
+  y_mean_ = detail::column_means(y_, opt_.fit_intercept);
   res_.n_features = p_;
   res_.n_targets = t_;
   res_.coef.assign(static_cast<std::size_t>(p_ * t_), 0.0f);
