@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { bytesToUnicode } from '../../ts/sd/clipTokenizer.js';
+import { wordVocabulary } from '../../ts/sd/clipTokenizer.js';
 import { writeSdFixture } from '../../ts/sd/fixture.js';
 import { onnx } from '../../ts/sd/onnxProto.js';
 import { synthNsd, type SynthNsdResult } from '../../ts/synth/nsd.js';
@@ -56,29 +56,7 @@ export async function makeWorld(): Promise<World> {
 }
 
 async function writeBagOfWordsText(dir: string): Promise<void> {
-  const byteChars = [...bytesToUnicode().values()];
-  const vocab: Record<string, number> = {};
-  let id = 0;
-  for (const c of byteChars) vocab[c] = id++;
-  for (const c of byteChars) vocab[`${c}</w>`] = id++;
-  const merges: string[] = [];
-  for (const w of WORDS) {
-    const chars = [...w];
-    if (chars.length === 1) continue;
-    let left = chars[0];
-    for (let i = 1; i < chars.length; i++) {
-      const right = i === chars.length - 1 ? `${chars[i]}</w>` : chars[i];
-      const merged = left + right;
-      if (!(merged in vocab)) {
-        merges.push(`${left} ${right}`);
-        vocab[merged] = id++;
-      }
-      left = merged;
-    }
-  }
-  vocab['<|startoftext|>'] = id++;
-  vocab['<|endoftext|>'] = id++;
-  const V = id;
+  const { vocab, merges, size: V } = wordVocabulary(WORDS);
   await writeFile(join(dir, 'tokenizer', 'vocab.json'), JSON.stringify(vocab));
   await writeFile(join(dir, 'tokenizer', 'merges.txt'), `#version: 0.2\n${merges.join('\n')}\n`);
   // Embeddings: whole-word tokens get orthogonal-ish rows, byte tokens small random ones.

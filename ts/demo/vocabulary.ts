@@ -3,7 +3,7 @@
  * is one token, and a fixed embedding per word (content words get seeded random unit vectors, function
  * words zero), which is what the demo text encoder looks up.
  */
-import { bytesToUnicode } from '../sd/clipTokenizer.js';
+import { wordVocabulary, type WordVocabulary } from '../sd/clipTokenizer.js';
 import { rng } from '../sd/fixture.js';
 import { BACKGROUNDS, COLOURS, POSITIONS, SHAPES, SIZES, sceneCaption } from '../synth/scenes.js';
 
@@ -20,44 +20,11 @@ export function contentWords(): string[] {
   return [...words].sort();
 }
 
-export interface DemoVocabulary {
-  vocab: Record<string, number>;
-  merges: string[];
-  /** Token id → word ('' for byte symbols and specials). */
-  words: Map<number, string>;
-  size: number;
-}
+export type DemoVocabulary = WordVocabulary;
 
 /** vocab.json / merges.txt: 256 byte symbols, the same with </w>, one merged token per word, specials. */
 export function demoVocabulary(): DemoVocabulary {
-  const byteChars = [...bytesToUnicode().values()];
-  const vocab: Record<string, number> = {};
-  const words = new Map<number, string>();
-  let id = 0;
-  for (const c of byteChars) vocab[c] = id++;
-  for (const c of byteChars) vocab[`${c}</w>`] = id++;
-  const merges: string[] = [];
-  for (const w of [...contentWords(), ...FUNCTION_WORDS]) {
-    const chars = [...w];
-    if (chars.length === 1) {
-      words.set(vocab[`${chars[0]}</w>`], w);
-      continue;
-    }
-    let left = chars[0];
-    for (let i = 1; i < chars.length; i++) {
-      const right = i === chars.length - 1 ? `${chars[i]}</w>` : chars[i];
-      const merged = left + right;
-      if (!(merged in vocab)) {
-        merges.push(`${left} ${right}`);
-        vocab[merged] = id++;
-      }
-      left = merged;
-    }
-    words.set(vocab[left], w);
-  }
-  vocab['<|startoftext|>'] = id++;
-  vocab['<|endoftext|>'] = id++;
-  return { vocab, merges, words, size: id };
+  return wordVocabulary([...contentWords(), ...FUNCTION_WORDS]);
 }
 
 /** The embedding table [size, dim]: content words seeded random unit vectors, everything else 0. */

@@ -156,3 +156,43 @@ export class ClipTokenizer {
     return word;
   }
 }
+
+export interface WordVocabulary {
+  vocab: Record<string, number>;
+  merges: string[];
+  /** Token id of each word's single token → the word. */
+  words: Map<number, string>;
+  size: number;
+}
+
+/**
+ * A CLIP-style vocab.json / merges.txt in which each given word is one token: the 256 byte symbols,
+ * the same with </w>, the left-to-right merges that build each word, then the two specials. For
+ * model folders written from nothing (test fixtures, the demo world).
+ */
+export function wordVocabulary(wordList: readonly string[]): WordVocabulary {
+  const byteChars = [...bytesToUnicode().values()];
+  const vocab: Record<string, number> = {};
+  const words = new Map<number, string>();
+  let id = 0;
+  for (const c of byteChars) vocab[c] = id++;
+  for (const c of byteChars) vocab[`${c}</w>`] = id++;
+  const merges: string[] = [];
+  for (const w of wordList) {
+    const chars = [...w];
+    let left = chars.length === 1 ? `${chars[0]}</w>` : chars[0];
+    for (let i = 1; i < chars.length; i++) {
+      const right = i === chars.length - 1 ? `${chars[i]}</w>` : chars[i];
+      const merged = left + right;
+      if (!(merged in vocab)) {
+        merges.push(`${left} ${right}`);
+        vocab[merged] = id++;
+      }
+      left = merged;
+    }
+    words.set(vocab[left], w);
+  }
+  vocab['<|startoftext|>'] = id++;
+  vocab['<|endoftext|>'] = id++;
+  return { vocab, merges, words, size: id };
+}

@@ -7,7 +7,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { onnx } from './onnxProto.js';
-import { bytesToUnicode } from './clipTokenizer.js';
+import { wordVocabulary } from './clipTokenizer.js';
 
 type IValueInfo = import('onnx-proto').onnx.IValueInfoProto;
 type INode = import('onnx-proto').onnx.INodeProto;
@@ -210,27 +210,7 @@ export const FIXTURE_WORDS = ['hello', 'cat', 'photo', 'of', 'the', 'dog', 'brai
 
 /** CLIP-style vocab.json / merges.txt: 256 byte symbols, the same with </w>, word merges, specials. */
 export function fixtureTokenizer(): { vocab: Record<string, number>; merges: string[] } {
-  const byteChars = [...bytesToUnicode().values()];
-  const vocab: Record<string, number> = {};
-  let id = 0;
-  for (const c of byteChars) vocab[c] = id++;
-  for (const c of byteChars) vocab[`${c}</w>`] = id++;
-  const merges: string[] = [];
-  for (const w of FIXTURE_WORDS) {
-    const chars = [...w];
-    let left = chars[0];
-    for (let i = 1; i < chars.length; i++) {
-      const right = i === chars.length - 1 ? `${chars[i]}</w>` : chars[i];
-      const merged = left + right;
-      if (!(merged in vocab)) {
-        merges.push(`${left} ${right}`);
-        vocab[merged] = id++;
-      }
-      left = merged;
-    }
-  }
-  vocab['<|startoftext|>'] = id++;
-  vocab['<|endoftext|>'] = id++;
+  const { vocab, merges } = wordVocabulary(FIXTURE_WORDS);
   return { vocab, merges };
 }
 
