@@ -23,8 +23,8 @@ const N_ALPHAS = 10, FOLDS = 5, GROUP = 3;
 interface Run { seconds: number; test_r2: number; alphas: number[]; peak_rss_mb: number; info?: { gemmFlops: number; route: string; cvMethod: string } }
 
 function ours(dir: string): Run {
-  const worker = path.join(path.dirname(fileURLToPath(import.meta.url)), 'encodingWorker.js');
-  return JSON.parse(execFileSync(process.execPath, [worker, dir, String(N_ALPHAS), String(FOLDS), String(GROUP)], { maxBuffer: 1 << 28 }).toString()) as Run;
+  const worker = path.join(path.dirname(fileURLToPath(import.meta.url)), 'ridgeWorker.js');
+  return JSON.parse(execFileSync(process.execPath, [worker, dir, String(N_ALPHAS), String(FOLDS), 'auto', String(GROUP)], { maxBuffer: 1 << 28 }).toString()) as Run;
 }
 
 async function main(): Promise<void> {
