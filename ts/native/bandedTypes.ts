@@ -1,24 +1,15 @@
 /** What native/addon/addon_banded.cpp exports (hand-written, kept in step with it). */
-import type { CancelToken } from './addonTypes.js';
+import type { CancelToken, NativeRidgeOptions } from './addonTypes.js';
 
-export interface NativeBandedOptions {
+/** RidgeCV's options (less the CV method: banded ridge always scores per fold) plus the bands. */
+export interface NativeBandedOptions extends Omit<NativeRidgeOptions, 'cvMethod'> {
   /** Columns per band (consecutive blocks of X), as doubles. */
   bandSizes: Float64Array;
-  alphas: Float64Array;
   /** Candidate γ rows (nGammas × nBands); absent: nIter Dirichlet draws. */
   gammas?: Float64Array;
   nIter: number;
   concentrations: Float64Array;
   seed: number;
-  folds: Int32Array;
-  nFolds: number;
-  score: 'r2' | 'pearson';
-  fitIntercept: boolean;
-  standardize: boolean;
-  route: 'auto' | 'primal' | 'kernel';
-  eigPrecision: 'auto' | 'float32' | 'float64';
-  memoryBudget: number;
-  targetBatch: number;
 }
 
 export interface NativeBandedInfo {

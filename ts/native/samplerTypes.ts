@@ -68,8 +68,10 @@ export interface SamplerPlanInfo {
 }
 
 export interface NativeStepProgress {
+  /** 1-based step among those that run, within the current batch. */
   step: number;
   total: number;
+  /** First image of the batch and its size. */
   batchFirst: number;
   batchImages: number;
   timestep: number;

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { BackendUnavailableError, CancelledError, InvalidArgumentError, ShapeError } from '../errors.js';
 import { fromNative } from '../native/nativeError.js';
 import type {
+  NativeStepProgress,
   Img2ImgStats,
   NativePlanOptions,
   OrtRuntimeInfo,
@@ -47,16 +48,8 @@ export interface DiffusionLoadOptions {
   schedule?: ScheduleConfig;
 }
 
-export interface StepProgress {
-  /** 1-based step among those that run, within the current batch. */
-  step: number;
-  total: number;
-  /** First image of the batch and its size. */
-  batchFirst: number;
-  batchImages: number;
-  timestep: number;
-  unetSeconds: number;
-}
+/** Progress of one denoising step, as the engine reports it. */
+export type StepProgress = NativeStepProgress;
 
 export interface Img2ImgOptions {
   /** Scaled initial latents [B, 4, h, w] (from encodeImages or a brain decoder). */
