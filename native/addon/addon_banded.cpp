@@ -36,6 +36,7 @@ Napi::Value banded_result_to_js(Napi::Env env, BandedRidgeResult& r) {
   info.Set("nBatches", static_cast<double>(i.n_batches));
   info.Set("eigendecompositions", static_cast<double>(i.eigendecompositions));
   info.Set("refitGroups", static_cast<double>(i.refit_groups));
+  info.Set("skippedCandidates", static_cast<double>(i.skipped_candidates));
   info.Set("gemmFlops", i.gemm_flops);
   info.Set("secondsGram", i.seconds_gram);
   info.Set("secondsSearch", i.seconds_search);

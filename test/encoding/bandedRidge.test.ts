@@ -117,6 +117,16 @@ describe('BandedRidgeCV', () => {
     expect(vp.model.bandAlphas().cols).toBe(2);
   });
 
+  it('never picks an alpha below the float32 resolution of a singular Gram', async () => {
+    // 40 features for 30 samples on the primal route: every γ-weighted XᵀX is singular
+    const { a, b, y } = data(30, 20, 20, 4, 7);
+    const m = await new BandedRidgeCV({ alphas: [1e-7, 10, 100], nIter: 5, folds: 3, route: 'primal' }).fit({ a, b }, y);
+    for (const alpha of m.bestAlpha) expect(alpha).toBeGreaterThanOrEqual(10);
+    await expect(new BandedRidgeCV({ alphas: [1e-7, 1e-6], nIter: 3, folds: 3, route: 'primal' }).fit({ a, b }, y)).rejects.toThrow(
+      /float32 resolution/,
+    );
+  });
+
   it('save/load round trip is bit-exact and predicts the same', async () => {
     const { a, b, y } = data(50, 4, 3, 5, 4);
     const model = await new BandedRidgeCV({ alphas: [1, 10, 100], nIter: 6, folds: 5 }).fit({ a, b }, y);

@@ -20,6 +20,8 @@ export interface NativeBandedInfo {
   nBatches: number;
   eigendecompositions: number;
   refitGroups: number;
+  /** (candidate γ, target batch) pairs skipped: no alpha above the float32 resolution of their Gram. */
+  skippedCandidates: number;
   gemmFlops: number;
   secondsGram: number;
   secondsSearch: number;

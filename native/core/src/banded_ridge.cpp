@@ -135,6 +135,8 @@ class BandedFitter {
   i64 choose_batch(bool kernel, i64 ac) const;
   int alpha_chunk(i64 r) const;
   Eig decompose(std::vector<float>& sym, i64 r);
+  // A search decomposition of candidate γ: also marks the alphas its Gram cannot resolve.
+  Eig decompose_candidate(std::vector<float>& sym, i64 r, bool kernel);
   void check_cancel() const {
     if (opt_.cancel && opt_.cancel->load()) throw Error(ErrorCode::Cancelled, "banded ridge fit cancelled");
   }
@@ -170,6 +172,8 @@ class BandedFitter {
   std::vector<double> best_d_;  // best mean CV score so far, float64
   std::vector<std::vector<float>> kernels_;  // kernel route: K_i = X̃_i X̃_iᵀ per band
   std::vector<float> c_full_;                // primal route: C = X̃ᵀX̃
+  detail::AlphaResolution gamma_res_{opt_.alphas};  // per candidate γ: alphas its Grams cannot resolve
+  i64 skipped_gammas_ = 0;                           // (candidate, batch) pairs with no resolved alpha
   BandedRidgeResult res_;
 };
 
@@ -251,6 +255,12 @@ i64 BandedFitter::choose_batch(bool kernel, i64 ac) const {
 Eig BandedFitter::decompose(std::vector<float>& sym, i64 r) {
   ++eigs_;
   return detail::eigh_sym(sym, r, use_f64_);
+}
+
+Eig BandedFitter::decompose_candidate(std::vector<float>& sym, i64 r, bool kernel) {
+  Eig e = decompose(sym, r);
+  gamma_res_.note(e.raw, kernel && opt_.fit_intercept);
+  return e;
 }
 
 void BandedFitter::load_y(const std::vector<i64>& cols, std::vector<float>& yb) const {
@@ -346,10 +356,20 @@ void BandedFitter::score_fold(int v, const Eig& eg, const float* m, const float*
 // After all folds of candidate g: best alpha per target (ties to the larger alpha); a target
 // moves to (g, α) only when it beats its best so far.
 void BandedFitter::consider_gamma(int g, i64 j0, i64 tb, const double* acc, i64 ld, i64 col0) {
+  // Alphas this candidate's Grams cannot resolve in float32 are skipped; a candidate with none
+  // left is not considered at all (its gamma_scores stay NaN).
+  int first = 0;
+  while (first < a_ && gamma_res_.unresolved(first)) ++first;
+  if (first == a_) {
+    ++skipped_gammas_;
+    for (i64 j = 0; j < tb; ++j) res_.gamma_scores[Z(g) * Z(t_) + Z(j0 + j)] = std::numeric_limits<float>::quiet_NaN();
+    return;
+  }
   for (i64 j = 0; j < tb; ++j) {
-    int best = 0;
-    double bs = acc[col0 + j];
-    for (int a = 1; a < a_; ++a) {
+    int best = first;
+    double bs = acc[first * ld + col0 + j];
+    for (int a = first + 1; a < a_; ++a) {
+      if (gamma_res_.unresolved(a)) continue;
       const double s = acc[a * ld + col0 + j];
       if (s > bs || (s == bs && opt_.alphas[Z(a)] > opt_.alphas[Z(best)])) {
         bs = s;
@@ -425,6 +445,7 @@ void BandedFitter::fit_kernel() {
   std::vector<double> rmean, rv;
   for (int g = 0; g < ng_; ++g) {
     const double* gam = gammas_.data() + Z(g) * Z(nb_);
+    gamma_res_.reset();
     gamma_kernel(gam, kg);
     std::fill(acc.begin(), acc.end(), 0.0);
     for (int v = 0; v < k_; ++v) {
@@ -470,7 +491,7 @@ void BandedFitter::fit_kernel() {
         for (i64 i = 0; i < nv; ++i)
           for (i64 c = 0; c < nt; ++c) kvt[Z(i * nt + c)] = static_cast<float>(kvt[Z(i * nt + c)] - rv[Z(i)] - rmean[Z(c)] + mu);
       }
-      Eig eg = decompose(ktt, nt);
+      Eig eg = decompose_candidate(ktt, nt, true);
       // M = K̃_vt Q (Q's columns are the rows of qt).
       m.resize(Z(nv * nt));
       linalg::gemm(false, true, nv, nt, nt, 1.0f, kvt.data(), nt, eg.qt.data(), nt, 0.0f, m.data(), nt);
@@ -541,6 +562,7 @@ void BandedFitter::fit_primal() {
     acc.assign(Z(a_ * tb), 0.0);
     for (int g = 0; g < ng_; ++g) {
       const double* gam = gammas_.data() + Z(g) * Z(nb_);
+      gamma_res_.reset();
       for (i64 f = 0; f < p_; ++f) sg[Z(f)] = static_cast<float>(std::sqrt(gam[band_of_[Z(f)]]));
       std::fill(acc.begin(), acc.end(), 0.0);
       for (int v = 0; v < k_; ++v) {
@@ -558,7 +580,7 @@ void BandedFitter::fit_primal() {
             for (i64 j = 0; j < p_; ++j)
               ct[Z(i * p_ + j)] = static_cast<float>((ct[Z(i * p_ + j)] - nt * xbar[Z(i)] * xbar[Z(j)]) * sg[Z(i)] * sg[Z(j)]);
         });
-        Eig eg = decompose(ct, p_);
+        Eig eg = decompose_candidate(ct, p_, false);
         // M = (X̃_v − 1x̄_tᵀ) S Q
         xc.resize(Z(nv * p_));
         for (i64 i = 0; i < nv; ++i)
@@ -674,6 +696,10 @@ BandedRidgeResult BandedFitter::run() {
   const bool kernel = choose_kernel();
   if (kernel) fit_kernel();
   else fit_primal();
+  if (std::any_of(best_d_.begin(), best_d_.end(), [](double d) { return d == -std::numeric_limits<double>::infinity(); }))
+    throw Error(ErrorCode::InvalidArgument,
+                "alphas: for every band weighting, every alpha is below the float32 resolution of the weighted Gram "
+                "(1e-5·λ_max; it is singular or nearly so): use larger alphas");
 
   auto tr = Clock::now();
   std::vector<std::vector<i64>> groups(Z(ng_));
@@ -694,6 +720,7 @@ BandedRidgeResult BandedFitter::run() {
   info.route = kernel ? "kernel" : "primal";
   info.eig_precision = use_f64_ ? "float64" : "float32";
   info.n_gammas = ng_;
+  info.skipped_candidates = skipped_gammas_;
   info.target_batch = tb_;
   info.n_batches = batches_;
   info.eigendecompositions = eigs_;

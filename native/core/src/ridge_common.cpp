@@ -189,4 +189,26 @@ bool needs_float64(EigPrecision precision, const std::vector<double>& alphas, do
   return 1.19e-7 * lambda_max > 0.1 * amin;
 }
 
+void AlphaResolution::note(const std::vector<double>& w, bool skip_constant) {
+  if (w.empty()) return;
+  const double lmax = std::max(std::fabs(w.front()), std::fabs(w.back()));
+  const double lmin = skip_constant && w.size() > 1 ? w[1] : w[0];
+  const double res = 1e-5 * lmax;
+  if (lmin >= res) return;
+  resolution_ = std::max(resolution_, res);
+  for (std::size_t a = 0; a < alphas_.size(); ++a)
+    if (alphas_[a] < res) unresolved_[a] = 1;
+}
+
+void AlphaResolution::reset() {
+  std::fill(unresolved_.begin(), unresolved_.end(), 0);
+  resolution_ = 0;
+}
+
+bool AlphaResolution::all_unresolved() const {
+  return std::all_of(unresolved_.begin(), unresolved_.end(), [](char u) { return u != 0; });
+}
+
+int AlphaResolution::count() const { return static_cast<int>(std::count(unresolved_.begin(), unresolved_.end(), 1)); }
+
 }  // namespace brainlatent::detail

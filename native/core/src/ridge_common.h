@@ -66,4 +66,25 @@ Eig eigh_sym(std::vector<float>& sym, std::int64_t r, bool float64);
 // float64 then. lambda_max may be an upper bound (‖G‖_F) where the exact value is not known yet.
 bool needs_float64(EigPrecision precision, const std::vector<double>& alphas, double lambda_max);
 
+// The Grams are formed in float32, so an eigenvalue is only known to about ε·λ_max. When a
+// decomposed matrix is (near) singular, an alpha below that resolution (taken as 1e-5·λ_max) has
+// no meaningful fit in the null directions: such alphas are marked unresolved and never chosen,
+// as himalaya guards float32 fits (ridge.md §5.4). A centred kernel's constant null vector carries
+// no signal and is not counted (skip_constant).
+class AlphaResolution {
+ public:
+  explicit AlphaResolution(const std::vector<double>& alphas) : alphas_(alphas), unresolved_(alphas.size(), 0) {}
+  void note(const std::vector<double>& raw_eigenvalues, bool skip_constant);
+  void reset();
+  bool unresolved(int a) const { return unresolved_[static_cast<std::size_t>(a)] != 0; }
+  bool all_unresolved() const;
+  int count() const;
+  double resolution() const { return resolution_; }
+
+ private:
+  const std::vector<double>& alphas_;
+  std::vector<char> unresolved_;
+  double resolution_ = 0;
+};
+
 }  // namespace brainlatent::detail

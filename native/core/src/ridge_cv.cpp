@@ -132,7 +132,7 @@ class RidgeFitter {
 
   // ---- numerics
   Eig decompose(std::vector<float>& sym, i64 r);
-  void note_resolution(const std::vector<double>& eigenvalues);
+  void note_resolution(const std::vector<double>& w) { resolution_.note(w, current_kernel_ && opt_.fit_intercept); }
   void count(double flops) { flops_ += flops; }
   void check_cancel() {
     if (opt_.cancel && opt_.cancel->load()) throw Error(ErrorCode::Cancelled, "ridge fit cancelled");
@@ -168,8 +168,7 @@ class RidgeFitter {
   bool use_f64_ = false;
   bool precision_decided_ = false;
   bool current_kernel_ = false;       // the matrix being decomposed is a centred kernel
-  std::vector<char> unresolved_;      // per alpha: below the float32 resolution of a singular Gram
-  double resolution_ = 0;
+  detail::AlphaResolution resolution_{opt_.alphas};  // alphas below the float32 resolution of a singular Gram
   double flops_ = 0;
   std::vector<double> cv_;  // a × t accumulated mean fold scores
   RidgeResult res_;
@@ -243,22 +242,6 @@ Eig RidgeFitter::decompose(std::vector<float>& sym, i64 r) {
   return e;
 }
 
-// The Grams are formed in float32, so an eigenvalue is only known to about ε·λ_max. When the
-// decomposed matrix is (near) singular, an alpha below that resolution (taken as 1e-5·λ_max) has
-// no meaningful fit in the null directions: such alphas are marked unresolved and never chosen,
-// as himalaya guards float32 fits (ridge.md §5.4). The kernel route's constant null vector (from
-// centring) carries no signal and is not counted.
-void RidgeFitter::note_resolution(const std::vector<double>& w) {
-  if (w.empty()) return;
-  const double lmax = std::max(std::fabs(w.front()), std::fabs(w.back()));
-  const bool skip_constant = current_kernel_ && opt_.fit_intercept && w.size() > 1;
-  const double lmin = skip_constant ? w[1] : w[0];
-  const double res = 1e-5 * lmax;
-  if (lmin >= res) return;
-  resolution_ = std::max(resolution_, res);
-  for (int a = 0; a < a_; ++a)
-    if (opt_.alphas[static_cast<std::size_t>(a)] < res) unresolved_[static_cast<std::size_t>(a)] = 1;
-}
 
 std::int64_t RidgeFitter::choose_batch(Route route) {
   if (opt_.target_batch > 0) return std::min<i64>(opt_.target_batch, t_);
@@ -392,12 +375,12 @@ void RidgeFitter::score_alphas(int v, const std::vector<float>& mv, const Eig& e
 // Best alpha per target: the highest mean CV score; exact ties go to the larger alpha.
 void RidgeFitter::select_alphas(i64 j0, i64 tb) {
   int first = 0;
-  while (first < a_ && unresolved_[static_cast<std::size_t>(first)]) ++first;
+  while (first < a_ && resolution_.unresolved(first)) ++first;
   for (i64 j = j0; j < j0 + tb; ++j) {
     int best = first;
     double bs = cv_[static_cast<std::size_t>(first * t_ + j)];
     for (int a = first + 1; a < a_; ++a) {
-      if (unresolved_[static_cast<std::size_t>(a)]) continue;
+      if (resolution_.unresolved(a)) continue;
       double s = cv_[static_cast<std::size_t>(a * t_ + j)];
       if (s > bs || (s == bs && opt_.alphas[static_cast<std::size_t>(a)] > opt_.alphas[static_cast<std::size_t>(best)])) {
         bs = s;
@@ -411,9 +394,9 @@ void RidgeFitter::select_alphas(i64 j0, i64 tb) {
 
 template <typename Fn>
 void RidgeFitter::for_each_batch(Route route, double from, Fn&& fn) {
-  if (std::all_of(unresolved_.begin(), unresolved_.end(), [](char u) { return u != 0; })) {
+  if (resolution_.all_unresolved()) {
     std::ostringstream msg;
-    msg << "alphas: every alpha is below " << resolution_
+    msg << "alphas: every alpha is below " << resolution_.resolution()
         << ", the float32 resolution of this problem's Gram (1e-5·λ_max; it is singular or nearly so): "
            "use larger alphas";
     throw Error(ErrorCode::InvalidArgument, msg.str());
@@ -869,7 +852,6 @@ RidgeResult RidgeFitter::run() {
   res_.best_alphas.assign(static_cast<std::size_t>(t_), 0.0f);
   res_.best_scores.assign(static_cast<std::size_t>(t_), 0.0f);
   cv_.assign(static_cast<std::size_t>(a_) * static_cast<std::size_t>(t_), 0.0);
-  unresolved_.assign(static_cast<std::size_t>(a_), 0);
   // The route decision needs the precision only for its eig cost; assume float32 there.
   use_f64_ = opt_.eig_precision == EigPrecision::Float64;
   Route route = choose_route();
@@ -888,8 +870,7 @@ RidgeResult RidgeFitter::run() {
         std::fill(res_.coef.begin(), res_.coef.end(), 0.0f);
         flops_ = 0;
         t_decompose_ = t_cv_ = t_refit_ = 0;
-        std::fill(unresolved_.begin(), unresolved_.end(), 0);
-        resolution_ = 0;
+        resolution_.reset();
         route = route == Route::ExactPrimal ? Route::PerFoldPrimal : Route::PerFoldKernel;
         if (route == Route::PerFoldPrimal) fit_per_fold_primal();
         else fit_per_fold_kernel();
@@ -901,13 +882,13 @@ RidgeResult RidgeFitter::run() {
   res_.cv_scores.assign(cv_.begin(), cv_.end());
   int n_unresolved = 0;
   for (int a = 0; a < a_; ++a) {
-    if (!unresolved_[static_cast<std::size_t>(a)]) continue;
+    if (!resolution_.unresolved(a)) continue;
     ++n_unresolved;
     std::fill(res_.cv_scores.begin() + static_cast<std::ptrdiff_t>(a) * t_, res_.cv_scores.begin() + static_cast<std::ptrdiff_t>(a + 1) * t_,
               std::numeric_limits<float>::quiet_NaN());
   }
   res_.info.unresolved_alphas = n_unresolved;
-  res_.info.alpha_resolution = resolution_;
+  res_.info.alpha_resolution = resolution_.resolution();
   // Share of targets at the grid's edges (ridge.md §5.5): a saturated grid is worth a warning.
   const double amin = *std::min_element(opt_.alphas.begin(), opt_.alphas.end());
   const double amax = *std::max_element(opt_.alphas.begin(), opt_.alphas.end());

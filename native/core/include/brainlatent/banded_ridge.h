@@ -49,6 +49,9 @@ struct BandedRidgeInfo {
   std::int64_t target_batch = 0, n_batches = 0;
   std::int64_t eigendecompositions = 0;
   std::int64_t refit_groups = 0;  // distinct γ chosen (one refit decomposition each)
+  // (candidate γ, target batch) pairs skipped because no alpha was above the float32 resolution of
+  // their singular Gram; alphas below it are skipped per candidate (see ridge_common.h).
+  std::int64_t skipped_candidates = 0;
   double gemm_flops = 0;
   double seconds_gram = 0, seconds_search = 0, seconds_refit = 0, seconds_total = 0;
 };
