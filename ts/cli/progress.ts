@@ -1,27 +1,131 @@
-/** Progress on stderr: a redrawn bar on a terminal, a line every few seconds otherwise (logs, CI). */
+/**
+ * Progress on stderr: a redrawn bar on a terminal, a line every few seconds otherwise (logs, CI). Every bar
+ * shows the elapsed time, the rate (items per second when the caller counts items) and an ETA estimated
+ * from the recent rate, so a long stage says when it will end.
+ */
+
+/** Items done so far, for a rate in the caller's unit ("images", "targets", …). */
+export interface ProgressCount {
+  done: number;
+  total: number;
+  unit: string;
+}
+
 export interface ProgressBar {
-  update(fraction: number, stage?: string): void;
+  update(fraction: number, message?: string, count?: ProgressCount): void;
   done(message?: string): void;
 }
 
-export function progressBar(label: string, stream: NodeJS.WriteStream = process.stderr): ProgressBar {
+/**
+ * Rate and ETA from (time, fraction) samples over a sliding window, so the estimate follows the current pace
+ * rather than a start-up phase (loading a model, the first batch).
+ */
+export class RateEstimator {
+  private samples: { t: number; f: number; n: number }[] = [];
+
+  /** @param windowSeconds how far back the rate looks. */
+  constructor(private readonly windowSeconds = 20) {}
+
+  add(t: number, fraction: number, done = NaN): void {
+    let last: { t: number; f: number; n: number } | undefined = this.samples[this.samples.length - 1];
+    // a fraction that goes back means a new phase (an encode stage starting at 0): start the rate afresh
+    if (last && fraction < last.f - 1e-9) {
+      this.samples = [];
+      last = undefined;
+    }
+    if (last && t <= last.t) {
+      last.f = fraction;
+      last.n = done;
+      return;
+    }
+    this.samples.push({ t, f: fraction, n: done });
+    // keep one sample older than the window as the rate's base
+    while (this.samples.length > 2 && this.samples[1].t <= t - this.windowSeconds) this.samples.shift();
+  }
+
+  /** Fraction per second over the window (NaN until two samples with progress). */
+  fractionRate(): number {
+    const a = this.samples[0], b = this.samples[this.samples.length - 1];
+    if (!a || b.t <= a.t || b.f <= a.f) return NaN;
+    return (b.f - a.f) / (b.t - a.t);
+  }
+
+  /** Items per second over the window (NaN without counts). */
+  itemRate(): number {
+    const a = this.samples[0], b = this.samples[this.samples.length - 1];
+    if (!a || b.t <= a.t || !(b.n > a.n)) return NaN;
+    return (b.n - a.n) / (b.t - a.t);
+  }
+
+  /** Seconds left at the window's rate (NaN when unknown). */
+  eta(): number {
+    const b = this.samples[this.samples.length - 1];
+    const r = this.fractionRate();
+    if (!b || !(r > 0)) return NaN;
+    return Math.max(0, (1 - b.f) / r);
+  }
+}
+
+/** 12s, 3:07, 1:02:03. */
+export function formatDuration(seconds: number): string {
+  if (!Number.isFinite(seconds)) return '?';
+  const s = Math.round(seconds);
+  if (s < 60) return `${s}s`;
+  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
+  return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${String(r).padStart(2, '0')}` : `${m}:${String(r).padStart(2, '0')}`;
+}
+
+/** "3.1 images/s", or "4.2 s/image" below one item per second. */
+export function formatRate(perSecond: number, unit: string): string {
+  if (!(perSecond > 0)) return '';
+  if (perSecond >= 1) return `${perSecond >= 100 ? Math.round(perSecond) : perSecond.toPrecision(2)} ${unit}/s`;
+  const one = unit.endsWith('s') ? unit.slice(0, -1) : unit;
+  return `${(1 / perSecond).toPrecision(2)} s/${one}`;
+}
+
+/** The text after the bar: percent, count, rate, ETA, message, elapsed. */
+export function progressText(fraction: number, elapsed: number, rate: RateEstimator, message?: string, count?: ProgressCount): string {
+  const pct = Math.floor(Math.max(0, Math.min(1, fraction)) * 100);
+  const parts = [`${String(pct).padStart(3)}%`];
+  if (count) parts.push(`${count.done}/${count.total} ${count.unit}`);
+  const itemRate = count ? formatRate(rate.itemRate(), count.unit) : '';
+  if (itemRate) parts.push(itemRate);
+  const eta = rate.eta();
+  // an ETA needs a second of history; before that it would only echo the start-up
+  if (pct < 100) parts.push(elapsed >= 1 && Number.isFinite(eta) ? `ETA ${formatDuration(eta)}` : 'ETA …');
+  if (message) parts.push(message);
+  parts.push(`${formatDuration(elapsed)} elapsed`);
+  return parts.join(' · ');
+}
+
+export function progressBar(label: string, stream: NodeJS.WriteStream = process.stderr, clock: () => number = () => performance.now() / 1000): ProgressBar {
   const tty = stream.isTTY === true;
-  const t0 = Date.now();
-  let lastLine = 0;
+  const t0 = clock();
+  const rate = new RateEstimator();
+  rate.add(0, 0, 0);
+  let lastDraw = -Infinity;
+  let lastLine = -Infinity;
   let lastPct = -1;
   return {
-    update(fraction, stage) {
+    update(fraction, message, count) {
+      const t = clock();
+      rate.add(t - t0, fraction, count?.done);
       const pct = Math.floor(Math.max(0, Math.min(1, fraction)) * 100);
-      const secs = ((Date.now() - t0) / 1000).toFixed(1);
+      const text = () => progressText(fraction, t - t0, rate, message, count);
       if (tty) {
-        if (pct === lastPct) return;
-        const width = 30;
+        // redraw on a new percent, or every half second so the ETA and the elapsed time move
+        if (pct === lastPct && t - lastDraw < 0.5) return;
+        const width = 24;
         const fill = Math.round((pct / 100) * width);
-        stream.write(`\r${label} [${'#'.repeat(fill)}${'.'.repeat(width - fill)}] ${String(pct).padStart(3)}% ${stage ?? ''} ${secs}s   `);
-      } else if (Date.now() - lastLine > 2000 || pct === 100) {
-        if (pct === lastPct) return;
-        stream.write(`${label}: ${pct}% ${stage ?? ''} (${secs}s)\n`);
-        lastLine = Date.now();
+        const line = `${label} [${'#'.repeat(fill)}${'.'.repeat(width - fill)}] ${text()}`;
+        const cols = stream.columns ?? 120;
+        stream.write(`\r\x1b[K${line.length > cols - 1 ? line.slice(0, cols - 2) + '…' : line}`);
+        lastDraw = t;
+      } else if ((t - lastLine >= 2 && pct !== lastPct) || (pct === 100 && lastPct !== 100)) {
+        stream.write(`${label}: ${text()}\n`);
+        lastLine = t;
+      } else {
+        return;
       }
       lastPct = pct;
     },

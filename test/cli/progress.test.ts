@@ -1,0 +1,55 @@
+import { describe, expect, it } from 'vitest';
+
+import { formatDuration, formatRate, progressBar, progressText, RateEstimator } from '../../ts/cli/progress.js';
+
+describe('progress: rate and ETA', () => {
+  it('estimates the ETA from the recent rate, not from a slow start', () => {
+    const r = new RateEstimator(10);
+    r.add(0, 0, 0);
+    r.add(20, 0.1, 10); // slow start-up: 0.5%/s
+    for (let t = 21; t <= 40; t++) r.add(t, 0.1 + 0.02 * (t - 20), 10 + 2 * (t - 20)); // then 2%/s, 2 items/s
+    // at t = 40: fraction 0.5, the window holds the last 10 s at 2%/s → 25 s left
+    expect(r.fractionRate()).toBeCloseTo(0.02, 10);
+    expect(r.eta()).toBeCloseTo(25, 6);
+    expect(r.itemRate()).toBeCloseTo(2, 10);
+  });
+
+  it('starts afresh when the fraction goes back (a new phase)', () => {
+    const r = new RateEstimator(60);
+    r.add(0, 0);
+    r.add(10, 0.9);
+    r.add(11, 0); // next phase
+    expect(Number.isNaN(r.eta())).toBe(true);
+    r.add(15, 0.2);
+    expect(r.eta()).toBeCloseTo(16, 6);
+  });
+
+  it('formats durations, rates and the status text', () => {
+    expect(formatDuration(7.4)).toBe('7s');
+    expect(formatDuration(187)).toBe('3:07');
+    expect(formatDuration(3723)).toBe('1:02:03');
+    expect(formatRate(3.14159, 'images')).toBe('3.1 images/s');
+    expect(formatRate(0.25, 'images')).toBe('4.0 s/image');
+    expect(formatRate(250, 'targets')).toBe('250 targets/s');
+    const r = new RateEstimator();
+    r.add(0, 0, 0);
+    r.add(4, 0.4, 8);
+    expect(progressText(0.4, 4, r, 'seed 1', { done: 8, total: 20, unit: 'images' })).toBe(' 40% · 8/20 images · 2.0 images/s · ETA 6s · seed 1 · 4s elapsed');
+  });
+
+  it('writes a line with rate and ETA when not on a terminal', () => {
+    const lines: string[] = [];
+    const stream = { isTTY: false, write: (s: string) => lines.push(s) } as unknown as NodeJS.WriteStream;
+    let now = 0;
+    const bar = progressBar('img2img', stream, () => now);
+    for (let k = 1; k <= 10; k++) {
+      now = 3 * k;
+      bar.update(k / 10, undefined, { done: k, total: 10, unit: 'images' });
+    }
+    bar.done('img2img: done');
+    expect(lines[0]).toBe('img2img:  10% · 1/10 images · 3.0 s/image · ETA 27s · 3s elapsed\n');
+    expect(lines).toContain('img2img:  50% · 5/10 images · 3.0 s/image · ETA 15s · 15s elapsed\n');
+    expect(lines[lines.length - 2]).toBe('img2img: 100% · 10/10 images · 3.0 s/image · 30s elapsed\n');
+    expect(lines[lines.length - 1]).toBe('img2img: done\n');
+  });
+});

@@ -1,0 +1,1 @@
+export { CHART_CONFIG, renderVegaLiteSvg, type VegaSvgOptions } from './vegaSvg.js';
