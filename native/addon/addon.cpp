@@ -10,6 +10,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   init_banded(env, exports);
   init_sampler(env, exports);
   init_metrics(env, exports);
+  init_onnx_model(env, exports);
   return exports;
 }
 

@@ -7,4 +7,5 @@ void init_ridge(Napi::Env env, Napi::Object exports);
 void init_banded(Napi::Env env, Napi::Object exports);
 void init_sampler(Napi::Env env, Napi::Object exports);
 void init_metrics(Napi::Env env, Napi::Object exports);
+void init_onnx_model(Napi::Env env, Napi::Object exports);
 }  // namespace brainlatent::addon

@@ -90,6 +90,6 @@ export interface RidgeBinding {
 
 import type { MetricsBinding } from './metricsTypes.js';
 import type { BandedBinding } from './bandedTypes.js';
-import type { SamplerBinding } from './samplerTypes.js';
+import type { OnnxModelBinding, SamplerBinding } from './samplerTypes.js';
 
-export type Binding = RidgeBinding & SamplerBinding & MetricsBinding & BandedBinding;
+export type Binding = RidgeBinding & SamplerBinding & MetricsBinding & BandedBinding & OnnxModelBinding;

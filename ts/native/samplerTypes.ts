@@ -157,3 +157,33 @@ export interface SamplerBinding {
   philoxNormal(seed: number, imageIndex: number, stream: number, first: number, count: number): Float32Array;
   sdFusedStepProbe(elementsPerImage: number, images: number, groups: number, scheduler: string): { step(): void; update(): number };
 }
+
+/** An opaque native ONNX model handle (OnnxModel). */
+export type OnnxHandle = { readonly __onnxHandle: unique symbol };
+
+export interface NativeOnnxLoadOptions {
+  path: string;
+  ortLibrary: string;
+  intraOpThreads?: number;
+  interOpThreads?: number;
+  provider?: string;
+  deviceId?: number;
+  spinning?: boolean;
+  optimization?: string;
+}
+
+export interface NativeOnnxInput {
+  name: string;
+  data: Float32Array | Float64Array | Int32Array | BigInt64Array;
+  shape: number[];
+}
+
+export interface OnnxModelBinding {
+  onnxLoad(options: NativeOnnxLoadOptions): Promise<{ handle: OnnxHandle; inputs: SdTensorInfo[]; outputs: SdTensorInfo[] }>;
+  onnxDispose(handle: OnnxHandle): void;
+  onnxRun(
+    handle: OnnxHandle,
+    inputs: NativeOnnxInput[],
+    outputNames: string[],
+  ): { promise: Promise<{ name: string; data: Float32Array; shape: number[] }[]>; cancel(): void };
+}

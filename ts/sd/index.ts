@@ -10,3 +10,5 @@ export { readScheduleConfig, SD1_SCHEDULE } from './schedulerConfig.js';
 export { tensor, type Tensor, type RgbImages } from './tensor.js';
 export { referenceImg2Img } from './referenceLoop.js';
 export type { OrtRuntimeInfo, SdModelSummary, SamplerPlanInfo, ScheduleConfig, Img2ImgStats } from '../native/samplerTypes.js';
+export { OnnxModel, unetFeatures } from './OnnxModel.js';
+export type { OnnxModelLoadOptions, OnnxInputTensor } from './OnnxModel.js';

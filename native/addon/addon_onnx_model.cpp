@@ -1,0 +1,209 @@
+// Node-API surface of OnnxModel (brainlatent/ort_model.h): any ONNX model on the engine's ONNX
+// Runtime, loaded as a handle and run off the main thread on named inputs, returning named float32
+// outputs without a copy. Inputs are read in place (the worker holds references to their arrays).
+#include <napi.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "addon_modules.h"
+#include "brainlatent/error.h"
+#include "brainlatent/ort_model.h"
+#include "convert.h"
+
+namespace brainlatent::addon {
+namespace {
+
+struct ModelHolder {
+  std::shared_ptr<OnnxModel> model;
+};
+
+std::shared_ptr<OnnxModel> model_of(const Napi::Value& v) {
+  if (!v.IsExternal()) throw Napi::TypeError::New(v.Env(), "expected an ONNX model handle");
+  auto* h = v.As<Napi::External<ModelHolder>>().Data();
+  if (!h->model) throw Napi::Error::New(v.Env(), "this OnnxModel was disposed");
+  return h->model;
+}
+
+Napi::Array infos(Napi::Env env, const std::vector<OnnxTensorInfo>& list) {
+  Napi::Array a = Napi::Array::New(env, list.size());
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    const auto& t = list[i];
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("name", t.name);
+    o.Set("dtype", t.dtype);
+    Napi::Array shape = Napi::Array::New(env, t.shape.size());
+    for (std::size_t d = 0; d < t.shape.size(); ++d) {
+      if (t.shape[d] >= 0) shape.Set(static_cast<uint32_t>(d), Napi::Number::New(env, static_cast<double>(t.shape[d])));
+      else shape.Set(static_cast<uint32_t>(d), Napi::String::New(env, t.dims[d].empty() ? "?" : t.dims[d]));
+    }
+    o.Set("shape", shape);
+    a.Set(static_cast<uint32_t>(i), o);
+  }
+  return a;
+}
+
+// Runs `work` on a libuv thread and settles a promise: with `done`'s value, or with the core
+// error's class and code.
+class ModelJob : public Napi::AsyncWorker {
+ public:
+  ModelJob(Napi::Env env, std::function<void()> work, std::function<Napi::Value(Napi::Env)> done)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), work_(std::move(work)), done_(std::move(done)) {}
+  Napi::Promise promise() { return deferred_.Promise(); }
+  void keep(const Napi::Value& v) { refs_.push_back(Napi::Persistent(v.As<Napi::Object>())); }
+
+ protected:
+  void Execute() override {
+    try {
+      work_();
+    } catch (const Error& e) {
+      code_ = e.code();
+      SetError(e.what());
+    } catch (const std::exception& e) {
+      code_ = ErrorCode::OrtFailure;
+      SetError(std::string("native failure: ") + e.what());
+    }
+  }
+  void OnOK() override {
+    Napi::HandleScope scope(Env());
+    try {
+      deferred_.Resolve(done_(Env()));
+    } catch (const Napi::Error& e) {
+      deferred_.Reject(e.Value());
+    }
+  }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(to_js_error(Env(), code_, e.Message()).Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::function<void()> work_;
+  std::function<Napi::Value(Napi::Env)> done_;
+  std::vector<Napi::ObjectReference> refs_;
+  ErrorCode code_ = ErrorCode::OrtFailure;
+};
+
+// onnxLoad({path, ortLibrary, intraOpThreads, interOpThreads, provider, deviceId, spinning, optimization})
+//   -> Promise<{handle, inputs, outputs}>
+Napi::Value OnnxLoad(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsObject()) throw Napi::TypeError::New(env, "onnxLoad(options): options must be an object");
+  Napi::Object o = info[0].As<Napi::Object>();
+  const std::string path = attr_string(o, "path", "");
+  const std::string lib = attr_string(o, "ortLibrary", "");
+  OrtSessionConfig cfg;
+  cfg.intra_threads = static_cast<int>(attr_number(o, "intraOpThreads", 0));
+  cfg.inter_threads = static_cast<int>(attr_number(o, "interOpThreads", 0));
+  cfg.provider = attr_string(o, "provider", "cpu");
+  cfg.device_id = static_cast<int>(attr_number(o, "deviceId", 0));
+  cfg.spinning = attr_bool(o, "spinning", true);
+  cfg.optimization = attr_string(o, "optimization", "all");
+  auto result = std::make_shared<std::shared_ptr<OnnxModel>>();
+  auto* job = new ModelJob(
+      env, [path, lib, cfg, result] { *result = OnnxModel::load(path, lib, cfg); },
+      [result](Napi::Env e) -> Napi::Value {
+        auto* holder = new ModelHolder{*result};
+        Napi::Object out = Napi::Object::New(e);
+        out.Set("handle", Napi::External<ModelHolder>::New(e, holder, [](Napi::Env, ModelHolder* h) { delete h; }));
+        out.Set("inputs", infos(e, holder->model->inputs()));
+        out.Set("outputs", infos(e, holder->model->outputs()));
+        return out;
+      });
+  job->Queue();
+  return job->promise();
+}
+
+Napi::Value OnnxDispose(const Napi::CallbackInfo& info) {
+  if (info[0].IsExternal()) info[0].As<Napi::External<ModelHolder>>().Data()->model.reset();
+  return info.Env().Undefined();
+}
+
+// onnxRun(handle, inputs: {name, data: Float32Array|Float64Array|Int32Array|BigInt64Array, shape}[],
+//         outputNames: string[]) -> {promise: Promise<{name, data: Float32Array, shape}[]>, cancel()}
+Napi::Value OnnxRun(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::shared_ptr<OnnxModel> model = model_of(info[0]);
+  if (!info[1].IsArray() || !info[2].IsArray())
+    throw Napi::TypeError::New(env, "onnxRun(handle, inputs, outputNames): inputs and outputNames must be arrays");
+  Napi::Array ins = info[1].As<Napi::Array>();
+  Napi::Array outs = info[2].As<Napi::Array>();
+  auto inputs = std::make_shared<std::vector<OnnxInput>>();
+  std::vector<Napi::Value> keep;
+  for (uint32_t i = 0; i < ins.Length(); ++i) {
+    Napi::Object o = ins.Get(i).As<Napi::Object>();
+    OnnxInput in;
+    in.name = attr_string(o, "name", "");
+    Napi::Value d = o.Get("data");
+    if (!d.IsTypedArray()) throw Napi::TypeError::New(env, "input '" + in.name + "': data must be a typed array");
+    Napi::TypedArray ta = d.As<Napi::TypedArray>();
+    switch (ta.TypedArrayType()) {
+      case napi_float32_array: in.dtype = "float32"; break;
+      case napi_float64_array: in.dtype = "float64"; break;
+      case napi_int32_array: in.dtype = "int32"; break;
+      case napi_bigint64_array: in.dtype = "int64"; break;
+      default: throw Napi::TypeError::New(env, "input '" + in.name + "': data must be a Float32Array, Float64Array, Int32Array or BigInt64Array");
+    }
+    in.data = static_cast<const unsigned char*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+    Napi::Array shape = o.Get("shape").As<Napi::Array>();
+    std::int64_t n = 1;
+    for (uint32_t k = 0; k < shape.Length(); ++k) {
+      const double v = shape.Get(k).As<Napi::Number>().DoubleValue();
+      in.shape.push_back(static_cast<std::int64_t>(v));
+      n *= static_cast<std::int64_t>(v);
+    }
+    if (n != static_cast<std::int64_t>(ta.ElementLength()))
+      throw Napi::RangeError::New(env, "input '" + in.name + "' has " + std::to_string(ta.ElementLength()) +
+                                           " elements but its shape needs " + std::to_string(n));
+    inputs->push_back(std::move(in));
+    keep.push_back(d);
+  }
+  auto names = std::make_shared<std::vector<std::string>>();
+  for (uint32_t i = 0; i < outs.Length(); ++i) names->push_back(outs.Get(i).As<Napi::String>().Utf8Value());
+  std::shared_ptr<OnnxRunToken> token;
+  try {
+    token = std::make_shared<OnnxRunToken>();
+  } catch (const Error& e) {
+    throw to_js_error(env, e.code(), e.what());
+  }
+  auto result = std::make_shared<std::vector<OnnxOutput>>();
+  auto* job = new ModelJob(
+      env, [model, inputs, names, token, result] { *result = model->run(*inputs, *names, token.get()); },
+      [result](Napi::Env e) -> Napi::Value {
+        Napi::Array a = Napi::Array::New(e, result->size());
+        for (std::size_t i = 0; i < result->size(); ++i) {
+          OnnxOutput& out = (*result)[i];
+          auto* owner = new std::shared_ptr<void>(out.owner);
+          Napi::ArrayBuffer buf = Napi::ArrayBuffer::New(e, out.data, out.count * sizeof(float),
+                                                         [](Napi::Env, void*, std::shared_ptr<void>* h) { delete h; }, owner);
+          Napi::Object o = Napi::Object::New(e);
+          o.Set("name", out.name);
+          o.Set("data", Napi::Float32Array::New(e, out.count, buf, 0));
+          Napi::Array shape = Napi::Array::New(e, out.shape.size());
+          for (std::size_t d = 0; d < out.shape.size(); ++d)
+            shape.Set(static_cast<uint32_t>(d), Napi::Number::New(e, static_cast<double>(out.shape[d])));
+          o.Set("shape", shape);
+          a.Set(static_cast<uint32_t>(i), o);
+        }
+        result->clear();
+        return a;
+      });
+  for (const auto& v : keep) job->keep(v);
+  job->Queue();
+  Napi::Object r = Napi::Object::New(env);
+  r.Set("promise", job->promise());
+  r.Set("cancel", Napi::Function::New(env, [token](const Napi::CallbackInfo& i) {
+          token->cancel();
+          return i.Env().Undefined();
+        }));
+  return r;
+}
+
+}  // namespace
+
+void init_onnx_model(Napi::Env env, Napi::Object exports) {
+  exports.Set("onnxLoad", Napi::Function::New(env, OnnxLoad, "onnxLoad"));
+  exports.Set("onnxDispose", Napi::Function::New(env, OnnxDispose, "onnxDispose"));
+  exports.Set("onnxRun", Napi::Function::New(env, OnnxRun, "onnxRun"));
+}
+
+}  // namespace brainlatent::addon

@@ -1,0 +1,82 @@
+// Any ONNX model on the engine's ONNX Runtime (ort_runtime.h): load once, then run it on named
+// inputs and get named outputs back. It serves encoding's U-Net features (a U-Net whose graph
+// outputs include inner layers, ts/encoding/unetLayers.ts) and any other model a caller needs
+// beside the SD pipeline, without a second runtime in the process.
+//
+// - Inputs are read in place when their element type is the one the model declares; otherwise they
+//   are converted once (float32/float64/int32/int64 → the declared float32, float64, int32 or
+//   int64; to an integer type by truncation toward zero, as numpy's astype does, which is how
+//   diffusers hands a float timestep to an int64 U-Net). float16 models are not supported yet.
+// - Outputs are float32, allocated by ONNX Runtime and handed over without a copy.
+// - run() may be called from any thread; cancel() from another one stops a run in flight (ORT's
+//   terminate flag), which then throws ErrorCode::Cancelled.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "brainlatent/ort_runtime.h"
+
+namespace brainlatent {
+
+struct OnnxTensorInfo {
+  std::string name;
+  std::string dtype;                // "float32", "int64", ...
+  std::vector<std::int64_t> shape;  // -1 where symbolic
+  std::vector<std::string> dims;    // symbolic names, "" where fixed
+};
+
+// A caller's input: element type of `data` ("float32" | "float64" | "int32" | "int64").
+struct OnnxInput {
+  std::string name;
+  std::string dtype;
+  const void* data = nullptr;
+  std::vector<std::int64_t> shape;
+};
+
+// One output: float32 values owned by `owner` (release it to free them).
+struct OnnxOutput {
+  std::string name;
+  std::vector<std::int64_t> shape;
+  float* data = nullptr;
+  std::size_t count = 0;
+  std::shared_ptr<void> owner;
+};
+
+// Stops a run() in flight when cancel() is called (from any thread); a later run() with a
+// cancelled token stops before it starts.
+class OnnxRunToken {
+ public:
+  OnnxRunToken();
+  ~OnnxRunToken();
+  OnnxRunToken(const OnnxRunToken&) = delete;
+  OnnxRunToken& operator=(const OnnxRunToken&) = delete;
+  void cancel();
+  bool cancelled() const { return cancelled_.load(); }
+  void* run_options() const { return run_options_; }  // OrtRunOptions*
+
+ private:
+  std::atomic<bool> cancelled_{false};
+  void* run_options_ = nullptr;
+};
+
+class OnnxModel {
+ public:
+  // Loads the runtime (ort_load(ort_library)) and creates the session. Throws OrtFailure when the
+  // file is not a loadable model, BackendUnavailable when the runtime or provider is missing.
+  static std::unique_ptr<OnnxModel> load(const std::string& path, const std::string& ort_library,
+                                         const OrtSessionConfig& config);
+  virtual ~OnnxModel() = default;
+  virtual const std::string& path() const = 0;
+  virtual const std::vector<OnnxTensorInfo>& inputs() const = 0;
+  virtual const std::vector<OnnxTensorInfo>& outputs() const = 0;
+  // Runs on exactly the model's inputs and returns `output_names` in that order. Errors name the
+  // model file and the input or output: an unknown name (listing the known ones), a missing input,
+  // a rank or fixed size that does not match the declaration, an output that is not float.
+  virtual std::vector<OnnxOutput> run(const std::vector<OnnxInput>& inputs, const std::vector<std::string>& output_names,
+                                      OnnxRunToken* token = nullptr) const = 0;
+};
+
+}  // namespace brainlatent

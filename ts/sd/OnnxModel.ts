@@ -1,0 +1,174 @@
+/**
+ * Any ONNX model on the engine's ONNX Runtime — the same runtime and session code as the SD
+ * pipeline, so no second runtime (onnxruntime-node) is needed in the process.
+ *
+ * ```ts
+ * const model = await OnnxModel.load('unet-with-layers/model.onnx', { intraOpThreads: 2 });
+ * model.inputs;   // [{name: 'sample', dtype: 'float32', shape: ['batch', 4, 'h', 'w']}, …]
+ * const out = await model.run(
+ *   { sample: { data: x, shape: [B, 4, h, w] }, timestep: { data: Float32Array.of(981), shape: [] },
+ *     encoder_hidden_states: { data: c, shape: [B, 77, 768] } },
+ *   ['/down_blocks.1/Add_output_0', 'out_sample'],
+ *   { signal },
+ * );
+ * out['out_sample'];  // {data: Float32Array, shape: number[]}
+ * model.dispose();
+ * ```
+ *
+ * - `run` takes every declared input by name and returns the requested outputs (graph outputs, e.g.
+ *   U-Net layers exposed by `exposeUnetLayers`) as float32 `{data, shape}`; the arrays are ONNX
+ *   Runtime's own buffers, handed over without a copy. It runs off the main thread and returns a
+ *   Promise; an AbortSignal stops it (the engine sets ONNX Runtime's terminate flag, so even a long
+ *   call stops promptly) with a `CancelledError`.
+ * - Input arrays are read in place when their type is the declared one (Float32Array for float32,
+ *   BigInt64Array for int64, …); otherwise they are converted once — to an integer input by
+ *   truncation toward zero, as diffusers' `np.array([t], dtype=int64)` does with a float timestep.
+ *   Input arrays must not be modified until the Promise settles.
+ * - Errors name the model file and the input or output: an unknown or missing name (listing the
+ *   model's own), a shape that disagrees with the declaration (`ShapeError`), a non-float output.
+ * - `unetFeatures(model, {sample, timestep, cond}, layers)` builds the U-Net's three inputs for the
+ *   model's declared timestep type and rank (float32 or int64, rank 0 or [B]) and runs it.
+ */
+import { existsSync } from 'node:fs';
+
+import { CancelledError, InvalidArgumentError } from '../errors.js';
+import { fromNative } from '../native/nativeError.js';
+import type { NativeOnnxInput, OnnxHandle, OnnxModelBinding, SdTensorInfo } from '../native/samplerTypes.js';
+import { binding } from '../native/binding.js';
+import { resolveOrtLibrary } from './native.js';
+import { assertTensor, type Tensor } from './tensor.js';
+
+export interface OnnxModelLoadOptions {
+  /** libonnxruntime to load; default BRAINLATENT_ORT_LIB, else onnxruntime-node's. */
+  ortLibrary?: string;
+  /** Execution provider: 'cpu' (default), 'cuda', or another name ONNX Runtime knows. */
+  provider?: string;
+  deviceId?: number;
+  intraOpThreads?: number;
+  interOpThreads?: number;
+  spinning?: boolean;
+  optimization?: 'disable' | 'basic' | 'extended' | 'all';
+}
+
+/** One input: values and shape. Float32Array, Float64Array, Int32Array or BigInt64Array. */
+export interface OnnxInputTensor {
+  data: Float32Array | Float64Array | Int32Array | BigInt64Array;
+  shape: number[];
+}
+
+export class OnnxModel {
+  private handle: OnnxHandle | null;
+
+  private constructor(
+    handle: OnnxHandle,
+    /** The model file. */
+    readonly path: string,
+    /** Declared inputs (symbolic dimensions by name). */
+    readonly inputs: SdTensorInfo[],
+    /** Declared outputs. */
+    readonly outputs: SdTensorInfo[],
+  ) {
+    this.handle = handle;
+  }
+
+  static async load(path: string, options: OnnxModelLoadOptions = {}): Promise<OnnxModel> {
+    if (typeof path !== 'string' || path.length === 0) throw new InvalidArgumentError('OnnxModel.load: path must be a file path');
+    if (!existsSync(path)) throw new InvalidArgumentError(`OnnxModel.load: ${path} does not exist`);
+    const b = onnxBinding();
+    const stack = new Error().stack;
+    try {
+      const r = await b.onnxLoad({ path, ortLibrary: resolveOrtLibrary(options.ortLibrary), ...options });
+      return new OnnxModel(r.handle, path, r.inputs, r.outputs);
+    } catch (e) {
+      throw fromNative(e, stack);
+    }
+  }
+
+  /** Runs the model on `inputs` (every declared input, by name) and returns the named outputs. */
+  async run(
+    inputs: Record<string, OnnxInputTensor>,
+    outputNames: string[],
+    options: { signal?: AbortSignal } = {},
+  ): Promise<Record<string, Tensor>> {
+    const handle = this.live();
+    if (!Array.isArray(outputNames) || outputNames.some((n) => typeof n !== 'string')) {
+      throw new InvalidArgumentError(`OnnxModel.run(${this.path}): outputNames must be an array of strings`);
+    }
+    const list: NativeOnnxInput[] = Object.entries(inputs).map(([name, t]) => {
+      if (!t || !ArrayBuffer.isView(t.data) || !Array.isArray(t.shape)) {
+        throw new InvalidArgumentError(`OnnxModel.run(${this.path}): input '${name}' must be {data: typed array, shape: number[]}`);
+      }
+      if (!t.shape.every((d) => Number.isInteger(d) && d >= 0)) {
+        throw new InvalidArgumentError(`OnnxModel.run(${this.path}): input '${name}' has shape [${t.shape.join(', ')}]`);
+      }
+      return { name, data: t.data, shape: t.shape };
+    });
+    if (options.signal?.aborted) throw new CancelledError(`OnnxModel.run(${this.path}): the signal was already aborted`);
+    const stack = new Error().stack;
+    let job: ReturnType<OnnxModelBinding['onnxRun']>;
+    try {
+      job = onnxBinding().onnxRun(handle, list, outputNames);
+    } catch (e) {
+      throw fromNative(e, stack);
+    }
+    const onAbort = (): void => job.cancel();
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      const outs = await job.promise;
+      const result: Record<string, Tensor> = {};
+      for (const o of outs) result[o.name] = { data: o.data, shape: o.shape };
+      return result;
+    } catch (e) {
+      throw fromNative(e, stack);
+    } finally {
+      options.signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  dispose(): void {
+    if (this.handle) onnxBinding().onnxDispose(this.handle);
+    this.handle = null;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.dispose();
+  }
+
+  private live(): OnnxHandle {
+    if (!this.handle) throw new InvalidArgumentError(`OnnxModel(${this.path}) was disposed`);
+    return this.handle;
+  }
+}
+
+/**
+ * Runs a U-Net (an SD 1.x export, possibly with extra graph outputs) at one timestep for a batch and
+ * returns the requested outputs. `sample` is [B, 4, h, w], `cond` [B, 77, D]; the timestep is given
+ * as the declared type and rank need it (a scalar, or one value per row).
+ */
+export async function unetFeatures(
+  model: OnnxModel,
+  inputs: { sample: Tensor; timestep: number; cond: Tensor },
+  outputNames: string[],
+  options: { signal?: AbortSignal } = {},
+): Promise<Record<string, Tensor>> {
+  assertTensor(inputs.sample, 'unetFeatures sample', 4);
+  assertTensor(inputs.cond, 'unetFeatures cond', 3);
+  const ts = model.inputs.find((i) => i.name === 'timestep');
+  if (!ts) throw new InvalidArgumentError(`${model.path}: the model has no 'timestep' input (not an SD U-Net)`);
+  if (!Number.isFinite(inputs.timestep)) throw new InvalidArgumentError(`unetFeatures: timestep must be finite, got ${inputs.timestep}`);
+  const b = inputs.sample.shape[0];
+  const shape = ts.shape.length === 0 ? [] : [b];
+  const n = ts.shape.length === 0 ? 1 : b;
+  const data = ts.dtype === 'int64' ? new BigInt64Array(n).fill(BigInt(Math.trunc(inputs.timestep))) : new Float32Array(n).fill(inputs.timestep);
+  return model.run(
+    { sample: inputs.sample, timestep: { data, shape }, encoder_hidden_states: inputs.cond },
+    outputNames,
+    options,
+  );
+}
+
+function onnxBinding(): OnnxModelBinding {
+  const mod: Partial<OnnxModelBinding> = binding();
+  if (typeof mod.onnxRun !== 'function') throw new InvalidArgumentError('the native engine was built without OnnxModel (no onnxRun export); rebuild it');
+  return mod as OnnxModelBinding;
+}
