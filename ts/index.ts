@@ -20,3 +20,4 @@ export type { DemoOptions, DemoResult } from './demo/runDemo.js';
 export { buildDemoWorld } from './demo/world.js';
 export type { DemoWorld, DemoWorldOptions } from './demo/world.js';
 export * from './encoding/index.js';
+export * from './batch/index.js';

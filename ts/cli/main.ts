@@ -3,6 +3,7 @@
 import { Command } from 'commander';
 
 import { BrainlatentError } from '../errors.js';
+import { registerBatchCommand } from './commands/batch.js';
 import { registerBenchCommand } from './commands/bench.js';
 import { registerDemoCommand } from './commands/demo.js';
 import { registerEncodeCommand } from './commands/encode.js';
@@ -24,6 +25,7 @@ program
 registerDemoCommand(program);
 registerReconstructCommand(program);
 registerEncodeCommand(program);
+registerBatchCommand(program);
 registerRidgeCommand(program);
 registerNsdCommand(program);
 registerSdCommand(program);

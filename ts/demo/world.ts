@@ -47,6 +47,8 @@ export interface DemoWorldOptions {
   prior?: 'world' | 'training';
   /** Scenes of the catalogue that are not in the stimulus set ('world' prior). Default: as many as the stimuli. */
   distractors?: number;
+  /** Synthetic subjects of the miniature NSD (the config names the first). Default [1]. */
+  subjects?: number[];
 }
 
 export interface DemoWorld {
@@ -93,7 +95,7 @@ export async function buildDemoWorld(options: DemoWorldOptions): Promise<DemoWor
   await synthNsd({
     out: nsdRoot,
     seed,
-    subjects: [1],
+    subjects: options.subjects ?? [1],
     designSessions: sessions,
     sessions,
     trialsPerSession: options.trialsPerSession ?? 75,
@@ -215,7 +217,7 @@ export async function buildDemoWorld(options: DemoWorldOptions): Promise<DemoWor
     imageSize,
     testImages: test.size,
     config: {
-      nsd: { root: nsdRoot, subject: 1, cacheDir: null },
+      nsd: { root: nsdRoot, subject: (options.subjects ?? [1])[0], cacheDir: null },
       model: { dir: modelDir, threads: 2 },
       features: { zSize: imageSize, zMode: 'mean' },
       decoders: {

@@ -50,7 +50,8 @@ async function writeJson(p: string, v: unknown): Promise<void> {
   await writeFile(p, JSON.stringify(v, null, 2));
 }
 
-function extractOptions(c: ReconstructConfig, t: 'z' | 'c'): NsdExtractOptions {
+/** The NSD adapter options of the z or c region (the extraction cache key follows from them). */
+export function extractOptions(c: ReconstructConfig, t: 'z' | 'c'): NsdExtractOptions {
   const d = c.decoders[t];
   return {
     root: c.nsd.root,
@@ -279,31 +280,86 @@ async function readPngs(files: string[]): Promise<RgbImages> {
   return concatImages(await Promise.all(files.map((f) => readPng(f))));
 }
 
-/** img2img from the re-encoded z-only image with the decoded c, several seeds per image. */
-export async function img2imgStage(ctx: StageContext): Promise<StageOutput> {
+/**
+ * A part of the img2img stage: the test images [imageStart, imageEnd) (positions in the test list) for the
+ * seeds [seedStart, seedEnd) (sample numbers k); imageEnd −1 is the last test image. The noise is keyed by (seed, image index) and the sampler's
+ * batches start at multiples of img2img.batchSize, so a shard's images are bit-identical to the same images
+ * of a run over everything.
+ */
+export interface Img2ImgShard {
+  imageStart: number;
+  imageEnd: number;
+  seedStart: number;
+  seedEnd: number;
+}
+
+/** How the stage is split: images per shard (rounded up to a multiple of img2img.batchSize) and seeds per shard. */
+export interface Img2ImgSharding {
+  images: number;
+  seeds: number;
+}
+
+/** The shards of the img2img stage for `testImages` images, images varying fastest. */
+export function img2imgShards(config: ReconstructConfig, testImages: number, sharding: Img2ImgSharding): Img2ImgShard[] {
+  const bs = Math.max(config.img2img.batchSize, 1);
+  const per = Math.max(bs, Math.ceil(sharding.images / bs) * bs);
+  const seedsPer = Math.max(1, Math.floor(sharding.seeds));
+  const shards: Img2ImgShard[] = [];
+  for (let s0 = 0; s0 < config.img2img.seeds; s0 += seedsPer) {
+    for (let i0 = 0; i0 < testImages; i0 += per) {
+      shards.push({ imageStart: i0, imageEnd: Math.min(testImages, i0 + per), seedStart: s0, seedEnd: Math.min(config.img2img.seeds, s0 + seedsPer) });
+    }
+  }
+  return shards;
+}
+
+/** The files a shard writes (run-folder relative). */
+export async function img2imgShardOutputs(config: ReconstructConfig, shard: Img2ImgShard): Promise<string[]> {
+  const p = paths(config.out);
+  const all = (await readIds(config)).test;
+  const ids = all.slice(shard.imageStart, shard.imageEnd < 0 ? all.length : shard.imageEnd);
+  const out: string[] = [];
+  for (let k = shard.seedStart; k < shard.seedEnd; k++) for (const id of ids) out.push(rel(config, p.sample(id, k)));
+  return out;
+}
+
+/**
+ * img2img from the re-encoded z-only image with the decoded c, for one shard of (images × seeds); progress
+ * is the shard's own fraction. The whole stage is the shard over every image and seed.
+ */
+export async function img2imgShardStage(ctx: StageContext, shard: Img2ImgShard): Promise<StageOutput> {
   const c = ctx.config;
   const g = c.img2img;
   const p = paths(c.out);
-  const ids = (await readIds(c)).test;
+  const allIds = (await readIds(c)).test;
+  if (shard.imageStart % Math.max(g.batchSize, 1) !== 0 || shard.seedEnd > g.seeds) {
+    throw new ShapeError(`img2img shard images [${shard.imageStart}, ${shard.imageEnd}) seeds [${shard.seedStart}, ${shard.seedEnd}) does not fit ${g.seeds} seeds in batches of ${g.batchSize}`);
+  }
+  // a shard planned past the test images the extraction found has less (or nothing) to do
+  shard = { ...shard, imageEnd: Math.min(shard.imageEnd < 0 ? allIds.length : shard.imageEnd, allIds.length) };
+  if (shard.imageStart >= shard.imageEnd) return { outputs: [], summary: { images: 0, seeds: shard.seedEnd - shard.seedStart, unetSeconds: 0 } };
   const cDec = await readMatrixNpy(p.decoded('c'), 'decoded c');
   const sd = await ctx.diffusion();
   const D = sd.info.condDim > 0 ? sd.info.condDim : cDec.cols / 77;
   if (cDec.cols % D !== 0) throw new ShapeError(`decoded c has ${cDec.cols} values per image, not a multiple of the U-Net's width ${D}`);
   const seq = cDec.cols / D;
   const outputs: string[] = [];
+  // blocks start at multiples of 4 × batchSize from the shard's start (itself a multiple of batchSize),
+  // so every sampler batch is the same as in a run over all images
   const bs = Math.max(g.batchSize, 1) * 4;
-  const total = ids.length * g.seeds;
+  const seeds = shard.seedEnd - shard.seedStart;
+  const total = (shard.imageEnd - shard.imageStart) * seeds;
   let done = 0;
   let unetSeconds = 0;
-  for (let i0 = 0; i0 < ids.length; i0 += bs) {
+  for (let i0 = shard.imageStart; i0 < shard.imageEnd; i0 += bs) {
     checkAbort(ctx.signal);
-    const part = ids.slice(i0, i0 + bs);
+    const part = allIds.slice(i0, Math.min(i0 + bs, shard.imageEnd));
     const n = part.length;
     // TN: the z-only image (uint8), resized to the img2img size and re-encoded
     const zonly = resizeImages(await readPngs(part.map((id) => p.zonly(id))), g.size);
     const z0 = await sd.encodeImages(zonly, { mode: g.reencode, seeds: part.map((id) => g.seed + id) });
     const cond = { data: cDec.data.slice(i0 * cDec.cols, (i0 + n) * cDec.cols), shape: [n, seq, D] };
-    for (let k = 0; k < g.seeds; k++) {
+    for (let k = shard.seedStart; k < shard.seedEnd; k++) {
       const r = await sd.img2img({
         z: z0,
         c: cond,
@@ -329,7 +385,14 @@ export async function img2imgStage(ctx: StageContext): Promise<StageOutput> {
       ctx.progress(done / total, `seed ${k}`);
     }
   }
-  return { outputs, summary: { images: ids.length, seeds: g.seeds, unetSeconds } };
+  return { outputs, summary: { images: shard.imageEnd - shard.imageStart, seeds, unetSeconds } };
+}
+
+/** img2img from the re-encoded z-only image with the decoded c, several seeds per image. */
+export async function img2imgStage(ctx: StageContext): Promise<StageOutput> {
+  const ids = (await readIds(ctx.config)).test;
+  const r = await img2imgShardStage(ctx, { imageStart: 0, imageEnd: ids.length, seedStart: 0, seedEnd: ctx.config.img2img.seeds });
+  return { outputs: r.outputs, summary: { ...r.summary, images: ids.length } };
 }
 
 function averageMetrics(runs: MetricValue[][]): MetricValue[] {

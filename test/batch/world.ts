@@ -1,0 +1,32 @@
+/** A small world of four synthetic subjects for the batch tests, and the manifest that processes it. */
+import { join } from 'node:path';
+
+import { buildDemoWorld, type DemoWorld } from '../../ts/demo/world.js';
+import type { BatchManifest } from '../../ts/batch/manifest.js';
+import type { ReconstructConfigInput } from '../../ts/pipeline/config.js';
+
+export async function batchWorld(dir: string): Promise<DemoWorld> {
+  return buildDemoWorld({ out: join(dir, 'world'), subjects: [1, 2, 3, 4], sessions: 4, trialsPerSession: 60, testImages: 8, distractors: 50, imageSize: 64 });
+}
+
+/** The reconstruct template: tiny settings, one ONNX Runtime thread (the workers run side by side). */
+export function reconTemplate(w: DemoWorld): Record<string, unknown> {
+  const { nsd: _nsd, ...rest } = w.config;
+  return { ...rest, model: { ...w.config.model, threads: 1 }, img2img: { ...w.config.img2img, seeds: 2, steps: 10, batchSize: 4 } };
+}
+
+/** One reconstruct analysis, shards of 4 images × 1 seed (4 shards per subject). */
+export function batchManifest(w: DemoWorld, name: string, out: string, subjects: number[]): BatchManifest {
+  return {
+    name,
+    out,
+    nsd: { root: w.nsdRoot },
+    subjects,
+    analyses: [{ name: 'recon', kind: 'reconstruct', config: reconTemplate(w), shards: { images: 4, seeds: 1 } }],
+  };
+}
+
+/** The same analysis as a single-process reconstruct config of one subject. */
+export function singleConfig(w: DemoWorld, subject: number, out: string): ReconstructConfigInput {
+  return { ...(reconTemplate(w) as Omit<ReconstructConfigInput, 'out' | 'nsd' | 'model'>), out, nsd: { root: w.nsdRoot, subject }, model: { ...w.config.model, threads: 1 } } as ReconstructConfigInput;
+}

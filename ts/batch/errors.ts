@@ -1,0 +1,41 @@
+/** Which failures are worth retrying: broken inputs fail at once, anything else (I/O, a lost worker) is retried. */
+import { BrainlatentError } from '../errors.js';
+
+/** Error classes that say the inputs are wrong: running again cannot help. */
+const INPUT_ERRORS = new Set([
+  'ConfigError',
+  'PreflightError',
+  'ManifestError',
+  'FormatError',
+  'ShapeError',
+  'MissingFileError',
+  'InvalidArgumentError',
+  'NonFiniteError',
+  'BackendUnavailableError',
+  'CancelledError',
+]);
+
+/** True when the error comes from the inputs (or a cancellation), so the job must not be retried. */
+export function isInputError(e: unknown): boolean {
+  return e instanceof BrainlatentError && INPUT_ERRORS.has(e.name);
+}
+
+/** An error as it crosses a process boundary. */
+export interface SerializedError {
+  name: string;
+  message: string;
+  input: boolean;
+  stack?: string;
+}
+
+export function serializeError(e: unknown): SerializedError {
+  const err = e instanceof Error ? e : new Error(String(e));
+  return { name: err.name, message: err.message, input: isInputError(e), stack: err.stack };
+}
+
+/** A batch that cannot be run as asked (a conflicting earlier batch, a bad option). */
+export class BatchError extends BrainlatentError {
+  constructor(message: string) {
+    super(message, 'BatchError');
+  }
+}

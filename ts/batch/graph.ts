@@ -1,0 +1,177 @@
+/**
+ * The job graph of a batch. Per subject: one `betas` job that extracts every region its analyses use into the
+ * subject's shared cache (so each extraction runs once), then per analysis a chain of stage jobs —
+ * reconstruct: extract → features → decoders → zonly → img2img shards → img2img (merge) → evaluate → report;
+ * encode: one job (its stages are not split yet). Job ids are deterministic, `<batch>.<subject>.<analysis>.
+ * <stage>[.<shard>]`, so a resubmitted batch maps onto the jobs it already has.
+ */
+import { readNsdDesign } from '../nsd/expdesign.js';
+import type { NsdExtractOptions } from '../nsd/extract.js';
+import type { EncodeConfig } from '../encoding/encode.js';
+import type { ReconstructConfig } from '../pipeline/config.js';
+import { STAGES, type StageName } from '../pipeline/runFolder.js';
+import { extractOptions, img2imgShards, type Img2ImgShard } from '../pipeline/stages.js';
+import type { ResolvedBatch, ResolvedSubject } from './manifest.js';
+
+/**
+ * Queues by the resource a job needs, so machines can take only what suits them (`worker --queues sample`
+ * on GPU nodes): data = NSD extraction (I/O), compute = features, decoders, evaluation, reports, encode
+ * (CPU, BLAS), sample = the diffusion sampler (z-only decode, img2img shards), control = joins (no work).
+ */
+export const QUEUES = ['data', 'compute', 'sample', 'control'] as const;
+export type QueueClass = (typeof QUEUES)[number];
+
+export type NodeWork =
+  | { kind: 'betas'; extractions: Omit<NsdExtractOptions, 'onProgress'>[] }
+  | { kind: 'stage'; config: ReconstructConfig; stage: Exclude<StageName, 'img2img'> }
+  | { kind: 'shard'; config: ReconstructConfig; shard: Img2ImgShard }
+  | { kind: 'merge'; config: ReconstructConfig; shards: Img2ImgShard[] }
+  | { kind: 'encode'; config: EncodeConfig }
+  | { kind: 'subject' };
+
+export interface BatchNode {
+  id: string;
+  batch: string;
+  subject: string;
+  /** null for the subject's own jobs (betas, the subject join). */
+  analysis: string | null;
+  /** Stage name as shown in summaries: betas, extract … report, img2img (shards and merge), encode, subject. */
+  stage: string;
+  /** Shard label (k<seeds>.i<images>) for img2img shards. */
+  shard?: string;
+  queue: QueueClass;
+  /** Jobs that must finish first. */
+  deps: string[];
+  work: NodeWork;
+}
+
+/** One analysis of one subject: its jobs in order; a group of shards is followed by its merge. */
+export interface AnalysisPlan {
+  name: string;
+  kind: 'reconstruct' | 'encode';
+  out: string;
+  steps: (BatchNode | { shards: BatchNode[] })[];
+}
+
+export interface SubjectPlan {
+  name: string;
+  /** The subject's join: done when every analysis is. */
+  root: BatchNode;
+  shared: BatchNode[];
+  analyses: AnalysisPlan[];
+}
+
+export interface BatchPlan {
+  id: string;
+  out: string;
+  hash: string;
+  retry: { attempts: number; backoffMs: number };
+  subjects: SubjectPlan[];
+}
+
+const STAGE_QUEUE: Record<StageName, QueueClass> = {
+  extract: 'data',
+  features: 'compute',
+  decoders: 'compute',
+  zonly: 'sample',
+  img2img: 'sample',
+  evaluate: 'compute',
+  report: 'compute',
+};
+
+export const shardLabel = (s: Img2ImgShard) => `k${s.seedStart}-${s.seedEnd - 1}.i${s.imageStart}-${s.imageEnd < 0 ? 'end' : s.imageEnd - 1}`;
+
+/** Test images the reconstruction will use (the design's shared images this subject saw, limited), or null when the design cannot be read. */
+async function plannedTestImages(config: ReconstructConfig): Promise<number | null> {
+  try {
+    const d = await readNsdDesign(config.nsd.root);
+    const seen = new Set<number>();
+    for (let c = 0; c < d.subjectimCols; c++) seen.add(d.subjectim[c * d.subjectimRows + (config.nsd.subject - 1)]);
+    const n = Array.from(d.sharedix).filter((id) => seen.has(id)).length;
+    return config.nsd.testImages === null ? n : Math.min(n, config.nsd.testImages);
+  } catch {
+    // the extract job reports the problem; one shard then covers whatever it finds
+    return null;
+  }
+}
+
+function encodeExtraction(c: EncodeConfig): Omit<NsdExtractOptions, 'onProgress'> {
+  // as encode() extracts, so that its lookup finds this entry in the cache
+  return {
+    root: c.nsd.root,
+    subject: c.nsd.subject,
+    roi: c.nsd.roi ?? 'nsdgeneral',
+    sessions: c.nsd.sessions,
+    format: c.nsd.format,
+    zscore: c.nsd.zscore ?? 'session',
+    averageTrain: c.nsd.averageTrain ?? true,
+    averageTest: true,
+    divisor: c.nsd.divisor,
+    cacheDir: c.nsd.cacheDir,
+  };
+}
+
+async function planSubject(batch: ResolvedBatch, s: ResolvedSubject): Promise<SubjectPlan> {
+  const base = `${batch.id}.${s.name}`;
+  const node = (n: Omit<BatchNode, 'batch' | 'subject'>): BatchNode => ({ batch: batch.id, subject: s.name, ...n });
+  // every distinct extraction of this subject's analyses, once
+  const extractions = new Map<string, Omit<NsdExtractOptions, 'onProgress'>>();
+  for (const a of s.analyses) {
+    const list = a.kind === 'reconstruct' ? (['z', 'c'] as const).map((t) => extractOptions(a.config as ReconstructConfig, t)) : [encodeExtraction(a.config as EncodeConfig)];
+    for (const o of list) extractions.set(JSON.stringify(o), o);
+  }
+  const betas = node({ id: `${base}.betas`, analysis: null, stage: 'betas', queue: 'data', deps: [], work: { kind: 'betas', extractions: [...extractions.values()] } });
+  const analyses: AnalysisPlan[] = [];
+  for (const a of s.analyses) {
+    const id = `${base}.${a.name}`;
+    const steps: AnalysisPlan['steps'] = [];
+    let prev = [betas.id];
+    if (a.kind === 'encode') {
+      steps.push(node({ id: `${id}.encode`, analysis: a.name, stage: 'encode', queue: 'compute', deps: prev, work: { kind: 'encode', config: a.config as EncodeConfig } }));
+    } else {
+      const config = a.config as ReconstructConfig;
+      for (const stage of STAGES) {
+        if (stage === 'img2img') {
+          const n = await plannedTestImages(config);
+          const shards = n === null ? [{ imageStart: 0, imageEnd: -1, seedStart: 0, seedEnd: config.img2img.seeds }] : img2imgShards(config, n, a.sharding);
+          const group = shards.map((sh) =>
+            node({ id: `${id}.img2img.${shardLabel(sh)}`, analysis: a.name, stage: 'img2img', shard: shardLabel(sh), queue: 'sample', deps: prev, work: { kind: 'shard', config, shard: sh } }),
+          );
+          steps.push({ shards: group });
+          const merge = node({ id: `${id}.img2img`, analysis: a.name, stage: 'img2img', queue: 'control', deps: group.map((g) => g.id), work: { kind: 'merge', config, shards } });
+          steps.push(merge);
+          prev = [merge.id];
+          continue;
+        }
+        const n = node({ id: `${id}.${stage}`, analysis: a.name, stage, queue: STAGE_QUEUE[stage], deps: prev, work: { kind: 'stage', config, stage } });
+        steps.push(n);
+        prev = [n.id];
+      }
+    }
+    analyses.push({ name: a.name, kind: a.kind, out: a.config.out, steps });
+  }
+  const lasts = analyses.map((a) => {
+    const last = a.steps[a.steps.length - 1];
+    return 'shards' in last ? last.shards.map((x) => x.id) : [last.id];
+  });
+  const root = node({ id: base, analysis: null, stage: 'subject', queue: 'control', deps: lasts.flat(), work: { kind: 'subject' } });
+  return { name: s.name, root, shared: [betas], analyses };
+}
+
+/** The job graph of a resolved manifest (reads each subject's design file to size the img2img shards). */
+export async function planBatch(batch: ResolvedBatch): Promise<BatchPlan> {
+  const subjects: SubjectPlan[] = [];
+  for (const s of batch.subjects) subjects.push(await planSubject(batch, s));
+  return { id: batch.id, out: batch.out, hash: batch.hash, retry: batch.retry, subjects };
+}
+
+/** Every job of a plan, dependencies before dependents. */
+export function planNodes(plan: BatchPlan): BatchNode[] {
+  const out: BatchNode[] = [];
+  for (const s of plan.subjects) {
+    out.push(...s.shared);
+    for (const a of s.analyses) for (const st of a.steps) out.push(...('shards' in st ? st.shards : [st]));
+    out.push(s.root);
+  }
+  return out;
+}

@@ -1,0 +1,135 @@
+/**
+ * The local default: the whole job graph on this machine, no Redis. A job starts when the jobs it depends on
+ * have finished, on a free process of the pool. Transient failures are retried with exponential backoff;
+ * input errors are not, and they stop only the jobs that depend on the failed one (that subject), while the
+ * other subjects go on.
+ */
+import os from 'node:os';
+
+import type { BatchNode, BatchPlan } from './graph.js';
+import { planNodes } from './graph.js';
+import { PoolJobError, ProcessPool } from './pool.js';
+import { batchStatus, firstLine, jobInfo, type BatchEvent, type BatchStatus, type JobInfo } from './status.js';
+
+export interface LocalRunOptions {
+  /** Jobs at once (worker processes). Default: half the cores, at least 1. */
+  concurrency?: number;
+  onEvent?: (e: BatchEvent) => void;
+  signal?: AbortSignal;
+  /** Environment of the worker processes (default: this process's). */
+  env?: NodeJS.ProcessEnv;
+}
+
+export const defaultConcurrency = () => Math.max(1, Math.floor((os.availableParallelism?.() ?? os.cpus().length) / 2));
+
+export async function runLocal(plan: BatchPlan, options: LocalRunOptions = {}): Promise<BatchStatus> {
+  const nodes = planNodes(plan);
+  const byId = new Map(nodes.map((n) => [n.id, n]));
+  const info = new Map(nodes.map((n) => [n.id, jobInfo(n)]));
+  const ran = new Map<string, boolean>();
+  const dependents = new Map<string, string[]>();
+  for (const n of nodes) for (const d of n.deps) dependents.set(d, [...(dependents.get(d) ?? []), n.id]);
+  const startedAt = Date.now();
+  const emit = (j: JobInfo) => options.onEvent?.({ batch: plan.id, type: 'job', job: { ...j }, at: Date.now() });
+  const pool = new ProcessPool(options.concurrency ?? defaultConcurrency(), options.env);
+  const ready: BatchNode[] = [];
+  const waitingRetry = new Set<NodeJS.Timeout>();
+  let running = 0;
+
+  const depsFinished = (n: BatchNode) => n.deps.every((d) => ['done', 'skipped'].includes(info.get(d)!.state));
+  // the subject's shared extraction fills a cache; it does not make a run folder's stages stale
+  const depsRan = (n: BatchNode) => n.deps.some((d) => ran.get(d) === true && byId.get(d)!.work.kind !== 'betas');
+  for (const n of nodes) if (n.deps.length === 0) ready.push(n);
+
+  /** Every job downstream of a failed one is blocked with the reason. */
+  const block = (id: string, reason: string) => {
+    for (const d of dependents.get(id) ?? []) {
+      const j = info.get(d)!;
+      if (j.state !== 'waiting') continue;
+      Object.assign(j, { state: 'blocked', reason, finishedAt: Date.now() });
+      emit(j);
+      block(d, reason);
+    }
+  };
+
+  return await new Promise<BatchStatus>((resolveBatch) => {
+    const finish = async () => {
+      await pool.close();
+      const status = batchStatus(plan.id, [...info.values()], startedAt);
+      options.onEvent?.({ batch: plan.id, type: 'batch', state: status.state, at: Date.now() });
+      resolveBatch(status);
+    };
+    const cancelAll = () => {
+      for (const t of waitingRetry) clearTimeout(t);
+      waitingRetry.clear();
+      ready.length = 0;
+      for (const j of info.values()) {
+        if (j.state === 'waiting') {
+          Object.assign(j, { state: 'cancelled', reason: 'batch cancelled', finishedAt: Date.now() });
+          emit(j);
+        }
+      }
+    };
+    options.signal?.addEventListener('abort', cancelAll, { once: true });
+
+    const pump = () => {
+      while (ready.length && pool.idle > 0 && !options.signal?.aborted) start(ready.shift()!);
+      if (running === 0 && ready.length === 0 && waitingRetry.size === 0) void finish();
+    };
+
+    const start = (n: BatchNode) => {
+      const j = info.get(n.id)!;
+      Object.assign(j, { state: 'active', fraction: 0, attempts: j.attempts + 1, startedAt: Date.now(), reason: undefined });
+      emit(j);
+      running++;
+      pool
+        .run(
+          n,
+          depsRan(n),
+          (fraction, message) => {
+            Object.assign(j, { fraction, message });
+            emit(j);
+          },
+          options.signal,
+        )
+        .then(
+          (r) => {
+            ran.set(n.id, r.status === 'done');
+            Object.assign(j, { state: r.status, fraction: 1, seconds: r.seconds, finishedAt: Date.now(), message: undefined });
+            emit(j);
+            for (const d of dependents.get(n.id) ?? []) {
+              const dn = byId.get(d)!;
+              if (info.get(d)!.state === 'waiting' && depsFinished(dn)) ready.push(dn);
+            }
+          },
+          (e: unknown) => {
+            const input = e instanceof PoolJobError ? e.input : false;
+            const reason = `${(e as Error).name}: ${firstLine((e as Error).message)}`;
+            if (options.signal?.aborted) {
+              Object.assign(j, { state: 'cancelled', reason: 'batch cancelled', finishedAt: Date.now() });
+              emit(j);
+            } else if (!input && j.attempts < plan.retry.attempts) {
+              // transient: back off and try again (delay doubles per attempt)
+              Object.assign(j, { state: 'waiting', reason: `attempt ${j.attempts} failed (${reason}); retrying` });
+              emit(j);
+              const t = setTimeout(() => {
+                waitingRetry.delete(t);
+                ready.push(n);
+                pump();
+              }, plan.retry.backoffMs * 2 ** (j.attempts - 1));
+              waitingRetry.add(t);
+            } else {
+              Object.assign(j, { state: 'failed', reason, finishedAt: Date.now() });
+              emit(j);
+              block(n.id, `${n.id} failed`);
+            }
+          },
+        )
+        .finally(() => {
+          running--;
+          pump();
+        });
+    };
+    pump();
+  });
+}

@@ -1,0 +1,266 @@
+/**
+ * The batch manifest: which subjects, which analyses. Each analysis is a reconstruct or encode config used as
+ * a template: `{subject}` (1), `{subj}` ("subj01") and `{name}` (the subject's name in the batch) are
+ * substituted in every string, and out, nsd.root and nsd.subject are filled in per subject. The manifest is
+ * checked against its JSON Schema (ajv), then every expanded config is validated, and every problem is
+ * listed at once.
+ */
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+
+import { Ajv, type ErrorObject } from 'ajv';
+
+import { BrainlatentError, InvalidArgumentError } from '../errors.js';
+import { validateEncodeConfig, type EncodeConfig } from '../encoding/encode.js';
+import { resolveConfig, stableJson, type ReconstructConfig } from '../pipeline/config.js';
+import type { Img2ImgSharding } from '../pipeline/stages.js';
+
+/** A subject: its NSD number, or the number with a name, its own NSD root and per-analysis overrides. */
+export type ManifestSubject =
+  | number
+  | {
+      subject: number;
+      /** Name in the batch (job ids, output folder). Default subjNN. */
+      name?: string;
+      /** NSD root of this subject (default: the manifest's nsd.root). */
+      root?: string;
+      /** Per analysis (by name): keys merged over the analysis template for this subject. */
+      overrides?: Record<string, Record<string, unknown>>;
+    };
+
+export interface ManifestAnalysis {
+  /** Name in the batch: job ids and the output folder <out>/<subject>/<name>. */
+  name: string;
+  kind: 'reconstruct' | 'encode';
+  /** The config template, without out, nsd.root and nsd.subject. */
+  config: Record<string, unknown>;
+  /** reconstruct: how the img2img stage is split over workers. Default 64 images × 1 seed per shard. */
+  shards?: Partial<Img2ImgSharding>;
+}
+
+export interface BatchManifest {
+  /** The batch id: job ids start with it. Letters, digits, '_' and '-'. */
+  name: string;
+  /** Output folder: <out>/<subject>/<analysis>/ per run, <out>/<subject>/cache for the shared extraction. */
+  out: string;
+  nsd?: { root?: string };
+  subjects: ManifestSubject[];
+  analyses: ManifestAnalysis[];
+  /** Transient failures: attempts per job and the first backoff (doubling). Default 3 × 2000 ms. */
+  retry?: { attempts?: number; backoffMs?: number };
+}
+
+export interface ResolvedAnalysis {
+  name: string;
+  kind: 'reconstruct' | 'encode';
+  /** The subject's validated config: a ReconstructConfig (defaults filled in) or an EncodeConfig. */
+  config: ReconstructConfig | EncodeConfig;
+  sharding: Img2ImgSharding;
+}
+
+export interface ResolvedSubject {
+  name: string;
+  subject: number;
+  root: string;
+  analyses: ResolvedAnalysis[];
+}
+
+export interface ResolvedBatch {
+  id: string;
+  out: string;
+  subjects: ResolvedSubject[];
+  retry: { attempts: number; backoffMs: number };
+  /** Hash of the resolved batch: what a resubmission is compared with. */
+  hash: string;
+}
+
+/** A manifest that does not validate: every problem, one per line. */
+export class ManifestError extends BrainlatentError {
+  readonly problems: string[];
+  constructor(source: string, problems: string[]) {
+    super(`${source} is not a valid batch manifest (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n  - ${problems.join('\n  - ')}`, 'ManifestError');
+    this.problems = problems;
+  }
+}
+
+const NAME = '^[A-Za-z][A-Za-z0-9_-]{0,63}$';
+
+/** JSON Schema of the manifest (the analysis configs are checked by their own validators after expansion). */
+export const MANIFEST_SCHEMA = {
+  $id: 'https://brainlatent/batch-manifest.json',
+  type: 'object',
+  additionalProperties: false,
+  required: ['name', 'out', 'subjects', 'analyses'],
+  properties: {
+    name: { type: 'string', pattern: NAME, description: 'batch id (job ids start with it)' },
+    out: { type: 'string', minLength: 1 },
+    nsd: { type: 'object', additionalProperties: false, properties: { root: { type: 'string', minLength: 1 } } },
+    subjects: {
+      type: 'array',
+      minItems: 1,
+      items: {
+        oneOf: [
+          { type: 'integer', minimum: 1, maximum: 8 },
+          {
+            type: 'object',
+            additionalProperties: false,
+            required: ['subject'],
+            properties: {
+              subject: { type: 'integer', minimum: 1, maximum: 8 },
+              name: { type: 'string', pattern: NAME },
+              root: { type: 'string', minLength: 1 },
+              overrides: { type: 'object', additionalProperties: { type: 'object' } },
+            },
+          },
+        ],
+      },
+    },
+    analyses: {
+      type: 'array',
+      minItems: 1,
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['name', 'kind', 'config'],
+        properties: {
+          name: { type: 'string', pattern: NAME },
+          kind: { enum: ['reconstruct', 'encode'] },
+          config: { type: 'object' },
+          shards: {
+            type: 'object',
+            additionalProperties: false,
+            properties: { images: { type: 'integer', minimum: 1 }, seeds: { type: 'integer', minimum: 1 } },
+          },
+        },
+      },
+    },
+    retry: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { attempts: { type: 'integer', minimum: 1, maximum: 20 }, backoffMs: { type: 'integer', minimum: 0 } },
+    },
+  },
+} as const;
+
+const ajv = new Ajv({ allErrors: true, strict: true });
+const validateSchema = ajv.compile(MANIFEST_SCHEMA);
+
+/** ajv's errors in the project's form: "<source>.path: expected …, got …". */
+function schemaProblems(errors: ErrorObject[], source: string, input: unknown): string[] {
+  const out = new Set<string>();
+  const at = (pointer: string) => pointer.split('/').slice(1).reduce<unknown>((v, k) => (v as Record<string, unknown> | undefined)?.[k], input);
+  for (const e of errors) {
+    // a oneOf failure repeats the branch errors; the branches say more
+    if (e.keyword === 'oneOf') continue;
+    const path = source + e.instancePath.replace(/\/(\d+)/g, '[$1]').replace(/\//g, '.');
+    if (e.keyword === 'additionalProperties') out.add(`${path}.${(e.params as { additionalProperty: string }).additionalProperty}: unknown key`);
+    else if (e.keyword === 'required') out.add(`${path}.${(e.params as { missingProperty: string }).missingProperty}: required`);
+    else out.add(`${path}: ${e.message}, got ${JSON.stringify(at(e.instancePath))}`);
+  }
+  return [...out];
+}
+
+function substitute(v: unknown, vars: Record<string, string>): unknown {
+  if (typeof v === 'string') return v.replace(/\{(subject|subj|name)\}/g, (_, k: string) => vars[k]);
+  if (Array.isArray(v)) return v.map((x) => substitute(x, vars));
+  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, substitute(x, vars)]));
+  return v;
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return !!v && typeof v === 'object' && !Array.isArray(v);
+}
+
+/** Objects merge key by key; arrays and values replace. */
+function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) out[k] = isPlainObject(v) && isPlainObject(out[k]) ? deepMerge(out[k] as Record<string, unknown>, v) : v;
+  return out;
+}
+
+const subjectName = (n: number) => `subj${String(n).padStart(2, '0')}`;
+
+/**
+ * Validates a manifest and expands it into one validated config per subject × analysis. Relative paths in
+ * out, the NSD roots and the model folders are taken from `baseDir` (the manifest's folder).
+ */
+export function resolveManifest(input: unknown, options: { source?: string; baseDir?: string } = {}): ResolvedBatch {
+  const source = options.source ?? 'manifest';
+  const base = options.baseDir ?? process.cwd();
+  const abs = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
+  if (!validateSchema(input)) throw new ManifestError(source, schemaProblems(validateSchema.errors ?? [], source, input));
+  const m = input as unknown as BatchManifest;
+  const problems: string[] = [];
+  const analysisNames = new Set<string>();
+  m.analyses.forEach((a, i) => {
+    if (analysisNames.has(a.name)) problems.push(`${source}.analyses[${i}].name: '${a.name}' is used twice`);
+    analysisNames.add(a.name);
+    for (const k of ['out'] as const) if (k in a.config) problems.push(`${source}.analyses[${i}].config.${k}: set by the batch (<out>/<subject>/${a.name}); remove it`);
+  });
+  const out = abs(m.out);
+  const subjects: ResolvedSubject[] = [];
+  const names = new Set<string>();
+  m.subjects.forEach((s, i) => {
+    const entry = typeof s === 'number' ? { subject: s } : s;
+    const name = entry.name ?? subjectName(entry.subject);
+    if (names.has(name)) problems.push(`${source}.subjects[${i}]: subject name '${name}' is used twice (give each entry its own name)`);
+    names.add(name);
+    for (const k of Object.keys(entry.overrides ?? {})) {
+      if (!analysisNames.has(k)) problems.push(`${source}.subjects[${i}].overrides.${k}: no analysis is named '${k}' (analyses: ${[...analysisNames].join(', ')})`);
+    }
+    const rootIn = entry.root ?? m.nsd?.root;
+    if (!rootIn) problems.push(`${source}.subjects[${i}]: no NSD root (give nsd.root, or root for this subject)`);
+    const root = abs(rootIn ?? '.');
+    const vars = { subject: String(entry.subject), subj: subjectName(entry.subject), name };
+    const analyses: ResolvedAnalysis[] = [];
+    m.analyses.forEach((a, j) => {
+      const where = `${source}.analyses[${j}] (${a.name}) for ${name}`;
+      const tpl = deepMerge(a.config, entry.overrides?.[a.name] ?? {});
+      const cfg = substitute(tpl, vars) as Record<string, unknown>;
+      const runOut = join(out, name, a.name);
+      const nsd = { ...(isPlainObject(cfg.nsd) ? cfg.nsd : {}), root, subject: entry.subject } as Record<string, unknown>;
+      // one extraction cache per subject, shared by its analyses: the same region is extracted once
+      nsd.cacheDir = typeof nsd.cacheDir === 'string' ? abs(nsd.cacheDir) : join(out, name, 'cache');
+      const sharding: Img2ImgSharding = { images: a.shards?.images ?? 64, seeds: a.shards?.seeds ?? 1 };
+      try {
+        if (a.kind === 'reconstruct') {
+          const model = isPlainObject(cfg.model) ? { ...cfg.model } : cfg.model;
+          if (isPlainObject(model) && typeof model.dir === 'string') model.dir = abs(model.dir);
+          analyses.push({ name: a.name, kind: 'reconstruct', config: resolveConfig({ ...cfg, out: runOut, nsd, model }, where), sharding });
+        } else {
+          const config = { ...cfg, out: runOut, nsd } as unknown as EncodeConfig;
+          if (typeof config.model === 'string') config.model = abs(config.model);
+          validateEncodeConfig(config);
+          analyses.push({ name: a.name, kind: 'encode', config, sharding });
+        }
+      } catch (e) {
+        const list = (e as { problems?: string[] }).problems;
+        if (list) problems.push(...list);
+        else problems.push(`${where}: ${(e as Error).message}`);
+      }
+    });
+    subjects.push({ name, subject: entry.subject, root, analyses });
+  });
+  if (problems.length) throw new ManifestError(source, [...new Set(problems)]);
+  const retry = { attempts: m.retry?.attempts ?? 3, backoffMs: m.retry?.backoffMs ?? 2000 };
+  const hash = createHash('sha256').update(stableJson({ id: m.name, out, subjects, retry })).digest('hex').slice(0, 16);
+  return { id: m.name, out, subjects, retry, hash };
+}
+
+/** Reads a manifest file (JSON) and resolves it; relative paths are taken from the file's folder. */
+export async function loadManifest(path: string): Promise<ResolvedBatch> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    throw new InvalidArgumentError(`manifest ${path} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new InvalidArgumentError(`manifest ${path} is not valid JSON: ${(e as Error).message}`);
+  }
+  return resolveManifest(json, { source: path, baseDir: dirname(resolve(path)) });
+}

@@ -1,0 +1,163 @@
+/**
+ * Runs one job of the graph: the same function serves the local pool and the BullMQ workers. A job whose
+ * outputs are complete (its marker matches the config and every output exists) is skipped, unless a job it
+ * depends on ran in this batch. Markers are written last, so an interrupted job is redone.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+
+import { encode, type EncodeConfig } from '../encoding/encode.js';
+import { extractNsd } from '../nsd/extract.js';
+import { configHash, stableJson, type ReconstructConfig } from '../pipeline/config.js';
+import { preflight } from '../pipeline/preflight.js';
+import { markStage, paths, stageDone, writeManifest } from '../pipeline/runFolder.js';
+import { img2imgShardStage, STAGE_RUNNERS, type Img2ImgShard, type StageContext } from '../pipeline/stages.js';
+import { Diffusion } from '../sd/Diffusion.js';
+import type { BatchNode } from './graph.js';
+import { shardLabel } from './graph.js';
+
+export interface NodeControl {
+  /** Fraction of this job done (0..1) and what it is doing. */
+  progress: (fraction: number, message?: string) => void;
+  signal?: AbortSignal;
+  /** A job this one depends on ran (was not skipped) in this batch: redo this one too. */
+  depsRan: boolean;
+}
+
+export interface NodeResult {
+  status: 'done' | 'skipped';
+  seconds: number;
+  summary?: Record<string, unknown>;
+}
+
+/** What a finished img2img shard leaves: written last, so its outputs are complete when it exists. */
+interface ShardMarker {
+  shard: Img2ImgShard;
+  configHash: string;
+  seconds: number;
+  outputs: string[];
+  summary?: Record<string, unknown>;
+}
+
+export const shardMarkerPath = (config: ReconstructConfig, shard: Img2ImgShard) => join(config.out, 'stages', 'img2img.shards', `${shardLabel(shard)}.json`);
+
+/** Writes JSON under a temporary name and renames it into place, so a reader sees all of it or nothing. */
+async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
+  await writeFile(tmp, JSON.stringify(value, null, 2));
+  await rename(tmp, path);
+}
+
+async function readJson<T>(path: string): Promise<T | null> {
+  try {
+    return JSON.parse(await readFile(path, 'utf8')) as T;
+  } catch {
+    return null;
+  }
+}
+
+async function shardDone(config: ReconstructConfig, shard: Img2ImgShard): Promise<ShardMarker | null> {
+  const m = await readJson<ShardMarker>(shardMarkerPath(config, shard));
+  if (!m || m.configHash !== configHash(config) || !m.outputs.every((o) => existsSync(join(config.out, o)))) return null;
+  return m;
+}
+
+function versions(): Record<string, string> {
+  return { node: process.version, platform: `${process.platform} ${process.arch}`, runner: 'brainlatent batch' };
+}
+
+/** Runs a reconstruction stage (or one img2img shard) with the pipeline's own stage code. */
+async function withStageContext<T>(config: ReconstructConfig, ctl: NodeControl, fn: (ctx: StageContext) => Promise<T>): Promise<T> {
+  const pre = await preflight(config);
+  let sd: Diffusion | undefined;
+  const ctx: StageContext = {
+    config,
+    pre,
+    signal: ctl.signal,
+    progress: ctl.progress,
+    diffusion: async () => {
+      sd ??= await Diffusion.load(config.model.dir, {
+        provider: config.model.provider,
+        ortLibrary: config.model.ortLibrary ?? undefined,
+        intraOpThreads: config.model.threads || undefined,
+      });
+      return sd;
+    },
+  };
+  try {
+    return await fn(ctx);
+  } finally {
+    sd?.dispose();
+  }
+}
+
+const encodeHash = (c: EncodeConfig) => createHash('sha256').update(stableJson({ ...c, out: undefined })).digest('hex').slice(0, 16);
+
+export async function runNode(node: BatchNode, ctl: NodeControl): Promise<NodeResult> {
+  const t0 = performance.now();
+  const seconds = () => (performance.now() - t0) / 1000;
+  const w = node.work;
+  switch (w.kind) {
+    case 'subject':
+      return { status: ctl.depsRan ? 'done' : 'skipped', seconds: 0 };
+    case 'betas': {
+      let fresh = 0;
+      for (const [i, o] of w.extractions.entries()) {
+        const r = await extractNsd({ ...o, onProgress: (e) => ctl.progress((i + e.done / e.total) / w.extractions.length, `${o.roi}: session ${e.session}`) });
+        if (!r.fromCache) fresh++;
+      }
+      return { status: fresh ? 'done' : 'skipped', seconds: seconds(), summary: { extractions: w.extractions.length, extracted: fresh } };
+    }
+    case 'stage': {
+      const { config, stage } = w;
+      if (!ctl.depsRan && (await stageDone(config, stage))) return { status: 'skipped', seconds: seconds() };
+      if (stage === 'extract') await writeManifest(config, versions());
+      const r = await withStageContext(config, ctl, (ctx) => STAGE_RUNNERS[stage](ctx));
+      await markStage(config, { stage, seconds: seconds(), outputs: r.outputs, summary: r.summary });
+      return { status: 'done', seconds: seconds(), summary: r.summary };
+    }
+    case 'shard': {
+      const { config, shard } = w;
+      if (!ctl.depsRan && (await shardDone(config, shard))) return { status: 'skipped', seconds: seconds() };
+      const r = await withStageContext(config, ctl, (ctx) => img2imgShardStage(ctx, shard));
+      const marker: ShardMarker = { shard, configHash: configHash(config), seconds: seconds(), outputs: r.outputs, summary: r.summary };
+      await writeJsonAtomic(shardMarkerPath(config, shard), marker);
+      return { status: 'done', seconds: seconds(), summary: r.summary };
+    }
+    case 'merge': {
+      // every shard has finished (the graph says so); check their markers and record the stage
+      const { config } = w;
+      if (!ctl.depsRan && (await stageDone(config, 'img2img'))) return { status: 'skipped', seconds: seconds() };
+      const markers: ShardMarker[] = [];
+      for (const sh of w.shards) {
+        const m = await shardDone(config, sh);
+        if (!m) throw new Error(`img2img shard ${shardLabel(sh)} of ${config.out} has no complete outputs (its marker ${shardMarkerPath(config, sh)} is missing or stale)`);
+        markers.push(m);
+      }
+      const ids = (JSON.parse(await readFile(paths(config.out).ids, 'utf8')) as { test: number[] }).test;
+      const outputs = markers.flatMap((m) => m.outputs);
+      const expected = ids.length * config.img2img.seeds;
+      if (new Set(outputs).size !== expected) {
+        throw new Error(`img2img shards of ${config.out} wrote ${new Set(outputs).size} images, expected ${ids.length} test images × ${config.img2img.seeds} seeds = ${expected}; the shard plan no longer fits the extraction: resubmit the batch`);
+      }
+      const unetSeconds = markers.reduce((a, m) => a + Number(m.summary?.unetSeconds ?? 0), 0);
+      const summary = { images: ids.length, seeds: config.img2img.seeds, unetSeconds, shards: markers.length, shardSeconds: markers.reduce((a, m) => a + m.seconds, 0) };
+      await markStage(config, { stage: 'img2img', seconds: summary.shardSeconds, outputs, summary });
+      return { status: 'done', seconds: seconds(), summary };
+    }
+    case 'encode': {
+      const c = w.config;
+      const markerPath = join(c.out, 'stages', 'encode.json');
+      const m = await readJson<{ hash: string; outputs: string[] }>(markerPath);
+      if (!ctl.depsRan && m && m.hash === encodeHash(c) && m.outputs.every((o) => existsSync(join(c.out, o)))) return { status: 'skipped', seconds: seconds() };
+      const stages = ['betas', 'features', 'fit', 'banded', 'outputs'];
+      const r = await encode(c, { signal: ctl.signal, onProgress: (p) => ctl.progress((stages.indexOf(p.stage) + p.fraction) / stages.length, `${p.stage}: ${p.detail}`) });
+      const summary = { voxels: r.voxels, featureSets: Object.fromEntries(r.featureSets.map((f) => [f.name, f.meanR])) };
+      await writeJsonAtomic(markerPath, { hash: encodeHash(c), outputs: r.files, seconds: seconds(), summary });
+      return { status: 'done', seconds: seconds(), summary };
+    }
+  }
+}
