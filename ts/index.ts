@@ -21,3 +21,4 @@ export { buildDemoWorld } from './demo/world.js';
 export type { DemoWorld, DemoWorldOptions } from './demo/world.js';
 export * from './encoding/index.js';
 export * from './batch/index.js';
+export * from './config/index.js';

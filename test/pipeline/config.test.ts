@@ -4,7 +4,7 @@ import { join } from 'node:path';
 
 import { describe, expect, it } from 'vitest';
 
-import { resolveConfig } from '../../ts/pipeline/config.js';
+import { configHash, DEFAULTS, resolveConfig } from '../../ts/pipeline/config.js';
 import { ConfigError, PreflightError } from '../../ts/pipeline/errors.js';
 import { reconstruct } from '../../ts/pipeline/reconstruct.js';
 import { writeSdFixture } from '../../ts/sd/fixture.js';
@@ -29,7 +29,7 @@ describe('config validation', () => {
     }
     expect(err).toBeInstanceOf(ConfigError);
     const p = err!.problems.join('\n');
-    expect(p).toMatch(/config\.out: expected a non-empty string, got number 3/);
+    expect(p).toMatch(/config\.out: expected a path, got number 3/);
     expect(p).toMatch(/config\.nsd\.subject: expected an integer >= 1 <= 8, got number 9/);
     expect(p).toMatch(/config\.nsd\.colour: unknown key/);
     expect(p).toMatch(/config\.img2img\.strength: expected a number > 0 <= 1/);
@@ -37,6 +37,62 @@ describe('config validation', () => {
     expect(p).toMatch(/config\.extra: unknown key/);
     expect(p).toMatch(/config\.model: required/);
     expect(err!.problems.length).toBe(7);
+  });
+
+  it('a null, array or missing config is one clear problem, not a crash', () => {
+    for (const [input, got] of [[null, 'null'], [[1], 'an array of 1'], [undefined, 'nothing'], ['run.json', 'the string "run.json"']] as const) {
+      expect(() => resolveConfig(input, 'run.json')).toThrow(`run.json is not a valid reconstruction config (1 problem):\n  - run.json: expected an object, got ${got}`);
+    }
+  });
+
+  it('names unknown keys and misspelt values with the closest known one', () => {
+    let err: ConfigError | undefined;
+    try {
+      resolveConfig({ out: 'o', nsd: { root: 'r', subject: 1, sesions: '1-3' }, model: { dir: 'm' }, img2img: { scheduler: 'dim' }, decoders: { z: { score: 'Pearson' } } }, 'dir/run.json');
+    } catch (e) {
+      err = e as ConfigError;
+    }
+    expect(err!.problems).toEqual([
+      'dir/run.json: nsd.sesions: unknown key (did you mean "sessions"?); known: root, subject, sessions, format, cacheDir, captions, testImages',
+      'dir/run.json: decoders.z.score: expected "r2" or "pearson", got the string "Pearson" (did you mean "pearson"?)',
+      'dir/run.json: img2img.scheduler: expected "ddim", "euler", or "dpmpp2m", got the string "dim" (did you mean "ddim"?)',
+    ]);
+  });
+
+  it('checks nested values: nullable fields, lists, multiples of 8, alpha grids', () => {
+    let err: ConfigError | undefined;
+    try {
+      resolveConfig({
+        out: 'o',
+        nsd: { root: 'r', subject: 1, cacheDir: 5, testImages: 1 },
+        model: { dir: 'm' },
+        features: { zSize: 100 },
+        decoders: { z: { alphas: '1:0:3' }, c: { alphas: [] } },
+        evaluation: { networks: [{ name: 'a', path: 'p', inputSize: 224, metric: 'identification', mean: [0.5, 0.5] }, 7] },
+      });
+    } catch (e) {
+      err = e as ConfigError;
+    }
+    expect(err!.problems).toEqual([
+      'config.nsd.cacheDir: expected a path or null, got number 5',
+      'config.nsd.testImages: expected an integer >= 2 or null, got number 1',
+      'config.features.zSize: expected an integer >= 8 <= 4096, a multiple of 8, got number 100',
+      'config.decoders.c.alphas: expected a string "start:stop:count" (log-spaced, e.g. "1e1:1e7:10") or "a,b,c", or an array of at least 1 item, each a number > 0, got an array of 0',
+      'config.evaluation.networks[0].mean: expected an array of 3 items, each a number, got an array of 2',
+      'config.evaluation.networks[1]: expected an object, got number 7',
+      'config.decoders.z.alphas: log-spaced bounds must be > 0, got 1:0',
+    ]);
+  });
+
+  it('parses alpha grids, leaves its input untouched and is idempotent', () => {
+    const input = { out: 'o', nsd: { root: 'r', subject: 2 }, model: { dir: 'm' }, decoders: { z: { alphas: '1e-2:1e2:5' } } };
+    const frozen = JSON.parse(JSON.stringify(input));
+    const c = resolveConfig(input);
+    expect(input).toEqual(frozen);
+    expect(c.decoders.z.alphas.map((a) => Number(a.toPrecision(6)))).toEqual([0.01, 0.1, 1, 10, 100]);
+    expect(c.decoders.c.alphas).toEqual(DEFAULTS.decoders.c.alphas);
+    expect(resolveConfig(c)).toEqual(c);
+    expect(configHash(resolveConfig(c))).toBe(configHash(c));
   });
 });
 

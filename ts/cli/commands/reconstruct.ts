@@ -1,11 +1,14 @@
 /** `brainlatent reconstruct --config run.json` (or flags for the common case): calls reconstruct(), shows a bar per stage. */
-import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
 
 import type { Command } from 'commander';
 
-import { InvalidArgumentError, MissingFileError } from '../../errors.js';
+import { schemaHelpText } from '../../config/help.js';
+import { ReconstructConfigSchema } from '../../config/reconstruct.js';
+import { InvalidArgumentError } from '../../errors.js';
 import { reconstruct, type ReconstructProgress, type ReconstructResult } from '../../pipeline/reconstruct.js';
-import type { ReconstructConfigInput } from '../../pipeline/config.js';
+import { resolveConfig, type ReconstructConfig } from '../../pipeline/config.js';
+import { readConfigFile } from '../configFile.js';
 import { progressBar, type ProgressBar } from '../progress.js';
 
 interface Flags {
@@ -28,35 +31,43 @@ function int(v: string | undefined, name: string): number | undefined {
   return x;
 }
 
-async function configFrom(f: Flags): Promise<ReconstructConfigInput> {
-  let base: Record<string, unknown> = {};
-  if (f.config) {
-    let text: string;
-    try {
-      text = await readFile(f.config, 'utf8');
-    } catch {
-      throw new MissingFileError(`config file ${f.config} cannot be read`);
-    }
-    try {
-      base = JSON.parse(text) as Record<string, unknown>;
-    } catch (e) {
-      throw new InvalidArgumentError(`config file ${f.config} is not valid JSON: ${(e as Error).message}`);
-    }
-  } else if (!f.nsd || !f.model || !f.out) {
+const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** The config file (paths relative to it) with the flags on top, validated: every problem is listed, naming the file. */
+async function configFrom(f: Flags): Promise<ReconstructConfig> {
+  let base: unknown = {};
+  if (f.config) base = await readConfigFile(f.config, ReconstructConfigSchema);
+  else if (!f.nsd || !f.model || !f.out) {
     throw new InvalidArgumentError('give --config run.json, or --nsd DIR --model DIR --out DIR (and --subject N)');
   }
-  const c = base as Partial<ReconstructConfigInput> & Record<string, unknown>;
-  const nsd = { ...(c.nsd ?? {}) } as Record<string, unknown>;
-  if (f.nsd) nsd.root = f.nsd;
-  if (f.subject) nsd.subject = int(f.subject, 'subject');
-  else if (nsd.subject === undefined && !f.config) nsd.subject = 1;
-  if (f.testImages) nsd.testImages = int(f.testImages, 'test-images');
-  const model = { ...(c.model ?? {}) } as Record<string, unknown>;
-  if (f.model) model.dir = f.model;
-  const img2img = { ...(c.img2img ?? {}) } as Record<string, unknown>;
-  if (f.seeds) img2img.seeds = int(f.seeds, 'seeds');
-  if (f.steps) img2img.steps = int(f.steps, 'steps');
-  return { ...c, out: f.out ?? (c.out as string), nsd, model, img2img } as ReconstructConfigInput;
+  const source = f.config ?? 'command line';
+  // a file that holds no object is reported as such by the validator, flags or not
+  if (!isPlainObject(base)) return resolveConfig(base, source);
+  const file = base;
+  const merged: Record<string, unknown> = { ...file };
+  if (f.out) merged.out = resolve(f.out);
+  // flags go into their section, unless the file's section is not an object (the validator then reports it)
+  const section = (key: string, set: (s: Record<string, unknown>) => void) => {
+    const v = file[key];
+    if (v !== undefined && !isPlainObject(v)) return;
+    const s = { ...(v ?? {}) };
+    set(s);
+    if (v !== undefined || Object.keys(s).length) merged[key] = s;
+  };
+  section('nsd', (s) => {
+    if (f.nsd) s.root = resolve(f.nsd);
+    if (f.subject) s.subject = int(f.subject, 'subject');
+    else if (s.subject === undefined && !f.config) s.subject = 1;
+    if (f.testImages) s.testImages = int(f.testImages, 'test-images');
+  });
+  section('model', (s) => {
+    if (f.model) s.dir = resolve(f.model);
+  });
+  section('img2img', (s) => {
+    if (f.seeds) s.seeds = int(f.seeds, 'seeds');
+    if (f.steps) s.steps = int(f.steps, 'steps');
+  });
+  return resolveConfig(merged, source);
 }
 
 /** Prints one bar per stage on stderr. */
@@ -127,7 +138,9 @@ Examples:
   brainlatent reconstruct --config run.json                # resumes: finished stages are skipped
 
 The run folder holds run.json, decoders/*.safetensors, images/<imgidx>_{org,z,000..}.png, metrics.csv
-(with the published numbers for comparison) and report.html. See docs/pipeline.md for every key.`,
+(with the published numbers for comparison) and report.html. See docs/pipeline.md.
+
+${schemaHelpText(ReconstructConfigSchema, 'run.json')}`,
     )
     .action(async (f: Flags) => {
       const config = await configFrom(f);

@@ -1,0 +1,104 @@
+/** The config schemas as JSON Schema: help generated from them, paths found through them, the CLI's use of them. */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { Command } from 'commander';
+import { describe, expect, it } from 'vitest';
+
+import { Ajv } from 'ajv';
+import { CONFIG_AJV_OPTIONS } from '../../ts/config/ajv.js';
+import { configHelp } from '../../ts/config/help.js';
+import { configPaths, resolveConfigPaths } from '../../ts/config/paths.js';
+import { ReconstructConfigSchema } from '../../ts/config/reconstruct.js';
+import { checkConfig } from '../../ts/config/validate.js';
+import { registerReconstructCommand } from '../../ts/cli/commands/reconstruct.js';
+import { resolveConfig } from '../../ts/pipeline/config.js';
+import { ConfigError } from '../../ts/pipeline/errors.js';
+
+type Schema = Record<string, unknown>;
+
+/** Every leaf field of a schema, as the help writes it ("nsd.root", "evaluation.networks[].name"). */
+function leafFields(s: Schema, field = ''): string[] {
+  if (s.type === 'object' && s.properties) {
+    return Object.entries(s.properties as Record<string, Schema>).flatMap(([k, p]) => leafFields(p, field ? `${field}.${k}` : k));
+  }
+  const items = s.items as Schema | undefined;
+  if (s.type === 'array' && items?.type === 'object') return leafFields(items, `${field}[]`);
+  if (s.type === 'array' && Array.isArray(items?.oneOf)) {
+    return (items!.oneOf as Schema[]).flatMap((b) => Object.keys(b.properties as object).filter((k) => k !== 'kind').map((k) => `${field}[].${k}`));
+  }
+  return [field];
+}
+
+const schemas = { reconstruct: ReconstructConfigSchema };
+
+describe.each(Object.entries(schemas))('the %s schema', (_name, schema) => {
+  it('is plain JSON Schema that a stock ajv with the exported options compiles', () => {
+    const json = JSON.parse(JSON.stringify(schema));
+    expect(() => new Ajv(CONFIG_AJV_OPTIONS).compile(json)).not.toThrow();
+  });
+
+  it('describes every field in the help, and its example validates', () => {
+    const help = configHelp(schema);
+    for (const f of leafFields(schema as unknown as Schema)) expect(help).toMatch(new RegExp(`^  ${f.replace(/[.[\]]/g, '\\$&')}\\s`, 'm'));
+    const examples = (schema as unknown as Schema).examples as unknown[];
+    expect(examples.length).toBeGreaterThan(0);
+    for (const e of examples) expect(checkConfig(schema, e, 'example').problems).toEqual([]);
+  });
+});
+
+describe('paths in a config', () => {
+  it('are found through the schema and resolved against the config file', () => {
+    const c = {
+      out: 'runs/a',
+      nsd: { root: '/abs/nsd', subject: 1, captions: 'caps.json', cacheDir: null },
+      model: { dir: '../models/sd' },
+      decoders: { z: { roi: 'streams:early' }, c: { roi: 'masks/ventral.nii.gz' } },
+      evaluation: { networks: [{ name: 'n', path: 'net.onnx', inputSize: 224, metric: 'distance' }] },
+    };
+    expect(configPaths(ReconstructConfigSchema, c).map((p) => p.field)).toEqual(['out', 'nsd.root', 'nsd.captions', 'model.dir', 'decoders.c.roi', 'evaluation.networks[0].path']);
+    const r = resolveConfigPaths(ReconstructConfigSchema, c, '/base/cfg');
+    expect(r.out).toBe('/base/cfg/runs/a');
+    expect(r.nsd.root).toBe('/abs/nsd');
+    expect(r.model.dir).toBe('/base/models/sd');
+    expect(r.decoders.z.roi).toBe('streams:early');
+    expect(r.decoders.c.roi).toBe('/base/cfg/masks/ventral.nii.gz');
+    expect(r.evaluation.networks[0].path).toBe('/base/cfg/net.onnx');
+    expect(resolveConfig(r).nsd.captions).toBe('/base/cfg/caps.json');
+  });
+});
+
+describe('brainlatent reconstruct --config', () => {
+  async function run(...args: string[]): Promise<unknown> {
+    const program = new Command().exitOverride();
+    registerReconstructCommand(program);
+    try {
+      await program.parseAsync(['node', 'brainlatent', 'reconstruct', ...args]);
+    } catch (e) {
+      return e;
+    }
+    return null;
+  }
+
+  it('reports a config file holding null, naming the file', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bl-cfg-'));
+    const file = join(dir, 'run.json');
+    writeFileSync(file, 'null');
+    const err = (await run('--config', file, '--dry-run')) as ConfigError;
+    expect(err).toBeInstanceOf(ConfigError);
+    expect(err.problems).toEqual([`${file}: expected an object, got null`]);
+  });
+
+  it('lists every problem of the file and of the flags at once', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bl-cfg-'));
+    const file = join(dir, 'run.json');
+    writeFileSync(file, JSON.stringify({ out: 'x', nsd: { root: 'nsd', subject: 1, colour: 1 }, model: { dir: 'm' }, img2img: { strenght: 0.5 } }));
+    const err = (await run('--config', file, '--seeds', '0', '--dry-run')) as ConfigError;
+    expect(err.problems).toEqual([
+      `${file}: nsd.colour: unknown key; known: root, subject, sessions, format, cacheDir, captions, testImages`,
+      `${file}: img2img.strenght: unknown key (did you mean "strength"?); known: size, reencode, strength, steps, guidance, scheduler, eta, seeds, seed, rule, batchSize`,
+      `${file}: img2img.seeds: expected an integer >= 1, got number 0`,
+    ]);
+  });
+});

@@ -1,0 +1,13 @@
+/** Alpha grids in configs: a list, or the string forms `start:stop:count` / `a,b,c`, parsed once at validation. */
+import { parseAlphas } from '../ridge/alphas.js';
+
+/** The grid as numbers; a string that does not parse adds a problem naming `label` and yields []. */
+export function resolveAlphaGrid(grid: string | number[], label: string, problems: string[]): number[] {
+  if (Array.isArray(grid)) return grid;
+  try {
+    return parseAlphas(grid);
+  } catch (e) {
+    problems.push(`${label}: ${(e as Error).message.replace(/^alphas: /, '')}`);
+    return [];
+  }
+}

@@ -1,0 +1,13 @@
+/**
+ * One JSON Schema per config, used wherever a config enters (CLI, library, service): the schemas, the ajv
+ * options that check them, problems as messages, the help and the paths they declare.
+ */
+export { ReconstructConfigSchema, FeatureNetworkSchema, RECONSTRUCT_ALPHAS } from './reconstruct.js';
+export type { ReconstructConfigInput } from './reconstruct.js';
+export { CONFIG_AJV_OPTIONS, configAjv, validatorFor } from './ajv.js';
+export { checkConfig, type Checked } from './validate.js';
+export { problemsFrom, expectedOf, describeValue } from './problems.js';
+export { ConfigError } from './errors.js';
+export { configHelp, schemaHelpText } from './help.js';
+export { configPaths, resolveConfigPaths, mapConfigPaths, type ConfigPath } from './paths.js';
+export type { Resolved } from './schemaKit.js';
