@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 
 import { Ajv } from 'ajv';
 import { CONFIG_AJV_OPTIONS } from '../../ts/config/ajv.js';
+import { EncodeConfigSchema } from '../../ts/config/encode.js';
 import { configHelp } from '../../ts/config/help.js';
 import { configPaths, resolveConfigPaths } from '../../ts/config/paths.js';
 import { ReconstructConfigSchema } from '../../ts/config/reconstruct.js';
@@ -31,7 +32,7 @@ function leafFields(s: Schema, field = ''): string[] {
   return [field];
 }
 
-const schemas = { reconstruct: ReconstructConfigSchema };
+const schemas = { reconstruct: ReconstructConfigSchema, encode: EncodeConfigSchema };
 
 describe.each(Object.entries(schemas))('the %s schema', (_name, schema) => {
   it('is plain JSON Schema that a stock ajv with the exported options compiles', () => {
@@ -41,7 +42,9 @@ describe.each(Object.entries(schemas))('the %s schema', (_name, schema) => {
 
   it('describes every field in the help, and its example validates', () => {
     const help = configHelp(schema);
-    for (const f of leafFields(schema as unknown as Schema)) expect(help).toMatch(new RegExp(`^  ${f.replace(/[.[\]]/g, '\\$&')}\\s`, 'm'));
+    const fields = leafFields(schema as unknown as Schema);
+    expect(fields.length).toBeGreaterThan(20);
+    for (const f of fields) expect(help).toMatch(new RegExp(`^  ${f.replace(/[.[\]]/g, '\\$&')}\\s`, 'm'));
     const examples = (schema as unknown as Schema).examples as unknown[];
     expect(examples.length).toBeGreaterThan(0);
     for (const e of examples) expect(checkConfig(schema, e, 'example').problems).toEqual([]);

@@ -7,7 +7,7 @@
  */
 import { readNsdDesign } from '../nsd/expdesign.js';
 import type { NsdExtractOptions } from '../nsd/extract.js';
-import type { EncodeConfig } from '../encoding/encode.js';
+import { encodeExtractOptions, type EncodeConfig } from '../encoding/encode.js';
 import type { ReconstructConfig } from '../pipeline/config.js';
 import { STAGES, type StageName } from '../pipeline/runFolder.js';
 import { extractOptions, img2imgShards, type Img2ImgShard } from '../pipeline/stages.js';
@@ -95,29 +95,13 @@ async function plannedTestImages(config: ReconstructConfig): Promise<number | nu
   }
 }
 
-function encodeExtraction(c: EncodeConfig): Omit<NsdExtractOptions, 'onProgress'> {
-  // as encode() extracts, so that its lookup finds this entry in the cache
-  return {
-    root: c.nsd.root,
-    subject: c.nsd.subject,
-    roi: c.nsd.roi ?? 'nsdgeneral',
-    sessions: c.nsd.sessions,
-    format: c.nsd.format,
-    zscore: c.nsd.zscore ?? 'session',
-    averageTrain: c.nsd.averageTrain ?? true,
-    averageTest: true,
-    divisor: c.nsd.divisor,
-    cacheDir: c.nsd.cacheDir,
-  };
-}
-
 async function planSubject(batch: ResolvedBatch, s: ResolvedSubject): Promise<SubjectPlan> {
   const base = `${batch.id}.${s.name}`;
   const node = (n: Omit<BatchNode, 'batch' | 'subject'>): BatchNode => ({ batch: batch.id, subject: s.name, ...n });
   // every distinct extraction of this subject's analyses, once
   const extractions = new Map<string, Omit<NsdExtractOptions, 'onProgress'>>();
   for (const a of s.analyses) {
-    const list = a.kind === 'reconstruct' ? (['z', 'c'] as const).map((t) => extractOptions(a.config as ReconstructConfig, t)) : [encodeExtraction(a.config as EncodeConfig)];
+    const list = a.kind === 'reconstruct' ? (['z', 'c'] as const).map((t) => extractOptions(a.config as ReconstructConfig, t)) : [encodeExtractOptions(a.config as EncodeConfig)];
     for (const o of list) extractions.set(JSON.stringify(o), o);
   }
   const betas = node({ id: `${base}.betas`, analysis: null, stage: 'betas', queue: 'data', deps: [], work: { kind: 'betas', extractions: [...extractions.values()] } });

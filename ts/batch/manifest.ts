@@ -12,7 +12,7 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
 
 import { BrainlatentError, InvalidArgumentError } from '../errors.js';
-import { validateEncodeConfig, type EncodeConfig } from '../encoding/encode.js';
+import { resolveEncodeConfig, type EncodeConfig } from '../config/encode.js';
 import { resolveConfig, stableJson, type ReconstructConfig } from '../pipeline/config.js';
 import type { Img2ImgSharding } from '../pipeline/stages.js';
 
@@ -229,10 +229,8 @@ export function resolveManifest(input: unknown, options: { source?: string; base
           if (isPlainObject(model) && typeof model.dir === 'string') model.dir = abs(model.dir);
           analyses.push({ name: a.name, kind: 'reconstruct', config: resolveConfig({ ...cfg, out: runOut, nsd, model }, where), sharding });
         } else {
-          const config = { ...cfg, out: runOut, nsd } as unknown as EncodeConfig;
-          if (typeof config.model === 'string') config.model = abs(config.model);
-          validateEncodeConfig(config);
-          analyses.push({ name: a.name, kind: 'encode', config, sharding });
+          const model = typeof cfg.model === 'string' ? abs(cfg.model) : cfg.model;
+          analyses.push({ name: a.name, kind: 'encode', config: resolveEncodeConfig({ ...cfg, out: runOut, nsd, model }, where), sharding });
         }
       } catch (e) {
         const list = (e as { problems?: string[] }).problems;

@@ -50,7 +50,10 @@ function walk(s: Schema, field: string, required: boolean, lines: Line[]): void 
   }
 }
 
-const numberText = (x: number) => (x !== 0 && (Math.abs(x) < 1e-3 || Math.abs(x) >= 1e5) ? x.toExponential().replace('e+', 'e') : String(x));
+const numberText = (x: number) => {
+  const r = Number(x.toPrecision(4));
+  return r !== 0 && (Math.abs(r) < 1e-3 || Math.abs(r) >= 1e5) ? r.toExponential().replace('e+', 'e') : String(r);
+};
 
 /** A default as written in JSON, with very small and large numbers in exponent form (1e-6, not 0.000001). */
 function defaultText(v: unknown): string {
@@ -87,10 +90,17 @@ export function configHelp(schema: object, width = 100): string {
   return out.join('\n');
 }
 
+/** JSON on one line with a space after each comma and colon. */
+function flatJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(flatJson).join(', ')}]`;
+  if (v !== null && typeof v === 'object') return `{${Object.entries(v).map(([k, x]) => `${JSON.stringify(k)}: ${flatJson(x)}`).join(', ')}}`;
+  return JSON.stringify(v);
+}
+
 /** JSON with short objects and arrays kept on one line. */
 export function compactJson(v: unknown, indent = '', width = 96): string {
-  const flat = JSON.stringify(v);
-  if (flat.length + indent.length <= width || v === null || typeof v !== 'object') return flat.replace(/([,:])(?=["\d[{tfn-])/g, '$1 ');
+  const flat = flatJson(v);
+  if (flat.length + indent.length <= width || v === null || typeof v !== 'object') return flat;
   const inner = `${indent}  `;
   if (Array.isArray(v)) return `[\n${v.map((x) => inner + compactJson(x, inner, width)).join(',\n')}\n${indent}]`;
   const entries = Object.entries(v as object).map(([k, x]) => `${inner}${JSON.stringify(k)}: ${compactJson(x, inner, width)}`);

@@ -4,6 +4,8 @@
  */
 export { ReconstructConfigSchema, FeatureNetworkSchema, RECONSTRUCT_ALPHAS } from './reconstruct.js';
 export type { ReconstructConfigInput } from './reconstruct.js';
+export { EncodeConfigSchema, FeatureSetSchema, BandedSchema, resolveEncodeConfig } from './encode.js';
+export type { FeatureSetSpec, BandedSpec } from './encode.js';
 export { CONFIG_AJV_OPTIONS, configAjv, validatorFor } from './ajv.js';
 export { checkConfig, type Checked } from './validate.js';
 export { problemsFrom, expectedOf, describeValue } from './problems.js';

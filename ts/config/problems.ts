@@ -48,7 +48,8 @@ export function expectedOf(s: Schema): string {
     case 'string': {
       if (s.format === 'path') return 'a path';
       if (s.format === 'region') return 'a region spec or a mask path';
-      if (typeof s.pattern === 'string') return `a string ${s.description ? `${s.description}` : `matching /${s.pattern}/`}`;
+      // a pattern's `title` says in words what it matches
+      if (typeof s.pattern === 'string') return `a string ${s.title ? `${s.title}` : `matching /${s.pattern}/`}`;
       return (s.minLength as number) > 0 ? 'a non-empty string' : 'a string';
     }
     case 'array': {

@@ -48,7 +48,7 @@ export const ALPHA_GRID_PATTERN = '^\\s*[^:,\\s]+\\s*(:\\s*[^:,\\s]+\\s*:\\s*[^:
 export function AlphaGrid(description: string): TAlphaGrid {
   return Type.Union(
     [
-      Type.String({ pattern: ALPHA_GRID_PATTERN, description: '"start:stop:count" (log-spaced, e.g. "1e1:1e7:10") or "a,b,c"' }),
+      Type.String({ pattern: ALPHA_GRID_PATTERN, title: '"start:stop:count" (log-spaced, e.g. "1e1:1e7:10") or "a,b,c"' }),
       Type.Array(Type.Number({ exclusiveMinimum: 0 }), { minItems: 1 }),
     ],
     { description },
@@ -62,7 +62,7 @@ export function AlphaGrid(description: string): TAlphaGrid {
 export function Tagged<T extends TObject[]>(branches: [...T], options: { description?: string } = {}): TUnion<T> {
   const u = Type.Union(branches, options) as unknown as Record<string, unknown>;
   const { anyOf, ...rest } = u;
-  return { ...rest, oneOf: anyOf, discriminator: { propertyName: 'kind' } } as unknown as TUnion<T>;
+  return { ...rest, type: 'object', oneOf: anyOf, discriminator: { propertyName: 'kind' } } as unknown as TUnion<T>;
 }
 
 /** `Object` with unknown keys rejected, the schemas' convention. */

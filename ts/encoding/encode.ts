@@ -5,16 +5,16 @@ import { CancelledError, InvalidArgumentError, ShapeError } from '../errors.js';
 import { readNifti, readNiftiMasked, writeNiftiMap, niftiGrid } from '../io/nifti.js';
 import { assertSameGrid, type VoxelMask } from '../io/voxelMask.js';
 import type { Matrix } from '../matrix.js';
-import { extractNsd, type ZscoreMode } from '../nsd/extract.js';
+import { extractNsd, type NsdExtractOptions } from '../nsd/extract.js';
 import type { NsdExtraction } from '../nsd/output.js';
 import { loadNsdCaptions } from '../nsd/captions.js';
 import { betasDir, brainmaskPath } from '../nsd/paths.js';
 import { loadRegionMask } from '../nsd/roi.js';
 import { NsdStimuli } from '../nsd/stimuli.js';
-import { parseAlphas } from '../ridge/alphas.js';
-import { DEFAULT_ALPHAS, RidgeCV } from '../ridge/RidgeCV.js';
+import { RidgeCV } from '../ridge/RidgeCV.js';
+import { resolveEncodeConfig, type EncodeConfig, type EncodeConfigInput } from '../config/encode.js';
 import { BandedRidgeCV } from './BandedRidgeCV.js';
-import { computeFeatures, featureSetNames, validateFeatureSpec, type FeatureSetSpec, type FeatureTable } from './features.js';
+import { computeFeatures, type FeatureTable } from './features.js';
 import { columnPearson, columnR2, mean } from './metrics.js';
 import { writeMosaic, type MosaicOptions } from './mosaic.js';
 import { estimateNcsnr, noiseCeilingFromNcsnr } from './noiseCeiling.js';
@@ -22,48 +22,7 @@ import { loadRegionLabels, regionCsv, regionTable, type RegionRow } from './regi
 import { reportHtml, type ReportEntry } from './report.js';
 import { partitionVariance } from './variancePartition.js';
 
-/** `brainlatent encode --config enc.json`: what to fit and where to write it. */
-export interface EncodeConfig {
-  /** Output folder (maps/, mosaics/, regions.csv, report.html, encoding.json). */
-  out: string;
-  nsd: {
-    root: string;
-    subject: number;
-    /** Voxels to model: nsdgeneral (default), streams, a mask .nii.gz on the subject's grid, … */
-    roi?: string;
-    sessions?: number[] | string;
-    format?: 'auto' | 'nifti' | 'hdf5';
-    /** Default 'session' (NSD practice). */
-    zscore?: ZscoreMode;
-    /** Average repetitions of each training image. Default true (one row per image). */
-    averageTrain?: boolean;
-    divisor?: number;
-    cacheDir?: string;
-    /** Caption file instead of COCO's (see loadNsdCaptions). */
-    captions?: string;
-  };
-  /** SD 1.x ONNX folder for z, c, zc and U-Net features. */
-  model?: string;
-  /** Side the stimuli are resized to before the VAE. Default 512. */
-  imageSize?: number;
-  featureSets: FeatureSetSpec[];
-  ridge?: {
-    alphas?: number[] | string;
-    folds?: number;
-    score?: 'r2' | 'pearson';
-    route?: 'auto' | 'primal' | 'kernel';
-    cvMethod?: 'auto' | 'per-fold' | 'exact';
-    memoryBudget?: number;
-  };
-  /** Joint models over several feature sets, with variance partitioning. */
-  banded?: { name: string; sets: string[]; nIter?: number; seed?: number; alphas?: number[] | string; partition?: boolean }[];
-  /** Atlases for the region table. Default ['streams', 'prf-visualrois']. */
-  regions?: string[];
-  /** 'auto' (ncsnr.nii.gz beside the betas when present), 'none', 'estimate' (from the test repetitions) or a path. */
-  noiseCeiling?: string;
-  mosaic?: MosaicOptions;
-  featureBatch?: number;
-}
+export type { EncodeConfig, EncodeConfigInput } from '../config/encode.js';
 
 export interface EncodeProgress {
   stage: 'betas' | 'features' | 'fit' | 'banded' | 'outputs';
@@ -111,29 +70,20 @@ export interface EncodeResult {
   files: string[];
 }
 
-/** Checks a config before any work, with messages naming the field. */
-export function validateEncodeConfig(c: EncodeConfig): void {
-  const bad = (m: string) => {
-    throw new InvalidArgumentError(`encode config: ${m}`);
+/** The NSD extraction encode() makes (the batch's shared extraction uses the same, so encode finds it cached). */
+export function encodeExtractOptions(c: EncodeConfig): Omit<NsdExtractOptions, 'onProgress'> {
+  return {
+    root: c.nsd.root,
+    subject: c.nsd.subject,
+    roi: c.nsd.roi,
+    sessions: c.nsd.sessions ?? undefined,
+    format: c.nsd.format,
+    zscore: c.nsd.zscore,
+    averageTrain: c.nsd.averageTrain,
+    averageTest: true,
+    divisor: c.nsd.divisor,
+    cacheDir: c.nsd.cacheDir ?? join(c.out, 'cache'),
   };
-  if (!c || typeof c !== 'object') bad('expected an object');
-  if (typeof c.out !== 'string' || !c.out) bad('out (the output folder) is required');
-  if (!c.nsd || typeof c.nsd.root !== 'string') bad('nsd.root (the NSD folder) is required');
-  if (!(Number.isInteger(c.nsd.subject) && c.nsd.subject >= 1 && c.nsd.subject <= 8)) bad(`nsd.subject must be 1..8, got ${c.nsd.subject}`);
-  if (!Array.isArray(c.featureSets) || c.featureSets.length === 0) bad('featureSets must list at least one feature set');
-  const names = new Set<string>();
-  for (const s of c.featureSets) {
-    validateFeatureSpec(s, 'encode config');
-    for (const n of featureSetNames(s)) {
-      if (names.has(n)) bad(`feature set name '${n}' is used twice`);
-      names.add(n);
-    }
-  }
-  if (c.imageSize !== undefined && !(Number.isInteger(c.imageSize) && c.imageSize >= 8 && c.imageSize % 8 === 0)) bad(`imageSize must be a multiple of 8, got ${c.imageSize}`);
-  for (const b of c.banded ?? []) {
-    if (!b.name || !Array.isArray(b.sets) || b.sets.length < 1) bad(`banded entries need a name and sets, got ${JSON.stringify(b)}`);
-    for (const s of b.sets) if (!names.has(s)) bad(`banded '${b.name}' names feature set '${s}', which is not defined (defined: ${[...names].join(', ')})`);
-  }
 }
 
 const slug = (s: string) => s.replace(/[^A-Za-z0-9_.-]+/g, '_');
@@ -143,29 +93,16 @@ const slug = (s: string) => s.replace(/[^A-Za-z0-9_.-]+/g, '_');
  * alphas by grouped CV on the training images, held-out Pearson r on the test images, region table, NIfTI
  * maps, mosaics and a report; banded ridge with variance partitioning for joint sets.
  */
-export async function encode(config: EncodeConfig, control: { onProgress?: (p: EncodeProgress) => void; signal?: AbortSignal } = {}): Promise<EncodeResult> {
-  validateEncodeConfig(config);
-  const c = config;
+export async function encode(input: EncodeConfigInput | EncodeConfig, control: { onProgress?: (p: EncodeProgress) => void; signal?: AbortSignal } = {}): Promise<EncodeResult> {
+  const c = resolveEncodeConfig(input);
   const progress = (stage: EncodeProgress['stage'], fraction: number, detail: string) => control.onProgress?.({ stage, fraction, detail });
   const checkAbort = () => {
     if (control.signal?.aborted) throw new CancelledError('encode: aborted');
   };
-  const roi = c.nsd.roi ?? 'nsdgeneral';
+  const roi = c.nsd.roi;
   const region = await loadRegionMask(c.nsd.root, c.nsd.subject, roi);
   progress('betas', 0, `extracting betas for ${roi}`);
-  const betas = await extractNsd({
-    root: c.nsd.root,
-    subject: c.nsd.subject,
-    roi,
-    sessions: c.nsd.sessions,
-    format: c.nsd.format,
-    zscore: c.nsd.zscore ?? 'session',
-    averageTrain: c.nsd.averageTrain ?? true,
-    averageTest: true,
-    divisor: c.nsd.divisor,
-    cacheDir: c.nsd.cacheDir,
-    onProgress: (e) => progress('betas', e.done / e.total, `session ${e.session}`),
-  });
+  const betas = await extractNsd({ ...encodeExtractOptions(c), onProgress: (e) => progress('betas', e.done / e.total, `session ${e.session}`) });
   checkAbort();
   const mask = region.mask;
   const V = mask.indices.length;
@@ -176,14 +113,14 @@ export async function encode(config: EncodeConfig, control: { onProgress?: (p: E
   let tables: FeatureTable[];
   if (needsImages) {
     const stimuli = await NsdStimuli.open(c.nsd.root);
-    const captions = await loadNsdCaptions(c.nsd.root, c.nsd.captions);
-    const size = c.imageSize ?? 512;
+    const captions = await loadNsdCaptions(c.nsd.root, c.nsd.captions ?? undefined);
+    const size = c.imageSize;
     try {
       tables = await computeFeatures(
         c.featureSets,
         ids,
         { image: (id) => stimuli.image(id, size), captions: (id) => captions.get(id) },
-        { model: c.model, batch: c.featureBatch, signal: control.signal, onProgress: (p) => progress('features', p.done / p.total, p.set) },
+        { model: c.model ?? undefined, batch: c.featureBatch, signal: control.signal, onProgress: (p) => progress('features', p.done / p.total, p.set) },
       );
     } finally {
       stimuli.close();
@@ -196,7 +133,7 @@ export async function encode(config: EncodeConfig, control: { onProgress?: (p: E
   // Noise ceiling.
   const ceiling = await noiseCeiling(c, betas, mask);
 
-  const { labels, missing } = await loadRegionLabels(c.nsd.root, c.nsd.subject, c.regions ?? ['streams', 'prf-visualrois'], mask);
+  const { labels, missing } = await loadRegionLabels(c.nsd.root, c.nsd.subject, c.regions, mask);
   await mkdir(join(c.out, 'maps'), { recursive: true });
   await mkdir(join(c.out, 'mosaics'), { recursive: true });
   const background = await brainBackground(c.nsd.root, c.nsd.subject, mask);
@@ -213,7 +150,7 @@ export async function encode(config: EncodeConfig, control: { onProgress?: (p: E
   };
   if (ceiling) await writeMap('noise-ceiling', ceiling, 'noise ceiling (fraction of variance)');
 
-  const alphas = c.ridge?.alphas === undefined ? [...DEFAULT_ALPHAS] : typeof c.ridge.alphas === 'string' ? parseAlphas(c.ridge.alphas) : c.ridge.alphas;
+  const alphas = c.ridge.alphas;
   const results: FeatureSetResult[] = [];
   const aligned = new Map<string, { train: Matrix; test: Matrix }>();
   for (let k = 0; k < tables.length; k++) {
@@ -225,13 +162,13 @@ export async function encode(config: EncodeConfig, control: { onProgress?: (p: E
     progress('fit', k / tables.length, t.name);
     const model = await new RidgeCV({
       alphas,
-      folds: c.ridge?.folds ?? 5,
+      folds: c.ridge.folds,
       groups: betas.trainImageIds,
-      score: c.ridge?.score ?? 'r2',
-      route: c.ridge?.route ?? 'auto',
-      cvMethod: c.ridge?.cvMethod ?? 'auto',
+      score: c.ridge.score,
+      route: c.ridge.route,
+      cvMethod: c.ridge.cvMethod,
       standardize: true,
-      memoryBudget: c.ridge?.memoryBudget,
+      memoryBudget: c.ridge.memoryBudget,
     }).fit(train, betas.train, { signal: control.signal });
     const pred = model.predict(test);
     const r = columnPearson(pred, betas.test);
@@ -253,18 +190,17 @@ export async function encode(config: EncodeConfig, control: { onProgress?: (p: E
   }
 
   const banded: BandedResult[] = [];
-  for (const b of c.banded ?? []) {
+  for (const b of c.banded) {
     checkAbort();
     progress('banded', 0, b.name);
     const pick = (role: 'train' | 'test') => Object.fromEntries(b.sets.map((s) => [s, aligned.get(s)![role]]));
-    const ba = b.alphas === undefined ? alphas : typeof b.alphas === 'string' ? parseAlphas(b.alphas) : b.alphas;
-    const opts = { alphas: ba, nIter: b.nIter ?? 100, seed: b.seed ?? 0, groups: betas.trainImageIds, folds: c.ridge?.folds ?? 5, standardize: true };
+    const opts = { alphas: b.alphas ?? alphas, nIter: b.nIter, seed: b.seed, groups: betas.trainImageIds, folds: c.ridge.folds, standardize: true };
     const maps: Record<string, string> = {};
     const unique: Record<string, Float32Array> = {};
     let shared: Float32Array = new Float32Array(V);
     let r: Float32Array;
     let bandWeights: Matrix;
-    if (b.sets.length >= 2 && b.partition !== false) {
+    if (b.sets.length >= 2 && b.partition) {
       const vp = await partitionVariance(pick('train'), betas.train, pick('test'), betas.test, opts, {
         signal: control.signal,
         onProgress: (p) => progress('banded', p.fraction, `${b.name}: ${p.stage}`),
@@ -284,7 +220,7 @@ export async function encode(config: EncodeConfig, control: { onProgress?: (p: E
     maps.r = rm.map;
     results.push({
       name: b.name,
-      description: `banded ridge over ${b.sets.join(' + ')} (${b.nIter ?? 100} candidates)`,
+      description: `banded ridge over ${b.sets.join(' + ')} (${b.nIter} candidates)`,
       features: b.sets.reduce((s, n) => s + aligned.get(n)!.train.cols, 0),
       r,
       r2: new Float32Array(0),
@@ -307,7 +243,7 @@ export async function encode(config: EncodeConfig, control: { onProgress?: (p: E
     mask: `${roi} (${V} voxels)`,
     'training images': String(betas.trainImageIds.length),
     'test images': `${betas.testImageIds.length} (betas averaged over repetitions)`,
-    'z-scoring': c.nsd.zscore ?? 'session',
+    'z-scoring': c.nsd.zscore,
     alphas: alphas.map((a) => a.toPrecision(3)).join(', '),
     'noise ceiling': ceiling ? 'yes' : 'none',
   };
@@ -360,7 +296,7 @@ export function alignFeatures(t: FeatureTable, ids: Int32Array, role: 'training'
 }
 
 async function noiseCeiling(c: EncodeConfig, betas: NsdExtraction, mask: VoxelMask): Promise<Float32Array | null> {
-  const mode = c.noiseCeiling ?? 'auto';
+  const mode = c.noiseCeiling;
   if (mode === 'none') return null;
   const reps = betas.manifest.counts.testRepetitions;
   let n = 0, k = 0;
@@ -370,10 +306,8 @@ async function noiseCeiling(c: EncodeConfig, betas: NsdExtraction, mask: VoxelMa
   }
   const trialsAveraged = k ? n / k : 1;
   if (mode === 'estimate') {
-    const single = await extractNsd({
-      root: c.nsd.root, subject: c.nsd.subject, roi: c.nsd.roi ?? 'nsdgeneral', sessions: c.nsd.sessions, format: c.nsd.format,
-      zscore: c.nsd.zscore ?? 'session', averageTest: false, divisor: c.nsd.divisor, cacheDir: c.nsd.cacheDir,
-    });
+    const { averageTrain: _a, cacheDir: _c, ...rest } = encodeExtractOptions(c);
+    const single = await extractNsd({ ...rest, averageTest: false });
     return noiseCeilingFromNcsnr(estimateNcsnr(single.test, single.testImageIds), trialsAveraged);
   }
   const path = mode === 'auto' ? join(betasDir(c.nsd.root, c.nsd.subject), 'ncsnr.nii.gz') : mode;

@@ -7,24 +7,11 @@ import { Diffusion, type SdComponent } from '../sd/Diffusion.js';
 import { samplerBinding } from '../sd/native.js';
 import { philoxNormal } from '../sd/philox.js';
 import type { Tensor } from '../sd/tensor.js';
+import { featureSetNames, type FeatureSetSpec } from '../config/encode.js';
 import { exposeUnetLayers } from './unetLayers.js';
 
-/** A feature set: what to compute (or read) for every image. */
-export type FeatureSetSpec =
-  /** Precomputed features: an .npy (images × features) with the 73k id of each row in `ids` (.npy), or rows = ids 1..N. */
-  | { name: string; kind: 'file'; path: string; ids?: string }
-  /** The VAE latent of the image (posterior mean, scaled), flattened 4×h×w. */
-  | { name: string; kind: 'z' }
-  /** The text encoder's last hidden state, mean over the image's captions (Takagi & Nishimoto), flattened 77×D. */
-  | { name: string; kind: 'c' }
-  /** The latent after img2img at `strength` conditioned on c (z_c). */
-  | { name: string; kind: 'zc'; strength: number; steps?: number; guidance?: number; seed?: number }
-  /**
-   * U-Net activations: `layers` (tensor names, see `brainlatent sd layers`) at each timestep, the U-Net fed z
-   * noised to that timestep and c; each layer output average-pooled to pool × pool (default 1: per-channel means).
-   * Expands to one feature set per layer and timestep, named `<name>:<layer>@t<timestep>`.
-   */
-  | { name: string; kind: 'unet'; layers: string[]; timesteps: number[]; pool?: number; seed?: number };
+export type { FeatureSetSpec } from '../config/encode.js';
+export { featureSetNames } from '../config/encode.js';
 
 export interface FeatureTable {
   name: string;
@@ -51,39 +38,6 @@ export interface FeatureOptions {
   batch?: number;
   onProgress?: (p: { set: string; done: number; total: number }) => void;
   signal?: AbortSignal;
-}
-
-export function featureSetNames(spec: FeatureSetSpec): string[] {
-  if (spec.kind !== 'unet') return [spec.name];
-  return spec.layers.flatMap((l) => spec.timesteps.map((t) => `${spec.name}:${l}@t${t}`));
-}
-
-/** Checks a spec's fields, naming the feature set and the field. */
-export function validateFeatureSpec(spec: FeatureSetSpec, where: string): void {
-  const bad = (m: string) => {
-    throw new InvalidArgumentError(`${where}: feature set '${spec?.name}': ${m}`);
-  };
-  if (!spec || typeof spec.name !== 'string' || !/^[A-Za-z0-9_.-]+$/.test(spec.name)) bad('name must be letters, digits, _ . or -');
-  switch (spec.kind) {
-    case 'file':
-      if (typeof spec.path !== 'string') bad('path (an .npy file of images × features) is required');
-      break;
-    case 'z':
-    case 'c':
-      break;
-    case 'zc':
-      if (!(spec.strength > 0 && spec.strength <= 1)) bad(`strength must be in (0, 1], got ${spec.strength}`);
-      break;
-    case 'unet':
-      if (!Array.isArray(spec.layers) || spec.layers.length === 0) bad('layers must list at least one U-Net tensor name (see `brainlatent sd layers --model DIR`)');
-      if (!Array.isArray(spec.timesteps) || spec.timesteps.length === 0 || spec.timesteps.some((t) => !(Number.isInteger(t) && t >= 0 && t < 1000))) {
-        bad(`timesteps must be integers in 0..999, got ${JSON.stringify(spec.timesteps)}`);
-      }
-      if (spec.pool !== undefined && !(Number.isInteger(spec.pool) && spec.pool >= 1)) bad(`pool must be an integer >= 1, got ${spec.pool}`);
-      break;
-    default:
-      bad(`kind must be file, z, c, zc or unet, got '${(spec as { kind?: string }).kind}'`);
-  }
 }
 
 /** Reads a 'file' feature set: rows keyed by 73k id. */

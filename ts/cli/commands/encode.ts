@@ -1,32 +1,13 @@
 /** `brainlatent encode --config enc.json`: reads the config, calls encode(), prints the region summary. */
-import { readFile } from 'node:fs/promises';
-import { dirname, isAbsolute, resolve } from 'node:path';
+import { resolve } from 'node:path';
 
 import type { Command } from 'commander';
 
-import { encode, type EncodeConfig } from '../../encoding/encode.js';
-import { FormatError } from '../../errors.js';
+import { EncodeConfigSchema, resolveEncodeConfig } from '../../config/encode.js';
+import { schemaHelpText } from '../../config/help.js';
+import { encode } from '../../encoding/encode.js';
+import { readConfigFile } from '../configFile.js';
 import { progressBar } from '../progress.js';
-
-/** Paths in a config file are relative to the file. */
-function resolvePaths(c: EncodeConfig, base: string): EncodeConfig {
-  const abs = (p: string | undefined) => (p === undefined || isAbsolute(p) ? p : resolve(base, p));
-  const roi = c.nsd?.roi;
-  return {
-    ...c,
-    out: abs(c.out)!,
-    model: abs(c.model),
-    nsd: {
-      ...c.nsd,
-      root: abs(c.nsd?.root)!,
-      cacheDir: abs(c.nsd?.cacheDir),
-      captions: abs(c.nsd?.captions),
-      roi: roi && (/\.nii(\.gz)?$/i.test(roi) || roi.includes('/')) ? abs(roi) : roi,
-    },
-    noiseCeiling: c.noiseCeiling && !['auto', 'none', 'estimate'].includes(c.noiseCeiling) ? abs(c.noiseCeiling) : c.noiseCeiling,
-    featureSets: (c.featureSets ?? []).map((s) => (s.kind === 'file' ? { ...s, path: abs(s.path)!, ids: abs(s.ids) } : s)),
-  };
-}
 
 export function registerEncodeCommand(program: Command): void {
   program
@@ -37,38 +18,17 @@ export function registerEncodeCommand(program: Command): void {
     .addHelpText(
       'after',
       `
-A config names the subject's data, the model folder and the feature sets to compare
-(paths relative to the config file):
-
-  {
-    "out": "encoding-subj01",
-    "nsd": { "root": "/data/nsd", "subject": 1, "roi": "nsdgeneral" },
-    "model": "./sd-v1-5-onnx",
-    "featureSets": [
-      { "name": "z", "kind": "z" },
-      { "name": "c", "kind": "c" },
-      { "name": "zc", "kind": "zc", "strength": 0.5 },
-      { "name": "unet", "kind": "unet", "layers": ["/mid_block/attentions.0/Add_output_0"], "timesteps": [201, 801], "pool": 4 }
-    ],
-    "ridge": { "alphas": "1e1:1e7:10", "folds": 5 },
-    "banded": [{ "name": "z+c", "sets": ["z", "c"] }],
-    "noiseCeiling": "auto"
-  }
-
 Each feature set is fitted to every voxel of the mask (per-voxel alpha by CV grouped by image) and
 scored by held-out Pearson r; the run writes maps/<set>.nii.gz on the subject's grid, regions.csv
 (mean accuracy per streams / prf-visualrois region), mosaics/<set>.png and report.html.
-'brainlatent sd layers --model DIR' lists the U-Net tensors a "unet" set can use. See docs/encoding.md.`,
+'brainlatent sd layers --model DIR' lists the U-Net tensors a "unet" set can use. See docs/encoding.md.
+
+${schemaHelpText(EncodeConfigSchema, 'enc.json')}`,
     )
     .action(async (f: { config: string; out?: string }) => {
-      let config: EncodeConfig;
-      try {
-        config = JSON.parse(await readFile(f.config, 'utf8')) as EncodeConfig;
-      } catch (e) {
-        throw new FormatError(`${f.config}: not a readable JSON config (${(e as Error).message})`);
-      }
-      if (f.out) config.out = resolve(f.out);
-      config = resolvePaths(config, dirname(resolve(f.config)));
+      const file = await readConfigFile(f.config, EncodeConfigSchema);
+      // every problem of the file is listed, naming it; a file that holds no object is reported as such
+      const config = resolveEncodeConfig(f.out && typeof file === 'object' && file !== null && !Array.isArray(file) ? { ...file, out: resolve(f.out) } : file, f.config);
       const bar = progressBar('encode');
       const ctl = new AbortController();
       process.once('SIGINT', () => ctl.abort());

@@ -1,0 +1,213 @@
+/**
+ * The encoding config's schema (`brainlatent encode`, `encode()`, the service's job body): which subject and
+ * voxels, which diffusion-model features, how to fit them, what to write.
+ */
+import { Type, type Static } from '@sinclair/typebox';
+
+import { DEFAULT_ALPHAS } from '../ridge/RidgeCV.js';
+import { resolveAlphaGrid } from './alphaGrid.js';
+import { ConfigError } from './errors.js';
+import { fieldLabel } from './problems.js';
+import { checkConfig } from './validate.js';
+import { AlphaGrid, Default, Nullable, Path, Region, Strict, Tagged, type Resolved } from './schemaKit.js';
+
+const setName = (description: string) => Type.String({ pattern: '^[A-Za-z0-9_.-]+$', title: 'of letters, digits, _ . or -', description });
+const seed = (description: string) => Default(Type.Integer({ minimum: 0, description }), 0);
+
+const FileSet = Strict(
+  {
+    name: setName('name of the feature set'),
+    kind: Type.Literal('file'),
+    path: Path('an .npy of images × features'),
+    ids: Default(Nullable(Path('ids'), { description: 'an .npy with the 73k id of each row; null: rows are ids 1..N' }), null),
+  },
+  { description: 'precomputed features' },
+);
+
+const ZSet = Strict({ name: setName('name of the feature set'), kind: Type.Literal('z') }, { description: "the VAE latent of the image (posterior mean × scaling factor), flattened 4×h×w" });
+
+const CSet = Strict(
+  { name: setName('name of the feature set'), kind: Type.Literal('c') },
+  { description: "the text encoder's last hidden state, mean over the image's captions (Takagi & Nishimoto)" },
+);
+
+const ZcSet = Strict(
+  {
+    name: setName('name of the feature set'),
+    kind: Type.Literal('zc'),
+    strength: Type.Number({ exclusiveMinimum: 0, maximum: 1, description: 'img2img strength' }),
+    steps: Default(Type.Integer({ minimum: 1, maximum: 1000, description: 'DDIM steps' }), 50),
+    guidance: Default(Type.Number({ minimum: 0, description: 'classifier-free guidance scale' }), 5),
+    seed: seed('seed of the noise, keyed by (seed, 73k id)'),
+  },
+  { description: 'z_c: the latent after img2img from z conditioned on c' },
+);
+
+const UnetSet = Strict(
+  {
+    name: setName('prefix of the feature sets'),
+    kind: Type.Literal('unet'),
+    layers: Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'U-Net tensor names (`brainlatent sd layers --model DIR` lists them)' }),
+    timesteps: Type.Array(Type.Integer({ minimum: 0, maximum: 999 }), { minItems: 1, description: 'timesteps the U-Net sees z noised to' }),
+    pool: Default(Type.Integer({ minimum: 1, description: '[B, C, H, W] outputs are average-pooled to pool × pool (1: per-channel means)' }), 1),
+    seed: seed('seed of the noise, keyed by (seed, 73k id)'),
+  },
+  { description: 'U-Net activations, one feature set per layer × timestep, named <name>:<layer>@t<timestep>' },
+);
+
+export const FeatureSetSchema = Tagged([FileSet, ZSet, CSet, ZcSet, UnetSet], { description: 'a feature set' });
+
+export const BandedSchema = Strict(
+  {
+    name: Type.String({ pattern: '^[A-Za-z0-9_.+-]+$', title: 'of letters, digits, _ . + or -', description: 'name of the joint model' }),
+    sets: Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'feature sets fitted jointly, by name' }),
+    nIter: Default(Type.Integer({ minimum: 1, description: 'random-search candidates for the band weights' }), 100),
+    seed: seed('seed of the random search'),
+    alphas: Type.Optional(AlphaGrid("ridge penalties (default: ridge.alphas)")),
+    partition: Default(Type.Boolean({ description: 'variance partitioning: unique and shared held-out R² (two or more sets)' }), true),
+  },
+  { description: 'banded ridge over several feature sets (one alpha per band and voxel)' },
+);
+
+export const EncodeConfigSchema = Strict(
+  {
+    out: Path('the run folder (maps/, mosaics/, regions.csv, report.html, encoding.json)'),
+    nsd: Strict(
+      {
+        root: Path('the NSD root folder'),
+        subject: Type.Integer({ minimum: 1, maximum: 8, description: 'NSD subject' }),
+        roi: Default(Region('voxels to model: a region spec (nsdgeneral, streams, prf-visualrois:V1v) or a mask .nii.gz on the subject grid'), 'nsdgeneral'),
+        sessions: Default(
+          Nullable(Type.Union([Type.String({ minLength: 1 }), Type.Array(Type.Integer({ minimum: 1 }), { minItems: 1 })]), {
+            description: 'sessions ("1-37", "1-10,12" or a list); null: every session present among 1–37',
+          }),
+          null,
+        ),
+        format: Default(Type.Union([Type.Literal('auto'), Type.Literal('nifti'), Type.Literal('hdf5')], { description: 'betas files to read (auto: .hdf5 when present)' }), 'auto'),
+        zscore: Default(Type.Union([Type.Literal('session'), Type.Literal('train'), Type.Literal('none')], { description: 'z-score the betas per session (NSD practice), with the training statistics, or not' }), 'session'),
+        averageTrain: Default(Type.Boolean({ description: 'average the repetitions of each training image (one row per image)' }), true),
+        divisor: Default(Type.Number({ exclusiveMinimum: 0, description: 'raw betas are divided by this (NSD stores percent signal change × 300)' }), 300),
+        cacheDir: Default(Nullable(Path('cache'), { description: 'extraction cache folder; null: <out>/cache' }), null),
+        captions: Default(Nullable(Path('captions'), { description: "a captions file (CSV or JSON) instead of NSD's COCO captions; null: COCO" }), null),
+      },
+      { description: 'the subject and its data' },
+    ),
+    model: Default(Nullable(Path('model'), { description: 'the SD 1.x ONNX folder, needed by every feature set kind but "file"' }), null),
+    imageSize: Default(Type.Integer({ minimum: 8, maximum: 4096, multipleOf: 8, description: 'side the stimuli are resized to before the VAE' }), 512),
+    featureSets: Type.Array(FeatureSetSchema, { minItems: 1, description: 'the features compared: each is fitted to every voxel' }),
+    ridge: Default(
+      Strict(
+        {
+          alphas: Default(AlphaGrid('ridge penalties searched by cross-validation, per voxel'), [...DEFAULT_ALPHAS]),
+          folds: Default(Type.Integer({ minimum: 2, description: 'cross-validation folds, grouped by image' }), 5),
+          score: Default(Type.Union([Type.Literal('r2'), Type.Literal('pearson')], { description: 'cross-validation score' }), 'r2'),
+          route: Default(Type.Union([Type.Literal('auto'), Type.Literal('primal'), Type.Literal('kernel')], { description: "decompose XᵀX ('primal') or XXᵀ ('kernel'); auto picks the cheaper" }), 'auto'),
+          cvMethod: Default(
+            Type.Union([Type.Literal('auto'), Type.Literal('per-fold'), Type.Literal('exact')], { description: "one decomposition per fold, or one in all with closed-form CV; auto picks the cheaper" }),
+            'auto',
+          ),
+          memoryBudget: Type.Optional(Type.Number({ exclusiveMinimum: 0, description: "bytes for the fit's work buffers (default: the engine's)" })),
+        },
+        { description: 'the ridge fits (RidgeCV, X standardised)' },
+      ),
+      {},
+    ),
+    banded: Default(Type.Array(BandedSchema, { description: 'joint models over several feature sets, with variance partitioning' }), []),
+    regions: Default(Type.Array(Type.String({ minLength: 1 }), { description: 'atlases of the region table' }), ['streams', 'prf-visualrois']),
+    noiseCeiling: Default(
+      Type.Union([Type.Literal('auto'), Type.Literal('none'), Type.Literal('estimate'), Path('ncsnr')], {
+        description: "'auto' (ncsnr.nii.gz beside the betas when present), 'none', 'estimate' (from the test repetitions) or an ncsnr .nii.gz",
+      }),
+      'auto',
+    ),
+    mosaic: Default(
+      Strict(
+        {
+          vmin: Type.Optional(Type.Number({ description: 'colour range low end (default: 0, or −vmax when values go negative)' })),
+          vmax: Type.Optional(Type.Number({ description: 'colour range high end (default: the 99th percentile of |value|)' })),
+          scale: Type.Optional(Type.Integer({ minimum: 1, description: 'pixels per voxel (default 4; 3 for grids wider than 60)' })),
+          columns: Type.Optional(Type.Integer({ minimum: 1, description: 'slices per row (default about √(slices · 4/3))' })),
+        },
+        { description: 'the mosaics of axial slices' },
+      ),
+      {},
+    ),
+    featureBatch: Default(Type.Integer({ minimum: 1, description: 'images per model call' }), 8),
+  },
+  {
+    description: 'brainlatent encode: voxel-wise encoding models of diffusion-model features',
+    examples: [
+      {
+        out: 'encoding-subj01',
+        nsd: { root: '/data/nsd', subject: 1, roi: 'nsdgeneral' },
+        model: './sd-v1-5-onnx',
+        featureSets: [
+          { name: 'z', kind: 'z' },
+          { name: 'c', kind: 'c' },
+          { name: 'zc', kind: 'zc', strength: 0.5 },
+          { name: 'unet', kind: 'unet', layers: ['/mid_block/attentions.0/Add_output_0'], timesteps: [201, 801], pool: 4 },
+        ],
+        ridge: { alphas: '1e1:1e7:10', folds: 5 },
+        banded: [{ name: 'z+c', sets: ['z', 'c'] }],
+        noiseCeiling: 'auto',
+      },
+    ],
+  },
+);
+
+/** What a user writes: out, nsd.root, nsd.subject and featureSets are required. */
+export type EncodeConfigInput = Static<typeof EncodeConfigSchema>;
+/** A validated config: every default filled in, alpha grids as numbers. */
+export type EncodeConfig = Resolved<typeof EncodeConfigSchema>;
+export type FeatureSetSpec = EncodeConfig['featureSets'][number];
+export type BandedSpec = EncodeConfig['banded'][number];
+
+/** The feature sets a spec expands to: its name, or one per layer × timestep for U-Net features. */
+export function featureSetNames(spec: Pick<FeatureSetSpec, 'name' | 'kind'> & { layers?: string[]; timesteps?: number[] }): string[] {
+  if (spec.kind !== 'unet') return [spec.name];
+  return (spec.layers ?? []).flatMap((l) => (spec.timesteps ?? []).map((t) => `${spec.name}:${l}@t${t}`));
+}
+
+/**
+ * Validates an encode config (from JSON or code) without changing it and returns a copy with the defaults
+ * filled in and the alpha grids parsed; throws a ConfigError listing every problem, the schema's and these:
+ * a feature set name used twice, banded sets naming sets that are not defined, a model folder missing where
+ * features need one. `source` names the config in the messages (a file name).
+ */
+export function resolveEncodeConfig(input: unknown, source = 'config'): EncodeConfig {
+  const { value: c, problems } = checkConfig(EncodeConfigSchema, input, source);
+  const at = (...segs: (string | number)[]) => fieldLabel(source, segs.map(String));
+  // a grid the schema has already rejected is not parsed again
+  const grid = (v: unknown, label: string) =>
+    (typeof v === 'string' || Array.isArray(v)) && !problems.some((p) => p.startsWith(`${label}:`)) ? resolveAlphaGrid(v as string | number[], label, problems) : (v as number[]);
+  if (c && typeof c === 'object' && Array.isArray(c.featureSets)) {
+    if (c.ridge && typeof c.ridge === 'object') c.ridge.alphas = grid(c.ridge.alphas, at('ridge', 'alphas'));
+    const names = new Map<string, number>();
+    c.featureSets.forEach((s, i) => {
+      if (!s || typeof s !== 'object' || typeof s.name !== 'string') return;
+      for (const n of featureSetNames(s as FeatureSetSpec)) {
+        if (names.has(n)) problems.push(`${at('featureSets', i, 'name')}: feature set name '${n}' is used twice (also by featureSets[${names.get(n)}])`);
+        else names.set(n, i);
+      }
+    });
+    const needModel = [...new Set(c.featureSets.filter((s) => s && typeof s === 'object' && s.kind !== 'file' && typeof s.name === 'string').map((s) => `'${s.name}'`))];
+    if (needModel.length && c.model === null) problems.push(`${at('model')}: required by feature sets ${needModel.join(', ')} (an SD 1.x ONNX folder)`);
+    const bandedNames = new Set<string>();
+    (Array.isArray(c.banded) ? c.banded : []).forEach((b, i) => {
+      if (!b || typeof b !== 'object') return;
+      if (typeof b.name === 'string') {
+        if (names.has(b.name) || bandedNames.has(b.name)) problems.push(`${at('banded', i, 'name')}: '${b.name}' is already the name of a feature set or banded model (maps are written under it)`);
+        bandedNames.add(b.name);
+      }
+      (Array.isArray(b.sets) ? b.sets : []).forEach((s, k, all) => {
+        if (all.indexOf(s) !== k) problems.push(`${at('banded', i, 'sets', k)}: '${s}' is listed twice`);
+        else if (typeof s === 'string' && !names.has(s)) {
+          problems.push(`${at('banded', i, 'sets', k)}: banded '${b.name}' names feature set '${s}', which is not defined (defined: ${[...names.keys()].join(', ')})`);
+        }
+      });
+      if (b.alphas !== undefined) b.alphas = grid(b.alphas, at('banded', i, 'alphas'));
+    });
+  }
+  if (problems.length) throw new ConfigError(source, problems, 'encode config');
+  return c;
+}
