@@ -112,16 +112,24 @@ Napi::Object runtime_info(Napi::Env env, const OrtRuntimeInfo& info) {
   return o;
 }
 
+// The keys the config names (camelCased); absent keys take the scheduler class's defaults.
 ScheduleConfig schedule_of(const Napi::Object& o) {
   ScheduleConfig c;
-  c.num_train_timesteps = static_cast<int>(attr_number(o, "numTrainTimesteps", c.num_train_timesteps));
-  c.beta_start = attr_number(o, "betaStart", c.beta_start);
-  c.beta_end = attr_number(o, "betaEnd", c.beta_end);
-  c.beta_schedule = attr_string(o, "betaSchedule", c.beta_schedule);
-  c.set_alpha_to_one = attr_bool(o, "setAlphaToOne", c.set_alpha_to_one);
-  c.steps_offset = static_cast<int>(attr_number(o, "stepsOffset", c.steps_offset));
-  c.spacing = parse_timestep_spacing(attr_string(o, "timestepSpacing", "leading"));
-  c.prediction_type = attr_string(o, "predictionType", c.prediction_type);
+  if (has(o, "numTrainTimesteps")) c.num_train_timesteps = static_cast<int>(attr_number(o, "numTrainTimesteps", 1000));
+  if (has(o, "betaStart")) c.beta_start = attr_number(o, "betaStart", 0);
+  if (has(o, "betaEnd")) c.beta_end = attr_number(o, "betaEnd", 0);
+  if (has(o, "betaSchedule")) c.beta_schedule = attr_string(o, "betaSchedule", "");
+  if (has(o, "setAlphaToOne")) c.set_alpha_to_one = attr_bool(o, "setAlphaToOne", false);
+  if (has(o, "stepsOffset")) c.steps_offset = static_cast<int>(attr_number(o, "stepsOffset", 0));
+  if (has(o, "timestepSpacing")) c.spacing = parse_timestep_spacing(attr_string(o, "timestepSpacing", ""));
+  if (has(o, "predictionType")) c.prediction_type = attr_string(o, "predictionType", "");
+  if (has(o, "clipSample")) c.clip_sample = attr_bool(o, "clipSample", false);
+  if (has(o, "clipSampleRange")) c.clip_sample_range = attr_number(o, "clipSampleRange", 1);
+  if (has(o, "useKarrasSigmas")) c.use_karras_sigmas = attr_bool(o, "useKarrasSigmas", false);
+  if (has(o, "sigmaMin")) c.sigma_min = attr_number(o, "sigmaMin", 0);
+  if (has(o, "sigmaMax")) c.sigma_max = attr_number(o, "sigmaMax", 0);
+  if (has(o, "varianceType")) c.variance_type = attr_string(o, "varianceType", "");
+  if (has(o, "source")) c.source = attr_string(o, "source", "");
   return c;
 }
 
@@ -401,7 +409,7 @@ void settle(Napi::Env env, std::shared_ptr<Img2ImgState>* holder) {
 
 // sdImg2Img(handle, job, onStep?) -> {promise, cancel()}
 // job: {plan: {schedule, scheduler, steps, strength, eta, img2imgRule}, guidance, count, channels, height, width,
-//       seq, dim, z, cond, uncond?, uncondRows, noise?, seeds, imageIndices, batchSize}
+//       seq, dim, z, cond, uncond?, uncondRows, noise?, stepNoise?, seeds, imageIndices, batchSize}
 Napi::Value SdImg2Img(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   PipelinePtr sd = pipeline_of(info[0]);
@@ -435,6 +443,7 @@ Napi::Value SdImg2Img(const Napi::CallbackInfo& info) {
     j.uncond = take("uncond", j.uncond_rows * j.seq * j.dim);
   }
   if (has(o, "noise")) j.noise = take("noise", n);
+  if (has(o, "stepNoise")) j.step_noise = take("stepNoise", static_cast<std::int64_t>(j.plan.steps.size()) * n);
   j.keys = keys_of(o.Get("seeds"), o.Get("imageIndices"), j.count);
   auto out = Napi::Float32Array::New(env, static_cast<std::size_t>(n));
   st->out_ref = Napi::Persistent(out.As<Napi::Object>());
@@ -475,6 +484,15 @@ Napi::Value SdPlan(const Napi::CallbackInfo& info) {
   o.Set("noiseAlphaCumprod", p.noise_alpha_cumprod);
   o.Set("initLatentScale", p.init_x_scale);
   o.Set("initNoiseScale", p.init_noise_scale);
+  o.Set("beginIndex", p.begin_index);
+  o.Set("karras", p.karras);
+  o.Set("timestepSpacing", timestep_spacing_name(p.spacing));
+  o.Set("className", scheduler_class_name(p.kind));
+  o.Set("historyBuffers", p.history);
+  o.Set("stochastic", p.stochastic);
+  Napi::Array all = Napi::Array::New(env, p.timesteps.size());
+  for (std::size_t i = 0; i < p.timesteps.size(); ++i) all.Set(static_cast<uint32_t>(i), p.timesteps[i]);
+  o.Set("timesteps", all);
   Napi::Array steps = Napi::Array::New(env, p.steps.size());
   for (std::size_t i = 0; i < p.steps.size(); ++i) {
     const PlannedStep& s = p.steps[i];
@@ -484,16 +502,18 @@ Napi::Value SdPlan(const Napi::CallbackInfo& info) {
     so.Set("alphaCumprod", s.alpha_cumprod);
     so.Set("sigma", s.sigma);
     so.Set("modelInputScale", s.model_in_scale);
+    so.Set("drawsNoise", s.program.noisy);
     steps.Set(static_cast<uint32_t>(i), so);
   }
   o.Set("runs", steps);
   return o;
 }
 
-// sdAlphasCumprod(schedule) -> Float64Array
+// sdAlphasCumprod(schedule, scheduler = 'ddim') -> Float64Array (the class's defaults fill absent keys)
 Napi::Value SdAlphasCumprod(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const auto ac = guarded(env, [&] { return alphas_cumprod(schedule_of(info[0].As<Napi::Object>())); });
+  const SchedulerKind kind = parse_scheduler_kind(info.Length() > 1 && info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "ddim");
+  const auto ac = guarded(env, [&] { return alphas_cumprod(resolve_schedule(schedule_of(info[0].As<Napi::Object>()), kind)); });
   auto arr = Napi::Float64Array::New(env, ac.size());
   std::copy(ac.begin(), ac.end(), arr.Data());
   return arr;
@@ -517,31 +537,40 @@ Napi::Value PhiloxNormal(const Napi::CallbackInfo& info) {
 Napi::Value SdFusedStepProbe(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   struct Probe {
-    std::vector<float> x, hist, eps, in;
+    std::vector<float> x, eps, in;
+    std::vector<std::vector<float>> hist;
     std::vector<NoiseKey> keys;
     FusedBatch b;
-    FusedStepCoeffs k;
+    StepProgram k;
     SchedulerKind kind;
   };
   auto p = std::make_shared<Probe>();
   const std::int64_t n = int_of(info[0], "elementsPerImage"), B = int_of(info[1], "images");
   const int G = static_cast<int>(int_of(info[2], "groups"));
   p->kind = guarded(env, [&] { return parse_scheduler_kind(info[3].As<Napi::String>().Utf8Value()); });
+  const SamplerPlan plan0 = guarded(env, [&] { return make_sampler_plan(sd15_schedule(), p->kind, 50, 1.0); });
   p->x.assign(static_cast<std::size_t>(B * n), 0.5f);
-  p->hist.assign(p->x.size(), 0.1f);
+  p->hist.assign(static_cast<std::size_t>(plan0.history), std::vector<float>(p->x.size(), 0.1f));
   p->eps.assign(static_cast<std::size_t>(G * B * n), 0.2f);
   p->in.assign(p->eps.size(), 0.f);
   for (std::int64_t i = 0; i < B; ++i) p->keys.push_back({1, static_cast<std::uint64_t>(i)});
-  p->b = FusedBatch{B, n, G, 5.0f, p->x.data(), p->hist.data(), p->eps.data(), p->in.data(), p->keys.data()};
-  const SamplerPlan plan = make_sampler_plan(ScheduleConfig{}, p->kind, 50, 1.0);
-  p->k = plan.steps[plan.steps.size() / 2].coeffs;
+  p->b.images = B;
+  p->b.per_image = n;
+  p->b.groups = G;
+  p->b.guidance = 5.0;
+  p->b.x = p->x.data();
+  for (std::size_t h = 0; h < p->hist.size(); ++h) p->b.history[h] = p->hist[h].data();
+  p->b.eps = p->eps.data();
+  p->b.unet_in = p->in.data();
+  p->b.keys = p->keys.data();
+  p->k = plan0.steps[plan0.steps.size() / 2].program;
   Napi::Object o = Napi::Object::New(env);
   o.Set("step", Napi::Function::New(env, [p](const Napi::CallbackInfo& i) {
           fused_step_cpu(p->k, p->b);
           return i.Env().Undefined();
         }));
   o.Set("update", Napi::Function::New(env, [p](const Napi::CallbackInfo& i) {
-          const SamplerPlan plan = make_sampler_plan(ScheduleConfig{}, p->kind, 50, 1.0);
+          const SamplerPlan plan = make_sampler_plan(sd15_schedule(), p->kind, 50, 1.0);
           return Napi::Number::New(i.Env(), static_cast<double>(plan.steps.size()));
         }));
   return o;

@@ -7,8 +7,9 @@ import { samplerBinding } from '../../ts/sd/native.js';
 import { philox4x32, philoxNormal } from '../../ts/sd/philox.js';
 import { SD1_SCHEDULE, scheduleFromJson } from '../../ts/sd/schedulerConfig.js';
 
+const LEADING = { ...SD1_SCHEDULE, timestepSpacing: 'leading' as const };
 const plan = (scheduler: string, steps: number, strength: number, img2imgRule = 'diffusers') =>
-  samplerBinding().sdPlan({ schedule: SD1_SCHEDULE, scheduler, steps, strength, eta: 0, img2imgRule });
+  samplerBinding().sdPlan({ schedule: LEADING, scheduler, steps, strength, eta: 0, img2imgRule });
 
 describe('scheduler plans', () => {
   it('matches the SD 1.x alphas_cumprod reference values', () => {
@@ -41,12 +42,15 @@ describe('scheduler plans', () => {
     expect(d.runs.at(-1)?.timestep).toBe(48);
   });
 
-  it('reads scheduler_config.json with diffusers defaults', () => {
+  it('reads scheduler_config.json as the keys it names (the class defaults fill the rest)', () => {
     const s = scheduleFromJson({ beta_start: 0.0001, beta_schedule: 'linear', timestep_spacing: 'trailing' });
     expect(s.betaStart).toBe(0.0001);
     expect(s.timestepSpacing).toBe('trailing');
-    expect(s.stepsOffset).toBe(1);
-    expect(() => scheduleFromJson({ timestep_spacing: 'karras' })).toThrow(/timestep_spacing 'karras'/);
+    expect(s.stepsOffset).toBeUndefined();
+    // DDIMScheduler's own defaults: steps_offset 0 → trailing 999, …; set_alpha_to_one true
+    const p = samplerBinding().sdPlan({ schedule: s, scheduler: 'ddim', steps: 4, strength: 1, eta: 0, img2imgRule: 'diffusers' });
+    expect(p.timesteps).toEqual([999, 749, 499, 249]);
+    expect(() => scheduleFromJson({ timestep_spacing: 'karras' })).toThrow(/timestep_spacing is "karras"/);
   });
 });
 

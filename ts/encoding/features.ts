@@ -94,7 +94,7 @@ export async function computeFeatures(specs: FeatureSetSpec[], ids: Int32Array, 
         else if (s.kind === 'zc') {
           const seed = s.seed ?? 0;
           const noise = keyedNoise(seed, bids, z.shape);
-          const r = await diffusion.img2img({ z, c, strength: s.strength, steps: s.steps ?? 50, guidance: s.guidance ?? 5, noise, signal: opts.signal });
+          const r = await diffusion.img2img({ z, c, strength: s.strength, steps: s.steps ?? 50, guidance: s.guidance ?? 5, scheduler: 'ddim', noise, signal: opts.signal });
           push(s.name, r.latents.data, bids.length);
         } else if (s.kind === 'unet') {
           const u = unets.get(s.name)!;

@@ -25,7 +25,7 @@ export interface SdModelSummary {
   latentChannels: number;
 }
 
-/** scheduler/scheduler_config.json, camelCased. */
+/** scheduler/scheduler_config.json, camelCased: the keys a file names (absent ones take the class's defaults). */
 export interface ScheduleConfig {
   numTrainTimesteps?: number;
   betaStart?: number;
@@ -35,6 +35,16 @@ export interface ScheduleConfig {
   stepsOffset?: number;
   timestepSpacing?: 'leading' | 'trailing' | 'linspace';
   predictionType?: string;
+  clipSample?: boolean;
+  clipSampleRange?: number;
+  useKarrasSigmas?: boolean;
+  sigmaMin?: number;
+  sigmaMax?: number;
+  varianceType?: string;
+  /** PNDM: the engine runs skip_prk_steps only (SD 1.x's setting). */
+  skipPrkSteps?: boolean;
+  /** Named in errors: the file it came from. */
+  source?: string;
 }
 
 export interface NativePlanOptions {
@@ -47,11 +57,15 @@ export interface NativePlanOptions {
 }
 
 export interface PlannedStepInfo {
+  /** diffusers' step_index: the position in the full timestep list. */
   index: number;
+  /** What the U-Net receives (an int64 U-Net gets it truncated). */
   timestep: number;
   alphaCumprod: number;
   sigma: number;
   modelInputScale: number;
+  /** Whether this call's update draws noise. */
+  drawsNoise: boolean;
 }
 
 export interface SamplerPlanInfo {
@@ -64,6 +78,18 @@ export interface SamplerPlanInfo {
   noiseAlphaCumprod: number;
   initLatentScale: number;
   initNoiseScale: number;
+  /** t_start · order: the first step_index that runs (diffusers' set_begin_index). */
+  beginIndex: number;
+  karras: boolean;
+  timestepSpacing: string;
+  /** The diffusers class this scheduler is. */
+  className: string;
+  /** Per-image state buffers the fused step keeps (multistep history, saved samples). */
+  historyBuffers: number;
+  stochastic: boolean;
+  /** The scheduler's full timestep list for these steps (before strength). */
+  timesteps: number[];
+  /** The U-Net calls that run. */
   runs: PlannedStepInfo[];
 }
 
@@ -100,6 +126,7 @@ export interface NativeImg2ImgJob {
   uncond?: Float32Array;
   uncondRows?: number;
   noise?: Float32Array;
+  stepNoise?: Float32Array;
   seeds: Float64Array;
   imageIndices: Float64Array;
   batchSize: number;
@@ -153,7 +180,7 @@ export interface SamplerBinding {
     onStep?: (p: NativeStepProgress) => void,
   ): { promise: Promise<{ latents: Float32Array; stats: Img2ImgStats }>; cancel(): void };
   sdPlan(options: NativePlanOptions): SamplerPlanInfo;
-  sdAlphasCumprod(schedule: ScheduleConfig): Float64Array;
+  sdAlphasCumprod(schedule: ScheduleConfig, scheduler?: string): Float64Array;
   philoxNormal(seed: number, imageIndex: number, stream: number, first: number, count: number): Float32Array;
   sdFusedStepProbe(elementsPerImage: number, images: number, groups: number, scheduler: string): { step(): void; update(): number };
 }

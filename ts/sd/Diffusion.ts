@@ -22,11 +22,10 @@ import type {
 } from '../native/samplerTypes.js';
 import { ClipTokenizer } from './clipTokenizer.js';
 import { resolveOrtLibrary, samplerBinding } from './native.js';
-import { readScheduleConfig } from './schedulerConfig.js';
+import { KARRAS_SCHEDULERS, readSchedulerConfig, SCHEDULERS, type SchedulerConfigFile, type SchedulerName } from './schedulerConfig.js';
 import { assertRgb, assertTensor, type RgbImages, type Tensor } from './tensor.js';
 
-export type SchedulerName = 'ddim' | 'euler' | 'dpmpp2m';
-export const SCHEDULERS: readonly SchedulerName[] = ['ddim', 'euler', 'dpmpp2m'];
+export { SCHEDULERS, type SchedulerName };
 export type SdComponent = 'text_encoder' | 'unet' | 'vae_encoder' | 'vae_decoder';
 
 export interface DiffusionLoadOptions {
@@ -44,7 +43,7 @@ export interface DiffusionLoadOptions {
   components?: SdComponent[];
   /** Latent scaling factor (default: vae_decoder/config.json's scaling_factor, else 0.18215). */
   scalingFactor?: number;
-  /** Overrides of scheduler/scheduler_config.json (e.g. timestepSpacing). */
+  /** Overrides of scheduler/scheduler_config.json's keys (e.g. timestepSpacing). */
   schedule?: ScheduleConfig;
 }
 
@@ -62,7 +61,12 @@ export interface Img2ImgOptions {
   steps?: number;
   /** Classifier-free guidance scale; guidance runs when > 1 (diffusers' rule). Default 5 (Takagi & Nishimoto). */
   guidance?: number;
+  /** Default: the one scheduler/scheduler_config.json's _class_name names (PNDM for SD 1.x). */
   scheduler?: SchedulerName;
+  /** Karras sigmas (diffusers' use_karras_sigmas) for euler, heun, lms, dpmpp2m, dpmpp2m-sde, unipc. Default: the config's. */
+  karras?: boolean;
+  /** Timestep spacing; default: the config's, else the scheduler class's own (leading or linspace). */
+  timestepSpacing?: 'leading' | 'trailing' | 'linspace';
   /** DDIM eta (default 0). */
   eta?: number;
   /** One seed for all images (noise keyed by (seed, image index)) or one per image. Default 0. */
@@ -71,6 +75,11 @@ export interface Img2ImgOptions {
   firstImageIndex?: number;
   /** Initial noise [B, 4, h, w] to use instead of the engine's Philox stream. */
   noise?: Tensor;
+  /**
+   * The noise each U-Net call's update consumes, [calls that run, B, 4, h, w] (a call that draws
+   * none ignores its slice): with `noise`, reproduces another implementation's stochastic run exactly.
+   */
+  stepNoise?: Tensor;
   batchSize?: number;
   /** 'diffusers' (default) or 'compvis' (noise one DDIM step above the first step, as in CompVis' img2img). */
   img2imgRule?: 'diffusers' | 'compvis';
@@ -85,6 +94,8 @@ export interface Img2ImgResult {
 
 export interface PlanOptions {
   scheduler?: SchedulerName;
+  karras?: boolean;
+  timestepSpacing?: 'leading' | 'trailing' | 'linspace';
   steps?: number;
   strength?: number;
   eta?: number;
@@ -104,8 +115,10 @@ export class Diffusion {
     readonly runtime: OrtRuntimeInfo,
     /** The folder's CLIP tokenizer (null when the folder has none). */
     readonly tokenizer: ClipTokenizer | null,
-    /** The training schedule (scheduler_config.json with overrides). */
-    readonly schedule: Required<ScheduleConfig>,
+    /** The training schedule: the keys scheduler_config.json names, with the load options' overrides. */
+    readonly schedule: ScheduleConfig,
+    /** The folder's scheduler config: its class and the scheduler that class picks. */
+    readonly schedulerConfig: SchedulerConfigFile,
     readonly scalingFactor: number,
   ) {
     this.handle = handle;
@@ -117,7 +130,8 @@ export class Diffusion {
     const binding = samplerBinding();
     const ortLibrary = resolveOrtLibrary(options.ortLibrary);
     const runtime = nativeCall(() => binding.ortLoad(ortLibrary));
-    const schedule = { ...(await readScheduleConfig(dir)), ...(options.schedule ?? {}) };
+    const schedulerConfig = await readSchedulerConfig(dir);
+    const schedule = { ...schedulerConfig.schedule, ...(options.schedule ?? {}) };
     let scalingFactor = options.scalingFactor ?? 0.18215;
     if (options.scalingFactor === undefined) {
       for (const cfg of ['vae_decoder/config.json', 'vae/config.json']) {
@@ -146,7 +160,7 @@ export class Diffusion {
         components,
       }),
     );
-    return new Diffusion(handle, dir, summary, runtime, tokenizer, schedule, scalingFactor);
+    return new Diffusion(handle, dir, summary, runtime, tokenizer, schedule, schedulerConfig, scalingFactor);
   }
 
   /** Token ids [captions.length, 77] (int32). */
@@ -244,6 +258,16 @@ export class Diffusion {
         throw new ShapeError(`img2img: noise has shape [${o.noise.shape.join(', ')}], expected z's [${o.z.shape.join(', ')}]`);
       }
     }
+    if (o.stepNoise) {
+      assertTensor(o.stepNoise, 'img2img stepNoise', 5);
+      const calls = nativeCall(() => samplerBinding().sdPlan(plan)).runs.length;
+      const want = [calls, ...o.z.shape];
+      if (o.stepNoise.shape.join() !== want.join()) {
+        throw new ShapeError(
+          `img2img: stepNoise has shape [${o.stepNoise.shape.join(', ')}], expected [${want.join(', ')}] (the ${calls} U-Net calls that run, then z's shape)`,
+        );
+      }
+    }
     if (o.signal?.aborted) throw new CancelledError('img2img: the signal was already aborted');
     const { seeds, indices } = noiseKeys(o.seeds, count, o.firstImageIndex ?? 0);
     const binding = samplerBinding();
@@ -264,6 +288,7 @@ export class Diffusion {
           uncond: uncond?.data,
           uncondRows: uncond?.shape[0],
           noise: o.noise?.data,
+          stepNoise: o.stepNoise?.data,
           seeds,
           imageIndices: indices,
           batchSize,
@@ -296,8 +321,13 @@ export class Diffusion {
     return this.emptyCache;
   }
 
+  /** The scheduler a run uses: the option, else the one the folder's config names. */
+  defaultScheduler(): SchedulerName {
+    return this.schedulerConfig.scheduler;
+  }
+
   private planOptions(o: PlanOptions): NativePlanOptions {
-    const scheduler = o.scheduler ?? 'ddim';
+    const scheduler = o.scheduler ?? this.schedulerConfig.scheduler;
     if (!SCHEDULERS.includes(scheduler)) {
       throw new InvalidArgumentError(`unknown scheduler '${String(scheduler)}': expected one of ${SCHEDULERS.join(', ')}`);
     }
@@ -307,7 +337,15 @@ export class Diffusion {
     if (!(strength > 0 && strength <= 1)) throw new InvalidArgumentError(`strength must be in (0, 1], got ${strength}`);
     const eta = o.eta ?? 0;
     if (!(eta >= 0)) throw new InvalidArgumentError(`eta must be >= 0, got ${eta}`);
-    return { schedule: this.schedule, scheduler, steps, strength, eta, img2imgRule: o.img2imgRule ?? 'diffusers' };
+    if (o.karras && !KARRAS_SCHEDULERS.includes(scheduler)) {
+      throw new InvalidArgumentError(`karras: Karras sigmas are defined for ${KARRAS_SCHEDULERS.join(', ')}, not ${scheduler}`);
+    }
+    const schedule: ScheduleConfig = { ...this.schedule };
+    if (o.karras !== undefined) schedule.useKarrasSigmas = o.karras;
+    if (o.timestepSpacing !== undefined) schedule.timestepSpacing = o.timestepSpacing;
+    // a config's Karras setting belongs to its own class: it does not follow to a scheduler without it
+    if (o.karras === undefined && !KARRAS_SCHEDULERS.includes(scheduler)) delete schedule.useKarrasSigmas;
+    return { schedule, scheduler, steps, strength, eta, img2imgRule: o.img2imgRule ?? 'diffusers' };
   }
 
   private live(): SdHandle {

@@ -1,68 +1,224 @@
-/** Reads a model folder's scheduler/scheduler_config.json into the engine's ScheduleConfig. */
+/**
+ * A model folder's scheduler/scheduler_config.json: validated once here (every error names the file
+ * and the field), kept as the keys it names, and mapped to the scheduler its `_class_name` picks.
+ * Keys the file does not name take the defaults of the scheduler class that runs, as diffusers'
+ * `from_config` gives them (so SD 1.5's file, which names no timestep_spacing, runs DDIM, PNDM and
+ * DDPM with "leading" and Euler, Euler ancestral, LMS, Heun, DPM-Solver and UniPC with "linspace").
+ */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { FormatError } from '../errors.js';
 import type { ScheduleConfig } from '../native/samplerTypes.js';
 
-/** SD 1.x's training schedule (what a folder without scheduler_config.json gets). */
-export const SD1_SCHEDULE: Required<ScheduleConfig> = {
+export type SchedulerName =
+  | 'ddim'
+  | 'pndm'
+  | 'ddpm'
+  | 'lms'
+  | 'euler'
+  | 'euler-ancestral'
+  | 'heun'
+  | 'dpmpp2m'
+  | 'dpmpp2m-sde'
+  | 'unipc';
+
+export const SCHEDULERS: readonly SchedulerName[] = [
+  'ddim',
+  'pndm',
+  'ddpm',
+  'lms',
+  'euler',
+  'euler-ancestral',
+  'heun',
+  'dpmpp2m',
+  'dpmpp2m-sde',
+  'unipc',
+];
+
+/** Schedulers that have diffusers' use_karras_sigmas. */
+export const KARRAS_SCHEDULERS: readonly SchedulerName[] = ['euler', 'heun', 'lms', 'dpmpp2m', 'dpmpp2m-sde', 'unipc'];
+
+/** diffusers class name → scheduler (DPMSolverMultistepScheduler depends on its algorithm_type). */
+export const SCHEDULER_CLASSES: Record<string, SchedulerName> = {
+  DDIMScheduler: 'ddim',
+  PNDMScheduler: 'pndm',
+  DDPMScheduler: 'ddpm',
+  LMSDiscreteScheduler: 'lms',
+  EulerDiscreteScheduler: 'euler',
+  EulerAncestralDiscreteScheduler: 'euler-ancestral',
+  HeunDiscreteScheduler: 'heun',
+  DPMSolverMultistepScheduler: 'dpmpp2m',
+  UniPCMultistepScheduler: 'unipc',
+};
+
+/** SD 1.5's scheduler_config.json, as the engine reads it (what a folder without one gets). */
+export const SD1_SCHEDULE: ScheduleConfig = {
   numTrainTimesteps: 1000,
   betaStart: 0.00085,
   betaEnd: 0.012,
   betaSchedule: 'scaled_linear',
   setAlphaToOne: false,
   stepsOffset: 1,
-  timestepSpacing: 'leading',
-  predictionType: 'epsilon',
+  clipSample: false,
+  skipPrkSteps: true,
 };
 
-export function scheduleFromJson(json: Record<string, unknown>, source = 'scheduler_config.json'): Required<ScheduleConfig> {
-  const num = (k: string, d: number): number => {
-    const v = json[k];
-    if (v === undefined || v === null) return d;
-    if (typeof v !== 'number') throw new FormatError(`${source}: ${k} must be a number, got ${JSON.stringify(v)}`);
-    return v;
-  };
-  const str = (k: string, d: string): string => {
-    const v = json[k];
-    if (v === undefined || v === null) return d;
-    if (typeof v !== 'string') throw new FormatError(`${source}: ${k} must be a string, got ${JSON.stringify(v)}`);
-    return v;
-  };
-  if (json.trained_betas !== undefined && json.trained_betas !== null) {
-    throw new FormatError(`${source}: trained_betas is not supported`);
-  }
-  const spacing = str('timestep_spacing', SD1_SCHEDULE.timestepSpacing);
-  if (spacing !== 'leading' && spacing !== 'trailing' && spacing !== 'linspace') {
-    throw new FormatError(`${source}: timestep_spacing '${spacing}' is not leading, trailing or linspace`);
-  }
-  return {
-    numTrainTimesteps: num('num_train_timesteps', SD1_SCHEDULE.numTrainTimesteps),
-    betaStart: num('beta_start', SD1_SCHEDULE.betaStart),
-    betaEnd: num('beta_end', SD1_SCHEDULE.betaEnd),
-    betaSchedule: str('beta_schedule', SD1_SCHEDULE.betaSchedule),
-    setAlphaToOne: typeof json.set_alpha_to_one === 'boolean' ? json.set_alpha_to_one : SD1_SCHEDULE.setAlphaToOne,
-    stepsOffset: num('steps_offset', SD1_SCHEDULE.stepsOffset),
-    timestepSpacing: spacing,
-    predictionType: str('prediction_type', SD1_SCHEDULE.predictionType),
-  };
+/** A scheduler config: the keys the file names, its class's scheduler, and what it allows. */
+export interface SchedulerConfigFile {
+  /** The file read, or a description when there was none. */
+  source: string;
+  /** `_class_name` ('' when absent). */
+  className: string;
+  /** The scheduler `_class_name` picks (DDIM when the file names none). */
+  scheduler: SchedulerName;
+  /** The keys the file names, camelCased (absent ones take the class defaults in the engine). */
+  schedule: ScheduleConfig;
 }
 
-/** The folder's schedule, or SD 1.x's when the file is absent. */
-export async function readScheduleConfig(modelDir: string): Promise<Required<ScheduleConfig>> {
+const NUMBER_KEYS: Record<string, keyof ScheduleConfig> = {
+  num_train_timesteps: 'numTrainTimesteps',
+  beta_start: 'betaStart',
+  beta_end: 'betaEnd',
+  steps_offset: 'stepsOffset',
+  clip_sample_range: 'clipSampleRange',
+  sigma_min: 'sigmaMin',
+  sigma_max: 'sigmaMax',
+};
+const BOOL_KEYS: Record<string, keyof ScheduleConfig> = {
+  set_alpha_to_one: 'setAlphaToOne',
+  clip_sample: 'clipSample',
+  use_karras_sigmas: 'useKarrasSigmas',
+  skip_prk_steps: 'skipPrkSteps',
+};
+const STRING_KEYS: Record<string, { key: keyof ScheduleConfig; allowed: string[] }> = {
+  beta_schedule: { key: 'betaSchedule', allowed: ['linear', 'scaled_linear', 'squaredcos_cap_v2'] },
+  timestep_spacing: { key: 'timestepSpacing', allowed: ['leading', 'trailing', 'linspace'] },
+  prediction_type: { key: 'predictionType', allowed: ['epsilon'] },
+  variance_type: { key: 'varianceType', allowed: ['fixed_small', 'fixed_small_log', 'fixed_large'] },
+};
+/** Options that change the math in ways the engine does not implement: allowed only at these values. */
+const FIXED: Record<string, unknown[]> = {
+  trained_betas: [null],
+  thresholding: [false],
+  rescale_betas_zero_snr: [false],
+  use_exponential_sigmas: [false],
+  use_beta_sigmas: [false],
+  use_lu_lambdas: [false],
+  use_flow_sigmas: [false],
+  use_dynamic_shifting: [false],
+  timestep_type: ['discrete'],
+  interpolation_type: ['linear'],
+  final_sigmas_type: ['zero'],
+  solver_order: [2],
+  solver_type: ['midpoint', 'bh2'],
+  lower_order_final: [true],
+  euler_at_final: [false],
+  predict_x0: [true],
+  disable_corrector: [[]],
+  lambda_min_clipped: [null, -Infinity, '-inf'],
+  algorithm_type: ['dpmsolver++', 'sde-dpmsolver++'],
+};
+
+/** Validates a parsed scheduler_config.json; `source` names it in every error. */
+export function parseSchedulerConfig(json: unknown, source = 'scheduler_config.json'): SchedulerConfigFile {
+  if (json === null || typeof json !== 'object' || Array.isArray(json)) {
+    throw new FormatError(`${source}: expected a JSON object, got ${json === null ? 'null' : Array.isArray(json) ? 'an array' : typeof json}`);
+  }
+  const o = json as Record<string, unknown>;
+  const schedule: ScheduleConfig = {};
+  const put = (k: keyof ScheduleConfig, v: unknown): void => {
+    (schedule as Record<string, unknown>)[k] = v;
+  };
+  for (const [field, key] of Object.entries(NUMBER_KEYS)) {
+    const v = o[field];
+    if (v === undefined || v === null) continue;
+    if (typeof v !== 'number' || !Number.isFinite(v)) throw new FormatError(`${source}: ${field} must be a finite number, got ${JSON.stringify(v)}`);
+    put(key, v);
+  }
+  for (const [field, key] of Object.entries(BOOL_KEYS)) {
+    const v = o[field];
+    if (v === undefined || v === null) continue;
+    if (typeof v !== 'boolean') throw new FormatError(`${source}: ${field} must be true or false, got ${JSON.stringify(v)}`);
+    put(key, v);
+  }
+  for (const [field, { key, allowed }] of Object.entries(STRING_KEYS)) {
+    const v = o[field];
+    if (v === undefined || v === null) continue;
+    if (typeof v !== 'string' || !allowed.includes(v)) {
+      throw new FormatError(`${source}: ${field} is ${JSON.stringify(v)}; supported: ${allowed.join(', ')}`);
+    }
+    put(key, v);
+  }
+  for (const [field, values] of Object.entries(FIXED)) {
+    if (!(field in o)) continue;
+    const v = o[field];
+    if (!values.some((a) => JSON.stringify(a) === JSON.stringify(v) || a === v)) {
+      throw new FormatError(
+        `${source}: ${field} = ${JSON.stringify(v)} is not supported by the engine (supported: ${values.map((a) => JSON.stringify(a)).join(', ')})`,
+      );
+    }
+  }
+  const int = (k: 'numTrainTimesteps' | 'stepsOffset', field: string): void => {
+    const v = schedule[k];
+    if (v !== undefined && !Number.isInteger(v)) throw new FormatError(`${source}: ${field} must be an integer, got ${v}`);
+  };
+  int('numTrainTimesteps', 'num_train_timesteps');
+  int('stepsOffset', 'steps_offset');
+  if (schedule.numTrainTimesteps !== undefined && (schedule.numTrainTimesteps < 2 || schedule.numTrainTimesteps > 100000)) {
+    throw new FormatError(`${source}: num_train_timesteps must be in [2, 100000], got ${schedule.numTrainTimesteps}`);
+  }
+  for (const [field, k] of [['beta_start', 'betaStart'], ['beta_end', 'betaEnd']] as const) {
+    const v = schedule[k];
+    if (v !== undefined && !(v > 0 && v < 1)) throw new FormatError(`${source}: ${field} must be in (0, 1), got ${v}`);
+  }
+  if (schedule.stepsOffset !== undefined && schedule.stepsOffset < 0) {
+    throw new FormatError(`${source}: steps_offset must be >= 0, got ${schedule.stepsOffset}`);
+  }
+  const className = typeof o._class_name === 'string' ? o._class_name : '';
+  if (o._class_name !== undefined && typeof o._class_name !== 'string') throw new FormatError(`${source}: _class_name must be a string`);
+  let scheduler: SchedulerName = 'ddim';
+  if (className) {
+    const s = SCHEDULER_CLASSES[className];
+    if (!s) {
+      throw new FormatError(
+        `${source}: _class_name '${className}' is not a scheduler the engine knows; known: ${Object.keys(SCHEDULER_CLASSES).join(', ')} ` +
+          `(or choose one with --scheduler / the scheduler option: ${SCHEDULERS.join(', ')})`,
+      );
+    }
+    scheduler = s === 'dpmpp2m' && o.algorithm_type === 'sde-dpmsolver++' ? 'dpmpp2m-sde' : s;
+  }
+  if (scheduler === 'pndm' && o.skip_prk_steps !== true) {
+    throw new FormatError(`${source}: PNDMScheduler without skip_prk_steps: true (the PRK warm-up) is not supported; SD 1.x's configs set it`);
+  }
+  return { source, className, scheduler, schedule: { ...schedule, source } };
+}
+
+/** The folder's scheduler config, or SD 1.5's when it has none. */
+export async function readSchedulerConfig(modelDir: string): Promise<SchedulerConfigFile> {
   const path = join(modelDir, 'scheduler', 'scheduler_config.json');
   let text: string;
   try {
     text = await readFile(path, 'utf8');
-  } catch {
-    return { ...SD1_SCHEDULE };
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new FormatError(`${path}: cannot be read (${(e as Error).message})`);
+    return { source: `${path} (absent: SD 1.5's)`, className: 'PNDMScheduler', scheduler: 'pndm', schedule: { ...SD1_SCHEDULE, source: "SD 1.5's scheduler config" } };
   }
-  let json: Record<string, unknown>;
+  let json: unknown;
   try {
-    json = JSON.parse(text) as Record<string, unknown>;
+    json = JSON.parse(text);
   } catch (e) {
     throw new FormatError(`${path} is not valid JSON: ${(e as Error).message}`);
   }
-  return scheduleFromJson(json, path);
+  return parseSchedulerConfig(json, path);
+}
+
+/** The schedule of a folder's config (kept for callers that need only the keys). */
+export async function readScheduleConfig(modelDir: string): Promise<ScheduleConfig> {
+  return (await readSchedulerConfig(modelDir)).schedule;
+}
+
+/** Parses a config object (e.g. from a test) into the engine's keys; throws naming `source`. */
+export function scheduleFromJson(json: Record<string, unknown>, source = 'scheduler_config.json'): ScheduleConfig {
+  return parseSchedulerConfig(json, source).schedule;
 }

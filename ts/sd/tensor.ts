@@ -47,3 +47,9 @@ export function assertRgb(images: RgbImages, what: string): void {
     );
   }
 }
+
+/** Index of the first NaN or ±Inf in `data`, or -1. */
+export function firstNonFinite(data: Float32Array): number {
+  for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i])) return i;
+  return -1;
+}

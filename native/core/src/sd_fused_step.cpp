@@ -1,75 +1,142 @@
 #include "brainlatent/sd_fused_step.h"
 
 #include <algorithm>
+#include <string>
 #include <vector>
+
+#include "brainlatent/error.h"
 
 namespace brainlatent {
 
+StepProgram& StepProgram::assign(std::uint8_t dst, std::initializer_list<StepTerm> terms, bool clamp, double range) {
+  if (ops >= kMaxStepOps) throw Error(ErrorCode::InvalidArgument, "step program: more than " + std::to_string(kMaxStepOps) + " assignments");
+  if (terms.size() > static_cast<std::size_t>(kMaxStepTerms))
+    throw Error(ErrorCode::InvalidArgument, "step program: more than " + std::to_string(kMaxStepTerms) + " terms");
+  if (dst == kRegE || dst == kRegN || dst >= kRegCount) throw Error(ErrorCode::InvalidArgument, "step program: bad destination");
+  StepAssign& a = op[ops++];
+  a.dst = dst;
+  a.terms = 0;
+  for (const StepTerm& t : terms) {
+    if (t.reg >= kRegCount) throw Error(ErrorCode::InvalidArgument, "step program: bad register");
+    if (t.coeff == 0.0) continue;  // skipped: exact zeros cost nothing (and 0·inf never happens)
+    a.term[a.terms++] = t;
+  }
+  a.clamp = clamp;
+  a.clamp_range = range;
+  return *this;
+}
+
+std::uint32_t StepProgram::reads() const {
+  std::uint32_t written = 0, read = 0;
+  for (int i = 0; i < ops; ++i) {
+    for (int k = 0; k < op[i].terms; ++k)
+      if (!(written & (1u << op[i].term[k].reg))) read |= 1u << op[i].term[k].reg;
+    written |= 1u << op[i].dst;
+  }
+  if (noisy) read |= 1u << kRegN;
+  return read | (1u << kRegX);  // X is always read (the next U-Net input)
+}
+
+std::uint32_t StepProgram::writes() const {
+  std::uint32_t w = 0;
+  for (int i = 0; i < ops; ++i) w |= 1u << op[i].dst;
+  return w;
+}
+
 namespace {
 
-// One image's pass, specialised on the step's shape so that the inner loop has no branches and
-// vectorises: CFG combines the two ε halves, X0 adds the data-prediction term (DPM-Solver++,
-// with history when R), NOISY adds pre-drawn Philox normals.
-template <bool CFG, bool X0, bool R, bool STORE, bool NOISY>
-void step_image(const FusedStepCoeffs& k, float guidance, std::int64_t n, float* __restrict x, float* __restrict hist,
-                const float* __restrict e_u, const float* __restrict e_c, const float* __restrict noise,
-                float* __restrict in0, float* __restrict in1) {
-  for (std::int64_t j = 0; j < n; ++j) {
-    const float eps = CFG ? e_u[j] + guidance * (e_c[j] - e_u[j]) : e_c[j];
-    const float xv = x[j];
-    float xn = k.c_x * xv + k.c_eps * eps;
-    if (X0) {
-      const float x0 = k.p * xv + k.q * eps;
-      const float d = R ? x0 + k.r * (x0 - hist[j]) : x0;
-      xn += k.c_d * d;
-      if (STORE) hist[j] = x0;
-    }
-    if (NOISY) xn += k.c_noise * noise[j];
-    x[j] = xn;
-    const float in = k.next_in_scale * xn;
-    in0[j] = in;
-    if (CFG) in1[j] = in;
-  }
-}
+constexpr std::int64_t kBlock = 256;
 
-using StepFn = void (*)(const FusedStepCoeffs&, float, std::int64_t, float*, float*, const float*, const float*,
-                        const float*, float*, float*);
-
-template <bool CFG, bool X0, bool R, bool STORE>
-StepFn pick_noise(bool noisy) {
-  return noisy ? &step_image<CFG, X0, R, STORE, true> : &step_image<CFG, X0, R, STORE, false>;
-}
-template <bool CFG, bool X0>
-StepFn pick_hist(bool r, bool store, bool noisy) {
-  if (!X0) return pick_noise<CFG, false, false, false>(noisy);
-  if (r) return store ? pick_noise<CFG, true, true, true>(noisy) : pick_noise<CFG, true, true, false>(noisy);
-  return store ? pick_noise<CFG, true, false, true>(noisy) : pick_noise<CFG, true, false, false>(noisy);
-}
+inline float* history_of(const FusedBatch& b, int reg) { return b.history[reg - kRegH0]; }
 
 }  // namespace
 
-void fused_step_cpu(const FusedStepCoeffs& k, const FusedBatch& b) {
+void fused_step_cpu(const StepProgram& p, const FusedBatch& b) {
   const std::int64_t n = b.per_image, B = b.images;
   const bool cfg = b.groups == 2;
-  const bool noisy = k.c_noise != 0.0f;
-  const bool x0_needed = k.p != 0.0f || k.q != 0.0f;
-  const bool r = x0_needed && k.r != 0.0f;
-  const bool store = x0_needed && k.store_x0;
-  const StepFn fn = cfg ? pick_hist<true, true>(r, store, noisy) : pick_hist<false, true>(r, store, noisy);
-  const StepFn fn_plain = cfg ? pick_hist<true, false>(false, false, noisy) : pick_hist<false, false>(false, false, noisy);
-  // Per-thread scratch for the step's noise: sized once, reused by every step.
+  const std::uint32_t reads = p.reads(), writes = p.writes();
+  for (int r = kRegH0; r < kRegH0 + kHistorySlots; ++r)
+    if (((reads | writes) & (1u << r)) && !history_of(b, r))
+      throw Error(ErrorCode::InvalidArgument, "fused step: the program uses history slot H" + std::to_string(r - kRegH0) +
+                                                  " but the batch has no buffer for it");
+  // Per-thread scratch: one block of every register (float64) plus a block of noise.
+  thread_local std::vector<double> regs;
   thread_local std::vector<float> noise;
-  if (noisy && static_cast<std::int64_t>(noise.size()) < n) noise.resize(static_cast<std::size_t>(n));
+  regs.resize(static_cast<std::size_t>(kRegCount * kBlock));
+  noise.resize(static_cast<std::size_t>(kBlock));
+  auto reg = [&](int r) { return regs.data() + r * kBlock; };
+  const double g = b.guidance;
   for (std::int64_t img = 0; img < B; ++img) {
-    if (noisy) philox_normal_fill(b.keys[img], k.noise_stream, 0, noise.data(), static_cast<std::size_t>(n));
+    float* x = b.x + img * n;
+    const float* e_u = b.eps + img * n;
+    const float* e_c = b.eps + ((b.groups - 1) * B + img) * n;
     float* in0 = b.unet_in + img * n;
     float* in1 = cfg ? b.unet_in + (B + img) * n : nullptr;
-    (x0_needed ? fn : fn_plain)(k, b.guidance, n, b.x + img * n, b.x0_prev ? b.x0_prev + img * n : nullptr,
-                                b.eps + img * n, b.eps + ((b.groups - 1) * B + img) * n, noise.data(), in0, in1);
+    for (std::int64_t j0 = 0; j0 < n; j0 += kBlock) {
+      const std::int64_t L = std::min(kBlock, n - j0);
+      double* X = reg(kRegX);
+      for (std::int64_t j = 0; j < L; ++j) X[j] = x[j0 + j];
+      if (reads & (1u << kRegE)) {
+        double* E = reg(kRegE);
+        if (cfg)
+          for (std::int64_t j = 0; j < L; ++j) {
+            const double u = e_u[j0 + j];
+            E[j] = u + g * (static_cast<double>(e_c[j0 + j]) - u);
+          }
+        else
+          for (std::int64_t j = 0; j < L; ++j) E[j] = e_c[j0 + j];
+      }
+      if (reads & (1u << kRegN)) {
+        double* N = reg(kRegN);
+        const float* src = b.step_noise ? b.step_noise + img * n + j0 : noise.data();
+        if (!b.step_noise)
+          philox_normal_fill(b.keys[img], p.noise_stream, static_cast<std::uint64_t>(j0), noise.data(), static_cast<std::size_t>(L));
+        for (std::int64_t j = 0; j < L; ++j) N[j] = src[j];
+      }
+      for (int r = kRegH0; r < kRegH0 + kHistorySlots; ++r) {
+        if (!(reads & (1u << r))) continue;
+        const float* h = history_of(b, r) + img * n + j0;
+        double* H = reg(r);
+        for (std::int64_t j = 0; j < L; ++j) H[j] = h[j];
+      }
+      for (int i = 0; i < p.ops; ++i) {
+        const StepAssign& a = p.op[i];
+        // accumulate into T3's block first when the destination is also a source
+        double acc[kBlock];
+        for (std::int64_t j = 0; j < L; ++j) acc[j] = 0.0;
+        for (int k = 0; k < a.terms; ++k) {
+          const double c = a.term[k].coeff;
+          const double* s = reg(a.term[k].reg);
+          for (std::int64_t j = 0; j < L; ++j) acc[j] += c * s[j];
+        }
+        double* d = reg(a.dst);
+        if (a.clamp) {
+          const double lo = -a.clamp_range, hi = a.clamp_range;
+          for (std::int64_t j = 0; j < L; ++j) d[j] = std::min(hi, std::max(lo, acc[j]));
+        } else {
+          for (std::int64_t j = 0; j < L; ++j) d[j] = acc[j];
+        }
+      }
+      for (int r = kRegH0; r < kRegH0 + kHistorySlots; ++r) {
+        if (!(writes & (1u << r))) continue;
+        float* h = history_of(b, r) + img * n + j0;
+        const double* H = reg(r);
+        for (std::int64_t j = 0; j < L; ++j) h[j] = static_cast<float>(H[j]);
+      }
+      const double s = p.next_in_scale;
+      for (std::int64_t j = 0; j < L; ++j) {
+        const float xv = static_cast<float>(X[j]);
+        x[j0 + j] = xv;
+        // the U-Net sees the stored (float32) sample, scaled
+        const float in = static_cast<float>(s * static_cast<double>(xv));
+        in0[j0 + j] = in;
+        if (cfg) in1[j0 + j] = in;
+      }
+    }
   }
 }
 
-void init_latents_cpu(const FusedBatch& b, const float* z, const float* noise, float a, float s, float first_in_scale) {
+void init_latents_cpu(const FusedBatch& b, const float* z, const float* noise, double a, double s, double first_in_scale) {
   const std::int64_t n = b.per_image, B = b.images;
   std::vector<float> buf;
   for (std::int64_t img = 0; img < B; ++img) {
@@ -82,9 +149,10 @@ void init_latents_cpu(const FusedBatch& b, const float* z, const float* noise, f
     float* x = b.x + img * n;
     const float* zi = z + img * n;
     for (std::int64_t j = 0; j < n; ++j) {
-      const float v = a * zi[j] + s * nz[j];
+      const float v = static_cast<float>(a * static_cast<double>(zi[j]) + s * static_cast<double>(nz[j]));
       x[j] = v;
-      for (int g = 0; g < b.groups; ++g) b.unet_in[(g * B + img) * n + j] = first_in_scale * v;
+      const float in = static_cast<float>(first_in_scale * static_cast<double>(v));
+      for (int g = 0; g < b.groups; ++g) b.unet_in[(g * B + img) * n + j] = in;
     }
   }
 }

@@ -114,8 +114,9 @@ class OrtUNetRunner : public UNetRunner {
   const float* output() override { return out_buf_.data(); }
   void run(double t) override {
     for (auto& v : ts_f_) v = static_cast<float>(t);
-    for (auto& v : ts_i64_) v = static_cast<std::int64_t>(std::llround(t));
-    for (auto& v : ts_i32_) v = static_cast<std::int32_t>(std::lround(t));
+    // diffusers' ONNX pipelines pass np.array([t], dtype=int64): fractional timesteps truncate
+    for (auto& v : ts_i64_) v = static_cast<std::int64_t>(std::trunc(t));
+    for (auto& v : ts_i32_) v = static_cast<std::int32_t>(std::trunc(t));
     // A non-CPU provider copies inputs to the device when they are bound, so they are re-bound
     // every step there; on the CPU the bound tensors are read in place.
     if (!s_.on_cpu()) bind_all();
@@ -300,7 +301,14 @@ class OrtSdPipeline : public SdPipeline {
       const std::size_t m = static_cast<std::size_t>(nb * 3 * height * width);
       const std::size_t base = result.size();
       result.resize(base + m);
-      for (std::size_t j = 0; j < m; ++j) result[base + j] = std::min(1.0f, std::max(0.0f, p[j] / 2.0f + 0.5f));
+      for (std::size_t j = 0; j < m; ++j) {
+        if (!std::isfinite(p[j]))
+          throw Error(ErrorCode::NonFinite, s.path() + " returned a non-finite pixel (image " +
+                                                std::to_string(first + static_cast<std::int64_t>(j / (3 * height * width))) +
+                                                ", element " + std::to_string(j % static_cast<std::size_t>(3 * height * width)) +
+                                                "): the latents or the decoder are not finite");
+        result[base + j] = std::min(1.0f, std::max(0.0f, p[j] / 2.0f + 0.5f));
+      }
     }
     return result;
   }

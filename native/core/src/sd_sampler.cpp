@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <string>
 
@@ -30,10 +31,29 @@ void check_job(const Img2ImgJob& j) {
   if (j.plan.steps.empty()) bad("the sampler plan has no steps");
 }
 
+// The first NaN/Inf of an input, as "name has a non-finite value (nan) at index i (row r, element e)".
+void check_finite(const float* a, std::int64_t count, std::int64_t per_row, const char* name) {
+  if (!a) return;
+  for (std::int64_t i = 0; i < count; ++i)
+    if (!std::isfinite(a[i]))
+      throw Error(ErrorCode::NonFinite, std::string("img2img: ") + name + " has a non-finite value (" +
+                                            (std::isnan(a[i]) ? "NaN" : "Inf") + ") at index " + std::to_string(i) + " (row " +
+                                            std::to_string(i / per_row) + ", element " + std::to_string(i % per_row) + ")");
+}
+
 }  // namespace
 
 Img2ImgStats run_img2img(UNetRunner& unet, const Img2ImgJob& job) {
   check_job(job);
+  {
+    const std::int64_t n = job.channels * job.height * job.width, cn = job.seq * job.dim;
+    check_finite(job.z, job.count * n, n, "z (the initial latents)");
+    check_finite(job.cond, job.count * cn, cn, "cond (the conditioning c)");
+    check_finite(job.uncond, job.guidance > 1.0f ? job.uncond_rows * cn : 0, cn, "uncond (the unconditional embedding)");
+    check_finite(job.noise, job.count * n, n, "noise (the initial noise)");
+    check_finite(job.step_noise, static_cast<std::int64_t>(job.plan.steps.size()) * job.count * n, n,
+                 "step noise (rows are step·count + image)");
+  }
   Img2ImgStats stats;
   const bool cfg = job.guidance > 1.0f;
   const int groups = cfg ? 2 : 1;
@@ -44,7 +64,8 @@ Img2ImgStats run_img2img(UNetRunner& unet, const Img2ImgJob& job) {
 
   // Per-job buffers sized for the largest batch, reused by every batch.
   std::vector<float> x(static_cast<std::size_t>(B * n));
-  std::vector<float> hist(job.plan.kind == SchedulerKind::DpmSolverPP2M ? static_cast<std::size_t>(B * n) : 0);
+  std::vector<std::vector<float>> hist(static_cast<std::size_t>(job.plan.history));
+  for (auto& h : hist) h.assign(static_cast<std::size_t>(B * n), 0.0f);
   std::vector<float> cond(static_cast<std::size_t>(groups * B * cond_n));
 
   for (std::int64_t first = 0; first < job.count; first += B) {
@@ -69,12 +90,11 @@ Img2ImgStats run_img2img(UNetRunner& unet, const Img2ImgJob& job) {
     fb.groups = groups;
     fb.guidance = job.guidance;
     fb.x = x.data();
-    fb.x0_prev = hist.empty() ? nullptr : hist.data();
+    for (std::size_t h = 0; h < hist.size(); ++h) fb.history[h] = hist[h].data();
     fb.unet_in = unet.input();
     fb.keys = job.keys.data() + first;
-    init_latents_cpu(fb, job.z + first * n, job.noise ? job.noise + first * n : nullptr,
-                     static_cast<float>(job.plan.init_x_scale), static_cast<float>(job.plan.init_noise_scale),
-                     static_cast<float>(job.plan.steps.front().model_in_scale));
+    init_latents_cpu(fb, job.z + first * n, job.noise ? job.noise + first * n : nullptr, job.plan.init_x_scale,
+                     job.plan.init_noise_scale, job.plan.steps.front().model_in_scale);
 
     for (int s = 0; s < total; ++s) {
       if (job.cancel && job.cancel->load(std::memory_order_relaxed))
@@ -88,7 +108,8 @@ Img2ImgStats run_img2img(UNetRunner& unet, const Img2ImgJob& job) {
       ++stats.unet_calls;
       const auto t1 = Clock::now();
       fb.eps = unet.output();
-      fused_step_cpu(step.coeffs, fb);
+      fb.step_noise = job.step_noise ? job.step_noise + (static_cast<std::int64_t>(s) * job.count + first) * n : nullptr;
+      fused_step_cpu(step.program, fb);
       stats.update_seconds += seconds_since(t1);
       if (job.on_step) {
         StepProgress p;
@@ -101,6 +122,11 @@ Img2ImgStats run_img2img(UNetRunner& unet, const Img2ImgJob& job) {
         job.on_step(p);
       }
     }
+    for (std::int64_t j = 0; j < nb * n; ++j)
+      if (!std::isfinite(x[static_cast<std::size_t>(j)]))
+        throw Error(ErrorCode::NonFinite, "img2img: the final latents of image " + std::to_string(first + j / n) +
+                                              " are not finite (element " + std::to_string(j % n) +
+                                              "): the U-Net returned NaN/Inf or the schedule overflowed");
     std::memcpy(job.out + first * n, x.data(), sizeof(float) * static_cast<std::size_t>(nb * n));
     stats.loop_seconds += seconds_since(loop_t0);
   }

@@ -4,6 +4,8 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
+#include <limits>
+#include <string>
 #include <vector>
 
 #include "brainlatent/error.h"
@@ -57,8 +59,9 @@ class FakeUNet : public UNetRunner {
 std::vector<double> reference(const ScheduleConfig& cfg, SchedulerKind kind, int N, double strength, double eta,
                               double g, const std::vector<double>& z, const std::vector<double>& n0, double cm, double um,
                               const NoiseKey& key) {
-  const auto ac = alphas_cumprod(cfg);
-  const auto ts = inference_timesteps(cfg, kind, N);
+  const ResolvedSchedule rc = resolve_schedule(cfg, kind);
+  const auto ac = alphas_cumprod(rc);
+  const auto ts = inference_timesteps(rc, kind, N);
   const int init = std::min(static_cast<int>(N * strength), N), t_start = N - init;
   const bool cfg_on = g > 1;
   auto eps_of = [&](double in, double t) {
@@ -89,7 +92,7 @@ std::vector<double> reference(const ScheduleConfig& cfg, SchedulerKind kind, int
     const double t = ts[static_cast<std::size_t>(i)];
     for (std::size_t j = 0; j < x.size(); ++j) {
       if (kind == SchedulerKind::Ddim) {
-        const int prev = static_cast<int>(t) - cfg.num_train_timesteps / N;
+        const int prev = static_cast<int>(t) - rc.num_train_timesteps / N;
         const double a_t = ac[static_cast<std::size_t>(t)], a_p = prev >= 0 ? ac[static_cast<std::size_t>(prev)] : ac[0];
         const double e = eps_of(x[j], t);
         const double x0 = (x[j] - std::sqrt(1 - a_t) * e) / std::sqrt(a_t);
@@ -160,7 +163,8 @@ int main() {
     SD_CHECK(std::fabs(m) < 0.05 && std::fabs(s2 / static_cast<double>(v.size()) - 1) < 0.05);
   }
 
-  ScheduleConfig cfg;
+  ScheduleConfig cfg = sd15_schedule();
+  cfg.spacing = TimestepSpacing::Leading;  // the reference below indexes ᾱ by integer timesteps
   const std::int64_t count = 3, C = 4, H = 2, W = 3, n = C * H * W, seq = 2, dim = 3;
   std::vector<float> z(static_cast<std::size_t>(count * n)), cond(static_cast<std::size_t>(count * seq * dim)),
       uncond(static_cast<std::size_t>(seq * dim));
@@ -249,6 +253,47 @@ int main() {
     job.out = b.data();
     run_img2img(u, job);
     SD_CHECK(std::memcmp(a.data(), b.data(), sizeof(float) * a.size()) == 0);
+
+    // explicit step noise equal to Philox streams 1 + step index reproduces the default (DDIM eta 1)
+    {
+      Img2ImgJob sj = job;
+      sj.noise = nullptr;
+      sj.plan = make_sampler_plan(cfg, SchedulerKind::Ddim, 10, 0.6, 1.0);
+      const std::size_t runs = sj.plan.steps.size();
+      std::vector<float> steps_noise(runs * z.size()), c1(z.size()), c2(z.size());
+      for (std::size_t k = 0; k < runs; ++k)
+        for (std::int64_t i = 0; i < count; ++i)
+          philox_normal_fill(sj.keys[static_cast<std::size_t>(i)], sj.plan.steps[k].program.noise_stream, 0,
+                             steps_noise.data() + (k * static_cast<std::size_t>(count) + static_cast<std::size_t>(i)) * n,
+                             static_cast<std::size_t>(n));
+      sj.out = c1.data();
+      sj.batch_size = 2;
+      run_img2img(u, sj);
+      sj.step_noise = steps_noise.data();
+      sj.out = c2.data();
+      run_img2img(u, sj);
+      SD_CHECK(std::memcmp(c1.data(), c2.data(), sizeof(float) * c1.size()) == 0);
+      steps_noise[5] = 0.0f;  // a different noise value changes the result
+      run_img2img(u, sj);
+      SD_CHECK(std::memcmp(c1.data(), c2.data(), sizeof(float) * c1.size()) != 0);
+      steps_noise[3 * static_cast<std::size_t>(n) + 7] = std::nanf("");
+      SD_CHECK_THROWS(run_img2img(u, sj), ErrorCode::NonFinite);
+    }
+    // non-finite inputs are refused, naming the input
+    {
+      Img2ImgJob nj = job;
+      nj.noise = nullptr;
+      std::vector<float> zb = z;
+      zb[5] = std::numeric_limits<float>::infinity();
+      nj.z = zb.data();
+      bool named = false;
+      try {
+        run_img2img(u, nj);
+      } catch (const Error& e) {
+        named = e.code() == ErrorCode::NonFinite && std::string(e.what()).find("z (the initial latents) has a non-finite value (Inf) at index 5") != std::string::npos;
+      }
+      SD_CHECK(named);
+    }
 
     // cancel: the flag set during step 2 stops the loop before step 3
     std::atomic<bool> flag{false};

@@ -109,7 +109,7 @@ int main() {
 
     // img2img: batch 1 and batch 2 give identical latents; guidance on
     Img2ImgJob job;
-    job.plan = make_sampler_plan(ScheduleConfig{}, SchedulerKind::Ddim, 10, 0.8);
+    job.plan = make_sampler_plan(sd15_schedule(), SchedulerKind::Ddim, 10, 0.8);
     job.guidance = 5;
     job.count = 2; job.channels = C; job.height = h; job.width = w; job.seq = 77; job.dim = 32;
     job.z = z.data(); job.cond = c.data(); job.uncond = u.data(); job.uncond_rows = 1;

@@ -3,14 +3,14 @@ import { basename, extname, join, dirname } from 'node:path';
 
 import type { Command } from 'commander';
 
-import { InvalidArgumentError, ShapeError } from '../../errors.js';
+import { InvalidArgumentError, NonFiniteError, ShapeError } from '../../errors.js';
 import { readNpy, writeNpy } from '../../io/npy.js';
 import { Diffusion, SCHEDULERS, type SchedulerName } from '../../sd/Diffusion.js';
 import { SD_FIXTURE_VARIANTS, writeSdFixture } from '../../sd/fixture.js';
 import { samplerBinding } from '../../sd/native.js';
 import { readPng, writePng } from '../../sd/png.js';
-import { readScheduleConfig, SD1_SCHEDULE } from '../../sd/schedulerConfig.js';
-import type { Tensor } from '../../sd/tensor.js';
+import { KARRAS_SCHEDULERS, readSchedulerConfig, SD1_SCHEDULE } from '../../sd/schedulerConfig.js';
+import { firstNonFinite, type Tensor } from '../../sd/tensor.js';
 import { progressBar } from '../progress.js';
 import { listUnetLayers } from '../../encoding/unetLayers.js';
 
@@ -32,7 +32,21 @@ async function readFloatNpy(path: string, what: string, rank: number): Promise<T
   const a = await readNpy(path);
   if (a.shape.length !== rank) throw new ShapeError(`${what} ${path}: expected rank ${rank}, got shape [${a.shape.join(', ')}]`);
   const data = a.data instanceof Float32Array ? a.data : Float32Array.from(a.data as ArrayLike<number>);
+  const bad = firstNonFinite(data);
+  if (bad >= 0) throw new NonFiniteError(`${what} ${path}: value ${data[bad]} at index ${bad} (shape [${a.shape.join(', ')}]) is not finite`);
   return { data, shape: a.shape };
+}
+
+function schedulerOption(v: string | undefined): SchedulerName | undefined {
+  if (v === undefined) return undefined;
+  if (!SCHEDULERS.includes(v as SchedulerName)) throw new InvalidArgumentError(`--scheduler must be one of ${SCHEDULERS.join(', ')}, got '${v}'`);
+  return v as SchedulerName;
+}
+
+function spacingOption(v: string | undefined): 'leading' | 'trailing' | 'linspace' | undefined {
+  if (v === undefined) return undefined;
+  if (v !== 'leading' && v !== 'trailing' && v !== 'linspace') throw new InvalidArgumentError(`--spacing must be leading, trailing or linspace, got '${v}'`);
+  return v;
 }
 
 function loadOptions(f: LoadFlags) {
@@ -55,10 +69,13 @@ export function registerSdCommand(program: Command): void {
     .option('--cond <npy>', 'conditioning c [B,77,D] float32')
     .option('--negative-prompt <text>', 'unconditional prompt (default "")', '')
     .option('--noise <npy>', 'initial noise [B,4,h,w] float32 (default: Philox keyed by seed and image index)')
+    .option('--step-noise <npy>', 'noise of each U-Net call that runs, [calls,B,4,h,w] float32, consumed in order by the stochastic schedulers (ddim eta > 0, ddpm, euler-ancestral, dpmpp2m-sde): reproduces another implementation\'s run exactly')
     .option('--strength <s>', 'img2img strength in (0, 1]', '0.8')
     .option('--steps <n>', 'inference steps', '50')
     .option('--guidance <g>', 'classifier-free guidance scale (runs when > 1)', '5')
-    .option('--scheduler <name>', `one of ${SCHEDULERS.join(', ')}`, 'ddim')
+    .option('--scheduler <name>', `one of ${SCHEDULERS.join(', ')} (default: the one scheduler/scheduler_config.json's _class_name names, as in diffusers; PNDM for SD 1.x)`)
+    .option('--karras', `Karras sigmas (use_karras_sigmas) for ${KARRAS_SCHEDULERS.join(', ')}`)
+    .option('--spacing <s>', "timestep spacing leading|trailing|linspace (default: the config's, else the scheduler class's own)")
     .option('--eta <eta>', 'DDIM eta', '0')
     .option('--rule <rule>', "img2img noise rule: 'diffusers' or 'compvis'", 'diffusers')
     .option('--seed <n>', 'noise seed', '0')
@@ -68,11 +85,12 @@ export function registerSdCommand(program: Command): void {
     .option('--ort-lib <path>', 'libonnxruntime to load (default BRAINLATENT_ORT_LIB or onnxruntime-node)')
     .option('--provider <name>', 'execution provider: cpu, cuda, ...', 'cpu')
     .option('--threads <n>', 'ONNX Runtime intra-op threads (default: all cores)')
-    .action(async (f: LoadFlags & Record<string, string | undefined>) => {
+    .action(async (f: LoadFlags & Record<string, string | undefined> & { karras?: boolean }) => {
       if (!f.image === !f.latents) throw new InvalidArgumentError('give exactly one of --image or --latents');
       if (!f.prompt === !f.cond) throw new InvalidArgumentError('give exactly one of --prompt or --cond');
       if (!f.out && !f.latentsOut) throw new InvalidArgumentError('give --out and/or --latents-out');
-      const scheduler = (f.scheduler ?? 'ddim') as SchedulerName;
+      const schedulerFlag = schedulerOption(f.scheduler);
+      const timestepSpacing = spacingOption(f.spacing);
       const rule = f.rule === 'compvis' ? 'compvis' : f.rule === 'diffusers' ? 'diffusers' : undefined;
       if (!rule) throw new InvalidArgumentError(`--rule must be diffusers or compvis, got '${f.rule}'`);
       const model = await Diffusion.load(f.model, loadOptions(f));
@@ -87,6 +105,8 @@ export function registerSdCommand(program: Command): void {
         const guidance = num(f.guidance, 'guidance', 5);
         const uncond = guidance > 1 && model.tokenizer ? await model.encodeText([f.negativePrompt ?? '']) : undefined;
         const noise = f.noise ? await readFloatNpy(f.noise, '--noise', 4) : undefined;
+        const stepNoise = f.stepNoise ? await readFloatNpy(f.stepNoise, '--step-noise', 5) : undefined;
+        const scheduler = schedulerFlag ?? model.defaultScheduler();
         const bar = progressBar('img2img');
         const r = await model.img2img({
           z,
@@ -97,6 +117,9 @@ export function registerSdCommand(program: Command): void {
           steps: num(f.steps, 'steps', 50),
           guidance,
           scheduler,
+          karras: f.karras ? true : undefined,
+          timestepSpacing,
+          stepNoise,
           eta: num(f.eta, 'eta', 0),
           img2imgRule: rule,
           seeds: num(f.seed, 'seed', 0),
@@ -105,7 +128,7 @@ export function registerSdCommand(program: Command): void {
         });
         const s = r.stats;
         bar.done(
-          `img2img: ${s.unetCalls} U-Net calls in ${s.loopSeconds.toFixed(2)}s (U-Net ${s.unetSeconds.toFixed(2)}s, overhead ×${(s.loopSeconds / s.unetSeconds).toFixed(3)})`,
+          `img2img (${scheduler}${f.karras ? ', Karras' : ''}): ${s.unetCalls} U-Net calls in ${s.loopSeconds.toFixed(2)}s (U-Net ${s.unetSeconds.toFixed(2)}s, overhead ×${(s.loopSeconds / s.unetSeconds).toFixed(3)})`,
         );
         if (f.latentsOut) await writeNpy(f.latentsOut, r.latents.data, r.latents.shape);
         if (f.out) {
@@ -150,21 +173,26 @@ export function registerSdCommand(program: Command): void {
   sd.command('schedule')
     .description('print as JSON the timesteps that will run, with their alphas_cumprod')
     .option('--model <dir>', "read the model's scheduler/scheduler_config.json (default: SD 1.x's)")
-    .option('--scheduler <name>', `one of ${SCHEDULERS.join(', ')}`, 'ddim')
+    .option('--scheduler <name>', `one of ${SCHEDULERS.join(', ')} (default: the model's config's class, else pndm)`)
+    .option('--karras', `Karras sigmas for ${KARRAS_SCHEDULERS.join(', ')}`)
     .option('--steps <n>', 'inference steps', '50')
     .option('--strength <s>', 'img2img strength', '0.8')
     .option('--eta <eta>', 'DDIM eta', '0')
-    .option('--spacing <s>', 'leading, trailing or linspace (default: the config, else leading)')
+    .option('--spacing <s>', "leading, trailing or linspace (default: the config's, else the scheduler class's own)")
     .option('--rule <rule>', 'diffusers or compvis', 'diffusers')
-    .action(async (f: Record<string, string | undefined>) => {
-      const schedule = f.model ? await readScheduleConfig(f.model) : { ...SD1_SCHEDULE };
-      if (f.spacing) schedule.timestepSpacing = f.spacing as typeof schedule.timestepSpacing;
+    .action(async (f: Record<string, string | undefined> & { karras?: boolean }) => {
+      const config = f.model ? await readSchedulerConfig(f.model) : undefined;
+      const schedule = { ...(config?.schedule ?? SD1_SCHEDULE) };
+      const spacing = spacingOption(f.spacing);
+      if (spacing) schedule.timestepSpacing = spacing;
+      if (f.karras) schedule.useKarrasSigmas = true;
+      const scheduler = schedulerOption(f.scheduler) ?? config?.scheduler ?? 'pndm';
       const binding = samplerBinding();
       let plan;
       try {
         plan = binding.sdPlan({
           schedule,
-          scheduler: f.scheduler ?? 'ddim',
+          scheduler,
           steps: num(f.steps, 'steps', 50),
           strength: num(f.strength, 'strength', 0.8),
           eta: num(f.eta, 'eta', 0),

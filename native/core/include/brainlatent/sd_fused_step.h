@@ -1,16 +1,18 @@
-// The fused per-step update over a batch's latents: guidance combine, scheduler update,
-// per-step noise, multistep history and the next U-Net input, in one pass over memory.
-// Every scheduler's step is expressed by the same scalar coefficients (scheduler.h), so this
-// one function is the whole numeric body of a step; a CUDA kernel can replace it 1:1 (each
-// element is independent and its noise is counter-based).
+// The fused per-step update over a batch's latents: guidance combine, scheduler update with its
+// multistep state, per-step noise and the next U-Net input, in one pass over memory.
 //
-// For element j of image b (n = elements per image, B images, G = 2 with guidance):
-//   eps = G == 2 ? eps_u + g·(eps_c - eps_u) : eps_c      (eps_u at row b, eps_c at row G-1)·B + b
-//   x0  = p·x + q·eps                                     (the model's clean-latent estimate)
-//   D   = x0 + r·(x0 - x0_prev)                           (r = 0 unless second-order multistep)
-//   x'  = c_x·x + c_d·D + c_eps·eps + c_noise·N(seed_b, index_b, noise_stream, j)
-//   x0_prev = x0        (when store_x0)
-//   unet_in[g·B + b] = next_in_scale · x'    for every group g
+// Every scheduler's step is a short *step program* (scheduler.h builds one per U-Net call): a few
+// assignments, each a float64 linear combination of per-element registers, optionally clamped
+// (clip_sample). The registers of element j of image b are
+//   X   the sample x (persistent)
+//   E   the guided noise prediction: ε_u + g·(ε_c − ε_u) with guidance, else ε_c
+//   N   this step's Gaussian noise: Philox (seed_b, index_b, noise_stream, j), or the caller's
+//   H0…H5  persistent state (previous ε or x̂0, a saved sample): scheduler history
+//   T0…T3  temporaries of this step
+// Assignments run in order (each reads the registers as left by the ones before); then X and the
+// written H registers are stored (float32) and the next U-Net input is next_in_scale · X for every
+// guidance group. Arithmetic inside is float64. The program is plain data, so the same program
+// runs unchanged on another device: a CUDA kernel evaluates it per element, 1:1.
 #pragma once
 #include <cstdint>
 
@@ -18,31 +20,62 @@
 
 namespace brainlatent {
 
-struct FusedStepCoeffs {
-  float p = 0, q = 0, r = 0;
-  float c_x = 0, c_d = 0, c_eps = 0, c_noise = 0;
-  float next_in_scale = 1;
-  bool store_x0 = false;
+enum StepReg : std::uint8_t {
+  kRegX = 0, kRegE = 1, kRegN = 2,
+  kRegH0 = 3, kRegH1, kRegH2, kRegH3, kRegH4, kRegH5,
+  kRegT0 = 9, kRegT1, kRegT2, kRegT3,
+  kRegCount = 13
+};
+constexpr int kHistorySlots = 6;
+constexpr int kMaxStepTerms = 6;
+constexpr int kMaxStepOps = 8;
+
+struct StepTerm {
+  std::uint8_t reg = kRegX;
+  double coeff = 0;
+};
+
+struct StepAssign {
+  std::uint8_t dst = kRegX;
+  std::uint8_t terms = 0;
+  StepTerm term[kMaxStepTerms];
+  bool clamp = false;     // dst = clamp(Σ, −clamp_range, clamp_range)
+  double clamp_range = 1;
+};
+
+struct StepProgram {
+  std::uint8_t ops = 0;
+  StepAssign op[kMaxStepOps];
+  double next_in_scale = 1;       // the next U-Net input is next_in_scale · X
+  bool noisy = false;             // N is read (Philox stream noise_stream, or the given step noise)
   std::uint32_t noise_stream = 0;
+
+  // Builders: `assign(dst, {{reg, c}, …})`. Throws InvalidArgument past the fixed capacity.
+  StepProgram& assign(std::uint8_t dst, std::initializer_list<StepTerm> terms, bool clamp = false, double range = 1);
+  // Registers read before this program writes them, and registers written (bit r = register r).
+  std::uint32_t reads() const;
+  std::uint32_t writes() const;
 };
 
 struct FusedBatch {
   std::int64_t images = 0;      // B
   std::int64_t per_image = 0;   // n = channels·h·w
   int groups = 1;               // 2 with classifier-free guidance ([uncond rows; cond rows])
-  float guidance = 1;           // g
+  double guidance = 1;          // g
   float* x = nullptr;           // [B, n]
-  float* x0_prev = nullptr;     // [B, n], needed when store_x0 or r != 0
+  float* history[kHistorySlots] = {};  // [B, n] each, those the programs use
   const float* eps = nullptr;   // [G·B, n]
   float* unet_in = nullptr;     // [G·B, n]
   const NoiseKey* keys = nullptr;  // [B]
+  const float* step_noise = nullptr;  // [B, n]: this step's noise instead of Philox (optional)
 };
 
-// CPU implementation (one thread: the U-Net call owns the cores, this pass is memory-bound).
-void fused_step_cpu(const FusedStepCoeffs& k, const FusedBatch& b);
+// CPU implementation: one thread (the U-Net call owns the cores; this pass is memory-bound),
+// blocks of elements kept in L1, each assignment a vectorisable loop.
+void fused_step_cpu(const StepProgram& program, const FusedBatch& b);
 
 // x = a·z + s·noise for each image and writes the first U-Net input (scale · x into all
 // groups). noise is [B, n] or null, in which case Philox stream 0 is used.
-void init_latents_cpu(const FusedBatch& b, const float* z, const float* noise, float a, float s, float first_in_scale);
+void init_latents_cpu(const FusedBatch& b, const float* z, const float* noise, double a, double s, double first_in_scale);
 
 }  // namespace brainlatent

@@ -46,6 +46,9 @@ struct Img2ImgJob {
   const float* uncond = nullptr;   // [uncond_rows, seq, dim], uncond_rows 1 (shared) or count
   std::int64_t uncond_rows = 0;
   const float* noise = nullptr;    // optional [count, C, h, w] initial noise (else Philox stream 0)
+  // optional [steps that run, count, C, h, w]: the noise each U-Net call's update consumes, in
+  // order (a call that draws none ignores its slice), instead of Philox streams 1 + step index
+  const float* step_noise = nullptr;
   std::vector<NoiseKey> keys;      // [count]
   std::int64_t batch_size = 1;
   float* out = nullptr;            // [count, C, h, w] final latents
@@ -61,8 +64,10 @@ struct Img2ImgStats {
   std::int64_t batches = 0;
 };
 
-// Validates the job (shapes, pointers, keys) and runs it batch by batch. Throws Cancelled
-// when *cancel becomes true (checked before every step).
+// Validates the job (shapes, pointers, keys; z, cond, uncond and the noises finite, else NonFinite
+// naming the input and the first bad index) and runs it batch by batch. Throws Cancelled when
+// *cancel becomes true (checked before every U-Net call), NonFinite when the final latents are not
+// finite (naming the image and element).
 Img2ImgStats run_img2img(UNetRunner& unet, const Img2ImgJob& job);
 
 }  // namespace brainlatent

@@ -1,0 +1,270 @@
+/**
+ * Every scheduler of the engine against diffusers' classes transcribed in float64
+ * (ts/sd/referenceSchedulers.ts) on the fixture's nonlinear U-Net (onnxruntime-node), with and without
+ * guidance, at several step counts, strengths, spacings and with Karras sigmas; the details of
+ * diffusers that are easy to get wrong; --step-noise; the config's _class_name; config validation;
+ * non-finite inputs.
+ */
+import { mkdir, writeFile, cp, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import * as ort from 'onnxruntime-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { FormatError, NonFiniteError } from '../../ts/errors.js';
+import { Diffusion } from '../../ts/sd/Diffusion.js';
+import { philoxNormal } from '../../ts/sd/philox.js';
+import { referenceImg2Img } from '../../ts/sd/referenceLoop.js';
+import { KARRAS_SCHEDULERS, SCHEDULERS, type SchedulerName } from '../../ts/sd/schedulerConfig.js';
+import type { RgbImages, Tensor } from '../../ts/sd/tensor.js';
+import { ensureFixtures } from './fixtures.js';
+
+let root = '';
+let sd: Diffusion;
+let unet: ort.InferenceSession;
+let z: Tensor;
+let c: Tensor;
+let uncond: Tensor;
+
+function images(count: number, h: number, w: number): RgbImages {
+  const data = new Uint8Array(count * h * w * 3);
+  for (let i = 0; i < data.length; i++) data[i] = (i * 37 + ((i / 97) | 0) * 11) % 256;
+  return { data, count, height: h, width: w };
+}
+
+function scaledDiff(a: Float32Array, b: Float32Array): number {
+  let worst = 0;
+  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]) / Math.max(1, Math.abs(b[i])));
+  return worst;
+}
+
+beforeAll(async () => {
+  root = await ensureFixtures();
+  sd = await Diffusion.load(join(root, 'optimum-1.24'), { intraOpThreads: 1 });
+  unet = await ort.InferenceSession.create(join(root, 'optimum-1.24', 'unet', 'model.onnx'), { intraOpNumThreads: 1 });
+  z = await sd.encodeImages(images(3, 64, 48));
+  c = await sd.encodeText(['hello cat', 'a photo of the dog', 'an image of the brain']);
+  uncond = await sd.encodeText(['']);
+});
+
+afterAll(async () => {
+  sd?.dispose();
+  await unet?.release();
+});
+
+interface Case {
+  scheduler: SchedulerName;
+  steps: number;
+  strength: number;
+  guidance: number;
+  karras?: boolean;
+  eta?: number;
+  spacing?: 'leading' | 'trailing' | 'linspace';
+}
+
+const cases: Case[] = [];
+for (const scheduler of SCHEDULERS) {
+  cases.push({ scheduler, steps: 10, strength: 0.8, guidance: 5 });
+  cases.push({ scheduler, steps: 7, strength: 1, guidance: 1 });
+  cases.push({ scheduler, steps: 25, strength: 0.55, guidance: 3, spacing: 'leading' });
+  if (KARRAS_SCHEDULERS.includes(scheduler)) cases.push({ scheduler, steps: 12, strength: 0.75, guidance: 5, karras: true });
+}
+cases.push({ scheduler: 'ddim', steps: 12, strength: 0.9, guidance: 5, eta: 0.5 });
+cases.push({ scheduler: 'unipc', steps: 9, strength: 1, guidance: 5, spacing: 'trailing' });
+cases.push({ scheduler: 'pndm', steps: 9, strength: 0.7, guidance: 1, spacing: 'linspace' });
+
+describe('each scheduler against diffusers transcribed in float64', () => {
+  for (const cs of cases) {
+    const name = `${cs.scheduler}${cs.karras ? ' karras' : ''}${cs.eta ? ` eta ${cs.eta}` : ''}${cs.spacing ? ` ${cs.spacing}` : ''}: ${cs.steps} steps, strength ${cs.strength}, guidance ${cs.guidance}`;
+    it(name, async () => {
+      const schedule = cs.spacing ? { ...sd.schedule, timestepSpacing: cs.spacing } : sd.schedule;
+      const native = await sd.img2img({
+        z, c, uncond, seeds: 11, batchSize: 2, scheduler: cs.scheduler, steps: cs.steps, strength: cs.strength,
+        guidance: cs.guidance, karras: cs.karras, eta: cs.eta, timestepSpacing: cs.spacing,
+      });
+      const timings = { unetSeconds: 0, loopSeconds: 0, unetCalls: 0 };
+      const ref = await referenceImg2Img(unet, {
+        z, c, uncond, seeds: 11, batchSize: 3, scheduler: cs.scheduler, steps: cs.steps, strength: cs.strength,
+        guidance: cs.guidance, karras: cs.karras, eta: cs.eta, schedule, timings,
+      });
+      const d = scaledDiff(native.latents.data, ref);
+      expect(d).toBeLessThan(1e-5);
+      // the same number of U-Net calls per image as diffusers' loop makes
+      const plan = sd.plan({ scheduler: cs.scheduler, steps: cs.steps, strength: cs.strength, karras: cs.karras, timestepSpacing: cs.spacing, eta: cs.eta });
+      expect(timings.unetCalls).toBe(plan.runs.length);
+      expect(native.stats.unetCalls).toBe(plan.runs.length * 2); // two batches of 2 and 1 images
+    });
+  }
+});
+
+describe('details of diffusers that are easy to get wrong', () => {
+  const plan = (scheduler: SchedulerName, steps: number, strength: number, extra: { karras?: boolean; timestepSpacing?: 'leading' | 'trailing' | 'linspace' } = {}) =>
+    sd.plan({ scheduler, steps, strength, ...extra });
+
+  it('PNDM (skip_prk_steps): N+1 timesteps, second doubled; N=10, s=0.8 starts at 801 with 9 U-Net calls', () => {
+    const p = plan('pndm', 10, 0.8);
+    expect(p.timesteps).toEqual([901, 801, 801, 701, 601, 501, 401, 301, 201, 101, 1]);
+    expect(p.runs.length).toBe(9);
+    expect(p.runs[0].timestep).toBe(801);
+    expect(p.noiseTimestep).toBe(801);
+    expect(p.className).toBe('PNDMScheduler');
+  });
+
+  it('Heun: 2N−1 timesteps and order 2: 15 U-Net calls at N=10, s=0.8, begin index 4', () => {
+    const p = plan('heun', 10, 0.8);
+    expect(p.timesteps.length).toBe(19);
+    expect(p.runs.length).toBe(15);
+    expect(p.beginIndex).toBe(4);
+  });
+
+  it('DPM-Solver and UniPC with leading spacing use N+1 points: they start at t=721 at N=10, s=0.8', () => {
+    for (const s of ['dpmpp2m', 'dpmpp2m-sde', 'unipc'] as const) {
+      const p = plan(s, 10, 0.8, { timestepSpacing: 'leading' });
+      expect(p.timesteps.slice(0, 3)).toEqual([901, 811, 721]);
+      expect(p.runs[0].timestep).toBe(721);
+      expect(p.runs.length).toBe(8);
+    }
+  });
+
+  it("each class's own default spacing applies when SD 1.5's config names none", () => {
+    for (const s of ['ddim', 'pndm', 'ddpm'] as const) expect(plan(s, 10, 1).timestepSpacing).toBe('leading');
+    for (const s of ['euler', 'euler-ancestral', 'lms', 'heun', 'dpmpp2m', 'dpmpp2m-sde', 'unipc'] as const) {
+      expect(plan(s, 10, 1).timestepSpacing).toBe('linspace');
+    }
+    // linspace Euler runs fractional timesteps: 999, 888, 777, …
+    expect(plan('euler', 10, 1).timesteps[1]).toBe(888);
+    expect(plan('euler', 7, 1).timesteps[1]).toBeCloseTo(832.5, 4);
+  });
+
+  it('Karras: Euler spans the leading sigmas with fractional timesteps, DPM-Solver σ(0)…σ(999) with rounded ones', () => {
+    const e = plan('euler', 10, 1, { karras: true, timestepSpacing: 'leading' });
+    const ac = sd.plan({ scheduler: 'ddim', steps: 1000, strength: 1 }).runs;
+    const sigmaAt = (t: number) => ac.find((r) => r.timestep === t)!.sigma;
+    expect(e.runs[0].sigma).toBeCloseTo(sigmaAt(901), 4);
+    expect(e.runs.at(-1)!.sigma).toBeCloseTo(sigmaAt(1), 5);
+    expect(e.runs.some((r) => !Number.isInteger(r.timestep))).toBe(true);
+    const d = plan('dpmpp2m', 10, 1, { karras: true, timestepSpacing: 'leading' });
+    expect(d.runs[0].timestep).toBe(999);
+    expect(d.runs.at(-1)!.timestep).toBe(0);
+    expect(d.runs.every((r) => Number.isInteger(r.timestep))).toBe(true);
+    expect(() => plan('euler-ancestral', 10, 1, { karras: true })).toThrow(/Karras sigmas are defined for/);
+  });
+
+  it("an int64 U-Net receives the scheduler's fractional timestep truncated", async () => {
+    const dir = join(root, 'optimum-1.23'); // timestep int64 [B]
+    const v = await Diffusion.load(dir, { intraOpThreads: 1 });
+    const u = await ort.InferenceSession.create(join(dir, 'unet', 'model.onnx'), { intraOpNumThreads: 1 });
+    try {
+      const zv = await v.encodeImages(images(1, 32, 32));
+      const cv = await v.encodeText(['hello cat']);
+      const uv = await v.encodeText(['']);
+      const o = { z: zv, c: cv, uncond: uv, steps: 7, strength: 1, guidance: 3, seeds: 2, scheduler: 'euler' as const };
+      expect(v.plan(o).runs.some((r) => !Number.isInteger(r.timestep))).toBe(true);
+      const native = await v.img2img(o);
+      const ref = await referenceImg2Img(u, { ...o, schedule: v.schedule });
+      expect(scaledDiff(native.latents.data, ref)).toBeLessThan(1e-5);
+    } finally {
+      v.dispose();
+      await u.release();
+    }
+  });
+});
+
+describe('step noise (--step-noise)', () => {
+  for (const scheduler of ['euler-ancestral', 'dpmpp2m-sde', 'ddpm'] as const) {
+    it(`${scheduler}: the given noise is consumed call by call, exactly as the reference consumes it`, async () => {
+      const o = { z, c, uncond, steps: 8, strength: 0.75, guidance: 4, scheduler, seeds: 5 };
+      const calls = sd.plan(o).runs.length;
+      const n = z.data.length / 3;
+      // Philox streams 1 + step index reproduce the engine's default
+      const begin = sd.plan(o).beginIndex;
+      const philox = new Float32Array(calls * 3 * n);
+      for (let k = 0; k < calls; k++) for (let i = 0; i < 3; i++) philox.set(philoxNormal(5, i, 1 + begin + k, 0, n), (k * 3 + i) * n);
+      const a = await sd.img2img(o);
+      const b = await sd.img2img({ ...o, stepNoise: { data: philox, shape: [calls, ...z.shape] } });
+      expect(Array.from(b.latents.data)).toEqual(Array.from(a.latents.data));
+      // other noise: the reference loop fed the same noise agrees
+      const other = new Float32Array(philox.length);
+      for (let i = 0; i < other.length; i++) other[i] = Math.sin(i * 1.7) * 1.3;
+      const stepNoise = { data: other, shape: [calls, ...z.shape] };
+      const native = await sd.img2img({ ...o, stepNoise });
+      const ref = await referenceImg2Img(unet, { ...o, stepNoise, schedule: sd.schedule });
+      expect(scaledDiff(native.latents.data, ref)).toBeLessThan(1e-5);
+      expect(scaledDiff(native.latents.data, a.latents.data)).toBeGreaterThan(1e-3);
+      const short = { data: other.subarray(0, (calls - 1) * 3 * n), shape: [calls - 1, ...z.shape] };
+      await expect(sd.img2img({ ...o, stepNoise: short })).rejects.toThrow(/stepNoise has shape .* expected \[\d+, 3, 4, 8, 6\]/);
+    });
+  }
+});
+
+describe('the scheduler config', () => {
+  const dirWith = async (name: string, config: unknown): Promise<string> => {
+    const dir = join(root, `cfg-${name}`);
+    await rm(dir, { recursive: true, force: true });
+    await cp(join(root, 'optimum-1.24'), dir, { recursive: true });
+    await mkdir(join(dir, 'scheduler'), { recursive: true });
+    await writeFile(join(dir, 'scheduler', 'scheduler_config.json'), JSON.stringify(config));
+    return dir;
+  };
+  const sd15 = { beta_start: 0.00085, beta_end: 0.012, beta_schedule: 'scaled_linear', num_train_timesteps: 1000, steps_offset: 1 };
+
+  it("_class_name picks the scheduler when none is asked for (SD 1.x: PNDM)", async () => {
+    expect(sd.defaultScheduler()).toBe('pndm');
+    for (const [cls, want] of [
+      ['EulerAncestralDiscreteScheduler', 'euler-ancestral'],
+      ['UniPCMultistepScheduler', 'unipc'],
+      ['DPMSolverMultistepScheduler', 'dpmpp2m'],
+    ] as const) {
+      const d = await Diffusion.load(await dirWith(cls, { _class_name: cls, ...sd15 }), { components: ['unet'] });
+      expect(d.defaultScheduler()).toBe(want);
+      expect(d.plan({ steps: 10 }).className).toBe(cls);
+      d.dispose();
+    }
+    const sde = await Diffusion.load(await dirWith('sde', { _class_name: 'DPMSolverMultistepScheduler', algorithm_type: 'sde-dpmsolver++', use_karras_sigmas: true, ...sd15 }), { components: ['unet'] });
+    expect(sde.defaultScheduler()).toBe('dpmpp2m-sde');
+    expect(sde.plan({ steps: 10 }).karras).toBe(true);
+    sde.dispose();
+  });
+
+  it('an unknown class is an error listing the known ones', async () => {
+    const dir = await dirWith('unknown', { _class_name: 'FlowMatchEulerDiscreteScheduler', ...sd15 });
+    await expect(Diffusion.load(dir)).rejects.toThrow(
+      /scheduler_config\.json: _class_name 'FlowMatchEulerDiscreteScheduler' is not a scheduler the engine knows; known: DDIMScheduler, PNDMScheduler/,
+    );
+  });
+
+  it('validates betas, enumerations and unsupported options, naming the file and the field', async () => {
+    const bad = async (name: string, cfg: Record<string, unknown>, re: RegExp) => {
+      const dir = await dirWith(name, { _class_name: 'DDIMScheduler', ...sd15, ...cfg });
+      const err = await Diffusion.load(dir).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(FormatError);
+      expect((err as Error).message).toMatch(re);
+      expect((err as Error).message).toContain(join(dir, 'scheduler', 'scheduler_config.json'));
+    };
+    await bad('neg', { beta_start: -1 }, /beta_start must be in \(0, 1\), got -1/);
+    await bad('big', { beta_end: 1.2 }, /beta_end must be in \(0, 1\), got 1\.2/);
+    await bad('sched', { beta_schedule: 'sigmoid' }, /beta_schedule is "sigmoid"; supported: linear, scaled_linear, squaredcos_cap_v2/);
+    await bad('pred', { prediction_type: 'v_prediction' }, /prediction_type is "v_prediction"; supported: epsilon/);
+    await bad('spacing', { timestep_spacing: 'karras' }, /timestep_spacing is "karras"/);
+    await bad('thresh', { thresholding: true }, /thresholding = true is not supported/);
+    await bad('offset', { steps_offset: 1.5 }, /steps_offset must be an integer/);
+  });
+});
+
+describe('non-finite numbers', () => {
+  it('refuses NaN latents and Inf conditioning, naming the input and the first bad index', async () => {
+    const zb = { data: z.data.slice(), shape: z.shape };
+    zb.data[200] = Number.NaN;
+    const e1 = await sd.img2img({ z: zb, c, uncond, scheduler: 'ddim' }).catch((e: unknown) => e);
+    expect(e1).toBeInstanceOf(NonFiniteError);
+    expect((e1 as Error).message).toMatch(/z \(the initial latents\) has a non-finite value \(NaN\) at index 200 \(row 1, element 8\)/);
+    const cb = { data: c.data.slice(), shape: c.shape };
+    cb.data[77 * 32 + 5] = Number.POSITIVE_INFINITY;
+    const e2 = await sd.img2img({ z, c: cb, uncond, scheduler: 'ddim' }).catch((e: unknown) => e);
+    expect(e2).toBeInstanceOf(NonFiniteError);
+    expect((e2 as Error).message).toMatch(/cond \(the conditioning c\) has a non-finite value \(Inf\) at index 2469 \(row 1, element 5\)/);
+    const nb = { data: new Float32Array(z.data.length), shape: z.shape };
+    nb.data[7] = Number.NEGATIVE_INFINITY;
+    await expect(sd.img2img({ z, c, uncond, noise: nb })).rejects.toThrow(/noise \(the initial noise\) has a non-finite value \(Inf\) at index 7/);
+  });
+});
