@@ -11,6 +11,7 @@
 #include "brainlatent/error.h"
 #include "brainlatent/ort_model.h"
 #include "convert.h"
+#include "ort_options.h"
 
 namespace brainlatent::addon {
 namespace {
@@ -83,7 +84,7 @@ class ModelJob : public Napi::AsyncWorker {
   ErrorCode code_ = ErrorCode::OrtFailure;
 };
 
-// onnxLoad({path, ortLibrary, intraOpThreads, interOpThreads, provider, deviceId, spinning, optimization})
+// onnxLoad({path, ortLibrary, ...session options (ort_options.h)})
 //   -> Promise<{handle, inputs, outputs}>
 Napi::Value OnnxLoad(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -91,13 +92,7 @@ Napi::Value OnnxLoad(const Napi::CallbackInfo& info) {
   Napi::Object o = info[0].As<Napi::Object>();
   const std::string path = attr_string(o, "path", "");
   const std::string lib = attr_string(o, "ortLibrary", "");
-  OrtSessionConfig cfg;
-  cfg.intra_threads = static_cast<int>(attr_number(o, "intraOpThreads", 0));
-  cfg.inter_threads = static_cast<int>(attr_number(o, "interOpThreads", 0));
-  cfg.provider = attr_string(o, "provider", "cpu");
-  cfg.device_id = static_cast<int>(attr_number(o, "deviceId", 0));
-  cfg.spinning = attr_bool(o, "spinning", true);
-  cfg.optimization = attr_string(o, "optimization", "all");
+  const OrtSessionConfig cfg = session_config_of(o);
   auto result = std::make_shared<std::shared_ptr<OnnxModel>>();
   auto* job = new ModelJob(
       env, [path, lib, cfg, result] { *result = OnnxModel::load(path, lib, cfg); },

@@ -17,6 +17,7 @@
 #include "brainlatent/sd_fused_step.h"
 #include "brainlatent/sd_pipeline.h"
 #include "convert.h"
+#include "ort_options.h"
 
 namespace brainlatent::addon {
 namespace {
@@ -207,12 +208,7 @@ Napi::Value SdLoad(const Napi::CallbackInfo& info) {
   auto opts = std::make_shared<SdLoadOptions>();
   opts->dir = attr_string(o, "dir", "");
   opts->ort_library = attr_string(o, "ortLibrary", "");
-  opts->session.intra_threads = static_cast<int>(attr_number(o, "intraOpThreads", 0));
-  opts->session.inter_threads = static_cast<int>(attr_number(o, "interOpThreads", 0));
-  opts->session.provider = attr_string(o, "provider", "cpu");
-  opts->session.device_id = static_cast<int>(attr_number(o, "deviceId", 0));
-  opts->session.spinning = attr_bool(o, "spinning", true);
-  opts->session.optimization = attr_string(o, "optimization", "all");
+  opts->session = session_config_of(o);
   if (has(o, "components")) {
     Napi::Array a = o.Get("components").As<Napi::Array>();
     for (uint32_t i = 0; i < a.Length(); ++i) opts->components.push_back(a.Get(i).As<Napi::String>().Utf8Value());

@@ -141,6 +141,11 @@ export interface NativeLoadOptions {
   deviceId?: number;
   spinning?: boolean;
   optimization?: string;
+  memory?: string;
+  memoryArena?: boolean;
+  memoryPattern?: boolean;
+  prepacking?: boolean;
+  initializersMalloc?: boolean;
   components?: string[];
 }
 
@@ -191,6 +196,11 @@ export type OnnxHandle = { readonly __onnxHandle: unique symbol };
 export interface NativeOnnxLoadOptions {
   path: string;
   ortLibrary: string;
+  memory?: string;
+  memoryArena?: boolean;
+  memoryPattern?: boolean;
+  prepacking?: boolean;
+  initializersMalloc?: boolean;
   intraOpThreads?: number;
   interOpThreads?: number;
   provider?: string;

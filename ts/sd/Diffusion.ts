@@ -39,6 +39,16 @@ export interface DiffusionLoadOptions {
   /** ORT's intra-op thread spinning (default true). */
   spinning?: boolean;
   optimization?: 'disable' | 'basic' | 'extended' | 'all';
+  /**
+   * ONNX Runtime's memory behaviour. 'default': its own (a CPU arena, memory patterns, pre-packed weights);
+   * 'lean': all three off and initializers allocated outside the arena, for a peak near the weights' size
+   * on a large U-Net (SD 1.x's 3.4 GB). The four switches below override either.
+   */
+  memory?: 'default' | 'lean';
+  memoryArena?: boolean;
+  memoryPattern?: boolean;
+  prepacking?: boolean;
+  initializersMalloc?: boolean;
   /** Load only these models (default: all four). */
   components?: SdComponent[];
   /** Latent scaling factor (default: vae_decoder/config.json's scaling_factor, else 0.18215). */
@@ -157,6 +167,11 @@ export class Diffusion {
         deviceId: options.deviceId,
         spinning: options.spinning,
         optimization: options.optimization,
+        memory: options.memory,
+        memoryArena: options.memoryArena,
+        memoryPattern: options.memoryPattern,
+        prepacking: options.prepacking,
+        initializersMalloc: options.initializersMalloc,
         components,
       }),
     );

@@ -48,6 +48,12 @@ export interface OnnxModelLoadOptions {
   interOpThreads?: number;
   spinning?: boolean;
   optimization?: 'disable' | 'basic' | 'extended' | 'all';
+  /** ONNX Runtime's memory behaviour (see DiffusionLoadOptions.memory). */
+  memory?: 'default' | 'lean';
+  memoryArena?: boolean;
+  memoryPattern?: boolean;
+  prepacking?: boolean;
+  initializersMalloc?: boolean;
 }
 
 /** One input: values and shape. Float32Array, Float64Array, Int32Array or BigInt64Array. */

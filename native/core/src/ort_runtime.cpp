@@ -215,6 +215,11 @@ Session::Session(const std::string& path, const OrtSessionConfig& c) : path_(pat
                                                 "': expected disable, basic, extended or all");
   check(a.SetSessionGraphOptimizationLevel(so, level), "SetSessionGraphOptimizationLevel");
   check(a.AddSessionConfigEntry(so, "session.intra_op.allow_spinning", c.spinning ? "1" : "0"), "AddSessionConfigEntry");
+  check(c.memory_arena ? a.EnableCpuMemArena(so) : a.DisableCpuMemArena(so), "CpuMemArena");
+  check(c.memory_pattern ? a.EnableMemPattern(so) : a.DisableMemPattern(so), "MemPattern");
+  check(a.AddSessionConfigEntry(so, "session.disable_prepacking", c.prepacking ? "0" : "1"), "AddSessionConfigEntry");
+  check(a.AddSessionConfigEntry(so, "session.use_device_allocator_for_initializers", c.initializers_malloc ? "1" : "0"),
+        "AddSessionConfigEntry");
   if (c.provider == "cuda") {
     OrtCUDAProviderOptionsV2* cuda = nullptr;
     check(a.CreateCUDAProviderOptions(&cuda), "CreateCUDAProviderOptions");

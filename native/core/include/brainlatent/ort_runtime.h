@@ -28,6 +28,13 @@ struct OrtSessionConfig {
   int device_id = 0;
   bool spinning = true;           // session.intra_op.allow_spinning
   std::string optimization = "all";  // "disable" | "basic" | "extended" | "all"
+  // Memory (what a large model such as SD 1.x's 3.4 GB U-Net peaks at): ORT's defaults keep a growing
+  // CPU arena, pre-plan activation buffers (memory patterns), and pre-pack MatMul/Conv weights into a
+  // second copy. Turning these off trades a little speed for a peak near the weights' own size.
+  bool memory_arena = true;         // session.enable_cpu_mem_arena
+  bool memory_pattern = true;       // session.enable_mem_pattern
+  bool prepacking = true;           // !session.disable_prepacking
+  bool initializers_malloc = false; // session.use_device_allocator_for_initializers (not the arena)
 };
 
 }  // namespace brainlatent

@@ -1,0 +1,252 @@
+/**
+ * `sd fixture --arch sd1`: an SD 1.x ONNX folder whose U-Net has Stable Diffusion 1.x's published layer
+ * configuration (diffusers' UNet2DConditionModel of runwayml/stable-diffusion-v1-5: block_out_channels
+ * 320/640/1280/1280, two ResNet blocks per level, one cross-attention transformer per block of the first
+ * three levels and the middle, 8 heads, cross_attention_dim 768, GEGLU feed-forward, GroupNorm 32; 859.5M
+ * parameters) with seeded random weights, stored as external data (unet/weights.pb, each tensor aligned to
+ * 64 KiB so ONNX Runtime can memory-map it). The text encoder, VAE and tokenizer are the tiny fixture's at
+ * SD 1.x's interface sizes (77 × 768 conditioning, 8× VAE): the sampler's speed and memory are the U-Net's.
+ * Weights are streamed to disk tensor by tensor, so writing it needs little memory.
+ */
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+
+import { writeSdFixture } from './fixture.js';
+import { onnx } from './onnxProto.js';
+
+type INode = import('onnx-proto').onnx.INodeProto;
+type ITensor = import('onnx-proto').onnx.ITensorProto;
+type IAttribute = import('onnx-proto').onnx.IAttributeProto;
+
+const T = onnx.TensorProto.DataType;
+const A = onnx.AttributeProto.AttributeType;
+const ALIGN = 65536;
+
+/** SD 1.x's UNet2DConditionModel configuration. */
+export const SD1_UNET = {
+  blockOut: [320, 640, 1280, 1280],
+  layersPerBlock: 2,
+  crossAttn: [true, true, true, false],
+  heads: 8,
+  crossDim: 768,
+  groups: 32,
+  timeDim: 1280,
+} as const;
+
+/** Writes initializers into one external-data file as they are made (aligned offsets). */
+class ExternalGraph {
+  readonly nodes: INode[] = [];
+  readonly inits: ITensor[] = [];
+  private n = 0;
+  private offset = 0;
+  parameters = 0;
+  private state: number;
+  constructor(
+    private readonly fd: number,
+    private readonly location: string,
+    seed: number,
+  ) {
+    this.state = seed >>> 0;
+  }
+  private rand(): number {
+    this.state = (this.state + 0x6d2b79f5) >>> 0;
+    let t = this.state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
+  }
+  /** A weight of uniform(−scale, scale) + offset values, written to the data file. */
+  weight(dims: number[], scale: number, offset = 0): string {
+    const name = `w${this.n++}`;
+    const size = dims.reduce((a, b) => a * b, 1);
+    const pad = (ALIGN - (this.offset % ALIGN)) % ALIGN;
+    if (pad) {
+      writeSync(this.fd, Buffer.alloc(pad));
+      this.offset += pad;
+    }
+    const start = this.offset;
+    const chunk = new Float32Array(Math.min(size, 1 << 20));
+    for (let done = 0; done < size; done += chunk.length) {
+      const m = Math.min(chunk.length, size - done);
+      for (let i = 0; i < m; i++) chunk[i] = offset + scale * this.rand();
+      writeSync(this.fd, new Uint8Array(chunk.buffer, 0, m * 4));
+    }
+    this.offset += size * 4;
+    this.parameters += size;
+    this.inits.push({
+      name,
+      dims,
+      dataType: T.FLOAT,
+      dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+      externalData: [
+        { key: 'location', value: this.location },
+        { key: 'offset', value: String(start) },
+        { key: 'length', value: String(size * 4) },
+      ],
+    });
+    return name;
+  }
+  /** A small constant kept inside the model file. */
+  consts(values: number[], dims = [values.length], type: 'float' | 'int64' = 'float'): string {
+    const name = `c${this.n++}`;
+    const raw = type === 'float' ? new Uint8Array(new Float32Array(values).buffer) : new Uint8Array(new BigInt64Array(values.map(BigInt)).buffer);
+    this.inits.push({ name, dims, dataType: type === 'float' ? T.FLOAT : T.INT64, rawData: raw });
+    return name;
+  }
+  op(opType: string, input: string[], attribute: IAttribute[] = [], output?: string): string {
+    const out = output ?? `t${this.n++}`;
+    this.nodes.push({ opType, input, output: [out], attribute, name: `${opType}_${this.n++}` });
+    return out;
+  }
+}
+
+const ints = (name: string, v: number[]): IAttribute => ({ name, type: A.INTS, ints: v });
+const int = (name: string, v: number): IAttribute => ({ name, type: A.INT, i: v });
+const flt = (name: string, v: number): IAttribute => ({ name, type: A.FLOAT, f: v });
+
+function unetGraph(g: ExternalGraph): void {
+  const cfg = SD1_UNET;
+  const conv = (x: string, cin: number, cout: number, k: number, stride = 1): string =>
+    g.op(
+      'Conv',
+      [x, g.weight([cout, cin, k, k], 1 / Math.sqrt(cin * k * k)), g.weight([cout], 0.02)],
+      [ints('kernel_shape', [k, k]), ints('pads', Array(4).fill((k - 1) / 2)), ints('strides', [stride, stride])],
+    );
+  const linear = (x: string, cin: number, cout: number, bias = true): string => {
+    const y = g.op('MatMul', [x, g.weight([cin, cout], 1 / Math.sqrt(cin))]);
+    return bias ? g.op('Add', [y, g.weight([cout], 0.02)]) : y;
+  };
+  const silu = (x: string): string => g.op('Mul', [x, g.op('Sigmoid', [x])]);
+  const groupNorm = (x: string, c: number, eps: number): string => {
+    const shape = g.op('Shape', [x]);
+    const grouped = g.op('Reshape', [x, g.consts([0, cfg.groups, -1], [3], 'int64')]);
+    const normed = g.op('InstanceNormalization', [grouped, g.consts(Array(cfg.groups).fill(1)), g.consts(Array(cfg.groups).fill(0))], [flt('epsilon', eps)]);
+    const back = g.op('Reshape', [normed, shape]);
+    return g.op('Add', [g.op('Mul', [back, g.weight([c, 1, 1], 0.1, 1)]), g.weight([c, 1, 1], 0.02)]);
+  };
+  const layerNorm = (x: string, c: number): string =>
+    g.op('LayerNormalization', [x, g.weight([c], 0.1, 1), g.weight([c], 0.02)], [int('axis', -1), flt('epsilon', 1e-5)]);
+
+  // time embedding: sinusoidal (flip_sin_to_cos, shift 0) → Linear → SiLU → Linear
+  const half = cfg.blockOut[0] / 2;
+  const freqs = Array.from({ length: half }, (_, i) => Math.exp((-Math.log(10000) * i) / half));
+  const tf = g.op('Reshape', [g.op('Cast', ['timestep'], [int('to', T.FLOAT)]), g.consts([-1, 1], [2], 'int64')]);
+  const arg = g.op('Mul', [tf, g.consts(freqs, [1, half])]);
+  const tproj = g.op('Concat', [g.op('Cos', [arg]), g.op('Sin', [arg])], [int('axis', 1)]);
+  let temb = linear(silu(linear(tproj, cfg.blockOut[0], cfg.timeDim)), cfg.timeDim, cfg.timeDim);
+  temb = silu(temb); // every ResNet block's time_emb_proj reads SiLU(temb)
+
+  const resnet = (x: string, cin: number, cout: number): string => {
+    let h = conv(silu(groupNorm(x, cin, 1e-5)), cin, cout, 3);
+    const t = g.op('Unsqueeze', [linear(temb, cfg.timeDim, cout), g.consts([2, 3], [2], 'int64')]);
+    h = g.op('Add', [h, t]);
+    h = conv(silu(groupNorm(h, cout, 1e-5)), cout, cout, 3);
+    const skip = cin === cout ? x : conv(x, cin, cout, 1);
+    return g.op('Add', [skip, h]);
+  };
+  const attention = (x: string, ctx: string, c: number, ctxDim: number): string => {
+    const heads = cfg.heads;
+    const dh = c / heads;
+    const split = (y: string): string => g.op('Transpose', [g.op('Reshape', [y, g.consts([0, -1, heads, dh], [4], 'int64')])], [ints('perm', [0, 2, 1, 3])]);
+    const q = split(linear(x, c, c, false));
+    const k = split(linear(ctx, ctxDim, c, false));
+    const v = split(linear(ctx, ctxDim, c, false));
+    const scores = g.op('Mul', [g.op('MatMul', [q, g.op('Transpose', [k], [ints('perm', [0, 1, 3, 2])])]), g.consts([1 / Math.sqrt(dh)])]);
+    const o = g.op('MatMul', [g.op('Softmax', [scores], [int('axis', -1)]), v]);
+    const merged = g.op('Reshape', [g.op('Transpose', [o], [ints('perm', [0, 2, 1, 3])]), g.consts([0, -1, c], [3], 'int64')]);
+    return linear(merged, c, c);
+  };
+  const transformer = (x: string, c: number): string => {
+    const shape = g.op('Shape', [x]);
+    let h = conv(groupNorm(x, c, 1e-6), c, c, 1);
+    // [B, C, H, W] → [B, HW, C]
+    h = g.op('Transpose', [g.op('Reshape', [h, g.consts([0, c, -1], [3], 'int64')])], [ints('perm', [0, 2, 1])]);
+    const n1 = layerNorm(h, c);
+    h = g.op('Add', [h, attention(n1, n1, c, c)]);
+    h = g.op('Add', [h, attention(layerNorm(h, c), 'encoder_hidden_states', c, cfg.crossDim)]);
+    // GEGLU feed-forward
+    const proj = linear(layerNorm(h, c), c, 8 * c);
+    const a = g.op('Slice', [proj, g.consts([0], [1], 'int64'), g.consts([4 * c], [1], 'int64'), g.consts([-1], [1], 'int64')]);
+    const gate = g.op('Slice', [proj, g.consts([4 * c], [1], 'int64'), g.consts([8 * c], [1], 'int64'), g.consts([-1], [1], 'int64')]);
+    const gelu = g.op('Mul', [g.op('Mul', [gate, g.consts([0.5])]), g.op('Add', [g.op('Erf', [g.op('Mul', [gate, g.consts([Math.SQRT1_2])])]), g.consts([1])])]);
+    h = g.op('Add', [h, linear(g.op('Mul', [a, gelu]), 4 * c, c)]);
+    h = g.op('Reshape', [g.op('Transpose', [h], [ints('perm', [0, 2, 1])]), shape]);
+    return g.op('Add', [x, conv(h, c, c, 1)]);
+  };
+
+  let h = conv('sample', 4, cfg.blockOut[0], 3);
+  const skips: { name: string; c: number }[] = [{ name: h, c: cfg.blockOut[0] }];
+  let c: number = cfg.blockOut[0];
+  cfg.blockOut.forEach((cout, level) => {
+    for (let j = 0; j < cfg.layersPerBlock; j++) {
+      h = resnet(h, c, cout);
+      c = cout;
+      if (cfg.crossAttn[level]) h = transformer(h, c);
+      skips.push({ name: h, c });
+    }
+    if (level < cfg.blockOut.length - 1) {
+      h = conv(h, c, c, 3, 2);
+      skips.push({ name: h, c });
+    }
+  });
+  h = resnet(h, c, c);
+  h = transformer(h, c);
+  h = resnet(h, c, c);
+  const rev = [...cfg.blockOut].reverse();
+  const revAttn = [...cfg.crossAttn].reverse();
+  rev.forEach((cout, level) => {
+    for (let j = 0; j < cfg.layersPerBlock + 1; j++) {
+      const skip = skips.pop() as { name: string; c: number };
+      h = resnet(g.op('Concat', [h, skip.name], [int('axis', 1)]), c + skip.c, cout);
+      c = cout;
+      if (revAttn[level]) h = transformer(h, c);
+    }
+    if (level < rev.length - 1) {
+      const up = g.op('Resize', [h, '', g.consts([1, 1, 2, 2])], [{ name: 'mode', type: A.STRING, s: new TextEncoder().encode('nearest') }]);
+      h = conv(up, c, c, 3);
+    }
+  });
+  h = conv(silu(groupNorm(h, c, 1e-5)), c, 4, 3);
+  g.op('Identity', [h], [], 'out_sample');
+}
+
+/** Writes an SD 1.x folder whose U-Net has SD 1.x's layers (random weights) to `dir`. Returns the parameter count. */
+export async function writeSd1Fixture(dir: string, options: { seed?: number } = {}): Promise<{ parameters: number; weightBytes: number }> {
+  const tmp = `${dir}.tmp-${process.pid}`;
+  await rm(tmp, { recursive: true, force: true });
+  // the small models at SD 1.x's interface sizes (text width 768), then the real U-Net over them
+  await writeSdFixture(tmp, { textDim: SD1_UNET.crossDim, seed: options.seed ?? 1 });
+  const unetDir = join(tmp, 'unet');
+  await mkdir(unetDir, { recursive: true });
+  const fd = openSync(join(unetDir, 'weights.pb'), 'w');
+  let g: ExternalGraph;
+  try {
+    g = new ExternalGraph(fd, 'weights.pb', options.seed ?? 1);
+    unetGraph(g);
+  } finally {
+    closeSync(fd);
+  }
+  const vi = (name: string, elem: number, dims: (number | string)[]) => ({
+    name,
+    type: { tensorType: { elemType: elem, shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } } },
+  });
+  const m = onnx.ModelProto.create({
+    irVersion: 8,
+    producerName: 'brainlatent-sd1-fixture',
+    opsetImport: [{ domain: '', version: 17 }],
+    graph: {
+      name: 'unet',
+      node: g.nodes,
+      initializer: g.inits,
+      input: [vi('sample', T.FLOAT, ['batch', 4, 'height', 'width']), vi('timestep', T.FLOAT, []), vi('encoder_hidden_states', T.FLOAT, ['batch', 'sequence', SD1_UNET.crossDim])],
+      output: [vi('out_sample', T.FLOAT, ['batch', 4, 'height', 'width'])],
+    },
+  });
+  await writeFile(join(unetDir, 'model.onnx'), onnx.ModelProto.encode(m).finish());
+  await writeFile(join(tmp, 'sd1_fixture.json'), JSON.stringify({ parameters: g.parameters, note: "SD 1.x's U-Net layers, random weights" }, null, 2));
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dirname(dir), { recursive: true });
+  await rename(tmp, dir);
+  return { parameters: g.parameters, weightBytes: g.parameters * 4 };
+}
