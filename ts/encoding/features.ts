@@ -1,9 +1,9 @@
-import * as ort from 'onnxruntime-node';
 import { CancelledError, InvalidArgumentError, ShapeError } from '../errors.js';
 import { readIntVectorNpy, readMatrixNpy } from '../io/npy.js';
 import type { RgbImage } from '../io/resize.js';
 import type { Matrix } from '../matrix.js';
 import { Diffusion, type SdComponent } from '../sd/Diffusion.js';
+import { OnnxModel, unetFeatures } from '../sd/OnnxModel.js';
 import { samplerBinding } from '../sd/native.js';
 import { philoxNormal } from '../sd/philox.js';
 import type { Tensor } from '../sd/tensor.js';
@@ -50,7 +50,8 @@ export async function readFeatureFile(spec: Extract<FeatureSetSpec, { kind: 'fil
 
 /**
  * Computes model features for `ids`. One Diffusion instance serves every spec; images and captions are read
- * once per batch. U-Net layers run on onnxruntime-node with a copy of the U-Net whose graph outputs include them.
+ * once per batch. U-Net layers run on the engine's ONNX Runtime (OnnxModel) with a copy of the U-Net whose graph
+ * outputs include them.
  */
 export async function computeFeatures(specs: FeatureSetSpec[], ids: Int32Array, source: ImageSource, opts: FeatureOptions = {}): Promise<FeatureTable[]> {
   const out: FeatureTable[] = [];
@@ -62,11 +63,12 @@ export async function computeFeatures(specs: FeatureSetSpec[], ids: Int32Array, 
   const components: SdComponent[] = ['text_encoder', 'vae_encoder'];
   if (model.some((s) => s.kind === 'zc')) components.push('unet');
   // Check U-Net layer names before any heavy work.
-  const unets = new Map<string, { session: ort.InferenceSession; timestep: { dtype: string; rank: number } }>();
+  // U-Net layers run on the engine's ONNX Runtime: a copy of the U-Net with the layers as extra graph outputs
+  const unets = new Map<string, OnnxModel>();
   for (const s of model) {
     if (s.kind !== 'unet') continue;
     const exposed = await exposeUnetLayers(opts.model, s.layers);
-    unets.set(s.name, { session: await ort.InferenceSession.create(exposed.path), timestep: exposed.timestep });
+    unets.set(s.name, await OnnxModel.load(exposed.path));
   }
   const diffusion = await Diffusion.load(opts.model, { components });
   try {
@@ -102,7 +104,7 @@ export async function computeFeatures(specs: FeatureSetSpec[], ids: Int32Array, 
             const noise = keyedNoise(s.seed ?? 0, bids, z.shape);
             const a = alphas[t];
             const xt = z.data.map((v, q) => Math.sqrt(a) * v + Math.sqrt(1 - a) * noise.data[q]);
-            const outs = await runUnet(u.session, u.timestep, xt, z.shape, c, t, s.layers);
+            const outs = await unetFeatures(u, { sample: { data: xt, shape: z.shape }, timestep: t, cond: c }, s.layers, { signal: opts.signal });
             for (const l of s.layers) push(`${s.name}:${l}@t${t}`, pool(outs[l], s.pool ?? 1, `${s.name}:${l}`), bids.length);
           }
         }
@@ -129,7 +131,7 @@ export async function computeFeatures(specs: FeatureSetSpec[], ids: Int32Array, 
     return out;
   } finally {
     diffusion.dispose();
-    for (const u of unets.values()) await u.session.release();
+    for (const u of unets.values()) u.dispose();
   }
 }
 
@@ -173,38 +175,11 @@ function keyedNoise(seed: number, ids: number[], shape: number[]): Tensor {
   return { data, shape };
 }
 
-async function runUnet(
-  session: ort.InferenceSession,
-  ts: { dtype: string; rank: number },
-  xt: Float32Array,
-  shape: number[],
-  c: Tensor,
-  t: number,
-  layers: string[],
-): Promise<Record<string, ort.Tensor>> {
-  const b = shape[0];
-  const tdims = ts.rank === 0 ? [] : [b];
-  const tn = ts.rank === 0 ? 1 : b;
-  const timestep =
-    ts.dtype === 'int64'
-      ? new ort.Tensor('int64', new BigInt64Array(tn).fill(BigInt(t)), tdims)
-      : ts.dtype === 'int32'
-        ? new ort.Tensor('int32', new Int32Array(tn).fill(t), tdims)
-        : new ort.Tensor('float32', new Float32Array(tn).fill(t), tdims);
-  const feeds = {
-    sample: new ort.Tensor('float32', xt, shape),
-    timestep,
-    encoder_hidden_states: new ort.Tensor('float32', c.data, c.shape),
-  };
-  return (await session.run(feeds, layers)) as Record<string, ort.Tensor>;
-}
-
 /** [B, C, H, W] → [B, C·P·P] by adaptive average pooling; other ranks are flattened per image. */
-function pool(t: ort.Tensor | undefined, p: number, what: string): Float32Array {
+function pool(t: Tensor | undefined, p: number, what: string): Float32Array {
   if (!t) throw new InvalidArgumentError(`${what}: the U-Net returned no such output`);
-  const data = t.data as Float32Array;
-  if (!(data instanceof Float32Array)) throw new ShapeError(`${what}: output is ${t.type}, expected float32`);
-  const dims = t.dims as readonly number[];
+  const data = t.data;
+  const dims = t.shape;
   if (dims.length !== 4) return data;
   const [B, C, H, W] = dims;
   const P = Math.min(p, H, W);
