@@ -34,6 +34,16 @@ export const SD1_UNET = {
   timeDim: 1280,
 } as const;
 
+export interface Sd1UnetConfig {
+  blockOut: readonly number[];
+  layersPerBlock: number;
+  crossAttn: readonly boolean[];
+  heads: number;
+  crossDim: number;
+  groups: number;
+  timeDim: number;
+}
+
 /** Writes initializers into one external-data file as they are made (aligned offsets). */
 class ExternalGraph {
   readonly nodes: INode[] = [];
@@ -105,8 +115,7 @@ const ints = (name: string, v: number[]): IAttribute => ({ name, type: A.INTS, i
 const int = (name: string, v: number): IAttribute => ({ name, type: A.INT, i: v });
 const flt = (name: string, v: number): IAttribute => ({ name, type: A.FLOAT, f: v });
 
-function unetGraph(g: ExternalGraph): void {
-  const cfg = SD1_UNET;
+function unetGraph(g: ExternalGraph, cfg: Sd1UnetConfig): void {
   const conv = (x: string, cin: number, cout: number, k: number, stride = 1): string =>
     g.op(
       'Conv',
@@ -212,18 +221,22 @@ function unetGraph(g: ExternalGraph): void {
 }
 
 /** Writes an SD 1.x folder whose U-Net has SD 1.x's layers (random weights) to `dir`. Returns the parameter count. */
-export async function writeSd1Fixture(dir: string, options: { seed?: number } = {}): Promise<{ parameters: number; weightBytes: number }> {
+export async function writeSd1Fixture(
+  dir: string,
+  options: { seed?: number; /** A narrower U-Net of the same layout (tests); default SD 1.x's. */ config?: Partial<Sd1UnetConfig> } = {},
+): Promise<{ parameters: number; weightBytes: number }> {
+  const cfg: Sd1UnetConfig = { ...SD1_UNET, ...(options.config ?? {}) };
   const tmp = `${dir}.tmp-${process.pid}`;
   await rm(tmp, { recursive: true, force: true });
   // the small models at SD 1.x's interface sizes (text width 768), then the real U-Net over them
-  await writeSdFixture(tmp, { textDim: SD1_UNET.crossDim, seed: options.seed ?? 1 });
+  await writeSdFixture(tmp, { textDim: cfg.crossDim, seed: options.seed ?? 1 });
   const unetDir = join(tmp, 'unet');
   await mkdir(unetDir, { recursive: true });
   const fd = openSync(join(unetDir, 'weights.pb'), 'w');
   let g: ExternalGraph;
   try {
     g = new ExternalGraph(fd, 'weights.pb', options.seed ?? 1);
-    unetGraph(g);
+    unetGraph(g, cfg);
   } finally {
     closeSync(fd);
   }
@@ -239,7 +252,7 @@ export async function writeSd1Fixture(dir: string, options: { seed?: number } = 
       name: 'unet',
       node: g.nodes,
       initializer: g.inits,
-      input: [vi('sample', T.FLOAT, ['batch', 4, 'height', 'width']), vi('timestep', T.FLOAT, []), vi('encoder_hidden_states', T.FLOAT, ['batch', 'sequence', SD1_UNET.crossDim])],
+      input: [vi('sample', T.FLOAT, ['batch', 4, 'height', 'width']), vi('timestep', T.FLOAT, []), vi('encoder_hidden_states', T.FLOAT, ['batch', 'sequence', cfg.crossDim])],
       output: [vi('out_sample', T.FLOAT, ['batch', 4, 'height', 'width'])],
     },
   });

@@ -5,6 +5,10 @@ import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 
 import { runRidgeBench } from '../../bench/ridge.js';
+import { runSamplersBench } from '../../bench/samplers.js';
+import { runSd1Bench } from '../../bench/samplersSd1.js';
+import { InvalidArgumentError } from '../../errors.js';
+import type { SchedulerName } from '../../sd/schedulerConfig.js';
 import { setThreads } from '../../ridge/RidgeCV.js';
 
 export function registerBenchCommand(program: Command): void {
@@ -20,6 +24,61 @@ export function registerBenchCommand(program: Command): void {
     .action(async (f: { shapes: string; sklearn: boolean; cvMethod: 'auto' | 'per-fold' | 'exact'; python: string; threads?: string }) => {
       if (f.threads) setThreads(Number(f.threads));
       await runRidgeBench({ shapes: f.shapes.split(','), sklearn: f.sklearn, cvMethod: f.cvMethod, python: f.python });
+    });
+  bench
+    .command('samplers')
+    .description(
+      'every scheduler on cost, accuracy vs the converged solution (log-log, measured order) and, on the demo world, ' +
+        'the exact probability-flow ODE and the true distribution (sliced W2, log-density); fused-step micro-benchmarks',
+    )
+    .option('--model <dir>', "a demo world's model folder (default: one built once into --cache)")
+    .option('--schedulers <list>', 'comma-separated schedulers (default: all)')
+    .option('--steps <list>', 'step counts', '5,10,20,50')
+    .option('--batch <list>', 'batch sizes for the cost figures', '1,4')
+    .option('--samples <n>', 'samples per distribution score', '128')
+    .option('--accuracy-images <n>', 'images in the accuracy set', '8')
+    .option('--converged-steps <n>', 'steps of the converged high-order (unipc) solution', '500')
+    .option('--cache <dir>', 'where the demo world is built once')
+    .option('--out <dir>', 'folder for samplers.json, samplers.csv, samplers.html', 'bench-samplers')
+    .option('--threads <n>', 'ONNX Runtime intra-op threads (default: 1 for the demo world, all cores for --arch sd1)')
+    .option('--no-micro', 'skip the fused-step micro-benchmarks')
+    .option('--arch <arch>', "'demo' (default: the demo world) or 'sd1': SD 1.x's U-Net graph at 64×64 (built once into --cache, 3.4 GB; never in CI): time per U-Net call, overhead, peak memory for ONNX Runtime's default and lean memory", 'demo')
+    .option('--memory <list>', "with --arch sd1: memory modes, 'lean,default'", 'lean,default')
+    .action(async (f: Record<string, string | boolean | undefined>) => {
+      const list = (v: unknown, name: string): number[] =>
+        String(v)
+          .split(',')
+          .map((x) => {
+            const n = Number(x);
+            if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`--${name}: '${x}' is not a positive integer`);
+            return n;
+          });
+      const int = (v: unknown, name: string): number => list(v, name)[0];
+      if (f.arch === 'sd1') {
+        const modes = String(f.memory).split(',');
+        if (!modes.every((m) => m === 'lean' || m === 'default')) throw new InvalidArgumentError(`--memory: expected lean and/or default, got '${String(f.memory)}'`);
+        await runSd1Bench({
+          cacheDir: f.cache as string | undefined,
+          batches: list(f.batch, 'batch'),
+          modes: modes as ('lean' | 'default')[],
+          threads: f.threads ? int(f.threads, 'threads') : 0,
+        });
+        return;
+      }
+      if (f.arch !== 'demo') throw new InvalidArgumentError(`--arch must be demo or sd1, got '${String(f.arch)}'`);
+      await runSamplersBench({
+        model: f.model as string | undefined,
+        schedulers: f.schedulers ? (String(f.schedulers).split(',') as SchedulerName[]) : undefined,
+        steps: list(f.steps, 'steps'),
+        batch: list(f.batch, 'batch'),
+        samples: int(f.samples, 'samples'),
+        accuracyImages: int(f.accuracyImages, 'accuracy-images'),
+        convergedSteps: int(f.convergedSteps, 'converged-steps'),
+        cacheDir: f.cache as string | undefined,
+        out: f.out as string,
+        threads: f.threads ? int(f.threads, 'threads') : 1,
+        micro: f.micro !== false,
+      });
     });
   // The other benches are scripts that run in their own process (their peak RSS is their own).
   const scripts: [string, string][] = [

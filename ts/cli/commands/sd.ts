@@ -7,6 +7,7 @@ import { InvalidArgumentError, NonFiniteError, ShapeError } from '../../errors.j
 import { readNpy, writeNpy } from '../../io/npy.js';
 import { Diffusion, SCHEDULERS, type SchedulerName } from '../../sd/Diffusion.js';
 import { SD_FIXTURE_VARIANTS, writeSdFixture } from '../../sd/fixture.js';
+import { writeSd1Fixture } from '../../sd/sd1Fixture.js';
 import { samplerBinding } from '../../sd/native.js';
 import { readPng, writePng } from '../../sd/png.js';
 import { KARRAS_SCHEDULERS, readSchedulerConfig, SD1_SCHEDULE } from '../../sd/schedulerConfig.js';
@@ -207,12 +208,22 @@ export function registerSdCommand(program: Command): void {
   sd.command('fixture')
     .description('write a tiny random-weight SD 1.x ONNX model folder (for smoke tests and benchmarks)')
     .requiredOption('--out <dir>', 'output folder')
+    .option('--arch <arch>', "'tiny' (default: a few-KB U-Net for tests) or 'sd1' (SD 1.x's U-Net layers, 859.5M random parameters, 3.4 GB of external weights)", 'tiny')
     .option('--variant <name>', `${Object.keys(SD_FIXTURE_VARIANTS).join(', ')}, or 'all' (one subfolder each)`, 'optimum-1.24')
     .option('--text-dim <n>', 'text embedding width D', '32')
     .option('--unet-channels <n>', 'U-Net hidden channels', '8')
     .option('--unet-layers <n>', 'U-Net hidden 3×3 conv layers', '1')
     .option('--seed <n>', 'weight seed', '1')
     .action(async (f: Record<string, string>) => {
+      if (f.arch !== 'tiny' && f.arch !== 'sd1') throw new InvalidArgumentError(`--arch must be tiny or sd1, got '${f.arch}'`);
+      if (f.arch === 'sd1') {
+        const t0 = performance.now();
+        const r = await writeSd1Fixture(f.out, { seed: num(f.seed, 'seed', 1) });
+        process.stdout.write(
+          `wrote ${f.out}: SD 1.x U-Net layers, ${r.parameters.toLocaleString('en')} parameters, ${(r.weightBytes / 1e9).toFixed(2)} GB of random weights in unet/weights.pb (${((performance.now() - t0) / 1000).toFixed(0)} s)\n`,
+        );
+        return;
+      }
       const shared = {
         textDim: num(f.textDim, 'text-dim', 32),
         unetChannels: num(f.unetChannels, 'unet-channels', 8),

@@ -1,0 +1,427 @@
+/**
+ * `brainlatent bench samplers`: every scheduler on cost, on accuracy against the converged solution, and —
+ * on the demo world, whose U-Net is the exact denoiser of a known Gaussian mixture — against the exact
+ * ground truth: the probability-flow ODE integrated on the known score, and the true distribution.
+ *
+ * All runs share one start: z = 0 at strength 1 (pure generation), "trailing" spacing so every
+ * scheduler starts at t = 999 and ends at σ = 0, set_alpha_to_one true (DDIM and PNDM end at x̂0 like the
+ * others), the same Philox noise per image and one caption's conditioning, guidance 1 (the mixture's
+ * conditional distribution is the target). Writes samplers.json, samplers.csv and samplers.html to
+ * --out and appends the record to bench/results/samplers.jsonl.
+ */
+import { existsSync } from 'node:fs';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import { join, resolve } from 'node:path';
+
+import Benchmark from 'benchmark';
+
+import { renderVegaLiteSvg } from '../charts/vegaSvg.js';
+import { buildDemoWorld } from '../demo/world.js';
+import { InvalidArgumentError } from '../errors.js';
+import { Diffusion } from '../sd/Diffusion.js';
+import { samplerBinding } from '../sd/native.js';
+import { SCHEDULERS, type SchedulerName } from '../sd/schedulerConfig.js';
+import type { ScheduleConfig } from '../native/samplerTypes.js';
+import type { Tensor } from '../sd/tensor.js';
+import { appendBenchRecord, gitCommit, machineInfo } from './benchRecord.js';
+import { exactSamples, logDensityPerDim, mixtureWeights, posteriorMean, probabilityFlow, readMixture, slicedWasserstein } from './samplerWorld.js';
+
+const STOCHASTIC: readonly SchedulerName[] = ['ddpm', 'euler-ancestral', 'dpmpp2m-sde'];
+
+export interface SamplersBenchOptions {
+  /** A demo world's model folder (built into `cacheDir` when absent). */
+  model?: string;
+  schedulers?: SchedulerName[];
+  steps?: number[];
+  batch?: number[];
+  /** Images in the accuracy set and samples in the distribution score. */
+  accuracyImages?: number;
+  samples?: number;
+  /** Steps of the converged high-order solution. */
+  convergedSteps?: number;
+  out?: string;
+  cacheDir?: string;
+  threads?: number;
+  /** Fused-step micro-benchmarks (benchmark.js). */
+  micro?: boolean;
+  /** Latent side for a model that is not a demo world (default 8). */
+  latentSize?: number;
+  /** Condition every run on this caption (default: no conditioning, c = 0). */
+  prompt?: string;
+  log?: (line: string) => void;
+}
+
+interface Row {
+  scheduler: SchedulerName;
+  steps: number;
+  unetCallsPerImage: number;
+  /** Cost per batch size: images/s, loop ÷ U-Net time. */
+  cost: { batch: number; imagesPerSecond: number; overhead: number; peakRssMiB: number }[];
+  /** ‖x − x_conv‖ / ‖x_conv‖ over the accuracy set (deterministic schedulers). */
+  relErrorConverged?: number;
+  /** ‖x − x_ode‖ / ‖x_ode‖ against the exact probability-flow ODE between the scheduler's own first and last noise levels, then its final denoising step (discretisation error alone). */
+  relErrorExact?: number;
+  /** The same against the exact ODE down to σ(0) (the limit every scheduler converges to; includes the final step's truncation). */
+  relErrorExactFinal?: number;
+  /** Sliced W2 to exact samples of the mixture, and the mean log-density per dimension of the samples. */
+  swd: number;
+  logDensity: number;
+}
+
+export interface SamplersBenchResult {
+  commit: string;
+  machine: ReturnType<typeof machineInfo>;
+  model: string;
+  setup: Record<string, unknown>;
+  rows: Row[];
+  /** Fitted −slope of log error vs log U-Net calls per scheduler (points above the floor). */
+  convergenceOrder: Record<string, { vsConverged: number | null; vsExact: number | null }>;
+  reference: {
+    convergedScheduler: string;
+    convergedSteps: number;
+    convergedVsExact: number;
+    exactOdeEvaluations: number;
+    exactSamplesSwdFloor: number;
+    exactSamplesLogDensity: number;
+  };
+  micro: { scheduler: string; meanMicros: number; rme: number }[];
+  files: { json: string; csv: string; html: string };
+}
+
+const norm = (v: ArrayLike<number>): number => Math.sqrt(Array.from(v).reduce((s, x) => s + x * x, 0));
+function relError(a: ArrayLike<number>, ref: ArrayLike<number>): number {
+  let d = 0;
+  for (let i = 0; i < ref.length; i++) d += (a[i] - ref[i]) ** 2;
+  return Math.sqrt(d) / norm(ref);
+}
+
+/**
+ * The measured convergence order: the mean local order −Δlog(error)/Δlog(calls) over consecutive step counts
+ * whose errors both lie above 3× `floor` (float32 round-off of the U-Net: the best error any scheduler
+ * reached) and below 0.1 (before that, too few steps pick the wrong mixture component: no asymptotics yet).
+ * Null when no pair qualifies.
+ */
+export function convergenceOrder(points: { calls: number; err: number }[], floor = 0): number | null {
+  const pts = [...points].sort((a, b) => a.calls - b.calls);
+  const slopes: number[] = [];
+  for (let i = 1; i < pts.length; i++) {
+    const [a, b] = [pts[i - 1], pts[i]];
+    if (a.err > 0.1 || b.err > 0.1 || a.err <= 3 * floor || b.err <= 3 * floor || a.calls === b.calls) continue;
+    slopes.push(-Math.log(b.err / a.err) / Math.log(b.calls / a.calls));
+  }
+  return slopes.length ? slopes.reduce((x, y) => x + y, 0) / slopes.length : null;
+}
+
+async function writeAtomic(path: string, data: string): Promise<void> {
+  const tmp = `${path}.tmp-${process.pid}`;
+  await writeFile(tmp, data);
+  await rename(tmp, path);
+}
+
+function microBench(name: string, fn: () => void): Promise<{ meanMicros: number; rme: number }> {
+  return new Promise((done) => {
+    const b = new Benchmark(name, fn, { minSamples: 20, maxTime: 1 });
+    b.on('complete', () => done({ meanMicros: b.stats.mean * 1e6, rme: b.stats.rme }));
+    b.run();
+  });
+}
+
+export async function runSamplersBench(o: SamplersBenchOptions = {}): Promise<SamplersBenchResult> {
+  const log = o.log ?? ((l: string) => process.stdout.write(`${l}\n`));
+  const schedulers = o.schedulers ?? [...SCHEDULERS];
+  for (const s of schedulers) if (!SCHEDULERS.includes(s)) throw new InvalidArgumentError(`--schedulers: unknown '${s}' (known: ${SCHEDULERS.join(', ')})`);
+  const stepsList = o.steps ?? [5, 10, 20, 50];
+  const batches = o.batch ?? [1, 4];
+  const nAcc = o.accuracyImages ?? 8;
+  const nSamples = o.samples ?? 128;
+  const convergedSteps = o.convergedSteps ?? 500;
+  const out = resolve(o.out ?? 'bench-samplers');
+  await mkdir(out, { recursive: true });
+
+  let modelDir = o.model;
+  if (!modelDir) {
+    const cache = resolve(o.cacheDir ?? join(os.tmpdir(), 'brainlatent-bench-world'));
+    modelDir = join(cache, 'model');
+    if (!existsSync(join(modelDir, 'unet', 'model.onnx'))) {
+      log(`building the demo world into ${cache} (once)…`);
+      await buildDemoWorld({ out: cache, imageSize: 64, sessions: 4, trialsPerSession: 48, testImages: 8 });
+    }
+  }
+  // the demo world's mixture, when the model is one: the exact ground truth
+  const mix = await readMixture(modelDir).catch(() => null);
+  if (!mix) log(`${modelDir} is not a demo world: cost and accuracy against the converged solution only (no exact ground truth)`);
+  const sd = await Diffusion.load(modelDir, { intraOpThreads: o.threads ?? 1 });
+  try {
+    const side = mix ? Math.round(Math.sqrt(mix.d / 4)) : (o.latentSize ?? 8);
+    const [C, H, W] = [4, side, side];
+    const d = C * H * W;
+    const textDim = sd.info.condDim > 0 ? sd.info.condDim : 768;
+    // Conditioning: by default none (c = 0), so the demo world's target is its whole catalogue (912-way
+    // mixture, equal weights) and the trajectories must choose a component — the hard part of the ODE.
+    const c1: Tensor =
+      o.prompt !== undefined && sd.tokenizer
+        ? await sd.encodeText([o.prompt])
+        : { data: new Float32Array(77 * textDim), shape: [1, 77, textDim] };
+    const w = mix ? mixtureWeights(mix, c1.data, 77) : new Float64Array(0);
+    const rows = (k: number): Tensor => {
+      const data = new Float32Array(k * c1.data.length);
+      for (let i = 0; i < k; i++) data.set(c1.data, i * c1.data.length);
+      return { data, shape: [k, 77, textDim] };
+    };
+    const zeros = (k: number): Tensor => ({ data: new Float32Array(k * d), shape: [k, C, H, W] });
+    const schedule: ScheduleConfig = { ...sd.schedule, timestepSpacing: 'trailing', setAlphaToOne: true };
+    const sdT = (await Diffusion.load(modelDir, { intraOpThreads: o.threads ?? 1, schedule }));
+    const base = { strength: 1, guidance: 1, seeds: 1 };
+    try {
+      // the start every run shares: x at t = 999 is σ(999)·n in σ-space
+      const ac = samplerBinding().sdAlphasCumprod(schedule, 'ddim');
+      const sigmaMax = Math.sqrt((1 - ac[999]) / ac[999]);
+      const sigma0 = Math.sqrt((1 - ac[0]) / ac[0]);
+      if (mix) log(`mixture: ${mix.K} components of dimension ${d}, s = ${mix.s}, β = ${mix.beta}; σ from ${sigmaMax.toFixed(3)} to ${sigma0.toFixed(4)}`);
+
+      // ---- references on the accuracy set
+      const zA = zeros(nAcc);
+      const cA = rows(nAcc);
+      const conv = await sdT.img2img({ ...base, z: zA, c: cA, scheduler: 'unipc', steps: convergedSteps, batchSize: nAcc });
+      const { philoxNormal } = await import('../sd/philox.js');
+      let odeEvals = 0;
+      const starts = Array.from({ length: mix ? nAcc : 0 }, (_, i) => Float64Array.from(philoxNormal(1, i, 0, 0, d)).map((v) => v * sigmaMax));
+      // The exact probability-flow ODE from σ(999) down to σ_end, then the final denoising step every
+      // scheduler ends with (x̂0 = D(x, σ_end)): cached per σ_end.
+      const exactCache = new Map<number, Float64Array>();
+      const exactTo = (sigmaEnd: number): Float64Array => {
+        const hit = exactCache.get(sigmaEnd);
+        if (hit) return hit;
+        const outA = new Float64Array(nAcc * d);
+        starts.forEach((n0, i) => {
+          const r = probabilityFlow(mix as NonNullable<typeof mix>, w, n0, sigmaMax, sigmaEnd, 1e-8);
+          odeEvals += r.evaluations;
+          outA.set(posteriorMean(mix as NonNullable<typeof mix>, w, r.x, sigmaEnd), i * d);
+        });
+        exactCache.set(sigmaEnd, outA);
+        return outA;
+      };
+      const exact = mix ? exactTo(sigma0) : new Float64Array(0);
+      const convVsExact = mix ? relError(conv.latents.data, exact) : Number.NaN;
+      if (mix) log(`converged (unipc, ${convergedSteps} steps) vs exact probability-flow ODE: relative error ${convVsExact.toExponential(2)}`);
+
+      // ---- exact samples: the distribution score's reference and floor
+      const trueA = mix ? exactSamples(mix, w, nSamples, 1234) : new Float64Array(0);
+      const trueB = mix ? exactSamples(mix, w, nSamples, 4321) : new Float64Array(0);
+      const swdFloor = mix ? slicedWasserstein(trueA, trueB, d) : Number.NaN;
+      let llTrue = 0;
+      for (let i = 0; mix && i < nSamples; i++) llTrue += logDensityPerDim(mix, w, trueA.subarray(i * d, (i + 1) * d)) / nSamples;
+      if (mix) log(`exact samples: sliced W2 between two sets ${swdFloor.toExponential(3)} (the floor at ${nSamples} samples), log-density ${llTrue.toFixed(3)}/dim`);
+
+      const result: Row[] = [];
+      for (const scheduler of schedulers) {
+        for (const steps of stepsList) {
+          const plan = sdT.plan({ ...base, scheduler, steps });
+          const row: Row = { scheduler, steps, unetCallsPerImage: plan.runs.length, cost: [], swd: 0, logDensity: 0 };
+          // cost
+          for (const b of batches) {
+            const r = await sdT.img2img({ ...base, z: zeros(b), c: rows(b), scheduler, steps, batchSize: b });
+            const r2 = await sdT.img2img({ ...base, z: zeros(b), c: rows(b), scheduler, steps, batchSize: b });
+            const best = r2.stats.loopSeconds < r.stats.loopSeconds ? r2.stats : r.stats;
+            row.cost.push({
+              batch: b,
+              imagesPerSecond: b / best.loopSeconds,
+              overhead: best.loopSeconds / best.unetSeconds,
+              peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024),
+            });
+          }
+          // accuracy (deterministic ones: the same path as the references)
+          if (!STOCHASTIC.includes(scheduler)) {
+            const r = await sdT.img2img({ ...base, z: zA, c: cA, scheduler, steps, batchSize: nAcc });
+            row.relErrorConverged = relError(r.latents.data, conv.latents.data);
+            if (mix) {
+              row.relErrorExact = relError(r.latents.data, exactTo(plan.runs[plan.runs.length - 1].sigma));
+              row.relErrorExactFinal = relError(r.latents.data, exact);
+            }
+          }
+          // distribution score
+          if (mix) {
+            const r = await sdT.img2img({ ...base, z: zeros(nSamples), c: rows(nSamples), scheduler, steps, batchSize: Math.min(64, nSamples), seeds: 77 });
+            const gen = Float64Array.from(r.latents.data);
+            row.swd = slicedWasserstein(gen, trueA, d);
+            let ll = 0;
+            for (let i = 0; i < nSamples; i++) ll += logDensityPerDim(mix, w, gen.subarray(i * d, (i + 1) * d)) / nSamples;
+            row.logDensity = ll;
+          } else {
+            row.swd = Number.NaN;
+            row.logDensity = Number.NaN;
+          }
+          result.push(row);
+          log(
+            `${scheduler.padEnd(16)} ${String(steps).padStart(4)} steps ${String(row.unetCallsPerImage).padStart(4)} calls  ` +
+              `${row.cost.map((c) => `b${c.batch} ${c.imagesPerSecond.toFixed(1)} img/s ×${c.overhead.toFixed(3)}`).join('  ')}  ` +
+              `err conv ${row.relErrorConverged?.toExponential(2) ?? '   n/a  '} exact ${row.relErrorExact?.toExponential(2) ?? '   n/a  '} σ(0) ${row.relErrorExactFinal?.toExponential(2) ?? '   n/a  '}  ` +
+              `SWD ${row.swd.toExponential(2)} logp ${row.logDensity.toFixed(3)}`,
+          );
+        }
+      }
+      const order: SamplersBenchResult['convergenceOrder'] = {};
+      const det = result.filter((r) => r.relErrorConverged !== undefined);
+      const floorConv = Math.min(...det.map((r) => r.relErrorConverged as number));
+      const floorExact = mix ? Math.min(...det.map((r) => r.relErrorExact as number)) : 0;
+      for (const s of schedulers) {
+        const pts = result.filter((r) => r.scheduler === s && r.relErrorConverged !== undefined);
+        order[s] = {
+          vsConverged: pts.length ? convergenceOrder(pts.map((p) => ({ calls: p.unetCallsPerImage, err: p.relErrorConverged as number })), floorConv) : null,
+          vsExact: pts.length && mix ? convergenceOrder(pts.map((p) => ({ calls: p.unetCallsPerImage, err: p.relErrorExact as number })), floorExact) : null,
+        };
+      }
+      const micro: SamplersBenchResult['micro'] = [];
+      log(`measured order (vs the exact ODE between the same noise levels; vs the converged solution): ${Object.entries(order).map(([k, v]) => `${k} ${v.vsExact?.toFixed(2) ?? '—'}/${v.vsConverged?.toFixed(2) ?? '—'}`).join(', ')}`);
+      if (o.micro !== false) {
+        for (const s of schedulers) {
+          const probe = samplerBinding().sdFusedStepProbe(4 * 64 * 64, 1, 2, s);
+          const m = await microBench(s, () => probe.step());
+          micro.push({ scheduler: s, ...m });
+        }
+        log(`fused step, 4×64×64 with guidance: ${micro.map((m) => `${m.scheduler} ${m.meanMicros.toFixed(1)} µs`).join(', ')}`);
+      }
+      const files = { json: join(out, 'samplers.json'), csv: join(out, 'samplers.csv'), html: join(out, 'samplers.html') };
+      const res: SamplersBenchResult = {
+        commit: gitCommit(),
+        machine: machineInfo(),
+        model: modelDir,
+        setup: {
+          start: `z = 0, strength 1, trailing spacing (t = 999 → σ = 0), set_alpha_to_one true, guidance 1, ${o.prompt === undefined ? 'no conditioning (c = 0: the whole catalogue, equal weights)' : `caption "${o.prompt}"`}`,
+          accuracyImages: nAcc,
+          samples: nSamples,
+          steps: stepsList,
+          batches,
+          threads: o.threads ?? 1,
+        },
+        rows: result,
+        convergenceOrder: order,
+        reference: {
+          convergedScheduler: 'unipc',
+          convergedSteps,
+          convergedVsExact: convVsExact,
+          exactOdeEvaluations: odeEvals,
+          exactSamplesSwdFloor: swdFloor,
+          exactSamplesLogDensity: llTrue,
+        },
+        micro,
+        files,
+      };
+      await writeAtomic(files.json, `${JSON.stringify(res, null, 2)}\n`);
+      await writeAtomic(files.csv, toCsv(result));
+      await writeAtomic(files.html, await toHtml(res));
+      const record = appendBenchRecord('samplers', { ...res, files: undefined });
+      log(`wrote ${files.json}, ${files.csv}, ${files.html}; record appended to ${record}`);
+      return res;
+    } finally {
+      sdT.dispose();
+    }
+  } finally {
+    sd.dispose();
+  }
+}
+
+function toCsv(rows: Row[]): string {
+  const batches = rows[0]?.cost.map((c) => c.batch) ?? [];
+  const head = ['scheduler', 'steps', 'unet_calls_per_image', ...batches.flatMap((b) => [`images_per_s_b${b}`, `overhead_b${b}`, `peak_rss_mib_b${b}`]), 'rel_error_converged', 'rel_error_exact_same_ends', 'rel_error_exact_to_sigma0', 'sliced_w2', 'log_density_per_dim'];
+  const lines = rows.map((r) =>
+    [
+      r.scheduler,
+      r.steps,
+      r.unetCallsPerImage,
+      ...r.cost.flatMap((c) => [c.imagesPerSecond.toFixed(3), c.overhead.toFixed(4), c.peakRssMiB]),
+      r.relErrorConverged ?? '',
+      r.relErrorExact ?? '',
+      r.relErrorExactFinal ?? '',
+      r.swd,
+      r.logDensity,
+    ].join(','),
+  );
+  return `${head.join(',')}\n${lines.join('\n')}\n`;
+}
+
+const esc = (s: string): string => s.replace(/[&<>"]/g, (ch) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[ch] as string);
+
+async function toHtml(r: SamplersBenchResult): Promise<string> {
+  const acc = r.rows.filter((x) => x.relErrorExact !== undefined);
+  const errChart = (field: 'relErrorExact' | 'relErrorConverged', title: string) =>
+    renderVegaLiteSvg({
+      $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+      title,
+      width: 420,
+      height: 300,
+      data: { values: acc.map((x) => ({ scheduler: x.scheduler, calls: x.unetCallsPerImage, error: x[field] })) },
+      mark: { type: 'line', point: true },
+      encoding: {
+        x: { field: 'calls', type: 'quantitative', scale: { type: 'log' }, title: 'U-Net calls per image' },
+        y: { field: 'error', type: 'quantitative', scale: { type: 'log' }, title: 'relative error of the final latents' },
+        color: { field: 'scheduler', type: 'nominal' },
+      },
+    });
+  const distChart = (field: 'swd' | 'logDensity', title: string, yTitle: string, log: boolean) =>
+    renderVegaLiteSvg({
+      $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+      title,
+      width: 420,
+      height: 300,
+      data: { values: r.rows.map((x) => ({ scheduler: x.scheduler, calls: x.unetCallsPerImage, value: x[field] })) },
+      layer: [
+        {
+          mark: { type: 'line', point: true },
+          encoding: {
+            x: { field: 'calls', type: 'quantitative', scale: { type: 'log' }, title: 'U-Net calls per image' },
+            y: { field: 'value', type: 'quantitative', scale: log ? { type: 'log' } : { zero: false }, title: yTitle },
+            color: { field: 'scheduler', type: 'nominal' },
+          },
+        },
+        {
+          data: { values: [{ ref: field === 'swd' ? r.reference.exactSamplesSwdFloor : r.reference.exactSamplesLogDensity }] },
+          mark: { type: 'rule', strokeDash: [4, 4], color: '#444' },
+          encoding: { y: { field: 'ref', type: 'quantitative' } },
+        },
+      ],
+    });
+  const costChart = renderVegaLiteSvg({
+    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+    title: 'Cost: images per second (log) vs steps, by batch size',
+    width: 420,
+    height: 300,
+    data: { values: r.rows.flatMap((x) => x.cost.map((c) => ({ scheduler: x.scheduler, steps: x.steps, batch: `batch ${c.batch}`, ips: c.imagesPerSecond }))) },
+    mark: { type: 'line', point: true },
+    encoding: {
+      x: { field: 'steps', type: 'quantitative', scale: { type: 'log' } },
+      y: { field: 'ips', type: 'quantitative', scale: { type: 'log' }, title: 'images / s' },
+      color: { field: 'scheduler', type: 'nominal' },
+      strokeDash: { field: 'batch', type: 'nominal' },
+    },
+  });
+  const [e1, e2, d1, d2, c1] = await Promise.all([
+    errChart('relErrorExact', 'Error vs the exact probability-flow ODE between the same noise levels (demo world)'),
+    errChart('relErrorConverged', `Error vs the converged solution (${r.reference.convergedScheduler}, ${r.reference.convergedSteps} steps)`),
+    distChart('swd', 'Sliced W2 to exact samples of the mixture (dashed: two exact sets)', 'sliced Wasserstein-2', true),
+    distChart('logDensity', 'Mean log-density of the samples (dashed: exact samples)', 'log p(x0 | c) per dimension', false),
+    costChart,
+  ]);
+  const orderRows = Object.entries(r.convergenceOrder)
+    .map(([s, v]) => `<tr><td>${esc(s)}</td><td>${v.vsExact?.toFixed(2) ?? 'n/a (stochastic)'}</td><td>${v.vsConverged?.toFixed(2) ?? 'n/a'}</td></tr>`)
+    .join('');
+  const table = r.rows
+    .map(
+      (x) =>
+        `<tr><td>${esc(x.scheduler)}</td><td>${x.steps}</td><td>${x.unetCallsPerImage}</td>${x.cost.map((c) => `<td>${c.imagesPerSecond.toFixed(1)}</td><td>${c.overhead.toFixed(3)}</td>`).join('')}<td>${x.relErrorExact?.toExponential(2) ?? '—'}</td><td>${x.swd.toExponential(2)}</td><td>${x.logDensity.toFixed(3)}</td></tr>`,
+    )
+    .join('');
+  const bh = r.rows[0]?.cost.map((c) => `<th>img/s b${c.batch}</th><th>overhead b${c.batch}</th>`).join('') ?? '';
+  return `<!doctype html><html><head><meta charset="utf-8"><title>brainlatent bench samplers</title>
+<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}td:first-child{text-align:left}.charts{display:flex;flex-wrap:wrap;gap:16px}</style></head><body>
+<h1>Samplers on a known ground truth</h1>
+<p>The demo world's U-Net is the exact denoiser of a Gaussian mixture, so the true distribution and the exact probability-flow ODE are known. ${esc(String(r.setup.start))}. Commit ${esc(r.commit)}, ${esc(r.machine.cpu)}, load average ${r.machine.loadAverage.join(' / ')}.</p>
+<p>Converged solution (${r.reference.convergedScheduler}, ${r.reference.convergedSteps} steps) vs the exact ODE: relative error ${r.reference.convergedVsExact.toExponential(2)} (${r.reference.exactOdeEvaluations} denoiser evaluations in the adaptive solver).</p>
+<div class="charts">${e1}${e2}${d1}${d2}${c1}</div>
+<h2>Measured convergence order</h2><table><tr><th>scheduler</th><th>vs exact ODE</th><th>vs converged</th></tr>${orderRows}</table>
+<h2>All runs</h2><table><tr><th>scheduler</th><th>steps</th><th>U-Net calls</th>${bh}<th>rel. error (exact)</th><th>sliced W2</th><th>log p / dim</th></tr>${table}</table>
+<p>Fused step micro-benchmarks (4×64×64, guidance): ${r.micro.map((m) => `${esc(m.scheduler)} ${m.meanMicros.toFixed(1)} µs ±${m.rme.toFixed(1)}%`).join(', ')}.</p>
+</body></html>
+`;
+}
