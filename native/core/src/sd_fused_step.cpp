@@ -49,6 +49,17 @@ constexpr std::int64_t kBlock = 256;
 
 inline float* history_of(const FusedBatch& b, int reg) { return b.history[reg - kRegH0]; }
 
+// The block loops, on distinct registers (restrict lets them vectorise).
+inline void scale_into(double* __restrict d, const double* __restrict s, double c, std::int64_t L) {
+  for (std::int64_t j = 0; j < L; ++j) d[j] = c * s[j];
+}
+inline void add_scaled(double* __restrict d, const double* __restrict s, double c, std::int64_t L) {
+  for (std::int64_t j = 0; j < L; ++j) d[j] += c * s[j];
+}
+inline void widen(double* __restrict d, const float* __restrict s, std::int64_t L) {
+  for (std::int64_t j = 0; j < L; ++j) d[j] = s[j];
+}
+
 }  // namespace
 
 void fused_step_cpu(const StepProgram& p, const FusedBatch& b) {
@@ -64,7 +75,9 @@ void fused_step_cpu(const StepProgram& p, const FusedBatch& b) {
   thread_local std::vector<float> noise;
   regs.resize(static_cast<std::size_t>(kRegCount * kBlock));
   noise.resize(static_cast<std::size_t>(kBlock));
-  auto reg = [&](int r) { return regs.data() + r * kBlock; };
+  double* const base = regs.data();
+  auto reg = [base](int r) { return base + r * kBlock; };
+  double acc[kBlock];
   const double g = b.guidance;
   for (std::int64_t img = 0; img < B; ++img) {
     float* x = b.x + img * n;
@@ -75,7 +88,7 @@ void fused_step_cpu(const StepProgram& p, const FusedBatch& b) {
     for (std::int64_t j0 = 0; j0 < n; j0 += kBlock) {
       const std::int64_t L = std::min(kBlock, n - j0);
       double* X = reg(kRegX);
-      for (std::int64_t j = 0; j < L; ++j) X[j] = x[j0 + j];
+      widen(X, x + j0, L);
       if (reads & (1u << kRegE)) {
         double* E = reg(kRegE);
         if (cfg)
@@ -95,26 +108,28 @@ void fused_step_cpu(const StepProgram& p, const FusedBatch& b) {
       }
       for (int r = kRegH0; r < kRegH0 + kHistorySlots; ++r) {
         if (!(reads & (1u << r))) continue;
-        const float* h = history_of(b, r) + img * n + j0;
-        double* H = reg(r);
-        for (std::int64_t j = 0; j < L; ++j) H[j] = h[j];
+        widen(reg(r), history_of(b, r) + img * n + j0, L);
       }
       for (int i = 0; i < p.ops; ++i) {
         const StepAssign& a = p.op[i];
-        // accumulate into T3's block first when the destination is also a source
-        double acc[kBlock];
-        for (std::int64_t j = 0; j < L; ++j) acc[j] = 0.0;
-        for (int k = 0; k < a.terms; ++k) {
-          const double c = a.term[k].coeff;
-          const double* s = reg(a.term[k].reg);
-          for (std::int64_t j = 0; j < L; ++j) acc[j] += c * s[j];
+        // Accumulate straight into the destination unless it is also a source of this assignment.
+        bool self = false;
+        for (int k = 0; k < a.terms; ++k) self = self || a.term[k].reg == a.dst;
+        double* d = self ? acc : reg(a.dst);
+        if (a.terms == 0) {
+          for (std::int64_t j = 0; j < L; ++j) d[j] = 0.0;
+        } else {
+          scale_into(d, reg(a.term[0].reg), a.term[0].coeff, L);
+          for (int k = 1; k < a.terms; ++k) add_scaled(d, reg(a.term[k].reg), a.term[k].coeff, L);
         }
-        double* d = reg(a.dst);
+        if (self) {
+          double* out = reg(a.dst);
+          for (std::int64_t j = 0; j < L; ++j) out[j] = acc[j];
+          d = out;
+        }
         if (a.clamp) {
           const double lo = -a.clamp_range, hi = a.clamp_range;
-          for (std::int64_t j = 0; j < L; ++j) d[j] = std::min(hi, std::max(lo, acc[j]));
-        } else {
-          for (std::int64_t j = 0; j < L; ++j) d[j] = acc[j];
+          for (std::int64_t j = 0; j < L; ++j) d[j] = std::min(hi, std::max(lo, d[j]));
         }
       }
       for (int r = kRegH0; r < kRegH0 + kHistorySlots; ++r) {
