@@ -11,6 +11,7 @@ import { registerNsdCommand } from './commands/nsd.js';
 import { registerReconstructCommand } from './commands/reconstruct.js';
 import { registerRidgeCommand } from './commands/ridge.js';
 import { registerSdCommand } from './commands/sd.js';
+import { registerServeCommand } from './commands/serve.js';
 import { registerSynthCommand } from './commands/synth.js';
 
 const program = new Command();
@@ -30,6 +31,7 @@ registerRidgeCommand(program);
 registerNsdCommand(program);
 registerSdCommand(program);
 registerSynthCommand(program);
+registerServeCommand(program);
 registerBenchCommand(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {

@@ -104,9 +104,10 @@ export async function readNpy(path: string): Promise<NpyArray> {
   }
 }
 
-export async function writeNpy(path: string, data: NumericArray, shape: readonly number[]): Promise<void> {
+/** The magic, version, header length and header dict of a C-order array of `data`'s dtype and `shape`. */
+function npyHeader(data: NumericArray, shape: readonly number[], what: string): Buffer {
   if (product(shape) !== data.length) {
-    throw new ShapeError(`${path}: shape (${shape.join(', ')}) needs ${product(shape)} elements, data has ${data.length}`);
+    throw new ShapeError(`${what}: shape (${shape.join(', ')}) needs ${product(shape)} elements, data has ${data.length}`);
   }
   const shapeText = shape.length === 1 ? `(${shape[0]},)` : `(${shape.join(', ')})`;
   let dict = `{'descr': '${DESCR_OF[dtypeOf(data)]}', 'fortran_order': False, 'shape': ${shapeText}, }`;
@@ -120,9 +121,14 @@ export async function writeNpy(path: string, data: NumericArray, shape: readonly
   head[7] = 0;
   if (v1) head.writeUInt16LE(dict.length, 8);
   else head.writeUInt32LE(dict.length, 8);
+  return Buffer.concat([head, Buffer.from(dict, 'latin1')]);
+}
+
+export async function writeNpy(path: string, data: NumericArray, shape: readonly number[]): Promise<void> {
+  const header = npyHeader(data, shape, path);
   const fh = await open(path, 'w');
   try {
-    await fh.write(Buffer.concat([head, Buffer.from(dict, 'latin1')]));
+    await fh.write(header);
     const bytes = bytesOf(data);
     for (let off = 0; off < bytes.length; off += CHUNK) {
       await fh.write(bytes, off, Math.min(CHUNK, bytes.length - off));
@@ -162,4 +168,35 @@ export async function readIntVectorNpy(path: string, what: string): Promise<Int3
     out[i] = v;
   }
   return out;
+}
+
+/** A .npy file held in memory (an HTTP body): its header checked, its data copied into an aligned typed array. */
+export function decodeNpy(bytes: Uint8Array, what: string): NpyArray {
+  const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (b.length < 10 || !b.subarray(0, 6).equals(MAGIC)) throw new FormatError(`${what}: not a .npy file (bad magic)`);
+  const major = b[6];
+  if (major !== 1 && major !== 2 && major !== 3) throw new FormatError(`${what}: unsupported .npy format version ${major}`);
+  const start = major === 1 ? 10 : 12;
+  if (b.length < start) throw new FormatError(`${what}: truncated .npy header`);
+  const headerLen = major === 1 ? b.readUInt16LE(8) : b.readUInt32LE(8);
+  if (b.length < start + headerLen) throw new FormatError(`${what}: truncated .npy header`);
+  const { descr, fortran, shape } = parseHeader(what, b.toString('latin1', start, start + headerLen));
+  const dtype = DESCR[descr];
+  if (!dtype) throw new FormatError(`${what}: dtype '${descr}' is not supported; expected little-endian float32, float64, int16, int32 or uint8`);
+  if (fortran) throw new FormatError(`${what}: Fortran-ordered arrays are not supported; save with C order (np.ascontiguousarray)`);
+  const count = product(shape);
+  const offset = start + headerLen;
+  const need = count * BYTES[dtype];
+  if (b.length - offset !== need) {
+    throw new FormatError(`${what}: shape (${shape.join(', ')}) ${dtype} needs ${need} data bytes, the body has ${b.length - offset}`);
+  }
+  const data = allocate(dtype, count);
+  bytesOf(data).set(b.subarray(offset, offset + need));
+  return { data, shape, dtype };
+}
+
+/** The bytes of a .npy file of `data` with `shape` (for an HTTP response). */
+export function encodeNpy(data: NumericArray, shape: readonly number[]): Buffer {
+  const bytes = bytesOf(data);
+  return Buffer.concat([npyHeader(data, shape, 'encodeNpy'), Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)]);
 }

@@ -1,0 +1,87 @@
+/** A service on a free local port with a temporary root, and small HTTP helpers (real sockets, not inject). */
+import { mkdtempSync, realpathSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { startServer, type RunningServer, type ServeOptions } from '../../ts/server/serve.js';
+
+export interface TestServer extends RunningServer {
+  root: string;
+  /** fetch relative to the server, JSON body sent and parsed. */
+  call(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; headers: Headers; json: any; text: string }>;
+  stop(): Promise<void>;
+}
+
+export async function startTestServer(options: Partial<ServeOptions> = {}, root?: string): Promise<TestServer> {
+  const dir = root ?? realpathSync(mkdtempSync(join(tmpdir(), 'bl-serve-')));
+  const s = await startServer({ root: dir, port: 0, defaultMetrics: false, ...options });
+  const call: TestServer['call'] = async (method, path, body, headers = {}) => {
+    const r = await fetch(`${s.url}${path}`, {
+      method,
+      headers: { ...(body !== undefined && typeof body !== 'string' && !(body instanceof Uint8Array) ? { 'content-type': 'application/json' } : {}), ...headers },
+      body: body === undefined ? undefined : typeof body === 'string' || body instanceof Uint8Array ? body : JSON.stringify(body),
+    });
+    const text = await r.text();
+    let json: any = null;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      // not JSON
+    }
+    return { status: r.status, headers: r.headers, json, text };
+  };
+  return {
+    ...s,
+    root: dir,
+    call,
+    stop: async () => {
+      await s.close();
+      if (!root) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface SseEvent {
+  id: number;
+  event: string;
+  data: any;
+}
+
+/** Reads a job's event stream until its final event (result or error) or the stream's end. */
+export async function readEvents(url: string, headers: Record<string, string> = {}, onEvent?: (e: SseEvent) => void): Promise<SseEvent[]> {
+  const r = await fetch(url, { headers: { accept: 'text/event-stream', ...headers } });
+  if (r.status !== 200) throw new Error(`events: HTTP ${r.status} ${await r.text()}`);
+  const events: SseEvent[] = [];
+  const decoder = new TextDecoder();
+  let buffer = '';
+  for await (const chunk of r.body as unknown as AsyncIterable<Uint8Array>) {
+    buffer += decoder.decode(chunk, { stream: true });
+    let cut: number;
+    while ((cut = buffer.indexOf('\n\n')) >= 0) {
+      const block = buffer.slice(0, cut);
+      buffer = buffer.slice(cut + 2);
+      const fields: Record<string, string> = {};
+      for (const line of block.split('\n')) {
+        if (!line || line.startsWith(':')) continue;
+        const i = line.indexOf(':');
+        fields[line.slice(0, i)] = line.slice(i + 1).trimStart();
+      }
+      if (!fields.event) continue;
+      const e = { id: Number(fields.id), event: fields.event, data: JSON.parse(fields.data) };
+      events.push(e);
+      onEvent?.(e);
+    }
+  }
+  return events;
+}
+
+/** Polls until `check` returns a value (not undefined), or fails after `ms`. */
+export async function until<T>(check: () => Promise<T | undefined> | T | undefined, ms = 60_000, what = 'condition'): Promise<T> {
+  const t0 = Date.now();
+  for (;;) {
+    const v = await check();
+    if (v !== undefined) return v;
+    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

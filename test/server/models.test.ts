@@ -1,0 +1,127 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+import pngjs from 'pngjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { decodeNpy, encodeNpy } from '../../ts/io/npy.js';
+import { RidgeCV } from '../../ts/ridge/RidgeCV.js';
+import type { RidgeModel } from '../../ts/ridge/RidgeModel.js';
+import { Diffusion } from '../../ts/sd/Diffusion.js';
+import { writeSdFixture } from '../../ts/sd/fixture.js';
+import { planted } from '../helpers/random.js';
+import { startTestServer, until, type TestServer } from './helpers.js';
+
+let s: TestServer;
+let model: RidgeModel;
+let sd: Diffusion;
+const X = planted(8, 40, 3, 11).x;
+
+beforeAll(async () => {
+  s = await startTestServer({ predict: { concurrency: 2, maxQueued: 8 }, img2img: { concurrency: 1, maxQueued: 0 } });
+  const p = planted(200, 40, 64, 3);
+  model = await new RidgeCV({ alphas: [1, 10, 100], folds: 3 }).fit(p.x, p.y);
+  mkdirSync(join(s.root, 'models'));
+  await model.save(join(s.root, 'models', 'ridge.safetensors'));
+  await writeSdFixture(join(s.root, 'models', 'sd'));
+  sd = await Diffusion.load(join(s.root, 'models', 'sd'));
+}, 120_000);
+afterAll(async () => {
+  sd?.dispose();
+  await s?.stop();
+});
+
+const b64 = (data: Float32Array, shape: number[]) => encodeNpy(data, shape).toString('base64');
+
+describe('models: load once, predict and img2img off the event loop', () => {
+  it('loads a ridge model and an SD folder, lists them, refuses a second load under the same name', async () => {
+    const r = await s.call('POST', '/v1/models', { kind: 'ridge', name: 'z', path: 'models/ridge.safetensors' });
+    expect(r.status, r.text).toBe(201);
+    expect(r.json).toMatchObject({ name: 'z', kind: 'ridge', path: 'models/ridge.safetensors', shape: { features: 40, targets: 64 } });
+    const again = await s.call('POST', '/v1/models', { kind: 'ridge', name: 'z', path: 'models/ridge.safetensors' });
+    expect(again.status).toBe(409);
+    expect((await s.call('POST', '/v1/models', { kind: 'ridge', name: 'z', path: 'models/ridge.safetensors', replace: true })).status).toBe(201);
+    const sdLoad = await s.call('POST', '/v1/models', { kind: 'sd', name: 'sd', path: 'models/sd' });
+    expect(sdLoad.status, sdLoad.text).toBe(201);
+    expect((await s.call('GET', '/v1/models')).json.models.map((m: { name: string }) => m.name).sort()).toEqual(['sd', 'z']);
+    expect((await s.call('GET', '/readyz')).json).toMatchObject({ ready: true, models: [{ name: 'z', kind: 'ridge' }, { name: 'sd', kind: 'sd' }] });
+  });
+
+  it('predicts exactly what RidgeModel.predict gives, from JSON and from .npy', async () => {
+    const want = model.predict(X);
+    const rows = Array.from({ length: X.rows }, (_, i) => Array.from(X.data.subarray(i * X.cols, (i + 1) * X.cols)));
+    const json = await s.call('POST', '/v1/ridge/z/predict', { x: rows });
+    expect(json.status, json.text).toBe(200);
+    expect(json.json.rows).toBe(8);
+    expect(json.json.cols).toBe(64);
+    expect(Float32Array.from(json.json.y.flat())).toEqual(want.data);
+    const r = await fetch(`${s.url}/v1/ridge/z/predict`, { method: 'POST', headers: { 'content-type': 'application/x-npy', accept: 'application/x-npy' }, body: encodeNpy(X.data, [X.rows, X.cols]) });
+    expect(r.status).toBe(200);
+    const y = decodeNpy(new Uint8Array(await r.arrayBuffer()), 'response');
+    expect(y.shape).toEqual([8, 64]);
+    expect(y.data).toEqual(want.data);
+  });
+
+  it('answers 400 for the wrong number of features, 404 for an unknown model', async () => {
+    const bad = await s.call('POST', '/v1/ridge/z/predict', { x: [[1, 2, 3]] });
+    expect(bad.status).toBe(400);
+    expect(bad.json.message).toMatch(/^body: X has 3 features per sample but model 'z' takes 40/);
+    const ragged = await s.call('POST', '/v1/ridge/z/predict', { x: [new Array(40).fill(0), [1]] });
+    expect(ragged.status).toBe(400);
+    expect(ragged.json.message).toMatch(/^body\.x\[1\]/);
+    expect((await s.call('POST', '/v1/ridge/nope/predict', { x: [[1]] })).status).toBe(404);
+    const npy = await fetch(`${s.url}/v1/ridge/z/predict`, { method: 'POST', headers: { 'content-type': 'application/x-npy' }, body: Buffer.from('not an npy file at all') });
+    expect(npy.status).toBe(400);
+  });
+
+  it('runs img2img: the latents equal an in-process run with the same settings; PNG and .npy images come back', async () => {
+    const z = { data: new Float32Array(2 * 4 * 8 * 8).map((_, i) => Math.sin(i)), shape: [2, 4, 8, 8] };
+    const c = await sd.encodeText(['a red square', 'a blue circle']);
+    const settings = { strength: 0.6, steps: 10, guidance: 3, seeds: [5, 9] };
+    const want = await sd.img2img({ z, c, ...settings });
+    const body = { z: b64(z.data, z.shape), c: b64(c.data, c.shape), ...settings };
+    const lat = await fetch(`${s.url}/v1/sd/sd/img2img`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...body, output: 'latents' }) });
+    expect(lat.status, await lat.clone().text()).toBe(200);
+    const got = decodeNpy(new Uint8Array(await lat.arrayBuffer()), 'latents');
+    expect(got.shape).toEqual([2, 4, 8, 8]);
+    expect(got.data).toEqual(want.latents.data);
+    const png = await fetch(`${s.url}/v1/sd/sd/img2img`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    expect(png.headers.get('content-type')).toBe('image/png');
+    const image = pngjs.PNG.sync.read(Buffer.from(await png.arrayBuffer()));
+    const decoded = await sd.decode(want.latents);
+    expect([image.width, image.height]).toEqual([2 * decoded.width, decoded.height]);
+    const npy = await fetch(`${s.url}/v1/sd/sd/img2img`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...body, output: 'npy' }) });
+    const rgb = decodeNpy(new Uint8Array(await npy.arrayBuffer()), 'images');
+    expect(rgb.shape).toEqual([2, decoded.height, decoded.width, 3]);
+    expect(rgb.data).toEqual(decoded.data);
+    // the second image of the strip is the second image of the batch
+    const x0 = decoded.width, y = 3;
+    expect([...image.data.subarray((y * image.width + x0) * 4, (y * image.width + x0) * 4 + 3)]).toEqual([...decoded.data.subarray(((decoded.height + y) * decoded.width) * 3, ((decoded.height + y) * decoded.width) * 3 + 3)]);
+  });
+
+  it('answers 503 with Retry-After when the img2img queue is full, and a client that leaves cancels its run', async () => {
+    const z = { data: new Float32Array(4 * 8 * 8).fill(0.1), shape: [1, 4, 8, 8] };
+    const c = await sd.encodeText(['a square']);
+    const long = JSON.stringify({ z: b64(z.data, z.shape), c: b64(c.data, c.shape), strength: 1, steps: 1000, output: 'latents' });
+    const leave = new AbortController();
+    const first = fetch(`${s.url}/v1/sd/sd/img2img`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: long, signal: leave.signal }).catch((e: Error) => e);
+    const active = (m: string) => /brainlatent_pool_tasks\{pool="img2img",status="active"\} (\d+)/.exec(m)?.[1];
+    await until(async () => (active((await s.call('GET', '/metrics')).text) === '1' ? true : undefined), 30_000, 'the first img2img to run');
+    const second = await s.call('POST', '/v1/sd/sd/img2img', JSON.parse(long));
+    expect(second.status).toBe(503);
+    expect(Number(second.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    leave.abort();
+    expect(await first).toBeInstanceOf(Error);
+    await until(async () => (active((await s.call('GET', '/metrics')).text) === '0' ? true : undefined), 30_000, 'the abandoned run to stop');
+    const m = (await s.call('GET', '/metrics')).text;
+    expect(m).toMatch(/^brainlatent_pool_rejected_total\{pool="img2img"\} 1$/m);
+    expect(m).toMatch(/^brainlatent_predict_duration_seconds_count\{model="z"\} 2$/m);
+    expect(m).toMatch(/^brainlatent_unet_steps_total\{source="img2img"\} \d+$/m);
+  });
+
+  it('unloads a model', async () => {
+    expect((await s.call('DELETE', '/v1/models/z')).status).toBe(204);
+    expect((await s.call('POST', '/v1/ridge/z/predict', { x: [[1]] })).status).toBe(404);
+    expect((await s.call('DELETE', '/v1/models/z')).status).toBe(404);
+  });
+});

@@ -1,0 +1,191 @@
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { networkInterfaces, tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import Fastify from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { brainlatentPlugin } from '../../ts/server/index.js';
+import { startServer } from '../../ts/server/serve.js';
+import { startTestServer, until, type TestServer } from './helpers.js';
+
+const SECRET = 'TOPSECRET-7f3a9c';
+
+/** A non-loopback IPv4 address of this machine, if it has one (the tests that need it are skipped otherwise). */
+const externalIp = Object.values(networkInterfaces())
+  .flat()
+  .find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
+
+/** GET with the path sent exactly as written (fetch would normalise '..'). */
+function rawGet(url: string, path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const u = new URL(url);
+    const req = request({ host: u.hostname, port: u.port, path, method: 'GET' }, (res) => {
+      let body = '';
+      res.on('data', (c) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode!, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('paths stay inside --root', () => {
+  let s: TestServer;
+  let outside: string;
+  beforeAll(async () => {
+    s = await startTestServer();
+    outside = realpathSync(mkdtempSync(join(tmpdir(), 'bl-outside-')));
+    writeFileSync(join(outside, 'secret.txt'), SECRET);
+    symlinkSync(outside, join(s.root, 'escape'));
+    mkdirSync(join(s.root, 'run1'));
+    writeFileSync(join(s.root, 'run1', 'ok.txt'), 'fine');
+    writeFileSync(join(s.root, 'run1', '.hidden'), 'temporary');
+    symlinkSync(join(outside, 'secret.txt'), join(s.root, 'run1', 'leak.txt'));
+  });
+  afterAll(async () => {
+    await s?.stop();
+    rmSync(outside, { recursive: true, force: true });
+  });
+
+  const reconstruct = (over: Record<string, unknown>) => ({ kind: 'reconstruct', config: { out: 'r', nsd: { root: 'nsd', subject: 1 }, model: { dir: 'm' }, ...over } });
+
+  it("refuses '..', absolute paths outside the root and symbolic links out of it, listing every one", async () => {
+    const r = await s.call('POST', '/v1/jobs', reconstruct({ out: '../up', nsd: { root: '/etc', subject: 1 }, model: { dir: 'escape/model' } }));
+    expect(r.status).toBe(400);
+    const p = r.json.problems.join('\n');
+    expect(p).toMatch(/body\.config\.out: '\.\.' is not allowed/);
+    expect(p).toMatch(/body\.config\.nsd\.root: the path is outside the service's root/);
+    expect(p).toMatch(/body\.config\.model\.dir: the path leads outside the service's root folder through a symbolic link/);
+  });
+
+  it('checks paths inside nested fields too (feature networks, captions, cache)', async () => {
+    const r = await s.call(
+      'POST',
+      '/v1/jobs',
+      reconstruct({ nsd: { root: 'nsd', subject: 1, captions: 'a/../../c.csv', cacheDir: '/tmp' }, evaluation: { networks: [{ name: 'n', path: 'escape/net.onnx', inputSize: 64, metric: 'identification' }] } }),
+    );
+    expect(r.status).toBe(400);
+    expect(r.json.problems.map((x: string) => x.split(':')[0]).sort()).toEqual(['body.config.evaluation.networks[0].path', 'body.config.nsd.cacheDir', 'body.config.nsd.captions']);
+  });
+
+  it('refuses a request-chosen ONNX Runtime library', async () => {
+    const r = await s.call('POST', '/v1/jobs', reconstruct({ model: { dir: 'm', ortLibrary: 'lib/libonnxruntime.so' } }));
+    expect(r.status).toBe(400);
+    expect(r.json.problems[0]).toMatch(/^body\.config\.model\.ortLibrary/);
+  });
+
+  it('refuses ridge-fit inputs, demo folders and models outside the root', async () => {
+    const fit = await s.call('POST', '/v1/jobs', { kind: 'ridge-fit', config: { out: 'f', x: 'escape/secret.txt', y: '/etc/hostname' } });
+    expect(fit.status).toBe(400);
+    expect(fit.json.problems).toHaveLength(2);
+    const demo = await s.call('POST', '/v1/jobs', { kind: 'demo', out: 'escape/demo' });
+    expect(demo.status).toBe(400);
+    expect(demo.json.problems[0]).toMatch(/^body\.out:/);
+    const model = await s.call('POST', '/v1/models', { kind: 'ridge', name: 'm', path: '../m.safetensors' });
+    expect(model.status).toBe(400);
+    expect(model.json.message).toMatch(/^body\.path:/);
+  });
+
+  it("serves a run folder's files but nothing outside it, no hidden files, no links out", async () => {
+    const job = await s.call('POST', '/v1/jobs', { kind: 'ridge-fit', config: { out: 'run1', x: 'missing-x.npy', y: 'missing-y.npy' } });
+    expect(job.status, job.text).toBe(202);
+    const id = job.json.id;
+    expect((await s.call('GET', `/v1/jobs/${id}/files/ok.txt`)).text).toBe('fine');
+    for (const path of ['leak.txt', '.hidden', '..%2F..%2Fescape%2Fsecret.txt', '%2E%2E/escape/secret.txt', '..%2Frun1%2Fok.txt', '%2Fetc%2Fhostname']) {
+      const r = await rawGet(s.url, `/v1/jobs/${id}/files/${path}`);
+      expect(r.status, path).toBe(404);
+      expect(r.body).not.toContain(SECRET);
+    }
+    const list = await s.call('GET', `/v1/jobs/${id}/files`);
+    expect(list.json.files.map((f: { path: string }) => f.path)).toEqual(['ok.txt']);
+    await until(async () => ((await s.call('GET', `/v1/jobs/${id}`)).json.state === 'failed' ? true : undefined), 60_000, 'the job to fail');
+  });
+
+  it("never echoes a file's contents in an error", async () => {
+    writeFileSync(join(s.root, 'notes.npy'), `${SECRET}\n`.repeat(10));
+    // a safetensors header whose JSON is broken, with the secret inside (JSON.parse would quote it)
+    const json = Buffer.from(`{"coef": "${SECRET}`);
+    const head = Buffer.alloc(8);
+    head.writeBigUInt64LE(BigInt(json.length));
+    writeFileSync(join(s.root, 'broken.safetensors'), Buffer.concat([head, json]));
+    const model = await s.call('POST', '/v1/models', { kind: 'ridge', name: 'broken', path: 'broken.safetensors' });
+    expect(model.status).toBeGreaterThanOrEqual(400);
+    expect(model.text).not.toContain(SECRET);
+    const text = await s.call('POST', '/v1/models', { kind: 'ridge', name: 'notes', path: 'notes.npy' });
+    expect(text.status).toBeGreaterThanOrEqual(400);
+    expect(text.text).not.toContain(SECRET);
+    const fit = await s.call('POST', '/v1/jobs', { kind: 'ridge-fit', config: { out: 'f2', x: 'notes.npy', y: 'notes.npy' } });
+    const done = await until(async () => {
+      const v = (await s.call('GET', `/v1/jobs/${fit.json.id}`)).json;
+      return v.state === 'failed' ? v : undefined;
+    }, 60_000, 'the fit to fail');
+    expect(done.error.message).toMatch(/notes\.npy/);
+    expect(JSON.stringify(done)).not.toContain(SECRET);
+  });
+});
+
+describe('authentication', () => {
+  let s: TestServer;
+  beforeAll(async () => {
+    s = await startTestServer({ token: 'tok-123' });
+  });
+  afterAll(async () => s?.stop());
+
+  it('requires the bearer token on every route but the health checks', async () => {
+    for (const [method, path] of [['GET', '/v1/jobs'], ['GET', '/metrics'], ['GET', '/v1/openapi.json'], ['POST', '/v1/jobs'], ['GET', '/v1/models'], ['POST', '/v1/ridge/m/predict'], ['GET', '/v1/jobs/x/events']]) {
+      const r = await s.call(method, path, method === 'POST' ? {} : undefined);
+      expect(r.status, `${method} ${path}`).toBe(401);
+      expect(r.headers.get('www-authenticate')).toMatch(/^Bearer/);
+    }
+    expect((await s.call('GET', '/v1/jobs', undefined, { authorization: 'Bearer wrong' })).status).toBe(401);
+    expect((await s.call('GET', '/v1/jobs', undefined, { authorization: 'Bearer tok-123' })).status).toBe(200);
+    expect((await s.call('GET', '/healthz')).status).toBe(200);
+    expect((await s.call('GET', '/readyz')).status).toBe(200);
+  });
+
+  it('gives the page a session cookie for the right token only', async () => {
+    expect((await s.call('GET', '/v1/session')).json).toEqual({ tokenRequired: true, signedIn: false });
+    expect((await s.call('POST', '/v1/session', { token: 'nope' })).status).toBe(401);
+    const ok = await s.call('POST', '/v1/session', { token: 'tok-123' });
+    expect(ok.status).toBe(204);
+    const cookie = ok.headers.get('set-cookie')!;
+    expect(cookie).toMatch(/HttpOnly/);
+    expect(cookie).toMatch(/SameSite=Strict/);
+    const jar = cookie.split(';')[0];
+    expect((await s.call('GET', '/v1/jobs', undefined, { cookie: jar })).status).toBe(200);
+    expect((await s.call('GET', '/v1/session', undefined, { cookie: jar })).json.signedIn).toBe(true);
+  });
+
+  it('refuses to listen off loopback without a token', async () => {
+    await expect(startServer({ root: s.root, host: '0.0.0.0', port: 0 })).rejects.toThrow(/without a token/);
+  });
+
+  it.skipIf(!externalIp)('enforces the token for clients off loopback', async () => {
+    const t = await startServer({ root: s.root, host: externalIp!, port: 0, token: 'tok-ext', defaultMetrics: false });
+    try {
+      const r = await fetch(`${t.url}/v1/jobs`);
+      expect(r.status).toBe(401);
+      expect((await fetch(`${t.url}/v1/jobs`, { headers: { authorization: 'Bearer tok-ext' } })).status).toBe(200);
+      expect((await fetch(`${t.url}/healthz`)).status).toBe(200);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it.skipIf(!externalIp)('answers only loopback clients when mounted without a token in an app that listens everywhere', async () => {
+    const app = Fastify();
+    await app.register(brainlatentPlugin, { prefix: '/bl', root: s.root, defaultMetrics: false });
+    await app.listen({ host: '0.0.0.0', port: 0 });
+    const port = (app.server.address() as { port: number }).port;
+    try {
+      expect((await fetch(`http://127.0.0.1:${port}/bl/v1/jobs`)).status).toBe(200);
+      const off = await fetch(`http://${externalIp}:${port}/bl/v1/jobs`);
+      expect(off.status).toBe(403);
+      expect((await fetch(`http://${externalIp}:${port}/bl/healthz`)).status).toBe(200);
+    } finally {
+      await app.close();
+    }
+  });
+});

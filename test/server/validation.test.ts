@@ -1,0 +1,86 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { startTestServer, type TestServer } from './helpers.js';
+
+// Every route's schema, over real HTTP: a bad body, query or path parameter is a 400 whose problems name the
+// field; unknown keys are rejected, never stripped.
+let s: TestServer;
+beforeAll(async () => {
+  s = await startTestServer();
+});
+afterAll(async () => s?.stop());
+
+const npy = 'k05VTVBZAQB2AHsnZGVzY3InOiAnPGY0JywgJ2ZvcnRyYW5fb3JkZXInOiBGYWxzZSwgJ3NoYXBlJzogKDEsKSwgfSAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgIAoAAIA/';
+
+const cases: [string, string, string, unknown, string][] = [
+  // route, method, path, body, the field the 400 must name
+  ['jobs: no kind', 'POST', '/v1/jobs', { out: 'x' }, 'body.kind'],
+  ['jobs: unknown kind', 'POST', '/v1/jobs', { kind: 'reconstruction', config: {} }, 'body.kind'],
+  ['jobs: reconstruct subject out of range', 'POST', '/v1/jobs', { kind: 'reconstruct', config: { out: 'r', nsd: { root: 'n', subject: 9 }, model: { dir: 'm' } } }, 'body.config.nsd.subject'],
+  ['jobs: reconstruct unknown nested key', 'POST', '/v1/jobs', { kind: 'reconstruct', config: { out: 'r', nsd: { root: 'n', subject: 1, subjet: 2 }, model: { dir: 'm' } } }, 'body.config.nsd.subjet'],
+  ['jobs: reconstruct missing model', 'POST', '/v1/jobs', { kind: 'reconstruct', config: { out: 'r', nsd: { root: 'n', subject: 1 } } }, 'body.config.model'],
+  ['jobs: force not boolean', 'POST', '/v1/jobs', { kind: 'reconstruct', force: 'yes', config: { out: 'r', nsd: { root: 'n', subject: 1 }, model: { dir: 'm' } } }, 'body.force'],
+  ['jobs: ridge-fit folds', 'POST', '/v1/jobs', { kind: 'ridge-fit', config: { out: 'r', x: 'x.npy', y: 'y.npy', folds: 1 } }, 'body.config.folds'],
+  ['jobs: ridge-fit alphas', 'POST', '/v1/jobs', { kind: 'ridge-fit', config: { out: 'r', x: 'x.npy', y: 'y.npy', alphas: 'lots' } }, 'body.config.alphas'],
+  ['jobs: demo steps', 'POST', '/v1/jobs', { kind: 'demo', out: 'd', steps: 0 }, 'body.steps'],
+  ['jobs: demo unknown key (not stripped)', 'POST', '/v1/jobs', { kind: 'demo', out: 'd', colour: 'red' }, 'body.colour'],
+  ['jobs: list state', 'GET', '/v1/jobs?state=finished', undefined, 'querystring.state'],
+  ['jobs: list unknown query key', 'GET', '/v1/jobs?limit=3', undefined, 'querystring.limit'],
+  ['jobs: id', 'GET', '/v1/jobs/..%2Fx', undefined, 'params.id'],
+  ['jobs: cancel id', 'DELETE', '/v1/jobs/%20x', undefined, 'params.id'],
+  ['jobs: events id', 'GET', '/v1/jobs/a%3Bb/events', undefined, 'params.id'],
+  ['models: no name', 'POST', '/v1/models', { kind: 'ridge', path: 'm.safetensors' }, 'body.name'],
+  ['models: bad name', 'POST', '/v1/models', { kind: 'ridge', name: 'a/b', path: 'm.safetensors' }, 'body.name'],
+  ['models: sd threads', 'POST', '/v1/models', { kind: 'sd', name: 'sd', path: 'sd', threads: -1 }, 'body.threads'],
+  ['models: ridge has no provider', 'POST', '/v1/models', { kind: 'ridge', name: 'r', path: 'm', provider: 'cuda' }, 'body.provider'],
+  ['predict: x not a matrix', 'POST', '/v1/ridge/m/predict', { x: [1, 2, 3] }, 'body.x[0]'],
+  ['predict: empty x', 'POST', '/v1/ridge/m/predict', { x: [] }, 'body.x'],
+  ['predict: unknown key', 'POST', '/v1/ridge/m/predict', { x: [[1]], y: [[1]] }, 'body.y'],
+  ['predict: model name', 'POST', '/v1/ridge/bad%20name/predict', { x: [[1]] }, 'params.model'],
+  ['img2img: no z', 'POST', '/v1/sd/m/img2img', { c: npy }, 'body.z'],
+  ['img2img: strength', 'POST', '/v1/sd/m/img2img', { z: npy, c: npy, strength: 2 }, 'body.strength'],
+  ['img2img: scheduler', 'POST', '/v1/sd/m/img2img', { z: npy, c: npy, scheduler: 'pndm' }, 'body.scheduler'],
+  ['img2img: output', 'POST', '/v1/sd/m/img2img', { z: npy, c: npy, output: 'jpeg' }, 'body.output'],
+  ['session: no token', 'POST', '/v1/session', {}, 'body.token'],
+];
+
+describe('request validation (real HTTP)', () => {
+  it.each(cases)('%s → 400 naming the field', async (_name, method, path, body, field) => {
+    const r = await s.call(method, path, body);
+    expect(r.status, r.text).toBe(400);
+    expect(r.json.problems.join('\n')).toContain(field);
+    expect(r.json.message).toContain(field);
+  });
+
+  it('lists every problem at once', async () => {
+    const r = await s.call('POST', '/v1/jobs', { kind: 'demo', out: 'd', steps: 0, seeds: 99, extra: 1 });
+    expect(r.status).toBe(400);
+    expect(r.json.problems).toHaveLength(3);
+    expect(r.json.problems.join('\n')).toMatch(/body\.steps.*\n?/);
+    expect(r.json.problems.some((p: string) => p.startsWith('body.seeds: expected an integer >= 1 <= 10, got number 99'))).toBe(true);
+  });
+
+  it('fills in defaults (the job view shows the resolved demo settings)', async () => {
+    const r = await s.call('POST', '/v1/jobs', { kind: 'demo', out: 'defaults' });
+    expect(r.status, r.text).toBe(202);
+    await s.call('DELETE', `/v1/jobs/${r.json.id}`);
+  });
+
+  it('refuses a body that is not JSON, and an oversized body with 413', async () => {
+    const bad = await s.call('POST', '/v1/jobs', '{"kind": ', { 'content-type': 'application/json' });
+    expect(bad.status).toBe(400);
+    const big = await s.call('POST', '/v1/jobs', { kind: 'demo', out: 'x'.repeat(2 << 20) });
+    expect(big.status).toBe(413);
+  });
+
+  it('serves an OpenAPI document with every /v1 route and its body schema', async () => {
+    const r = await s.call('GET', '/v1/openapi.json');
+    expect(r.status).toBe(200);
+    const paths = Object.keys(r.json.paths);
+    for (const p of ['/v1/jobs', '/v1/jobs/{id}', '/v1/jobs/{id}/events', '/v1/jobs/{id}/files', '/v1/models', '/v1/ridge/{model}/predict', '/v1/sd/{model}/img2img', '/healthz', '/readyz', '/metrics']) {
+      expect(paths, p).toContain(p);
+    }
+    const body = r.json.paths['/v1/jobs'].post.requestBody.content['application/json'].schema;
+    expect(JSON.stringify(body)).toContain('"nsd"');
+  });
+});

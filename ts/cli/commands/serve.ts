@@ -1,0 +1,85 @@
+import type { Command } from 'commander';
+
+import { startServer } from '../../server/serve.js';
+
+interface ServeFlags {
+  host: string;
+  port: string;
+  root: string;
+  redis?: string;
+  token?: string;
+  jobs: string;
+  predictThreads?: string;
+  shutdownDeadline: string;
+}
+
+function int(text: string, what: string, min: number): number {
+  const v = Number(text);
+  if (!Number.isInteger(v) || v < min) throw new Error(`${what}: expected an integer >= ${min}, got '${text}'`);
+  return v;
+}
+
+export function registerServeCommand(program: Command): void {
+  program
+    .command('serve')
+    .description('run the HTTP service: jobs with live progress, model predict and img2img, health, metrics and a web page')
+    .option('--host <address>', 'address to listen on; anything but loopback needs --token', '127.0.0.1')
+    .option('--port <n>', 'port (0: any free port)', '8080')
+    .option('--root <dir>', 'the folder every path in a request must stay inside (relative paths start there)', '.')
+    .option('--redis <url>', 'run jobs through this Redis (BullMQ), shared with `brainlatent worker` processes')
+    .option('--token <secret>', 'bearer token required on every route but /healthz and /readyz (default: $BRAINLATENT_TOKEN)')
+    .option('--jobs <n>', 'jobs run at once by this process', '1')
+    .option('--predict-threads <n>', 'threads for ridge predict (default: half the cores)')
+    .option('--shutdown-deadline <s>', 'on SIGTERM, seconds running jobs may take to finish before they are cancelled', '30')
+    .addHelpText(
+      'after',
+      `
+The API is under /v1 (OpenAPI document: /v1/openapi.json); the page is at /.
+  POST /v1/jobs             {"kind": "reconstruct"|"encode"|"ridge-fit"|"demo", ...}  → 202 {id}
+  GET  /v1/jobs/ID/events   Server-Sent Events: state, stage, progress (rate, ETA), then result or error
+  DELETE /v1/jobs/ID        cancel (the job stops at its next step or batch)
+  GET  /v1/jobs/ID/files/P  a file of the run folder (report.html, images/…, .npy, NIfTI)
+  POST /v1/models           {"kind": "ridge"|"sd", "name": …, "path": …}
+  POST /v1/ridge/NAME/predict, POST /v1/sd/NAME/img2img
+  GET  /healthz, /readyz, /metrics (Prometheus)
+
+Examples:
+  brainlatent serve --root /data                    # http://127.0.0.1:8080/
+  BRAINLATENT_TOKEN=s3cret brainlatent serve --host 0.0.0.0 --root /data
+  curl -H "Authorization: Bearer s3cret" -d '{"kind":"demo","out":"demo1"}' \\
+       -H 'content-type: application/json' http://HOST:8080/v1/jobs`,
+    )
+    .action(async (flags: ServeFlags) => {
+      if (flags.redis) throw new Error('--redis: jobs through Redis need the batch layer, which this build does not have yet');
+      const token = flags.token ?? process.env.BRAINLATENT_TOKEN ?? null;
+      const deadline = int(flags.shutdownDeadline, '--shutdown-deadline', 0);
+      const server = await startServer({
+        host: flags.host,
+        port: int(flags.port, '--port', 0),
+        root: flags.root,
+        token,
+        jobs: { concurrency: int(flags.jobs, '--jobs', 1) },
+        predict: flags.predictThreads ? { concurrency: int(flags.predictThreads, '--predict-threads', 1) } : undefined,
+        shutdownDeadlineMs: deadline * 1000,
+      });
+      console.log(`brainlatent serve: listening on ${server.url}/ (root ${flags.root}${token ? ', token required' : ', loopback only, no token'})`);
+      let closing = false;
+      const stop = (signal: string) => {
+        if (closing) {
+          console.error(`brainlatent serve: ${signal} again, exiting now`);
+          process.exit(1);
+        }
+        closing = true;
+        console.log(`brainlatent serve: ${signal}: finishing running jobs (up to ${deadline} s), then exiting`);
+        server.close().then(
+          () => process.exit(0),
+          (e: unknown) => {
+            console.error(`brainlatent serve: shutdown failed: ${(e as Error).message}`);
+            process.exit(1);
+          },
+        );
+      };
+      process.on('SIGTERM', () => stop('SIGTERM'));
+      process.on('SIGINT', () => stop('SIGINT'));
+    });
+}

@@ -1,0 +1,77 @@
+/**
+ * Request bodies of the service's model routes (`POST /v1/models`, `/v1/ridge/:model/predict`,
+ * `/v1/sd/:model/img2img`), written like the configs: JSON Schema through TypeBox, unknown keys rejected,
+ * defaults filled in by the one validator.
+ */
+import { Type } from '@sinclair/typebox';
+
+import { Default, Path, Strict, Tagged, type Resolved } from './schemaKit.js';
+
+/** `Tagged` as a body: ajv's strict mode wants `type: "object"` beside a discriminator. */
+export const TaggedObject: typeof Tagged = (branches, options) => ({ type: 'object', ...Tagged(branches, options) }) as never;
+
+/** A loaded model's name: used in URLs. */
+export const ModelName = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$', description: 'letters, digits, _ . - (1–64 characters, used in URLs)' });
+
+const replace = Default(Type.Boolean({ description: 'replace a loaded model of that name (requests in flight finish on the old one)' }), false);
+
+export const LoadModelBodySchema = TaggedObject([
+  Strict(
+    {
+      kind: Type.Literal('ridge'),
+      name: ModelName,
+      path: Path('a ridge model (.safetensors) from `brainlatent ridge fit` or RidgeModel.save'),
+      replace,
+    },
+    { description: 'a ridge model, for /v1/ridge/{model}/predict' },
+  ),
+  Strict(
+    {
+      kind: Type.Literal('sd'),
+      name: ModelName,
+      path: Path('an SD 1.x ONNX model folder (diffusers/optimum layout)'),
+      provider: Default(Type.String({ minLength: 1, description: "ONNX Runtime execution provider: 'cpu', 'cuda', ..." }), 'cpu'),
+      threads: Default(Type.Integer({ minimum: 0, maximum: 1024, description: "ONNX Runtime intra-op threads (0: ONNX Runtime's default)" }), 0),
+      replace,
+    },
+    { description: 'a Stable Diffusion model folder, for /v1/sd/{model}/img2img' },
+  ),
+]);
+export type LoadModelBody = Resolved<typeof LoadModelBodySchema>;
+
+export const PredictBodySchema = Strict(
+  {
+    x: Type.Array(Type.Array(Type.Number(), { minItems: 1 }), { minItems: 1, description: 'samples × features, one array per sample' }),
+  },
+  { description: 'the model input as JSON (or send a .npy body with content-type application/x-npy)' },
+);
+export type PredictBody = Resolved<typeof PredictBodySchema>;
+
+/** A .npy file, base64-encoded, inside a JSON body. */
+const Npy = (description: string) => Type.String({ minLength: 1, contentEncoding: 'base64', contentMediaType: 'application/x-npy', description });
+
+export const Img2ImgBodySchema = Strict(
+  {
+    z: Npy('initial latents [B, 4, h, w] (float32 .npy, base64), scaled as the VAE encoder returns them'),
+    c: Npy('conditioning [B, 77, D] (float32 .npy, base64)'),
+    uncond: Type.Optional(Npy('unconditional embedding [1 or B, 77, D]; default: the text encoder\'s output for ""')),
+    strength: Default(Type.Number({ exclusiveMinimum: 0, maximum: 1, description: 'how far into the noise z is pushed' }), 0.8),
+    steps: Default(Type.Integer({ minimum: 1, maximum: 1000, description: 'scheduler steps (of which strength·steps run)' }), 50),
+    guidance: Default(Type.Number({ minimum: 0, maximum: 100, description: 'classifier-free guidance scale (guidance runs when > 1)' }), 5),
+    scheduler: Default(Type.Union([Type.Literal('ddim'), Type.Literal('euler'), Type.Literal('dpmpp2m')], { description: 'sampler' }), 'ddim'),
+    eta: Default(Type.Number({ minimum: 0, description: 'DDIM eta' }), 0),
+    seeds: Default(
+      Type.Union([Type.Integer({ minimum: 0 }), Type.Array(Type.Integer({ minimum: 0 }), { minItems: 1 })], { description: 'one seed for all images, or one per image' }),
+      0,
+    ),
+    rule: Default(Type.Union([Type.Literal('diffusers'), Type.Literal('compvis')], { description: "img2img noise level: diffusers' or CompVis' (one DDIM step above)" }), 'diffusers'),
+    output: Default(
+      Type.Union([Type.Literal('png'), Type.Literal('npy'), Type.Literal('latents')], {
+        description: "'png': the images side by side in one PNG; 'npy': uint8 RGB [B, H, W, 3]; 'latents': the final latents float32 [B, 4, h, w]",
+      }),
+      'png',
+    ),
+  },
+  { description: 'img2img on a loaded SD model' },
+);
+export type Img2ImgBody = Resolved<typeof Img2ImgBodySchema>;

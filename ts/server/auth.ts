@@ -1,0 +1,72 @@
+/**
+ * Who may call the service. With a token, every request but the health checks and the page's static shell must
+ * carry it: `Authorization: Bearer <token>`, or the session cookie the page obtains from `POST /v1/session`
+ * (HttpOnly, SameSite=Strict, so other sites cannot ride on it). Without a token the service answers loopback
+ * clients only, so a plugin mounted in an app that listens on every interface does not expose it by accident.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { isIP } from 'node:net';
+
+import type { FastifyReply, FastifyRequest } from 'fastify';
+
+export const SESSION_COOKIE = 'brainlatent_session';
+
+/** 127.0.0.0/8, ::1 and IPv4-mapped loopback. */
+export function isLoopback(address: string | undefined): boolean {
+  if (!address) return false;
+  const a = address.startsWith('::ffff:') ? address.slice(7) : address;
+  if (isIP(a) === 4) return a.startsWith('127.');
+  return a === '::1';
+}
+
+/** A host name or address to bind that only this machine can reach. */
+export function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || isLoopback(host);
+}
+
+const digest = (s: string) => createHash('sha256').update(s).digest();
+
+/** The session cookie's value, or undefined. */
+function cookie(header: string | undefined, name: string): string | undefined {
+  if (!header) return undefined;
+  for (const part of header.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0 && part.slice(0, eq).trim() === name) return decodeURIComponent(part.slice(eq + 1).trim());
+  }
+  return undefined;
+}
+
+export interface Authenticator {
+  /** Whether the request may proceed; answers 401/403 itself when not (unless `quiet`). */
+  check(req: FastifyRequest, reply: FastifyReply, options?: { quiet?: boolean }): boolean;
+  /** Whether `candidate` is the token (constant time). */
+  matches(candidate: string): boolean;
+  readonly hasToken: boolean;
+}
+
+export function authenticator(token: string | null): Authenticator {
+  const want = token ? digest(token) : null;
+  const matches = (candidate: string) => want !== null && timingSafeEqual(digest(candidate), want);
+  return {
+    hasToken: want !== null,
+    matches,
+    check(req, reply, options = {}) {
+      if (!want) {
+        if (isLoopback(req.socket.remoteAddress)) return true;
+        if (options.quiet) return false;
+        void reply.code(403).send({ error: 'Forbidden', message: 'this service has no token and answers only on loopback; start it with --token to serve other hosts' });
+        return false;
+      }
+      const header = req.headers.authorization;
+      const bearer = header?.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
+      const candidate = bearer ?? cookie(req.headers.cookie, SESSION_COOKIE);
+      if (candidate !== undefined && matches(candidate)) return true;
+      if (options.quiet) return false;
+      void reply
+        .code(401)
+        .header('www-authenticate', 'Bearer realm="brainlatent"')
+        .send({ error: 'Unauthorized', message: header ? 'the bearer token is not valid' : 'this service needs a bearer token (Authorization: Bearer <token>)' });
+      return false;
+    },
+  };
+}

@@ -1,0 +1,114 @@
+/**
+ * Everything the routes share: the root folder, the job runner and its board, the loaded models and their
+ * compute queues, the metrics, the open event streams, and the limits. Built once per plugin registration.
+ */
+import os from 'node:os';
+
+import { authenticator, type Authenticator } from './auth.js';
+import { LocalJobRunner } from './jobs/LocalJobRunner.js';
+import type { JobRunner } from './jobs/JobRunner.js';
+import { ServiceMetrics } from './metrics.js';
+import { ModelRegistry } from './models/ModelRegistry.js';
+import { PredictPool } from './models/predictPool.js';
+import { RootFolder } from './rootPaths.js';
+import { EventStreams } from './sse.js';
+import { WorkQueue } from './workQueue.js';
+
+export interface PoolLimits {
+  /** Requests computed at once. */
+  concurrency?: number;
+  /** Requests that may wait; beyond that the route answers 503 with Retry-After. */
+  maxQueued?: number;
+}
+
+export interface BrainlatentPluginOptions {
+  /** Every path a request names must resolve inside this folder (relative paths are taken from it). */
+  root: string;
+  /** Bearer token required on every route but the health checks. Without one, only loopback clients are answered. */
+  token?: string | null;
+  /** Runs the jobs (default: in this process, one at a time). */
+  runner?: JobRunner;
+  /** Jobs of the default runner at once, and how many may wait. Default 1 and 100. */
+  jobs?: PoolLimits;
+  /** Ridge predict: threads (default half the cores, at least 1) and queue (default 64). */
+  predict?: PoolLimits;
+  /** img2img requests at once (default 1) and queue (default 4). */
+  img2img?: PoolLimits;
+  /** Largest JSON body in bytes (default 1 MiB). */
+  bodyLimit?: number;
+  /** Largest data body (.npy, img2img's base64 arrays) in bytes (default 64 MiB). */
+  dataBodyLimit?: number;
+  /** At shutdown, how long running jobs may take to finish before they are cancelled (default 30 s). */
+  shutdownDeadlineMs?: number;
+  /** Serve the web page at the prefix's root (default true). */
+  page?: boolean;
+  /** Include prom-client's default process metrics (default true). */
+  defaultMetrics?: boolean;
+}
+
+export interface ServiceContext {
+  root: RootFolder;
+  auth: Authenticator;
+  runner: JobRunner;
+  models: ModelRegistry;
+  predictPool: PredictPool;
+  predictQueue: WorkQueue;
+  img2imgQueue: WorkQueue;
+  metrics: ServiceMetrics;
+  streams: EventStreams;
+  bodyLimit: number;
+  dataBodyLimit: number;
+  shutdownDeadlineMs: number;
+}
+
+const halfTheCores = () => Math.max(1, Math.floor((os.availableParallelism?.() ?? os.cpus().length) / 2));
+
+export function createContext(o: BrainlatentPluginOptions): ServiceContext {
+  if (typeof o?.root !== 'string' || o.root.length === 0) throw new TypeError('brainlatentPlugin: options.root (the folder every path must stay inside) is required');
+  const root = new RootFolder(o.root);
+  const predictThreads = o.predict?.concurrency ?? halfTheCores();
+  const predictPool = new PredictPool(predictThreads);
+  const models = new ModelRegistry(predictPool);
+  const predictQueue = new WorkQueue('predict', predictThreads, o.predict?.maxQueued ?? 64);
+  const img2imgQueue = new WorkQueue('img2img', o.img2img?.concurrency ?? 1, o.img2img?.maxQueued ?? 4);
+  let metrics: ServiceMetrics | undefined;
+  const runner =
+    o.runner ??
+    new LocalJobRunner({
+      concurrency: o.jobs?.concurrency,
+      maxQueued: o.jobs?.maxQueued,
+      onUnet: (calls, seconds) => metrics?.unet('job', calls, seconds),
+    });
+  metrics = new ServiceMetrics(
+    {
+      queueDepth: () => runner.queueDepth(),
+      jobCounts: () => runner.board.counts(),
+      pools: () => [predictQueue, img2imgQueue].map((q) => ({ name: q.name, active: q.active, queued: q.queued })),
+    },
+    { defaultMetrics: o.defaultMetrics },
+  );
+  runner.board.onStageTime = (kind, stage, seconds) => metrics!.stageSeconds.observe({ kind, stage }, seconds);
+  return {
+    root,
+    auth: authenticator(o.token ?? null),
+    runner,
+    models,
+    predictPool,
+    predictQueue,
+    img2imgQueue,
+    metrics,
+    streams: new EventStreams(),
+    bodyLimit: o.bodyLimit ?? 1 << 20,
+    dataBodyLimit: o.dataBodyLimit ?? 64 << 20,
+    shutdownDeadlineMs: o.shutdownDeadlineMs ?? 30_000,
+  };
+}
+
+/** Graceful close: running jobs get the deadline, then streams end, then compute pools drain and models unload. */
+export async function closeContext(ctx: ServiceContext): Promise<void> {
+  await ctx.runner.close(ctx.shutdownDeadlineMs);
+  ctx.streams.endAll();
+  await Promise.all([ctx.predictQueue.close(), ctx.img2imgQueue.close()]);
+  ctx.models.close();
+  await ctx.predictPool.close();
+}

@@ -1,0 +1,41 @@
+/**
+ * Errors → HTTP: invalid input is a 400 that lists every problem, a missing job or model a 404, a busy run folder
+ * or a taken model name a 409, a full queue or a closing service a 503 with Retry-After; anything else is a 500
+ * whose body says only what kind of failure it was (the details go to the log).
+ */
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+
+import { ConfigError } from '../config/index.js';
+import { BrainlatentError, FormatError, InvalidArgumentError, MissingFileError, NonFiniteError, ShapeError } from '../errors.js';
+import { JobConflictError } from './jobs/LocalJobRunner.js';
+import { ModelExistsError, ModelNotFoundError } from './models/ModelRegistry.js';
+import { publicError } from './publicError.js';
+import { PathOutsideRootError } from './rootPaths.js';
+import { RequestValidationError } from './validation.js';
+import { ClosedError, QueueFullError } from './workQueue.js';
+
+const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 404: 'Not Found', 409: 'Conflict', 413: 'Payload Too Large', 415: 'Unsupported Media Type', 500: 'Internal Server Error', 503: 'Service Unavailable' };
+
+function statusOf(e: unknown): number {
+  if (e instanceof RequestValidationError || e instanceof ConfigError || e instanceof PathOutsideRootError) return 400;
+  if (e instanceof ShapeError || e instanceof InvalidArgumentError || e instanceof FormatError || e instanceof NonFiniteError) return 400;
+  if (e instanceof MissingFileError) return 400;
+  if (e instanceof ModelNotFoundError) return 404;
+  if (e instanceof JobConflictError || e instanceof ModelExistsError) return 409;
+  if (e instanceof QueueFullError || e instanceof ClosedError) return 503;
+  const fastifyCode = (e as FastifyError).statusCode;
+  if (!(e instanceof BrainlatentError) && typeof fastifyCode === 'number' && fastifyCode >= 400 && fastifyCode < 500) return fastifyCode;
+  if ((e as NodeJS.ErrnoException).code === 'ENOENT') return 400;
+  return 500;
+}
+
+export function sendError(e: unknown, req: FastifyRequest, reply: FastifyReply): FastifyReply {
+  const status = statusOf(e);
+  if (status >= 500 && !(e instanceof QueueFullError) && !(e instanceof ClosedError)) req.log.error({ err: e }, 'request failed');
+  if (e instanceof QueueFullError) void reply.header('retry-after', String(e.retryAfter));
+  if (e instanceof ClosedError) void reply.header('retry-after', '5');
+  // Fastify's own 4xx errors (bad JSON, too large, wrong media type) describe the request, not a file
+  const fastify4xx = !(e instanceof BrainlatentError) && status < 500 && typeof (e as FastifyError).code === 'string' && (e as FastifyError).code.startsWith('FST_');
+  const body = fastify4xx ? { name: (e as FastifyError).code, message: (e as Error).message } : publicError(e);
+  return reply.code(status).send({ error: STATUS_TEXT[status] ?? 'Error', ...(body.problems ? { problems: body.problems } : {}), message: body.message, code: body.name });
+}

@@ -1,0 +1,39 @@
+/**
+ * The seam between the routes and whatever runs jobs. The routes validate a body, resolve its paths inside the
+ * root and hand a JobSpec to a runner; the runner runs it (in this process, or on the batch layer's queue) and
+ * reports to the JobBoard, from which the routes read views and events.
+ */
+import type { JobBoard } from './jobBoard.js';
+import type { JobKind, JobView } from './types.js';
+
+export interface JobSpec {
+  kind: JobKind;
+  /** The run folder (absolute, inside the root). */
+  out: string;
+  /** The run folder as clients see it (relative to the root). */
+  outShown: string;
+  /** The kind's validated input, its paths absolute and inside the root. */
+  input: unknown;
+}
+
+export interface RunnerReadiness {
+  ok: boolean;
+  detail: string;
+}
+
+export interface JobRunner {
+  readonly board: JobBoard;
+  /** Queues a job; throws QueueFullError when too many wait, JobConflictError when its folder is busy. */
+  submit(spec: JobSpec): Promise<JobView>;
+  /** Stops a queued job at once, a running one at its next step or batch; the view as it stands. */
+  cancel(id: string): Promise<JobView | undefined>;
+  /** Jobs waiting to start. */
+  queueDepth(): number | Promise<number>;
+  /** Whether jobs can run (e.g. Redis reachable). */
+  ready(): Promise<RunnerReadiness>;
+  /**
+   * Stops taking jobs; lets running jobs finish for up to `deadlineMs`, then cancels them (each stops at a step
+   * boundary and leaves only complete files); queued jobs are cancelled. Resolves when nothing runs.
+   */
+  close(deadlineMs: number): Promise<void>;
+}

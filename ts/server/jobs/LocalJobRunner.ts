@@ -1,0 +1,122 @@
+/**
+ * Jobs on this machine without Redis: a FIFO of submitted jobs, `concurrency` at a time, each in a process of its
+ * own (jobProcess.ts) with its own AbortController, so the service's event loop stays free.
+ */
+import { randomBytes } from 'node:crypto';
+
+import { BrainlatentError, CancelledError } from '../../errors.js';
+import { publicError } from '../publicError.js';
+import { ClosedError, QueueFullError } from '../workQueue.js';
+import { stagesOf, type JobControl } from './executeJob.js';
+import { runInChild } from './jobProcess.js';
+import { JobBoard } from './jobBoard.js';
+import type { JobRunner, JobSpec, RunnerReadiness } from './JobRunner.js';
+import type { JobView } from './types.js';
+
+/** Two jobs may not write one run folder at once. */
+export class JobConflictError extends BrainlatentError {
+  constructor(out: string, other: string) {
+    super(`job ${other} is already writing to ${out}; wait for it, cancel it, or choose another out`, 'JobConflict');
+  }
+}
+
+export const newJobId = (kind: string) => `${kind}-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
+
+export interface LocalRunnerOptions {
+  /** Jobs at once. Default 1 (a job already uses every core through BLAS and ONNX Runtime). */
+  concurrency?: number;
+  /** Jobs that may wait; beyond that submit() throws QueueFullError. Default 100. */
+  maxQueued?: number;
+  /** What runs a job (default: a child process per job; tests may run it in-process). */
+  execute?: (spec: JobSpec, control: JobControl) => Promise<Record<string, unknown>>;
+  /** U-Net evaluations of finished jobs, for the steps/s metric. */
+  onUnet?: (calls: number, seconds: number) => void;
+}
+
+export class LocalJobRunner implements JobRunner {
+  readonly board = new JobBoard();
+  private readonly waiting: { id: string; spec: JobSpec }[] = [];
+  private readonly running = new Map<string, { controller: AbortController; done: Promise<void> }>();
+  private closing = false;
+  private readonly concurrency: number;
+  private readonly maxQueued: number;
+  private readonly execute: NonNullable<LocalRunnerOptions['execute']>;
+
+  constructor(private readonly options: LocalRunnerOptions = {}) {
+    this.concurrency = options.concurrency ?? 1;
+    this.maxQueued = options.maxQueued ?? 100;
+    this.execute = options.execute ?? ((spec, control) => runInChild(spec, control));
+  }
+
+  async submit(spec: JobSpec): Promise<JobView> {
+    if (this.closing) throw new ClosedError('jobs');
+    if (this.waiting.length >= this.maxQueued) throw new QueueFullError('jobs', 60);
+    const busy = this.board.activeIn(spec.out);
+    if (busy) throw new JobConflictError(spec.outShown, busy.id);
+    const id = newJobId(spec.kind);
+    const view = this.board.add({ id, kind: spec.kind, out: spec.outShown, stages: stagesOf(spec.kind) }, spec.out);
+    this.waiting.push({ id, spec });
+    this.pump();
+    return view;
+  }
+
+  async cancel(id: string): Promise<JobView | undefined> {
+    const w = this.waiting.findIndex((j) => j.id === id);
+    if (w >= 0) {
+      this.waiting.splice(w, 1);
+      this.board.finish(id, 'cancelled', { error: publicError(new CancelledError('cancelled before it started')) });
+    } else {
+      this.running.get(id)?.controller.abort();
+    }
+    return this.board.get(id);
+  }
+
+  queueDepth(): number {
+    return this.waiting.length;
+  }
+
+  async ready(): Promise<RunnerReadiness> {
+    return this.closing ? { ok: false, detail: 'shutting down' } : { ok: true, detail: `in-process, ${this.running.size}/${this.concurrency} running, ${this.waiting.length} queued` };
+  }
+
+  async close(deadlineMs: number): Promise<void> {
+    this.closing = true;
+    for (const j of this.waiting.splice(0)) this.board.finish(j.id, 'cancelled', { error: publicError(new CancelledError('the service shut down before the job started')) });
+    const all = () => Promise.all([...this.running.values()].map((r) => r.done));
+    let timer: NodeJS.Timeout | undefined;
+    const expired = await Promise.race([all().then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), deadlineMs)))]);
+    clearTimeout(timer);
+    if (expired) {
+      for (const r of this.running.values()) r.controller.abort(new CancelledError('the service shut down'));
+      await all();
+    }
+  }
+
+  private pump(): void {
+    while (!this.closing && this.running.size < this.concurrency && this.waiting.length > 0) {
+      const { id, spec } = this.waiting.shift()!;
+      const controller = new AbortController();
+      this.board.started(id);
+      const control: JobControl = {
+        signal: controller.signal,
+        progress: (p) => this.board.progress(id, p),
+        unet: this.options.onUnet,
+      };
+      const done = this.execute(spec, control).then(
+        (result) => this.board.finish(id, 'done', { result }),
+        (e: unknown) => {
+          const cancelled = controller.signal.aborted || e instanceof CancelledError;
+          this.board.finish(id, cancelled ? 'cancelled' : 'failed', { error: publicError(e) });
+          if (!cancelled && !(e instanceof BrainlatentError)) console.error(`brainlatent serve: job ${id} failed:`, e);
+        },
+      );
+      this.running.set(id, {
+        controller,
+        done: done.finally(() => {
+          this.running.delete(id);
+          this.pump();
+        }),
+      });
+    }
+  }
+}

@@ -1,0 +1,118 @@
+/**
+ * What each kind of job runs: the library's own entry points (reconstruct, encode, RidgeCV, the demo), with the
+ * job's AbortSignal (they stop at the next step, fold or batch) and their progress mapped onto numbered stages.
+ */
+import { runDemo } from '../../demo/runDemo.js';
+import { encode, type EncodeConfig } from '../../encoding/encode.js';
+import { estimateImg2Img, reconstruct, type ReconstructProgress, type ReconstructResult } from '../../pipeline/reconstruct.js';
+import type { ReconstructConfig } from '../../pipeline/config.js';
+import { STAGES } from '../../pipeline/runFolder.js';
+import type { RidgeFitConfig } from '../../config/ridgeFit.js';
+import type { JobSpec } from './JobRunner.js';
+import { RIDGE_FIT_STAGES, runRidgeFit } from './ridgeFitJob.js';
+import type { JobKind } from './types.js';
+
+export interface StageUpdate {
+  stage: string;
+  index: number;
+  stages: number;
+  fraction: number;
+  message?: string;
+  status?: 'running' | 'skipped' | 'done';
+}
+
+export interface JobControl {
+  signal: AbortSignal;
+  progress(p: StageUpdate): void;
+  /** A sampler ran `calls` U-Net evaluations in `seconds` (for the steps/s metric). */
+  unet?(calls: number, seconds: number): void;
+}
+
+/** The validated input of each kind (paths absolute, inside the root). */
+export interface DemoJobInput {
+  out: string;
+  seed: number;
+  sessions: number;
+  testImages: number;
+  seeds: number;
+  steps: number;
+}
+export type JobInput =
+  | { kind: 'reconstruct'; config: ReconstructConfig; force: boolean }
+  | { kind: 'encode'; config: EncodeConfig }
+  | { kind: 'ridge-fit'; config: RidgeFitConfig }
+  | { kind: 'demo'; demo: DemoJobInput };
+
+const ENCODE_STAGES = ['betas', 'features', 'fit', 'banded', 'outputs'] as const;
+
+export function stagesOf(kind: JobKind): string[] {
+  switch (kind) {
+    case 'reconstruct':
+      return [...STAGES];
+    case 'demo':
+      return ['world', ...STAGES];
+    case 'encode':
+      return [...ENCODE_STAGES];
+    case 'ridge-fit':
+      return [...RIDGE_FIT_STAGES];
+    case 'batch':
+      return ['batch'];
+  }
+}
+
+function reconstructSummary(r: ReconstructResult, control: JobControl): Record<string, unknown> {
+  const img2img = r.stages.find((s) => s.stage === 'img2img');
+  const unetSeconds = Number(img2img?.summary?.unetSeconds ?? 0);
+  if (img2img?.status === 'ran' && unetSeconds > 0) control.unet?.(estimateImg2Img(r.config, r.testImages).unetEvaluations, unetSeconds);
+  return {
+    testImages: r.testImages,
+    metrics: r.metrics ?? null,
+    stages: r.stages.map((s) => ({ stage: s.stage, status: s.status, seconds: s.seconds })),
+    report: 'report.html',
+    configHash: r.configHash,
+  };
+}
+
+const fromReconstruct = (control: JobControl, shift = 0, total: number = STAGES.length) => (p: ReconstructProgress) =>
+  control.progress({ stage: p.stage, index: p.index + shift, stages: total, fraction: p.fraction, message: p.message, status: p.status });
+
+export async function executeJob(spec: JobSpec, control: JobControl): Promise<Record<string, unknown>> {
+  const input = spec.input as JobInput;
+  switch (input.kind) {
+    case 'reconstruct': {
+      const r = await reconstruct(input.config, { onProgress: fromReconstruct(control), signal: control.signal, force: input.force });
+      return reconstructSummary(r, control);
+    }
+    case 'demo': {
+      const d = input.demo;
+      const stages = STAGES.length + 1;
+      control.progress({ stage: 'world', index: 1, stages, fraction: 0, message: 'building the demo world' });
+      const r = await runDemo(
+        { out: d.out, seed: d.seed, sessions: d.sessions, testImages: d.testImages, seeds: d.seeds, steps: d.steps },
+        { onProgress: fromReconstruct(control, 1, stages), signal: control.signal },
+      );
+      return { ...reconstructSummary(r.run, control), report: 'run/report.html', worldSeconds: r.worldSeconds, runSeconds: r.runSeconds };
+    }
+    case 'encode': {
+      const stages = ENCODE_STAGES.length;
+      const r = await encode(input.config, {
+        signal: control.signal,
+        onProgress: (p) => control.progress({ stage: p.stage, index: ENCODE_STAGES.indexOf(p.stage) + 1, stages, fraction: p.fraction, message: p.detail }),
+      });
+      return {
+        voxels: r.voxels,
+        trainImages: r.trainImages,
+        testImages: r.testImages,
+        featureSets: r.featureSets.map((f) => ({ name: f.name, features: f.features, meanR: f.meanR, route: f.route })),
+        banded: r.banded.map((b) => ({ name: b.name, sets: b.sets })),
+        report: 'report.html',
+      };
+    }
+    case 'ridge-fit':
+      return runRidgeFit(input.config, {
+        signal: control.signal,
+        progress: (stage, index, stages, fraction, message) => control.progress({ stage, index, stages, fraction, message }),
+      });
+  }
+}
+

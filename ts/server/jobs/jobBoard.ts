@@ -1,0 +1,183 @@
+/**
+ * The service's record of its jobs, fed by whichever runner runs them: each job's view, its event log for
+ * Server-Sent Events (every state and stage change and the final event are kept, so a client that connects late
+ * or reconnects with Last-Event-ID still sees every stage in order; progress is kept as the latest value only),
+ * listeners, and the rate and ETA of the running stage.
+ */
+import { RateEstimator } from '../../cli/progress.js';
+import type { PublicError } from '../publicError.js';
+import { isFinal, JOB_STATES, type JobEvent, type JobKind, type JobProgress, type JobState, type JobView } from './types.js';
+
+export interface LoggedEvent {
+  /** Increasing per job: the SSE id, for Last-Event-ID. */
+  seq: number;
+  event: JobEvent;
+}
+
+type Listener = (e: LoggedEvent) => void;
+
+interface Entry {
+  view: JobView;
+  /** The run folder (absolute). */
+  dir: string;
+  log: LoggedEvent[];
+  latestProgress: LoggedEvent | null;
+  seq: number;
+  listeners: Set<Listener>;
+  rate: RateEstimator;
+  stageStartedAt: number;
+  stageSkipped: boolean;
+}
+
+/** How many finished jobs the board remembers (the oldest are forgotten first; their run folders stay). */
+const KEEP_FINISHED = 1000;
+
+export class JobBoard {
+  private readonly jobs = new Map<string, Entry>();
+  /** Called when a stage ends after running (not skipped): for the stage-duration metric. */
+  onStageTime?: (kind: JobKind, stage: string, seconds: number) => void;
+
+  add(view: Omit<JobView, 'state' | 'submittedAt' | 'progress'>, dir: string): JobView {
+    const full: JobView = { ...view, state: 'queued', submittedAt: new Date().toISOString(), progress: null };
+    const e: Entry = { view: full, dir, log: [], latestProgress: null, seq: 0, listeners: new Set(), rate: new RateEstimator(), stageStartedAt: 0, stageSkipped: false };
+    this.jobs.set(view.id, e);
+    this.push(e, { event: 'state', data: this.copy(e) });
+    this.forgetOld();
+    return this.copy(e);
+  }
+
+  has(id: string): boolean {
+    return this.jobs.has(id);
+  }
+
+  get(id: string): JobView | undefined {
+    const e = this.jobs.get(id);
+    return e ? this.copy(e) : undefined;
+  }
+
+  /** The job's run folder (absolute), for the file routes. */
+  dir(id: string): string | undefined {
+    return this.jobs.get(id)?.dir;
+  }
+
+  list(filter: { state?: JobState; kind?: JobKind } = {}): JobView[] {
+    return [...this.jobs.values()]
+      .filter((e) => (!filter.state || e.view.state === filter.state) && (!filter.kind || e.view.kind === filter.kind))
+      .map((e) => this.copy(e));
+  }
+
+  counts(): Record<JobState, number> {
+    const c = Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as Record<JobState, number>;
+    for (const e of this.jobs.values()) c[e.view.state]++;
+    return c;
+  }
+
+  /** A job not yet finished whose run folder is `dir`, if any (two jobs must not write one folder). */
+  activeIn(dir: string): JobView | undefined {
+    for (const e of this.jobs.values()) if (e.dir === dir && !isFinal(e.view.state)) return this.copy(e);
+    return undefined;
+  }
+
+  started(id: string): void {
+    const e = this.jobs.get(id);
+    if (!e || e.view.state !== 'queued') return;
+    e.view.state = 'running';
+    e.view.startedAt = new Date().toISOString();
+    this.push(e, { event: 'state', data: this.copy(e) });
+  }
+
+  /** Progress of the running job: a stage change is logged as a 'stage' event, the rest as 'progress'. */
+  progress(id: string, p: { stage: string; index: number; stages: number; fraction: number; message?: string; status?: 'running' | 'skipped' | 'done' }): void {
+    const e = this.jobs.get(id);
+    if (!e || e.view.state !== 'running') return;
+    const now = performance.now() / 1000;
+    const prev = e.view.progress;
+    // a progress callback of an earlier stage can arrive after the next stage began (engine threads report late)
+    if (prev && p.index < prev.index) return;
+    if (!prev || prev.stage !== p.stage || prev.index !== p.index) {
+      if (prev && !e.stageSkipped) this.onStageTime?.(e.view.kind, prev.stage, now - e.stageStartedAt);
+      e.stageSkipped = p.status === 'skipped';
+      e.stageStartedAt = now;
+      e.rate = new RateEstimator();
+      this.push(e, { event: 'stage', data: { id, stage: p.stage, index: p.index, stages: p.stages, status: p.status === 'skipped' ? 'skipped' : 'running' } });
+    }
+    const fraction = Math.max(0, Math.min(1, p.fraction));
+    e.rate.add(now, fraction);
+    const rate = e.rate.fractionRate();
+    const eta = e.rate.eta();
+    const progress: JobProgress = {
+      stage: p.stage,
+      index: p.index,
+      stages: p.stages,
+      fraction,
+      rate: Number.isFinite(rate) ? rate : null,
+      etaSeconds: Number.isFinite(eta) ? eta : fraction >= 1 ? 0 : null,
+      ...(p.message ? { message: p.message } : {}),
+    };
+    e.view.progress = progress;
+    e.seq++;
+    e.latestProgress = { seq: e.seq, event: { event: 'progress', data: { id, ...progress } } };
+    for (const l of e.listeners) l(e.latestProgress);
+  }
+
+  /** The job ended: done with a result, failed with an error, or cancelled. */
+  finish(id: string, state: 'done' | 'failed' | 'cancelled', outcome: { result?: Record<string, unknown>; error?: PublicError } = {}): void {
+    const e = this.jobs.get(id);
+    if (!e || isFinal(e.view.state)) return;
+    const now = performance.now() / 1000;
+    if (state === 'done' && e.view.progress && !e.stageSkipped) this.onStageTime?.(e.view.kind, e.view.progress.stage, now - e.stageStartedAt);
+    e.view.state = state;
+    e.view.finishedAt = new Date().toISOString();
+    if (outcome.result) e.view.result = outcome.result;
+    if (outcome.error) e.view.error = outcome.error;
+    if (state === 'done' && e.view.progress) e.view.progress = { ...e.view.progress, fraction: 1, etaSeconds: 0 };
+    e.latestProgress = null;
+    this.push(e, { event: state === 'done' ? 'result' : 'error', data: this.copy(e) });
+    e.listeners.clear();
+  }
+
+  /**
+   * Every logged event after `afterSeq` (and the latest progress, when newer), then live events until the job
+   * ends. Returns null for an unknown job. The listener is not called after the final event.
+   */
+  subscribe(id: string, listener: Listener, afterSeq = 0): { replay: LoggedEvent[]; final: boolean; unsubscribe: () => void } | null {
+    const e = this.jobs.get(id);
+    if (!e) return null;
+    const replay = e.log.filter((l) => l.seq > afterSeq);
+    if (e.latestProgress && e.latestProgress.seq > afterSeq) replay.push(e.latestProgress);
+    replay.sort((a, b) => a.seq - b.seq);
+    const final = isFinal(e.view.state);
+    if (!final) e.listeners.add(listener);
+    return { replay, final, unsubscribe: () => e.listeners.delete(listener) };
+  }
+
+  /** Listeners of every job (for closing streams at shutdown). */
+  listenerCount(): number {
+    let n = 0;
+    for (const e of this.jobs.values()) n += e.listeners.size;
+    return n;
+  }
+
+  private push(e: Entry, event: JobEvent): void {
+    e.seq++;
+    const logged = { seq: e.seq, event };
+    e.log.push(logged);
+    for (const l of e.listeners) l(logged);
+  }
+
+  private copy(e: Entry): JobView {
+    return structuredClone(e.view);
+  }
+
+  private forgetOld(): void {
+    let finished = 0;
+    for (const e of this.jobs.values()) if (isFinal(e.view.state)) finished++;
+    for (const [id, e] of this.jobs) {
+      if (finished <= KEEP_FINISHED) break;
+      if (isFinal(e.view.state)) {
+        this.jobs.delete(id);
+        finished--;
+      }
+    }
+  }
+}

@@ -1,0 +1,65 @@
+/**
+ * The ridge-fit job: RidgeCV on X and Y stored as .npy, written to a run folder as `model.safetensors` (the
+ * format `brainlatent ridge predict` and `POST /v1/models` load) and `fit.json` (shapes, the chosen alphas,
+ * mean CV score, the route taken).
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import { readIntVectorNpy, readMatrixNpy } from '../../io/npy.js';
+import { RidgeCV } from '../../ridge/RidgeCV.js';
+import type { RidgeFitConfig } from '../../config/ridgeFit.js';
+
+export const RIDGE_FIT_STAGES = ['load', 'fit', 'save'] as const;
+
+export interface StageProgress {
+  (stage: string, index: number, stages: number, fraction: number, message?: string): void;
+}
+
+export async function runRidgeFit(c: RidgeFitConfig, control: { signal: AbortSignal; progress: StageProgress }): Promise<Record<string, unknown>> {
+  const n = RIDGE_FIT_STAGES.length;
+  control.progress('load', 1, n, 0);
+  const [x, y, groups] = await Promise.all([
+    readMatrixNpy(c.x, 'X'),
+    readMatrixNpy(c.y, 'Y'),
+    c.groups ? readIntVectorNpy(c.groups, 'groups') : Promise.resolve(undefined),
+  ]);
+  control.progress('load', 1, n, 1, `X ${x.rows}×${x.cols}, Y ${y.rows}×${y.cols}`);
+  const t0 = performance.now();
+  const model = await new RidgeCV({
+    alphas: c.alphas,
+    folds: c.folds,
+    groups,
+    score: c.score,
+    fitIntercept: c.fitIntercept,
+    standardize: c.standardize,
+    route: c.route,
+    cvMethod: c.cvMethod,
+    eigPrecision: c.eigPrecision,
+    memoryBudget: c.memoryGiB * 2 ** 30,
+  }).fit(x, y, { onProgress: (p) => control.progress('fit', 2, n, p.fraction, p.stage), signal: control.signal });
+  const seconds = (performance.now() - t0) / 1000;
+  control.progress('save', 3, n, 0);
+  await mkdir(c.out, { recursive: true });
+  await model.save(join(c.out, 'model.safetensors'));
+  let mean = 0;
+  for (const s of model.bestScores) mean += s / model.bestScores.length;
+  const counts = new Map<number, number>();
+  for (const a of model.bestAlphas) counts.set(a, (counts.get(a) ?? 0) + 1);
+  const summary = {
+    model: 'model.safetensors',
+    samples: x.rows,
+    features: x.cols,
+    targets: y.cols,
+    alphas: model.settings.alphas,
+    targetsPerAlpha: model.settings.alphas.map((a) => counts.get(Math.fround(a)) ?? 0),
+    meanCvScore: mean,
+    score: c.score,
+    seconds,
+    route: model.info?.route,
+    cvMethod: model.info?.cvMethod,
+  };
+  await writeFile(join(c.out, 'fit.json'), `${JSON.stringify(summary, null, 2)}\n`);
+  control.progress('save', 3, n, 1);
+  return summary;
+}

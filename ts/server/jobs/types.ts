@@ -1,0 +1,46 @@
+/** What the service says about a job, whichever runner runs it (this process, or workers sharing a Redis queue). */
+import type { PublicError } from '../publicError.js';
+
+export type JobKind = 'reconstruct' | 'encode' | 'ridge-fit' | 'batch' | 'demo';
+export type JobState = 'queued' | 'running' | 'done' | 'failed' | 'cancelled';
+export const JOB_STATES: readonly JobState[] = ['queued', 'running', 'done', 'failed', 'cancelled'];
+export const isFinal = (s: JobState) => s === 'done' || s === 'failed' || s === 'cancelled';
+
+export interface JobProgress {
+  stage: string;
+  /** 1-based position of the stage, and how many the job has. */
+  index: number;
+  stages: number;
+  /** Within the stage, 0..1. */
+  fraction: number;
+  /** Stage fraction per second over the recent window (null until known). */
+  rate: number | null;
+  /** Seconds to the end of the current stage at that rate (null until known). */
+  etaSeconds: number | null;
+  message?: string;
+}
+
+export interface JobView {
+  id: string;
+  kind: JobKind;
+  state: JobState;
+  /** The run folder, relative to the service's root. */
+  out: string;
+  submittedAt: string;
+  startedAt?: string;
+  finishedAt?: string;
+  /** The job's stages in order. */
+  stages: string[];
+  progress: JobProgress | null;
+  /** A summary of what the job produced (metrics, files), once done. */
+  result?: Record<string, unknown>;
+  error?: PublicError;
+}
+
+/** Server-Sent Event payloads, in the order a job produces them. */
+export type JobEvent =
+  | { event: 'state'; data: JobView }
+  | { event: 'stage'; data: { id: string; stage: string; index: number; stages: number; status: 'running' | 'skipped' } }
+  | { event: 'progress'; data: JobProgress & { id: string } }
+  | { event: 'result'; data: JobView }
+  | { event: 'error'; data: JobView };

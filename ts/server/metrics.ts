@@ -1,0 +1,111 @@
+/**
+ * The service's Prometheus metrics (prom-client), in a registry of its own so a host app's metrics are not
+ * touched: jobs by state and the queue depth (read from the job runner when scraped), stage durations,
+ * U-Net steps per second, predict latency, the compute pools' queues and refusals, and HTTP latency per route,
+ * plus prom-client's default process metrics (CPU, memory, event-loop lag).
+ */
+import client from 'prom-client';
+
+export interface MetricSources {
+  /** Jobs waiting to start. */
+  queueDepth(): Promise<number> | number;
+  /** Jobs per state. */
+  jobCounts(): Promise<Record<string, number>> | Record<string, number>;
+  /** Running and queued tasks of each compute pool. */
+  pools(): { name: string; active: number; queued: number }[];
+}
+
+export class ServiceMetrics {
+  readonly registry = new client.Registry();
+  readonly stageSeconds: client.Histogram<'kind' | 'stage'>;
+  readonly predictSeconds: client.Histogram<'model'>;
+  readonly img2imgSeconds: client.Histogram<'model'>;
+  readonly unetSteps: client.Counter<'source'>;
+  readonly unetStepsPerSecond: client.Gauge<'source'>;
+  readonly rejected: client.Counter<'pool'>;
+  readonly http: client.Histogram<'method' | 'route' | 'code'>;
+
+  constructor(sources: MetricSources, options: { defaultMetrics?: boolean; prefix?: string } = {}) {
+    const p = options.prefix ?? 'brainlatent_';
+    const registers = [this.registry];
+    if (options.defaultMetrics !== false) client.collectDefaultMetrics({ register: this.registry });
+    new client.Gauge({
+      name: `${p}job_queue_depth`,
+      help: 'Jobs submitted and not yet started',
+      registers,
+      async collect() {
+        this.set(await sources.queueDepth());
+      },
+    });
+    new client.Gauge({
+      name: `${p}jobs`,
+      help: 'Jobs known to the service, by state',
+      labelNames: ['state'],
+      registers,
+      async collect() {
+        this.reset();
+        for (const [state, n] of Object.entries(await sources.jobCounts())) this.set({ state }, n);
+      },
+    });
+    new client.Gauge({
+      name: `${p}pool_tasks`,
+      help: 'Tasks of the request-time compute pools (predict, img2img), running or queued',
+      labelNames: ['pool', 'status'],
+      registers,
+      collect() {
+        this.reset();
+        for (const q of sources.pools()) {
+          this.set({ pool: q.name, status: 'active' }, q.active);
+          this.set({ pool: q.name, status: 'queued' }, q.queued);
+        }
+      },
+    });
+    this.rejected = new client.Counter({ name: `${p}pool_rejected_total`, help: 'Requests refused with 503 because a pool queue was full', labelNames: ['pool'], registers });
+    this.stageSeconds = new client.Histogram({
+      name: `${p}job_stage_duration_seconds`,
+      help: 'Wall time of each finished job stage',
+      labelNames: ['kind', 'stage'],
+      buckets: [0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 4 * 3600],
+      registers,
+    });
+    this.predictSeconds = new client.Histogram({
+      name: `${p}predict_duration_seconds`,
+      help: 'Ridge predict latency (queue wait included)',
+      labelNames: ['model'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    });
+    this.img2imgSeconds = new client.Histogram({
+      name: `${p}img2img_duration_seconds`,
+      help: 'img2img request latency (queue wait included)',
+      labelNames: ['model'],
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
+      registers,
+    });
+    this.unetSteps = new client.Counter({ name: `${p}unet_steps_total`, help: 'U-Net evaluations run', labelNames: ['source'], registers });
+    this.unetStepsPerSecond = new client.Gauge({
+      name: `${p}unet_steps_per_second`,
+      help: 'U-Net evaluations per second of the most recent sampler run',
+      labelNames: ['source'],
+      registers,
+    });
+    this.http = new client.Histogram({
+      name: `${p}http_request_duration_seconds`,
+      help: 'HTTP request latency by route',
+      labelNames: ['method', 'route', 'code'],
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
+      registers,
+    });
+  }
+
+  /** A sampler run: `calls` U-Net evaluations in `seconds`. */
+  unet(source: 'img2img' | 'job', calls: number, seconds: number): void {
+    if (!(calls > 0)) return;
+    this.unetSteps.inc({ source }, calls);
+    if (seconds > 0) this.unetStepsPerSecond.set({ source }, calls / seconds);
+  }
+
+  async text(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+}

@@ -1,0 +1,140 @@
+/**
+ * Models loaded once and used by many requests: ridge models for predict, SD model folders for img2img. A model
+ * replaced or unloaded while requests use it is released only after the last of them finishes.
+ */
+import { BrainlatentError } from '../../errors.js';
+import type { Matrix } from '../../matrix.js';
+import { RidgeModel } from '../../ridge/RidgeModel.js';
+import { Diffusion } from '../../sd/Diffusion.js';
+import type { PredictPool } from './predictPool.js';
+
+export class ModelNotFoundError extends BrainlatentError {
+  constructor(name: string, kind: string) {
+    super(`no ${kind} model named '${name}' is loaded (POST /v1/models loads one)`, 'ModelNotFound');
+  }
+}
+
+export class ModelExistsError extends BrainlatentError {
+  constructor(name: string) {
+    super(`a model named '${name}' is already loaded; send "replace": true to replace it`, 'ModelExists');
+  }
+}
+
+export interface ModelView {
+  name: string;
+  kind: 'ridge' | 'sd';
+  /** The file or folder, relative to the service's root. */
+  path: string;
+  loadedAt: string;
+  /** ridge: features and targets; sd: latent channels and conditioning width. */
+  shape: Record<string, number>;
+  /** Requests using it now. */
+  inFlight: number;
+}
+
+interface Entry {
+  view: Omit<ModelView, 'inFlight'>;
+  key: string;
+  ridge?: RidgeModel;
+  sd?: Diffusion;
+  inFlight: number;
+  retired: boolean;
+}
+
+export class ModelRegistry {
+  private readonly models = new Map<string, Entry>();
+  private serial = 0;
+
+  constructor(private readonly predictPool: PredictPool) {}
+
+  list(): ModelView[] {
+    return [...this.models.values()].map((e) => ({ ...e.view, inFlight: e.inFlight }));
+  }
+
+  get(name: string): ModelView | undefined {
+    const e = this.models.get(name);
+    return e ? { ...e.view, inFlight: e.inFlight } : undefined;
+  }
+
+  get size(): number {
+    return this.models.size;
+  }
+
+  /** Loads a ridge model (.safetensors) or an SD model folder under `name`. */
+  async load(
+    o: { name: string; kind: 'ridge' | 'sd'; replace: boolean; provider?: string; threads?: number },
+    absPath: string,
+    shownPath: string,
+  ): Promise<ModelView> {
+    if (this.models.has(o.name) && !o.replace) throw new ModelExistsError(o.name);
+    const key = `${o.name}#${++this.serial}`;
+    const base = { name: o.name, kind: o.kind, path: shownPath, loadedAt: new Date().toISOString() };
+    let entry: Entry;
+    if (o.kind === 'ridge') {
+      const ridge = await RidgeModel.load(absPath);
+      this.predictPool.register(key, ridge);
+      entry = { view: { ...base, shape: { features: ridge.nFeatures, targets: ridge.nTargets } }, key, ridge, inFlight: 0, retired: false };
+    } else {
+      const sd = await Diffusion.load(absPath, { provider: o.provider, intraOpThreads: o.threads || undefined });
+      entry = { view: { ...base, shape: { latentChannels: sd.info.latentChannels, condDim: sd.info.condDim } }, key, sd, inFlight: 0, retired: false };
+    }
+    const old = this.models.get(o.name);
+    this.models.set(o.name, entry);
+    if (old) this.retire(old);
+    return { ...entry.view, inFlight: 0 };
+  }
+
+  unload(name: string): boolean {
+    const e = this.models.get(name);
+    if (!e) return false;
+    this.models.delete(name);
+    this.retire(e);
+    return true;
+  }
+
+  /** Ridge predictions on the predict threads. */
+  async predict(name: string, x: Matrix): Promise<{ y: Matrix; model: RidgeModel }> {
+    return this.use(name, 'ridge', async (e) => ({ y: await this.predictPool.predict(e.key, x), model: e.ridge! }));
+  }
+
+  /** Runs `fn` with the SD model `name`, which stays loaded until it returns. */
+  async withDiffusion<T>(name: string, fn: (sd: Diffusion) => Promise<T>): Promise<T> {
+    return this.use(name, 'sd', (e) => fn(e.sd!));
+  }
+
+  /** The ridge model `name` (for checking a request's shape before queueing it). */
+  ridge(name: string): RidgeModel {
+    const e = this.models.get(name);
+    if (!e?.ridge) throw new ModelNotFoundError(name, 'ridge');
+    return e.ridge;
+  }
+
+  close(): void {
+    for (const e of this.models.values()) this.retire(e);
+    this.models.clear();
+  }
+
+  private async use<T>(name: string, kind: 'ridge' | 'sd', fn: (e: Entry) => Promise<T>): Promise<T> {
+    const e = this.models.get(name);
+    if (!e || e.view.kind !== kind) throw new ModelNotFoundError(name, kind);
+    e.inFlight++;
+    try {
+      return await fn(e);
+    } finally {
+      e.inFlight--;
+      if (e.retired && e.inFlight === 0) this.release(e);
+    }
+  }
+
+  private retire(e: Entry): void {
+    e.retired = true;
+    if (e.inFlight === 0) this.release(e);
+  }
+
+  private release(e: Entry): void {
+    if (e.ridge) this.predictPool.unregister(e.key);
+    e.sd?.dispose();
+    e.ridge = undefined;
+    e.sd = undefined;
+  }
+}

@@ -1,0 +1,69 @@
+/**
+ * `brainlatentPlugin`: the brainlatent service as a Fastify plugin. Register it in an app under a prefix, e.g.
+ * `await app.register(brainlatentPlugin, { prefix: '/brainlatent', root: '/data', token })`. Everything it sets
+ * (validation, error format, auth, content parsers) stays inside its own scope; the host app is untouched.
+ */
+import swagger from '@fastify/swagger';
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
+
+import { closeContext, createContext, type BrainlatentPluginOptions } from './context.js';
+import { sendError } from './httpErrors.js';
+import { pageHtml } from './page/pageHtml.js';
+import { healthRoutes } from './routes/health.js';
+import { jobRoutes } from './routes/jobs.js';
+import { modelRoutes } from './routes/models.js';
+import { useConfigValidation } from './validation.js';
+
+export type { BrainlatentPluginOptions } from './context.js';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** A route answered without the token (health checks, the page shell, the login). */
+    public?: boolean;
+  }
+}
+
+const PAGE_CSP = "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'self'";
+
+async function plugin(app: FastifyInstance, options: BrainlatentPluginOptions & { prefix?: string }): Promise<void> {
+  const ctx = createContext(options);
+  const prefix = app.prefix;
+  useConfigValidation(app);
+  app.setErrorHandler((e, req, reply) => sendError(e, req, reply));
+  app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: 'Not Found', message: `no route ${req.method} ${req.url}`, code: 'RouteNotFound' }));
+
+  if (!app.hasDecorator('swagger')) {
+    await app.register(swagger, {
+      openapi: {
+        openapi: '3.0.3',
+        info: { title: 'brainlatent', version: '1', description: 'fMRI → images with a latent diffusion model, and voxel-wise encoding models, as a service' },
+        components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+        security: [{ bearer: [] }],
+      },
+    });
+  }
+
+  app.addHook('onRequest', async (req, reply) => {
+    if (req.routeOptions.config?.public) return;
+    if (!ctx.auth.check(req, reply)) return reply;
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    ctx.metrics.http.observe({ method: req.method, route: req.routeOptions.url ?? 'unknown', code: String(reply.statusCode) }, reply.elapsedTime / 1000);
+  });
+  // At shutdown: running jobs get their deadline (their streams see them end), then every stream is closed.
+  app.addHook('preClose', async () => closeContext(ctx));
+
+  await healthRoutes(app, ctx, prefix);
+  await jobRoutes(app, ctx);
+  await modelRoutes(app, ctx);
+  if (options.page !== false) {
+    app.get('/', { config: { public: true }, schema: { hide: true } }, async (req, reply) => {
+      // the page uses relative URLs: it must be at "<prefix>/"
+      if (prefix && !req.url.split('?')[0].endsWith('/')) return reply.redirect(`${prefix}/`, 308);
+      return reply.type('text/html; charset=utf-8').header('content-security-policy', PAGE_CSP).header('cache-control', 'no-cache').send(pageHtml());
+    });
+  }
+}
+
+/** The service as a Fastify plugin (encapsulated: register it with a prefix). */
+export const brainlatentPlugin: FastifyPluginAsync<BrainlatentPluginOptions> = plugin;

@@ -1,0 +1,37 @@
+/**
+ * What a client is told about a failure. brainlatent's own errors name the file, the field and what was expected,
+ * and are passed on; anything that could quote a file's contents (a JSON parser's excerpt, a foreign library's
+ * message) is reduced to its kind, and the full error goes to the server's log only.
+ */
+import { BrainlatentError } from '../errors.js';
+
+export interface PublicError {
+  name: string;
+  message: string;
+  /** Every problem of an invalid config or body, one per line, each naming the field. */
+  problems?: string[];
+}
+
+const MAX_MESSAGE = 2000;
+
+/** Node's system errors (ENOENT, EACCES, ...) carry a code and a path, never file contents. */
+const isSystemError = (e: Error) => typeof (e as NodeJS.ErrnoException).code === 'string' && /^E[A-Z]+$/.test((e as NodeJS.ErrnoException).code!) && typeof (e as NodeJS.ErrnoException).syscall === 'string';
+
+/** Drops characters a terminal or a page could misread and caps the length. */
+function clean(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  const t = text.replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, '?');
+  return t.length > MAX_MESSAGE ? `${t.slice(0, MAX_MESSAGE)}…` : t;
+}
+
+export function publicError(e: unknown): PublicError {
+  if (e instanceof BrainlatentError) {
+    const problems = (e as { problems?: unknown }).problems;
+    return { name: e.name, message: clean(e.message), ...(Array.isArray(problems) ? { problems: problems.map((p) => clean(String(p))) } : {}) };
+  }
+  if (e instanceof Error && isSystemError(e)) return { name: 'SystemError', message: clean(e.message) };
+  // JSON.parse and most foreign parsers quote the text they choke on: say only what failed.
+  if (e instanceof SyntaxError) return { name: 'FormatError', message: 'a file or body could not be parsed (its contents are not shown; see the server log)' };
+  const name = e instanceof Error ? e.name : 'Error';
+  return { name, message: `${name}: internal error (details in the server log)` };
+}

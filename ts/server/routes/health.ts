@@ -1,0 +1,42 @@
+/**
+ * Health (`/healthz`: the process answers), readiness (`/readyz`: the job runner can run jobs, Redis reachable
+ * when used; with the loaded models), Prometheus metrics, the OpenAPI document, and the page's session login.
+ */
+import type { FastifyInstance } from 'fastify';
+
+import { SESSION_COOKIE } from '../auth.js';
+import type { ServiceContext } from '../context.js';
+import { SessionBodySchema } from '../schemas.js';
+
+export async function healthRoutes(app: FastifyInstance, ctx: ServiceContext, prefix: string): Promise<void> {
+  app.get('/healthz', { config: { public: true }, schema: { tags: ['health'], summary: 'Liveness: the process answers' } }, async () => ({ status: 'ok' }));
+
+  app.get('/readyz', { config: { public: true }, schema: { tags: ['health'], summary: 'Readiness: jobs can run (Redis reachable when used)' } }, async (_req, reply) => {
+    const runner = await ctx.runner.ready();
+    return reply.code(runner.ok ? 200 : 503).send({ ready: runner.ok, runner: runner.detail, models: ctx.models.list().map((m) => ({ name: m.name, kind: m.kind })) });
+  });
+
+  app.get('/metrics', { schema: { tags: ['health'], summary: 'Prometheus metrics' } }, async (_req, reply) => {
+    const m = await ctx.metrics.text();
+    return reply.type(m.contentType).send(m.body);
+  });
+
+  app.get('/v1/openapi.json', { schema: { tags: ['health'], summary: 'This OpenAPI document' } }, async () => app.swagger());
+
+  app.get('/v1/session', { config: { public: true }, schema: { tags: ['health'], summary: 'Whether this client is signed in (and whether the service needs a token)' } }, async (req, reply) => {
+    const signedIn = ctx.auth.check(req, reply, { quiet: true });
+    return { tokenRequired: ctx.auth.hasToken, signedIn };
+  });
+
+  app.post(
+    '/v1/session',
+    { config: { public: true }, bodyLimit: 8192, schema: { tags: ['health'], summary: 'Exchange the token for a session cookie (for the web page)', body: SessionBodySchema } },
+    async (req, reply) => {
+      const { token } = req.body as { token: string };
+      if (!ctx.auth.hasToken) return reply.code(204).send();
+      if (!ctx.auth.matches(token)) return reply.code(401).send({ error: 'Unauthorized', message: 'the token is not valid', code: 'Unauthorized' });
+      const path = prefix || '/';
+      return reply.header('set-cookie', `${SESSION_COOKIE}=${encodeURIComponent(token)}; Path=${path}; HttpOnly; SameSite=Strict`).code(204).send();
+    },
+  );
+}

@@ -1,0 +1,88 @@
+/**
+ * /v1/jobs: submit a reconstruct, encode, ridge-fit or demo job (202 with its id), list and read jobs, follow one
+ * as Server-Sent Events (every stage in order, progress with rate and ETA, then `result` or `error`), cancel it,
+ * and read its run folder.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+
+import type { ServiceContext } from '../context.js';
+import { jobSpecOf, type JobBody } from '../jobs/jobSpec.js';
+import type { LoggedEvent } from '../jobs/jobBoard.js';
+import type { JobKind, JobState } from '../jobs/types.js';
+import { JobBodySchema, JobIdParams, JobListQuery } from '../schemas.js';
+import { listRunFolder, sendRunFile } from '../runFiles.js';
+
+type IdRequest = FastifyRequest<{ Params: { id: string } }>;
+
+const notFound = (reply: FastifyReply, id: string) => reply.code(404).send({ error: 'Not Found', message: `no job '${id}'`, code: 'JobNotFound' });
+
+export async function jobRoutes(app: FastifyInstance, ctx: ServiceContext): Promise<void> {
+  const board = ctx.runner.board;
+
+  app.post(
+    '/v1/jobs',
+    { bodyLimit: ctx.bodyLimit, schema: { tags: ['jobs'], summary: 'Submit a job', body: JobBodySchema } },
+    async (req, reply) => {
+      const spec = await jobSpecOf(req.body as JobBody, ctx.root);
+      const view = await ctx.runner.submit(spec);
+      return reply.code(202).header('location', `${req.url.replace(/\/+$/, '')}/${view.id}`).send(view);
+    },
+  );
+
+  app.get('/v1/jobs', { schema: { tags: ['jobs'], summary: 'List jobs (newest first)', querystring: JobListQuery } }, async (req) => {
+    const q = req.query as { state?: JobState; kind?: JobKind };
+    return { jobs: board.list(q).reverse() };
+  });
+
+  app.get('/v1/jobs/:id', { schema: { tags: ['jobs'], summary: 'A job', params: JobIdParams } }, async (req: IdRequest, reply) => {
+    const view = board.get(req.params.id);
+    return view ?? notFound(reply, req.params.id);
+  });
+
+  app.delete('/v1/jobs/:id', { schema: { tags: ['jobs'], summary: 'Cancel a job (it stops at its next step or batch)', params: JobIdParams } }, async (req: IdRequest, reply) => {
+    const view = await ctx.runner.cancel(req.params.id);
+    return view ? reply.code(202).send(view) : notFound(reply, req.params.id);
+  });
+
+  app.get(
+    '/v1/jobs/:id/events',
+    {
+      schema: {
+        tags: ['jobs'],
+        summary: 'Follow a job as Server-Sent Events: state, stage, progress (rate, ETA), then result or error',
+        params: JobIdParams,
+      },
+    },
+    async (req: IdRequest, reply) => {
+      const id = req.params.id;
+      if (!board.has(id)) return notFound(reply, id);
+      const last = Number(req.headers['last-event-id']);
+      let sub: ReturnType<typeof board.subscribe> = null;
+      const stream = ctx.streams.start(reply, () => sub?.unsubscribe());
+      const send = (e: LoggedEvent) => {
+        stream.send(e.seq, e.event.event, e.event.data);
+        if (e.event.event === 'result' || e.event.event === 'error') stream.end();
+      };
+      // Subscribing and replaying happen in one turn of the event loop, so no event falls between them.
+      sub = board.subscribe(id, send, Number.isInteger(last) && last > 0 ? last : 0)!;
+      for (const e of sub.replay) send(e);
+      if (sub.final && !stream.closed) stream.end();
+    },
+  );
+
+  app.get('/v1/jobs/:id/files', { schema: { tags: ['jobs'], summary: "The files of a job's run folder", params: JobIdParams } }, async (req: IdRequest, reply) => {
+    const dir = board.dir(req.params.id);
+    if (!dir) return notFound(reply, req.params.id);
+    return { files: await listRunFolder(dir) };
+  });
+
+  app.get(
+    '/v1/jobs/:id/files/*',
+    { schema: { tags: ['jobs'], summary: "A file of a job's run folder (report, images, .npy, NIfTI)", params: { type: 'object', properties: { id: JobIdParams.properties.id, '*': { type: 'string' } }, required: ['id'] } } },
+    async (req: FastifyRequest<{ Params: { id: string; '*': string } }>, reply) => {
+      const dir = board.dir(req.params.id);
+      if (!dir) return notFound(reply, req.params.id);
+      return sendRunFile(reply, dir, req.params['*']);
+    },
+  );
+}

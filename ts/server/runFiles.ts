@@ -1,0 +1,71 @@
+/**
+ * Reading a run folder over HTTP: the list of its files and one file, streamed, with its media type. A request
+ * cannot leave the folder (no `..`, no absolute path, no symbolic link that points out), hidden names
+ * (temporaries being written, locks) are neither listed nor served, and HTML reports are served under a
+ * Content-Security-Policy that lets their own scripts and images run but lets them call nothing.
+ */
+import { createReadStream } from 'node:fs';
+import { readdir, stat } from 'node:fs/promises';
+import { extname, join } from 'node:path';
+
+import type { FastifyReply } from 'fastify';
+
+import { fileInside } from './rootPaths.js';
+
+const TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.json': 'application/json; charset=utf-8',
+  '.csv': 'text/csv; charset=utf-8',
+  '.txt': 'text/plain; charset=utf-8',
+  '.png': 'image/png',
+  '.svg': 'image/svg+xml',
+  '.npy': 'application/x-npy',
+  '.gz': 'application/gzip',
+  '.nii': 'application/octet-stream',
+  '.safetensors': 'application/octet-stream',
+  '.onnx': 'application/octet-stream',
+};
+
+/** What a report page may do: run its inline scripts, show its images; fetch nothing, reach no API. */
+const REPORT_CSP = "default-src 'self' data: blob: 'unsafe-inline' 'unsafe-eval'; connect-src data: blob:; form-action 'none'; frame-ancestors 'self'";
+
+export interface RunFile {
+  path: string;
+  bytes: number;
+}
+
+const hidden = (name: string) => name.startsWith('.');
+
+/** Every visible file under `dir`, relative paths with '/', sorted. */
+export async function listRunFolder(dir: string, limit = 10_000): Promise<RunFile[]> {
+  const out: RunFile[] = [];
+  const walk = async (rel: string): Promise<void> => {
+    let entries;
+    try {
+      entries = await readdir(join(dir, rel), { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      if (hidden(e.name) || out.length >= limit) continue;
+      const p = rel ? `${rel}/${e.name}` : e.name;
+      if (e.isDirectory()) await walk(p);
+      else if (e.isFile()) out.push({ path: p, bytes: (await stat(join(dir, p))).size });
+    }
+  };
+  await walk('');
+  return out.sort((a, b) => a.path.localeCompare(b.path));
+}
+
+export async function sendRunFile(reply: FastifyReply, dir: string, rel: string): Promise<FastifyReply> {
+  const missing = () => reply.code(404).send({ error: 'Not Found', message: `no file '${rel}' in this run folder`, code: 'FileNotFound' });
+  if (!rel || rel.split('/').some(hidden)) return missing();
+  const file = await fileInside(dir, rel);
+  if (!file) return missing();
+  const st = await stat(file);
+  if (!st.isFile()) return missing();
+  const type = TYPES[extname(file).toLowerCase()] ?? 'application/octet-stream';
+  void reply.header('content-type', type).header('content-length', String(st.size)).header('x-content-type-options', 'nosniff').header('cache-control', 'no-cache');
+  if (type.startsWith('text/html')) void reply.header('content-security-policy', REPORT_CSP);
+  return reply.send(createReadStream(file));
+}

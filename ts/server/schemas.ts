@@ -1,0 +1,59 @@
+/**
+ * The service's request and response schemas. Job bodies wrap the configs' own schemas (reconstruct, encode,
+ * ridge-fit), so a config is checked by the same rules whether it comes from a file, code or HTTP.
+ */
+import { Type } from '@sinclair/typebox';
+
+import { ReconstructConfigSchema } from '../config/index.js';
+import { RidgeFitConfigSchema } from '../config/ridgeFit.js';
+import { Default, Path, Strict } from '../config/schemaKit.js';
+import { ModelName, TaggedObject } from '../config/service.js';
+
+// Until the encode config has its schema in ts/config, it is checked by validateEncodeConfig when submitted.
+const EncodeConfigSchema = Type.Object({}, { additionalProperties: true, description: 'an encode config (see docs/encoding.md)' });
+
+const force = Default(Type.Boolean({ description: 'redo every stage even when the run folder holds its outputs' }), false);
+
+export const DemoJobSchema = Strict(
+  {
+    kind: Type.Literal('demo'),
+    out: Path('the folder for the demo world (world/) and its run (run/)'),
+    seed: Default(Type.Integer({ minimum: 0, maximum: 2 ** 31 - 1, description: 'seed of the world' }), 0),
+    sessions: Default(Type.Integer({ minimum: 4, maximum: 40, description: 'sessions of the miniature NSD' }), 16),
+    testImages: Default(Type.Integer({ minimum: 4, maximum: 200, description: 'test images (reconstructed)' }), 24),
+    seeds: Default(Type.Integer({ minimum: 1, maximum: 10, description: 'samples per test image' }), 2),
+    steps: Default(Type.Integer({ minimum: 1, maximum: 200, description: 'DDIM steps' }), 20),
+  },
+  { description: 'the demo world built from a seed and reconstructed (brainlatent demo)' },
+);
+
+export const JobBodySchema = TaggedObject(
+  [
+    Strict({ kind: Type.Literal('reconstruct'), config: ReconstructConfigSchema, force }, { description: 'brainlatent reconstruct' }),
+    Strict({ kind: Type.Literal('encode'), config: EncodeConfigSchema }, { description: 'brainlatent encode' }),
+    Strict({ kind: Type.Literal('ridge-fit'), config: RidgeFitConfigSchema }, { description: 'brainlatent ridge fit' }),
+    DemoJobSchema,
+  ],
+  { description: 'a job: its kind and its config' },
+);
+
+export const JobIdParams = Strict({ id: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$', description: 'a job id' }) });
+export const ModelParams = Strict({ model: ModelName });
+export const ModelNameParams = Strict({ name: ModelName });
+
+export const JobListQuery = Strict({
+  state: Type.Optional(Type.Union(['queued', 'running', 'done', 'failed', 'cancelled'].map((s) => Type.Literal(s)), { description: 'only jobs in this state' })),
+  kind: Type.Optional(Type.Union(['reconstruct', 'encode', 'ridge-fit', 'batch', 'demo'].map((s) => Type.Literal(s)), { description: 'only jobs of this kind' })),
+});
+
+export const SessionBodySchema = Strict({ token: Type.String({ minLength: 1, maxLength: 4096, description: "the service's bearer token" }) });
+
+/** Error bodies: what failed, and for a 400 every problem naming its field. */
+export const ErrorSchema = Type.Object(
+  {
+    error: Type.String(),
+    message: Type.String(),
+    problems: Type.Optional(Type.Array(Type.String())),
+  },
+  { additionalProperties: true },
+);

@@ -1,0 +1,32 @@
+/**
+ * Request validation in the plugin's scope, through the configs' own ajv (the validator the CLI and the library
+ * use): unknown keys are rejected with a 400, never stripped; defaults are filled in; and every problem is listed
+ * at once, each naming the field ("body.config.nsd.subject: expected an integer >= 1 <= 8, got number 9").
+ * Query strings and path parameters are text, so they are checked by a second instance that coerces types.
+ */
+import { Ajv } from 'ajv';
+import type { FastifyInstance, FastifySchemaCompiler } from 'fastify';
+
+import { CONFIG_AJV_OPTIONS, problemsFrom, validatorFor } from '../config/index.js';
+import { BrainlatentError } from '../errors.js';
+
+/** A request that does not match its route's schema: HTTP 400 with every problem. */
+export class RequestValidationError extends BrainlatentError {
+  readonly problems: string[];
+  readonly statusCode = 400;
+  constructor(part: string, problems: string[]) {
+    super(`the request ${part} is not valid (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n  - ${problems.join('\n  - ')}`, 'InvalidRequest');
+    this.problems = problems;
+  }
+}
+
+const textParts = new Ajv({ ...CONFIG_AJV_OPTIONS, coerceTypes: true });
+
+const compiler: FastifySchemaCompiler<object> = ({ schema, httpPart }) =>
+  httpPart === 'body' ? validatorFor(schema as never) : textParts.compile(schema);
+
+/** Installs the validator and the error formatter on `app` (in its encapsulated scope only). */
+export function useConfigValidation(app: FastifyInstance): void {
+  app.setValidatorCompiler(compiler);
+  app.setSchemaErrorFormatter((errors, dataVar) => new RequestValidationError(dataVar, problemsFrom(errors as never, dataVar)));
+}
