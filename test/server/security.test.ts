@@ -70,6 +70,15 @@ describe('paths stay inside --root', () => {
     expect(r.json.problems.map((x: string) => x.split(':')[0]).sort()).toEqual(['body.config.evaluation.networks[0].path', 'body.config.nsd.cacheDir', 'body.config.nsd.captions']);
   });
 
+  it('checks the paths of encode configs (feature files, noise ceiling)', async () => {
+    const r = await s.call('POST', '/v1/jobs', {
+      kind: 'encode',
+      config: { out: 'e', nsd: { root: 'nsd', subject: 1 }, featureSets: [{ name: 'f', kind: 'file', path: 'escape/f.npy', ids: '../ids.npy' }], noiseCeiling: '/etc/ncsnr.nii.gz' },
+    });
+    expect(r.status).toBe(400);
+    expect(r.json.problems.map((x: string) => x.split(':')[0]).sort()).toEqual(['body.config.featureSets[0].ids', 'body.config.featureSets[0].path', 'body.config.noiseCeiling']);
+  });
+
   it('refuses a request-chosen ONNX Runtime library', async () => {
     const r = await s.call('POST', '/v1/jobs', reconstruct({ model: { dir: 'm', ortLibrary: 'lib/libonnxruntime.so' } }));
     expect(r.status).toBe(400);

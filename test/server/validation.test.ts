@@ -20,6 +20,8 @@ const cases: [string, string, string, unknown, string][] = [
   ['jobs: reconstruct unknown nested key', 'POST', '/v1/jobs', { kind: 'reconstruct', config: { out: 'r', nsd: { root: 'n', subject: 1, subjet: 2 }, model: { dir: 'm' } } }, 'body.config.nsd.subjet'],
   ['jobs: reconstruct missing model', 'POST', '/v1/jobs', { kind: 'reconstruct', config: { out: 'r', nsd: { root: 'n', subject: 1 } } }, 'body.config.model'],
   ['jobs: force not boolean', 'POST', '/v1/jobs', { kind: 'reconstruct', force: 'yes', config: { out: 'r', nsd: { root: 'n', subject: 1 }, model: { dir: 'm' } } }, 'body.force'],
+  ['jobs: encode feature set kind', 'POST', '/v1/jobs', { kind: 'encode', config: { out: 'e', nsd: { root: 'n', subject: 1 }, featureSets: [{ name: 'f', kind: 'zz' }] } }, 'body.config.featureSets[0].kind'],
+  ['jobs: encode needs a model (the resolver, after the schema)', 'POST', '/v1/jobs', { kind: 'encode', config: { out: 'e', nsd: { root: 'n', subject: 1 }, featureSets: [{ name: 'z', kind: 'z' }] } }, 'body.config.model'],
   ['jobs: ridge-fit folds', 'POST', '/v1/jobs', { kind: 'ridge-fit', config: { out: 'r', x: 'x.npy', y: 'y.npy', folds: 1 } }, 'body.config.folds'],
   ['jobs: ridge-fit alphas', 'POST', '/v1/jobs', { kind: 'ridge-fit', config: { out: 'r', x: 'x.npy', y: 'y.npy', alphas: 'lots' } }, 'body.config.alphas'],
   ['jobs: demo steps', 'POST', '/v1/jobs', { kind: 'demo', out: 'd', steps: 0 }, 'body.steps'],

@@ -7,15 +7,12 @@ import { Type } from '@sinclair/typebox';
 
 import { Default, Path, Strict, Tagged, type Resolved } from './schemaKit.js';
 
-/** `Tagged` as a body: ajv's strict mode wants `type: "object"` beside a discriminator. */
-export const TaggedObject: typeof Tagged = (branches, options) => ({ type: 'object', ...Tagged(branches, options) }) as never;
-
 /** A loaded model's name: used in URLs. */
 export const ModelName = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$', description: 'letters, digits, _ . - (1–64 characters, used in URLs)' });
 
 const replace = Default(Type.Boolean({ description: 'replace a loaded model of that name (requests in flight finish on the old one)' }), false);
 
-export const LoadModelBodySchema = TaggedObject([
+export const LoadModelBodySchema = Tagged([
   Strict(
     {
       kind: Type.Literal('ridge'),

@@ -4,13 +4,10 @@
  */
 import { Type } from '@sinclair/typebox';
 
-import { ReconstructConfigSchema } from '../config/index.js';
+import { EncodeConfigSchema, ReconstructConfigSchema } from '../config/index.js';
 import { RidgeFitConfigSchema } from '../config/ridgeFit.js';
-import { Default, Path, Strict } from '../config/schemaKit.js';
-import { ModelName, TaggedObject } from '../config/service.js';
-
-// Until the encode config has its schema in ts/config, it is checked by validateEncodeConfig when submitted.
-const EncodeConfigSchema = Type.Object({}, { additionalProperties: true, description: 'an encode config (see docs/encoding.md)' });
+import { Default, Path, Strict, Tagged } from '../config/schemaKit.js';
+import { ModelName } from '../config/service.js';
 
 const force = Default(Type.Boolean({ description: 'redo every stage even when the run folder holds its outputs' }), false);
 
@@ -27,7 +24,7 @@ export const DemoJobSchema = Strict(
   { description: 'the demo world built from a seed and reconstructed (brainlatent demo)' },
 );
 
-export const JobBodySchema = TaggedObject(
+export const JobBodySchema = Tagged(
   [
     Strict({ kind: Type.Literal('reconstruct'), config: ReconstructConfigSchema, force }, { description: 'brainlatent reconstruct' }),
     Strict({ kind: Type.Literal('encode'), config: EncodeConfigSchema }, { description: 'brainlatent encode' }),

@@ -3,7 +3,8 @@
  * job's AbortSignal (they stop at the next step, fold or batch) and their progress mapped onto numbered stages.
  */
 import { runDemo } from '../../demo/runDemo.js';
-import { encode, type EncodeConfig } from '../../encoding/encode.js';
+import type { EncodeConfig } from '../../config/encode.js';
+import { encode } from '../../encoding/encode.js';
 import { estimateImg2Img, reconstruct, type ReconstructProgress, type ReconstructResult } from '../../pipeline/reconstruct.js';
 import type { ReconstructConfig } from '../../pipeline/config.js';
 import { STAGES } from '../../pipeline/runFolder.js';

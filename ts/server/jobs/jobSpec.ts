@@ -7,7 +7,7 @@
 import type { TSchema } from '@sinclair/typebox';
 
 import { resolveAlphaGrid } from '../../config/alphaGrid.js';
-import { ConfigError, configPaths, mapConfigPaths, ReconstructConfigSchema } from '../../config/index.js';
+import { ConfigError, configPaths, EncodeConfigSchema, mapConfigPaths, ReconstructConfigSchema, resolveEncodeConfig } from '../../config/index.js';
 import { RidgeFitConfigSchema, type RidgeFitConfig } from '../../config/ridgeFit.js';
 import { resolveConfig } from '../../pipeline/config.js';
 import { PathOutsideRootError, type RootFolder } from '../rootPaths.js';
@@ -75,7 +75,15 @@ export async function jobSpecOf(body: JobBody, root: RootFolder): Promise<JobSpe
       const out = await confineConfig(root, DemoJobSchema, body, 'body').then((b) => b.out);
       return spec('demo', out, { kind: 'demo', demo: { ...demo, out } });
     }
-    case 'encode':
-      throw new RequestValidationError('body', ['body.kind: "encode" jobs need the encode config schema (not available in this build)']);
+    case 'encode': {
+      const config = await confineConfig(root, EncodeConfigSchema, body.config, 'body.config');
+      let resolved;
+      try {
+        resolved = resolveEncodeConfig(config, 'body.config');
+      } catch (e) {
+        asRequestError(e);
+      }
+      return spec('encode', resolved.out, { kind: 'encode', config: resolved });
+    }
   }
 }
