@@ -28,6 +28,10 @@ const PAGE_CSP = "default-src 'self'; script-src 'unsafe-inline'; style-src 'uns
 async function plugin(app: FastifyInstance, options: BrainlatentPluginOptions & { prefix?: string }): Promise<void> {
   const ctx = createContext(options);
   const prefix = app.prefix;
+  const timeout = app.initialConfig.pluginTimeout;
+  if (timeout && timeout < ctx.shutdownDeadlineMs + 5_000) {
+    app.log.warn(`brainlatentPlugin: the app's pluginTimeout (${timeout} ms) is shorter than the jobs' shutdown deadline (${ctx.shutdownDeadlineMs} ms); closing will time out while jobs finish. Raise pluginTimeout or lower shutdownDeadlineMs`);
+  }
   useConfigValidation(app);
   app.setErrorHandler((e, req, reply) => sendError(e, req, reply));
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: 'Not Found', message: `no route ${req.method} ${req.url}`, code: 'RouteNotFound' }));

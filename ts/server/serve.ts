@@ -30,7 +30,9 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     throw new BrainlatentError(`refusing to listen on ${host} without a token: anyone who can reach it could run jobs and read the root folder. Pass --token (or bind 127.0.0.1)`, 'InsecureBind');
   }
   // The plugin sets its own per-route limits; the server-wide one must admit the largest (data bodies).
-  const app = Fastify({ logger: o.logger ?? false, bodyLimit: o.dataBodyLimit ?? 64 << 20, return503OnClosing: true });
+  // Closing waits for running jobs (up to the shutdown deadline), and Fastify times close hooks like plugins.
+  const pluginTimeout = (o.shutdownDeadlineMs ?? 30_000) + 30_000;
+  const app = Fastify({ logger: o.logger ?? false, bodyLimit: o.dataBodyLimit ?? 64 << 20, return503OnClosing: true, pluginTimeout });
   await app.register(brainlatentPlugin, o);
   await app.listen({ host, port: o.port ?? 8080 });
   const address = app.server.address();
