@@ -41,7 +41,7 @@ const cases: [string, string, string, unknown, string][] = [
   ['predict: model name', 'POST', '/v1/ridge/bad%20name/predict', { x: [[1]] }, 'params.model'],
   ['img2img: no z', 'POST', '/v1/sd/m/img2img', { c: npy }, 'body.z'],
   ['img2img: strength', 'POST', '/v1/sd/m/img2img', { z: npy, c: npy, strength: 2 }, 'body.strength'],
-  ['img2img: scheduler', 'POST', '/v1/sd/m/img2img', { z: npy, c: npy, scheduler: 'pndm' }, 'body.scheduler'],
+  ['img2img: scheduler', 'POST', '/v1/sd/m/img2img', { z: npy, c: npy, scheduler: 'plms' }, 'body.scheduler'],
   ['img2img: output', 'POST', '/v1/sd/m/img2img', { z: npy, c: npy, output: 'jpeg' }, 'body.output'],
   ['session: no token', 'POST', '/v1/session', {}, 'body.token'],
 ];

@@ -5,6 +5,7 @@
  */
 import { Type } from '@sinclair/typebox';
 
+import { SCHEDULERS } from '../sd/schedulerConfig.js';
 import { Default, Path, Strict, Tagged, type Resolved } from './schemaKit.js';
 
 /** A loaded model's name: used in URLs. */
@@ -55,7 +56,10 @@ export const Img2ImgBodySchema = Strict(
     strength: Default(Type.Number({ exclusiveMinimum: 0, maximum: 1, description: 'how far into the noise z is pushed' }), 0.8),
     steps: Default(Type.Integer({ minimum: 1, maximum: 1000, description: 'scheduler steps (of which strength·steps run)' }), 50),
     guidance: Default(Type.Number({ minimum: 0, maximum: 100, description: 'classifier-free guidance scale (guidance runs when > 1)' }), 5),
-    scheduler: Default(Type.Union([Type.Literal('ddim'), Type.Literal('euler'), Type.Literal('dpmpp2m')], { description: 'sampler' }), 'ddim'),
+    scheduler: Type.Optional(
+      Type.Union(SCHEDULERS.map((n) => Type.Literal(n)), { description: "the sampler (default: the one the model folder's scheduler_config.json names)" }),
+    ),
+    karras: Type.Optional(Type.Boolean({ description: "Karras sigmas (euler, heun, lms, dpmpp2m, dpmpp2m-sde, unipc); default: the model's config" })),
     eta: Default(Type.Number({ minimum: 0, description: 'DDIM eta' }), 0),
     seeds: Default(
       Type.Union([Type.Integer({ minimum: 0 }), Type.Array(Type.Integer({ minimum: 0 }), { minItems: 1 })], { description: 'one seed for all images, or one per image' }),

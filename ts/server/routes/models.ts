@@ -131,6 +131,7 @@ export async function modelRoutes(app: FastifyInstance, ctx: ServiceContext): Pr
               steps: b.steps,
               guidance: b.guidance,
               scheduler: b.scheduler,
+              karras: b.karras,
               eta: b.eta,
               seeds: b.seeds,
               img2imgRule: b.rule,
