@@ -9,7 +9,7 @@
     "include_dirs": [
       "<!(node -p \"require('node-addon-api').include_dir\")",
       "native/core/include",
-      "node_modules/com.github.asus4.onnxruntime/Plugins/iOS~/onnxruntime.xcframework/ios-arm64/onnxruntime.framework/Headers"
+      "native/third_party/onnxruntime/include"
     ],
     "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
     "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17"],

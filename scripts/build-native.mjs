@@ -1,29 +1,62 @@
 #!/usr/bin/env node
-// Builds the native engine and addon with cmake-js (run by `npm install`). Checks the
-// toolchain first so that a missing piece stops the install with one clear message.
+// Builds the native engine and addon from source with cmake-js (CMakeLists.txt). Checks the toolchain
+// first so that a missing piece stops with one clear message.
+//   node scripts/build-native.mjs                      in a checkout: the addon and the ctest suite
+//   node scripts/build-native.mjs --target <name>      one CMake target (brainlatent_addon, brainlatent_prebuilt)
+// In an installed package (no ts/ sources) only the addon is built: the tests do not ship.
+// cmake-js and node-addon-api are found through Node's module resolution, so the build works wherever
+// the package manager put them (npm's hoisted layout, nested, pnpm's store). package.json's
+// "binary": {"napi_versions": [8]} makes cmake-js build against node-api-headers, with no download of
+// Node's headers.
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const require = createRequire(import.meta.url);
 
 function has(cmd, args = ['--version']) {
-  const r = spawnSync(cmd, args, { stdio: 'ignore' });
-  return r.status === 0;
+  return spawnSync(cmd, args, { stdio: 'ignore' }).status === 0;
 }
 
 function fail(message) {
-  console.error(`\nbrainlatent: cannot build the native engine.\n${message}\n`);
+  console.error(`\nbrainlatent: cannot build the native engine from source.\n${message}\n`);
   process.exit(1);
 }
 
-if (!has('cmake')) fail('CMake (>= 3.18) is missing. Debian/Ubuntu: sudo apt-get install cmake');
-if (!has(process.env.CXX ?? 'c++')) fail('A C++17 compiler is missing. Debian/Ubuntu: sudo apt-get install g++');
+/** The path of an installed package's bin script, found the way `import` would find the package. */
+function packageBin(pkg, name) {
+  let manifestPath;
+  try {
+    manifestPath = require.resolve(`${pkg}/package.json`, { paths: [root] });
+  } catch {
+    fail(`The npm package ${pkg} is not installed (it is a dependency of brainlatent; reinstall the package).`);
+  }
+  const manifest = JSON.parse(readFileSync(manifestPath, 'utf8'));
+  const bin = typeof manifest.bin === 'string' ? manifest.bin : manifest.bin?.[name];
+  if (!bin) fail(`${manifestPath} declares no '${name}' executable.`);
+  return path.join(path.dirname(manifestPath), bin);
+}
 
-const env = { ...process.env };
-// Build against the running Node's own headers where they are installed (no download).
-if (!env.npm_config_nodedir && existsSync('/usr/include/node/node_api.h')) env.npm_config_nodedir = '/usr';
+export function buildNative({ target } = {}) {
+  if (!has('cmake')) fail('CMake (>= 3.18) is missing. Debian/Ubuntu: sudo apt-get install cmake');
+  if (!has(process.env.CXX ?? 'c++')) fail('A C++17 compiler is missing. Debian/Ubuntu: sudo apt-get install g++');
 
-const parallel = String(Math.max(1, os.availableParallelism?.() ?? os.cpus().length));
-const args = ['cmake-js', 'compile', '--out', 'build', '-p', parallel];
-if (process.env.BRAINLATENT_CUDA) args.push(`--CDBRAINLATENT_CUDA=${process.env.BRAINLATENT_CUDA}`);
-const r = spawnSync('npx', ['--no-install', ...args], { stdio: 'inherit', env });
-if (r.status !== 0) fail('The CMake build failed; the messages above say why.');
+  const checkout = existsSync(path.join(root, 'ts', 'index.ts'));
+  const chosen = target ?? (checkout ? undefined : 'brainlatent_addon');
+  const parallel = String(Math.max(1, os.availableParallelism?.() ?? os.cpus().length));
+  const args = [packageBin('cmake-js', 'cmake-js'), 'compile', '--out', 'build', '-p', parallel];
+  if (chosen) args.push('--target', chosen);
+  if (process.env.BRAINLATENT_CUDA) args.push(`--CDBRAINLATENT_CUDA=${process.env.BRAINLATENT_CUDA}`);
+  console.log(`brainlatent: building the native engine from source${chosen ? ` (target ${chosen})` : ''}`);
+  const r = spawnSync(process.execPath, args, { stdio: 'inherit', cwd: root });
+  if (r.status !== 0) fail('The CMake build failed; the messages above say why.');
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const i = process.argv.indexOf('--target');
+  buildNative({ target: i > 0 ? process.argv[i + 1] : undefined });
+}

@@ -1,3 +1,6 @@
+/// <reference lib="esnext.disposable" preserve="true" />
+// Symbol.dispose / Symbol.asyncDispose (Node >= 20.4) type the library's `using` support; the reference
+// above is kept in dist/index.d.ts, so a consumer's ES2022 project needs neither @types/node nor lib esnext.
 export * from './errors.js';
 export * from './matrix.js';
 export { RidgeCV, setThreads, DEFAULT_ALPHAS } from './ridge/RidgeCV.js';
@@ -9,6 +12,7 @@ export { readNpy, writeNpy, readNpyHeader, readMatrixNpy, readIntVectorNpy } fro
 export type { NpyArray } from './io/npy.js';
 export { readSafetensors, writeSafetensors } from './io/safetensors.js';
 export { buildInfo } from './native/buildInfo.js';
+export type { BuildInfo } from './native/buildInfo.js';
 export * from './sd/index.js';
 export * from './io/index.js';
 export * from './nsd/index.js';

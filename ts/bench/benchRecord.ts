@@ -1,6 +1,11 @@
-/** Appends a benchmark record (commit, machine, date, figures) as one JSON line under bench/results/. */
+/**
+ * Appends a benchmark record (commit, machine, date, figures) as one JSON line to <name>.jsonl in the
+ * results folder: BRAINLATENT_BENCH_DIR (the CLI's `bench … --results <dir>`), else bench/results/ in a
+ * checkout of the repository, else ./brainlatent-bench/ under the current directory — never inside an
+ * installed package.
+ */
 import { execFileSync } from 'node:child_process';
-import { appendFileSync, mkdirSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -20,16 +25,37 @@ export function machineInfo(): MachineInfo {
   };
 }
 
+/** Whether the package runs from a git checkout of the repository (not from an installed package). */
+function isCheckout(): boolean {
+  return existsSync(path.join(packageRoot, '.git')) && existsSync(path.join(packageRoot, 'ts'));
+}
+
+/** The checkout's commit, or `brainlatent@<version>` for an installed package. */
 export function gitCommit(): string {
+  if (isCheckout()) {
+    try {
+      return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: packageRoot, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+    } catch {
+      // not a usable git checkout: fall through to the version
+    }
+  }
   try {
-    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: packageRoot, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+    return `brainlatent@${JSON.parse(readFileSync(path.join(packageRoot, 'package.json'), 'utf8')).version}`;
   } catch {
     return 'unknown';
   }
 }
 
+/** Where bench records go (see the file's comment). */
+export function benchResultsDir(): string {
+  const chosen = process.env.BRAINLATENT_BENCH_DIR;
+  if (chosen) return path.resolve(chosen);
+  if (isCheckout()) return path.join(packageRoot, 'bench', 'results');
+  return path.resolve('brainlatent-bench');
+}
+
 export function appendBenchRecord(name: string, figures: unknown): string {
-  const dir = path.join(packageRoot, 'bench', 'results');
+  const dir = benchResultsDir();
   mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `${name}.jsonl`);
   appendFileSync(file, `${JSON.stringify({ bench: name, commit: gitCommit(), date: new Date().toISOString(), machine: machineInfo(), figures })}\n`);

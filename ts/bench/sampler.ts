@@ -10,7 +10,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 
 import Benchmark from 'benchmark';
-import * as ort from 'onnxruntime-node';
+import { onnxruntimeNode } from '../native/onnxruntimeNode.js';
 
 import { Diffusion, type SchedulerName } from '../sd/Diffusion.js';
 import { writeSdFixture } from '../sd/fixture.js';
@@ -60,6 +60,7 @@ export async function runSamplerBench(options: { threads?: number; repeats?: num
       const dir = join(tmp, size.name);
       await writeSdFixture(dir, { unetChannels: size.unetChannels, unetLayers: size.unetLayers, textDim: 64 });
       const sd = await Diffusion.load(dir, { intraOpThreads: threads, interOpThreads: 1, components: ['text_encoder', 'unet'] });
+      const ort = await onnxruntimeNode('the TypeScript loop of the sampler bench');
       const unet = await ort.InferenceSession.create(join(dir, 'unet', 'model.onnx'), { intraOpNumThreads: threads, interOpNumThreads: 1 });
       const n = 4 * size.latent * size.latent;
       const z: Tensor = { data: new Float32Array(n).map((_, i) => Math.sin(i)), shape: [1, 4, size.latent, size.latent] };

@@ -18,6 +18,7 @@ import { generateScenes, renderScene } from '../synth/scenes.js';
 import type { ReconstructConfigInput } from '../pipeline/config.js';
 import { demoVocabulary, wordEmbeddings } from './vocabulary.js';
 import { featureNetworkModel, mixtureUnetModel, SCALING_FACTOR, textEncoderModel, vaeDecoderModel, vaeEncoderModel } from './models.js';
+import { onnxruntimeNodeInstalled } from '../native/onnxruntimeNode.js';
 
 export interface DemoWorldOptions {
   /** Folder the world is written to (nsd/, model/, features.onnx). */
@@ -227,7 +228,9 @@ export async function buildDemoWorld(options: DemoWorldOptions): Promise<DemoWor
       img2img: { size: imageSize, strength: 0.8, steps: 50, guidance: 5, seeds: 5, seed: 42, batchSize: 8 },
       evaluation: {
         size: imageSize,
-        networks: [{ name: 'DemoNet(2WI)', path: featureNetwork, inputSize: imageSize, metric: 'identification' }],
+        // Feature networks run on onnxruntime-node's JS API, an optional peer dependency: without it
+        // the demo reports the pixel metrics only (the CLI says so).
+        networks: onnxruntimeNodeInstalled() ? [{ name: 'DemoNet(2WI)', path: featureNetwork, inputSize: imageSize, metric: 'identification' }] : [],
       },
     },
   };

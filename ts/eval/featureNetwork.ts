@@ -5,9 +5,10 @@
  * normalised with mean/std per channel, fed as NCHW float32; the chosen output is flattened per image.
  */
 import { existsSync } from 'node:fs';
-import * as ort from 'onnxruntime-node';
+import type * as ort from 'onnxruntime-common';
 
 import { InvalidArgumentError, MissingFileError, ShapeError } from '../errors.js';
+import { onnxruntimeNode, type OnnxRuntime } from '../native/onnxruntimeNode.js';
 import type { Matrix } from '../matrix.js';
 import type { RgbImages } from '../sd/tensor.js';
 import { checkImages, resizeImages } from './images.js';
@@ -36,6 +37,7 @@ export const IMAGENET_STD: [number, number, number] = [0.229, 0.224, 0.225];
 export class FeatureNetwork {
   private constructor(
     readonly spec: FeatureNetworkSpec,
+    private readonly ort: OnnxRuntime,
     private readonly session: ort.InferenceSession,
     private readonly inputName: string,
     private readonly outputName: string,
@@ -46,13 +48,14 @@ export class FeatureNetwork {
     if (!(Number.isInteger(spec.inputSize) && spec.inputSize >= 8)) {
       throw new InvalidArgumentError(`feature network '${spec.name}': inputSize must be an integer >= 8, got ${spec.inputSize}`);
     }
+    const ort = await onnxruntimeNode(`feature network '${spec.name}'`);
     const session = await ort.InferenceSession.create(spec.path, { intraOpNumThreads: 2, interOpNumThreads: 1 });
     const inputName = session.inputNames[0];
     const outputName = spec.output ?? session.outputNames[0];
     if (!session.outputNames.includes(outputName)) {
       throw new ShapeError(`feature network '${spec.name}' (${spec.path}) has no output '${outputName}'; it has ${session.outputNames.join(', ')}`);
     }
-    return new FeatureNetwork(spec, session, inputName, outputName);
+    return new FeatureNetwork(spec, ort, session, inputName, outputName);
   }
 
   /** Features of a batch: images × flattened output. */
@@ -75,7 +78,7 @@ export class FeatureNetwork {
           for (let p = 0; p < s * s; p++) x[plane + p] = (src[p * 3 + c] / 255 - mean[c]) / std[c];
         }
       }
-      const out = await this.session.run({ [this.inputName]: new ort.Tensor('float32', x, [nb, 3, s, s]) });
+      const out = await this.session.run({ [this.inputName]: new this.ort.Tensor('float32', x, [nb, 3, s, s]) });
       const y = out[this.outputName];
       if (y.type !== 'float32') throw new ShapeError(`feature network '${this.spec.name}': output '${this.outputName}' is ${y.type}, expected float32`);
       const data = y.data as Float32Array;

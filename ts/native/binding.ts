@@ -9,26 +9,69 @@ import type { Binding } from './addonTypes.js';
 /** The package root: dist/native/binding.js and ts/native/binding.ts both sit two levels below it. */
 export const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
+const require = createRequire(import.meta.url);
+
+/** node-gyp-build's resolver: the file it would load for this platform, arch, libc and Node-API. */
+interface NodeGypBuild {
+  resolve(dir: string): string;
+}
+
+const HOW_TO_BUILD =
+  'Build the engine from source: `npm install-scripts approve brainlatent && npm rebuild brainlatent --build-from-source` ' +
+  '(in a checkout: `npm run build`). It needs cmake, a C++17 compiler and a BLAS/LAPACK ' +
+  '(Debian/Ubuntu: sudo apt-get install cmake g++ libopenblas-dev).';
+
+/**
+ * The addon file to load, in this order: BRAINLATENT_ADDON (a path), then what node-gyp-build picks
+ * — a source build in build/Release (or build/Debug), then the prebuild shipped in
+ * prebuilds/<platform>-<arch>/ that matches this libc and Node-API (BRAINLATENT_PREBUILD=<dir> points it at
+ * another package folder).
+ */
+export function addonPath(): string {
+  const forced = process.env.BRAINLATENT_ADDON;
+  if (forced) {
+    if (!existsSync(forced)) throw new BrainlatentError(`BRAINLATENT_ADDON=${forced}: no such file`, 'NativeNotBuilt');
+    return forced;
+  }
+  try {
+    return (require('node-gyp-build') as NodeGypBuild).resolve(packageRoot);
+  } catch (e) {
+    throw new BrainlatentError(
+      `no native engine for ${process.platform}-${process.arch}: no source build in ${path.join(packageRoot, 'build', 'Release')} ` +
+        `and no matching prebuild in ${path.join(packageRoot, 'prebuilds')} (${(e as Error).message.split('\n')[0]}). ${HOW_TO_BUILD}`,
+      'NativeNotBuilt',
+    );
+  }
+}
+
 let cached: Binding | undefined;
+let cachedPath: string | undefined;
 
 /** Loads the native addon once. The only place that touches the .node file. */
 export function binding(): Binding {
   if (cached) return cached;
-  const candidates = [
-    process.env.BRAINLATENT_ADDON,
-    path.join(packageRoot, 'build', 'Release', 'brainlatent.node'),
-    path.join(packageRoot, 'build', 'Debug', 'brainlatent.node'),
-  ].filter((p): p is string => typeof p === 'string' && p.length > 0);
-  const found = candidates.find((p) => existsSync(p));
-  if (!found) {
-    throw new BrainlatentError(
-      `the native engine is not built (looked for ${candidates.join(', ')}). ` +
-        'Run `npm install` (or `npm run build`) in the package folder; it needs cmake, a C++17 compiler and ' +
-        'libopenblas-dev (Debian/Ubuntu: sudo apt-get install cmake g++ libopenblas-dev).',
-      'NativeNotBuilt',
-    );
+  const file = addonPath();
+  try {
+    cached = require(file) as Binding;
+  } catch (e) {
+    throw new BrainlatentError(`the native engine ${file} failed to load: ${(e as Error).message}. ${HOW_TO_BUILD}`, 'NativeNotBuilt');
   }
-  const require = createRequire(import.meta.url);
-  cached = require(found) as Binding;
+  cachedPath = file;
   return cached;
+}
+
+/** The file binding() loaded (loading it first). */
+export function loadedAddonPath(): string {
+  binding();
+  return cachedPath as string;
+}
+
+/**
+ * The ONNX Runtime library shipped beside the loaded prebuilt addon (prebuilds/linux-x64/ carries
+ * onnxruntime-node's libonnxruntime.so.1), or undefined for a source build, which uses
+ * onnxruntime-node's own copy.
+ */
+export function shippedOrtLibrary(): string | undefined {
+  const lib = path.join(path.dirname(loadedAddonPath()), 'libonnxruntime.so.1');
+  return process.platform === 'linux' && existsSync(lib) ? lib : undefined;
 }

@@ -1,7 +1,23 @@
-import type { NativeBuildInfo } from './addonTypes.js';
-import { binding } from './binding.js';
+import path from 'node:path';
 
-/** What the native engine was built with: BLAS vendor, thread count, backends (and why CUDA is missing). */
-export function buildInfo(): NativeBuildInfo {
-  return binding().buildInfo();
+import type { NativeBuildInfo } from './addonTypes.js';
+import { binding, loadedAddonPath, packageRoot } from './binding.js';
+
+export interface BuildInfo extends NativeBuildInfo {
+  /** The addon file that was loaded. */
+  addon: string;
+  /** 'prebuilt' (shipped in prebuilds/, static OpenBLAS), 'source' (built here, system BLAS) or 'override' (BRAINLATENT_ADDON). */
+  origin: 'prebuilt' | 'source' | 'override';
+}
+
+/** What the native engine was built with: BLAS vendor, thread count, backends (and why CUDA is missing), and where it was loaded from. */
+export function buildInfo(): BuildInfo {
+  const info = binding().buildInfo();
+  const addon = loadedAddonPath();
+  const origin = process.env.BRAINLATENT_ADDON
+    ? 'override'
+    : path.relative(packageRoot, addon).split(path.sep)[0] === 'prebuilds'
+      ? 'prebuilt'
+      : 'source';
+  return { ...info, addon, origin };
 }

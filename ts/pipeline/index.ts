@@ -1,7 +1,7 @@
 /** The reconstruction pipeline: config, stages, run folder. */
 export { reconstruct, estimateImg2Img } from './reconstruct.js';
 export type { ReconstructOptions, ReconstructProgress, ReconstructResult, StageReport } from './reconstruct.js';
-export { resolveConfig, configHash, CONFIG_SCHEMA, DEFAULTS, DEFAULT_ALPHAS } from './config.js';
+export { resolveConfig, configHash, CONFIG_SCHEMA, DEFAULTS, DEFAULT_ALPHAS as DEFAULT_DECODER_ALPHAS } from './config.js';
 export type { ReconstructConfig, ReconstructConfigInput, DecoderConfig, FeatureNetworkConfig } from './config.js';
 export { ConfigError, PreflightError } from './errors.js';
 export { STAGES, paths as runPaths } from './runFolder.js';

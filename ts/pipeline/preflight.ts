@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { loadNsdCaptions, type NsdCaptions } from '../nsd/captions.js';
 import { readNsdDesign } from '../nsd/expdesign.js';
 import { expdesignPath } from '../nsd/paths.js';
+import { onnxruntimeNodeInstalled } from '../native/onnxruntimeNode.js';
 import { loadRegionMask } from '../nsd/roi.js';
 import type { ReconstructConfig } from './config.js';
 import { PreflightError } from './errors.js';
@@ -31,6 +32,9 @@ export async function preflight(config: ReconstructConfig, options: { force?: bo
     }
   }
   for (const n of config.evaluation.networks) if (!existsSync(n.path)) problems.push(`feature network '${n.name}': ${n.path} does not exist`);
+  if (config.evaluation.networks.length > 0 && !onnxruntimeNodeInstalled()) {
+    problems.push('evaluation.networks: feature networks run on onnxruntime-node, which is not installed (npm install onnxruntime-node@1.30.0)');
+  }
   if (!options.force) {
     const conflict = await runFolderConflict(config);
     if (conflict) problems.push(conflict);

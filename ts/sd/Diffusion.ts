@@ -29,7 +29,7 @@ export { SCHEDULERS, type SchedulerName };
 export type SdComponent = 'text_encoder' | 'unet' | 'vae_encoder' | 'vae_decoder';
 
 export interface DiffusionLoadOptions {
-  /** libonnxruntime to load; default BRAINLATENT_ORT_LIB, else onnxruntime-node's. */
+  /** libonnxruntime to load; default BRAINLATENT_ORT_LIB, else onnxruntime-node's, else the one shipped with the prebuilt engine. */
   ortLibrary?: string;
   /** Execution provider: 'cpu' (default), 'cuda', or another name ONNX Runtime knows. */
   provider?: string;

@@ -54,6 +54,7 @@ export function rng(seed: number): () => number {
   };
 }
 
+/** @internal onnx-proto types stay out of the public typings (tsconfig.build.json: stripInternal). */
 export class GraphBuilder {
   readonly nodes: INode[] = [];
   readonly inits: ITensor[] = [];
@@ -86,10 +87,14 @@ export class GraphBuilder {
   }
 }
 
+/** @internal onnx-proto types stay out of the public typings (tsconfig.build.json: stripInternal). */
 export const intsAttr = (name: string, ints: number[]): IAttribute => ({ name, type: A.INTS, ints });
+/** @internal onnx-proto types stay out of the public typings (tsconfig.build.json: stripInternal). */
 export const intAttr = (name: string, i: number): IAttribute => ({ name, type: A.INT, i });
+/** @internal onnx-proto types stay out of the public typings (tsconfig.build.json: stripInternal). */
 export const strAttr = (name: string, s: string): IAttribute => ({ name, type: A.STRING, s: new TextEncoder().encode(s) });
 
+/** @internal onnx-proto types stay out of the public typings (tsconfig.build.json: stripInternal). */
 export function valueInfo(name: string, elemType: number, dims: (number | string)[]): IValueInfo {
   return {
     name,
@@ -102,6 +107,7 @@ export function valueInfo(name: string, elemType: number, dims: (number | string
   };
 }
 
+/** @internal onnx-proto types stay out of the public typings (tsconfig.build.json: stripInternal). */
 export function model(g: GraphBuilder, name: string, input: IValueInfo[], output: IValueInfo[]): Uint8Array {
   const m = onnx.ModelProto.create({
     irVersion: 8,

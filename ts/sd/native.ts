@@ -7,7 +7,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 
 import { BackendUnavailableError } from '../errors.js';
-import { binding } from '../native/binding.js';
+import { binding, shippedOrtLibrary } from '../native/binding.js';
 import type { SamplerBinding } from '../native/samplerTypes.js';
 
 const require = createRequire(import.meta.url);
@@ -20,22 +20,31 @@ export function samplerBinding(): SamplerBinding {
   return mod as SamplerBinding;
 }
 
-/** onnxruntime-node's own libonnxruntime for this platform (the default runtime). */
+/**
+ * The default ONNX Runtime library: onnxruntime-node's own, when it is installed (so a process that
+ * also uses its JS API loads one library), else the copy shipped beside the prebuilt engine.
+ */
 export function defaultOrtLibrary(): string {
-  let pkgDir: string;
+  let pkgDir: string | undefined;
   try {
     pkgDir = dirname(require.resolve('onnxruntime-node/package.json'));
   } catch {
-    throw new BackendUnavailableError(
-      'onnxruntime-node is not installed, so there is no default ONNX Runtime library; install it or set BRAINLATENT_ORT_LIB',
-    );
+    pkgDir = undefined;
   }
-  const file =
-    process.platform === 'win32' ? 'onnxruntime.dll' : process.platform === 'darwin' ? 'libonnxruntime.1.dylib' : 'libonnxruntime.so.1';
-  return join(pkgDir, 'bin', 'napi-v6', process.platform, process.arch, file);
+  if (pkgDir) {
+    const file =
+      process.platform === 'win32' ? 'onnxruntime.dll' : process.platform === 'darwin' ? 'libonnxruntime.1.dylib' : 'libonnxruntime.so.1';
+    return join(pkgDir, 'bin', 'napi-v6', process.platform, process.arch, file);
+  }
+  const shipped = shippedOrtLibrary();
+  if (shipped) return shipped;
+  throw new BackendUnavailableError(
+    'no ONNX Runtime library: this engine is a source build, which ships none, and onnxruntime-node is not installed; ' +
+      '`npm install onnxruntime-node@1.30.0` (with ONNXRUNTIME_NODE_INSTALL=skip) or set BRAINLATENT_ORT_LIB',
+  );
 }
 
-/** Option > BRAINLATENT_ORT_LIB > onnxruntime-node's library. */
+/** Option > BRAINLATENT_ORT_LIB > onnxruntime-node's library > the one shipped with the prebuilt engine. */
 export function resolveOrtLibrary(option?: string): string {
   const path = option ?? process.env.BRAINLATENT_ORT_LIB ?? defaultOrtLibrary();
   if (!existsSync(path)) throw new BackendUnavailableError(`ONNX Runtime library not found: ${path}`);

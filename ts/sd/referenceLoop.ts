@@ -7,8 +7,9 @@
  * (0 for the initial noise, 1 + step index for a step's), or from the caller. It is the independent
  * reference the fused native loop is tested against, and the baseline of the sampler benchmarks.
  */
-import * as ort from 'onnxruntime-node';
+import type * as ort from 'onnxruntime-common';
 
+import { onnxruntimeNode } from '../native/onnxruntimeNode.js';
 import type { ScheduleConfig } from '../native/samplerTypes.js';
 import { philoxNormal } from './philox.js';
 import { referenceScheduler } from './referenceSchedulers.js';
@@ -44,6 +45,7 @@ export function ortUNet(unet: ort.InferenceSession): UNetFn {
   const tType = meta && meta.isTensor ? meta.type : 'float32';
   const tRank = meta && meta.isTensor ? meta.shape.length : 1;
   return async (sample, shape, t, cond, condShape) => {
+    const rt = await onnxruntimeNode('the reference img2img loop');
     const rows = shape[0];
     const tCount = tRank === 0 ? 1 : rows;
     // diffusers' ONNX pipeline: np.array([t], dtype=timestep_dtype) truncates a float t to an integer
@@ -53,8 +55,8 @@ export function ortUNet(unet: ort.InferenceSession): UNetFn {
         : tType === 'int32'
           ? new Int32Array(tCount).fill(Math.trunc(t))
           : new Float32Array(tCount).fill(t);
-    const ts = new ort.Tensor(tType === 'int64' ? 'int64' : tType === 'int32' ? 'int32' : 'float32', tData, tRank === 0 ? [] : [tCount]);
-    const r = await unet.run({ sample: new ort.Tensor('float32', sample, shape), timestep: ts, encoder_hidden_states: new ort.Tensor('float32', cond, condShape) });
+    const ts = new rt.Tensor(tType === 'int64' ? 'int64' : tType === 'int32' ? 'int32' : 'float32', tData, tRank === 0 ? [] : [tCount]);
+    const r = await unet.run({ sample: new rt.Tensor('float32', sample, shape), timestep: ts, encoder_hidden_states: new rt.Tensor('float32', cond, condShape) });
     return r.out_sample.data as Float32Array;
   };
 }

@@ -12,7 +12,17 @@ import type { SchedulerName } from '../../sd/schedulerConfig.js';
 import { setThreads } from '../../ridge/RidgeCV.js';
 
 export function registerBenchCommand(program: Command): void {
-  const bench = program.command('bench').description('benchmarks; each prints its figures and appends JSON under bench/results/');
+  const bench = program
+    .command('bench')
+    .description(
+      'benchmarks; each prints its figures and appends a JSON line to <results>/<name>.jsonl ' +
+        '(default: bench/results/ in a checkout of the repository, ./brainlatent-bench/ otherwise)',
+    );
+  const RESULTS = ['--results <dir>', 'folder for the JSON-lines records (also BRAINLATENT_BENCH_DIR)'] as const;
+  // The runners (in this process or a child) read the folder from the environment.
+  const useResults = (dir?: string) => {
+    if (dir) process.env.BRAINLATENT_BENCH_DIR = path.resolve(dir);
+  };
   bench
     .command('ridge')
     .description('RidgeCV vs scikit-learn RidgeCV(alpha_per_target=True) on planted-map data at NSD-like shapes')
@@ -21,7 +31,9 @@ export function registerBenchCommand(program: Command): void {
     .option('--cv-method <m>', "force 'per-fold' or 'exact' (default: auto)", 'auto')
     .option('--python <path>', 'python with scikit-learn', '/usr/bin/python3')
     .option('--threads <n>', 'engine threads (default: all cores)')
-    .action(async (f: { shapes: string; sklearn: boolean; cvMethod: 'auto' | 'per-fold' | 'exact'; python: string; threads?: string }) => {
+    .option(...RESULTS)
+    .action(async (f: { shapes: string; sklearn: boolean; cvMethod: 'auto' | 'per-fold' | 'exact'; python: string; threads?: string; results?: string }) => {
+      useResults(f.results);
       if (f.threads) setThreads(Number(f.threads));
       await runRidgeBench({ shapes: f.shapes.split(','), sklearn: f.sklearn, cvMethod: f.cvMethod, python: f.python });
     });
@@ -92,7 +104,9 @@ export function registerBenchCommand(program: Command): void {
     bench
       .command(name)
       .description(what)
-      .action(() => {
+      .option(...RESULTS)
+      .action((f: { results?: string }) => {
+        useResults(f.results);
         const r = spawnSync(process.execPath, [path.join(here, '..', '..', 'bench', `${name}.js`)], { stdio: 'inherit' });
         if (r.status !== 0) throw new Error(`bench ${name} failed (exit ${r.status ?? r.signal})`);
       });

@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { InvalidArgumentError } from '../../errors.js';
 import { runDemo } from '../../demo/runDemo.js';
 import { printResult, stageProgress } from './reconstruct.js';
+import { onnxruntimeNodeInstalled } from '../../native/onnxruntimeNode.js';
 
 const int = (v: string | undefined, name: string): number | undefined => {
   if (v === undefined) return undefined;
@@ -46,6 +47,9 @@ Writes <out>/world/ and <out>/run/ (open <out>/run/report.html). About 25 s on 2
         },
         { onProgress: stageProgress() },
       );
+      if (!onnxruntimeNodeInstalled()) {
+        process.stderr.write('feature-network identification skipped: it needs onnxruntime-node (npm install onnxruntime-node@1.30.0)\n');
+      }
       process.stderr.write(`world built in ${r.worldSeconds.toFixed(1)} s (${r.world.components} mixture components, ${r.world.prior} prior)\n`);
       printResult(r.run);
       process.stdout.write(`total ${((performance.now() - t0) / 1000).toFixed(1)} s; open ${r.run.out}/report.html\n`);

@@ -1,0 +1,183 @@
+#!/usr/bin/env node
+// Installs the packed package into a fresh consumer project, as a user would, and checks it works there.
+//   node scripts/consumer-check.mjs [--pack-dir DIR] [--tarball FILE] [--build-from-source]
+//                                   [--compare RESULTS.json] [--results OUT.json] [--npm-ci] [--keep]
+// - Packs the checkout (`npm pack`: prepack compiles dist/ and the prebuilt engine) unless --tarball.
+// - Creates a project in a temporary folder, with a clean npm user config (no nodedir, nothing of this
+//   machine's) and no npm_* variables from the caller, and installs the tarball with npm's default
+//   (hoisted) layout. Without --build-from-source the install runs with no C/C++ compiler, CMake, make
+//   or ninja on PATH, so the package must work from its prebuilt engine with no install script (npm 11
+//   skips unapproved ones anyway). With --build-from-source the project approves brainlatent's install
+//   script (allowScripts) and installs with --build-from-source, which compiles the engine.
+// - Runs test/package/consumer.mjs there (RidgeCV fit/predict against a float64 solve, cancelling a fit,
+//   img2img on a generated fixture model, a tiny reconstruction), `npx brainlatent --help`, and
+//   `tsc --noEmit --strict` (no skipLibCheck) on test/package/consumer.ts.
+// - --compare checks the img2img latents and chosen alphas against another run's results (a prebuilt
+//   engine against a source build); --npm-ci reinstalls from the consumer's lockfile with `npm ci`.
+// Prints the install time and the size of the consumer's node_modules.
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const args = process.argv.slice(2);
+const flag = (name) => args.includes(name);
+const value = (name) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+};
+const fromSource = flag('--build-from-source');
+const label = fromSource ? 'source build' : 'prebuilt';
+
+function fail(message) {
+  console.error(`\nconsumer check (${label}): FAILED: ${message}\n`);
+  process.exit(1);
+}
+
+function timed(what, cmd, cmdArgs, opts) {
+  const t0 = performance.now();
+  const r = spawnSync(cmd, cmdArgs, { encoding: 'utf8', maxBuffer: 64 << 20, ...opts });
+  const seconds = (performance.now() - t0) / 1000;
+  if (r.status !== 0) fail(`${what} (${cmd} ${cmdArgs.join(' ')}) exited ${r.status ?? r.signal}:\n${r.stdout ?? ''}${r.stderr ?? ''}`);
+  return { seconds, out: `${r.stdout ?? ''}${r.stderr ?? ''}` };
+}
+
+/** Bytes under a folder (apparent sizes, symlinks not followed), as `du -sb` counts. */
+function folderBytes(dir) {
+  let total = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) total += folderBytes(p);
+    else total += lstatSync(p).size;
+  }
+  return total;
+}
+
+/** A PATH folder with every command of this PATH except compilers and build tools. */
+function pathWithoutCompilers(dir) {
+  const blocked = /^(cc|c\+\+|c89|c99|gcc|g\+\+|cpp|clang|clang\+\+|clang-\d+|clang\+\+-\d+|cmake|ctest|cpack|ccmake|make|gmake|ninja|nvcc|ld|ld\.bfd|ld\.gold|.*-gcc(-\d+)?|.*-g\+\+(-\d+)?|.*-c\+\+|.*-ld)$/;
+  mkdirSync(dir, { recursive: true });
+  const seen = new Set();
+  for (const folder of (process.env.PATH ?? '').split(path.delimiter)) {
+    if (!folder || !existsSync(folder)) continue;
+    for (const name of readdirSync(folder)) {
+      if (seen.has(name) || blocked.test(name)) continue;
+      seen.add(name);
+      symlinkSync(path.join(folder, name), path.join(dir, name));
+    }
+  }
+  return dir;
+}
+
+/** The caller's environment without npm's own variables (a lifecycle script's npm_config_* would leak this machine's config). */
+function cleanEnv(extra) {
+  const env = {};
+  for (const [k, v] of Object.entries(process.env)) if (!/^npm_/i.test(k)) env[k] = v;
+  return { ...env, ...extra };
+}
+
+// 1. The tarball.
+let tarball = value('--tarball');
+if (!tarball) {
+  const packDir = path.resolve(value('--pack-dir') ?? path.join(root, 'build', 'package'));
+  mkdirSync(packDir, { recursive: true });
+  const packed = timed('npm pack', 'npm', ['pack', '--pack-destination', packDir], { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] });
+  const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8'));
+  tarball = path.join(packDir, `${pkg.name}-${pkg.version}.tgz`);
+  if (!existsSync(tarball)) fail(`npm pack wrote no ${tarball}`);
+  console.log(`packed ${tarball}: ${(lstatSync(tarball).size / 2 ** 20).toFixed(1)} MB (${packed.seconds.toFixed(1)} s)`);
+}
+tarball = path.resolve(tarball);
+if (!existsSync(tarball)) fail(`no tarball at ${tarball}`);
+
+// 2. A fresh consumer project.
+const work = mkdtempSync(path.join(os.tmpdir(), 'bl-consumer-project-'));
+const project = path.join(work, 'app');
+mkdirSync(project);
+const manifest = { name: 'bl-consumer', version: '1.0.0', private: true, type: 'module' };
+if (fromSource) manifest.allowScripts = { brainlatent: true };
+writeFileSync(path.join(project, 'package.json'), `${JSON.stringify(manifest, null, 2)}\n`);
+const userconfig = path.join(work, 'npmrc');
+writeFileSync(userconfig, '');
+const env = cleanEnv({
+  npm_config_userconfig: userconfig,
+  npm_config_audit: 'false',
+  npm_config_fund: 'false',
+  npm_config_update_notifier: 'false',
+  ...(fromSource ? {} : { PATH: pathWithoutCompilers(path.join(work, 'bin')) }),
+});
+if (!fromSource) {
+  const probe = spawnSync('sh', ['-c', 'command -v cc || command -v c++ || command -v g++ || command -v gcc || command -v cmake || command -v make'], { env, encoding: 'utf8' });
+  if (probe.status === 0) fail(`the PATH without compilers still has ${probe.stdout.trim()}`);
+}
+
+// 3. Install.
+const installArgs = ['install', tarball, '--no-audit', '--no-fund'];
+if (fromSource) installArgs.push('--build-from-source', '--foreground-scripts');
+const install = timed('npm install', 'npm', installArgs, { cwd: project, env });
+const pkgDir = path.join(project, 'node_modules', 'brainlatent');
+const built = existsSync(path.join(pkgDir, 'build', 'Release', 'brainlatent.node'));
+if (fromSource && !built) fail(`--build-from-source left no ${path.join(pkgDir, 'build', 'Release', 'brainlatent.node')}:\n${install.out}`);
+if (!fromSource && built) fail('the prebuilt install compiled the engine');
+if (!fromSource && existsSync(path.join(project, 'node_modules', 'onnxruntime-node'))) fail('onnxruntime-node (an optional peer) was installed');
+const bytes = folderBytes(path.join(project, 'node_modules'));
+const pkgBytes = folderBytes(pkgDir);
+console.log(
+  `installed (${label}, npm default layout, ${fromSource ? 'compilers on PATH' : 'no compiler on PATH'}): ` +
+    `${install.seconds.toFixed(1)} s; node_modules ${(bytes / 2 ** 20).toFixed(1)} MB, of which brainlatent ${(pkgBytes / 2 ** 20).toFixed(1)} MB`,
+);
+for (const line of install.out.split('\n')) if (/brainlatent:|install-scripts/.test(line)) console.log(`  npm: ${line.trim()}`);
+
+// 4. The consumer script, the CLI and the strict typings.
+copyFileSync(path.join(root, 'test', 'package', 'consumer.mjs'), path.join(project, 'consumer.mjs'));
+copyFileSync(path.join(root, 'test', 'package', 'consumer.ts'), path.join(project, 'consumer.ts'));
+const resultsFile = path.resolve(value('--results') ?? path.join(work, 'results.json'));
+const script = timed('the consumer script', process.execPath, ['consumer.mjs', resultsFile], { cwd: project, env });
+process.stdout.write(script.out.replace(/^/gm, '  '));
+const results = JSON.parse(readFileSync(resultsFile, 'utf8'));
+const expectedOrigin = fromSource ? 'source' : 'prebuilt';
+if (results.engine.origin !== expectedOrigin) fail(`the engine loaded is ${results.engine.origin} (${results.engine.addon}), expected ${expectedOrigin}`);
+if (!/^OpenBLAS/.test(results.engine.blas)) fail(`the engine reports BLAS '${results.engine.blas}'`);
+
+const help = timed('npx brainlatent --help', 'npx', ['--no-install', 'brainlatent', '--help'], { cwd: project, env });
+if (!/reconstruct/.test(help.out)) fail(`npx brainlatent --help printed no command list:\n${help.out}`);
+const benchHelp = timed('npx brainlatent bench --help', 'npx', ['--no-install', 'brainlatent', 'bench', 'ridge', '--help'], { cwd: project, env });
+if (!/--results/.test(benchHelp.out)) fail('brainlatent bench ridge --help has no --results option');
+
+writeFileSync(
+  path.join(project, 'tsconfig.json'),
+  JSON.stringify({
+    compilerOptions: { target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, noEmit: true, skipLibCheck: false, types: [] },
+    files: ['consumer.ts'],
+  }),
+);
+const tsc = spawnSync(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], { cwd: project, env, encoding: 'utf8' });
+if (tsc.status !== 0) fail(`tsc --noEmit --strict (no skipLibCheck) on consumer.ts:\n${tsc.stdout}${tsc.stderr}`);
+console.log('  typings: consumer.ts compiles with tsc --strict, no skipLibCheck, no @types/node');
+
+// 5. The same results as another build, where asked.
+const other = value('--compare');
+if (other) {
+  const ref = JSON.parse(readFileSync(other, 'utf8'));
+  const a = results.img2img.latents;
+  const b = ref.img2img.latents;
+  const diff = Math.max(...a.map((v, i) => Math.abs(v - b[i])));
+  if (!(diff < 1e-4)) fail(`img2img latents differ from ${other} by ${diff}`);
+  if (JSON.stringify(results.ridge.bestAlphas) !== JSON.stringify(ref.ridge.bestAlphas)) fail(`RidgeCV chose other alphas than ${other}`);
+  console.log(`  same results as ${path.basename(other)} (${ref.engine.origin}): img2img latents within ${diff.toExponential(1)}, same alphas`);
+}
+
+// 6. npm ci from the consumer's lockfile.
+if (flag('--npm-ci')) {
+  rmSync(path.join(project, 'node_modules'), { recursive: true, force: true });
+  const ci = timed('npm ci', 'npm', ['ci', '--no-audit', '--no-fund'], { cwd: project, env });
+  const smoke = timed('import after npm ci', process.execPath, ['--input-type=module', '-e', "import('brainlatent').then((m) => console.log(m.buildInfo().origin))"], { cwd: project, env });
+  if (smoke.out.trim() !== expectedOrigin) fail(`after npm ci the engine is ${smoke.out.trim()}`);
+  console.log(`  npm ci: ${ci.seconds.toFixed(1)} s, engine ${smoke.out.trim()}`);
+}
+
+console.log(`consumer check (${label}): ok — install ${install.seconds.toFixed(1)} s, node_modules ${(bytes / 2 ** 20).toFixed(1)} MB, script ${script.seconds.toFixed(1)} s`);
+if (flag('--keep')) console.log(`  kept ${project}`);
+else rmSync(work, { recursive: true, force: true });

@@ -1,0 +1,47 @@
+#!/usr/bin/env node
+// The package's `install` script. npm 11 runs a dependency's install script only once the consumer has
+// approved it (`npm install-scripts approve brainlatent`), so nothing here is needed for the prebuilt
+// engine to work: the package loads prebuilds/<platform>-<arch>/ by itself (ts/native/binding.ts).
+// When the script does run, it
+//   - builds from source in a checkout (a folder with the TypeScript sources), then compiles the
+//     TypeScript into dist/: the developer's build;
+//   - builds from source when asked: `npm install --build-from-source` (or =brainlatent);
+//   - otherwise keeps the prebuilt engine if it loads here, and builds from source if it does not
+//     (another platform, an older glibc).
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { buildNative } from './build-native.mjs';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+function buildFromSourceRequested() {
+  const v = process.env.npm_config_build_from_source;
+  if (!v || v === 'false' || v === '') return false;
+  return v === 'true' || v.split(',').map((s) => s.trim()).includes('brainlatent');
+}
+
+/** Loads the prebuild in a child process, so a binary that crashes on load cannot take this script down. */
+function prebuildLoads() {
+  const probe = `const p = require('node-gyp-build').resolve(${JSON.stringify(root)}); require(p).buildInfo(); console.log(p);`;
+  const r = spawnSync(process.execPath, ['-e', probe], { cwd: root, encoding: 'utf8', env: { ...process.env, PREBUILDS_ONLY: '1' } });
+  return r.status === 0 ? r.stdout.trim() : undefined;
+}
+
+if (existsSync(path.join(root, 'ts', 'index.ts'))) {
+  // The checkout (`npm install` / `npm ci` there): the engine from source, then the TypeScript.
+  buildNative();
+  const tsc = spawnSync(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' });
+  if (tsc.status !== 0) process.exit(1);
+} else if (buildFromSourceRequested()) {
+  buildNative();
+} else {
+  const prebuilt = prebuildLoads();
+  if (prebuilt) console.log(`brainlatent: using the prebuilt engine ${path.relative(root, prebuilt)}`);
+  else {
+    console.log(`brainlatent: no prebuilt engine loads on ${process.platform}-${process.arch}; building from source`);
+    buildNative();
+  }
+}

@@ -1,0 +1,99 @@
+#!/usr/bin/env node
+// `npm pack` / `npm publish` run this (the `prepack` script), and it says what it writes:
+//   1. dist/: the TypeScript compiled afresh (the folder is emptied first, so no file whose source is
+//      gone ships);
+//   2. prebuilds/linux-x64/ (on Linux x64 with glibc): the engine linked against Debian's static
+//      OpenBLAS (CMake target brainlatent_prebuilt), stripped, named for node-gyp-build
+//      (brainlatent.napi.glibc.node), with onnxruntime-node's libonnxruntime.so.1 beside it and the
+//      licences of what the binary contains. The binary is checked: it must load in a fresh process,
+//      report OpenBLAS, and need no shared BLAS, LAPACK or Fortran runtime.
+// Neither folder is committed (.gitignore); `postpack` removes prebuilds/ again.
+// `node scripts/prepack.mjs --prebuild-only` does step 2 alone.
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { buildNative } from './build-native.mjs';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const require = createRequire(import.meta.url);
+const MB = (bytes) => `${(bytes / 2 ** 20).toFixed(1)} MB`;
+
+function fail(message) {
+  console.error(`\nprepack: ${message}\n`);
+  process.exit(1);
+}
+
+function run(cmd, args, opts = {}) {
+  const r = spawnSync(cmd, args, { cwd: root, encoding: 'utf8', ...opts });
+  if (r.status !== 0) fail(`${cmd} ${args.join(' ')} failed:\n${r.stdout ?? ''}${r.stderr ?? ''}`);
+  return r.stdout ?? '';
+}
+
+function compileTypeScript() {
+  rmSync(path.join(root, 'dist'), { recursive: true, force: true });
+  run(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
+  console.log('prepack: compiled ts/ into a fresh dist/');
+}
+
+function isGlibc() {
+  return Boolean(process.report?.getReport?.().header?.glibcVersionRuntime);
+}
+
+function prebuild() {
+  if (process.platform !== 'linux' || process.arch !== 'x64' || !isGlibc()) {
+    console.log(`prepack: no prebuilt engine for ${process.platform}-${process.arch} (only linux-x64 with glibc is prebuilt); the package will build from source`);
+    return;
+  }
+  buildNative({ target: 'brainlatent_prebuilt' });
+  const built = path.join(root, 'build', 'prebuilt', 'brainlatent.node');
+  if (!existsSync(built)) fail(`${built} was not built (is libopenblas-pthread-dev installed? the CMake log says)`);
+
+  const dir = path.join(root, 'prebuilds', 'linux-x64');
+  rmSync(path.join(root, 'prebuilds'), { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  const out = path.join(dir, 'brainlatent.napi.glibc.node');
+  run('strip', ['--strip-unneeded', '-o', `${out}.tmp`, built]);
+  renameSync(`${out}.tmp`, out);
+
+  // What the binary may need from the system: the C and C++ runtimes, nothing else.
+  const needed = [...run('readelf', ['-d', out]).matchAll(/\(NEEDED\)\s+Shared library: \[([^\]]+)\]/g)].map((m) => m[1]);
+  const allowed = /^(libc|libm|libstdc\+\+|libgcc_s|ld-linux-x86-64|libpthread|libdl)\.so/;
+  const extra = needed.filter((n) => !allowed.test(n));
+  if (extra.length) fail(`${out} needs ${extra.join(', ')}; the prebuilt engine must need only the C/C++ runtimes`);
+
+  // onnxruntime-node's library, which the engine loads at run time when onnxruntime-node is not installed.
+  const ortPkg = path.dirname(require.resolve('onnxruntime-node/package.json'));
+  const ortVersion = JSON.parse(readFileSync(path.join(ortPkg, 'package.json'), 'utf8')).version;
+  copyFileSync(path.join(ortPkg, 'bin', 'napi-v6', 'linux', 'x64', 'libonnxruntime.so.1'), path.join(dir, 'libonnxruntime.so.1'));
+
+  const openblasCopyright = ['/usr/share/doc/libopenblas-pthread-dev/copyright', '/usr/share/doc/libopenblas0-pthread/copyright'].find(existsSync);
+  if (!openblasCopyright) fail('the OpenBLAS copyright file (/usr/share/doc/libopenblas-pthread-dev/copyright) is missing');
+  copyFileSync(openblasCopyright, path.join(dir, 'OPENBLAS-COPYRIGHT.txt'));
+  copyFileSync(path.join(root, 'native', 'third_party', 'onnxruntime', 'LICENSE'), path.join(dir, 'ONNXRUNTIME-LICENSE.txt'));
+  const blas = spawnSync(process.execPath, ['-e', `console.log(require(${JSON.stringify(out)}).buildInfo().blas)`], { encoding: 'utf8' });
+  if (blas.status !== 0 || !/^OpenBLAS/.test(blas.stdout)) fail(`${out} does not load or does not report OpenBLAS:\n${blas.stdout}${blas.stderr}`);
+  writeFileSync(
+    path.join(dir, 'README.md'),
+    [
+      '# Prebuilt engine for Linux x64 (glibc)',
+      '',
+      '- `brainlatent.napi.glibc.node`: the brainlatent engine and its Node-API addon (Node-API 8), with',
+      `  ${blas.stdout.trim()} linked in statically from Debian's \`libopenblas-pthread-dev\``,
+      "  (BLAS and LAPACK, BSD-3-Clause: `OPENBLAS-COPYRIGHT.txt`). It needs only the C and C++ runtimes",
+      `  (${needed.join(', ')}).`,
+      `- \`libonnxruntime.so.1\`: ONNX Runtime ${ortVersion}, copied unchanged from the npm package onnxruntime-node`,
+      `  ${ortVersion} (MIT: \`ONNXRUNTIME-LICENSE.txt\`); the engine loads it at run time when onnxruntime-node`,
+      '  itself is not installed.',
+      '',
+      'Built by `npm pack` (scripts/prepack.mjs); a source build in `build/Release/` takes precedence.',
+      '',
+    ].join('\n'),
+  );
+  console.log(`prepack: prebuilt engine ${path.relative(root, out)} (${MB(statSync(out).size)}, ${blas.stdout.trim()}) + libonnxruntime.so.1 ${ortVersion}`);
+}
+
+if (!process.argv.includes('--prebuild-only')) compileTypeScript();
+prebuild();

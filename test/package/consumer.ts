@@ -1,0 +1,52 @@
+// Compiled by the consumer check with `tsc --noEmit --strict` and no skipLibCheck: the public typings
+// must hold up in a strict consumer project (NodeNext, ES2022). Not run.
+import {
+  BandedRidgeModel,
+  buildInfo,
+  CancelledError,
+  DEFAULT_ALPHAS,
+  Diffusion,
+  RidgeCV,
+  RidgeModel,
+  reconstruct,
+  runDemo,
+  writeSdFixture,
+  type BuildInfo,
+  type Matrix,
+  type ReconstructConfigInput,
+  type RidgeProgress,
+} from 'brainlatent';
+
+export async function fitAndPredict(x: Matrix, y: Matrix, signal?: AbortSignal): Promise<Matrix> {
+  const progress: RidgeProgress[] = [];
+  try {
+    const model: RidgeModel = await new RidgeCV({ alphas: [...DEFAULT_ALPHAS], folds: 5 }).fit(x, y, {
+      signal,
+      onProgress: (p) => progress.push(p),
+    });
+    const best: Float32Array = model.bestAlphas;
+    void best;
+    return model.predict(x);
+  } catch (e) {
+    if (e instanceof CancelledError) return { data: new Float32Array(0), rows: 0, cols: y.cols };
+    throw e;
+  }
+}
+
+export async function sample(dir: string): Promise<number> {
+  await writeSdFixture(dir);
+  await using sd = await Diffusion.load(dir, { intraOpThreads: 1 });
+  const c = await sd.encodeText(['a photo of the cat']);
+  const z = await sd.encodeImages({ data: new Uint8Array(32 * 32 * 3), count: 1, height: 32, width: 32 });
+  const r = await sd.img2img({ z, c, steps: 4, strength: 0.5, scheduler: 'ddim', seeds: 1 });
+  return r.latents.data.length;
+}
+
+export async function pipeline(config: ReconstructConfigInput): Promise<void> {
+  await reconstruct(config, { dryRun: true });
+  const demo = await runDemo({ out: 'demo', testImages: 4, seeds: 1, steps: 2 });
+  console.log(demo.run.metrics?.final.PixCorr);
+}
+
+export const engine: BuildInfo = buildInfo();
+export type Banded = BandedRidgeModel;
