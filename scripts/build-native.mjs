@@ -3,7 +3,7 @@
 // first so that a missing piece stops with one clear message.
 //   node scripts/build-native.mjs                      in a checkout: the addon and the ctest suite
 //   node scripts/build-native.mjs --target <name>      one CMake target (brainlatent_addon, brainlatent_prebuilt)
-// In an installed package (no ts/ sources) only the addon is built: the tests do not ship.
+// In an installed package (no tsconfig.json) only the addon is built: the tests do not ship.
 // cmake-js and node-addon-api are found through Node's module resolution, so the build works wherever
 // the package manager put them (npm's hoisted layout, nested, pnpm's store). package.json's
 // "binary": {"napi_versions": [8]} makes cmake-js build against node-api-headers, with no download of
@@ -45,7 +45,7 @@ export function buildNative({ target } = {}) {
   if (!has('cmake')) fail('CMake (>= 3.18) is missing. Debian/Ubuntu: sudo apt-get install cmake');
   if (!has(process.env.CXX ?? 'c++')) fail('A C++17 compiler is missing. Debian/Ubuntu: sudo apt-get install g++');
 
-  const checkout = existsSync(path.join(root, 'ts', 'index.ts'));
+  const checkout = existsSync(path.join(root, 'tsconfig.json')); // the package ships no tsconfig.json
   const chosen = target ?? (checkout ? undefined : 'brainlatent_addon');
   const parallel = String(Math.max(1, os.availableParallelism?.() ?? os.cpus().length));
   const args = [packageBin('cmake-js', 'cmake-js'), 'compile', '--out', 'build', '-p', parallel];

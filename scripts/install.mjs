@@ -3,7 +3,7 @@
 // approved it (`npm install-scripts approve brainlatent`), so nothing here is needed for the prebuilt
 // engine to work: the package loads prebuilds/<platform>-<arch>/ by itself (ts/native/binding.ts).
 // When the script does run, it
-//   - builds from source in a checkout (a folder with the TypeScript sources), then compiles the
+//   - builds from source in a checkout (a folder with tsconfig.json, which the package does not ship), then compiles the
 //     TypeScript into dist/: the developer's build;
 //   - builds from source when asked: `npm install --build-from-source` (or =brainlatent);
 //   - otherwise keeps the prebuilt engine if it loads here, and builds from source if it does not
@@ -30,7 +30,7 @@ function prebuildLoads() {
   return r.status === 0 ? r.stdout.trim() : undefined;
 }
 
-if (existsSync(path.join(root, 'ts', 'index.ts'))) {
+if (existsSync(path.join(root, 'tsconfig.json'))) {
   // The checkout (`npm install` / `npm ci` there): the engine from source, then the TypeScript.
   buildNative();
   const tsc = spawnSync(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' });

@@ -6,11 +6,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Build: cmake, a C++17 compiler, OpenBLAS. Tests: Debian's numpy/scipy/scikit-learn/nibabel/h5py
+# Build: cmake, a C++17 compiler, OpenBLAS (libopenblas-pthread-dev: the static library the prebuilt
+# engine links, made by `npm pack`). Tests: Debian's numpy/scipy/scikit-learn/nibabel/h5py
 # write independent fixtures and run the scikit-learn comparison (tests skip them when absent);
 # chromium is the browser the report tests drive through playwright-core (they skip without one).
 # redis-server is the queue store of `batch --redis` (the tests start their own on a free port).
-packages=(cmake g++ make libopenblas-dev python3-numpy python3-scipy python3-sklearn python3-nibabel python3-h5py chromium redis-server)
+packages=(cmake g++ make libopenblas-dev libopenblas-pthread-dev python3-numpy python3-scipy python3-sklearn python3-nibabel python3-h5py chromium redis-server)
 if command -v dpkg >/dev/null && command -v apt-get >/dev/null; then
   missing=()
   for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

@@ -114,6 +114,52 @@ describe('NSD extraction on the miniature NSD', () => {
     sum.forEach((s) => expect(Math.abs(s / 60)).toBeLessThan(1e-4));
   });
 
+  it('z-scoring conventions: ddof 0 is scikit-learn StandardScaler (Takagi & Nishimoto), ddof 1 Brain-Diffuser (the default)', async () => {
+    const roi = 'streams:ventral';
+    const raw = await extractNsd({ root, subject: 1, roi });
+    const tn = await extractNsd({ root, subject: 1, roi, zscore: 'train', ddof: 0 });
+    const bd = await extractNsd({ root, subject: 1, roi, zscore: 'train' });
+    expect(tn.manifest.options.ddof).toBe(0);
+    expect(bd.manifest.options.ddof).toBe(1);
+    const { rows: n, cols: V } = raw.train;
+    // float64 reference from the raw betas: mean and population SD of the training rows
+    const { mean, sd: sd0 } = colStats(raw.train.data, n, V, 0);
+    const check = (got: Float32Array, from: Float32Array, sd: (j: number) => number) => {
+      let worst = 0;
+      for (let i = 0; i < from.length; i++) {
+        const j = i % V;
+        worst = Math.max(worst, Math.abs(got[i] - (from[i] - mean[j]) / sd(j)));
+      }
+      return worst;
+    };
+    expect(check(tn.train.data, raw.train.data, (j) => sd0[j])).toBeLessThan(1e-4);
+    expect(check(tn.test.data, raw.test.data, (j) => sd0[j])).toBeLessThan(1e-4);
+    const k = Math.sqrt(n / (n - 1)); // sample SD = population SD · √(n / (n − 1))
+    expect(check(bd.train.data, raw.train.data, (j) => sd0[j] * k)).toBeLessThan(1e-4);
+    expect(check(bd.test.data, raw.test.data, (j) => sd0[j] * k)).toBeLessThan(1e-4);
+    const rawFile = (name: string, a: Float32Array) => {
+      const f = join(mini.tmp, name);
+      writeFileSync(f, Buffer.from(a.buffer, a.byteOffset, a.byteLength));
+      return f;
+    };
+    if (hasPython('numpy', 'sklearn')) {
+      // scikit-learn's own StandardScaler, fitted on the raw training rows, applied to the test rows
+      const out = runPython(
+        `import sys, json, numpy as np
+from sklearn.preprocessing import StandardScaler
+tr = np.fromfile(sys.argv[1], dtype=np.float32).reshape(${n}, ${V})
+te = np.fromfile(sys.argv[2], dtype=np.float32).reshape(-1, ${V})
+print(json.dumps(StandardScaler().fit(tr.astype(np.float64)).transform(te.astype(np.float64)).ravel().tolist()))`,
+        rawFile('zs-train.f32', raw.train.data),
+        rawFile('zs-test.f32', raw.test.data),
+      );
+      const sk = JSON.parse(out) as number[];
+      expect(sk.length).toBe(tn.test.data.length);
+      expect(Math.max(...sk.map((v, i) => Math.abs(v - tn.test.data[i])))).toBeLessThan(1e-4);
+    }
+    await expect(extractNsd({ root, subject: 1, roi, zscore: 'train', ddof: 2 as 0 })).rejects.toThrow(/ddof must be 0 or 1/);
+  });
+
   it('region specs: labels by name and number, prf groups, user mask files', async () => {
     const streams = (await readNifti(roiPath(root, 1, 'streams'))).data;
     const count = (pred: (v: number) => boolean) => streams.filter(pred).length;

@@ -67,11 +67,12 @@ export function loadedAddonPath(): string {
 }
 
 /**
- * The ONNX Runtime library shipped beside the loaded prebuilt addon (prebuilds/linux-x64/ carries
- * onnxruntime-node's libonnxruntime.so.1), or undefined for a source build, which uses
- * onnxruntime-node's own copy.
+ * The ONNX Runtime library shipped in the package beside the prebuilt engine (prebuilds/linux-x64/
+ * carries onnxruntime-node's libonnxruntime.so.1), or undefined where none ships (other platforms, a
+ * checkout). A source build on linux-x64 uses it too.
  */
 export function shippedOrtLibrary(): string | undefined {
-  const lib = path.join(path.dirname(loadedAddonPath()), 'libonnxruntime.so.1');
-  return process.platform === 'linux' && existsSync(lib) ? lib : undefined;
+  if (process.platform !== 'linux') return undefined;
+  const lib = path.join(packageRoot, 'prebuilds', `${process.platform}-${process.arch}`, 'libonnxruntime.so.1');
+  return existsSync(lib) ? lib : undefined;
 }

@@ -12,6 +12,8 @@ import { columnStats, standardize } from './preprocess.js';
 import { loadRegionMask } from './roi.js';
 
 export type ZscoreMode = 'session' | 'train' | 'none';
+/** Delta degrees of freedom of a z-score's SD: 1 = sample SD (divides by n − 1), 0 = population SD (by n). */
+export type ZscoreDdof = 0 | 1;
 
 export interface NsdExtractOptions {
   root: string;
@@ -23,10 +25,16 @@ export interface NsdExtractOptions {
   /** Which betas files to read. Default 'auto' (.hdf5 if present, else .nii.gz). */
   format?: BetasFormatChoice;
   /**
-   * 'session': z-score each voxel across the trials of each session (MindEye); 'train': standardise with the
-   * training rows' mean and SD, ddof = 1 (Brain-Diffuser, Takagi's StandardScaler); 'none' (default).
+   * 'session': z-score each voxel across the trials of each session (MindEye, with scipy.stats.zscore:
+   * ddof 0); 'train': standardise train and test with the training rows' mean and SD (Brain-Diffuser:
+   * np.std with ddof 1; Takagi & Nishimoto: scikit-learn's StandardScaler, ddof 0); 'none' (default).
    */
   zscore?: ZscoreMode;
+  /**
+   * The SD's delta degrees of freedom for `zscore`: 1 (Brain-Diffuser) or 0 (scikit-learn's StandardScaler,
+   * Takagi & Nishimoto; scipy.stats.zscore, MindEye). Default 1 for 'train', 0 for 'session'.
+   */
+  ddof?: ZscoreDdof;
   /** Average repetitions of each training image (Brain-Diffuser). Default false (Takagi trains on single trials). */
   averageTrain?: boolean;
   /** Average repetitions of each test image. Default true. */
@@ -63,7 +71,8 @@ export async function extractNsd(opts: NsdExtractOptions): Promise<NsdExtraction
   );
   const keyInput = {
     root: resolve(o.root), subject: o.subject, roi: o.roi, sessions, format: files.map((f) => f.format),
-    zscore: o.zscore, averageTrain: o.averageTrain, averageTest: o.averageTest, divisor: o.divisor, sources,
+    zscore: o.zscore, ...(o.zscore === 'none' ? {} : { ddof: o.ddof }), averageTrain: o.averageTrain, averageTest: o.averageTest,
+    divisor: o.divisor, sources,
   };
   const key = createHash('sha256').update(JSON.stringify(keyInput)).digest('hex').slice(0, 20);
   const cacheEntry = o.cacheDir ? join(o.cacheDir, `${subjectDir(o.subject)}_${slug(o.roi)}_${key}`) : null;
@@ -103,7 +112,7 @@ export async function extractNsd(opts: NsdExtractOptions): Promise<NsdExtraction
       throw new ShapeError(`${file.path}: ${betas.rows} trials, expected ${T} like ${files[0].path}`);
     }
     if (o.zscore === 'session') {
-      const { mean, std } = columnStats(betas, 0);
+      const { mean, std } = columnStats(betas, o.ddof);
       flatVoxels = Math.max(flatVoxels, standardize(betas, mean, std));
     }
     for (let p = 0; p < T; p++) {
@@ -120,7 +129,7 @@ export async function extractNsd(opts: NsdExtractOptions): Promise<NsdExtraction
   divideByCounts(testM, testPlan.counts);
   if (o.zscore === 'train') {
     if (trainM.rows < 2) throw new InvalidArgumentError(`zscore 'train' needs at least 2 training rows, got ${trainM.rows}`);
-    const { mean, std } = columnStats(trainM, 1);
+    const { mean, std } = columnStats(trainM, o.ddof);
     flatVoxels = standardize(trainM, mean, std);
     standardize(testM, mean, std);
   }
@@ -150,7 +159,7 @@ export async function extractNsd(opts: NsdExtractOptions): Promise<NsdExtraction
       betasFormat: [...new Set(files.map((f) => f.format))].join(','),
       trialsPerSession: T,
     },
-    options: { zscore: o.zscore, averageTrain: o.averageTrain, averageTest: o.averageTest, divisor: o.divisor },
+    options: { zscore: o.zscore, ...(o.zscore === 'none' ? {} : { ddof: o.ddof }), averageTrain: o.averageTrain, averageTest: o.averageTest, divisor: o.divisor },
     sources,
     grid: mask.grid,
     counts: {
@@ -199,6 +208,8 @@ function normalize(opts: NsdExtractOptions): Normalized {
   if (!['session', 'train', 'none'].includes(zscore)) {
     throw new InvalidArgumentError(`extractNsd: zscore must be session, train or none, got ${zscore}`);
   }
+  const ddof = opts.ddof ?? (zscore === 'train' ? 1 : 0);
+  if (ddof !== 0 && ddof !== 1) throw new InvalidArgumentError(`extractNsd: ddof must be 0 or 1, got ${String(opts.ddof)}`);
   const format = opts.format ?? 'auto';
   if (!['auto', 'nifti', 'hdf5'].includes(format)) throw new InvalidArgumentError(`extractNsd: format must be auto, nifti or hdf5, got ${format}`);
   const divisor = opts.divisor ?? 300;
@@ -208,6 +219,7 @@ function normalize(opts: NsdExtractOptions): Normalized {
   return {
     ...opts,
     zscore,
+    ddof,
     format,
     divisor,
     averageTrain: opts.averageTrain ?? false,

@@ -1,6 +1,6 @@
 /** The NSD dataset adapter: betas for a region, the split, stimuli and captions, dataset inventory. */
 export { extractNsd, parseSessions, DEFAULT_MAX_SESSION } from './extract.js';
-export type { NsdExtractOptions, ZscoreMode } from './extract.js';
+export type { NsdExtractOptions, ZscoreMode, ZscoreDdof } from './extract.js';
 export { readNsdExtraction, writeNsdExtraction, EXTRACTION_FILES } from './output.js';
 export type { NsdExtraction, NsdManifest } from './output.js';
 export { readNsdDesign, nsdTrialTable } from './expdesign.js';

@@ -37,6 +37,8 @@ export interface NsdManifest {
   };
   options: {
     zscore: 'session' | 'train' | 'none';
+    /** The z-score's SD: ddof 1 (sample) or 0 (population); absent when zscore is 'none'. */
+    ddof?: 0 | 1;
     averageTrain: boolean;
     averageTest: boolean;
     /** Raw betas were divided by this (NSD: int16 percent signal change × 300). */

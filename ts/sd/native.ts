@@ -39,7 +39,7 @@ export function defaultOrtLibrary(): string {
   const shipped = shippedOrtLibrary();
   if (shipped) return shipped;
   throw new BackendUnavailableError(
-    'no ONNX Runtime library: this engine is a source build, which ships none, and onnxruntime-node is not installed; ' +
+    `no ONNX Runtime library: none ships with the package for ${process.platform}-${process.arch}, and onnxruntime-node is not installed; ` +
       '`npm install onnxruntime-node@1.30.0` (with ONNXRUNTIME_NODE_INSTALL=skip) or set BRAINLATENT_ORT_LIB',
   );
 }

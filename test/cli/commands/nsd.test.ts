@@ -64,7 +64,7 @@ describe('brainlatent synth nsd / nsd extract / nsd info / nsd image', () => {
     const dir = join(tmp, 'bd');
     await run('nsd', 'extract', '--root', root, '--subject', '1', '--roi', 'nsdgeneral', '--out', dir, '--average-train', '--no-average-test', '--zscore', 'train', '--format', 'nifti', '--no-cache');
     const m = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));
-    expect(m.options).toEqual({ zscore: 'train', averageTrain: true, averageTest: false, divisor: 300 });
+    expect(m.options).toEqual({ zscore: 'train', ddof: 1, averageTrain: true, averageTest: false, divisor: 300 });
     expect(m.inputs.betasFormat).toBe('nifti');
     expect(m.counts.testRows).toBe(m.counts.testTrials);
     expect(m.counts.trainRows).toBe(m.counts.trainImages);

@@ -6,7 +6,7 @@ import { PNG } from 'pngjs';
 
 import { InvalidArgumentError } from '../../errors.js';
 import { loadNsdCaptions } from '../../nsd/captions.js';
-import { extractNsd, type ZscoreMode } from '../../nsd/extract.js';
+import { extractNsd, type ZscoreDdof, type ZscoreMode } from '../../nsd/extract.js';
 import { formatNsdInfo, nsdInfo } from '../../nsd/info.js';
 import { writeNsdExtraction } from '../../nsd/output.js';
 import { NsdStimuli } from '../../nsd/stimuli.js';
@@ -21,6 +21,7 @@ interface ExtractFlags {
   sessions?: string;
   out: string;
   zscore: ZscoreMode;
+  ddof?: string;
   averageTrain?: boolean;
   averageTest: boolean;
   format: BetasFormatChoice;
@@ -40,6 +41,12 @@ function positiveInt(text: string, what: string): number {
   return v;
 }
 
+function ddofFlag(text: string | undefined): ZscoreDdof | undefined {
+  if (text === undefined) return undefined;
+  if (text !== '0' && text !== '1') throw new InvalidArgumentError(`--ddof: expected 0 or 1, got '${text}'`);
+  return Number(text) as ZscoreDdof;
+}
+
 export function registerNsdCommand(program: Command): void {
   const nsd = program.command('nsd').description('Natural Scenes Dataset: extract region betas and the split, inspect a download');
 
@@ -51,7 +58,8 @@ export function registerNsdCommand(program: Command): void {
     .requiredOption('--roi <spec>', "region: nsdgeneral, streams:early, streams:1,5, prf-visualrois:V1, or a mask .nii.gz")
     .option('--sessions <list>', 'sessions such as 1-37 or 1-10,12 (default: those present among 1-37)')
     .requiredOption('--out <dir>', 'output folder')
-    .option('--zscore <mode>', "'session' (per voxel within each session), 'train' (training mean/SD) or 'none'", 'none')
+    .option('--zscore <mode>', "'session' (per voxel within each session), 'train' (training mean/SD, applied to test too) or 'none'", 'none')
+    .option('--ddof <0|1>', "the z-score SD's delta degrees of freedom: 1 = Brain-Diffuser (np.std ddof=1), 0 = scikit-learn's StandardScaler (Takagi & Nishimoto) and scipy.stats.zscore (MindEye); default 1 for train, 0 for session")
     .option('--average-train', 'average repetitions of each training image (default: single trials)')
     .option('--no-average-test', 'keep single test trials (default: average repetitions)')
     .option('--format <f>', "betas files to read: 'auto' (.hdf5 if present), 'nifti' or 'hdf5'", 'auto')
@@ -67,7 +75,12 @@ test_image_ids.npy (int32 NSD 73k ids, 1-based, one per row; the train ids are t
 manifest.json (inputs, options, counts, source file sizes and times).
 
 Example (Takagi & Nishimoto: single training trials, averaged test trials):
-  brainlatent nsd extract --root /data/nsd --subject 1 --roi streams:early --sessions 1-37 --out early/`,
+  brainlatent nsd extract --root /data/nsd --subject 1 --roi streams:early --sessions 1-37 --out early/
+
+z-scoring conventions ('--zscore train' standardises test rows with the training statistics):
+  Takagi & Nishimoto (scikit-learn StandardScaler):  --zscore train --ddof 0
+  Brain-Diffuser (np.std(..., ddof=1)):              --zscore train --ddof 1   (the default for train)
+  MindEye (scipy.stats.zscore per session):          --zscore session          (ddof 0)`,
     )
     .action(async (flags: ExtractFlags) => {
       const bar = progressBar('nsd extract');
@@ -78,6 +91,7 @@ Example (Takagi & Nishimoto: single training trials, averaged test trials):
         roi: flags.roi,
         sessions: flags.sessions,
         zscore: flags.zscore,
+        ddof: ddofFlag(flags.ddof),
         averageTrain: flags.averageTrain ?? false,
         averageTest: flags.averageTest,
         format: flags.format,

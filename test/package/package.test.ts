@@ -1,0 +1,113 @@
+/**
+ * What a user of the installed package sees: every public name exported once, docs that link only to
+ * files the package ships, bench records outside the package, and the install/loader rules. The full
+ * install-as-a-dependency check (pack, fresh project, no compiler) is scripts/consumer-check.mjs in CI.
+ */
+import { readdirSync, readFileSync, existsSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+
+import ts from 'typescript';
+import { afterEach, describe, expect, it } from 'vitest';
+
+import { benchResultsDir } from '../../ts/bench/benchRecord.js';
+import { buildInfo } from '../../ts/native/buildInfo.js';
+import { packageRoot, shippedOrtLibrary } from '../../ts/native/binding.js';
+
+const root = packageRoot;
+const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8'));
+
+describe('public API', () => {
+  it('exports every name once (no star export hides another module\'s name)', () => {
+    const program = ts.createProgram([path.join(root, 'ts', 'index.ts')], { module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext, target: ts.ScriptTarget.ES2022, noEmit: true });
+    const checker = program.getTypeChecker();
+    const index = program.getSourceFile(path.join(root, 'ts', 'index.ts'))!;
+    // name → the distinct declarations that index.ts re-exports under it
+    const seen = new Map<string, Set<ts.Symbol>>();
+    const add = (name: string, sym: ts.Symbol) => {
+      const target = sym.flags & ts.SymbolFlags.Alias ? checker.getAliasedSymbol(sym) : sym;
+      if (!seen.has(name)) seen.set(name, new Set());
+      seen.get(name)!.add(target);
+    };
+    for (const st of index.statements) {
+      if (!ts.isExportDeclaration(st) || !st.moduleSpecifier) continue;
+      const mod = checker.getSymbolAtLocation(st.moduleSpecifier);
+      if (!mod) continue;
+      if (!st.exportClause) for (const s of checker.getExportsOfModule(mod)) add(s.name, s);
+      else if (ts.isNamedExports(st.exportClause)) {
+        for (const el of st.exportClause.elements) add(el.name.text, checker.getSymbolAtLocation(el.name)!);
+      }
+    }
+    const twice = [...seen].filter(([, decls]) => decls.size > 1).map(([name]) => name);
+    expect(twice).toEqual([]);
+    expect(seen.has('DEFAULT_ALPHAS') && seen.has('DEFAULT_DECODER_ALPHAS')).toBe(true);
+  });
+});
+
+describe('documentation', () => {
+  const docs = ['README.md', ...readdirSync(path.join(root, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
+  // What `npm pack` ships: package.json's files entries (a folder ships whole unless negated).
+  const shipped = (rel: string) =>
+    pkg.files.some((f: string) => !f.startsWith('!') && (rel === f || rel.startsWith(`${f}/`))) &&
+    !pkg.files.some((f: string) => f.startsWith('!') && (rel === f.slice(1) || rel.startsWith(`${f.slice(1)}/`)));
+
+  it('links only to files that ship with the package', () => {
+    const bad: string[] = [];
+    for (const doc of docs) {
+      const text = readFileSync(path.join(root, doc), 'utf8');
+      for (const m of text.matchAll(/\]\(([^)#\s]+)(#[^)]*)?\)/g)) {
+        const target = m[1];
+        if (/^[a-z]+:/.test(target)) continue; // https:, mailto:
+        const rel = path.relative(root, path.resolve(path.dirname(path.join(root, doc)), target)).split(path.sep).join('/');
+        if (rel.startsWith('..') || !existsSync(path.join(root, rel)) || !shipped(rel)) bad.push(`${doc}: ${target}`);
+      }
+    }
+    expect(bad).toEqual([]);
+  });
+
+  it("cites no team reference notes and holds no notes to the team", () => {
+    for (const doc of docs) {
+      const text = readFileSync(path.join(root, doc), 'utf8');
+      expect(text, doc).not.toMatch(/shared\/reference|\b(ridge|method|sd-onnx|nsd-data|services|style)\.md\b|for the lead|README text/);
+    }
+  });
+});
+
+describe('installed-package behaviour', () => {
+  const saved = process.env.BRAINLATENT_BENCH_DIR;
+  afterEach(() => {
+    if (saved === undefined) delete process.env.BRAINLATENT_BENCH_DIR;
+    else process.env.BRAINLATENT_BENCH_DIR = saved;
+  });
+
+  it('bench records go to the folder the user names, else bench/results/ in this checkout', () => {
+    delete process.env.BRAINLATENT_BENCH_DIR;
+    expect(benchResultsDir()).toBe(path.join(root, 'bench', 'results'));
+    process.env.BRAINLATENT_BENCH_DIR = 'my-bench';
+    expect(benchResultsDir()).toBe(path.resolve('my-bench'));
+  });
+
+  it('the checkout loads its own source build (node-gyp-build prefers build/Release over prebuilds/)', () => {
+    const info = buildInfo();
+    if (process.env.BRAINLATENT_ADDON) expect(info.origin).toBe('override');
+    else {
+      expect(info.origin).toBe('source');
+      expect(info.addon).toBe(path.join(root, 'build', 'Release', 'brainlatent.node'));
+    }
+    expect(info.blas).toMatch(/BLAS|MKL|BLIS/);
+  });
+
+  it('ships the prebuilt engine and ONNX Runtime, and builds from source only when asked or needed', () => {
+    expect(pkg.files).toContain('prebuilds');
+    expect(pkg.binary).toEqual({ napi_versions: [8] }); // cmake-js then needs no Node headers download
+    expect(pkg.dependencies['com.github.asus4.onnxruntime']).toBeUndefined();
+    expect(pkg.dependencies['onnxruntime-node']).toBeUndefined();
+    expect(pkg.peerDependenciesMeta['onnxruntime-node'].optional).toBe(true);
+    expect(pkg.scripts.prepare).toBeUndefined(); // npm pack compiles dist/ once, in prepack, and says so
+    // the ONNX Runtime C API headers a source build needs are in the package, not a 385 MB dependency
+    expect(statSync(path.join(root, 'native', 'third_party', 'onnxruntime', 'include', 'onnxruntime_c_api.h')).size).toBeGreaterThan(0);
+    // in a checkout nothing ships an ONNX Runtime copy: onnxruntime-node (a dev dependency) provides it
+    if (!existsSync(path.join(root, 'prebuilds'))) expect(shippedOrtLibrary()).toBeUndefined();
+    expect(() => createRequire(import.meta.url).resolve('node-gyp-build')).not.toThrow();
+  });
+});
