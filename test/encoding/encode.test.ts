@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { encode, type EncodeResult } from '../../ts/encoding/encode.js';
+import { resolveEncodeConfig } from '../../ts/config/encode.js';
+import { encode, encodeStages, type EncodeResult } from '../../ts/encoding/encode.js';
 import { listUnetLayers } from '../../ts/encoding/unetLayers.js';
 import { readNifti, readNiftiHeader, writeNifti } from '../../ts/io/nifti.js';
 import { writeNpy } from '../../ts/io/npy.js';
@@ -166,8 +167,85 @@ describe('noise ceiling from ncsnr.nii.gz', () => {
   });
 });
 
+describe('encode on the pipeline stage machinery', () => {
+  const mainConfig = () => ({
+    out: join(world.tmp, 'out'),
+    nsd: { root: world.nsd.root, subject: 1, zscore: 'none' as const },
+    model: world.model,
+    imageSize: 64,
+    featureSets: [
+      { name: 'z', kind: 'z' as const },
+      { name: 'c', kind: 'c' as const },
+      { name: 'zc', kind: 'zc' as const, strength: 0.5, steps: 4, guidance: 1 },
+      { name: 'unet', kind: 'unet' as const, layers, timesteps: [200, 800], pool: 2 },
+    ],
+    ridge: { alphas: '1e-1:1e5:13' },
+    banded: [{ name: 'z+c', sets: ['z', 'c'], nIter: 20 }],
+    noiseCeiling: 'estimate',
+  });
+
+  it('runs one stage per job in dependency order, each leaving a marker', () => {
+    const ids = result.stages.map((s) => s.stage);
+    expect(ids).toEqual([
+      'extract', 'ceiling', 'embed', 'features.zc', 'features.unet',
+      'fit.z', 'fit.c', 'fit.zc', 'fit.unet.L0.t200', 'fit.unet.L0.t800', 'fit.unet.L1.t200', 'fit.unet.L1.t800',
+      'banded.z+c', 'maps', 'report',
+    ]);
+    expect(result.stages.every((s) => s.status === 'ran')).toBe(true);
+  });
+
+  it('resumes: a second run skips every stage and returns the same results', async () => {
+    const again = await encode(mainConfig());
+    expect(again.stages.every((s) => s.status === 'skipped')).toBe(true);
+    expect(again.featureSets.map((f) => [f.name, f.meanR])).toEqual(result.featureSets.map((f) => [f.name, f.meanR]));
+    for (const [i, f] of again.featureSets.entries()) expect(f.r).toEqual(result.featureSets[i].r);
+    expect(again.banded[0].unique.z).toEqual(result.banded[0].unique.z);
+    const dry = await encode(mainConfig(), { dryRun: true });
+    expect(dry.plan!.filter((l) => /^run  /.test(l))).toEqual([]);
+  });
+
+  it('a stage runs on its own from the completed outputs; after it, only what depends on it reruns', async () => {
+    const { runStage } = await import('../../ts/pipeline/stageRunner.js');
+    const { rm } = await import('node:fs/promises');
+    const c = resolveEncodeConfig(mainConfig());
+    const fit = encodeStages(c).find((s) => s.id === 'fit.zc')!;
+    await rm(join(c.out, 'fits', 'zc'), { recursive: true });
+    const report = await runStage(c, fit, { progress: () => {} });
+    expect(report.status).toBe('ran');
+    const zc = result.featureSets.find((f) => f.name === 'zc')!;
+    const { readNpy } = await import('../../ts/io/npy.js');
+    expect((await readNpy(join(c.out, 'fits', 'zc', 'r.npy'))).data).toEqual(zc.r);
+    // a stage that must run (its marker is gone) reruns, and so does every stage that depends on it
+    await rm(join(c.out, 'stages', 'fit.c.json'));
+    const again = await encode(c);
+    expect(again.stages.filter((s) => s.status === 'ran').map((s) => s.stage)).toEqual(['fit.c', 'maps', 'report']);
+    expect(again.featureSets.find((f) => f.name === 'c')!.r).toEqual(result.featureSets.find((f) => f.name === 'c')!.r);
+  });
+
+  it('refuses a folder holding another config, says what would run in a dry run, and --force redoes everything', async () => {
+    const path = join(world.tmp, 'file-feat.npy'), ids = join(world.tmp, 'file-ids.npy');
+    const { readFile } = await import('node:fs/promises');
+    const imageIds = JSON.parse(await readFile(join(world.tmp, 'out', 'data', 'image_ids.json'), 'utf8')) as { train: number[]; test: number[] };
+    const every = [...new Set([...imageIds.train, ...imageIds.test])];
+    await writeNpy(path, Float32Array.from({ length: every.length * 4 }, (_, i) => Math.sin(i)), [every.length, 4]);
+    await writeNpy(ids, Int32Array.from(every), [every.length]);
+    const cfg = { out: join(world.tmp, 'file-run'), nsd: { root: world.nsd.root, subject: 1, zscore: 'none' as const, cacheDir: join(world.tmp, 'out', 'cache') }, featureSets: [{ name: 'f', kind: 'file' as const, path, ids }], noiseCeiling: 'none' };
+    const first = await encode(cfg);
+    expect(first.stages.map((s) => [s.stage, s.status])).toEqual([['extract', 'ran'], ['ceiling', 'ran'], ['fit.f', 'ran'], ['maps', 'ran'], ['report', 'ran']]);
+    const other = { ...cfg, ridge: { folds: 3 } };
+    await expect(encode(other)).rejects.toThrow(/cannot start encode:[\s\S]*holds another run's outputs/);
+    const dry = await encode(other, { dryRun: true });
+    expect(dry.plan!.filter((l) => /^run  /.test(l)).map((l) => l.split(/\s+/)[1])).toEqual(['extract', 'ceiling', 'fit.f', 'maps', 'report']);
+    const forced = await encode(other, { force: true });
+    expect(forced.stages.every((s) => s.status === 'ran')).toBe(true);
+    expect((await encode(other)).stages.every((s) => s.status === 'skipped')).toBe(true);
+  });
+});
+
 describe('encode bad input', () => {
-  const base = () => ({ out: join(world.tmp, 'bad'), nsd: { root: world.nsd.root, subject: 1, zscore: 'none' as const }, model: world.model, imageSize: 64 });
+  // each case in its own run folder: a folder holding another config's run is refused (tested below)
+  let runs = 0;
+  const base = () => ({ out: join(world.tmp, `bad-${++runs}`), nsd: { root: world.nsd.root, subject: 1, zscore: 'none' as const }, model: world.model, imageSize: 64 });
 
   it('rejects features for images that have no betas', async () => {
     const path = join(world.tmp, 'feat.npy'), ids = join(world.tmp, 'feat-ids.npy');

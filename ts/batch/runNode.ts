@@ -153,8 +153,7 @@ export async function runNode(node: BatchNode, ctl: NodeControl): Promise<NodeRe
       const markerPath = join(c.out, 'stages', 'encode.json');
       const m = await readJson<{ hash: string; outputs: string[] }>(markerPath);
       if (!ctl.depsRan && m && m.hash === encodeHash(c) && m.outputs.every((o) => existsSync(join(c.out, o)))) return { status: 'skipped', seconds: seconds() };
-      const stages = ['betas', 'features', 'fit', 'banded', 'outputs'];
-      const r = await encode(c, { signal: ctl.signal, onProgress: (p) => ctl.progress((stages.indexOf(p.stage) + p.fraction) / stages.length, `${p.stage}: ${p.detail}`) });
+      const r = await encode(c, { signal: ctl.signal, onProgress: (p) => ctl.progress((p.index - 1 + p.fraction) / p.stages, `${p.stage}: ${p.detail}`) });
       const summary = { voxels: r.voxels, featureSets: Object.fromEntries(r.featureSets.map((f) => [f.name, f.meanR])) };
       await writeJsonAtomic(markerPath, { hash: encodeHash(c), outputs: r.files, seconds: seconds(), summary });
       return { status: 'done', seconds: seconds(), summary };

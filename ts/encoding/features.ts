@@ -5,6 +5,7 @@ import type { Matrix } from '../matrix.js';
 import { Diffusion, type SdComponent } from '../sd/Diffusion.js';
 import { OnnxModel, unetFeatures } from '../sd/OnnxModel.js';
 import { samplerBinding } from '../sd/native.js';
+import { readScheduleConfig } from '../sd/schedulerConfig.js';
 import { philoxNormal } from '../sd/philox.js';
 import type { Tensor } from '../sd/tensor.js';
 import { featureSetNames, type FeatureSetSpec } from '../config/encode.js';
@@ -45,13 +46,146 @@ export async function readFeatureFile(spec: Extract<FeatureSetSpec, { kind: 'fil
   const x = await readMatrixNpy(spec.path, `feature set '${spec.name}'`);
   const ids = spec.ids ? await readIntVectorNpy(spec.ids, `feature set '${spec.name}' ids`) : Int32Array.from({ length: x.rows }, (_, i) => i + 1);
   if (ids.length !== x.rows) throw new ShapeError(`feature set '${spec.name}': ${spec.ids} has ${ids.length} ids for the ${x.rows} rows of ${spec.path}`);
-  return { name: spec.name, ids, x, description: `features from ${spec.path}` };
+  return { name: spec.name, ids, x, description: describeFeatures(spec) };
+}
+
+/** z and c of every image, the inputs of every model feature set. */
+export interface Embeddings {
+  /** 73k id of each row. */
+  ids: Int32Array;
+  /** VAE posterior mean × scaling factor, flattened [4, h, w] per row. */
+  z: Matrix;
+  /** Text-encoder hidden states averaged over the image's captions, flattened [77, D] per row. */
+  c: Matrix;
+  /** Per-row shapes: z [4, h, w], c [77, D]. */
+  zShape: number[];
+  cShape: number[];
+}
+
+export interface BatchOptions {
+  /** Images per model call. Default 8. */
+  batch?: number;
+  onProgress?: (done: number, total: number) => void;
+  signal?: AbortSignal;
+}
+
+function checkAbort(signal?: AbortSignal): void {
+  if (signal?.aborted) throw new CancelledError('feature extraction aborted');
+}
+
+/** Rows [r0, r1) of a matrix as a batch tensor of per-row shape `shape` (a copy of that batch only). */
+function rowsTensor(m: Matrix, r0: number, r1: number, shape: number[]): Tensor {
+  return { data: m.data.slice(r0 * m.cols, r1 * m.cols), shape: [r1 - r0, ...shape] };
+}
+
+/** z and c for every id, `batch` images per VAE / text-encoder call. */
+export async function embedImages(diffusion: Diffusion, ids: Int32Array, source: ImageSource, opts: BatchOptions = {}): Promise<Embeddings> {
+  const batch = opts.batch ?? 8;
+  let z: Float32Array | null = null;
+  let c: Float32Array | null = null;
+  let zShape: number[] = [];
+  let cShape: number[] = [];
+  for (let b0 = 0; b0 < ids.length; b0 += batch) {
+    checkAbort(opts.signal);
+    const bids = Array.from(ids.subarray(b0, Math.min(ids.length, b0 + batch)));
+    const imgs = bids.map((id) => source.image(id));
+    const { width, height } = imgs[0];
+    if (imgs.some((im) => im.width !== width || im.height !== height)) throw new ShapeError('embedImages: images of one batch differ in size');
+    const data = new Uint8Array(imgs.length * width * height * 3);
+    imgs.forEach((im, i) => data.set(im.data, i * width * height * 3));
+    const zb = await diffusion.encodeImages({ data, count: imgs.length, width, height }, { mode: 'mean' });
+    const cb = await captionEmbedding(diffusion, bids, source);
+    zShape = zb.shape.slice(1);
+    cShape = cb.shape.slice(1);
+    const zPer = zb.data.length / bids.length, cPer = cb.data.length / bids.length;
+    z ??= new Float32Array(ids.length * zPer);
+    c ??= new Float32Array(ids.length * cPer);
+    z.set(zb.data, b0 * zPer);
+    c.set(cb.data, b0 * cPer);
+    opts.onProgress?.(b0 + bids.length, ids.length);
+  }
+  const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
+  return {
+    ids,
+    z: { data: z ?? new Float32Array(0), rows: ids.length, cols: size(zShape) },
+    c: { data: c ?? new Float32Array(0), rows: ids.length, cols: size(cShape) },
+    zShape,
+    cShape,
+  };
+}
+
+/** z_c: img2img from z conditioned on c at the spec's strength, noise keyed by (seed, 73k id). */
+export async function zcFeatures(diffusion: Diffusion, spec: Extract<FeatureSetSpec, { kind: 'zc' }>, e: Embeddings, opts: BatchOptions = {}): Promise<FeatureTable> {
+  const batch = opts.batch ?? 8;
+  const x = new Float32Array(e.z.data.length);
+  for (let b0 = 0; b0 < e.ids.length; b0 += batch) {
+    checkAbort(opts.signal);
+    const b1 = Math.min(e.ids.length, b0 + batch);
+    const z = rowsTensor(e.z, b0, b1, e.zShape);
+    const c = rowsTensor(e.c, b0, b1, e.cShape);
+    const noise = keyedNoise(spec.seed, Array.from(e.ids.subarray(b0, b1)), z.shape);
+    const r = await diffusion.img2img({ z, c, strength: spec.strength, steps: spec.steps, guidance: spec.guidance, scheduler: 'ddim', noise, signal: opts.signal });
+    x.set(r.latents.data, b0 * e.z.cols);
+    opts.onProgress?.(b1, e.ids.length);
+  }
+  return { name: spec.name, ids: e.ids, x: { data: x, rows: e.ids.length, cols: e.z.cols }, description: describeFeatures(spec) };
 }
 
 /**
- * Computes model features for `ids`. One Diffusion instance serves every spec; images and captions are read
- * once per batch. U-Net layers run on the engine's ONNX Runtime (OnnxModel) with a copy of the U-Net whose graph
- * outputs include them.
+ * U-Net activations: the U-Net run once per timestep on z noised to it (√ᾱ·z + √(1−ᾱ)·ε, ε keyed by
+ * (seed, 73k id)) with c, on the engine's ONNX Runtime (OnnxModel), with a copy of the U-Net whose graph
+ * outputs include the layers. One table per layer × timestep, in that order.
+ */
+export async function unetLayerFeatures(
+  modelDir: string,
+  spec: Extract<FeatureSetSpec, { kind: 'unet' }>,
+  e: Embeddings,
+  opts: BatchOptions = {},
+): Promise<FeatureTable[]> {
+  const batch = opts.batch ?? 8;
+  const exposed = await exposeUnetLayers(modelDir, spec.layers);
+  const alphas = samplerBinding().sdAlphasCumprod(await readScheduleConfig(modelDir));
+  const model = await OnnxModel.load(exposed.path);
+  const n = e.ids.length;
+  const tables = new Map<string, Matrix>();
+  try {
+    for (let b0 = 0; b0 < n; b0 += batch) {
+      checkAbort(opts.signal);
+      const b1 = Math.min(n, b0 + batch);
+      const z = rowsTensor(e.z, b0, b1, e.zShape);
+      const cond = rowsTensor(e.c, b0, b1, e.cShape);
+      for (const t of spec.timesteps) {
+        const noise = keyedNoise(spec.seed, Array.from(e.ids.subarray(b0, b1)), z.shape);
+        const a = alphas[t];
+        const xt = z.data.map((v, q) => Math.sqrt(a) * v + Math.sqrt(1 - a) * noise.data[q]);
+        const outs = await unetFeatures(model, { sample: { data: xt, shape: z.shape }, timestep: t, cond }, spec.layers, { signal: opts.signal });
+        for (const l of spec.layers) {
+          const name = `${spec.name}:${l}@t${t}`;
+          const pooled = pool(outs[l], spec.pool, `${spec.name}:${l}`);
+          const per = pooled.length / (b1 - b0);
+          let m = tables.get(name);
+          if (!m) tables.set(name, (m = { data: new Float32Array(n * per), rows: n, cols: per }));
+          if (per !== m.cols) throw new ShapeError(`${name}: ${per} values per image, ${m.cols} in an earlier batch`);
+          m.data.set(pooled, b0 * per);
+        }
+      }
+      opts.onProgress?.(b1, n);
+    }
+  } finally {
+    model.dispose();
+  }
+  return spec.layers.flatMap((layer) =>
+    spec.timesteps.map((timestep) => {
+      const name = `${spec.name}:${layer}@t${timestep}`;
+      return { name, ids: e.ids, x: tables.get(name)!, description: describeFeatures(spec, layer, timestep), layer, timestep };
+    }),
+  );
+}
+
+/**
+ * Computes every feature set for `ids`: 'file' sets are read; z and c come from one pass of the VAE and the
+ * text encoder (images and captions read once per batch); z_c and U-Net sets are computed from them.
+ * Tables come in spec order, 'file' sets first.
  */
 export async function computeFeatures(specs: FeatureSetSpec[], ids: Int32Array, source: ImageSource, opts: FeatureOptions = {}): Promise<FeatureTable[]> {
   const out: FeatureTable[] = [];
@@ -59,89 +193,39 @@ export async function computeFeatures(specs: FeatureSetSpec[], ids: Int32Array, 
   const model = specs.filter((s) => s.kind !== 'file');
   if (model.length === 0) return out;
   if (!opts.model) throw new InvalidArgumentError(`feature sets ${model.map((s) => `'${s.name}'`).join(', ')} need a model folder (model: an SD 1.x ONNX folder)`);
-  const batch = opts.batch ?? 8;
+  const dir = opts.model;
+  const batchOpts = (set: string): BatchOptions => ({ batch: opts.batch, signal: opts.signal, onProgress: (done, total) => opts.onProgress?.({ set, done, total }) });
+  // U-Net layer names are checked before any heavy work
+  for (const s of model) if (s.kind === 'unet') await exposeUnetLayers(dir, s.layers);
   const components: SdComponent[] = ['text_encoder', 'vae_encoder'];
   if (model.some((s) => s.kind === 'zc')) components.push('unet');
-  // Check U-Net layer names before any heavy work.
-  // U-Net layers run on the engine's ONNX Runtime: a copy of the U-Net with the layers as extra graph outputs
-  const unets = new Map<string, OnnxModel>();
-  for (const s of model) {
-    if (s.kind !== 'unet') continue;
-    const exposed = await exposeUnetLayers(opts.model, s.layers);
-    unets.set(s.name, await OnnxModel.load(exposed.path));
-  }
-  const diffusion = await Diffusion.load(opts.model, { components });
+  const diffusion = await Diffusion.load(dir, { components });
   try {
-    const alphas = unets.size ? samplerBinding().sdAlphasCumprod(diffusion.schedule) : new Float64Array(0);
-    const rows = new Map<string, Float32Array[]>();
-    const push = (name: string, data: Float32Array, count: number) => {
-      const per = data.length / count;
-      const list = rows.get(name) ?? [];
-      for (let i = 0; i < count; i++) list.push(data.slice(i * per, (i + 1) * per));
-      rows.set(name, list);
-    };
-    for (let b0 = 0; b0 < ids.length; b0 += batch) {
-      if (opts.signal?.aborted) throw new CancelledError('feature extraction aborted');
-      const bids = Array.from(ids.subarray(b0, Math.min(ids.length, b0 + batch)));
-      const imgs = bids.map((id) => source.image(id));
-      const { width, height } = imgs[0];
-      if (imgs.some((im) => im.width !== width || im.height !== height)) throw new ShapeError('computeFeatures: images of one batch differ in size');
-      const data = new Uint8Array(imgs.length * width * height * 3);
-      imgs.forEach((im, i) => data.set(im.data, i * width * height * 3));
-      const z = await diffusion.encodeImages({ data, count: imgs.length, width, height }, { mode: 'mean' });
-      const c = await captionEmbedding(diffusion, bids, source);
-      for (const s of model) {
-        if (s.kind === 'z') push(s.name, z.data, bids.length);
-        else if (s.kind === 'c') push(s.name, c.data, bids.length);
-        else if (s.kind === 'zc') {
-          const seed = s.seed ?? 0;
-          const noise = keyedNoise(seed, bids, z.shape);
-          const r = await diffusion.img2img({ z, c, strength: s.strength, steps: s.steps ?? 50, guidance: s.guidance ?? 5, scheduler: 'ddim', noise, signal: opts.signal });
-          push(s.name, r.latents.data, bids.length);
-        } else if (s.kind === 'unet') {
-          const u = unets.get(s.name)!;
-          for (const t of s.timesteps) {
-            const noise = keyedNoise(s.seed ?? 0, bids, z.shape);
-            const a = alphas[t];
-            const xt = z.data.map((v, q) => Math.sqrt(a) * v + Math.sqrt(1 - a) * noise.data[q]);
-            const outs = await unetFeatures(u, { sample: { data: xt, shape: z.shape }, timestep: t, cond: c }, s.layers, { signal: opts.signal });
-            for (const l of s.layers) push(`${s.name}:${l}@t${t}`, pool(outs[l], s.pool ?? 1, `${s.name}:${l}`), bids.length);
-          }
-        }
-      }
-      opts.onProgress?.({ set: model.map((s) => s.name).join(','), done: Math.min(ids.length, b0 + batch), total: ids.length });
-    }
+    const e = await embedImages(diffusion, ids, source, batchOpts('z,c'));
     for (const s of model) {
-      for (const name of featureSetNames(s)) {
-        const list = rows.get(name)!;
-        const cols = list[0].length;
-        const x = new Float32Array(list.length * cols);
-        list.forEach((r, i) => x.set(r, i * cols));
-        const [, layer, t] = /^[^:]+:(.+)@t(\d+)$/.exec(name) ?? [];
-        out.push({
-          name,
-          ids: Int32Array.from(ids),
-          x: { data: x, rows: list.length, cols },
-          description: describe(s, layer, t ? Number(t) : undefined),
-          layer,
-          timestep: t ? Number(t) : undefined,
-        });
-      }
+      if (s.kind === 'z' || s.kind === 'c') out.push({ name: s.name, ids: e.ids, x: s.kind === 'z' ? e.z : e.c, description: describeFeatures(s) });
+      else if (s.kind === 'zc') out.push(await zcFeatures(diffusion, s, e, batchOpts(s.name)));
+      else if (s.kind === 'unet') out.push(...(await unetLayerFeatures(dir, s, e, batchOpts(s.name))));
     }
     return out;
   } finally {
     diffusion.dispose();
-    for (const u of unets.values()) u.dispose();
   }
 }
 
-function describe(s: FeatureSetSpec, layer?: string, t?: number): string {
+/** What a feature table is, for the report. */
+export function describeFeatures(s: FeatureSetSpec, layer?: string, t?: number): string {
   switch (s.kind) {
-    case 'z': return 'z: VAE latent of the image (posterior mean × scaling factor)';
-    case 'c': return 'c: text-encoder hidden states, mean over the captions';
-    case 'zc': return `z_c: latent after img2img at strength ${s.strength} (${s.steps ?? 50} steps, guidance ${s.guidance ?? 5})`;
-    case 'unet': return `U-Net ${layer} at t=${t}, pooled to ${s.pool ?? 1}×${s.pool ?? 1}`;
-    default: return s.name;
+    case 'file':
+      return `features from ${s.path}`;
+    case 'z':
+      return 'z: VAE latent of the image (posterior mean × scaling factor)';
+    case 'c':
+      return 'c: text-encoder hidden states, mean over the captions';
+    case 'zc':
+      return `z_c: latent after img2img at strength ${s.strength} (${s.steps} steps, guidance ${s.guidance})`;
+    case 'unet':
+      return `U-Net ${layer} at t=${t}, pooled to ${s.pool}×${s.pool}`;
   }
 }
 

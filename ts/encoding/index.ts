@@ -1,6 +1,6 @@
 /** Public surface of the encoding models (for ts/index.ts). */
-export { encode, alignFeatures, encodeExtractOptions } from './encode.js';
-export type { EncodeConfig, EncodeConfigInput, EncodeProgress, EncodeResult, FeatureSetResult, BandedResult } from './encode.js';
+export { encode, encodeResult, encodeStages, alignFeatures, encodeExtractOptions } from './encode.js';
+export type { EncodeConfig, EncodeConfigInput, EncodeOptions, EncodeProgress, EncodeResult, FeatureSetResult, BandedResult } from './encode.js';
 export { BandedRidgeCV, dirichletGammas, concatSpaces } from './BandedRidgeCV.js';
 export type { BandedRidgeCVOptions, FeatureSpaces } from './BandedRidgeCV.js';
 export { BandedRidgeModel } from './BandedRidgeModel.js';

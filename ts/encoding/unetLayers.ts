@@ -44,7 +44,10 @@ function blockOf(node: INode): string {
 
 /** Candidate layer outputs of a U-Net: every node output, with its block and whether it ends the block. */
 export async function listUnetLayers(modelDir: string): Promise<UnetLayer[]> {
-  const model = await readModel(unetModelPath(modelDir));
+  return layersOf(await readModel(unetModelPath(modelDir)));
+}
+
+function layersOf(model: IModel): UnetLayer[] {
   const nodes = model.graph?.node ?? [];
   const out: UnetLayer[] = [];
   nodes.forEach((node, index) => {
@@ -54,6 +57,27 @@ export async function listUnetLayers(modelDir: string): Promise<UnetLayer[]> {
   out.forEach((l, k) => lastOf.set(l.block || `#${l.name}`, k));
   for (const k of lastOf.values()) out[k].blockOutput = true;
   return out;
+}
+
+function missingLayersMessage(modelDir: string, src: string, model: IModel, layers: string[]): string | null {
+  const nodes = model.graph?.node ?? [];
+  const produced = new Set(nodes.flatMap((n) => n.output ?? []));
+  const missing = layers.filter((l) => !produced.has(l));
+  if (missing.length === 0) return null;
+  const hint = layersOf(model)
+    .filter((l) => l.blockOutput)
+    .slice(0, 12)
+    .map((l) => l.name);
+  return (
+    `layer ${missing.map((m) => `'${m}'`).join(', ')} is not in ${src} (${produced.size} node outputs); ` +
+    `candidates include ${hint.join(', ')}. List them all with: brainlatent sd layers --model ${modelDir}`
+  );
+}
+
+/** What is wrong with `layers` as tensor names of the folder's U-Net (null when every one exists). */
+export async function missingUnetLayers(modelDir: string, layers: string[]): Promise<string | null> {
+  const src = unetModelPath(modelDir);
+  return missingLayersMessage(modelDir, src, await readModel(src), layers);
 }
 
 /**
@@ -73,16 +97,8 @@ export async function exposeUnetLayers(modelDir: string, layers: string[], cache
   const graph = model.graph;
   if (!graph) throw new FormatError(`${src}: the model has no graph`);
   if (layers.length === 0) throw new InvalidArgumentError(`exposeUnetLayers: no layer names given for ${src}`);
-  const produced = new Set((graph.node ?? []).flatMap((n) => n.output ?? []));
-  const missing = layers.filter((l) => !produced.has(l));
-  if (missing.length) {
-    const all = await listUnetLayers(modelDir);
-    const hint = all.filter((l) => l.blockOutput).slice(0, 12).map((l) => l.name);
-    throw new InvalidArgumentError(
-      `layer ${missing.map((m) => `'${m}'`).join(', ')} is not in ${src} (${produced.size} node outputs); ` +
-        `candidates include ${hint.join(', ')}. List them all with: brainlatent sd layers --model ${modelDir}`,
-    );
-  }
+  const missing = missingLayersMessage(modelDir, src, model, layers);
+  if (missing) throw new InvalidArgumentError(missing);
   const existing = new Set((graph.output ?? []).map((o) => o.name));
   const info = new Map((graph.valueInfo ?? []).map((v) => [v.name, v]));
   for (const l of layers) {

@@ -11,17 +11,18 @@ import { configHash, type ReconstructConfig } from './config.js';
 export const STAGES = ['extract', 'features', 'decoders', 'zonly', 'img2img', 'evaluate', 'report'] as const;
 export type StageName = (typeof STAGES)[number];
 
-export interface RunManifest {
+export interface RunManifest<C = ReconstructConfig> {
   format: 'brainlatent-run';
   version: 1;
   configHash: string;
   createdAt: string;
-  config: ReconstructConfig;
+  config: C;
   versions: Record<string, string>;
 }
 
 export interface StageMarker {
-  stage: StageName;
+  /** A reconstruct stage, or another pipeline's stage id (encode: extract, fit.z, …). */
+  stage: string;
   configHash: string;
   seconds: number;
   finishedAt: string;
@@ -31,7 +32,7 @@ export interface StageMarker {
 
 export const paths = (out: string) => ({
   run: join(out, 'run.json'),
-  stage: (s: StageName) => join(out, 'stages', `${s}.json`),
+  stage: (s: string) => join(out, 'stages', `${s}.json`),
   ids: join(out, 'data', 'image_ids.json'),
   zFeatures: join(out, 'features', 'z.npy'),
   cFeatures: join(out, 'features', 'c.npy'),
@@ -61,7 +62,7 @@ export async function readManifest(out: string): Promise<RunManifest | null> {
 }
 
 /** A folder's conflict with this config: null if it is empty, new, or holds this same run. */
-export async function runFolderConflict(config: ReconstructConfig): Promise<string | null> {
+export async function runFolderConflict(config: { out: string }): Promise<string | null> {
   const m = await readManifest(config.out);
   if (m === null) {
     if (existsSync(paths(config.out).run)) return `${paths(config.out).run} exists but is not a brainlatent run manifest`;
@@ -74,14 +75,14 @@ export async function runFolderConflict(config: ReconstructConfig): Promise<stri
   return null;
 }
 
-export async function writeManifest(config: ReconstructConfig, versions: Record<string, string>): Promise<void> {
+export async function writeManifest(config: { out: string }, versions: Record<string, string>): Promise<void> {
   await mkdir(config.out, { recursive: true });
-  const m: RunManifest = { format: 'brainlatent-run', version: 1, configHash: configHash(config), createdAt: new Date().toISOString(), config, versions };
+  const m: RunManifest<unknown> = { format: 'brainlatent-run', version: 1, configHash: configHash(config), createdAt: new Date().toISOString(), config, versions };
   await writeFile(paths(config.out).run, JSON.stringify(m, null, 2));
 }
 
 /** A stage is done when its marker matches the config and all its outputs exist. */
-export async function stageDone(config: ReconstructConfig, stage: StageName): Promise<boolean> {
+export async function stageDone(config: { out: string }, stage: string): Promise<boolean> {
   const p = paths(config.out).stage(stage);
   if (!existsSync(p)) return false;
   try {
@@ -92,7 +93,7 @@ export async function stageDone(config: ReconstructConfig, stage: StageName): Pr
   }
 }
 
-export async function readStageMarker(config: ReconstructConfig, stage: StageName): Promise<StageMarker | null> {
+export async function readStageMarker(config: { out: string }, stage: string): Promise<StageMarker | null> {
   try {
     return JSON.parse(await readFile(paths(config.out).stage(stage), 'utf8')) as StageMarker;
   } catch {
@@ -100,7 +101,7 @@ export async function readStageMarker(config: ReconstructConfig, stage: StageNam
   }
 }
 
-export async function markStage(config: ReconstructConfig, marker: Omit<StageMarker, 'configHash' | 'finishedAt'>): Promise<void> {
+export async function markStage(config: { out: string }, marker: Omit<StageMarker, 'configHash' | 'finishedAt'>): Promise<void> {
   await mkdir(join(config.out, 'stages'), { recursive: true });
   const m: StageMarker = { ...marker, configHash: configHash(config), finishedAt: new Date().toISOString() };
   await writeFile(paths(config.out).stage(marker.stage), JSON.stringify(m, null, 2));

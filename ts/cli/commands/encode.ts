@@ -7,14 +7,16 @@ import { EncodeConfigSchema, resolveEncodeConfig } from '../../config/encode.js'
 import { schemaHelpText } from '../../config/help.js';
 import { encode } from '../../encoding/encode.js';
 import { readConfigFile } from '../configFile.js';
-import { progressBar } from '../progress.js';
+import { stageProgress } from './reconstruct.js';
 
 export function registerEncodeCommand(program: Command): void {
   program
     .command('encode')
     .description('voxel-wise encoding models: diffusion-model features → voxels, maps, region table and report')
     .requiredOption('--config <json>', 'encoding config (see docs/encoding.md)')
-    .option('--out <dir>', 'output folder (overrides the config)')
+    .option('--out <dir>', 'run folder (overrides the config)')
+    .option('--force', 'redo every stage (and replace another run in --out)')
+    .option('--dry-run', 'print the stages that would run and the model evaluations, do nothing')
     .addHelpText(
       'after',
       `
@@ -23,17 +25,26 @@ scored by held-out Pearson r; the run writes maps/<set>.nii.gz on the subject's 
 (mean accuracy per streams / prf-visualrois region), mosaics/<set>.png and report.html.
 'brainlatent sd layers --model DIR' lists the U-Net tensors a "unet" set can use. See docs/encoding.md.
 
+The run is resumable: each stage (extract, ceiling, embed, features.<set>, fit.<table>, banded.<name>,
+maps, report) writes stages/<stage>.json once its outputs are complete, and a second run with the same
+config skips the stages that are done. Examples:
+  brainlatent encode --config enc.json --dry-run    # the stages and the model evaluations to come
+  brainlatent encode --config enc.json              # resumes where an interrupted run stopped
+  brainlatent encode --config enc.json --force      # redoes everything
+
 ${schemaHelpText(EncodeConfigSchema, 'enc.json')}`,
     )
-    .action(async (f: { config: string; out?: string }) => {
+    .action(async (f: { config: string; out?: string; force?: boolean; dryRun?: boolean }) => {
       const file = await readConfigFile(f.config, EncodeConfigSchema);
       // every problem of the file is listed, naming it; a file that holds no object is reported as such
       const config = resolveEncodeConfig(f.out && typeof file === 'object' && file !== null && !Array.isArray(file) ? { ...file, out: resolve(f.out) } : file, f.config);
-      const bar = progressBar('encode');
       const ctl = new AbortController();
       process.once('SIGINT', () => ctl.abort());
-      const r = await encode(config, { signal: ctl.signal, onProgress: (p) => bar.update(p.fraction, `${p.stage} ${p.detail}`) });
-      bar.done();
+      const r = await encode(config, { signal: ctl.signal, force: f.force, dryRun: f.dryRun, onProgress: f.dryRun ? undefined : stageProgress() });
+      if (r.plan) {
+        process.stdout.write(`${r.plan.join('\n')}\n`);
+        return;
+      }
       const regions = [...new Set(r.featureSets.flatMap((s) => s.regions.filter((x) => x.atlas !== 'prf-visualrois').map((x) => x.region)))];
       const w = Math.max(12, ...r.featureSets.map((s) => s.name.length));
       process.stdout.write(`${r.voxels} voxels, ${r.trainImages} training / ${r.testImages} test images; mean held-out r:\n`);
@@ -45,6 +56,8 @@ ${schemaHelpText(EncodeConfigSchema, 'enc.json')}`,
         };
         process.stdout.write(`${s.name.padEnd(w)} ${regions.map(cell).join(' ')}\n`);
       }
-      process.stdout.write(`wrote ${r.out}/report.html, regions.csv, maps/ and mosaics/\n`);
+      const ran = r.stages.filter((s) => s.status === 'ran').length;
+      const how = ran === r.stages.length ? `all ${ran} stages ran` : `${ran} of ${r.stages.length} stages ran, the others' outputs were already there`;
+      process.stdout.write(`${how}; ${r.out} holds report.html, regions.csv, maps/ and mosaics/\n`);
     });
 }

@@ -6,7 +6,8 @@ import type { Command } from 'commander';
 import { schemaHelpText } from '../../config/help.js';
 import { ReconstructConfigSchema } from '../../config/reconstruct.js';
 import { InvalidArgumentError } from '../../errors.js';
-import { reconstruct, type ReconstructProgress, type ReconstructResult } from '../../pipeline/reconstruct.js';
+import { reconstruct, type ReconstructResult } from '../../pipeline/reconstruct.js';
+import type { StageProgress } from '../../pipeline/stageRunner.js';
 import { resolveConfig, type ReconstructConfig } from '../../pipeline/config.js';
 import { readConfigFile } from '../configFile.js';
 import { progressBar, type ProgressBar } from '../progress.js';
@@ -71,7 +72,7 @@ async function configFrom(f: Flags): Promise<ReconstructConfig> {
 }
 
 /** Prints one bar per stage on stderr. */
-export function stageProgress(): (p: ReconstructProgress) => void {
+export function stageProgress(): (p: StageProgress) => void {
   let bar: ProgressBar | null = null;
   let current = '';
   return (p) => {

@@ -1,0 +1,97 @@
+/**
+ * Runs a pipeline's stages in a run folder: a stage whose marker matches the config and whose outputs exist
+ * is skipped, unless one of the stages it depends on runs (then it runs too); `force` runs everything. Each
+ * finished stage writes its marker last, so an interrupted stage is redone. Used by encode(); the stages of
+ * a job graph run the same definitions one at a time (`runStage`).
+ */
+import { CancelledError } from '../errors.js';
+import { markStage, readStageMarker, stageDone } from './runFolder.js';
+
+export interface StageRunContext {
+  progress: (fraction: number, message?: string) => void;
+  signal?: AbortSignal;
+}
+
+export interface StageResult {
+  /** Files written, relative to the run folder. */
+  outputs: string[];
+  summary?: Record<string, unknown>;
+}
+
+export interface StageDef {
+  /** Unique in the run; also the marker's name (stages/<id>.json) and a job id part: letters, digits, '.', '_', '+', '-'. */
+  id: string;
+  /** Stages whose outputs this one reads. */
+  deps: string[];
+  /** One line for the plan. */
+  describe: string;
+  run: (ctx: StageRunContext) => Promise<StageResult>;
+}
+
+export interface StageProgress {
+  stage: string;
+  /** Stage number (1-based) and count. */
+  index: number;
+  stages: number;
+  /** Within the stage, 0..1. */
+  fraction: number;
+  message?: string;
+  status: 'running' | 'skipped' | 'done';
+}
+
+export interface StageReport {
+  stage: string;
+  status: 'ran' | 'skipped' | 'planned';
+  seconds: number;
+  summary?: Record<string, unknown>;
+}
+
+type RunConfig = { out: string };
+
+/** Which stages would be skipped: finished ones whose dependencies are all skipped too. Stages come in dependency order. */
+export async function planSkips(config: RunConfig, stages: StageDef[], force = false): Promise<Map<string, boolean>> {
+  const skip = new Map<string, boolean>();
+  for (const s of stages) {
+    const unknown = s.deps.filter((d) => !skip.has(d));
+    if (unknown.length) throw new Error(`stage ${s.id} depends on ${unknown.join(', ')}, which come later or do not exist`);
+    skip.set(s.id, !force && s.deps.every((d) => skip.get(d)) && (await stageDone(config, s.id)));
+  }
+  return skip;
+}
+
+/** Runs one stage and records it: its marker is written once its outputs are all in place. */
+export async function runStage(config: RunConfig, stage: StageDef, ctx: StageRunContext): Promise<StageReport> {
+  const t0 = performance.now();
+  const r = await stage.run(ctx);
+  const seconds = (performance.now() - t0) / 1000;
+  await markStage(config, { stage: stage.id, seconds, outputs: r.outputs, summary: r.summary });
+  return { stage: stage.id, status: 'ran', seconds, summary: r.summary };
+}
+
+/** Runs every stage that is not skipped, in order; reports progress per stage. */
+export async function runStages(
+  config: RunConfig,
+  stages: StageDef[],
+  skip: Map<string, boolean>,
+  options: { onProgress?: (p: StageProgress) => void; signal?: AbortSignal; what?: string } = {},
+): Promise<StageReport[]> {
+  const reports: StageReport[] = [];
+  for (const [i, stage] of stages.entries()) {
+    if (options.signal?.aborted) throw new CancelledError(`${options.what ?? 'run'}: cancelled`);
+    const base = { stage: stage.id, index: i + 1, stages: stages.length };
+    if (skip.get(stage.id)) {
+      const m = await readStageMarker(config, stage.id);
+      reports.push({ stage: stage.id, status: 'skipped', seconds: 0, summary: m?.summary });
+      options.onProgress?.({ ...base, fraction: 1, status: 'skipped' });
+      continue;
+    }
+    options.onProgress?.({ ...base, fraction: 0, status: 'running' });
+    const ctx: StageRunContext = {
+      signal: options.signal,
+      progress: (fraction, message) => options.onProgress?.({ ...base, fraction, message, status: 'running' }),
+    };
+    reports.push(await runStage(config, stage, ctx));
+    options.onProgress?.({ ...base, fraction: 1, status: 'done' });
+  }
+  return reports;
+}
