@@ -95,10 +95,10 @@ export async function executeJob(spec: JobSpec, control: JobControl): Promise<Re
       return { ...reconstructSummary(r.run, control), report: 'run/report.html', worldSeconds: r.worldSeconds, runSeconds: r.runSeconds };
     }
     case 'encode': {
-      const stages = ENCODE_STAGES.length;
       const r = await encode(input.config, {
         signal: control.signal,
-        onProgress: (p) => control.progress({ stage: p.stage, index: ENCODE_STAGES.indexOf(p.stage) + 1, stages, fraction: p.fraction, message: p.detail }),
+        // encode's stages come from its config (extract, embed, fit.<table>, …): each reports its number and the count
+        onProgress: (p) => control.progress({ stage: p.stage, index: p.index, stages: p.stages, fraction: p.fraction, message: p.detail }),
       });
       return {
         voxels: r.voxels,
