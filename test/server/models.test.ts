@@ -100,9 +100,14 @@ describe('models: load once, predict and img2img off the event loop', () => {
   });
 
   it('answers 503 with Retry-After when the img2img queue is full, and a client that leaves cancels its run', async () => {
-    const z = { data: new Float32Array(4 * 8 * 8).fill(0.1), shape: [1, 4, 8, 8] };
-    const c = await sd.encodeText(['a square']);
-    const long = JSON.stringify({ z: b64(z.data, z.shape), c: b64(c.data, c.shape), strength: 1, steps: 1000, output: 'latents' });
+    // Long enough that it cannot finish between two polls of /metrics on a fast machine: 64 images ×
+    // 1000 steps × 2 (guidance); the client leaves long before it would end.
+    const n = 64;
+    const z = { data: new Float32Array(n * 4 * 8 * 8).fill(0.1), shape: [n, 4, 8, 8] };
+    const one = await sd.encodeText(['a square']);
+    const c = { data: new Float32Array(n * one.data.length), shape: [n, one.shape[1], one.shape[2]] };
+    for (let i = 0; i < n; i++) c.data.set(one.data, i * one.data.length);
+    const long = JSON.stringify({ z: b64(z.data, z.shape), c: b64(c.data, c.shape), strength: 1, steps: 1000, guidance: 3, output: 'latents' });
     const leave = new AbortController();
     const first = fetch(`${s.url}/v1/sd/sd/img2img`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: long, signal: leave.signal }).catch((e: Error) => e);
     const active = (m: string) => /brainlatent_pool_tasks\{pool="img2img",status="active"\} (\d+)/.exec(m)?.[1];
