@@ -16,6 +16,7 @@ import { checkConfig } from '../../ts/config/validate.js';
 import { registerReconstructCommand } from '../../ts/cli/commands/reconstruct.js';
 import { resolveConfig } from '../../ts/pipeline/config.js';
 import { ConfigError } from '../../ts/pipeline/errors.js';
+import { SCHEDULERS } from '../../ts/sd/schedulerConfig.js';
 
 type Schema = Record<string, unknown>;
 
@@ -93,6 +94,17 @@ describe('brainlatent reconstruct --config', () => {
     expect(err.problems).toEqual([`${file}: expected an object, got null`]);
   });
 
+  it('takes every scheduler of the sampler, and Karras sigmas only where they are defined', () => {
+    const base = { out: 'x', nsd: { root: 'nsd', subject: 1 }, model: { dir: 'm' } };
+    for (const scheduler of SCHEDULERS) expect(resolveConfig({ ...base, img2img: { scheduler } }).img2img.scheduler).toBe(scheduler);
+    expect(resolveConfig({ ...base, img2img: { scheduler: 'unipc', karras: true } }).img2img.karras).toBe(true);
+    expect(() => resolveConfig({ ...base, img2img: { scheduler: 'pndm', karras: true } }, 'run.json')).toThrow(
+      /run\.json: img2img\.karras: Karras sigmas are defined for euler, heun, lms, dpmpp2m, dpmpp2m-sde, unipc, not pndm/,
+    );
+    // an old config (no karras) keeps its hash, so its run folder still resumes
+    expect('karras' in resolveConfig(base).img2img).toBe(false);
+  });
+
   it('lists every problem of the file and of the flags at once', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'bl-cfg-'));
     const file = join(dir, 'run.json');
@@ -100,7 +112,7 @@ describe('brainlatent reconstruct --config', () => {
     const err = (await run('--config', file, '--seeds', '0', '--dry-run')) as ConfigError;
     expect(err.problems).toEqual([
       `${file}: nsd.colour: unknown key; known: root, subject, sessions, format, cacheDir, captions, testImages`,
-      `${file}: img2img.strenght: unknown key (did you mean "strength"?); known: size, reencode, strength, steps, guidance, scheduler, eta, seeds, seed, rule, batchSize`,
+      `${file}: img2img.strenght: unknown key (did you mean "strength"?); known: size, reencode, strength, steps, guidance, scheduler, karras, eta, seeds, seed, rule, batchSize`,
       `${file}: img2img.seeds: expected an integer >= 1, got number 0`,
     ]);
   });

@@ -4,6 +4,7 @@
  */
 import { Type, type Static } from '@sinclair/typebox';
 
+import { KARRAS_SCHEDULERS, SCHEDULERS } from '../sd/schedulerConfig.js';
 import { AlphaGrid, Default, Nullable, Path, Region, Strict, type Resolved } from './schemaKit.js';
 
 /** TN's α grid (1e-6 … 1) extended to 1e6 so that cross-validation can regularise (method.md §1.4 pitfall 2). */
@@ -91,7 +92,14 @@ export const ReconstructConfigSchema = Strict(
           strength: Default(Type.Number({ exclusiveMinimum: 0, maximum: 1, description: 'img2img strength: the fraction of the schedule run' }), 0.8),
           steps: Default(Type.Integer({ minimum: 1, maximum: 1000, description: 'scheduler steps' }), 50),
           guidance: Default(Type.Number({ minimum: 0, description: 'classifier-free guidance scale' }), 5),
-          scheduler: Default(Type.Union([Type.Literal('ddim'), Type.Literal('euler'), Type.Literal('dpmpp2m')], { description: 'sampler' }), 'ddim'),
+          scheduler: Default(
+            Type.Union(
+              SCHEDULERS.map((n) => Type.Literal(n)),
+              { description: "the sampler, exact to diffusers' scheduler of the same name (TN: ddim)" },
+            ),
+            'ddim',
+          ),
+          karras: Type.Optional(Type.Boolean({ description: `Karras sigmas (use_karras_sigmas), defined for ${KARRAS_SCHEDULERS.join(', ')}` })),
           eta: Default(Type.Number({ minimum: 0, description: 'DDIM eta' }), 0),
           seeds: Default(positiveInt('samples per image (TN: 5)'), 5),
           seed: Default(Type.Integer({ minimum: 0, description: 'seed of sample k is seed + k; the noise is keyed by (seed, image index)' }), 42),

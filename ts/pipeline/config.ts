@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 
 import { resolveAlphaGrid } from '../config/alphaGrid.js';
 import { ConfigError } from '../config/errors.js';
+import { KARRAS_SCHEDULERS } from '../sd/schedulerConfig.js';
 import { RECONSTRUCT_ALPHAS, ReconstructConfigSchema, type ReconstructConfig } from '../config/reconstruct.js';
 import { fieldLabel } from '../config/problems.js';
 import { checkConfig } from '../config/validate.js';
@@ -29,6 +30,10 @@ export function resolveConfig(input: unknown, source = 'config'): ReconstructCon
     if (d && (typeof d.alphas === 'string' || Array.isArray(d.alphas))) {
       d.alphas = resolveAlphaGrid(d.alphas as string | number[], fieldLabel(source, ['decoders', t, 'alphas']), problems);
     }
+  }
+  const g = c?.img2img;
+  if (g?.karras && typeof g.scheduler === 'string' && !KARRAS_SCHEDULERS.includes(g.scheduler)) {
+    problems.push(`${fieldLabel(source, ['img2img', 'karras'])}: Karras sigmas are defined for ${KARRAS_SCHEDULERS.join(', ')}, not ${g.scheduler}`);
   }
   if (problems.length) throw new ConfigError(source, problems, 'reconstruction config');
   return c;

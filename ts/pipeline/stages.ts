@@ -367,6 +367,7 @@ export async function img2imgShardStage(ctx: StageContext, shard: Img2ImgShard):
         steps: g.steps,
         guidance: g.guidance,
         scheduler: g.scheduler,
+        karras: g.karras,
         eta: g.eta,
         seeds: g.seed + k,
         firstImageIndex: i0,
