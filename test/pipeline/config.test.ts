@@ -55,7 +55,7 @@ describe('config validation', () => {
     expect(err!.problems).toEqual([
       'dir/run.json: nsd.sesions: unknown key (did you mean "sessions"?); known: root, subject, sessions, format, cacheDir, captions, testImages',
       'dir/run.json: decoders.z.score: expected "r2" or "pearson", got the string "Pearson" (did you mean "pearson"?)',
-      'dir/run.json: img2img.scheduler: expected "ddim", "euler", or "dpmpp2m", got the string "dim" (did you mean "ddim"?)',
+      'dir/run.json: img2img.scheduler: expected "ddim", "pndm", "ddpm", "lms", "euler", "euler-ancestral", "heun", "dpmpp2m", "dpmpp2m-sde", or "unipc", got the string "dim" (did you mean "ddim"?)',
     ]);
   });
 
