@@ -52,7 +52,8 @@ export class RateEstimator {
 
   /** Items per second over the window (NaN without counts). */
   itemRate(): number {
-    const a = this.samples[0], b = this.samples[this.samples.length - 1];
+    // the oldest sample that carries a count (an update without one, at a stage's start, carries none)
+    const a = this.samples.find((s) => Number.isFinite(s.n)), b = this.samples[this.samples.length - 1];
     if (!a || b.t <= a.t || !(b.n > a.n)) return NaN;
     return (b.n - a.n) / (b.t - a.t);
   }

@@ -17,6 +17,7 @@ import { synthNsd } from '../synth/nsd.js';
 import { generateScenes, renderScene } from '../synth/scenes.js';
 import type { ReconstructConfigInput } from '../pipeline/config.js';
 import { demoVocabulary, wordEmbeddings } from './vocabulary.js';
+import { codeVersion, readWorldManifest, worldDamage, worldFiles, worldKey, worldManifestPath, writeWorldManifest } from './worldManifest.js';
 import { featureNetworkModel, mixtureUnetModel, SCALING_FACTOR, textEncoderModel, vaeDecoderModel, vaeEncoderModel } from './models.js';
 import { onnxruntimeNodeInstalled } from '../native/onnxruntimeNode.js';
 
@@ -52,7 +53,22 @@ export interface DemoWorldOptions {
   subjects?: number[];
 }
 
+export interface DemoWorldProgress {
+  /** Of the whole build, 0..1. */
+  fraction: number;
+  phase: string;
+  count?: { done: number; total: number; unit: string };
+}
+
+export interface DemoWorldControl {
+  onProgress?: (p: DemoWorldProgress) => void;
+  /** Rebuild even when world.json says an identical world is there. */
+  force?: boolean;
+}
+
 export interface DemoWorld {
+  /** True when an identical world (same parameters, same code) was found and reused. */
+  reused: boolean;
   nsdRoot: string;
   modelDir: string;
   featureNetwork: string;
@@ -79,31 +95,72 @@ export function sdAlphasCumprod(): Float64Array {
   return out;
 }
 
-export async function buildDemoWorld(options: DemoWorldOptions): Promise<DemoWorld> {
+/** Every parameter with its default: what a world is, and the key of its manifest. */
+function resolveWorldOptions(o: DemoWorldOptions): Required<Omit<DemoWorldOptions, 'out'>> {
+  return {
+    seed: o.seed ?? 1,
+    subjects: o.subjects ?? [1],
+    imageSize: o.imageSize ?? 128,
+    sessions: o.sessions ?? 16,
+    trialsPerSession: o.trialsPerSession ?? 75,
+    testImages: o.testImages ?? 24,
+    noiseSd: o.noiseSd ?? 0.7,
+    textDim: o.textDim ?? 64,
+    componentSd: o.componentSd ?? 0.05,
+    beta: o.beta ?? 120,
+    prior: o.prior ?? 'world',
+    distractors: o.distractors ?? -1, // -1: as many as the stimuli
+  };
+}
+
+// Shares of the build's time per phase, measured on the default world (2 cores), for one bar with an honest ETA.
+const PHASES = { stimuli: 0.25, 'stimulus file': 0.2, betas: 0.2, catalogue: 0.3, models: 0.05 } as const;
+
+/**
+ * Builds the world, or reuses the one in `out` when its manifest (world.json) has the same parameters and code
+ * version and every file it lists is intact.
+ */
+export async function buildDemoWorld(options: DemoWorldOptions, control: DemoWorldControl = {}): Promise<DemoWorld> {
   const out = resolve(options.out);
-  // The world folder is entirely generated: start it afresh so no file of an earlier, differently
-  // sized world (extra sessions, say) is mistaken for part of this one.
-  await rm(join(out, 'nsd'), { recursive: true, force: true });
-  await rm(join(out, 'model'), { recursive: true, force: true });
-  const seed = options.seed ?? 1;
-  const imageSize = options.imageSize ?? 128;
-  const sessions = options.sessions ?? 16;
-  const prior = options.prior ?? 'world';
-  const textDim = options.textDim ?? 64;
+  const o = resolveWorldOptions(options);
+  const key = worldKey(o);
   const nsdRoot = join(out, 'nsd');
   const modelDir = join(out, 'model');
+  if (!control.force) {
+    const m = await readWorldManifest(out);
+    if (m && m.key === key && worldDamage(out, m) === null) {
+      control.onProgress?.({ fraction: 1, phase: 'reused' });
+      return describeWorld(out, o, m.components, m.testImages, true);
+    }
+  }
+  const t0 = performance.now();
+  let base = 0;
+  const phase = (name: keyof typeof PHASES, done: number, total: number, unit: string) => {
+    control.onProgress?.({ fraction: Math.min(1, base + (PHASES[name] * done) / Math.max(1, total)), phase: name, count: { done, total, unit } });
+  };
+  const next = (name: keyof typeof PHASES) => (base += PHASES[name]);
+  // The world folder is entirely generated: start it afresh so no file of an earlier, differently
+  // sized world (extra sessions, say) is mistaken for part of this one. The manifest goes first.
+  await rm(worldManifestPath(out), { force: true });
+  await rm(nsdRoot, { recursive: true, force: true });
+  await rm(modelDir, { recursive: true, force: true });
+  const { seed, imageSize, sessions, prior, textDim } = o;
 
   await synthNsd({
     out: nsdRoot,
     seed,
-    subjects: options.subjects ?? [1],
+    subjects: o.subjects,
     designSessions: sessions,
     sessions,
-    trialsPerSession: options.trialsPerSession ?? 75,
-    sharedImages: options.testImages ?? 24,
+    trialsPerSession: o.trialsPerSession,
+    sharedImages: o.testImages,
     imageSize,
-    noiseSd: options.noiseSd ?? 0.7,
+    noiseSd: o.noiseSd,
     formats: ['hdf5'],
+    onProgress: (p) => {
+      phase(p.phase, p.done, p.total, p.phase === 'stimuli' ? 'images' : p.phase === 'betas' ? 'sessions' : 'files');
+      if (p.done === p.total) next(p.phase);
+    },
   });
 
   // model folder: VAE, text encoder, tokenizer, schedule (the U-Net follows once the latents are known)
@@ -138,7 +195,7 @@ export async function buildDemoWorld(options: DemoWorldOptions): Promise<DemoWor
   }
   if (prior === 'world') {
     // Distractors from the same scene generator with its own seed, captioned as the stimuli are.
-    for (const scene of generateScenes(options.distractors ?? stimuli.count, seed + 1_000_003)) {
+    for (const scene of generateScenes(o.distractors < 0 ? stimuli.count : o.distractors, seed + 1_000_003)) {
       entries.push({ rgb: () => renderScene(scene, imageSize).data, captions: [scene.caption, `A picture of ${scene.caption}.`] });
     }
   }
@@ -162,7 +219,9 @@ export async function buildDemoWorld(options: DemoWorldOptions): Promise<DemoWor
           for (let s = 0; s < 77; s++) for (let j = 0; j < textDim; j++) v[j] += c.data[(row * 77 + s) * textDim + j] / list.length;
         }
       });
+      phase('catalogue', i0 + part.length, entries.length, 'scenes');
     }
+    next('catalogue');
   } finally {
     sd.dispose();
     stimuli.close();
@@ -178,8 +237,8 @@ export async function buildDemoWorld(options: DemoWorldOptions): Promise<DemoWor
       latentShape: [4, h, h],
       text,
       textDim,
-      componentSd: options.componentSd ?? 0.05,
-      beta: options.beta ?? 120,
+      componentSd: o.componentSd,
+      beta: o.beta,
       alphasCumprod: sdAlphasCumprod(),
     }),
   );
@@ -192,8 +251,8 @@ export async function buildDemoWorld(options: DemoWorldOptions): Promise<DemoWor
           note: 'the brainlatent demo world: closed-form VAE, bag-of-words text encoder, exact denoiser of a text-weighted Gaussian mixture on the scene catalogue',
           seed,
           components: ids.length,
-          componentSd: options.componentSd ?? 0.05,
-          beta: options.beta ?? 120,
+          componentSd: o.componentSd,
+          beta: o.beta,
         },
         text_encoder: ['diffusers', 'OnnxRuntimeModel'],
         unet: ['diffusers', 'OnnxRuntimeModel'],
@@ -206,19 +265,39 @@ export async function buildDemoWorld(options: DemoWorldOptions): Promise<DemoWor
       2,
     ),
   );
-  const featureNetwork = join(out, 'features.onnx');
-  await writeFile(featureNetwork, featureNetworkModel());
+  await writeFile(join(out, 'features.onnx'), featureNetworkModel());
+  phase('models', 1, 1, 'files');
+  await writeWorldManifest(out, {
+    format: 'brainlatent-demo-world',
+    version: 1,
+    key,
+    codeVersion: codeVersion(),
+    options: o,
+    components: ids.length,
+    testImages: test.size,
+    files: worldFiles(out),
+    seconds: (performance.now() - t0) / 1000,
+    createdAt: new Date().toISOString(),
+  });
+  return describeWorld(out, o, ids.length, test.size, false);
+}
 
+function describeWorld(out: string, o: ReturnType<typeof resolveWorldOptions>, components: number, testImages: number, reused: boolean): DemoWorld {
+  const nsdRoot = join(out, 'nsd');
+  const modelDir = join(out, 'model');
+  const featureNetwork = join(out, 'features.onnx');
+  const { imageSize } = o;
   return {
+    reused,
     nsdRoot,
     modelDir,
     featureNetwork,
-    components: ids.length,
-    prior,
+    components,
+    prior: o.prior,
     imageSize,
-    testImages: test.size,
+    testImages,
     config: {
-      nsd: { root: nsdRoot, subject: (options.subjects ?? [1])[0], cacheDir: null },
+      nsd: { root: nsdRoot, subject: o.subjects[0], cacheDir: null },
       model: { dir: modelDir, threads: 2 },
       features: { zSize: imageSize, zMode: 'mean' },
       decoders: {

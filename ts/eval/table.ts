@@ -1,6 +1,10 @@
-/** The metrics table as CSV and text, our rows next to the published ones. */
+/**
+ * How metrics are written everywhere (CSV, console, reports): two-way identification in percent (chance 50%),
+ * PixCorr and SSIM as correlations, distances as they are. Values are stored as fractions (metrics.json);
+ * only their display is in percent, like the published tables.
+ */
 import type { MetricValue } from './evaluate.js';
-import { METRIC_COLUMNS, PUBLISHED } from './published.js';
+import { COLUMN_BETTER, METRIC_COLUMNS, PUBLISHED, type MetricColumn } from './published.js';
 
 export interface TableRow {
   method: string;
@@ -8,9 +12,45 @@ export interface TableRow {
   metrics: MetricValue[];
 }
 
+type Better = 'higher' | 'lower';
+
 const csvCell = (s: string): string => (/[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
 
-/** Our rows use our metric names; 2WI values are written in % like the published tables. */
+/** Identification accuracies (higher is better, other than PixCorr and SSIM) are shown in %. */
+export function isPercentMetric(name: string, better: Better | undefined): boolean {
+  return better === 'higher' && name !== 'PixCorr' && name !== 'SSIM';
+}
+
+/** A metric's value as shown: "96.9" for an identification accuracy of 0.969, "0.817" for PixCorr. */
+export function formatMetric(name: string, value: number | undefined, better: Better | undefined): string {
+  if (value === undefined || !Number.isFinite(value)) return '';
+  return isPercentMetric(name, better) ? (100 * value).toFixed(1) : value.toFixed(3);
+}
+
+/** A column header with its unit: "Pixels(2WI) %", "SSIM", "EffNet-B ↓". */
+export function metricHeader(name: string, better: Better | undefined): string {
+  return isPercentMetric(name, better) ? `${name} %` : better === 'lower' ? `${name} ↓` : name;
+}
+
+export function formatValue(m: MetricValue | undefined): string {
+  return m ? formatMetric(m.name, m.value, m.better) : '';
+}
+
+/** One sentence per kind of column shown, naming those columns: the caption of exactly this table. */
+export function metricsCaption(columns: { name: string; better: Better | undefined }[]): string {
+  const names = (f: (c: { name: string; better: Better | undefined }) => boolean) => columns.filter(f).map((c) => c.name);
+  const list = (xs: string[]) => (xs.length <= 2 ? xs.join(' and ') : `${xs.slice(0, -1).join(', ')} and ${xs[xs.length - 1]}`);
+  const parts: string[] = [];
+  const corr = names((c) => c.name === 'PixCorr' || c.name === 'SSIM');
+  if (corr.length) parts.push(`${list(corr)}: higher is better (1 = identical).`);
+  const pct = names((c) => isPercentMetric(c.name, c.better));
+  if (pct.length) parts.push(`${list(pct)}: two-way identification in % (chance 50%, higher is better).`);
+  const dist = names((c) => c.better === 'lower');
+  if (dist.length) parts.push(`${list(dist)}: correlation distance, 1 − r (lower is better).`);
+  return parts.join(' ');
+}
+
+/** Our rows' metric names, then the published columns. */
 export function metricColumns(rows: TableRow[]): string[] {
   const names: string[] = [];
   for (const r of rows) for (const m of r.metrics) if (!names.includes(m.name)) names.push(m.name);
@@ -18,12 +58,7 @@ export function metricColumns(rows: TableRow[]): string[] {
   return names;
 }
 
-export function formatValue(m: MetricValue | undefined): string {
-  if (!m || !Number.isFinite(m.value)) return '';
-  const pct = m.better === 'higher' && m.name !== 'PixCorr' && m.name !== 'SSIM';
-  return pct ? (100 * m.value).toFixed(1) : m.value.toFixed(3);
-}
-
+/** metrics.csv: our rows and the published ones, 2WI in % like the published tables. */
 export function metricsCsv(rows: TableRow[], withPublished = true): string {
   const cols = metricColumns(rows);
   const lines = [['method', 'source', ...cols].map(csvCell).join(',')];
@@ -33,15 +68,23 @@ export function metricsCsv(rows: TableRow[], withPublished = true): string {
   if (withPublished) {
     for (const p of PUBLISHED) {
       const v = p.values as Record<string, number | undefined>;
-      lines.push([p.method, `published: ${p.source}`, ...cols.map((c) => (v[c] === undefined ? '' : String(v[c])))].map(csvCell).join(','));
+      lines.push([p.method, `published: ${p.source}; ${p.testSet}`, ...cols.map((c) => (v[c] === undefined ? '' : String(v[c])))].map(csvCell).join(','));
     }
   }
   return lines.join('\n') + '\n';
 }
 
-export function metricsText(rows: TableRow[]): string {
-  const cols = rows.length ? rows[0].metrics.map((m) => m.name) : [];
-  const head = ['method'.padEnd(24), ...cols.map((c) => c.padStart(12))].join('');
-  const body = rows.map((r) => [r.method.padEnd(24), ...cols.map((c) => formatValue(r.metrics.find((m) => m.name === c)).padStart(12))].join(''));
+/** A fixed-width text table for the console, units in the headers. */
+export function metricsText(rows: { method: string; values: Record<string, number> }[], better: Record<string, Better>): string {
+  const cols = rows.length ? Object.keys(rows[0].values) : [];
+  const width = Math.max(10, ...cols.map((c) => metricHeader(c, better[c]).length + 2));
+  const label = Math.max(8, ...rows.map((r) => r.method.length + 2));
+  const head = ['method'.padEnd(label), ...cols.map((c) => metricHeader(c, better[c]).padStart(width))].join('');
+  const body = rows.map((r) => [r.method.padEnd(label), ...cols.map((c) => formatMetric(c, r.values[c], better[c]).padStart(width))].join(''));
   return [head, ...body].join('\n');
+}
+
+/** The published columns' direction, for a table that shows them. */
+export function publishedBetter(name: string): Better | undefined {
+  return (COLUMN_BETTER as Record<string, Better>)[name as MetricColumn];
 }

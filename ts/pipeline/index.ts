@@ -1,5 +1,7 @@
 /** The reconstruction pipeline: config, stages, run folder. */
-export { reconstruct, estimateImg2Img } from './reconstruct.js';
+export { reconstruct } from './reconstruct.js';
+export { estimateStages } from './estimate.js';
+export type { StageEstimate } from './estimate.js';
 export type { ReconstructOptions, ReconstructProgress, ReconstructResult, StageReport } from './reconstruct.js';
 export { resolveConfig, configHash, CONFIG_SCHEMA, DEFAULTS, DEFAULT_ALPHAS as DEFAULT_DECODER_ALPHAS } from './config.js';
 export type { ReconstructConfig, ReconstructConfigInput, DecoderConfig, FeatureNetworkConfig } from './config.js';

@@ -3,13 +3,15 @@
  * report in a run folder. Stages whose outputs exist are skipped (resume) unless `force`; `dryRun`
  * prints the plan and an estimate without doing the work.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 
 import { CancelledError } from '../errors.js';
 import { packageRoot } from '../native/binding.js';
 import { Diffusion } from '../sd/Diffusion.js';
 import { configHash, resolveConfig, type ReconstructConfig, type ReconstructConfigInput } from './config.js';
+import { estimateStages, type StageEstimate } from './estimate.js';
 import { preflight, type PreflightResult } from './preflight.js';
 import { clearStages, markStage, readStageMarker, stageDone, STAGES, writeManifest, type StageName } from './runFolder.js';
 import { STAGE_RUNNERS, type StageContext } from './stages.js';
@@ -22,6 +24,8 @@ export interface ReconstructProgress {
   /** Within the stage, 0..1. */
   fraction: number;
   message?: string;
+  /** Items done in the stage, when it counts them (images, samples): gives a rate in that unit. */
+  count?: { done: number; total: number; unit: string };
   status: 'running' | 'skipped' | 'done';
 }
 
@@ -30,8 +34,13 @@ export interface ReconstructOptions {
   signal?: AbortSignal;
   /** Redo every stage even when its outputs exist (and replace another run's outputs). */
   force?: boolean;
-  /** Only report what would run and how long it should take. */
+  /** Only report what would run and how long each stage should take (from short measured probes). */
   dryRun?: boolean;
+  /**
+   * Called with each warning a stage raises, e.g. a decoder whose chosen alphas crowd an edge of its grid
+   * (also for stages skipped on resume, from their records). The warnings are in the result too.
+   */
+  onWarning?: (message: string) => void;
 }
 
 export interface StageReport {
@@ -48,9 +57,19 @@ export interface ReconstructResult {
   stages: StageReport[];
   testImages: number;
   /** Metrics of the z-only and final images (absent in a dry run). */
-  metrics?: { zonly: Record<string, number>; final: Record<string, number> };
+  metrics?: { zonly: Record<string, number>; final: Record<string, number>; better: Record<string, 'higher' | 'lower'> };
   /** Dry run: the plan in words. */
   plan?: string[];
+  /** Dry run: each stage's estimated time and what it was measured from. */
+  estimates?: Record<StageName, StageEstimate>;
+  /** Warnings the stages raised (see ReconstructOptions.onWarning). */
+  warnings: string[];
+}
+
+/** Warnings recorded in a stage's summary (the decoders': alphas on an edge of the grid). */
+function stageWarnings(summary: Record<string, unknown> | undefined): string[] {
+  if (!summary) return [];
+  return Object.values(summary).flatMap((v) => (v && typeof v === 'object' && Array.isArray((v as { warnings?: unknown }).warnings) ? ((v as { warnings: string[] }).warnings) : []));
 }
 
 function versions(sd?: Diffusion): Record<string, string> {
@@ -68,29 +87,6 @@ function versions(sd?: Diffusion): Record<string, string> {
   return v;
 }
 
-/** Rough cost of the img2img stage: U-Net evaluations and seconds (CPU, from the U-Net's size). */
-export function estimateImg2Img(config: ReconstructConfig, testImages: number): { unetEvaluations: number; seconds: number } {
-  const g = config.img2img;
-  const runSteps = Math.min(Math.floor(g.steps * g.strength), g.steps);
-  const evals = testImages * g.seeds * runSteps * (g.guidance > 1 ? 2 : 1);
-  let bytes = 3.4e9;
-  try {
-    bytes = statSync(join(config.model.dir, 'unet', 'model.onnx')).size;
-    if (bytes < 1e8) {
-      try {
-        bytes += statSync(join(config.model.dir, 'unet', 'model.onnx_data')).size;
-      } catch {
-        // weights inline
-      }
-    }
-  } catch {
-    // estimate for SD 1.x
-  }
-  // ~1.5 s per 512² U-Net evaluation of SD 1.x (3.4 GB fp32) on a few CPU cores, scaling with size and pixels
-  const perEval = 1.5 * (bytes / 3.4e9) * (g.size / 512) ** 2;
-  return { unetEvaluations: evals, seconds: evals * perEval };
-}
-
 export async function reconstruct(input: ReconstructConfigInput | ReconstructConfig, options: ReconstructOptions = {}): Promise<ReconstructResult> {
   const config = resolveConfig(input);
   const hash = configHash(config);
@@ -106,22 +102,31 @@ export async function reconstruct(input: ReconstructConfigInput | ReconstructCon
   }
   if (options.dryRun) {
     const n = config.nsd.testImages === null ? pre.testIds.length : Math.min(pre.testIds.length, config.nsd.testImages);
-    const est = estimateImg2Img(config, n);
+    const est = await estimateStages(config, pre, skip, options.signal);
+    const total = STAGES.reduce((a, s) => a + est[s].seconds, 0);
     const lines = [
       `run folder ${config.out} (config ${hash})`,
       `subject ${config.nsd.subject}: ${n} test images; z from '${config.decoders.z.roi}' (${pre.voxels.z} voxels), c from '${config.decoders.c.roi}' (${pre.voxels.c} voxels)`,
-      ...STAGES.map((s) => `${skip.get(s) ? 'skip' : 'run '} ${s}`),
-      `img2img: ${n} images × ${config.img2img.seeds} seeds × ${Math.floor(config.img2img.steps * config.img2img.strength)} steps = ${est.unetEvaluations} U-Net evaluations, about ${Math.round(est.seconds)} s on CPU (rough estimate from the U-Net's size)`,
+      `estimates from short probes on this machine (load average ${loadAverage()}):`,
+      ...STAGES.map((s) => `${skip.get(s) ? 'skip' : 'run '} ${s.padEnd(9)} ${skip.get(s) ? '' : `~${formatSeconds(est[s].seconds).padStart(7)}  ${est[s].basis}`}`.trimEnd()),
+      `total ~${formatSeconds(total)}`,
     ];
     return {
       out: config.out,
       config,
       configHash: hash,
-      stages: STAGES.map((s) => ({ stage: s, status: skip.get(s) ? 'skipped' : 'planned', seconds: 0 })),
+      stages: STAGES.map((s) => ({ stage: s, status: skip.get(s) ? 'skipped' : 'planned', seconds: est[s].seconds })),
       testImages: n,
       plan: lines,
+      estimates: est,
+      warnings: [],
     };
   }
+  const warnings: string[] = [];
+  const warn = (w: string) => {
+    warnings.push(w);
+    options.onWarning?.(w);
+  };
   if (options.force) await clearStages(config.out);
   let sd: Diffusion | undefined;
   const diffusion = async (): Promise<Diffusion> => {
@@ -140,6 +145,7 @@ export async function reconstruct(input: ReconstructConfigInput | ReconstructCon
       if (skip.get(stage)) {
         const m = await readStageMarker(config, stage);
         plan.push({ stage, status: 'skipped', seconds: 0, summary: m?.summary });
+        stageWarnings(m?.summary).forEach(warn);
         options.onProgress?.({ ...base, fraction: 1, status: 'skipped' });
         continue;
       }
@@ -148,7 +154,7 @@ export async function reconstruct(input: ReconstructConfigInput | ReconstructCon
         pre,
         diffusion,
         signal: options.signal,
-        progress: (fraction, message) => options.onProgress?.({ ...base, fraction, message, status: 'running' }),
+        progress: (fraction, message, count) => options.onProgress?.({ ...base, fraction, message, count, status: 'running' }),
       };
       options.onProgress?.({ ...base, fraction: 0, status: 'running' });
       const t0 = performance.now();
@@ -156,6 +162,7 @@ export async function reconstruct(input: ReconstructConfigInput | ReconstructCon
       const seconds = (performance.now() - t0) / 1000;
       await markStage(config, { stage, seconds, outputs: r.outputs, summary: r.summary });
       plan.push({ stage, status: 'ran', seconds, summary: r.summary });
+      stageWarnings(r.summary).forEach(warn);
       options.onProgress?.({ ...base, fraction: 1, status: 'done' });
     }
     if (sd) await writeManifest(config, versions(sd));
@@ -163,5 +170,18 @@ export async function reconstruct(input: ReconstructConfigInput | ReconstructCon
     sd?.dispose();
   }
   const ev = plan.find((s) => s.stage === 'evaluate')?.summary as ReconstructResult['metrics'] | undefined;
-  return { out: config.out, config, configHash: hash, stages: plan, testImages: pre.testIds.length, metrics: ev };
+  return { out: config.out, config, configHash: hash, stages: plan, testImages: pre.testIds.length, metrics: ev, warnings };
+}
+
+function formatSeconds(s: number): string {
+  if (s < 10) return `${s.toFixed(1)} s`;
+  if (s < 600) return `${Math.round(s)} s`;
+  if (s < 36_000) return `${(s / 60).toFixed(1)} min`;
+  return `${(s / 3600).toFixed(1)} h`;
+}
+
+function loadAverage(): string {
+  return loadavg()
+    .map((v) => v.toFixed(2))
+    .join(' ');
 }

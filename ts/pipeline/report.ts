@@ -1,61 +1,169 @@
-/** report.html: the metrics table and a gallery (original | z-only | final per row), relative links only, so it opens from disk. */
-import { formatValue } from '../eval/table.js';
-import { PUBLISHED } from '../eval/published.js';
+/**
+ * report.html of a reconstruction run: the run's metrics with a caption for exactly the columns shown, the
+ * published results in their own columns, each decoder's chosen alphas, CV curve and accuracy per target
+ * (charts rendered to SVG at report time), and the gallery with every image's metrics in a sortable table.
+ * Paths are relative to the run folder; the page opens from disk.
+ */
+import { formatMetric, metricHeader, metricsCaption, publishedBetter } from '../eval/table.js';
+import { METRIC_COLUMNS, PUBLISHED } from '../eval/published.js';
+import { BASE_CSS, displayPath, esc, SORTABLE_SCRIPT, url } from '../report/html.js';
 import type { ReconstructConfig } from './config.js';
+import { decoderCharts, type DecoderSummary } from './decoderCharts.js';
+
+type Better = 'higher' | 'lower';
+
+export interface RunMetrics {
+  zonly: Record<string, number>;
+  final: Record<string, number>;
+  better: Record<string, Better>;
+  /** Per test image, in the order of `ids` (absent in run folders written before per-image values were kept). */
+  perImage?: { ids: number[]; zonly: Record<string, number[]>; final: Record<string, number[]> };
+}
 
 export interface ReportInput {
   config: ReconstructConfig;
   ids: number[];
+  /** Image paths relative to the run folder. */
   images: (id: number) => { original: string; zonly: string; samples: string[] };
-  metrics: { zonly: Record<string, number>; final: Record<string, number>; better: Record<string, 'higher' | 'lower'> };
-  decoders: Record<string, { testFeatureCorrelation: number; roi: string; voxels: number }>;
+  metrics: RunMetrics;
+  decoders: Record<string, DecoderSummary>;
+  /** Per-target test accuracy of each decoder (decoders/<t>_target_r.npy), when recorded. */
+  targetAccuracy?: Record<string, Float32Array | null>;
+  /** Warnings the run raised (shown at the top). */
+  warnings?: string[];
 }
 
-const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
-const url = (p: string): string => p.split(/[\\/]/).map(encodeURIComponent).join('/');
+const REPORT_CSS = `
+.decoder{display:flex;flex-wrap:wrap;gap:12px 24px;align-items:flex-start}.decoder svg{max-width:100%;height:auto}
+.facts td:first-child{font-weight:600}
+table.gallery td{text-align:right}table.gallery td.img{padding:2px;text-align:center}
+table.gallery img{width:104px;height:104px;display:block;image-rendering:auto}
+table.gallery td.seeds img{width:50px;height:50px;display:inline-block;margin:1px}
+table.gallery td.seeds{width:112px;text-align:left}
+table.gallery th.grp,table.gallery thead th{text-align:center}table.gallery td.z{color:#666}
+table.gallery thead th[data-sort]{white-space:normal;min-width:4.5em;max-width:6.5em;font-size:12.5px}
+.id{font-family:ui-monospace,monospace}
+`;
 
-export function renderReport(r: ReportInput): string {
-  const c = r.config;
-  const names = Object.keys(r.metrics.final);
-  const cell = (name: string, v: number | undefined) => esc(formatValue(v === undefined ? undefined : { name, value: v, better: r.metrics.better[name], perImage: new Float64Array() }));
-  const published = PUBLISHED.map((p) => {
+/** Our two rows under our metric names, with units in the headers and the caption for these columns. */
+function runTable(m: RunMetrics, seeds: number): string {
+  const names = Object.keys(m.final);
+  const row = (label: string, values: Record<string, number>) =>
+    `<tr><td>${esc(label)}</td>${names.map((n) => `<td>${esc(formatMetric(n, values[n], m.better[n]))}</td>`).join('')}</tr>`;
+  return `<table id="metrics"><thead><tr><th>reconstruction</th>${names.map((n) => `<th>${esc(metricHeader(n, m.better[n]))}</th>`).join('')}</tr></thead>
+<tbody>${row('z-only (decoded z, VAE-decoded)', m.zonly)}${row(`final (img2img, mean of ${seeds} seed${seeds > 1 ? 's' : ''})`, m.final)}</tbody>
+<caption>${esc(metricsCaption(names.map((n) => ({ name: n, better: m.better[n] }))))} Values are means over the test images.</caption></table>`;
+}
+
+/** Published rows in the eight published columns; our rows join them only for metrics of the same name. */
+function publishedTable(m: RunMetrics): string {
+  const cols = [...METRIC_COLUMNS];
+  const shared = cols.filter((c) => c in m.final);
+  const ours = shared.length
+    ? [['this run: z-only', m.zonly] as const, ['this run: final', m.final] as const]
+        .map(([label, v]) => `<tr><td>${esc(label)}</td><td></td>${cols.map((c) => `<td>${esc(formatMetric(c, v[c], publishedBetter(c)))}</td>`).join('')}</tr>`)
+        .join('')
+    : '';
+  const rows = PUBLISHED.map((p) => {
     const v = p.values as Record<string, number | undefined>;
-    return `<tr class="pub"><td>${esc(p.method)}<br><small>${esc(p.source)}</small></td>${names.map((n) => `<td>${v[n] === undefined ? '' : v[n]}</td>`).join('')}</tr>`;
+    const cell = (c: string) => (v[c] === undefined ? '<td>–</td>' : `<td>${publishedBetter(c) === 'higher' && c !== 'PixCorr' && c !== 'SSIM' ? v[c]!.toFixed(1) : v[c]!.toFixed(3)}</td>`);
+    return `<tr><td>${esc(p.method)}<br><small>${esc(p.source)}</small></td><td class="set"><small>${esc(p.testSet)}</small></td>${cols.map(cell).join('')}</tr>`;
   }).join('\n');
-  const ours = (label: string, m: Record<string, number>) => `<tr><td>${esc(label)}</td>${names.map((n) => `<td>${cell(n, m[n])}</td>`).join('')}</tr>`;
+  const note = shared.length
+    ? `This run's rows appear where it computed a metric of the same name (${shared.join(', ')}).`
+    : `This run computed none of these metrics (its feature networks are not the published AlexNet, Inception, CLIP, EffNet-B and SwAV), so it has no row here.`;
+  return `<div class="scroll"><table id="published"><thead><tr><th>method</th><th>test set</th>${cols.map((c) => `<th>${esc(metricHeader(c, publishedBetter(c)))}</th>`).join('')}</tr></thead>
+<tbody>${ours}${rows}</tbody>
+<caption>${esc(metricsCaption(cols.map((c) => ({ name: c, better: publishedBetter(c) }))))} "–": not reported. Published on the real NSD with the real networks; the
+test sets differ between tables (37 or 40 sessions). ${esc(note)}</caption></table></div>`;
+}
+
+function decoderSection(name: string, d: DecoderSummary, charts: string[]): string {
+  const warn = (d.warnings ?? []).map((w) => `<div class="warning"><strong>Warning:</strong> ${esc(w)}</div>`).join('');
+  const unresolved = d.unresolvedAlphas
+    ? `<tr><td>unresolved alphas</td><td>${d.unresolvedAlphas} (below the float32 resolution of this problem; never chosen)</td></tr>`
+    : '';
+  return `<h3>${esc(name)} decoder: <code>${esc(d.roi)}</code> → ${esc(name)}</h3>${warn}
+<table class="facts"><tbody>
+<tr><td>training rows × voxels</td><td>${d.trainRows.toLocaleString('en')} × ${d.voxels.toLocaleString('en')}</td></tr>
+<tr><td>targets</td><td>${d.targets.toLocaleString('en')}${d.constantTargets ? ` (${d.constantTargets.toLocaleString('en')} constant over the training images: left out of the α statistics)` : ''}</td></tr>
+<tr><td>CV ${esc(d.score === 'pearson' ? 'r' : 'R²')} at the chosen α: mean over all targets${d.medianBestScore !== undefined ? ' / median over those that vary' : ''}</td><td>${d.meanCvScore.toFixed(3)}${d.medianBestScore !== undefined ? ` / ${d.medianBestScore.toFixed(3)}` : ''}</td></tr>
+<tr><td>mean r(decoded, true) over test images</td><td>${d.testFeatureCorrelation.toFixed(3)} <small>(Takagi &amp; Nishimoto's printed accuracy)</small></td></tr>
+${d.edgeLow !== undefined ? `<tr><td>${d.constantTargets ? 'non-constant ' : ''}targets at the grid's smallest / largest α</td><td>${(100 * (d.edgeLow ?? 0)).toFixed(1)}% / ${(100 * (d.edgeHigh ?? 0)).toFixed(1)}%</td></tr>` : ''}
+${unresolved}</tbody></table>
+<div class="decoder">${charts.join('\n')}</div>`;
+}
+
+/** The gallery: one row per test image, its images, then its metrics (final and z-only), sortable by any column. */
+function gallery(r: ReportInput): string {
+  const m = r.metrics;
+  const names = Object.keys(m.final);
+  const per = m.perImage;
+  const index = new Map((per?.ids ?? []).map((id, i) => [id, i]));
+  let col = 5;
+  const heads = (set: 'final' | 'z-only') =>
+    names.map((n) => `<th data-sort="number" data-col="${col++}" title="${esc(`${set}: ${n}`)}">${esc(metricHeader(n, m.better[n])).replace('(', '<wbr>(')}</th>`).join('');
+  const finalHeads = heads('final');
+  const zHeads = heads('z-only');
+  const cell = (set: 'final' | 'zonly', n: string, i: number | undefined) => {
+    const v = i === undefined ? undefined : per?.[set][n]?.[i];
+    return `<td class="${set === 'zonly' ? 'z' : ''}" data-v="${v === undefined || !Number.isFinite(v) ? '' : v}">${esc(formatMetric(n, v, m.better[n]))}</td>`;
+  };
   const rows = r.ids
     .map((id) => {
       const im = r.images(id);
-      const extra = im.samples.slice(1).map((s) => `<img class="small" src="${url(s)}" alt="seed">`).join('');
-      return `<tr><td class="id">${id - 1}</td><td><img src="${url(im.original)}" alt="original"></td><td><img src="${url(im.zonly)}" alt="z-only"></td><td><img src="${url(im.samples[0])}" alt="final"></td><td>${extra}</td></tr>`;
+      const i = index.get(id);
+      const seeds = im.samples.slice(1).map((s, k) => `<img src="${url(s)}" alt="seed ${k + 1}">`).join('');
+      return (
+        `<tr><td class="id" data-v="${id - 1}">${String(id - 1).padStart(5, '0')}</td>` +
+        `<td class="img"><img src="${url(im.original)}" alt="original ${id - 1}"></td>` +
+        `<td class="img"><img src="${url(im.zonly)}" alt="z-only ${id - 1}"></td>` +
+        `<td class="img"><img src="${url(im.samples[0])}" alt="final ${id - 1}"></td>` +
+        `<td class="img seeds">${seeds}</td>` +
+        names.map((n) => cell('final', n, i)).join('') +
+        names.map((n) => cell('zonly', n, i)).join('') +
+        '</tr>'
+      );
     })
     .join('\n');
-  const dec = Object.entries(r.decoders)
-    .map(([t, d]) => `<li>${esc(t)} from <code>${esc(d.roi)}</code> (${d.voxels} voxels): mean r(decoded, true) over test images = ${d.testFeatureCorrelation.toFixed(3)}</li>`)
-    .join('');
-  return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>brainlatent reconstruction — subject ${c.nsd.subject}</title>
-<style>
-body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}
-table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
-td:first-child,th:first-child{text-align:left}tr.pub{color:#666}
-.gallery td{text-align:center;vertical-align:middle}.gallery img{width:160px;height:160px;image-rendering:auto}
-.gallery img.small{width:64px;height:64px;margin:1px}.id{font-family:monospace}
-</style></head><body>
-<h1>Reconstruction, subject ${c.nsd.subject}</h1>
-<p>${r.ids.length} test images; model <code>${esc(c.model.dir)}</code>; img2img strength ${c.img2img.strength}, ${c.img2img.steps} ${esc(c.img2img.scheduler)} steps, guidance ${c.img2img.guidance}, ${c.img2img.seeds} seed(s).</p>
-<ul>${dec}</ul>
-<h2>Metrics</h2>
-<p>Identification columns in % (chance 50); EffNet-B and SwAV are correlation distances (lower is better). Published rows use the real NSD and networks; compare them only with runs that do too.</p>
-<table><tr><th>method</th>${names.map((n) => `<th>${esc(n)}</th>`).join('')}</tr>
-${ours('z-only', r.metrics.zonly)}
-${ours('final', r.metrics.final)}
-${published}
-</table>
-<h2>Gallery</h2>
-<table class="gallery"><tr><th>imgidx</th><th>original</th><th>z-only</th><th>final</th><th>other seeds</th></tr>
+  const caption = per
+    ? `Click a metric's header to sort (again to reverse). Per-image 2WI: the share of the other test images' ground truths that correlate less with this reconstruction than its own does (%). Final values are means over seeds. ${metricsCaption(names.map((n) => ({ name: n, better: m.better[n] })))}`
+    : 'This run folder has no per-image metrics in metrics.json (see metrics_per_image.csv).';
+  return `<div class="scroll"><table class="gallery sortable" id="per-image"><thead>
+<tr><th rowspan="2" data-sort="number" data-col="0">imgidx</th><th rowspan="2">original</th><th rowspan="2">z-only</th><th rowspan="2">final (seed 0)</th><th rowspan="2">other seeds</th>
+<th class="grp" colspan="${names.length}">final</th><th class="grp" colspan="${names.length}">z-only</th></tr>
+<tr>${finalHeads}${zHeads}</tr></thead>
+<tbody>
 ${rows}
-</table>
+</tbody><caption>${esc(caption)}</caption></table></div>`;
+}
+
+export async function renderReport(r: ReportInput): Promise<string> {
+  const c = r.config;
+  const g = c.img2img;
+  const decoderHtml: string[] = [];
+  for (const [name, d] of Object.entries(r.decoders)) decoderHtml.push(decoderSection(name, d, await decoderCharts(name, d, r.targetAccuracy?.[name] ?? null)));
+  const warnings = (r.warnings ?? []).map((w) => `<div class="warning"><strong>Warning:</strong> ${esc(w)}</div>`).join('\n');
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>brainlatent reconstruction — subject ${c.nsd.subject}</title>
+<style>${BASE_CSS}${REPORT_CSS}</style></head><body>
+<h1>Reconstruction, subject ${c.nsd.subject}</h1>
+<p>${r.ids.length} test images. Model <code>${esc(displayPath(c.out, c.model.dir))}</code>, NSD <code>${esc(displayPath(c.out, c.nsd.root))}</code>
+(paths relative to this run folder). img2img from the decoded z with the decoded c: strength ${g.strength}, ${g.steps} ${esc(g.scheduler)} steps,
+guidance ${g.guidance}, ${g.seeds} seed${g.seeds > 1 ? 's' : ''} per image, ${g.size} px.</p>
+${warnings}
+<h2>Metrics</h2>
+${runTable(r.metrics, g.seeds)}
+<h3>Published results (NSD)</h3>
+${publishedTable(r.metrics)}
+<h2>Decoders</h2>
+<p class="note">RidgeCV with one α per target chosen by ${c.decoders.z.folds}-fold cross-validation grouped by image. A decoder whose chosen α pile up at
+an edge of the grid (more than 5% of targets at the smallest or largest α) may want a wider grid: its optimum can lie outside.</p>
+${decoderHtml.join('\n')}
+<h2>Gallery and per-image metrics</h2>
+${gallery(r)}
+<script>${SORTABLE_SCRIPT}</script>
 </body></html>
 `;
 }

@@ -40,6 +40,8 @@ export const paths = (out: string) => ({
   decoder: (t: 'z' | 'c') => join(out, 'decoders', `${t}.safetensors`),
   decoded: (t: 'z' | 'c') => join(out, 'decoded', `${t}.npy`),
   decoderSummary: join(out, 'decoders', 'summary.json'),
+  /** Per-target accuracy of a decoder on the test images (r between decoded and true feature). */
+  targetAccuracy: (t: 'z' | 'c') => join(out, 'decoders', `${t}_target_r.npy`),
   images: join(out, 'images'),
   /** Names as in the reference code: {imgidx:05}_org.png, {imgidx:05}_{k:03}.png; z-only {imgidx:05}_z.png. imgidx = 73k id − 1. */
   original: (id: number) => join(out, 'images', `${String(id - 1).padStart(5, '0')}_org.png`),

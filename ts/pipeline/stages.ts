@@ -1,4 +1,5 @@
 /** The pipeline's stages. Each reads its inputs from the run folder and writes its outputs there. */
+import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 
@@ -6,25 +7,29 @@ import { CancelledError, ShapeError } from '../errors.js';
 import { evaluateReconstructions, type MetricValue } from '../eval/evaluate.js';
 import { concatImages, resizeImages } from '../eval/images.js';
 import { metricsCsv, type TableRow } from '../eval/table.js';
-import { readIntVectorNpy, readMatrixNpy, writeNpy } from '../io/npy.js';
+import { readIntVectorNpy, readMatrixNpy, readNpy, writeNpy } from '../io/npy.js';
 import type { Matrix } from '../matrix.js';
 import { extractNsd, type NsdExtractOptions } from '../nsd/extract.js';
 import type { NsdExtraction } from '../nsd/output.js';
 import { NsdStimuli } from '../nsd/stimuli.js';
+import { columnPearson } from '../encoding/metrics.js';
+import { alphaEdgeWarning } from '../ridge/alphas.js';
 import { RidgeCV } from '../ridge/RidgeCV.js';
 import type { Diffusion } from '../sd/Diffusion.js';
 import { readPng, writePng } from '../sd/png.js';
 import type { RgbImages } from '../sd/tensor.js';
 import type { ReconstructConfig } from './config.js';
 import type { PreflightResult } from './preflight.js';
-import { renderReport } from './report.js';
+import type { DecoderSummary } from './decoderCharts.js';
+import { renderReport, type RunMetrics } from './report.js';
 import { paths, type StageName } from './runFolder.js';
 
 export interface StageContext {
   config: ReconstructConfig;
   pre: PreflightResult;
   diffusion: () => Promise<Diffusion>;
-  progress: (fraction: number, message?: string) => void;
+  /** Progress within the stage; `count` gives the rate in the stage's unit (images, samples). */
+  progress: (fraction: number, message?: string, count?: { done: number; total: number; unit: string }) => void;
   signal?: AbortSignal;
 }
 
@@ -141,7 +146,7 @@ export async function featuresStage(ctx: StageContext): Promise<StageOutput> {
           for (let j = 0; j < cDim; j++) dst[j] += src[j] / list.length;
         }
       });
-      ctx.progress((i0 + part.length) / all.length, `${i0 + part.length}/${all.length} images`);
+      ctx.progress((i0 + part.length) / all.length, undefined, { done: i0 + part.length, total: all.length, unit: 'images' });
     }
   } finally {
     stimuli.close();
@@ -222,6 +227,13 @@ export async function decodersStage(ctx: StageContext): Promise<StageOutput> {
     const alphas = Array.from(model.bestAlphas);
     const hist: Record<string, number> = {};
     for (const a of alphas) hist[String(a)] = (hist[String(a)] ?? 0) + 1;
+    // accuracy per target: r over the test images between decoded and true value of each feature
+    // (NaN where the true value is the same for every test image: r is undefined there)
+    const targetR = columnPearson(pred, truth);
+    constantColumns(truth).forEach((flat, j) => flat && (targetR[j] = NaN));
+    await writeNpy(p.targetAccuracy(t), targetR, [targetR.length]);
+    const diag = decoderDiagnostics(d.alphas, model.bestAlphas, model.cvScores, d.score);
+    const edge = alphaEdgeWarning(diag.edgeLow, diag.edgeHigh, d.alphas, `the ${t} decoder's ${diag.constantTargets ? 'non-constant ' : ''}targets`);
     summary[t] = {
       roi: d.roi,
       trainRows: ex.train.rows,
@@ -230,12 +242,86 @@ export async function decodersStage(ctx: StageContext): Promise<StageOutput> {
       meanCvScore: Array.from(model.bestScores).reduce((a, b) => a + b, 0) / model.bestScores.length,
       testFeatureCorrelation: meanRowCorrelation(pred, truth),
       alphaHistogram: hist,
+      ...diag,
+      unresolvedAlphas: model.info?.unresolvedAlphas ?? 0,
+      warnings: edge ? [edge] : [],
     };
-    outputs.push(rel(c, p.decoder(t)), rel(c, p.decoded(t)));
+    outputs.push(rel(c, p.decoder(t)), rel(c, p.decoded(t)), rel(c, p.targetAccuracy(t)));
   }
   await writeJson(p.decoderSummary, summary);
   outputs.push(rel(c, p.decoderSummary));
   return { outputs, summary };
+}
+
+export interface DecoderDiagnostics {
+  score: string;
+  alphas: number[];
+  /** Targets per grid alpha, over the targets that are not constant in training. */
+  alphaCounts: number[];
+  /** Shares of those targets at the grid's smallest and largest alpha (the rule of `ridge fit`: > 5% warns). */
+  edgeLow: number;
+  edgeHigh: number;
+  /** Quantiles of the CV score over the same targets, per alpha. */
+  cvCurve: { alpha: number; mean: number; q10: number; median: number; q90: number; resolved: boolean }[];
+  /** Targets constant over the training images: every alpha scores 0, ties go to the largest alpha, so they are left out. */
+  constantTargets: number;
+  /** Median CV score at the chosen alpha, over the same targets. */
+  medianBestScore: number;
+}
+
+/**
+ * The decoder's chosen alphas on its grid and its CV-score curve, for the report and the edge warning. Targets
+ * that score exactly 0 at every alpha are constant over the training images (the engine scores a constant
+ * target 0, and a tie goes to the largest alpha): nothing to decode, and counted in they would swamp the
+ * quantiles and pile up at the grid's top (most of c's padding positions in the demo).
+ */
+export function decoderDiagnostics(grid: number[], best: Float32Array, cvScores: Matrix, score: string): DecoderDiagnostics {
+  const T = cvScores.cols;
+  const informative = new Uint8Array(T);
+  for (let i = 0; i < cvScores.rows; i++) for (let j = 0; j < T; j++) if (cvScores.data[i * T + j] !== 0) informative[j] = 1;
+  const kept = informative.reduce((a, b) => a + b, 0);
+  const counts = grid.map(() => 0);
+  best.forEach((a, j) => {
+    if (!informative[j]) return;
+    // the engine returns the grid value in float32: match to the nearest grid alpha on a log scale
+    let k = 0;
+    for (let i = 1; i < grid.length; i++) if (Math.abs(Math.log(a / grid[i])) < Math.abs(Math.log(a / grid[k]))) k = i;
+    counts[k]++;
+  });
+  const q = (sorted: number[], f: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(f * (sorted.length - 1) + 0.5))] : NaN);
+  const curve = grid.map((alpha, i) => {
+    const row = Array.from(cvScores.data.subarray(i * T, (i + 1) * T)).filter((v, j) => informative[j] && Number.isFinite(v)).sort((a, b) => a - b);
+    const mean = row.length ? row.reduce((s, v) => s + v, 0) / row.length : NaN;
+    return { alpha, mean, q10: q(row, 0.1), median: q(row, 0.5), q90: q(row, 0.9), resolved: row.length > 0 };
+  });
+  const bestScores: number[] = [];
+  for (let j = 0; j < T; j++) {
+    if (!informative[j]) continue;
+    let m = -Infinity;
+    for (let i = 0; i < cvScores.rows; i++) if (cvScores.data[i * T + j] > m) m = cvScores.data[i * T + j];
+    bestScores.push(m);
+  }
+  bestScores.sort((a, b) => a - b);
+  return {
+    score,
+    alphas: grid,
+    alphaCounts: counts,
+    edgeLow: kept ? counts[0] / kept : 0,
+    edgeHigh: kept ? counts[counts.length - 1] / kept : 0,
+    cvCurve: curve,
+    constantTargets: T - kept,
+    medianBestScore: q(bestScores, 0.5),
+  };
+}
+
+/** Columns whose values are all equal. */
+function constantColumns(m: Matrix): boolean[] {
+  const out = Array.from({ length: m.cols }, () => true);
+  for (let i = 1; i < m.rows; i++) {
+    const o = i * m.cols;
+    for (let j = 0; j < m.cols; j++) if (out[j] && m.data[o + j] !== m.data[j]) out[j] = false;
+  }
+  return out;
 }
 
 function latentShape(n: number, dim: number, size: number, what: string): number[] {
@@ -268,7 +354,7 @@ export async function zonlyStage(ctx: StageContext): Promise<StageOutput> {
         await writePng(p.original(id), { data: org.data, count: 1, height: org.height, width: org.width });
         outputs.push(rel(c, p.zonly(id)), rel(c, p.original(id)));
       }
-      ctx.progress((i0 + n) / ids.length);
+      ctx.progress((i0 + n) / ids.length, undefined, { done: i0 + n, total: ids.length, unit: 'images' });
     }
   } finally {
     stimuli.close();
@@ -374,7 +460,10 @@ export async function img2imgShardStage(ctx: StageContext, shard: Img2ImgShard):
         batchSize: g.batchSize,
         img2imgRule: g.rule,
         signal: ctx.signal,
-        onStep: (s) => ctx.progress((done + (s.batchFirst - i0) + s.batchImages * (s.step / s.total)) / total, `seed ${k}`),
+        onStep: (s) => {
+          const at = done + (s.batchFirst - i0) + s.batchImages * (s.step / s.total);
+          ctx.progress(at / total, `seed ${k}`, { done: Math.floor(at), total, unit: 'samples' });
+        },
       });
       unetSeconds += r.stats.unetSeconds ?? 0;
       const imgs = await sd.decode(r.latents);
@@ -383,7 +472,7 @@ export async function img2imgShardStage(ctx: StageContext, shard: Img2ImgShard):
         outputs.push(rel(c, p.sample(part[q], k)));
       }
       done += n;
-      ctx.progress(done / total, `seed ${k}`);
+      ctx.progress(done / total, `seed ${k}`, { done, total, unit: 'samples' });
     }
   }
   return { outputs, summary: { images: shard.imageEnd - shard.imageStart, seeds, unetSeconds } };
@@ -444,12 +533,15 @@ export async function evaluateStage(ctx: StageContext): Promise<StageOutput> {
   ];
   await writeFile(p.metricsCsv, metricsCsv(rows));
   const plain = (ms: MetricValue[]) => Object.fromEntries(ms.map((m) => [m.name, m.value]));
+  const perImage = (ms: MetricValue[]) => Object.fromEntries(ms.map((m) => [m.name, Array.from(m.perImage)]));
   await writeJson(p.metricsJson, {
     images: ids.length,
     zonly: plain(zonly.metrics),
     final: plain(final),
     perSeed: perSeed.map((s) => ({ seed: s.seed, ...plain(s.metrics) })),
     better: Object.fromEntries(final.map((m) => [m.name, m.better])),
+    // values per test image (fractions, like the means), in the order of ids
+    perImage: { ids, zonly: perImage(zonly.metrics), final: perImage(final) },
   });
   const names = final.map((m) => m.name);
   const lines = [['id73k', 'imgidx', ...names.map((n) => `zonly:${n}`), ...names.map((n) => `final:${n}`)].join(',')];
@@ -459,7 +551,7 @@ export async function evaluateStage(ctx: StageContext): Promise<StageOutput> {
   await writeFile(p.perImageCsv, lines.join('\n') + '\n');
   return {
     outputs: [p.metricsCsv, p.metricsJson, p.perImageCsv].map((f) => rel(c, f)),
-    summary: { zonly: plain(zonly.metrics), final: plain(final) },
+    summary: { zonly: plain(zonly.metrics), final: plain(final), better: Object.fromEntries(final.map((m) => [m.name, m.better])) },
   };
 }
 
@@ -467,9 +559,11 @@ export async function reportStage(ctx: StageContext): Promise<StageOutput> {
   const c = ctx.config;
   const p = paths(c.out);
   const ids = (await readIds(c)).test;
-  const metrics = JSON.parse(await readFile(p.metricsJson, 'utf8')) as { zonly: Record<string, number>; final: Record<string, number>; better: Record<string, 'higher' | 'lower'> };
-  const decoders = JSON.parse(await readFile(p.decoderSummary, 'utf8')) as Record<string, { testFeatureCorrelation: number; roi: string; voxels: number }>;
-  const html = renderReport({
+  const metrics = JSON.parse(await readFile(p.metricsJson, 'utf8')) as RunMetrics;
+  const decoders = JSON.parse(await readFile(p.decoderSummary, 'utf8')) as Record<string, DecoderSummary>;
+  const targetAccuracy: Record<string, Float32Array | null> = {};
+  for (const t of ['z', 'c'] as const) targetAccuracy[t] = existsSync(p.targetAccuracy(t)) ? ((await readNpy(p.targetAccuracy(t))).data as Float32Array) : null;
+  const html = await renderReport({
     config: c,
     ids,
     images: (id) => ({
@@ -479,6 +573,8 @@ export async function reportStage(ctx: StageContext): Promise<StageOutput> {
     }),
     metrics,
     decoders,
+    targetAccuracy,
+    warnings: Object.values(decoders).flatMap((d) => d.warnings ?? []),
   });
   await writeFile(p.report, html);
   return { outputs: [rel(c, p.report)] };

@@ -36,3 +36,23 @@ export function validateAlphas(alphas: ArrayLike<number>, what: string): void {
     if (!Number.isFinite(a) || a <= 0) throw new InvalidArgumentError(`${what}: every alpha must be finite and > 0, got ${a} at position ${i}`);
   }
 }
+
+/** Share of targets on one edge of the alpha grid above which a fit is flagged (`ridge fit`, `reconstruct`, `demo`). */
+export const ALPHA_EDGE_SHARE = 0.05;
+
+/**
+ * The warning for a fit whose chosen alphas crowd an edge of the grid (more than 5% of targets at the smallest
+ * or the largest alpha: the optimum may lie outside the grid), or null. `edgeLow`/`edgeHigh` are the shares
+ * the engine reports (RidgeModel.info).
+ */
+export function alphaEdgeWarning(edgeLow: number, edgeHigh: number, alphas?: ArrayLike<number>, what = 'targets'): string | null {
+  const low = edgeLow > ALPHA_EDGE_SHARE, high = edgeHigh > ALPHA_EDGE_SHARE;
+  if (!low && !high) return null;
+  const at = (i: number) => (alphas && alphas.length ? ` (${Number(alphas[i]).toExponential(0)})` : '');
+  const n = alphas?.length ?? 0;
+  const parts = [
+    ...(low ? [`${(100 * edgeLow).toFixed(1)}% of ${what} chose the smallest alpha${at(0)}`] : []),
+    ...(high ? [low ? `${(100 * edgeHigh).toFixed(1)}% the largest${at(n - 1)}` : `${(100 * edgeHigh).toFixed(1)}% of ${what} chose the largest alpha${at(n - 1)}`] : []),
+  ];
+  return `${parts.join(' and ')}; consider widening the grid ${low && high ? 'at both ends' : low ? 'downwards' : 'upwards'}`;
+}

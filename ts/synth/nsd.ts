@@ -35,6 +35,15 @@ export interface SynthNsdOptions {
   formats?: P.BetasFormat[];
   /** Write nsd_expdesign.mat with zlib-compressed elements (v7) or plain (v5). Default true. */
   compressMat?: boolean;
+  /** Called as the stimuli are drawn and each session's betas are written. */
+  onProgress?: (p: SynthNsdProgress) => void;
+}
+
+export interface SynthNsdProgress {
+  /** Drawing the stimuli; writing the stimulus file (done 0 then 1); each session's betas. */
+  phase: 'stimuli' | 'stimulus file' | 'betas';
+  done: number;
+  total: number;
 }
 
 export interface SynthNsdResult {
@@ -104,10 +113,16 @@ export async function synthNsd(opts: SynthNsdOptions): Promise<SynthNsdResult> {
 
   // Stimuli, captions and features.
   const scenes = generateScenes(nStimuli, o.seed + 1);
-  const images = scenes.map((s) => renderScene(s, o.imageSize));
+  const images = scenes.map((s, i) => {
+    if (i % 256 === 0) opts.onProgress?.({ phase: 'stimuli', done: i, total: nStimuli });
+    return renderScene(s, o.imageSize);
+  });
+  opts.onProgress?.({ phase: 'stimuli', done: nStimuli, total: nStimuli });
   const latent = images.map(latentFeatures);
   const semantic = scenes.map(semanticFeatures);
+  opts.onProgress?.({ phase: 'stimulus file', done: 0, total: 1 });
   await writeStimuli(o.out, scenes, images.map((i) => i.data), o.imageSize);
+  opts.onProgress?.({ phase: 'stimulus file', done: 1, total: 1 });
 
   const anatomy = buildAnatomy(o.grid);
   const geometry = geometryFromAffine(affineFor(o.grid));
@@ -136,6 +151,7 @@ export async function synthNsd(opts: SynthNsdOptions): Promise<SynthNsdResult> {
     await mkdir(P.betasDir(o.out, subject), { recursive: true });
     const responses: string[] = ['SUBJECT\tSESSION\tRUN\tTRIAL\t73KID\tISOLD'];
     for (let session = 1; session <= o.sessions; session++) {
+      opts.onProgress?.({ phase: 'betas', done: o.subjects.indexOf(subject) * o.sessions + session - 1, total: o.subjects.length * o.sessions });
       const T = o.trialsPerSession;
       const betas = new Int16Array(nVox * T);
       const offsets = new Float32Array(nVox).map(() => 0.3 * srng.normal());
@@ -163,6 +179,7 @@ export async function synthNsd(opts: SynthNsdOptions): Promise<SynthNsdResult> {
         ]);
       }
     }
+    opts.onProgress?.({ phase: 'betas', done: (o.subjects.indexOf(subject) + 1) * o.sessions, total: o.subjects.length * o.sessions });
     await mkdir(dirname(P.responsesPath(o.out, subject)), { recursive: true });
     await writeFile(P.responsesPath(o.out, subject), responses.join('\n') + '\n');
   }
@@ -175,7 +192,7 @@ export async function synthNsd(opts: SynthNsdOptions): Promise<SynthNsdResult> {
       description:
         'Planted model of the miniature NSD. beta = amplitude * (weights·features[space] - mean) / sd + session offset ' +
         '+ noise, in percent signal change (stored ×300 as int16). Features are per 73k id (index id-1).',
-      options: { ...o, out: undefined },
+      options: { ...o, out: undefined, onProgress: undefined },
       grid: o.grid,
       noiseSd: o.noiseSd,
       featureSpaces: {
@@ -204,6 +221,7 @@ type Resolved = Required<SynthNsdOptions>;
 function resolveOptions(opts: SynthNsdOptions): Resolved {
   const o: Resolved = {
     out: opts.out,
+    onProgress: opts.onProgress ?? (() => {}),
     seed: opts.seed ?? 1,
     subjects: opts.subjects ?? [1],
     grid: opts.grid ?? [20, 24, 16],

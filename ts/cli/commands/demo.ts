@@ -1,10 +1,11 @@
-/** `brainlatent demo`: builds the seeded demo world and runs the whole pipeline on it (no download). */
+/** `brainlatent demo`: builds (or reuses) the seeded demo world and runs the whole pipeline on it (no download). */
 import type { Command } from 'commander';
 
 import { InvalidArgumentError } from '../../errors.js';
 import { runDemo } from '../../demo/runDemo.js';
-import { printResult, stageProgress } from './reconstruct.js';
 import { onnxruntimeNodeInstalled } from '../../native/onnxruntimeNode.js';
+import { progressBar, type ProgressBar } from '../progress.js';
+import { printResult, printWarnings, stageProgress } from './reconstruct.js';
 
 const int = (v: string | undefined, name: string): number | undefined => {
   if (v === undefined) return undefined;
@@ -12,6 +13,18 @@ const int = (v: string | undefined, name: string): number | undefined => {
   if (!Number.isInteger(x) || x < 1) throw new InvalidArgumentError(`--${name} must be a positive integer, got '${v}'`);
   return x;
 };
+
+interface Flags {
+  out: string;
+  seed: string;
+  imageSize?: string;
+  testImages?: string;
+  seeds?: string;
+  steps?: string;
+  prior: string;
+  force?: boolean;
+  dryRun?: boolean;
+}
 
 export function registerDemoCommand(program: Command): void {
   program
@@ -24,17 +37,24 @@ export function registerDemoCommand(program: Command): void {
     .option('--seeds <n>', 'samples per image')
     .option('--steps <n>', 'DDIM steps')
     .option('--prior <kind>', "the diffusion model's data: 'world' (the scene catalogue: stimuli + unseen scenes) or 'training' (non-test stimuli only, the ablation)", 'world')
+    .option('--force', 'rebuild the world and redo every stage, even when nothing changed')
+    .option('--dry-run', 'build (or reuse) the world, then print the plan and an estimate of each stage from a short measured probe')
     .addHelpText(
       'after',
       `
 The world: a miniature NSD subject (early voxels see the image, ventral voxels the caption words),
 procedurally drawn scenes with captions, and an SD-layout model folder whose U-Net is the exact
 denoiser of a text-weighted Gaussian mixture — run by the same pipeline as 'reconstruct' on real data.
-Writes <out>/world/ and <out>/run/ (open <out>/run/report.html). About 25 s on 2 cores.`,
+Writes <out>/world/ and <out>/run/ (open <out>/run/report.html). About 25 s on 2 cores.
+
+The world is reused when <out>/world/world.json records the same parameters and the same code
+(brainlatent and ONNX Runtime versions, the package's modules); then the run resumes, so a second
+'demo' with nothing changed only checks its outputs. Anything else rebuilds it.`,
     )
-    .action(async (f: { out: string; seed: string; imageSize?: string; testImages?: string; seeds?: string; steps?: string; prior: string }) => {
+    .action(async (f: Flags) => {
       if (f.prior !== 'world' && f.prior !== 'training') throw new InvalidArgumentError(`--prior must be 'world' or 'training', got '${f.prior}'`);
       const t0 = performance.now();
+      let worldBar: ProgressBar | null = null;
       const r = await runDemo(
         {
           out: f.out,
@@ -45,13 +65,28 @@ Writes <out>/world/ and <out>/run/ (open <out>/run/report.html). About 25 s on 2
           steps: int(f.steps, 'steps'),
           prior: f.prior,
         },
-        { onProgress: stageProgress() },
+        {
+          force: f.force,
+          dryRun: f.dryRun,
+          onWorldProgress: (p) => {
+            if (p.phase === 'reused') return;
+            worldBar ??= progressBar('world');
+            worldBar.update(p.fraction, p.phase, p.count);
+          },
+          onProgress: f.dryRun ? undefined : stageProgress(),
+          onWarning: printWarnings,
+        },
+      );
+      (worldBar as ProgressBar | null)?.done();
+      process.stderr.write(
+        r.world.reused
+          ? `world reused (${r.world.components} mixture components, ${r.world.prior} prior; unchanged parameters and code)\n`
+          : `world built in ${r.worldSeconds.toFixed(1)} s (${r.world.components} mixture components, ${r.world.prior} prior)\n`,
       );
       if (!onnxruntimeNodeInstalled()) {
         process.stderr.write('feature-network identification skipped: it needs onnxruntime-node (npm install onnxruntime-node@1.30.0)\n');
       }
-      process.stderr.write(`world built in ${r.worldSeconds.toFixed(1)} s (${r.world.components} mixture components, ${r.world.prior} prior)\n`);
       printResult(r.run);
-      process.stdout.write(`total ${((performance.now() - t0) / 1000).toFixed(1)} s; open ${r.run.out}/report.html\n`);
+      if (!f.dryRun) process.stdout.write(`total ${((performance.now() - t0) / 1000).toFixed(1)} s; open ${r.run.out}/report.html\n`);
     });
 }

@@ -10,6 +10,7 @@ import { reconstruct, type ReconstructResult } from '../../pipeline/reconstruct.
 import type { StageProgress } from '../../pipeline/stageRunner.js';
 import { resolveConfig, type ReconstructConfig } from '../../pipeline/config.js';
 import { readConfigFile } from '../configFile.js';
+import { metricsText } from '../../eval/table.js';
 import { progressBar, type ProgressBar } from '../progress.js';
 
 interface Flags {
@@ -86,13 +87,18 @@ export function stageProgress(): (p: StageProgress) => void {
       bar = progressBar(label);
       current = p.stage;
     }
-    bar?.update(p.fraction, p.message);
+    bar?.update(p.fraction, p.message, p.count);
     if (p.status === 'done') {
       bar?.done(`${label}: done`);
       bar = null;
       current = '';
     }
   };
+}
+
+/** Warnings go to stderr as they come (a decoder's alphas on an edge of the grid, …). */
+export function printWarnings(message: string): void {
+  process.stderr.write(`warning: ${message}\n`);
 }
 
 export function printResult(r: ReconstructResult): void {
@@ -102,11 +108,12 @@ export function printResult(r: ReconstructResult): void {
   }
   for (const s of r.stages) process.stdout.write(`${s.stage.padEnd(9)} ${s.status.padEnd(8)} ${s.seconds.toFixed(1)} s\n`);
   if (r.metrics) {
-    const names = Object.keys(r.metrics.final);
-    process.stdout.write(`\n${''.padEnd(8)}${names.map((n) => n.padStart(14)).join('')}\n`);
-    for (const [label, m] of [['z-only', r.metrics.zonly], ['final', r.metrics.final]] as const) {
-      process.stdout.write(`${label.padEnd(8)}${names.map((n) => m[n].toFixed(3).padStart(14)).join('')}\n`);
-    }
+    const better = r.metrics.better ?? {};
+    const rows = [
+      { method: 'z-only', values: r.metrics.zonly },
+      { method: 'final', values: r.metrics.final },
+    ];
+    process.stdout.write(`\n${metricsText(rows, better)}\n(2WI: two-way identification in %, chance 50%)\n`);
   }
   process.stdout.write(`\nrun folder: ${r.out} (report.html, metrics.csv)\n`);
 }
@@ -124,7 +131,7 @@ export function registerReconstructCommand(program: Command): void {
     .option('--seeds <n>', 'samples per image')
     .option('--steps <n>', 'DDIM steps')
     .option('--force', 'redo every stage (and replace another run in --out)')
-    .option('--dry-run', 'print the plan and an estimate, do nothing')
+    .option('--dry-run', 'print the plan and each stage\'s estimated time from short measured probes; writes nothing')
     .addHelpText(
       'after',
       `
@@ -135,7 +142,7 @@ guidance 5, 5 seeds; PixCorr, SSIM and two-way identification on the test images
 
 Examples:
   brainlatent reconstruct --nsd /data/nsd --subject 1 --model models/sd-v1-4-onnx --out runs/subj01
-  brainlatent reconstruct --config run.json --dry-run      # the plan and a time estimate
+  brainlatent reconstruct --config run.json --dry-run      # the plan, each stage timed by a short probe
   brainlatent reconstruct --config run.json                # resumes: finished stages are skipped
 
 The run folder holds run.json, decoders/*.safetensors, images/<imgidx>_{org,z,000..}.png, metrics.csv
@@ -147,7 +154,7 @@ ${schemaHelpText(ReconstructConfigSchema, 'run.json')}`,
       const config = await configFrom(f);
       const ac = new AbortController();
       process.once('SIGINT', () => ac.abort());
-      const r = await reconstruct(config, { force: f.force, dryRun: f.dryRun, signal: ac.signal, onProgress: f.dryRun ? undefined : stageProgress() });
+      const r = await reconstruct(config, { force: f.force, dryRun: f.dryRun, signal: ac.signal, onProgress: f.dryRun ? undefined : stageProgress(), onWarning: printWarnings });
       printResult(r);
     });
 }

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 
 import { readIntVectorNpy, readMatrixNpy, writeNpy } from '../../io/npy.js';
-import { parseAlphas } from '../../ridge/alphas.js';
+import { alphaEdgeWarning, parseAlphas } from '../../ridge/alphas.js';
 import { RidgeCV, setThreads } from '../../ridge/RidgeCV.js';
 import { RidgeModel } from '../../ridge/RidgeModel.js';
 import { alphaHistogram, mean, seconds } from '../format.js';
@@ -102,11 +102,8 @@ safetensors.numpy.load_file(path).`,
               `(near-singular) problem and were not considered; their CV scores are NaN in the model`,
           );
         }
-        if (info.edgeLow > 0.05 || info.edgeHigh > 0.05) {
-          console.log(
-            `warning: ${(100 * info.edgeLow).toFixed(1)}% of targets chose the smallest alpha and ${(100 * info.edgeHigh).toFixed(1)}% the largest; consider widening the grid`,
-          );
-        }
+        const edge = alphaEdgeWarning(info.edgeLow, info.edgeHigh);
+        if (edge) console.log(`warning: ${edge}`);
       }
       console.log(`fitted in ${seconds(secs)}; model written to ${flags.out}`);
     });

@@ -1,0 +1,264 @@
+/**
+ * `--dry-run`'s estimate of each stage, from short measured probes on this machine with this config: one
+ * session extracted, one batch of features, ridge fits at the real shape on a few targets, one batch decoded,
+ * img2img at the real batch size for 1 and 3 steps, the metrics on a few images, one chart. Each probe's time
+ * is scaled by the work the stage will do (sessions, images, targets, U-Net steps). Nothing is written to the
+ * run folder.
+ */
+import { PNG } from 'pngjs';
+
+import { renderVegaLiteSvg } from '../charts/vegaSvg.js';
+import { evaluateReconstructions } from '../eval/evaluate.js';
+import type { Matrix } from '../matrix.js';
+import { availableSessions, sessionBetasFile, sessionTrialCount } from '../nsd/betas.js';
+import { DEFAULT_MAX_SESSION, extractNsd, parseSessions } from '../nsd/extract.js';
+import { nsdTrialTable, readNsdDesign } from '../nsd/expdesign.js';
+import { NsdStimuli } from '../nsd/stimuli.js';
+import { RidgeCV } from '../ridge/RidgeCV.js';
+import { Diffusion } from '../sd/Diffusion.js';
+import type { RgbImages } from '../sd/tensor.js';
+import type { ReconstructConfig } from './config.js';
+import type { PreflightResult } from './preflight.js';
+import type { StageName } from './runFolder.js';
+import { extractOptions } from './stages.js';
+
+export interface StageEstimate {
+  /** Estimated wall time of the stage on this machine; 0 for a stage that will be skipped. */
+  seconds: number;
+  /** What was measured and how it was scaled, in words. */
+  basis: string;
+}
+
+const now = () => performance.now() / 1000;
+
+async function timed<T>(f: () => Promise<T>): Promise<[T, number]> {
+  const t0 = now();
+  const r = await f();
+  return [r, now() - t0];
+}
+
+/** Deterministic standard-normal-ish values for probe inputs (the cost does not depend on them). */
+function noise(n: number, seed: number, scale = 1): Float32Array {
+  const out = new Float32Array(n);
+  let s = seed >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    const u = s / 4294967296;
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = scale * (u + s / 4294967296 - 1) * 2.449; // sum of two uniforms, unit variance
+  }
+  return out;
+}
+
+function randomImages(count: number, size: number, seed: number): RgbImages {
+  const data = new Uint8Array(count * size * size * 3);
+  const v = noise(data.length, seed);
+  for (let i = 0; i < data.length; i++) data[i] = Math.max(0, Math.min(255, 128 + 50 * v[i]));
+  return { data, count, height: size, width: size };
+}
+
+/** The work the run will do, from the design (no betas read). */
+async function runShape(c: ReconstructConfig, pre: PreflightResult) {
+  const sessions = c.nsd.sessions ? parseSessions(c.nsd.sessions) : await availableSessions(c.nsd.root, c.nsd.subject, c.nsd.format, DEFAULT_MAX_SESSION);
+  const file = await sessionBetasFile(c.nsd.root, c.nsd.subject, sessions[0], c.nsd.format);
+  const T = await sessionTrialCount(file);
+  const table = nsdTrialTable(await readNsdDesign(c.nsd.root), c.nsd.subject, sessions, T);
+  const trainImages = new Set<number>();
+  let trainTrials = 0;
+  table.imageId.forEach((id, k) => {
+    if (!table.test[k]) {
+      trainImages.add(id);
+      trainTrials++;
+    }
+  });
+  const testImages = c.nsd.testImages === null ? pre.testIds.length : Math.min(pre.testIds.length, c.nsd.testImages);
+  const trainRows = (t: 'z' | 'c') => (c.decoders[t].averageTrain ? trainImages.size : trainTrials);
+  return { sessions, trainRows, featureImages: trainImages.size + pre.testIds.length, testImages };
+}
+
+/**
+ * A RidgeCV fit's time at the real (rows × voxels) shape for `targets` targets, from probe fits on random data
+ * with few targets: the fixed part (Grams, eigendecompositions) and the per-target part (GEMMs, scoring) are
+ * separated by fitting two target counts. Rows are capped to keep the probe short; time is then scaled
+ * linearly with rows (the primal route a tall problem takes is linear in rows).
+ */
+async function ridgeEstimate(rows: number, voxels: number, targets: number, alphas: number[], folds: number, signal?: AbortSignal): Promise<{ seconds: number; basis: string }> {
+  const maxRows = Math.max(folds * 4, Math.min(rows, Math.floor(2.5e7 / Math.max(1, voxels))));
+  const n = Math.min(rows, maxRows);
+  const x: Matrix = { data: noise(n * voxels, 7), rows: n, cols: voxels };
+  const fit = async (t: number) => {
+    const y: Matrix = { data: noise(n * t, 11), rows: n, cols: t };
+    const [, s] = await timed(() => new RidgeCV({ alphas, folds, standardize: true }).fit(x, y, { signal }));
+    return s;
+  };
+  const t1 = Math.min(targets, 64);
+  const t2 = Math.min(targets, 256);
+  await fit(Math.min(targets, 8)); // warm-up: thread pool, first allocations
+  const s1 = await fit(t1);
+  let seconds = s1;
+  if (t2 > t1) {
+    const s2 = await fit(t2);
+    const perTarget = Math.max(0, (s2 - s1) / (t2 - t1));
+    seconds = Math.max(s1, s1 - perTarget * t1) + perTarget * targets;
+  }
+  const scale = rows / n;
+  return {
+    seconds: seconds * scale,
+    basis: `ridge probes ${n}×${voxels} → ${t1}${t2 > t1 ? ` and ${t2}` : ''} targets, extrapolated to ${targets} targets${scale > 1.01 ? ` and ${rows} rows (×${scale.toFixed(1)})` : ''}`,
+  };
+}
+
+/** Estimates every stage; stages in `skip` cost nothing. Loads the model once (its load time is charged to the first stage that needs it). */
+export async function estimateStages(
+  c: ReconstructConfig,
+  pre: PreflightResult,
+  skip: ReadonlyMap<StageName, boolean>,
+  signal?: AbortSignal,
+): Promise<Record<StageName, StageEstimate>> {
+  const shape = await runShape(c, pre);
+  const est = {} as Record<StageName, StageEstimate>;
+  const skipped: StageEstimate = { seconds: 0, basis: 'outputs exist: skipped' };
+  const nTest = shape.testImages;
+  const g = c.img2img;
+
+  if (skip.get('extract')) est.extract = skipped;
+  else {
+    const probeSession = shape.sessions[0];
+    const [, s] = await timed(async () => {
+      for (const t of ['z', 'c'] as const) await extractNsd({ ...extractOptions(c, t), sessions: [probeSession], cacheDir: undefined });
+    });
+    est.extract = { seconds: s * shape.sessions.length, basis: `session ${probeSession} of both regions read in ${s.toFixed(2)} s × ${shape.sessions.length} sessions (uncached)` };
+  }
+
+  // The model is needed by every probe below that runs the SD components.
+  const needsModel = !skip.get('features') || !skip.get('zonly') || !skip.get('img2img');
+  let loadSeconds = 0;
+  let sd: Diffusion | null = null;
+  let loadCharged = false;
+  const chargeLoad = () => {
+    if (loadCharged) return 0;
+    loadCharged = true;
+    return loadSeconds;
+  };
+  try {
+    if (needsModel) {
+      [sd, loadSeconds] = await timed(() =>
+        Diffusion.load(c.model.dir, { provider: c.model.provider, ortLibrary: c.model.ortLibrary ?? undefined, intraOpThreads: c.model.threads || undefined }),
+      );
+    }
+    const D = sd && sd.info.condDim > 0 ? sd.info.condDim : 768;
+    const zDim = 4 * (c.features.zSize / 8) ** 2;
+    const cDim = 77 * D;
+
+    if (skip.get('features')) est.features = skipped;
+    else {
+      const k = Math.min(c.features.batchSize, shape.featureImages);
+      const stimuli = await NsdStimuli.open(c.nsd.root);
+      let s: number;
+      try {
+        const ids = pre.testIds.slice(0, k);
+        const probe = async () => {
+          const px = c.features.zSize ** 2 * 3;
+          const rgb = new Uint8Array(ids.length * px);
+          ids.forEach((id, i) => rgb.set(stimuli.image(id, c.features.zSize).data, i * px));
+          await sd!.encodeImages({ data: rgb, count: ids.length, height: c.features.zSize, width: c.features.zSize }, { mode: c.features.zMode });
+          await sd!.encodeText(ids.flatMap((id) => pre.captions.get(id)));
+        };
+        await probe(); // warm-up
+        [, s] = await timed(probe);
+      } finally {
+        stimuli.close();
+      }
+      const load = chargeLoad();
+      est.features = {
+        seconds: load + (s * shape.featureImages) / k,
+        basis: `model load ${load.toFixed(1)} s + a batch of ${k} images (VAE + captions) in ${s.toFixed(2)} s × ${shape.featureImages} images`,
+      };
+    }
+
+    if (skip.get('decoders')) est.decoders = skipped;
+    else {
+      let seconds = 0;
+      const parts: string[] = [];
+      for (const t of ['z', 'c'] as const) {
+        const d = c.decoders[t];
+        const r = await ridgeEstimate(shape.trainRows(t), pre.voxels[t], t === 'z' ? zDim : cDim, d.alphas, d.folds, signal);
+        seconds += r.seconds;
+        parts.push(`${t}: ${r.basis} (${r.seconds.toFixed(1)} s)`);
+      }
+      est.decoders = { seconds, basis: parts.join('; ') };
+    }
+
+    if (skip.get('zonly')) est.zonly = skipped;
+    else {
+      const k = Math.min(c.features.batchSize, nTest);
+      const h = c.features.zSize / 8;
+      const probe = async () => {
+        const imgs = await sd!.decode({ data: noise(k * zDim, 3, 0.5), shape: [k, 4, h, h] });
+        const side = g.size;
+        for (let i = 0; i < 2 * k; i++) {
+          const png = new PNG({ width: side, height: side });
+          png.data.set(new Uint8Array(side * side * 4).fill(imgs.data[i % imgs.data.length]));
+          PNG.sync.write(png);
+        }
+      };
+      await probe();
+      const [, s] = await timed(probe);
+      const load = chargeLoad();
+      est.zonly = { seconds: load + (s * nTest) / k, basis: `${k} latents decoded and ${2 * k} PNGs written in ${s.toFixed(2)} s × ${nTest} images` };
+    }
+
+    if (skip.get('img2img')) est.img2img = skipped;
+    else {
+      const k = Math.min(Math.max(g.batchSize, 1), nTest);
+      const cond = { data: noise(k * cDim, 9, 0.3), shape: [k, 77, D] };
+      const imgs = randomImages(k, g.size, 13);
+      // one batch: re-encode, `steps` denoising steps at the run's guidance and scheduler, decode
+      const probe = async (steps: number) =>
+        timed(async () => {
+          const z0 = await sd!.encodeImages(imgs, { mode: g.reencode });
+          const r = await sd!.img2img({ z: z0, c: cond, strength: 1, steps, guidance: g.guidance, scheduler: g.scheduler, eta: g.eta, seeds: g.seed, batchSize: g.batchSize, signal });
+          await sd!.decode(r.latents);
+        });
+      await probe(1); // warm-up: the sessions' first runs allocate
+      const [, a] = await probe(1);
+      const [, b] = await probe(3);
+      const perStep = Math.max(0, (b - a) / 2);
+      const fixed = Math.max(0, a - perStep);
+      const runSteps = sd!.plan({ scheduler: g.scheduler, steps: g.steps, strength: g.strength, eta: g.eta, img2imgRule: g.rule }).runs.length;
+      const batches = nTest / k;
+      const load = chargeLoad();
+      est.img2img = {
+        seconds: load + batches * g.seeds * (fixed + runSteps * perStep),
+        basis:
+          `a batch of ${k} at ${g.size} px: ${perStep.toFixed(3)} s per step${g.guidance > 1 ? ' (with guidance)' : ''} + ${fixed.toFixed(3)} s encode/decode, ` +
+          `× ${runSteps} steps × ${g.seeds} seed(s) × ${batches.toFixed(1)} batches`,
+      };
+    }
+  } finally {
+    sd?.dispose();
+  }
+
+  if (skip.get('evaluate')) est.evaluate = skipped;
+  else {
+    const k = Math.min(nTest, 8);
+    const e = c.evaluation;
+    const gt = randomImages(k, e.size, 17);
+    const rec = randomImages(k, e.size, 19);
+    const opts = { size: e.size, networks: e.networks, pixelIdentification: e.pixelIdentification };
+    await evaluateReconstructions(gt, rec, opts);
+    const [, s] = await timed(() => evaluateReconstructions(gt, rec, opts));
+    const runs = 1 + g.seeds;
+    est.evaluate = { seconds: (s * runs * nTest) / k, basis: `metrics of ${k} images in ${s.toFixed(2)} s × ${nTest} images × ${runs} image sets (z-only and each seed)` };
+  }
+
+  if (skip.get('report')) est.report = skipped;
+  else {
+    const spec = { data: { values: Array.from({ length: 50 }, (_, i) => ({ x: i, y: Math.sin(i) })) }, mark: 'line', encoding: { x: { field: 'x', type: 'quantitative' }, y: { field: 'y', type: 'quantitative' } } };
+    await renderVegaLiteSvg(spec);
+    const [, s] = await timed(() => renderVegaLiteSvg(spec));
+    const charts = 6;
+    est.report = { seconds: s * charts, basis: `one chart rendered in ${s.toFixed(2)} s × ${charts} charts` };
+  }
+  return est;
+}
