@@ -2,24 +2,30 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { runDemo, type DemoResult } from '../../ts/demo/runDemo.js';
+import { readWorldManifest, worldDamage, worldKey } from '../../ts/demo/worldManifest.js';
 import { reconstruct } from '../../ts/pipeline/reconstruct.js';
+import { artifactPath, chromiumPath, imageStates, launchBrowser, NO_BROWSER, openReport } from '../helpers/browser.js';
 
 // The demo world at small settings: the whole pipeline (miniature NSD → RidgeCV → native sampler on the
-// closed-form ONNX models → metrics → run folder) in a few seconds.
+// closed-form ONNX models → metrics → run folder) in a few seconds. A dry run first (it builds the world and
+// probes each stage), then the run itself, which reuses that world.
+let dry: DemoResult;
 let demo: DemoResult;
 const out = mkdtempSync(join(tmpdir(), 'bl-demo-'));
+const settings = { out, testImages: 24, seeds: 2, steps: 20 };
 
 beforeAll(async () => {
-  demo = await runDemo({ out, testImages: 24, seeds: 2, steps: 20 });
+  dry = await runDemo(settings, { dryRun: true });
+  demo = await runDemo(settings);
 });
 
 describe('brainlatent demo', () => {
   it('writes the run folder with report, metrics, decoders and images named as in the reference code', () => {
     const run = join(out, 'run');
-    for (const f of ['run.json', 'report.html', 'metrics.csv', 'metrics.json', 'metrics_per_image.csv', 'decoders/z.safetensors', 'decoders/c.safetensors']) {
+    for (const f of ['run.json', 'report.html', 'metrics.csv', 'metrics.json', 'metrics_per_image.csv', 'decoders/z.safetensors', 'decoders/c.safetensors', 'decoders/c_target_r.npy']) {
       expect(existsSync(join(run, f)), f).toBe(true);
     }
     const id = JSON.parse(readFileSync(join(run, 'data', 'image_ids.json'), 'utf8')).test[0] as number;
@@ -27,7 +33,10 @@ describe('brainlatent demo', () => {
     for (const f of [`${idx}_org.png`, `${idx}_z.png`, `${idx}_000.png`]) expect(existsSync(join(run, 'images', f)), f).toBe(true);
     const html = readFileSync(join(run, 'report.html'), 'utf8');
     expect(html).toContain(`images/${idx}_org.png`);
-    expect(html).not.toMatch(/src="(\/|https?:)/);
+    expect(html).not.toMatch(/src="(\/|https?:|file:)/);
+    // paths are shown relative to the run folder, never as the absolute path of the world
+    expect(html).toContain('<code>../world/model</code>');
+    expect(html).not.toContain(out);
   });
 
   it('reconstructs recognisable images, and img2img improves on the z-only ones', () => {
@@ -39,12 +48,123 @@ describe('brainlatent demo', () => {
     expect(demo.world.prior).toBe('world');
   });
 
+  it('records what the report shows about the decoders, and warns when chosen alphas crowd the grid', () => {
+    const s = JSON.parse(readFileSync(join(out, 'run', 'decoders', 'summary.json'), 'utf8'));
+    for (const t of ['z', 'c']) {
+      const d = s[t];
+      expect(d.alphas).toEqual([1, 10, 100, 1e3, 1e4, 1e5]);
+      // counts over the targets that vary; the constant ones are counted apart
+      expect(d.alphaCounts.reduce((a: number, b: number) => a + b, 0) + d.constantTargets).toBe(d.targets);
+      expect(d.cvCurve).toHaveLength(6);
+      expect(d.edgeHigh).toBeCloseTo(d.alphaCounts[5] / (d.targets - d.constantTargets), 12);
+      expect(d.warnings.length > 0).toBe(d.edgeHigh > 0.05 || d.edgeLow > 0.05);
+    }
+    // the demo's c has padding positions that never vary: they are not what crowds the grid
+    expect(s.c.constantTargets).toBeGreaterThan(1000);
+    expect(demo.run.warnings.length).toBeGreaterThan(0);
+    expect(demo.run.warnings.join('\n')).toMatch(/chose the (smallest|largest) alpha .*consider widening the grid/);
+    const html = readFileSync(join(out, 'run', 'report.html'), 'utf8');
+    for (const w of demo.run.warnings) expect(html).toContain(w.replace(/&/g, '&amp;'));
+  });
+
+  it('dry run: estimates each stage from short probes, close to what the stages then took', () => {
+    const est = dry.run.estimates!;
+    expect(Object.keys(est)).toEqual(['extract', 'features', 'decoders', 'zonly', 'img2img', 'evaluate', 'report']);
+    for (const e of Object.values(est)) {
+      expect(e.seconds).toBeGreaterThan(0);
+      expect(e.basis.length).toBeGreaterThan(10);
+    }
+    expect(dry.run.plan!.join('\n')).toMatch(/run  img2img .*~.*per step/);
+    const took = Object.fromEntries(demo.run.stages.map((s) => [s.stage, s.seconds]));
+    // img2img dominates the run: its estimate must be within a factor of 3 either way (the old size-based
+    // estimate was 17× off); a ratio of two timings of the same machine, not a wall-clock bound.
+    const ratio = est.img2img.seconds / took.img2img;
+    expect(ratio, `img2img estimated ${est.img2img.seconds.toFixed(2)} s, took ${took.img2img.toFixed(2)} s`).toBeGreaterThan(1 / 3);
+    expect(ratio).toBeLessThan(3);
+    const total = (r: Record<string, number>) => Object.values(r).reduce((a, b) => a + b, 0);
+    const totalRatio = total(Object.fromEntries(Object.entries(est).map(([k, v]) => [k, v.seconds]))) / total(took);
+    expect(totalRatio, JSON.stringify({ est, took })).toBeGreaterThan(1 / 3);
+    expect(totalRatio).toBeLessThan(3);
+  });
+
+  it('reuses an unchanged world; another parameter or damaged files rebuild it', async () => {
+    expect(dry.world.reused).toBe(false);
+    expect(demo.world.reused).toBe(true);
+    const m = (await readWorldManifest(join(out, 'world')))!;
+    expect(m.files.length).toBeGreaterThan(10);
+    expect(worldDamage(join(out, 'world'), m)).toBeNull();
+    expect(worldDamage(join(out, 'world'), { ...m, files: [...m.files, { path: 'model/unet/gone.onnx', size: 1 }] })).toMatch(/gone.onnx is missing/);
+    const options = m.options as Record<string, unknown>;
+    expect(worldKey(options)).toBe(m.key);
+    expect(worldKey({ ...options, noiseSd: 0.8 })).not.toBe(m.key);
+    expect(worldKey(options, 'another code version')).not.toBe(m.key);
+    // nothing changed: the world is reused and the run resumes, every stage skipped
+    const again = await runDemo(settings);
+    expect(again.world.reused).toBe(true);
+    expect(again.run.stages.every((s) => s.status === 'skipped')).toBe(true);
+    expect(again.run.warnings).toEqual(demo.run.warnings);
+  });
+
   it('resumes: a second run skips every stage; force redoes them', async () => {
     const cfg = JSON.parse(readFileSync(join(out, 'run', 'run.json'), 'utf8')).config;
     const again = await reconstruct(cfg);
     expect(again.stages.every((s) => s.status === 'skipped')).toBe(true);
-    const dry = await reconstruct(cfg, { dryRun: true });
-    expect(dry.plan!.join('\n')).toMatch(/skip extract/);
-    expect(dry.plan!.join('\n')).toMatch(/U-Net evaluations/);
+    const dryAgain = await reconstruct(cfg, { dryRun: true });
+    expect(dryAgain.plan!.join('\n')).toMatch(/skip extract/);
+    expect(dryAgain.estimates!.img2img.seconds).toBe(0);
+  });
+});
+
+describe.skipIf(!chromiumPath)(`the reconstruction report in a real browser${chromiumPath ? '' : ` (${NO_BROWSER})`}`, () => {
+  let browser: Awaited<ReturnType<typeof launchBrowser>>;
+  beforeAll(async () => {
+    browser = await launchBrowser();
+  });
+  afterAll(async () => browser?.close());
+
+  it('opens from file:// with no console error or failed request, every image loaded, the page within 1400 px', async () => {
+    const { page, problems } = await openReport(browser, join(out, 'run', 'report.html'));
+    const imgs = await imageStates(page);
+    expect(imgs.length).toBe(24 * 4); // original, z-only, two seeds per test image
+    expect(imgs.filter((i) => i.width === 0)).toEqual([]);
+    expect(await page.locator('svg.marks').count()).toBe(6); // three charts per decoder
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(1400);
+    await page.screenshot({ path: artifactPath('reconstruction-report.png'), fullPage: true });
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+
+  it('shows the published rows in their own columns, and a caption naming only the columns shown', async () => {
+    const { page } = await openReport(browser, join(out, 'run', 'report.html'));
+    const heads = await page.locator('#metrics thead th').allTextContents();
+    expect(heads).toEqual(['reconstruction', 'PixCorr', 'SSIM', 'Pixels(2WI) %', 'DemoNet(2WI) %']);
+    const caption = await page.locator('#metrics caption').textContent();
+    expect(caption).toContain('Pixels(2WI) and DemoNet(2WI): two-way identification in %');
+    expect(caption).not.toMatch(/EffNet|SwAV|AlexNet/);
+    const tn = await page.locator('#published tbody tr', { hasText: 'Takagi & Nishimoto (CVPR 2023)' }).locator('td').allTextContents();
+    expect(tn.slice(2)).toEqual(['–', '–', '83.0', '83.0', '76.0', '77.0', '–', '–']);
+    // the run's own values are in % in the page, not fractions
+    const final = await page.locator('#metrics tbody tr').nth(1).locator('td').allTextContents();
+    expect(Number(final[3])).toBeCloseTo(100 * demo.run.metrics!.final['Pixels(2WI)'], 1);
+    await page.close();
+  });
+
+  it('sorts the per-image table by a metric, both ways', async () => {
+    const { page } = await openReport(browser, join(out, 'run', 'report.html'));
+    const table = page.locator('#per-image');
+    const header = table.locator('thead th[title="final: SSIM"]');
+    const col = Number(await header.getAttribute('data-col'));
+    const column = async () => (await table.locator(`tbody tr td:nth-child(${col + 1})`).evaluateAll((tds) => tds.map((td) => Number((td as HTMLElement).dataset.v))));
+    const before = await column();
+    await header.click();
+    const up = await column();
+    expect(up).toEqual([...before].sort((a, b) => a - b));
+    expect(await header.getAttribute('aria-sort')).toBe('ascending');
+    await header.click();
+    expect(await column()).toEqual([...before].sort((a, b) => b - a));
+    // the images move with their row
+    const firstId = await table.locator('tbody tr').first().locator('td.id').textContent();
+    expect(await table.locator('tbody tr').first().locator('img').first().getAttribute('src')).toBe(`images/${firstId}_org.png`);
+    await page.close();
   });
 });
