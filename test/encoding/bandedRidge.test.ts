@@ -115,6 +115,45 @@ describe('BandedRidgeCV', () => {
       expect(Math.abs(vp.shared[j])).toBeLessThan(j % 3 === 2 ? 0.15 : 0.05);
     }
     expect(vp.model.bandAlphas().cols).toBe(2);
+    // The convention: R² floored at 0 before partitioning, partition only where the joint model explains
+    // variance; so no unique part exceeds the joint R², and none is invented where the joint model fails.
+    for (let j = 0; j < t; j++) {
+      const joint = vp.joint[j], pos = (r: number) => Math.max(0, r);
+      if (joint <= 0) {
+        expect(vp.unique[0][j]).toBeNaN();
+        expect(vp.shared[j]).toBeNaN();
+        continue;
+      }
+      for (let i = 0; i < 2; i++) {
+        expect(vp.unique[i][j]).toBeCloseTo(joint - pos(vp.without[i][j]), 6);
+        expect(vp.unique[i][j]).toBeLessThanOrEqual(joint + 1e-7);
+      }
+      expect(vp.shared[j]).toBeCloseTo(pos(vp.without[0][j]) + pos(vp.without[1][j]) - joint, 6);
+    }
+  });
+
+  it('partitions only where the joint model predicts: pure-noise targets get NaN, not ±1', async () => {
+    const n = 200, t = 6;
+    const { a, b } = data(n, 8, 8, t, 4);
+    // targets unrelated to either band: held-out R² of every model is ≤ 0 in most targets
+    let s = 99;
+    const noise = new Float32Array(n * t).map(() => ((s = (s * 1103515245 + 12345) >>> 0) / 4294967296) * 2 - 1);
+    const y: Matrix = { data: noise, rows: n, cols: t };
+    const slice = (m: Matrix, r0: number, r1: number): Matrix => ({ data: m.data.slice(r0 * m.cols, r1 * m.cols), rows: r1 - r0, cols: m.cols });
+    const vp = await partitionVariance(
+      { a: slice(a, 0, 150), b: slice(b, 0, 150) },
+      slice(y, 0, 150),
+      { a: slice(a, 150, n), b: slice(b, 150, n) },
+      slice(y, 150, n),
+      { alphas: [0.1, 1, 10], nIter: 5, folds: 5 },
+    );
+    for (let j = 0; j < t; j++) {
+      if (vp.joint[j] > 0) continue;
+      expect(vp.unique[0][j]).toBeNaN();
+      expect(vp.unique[1][j]).toBeNaN();
+    }
+    for (const u of vp.unique) for (let j = 0; j < t; j++) if (Number.isFinite(u[j])) expect(Math.abs(u[j])).toBeLessThanOrEqual(1);
+    expect(Array.from(vp.joint).some((r) => r <= 0)).toBe(true);
   });
 
   it('never picks an alpha below the float32 resolution of a singular Gram', async () => {

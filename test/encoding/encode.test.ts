@@ -7,6 +7,12 @@ import { readNifti, readNiftiHeader, writeNifti } from '../../ts/io/nifti.js';
 import { writeNpy } from '../../ts/io/npy.js';
 import { roiPath } from '../../ts/nsd/paths.js';
 import { makeWorld, type World } from './world.js';
+import { readFileSync } from 'node:fs';
+import { PNG } from 'pngjs';
+import type { Page } from 'playwright-core';
+import type { EncodingSummary } from '../../ts/encoding/mapFiles.js';
+import { mapRecordsOf } from '../../ts/encoding/report.js';
+import { artifactPath, chromiumPath, imageStates, launchBrowser, NO_BROWSER, openReport } from '../helpers/browser.js';
 
 let world: World;
 let result: EncodeResult;
@@ -103,7 +109,11 @@ describe('encode on the miniature NSD', () => {
     expect(right / total).toBeGreaterThan(0.85);
     const early = world.truth.voxels.filter((v) => v.space === 'latent').map((v) => col.get(v.x + X * (v.y + Y * v.z))!);
     const ventral = world.truth.voxels.filter((v) => v.space === 'semantic').map((v) => col.get(v.x + X * (v.y + Y * v.z))!);
-    const m = (a: Float32Array, idx: number[]) => idx.reduce((s, j) => s + a[j], 0) / idx.length;
+    // partitions are NaN where the joint model explains nothing (the convention); average where defined
+    const m = (a: Float32Array, idx: number[]) => {
+      const v = idx.map((j) => a[j]).filter(Number.isFinite);
+      return v.reduce((s, x) => s + x, 0) / v.length;
+    };
     expect(m(b.unique.z, early)).toBeGreaterThan(m(b.unique.c, early));
     expect(m(b.unique.c, ventral)).toBeGreaterThan(m(b.unique.z, ventral));
   });
@@ -142,8 +152,129 @@ describe('encode on the miniature NSD', () => {
     const png = await readFile(join(world.tmp, 'out', result.featureSets[0].mosaic));
     expect(png.subarray(1, 4).toString()).toBe('PNG');
     const html = await readFile(join(world.tmp, 'out', 'report.html'), 'utf8');
-    for (const f of result.featureSets) expect(html).toContain(f.mosaic);
+    for (const f of result.featureSets) expect(html).toContain(f.mosaic.replace('+', '%2B'));
     expect((await stat(join(world.tmp, 'out', 'encoding.json'))).size).toBeGreaterThan(100);
+  });
+
+  it('lists every map it wrote, named so the z_c feature set and the joint model z+c cannot be confused', async () => {
+    const { readdir } = await import('node:fs/promises');
+    const { existsSync } = await import('node:fs');
+    const summary = JSON.parse(readFileSync(join(world.tmp, 'out', 'encoding.json'), 'utf8')) as EncodingSummary;
+    const onDisk = (await readdir(join(world.tmp, 'out', 'maps'))).sort();
+    expect(summary.maps.map((m) => m.file.replace('maps/', '')).sort()).toEqual(onDisk);
+    expect(onDisk).toEqual(expect.arrayContaining(['zc.nii.gz', 'z+c.nii.gz', 'z+c_unique-z.nii.gz', 'z+c_unique-c.nii.gz', 'z+c_shared.nii.gz', 'noise-ceiling.nii.gz', 'z_r-over-sqrt-nc.nii.gz']));
+    expect(onDisk).not.toContain('z_c.nii.gz');
+    const kinds = new Set(summary.maps.map((m) => m.kind));
+    expect([...kinds].sort()).toEqual(['banded-r', 'noise-ceiling', 'r', 'r-over-sqrt-nc', 'shared', 'unique']);
+    for (const m of summary.maps) expect(existsSync(join(world.tmp, 'out', m.mosaic)), m.mosaic).toBe(true);
+    expect(summary.partitionConvention).toMatch(/floored at 0/);
+    // the report embeds every map, the anatomy and the atlases, and carries NiiVue's UMD bundle beside it
+    const html = readFileSync(join(world.tmp, 'out', 'report.html'), 'utf8');
+    expect(html.match(/<script type="application\/octet-stream" id="vol-map-/g)).toHaveLength(summary.maps.length);
+    expect(html).toContain('id="vol-underlay"');
+    expect(html.match(/id="vol-atlas-/g)).toHaveLength(2);
+    expect(existsSync(join(world.tmp, 'out', 'report_files', 'niivue.umd.js'))).toBe(true);
+    expect(html).toContain('id="partition-convention"');
+  });
+
+  it('reads the map list of a folder written before it was kept (old names such as maps/z_c.nii.gz)', () => {
+    const v1 = {
+      format: 'brainlatent-encoding', version: 1, featureSets: [{ name: 'z', description: 'z', map: 'maps/z.nii.gz' }, { name: 'z+c', description: 'banded', map: 'maps/z_c.nii.gz' }],
+      banded: [{ name: 'z+c', sets: ['z', 'c'], maps: { 'unique-z': 'maps/z_c_unique-z.nii.gz', shared: 'maps/z_c_shared.nii.gz', r: 'maps/z_c.nii.gz' } }],
+    } as unknown as Parameters<typeof mapRecordsOf>[0];
+    const records = mapRecordsOf(v1);
+    expect(records.find((r) => r.kind === 'banded-r')).toMatchObject({ file: 'maps/z_c.nii.gz', mosaic: 'mosaics/z_c.png', banded: 'z+c' });
+    expect(records.find((r) => r.kind === 'unique')).toMatchObject({ file: 'maps/z_c_unique-z.nii.gz', space: 'z' });
+    expect(records.filter((r) => r.kind === 'r').map((r) => r.file)).toEqual(['maps/z.nii.gz']);
+  });
+});
+
+describe.skipIf(!chromiumPath)(`the encoding report in a real browser${chromiumPath ? '' : ` (${NO_BROWSER})`}`, () => {
+  let browser: Awaited<ReturnType<typeof launchBrowser>>;
+  const report = () => join(world.tmp, 'out', 'report.html');
+  beforeAll(async () => {
+    browser = await launchBrowser();
+  });
+  afterAll(async () => browser?.close());
+
+  /** Pixels of the viewer's canvas (a screenshot: NiiVue's WebGL buffer reads back black from the page). */
+  const canvasPixels = async (page: Page) => {
+    const png = PNG.sync.read(await page.locator('#brain-canvas').screenshot());
+    let lit = 0, warm = 0;
+    for (let i = 0; i < png.data.length; i += 4) {
+      const [r, g, b] = [png.data[i], png.data[i + 1], png.data[i + 2]];
+      if (r + g + b > 60) lit++;
+      if (r > 180 && b < 110 && r - b > 120 && !(g > 200 && r < 100)) warm++;
+    }
+    return { lit, warm, total: png.width * png.height };
+  };
+
+  it('opens from file:// with no console error or failed request, every figure loaded, the region table within the page', async () => {
+    const { page, problems } = await openReport(browser, report());
+    await page.evaluate(() => (window as unknown as { brainViewer: { ready: Promise<unknown> } }).brainViewer.ready);
+    const imgs = await imageStates(page);
+    const summary = JSON.parse(readFileSync(join(world.tmp, 'out', 'encoding.json'), 'utf8')) as EncodingSummary;
+    expect(imgs.length).toBe(summary.maps.length);
+    expect(imgs.filter((i) => i.width === 0)).toEqual([]);
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(1400);
+    const table = await page.locator('#region-summary').boundingBox();
+    expect(table!.x + table!.width).toBeLessThanOrEqual(1400);
+    await page.screenshot({ path: artifactPath('encoding-report.png'), fullPage: true, timeout: 120_000 });
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+
+  it('draws the map over the anatomy in NiiVue, and the threshold control hides what falls below it', async () => {
+    const { page, problems } = await openReport(browser, report());
+    await page.evaluate(() => (window as unknown as { brainViewer: { ready: Promise<unknown> } }).brainViewer.ready);
+    const before = await canvasPixels(page);
+    await page.locator('#brain-canvas').screenshot({ path: artifactPath('encoding-viewer.png') });
+    expect(before.lit / before.total).toBeGreaterThan(0.1); // anatomy and map, not a blank canvas
+    expect(before.warm).toBeGreaterThan(200); // the r map's warm colours
+    await page.locator('#threshold').evaluate((el: HTMLInputElement) => {
+      el.value = el.max;
+      el.dispatchEvent(new Event('input'));
+    });
+    const after = await canvasPixels(page);
+    expect(after.warm).toBeLessThan(before.warm / 4);
+    expect(after.lit / after.total).toBeGreaterThan(0.05); // the anatomy stays
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+
+  it("answers a click with the voxel's coordinates, its value in every map and its regions", async () => {
+    const { page, problems } = await openReport(browser, report());
+    await page.evaluate(() => (window as unknown as { brainViewer: { ready: Promise<unknown> } }).brainViewer.ready);
+    await page.selectOption('#slice-type', 'axial');
+    const box = (await page.locator('#brain-canvas').boundingBox())!;
+    const summary = JSON.parse(readFileSync(join(world.tmp, 'out', 'encoding.json'), 'utf8')) as EncodingSummary;
+    const zMap = await readNifti(join(world.tmp, 'out', summary.maps.find((m) => m.kind === 'r' && m.featureSet === 'z')!.file));
+    const [X, Y] = world.truth.grid;
+    const seen: string[] = [];
+    let finite = 0;
+    // posterior, where the early (z-predictive) voxels are, then towards the centre
+    for (const [fx, fy] of [[0.5, 0.85], [0.45, 0.8], [0.55, 0.75], [0.5, 0.5]]) {
+      await page.mouse.click(box.x + fx * box.width, box.y + fy * box.height);
+      const info = page.locator('#voxel-info');
+      const at = await info.evaluate((el: HTMLElement) => ({ ...el.dataset, text: el.textContent ?? '' }));
+      const [i, j, k] = [Number(at.i), Number(at.j), Number(at.k)];
+      const expected = zMap.data[i + X * (j + Y * k)];
+      if (Number.isFinite(expected)) {
+        finite++;
+        expect(Number(at.value)).toBeCloseTo(expected, 5);
+        expect(at.text).toContain(expected.toFixed(3).replace('-', '−'));
+      } else {
+        expect(at.value).toBe('NaN');
+      }
+      expect(at.text).toMatch(/voxel \(i, j, k\) = \(\d+, \d+, \d+\) · \(x, y, z\) = \(.*\) mm/);
+      expect(at.text).toMatch(/streams: .*prf-visualrois: /);
+      seen.push(`${i},${j},${k}`);
+    }
+    expect(finite).toBeGreaterThan(0);
+    expect(new Set(seen).size).toBeGreaterThan(1); // the crosshair followed the clicks
+    await page.locator('#brain-canvas').screenshot({ path: artifactPath('encoding-viewer-axial-click.png') });
+    expect(problems).toEqual([]);
+    await page.close();
   });
 });
 

@@ -123,12 +123,15 @@ export const EncodeConfigSchema = Strict(
     mosaic: Default(
       Strict(
         {
-          vmin: Type.Optional(Type.Number({ description: 'colour range low end (default: 0, or −vmax when values go negative)' })),
-          vmax: Type.Optional(Type.Number({ description: 'colour range high end (default: the 99th percentile of |value|)' })),
-          scale: Type.Optional(Type.Integer({ minimum: 1, description: 'pixels per voxel (default 4; 3 for grids wider than 60)' })),
-          columns: Type.Optional(Type.Integer({ minimum: 1, description: 'slices per row (default about √(slices · 4/3))' })),
+          vmax: Type.Optional(Type.Number({ exclusiveMinimum: 0, description: 'colour range top of the r maps (default: the 99th percentile of |r|)' })),
+          threshold: Type.Optional(
+            Type.Number({ minimum: 0, description: 'r below this is not drawn (default: significant at p < 0.05 one-sided, uncorrected, for the test images)' }),
+          ),
+          scale: Type.Optional(Type.Integer({ minimum: 1, description: 'pixels per voxel (default: slices about 180 px wide)' })),
+          columns: Type.Optional(Type.Integer({ minimum: 1, description: 'slices per row (default: a roughly 4:3 figure)' })),
+          slices: Type.Optional(Type.Integer({ minimum: 1, description: 'axial slices shown at most (default 16)' })),
         },
-        { description: 'the mosaics of axial slices' },
+        { description: 'the static figures (mosaics/*.png) of the r maps: axial slices over the anatomy' },
       ),
       {},
     ),

@@ -14,6 +14,8 @@ import { configHash } from '../pipeline/config.js';
 import { clearStages, writeManifest } from '../pipeline/runFolder.js';
 import { planSkips, runStages, type StageProgress, type StageReport } from '../pipeline/stageRunner.js';
 import { preflightEncode } from './preflight.js';
+import { mapFile, type MapRecord } from './mapFiles.js';
+import { REPORT_FILES } from './report.js';
 import type { RegionRow } from './regions.js';
 import { encodePaths } from './runPaths.js';
 import { bandedMaps, encodeStages, readEncodeOutputs } from './stages.js';
@@ -76,7 +78,7 @@ export interface EncodeResult {
   /** Every fitted table, then every banded model (its joint r). */
   featureSets: FeatureSetResult[];
   banded: BandedResult[];
-  /** Maps, mosaics, regions.csv, report.html and encoding.json, relative to `out`. */
+  /** Maps, mosaics, regions.csv, encoding.json, report.html and its viewer, relative to `out`. */
   files: string[];
   /** What each stage did (ran, skipped; planned in a dry run). */
   stages: StageReport[];
@@ -135,25 +137,25 @@ export async function encodeResult(input: EncodeConfigInput | EncodeConfig): Pro
   const p = encodePaths(c.out);
   const o = await readEncodeOutputs(c);
   const ids = JSON.parse(readFileSync(p.ids, 'utf8')) as { train: number[]; test: number[] };
+  const records = JSON.parse(readFileSync(p.maps, 'utf8')) as MapRecord[];
+  const fit = (name: string) => mapFile({ kind: 'r', featureSet: name });
+  const joint = (name: string) => mapFile({ kind: 'banded-r', banded: name });
   const featureSets: FeatureSetResult[] = [
     ...o.fits.map((f) => ({
       name: f.table.name, description: f.info.description, features: f.info.features, r: f.r, r2: f.r2, bestAlphas: f.bestAlphas,
-      route: f.info.route, meanR: f.info.meanR, map: p.map(f.table.name), mosaic: p.mosaic(f.table.name), regions: f.regions,
+      route: f.info.route, meanR: f.info.meanR, map: fit(f.table.name).file, mosaic: fit(f.table.name).mosaic, regions: f.regions,
     })),
     ...o.banded.map((b) => ({
       name: b.spec.name, description: b.info.description, features: b.info.features, r: b.r, r2: new Float32Array(0), bestAlphas: new Float32Array(0),
-      route: 'banded', meanR: b.info.meanR, map: p.map(b.spec.name), mosaic: p.mosaic(b.spec.name), regions: b.regions,
+      route: 'banded', meanR: b.info.meanR, map: joint(b.spec.name).file, mosaic: joint(b.spec.name).mosaic, regions: b.regions,
     })),
   ];
   const banded: BandedResult[] = o.banded.map((b) => ({
-    name: b.spec.name, sets: b.spec.sets, r: b.r, unique: b.unique, shared: b.shared, bandWeights: b.weights,
-    maps: Object.fromEntries(bandedMaps(b).map((m) => [m.key, m.map])),
+    name: b.spec.name, sets: b.spec.sets, r: b.r, unique: b.unique, shared: b.shared, bandWeights: b.weights, maps: bandedMaps(b),
   }));
   const files = [
-    ...(o.ceiling ? [p.map('noise-ceiling'), p.mosaic('noise-ceiling')] : []),
-    ...o.fits.flatMap((f) => [p.map(f.table.name), p.mosaic(f.table.name)]),
-    ...o.banded.flatMap((b) => bandedMaps(b).flatMap((m) => [m.map, p.mosaic(m.name)])),
-    'regions.csv', 'report.html', 'encoding.json',
+    ...records.flatMap((m) => [m.file, m.mosaic]),
+    'regions.csv', 'encoding.json', 'report.html', join(REPORT_FILES, 'niivue.umd.js'),
   ];
   return {
     out: c.out, config: c, configHash: configHash(c), voxels: o.mask.indices.length, trainImages: ids.train.length, testImages: ids.test.length,

@@ -43,7 +43,7 @@ export async function loadRegionLabels(root: string, subject: number, atlases: s
   return { labels, missing };
 }
 
-async function labelNames(root: string, atlas: string): Promise<Map<number, string>> {
+export async function labelNames(root: string, atlas: string): Promise<Map<number, string>> {
   const names = new Map<number, string>(Object.entries(BUILTIN[atlas] ?? {}).map(([k, v]) => [Number(k), v]));
   try {
     for (const line of (await readFile(ctabPath(root, atlas), 'utf8')).split(/\r?\n/)) {

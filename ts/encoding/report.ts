@@ -1,58 +1,397 @@
-import type { RegionRow } from './regions.js';
+/**
+ * The encoding run's report.html, written from the run folder alone (encoding.json, maps/, the NSD folder for
+ * the anatomy and atlases): an interactive viewer (NiiVue, its UMD bundle copied to report_files/, every
+ * volume embedded, so the page opens offline from file://) with every map over the subject's anatomy,
+ * threshold and colour-map controls, and the voxel's coordinates, values and regions on click; a region table
+ * that fits the page; the variance-partition convention; and per map a static figure (mosaics/, for papers and
+ * e-mail) beside its region table.
+ */
+import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
 
-export interface ReportEntry {
-  name: string;
-  description: string;
-  mosaic: string; // relative path
-  map: string; // relative path
-  meanR: number;
-  rows: RegionRow[];
+import { niftiGrid, readNifti } from '../io/nifti.js';
+import type { Grid } from '../io/voxelMask.js';
+import { roiPath } from '../nsd/paths.js';
+import { BASE_CSS, esc, SORTABLE_SCRIPT, url } from '../report/html.js';
+import { fileStem, type EncodingSummary, type MapKind, type MapRecord, type MosaicOptions } from './mapFiles.js';
+import { mosaicPng } from './mosaic.js';
+import { applyAffine, voxelToWorld, type Affine } from './orientation.js';
+import { labelNames } from './regions.js';
+import { findUnderlay, type Underlay } from './underlay.js';
+import { VIEWER_CSS, VIEWER_SCRIPT } from './viewerScript.js';
+
+/** The folder beside report.html that holds the viewer's script. */
+export const REPORT_FILES = 'report_files';
+
+interface LoadedMap extends MapRecord {
+  volume: Float32Array;
+  bytes: Buffer;
+  display: MapDisplay;
+  regions: RegionStat[];
 }
 
-const esc = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
-const num = (v: number) => (Number.isFinite(v) ? v.toFixed(3) : '–');
+/** How a map is shown: colour map, range, threshold, and what the threshold means. */
+export interface MapDisplay {
+  signed: boolean;
+  vmax: number;
+  threshold: number;
+  quantity: string;
+  thresholdNote: string;
+}
 
-/** report.html: a feature set × region summary, then each feature set's mosaic beside its region table. */
-export function reportHtml(title: string, meta: Record<string, string>, entries: ReportEntry[]): string {
-  const regions: string[] = [];
-  for (const e of entries) for (const r of e.rows) if (!regions.includes(`${r.atlas}:${r.region}`)) regions.push(`${r.atlas}:${r.region}`);
-  const maxR = Math.max(0.05, ...entries.flatMap((e) => e.rows.map((r) => (Number.isFinite(r.meanR) ? r.meanR : 0))));
-  const cell = (v: number) => {
-    const f = Number.isFinite(v) ? Math.max(0, Math.min(1, v / maxR)) : 0;
-    return `<td style="background:rgba(220,60,30,${(0.85 * f).toFixed(2)})">${num(v)}</td>`;
+interface Atlas {
+  name: string;
+  path: string;
+  bytes: Buffer;
+  values: Float32Array;
+  names: Map<number, string>;
+}
+
+export interface RegionStat {
+  atlas: string;
+  region: string;
+  voxels: number;
+  mean: number;
+  median: number;
+}
+
+/**
+ * Held-out r significant at p < 0.05 (one-sided, uncorrected) for n test images, by Fisher's z:
+ * tanh(1.645 / √(n − 3)).
+ */
+export function significantR(n: number): number {
+  return n > 3 ? Math.tanh(1.6449 / Math.sqrt(n - 3)) : 1;
+}
+
+function percentileAbs(v: Float32Array, f: number): number {
+  const a: number[] = [];
+  for (const x of v) if (Number.isFinite(x)) a.push(Math.abs(x));
+  if (!a.length) return 1;
+  a.sort((x, y) => x - y);
+  return a[Math.min(a.length - 1, Math.round(f * (a.length - 1)))] || a[a.length - 1] || 1;
+}
+
+const QUANTITY: Record<MapKind, string> = {
+  r: 'held-out r',
+  'banded-r': 'held-out r',
+  'r-over-sqrt-nc': 'r / √NC',
+  'noise-ceiling': 'noise ceiling',
+  unique: 'unique R²',
+  shared: 'shared R²',
+};
+
+export function mapDisplay(kind: MapKind, volume: Float32Array, testImages: number, options: MosaicOptions = {}): MapDisplay {
+  const isR = kind === 'r' || kind === 'banded-r';
+  const signed = kind === 'unique' || kind === 'shared';
+  const vmax = isR && options.vmax !== undefined ? options.vmax : Math.max(percentileAbs(volume, 0.99), 1e-3);
+  let threshold = 0;
+  let thresholdNote = 'every voxel with a value is shown';
+  if (isR) {
+    threshold = options.threshold ?? significantR(testImages);
+    thresholdNote =
+      options.threshold !== undefined
+        ? `shown where r ≥ ${threshold.toFixed(2)} (the config's threshold)`
+        : `shown where r ≥ ${threshold.toFixed(2)}: p < 0.05 one-sided, uncorrected, ${testImages} test images`;
+  } else if (signed) {
+    threshold = 0.01;
+    thresholdNote = 'defined where the joint model has R² > 0; shown where |R²| ≥ 0.01; blue: negative';
+  } else if (kind === 'r-over-sqrt-nc') {
+    thresholdNote = 'voxels with a noise ceiling above 1% of variance';
+  }
+  return { signed, vmax: Math.max(vmax, threshold * 1.05), threshold, quantity: QUANTITY[kind], thresholdNote };
+}
+
+/** Mean and median of a map per region of each atlas (and over all its voxels), over the voxels where it has a value. */
+export function regionStats(volume: Float32Array, atlases: Atlas[]): RegionStat[] {
+  const stat = (atlas: string, region: string, vals: number[]): RegionStat => {
+    vals.sort((a, b) => a - b);
+    return {
+      atlas,
+      region,
+      voxels: vals.length,
+      mean: vals.length ? vals.reduce((a, b) => a + b, 0) / vals.length : NaN,
+      median: vals.length ? vals[Math.floor(vals.length / 2)] : NaN,
+    };
   };
-  const summary =
-    `<table class="summary"><tr><th>feature set</th>${regions.map((r) => `<th>${esc(r.replace(/^mask:/, ''))}</th>`).join('')}</tr>` +
-    entries
-      .map((e) => `<tr><th>${esc(e.name)}</th>${regions.map((key) => cell(e.rows.find((r) => `${r.atlas}:${r.region}` === key)?.meanR ?? NaN)).join('')}</tr>`)
-      .join('') +
-    '</table>';
-  const cards = entries
-    .map((e) => {
-      const norm = e.rows.some((r) => Number.isFinite(r.meanRNormalised));
-      const table =
-        `<table><tr><th>atlas</th><th>region</th><th>voxels</th><th>mean r</th><th>median r</th>${norm ? '<th>r / √NC</th>' : ''}</tr>` +
-        e.rows
-          .map((r) => `<tr><td>${esc(r.atlas)}</td><td>${esc(r.region)}</td><td>${r.voxels}</td><td>${num(r.meanR)}</td><td>${num(r.medianR)}</td>${norm ? `<td>${num(r.meanRNormalised)}</td>` : ''}</tr>`)
-          .join('') +
-        '</table>';
-      return `<section><h2>${esc(e.name)}</h2><p>${esc(e.description)} — <a href="${esc(e.map)}">NIfTI map</a></p><div class="pair"><img src="${esc(e.mosaic)}" alt="${esc(e.name)} accuracy mosaic">${table}</div></section>`;
+  const all: number[] = [];
+  for (const v of volume) if (Number.isFinite(v)) all.push(v);
+  const out = [stat('mask', 'all', all)];
+  for (const a of atlases) {
+    const by = new Map<number, number[]>();
+    for (let i = 0; i < volume.length; i++) {
+      const v = volume[i];
+      const l = Math.round(a.values[i]);
+      if (!Number.isFinite(v) || !(l > 0)) continue;
+      (by.get(l) ?? by.set(l, []).get(l)!).push(v);
+    }
+    for (const l of [...by.keys()].sort((x, y) => x - y)) out.push(stat(a.name, a.names.get(l) ?? String(l), by.get(l)!));
+  }
+  return out;
+}
+
+/** The map records of encoding.json; a version-1 file (no list) is read from its feature-set and banded entries. */
+export function mapRecordsOf(s: EncodingSummary | (Omit<EncodingSummary, 'maps' | 'version'> & { version: 1; maps?: undefined })): MapRecord[] {
+  if (s.maps) return s.maps;
+  const out: MapRecord[] = [];
+  const png = (file: string) => join('mosaics', `${fileStem(file.replace(/^maps[\\/]/, '').replace(/\.nii\.gz$/, ''))}.png`);
+  out.push({ kind: 'noise-ceiling', file: join('maps', 'noise-ceiling.nii.gz'), mosaic: join('mosaics', 'noise-ceiling.png'), label: 'noise ceiling', description: 'noise ceiling (fraction of variance)' });
+  const bandedNames = new Set(s.banded.map((b) => b.name));
+  for (const f of s.featureSets) {
+    if (bandedNames.has(f.name)) continue;
+    out.push({ kind: 'r', featureSet: f.name, file: f.map, mosaic: png(f.map), label: f.name, description: f.description });
+  }
+  for (const b of s.banded) {
+    for (const [key, file] of Object.entries(b.maps)) {
+      if (key === 'r') out.push({ kind: 'banded-r', banded: b.name, file, mosaic: png(file), label: b.name, description: `held-out r of banded ${b.name}` });
+      else if (key === 'shared') out.push({ kind: 'shared', banded: b.name, file, mosaic: png(file), label: `${b.name}: shared R²`, description: `shared R2 in ${b.name}` });
+      else if (key.startsWith('unique-')) {
+        const space = key.slice('unique-'.length);
+        out.push({ kind: 'unique', banded: b.name, space, file, mosaic: png(file), label: `${b.name}: unique R² of ${space}`, description: `unique R2 of ${space} in ${b.name}` });
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * NiiVue's UMD bundle, the one build that runs from file://. The package is ESM-only and exports no path to
+ * it, so it is looked for in the node_modules folders Node would search for the package.
+ */
+function niivueBundle(): string {
+  const searched = createRequire(import.meta.url).resolve.paths('@niivue/niivue') ?? [];
+  for (const dir of searched) {
+    const file = join(dir, '@niivue', 'niivue', 'dist', 'niivue.umd.js');
+    if (existsSync(file)) return file;
+  }
+  throw new Error(`encoding report: @niivue/niivue's dist/niivue.umd.js was not found (searched ${searched.join(', ')}); reinstall brainlatent's dependencies`);
+}
+
+const fmt = (v: number, d = 3) => (Number.isFinite(v) ? (Math.abs(v) < 0.5 * 10 ** -d ? 0 : v).toFixed(d).replace('-', '−') : '–');
+
+/** The order maps are listed in: accuracy first, then the ceiling, then the partitions. */
+const KIND_ORDER: MapKind[] = ['r', 'banded-r', 'r-over-sqrt-nc', 'noise-ceiling', 'unique', 'shared'];
+
+/** Regions as rows, the r maps as columns: it grows down, not across, so it fits the page. */
+function summaryTable(maps: LoadedMap[]): string {
+  const rMaps = maps.filter((m) => m.kind === 'r' || m.kind === 'banded-r');
+  if (!rMaps.length) return '';
+  const keys: { atlas: string; region: string }[] = [];
+  for (const m of rMaps) for (const r of m.regions) if (!keys.some((k) => k.atlas === r.atlas && k.region === r.region)) keys.push({ atlas: r.atlas, region: r.region });
+  const hi = Math.max(0.05, ...rMaps.flatMap((m) => m.regions.map((r) => (Number.isFinite(r.mean) ? r.mean : 0))));
+  const cell = (v: number | undefined) => {
+    const f = v !== undefined && Number.isFinite(v) ? Math.max(0, Math.min(1, v / hi)) : 0;
+    return `<td style="background:rgba(230,90,30,${(0.75 * f).toFixed(2)})">${fmt(v ?? NaN)}</td>`;
+  };
+  let lastAtlas = '';
+  const body = keys
+    .map((k) => {
+      const atlasCell = k.atlas !== lastAtlas ? `<th class="atlas" rowspan="${keys.filter((x) => x.atlas === k.atlas).length}">${esc(k.atlas)}</th>` : '';
+      lastAtlas = k.atlas;
+      const voxels = rMaps[0].regions.find((r) => r.atlas === k.atlas && r.region === k.region)?.voxels ?? 0;
+      return `<tr>${atlasCell}<td class="region">${esc(k.region)}</td><td>${voxels}</td>${rMaps.map((m) => cell(m.regions.find((r) => r.atlas === k.atlas && r.region === k.region)?.mean)).join('')}</tr>`;
     })
     .join('\n');
-  const metaRows = Object.entries(meta).map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(v)}</td></tr>`).join('');
+  return `<div class="scroll"><table id="region-summary" class="summary"><thead><tr><th>atlas</th><th>region</th><th>voxels</th>${rMaps
+    .map((m) => `<th class="set" title="${esc(m.description)}">${esc(m.label)}</th>`)
+    .join('')}</tr></thead><tbody>
+${body}
+</tbody><caption>Mean held-out Pearson r over each region's voxels, per feature set (columns) and joint model; shading is relative to the largest mean.</caption></table></div>`;
+}
+
+function regionTable(m: LoadedMap): string {
+  const rows = m.regions
+    .map((r) => `<tr><td>${esc(r.atlas === 'mask' ? 'whole mask' : `${r.atlas}: ${r.region}`)}</td><td data-v="${r.voxels}">${r.voxels}</td><td data-v="${r.mean}">${fmt(r.mean)}</td><td data-v="${r.median}">${fmt(r.median)}</td></tr>`)
+    .join('');
+  return `<table class="regions sortable"><thead><tr><th data-sort="text" data-col="0">region</th><th data-sort="number" data-col="1">voxels</th><th data-sort="number" data-col="2">mean ${esc(m.display.quantity)}</th><th data-sort="number" data-col="3">median</th></tr></thead><tbody>${rows}</tbody></table>`;
+}
+
+function mapSection(m: LoadedMap, id: number): string {
+  return `<section class="map" id="map-${id}"><h3>${esc(m.label)} <small>${esc(m.display.quantity)}</small></h3>
+<p class="note">${esc(m.description)}. ${esc(m.display.thresholdNote.charAt(0).toUpperCase() + m.display.thresholdNote.slice(1))}. <a href="${url(m.file)}">NIfTI</a> · <a href="${url(m.mosaic)}">figure (PNG)</a> ·
+<button type="button" class="show" data-map="${id}">show in the viewer</button></p>
+<div class="pair"><img class="mosaic" src="${url(m.mosaic)}" alt="${esc(m.label)}: axial slices">${regionTable(m)}</div></section>`;
+}
+
+function conventionBox(s: EncodingSummary, maps: LoadedMap[]): string {
+  const parts = maps.filter((m) => m.kind === 'unique' || m.kind === 'shared');
+  if (!parts.length) return '';
+  const negatives = parts.map((m) => {
+    let neg = 0, def = 0;
+    for (const v of m.volume) if (Number.isFinite(v)) {
+      def++;
+      if (v < 0) neg++;
+    }
+    return `${m.label}: ${neg} of ${def} voxels negative`;
+  });
+  return `<div class="convention" id="partition-convention"><h3>Variance partitioning: how to read unique and shared R²</h3>
+<ul>
+<li>Each model (the joint model, and the joint model without one feature space) is fitted on the training images and scored by its
+<b>held-out R²</b> on the test images. A model that predicts the test data worse than their mean has a negative R²; it explains
+no variance, so <b>every R² is floored at 0 before partitioning</b>.</li>
+<li><b>unique(space)</b> = R²₊(all) − R²₊(all without the space); <b>shared</b> = R²₊(all) − Σ unique (for two spaces:
+R²₊(A) + R²₊(B) − R²₊(A∪B)). A unique part can therefore never exceed the joint model's R², and the parts add up to it.</li>
+<li>The partition is computed only where the <b>joint model explains variance</b> (R²(all) &gt; 0); elsewhere the maps hold no value
+(NaN), and region means are over the voxels that have one.</li>
+<li>Negative values are <b>kept, not clipped</b>: a negative unique part means the joint model predicted better without that space
+(shrinkage spread over a useless space, or noise); a negative shared part means the spaces explain more together than the sum of
+their parts. Both are shown in blue. ${esc(negatives.join('; '))}.</li>
+</ul>
+<p class="note">Recorded in encoding.json as <code>partitionConvention</code>: ${esc(s.partitionConvention)}.</p></div>`;
+}
+
+/** Writes mosaics/, report_files/niivue.umd.js and report.html into the run folder; returns the files written (relative). */
+export async function writeEncodingReport(out: string, summary: EncodingSummary): Promise<{ files: string[] }> {
+  const records = mapRecordsOf(summary)
+    .map((r, k) => [r, k] as const)
+    .sort((a, b) => KIND_ORDER.indexOf(a[0].kind) - KIND_ORDER.indexOf(b[0].kind) || a[1] - b[1])
+    .map(([r]) => r);
+  const files: string[] = [];
+  const maps: LoadedMap[] = [];
+  let grid: Grid | null = null;
+  let affine: Affine | null = null;
+  for (const r of records) {
+    let read;
+    try {
+      read = await readNifti(join(out, r.file));
+    } catch {
+      if (r.kind === 'noise-ceiling' && !summary.noiseCeiling) continue; // (version-1 folders list it unconditionally)
+      throw new Error(`encoding report: ${join(out, r.file)} (listed in encoding.json) cannot be read`);
+    }
+    grid ??= niftiGrid(read.header);
+    affine ??= voxelToWorld(read.header);
+    maps.push({ ...r, volume: read.data, bytes: await readFile(join(out, r.file)), display: mapDisplay(r.kind, read.data, summary.testImages, summary.config.mosaic), regions: [] });
+  }
+  if (!grid || !affine) throw new Error(`encoding report: ${out}/encoding.json lists no readable map`);
+  const root = summary.config.nsd.root;
+  const subject = summary.subject;
+  const underlay = await findUnderlay(root, subject, grid);
+  const atlases: Atlas[] = [];
+  for (const name of summary.config.regions ?? []) {
+    const path = roiPath(root, subject, name);
+    try {
+      const { header, data } = await readNifti(path);
+      const g = niftiGrid(header);
+      if (g[0] !== grid[0] || g[1] !== grid[1] || g[2] !== grid[2]) continue;
+      atlases.push({ name, path, bytes: await readFile(path), values: data, names: await labelNames(root, name) });
+    } catch {
+      // absent atlas: said in the header (atlasesMissing)
+    }
+  }
+  for (const m of maps) m.regions = regionStats(m.volume, atlases);
+
+  // static figures
+  await mkdir(join(out, 'mosaics'), { recursive: true });
+  const opts = summary.config.mosaic ?? {};
+  for (const m of maps) {
+    const { bytes } = mosaicPng({
+      grid,
+      affine,
+      volume: m.volume,
+      underlay: underlay?.volume ?? null,
+      title: `${m.label} · ${m.display.quantity} · subject ${subject}`,
+      quantity: m.display.quantity,
+      colormap: m.display.signed ? 'diverging' : 'warm',
+      vmax: m.display.vmax,
+      threshold: m.display.threshold,
+      note: `${m.display.thresholdNote}; neurological view (left is left); underlay: ${underlay ? underlay.kind : 'none'}`,
+      maxSlices: opts.slices,
+      scale: opts.scale,
+      columns: opts.columns,
+    });
+    await writeFile(join(out, m.mosaic), bytes);
+    files.push(m.mosaic);
+  }
+
+  await mkdir(join(out, REPORT_FILES), { recursive: true });
+  await copyFile(niivueBundle(), join(out, REPORT_FILES, 'niivue.umd.js'));
+  files.push(join(REPORT_FILES, 'niivue.umd.js'));
+  await writeFile(join(out, 'report.html'), reportHtml(summary, maps, underlay, atlases, grid, affine));
+  files.push('report.html');
+  return { files };
+}
+
+/** The voxel where the map is largest, and its position in mm: where the viewer opens. */
+function startVoxel(volume: Float32Array, grid: Grid, affine: Affine): { vox: number[]; mm: number[] } | null {
+  let best = -Infinity, at = -1;
+  for (let i = 0; i < volume.length; i++) if (volume[i] > best) [best, at] = [volume[i], i];
+  if (at < 0) return null;
+  const vox = [at % grid[0], Math.floor(at / grid[0]) % grid[1], Math.floor(at / (grid[0] * grid[1]))];
+  return { vox, mm: applyAffine(affine, vox[0], vox[1], vox[2]) };
+}
+
+function reportHtml(s: EncodingSummary, maps: LoadedMap[], underlay: Underlay | null, atlases: Atlas[], grid: Grid, affine: Affine): string {
+  const b64 = (id: string, bytes: Buffer) => `<script type="application/octet-stream" id="${id}">${bytes.toString('base64')}</script>`;
+  const viewerConfig = {
+    underlay: underlay ? { id: 'vol-underlay', kind: underlay.kind } : null,
+    maps: maps.map((m, k) => ({ id: `vol-map-${k}`, label: m.label, kind: m.kind, quantity: m.display.quantity, signed: m.display.signed, vmax: m.display.vmax, threshold: m.display.threshold })),
+    atlases: atlases.map((a, k) => ({ id: `vol-atlas-${k}`, name: a.name, labels: Object.fromEntries(a.names) })),
+    start: maps.length ? startVoxel(maps[0].volume, grid, affine) : null,
+  };
+  const groups: [string, MapKind[]][] = [
+    ['Accuracy: held-out r', ['r', 'banded-r']],
+    ['Noise ceiling and normalised accuracy', ['noise-ceiling', 'r-over-sqrt-nc']],
+    ['Variance partitioning', ['unique', 'shared']],
+  ];
+  const sections = groups
+    .map(([title, kinds]) => {
+      const inGroup = maps.map((m, k) => [m, k] as const).filter(([m]) => kinds.includes(m.kind));
+      if (!inGroup.length) return '';
+      return `<h2>${esc(title)}</h2>\n${title === 'Variance partitioning' ? conventionBox(s, maps) : ''}${inGroup.map(([m, k]) => mapSection(m, k)).join('\n')}`;
+    })
+    .join('\n');
+  const meta: [string, string][] = [
+    ['subject', String(s.subject)],
+    ['voxels', `${s.voxels.toLocaleString('en')} (${s.roi})`],
+    ['training images', s.trainImages.toLocaleString('en')],
+    ['test images', `${s.testImages.toLocaleString('en')} (betas averaged over repetitions)`],
+    ['anatomy', underlay ? `${underlay.kind} (${underlay.path.split(/[\\/]/).slice(-2).join('/')})` : 'none found (no T1_to_func1pt8mm, mean or brainmask)'],
+    ['atlases', atlases.map((a) => a.name).join(', ') + (s.atlasesMissing.length ? `; not found: ${s.atlasesMissing.join(', ')}` : '')],
+    ['noise ceiling', s.noiseCeiling ? 'yes' : 'none'],
+  ];
   return `<!doctype html>
-<html><head><meta charset="utf-8"><title>${esc(title)}</title>
-<style>
-body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
-table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}th{background:#f4f4f4}
-.pair{display:flex;gap:1.5em;align-items:flex-start;flex-wrap:wrap}.pair img{image-rendering:pixelated;max-width:60vw;border:1px solid #999}
-section{margin:1.5em 0;border-top:1px solid #ddd}
-</style></head><body>
-<h1>${esc(title)}</h1>
-<table>${metaRows}</table>
-<h2>Mean held-out Pearson r per region</h2>
-${summary}
-${cards}
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>brainlatent encoding — subject ${s.subject}</title>
+<style>${BASE_CSS}${REPORT_CSS}${VIEWER_CSS}</style></head><body>
+<h1>Encoding models, subject ${s.subject}</h1>
+<table class="meta"><tbody>${meta.map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(v)}</td></tr>`).join('')}</tbody></table>
+<h2>Brain viewer</h2>
+<div id="viewer" class="viewer">
+<div class="canvas-box"><canvas id="brain-canvas"></canvas></div>
+<div class="controls">
+<label>map <select id="map-select">${maps.map((m, k) => `<option value="${k}">${esc(m.label === m.display.quantity ? m.label : `${m.label} — ${m.display.quantity}`)}</option>`).join('')}</select></label>
+<label>colour map <select id="colormap-select"></select></label>
+<label>threshold <input id="threshold" type="range" min="0" max="1" step="0.001"> <output id="threshold-value"></output></label>
+<label>maximum <input id="vmax" type="number" step="any"></label>
+<label class="check"><input id="show-negative" type="checkbox" checked> negative values (blue)</label>
+<label>view <select id="slice-type"><option value="multiplanar">three planes + 3D</option><option value="axial">axial</option><option value="coronal">coronal</option><option value="sagittal">sagittal</option></select></label>
+<p class="hint">Click or drag in a slice to move the crosshair; scroll to change slice. ${underlay ? `Underlay: ${esc(underlay.kind)}.` : 'No anatomy found: maps are shown alone.'}</p>
+<div id="voxel-info" class="info" aria-live="polite">Click a voxel.</div>
+</div>
+</div>
+<h2>Mean accuracy per region</h2>
+${summaryTable(maps)}
+${sections}
+${underlay ? b64('vol-underlay', underlay.bytes) : ''}
+${maps.map((m, k) => b64(`vol-map-${k}`, m.bytes)).join('\n')}
+${atlases.map((a, k) => b64(`vol-atlas-${k}`, a.bytes)).join('\n')}
+<script type="application/json" id="viewer-config">${JSON.stringify(viewerConfig).replace(/</g, '\\u003c')}</script>
+<script src="${REPORT_FILES}/niivue.umd.js"></script>
+<script>${VIEWER_SCRIPT}</script>
+<script>${SORTABLE_SCRIPT}</script>
 </body></html>
 `;
 }
+
+const REPORT_CSS = `
+table.meta th{text-align:left;width:11em}table.meta td{text-align:left}
+table.summary{font-size:13px}table.summary th.set{max-width:9em;white-space:normal;overflow-wrap:anywhere;vertical-align:bottom}
+table.summary th.atlas{vertical-align:top;text-align:left;background:#fafafa}table.summary td.region{text-align:left}
+section.map{margin:1.2em 0 1.8em}section.map h3 small{color:#666;font-weight:normal}
+.pair{display:flex;gap:1.5em;align-items:flex-start;flex-wrap:wrap}.pair img.mosaic{max-width:min(100%,820px);height:auto;border:1px solid #ccc}
+table.regions{font-size:12.5px}table.regions td:first-child{white-space:nowrap}
+.convention{background:#f4f8fc;border:1px solid #b7cde3;border-radius:4px;padding:.3em 1em .6em;max-width:75em}
+.convention h3{margin-top:.5em}.convention li{margin:.3em 0}
+button.show{font:inherit;font-size:12.5px;padding:0 .5em;cursor:pointer}
+`;

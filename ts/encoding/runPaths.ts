@@ -39,9 +39,6 @@ export function tableSpecs(c: EncodeConfig): TableSpec[] {
   });
 }
 
-/** A file name for a map or mosaic named after a table or banded model. */
-export const slug = (s: string) => s.replace(/[^A-Za-z0-9_.-]+/g, '_');
-
 export const encodePaths = (out: string) => ({
   /** 73k ids of the training and test rows of the betas. */
   ids: join(out, 'data', 'image_ids.json'),
@@ -65,9 +62,8 @@ export const encodePaths = (out: string) => ({
     shared: join(out, 'banded', name, 'shared.npy'),
     info: join(out, 'banded', name, 'banded.json'),
   }),
-  /** Relative to the run folder, as the report links them. */
-  map: (name: string) => join('maps', `${slug(name)}.nii.gz`),
-  mosaic: (name: string) => join('mosaics', `${slug(name)}.png`),
+  /** The maps the maps stage wrote (MapRecord[]: kind, file, mosaic, label, …); their names come from mapFile(). */
+  maps: join(out, 'data', 'maps.json'),
   regions: join(out, 'regions.csv'),
   report: join(out, 'report.html'),
   summary: join(out, 'encoding.json'),

@@ -6,8 +6,8 @@
  *   extract → embed → features.<set>      z and c of every image; z_c and U-Net tables from them
  *   extract, features → fit.<table>       RidgeCV per table: held-out r, R², alphas per voxel
  *   extract, features → banded.<name>     banded ridge and variance partitioning
- *   ceiling, fits, banded → maps          NIfTI maps, mosaics, regions.csv
- *   maps → report                         report.html, encoding.json
+ *   ceiling, fits, banded → maps          NIfTI maps (data/maps.json lists them), regions.csv
+ *   maps → report                         encoding.json, mosaics, report.html (+ report_files/)
  */
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -16,13 +16,13 @@ import { dirname, join, relative } from 'node:path';
 import type { BandedSpec, EncodeConfig } from '../config/encode.js';
 import { InvalidArgumentError, ShapeError } from '../errors.js';
 import { readIntVectorNpy, readMatrixNpy, readNpy, writeNpy } from '../io/npy.js';
-import { niftiGrid, readNifti, readNiftiMasked, writeNiftiMap } from '../io/nifti.js';
-import { assertSameGrid, type VoxelMask } from '../io/voxelMask.js';
+import { readNiftiMasked, writeNiftiMap } from '../io/nifti.js';
+import type { VoxelMask } from '../io/voxelMask.js';
 import type { Matrix } from '../matrix.js';
 import { loadNsdCaptions } from '../nsd/captions.js';
 import { extractNsd, type NsdExtractOptions } from '../nsd/extract.js';
 import type { NsdExtraction } from '../nsd/output.js';
-import { betasDir, brainmaskPath } from '../nsd/paths.js';
+import { betasDir } from '../nsd/paths.js';
 import { loadRegionMask } from '../nsd/roi.js';
 import { NsdStimuli } from '../nsd/stimuli.js';
 import type { StageDef, StageResult, StageRunContext } from '../pipeline/stageRunner.js';
@@ -31,12 +31,12 @@ import { Diffusion } from '../sd/Diffusion.js';
 import { BandedRidgeCV } from './BandedRidgeCV.js';
 import { describeFeatures, embedImages, readFeatureFile, unetLayerFeatures, zcFeatures, type Embeddings, type FeatureTable } from './features.js';
 import { columnPearson, columnR2, mean } from './metrics.js';
-import { writeMosaic } from './mosaic.js';
+import { mapFile, type EncodingSummary, type MapRecord } from './mapFiles.js';
 import { estimateNcsnr, noiseCeilingFromNcsnr } from './noiseCeiling.js';
 import { loadRegionLabels, regionCsv, regionTable, type RegionRow } from './regions.js';
-import { reportHtml, type ReportEntry } from './report.js';
+import { mapRecordsOf, writeEncodingReport } from './report.js';
 import { encodePaths, tableSpecs, type TableSpec } from './runPaths.js';
-import { partitionVariance } from './variancePartition.js';
+import { PARTITION_CONVENTION, partitionVariance } from './variancePartition.js';
 
 /** The NSD extraction encode makes (the batch's shared extraction uses the same, so encode finds it cached). */
 export function encodeExtractOptions(c: EncodeConfig): Omit<NsdExtractOptions, 'onProgress'> {
@@ -57,7 +57,7 @@ export function encodeExtractOptions(c: EncodeConfig): Omit<NsdExtractOptions, '
 // ---- what the stages read -------------------------------------------------------------------------------
 
 const betasOf = (c: EncodeConfig, ctx?: StageRunContext) =>
-  extractNsd({ ...encodeExtractOptions(c), onProgress: ctx ? (e) => ctx.progress(e.done / e.total, `session ${e.session}`) : undefined });
+  extractNsd({ ...encodeExtractOptions(c), onProgress: ctx ? (e) => ctx.progress(e.done / e.total, `session ${e.session}`, { done: e.done, total: e.total, unit: 'sessions' }) : undefined });
 
 async function writeJson(path: string, value: unknown): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
@@ -191,7 +191,7 @@ async function embedStage(c: EncodeConfig, ctx: StageRunContext): Promise<StageR
     e = await embedImages(diffusion, ids, { image: (id) => stimuli.image(id, c.imageSize), captions: (id) => captions.get(id) }, {
       batch: c.featureBatch,
       signal: ctx.signal,
-      onProgress: (done, total) => ctx.progress(done / total, `${done}/${total} images`),
+      onProgress: (done, total) => ctx.progress(done / total, undefined, { done, total, unit: 'images' }),
     });
   } finally {
     diffusion.dispose();
@@ -210,7 +210,7 @@ async function featuresStage(c: EncodeConfig, set: string, ctx: StageRunContext)
   const p = encodePaths(c.out);
   const spec = c.featureSets.find((s) => s.name === set)!;
   const e = await readEmbeddings(c);
-  const opts = { batch: c.featureBatch, signal: ctx.signal, onProgress: (done: number, total: number) => ctx.progress(done / total, `${done}/${total} images`) };
+  const opts = { batch: c.featureBatch, signal: ctx.signal, onProgress: (done: number, total: number) => ctx.progress(done / total, undefined, { done, total, unit: 'images' }) };
   let tables: FeatureTable[];
   if (spec.kind === 'zc') {
     const diffusion = await Diffusion.load(c.model!, { components: ['text_encoder', 'vae_encoder', 'unet'] });
@@ -363,102 +363,126 @@ export async function readEncodeOutputs(c: EncodeConfig): Promise<EncodeOutputs>
   return { mask, ceiling, fits, banded, missingAtlases: missing };
 }
 
-/** Brain voxels for the mosaics' grey underlay: 0 inside the brain mask, −1 outside (null without one). */
-async function brainBackground(root: string, subject: number, mask: VoxelMask): Promise<Float32Array | null> {
-  const path = brainmaskPath(root, subject);
-  if (!existsSync(path)) return null;
-  const { header, data } = await readNifti(path);
-  try {
-    assertSameGrid(niftiGrid(header), mask, path);
-  } catch {
-    return null;
+/** A map of the run: what it shows (its record, with its file names) and its values, one per voxel of the mask. */
+export interface MapEntry {
+  record: MapRecord;
+  values: Float32Array;
+  /** The NIfTI header's description (79 characters at most). */
+  descrip: string;
+}
+
+const entry = (record: Omit<MapRecord, 'file' | 'mosaic'>, values: Float32Array, descrip: string): MapEntry => ({
+  record: { ...record, ...mapFile(record) },
+  values,
+  descrip: descrip.slice(0, 79),
+});
+
+/**
+ * Every map of a run's results: the noise ceiling; per table its held-out r and r/√NC; per joint model the
+ * unique and shared variance of each set and its r. Names by mapFile (joint models keep their '+').
+ */
+export function mapEntries(o: EncodeOutputs): MapEntry[] {
+  const out: MapEntry[] = [];
+  const nc = o.ceiling;
+  if (nc) {
+    const description = "Noise ceiling: the fraction of the test betas' variance that is signal, NC = ncsnr² / (ncsnr² + 1/n) for betas averaged over n trials";
+    out.push(entry({ kind: 'noise-ceiling', label: 'noise ceiling', description }, nc, 'noise ceiling (fraction of variance)'));
   }
-  return data.map((v) => (v > 0 ? 0 : -1));
+  for (const f of o.fits) {
+    const name = f.table.name;
+    out.push(entry({ kind: 'r', featureSet: name, label: name, description: `Held-out r of ${name} (${f.info.description})` }, f.r, `held-out r ${name}`));
+    if (nc) {
+      const norm = f.r.map((v, j) => (nc[j] > 0.01 ? v / Math.sqrt(nc[j]) : NaN));
+      const description = `Held-out r of ${name} divided by the square root of the noise ceiling: the share of the explainable correlation reached`;
+      out.push(entry({ kind: 'r-over-sqrt-nc', featureSet: name, label: `${name} r/√NC`, description }, norm, `held-out r / sqrt(noise ceiling) ${name}`));
+    }
+  }
+  for (const b of o.banded) {
+    const name = b.spec.name;
+    if (b.info.partition) {
+      for (const s of b.spec.sets) {
+        const description = `Variance of the test betas that only ${s} explains in the joint model ${name}`;
+        out.push(entry({ kind: 'unique', banded: name, space: s, label: `${name}: unique R² of ${s}`, description }, b.unique[s], `unique R2 of ${s} in ${name}`));
+      }
+      const description = `Variance of the test betas that ${b.spec.sets.join(' and ')} explain together (either alone would do) in the joint model ${name}`;
+      out.push(entry({ kind: 'shared', banded: name, label: `${name}: shared R²`, description }, b.shared, `shared R2 in ${name}`));
+    }
+    const description = `Held-out r of the joint model ${name}: banded ridge over ${b.spec.sets.join(' + ')}`;
+    out.push(entry({ kind: 'banded-r', banded: name, label: name, description }, b.r, `held-out r of banded ${name}`));
+  }
+  return out;
 }
 
-/** The maps of a banded model: its r, and the unique and shared variance of each set. */
-export function bandedMaps(b: { spec: BandedSpec; info: BandedInfo }): { name: string; map: string; key: string; description: string }[] {
-  const p = encodePaths('');
-  const list = b.info.partition
-    ? [
-        ...b.spec.sets.map((s) => ({ name: `${b.spec.name}_unique-${s}`, key: `unique-${s}`, description: `unique R2 of ${s} in ${b.spec.name}` })),
-        { name: `${b.spec.name}_shared`, key: 'shared', description: `shared R2 in ${b.spec.name}` },
-      ]
-    : [];
-  return [...list, { name: b.spec.name, key: 'r', description: `held-out r of banded ${b.spec.name}` }].map((m) => ({ ...m, map: p.map(m.name) }));
+/** The maps of a banded model by key (r, shared, unique-<set>), as encoding.json and EncodeResult list them. */
+export function bandedMaps(b: { spec: BandedSpec; info: BandedInfo }): Record<string, string> {
+  const maps: Record<string, string> = {};
+  if (b.info.partition) {
+    for (const s of b.spec.sets) maps[`unique-${s}`] = mapFile({ kind: 'unique', banded: b.spec.name, space: s }).file;
+    maps.shared = mapFile({ kind: 'shared', banded: b.spec.name }).file;
+  }
+  maps.r = mapFile({ kind: 'banded-r', banded: b.spec.name }).file;
+  return maps;
 }
 
-/** NIfTI maps on the subject's grid and mosaics of every result, and the region table. */
+/** NIfTI maps on the subject's grid of every result, their list (data/maps.json) and the region table. */
 async function mapsStage(c: EncodeConfig, ctx: StageRunContext): Promise<StageResult> {
   const p = encodePaths(c.out);
   const o = await readEncodeOutputs(c);
   const region = await loadRegionMask(c.nsd.root, c.nsd.subject, c.nsd.roi);
-  const background = await brainBackground(c.nsd.root, c.nsd.subject, o.mask);
-  const outputs: string[] = [];
-  const writeMap = async (name: string, values: Float32Array, description: string) => {
-    const map = p.map(name), mosaic = p.mosaic(name);
-    await mkdir(dirname(join(c.out, map)), { recursive: true });
-    await mkdir(dirname(join(c.out, mosaic)), { recursive: true });
-    await writeNiftiMap(join(c.out, map), region.header, o.mask, values, description.slice(0, 79));
-    const vol = new Float32Array(o.mask.grid[0] * o.mask.grid[1] * o.mask.grid[2]).fill(NaN);
-    o.mask.indices.forEach((i, j) => (vol[i] = values[j]));
-    await writeMosaic(join(c.out, mosaic), o.mask.grid, vol, background, c.mosaic);
-    outputs.push(map, mosaic);
-  };
-  const total = 1 + o.fits.length + o.banded.length;
-  if (o.ceiling) await writeMap('noise-ceiling', o.ceiling, 'noise ceiling (fraction of variance)');
-  for (const [i, f] of o.fits.entries()) {
-    await writeMap(f.table.name, f.r, `held-out r ${f.table.name}`);
-    ctx.progress((1 + i) / total, f.table.name);
+  const entries = mapEntries(o);
+  await mkdir(join(c.out, 'maps'), { recursive: true });
+  for (const [i, m] of entries.entries()) {
+    await writeNiftiMap(join(c.out, m.record.file), region.header, o.mask, m.values, m.descrip);
+    ctx.progress((i + 1) / (entries.length + 1), m.record.label);
   }
-  for (const [i, b] of o.banded.entries()) {
-    const values: Record<string, Float32Array> = { ...Object.fromEntries(Object.entries(b.unique).map(([s, v]) => [`unique-${s}`, v])), shared: b.shared, r: b.r };
-    for (const m of bandedMaps(b)) await writeMap(m.name, values[m.key], m.description);
-    ctx.progress((1 + o.fits.length + i) / total, b.spec.name);
-  }
+  const records = entries.map((m) => m.record);
+  await writeJson(p.maps, records);
   await writeFile(p.regions, regionCsv([...o.fits.flatMap((f) => f.regions), ...o.banded.flatMap((b) => b.regions)]));
-  outputs.push(relative(c.out, p.regions));
-  return { outputs, summary: { maps: outputs.length - 1 } };
+  return { outputs: [...records.map((r) => r.file), relative(c.out, p.maps), relative(c.out, p.regions)], summary: { maps: records.length } };
 }
 
-/** report.html (the region table, then each result's mosaic beside its regions) and encoding.json. */
+/**
+ * The maps' records as the maps stage listed them; a folder whose maps were written before that list was kept
+ * has them in its encoding.json (version 1, old names such as maps/z_c.nii.gz), read as they are.
+ */
+async function readMapRecords(c: EncodeConfig): Promise<MapRecord[]> {
+  const p = encodePaths(c.out);
+  if (existsSync(p.maps)) return readJson<MapRecord[]>(p.maps);
+  if (existsSync(p.summary)) return mapRecordsOf(await readJson<Parameters<typeof mapRecordsOf>[0]>(p.summary));
+  throw new InvalidArgumentError(`encode report: ${p.maps} does not exist; run the maps stage again (encode --force)`);
+}
+
+/** encoding.json (every map, the partition convention), the static figures and report.html with its viewer. */
 async function reportStage(c: EncodeConfig): Promise<StageResult> {
   const p = encodePaths(c.out);
   const o = await readEncodeOutputs(c);
   const ids = await readJson<{ train: number[]; test: number[] }>(p.ids);
-  const V = o.mask.indices.length;
-  const entries: ReportEntry[] = [
-    ...o.fits.map((f) => ({ name: f.table.name, description: f.info.description, mosaic: p.mosaic(f.table.name), map: p.map(f.table.name), meanR: f.info.meanR, rows: f.regions })),
-    ...o.banded.map((b) => ({ name: b.spec.name, description: b.info.description, mosaic: p.mosaic(b.spec.name), map: p.map(b.spec.name), meanR: b.info.meanR, rows: b.regions })),
-  ];
-  const meta: Record<string, string> = {
-    subject: String(c.nsd.subject),
-    mask: `${c.nsd.roi} (${V} voxels)`,
-    'training images': String(ids.train.length),
-    'test images': `${ids.test.length} (betas averaged over repetitions)`,
-    'z-scoring': c.nsd.zscore,
-    alphas: c.ridge.alphas.map((a) => a.toPrecision(3)).join(', '),
-    'noise ceiling': o.ceiling ? 'yes' : 'none',
-  };
-  if (o.missingAtlases.length) meta['atlases not found'] = o.missingAtlases.join(', ');
-  await writeFile(p.report, reportHtml(`Encoding models, subject ${c.nsd.subject}`, meta, entries));
-  const summary = {
+  const maps = await readMapRecords(c);
+  const fileOf = (kind: 'r' | 'banded-r', name: string) => maps.find((m) => m.kind === kind && (m.featureSet ?? m.banded) === name) ?? { ...mapFile(kind === 'r' ? { kind, featureSet: name } : { kind, banded: name }) };
+  const summary: EncodingSummary = {
     format: 'brainlatent-encoding',
-    version: 1,
+    version: 2,
     createdAt: new Date().toISOString(),
     config: c,
-    voxels: V,
+    subject: c.nsd.subject,
+    roi: c.nsd.roi,
+    voxels: o.mask.indices.length,
     trainImages: ids.train.length,
     testImages: ids.test.length,
     voxelOrder: 'mask order: flat NIfTI indices, x fastest (see maps/*.nii.gz for the volumes)',
+    noiseCeiling: o.ceiling !== null,
+    atlasesMissing: o.missingAtlases,
+    partitionConvention: PARTITION_CONVENTION,
+    maps,
     featureSets: [
-      ...o.fits.map((f) => ({ name: f.table.name, description: f.info.description, features: f.info.features, route: f.info.route, meanR: f.info.meanR, map: p.map(f.table.name), mosaic: p.mosaic(f.table.name) })),
-      ...o.banded.map((b) => ({ name: b.spec.name, description: b.info.description, features: b.info.features, route: 'banded', meanR: b.info.meanR, map: p.map(b.spec.name), mosaic: p.mosaic(b.spec.name) })),
+      ...o.fits.map((f) => ({ name: f.table.name, description: f.info.description, features: f.info.features, route: f.info.route, meanR: f.info.meanR, map: fileOf('r', f.table.name).file, mosaic: fileOf('r', f.table.name).mosaic })),
+      ...o.banded.map((b) => ({ name: b.spec.name, description: b.info.description, features: b.info.features, route: 'banded', meanR: b.info.meanR, map: fileOf('banded-r', b.spec.name).file, mosaic: fileOf('banded-r', b.spec.name).mosaic })),
     ],
-    banded: o.banded.map((b) => ({ name: b.spec.name, sets: b.spec.sets, maps: Object.fromEntries(bandedMaps(b).map((m) => [m.key, m.map])), meanUnique: b.info.meanUnique })),
+    banded: o.banded.map((b) => ({ name: b.spec.name, sets: b.spec.sets, maps: bandedMaps(b), meanUnique: b.info.meanUnique })),
   };
   await writeJson(p.summary, summary);
-  return { outputs: [p.report, p.summary].map((f) => relative(c.out, f)) };
+  const report = await writeEncodingReport(c.out, summary);
+  return { outputs: [relative(c.out, p.summary), ...report.files] };
 }
 
 /** encode()'s stages for a config, in dependency order. */
@@ -485,8 +509,8 @@ export function encodeStages(c: EncodeConfig): StageDef[] {
     stages.push({ id: `banded.${b.name}`, deps: ['extract', ...deps], describe: `banded ridge '${b.name}' over ${b.sets.join(' + ')}`, run: (ctx) => bandedStage(c, b, ctx) });
   }
   const results = stages.filter((s) => s.id.startsWith('fit.') || s.id.startsWith('banded.')).map((s) => s.id);
-  stages.push({ id: 'maps', deps: ['ceiling', ...results], describe: 'NIfTI maps, mosaics and regions.csv', run: (ctx) => mapsStage(c, ctx) });
-  stages.push({ id: 'report', deps: ['maps'], describe: 'report.html and encoding.json', run: () => reportStage(c) });
+  stages.push({ id: 'maps', deps: ['ceiling', ...results], describe: 'NIfTI maps and regions.csv', run: (ctx) => mapsStage(c, ctx) });
+  stages.push({ id: 'report', deps: ['maps'], describe: 'encoding.json, the static figures (mosaics/) and report.html', run: () => reportStage(c) });
   const ids = new Set<string>();
   for (const s of stages) {
     if (ids.has(s.id)) throw new InvalidArgumentError(`encode: two stages are named '${s.id}'; rename the feature set or banded model`);

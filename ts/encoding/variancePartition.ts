@@ -5,15 +5,25 @@ import { BandedRidgeCV, type BandedRidgeCVOptions } from './BandedRidgeCV.js';
 import type { BandedRidgeModel } from './BandedRidgeModel.js';
 import { columnPearson, columnR2 } from './metrics.js';
 
+/**
+ * The convention (docs/encoding.md, "Variance partitioning"): every model's held-out R² is floored at 0 before
+ * partitioning — a model that predicts the test data worse than their mean explains no variance — and the
+ * partition is defined only where the joint model explains some (R²(all) > 0); elsewhere unique and shared are
+ * NaN. Then unique(i) ≤ R²(all) ≤ 1 always; a negative unique or shared value (removing a space helped, through
+ * shrinkage or noise) is kept as it is, not clipped.
+ */
+export const PARTITION_CONVENTION =
+  'held-out R² of each model floored at 0 before partitioning; partition defined only where the joint model has R² > 0 (NaN elsewhere); negative parts kept, not clipped';
+
 export interface VariancePartition {
   bandNames: string[];
-  /** Held-out R² of the joint model (all spaces). */
+  /** Held-out R² of the joint model (all spaces), as measured (not floored). */
   joint: Float32Array;
-  /** Held-out R² of the joint model without space i, per space. */
+  /** Held-out R² of the joint model without space i, per space, as measured. */
   without: Float32Array[];
-  /** Variance explained by space i alone and no other: R²(all) − R²(all but i). */
+  /** Variance explained by space i and no other: R²₊(all) − R²₊(all but i), R²₊ = max(R², 0); NaN where R²(all) ≤ 0. */
   unique: Float32Array[];
-  /** What remains of R²(all) after the unique parts: R²(all) − Σᵢ uniqueᵢ (for two spaces, R²(A) + R²(B) − R²(A∪B)). */
+  /** What remains of R²₊(all) after the unique parts: R²₊(all) − Σᵢ uniqueᵢ (two spaces: R²₊(A) + R²₊(B) − R²₊(A∪B)); NaN where R²(all) ≤ 0. */
   shared: Float32Array;
   /** Held-out Pearson r of the joint model. */
   jointR: Float32Array;
@@ -51,7 +61,8 @@ export async function partitionVariance(
     const sub = await new BandedRidgeCV(options).fit(pick(train, keep), trainY, step(i + 1));
     without.push(columnR2(sub.predict(pick(test, keep)), testY));
   }
-  const unique = without.map((w) => joint.map((j, v) => j - w[v]));
-  const shared = joint.map((j, v) => j - unique.reduce((s, u) => s + u[v], 0));
+  const floor = (r: number) => (r > 0 ? r : 0);
+  const unique = without.map((w) => joint.map((j, v) => (j > 0 ? j - floor(w[v]) : NaN)));
+  const shared = joint.map((j, v) => (j > 0 ? j - unique.reduce((s, u) => s + u[v], 0) : NaN));
   return { bandNames: names, joint, without, unique, shared, jointR, model };
 }

@@ -30,6 +30,16 @@ export function brainmaskPath(root: string, subject: number): string {
   return join(func1pt8Dir(root, subject), 'brainmask.nii.gz');
 }
 
+/** The subject's T1 resampled to the functional grid (NSD's anatomical underlay for func1pt8mm maps). */
+export function t1Path(root: string, subject: number): string {
+  return join(func1pt8Dir(root, subject), 'T1_to_func1pt8mm.nii.gz');
+}
+
+/** The mean EPI volume on the functional grid. */
+export function meanEpiPath(root: string, subject: number): string {
+  return join(func1pt8Dir(root, subject), 'mean.nii.gz');
+}
+
 export function roiPath(root: string, subject: number, atlas: string): string {
   return join(func1pt8Dir(root, subject), 'roi', `${atlas}.nii.gz`);
 }

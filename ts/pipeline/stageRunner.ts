@@ -7,8 +7,15 @@
 import { CancelledError } from '../errors.js';
 import { markStage, readStageMarker, stageDone } from './runFolder.js';
 
+/** Items done in a stage, when it counts them (images, sessions): the progress bar's rate is in that unit. */
+export interface StageCount {
+  done: number;
+  total: number;
+  unit: string;
+}
+
 export interface StageRunContext {
-  progress: (fraction: number, message?: string) => void;
+  progress: (fraction: number, message?: string, count?: StageCount) => void;
   signal?: AbortSignal;
 }
 
@@ -36,6 +43,7 @@ export interface StageProgress {
   /** Within the stage, 0..1. */
   fraction: number;
   message?: string;
+  count?: StageCount;
   status: 'running' | 'skipped' | 'done';
 }
 
@@ -88,7 +96,7 @@ export async function runStages(
     options.onProgress?.({ ...base, fraction: 0, status: 'running' });
     const ctx: StageRunContext = {
       signal: options.signal,
-      progress: (fraction, message) => options.onProgress?.({ ...base, fraction, message, status: 'running' }),
+      progress: (fraction, message, count) => options.onProgress?.({ ...base, fraction, message, count, status: 'running' }),
     };
     reports.push(await runStage(config, stage, ctx));
     options.onProgress?.({ ...base, fraction: 1, status: 'done' });

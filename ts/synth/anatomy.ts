@@ -1,4 +1,5 @@
 import type { Grid } from '../io/voxelMask.js';
+import { Rng } from './rng.js';
 
 /**
  * A toy brain on a small grid, laid out like NSD's func1pt8mm volumes: an ellipsoid brain, the visual
@@ -59,6 +60,41 @@ export function buildAnatomy(grid: Grid): Anatomy {
     }
   }
   return { grid, brainmask, nsdgeneral, streams, prfVisualrois: prf };
+}
+
+/**
+ * A T1-weighted image of the toy brain, as NSD's T1_to_func1pt8mm.nii.gz is for a real subject: bright white
+ * matter inside a folded cortical ribbon of grey matter, dark ventricles near the centre, dark CSF in the sulci,
+ * scanner-like noise; 0 outside the brain. Values are in arbitrary scanner units (about 0–1000).
+ */
+export function buildT1(a: Anatomy, seed = 1): Int16Array {
+  const [X, Y, Z] = a.grid;
+  const rng = new Rng(seed * 7919 + 13);
+  const t1 = new Int16Array(X * Y * Z);
+  for (let z = 0; z < Z; z++) {
+    for (let y = 0; y < Y; y++) {
+      for (let x = 0; x < X; x++) {
+        const i = x + X * (y + Y * z);
+        if (!a.brainmask[i]) continue;
+        const px = (x + 0.5) / X - 0.5, py = (y + 0.5) / Y - 0.5, pz = (z + 0.5) / Z - 0.5;
+        const r = Math.sqrt(px ** 2 / 0.22 + py ** 2 / 0.24 + pz ** 2 / 0.22); // 1 at the brain's surface
+        const theta = Math.atan2(py, px), phi = Math.atan2(pz, Math.hypot(px, py));
+        // gyri: the white-matter boundary and the sulci follow the same folding pattern
+        const fold = Math.sin(5 * theta) * Math.cos(4 * phi);
+        const wmEdge = 0.66 + 0.1 * fold;
+        let v: number;
+        if (r < wmEdge) v = 860;
+        else if (r > 0.9 && fold < -0.45) v = 230; // sulcal CSF
+        else v = 560 + 80 * (1 - r); // grey matter, a little darker towards the surface
+        // lateral ventricles: two small ellipsoids beside the midline
+        for (const side of [-1, 1]) {
+          if (((px - side * 0.07) / 0.05) ** 2 + (py / 0.16) ** 2 + ((pz - 0.04) / 0.07) ** 2 < 1) v = 160;
+        }
+        t1[i] = Math.max(0, Math.round(v + 25 * rng.normal()));
+      }
+    }
+  }
+  return t1;
 }
 
 /** Freesurfer-style colour-table text: "value name R G B A" per line. */

@@ -6,7 +6,7 @@ import { writeMat } from '../io/mat.js';
 import { geometryFromAffine, writeNifti } from '../io/nifti.js';
 import type { Grid } from '../io/voxelMask.js';
 import * as P from '../nsd/paths.js';
-import { buildAnatomy, ctabText, NSDGENERAL_LABELS, PRF_VISUALROIS_LABELS, STREAMS_LABELS, type Anatomy } from './anatomy.js';
+import { buildAnatomy, buildT1, ctabText, NSDGENERAL_LABELS, PRF_VISUALROIS_LABELS, STREAMS_LABELS, type Anatomy } from './anatomy.js';
 import { LATENT_DIM, latentFeatures, SEMANTIC_DIM, SEMANTIC_NAMES, semanticFeatures } from './features.js';
 import { Rng } from './rng.js';
 import { generateScenes, renderScene, type Scene } from './scenes.js';
@@ -139,6 +139,7 @@ export async function synthNsd(opts: SynthNsdOptions): Promise<SynthNsdResult> {
     await mkdir(roiDir, { recursive: true });
     const vol = (name: string, data: Int16Array) => writeNifti(name, { dims: o.grid, datatype: 'int16', ...geometry }, data);
     await vol(P.brainmaskPath(o.out, subject), anatomy.brainmask);
+    await vol(P.t1Path(o.out, subject), buildT1(anatomy, o.seed * 100 + subject));
     await vol(P.roiPath(o.out, subject, 'nsdgeneral'), anatomy.nsdgeneral);
     await vol(P.roiPath(o.out, subject, 'streams'), anatomy.streams);
     await vol(P.roiPath(o.out, subject, 'prf-visualrois'), anatomy.prfVisualrois);

@@ -1,0 +1,85 @@
+/**
+ * The maps an encoding run writes and how they are named: one record per NIfTI map (what it shows, for which
+ * feature set or joint model), kept in encoding.json so the report — and anyone else — reads the list back
+ * instead of guessing file names.
+ */
+import { join } from 'node:path';
+
+export type MapKind = 'r' | 'r-over-sqrt-nc' | 'noise-ceiling' | 'banded-r' | 'unique' | 'shared';
+
+export interface MapRecord {
+  kind: MapKind;
+  /** The map, relative to the run folder (maps/…nii.gz). */
+  file: string;
+  /** Its static figure, relative to the run folder (mosaics/…png). */
+  mosaic: string;
+  /** A short name for menus and titles. */
+  label: string;
+  description: string;
+  /** The feature set (kinds r, r-over-sqrt-nc). */
+  featureSet?: string;
+  /** The joint model (kinds banded-r, unique, shared). */
+  banded?: string;
+  /** The feature space whose unique variance the map shows (kind unique). */
+  space?: string;
+}
+
+/** Options of the static figures (config `mosaic`): they apply to the held-out r maps. */
+export interface MosaicOptions {
+  /** Colour range top (default: the 99th percentile of |r|). */
+  vmax?: number;
+  /** |r| below this is not drawn (default: r significant at p < 0.05, one-sided, uncorrected, for the test images). */
+  threshold?: number;
+  /** Pixels per voxel (default: tiles about 180 px wide). */
+  scale?: number;
+  /** Slices per row (default: a roughly 4:3 figure). */
+  columns?: number;
+  /** Axial slices shown at most (default 16). */
+  slices?: number;
+}
+
+/** encoding.json. */
+export interface EncodingSummary {
+  format: 'brainlatent-encoding';
+  version: 2;
+  createdAt: string;
+  config: { out: string; nsd: { root: string; subject: number }; regions: string[]; mosaic?: MosaicOptions } & Record<string, unknown>;
+  subject: number;
+  roi: string;
+  voxels: number;
+  trainImages: number;
+  testImages: number;
+  voxelOrder: string;
+  noiseCeiling: boolean;
+  atlasesMissing: string[];
+  /** How unique and shared variance are defined (variancePartition.ts). */
+  partitionConvention: string;
+  maps: MapRecord[];
+  featureSets: { name: string; description: string; features: number; route: string; meanR: number; map: string; mosaic: string }[];
+  banded: { name: string; sets: string[]; maps: Record<string, string>; meanUnique: Record<string, number> }[];
+}
+
+/** A file-name part: characters other than letters, digits and _ . - + become '_' (so 'z+c' stays 'z+c'). */
+export const fileStem = (s: string): string => s.replace(/[^A-Za-z0-9_.+-]+/g, '_');
+
+/**
+ * The file names of a map. Feature-set maps keep the set's name (maps/z.nii.gz, maps/zc.nii.gz); joint-model
+ * maps keep the model's name with its '+' (maps/z+c.nii.gz, maps/z+c_unique-z.nii.gz), so the img2img feature
+ * set 'zc' and the joint model 'z+c' can no longer be mistaken for one another (earlier versions wrote the
+ * joint model as maps/z_c.nii.gz; their encoding.json still lists those names and the report reads them).
+ */
+export function mapFile(r: Pick<MapRecord, 'kind' | 'featureSet' | 'banded' | 'space'>): { file: string; mosaic: string } {
+  const stem =
+    r.kind === 'noise-ceiling'
+      ? 'noise-ceiling'
+      : r.kind === 'r'
+        ? fileStem(r.featureSet!)
+        : r.kind === 'r-over-sqrt-nc'
+          ? `${fileStem(r.featureSet!)}_r-over-sqrt-nc`
+          : r.kind === 'banded-r'
+            ? fileStem(r.banded!)
+            : r.kind === 'unique'
+              ? `${fileStem(r.banded!)}_unique-${fileStem(r.space!)}`
+              : `${fileStem(r.banded!)}_shared`;
+  return { file: join('maps', `${stem}.nii.gz`), mosaic: join('mosaics', `${stem}.png`) };
+}
