@@ -306,7 +306,8 @@ export async function writeEncodingReport(out: string, summary: EncodingSummary)
 
   await mkdir(join(out, REPORT_FILES), { recursive: true });
   await copyFile(niivueBundle(), join(out, REPORT_FILES, 'niivue.umd.js'));
-  files.push(join(REPORT_FILES, 'niivue.umd.js'));
+  await writeFile(join(out, REPORT_FILES, 'NIIVUE-LICENSE.txt'), NIIVUE_LICENSE);
+  files.push(join(REPORT_FILES, 'niivue.umd.js'), join(REPORT_FILES, 'NIIVUE-LICENSE.txt'));
   await writeFile(join(out, 'report.html'), reportHtml(summary, maps, underlay, atlases, grid, affine));
   files.push('report.html');
   return { files };
@@ -383,6 +384,36 @@ ${atlases.map((a, k) => b64(`vol-atlas-${k}`, a.bytes)).join('\n')}
 </body></html>
 `;
 }
+
+/** niivue.umd.js is redistributed with each report: its licence goes with it (BSD 2-Clause, github.com/niivue/niivue). */
+const NIIVUE_LICENSE = `niivue.umd.js is NiiVue (https://github.com/niivue/niivue), distributed under this licence:
+
+BSD 2-Clause License
+
+Copyright (c) 2021, Niivue
+All rights reserved.
+
+Redistribution and use in source and binary forms, with or without
+modification, are permitted provided that the following conditions are met:
+
+1. Redistributions of source code must retain the above copyright notice, this
+   list of conditions and the following disclaimer.
+
+2. Redistributions in binary form must reproduce the above copyright notice,
+   this list of conditions and the following disclaimer in the documentation
+   and/or other materials provided with the distribution.
+
+THIS SOFTWARE IS PROVIDED BY THE COPYRIGHT HOLDERS AND CONTRIBUTORS "AS IS"
+AND ANY EXPRESS OR IMPLIED WARRANTIES, INCLUDING, BUT NOT LIMITED TO, THE
+IMPLIED WARRANTIES OF MERCHANTABILITY AND FITNESS FOR A PARTICULAR PURPOSE ARE
+DISCLAIMED. IN NO EVENT SHALL THE COPYRIGHT HOLDER OR CONTRIBUTORS BE LIABLE
+FOR ANY DIRECT, INDIRECT, INCIDENTAL, SPECIAL, EXEMPLARY, OR CONSEQUENTIAL
+DAMAGES (INCLUDING, BUT NOT LIMITED TO, PROCUREMENT OF SUBSTITUTE GOODS OR
+SERVICES; LOSS OF USE, DATA, OR PROFITS; OR BUSINESS INTERRUPTION) HOWEVER
+CAUSED AND ON ANY THEORY OF LIABILITY, WHETHER IN CONTRACT, STRICT LIABILITY,
+OR TORT (INCLUDING NEGLIGENCE OR OTHERWISE) ARISING IN ANY WAY OUT OF THE USE
+OF THIS SOFTWARE, EVEN IF ADVISED OF THE POSSIBILITY OF SUCH DAMAGE.
+`;
 
 const REPORT_CSS = `
 table.meta th{text-align:left;width:11em}table.meta td{text-align:left}

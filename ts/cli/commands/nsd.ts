@@ -97,7 +97,7 @@ z-scoring conventions ('--zscore train' standardises test rows with the training
         format: flags.format,
         divisor: Number(flags.divisor),
         cacheDir: flags.cache === false ? undefined : flags.cache,
-        onProgress: (e) => bar.update(e.done / e.total, `session ${e.session}`),
+        onProgress: (e) => bar.update(e.done / e.total, `session ${e.session}`, { done: e.done, total: e.total, unit: 'sessions' }),
       });
       bar.done();
       await writeNsdExtraction(flags.out, ex);

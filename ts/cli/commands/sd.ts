@@ -125,7 +125,10 @@ export function registerSdCommand(program: Command): void {
           img2imgRule: rule,
           seeds: num(f.seed, 'seed', 0),
           batchSize: num(f.batchSize, 'batch-size', 1),
-          onStep: (p) => bar.update((p.batchFirst + (p.step / p.total) * p.batchImages) / z.shape[0], `step ${p.step}/${p.total}`),
+          onStep: (p) => {
+            const at = p.batchFirst + (p.step / p.total) * p.batchImages;
+            bar.update(at / z.shape[0], `step ${p.step}/${p.total}`, { done: Math.floor(at), total: z.shape[0], unit: 'images' });
+          },
         });
         const s = r.stats;
         bar.done(
