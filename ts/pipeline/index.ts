@@ -1,5 +1,5 @@
 /** The reconstruction pipeline: config, stages, run folder. */
-export { reconstruct } from './reconstruct.js';
+export { reconstruct, estimateImg2Img } from './reconstruct.js';
 export { estimateStages } from './estimate.js';
 export type { StageEstimate } from './estimate.js';
 export type { ReconstructOptions, ReconstructProgress, ReconstructResult, StageReport } from './reconstruct.js';

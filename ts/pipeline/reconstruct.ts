@@ -87,6 +87,16 @@ function versions(sd?: Diffusion): Record<string, string> {
   return v;
 }
 
+/**
+ * The U-Net evaluations the img2img stage runs (images × seeds × steps that run × 2 with guidance), e.g. for
+ * a steps-per-second figure. Its time is estimated by `estimateStages` (a measured probe), not from this count.
+ */
+export function estimateImg2Img(config: ReconstructConfig, testImages: number): { unetEvaluations: number } {
+  const g = config.img2img;
+  const runSteps = Math.min(Math.floor(g.steps * g.strength), g.steps);
+  return { unetEvaluations: testImages * g.seeds * runSteps * (g.guidance > 1 ? 2 : 1) };
+}
+
 export async function reconstruct(input: ReconstructConfigInput | ReconstructConfig, options: ReconstructOptions = {}): Promise<ReconstructResult> {
   const config = resolveConfig(input);
   const hash = configHash(config);
