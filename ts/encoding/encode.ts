@@ -155,7 +155,7 @@ export async function encodeResult(input: EncodeConfigInput | EncodeConfig): Pro
   }));
   const files = [
     ...records.flatMap((m) => [m.file, m.mosaic]),
-    'regions.csv', 'encoding.json', 'report.html', join(REPORT_FILES, 'niivue.umd.js'),
+    'regions.csv', 'encoding.json', 'report.html', join(REPORT_FILES, 'niivue.umd.js'), join(REPORT_FILES, 'NIIVUE-LICENSE.txt'),
   ];
   return {
     out: c.out, config: c, configHash: configHash(c), voxels: o.mask.indices.length, trainImages: ids.train.length, testImages: ids.test.length,
