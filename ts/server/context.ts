@@ -75,6 +75,7 @@ export function createContext(o: BrainlatentPluginOptions): ServiceContext {
   const runner =
     o.runner ??
     new LocalJobRunner({
+      cwd: root.path,
       concurrency: o.jobs?.concurrency,
       maxQueued: o.jobs?.maxQueued,
       onUnet: (calls, seconds) => metrics?.unet('job', calls, seconds),

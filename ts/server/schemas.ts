@@ -4,10 +4,15 @@
  */
 import { Type } from '@sinclair/typebox';
 
+import { MANIFEST_SCHEMA } from '../batch/manifest.js';
 import { EncodeConfigSchema, ReconstructConfigSchema } from '../config/index.js';
 import { RidgeFitConfigSchema } from '../config/ridgeFit.js';
 import { Default, Path, Strict, Tagged } from '../config/schemaKit.js';
 import { ModelName } from '../config/service.js';
+
+// The manifest's own schema (its $id stays with the batch layer's validator).
+const { $id: _id, ...manifestSchema } = MANIFEST_SCHEMA;
+const ManifestSchema = Type.Unsafe<Record<string, unknown>>({ ...manifestSchema, description: 'a batch manifest (docs/batch.md)' });
 
 const force = Default(Type.Boolean({ description: 'redo every stage even when the run folder holds its outputs' }), false);
 
@@ -27,8 +32,9 @@ export const DemoJobSchema = Strict(
 export const JobBodySchema = Tagged(
   [
     Strict({ kind: Type.Literal('reconstruct'), config: ReconstructConfigSchema, force }, { description: 'brainlatent reconstruct' }),
-    Strict({ kind: Type.Literal('encode'), config: EncodeConfigSchema }, { description: 'brainlatent encode' }),
+    Strict({ kind: Type.Literal('encode'), config: EncodeConfigSchema, force }, { description: 'brainlatent encode' }),
     Strict({ kind: Type.Literal('ridge-fit'), config: RidgeFitConfigSchema }, { description: 'brainlatent ridge fit' }),
+    Strict({ kind: Type.Literal('batch'), manifest: ManifestSchema }, { description: 'brainlatent batch run: subjects × analyses' }),
     DemoJobSchema,
   ],
   { description: 'a job: its kind and its config' },

@@ -3,10 +3,14 @@
  * root and hand a JobSpec to a runner; the runner runs it (in this process, or on the batch layer's queue) and
  * reports to the JobBoard, from which the routes read views and events.
  */
+import { randomBytes } from 'node:crypto';
+
 import type { JobBoard } from './jobBoard.js';
 import type { JobKind, JobView } from './types.js';
 
 export interface JobSpec {
+  /** Unique, and usable as a batch id (letters, digits, '-'). */
+  id: string;
   kind: JobKind;
   /** The run folder (absolute, inside the root). */
   out: string;
@@ -37,3 +41,5 @@ export interface JobRunner {
    */
   close(deadlineMs: number): Promise<void>;
 }
+
+export const newJobId = (kind: JobKind) => `${kind}-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;

@@ -2,8 +2,6 @@
  * Jobs on this machine without Redis: a FIFO of submitted jobs, `concurrency` at a time, each in a process of its
  * own (jobProcess.ts) with its own AbortController, so the service's event loop stays free.
  */
-import { randomBytes } from 'node:crypto';
-
 import { BrainlatentError, CancelledError } from '../../errors.js';
 import { publicError } from '../publicError.js';
 import { ClosedError, QueueFullError } from '../workQueue.js';
@@ -20,13 +18,13 @@ export class JobConflictError extends BrainlatentError {
   }
 }
 
-export const newJobId = (kind: string) => `${kind}-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
-
 export interface LocalRunnerOptions {
   /** Jobs at once. Default 1 (a job already uses every core through BLAS and ONNX Runtime). */
   concurrency?: number;
   /** Jobs that may wait; beyond that submit() throws QueueFullError. Default 100. */
   maxQueued?: number;
+  /** The jobs' working folder (relative paths in configs start there): the service's root. */
+  cwd?: string;
   /** What runs a job (default: a child process per job; tests may run it in-process). */
   execute?: (spec: JobSpec, control: JobControl) => Promise<Record<string, unknown>>;
   /** U-Net evaluations of finished jobs, for the steps/s metric. */
@@ -45,7 +43,7 @@ export class LocalJobRunner implements JobRunner {
   constructor(private readonly options: LocalRunnerOptions = {}) {
     this.concurrency = options.concurrency ?? 1;
     this.maxQueued = options.maxQueued ?? 100;
-    this.execute = options.execute ?? ((spec, control) => runInChild(spec, control));
+    this.execute = options.execute ?? ((spec, control) => runInChild(spec, control, { cwd: options.cwd }));
   }
 
   async submit(spec: JobSpec): Promise<JobView> {
@@ -53,7 +51,7 @@ export class LocalJobRunner implements JobRunner {
     if (this.waiting.length >= this.maxQueued) throw new QueueFullError('jobs', 60);
     const busy = this.board.activeIn(spec.out);
     if (busy) throw new JobConflictError(spec.outShown, busy.id);
-    const id = newJobId(spec.kind);
+    const id = spec.id;
     const view = this.board.add({ id, kind: spec.kind, out: spec.outShown, stages: stagesOf(spec.kind) }, spec.out);
     this.waiting.push({ id, spec });
     this.pump();
@@ -106,7 +104,8 @@ export class LocalJobRunner implements JobRunner {
         (result) => this.board.finish(id, 'done', { result }),
         (e: unknown) => {
           const cancelled = controller.signal.aborted || e instanceof CancelledError;
-          this.board.finish(id, cancelled ? 'cancelled' : 'failed', { error: publicError(e) });
+          const result = (e as { result?: Record<string, unknown> }).result;
+          this.board.finish(id, cancelled ? 'cancelled' : 'failed', { error: publicError(e), ...(result ? { result } : {}) });
           if (!cancelled && !(e instanceof BrainlatentError)) console.error(`brainlatent serve: job ${id} failed:`, e);
         },
       );

@@ -3,13 +3,16 @@
  * job's AbortSignal (they stop at the next step, fold or batch) and their progress mapped onto numbered stages.
  */
 import { runDemo } from '../../demo/runDemo.js';
+import { readFile } from 'node:fs/promises';
+
+import type { ResolvedBatch } from '../../batch/manifest.js';
 import type { EncodeConfig } from '../../config/encode.js';
-import { encode } from '../../encoding/encode.js';
-import { estimateImg2Img, reconstruct, type ReconstructProgress, type ReconstructResult } from '../../pipeline/reconstruct.js';
+import { estimateImg2Img, type ReconstructProgress, type ReconstructResult } from '../../pipeline/reconstruct.js';
 import type { ReconstructConfig } from '../../pipeline/config.js';
-import { STAGES } from '../../pipeline/runFolder.js';
+import { clearStages, paths, readStageMarker, STAGES } from '../../pipeline/runFolder.js';
 import type { RidgeFitConfig } from '../../config/ridgeFit.js';
 import type { JobSpec } from './JobRunner.js';
+import { batchOfOne, runOnBatchLayer, SINGLE_STAGES } from './batchLayer.js';
 import { RIDGE_FIT_STAGES, runRidgeFit } from './ridgeFitJob.js';
 import type { JobKind } from './types.js';
 
@@ -39,21 +42,20 @@ export interface DemoJobInput {
   steps: number;
 }
 export type JobInput =
-  | { kind: 'reconstruct'; config: ReconstructConfig; force: boolean }
-  | { kind: 'encode'; config: EncodeConfig }
+  | { kind: 'reconstruct'; config: ReconstructConfig; force: boolean; batchesDir: string }
+  | { kind: 'encode'; config: EncodeConfig; force: boolean; batchesDir: string }
+  | { kind: 'batch'; batch: ResolvedBatch }
   | { kind: 'ridge-fit'; config: RidgeFitConfig }
   | { kind: 'demo'; demo: DemoJobInput };
-
-const ENCODE_STAGES = ['betas', 'features', 'fit', 'banded', 'outputs'] as const;
 
 export function stagesOf(kind: JobKind): string[] {
   switch (kind) {
     case 'reconstruct':
-      return [...STAGES];
+      return [...SINGLE_STAGES.reconstruct];
     case 'demo':
       return ['world', ...STAGES];
     case 'encode':
-      return [...ENCODE_STAGES];
+      return [...SINGLE_STAGES.encode];
     case 'ridge-fit':
       return [...RIDGE_FIT_STAGES];
     case 'batch':
@@ -77,13 +79,26 @@ function reconstructSummary(r: ReconstructResult, control: JobControl): Record<s
 const fromReconstruct = (control: JobControl, shift = 0, total: number = STAGES.length) => (p: ReconstructProgress) =>
   control.progress({ stage: p.stage, index: p.index + shift, stages: total, fraction: p.fraction, message: p.message, status: p.status });
 
+/** What a finished reconstruction's run folder says: its metrics and the img2img stage's U-Net time. */
+async function reconstructOutcome(config: ReconstructConfig, control: JobControl): Promise<Record<string, unknown>> {
+  const m = JSON.parse(await readFile(paths(config.out).metricsJson, 'utf8')) as { images: number; zonly: Record<string, number>; final: Record<string, number> };
+  const unetSeconds = Number((await readStageMarker(config, 'img2img'))?.summary?.unetSeconds ?? 0);
+  if (unetSeconds > 0) control.unet?.(estimateImg2Img(config, m.images).unetEvaluations, unetSeconds);
+  return { testImages: m.images, metrics: { zonly: m.zonly, final: m.final }, report: 'report.html' };
+}
+
 export async function executeJob(spec: JobSpec, control: JobControl): Promise<Record<string, unknown>> {
   const input = spec.input as JobInput;
   switch (input.kind) {
-    case 'reconstruct': {
-      const r = await reconstruct(input.config, { onProgress: fromReconstruct(control), signal: control.signal, force: input.force });
-      return reconstructSummary(r, control);
+    case 'reconstruct':
+    case 'encode': {
+      if (input.force) await clearStages(input.config.out);
+      const batch = batchOfOne(spec.id, input.kind, input.config, input.batchesDir);
+      const r = await runOnBatchLayer(batch, input.kind, control);
+      return { ...(input.kind === 'reconstruct' ? await reconstructOutcome(input.config, control) : { report: 'report.html' }), ...r };
     }
+    case 'batch':
+      return { ...(await runOnBatchLayer(input.batch, null, control)), report: 'summary.json' };
     case 'demo': {
       const d = input.demo;
       const stages = STAGES.length + 1;
@@ -94,21 +109,6 @@ export async function executeJob(spec: JobSpec, control: JobControl): Promise<Re
       );
       return { ...reconstructSummary(r.run, control), report: 'run/report.html', worldSeconds: r.worldSeconds, runSeconds: r.runSeconds };
     }
-    case 'encode': {
-      const r = await encode(input.config, {
-        signal: control.signal,
-        // encode's stages come from its config (extract, embed, fit.<table>, …): each reports its number and the count
-        onProgress: (p) => control.progress({ stage: p.stage, index: p.index, stages: p.stages, fraction: p.fraction, message: p.detail }),
-      });
-      return {
-        voxels: r.voxels,
-        trainImages: r.trainImages,
-        testImages: r.testImages,
-        featureSets: r.featureSets.map((f) => ({ name: f.name, features: f.features, meanR: f.meanR, route: f.route })),
-        banded: r.banded.map((b) => ({ name: b.name, sets: b.sets })),
-        report: 'report.html',
-      };
-    }
     case 'ridge-fit':
       return runRidgeFit(input.config, {
         signal: control.signal,
@@ -116,4 +116,3 @@ export async function executeJob(spec: JobSpec, control: JobControl): Promise<Re
       });
   }
 }
-

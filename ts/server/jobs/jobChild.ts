@@ -25,7 +25,8 @@ process.on('message', (m: ChildRequest) => {
       const cancelled = controller.signal.aborted || e instanceof CancelledError;
       // the operator's log: one line for a failure the inputs explain, the stack for anything else
       if (!cancelled) console.error(`brainlatent job ${m.spec.kind} (${m.spec.outShown}) failed:`, e instanceof BrainlatentError || (e as NodeJS.ErrnoException)?.syscall ? `${(e as Error).name}: ${(e as Error).message}` : e);
-      send({ type: 'error', error: publicError(e), cancelled });
+      const result = (e as { result?: Record<string, unknown> })?.result;
+      send({ type: 'error', error: publicError(e), cancelled, ...(result ? { result } : {}) });
     },
   ).finally(() => process.disconnect?.());
 });

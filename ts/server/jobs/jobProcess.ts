@@ -19,15 +19,18 @@ export type ChildReply =
   | { type: 'progress'; progress: StageUpdate }
   | { type: 'unet'; calls: number; seconds: number }
   | { type: 'result'; result: Record<string, unknown> }
-  | { type: 'error'; error: PublicError; cancelled: boolean };
+  | { type: 'error'; error: PublicError; cancelled: boolean; result?: Record<string, unknown> };
 
 /** A failure reported by a job's process (its message is already fit for clients). */
 export class JobFailedError extends BrainlatentError {
   readonly problems?: string[];
-  constructor(e: PublicError) {
+  /** What the job produced before it failed, if anything (a batch's summary). */
+  readonly result?: Record<string, unknown>;
+  constructor(e: PublicError, result?: Record<string, unknown>) {
     super(e.message, e.name);
     this.name = e.name;
     if (e.problems) this.problems = e.problems;
+    if (result) this.result = result;
   }
 }
 
@@ -37,9 +40,10 @@ function childPath(): string {
   return existsSync(here) ? here : join(packageRoot, 'dist', 'server', 'jobs', 'jobChild.js');
 }
 
-export function runInChild(spec: JobSpec, control: JobControl, killAfterMs = 10_000): Promise<Record<string, unknown>> {
+export function runInChild(spec: JobSpec, control: JobControl, options: { cwd?: string; killAfterMs?: number } = {}): Promise<Record<string, unknown>> {
+  const killAfterMs = options.killAfterMs ?? 10_000;
   return new Promise((resolve, reject) => {
-    const child = fork(childPath(), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' });
+    const child = fork(childPath(), [], { cwd: options.cwd, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' });
     let outcome: ChildReply | null = null;
     let killer: NodeJS.Timeout | undefined;
     const onAbort = () => {
@@ -56,7 +60,7 @@ export function runInChild(spec: JobSpec, control: JobControl, killAfterMs = 10_
       control.signal.removeEventListener('abort', onAbort);
       const o = outcome as ChildReply | null;
       if (o?.type === 'result') resolve(o.result);
-      else if (o?.type === 'error') reject(o.cancelled ? new CancelledError(o.error.message) : new JobFailedError(o.error));
+      else if (o?.type === 'error') reject(o.cancelled ? new CancelledError(o.error.message) : new JobFailedError(o.error, o.result));
       else if (control.signal.aborted) reject(new CancelledError(`cancelled (the job's process ended with ${signal ?? `code ${code}`})`));
       else reject(new JobFailedError({ name: 'WorkerExit', message: `the job's process died (exit code ${code}, signal ${signal})` }));
     });

@@ -4,8 +4,11 @@
  * resolution as on the CLI (alpha grids parsed, cross-field checks), so the runner gets exactly what
  * `brainlatent reconstruct --config` would run.
  */
+import { join } from 'node:path';
+
 import type { TSchema } from '@sinclair/typebox';
 
+import { ManifestError, resolveManifest, type ResolvedBatch } from '../../batch/manifest.js';
 import { resolveAlphaGrid } from '../../config/alphaGrid.js';
 import { ConfigError, configPaths, EncodeConfigSchema, mapConfigPaths, ReconstructConfigSchema, resolveEncodeConfig } from '../../config/index.js';
 import { RidgeFitConfigSchema, type RidgeFitConfig } from '../../config/ridgeFit.js';
@@ -14,12 +17,16 @@ import { PathOutsideRootError, type RootFolder } from '../rootPaths.js';
 import { DemoJobSchema } from '../schemas.js';
 import { RequestValidationError } from '../validation.js';
 import type { DemoJobInput, JobInput } from './executeJob.js';
-import type { JobSpec } from './JobRunner.js';
+import { newJobId, type JobSpec } from './JobRunner.js';
 import type { JobKind } from './types.js';
+
+/** Where the plans and summaries of the batches behind single jobs go (hidden: not a run folder). */
+export const BATCHES_DIR = join('.brainlatent', 'batches');
 
 export type JobBody =
   | { kind: 'reconstruct'; config: Record<string, unknown>; force: boolean }
-  | { kind: 'encode'; config: Record<string, unknown> }
+  | { kind: 'encode'; config: Record<string, unknown>; force: boolean }
+  | { kind: 'batch'; manifest: Record<string, unknown> }
   | { kind: 'ridge-fit'; config: Record<string, unknown> }
   | ({ kind: 'demo' } & DemoJobInput);
 
@@ -39,6 +46,53 @@ async function confineConfig<T>(root: RootFolder, schema: TSchema, config: T, so
   return mapConfigPaths(schema as never, config, ({ field, value }) => resolved.get(field) ?? value) as T;
 }
 
+/** The manifest's paths as written ('..' is refused before templates are expanded and paths resolved). */
+async function confineManifest(root: RootFolder, m: Record<string, unknown>): Promise<void> {
+  const problems: string[] = [];
+  const check = async (p: unknown, field: string) => {
+    if (typeof p !== 'string') return;
+    try {
+      await root.resolve(p, field);
+    } catch (e) {
+      if (!(e instanceof PathOutsideRootError)) throw e;
+      problems.push(e.message);
+    }
+  };
+  const manifest = m as { out?: unknown; nsd?: { root?: unknown }; subjects?: unknown[]; analyses?: { kind?: string; config?: unknown }[] };
+  await check(manifest.out, 'body.manifest.out');
+  await check(manifest.nsd?.root, 'body.manifest.nsd.root');
+  for (const [i, sub] of (manifest.subjects ?? []).entries()) await check((sub as { root?: unknown })?.root, `body.manifest.subjects[${i}].root`);
+  for (const [i, a] of (manifest.analyses ?? []).entries()) {
+    const schema = a?.kind === 'encode' ? EncodeConfigSchema : ReconstructConfigSchema;
+    for (const p of configPaths(schema, a?.config ?? {})) await check(p.value, `body.manifest.analyses[${i}].config.${p.field}`);
+  }
+  if (problems.length) throw new RequestValidationError('body', problems);
+}
+
+/** Every path of every expanded config of a batch, and its output folder, inside the root; throws a 400 listing each one outside. */
+async function confineBatch(root: RootFolder, batch: ResolvedBatch): Promise<void> {
+  const problems: string[] = [];
+  const check = async (p: string, field: string) => {
+    try {
+      await root.resolve(p, field);
+    } catch (e) {
+      if (!(e instanceof PathOutsideRootError)) throw e;
+      problems.push(e.message);
+    }
+  };
+  await check(batch.out, 'body.manifest.out');
+  for (const s of batch.subjects) {
+    for (const a of s.analyses) {
+      const where = `body.manifest (${s.name}/${a.name}) config`;
+      for (const p of configPaths(a.kind === 'reconstruct' ? ReconstructConfigSchema : EncodeConfigSchema, a.config)) await check(p.value, `${where}.${p.field}`);
+      if (a.kind === 'reconstruct' && (a.config as { model: { ortLibrary: string | null } }).model.ortLibrary) {
+        problems.push(`${where}.model.ortLibrary: must be null in the service (its operator chooses ONNX Runtime with BRAINLATENT_ORT_LIB)`);
+      }
+    }
+  }
+  if (problems.length) throw new RequestValidationError('body', [...new Set(problems)]);
+}
+
 /** A ConfigError from the library's resolver becomes a 400 with its problems. */
 function asRequestError(e: unknown): never {
   if (e instanceof ConfigError) throw new RequestValidationError('body', e.problems);
@@ -46,7 +100,8 @@ function asRequestError(e: unknown): never {
 }
 
 export async function jobSpecOf(body: JobBody, root: RootFolder): Promise<JobSpec> {
-  const spec = (kind: JobKind, out: string, input: JobInput): JobSpec => ({ kind, out, outShown: root.relative(out), input });
+  const spec = (kind: JobKind, out: string, input: JobInput): JobSpec => ({ id: newJobId(kind), kind, out, outShown: root.relative(out), input });
+  const batchesDir = join(root.path, BATCHES_DIR);
   switch (body.kind) {
     case 'reconstruct': {
       const config = await confineConfig(root, ReconstructConfigSchema, body.config, 'body.config');
@@ -60,7 +115,7 @@ export async function jobSpecOf(body: JobBody, root: RootFolder): Promise<JobSpe
       } catch (e) {
         asRequestError(e);
       }
-      return spec('reconstruct', resolved.out, { kind: 'reconstruct', config: resolved, force: body.force });
+      return spec('reconstruct', resolved.out, { kind: 'reconstruct', config: resolved, force: body.force, batchesDir });
     }
     case 'ridge-fit': {
       const config = await confineConfig(root, RidgeFitConfigSchema, body.config, 'body.config');
@@ -83,7 +138,19 @@ export async function jobSpecOf(body: JobBody, root: RootFolder): Promise<JobSpe
       } catch (e) {
         asRequestError(e);
       }
-      return spec('encode', resolved.out, { kind: 'encode', config: resolved });
+      return spec('encode', resolved.out, { kind: 'encode', config: resolved, force: body.force, batchesDir });
+    }
+    case 'batch': {
+      await confineManifest(root, body.manifest);
+      let batch: ResolvedBatch;
+      try {
+        batch = resolveManifest(body.manifest, { source: 'body.manifest', baseDir: root.path });
+      } catch (e) {
+        if (e instanceof ManifestError) throw new RequestValidationError('body', e.problems);
+        throw e;
+      }
+      await confineBatch(root, batch);
+      return spec('batch', batch.out, { kind: 'batch', batch });
     }
   }
 }

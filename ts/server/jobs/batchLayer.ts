@@ -1,0 +1,99 @@
+/**
+ * Jobs on the batch layer. A reconstruct or encode config becomes a batch of one subject × one analysis whose run
+ * folder is the config's own `out` (the batch's plan and summary go to a hidden folder under the root), and a
+ * manifest is a batch as it stands. `runBatch` then runs it on this machine: a shared extraction, every stage a
+ * job of its own on a pool of worker processes, img2img split into shards, transient failures retried.
+ *
+ * Progress: a batch of one reports the stage of its analysis that is running (its shards' mean fraction for
+ * img2img) as the job's stage; a manifest reports the batch as one stage whose fraction is the finished share.
+ */
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+
+import { planBatch, planNodes } from '../../batch/graph.js';
+import type { ResolvedBatch } from '../../batch/manifest.js';
+import { runBatch } from '../../batch/runBatch.js';
+import { batchStatus, initialJobs, isFinished, type JobInfo } from '../../batch/status.js';
+import type { EncodeConfig } from '../../config/encode.js';
+import { CancelledError } from '../../errors.js';
+import { stableJson, type ReconstructConfig } from '../../pipeline/config.js';
+import { STAGES } from '../../pipeline/runFolder.js';
+import type { JobControl } from './executeJob.js';
+import { JobOutcomeError } from './jobErrors.js';
+
+/** The stages a batch of one shows: the subject's shared extraction, then the analysis's stages. */
+export const SINGLE_STAGES = { reconstruct: ['betas', ...STAGES], encode: ['betas', 'encode'] } as const;
+
+const RETRY = { attempts: 3, backoffMs: 2000 };
+
+export function batchOfOne(id: string, kind: 'reconstruct' | 'encode', config: ReconstructConfig | EncodeConfig, batchesDir: string): ResolvedBatch {
+  const subjects = [
+    {
+      name: `subj${String(config.nsd.subject).padStart(2, '0')}`,
+      subject: config.nsd.subject,
+      root: config.nsd.root,
+      analyses: [{ name: kind, kind, config, sharding: { images: 64, seeds: 1 } }],
+    },
+  ];
+  const out = join(batchesDir, id);
+  const hash = createHash('sha256').update(stableJson({ id, out, subjects, retry: RETRY })).digest('hex').slice(0, 16);
+  return { id, out, subjects, retry: RETRY, hash };
+}
+
+/** Reports a batch of one's progress as its analysis's stages. */
+function singleProgress(kind: 'reconstruct' | 'encode', control: JobControl) {
+  const stages: readonly string[] = SINGLE_STAGES[kind];
+  let last = '';
+  return (jobs: JobInfo[]) => {
+    const of = (stage: string) => jobs.filter((j) => j.stage === stage);
+    const current = stages.find((s) => of(s).some((j) => !isFinished(j.state))) ?? stages[stages.length - 1];
+    const group = of(current);
+    if (group.length === 0) return;
+    const fraction = group.reduce((a, j) => a + (isFinished(j.state) ? 1 : j.fraction), 0) / group.length;
+    const skipped = group.every((j) => j.state === 'skipped');
+    const message = group.length > 1 ? `${group.filter((j) => isFinished(j.state)).length}/${group.length} shards` : group[0].message;
+    const key = `${current}:${fraction.toFixed(4)}:${message ?? ''}`;
+    if (key === last) return;
+    last = key;
+    control.progress({ stage: current, index: stages.indexOf(current) + 1, stages: stages.length, fraction, message, status: skipped ? 'skipped' : 'running' });
+  };
+}
+
+/** A whole manifest's progress as one stage. */
+function batchProgress(control: JobControl, startedAt: number, id: string) {
+  return (jobs: JobInfo[]) => {
+    const s = batchStatus(id, jobs, startedAt);
+    const done = s.counts.done + s.counts.skipped;
+    const failed = s.counts.failed + s.counts.blocked;
+    control.progress({
+      stage: 'batch',
+      index: 1,
+      stages: 1,
+      fraction: s.progress,
+      message: `${done}/${jobs.length} jobs done, ${s.counts.active} running${failed ? `, ${failed} failed or blocked` : ''}`,
+    });
+  };
+}
+
+/** Runs a batch on this machine; resolves with its summary, throws JobOutcomeError (with the summary) if jobs failed. */
+export async function runOnBatchLayer(batch: ResolvedBatch, single: 'reconstruct' | 'encode' | null, control: JobControl): Promise<Record<string, unknown>> {
+  const plan = await planBatch(batch);
+  const jobs = new Map<string, JobInfo>(initialJobs(plan).map((j) => [j.id, j]));
+  const report = single ? singleProgress(single, control) : batchProgress(control, Date.now(), plan.id);
+  report([...jobs.values()]);
+  const r = await runBatch(batch, {
+    signal: control.signal,
+    onEvent: (e) => {
+      if (!e.job) return;
+      jobs.set(e.job.id, e.job);
+      report([...jobs.values()]);
+    },
+  });
+  if (r.state === 'cancelled') throw new CancelledError(`batch ${plan.id} cancelled`);
+  const result: Record<string, unknown> = { batch: plan.id, state: r.state, counts: r.counts, summary: r.summary, jobs: planNodes(plan).length };
+  if (r.state === 'failed') {
+    const first = r.jobs.find((j) => j.state === 'failed');
+    throw new JobOutcomeError(`${r.counts.failed} of ${r.jobs.length} jobs failed${first ? ` (first: ${first.id}: ${first.reason})` : ''}`, result);
+  }
+  return result;
+}
