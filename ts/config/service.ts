@@ -29,7 +29,7 @@ export const LoadModelBodySchema = Tagged([
       name: ModelName,
       path: Path('an SD 1.x ONNX model folder (diffusers/optimum layout)'),
       provider: Default(Type.String({ minLength: 1, description: "ONNX Runtime execution provider: 'cpu', 'cuda', ..." }), 'cpu'),
-      threads: Default(Type.Integer({ minimum: 0, maximum: 1024, description: "ONNX Runtime intra-op threads (0: ONNX Runtime's default)" }), 0),
+      threads: Default(Type.Integer({ minimum: 0, maximum: 1024, description: 'ONNX Runtime intra-op threads (0: all cores but one, which the service keeps for its requests)' }), 0),
       replace,
     },
     { description: 'a Stable Diffusion model folder, for /v1/sd/{model}/img2img' },

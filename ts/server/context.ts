@@ -9,6 +9,7 @@ import { LocalJobRunner } from './jobs/LocalJobRunner.js';
 import type { JobRunner } from './jobs/JobRunner.js';
 import { ServiceMetrics } from './metrics.js';
 import { ModelRegistry } from './models/ModelRegistry.js';
+import { PredictBatcher } from './models/predictBatcher.js';
 import { PredictPool } from './models/predictPool.js';
 import { RootFolder } from './rootPaths.js';
 import { EventStreams } from './sse.js';
@@ -30,7 +31,7 @@ export interface BrainlatentPluginOptions {
   runner?: JobRunner;
   /** Jobs of the default runner at once, and how many may wait. Default 1 and 100. */
   jobs?: PoolLimits;
-  /** Ridge predict: threads (default half the cores, at least 1) and queue (default 64). */
+  /** Ridge predict: threads (default half the cores, at least 1) and requests waiting (default 256; batched as they wait). */
   predict?: PoolLimits;
   /** img2img requests at once (default 1) and queue (default 4). */
   img2img?: PoolLimits;
@@ -52,7 +53,7 @@ export interface ServiceContext {
   runner: JobRunner;
   models: ModelRegistry;
   predictPool: PredictPool;
-  predictQueue: WorkQueue;
+  predictQueue: PredictBatcher;
   img2imgQueue: WorkQueue;
   metrics: ServiceMetrics;
   streams: EventStreams;
@@ -68,8 +69,8 @@ export function createContext(o: BrainlatentPluginOptions): ServiceContext {
   const root = new RootFolder(o.root);
   const predictThreads = o.predict?.concurrency ?? halfTheCores();
   const predictPool = new PredictPool(predictThreads);
-  const models = new ModelRegistry(predictPool);
-  const predictQueue = new WorkQueue('predict', predictThreads, o.predict?.maxQueued ?? 64);
+  const predictQueue = new PredictBatcher((key, x) => predictPool.predict(key, x), predictThreads, o.predict?.maxQueued ?? 256);
+  const models = new ModelRegistry(predictPool, predictQueue);
   const img2imgQueue = new WorkQueue('img2img', o.img2img?.concurrency ?? 1, o.img2img?.maxQueued ?? 4);
   let metrics: ServiceMetrics | undefined;
   const runner =
@@ -88,6 +89,7 @@ export function createContext(o: BrainlatentPluginOptions): ServiceContext {
     },
     { defaultMetrics: o.defaultMetrics },
   );
+  predictQueue.onBatch = (rows) => metrics!.predictBatchRows.observe(rows);
   runner.board.onStageTime = (kind, stage, seconds) => metrics!.stageSeconds.observe({ kind, stage }, seconds);
   return {
     root,

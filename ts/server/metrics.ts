@@ -19,6 +19,7 @@ export class ServiceMetrics {
   readonly registry = new client.Registry();
   readonly stageSeconds: client.Histogram<'kind' | 'stage'>;
   readonly predictSeconds: client.Histogram<'model'>;
+  readonly predictBatchRows: client.Histogram;
   readonly img2imgSeconds: client.Histogram<'model'>;
   readonly unetSteps: client.Counter<'source'>;
   readonly unetStepsPerSecond: client.Gauge<'source'>;
@@ -73,6 +74,12 @@ export class ServiceMetrics {
       help: 'Ridge predict latency (queue wait included)',
       labelNames: ['model'],
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    });
+    this.predictBatchRows = new client.Histogram({
+      name: `${p}predict_batch_samples`,
+      help: 'Samples per predict call (requests that waited are predicted together)',
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
       registers,
     });
     this.img2imgSeconds = new client.Histogram({

@@ -4,6 +4,7 @@
  * (the job stops at its next step or batch and exits); a child that has not exited `killAfterMs` later is killed.
  */
 import { fork } from 'node:child_process';
+import { getPriority, setPriority } from 'node:os';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,6 +14,9 @@ import { packageRoot } from '../../native/binding.js';
 import type { PublicError } from '../publicError.js';
 import type { JobControl, StageUpdate } from './executeJob.js';
 import type { JobSpec } from './JobRunner.js';
+
+/** How much lower than the service's a job's CPU priority is (nice steps). */
+const JOB_NICENESS = 10;
 
 export type ChildRequest = { type: 'run'; spec: JobSpec } | { type: 'abort'; reason: string };
 export type ChildReply =
@@ -44,6 +48,12 @@ export function runInChild(spec: JobSpec, control: JobControl, options: { cwd?: 
   const killAfterMs = options.killAfterMs ?? 10_000;
   return new Promise((resolve, reject) => {
     const child = fork(childPath(), [], { cwd: options.cwd, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' });
+    // jobs yield the CPU to the service itself (its processes inherit the priority), so requests stay prompt
+    try {
+      if (child.pid) setPriority(child.pid, Math.min(19, getPriority(child.pid) + JOB_NICENESS));
+    } catch {
+      // not permitted here: the job runs at the service's priority
+    }
     let outcome: ChildReply | null = null;
     let killer: NodeJS.Timeout | undefined;
     const onAbort = () => {

@@ -2,10 +2,13 @@
  * Models loaded once and used by many requests: ridge models for predict, SD model folders for img2img. A model
  * replaced or unloaded while requests use it is released only after the last of them finishes.
  */
+import { availableParallelism } from 'node:os';
+
 import { BrainlatentError } from '../../errors.js';
 import type { Matrix } from '../../matrix.js';
 import { RidgeModel } from '../../ridge/RidgeModel.js';
 import { Diffusion } from '../../sd/Diffusion.js';
+import type { PredictBatcher } from './predictBatcher.js';
 import type { PredictPool } from './predictPool.js';
 
 export class ModelNotFoundError extends BrainlatentError {
@@ -45,7 +48,10 @@ export class ModelRegistry {
   private readonly models = new Map<string, Entry>();
   private serial = 0;
 
-  constructor(private readonly predictPool: PredictPool) {}
+  constructor(
+    private readonly predictPool: PredictPool,
+    private readonly batcher: PredictBatcher,
+  ) {}
 
   list(): ModelView[] {
     return [...this.models.values()].map((e) => ({ ...e.view, inFlight: e.inFlight }));
@@ -75,7 +81,8 @@ export class ModelRegistry {
       this.predictPool.register(key, ridge);
       entry = { view: { ...base, shape: { features: ridge.nFeatures, targets: ridge.nTargets } }, key, ridge, inFlight: 0, retired: false };
     } else {
-      const sd = await Diffusion.load(absPath, { provider: o.provider, intraOpThreads: o.threads || undefined });
+      // ONNX Runtime's threads leave a core to the event loop and do not spin while idle
+      const sd = await Diffusion.load(absPath, { provider: o.provider, intraOpThreads: o.threads || Math.max(1, availableParallelism() - 1), spinning: false });
       entry = { view: { ...base, shape: { latentChannels: sd.info.latentChannels, condDim: sd.info.condDim } }, key, sd, inFlight: 0, retired: false };
     }
     const old = this.models.get(o.name);
@@ -92,9 +99,9 @@ export class ModelRegistry {
     return true;
   }
 
-  /** Ridge predictions on the predict threads. */
-  async predict(name: string, x: Matrix): Promise<{ y: Matrix; model: RidgeModel }> {
-    return this.use(name, 'ridge', async (e) => ({ y: await this.predictPool.predict(e.key, x), model: e.ridge! }));
+  /** Ridge predictions on the predict threads, batched with other requests for the model when they wait. */
+  async predict(name: string, x: Matrix): Promise<Matrix> {
+    return this.use(name, 'ridge', (e) => this.batcher.run(e.key, x));
   }
 
   /** Runs `fn` with the SD model `name`, which stays loaded until it returns. */

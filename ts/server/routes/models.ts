@@ -95,7 +95,10 @@ export async function modelRoutes(app: FastifyInstance, ctx: ServiceContext): Pr
       const model = ctx.models.ridge(name);
       const x = Buffer.isBuffer(req.body) ? matrixFromNpy(req.body) : matrixFromJson((req.body as PredictBody).x);
       if (x.cols !== model.nFeatures) throw new ShapeError(`body: X has ${x.cols} features per sample but model '${name}' takes ${model.nFeatures}`);
-      const { y } = await runOn(ctx.predictQueue, () => ctx.models.predict(name, x));
+      const y = await ctx.models.predict(name, x).catch((e: unknown) => {
+        if (e instanceof QueueFullError) ctx.metrics.rejected.inc({ pool: 'predict' });
+        throw e;
+      });
       ctx.metrics.predictSeconds.observe({ model: name }, (performance.now() - t0) / 1000);
       if (wantsNpy(req)) return reply.type(NPY_TYPE).send(latentsNpy({ data: y.data, shape: [y.rows, y.cols] }));
       const rows: number[][] = [];
