@@ -26,6 +26,9 @@ const cases: [string, string, string, unknown, string][] = [
   ['jobs: ridge-fit alphas', 'POST', '/v1/jobs', { kind: 'ridge-fit', config: { out: 'r', x: 'x.npy', y: 'y.npy', alphas: 'lots' } }, 'body.config.alphas'],
   ['jobs: demo steps', 'POST', '/v1/jobs', { kind: 'demo', out: 'd', steps: 0 }, 'body.steps'],
   ['jobs: demo unknown key (not stripped)', 'POST', '/v1/jobs', { kind: 'demo', out: 'd', colour: 'red' }, 'body.colour'],
+  ['jobs: batch manifest without subjects', 'POST', '/v1/jobs', { kind: 'batch', manifest: { name: 'b', out: 'o', analyses: [] } }, 'body.manifest.subjects'],
+  ['jobs: batch manifest analysis kind', 'POST', '/v1/jobs', { kind: 'batch', manifest: { name: 'b', out: 'o', subjects: [{ subject: 1 }], analyses: [{ name: 'a', kind: 'zz', config: {} }] } }, 'body.manifest.analyses[0].kind'],
+  ['jobs: ridge-fit unknown key', 'POST', '/v1/jobs', { kind: 'ridge-fit', config: { out: 'r', x: 'x.npy', y: 'y.npy', lambda: 3 } }, 'body.config.lambda'],
   ['jobs: list state', 'GET', '/v1/jobs?state=finished', undefined, 'querystring.state'],
   ['jobs: list unknown query key', 'GET', '/v1/jobs?limit=3', undefined, 'querystring.limit'],
   ['jobs: id', 'GET', '/v1/jobs/..%2Fx', undefined, 'params.id'],
@@ -43,6 +46,8 @@ const cases: [string, string, string, unknown, string][] = [
   ['img2img: strength', 'POST', '/v1/sd/m/img2img', { z: npy, c: npy, strength: 2 }, 'body.strength'],
   ['img2img: scheduler', 'POST', '/v1/sd/m/img2img', { z: npy, c: npy, scheduler: 'plms' }, 'body.scheduler'],
   ['img2img: output', 'POST', '/v1/sd/m/img2img', { z: npy, c: npy, output: 'jpeg' }, 'body.output'],
+  ['img2img: steps', 'POST', '/v1/sd/m/img2img', { z: npy, c: npy, steps: 0 }, 'body.steps'],
+  ['models: unknown kind', 'POST', '/v1/models', { kind: 'onnx', name: 'o', path: 'm' }, 'body.kind'],
   ['session: no token', 'POST', '/v1/session', {}, 'body.token'],
 ];
 
@@ -52,6 +57,12 @@ describe('request validation (real HTTP)', () => {
     expect(r.status, r.text).toBe(400);
     expect(r.json.problems.join('\n')).toContain(field);
     expect(r.json.message).toContain(field);
+  });
+
+  it('refuses an img2img latent that is not a base64 .npy, naming the field', async () => {
+    const r = await s.call('POST', '/v1/sd/m/img2img', { z: Buffer.from('not an npy').toString('base64'), c: npy });
+    expect(r.status, r.text).toBe(400);
+    expect(r.json.message).toMatch(/^body\.z: /);
   });
 
   it('lists every problem at once', async () => {

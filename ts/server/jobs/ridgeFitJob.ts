@@ -25,6 +25,8 @@ export async function runRidgeFit(c: RidgeFitConfig, control: { signal: AbortSig
     c.groups ? readIntVectorNpy(c.groups, 'groups') : Promise.resolve(undefined),
   ]);
   control.progress('load', 1, n, 1, `X ${x.rows}×${x.cols}, Y ${y.rows}×${y.cols}`);
+  // the stage starts now, whether or not the engine reports progress before it ends
+  control.progress('fit', 2, n, 0);
   const t0 = performance.now();
   const model = await new RidgeCV({
     alphas: c.alphas,
