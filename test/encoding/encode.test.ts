@@ -335,6 +335,27 @@ describe('encode on the pipeline stage machinery', () => {
     expect(dry.plan!.filter((l) => /^run  /.test(l))).toEqual([]);
   });
 
+  it('dry run: every stage to run timed by a short probe of its own work, nothing written', async () => {
+    const { readdir, stat } = await import('node:fs/promises');
+    const markers = async () => Promise.all((await readdir(join(world.tmp, 'out', 'stages'))).map(async (f) => [f, (await stat(join(world.tmp, 'out', 'stages', f))).mtimeMs]));
+    const before = await markers();
+    const dry = await encode(mainConfig(), { dryRun: true, force: true });
+    const ids = dry.stages.map((s) => s.stage);
+    expect(ids).toEqual(result.stages.map((s) => s.stage));
+    for (const id of ids) {
+      const e = dry.estimates![id];
+      expect(e.basis, id).not.toBe('');
+      // the noise ceiling here is estimated from single trials: every stage does measurable work
+      expect(e.seconds, id).toBeGreaterThan(0);
+    }
+    expect(dry.estimates!['fit.unet.L0.t200'].basis).toMatch(/ridge probe \d+×\d+ → \d+ targets/);
+    expect(dry.estimates!['banded.z+c'].basis).toMatch(/with partitioning .* scaled to \d+ targets × 20 candidates/);
+    expect(dry.estimates!['features.unet'].basis).toMatch(/4 table\(s\)/);
+    expect(dry.plan!.filter((l) => /^ {2}\S+ +~/.test(l))).toHaveLength(ids.length);
+    expect(dry.plan!.at(-1)).toMatch(/^total ~/);
+    expect(await markers()).toEqual(before);
+  });
+
   it('a stage runs on its own from the completed outputs; after it, only what depends on it reruns', async () => {
     const { runStage } = await import('../../ts/pipeline/stageRunner.js');
     const { rm } = await import('node:fs/promises');

@@ -12,7 +12,9 @@ import type { Matrix } from '../matrix.js';
 import { packageRoot } from '../native/binding.js';
 import { configHash } from '../pipeline/config.js';
 import { clearStages, writeManifest } from '../pipeline/runFolder.js';
+import { formatSeconds, loadAverage, type StageEstimate } from '../pipeline/probe.js';
 import { planSkips, runStages, type StageProgress, type StageReport } from '../pipeline/stageRunner.js';
+import { estimateEncodeStages } from './estimate.js';
 import { preflightEncode } from './preflight.js';
 import { mapFile, type MapRecord } from './mapFiles.js';
 import { REPORT_FILES } from './report.js';
@@ -84,6 +86,8 @@ export interface EncodeResult {
   stages: StageReport[];
   /** Dry run: the plan in words (the results are then empty). */
   plan?: string[];
+  /** Dry run: each stage's estimated time (by stage id) and what it was measured from. */
+  estimates?: Record<string, StageEstimate>;
 }
 
 function versions(): Record<string, string> {
@@ -108,17 +112,24 @@ export async function encode(input: EncodeConfigInput | EncodeConfig, options: E
   const stages = encodeStages(c);
   const skip = await planSkips(c, stages, options.force);
   if (options.dryRun) {
+    const est = await estimateEncodeStages(c, stages, skip, options.signal);
+    const seconds = (id: string) => est.get(id)?.seconds ?? 0;
+    const total = stages.reduce((a, s) => a + seconds(s.id), 0);
     const plan = [
       `run folder ${c.out} (config ${hash})`,
       `subject ${c.nsd.subject}: ${pre.voxels} voxels in '${c.nsd.roi}'; ${pre.images} images in the subject's design (those with betas are used)`,
       ...stages.map((s) => `${skip.get(s.id) ? 'skip' : 'run '} ${s.id.padEnd(24)} ${s.describe}`),
       ...pre.estimates,
+      `estimates from short probes on this machine (load average ${loadAverage()}):`,
+      ...stages.filter((s) => !skip.get(s.id)).map((s) => `  ${s.id.padEnd(24)} ~${formatSeconds(seconds(s.id)).padStart(7)}  ${est.get(s.id)?.basis ?? ''}`.trimEnd()),
+      `total ~${formatSeconds(total)}`,
     ];
     return {
       out: c.out, config: c, configHash: hash, voxels: pre.voxels, trainImages: 0, testImages: 0, mask: pre.mask, noiseCeiling: null,
       featureSets: [], banded: [], files: [],
-      stages: stages.map((s) => ({ stage: s.id, status: skip.get(s.id) ? 'skipped' : 'planned', seconds: 0 })),
+      stages: stages.map((s) => ({ stage: s.id, status: skip.get(s.id) ? 'skipped' : 'planned', seconds: seconds(s.id) })),
       plan,
+      estimates: Object.fromEntries(est),
     };
   }
   if (options.force) await clearStages(c.out);
@@ -132,7 +143,7 @@ export async function encode(input: EncodeConfigInput | EncodeConfig, options: E
 }
 
 /** The results of a finished encode run, read back from its folder. */
-export async function encodeResult(input: EncodeConfigInput | EncodeConfig): Promise<Omit<EncodeResult, 'stages' | 'plan'>> {
+export async function encodeResult(input: EncodeConfigInput | EncodeConfig): Promise<Omit<EncodeResult, 'stages' | 'plan' | 'estimates'>> {
   const c = resolveEncodeConfig(input);
   const p = encodePaths(c.out);
   const o = await readEncodeOutputs(c);

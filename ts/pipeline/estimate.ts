@@ -8,110 +8,24 @@
 import { PNG } from 'pngjs';
 
 import { evaluateReconstructions } from '../eval/evaluate.js';
-import type { Matrix } from '../matrix.js';
-import { availableSessions, sessionBetasFile, sessionTrialCount } from '../nsd/betas.js';
-import { DEFAULT_MAX_SESSION, extractNsd, parseSessions } from '../nsd/extract.js';
-import { nsdTrialTable, readNsdDesign } from '../nsd/expdesign.js';
+import { extractNsd } from '../nsd/extract.js';
 import { NsdStimuli } from '../nsd/stimuli.js';
-import { RidgeCV } from '../ridge/RidgeCV.js';
 import { Diffusion } from '../sd/Diffusion.js';
-import type { RgbImages } from '../sd/tensor.js';
 import type { ReconstructConfig } from './config.js';
 import type { PreflightResult } from './preflight.js';
 import { decoderCharts, type DecoderSummary } from './decoderCharts.js';
 import type { StageName } from './runFolder.js';
 import { extractOptions } from './stages.js';
+import { designShape, fastest, noise, randomImages, ridgeEstimate, SKIPPED, timed, type StageEstimate } from './probe.js';
 
-export interface StageEstimate {
-  /** Estimated wall time of the stage on this machine; 0 for a stage that will be skipped. */
-  seconds: number;
-  /** What was measured and how it was scaled, in words. */
-  basis: string;
-}
-
-const now = () => performance.now() / 1000;
-
-async function timed<T>(f: () => Promise<T>): Promise<[T, number]> {
-  const t0 = now();
-  const r = await f();
-  return [r, now() - t0];
-}
-
-/** The fastest of `n` runs: on a shared machine the minimum is the steadiest measure of the work itself. */
-async function fastest(f: () => Promise<unknown>, n = 2): Promise<number> {
-  let best = Infinity;
-  for (let i = 0; i < n; i++) best = Math.min(best, (await timed(f))[1]);
-  return best;
-}
-
-/** Deterministic standard-normal-ish values for probe inputs (the cost does not depend on them). */
-function noise(n: number, seed: number, scale = 1): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    const u = s / 4294967296;
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = scale * (u + s / 4294967296 - 1) * 2.449; // sum of two uniforms, unit variance
-  }
-  return out;
-}
-
-function randomImages(count: number, size: number, seed: number): RgbImages {
-  const data = new Uint8Array(count * size * size * 3);
-  const v = noise(data.length, seed);
-  for (let i = 0; i < data.length; i++) data[i] = Math.max(0, Math.min(255, 128 + 50 * v[i]));
-  return { data, count, height: size, width: size };
-}
+export type { StageEstimate } from './probe.js';
 
 /** The work the run will do, from the design (no betas read). */
 async function runShape(c: ReconstructConfig, pre: PreflightResult) {
-  const sessions = c.nsd.sessions ? parseSessions(c.nsd.sessions) : await availableSessions(c.nsd.root, c.nsd.subject, c.nsd.format, DEFAULT_MAX_SESSION);
-  const file = await sessionBetasFile(c.nsd.root, c.nsd.subject, sessions[0], c.nsd.format);
-  const T = await sessionTrialCount(file);
-  const table = nsdTrialTable(await readNsdDesign(c.nsd.root), c.nsd.subject, sessions, T);
-  const trainImages = new Set<number>();
-  let trainTrials = 0;
-  table.imageId.forEach((id, k) => {
-    if (!table.test[k]) {
-      trainImages.add(id);
-      trainTrials++;
-    }
-  });
+  const d = await designShape(c.nsd);
   const testImages = c.nsd.testImages === null ? pre.testIds.length : Math.min(pre.testIds.length, c.nsd.testImages);
-  const trainRows = (t: 'z' | 'c') => (c.decoders[t].averageTrain ? trainImages.size : trainTrials);
-  return { sessions, trainRows, featureImages: trainImages.size + pre.testIds.length, testImages };
-}
-
-/**
- * A RidgeCV fit's time at the real (rows × voxels) shape for `targets` targets, from a probe fit on random data
- * with at most 512 targets. The engine times its phases: the decomposition does not depend on the targets, the
- * CV scoring and the refit grow linearly with them, so those are scaled to the real count. Rows are capped to
- * keep the probe short; time is then scaled linearly with rows (the primal route a tall problem takes is
- * linear in rows).
- */
-async function ridgeEstimate(rows: number, voxels: number, targets: number, alphas: number[], folds: number, signal?: AbortSignal): Promise<{ seconds: number; basis: string }> {
-  const maxRows = Math.max(folds * 4, Math.min(rows, Math.floor(2.5e7 / Math.max(1, voxels))));
-  const n = Math.min(rows, maxRows);
-  const x: Matrix = { data: noise(n * voxels, 7), rows: n, cols: voxels };
-  const t = Math.min(targets, 512);
-  const y: Matrix = { data: noise(n * t, 11), rows: n, cols: t };
-  const fit = () => timed(() => new RidgeCV({ alphas, folds, standardize: true }).fit(x, y, { signal }));
-  await fit(); // warm-up: thread pool, first allocations
-  let best = Infinity;
-  for (let k = 0; k < 2; k++) {
-    const [model, wall] = await fit();
-    const i = model.info;
-    const estimate = i
-      ? wall - i.secondsCv - i.secondsRefit + ((i.secondsCv + i.secondsRefit) * targets) / t
-      : (wall * targets) / t;
-    best = Math.min(best, estimate);
-  }
-  const scale = rows / n;
-  return {
-    seconds: best * scale,
-    basis: `a ridge probe ${n}×${voxels} → ${t} targets, its CV and refit time scaled to ${targets} targets${scale > 1.01 ? ` and ${rows} rows (×${scale.toFixed(1)})` : ''}`,
-  };
+  const trainRows = (t: 'z' | 'c') => (c.decoders[t].averageTrain ? d.trainImages : d.trainTrials);
+  return { sessions: d.sessions, trainRows, featureImages: d.trainImages + pre.testIds.length, testImages };
 }
 
 /** Estimates every stage; stages in `skip` cost nothing. Loads the model once (its load time is charged to the first stage that needs it). */
@@ -123,7 +37,7 @@ export async function estimateStages(
 ): Promise<Record<StageName, StageEstimate>> {
   const shape = await runShape(c, pre);
   const est = {} as Record<StageName, StageEstimate>;
-  const skipped: StageEstimate = { seconds: 0, basis: 'outputs exist: skipped' };
+  const skipped = SKIPPED;
   const nTest = shape.testImages;
   const g = c.img2img;
 

@@ -4,14 +4,14 @@
  * prints the plan and an estimate without doing the work.
  */
 import { readFileSync } from 'node:fs';
-import { loadavg } from 'node:os';
 import { join } from 'node:path';
 
 import { CancelledError } from '../errors.js';
 import { packageRoot } from '../native/binding.js';
 import { Diffusion } from '../sd/Diffusion.js';
 import { configHash, resolveConfig, type ReconstructConfig, type ReconstructConfigInput } from './config.js';
-import { estimateStages, type StageEstimate } from './estimate.js';
+import { estimateStages } from './estimate.js';
+import { formatSeconds, loadAverage, type StageEstimate } from './probe.js';
 import { preflight, type PreflightResult } from './preflight.js';
 import { clearStages, markStage, readStageMarker, stageDone, STAGES, writeManifest, type StageName } from './runFolder.js';
 import { STAGE_RUNNERS, type StageContext } from './stages.js';
@@ -181,17 +181,4 @@ export async function reconstruct(input: ReconstructConfigInput | ReconstructCon
   }
   const ev = plan.find((s) => s.stage === 'evaluate')?.summary as ReconstructResult['metrics'] | undefined;
   return { out: config.out, config, configHash: hash, stages: plan, testImages: pre.testIds.length, metrics: ev, warnings };
-}
-
-function formatSeconds(s: number): string {
-  if (s < 10) return `${s.toFixed(1)} s`;
-  if (s < 600) return `${Math.round(s)} s`;
-  if (s < 36_000) return `${(s / 60).toFixed(1)} min`;
-  return `${(s / 3600).toFixed(1)} h`;
-}
-
-function loadAverage(): string {
-  return loadavg()
-    .map((v) => v.toFixed(2))
-    .join(' ');
 }

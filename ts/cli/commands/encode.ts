@@ -16,7 +16,7 @@ export function registerEncodeCommand(program: Command): void {
     .requiredOption('--config <json>', 'encoding config (see docs/encoding.md)')
     .option('--out <dir>', 'run folder (overrides the config)')
     .option('--force', 'redo every stage (and replace another run in --out)')
-    .option('--dry-run', 'print the stages that would run and the model evaluations, do nothing')
+    .option('--dry-run', 'print the stages that would run, each timed by a short measured probe; writes nothing')
     .addHelpText(
       'after',
       `
@@ -28,7 +28,7 @@ scored by held-out Pearson r; the run writes maps/<set>.nii.gz on the subject's 
 The run is resumable: each stage (extract, ceiling, embed, features.<set>, fit.<table>, banded.<name>,
 maps, report) writes stages/<stage>.json once its outputs are complete, and a second run with the same
 config skips the stages that are done. Examples:
-  brainlatent encode --config enc.json --dry-run    # the stages and the model evaluations to come
+  brainlatent encode --config enc.json --dry-run    # the stages to run, each timed by a short probe
   brainlatent encode --config enc.json              # resumes where an interrupted run stopped
   brainlatent encode --config enc.json --force      # redoes everything
 

@@ -1,0 +1,229 @@
+/**
+ * `encode --dry-run`'s estimate of each stage, from short probes on this machine with this config (as
+ * reconstruct's): one session extracted; the VAE and text encoder, z_c and U-Net features on one batch of the
+ * subject's own images; ridge and banded ridge at the real shape on a few targets; one map written and one
+ * figure drawn. Each probe's time is scaled by the work the stage will do. Nothing is written to the run folder.
+ */
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import type { BandedSpec, EncodeConfig } from '../config/encode.js';
+import { readNiftiMasked, writeNiftiMap } from '../io/nifti.js';
+import { readNpyHeader } from '../io/npy.js';
+import type { Matrix } from '../matrix.js';
+import { loadNsdCaptions } from '../nsd/captions.js';
+import { extractNsd } from '../nsd/extract.js';
+import { betasDir } from '../nsd/paths.js';
+import { loadRegionMask } from '../nsd/roi.js';
+import { NsdStimuli } from '../nsd/stimuli.js';
+import { designShape, fastest, noise, probeRows, ridgeEstimate, SKIPPED, timed, type StageEstimate } from '../pipeline/probe.js';
+import type { StageDef } from '../pipeline/stageRunner.js';
+import { Diffusion } from '../sd/Diffusion.js';
+import { BandedRidgeCV } from './BandedRidgeCV.js';
+import { embedImages, unetLayerFeatures, zcFeatures, type Embeddings } from './features.js';
+import { mosaicPng } from './mosaic.js';
+import { voxelToWorld } from './orientation.js';
+import { encodePaths, tableSpecs, type TableSpec } from './runPaths.js';
+import { encodeExtractOptions } from './stages.js';
+import { partitionVariance } from './variancePartition.js';
+
+/** The first `k` rows of embeddings, repeated to `n` rows (a probe batch of the real per-image shape). */
+function rowsOf(e: Embeddings, n: number): Embeddings {
+  const take = (m: Matrix): Matrix => {
+    const data = new Float32Array(n * m.cols);
+    for (let i = 0; i < n; i++) data.set(m.data.subarray((i % m.rows) * m.cols, ((i % m.rows) + 1) * m.cols), i * m.cols);
+    return { data, rows: n, cols: m.cols };
+  };
+  return { ids: Int32Array.from({ length: n }, (_, i) => e.ids[i % e.ids.length]), z: take(e.z), c: take(e.c), zShape: e.zShape, cShape: e.cShape };
+}
+
+/** Linear in items: the per-item cost and the fixed part from probes of `a` and `b` items. */
+function twoPoint(a: number, ta: number, b: number, tb: number): { per: number; fixed: number } {
+  const per = Math.max(0, (tb - ta) / (b - a));
+  return { per, fixed: Math.max(0, ta - per * a) };
+}
+
+/**
+ * Estimates every stage of `stages`; skipped ones cost nothing. Feature tables whose stage is skipped have
+ * their width read from the run folder; those to be computed get it from their probe.
+ */
+export async function estimateEncodeStages(
+  c: EncodeConfig,
+  stages: StageDef[],
+  skip: ReadonlyMap<string, boolean>,
+  signal?: AbortSignal,
+): Promise<Map<string, StageEstimate>> {
+  const est = new Map<string, StageEstimate>();
+  const runs = (id: string) => stages.some((s) => s.id === id) && !skip.get(id);
+  const p = encodePaths(c.out);
+  const shape = await designShape(c.nsd);
+  const region = await loadRegionMask(c.nsd.root, c.nsd.subject, c.nsd.roi);
+  const V = region.mask.indices.length;
+  const images = shape.trainImages + shape.testImages;
+  const trainRows = c.nsd.averageTrain ? shape.trainImages : shape.trainTrials;
+  const tables = tableSpecs(c);
+  /** Columns of each table (by key), as probes or the run folder tell. */
+  const cols = new Map<string, number>();
+
+  // extract: one session read, uncached, × sessions
+  let sessionSeconds = 0;
+  if (runs('extract') || (runs('ceiling') && c.noiseCeiling === 'estimate')) {
+    const s0 = shape.sessions[0];
+    [, sessionSeconds] = await timed(() => extractNsd({ ...encodeExtractOptions(c), sessions: [s0], cacheDir: undefined }));
+  }
+  est.set('extract', runs('extract') ? { seconds: sessionSeconds * shape.sessions.length, basis: `session ${shape.sessions[0]} read in ${sessionSeconds.toFixed(2)} s × ${shape.sessions.length} sessions (uncached)` } : SKIPPED);
+
+  const ncPath = c.noiseCeiling === 'auto' ? join(betasDir(c.nsd.root, c.nsd.subject), 'ncsnr.nii.gz') : c.noiseCeiling;
+  const hasCeiling = c.noiseCeiling === 'estimate' || (c.noiseCeiling !== 'none' && existsSync(ncPath));
+  if (!runs('ceiling')) est.set('ceiling', SKIPPED);
+  else if (!hasCeiling) est.set('ceiling', { seconds: 0, basis: c.noiseCeiling === 'none' ? 'no noise ceiling' : `${ncPath} absent: no noise ceiling` });
+  else if (c.noiseCeiling === 'estimate') {
+    est.set('ceiling', { seconds: sessionSeconds * shape.sessions.length, basis: `single trials re-read: ${sessionSeconds.toFixed(2)} s per session × ${shape.sessions.length} sessions` });
+  } else {
+    const s = await fastest(() => readNiftiMasked(ncPath, region.mask));
+    est.set('ceiling', { seconds: s, basis: `${ncPath} read in ${s.toFixed(2)} s` });
+  }
+
+  // embed, features.<set>: the real code on a batch of the subject's test images
+  const needsProbe = stages.some((s) => (s.id === 'embed' || s.id.startsWith('features.')) && !skip.get(s.id));
+  if (needsProbe && c.model) {
+    const k = Math.max(1, Math.min(c.featureBatch, shape.testIds.length));
+    const ids = Int32Array.from(shape.testIds.slice(0, k));
+    const stimuli = await NsdStimuli.open(c.nsd.root);
+    const captions = await loadNsdCaptions(c.nsd.root, c.nsd.captions ?? undefined);
+    const source = { image: (id: number) => stimuli.image(id, c.imageSize), captions: (id: number) => captions.get(id) ?? [] };
+    let e: Embeddings;
+    try {
+      const [sd, load] = await timed(() => Diffusion.load(c.model!, { components: ['text_encoder', 'vae_encoder'] }));
+      try {
+        const probe = () => embedImages(sd, ids, source, { batch: c.featureBatch, signal });
+        e = await probe(); // warm-up
+        const s = await fastest(probe);
+        est.set('embed', runs('embed') ? { seconds: load + (s * images) / k, basis: `model load ${load.toFixed(1)} s + a batch of ${k} images (VAE + captions) in ${s.toFixed(2)} s × ${images} images` } : SKIPPED);
+      } finally {
+        sd.dispose();
+      }
+    } finally {
+      stimuli.close();
+    }
+    for (const t of tables) if (t.spec.kind === 'z' || t.spec.kind === 'c') cols.set(t.key, t.spec.kind === 'z' ? e.z.cols : e.c.cols);
+    let unet: Diffusion | null = null;
+    let unetLoad = 0;
+    try {
+      for (const spec of c.featureSets) {
+        const id = `features.${spec.name}`;
+        if (spec.kind !== 'zc' && spec.kind !== 'unet') continue;
+        if (spec.kind === 'zc') {
+          if (!unet) [unet, unetLoad] = await timed(() => Diffusion.load(c.model!, { components: ['text_encoder', 'vae_encoder', 'unet'] }));
+          const sd = unet;
+          const probe = (n: number) => () => zcFeatures(sd, spec, rowsOf(e, n), { batch: c.featureBatch, signal });
+          await probe(k)(); // warm-up
+          const s = await fastest(probe(k));
+          cols.set(spec.name, e.z.cols);
+          est.set(id, runs(id) ? { seconds: unetLoad + (s * images) / k, basis: `model load ${unetLoad.toFixed(1)} s + img2img of a batch of ${k} in ${s.toFixed(2)} s × ${images} images` } : SKIPPED);
+        } else {
+          // loading and exposing the U-Net is part of each call: a batch and two batches separate it from the per-image cost
+          const [first, t1] = await timed(() => unetLayerFeatures(c.model!, spec, rowsOf(e, k), { batch: c.featureBatch, signal }));
+          const tk = await fastest(() => unetLayerFeatures(c.model!, spec, rowsOf(e, k), { batch: c.featureBatch, signal }));
+          const t2k = await fastest(() => unetLayerFeatures(c.model!, spec, rowsOf(e, 2 * k), { batch: c.featureBatch, signal }));
+          const { per, fixed } = twoPoint(k, tk, 2 * k, t2k);
+          const keys = new Map(tables.map((t) => [t.name, t.key]));
+          for (const t of first) cols.set(keys.get(t.name)!, t.x.cols);
+          est.set(id, runs(id) ? { seconds: fixed + per * images, basis: `${first.length} table(s): ${fixed.toFixed(1)} s to load the U-Net (first call ${t1.toFixed(1)} s) + ${per.toFixed(3)} s per image × ${images} images` } : SKIPPED);
+        }
+      }
+    } finally {
+      unet?.dispose();
+    }
+  }
+  for (const s of stages) if ((s.id === 'embed' || s.id.startsWith('features.')) && !est.has(s.id)) est.set(s.id, SKIPPED);
+
+  // the widths of tables not probed: the user's files, or what a finished stage left in the run folder
+  const widthOf = async (t: TableSpec): Promise<number> => {
+    const known = cols.get(t.key);
+    if (known !== undefined) return known;
+    const file = t.spec.kind === 'file' ? t.spec.path : t.spec.kind === 'z' ? p.embedZ : t.spec.kind === 'c' ? p.embedC : p.table(t.key);
+    const h = await readNpyHeader(file);
+    const w = h.shape.slice(1).reduce((a, b) => a * b, 1);
+    cols.set(t.key, w);
+    return w;
+  };
+
+  for (const t of tables) {
+    const id = `fit.${t.key}`;
+    if (!runs(id)) {
+      est.set(id, SKIPPED);
+      continue;
+    }
+    est.set(id, await ridgeEstimate(trainRows, await widthOf(t), V, c.ridge.alphas, c.ridge.folds, signal));
+  }
+
+  const byName = new Map(tables.map((t) => [t.name, t]));
+  for (const b of c.banded) {
+    const id = `banded.${b.name}`;
+    if (!runs(id)) {
+      est.set(id, SKIPPED);
+      continue;
+    }
+    const widths = await Promise.all(b.sets.map((s) => widthOf(byName.get(s)!)));
+    est.set(id, await bandedEstimate(c, b, trainRows, widths, V, signal));
+  }
+
+  // maps and report: one map written and one figure drawn, × the maps
+  const nMaps = (hasCeiling ? 1 : 0) + tables.length * (hasCeiling ? 2 : 1) + c.banded.reduce((a, b) => a + 1 + (b.partition && b.sets.length >= 2 ? b.sets.length + 1 : 0), 0);
+  const values = noise(V, 29, 0.3);
+  if (runs('maps')) {
+    const dir = await mkdtemp(join(tmpdir(), 'brainlatent-probe-'));
+    try {
+      const s = await fastest(() => writeNiftiMap(join(dir, 'probe.nii.gz'), region.header, region.mask, values, 'probe'));
+      est.set('maps', { seconds: s * nMaps, basis: `a map written in ${s.toFixed(3)} s × ${nMaps} maps` });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  } else est.set('maps', SKIPPED);
+  if (runs('report')) {
+    const g = region.mask.grid;
+    const volume = new Float32Array(g[0] * g[1] * g[2]).fill(NaN);
+    region.mask.indices.forEach((i, j) => (volume[i] = values[j]));
+    const draw = async () => mosaicPng({ grid: g, affine: voxelToWorld(region.header), volume, underlay: null, title: 'probe', quantity: 'r', colormap: 'diverging' });
+    const s = await fastest(draw);
+    est.set('report', { seconds: s * nMaps, basis: `a figure drawn in ${s.toFixed(3)} s × ${nMaps} maps` });
+  } else est.set('report', SKIPPED);
+  return est;
+}
+
+/**
+ * A banded model's time: the fit (and, with partitioning, one fit per leave-one-set-out subset) on random data
+ * of the real widths, at up to 32 and 128 targets to separate the per-target cost, with 2 candidates γ scaled
+ * to the model's nIter; rows capped as for ridge, scaled linearly.
+ */
+async function bandedEstimate(c: EncodeConfig, b: BandedSpec, rows: number, widths: number[], targets: number, signal?: AbortSignal): Promise<StageEstimate> {
+  const total = widths.reduce((a, w) => a + w, 0);
+  const folds = c.ridge.folds;
+  const n = probeRows(rows, total, folds);
+  const candidates = Math.min(2, b.nIter);
+  const opts = { alphas: b.alphas ?? c.ridge.alphas, nIter: candidates, seed: b.seed, folds, standardize: true };
+  const spaces = (rowsN: number, seed: number) => Object.fromEntries(b.sets.map((s, i) => [s, { data: noise(rowsN * widths[i], seed + i), rows: rowsN, cols: widths[i] }]));
+  const train = spaces(n, 31);
+  const test = spaces(Math.min(n, 16), 41);
+  const partition = b.partition && b.sets.length >= 2;
+  const run = (t: number) => {
+    const y = { data: noise(n * t, 51), rows: n, cols: t };
+    const ty = { data: noise(test[b.sets[0]].rows * t, 53), rows: test[b.sets[0]].rows, cols: t };
+    return partition ? partitionVariance(train, y, test, ty, opts, { signal }) : new BandedRidgeCV(opts).fit(train, y, { signal });
+  };
+  const t1 = Math.min(targets, 32);
+  const t2 = Math.min(targets, 128);
+  await run(t1); // warm-up
+  const a = await fastest(() => run(t1));
+  const { per, fixed } = t2 > t1 ? twoPoint(t1, a, t2, await fastest(() => run(t2))) : { per: a / t1, fixed: 0 };
+  const scale = (rows / n) * (b.nIter / candidates);
+  return {
+    seconds: (fixed + per * targets) * scale,
+    basis:
+      `banded probe${partition ? ' with partitioning' : ''} ${n}×${total} (${b.sets.join(' + ')}) at ${t1}${t2 > t1 ? ` and ${t2}` : ''} targets, ${candidates} candidates γ, ` +
+      `scaled to ${targets} targets × ${b.nIter} candidates${rows > n ? ` × ${rows} rows` : ''}`,
+  };
+}

@@ -1,0 +1,136 @@
+/**
+ * What `--dry-run`'s estimates are made of, for reconstruct and encode alike: timing a short probe (the
+ * fastest of a few runs), probe inputs that cost what real ones do, the work a subject's design implies, and
+ * a RidgeCV fit's time at a real shape from a small fit.
+ */
+import { loadavg } from 'node:os';
+
+import type { Matrix } from '../matrix.js';
+import { availableSessions, sessionBetasFile, sessionTrialCount, type BetasFormatChoice } from '../nsd/betas.js';
+import { nsdTrialTable, readNsdDesign } from '../nsd/expdesign.js';
+import { DEFAULT_MAX_SESSION, parseSessions } from '../nsd/extract.js';
+import { RidgeCV } from '../ridge/RidgeCV.js';
+import type { RgbImages } from '../sd/tensor.js';
+
+export interface StageEstimate {
+  /** Estimated wall time of the stage on this machine; 0 for a stage that will be skipped. */
+  seconds: number;
+  /** What was measured and how it was scaled, in words. */
+  basis: string;
+}
+
+export const SKIPPED: StageEstimate = { seconds: 0, basis: 'outputs exist: skipped' };
+
+const now = () => performance.now() / 1000;
+
+export async function timed<T>(f: () => Promise<T>): Promise<[T, number]> {
+  const t0 = now();
+  const r = await f();
+  return [r, now() - t0];
+}
+
+/** The fastest of `n` runs: on a shared machine the minimum is the steadiest measure of the work itself. */
+export async function fastest(f: () => Promise<unknown>, n = 2): Promise<number> {
+  let best = Infinity;
+  for (let i = 0; i < n; i++) best = Math.min(best, (await timed(f))[1]);
+  return best;
+}
+
+/** Deterministic standard-normal-ish values for probe inputs (the cost does not depend on them). */
+export function noise(n: number, seed: number, scale = 1): Float32Array {
+  const out = new Float32Array(n);
+  let s = seed >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    const u = s / 4294967296;
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = scale * (u + s / 4294967296 - 1) * 2.449; // sum of two uniforms, unit variance
+  }
+  return out;
+}
+
+export function randomImages(count: number, size: number, seed: number): RgbImages {
+  const data = new Uint8Array(count * size * size * 3);
+  const v = noise(data.length, seed);
+  for (let i = 0; i < data.length; i++) data[i] = Math.max(0, Math.min(255, 128 + 50 * v[i]));
+  return { data, count, height: size, width: size };
+}
+
+export interface DesignShape {
+  sessions: number[];
+  /** Distinct training images and their trials; distinct test images (all in the sessions). */
+  trainImages: number;
+  trainTrials: number;
+  testImages: number;
+  testIds: number[];
+}
+
+/** The work a subject's sessions imply, from the design (no betas read). */
+export async function designShape(nsd: { root: string; subject: number; sessions: string | number[] | null; format: BetasFormatChoice }): Promise<DesignShape> {
+  const sessions =
+    nsd.sessions === null
+      ? await availableSessions(nsd.root, nsd.subject, nsd.format, DEFAULT_MAX_SESSION)
+      : typeof nsd.sessions === 'string'
+        ? parseSessions(nsd.sessions)
+        : nsd.sessions;
+  const file = await sessionBetasFile(nsd.root, nsd.subject, sessions[0], nsd.format);
+  const T = await sessionTrialCount(file);
+  const table = nsdTrialTable(await readNsdDesign(nsd.root), nsd.subject, sessions, T);
+  const train = new Set<number>();
+  const test = new Set<number>();
+  let trainTrials = 0;
+  table.imageId.forEach((id, k) => {
+    if (table.test[k]) test.add(id);
+    else {
+      train.add(id);
+      trainTrials++;
+    }
+  });
+  return { sessions, trainImages: train.size, trainTrials, testImages: test.size, testIds: [...test] };
+}
+
+/** Rows of a probe fit: all of them up to about 25 M values of X (at least 4 per fold). */
+export const probeRows = (rows: number, cols: number, folds: number) => Math.min(rows, Math.max(folds * 4, Math.floor(2.5e7 / Math.max(1, cols))));
+
+/**
+ * A RidgeCV fit's time at the real (rows × cols) shape for `targets` targets, from a probe fit on random data
+ * with at most 512 targets. The engine times its phases: the decomposition does not depend on the targets, the
+ * CV scoring and the refit grow linearly with them, so those are scaled to the real count. Rows are capped to
+ * keep the probe short; time is then scaled linearly with rows (the primal route a tall problem takes is
+ * linear in rows).
+ */
+export async function ridgeEstimate(rows: number, cols: number, targets: number, alphas: number[], folds: number, signal?: AbortSignal): Promise<StageEstimate> {
+  const n = probeRows(rows, cols, folds);
+  const x: Matrix = { data: noise(n * cols, 7), rows: n, cols };
+  const t = Math.min(targets, 512);
+  const y: Matrix = { data: noise(n * t, 11), rows: n, cols: t };
+  const fit = () => timed(() => new RidgeCV({ alphas, folds, standardize: true }).fit(x, y, { signal }));
+  await fit(); // warm-up: thread pool, first allocations
+  let best = Infinity;
+  for (let k = 0; k < 2; k++) {
+    const [model, wall] = await fit();
+    const i = model.info;
+    const estimate = i ? wall - i.secondsCv - i.secondsRefit + ((i.secondsCv + i.secondsRefit) * targets) / t : (wall * targets) / t;
+    best = Math.min(best, estimate);
+  }
+  const scale = rows / n;
+  return {
+    seconds: best * scale,
+    basis: `a ridge probe ${n}×${cols} → ${t} targets, its CV and refit time scaled to ${targets} targets${scale > 1.01 ? ` and ${rows} rows (×${scale.toFixed(1)})` : ''}`,
+  };
+}
+
+/** Seconds as the plans print them. */
+export function formatSeconds(s: number): string {
+  if (s < 10) return `${s.toFixed(1)} s`;
+  if (s < 600) return `${Math.round(s)} s`;
+  if (s < 36_000) return `${(s / 60).toFixed(1)} min`;
+  return `${(s / 3600).toFixed(1)} h`;
+}
+
+/** The load average (1, 5, 15 min) the estimates were measured under: probes on a busy machine run slow. */
+export function loadAverage(): string {
+  return loadavg()
+    .map((v) => v.toFixed(2))
+    .join(' ');
+}
