@@ -34,6 +34,8 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
   const pluginTimeout = (o.shutdownDeadlineMs ?? 30_000) + 30_000;
   const app = Fastify({ logger: o.logger ?? false, bodyLimit: o.dataBodyLimit ?? 64 << 20, return503OnClosing: true, pluginTimeout });
   await app.register(brainlatentPlugin, o);
+  // browsers ask the origin for an icon on every page (run reports included): no icon, and no 404 in their consoles
+  app.get('/favicon.ico', { schema: { hide: true } }, async (_req, reply) => reply.code(204).send());
   await app.listen({ host, port: o.port ?? 8080 });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : o.port;
