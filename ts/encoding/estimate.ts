@@ -41,7 +41,8 @@ function rowsOf(e: Embeddings, n: number): Embeddings {
 
 /** Linear in items: the per-item cost and the fixed part from probes of `a` and `b` items. */
 function twoPoint(a: number, ta: number, b: number, tb: number): { per: number; fixed: number } {
-  const per = Math.max(0, (tb - ta) / (b - a));
+  // at most the larger probe's average: on a busy machine a slow second probe would otherwise inflate it
+  const per = Math.min(tb / b, Math.max(0, (tb - ta) / (b - a)));
   return { per, fixed: Math.max(0, ta - per * a) };
 }
 
@@ -71,7 +72,9 @@ export async function estimateEncodeStages(
   let sessionSeconds = 0;
   if (runs('extract') || (runs('ceiling') && c.noiseCeiling === 'estimate')) {
     const s0 = shape.sessions[0];
-    [, sessionSeconds] = await timed(() => extractNsd({ ...encodeExtractOptions(c), sessions: [s0], cacheDir: undefined }));
+    const probe = () => extractNsd({ ...encodeExtractOptions(c), sessions: [s0], cacheDir: undefined });
+    await probe(); // warm-up: the first read also compiles the readers
+    sessionSeconds = await fastest(probe);
   }
   est.set('extract', runs('extract') ? { seconds: sessionSeconds * shape.sessions.length, basis: `session ${shape.sessions[0]} read in ${sessionSeconds.toFixed(2)} s × ${shape.sessions.length} sessions (uncached)` } : SKIPPED);
 
@@ -196,8 +199,9 @@ export async function estimateEncodeStages(
 
 /**
  * A banded model's time: the fit (and, with partitioning, one fit per leave-one-set-out subset) on random data
- * of the real widths, at up to 32 and 128 targets to separate the per-target cost, with 2 candidates γ scaled
- * to the model's nIter; rows capped as for ridge, scaled linearly.
+ * of the real widths at up to 256 targets with 2 candidates γ, scaled linearly to every voxel and to the
+ * model's nIter (per candidate the CV scoring of every target dominates); rows capped as for ridge, scaled
+ * linearly.
  */
 async function bandedEstimate(c: EncodeConfig, b: BandedSpec, rows: number, widths: number[], targets: number, signal?: AbortSignal): Promise<StageEstimate> {
   const total = widths.reduce((a, w) => a + w, 0);
@@ -209,21 +213,17 @@ async function bandedEstimate(c: EncodeConfig, b: BandedSpec, rows: number, widt
   const train = spaces(n, 31);
   const test = spaces(Math.min(n, 16), 41);
   const partition = b.partition && b.sets.length >= 2;
-  const run = (t: number) => {
-    const y = { data: noise(n * t, 51), rows: n, cols: t };
-    const ty = { data: noise(test[b.sets[0]].rows * t, 53), rows: test[b.sets[0]].rows, cols: t };
-    return partition ? partitionVariance(train, y, test, ty, opts, { signal }) : new BandedRidgeCV(opts).fit(train, y, { signal });
-  };
-  const t1 = Math.min(targets, 32);
-  const t2 = Math.min(targets, 128);
-  await run(t1); // warm-up
-  const a = await fastest(() => run(t1));
-  const { per, fixed } = t2 > t1 ? twoPoint(t1, a, t2, await fastest(() => run(t2))) : { per: a / t1, fixed: 0 };
-  const scale = (rows / n) * (b.nIter / candidates);
+  const t = Math.min(targets, 256);
+  const y = { data: noise(n * t, 51), rows: n, cols: t };
+  const ty = { data: noise(test[b.sets[0]].rows * t, 53), rows: test[b.sets[0]].rows, cols: t };
+  const run = () => (partition ? partitionVariance(train, y, test, ty, opts, { signal }) : new BandedRidgeCV(opts).fit(train, y, { signal }));
+  await run(); // warm-up
+  const s = await fastest(run);
+  const scale = (targets / t) * (b.nIter / candidates) * (rows / n);
   return {
-    seconds: (fixed + per * targets) * scale,
+    seconds: s * scale,
     basis:
-      `banded probe${partition ? ' with partitioning' : ''} ${n}×${total} (${b.sets.join(' + ')}) at ${t1}${t2 > t1 ? ` and ${t2}` : ''} targets, ${candidates} candidates γ, ` +
+      `banded probe${partition ? ' with partitioning' : ''} ${n}×${total} (${b.sets.join(' + ')}) → ${t} targets, ${candidates} candidates γ, in ${s.toFixed(2)} s, ` +
       `scaled to ${targets} targets × ${b.nIter} candidates${rows > n ? ` × ${rows} rows` : ''}`,
   };
 }
