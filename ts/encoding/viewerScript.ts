@@ -26,7 +26,12 @@ export const VIEWER_SCRIPT = `
   var cfg = JSON.parse(document.getElementById('viewer-config').textContent);
   var $ = function (id) { return document.getElementById(id); };
   var b64 = function (id) { return document.getElementById(id).textContent.trim(); };
-  var fmt = function (v) { return isFinite(v) ? (Math.abs(v) >= 100 ? v.toFixed(0) : v.toFixed(3)).replace('-', '\\u2212') : '\\u2013'; };
+  // a value that rounds to zero prints as 0.000, not −0.000
+  var fmt = function (v) {
+    if (!isFinite(v)) return '\\u2013';
+    var s = Math.abs(v) >= 100 ? v.toFixed(0) : v.toFixed(3);
+    return Number(s) === 0 ? s.replace('-', '') : s.replace('-', '\\u2212');
+  };
   var viewer = { nv: null, images: [], atlases: [], underlay: null, current: -1, last: null };
   window.brainViewer = viewer;
   var PREFERRED = ['warm', 'hot', 'red', 'plasma', 'viridis', 'inferno', 'cool', 'winter', 'gray'];
