@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveEncodeConfig } from '../../ts/config/encode.js';
-import { encode, encodeStages, type EncodeResult } from '../../ts/encoding/encode.js';
+import { encode, encodeResult, encodeStages, type EncodeResult } from '../../ts/encoding/encode.js';
 import { listUnetLayers } from '../../ts/encoding/unetLayers.js';
 import { readNifti, readNiftiHeader, writeNifti } from '../../ts/io/nifti.js';
 import { writeNpy } from '../../ts/io/npy.js';
@@ -373,6 +373,21 @@ describe('encode on the pipeline stage machinery', () => {
     const again = await encode(c);
     expect(again.stages.filter((s) => s.status === 'ran').map((s) => s.stage)).toEqual(['fit.c', 'maps', 'report']);
     expect(again.featureSets.find((f) => f.name === 'c')!.r).toEqual(result.featureSets.find((f) => f.name === 'c')!.r);
+  });
+
+  it('reads back a folder whose maps stage kept no list (data/maps.json): the names from its encoding.json', async () => {
+    const { rename } = await import('node:fs/promises');
+    const list = join(world.tmp, 'out', 'data', 'maps.json');
+    const fresh = await encodeResult(mainConfig());
+    await rename(list, `${list}.away`);
+    try {
+      const old = await encodeResult(mainConfig());
+      expect(old.files).toEqual(fresh.files);
+      expect(old.featureSets.map((f) => [f.map, f.mosaic])).toEqual(fresh.featureSets.map((f) => [f.map, f.mosaic]));
+      expect(old.banded[0].maps).toEqual(fresh.banded[0].maps);
+    } finally {
+      await rename(`${list}.away`, list);
+    }
   });
 
   it('refuses a folder holding another config, says what would run in a dry run, and --force redoes everything', async () => {

@@ -3,7 +3,7 @@
  * The config is validated before anything is read; the stages (ts/encoding/stages.ts) run in order, each
  * skipped when its outputs exist for this config (resume) unless `force`; `dryRun` says what would run.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { resolveEncodeConfig, type EncodeConfig, type EncodeConfigInput } from '../config/encode.js';
@@ -16,11 +16,11 @@ import { formatSeconds, loadAverage, type StageEstimate } from '../pipeline/prob
 import { planSkips, runStages, type StageProgress, type StageReport } from '../pipeline/stageRunner.js';
 import { estimateEncodeStages } from './estimate.js';
 import { preflightEncode } from './preflight.js';
-import { mapFile, type MapRecord } from './mapFiles.js';
+import { mapFile } from './mapFiles.js';
 import { REPORT_FILES } from './report.js';
 import type { RegionRow } from './regions.js';
 import { encodePaths } from './runPaths.js';
-import { bandedMaps, encodeStages, readEncodeOutputs } from './stages.js';
+import { bandedMaps, encodeStages, readEncodeOutputs, readMapRecords } from './stages.js';
 
 export type { EncodeConfig, EncodeConfigInput } from '../config/encode.js';
 export { alignFeatures, encodeExtractOptions, encodeStages } from './stages.js';
@@ -148,9 +148,12 @@ export async function encodeResult(input: EncodeConfigInput | EncodeConfig): Pro
   const p = encodePaths(c.out);
   const o = await readEncodeOutputs(c);
   const ids = JSON.parse(readFileSync(p.ids, 'utf8')) as { train: number[]; test: number[] };
-  const records = JSON.parse(readFileSync(p.maps, 'utf8')) as MapRecord[];
-  const fit = (name: string) => mapFile({ kind: 'r', featureSet: name });
-  const joint = (name: string) => mapFile({ kind: 'banded-r', banded: name });
+  // the maps as the run listed them (a folder from before that list: its encoding.json, old names and all)
+  const records = await readMapRecords(c);
+  const named = (kind: 'r' | 'banded-r', name: string) =>
+    records.find((m) => m.kind === kind && (kind === 'r' ? m.featureSet : m.banded) === name) ?? mapFile(kind === 'r' ? { kind, featureSet: name } : { kind, banded: name });
+  const fit = (name: string) => named('r', name);
+  const joint = (name: string) => named('banded-r', name);
   const featureSets: FeatureSetResult[] = [
     ...o.fits.map((f) => ({
       name: f.table.name, description: f.info.description, features: f.info.features, r: f.r, r2: f.r2, bestAlphas: f.bestAlphas,
@@ -161,13 +164,17 @@ export async function encodeResult(input: EncodeConfigInput | EncodeConfig): Pro
       route: 'banded', meanR: b.info.meanR, map: joint(b.spec.name).file, mosaic: joint(b.spec.name).mosaic, regions: b.regions,
     })),
   ];
+  const mapsOf = (b: (typeof o.banded)[number]) => {
+    const listed = records.filter((m) => m.banded === b.spec.name).map((m) => [m.kind === 'banded-r' ? 'r' : m.kind === 'shared' ? 'shared' : `unique-${m.space}`, m.file]);
+    return listed.length ? Object.fromEntries(listed) : bandedMaps(b);
+  };
   const banded: BandedResult[] = o.banded.map((b) => ({
-    name: b.spec.name, sets: b.spec.sets, r: b.r, unique: b.unique, shared: b.shared, bandWeights: b.weights, maps: bandedMaps(b),
+    name: b.spec.name, sets: b.spec.sets, r: b.r, unique: b.unique, shared: b.shared, bandWeights: b.weights, maps: mapsOf(b),
   }));
   const files = [
     ...records.flatMap((m) => [m.file, m.mosaic]),
     'regions.csv', 'encoding.json', 'report.html', join(REPORT_FILES, 'niivue.umd.js'), join(REPORT_FILES, 'NIIVUE-LICENSE.txt'),
-  ];
+  ].filter((f) => existsSync(join(c.out, f)));
   return {
     out: c.out, config: c, configHash: configHash(c), voxels: o.mask.indices.length, trainImages: ids.train.length, testImages: ids.test.length,
     mask: o.mask, noiseCeiling: o.ceiling, featureSets, banded, files,

@@ -445,7 +445,7 @@ async function mapsStage(c: EncodeConfig, ctx: StageRunContext): Promise<StageRe
  * The maps' records as the maps stage listed them; a folder whose maps were written before that list was kept
  * has them in its encoding.json (version 1, old names such as maps/z_c.nii.gz), read as they are.
  */
-async function readMapRecords(c: EncodeConfig): Promise<MapRecord[]> {
+export async function readMapRecords(c: EncodeConfig): Promise<MapRecord[]> {
   const p = encodePaths(c.out);
   if (existsSync(p.maps)) return readJson<MapRecord[]>(p.maps);
   if (existsSync(p.summary)) return mapRecordsOf(await readJson<Parameters<typeof mapRecordsOf>[0]>(p.summary));
