@@ -15,14 +15,14 @@ export function reconTemplate(w: DemoWorld): Record<string, unknown> {
   return { ...rest, model: { ...w.config.model, threads: 1 }, img2img: { ...w.config.img2img, seeds: 2, steps: 10, batchSize: 4 } };
 }
 
-/** One reconstruct analysis, shards of 4 images × 1 seed (4 shards per subject). */
-export function batchManifest(w: DemoWorld, name: string, out: string, subjects: number[]): BatchManifest {
+/** One reconstruct analysis, by default in shards of 4 images × 1 seed (4 shards per subject). */
+export function batchManifest(w: DemoWorld, name: string, out: string, subjects: number[], shards = { images: 4, seeds: 1 }): BatchManifest {
   return {
     name,
     out,
     nsd: { root: w.nsdRoot },
     subjects,
-    analyses: [{ name: 'recon', kind: 'reconstruct', config: reconTemplate(w), shards: { images: 4, seeds: 1 } }],
+    analyses: [{ name: 'recon', kind: 'reconstruct', config: reconTemplate(w), shards }],
   };
 }
 

@@ -15,8 +15,8 @@ import type { ResolvedBatch, ResolvedSubject } from './manifest.js';
 
 /**
  * Queues by the resource a job needs, so machines can take only what suits them (`worker --queues sample`
- * on GPU nodes): data = NSD extraction (I/O), compute = features, decoders, evaluation, reports, encode
- * (CPU, BLAS), sample = the diffusion sampler (z-only decode, img2img shards), control = joins (no work).
+ * on GPU nodes): data = NSD extraction (I/O), compute = decoders, evaluation, reports, encode (CPU, BLAS),
+ * sample = the diffusion model (z and c features, z-only decode, img2img shards), control = joins.
  */
 export const QUEUES = ['data', 'compute', 'sample', 'control'] as const;
 export type QueueClass = (typeof QUEUES)[number];
@@ -27,7 +27,9 @@ export type NodeWork =
   | { kind: 'shard'; config: ReconstructConfig; shard: Img2ImgShard }
   | { kind: 'merge'; config: ReconstructConfig; shards: Img2ImgShard[] }
   | { kind: 'encode'; config: EncodeConfig }
-  | { kind: 'subject' };
+  | { kind: 'subject' }
+  /** A tiny job (wait `ms`, write one file): measures the queue's own cost, and exercises the faults. */
+  | { kind: 'probe'; out: string; ms: number };
 
 export interface BatchNode {
   id: string;
@@ -71,7 +73,7 @@ export interface BatchPlan {
 
 const STAGE_QUEUE: Record<StageName, QueueClass> = {
   extract: 'data',
-  features: 'compute',
+  features: 'sample',
   decoders: 'compute',
   zonly: 'sample',
   img2img: 'sample',
@@ -158,4 +160,24 @@ export function planNodes(plan: BatchPlan): BatchNode[] {
     out.push(s.root);
   }
   return out;
+}
+
+/**
+ * `count` independent tiny jobs (wait `ms`, write `<out>/<job id>.json`) spread over the work queues, joined
+ * by one root: what `bench batch` measures the queue's overhead with, and what the fault tests kill workers in.
+ */
+export function probePlan(id: string, count: number, out: string, ms: number, retry = { attempts: 3, backoffMs: 200 }): BatchPlan {
+  const probes: BatchNode[] = Array.from({ length: count }, (_, i) => ({
+    id: `${id}.probe.p${String(i).padStart(4, '0')}`,
+    batch: id,
+    subject: 'probe',
+    analysis: null,
+    stage: 'probe',
+    shard: `p${i}`,
+    queue: (['data', 'compute', 'sample'] as const)[i % 3],
+    deps: [],
+    work: { kind: 'probe', out, ms },
+  }));
+  const root: BatchNode = { id: `${id}.probe`, batch: id, subject: 'probe', analysis: null, stage: 'subject', queue: 'control', deps: probes.map((p) => p.id), work: { kind: 'subject' } };
+  return { id, out, hash: `probe-${count}-${ms}`, retry, subjects: [{ name: 'probe', root, shared: probes, analyses: [] }] };
 }

@@ -1,8 +1,10 @@
 /** Child process of the local pool: runs the jobs the parent sends, one at a time (see pool.ts). */
 import { serializeError } from './errors.js';
+import { applyThreadsFromEnv } from './processJob.js';
 import type { PoolReply, PoolRequest } from './pool.js';
 import { runNode } from './runNode.js';
 
+applyThreadsFromEnv();
 let current: AbortController | null = null;
 const send = (m: PoolReply) => process.send?.(m);
 
@@ -36,3 +38,8 @@ process.on('SIGTERM', () => {
   process.exit(0);
 });
 process.on('disconnect', () => process.exit(0));
+// never outlive the batch runner, even when 'disconnect' does not come (the runner was SIGKILLed)
+const parent = process.ppid;
+setInterval(() => {
+  if (!process.connected || process.ppid !== parent) process.exit(1);
+}, 1000).unref();

@@ -5,9 +5,10 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 
+import { CancelledError } from '../errors.js';
 import { encode, type EncodeConfig } from '../encoding/encode.js';
 import { extractNsd } from '../nsd/extract.js';
 import { configHash, stableJson, type ReconstructConfig } from '../pipeline/config.js';
@@ -147,6 +148,21 @@ export async function runNode(node: BatchNode, ctl: NodeControl): Promise<NodeRe
       const summary = { images: ids.length, seeds: config.img2img.seeds, unetSeconds, shards: markers.length, shardSeconds: markers.reduce((a, m) => a + m.seconds, 0) };
       await markStage(config, { stage: 'img2img', seconds: summary.shardSeconds, outputs, summary });
       return { status: 'done', seconds: seconds(), summary };
+    }
+    case 'probe': {
+      const file = join(w.out, `${node.id}.json`);
+      if (!ctl.depsRan && existsSync(file)) return { status: 'skipped', seconds: seconds() };
+      const steps = Math.max(1, Math.ceil(w.ms / 50));
+      for (let i = 0; i < steps; i++) {
+        if (ctl.signal?.aborted) throw new CancelledError(`${node.id}: cancelled`);
+        await new Promise((r) => setTimeout(r, w.ms / steps));
+        ctl.progress((i + 1) / steps);
+      }
+      // every execution is logged (a killed worker's job runs again); the output appears once, whole
+      await mkdir(w.out, { recursive: true });
+      await appendFile(join(w.out, 'executions.log'), `${node.id} ${process.pid}\n`);
+      await writeJsonAtomic(file, { id: node.id, pid: process.pid, at: new Date().toISOString() });
+      return { status: 'done', seconds: seconds() };
     }
     case 'encode': {
       const c = w.config;

@@ -26,6 +26,9 @@ export interface JobInfo {
   finishedAt?: number;
   /** Seconds of work (the job's own clock). */
   seconds?: number;
+  /** The worker that runs (or ran) it, and how often it stalled (its worker died or lost the lock). */
+  worker?: string;
+  stalls?: number;
 }
 
 export interface BatchEvent {

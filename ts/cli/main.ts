@@ -13,6 +13,7 @@ import { registerRidgeCommand } from './commands/ridge.js';
 import { registerSdCommand } from './commands/sd.js';
 import { registerServeCommand } from './commands/serve.js';
 import { registerSynthCommand } from './commands/synth.js';
+import { registerWorkerCommand } from './commands/worker.js';
 
 const program = new Command();
 program
@@ -27,6 +28,7 @@ registerDemoCommand(program);
 registerReconstructCommand(program);
 registerEncodeCommand(program);
 registerBatchCommand(program);
+registerWorkerCommand(program);
 registerRidgeCommand(program);
 registerNsdCommand(program);
 registerSdCommand(program);

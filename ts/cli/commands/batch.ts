@@ -3,9 +3,12 @@ import type { Command } from 'commander';
 
 import { InvalidArgumentError } from '../../errors.js';
 import { planBatch, planNodes } from '../../batch/graph.js';
+import { cancelBatch, getBatchStatus, listBatches, retryBatch, watchBatch } from '../../batch/inspect.js';
 import { loadManifest } from '../../batch/manifest.js';
 import { runBatch, type BatchReport } from '../../batch/runBatch.js';
 import { formatSummary, type BatchEvent } from '../../batch/status.js';
+import { submitBatch } from '../../batch/submit.js';
+import { renderTable } from '../../batch/table.js';
 
 export function positiveInt(v: string | undefined, name: string): number | undefined {
   if (v === undefined) return undefined;
@@ -58,8 +61,9 @@ export function registerBatchCommand(program: Command): void {
 
   batch
     .command('run <manifest>')
-    .description('run every job of the manifest on this machine with a pool of worker processes, and print the summary per subject × stage')
-    .option('--concurrency <n>', 'jobs at once (worker processes); default half the cores')
+    .description('run every job of the manifest: here with a pool of worker processes (default), or through BullMQ with --redis; prints the summary per subject × stage')
+    .option('--concurrency <n>', 'jobs at once (worker processes; with --redis, jobs per queue of the workers started here); default half the cores')
+    .option('--redis <url>', 'go through BullMQ on this Redis (redis://host:port/db): submit, run --concurrency workers here (0: none) and wait for the workers elsewhere')
     .option('--json', 'print the summary as JSON')
     .addHelpText(
       'after',
@@ -70,14 +74,86 @@ Exit status 1 when any job failed.
 
 Examples:
   brainlatent batch run nsd.json --concurrency 2
+  brainlatent batch run nsd.json --redis redis://queue-host:6379 --concurrency 0   # workers run elsewhere
   brainlatent batch run nsd.json --json > summary.json`,
     )
-    .action(async (file: string, f: { concurrency?: string; json?: boolean }) => {
+    .action(async (file: string, f: { concurrency?: string; json?: boolean; redis?: string }) => {
       const ac = new AbortController();
       process.once('SIGINT', () => ac.abort());
-      const r = await runBatch(file, { concurrency: positiveInt(f.concurrency, 'concurrency') || undefined, signal: ac.signal, onEvent: eventLogger() });
+      const concurrency = positiveInt(f.concurrency, 'concurrency');
+      const r = await runBatch(file, { concurrency: f.redis ? concurrency : concurrency || undefined, redis: f.redis, signal: ac.signal, onEvent: eventLogger() });
       printReport(r, !!f.json);
       if (r.state !== 'done') process.exitCode = 1;
+    });
+
+  batch
+    .command('submit <manifest>')
+    .description('validate the manifest, add its jobs to the queues on Redis and return (workers take them: brainlatent worker)')
+    .requiredOption('--redis <url>', 'Redis of the queues, redis://host:port/db')
+    .action(async (file: string, f: { redis: string }) => {
+      const r = await submitBatch(file, { redis: f.redis });
+      process.stdout.write(
+        `batch ${r.batch}: ${r.jobs} jobs for ${r.plan.subjects.length} subjects; added ${r.added.join(', ') || 'nothing'}${r.existing.length ? `; already queued: ${r.existing.join(', ')}` : ''}\n` +
+          `follow it with: brainlatent batch watch ${r.batch} --redis ${f.redis}\n`,
+      );
+    });
+
+  batch
+    .command('status [batch]')
+    .description('the state of a submitted batch: one line per subject × stage (no batch: list the batches)')
+    .requiredOption('--redis <url>', 'Redis of the queues')
+    .option('--json', 'every job and the summary as JSON, for scripts')
+    .action(async (id: string | undefined, f: { redis: string; json?: boolean }) => {
+      if (!id) {
+        process.stdout.write(`${(await listBatches({ redis: f.redis })).join('\n')}\n`);
+        return;
+      }
+      const r = await getBatchStatus(id, { redis: f.redis });
+      if (f.json) process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+      else printReport(r, false);
+    });
+
+  batch
+    .command('watch <batch>')
+    .description('a live table of a submitted batch (subjects × stages, rate, ETA) until it finishes')
+    .requiredOption('--redis <url>', 'Redis of the queues')
+    .option('--interval <ms>', 'refresh interval', '1000')
+    .action(async (id: string, f: { redis: string; interval: string }) => {
+      const ac = new AbortController();
+      process.once('SIGINT', () => ac.abort());
+      const tty = process.stdout.isTTY === true;
+      let lastPrint = 0;
+      let state = 'running';
+      for await (const e of watchBatch(id, { redis: f.redis, intervalMs: positiveInt(f.interval, 'interval'), signal: ac.signal })) {
+        if (!e.status) continue;
+        state = e.status.state;
+        // redraw in place on a terminal; in a log, a table every 10 s and at the end
+        if (tty) process.stdout.write(`\x1b[H\x1b[2J${renderTable(e.status)}\n`);
+        else if (Date.now() - lastPrint > 10_000 || e.status.state !== 'running') {
+          process.stdout.write(`${renderTable(e.status)}\n\n`);
+          lastPrint = Date.now();
+        }
+      }
+      if (state !== 'done') process.exitCode = 1;
+    });
+
+  batch
+    .command('cancel <batch>')
+    .description('cancel a submitted batch: waiting jobs are removed, running ones stop at their next progress report')
+    .requiredOption('--redis <url>', 'Redis of the queues')
+    .option('--purge', 'also remove its finished jobs and its record (the name can be reused; outputs on disk stay)')
+    .action(async (id: string, f: { redis: string; purge?: boolean }) => {
+      const r = await cancelBatch(id, { redis: f.redis, purge: f.purge });
+      process.stdout.write(`batch ${id}: cancelled; ${r.removed} jobs removed${r.running ? `, ${r.running} running (they stop at their next progress report)` : ''}\n`);
+    });
+
+  batch
+    .command('retry <batch>')
+    .description('run the failed and cancelled subjects of a batch again (finished stages are skipped)')
+    .requiredOption('--redis <url>', 'Redis of the queues')
+    .action(async (id: string, f: { redis: string }) => {
+      const r = await retryBatch(id, { redis: f.redis });
+      process.stdout.write(`batch ${id}: resubmitted ${r.retried.join(', ') || 'nothing'}${r.busy.length ? `; still running, retry later: ${r.busy.join(', ')}` : ''}\n`);
     });
 
   batch

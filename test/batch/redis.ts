@@ -1,0 +1,74 @@
+/**
+ * A throwaway redis-server for tests: a free local port, a temporary folder, stopped with SIGTERM. With the
+ * append-only file on, a stop and restart on the same port and folder keeps the queues (the restart test).
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { once } from 'node:events';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export const redisAvailable = spawnSync('redis-server', ['--version']).status === 0;
+
+async function freePort(): Promise<number> {
+  const s = net.createServer().listen(0, '127.0.0.1');
+  await once(s, 'listening');
+  const { port } = s.address() as net.AddressInfo;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+export interface TestRedis {
+  url: string;
+  port: number;
+  stop(): Promise<void>;
+  start(): Promise<void>;
+  /** Stops the server and removes its folder. */
+  dispose(): Promise<void>;
+}
+
+export async function startRedis(): Promise<TestRedis> {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'bl-redis-'));
+  let proc: ChildProcess | null = null;
+  const start = async () => {
+    const p = spawn(
+      'redis-server',
+      ['--port', `${port}`, '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--maxmemory-policy', 'noeviction'],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    proc = p;
+    await new Promise<void>((ok, fail) => {
+      let out = '';
+      const onExit = (c: number | null) => fail(new Error(`redis-server exited with ${c}: ${out}`));
+      p.once('exit', onExit);
+      p.stdout!.on('data', (d: Buffer) => {
+        out += d.toString();
+        if (out.includes('Ready to accept connections')) {
+          p.off('exit', onExit);
+          ok();
+        }
+      });
+    });
+  };
+  const stop = async () => {
+    const p = proc;
+    if (p && p.exitCode === null && p.signalCode === null) {
+      p.kill('SIGTERM');
+      await once(p, 'exit');
+    }
+    proc = null;
+  };
+  await start();
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    stop,
+    start,
+    async dispose() {
+      await stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

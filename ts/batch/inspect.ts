@@ -1,0 +1,236 @@
+/**
+ * A submitted batch seen from Redis: the state of every job (`batchStatus`), a stream of changes
+ * (`watchBatch`), `cancelBatch` and `retryBatch`. Reads poll the queues, so they ride out a Redis restart.
+ */
+import { Job, Queue } from 'bullmq';
+
+import { BatchError } from './errors.js';
+import { QUEUES, type BatchPlan, type QueueClass } from './graph.js';
+import { keys, PREFIX, redisConnection, type BatchRecord, type JobRecord } from './redis.js';
+import type { NodeResult } from './runNode.js';
+import { batchStatus, firstLine, summarize, type BatchEvent, type JobInfo, type JobState } from './status.js';
+import type { BatchReport } from './outputs.js';
+import { submitPlan } from './submit.js';
+
+export interface RedisOptions {
+  redis: string;
+}
+
+type Queues = Record<QueueClass, Queue>;
+
+/** The queues of a connection, for one call or one watch. */
+function openQueues(redis: string): { queues: Queues; close: () => Promise<void> } {
+  const connection = redisConnection(redis);
+  const queues = Object.fromEntries(QUEUES.map((q) => [q, new Queue(q, { connection, prefix: PREFIX })])) as Queues;
+  for (const q of Object.values(queues)) q.on('error', () => {}); // reported by the calls that fail
+  return { queues, close: async () => void (await Promise.all(Object.values(queues).map((q) => q.close()))) };
+}
+
+async function withQueues<T>(redis: string, fn: (queues: Queues) => Promise<T>): Promise<T> {
+  const { queues, close } = openQueues(redis);
+  try {
+    return await fn(queues);
+  } finally {
+    await close();
+  }
+}
+
+async function readRecord(q: Queue, batch: string): Promise<BatchRecord> {
+  const text = await (await q.getBackend().client).get(keys.batch(batch));
+  if (!text) throw new BatchError(`no batch '${batch}' in this Redis (submitted batches: ${Object.keys(await (await q.getBackend().client).hgetall(keys.batches)).join(', ') || 'none'})`);
+  return JSON.parse(text) as BatchRecord;
+}
+
+/** Every submitted batch id. */
+export async function listBatches(options: RedisOptions): Promise<string[]> {
+  return withQueues(options.redis, async (qs) => Object.keys(await (await qs.control.getBackend().client).hgetall(keys.batches)).sort());
+}
+
+const STATE: Record<string, JobState> = {
+  completed: 'done',
+  failed: 'failed',
+  active: 'active',
+  waiting: 'waiting',
+  'waiting-children': 'waiting',
+  delayed: 'waiting',
+  prioritized: 'waiting',
+  unknown: 'waiting',
+};
+
+async function jobState(queues: Record<QueueClass, Queue>, r: JobRecord, cancelled: boolean, subjectFailed: boolean): Promise<JobInfo> {
+  const info: JobInfo = { id: r.id, subject: r.subject, analysis: r.analysis, stage: r.stage, shard: r.shard, queue: r.queue, state: 'waiting', fraction: 0, attempts: 0 };
+  const job = await Job.fromId<unknown, NodeResult>(queues[r.queue], r.id);
+  if (!job) {
+    // not added yet (a fan-out adds its jobs when it runs), or removed by a cancel
+    if (cancelled) Object.assign(info, { state: 'cancelled', reason: 'batch cancelled' });
+    else if (subjectFailed) Object.assign(info, { state: 'blocked', reason: `${r.subject} failed` });
+    return info;
+  }
+  const raw = await job.getState();
+  let state = STATE[raw] ?? 'waiting';
+  const result = job.returnvalue;
+  if (state === 'done' && result?.status === 'skipped') state = 'skipped';
+  const progress = job.progress as { fraction?: number; message?: string } | number;
+  Object.assign(info, {
+    state,
+    attempts: job.attemptsStarted ?? job.attemptsMade,
+    startedAt: job.processedOn,
+    finishedAt: job.finishedOn,
+    seconds: result?.seconds,
+    fraction: state === 'done' || state === 'skipped' ? 1 : typeof progress === 'number' ? progress / 100 : (progress?.fraction ?? 0),
+    message: typeof progress === 'object' ? progress?.message : undefined,
+    worker: job.processedBy,
+    stalls: job.stalledCounter,
+  });
+  if (state === 'failed') {
+    const reason = firstLine(job.failedReason ?? 'failed');
+    // a join fails when a child does: it is blocked by that child, not broken itself
+    if (/^child .* failed$/.test(reason)) Object.assign(info, { state: 'blocked', reason: `after ${reason.replace(/^child (\S+) failed$/, '$1').split(':').pop()} failed` });
+    else info.reason = reason;
+  }
+  if (cancelled && state === 'waiting') Object.assign(info, { state: 'cancelled', reason: 'batch cancelled' });
+  return info;
+}
+
+export type BatchStatusReport = BatchReport & { workers: Record<string, number> };
+
+async function statusFrom(queues: Queues, batch: string): Promise<BatchStatusReport> {
+  const rec = await readRecord(queues.control, batch);
+  const cancelled = (await (await queues.control.getBackend().client).get(keys.cancelled(batch))) !== null;
+  const roots = new Map<string, boolean>();
+  for (const s of rec.subjects) {
+    const root = await Job.fromId(queues.control, s.root);
+    roots.set(s.name, root ? (await root.getState()) === 'failed' : false);
+  }
+  const jobs: JobInfo[] = [];
+  for (const r of rec.jobs) jobs.push(await jobState(queues, r, cancelled, roots.get(r.subject) ?? false));
+  const started = jobs.map((j) => j.startedAt).filter((t): t is number => t !== undefined);
+  const status = batchStatus(batch, jobs, started.length ? Math.min(...started) : null);
+  const workers: Record<string, number> = {};
+  for (const j of jobs) if (j.state === 'active' && j.worker) workers[j.worker] = (workers[j.worker] ?? 0) + 1;
+  return { ...status, summary: summarize(jobs), workers };
+}
+
+/** The state of every job of a batch and the summary per subject × stage. */
+export async function getBatchStatus(batch: string, options: RedisOptions): Promise<BatchStatusReport> {
+  return withQueues(options.redis, (queues) => statusFrom(queues, batch));
+}
+
+/**
+ * Changes of a batch as events (a job's state or progress), until it finishes or `signal` fires. Polls every
+ * `intervalMs` (default 1000); a Redis outage is waited out.
+ */
+export async function* watchBatch(batch: string, options: RedisOptions & { intervalMs?: number; signal?: AbortSignal }): AsyncGenerator<BatchEvent & { status?: BatchStatusReport }> {
+  const seen = new Map<string, string>();
+  const { queues, close } = openQueues(options.redis);
+  try {
+    for (;;) {
+      let status: BatchStatusReport | null = null;
+      try {
+        status = await statusFrom(queues, batch);
+      } catch (e) {
+        if (e instanceof BatchError) throw e;
+        // Redis unreachable: the connection reconnects by itself; try again at the next tick
+      }
+      if (status) {
+        for (const j of status.jobs) {
+          const key = `${j.state}:${j.fraction.toFixed(3)}:${j.attempts}`;
+          if (seen.get(j.id) !== key) {
+            seen.set(j.id, key);
+            yield { batch, type: 'job', job: j, at: Date.now() };
+          }
+        }
+        yield { batch, type: 'batch', state: status.state, at: Date.now(), status };
+        if (status.state !== 'running') return;
+      }
+      if (options.signal?.aborted) return;
+      await new Promise((r) => setTimeout(r, options.intervalMs ?? 1000));
+    }
+  } finally {
+    await close();
+  }
+}
+
+/** Resolves with the final status once every job of the batch has finished. */
+export async function waitForBatch(batch: string, options: RedisOptions & { intervalMs?: number; signal?: AbortSignal; onEvent?: (e: BatchEvent) => void }): Promise<BatchReport> {
+  let last: BatchReport | undefined;
+  for await (const e of watchBatch(batch, options)) {
+    if (e.type === 'job') options.onEvent?.(e);
+    if (e.status) last = e.status;
+  }
+  if (!last) throw new BatchError(`batch '${batch}': watching stopped before its state was known`);
+  return last;
+}
+
+/**
+ * Cancels a batch: its waiting jobs are removed, running ones stop at their next progress report (and fail
+ * with 'batch cancelled'). `purge` also removes the finished jobs and the batch's record, so the name can be
+ * reused (outputs on disk stay, and finished stages are skipped by a later batch).
+ */
+export async function cancelBatch(batch: string, options: RedisOptions & { purge?: boolean }): Promise<{ removed: number; running: number }> {
+  return withQueues(options.redis, async (queues) => {
+    const rec = await readRecord(queues.control, batch);
+    const client = await queues.control.getBackend().client;
+    await client.set(keys.cancelled(batch), '1');
+    let removed = 0;
+    let running = 0;
+    // the subject roots first: removing a parent removes its whole tree when nothing in it is locked
+    const order = [...rec.subjects.map((s) => ({ id: s.root, queue: 'control' as QueueClass })), ...rec.jobs];
+    for (const r of order) {
+      const job = await Job.fromId(queues[r.queue], r.id);
+      if (!job) continue;
+      const state = await job.getState();
+      if (state === 'active') {
+        running++;
+        continue;
+      }
+      if (!options.purge && (state === 'completed' || state === 'failed')) continue;
+      try {
+        await job.remove();
+        removed++;
+      } catch {
+        // part of a tree with a running job: it goes when that job stops
+      }
+    }
+    if (options.purge && running === 0) {
+      await client.del(keys.batch(batch), keys.cancelled(batch));
+      await client.hdel(keys.batches, batch);
+    }
+    return { removed, running };
+  });
+}
+
+/**
+ * Runs a batch's failed (and cancelled) subjects again: their trees are removed from the queues and submitted
+ * anew. Finished stages are skipped (their outputs are on disk), so only what failed is redone.
+ */
+export async function retryBatch(batch: string, options: RedisOptions): Promise<{ retried: string[]; busy: string[] }> {
+  const plan = await withQueues(options.redis, async (queues) => {
+    const rec = await readRecord(queues.control, batch);
+    await (await queues.control.getBackend().client).del(keys.cancelled(batch));
+    return rec;
+  });
+  const retried: string[] = [];
+  const busy: string[] = [];
+  await withQueues(options.redis, async (queues) => {
+    for (const s of plan.subjects) {
+      const root = await Job.fromId(queues.control, s.root);
+      const state = root ? await root.getState() : 'missing';
+      if (state === 'completed' || state === 'waiting-children' || state === 'waiting' || state === 'active') continue;
+      try {
+        if (root) await root.remove();
+        retried.push(s.name);
+      } catch {
+        busy.push(s.name);
+      }
+    }
+  });
+  if (retried.length) {
+    // the plan of the batch as submitted is on disk next to its outputs
+    const { readFile } = await import('node:fs/promises');
+    const { join } = await import('node:path');
+    const saved = JSON.parse(await readFile(join(plan.out, 'batch.json'), 'utf8')) as BatchPlan;
+    await submitPlan(saved, { ...options, only: retried });
+  }
+  return { retried, busy };
+}

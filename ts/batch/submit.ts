@@ -1,0 +1,128 @@
+/**
+ * `submitBatch`: the job graph as BullMQ flows. A flow is a tree (a parent waits for its children), so each
+ * chain of stages is nested child-in-parent, and where one job fans out to many (a subject to its analyses
+ * after the shared extraction, the z-only stage to its img2img shards) the joining job carries the fan-out
+ * in its data and adds it as its own children when it first runs (BullMQ's "waiting children" pattern).
+ * Job ids are deterministic, so submitting again adds nothing that exists.
+ */
+import { FlowProducer, Queue, type FlowJob, type JobsOptions } from 'bullmq';
+
+import { BatchError } from './errors.js';
+import { planBatch, planNodes, QUEUES, type BatchNode, type BatchPlan, type SubjectPlan } from './graph.js';
+import { keys, PREFIX, redisConnection, type BatchRecord } from './redis.js';
+import { toResolved, writePlan, type ManifestInput } from './outputs.js';
+
+/** What a job carries: its node and, for a join, the flows it adds when it first runs. */
+export interface JobData {
+  node: BatchNode;
+  spawn?: FlowJob[];
+  spawned?: boolean;
+}
+
+function jobOptions(plan: BatchPlan, node: BatchNode, child: boolean): JobsOptions {
+  return {
+    jobId: node.id,
+    attempts: plan.retry.attempts,
+    backoff: { type: 'exponential', delay: plan.retry.backoffMs },
+    // a failed job fails the chain above it up to the subject, whose other work goes on
+    ...(child ? { failParentOnFailure: true } : {}),
+  };
+}
+
+function leaf(plan: BatchPlan, n: BatchNode, children: FlowJob[] = [], spawn?: FlowJob[]): FlowJob {
+  const data: JobData = { node: n, ...(spawn ? { spawn } : {}) };
+  return { name: n.stage, queueName: n.queue, data, opts: jobOptions(plan, n, true), children };
+}
+
+/** An analysis's chain, innermost first: the last stage is the top of the tree. */
+function chainFlow(plan: BatchPlan, steps: SubjectPlan['analyses'][number]['steps']): FlowJob {
+  let prev: FlowJob | null = null;
+  let fan: BatchNode[] = [];
+  for (const st of steps) {
+    if ('shards' in st) {
+      fan = st.shards;
+      continue;
+    }
+    const spawn = st.work.kind === 'merge' ? fan.map((s) => leaf(plan, s)) : undefined;
+    prev = leaf(plan, st, prev ? [prev] : [], spawn);
+    fan = [];
+  }
+  return prev!;
+}
+
+/** A subject's tree: its join runs after the shared jobs, then adds the analyses' chains and waits for them. */
+export function subjectFlow(plan: BatchPlan, s: SubjectPlan): FlowJob {
+  const data: JobData = { node: s.root, spawn: s.analyses.map((a) => chainFlow(plan, a.steps)) };
+  return { name: 'subject', queueName: s.root.queue, data, opts: jobOptions(plan, s.root, false), children: s.shared.map((n) => leaf(plan, n)) };
+}
+
+export interface SubmitOptions {
+  /** redis://host:port/db */
+  redis: string;
+}
+
+export interface SubmitResult {
+  batch: string;
+  jobs: number;
+  /** Subjects added now; the others were already in the queue (finished, running or failed). */
+  added: string[];
+  existing: string[];
+}
+
+export function batchRecord(plan: BatchPlan): BatchRecord {
+  return {
+    id: plan.id,
+    hash: plan.hash,
+    out: plan.out,
+    submittedAt: new Date().toISOString(),
+    subjects: plan.subjects.map((s) => ({ name: s.name, root: s.root.id })),
+    jobs: planNodes(plan).map((n) => ({ id: n.id, queue: n.queue, subject: n.subject, analysis: n.analysis, stage: n.stage, ...(n.shard ? { shard: n.shard } : {}) })),
+  };
+}
+
+/** Records the plan and adds its subjects (or `only` those) that are not in the queue yet. */
+export async function submitPlan(plan: BatchPlan, options: SubmitOptions & { only?: string[] }): Promise<SubmitResult> {
+  const connection = redisConnection(options.redis);
+  const control = new Queue('control', { connection, prefix: PREFIX });
+  const flows = new FlowProducer({ connection, prefix: PREFIX });
+  try {
+    const client = await control.getBackend().client;
+    const previous = await client.get(keys.batch(plan.id));
+    if (previous) {
+      const rec = JSON.parse(previous) as BatchRecord;
+      if (rec.hash !== plan.hash) {
+        throw new BatchError(
+          `batch '${plan.id}' was submitted before from another manifest (plan ${rec.hash}, this one ${plan.hash}); give this one another name, or remove the old one with 'brainlatent batch cancel ${plan.id} --purge'`,
+        );
+      }
+    }
+    await client.set(keys.batch(plan.id), JSON.stringify(batchRecord(plan)));
+    await client.hset(keys.batches, { [plan.id]: new Date().toISOString() });
+    await client.del(keys.cancelled(plan.id));
+    const added: string[] = [];
+    const existing: string[] = [];
+    for (const s of plan.subjects) {
+      if (options.only && !options.only.includes(s.name)) continue;
+      // a subject already in the queue keeps its jobs (finished ones are not redone; 'batch retry' resubmits failed ones)
+      if (await control.getJob(s.root.id)) {
+        existing.push(s.name);
+        continue;
+      }
+      await flows.add(subjectFlow(plan, s));
+      added.push(s.name);
+    }
+    return { batch: plan.id, jobs: planNodes(plan).length, added, existing };
+  } finally {
+    await flows.close();
+    await control.close();
+  }
+}
+
+/** Validates and plans a manifest, records the plan next to the outputs and adds its jobs to the queues. */
+export async function submitBatch(manifest: ManifestInput, options: SubmitOptions): Promise<SubmitResult & { plan: BatchPlan }> {
+  const plan = await planBatch(await toResolved(manifest));
+  await writePlan(plan);
+  return { ...(await submitPlan(plan, options)), plan };
+}
+
+export const ALL_QUEUES = QUEUES;

@@ -1,0 +1,86 @@
+/** `brainlatent worker --redis URL`: takes batch jobs from the queues until stopped (SIGTERM/SIGINT: finish or return the running jobs, exit). */
+import type { Command } from 'commander';
+
+import { InvalidArgumentError } from '../../errors.js';
+import { QUEUES, type QueueClass } from '../../batch/graph.js';
+import { createWorker } from '../../batch/worker.js';
+import { positiveInt } from './batch.js';
+
+interface Flags {
+  redis: string;
+  concurrency: string;
+  queues?: string;
+  lockMs: string;
+  stallMs: string;
+  maxStalled: string;
+  grace: string;
+  name?: string;
+  threads?: string;
+}
+
+export function registerWorkerCommand(program: Command): void {
+  program
+    .command('worker')
+    .description('take batch jobs (brainlatent batch submit) from the queues on Redis and run them, until stopped')
+    .requiredOption('--redis <url>', 'Redis of the queues, redis://host:port/db')
+    .option('--concurrency <n>', 'jobs at once per queue', '1')
+    .option('--queues <list>', `queues to take jobs from, of ${QUEUES.join(', ')} (default all)`)
+    .option('--lock-ms <ms>', "a job's lock, renewed every half of it; a killed worker's job returns after about this plus two stall intervals", '6000')
+    .option('--stall-ms <ms>', 'how often stalled jobs are looked for', '2000')
+    .option('--max-stalled <n>', 'a job that stalls more often fails (BullMQ counts stalls apart from attempts)', '2')
+    .option('--grace <s>', 'on SIGTERM, seconds the running jobs may take to finish before they are returned to the queue', '30')
+    .option('--name <name>', 'worker name in `batch status` (default host:pid)')
+    .option('--threads <n>', "engine threads (BLAS) per job; ONNX Runtime's are the config's model.threads (default: all cores)")
+    .addHelpText(
+      'after',
+      `
+Queues: data (NSD extraction), compute (decoders, evaluation, reports, encode), sample (the diffusion
+model: z and c features, z-only decode, img2img shards; give GPU machines --queues sample), control (joins).
+Every worker must see the NSD data, the models and the output folders at the same paths.
+
+Examples:
+  brainlatent worker --redis redis://queue-host:6379                       # everything
+  brainlatent worker --redis redis://queue-host:6379 --queues sample       # a GPU node
+  brainlatent worker --redis redis://queue-host:6379 --queues data,compute,control --concurrency 4`,
+    )
+    .action(async (f: Flags) => {
+      const queues = f.queues?.split(',').map((q) => q.trim()).filter(Boolean) as QueueClass[] | undefined;
+      for (const q of queues ?? []) if (!QUEUES.includes(q)) throw new InvalidArgumentError(`--queues: '${q}' is not a queue (queues: ${QUEUES.join(', ')})`);
+      const log = (line: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`);
+      const worker = await createWorker({
+        redis: f.redis,
+        concurrency: positiveInt(f.concurrency, 'concurrency') || 1,
+        queues,
+        lockMs: positiveInt(f.lockMs, 'lock-ms'),
+        stallMs: positiveInt(f.stallMs, 'stall-ms'),
+        maxStalledCount: positiveInt(f.maxStalled, 'max-stalled'),
+        graceMs: (positiveInt(f.grace, 'grace') ?? 30) * 1000,
+        name: f.name,
+        threads: positiveInt(f.threads, 'threads'),
+        onLog: log,
+      });
+      log(`worker ${worker.name} ready on ${(queues ?? QUEUES).join(', ')}`);
+      let stopping = false;
+      const stop = (sig: string) => {
+        if (stopping) {
+          log(`${sig} again: exiting now`);
+          process.exit(1);
+        }
+        stopping = true;
+        log(`${sig}: finishing the running job(s), then exiting`);
+        worker.close().then(
+          () => {
+            log('closed');
+            process.exit(0);
+          },
+          (e: unknown) => {
+            log(`close failed: ${(e as Error).message}`);
+            process.exit(1);
+          },
+        );
+      };
+      process.on('SIGTERM', () => stop('SIGTERM'));
+      process.on('SIGINT', () => stop('SIGINT'));
+      await new Promise(() => {});
+    });
+}
