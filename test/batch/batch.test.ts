@@ -6,7 +6,10 @@ import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import { Job, Queue } from 'bullmq';
+
 import { runBatch, type BatchReport } from '../../ts/batch/runBatch.js';
+import { PREFIX, redisConnection } from '../../ts/batch/redis.js';
 import { ManifestError, resolveManifest } from '../../ts/batch/manifest.js';
 import { planBatch, planNodes, probePlan } from '../../ts/batch/graph.js';
 import { getBatchStatus, waitForBatch } from '../../ts/batch/inspect.js';
@@ -14,8 +17,10 @@ import { submitBatch, submitPlan } from '../../ts/batch/submit.js';
 import type { DemoWorld } from '../../ts/demo/world.js';
 import { betasPath } from '../../ts/nsd/paths.js';
 import { reconstruct } from '../../ts/pipeline/reconstruct.js';
+import { encode, encodeResult, encodeStages } from '../../ts/encoding/encode.js';
+import { descendants, running } from './procs.js';
 import { redisAvailable, startRedis, type TestRedis } from './redis.js';
-import { batchManifest, batchWorld, singleConfig } from './world.js';
+import { batchManifest, batchWorld, encodeTemplate, singleConfig } from './world.js';
 
 // One world for every batch test (building it is the slow part): four synthetic subjects, the fourth's
 // first session of betas corrupted after the world is built.
@@ -123,19 +128,41 @@ describe('batch run, the local default', () => {
   });
 });
 
+describe('an encoding analysis in a batch', () => {
+  it('runs as one job per encode stage, with the results of a single-process encode, exactly', async () => {
+    const out = join(dir, 'enc');
+    const tpl = encodeTemplate(world);
+    const report = await runBatch({ name: 'enc', out, nsd: { root: world.nsdRoot }, subjects: [1], analyses: [{ name: 'enc', kind: 'encode', config: tpl }] }, { concurrency: 2 });
+    expect(report.jobs.filter((j) => j.state !== 'done').map((j) => `${j.id}: ${j.state} ${j.reason ?? ''}`)).toEqual([]);
+    const single = await encode({ ...tpl, out: join(dir, 'enc-single'), nsd: { ...(tpl.nsd as object), root: world.nsdRoot, subject: 1 } } as Parameters<typeof encode>[0]);
+    const stages = encodeStages(single.config).map((s) => s.id);
+    expect(stages).toEqual(expect.arrayContaining(['extract', 'embed', 'fit.z', 'fit.c', 'banded.z+c', 'maps', 'report']));
+    expect(report.jobs.filter((j) => j.analysis === 'enc').map((j) => j.stage)).toEqual(stages);
+    const batch = await encodeResult({ ...single.config, out: join(out, 'subj01', 'enc'), nsd: { ...single.config.nsd, cacheDir: join(out, 'subj01', 'cache') } });
+    expect(batch.featureSets.map((f) => f.name)).toEqual(single.featureSets.map((f) => f.name));
+    for (const [i, f] of batch.featureSets.entries()) {
+      expect(f.meanR).toBe(single.featureSets[i].meanR);
+      expect(Array.from(f.r)).toEqual(Array.from(single.featureSets[i].r));
+    }
+    expect(Array.from(batch.banded[0].unique['z'] ?? [])).toEqual(Array.from(single.banded[0].unique['z'] ?? []));
+  }, 600_000);
+});
+
 // ---- through BullMQ on a real redis-server ----
 
 const cli = join(process.cwd(), 'dist', 'cli', 'main.js');
-const workers: ChildProcess[] = [];
+type WorkerProc = ChildProcess & { log: () => string; name: string };
+const workers: WorkerProc[] = [];
 
 /** A `brainlatent worker` process with short lock and stall intervals (a killed worker's job returns in ~3–5 s). */
-function startWorker(url: string, name: string, extra: string[] = []): ChildProcess {
-  const p = spawn(process.execPath, [cli, 'worker', '--redis', url, '--name', name, '--lock-ms', '3000', '--stall-ms', '1000', '--max-stalled', '3', ...extra], {
+function startWorker(url: string, name: string, extra: string[] = []): WorkerProc {
+  const p = spawn(process.execPath, [cli, 'worker', '--redis', url, '--name', name, '--lock-ms', '3000', '--stall-ms', '1000', '--poll', '250', ...extra], {
     stdio: ['ignore', 'ignore', 'pipe'],
-  });
+  }) as WorkerProc;
   let log = '';
   p.stderr!.on('data', (d: Buffer) => (log += d.toString()));
-  (p as ChildProcess & { log: () => string }).log = () => log;
+  p.log = () => log;
+  p.name = name;
   workers.push(p);
   return p;
 }
@@ -143,14 +170,29 @@ function startWorker(url: string, name: string, extra: string[] = []): ChildProc
 const alive = (p: ChildProcess) => p.exitCode === null && p.signalCode === null;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function until<T>(what: string, fn: () => Promise<T | null | undefined | false>, timeoutMs = 600_000): Promise<T> {
+/** Waits for a condition with a generous deadline (the machine may be loaded: never assert a duration). */
+async function until<T>(what: string, fn: () => Promise<T | null | undefined | false> | T | null | undefined | false, timeoutMs = 600_000): Promise<T> {
   const t0 = Date.now();
   for (;;) {
-    const v = await fn().catch(() => null);
+    const v = await Promise.resolve()
+      .then(fn)
+      .catch(() => null);
     if (v) return v;
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
     await sleep(200);
   }
+}
+
+/** SIGKILLs a worker and returns the processes it had started (its job processes), which must die with it. */
+function killWorker(p: WorkerProc): number[] {
+  const below = descendants(p.pid!);
+  p.kill('SIGKILL');
+  return below;
+}
+
+/** Every process a killed worker left is gone (not merely orphaned): waited for, not assumed. */
+async function expectNoOrphans(pids: number[]): Promise<void> {
+  await until(`the killed workers' job processes to exit (${pids.filter(running).join(', ')})`, () => pids.every((pid) => !running(pid)), 120_000);
 }
 
 describe.skipIf(!redisAvailable)('batch through BullMQ (redis-server started here)', () => {
@@ -164,49 +206,52 @@ describe.skipIf(!redisAvailable)('batch through BullMQ (redis-server started her
   });
 
   const out = join(dir, 'bull');
-  let wA: ChildProcess;
-  let wB: ChildProcess;
+  let survivor: WorkerProc;
 
-  it('2 workers, one SIGKILLed in the middle of an img2img shard: every subject completes, with a single-process reconstruct\'s metrics', async () => {
-    wA = startWorker(redis.url, 'wA');
-    wB = startWorker(redis.url, 'wB');
+  it('2 workers, one SIGKILLed in the middle of an img2img shard: every subject completes, with a single-process reconstruct\'s metrics; the killed worker leaves no process behind', async () => {
+    const pair = [startWorker(redis.url, 'wA'), startWorker(redis.url, 'wB')];
     const sub = await submitBatch(batchManifest(world, 'bull', out, [1, 2, 3, 4], { images: 8, seeds: 2 }), { redis: redis.url });
     expect(sub.added).toEqual(['subj01', 'subj02', 'subj03', 'subj04']);
-    // the first img2img shard a worker starts (one shard per subject, 8 images × 2 seeds): kill that worker
-    // as soon as it says so, in the middle of the shard
-    const logOf = (p: ChildProcess) => (p as ChildProcess & { log: () => string }).log();
-    const shardStart = /(bull\.subj0\d\.recon\.img2img\.k\S+) started/;
-    const victim = await new Promise<{ id: string; worker: string; proc: ChildProcess }>((resolve) => {
-      const pair = [[wA, 'wA'], [wB, 'wB']] as const;
-      const listeners = pair.map(([p, name]) => () => {
-        const m = shardStart.exec(logOf(p));
-        if (!m) return;
-        p.kill('SIGKILL');
-        pair.forEach(([q], i) => q.stderr!.off('data', listeners[i]));
-        resolve({ id: m[1], worker: name, proc: p });
-      });
-      pair.forEach(([p], i) => p.stderr!.on('data', listeners[i]));
-    });
-    expect(logOf(victim.proc)).not.toMatch(new RegExp(`${victim.id.replace(/\./g, '\\.')} done`));
-    expect(existsSync(join(out, victim.id.split('.')[1], 'recon', 'stages', 'img2img.json'))).toBe(false);
+    // kill the worker of an img2img shard (one per subject, 8 images × 2 seeds) while its job process samples:
+    // at most half done, so the kill lands before the shard can finish (its progress in Redis lags by < 1 s)
+    const sample = new Queue('sample', { connection: redisConnection(redis.url), prefix: PREFIX });
+    const { id, victim } = await until(
+      'an img2img shard at most half done',
+      async () => {
+        for (const j of await sample.getActive()) {
+          const f = (j.progress as { fraction?: number } | undefined)?.fraction ?? 0;
+          const holder = pair.find((p) => p.name === j.processedBy);
+          if (j.id?.startsWith('bull.') && j.name === 'img2img' && f > 0 && f <= 0.5 && holder) return { id: j.id, victim: holder };
+        }
+        return null;
+      },
+      900_000,
+    );
+    await sample.close();
+    const orphans = killWorker(victim);
+    expect(orphans.length).toBeGreaterThan(0);
+    survivor = pair.find((p) => p !== victim)!;
+    expect(victim.log()).not.toMatch(new RegExp(`${id.replace(/\./g, '\\.')} done`));
+    await expectNoOrphans(orphans);
     const report = await waitForBatch('bull', { redis: redis.url, intervalMs: 500 });
     expect(report.state).toBe('failed'); // subject 4's data are corrupt
     for (const s of [1, 2, 3]) {
-      expect(report.summary.filter((c) => c.subject === `subj0${s}` && c.state !== 'done')).toEqual([]);
+      // done, or skipped where the work was already there (the shared extraction cache)
+      expect(report.summary.filter((c) => c.subject === `subj0${s}` && c.state !== 'done' && !(c.stage === 'betas' && c.state === 'skipped'))).toEqual([]);
       expect(metrics(join(out, `subj0${s}`, 'recon'))).toBe(single[s]);
     }
     // the killed job was found stalled and finished by the other worker
-    const killed = report.jobs.find((j) => j.id === victim.id)!;
+    const killed = report.jobs.find((j) => j.id === id)!;
     expect(killed.state).toBe('done');
     expect(killed.stalls).toBeGreaterThanOrEqual(1);
-    expect(killed.worker).not.toBe(victim.worker);
+    expect(killed.worker).toBe(survivor.name);
     // the corrupt subject failed alone, at once, with its reason
     const betas = report.jobs.find((j) => j.id === 'bull.subj04.betas')!;
     expect(betas.state).toBe('failed');
     expect(betas.attempts).toBe(1);
     expect(betas.reason).toMatch(/FormatError: .*not an HDF5 file/);
     expect(report.summary.filter((c) => c.subject === 'subj04' && c.stage !== 'betas').every((c) => c.state === 'blocked')).toBe(true);
-  }, 900_000);
+  }, 1_200_000);
 
   it('the local default gave the same numbers', () => {
     for (const s of [1, 2, 3]) expect(metrics(join(out, `subj0${s}`, 'recon'))).toBe(metrics(join(dir, 'local', `subj0${s}`, 'recon')));
@@ -222,8 +267,7 @@ describe.skipIf(!redisAvailable)('batch through BullMQ (redis-server started her
   }, 300_000);
 
   it('Redis stopped and restarted mid-batch: the workers reconnect and the batch completes', async () => {
-    const alivePeer = alive(wA) ? wA : wB;
-    expect(alive(alivePeer)).toBe(true);
+    expect(alive(survivor)).toBe(true);
     await submitBatch(batchManifest(world, 'restart', join(dir, 'restart'), [1]), { redis: redis.url });
     await until('the decoders running', async () => (await getBatchStatus('restart', { redis: redis.url })).jobs.find((j) => j.stage === 'decoders' && j.state === 'active'));
     await redis.stop();
@@ -237,14 +281,13 @@ describe.skipIf(!redisAvailable)('batch through BullMQ (redis-server started her
   it('SIGTERM: a worker returns its running job to the queue and exits; another finishes it', async () => {
     for (const w of workers) if (alive(w)) w.kill('SIGKILL');
     const leaving = startWorker(redis.url, 'leaving', ['--grace', '1']);
-    const logOf = () => (leaving as ChildProcess & { log: () => string }).log();
-    await until('the worker', async () => logOf().includes('ready'));
+    await until('the worker', () => leaving.log().includes('ready'));
     await submitPlan(probePlan('sigterm', 1, join(dir, 'sigterm'), 8000), { redis: redis.url });
-    await until('the probe running', async () => logOf().includes('sigterm.probe.p0000 started'));
+    await until('the probe running', () => leaving.log().includes('sigterm.probe.p0000 started'));
     leaving.kill('SIGTERM');
     const [code] = await once(leaving, 'exit');
     expect(code).toBe(0);
-    expect(logOf()).toMatch(/sigterm\.probe\.p0000 returned to the queue/);
+    expect(leaving.log()).toMatch(/sigterm\.probe\.p0000 returned to the queue/);
     startWorker(redis.url, 'rescuer');
     const report = await waitForBatch('sigterm', { redis: redis.url, intervalMs: 300 });
     expect(report.state).toBe('done');
@@ -253,26 +296,49 @@ describe.skipIf(!redisAvailable)('batch through BullMQ (redis-server started her
     expect(probe.stalls ?? 0).toBe(0); // returned, not stalled
   }, 600_000);
 
-  it('200 tiny jobs across 4 workers with random kills: each job\'s output exists exactly once', async () => {
+  // BRAINLATENT_STRESS_JOBS / _WORKERS / _KILLS make a bigger run (the defaults keep CI short)
+  const stress = { jobs: Number(process.env.BRAINLATENT_STRESS_JOBS ?? 200), workers: Number(process.env.BRAINLATENT_STRESS_WORKERS ?? 4), kills: Number(process.env.BRAINLATENT_STRESS_KILLS ?? 6) };
+
+  it(`${stress.jobs} tiny jobs across ${stress.workers} workers with ${stress.kills} kills, one job's worker killed 3 times over: each job's output exists exactly once, no kill fails the batch, no process is left behind`, async () => {
     for (const w of workers) if (alive(w)) w.kill('SIGKILL');
-    const pool = Array.from({ length: 4 }, (_, i) => startWorker(redis.url, `s${i}`, ['--concurrency', '2']));
+    let n = 0;
+    const pool = Array.from({ length: stress.workers }, () => startWorker(redis.url, `s${n++}`, ['--concurrency', '2']));
     const stressOut = join(dir, 'stress');
-    await submitPlan(probePlan('stress', 200, stressOut, 150), { redis: redis.url });
-    // kill a random worker every 1.5 s and start a fresh one, six times
-    let n = 4;
-    for (let k = 0; k < 6; k++) {
+    // three slow jobs (4 s) among the tiny ones (100 ms): long enough to find their worker and kill it
+    await submitPlan(probePlan('stress', stress.jobs, stressOut, 100, { attempts: 3, backoffMs: 200 }, { count: 3, ms: 4000 }), { redis: redis.url });
+    const orphans: number[] = [];
+    const replace = (victim: WorkerProc) => {
+      orphans.push(...killWorker(victim));
+      pool[pool.indexOf(victim)] = startWorker(redis.url, `s${n++}`, ['--concurrency', '2']);
+    };
+    // the chase: whichever worker runs job p0000 is killed, three times over (BullMQ's default would fail it
+    // at the second stall; a stall is a lost worker, not a failed attempt)
+    const chased = 'stress.probe.p0000';
+    for (let k = 0; k < Math.min(3, stress.kills); k++) {
+      const holder = await until(`a worker running ${chased}`, () => pool.find((p) => alive(p) && p.log().includes(`${chased} started`)));
+      replace(holder);
+    }
+    // the other kills: random workers, every 1.5 s
+    for (let k = 3; k < stress.kills; k++) {
       await sleep(1500);
-      const i = Math.floor(Math.random() * pool.length);
-      pool[i].kill('SIGKILL');
-      pool[i] = startWorker(redis.url, `s${n++}`, ['--concurrency', '2']);
+      replace(pool[Math.floor(Math.random() * pool.length)]);
     }
     const report = await waitForBatch('stress', { redis: redis.url, intervalMs: 500 });
+    const failed = report.jobs.filter((j) => j.state !== 'done' && j.state !== 'skipped');
+    expect(failed.map((j) => `${j.id}: ${j.state} ${j.reason ?? ''}`)).toEqual([]);
     expect(report.state).toBe('done');
-    const files = readdirSync(stressOut).filter((f) => f !== 'executions.log');
-    expect(files).toHaveLength(200);
-    expect(new Set(files).size).toBe(200);
+    const p0 = report.jobs.find((j) => j.id === chased)!;
+    expect(p0.stalls).toBeGreaterThanOrEqual(Math.min(3, stress.kills));
+    // exactly once: one output per job, whole, published once (a re-run after a kill finds it and publishes nothing)
+    const files = readdirSync(stressOut).filter((f) => f.endsWith('.json') && !f.startsWith('.'));
+    expect(files).toHaveLength(stress.jobs);
     for (const f of files) expect(JSON.parse(readFileSync(join(stressOut, f), 'utf8')).id).toBe(f.replace(/\.json$/, ''));
-    const executions = readFileSync(join(stressOut, 'executions.log'), 'utf8').trim().split('\n');
-    expect(new Set(executions.map((l) => l.split(' ')[0])).size).toBe(200);
+    // no job published twice (a worker killed between the publication and this log line leaves a job out of it)
+    const published = readFileSync(join(stressOut, 'published.log'), 'utf8').trim().split('\n').map((l) => l.split(' ')[0]);
+    expect(published.length).toBeGreaterThan(stress.jobs - stress.kills * 2 - 1);
+    expect(new Set(published).size).toBe(published.length);
+    // no job process of a killed worker survives it
+    expect(orphans.length).toBeGreaterThan(0);
+    await expectNoOrphans(orphans);
   }, 900_000);
 });

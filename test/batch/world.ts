@@ -30,3 +30,19 @@ export function batchManifest(w: DemoWorld, name: string, out: string, subjects:
 export function singleConfig(w: DemoWorld, subject: number, out: string): ReconstructConfigInput {
   return { ...(reconTemplate(w) as Omit<ReconstructConfigInput, 'out' | 'nsd' | 'model'>), out, nsd: { root: w.nsdRoot, subject }, model: { ...w.config.model, threads: 1 } } as ReconstructConfigInput;
 }
+
+/** An encoding analysis (z, c and both banded) on the world's streams atlas: small, but every kind of stage. */
+export function encodeTemplate(w: DemoWorld): Record<string, unknown> {
+  return {
+    model: w.modelDir,
+    imageSize: 64,
+    nsd: { roi: 'streams', zscore: 'none', captions: null },
+    featureSets: [
+      { name: 'z', kind: 'z' },
+      { name: 'c', kind: 'c' },
+    ],
+    ridge: { alphas: [1, 10, 100, 1000, 10000] },
+    banded: [{ name: 'z+c', sets: ['z', 'c'], nIter: 5 }],
+    noiseCeiling: 'estimate',
+  };
+}

@@ -2,12 +2,13 @@
  * The job graph of a batch. Per subject: one `betas` job that extracts every region its analyses use into the
  * subject's shared cache (so each extraction runs once), then per analysis a chain of stage jobs —
  * reconstruct: extract → features → decoders → zonly → img2img shards → img2img (merge) → evaluate → report;
- * encode: one job (its stages are not split yet). Job ids are deterministic, `<batch>.<subject>.<analysis>.
- * <stage>[.<shard>]`, so a resubmitted batch maps onto the jobs it already has.
+ * encode: its own stages (extract → ceiling → embed → features.<set> → fit.<table> → banded.<name> → maps →
+ * report, encodeStages), one job each. Job ids are deterministic, `<batch>.<subject>.<analysis>.<stage>[.<shard>]`,
+ * so a resubmitted batch maps onto the jobs it already has.
  */
 import { readNsdDesign } from '../nsd/expdesign.js';
 import type { NsdExtractOptions } from '../nsd/extract.js';
-import { encodeExtractOptions, type EncodeConfig } from '../encoding/encode.js';
+import { encodeExtractOptions, encodeStages, type EncodeConfig } from '../encoding/encode.js';
 import type { ReconstructConfig } from '../pipeline/config.js';
 import { STAGES, type StageName } from '../pipeline/runFolder.js';
 import { extractOptions, img2imgShards, type Img2ImgShard } from '../pipeline/stages.js';
@@ -16,7 +17,8 @@ import type { ResolvedBatch, ResolvedSubject } from './manifest.js';
 /**
  * Queues by the resource a job needs, so machines can take only what suits them (`worker --queues sample`
  * on GPU nodes): data = NSD extraction (I/O), compute = decoders, evaluation, reports, encode (CPU, BLAS),
- * sample = the diffusion model (z and c features, z-only decode, img2img shards), control = joins.
+ * sample = the diffusion model (z and c features, z-only decode, img2img shards; encode's embeddings and
+ * diffusion features), control = joins.
  */
 export const QUEUES = ['data', 'compute', 'sample', 'control'] as const;
 export type QueueClass = (typeof QUEUES)[number];
@@ -26,7 +28,8 @@ export type NodeWork =
   | { kind: 'stage'; config: ReconstructConfig; stage: Exclude<StageName, 'img2img'> }
   | { kind: 'shard'; config: ReconstructConfig; shard: Img2ImgShard }
   | { kind: 'merge'; config: ReconstructConfig; shards: Img2ImgShard[] }
-  | { kind: 'encode'; config: EncodeConfig }
+  /** One stage of an encoding analysis (an id of encodeStages(config)). */
+  | { kind: 'encodeStage'; config: EncodeConfig; stage: string }
   | { kind: 'subject' }
   /** A tiny job (wait `ms`, write one file): measures the queue's own cost, and exercises the faults. */
   | { kind: 'probe'; out: string; ms: number };
@@ -37,7 +40,7 @@ export interface BatchNode {
   subject: string;
   /** null for the subject's own jobs (betas, the subject join). */
   analysis: string | null;
-  /** Stage name as shown in summaries: betas, extract … report, img2img (shards and merge), encode, subject. */
+  /** Stage name as shown in summaries: betas, a reconstruction's extract … report (img2img: shards and merge), an encoding's stage ids, subject. */
   stage: string;
   /** Shard label (k<seeds>.i<images>) for img2img shards. */
   shard?: string;
@@ -69,6 +72,18 @@ export interface BatchPlan {
   hash: string;
   retry: { attempts: number; backoffMs: number };
   subjects: SubjectPlan[];
+}
+
+/** The queue of an encoding stage: the diffusion model's work on sample, the extraction on data, the fits on compute. */
+function encodeQueue(stage: string): QueueClass {
+  if (stage === 'extract') return 'data';
+  if (stage === 'embed' || stage.startsWith('features.')) return 'sample';
+  return 'compute';
+}
+
+/** The stages of an analysis in order, as its jobs name them (a reconstruction's img2img covers its shards). */
+export function analysisStages(kind: 'reconstruct' | 'encode', config: ReconstructConfig | EncodeConfig): string[] {
+  return kind === 'reconstruct' ? [...STAGES] : encodeStages(config as EncodeConfig).map((s) => s.id);
 }
 
 const STAGE_QUEUE: Record<StageName, QueueClass> = {
@@ -113,7 +128,13 @@ async function planSubject(batch: ResolvedBatch, s: ResolvedSubject): Promise<Su
     const steps: AnalysisPlan['steps'] = [];
     let prev = [betas.id];
     if (a.kind === 'encode') {
-      steps.push(node({ id: `${id}.encode`, analysis: a.name, stage: 'encode', queue: 'compute', deps: prev, work: { kind: 'encode', config: a.config as EncodeConfig } }));
+      // one job per stage, with the stages' own dependencies (the local runner runs independent ones side by
+      // side); they come in dependency order, so the queue's chain of them is valid too
+      const config = a.config as EncodeConfig;
+      for (const st of encodeStages(config)) {
+        const deps = st.deps.length ? st.deps.map((d) => `${id}.${d}`) : prev;
+        steps.push(node({ id: `${id}.${st.id}`, analysis: a.name, stage: st.id, queue: encodeQueue(st.id), deps, work: { kind: 'encodeStage', config, stage: st.id } }));
+      }
     } else {
       const config = a.config as ReconstructConfig;
       for (const stage of STAGES) {
@@ -163,10 +184,11 @@ export function planNodes(plan: BatchPlan): BatchNode[] {
 }
 
 /**
- * `count` independent tiny jobs (wait `ms`, write `<out>/<job id>.json`) spread over the work queues, joined
- * by one root: what `bench batch` measures the queue's overhead with, and what the fault tests kill workers in.
+ * `count` independent tiny jobs (wait `ms`, publish `<out>/<job id>.json` once) spread over the work queues,
+ * joined by one root: what `bench batch` measures the queue's overhead with, and what the fault tests kill
+ * workers in. The first `slow.count` jobs take `slow.ms` instead (long enough to be caught running).
  */
-export function probePlan(id: string, count: number, out: string, ms: number, retry = { attempts: 3, backoffMs: 200 }): BatchPlan {
+export function probePlan(id: string, count: number, out: string, ms: number, retry = { attempts: 3, backoffMs: 200 }, slow = { count: 0, ms }): BatchPlan {
   const probes: BatchNode[] = Array.from({ length: count }, (_, i) => ({
     id: `${id}.probe.p${String(i).padStart(4, '0')}`,
     batch: id,
@@ -176,8 +198,8 @@ export function probePlan(id: string, count: number, out: string, ms: number, re
     shard: `p${i}`,
     queue: (['data', 'compute', 'sample'] as const)[i % 3],
     deps: [],
-    work: { kind: 'probe', out, ms },
+    work: { kind: 'probe', out, ms: i < slow.count ? slow.ms : ms },
   }));
   const root: BatchNode = { id: `${id}.probe`, batch: id, subject: 'probe', analysis: null, stage: 'subject', queue: 'control', deps: probes.map((p) => p.id), work: { kind: 'subject' } };
-  return { id, out, hash: `probe-${count}-${ms}`, retry, subjects: [{ name: 'probe', root, shared: probes, analyses: [] }] };
+  return { id, out, hash: `probe-${count}-${ms}-${slow.count}x${slow.ms}`, retry, subjects: [{ name: 'probe', root, shared: probes, analyses: [] }] };
 }

@@ -1,6 +1,9 @@
 /**
- * A pool of worker processes for the local runner: each child runs one job at a time with runNode (native
- * work in its own process, so a crash loses one attempt, not the batch) and reports progress over IPC.
+ * A pool of job processes, shared by the local runner and the BullMQ worker: each child runs one job at a time
+ * with runNode (native work in its own process, so a crash loses one attempt, not the batch, and the parent's
+ * event loop stays free) and reports progress over IPC. A child never outlives its parent: on Linux the kernel
+ * kills it when the parent dies (`setpriv --pdeathsig KILL`), and the child also kills itself when its IPC
+ * channel closes or it is re-parented (any platform).
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -12,7 +15,7 @@ import type { SerializedError } from './errors.js';
 import type { BatchNode } from './graph.js';
 import type { NodeResult } from './runNode.js';
 
-export type PoolRequest = { type: 'run'; node: BatchNode; depsRan: boolean } | { type: 'abort' };
+export type PoolRequest = { type: 'run'; node: BatchNode; depsRan: boolean } | { type: 'abort'; reason?: string };
 export type PoolReply =
   | { type: 'progress'; fraction: number; message?: string }
   | { type: 'result'; result: NodeResult }
@@ -34,19 +37,36 @@ export function poolWorkerPath(): string {
   return existsSync(here) ? here : join(packageRoot, 'dist', 'batch', 'poolWorker.js');
 }
 
+/** util-linux's setpriv, which sets the parent-death signal before it becomes node (Linux only). */
+const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => process.platform === 'linux' && existsSync(p));
+
 interface Slot {
   child: ChildProcess;
   busy: boolean;
+}
+
+/** What a caller sees of a running job: its process, and a way to stop it. */
+export interface PoolRun {
+  pid: number | undefined;
+  result: Promise<NodeResult>;
+  /** Asks the job to stop (its signal fires with `reason`); it rejects when it has. */
+  abort(reason?: string): void;
 }
 
 export class ProcessPool {
   private slots: Slot[] = [];
   private closed = false;
 
-  constructor(readonly size: number, private readonly env: NodeJS.ProcessEnv = process.env) {}
+  constructor(
+    readonly size: number,
+    private readonly env: NodeJS.ProcessEnv = process.env,
+  ) {}
 
   private spawn(): Slot {
-    const child = fork(poolWorkerPath(), [], { env: this.env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const options = SETPRIV
+      ? { execPath: SETPRIV, execArgv: ['--pdeathsig', 'KILL', '--', process.execPath, ...process.execArgv] }
+      : {};
+    const child = fork(poolWorkerPath(), [], { env: this.env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], ...options });
     const slot = { child, busy: false };
     child.once('exit', () => {
       this.slots = this.slots.filter((s) => s !== slot);
@@ -58,9 +78,14 @@ export class ProcessPool {
     return this.size - this.slots.filter((s) => s.busy).length;
   }
 
-  /** Runs a job in a free child (one is started when needed); rejects with PoolJobError. */
-  run(node: BatchNode, depsRan: boolean, onProgress: (fraction: number, message?: string) => void, signal?: AbortSignal): Promise<NodeResult> {
-    if (this.closed) return Promise.reject(new Error('pool closed'));
+  /** Pids of the pool's processes (busy or idle). */
+  get pids(): number[] {
+    return this.slots.map((s) => s.child.pid).filter((p): p is number => p !== undefined);
+  }
+
+  /** Starts a job in a free child (one is started when needed); `result` rejects with PoolJobError. */
+  start(node: BatchNode, depsRan: boolean, onProgress: (fraction: number, message?: string) => void): PoolRun {
+    if (this.closed) return { pid: undefined, result: Promise.reject(new Error('pool closed')), abort: () => {} };
     let slot = this.slots.find((s) => !s.busy && s.child.connected);
     if (!slot) {
       slot = this.spawn();
@@ -68,12 +93,12 @@ export class ProcessPool {
     }
     const s = slot;
     s.busy = true;
-    return new Promise<NodeResult>((resolve, reject) => {
-      const onAbort = () => s.child.send({ type: 'abort' } satisfies PoolRequest);
+    let settled = false;
+    const result = new Promise<NodeResult>((resolve, reject) => {
       const cleanup = () => {
+        settled = true;
         s.child.off('message', onMessage);
         s.child.off('exit', onExit);
-        signal?.removeEventListener('abort', onAbort);
         s.busy = false;
       };
       const onMessage = (m: PoolReply) => {
@@ -86,15 +111,30 @@ export class ProcessPool {
       };
       const onExit = (code: number | null, sig: string | null) => {
         cleanup();
-        reject(new PoolJobError({ name: 'WorkerExit', message: `the worker process died (exit code ${code}, signal ${sig})`, input: false }));
+        reject(new PoolJobError({ name: 'WorkerExit', message: `the job's process died (exit code ${code}, signal ${sig})`, input: false }));
       };
       s.child.on('message', onMessage);
       s.child.once('exit', onExit);
-      signal?.addEventListener('abort', onAbort, { once: true });
       s.child.send({ type: 'run', node, depsRan } satisfies PoolRequest);
     });
+    return {
+      pid: s.child.pid,
+      result,
+      abort: (reason?: string) => {
+        if (!settled && s.child.connected) s.child.send({ type: 'abort', reason } satisfies PoolRequest);
+      },
+    };
   }
 
+  /** Runs a job to its end; `signal` aborts it. */
+  run(node: BatchNode, depsRan: boolean, onProgress: (fraction: number, message?: string) => void, signal?: AbortSignal): Promise<NodeResult> {
+    const r = this.start(node, depsRan, onProgress);
+    const onAbort = () => r.abort(String(signal?.reason ?? 'aborted'));
+    signal?.addEventListener('abort', onAbort, { once: true });
+    return r.result.finally(() => signal?.removeEventListener('abort', onAbort));
+  }
+
+  /** Stops every child (a running job is killed: the caller has given up on it) and waits for them to exit. */
   async close(): Promise<void> {
     this.closed = true;
     await Promise.all(
@@ -103,7 +143,7 @@ export class ProcessPool {
           new Promise<void>((resolve) => {
             if (s.child.exitCode !== null || s.child.signalCode !== null) return resolve();
             s.child.once('exit', () => resolve());
-            s.child.kill('SIGTERM');
+            s.child.kill('SIGKILL');
           }),
       ),
     );

@@ -1,45 +1,52 @@
-/** Child process of the local pool: runs the jobs the parent sends, one at a time (see pool.ts). */
+/** Child process of a job pool: runs the jobs the parent sends, one at a time (see pool.ts). */
 import { serializeError } from './errors.js';
-import { applyThreadsFromEnv } from './processJob.js';
+import { applyThreadsFromEnv } from './jobThreads.js';
 import type { PoolReply, PoolRequest } from './pool.js';
 import { runNode } from './runNode.js';
 
-applyThreadsFromEnv();
+/**
+ * Never outlive the parent: a killed worker's job is redone elsewhere, and a second writer of the same outputs
+ * (or 650 MB of a model nobody waits for) would be one too many. SIGKILL, not exit: no handler, no native
+ * thread can hold the process back.
+ */
+const die = () => process.kill(process.pid, 'SIGKILL');
+process.on('disconnect', die);
+const parent = process.ppid;
+setInterval(() => {
+  if (!process.connected || process.ppid !== parent) die();
+}, 500).unref();
+
+// set before any job runs (the first message waits for it)
+const ready = applyThreadsFromEnv();
 let current: AbortController | null = null;
 const send = (m: PoolReply) => process.send?.(m);
 
 process.on('message', (m: PoolRequest) => {
   if (m.type === 'abort') {
-    current?.abort();
+    current?.abort(m.reason);
     return;
   }
   const ac = new AbortController();
   current = ac;
   let last = 0;
-  runNode(m.node, {
-    depsRan: m.depsRan,
-    signal: ac.signal,
-    progress: (fraction, message) => {
-      // a few updates a second are enough for a table
-      const now = Date.now();
-      if (now - last < 200 && fraction < 1) return;
-      last = now;
-      send({ type: 'progress', fraction, message });
-    },
-  }).then(
-    (result) => send({ type: 'result', result }),
-    (e: unknown) => send({ type: 'error', error: serializeError(e) }),
-  ).finally(() => {
-    current = null;
-  });
+  const progress = (fraction: number, message?: string) => {
+    // a few updates a second are enough for a table
+    const now = Date.now();
+    if (now - last < 250 && fraction < 1) return;
+    last = now;
+    send({ type: 'progress', fraction, message });
+  };
+  ready
+    .then(() => runNode(m.node, { depsRan: m.depsRan, signal: ac.signal, progress }))
+    .then(
+      (result) => send({ type: 'result', result }),
+      (e: unknown) => send({ type: 'error', error: serializeError(e) }),
+    )
+    .finally(() => {
+      current = null;
+    });
 });
 process.on('SIGTERM', () => {
-  current?.abort();
+  current?.abort('terminated');
   process.exit(0);
 });
-process.on('disconnect', () => process.exit(0));
-// never outlive the batch runner, even when 'disconnect' does not come (the runner was SIGKILLed)
-const parent = process.ppid;
-setInterval(() => {
-  if (!process.connected || process.ppid !== parent) process.exit(1);
-}, 1000).unref();

@@ -3,21 +3,21 @@
  * outputs are complete (its marker matches the config and every output exists) is skipped, unless a job it
  * depends on ran in this batch. Markers are written last, so an interrupted job is redone.
  */
-import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { appendFile, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { appendFile, link, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 
-import { CancelledError } from '../errors.js';
-import { encode, type EncodeConfig } from '../encoding/encode.js';
-import { extractNsd } from '../nsd/extract.js';
-import { configHash, stableJson, type ReconstructConfig } from '../pipeline/config.js';
-import { preflight } from '../pipeline/preflight.js';
-import { markStage, paths, stageDone, writeManifest } from '../pipeline/runFolder.js';
-import { img2imgShardStage, STAGE_RUNNERS, type Img2ImgShard, type StageContext } from '../pipeline/stages.js';
-import { Diffusion } from '../sd/Diffusion.js';
+import { CancelledError, InvalidArgumentError } from '../errors.js';
+import { configHash, type ReconstructConfig } from '../pipeline/config.js';
+import type { Img2ImgShard, StageContext } from '../pipeline/stages.js';
+import type { Diffusion } from '../sd/Diffusion.js';
 import type { BatchNode } from './graph.js';
 import { shardLabel } from './graph.js';
+
+// The stage code (the engine, ONNX Runtime, HDF5) is imported when a job needs it, so a job process starts
+// quickly and holds only what its jobs use.
+const pipelineStages = () => import('../pipeline/stages.js');
+const runFolder = () => import('../pipeline/runFolder.js');
 
 export interface NodeControl {
   /** Fraction of this job done (0..1) and what it is doing. */
@@ -70,8 +70,30 @@ function versions(): Record<string, string> {
   return { node: process.version, platform: `${process.platform} ${process.arch}`, runner: 'brainlatent batch' };
 }
 
+/**
+ * Publishes `path` exactly once: the data go to a private temporary, which is hard-linked into place only if
+ * nothing is there yet. Returns false (and writes nothing) when an earlier execution of the same job already
+ * published it, e.g. one whose worker was killed after the link.
+ */
+async function publishOnce(path: string, data: string): Promise<boolean> {
+  await mkdir(dirname(path), { recursive: true });
+  const tmp = join(dirname(path), `.${Math.random().toString(36).slice(2)}-${process.pid}.tmp`);
+  await writeFile(tmp, data);
+  try {
+    await link(tmp, path);
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw e;
+  } finally {
+    await rm(tmp, { force: true });
+  }
+}
+
 /** Runs a reconstruction stage (or one img2img shard) with the pipeline's own stage code. */
 async function withStageContext<T>(config: ReconstructConfig, ctl: NodeControl, fn: (ctx: StageContext) => Promise<T>): Promise<T> {
+  const { preflight } = await import('../pipeline/preflight.js');
+  const { Diffusion } = await import('../sd/Diffusion.js');
   const pre = await preflight(config);
   let sd: Diffusion | undefined;
   const ctx: StageContext = {
@@ -95,7 +117,6 @@ async function withStageContext<T>(config: ReconstructConfig, ctl: NodeControl, 
   }
 }
 
-const encodeHash = (c: EncodeConfig) => createHash('sha256').update(stableJson({ ...c, out: undefined })).digest('hex').slice(0, 16);
 
 export async function runNode(node: BatchNode, ctl: NodeControl): Promise<NodeResult> {
   const t0 = performance.now();
@@ -105,6 +126,7 @@ export async function runNode(node: BatchNode, ctl: NodeControl): Promise<NodeRe
     case 'subject':
       return { status: ctl.depsRan ? 'done' : 'skipped', seconds: 0 };
     case 'betas': {
+      const { extractNsd } = await import('../nsd/extract.js');
       let fresh = 0;
       for (const [i, o] of w.extractions.entries()) {
         const r = await extractNsd({ ...o, onProgress: (e) => ctl.progress((i + e.done / e.total) / w.extractions.length, `${o.roi}: session ${e.session}`) });
@@ -114,6 +136,8 @@ export async function runNode(node: BatchNode, ctl: NodeControl): Promise<NodeRe
     }
     case 'stage': {
       const { config, stage } = w;
+      const { markStage, stageDone, writeManifest } = await runFolder();
+      const { STAGE_RUNNERS } = await pipelineStages();
       if (!ctl.depsRan && (await stageDone(config, stage))) return { status: 'skipped', seconds: seconds() };
       if (stage === 'extract') await writeManifest(config, versions());
       const r = await withStageContext(config, ctl, (ctx) => STAGE_RUNNERS[stage](ctx));
@@ -123,6 +147,7 @@ export async function runNode(node: BatchNode, ctl: NodeControl): Promise<NodeRe
     case 'shard': {
       const { config, shard } = w;
       if (!ctl.depsRan && (await shardDone(config, shard))) return { status: 'skipped', seconds: seconds() };
+      const { img2imgShardStage } = await pipelineStages();
       const r = await withStageContext(config, ctl, (ctx) => img2imgShardStage(ctx, shard));
       const marker: ShardMarker = { shard, configHash: configHash(config), seconds: seconds(), outputs: r.outputs, summary: r.summary };
       await writeJsonAtomic(shardMarkerPath(config, shard), marker);
@@ -131,6 +156,7 @@ export async function runNode(node: BatchNode, ctl: NodeControl): Promise<NodeRe
     case 'merge': {
       // every shard has finished (the graph says so); check their markers and record the stage
       const { config } = w;
+      const { markStage, paths, stageDone } = await runFolder();
       if (!ctl.depsRan && (await stageDone(config, 'img2img'))) return { status: 'skipped', seconds: seconds() };
       const markers: ShardMarker[] = [];
       for (const sh of w.shards) {
@@ -154,25 +180,33 @@ export async function runNode(node: BatchNode, ctl: NodeControl): Promise<NodeRe
       if (!ctl.depsRan && existsSync(file)) return { status: 'skipped', seconds: seconds() };
       const steps = Math.max(1, Math.ceil(w.ms / 50));
       for (let i = 0; i < steps; i++) {
-        if (ctl.signal?.aborted) throw new CancelledError(`${node.id}: cancelled`);
+        if (ctl.signal?.aborted) throw new CancelledError(`${node.id}: ${String(ctl.signal.reason ?? 'cancelled')}`);
         await new Promise((r) => setTimeout(r, w.ms / steps));
         ctl.progress((i + 1) / steps);
       }
-      // every execution is logged (a killed worker's job runs again); the output appears once, whole
+      // every execution is logged (a killed worker's job runs again); the output is published once, whole
       await mkdir(w.out, { recursive: true });
       await appendFile(join(w.out, 'executions.log'), `${node.id} ${process.pid}\n`);
-      await writeJsonAtomic(file, { id: node.id, pid: process.pid, at: new Date().toISOString() });
-      return { status: 'done', seconds: seconds() };
+      const published = await publishOnce(file, JSON.stringify({ id: node.id, pid: process.pid, at: new Date().toISOString() }));
+      if (published) await appendFile(join(w.out, 'published.log'), `${node.id} ${process.pid}\n`);
+      return { status: published ? 'done' : 'skipped', seconds: seconds() };
     }
-    case 'encode': {
-      const c = w.config;
-      const markerPath = join(c.out, 'stages', 'encode.json');
-      const m = await readJson<{ hash: string; outputs: string[] }>(markerPath);
-      if (!ctl.depsRan && m && m.hash === encodeHash(c) && m.outputs.every((o) => existsSync(join(c.out, o)))) return { status: 'skipped', seconds: seconds() };
-      const r = await encode(c, { signal: ctl.signal, onProgress: (p) => ctl.progress((p.index - 1 + p.fraction) / p.stages, `${p.stage}: ${p.detail}`) });
-      const summary = { voxels: r.voxels, featureSets: Object.fromEntries(r.featureSets.map((f) => [f.name, f.meanR])) };
-      await writeJsonAtomic(markerPath, { hash: encodeHash(c), outputs: r.files, seconds: seconds(), summary });
-      return { status: 'done', seconds: seconds(), summary };
+    case 'encodeStage': {
+      // one stage of encode(), with its own stage code; the first also checks the inputs and claims the folder
+      const { config, stage } = w;
+      const { stageDone, writeManifest } = await runFolder();
+      if (!ctl.depsRan && (await stageDone(config, stage))) return { status: 'skipped', seconds: seconds() };
+      const { encodeStages } = await import('../encoding/stages.js');
+      const def = encodeStages(config).find((s) => s.id === stage);
+      if (!def) throw new InvalidArgumentError(`${node.id}: the encode config has no stage '${stage}' (stages: ${encodeStages(config).map((s) => s.id).join(', ')})`);
+      if (stage === 'extract') {
+        const { preflightEncode } = await import('../encoding/preflight.js');
+        await preflightEncode(config);
+        await writeManifest(config, versions());
+      }
+      const { runStage } = await import('../pipeline/stageRunner.js');
+      const r = await runStage(config, def, { progress: ctl.progress, signal: ctl.signal });
+      return { status: 'done', seconds: seconds(), summary: r.summary };
     }
   }
 }

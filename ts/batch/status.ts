@@ -52,6 +52,73 @@ export interface BatchStatus {
   jobsPerMinute: number | null;
   etaSeconds: number | null;
   startedAt: number | null;
+  /** Per subject, in batch order: its share done and when it should finish (see subjectProgress). */
+  subjects: SubjectProgress[];
+}
+
+export interface SubjectProgress {
+  subject: string;
+  /** 'running' while any of its jobs is waiting or active; otherwise done, failed (a job failed or was blocked) or cancelled. */
+  state: BatchState;
+  /** Its jobs' share finished, weighted by their expected seconds. */
+  progress: number;
+  /** Seconds until it should be finished (0 when it is), null before any job has done work to measure. */
+  etaSeconds: number | null;
+}
+
+const stageKey = (j: JobInfo) => `${j.analysis ?? ''}\u0000${j.stage}`;
+
+/**
+ * Per-subject progress and ETA from the work measured so far. A job's expected cost is the mean seconds of the
+ * finished jobs of its stage (any subject), else the mean of all finished jobs. The workers are taken to go on
+ * at the batch's measured pace (work-seconds done per wall second since it started) and, as the queues are
+ * first in, first out, to finish the subjects in batch order: a subject is done once its own remaining work and
+ * that of the unfinished subjects before it are. A subject's chain of stages is also a floor: its ETA is never
+ * below its own remaining work divided by the jobs it can run at once (one, except for shards).
+ */
+export function subjectProgress(jobs: JobInfo[], startedAt: number | null, now = Date.now()): SubjectProgress[] {
+  const worked = jobs.filter((j) => j.state === 'done' && j.seconds !== undefined);
+  const byStage = new Map<string, { sum: number; n: number }>();
+  for (const j of worked) {
+    const g = byStage.get(stageKey(j)) ?? { sum: 0, n: 0 };
+    g.sum += j.seconds!;
+    g.n++;
+    byStage.set(stageKey(j), g);
+  }
+  const overall = worked.length ? worked.reduce((a, j) => a + j.seconds!, 0) / worked.length : null;
+  const cost = (j: JobInfo) => {
+    const g = byStage.get(stageKey(j));
+    // joins (the control queue) do no work of their own
+    return g ? g.sum / g.n : j.queue === 'control' ? 0 : (overall ?? 1);
+  };
+  const elapsed = startedAt === null ? 0 : (now - startedAt) / 1000;
+  const doneWork = worked.reduce((a, j) => a + j.seconds!, 0) + jobs.filter((j) => j.state === 'active').reduce((a, j) => a + j.fraction * cost(j), 0);
+  const pace = elapsed > 0 && overall !== null ? doneWork / elapsed : null; // work-seconds per wall second
+  const subjects = [...new Set(jobs.map((j) => j.subject))];
+  let before = 0;
+  return subjects.map((subject) => {
+    const js = jobs.filter((j) => j.subject === subject);
+    const total = js.reduce((a, j) => a + cost(j), 0);
+    const left = js.reduce((a, j) => a + (isFinished(j.state) ? 0 : cost(j) * (1 - (j.state === 'active' ? j.fraction : 0))), 0);
+    const counts = new Set(js.map((j) => j.state));
+    const running = counts.has('active') || counts.has('waiting');
+    const state: BatchState = running ? 'running' : counts.has('cancelled') ? 'cancelled' : counts.has('failed') || counts.has('blocked') ? 'failed' : 'done';
+    let etaSeconds: number | null = running ? null : 0;
+    if (running && pace) {
+      before += left;
+      // its longest remaining chain: shards of one stage run side by side, an analysis's stages one after
+      // another, the subject's analyses side by side after its shared jobs
+      const chain = new Map<string, number>();
+      for (const j of js) if (!isFinished(j.state)) chain.set(stageKey(j), Math.max(chain.get(stageKey(j)) ?? 0, cost(j) * (1 - (j.state === 'active' ? j.fraction : 0))));
+      const perAnalysis = new Map<string, number>();
+      for (const [k, v] of chain) perAnalysis.set(k.split('\u0000')[0], (perAnalysis.get(k.split('\u0000')[0]) ?? 0) + v);
+      const shared = perAnalysis.get('') ?? 0;
+      perAnalysis.delete('');
+      const floor = shared + Math.max(0, ...perAnalysis.values());
+      etaSeconds = Math.max(before / pace, floor);
+    }
+    return { subject, state, progress: total > 0 ? 1 - left / total : 1, etaSeconds };
+  });
 }
 
 /** One cell of the summary: a stage of an analysis of a subject (an img2img cell covers its shards). */
@@ -91,7 +158,7 @@ export function batchStatus(batch: string, jobs: JobInfo[], startedAt: number | 
   const jobsPerMinute = minutes > 0 && worked.length ? (worked.length + partial) / minutes : null;
   const left = jobs.length - finished - partial;
   const etaSeconds = state !== 'running' ? 0 : jobsPerMinute ? (60 * left) / jobsPerMinute : null;
-  return { batch, state, jobs, counts, progress, jobsPerMinute, etaSeconds, startedAt };
+  return { batch, state, jobs, counts, progress, jobsPerMinute, etaSeconds, startedAt, subjects: subjectProgress(jobs, startedAt, now) };
 }
 
 const PRECEDENCE: JobState[] = ['failed', 'cancelled', 'blocked', 'active', 'waiting', 'done', 'skipped'];

@@ -1,4 +1,4 @@
-/** The live table of `batch watch`: subjects × stages, with the batch's rate and ETA underneath. */
+/** The live table of `batch watch`: subjects × stages with each subject's ETA, the batch's rate and ETA underneath. */
 import { summarize, type BatchStatus } from './status.js';
 
 function cellText(c: ReturnType<typeof summarize>[number]): string {
@@ -32,7 +32,8 @@ export function renderTable(status: BatchStatus & { workers?: Record<string, num
   const subjects = [...new Set(cells.map((c) => c.subject))];
   const width = Math.max(8, ...columns.map((c) => c.length)) + 2;
   const sw = Math.max(7, ...subjects.map((s) => s.length)) + 2;
-  const lines = [`${'subject'.padEnd(sw)}${columns.map((c) => c.padEnd(width)).join('')}`];
+  const lines = [`${'subject'.padEnd(sw)}${columns.map((c) => c.padEnd(width)).join('')}ETA`];
+  const perSubject = new Map((status.subjects ?? []).map((p) => [p.subject, p]));
   const reasons: string[] = [];
   for (const s of subjects) {
     let line = s.padEnd(sw);
@@ -41,7 +42,9 @@ export function renderTable(status: BatchStatus & { workers?: Record<string, num
       line += (c ? cellText(c) : '').padEnd(width);
       if (c?.state === 'failed' && c.reason) reasons.push(`${s} ${col}: ${c.reason}`);
     }
-    lines.push(line);
+    const p = perSubject.get(s);
+    if (p) line += p.state !== 'running' ? p.state : p.etaSeconds !== null ? `${Math.floor(p.progress * 100)}%, ${duration(p.etaSeconds)}` : `${Math.floor(p.progress * 100)}%, –`;
+    lines.push(line.trimEnd());
   }
   const k = status.counts;
   const rate = status.jobsPerMinute ? `${status.jobsPerMinute.toFixed(1)} jobs/min` : 'rate: –';

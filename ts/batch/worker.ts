@@ -1,146 +1,364 @@
 /**
- * `createWorker({redis})`: takes batch jobs from the queues and runs them with runNode, on any machine that
- * sees the same data and output folders. Work jobs run in BullMQ sandboxes (child processes, see
- * processJob.ts); joins run here. Lock and stall intervals are short (a killed worker's job is back
- * in the queue within about lockMs + 2 × stallMs); input errors fail at once (UnrecoverableError), others
- * are retried with backoff; `close()` lets the running jobs finish for `graceMs`, then returns them to the
- * queue (no attempt used) and resolves.
+ * `createWorker({redis})`: takes batch jobs from the queues and runs them, on any machine that sees the same data
+ * and output folders.
+ *
+ * - Work jobs (data, compute, sample queues) run in a pool of job processes (pool.ts): `concurrency` of them at
+ *   once for the whole worker, whatever queue they come from, so a GPU machine given `--concurrency 1` runs one
+ *   job, not one per queue. Jobs are fetched by hand (BullMQ's manual-processing pattern) only when a process is
+ *   free, so a busy worker never holds jobs that another could run.
+ * - Joins (control queue: a subject's fan-out, the merge of img2img shards) are small and run here, beside.
+ * - Locks are renewed by a thread of their own (lockKeeper.ts), never by this event loop. A worker that dies
+ *   takes its job processes with it (pool.ts); its jobs' locks expire and the next stalled-job check puts them
+ *   back for another worker: within about lockMs + 2 × stallMs.
+ * - A stall is a lost lease, not a failed attempt: BullMQ fails a job that stalls more than `maxStalledCount`
+ *   times whatever `attempts` says, so that limit is set high (a job only stalls when its worker dies or hangs);
+ *   it remains as the guard against a job that takes down every worker that runs it.
+ * - Input errors fail the job at once (UnrecoverableError), others are retried with backoff; `close()` lets the
+ *   running jobs finish for `graceMs`, then returns them to the queue (no attempt used) and resolves.
  */
-import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 
-import { FlowProducer, Queue, UnrecoverableError, WaitingChildrenError, Worker, type Job } from 'bullmq';
+import { FlowProducer, isNotConnectionError, Queue, UnrecoverableError, WaitingChildrenError, Worker, type Job } from 'bullmq';
 
-import { packageRoot } from '../native/binding.js';
 import { isInputError } from './errors.js';
 import { QUEUES, type QueueClass } from './graph.js';
-import { CANCELLED, CLOSING, dependenciesRan, THREADS_ENV } from './processJob.js';
+import { THREADS_ENV } from './jobThreads.js';
+import { LockKeeper } from './lockKeeper.js';
+import { PoolJobError, ProcessPool, type PoolRun } from './pool.js';
 import { keys, PREFIX, redisConnection } from './redis.js';
 import { runNode, type NodeResult } from './runNode.js';
+import type { BatchEvent, JobInfo, JobState } from './status.js';
 import type { JobData } from './submit.js';
 
 export interface WorkerOptions {
   redis: string;
-  /** Jobs at once per queue. Default 1. */
+  /** Work jobs at once in this worker, over all its queues (job processes). Default 1. */
   concurrency?: number;
   /** Queues to take jobs from. Default all: data, compute, sample, control. */
   queues?: QueueClass[];
-  /** Lock time of a job; renewed every lockMs/2 while it runs. Default 6000. */
+  /** Lock time of a job, renewed every lockMs/4 by the lock keeper. Default 6000. */
   lockMs?: number;
   /** How often stalled jobs are looked for. Default 2000. */
   stallMs?: number;
-  /** A job that stalls more often than this fails (BullMQ ignores `attempts` for stalls). Default 2. */
+  /** A job that stalls more often than this fails, whatever its attempts (see above). Default 20. */
   maxStalledCount?: number;
   /** On close: how long running jobs may take to finish before they are returned to the queue. Default 30000. */
   graceMs?: number;
+  /** Longest wait between two looks at empty queues, in ms. Default 1000. */
+  pollMs?: number;
   /** Name shown as the job's worker (default host:pid). */
   name?: string;
   /** Threads of the engine (BLAS, its loops) in each job's process; 0 or unset: all cores. ONNX Runtime's come from the config (model.threads). */
   threads?: number;
   /** One line per job event (start, done, failed, returned), for logs. */
   onLog?: (line: string) => void;
+  /** The jobs of this worker as they start, progress and end (the same events as runBatch's). */
+  onEvent?: (e: BatchEvent) => void;
 }
 
 export interface BatchWorker {
   name: string;
-  /** Jobs being run now. */
+  /** Work jobs being run now. */
   readonly running: number;
+  /** Pids of the job processes (for monitoring). */
+  readonly processes: number[];
   /** Stops taking jobs, lets running ones finish within graceMs, returns the rest to the queue; resolves when closed. */
   close(): Promise<void>;
 }
 
-/** The compiled sandbox entry (dist/batch/sandbox.js), also when this module runs from the TypeScript sources. */
-export function sandboxPath(): string {
-  const here = join(dirname(fileURLToPath(import.meta.url)), 'sandbox.js');
-  return existsSync(here) ? here : join(packageRoot, 'dist', 'batch', 'sandbox.js');
+/** Abort reasons: the batch was cancelled, the worker is closing, another worker holds the job now. */
+export const CANCELLED = 'batch cancelled';
+export const CLOSING = 'worker closing';
+export const LOST = 'lock lost';
+
+/** True when a job that this one depends on ran in this batch (the shared extraction only fills a cache). */
+export function dependenciesRan(children: Record<string, unknown>): boolean {
+  return Object.entries(children).some(([k, v]) => (v as NodeResult | null)?.status === 'done' && !k.endsWith('.betas'));
+}
+
+interface Running {
+  job: Job<JobData, NodeResult>;
+  token: string;
+  queue: QueueClass;
+  stop?: string;
+  run?: PoolRun;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Retries a Redis call through a connection outage (ioredis reconnects); other errors are thrown. */
+async function settle<T>(fn: () => Promise<T>, closed: () => boolean): Promise<T> {
+  for (;;) {
+    try {
+      return await fn();
+    } catch (e) {
+      if (isNotConnectionError(e as Error) || closed()) throw e;
+      await sleep(1000);
+    }
+  }
 }
 
 export async function createWorker(options: WorkerOptions): Promise<BatchWorker> {
   const connection = redisConnection(options.redis);
   const name = options.name ?? `${hostname()}:${process.pid}`;
   const log = options.onLog ?? (() => {});
-  // the sandboxes are forked with this process's environment
-  if (options.threads) process.env[THREADS_ENV] = String(options.threads);
-  const flows = new FlowProducer({ connection, prefix: PREFIX });
+  const lockMs = options.lockMs ?? 6000;
+  const concurrency = Math.max(1, options.concurrency ?? 1);
+  const pollMs = options.pollMs ?? 1000;
+  const queues = options.queues ?? [...QUEUES];
+  // the job processes are forked with this process's environment
+  const env = options.threads ? { ...process.env, [THREADS_ENV]: String(options.threads) } : process.env;
+  const pool = new ProcessPool(concurrency, env);
   const control = new Queue('control', { connection, prefix: PREFIX });
+  control.on('error', () => {});
   const redis = async () => control.getBackend().client;
   const isCancelled = async (batch: string) => (await (await redis()).get(keys.cancelled(batch))) !== null;
 
-  /** Joins (control queue), in this process: add the fan-out once, wait for it, then the join's own small work. */
-  const join_ = async (job: Job<JobData>, token?: string): Promise<NodeResult> => {
+  // one BullMQ Worker per queue, without a processor: jobs are fetched by hand below
+  const workers = new Map<QueueClass, Worker<JobData, NodeResult>>();
+  for (const q of queues) {
+    const w = new Worker<JobData, NodeResult>(q, null, {
+      connection,
+      prefix: PREFIX,
+      name,
+      autorun: false,
+      lockDuration: lockMs,
+      stalledInterval: options.stallMs ?? 2000,
+      maxStalledCount: options.maxStalledCount ?? 20,
+      skipLockRenewal: true,
+    });
+    // connection trouble is reported and ridden out: ioredis reconnects and the worker carries on
+    let down = false;
+    w.on('error', (e) => {
+      if (!down) log(`redis (${q}): ${e.message}`);
+      down = true;
+    });
+    w.on('ready', () => (down = false));
+    w.on('stalled', (id: string) => log(`${id} stalled (its worker died or hung): back in the queue`));
+    workers.set(q, w);
+  }
+  await Promise.all([...workers.values()].map((w) => w.waitUntilReady()));
+  for (const w of workers.values()) await w.startStalledCheckTimer();
+
+  const active = new Map<string, Running>();
+  let closing = false;
+  const closed = () => closing;
+  const keeper = new LockKeeper({
+    connection,
+    prefix: PREFIX,
+    queues,
+    lockMs,
+    onLog: log,
+    onLost: (id, token) => {
+      const r = active.get(id);
+      if (!r || r.token !== token) return;
+      log(`${id}: lock lost (expired, or another worker has the job now): stopping it here`);
+      r.stop = LOST;
+      r.run?.abort(LOST);
+    },
+  });
+
+  const emit = (r: Running, state: JobState, extra: Partial<JobInfo> = {}) => {
+    const n = r.job.data.node;
+    options.onEvent?.({
+      batch: n.batch,
+      type: 'job',
+      at: Date.now(),
+      job: { id: n.id, subject: n.subject, analysis: n.analysis, stage: n.stage, shard: n.shard, queue: n.queue, state, fraction: state === 'done' || state === 'skipped' ? 1 : 0, attempts: r.job.attemptsMade + 1, worker: name, ...extra },
+    });
+  };
+
+  /** A join, here: add the fan-out once, wait for it, then the join's own small work. */
+  const runJoin = async (r: Running): Promise<NodeResult> => {
+    const { job, token } = r;
     const { node, spawn } = job.data;
-    if (await isCancelled(node.batch)) throw new UnrecoverableError(CANCELLED);
     if (spawn?.length) {
       // ids are deterministic, so adding the fan-out again after a crash is harmless
       if (!job.data.spawned) {
-        for (const f of spawn) await flows.add({ ...f, opts: { ...f.opts, parent: { id: job.id!, queue: job.queueQualifiedName } } });
+        for (const f of spawn) await flows().add({ ...f, opts: { ...f.opts, parent: { id: job.id!, queue: job.queueQualifiedName } } });
         await job.updateData({ ...job.data, spawned: true });
       }
-      if (await job.moveToWaitingChildren(token!)) throw new WaitingChildrenError();
+      if (await job.moveToWaitingChildren(token)) throw new WaitingChildrenError();
     }
+    return runNode(node, { depsRan: dependenciesRan(await job.getChildrenValues()), progress: () => {} });
+  };
+  let flowProducer: FlowProducer | null = null;
+  const flows = () => (flowProducer ??= new FlowProducer({ connection, prefix: PREFIX }));
+
+  /** A work job, in a job process. */
+  const runWork = async (r: Running): Promise<NodeResult> => {
+    const { job } = r;
+    const depsRan = dependenciesRan(await job.getChildrenValues());
+    let last = 0;
+    r.run = pool.start(job.data.node, depsRan, (fraction, message) => {
+      emit(r, 'active', { fraction, message });
+      const now = Date.now();
+      if (now - last < 500 && fraction < 1) return;
+      last = now;
+      job.updateProgress({ fraction, message }).catch(() => {});
+    });
+    if (r.stop) r.run.abort(r.stop);
+    return r.run.result;
+  };
+
+  const process_ = async (q: QueueClass, job: Job<JobData, NodeResult>, token: string) => {
+    const r: Running = { job, token, queue: q };
+    active.set(job.id!, r);
+    keeper.track(q, job.id!, token);
+    const joined = job.data.spawn && job.data.spawned;
+    if (!joined) log(`${job.id} started${job.attemptsMade > 0 ? ` (attempt ${job.attemptsMade + 1})` : ''}`);
+    emit(r, 'active');
     try {
-      return await runNode(node, { depsRan: dependenciesRan(await job.getChildrenValues()), progress: () => {} });
+      if (job.deferredFailure) throw new UnrecoverableError(job.deferredFailure);
+      if (await isCancelled(job.data.node.batch)) throw new UnrecoverableError(CANCELLED);
+      const result = await (q === 'control' ? runJoin(r) : runWork(r));
+      keeper.untrack(job.id!, token);
+      await settle(() => job.moveToCompleted(result, token, false), closed);
+      log(`${job.id} ${result.status} in ${result.seconds.toFixed(1)} s`);
+      emit(r, result.status, { seconds: result.seconds });
     } catch (e) {
-      if (isInputError(e)) throw new UnrecoverableError(`${(e as Error).name}: ${(e as Error).message}`);
-      throw e;
+      keeper.untrack(job.id!, token);
+      if (e instanceof WaitingChildrenError) {
+        emit(r, 'waiting', { message: 'waiting for its jobs' });
+        return;
+      }
+      if (r.stop === LOST) return; // another worker has it
+      if (r.stop === CLOSING) {
+        // shutting down: the job goes back to the queue without using an attempt
+        await settle(() => job.moveToWait(token), closed).catch((err: Error) => log(`${job.id}: could not return it (${err.message}); it comes back as stalled`));
+        log(`${job.id} returned to the queue (worker closing)`);
+        emit(r, 'waiting', { message: 'returned to the queue' });
+        return;
+      }
+      const err = e as Error;
+      const reason = `${err.name}: ${err.message}`;
+      let failure: Error;
+      if (r.stop === CANCELLED) failure = new UnrecoverableError(CANCELLED);
+      else if (err instanceof UnrecoverableError || (e instanceof PoolJobError ? e.input : isInputError(e))) failure = new UnrecoverableError(err instanceof UnrecoverableError ? err.message : reason);
+      else {
+        // transient: BullMQ retries it with backoff; keep the class name in the reason
+        failure = new Error(reason);
+        failure.stack = err.stack;
+      }
+      try {
+        await settle(() => job.moveToFailed(failure, token, false), closed);
+      } catch (err2) {
+        log(`${job.id}: could not record its failure (${(err2 as Error).message})`);
+        return;
+      }
+      const retried = !(failure instanceof UnrecoverableError) && job.attemptsMade < (job.opts.attempts ?? 1);
+      log(`${job.id} failed: ${failure.message.split('\n')[0]}${retried ? ' (will be retried)' : ''}`);
+      emit(r, retried ? 'waiting' : 'failed', { reason: failure.message.split('\n')[0] });
+    } finally {
+      active.delete(job.id!);
+      wake();
     }
   };
 
-  const common = {
-    connection,
-    prefix: PREFIX,
-    name,
-    lockDuration: options.lockMs ?? 6000,
-    stalledInterval: options.stallMs ?? 2000,
-    maxStalledCount: options.maxStalledCount ?? 2,
+  // no job is taken before its lock can be kept (the thread loads BullMQ and connects: seconds on a loaded machine)
+  await keeper.ready;
+
+  // ---- the fetch loop: a free job process takes the next job of the work queues, in turn ----
+  let wakeUp: (() => void) | null = null;
+  const wake = () => wakeUp?.();
+  const nap = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const t = setTimeout(done, ms);
+      function done() {
+        clearTimeout(t);
+        wakeUp = null;
+        resolve();
+      }
+      wakeUp = done;
+    });
+  let turn = 0;
+  let seq = 0;
+  const workQueues = queues.filter((q) => q !== 'control');
+  const runningWork = () => [...active.values()].filter((r) => r.queue !== 'control').length;
+  const runningJoins = () => [...active.values()].filter((r) => r.queue === 'control').length;
+  /** The next job of `q`, or undefined; a Redis outage counts as none. */
+  const fetch = async (q: QueueClass): Promise<{ job: Job<JobData, NodeResult>; token: string } | undefined> => {
+    const token = `${name}:${seq++}`;
+    try {
+      const job = await workers.get(q)!.getNextJob(token, { block: false });
+      return job ? { job, token } : undefined;
+    } catch {
+      return undefined;
+    }
   };
-  const workers = (options.queues ?? [...QUEUES]).map((q) =>
-    q === 'control'
-      ? new Worker<JobData, NodeResult>(q, join_, { ...common, concurrency: Math.max(4, options.concurrency ?? 1) })
-      : new Worker<JobData, NodeResult>(q, sandboxPath(), { ...common, concurrency: options.concurrency ?? 1 }),
-  );
-  const active = new Map<string, { worker: Worker; batch: string }>();
-  for (const w of workers) {
-    // connection trouble is reported and ridden out: ioredis reconnects and the workers carry on
-    w.on('error', (e) => log(`redis: ${e.message}`));
-    w.on('active', (job: Job<JobData>) => {
-      active.set(job.id!, { worker: w, batch: job.data.node.batch });
-      if (!(job.data.spawn && job.data.spawned)) log(`${job.id} started${job.attemptsMade > 0 ? ` (attempt ${job.attemptsMade + 1})` : ''}`);
-    });
-    w.on('completed', (job: Job<JobData, NodeResult>) => {
-      active.delete(job.id!);
-      log(`${job.id} ${job.returnvalue?.status ?? 'done'} in ${(job.returnvalue?.seconds ?? 0).toFixed(1)} s`);
-    });
-    w.on('failed', (job: Job<JobData> | undefined, e: Error) => {
-      if (!job) return;
-      active.delete(job.id!);
-      if (e.name !== 'WaitingError' && e.name !== 'WaitingChildrenError') log(`${job.id} failed: ${e.message.split('\n')[0]}`);
-    });
-  }
-  // a cancelled batch: its running jobs here are stopped (their signal fires; they fail as cancelled)
+  const loop = (async () => {
+    let idle = 50;
+    while (!closing) {
+      let got = false;
+      if (workers.has('control') && runningJoins() < 4) {
+        const f = await fetch('control');
+        if (f) {
+          got = true;
+          void process_('control', f.job, f.token);
+        }
+      }
+      for (let k = 0; k < workQueues.length && runningWork() < concurrency && !closing; k++) {
+        const q = workQueues[(turn + k) % workQueues.length];
+        const f = await fetch(q);
+        if (!f) continue;
+        got = true;
+        turn = (turn + k + 1) % workQueues.length;
+        void process_(q, f.job, f.token);
+        break;
+      }
+      if (got) idle = 50;
+      else {
+        await nap(idle);
+        idle = Math.min(pollMs, idle * 2);
+      }
+    }
+  })();
+
+  // a cancelled batch: its running jobs here are stopped (they fail as cancelled)
   const cancelTimer = setInterval(() => {
-    for (const [id, a] of active) isCancelled(a.batch).then((c) => c && a.worker.cancelJob(id, CANCELLED), () => {});
+    for (const r of active.values()) {
+      if (r.stop) continue;
+      isCancelled(r.job.data.node.batch).then(
+        (c) => {
+          if (!c || r.stop) return;
+          r.stop = CANCELLED;
+          r.run?.abort(CANCELLED);
+        },
+        () => {},
+      );
+    }
   }, 2000);
-  await Promise.all(workers.map((w) => w.waitUntilReady()));
 
   return {
     name,
     get running() {
-      return active.size;
+      return runningWork();
+    },
+    get processes() {
+      return pool.pids;
     },
     async close() {
+      if (closing) return;
+      closing = true;
       clearInterval(cancelTimer);
-      const closed = Promise.all(workers.map((w) => w.close()));
-      // jobs that do not finish within the grace period go back to the queue
-      const grace = setTimeout(() => {
-        for (const id of active.keys()) log(`${id} returned to the queue (worker closing)`);
-        for (const w of workers) w.cancelAllJobs(CLOSING);
-      }, options.graceMs ?? 30_000);
-      await closed;
-      clearTimeout(grace);
-      await flows.close();
+      wake();
+      await loop;
+      // running jobs may finish within the grace period; then they go back to the queue
+      const deadline = Date.now() + (options.graceMs ?? 30_000);
+      while (active.size && Date.now() < deadline) await sleep(100);
+      for (const r of active.values()) {
+        if (r.queue === 'control' || r.stop) continue;
+        r.stop = CLOSING;
+        r.run?.abort(CLOSING);
+      }
+      // a job that does not stop at its next step within 10 s has its process killed (its outputs are atomic)
+      const hard = Date.now() + 10_000;
+      while (active.size && Date.now() < hard) await sleep(50);
+      await pool.close();
+      while (active.size) await sleep(50);
+      await keeper.close();
+      await Promise.all([...workers.values()].map((w) => w.close()));
+      await flowProducer?.close();
       await control.close();
     },
   };

@@ -1,6 +1,6 @@
 /**
  * `bench batch`: what the queue costs and what a second worker buys.
- *  1. Overhead per job: 200 probe jobs that do nothing, through BullMQ (1 worker process, sandboxed) and
+ *  1. Overhead per job: 200 probe jobs that do nothing, through BullMQ (1 worker, 1 job process) and
  *     through the local pool; the per-job cost against the demo world's stage times.
  *  2. Throughput: the demo world with two subjects through BullMQ with 1 and with 2 worker processes, each
  *     single-threaded (BLAS and ONNX Runtime 1 thread), on a redis-server started here.
@@ -110,8 +110,13 @@ async function main(): Promise<void> {
       runs.push({ workers: n, wallSeconds: wall, jobs, jobsPerMinute: (60 * jobs) / wall, subjectsPerHour: (3600 * 2) / wall, stageSecondsPerSubject: stages });
       log(`${n} worker(s): 2 subjects (${jobs} jobs) in ${wall.toFixed(1)} s; per subject: ${Object.entries(stages).map(([k, v]) => `${k} ${v.toFixed(2)} s`).join(', ')}`);
     }
-    const [one, two] = runs as { wallSeconds: number }[];
+    const [one, two] = runs as { wallSeconds: number; jobs: number; stageSecondsPerSubject: Record<string, number> }[];
     figures.throughput = { runs, speedup: one.wallSeconds / two.wallSeconds, world: { testImages: world.testImages, seeds: 5, steps: 50, shard: '8 images × 1 seed' } };
+    // the queue's cost against the work: a subject's jobs × the overhead per job over its stages' seconds
+    const work = Object.values(one.stageSecondsPerSubject).reduce((a, v) => a + v, 0);
+    const jobsPerSubject = one.jobs / 2;
+    figures.overheadShare = { jobsPerSubject, workSecondsPerSubject: work, bullmq: (jobsPerSubject * bullMs) / 1000 / work, local: (jobsPerSubject * localMs) / 1000 / work };
+    log(`queue overhead per subject: ${jobsPerSubject} jobs × ${bullMs.toFixed(1)} ms = ${((jobsPerSubject * bullMs) / 1000).toFixed(2)} s against ${work.toFixed(1)} s of stage work (${((100 * jobsPerSubject * bullMs) / 1000 / work).toFixed(2)} %)`);
     log(`speed-up with 2 workers: ${(one.wallSeconds / two.wallSeconds).toFixed(2)}×; load average ${machineInfo().loadAverage.join(' ')}`);
     const file = appendBenchRecord('batch', figures);
     log(`record appended to ${file}`);

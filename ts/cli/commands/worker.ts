@@ -16,6 +16,7 @@ interface Flags {
   grace: string;
   name?: string;
   threads?: string;
+  poll?: string;
 }
 
 export function registerWorkerCommand(program: Command): void {
@@ -23,13 +24,14 @@ export function registerWorkerCommand(program: Command): void {
     .command('worker')
     .description('take batch jobs (brainlatent batch submit) from the queues on Redis and run them, until stopped')
     .requiredOption('--redis <url>', 'Redis of the queues, redis://host:port/db')
-    .option('--concurrency <n>', 'jobs at once per queue', '1')
+    .option('--concurrency <n>', 'jobs at once in this worker, whatever their queue (job processes; joins run beside them)', '1')
     .option('--queues <list>', `queues to take jobs from, of ${QUEUES.join(', ')} (default all)`)
-    .option('--lock-ms <ms>', "a job's lock, renewed every half of it; a killed worker's job returns after about this plus two stall intervals", '6000')
+    .option('--lock-ms <ms>', "a job's lock, renewed every quarter of it by a thread of its own; a killed worker's job returns after about this plus two stall intervals", '6000')
     .option('--stall-ms <ms>', 'how often stalled jobs are looked for', '2000')
-    .option('--max-stalled <n>', 'a job that stalls more often fails (BullMQ counts stalls apart from attempts)', '2')
+    .option('--max-stalled <n>', 'a job that stalls (its worker died or hung) more often than this fails, whatever its attempts: the guard against a job that kills every worker', '20')
     .option('--grace <s>', 'on SIGTERM, seconds the running jobs may take to finish before they are returned to the queue', '30')
     .option('--name <name>', 'worker name in `batch status` (default host:pid)')
+    .option('--poll <ms>', 'longest wait between two looks at empty queues', '1000')
     .option('--threads <n>', "engine threads (BLAS) per job; ONNX Runtime's are the config's model.threads (default: all cores)")
     .addHelpText(
       'after',
@@ -57,6 +59,7 @@ Examples:
         graceMs: (positiveInt(f.grace, 'grace') ?? 30) * 1000,
         name: f.name,
         threads: positiveInt(f.threads, 'threads'),
+        pollMs: positiveInt(f.poll, 'poll'),
         onLog: log,
       });
       log(`worker ${worker.name} ready on ${(queues ?? QUEUES).join(', ')}`);
