@@ -10,7 +10,7 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 
-import { planBatch, planNodes } from '../../batch/graph.js';
+import { analysisStages, planBatch, planNodes } from '../../batch/graph.js';
 import type { ResolvedBatch } from '../../batch/manifest.js';
 import { runBatch } from '../../batch/runBatch.js';
 import { batchStatus, initialJobs, isFinished, type JobInfo } from '../../batch/status.js';
@@ -41,8 +41,7 @@ export function batchOfOne(id: string, kind: 'reconstruct' | 'encode', config: R
 }
 
 /** Reports a batch of one's progress as its analysis's stages. */
-function singleProgress(kind: 'reconstruct' | 'encode', control: JobControl) {
-  const stages: readonly string[] = SINGLE_STAGES[kind];
+function singleProgress(stages: readonly string[], control: JobControl) {
   let last = '';
   return (jobs: JobInfo[]) => {
     const of = (stage: string) => jobs.filter((j) => j.stage === stage);
@@ -79,7 +78,8 @@ function batchProgress(control: JobControl, startedAt: number, id: string) {
 export async function runOnBatchLayer(batch: ResolvedBatch, single: 'reconstruct' | 'encode' | null, control: JobControl): Promise<Record<string, unknown>> {
   const plan = await planBatch(batch);
   const jobs = new Map<string, JobInfo>(initialJobs(plan).map((j) => [j.id, j]));
-  const report = single ? singleProgress(single, control) : batchProgress(control, Date.now(), plan.id);
+  // a batch of one reports its analysis's own stages (an encode config's come from its feature sets)
+  const report = single ? singleProgress(['betas', ...analysisStages(single, batch.subjects[0].analyses[0].config)], control) : batchProgress(control, Date.now(), plan.id);
   report([...jobs.values()]);
   const r = await runBatch(batch, {
     signal: control.signal,
