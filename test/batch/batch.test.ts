@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -36,6 +36,9 @@ beforeAll(async () => {
   // the reference: single-process reconstructions of two subjects
   for (const s of [1, 2, 3]) single[s] = metrics((await reconstruct(singleConfig(world, s, join(dir, `single${s}`)))).out);
 }, 900_000);
+
+// the world, the runs and the stress outputs: gigabytes after a few runs if left behind
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('the batch manifest', () => {
   it('lists every problem at once: schema errors, then the expanded configs', async () => {
