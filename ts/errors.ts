@@ -30,10 +30,40 @@ export class NonFiniteError extends BrainlatentError {
   }
 }
 
-/** A file that cannot be read as the format it claims to be. */
+/** Where in a file a FormatError or LimitError arose: the file, and the header field or part at fault. */
+export interface FileErrorDetail {
+  path?: string;
+  field?: string;
+}
+
+/** A file that cannot be read as the format it claims to be (truncated, inconsistent, trailing bytes, ...). */
 export class FormatError extends BrainlatentError {
-  constructor(message: string) {
+  readonly path?: string;
+  readonly field?: string;
+  constructor(message: string, detail: FileErrorDetail = {}) {
     super(message, 'FormatError');
+    this.path = detail.path;
+    this.field = detail.field;
+  }
+}
+
+/** A well-formed input beyond a safety limit (image pixels, header size); the message says how to raise it. */
+export class LimitError extends BrainlatentError {
+  readonly path?: string;
+  readonly field?: string;
+  constructor(message: string, detail: FileErrorDetail = {}) {
+    super(message, 'LimitExceeded');
+    this.path = detail.path;
+    this.field = detail.field;
+  }
+}
+
+/** An output folder another live process is using (a run folder's lock); `holder` says who. */
+export class LockedError extends BrainlatentError {
+  readonly holder: { pid: number; host: string; command: string; startedAt: string } | null;
+  constructor(message: string, holder: { pid: number; host: string; command: string; startedAt: string } | null) {
+    super(message, 'Locked');
+    this.holder = holder;
   }
 }
 

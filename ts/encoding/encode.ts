@@ -11,7 +11,7 @@ import type { VoxelMask } from '../io/voxelMask.js';
 import type { Matrix } from '../matrix.js';
 import { packageRoot } from '../native/binding.js';
 import { configHash } from '../pipeline/config.js';
-import { clearStages, writeManifest } from '../pipeline/runFolder.js';
+import { clearingInterrupted, clearRunFolder, lockRunFolder, writeManifest } from '../pipeline/runFolder.js';
 import { formatSeconds, loadAverage, type StageEstimate } from '../pipeline/probe.js';
 import { planSkips, runStages, type StageProgress, type StageReport } from '../pipeline/stageRunner.js';
 import { estimateEncodeStages } from './estimate.js';
@@ -107,10 +107,23 @@ function versions(): Record<string, string> {
  */
 export async function encode(input: EncodeConfigInput | EncodeConfig, options: EncodeOptions = {}): Promise<EncodeResult> {
   const c = resolveEncodeConfig(input);
+  if (options.dryRun) return runEncode(c, options);
+  // A run holds its folder's lock from before it looks at the folder until it returns: a second run refuses, naming this one.
+  const lock = await lockRunFolder(c.out);
+  try {
+    return await runEncode(c, options);
+  } finally {
+    await lock.release();
+  }
+}
+
+async function runEncode(c: EncodeConfig, options: EncodeOptions): Promise<EncodeResult> {
   const hash = configHash(c);
-  const pre = await preflightEncode(c, { force: options.force || options.dryRun });
+  // A --force that a kill interrupted is finished first: nothing of the old run counts as done.
+  const force = options.force || (await clearingInterrupted(c.out));
+  const pre = await preflightEncode(c, { force: force || options.dryRun });
   const stages = encodeStages(c);
-  const skip = await planSkips(c, stages, options.force);
+  const skip = await planSkips(c, stages, force);
   if (options.dryRun) {
     const est = await estimateEncodeStages(c, stages, skip, options.signal);
     const seconds = (id: string) => est.get(id)?.seconds ?? 0;
@@ -132,7 +145,8 @@ export async function encode(input: EncodeConfigInput | EncodeConfig, options: E
       estimates: Object.fromEntries(est),
     };
   }
-  if (options.force) await clearStages(c.out);
+  // --force empties the folder of the old run's outputs before anything is written.
+  if (force) await clearRunFolder(c.out);
   await writeManifest(c, versions());
   const reports = await runStages(c, stages, skip, {
     signal: options.signal,

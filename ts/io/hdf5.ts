@@ -1,8 +1,9 @@
-import { open, rename, rm, stat } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import h5wasm, { type Dataset, type File as H5File } from 'h5wasm/node';
 import { FormatError, InvalidArgumentError, ShapeError } from '../errors.js';
 import type { Matrix } from '../matrix.js';
+import { withAtomicPath } from './atomicWrite.js';
 import { fileOpenError } from './byteStream.js';
 import type { VoxelMask } from './voxelMask.js';
 
@@ -269,36 +270,33 @@ const DTYPES: [new (n: number) => Hdf5TypedArray, string][] = [
 /** Writes datasets into a new HDF5 file (replacing any old one only once the new file is complete). */
 export async function writeHdf5(path: string, datasets: Hdf5DatasetSpec[], fileAttrs: Record<string, string | number> = {}): Promise<void> {
   const lib = await h5();
-  const tmp = resolve(`${path}.partial-${process.pid}`);
-  const f = new lib.File(tmp, 'w');
-  try {
-    for (const [k, v] of Object.entries(fileAttrs)) f.create_attribute(k, v);
-    for (const d of datasets) {
-      const n = d.shape.reduce((a, b) => a * b, 1);
-      if (n !== d.data.length) {
-        throw new ShapeError(`${path}: dataset ${d.name} has ${d.data.length} values, shape (${d.shape.join(', ')}) needs ${n}`);
+  await withAtomicPath(path, (tmpPath) => {
+    const f = new lib.File(resolve(tmpPath), 'w');
+    try {
+      for (const [k, v] of Object.entries(fileAttrs)) f.create_attribute(k, v);
+      for (const d of datasets) {
+        const n = d.shape.reduce((a, b) => a * b, 1);
+        if (n !== d.data.length) {
+          throw new ShapeError(`${path}: dataset ${d.name} has ${d.data.length} values, shape (${d.shape.join(', ')}) needs ${n}`);
+        }
+        const dtype = DTYPES.find(([c]) => d.data instanceof c)?.[1];
+        const parts = d.name.split('/').filter(Boolean);
+        let g = f as H5File | ReturnType<H5File['create_group']>;
+        for (const p of parts.slice(0, -1)) g = (g.get(p) as typeof g | null) ?? g.create_group(p);
+        const ds = g.create_dataset({
+          name: parts[parts.length - 1],
+          data: d.data,
+          shape: d.shape,
+          dtype,
+          chunks: d.chunks ?? null,
+          ...(d.compression !== undefined ? { compression: d.compression } : {}),
+        });
+        for (const [k, v] of Object.entries(d.attrs ?? {})) ds.create_attribute(k, v);
       }
-      const dtype = DTYPES.find(([c]) => d.data instanceof c)?.[1];
-      const parts = d.name.split('/').filter(Boolean);
-      let g = f as H5File | ReturnType<H5File['create_group']>;
-      for (const p of parts.slice(0, -1)) g = (g.get(p) as typeof g | null) ?? g.create_group(p);
-      const ds = g.create_dataset({
-        name: parts[parts.length - 1],
-        data: d.data,
-        shape: d.shape,
-        dtype,
-        chunks: d.chunks ?? null,
-        ...(d.compression !== undefined ? { compression: d.compression } : {}),
-      });
-      for (const [k, v] of Object.entries(d.attrs ?? {})) ds.create_attribute(k, v);
+    } finally {
+      f.close();
     }
-  } catch (e) {
-    f.close();
-    await rm(tmp, { force: true });
-    throw e;
-  }
-  f.close();
-  await rename(tmp, resolve(path));
+  });
 }
 
 /** Byte offset of the HDF5 superblock (0, 512, 1024, ...; MAT v7.3 files use 512), or -1. */

@@ -1,4 +1,7 @@
-/** Brain-data file formats: NIfTI, HDF5, MAT, voxel masks and RGB resizing (NPY and safetensors live beside them). */
+/**
+ * Brain-data file formats (NIfTI, HDF5, MAT, voxel masks, RGB resizing; NPY and safetensors live beside them), and
+ * the output rules every writer follows: atomic writes, folder locks, finiteness checks, JSON files with located errors.
+ */
 export {
   readNifti,
   readNiftiHeader,
@@ -19,3 +22,19 @@ export { maskFromVolume, maskCoordinates, assertSameGrid } from './voxelMask.js'
 export type { Grid, VoxelMask } from './voxelMask.js';
 export { resizeRgb } from './resize.js';
 export type { RgbImage } from './resize.js';
+export {
+  writeFileAtomic,
+  writeJsonAtomic,
+  writeStreamAtomic,
+  withAtomicFile,
+  withAtomicPath,
+  withAtomicDir,
+  recoverInterruptedDir,
+  removeStaleTemporaries,
+} from './atomicWrite.js';
+export type { AtomicWriteOptions } from './atomicWrite.js';
+export { lockFolder, readLockHolder, FolderLock, LOCK_FILE } from './folderLock.js';
+export type { LockHolder } from './folderLock.js';
+export { assertFinite, firstNonFinite } from './finite.js';
+export type { FiniteCheckOptions } from './finite.js';
+export { readJsonFile, readJsonObject, parseJson } from './json.js';

@@ -1,6 +1,7 @@
-import { open, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { open, readFile } from 'node:fs/promises';
 import { deflateSync, inflateSync } from 'node:zlib';
 import { FormatError, InvalidArgumentError, ShapeError } from '../errors.js';
+import { writeFileAtomic } from './atomicWrite.js';
 import { fileOpenError } from './byteStream.js';
 import { Hdf5Reader, hdf5SignatureOffset } from './hdf5.js';
 
@@ -261,14 +262,7 @@ export async function writeMat(path: string, vars: Record<string, MatWriteVariab
       parts.push(tag, z);
     } else parts.push(matrix);
   }
-  const tmp = `${path}.partial-${process.pid}`;
-  try {
-    await writeFile(tmp, Buffer.concat(parts));
-    await rename(tmp, path);
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw e;
-  }
+  await writeFileAtomic(path, Buffer.concat(parts));
 }
 
 function element(type: number, data: Uint8Array): Buffer {

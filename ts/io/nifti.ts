@@ -1,10 +1,8 @@
-import { createWriteStream } from 'node:fs';
-import { rename, rm } from 'node:fs/promises';
 import { endianness } from 'node:os';
-import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { FormatError, InvalidArgumentError, ShapeError } from '../errors.js';
 import type { Matrix } from '../matrix.js';
+import { writeStreamAtomic } from './atomicWrite.js';
 import { ByteStream } from './byteStream.js';
 import {
   datatypeBytes,
@@ -210,15 +208,7 @@ export async function writeNifti(
       throw new ShapeError(`${path}: got ${written} values for dims ${dims.join('×')}, which need ${expected}`);
     }
   }
-  const tmp = `${path}.partial-${process.pid}`;
-  try {
-    if (path.endsWith('.gz')) await pipeline(bytes, createGzip({ level: spec.gzipLevel ?? 6 }), createWriteStream(tmp));
-    else await pipeline(bytes, createWriteStream(tmp));
-    await rename(tmp, path);
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw e;
-  }
+  await writeStreamAtomic(path, bytes, path.endsWith('.gz') ? [createGzip({ level: spec.gzipLevel ?? 6 })] : []);
 }
 
 /**

@@ -7,6 +7,7 @@ import { open } from 'node:fs/promises';
 
 import { FormatError, ShapeError } from '../errors.js';
 import type { Matrix } from '../matrix.js';
+import { withAtomicFile } from './atomicWrite.js';
 import { allocate, BYTES, bytesOf, dtypeOf, product, type DType, type NumericArray } from './typedArrays.js';
 
 export interface NpyArray {
@@ -126,16 +127,13 @@ function npyHeader(data: NumericArray, shape: readonly number[], what: string): 
 
 export async function writeNpy(path: string, data: NumericArray, shape: readonly number[]): Promise<void> {
   const header = npyHeader(data, shape, path);
-  const fh = await open(path, 'w');
-  try {
+  await withAtomicFile(path, async (fh) => {
     await fh.write(header);
     const bytes = bytesOf(data);
     for (let off = 0; off < bytes.length; off += CHUNK) {
       await fh.write(bytes, off, Math.min(CHUNK, bytes.length - off));
     }
-  } finally {
-    await fh.close();
-  }
+  });
 }
 
 /**

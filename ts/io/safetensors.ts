@@ -6,6 +6,7 @@
 import { open } from 'node:fs/promises';
 
 import { FormatError, ShapeError } from '../errors.js';
+import { withAtomicFile } from './atomicWrite.js';
 import { allocate, BYTES, bytesOf, dtypeOf, product, type DType, type NumericArray } from './typedArrays.js';
 
 export interface Tensor {
@@ -43,17 +44,14 @@ export async function writeSafetensors(
   const jsonBytes = Buffer.from(json, 'utf8');
   const pre = Buffer.alloc(8);
   pre.writeBigUInt64LE(BigInt(jsonBytes.length));
-  const fh = await open(path, 'w');
-  try {
+  await withAtomicFile(path, async (fh) => {
     await fh.write(pre);
     await fh.write(jsonBytes);
     for (const name of names) {
       const bytes = bytesOf(tensors[name].data);
       for (let off = 0; off < bytes.length; off += CHUNK) await fh.write(bytes, off, Math.min(CHUNK, bytes.length - off));
     }
-  } finally {
-    await fh.close();
-  }
+  });
 }
 
 export async function readSafetensors(path: string): Promise<SafetensorsFile> {

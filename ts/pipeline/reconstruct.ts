@@ -13,7 +13,7 @@ import { configHash, resolveConfig, type ReconstructConfig, type ReconstructConf
 import { estimateStages } from './estimate.js';
 import { formatSeconds, loadAverage, type StageEstimate } from './probe.js';
 import { preflight, type PreflightResult } from './preflight.js';
-import { clearStages, markStage, readStageMarker, stageDone, STAGES, writeManifest, type StageName } from './runFolder.js';
+import { clearingInterrupted, clearRunFolder, lockRunFolder, markStage, readStageMarker, stageDone, STAGES, writeManifest, type StageName } from './runFolder.js';
 import { STAGE_RUNNERS, type StageContext } from './stages.js';
 
 export interface ReconstructProgress {
@@ -99,11 +99,24 @@ export function estimateImg2Img(config: ReconstructConfig, testImages: number): 
 
 export async function reconstruct(input: ReconstructConfigInput | ReconstructConfig, options: ReconstructOptions = {}): Promise<ReconstructResult> {
   const config = resolveConfig(input);
+  if (options.dryRun) return runReconstruct(config, options);
+  // A run holds its folder's lock from before it looks at the folder until it returns.
+  const lock = await lockRunFolder(config.out);
+  try {
+    return await runReconstruct(config, options);
+  } finally {
+    await lock.release();
+  }
+}
+
+async function runReconstruct(config: ReconstructConfig, options: ReconstructOptions): Promise<ReconstructResult> {
   const hash = configHash(config);
-  const pre: PreflightResult = await preflight(config, { force: options.force || options.dryRun });
+  // A --force that a kill interrupted is finished first: nothing of the old run counts as done.
+  const force = options.force || (await clearingInterrupted(config.out));
+  const pre: PreflightResult = await preflight(config, { force: force || options.dryRun });
   const plan: StageReport[] = [];
   const skip = new Map<StageName, boolean>();
-  for (const s of STAGES) skip.set(s, !options.force && (await stageDone(config, s)));
+  for (const s of STAGES) skip.set(s, !force && (await stageDone(config, s)));
   // a stage after one that must run runs too
   let mustRun = false;
   for (const s of STAGES) {
@@ -137,7 +150,8 @@ export async function reconstruct(input: ReconstructConfigInput | ReconstructCon
     warnings.push(w);
     options.onWarning?.(w);
   };
-  if (options.force) await clearStages(config.out);
+  // --force (or a --force that was interrupted) empties the folder of the old run's outputs before anything is written.
+  if (force) await clearRunFolder(config.out);
   let sd: Diffusion | undefined;
   const diffusion = async (): Promise<Diffusion> => {
     sd ??= await Diffusion.load(config.model.dir, {

@@ -1,11 +1,15 @@
 /**
  * The run folder: run.json (config, hash, versions), one marker per finished stage (stages/<name>.json,
- * written last, so an interrupted stage is redone), and the naming of every output.
+ * written last, so an interrupted stage is redone), and the naming of every output. Every file in it is written
+ * atomically (ts/io/atomicWrite); the folder is locked while a run uses it (`lockRunFolder`), and `--force`
+ * empties it of the previous run's outputs before the new run writes anything (`clearRunFolder`).
  */
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 
+import { removeStaleTemporaries, writeJsonAtomic } from '../io/atomicWrite.js';
+import { currentCommand, LOCK_FILE, lockFolder, type FolderLock } from '../io/folderLock.js';
 import { configHash, type ReconstructConfig } from './config.js';
 
 export const STAGES = ['extract', 'features', 'decoders', 'zonly', 'img2img', 'evaluate', 'report'] as const;
@@ -18,6 +22,14 @@ export interface RunManifest<C = ReconstructConfig> {
   createdAt: string;
   config: C;
   versions: Record<string, string>;
+}
+
+/** What run.json holds while --force empties the folder: the old run is gone, the new one not yet started. */
+interface ClearingMarker {
+  format: 'brainlatent-run';
+  clearing: true;
+  previousConfigHash: string | null;
+  startedAt: string;
 }
 
 export interface StageMarker {
@@ -53,18 +65,30 @@ export const paths = (out: string) => ({
   report: join(out, 'report.html'),
 });
 
-export async function readManifest(out: string): Promise<RunManifest | null> {
+async function readRunJson(out: string): Promise<RunManifest | ClearingMarker | null> {
   const p = paths(out).run;
   if (!existsSync(p)) return null;
   try {
-    return JSON.parse(await readFile(p, 'utf8')) as RunManifest;
+    return JSON.parse(await readFile(p, 'utf8')) as RunManifest | ClearingMarker;
   } catch {
     return null;
   }
 }
 
-/** A folder's conflict with this config: null if it is empty, new, or holds this same run. */
+export async function readManifest(out: string): Promise<RunManifest | null> {
+  const m = await readRunJson(out);
+  return m && !('clearing' in m) ? m : null;
+}
+
+/** True when a --force clearing of this folder was interrupted (the next run finishes it). */
+export async function clearingInterrupted(out: string): Promise<boolean> {
+  const m = await readRunJson(out);
+  return m !== null && 'clearing' in m && m.clearing === true;
+}
+
+/** A folder's conflict with this config: null if it is empty, new, holds this same run, or was being cleared. */
 export async function runFolderConflict(config: { out: string }): Promise<string | null> {
+  if (await clearingInterrupted(config.out)) return null;
   const m = await readManifest(config.out);
   if (m === null) {
     if (existsSync(paths(config.out).run)) return `${paths(config.out).run} exists but is not a brainlatent run manifest`;
@@ -78,9 +102,8 @@ export async function runFolderConflict(config: { out: string }): Promise<string
 }
 
 export async function writeManifest(config: { out: string }, versions: Record<string, string>): Promise<void> {
-  await mkdir(config.out, { recursive: true });
   const m: RunManifest<unknown> = { format: 'brainlatent-run', version: 1, configHash: configHash(config), createdAt: new Date().toISOString(), config, versions };
-  await writeFile(paths(config.out).run, JSON.stringify(m, null, 2));
+  await writeJsonAtomic(paths(config.out).run, m);
 }
 
 /** A stage is done when its marker matches the config and all its outputs exist. */
@@ -104,12 +127,52 @@ export async function readStageMarker(config: { out: string }, stage: string): P
 }
 
 export async function markStage(config: { out: string }, marker: Omit<StageMarker, 'configHash' | 'finishedAt'>): Promise<void> {
-  await mkdir(join(config.out, 'stages'), { recursive: true });
   const m: StageMarker = { ...marker, configHash: configHash(config), finishedAt: new Date().toISOString() };
-  await writeFile(paths(config.out).stage(marker.stage), JSON.stringify(m, null, 2));
+  await writeJsonAtomic(paths(config.out).stage(marker.stage), m);
 }
 
-/** --force: forget every stage (outputs are overwritten as the stages run again). */
-export async function clearStages(out: string): Promise<void> {
+/**
+ * Locks the run folder (created if missing) for this process: a second run there refuses, naming this one; a lock
+ * left by a killed run is taken over. Temporaries left by killed writers are removed once the lock is held.
+ */
+export async function lockRunFolder(out: string, command = currentCommand()): Promise<FolderLock> {
+  const lock = await lockFolder(out, command);
+  try {
+    await removeStaleTemporaries(out, { recursive: true });
+  } catch (e) {
+    await lock.release();
+    throw e;
+  }
+  return lock;
+}
+
+/** Entries of a run folder that --force keeps: the lock, and the NSD extraction cache (keyed by its inputs). */
+const KEEP_ON_CLEAR = new Set([LOCK_FILE, 'cache']);
+
+/**
+ * --force: removes the previous run's outputs before the new run writes anything. run.json is first replaced by a
+ * "clearing" marker, so at no point does the folder hold a new run.json beside old outputs (or claim to be the old
+ * run with outputs missing); a clearing interrupted by a kill is finished by the next run in the folder. The
+ * caller holds the folder's lock. A folder that never held a run (no run.json, no stages/) is left as it is.
+ */
+export async function clearRunFolder(out: string): Promise<void> {
+  // Only a folder that is (or was) a brainlatent run is emptied: files of a folder that never held a run are kept.
+  if (!existsSync(paths(out).run) && !existsSync(join(out, 'stages'))) return;
+  const previous = await readManifest(out);
+  if (existsSync(paths(out).run)) {
+    const marker: ClearingMarker = { format: 'brainlatent-run', clearing: true, previousConfigHash: previous?.configHash ?? null, startedAt: new Date().toISOString() };
+    await writeJsonAtomic(paths(out).run, marker);
+  }
+  let entries: string[];
+  try {
+    entries = await readdir(out);
+  } catch {
+    return;
+  }
+  // Stage markers first: whatever survives a kill below is never mistaken for a finished stage.
   await rm(join(out, 'stages'), { recursive: true, force: true });
+  for (const e of entries) {
+    if (KEEP_ON_CLEAR.has(e) || e === 'run.json' || e === 'stages') continue;
+    await rm(join(out, e), { recursive: true, force: true });
+  }
 }

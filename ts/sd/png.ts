@@ -1,9 +1,10 @@
 /** PNG in and out (pngjs) as RGB uint8 batches, the image format of the Diffusion API. */
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 
 import pngjs from 'pngjs';
 
 import { FormatError, ShapeError } from '../errors.js';
+import { writeFileAtomic } from '../io/atomicWrite.js';
 import type { RgbImages } from './tensor.js';
 
 const { PNG } = pngjs;
@@ -38,5 +39,5 @@ export async function writePng(path: string, images: RgbImages, index = 0): Prom
     png.data[p * 4 + 2] = images.data[base + p * 3 + 2];
     png.data[p * 4 + 3] = 255;
   }
-  await writeFile(path, PNG.sync.write(png));
+  await writeFileAtomic(path, PNG.sync.write(png));
 }

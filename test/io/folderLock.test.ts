@@ -1,0 +1,107 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { describe, expect, it } from 'vitest';
+
+import { LockedError } from '../../ts/errors.js';
+import { LOCK_FILE, lockFolder, readLockHolder } from '../../ts/io/folderLock.js';
+import { distModule } from '../helpers/dist.js';
+
+const root = mkdtempSync(join(tmpdir(), 'bl-lock-'));
+let n = 0;
+const fresh = () => join(root, `run${n++}`);
+const deadPid = () => spawnSync(process.execPath, ['-e', '0']).pid!;
+const lockModule = distModule('io/folderLock');
+
+function fakeLock(dir: string, fields: Record<string, unknown>): void {
+  writeFileSync(
+    join(dir, LOCK_FILE),
+    JSON.stringify({ pid: 1, host: hostname(), command: 'brainlatent reconstruct', startedAt: '2020-01-01T00:00:00Z', processStart: null, token: 'feedbeef', ...fields }),
+  );
+}
+
+describe('folder lock', () => {
+  it('a second lock on the same folder is refused, naming the holder; release frees it', async () => {
+    const dir = fresh();
+    const a = await lockFolder(dir, 'brainlatent reconstruct --config a.json');
+    const err = await lockFolder(dir, 'second').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(LockedError);
+    expect((err as LockedError).message).toContain(`pid ${process.pid} on ${hostname()}`);
+    expect((err as LockedError).message).toContain('brainlatent reconstruct --config a.json');
+    expect((err as LockedError).holder?.pid).toBe(process.pid);
+    expect((await readLockHolder(dir))?.command).toBe('brainlatent reconstruct --config a.json');
+    await a.release();
+    expect(existsSync(join(dir, LOCK_FILE))).toBe(false);
+    const b = await lockFolder(dir, 'third');
+    await b.release();
+  });
+
+  it('a stale lock from a dead process is taken over', async () => {
+    const dir = fresh();
+    mkdirSync(dir);
+    fakeLock(dir, { pid: deadPid() });
+    const l = await lockFolder(dir, 'new run');
+    expect(JSON.parse(readFileSync(join(dir, LOCK_FILE), 'utf8')).pid).toBe(process.pid);
+    await l.release();
+  });
+
+  it('a recycled pid (same pid, later start time) is recognised as stale', async () => {
+    const dir = fresh();
+    mkdirSync(dir);
+    fakeLock(dir, { pid: process.pid, processStart: '1' });
+    const l = await lockFolder(dir, 'new run');
+    await l.release();
+  });
+
+  it('a lock from another host is never broken: the error says which file to delete', async () => {
+    const dir = fresh();
+    mkdirSync(dir);
+    fakeLock(dir, { pid: deadPid(), host: 'elsewhere.example' });
+    const err = await lockFolder(dir).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(LockedError);
+    expect((err as Error).message).toContain('on elsewhere.example');
+    expect((err as Error).message).toContain(`delete ${join(dir, LOCK_FILE)}`);
+  });
+
+  it('a process holding the lock blocks others; SIGKILLed, its lock is taken over', async () => {
+    const dir = fresh();
+    const child = spawn(
+      process.execPath,
+      ['--input-type=module', '-e', `import('${lockModule}').then(async (m) => { await m.lockFolder(${JSON.stringify(dir)}, 'child run'); console.log('locked'); setInterval(() => {}, 1000); })`],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    await new Promise<void>((res, rej) => {
+      child.stdout!.on('data', (d: Buffer) => d.toString().includes('locked') && res());
+      child.on('exit', (c) => rej(new Error(`child exited ${c}`)));
+    });
+    const err = await lockFolder(dir).catch((e: unknown) => e);
+    expect((err as LockedError).holder?.pid).toBe(child.pid);
+    expect((err as Error).message).toContain('child run');
+    child.kill('SIGKILL');
+    await new Promise((r) => child.on('exit', r));
+    const l = await lockFolder(dir, 'after kill');
+    await l.release();
+  });
+
+  it('of many processes racing for one folder, exactly one gets the lock', async () => {
+    const dir = fresh();
+    const script = `import('${lockModule}').then(async (m) => { try { await m.lockFolder(${JSON.stringify(dir)}, 'racer'); console.log('got'); setTimeout(() => {}, 1500); } catch (e) { console.log(e.name); } })`;
+    const kids = Array.from({ length: 4 }, () =>
+      spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] }),
+    );
+    const outs = await Promise.all(
+      kids.map(
+        (k) =>
+          new Promise<string>((res) => {
+            let s = '';
+            k.stdout!.on('data', (d: Buffer) => (s += d.toString()));
+            k.on('exit', () => res(s.trim()));
+          }),
+      ),
+    );
+    expect(outs.filter((o) => o === 'got').length).toBe(1);
+    expect(outs.filter((o) => o === 'LockedError').length).toBe(3);
+  });
+});

@@ -1,0 +1,40 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { describe, expect, it } from 'vitest';
+
+import { FormatError, MissingFileError } from '../../ts/errors.js';
+import { readJsonFile, readJsonObject } from '../../ts/io/json.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'bl-json-'));
+const file = (name: string, text: string) => {
+  const p = join(dir, name);
+  writeFileSync(p, text);
+  return p;
+};
+
+describe('JSON files', () => {
+  it('a syntax error names the file, line and column', async () => {
+    const p = file('bad.json', '{\n  "nsd": {\n    "subject": 1,\n  }\n}\n');
+    const err = await readJsonFile(p).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(FormatError);
+    expect((err as Error).message).toBe(`${p}:4:3: not valid JSON: property name expected at "}"`);
+    const cut = file('cut.json', '{"a": [1, 2');
+    await expect(readJsonFile(cut)).rejects.toThrow(new RegExp(`^${cut}:1:12: not valid JSON: .* at the end of the file$`));
+    await expect(readJsonFile(file('empty.json', ''))).rejects.toThrow(/empty\.json:1:1: not valid JSON/);
+  });
+
+  it('a missing file is a MissingFileError naming it; a byte-order mark is allowed', async () => {
+    await expect(readJsonFile(join(dir, 'nope.json'))).rejects.toThrow(MissingFileError);
+    await expect(readJsonFile(join(dir, 'nope.json'))).rejects.toThrow(`${join(dir, 'nope.json')}: file not found`);
+    expect(await readJsonFile(file('bom.json', '\ufeff{"a": 1}'))).toEqual({ a: 1 });
+  });
+
+  it('readJsonObject refuses null, arrays and scalars, naming the file', async () => {
+    const p = file('null.json', 'null');
+    await expect(readJsonObject(p, 'a reconstruct config (an object)')).rejects.toThrow(`${p}: expected a reconstruct config (an object), found null`);
+    await expect(readJsonObject(file('arr.json', '[1]'))).rejects.toThrow(/found an array/);
+    expect(await readJsonObject(file('ok.json', '{"x": 2}'))).toEqual({ x: 2 });
+  });
+});

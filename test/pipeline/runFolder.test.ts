@@ -1,0 +1,58 @@
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { describe, expect, it } from 'vitest';
+
+import { LockedError } from '../../ts/errors.js';
+import { LOCK_FILE } from '../../ts/io/folderLock.js';
+import { clearingInterrupted, clearRunFolder, lockRunFolder, readManifest, runFolderConflict } from '../../ts/pipeline/runFolder.js';
+import type { ReconstructConfig } from '../../ts/pipeline/config.js';
+
+const root = mkdtempSync(join(tmpdir(), 'bl-runfolder-'));
+let n = 0;
+
+/** A finished run folder of an "old" config: run.json, stage markers, outputs, and the extraction cache. */
+function oldRun(): string {
+  const out = join(root, `run${n++}`);
+  mkdirSync(join(out, 'stages'), { recursive: true });
+  mkdirSync(join(out, 'images'));
+  mkdirSync(join(out, 'cache', 'subj01_x'), { recursive: true });
+  writeFileSync(join(out, 'run.json'), JSON.stringify({ format: 'brainlatent-run', version: 1, configHash: 'old', config: {}, versions: {} }));
+  writeFileSync(join(out, 'stages', 'evaluate.json'), '{}');
+  for (const f of ['metrics.json', 'metrics.csv', 'report.html', 'images/00001_org.png']) writeFileSync(join(out, f), 'old');
+  writeFileSync(join(out, 'cache', 'subj01_x', 'manifest.json'), '{}');
+  return out;
+}
+
+describe('run folder: lock and --force', () => {
+  it('--force empties the folder of the old run, keeping the extraction cache and the lock', async () => {
+    const out = oldRun();
+    const lock = await lockRunFolder(out, 'test');
+    await clearRunFolder(out);
+    expect(readdirSync(out).sort()).toEqual([LOCK_FILE, 'cache', 'run.json'].sort());
+    expect(JSON.parse(readFileSync(join(out, 'run.json'), 'utf8'))).toMatchObject({ clearing: true, previousConfigHash: 'old' });
+    expect(await clearingInterrupted(out)).toBe(true);
+    expect(await readManifest(out)).toBeNull();
+    // a folder being cleared is no other run's: any config may finish clearing it
+    expect(await runFolderConflict({ out } as ReconstructConfig)).toBeNull();
+    await lock.release();
+    expect(existsSync(join(out, LOCK_FILE))).toBe(false);
+  });
+
+  it('a folder that never held a run keeps its files under --force', async () => {
+    const out = join(root, 'mine');
+    mkdirSync(out);
+    writeFileSync(join(out, 'notes.txt'), 'keep me');
+    await clearRunFolder(out);
+    expect(readdirSync(out)).toEqual(['notes.txt']);
+  });
+
+  it('a second run in a locked folder is refused, naming the first', async () => {
+    const out = oldRun();
+    const lock = await lockRunFolder(out, 'brainlatent reconstruct --config a.json');
+    await expect(lockRunFolder(out, 'second')).rejects.toThrow(LockedError);
+    await expect(lockRunFolder(out, 'second')).rejects.toThrow(/in use by pid \d+ on .*brainlatent reconstruct --config a\.json/);
+    await lock.release();
+  });
+});

@@ -1,0 +1,294 @@
+/**
+ * Atomic outputs: a file or folder brainlatent writes appears complete, or not at all.
+ *
+ * Every output goes through one of these (use them for any output you add):
+ *  - `writeFileAtomic(path, data)`: contents already in memory (string or bytes), e.g. JSON, CSV, HTML, PNG.
+ *  - `withAtomicFile(path, fh => ...)`: a writer that writes chunk by chunk through a FileHandle (.npy, safetensors).
+ *  - `writeStreamAtomic(path, source, ...transforms)`: a streamed output such as a gzip NIfTI.
+ *  - `withAtomicPath(path, tmp => ...)`: a library that insists on writing a file by name (h5wasm).
+ *  - `withAtomicDir(dir, tmp => ...)`: a folder of many files (an NSD extraction, a synthetic dataset, a cache
+ *    entry) built under a temporary name and swapped into place whole.
+ *
+ * How: the data go to a temporary sibling in the same folder (`.<name>.tmp-<host>-<pid>-<random>`, hidden), are
+ * flushed to disk (fsync), and the temporary is renamed over the target; rename within one filesystem is atomic,
+ * so a reader, a killed writer (even SIGKILL) or a second writer never sees a half-written file. Two writers of
+ * the same output produce one complete result (the last rename wins), never a mix. A failed write removes its
+ * temporary; one left by a killed process is removed by `removeStaleTemporaries` (run folders do so when locked).
+ *
+ * A folder is replaced by two renames (old → `.<name>.old-…`, new → name); a process killed between them leaves
+ * the old folder under the `.old-` name, and `recoverInterruptedDir` (called by `withAtomicDir` and by readers of
+ * such folders) puts it back, so the folder is always the complete old one or the complete new one.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { basename, dirname, join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { processAlive } from './processAlive.js';
+
+/** The host tag in temporary names, so a process on another machine sharing the folder is never judged dead here. */
+const HOST_TAG = hostTag(hostname());
+
+function hostTag(h: string): string {
+  let x = 2166136261;
+  for (let i = 0; i < h.length; i++) x = Math.imul(x ^ h.charCodeAt(i), 16777619) >>> 0;
+  return x.toString(16).padStart(8, '0').slice(0, 6);
+}
+
+const TMP_RE = /^\.(.+)\.(tmp|old)-([0-9a-f]{6})-(\d+)-[0-9a-f]{8}$/;
+
+/** A temporary (or backup) name beside `path`, unique to this process and call. */
+function siblingName(path: string, kind: 'tmp' | 'old'): string {
+  // Keep the name under the usual 255-byte limit however long the target's name is.
+  const base = basename(path).slice(0, 200);
+  return join(dirname(path), `.${base}.${kind}-${HOST_TAG}-${process.pid}-${randomBytes(4).toString('hex')}`);
+}
+
+export interface AtomicWriteOptions {
+  /** Create the parent folder if missing (default true). */
+  mkdirs?: boolean;
+  /** File mode of a new file (default 0o666 less the umask, like fs.writeFile). */
+  mode?: number;
+}
+
+/**
+ * Runs `write` on a FileHandle open on a temporary sibling of `path`, then flushes it and renames it over `path`.
+ * If `write` throws, the temporary is removed and `path` is left as it was.
+ */
+export async function withAtomicFile<T>(
+  path: string,
+  write: (fh: FileHandle, tmpPath: string) => Promise<T>,
+  opts: AtomicWriteOptions = {},
+): Promise<T> {
+  if (opts.mkdirs !== false) await mkdir(dirname(path), { recursive: true });
+  const tmp = siblingName(path, 'tmp');
+  const fh = await open(tmp, 'wx', opts.mode ?? 0o666);
+  let closed = false;
+  try {
+    const result = await write(fh, tmp);
+    await fh.sync();
+    await fh.close();
+    closed = true;
+    await rename(tmp, path);
+    await syncDir(dirname(path));
+    return result;
+  } catch (e) {
+    if (!closed) await fh.close().catch(() => undefined);
+    await rm(tmp, { force: true }).catch(() => undefined);
+    throw e;
+  }
+}
+
+/**
+ * For a library that writes a file by name (h5wasm): `write` creates the file at the temporary path it is given,
+ * which is then flushed and renamed over `path`.
+ */
+export async function withAtomicPath<T>(path: string, write: (tmpPath: string) => Promise<T> | T, opts: AtomicWriteOptions = {}): Promise<T> {
+  if (opts.mkdirs !== false) await mkdir(dirname(path), { recursive: true });
+  const tmp = siblingName(path, 'tmp');
+  try {
+    const result = await write(tmp);
+    const fh = await open(tmp, 'r+');
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, path);
+    await syncDir(dirname(path));
+    return result;
+  } catch (e) {
+    await rm(tmp, { force: true }).catch(() => undefined);
+    throw e;
+  }
+}
+
+/** Writes `data` (a string is written as UTF-8) to `path` atomically. */
+export async function writeFileAtomic(path: string, data: string | Uint8Array, opts: AtomicWriteOptions = {}): Promise<void> {
+  await withAtomicFile(
+    path,
+    async (fh) => {
+      const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+      let off = 0;
+      while (off < bytes.byteLength) {
+        const { bytesWritten } = await fh.write(bytes, off, Math.min(bytes.byteLength - off, 64 << 20));
+        off += bytesWritten;
+      }
+    },
+    opts,
+  );
+}
+
+/** `JSON.stringify(value, null, 2)` plus a newline, written atomically. */
+export async function writeJsonAtomic(path: string, value: unknown, opts: AtomicWriteOptions = {}): Promise<void> {
+  await writeFileAtomic(path, `${JSON.stringify(value, null, 2)}\n`, opts);
+}
+
+type StreamStage = NodeJS.ReadableStream | NodeJS.ReadWriteStream | Iterable<unknown> | AsyncIterable<unknown> | ((...a: never[]) => unknown);
+
+/**
+ * Pipes `source` through `transforms` (e.g. `createGzip()`) into `path`, atomically. An error anywhere in the
+ * pipeline leaves `path` untouched.
+ */
+export async function writeStreamAtomic(
+  path: string,
+  source: StreamStage,
+  transforms: NodeJS.ReadWriteStream[] = [],
+  opts: AtomicWriteOptions = {},
+): Promise<void> {
+  await withAtomicFile(
+    path,
+    async (fh) => {
+      // The sink writes through the handle (a WriteStream would close it before it can be flushed).
+      const sink = async (chunks: AsyncIterable<Uint8Array | string>) => {
+        for await (const chunk of chunks) {
+          const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+          let off = 0;
+          while (off < bytes.byteLength) off += (await fh.write(bytes, off, bytes.byteLength - off)).bytesWritten;
+        }
+      };
+      await (pipeline as (...s: unknown[]) => Promise<void>)(source, ...transforms, sink);
+    },
+    opts,
+  );
+}
+
+/**
+ * Builds a folder under a temporary sibling name (`build` receives that path and writes into it), then swaps it
+ * into place as `dir`, replacing an existing folder whole. If `build` throws, the temporary is removed and `dir`
+ * is left as it was.
+ */
+export async function withAtomicDir<T>(dir: string, build: (tmpDir: string) => Promise<T>): Promise<T> {
+  await mkdir(dirname(dir), { recursive: true });
+  await recoverInterruptedDir(dir);
+  const tmp = siblingName(dir, 'tmp');
+  await mkdir(tmp);
+  let result: T;
+  try {
+    result = await build(tmp);
+    await syncDir(tmp);
+    await replaceDir(tmp, dir);
+  } catch (e) {
+    await rm(tmp, { recursive: true, force: true }).catch(() => undefined);
+    throw e;
+  }
+  return result;
+}
+
+/** Renames the finished folder `tmp` to `dir`, moving an existing `dir` aside first and deleting it after. */
+async function replaceDir(tmp: string, dir: string): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await rename(tmp, dir);
+      await syncDir(dirname(dir));
+      return;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if ((code !== 'ENOTEMPTY' && code !== 'EEXIST') || attempt >= 20) throw e;
+    }
+    // `dir` exists: move it aside (another writer may have just done the same: then there is nothing to move).
+    const old = siblingName(dir, 'old');
+    try {
+      await rename(dir, old);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      continue;
+    }
+    try {
+      await rename(tmp, dir);
+    } catch (e) {
+      // Someone else's folder went in between our two renames: ours loses; theirs is complete.
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOTEMPTY' || code === 'EEXIST') {
+        await rm(old, { recursive: true, force: true });
+        continue;
+      }
+      await rename(old, dir).catch(() => undefined);
+      throw e;
+    }
+    await syncDir(dirname(dir));
+    await rm(old, { recursive: true, force: true });
+    return;
+  }
+}
+
+/**
+ * If `dir` is missing because a writer was killed between moving the old folder aside and renaming the new one
+ * in, puts the old folder back. A no-op when `dir` exists. Returns true when it restored something.
+ */
+export async function recoverInterruptedDir(dir: string): Promise<boolean> {
+  try {
+    await stat(dir);
+    return false;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') return false;
+  }
+  const parent = dirname(dir);
+  const name = basename(dir).slice(0, 200);
+  let entries: string[];
+  try {
+    entries = await readdir(parent);
+  } catch {
+    return false;
+  }
+  for (const entry of entries) {
+    const m = TMP_RE.exec(entry);
+    if (!m || m[1] !== name || m[2] !== 'old' || !isStale(m[3], Number(m[4]))) continue;
+    try {
+      await rename(join(parent, entry), dir);
+      return true;
+    } catch {
+      // another process restored it first, or `dir` reappeared
+    }
+  }
+  return false;
+}
+
+/**
+ * Removes temporaries (and moved-aside old folders) left in `dir` by processes of this host that are no longer
+ * running; with `recursive`, in every sub-folder too. Returns the paths removed.
+ */
+export async function removeStaleTemporaries(dir: string, opts: { recursive?: boolean } = {}): Promise<string[]> {
+  const removed: string[] = [];
+  let entries;
+  try {
+    entries = await readdir(dir, { withFileTypes: true });
+  } catch {
+    return removed;
+  }
+  for (const e of entries) {
+    const p = join(dir, e.name);
+    const m = TMP_RE.exec(e.name);
+    if (m && isStale(m[3], Number(m[4]))) {
+      // A stale `.old-` folder whose target is missing is the complete old version: restore rather than delete.
+      if (m[2] === 'old' && (await recoverInterruptedDir(join(dir, m[1])))) continue;
+      await rm(p, { recursive: true, force: true });
+      removed.push(p);
+    } else if (opts.recursive && e.isDirectory() && !m) {
+      removed.push(...(await removeStaleTemporaries(p, opts)));
+    }
+  }
+  return removed;
+}
+
+/** True for a name this module uses for temporaries and moved-aside folders. */
+export function isAtomicTemporary(name: string): boolean {
+  return TMP_RE.test(name);
+}
+
+function isStale(tag: string, pid: number): boolean {
+  return tag === HOST_TAG && !processAlive(pid);
+}
+
+/** Flushes a folder's entries (the rename) to disk; not every platform allows it, so failures are ignored. */
+async function syncDir(dir: string): Promise<void> {
+  let fh: FileHandle | undefined;
+  try {
+    fh = await open(dir, 'r');
+    await fh.sync();
+  } catch {
+    // best effort
+  } finally {
+    await fh?.close().catch(() => undefined);
+  }
+}

@@ -1,0 +1,51 @@
+/**
+ * Finiteness checks where numbers enter from files (NSD betas, feature matrices, decoded latents): one helper, so
+ * every such error says what the array is, where the first NaN/Inf sits, and how many there are.
+ */
+import { NonFiniteError } from '../errors.js';
+
+/** Index of the first NaN or ±Inf in `a`, or -1 when every value is finite. */
+export function firstNonFinite(a: ArrayLike<number>): number {
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i];
+    // x - x is 0 for every finite x and NaN for NaN and ±Inf; one compare per element.
+    if (x - x !== 0) return i;
+  }
+  return -1;
+}
+
+export interface FiniteCheckOptions {
+  /** Shape of `a` (row-major), to name the first bad element by its index along each axis. */
+  shape?: readonly number[];
+  /** Names of the axes (e.g. ['trial', 'voxel']) used with `shape`. */
+  axes?: readonly string[];
+}
+
+/**
+ * Throws NonFiniteError when `a` holds NaN or ±Inf, naming `what` (e.g. "X (features.npy)"), the first bad
+ * element's index (and position along `shape`), its value, and the count of bad values.
+ */
+export function assertFinite(a: ArrayLike<number>, what: string, opts: FiniteCheckOptions = {}): void {
+  const first = firstNonFinite(a);
+  if (first < 0) return;
+  let count = 0;
+  for (let i = first; i < a.length; i++) if (a[i] - a[i] !== 0) count++;
+  throw new NonFiniteError(
+    `${what}: element ${position(first, opts)} is ${a[first]}` +
+      (count > 1 ? ` (${count} of ${a.length} values are not finite)` : '') +
+      '; finite numbers are required',
+  );
+}
+
+function position(flat: number, opts: FiniteCheckOptions): string {
+  const shape = opts.shape;
+  if (!shape || shape.length < 2) return `[${flat}]`;
+  const idx: number[] = [];
+  let rest = flat;
+  for (let d = shape.length - 1; d >= 0; d--) {
+    idx.unshift(rest % shape[d]);
+    rest = Math.floor(rest / shape[d]);
+  }
+  const named = opts.axes && opts.axes.length === shape.length ? idx.map((v, d) => `${opts.axes![d]} ${v}`).join(', ') : idx.join(', ');
+  return `[${named}] (flat index ${flat})`;
+}

@@ -1,0 +1,219 @@
+/**
+ * A lock on an output folder (a run folder) while one process works in it.
+ *
+ * `const lock = await lockFolder(dir, 'reconstruct')` creates `<dir>/.brainlatent.lock` holding the holder's pid,
+ * host, command and start time; `await lock.release()` (or process exit) removes it. A second process asking for
+ * the same folder gets a `LockedError` naming the holder. A lock left by a process that died (SIGKILL, a crash,
+ * a power cut) is recognised on this host — its pid is gone, or now belongs to a process started later — and is
+ * taken over. A lock held from another host is never broken automatically: the error says which file to delete
+ * once that run is known to be gone.
+ *
+ * The lock file is written under a private name and hard-linked into place, so it is never seen half-written and
+ * only one of two racing processes can create it.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFileSync, unlinkSync } from 'node:fs';
+import { link, mkdir, open, readFile, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { LockedError } from '../errors.js';
+import { processAlive, processStartTime } from './processAlive.js';
+
+export const LOCK_FILE = '.brainlatent.lock';
+
+export interface LockHolder {
+  pid: number;
+  host: string;
+  /** What the holder is doing, e.g. "brainlatent reconstruct --config run.json". */
+  command: string;
+  startedAt: string;
+  /** The holder's kernel start time (Linux), to tell a recycled pid from the holder. */
+  processStart: string | null;
+  /** Unique per acquisition: a lock is only ever removed by the process that created it. */
+  token: string;
+}
+
+export class FolderLock {
+  private released = false;
+  private readonly onExit: () => void;
+
+  constructor(
+    readonly dir: string,
+    readonly path: string,
+    readonly holder: LockHolder,
+    /** The folder did not exist before the lock: release removes it again if nothing was written there. */
+    private readonly createdDir = false,
+  ) {
+    // If the process exits without releasing (process.exit after an error), the lock goes with it.
+    this.onExit = () => {
+      if (!this.released && ownedBy(this.path, this.holder.token)) {
+        try {
+          unlinkSync(this.path);
+        } catch {
+          // already gone
+        }
+      }
+    };
+    process.once('exit', this.onExit);
+  }
+
+  async release(): Promise<void> {
+    if (this.released) return;
+    this.released = true;
+    process.removeListener('exit', this.onExit);
+    if (ownedBy(this.path, this.holder.token)) await unlink(this.path).catch(() => undefined);
+    if (this.createdDir) await rmdir(this.dir).catch(() => undefined);
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.release();
+  }
+}
+
+/** The command line of this process, for the lock's `command` field. */
+export function currentCommand(): string {
+  const args = process.argv.slice(2).join(' ');
+  return `${process.argv[1]?.endsWith('main.js') ? 'brainlatent' : process.argv[1] ?? 'node'}${args ? ` ${args}` : ''}`;
+}
+
+/** Locks `dir` (created if missing) for this process, or throws LockedError naming the live holder. */
+export async function lockFolder(dir: string, command = currentCommand()): Promise<FolderLock> {
+  const created = (await mkdir(dir, { recursive: true })) !== undefined;
+  const path = join(dir, LOCK_FILE);
+  const holder: LockHolder = {
+    pid: process.pid,
+    host: hostname(),
+    command,
+    startedAt: new Date().toISOString(),
+    processStart: processStartTime(process.pid),
+    token: randomBytes(8).toString('hex'),
+  };
+  const body = `${JSON.stringify(holder, null, 2)}\n`;
+  for (let attempt = 0; attempt < 50; attempt++) {
+    if (await publish(path, body)) return new FolderLock(dir, path, holder, created);
+    const current = await readHolder(path);
+    if (current === 'gone') continue;
+    if (current === 'unreadable') {
+      // Being written by a filesystem without hard links, or corrupt: wait a little, then treat as stale.
+      if (await olderThan(path, 10_000)) await takeOver(path, null);
+      else await sleep(50);
+      continue;
+    }
+    if (current.host !== holder.host) {
+      throw new LockedError(
+        `${dir} is in use by ${describe(current)}; if that run is gone, delete ${path}`,
+        current,
+      );
+    }
+    if (holderAlive(current)) throw new LockedError(`${dir} is in use by ${describe(current)}`, current);
+    await takeOver(path, current.token);
+  }
+  throw new LockedError(`${dir}: could not take the lock ${path} (it keeps changing hands)`, null);
+}
+
+/** The current holder of `dir`'s lock, or null when it is not locked (a stale lock is reported as held). */
+export async function readLockHolder(dir: string): Promise<LockHolder | null> {
+  const h = await readHolder(join(dir, LOCK_FILE));
+  return typeof h === 'string' ? null : h;
+}
+
+function describe(h: LockHolder): string {
+  return `pid ${h.pid} on ${h.host} ("${h.command}", since ${h.startedAt})`;
+}
+
+function holderAlive(h: LockHolder): boolean {
+  if (!processAlive(h.pid)) return false;
+  if (h.processStart === null) return true;
+  const now = processStartTime(h.pid);
+  return now === null || now === h.processStart;
+}
+
+/** Creates the lock file whole, or returns false when one exists. */
+async function publish(path: string, body: string): Promise<boolean> {
+  const tmp = `${path}.${process.pid}-${randomBytes(4).toString('hex')}`;
+  const fh = await open(tmp, 'wx');
+  try {
+    await fh.writeFile(body);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  try {
+    await link(tmp, path);
+    return true;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return false;
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw e;
+    // No hard links here: exclusive create is the next best (a reader may briefly see it empty).
+    try {
+      const lf = await open(path, 'wx');
+      try {
+        await lf.writeFile(body);
+      } finally {
+        await lf.close();
+      }
+      return true;
+    } catch (e2) {
+      if ((e2 as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw e2;
+    }
+  } finally {
+    await rm(tmp, { force: true });
+  }
+}
+
+async function readHolder(path: string): Promise<LockHolder | 'gone' | 'unreadable'> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return 'gone';
+    throw e;
+  }
+  try {
+    const h = JSON.parse(text) as LockHolder;
+    if (typeof h.pid !== 'number' || typeof h.host !== 'string' || typeof h.token !== 'string') return 'unreadable';
+    return { ...h, command: String(h.command ?? ''), processStart: h.processStart ?? null };
+  } catch {
+    return 'unreadable';
+  }
+}
+
+/**
+ * Removes a stale lock. Renaming it away first makes the removal exclusive; if what was renamed turns out to be a
+ * fresh lock that another process created meanwhile (a different token), it is put back.
+ */
+async function takeOver(path: string, staleToken: string | null): Promise<void> {
+  const tomb = `${path}.stale-${process.pid}-${randomBytes(4).toString('hex')}`;
+  try {
+    await rename(path, tomb);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw e;
+  }
+  const taken = await readHolder(tomb);
+  const wasStale = staleToken === null ? typeof taken === 'string' || !holderAlive(taken) : typeof taken !== 'string' && taken.token === staleToken;
+  if (!wasStale) await link(tomb, path).catch(() => undefined);
+  await rm(tomb, { force: true });
+}
+
+function ownedBy(path: string, token: string): boolean {
+  try {
+    return (JSON.parse(readFileSync(path, 'utf8')) as LockHolder).token === token;
+  } catch {
+    return false;
+  }
+}
+
+async function olderThan(path: string, ms: number): Promise<boolean> {
+  try {
+    return Date.now() - (await stat(path)).mtimeMs > ms;
+  } catch {
+    return true;
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

@@ -1,0 +1,79 @@
+/**
+ * JSON files the user hands us (configs, scheduler and tokenizer files, manifests): a missing file is a
+ * MissingFileError, a syntax error a FormatError with the file, line and column, and a document that is not
+ * what the caller needs (e.g. `null` where an object is expected) a FormatError naming the file.
+ */
+import { readFile } from 'node:fs/promises';
+import jsonc from 'jsonc-parser';
+import { FormatError, LimitError } from '../errors.js';
+import { fileOpenError } from './byteStream.js';
+
+/** Largest JSON file read (a CLIP vocab.json is ~1 MB); raise with BRAINLATENT_MAX_JSON_BYTES. */
+export function maxJsonBytes(): number {
+  const env = Number(process.env.BRAINLATENT_MAX_JSON_BYTES);
+  return Number.isFinite(env) && env > 0 ? env : 256 * 2 ** 20;
+}
+
+/** Parses JSON `text` from `path`; a syntax error names `path:line:column` and what was wrong there. */
+export function parseJson(text: string, path: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    const errors: jsonc.ParseError[] = [];
+    jsonc.parse(text, errors, { disallowComments: true, allowTrailingComma: false, allowEmptyContent: false });
+    const first = errors[0];
+    if (!first) throw new FormatError(`${path}: not valid JSON (${(e as Error).message})`, { path });
+    const { line, column } = lineColumn(text, first.offset);
+    const near = JSON.stringify(text.slice(first.offset, first.offset + Math.max(1, Math.min(first.length, 20))));
+    throw new FormatError(
+      `${path}:${line}:${column}: not valid JSON: ${describe(jsonc.printParseErrorCode(first.error))}` +
+        (first.offset < text.length ? ` at ${near}` : ' at the end of the file'),
+      { path, field: `line ${line}` },
+    );
+  }
+}
+
+/** Reads and parses a JSON file (UTF-8, a leading byte-order mark allowed). */
+export async function readJsonFile(path: string): Promise<unknown> {
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(path);
+  } catch (e) {
+    throw fileOpenError(path, e);
+  }
+  if (bytes.length > maxJsonBytes()) {
+    throw new LimitError(
+      `${path}: ${bytes.length} bytes is more than the ${maxJsonBytes()}-byte limit for JSON files (raise it with BRAINLATENT_MAX_JSON_BYTES)`,
+      { path },
+    );
+  }
+  let text = bytes.toString('utf8');
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+  return parseJson(text, path);
+}
+
+/** Reads a JSON file that must hold an object (not null, an array or a scalar). */
+export async function readJsonObject(path: string, what = 'a JSON object'): Promise<Record<string, unknown>> {
+  const v = await readJsonFile(path);
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) {
+    throw new FormatError(`${path}: expected ${what}, found ${v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v}`, { path });
+  }
+  return v as Record<string, unknown>;
+}
+
+function lineColumn(text: string, offset: number): { line: number; column: number } {
+  let line = 1;
+  let lineStart = 0;
+  for (let i = 0; i < offset && i < text.length; i++) {
+    if (text.charCodeAt(i) === 10) {
+      line++;
+      lineStart = i + 1;
+    }
+  }
+  return { line, column: offset - lineStart + 1 };
+}
+
+function describe(code: string): string {
+  // 'PropertyNameExpected' → 'property name expected'
+  return code.replace(/([a-z])([A-Z])/g, '$1 $2').toLowerCase();
+}
