@@ -1,51 +1,59 @@
 /**
- * NumPy .npy files (format versions 1-3): little-endian float32/float64/int16/int32/uint8 in C
- * order. Data are read straight into the typed array's memory in chunks, never through an
- * intermediate Buffer of the whole file.
+ * NumPy .npy files (format versions 1-3): boolean, integer and float arrays of either byte order, in C order.
+ * Every header field is checked against the file before anything is allocated: the header dictionary is parsed
+ * strictly (exactly 'descr', 'fortran_order' and 'shape'), and shape × item size must equal the data bytes in the
+ * file (a short file is truncated, extra bytes are trailing garbage); each failure is a FormatError naming the file
+ * and the field. Data are read straight into the typed array's memory in chunks, never through a copy of the file.
  */
-import { open } from 'node:fs/promises';
+import { constants as bufferConstants } from 'node:buffer';
+import { open, type FileHandle } from 'node:fs/promises';
 
-import { FormatError, ShapeError } from '../errors.js';
+import { FormatError, LimitError, NonFiniteError, ShapeError } from '../errors.js';
 import type { Matrix } from '../matrix.js';
 import { withAtomicFile } from './atomicWrite.js';
-import { allocate, BYTES, bytesOf, dtypeOf, product, type DType, type NumericArray } from './typedArrays.js';
+import { fileOpenError } from './byteStream.js';
+import { assertFinite, firstNonFinite } from './finite.js';
+import { bytesOf, dtypeOf, product, type DType, type NumericArray } from './typedArrays.js';
+
+/** Element types read from .npy files (a superset of what is written). */
+export type NpyDType = DType | 'int8' | 'uint16' | 'uint32' | 'int64' | 'uint64' | 'bool';
+export type NpyData = NumericArray | Int8Array | Uint16Array | Uint32Array | BigInt64Array | BigUint64Array;
 
 export interface NpyArray {
-  data: NumericArray;
+  data: NpyData;
   shape: number[];
-  dtype: DType;
+  dtype: NpyDType;
+}
+
+export interface NpyHeader {
+  dtype: NpyDType;
+  shape: number[];
+  dataOffset: number;
+  /** Bytes of data the header announces (= the bytes after the header). */
+  dataBytes: number;
+  littleEndian: boolean;
 }
 
 const MAGIC = Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]); // \x93NUMPY
-const DESCR: Record<string, DType> = { '<f4': 'float32', '<f8': 'float64', '<i2': 'int16', '<i4': 'int32', '|u1': 'uint8', '<u1': 'uint8' };
+const KINDS: Record<string, NpyDType> = {
+  f4: 'float32', f8: 'float64', i1: 'int8', i2: 'int16', i4: 'int32', i8: 'int64',
+  u1: 'uint8', u2: 'uint16', u4: 'uint32', u8: 'uint64', b1: 'bool',
+};
+const ITEM: Record<NpyDType, number> = {
+  float32: 4, float64: 8, int8: 1, int16: 2, int32: 4, int64: 8, uint8: 1, uint16: 2, uint32: 4, uint64: 8, bool: 1,
+};
 const DESCR_OF: Record<DType, string> = { float32: '<f4', float64: '<f8', int16: '<i2', int32: '<i4', uint8: '|u1' };
 const CHUNK = 64 << 20;
+/** numpy itself refuses headers over 10 000 bytes unless told otherwise; ours is a generous bound on the same. */
+const MAX_HEADER_BYTES = 1 << 20;
 
-export interface NpyHeader {
-  dtype: DType;
-  shape: number[];
-  dataOffset: number;
+function fail(path: string, field: string, msg: string): FormatError {
+  return new FormatError(`${path}: ${msg}`, { path, field });
 }
 
-function parseHeader(path: string, text: string): { descr: string; fortran: boolean; shape: number[] } {
-  const descr = /'descr'\s*:\s*'([^']*)'/.exec(text)?.[1];
-  const fortran = /'fortran_order'\s*:\s*(True|False)/.exec(text)?.[1];
-  const shapeText = /'shape'\s*:\s*\(([^)]*)\)/.exec(text)?.[1];
-  if (descr === undefined || fortran === undefined || shapeText === undefined) {
-    throw new FormatError(`${path}: malformed .npy header ${JSON.stringify(text.trim())}`);
-  }
-  const shape = shapeText
-    .split(',')
-    .map((s) => s.trim())
-    .filter((s) => s.length > 0)
-    .map((s) => Number(s.replace(/L$/, '')));
-  if (shape.some((d) => !Number.isInteger(d) || d < 0)) throw new FormatError(`${path}: bad shape (${shapeText}) in .npy header`);
-  return { descr, fortran: fortran === 'True', shape };
-}
-
-/** Reads only the header: dtype, shape and where the data start. */
+/** Reads only the header: dtype, shape and where the data start, all checked against the file's size. */
 export async function readNpyHeader(path: string): Promise<NpyHeader> {
-  const fh = await open(path, 'r');
+  const fh = await openFile(path);
   try {
     return await headerFrom(fh, path);
   } finally {
@@ -53,55 +61,235 @@ export async function readNpyHeader(path: string): Promise<NpyHeader> {
   }
 }
 
-async function headerFrom(fh: import('node:fs/promises').FileHandle, path: string): Promise<NpyHeader> {
+async function openFile(path: string): Promise<FileHandle> {
+  let fh: FileHandle;
+  try {
+    fh = await open(path, 'r');
+  } catch (e) {
+    throw fileOpenError(path, e);
+  }
+  try {
+    if (!(await fh.stat()).isFile()) throw new FormatError(`${path}: not a regular file`, { path });
+  } catch (e) {
+    await fh.close();
+    throw e instanceof FormatError ? e : fileOpenError(path, e);
+  }
+  return fh;
+}
+
+async function headerFrom(fh: FileHandle, path: string): Promise<NpyHeader> {
+  const size = (await fh.stat()).size;
   const pre = Buffer.alloc(12);
   const { bytesRead } = await fh.read(pre, 0, 12, 0);
-  if (bytesRead < 10 || !pre.subarray(0, 6).equals(MAGIC)) throw new FormatError(`${path}: not a .npy file (bad magic)`);
+  const lead = leadIn(path, size, pre.subarray(0, bytesRead));
+  const hb = Buffer.alloc(lead.headerLen);
+  const r = await fh.read(hb, 0, lead.headerLen, lead.start);
+  if (r.bytesRead < lead.headerLen) throw fail(path, 'header_len', 'truncated .npy header');
+  return headerFromDict(path, size, lead, hb);
+}
+
+/** Magic, version and header length, checked against the `size` bytes of the whole file. */
+function leadIn(path: string, size: number, pre: Buffer): { major: number; start: number; headerLen: number } {
+  if (pre.length < 10 || !pre.subarray(0, 6).equals(MAGIC)) throw fail(path, 'magic', 'not a .npy file (it does not start with \\x93NUMPY)');
   const major = pre[6];
   let headerLen: number, start: number;
   if (major === 1) {
     headerLen = pre.readUInt16LE(8);
     start = 10;
   } else if (major === 2 || major === 3) {
+    if (pre.length < 12) throw fail(path, 'header_len', `truncated .npy file (${size} bytes)`);
     headerLen = pre.readUInt32LE(8);
     start = 12;
   } else {
-    throw new FormatError(`${path}: unsupported .npy format version ${major}`);
+    throw fail(path, 'version', `unsupported .npy format version ${major}.${pre[7]}; expected 1.0, 2.0 or 3.0`);
   }
-  const hb = Buffer.alloc(headerLen);
-  const r = await fh.read(hb, 0, headerLen, start);
-  if (r.bytesRead < headerLen) throw new FormatError(`${path}: truncated .npy header`);
-  const { descr, fortran, shape } = parseHeader(path, hb.toString('latin1'));
-  const dtype = DESCR[descr];
-  if (!dtype) {
-    const why = descr.startsWith('>') ? 'big-endian data' : `dtype '${descr}'`;
-    throw new FormatError(`${path}: ${why} is not supported; expected little-endian float32, float64, int16, int32 or uint8`);
+  if (start + headerLen > size) {
+    throw fail(path, 'header_len', `header length ${headerLen} runs past the end of the ${size}-byte file (truncated or corrupt)`);
   }
-  if (fortran) throw new FormatError(`${path}: Fortran-ordered arrays are not supported; save with C order (np.ascontiguousarray)`);
-  return { dtype, shape, dataOffset: start + headerLen };
+  if (headerLen > MAX_HEADER_BYTES) {
+    throw new LimitError(`${path}: .npy header of ${headerLen} bytes is over the ${MAX_HEADER_BYTES}-byte limit`, { path, field: 'header_len' });
+  }
+  return { major, start, headerLen };
+}
+
+/** The header dictionary's dtype and shape, and shape × item size checked against the data bytes present. */
+function headerFromDict(path: string, size: number, lead: { major: number; start: number; headerLen: number }, hb: Buffer): NpyHeader {
+  const { major, start, headerLen } = lead;
+  let text: string;
+  if (major === 3) {
+    try {
+      text = new TextDecoder('utf-8', { fatal: true }).decode(hb);
+    } catch {
+      throw fail(path, 'header', 'the version 3 header is not valid UTF-8');
+    }
+  } else text = hb.toString('latin1');
+  const { descr, fortran, shape } = parseHeaderDict(path, text);
+  const m = /^([<>|=])([a-z])(\d+)$/.exec(descr);
+  const dtype = m ? KINDS[`${m[2]}${m[3]}`] : undefined;
+  if (!m || !dtype) {
+    throw fail(path, 'descr', `dtype '${descr}' is not read; expected a boolean, integer or float32/float64 type (e.g. '<f4', '<i8', '|b1')`);
+  }
+  const littleEndian = m[1] !== '>';
+  if (fortran && shape.filter((d) => d > 1).length > 1) {
+    throw fail(path, 'fortran_order', 'Fortran-ordered arrays are not read; save with C order (np.ascontiguousarray)');
+  }
+  const count = product(shape);
+  if (!Number.isSafeInteger(count)) throw fail(path, 'shape', `shape (${shape.join(', ')}) has more elements than can be counted exactly`);
+  const dataOffset = start + headerLen;
+  const dataBytes = count * ITEM[dtype];
+  const present = size - dataOffset;
+  if (present < dataBytes) {
+    throw fail(path, 'shape', `truncated .npy file: shape (${shape.join(', ')}) ${dtype} needs ${dataBytes} data bytes, the file holds ${present}`);
+  }
+  if (present > dataBytes) {
+    throw fail(path, 'shape', `${present - dataBytes} trailing bytes after the ${dataBytes} data bytes of shape (${shape.join(', ')}) ${dtype}`);
+  }
+  if (dataBytes > bufferConstants.MAX_LENGTH) {
+    throw new LimitError(`${path}: ${dataBytes} data bytes exceed the ${bufferConstants.MAX_LENGTH}-byte limit of one array in Node`, { path, field: 'shape' });
+  }
+  return { dtype, shape, dataOffset, dataBytes, littleEndian };
+}
+
+/**
+ * The header dictionary, parsed as the Python literal it is: `{'descr': '<f4', 'fortran_order': False,
+ * 'shape': (3, 4), }` followed by spaces and a newline. Anything else is refused, naming what was wrong.
+ */
+function parseHeaderDict(path: string, text: string): { descr: string; fortran: boolean; shape: number[] } {
+  let i = 0;
+  const ws = () => {
+    while (i < text.length && (text[i] === ' ' || text[i] === '\t' || text[i] === '\n' || text[i] === '\r')) i++;
+  };
+  const bad = (what: string) => fail(path, 'header', `malformed .npy header (${what} at byte ${i}): ${JSON.stringify(text.slice(0, 120).trim())}`);
+  const str = (): string => {
+    const q = text[i];
+    if (q !== "'" && q !== '"') throw bad('expected a quoted string');
+    const end = text.indexOf(q, i + 1);
+    if (end < 0) throw bad('unterminated string');
+    const s = text.slice(i + 1, end);
+    if (s.includes('\\')) throw bad('escape in string');
+    i = end + 1;
+    return s;
+  };
+  const int = (): number => {
+    const m = /^\d+L?/.exec(text.slice(i, i + 32));
+    if (!m) throw bad('expected a non-negative integer');
+    i += m[0].length;
+    const v = Number(m[0].replace(/L$/, ''));
+    if (!Number.isSafeInteger(v)) throw fail(path, 'shape', `dimension ${m[0]} is too large`);
+    return v;
+  };
+  const values: Record<string, unknown> = {};
+  ws();
+  if (text[i++] !== '{') throw bad("expected '{'");
+  ws();
+  while (text[i] !== '}') {
+    const key = str();
+    if (key in values) throw bad(`duplicate key '${key}'`);
+    ws();
+    if (text[i++] !== ':') throw bad("expected ':'");
+    ws();
+    if (key === 'descr') {
+      if (text[i] === '[') throw fail(path, 'descr', 'structured (record) dtypes are not read; expected a plain numeric array');
+      values[key] = str();
+    } else if (key === 'fortran_order') {
+      if (text.startsWith('True', i)) values[key] = true;
+      else if (text.startsWith('False', i)) values[key] = false;
+      else throw bad('fortran_order must be True or False');
+      i += values[key] ? 4 : 5;
+    } else if (key === 'shape') {
+      if (text[i++] !== '(') throw bad("expected '(' for the shape");
+      const dims: number[] = [];
+      ws();
+      while (text[i] !== ')') {
+        dims.push(int());
+        ws();
+        if (text[i] === ',') {
+          i++;
+          ws();
+        } else if (text[i] !== ')') throw bad("expected ',' or ')' in the shape");
+      }
+      i++;
+      if (dims.length > 32) throw fail(path, 'shape', `${dims.length} dimensions; numpy allows at most 32`);
+      values[key] = dims;
+    } else {
+      throw bad(`unexpected key '${key}'`);
+    }
+    ws();
+    if (text[i] === ',') {
+      i++;
+      ws();
+    } else if (text[i] !== '}') throw bad("expected ',' or '}'");
+  }
+  i++;
+  if (text.slice(i).trim() !== '') throw bad('text after the dictionary');
+  for (const k of ['descr', 'fortran_order', 'shape']) if (!(k in values)) throw fail(path, k, `.npy header has no '${k}'`);
+  return { descr: values.descr as string, fortran: values.fortran_order as boolean, shape: values.shape as number[] };
+}
+
+function allocateNpy(dtype: NpyDType, count: number): NpyData {
+  switch (dtype) {
+    case 'float32': return new Float32Array(count);
+    case 'float64': return new Float64Array(count);
+    case 'int8': return new Int8Array(count);
+    case 'int16': return new Int16Array(count);
+    case 'int32': return new Int32Array(count);
+    case 'int64': return new BigInt64Array(count);
+    case 'uint8': case 'bool': return new Uint8Array(count);
+    case 'uint16': return new Uint16Array(count);
+    case 'uint32': return new Uint32Array(count);
+    case 'uint64': return new BigUint64Array(count);
+  }
 }
 
 export async function readNpy(path: string): Promise<NpyArray> {
-  const fh = await open(path, 'r');
+  const fh = await openFile(path);
   try {
-    const { dtype, shape, dataOffset } = await headerFrom(fh, path);
-    const count = product(shape);
-    const data = allocate(dtype, count);
-    const bytes = bytesOf(data);
+    const header = await headerFrom(fh, path);
+    const data = allocateNpy(header.dtype, header.dataBytes / ITEM[header.dtype]);
+    const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
     let done = 0;
     while (done < bytes.length) {
       const len = Math.min(CHUNK, bytes.length - done);
-      const { bytesRead } = await fh.read(bytes, done, len, dataOffset + done);
-      if (bytesRead === 0) {
-        throw new FormatError(
-          `${path}: truncated .npy file: shape (${shape.join(', ')}) ${dtype} needs ${bytes.length} data bytes, found ${done}`,
-        );
-      }
+      const { bytesRead } = await fh.read(bytes, done, len, header.dataOffset + done);
+      if (bytesRead === 0) throw fail(path, 'shape', `file shrank while being read (${done} of ${bytes.length} data bytes)`);
       done += bytesRead;
     }
-    return { data, shape, dtype };
+    return finishData(path, header, data);
   } finally {
     await fh.close();
+  }
+}
+
+/**
+ * A .npy file held in memory (an HTTP body), checked exactly as a file is (`what` names it in errors); the data are
+ * copied into an aligned typed array.
+ */
+export function decodeNpy(bytes: Uint8Array, what: string): NpyArray {
+  const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const lead = leadIn(what, b.length, b.subarray(0, 12));
+  const header = headerFromDict(what, b.length, lead, b.subarray(lead.start, lead.start + lead.headerLen));
+  const data = allocateNpy(header.dtype, header.dataBytes / ITEM[header.dtype]);
+  new Uint8Array(data.buffer, data.byteOffset, data.byteLength).set(b.subarray(header.dataOffset, header.dataOffset + header.dataBytes));
+  return finishData(what, header, data);
+}
+
+/** Native byte order, and booleans that are 0 or 1. */
+function finishData(path: string, header: NpyHeader, data: NpyData): NpyArray {
+  const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  if (!header.littleEndian && ITEM[header.dtype] > 1) swapBytes(bytes, ITEM[header.dtype]);
+  if (header.dtype === 'bool') {
+    for (let k = 0; k < bytes.length; k++) if (bytes[k] > 1) throw fail(path, 'data', `boolean element ${k} holds byte ${bytes[k]}, expected 0 or 1`);
+  }
+  return { data, shape: header.shape, dtype: header.dtype };
+}
+
+function swapBytes(buf: Uint8Array, n: number): void {
+  for (let i = 0; i < buf.length; i += n) {
+    for (let a = i, b = i + n - 1; a < b; a++, b--) {
+      const x = buf[a];
+      buf[a] = buf[b];
+      buf[b] = x;
+    }
   }
 }
 
@@ -125,6 +313,7 @@ function npyHeader(data: NumericArray, shape: readonly number[], what: string): 
   return Buffer.concat([head, Buffer.from(dict, 'latin1')]);
 }
 
+/** Writes `data` with `shape` as a .npy file, atomically (ts/io/atomicWrite). */
 export async function writeNpy(path: string, data: NumericArray, shape: readonly number[]): Promise<void> {
   const header = npyHeader(data, shape, path);
   await withAtomicFile(path, async (fh) => {
@@ -136,65 +325,67 @@ export async function writeNpy(path: string, data: NumericArray, shape: readonly
   });
 }
 
+/** The bytes of a .npy file of `data` with `shape` (for an HTTP response). */
+export function encodeNpy(data: NumericArray, shape: readonly number[]): Buffer {
+  const bytes = bytesOf(data);
+  return Buffer.concat([npyHeader(data, shape, 'encodeNpy'), Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)]);
+}
+
+export interface MatrixReadOptions {
+  /** Refuse NaN and ±Inf, naming the first (default true: the engine needs finite numbers). */
+  finite?: boolean;
+}
+
 /**
- * Reads a 2-D float matrix (rows × cols) for the engine. float64 files are converted to
- * float32; integer files and other ranks are refused with an error naming the file.
+ * Reads a 2-D float matrix (rows × cols) for the engine. float64 files are converted to float32 (`sourceDtype`
+ * says so, for a note to the user); NaN/Inf (and float64 values beyond float32's range) are refused with the first
+ * bad element's position; integer files and other ranks are refused with an error naming the file.
  */
-export async function readMatrixNpy(path: string, what: string): Promise<Matrix> {
+export async function readMatrixNpy(path: string, what: string, opts: MatrixReadOptions = {}): Promise<Matrix & { sourceDtype: NpyDType }> {
   const a = await readNpy(path);
   if (a.shape.length !== 2) {
     throw new ShapeError(`${what} (${path}): expected a 2-D array (samples × columns), got shape (${a.shape.join(', ')})`);
   }
+  const [rows, cols] = a.shape;
+  const label = `${what} (${path})`;
+  const where = { shape: a.shape, axes: ['row', 'column'] };
   let data: Float32Array;
-  if (a.data instanceof Float32Array) data = a.data;
-  else if (a.data instanceof Float64Array) data = Float32Array.from(a.data);
-  else throw new FormatError(`${what} (${path}): expected float32 or float64 data, got ${a.dtype}`);
-  return { data, rows: a.shape[0], cols: a.shape[1] };
+  if (a.data instanceof Float32Array) {
+    data = a.data;
+    if (opts.finite !== false) assertFinite(data, label, where);
+  } else if (a.data instanceof Float64Array) {
+    if (opts.finite !== false) assertFinite(a.data, label, where);
+    data = Float32Array.from(a.data);
+    if (opts.finite !== false) {
+      const k = firstNonFinite(data);
+      if (k >= 0) {
+        throw new NonFiniteError(`${label}: element [row ${Math.floor(k / cols)}, column ${k % cols}] = ${a.data[k]} is beyond float32's range (±3.4e38)`);
+      }
+    }
+  } else throw new FormatError(`${label}: expected float32 or float64 data, got ${a.dtype}`, { path, field: 'descr' });
+  return { data, rows, cols, sourceDtype: a.dtype };
 }
 
-/** Reads a 1-D integer vector (int16/int32, or integral floats) such as a groups vector. */
+/**
+ * Reads a 1-D integer vector (any integer dtype — numpy's default int64 included — or integral floats) such as a
+ * groups vector, as int32; a value outside the int32 range is refused naming its index.
+ */
 export async function readIntVectorNpy(path: string, what: string): Promise<Int32Array> {
   const a = await readNpy(path);
   if (a.shape.length !== 1 && !(a.shape.length === 2 && a.shape[1] === 1)) {
     throw new ShapeError(`${what} (${path}): expected a 1-D array, got shape (${a.shape.join(', ')})`);
   }
+  if (a.dtype === 'bool') throw new FormatError(`${what} (${path}): expected integers, got a boolean array`, { path, field: 'descr' });
   if (a.data instanceof Int32Array) return a.data;
   const out = new Int32Array(a.data.length);
-  for (let i = 0; i < a.data.length; i++) {
-    const v = a.data[i];
-    if (!Number.isInteger(v)) throw new FormatError(`${what} (${path}): element ${i} is ${v}, expected integers`);
+  const src = a.data;
+  for (let i = 0; i < src.length; i++) {
+    const v = typeof src[i] === 'bigint' ? Number(src[i]) : (src[i] as number);
+    if (!Number.isInteger(v)) throw new FormatError(`${what} (${path}): element ${i} is ${src[i]}, expected integers`, { path, field: 'data' });
+    if (v < -2147483648 || v > 2147483647) {
+      throw new FormatError(`${what} (${path}): element ${i} is ${src[i]}, outside the int32 range the groups are held in`, { path, field: 'data' });
+    }
     out[i] = v;
   }
   return out;
-}
-
-/** A .npy file held in memory (an HTTP body): its header checked, its data copied into an aligned typed array. */
-export function decodeNpy(bytes: Uint8Array, what: string): NpyArray {
-  const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (b.length < 10 || !b.subarray(0, 6).equals(MAGIC)) throw new FormatError(`${what}: not a .npy file (bad magic)`);
-  const major = b[6];
-  if (major !== 1 && major !== 2 && major !== 3) throw new FormatError(`${what}: unsupported .npy format version ${major}`);
-  const start = major === 1 ? 10 : 12;
-  if (b.length < start) throw new FormatError(`${what}: truncated .npy header`);
-  const headerLen = major === 1 ? b.readUInt16LE(8) : b.readUInt32LE(8);
-  if (b.length < start + headerLen) throw new FormatError(`${what}: truncated .npy header`);
-  const { descr, fortran, shape } = parseHeader(what, b.toString('latin1', start, start + headerLen));
-  const dtype = DESCR[descr];
-  if (!dtype) throw new FormatError(`${what}: dtype '${descr}' is not supported; expected little-endian float32, float64, int16, int32 or uint8`);
-  if (fortran) throw new FormatError(`${what}: Fortran-ordered arrays are not supported; save with C order (np.ascontiguousarray)`);
-  const count = product(shape);
-  const offset = start + headerLen;
-  const need = count * BYTES[dtype];
-  if (b.length - offset !== need) {
-    throw new FormatError(`${what}: shape (${shape.join(', ')}) ${dtype} needs ${need} data bytes, the body has ${b.length - offset}`);
-  }
-  const data = allocate(dtype, count);
-  bytesOf(data).set(b.subarray(offset, offset + need));
-  return { data, shape, dtype };
-}
-
-/** The bytes of a .npy file of `data` with `shape` (for an HTTP response). */
-export function encodeNpy(data: NumericArray, shape: readonly number[]): Buffer {
-  const bytes = bytesOf(data);
-  return Buffer.concat([npyHeader(data, shape, 'encodeNpy'), Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)]);
 }
