@@ -1,12 +1,15 @@
 /**
  * safetensors files (https://github.com/huggingface/safetensors): an 8-byte little-endian header
  * length, a JSON header naming each tensor's dtype, shape and byte range, then the raw data.
- * Readable from Python with `safetensors.numpy.load_file`.
+ * Readable from Python with `safetensors.numpy.load_file`; written atomically; read only after the whole
+ * header has been checked against the file (see readSafetensors).
  */
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 
-import { FormatError, ShapeError } from '../errors.js';
+import { FormatError, LimitError, ShapeError } from '../errors.js';
 import { withAtomicFile } from './atomicWrite.js';
+import { fileOpenError } from './byteStream.js';
+import { parseJson } from './json.js';
 import { allocate, BYTES, bytesOf, dtypeOf, product, type DType, type NumericArray } from './typedArrays.js';
 
 export interface Tensor {
@@ -54,48 +57,116 @@ export async function writeSafetensors(
   });
 }
 
+/** safetensors' own limit on the JSON header (MAX_HEADER_SIZE in the reference implementation). */
+const MAX_HEADER_BYTES = 100_000_000;
+
+interface Entry {
+  name: string;
+  dtype: DType;
+  code: string;
+  shape: number[];
+  begin: number;
+  end: number;
+}
+
+/**
+ * Reads every tensor. The header is validated whole before anything is allocated, as the reference
+ * implementation does: each entry's dtype, shape and byte range agree (shape × item size = range length), the
+ * ranges tile the data exactly — from byte 0, without gaps or overlaps, to the end of the file — so a truncated
+ * file, trailing bytes or two tensors sharing bytes are FormatErrors naming the file and the tensor.
+ */
 export async function readSafetensors(path: string): Promise<SafetensorsFile> {
-  const fh = await open(path, 'r');
+  let fh: FileHandle;
+  try {
+    fh = await open(path, 'r');
+  } catch (e) {
+    throw fileOpenError(path, e);
+  }
   try {
     const size = (await fh.stat()).size;
+    const bad = (field: string, msg: string) => new FormatError(`${path}: ${msg}`, { path, field });
+    if (size < 8) throw bad('header_size', `not a safetensors file (${size} bytes, shorter than the 8-byte header length)`);
     const pre = Buffer.alloc(8);
     await fh.read(pre, 0, 8, 0);
-    const n = Number(pre.readBigUInt64LE());
-    if (size < 8 || n <= 0 || 8 + n > size) throw new FormatError(`${path}: not a safetensors file (header length ${n}, file ${size} bytes)`);
+    const n64 = pre.readBigUInt64LE();
+    if (n64 > BigInt(size - 8)) throw bad('header_size', `header length ${n64} runs past the end of the ${size}-byte file (not a safetensors file, or truncated)`);
+    const n = Number(n64);
+    if (n < 2) throw bad('header_size', `header length ${n} is too short for a JSON header`);
+    if (n > MAX_HEADER_BYTES) throw new LimitError(`${path}: safetensors header of ${n} bytes is over the ${MAX_HEADER_BYTES}-byte limit`, { path, field: 'header_size' });
     const hb = Buffer.alloc(n);
     await fh.read(hb, 0, n, 8);
-    let header: Record<string, unknown>;
+    let text: string;
     try {
-      header = JSON.parse(hb.toString('utf8')) as Record<string, unknown>;
+      text = new TextDecoder('utf-8', { fatal: true }).decode(hb);
     } catch {
-      throw new FormatError(`${path}: safetensors header is not valid JSON`);
+      throw bad('header', 'the header is not valid UTF-8');
     }
-    const base = 8 + n;
+    if (!text.startsWith('{')) throw bad('header', "the header does not start with '{' (not a safetensors file)");
+    const header = parseJson(text.trimEnd(), `${path} (safetensors header)`);
+    if (header === null || typeof header !== 'object' || Array.isArray(header)) throw bad('header', 'the header is not a JSON object');
     const out: SafetensorsFile = { tensors: {}, metadata: {} };
-    for (const [name, value] of Object.entries(header)) {
+    const entries: Entry[] = [];
+    for (const [name, value] of Object.entries(header as Record<string, unknown>)) {
       if (name === '__metadata__') {
-        out.metadata = (value ?? {}) as Record<string, string>;
+        if (value === null || typeof value !== 'object' || Array.isArray(value) || Object.values(value).some((v) => typeof v !== 'string')) {
+          throw bad('__metadata__', '__metadata__ must be an object of strings');
+        }
+        out.metadata = value as Record<string, string>;
         continue;
       }
-      const v = value as { dtype: string; shape: number[]; data_offsets: [number, number] };
-      const dtype = FROM_CODE[v.dtype];
-      if (!dtype) throw new FormatError(`${path}: tensor '${name}' has unsupported dtype ${v.dtype}`);
-      const count = product(v.shape);
-      const [b, e] = v.data_offsets;
-      if (e - b !== count * BYTES[dtype] || base + e > size) {
-        throw new FormatError(`${path}: tensor '${name}' (${v.dtype} [${v.shape.join(', ')}]) has bad or truncated data range [${b}, ${e})`);
+      entries.push(checkEntry(name, value, bad));
+    }
+    entries.sort((a, b) => a.begin - b.begin || a.end - b.end);
+    const dataBytes = size - 8 - n;
+    let at = 0;
+    for (const e of entries) {
+      if (e.begin < at) {
+        const prev = entries[entries.indexOf(e) - 1];
+        throw bad(e.name, `tensor '${e.name}' [${e.begin}, ${e.end}) overlaps tensor '${prev.name}' [${prev.begin}, ${prev.end})`);
       }
-      const data = allocate(dtype, count);
+      if (e.begin > at) throw bad(e.name, `bytes [${at}, ${e.begin}) before tensor '${e.name}' belong to no tensor`);
+      at = e.end;
+    }
+    if (at > dataBytes) {
+      const last = entries[entries.length - 1];
+      throw bad(last.name, `truncated file: tensor '${last.name}' ends at data byte ${at}, the file holds ${dataBytes} data bytes`);
+    }
+    if (at < dataBytes) throw bad('data', `${dataBytes - at} trailing bytes after the last tensor (the header covers ${at} of ${dataBytes} data bytes)`);
+    const base = 8 + n;
+    for (const e of entries) {
+      const data = allocate(e.dtype, (e.end - e.begin) / BYTES[e.dtype]);
       const bytes = bytesOf(data);
       for (let off = 0; off < bytes.length; off += CHUNK) {
         const len = Math.min(CHUNK, bytes.length - off);
-        const { bytesRead } = await fh.read(bytes, off, len, base + b + off);
-        if (bytesRead < len) throw new FormatError(`${path}: tensor '${name}' is truncated`);
+        const { bytesRead } = await fh.read(bytes, off, len, base + e.begin + off);
+        if (bytesRead < len) throw bad(e.name, `tensor '${e.name}' is truncated (the file shrank while being read)`);
       }
-      out.tensors[name] = { data, shape: v.shape, dtype };
+      out.tensors[e.name] = { data, shape: e.shape, dtype: e.dtype };
     }
     return out;
   } finally {
     await fh.close();
   }
+}
+
+function checkEntry(name: string, value: unknown, bad: (field: string, msg: string) => FormatError): Entry {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw bad(name, `tensor '${name}' is not an object with dtype, shape and data_offsets`);
+  const v = value as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+  if (typeof v.dtype !== 'string') throw bad(name, `tensor '${name}' has no dtype string`);
+  const dtype = FROM_CODE[v.dtype];
+  if (!dtype) throw bad(name, `tensor '${name}' has dtype ${v.dtype}, which is not read; expected one of ${Object.keys(FROM_CODE).join(', ')}`);
+  if (!Array.isArray(v.shape) || v.shape.some((d) => !Number.isSafeInteger(d) || (d as number) < 0)) {
+    throw bad(name, `tensor '${name}' has shape ${JSON.stringify(v.shape)}, expected a list of non-negative integers`);
+  }
+  const shape = v.shape as number[];
+  const o = v.data_offsets;
+  if (!Array.isArray(o) || o.length !== 2 || o.some((x) => !Number.isSafeInteger(x) || (x as number) < 0) || (o[0] as number) > (o[1] as number)) {
+    throw bad(name, `tensor '${name}' has data_offsets ${JSON.stringify(o)}, expected [begin, end] with 0 <= begin <= end`);
+  }
+  const [begin, end] = o as [number, number];
+  const count = product(shape);
+  if (!Number.isSafeInteger(count * BYTES[dtype]) || count * BYTES[dtype] !== end - begin) {
+    throw bad(name, `tensor '${name}' (${v.dtype} [${shape.join(', ')}]) needs ${count * BYTES[dtype]} bytes, its data_offsets [${begin}, ${end}) span ${end - begin}`);
+  }
+  return { name, dtype, code: v.dtype, shape, begin, end };
 }
