@@ -140,7 +140,7 @@ describe('NIfTI bad input', () => {
     await writeNifti(p, { dims: grid, datatype: 'int16' }, ramp(nVox));
     const bad = join(dir, 'short.nii');
     writeFileSync(bad, readFileSync(p).subarray(0, 352 + 50));
-    await expect(readNifti(bad)).rejects.toThrow(/short\.nii: data ends after 402 bytes, expected at least 472/);
+    await expect(readNifti(bad)).rejects.toThrow(/short\.nii: truncated NIfTI file: dims 5×4×3 of int16 from vox_offset 352 need 472 bytes, the file holds 402/);
   });
 
   it('grid differing from the mask is a ShapeError naming both', async () => {

@@ -222,7 +222,7 @@ describe('NSD cache', () => {
     utimesSync(f, new Date(), new Date(Date.now() + 5000));
     const third = await extractNsd({ root, subject: 1, roi: 'streams:early', cacheDir });
     expect(third.fromCache).toBe(false);
-    expect(readdirSync(cacheDir).filter((d) => d.includes('partial'))).toEqual([]);
+    expect(readdirSync(cacheDir).filter((d) => d.startsWith('.'))).toEqual([]);
   });
 
   it('nothing is cached when extraction fails part-way', async () => {
@@ -231,7 +231,7 @@ describe('NSD cache', () => {
     const copy = readFileSync(bad);
     writeFileSync(bad, copy.subarray(0, copy.length >> 1));
     try {
-      await expect(extractNsd({ root, subject: 1, roi: 'streams:early', format: 'nifti', cacheDir })).rejects.toThrow(/betas_session03\.nii\.gz: corrupt or truncated gzip/);
+      await expect(extractNsd({ root, subject: 1, roi: 'streams:early', format: 'nifti', cacheDir })).rejects.toThrow(/betas_session03\.nii\.gz: .*truncated/);
       expect(existsSync(cacheDir) ? readdirSync(cacheDir) : []).toEqual([]);
     } finally {
       writeFileSync(bad, copy);

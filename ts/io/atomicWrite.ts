@@ -10,7 +10,9 @@
  *    entry) built under a temporary name and swapped into place whole.
  *
  * How: the data go to a temporary sibling in the same folder (`.<name>.tmp-<host>-<pid>-<random>`, hidden), are
- * flushed to disk (fsync), and the temporary is renamed over the target; rename within one filesystem is atomic,
+ * flushed to disk (fsync: after a crash the name never points at unwritten data), and the temporary is renamed over
+ * the target (the folder itself is flushed only after a folder swap: per file it would double the cost for the
+ * durability of the name alone, not of the contents); rename within one filesystem is atomic,
  * so a reader, a killed writer (even SIGKILL) or a second writer never sees a half-written file. Two writers of
  * the same output produce one complete result (the last rename wins), never a mix. A failed write removes its
  * temporary; one left by a killed process is removed by `removeStaleTemporaries` (run folders do so when locked).
@@ -70,7 +72,6 @@ export async function withAtomicFile<T>(
     await fh.close();
     closed = true;
     await rename(tmp, path);
-    await syncDir(dirname(path));
     return result;
   } catch (e) {
     if (!closed) await fh.close().catch(() => undefined);
@@ -95,7 +96,6 @@ export async function withAtomicPath<T>(path: string, write: (tmpPath: string) =
       await fh.close();
     }
     await rename(tmp, path);
-    await syncDir(dirname(path));
     return result;
   } catch (e) {
     await rm(tmp, { force: true }).catch(() => undefined);

@@ -2,7 +2,7 @@ import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { createGunzip } from 'node:zlib';
 import type { Readable } from 'node:stream';
-import { FormatError, MissingFileError } from '../errors.js';
+import { BrainlatentError, FormatError, MissingFileError } from '../errors.js';
 
 const CHUNK = 1 << 20;
 
@@ -13,26 +13,47 @@ const CHUNK = 1 << 20;
 export class ByteStream {
   readonly path: string;
   readonly compressed: boolean;
+  /** Size of the file on disk. */
+  readonly fileSize: number;
+  /**
+   * The decompressed size modulo 2³² from the gzip trailer (ISIZE), known before decompressing anything; for a
+   * plain file, its size. Readers compare it with what their header announces before allocating.
+   */
+  readonly sizeMod32: number;
   private readonly source: Readable;
   private readonly iter: AsyncIterator<Buffer>;
   private chunk: Buffer = Buffer.alloc(0);
   private pos = 0;
   private consumed = 0;
 
-  private constructor(path: string, compressed: boolean, source: Readable) {
+  private constructor(path: string, compressed: boolean, source: Readable, fileSize: number, sizeMod32: number) {
     this.path = path;
     this.compressed = compressed;
     this.source = source;
+    this.fileSize = fileSize;
+    this.sizeMod32 = sizeMod32;
     this.iter = source[Symbol.asyncIterator]();
   }
 
   static async open(path: string): Promise<ByteStream> {
-    const compressed = await isGzipFile(path);
+    const { compressed, size, isize } = await probeFile(path);
     const file = createReadStream(path, { highWaterMark: CHUNK });
-    if (!compressed) return new ByteStream(path, false, file);
+    if (!compressed) return new ByteStream(path, false, file, size, size % 2 ** 32);
     const gunzip = createGunzip({ chunkSize: CHUNK });
     file.on('error', (e) => gunzip.destroy(e));
-    return new ByteStream(path, true, file.pipe(gunzip));
+    return new ByteStream(path, true, file.pipe(gunzip), size, isize);
+  }
+
+  /** Checks that nothing follows what was read (a gzip member's CRC is verified on the way); else a FormatError. */
+  async expectEnd(): Promise<void> {
+    let extra = this.chunk.length - this.pos;
+    while (extra === 0 && (await this.nextChunk())) extra = this.chunk.length;
+    if (extra > 0) {
+      throw new FormatError(
+        `${this.path}: trailing bytes after the ${this.consumed} bytes the header describes${this.compressed ? ' (decompressed)' : ''}`,
+        { path: this.path, field: 'dim' },
+      );
+    }
   }
 
   /** Bytes handed out so far (decompressed offset). */
@@ -93,6 +114,11 @@ export class ByteStream {
 
 /** True when the file starts with the gzip magic bytes 1f 8b. */
 export async function isGzipFile(path: string): Promise<boolean> {
+  return (await probeFile(path)).compressed;
+}
+
+/** Whether a file is gzip, its size, and (for gzip) the trailer's ISIZE; a missing file or a folder is a typed error. */
+async function probeFile(path: string): Promise<{ compressed: boolean; size: number; isize: number }> {
   let fh;
   try {
     fh = await open(path, 'r');
@@ -100,19 +126,28 @@ export async function isGzipFile(path: string): Promise<boolean> {
     throw fileOpenError(path, e);
   }
   try {
-    const b = Buffer.alloc(2);
+    const st = await fh.stat();
+    if (!st.isFile()) throw new FormatError(`${path}: not a regular file`, { path });
+    const b = Buffer.alloc(4);
     const { bytesRead } = await fh.read(b, 0, 2, 0);
-    return bytesRead === 2 && b[0] === 0x1f && b[1] === 0x8b;
+    const compressed = bytesRead === 2 && b[0] === 0x1f && b[1] === 0x8b;
+    if (!compressed) return { compressed, size: st.size, isize: st.size % 2 ** 32 };
+    if (st.size < 18) throw new FormatError(`${path}: truncated gzip file (${st.size} bytes)`, { path, field: 'gzip' });
+    await fh.read(b, 0, 4, st.size - 4);
+    return { compressed, size: st.size, isize: b.readUInt32LE(0) };
+  } catch (e) {
+    throw e instanceof FormatError ? e : fileOpenError(path, e);
   } finally {
     await fh.close();
   }
 }
 
-/** ENOENT becomes MissingFileError naming the path; other errors pass through. */
+/** ENOENT becomes MissingFileError naming the path, a folder or an unreadable file a one-line typed error; others pass through. */
 export function fileOpenError(path: string, e: unknown): Error {
   const code = (e as NodeJS.ErrnoException)?.code;
-  if (code === 'ENOENT') return new MissingFileError(`${path}: file not found`);
-  if (code === 'EISDIR') return new FormatError(`${path}: is a directory, expected a file`);
+  if (code === 'ENOENT' || code === 'ENOTDIR') return new MissingFileError(`${path}: file not found`);
+  if (code === 'EISDIR') return new FormatError(`${path}: is a directory, expected a file`, { path });
+  if (code === 'EACCES' || code === 'EPERM') return new BrainlatentError(`${path}: permission denied`, 'FileAccess');
   return e instanceof Error ? e : new Error(String(e));
 }
 

@@ -55,7 +55,30 @@ async function readHeaderFrom(s: ByteStream): Promise<NiftiHeader> {
   const bytes = new Uint8Array(size);
   bytes.set(first);
   await s.read(size - 4, bytes.subarray(4));
-  return parseNiftiHeader(bytes, s.path);
+  const header = parseNiftiHeader(bytes, s.path);
+  checkDataSize(s, header);
+  return header;
+}
+
+/**
+ * The bytes the header announces (vox_offset + voxels × bytes per voxel) against what the file holds — its size,
+ * or for .nii.gz the decompressed size (mod 2³²) in the gzip trailer — before any image buffer is allocated.
+ */
+function checkDataSize(s: ByteStream, h: NiftiHeader): void {
+  const expected = h.voxOffset + h.dims.reduce((a, b) => a * b, 1) * datatypeBytes(h.datatype);
+  const what = `dims ${h.dims.join('×')} of ${h.datatype} from vox_offset ${h.voxOffset} need ${expected} bytes`;
+  if (!s.compressed) {
+    if (s.fileSize < expected) throw new FormatError(`${s.path}: truncated NIfTI file: ${what}, the file holds ${s.fileSize}`, { path: s.path, field: 'dim' });
+    if (s.fileSize > expected) {
+      throw new FormatError(`${s.path}: ${s.fileSize - expected} trailing bytes after the image (${what})`, { path: s.path, field: 'dim' });
+    }
+  } else if (expected % 2 ** 32 !== s.sizeMod32) {
+    throw new FormatError(
+      `${s.path}: the gzip trailer says the file decompresses to ${s.sizeMod32} bytes (mod 2³²) but the header's ${what}: ` +
+        'truncated, trailing bytes, or not a single gzip stream',
+      { path: s.path, field: 'dim' },
+    );
+  }
 }
 
 /** A NIfTI image opened for streaming: the header is parsed and the stream sits at the first voxel. */
@@ -105,6 +128,7 @@ export async function readNifti(path: string, opts: NiftiReadOptions = {}): Prom
       const off = t * nVox;
       for (let i = 0; i < nVox; i++) data[off + i] = (raw[i] * slope + inter) / div;
     });
+    await stream.expectEnd();
     return { header, data };
   } finally {
     stream.close();
@@ -135,6 +159,7 @@ export async function readNiftiMasked(
       if (plain) for (let j = 0; j < cols; j++) out[o + j] = raw[idx[j]] / div;
       else for (let j = 0; j < cols; j++) out[o + j] = (raw[idx[j]] * slope + inter) / div;
     });
+    await stream.expectEnd();
     return { header, betas: { data: out, rows, cols } };
   } finally {
     stream.close();

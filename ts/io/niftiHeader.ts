@@ -19,6 +19,7 @@ function datatypeFromCode(code: number, path: string): NiftiDatatype {
   throw new FormatError(
     `${path}: NIfTI datatype code ${code} is not read; expected one of ${Object.values(CODES).join(', ')} ` +
       `(${Object.keys(CODES).join(', ')})`,
+    { path, field: 'datatype' },
   );
 }
 
@@ -64,30 +65,59 @@ export function sniffHeaderSize(first4: Uint8Array, path: string): { size: 348 |
   );
 }
 
-/** Parses a NIfTI-1 or NIfTI-2 header from exactly its own bytes (the image may not follow). */
+/** Largest extension block accepted between the header and vox_offset. */
+const MAX_EXTENSION_BYTES = 64 * 2 ** 20;
+/** Largest dimension accepted: NIfTI-1 stores int16; NIfTI-2's int64 is bounded here to what arrays can index. */
+const MAX_DIM = 2 ** 31 - 1;
+
+/**
+ * Parses a NIfTI-1 or NIfTI-2 header from exactly its own bytes (the image may not follow). Every field the
+ * reader relies on is checked for consistency: magic, dim[0] and each dimension, datatype and bitpix, vox_offset;
+ * a failure is a FormatError naming the file and the field.
+ */
 export function parseNiftiHeader(bytes: Uint8Array, path: string): NiftiHeader {
+  const bad = (field: string, msg: string) => new FormatError(`${path}: ${msg}`, { path, field });
   // nifti-reader-js needs an exactly sized ArrayBuffer of its own, not a view into a pooled Buffer.
   const ab = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+  const first = new DataView(ab, 0, 4);
+  const version = bytes.byteLength >= 540 && (first.getInt32(0, true) === 540 || first.getInt32(0, false) === 540) ? 2 : 1;
+  const magic = version === 1 ? String.fromCharCode(...bytes.subarray(344, 348)) : String.fromCharCode(...bytes.subarray(4, 12));
+  if (version === 1 && magic === 'ni1\0') {
+    throw bad('magic', "a NIfTI-1 header of a separate .hdr/.img pair (magic 'ni1'); expected a single-file .nii(.gz)");
+  }
+  if ((version === 1 && magic !== 'n+1\0') || (version === 2 && magic !== 'n+2\0\r\n\x1a\n')) {
+    throw bad('magic', `bad NIfTI-${version} magic ${JSON.stringify(magic)}, expected ${version === 1 ? "'n+1'" : "'n+2'"}`);
+  }
   let h: NIFTI1 | NIFTI2;
   try {
     h = readHeader(ab);
   } catch (e) {
-    throw new FormatError(`${path}: not a readable NIfTI header (${e instanceof Error ? e.message : String(e)})`);
+    throw bad('header', `not a readable NIfTI header (${e instanceof Error ? e.message : String(e)})`);
   }
-  const version = bytes.byteLength >= 540 && new DataView(ab).getInt32(0, h.littleEndian) === 540 ? 2 : 1;
-  const ndim = h.dims[0];
-  if (!(ndim >= 1 && ndim <= 7)) throw new FormatError(`${path}: dim[0] = ${ndim}, expected 1 to 7`);
+  if (!h) throw bad('header', 'not a readable NIfTI header');
+  const ndim = Number(h.dims[0]);
+  if (!(Number.isInteger(ndim) && ndim >= 1 && ndim <= 7)) throw bad('dim', `dim[0] = ${ndim}, expected 1 to 7`);
   const dims = h.dims.slice(1, 1 + ndim).map(Number);
-  if (dims.some((d) => !Number.isInteger(d) || d < 1)) {
-    throw new FormatError(`${path}: dimensions ${dims.join('×')} must be positive integers`);
+  if (dims.some((d) => !Number.isInteger(d) || d < 1 || d > MAX_DIM)) {
+    throw bad('dim', `dimensions ${dims.join('×')} must be positive integers up to ${MAX_DIM}`);
   }
   while (dims.length < 3) dims.push(1);
+  const voxels = dims.reduce((a, b) => a * b, 1);
+  if (!Number.isSafeInteger(voxels * 8)) throw bad('dim', `dimensions ${dims.join('×')} hold more voxels than can be counted exactly`);
   const datatype = datatypeFromCode(h.datatypeCode, path);
+  if (h.numBitsPerVoxel !== BYTES[datatype] * 8) {
+    throw bad('bitpix', `bitpix ${h.numBitsPerVoxel} does not match datatype ${datatype} (${BYTES[datatype] * 8} bits)`);
+  }
   const voxOffset = Number(h.vox_offset);
+  if (!Number.isInteger(voxOffset) || voxOffset < 0) throw bad('vox_offset', `vox_offset ${h.vox_offset} is not a non-negative integer`);
   if (voxOffset < bytes.byteLength) {
-    throw new FormatError(
-      `${path}: vox_offset ${voxOffset} is inside the header; separate .hdr/.img pairs are not read, expected a single .nii(.gz)`,
+    throw bad(
+      'vox_offset',
+      `vox_offset ${voxOffset} is inside the header; separate .hdr/.img pairs are not read, expected a single .nii(.gz)`,
     );
+  }
+  if (voxOffset - bytes.byteLength > MAX_EXTENSION_BYTES) {
+    throw bad('vox_offset', `vox_offset ${voxOffset} leaves ${voxOffset - bytes.byteLength} bytes of extensions, over the ${MAX_EXTENSION_BYTES}-byte limit`);
   }
   const dv = new DataView(ab);
   const le = h.littleEndian;

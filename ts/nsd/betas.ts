@@ -1,5 +1,6 @@
 import { access } from 'node:fs/promises';
 import { MissingFileError, ShapeError } from '../errors.js';
+import { assertFinite } from '../io/finite.js';
 import { Hdf5Reader, readHdf5Masked } from '../io/hdf5.js';
 import { niftiVolumeCount, readNiftiHeader, readNiftiMasked } from '../io/nifti.js';
 import type { VoxelMask } from '../io/voxelMask.js';
@@ -67,6 +68,8 @@ export async function sessionTrialCount(file: { path: string; format: BetasForma
 
 /** Masked betas of one session: trials × voxels float32, each value ÷ divisor. */
 export async function readSessionBetas(file: { path: string; format: BetasFormat }, mask: VoxelMask, divisor: number): Promise<Matrix> {
-  if (file.format === 'nifti') return (await readNiftiMasked(file.path, mask, { divisor })).betas;
-  return (await readHdf5Masked(file.path, mask, { divisor })).betas;
+  const betas = file.format === 'nifti' ? (await readNiftiMasked(file.path, mask, { divisor })).betas : (await readHdf5Masked(file.path, mask, { divisor })).betas;
+  // float betas (and scl_slope/inter) can hold NaN or Inf: refuse them here, naming the trial and mask voxel.
+  assertFinite(betas.data, `betas (${file.path})`, { shape: [betas.rows, betas.cols], axes: ['trial', 'mask voxel'] });
+  return betas;
 }

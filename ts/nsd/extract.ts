@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { InvalidArgumentError, ShapeError } from '../errors.js';
+import { recoverInterruptedDir } from '../io/atomicWrite.js';
 import { maskCoordinates } from '../io/voxelMask.js';
 import type { Matrix } from '../matrix.js';
 import { availableSessions, exists, readSessionBetas, sessionBetasFile, sessionTrialCount, type BetasFormatChoice } from './betas.js';
@@ -76,6 +77,7 @@ export async function extractNsd(opts: NsdExtractOptions): Promise<NsdExtraction
   };
   const key = createHash('sha256').update(JSON.stringify(keyInput)).digest('hex').slice(0, 20);
   const cacheEntry = o.cacheDir ? join(o.cacheDir, `${subjectDir(o.subject)}_${slug(o.roi)}_${key}`) : null;
+  if (cacheEntry) await recoverInterruptedDir(cacheEntry);
   if (cacheEntry && (await exists(join(cacheEntry, 'manifest.json')))) {
     const cached = await readNsdExtraction(cacheEntry);
     if (cached.manifest.key === key) return cached;
@@ -177,7 +179,7 @@ export async function extractNsd(opts: NsdExtractOptions): Promise<NsdExtraction
   };
   const result: NsdExtraction = { ...base, manifest, fromCache: false };
   // Only a completed extraction reaches the cache, and it appears there whole (renamed into place).
-  if (cacheEntry) await writeNsdExtraction(cacheEntry, result, true);
+  if (cacheEntry) await writeNsdExtraction(cacheEntry, result);
   return result;
 }
 

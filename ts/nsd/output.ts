@@ -1,6 +1,8 @@
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { FormatError, MissingFileError, ShapeError } from '../errors.js';
+import { FormatError, InvalidArgumentError, MissingFileError, ShapeError } from '../errors.js';
+import { recoverInterruptedDir, withAtomicDir, writeJsonAtomic } from '../io/atomicWrite.js';
+import { assertFinite } from '../io/finite.js';
 import { readNpy, writeNpy } from '../io/npy.js';
 import type { Matrix } from '../matrix.js';
 
@@ -88,33 +90,54 @@ export function describeFiles(ex: Omit<NsdExtraction, 'manifest' | 'fromCache'>)
 }
 
 /**
- * Writes the extraction into `dir`: the .npy files first, manifest.json last, so a folder with a manifest is
- * complete. With `atomic`, everything goes to a sibling temporary folder renamed into place at the end.
+ * Writes the extraction as the folder `dir`, built under a temporary name and swapped into place whole
+ * (ts/io/atomicWrite), so `dir` is always a complete extraction — the old one or the new one, never new betas
+ * beside an old manifest — even if the process is killed. manifest.json is written last.
  */
-export async function writeNsdExtraction(dir: string, ex: NsdExtraction, atomic = false): Promise<void> {
-  const target = atomic ? `${dir}.partial-${process.pid}-${Date.now()}` : dir;
-  await mkdir(target, { recursive: true });
-  try {
+export async function writeNsdExtraction(dir: string, ex: NsdExtraction): Promise<void> {
+  await assertReplaceable(dir);
+  await withAtomicDir(dir, async (target) => {
     const F = EXTRACTION_FILES;
     await writeNpy(join(target, F.train), ex.train.data, [ex.train.rows, ex.train.cols]);
     await writeNpy(join(target, F.test), ex.test.data, [ex.test.rows, ex.test.cols]);
     await writeNpy(join(target, F.trainIds), ex.trainImageIds, [ex.trainImageIds.length]);
     await writeNpy(join(target, F.testIds), ex.testImageIds, [ex.testImageIds.length]);
     await writeNpy(join(target, F.voxels), ex.voxels, [ex.voxels.length / 3, 3]);
-    await writeFile(join(target, F.manifest), JSON.stringify(ex.manifest, null, 2) + '\n');
-    if (atomic) {
-      await rm(dir, { recursive: true, force: true });
-      await rename(target, dir);
-    }
+    await writeJsonAtomic(join(target, F.manifest), ex.manifest);
+  });
+}
+
+/** The folder is replaced whole: refuse one that holds anything but an extraction (a user's other files). */
+async function assertReplaceable(dir: string): Promise<void> {
+  await recoverInterruptedDir(dir);
+  let entries: string[];
+  try {
+    entries = await readdir(dir);
   } catch (e) {
-    if (atomic) await rm(target, { recursive: true, force: true });
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return;
+    if (code === 'ENOTDIR') throw new InvalidArgumentError(`${dir} is a file; the extraction is written as a folder`);
     throw e;
+  }
+  if (entries.length === 0) return;
+  let format: unknown;
+  try {
+    format = (JSON.parse(await readFile(join(dir, EXTRACTION_FILES.manifest), 'utf8')) as { format?: unknown }).format;
+  } catch {
+    format = undefined;
+  }
+  if (format !== 'brainlatent-nsd-extraction') {
+    throw new InvalidArgumentError(
+      `${dir} exists and is not an NSD extraction folder (it holds ${entries.slice(0, 3).join(', ')}${entries.length > 3 ? ', …' : ''}); ` +
+        'the extraction replaces its folder whole, so choose a new or empty folder',
+    );
   }
 }
 
 /** Loads an extraction folder written by writeNsdExtraction. */
 export async function readNsdExtraction(dir: string): Promise<NsdExtraction> {
   const F = EXTRACTION_FILES;
+  await recoverInterruptedDir(dir);
   let manifest: NsdManifest;
   try {
     manifest = JSON.parse(await readFile(join(dir, F.manifest), 'utf8')) as NsdManifest;
@@ -127,6 +150,7 @@ export async function readNsdExtraction(dir: string): Promise<NsdExtraction> {
     if (!(a.data instanceof Float32Array) || a.shape.length !== 2) {
       throw new ShapeError(`${join(dir, name)}: expected a 2-D float32 array, got ${a.dtype} (${a.shape.join(', ')})`);
     }
+    assertFinite(a.data, `betas (${join(dir, name)})`, { shape: a.shape, axes: ['row', 'voxel'] });
     return { data: a.data, rows: a.shape[0], cols: a.shape[1] };
   };
   const ints = async (name: string): Promise<Int32Array> => {

@@ -1,0 +1,93 @@
+/** NIfTI headers are checked against the file before any image buffer is allocated (issue #11). */
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+
+import { describe, expect, it } from 'vitest';
+
+import { FormatError, NonFiniteError } from '../../ts/errors.js';
+import { readNifti, readNiftiHeader, readNiftiMasked, writeNifti } from '../../ts/io/nifti.js';
+import { maskFromVolume } from '../../ts/io/voxelMask.js';
+import { readSessionBetas } from '../../ts/nsd/betas.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'bl-niicheck-'));
+const file = (name: string) => join(dir, name);
+
+async function fail(p: Promise<unknown>): Promise<FormatError> {
+  try {
+    await p;
+  } catch (e) {
+    expect(e).toBeInstanceOf(FormatError);
+    return e as FormatError;
+  }
+  throw new Error('expected a FormatError');
+}
+
+async function valid(version: 1 | 2 = 1): Promise<Buffer> {
+  const p = file(`valid${version}.nii`);
+  await writeNifti(p, { dims: [4, 3, 2, 5], datatype: 'int16', version }, Int16Array.from({ length: 120 }, (_, i) => i));
+  return readFileSync(p);
+}
+
+describe('NIfTI header checks', () => {
+  it('a huge shape in a small file (plain or gzip) is refused before allocating', async () => {
+    for (const version of [1, 2] as const) {
+      const b = Buffer.from(await valid(version));
+      if (version === 1) [3000, 3000, 3000, 750].forEach((d, i) => b.writeInt16LE(Math.min(d, 32767), 42 + 2 * i));
+      else [3000, 3000, 3000, 750].forEach((d, i) => b.writeBigInt64LE(BigInt(d), 24 + 8 * i));
+      writeFileSync(file('huge.nii'), b);
+      const e = await fail(readNifti(file('huge.nii')));
+      expect(e.message).toMatch(/huge\.nii: truncated NIfTI file: dims 3000×3000×3000×750 of int16 from vox_offset \d+ need \d+ bytes, the file holds \d+/);
+      expect(e.field).toBe('dim');
+      writeFileSync(file('huge.nii.gz'), gzipSync(b));
+      const g = await fail(readNiftiHeader(file('huge.nii.gz')));
+      expect(g.message).toMatch(/huge\.nii\.gz: the gzip trailer says the file decompresses to \d+ bytes \(mod 2³²\) but the header's dims 3000×3000×3000×750/);
+    }
+  });
+
+  it('trailing bytes, truncation inside the gzip stream, and a damaged gzip trailer are refused', async () => {
+    const b = await valid();
+    writeFileSync(file('trail.nii'), Buffer.concat([b, Buffer.from('xx')]));
+    expect((await fail(readNifti(file('trail.nii')))).message).toMatch(/2 trailing bytes after the image/);
+    writeFileSync(file('trail.nii.gz'), Buffer.concat([gzipSync(b), Buffer.from('garbage!')]));
+    expect((await fail(readNifti(file('trail.nii.gz')))).message).toMatch(/trail\.nii\.gz: (the gzip trailer says|corrupt or truncated gzip data)/);
+    // two gzip members: the trailer of the second one describes only it
+    writeFileSync(file('two.nii.gz'), Buffer.concat([gzipSync(b), gzipSync(Buffer.from('more'))]));
+    expect((await fail(readNifti(file('two.nii.gz')))).message).toMatch(/not a single gzip stream/);
+    const gz = gzipSync(b);
+    const cut = Buffer.concat([gz.subarray(0, gz.length - 30), gz.subarray(gz.length - 4)]);
+    writeFileSync(file('cut.nii.gz'), cut);
+    expect((await fail(readNifti(file('cut.nii.gz')))).message).toMatch(/cut\.nii\.gz: (corrupt or truncated gzip data|data ends after)/);
+  });
+
+  it('magic, bitpix, dim[0], datatype and vox_offset are each checked', async () => {
+    const b = await valid();
+    const mutate = async (name: string, edit: (x: Buffer) => void) => {
+      const x = Buffer.from(b);
+      edit(x);
+      writeFileSync(file(name), x);
+      return fail(readNiftiHeader(file(name)));
+    };
+    expect((await mutate('ni1.nii', (x) => x.write('ni1\0', 344, 'latin1'))).message).toMatch(/separate \.hdr\/\.img pair \(magic 'ni1'\)/);
+    expect((await mutate('magic.nii', (x) => x.write('abc\0', 344, 'latin1'))).field).toBe('magic');
+    const bitpix = await mutate('bitpix.nii', (x) => x.writeInt16LE(32, 72));
+    expect(bitpix.message).toMatch(/bitpix 32 does not match datatype int16 \(16 bits\)/);
+    expect(bitpix.field).toBe('bitpix');
+    expect((await mutate('dim0.nii', (x) => x.writeInt16LE(9, 40))).message).toMatch(/dim\[0\] = 9, expected 1 to 7/);
+    expect((await mutate('dtype.nii', (x) => x.writeInt16LE(1234, 70))).field).toBe('datatype');
+    expect((await mutate('vox.nii', (x) => x.writeFloatLE(100, 108))).message).toMatch(/vox_offset 100 is inside the header/);
+    expect((await mutate('voxfrac.nii', (x) => x.writeFloatLE(352.5, 108))).message).toMatch(/vox_offset 352.5 is not a non-negative integer/);
+  });
+
+  it('NaN betas are refused where they enter extraction, naming the trial and voxel', async () => {
+    const data = new Float32Array(4 * 3 * 2 * 5).fill(1);
+    data[2 * 24 + 7] = NaN;
+    await writeNifti(file('betas.nii.gz'), { dims: [4, 3, 2, 5], datatype: 'float32' }, data);
+    const mask = maskFromVolume(new Float32Array(24).fill(1), [4, 3, 2], (v) => v > 0, 'all');
+    expect((await readNiftiMasked(file('betas.nii.gz'), mask)).betas.rows).toBe(5);
+    const e = await readSessionBetas({ path: file('betas.nii.gz'), format: 'nifti' }, mask, 300).catch((x: unknown) => x as Error);
+    expect(e).toBeInstanceOf(NonFiniteError);
+    expect(e.message).toBe(`betas (${file('betas.nii.gz')}): element [trial 2, mask voxel 7] (flat index 55) is NaN; finite numbers are required`);
+  });
+});
