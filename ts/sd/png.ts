@@ -1,21 +1,27 @@
 /** PNG in and out (pngjs) as RGB uint8 batches, the image format of the Diffusion API. */
-import { readFile } from 'node:fs/promises';
-
 import pngjs from 'pngjs';
 
 import { FormatError, ShapeError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomicWrite.js';
+import { checkPng, type PngLimits } from '../io/pngCheck.js';
+import { byteLimit, readWholeFile } from '../io/readWhole.js';
 import type { RgbImages } from './tensor.js';
 
 const { PNG } = pngjs;
 
-/** One PNG as a 1-image RGB batch (alpha dropped). */
-export async function readPng(path: string): Promise<RgbImages> {
+/**
+ * One PNG as a 1-image RGB batch (alpha dropped). The file's structure and size are checked before decoding
+ * (ts/io/pngCheck): dimensions over the pixel limit (`limits.maxPixels`, BRAINLATENT_MAX_IMAGE_PIXELS) are a
+ * LimitError, a truncated or corrupt file a FormatError naming it.
+ */
+export async function readPng(path: string, limits: PngLimits = {}): Promise<RgbImages> {
+  const bytes = await readWholeFile(path, byteLimit('BRAINLATENT_MAX_PNG_BYTES', 2 ** 30), 'BRAINLATENT_MAX_PNG_BYTES');
+  checkPng(bytes, path, limits);
   let png: InstanceType<typeof PNG>;
   try {
-    png = PNG.sync.read(await readFile(path));
+    png = PNG.sync.read(bytes);
   } catch (e) {
-    throw new FormatError(`${path} is not a readable PNG: ${(e as Error).message}`);
+    throw new FormatError(`${path} is not a readable PNG: ${(e as Error).message}`, { path });
   }
   const { width, height } = png;
   const data = new Uint8Array(width * height * 3);

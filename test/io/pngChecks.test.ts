@@ -1,0 +1,84 @@
+/** PNG files are checked before they are decoded (issue #11: a 70-byte PNG that hung, a truncated one that decoded). */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { crc32, deflateSync } from 'node:zlib';
+
+import { afterEach, describe, expect, it } from 'vitest';
+
+import { FormatError, LimitError, MissingFileError } from '../../ts/errors.js';
+import { checkPng } from '../../ts/io/pngCheck.js';
+import { readPng, writePng } from '../../ts/sd/png.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'bl-pngcheck-'));
+const file = (name: string) => join(dir, name);
+
+function chunk(type: string, data: Buffer): Buffer {
+  const head = Buffer.alloc(8);
+  head.writeUInt32BE(data.length, 0);
+  head.write(type, 4, 'latin1');
+  const crc = Buffer.alloc(4);
+  crc.writeUInt32BE(crc32(Buffer.concat([head.subarray(4), data])) >>> 0);
+  return Buffer.concat([head, data, crc]);
+}
+
+function png(width: number, height: number, idat: Buffer, colorType = 2): Buffer {
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr[8] = 8;
+  ihdr[9] = colorType;
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', idat), chunk('IEND', Buffer.alloc(0))]);
+}
+
+afterEach(() => {
+  delete process.env.BRAINLATENT_MAX_IMAGE_PIXELS;
+});
+
+describe('PNG checks', () => {
+  it('a 70-byte PNG claiming 30000 × 30000 is refused at once: over the pixel limit, and too short even when the limit is raised', async () => {
+    const tiny = png(30000, 30000, deflateSync(Buffer.alloc(10)));
+    expect(tiny.length).toBeLessThan(80);
+    writeFileSync(file('tiny.png'), tiny);
+    const e = await readPng(file('tiny.png')).catch((x: unknown) => x as LimitError);
+    expect(e).toBeInstanceOf(LimitError);
+    expect(e.message).toBe(
+      `${file('tiny.png')}: image is 30000 × 30000 (900.0 Mpx), over the 67.1 Mpx limit; raise it with BRAINLATENT_MAX_IMAGE_PIXELS (or the maxPixels option) if the image is genuine`,
+    );
+    process.env.BRAINLATENT_MAX_IMAGE_PIXELS = String(1e9);
+    await expect(readPng(file('tiny.png'))).rejects.toThrow(/bytes of image data cannot hold a 30000 × 30000 image/);
+  });
+
+  it('a 4000 × 4000 PNG whose data stream is truncated is an error, not an image', async () => {
+    const raw = Buffer.alloc(4000 * (1 + 4000 * 3));
+    for (let i = 0; i < raw.length; i += 997) raw[i] = i & 0xff;
+    const z = deflateSync(raw);
+    writeFileSync(file('cut.png'), png(4000, 4000, z.subarray(0, z.length >> 1)));
+    const e = await readPng(file('cut.png')).catch((x: unknown) => x as FormatError);
+    expect(e).toBeInstanceOf(FormatError);
+    expect(e.message).toMatch(/cut\.png: (truncated PNG: image data inflate to \d+ bytes, a 4000 × 4000 image needs 48004000|corrupt or truncated image data)/);
+    expect(e.field).toBe('IDAT');
+  });
+
+  it('bad CRCs, trailing bytes, a missing IEND and bad IHDR fields are refused', async () => {
+    const good = png(2, 2, deflateSync(Buffer.alloc(2 * (1 + 6))));
+    expect(checkPng(good, 'good.png')).toMatchObject({ width: 2, height: 2, rawBytes: 14 });
+    const crc = Buffer.from(good);
+    crc[20] ^= 1;
+    expect(() => checkPng(crc, 'crc.png')).toThrow(/crc\.png: chunk IHDR at byte 8 fails its CRC check/);
+    expect(() => checkPng(Buffer.concat([good, Buffer.from('zz')]), 't.png')).toThrow('t.png: 2 trailing bytes after IEND');
+    expect(() => checkPng(good.subarray(0, good.length - 12), 'noend.png')).toThrow(/without an IEND chunk/);
+    expect(() => checkPng(png(2, 2, deflateSync(Buffer.alloc(14)), 5), 'ct.png')).toThrow(/colour type 5 is not valid/);
+    expect(() => checkPng(png(0, 2, deflateSync(Buffer.alloc(14))), 'zero.png')).toThrow(/image size 0 × 2 is not valid/);
+    expect(() => checkPng(png(2, 2, deflateSync(Buffer.alloc(40))), 'long.png')).toThrow(/inflate to more than the 14 bytes/);
+    expect(() => checkPng(Buffer.from('GIF89a'), 'gif.png')).toThrow('gif.png: not a PNG file (bad signature)');
+  });
+
+  it('valid files still read, and a missing one is a MissingFileError', async () => {
+    const img = { data: Uint8Array.from({ length: 5 * 3 * 3 }, (_, i) => i * 3), count: 1, height: 3, width: 5 };
+    await writePng(file('ok.png'), img);
+    expect(Array.from((await readPng(file('ok.png'))).data)).toEqual(Array.from(img.data));
+    await expect(readPng(file('ok.png'), { maxPixels: 10 })).rejects.toThrow(LimitError);
+    await expect(readPng(file('none.png'))).rejects.toThrow(MissingFileError);
+  });
+});
