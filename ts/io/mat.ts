@@ -1,9 +1,10 @@
-import { open, readFile } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { deflateSync, inflateSync } from 'node:zlib';
-import { FormatError, InvalidArgumentError, ShapeError } from '../errors.js';
+import { FormatError, InvalidArgumentError, LimitError, ShapeError } from '../errors.js';
 import { writeFileAtomic } from './atomicWrite.js';
 import { fileOpenError } from './byteStream.js';
 import { Hdf5Reader, hdf5SignatureOffset } from './hdf5.js';
+import { byteLimit, readWholeFile } from './readWhole.js';
 
 /** MATLAB numeric classes we read. */
 export type MatClass = 'double' | 'single' | 'int8' | 'uint8' | 'int16' | 'uint16' | 'int32' | 'uint32' | 'int64' | 'uint64' | 'logical';
@@ -58,17 +59,28 @@ export async function readMat(path: string): Promise<MatFile> {
   } catch (e) {
     throw fileOpenError(path, e);
   }
-  const text = head.subarray(0, 116).toString('latin1');
+  const text = head.subarray(0, Math.min(116, head.length)).toString('latin1');
   if (text.startsWith('MATLAB 7.3') || (await hdf5SignatureOffset(path)) === 512) return readMat73(path);
   if (head.length < 128 || !text.startsWith('MATLAB 5.0')) {
     throw new FormatError(`${path}: not a MAT-file (expected a 128-byte header starting "MATLAB 5.0" or "MATLAB 7.3")`);
   }
-  const bytes = await readFile(path);
+  const bytes = await readWholeFile(path, byteLimit('BRAINLATENT_MAX_MAT_BYTES', 2 ** 31 - 1), 'BRAINLATENT_MAX_MAT_BYTES');
   const endian = bytes.subarray(126, 128).toString('latin1');
-  if (endian !== 'IM' && endian !== 'MI') throw new FormatError(`${path}: MAT header endian indicator "${endian}", expected "IM" or "MI"`);
+  if (endian !== 'IM' && endian !== 'MI') {
+    throw new FormatError(`${path}: MAT header endian indicator "${endian}", expected "IM" or "MI"`, { path, field: 'endian' });
+  }
   const le = endian === 'IM';
+  const version = le ? bytes.readUInt16LE(124) : bytes.readUInt16BE(124);
+  if (version !== 0x0100) throw new FormatError(`${path}: MAT header version 0x${version.toString(16)}, expected 0x0100 (MAT v5)`, { path, field: 'version' });
   const variables = new Map<string, MatArray | MatSkipped>();
-  parseElements(path, bytes.subarray(128), le, variables, true);
+  const budget = { left: byteLimit('BRAINLATENT_MAX_MAT_BYTES', 2 ** 31 - 1) };
+  try {
+    parseElements(path, bytes.subarray(128), le, variables, true, budget);
+  } catch (e) {
+    // Any read past a sub-element's end that a check missed is still a FormatError naming the file.
+    if (e instanceof RangeError) throw new FormatError(`${path}: malformed MAT element (${e.message})`, { path });
+    throw e;
+  }
   return { path, version: '5', variables };
 }
 
@@ -87,34 +99,55 @@ export function matNumeric(mat: MatFile, name: string, dims?: number[]): MatArra
   return v;
 }
 
-function parseElements(path: string, buf: Uint8Array, le: boolean, out: Map<string, MatArray | MatSkipped>, topLevel: boolean): void {
+function parseElements(
+  path: string,
+  buf: Uint8Array,
+  le: boolean,
+  out: Map<string, MatArray | MatSkipped>,
+  topLevel: boolean,
+  budget: { left: number },
+): void {
+  const bad = (field: string, msg: string) => new FormatError(`${path}: ${msg}`, { path, field });
   const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   let off = 0;
   while (off + 8 <= buf.length) {
     const tag = readTag(dv, off, le);
     const start = off + tag.headerBytes;
     if (start + tag.nbytes > buf.length) {
-      throw new FormatError(`${path}: MAT element at byte ${off} claims ${tag.nbytes} bytes, only ${buf.length - start} remain (truncated file?)`);
+      throw bad('element', `MAT element at byte ${off} claims ${tag.nbytes} bytes, only ${buf.length - start} remain (truncated file?)`);
     }
     const payload = buf.subarray(start, start + tag.nbytes);
     if (tag.type === MI.COMPRESSED) {
+      // MATLAB never nests compressed elements; refusing them bounds the work a crafted file can ask for.
+      if (!topLevel) throw bad('miCOMPRESSED', `a compressed element inside a compressed element at byte ${off}`);
       let inflated: Buffer;
       try {
-        inflated = inflateSync(payload);
+        inflated = inflateSync(payload, { maxOutputLength: Math.max(1, budget.left) });
       } catch (e) {
-        throw new FormatError(`${path}: corrupt compressed MAT element at byte ${off} (${e instanceof Error ? e.message : String(e)})`);
+        if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+          throw new LimitError(
+            `${path}: compressed MAT element at byte ${off} inflates past the ${budget.left}-byte limit (raise it with BRAINLATENT_MAX_MAT_BYTES)`,
+            { path, field: 'miCOMPRESSED' },
+          );
+        }
+        throw bad('miCOMPRESSED', `corrupt compressed MAT element at byte ${off} (${e instanceof Error ? e.message : String(e)})`);
       }
-      parseElements(path, inflated, le, out, topLevel);
+      budget.left -= inflated.length;
+      parseElements(path, inflated, le, out, false, budget);
       off = start + tag.nbytes; // compressed elements are not padded
     } else if (tag.type === MI.MATRIX) {
       if (tag.nbytes > 0) {
         const v = parseMatrix(path, payload, le);
+        if (out.has(v.name)) throw bad('name', `variable ${v.name} appears twice`);
         out.set(v.name, v);
       }
       off = start + pad8(tag.nbytes);
     } else {
-      throw new FormatError(`${path}: top-level MAT element of type ${MI_NAMES[tag.type] ?? tag.type} at byte ${off}, expected miMATRIX or miCOMPRESSED`);
+      throw bad('element', `top-level MAT element of type ${MI_NAMES[tag.type] ?? tag.type} at byte ${off}, expected miMATRIX or miCOMPRESSED`);
     }
+  }
+  if (off < buf.length && buf.subarray(off).some((b) => b !== 0)) {
+    throw bad('element', `${buf.length - off} trailing bytes after the last MAT element`);
   }
 }
 
@@ -137,33 +170,44 @@ function pad8(n: number): number {
 
 /** Sub-elements of an miMATRIX in order: flags, dims, name, real part (then imaginary, or class-specific parts). */
 function parseMatrix(path: string, buf: Uint8Array, le: boolean): MatArray | MatSkipped {
+  const bad = (field: string, msg: string) => new FormatError(`${path}: ${msg}`, { path, field });
   const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   let off = 0;
-  const next = () => {
-    if (off + 4 > buf.length) throw new FormatError(`${path}: truncated miMATRIX element`);
+  const next = (what: string) => {
+    if (off + 8 > buf.length) throw bad(what, `truncated miMATRIX element: no room for its ${what}`);
     const tag = readTag(dv, off, le);
     const start = off + tag.headerBytes;
+    if (tag.headerBytes === 4 && tag.nbytes > 4) throw bad(what, `small data element for the ${what} claims ${tag.nbytes} bytes (at most 4)`);
+    if (start + tag.nbytes > buf.length) throw bad(what, `truncated miMATRIX element: its ${what} claims ${tag.nbytes} bytes, ${buf.length - start} remain`);
     off = tag.headerBytes === 4 ? off + 8 : start + pad8(tag.nbytes);
-    if (start + tag.nbytes > buf.length) throw new FormatError(`${path}: truncated miMATRIX sub-element`);
     return { type: tag.type, bytes: buf.subarray(start, start + tag.nbytes) };
   };
-  const flags = next();
+  const flags = next('array flags');
+  if (flags.bytes.length < 4) throw bad('array flags', `array flags of ${flags.bytes.length} bytes, expected 8`);
   const fdv = new DataView(flags.bytes.buffer, flags.bytes.byteOffset, flags.bytes.byteLength);
   const word = fdv.getUint32(0, le);
   const classId = word & 0xff;
   const complex = (word & 0x800) !== 0;
   const logical = (word & 0x200) !== 0;
-  const dimsEl = next();
+  const dimsEl = next('dimensions');
   const dims = Array.from(decodeNumbers(path, 'dims', dimsEl.type, dimsEl.bytes, le));
-  const nameEl = next();
+  if (dims.length < 2 || dims.some((d) => !Number.isInteger(d) || d < 0 || d > 2 ** 31 - 1)) {
+    throw bad('dimensions', `array dimensions ${dims.join('×')} are not valid (at least two non-negative integers)`);
+  }
+  const nameEl = next('name');
   const name = Buffer.from(nameEl.bytes).toString('latin1');
   const className = logical ? 'logical' : CLASS_IDS[classId] ?? `class ${classId}`;
   if (!NUMERIC_CLASSES.has(className) || complex) return { name, className: complex ? `complex ${className}` : className, skipped: true };
-  const real = next();
-  const data = decodeNumbers(path, name, real.type, real.bytes, le);
   const count = dims.reduce((a, b) => a * b, 1);
+  const real = next('real part');
+  const size = MI_SIZES[real.type];
+  // The element's byte length bounds what is allocated: checked against the dims before decoding.
+  if (size && real.bytes.length !== count * size) {
+    throw bad('real part', `variable ${name} holds ${real.bytes.length} bytes of ${MI_NAMES[real.type]}, its dims ${dims.join('×')} need ${count * size}`);
+  }
+  const data = decodeNumbers(path, name, real.type, real.bytes, le);
   if (data.length !== count) {
-    throw new FormatError(`${path}: variable ${name} holds ${data.length} values, its dims ${dims.join('×')} need ${count}`);
+    throw bad('real part', `variable ${name} holds ${data.length} values, its dims ${dims.join('×')} need ${count}`);
   }
   return { name, className: className as MatClass, dims, data };
 }
@@ -175,9 +219,13 @@ function decodeNumbers(path: string, what: string, type: number, bytes: Uint8Arr
     throw new FormatError(
       `${path}: variable ${what} uses MAT data element type ${MI_NAMES[type] ?? type}, which is not read; ` +
         `expected a numeric type (miINT8 ... miUINT64, miSINGLE, miDOUBLE)`,
+      { path, field: what },
     );
   }
-  const n = Math.floor(bytes.length / size);
+  if (bytes.length % size !== 0) {
+    throw new FormatError(`${path}: ${what}: ${bytes.length} bytes is not a whole number of ${MI_NAMES[type]} values`, { path, field: what });
+  }
+  const n = bytes.length / size;
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const out = new Float64Array(n);
   for (let i = 0, o = 0; i < n; i++, o += size) {
