@@ -4,6 +4,7 @@ import h5wasm, { type Dataset, type File as H5File } from 'h5wasm/node';
 import { FormatError, InvalidArgumentError, ShapeError } from '../errors.js';
 import type { Matrix } from '../matrix.js';
 import { withAtomicPath } from './atomicWrite.js';
+import { runHdf5 } from './hdf5Diagnostics.js';
 import { fileOpenError } from './byteStream.js';
 import type { VoxelMask } from './voxelMask.js';
 
@@ -50,33 +51,32 @@ export class Hdf5Reader {
   static async open(path: string): Promise<Hdf5Reader> {
     await assertHdf5File(path);
     const lib = await h5();
-    let file: H5File;
-    try {
-      file = new lib.File(resolve(path), 'r');
-    } catch (e) {
-      throw new FormatError(`${path}: HDF5 library could not open it (${e instanceof Error ? e.message : String(e)})`);
-    }
+    const file = runHdf5(path, 'open it', () => new lib.File(resolve(path), 'r'), (f) => !(Number(f.file_id) > 0));
     return new Hdf5Reader(path, file);
   }
 
   /** Dataset paths (recursively) with shapes, dtypes and chunk shapes. */
   datasets(): Hdf5DatasetInfo[] {
     const f = this.handle();
-    const out: Hdf5DatasetInfo[] = [];
-    for (const p of f.paths()) {
-      const e = f.get(p);
-      if (e instanceof h5wasm.Dataset) out.push({ path: p, shape: e.shape ?? [], dtype: String(e.dtype), chunks: e.metadata.chunks ?? null });
-    }
-    return out;
+    return runHdf5(this.path, 'list its datasets', () => {
+      const out: Hdf5DatasetInfo[] = [];
+      for (const p of f.paths()) {
+        const e = f.get(p);
+        if (e instanceof h5wasm.Dataset) out.push({ path: p, shape: e.shape ?? [], dtype: String(e.dtype), chunks: e.metadata.chunks ?? null });
+      }
+      return out;
+    });
   }
 
   has(name: string): boolean {
-    return this.handle().get(name) instanceof h5wasm.Dataset;
+    const f = this.handle();
+    return runHdf5(this.path, `look for ${name}`, () => f.get(name) instanceof h5wasm.Dataset);
   }
 
   /** Shape of a dataset; `expect` entries of -1 accept any size, other mismatches are a ShapeError. */
   shape(name: string, expect?: number[]): number[] {
-    const shape = this.dataset(name).shape ?? [];
+    const ds = this.dataset(name);
+    const shape = runHdf5(this.path, `read the shape of ${name}`, () => ds.shape ?? []);
     if (expect) {
       const ok = shape.length === expect.length && expect.every((e, i) => e < 0 || e === shape[i]);
       if (!ok) {
@@ -89,15 +89,19 @@ export class Hdf5Reader {
   }
 
   chunks(name: string): number[] | null {
-    return this.dataset(name).metadata.chunks ?? null;
+    const ds = this.dataset(name);
+    return runHdf5(this.path, `read the chunk shape of ${name}`, () => ds.metadata.chunks ?? null);
   }
 
   attrs(name: string): Record<string, unknown> {
-    const e = name === '/' ? this.handle() : this.handle().get(name);
-    if (!e || !('attrs' in e)) return {};
-    const out: Record<string, unknown> = {};
-    for (const [k, a] of Object.entries(e.attrs)) out[k] = a.value;
-    return out;
+    const f = this.handle();
+    return runHdf5(this.path, `read the attributes of ${name}`, () => {
+      const e = name === '/' ? f : f.get(name);
+      if (!e || !('attrs' in e)) return {};
+      const out: Record<string, unknown> = {};
+      for (const [k, a] of Object.entries(e.attrs)) out[k] = a.value;
+      return out;
+    });
   }
 
   /**
@@ -106,7 +110,7 @@ export class Hdf5Reader {
    */
   readSlab(name: string, ranges: Range[] = [], maxBytes = DEFAULT_MAX_SLAB_BYTES): Hdf5TypedArray {
     const ds = this.dataset(name);
-    const shape = ds.shape ?? [];
+    const { shape, itemSize } = runHdf5(this.path, `read the layout of ${name}`, () => ({ shape: ds.shape ?? [], itemSize: ds.metadata.size }));
     const full: Range[] = shape.map((n, i) => ranges[i] ?? [0, n]);
     full.forEach(([a, b], i) => {
       if (!(Number.isInteger(a) && Number.isInteger(b) && 0 <= a && a < b && b <= shape[i])) {
@@ -114,7 +118,7 @@ export class Hdf5Reader {
       }
     });
     const count = full.reduce((p, [a, b]) => p * (b - a), 1);
-    const bytes = count * ds.metadata.size;
+    const bytes = count * itemSize;
     if (bytes > maxBytes) {
       throw new InvalidArgumentError(
         `${this.path}: a ${mb(bytes)} read of ${name} exceeds the ${mb(maxBytes)} slab cap ` +
@@ -130,8 +134,15 @@ export class Hdf5Reader {
   }
 
   close(): void {
-    this.file?.close();
+    const f = this.file;
     this.file = null;
+    if (f) {
+      try {
+        runHdf5(this.path, 'close it', () => f.close());
+      } catch {
+        // closing a file the library could not read is not a second error
+      }
+    }
   }
 
   [Symbol.dispose](): void {
@@ -144,7 +155,8 @@ export class Hdf5Reader {
   }
 
   private dataset(name: string): Dataset {
-    const e = this.handle().get(name);
+    const f = this.handle();
+    const e = runHdf5(this.path, `open dataset ${name}`, () => f.get(name));
     if (!(e instanceof h5wasm.Dataset)) {
       throw new FormatError(`${this.path}: no dataset ${name}; found ${this.datasets().map((d) => d.path).join(', ') || 'none'}`);
     }
@@ -152,7 +164,7 @@ export class Hdf5Reader {
   }
 
   private rawSlice(ds: Dataset, name: string, ranges: Range[]): Hdf5TypedArray {
-    const v = ds.slice(ranges.map(([a, b]) => [a, b]));
+    const v = runHdf5(this.path, `read ${name}`, () => ds.slice(ranges.map(([a, b]) => [a, b])));
     if (!isNumericArray(v)) {
       throw new FormatError(`${this.path}: dataset ${name} has dtype ${String(ds.dtype)}, expected a numeric type`);
     }
@@ -270,7 +282,7 @@ const DTYPES: [new (n: number) => Hdf5TypedArray, string][] = [
 /** Writes datasets into a new HDF5 file (replacing any old one only once the new file is complete). */
 export async function writeHdf5(path: string, datasets: Hdf5DatasetSpec[], fileAttrs: Record<string, string | number> = {}): Promise<void> {
   const lib = await h5();
-  await withAtomicPath(path, (tmpPath) => {
+  await withAtomicPath(path, (tmpPath) => runHdf5(path, 'write it', () => {
     const f = new lib.File(resolve(tmpPath), 'w');
     try {
       for (const [k, v] of Object.entries(fileAttrs)) f.create_attribute(k, v);
@@ -296,7 +308,7 @@ export async function writeHdf5(path: string, datasets: Hdf5DatasetSpec[], fileA
     } finally {
       f.close();
     }
-  });
+  }));
 }
 
 /** Byte offset of the HDF5 superblock (0, 512, 1024, ...; MAT v7.3 files use 512), or -1. */

@@ -1,0 +1,54 @@
+/** The HDF5 wrapper turns the library's printed error stacks into one FormatError line (issue #11). */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { describe, expect, it } from 'vitest';
+
+import { FormatError } from '../../ts/errors.js';
+import { Hdf5Reader, readHdf5Masked, writeHdf5 } from '../../ts/io/hdf5.js';
+import { summarizeHdf5Diagnostics } from '../../ts/io/hdf5Diagnostics.js';
+import { maskFromVolume } from '../../ts/io/voxelMask.js';
+import { distModule } from '../helpers/dist.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'bl-h5check-'));
+const file = (name: string) => join(dir, name);
+
+describe('HDF5 failures are one line', () => {
+  it('a truncated file: one FormatError naming the file and the library\'s cause, nothing printed', async () => {
+    await writeHdf5(file('ok.h5'), [{ name: 'betas', data: new Int16Array(1000).fill(3), shape: [10, 10, 10], chunks: [10, 1, 1] }]);
+    const b = readFileSync(file('ok.h5'));
+    writeFileSync(file('cut.h5'), b.subarray(0, b.length >> 1));
+    const e = await Hdf5Reader.open(file('cut.h5')).catch((x: unknown) => x as FormatError);
+    expect(e).toBeInstanceOf(FormatError);
+    expect(e.message).toMatch(new RegExp(`^${file('cut.h5')}: HDF5 could not open it: truncated file: eof = \\d+, sblock->base_addr = 0, stored_eof = ${b.length} \\(File has been truncated\\) \\[\\d+ lines of HDF5 diagnostics; BRAINLATENT_DEBUG=1 prints them\\]$`));
+    expect(e.message.split('\n')).toHaveLength(1);
+    expect(e.field).toBe('hdf5');
+    const mask = maskFromVolume(new Float32Array(1000).fill(1), [10, 10, 10], (v) => v > 0, 'all');
+    await expect(readHdf5Masked(file('cut.h5'), mask)).rejects.toThrow(/HDF5 could not open it: truncated file/);
+  });
+
+  it('the CLI prints one line for it, not the library\'s 50 (checked in a child process, where stderr is real)', async () => {
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', `
+      const { Hdf5Reader } = await import(${JSON.stringify(distModule('io/hdf5'))});
+      try { await Hdf5Reader.open(${JSON.stringify(file('cut.h5'))}); } catch (e) { console.log(e.name + ': ' + e.message); }
+    `], { encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim().split('\n')).toHaveLength(1);
+    expect(r.stdout).toMatch(/^FormatError: .*cut\.h5: HDF5 could not open it: truncated file/);
+  });
+
+  it('summarises a stack by its deepest frame', () => {
+    const diag = [
+      'HDF5-DIAG: Error detected in HDF5 (2.0.0):',
+      '  #000: H5F.c line 821 in H5Fopen(): unable to synchronously open file',
+      '    major: File accessibility',
+      '    minor: Unable to open file',
+      '  #001: H5Fsuper.c line 577 in H5F__super_read(): truncated file: eof = 10',
+      '    major: File accessibility',
+      '    minor: Read failed',
+    ].join('\n');
+    expect(summarizeHdf5Diagnostics(diag)).toBe('truncated file: eof = 10 (Read failed) [7 lines of HDF5 diagnostics; BRAINLATENT_DEBUG=1 prints them]');
+  });
+});
