@@ -14,6 +14,7 @@ import { registerSdCommand } from './commands/sd.js';
 import { registerServeCommand } from './commands/serve.js';
 import { registerSynthCommand } from './commands/synth.js';
 import { registerWorkerCommand } from './commands/worker.js';
+import { checkRequiredOptionsLast, configureProgram } from './setup.js';
 
 const program = new Command();
 program
@@ -21,8 +22,8 @@ program
   .description(
     'Reconstruct seen images from fMRI with a latent diffusion model (Takagi & Nishimoto 2023) and fit voxel-wise encoding models.',
   )
-  .version('0.1.0')
-  .showHelpAfterError();
+  .version('0.1.0');
+configureProgram(program);
 
 registerDemoCommand(program);
 registerReconstructCommand(program);
@@ -35,6 +36,7 @@ registerSdCommand(program);
 registerSynthCommand(program);
 registerServeCommand(program);
 registerBenchCommand(program);
+checkRequiredOptionsLast(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   const msg = err instanceof Error ? err.message : String(err);

@@ -67,6 +67,9 @@ safetensors.numpy.load_file(path).`,
     .action(async (flags: FitFlags) => {
       if (flags.threads !== undefined) setThreads(int(flags.threads, '--threads'));
       const [x, y] = await Promise.all([readMatrixNpy(flags.x, 'X'), readMatrixNpy(flags.y, 'Y')]);
+      for (const [m, name, path] of [[x, 'X', flags.x], [y, 'Y', flags.y]] as const) {
+        if (m.sourceDtype === 'float64') console.log(`note: ${name} (${path}) is float64; converted to float32, the engine's precision`);
+      }
       const groups = flags.groups ? await readIntVectorNpy(flags.groups, 'groups') : undefined;
       const alphas = parseAlphas(flags.alphas);
       console.log(`X ${x.rows}×${x.cols}, Y ${y.rows}×${y.cols}; ${alphas.length} alphas, ${flags.folds} folds${groups ? ' (grouped)' : ''}`);

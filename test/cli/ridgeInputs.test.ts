@@ -1,0 +1,56 @@
+/** `ridge fit` inputs (issue #11): int64 groups, float64 X/Y with a note, a missing file named in one line. */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { Command } from 'commander';
+import { describe, expect, it, vi } from 'vitest';
+
+import { registerRidgeCommand } from '../../ts/cli/commands/ridge.js';
+import { MissingFileError } from '../../ts/errors.js';
+import { writeNpy } from '../../ts/io/npy.js';
+import { planted } from '../helpers/random.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'bl-cli-inputs-'));
+const f = (name: string) => join(tmp, name);
+
+async function run(...args: string[]): Promise<string> {
+  const program = new Command().exitOverride();
+  registerRidgeCommand(program);
+  const lines: string[] = [];
+  const log = vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void lines.push(a.join(' ')));
+  try {
+    await program.parseAsync(['node', 'brainlatent', ...args]);
+  } finally {
+    log.mockRestore();
+  }
+  return lines.join('\n');
+}
+
+/** numpy's np.save of an int64 vector, byte for byte. */
+function int64Npy(values: number[]): Buffer {
+  let dict = `{'descr': '<i8', 'fortran_order': False, 'shape': (${values.length},), }`;
+  dict = dict.padEnd(64 - 10 - 1, ' ') + '\n';
+  const data = Buffer.alloc(8 * values.length);
+  values.forEach((v, i) => data.writeBigInt64LE(BigInt(v), 8 * i));
+  return Buffer.concat([Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0, dict.length, 0]), Buffer.from(dict, 'latin1'), data]);
+}
+
+describe('ridge fit inputs', () => {
+  const { x, y } = planted(48, 6, 3, 5);
+
+  it('accepts int64 groups and float64 X/Y, with a one-line note per conversion', async () => {
+    await writeNpy(f('x.npy'), Float64Array.from(x.data), [48, 6]);
+    await writeNpy(f('y.npy'), y.data, [48, 3]);
+    writeFileSync(f('g.npy'), int64Npy(Array.from({ length: 48 }, (_, i) => i % 8)));
+    const out = await run('ridge', 'fit', '--x', f('x.npy'), '--y', f('y.npy'), '--groups', f('g.npy'), '--folds', '4', '--alphas', '1,10,100', '--out', f('m.safetensors'));
+    expect(out.split('\n').filter((l) => l.startsWith('note:'))).toEqual([`note: X (${f('x.npy')}) is float64; converted to float32, the engine's precision`]);
+    expect(out).toMatch(/4 folds \(grouped\)/);
+  });
+
+  it('a missing input is one MissingFileError naming the file', async () => {
+    await expect(run('ridge', 'fit', '--x', f('nope.npy'), '--y', f('y.npy'), '--out', f('m2.safetensors'))).rejects.toThrow(
+      new MissingFileError(`${f('nope.npy')}: file not found`),
+    );
+  });
+});

@@ -1,0 +1,40 @@
+/** CLI-wide option errors (issue #11): a mistyped option is reported as unknown, a missing one by name alone. */
+import { Command, CommanderError } from 'commander';
+import { describe, expect, it } from 'vitest';
+
+import { registerNsdCommand } from '../../ts/cli/commands/nsd.js';
+import { registerRidgeCommand } from '../../ts/cli/commands/ridge.js';
+import { checkRequiredOptionsLast, configureProgram } from '../../ts/cli/setup.js';
+
+async function run(...args: string[]): Promise<{ err: string; code?: string }> {
+  const program = new Command().name('brainlatent');
+  configureProgram(program);
+  let err = '';
+  program.exitOverride().configureOutput({ writeErr: (s) => (err += s), writeOut: () => undefined });
+  registerRidgeCommand(program);
+  registerNsdCommand(program);
+  checkRequiredOptionsLast(program);
+  try {
+    await program.parseAsync(['node', 'brainlatent', ...args]);
+  } catch (e) {
+    if (!(e instanceof CommanderError)) throw e;
+    return { err, code: e.code };
+  }
+  return { err };
+}
+
+describe('CLI option errors', () => {
+  it("'--xx' is an unknown option, not a missing '--x'", async () => {
+    const r = await run('ridge', 'fit', '--xx', 'a.npy', '--y', 'b.npy', '--out', 'm.safetensors');
+    expect(r.code).toBe('commander.unknownOption');
+    expect(r.err).toBe("brainlatent: error: unknown option '--xx'\n(add --help for usage)\n");
+  });
+
+  it('a missing required option is named, without the whole help', async () => {
+    const r = await run('ridge', 'fit', '--x', 'a.npy', '--out', 'm.safetensors');
+    expect(r.code).toBe('commander.missingMandatoryOptionValue');
+    expect(r.err).toBe("brainlatent: error: required option '--y <file>' not specified\n(add --help for usage)\n");
+    const n = await run('nsd', 'extract', '--root', '/data/nsd', '--subject', '1', '--out', 'x');
+    expect(n.err).toBe("brainlatent: error: required option '--roi <spec>' not specified\n(add --help for usage)\n");
+  });
+});
