@@ -1,6 +1,8 @@
-import { mkdir, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { existsSync } from 'node:fs';
+import { mkdir, readdir } from 'node:fs/promises';
+import { basename, dirname } from 'node:path';
 import { InvalidArgumentError } from '../errors.js';
+import { withAtomicDir, writeFileAtomic } from '../io/atomicWrite.js';
 import { writeHdf5 } from '../io/hdf5.js';
 import { writeMat } from '../io/mat.js';
 import { geometryFromAffine, writeNifti } from '../io/nifti.js';
@@ -74,6 +76,8 @@ export interface PlantedVoxel {
 }
 
 const AFFINE_VOXEL_MM = 1.8;
+/** Largest session of betas written (int16): one session is built in memory at a time. */
+const MAX_SESSION_BYTES = 2 ** 30;
 
 /**
  * Writes a miniature NSD from a planted model: betas (.nii.gz and .hdf5, int16 ×300), brainmask, nsdgeneral,
@@ -83,6 +87,30 @@ const AFFINE_VOXEL_MM = 1.8;
  */
 export async function synthNsd(opts: SynthNsdOptions): Promise<SynthNsdResult> {
   const o = resolveOptions(opts);
+  await assertReplaceable(o.out);
+  // Built under a temporary name and swapped in whole: a failure or a kill never leaves a partial dataset.
+  return withAtomicDir(o.out, (tmp) => writeDataset({ ...o, out: tmp }, o.out));
+}
+
+/** `out` is replaced whole, so it must be new, empty, or an earlier synthetic dataset (with its synth_truth.json). */
+async function assertReplaceable(out: string): Promise<void> {
+  let entries: string[];
+  try {
+    entries = await readdir(out);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return;
+    if (code === 'ENOTDIR') throw new InvalidArgumentError(`synthNsd: ${out} is a file, expected a folder`);
+    throw e;
+  }
+  if (entries.length > 0 && !existsSync(P.synthTruthPath(out))) {
+    throw new InvalidArgumentError(
+      `synthNsd: ${out} exists and is not a synthetic NSD (no ${basename(P.synthTruthPath(out))}); it would be replaced whole, so choose a new or empty folder`,
+    );
+  }
+}
+
+async function writeDataset(o: Resolved, finalRoot: string): Promise<SynthNsdResult> {
   const rng = new Rng(o.seed);
   const total = o.designSessions * o.trialsPerSession;
   const perSubject = total / 3;
@@ -129,7 +157,7 @@ export async function synthNsd(opts: SynthNsdOptions): Promise<SynthNsdResult> {
   for (const [atlas, labels] of [['streams', STREAMS_LABELS], ['prf-visualrois', PRF_VISUALROIS_LABELS], ['nsdgeneral', NSDGENERAL_LABELS]] as const) {
     const p = P.ctabPath(o.out, atlas);
     await mkdir(dirname(p), { recursive: true });
-    await writeFile(p, ctabText(labels));
+    await writeFileAtomic(p, ctabText(labels));
   }
 
   const truthSubjects: Record<string, { voxels: PlantedVoxel[]; sessionOffsetSd: number }> = {};
@@ -182,12 +210,12 @@ export async function synthNsd(opts: SynthNsdOptions): Promise<SynthNsdResult> {
     }
     opts.onProgress?.({ phase: 'betas', done: (o.subjects.indexOf(subject) + 1) * o.sessions, total: o.subjects.length * o.sessions });
     await mkdir(dirname(P.responsesPath(o.out, subject)), { recursive: true });
-    await writeFile(P.responsesPath(o.out, subject), responses.join('\n') + '\n');
+    await writeFileAtomic(P.responsesPath(o.out, subject), responses.join('\n') + '\n');
   }
 
   const truthPath = P.synthTruthPath(o.out);
   const round = (a: Float32Array) => Array.from(a, (x) => Math.round(x * 1e6) / 1e6);
-  await writeFile(
+  await writeFileAtomic(
     truthPath,
     JSON.stringify({
       description:
@@ -206,14 +234,14 @@ export async function synthNsd(opts: SynthNsdOptions): Promise<SynthNsdResult> {
     }),
   );
   return {
-    root: o.out,
+    root: finalRoot,
     subjects: o.subjects,
     sessions: o.sessions,
     trialsPerSession: o.trialsPerSession,
     imagesPerSubject: perSubject,
     sharedImages: o.sharedImages,
     stimuli: nStimuli,
-    truthPath,
+    truthPath: P.synthTruthPath(finalRoot),
   };
 }
 
@@ -240,7 +268,15 @@ function resolveOptions(opts: SynthNsdOptions): Resolved {
   };
   if (!o.out) bad('out (the folder to write) is required');
   if (!o.subjects.length || o.subjects.some((s) => !Number.isInteger(s) || s < 1 || s > 8)) bad(`subjects must be in 1..8, got ${o.subjects}`);
-  if (o.grid.length !== 3 || o.grid.some((g) => !Number.isInteger(g) || g < 8)) bad(`grid must be three integers >= 8, got ${o.grid}`);
+  if (o.grid.length !== 3 || o.grid.some((g) => !Number.isInteger(g) || g < 8 || g > 32767)) bad(`grid must be three integers from 8 to 32767, got ${o.grid.join('×')}`);
+  // Each session's betas are held in memory (and in h5wasm's 2 GiB heap for .hdf5): bound them before writing anything.
+  const sessionBytes = o.grid[0] * o.grid[1] * o.grid[2] * o.trialsPerSession * 2;
+  if (sessionBytes > MAX_SESSION_BYTES) {
+    bad(
+      `grid ${o.grid.join('×')} with ${o.trialsPerSession} trials per session makes ${(sessionBytes / 2 ** 30).toPrecision(3)} GiB of int16 betas per session, ` +
+        `over the ${MAX_SESSION_BYTES / 2 ** 30} GiB limit; use a smaller grid (NSD's is 81×104×83) or fewer trials`,
+    );
+  }
   if (!(Number.isInteger(o.sessions) && o.sessions >= 1 && o.sessions <= o.designSessions)) bad(`sessions must be in 1..designSessions (${o.designSessions}), got ${o.sessions}`);
   if (!(Number.isInteger(o.trialsPerSession) && o.trialsPerSession >= 3)) bad(`trialsPerSession must be an integer >= 3, got ${o.trialsPerSession}`);
   if ((o.designSessions * o.trialsPerSession) % 3 !== 0) bad(`designSessions × trialsPerSession must be a multiple of 3 (each image is shown 3 times)`);
@@ -320,7 +356,7 @@ async function writeStimuli(root: string, scenes: Scene[], pixels: Uint8Array[],
   const split = (i: number) => (i % 5 === 4 ? 'val2017' : 'train2017');
   const rows = [',cocoId,cocoSplit,cropBox,nsdId,shared1000'];
   for (let i = 0; i < n; i++) rows.push(`${i},${cocoId(i)},${split(i)},"(0, 0, 0, 0)",${i},False`);
-  await writeFile(P.stimInfoPath(root), rows.join('\n') + '\n');
+  await writeFileAtomic(P.stimInfoPath(root), rows.join('\n') + '\n');
   for (const s of ['train2017', 'val2017'] as const) {
     const ids = scenes.map((_, i) => i).filter((i) => split(i) === s);
     const coco = {
@@ -333,6 +369,6 @@ async function writeStimuli(root: string, scenes: Scene[], pixels: Uint8Array[],
     };
     const p = P.cocoCaptionsPath(root, s);
     await mkdir(dirname(p), { recursive: true });
-    await writeFile(p, JSON.stringify(coco));
+    await writeFileAtomic(p, JSON.stringify(coco));
   }
 }
