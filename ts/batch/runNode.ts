@@ -4,10 +4,11 @@
  * depends on ran in this batch. Markers are written last, so an interrupted job is redone.
  */
 import { existsSync } from 'node:fs';
-import { appendFile, link, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { appendFile, link, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 
 import { CancelledError, InvalidArgumentError } from '../errors.js';
+import { writeJsonAtomic } from '../io/atomicWrite.js';
 import { configHash, type ReconstructConfig } from '../pipeline/config.js';
 import type { Img2ImgShard, StageContext } from '../pipeline/stages.js';
 import type { Diffusion } from '../sd/Diffusion.js';
@@ -43,14 +44,6 @@ interface ShardMarker {
 }
 
 export const shardMarkerPath = (config: ReconstructConfig, shard: Img2ImgShard) => join(config.out, 'stages', 'img2img.shards', `${shardLabel(shard)}.json`);
-
-/** Writes JSON under a temporary name and renames it into place, so a reader sees all of it or nothing. */
-async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
-  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
-  await writeFile(tmp, JSON.stringify(value, null, 2));
-  await rename(tmp, path);
-}
 
 async function readJson<T>(path: string): Promise<T | null> {
   try {

@@ -5,7 +5,7 @@
  * the closed-form models of ./models.ts, the U-Net's mixture being placed on the latents of every stimulus
  * that is not a test image; and a small feature network for identification. Returns a pipeline config.
  */
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 
 import { readNsdDesign } from '../nsd/expdesign.js';
@@ -20,6 +20,7 @@ import { demoVocabulary, wordEmbeddings } from './vocabulary.js';
 import { codeVersion, readWorldManifest, worldDamage, worldFiles, worldKey, worldManifestPath, writeWorldManifest } from './worldManifest.js';
 import { featureNetworkModel, mixtureUnetModel, SCALING_FACTOR, textEncoderModel, vaeDecoderModel, vaeEncoderModel } from './models.js';
 import { onnxruntimeNodeInstalled } from '../native/onnxruntimeNode.js';
+import { writeFileAtomic } from '../io/atomicWrite.js';
 
 export interface DemoWorldOptions {
   /** Folder the world is written to (nsd/, model/, features.onnx). */
@@ -178,7 +179,7 @@ export async function buildDemoWorld(options: DemoWorldOptions, control: DemoWor
   ];
   for (const [p, data] of files) {
     await mkdir(join(modelDir, p, '..'), { recursive: true });
-    await writeFile(join(modelDir, p), data);
+    await writeFileAtomic(join(modelDir, p), data);
   }
 
   // The U-Net's mixture: latents and caption vectors of the catalogue's scenes.
@@ -229,7 +230,7 @@ export async function buildDemoWorld(options: DemoWorldOptions, control: DemoWor
   const ids = entries; // one mixture component per catalogue entry
   const h = imageSize / 8;
   await mkdir(join(modelDir, 'unet'), { recursive: true });
-  await writeFile(
+  await writeFileAtomic(
     join(modelDir, 'unet', 'model.onnx'),
     mixtureUnetModel({
       means,
@@ -242,7 +243,7 @@ export async function buildDemoWorld(options: DemoWorldOptions, control: DemoWor
       alphasCumprod: sdAlphasCumprod(),
     }),
   );
-  await writeFile(
+  await writeFileAtomic(
     join(modelDir, 'model_index.json'),
     JSON.stringify(
       {
@@ -265,7 +266,7 @@ export async function buildDemoWorld(options: DemoWorldOptions, control: DemoWor
       2,
     ),
   );
-  await writeFile(join(out, 'features.onnx'), featureNetworkModel());
+  await writeFileAtomic(join(out, 'features.onnx'), featureNetworkModel());
   phase('models', 1, 1, 'files');
   await writeWorldManifest(out, {
     format: 'brainlatent-demo-world',

@@ -6,7 +6,7 @@
  * that fits the page; the variance-partition convention; and per map a static figure (mosaics/, for papers and
  * e-mail) beside its region table.
  */
-import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
@@ -21,6 +21,7 @@ import { applyAffine, voxelToWorld, type Affine } from './orientation.js';
 import { labelNames } from './regions.js';
 import { findUnderlay, type Underlay } from './underlay.js';
 import { VIEWER_CSS, VIEWER_SCRIPT } from './viewerScript.js';
+import { withAtomicPath, writeFileAtomic } from '../io/atomicWrite.js';
 
 /** The folder beside report.html that holds the viewer's script. */
 export const REPORT_FILES = 'report_files';
@@ -300,15 +301,15 @@ export async function writeEncodingReport(out: string, summary: EncodingSummary)
       scale: opts.scale,
       columns: opts.columns,
     });
-    await writeFile(join(out, m.mosaic), bytes);
+    await writeFileAtomic(join(out, m.mosaic), bytes);
     files.push(m.mosaic);
   }
 
   await mkdir(join(out, REPORT_FILES), { recursive: true });
-  await copyFile(niivueBundle(), join(out, REPORT_FILES, 'niivue.umd.js'));
-  await writeFile(join(out, REPORT_FILES, 'NIIVUE-LICENSE.txt'), NIIVUE_LICENSE);
+  await withAtomicPath(join(out, REPORT_FILES, 'niivue.umd.js'), (tmp) => copyFile(niivueBundle(), tmp));
+  await writeFileAtomic(join(out, REPORT_FILES, 'NIIVUE-LICENSE.txt'), NIIVUE_LICENSE);
   files.push(join(REPORT_FILES, 'niivue.umd.js'), join(REPORT_FILES, 'NIIVUE-LICENSE.txt'));
-  await writeFile(join(out, 'report.html'), reportHtml(summary, maps, underlay, atlases, grid, affine));
+  await writeFileAtomic(join(out, 'report.html'), reportHtml(summary, maps, underlay, atlases, grid, affine));
   files.push('report.html');
   return { files };
 }

@@ -1,10 +1,11 @@
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, symlink } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { FormatError, InvalidArgumentError, MissingFileError } from '../errors.js';
 import { onnx } from '../sd/onnxProto.js';
+import { writeFileAtomic } from '../io/atomicWrite.js';
 
 type IModel = import('onnx-proto').onnx.IModelProto;
 type INode = import('onnx-proto').onnx.INodeProto;
@@ -121,7 +122,7 @@ export async function exposeUnetLayers(modelDir: string, layers: string[], cache
     await symlink(resolve(dirname(src), loc), target);
   }
   const path = join(dir, 'model.onnx');
-  await writeFile(path, onnx.ModelProto.encode(model).finish());
+  await writeFileAtomic(path, onnx.ModelProto.encode(model).finish());
   const ts = (graph.input ?? []).find((i) => i.name === 'timestep');
   const T = onnx.TensorProto.DataType;
   const et = ts?.type?.tensorType?.elemType;

@@ -1,6 +1,6 @@
 /** The pipeline's stages. Each reads its inputs from the run folder and writes its outputs there. */
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 
 import { CancelledError, ShapeError } from '../errors.js';
@@ -23,6 +23,7 @@ import type { PreflightResult } from './preflight.js';
 import type { DecoderSummary } from './decoderCharts.js';
 import { renderReport, type RunMetrics } from './report.js';
 import { paths, type StageName } from './runFolder.js';
+import { writeFileAtomic } from '../io/atomicWrite.js';
 
 export interface StageContext {
   config: ReconstructConfig;
@@ -52,7 +53,7 @@ function checkAbort(signal?: AbortSignal): void {
 
 async function writeJson(p: string, v: unknown): Promise<void> {
   await mkdir(dirname(p), { recursive: true });
-  await writeFile(p, JSON.stringify(v, null, 2));
+  await writeFileAtomic(p, JSON.stringify(v, null, 2));
 }
 
 /** The NSD adapter options of the z or c region (the extraction cache key follows from them). */
@@ -531,7 +532,7 @@ export async function evaluateStage(ctx: StageContext): Promise<StageOutput> {
     { method: 'brainlatent z-only', source, metrics: zonly.metrics },
     { method: `brainlatent final (mean of ${c.img2img.seeds} seed${c.img2img.seeds > 1 ? 's' : ''})`, source, metrics: final },
   ];
-  await writeFile(p.metricsCsv, metricsCsv(rows));
+  await writeFileAtomic(p.metricsCsv, metricsCsv(rows));
   const plain = (ms: MetricValue[]) => Object.fromEntries(ms.map((m) => [m.name, m.value]));
   const perImage = (ms: MetricValue[]) => Object.fromEntries(ms.map((m) => [m.name, Array.from(m.perImage)]));
   await writeJson(p.metricsJson, {
@@ -548,7 +549,7 @@ export async function evaluateStage(ctx: StageContext): Promise<StageOutput> {
   ids.forEach((id, i) => {
     lines.push([id, id - 1, ...zonly.metrics.map((m) => m.perImage[i]), ...final.map((m) => m.perImage[i])].join(','));
   });
-  await writeFile(p.perImageCsv, lines.join('\n') + '\n');
+  await writeFileAtomic(p.perImageCsv, lines.join('\n') + '\n');
   return {
     outputs: [p.metricsCsv, p.metricsJson, p.perImageCsv].map((f) => rel(c, f)),
     summary: { zonly: plain(zonly.metrics), final: plain(final), better: Object.fromEntries(final.map((m) => [m.name, m.better])) },
@@ -576,7 +577,7 @@ export async function reportStage(ctx: StageContext): Promise<StageOutput> {
     targetAccuracy,
     warnings: Object.values(decoders).flatMap((d) => d.warnings ?? []),
   });
-  await writeFile(p.report, html);
+  await writeFileAtomic(p.report, html);
   return { outputs: [rel(c, p.report)] };
 }
 

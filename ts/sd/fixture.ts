@@ -3,11 +3,12 @@
  * diffusers/optimum exports (and their variants), written with onnx-proto. The whole pipeline
  * runs on them: smoke tests, the reference-loop test and the benchmarks. No weights are real.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { onnx } from './onnxProto.js';
 import { wordVocabulary } from './clipTokenizer.js';
+import { writeFileAtomic } from '../io/atomicWrite.js';
 
 type IValueInfo = import('onnx-proto').onnx.IValueInfoProto;
 type INode = import('onnx-proto').onnx.INodeProto;
@@ -258,19 +259,19 @@ export async function writeSdFixture(dir: string, options: SdFixtureOptions = {}
   ];
   for (const [name, bytes] of parts) {
     await mkdir(join(dir, name), { recursive: true });
-    await writeFile(join(dir, name, 'model.onnx'), bytes);
+    await writeFileAtomic(join(dir, name, 'model.onnx'), bytes);
   }
   const tok = fixtureTokenizer();
   await mkdir(join(dir, 'tokenizer'), { recursive: true });
-  await writeFile(join(dir, 'tokenizer', 'vocab.json'), JSON.stringify(tok.vocab));
-  await writeFile(join(dir, 'tokenizer', 'merges.txt'), `#version: 0.2\n${tok.merges.join('\n')}\n`);
-  await writeFile(
+  await writeFileAtomic(join(dir, 'tokenizer', 'vocab.json'), JSON.stringify(tok.vocab));
+  await writeFileAtomic(join(dir, 'tokenizer', 'merges.txt'), `#version: 0.2\n${tok.merges.join('\n')}\n`);
+  await writeFileAtomic(
     join(dir, 'tokenizer', 'tokenizer_config.json'),
     JSON.stringify({ model_max_length: SEQ, pad_token: '<|endoftext|>', bos_token: '<|startoftext|>', eos_token: '<|endoftext|>' }),
   );
   await mkdir(join(dir, 'scheduler'), { recursive: true });
-  await writeFile(join(dir, 'scheduler', 'scheduler_config.json'), JSON.stringify(SD15_SCHEDULER_CONFIG, null, 2));
-  await writeFile(
+  await writeFileAtomic(join(dir, 'scheduler', 'scheduler_config.json'), JSON.stringify(SD15_SCHEDULER_CONFIG, null, 2));
+  await writeFileAtomic(
     join(dir, 'model_index.json'),
     JSON.stringify(
       {

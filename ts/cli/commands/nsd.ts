@@ -1,4 +1,3 @@
-import { writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
@@ -13,6 +12,7 @@ import { NsdStimuli } from '../../nsd/stimuli.js';
 import type { BetasFormatChoice } from '../../nsd/betas.js';
 import { seconds } from '../format.js';
 import { progressBar } from '../progress.js';
+import { writeFileAtomic } from '../../io/atomicWrite.js';
 
 interface ExtractFlags {
   root: string;
@@ -144,7 +144,7 @@ z-scoring conventions ('--zscore train' standardises test rows with the training
         png.data[o + 2] = img.data[i + 2];
         png.data[o + 3] = 255;
       }
-      await writeFile(flags.out, PNG.sync.write(png));
+      await writeFileAtomic(flags.out, PNG.sync.write(png));
       const caps = await loadNsdCaptions(flags.root, flags.captions).catch(() => null);
       console.log(`wrote ${flags.out} (${img.width}×${img.height})`);
       for (const c of caps?.get(id) ?? []) console.log(`  ${c}`);
