@@ -9,9 +9,10 @@
  * Weights are streamed to disk tensor by tensor, so writing it needs little memory.
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 
+import { withAtomicDir } from '../io/atomicWrite.js';
 import { writeSdFixture } from './fixture.js';
 import { onnx } from './onnxProto.js';
 
@@ -226,8 +227,11 @@ export async function writeSd1Fixture(
   options: { seed?: number; /** A narrower U-Net of the same layout (tests); default SD 1.x's. */ config?: Partial<Sd1UnetConfig> } = {},
 ): Promise<{ parameters: number; weightBytes: number }> {
   const cfg: Sd1UnetConfig = { ...SD1_UNET, ...(options.config ?? {}) };
-  const tmp = `${dir}.tmp-${process.pid}`;
-  await rm(tmp, { recursive: true, force: true });
+  // Built under a temporary name and swapped in whole (ts/io/atomicWrite).
+  return withAtomicDir(dir, (tmp) => buildSd1Fixture(tmp, cfg, options));
+}
+
+async function buildSd1Fixture(tmp: string, cfg: Sd1UnetConfig, options: { seed?: number }): Promise<{ parameters: number; weightBytes: number }> {
   // the small models at SD 1.x's interface sizes (text width 768), then the real U-Net over them
   await writeSdFixture(tmp, { textDim: cfg.crossDim, seed: options.seed ?? 1 });
   const unetDir = join(tmp, 'unet');
@@ -258,8 +262,5 @@ export async function writeSd1Fixture(
   });
   await writeFile(join(unetDir, 'model.onnx'), onnx.ModelProto.encode(m).finish());
   await writeFile(join(tmp, 'sd1_fixture.json'), JSON.stringify({ parameters: g.parameters, note: "SD 1.x's U-Net layers, random weights" }, null, 2));
-  await rm(dir, { recursive: true, force: true });
-  await mkdir(dirname(dir), { recursive: true });
-  await rename(tmp, dir);
   return { parameters: g.parameters, weightBytes: g.parameters * 4 };
 }
