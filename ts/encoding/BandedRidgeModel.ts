@@ -1,5 +1,5 @@
 import { FormatError, ShapeError } from '../errors.js';
-import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
+import { metadataJson, readSafetensors, writeSafetensors } from '../io/safetensors.js';
 import type { Matrix } from '../matrix.js';
 import type { NativeBandedInfo } from '../native/bandedTypes.js';
 import { binding } from '../native/binding.js';
@@ -186,14 +186,16 @@ export class BandedRidgeModel {
     const coefT = f.tensors.coef;
     if (!coefT || coefT.shape.length !== 2) throw new FormatError(`${path}: tensor 'coef' must be 2-D (features × targets)`);
     const [p, t] = coefT.shape;
-    const bandSizes = JSON.parse(m.band_sizes ?? '[]') as number[];
+    const bandSizes = metadataJson(path, m, 'band_sizes', '[]') as number[];
+    if (!Array.isArray(bandSizes)) throw new FormatError(`${path}: metadata 'band_sizes' must be a list`, { path, field: '__metadata__' });
     if (bandSizes.reduce((a, b) => a + b, 0) !== p) {
       throw new FormatError(`${path}: band sizes [${bandSizes.join(', ')}] do not add up to the ${p} features of 'coef'`);
     }
-    const folds = JSON.parse(m.folds ?? '{"n":0,"kind":"custom"}') as { n: number; kind: BandedRidgeModelParts['foldKind'] };
+    const folds = metadataJson(path, m, 'folds', '{"n":0,"kind":"custom"}') as { n: number; kind: BandedRidgeModelParts['foldKind'] };
+    if (folds === null || typeof folds !== 'object') throw new FormatError(`${path}: metadata 'folds' must be an object`, { path, field: '__metadata__' });
     const gs = get('gamma_scores', Float32Array);
     return new BandedRidgeModel({
-      bandNames: JSON.parse(m.band_names ?? '[]') as string[],
+      bandNames: metadataJson(path, m, 'band_names', '[]') as string[],
       bandSizes,
       coef: { data: get('coef', Float32Array), rows: p, cols: t },
       intercept: get('intercept', Float32Array),
@@ -204,11 +206,11 @@ export class BandedRidgeModel {
       bestAlpha: get('best_alpha', Float32Array),
       bestScores: get('best_scores', Float32Array),
       gammaScores: { data: gs, rows: t > 0 ? gs.length / t : 0, cols: t },
-      alphas: JSON.parse(m.alphas ?? '[]') as number[],
+      alphas: metadataJson(path, m, 'alphas', '[]') as number[],
       score: (m.score as 'r2' | 'pearson') ?? 'r2',
       foldKind: folds.kind,
       nFolds: folds.n,
-      info: m.fit_info ? (JSON.parse(m.fit_info) as NativeBandedInfo) : undefined,
+      info: m.fit_info ? (metadataJson(path, m, 'fit_info', '{}') as NativeBandedInfo) : undefined,
     });
   }
 }

@@ -170,3 +170,11 @@ function checkEntry(name: string, value: unknown, bad: (field: string, msg: stri
   }
   return { name, dtype, code: v.dtype, shape, begin, end };
 }
+
+/**
+ * A JSON value stored as a metadata string (models keep their settings this way): `fallback` when absent, and a
+ * FormatError naming the file and the key when it is not valid JSON.
+ */
+export function metadataJson(path: string, metadata: Record<string, string>, key: string, fallback: string): unknown {
+  return parseJson(metadata[key] ?? fallback, `${path} (metadata '${key}')`);
+}

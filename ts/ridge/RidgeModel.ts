@@ -1,4 +1,4 @@
-import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
+import { metadataJson, readSafetensors, writeSafetensors } from '../io/safetensors.js';
 import { FormatError, ShapeError } from '../errors.js';
 import { assertMatrix, type Matrix } from '../matrix.js';
 import type { NativeRidgeInfo } from '../native/addonTypes.js';
@@ -128,8 +128,11 @@ export class RidgeModel {
       if (a.length !== n) throw new FormatError(`${path}: tensor '${name}' has ${a.length} elements, expected ${n}`);
       return a;
     };
-    const alphas = JSON.parse(m.alphas ?? '[]') as number[];
-    const folds = JSON.parse(m.folds ?? '{"n":0,"kind":"custom"}') as { n: number; kind: RidgeFitSettings['foldKind'] };
+    const alphas = metadataJson(path, m, 'alphas', '[]') as number[];
+    const folds = metadataJson(path, m, 'folds', '{"n":0,"kind":"custom"}') as { n: number; kind: RidgeFitSettings['foldKind'] };
+    if (!Array.isArray(alphas) || folds === null || typeof folds !== 'object') {
+      throw new FormatError(`${path}: metadata 'alphas' must be a list and 'folds' an object`, { path, field: '__metadata__' });
+    }
     const cv = get('cv_scores');
     return new RidgeModel({
       coef: { data: get('coef'), rows: p, cols: t },
@@ -147,7 +150,7 @@ export class RidgeModel {
         fitIntercept: m.fit_intercept === 'true',
         standardize: m.standardize === 'true',
       },
-      info: m.fit_info ? (JSON.parse(m.fit_info) as NativeRidgeInfo) : undefined,
+      info: m.fit_info ? (metadataJson(path, m, 'fit_info', '{}') as NativeRidgeInfo) : undefined,
     });
   }
 }
