@@ -10,7 +10,7 @@
  * --out and appends the record to bench/results/samplers.jsonl.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -19,6 +19,7 @@ import Benchmark from 'benchmark';
 import { renderVegaLiteSvg } from '../charts/vegaSvg.js';
 import { buildDemoWorld } from '../demo/world.js';
 import { InvalidArgumentError } from '../errors.js';
+import { writeFileAtomic } from '../io/atomicWrite.js';
 import { Diffusion } from '../sd/Diffusion.js';
 import { samplerBinding } from '../sd/native.js';
 import { SCHEDULERS, type SchedulerName } from '../sd/schedulerConfig.js';
@@ -111,12 +112,6 @@ export function convergenceOrder(points: { calls: number; err: number }[], floor
     slopes.push(-Math.log(b.err / a.err) / Math.log(b.calls / a.calls));
   }
   return slopes.length ? slopes.reduce((x, y) => x + y, 0) / slopes.length : null;
-}
-
-async function writeAtomic(path: string, data: string): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}`;
-  await writeFile(tmp, data);
-  await rename(tmp, path);
 }
 
 function microBench(name: string, fn: () => void): Promise<{ meanMicros: number; rme: number }> {
@@ -308,9 +303,9 @@ export async function runSamplersBench(o: SamplersBenchOptions = {}): Promise<Sa
         micro,
         files,
       };
-      await writeAtomic(files.json, `${JSON.stringify(res, null, 2)}\n`);
-      await writeAtomic(files.csv, toCsv(result));
-      await writeAtomic(files.html, await toHtml(res));
+      await writeFileAtomic(files.json, `${JSON.stringify(res, null, 2)}\n`);
+      await writeFileAtomic(files.csv, toCsv(result));
+      await writeFileAtomic(files.html, await toHtml(res));
       const record = appendBenchRecord('samplers', { ...res, files: undefined });
       log(`wrote ${files.json}, ${files.csv}, ${files.html}; record appended to ${record}`);
       return res;

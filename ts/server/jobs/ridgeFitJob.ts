@@ -3,9 +3,10 @@
  * format `brainlatent ridge predict` and `POST /v1/models` load) and `fit.json` (shapes, the chosen alphas,
  * mean CV score, the route taken).
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 
+import { writeJsonAtomic } from '../../io/atomicWrite.js';
 import { readIntVectorNpy, readMatrixNpy } from '../../io/npy.js';
 import { RidgeCV } from '../../ridge/RidgeCV.js';
 import type { RidgeFitConfig } from '../../config/ridgeFit.js';
@@ -61,7 +62,7 @@ export async function runRidgeFit(c: RidgeFitConfig, control: { signal: AbortSig
     route: model.info?.route,
     cvMethod: model.info?.cvMethod,
   };
-  await writeFile(join(c.out, 'fit.json'), `${JSON.stringify(summary, null, 2)}\n`);
+  await writeJsonAtomic(join(c.out, 'fit.json'), summary);
   control.progress('save', 3, n, 1);
   return summary;
 }
