@@ -10,11 +10,12 @@
  *   maps → report                         encoding.json, mosaics, report.html (+ report_files/)
  */
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 
 import type { BandedSpec, EncodeConfig } from '../config/encode.js';
 import { InvalidArgumentError, ShapeError } from '../errors.js';
+import { writeFileAtomic, writeJsonAtomic } from '../io/atomicWrite.js';
 import { readIntVectorNpy, readMatrixNpy, readNpy, writeNpy } from '../io/npy.js';
 import { readNiftiMasked, writeNiftiMap } from '../io/nifti.js';
 import type { VoxelMask } from '../io/voxelMask.js';
@@ -59,10 +60,8 @@ export function encodeExtractOptions(c: EncodeConfig): Omit<NsdExtractOptions, '
 const betasOf = (c: EncodeConfig, ctx?: StageRunContext) =>
   extractNsd({ ...encodeExtractOptions(c), onProgress: ctx ? (e) => ctx.progress(e.done / e.total, `session ${e.session}`, { done: e.done, total: e.total, unit: 'sessions' }) : undefined });
 
-async function writeJson(path: string, value: unknown): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
-  await writeFile(path, JSON.stringify(value, null, 2));
-}
+// Every output is written under a temporary name and renamed into place (a kill leaves the old file or the new one).
+const writeJson = (path: string, value: unknown): Promise<void> => writeJsonAtomic(path, value);
 
 /** A per-voxel vector a stage wrote. */
 async function readVector(path: string, what: string): Promise<Float32Array> {
@@ -437,7 +436,7 @@ async function mapsStage(c: EncodeConfig, ctx: StageRunContext): Promise<StageRe
   }
   const records = entries.map((m) => m.record);
   await writeJson(p.maps, records);
-  await writeFile(p.regions, regionCsv([...o.fits.flatMap((f) => f.regions), ...o.banded.flatMap((b) => b.regions)]));
+  await writeFileAtomic(p.regions, regionCsv([...o.fits.flatMap((f) => f.regions), ...o.banded.flatMap((b) => b.regions)]));
   return { outputs: [...records.map((r) => r.file), relative(c.out, p.maps), relative(c.out, p.regions)], summary: { maps: records.length } };
 }
 
