@@ -5,10 +5,10 @@
  * C++ with no return to JS between steps; onStep reports progress, an AbortSignal cancels.
  */
 import { existsSync, statSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { BackendUnavailableError, CancelledError, InvalidArgumentError, ShapeError } from '../errors.js';
+import { readJsonObject } from '../io/json.js';
 import { fromNative } from '../native/nativeError.js';
 import type {
   NativeStepProgress,
@@ -145,13 +145,11 @@ export class Diffusion {
     let scalingFactor = options.scalingFactor ?? 0.18215;
     if (options.scalingFactor === undefined) {
       for (const cfg of ['vae_decoder/config.json', 'vae/config.json']) {
-        try {
-          const json = JSON.parse(await readFile(join(dir, cfg), 'utf8')) as { scaling_factor?: unknown };
-          if (typeof json.scaling_factor === 'number') scalingFactor = json.scaling_factor;
-          break;
-        } catch {
-          // absent: SD 1.x's 0.18215
-        }
+        // absent: SD 1.x's 0.18215; present, it must parse (a typed error naming file:line:column)
+        if (!existsSync(join(dir, cfg))) continue;
+        const json = await readJsonObject(join(dir, cfg), 'a VAE config object');
+        if (typeof json.scaling_factor === 'number') scalingFactor = json.scaling_factor;
+        break;
       }
     }
     const components = options.components;

@@ -4,10 +4,13 @@
  * NFC, whitespace collapsed, lower case, CLIP's split pattern, byte-level symbols, BPE with
  * "</w>" word ends, then <|startoftext|> … <|endoftext|>, truncated and padded to 77.
  */
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { FormatError } from '../errors.js';
+import { fileOpenError } from '../io/byteStream.js';
+import { readJsonObject } from '../io/json.js';
 
 const PATTERN = /<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+/giu;
 
@@ -66,28 +69,27 @@ export class ClipTokenizer {
   /** Reads tokenizer/vocab.json, merges.txt and (if present) tokenizer_config.json of a model folder. */
   static async fromFolder(modelDir: string): Promise<ClipTokenizer> {
     const dir = join(modelDir, 'tokenizer');
-    let vocab: Record<string, number>;
+    // A missing or malformed file is a typed error naming it (file:line:column for JSON).
+    const vocab = (await readJsonObject(join(dir, 'vocab.json'), 'a CLIP vocabulary (token → id)')) as Record<string, number>;
     let mergesText: string;
     try {
-      vocab = JSON.parse(await readFile(join(dir, 'vocab.json'), 'utf8')) as Record<string, number>;
       mergesText = await readFile(join(dir, 'merges.txt'), 'utf8');
     } catch (e) {
-      throw new FormatError(`cannot read the CLIP tokenizer in ${dir} (vocab.json, merges.txt): ${(e as Error).message}`);
+      throw fileOpenError(join(dir, 'merges.txt'), e);
     }
     const merges = mergesText
       .split('\n')
       .filter((l, i) => !(i === 0 && l.startsWith('#version')) && l.trim().length > 0);
     const options: ClipTokenizerOptions = {};
-    try {
-      const cfg = JSON.parse(await readFile(join(dir, 'tokenizer_config.json'), 'utf8')) as Record<string, unknown>;
+    // No tokenizer_config.json: SD 1.x defaults; one that is present must parse.
+    if (existsSync(join(dir, 'tokenizer_config.json'))) {
+      const cfg = await readJsonObject(join(dir, 'tokenizer_config.json'), 'a tokenizer config object');
       const tokenName = (v: unknown): string | undefined =>
         typeof v === 'string' ? v : v && typeof v === 'object' && 'content' in v ? String(v.content) : undefined;
       options.padToken = tokenName(cfg.pad_token);
       options.bosToken = tokenName(cfg.bos_token);
       options.eosToken = tokenName(cfg.eos_token);
       if (typeof cfg.model_max_length === 'number' && cfg.model_max_length < 1e6) options.maxLength = cfg.model_max_length;
-    } catch {
-      // no config: SD 1.x defaults
     }
     return new ClipTokenizer(vocab, merges, options);
   }
