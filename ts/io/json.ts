@@ -18,16 +18,16 @@ export function maxJsonBytes(): number {
 export function parseJson(text: string, path: string): unknown {
   try {
     return JSON.parse(text);
-  } catch (e) {
+  } catch {
     const errors: jsonc.ParseError[] = [];
     jsonc.parse(text, errors, { disallowComments: true, allowTrailingComma: false, allowEmptyContent: false });
     const first = errors[0];
-    if (!first) throw new FormatError(`${path}: not valid JSON (${(e as Error).message})`, { path });
+    // The file's own bytes are never quoted: a service may be asked to read any file, and its errors go to the client.
+    if (!first) throw new FormatError(`${path}: not valid JSON`, { path });
     const { line, column } = lineColumn(text, first.offset);
-    const near = JSON.stringify(text.slice(first.offset, first.offset + Math.max(1, Math.min(first.length, 20))));
     throw new FormatError(
       `${path}:${line}:${column}: not valid JSON: ${describe(jsonc.printParseErrorCode(first.error))}` +
-        (first.offset < text.length ? ` at ${near}` : ' at the end of the file'),
+        (first.offset < text.length ? '' : ' at the end of the file'),
       { path, field: `line ${line}` },
     );
   }
