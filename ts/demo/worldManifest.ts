@@ -5,11 +5,12 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { isAtomicTemporary, writeJsonAtomic } from '../io/atomicWrite.js';
 import { stableJson } from '../pipeline/config.js';
 
 export interface WorldManifest {
@@ -91,14 +92,12 @@ export function worldDamage(dir: string, m: WorldManifest): string | null {
 
 /** The files now in the world folder (the manifest excepted). */
 export function worldFiles(dir: string): { path: string; size: number }[] {
-  return walk(dir, (n) => n !== MANIFEST && !n.endsWith('.tmp')).map((p) => ({ path: relative(dir, p), size: statSync(p).size }));
+  return walk(dir, (n) => n !== MANIFEST && !n.endsWith('.tmp') && !isAtomicTemporary(n)).map((p) => ({ path: relative(dir, p), size: statSync(p).size }));
 }
 
 /** Written last, to a temporary name renamed into place: a world without it is rebuilt. */
 export async function writeWorldManifest(dir: string, m: WorldManifest): Promise<void> {
-  const tmp = join(dir, `${MANIFEST}.${process.pid}.tmp`);
-  await writeFile(tmp, JSON.stringify(m, null, 2));
-  await rename(tmp, join(dir, MANIFEST));
+  await writeJsonAtomic(join(dir, MANIFEST), m);
 }
 
 export const worldManifestPath = (dir: string): string => join(dir, MANIFEST);

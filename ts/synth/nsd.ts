@@ -142,15 +142,15 @@ async function writeDataset(o: Resolved, finalRoot: string): Promise<SynthNsdRes
   // Stimuli, captions and features.
   const scenes = generateScenes(nStimuli, o.seed + 1);
   const images = scenes.map((s, i) => {
-    if (i % 256 === 0) opts.onProgress?.({ phase: 'stimuli', done: i, total: nStimuli });
+    if (i % 256 === 0) o.onProgress({ phase: 'stimuli', done: i, total: nStimuli });
     return renderScene(s, o.imageSize);
   });
-  opts.onProgress?.({ phase: 'stimuli', done: nStimuli, total: nStimuli });
+  o.onProgress({ phase: 'stimuli', done: nStimuli, total: nStimuli });
   const latent = images.map(latentFeatures);
   const semantic = scenes.map(semanticFeatures);
-  opts.onProgress?.({ phase: 'stimulus file', done: 0, total: 1 });
+  o.onProgress({ phase: 'stimulus file', done: 0, total: 1 });
   await writeStimuli(o.out, scenes, images.map((i) => i.data), o.imageSize);
-  opts.onProgress?.({ phase: 'stimulus file', done: 1, total: 1 });
+  o.onProgress({ phase: 'stimulus file', done: 1, total: 1 });
 
   const anatomy = buildAnatomy(o.grid);
   const geometry = geometryFromAffine(affineFor(o.grid));
@@ -180,7 +180,7 @@ async function writeDataset(o: Resolved, finalRoot: string): Promise<SynthNsdRes
     await mkdir(P.betasDir(o.out, subject), { recursive: true });
     const responses: string[] = ['SUBJECT\tSESSION\tRUN\tTRIAL\t73KID\tISOLD'];
     for (let session = 1; session <= o.sessions; session++) {
-      opts.onProgress?.({ phase: 'betas', done: o.subjects.indexOf(subject) * o.sessions + session - 1, total: o.subjects.length * o.sessions });
+      o.onProgress({ phase: 'betas', done: o.subjects.indexOf(subject) * o.sessions + session - 1, total: o.subjects.length * o.sessions });
       const T = o.trialsPerSession;
       const betas = new Int16Array(nVox * T);
       const offsets = new Float32Array(nVox).map(() => 0.3 * srng.normal());
@@ -208,7 +208,7 @@ async function writeDataset(o: Resolved, finalRoot: string): Promise<SynthNsdRes
         ]);
       }
     }
-    opts.onProgress?.({ phase: 'betas', done: (o.subjects.indexOf(subject) + 1) * o.sessions, total: o.subjects.length * o.sessions });
+    o.onProgress({ phase: 'betas', done: (o.subjects.indexOf(subject) + 1) * o.sessions, total: o.subjects.length * o.sessions });
     await mkdir(dirname(P.responsesPath(o.out, subject)), { recursive: true });
     await writeFileAtomic(P.responsesPath(o.out, subject), responses.join('\n') + '\n');
   }

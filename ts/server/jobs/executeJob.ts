@@ -9,7 +9,7 @@ import type { ResolvedBatch } from '../../batch/manifest.js';
 import type { EncodeConfig } from '../../config/encode.js';
 import { estimateImg2Img, type ReconstructProgress, type ReconstructResult } from '../../pipeline/reconstruct.js';
 import type { ReconstructConfig } from '../../pipeline/config.js';
-import { clearStages, paths, readStageMarker, STAGES } from '../../pipeline/runFolder.js';
+import { clearRunFolder, lockRunFolder, paths, readStageMarker, STAGES } from '../../pipeline/runFolder.js';
 import type { RidgeFitConfig } from '../../config/ridgeFit.js';
 import type { JobSpec } from './JobRunner.js';
 import { batchOfOne, runOnBatchLayer, SINGLE_STAGES } from './batchLayer.js';
@@ -92,7 +92,15 @@ export async function executeJob(spec: JobSpec, control: JobControl): Promise<Re
   switch (input.kind) {
     case 'reconstruct':
     case 'encode': {
-      if (input.force) await clearStages(input.config.out);
+      if (input.force) {
+        // --force: the old run's outputs go before the new run writes anything, with the folder locked meanwhile.
+        const lock = await lockRunFolder(input.config.out);
+        try {
+          await clearRunFolder(input.config.out);
+        } finally {
+          await lock.release();
+        }
+      }
       const batch = batchOfOne(spec.id, input.kind, input.config, input.batchesDir);
       const r = await runOnBatchLayer(batch, input.kind, control);
       return { ...(input.kind === 'reconstruct' ? await reconstructOutcome(input.config, control) : { report: 'report.html' }), ...r };
