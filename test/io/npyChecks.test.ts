@@ -152,3 +152,15 @@ describe('groups and matrices', () => {
     expect(await failure(readNpy(file('bighead.npy')))).toBeInstanceOf(LimitError);
   });
 });
+
+describe('empty arrays', () => {
+  it('an array with no rows is written even on a detached buffer (ridge predict on X with 0 rows) and reads back', async () => {
+    const empty = new Float32Array(0);
+    structuredClone(empty.buffer, { transfer: [empty.buffer] }); // what a native result with no rows can look like
+    expect(() => new Uint8Array(empty.buffer)).toThrow(/detached/);
+    await writeNpy(file('empty.npy'), empty, [0, 5]);
+    const back = await readNpy(file('empty.npy'));
+    expect(back.shape).toEqual([0, 5]);
+    expect(back.data.length).toBe(0);
+  });
+});

@@ -24,6 +24,8 @@ export function allocate(dtype: DType, count: number): NumericArray {
 
 /** A byte view over a typed array's own memory (no copy). */
 export function bytesOf(a: NumericArray): Uint8Array {
+  // An empty array may sit on a detached buffer (e.g. a native result with no rows): it has no bytes to view.
+  if (a.byteLength === 0) return new Uint8Array(0);
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 }
 
