@@ -1,10 +1,10 @@
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { runDemo, type DemoResult } from '../../ts/demo/runDemo.js';
+import { demoRunConfig, demoRunStale, runDemo, type DemoResult } from '../../ts/demo/runDemo.js';
 import { readWorldManifest, worldDamage, worldKey } from '../../ts/demo/worldManifest.js';
 import { reconstruct } from '../../ts/pipeline/reconstruct.js';
 import { artifactPath, chromiumPath, imageStates, launchBrowser, NO_BROWSER, openReport } from '../helpers/browser.js';
@@ -103,6 +103,18 @@ describe('brainlatent demo', () => {
     expect(again.world.reused).toBe(true);
     expect(again.run.stages.every((s) => s.status === 'skipped')).toBe(true);
     expect(again.run.warnings).toEqual(demo.run.warnings);
+    // a run made from another build of the world (or that says nothing of one) is redone, not resumed
+    const stamp = join(out, 'run', 'demo-world.json');
+    const made = readFileSync(stamp, 'utf8');
+    expect(JSON.parse(made)).toEqual({ key: m.key, createdAt: m.createdAt });
+    const config = demoRunConfig(settings, again.world);
+    expect(await demoRunStale(out, again.world, config)).toBe(false);
+    writeFileSync(stamp, JSON.stringify({ key: m.key, createdAt: '2000-01-01T00:00:00.000Z' }));
+    expect(await demoRunStale(out, again.world, config)).toBe(true);
+    rmSync(stamp);
+    expect(await demoRunStale(out, again.world, config)).toBe(true);
+    writeFileSync(stamp, made);
+    expect(await demoRunStale(out, { ...again.world, reused: false }, config)).toBe(true);
   });
 
   it('resumes: a second run skips every stage; force redoes them', async () => {

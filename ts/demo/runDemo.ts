@@ -1,10 +1,12 @@
 /** `brainlatent demo`: builds (or reuses) the demo world and runs the full pipeline on it. */
+import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 
 import { resolveConfig, type ReconstructConfigInput } from '../pipeline/config.js';
 import { reconstruct, type ReconstructOptions, type ReconstructResult } from '../pipeline/reconstruct.js';
 import { runFolderConflict } from '../pipeline/runFolder.js';
 import { buildDemoWorld, type DemoWorld, type DemoWorldOptions, type DemoWorldProgress } from './world.js';
+import { readWorldManifest } from './worldManifest.js';
 
 export interface DemoOptions extends Omit<DemoWorldOptions, 'out'> {
   /** Folder for the world (world/) and the run (run/). */
@@ -54,8 +56,38 @@ export async function runDemo(options: DemoOptions, control: DemoControl = {}): 
   const worldSeconds = (performance.now() - t0) / 1000;
   const t1 = performance.now();
   const config = demoRunConfig(options, world);
-  // the demo owns its run folder: a run of other settings there is replaced rather than refused
-  const stale = !world.reused || (await runFolderConflict(resolveConfig(config))) !== null;
-  const run = await reconstruct(config, { ...control, force: control.force || (stale && !control.dryRun) });
+  const stale = await demoRunStale(out, world, config);
+  // (a dry run plans what the run would do: with a rebuilt world, every stage; it writes nothing either way)
+  const run = await reconstruct(config, { ...control, force: control.force || stale });
+  const built = await readWorldManifest(join(out, 'world'));
+  if (!control.dryRun && built) {
+    const stamp = join(config.out, RUN_STAMP);
+    await writeFile(`${stamp}.tmp`, JSON.stringify({ key: built.key, createdAt: built.createdAt }, null, 2));
+    await rename(`${stamp}.tmp`, stamp);
+  }
   return { world, run, worldSeconds, runSeconds: (performance.now() - t1) / 1000 };
+}
+
+/** In the run folder: the build of the world (its key and creation time) the run was made from. */
+const RUN_STAMP = 'demo-world.json';
+
+/**
+ * Whether the demo's run folder must be redone rather than resumed: the world was rebuilt, the run was made
+ * from another build of it (or says nothing of one), or the folder holds a run of other settings.
+ */
+export async function demoRunStale(out: string, world: DemoWorld, config: ReconstructConfigInput): Promise<boolean> {
+  if (!world.reused) return true;
+  const built = await readWorldManifest(join(resolve(out), 'world'));
+  const madeFrom = await readRunStamp(join(resolve(config.out), RUN_STAMP));
+  if (!built || madeFrom?.key !== built.key || madeFrom.createdAt !== built.createdAt) return true;
+  return (await runFolderConflict(resolveConfig(config))) !== null;
+}
+
+/** Which build of the world a demo run was made from, or null. */
+async function readRunStamp(path: string): Promise<{ key: string; createdAt: string } | null> {
+  try {
+    return JSON.parse(await readFile(path, 'utf8')) as { key: string; createdAt: string };
+  } catch {
+    return null;
+  }
 }
