@@ -1,7 +1,8 @@
 /** `brainlatent demo`: builds (or reuses) the demo world and runs the full pipeline on it. */
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 
+import { writeJsonAtomic } from '../io/atomicWrite.js';
 import { resolveConfig, type ReconstructConfigInput } from '../pipeline/config.js';
 import { reconstruct, type ReconstructOptions, type ReconstructResult } from '../pipeline/reconstruct.js';
 import { runFolderConflict } from '../pipeline/runFolder.js';
@@ -62,8 +63,7 @@ export async function runDemo(options: DemoOptions, control: DemoControl = {}): 
   const built = await readWorldManifest(join(out, 'world'));
   if (!control.dryRun && built) {
     const stamp = join(config.out, RUN_STAMP);
-    await writeFile(`${stamp}.tmp`, JSON.stringify({ key: built.key, createdAt: built.createdAt }, null, 2));
-    await rename(`${stamp}.tmp`, stamp);
+    await writeJsonAtomic(stamp, { key: built.key, createdAt: built.createdAt });
   }
   return { world, run, worldSeconds, runSeconds: (performance.now() - t1) / 1000 };
 }
