@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Installs the packed package into a fresh consumer project, as a user would, and checks it works there.
 //   node scripts/consumer-check.mjs [--pack-dir DIR] [--tarball FILE] [--build-from-source]
-//                                   [--compare RESULTS.json] [--results OUT.json] [--npm-ci] [--keep]
+//                                   [--compare RESULTS.json] [--results OUT.json] [--npm-ci] [--pnpm VERSION] [--keep]
 // - Packs the checkout (`npm pack`: prepack compiles dist/ and the prebuilt engine) unless --tarball.
 // - Creates a project in a temporary folder, with a clean npm user config (no nodedir, nothing of this
 //   machine's) and no npm_* variables from the caller, and installs the tarball with npm's default
@@ -13,7 +13,8 @@
 //   img2img on a generated fixture model, a tiny reconstruction), `npx brainlatent --help`, and
 //   `tsc --noEmit --strict` (no skipLibCheck) on test/package/consumer.ts.
 // - --compare checks the img2img latents and chosen alphas against another run's results (a prebuilt
-//   engine against a source build); --npm-ci reinstalls from the consumer's lockfile with `npm ci`.
+//   engine against a source build); --npm-ci reinstalls from the consumer's lockfile with `npm ci`;
+//   --pnpm VERSION installs with that pnpm (fetched with npm into the temporary folder) instead of npm.
 // Prints the install time and the size of the consumer's node_modules.
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -29,7 +30,12 @@ const value = (name) => {
   return i >= 0 ? args[i + 1] : undefined;
 };
 const fromSource = flag('--build-from-source');
-const label = fromSource ? 'source build' : 'prebuilt';
+const pnpm = value('--pnpm');
+if (pnpm && fromSource) {
+  console.error('consumer check: --pnpm checks the prebuilt engine; it does not go with --build-from-source');
+  process.exit(2);
+}
+const label = fromSource ? 'source build' : pnpm ? `prebuilt, pnpm ${pnpm}` : 'prebuilt';
 
 function fail(message) {
   console.error(`\nconsumer check (${label}): FAILED: ${message}\n`);
@@ -113,10 +119,20 @@ if (!fromSource) {
   if (probe.status === 0) fail(`the PATH without compilers still has ${probe.stdout.trim()}`);
 }
 
-// 3. Install.
-const installArgs = ['install', tarball, '--no-audit', '--no-fund'];
-if (fromSource) installArgs.push('--build-from-source', '--foreground-scripts');
-const install = timed('npm install', 'npm', installArgs, { cwd: project, env });
+// 3. Install: npm's default layout, or pnpm's (a symlinked store; pnpm 10 runs no dependency's install
+// script unless approved, so the prebuilt engine must load as shipped).
+let install;
+if (pnpm) {
+  const tool = path.join(work, 'pnpm-tool');
+  mkdirSync(tool);
+  writeFileSync(path.join(tool, 'package.json'), '{"private":true}');
+  timed('npm install pnpm', 'npm', ['install', `pnpm@${pnpm}`, '--no-audit', '--no-fund'], { cwd: tool, env });
+  install = timed('pnpm add', process.execPath, [path.join(tool, 'node_modules', 'pnpm', 'bin', 'pnpm.cjs'), 'add', tarball], { cwd: project, env });
+} else {
+  const installArgs = ['install', tarball, '--no-audit', '--no-fund'];
+  if (fromSource) installArgs.push('--build-from-source', '--foreground-scripts');
+  install = timed('npm install', 'npm', installArgs, { cwd: project, env });
+}
 const pkgDir = path.join(project, 'node_modules', 'brainlatent');
 const built = existsSync(path.join(pkgDir, 'build', 'Release', 'brainlatent.node'));
 if (fromSource && !built) fail(`--build-from-source left no ${path.join(pkgDir, 'build', 'Release', 'brainlatent.node')}:\n${install.out}`);
@@ -125,7 +141,7 @@ if (!fromSource && existsSync(path.join(project, 'node_modules', 'onnxruntime-no
 const bytes = folderBytes(path.join(project, 'node_modules'));
 const pkgBytes = folderBytes(pkgDir);
 console.log(
-  `installed (${label}, npm default layout, ${fromSource ? 'compilers on PATH' : 'no compiler on PATH'}): ` +
+  `installed (${label}, ${pnpm ? 'pnpm layout' : 'npm default layout'}, ${fromSource ? 'compilers on PATH' : 'no compiler on PATH'}): ` +
     `${install.seconds.toFixed(1)} s; node_modules ${(bytes / 2 ** 20).toFixed(1)} MB, of which brainlatent ${(pkgBytes / 2 ** 20).toFixed(1)} MB`,
 );
 for (const line of install.out.split('\n')) if (/brainlatent:|install-scripts/.test(line)) console.log(`  npm: ${line.trim()}`);
