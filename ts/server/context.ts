@@ -4,6 +4,7 @@
  */
 import os from 'node:os';
 
+import { redisConnection } from '../batch/redis.js';
 import { authenticator, type Authenticator } from './auth.js';
 import { LocalJobRunner } from './jobs/LocalJobRunner.js';
 import type { JobRunner } from './jobs/JobRunner.js';
@@ -29,8 +30,13 @@ export interface BrainlatentPluginOptions {
   token?: string | null;
   /** Runs the jobs (default: in this process, one at a time). */
   runner?: JobRunner;
-  /** Jobs of the default runner at once, and how many may wait. Default 1 and 100. */
-  jobs?: PoolLimits;
+  /** Jobs of the default runner at once, and how many may wait (default 1 and 100); with `redis`, the job processes
+   * this service runs for the shared queue while one of its jobs waits (`workers`, default 1; 0: leave the work to
+   * `brainlatent worker` processes). */
+  jobs?: PoolLimits & { workers?: number };
+  /** Reconstruct, encode and batch jobs through BullMQ on this Redis (redis://host:port/db), shared with
+   * `brainlatent worker` processes; /readyz then checks that it answers. Default: this machine's process pool. */
+  redis?: string;
   /** Ridge predict: threads (default half the cores, at least 1) and requests waiting (default 256; batched as they wait). */
   predict?: PoolLimits;
   /** img2img requests at once (default 1) and queue (default 4). */
@@ -62,6 +68,12 @@ export interface ServiceContext {
   shutdownDeadlineMs: number;
 }
 
+/** The Redis URL, refused at once when it is not one (a service should not start and then fail every job). */
+function checkedRedisUrl(url: string): string {
+  redisConnection(url);
+  return url;
+}
+
 const halfTheCores = () => Math.max(1, Math.floor((os.availableParallelism?.() ?? os.cpus().length) / 2));
 
 export function createContext(o: BrainlatentPluginOptions): ServiceContext {
@@ -80,6 +92,7 @@ export function createContext(o: BrainlatentPluginOptions): ServiceContext {
       concurrency: o.jobs?.concurrency,
       maxQueued: o.jobs?.maxQueued,
       onUnet: (calls, seconds) => metrics?.unet('job', calls, seconds),
+      queue: o.redis ? { redis: checkedRedisUrl(o.redis), workers: o.jobs?.workers ?? 1 } : undefined,
     });
   metrics = new ServiceMetrics(
     {

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 
+import { shownRedisUrl } from '../../server/jobs/redisReachable.js';
 import { startServer } from '../../server/serve.js';
 
 interface ServeFlags {
@@ -9,6 +10,7 @@ interface ServeFlags {
   redis?: string;
   token?: string;
   jobs: string;
+  workers: string;
   predictThreads?: string;
   shutdownDeadline: string;
 }
@@ -26,16 +28,17 @@ export function registerServeCommand(program: Command): void {
     .option('--host <address>', 'address to listen on; anything but loopback needs --token', '127.0.0.1')
     .option('--port <n>', 'port (0: any free port)', '8080')
     .option('--root <dir>', 'the folder every path in a request must stay inside (relative paths start there)', '.')
-    .option('--redis <url>', 'run jobs through this Redis (BullMQ), shared with `brainlatent worker` processes')
+    .option('--redis <url>', 'run reconstruct, encode and batch jobs through BullMQ on this Redis, shared with `brainlatent worker` processes')
     .option('--token <secret>', 'bearer token required on every route but /healthz and /readyz (default: $BRAINLATENT_TOKEN)')
     .option('--jobs <n>', 'jobs run at once by this process', '1')
+    .option('--workers <n>', 'with --redis: job processes this service gives the shared queue while its jobs run (0: only `brainlatent worker` processes work)', '1')
     .option('--predict-threads <n>', 'threads for ridge predict (default: half the cores)')
     .option('--shutdown-deadline <s>', 'on SIGTERM, seconds running jobs may take to finish before they are cancelled', '30')
     .addHelpText(
       'after',
       `
 The API is under /v1 (OpenAPI document: /v1/openapi.json); the page is at /.
-  POST /v1/jobs             {"kind": "reconstruct"|"encode"|"ridge-fit"|"demo", ...}  → 202 {id}
+  POST /v1/jobs             {"kind": "reconstruct"|"encode"|"batch"|"ridge-fit"|"demo", ...} → 202
   GET  /v1/jobs/ID/events   Server-Sent Events: state, stage, progress (rate, ETA), then result or error
   DELETE /v1/jobs/ID        cancel (the job stops at its next step or batch)
   GET  /v1/jobs/ID/files/P  a file of the run folder (report.html, images/…, .npy, NIfTI)
@@ -46,11 +49,12 @@ The API is under /v1 (OpenAPI document: /v1/openapi.json); the page is at /.
 Examples:
   brainlatent serve --root /data                    # http://127.0.0.1:8080/
   BRAINLATENT_TOKEN=s3cret brainlatent serve --host 0.0.0.0 --root /data
+  brainlatent serve --root /data --redis redis://10.0.0.5:6379/0 --workers 0   # the work done by:
+  brainlatent worker --redis redis://10.0.0.5:6379/0                            #   (on each compute node)
   curl -H "Authorization: Bearer s3cret" -d '{"kind":"demo","out":"demo1"}' \\
        -H 'content-type: application/json' http://HOST:8080/v1/jobs`,
     )
     .action(async (flags: ServeFlags) => {
-      if (flags.redis) throw new Error('--redis: jobs through Redis need the batch layer, which this build does not have yet');
       const token = flags.token ?? process.env.BRAINLATENT_TOKEN ?? null;
       const deadline = int(flags.shutdownDeadline, '--shutdown-deadline', 0);
       const server = await startServer({
@@ -58,11 +62,13 @@ Examples:
         port: int(flags.port, '--port', 0),
         root: flags.root,
         token,
-        jobs: { concurrency: int(flags.jobs, '--jobs', 1) },
+        jobs: { concurrency: int(flags.jobs, '--jobs', 1), workers: int(flags.workers, '--workers', 0) },
+        redis: flags.redis,
         predict: flags.predictThreads ? { concurrency: int(flags.predictThreads, '--predict-threads', 1) } : undefined,
         shutdownDeadlineMs: deadline * 1000,
       });
-      console.log(`brainlatent serve: listening on ${server.url}/ (root ${flags.root}${token ? ', token required' : ', loopback only, no token'})`);
+      const jobsOn = flags.redis ? `, jobs through ${shownRedisUrl(flags.redis)}` : '';
+      console.log(`brainlatent serve: listening on ${server.url}/ (root ${flags.root}${token ? ', token required' : ', loopback only, no token'}${jobsOn})`);
       let closing = false;
       const stop = (signal: string) => {
         if (closing) {

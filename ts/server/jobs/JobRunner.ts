@@ -18,6 +18,16 @@ export interface JobSpec {
   outShown: string;
   /** The kind's validated input, its paths absolute and inside the root. */
   input: unknown;
+  /** Reconstruct, encode and batch jobs: through BullMQ on this Redis instead of this machine's process pool. */
+  queue?: BatchQueue;
+}
+
+/** The shared queue of the batch layer: a Redis, and how many job processes this service gives it. */
+export interface BatchQueue {
+  /** redis://host:port/db */
+  redis: string;
+  /** Job processes this service runs for the queue while one of its jobs waits (0: only `brainlatent worker`s work). */
+  workers: number;
 }
 
 export interface RunnerReadiness {

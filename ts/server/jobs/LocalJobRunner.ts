@@ -1,6 +1,8 @@
 /**
- * Jobs on this machine without Redis: a FIFO of submitted jobs, `concurrency` at a time, each in a process of its
- * own (jobProcess.ts) with its own AbortController, so the service's event loop stays free.
+ * The service's jobs: a FIFO of submitted jobs, `concurrency` at a time, each in a process of its own
+ * (jobProcess.ts) with its own AbortController, so the service's event loop stays free. With a Redis, the
+ * batch-layer jobs (reconstruct, encode, manifests) are submitted to its BullMQ queues from that process and
+ * followed there, so `brainlatent worker` processes anywhere share the work.
  */
 import { BrainlatentError, CancelledError } from '../../errors.js';
 import { publicError } from '../publicError.js';
@@ -8,7 +10,8 @@ import { ClosedError, QueueFullError } from '../workQueue.js';
 import { stagesOf, type JobControl } from './executeJob.js';
 import { runInChild } from './jobProcess.js';
 import { JobBoard } from './jobBoard.js';
-import type { JobRunner, JobSpec, RunnerReadiness } from './JobRunner.js';
+import type { BatchQueue, JobRunner, JobSpec, RunnerReadiness } from './JobRunner.js';
+import { redisReachable } from './redisReachable.js';
 import type { JobView } from './types.js';
 
 /** Two jobs may not write one run folder at once. */
@@ -29,6 +32,8 @@ export interface LocalRunnerOptions {
   execute?: (spec: JobSpec, control: JobControl) => Promise<Record<string, unknown>>;
   /** U-Net evaluations of finished jobs, for the steps/s metric. */
   onUnet?: (calls: number, seconds: number) => void;
+  /** Batch-layer jobs go through BullMQ on this Redis (shared with `brainlatent worker` processes). */
+  queue?: BatchQueue;
 }
 
 export class LocalJobRunner implements JobRunner {
@@ -53,7 +58,7 @@ export class LocalJobRunner implements JobRunner {
     if (busy) throw new JobConflictError(spec.outShown, busy.id);
     const id = spec.id;
     const view = this.board.add({ id, kind: spec.kind, out: spec.outShown, stages: stagesOf(spec.kind) }, spec.out);
-    this.waiting.push({ id, spec });
+    this.waiting.push({ id, spec: this.options.queue ? { ...spec, queue: this.options.queue } : spec });
     this.pump();
     return view;
   }
@@ -74,7 +79,12 @@ export class LocalJobRunner implements JobRunner {
   }
 
   async ready(): Promise<RunnerReadiness> {
-    return this.closing ? { ok: false, detail: 'shutting down' } : { ok: true, detail: `in-process, ${this.running.size}/${this.concurrency} running, ${this.waiting.length} queued` };
+    if (this.closing) return { ok: false, detail: 'shutting down' };
+    const jobs = `${this.running.size}/${this.concurrency} running, ${this.waiting.length} queued`;
+    const queue = this.options.queue;
+    if (!queue) return { ok: true, detail: `in-process, ${jobs}` };
+    const redis = await redisReachable(queue.redis);
+    return { ok: redis.ok, detail: `${redis.detail}; ${jobs}` };
   }
 
   async close(deadlineMs: number): Promise<void> {

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 
 import { analysisStages, planBatch, planNodes } from '../../batch/graph.js';
 import type { ResolvedBatch } from '../../batch/manifest.js';
+import { cancelBatch } from '../../batch/inspect.js';
 import { runBatch } from '../../batch/runBatch.js';
 import { batchStatus, initialJobs, isFinished, type JobInfo } from '../../batch/status.js';
 import type { EncodeConfig } from '../../config/encode.js';
@@ -19,6 +20,7 @@ import { CancelledError } from '../../errors.js';
 import { stableJson, type ReconstructConfig } from '../../pipeline/config.js';
 import { STAGES } from '../../pipeline/runFolder.js';
 import type { JobControl } from './executeJob.js';
+import type { BatchQueue } from './JobRunner.js';
 import { JobOutcomeError } from './jobErrors.js';
 
 /** The stages a batch of one shows: the subject's shared extraction, then the analysis's stages. */
@@ -74,22 +76,39 @@ function batchProgress(control: JobControl, startedAt: number, id: string) {
   };
 }
 
-/** Runs a batch on this machine; resolves with its summary, throws JobOutcomeError (with the summary) if jobs failed. */
-export async function runOnBatchLayer(batch: ResolvedBatch, single: 'reconstruct' | 'encode' | null, control: JobControl): Promise<Record<string, unknown>> {
+/**
+ * Runs a batch on this machine's process pool, or with `queue` through BullMQ (submitted, then worked by this
+ * service's `queue.workers` job processes and any `brainlatent worker`); resolves with its summary, throws
+ * JobOutcomeError (with the summary) if jobs failed. Cancelling a queued batch cancels it in Redis: its waiting
+ * jobs are removed and running ones stop at their next progress report, wherever they run.
+ */
+export async function runOnBatchLayer(batch: ResolvedBatch, single: 'reconstruct' | 'encode' | null, control: JobControl, queue?: BatchQueue): Promise<Record<string, unknown>> {
   const plan = await planBatch(batch);
   const jobs = new Map<string, JobInfo>(initialJobs(plan).map((j) => [j.id, j]));
   // a batch of one reports its analysis's own stages (an encode config's come from its feature sets)
   const report = single ? singleProgress(['betas', ...analysisStages(single, batch.subjects[0].analyses[0].config)], control) : batchProgress(control, Date.now(), plan.id);
   report([...jobs.values()]);
-  const r = await runBatch(batch, {
-    signal: control.signal,
-    onEvent: (e) => {
-      if (!e.job) return;
-      jobs.set(e.job.id, e.job);
-      report([...jobs.values()]);
-    },
-  });
-  if (r.state === 'cancelled') throw new CancelledError(`batch ${plan.id} cancelled`);
+  let cancelling: Promise<unknown> | undefined;
+  const cancelQueued = () => {
+    cancelling = cancelBatch(plan.id, { redis: queue!.redis }).catch((e: unknown) => console.error(`brainlatent serve: cancelling batch ${plan.id} in Redis failed: ${(e as Error).message}`));
+  };
+  if (queue) control.signal.addEventListener('abort', cancelQueued, { once: true });
+  let r;
+  try {
+    r = await runBatch(batch, {
+      signal: control.signal,
+      ...(queue ? { redis: queue.redis, concurrency: queue.workers } : {}),
+      onEvent: (e) => {
+        if (!e.job) return;
+        jobs.set(e.job.id, e.job);
+        report([...jobs.values()]);
+      },
+    });
+  } finally {
+    control.signal.removeEventListener('abort', cancelQueued);
+    await cancelling;
+  }
+  if (r.state === 'cancelled' || control.signal.aborted) throw new CancelledError(`batch ${plan.id} cancelled`);
   const result: Record<string, unknown> = { batch: plan.id, state: r.state, counts: r.counts, summary: r.summary, jobs: planNodes(plan).length };
   if (r.state === 'failed') {
     const first = r.jobs.find((j) => j.state === 'failed');

@@ -102,11 +102,11 @@ export async function executeJob(spec: JobSpec, control: JobControl): Promise<Re
         }
       }
       const batch = batchOfOne(spec.id, input.kind, input.config, input.batchesDir);
-      const r = await runOnBatchLayer(batch, input.kind, control);
+      const r = await runOnBatchLayer(batch, input.kind, control, spec.queue);
       return { ...(input.kind === 'reconstruct' ? await reconstructOutcome(input.config, control) : { report: 'report.html' }), ...r };
     }
     case 'batch':
-      return { ...(await runOnBatchLayer(input.batch, null, control)), report: 'summary.json' };
+      return { ...(await runOnBatchLayer(input.batch, null, control, spec.queue)), report: 'summary.json' };
     case 'demo': {
       const d = input.demo;
       const stages = STAGES.length + 1;
