@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import type { DemoWorld } from '../../ts/demo/world.js';
-import { batchManifest, batchWorld, singleConfig } from '../batch/world.js';
+import { batchManifest, batchWorld, encodeTemplate, singleConfig } from '../batch/world.js';
 import { readEvents, startTestServer, type TestServer } from './helpers.js';
 
 // Reconstruct jobs and manifests run on the batch layer (a process pool, every stage a job, img2img in shards);
@@ -43,6 +43,18 @@ describe('jobs on the batch layer', () => {
     expect(readdirSync(join(s.root, 'runs', 's1')).filter((f) => f.startsWith('batch') || f === 'summary.json')).toEqual([]);
     const report = await s.call('GET', `/v1/jobs/${r.json.id}/files/report.html`);
     expect(report.headers.get('content-type')).toMatch(/^text\/html/);
+  });
+
+  it("runs an encode config as a batch of one: its stages are encode's own (from its feature sets), every one in order over SSE", async () => {
+    const t = encodeTemplate(world) as { model: string };
+    const r = await s.call('POST', '/v1/jobs', { kind: 'encode', config: { ...t, model: rel(t.model), out: 'enc/s3', nsd: { ...(t as { nsd: object }).nsd, root: rel(world.nsdRoot), subject: 3 } } });
+    expect(r.status, r.text).toBe(202);
+    expect(r.json.stages).toEqual(['betas', 'extract', 'ceiling', 'embed', 'fit.z', 'fit.c', 'banded.z+c', 'maps', 'report']);
+    const events = await readEvents(`${s.url}/v1/jobs/${r.json.id}/events`);
+    const last = events[events.length - 1];
+    expect(last.event, JSON.stringify(last.data.error)).toBe('result');
+    expect(events.filter((e) => e.event === 'stage').map((e) => e.data.stage)).toEqual(r.json.stages);
+    expect(existsSync(join(s.root, 'enc', 's3', 'report.html'))).toBe(true);
   });
 
   it('runs a manifest: both subjects, progress as one stage, the summary per subject × stage', async () => {

@@ -57,7 +57,7 @@ export class LocalJobRunner implements JobRunner {
     const busy = this.board.activeIn(spec.out);
     if (busy) throw new JobConflictError(spec.outShown, busy.id);
     const id = spec.id;
-    const view = this.board.add({ id, kind: spec.kind, out: spec.outShown, stages: stagesOf(spec.kind) }, spec.out);
+    const view = this.board.add({ id, kind: spec.kind, out: spec.outShown, stages: stagesOf(spec) }, spec.out);
     this.waiting.push({ id, spec: this.options.queue ? { ...spec, queue: this.options.queue } : spec });
     this.pump();
     return view;

@@ -18,13 +18,10 @@ import { batchStatus, initialJobs, isFinished, type JobInfo } from '../../batch/
 import type { EncodeConfig } from '../../config/encode.js';
 import { CancelledError } from '../../errors.js';
 import { stableJson, type ReconstructConfig } from '../../pipeline/config.js';
-import { STAGES } from '../../pipeline/runFolder.js';
 import type { JobControl } from './executeJob.js';
 import type { BatchQueue } from './JobRunner.js';
 import { JobOutcomeError } from './jobErrors.js';
 
-/** The stages a batch of one shows: the subject's shared extraction, then the analysis's stages. */
-export const SINGLE_STAGES = { reconstruct: ['betas', ...STAGES], encode: ['betas', 'encode'] } as const;
 
 const RETRY = { attempts: 3, backoffMs: 2000 };
 

@@ -12,7 +12,8 @@ import type { ReconstructConfig } from '../../pipeline/config.js';
 import { clearRunFolder, lockRunFolder, paths, readStageMarker, STAGES } from '../../pipeline/runFolder.js';
 import type { RidgeFitConfig } from '../../config/ridgeFit.js';
 import type { JobSpec } from './JobRunner.js';
-import { batchOfOne, runOnBatchLayer, SINGLE_STAGES } from './batchLayer.js';
+import { analysisStages } from '../../batch/graph.js';
+import { batchOfOne, runOnBatchLayer } from './batchLayer.js';
 import { RIDGE_FIT_STAGES, runRidgeFit } from './ridgeFitJob.js';
 import type { JobKind } from './types.js';
 
@@ -48,14 +49,16 @@ export type JobInput =
   | { kind: 'ridge-fit'; config: RidgeFitConfig }
   | { kind: 'demo'; demo: DemoJobInput };
 
-export function stagesOf(kind: JobKind): string[] {
+/** The stages a job goes through, as its view and events name them (an encode config's come from its feature sets). */
+export function stagesOf(spec: Pick<JobSpec, 'kind' | 'input'>): string[] {
+  const kind: JobKind = spec.kind;
   switch (kind) {
     case 'reconstruct':
-      return [...SINGLE_STAGES.reconstruct];
+      return ['betas', ...STAGES];
     case 'demo':
       return ['world', ...STAGES];
     case 'encode':
-      return [...SINGLE_STAGES.encode];
+      return ['betas', ...analysisStages('encode', (spec.input as { config: EncodeConfig }).config)];
     case 'ridge-fit':
       return [...RIDGE_FIT_STAGES];
     case 'batch':
