@@ -6,10 +6,7 @@ import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { Job, Queue } from 'bullmq';
-
 import { runBatch, type BatchReport } from '../../ts/batch/runBatch.js';
-import { PREFIX, redisConnection } from '../../ts/batch/redis.js';
 import { ManifestError, resolveManifest } from '../../ts/batch/manifest.js';
 import { planBatch, planNodes, probePlan } from '../../ts/batch/graph.js';
 import { getBatchStatus, waitForBatch } from '../../ts/batch/inspect.js';
@@ -173,14 +170,31 @@ function startWorker(url: string, name: string, extra: string[] = []): WorkerPro
 const alive = (p: ChildProcess) => p.exitCode === null && p.signalCode === null;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Waits for a condition with a generous deadline (the machine may be loaded: never assert a duration). */
-async function until<T>(what: string, fn: () => Promise<T | null | undefined | false> | T | null | undefined | false, timeoutMs = 600_000): Promise<T> {
+/**
+ * Waits for a condition with a generous deadline (the machine may be loaded: never assert a duration). With
+ * `batch`, it gives up as soon as that batch has ended without the condition (its failures say why).
+ */
+async function until<T>(
+  what: string,
+  fn: () => Promise<T | null | undefined | false> | T | null | undefined | false,
+  timeoutMs = 600_000,
+  batch?: { id: string; redis: string },
+): Promise<T> {
   const t0 = Date.now();
+  let looked = 0;
   for (;;) {
     const v = await Promise.resolve()
       .then(fn)
       .catch(() => null);
     if (v) return v;
+    if (batch && Date.now() - looked > 2000) {
+      looked = Date.now();
+      const st = await getBatchStatus(batch.id, { redis: batch.redis }).catch(() => null);
+      if (st && st.state !== 'running') {
+        const failed = st.jobs.filter((j) => j.state === 'failed').map((j) => `${j.id}: ${j.reason}`);
+        throw new Error(`batch ${batch.id} ended (${st.state}) before ${what}${failed.length ? `; failed: ${failed.join('; ')}` : ''}`);
+      }
+    }
     if (Date.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
     await sleep(200);
   }
@@ -215,22 +229,34 @@ describe.skipIf(!redisAvailable)('batch through BullMQ (redis-server started her
     const pair = [startWorker(redis.url, 'wA'), startWorker(redis.url, 'wB')];
     const sub = await submitBatch(batchManifest(world, 'bull', out, [1, 2, 3, 4], { images: 8, seeds: 2 }), { redis: redis.url });
     expect(sub.added).toEqual(['subj01', 'subj02', 'subj03', 'subj04']);
-    // kill the worker of an img2img shard (one per subject, 8 images × 2 seeds) while its job process samples:
-    // at most half done, so the kill lands before the shard can finish (its progress in Redis lags by < 1 s)
-    const sample = new Queue('sample', { connection: redisConnection(redis.url), prefix: PREFIX });
-    const { id, victim } = await until(
-      'an img2img shard at most half done',
-      async () => {
-        for (const j of await sample.getActive()) {
-          const f = (j.progress as { fraction?: number } | undefined)?.fraction ?? 0;
-          const holder = pair.find((p) => p.name === j.processedBy);
-          if (j.id?.startsWith('bull.') && j.name === 'img2img' && f > 0 && f <= 0.5 && holder) return { id: j.id, victim: holder };
-        }
-        return null;
-      },
-      900_000,
-    );
-    await sample.close();
+    // the worker of the first img2img shard that starts (one shard per subject, 8 images × 2 seeds) is frozen
+    // with its job process (SIGSTOP), then killed if the shard has not finished (its marker is written last):
+    // a kill in the middle of the shard however fast or slow the machine is; a shard that finished before the
+    // freeze is let go and the next one is taken
+    const shardStart = /bull\.(subj0\d)\.recon\.img2img\.(k\S+) started/g;
+    const tried = new Set<string>();
+    let id = '';
+    let victim: WorkerProc | undefined;
+    while (!victim) {
+      const found = await until(
+        'an img2img shard starting',
+        () => {
+          for (const p of pair) for (const m of p.log().matchAll(shardStart)) if (!tried.has(m[0])) return { p, m };
+          return null;
+        },
+        900_000,
+        { id: 'bull', redis: redis.url },
+      );
+      tried.add(found.m[0]);
+      const tree = [found.p.pid!, ...descendants(found.p.pid!)];
+      for (const pid of tree) process.kill(pid, 'SIGSTOP');
+      if (existsSync(join(out, found.m[1], 'recon', 'stages', 'img2img.shards', `${found.m[2]}.json`))) {
+        for (const pid of tree) process.kill(pid, 'SIGCONT');
+        continue;
+      }
+      id = `bull.${found.m[1]}.recon.img2img.${found.m[2]}`;
+      victim = found.p;
+    }
     const orphans = killWorker(victim);
     expect(orphans.length).toBeGreaterThan(0);
     survivor = pair.find((p) => p !== victim)!;
@@ -272,7 +298,7 @@ describe.skipIf(!redisAvailable)('batch through BullMQ (redis-server started her
   it('Redis stopped and restarted mid-batch: the workers reconnect and the batch completes', async () => {
     expect(alive(survivor)).toBe(true);
     await submitBatch(batchManifest(world, 'restart', join(dir, 'restart'), [1]), { redis: redis.url });
-    await until('the decoders running', async () => (await getBatchStatus('restart', { redis: redis.url })).jobs.find((j) => j.stage === 'decoders' && j.state === 'active'));
+    await until('the decoders running', async () => (await getBatchStatus('restart', { redis: redis.url })).jobs.find((j) => j.stage === 'decoders' && j.state === 'active'), 600_000, { id: 'restart', redis: redis.url });
     await redis.stop();
     await sleep(2000);
     await redis.start();
