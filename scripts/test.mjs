@@ -24,8 +24,12 @@ process.stdout.write(ctest.stdout ?? '');
 process.stderr.write(ctest.stderr ?? '');
 const m = /(\d+)% tests passed, (\d+) tests failed out of (\d+)/.exec(ctest.stdout ?? '');
 if (!m) fail('ctest printed no summary');
-passed += Number(m[3]) - Number(m[2]);
+// Tests that exit 77 (a missing runtime or device) are listed by ctest as "(Skipped)": count them
+// as skipped, not passed.
+const ctestSkipped = (ctest.stdout?.match(/^\s*\d+ - \S+ \(Skipped\)$/gm) ?? []).length;
+passed += Number(m[3]) - Number(m[2]) - ctestSkipped;
 failed += Number(m[2]);
+skipped += ctestSkipped;
 if (ctest.status !== 0 && failed === 0) failed += 1;
 
 const vitest = run('npx', ['--no-install', 'vitest', 'run', '--reporter=default', '--reporter=json', '--outputFile.json=build/vitest.json']);

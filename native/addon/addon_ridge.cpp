@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "addon_modules.h"
+#include "brainlatent/backend.h"
 #include "brainlatent/linalg.h"
 #include "brainlatent/parallel.h"
 #include "brainlatent/ridge.h"
@@ -153,14 +154,27 @@ Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("blas", linalg::blas_vendor());
   o.Set("threads", engine_threads());
-  Napi::Array backends = Napi::Array::New(env);
-  backends.Set(0u, Napi::String::New(env, "cpu"));
+  // What was compiled and why not the rest: the registry's list (native/core/src/backend_registry.cpp).
+  Napi::Array backends = Napi::Array::New(env), list = Napi::Array::New(env);
+  std::string cuda_reason;
+  bool cuda = false;
+  for (const BackendInfo& b : list_backends()) {
+    Napi::Object e = Napi::Object::New(env);
+    e.Set("name", b.name);
+    e.Set("compiled", b.compiled);
+    e.Set("available", b.available);
+    e.Set("detail", b.detail);
+    list.Set(list.Length(), e);
+    if (b.available) backends.Set(backends.Length(), Napi::String::New(env, b.name));
+    if (b.name == "cuda") {
+      cuda = b.available;
+      cuda_reason = b.detail;
+    }
+  }
   o.Set("backends", backends);
-  o.Set("cuda", Napi::Boolean::New(env, false));
-#ifndef BRAINLATENT_CUDA_REASON
-#define BRAINLATENT_CUDA_REASON "not searched (node-gyp builds are CPU-only)"
-#endif
-  o.Set("cudaReason", Napi::String::New(env, std::string("the engine was built without CUDA: ") + BRAINLATENT_CUDA_REASON));
+  o.Set("backendList", list);
+  o.Set("cuda", Napi::Boolean::New(env, cuda));
+  o.Set("cudaReason", Napi::String::New(env, cuda_reason));
   return o;
 }
 

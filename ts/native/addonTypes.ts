@@ -49,10 +49,22 @@ export interface NativeRidgeResult {
 /** Opaque handle of a native cancellation flag. */
 export type CancelToken = { readonly __brand: 'CancelToken' };
 
+/** One backend the engine knows: compiled in or not, usable here or not, and the device or the reason. */
+export interface NativeBackendInfo {
+  name: 'cpu' | 'cuda';
+  compiled: boolean;
+  available: boolean;
+  /** The device and library when available, otherwise why not. */
+  detail: string;
+}
+
 export interface NativeBuildInfo {
   blas: string;
   threads: number;
+  /** The backends available on this machine, in preference order. */
   backends: string[];
+  /** Every backend, with why each missing one is missing. */
+  backendList: NativeBackendInfo[];
   cuda: boolean;
   cudaReason: string;
 }

@@ -108,13 +108,13 @@ void outer_gram(std::int64_t rows, std::int64_t k, const float* a, std::int64_t 
 }
 
 template <typename T, typename Fn>
-static void eigh_impl(std::int64_t n, T* a, T* w, Fn syevd) {
+static void eigh_impl(std::int64_t n, T* a, std::int64_t lda, T* w, Fn syevd) {
   if (n == 0) return;
-  const int N = to_int(n, "n");
+  const int N = to_int(n, "n"), LDA = to_int(lda, "lda");
   const char jobz = 'V', uplo = 'U';
   int info = 0, lwork = -1, liwork = -1, iwork_query = 0;
   T work_query = 0;
-  syevd(&jobz, &uplo, &N, a, &N, w, &work_query, &lwork, &iwork_query, &liwork, &info);
+  syevd(&jobz, &uplo, &N, a, &LDA, w, &work_query, &lwork, &iwork_query, &liwork, &info);
   // The query returns LWORK as a T: in float32 it is rounded (1 + 6n + 2n² loses its low bits past
   // n ≈ 3000) and can come back below the minimum. Take the documented minimum when larger.
   const std::int64_t need = 1 + 6 * n + 2 * n * n;
@@ -126,7 +126,7 @@ static void eigh_impl(std::int64_t n, T* a, T* w, Fn syevd) {
   liwork = std::max(iwork_query, 3 + 5 * N);
   std::vector<T> work(static_cast<std::size_t>(lwork));
   std::vector<int> iwork(static_cast<std::size_t>(std::max(1, liwork)));
-  syevd(&jobz, &uplo, &N, a, &N, w, work.data(), &lwork, iwork.data(), &liwork, &info);
+  syevd(&jobz, &uplo, &N, a, &LDA, w, work.data(), &lwork, iwork.data(), &liwork, &info);
   if (info != 0)
     throw Error(ErrorCode::NumericalFailure,
                 "symmetric eigendecomposition (syevd) of a " + std::to_string(n) + "×" + std::to_string(n) +
@@ -134,23 +134,35 @@ static void eigh_impl(std::int64_t n, T* a, T* w, Fn syevd) {
   // Column-major eigenvectors are row-major rows: row k = eigenvector k. Nothing to move.
 }
 
-void eigh(std::int64_t n, float* a, float* w) { eigh_impl<float>(n, a, w, ssyevd_); }
-void eigh(std::int64_t n, double* a, double* w) { eigh_impl<double>(n, a, w, dsyevd_); }
+std::size_t eigh_workspace_bytes(std::int64_t n, std::size_t elem_size) {
+  if (n <= 0) return 0;
+  const std::size_t N = static_cast<std::size_t>(n);
+  return (1 + 6 * N + 2 * N * N) * elem_size + (3 + 5 * N) * sizeof(int);
+}
 
-bool cholesky(std::int64_t n, float* a) {
-  const int N = to_int(n, "n");
+void eigh(std::int64_t n, float* a, float* w) { eigh_impl<float>(n, a, n, w, ssyevd_); }
+void eigh(std::int64_t n, double* a, double* w) { eigh_impl<double>(n, a, n, w, dsyevd_); }
+void eigh(std::int64_t n, float* a, std::int64_t lda, float* w) { eigh_impl<float>(n, a, lda, w, ssyevd_); }
+void eigh(std::int64_t n, double* a, std::int64_t lda, double* w) { eigh_impl<double>(n, a, lda, w, dsyevd_); }
+
+bool cholesky(std::int64_t n, float* a, std::int64_t lda) {
+  if (n == 0) return true;
+  const int N = to_int(n, "n"), LDA = to_int(lda, "lda");
   int info = 0;
   const char uplo = 'L';
-  spotrf_(&uplo, &N, a, &N, &info);
+  spotrf_(&uplo, &N, a, &LDA, &info);
   return info == 0;
 }
-bool cholesky(std::int64_t n, double* a) {
-  const int N = to_int(n, "n");
+bool cholesky(std::int64_t n, double* a, std::int64_t lda) {
+  if (n == 0) return true;
+  const int N = to_int(n, "n"), LDA = to_int(lda, "lda");
   int info = 0;
   const char uplo = 'L';
-  dpotrf_(&uplo, &N, a, &N, &info);
+  dpotrf_(&uplo, &N, a, &LDA, &info);
   return info == 0;
 }
+bool cholesky(std::int64_t n, float* a) { return cholesky(n, a, n); }
+bool cholesky(std::int64_t n, double* a) { return cholesky(n, a, n); }
 
 template <typename T, typename Fn>
 static void chol_solve_rows_impl(std::int64_t n, const T* l, std::int64_t rows, T* b, std::int64_t ldb, Fn trsm) {
@@ -172,34 +184,42 @@ void cholesky_solve_rows(std::int64_t n, const double* f, std::int64_t rows, dou
 }
 
 template <typename T, typename Fn>
-static void chol_solve_cols_impl(std::int64_t n, const T* l, std::int64_t cols, T* b, std::int64_t ldb, Fn trsm) {
+static void chol_solve_cols_impl(std::int64_t n, const T* l, std::int64_t ldl, std::int64_t cols, T* b, std::int64_t ldb, Fn trsm) {
   if (cols == 0 || n == 0) return;
   // Row-major B (n × cols) is column-major Bᵀ (cols × n); A X = B  <=>  Xᵀ L Lᵀ = Bᵀ:
   // two right-side triangular solves on the column-major view.
-  const int N = to_int(n, "n"), M = to_int(cols, "cols"), LDB = to_int(ldb, "ldb");
+  const int N = to_int(n, "n"), M = to_int(cols, "cols"), LDB = to_int(ldb, "ldb"), LDL = to_int(ldl, "ldl");
   const T one = 1;
   const char right = 'R', lower = 'L', nonunit = 'N', notrans = 'N', trans = 'T';
-  trsm(&right, &lower, &trans, &nonunit, &M, &N, &one, l, &N, b, &LDB);
-  trsm(&right, &lower, &notrans, &nonunit, &M, &N, &one, l, &N, b, &LDB);
+  trsm(&right, &lower, &trans, &nonunit, &M, &N, &one, l, &LDL, b, &LDB);
+  trsm(&right, &lower, &notrans, &nonunit, &M, &N, &one, l, &LDL, b, &LDB);
 }
 
 void cholesky_solve_cols(std::int64_t n, const float* f, std::int64_t cols, float* b, std::int64_t ldb) {
-  chol_solve_cols_impl<float>(n, f, cols, b, ldb, strsm_);
+  chol_solve_cols_impl<float>(n, f, n, cols, b, ldb, strsm_);
 }
 void cholesky_solve_cols(std::int64_t n, const double* f, std::int64_t cols, double* b, std::int64_t ldb) {
-  chol_solve_cols_impl<double>(n, f, cols, b, ldb, dtrsm_);
+  chol_solve_cols_impl<double>(n, f, n, cols, b, ldb, dtrsm_);
+}
+void cholesky_solve_cols(std::int64_t n, const float* f, std::int64_t ldf, std::int64_t cols, float* b, std::int64_t ldb) {
+  chol_solve_cols_impl<float>(n, f, ldf, cols, b, ldb, strsm_);
+}
+void cholesky_solve_cols(std::int64_t n, const double* f, std::int64_t ldf, std::int64_t cols, double* b, std::int64_t ldb) {
+  chol_solve_cols_impl<double>(n, f, ldf, cols, b, ldb, dtrsm_);
 }
 
-void cholesky_inverse(std::int64_t n, double* a) {
-  const int N = to_int(n, "n");
+void cholesky_inverse(std::int64_t n, double* a, std::int64_t lda) {
+  if (n == 0) return;
+  const int N = to_int(n, "n"), LDA = to_int(lda, "lda");
   int info = 0;
   const char uplo = 'L';
-  dpotri_(&uplo, &N, a, &N, &info);
+  dpotri_(&uplo, &N, a, &LDA, &info);
   if (info != 0) throw Error(ErrorCode::NumericalFailure, "cholesky_inverse: singular matrix (info " + std::to_string(info) + ")");
-  // Column-major lower (i >= j at a[j*n+i]) is the row-major upper triangle: mirror it down.
+  // Column-major lower (i >= j at a[j*lda+i]) is the row-major upper triangle: mirror it down.
   for (std::int64_t i = 0; i < n; ++i)
-    for (std::int64_t j = 0; j < i; ++j) a[i * n + j] = a[j * n + i];
+    for (std::int64_t j = 0; j < i; ++j) a[i * lda + j] = a[j * lda + i];
 }
+void cholesky_inverse(std::int64_t n, double* a) { cholesky_inverse(n, a, n); }
 
 void set_blas_threads(int n) {
   if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));

@@ -1,7 +1,8 @@
 // The SD pipeline on ONNX Runtime with the tiny random-weight model folders that the vitest
 // setup writes (build/sd-fixtures, or BRAINLATENT_SD_FIXTURES): signature adaptation for each
 // export variant, text/image encoding, the fused loop's batch independence, and clear errors
-// for bad folders and bad shapes. Skips (exit 0, saying why) without ORT or fixtures.
+// for bad folders and bad shapes. Skips (exit 77, which ctest reports as skipped, saying why)
+// without ORT or fixtures.
 #include <sys/stat.h>
 
 #include <cmath>
@@ -47,12 +48,12 @@ int main() {
   const std::string fixtures = env_or("BRAINLATENT_SD_FIXTURES", BRAINLATENT_TEST_SD_FIXTURES);
   if (!exists(lib)) {
     std::printf("test_sd_pipeline: SKIPPED, no ONNX Runtime library at %s (npm install, or set BRAINLATENT_ORT_LIB)\n", lib.c_str());
-    return 0;
+    return 77;
   }
   if (!exists(fixtures + "/optimum-1.24/unet/model.onnx")) {
     std::printf("test_sd_pipeline: SKIPPED, no fixture models in %s (run `npx vitest run test/sd` or "
                 "`brainlatent sd fixture --variants --out %s` first)\n", fixtures.c_str(), fixtures.c_str());
-    return 0;
+    return 77;
   }
   auto info = ort_load(lib);
   std::printf("ONNX Runtime %s (API %d), providers:", info.version.c_str(), info.api_version);

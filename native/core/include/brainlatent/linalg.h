@@ -1,6 +1,7 @@
 // Row-major wrappers over the Fortran BLAS/LAPACK interface (any vendor: OpenBLAS, MKL,
 // BLIS+libFLAME, reference). Row-major A (m×k) is column-major Aᵀ, so each call swaps operands.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -25,11 +26,18 @@ void outer_gram(std::int64_t rows, std::int64_t k, const float* a, std::int64_t 
 // symmetric matrix; on exit row k of `a` holds the k-th eigenvector, eigenvalues ascending in w.
 void eigh(std::int64_t n, float* a, float* w);
 void eigh(std::int64_t n, double* a, double* w);
+// The same with a leading dimension lda >= n (row k of the view = eigenvector k).
+void eigh(std::int64_t n, float* a, std::int64_t lda, float* w);
+void eigh(std::int64_t n, double* a, std::int64_t lda, double* w);
+// Workspace bytes eigh(n) allocates (LAPACK's ?syevd minimum), for memory accounting.
+std::size_t eigh_workspace_bytes(std::int64_t n, std::size_t elem_size);
 
 // Cholesky factor in place (lower triangle, row-major view of the upper); returns false if
 // the matrix is not positive definite.
 bool cholesky(std::int64_t n, float* a);
 bool cholesky(std::int64_t n, double* a);
+bool cholesky(std::int64_t n, float* a, std::int64_t lda);
+bool cholesky(std::int64_t n, double* a, std::int64_t lda);
 // Solves X·A = B in place for B (rows×n, row-major, ld ldb) given A's Cholesky factor from
 // cholesky() — i.e. each row b of B becomes A⁻¹b (A symmetric).
 void cholesky_solve_rows(std::int64_t n, const float* factor, std::int64_t rows, float* b, std::int64_t ldb);
@@ -39,9 +47,12 @@ void cholesky_solve_rows(std::int64_t n, const double* factor, std::int64_t rows
 // Cholesky factor from cholesky().
 void cholesky_solve_cols(std::int64_t n, const float* factor, std::int64_t cols, float* b, std::int64_t ldb);
 void cholesky_solve_cols(std::int64_t n, const double* factor, std::int64_t cols, double* b, std::int64_t ldb);
+void cholesky_solve_cols(std::int64_t n, const float* factor, std::int64_t ldf, std::int64_t cols, float* b, std::int64_t ldb);
+void cholesky_solve_cols(std::int64_t n, const double* factor, std::int64_t ldf, std::int64_t cols, double* b, std::int64_t ldb);
 
 // Inverse of an SPD matrix from its cholesky() factor, in place, both triangles filled.
 void cholesky_inverse(std::int64_t n, double* a);
+void cholesky_inverse(std::int64_t n, double* a, std::int64_t lda);
 
 // BLAS threads (0 = all cores). Works with OpenBLAS, MKL and BLIS when they export their
 // setter; otherwise the vendor's environment variable decides.

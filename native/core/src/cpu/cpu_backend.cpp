@@ -1,0 +1,528 @@
+// The CPU backend: BLAS/LAPACK (any vendor, through linalg.h) for the dense algebra and
+// parallel_for loops for the element-wise and reduction kernels. Device buffers are host memory,
+// so wrapped host memory (JS typed arrays) is used in place and copy() onto itself is free.
+#include "cpu_backend.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <new>
+#include <string>
+
+#include "brainlatent/linalg.h"
+#include "brainlatent/parallel.h"
+
+namespace brainlatent {
+namespace {
+
+using i64 = std::int64_t;
+
+std::string dims(i64 r, i64 c) { return std::to_string(r) + "×" + std::to_string(c); }
+
+template <typename T>
+void need_shape(const View<T>& v, i64 rows, i64 cols, const char* op, const char* what) {
+  if (v.rows != rows || v.cols != cols)
+    throw Error(ErrorCode::ShapeMismatch, std::string(op) + ": " + what + " is " + dims(v.rows, v.cols) + ", expected " + dims(rows, cols));
+}
+
+template <typename T>
+void need_vec(const View<T>& v, i64 n, const char* op, const char* what) {
+  if (v.empty()) throw Error(ErrorCode::InvalidArgument, std::string(op) + ": " + what + " is missing");
+  if (v.size() != n || (v.rows != 1 && v.cols != 1 && n > 0))
+    throw Error(ErrorCode::ShapeMismatch, std::string(op) + ": " + what + " has " + std::to_string(v.size()) + " elements, expected " + std::to_string(n));
+}
+
+// The stride between consecutive vector elements: a 1×n view steps by 1, an n×1 view by ld.
+template <typename T>
+i64 vstep(const View<T>& v) {
+  return v.rows == 1 ? 1 : v.ld;
+}
+
+template <typename T>
+const T* vptr(const View<T>& v) {
+  return v.empty() ? nullptr : v.ptr();
+}
+
+double shrink_weight(Shrink kind, double lam, double alpha) {
+  switch (kind) {
+    case Shrink::Inverse: return 1.0 / (lam + alpha);
+    case Shrink::Complement: return alpha / (lam + alpha);
+    case Shrink::SqrtInverse: return std::sqrt(1.0 / (lam + alpha));
+    case Shrink::SqrtComplement: return std::sqrt(alpha / (lam + alpha));
+  }
+  return 0;
+}
+
+// Column-block width of the reductions: enough columns per thread to stream rows contiguously.
+constexpr i64 kColChunk = 256;
+
+class CpuBackend final : public Backend {
+ public:
+  std::string name() const override { return "cpu"; }
+  std::string description() const override { return cpu_backend_description(); }
+  bool supports(Op op, DType dtype) const override {
+    switch (op) {
+      case Op::Gemm:
+      case Op::Eigh:
+      case Op::Cholesky:
+      case Op::CholeskySolve:
+      case Op::Copy:
+      case Op::Fill: return dtype == DType::F32 || dtype == DType::F64 || (op == Op::Copy && dtype == DType::I32);
+      case Op::CholeskyInverse: return dtype == DType::F64;
+      case Op::Convert: return dtype == DType::F32 || dtype == DType::F64;
+      case Op::SelectBest:
+      case Op::Improve: return dtype == DType::F64;
+      case Op::Count_: return false;
+      default: return dtype == DType::F32;
+    }
+  }
+
+  // ---- memory
+  // A counted, 64-byte aligned block (whole cache lines for BLAS panels and vector loops) as a
+  // buffer of the given residence; the buffer frees it and uncounts it.
+  BufferPtr counted(DType dtype, std::size_t count, Residence residence) {
+    const std::size_t bytes = count * dtype_size(dtype);
+    count_alloc(bytes, "allocating a work buffer");
+    void* p = nullptr;
+    if (bytes > 0) {
+      p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+      if (!p) {
+        count_free(bytes);
+        throw Error(ErrorCode::OutOfMemory, "allocating a work buffer of " + std::to_string(bytes) + " bytes failed");
+      }
+    }
+    return std::make_unique<Buffer>(this, dtype, count, p, residence, [this, bytes](void* q) {
+      std::free(q);
+      count_free(bytes);
+    });
+  }
+  BufferPtr alloc(DType dtype, std::size_t count) override { return counted(dtype, count, Residence::Device); }
+  BufferPtr alloc_host(DType dtype, std::size_t count) override { return counted(dtype, count, Residence::Host); }
+  BufferPtr wrap_host(void* data, DType dtype, std::size_t count) override {
+    return std::make_unique<Buffer>(this, dtype, count, data, Residence::Host, nullptr);
+  }
+
+  bool host_visible() const override { return true; }
+
+  std::size_t memory_available() const override {
+    const long pages = sysconf(_SC_AVPHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+    if (pages <= 0 || size <= 0) return std::numeric_limits<std::size_t>::max();
+    return static_cast<std::size_t>(pages) * static_cast<std::size_t>(size);
+  }
+
+  template <typename T>
+  void copy_impl(const View<T>& src, const View<T>& dst) {
+    need_shape(dst, src.rows, src.cols, "copy", "destination");
+    if (src.size() == 0 || (src.ptr() == dst.ptr() && src.ld == dst.ld)) return;
+    const std::size_t row_bytes = static_cast<std::size_t>(src.cols) * sizeof(T);
+    if (src.contiguous() && dst.contiguous()) {
+      std::memmove(dst.ptr(), src.ptr(), row_bytes * static_cast<std::size_t>(src.rows));
+      return;
+    }
+    parallel_for(0, src.rows, 256, [&](i64 b, i64 e) {
+      for (i64 i = b; i < e; ++i) std::memmove(dst.ptr() + i * dst.ld, src.ptr() + i * src.ld, row_bytes);
+    });
+  }
+  void copy(const ViewF& src, const ViewF& dst) override { copy_impl(src, dst); }
+  void copy(const ViewD& src, const ViewD& dst) override { copy_impl(src, dst); }
+  void copy(const ViewI& src, const ViewI& dst) override { copy_impl(src, dst); }
+  void synchronize() override {}
+
+  // ---- BLAS / LAPACK
+  template <typename T>
+  void gemm_impl(bool ta, bool tb, T alpha, const View<T>& a, const View<T>& b, T beta, const View<T>& c) {
+    const i64 m = ta ? a.cols : a.rows, k = ta ? a.rows : a.cols;
+    const i64 kb = tb ? b.cols : b.rows, n = tb ? b.rows : b.cols;
+    if (kb != k) throw Error(ErrorCode::ShapeMismatch, "gemm: op(A) is " + dims(m, k) + " but op(B) is " + dims(kb, n));
+    need_shape(c, m, n, "gemm", "C");
+    if (m == 0 || n == 0) return;
+    if (k == 0) {  // C = β·C (BLAS rejects the zero leading dimensions of empty operands)
+      scale_view(c, beta);
+      return;
+    }
+    linalg::gemm(ta, tb, m, n, k, alpha, a.ptr(), a.ld, b.ptr(), b.ld, beta, c.ptr(), c.ld);
+  }
+  template <typename T>
+  void scale_view(const View<T>& c, T beta) {
+    for (i64 i = 0; i < c.rows; ++i)
+      for (i64 j = 0; j < c.cols; ++j) c.ptr()[i * c.ld + j] = beta == T(0) ? T(0) : c.ptr()[i * c.ld + j] * beta;
+  }
+  void gemm(bool ta, bool tb, float alpha, const ViewF& a, const ViewF& b, float beta, const ViewF& c) override {
+    gemm_impl(ta, tb, alpha, a, b, beta, c);
+  }
+  void gemm(bool ta, bool tb, double alpha, const ViewD& a, const ViewD& b, double beta, const ViewD& c) override {
+    gemm_impl(ta, tb, alpha, a, b, beta, c);
+  }
+
+  void syrk(bool trans, float alpha, const ViewF& a, float beta, const ViewF& c) override {
+    const i64 n = trans ? a.cols : a.rows, k = trans ? a.rows : a.cols;
+    need_shape(c, n, n, "syrk", "C");
+    if (n == 0) return;
+    if (k == 0) {
+      scale_view(c, beta);
+      return;
+    }
+    if (trans) linalg::gram(k, n, a.ptr(), a.ld, alpha, beta, c.ptr(), c.ld);
+    else linalg::outer_gram(n, k, a.ptr(), a.ld, alpha, beta, c.ptr(), c.ld);
+  }
+
+  template <typename T>
+  void eigh_impl(const View<T>& a, const View<T>& w) {
+    const i64 n = a.rows;
+    need_shape(a, n, n, "eigh", "A");
+    need_vec(w, n, "eigh", "w");
+    if (n == 0) return;
+    if (!w.contiguous()) throw Error(ErrorCode::InvalidArgument, "eigh: w must be contiguous");
+    const std::size_t ws = linalg::eigh_workspace_bytes(n, sizeof(T));
+    count_alloc(ws, "eigendecomposition workspace");
+    try {
+      linalg::eigh(n, a.ptr(), a.ld, w.ptr());
+    } catch (...) {
+      count_free(ws);
+      throw;
+    }
+    count_free(ws);
+  }
+  void eigh(const ViewF& a, const ViewF& w) override { eigh_impl(a, w); }
+  void eigh(const ViewD& a, const ViewD& w) override { eigh_impl(a, w); }
+
+  bool cholesky(const ViewF& a) override {
+    need_shape(a, a.rows, a.rows, "cholesky", "A");
+    return linalg::cholesky(a.rows, a.ptr(), std::max<i64>(1, a.ld));
+  }
+  bool cholesky(const ViewD& a) override {
+    need_shape(a, a.rows, a.rows, "cholesky", "A");
+    return linalg::cholesky(a.rows, a.ptr(), std::max<i64>(1, a.ld));
+  }
+  void cholesky_solve(const ViewF& f, const ViewF& b) override {
+    need_shape(f, b.rows, b.rows, "cholesky_solve", "factor");
+    if (b.size() == 0) return;
+    linalg::cholesky_solve_cols(b.rows, f.ptr(), f.ld, b.cols, b.ptr(), b.ld);
+  }
+  void cholesky_solve(const ViewD& f, const ViewD& b) override {
+    need_shape(f, b.rows, b.rows, "cholesky_solve", "factor");
+    if (b.size() == 0) return;
+    linalg::cholesky_solve_cols(b.rows, f.ptr(), f.ld, b.cols, b.ptr(), b.ld);
+  }
+  void cholesky_inverse(const ViewD& a) override {
+    need_shape(a, a.rows, a.rows, "cholesky_inverse", "A");
+    linalg::cholesky_inverse(a.rows, a.ptr(), std::max<i64>(1, a.ld));
+  }
+
+  // ---- element-wise kernels
+  // Runs fn(i, row_of_a) over the rows of a in parallel.
+  template <typename T, typename Fn>
+  static void rows_of(const View<T>& a, Fn&& fn) {
+    if (a.size() == 0) return;
+    const i64 grain = std::max<i64>(1, 16384 / std::max<i64>(1, a.cols));
+    parallel_for(0, a.rows, grain, [&](i64 b, i64 e) {
+      for (i64 i = b; i < e; ++i) fn(i, a.ptr() + i * a.ld);
+    });
+  }
+
+  void fill(const ViewF& a, float value) override {
+    rows_of(a, [&](i64, float* r) { std::fill(r, r + a.cols, value); });
+  }
+  void fill(const ViewD& a, double value) override {
+    rows_of(a, [&](i64, double* r) { std::fill(r, r + a.cols, value); });
+  }
+
+  template <typename S, typename D>
+  void convert_impl(const View<S>& src, const View<D>& dst, double scale, double shift, double diag) {
+    need_shape(dst, src.rows, src.cols, "convert", "destination");
+    rows_of(dst, [&](i64 i, D* d) {
+      const S* s = src.ptr() + i * src.ld;
+      for (i64 j = 0; j < dst.cols; ++j) d[j] = static_cast<D>(scale * static_cast<double>(s[j]) + shift + (i == j ? diag : 0.0));
+    });
+  }
+  void convert(const ViewF& src, const ViewD& dst, double scale, double shift, double diag) override {
+    convert_impl(src, dst, scale, shift, diag);
+  }
+  void convert(const ViewD& src, const ViewF& dst, double scale, double shift, double diag) override {
+    convert_impl(src, dst, scale, shift, diag);
+  }
+
+  void axpby(float alpha, const ViewF& x, float beta, const ViewF& y) override {
+    need_shape(y, x.rows, x.cols, "axpby", "y");
+    rows_of(y, [&](i64 i, float* d) {
+      const float* s = x.ptr() + i * x.ld;
+      if (beta == 1.0f) {
+        for (i64 j = 0; j < y.cols; ++j) d[j] += alpha * s[j];
+      } else {
+        for (i64 j = 0; j < y.cols; ++j) d[j] = alpha * s[j] + beta * d[j];
+      }
+    });
+  }
+
+  void scale_rows_cols(const ViewF& a, const ViewD& r, const ViewD& c) override {
+    if (!r.empty()) need_vec(r, a.rows, "scale_rows_cols", "row scale");
+    if (!c.empty()) need_vec(c, a.cols, "scale_rows_cols", "column scale");
+    const double* rp = vptr(r);
+    const double* cp = vptr(c);
+    const i64 rs = r.empty() ? 0 : vstep(r), cs = c.empty() ? 0 : vstep(c);
+    rows_of(a, [&](i64 i, float* d) {
+      const double ri = rp ? rp[i * rs] : 1.0;
+      if (cp) {
+        for (i64 j = 0; j < a.cols; ++j) d[j] = static_cast<float>(d[j] * ri * cp[j * cs]);
+      } else {
+        for (i64 j = 0; j < a.cols; ++j) d[j] = static_cast<float>(d[j] * ri);
+      }
+    });
+  }
+
+  void add_outer(const ViewF& a, double alpha, const ViewD& u, const ViewD& v) override {
+    if (!u.empty()) need_vec(u, a.rows, "add_outer", "u");
+    if (!v.empty()) need_vec(v, a.cols, "add_outer", "v");
+    const double* up = vptr(u);
+    const double* vp = vptr(v);
+    const i64 us = u.empty() ? 0 : vstep(u), vs = v.empty() ? 0 : vstep(v);
+    rows_of(a, [&](i64 i, float* d) {
+      const double ui = alpha * (up ? up[i * us] : 1.0);
+      for (i64 j = 0; j < a.cols; ++j) d[j] = static_cast<float>(d[j] + ui * (vp ? vp[j * vs] : 1.0));
+    });
+  }
+
+  void add_broadcast(const ViewF& a, const ViewD& r, const ViewD& c, double shift) override {
+    if (!r.empty()) need_vec(r, a.rows, "add_broadcast", "r");
+    if (!c.empty()) need_vec(c, a.cols, "add_broadcast", "c");
+    const double* rp = vptr(r);
+    const double* cp = vptr(c);
+    const i64 rs = r.empty() ? 0 : vstep(r), cs = c.empty() ? 0 : vstep(c);
+    rows_of(a, [&](i64 i, float* d) {
+      const double ri = (rp ? rp[i * rs] : 0.0) + shift;
+      for (i64 j = 0; j < a.cols; ++j) d[j] = static_cast<float>(d[j] + ri + (cp ? cp[j * cs] : 0.0));
+    });
+  }
+
+  void row_sums(const ViewF& a, const ViewD& out, double scale) override {
+    need_vec(out, a.rows, "row_sums", "out");
+    const i64 os = vstep(out);
+    if (a.rows == 0) return;
+    if (a.cols == 0) {
+      for (i64 i = 0; i < a.rows; ++i) out.ptr()[i * os] = 0;
+      return;
+    }
+    rows_of(a, [&](i64 i, float* r) {
+      double s = 0;
+      for (i64 j = 0; j < a.cols; ++j) s += r[j];
+      out.ptr()[i * os] = scale * s;
+    });
+  }
+
+  void col_sums(const ViewF& a, const ViewD& out, double scale) override {
+    need_vec(out, a.cols, "col_sums", "out");
+    const i64 os = vstep(out);
+    parallel_for(0, a.cols, kColChunk, [&](i64 b, i64 e) {
+      std::vector<double> s(static_cast<std::size_t>(e - b), 0.0);
+      for (i64 i = 0; i < a.rows; ++i) {
+        const float* r = a.ptr() + i * a.ld;
+        for (i64 j = b; j < e; ++j) s[static_cast<std::size_t>(j - b)] += r[j];
+      }
+      for (i64 j = b; j < e; ++j) out.ptr()[j * os] = scale * s[static_cast<std::size_t>(j - b)];
+    });
+  }
+
+  // ---- ridge kernels
+  void shrink(const ViewF& src, const ViewD& lam, const ViewD& alphas, Shrink kind, Axis axis, const ViewF& dst) override {
+    const i64 r = axis == Axis::Cols ? src.cols : src.rows;
+    need_vec(lam, r, "shrink", "eigenvalues");
+    const i64 na = alphas.size();
+    need_shape(dst, na * src.rows, src.cols, "shrink", "destination");
+    const i64 ls = vstep(lam), as = na > 0 ? vstep(alphas) : 1;
+    // The weights of every (alpha, eigen-index) pair, computed once.
+    std::vector<double> w(static_cast<std::size_t>(na * r));
+    for (i64 a = 0; a < na; ++a)
+      for (i64 k = 0; k < r; ++k) w[static_cast<std::size_t>(a * r + k)] = shrink_weight(kind, lam.ptr()[k * ls], alphas.ptr()[a * as]);
+    rows_of(dst, [&](i64 row, float* d) {
+      const i64 a = row / src.rows, i = row % src.rows;
+      const float* s = src.ptr() + i * src.ld;
+      const double* wa = w.data() + a * r;
+      if (axis == Axis::Cols) {
+        for (i64 j = 0; j < src.cols; ++j) d[j] = static_cast<float>(s[j] * wa[j]);
+      } else {
+        const double wi = wa[i];
+        for (i64 j = 0; j < src.cols; ++j) d[j] = static_cast<float>(s[j] * wi);
+      }
+    });
+  }
+
+  void shrink_targets(const ViewF& src, const ViewD& lam, const ViewD& alpha, Shrink kind, const ViewF& dst) override {
+    need_vec(lam, src.rows, "shrink_targets", "eigenvalues");
+    need_vec(alpha, src.cols, "shrink_targets", "alphas");
+    need_shape(dst, src.rows, src.cols, "shrink_targets", "destination");
+    const i64 ls = vstep(lam), as = vstep(alpha);
+    rows_of(dst, [&](i64 k, float* d) {
+      const float* s = src.ptr() + k * src.ld;
+      const double l = lam.ptr()[k * ls];
+      for (i64 j = 0; j < src.cols; ++j) d[j] = static_cast<float>(s[j] * shrink_weight(kind, l, alpha.ptr()[j * as]));
+    });
+  }
+
+  void fold_stats(const ViewF& y, const std::vector<i64>& start, const ViewD& level, const ViewD& sum, const ViewD& sst) override {
+    const i64 k = static_cast<i64>(start.size()) - 1, t = y.cols;
+    if (k < 1 || start.front() != 0 || start.back() != y.rows)
+      throw Error(ErrorCode::InvalidArgument, "fold_stats: fold boundaries must run from 0 to the " + std::to_string(y.rows) + " rows");
+    need_vec(level, t, "fold_stats", "level");
+    need_shape(sum, k, t, "fold_stats", "sum");
+    need_shape(sst, k, t, "fold_stats", "sst");
+    const i64 lvs = vstep(level);
+    parallel_for(0, t, kColChunk, [&](i64 b, i64 e) {
+      const std::size_t w = static_cast<std::size_t>(e - b);
+      std::vector<double> s(w), s2(w);
+      for (i64 v = 0; v < k; ++v) {
+        std::fill(s.begin(), s.end(), 0.0);
+        std::fill(s2.begin(), s2.end(), 0.0);
+        for (i64 i = start[static_cast<std::size_t>(v)]; i < start[static_cast<std::size_t>(v) + 1]; ++i) {
+          const float* r = y.ptr() + i * y.ld + b;
+          for (std::size_t j = 0; j < w; ++j) {
+            s[j] += r[j];
+            s2[j] += static_cast<double>(r[j]) * r[j];
+          }
+        }
+        const double m = static_cast<double>(start[static_cast<std::size_t>(v) + 1] - start[static_cast<std::size_t>(v)]);
+        for (std::size_t j = 0; j < w; ++j) {
+          const double lv = level.ptr()[(b + static_cast<i64>(j)) * lvs];
+          const double ss = m > 0 ? std::max(0.0, s2[j] - s[j] * s[j] / m) : 0.0;
+          sum.ptr()[v * sum.ld + b + static_cast<i64>(j)] = s[j];
+          sst.ptr()[v * sst.ld + b + static_cast<i64>(j)] = ss > kConstantTargetRelVar * (lv * lv * m + s2[j]) ? ss : 0.0;
+        }
+      }
+    });
+  }
+
+  void score(const ViewF& pred, i64 blocks, const ViewF& y, const ViewD& offset, bool residual, ScoreKind kind,
+             const ViewD& sum, const ViewD& sst, double weight, const ViewD& acc) override {
+    const i64 m = y.rows, t = y.cols;
+    need_shape(pred, blocks * m, t, "score", "predictions");
+    need_vec(sum, t, "score", "fold sums");
+    need_vec(sst, t, "score", "fold SST");
+    need_shape(acc, blocks, t, "score", "accumulator");
+    if (!residual) need_vec(offset, t, "score", "offset");
+    const bool pearson = kind == ScoreKind::Pearson;
+    const i64 ss = vstep(sum), sts = vstep(sst), os = residual ? 0 : vstep(offset);
+    const double md = static_cast<double>(m);
+    for (i64 blk = 0; blk < blocks; ++blk) {
+      const float* pb = pred.ptr() + blk * m * pred.ld;
+      parallel_for(0, t, 512, [&](i64 b, i64 e) {
+        const std::size_t w = static_cast<std::size_t>(e - b);
+        std::vector<double> sse(w, 0.0), sp(w, 0.0), spp(w, 0.0), spy(w, 0.0), off(w, 0.0);
+        if (!residual)
+          for (std::size_t j = 0; j < w; ++j) off[j] = offset.ptr()[(b + static_cast<i64>(j)) * os];
+        for (i64 i = 0; i < m; ++i) {
+          const float* pr = pb + i * pred.ld + b;
+          const float* yr = y.ptr() + i * y.ld + b;
+          if (!pearson) {
+            if (residual) {
+              for (std::size_t j = 0; j < w; ++j) sse[j] += static_cast<double>(pr[j]) * pr[j];
+            } else {
+              for (std::size_t j = 0; j < w; ++j) {
+                const double d = pr[j] + off[j] - yr[j];
+                sse[j] += d * d;
+              }
+            }
+          } else {
+            for (std::size_t j = 0; j < w; ++j) {
+              const double q = residual ? static_cast<double>(yr[j]) - pr[j] : pr[j] + off[j];
+              sp[j] += q;
+              spp[j] += q * q;
+              spy[j] += q * yr[j];
+            }
+          }
+        }
+        double* out = acc.ptr() + blk * acc.ld;
+        for (std::size_t j = 0; j < w; ++j) {
+          const i64 J = b + static_cast<i64>(j);
+          const double st = sst.ptr()[J * sts];
+          double s = 0;
+          if (!pearson) {
+            s = st > 0 ? 1.0 - sse[j] / st : 0.0;
+          } else {
+            const double cpp = spp[j] - sp[j] * sp[j] / md;
+            const double cpy = spy[j] - sp[j] * sum.ptr()[J * ss] / md;
+            s = (cpp > 0 && st > 0) ? cpy / std::sqrt(cpp * st) : 0.0;
+          }
+          out[J] += weight * s;
+        }
+      });
+    }
+  }
+
+  void select_best(const ViewD& scores, const std::vector<double>& alphas, const std::vector<char>& skip, const ViewI& best_index,
+                   const ViewD& best_score, const ViewD& best_alpha) override {
+    const i64 na = scores.rows, t = scores.cols;
+    if (static_cast<i64>(alphas.size()) != na || static_cast<i64>(skip.size()) != na)
+      throw Error(ErrorCode::ShapeMismatch, "select_best: " + std::to_string(na) + " score rows but " + std::to_string(alphas.size()) +
+                                                " alphas and " + std::to_string(skip.size()) + " skip flags");
+    need_vec(best_index, t, "select_best", "best index");
+    need_vec(best_score, t, "select_best", "best score");
+    need_vec(best_alpha, t, "select_best", "best alpha");
+    i64 first = 0;
+    while (first < na && skip[static_cast<std::size_t>(first)]) ++first;
+    if (first == na) throw Error(ErrorCode::InvalidArgument, "select_best: every alpha is skipped");
+    const i64 is = vstep(best_index), bs = vstep(best_score), as = vstep(best_alpha);
+    parallel_for(0, t, 4096, [&](i64 b, i64 e) {
+      for (i64 j = b; j < e; ++j) {
+        i64 best = first;
+        double sbest = scores.ptr()[first * scores.ld + j];
+        for (i64 a = first + 1; a < na; ++a) {
+          if (skip[static_cast<std::size_t>(a)]) continue;
+          const double s = scores.ptr()[a * scores.ld + j];
+          if (s > sbest || (s == sbest && alphas[static_cast<std::size_t>(a)] > alphas[static_cast<std::size_t>(best)])) {
+            sbest = s;
+            best = a;
+          }
+        }
+        best_index.ptr()[j * is] = static_cast<std::int32_t>(best);
+        best_score.ptr()[j * bs] = sbest;
+        best_alpha.ptr()[j * as] = alphas[static_cast<std::size_t>(best)];
+      }
+    });
+  }
+
+  void improve(const ViewD& score, const ViewI& index, std::int32_t tag, const ViewD& best_score, const ViewI& best_index,
+               const ViewI& best_tag) override {
+    const i64 t = score.size();
+    need_vec(index, t, "improve", "index");
+    need_vec(best_score, t, "improve", "best score");
+    need_vec(best_index, t, "improve", "best index");
+    need_vec(best_tag, t, "improve", "best tag");
+    const i64 s0 = vstep(score), i0 = vstep(index), s1 = vstep(best_score), i1 = vstep(best_index), g1 = vstep(best_tag);
+    for (i64 j = 0; j < t; ++j) {
+      const double s = score.ptr()[j * s0];
+      if (s > best_score.ptr()[j * s1]) {
+        best_score.ptr()[j * s1] = s;
+        best_index.ptr()[j * i1] = index.ptr()[j * i0];
+        best_tag.ptr()[j * g1] = tag;
+      }
+    }
+  }
+
+  i64 first_nonfinite(const ViewF& a) override {
+    std::atomic<i64> bad{std::numeric_limits<i64>::max()};
+    rows_of(a, [&](i64 i, float* r) {
+      if (i * a.cols >= bad.load()) return;
+      for (i64 j = 0; j < a.cols; ++j)
+        if (!std::isfinite(r[j])) {
+          i64 cur = bad.load(), pos = i * a.cols + j;
+          while (pos < cur && !bad.compare_exchange_weak(cur, pos)) {
+          }
+          return;
+        }
+    });
+    return bad.load() == std::numeric_limits<i64>::max() ? -1 : bad.load();
+  }
+};
+
+}  // namespace
+
+std::string cpu_backend_description() {
+  return linalg::blas_vendor() + ", " + std::to_string(engine_threads()) + " thread(s)";
+}
+
+std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<CpuBackend>(); }
+
+}  // namespace brainlatent

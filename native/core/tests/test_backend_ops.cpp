@@ -1,0 +1,567 @@
+// ggml's test-backend-ops for brainlatent: every operation of one backend (argv[1]: cpu, cuda)
+// against a plain float64 reference on the host, at awkward sizes (empty, 1, primes, sizes that
+// are not multiples of a block, strided views inside larger buffers), compared by normalised mean
+// squared error with a tolerance per operation. ctest runs one column per backend; a backend that
+// is not compiled or has no device here exits 77, which ctest reports as skipped.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "brainlatent/backend.h"
+#include "test_util.h"
+
+using namespace brainlatent;
+using i64 = std::int64_t;
+using Vec = std::vector<double>;
+
+namespace {
+
+Backend* g_be = nullptr;
+test::Rng g_rng(42);
+
+// A host matrix in float64 with the shape it stands for.
+struct HMat {
+  i64 rows = 0, cols = 0;
+  Vec v;
+  double& at(i64 i, i64 j) { return v[static_cast<std::size_t>(i * cols + j)]; }
+  double at(i64 i, i64 j) const { return v[static_cast<std::size_t>(i * cols + j)]; }
+};
+
+HMat random(i64 r, i64 c, double scale = 1.0) {
+  HMat m{r, c, Vec(static_cast<std::size_t>(r * c))};
+  for (auto& x : m.v) x = scale * g_rng.normal();
+  return m;
+}
+
+// A device matrix placed inside a larger buffer (pad columns, an offset) so that every operation
+// sees a strided view, as the solvers' fold blocks are.
+template <typename T>
+struct DMat {
+  BufferPtr buf;
+  View<T> v;
+};
+
+template <typename T>
+DMat<T> upload(const HMat& h, i64 pad = 3, i64 offset = 5) {
+  const i64 ld = h.cols + pad;
+  const std::size_t n = static_cast<std::size_t>(offset + h.rows * ld + 1);
+  std::vector<T> host(n, static_cast<T>(-777));
+  for (i64 i = 0; i < h.rows; ++i)
+    for (i64 j = 0; j < h.cols; ++j) host[static_cast<std::size_t>(offset + i * ld + j)] = static_cast<T>(h.at(i, j));
+  DMat<T> d;
+  d.buf = g_be->alloc(dtype_of<T>::value, n);
+  BufferPtr src = g_be->wrap_host(host.data(), dtype_of<T>::value, n);
+  g_be->copy(View<T>{src.get(), 0, 1, static_cast<i64>(n), static_cast<i64>(n)}, View<T>{d.buf.get(), 0, 1, static_cast<i64>(n), static_cast<i64>(n)});
+  d.v = View<T>{d.buf.get(), offset, h.rows, h.cols, ld};
+  return d;
+}
+
+template <typename T>
+HMat download(const View<T>& v) {
+  std::vector<T> host(static_cast<std::size_t>(v.rows * v.cols));
+  BufferPtr dst = g_be->wrap_host(host.data(), dtype_of<T>::value, host.size());
+  g_be->copy(v, View<T>{dst.get(), 0, v.rows, v.cols, v.cols});
+  g_be->synchronize();
+  HMat h{v.rows, v.cols, Vec(host.begin(), host.end())};
+  return h;
+}
+
+// A vector of doubles as a contiguous device vector.
+DMat<double> upload_vec(const Vec& x) { return upload<double>(HMat{1, static_cast<i64>(x.size()), x}, 0, 2); }
+
+double nmse(const HMat& got, const HMat& want) {
+  double num = 0, den = 0;
+  for (std::size_t i = 0; i < want.v.size(); ++i) {
+    num += (got.v[i] - want.v[i]) * (got.v[i] - want.v[i]);
+    den += want.v[i] * want.v[i];
+  }
+  return den > 0 ? num / den : num;
+}
+
+int g_cases = 0;
+void expect_close(const HMat& got, const HMat& want, double tol, const std::string& what) {
+  ++g_cases;
+  if (got.rows != want.rows || got.cols != want.cols) {
+    std::fprintf(stderr, "%s: shape %lldx%lld, expected %lldx%lld\n", what.c_str(), (long long)got.rows, (long long)got.cols,
+                 (long long)want.rows, (long long)want.cols);
+    ++test::failures();
+    return;
+  }
+  const double e = nmse(got, want);
+  if (!(e <= tol)) {
+    std::fprintf(stderr, "%s: NMSE %.3g > %.3g\n", what.c_str(), e, tol);
+    ++test::failures();
+  }
+}
+
+std::string tag(const char* op, std::initializer_list<i64> sizes) {
+  std::string s = std::string(g_be->name()) + " " + op + "(";
+  bool first = true;
+  for (i64 v : sizes) {
+    s += (first ? "" : ",") + std::to_string(v);
+    first = false;
+  }
+  return s + ")";
+}
+
+HMat transpose(const HMat& a) {
+  HMat t{a.cols, a.rows, Vec(a.v.size())};
+  for (i64 i = 0; i < a.rows; ++i)
+    for (i64 j = 0; j < a.cols; ++j) t.at(j, i) = a.at(i, j);
+  return t;
+}
+
+HMat matmul(const HMat& a, const HMat& b) {
+  HMat c{a.rows, b.cols, Vec(static_cast<std::size_t>(a.rows * b.cols), 0.0)};
+  for (i64 i = 0; i < a.rows; ++i)
+    for (i64 k = 0; k < a.cols; ++k)
+      for (i64 j = 0; j < b.cols; ++j) c.at(i, j) += a.at(i, k) * b.at(k, j);
+  return c;
+}
+
+HMat spd(i64 n) {
+  HMat b = random(n, n + 2);
+  HMat a = matmul(b, transpose(b));
+  for (i64 i = 0; i < n; ++i) a.at(i, i) += static_cast<double>(n);
+  return a;
+}
+
+// Symmetric eigenvalues by cyclic Jacobi rotations (float64 reference), ascending.
+Vec jacobi_eigenvalues(HMat a) {
+  const i64 n = a.rows;
+  for (int sweep = 0; sweep < 100; ++sweep) {
+    double off = 0;
+    for (i64 p = 0; p < n; ++p)
+      for (i64 q = p + 1; q < n; ++q) off += a.at(p, q) * a.at(p, q);
+    if (off < 1e-22) break;
+    for (i64 p = 0; p < n; ++p)
+      for (i64 q = p + 1; q < n; ++q) {
+        if (std::fabs(a.at(p, q)) < 1e-300) continue;
+        const double th = 0.5 * std::atan2(2 * a.at(p, q), a.at(q, q) - a.at(p, p));
+        const double c = std::cos(th), s = std::sin(th);
+        for (i64 k = 0; k < n; ++k) {
+          const double akp = a.at(k, p), akq = a.at(k, q);
+          a.at(k, p) = c * akp - s * akq;
+          a.at(k, q) = s * akp + c * akq;
+        }
+        for (i64 k = 0; k < n; ++k) {
+          const double apk = a.at(p, k), aqk = a.at(q, k);
+          a.at(p, k) = c * apk - s * aqk;
+          a.at(q, k) = s * apk + c * aqk;
+        }
+      }
+  }
+  Vec w(static_cast<std::size_t>(n));
+  for (i64 i = 0; i < n; ++i) w[static_cast<std::size_t>(i)] = a.at(i, i);
+  std::sort(w.begin(), w.end());
+  return w;
+}
+
+HMat row(const Vec& x) { return HMat{1, static_cast<i64>(x.size()), x}; }
+
+// ------------------------------------------------------------------ BLAS / LAPACK
+template <typename T>
+void test_gemm(double tol) {
+  const i64 shapes[][3] = {{0, 3, 5}, {3, 0, 5}, {3, 5, 0}, {1, 1, 1}, {7, 13, 31}, {65, 3, 130}, {13, 67, 7}, {17, 19, 23}};
+  for (auto& s : shapes)
+    for (int ta = 0; ta < 2; ++ta)
+      for (int tb = 0; tb < 2; ++tb) {
+        const i64 m = s[0], n = s[1], k = s[2];
+        HMat a = ta ? random(k, m) : random(m, k), b = tb ? random(n, k) : random(k, n), c = random(m, n);
+        auto da = upload<T>(a), db = upload<T>(b), dc = upload<T>(c);
+        g_be->gemm(ta, tb, T(1.5), da.v, db.v, T(0.5), dc.v);
+        HMat want = matmul(ta ? transpose(a) : a, tb ? transpose(b) : b);
+        for (std::size_t i = 0; i < want.v.size(); ++i) want.v[i] = 1.5 * want.v[i] + 0.5 * c.v[i];
+        expect_close(download(dc.v), want, tol, tag(sizeof(T) == 4 ? "gemm.f32" : "gemm.f64", {m, n, k, ta, tb}));
+      }
+}
+
+void test_syrk() {
+  const i64 shapes[][2] = {{0, 5}, {5, 0}, {1, 1}, {7, 13}, {65, 31}, {31, 65}};
+  for (auto& s : shapes)
+    for (int tr = 0; tr < 2; ++tr) {
+      const i64 rows = s[0], k = s[1];
+      HMat a = random(rows, k);
+      const i64 n = tr ? k : rows;
+      HMat c0 = random(n, n);
+      for (i64 i = 0; i < n; ++i)
+        for (i64 j = 0; j < i; ++j) c0.at(i, j) = c0.at(j, i);  // symmetric start for β ≠ 0
+      auto da = upload<float>(a), dc = upload<float>(c0);
+      g_be->syrk(tr, 2.0f, da.v, 0.25f, dc.v);
+      HMat want = tr ? matmul(transpose(a), a) : matmul(a, transpose(a));
+      for (std::size_t i = 0; i < want.v.size(); ++i) want.v[i] = 2 * want.v[i] + 0.25 * c0.v[i];
+      expect_close(download(dc.v), want, 1e-11, tag("syrk", {rows, k, tr}));
+    }
+}
+
+template <typename T>
+void test_eigh(double tol) {
+  for (i64 n : {0, 1, 2, 7, 33, 65}) {
+    HMat a = random(n, n);
+    for (i64 i = 0; i < n; ++i)
+      for (i64 j = 0; j < i; ++j) a.at(i, j) = a.at(j, i);
+    auto da = upload<T>(a);
+    auto dw = upload<T>(HMat{1, n, Vec(static_cast<std::size_t>(n), 0.0)}, 0, 1);
+    g_be->eigh(da.v, dw.v);
+    HMat q = download(da.v), w = download(dw.v);
+    const char* name = sizeof(T) == 4 ? "eigh.f32" : "eigh.f64";
+    expect_close(w, row(jacobi_eigenvalues(a)), tol, tag(name, {n}) + " eigenvalues");
+    // Rows of q are orthonormal eigenvectors: Q Qᵀ = I and Qᵀ diag(w) Q = A.
+    HMat eye{n, n, Vec(static_cast<std::size_t>(n * n), 0.0)};
+    for (i64 i = 0; i < n; ++i) eye.at(i, i) = 1;
+    expect_close(matmul(q, transpose(q)), eye, tol, tag(name, {n}) + " orthonormal");
+    HMat lq = q;
+    for (i64 k = 0; k < n; ++k)
+      for (i64 j = 0; j < n; ++j) lq.at(k, j) *= w.v[static_cast<std::size_t>(k)];
+    expect_close(matmul(transpose(q), lq), a, tol, tag(name, {n}) + " reconstruction");
+    for (i64 k = 1; k < n; ++k) CHECK(w.v[static_cast<std::size_t>(k)] >= w.v[static_cast<std::size_t>(k - 1)]);
+  }
+}
+
+template <typename T>
+void test_cholesky(double tol) {
+  const char* name = sizeof(T) == 4 ? "cholesky.f32" : "cholesky.f64";
+  for (i64 n : {0, 1, 7, 31}) {
+    for (i64 cols : {0, 1, 5}) {
+      HMat a = spd(n), b = random(n, cols);
+      auto df = upload<T>(a), db = upload<T>(b);
+      CHECK(g_be->cholesky(df.v));
+      g_be->cholesky_solve(df.v, db.v);
+      // A·X must give back B.
+      expect_close(matmul(a, download(db.v)), b, tol, tag(name, {n, cols}) + " solve");
+    }
+    if (sizeof(T) == 8) {
+      HMat a = spd(n);
+      auto df = upload<double>(a);
+      CHECK(g_be->cholesky(View<double>{df.v.buf, df.v.offset, n, n, df.v.ld}));
+      g_be->cholesky_inverse(View<double>{df.v.buf, df.v.offset, n, n, df.v.ld});
+      HMat eye{n, n, Vec(static_cast<std::size_t>(n * n), 0.0)};
+      for (i64 i = 0; i < n; ++i) eye.at(i, i) = 1;
+      expect_close(matmul(a, download(View<double>{df.v.buf, df.v.offset, n, n, df.v.ld})), eye, 1e-20, tag("cholesky_inverse", {n}));
+    }
+  }
+  // Not positive definite: false, not an exception.
+  HMat bad{2, 2, {1, 2, 2, 1}};
+  auto d = upload<T>(bad);
+  CHECK(!g_be->cholesky(d.v));
+}
+
+// ------------------------------------------------------------------ element-wise
+void test_elementwise() {
+  for (i64 r : {0, 1, 7, 65})
+    for (i64 c : {0, 1, 13, 130}) {
+      HMat a = random(r, c), b = random(r, c);
+      {  // copy (strided → strided with another stride)
+        auto da = upload<float>(a), db = upload<float>(b, 7, 1);
+        g_be->copy(da.v, db.v);
+        expect_close(download(db.v), a, 1e-14, tag("copy", {r, c}));
+      }
+      {
+        auto da = upload<float>(a);
+        g_be->fill(da.v, 2.5f);
+        expect_close(download(da.v), HMat{r, c, Vec(a.v.size(), 2.5)}, 0, tag("fill", {r, c}));
+      }
+      {  // convert with scale, shift and a diagonal, both directions
+        auto da = upload<float>(a);
+        auto dd = upload<double>(HMat{r, c, Vec(a.v.size(), 0.0)});
+        g_be->convert(da.v, dd.v, -2.0, 0.5, 3.0);
+        HMat want = a;
+        for (i64 i = 0; i < r; ++i)
+          for (i64 j = 0; j < c; ++j) want.at(i, j) = -2.0 * static_cast<float>(a.at(i, j)) + 0.5 + (i == j ? 3.0 : 0.0);
+        expect_close(download(dd.v), want, 1e-28, tag("convert.f32>f64", {r, c}));
+        auto back = upload<float>(HMat{r, c, Vec(a.v.size(), 0.0)});
+        g_be->convert(dd.v, back.v);
+        expect_close(download(back.v), want, 1e-13, tag("convert.f64>f32", {r, c}));
+      }
+      {
+        auto da = upload<float>(a), db = upload<float>(b);
+        g_be->axpby(-1.5f, da.v, 0.5f, db.v);
+        HMat want = b;
+        for (std::size_t i = 0; i < want.v.size(); ++i) want.v[i] = -1.5 * a.v[i] + 0.5 * b.v[i];
+        expect_close(download(db.v), want, 1e-13, tag("axpby", {r, c}));
+      }
+      Vec rv(static_cast<std::size_t>(r)), cv(static_cast<std::size_t>(c));
+      for (auto& x : rv) x = g_rng.normal();
+      for (auto& x : cv) x = g_rng.normal();
+      auto dr = upload_vec(rv), dc = upload_vec(cv);
+      for (int use_r = 0; use_r < 2; ++use_r)
+        for (int use_c = 0; use_c < 2; ++use_c) {
+          const ViewD vr = use_r ? dr.v : ViewD{}, vc = use_c ? dc.v : ViewD{};
+          auto da = upload<float>(a);
+          g_be->scale_rows_cols(da.v, vr, vc);
+          HMat want = a;
+          for (i64 i = 0; i < r; ++i)
+            for (i64 j = 0; j < c; ++j) want.at(i, j) *= (use_r ? rv[i] : 1.0) * (use_c ? cv[j] : 1.0);
+          expect_close(download(da.v), want, 1e-13, tag("scale_rows_cols", {r, c, use_r, use_c}));
+          auto db = upload<float>(a);
+          g_be->add_outer(db.v, -0.75, vr, vc);
+          want = a;
+          for (i64 i = 0; i < r; ++i)
+            for (i64 j = 0; j < c; ++j) want.at(i, j) += -0.75 * (use_r ? rv[i] : 1.0) * (use_c ? cv[j] : 1.0);
+          expect_close(download(db.v), want, 1e-13, tag("add_outer", {r, c, use_r, use_c}));
+          auto de = upload<float>(a);
+          g_be->add_broadcast(de.v, vr, vc, 0.125);
+          want = a;
+          for (i64 i = 0; i < r; ++i)
+            for (i64 j = 0; j < c; ++j) want.at(i, j) += (use_r ? rv[i] : 0.0) + (use_c ? cv[j] : 0.0) + 0.125;
+          expect_close(download(de.v), want, 1e-13, tag("add_broadcast", {r, c, use_r, use_c}));
+        }
+      {
+        auto da = upload<float>(a);
+        auto rs = upload_vec(Vec(static_cast<std::size_t>(r), 9.0)), cs = upload_vec(Vec(static_cast<std::size_t>(c), 9.0));
+        g_be->row_sums(da.v, rs.v, 0.5);
+        g_be->col_sums(da.v, cs.v, -1.0);
+        Vec wr(static_cast<std::size_t>(r), 0.0), wc(static_cast<std::size_t>(c), 0.0);
+        for (i64 i = 0; i < r; ++i)
+          for (i64 j = 0; j < c; ++j) {
+            wr[i] += 0.5 * static_cast<float>(a.at(i, j));
+            wc[j] -= static_cast<float>(a.at(i, j));
+          }
+        expect_close(download(rs.v), row(wr), 1e-24, tag("row_sums", {r, c}));
+        expect_close(download(cs.v), row(wc), 1e-24, tag("col_sums", {r, c}));
+      }
+      {
+        auto da = upload<float>(a);
+        CHECK(g_be->first_nonfinite(da.v) == -1);
+        if (r * c > 0) {
+          HMat bad = a;
+          const i64 i = r / 2, j = c - 1;
+          bad.at(i, j) = NAN;
+          if (r * c > 2) bad.at(r - 1, c - 1) = INFINITY;
+          auto db = upload<float>(bad);
+          ++g_cases;
+          CHECK(g_be->first_nonfinite(db.v) == i * c + j);
+        }
+      }
+    }
+}
+
+// ------------------------------------------------------------------ ridge kernels
+double weight(Shrink kind, double lam, double alpha) {
+  switch (kind) {
+    case Shrink::Inverse: return 1 / (lam + alpha);
+    case Shrink::Complement: return alpha / (lam + alpha);
+    case Shrink::SqrtInverse: return std::sqrt(1 / (lam + alpha));
+    case Shrink::SqrtComplement: return std::sqrt(alpha / (lam + alpha));
+  }
+  return 0;
+}
+
+void test_shrink() {
+  const Shrink kinds[] = {Shrink::Inverse, Shrink::Complement, Shrink::SqrtInverse, Shrink::SqrtComplement};
+  for (i64 r : {0, 1, 7, 65})
+    for (i64 c : {0, 1, 13})
+      for (i64 na : {1, 3})
+        for (Shrink kind : kinds)
+          for (Axis axis : {Axis::Cols, Axis::Rows}) {
+            HMat a = random(r, c);
+            const i64 nl = axis == Axis::Cols ? c : r;
+            Vec lam(static_cast<std::size_t>(nl)), alphas(static_cast<std::size_t>(na));
+            for (auto& l : lam) l = std::fabs(g_rng.normal()) * 10;
+            for (auto& al : alphas) al = std::exp(3 * g_rng.normal());
+            auto da = upload<float>(a);
+            auto dl = upload_vec(lam), dal = upload_vec(alphas);
+            auto dd = upload<float>(HMat{na * r, c, Vec(static_cast<std::size_t>(na * r * c), 0.0)});
+            g_be->shrink(da.v, dl.v, dal.v, kind, axis, dd.v);
+            HMat want{na * r, c, Vec(static_cast<std::size_t>(na * r * c))};
+            for (i64 q = 0; q < na; ++q)
+              for (i64 i = 0; i < r; ++i)
+                for (i64 j = 0; j < c; ++j)
+                  want.at(q * r + i, j) = static_cast<float>(a.at(i, j)) * weight(kind, lam[axis == Axis::Cols ? j : i], alphas[q]);
+            expect_close(download(dd.v), want, 1e-13, tag("shrink", {r, c, na, (i64)kind, (i64)axis}));
+          }
+  for (i64 r : {0, 1, 31})
+    for (i64 c : {0, 1, 130})
+      for (Shrink kind : kinds) {
+        HMat a = random(r, c);
+        Vec lam(static_cast<std::size_t>(r)), alpha(static_cast<std::size_t>(c));
+        for (auto& l : lam) l = std::fabs(g_rng.normal()) * 10;
+        for (auto& al : alpha) al = std::exp(3 * g_rng.normal());
+        auto da = upload<float>(a), dd = upload<float>(a);
+        auto dl = upload_vec(lam), dal = upload_vec(alpha);
+        g_be->shrink_targets(da.v, dl.v, dal.v, kind, dd.v);
+        HMat want = a;
+        for (i64 k = 0; k < r; ++k)
+          for (i64 j = 0; j < c; ++j) want.at(k, j) = static_cast<float>(a.at(k, j)) * weight(kind, lam[k], alpha[j]);
+        expect_close(download(dd.v), want, 1e-13, tag("shrink_targets", {r, c, (i64)kind}));
+      }
+}
+
+void test_scoring() {
+  for (i64 t : {1, 13, 130})
+    for (std::vector<i64> start : {std::vector<i64>{0, 1, 5}, std::vector<i64>{0, 7, 14, 23}, std::vector<i64>{0, 31, 62}}) {
+      const i64 n = start.back(), k = static_cast<i64>(start.size()) - 1;
+      HMat y = random(n, t, 2.0);
+      Vec level(static_cast<std::size_t>(t));
+      for (auto& l : level) l = g_rng.normal();
+      // Column 0: constant up to float32 rounding of a level of 1e3 in every fold → SST 0.
+      level[0] = 1e3;
+      for (i64 i = 0; i < n; ++i) y.at(i, 0) = (i % 3 == 0) ? 1e-5 : 0.0;
+      auto dy = upload<float>(y);
+      auto dl = upload_vec(level);
+      auto sum = upload<double>(HMat{k, t, Vec(static_cast<std::size_t>(k * t), 0.0)});
+      auto sst = upload<double>(HMat{k, t, Vec(static_cast<std::size_t>(k * t), 0.0)});
+      g_be->fold_stats(dy.v, start, dl.v, sum.v, sst.v);
+      HMat wsum{k, t, Vec(static_cast<std::size_t>(k * t))}, wsst = wsum;
+      for (i64 v = 0; v < k; ++v)
+        for (i64 j = 0; j < t; ++j) {
+          double s = 0, s2 = 0;
+          for (i64 i = start[v]; i < start[v + 1]; ++i) {
+            const double yy = static_cast<float>(y.at(i, j));
+            s += yy;
+            s2 += yy * yy;
+          }
+          const double m = static_cast<double>(start[v + 1] - start[v]);
+          const double ss = std::max(0.0, s2 - s * s / m);
+          wsum.at(v, j) = s;
+          wsst.at(v, j) = ss > kConstantTargetRelVar * (level[j] * level[j] * m + s2) ? ss : 0.0;
+        }
+      HMat gsst = download(sst.v);
+      expect_close(download(sum.v), wsum, 1e-24, tag("fold_stats.sum", {n, t, k}));
+      expect_close(gsst, wsst, 1e-24, tag("fold_stats.sst", {n, t, k}));
+      for (i64 v = 0; v < k; ++v) CHECK(gsst.at(v, 0) == 0.0);
+
+      // score: 3 stacked prediction blocks for fold 1 (or 0), every mode.
+      const i64 v = k > 1 ? 1 : 0, m = start[v + 1] - start[v], blocks = 3;
+      for (int kind = 0; kind < 2; ++kind)
+        for (int residual = 0; residual < 2; ++residual) {
+          HMat pred = random(blocks * m, t);
+          Vec off(static_cast<std::size_t>(t));
+          for (auto& o : off) o = g_rng.normal();
+          HMat acc0 = random(blocks, t);
+          auto dp = upload<float>(pred);
+          auto doff = upload_vec(off), dacc = upload<double>(acc0);
+          const ViewF yv = dy.v.row_range(start[v], m);
+          g_be->score(dp.v, blocks, yv, residual ? ViewD{} : doff.v, residual, kind ? ScoreKind::Pearson : ScoreKind::R2,
+                      sum.v.row_range(v, 1), sst.v.row_range(v, 1), 0.25, dacc.v);
+          HMat want = acc0;
+          for (i64 b = 0; b < blocks; ++b)
+            for (i64 j = 0; j < t; ++j) {
+              double sse = 0, sp = 0, spp = 0, spy = 0, sy = 0;
+              for (i64 i = 0; i < m; ++i) {
+                const double yy = static_cast<float>(y.at(start[v] + i, j)), pp = static_cast<float>(pred.at(b * m + i, j));
+                const double q = residual ? yy - pp : pp + off[j];
+                sse += (q - yy) * (q - yy);
+                sp += q;
+                spp += q * q;
+                spy += q * yy;
+                sy += yy;
+              }
+              const double st = wsst.at(v, j);
+              double s;
+              if (kind == 0) {
+                s = st > 0 ? 1 - sse / st : 0.0;
+              } else {
+                const double cpp = spp - sp * sp / m, cpy = spy - sp * sy / m;
+                s = (cpp > 0 && st > 0) ? cpy / std::sqrt(cpp * st) : 0.0;
+              }
+              want.at(b, j) += 0.25 * s;
+            }
+          expect_close(download(dacc.v), want, 1e-20, tag("score", {m, t, kind, residual}));
+        }
+    }
+  // select_best: ties go to the larger alpha, skipped rows are never chosen; improve is strict.
+  for (i64 t : {1, 7, 300}) {
+    const std::vector<double> alphas = {10, 1, 100, 1000};
+    HMat s = random(4, t);
+    for (i64 j = 0; j < t; ++j) {
+      if (j % 3 == 0) s.at(0, j) = s.at(2, j) = 5.0;  // tie between alpha 10 and 100 → 100
+      if (j % 3 == 1) s.at(3, j) = 9.0;               // best is a skipped row → not chosen
+    }
+    std::vector<char> skip = {0, 0, 0, 1};
+    auto ds = upload<double>(s);
+    auto bi = upload<std::int32_t>(HMat{1, t, Vec(static_cast<std::size_t>(t), -1)}, 0, 0);
+    auto bsc = upload_vec(Vec(static_cast<std::size_t>(t))), bal = upload_vec(Vec(static_cast<std::size_t>(t)));
+    g_be->select_best(ds.v, alphas, skip, bi.v, bsc.v, bal.v);
+    HMat gi = download(bi.v), gs = download(bsc.v), ga = download(bal.v);
+    HMat wi{1, t, Vec(static_cast<std::size_t>(t))}, ws = wi, wa = wi;
+    for (i64 j = 0; j < t; ++j) {
+      i64 best = 0;
+      for (i64 a = 1; a < 3; ++a)
+        if (s.at(a, j) > s.at(best, j) || (s.at(a, j) == s.at(best, j) && alphas[a] > alphas[best])) best = a;
+      wi.v[j] = static_cast<double>(best);
+      ws.v[j] = s.at(best, j);
+      wa.v[j] = alphas[best];
+    }
+    expect_close(gi, wi, 0, tag("select_best.index", {t}));
+    expect_close(gs, ws, 0, tag("select_best.score", {t}));
+    expect_close(ga, wa, 0, tag("select_best.alpha", {t}));
+    // improve: candidate scores beat the current best only where strictly greater.
+    HMat cur = random(1, t), cand = cur;
+    for (i64 j = 0; j < t; ++j) cand.v[j] += (j % 2 ? 0.5 : 0.0);
+    auto dcur = upload<double>(cur), dcand = upload<double>(cand);
+    auto cur_i = upload<std::int32_t>(HMat{1, t, Vec(static_cast<std::size_t>(t), 7)}, 0, 0);
+    auto cur_t = upload<std::int32_t>(HMat{1, t, Vec(static_cast<std::size_t>(t), 0)}, 0, 0);
+    g_be->improve(dcand.v, bi.v, 3, dcur.v, cur_i.v, cur_t.v);
+    HMat gt = download(cur_t.v), gidx = download(cur_i.v);
+    HMat wt{1, t, Vec(static_cast<std::size_t>(t))}, widx = wt;
+    for (i64 j = 0; j < t; ++j) {
+      wt.v[j] = j % 2 ? 3 : 0;
+      widx.v[j] = j % 2 ? wi.v[j] : 7;
+    }
+    expect_close(gt, wt, 0, tag("improve.tag", {t}));
+    expect_close(gidx, widx, 0, tag("improve.index", {t}));
+  }
+}
+
+// ------------------------------------------------------------------ memory accounting
+void test_memory() {
+  const MemoryStats before = g_be->memory_stats();
+  {
+    BufferPtr a = g_be->alloc(DType::F32, 1000);
+    CHECK(g_be->memory_stats().live == before.live + 4000);
+    CHECK(g_be->memory_stats().peak >= before.live + 4000);
+  }
+  CHECK(g_be->memory_stats().live == before.live);
+  g_be->set_memory_limit(before.live + 10000);
+  std::string msg;
+  BufferPtr ok = g_be->alloc(DType::F64, 1000);
+  CHECK(test::throws([&] { g_be->alloc(DType::F32, 1000); }, &msg));
+  CHECK(msg.find("memory budget") != std::string::npos);
+  ok.reset();
+  g_be->set_memory_limit(0);
+  // Host memory wrapped in place: on a host-visible backend its data is the caller's pointer.
+  std::vector<float> host(10, 1.0f);
+  BufferPtr w = g_be->wrap_host(host.data(), DType::F32, host.size());
+  CHECK(w->residence() == Residence::Host && w->count() == 10);
+  if (g_be->host_visible()) CHECK(w->data() == host.data());
+  CHECK(g_be->memory_stats().live == before.live);  // wrapping allocates nothing
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string name = argc > 1 ? argv[1] : "cpu";
+  std::unique_ptr<Backend> be;
+  for (const BackendInfo& info : list_backends()) {
+    if (info.name != name) continue;
+    if (!info.available) {
+      std::printf("test_backend_ops %s: SKIPPED, %s\n", name.c_str(), info.detail.c_str());
+      return 77;
+    }
+    be = make_backend(name);
+  }
+  if (!be) {
+    std::printf("test_backend_ops: unknown backend '%s'\n", name.c_str());
+    return 1;
+  }
+  g_be = be.get();
+  std::printf("backend %s: %s\n", be->name().c_str(), be->description().c_str());
+  test::run("gemm float32", [] { test_gemm<float>(1e-11); });
+  test::run("gemm float64", [] { test_gemm<double>(1e-26); });
+  test::run("syrk", test_syrk);
+  test::run("eigh float32", [] { test_eigh<float>(1e-11); });
+  test::run("eigh float64", [] { test_eigh<double>(1e-24); });
+  test::run("cholesky / solve float32", [] { test_cholesky<float>(1e-10); });
+  test::run("cholesky / solve / inverse float64", [] { test_cholesky<double>(1e-24); });
+  test::run("element-wise kernels", test_elementwise);
+  test::run("ridge shrinkage kernels", test_shrink);
+  test::run("fold statistics, scores, best-alpha selection", test_scoring);
+  test::run("memory accounting and limit", test_memory);
+  std::printf("%d cases compared\n", g_cases);
+  return test::finish();
+}
