@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `npm test`: compile the TypeScript, write the tiny SD fixture models the C++ suite reads, run
+// `npm test`: compile the TypeScript, type-check it with the tests, write the tiny SD fixture models the C++ suite reads, run
 // the C++ suite (ctest) and the TypeScript suite (vitest), then print one closing line with the
 // combined counts ("tests: N passed, N failed, N skipped").
 import { spawnSync } from 'node:child_process';
@@ -13,6 +13,8 @@ const fail = (msg) => {
 
 if (!existsSync('build/Release/brainlatent.node')) fail('the native engine is not built; run `npm install` (or `npm run build`) first');
 if (run('npx', ['--no-install', 'tsc', '-p', 'tsconfig.build.json']).status !== 0) fail('TypeScript compilation failed');
+// The typecheck covers test/ too, and the module graph (no import cycles; one native-call layer).
+if (run('npm', ['run', '--silent', 'typecheck']).status !== 0) fail('the typecheck failed (npm run typecheck)');
 mkdirSync('build/sd-fixtures', { recursive: true });
 if (run(process.execPath, ['dist/cli/main.js', 'sd', 'fixture', '--variant', 'all', '--out', 'build/sd-fixtures'], { stdio: 'ignore' }).status !== 0) {
   fail('writing the SD fixture models failed');

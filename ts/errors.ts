@@ -74,6 +74,13 @@ export class BackendUnavailableError extends BrainlatentError {
   }
 }
 
+/** The work needs more memory than its budget (memoryBudget, --memory) or the machine allows. */
+export class OutOfMemoryError extends BrainlatentError {
+  constructor(message: string) {
+    super(message, 'OutOfMemory');
+  }
+}
+
 /** Work stopped because an AbortSignal fired. */
 export class CancelledError extends BrainlatentError {
   constructor(message = 'cancelled') {

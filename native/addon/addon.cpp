@@ -6,11 +6,13 @@
 namespace brainlatent::addon {
 
 Napi::Object init(Napi::Env env, Napi::Object exports) {
+  init_engine(env, exports);
   init_ridge(env, exports);
   init_banded(env, exports);
   init_sampler(env, exports);
   init_metrics(env, exports);
   init_onnx_model(env, exports);
+  init_bench(env, exports);
   return exports;
 }
 

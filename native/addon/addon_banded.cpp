@@ -1,14 +1,13 @@
-// Node-API surface of banded ridge: an AsyncWorker per fit with progress through a thread-safe
-// function and the cancel tokens of addon_ridge.cpp, zero-copy typed arrays in and out.
-#include <atomic>
+// Node-API surface of banded ridge: the fit as an async job (progress, cancel token, zero-copy
+// results) and the Dirichlet candidates.
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "addon_modules.h"
 #include "brainlatent/banded_ridge.h"
-#include "convert.h"
-#include "fit_worker.h"
+#include "enums.h"
+#include "kit.h"
 
 namespace brainlatent::addon {
 namespace {
@@ -29,6 +28,8 @@ Napi::Value banded_result_to_js(Napi::Env env, BandedRidgeResult& r) {
   out.Set("gammaScores", to_typed<Napi::Float32Array>(env, std::move(r.gamma_scores)));
   const BandedRidgeInfo& i = r.info;
   Napi::Object info = Napi::Object::New(env);
+  info.Set("solver", i.solver);
+  info.Set("backend", i.backend);
   info.Set("route", i.route);
   info.Set("eigPrecision", i.eig_precision);
   info.Set("nGammas", static_cast<double>(i.n_gammas));
@@ -42,69 +43,58 @@ Napi::Value banded_result_to_js(Napi::Env env, BandedRidgeResult& r) {
   info.Set("secondsSearch", i.seconds_search);
   info.Set("secondsRefit", i.seconds_refit);
   info.Set("secondsTotal", i.seconds_total);
+  info.Set("fixedBytes", static_cast<double>(i.fixed_bytes));
+  info.Set("batchBytes", static_cast<double>(i.batch_bytes));
+  info.Set("budgetBytes", static_cast<double>(i.budget_bytes));
+  info.Set("peakBytes", static_cast<double>(i.peak_bytes));
   out.Set("info", info);
   return out;
 }
 
 // bandedRidgeFit(x, n, p, y, t, options, onProgress?, cancelToken?) -> Promise<result>
 Napi::Value BandedRidgeFit(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const std::int64_t n = int_arg(info, 1, "n"), p = int_arg(info, 2, "p"), t = int_arg(info, 4, "t");
-  Napi::Float32Array x = f32_arg(info, 0, "X", static_cast<std::size_t>(n * p));
-  Napi::Float32Array y = f32_arg(info, 3, "Y", static_cast<std::size_t>(n * t));
-  if (!info[5].IsObject()) throw Napi::TypeError::New(env, "options must be an object");
-  Napi::Object o = info[5].As<Napi::Object>();
-  BandedRidgeOptions opts;
-  auto bands = attr_typed_array<Napi::Float64Array>(o, "bandSizes", napi_float64_array, "Float64Array");
-  for (std::size_t i = 0; i < bands.ElementLength(); ++i) opts.band_sizes.push_back(static_cast<std::int64_t>(bands[i]));
-  auto alphas = attr_typed_array<Napi::Float64Array>(o, "alphas", napi_float64_array, "Float64Array");
-  opts.alphas.assign(alphas.Data(), alphas.Data() + alphas.ElementLength());
-  if (has(o, "gammas")) {
-    auto g = attr_typed_array<Napi::Float64Array>(o, "gammas", napi_float64_array, "Float64Array");
-    opts.gammas.assign(g.Data(), g.Data() + g.ElementLength());
-  }
-  if (has(o, "concentrations")) {
-    auto c = attr_typed_array<Napi::Float64Array>(o, "concentrations", napi_float64_array, "Float64Array");
-    opts.concentrations.assign(c.Data(), c.Data() + c.ElementLength());
-  }
-  opts.n_iter = static_cast<int>(attr_number(o, "nIter", 100));
-  opts.seed = static_cast<std::uint64_t>(attr_number(o, "seed", 0));
-  auto folds = attr_typed_array<Napi::Int32Array>(o, "folds", napi_int32_array, "Int32Array");
-  opts.folds.assign(folds.Data(), folds.Data() + folds.ElementLength());
-  opts.n_folds = static_cast<int>(attr_number(o, "nFolds", 0));
-  opts.score = parse_score(o);
-  opts.fit_intercept = attr_bool(o, "fitIntercept", true);
-  opts.standardize = attr_bool(o, "standardize", false);
-  opts.route = parse_route(o);
-  opts.eig_precision = parse_precision(o);
-  opts.memory_budget = static_cast<std::size_t>(attr_number(o, "memoryBudget", 0));
-  opts.target_batch = static_cast<std::int64_t>(attr_number(o, "targetBatch", 0));
-  auto* worker = new FitWorker<BandedRidgeOptions, BandedRidgeResult>(env, "brainlatent.bandedRidgeFit", banded_ridge_fit,
-                                                                      banded_result_to_js, x, n, p, y, t, std::move(opts),
-                                                                      cancel_arg(info, 7), progress_arg(info, 6));
-  return worker->start();
+  Args args(info, "bandedRidgeFit");
+  const std::int64_t n = args.count(1, "n"), p = args.count(2, "p"), t = args.count(4, "t");
+  Napi::Float32Array x = args.array<Napi::Float32Array>(0, "X", static_cast<std::size_t>(n * p));
+  Napi::Float32Array y = args.array<Napi::Float32Array>(3, "Y", static_cast<std::size_t>(n * t));
+  Napi::Object o = args.object(5, "options");
+  auto opts = std::make_shared<BandedRidgeOptions>();
+  for (double b : attr_vector<Napi::Float64Array, double>(o, "bandSizes")) opts->band_sizes.push_back(static_cast<std::int64_t>(b));
+  read_ridge_options(o, *opts);
+  if (has(o, "gammas")) opts->gammas = attr_vector<Napi::Float64Array, double>(o, "gammas");
+  if (has(o, "concentrations")) opts->concentrations = attr_vector<Napi::Float64Array, double>(o, "concentrations");
+  opts->n_iter = static_cast<int>(attr_int(o, "nIter", 100, 1));
+  opts->seed = static_cast<std::uint64_t>(attr_int(o, "seed", 0, 0, std::int64_t(1) << 53));
+  const ConstMatF xv{x.Data(), n, p}, yv{y.Data(), n, t};
+  auto result = std::make_shared<BandedRidgeResult>();
+  return run_job(
+      info.Env(), "brainlatent.bandedRidgeFit",
+      [opts, xv, yv, result](JobContext& ctx) {
+        opts->progress = ctx.fraction_progress();
+        opts->cancel = ctx.cancel_flag();
+        *result = banded_ridge_fit(xv, yv, *opts);
+      },
+      [result](Napi::Env env) { return banded_result_to_js(env, *result); },
+      {args.callback(6), args.cancel_token(7), {x, y}});
 }
 
 // dirichletGammas(nSamples, nBands, concentrations: Float64Array, seed) -> Float64Array
 Napi::Value DirichletGammas(const Napi::CallbackInfo& info) {
-  const std::int64_t ns = int_arg(info, 0, "nSamples"), nb = int_arg(info, 1, "nBands"), seed = int_arg(info, 3, "seed");
-  if (!info[2].IsTypedArray() || info[2].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
-    throw Napi::TypeError::New(info.Env(), "concentrations must be a Float64Array");
-  auto c = info[2].As<Napi::Float64Array>();
-  try {
-    auto g = dirichlet_gammas(static_cast<int>(ns), static_cast<int>(nb), std::vector<double>(c.Data(), c.Data() + c.ElementLength()),
-                              static_cast<std::uint64_t>(seed));
-    return to_typed<Napi::Float64Array>(info.Env(), std::move(g));
-  } catch (const Error& e) {
-    throw to_js_error(info.Env(), e.code(), e.what());
-  }
+  Args args(info, "dirichletGammas");
+  const std::int64_t ns = args.count(0, "nSamples"), nb = args.count(1, "nBands"), seed = args.count(3, "seed");
+  auto c = args.array<Napi::Float64Array>(2, "concentrations");
+  auto g = guarded(info.Env(), "dirichletGammas", [&] {
+    return dirichlet_gammas(static_cast<int>(std::min<std::int64_t>(ns, 1 << 30)), static_cast<int>(std::min<std::int64_t>(nb, 1 << 30)),
+                            std::vector<double>(c.Data(), c.Data() + c.ElementLength()), static_cast<std::uint64_t>(seed));
+  });
+  return to_typed<Napi::Float64Array>(info.Env(), std::move(g));
 }
 
 }  // namespace
 
 void init_banded(Napi::Env env, Napi::Object exports) {
-  exports.Set("bandedRidgeFit", Napi::Function::New(env, BandedRidgeFit));
-  exports.Set("dirichletGammas", Napi::Function::New(env, DirichletGammas));
+  exports.Set("bandedRidgeFit", Napi::Function::New(env, BandedRidgeFit, "bandedRidgeFit"));
+  exports.Set("dirichletGammas", Napi::Function::New(env, DirichletGammas, "dirichletGammas"));
 }
 
 }  // namespace brainlatent::addon

@@ -3,6 +3,8 @@
 #include <napi.h>
 
 namespace brainlatent::addon {
+void init_engine(Napi::Env env, Napi::Object exports);
+void init_bench(Napi::Env env, Napi::Object exports);
 void init_ridge(Napi::Env env, Napi::Object exports);
 void init_banded(Napi::Env env, Napi::Object exports);
 void init_sampler(Napi::Env env, Napi::Object exports);

@@ -10,7 +10,7 @@
 #include "addon_modules.h"
 #include "brainlatent/error.h"
 #include "brainlatent/ort_model.h"
-#include "convert.h"
+#include "kit.h"
 #include "ort_options.h"
 
 namespace brainlatent::addon {
@@ -45,45 +45,6 @@ Napi::Array infos(Napi::Env env, const std::vector<OnnxTensorInfo>& list) {
   return a;
 }
 
-// Runs `work` on a libuv thread and settles a promise: with `done`'s value, or with the core
-// error's class and code.
-class ModelJob : public Napi::AsyncWorker {
- public:
-  ModelJob(Napi::Env env, std::function<void()> work, std::function<Napi::Value(Napi::Env)> done)
-      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), work_(std::move(work)), done_(std::move(done)) {}
-  Napi::Promise promise() { return deferred_.Promise(); }
-  void keep(const Napi::Value& v) { refs_.push_back(Napi::Persistent(v.As<Napi::Object>())); }
-
- protected:
-  void Execute() override {
-    try {
-      work_();
-    } catch (const Error& e) {
-      code_ = e.code();
-      SetError(e.what());
-    } catch (const std::exception& e) {
-      code_ = ErrorCode::OrtFailure;
-      SetError(std::string("native failure: ") + e.what());
-    }
-  }
-  void OnOK() override {
-    Napi::HandleScope scope(Env());
-    try {
-      deferred_.Resolve(done_(Env()));
-    } catch (const Napi::Error& e) {
-      deferred_.Reject(e.Value());
-    }
-  }
-  void OnError(const Napi::Error& e) override { deferred_.Reject(to_js_error(Env(), code_, e.Message()).Value()); }
-
- private:
-  Napi::Promise::Deferred deferred_;
-  std::function<void()> work_;
-  std::function<Napi::Value(Napi::Env)> done_;
-  std::vector<Napi::ObjectReference> refs_;
-  ErrorCode code_ = ErrorCode::OrtFailure;
-};
-
 // onnxLoad({path, ortLibrary, ...session options (ort_options.h)})
 //   -> Promise<{handle, inputs, outputs}>
 Napi::Value OnnxLoad(const Napi::CallbackInfo& info) {
@@ -94,8 +55,8 @@ Napi::Value OnnxLoad(const Napi::CallbackInfo& info) {
   const std::string lib = attr_string(o, "ortLibrary", "");
   const OrtSessionConfig cfg = session_config_of(o);
   auto result = std::make_shared<std::shared_ptr<OnnxModel>>();
-  auto* job = new ModelJob(
-      env, [path, lib, cfg, result] { *result = OnnxModel::load(path, lib, cfg); },
+  return run_job(
+      env, "brainlatent.onnxLoad", [path, lib, cfg, result](JobContext&) { *result = OnnxModel::load(path, lib, cfg); },
       [result](Napi::Env e) -> Napi::Value {
         auto* holder = new ModelHolder{*result};
         Napi::Object out = Napi::Object::New(e);
@@ -104,8 +65,6 @@ Napi::Value OnnxLoad(const Napi::CallbackInfo& info) {
         out.Set("outputs", infos(e, holder->model->outputs()));
         return out;
       });
-  job->Queue();
-  return job->promise();
 }
 
 Napi::Value OnnxDispose(const Napi::CallbackInfo& info) {
@@ -114,7 +73,8 @@ Napi::Value OnnxDispose(const Napi::CallbackInfo& info) {
 }
 
 // onnxRun(handle, inputs: {name, data: Float32Array|Float64Array|Int32Array|BigInt64Array, shape}[],
-//         outputNames: string[]) -> {promise: Promise<{name, data: Float32Array, shape}[]>, cancel()}
+//         outputNames: string[], cancelToken?) -> Promise<{name, data: Float32Array, shape}[]>
+// Cancelling the token stops a run in flight (ONNX Runtime's terminate flag).
 Napi::Value OnnxRun(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::shared_ptr<OnnxModel> model = model_of(info[0]);
@@ -154,15 +114,12 @@ Napi::Value OnnxRun(const Napi::CallbackInfo& info) {
   }
   auto names = std::make_shared<std::vector<std::string>>();
   for (uint32_t i = 0; i < outs.Length(); ++i) names->push_back(outs.Get(i).As<Napi::String>().Utf8Value());
-  std::shared_ptr<OnnxRunToken> token;
-  try {
-    token = std::make_shared<OnnxRunToken>();
-  } catch (const Error& e) {
-    throw to_js_error(env, e.code(), e.what());
-  }
+  auto token = guarded(env, "onnxRun", [] { return std::make_shared<OnnxRunToken>(); });
+  const CancelTokenPtr cancel = Args(info, "onnxRun").cancel_token(3);
+  if (cancel) cancel->on_cancel([token] { token->cancel(); });
   auto result = std::make_shared<std::vector<OnnxOutput>>();
-  auto* job = new ModelJob(
-      env, [model, inputs, names, token, result] { *result = model->run(*inputs, *names, token.get()); },
+  return run_job(
+      env, "brainlatent.onnxRun", [model, inputs, names, token, result](JobContext&) { *result = model->run(*inputs, *names, token.get()); },
       [result](Napi::Env e) -> Napi::Value {
         Napi::Array a = Napi::Array::New(e, result->size());
         for (std::size_t i = 0; i < result->size(); ++i) {
@@ -181,16 +138,8 @@ Napi::Value OnnxRun(const Napi::CallbackInfo& info) {
         }
         result->clear();
         return a;
-      });
-  for (const auto& v : keep) job->keep(v);
-  job->Queue();
-  Napi::Object r = Napi::Object::New(env);
-  r.Set("promise", job->promise());
-  r.Set("cancel", Napi::Function::New(env, [token](const Napi::CallbackInfo& i) {
-          token->cancel();
-          return i.Env().Undefined();
-        }));
-  return r;
+      },
+      {Napi::Function(), cancel, std::move(keep)});
 }
 
 }  // namespace

@@ -1,9 +1,11 @@
 // The sampler's Node-API surface: ONNX Runtime loading, SD pipelines as handles, and async jobs
-// (AsyncWorker) for loading, encoding, decoding and the fused img2img loop. Progress crosses
-// threads through a ThreadSafeFunction; cancellation is an atomic flag the loop checks before
-// every step. No algorithm lives here: arguments are copied into core structs and results out.
+// (the kit's run_job) for loading, encoding, decoding and the fused img2img loop. Progress crosses
+// threads through the job's thread-safe function; cancellation is the kit's cancel token, whose
+// flag the loop checks before every step. No algorithm lives here: arguments are copied into core
+// structs and results out.
 #include <napi.h>
 
+#include <array>
 #include <atomic>
 #include <memory>
 #include <string>
@@ -14,9 +16,9 @@
 #include "brainlatent/ort_runtime.h"
 #include "brainlatent/philox.h"
 #include "brainlatent/scheduler.h"
-#include "brainlatent/sd_fused_step.h"
 #include "brainlatent/sd_pipeline.h"
-#include "convert.h"
+#include "enums.h"
+#include "kit.h"
 #include "ort_options.h"
 
 namespace brainlatent::addon {
@@ -27,34 +29,16 @@ struct PipelineHolder {
   PipelinePtr sd;
 };
 
-[[noreturn]] void throw_type(Napi::Env env, const std::string& m) { throw Napi::TypeError::New(env, m); }
-
-Napi::Value js_error_value(Napi::Env env, ErrorCode code, const std::string& message) {
-  return to_js_error(env, code, message).Value();
-}
-
 PipelinePtr pipeline_of(const Napi::Value& v) {
-  if (!v.IsExternal()) throw_type(v.Env(), "expected an SD pipeline handle");
+  if (!v.IsExternal()) throw Napi::TypeError::New(v.Env(), "expected an SD pipeline handle");
   auto* h = v.As<Napi::External<PipelineHolder>>().Data();
   if (!h->sd) throw Napi::Error::New(v.Env(), "this Diffusion pipeline was disposed");
   return h->sd;
 }
 
-template <typename T>
-T typed(const Napi::Value& v, napi_typedarray_type type, const char* what) {
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type)
-    throw_type(v.Env(), std::string(what) + " has the wrong typed-array type");
-  return v.As<T>();
-}
-
-std::int64_t int_of(const Napi::Value& v, const char* what) {
-  if (!v.IsNumber()) throw_type(v.Env(), std::string(what) + " must be a number");
-  return v.As<Napi::Number>().Int64Value();
-}
-
 std::vector<NoiseKey> keys_of(const Napi::Value& seeds, const Napi::Value& indices, std::int64_t count) {
-  auto s = typed<Napi::Float64Array>(seeds, napi_float64_array, "seeds");
-  auto i = typed<Napi::Float64Array>(indices, napi_float64_array, "imageIndices");
+  auto s = as_array<Napi::Float64Array>(seeds, "seeds");
+  auto i = as_array<Napi::Float64Array>(indices, "imageIndices");
   if (static_cast<std::int64_t>(s.ElementLength()) != count || static_cast<std::int64_t>(i.ElementLength()) != count)
     throw Napi::RangeError::New(seeds.Env(), "seeds and imageIndices need one entry per image");
   std::vector<NoiseKey> keys(static_cast<std::size_t>(count));
@@ -141,70 +125,16 @@ SamplerPlan plan_of(const Napi::Object& o) {
                            attr_number(o, "eta", 0.0), parse_img2img_rule(attr_string(o, "img2imgRule", "diffusers")));
 }
 
-// Runs a core call, turning brainlatent::Error into a JS error with its code.
-template <typename Fn>
-auto guarded(Napi::Env env, Fn&& fn) -> decltype(fn()) {
-  try {
-    return fn();
-  } catch (const Error& e) {
-    throw to_js_error(env, e.code(), e.what());
-  }
-}
-
-// A worker that runs `work` off the main thread and settles a promise with `done`'s value.
-class Job : public Napi::AsyncWorker {
- public:
-  Job(Napi::Env env, std::function<void()> work, std::function<Napi::Value(Napi::Env)> done)
-      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), work_(std::move(work)),
-        done_(std::move(done)) {}
-  Napi::Promise promise() { return deferred_.Promise(); }
-  void keep(const Napi::Value& v) { refs_.push_back(Napi::Persistent(v.As<Napi::Object>())); }
-
- protected:
-  void Execute() override {
-    try {
-      work_();
-    } catch (const Error& e) {
-      code_ = e.code();
-      SetError(e.what());
-    } catch (const std::exception& e) {
-      code_ = ErrorCode::OrtFailure;
-      SetError(std::string("native failure: ") + e.what());
-    } catch (...) {
-      code_ = ErrorCode::OrtFailure;
-      SetError("native failure (unknown exception)");
-    }
-  }
-  void OnOK() override {
-    Napi::HandleScope scope(Env());
-    try {
-      deferred_.Resolve(done_(Env()));
-    } catch (const Napi::Error& e) {
-      deferred_.Reject(e.Value());
-    }
-  }
-  void OnError(const Napi::Error& e) override {
-    deferred_.Reject(js_error_value(Env(), code_, e.Message()));
-  }
-
- private:
-  Napi::Promise::Deferred deferred_;
-  std::function<void()> work_;
-  std::function<Napi::Value(Napi::Env)> done_;
-  std::vector<Napi::ObjectReference> refs_;
-  ErrorCode code_ = ErrorCode::OrtFailure;
-};
-
 Napi::Value OrtLoad(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const std::string path = info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
-  return runtime_info(env, guarded(env, [&] { return ort_load(path); }));
+  return runtime_info(env, guarded(env, "ortLoad", [&] { return ort_load(path); }));
 }
 
 Napi::Value SdLoad(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!info[0].IsObject()) throw_type(env, "sdLoad(options): options must be an object");
-  Napi::Object o = info[0].As<Napi::Object>();
+  Args args(info, "sdLoad");
+  Napi::Object o = args.object(0, "options");
   auto opts = std::make_shared<SdLoadOptions>();
   opts->dir = attr_string(o, "dir", "");
   opts->ort_library = attr_string(o, "ortLibrary", "");
@@ -214,8 +144,8 @@ Napi::Value SdLoad(const Napi::CallbackInfo& info) {
     for (uint32_t i = 0; i < a.Length(); ++i) opts->components.push_back(a.Get(i).As<Napi::String>().Utf8Value());
   }
   auto result = std::make_shared<PipelinePtr>();
-  auto* job = new Job(
-      env, [opts, result] { *result = SdPipeline::load(*opts); },
+  return run_job(
+      env, "brainlatent.sdLoad", [opts, result](JobContext&) { *result = SdPipeline::load(*opts); },
       [result](Napi::Env e) -> Napi::Value {
         auto* holder = new PipelineHolder{*result};
         Napi::Object out = Napi::Object::New(e);
@@ -223,8 +153,6 @@ Napi::Value SdLoad(const Napi::CallbackInfo& info) {
         out.Set("summary", summary_of(e, holder->sd->summary()));
         return out;
       });
-  job->Queue();
-  return job->promise();
 }
 
 Napi::Value SdDispose(const Napi::CallbackInfo& info) {
@@ -235,186 +163,94 @@ Napi::Value SdDispose(const Napi::CallbackInfo& info) {
 // sdEncodeText(handle, ids: Int32Array [B*seq], batch, seq) -> Promise<{data, dim}>
 Napi::Value SdEncodeText(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  Args args(info, "sdEncodeText");
   PipelinePtr sd = pipeline_of(info[0]);
-  auto ids_js = typed<Napi::Int32Array>(info[1], napi_int32_array, "ids");
-  const std::int64_t batch = int_of(info[2], "batch"), seq = int_of(info[3], "seq");
-  if (static_cast<std::int64_t>(ids_js.ElementLength()) != batch * seq)
-    throw Napi::RangeError::New(env, "ids length does not equal batch * seq");
+  const std::int64_t batch = args.count(2, "batch"), seq = args.count(3, "seq");
+  auto ids_js = args.array<Napi::Int32Array>(1, "ids", static_cast<std::size_t>(batch * seq));
   auto ids = std::make_shared<std::vector<std::int64_t>>(ids_js.Data(), ids_js.Data() + ids_js.ElementLength());
   auto out = std::make_shared<std::vector<float>>();
   auto dim = std::make_shared<std::int64_t>(0);
-  auto* job = new Job(
-      env, [sd, ids, batch, seq, out, dim] { *out = sd->encode_text(ids->data(), batch, seq, *dim); },
+  return run_job(
+      env, "brainlatent.sdEncodeText", [sd, ids, batch, seq, out, dim](JobContext&) { *out = sd->encode_text(ids->data(), batch, seq, *dim); },
       [out, dim](Napi::Env e) -> Napi::Value {
         Napi::Object o = Napi::Object::New(e);
-        auto arr = Napi::Float32Array::New(e, out->size());
-        std::copy(out->begin(), out->end(), arr.Data());
-        o.Set("data", arr);
+        o.Set("data", to_typed<Napi::Float32Array>(e, std::move(*out)));
         o.Set("dim", Napi::Number::New(e, static_cast<double>(*dim)));
         return o;
       });
-  job->Queue();
-  return job->promise();
 }
 
 // sdEncodeImages(handle, rgb: Uint8Array [B*H*W*3], batch, height, width, mode, seeds, indices, scaling, chunk)
 Napi::Value SdEncodeImages(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  Args args(info, "sdEncodeImages");
   PipelinePtr sd = pipeline_of(info[0]);
-  auto rgb_js = typed<Napi::Uint8Array>(info[1], napi_uint8_array, "rgb");
-  const std::int64_t batch = int_of(info[2], "batch"), H = int_of(info[3], "height"), W = int_of(info[4], "width");
-  if (static_cast<std::int64_t>(rgb_js.ElementLength()) != batch * H * W * 3)
-    throw Napi::RangeError::New(env, "rgb length does not equal batch * height * width * 3");
-  const std::string mode_s = info[5].As<Napi::String>().Utf8Value();
-  const LatentMode mode = mode_s == "mean" ? LatentMode::Mean : mode_s == "sample" ? LatentMode::Sample : LatentMode::Auto;
+  const std::int64_t batch = args.count(2, "batch"), H = args.count(3, "height"), W = args.count(4, "width");
+  auto rgb_js = args.array<Napi::Uint8Array>(1, "rgb", static_cast<std::size_t>(batch * H * W * 3));
+  const LatentMode mode = parse_enum(env, "mode", args.string(5, "mode"), kLatentModes);
   auto keys = std::make_shared<std::vector<NoiseKey>>(keys_of(info[6], info[7], batch));
-  const float scaling = static_cast<float>(info[8].As<Napi::Number>().DoubleValue());
-  const std::int64_t chunk = int_of(info[9], "chunk");
+  const float scaling = static_cast<float>(args.number(8, "scaling"));
+  const std::int64_t chunk = args.count(9, "chunk");
   auto input = std::make_shared<std::vector<float>>(static_cast<std::size_t>(batch * 3 * H * W));
   rgb8_to_model_input(rgb_js.Data(), batch, H, W, input->data());
   auto out = std::make_shared<std::vector<float>>();
   auto shape = std::make_shared<std::array<std::int64_t, 3>>();
-  auto* job = new Job(
-      env,
-      [=] { *out = sd->encode_images(input->data(), batch, H, W, mode, keys->data(), scaling, chunk, (*shape)[0], (*shape)[1], (*shape)[2]); },
+  return run_job(
+      env, "brainlatent.sdEncodeImages",
+      [=](JobContext&) {
+        *out = sd->encode_images(input->data(), batch, H, W, mode, keys->data(), scaling, chunk, (*shape)[0], (*shape)[1], (*shape)[2]);
+      },
       [out, shape](Napi::Env e) -> Napi::Value {
         Napi::Object o = Napi::Object::New(e);
-        auto arr = Napi::Float32Array::New(e, out->size());
-        std::copy(out->begin(), out->end(), arr.Data());
-        o.Set("data", arr);
+        o.Set("data", to_typed<Napi::Float32Array>(e, std::move(*out)));
         o.Set("channels", Napi::Number::New(e, static_cast<double>((*shape)[0])));
         o.Set("height", Napi::Number::New(e, static_cast<double>((*shape)[1])));
         o.Set("width", Napi::Number::New(e, static_cast<double>((*shape)[2])));
         return o;
       });
-  job->Queue();
-  return job->promise();
 }
 
 // sdDecode(handle, latents: Float32Array, batch, channels, h, w, scaling, chunk) -> Promise<{rgb, height, width}>
 Napi::Value SdDecode(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  Args args(info, "sdDecode");
   PipelinePtr sd = pipeline_of(info[0]);
-  auto lat = typed<Napi::Float32Array>(info[1], napi_float32_array, "latents");
-  const std::int64_t batch = int_of(info[2], "batch"), C = int_of(info[3], "channels"), h = int_of(info[4], "h"),
-                     w = int_of(info[5], "w");
-  if (static_cast<std::int64_t>(lat.ElementLength()) != batch * C * h * w)
-    throw Napi::RangeError::New(env, "latents length does not equal batch * channels * h * w");
-  const float scaling = static_cast<float>(info[6].As<Napi::Number>().DoubleValue());
-  const std::int64_t chunk = int_of(info[7], "chunk");
-  auto input = std::make_shared<std::vector<float>>(lat.Data(), lat.Data() + lat.ElementLength());
+  const std::int64_t batch = args.count(2, "batch"), C = args.count(3, "channels"), h = args.count(4, "h"), w = args.count(5, "w");
+  auto lat = args.array<Napi::Float32Array>(1, "latents", static_cast<std::size_t>(batch * C * h * w));
+  const float scaling = static_cast<float>(args.number(6, "scaling"));
+  const std::int64_t chunk = args.count(7, "chunk");
+  const float* latents = lat.Data();  // read in place: the job holds the array
   auto rgb = std::make_shared<std::vector<std::uint8_t>>();
   auto hw = std::make_shared<std::array<std::int64_t, 2>>();
-  auto* job = new Job(
-      env,
-      [=] {
-        auto img = sd->decode(input->data(), batch, C, h, w, scaling, chunk, (*hw)[0], (*hw)[1]);
+  return run_job(
+      env, "brainlatent.sdDecode",
+      [=](JobContext&) {
+        auto img = sd->decode(latents, batch, C, h, w, scaling, chunk, (*hw)[0], (*hw)[1]);
         rgb->resize(static_cast<std::size_t>(batch * (*hw)[0] * (*hw)[1] * 3));
         model_output_to_rgb8(img.data(), batch, (*hw)[0], (*hw)[1], rgb->data());
       },
       [rgb, hw](Napi::Env e) -> Napi::Value {
         Napi::Object o = Napi::Object::New(e);
-        auto arr = Napi::Uint8Array::New(e, rgb->size());
-        std::copy(rgb->begin(), rgb->end(), arr.Data());
-        o.Set("rgb", arr);
+        o.Set("rgb", to_typed<Napi::Uint8Array>(e, std::move(*rgb)));
         o.Set("height", Napi::Number::New(e, static_cast<double>((*hw)[0])));
         o.Set("width", Napi::Number::New(e, static_cast<double>((*hw)[1])));
         return o;
-      });
-  job->Queue();
-  return job->promise();
+      },
+      {Napi::Function(), nullptr, {lat}});
 }
 
-// img2img: the worker runs the loop; progress goes through a ThreadSafeFunction whose finalizer
-// (run after every queued progress call) settles the promise, so onStep never fires late.
-struct Img2ImgState {
-  PipelinePtr sd;
-  Img2ImgJob job;
-  std::vector<Napi::ObjectReference> refs;  // the input and output typed arrays
-  Napi::ObjectReference out_ref;
-  std::shared_ptr<std::atomic<bool>> cancel = std::make_shared<std::atomic<bool>>(false);
-  Img2ImgStats stats;
-  bool report_steps = false;  // only when JS passed onStep: no thread hop per step otherwise
-  bool failed = false;
-  ErrorCode code = ErrorCode::OrtFailure;
-  std::string message;
-  Napi::Promise::Deferred deferred;
-  Napi::ThreadSafeFunction tsfn;
-  explicit Img2ImgState(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
-};
-
-class Img2ImgWorker : public Napi::AsyncWorker {
- public:
-  Img2ImgWorker(Napi::Env env, std::shared_ptr<Img2ImgState> st) : Napi::AsyncWorker(env), st_(std::move(st)) {}
-  void Execute() override {
-    Img2ImgState& s = *st_;
-    try {
-      if (s.report_steps) s.job.on_step = [this](const StepProgress& p) {
-        auto* copy = new StepProgress(p);
-        if (st_->tsfn.NonBlockingCall(copy, [](Napi::Env env, Napi::Function cb, StepProgress* sp) {
-              std::unique_ptr<StepProgress> own(sp);
-              if (env == nullptr || cb.IsEmpty()) return;
-              Napi::Object o = Napi::Object::New(env);
-              o.Set("step", sp->step);
-              o.Set("total", sp->total);
-              o.Set("batchFirst", Napi::Number::New(env, static_cast<double>(sp->batch_first)));
-              o.Set("batchImages", Napi::Number::New(env, static_cast<double>(sp->batch_images)));
-              o.Set("timestep", sp->timestep);
-              o.Set("unetSeconds", sp->unet_seconds);
-              cb.Call({o});
-            }) != napi_ok)
-          delete copy;
-      };
-      s.job.cancel = s.cancel.get();
-      s.stats = s.sd->img2img(s.job);
-    } catch (const Error& e) {
-      s.failed = true;
-      s.code = e.code();
-      s.message = e.what();
-    } catch (const std::exception& e) {
-      s.failed = true;
-      s.message = std::string("native failure: ") + e.what();
-    }
-  }
-  void OnOK() override { st_->tsfn.Release(); }
-  void OnError(const Napi::Error&) override { st_->tsfn.Release(); }
-
- private:
-  std::shared_ptr<Img2ImgState> st_;
-};
-
-void settle(Napi::Env env, std::shared_ptr<Img2ImgState>* holder) {
-  std::unique_ptr<std::shared_ptr<Img2ImgState>> own(holder);
-  Img2ImgState& s = **holder;
-  Napi::HandleScope scope(env);
-  if (s.failed) {
-    s.deferred.Reject(js_error_value(env, s.code, s.message));
-    return;
-  }
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("latents", s.out_ref.Value());
-  Napi::Object stats = Napi::Object::New(env);
-  stats.Set("loopSeconds", s.stats.loop_seconds);
-  stats.Set("unetSeconds", s.stats.unet_seconds);
-  stats.Set("updateSeconds", s.stats.update_seconds);
-  stats.Set("unetCalls", Napi::Number::New(env, static_cast<double>(s.stats.unet_calls)));
-  stats.Set("batches", Napi::Number::New(env, static_cast<double>(s.stats.batches)));
-  o.Set("stats", stats);
-  s.deferred.Resolve(o);
-}
-
-// sdImg2Img(handle, job, onStep?) -> {promise, cancel()}
+// sdImg2Img(handle, job, onStep?, cancelToken?) -> Promise<{latents, stats}>
 // job: {plan: {schedule, scheduler, steps, strength, eta, img2imgRule}, guidance, count, channels, height, width,
 //       seq, dim, z, cond, uncond?, uncondRows, noise?, stepNoise?, seeds, imageIndices, batchSize}
+// onStep events all arrive before the promise settles; the token stops the loop before its next step.
 Napi::Value SdImg2Img(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  Args args(info, "sdImg2Img");
   PipelinePtr sd = pipeline_of(info[0]);
-  if (!info[1].IsObject()) throw_type(env, "sdImg2Img: job must be an object");
-  Napi::Object o = info[1].As<Napi::Object>();
-  auto st = std::make_shared<Img2ImgState>(env);
-  st->sd = sd;
-  Img2ImgJob& j = st->job;
-  j.plan = guarded(env, [&] { return plan_of(o.Get("plan").As<Napi::Object>()); });
+  Napi::Object o = args.object(1, "job");
+  auto job = std::make_shared<Img2ImgJob>();
+  Img2ImgJob& j = *job;
+  j.plan = guarded(env, "sdImg2Img", [&] { return plan_of(o.Get("plan").As<Napi::Object>()); });
   j.guidance = static_cast<float>(attr_number(o, "guidance", 1.0));
   j.count = static_cast<std::int64_t>(attr_number(o, "count", 0));
   j.channels = static_cast<std::int64_t>(attr_number(o, "channels", 4));
@@ -424,12 +260,10 @@ Napi::Value SdImg2Img(const Napi::CallbackInfo& info) {
   j.dim = static_cast<std::int64_t>(attr_number(o, "dim", 0));
   j.batch_size = static_cast<std::int64_t>(attr_number(o, "batchSize", 1));
   const std::int64_t n = j.count * j.channels * j.height * j.width;
+  std::vector<Napi::Value> keep;
   auto take = [&](const char* key, std::int64_t expected) -> const float* {
-    auto a = attr_typed_array<Napi::Float32Array>(o, key, napi_float32_array, "Float32Array");
-    if (static_cast<std::int64_t>(a.ElementLength()) != expected)
-      throw Napi::RangeError::New(env, std::string(key) + " has " + std::to_string(a.ElementLength()) +
-                                           " elements, expected " + std::to_string(expected));
-    st->refs.push_back(Napi::Persistent(a.As<Napi::Object>()));
+    auto a = attr_array<Napi::Float32Array>(o, key, static_cast<std::size_t>(expected));
+    keep.push_back(a);
     return a.Data();
   };
   j.z = take("z", n);
@@ -442,34 +276,50 @@ Napi::Value SdImg2Img(const Napi::CallbackInfo& info) {
   if (has(o, "stepNoise")) j.step_noise = take("stepNoise", static_cast<std::int64_t>(j.plan.steps.size()) * n);
   j.keys = keys_of(o.Get("seeds"), o.Get("imageIndices"), j.count);
   auto out = Napi::Float32Array::New(env, static_cast<std::size_t>(n));
-  st->out_ref = Napi::Persistent(out.As<Napi::Object>());
+  keep.push_back(out);
   j.out = out.Data();
-
-  st->report_steps = info.Length() > 2 && info[2].IsFunction();
-  Napi::Function cb = st->report_steps
-                          ? info[2].As<Napi::Function>()
-                          : Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return i.Env().Undefined(); });
-  auto* holder = new std::shared_ptr<Img2ImgState>(st);
-  st->tsfn = Napi::ThreadSafeFunction::New(env, cb, "brainlatent.img2img", 0, 1,
-                                           [](Napi::Env e, std::shared_ptr<Img2ImgState>* h) { settle(e, h); }, holder);
-  auto* worker = new Img2ImgWorker(env, st);
-  worker->Queue();
-
-  Napi::Object result = Napi::Object::New(env);
-  result.Set("promise", st->deferred.Promise());
-  std::shared_ptr<std::atomic<bool>> flag = st->cancel;
-  result.Set("cancel", Napi::Function::New(env, [flag](const Napi::CallbackInfo& i) {
-               flag->store(true);
-               return i.Env().Undefined();
-             }));
-  return result;
+  auto out_ref = std::make_shared<Napi::Reference<Napi::Float32Array>>(Napi::Persistent(out));
+  auto stats = std::make_shared<Img2ImgStats>();
+  return run_job(
+      env, "brainlatent.img2img",
+      [sd, job, stats](JobContext& ctx) {
+        if (ctx.reports_progress())  // only when JS passed onStep: no thread hop per step otherwise
+          job->on_step = [&ctx](const StepProgress& p) {
+            ctx.post([p](Napi::Env e) -> std::vector<napi_value> {
+              Napi::Object so = Napi::Object::New(e);
+              so.Set("step", p.step);
+              so.Set("total", p.total);
+              so.Set("batchFirst", Napi::Number::New(e, static_cast<double>(p.batch_first)));
+              so.Set("batchImages", Napi::Number::New(e, static_cast<double>(p.batch_images)));
+              so.Set("timestep", p.timestep);
+              so.Set("unetSeconds", p.unet_seconds);
+              return {so};
+            });
+          };
+        job->cancel = ctx.cancel_flag();
+        *stats = sd->img2img(*job);
+      },
+      [out_ref, stats](Napi::Env e) -> Napi::Value {
+        Napi::Object r = Napi::Object::New(e);
+        r.Set("latents", out_ref->Value());
+        Napi::Object st = Napi::Object::New(e);
+        st.Set("loopSeconds", stats->loop_seconds);
+        st.Set("unetSeconds", stats->unet_seconds);
+        st.Set("updateSeconds", stats->update_seconds);
+        st.Set("unetCalls", Napi::Number::New(e, static_cast<double>(stats->unet_calls)));
+        st.Set("batches", Napi::Number::New(e, static_cast<double>(stats->batches)));
+        r.Set("stats", st);
+        out_ref->Reset();
+        return r;
+      },
+      {args.callback(2), args.cancel_token(3), std::move(keep)});
 }
 
 // sdPlan({schedule, scheduler, steps, strength, eta, img2imgRule}) -> the steps that will run
 Napi::Value SdPlan(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!info[0].IsObject()) throw_type(env, "sdPlan(options): options must be an object");
-  const SamplerPlan p = guarded(env, [&] { return plan_of(info[0].As<Napi::Object>()); });
+  Napi::Object options = Args(info, "sdPlan").object(0, "options");
+  const SamplerPlan p = guarded(env, "sdPlan", [&] { return plan_of(options); });
   Napi::Object o = Napi::Object::New(env);
   o.Set("scheduler", scheduler_kind_name(p.kind));
   o.Set("steps", p.num_inference_steps);
@@ -508,8 +358,11 @@ Napi::Value SdPlan(const Napi::CallbackInfo& info) {
 // sdAlphasCumprod(schedule, scheduler = 'ddim') -> Float64Array (the class's defaults fill absent keys)
 Napi::Value SdAlphasCumprod(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const SchedulerKind kind = parse_scheduler_kind(info.Length() > 1 && info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "ddim");
-  const auto ac = guarded(env, [&] { return alphas_cumprod(resolve_schedule(schedule_of(info[0].As<Napi::Object>()), kind)); });
+  Napi::Object schedule = Args(info, "sdAlphasCumprod").object(0, "schedule");
+  const std::string scheduler = info.Length() > 1 && info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "ddim";
+  const auto ac = guarded(env, "sdAlphasCumprod", [&] {
+    return alphas_cumprod(resolve_schedule(schedule_of(schedule), parse_scheduler_kind(scheduler)));
+  });
   auto arr = Napi::Float64Array::New(env, ac.size());
   std::copy(ac.begin(), ac.end(), arr.Data());
   return arr;
@@ -522,54 +375,10 @@ Napi::Value PhiloxNormal(const Napi::CallbackInfo& info) {
                      static_cast<std::uint64_t>(info[1].As<Napi::Number>().DoubleValue())};
   const auto stream = static_cast<std::uint32_t>(info[2].As<Napi::Number>().Int64Value());
   const auto first = static_cast<std::uint64_t>(info[3].As<Napi::Number>().DoubleValue());
-  const auto count = static_cast<std::size_t>(int_of(info[4], "count"));
+  const auto count = static_cast<std::size_t>(Args(info, "philoxNormal").count(4, "count"));
   auto arr = Napi::Float32Array::New(env, count);
   philox_normal_fill(key, stream, first, arr.Data(), count);
   return arr;
-}
-
-// sdFusedStepProbe(elementsPerImage, images, groups, scheduler) -> {step(), update()} for micro-benchmarks:
-// step() runs one fused pass over preallocated buffers; update() builds one 50-step plan.
-Napi::Value SdFusedStepProbe(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  struct Probe {
-    std::vector<float> x, eps, in;
-    std::vector<std::vector<float>> hist;
-    std::vector<NoiseKey> keys;
-    FusedBatch b;
-    StepProgram k;
-    SchedulerKind kind;
-  };
-  auto p = std::make_shared<Probe>();
-  const std::int64_t n = int_of(info[0], "elementsPerImage"), B = int_of(info[1], "images");
-  const int G = static_cast<int>(int_of(info[2], "groups"));
-  p->kind = guarded(env, [&] { return parse_scheduler_kind(info[3].As<Napi::String>().Utf8Value()); });
-  const SamplerPlan plan0 = guarded(env, [&] { return make_sampler_plan(sd15_schedule(), p->kind, 50, 1.0); });
-  p->x.assign(static_cast<std::size_t>(B * n), 0.5f);
-  p->hist.assign(static_cast<std::size_t>(plan0.history), std::vector<float>(p->x.size(), 0.1f));
-  p->eps.assign(static_cast<std::size_t>(G * B * n), 0.2f);
-  p->in.assign(p->eps.size(), 0.f);
-  for (std::int64_t i = 0; i < B; ++i) p->keys.push_back({1, static_cast<std::uint64_t>(i)});
-  p->b.images = B;
-  p->b.per_image = n;
-  p->b.groups = G;
-  p->b.guidance = 5.0;
-  p->b.x = p->x.data();
-  for (std::size_t h = 0; h < p->hist.size(); ++h) p->b.history[h] = p->hist[h].data();
-  p->b.eps = p->eps.data();
-  p->b.unet_in = p->in.data();
-  p->b.keys = p->keys.data();
-  p->k = plan0.steps[plan0.steps.size() / 2].program;
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("step", Napi::Function::New(env, [p](const Napi::CallbackInfo& i) {
-          fused_step_cpu(p->k, p->b);
-          return i.Env().Undefined();
-        }));
-  o.Set("update", Napi::Function::New(env, [p](const Napi::CallbackInfo& i) {
-          const SamplerPlan plan = make_sampler_plan(sd15_schedule(), p->kind, 50, 1.0);
-          return Napi::Number::New(i.Env(), static_cast<double>(plan.steps.size()));
-        }));
-  return o;
 }
 
 }  // namespace
@@ -585,7 +394,6 @@ void init_sampler(Napi::Env env, Napi::Object exports) {
   exports.Set("sdPlan", Napi::Function::New(env, SdPlan, "sdPlan"));
   exports.Set("sdAlphasCumprod", Napi::Function::New(env, SdAlphasCumprod, "sdAlphasCumprod"));
   exports.Set("philoxNormal", Napi::Function::New(env, PhiloxNormal, "philoxNormal"));
-  exports.Set("sdFusedStepProbe", Napi::Function::New(env, SdFusedStepProbe, "sdFusedStepProbe"));
 }
 
 }  // namespace brainlatent::addon

@@ -3,7 +3,7 @@
 #include <napi.h>
 
 #include "brainlatent/ort_runtime.h"
-#include "convert.h"
+#include "kit.h"
 
 namespace brainlatent::addon {
 

@@ -104,7 +104,7 @@ describe('encode on the miniature NSD', () => {
       const j = col.get(v.x + X * (v.y + Y * v.z))!;
       const gz = b.bandWeights.data[j * 2];
       total++;
-      right += v.space === 'latent' ? gz > 0.5 : gz < 0.5;
+      right += Number(v.space === 'latent' ? gz > 0.5 : gz < 0.5);
     }
     expect(right / total).toBeGreaterThan(0.85);
     const early = world.truth.voxels.filter((v) => v.space === 'latent').map((v) => col.get(v.x + X * (v.y + Y * v.z))!);

@@ -13,7 +13,7 @@ import { computeFeatures, type FeatureTable, type ImageSource } from '../../ts/e
 import { exposeUnetLayers, listUnetLayers } from '../../ts/encoding/unetLayers.js';
 import { Diffusion } from '../../ts/sd/Diffusion.js';
 import { writeSdFixture } from '../../ts/sd/fixture.js';
-import { samplerBinding } from '../../ts/sd/native.js';
+import { nativeSync } from '../../ts/native/call.js';
 import { philoxNormal } from '../../ts/sd/philox.js';
 
 let tmp = '';
@@ -75,7 +75,7 @@ describe('U-Net features on the engine', () => {
     const byName = new Map<string, FeatureTable>(tables.map((t) => [t.name, t]));
     const z = byName.get('z')!.x, c = byName.get('c')!.x;
     const diffusion = await Diffusion.load(model, { components: ['vae_encoder'] });
-    const alphas = samplerBinding().sdAlphasCumprod(diffusion.schedule);
+    const alphas = nativeSync((b) => b.sdAlphasCumprod(diffusion.schedule));
     diffusion.dispose();
     const exposed = await exposeUnetLayers(model, layers, join(tmp, 'exposed'));
     const session = await ort.InferenceSession.create(exposed.path, { intraOpNumThreads: 1 });

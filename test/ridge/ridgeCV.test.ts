@@ -5,7 +5,9 @@ import path from 'node:path';
 
 import { describe, expect, it } from 'vitest';
 
-import { CancelledError, InvalidArgumentError, NonFiniteError, ShapeError } from '../../ts/errors.js';
+import { CancelledError, FormatError, InvalidArgumentError, NonFiniteError, OutOfMemoryError, ShapeError } from '../../ts/errors.js';
+import { writeSafetensors } from '../../ts/io/safetensors.js';
+import { setThreads } from '../../ts/ridge/RidgeCV.js';
 import { RidgeCV } from '../../ts/ridge/RidgeCV.js';
 import { RidgeModel } from '../../ts/ridge/RidgeModel.js';
 import { writeNpy } from '../../ts/io/npy.js';
@@ -66,8 +68,8 @@ describe('RidgeCV against a float64 reference', () => {
     const m = await new RidgeCV({ alphas: ALPHAS, folds: 3, groups }).fit(x, y);
     expect(m.settings.foldKind).toBe('groups');
     // Brute force with the same grouping (whole groups, contiguous runs in order of appearance).
-    const native = (await import('../../ts/native/binding.js')).binding();
-    const folds = native.groupFolds(Int32Array.from(groups), 3);
+    const { nativeSync } = await import('../../ts/native/call.js');
+    const folds = nativeSync((b) => b.groupFolds(Int32Array.from(groups), 3));
     for (let i = 0; i < 60; i++) for (let j = 0; j < 60; j++) if (groups[i] === groups[j]) expect(folds[i]).toBe(folds[j]);
     const ref = refCv(x.data, y.data, 60, 8, 4, ALPHAS, folds, 3);
     for (let i = 0; i < ref.cv.length; i++) expect(Math.abs(m.cvScores.data[i] - ref.cv[i])).toBeLessThan(2e-4);
@@ -247,5 +249,197 @@ describe('RidgeCV runs off the JS thread', () => {
     const aborted = new AbortController();
     aborted.abort();
     await expect(new RidgeCV().fit(x, y, { signal: aborted.signal })).rejects.toThrow(CancelledError);
+  });
+});
+
+describe('RidgeCV options are validated once, by name', () => {
+  it.each([
+    ['memoryBudget NaN', { memoryBudget: NaN }, /memoryBudget: expected a finite number > 0, got NaN/],
+    ['memoryBudget 0', { memoryBudget: 0 }, /memoryBudget: expected a finite number > 0, got 0/],
+    ['memoryBudget -1', { memoryBudget: -1 }, /memoryBudget/],
+    ['targetBatch 1.5', { targetBatch: 1.5 }, /targetBatch: expected an integer >= 1, got 1.5/],
+    ['targetBatch Infinity', { targetBatch: Infinity }, /targetBatch/],
+    ['folds 2.5', { folds: 2.5 }, /folds: expected an integer >= 2, got 2.5/],
+    ['foldIndex fractional', { foldIndex: [0, 1, 0.5] }, /foldIndex: expected integers >= 0, got 0.5 at position 2/],
+    ['groups fractional', { groups: [1, 2.5] }, /groups: expected 32-bit integer labels, got 2.5 at position 1/],
+    ['score', { score: 'mse' as 'r2' }, /score: expected 'r2', 'pearson', got 'mse'/],
+    ['solver', { solver: 'fastest' as 'exact-kernel' }, /solver: expected 'per-fold-primal'/],
+    ['alphas not an array', { alphas: 5 as unknown as number[] }, /alphas: expected an array of numbers/],
+  ])('%s', (_label, options, msg) => {
+    expect(() => new RidgeCV(options)).toThrow(InvalidArgumentError);
+    expect(() => new RidgeCV(options)).toThrow(msg);
+  });
+  it('setThreads refuses negative and fractional counts', () => {
+    expect(() => setThreads(-1)).toThrow(/setThreads threads: expected an integer >= 0, got -1/);
+    expect(() => setThreads(1.5)).toThrow(InvalidArgumentError);
+  });
+  it('the alpha grid is copied at construction: changing the caller\'s array later changes nothing', async () => {
+    const alphas = [1, 10, 100];
+    const ridge = new RidgeCV({ alphas });
+    alphas[0] = -5;
+    const { x, y } = planted(30, 4, 2, 3);
+    const m = await ridge.fit(x, y);
+    expect(m.settings.alphas).toEqual([1, 10, 100]);
+  });
+});
+
+describe('RidgeCV routes by name', () => {
+  it('every route of the engine gives the brute-force CV scores', async () => {
+    const { x, y } = planted(48, 20, 4, 17);
+    const folds = Array.from({ length: 48 }, (_, i) => Math.floor(i / 12));
+    const ref = refCv(x.data, y.data, 48, 20, 4, ALPHAS, folds, 4);
+    for (const solver of ['per-fold-primal', 'per-fold-kernel', 'exact-primal', 'exact-kernel'] as const) {
+      const m = await new RidgeCV({ alphas: ALPHAS, folds: 4, solver, eigPrecision: 'float64' }).fit(x, y);
+      expect(m.info?.solver).toBe(solver);
+      expect(m.info?.backend).toBe('cpu');
+      for (let i = 0; i < ref.cv.length; i++) expect(Math.abs(m.cvScores.data[i] - ref.cv[i])).toBeLessThan(2e-4);
+    }
+  });
+});
+
+describe('RidgeCV memory budget', () => {
+  it('refuses a budget below the fixed footprint, naming it; stays within one above it', async () => {
+    const { x, y } = planted(200, 150, 300, 5);
+    await expect(new RidgeCV({ alphas: [1, 10], memoryBudget: 50_000 }).fit(x, y)).rejects.toThrow(OutOfMemoryError);
+    await expect(new RidgeCV({ alphas: [1, 10], memoryBudget: 50_000 }).fit(x, y)).rejects.toThrow(/below this fit's fixed footprint of/);
+    const whole = await new RidgeCV({ alphas: [1, 10] }).fit(x, y);
+    const info = whole.info!;
+    const budget = info.fixedBytes + (info.batchBytes / info.targetBatch) * 40;
+    const tight = await new RidgeCV({ alphas: [1, 10], memoryBudget: budget }).fit(x, y);
+    expect(tight.info!.nBatches).toBeGreaterThan(1);
+    expect(tight.info!.peakBytes).toBeLessThanOrEqual(budget);
+    expect(tight.bestAlphas).toEqual(whole.bestAlphas);
+  });
+});
+
+describe('RidgeCV outputs are finite or the fit fails', () => {
+  it('an overflowing fit (X around 1e30) is a NonFiniteError, not a NaN model', async () => {
+    const { x, y } = planted(40, 5, 3, 8);
+    const big = { ...x, data: x.data.map((v) => v * 1e30) };
+    await expect(new RidgeCV({ alphas: [1, 10] }).fit(big, y)).rejects.toThrow(NonFiniteError);
+    await expect(new RidgeCV({ alphas: [1, 10] }).fit(big, y)).rejects.toThrow(/overflowed float32/);
+  });
+  it('Y around 1e38 (finite in float32, not its products) is a NonFiniteError too', async () => {
+    const { x, y } = planted(40, 5, 3, 8);
+    // Positive X and Y near float32's limit, no centring: XᵀY is ≥ 40 × 5e37, past 3.4e38.
+    const px = { ...x, data: x.data.map((v) => Math.abs(v) + 1) };
+    const big = { ...y, data: y.data.map((v) => Math.min(3e38, (Math.abs(v) + 1) * 5e37)) };
+    await expect(new RidgeCV({ alphas: [1, 10], fitIntercept: false }).fit(px, big)).rejects.toThrow(NonFiniteError);
+    await expect(new RidgeCV({ alphas: [1, 10], fitIntercept: false }).fit(px, big)).rejects.toThrow(/not finite .* overflowed/);
+  });
+});
+
+describe('RidgeCV progress and cancellation', () => {
+  it('a small fit delivers every progress event before it resolves', async () => {
+    const { x, y } = planted(50, 6, 4, 2);
+    for (let run = 0; run < 5; run++) {
+      const events: string[] = [];
+      let resolved = false;
+      let late = 0;
+      const m = await new RidgeCV({ alphas: [1, 10] }).fit(x, y, {
+        onProgress: (p) => {
+          if (resolved) late++;
+          events.push(p.stage);
+        },
+      });
+      resolved = true;
+      await new Promise((r) => setTimeout(r, 20));
+      expect(m.nTargets).toBe(4);
+      expect(late).toBe(0);
+      expect(events[0]).toBe('prepare');
+      expect(events[events.length - 1]).toBe('done');
+    }
+  });
+
+  it('an abort stops a long fit within its current large operation, not at the next target batch', async () => {
+    // One target batch and several seconds of decompositions: a batch-level check would let it finish.
+    const { x, y } = planted(1500, 1200, 16, 4);
+    for (const solver of ['per-fold-primal', 'exact-kernel'] as const) {
+      const ac = new AbortController();
+      const seen: { fraction: number; stage: string }[] = [];
+      const fit = new RidgeCV({ alphas: [1, 10, 100], solver }).fit(x, y, {
+        signal: ac.signal,
+        onProgress: (p) => {
+          seen.push(p);
+          if (p.fraction > 0 && !ac.signal.aborted) ac.abort();
+        },
+      });
+      await expect(fit).rejects.toThrow(CancelledError);
+      const last = seen[seen.length - 1];
+      expect(last.fraction).toBeLessThan(0.3);
+      expect(['prepare', 'decompose']).toContain(last.stage);
+    }
+  });
+});
+
+describe('RidgeModel.predict: checked inputs, empty inputs, async', () => {
+  it('NaN in X is a NonFiniteError naming the first bad position', async () => {
+    const { x, y } = planted(30, 4, 2, 1);
+    const m = await new RidgeCV({ alphas: [1] }).fit(x, y);
+    const bad = { ...x, data: Float32Array.from(x.data) };
+    bad.data[4 * 7 + 2] = NaN;
+    expect(() => m.predict(bad)).toThrow(NonFiniteError);
+    expect(() => m.predict(bad, { label: 'x.npy: X' })).toThrow(/x.npy: X contains NaN at row 7, column 2/);
+    await expect(m.predictAsync(bad)).rejects.toThrow(/row 7, column 2/);
+  });
+
+  it('X with 0 rows predicts an empty matrix, sync and async', async () => {
+    const { x, y } = planted(30, 4, 3, 1);
+    const m = await new RidgeCV({ alphas: [1] }).fit(x, y);
+    const empty = { data: new Float32Array(0), rows: 0, cols: 4 };
+    const p = m.predict(empty);
+    expect(p.rows).toBe(0);
+    expect(p.cols).toBe(3);
+    expect(p.data.length).toBe(0);
+    expect(p.data.buffer.byteLength).toBe(0);
+    const q = await m.predictAsync(empty);
+    expect(q.data.length).toBe(0);
+  });
+
+  it('a model file with NaN coefficients or an all-zero x_scale is refused at load, naming the tensor', async () => {
+    const { x, y } = planted(30, 4, 2, 1);
+    const m = await new RidgeCV({ alphas: [1] }).fit(x, y);
+    const dir = mkdtempSync(path.join(tmpdir(), 'bl-badmodel-'));
+    await m.save(path.join(dir, 'ok.safetensors'));
+    const f = await import('../../ts/io/safetensors.js').then((mod) => mod.readSafetensors(path.join(dir, 'ok.safetensors')));
+    const write = async (name: string, patch: (t: Record<string, Float32Array>) => void) => {
+      const tensors: Record<string, { data: Float32Array; shape: number[] }> = {};
+      const data: Record<string, Float32Array> = {};
+      for (const [k, t] of Object.entries(f.tensors)) data[k] = Float32Array.from(t.data as Float32Array);
+      patch(data);
+      for (const [k, t] of Object.entries(f.tensors)) tensors[k] = { data: data[k], shape: t.shape };
+      await writeSafetensors(path.join(dir, name), tensors, f.metadata);
+      return path.join(dir, name);
+    };
+    const nanCoef = await write('nan.safetensors', (t) => (t.coef[5] = NaN));
+    await expect(RidgeModel.load(nanCoef)).rejects.toThrow(FormatError);
+    await expect(RidgeModel.load(nanCoef)).rejects.toThrow(/tensor 'coef' holds NaN at index 5/);
+    const zeroScale = await write('zero.safetensors', (t) => t.x_scale.fill(0));
+    await expect(RidgeModel.load(zeroScale)).rejects.toThrow(/tensor 'x_scale' is 0 at index 0/);
+  });
+
+  it('predictAsync gives predict()\'s result and keeps the event loop running', async () => {
+    const { x, y } = planted(60, 400, 3, 6);
+    const m0 = await new RidgeCV({ alphas: [10] }).fit(x, y);
+    // A wide model: 2,000 × 400 inputs through 400 × 8,000 coefficients (6.4 GFLOP).
+    const t = 8000;
+    const coef = new Float32Array(400 * t).map((_, i) => ((i * 2654435761) % 1000) / 1000 - 0.5);
+    const model = new RidgeModel({ ...m0, coef: { data: coef, rows: 400, cols: t }, intercept: new Float32Array(t), bestAlphas: new Float32Array(t), bestScores: new Float32Array(t), cvScores: { data: new Float32Array(t), rows: 1, cols: t }, settings: m0.settings });
+    const big = { data: new Float32Array(2000 * 400).map((_, i) => ((i * 40503) % 997) / 997 - 0.5), rows: 2000, cols: 400 };
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 1);
+    const asyncResult = await model.predictAsync(big);
+    const asyncTicks = ticks;
+    ticks = 0;
+    const syncResult = model.predict(big);
+    const syncTicks = ticks;
+    clearInterval(timer);
+    // (compared by a loop: toEqual on 16M elements is slow)
+    let same = asyncResult.data.length === syncResult.data.length;
+    for (let i = 0; same && i < syncResult.data.length; i++) same = asyncResult.data[i] === syncResult.data[i];
+    expect(same).toBe(true);
+    // The synchronous call holds the event loop for its whole length; the async one does not.
+    expect(syncTicks).toBe(0);
+    expect(asyncTicks).toBeGreaterThan(3);
   });
 });

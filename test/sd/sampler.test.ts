@@ -3,17 +3,17 @@ import { describe, expect, it } from 'vitest';
 
 import { ClipTokenizer } from '../../ts/sd/clipTokenizer.js';
 import { fixtureTokenizer } from '../../ts/sd/fixture.js';
-import { samplerBinding } from '../../ts/sd/native.js';
+import { nativeSync } from '../../ts/native/call.js';
 import { philox4x32, philoxNormal } from '../../ts/sd/philox.js';
 import { SD1_SCHEDULE, scheduleFromJson } from '../../ts/sd/schedulerConfig.js';
 
 const LEADING = { ...SD1_SCHEDULE, timestepSpacing: 'leading' as const };
 const plan = (scheduler: string, steps: number, strength: number, img2imgRule = 'diffusers') =>
-  samplerBinding().sdPlan({ schedule: LEADING, scheduler, steps, strength, eta: 0, img2imgRule });
+  nativeSync((b) => b.sdPlan({ schedule: LEADING, scheduler, steps, strength, eta: 0, img2imgRule }));
 
 describe('scheduler plans', () => {
   it('matches the SD 1.x alphas_cumprod reference values', () => {
-    const ac = samplerBinding().sdAlphasCumprod(SD1_SCHEDULE);
+    const ac = nativeSync((b) => b.sdAlphasCumprod(SD1_SCHEDULE));
     const ref: [number, number][] = [[0, 0.99915], [261, 0.655669], [501, 0.274999], [781, 0.043456], [999, 0.0046601]];
     for (const [t, a] of ref) expect(Math.abs(ac[t] - a)).toBeLessThan(1e-6 + 5e-6 * a);
   });
@@ -48,7 +48,7 @@ describe('scheduler plans', () => {
     expect(s.timestepSpacing).toBe('trailing');
     expect(s.stepsOffset).toBeUndefined();
     // DDIMScheduler's own defaults: steps_offset 0 → trailing 999, …; set_alpha_to_one true
-    const p = samplerBinding().sdPlan({ schedule: s, scheduler: 'ddim', steps: 4, strength: 1, eta: 0, img2imgRule: 'diffusers' });
+    const p = nativeSync((b) => b.sdPlan({ schedule: s, scheduler: 'ddim', steps: 4, strength: 1, eta: 0, img2imgRule: 'diffusers' }));
     expect(p.timesteps).toEqual([999, 749, 499, 249]);
     expect(() => scheduleFromJson({ timestep_spacing: 'karras' })).toThrow(/timestep_spacing is "karras"/);
   });
@@ -68,7 +68,7 @@ describe('Philox noise', () => {
       [2 ** 40 + 3, 7, 5, 3, 61],
       [0, 2 ** 33, 0xffffffff, 1001, 10],
     ]) {
-      const a = samplerBinding().philoxNormal(seed, index, stream, first, count);
+      const a = nativeSync((b) => b.philoxNormal(seed, index, stream, first, count));
       const b = philoxNormal(seed, index, stream, first, count);
       expect(Array.from(b)).toEqual(Array.from(a));
     }

@@ -12,7 +12,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { binding, packageRoot } from '../native/binding.js';
+import { packageRoot } from '../native/binding.js';
+import { nativeSync } from '../native/call.js';
 import { appendBenchRecord } from './benchRecord.js';
 import { plantedData, writeBenchData, type RidgeBenchShape } from './ridgeData.js';
 
@@ -29,7 +30,7 @@ function ours(dir: string): Run {
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
-  const native = binding();
+  const native = nativeSync((b) => b);
   const peak = native.sgemmGflops(2048, 3);
   const log = (l: string) => console.log(l);
   log(`SGEMM peak ${peak.toFixed(0)} GFLOP/s; BLAS ${native.buildInfo().blas}; threads ${native.getThreads()}`);

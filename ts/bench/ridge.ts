@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { binding, packageRoot } from '../native/binding.js';
+import { packageRoot } from '../native/binding.js';
+import { nativeSync } from '../native/call.js';
 import { appendBenchRecord } from './benchRecord.js';
 import { plantedData, writeBenchData, type RidgeBenchShape } from './ridgeData.js';
 
@@ -36,7 +37,7 @@ export async function runRidgeBench(opts: RidgeBenchOptions = {}): Promise<unkno
   const nAlphas = opts.alphas ?? 10, folds = opts.folds ?? 5;
   const python = opts.python ?? '/usr/bin/python3';
   const shapes = RIDGE_SHAPES.filter((s) => !opts.shapes || opts.shapes.includes(s.name));
-  const native = binding();
+  const native = nativeSync((b) => b);
   const peak = native.sgemmGflops(4096, 3);
   log(`machine SGEMM peak (4096³, best of 3): ${peak.toFixed(0)} GFLOP/s; BLAS: ${native.buildInfo().blas}; threads ${native.getThreads()}`);
   const here = path.dirname(fileURLToPath(import.meta.url));

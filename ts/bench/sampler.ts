@@ -14,7 +14,7 @@ import { onnxruntimeNode } from '../native/onnxruntimeNode.js';
 
 import { Diffusion, type SchedulerName } from '../sd/Diffusion.js';
 import { writeSdFixture } from '../sd/fixture.js';
-import { samplerBinding } from '../sd/native.js';
+import { nativeSync } from '../native/call.js';
 import { referenceImg2Img } from '../sd/referenceLoop.js';
 import type { Tensor } from '../sd/tensor.js';
 import { appendBenchRecord } from './benchRecord.js';
@@ -112,7 +112,7 @@ export async function runSamplerBench(options: { threads?: number; repeats?: num
       sd.dispose();
       await unet.release();
     }
-    const b = samplerBinding();
+    const b = nativeSync((n) => n);
     const probe = b.sdFusedStepProbe(4 * 64 * 64, 1, 2, 'ddim');
     const dpm = b.sdFusedStepProbe(4 * 64 * 64, 1, 2, 'dpmpp2m');
     const micro = [

@@ -21,7 +21,7 @@ import { buildDemoWorld } from '../demo/world.js';
 import { InvalidArgumentError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomicWrite.js';
 import { Diffusion } from '../sd/Diffusion.js';
-import { samplerBinding } from '../sd/native.js';
+import { nativeSync } from '../native/call.js';
 import { SCHEDULERS, type SchedulerName } from '../sd/schedulerConfig.js';
 import type { ScheduleConfig } from '../native/samplerTypes.js';
 import type { Tensor } from '../sd/tensor.js';
@@ -170,7 +170,7 @@ export async function runSamplersBench(o: SamplersBenchOptions = {}): Promise<Sa
     const base = { strength: 1, guidance: 1, seeds: 1 };
     try {
       // the start every run shares: x at t = 999 is σ(999)·n in σ-space
-      const ac = samplerBinding().sdAlphasCumprod(schedule, 'ddim');
+      const ac = nativeSync((b) => b.sdAlphasCumprod(schedule, 'ddim'));
       const sigmaMax = Math.sqrt((1 - ac[999]) / ac[999]);
       const sigma0 = Math.sqrt((1 - ac[0]) / ac[0]);
       if (mix) log(`mixture: ${mix.K} components of dimension ${d}, s = ${mix.s}, β = ${mix.beta}; σ from ${sigmaMax.toFixed(3)} to ${sigma0.toFixed(4)}`);
@@ -271,7 +271,7 @@ export async function runSamplersBench(o: SamplersBenchOptions = {}): Promise<Sa
       log(`measured order (vs the exact ODE between the same noise levels; vs the converged solution): ${Object.entries(order).map(([k, v]) => `${k} ${v.vsExact?.toFixed(2) ?? '—'}/${v.vsConverged?.toFixed(2) ?? '—'}`).join(', ')}`);
       if (o.micro !== false) {
         for (const s of schedulers) {
-          const probe = samplerBinding().sdFusedStepProbe(4 * 64 * 64, 1, 2, s);
+          const probe = nativeSync((b) => b.sdFusedStepProbe(4 * 64 * 64, 1, 2, s));
           const m = await microBench(s, () => probe.step());
           micro.push({ scheduler: s, ...m });
         }

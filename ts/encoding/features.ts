@@ -4,7 +4,7 @@ import type { RgbImage } from '../io/resize.js';
 import type { Matrix } from '../matrix.js';
 import { Diffusion, type SdComponent } from '../sd/Diffusion.js';
 import { OnnxModel, unetFeatures } from '../sd/OnnxModel.js';
-import { samplerBinding } from '../sd/native.js';
+import { nativeSync } from '../native/call.js';
 import { readScheduleConfig } from '../sd/schedulerConfig.js';
 import { philoxNormal } from '../sd/philox.js';
 import type { Tensor } from '../sd/tensor.js';
@@ -144,7 +144,8 @@ export async function unetLayerFeatures(
 ): Promise<FeatureTable[]> {
   const batch = opts.batch ?? 8;
   const exposed = await exposeUnetLayers(modelDir, spec.layers);
-  const alphas = samplerBinding().sdAlphasCumprod(await readScheduleConfig(modelDir));
+  const schedule = await readScheduleConfig(modelDir);
+  const alphas = nativeSync((b) => b.sdAlphasCumprod(schedule));
   const model = await OnnxModel.load(exposed.path);
   const n = e.ids.length;
   const tables = new Map<string, Matrix>();

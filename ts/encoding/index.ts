@@ -1,9 +1,11 @@
 /** Public surface of the encoding models (for ts/index.ts). */
 export { encode, encodeResult, encodeStages, alignFeatures, encodeExtractOptions } from './encode.js';
 export type { EncodeConfig, EncodeConfigInput, EncodeOptions, EncodeProgress, EncodeResult, FeatureSetResult, BandedResult } from './encode.js';
-export { BandedRidgeCV, dirichletGammas, concatSpaces } from './BandedRidgeCV.js';
-export type { BandedRidgeCVOptions, FeatureSpaces } from './BandedRidgeCV.js';
-export { BandedRidgeModel } from './BandedRidgeModel.js';
+export { BandedRidgeCV, dirichletGammas } from '../ridge/BandedRidgeCV.js';
+export type { BandedRidgeCVOptions } from '../ridge/BandedRidgeCV.js';
+export { concatSpaces } from '../ridge/featureSpaces.js';
+export type { FeatureSpaces } from '../ridge/featureSpaces.js';
+export { BandedRidgeModel } from '../ridge/BandedRidgeModel.js';
 export { partitionVariance, PARTITION_CONVENTION } from './variancePartition.js';
 export type { VariancePartition } from './variancePartition.js';
 export { computeFeatures, readFeatureFile, featureSetNames } from './features.js';

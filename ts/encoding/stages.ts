@@ -29,7 +29,7 @@ import { NsdStimuli } from '../nsd/stimuli.js';
 import type { StageDef, StageResult, StageRunContext } from '../pipeline/stageRunner.js';
 import { RidgeCV } from '../ridge/RidgeCV.js';
 import { Diffusion } from '../sd/Diffusion.js';
-import { BandedRidgeCV } from './BandedRidgeCV.js';
+import { BandedRidgeCV } from '../ridge/BandedRidgeCV.js';
 import { describeFeatures, embedImages, readFeatureFile, unetLayerFeatures, zcFeatures, type Embeddings, type FeatureTable } from './features.js';
 import { columnPearson, columnR2, mean } from './metrics.js';
 import { mapFile, type EncodingSummary, type MapRecord } from './mapFiles.js';

@@ -1,8 +1,8 @@
 import { InvalidArgumentError } from '../errors.js';
 import type { Matrix } from '../matrix.js';
 import type { FitControl } from '../ridge/RidgeCV.js';
-import { BandedRidgeCV, type BandedRidgeCVOptions } from './BandedRidgeCV.js';
-import type { BandedRidgeModel } from './BandedRidgeModel.js';
+import { BandedRidgeCV, type BandedRidgeCVOptions } from '../ridge/BandedRidgeCV.js';
+import type { BandedRidgeModel } from '../ridge/BandedRidgeModel.js';
 import { columnPearson, columnR2 } from './metrics.js';
 
 /**

@@ -6,20 +6,14 @@
  */
 import { ShapeError } from '../errors.js';
 import { assertMatrix, type Matrix } from '../matrix.js';
-import { binding } from '../native/binding.js';
-import { fromNative } from '../native/nativeError.js';
+import { nativeJob } from '../native/call.js';
 
 /** N × N Pearson correlations r[i·N + j] = corr(gt row i, rec row j), natively (float64 normalisation, one GEMM). */
 export async function correlationMatrix(gt: Matrix, rec: Matrix): Promise<Float32Array> {
   assertMatrix(gt, 'correlationMatrix: ground-truth features');
   assertMatrix(rec, 'correlationMatrix: reconstruction features');
   if (gt.cols !== rec.cols) throw new ShapeError(`correlationMatrix: features differ in width: ${gt.rows}×${gt.cols} vs ${rec.rows}×${rec.cols}`);
-  const stack = new Error().stack;
-  try {
-    return await binding().metricsCorrelation(gt.data, gt.rows, rec.data, rec.rows, gt.cols);
-  } catch (e) {
-    throw fromNative(e, stack);
-  }
+  return nativeJob('correlationMatrix', (b) => b.metricsCorrelation(gt.data, gt.rows, rec.data, rec.rows, gt.cols));
 }
 
 /** 2WI from a correlation matrix (rows: ground truth, columns: reconstructions). Per-reconstruction scores and their mean. */

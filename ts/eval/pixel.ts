@@ -3,8 +3,7 @@
  * the flattened RGB images) and SSIM (skimage structural_similarity on grayscale, Gaussian weights σ = 1.5,
  * population covariance, data_range 1). Both images are first resized to `size` (425 in BD and MindEye).
  */
-import { binding } from '../native/binding.js';
-import { fromNative } from '../native/nativeError.js';
+import { nativeJob } from '../native/call.js';
 import type { RgbImages } from '../sd/tensor.js';
 import { checkPair, resizeImages } from './images.js';
 
@@ -41,21 +40,11 @@ function prepare(gt: RgbImages, rec: RgbImages, what: string, size?: number): [R
 /** PixCorr per image pair. */
 export async function pixCorr(gt: RgbImages, rec: RgbImages, options: PixelMetricOptions = {}): Promise<PerImageMetric> {
   const [a, b] = prepare(gt, rec, 'pixCorr', options.size);
-  const stack = new Error().stack;
-  try {
-    return summarise(await binding().metricsPixcorr(a.data, b.data, a.count, a.height, a.width, 3));
-  } catch (e) {
-    throw fromNative(e, stack);
-  }
+  return summarise(await nativeJob('pixCorr', (n) => n.metricsPixcorr(a.data, b.data, a.count, a.height, a.width, 3)));
 }
 
 /** SSIM per image pair. */
 export async function ssim(gt: RgbImages, rec: RgbImages, options: PixelMetricOptions & { sigma?: number } = {}): Promise<PerImageMetric> {
   const [a, b] = prepare(gt, rec, 'ssim', options.size);
-  const stack = new Error().stack;
-  try {
-    return summarise(await binding().metricsSsim(a.data, b.data, a.count, a.height, a.width, 3, { sigma: options.sigma ?? 1.5 }));
-  } catch (e) {
-    throw fromNative(e, stack);
-  }
+  return summarise(await nativeJob('ssim', (n) => n.metricsSsim(a.data, b.data, a.count, a.height, a.width, 3, { sigma: options.sigma ?? 1.5 })));
 }

@@ -1,8 +1,11 @@
 /** What native/addon/addon_banded.cpp exports (hand-written, kept in step with it). */
-import type { CancelToken, NativeRidgeOptions } from './addonTypes.js';
+import type { CancelToken } from './engineTypes.js';
+import type { NativeMemoryInfo, NativeRidgeOptions } from './ridgeTypes.js';
 
 /** RidgeCV's options (less the CV method: banded ridge always scores per fold) plus the bands. */
-export interface NativeBandedOptions extends Omit<NativeRidgeOptions, 'cvMethod'> {
+export interface NativeBandedOptions extends Omit<NativeRidgeOptions, 'cvMethod' | 'solver'> {
+  /** 'per-fold-primal' or 'per-fold-kernel'; overrides route. */
+  solver?: 'per-fold-primal' | 'per-fold-kernel';
   /** Columns per band (consecutive blocks of X), as doubles. */
   bandSizes: Float64Array;
   /** Candidate γ rows (nGammas × nBands); absent: nIter Dirichlet draws. */
@@ -12,9 +15,11 @@ export interface NativeBandedOptions extends Omit<NativeRidgeOptions, 'cvMethod'
   seed: number;
 }
 
-export interface NativeBandedInfo {
+export interface NativeBandedInfo extends NativeMemoryInfo {
+  solver: 'per-fold-primal' | 'per-fold-kernel';
   route: 'primal' | 'kernel';
-  eigPrecision: 'float32' | 'float64';
+  eigPrecision: 'float32' | 'float64' | 'mixed';
+  backend: string;
   nGammas: number;
   targetBatch: number;
   nBatches: number;

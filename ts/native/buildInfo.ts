@@ -1,7 +1,8 @@
 import path from 'node:path';
 
-import type { NativeBuildInfo } from './addonTypes.js';
-import { binding, loadedAddonPath, packageRoot } from './binding.js';
+import { loadedAddonPath, packageRoot } from './binding.js';
+import { nativeSync } from './call.js';
+import type { NativeBuildInfo } from './engineTypes.js';
 
 export interface BuildInfo extends NativeBuildInfo {
   /** The addon file that was loaded. */
@@ -10,9 +11,9 @@ export interface BuildInfo extends NativeBuildInfo {
   origin: 'prebuilt' | 'source' | 'override';
 }
 
-/** What the native engine was built with: BLAS vendor, thread count, backends (and why CUDA is missing), and where it was loaded from. */
+/** What the native engine was built with: BLAS vendor, thread count, backends (and why the missing ones are missing), and where it was loaded from. */
 export function buildInfo(): BuildInfo {
-  const info = binding().buildInfo();
+  const info = nativeSync((b) => b.buildInfo());
   const addon = loadedAddonPath();
   const origin = process.env.BRAINLATENT_ADDON
     ? 'override'

@@ -1,14 +1,22 @@
 import {
+  BackendUnavailableError,
   BrainlatentError,
   CancelledError,
   InvalidArgumentError,
   NonFiniteError,
+  OutOfMemoryError,
   ShapeError,
 } from '../errors.js';
 
-/** Turns an error thrown by the addon into the named TS class for its code, keeping the caller's stack. */
+/**
+ * Turns an error thrown by the addon into the named TS class for its code (the engine's codes:
+ * ShapeMismatch, InvalidArgument, NonFinite, Cancelled, BackendUnavailable, OutOfMemory, and the
+ * rest as BrainlatentError with the code), keeping the caller's stack. Errors that are already
+ * brainlatent's pass through.
+ */
 export function fromNative(err: unknown, callerStack?: string): Error {
   if (!(err instanceof Error)) return new BrainlatentError(String(err));
+  if (err instanceof BrainlatentError) return err;
   const code = (err as Error & { code?: string }).code;
   let out: Error;
   switch (code) {
@@ -16,7 +24,11 @@ export function fromNative(err: unknown, callerStack?: string): Error {
     case 'InvalidArgument': out = new InvalidArgumentError(err.message); break;
     case 'NonFinite': out = new NonFiniteError(err.message); break;
     case 'Cancelled': out = new CancelledError(err.message); break;
-    case undefined: out = err instanceof RangeError ? new InvalidArgumentError(err.message) : err; break;
+    case 'BackendUnavailable': out = new BackendUnavailableError(err.message); break;
+    case 'OutOfMemory': out = new OutOfMemoryError(err.message); break;
+    case undefined:
+      out = err instanceof RangeError ? new InvalidArgumentError(err.message) : err;
+      break;
     default: out = new BrainlatentError(err.message, code);
   }
   if (callerStack && out !== err) out.stack = `${out.name}: ${out.message}\n${callerStack.split('\n').slice(1).join('\n')}`;

@@ -1,4 +1,5 @@
-/** Typings of the sampler part of the native addon (native/addon/addon_sampler.cpp). */
+/** Typings of the sampler part of the native addon (native/addon/addon_sampler.cpp, addon_onnx_model.cpp). */
+import type { CancelToken } from './engineTypes.js';
 
 export interface OrtRuntimeInfo {
   libraryPath: string;
@@ -179,15 +180,16 @@ export interface SamplerBinding {
     scaling: number,
     chunk: number,
   ): Promise<{ rgb: Uint8Array; height: number; width: number }>;
+  /** onStep events all arrive before the promise settles; cancelling the token stops the loop before its next step. */
   sdImg2Img(
     handle: SdHandle,
     job: NativeImg2ImgJob,
     onStep?: (p: NativeStepProgress) => void,
-  ): { promise: Promise<{ latents: Float32Array; stats: Img2ImgStats }>; cancel(): void };
+    cancel?: CancelToken,
+  ): Promise<{ latents: Float32Array; stats: Img2ImgStats }>;
   sdPlan(options: NativePlanOptions): SamplerPlanInfo;
   sdAlphasCumprod(schedule: ScheduleConfig, scheduler?: string): Float64Array;
   philoxNormal(seed: number, imageIndex: number, stream: number, first: number, count: number): Float32Array;
-  sdFusedStepProbe(elementsPerImage: number, images: number, groups: number, scheduler: string): { step(): void; update(): number };
 }
 
 /** An opaque native ONNX model handle (OnnxModel). */
@@ -218,9 +220,11 @@ export interface NativeOnnxInput {
 export interface OnnxModelBinding {
   onnxLoad(options: NativeOnnxLoadOptions): Promise<{ handle: OnnxHandle; inputs: SdTensorInfo[]; outputs: SdTensorInfo[] }>;
   onnxDispose(handle: OnnxHandle): void;
+  /** Cancelling the token stops a run in flight (ONNX Runtime's terminate flag). */
   onnxRun(
     handle: OnnxHandle,
     inputs: NativeOnnxInput[],
     outputNames: string[],
-  ): { promise: Promise<{ name: string; data: Float32Array; shape: number[] }[]>; cancel(): void };
+    cancel?: CancelToken,
+  ): Promise<{ name: string; data: Float32Array; shape: number[] }[]>;
 }

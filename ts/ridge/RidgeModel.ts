@@ -1,11 +1,17 @@
 import { metadataJson, readSafetensors, writeSafetensors } from '../io/safetensors.js';
-import { FormatError, ShapeError } from '../errors.js';
-import { assertMatrix, type Matrix } from '../matrix.js';
-import type { NativeRidgeInfo } from '../native/addonTypes.js';
-import { binding } from '../native/binding.js';
-import { fromNative } from '../native/nativeError.js';
+import { FormatError, NonFiniteError, ShapeError } from '../errors.js';
+import { assertMatrix, firstNonFinite, type Matrix } from '../matrix.js';
+import { nativeJob, nativeSync } from '../native/call.js';
+import type { NativeRidgeInfo } from '../native/ridgeTypes.js';
+import type { RidgeScore } from './options.js';
 
-export type RidgeScore = 'r2' | 'pearson';
+export type { RidgeScore };
+
+/** How predict() names X in its errors (a file name, for the CLI), and an AbortSignal for the async form. */
+export interface PredictOptions {
+  label?: string;
+  signal?: AbortSignal;
+}
 
 /** How the model was fitted; saved in the safetensors metadata. */
 export interface RidgeFitSettings {
@@ -67,18 +73,35 @@ export class RidgeModel {
     return this.coef.cols;
   }
 
-  /** Predictions for X (samples × features) as a samples × targets matrix. */
-  predict(x: Matrix): Matrix {
-    assertMatrix(x, 'predict: X');
+  /**
+   * Predictions for X (samples × features) as a samples × targets matrix, on the calling thread.
+   * A service should use predictAsync, which runs off the event loop.
+   */
+  predict(x: Matrix, options: PredictOptions = {}): Matrix {
+    this.checkX(x, options.label ?? 'predict: X');
+    const data = nativeSync((b) => b.ridgePredict(x.data, x.rows, x.cols, this.coef.data, this.nTargets, this.intercept, this.xMean, this.xScale));
+    return { data, rows: x.rows, cols: this.nTargets };
+  }
+
+  /** predict() on a worker thread: the event loop keeps running while the GEMM does; an AbortSignal stops it between row blocks. */
+  async predictAsync(x: Matrix, options: PredictOptions = {}): Promise<Matrix> {
+    this.checkX(x, options.label ?? 'predictAsync: X');
+    const data = await nativeJob(
+      'RidgeModel.predictAsync',
+      (b, token) => b.ridgePredictAsync(x.data, x.rows, x.cols, this.coef.data, this.nTargets, this.intercept, this.xMean, this.xScale, token),
+      options.signal,
+    );
+    return { data, rows: x.rows, cols: this.nTargets };
+  }
+
+  private checkX(x: Matrix, label: string): void {
+    assertMatrix(x, label);
     if (x.cols !== this.nFeatures) {
-      throw new ShapeError(`predict: X has ${x.cols} features (columns) but the model was fitted on ${this.nFeatures}`);
+      throw new ShapeError(`${label} has ${x.cols} features (columns) but the model was fitted on ${this.nFeatures}`);
     }
-    const stack = new Error().stack;
-    try {
-      const data = binding().ridgePredict(x.data, x.rows, x.cols, this.coef.data, this.nTargets, this.intercept, this.xMean, this.xScale);
-      return { data, rows: x.rows, cols: this.nTargets };
-    } catch (err) {
-      throw fromNative(err, stack);
+    const bad = firstNonFinite(x.data);
+    if (bad >= 0) {
+      throw new NonFiniteError(`${label} contains ${x.data[bad]} at row ${Math.floor(bad / x.cols)}, column ${bad % x.cols}: inputs must be finite`);
     }
   }
 
@@ -128,6 +151,14 @@ export class RidgeModel {
       if (a.length !== n) throw new FormatError(`${path}: tensor '${name}' has ${a.length} elements, expected ${n}`);
       return a;
     };
+    // A model whose numbers are not finite, or that divides by a zero scale, would predict NaN.
+    for (const name of ['coef', 'intercept', 'x_mean', 'x_scale']) {
+      const data = get(name);
+      const bad = firstNonFinite(data);
+      if (bad >= 0) throw new FormatError(`${path}: tensor '${name}' holds ${data[bad]} at index ${bad}; a ridge model must be finite`);
+    }
+    const zero = get('x_scale').findIndex((v) => v === 0);
+    if (zero >= 0) throw new FormatError(`${path}: tensor 'x_scale' is 0 at index ${zero}; predictions divide by it`);
     const alphas = metadataJson(path, m, 'alphas', '[]') as number[];
     const folds = metadataJson(path, m, 'folds', '{"n":0,"kind":"custom"}') as { n: number; kind: RidgeFitSettings['foldKind'] };
     if (!Array.isArray(alphas) || folds === null || typeof folds !== 'object') {

@@ -1,5 +1,8 @@
 import { InvalidArgumentError } from '../errors.js';
 
+/** 10 alphas log-spaced from 1e1 to 1e7 (the protocol of ridge.md §4). */
+export const DEFAULT_ALPHAS: readonly number[] = Array.from({ length: 10 }, (_, i) => 10 ** (1 + (6 * i) / 9));
+
 /** `count` values log-spaced from start to stop inclusive (numpy.logspace on the exponents). */
 export function logspace(start: number, stop: number, count: number): number[] {
   if (!(start > 0) || !(stop > 0)) throw new InvalidArgumentError(`alphas: log-spaced bounds must be > 0, got ${start}:${stop}`);
@@ -29,11 +32,14 @@ export function parseAlphas(text: string): number[] {
   return alphas;
 }
 
+/** Every alpha a finite number > 0, at least one. */
 export function validateAlphas(alphas: ArrayLike<number>, what: string): void {
   if (alphas.length === 0) throw new InvalidArgumentError(`${what}: need at least one alpha`);
   for (let i = 0; i < alphas.length; i++) {
     const a = alphas[i];
-    if (!Number.isFinite(a) || a <= 0) throw new InvalidArgumentError(`${what}: every alpha must be finite and > 0, got ${a} at position ${i}`);
+    if (typeof a !== 'number' || !Number.isFinite(a) || a <= 0) {
+      throw new InvalidArgumentError(`${what}: every alpha must be finite and > 0, got ${String(a)} at position ${i}`);
+    }
   }
 }
 

@@ -7,9 +7,9 @@
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { BackendUnavailableError, CancelledError, InvalidArgumentError, ShapeError } from '../errors.js';
+import { InvalidArgumentError, ShapeError } from '../errors.js';
 import { readJsonObject } from '../io/json.js';
-import { fromNative } from '../native/nativeError.js';
+import { nativeJob, nativeSync } from '../native/call.js';
 import type {
   NativeStepProgress,
   Img2ImgStats,
@@ -21,7 +21,7 @@ import type {
   SdModelSummary,
 } from '../native/samplerTypes.js';
 import { ClipTokenizer } from './clipTokenizer.js';
-import { resolveOrtLibrary, samplerBinding } from './native.js';
+import { resolveOrtLibrary } from './native.js';
 import { KARRAS_SCHEDULERS, readSchedulerConfig, SCHEDULERS, type SchedulerConfigFile, type SchedulerName } from './schedulerConfig.js';
 import { assertRgb, assertTensor, type RgbImages, type Tensor } from './tensor.js';
 
@@ -137,9 +137,8 @@ export class Diffusion {
   static async load(dir: string, options: DiffusionLoadOptions = {}): Promise<Diffusion> {
     if (typeof dir !== 'string' || dir.length === 0) throw new InvalidArgumentError('Diffusion.load: dir must be a folder path');
     if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new InvalidArgumentError(`model folder ${dir} does not exist`);
-    const binding = samplerBinding();
     const ortLibrary = resolveOrtLibrary(options.ortLibrary);
-    const runtime = nativeCall(() => binding.ortLoad(ortLibrary));
+    const runtime = nativeSync((b) => b.ortLoad(ortLibrary));
     const schedulerConfig = await readSchedulerConfig(dir);
     const schedule = { ...schedulerConfig.schedule, ...(options.schedule ?? {}) };
     let scalingFactor = options.scalingFactor ?? 0.18215;
@@ -155,8 +154,8 @@ export class Diffusion {
     const components = options.components;
     const wantsText = !components || components.includes('text_encoder');
     const tokenizer = wantsText ? await ClipTokenizer.fromFolder(dir) : null;
-    const { handle, summary } = await nativeAsync(
-      binding.sdLoad({
+    const { handle, summary } = await nativeJob('Diffusion.load', (b) =>
+      b.sdLoad({
         dir,
         ortLibrary,
         intraOpThreads: options.intraOpThreads,
@@ -190,7 +189,8 @@ export class Diffusion {
       throw new ShapeError(`encodeText: expected captions or token ids of length B·${seq}, got ${ids.length} ids`);
     }
     const batch = ids.length / seq;
-    const { data, dim } = await nativeAsync(samplerBinding().sdEncodeText(this.live(), ids, batch, seq));
+    const handle = this.live();
+    const { data, dim } = await nativeJob('encodeText', (b) => b.sdEncodeText(handle, ids, batch, seq));
     return { data, shape: [batch, seq, dim] };
   }
 
@@ -204,9 +204,10 @@ export class Diffusion {
       throw new ShapeError(`encodeImages: image size ${images.width}×${images.height} is not a multiple of 8`);
     }
     const { seeds, indices } = noiseKeys(options.seeds, images.count, 0);
-    const r = await nativeAsync(
-      samplerBinding().sdEncodeImages(
-        this.live(),
+    const handle = this.live();
+    const r = await nativeJob('encodeImages', (b) =>
+      b.sdEncodeImages(
+        handle,
         images.data,
         images.count,
         images.height,
@@ -225,13 +226,15 @@ export class Diffusion {
   async decode(z: Tensor, options: { chunk?: number } = {}): Promise<RgbImages> {
     assertTensor(z, 'decode z', 4);
     const [b, c, h, w] = z.shape;
-    const r = await nativeAsync(samplerBinding().sdDecode(this.live(), z.data, b, c, h, w, this.scalingFactor, options.chunk ?? 1));
+    const handle = this.live();
+    const r = await nativeJob('decode', (n) => n.sdDecode(handle, z.data, b, c, h, w, this.scalingFactor, options.chunk ?? 1));
     return { data: r.rgb, count: b, height: r.height, width: r.width };
   }
 
   /** The steps a run would take (timesteps, ᾱ, σ), without running anything. */
   plan(options: PlanOptions = {}): SamplerPlanInfo {
-    return nativeCall(() => samplerBinding().sdPlan(this.planOptions(options)));
+    const planOptions = this.planOptions(options);
+    return nativeSync((b) => b.sdPlan(planOptions));
   }
 
   /** Adds noise to z up to `strength` and denoises it conditioned on c; returns the final latents. */
@@ -273,7 +276,7 @@ export class Diffusion {
     }
     if (o.stepNoise) {
       assertTensor(o.stepNoise, 'img2img stepNoise', 5);
-      const calls = nativeCall(() => samplerBinding().sdPlan(plan)).runs.length;
+      const calls = nativeSync((b) => b.sdPlan(plan)).runs.length;
       const want = [calls, ...o.z.shape];
       if (o.stepNoise.shape.join() !== want.join()) {
         throw new ShapeError(
@@ -281,12 +284,13 @@ export class Diffusion {
         );
       }
     }
-    if (o.signal?.aborted) throw new CancelledError('img2img: the signal was already aborted');
     const { seeds, indices } = noiseKeys(o.seeds, count, o.firstImageIndex ?? 0);
-    const binding = samplerBinding();
-    const job = nativeCall(() =>
-      binding.sdImg2Img(
-        this.live(),
+    const handle = this.live();
+    const r = await nativeJob(
+      'img2img',
+      (b, token) =>
+        b.sdImg2Img(
+          handle,
         {
           plan,
           guidance,
@@ -306,21 +310,17 @@ export class Diffusion {
           imageIndices: indices,
           batchSize,
         },
-        o.onStep,
-      ),
+          o.onStep,
+          token,
+        ),
+      o.signal,
     );
-    const onAbort = (): void => job.cancel();
-    o.signal?.addEventListener('abort', onAbort, { once: true });
-    try {
-      const r = await nativeAsync(job.promise);
-      return { latents: { data: r.latents, shape: [count, channels, height, width] }, stats: r.stats };
-    } finally {
-      o.signal?.removeEventListener('abort', onAbort);
-    }
+    return { latents: { data: r.latents, shape: [count, channels, height, width] }, stats: r.stats };
   }
 
   dispose(): void {
-    if (this.handle) samplerBinding().sdDispose(this.handle);
+    const handle = this.handle;
+    if (handle) nativeSync((b) => b.sdDispose(handle));
     this.handle = null;
   }
 
@@ -385,26 +385,3 @@ export function noiseKeys(seedOption: number | number[] | undefined, count: numb
   return { seeds, indices };
 }
 
-function nativeCall<T>(fn: () => T): T {
-  try {
-    return fn();
-  } catch (e) {
-    throw translate(e, new Error().stack);
-  }
-}
-
-async function nativeAsync<T>(p: Promise<T>): Promise<T> {
-  const stack = new Error().stack;
-  try {
-    return await p;
-  } catch (e) {
-    throw translate(e, stack);
-  }
-}
-
-/** Native errors carry the core's code; these become the named classes of ts/errors.ts. */
-function translate(e: unknown, stack?: string): Error {
-  const code = e instanceof Error ? (e as Error & { code?: string }).code : undefined;
-  if (code === 'BackendUnavailable') return new BackendUnavailableError((e as Error).message);
-  return fromNative(e, stack);
-}

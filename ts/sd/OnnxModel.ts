@@ -31,10 +31,9 @@
  */
 import { existsSync } from 'node:fs';
 
-import { CancelledError, InvalidArgumentError } from '../errors.js';
-import { fromNative } from '../native/nativeError.js';
-import type { NativeOnnxInput, OnnxHandle, OnnxModelBinding, SdTensorInfo } from '../native/samplerTypes.js';
-import { binding } from '../native/binding.js';
+import { InvalidArgumentError } from '../errors.js';
+import { nativeJob, nativeSync } from '../native/call.js';
+import type { NativeOnnxInput, OnnxHandle, SdTensorInfo } from '../native/samplerTypes.js';
 import { resolveOrtLibrary } from './native.js';
 import { assertTensor, type Tensor } from './tensor.js';
 
@@ -80,14 +79,9 @@ export class OnnxModel {
   static async load(path: string, options: OnnxModelLoadOptions = {}): Promise<OnnxModel> {
     if (typeof path !== 'string' || path.length === 0) throw new InvalidArgumentError('OnnxModel.load: path must be a file path');
     if (!existsSync(path)) throw new InvalidArgumentError(`OnnxModel.load: ${path} does not exist`);
-    const b = onnxBinding();
-    const stack = new Error().stack;
-    try {
-      const r = await b.onnxLoad({ path, ortLibrary: resolveOrtLibrary(options.ortLibrary), ...options });
-      return new OnnxModel(r.handle, path, r.inputs, r.outputs);
-    } catch (e) {
-      throw fromNative(e, stack);
-    }
+    const ortLibrary = resolveOrtLibrary(options.ortLibrary);
+    const r = await nativeJob('OnnxModel.load', (b) => b.onnxLoad({ path, ortLibrary, ...options }));
+    return new OnnxModel(r.handle, path, r.inputs, r.outputs);
   }
 
   /** Runs the model on `inputs` (every declared input, by name) and returns the named outputs. */
@@ -109,30 +103,15 @@ export class OnnxModel {
       }
       return { name, data: t.data, shape: t.shape };
     });
-    if (options.signal?.aborted) throw new CancelledError(`OnnxModel.run(${this.path}): the signal was already aborted`);
-    const stack = new Error().stack;
-    let job: ReturnType<OnnxModelBinding['onnxRun']>;
-    try {
-      job = onnxBinding().onnxRun(handle, list, outputNames);
-    } catch (e) {
-      throw fromNative(e, stack);
-    }
-    const onAbort = (): void => job.cancel();
-    options.signal?.addEventListener('abort', onAbort, { once: true });
-    try {
-      const outs = await job.promise;
-      const result: Record<string, Tensor> = {};
-      for (const o of outs) result[o.name] = { data: o.data, shape: o.shape };
-      return result;
-    } catch (e) {
-      throw fromNative(e, stack);
-    } finally {
-      options.signal?.removeEventListener('abort', onAbort);
-    }
+    const outs = await nativeJob(`OnnxModel.run(${this.path})`, (b, token) => b.onnxRun(handle, list, outputNames, token), options.signal);
+    const result: Record<string, Tensor> = {};
+    for (const o of outs) result[o.name] = { data: o.data, shape: o.shape };
+    return result;
   }
 
   dispose(): void {
-    if (this.handle) onnxBinding().onnxDispose(this.handle);
+    const handle = this.handle;
+    if (handle) nativeSync((b) => b.onnxDispose(handle));
     this.handle = null;
   }
 
@@ -173,8 +152,3 @@ export async function unetFeatures(
   );
 }
 
-function onnxBinding(): OnnxModelBinding {
-  const mod: Partial<OnnxModelBinding> = binding();
-  if (typeof mod.onnxRun !== 'function') throw new InvalidArgumentError('the native engine was built without OnnxModel (no onnxRun export); rebuild it');
-  return mod as OnnxModelBinding;
-}

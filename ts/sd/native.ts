@@ -1,24 +1,12 @@
-/**
- * The sampler's view of the native addon, loaded by ts/native/binding.ts, and where the default
- * ONNX Runtime library lives.
- */
+/** Where the default ONNX Runtime library lives (the sampler calls the engine through ts/native/call.ts). */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 
 import { BackendUnavailableError } from '../errors.js';
-import { binding, shippedOrtLibrary } from '../native/binding.js';
-import type { SamplerBinding } from '../native/samplerTypes.js';
+import { shippedOrtLibrary } from '../native/binding.js';
 
 const require = createRequire(import.meta.url);
-
-export function samplerBinding(): SamplerBinding {
-  const mod: Partial<SamplerBinding> = binding();
-  if (typeof mod.sdLoad !== 'function') {
-    throw new BackendUnavailableError('the native engine was built without the sampler (no sdLoad export); rebuild it');
-  }
-  return mod as SamplerBinding;
-}
 
 /**
  * The default ONNX Runtime library: onnxruntime-node's own, when it is installed (so a process that

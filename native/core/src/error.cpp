@@ -12,6 +12,7 @@ const char* error_code_name(ErrorCode code) {
     case ErrorCode::NumericalFailure: return "NumericalFailure";
     case ErrorCode::OrtFailure: return "OrtFailure";
     case ErrorCode::Cancelled: return "Cancelled";
+    case ErrorCode::Internal: return "Internal";
   }
   return "Unknown";
 }

@@ -1,9 +1,11 @@
 // RidgeCV against a plain float64 reference: closed-form ridge at fixed alpha, and brute-force
 // K-fold CV (refit per fold with per-fold centring) for every route.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <vector>
 
+#include "brainlatent/banded_ridge.h"
 #include "brainlatent/error.h"
 #include "brainlatent/ridge.h"
 #include "test_util.h"
@@ -170,21 +172,19 @@ RidgeOptions options(const std::vector<double>& alphas, const std::vector<int>& 
   return o;
 }
 
-const char* kRouteNames[] = {"per-fold primal", "per-fold kernel", "exact primal", "exact kernel"};
-
-void set_route(RidgeOptions& o, int r) {
-  o.route = (r == 0 || r == 2) ? RidgeRoute::Primal : RidgeRoute::Kernel;
-  o.cv_method = r < 2 ? RidgeCvMethod::PerFold : RidgeCvMethod::Exact;
-}
+// Every route of the engine, forced by name.
+const std::vector<std::string> kRoutes = ridge_route_names();
+bool is_exact(const std::string& r) { return r.rfind("exact", 0) == 0; }
+bool is_primal(const std::string& r) { return r.find("primal") != std::string::npos; }
 
 void check_cv_matches(const Data& d, bool intercept, bool standardize, bool pearson, std::vector<int> folds, int k,
                       std::vector<double> alphas = {0.3, 3, 30, 300, 3000}, int expect_unresolved = -1,
                       double coef_tol = 1e-4) {
   Ref ref = brute_force(d, alphas, folds, k, intercept, standardize, pearson);
-  for (int r = 0; r < 4; ++r) {
+  for (const std::string& route : kRoutes) {
     for (int batch : {0, 3}) {
       RidgeOptions o = options(alphas, folds, k);
-      set_route(o, r);
+      o.solver = route;
       o.fit_intercept = intercept;
       o.standardize = standardize;
       o.score = pearson ? RidgeScore::Pearson : RidgeScore::R2;
@@ -195,8 +195,9 @@ void check_cv_matches(const Data& d, bool intercept, bool standardize, bool pear
       if (test::throws([&] { res = ridge_cv_fit({d.x.data(), d.n, d.p}, {d.y.data(), d.n, d.t}, o); }, &failure)) {
         // Forced exact CV may find (I − H_vv) singular at a tiny alpha: a clear error, and on 'auto'
         // the same fit falls back to the per-fold route and succeeds.
-        CHECK(r >= 2 && expect_unresolved >= 0 && failure.find("per-fold") != std::string::npos);
-        o.cv_method = RidgeCvMethod::Auto;
+        CHECK(is_exact(route) && expect_unresolved >= 0 && failure.find("per-fold") != std::string::npos);
+        o.solver = "";
+        o.route = is_primal(route) ? RidgeRoute::Primal : RidgeRoute::Kernel;
         CHECK(!test::throws([&] { ridge_cv_fit({d.x.data(), d.n, d.p}, {d.y.data(), d.n, d.t}, o); }));
         continue;
       }
@@ -210,7 +211,8 @@ void check_cv_matches(const Data& d, bool intercept, bool standardize, bool pear
       for (long a = 0; a < A; ++a)
         for (long j = 0; j < d.t; ++j)
           if (resolved[a]) maxdiff = std::max(maxdiff, std::fabs(ref.cv[a * d.t + j] - res.cv_scores[a * d.t + j]));
-      if (maxdiff > 2e-4) std::fprintf(stderr, "route %s batch %d: max |cv - ref| = %g\n", kRouteNames[r], batch, maxdiff);
+      if (maxdiff > 2e-4) std::fprintf(stderr, "route %s batch %d: max |cv - ref| = %g\n", route.c_str(), batch, maxdiff);
+      CHECK(res.info.solver == route);
       CHECK(maxdiff <= 2e-4);
       long agree = 0;
       for (long j = 0; j < d.t; ++j) {
@@ -220,8 +222,8 @@ void check_cv_matches(const Data& d, bool intercept, bool standardize, bool pear
         agree += res.best_alphas[j] == static_cast<float>(alphas[best]);
       }
       CHECK(agree == d.t);
-      if (expect_unresolved >= 0 && r % 2 == 0) CHECK((res.info.unresolved_alphas > 0) == (expect_unresolved > 0));
-      if (r % 2 == 1) CHECK(res.info.unresolved_alphas == 0);  // the kernel of n < p samples is not singular
+      if (expect_unresolved >= 0 && is_primal(route)) CHECK((res.info.unresolved_alphas > 0) == (expect_unresolved > 0));
+      if (!is_primal(route)) CHECK(res.info.unresolved_alphas == 0);  // the kernel of n < p samples is not singular
       // Refit with each target's alpha equals the closed form on all samples.
       std::vector<long> all(d.n);
       for (long i = 0; i < d.n; ++i) all[i] = i;
@@ -238,7 +240,7 @@ void check_cv_matches(const Data& d, bool intercept, bool standardize, bool pear
           CHECK_NEAR(res.intercept[j], intercept ? f.ym[j] : 0.0, 1e-4);
         }
       }
-      if (werr > coef_tol * wmax) std::fprintf(stderr, "route %s: coef max err %g (max |w| %g)\n", kRouteNames[r], werr, wmax);
+      if (werr > coef_tol * wmax) std::fprintf(stderr, "route %s: coef max err %g (max |w| %g)\n", route.c_str(), werr, wmax);
       CHECK(werr <= coef_tol * wmax);
     }
   }
@@ -304,17 +306,16 @@ int main() {
     Data d = make_data(200, 40, 20, 6);
     auto folds = contiguous_folds(d.n, 5);
     std::vector<int> f(folds.begin(), folds.end());
-    for (int r = 0; r < 4; ++r) {
+    for (const std::string& route : kRoutes) {
       RidgeOptions o32 = options({1, 10, 100, 1000, 1e4}, f, 5), o64 = o32;
-      set_route(o32, r);
-      set_route(o64, r);
+      o32.solver = o64.solver = route;
       o32.eig_precision = EigPrecision::Float32;
       o64.eig_precision = EigPrecision::Float64;
       auto a = ridge_cv_fit({d.x.data(), d.n, d.p}, {d.y.data(), d.n, d.t}, o32);
       auto b = ridge_cv_fit({d.x.data(), d.n, d.p}, {d.y.data(), d.n, d.t}, o64);
       double maxdiff = 0;
       for (size_t i = 0; i < a.cv_scores.size(); ++i) maxdiff = std::max(maxdiff, (double)std::fabs(a.cv_scores[i] - b.cv_scores[i]));
-      std::printf("  %s: max |cv32 - cv64| = %.2e\n", kRouteNames[r], maxdiff);
+      std::printf("  %s: max |cv32 - cv64| = %.2e\n", route.c_str(), maxdiff);
       CHECK(maxdiff < 1e-3);
     }
   });
@@ -322,14 +323,13 @@ int main() {
     Data d = make_data(120, 30, 4, 10);
     auto folds = contiguous_folds(d.n, 4);
     std::vector<int> f(folds.begin(), folds.end());
-    for (int r = 0; r < 4; ++r) {
+    for (const std::string& route : kRoutes) {
       RidgeOptions ok = options({1, 10, 100}, f, 4), tiny = options({1e-7, 1}, f, 4);
-      set_route(ok, r);
-      set_route(tiny, r);
+      ok.solver = tiny.solver = route;
       auto a = ridge_cv_fit({d.x.data(), d.n, d.p}, {d.y.data(), d.n, d.t}, ok);
       CHECK(a.info.eig_precision == "float32");
       std::string msg;
-      if (r < 2) {
+      if (!is_exact(route)) {
         auto b = ridge_cv_fit({d.x.data(), d.n, d.p}, {d.y.data(), d.n, d.t}, tiny);
         CHECK(b.info.eig_precision == "float64");
       } else if (test::throws([&] { ridge_cv_fit({d.x.data(), d.n, d.p}, {d.y.data(), d.n, d.t}, tiny); }, &msg)) {
@@ -338,7 +338,7 @@ int main() {
       }
       // On 'auto' the fit always succeeds: it falls back to the per-fold route if it must.
       RidgeOptions any = options({1e-7, 1}, f, 4);
-      any.route = r % 2 == 0 ? RidgeRoute::Primal : RidgeRoute::Kernel;
+      any.route = is_primal(route) ? RidgeRoute::Primal : RidgeRoute::Kernel;
       auto c = ridge_cv_fit({d.x.data(), d.n, d.p}, {d.y.data(), d.n, d.t}, any);
       CHECK(c.info.eig_precision == "float64");
     }
@@ -373,15 +373,113 @@ int main() {
     Data d = make_data(60, 8, 3, 12);
     for (long i = 0; i < d.n; ++i) d.y[i * d.t + 1] = i % 7 == 0 ? std::nextafter(1.7f, 2.0f) : 1.7f;
     auto folds = contiguous_folds(d.n, 5);
-    for (int r = 0; r < 4; ++r) {
+    for (const std::string& route : kRoutes) {
       for (bool pearson : {false, true}) {
         RidgeOptions o = options({0.1, 10, 1000}, std::vector<int>(folds.begin(), folds.end()), 5);
-        set_route(o, r);
+        o.solver = route;
         o.score = pearson ? RidgeScore::Pearson : RidgeScore::R2;
         auto res = ridge_cv_fit({d.x.data(), d.n, d.p}, {d.y.data(), d.n, d.t}, o);
         for (int a = 0; a < 3; ++a) CHECK(res.cv_scores[a * d.t + 1] == 0.0f);
         CHECK(res.best_scores[0] > 0.1f);
       }
+    }
+  });
+  test::run("one constant-target rule: RidgeCV and banded ridge both score a float32-constant target 0", [] {
+    Data d = make_data(60, 8, 3, 12);
+    for (long i = 0; i < d.n; ++i) d.y[i * d.t + 1] = i % 7 == 0 ? std::nextafter(1.7f, 2.0f) : 1.7f;
+    auto folds = contiguous_folds(d.n, 5);
+    RidgeOptions o = options({0.1, 10, 1000}, std::vector<int>(folds.begin(), folds.end()), 5);
+    BandedRidgeOptions b;
+    b.band_sizes = {3, 5};
+    b.alphas = o.alphas;
+    b.n_iter = 4;
+    b.folds = o.folds;
+    b.n_folds = 5;
+    for (bool pearson : {false, true}) {
+      o.score = b.score = pearson ? RidgeScore::Pearson : RidgeScore::R2;
+      auto r = ridge_cv_fit({d.x.data(), d.n, d.p}, {d.y.data(), d.n, d.t}, o);
+      auto g = banded_ridge_fit({d.x.data(), d.n, d.p}, {d.y.data(), d.n, d.t}, b);
+      CHECK(r.best_scores[1] == 0.0f);
+      CHECK(g.best_scores[1] == r.best_scores[1]);
+      for (long c = 0; c < g.info.n_gammas; ++c) CHECK(g.gamma_scores[c * d.t + 1] == 0.0f);
+    }
+  });
+  test::run("an overflowing fit fails with NonFinite instead of returning NaN", [] {
+    Data d = make_data(40, 6, 3, 14);
+    auto folds = contiguous_folds(d.n, 4);
+    RidgeOptions o = options({1, 10}, std::vector<int>(folds.begin(), folds.end()), 4);
+    for (auto& v : d.x) v *= 1e30f;
+    std::string msg;
+    try {
+      ridge_cv_fit({d.x.data(), d.n, d.p}, {d.y.data(), d.n, d.t}, o);
+    } catch (const Error& e) {
+      CHECK(e.code() == ErrorCode::NonFinite);
+      msg = e.what();
+    }
+    CHECK(msg.find("overflowed float32") != std::string::npos);
+    Data e = make_data(40, 6, 3, 14);
+    for (auto& v : e.y) v *= 1e37f;
+    bool nonfinite = false;
+    try {
+      ridge_cv_fit({e.x.data(), e.n, e.p}, {e.y.data(), e.n, e.t}, o);
+    } catch (const Error& err) {
+      nonfinite = err.code() == ErrorCode::NonFinite;
+      std::printf("  Y ~1e37: %s\n", err.what());
+    }
+    CHECK(nonfinite);
+  });
+  test::run("memory budget: a fit below its fixed footprint is refused; one above stays within it", [] {
+    Data d = make_data(300, 120, 400, 15);
+    auto folds = contiguous_folds(d.n, 5);
+    RidgeOptions o = options({1, 10, 100}, std::vector<int>(folds.begin(), folds.end()), 5);
+    o.memory_budget = 100000;  // 0.1 MB: below X's copy alone
+    std::string msg;
+    bool oom = false;
+    try {
+      ridge_cv_fit({d.x.data(), d.n, d.p}, {d.y.data(), d.n, d.t}, o);
+    } catch (const Error& e) {
+      oom = e.code() == ErrorCode::OutOfMemory;
+      msg = e.what();
+    }
+    CHECK(oom && msg.find("fixed footprint") != std::string::npos);
+    for (const std::string& route : kRoutes) {
+      o.solver = route;
+      o.memory_budget = 0;
+      auto whole = ridge_cv_fit({d.x.data(), d.n, d.p}, {d.y.data(), d.n, d.t}, o);
+      // A budget of the fixed footprint plus ~50 targets: several batches, the same model.
+      o.memory_budget = whole.info.fixed_bytes + whole.info.batch_bytes / whole.info.target_batch * 50;
+      auto tight = ridge_cv_fit({d.x.data(), d.n, d.p}, {d.y.data(), d.n, d.t}, o);
+      CHECK(tight.info.n_batches > 1);
+      CHECK(tight.info.peak_bytes <= o.memory_budget);
+      std::printf("  %s: fixed %zu B, peak %zu B of %zu B in %lld batches\n", route.c_str(), tight.info.fixed_bytes,
+                  tight.info.peak_bytes, o.memory_budget, (long long)tight.info.n_batches);
+      double diff = 0;
+      for (size_t i = 0; i < whole.coef.size(); ++i) diff = std::max(diff, (double)std::fabs(whole.coef[i] - tight.coef[i]));
+      CHECK(diff < 1e-5);
+      CHECK(whole.best_alphas == tight.best_alphas);
+    }
+  });
+  test::run("cancel stops a fit between its large operations, not only between target batches", [] {
+    Data d = make_data(400, 300, 8, 16);
+    auto folds = contiguous_folds(d.n, 5);
+    for (const std::string& route : kRoutes) {
+      RidgeOptions o = options({1, 10, 100}, std::vector<int>(folds.begin(), folds.end()), 5);
+      o.solver = route;
+      std::atomic<bool> cancel{false};
+      double last = 0;
+      std::vector<std::string> stages;
+      o.cancel = &cancel;
+      // Cancel at the first report after the start: everything later is one large operation away.
+      o.progress = [&](double f, const std::string& stage) {
+        last = f;
+        stages.push_back(stage);
+        if (f > 0) cancel = true;
+      };
+      std::string msg;
+      CHECK(test::throws([&] { ridge_cv_fit({d.x.data(), d.n, d.p}, {d.y.data(), d.n, d.t}, o); }, &msg));
+      CHECK(msg.find("cancelled") != std::string::npos);
+      CHECK(last < 0.3);  // one batch of 8 targets: a batch-level check would only stop at the end
+      CHECK(stages.back() != "cv+refit");
     }
   });
   test::run("cancel flag stops the fit", [] {

@@ -67,4 +67,51 @@ describe('brainlatent ridge fit / predict', () => {
       /groups has 5 entries but X has 60 samples/,
     );
   });
+
+  it('refuses --memory 0, -1 and --threads -1 with the flag named; a budget below the footprint names the footprint', async () => {
+    const fit = (...extra: string[]) => run('ridge', 'fit', '--x', f('x.npy'), '--y', f('y.npy'), '--out', f('mem.safetensors'), ...extra);
+    await expect(fit('--memory', '0')).rejects.toThrow(/--memory: expected a size in GiB > 0 \(e.g. 0.5 or 8\), got '0'/);
+    await expect(fit('--memory', '-1')).rejects.toThrow(/--memory: expected a size in GiB > 0/);
+    await expect(fit('--memory', 'lots')).rejects.toThrow(/--memory/);
+    await expect(fit('--threads', '-1')).rejects.toThrow(/--threads: expected an integer >= 0, got '-1'/);
+    await expect(fit('--folds', '2.5')).rejects.toThrow(/--folds: expected an integer >= 2/);
+    await expect(fit('--memory', '0.00001')).rejects.toThrow(/below this fit's fixed footprint of .* GiB/);
+    const out = await fit('--memory', '0.5');
+    expect(out).toMatch(/work buffers: fixed .* GiB \+ .* per batch, peak .* of a 0.500 GiB budget/);
+  });
+
+  it('an overflowing fit fails and writes no model', async () => {
+    await writeNpy(f('xbig.npy'), x.data.map((v) => v * 1e30), [60, 8]);
+    await writeNpy(f('ybig.npy'), y.data.map((v) => v * 1e37), [60, 5]);
+    await expect(run('ridge', 'fit', '--x', f('xbig.npy'), '--y', f('ybig.npy'), '--out', f('big.safetensors'))).rejects.toThrow(/overflowed float32/);
+    expect(() => readFileSync(f('big.safetensors'))).toThrow();
+  });
+
+  it('predict refuses NaN in X (naming the file and position), a model with NaN coef or zero x_scale, and handles 0 rows', async () => {
+    await run('ridge', 'fit', '--x', f('x.npy'), '--y', f('y.npy'), '--out', f('m2.safetensors'));
+    const bad = Float32Array.from(x.data);
+    bad[8 * 3 + 6] = NaN;
+    await writeNpy(f('xnan.npy'), bad, [60, 8]);
+    await expect(run('ridge', 'predict', '--model', f('m2.safetensors'), '--x', f('xnan.npy'), '--out', f('pn.npy'))).rejects.toThrow(
+      /xnan\.npy: X contains NaN at row 3, column 6/,
+    );
+    const model = await RidgeModel.load(f('m2.safetensors'));
+    model.coef.data[11] = NaN;
+    await model.save(f('mnan.safetensors'));
+    await expect(run('ridge', 'predict', '--model', f('mnan.safetensors'), '--x', f('x.npy'), '--out', f('pn.npy'))).rejects.toThrow(
+      /mnan\.safetensors: tensor 'coef' holds NaN at index 11/,
+    );
+    const scaled = await RidgeModel.load(f('m2.safetensors'));
+    scaled.xScale.fill(0);
+    await scaled.save(f('mzero.safetensors'));
+    await expect(run('ridge', 'predict', '--model', f('mzero.safetensors'), '--x', f('x.npy'), '--out', f('pn.npy'))).rejects.toThrow(
+      /mzero\.safetensors: tensor 'x_scale' is 0 at index 0/,
+    );
+    await writeNpy(f('x0.npy'), new Float32Array(0), [0, 8]);
+    const msg = await run('ridge', 'predict', '--model', f('m2.safetensors'), '--x', f('x0.npy'), '--out', f('p0.npy'));
+    expect(msg).toMatch(/predicted 0×5/);
+    const p0 = await readNpy(f('p0.npy'));
+    expect(p0.shape).toEqual([0, 5]);
+    expect(p0.data.length).toBe(0);
+  });
 });

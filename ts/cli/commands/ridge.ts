@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 
+import { InvalidArgumentError } from '../../errors.js';
 import { readIntVectorNpy, readMatrixNpy, writeNpy } from '../../io/npy.js';
 import { alphaEdgeWarning, parseAlphas } from '../../ridge/alphas.js';
 import { RidgeCV, setThreads } from '../../ridge/RidgeCV.js';
@@ -19,16 +20,24 @@ interface FitFlags {
   route: 'auto' | 'primal' | 'kernel';
   cvMethod: 'auto' | 'per-fold' | 'exact';
   eigPrecision: 'auto' | 'float32' | 'float64';
-  memory: string;
+  memory?: string;
   threads?: string;
   backend: 'auto' | 'cpu' | 'cuda';
   out: string;
 }
 
-function int(text: string, what: string): number {
+// Flags arrive as text: each becomes a number here, with the flag's name in the error; the library
+// validates the values once more only where its own rules apply (alphas, folds against samples).
+function int(text: string, flag: string, min: number): number {
   const v = Number(text);
-  if (!Number.isInteger(v)) throw new Error(`${what}: expected an integer, got '${text}'`);
+  if (text.trim() === '' || !Number.isInteger(v) || v < min) throw new InvalidArgumentError(`${flag}: expected an integer >= ${min}, got '${text}'`);
   return v;
+}
+
+function gibibytes(text: string, flag: string): number {
+  const v = Number(text);
+  if (text.trim() === '' || !Number.isFinite(v) || !(v > 0)) throw new InvalidArgumentError(`${flag}: expected a size in GiB > 0 (e.g. 0.5 or 8), got '${text}'`);
+  return Math.round(v * 2 ** 30);
 }
 
 export function registerRidgeCommand(program: Command): void {
@@ -50,8 +59,8 @@ export function registerRidgeCommand(program: Command): void {
     .option('--route <route>', "'auto', 'primal' (eig of XᵀX) or 'kernel' (eig of XXᵀ)", 'auto')
     .option('--cv-method <m>', "'auto', 'per-fold' or 'exact' (one decomposition, closed-form CV)", 'auto')
     .option('--eig-precision <p>', "'auto', 'float32' or 'float64'", 'auto')
-    .option('--memory <GiB>', 'memory budget for target batches, in GiB', '2')
-    .option('--threads <n>', 'engine threads (default: all cores)')
+    .option('--memory <GiB>', "budget of the engine's work buffers in GiB (X's copy, Grams, decompositions, target batches); a fit whose fixed footprint exceeds it is refused (default: 2, raised to the footprint)")
+    .option('--threads <n>', 'engine threads (default: all cores; 0 = all cores)')
     .option('--backend <b>', "'auto', 'cpu' or 'cuda'", 'auto')
     .requiredOption('--out <file>', 'model output (.safetensors)')
     .addHelpText(
@@ -65,7 +74,10 @@ The model predicts ((X - x_mean) / x_scale) @ coef + intercept; Python can read 
 safetensors.numpy.load_file(path).`,
     )
     .action(async (flags: FitFlags) => {
-      if (flags.threads !== undefined) setThreads(int(flags.threads, '--threads'));
+      const threads = flags.threads === undefined ? undefined : int(flags.threads, '--threads', 0);
+      const folds = int(flags.folds, '--folds', 2);
+      const memoryBudget = flags.memory === undefined ? undefined : gibibytes(flags.memory, '--memory');
+      if (threads !== undefined) setThreads(threads);
       const [x, y] = await Promise.all([readMatrixNpy(flags.x, 'X'), readMatrixNpy(flags.y, 'Y')]);
       for (const [m, name, path] of [[x, 'X', flags.x], [y, 'Y', flags.y]] as const) {
         if (m.sourceDtype === 'float64') console.log(`note: ${name} (${path}) is float64; converted to float32, the engine's precision`);
@@ -77,7 +89,7 @@ safetensors.numpy.load_file(path).`,
       const t0 = performance.now();
       const model = await new RidgeCV({
         alphas,
-        folds: int(flags.folds, '--folds'),
+        folds,
         groups,
         score: flags.score,
         fitIntercept: flags.intercept,
@@ -85,7 +97,7 @@ safetensors.numpy.load_file(path).`,
         route: flags.route,
         cvMethod: flags.cvMethod,
         eigPrecision: flags.eigPrecision,
-        memoryBudget: Number(flags.memory) * 2 ** 30,
+        memoryBudget,
         backend: flags.backend,
       }).fit(x, y, { onProgress: (p) => bar.update(p.fraction, p.stage) });
       const secs = (performance.now() - t0) / 1000;
@@ -96,8 +108,12 @@ safetensors.numpy.load_file(path).`,
       console.log(`mean CV ${flags.score} at the chosen alphas: ${mean(model.bestScores).toFixed(4)}`);
       if (info) {
         console.log(
-          `route ${info.route}, CV ${info.cvMethod}, eig ${info.eigPrecision}; ${info.nBatches} target batch(es) of ${info.targetBatch}; ` +
+          `route ${info.solver} on ${info.backend}, eig ${info.eigPrecision}; ${info.nBatches} target batch(es) of ${info.targetBatch}; ` +
             `${(info.gemmFlops / 1e9).toFixed(1)} GFLOP at ${(info.gemmFlops / 1e9 / secs).toFixed(1)} GFLOP/s`,
+        );
+        const gib = (b: number) => `${(b / 2 ** 30).toFixed(3)} GiB`;
+        console.log(
+          `work buffers: fixed ${gib(info.fixedBytes)} + ${gib(info.batchBytes)} per batch, peak ${gib(info.peakBytes)} of a ${gib(info.budgetBytes)} budget`,
         );
         if (info.unresolvedAlphas > 0) {
           console.log(
@@ -121,11 +137,11 @@ safetensors.numpy.load_file(path).`,
       const t0 = performance.now();
       const [model, x] = await Promise.all([RidgeModel.load(flags.model), readMatrixNpy(flags.x, 'X')]);
       if (x.cols !== model.nFeatures) {
-        throw new Error(`${flags.x}: X has ${x.cols} features (columns) but ${flags.model} was fitted on ${model.nFeatures}`);
+        throw new InvalidArgumentError(`${flags.x}: X has ${x.cols} features (columns) but ${flags.model} was fitted on ${model.nFeatures}`);
       }
       const bar = progressBar('predict');
       bar.update(0, 'predict');
-      const pred = model.predict(x);
+      const pred = await model.predictAsync(x, { label: `${flags.x}: X` });
       bar.done();
       await writeNpy(flags.out, pred.data, [pred.rows, pred.cols]);
       console.log(`predicted ${pred.rows}×${pred.cols} in ${seconds((performance.now() - t0) / 1000)}; written to ${flags.out}`);

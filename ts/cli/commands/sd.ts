@@ -8,7 +8,7 @@ import { readNpy, writeNpy } from '../../io/npy.js';
 import { Diffusion, SCHEDULERS, type SchedulerName } from '../../sd/Diffusion.js';
 import { SD_FIXTURE_VARIANTS, writeSdFixture } from '../../sd/fixture.js';
 import { writeSd1Fixture } from '../../sd/sd1Fixture.js';
-import { samplerBinding } from '../../sd/native.js';
+import { nativeSync } from '../../native/call.js';
 import { readPng, writePng } from '../../sd/png.js';
 import { KARRAS_SCHEDULERS, readSchedulerConfig, SD1_SCHEDULE } from '../../sd/schedulerConfig.js';
 import { firstNonFinite, type Tensor } from '../../sd/tensor.js';
@@ -191,17 +191,16 @@ export function registerSdCommand(program: Command): void {
       if (spacing) schedule.timestepSpacing = spacing;
       if (f.karras) schedule.useKarrasSigmas = true;
       const scheduler = schedulerOption(f.scheduler) ?? config?.scheduler ?? 'pndm';
-      const binding = samplerBinding();
       let plan;
       try {
-        plan = binding.sdPlan({
+        plan = nativeSync((b) => b.sdPlan({
           schedule,
           scheduler,
           steps: num(f.steps, 'steps', 50),
           strength: num(f.strength, 'strength', 0.8),
           eta: num(f.eta, 'eta', 0),
           img2imgRule: f.rule ?? 'diffusers',
-        });
+        }));
       } catch (e) {
         throw new InvalidArgumentError((e as Error).message);
       }

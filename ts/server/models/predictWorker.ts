@@ -4,7 +4,7 @@
  */
 import { parentPort } from 'node:worker_threads';
 
-import { binding } from '../../native/binding.js';
+import { nativeSync } from '../../native/call.js';
 import type { PoolMessage, SharedRidge } from './predictPool.js';
 
 const models = new Map<string, SharedRidge>();
@@ -17,7 +17,7 @@ port.on('message', (m: PoolMessage) => {
     const model = models.get(m.key);
     try {
       if (!model) throw new Error(`model ${m.key} is not loaded in this thread`);
-      const y = binding().ridgePredict(m.x, m.rows, m.cols, model.coef, model.targets, model.intercept, model.xMean, model.xScale);
+      const y = nativeSync((b) => b.ridgePredict(m.x, m.rows, m.cols, model.coef, model.targets, model.intercept, model.xMean, model.xScale));
       port.postMessage({ id: m.id, y });
     } catch (e) {
       port.postMessage({ id: m.id, error: { name: (e as Error).name, message: (e as Error).message, code: (e as { code?: string }).code } });

@@ -35,25 +35,30 @@ struct BandedRidgeOptions {
   bool fit_intercept = true;              // per-fold centring in CV, global centring in the refit
   bool standardize = false;               // z-score X columns with global statistics
   RidgeRoute route = RidgeRoute::Auto;
+  std::string solver;                     // "per-fold-primal" | "per-fold-kernel" (overrides route)
+  std::string backend = "auto";
   EigPrecision eig_precision = EigPrecision::Auto;
-  std::size_t memory_budget = 0;          // bytes for per-batch work buffers; 0 = 2 GiB
+  std::size_t memory_budget = 0;          // work-buffer bytes, as RidgeOptions::memory_budget
   std::int64_t target_batch = 0;          // override the budget-derived target batch size
   std::function<void(double, const std::string&)> progress;
   const std::atomic<bool>* cancel = nullptr;
 };
 
 struct BandedRidgeInfo {
+  std::string solver;         // "per-fold-primal" | "per-fold-kernel"
   std::string route;          // "primal" | "kernel"
-  std::string eig_precision;  // "float32" | "float64"
+  std::string eig_precision;  // "float32" | "float64" | "mixed"
+  std::string backend;
   std::int64_t n_gammas = 0;
   std::int64_t target_batch = 0, n_batches = 0;
   std::int64_t eigendecompositions = 0;
   std::int64_t refit_groups = 0;  // distinct γ chosen (one refit decomposition each)
   // (candidate γ, target batch) pairs skipped because no alpha was above the float32 resolution of
-  // their singular Gram; alphas below it are skipped per candidate (see ridge_common.h).
+  // their singular Gram; alphas below it are skipped per candidate (see src/ridge/engine.h).
   std::int64_t skipped_candidates = 0;
   double gemm_flops = 0;
   double seconds_gram = 0, seconds_search = 0, seconds_refit = 0, seconds_total = 0;
+  std::size_t fixed_bytes = 0, batch_bytes = 0, budget_bytes = 0, peak_bytes = 0;
 };
 
 struct BandedRidgeResult {

@@ -15,6 +15,7 @@ enum class ErrorCode {
   NumericalFailure,
   OrtFailure,
   Cancelled,
+  Internal,  // an unexpected failure inside the engine (a library's exception): a bug to report
 };
 
 const char* error_code_name(ErrorCode code);

@@ -1,7 +1,8 @@
 // Multi-target ridge regression with per-target regularisation chosen by K-fold CV
 // (RidgeCV), on the minimal-flop routes of ridge.md: one eigendecomposition per fold serves
 // every alpha, Grams are shared across folds, and an exact closed-form CV needs only one
-// decomposition when that costs less.
+// decomposition when that costs less. It runs on the ridge engine (src/ridge/engine.h) over a
+// backend (backend.h).
 #pragma once
 #include <atomic>
 #include <cstdint>
@@ -14,6 +15,9 @@
 namespace brainlatent {
 
 enum class RidgeScore { R2, Pearson };
+// The routes of the ridge engine, by name: "per-fold-primal", "per-fold-kernel", "exact-primal",
+// "exact-kernel" (banded ridge runs the per-fold ones).
+std::vector<std::string> ridge_route_names();
 enum class RidgeRoute { Auto, Primal, Kernel };    // decompose XᵀX (p×p) or XXᵀ (n×n)
 enum class RidgeCvMethod { Auto, PerFold, Exact };  // K+1 decompositions, or one (closed form)
 enum class EigPrecision { Auto, Float32, Float64 };
@@ -27,8 +31,12 @@ struct RidgeOptions {
   bool standardize = false;               // z-score X columns with training statistics
   RidgeRoute route = RidgeRoute::Auto;
   RidgeCvMethod cv_method = RidgeCvMethod::Auto;
+  std::string solver;                     // a route by name (ridge_route_names); overrides route/cv_method
+  std::string backend = "auto";           // "auto" | "cpu" | "cuda" (make_backend)
   EigPrecision eig_precision = EigPrecision::Auto;
-  std::size_t memory_budget = 0;          // bytes for per-batch work buffers; 0 = 2 GiB
+  // Bytes of the engine's work buffers (X's prepared copy, Grams, decompositions, batches), a hard
+  // bound: a fit whose fixed footprint exceeds it is refused. 0: 2 GiB, grown to the footprint.
+  std::size_t memory_budget = 0;
   std::int64_t target_batch = 0;          // override the budget-derived target batch size
   // Called from the fitting thread with the fraction done and the current stage.
   std::function<void(double, const std::string&)> progress;
@@ -36,9 +44,11 @@ struct RidgeOptions {
 };
 
 struct RidgeFitInfo {
+  std::string solver;        // the route's name, e.g. "per-fold-kernel"
   std::string route;         // "primal" | "kernel"
   std::string cv_method;     // "per-fold" | "exact"
-  std::string eig_precision; // "float32" | "float64"
+  std::string eig_precision; // "float32" | "float64" | "mixed"
+  std::string backend;       // the backend that ran it
   std::int64_t target_batch = 0;
   std::int64_t n_batches = 0;
   double gemm_flops = 0;     // flops of the GEMM/SYRK/TRSM calls the fit ran
@@ -48,6 +58,9 @@ struct RidgeFitInfo {
   // cv_scores are NaN. alpha_resolution is that resolution (0 when every alpha is resolved).
   int unresolved_alphas = 0;
   double alpha_resolution = 0;
+  std::int64_t decompositions = 0;
+  // Work buffers: the fixed footprint, one batch's, the budget they ran under and the peak reached.
+  std::size_t fixed_bytes = 0, batch_bytes = 0, budget_bytes = 0, peak_bytes = 0;
 };
 
 struct RidgeResult {
@@ -73,7 +86,8 @@ std::vector<std::int32_t> contiguous_folds(std::int64_t n, int k);
 std::vector<std::int32_t> group_folds(const std::vector<std::int32_t>& groups, int k);
 
 // out (rows × t) = ((x - mean) / scale) · coef + intercept, processed in row blocks.
+// Stops with ErrorCode::Cancelled between row blocks once *cancel is set.
 void ridge_predict(ConstMatF x, const float* coef, std::int64_t n_targets, const float* intercept,
-                   const float* x_mean, const float* x_scale, MatF out);
+                   const float* x_mean, const float* x_scale, MatF out, const std::atomic<bool>* cancel = nullptr);
 
 }  // namespace brainlatent

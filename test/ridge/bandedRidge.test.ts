@@ -3,8 +3,8 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { BandedRidgeCV, dirichletGammas } from '../../ts/encoding/BandedRidgeCV.js';
-import { BandedRidgeModel } from '../../ts/encoding/BandedRidgeModel.js';
+import { BandedRidgeCV, dirichletGammas } from '../../ts/ridge/BandedRidgeCV.js';
+import { BandedRidgeModel } from '../../ts/ridge/BandedRidgeModel.js';
 import { partitionVariance } from '../../ts/encoding/variancePartition.js';
 import { CancelledError, ShapeError } from '../../ts/errors.js';
 import type { Matrix } from '../../ts/matrix.js';

@@ -2,9 +2,8 @@ import { FormatError, ShapeError } from '../errors.js';
 import { metadataJson, readSafetensors, writeSafetensors } from '../io/safetensors.js';
 import type { Matrix } from '../matrix.js';
 import type { NativeBandedInfo } from '../native/bandedTypes.js';
-import { binding } from '../native/binding.js';
-import { fromNative } from '../native/nativeError.js';
-import { concatSpaces, type FeatureSpaces } from './BandedRidgeCV.js';
+import { nativeSync } from '../native/call.js';
+import { concatSpaces, type FeatureSpaces } from './featureSpaces.js';
 
 export interface BandedRidgeModelParts {
   bandNames: string[];
@@ -108,12 +107,8 @@ export class BandedRidgeModel {
     if (sizes.length !== this.nBands || sizes.some((s, i) => s !== this.bandSizes[i])) {
       throw new ShapeError(`BandedRidgeModel.predict: spaces have widths [${sizes.join(', ')}], the model was fitted on [${this.bandSizes.join(', ')}] (${this.bandNames.join(', ')})`);
     }
-    try {
-      const data = binding().ridgePredict(x.data, x.rows, x.cols, this.coef.data, this.nTargets, this.intercept, this.xMean, this.xScale);
-      return { data, rows: x.rows, cols: this.nTargets };
-    } catch (err) {
-      throw fromNative(err);
-    }
+    const data = nativeSync((b) => b.ridgePredict(x.data, x.rows, x.cols, this.coef.data, this.nTargets, this.intercept, this.xMean, this.xScale));
+    return { data, rows: x.rows, cols: this.nTargets };
   }
 
   /** Each band's share of the prediction (without the intercept): one samples × targets matrix per band (himalaya's split). */
@@ -128,7 +123,7 @@ export class BandedRidgeModel {
       const coef = this.coef.data.subarray(c0 * this.nTargets, (c0 + w) * this.nTargets);
       const zero = new Float32Array(this.nTargets);
       out.push({
-        data: binding().ridgePredict(xb, x.rows, w, coef, this.nTargets, zero, this.xMean.subarray(c0, c0 + w), this.xScale.subarray(c0, c0 + w)),
+        data: nativeSync((b) => b.ridgePredict(xb, x.rows, w, coef, this.nTargets, zero, this.xMean.subarray(c0, c0 + w), this.xScale.subarray(c0, c0 + w))),
         rows: x.rows,
         cols: this.nTargets,
       });

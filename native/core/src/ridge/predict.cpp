@@ -11,13 +11,14 @@
 namespace brainlatent {
 
 void ridge_predict(ConstMatF x, const float* coef, std::int64_t t, const float* intercept, const float* x_mean,
-                   const float* x_scale, MatF out) {
+                   const float* x_scale, MatF out, const std::atomic<bool>* cancel) {
   const std::int64_t n = x.rows, p = x.cols;
   if (out.rows != n || out.cols != t)
     throw Error(ErrorCode::ShapeMismatch, "predict: output must be " + std::to_string(n) + "×" + std::to_string(t));
   const std::int64_t block = std::max<std::int64_t>(1, std::min<std::int64_t>(n, (64ll << 20) / (4 * std::max<std::int64_t>(1, p))));
   std::vector<float> xs(static_cast<std::size_t>(block * p));
   for (std::int64_t r0 = 0; r0 < n; r0 += block) {
+    if (cancel && cancel->load()) throw Error(ErrorCode::Cancelled, "ridge predict cancelled");
     const std::int64_t rb = std::min(block, n - r0);
     parallel_for(0, rb, 64, [&](std::int64_t b, std::int64_t e) {
       for (std::int64_t i = b; i < e; ++i) {

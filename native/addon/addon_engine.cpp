@@ -1,0 +1,78 @@
+// Process-wide functions of the engine: threads, what was built (backends and why not the rest),
+// and the cancel tokens every async job accepts.
+#include <memory>
+#include <string>
+
+#include "addon_modules.h"
+#include "brainlatent/backend.h"
+#include "brainlatent/linalg.h"
+#include "brainlatent/parallel.h"
+#include "kit.h"
+
+namespace brainlatent::addon {
+namespace {
+
+// createCancelToken() -> token (an External); pass it to any async job, then cancel(token).
+Napi::Value CreateCancelToken(const Napi::CallbackInfo& info) {
+  return Napi::External<CancelTokenPtr>::New(info.Env(), new CancelTokenPtr(std::make_shared<CancelToken>()),
+                                             [](Napi::Env, CancelTokenPtr* t) { delete t; });
+}
+
+// cancel(token): the jobs holding it stop at their next check (a sampler step, a solver's large operation).
+Napi::Value Cancel(const Napi::CallbackInfo& info) {
+  const CancelTokenPtr token = Args(info, "cancel").cancel_token(0);
+  if (!token) throw Napi::TypeError::New(info.Env(), "cancel: expected a cancel token");
+  token->cancel();
+  return info.Env().Undefined();
+}
+
+// setThreads(n) -> threads in use (0 = all cores): BLAS and the engine's own loops.
+Napi::Value SetThreads(const Napi::CallbackInfo& info) {
+  const std::int64_t n = Args(info, "setThreads").count(0, "threads");
+  set_engine_threads(static_cast<int>(std::min<std::int64_t>(n, 4096)));
+  return Napi::Number::New(info.Env(), engine_threads());
+}
+
+Napi::Value GetThreads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), engine_threads()); }
+
+// buildInfo() -> {blas, threads, backends, backendList, cuda, cudaReason}
+Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("blas", linalg::blas_vendor());
+  o.Set("threads", engine_threads());
+  // What was compiled and why not the rest: the registry's list (native/core/src/backend_registry.cpp).
+  Napi::Array backends = Napi::Array::New(env), list = Napi::Array::New(env);
+  std::string cuda_reason;
+  bool cuda = false;
+  for (const BackendInfo& b : list_backends()) {
+    Napi::Object e = Napi::Object::New(env);
+    e.Set("name", b.name);
+    e.Set("compiled", b.compiled);
+    e.Set("available", b.available);
+    e.Set("detail", b.detail);
+    list.Set(list.Length(), e);
+    if (b.available) backends.Set(backends.Length(), Napi::String::New(env, b.name));
+    if (b.name == "cuda") {
+      cuda = b.available;
+      cuda_reason = b.detail;
+    }
+  }
+  o.Set("backends", backends);
+  o.Set("backendList", list);
+  o.Set("cuda", Napi::Boolean::New(env, cuda));
+  o.Set("cudaReason", Napi::String::New(env, cuda_reason));
+  return o;
+}
+
+}  // namespace
+
+void init_engine(Napi::Env env, Napi::Object exports) {
+  exports.Set("createCancelToken", Napi::Function::New(env, CreateCancelToken, "createCancelToken"));
+  exports.Set("cancel", Napi::Function::New(env, Cancel, "cancel"));
+  exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
+  exports.Set("getThreads", Napi::Function::New(env, GetThreads, "getThreads"));
+  exports.Set("buildInfo", Napi::Function::New(env, BuildInfo, "buildInfo"));
+}
+
+}  // namespace brainlatent::addon

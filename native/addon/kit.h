@@ -1,0 +1,212 @@
+// The addon kit: what every entry point of the addon shares, in one place.
+// - Errors: one mapping from the core's failures to JS errors, whatever the entry point.
+// - Arguments: typed accessors for positional arguments and option attributes (integers checked as
+//   integers, arrays by type and length), and the enum tables of every string option.
+// - Results: vectors handed to JS as typed arrays without a copy.
+// - Cancellation: one cancel token (createCancelToken/cancel) that every async job accepts.
+// - Jobs: one async job class (run_job) that runs core work on a libuv worker thread, delivers its
+//   progress events through a thread-safe function, maps its errors, holds its inputs alive, and
+//   settles its promise only after every progress event has been delivered.
+// Entry points copy their arguments into plain core structs on the JS thread; the worker never
+// touches V8.
+#pragma once
+#include <napi.h>
+
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "brainlatent/error.h"
+
+namespace brainlatent::addon {
+
+// ------------------------------------------------------------------ errors
+// A JS error for a core failure: InvalidArgument → RangeError, anything else → Error; `.code`
+// carries the core's code name either way (the TS layer maps codes onto its named classes).
+Napi::Error to_js_error(Napi::Env env, ErrorCode code, const std::string& message);
+
+struct Failure {
+  ErrorCode code = ErrorCode::Internal;
+  std::string message;
+};
+// The exception in flight (call inside a catch block): brainlatent::Error keeps its code,
+// std::bad_alloc is OutOfMemory, any other exception is Internal, prefixed with `what`.
+Failure current_failure(const std::string& what);
+
+// Runs a core call on the JS thread, rethrowing its failure as the mapped JS error.
+template <typename Fn>
+auto guarded(Napi::Env env, const std::string& what, Fn&& fn) -> decltype(fn()) {
+  try {
+    return fn();
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (...) {
+    const Failure f = current_failure(what);
+    throw to_js_error(env, f.code, f.message);
+  }
+}
+
+// ------------------------------------------------------------------ enum tables
+template <typename E>
+struct EnumEntry {
+  const char* name;
+  E value;
+};
+
+// The value named `text` in `table`; RangeError listing the names otherwise.
+template <typename E, std::size_t N>
+E parse_enum(Napi::Env env, const char* option, const std::string& text, const EnumEntry<E> (&table)[N]) {
+  for (const auto& e : table)
+    if (text == e.name) return e.value;
+  std::string names;
+  for (std::size_t i = 0; i < N; ++i) names += (i ? (i + 1 == N ? " or '" : ", '") : "'") + std::string(table[i].name) + "'";
+  throw Napi::RangeError::New(env, std::string(option) + " must be " + names + ", got '" + text + "'");
+}
+
+// ------------------------------------------------------------------ arguments
+// Option attributes of a JS object. Absent, undefined and null take the fallback.
+bool has(const Napi::Object& o, const char* key);
+double attr_number(const Napi::Object& o, const char* key, double fallback);
+// A finite integer in [min, max] (TypeError if not a number, RangeError if out of range).
+std::int64_t attr_int(const Napi::Object& o, const char* key, std::int64_t fallback, std::int64_t min = 0,
+                      std::int64_t max = std::numeric_limits<std::int32_t>::max());
+bool attr_bool(const Napi::Object& o, const char* key, bool fallback);
+std::string attr_string(const Napi::Object& o, const char* key, const std::string& fallback);
+template <typename E, std::size_t N>
+E attr_enum(const Napi::Object& o, const char* key, E fallback, const EnumEntry<E> (&table)[N]) {
+  if (!has(o, key)) return fallback;
+  return parse_enum(o.Env(), key, attr_string(o, key, ""), table);
+}
+
+template <typename TA> struct typed_array_traits;
+template <> struct typed_array_traits<Napi::Float32Array> { static constexpr napi_typedarray_type type = napi_float32_array; static constexpr const char* name = "Float32Array"; };
+template <> struct typed_array_traits<Napi::Float64Array> { static constexpr napi_typedarray_type type = napi_float64_array; static constexpr const char* name = "Float64Array"; };
+template <> struct typed_array_traits<Napi::Int32Array> { static constexpr napi_typedarray_type type = napi_int32_array; static constexpr const char* name = "Int32Array"; };
+template <> struct typed_array_traits<Napi::Uint8Array> { static constexpr napi_typedarray_type type = napi_uint8_array; static constexpr const char* name = "Uint8Array"; };
+
+constexpr std::size_t kAnyLength = std::numeric_limits<std::size_t>::max();
+
+// `v` as a typed array of type TA with `expected` elements (kAnyLength: any).
+template <typename TA>
+TA as_array(const Napi::Value& v, const std::string& name, std::size_t expected = kAnyLength) {
+  using Tr = typed_array_traits<TA>;
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != Tr::type)
+    throw Napi::TypeError::New(v.Env(), name + " must be a " + Tr::name);
+  TA a = v.As<TA>();
+  if (expected != kAnyLength && a.ElementLength() != expected)
+    throw Napi::RangeError::New(v.Env(), name + " has " + std::to_string(a.ElementLength()) + " elements, expected " +
+                                             std::to_string(expected));
+  return a;
+}
+template <typename TA>
+TA attr_array(const Napi::Object& o, const char* key, std::size_t expected = kAnyLength) {
+  return as_array<TA>(o.Get(key), std::string("'") + key + "'", expected);
+}
+template <typename TA, typename T>
+std::vector<T> attr_vector(const Napi::Object& o, const char* key) {
+  TA a = attr_array<TA>(o, key);
+  return std::vector<T>(a.Data(), a.Data() + a.ElementLength());
+}
+
+class CancelToken;
+using CancelTokenPtr = std::shared_ptr<CancelToken>;
+
+// Positional arguments of one entry point; errors name the function and the argument.
+class Args {
+ public:
+  Args(const Napi::CallbackInfo& info, const char* function) : info_(info), fn_(function) {}
+  Napi::Env env() const { return info_.Env(); }
+  std::size_t length() const { return info_.Length(); }
+  const Napi::Value operator[](std::size_t i) const { return info_[i]; }
+  // A finite integer in [0, 2^53] (sizes, counts, indices).
+  std::int64_t count(std::size_t i, const char* name) const;
+  double number(std::size_t i, const char* name) const;
+  std::string string(std::size_t i, const char* name) const;
+  Napi::Object object(std::size_t i, const char* name) const;
+  template <typename TA>
+  TA array(std::size_t i, const char* name, std::size_t expected = kAnyLength) const {
+    return as_array<TA>(info_[i], label(name), expected);
+  }
+  // Optional trailing arguments: empty when absent, undefined or null.
+  Napi::Function callback(std::size_t i) const;
+  CancelTokenPtr cancel_token(std::size_t i) const;
+
+ private:
+  std::string label(const char* name) const { return std::string(fn_) + ": " + name; }
+  const Napi::CallbackInfo& info_;
+  const char* fn_;
+};
+
+// ------------------------------------------------------------------ results
+// Hands a vector's storage to JS without copying; the ArrayBuffer frees it.
+template <typename TA, typename T>
+TA to_typed(Napi::Env env, std::vector<T>&& v) {
+  // An empty vector has no storage to hand over (an external buffer over null reads as detached).
+  if (v.empty()) return TA::New(env, 0);
+  auto* holder = new std::vector<T>(std::move(v));
+  Napi::ArrayBuffer buf = Napi::ArrayBuffer::New(env, holder->data(), holder->size() * sizeof(T),
+                                                 [](Napi::Env, void*, std::vector<T>* h) { delete h; }, holder);
+  return TA::New(env, holder->size(), buf, 0);
+}
+
+// ------------------------------------------------------------------ cancellation
+// A cancel token: the flag core loops poll (between steps and large operations), plus hooks for
+// work that must be told (ONNX Runtime's terminate flag). cancel() may be called from any thread.
+class CancelToken {
+ public:
+  void cancel();
+  bool cancelled() const { return flag_.load(); }
+  const std::atomic<bool>* flag() const { return &flag_; }
+  // Runs `hook` on cancel (at once if already cancelled).
+  void on_cancel(std::function<void()> hook);
+
+ private:
+  std::atomic<bool> flag_{false};
+  std::mutex mutex_;
+  std::vector<std::function<void()>> hooks_;
+};
+
+// ------------------------------------------------------------------ jobs
+// What the worker thread sees: the cancel flag and a way to post progress events.
+class JobContext {
+ public:
+  // Null when the job has no cancel token.
+  const std::atomic<bool>* cancel_flag() const { return cancel_ ? cancel_->flag() : nullptr; }
+  bool cancelled() const { return cancel_ && cancel_->cancelled(); }
+  bool reports_progress() const { return post_ != nullptr; }
+  // Queues one progress event: `args` runs on the JS thread and returns the callback's arguments.
+  // A no-op without a progress callback. Never blocks the worker.
+  void post(std::function<std::vector<napi_value>(Napi::Env)> args) const {
+    if (post_) post_(std::move(args));
+  }
+  // progress(fraction, stage) events, as the ridge solvers report them.
+  std::function<void(double, const std::string&)> fraction_progress() const;
+
+ private:
+  friend class JobWorker;
+  CancelTokenPtr cancel_;
+  std::function<void(std::function<std::vector<napi_value>(Napi::Env)>)> post_;
+};
+
+struct JobOptions {
+  Napi::Function on_progress;      // optional: receives the posted events
+  CancelTokenPtr cancel;           // optional
+  std::vector<Napi::Value> keep;   // JS objects (input arrays, handles) held until the job settles
+};
+
+using JobWork = std::function<void(JobContext&)>;
+using JobDone = std::function<Napi::Value(Napi::Env)>;
+
+// Queues `work` on a libuv worker thread and returns the promise it settles: resolved with
+// done(env) on the JS thread, or rejected with the mapped failure (named after `name`). Every
+// progress event posted by `work` is delivered before the promise settles, never after.
+Napi::Promise run_job(Napi::Env env, const char* name, JobWork work, JobDone done, JobOptions options = {});
+
+}  // namespace brainlatent::addon

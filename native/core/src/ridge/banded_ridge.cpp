@@ -1,0 +1,184 @@
+// Banded ridge (Dupré la Tour et al. 2022; himalaya's BandedRidgeCV, "random_search"): the ridge
+// engine's per-fold routes under band weights γ, one candidate per Dirichlet draw (see
+// banded_ridge.h). The Grams are built once and reused across γ; each target keeps the (γ, α) with
+// the best mean fold score (a later γ must improve strictly) and is refit with its group.
+#include "brainlatent/banded_ridge.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "brainlatent/backend.h"
+#include "brainlatent/error.h"
+#include "engine.h"
+
+namespace brainlatent {
+
+using i64 = std::int64_t;
+
+// ------------------------------------------------------------------ Dirichlet candidates
+namespace {
+
+// xoshiro256** seeded by splitmix64: the same stream on every platform and compiler.
+struct Xoshiro {
+  std::uint64_t s[4];
+  explicit Xoshiro(std::uint64_t seed) {
+    for (auto& w : s) {
+      seed += 0x9e3779b97f4a7c15ull;
+      std::uint64_t z = seed;
+      z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+      z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+      w = z ^ (z >> 31);
+    }
+  }
+  static std::uint64_t rotl(std::uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+  std::uint64_t next() {
+    const std::uint64_t r = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return r;
+  }
+  double uniform() { return (static_cast<double>(next() >> 11) + 0.5) * (1.0 / 9007199254740992.0); }  // (0, 1)
+  double normal() {
+    double u = uniform(), v = uniform();
+    return std::sqrt(-2.0 * std::log(u)) * std::cos(6.283185307179586 * v);
+  }
+};
+
+// log of a Gamma(a, 1) draw (Marsaglia & Tsang 2000; a < 1 by the a+1 boost). Logs keep
+// concentration 0.1 draws, which are often below 1e-300, from underflowing to zero.
+double log_gamma_draw(Xoshiro& rng, double a) {
+  double boost = 0;
+  if (a < 1) {
+    boost = std::log(rng.uniform()) / a;
+    a += 1;
+  }
+  const double d = a - 1.0 / 3.0, c = 1.0 / std::sqrt(9.0 * d);
+  for (;;) {
+    double x, v;
+    do {
+      x = rng.normal();
+      v = 1.0 + c * x;
+    } while (v <= 0);
+    v = v * v * v;
+    const double u = rng.uniform();
+    if (std::log(u) < 0.5 * x * x + d - d * v + d * std::log(v)) return std::log(d * v) + boost;
+  }
+}
+
+}  // namespace
+
+std::vector<double> dirichlet_gammas(int n_samples, int n_bands, const std::vector<double>& concentrations,
+                                     std::uint64_t seed) {
+  if (n_samples < 1) throw Error(ErrorCode::InvalidArgument, "gammas: need at least 1 candidate, got " + std::to_string(n_samples));
+  if (n_bands < 1) throw Error(ErrorCode::InvalidArgument, "gammas: need at least 1 band, got " + std::to_string(n_bands));
+  if (concentrations.empty()) throw Error(ErrorCode::InvalidArgument, "gammas: need at least one Dirichlet concentration");
+  for (double c : concentrations)
+    if (!(c > 0) || !std::isfinite(c))
+      throw Error(ErrorCode::InvalidArgument, "gammas: concentrations must be finite and > 0, got " + std::to_string(c));
+  std::vector<double> out(static_cast<std::size_t>(n_samples) * n_bands);
+  for (int b = 0; b < n_bands; ++b) out[static_cast<std::size_t>(b)] = 1.0 / n_bands;
+  Xoshiro rng(seed);
+  std::vector<double> lg(static_cast<std::size_t>(n_bands));
+  for (int s = 1; s < n_samples; ++s) {
+    const double conc = concentrations[static_cast<std::size_t>(s - 1) % concentrations.size()];
+    double mx = -std::numeric_limits<double>::infinity();
+    for (int b = 0; b < n_bands; ++b) {
+      lg[static_cast<std::size_t>(b)] = log_gamma_draw(rng, conc);
+      mx = std::max(mx, lg[static_cast<std::size_t>(b)]);
+    }
+    double sum = 0;
+    for (int b = 0; b < n_bands; ++b) sum += std::exp(lg[static_cast<std::size_t>(b)] - mx);
+    for (int b = 0; b < n_bands; ++b)
+      out[static_cast<std::size_t>(s) * n_bands + b] = std::exp(lg[static_cast<std::size_t>(b)] - mx) / sum;
+  }
+  return out;
+}
+
+BandedRidgeResult banded_ridge_fit(ConstMatF x, ConstMatF y, const BandedRidgeOptions& o) {
+  const int nb = static_cast<int>(o.band_sizes.size());
+  if (nb < 1) throw Error(ErrorCode::InvalidArgument, "bands: need at least one band");
+  ridge::Problem pb;
+  pb.x = x;
+  pb.y = y;
+  pb.alphas = o.alphas;
+  pb.band_sizes = o.band_sizes;
+  if (o.gammas.empty()) {
+    if (o.n_iter < 1) throw Error(ErrorCode::InvalidArgument, "nIter: need at least 1 candidate, got " + std::to_string(o.n_iter));
+    pb.candidates = dirichlet_gammas(o.n_iter, nb, o.concentrations, o.seed);
+  } else {
+    pb.candidates = o.gammas;
+    if (pb.candidates.size() % static_cast<std::size_t>(nb) == 0) {
+      // Onto the simplex (checked for sign and zero rows by the engine).
+      for (std::size_t r = 0; r < pb.candidates.size() / static_cast<std::size_t>(nb); ++r) {
+        double sum = 0;
+        for (int b = 0; b < nb; ++b) sum += pb.candidates[r * static_cast<std::size_t>(nb) + static_cast<std::size_t>(b)];
+        if (sum > 0 && std::isfinite(sum))
+          for (int b = 0; b < nb; ++b) pb.candidates[r * static_cast<std::size_t>(nb) + static_cast<std::size_t>(b)] /= sum;
+      }
+    }
+  }
+  pb.folds = ridge::make_fold_layout(o.folds, o.n_folds, x.rows);
+  pb.score = o.score == RidgeScore::Pearson ? ScoreKind::Pearson : ScoreKind::R2;
+  pb.fit_intercept = o.fit_intercept;
+  pb.standardize = o.standardize;
+  pb.eig_precision = o.eig_precision;
+  pb.memory_budget = o.memory_budget;
+  pb.target_batch = o.target_batch;
+  pb.progress = o.progress;
+  pb.cancel = o.cancel;
+  pb.what = "banded ridge fit";
+  // A single candidate of ones is plain RidgeCV: keep it on the banded path (per-fold routes).
+  std::string solver = o.solver;
+  if (solver.empty() || solver == "auto") {
+    const double c_primal = ridge::cost_per_fold_primal(pb), c_kernel = ridge::cost_per_fold_kernel(pb);
+    solver = o.route == RidgeRoute::Primal ? "per-fold-primal"
+             : o.route == RidgeRoute::Kernel ? "per-fold-kernel"
+             : c_kernel < c_primal           ? "per-fold-kernel"
+                                             : "per-fold-primal";
+  }
+  std::unique_ptr<Backend> be = make_backend(o.backend);
+  ridge::EngineResult e = ridge::run(pb, *be, solver, "auto", "per-fold");
+
+  BandedRidgeResult r;
+  r.n_features = x.cols;
+  r.n_targets = y.cols;
+  r.n_bands = nb;
+  r.coef = std::move(e.coef);
+  r.intercept = std::move(e.intercept);
+  r.x_mean = std::move(e.x_mean);
+  r.x_scale = std::move(e.x_scale);
+  r.gammas = pb.candidates;
+  r.best_gamma = std::move(e.best_candidate);
+  r.best_alpha = std::move(e.best_alpha);
+  r.best_scores = std::move(e.best_score);
+  r.gamma_scores = std::move(e.candidate_scores);
+  BandedRidgeInfo& i = r.info;
+  i.solver = e.route;
+  i.route = ridge::route_by_name(e.route).space;
+  i.eig_precision = e.eig_precision;
+  i.backend = be->name();
+  i.n_gammas = pb.n_candidates();
+  i.target_batch = e.target_batch;
+  i.n_batches = e.n_batches;
+  i.eigendecompositions = e.decompositions;
+  i.refit_groups = e.refit_groups;
+  i.skipped_candidates = e.skipped_candidates;
+  i.gemm_flops = e.gemm_flops;
+  i.seconds_gram = e.seconds_setup;
+  i.seconds_search = e.seconds_search;
+  i.seconds_refit = e.seconds_refit;
+  i.seconds_total = e.seconds_total;
+  i.fixed_bytes = e.fixed_bytes;
+  i.batch_bytes = e.batch_bytes;
+  i.budget_bytes = e.budget_bytes;
+  i.peak_bytes = e.peak_bytes;
+  if (o.progress) o.progress(1.0, "done");
+  return r;
+}
+
+}  // namespace brainlatent

@@ -1,0 +1,634 @@
+// The CV driver of the ridge engine (see engine.h): one loop for RidgeCV and banded ridge over
+// any registered route and any backend.
+#include "engine.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <new>
+#include <numeric>
+#include <sstream>
+
+#include "brainlatent/error.h"
+#include "brainlatent/parallel.h"
+
+namespace brainlatent::ridge {
+
+namespace {
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+std::size_t Z(i64 v) { return static_cast<std::size_t>(v); }
+std::string gib(double bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3g GiB", bytes / static_cast<double>(1ull << 30));
+  return buf;
+}
+}  // namespace
+
+// ------------------------------------------------------------------ context
+Context::Context(const Problem& problem, Backend& backend) : pb(problem), be(backend) {
+  unresolved.assign(Z(pb.n_alphas()), 0);
+  feature_weight.assign(Z(pb.p()), 1.0);
+}
+
+void Context::checkpoint() const {
+  if (pb.cancel && pb.cancel->load()) throw Error(ErrorCode::Cancelled, std::string(pb.what) + " cancelled");
+}
+
+void Context::report(double fraction, const std::string& stage) const {
+  if (pb.progress) pb.progress(std::min(1.0, std::max(0.0, fraction)), stage);
+}
+
+BufferPtr Context::upload(const std::vector<double>& v) const {
+  BufferPtr b = be.alloc(DType::F64, v.size());
+  if (!v.empty()) {
+    BufferPtr h = be.wrap_host(const_cast<double*>(v.data()), DType::F64, v.size());
+    be.copy(vec<double>(*h, static_cast<i64>(v.size())), vec<double>(*b, static_cast<i64>(v.size())));
+  }
+  return b;
+}
+
+std::vector<double> Context::download(const ViewD& v) const {
+  std::vector<double> out(Z(v.size()));
+  if (!out.empty()) {
+    BufferPtr h = be.wrap_host(out.data(), DType::F64, out.size());
+    be.copy(v, View<double>{h.get(), 0, v.rows, v.cols, v.cols});
+    be.synchronize();
+  }
+  return out;
+}
+
+void Context::check_gram_finite(const ViewF& g, const char* name) const {
+  const i64 bad = be.first_nonfinite(g);
+  if (bad < 0) return;
+  throw Error(ErrorCode::NonFinite,
+              std::string(pb.what) + ": the Gram matrix " + name + " overflowed float32 at (" + std::to_string(bad / g.cols) + ", " +
+                  std::to_string(bad % g.cols) + "): X holds values too large for float32 products (|X| up to " +
+                  [&] {
+                    char b[32];
+                    std::snprintf(b, sizeof b, "%.3g", x_abs_max.load());
+                    return std::string(b);
+                  }() +
+                  "); rescale X (or standardize it)");
+}
+
+void Context::reset_resolution() {
+  std::fill(unresolved.begin(), unresolved.end(), 0);
+  resolution = 0;
+}
+
+Context::Eig Context::decompose(const ViewF& sym, bool centred_kernel) {
+  checkpoint();
+  const i64 r = sym.rows;
+  ++decompositions;
+  Eig e;
+  e.q_buf = be.alloc(DType::F32, Z(r * r));
+  e.q = view<float>(*e.q_buf, r, r);
+  e.raw.assign(Z(r), 0.0);
+  const double amin = *std::min_element(pb.alphas.begin(), pb.alphas.end());
+  auto in_float64 = [&] {
+    BufferPtr a = be.alloc(DType::F64, Z(r * r)), w = be.alloc(DType::F64, Z(r));
+    const ViewD av = view<double>(*a, r, r), wv = vec<double>(*w, r);
+    be.convert(sym, av);
+    be.eigh(av, wv);
+    be.convert(av, e.q);
+    e.raw = download(wv);
+    ++n_float64_;
+  };
+  if (pb.eig_precision == EigPrecision::Float64 || use_f64_) {
+    in_float64();
+  } else {
+    be.copy(sym, e.q);  // sym stays intact: a float64 redo starts from it
+    {
+      BufferPtr w = be.alloc(DType::F32, Z(r));
+      be.eigh(e.q, vec<float>(*w, r));
+      std::vector<float> wf(Z(r));
+      if (r > 0) {
+        BufferPtr h = be.wrap_host(wf.data(), DType::F32, wf.size());
+        be.copy(vec<float>(*w, r), vec<float>(*h, r));
+        be.synchronize();
+      }
+      e.raw.assign(wf.begin(), wf.end());
+    }
+    const double lmax = r > 0 ? std::max(std::fabs(e.raw.front()), std::fabs(e.raw.back())) : 0.0;
+    // Float32 eigenvalues carry an error of about ε·λ_max: past a tenth of the smallest alpha the
+    // shrinkage of the weakest directions is not resolved (ridge.md §5.4).
+    if (pb.eig_precision == EigPrecision::Auto && 1.19e-7 * lmax > 0.1 * amin) {
+      use_f64_ = true;
+      checkpoint();
+      in_float64();
+    } else {
+      ++n_float32_;
+    }
+  }
+  std::vector<double> lam(Z(r));
+  for (i64 k = 0; k < r; ++k) lam[Z(k)] = std::max(0.0, e.raw[Z(k)]);
+  e.lam_buf = upload(lam);
+  e.lam = vec<double>(*e.lam_buf, r);
+  // Alpha resolution (ridge.md §5.4): a (near) singular decomposition resolves no alpha below
+  // 1e-5·λ_max; a centred kernel's constant null vector carries no signal and does not count.
+  if (r > 0) {
+    const double lmax = std::max(std::fabs(e.raw.front()), std::fabs(e.raw.back()));
+    const double lmin = centred_kernel && r > 1 ? e.raw[1] : e.raw[0];
+    const double res = 1e-5 * lmax;
+    if (lmin < res) {
+      resolution = std::max(resolution, res);
+      for (std::size_t a = 0; a < pb.alphas.size(); ++a)
+        if (pb.alphas[a] < res) unresolved[a] = 1;
+    }
+  }
+  return e;
+}
+
+// ------------------------------------------------------------------ preparation
+namespace {
+
+// Writes host data into a device buffer: straight into its memory when the backend's buffers are
+// host memory (zero copy), else through a staging buffer and one copy.
+template <typename Fill>
+void fill_device(Backend& be, Buffer& dst, i64 rows, i64 cols, Fill&& fill) {
+  if (be.host_visible()) {
+    fill(static_cast<float*>(dst.data()));
+    return;
+  }
+  BufferPtr stage = be.alloc_host(DType::F32, Z(rows * cols));
+  fill(static_cast<float*>(stage->data()));
+  be.copy(view<float>(*stage, rows, cols), view<float>(dst, rows, cols));
+  be.synchronize();
+}
+
+// Statistics of X and Y (host, float64): X's means and scales, the trace of the prepared X's Gram
+// (a bound on λ_max for the precision rule's memory estimate), Y's column means.
+void prepare_stats(Context& ctx) {
+  const Problem& pb = ctx.pb;
+  const ConstMatF x = pb.x;
+  const i64 n = x.rows, p = x.cols;
+  ctx.x_mean.assign(Z(p), 0.0f);
+  ctx.x_scale.assign(Z(p), 1.0f);
+  std::vector<double> mean(Z(p), 0.0), m2(Z(p), 0.0);
+  parallel_for(0, p, 64, [&](i64 b, i64 e) {
+    for (i64 i = 0; i < n; ++i) {
+      const float* r = x.row(i);
+      for (i64 j = b; j < e; ++j) mean[Z(j)] += r[j];
+    }
+    for (i64 j = b; j < e; ++j) mean[Z(j)] /= static_cast<double>(n);
+    for (i64 i = 0; i < n; ++i) {
+      const float* r = x.row(i);
+      for (i64 j = b; j < e; ++j) {
+        const double d = r[j] - mean[Z(j)];
+        m2[Z(j)] += d * d;
+      }
+    }
+  });
+  ctx.x_inv_scale.assign(Z(p), 1.0);
+  double trace = 0;
+  for (i64 j = 0; j < p; ++j) {
+    // Standardising without an intercept uses the centred spread, but the model keeps the raw
+    // origin: the mean is subtracted only when an intercept is fitted.
+    if (pb.fit_intercept) ctx.x_mean[Z(j)] = static_cast<float>(mean[Z(j)]);
+    if (pb.standardize) {
+      const double sd = std::sqrt(m2[Z(j)] / static_cast<double>(n));
+      const float s = sd > 0 ? static_cast<float>(sd) : 1.0f;  // constant column: leave unscaled (zero after centring)
+      ctx.x_scale[Z(j)] = s;
+      ctx.x_inv_scale[Z(j)] = 1.0 / s;
+    }
+    const double raw = m2[Z(j)] + (pb.fit_intercept ? 0.0 : static_cast<double>(n) * mean[Z(j)] * mean[Z(j)]);
+    trace += raw * ctx.x_inv_scale[Z(j)] * ctx.x_inv_scale[Z(j)];
+  }
+  ctx.x_trace = trace;
+  ctx.y_mean.assign(Z(pb.t()), 0.0);
+  if (pb.fit_intercept) {
+    const ConstMatF y = pb.y;
+    parallel_for(0, y.cols, 256, [&](i64 b, i64 e) {
+      for (i64 i = 0; i < y.rows; ++i) {
+        const float* r = y.row(i);
+        for (i64 j = b; j < e; ++j) ctx.y_mean[Z(j)] += r[j];
+      }
+      for (i64 j = b; j < e; ++j) ctx.y_mean[Z(j)] /= static_cast<double>(y.rows);
+    });
+  }
+}
+
+// X centred (intercept) and scaled (standardize), rows in fold order, on the backend.
+void prepare_x(Context& ctx) {
+  const Problem& pb = ctx.pb;
+  const ConstMatF x = pb.x;
+  const i64 n = x.rows, p = x.cols;
+  ctx.x_buf = ctx.be.alloc(DType::F32, Z(n * p));
+  ctx.x = view<float>(*ctx.x_buf, n, p);
+  fill_device(ctx.be, *ctx.x_buf, n, p, [&](float* out) {
+    parallel_for(0, n, 64, [&](i64 b, i64 e) {
+      double m = 0;
+      for (i64 r = b; r < e; ++r) {
+        const float* src = x.row(pb.folds.order[Z(r)]);
+        float* dst = out + r * p;
+        for (i64 j = 0; j < p; ++j) {
+          dst[j] = static_cast<float>((src[j] - static_cast<double>(ctx.x_mean[Z(j)])) * ctx.x_inv_scale[Z(j)]);
+          m = std::max(m, static_cast<double>(std::fabs(src[j])));
+        }
+      }
+      // The largest |X|, for the messages of an overflowing fit.
+      double cur = ctx.x_abs_max.load();
+      while (m > cur && !ctx.x_abs_max.compare_exchange_weak(cur, m)) {
+      }
+    });
+  });
+}
+
+// Loads columns of Y (a range, or batch.cols) centred, rows in fold order, with per-fold statistics.
+void load_batch(Context& ctx, Batch& batch) {
+  const Problem& pb = ctx.pb;
+  const i64 n = pb.n(), tb = batch.tb;
+  const int k = pb.folds.k;
+  if (!batch.y_buf || batch.y_buf->count() < Z(n * tb)) batch.y_buf = ctx.be.alloc(DType::F32, Z(n * tb));
+  batch.y = view<float>(*batch.y_buf, n, tb);
+  const ConstMatF y = pb.y;
+  const std::vector<i64>* cols = batch.cols;
+  const i64 j0 = batch.j0;
+  fill_device(ctx.be, *batch.y_buf, n, tb, [&](float* out) {
+    parallel_for(0, n, 128, [&](i64 b, i64 e) {
+      for (i64 r = b; r < e; ++r) {
+        const float* src = y.row(pb.folds.order[Z(r)]);
+        float* dst = out + r * tb;
+        if (cols) {
+          for (i64 j = 0; j < tb; ++j) dst[j] = static_cast<float>(src[(*cols)[Z(j)]] - ctx.y_mean[Z((*cols)[Z(j)])]);
+        } else {
+          for (i64 j = 0; j < tb; ++j) dst[j] = static_cast<float>(src[j0 + j] - ctx.y_mean[Z(j0 + j)]);
+        }
+      }
+    });
+  });
+  // level (1) + sum, sst, train_mean (k each) rows of tb doubles.
+  const std::size_t need = Z((1 + 3 * k) * tb);
+  if (!batch.stats_buf || batch.stats_buf->count() < need) batch.stats_buf = ctx.be.alloc(DType::F64, need);
+  batch.level = view<double>(*batch.stats_buf, 1, tb, 0);
+  batch.sum = view<double>(*batch.stats_buf, k, tb, tb);
+  batch.sst = view<double>(*batch.stats_buf, k, tb, tb * (1 + k));
+  batch.train_mean = view<double>(*batch.stats_buf, k, tb, tb * (1 + 2 * k));
+  std::vector<double> level(Z(tb));
+  for (i64 j = 0; j < tb; ++j) level[Z(j)] = ctx.y_mean[Z(cols ? (*cols)[Z(j)] : j0 + j)];
+  BufferPtr lv = ctx.upload(level);
+  ctx.be.copy(vec<double>(*lv, tb), batch.level);
+  ctx.be.fold_stats(batch.y, pb.folds.start, batch.level, batch.sum, batch.sst);
+  // Mean of each fold's training rows: (Σ_all − Σ_v) / n_t (zero without an intercept).
+  std::vector<double> sum = ctx.download(batch.sum), tm(Z(k * tb), 0.0);
+  if (pb.fit_intercept) {
+    std::vector<double> all(Z(tb), 0.0);
+    for (int v = 0; v < k; ++v)
+      for (i64 j = 0; j < tb; ++j) all[Z(j)] += sum[Z(v * tb + j)];
+    for (int v = 0; v < k; ++v) {
+      const double nt = static_cast<double>(n - pb.folds.size(v));
+      for (i64 j = 0; j < tb; ++j) tm[Z(v * tb + j)] = (all[Z(j)] - sum[Z(v * tb + j)]) / nt;
+    }
+  }
+  BufferPtr tmb = ctx.upload(tm);
+  ctx.be.copy(view<double>(*tmb, k, tb), batch.train_mean);
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------ the driver
+namespace {
+
+struct Selected {
+  BufferPtr buf_i, buf_d;
+  ViewI index;
+  ViewD score, alpha;
+  void alloc(Backend& be, i64 t) {
+    buf_i = be.alloc(DType::I32, Z(t));
+    buf_d = be.alloc(DType::F64, Z(2 * t));
+    index = vec<std::int32_t>(*buf_i, t);
+    score = vec<double>(*buf_d, t);
+    alpha = vec<double>(*buf_d, t, t);
+  }
+};
+
+
+EngineResult attempt(const Problem& pb, Backend& be, const RouteSpec& spec) {
+  auto t_start = Clock::now();
+  const i64 n = pb.n(), p = pb.p(), t = pb.t();
+  const int A = pb.n_alphas(), nc = pb.n_candidates();
+  const bool single = nc == 1;
+  be.set_memory_limit(0);
+  be.reset_peak();
+  const std::size_t base = be.memory_stats().live;
+  Context ctx(pb, be);
+  prepare_stats(ctx);
+  std::unique_ptr<Route> route = spec.make(ctx);
+
+  // ---- memory: the route's fixed footprint, X's copy, and the rest for target batches.
+  const Footprint fp = route->footprint();
+  // Per target of a batch, besides the route's: Y's column (n), its fold statistics and the
+  // selection (doubles), and the alpha scores.
+  const double per_target = fp.per_target + 4.0 * n + 8.0 * (3.0 * pb.folds.k + 2.0 * A + 6.0) + 4.0;
+  const double fixed = fp.fixed + 4.0 * static_cast<double>(n) * p + 8.0 * (2.0 * t) + 4.0 * t + (1 << 20);
+  // The caller's budget is a hard bound; without one, the default sizes batches and grows to fit
+  // the fixed footprint.
+  const double budget = pb.memory_budget ? static_cast<double>(pb.memory_budget)
+                                         : std::max(static_cast<double>(kDefaultMemoryBudget), fixed + per_target * std::min<double>(t, 64.0));
+  if (fixed + per_target > budget)
+    throw Error(ErrorCode::OutOfMemory,
+                std::string(pb.what) + ": the memory budget of " + gib(budget) + " is below this fit's fixed footprint of " +
+                    gib(fixed) + " (X's prepared copy " + gib(4.0 * n * p) + "; the " + spec.name +
+                    " route's Grams, decompositions and work buffers " + gib(fp.fixed) + ") plus one target (" + gib(per_target) +
+                    "): raise memoryBudget to at least " + gib(fixed + per_target * std::min<double>(64.0, t)));
+  i64 tb = pb.target_batch > 0 ? pb.target_batch : static_cast<i64>((budget - fixed) / per_target);
+  if (pb.target_batch <= 0 && fp.max_batch > 0) tb = std::min(tb, std::max<i64>(fp.max_batch, 1));
+  tb = std::max<i64>(1, std::min(tb, t));
+  be.set_memory_limit(base + static_cast<std::size_t>(budget));
+
+  ctx.report(0, "prepare");
+  auto t0 = Clock::now();
+  prepare_x(ctx);
+  ctx.checkpoint();
+  ctx.progress_from = 0.0;
+  ctx.progress_to = 0.05;
+  route->setup();
+  const double t_setup = since(t0);
+  ctx.report(0.05, "decompose");
+
+  EngineResult res;
+  res.x_mean = ctx.x_mean;
+  res.x_scale = ctx.x_scale;
+  res.coef.assign(Z(p * t), 0.0f);
+  res.best_alpha.assign(Z(t), static_cast<float>(pb.alphas[0]));
+  res.best_score.assign(Z(t), 0.0f);
+  res.best_candidate.assign(Z(t), 0);
+  if (single) res.cv_scores.assign(Z(A * t), 0.0f);
+  res.candidate_scores.assign(Z(nc * t), 0.0f);
+
+  const i64 n_batches = (t + tb - 1) / tb;
+  BufferPtr acc_buf = be.alloc(DType::F64, Z(A * tb));
+  Selected sel;
+  sel.alloc(be, tb);
+  // Banded ridge: the best (candidate, alpha) so far per target.
+  Selected best;
+  BufferPtr best_tag_buf;
+  ViewI best_tag;
+  if (!single) {
+    best.alloc(be, t);
+    be.fill(best.score, -std::numeric_limits<double>::infinity());
+    best_tag_buf = be.alloc(DType::I32, Z(t));
+    best_tag = vec<std::int32_t>(*best_tag_buf, t);
+  }
+  // Refit output: the result's own memory when the backend reads host memory, else a device buffer.
+  BufferPtr coef_host = be.wrap_host(res.coef.data(), DType::F32, res.coef.size());
+  BufferPtr coef_dev;
+  if (!be.host_visible()) coef_dev = be.alloc(DType::F32, Z(p * tb));
+  const ViewF coef_all = view<float>(*coef_host, p, t);
+
+  Batch batch;
+  const bool keep_batch = n_batches == 1;  // one batch: load Y once for every candidate
+  bool loaded = false;
+  std::vector<char> no_skip(Z(A), 0);
+  double t_search = 0, t_refit = 0;
+  const double span = single ? 0.95 : 0.8;
+  for (int c = 0; c < nc; ++c) {
+    auto tc = Clock::now();
+    // Band weights of this candidate, per feature.
+    {
+      i64 f = 0;
+      for (int b = 0; b < pb.n_bands(); ++b)
+        for (i64 q = 0; q < pb.band_sizes[Z(b)]; ++q) ctx.feature_weight[Z(f++)] = pb.candidates[Z(c) * Z(pb.n_bands()) + Z(b)];
+    }
+    // Resolution is per candidate (the single candidate's includes the setup's decomposition).
+    if (!single) ctx.reset_resolution();
+    const double c0 = 0.05 + span * c / nc, c1 = 0.05 + span * (c + 1) / nc;
+    ctx.progress_from = c0;
+    ctx.progress_to = c0 + (c1 - c0) * (single ? 0.3 : 0.5);
+    route->begin_candidate(c, single);
+    const bool none = std::all_of(ctx.unresolved.begin(), ctx.unresolved.end(), [](char u) { return u != 0; });
+    if (none) {
+      if (single) {
+        std::ostringstream msg;
+        msg << "alphas: every alpha is below " << ctx.resolution
+            << ", the float32 resolution of this problem's Gram (1e-5·λ_max; it is singular or nearly so): use larger alphas";
+        throw Error(ErrorCode::InvalidArgument, msg.str());
+      }
+      ++res.skipped_candidates;
+      std::fill(res.candidate_scores.begin() + static_cast<std::ptrdiff_t>(c) * t,
+                res.candidate_scores.begin() + static_cast<std::ptrdiff_t>(c + 1) * t, std::numeric_limits<float>::quiet_NaN());
+      route->end_candidate();
+      continue;
+    }
+    for (i64 bi = 0; bi < n_batches; ++bi) {
+      ctx.checkpoint();
+      const i64 j0 = bi * tb, w = std::min(tb, t - j0);
+      if (!(keep_batch && loaded)) {
+        batch.j0 = j0;
+        batch.tb = w;
+        batch.cols = nullptr;
+        load_batch(ctx, batch);
+        loaded = true;
+      }
+      const ViewD acc = view<double>(*acc_buf, A, w);
+      be.fill(acc, 0.0);
+      auto ts = Clock::now();
+      route->score(batch, acc);
+      const ViewI si = sel.index.col_range(0, w);
+      const ViewD ss = sel.score.col_range(0, w), sa = sel.alpha.col_range(0, w);
+      be.select_best(acc, pb.alphas, ctx.unresolved, si, ss, sa);
+      if (single) {
+        // CV scores, the choice, and the refit of this batch now, so that Y is read once.
+        const std::vector<double> accv = ctx.download(acc), bs = ctx.download(ss), ba = ctx.download(sa);
+        for (int a = 0; a < A; ++a)
+          for (i64 j = 0; j < w; ++j)
+            res.cv_scores[Z(a) * Z(t) + Z(j0 + j)] =
+                ctx.unresolved[Z(a)] ? std::numeric_limits<float>::quiet_NaN() : static_cast<float>(accv[Z(a * w + j)]);
+        for (i64 j = 0; j < w; ++j) {
+          res.best_score[Z(j0 + j)] = static_cast<float>(bs[Z(j)]);
+          res.best_alpha[Z(j0 + j)] = static_cast<float>(ba[Z(j)]);
+          res.candidate_scores[Z(j0 + j)] = static_cast<float>(bs[Z(j)]);
+        }
+        t_search += since(ts);
+        auto tr = Clock::now();
+        ctx.checkpoint();
+        const ViewF out = be.host_visible() ? coef_all.col_range(j0, w) : view<float>(*coef_dev, p, w);
+        route->refit(batch, sa, out);
+        if (!be.host_visible()) be.copy(out, coef_all.col_range(j0, w));
+        t_refit += since(tr);
+      } else {
+        const std::vector<double> bs = ctx.download(ss);
+        for (i64 j = 0; j < w; ++j) res.candidate_scores[Z(c) * Z(t) + Z(j0 + j)] = static_cast<float>(bs[Z(j)]);
+        be.improve(ss, si, c, best.score.col_range(j0, w), best.index.col_range(j0, w), best_tag.col_range(j0, w));
+        t_search += since(ts);
+      }
+      ctx.report(ctx.progress_to + (c1 - ctx.progress_to) * static_cast<double>(j0 + w) / static_cast<double>(t),
+                 single ? "cv+refit" : "search");
+    }
+    route->end_candidate();
+    if (!single) t_search += 0 * since(tc);
+  }
+
+  if (!single) {
+    // ---- refit: targets grouped by their candidate, one all-sample decomposition per group.
+    const std::vector<double> bscore = ctx.download(best.score);
+    std::vector<std::int32_t> bidx(Z(t)), btag(Z(t));
+    {
+      BufferPtr hi = be.wrap_host(bidx.data(), DType::I32, bidx.size()), ht = be.wrap_host(btag.data(), DType::I32, btag.size());
+      be.copy(best.index, vec<std::int32_t>(*hi, t));
+      be.copy(best_tag, vec<std::int32_t>(*ht, t));
+      be.synchronize();
+    }
+    if (std::any_of(bscore.begin(), bscore.end(), [](double d) { return d == -std::numeric_limits<double>::infinity(); }))
+      throw Error(ErrorCode::InvalidArgument,
+                  "alphas: for every band weighting, every alpha is below the float32 resolution of the weighted Gram "
+                  "(1e-5·λ_max; it is singular or nearly so): use larger alphas");
+    for (i64 j = 0; j < t; ++j) {
+      res.best_score[Z(j)] = static_cast<float>(bscore[Z(j)]);
+      res.best_candidate[Z(j)] = btag[Z(j)];
+      res.best_alpha[Z(j)] = static_cast<float>(pb.alphas[Z(bidx[Z(j)])]);
+    }
+    auto tr = Clock::now();
+    std::vector<std::vector<i64>> groups(Z(nc));
+    for (i64 j = 0; j < t; ++j) groups[Z(btag[Z(j)])].push_back(j);
+    if (!coef_dev) coef_dev = be.alloc(DType::F32, Z(p * tb));
+    i64 done = 0;
+    for (int c = 0; c < nc; ++c) {
+      if (groups[Z(c)].empty()) continue;
+      ++res.refit_groups;
+      i64 f = 0;
+      for (int b = 0; b < pb.n_bands(); ++b)
+        for (i64 q = 0; q < pb.band_sizes[Z(b)]; ++q) ctx.feature_weight[Z(f++)] = pb.candidates[Z(c) * Z(pb.n_bands()) + Z(b)];
+      ctx.progress_from = ctx.progress_to = 0.85 + 0.15 * static_cast<double>(done) / static_cast<double>(t);
+      route->begin_refit(c);
+      const auto& g = groups[Z(c)];
+      for (std::size_t c0 = 0; c0 < g.size(); c0 += Z(tb)) {
+        ctx.checkpoint();
+        std::vector<i64> chunk(g.begin() + static_cast<std::ptrdiff_t>(c0), g.begin() + static_cast<std::ptrdiff_t>(std::min(g.size(), c0 + Z(tb))));
+        const i64 w = static_cast<i64>(chunk.size());
+        batch.cols = &chunk;
+        batch.tb = w;
+        batch.j0 = 0;
+        load_batch(ctx, batch);
+        loaded = false;
+        std::vector<double> alphas(Z(w));
+        for (i64 j = 0; j < w; ++j) alphas[Z(j)] = pb.alphas[Z(bidx[Z(chunk[Z(j)])])];
+        BufferPtr ab = ctx.upload(alphas);
+        const ViewF out = view<float>(*coef_dev, p, w);
+        route->refit(batch, vec<double>(*ab, w), out);
+        // Scatter the columns into the result (host).
+        std::vector<float> host(Z(p * w));
+        BufferPtr hb = be.wrap_host(host.data(), DType::F32, host.size());
+        be.copy(out, view<float>(*hb, p, w));
+        be.synchronize();
+        parallel_for(0, p, 64, [&](i64 b, i64 e) {
+          for (i64 q = b; q < e; ++q)
+            for (i64 j = 0; j < w; ++j) res.coef[Z(q * t + chunk[Z(j)])] = host[Z(q * w + j)];
+        });
+        done += w;
+        ctx.report(0.85 + 0.15 * static_cast<double>(done) / static_cast<double>(t), "refit");
+      }
+      route->end_candidate();
+    }
+    batch.cols = nullptr;
+    t_refit = since(tr);
+  }
+
+  // ---- outputs: intercepts, and a check that the float32 arithmetic did not overflow.
+  res.intercept.resize(Z(t));
+  for (i64 j = 0; j < t; ++j) res.intercept[Z(j)] = static_cast<float>(ctx.y_mean[Z(j)]);
+  {
+    const i64 bad = be.first_nonfinite(coef_all);
+    const auto bs = std::find_if(res.best_score.begin(), res.best_score.end(), [](float s) { return !std::isfinite(s); });
+    if (bad >= 0 || bs != res.best_score.end()) {
+      double ymax = 0;
+      for (i64 i = 0; i < pb.y.rows; ++i)
+        for (i64 j = 0; j < pb.y.cols; ++j) ymax = std::max(ymax, static_cast<double>(std::fabs(pb.y.data[i * pb.y.cols + j])));
+      char b[160];
+      std::snprintf(b, sizeof b, "|X| up to %.3g, |Y| up to %.3g", ctx.x_abs_max.load(), ymax);
+      const std::string where = bad >= 0 ? "coefficients are not finite (at feature " + std::to_string(bad / t) + ", target " +
+                                               std::to_string(bad % t) + ")"
+                                         : "CV scores are not finite (target " + std::to_string(bs - res.best_score.begin()) + ")";
+      throw Error(ErrorCode::NonFinite, std::string(pb.what) + ": the fitted " + where +
+                                            ": the float32 arithmetic overflowed (" + b + "); rescale X and Y (e.g. standardize)");
+    }
+  }
+  res.route = spec.name;
+  res.cv_method = spec.cv_method;
+  res.eig_precision = ctx.precision();
+  res.target_batch = tb;
+  res.n_batches = n_batches;
+  res.decompositions = ctx.decompositions;
+  res.gemm_flops = ctx.flops;
+  res.unresolved_alphas = single ? static_cast<int>(std::count(ctx.unresolved.begin(), ctx.unresolved.end(), 1)) : 0;
+  res.alpha_resolution = single ? ctx.resolution : 0;
+  res.seconds_setup = t_setup;
+  res.seconds_search = t_search;
+  res.seconds_refit = t_refit;
+  res.fixed_bytes = static_cast<std::size_t>(fixed);
+  res.batch_bytes = static_cast<std::size_t>(per_target * static_cast<double>(tb));
+  res.budget_bytes = static_cast<std::size_t>(budget);
+  res.peak_bytes = be.memory_stats().peak - base;
+  res.seconds_total = since(t_start);
+  return res;
+}
+
+}  // namespace
+
+const std::vector<RouteSpec>& routes() {
+  static const std::vector<RouteSpec> all = {
+      {"per-fold-primal", "primal", "per-fold", true, make_per_fold_primal, cost_per_fold_primal},
+      {"per-fold-kernel", "kernel", "per-fold", true, make_per_fold_kernel, cost_per_fold_kernel},
+      {"exact-primal", "primal", "exact", false, make_exact_primal, cost_exact_primal},
+      {"exact-kernel", "kernel", "exact", false, make_exact_kernel, cost_exact_kernel},
+  };
+  return all;
+}
+
+const RouteSpec& route_by_name(const std::string& name) {
+  for (const RouteSpec& r : routes())
+    if (name == r.name) return r;
+  std::string names;
+  for (const RouteSpec& r : routes()) names += std::string(names.empty() ? "" : ", ") + r.name;
+  throw Error(ErrorCode::InvalidArgument, "route: unknown route '" + name + "' (the routes are " + names + ")");
+}
+
+EngineResult run(const Problem& pb, Backend& be, const std::string& route_name, const std::string& space, const std::string& cv_method) {
+  check_problem(pb);
+  const bool banded = !pb.unit_weights();
+  const bool automatic = route_name.empty() || route_name == "auto";
+  const RouteSpec* chosen = nullptr;
+  if (!automatic) {
+    chosen = &route_by_name(route_name);
+    if (banded && !chosen->band_weights)
+      throw Error(ErrorCode::InvalidArgument, std::string("route: '") + chosen->name + "' cannot run band weights (banded ridge)");
+  } else {
+    // The cheapest allowed route by the flop model; exact routes only when their factors fit half the budget.
+    const double budget = static_cast<double>(pb.memory_budget ? pb.memory_budget : kDefaultMemoryBudget);
+    double factor_bytes = 0;
+    for (int v = 0; v < pb.folds.k; ++v) factor_bytes += 4.0 * pb.n_alphas() * static_cast<double>(pb.folds.size(v)) * pb.folds.size(v);
+    double best = std::numeric_limits<double>::infinity();
+    for (const RouteSpec& r : routes()) {
+      if (banded && !r.band_weights) continue;
+      if (space != "auto" && space != r.space) continue;
+      if (cv_method != "auto" && cv_method != r.cv_method) continue;
+      if (std::string(r.cv_method) == "exact" && cv_method != "exact" && factor_bytes > budget / 2) continue;
+      const double c = r.cost(pb);
+      if (c < best) {
+        best = c;
+        chosen = &r;
+      }
+    }
+    if (!chosen) chosen = &route_by_name(space == "kernel" ? "per-fold-kernel" : "per-fold-primal");
+  }
+  try {
+    try {
+      return attempt(pb, be, *chosen);
+    } catch (const Error& e) {
+      // (I − H_vv) can be numerically singular when alphas are tiny; when the choice was ours, the
+      // per-fold route of the same space needs no such factorisation.
+      if (e.code() != ErrorCode::NumericalFailure || cv_method != "auto" || !automatic || std::string(chosen->cv_method) != "exact") throw;
+      return attempt(pb, be, route_by_name(std::string("per-fold-") + chosen->space));
+    }
+  } catch (const std::bad_alloc&) {
+    throw Error(ErrorCode::OutOfMemory, std::string(pb.what) + ": out of memory for X " + std::to_string(pb.n()) + "×" +
+                                            std::to_string(pb.p()) + ", Y " + std::to_string(pb.n()) + "×" + std::to_string(pb.t()) +
+                                            "; lower memoryBudget or the number of targets per fit");
+  }
+}
+
+}  // namespace brainlatent::ridge

@@ -1,0 +1,224 @@
+// Internal: the one ridge engine. A CV driver (engine.cpp) owns everything RidgeCV and banded
+// ridge share — inputs checked once, folds laid out, X prepared on the backend, target batches
+// sized to the memory budget, fold statistics, scoring, best-alpha selection (ties to the larger
+// alpha), refit, progress, cancellation between large operations, out-of-memory and non-finite
+// outputs — and runs one *route*, chosen by name from a registry:
+//
+//   per-fold-primal  eig of each fold's XₜᵀXₜ (p×p) from one shared XᵀX      (n_t > p)
+//   per-fold-kernel  eig of each fold's centred Kₜₜ from one shared XXᵀ      (n_t ≤ p)
+//   exact-primal     one eig of XᵀX; held-out residuals in closed form      (RidgeCV)
+//   exact-kernel     one eig of XXᵀ; the same closed form in the dual       (RidgeCV)
+//
+// A route scores every alpha for a target batch from its decompositions and refits a batch at
+// per-target alphas. Banded ridge runs the per-fold routes under band weights γ (a *candidate*):
+// the Grams are built once and only the decompositions repeat per candidate; RidgeCV is the one
+// candidate of unit weights. Every array a route touches lives in a backend buffer.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "brainlatent/backend.h"
+#include "brainlatent/matrix.h"
+#include "brainlatent/ridge.h"
+
+namespace brainlatent::ridge {
+
+using i64 = std::int64_t;
+
+// Samples reordered so that every fold is one contiguous block of rows.
+struct FoldLayout {
+  i64 n = 0;
+  int k = 0;
+  std::vector<i64> order;  // order[r] = original row placed at permuted row r
+  std::vector<i64> start;  // fold v occupies rows [start[v], start[v+1])
+  i64 size(int v) const { return start[static_cast<std::size_t>(v) + 1] - start[static_cast<std::size_t>(v)]; }
+  i64 max_size() const;
+};
+
+// What a fit asks for, checked (check_problem) before any work.
+struct Problem {
+  ConstMatF x, y;                 // the caller's arrays, read in place
+  std::vector<double> alphas;     // > 0
+  FoldLayout folds;
+  ScoreKind score = ScoreKind::R2;
+  bool fit_intercept = true;
+  bool standardize = false;
+  EigPrecision eig_precision = EigPrecision::Auto;
+  std::size_t memory_budget = 0;  // bytes of work buffers (0: the default)
+  i64 target_batch = 0;           // forced batch size (0: from the budget)
+  // Band structure (banded ridge): columns per band; one band of all columns for RidgeCV.
+  std::vector<i64> band_sizes;
+  // Candidate band weights γ, n_candidates × n_bands (rows on the simplex); one row of ones for RidgeCV.
+  std::vector<double> candidates;
+  std::function<void(double, const std::string&)> progress;
+  const std::atomic<bool>* cancel = nullptr;
+  const char* what = "ridge fit";  // names the fit in errors
+
+  i64 n() const { return x.rows; }
+  i64 p() const { return x.cols; }
+  i64 t() const { return y.cols; }
+  int n_alphas() const { return static_cast<int>(alphas.size()); }
+  int n_bands() const { return static_cast<int>(band_sizes.size()); }
+  int n_candidates() const { return static_cast<int>(candidates.size() / band_sizes.size()); }
+  bool unit_weights() const;  // a single candidate of all ones (RidgeCV)
+};
+
+constexpr std::size_t kDefaultMemoryBudget = std::size_t(2) << 30;
+
+// Inputs: shapes, finiteness (first bad row and column), alphas, folds, bands and candidates.
+FoldLayout make_fold_layout(const std::vector<std::int32_t>& folds, int k, i64 n);
+void check_problem(const Problem& pb);
+
+// Shared state of one fit: the backend, the prepared X, Y's means, the budget, progress and the
+// cancel checks. Routes reach everything through it.
+class Context {
+ public:
+  Context(const Problem& pb, Backend& be);
+  const Problem& pb;
+  Backend& be;
+
+  // X centred (with an intercept) and scaled (standardize), rows in fold order: n × p on the backend.
+  BufferPtr x_buf;
+  ViewF x;
+  std::vector<float> x_mean, x_scale;  // the model's (host)
+  std::vector<double> x_inv_scale;     // 1 / x_scale
+  double x_trace = 0;                  // trace of the prepared X's Gram (≥ λ_max of every Gram formed)
+  std::vector<double> y_mean;          // Y's column means (zeros without an intercept)
+  std::vector<double> feature_weight;  // per feature: the band weight of the current candidate
+
+  // Between large operations: throws Cancelled once the cancel flag is set.
+  void checkpoint() const;
+  void report(double fraction, const std::string& stage) const;
+  void count_flops(double f) { flops += f; }
+  double flops = 0;
+  i64 decompositions = 0;
+
+  // Small device vectors from host values, and back.
+  BufferPtr upload(const std::vector<double>& v) const;
+  std::vector<double> download(const ViewD& v) const;
+
+  // A float32 Gram formed by a route: non-finite entries mean the float32 inputs overflowed.
+  void check_gram_finite(const ViewF& g, const char* name) const;
+
+  // Symmetric eigendecomposition of the r×r float32 matrix in sym (left intact). The precision
+  // rule (ridge.md §5.4): float32 (?syevd) unless the decomposition's eigenvalue error ε·λ_max
+  // exceeds a tenth of the smallest alpha; then it is redone in float64 and every later one runs in
+  // float64 ('auto'; 'float32'/'float64' force it). Notes the alpha resolution of the candidate.
+  struct Eig {
+    BufferPtr q_buf, lam_buf;  // q: r×r, row k = eigenvector k; lam: eigenvalues clamped at 0 (float64)
+    ViewF q;
+    ViewD lam;
+    std::vector<double> raw;    // the eigenvalues as computed (host), ascending
+  };
+  Eig decompose(const ViewF& sym, bool centred_kernel);
+  // "float32", "float64", or "mixed" when a later decomposition needed float64.
+  std::string precision() const { return n_float64_ == 0 ? "float32" : n_float32_ == 0 ? "float64" : "mixed"; }
+
+  // Progress of a route's own steps: sub_progress(f) maps f ∈ [0, 1] onto [progress_from, progress_to].
+  double progress_from = 0, progress_to = 1;
+  void sub_progress(double f, const std::string& stage) const { report(progress_from + (progress_to - progress_from) * f, stage); }
+  // The largest |X| (for overflow messages).
+  std::atomic<double> x_abs_max{0};
+
+  // Alphas below the float32 resolution of a (near) singular decomposition of the current
+  // candidate (1e-5·λ_max; a centred kernel's constant null vector does not count): unresolved,
+  // never chosen, their CV scores NaN.
+  std::vector<char> unresolved;
+  double resolution = 0;
+  void reset_resolution();
+
+ private:
+  bool use_f64_ = false;
+  i64 n_float32_ = 0, n_float64_ = 0;
+};
+
+// A target batch: columns of Y (a range, or a list for banded refits), centred, rows in fold
+// order, on the backend, with its per-fold statistics.
+struct Batch {
+  i64 j0 = 0, tb = 0;              // columns j0..j0+tb, unless `cols` is set
+  const std::vector<i64>* cols = nullptr;
+  BufferPtr y_buf;
+  ViewF y;                          // n × tb
+  BufferPtr stats_buf;
+  ViewD level;                      // 1 × tb: the removed column means (the constant-target rule's level)
+  ViewD sum, sst;                   // k × tb
+  ViewD train_mean;                 // k × tb: mean of the fold's training rows (0 without an intercept)
+};
+
+// Memory a route needs: a fixed part (Grams, decompositions, factors) and a part per target of
+// a batch, both in bytes; the driver turns the budget into a batch size with them.
+struct Footprint {
+  double fixed = 0;
+  double per_target = 0;
+  i64 max_batch = 0;  // a cap that only memory traffic would pay for (0: none)
+};
+
+class Route {
+ public:
+  virtual ~Route() = default;
+  virtual Footprint footprint() const = 0;
+  // Once per fit: Grams shared by every candidate.
+  virtual void setup() = 0;
+  // Once per candidate (band weights in ctx.feature_weight): the decompositions that score every
+  // alpha. `with_refit`: also what refit() needs (as begin_refit).
+  virtual void begin_candidate(int candidate, bool with_refit) = 0;
+  // Only what refit() needs for the candidate (banded ridge's refit after the search).
+  virtual void begin_refit(int candidate) = 0;
+  // acc (A × tb) += mean over folds of each alpha's score for the batch's targets.
+  virtual void score(const Batch& batch, const ViewD& acc) = 0;
+  // Refit of the batch at per-target alphas (1 × tb): coefficients into out (p × tb). Right after
+  // score() of the same batch it may reuse that call's products.
+  virtual void refit(const Batch& batch, const ViewD& alphas, const ViewF& out) = 0;
+  // Frees the candidate's decompositions.
+  virtual void end_candidate() = 0;
+};
+
+struct RouteSpec {
+  const char* name;       // "per-fold-primal", ...
+  const char* space;      // "primal" | "kernel"
+  const char* cv_method;  // "per-fold" | "exact"
+  bool band_weights;      // can run banded ridge's candidates
+  std::unique_ptr<Route> (*make)(Context& ctx);
+  // Flop model (GEMM flops plus eigensolves as GEMM-time equivalents) for the automatic choice.
+  double (*cost)(const Problem& pb);
+};
+// Every route, by name.
+const std::vector<RouteSpec>& routes();
+const RouteSpec& route_by_name(const std::string& name);
+
+std::unique_ptr<Route> make_per_fold_primal(Context& ctx);
+std::unique_ptr<Route> make_per_fold_kernel(Context& ctx);
+std::unique_ptr<Route> make_exact_primal(Context& ctx);
+std::unique_ptr<Route> make_exact_kernel(Context& ctx);
+double cost_per_fold_primal(const Problem& pb);
+double cost_per_fold_kernel(const Problem& pb);
+double cost_exact_primal(const Problem& pb);
+double cost_exact_kernel(const Problem& pb);
+
+// What the driver returns to RidgeCV and banded ridge.
+struct EngineResult {
+  std::vector<float> coef, intercept, x_mean, x_scale;
+  std::vector<float> best_alpha, best_score;
+  std::vector<std::int32_t> best_candidate;
+  std::vector<float> cv_scores;       // single candidate: A × t (NaN rows: unresolved alphas)
+  std::vector<float> candidate_scores;  // n_candidates × t: best over alphas per candidate
+  std::string route, cv_method, eig_precision;
+  i64 target_batch = 0, n_batches = 0, decompositions = 0, refit_groups = 0, skipped_candidates = 0;
+  int unresolved_alphas = 0;
+  double alpha_resolution = 0;
+  double gemm_flops = 0;
+  double seconds_setup = 0, seconds_search = 0, seconds_refit = 0, seconds_total = 0;
+  std::size_t fixed_bytes = 0, batch_bytes = 0, peak_bytes = 0, budget_bytes = 0;
+};
+
+// Runs the fit on `route_name` ("" or "auto": chosen by cost among those allowed by `space` and
+// `cv_method`, which may be "auto"). Exact routes that meet a singular (I − H) block fall back to
+// the per-fold route of the same space when the choice was automatic.
+EngineResult run(const Problem& pb, Backend& be, const std::string& route_name, const std::string& space,
+                 const std::string& cv_method);
+
+}  // namespace brainlatent::ridge

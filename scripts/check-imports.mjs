@@ -1,0 +1,70 @@
+#!/usr/bin/env node
+// Part of `npm run typecheck`: the module graph of ts/ has no import cycles (type-only imports
+// included: a cycle of types is still two modules that cannot be read apart), and only the
+// native-call layer (ts/native/call.ts) calls binding() — every other module reaches the engine
+// through it, so errors, stacks and cancellation are handled in one place.
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+
+const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', 'ts');
+
+function files(dir) {
+  return readdirSync(dir).flatMap((name) => {
+    const p = path.join(dir, name);
+    return statSync(p).isDirectory() ? files(p) : p.endsWith('.ts') ? [p] : [];
+  });
+}
+
+const all = files(root);
+const graph = new Map();
+const problems = [];
+// Static imports and re-exports with a relative specifier (`import … from './x.js'`, `export … from`).
+const spec = /(?:^|\n)\s*(?:import|export)\s[^;]*?\sfrom\s+['"](\.{1,2}\/[^'"]+)['"]/g;
+for (const file of all) {
+  const text = readFileSync(file, 'utf8');
+  const deps = new Set();
+  for (const m of text.matchAll(spec)) {
+    const target = path.resolve(path.dirname(file), m[1].replace(/\.js$/, '.ts'));
+    if (all.includes(target)) deps.add(target);
+  }
+  graph.set(file, deps);
+  const rel = path.relative(root, file);
+  if (rel !== path.join('native', 'call.ts') && rel !== path.join('native', 'binding.ts') && /\bbinding\(\)/.test(text)) {
+    problems.push(`${rel} calls binding(): reach the engine through ts/native/call.ts (nativeSync, nativeJob)`);
+  }
+}
+
+// Tarjan's strongly connected components: every component of more than one module is a cycle.
+let index = 0;
+const stack = [], on = new Set(), idx = new Map(), low = new Map();
+function visit(v) {
+  idx.set(v, index);
+  low.set(v, index++);
+  stack.push(v);
+  on.add(v);
+  for (const w of graph.get(v)) {
+    if (!idx.has(w)) {
+      visit(w);
+      low.set(v, Math.min(low.get(v), low.get(w)));
+    } else if (on.has(w)) {
+      low.set(v, Math.min(low.get(v), idx.get(w)));
+    }
+  }
+  if (low.get(v) === idx.get(v)) {
+    const comp = [];
+    let w;
+    do {
+      w = stack.pop();
+      on.delete(w);
+      comp.push(path.relative(root, w));
+    } while (w !== v);
+    if (comp.length > 1 || graph.get(v).has(v)) problems.push(`import cycle: ${comp.sort().join(' ↔ ')}`);
+  }
+}
+for (const v of graph.keys()) if (!idx.has(v)) visit(v);
+
+if (problems.length) {
+  console.error(`check-imports: ${problems.length} problem(s) in ts/\n  ${problems.join('\n  ')}`);
+  process.exit(1);
+}
+console.log(`check-imports: ${all.length} modules, no import cycles, binding() only in ts/native/call.ts`);

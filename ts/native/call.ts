@@ -1,0 +1,64 @@
+/**
+ * The one way TypeScript calls the native engine. It loads the addon (binding.ts: the only file
+ * that touches the .node file, and this the only file that calls it), maps the engine's errors onto
+ * the named classes of ts/errors.ts with the caller's stack re-attached (as sharp's is.nativeError
+ * does, so a failure points at the user's line, not at this file), and turns an AbortSignal into
+ * the engine's cancel token, which every async job accepts.
+ */
+import { CancelledError } from '../errors.js';
+import type { Binding, CancelToken } from './addonTypes.js';
+import { binding } from './binding.js';
+import { fromNative } from './nativeError.js';
+
+/** The caller's stack, without the frames of this module. */
+function callerStack(above: (...args: never[]) => unknown): string | undefined {
+  const holder: { stack?: string } = {};
+  Error.captureStackTrace(holder, above);
+  return holder.stack;
+}
+
+/** Runs a synchronous native call; its errors become the named classes, with the caller's stack. */
+export function nativeSync<T>(fn: (b: Binding) => T): T {
+  const stack = callerStack(nativeSync);
+  try {
+    return fn(binding());
+  } catch (e) {
+    throw fromNative(e, stack);
+  }
+}
+
+/**
+ * Runs an async native job. `fn` starts it with the binding and, when a signal is given, a cancel
+ * token to pass on: aborting the signal cancels the token, and the engine stops at its next check
+ * (a sampler step, a solver's large operation). A signal aborted before the start rejects at once.
+ */
+export async function nativeJob<T>(
+  what: string,
+  fn: (b: Binding, token: CancelToken | undefined) => Promise<T>,
+  signal?: AbortSignal,
+): Promise<T> {
+  const stack = callerStack(nativeJob);
+  if (signal?.aborted) throw withStack(new CancelledError(`${what}: aborted before it started`), stack);
+  let b: Binding;
+  let token: CancelToken | undefined;
+  try {
+    b = binding();
+    token = signal ? b.createCancelToken() : undefined;
+  } catch (e) {
+    throw fromNative(e, stack);
+  }
+  const onAbort = (): void => b.cancel(token as CancelToken);
+  signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    return await fn(b, token);
+  } catch (e) {
+    throw fromNative(e, stack);
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+function withStack(err: Error, stack: string | undefined): Error {
+  if (stack) err.stack = `${err.name}: ${err.message}\n${stack.split('\n').slice(1).join('\n')}`;
+  return err;
+}

@@ -1,0 +1,38 @@
+/** Typings of the engine's process-wide functions (native/addon/addon_engine.cpp) and bench probes (addon_bench.cpp). */
+
+/** Opaque handle of a native cancel token (createCancelToken); every async job accepts one. */
+export type CancelToken = { readonly __brand: 'CancelToken' };
+
+/** One backend the engine knows: compiled in or not, usable here or not, and the device or the reason. */
+export interface NativeBackendInfo {
+  name: 'cpu' | 'cuda';
+  compiled: boolean;
+  available: boolean;
+  /** The device and library when available, otherwise why not. */
+  detail: string;
+}
+
+export interface NativeBuildInfo {
+  blas: string;
+  threads: number;
+  /** The backends available on this machine, in preference order. */
+  backends: string[];
+  /** Every backend, with why each missing one is missing. */
+  backendList: NativeBackendInfo[];
+  cuda: boolean;
+  cudaReason: string;
+}
+
+export interface EngineBinding {
+  createCancelToken(): CancelToken;
+  cancel(token: CancelToken): void;
+  setThreads(n: number): number;
+  getThreads(): number;
+  buildInfo(): NativeBuildInfo;
+}
+
+export interface BenchBinding {
+  /** The best single-precision GEMM rate on n×n×n, GFLOP/s. */
+  sgemmGflops(n: number, reps: number): number;
+  sdFusedStepProbe(elementsPerImage: number, images: number, groups: number, scheduler: string): { step(): void; update(): number };
+}

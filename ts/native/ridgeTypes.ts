@@ -1,0 +1,108 @@
+/** Typings of the RidgeCV part of the addon (native/addon/addon_ridge.cpp). */
+import type { CancelToken } from './engineTypes.js';
+
+/** The routes of the ridge engine, by name. */
+export type NativeRidgeSolver = 'per-fold-primal' | 'per-fold-kernel' | 'exact-primal' | 'exact-kernel';
+
+export interface NativeRidgeOptions {
+  alphas: Float64Array;
+  folds: Int32Array;
+  nFolds: number;
+  score: 'r2' | 'pearson';
+  fitIntercept: boolean;
+  standardize: boolean;
+  route: 'auto' | 'primal' | 'kernel';
+  cvMethod: 'auto' | 'per-fold' | 'exact';
+  /** A route by name; overrides route and cvMethod. */
+  solver?: NativeRidgeSolver;
+  backend: 'auto' | 'cpu' | 'cuda';
+  eigPrecision: 'auto' | 'float32' | 'float64';
+  /** Bytes of work buffers (0: the default). */
+  memoryBudget: number;
+  targetBatch: number;
+}
+
+/** What every fit of the ridge engine reports about its memory. */
+export interface NativeMemoryInfo {
+  /** Bytes the fit holds whatever the batch size: X's prepared copy, Grams, decompositions. */
+  fixedBytes: number;
+  /** Bytes of one target batch's buffers. */
+  batchBytes: number;
+  /** The budget it ran under. */
+  budgetBytes: number;
+  /** The most work-buffer bytes it held at once. */
+  peakBytes: number;
+}
+
+export interface NativeRidgeInfo extends NativeMemoryInfo {
+  /** The route's name, e.g. 'per-fold-kernel'. */
+  solver: NativeRidgeSolver;
+  route: 'primal' | 'kernel';
+  cvMethod: 'per-fold' | 'exact';
+  eigPrecision: 'float32' | 'float64' | 'mixed';
+  backend: string;
+  targetBatch: number;
+  nBatches: number;
+  decompositions: number;
+  gemmFlops: number;
+  secondsDecompose: number;
+  secondsCv: number;
+  secondsRefit: number;
+  secondsTotal: number;
+  edgeLow: number;
+  edgeHigh: number;
+  /** Alphas below the float32 resolution of a (near) singular Gram: never chosen, cvScores NaN. */
+  unresolvedAlphas: number;
+  /** That resolution (1e-5·λ_max of the Gram), 0 when every alpha is resolved. */
+  alphaResolution: number;
+}
+
+export interface NativeRidgeResult {
+  nFeatures: number;
+  nTargets: number;
+  coef: Float32Array;
+  intercept: Float32Array;
+  xMean: Float32Array;
+  xScale: Float32Array;
+  bestAlphas: Float32Array;
+  bestScores: Float32Array;
+  cvScores: Float32Array;
+  info: NativeRidgeInfo;
+}
+
+export interface RidgeBinding {
+  ridgeFit(
+    x: Float32Array,
+    n: number,
+    p: number,
+    y: Float32Array,
+    t: number,
+    options: NativeRidgeOptions,
+    onProgress?: (fraction: number, stage: string) => void,
+    cancel?: CancelToken,
+  ): Promise<NativeRidgeResult>;
+  ridgePredict(
+    x: Float32Array,
+    n: number,
+    p: number,
+    coef: Float32Array,
+    t: number,
+    intercept: Float32Array,
+    xMean: Float32Array,
+    xScale: Float32Array,
+  ): Float32Array;
+  /** The same prediction on a worker thread. */
+  ridgePredictAsync(
+    x: Float32Array,
+    n: number,
+    p: number,
+    coef: Float32Array,
+    t: number,
+    intercept: Float32Array,
+    xMean: Float32Array,
+    xScale: Float32Array,
+    cancel?: CancelToken,
+  ): Promise<Float32Array>;
+  contiguousFolds(n: number, k: number): Int32Array;
+  groupFolds(groups: Int32Array, k: number): Int32Array;
+}

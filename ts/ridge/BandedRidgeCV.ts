@@ -1,0 +1,125 @@
+import { InvalidArgumentError, ShapeError } from '../errors.js';
+import { assertMatrix, type Matrix } from '../matrix.js';
+import { nativeJob, nativeSync } from '../native/call.js';
+import { BandedRidgeModel } from './BandedRidgeModel.js';
+import { concatSpaces, type FeatureSpaces } from './featureSpaces.js';
+import { assignFolds } from './folds.js';
+import { checkChoice, checkInteger, checkPositive, resolveRidgeOptions, type RidgeCommonOptions, type ResolvedRidgeOptions } from './options.js';
+import type { FitControl } from './RidgeCV.js';
+
+export type { FeatureSpaces };
+
+export interface BandedRidgeCVOptions extends RidgeCommonOptions {
+  /** Number of random-search candidates γ (the first is uniform). Default 100 (himalaya). */
+  nIter?: number;
+  /** Explicit candidates instead of Dirichlet draws: one row of band weights per candidate (normalised to sum 1). */
+  gammas?: number[][];
+  /** Dirichlet concentrations cycled through by the draws. Default [0.1, 1.0] (himalaya). */
+  concentrations?: number[];
+  /** Seed of the draws. Default 0. */
+  seed?: number;
+  /** 'per-fold-primal' reuses C = XᵀX, 'per-fold-kernel' the band kernels XᵢXᵢᵀ (overrides route). */
+  solver?: 'per-fold-primal' | 'per-fold-kernel';
+}
+
+/**
+ * Banded ridge: one alpha per feature space and target, chosen by K-fold CV over a random search of band
+ * weights γ on the simplex (himalaya's BandedRidgeCV, "random_search"), the penalty on space i being α/γᵢ.
+ * The engine builds the Grams once and reuses them across γ.
+ */
+export class BandedRidgeCV {
+  readonly options: Readonly<BandedRidgeCVOptions>;
+  private readonly resolved: ResolvedRidgeOptions;
+  private readonly gammas?: number[][];
+
+  constructor(options: BandedRidgeCVOptions = {}) {
+    const what = 'BandedRidgeCV';
+    this.resolved = resolveRidgeOptions(options, what);
+    if (options.nIter !== undefined) checkInteger(options.nIter, 'nIter', what, 1);
+    if (options.seed !== undefined) checkInteger(options.seed, 'seed', what, 0);
+    if (options.concentrations !== undefined) {
+      if (!Array.isArray(options.concentrations) || options.concentrations.length === 0) {
+        throw new InvalidArgumentError(`${what} concentrations: expected a non-empty array of numbers > 0`);
+      }
+      options.concentrations.forEach((c, i) => checkPositive(c, `concentrations[${i}]`, what));
+    }
+    if (options.gammas !== undefined) {
+      if (!Array.isArray(options.gammas) || options.gammas.length === 0 || options.gammas.some((r) => !Array.isArray(r))) {
+        throw new InvalidArgumentError(`${what} gammas: expected rows of band weights (number[][])`);
+      }
+      this.gammas = options.gammas.map((r) => [...r]);
+    }
+    if (options.solver !== undefined) checkChoice(options.solver, 'solver', what, ['per-fold-primal', 'per-fold-kernel'] as const);
+    this.options = { ...options, alphas: Array.from(this.resolved.alphas) };
+  }
+
+  /** Fits the spaces (each samples × features) jointly to Y (samples × targets). */
+  async fit(spaces: FeatureSpaces, y: Matrix, control: FitControl = {}): Promise<BandedRidgeModel> {
+    const { names, x, sizes } = concatSpaces(spaces, 'BandedRidgeCV.fit');
+    assertMatrix(y, 'BandedRidgeCV.fit: Y');
+    if (y.rows === 0 || y.cols === 0) throw new ShapeError(`BandedRidgeCV.fit: Y is empty (${y.rows}×${y.cols})`);
+    if (x.rows !== y.rows) throw new ShapeError(`BandedRidgeCV.fit: the feature spaces have ${x.rows} samples (rows) but Y has ${y.rows}; they must match`);
+    const o = this.options;
+    const r = this.resolved;
+    let gammas: Float64Array | undefined;
+    if (this.gammas) {
+      if (this.gammas.some((row) => row.length !== names.length)) {
+        throw new ShapeError(`BandedRidgeCV: gammas must be rows of ${names.length} band weights (${names.join(', ')})`);
+      }
+      gammas = Float64Array.from(this.gammas.flat());
+    }
+    const folds = assignFolds(x.rows, r, 'BandedRidgeCV');
+    const onProgress = control.onProgress;
+    const res = await nativeJob(
+      'BandedRidgeCV.fit',
+      (b, token) =>
+        b.bandedRidgeFit(
+          x.data,
+          x.rows,
+          x.cols,
+          y.data,
+          y.cols,
+          {
+            ...r.native,
+            bandSizes: Float64Array.from(sizes),
+            alphas: r.alphas,
+            gammas,
+            nIter: o.nIter ?? 100,
+            concentrations: Float64Array.from(o.concentrations ?? [0.1, 1.0]),
+            seed: o.seed ?? 0,
+            folds: folds.folds,
+            nFolds: folds.nFolds,
+            solver: o.solver,
+          },
+          onProgress ? (fraction, stage) => onProgress({ fraction, stage }) : undefined,
+          token,
+        ),
+      control.signal,
+    );
+    return new BandedRidgeModel({
+      bandNames: names,
+      bandSizes: sizes,
+      coef: { data: res.coef, rows: res.nFeatures, cols: res.nTargets },
+      intercept: res.intercept,
+      xMean: res.xMean,
+      xScale: res.xScale,
+      gammas: res.gammas,
+      bestGamma: res.bestGamma,
+      bestAlpha: res.bestAlpha,
+      bestScores: res.bestScores,
+      gammaScores: { data: res.gammaScores, rows: res.info.nGammas, cols: res.nTargets },
+      alphas: Array.from(r.alphas),
+      score: r.native.score,
+      foldKind: folds.kind,
+      nFolds: folds.nFolds,
+      info: res.info,
+    });
+  }
+}
+
+/** Candidates of the random search: row 0 uniform, then Dirichlet draws (himalaya's recipe), nSamples × nBands. */
+export function dirichletGammas(nSamples: number, nBands: number, concentrations: number[] = [0.1, 1.0], seed = 0): number[][] {
+  const flat = nativeSync((b) => b.dirichletGammas(nSamples, nBands, Float64Array.from(concentrations), seed));
+  return Array.from({ length: nSamples }, (_, i) => Array.from(flat.subarray(i * nBands, (i + 1) * nBands)));
+}
+

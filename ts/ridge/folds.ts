@@ -1,0 +1,43 @@
+/** The fold of every sample, from the validated fold options of a ridge fit, with the engine's rules. */
+import { InvalidArgumentError, ShapeError } from '../errors.js';
+import { nativeSync } from '../native/call.js';
+
+export interface FoldSpec {
+  /** Number of folds (contiguous, or whole groups when `groups` is given). Default 5. */
+  folds?: number;
+  /** A group label per sample (e.g. the image id): a group never straddles training and validation. */
+  groups?: ArrayLike<number>;
+  /** Explicit fold index (0..k-1) per sample; overrides folds/groups. */
+  foldIndex?: ArrayLike<number>;
+}
+
+export interface FoldAssignment {
+  folds: Int32Array;
+  nFolds: number;
+  kind: 'contiguous' | 'groups' | 'custom';
+}
+
+/**
+ * Fold index per sample for n samples: explicit (foldIndex), whole groups in contiguous runs of
+ * near-equal size, or contiguous KFold. The spec's values were validated by resolveRidgeOptions;
+ * what depends on n is checked here.
+ */
+export function assignFolds(n: number, spec: { folds: number; groups?: ArrayLike<number>; foldIndex?: ArrayLike<number> }, what: string): FoldAssignment {
+  if (spec.foldIndex !== undefined) {
+    if (spec.foldIndex.length !== n) throw new ShapeError(`${what}: foldIndex has ${spec.foldIndex.length} entries for ${n} samples`);
+    const folds = Int32Array.from(spec.foldIndex);
+    let k = 0;
+    for (const f of folds) k = Math.max(k, f + 1);
+    return { folds, nFolds: k, kind: 'custom' };
+  }
+  const k = spec.folds;
+  if (k > n) throw new InvalidArgumentError(`${what}: ${k} folds but only ${n} samples`);
+  if (spec.groups !== undefined) {
+    if (spec.groups.length !== n) {
+      throw new ShapeError(`${what}: groups has ${spec.groups.length} entries but X has ${n} samples; one group label per sample is expected`);
+    }
+    const groups = Int32Array.from(spec.groups);
+    return { folds: nativeSync((b) => b.groupFolds(groups, k)), nFolds: k, kind: 'groups' };
+  }
+  return { folds: nativeSync((b) => b.contiguousFolds(n, k)), nFolds: k, kind: 'contiguous' };
+}

@@ -1,0 +1,136 @@
+/**
+ * The options RidgeCV and BandedRidgeCV share, validated once, at their constructors: every error
+ * names the option, what arrived and what was expected. The alpha grid is checked and copied once
+ * into the Float64Array the engine reads; nothing downstream validates or copies it again.
+ */
+import { InvalidArgumentError } from '../errors.js';
+import type { NativeRidgeOptions } from '../native/ridgeTypes.js';
+import { DEFAULT_ALPHAS, validateAlphas } from './alphas.js';
+
+export type RidgeScore = 'r2' | 'pearson';
+export type RidgeBackend = 'auto' | 'cpu' | 'cuda';
+
+/** The options of every ridge fit (RidgeCV, BandedRidgeCV). */
+export interface RidgeCommonOptions {
+  /** Candidate regularisation strengths (> 0). Default: 10 log-spaced from 1e1 to 1e7. */
+  alphas?: ArrayLike<number>;
+  /** Number of contiguous folds (scikit-learn KFold without shuffling), or of groups' folds. Default 5. */
+  folds?: number;
+  /**
+   * A group label per sample (e.g. the image id of each trial): all samples of a group stay in
+   * one fold, so repetitions of an image never leak between training and validation.
+   */
+  groups?: ArrayLike<number>;
+  /** Explicit fold index (0..k-1) per sample; overrides folds/groups. */
+  foldIndex?: ArrayLike<number>;
+  /** CV score maximised per target. Default 'r2'. */
+  score?: RidgeScore;
+  /** Centre X and Y with training means (an unpenalised intercept). Default true. */
+  fitIntercept?: boolean;
+  /** z-score X columns with training statistics, stored in the model. Default false. */
+  standardize?: boolean;
+  /** The engine's backend: 'auto' (the best available), 'cpu' or 'cuda'. */
+  backend?: RidgeBackend;
+  /** Decompose XᵀX ('primal') or XXᵀ ('kernel'); 'auto' picks the cheaper. */
+  route?: 'auto' | 'primal' | 'kernel';
+  /** Precision of the eigendecompositions; 'auto' uses float64 only when the smallest alpha needs it. */
+  eigPrecision?: 'auto' | 'float32' | 'float64';
+  /**
+   * Bytes of the engine's work buffers (X's prepared copy, Grams, decompositions, target batches):
+   * a hard bound. A fit whose fixed footprint does not fit is refused with the footprint in the
+   * message. Default: 2 GiB, or the fixed footprint plus a few batches when that is more.
+   */
+  memoryBudget?: number;
+  /** Fix the number of targets per batch (otherwise sized to memoryBudget). */
+  targetBatch?: number;
+}
+
+/** The validated options, in the engine's form. */
+export interface ResolvedRidgeOptions {
+  alphas: Float64Array;
+  folds: number;
+  groups?: ArrayLike<number>;
+  foldIndex?: ArrayLike<number>;
+  native: Omit<NativeRidgeOptions, 'folds' | 'nFolds' | 'cvMethod' | 'alphas'>;
+}
+
+function describe(v: unknown): string {
+  return typeof v === 'string' ? `'${v}'` : Array.isArray(v) ? `an array of ${v.length}` : String(v);
+}
+
+/** `value` must be a finite integer ≥ min (a count, a size, a seed). */
+export function checkInteger(value: unknown, name: string, what: string, min = 1): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || !Number.isInteger(value) || value < min) {
+    throw new InvalidArgumentError(`${what} ${name}: expected an integer >= ${min}, got ${describe(value)}`);
+  }
+  return value;
+}
+
+/** `value` must be a finite number > 0. */
+export function checkPositive(value: unknown, name: string, what: string): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || !(value > 0)) {
+    throw new InvalidArgumentError(`${what} ${name}: expected a finite number > 0, got ${describe(value)}`);
+  }
+  return value;
+}
+
+export function checkChoice<T extends string>(value: unknown, name: string, what: string, choices: readonly T[]): T {
+  if (typeof value !== 'string' || !(choices as readonly string[]).includes(value)) {
+    throw new InvalidArgumentError(`${what} ${name}: expected ${choices.map((c) => `'${c}'`).join(', ')}, got ${describe(value)}`);
+  }
+  return value as T;
+}
+
+function checkBoolean(value: unknown, name: string, what: string): boolean {
+  if (typeof value !== 'boolean') throw new InvalidArgumentError(`${what} ${name}: expected true or false, got ${describe(value)}`);
+  return value;
+}
+
+/** Validates the shared options of a ridge fit once (`what` names the class in errors). */
+export function resolveRidgeOptions(o: RidgeCommonOptions, what: string): ResolvedRidgeOptions {
+  if (o === null || typeof o !== 'object') throw new InvalidArgumentError(`${what}: options must be an object, got ${describe(o)}`);
+  const alphas = o.alphas ?? DEFAULT_ALPHAS;
+  if (typeof alphas !== 'object' || alphas === null || typeof (alphas as ArrayLike<number>).length !== 'number') {
+    throw new InvalidArgumentError(`${what} alphas: expected an array of numbers, got ${describe(alphas)}`);
+  }
+  validateAlphas(alphas, `${what} alphas`);
+  const folds = o.folds === undefined ? 5 : checkInteger(o.folds, 'folds', what, 2);
+  for (const [name, v] of [['groups', o.groups], ['foldIndex', o.foldIndex]] as const) {
+    if (v !== undefined && (typeof v !== 'object' || v === null || typeof v.length !== 'number')) {
+      throw new InvalidArgumentError(`${what} ${name}: expected an array with one entry per sample, got ${describe(v)}`);
+    }
+  }
+  if (o.groups !== undefined) {
+    for (let i = 0; i < o.groups.length; i++) {
+      const g = o.groups[i];
+      if (!Number.isInteger(g) || g < -2147483648 || g > 2147483647) {
+        throw new InvalidArgumentError(`${what} groups: expected 32-bit integer labels, got ${describe(g)} at position ${i}`);
+      }
+    }
+  }
+  if (o.foldIndex !== undefined) {
+    for (let i = 0; i < o.foldIndex.length; i++) {
+      const f = o.foldIndex[i];
+      if (!Number.isInteger(f) || f < 0) {
+        throw new InvalidArgumentError(`${what} foldIndex: expected integers >= 0, got ${describe(f)} at position ${i}`);
+      }
+    }
+  }
+  return {
+    alphas: Float64Array.from(alphas),
+    folds,
+    groups: o.groups,
+    foldIndex: o.foldIndex,
+    native: {
+      score: o.score === undefined ? 'r2' : checkChoice(o.score, 'score', what, ['r2', 'pearson'] as const),
+      fitIntercept: o.fitIntercept === undefined ? true : checkBoolean(o.fitIntercept, 'fitIntercept', what),
+      standardize: o.standardize === undefined ? false : checkBoolean(o.standardize, 'standardize', what),
+      route: o.route === undefined ? 'auto' : checkChoice(o.route, 'route', what, ['auto', 'primal', 'kernel'] as const),
+      backend: o.backend === undefined ? 'auto' : checkChoice(o.backend, 'backend', what, ['auto', 'cpu', 'cuda'] as const),
+      eigPrecision:
+        o.eigPrecision === undefined ? 'auto' : checkChoice(o.eigPrecision, 'eigPrecision', what, ['auto', 'float32', 'float64'] as const),
+      memoryBudget: o.memoryBudget === undefined ? 0 : Math.max(1, Math.floor(checkPositive(o.memoryBudget, 'memoryBudget', what))),
+      targetBatch: o.targetBatch === undefined ? 0 : checkInteger(o.targetBatch, 'targetBatch', what, 1),
+    },
+  };
+}
