@@ -1,7 +1,8 @@
 // ggml's test-backend-ops for brainlatent: every operation of one backend (argv[1]: cpu, cuda)
 // against a plain float64 reference on the host, at awkward sizes (empty, 1, primes, sizes that
 // are not multiples of a block, strided views inside larger buffers), compared by normalised mean
-// squared error with a tolerance per operation. ctest runs one column per backend; a backend that
+// squared error with a tolerance per operation, and every route of the ridge engine by name (RidgeCV
+// and banded ridge) on the backend against brute-force CV. ctest runs one column per backend; a backend that
 // is not compiled or has no device here exits 77, which ctest reports as skipped.
 #include <algorithm>
 #include <cmath>
@@ -12,6 +13,8 @@
 #include <vector>
 
 #include "brainlatent/backend.h"
+#include "brainlatent/banded_ridge.h"
+#include "brainlatent/ridge.h"
 #include "test_util.h"
 
 using namespace brainlatent;
@@ -532,6 +535,113 @@ void test_memory() {
   CHECK(g_be->memory_stats().live == before.live);  // wrapping allocates nothing
 }
 
+// ------------------------------------------------------------------ ridge routes, by name
+// Mean R² over contiguous folds for each alpha (A × t), brute force in float64: a closed-form ridge
+// on each fold's training rows with per-fold centring, scored on its validation rows.
+Vec brute_force_cv(const HMat& x, const HMat& y, const Vec& alphas, int k) {
+  const i64 n = x.rows, p = x.cols, t = y.cols;
+  Vec cv(alphas.size() * static_cast<std::size_t>(t), 0.0);
+  for (int v = 0; v < k; ++v) {
+    // scikit-learn KFold's contiguous folds: the first n % k take one extra sample.
+    const i64 s = v * (n / k) + std::min<i64>(v, n % k), e = s + n / k + (v < n % k ? 1 : 0), nt = n - (e - s);
+    Vec xm(static_cast<std::size_t>(p), 0.0), ym(static_cast<std::size_t>(t), 0.0);
+    for (i64 i = 0; i < n; ++i) {
+      if (i >= s && i < e) continue;
+      for (i64 j = 0; j < p; ++j) xm[j] += x.at(i, j) / nt;
+      for (i64 j = 0; j < t; ++j) ym[j] += y.at(i, j) / nt;
+    }
+    for (std::size_t a = 0; a < alphas.size(); ++a) {
+      // (XᵀX + αI) W = XᵀY on centred training rows, by Gauss-Jordan in float64.
+      HMat g{p, p + t, Vec(static_cast<std::size_t>(p * (p + t)), 0.0)};
+      for (i64 i = 0; i < n; ++i) {
+        if (i >= s && i < e) continue;
+        for (i64 q = 0; q < p; ++q) {
+          const double xq = x.at(i, q) - xm[q];
+          for (i64 r = 0; r < p; ++r) g.at(q, r) += xq * (x.at(i, r) - xm[r]);
+          for (i64 j = 0; j < t; ++j) g.at(q, p + j) += xq * (y.at(i, j) - ym[j]);
+        }
+      }
+      for (i64 q = 0; q < p; ++q) g.at(q, q) += alphas[a];
+      for (i64 c = 0; c < p; ++c) {
+        const double piv = g.at(c, c);
+        for (i64 j = 0; j < p + t; ++j) g.at(c, j) /= piv;
+        for (i64 r = 0; r < p; ++r)
+          if (r != c) {
+            const double f = g.at(r, c);
+            for (i64 j = 0; j < p + t; ++j) g.at(r, j) -= f * g.at(c, j);
+          }
+      }
+      for (i64 j = 0; j < t; ++j) {
+        double sse = 0, sst = 0, mv = 0;
+        for (i64 i = s; i < e; ++i) mv += y.at(i, j) / (e - s);
+        for (i64 i = s; i < e; ++i) {
+          double pred = ym[j];
+          for (i64 q = 0; q < p; ++q) pred += (x.at(i, q) - xm[q]) * g.at(q, p + j);
+          sse += (pred - y.at(i, j)) * (pred - y.at(i, j));
+          sst += (y.at(i, j) - mv) * (y.at(i, j) - mv);
+        }
+        cv[a * static_cast<std::size_t>(t) + static_cast<std::size_t>(j)] += (1 - sse / sst) / k;
+      }
+    }
+  }
+  return cv;
+}
+
+void test_ridge_routes() {
+  const std::string name = g_be->name();
+  const Vec alphas = {0.5, 5, 50};
+  for (auto [n, p] : {std::pair<i64, i64>{41, 7}, std::pair<i64, i64>{23, 31}}) {  // n > p and n < p, primes
+    const i64 t = 5;
+    HMat x = random(n, p), w = random(p, t), y = matmul(x, w);
+    for (auto& v : y.v) v += 0.7 * g_rng.normal();
+    for (auto& v : x.v) v = static_cast<float>(v);
+    for (auto& v : y.v) v = static_cast<float>(v);
+    std::vector<float> xf(x.v.begin(), x.v.end()), yf(y.v.begin(), y.v.end());
+    const Vec ref = brute_force_cv(x, y, alphas, 4);
+    for (const std::string& route : ridge_route_names()) {
+      RidgeOptions o;
+      o.alphas = alphas;
+      const auto folds = contiguous_folds(n, 4);
+      o.folds.assign(folds.begin(), folds.end());
+      o.n_folds = 4;
+      o.backend = name;
+      o.solver = route;
+      o.eig_precision = EigPrecision::Float64;
+      const RidgeResult r = ridge_cv_fit({xf.data(), n, p}, {yf.data(), n, t}, o);
+      ++g_cases;
+      CHECK(r.info.solver == route && r.info.backend == name);
+      expect_close(row(Vec(r.cv_scores.begin(), r.cv_scores.end())), row(ref), 1e-8, name + " RidgeCV route " + route + " n=" + std::to_string(n));
+    }
+    // Banded ridge's routes: one candidate γ equals RidgeCV on X with band b scaled by √γ_b.
+    const i64 b0 = p / 3;
+    const double g0 = 0.3, g1 = 0.7;
+    HMat xs = x;
+    for (i64 i = 0; i < n; ++i)
+      for (i64 j = 0; j < p; ++j) xs.at(i, j) *= std::sqrt(j < b0 ? g0 : g1);
+    const Vec ref_b = brute_force_cv(xs, y, alphas, 4);
+    for (const char* route : {"per-fold-primal", "per-fold-kernel"}) {
+      BandedRidgeOptions o;
+      o.band_sizes = {b0, p - b0};
+      o.alphas = alphas;
+      o.gammas = {g0, g1, 1.0, 0.0};  // a second candidate that zeroes band 1
+      const auto folds = contiguous_folds(n, 4);
+      o.folds.assign(folds.begin(), folds.end());
+      o.n_folds = 4;
+      o.backend = name;
+      o.solver = route;
+      o.eig_precision = EigPrecision::Float64;
+      const BandedRidgeResult r = banded_ridge_fit({xf.data(), n, p}, {yf.data(), n, t}, o);
+      Vec best(static_cast<std::size_t>(t));
+      for (i64 j = 0; j < t; ++j) {
+        best[j] = ref_b[j];
+        for (std::size_t a = 1; a < alphas.size(); ++a) best[j] = std::max(best[j], ref_b[a * t + j]);
+      }
+      expect_close(row(Vec(r.gamma_scores.begin(), r.gamma_scores.begin() + t)), row(best), 1e-8,
+                   name + " banded route " + route + " n=" + std::to_string(n));
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -562,6 +672,7 @@ int main(int argc, char** argv) {
   test::run("ridge shrinkage kernels", test_shrink);
   test::run("fold statistics, scores, best-alpha selection", test_scoring);
   test::run("memory accounting and limit", test_memory);
+  test::run("every ridge engine route by name on this backend (RidgeCV and banded)", test_ridge_routes);
   std::printf("%d cases compared\n", g_cases);
   return test::finish();
 }
