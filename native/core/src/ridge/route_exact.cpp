@@ -8,8 +8,10 @@
 //                 (I − H)_vv = S_vᵀ S_v − 11ᵀ/n with S_v = diag(√(α/(λ+α))) Q_vᵀ
 //
 // The (I − H)_vv blocks are formed and factored in float64 for every (alpha, fold) and kept for
-// every batch: well-conditioned ones as a float32 factor (primal) or inverse (kernel), the others
-// as the float64 factor.
+// every batch: well-conditioned ones as a float32 factor (primal) or, in the kernel form, folded
+// with the residual's projection into one matrix P = (I − H)_vv⁻¹ Q_v diag(α/(λ+α)), so that a
+// fold's held-out residuals at one alpha are one GEMM, e_v = P · QᵀY; the others as the float64
+// factor.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -27,7 +29,7 @@ double eig_flops(double m) { return 20.0 * m * m * m; }
 
 struct Factor {
   BufferPtr buf;
-  enum Kind { F32Factor, F32Inverse, F64Factor } kind = F32Factor;
+  enum Kind { F32Factor, Projection, F64Factor } kind = F32Factor;
 };
 
 class Exact final : public Route {
@@ -37,8 +39,9 @@ class Exact final : public Route {
   Footprint footprint() const override {
     const double n = static_cast<double>(pb_.n()), p = static_cast<double>(pb_.p()), A = pb_.n_alphas();
     const double r = primal_ ? p : n, nv = static_cast<double>(pb_.folds.max_size());
+    // Per (alpha, fold): a float32 factor (nv²) in the primal form, the projection P (nv × n) in the kernel form.
     double factors = 0;
-    for (int v = 0; v < pb_.folds.k; ++v) factors += 4.0 * A * static_cast<double>(pb_.folds.size(v)) * pb_.folds.size(v);
+    for (int v = 0; v < pb_.folds.k; ++v) factors += 4.0 * A * static_cast<double>(pb_.folds.size(v)) * (primal_ ? pb_.folds.size(v) : n);
     Footprint f;
     // The Gram (during setup), Q, N (primal), the factors; transients: the eigensolver, one block
     // S_v and its float64 factor, the kernel's (A⁻¹Q_vᵀ).
@@ -79,6 +82,13 @@ class Exact final : public Route {
     Scratch<float> sv_s, av_s;
     for (int a = 0; a < A; ++a) {
       BufferPtr alpha = ctx_.upload({pb_.alphas[Z(a)]});
+      // The kernel form's residual weights α/(λ+α), one per eigenvector, for the projections.
+      BufferPtr wres;
+      if (!primal_) {
+        std::vector<double> lam = ctx_.download(eig_.lam), w(lam.size());
+        for (std::size_t q = 0; q < lam.size(); ++q) w[q] = pb_.alphas[Z(a)] / (lam[q] + pb_.alphas[Z(a)]);
+        wres = ctx_.upload(w);
+      }
       for (int v = 0; v < k; ++v) {
         ctx_.checkpoint();
         const i64 s = pb_.folds.start[Z(v)], nv = pb_.folds.size(v);
@@ -110,15 +120,22 @@ class Exact final : public Route {
         if (ratio * ratio > 1e4) {
           f.kind = Factor::F64Factor;
           f.buf = std::move(ad);
-        } else {
+        } else if (primal_) {
+          f.kind = Factor::F32Factor;
           f.buf = be_.alloc(DType::F32, Z(nv * nv));
-          if (!primal_) {
-            be_.cholesky_inverse(adv);
-            f.kind = Factor::F32Inverse;
-          } else {
-            f.kind = Factor::F32Factor;
-          }
           be_.convert(adv, view<float>(*f.buf, nv, nv));
+        } else {
+          // P = A⁻¹ Q_v diag(α/(λ+α)): Q_v is rows s.. of Q, i.e. columns s.. of q.
+          be_.cholesky_inverse(adv);
+          BufferPtr inv = be_.alloc(DType::F32, Z(nv * nv));
+          be_.convert(adv, view<float>(*inv, nv, nv));
+          ad.reset();
+          f.kind = Factor::Projection;
+          f.buf = be_.alloc(DType::F32, Z(nv * n));
+          const ViewF pv = view<float>(*f.buf, nv, n);
+          be_.gemm(false, true, 1.0f, view<float>(*inv, nv, nv), eig_.q.col_range(s, nv), 0.0f, pv);
+          be_.scale_rows_cols(pv, ViewD{}, vec<double>(*wres, n));
+          ctx_.count_flops(2.0 * nv * nv * n);
         }
       }
       ctx_.sub_progress(0.1 + 0.9 * (a + 1.0) / A, "leverage");
@@ -140,8 +157,12 @@ class Exact final : public Route {
     for (int a = 0; a < A; ++a) {
       ctx_.checkpoint();
       BufferPtr alpha = ctx_.upload({pb_.alphas[Z(a)]});
-      // Residual of the full fit: primal Y − N D Z with D = 1/(λ+α); kernel Q diag(α/(λ+α)) QᵀY.
-      be_.shrink(z_view_, eig_.lam, vec<double>(*alpha, 1), primal_ ? Shrink::Inverse : Shrink::Complement, Axis::Rows, zs);
+      // Residual of the full fit: primal Y − N D Z with D = 1/(λ+α); kernel Q diag(α/(λ+α)) QᵀY (the
+      // projections P already carry it: only blocks kept as a float64 factor need it here).
+      bool need_zs = primal_;
+      for (int v = 0; v < k; ++v) need_zs = need_zs || factors_[Z(a * k + v)].kind != Factor::Projection;
+      if (need_zs)
+        be_.shrink(z_view_, eig_.lam, vec<double>(*alpha, 1), primal_ ? Shrink::Inverse : Shrink::Complement, Axis::Rows, zs);
       if (primal_) {
         be_.copy(batch.y, res);
         be_.gemm(false, false, -1.0f, nmat_, zs, 1.0f, res);
@@ -151,12 +172,10 @@ class Exact final : public Route {
         const i64 s = pb_.folds.start[Z(v)], nv = pb_.folds.size(v);
         const Factor& f = factors_[Z(a * k + v)];
         const ViewF rv = primal_ ? res.row_range(s, nv) : rv_.get(be_, nv, tb);
-        if (f.kind == Factor::F32Inverse) {
-          // e_v = (A⁻¹ Q_v) · zs, with Q_v the columns s.. of q.
-          const ViewF bq = bq_.get(be_, nv, n);
-          be_.gemm(false, true, 1.0f, view<float>(*f.buf, nv, nv), eig_.q.col_range(s, nv), 0.0f, bq);
-          be_.gemm(false, false, 1.0f, bq, zs, 0.0f, rv);
-          ctx_.count_flops(2.0 * nv * nv * n + 2.0 * nv * n * tb);
+        if (f.kind == Factor::Projection) {
+          // e_v = P · QᵀY
+          be_.gemm(false, false, 1.0f, view<float>(*f.buf, nv, n), z_view_, 0.0f, rv);
+          ctx_.count_flops(2.0 * nv * n * tb);
         } else {
           if (!primal_) {
             be_.gemm(true, false, 1.0f, eig_.q.col_range(s, nv), zs, 0.0f, rv);
@@ -212,7 +231,7 @@ class Exact final : public Route {
   BufferPtr n_buf_;
   ViewF nmat_;
   std::vector<Factor> factors_;
-  Scratch<float> z_, zs_, res_, rv_, bq_;
+  Scratch<float> z_, zs_, res_, rv_;
   Scratch<double> rd_;
   ViewF z_view_;
   const Buffer* z_key_ = nullptr;
