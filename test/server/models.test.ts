@@ -100,14 +100,15 @@ describe('models: load once, predict and img2img off the event loop', () => {
   });
 
   it('answers 503 with Retry-After when the img2img queue is full, and a client that leaves cancels its run', async () => {
-    // Long enough that it cannot finish between two polls of /metrics on a fast machine: 64 images ×
-    // 1000 steps × 2 (guidance); the client leaves long before it would end.
+    // Long enough that it cannot finish between two polls of /metrics on a fast machine: 64 images of
+    // 16×16 latents × 999 steps × 2 (guidance) (999: the most this schedule's leading spacing allows);
+    // the client leaves long before it would end.
     const n = 64;
-    const z = { data: new Float32Array(n * 4 * 8 * 8).fill(0.1), shape: [n, 4, 8, 8] };
+    const z = { data: new Float32Array(n * 4 * 16 * 16).fill(0.1), shape: [n, 4, 16, 16] };
     const one = await sd.encodeText(['a square']);
     const c = { data: new Float32Array(n * one.data.length), shape: [n, one.shape[1], one.shape[2]] };
     for (let i = 0; i < n; i++) c.data.set(one.data, i * one.data.length);
-    const long = JSON.stringify({ z: b64(z.data, z.shape), c: b64(c.data, c.shape), strength: 1, steps: 1000, guidance: 3, output: 'latents' });
+    const long = JSON.stringify({ z: b64(z.data, z.shape), c: b64(c.data, c.shape), strength: 1, steps: 999, guidance: 3, output: 'latents' });
     const active = async () => /brainlatent_pool_tasks\{pool="img2img",status="active"\} (\d+)/.exec((await s.call('GET', '/metrics')).text)?.[1];
     // No wall-clock assumption: an attempt counts only if the first request was still running when the second
     // was answered (on a fast, idle machine the first may end on its own first; then the attempt is repeated).

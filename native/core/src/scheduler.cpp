@@ -125,6 +125,13 @@ std::vector<double> spaced(const ResolvedSchedule& c, SchedulerKind kind, int N)
       break;
     }
   }
+  // Leading spacing adds steps_offset to multiples of T / N: with many steps (N close to T) the
+  // first timestep passes T − 1, and diffusers fails there too (an index past alphas_cumprod).
+  for (double t : ts)
+    if (!(t >= 0 && t <= T - 1))
+      invalid(std::to_string(N) + " steps under " + timestep_spacing_name(c.spacing) + " spacing (steps_offset " +
+              std::to_string(c.steps_offset) + ") reach timestep " + num(t) + ", outside the schedule's 0.." +
+              std::to_string(T - 1) + ": use fewer steps");
   return ts;
 }
 

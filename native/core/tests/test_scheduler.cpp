@@ -50,6 +50,11 @@ void easy_to_get_wrong(const ScheduleConfig& leading, const std::vector<double>&
   SD_CHECK(resolve_schedule(bare, SchedulerKind::Ddim).set_alpha_to_one && resolve_schedule(bare, SchedulerKind::Ddim).clip_sample);
   SD_CHECK(!resolve_schedule(bare, SchedulerKind::Pndm).set_alpha_to_one);
 
+  // leading spacing with steps_offset 1: 999 steps end at timestep 999, 1000 would pass it (diffusers
+  // indexes past alphas_cumprod there): refused, never read out of range
+  SD_CHECK(make_sampler_plan(sd, SchedulerKind::Pndm, 999, 1.0).steps.front().timestep == 999);
+  SD_CHECK_THROWS(make_sampler_plan(sd, SchedulerKind::Pndm, 1000, 1.0), ErrorCode::InvalidArgument);
+  SD_CHECK_THROWS(make_sampler_plan(sd, SchedulerKind::Ddim, 1000, 1.0), ErrorCode::InvalidArgument);
   // PNDM (skip_prk_steps): N+1 timesteps, the second doubled; N=10, s=0.8 starts at 801 with 9 calls,
   // the PLMS warm-up redoing 801 -> 701 from the saved sample with the averaged eps.
   auto pn = make_sampler_plan(sd, SchedulerKind::Pndm, 10, 0.8);
