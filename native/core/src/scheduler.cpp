@@ -126,9 +126,10 @@ std::vector<double> spaced(const ResolvedSchedule& c, SchedulerKind kind, int N)
     }
   }
   // Leading spacing adds steps_offset to multiples of T / N: with many steps (N close to T) the
-  // first timestep passes T − 1, and diffusers fails there too (an index past alphas_cumprod).
+  // first timestep passes T − 1. The ᾱ-indexed schedulers (DDIM, PNDM, DDPM) index alphas_cumprod
+  // with it, and diffusers fails there too; the σ-based ones interpolate, clamped, as np.interp does.
   for (double t : ts)
-    if (!(t >= 0 && t <= T - 1))
+    if (fam == Family::AlphaIndexed && !(t >= 0 && t <= T - 1))
       invalid(std::to_string(N) + " steps under " + timestep_spacing_name(c.spacing) + " spacing (steps_offset " +
               std::to_string(c.steps_offset) + ") reach timestep " + num(t) + ", outside the schedule's 0.." +
               std::to_string(T - 1) + ": use fewer steps");
