@@ -34,5 +34,6 @@ export interface EngineBinding {
 export interface BenchBinding {
   /** The best single-precision GEMM rate on n×n×n, GFLOP/s. */
   sgemmGflops(n: number, reps: number): number;
-  sdFusedStepProbe(elementsPerImage: number, images: number, groups: number, scheduler: string): { step(): void; update(): number };
+  /** Micro-benchmark probe: the fused step, the hand-specialised loop it replaced (ddim, dpmpp2m with guidance), one plan. */
+  sdFusedStepProbe(elementsPerImage: number, images: number, groups: number, scheduler: string): { step(): void; reference?: () => void; update(): number };
 }

@@ -50,6 +50,8 @@ const char* op_name(Op op) {
     case Op::SelectBest: return "select_best";
     case Op::Improve: return "improve";
     case Op::FirstNonFinite: return "first_nonfinite";
+    case Op::SamplerInit: return "sampler_init";
+    case Op::SamplerStep: return "sampler_step";
     case Op::Count_: break;
   }
   return "?";

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <string>
 
+#include "brainlatent/backend.h"
 #include "brainlatent/error.h"
 #include "brainlatent/sd_fused_step.h"
 
@@ -61,11 +62,31 @@ Img2ImgStats run_img2img(UNetRunner& unet, const Img2ImgJob& job) {
   const std::int64_t cond_n = job.seq * job.dim;
   const std::int64_t B = std::min(job.batch_size, job.count);
   const int total = static_cast<int>(job.plan.steps.size());
+  // Each step's program composed once for this guidance (a few hundred flops per step, not per batch).
+  std::vector<CompiledStep> compiled;
+  compiled.reserve(job.plan.steps.size());
+  for (const PlannedStep& st : job.plan.steps) compiled.push_back(compile_step(st.program, groups, job.guidance));
 
+  // The step runs on a backend (the job's, else the CPU): the latents and the history live in its
+  // buffers for the whole job; the U-Net's input and output are wrapped where the runner keeps them
+  // (host memory on the CPU backend: zero-copy). A device backend gets Device buffers from a runner
+  // bound on that device, and the loop then never leaves it.
+  std::unique_ptr<Backend> own;
+  Backend* be = job.backend;
+  if (!be) {
+    own = make_backend("cpu");
+    be = own.get();
+  }
+  auto host = [&](const float* p, std::int64_t rows) {
+    return be->wrap_host(const_cast<float*>(p), DType::F32, static_cast<std::size_t>(rows * n));
+  };
   // Per-job buffers sized for the largest batch, reused by every batch.
-  std::vector<float> x(static_cast<std::size_t>(B * n));
-  std::vector<std::vector<float>> hist(static_cast<std::size_t>(job.plan.history));
-  for (auto& h : hist) h.assign(static_cast<std::size_t>(B * n), 0.0f);
+  BufferPtr x_buf = be->alloc(DType::F32, static_cast<std::size_t>(B * n));
+  std::vector<BufferPtr> hist;
+  for (int h = 0; h < job.plan.history; ++h) {
+    hist.push_back(be->alloc(DType::F32, static_cast<std::size_t>(B * n)));
+    be->fill(view<float>(*hist.back(), B, n), 0.0f);
+  }
   std::vector<float> cond(static_cast<std::size_t>(groups * B * cond_n));
 
   for (std::int64_t first = 0; first < job.count; first += B) {
@@ -84,16 +105,18 @@ Img2ImgStats run_img2img(UNetRunner& unet, const Img2ImgJob& job) {
     ++stats.batches;
 
     const auto loop_t0 = Clock::now();
-    FusedBatch fb;
-    fb.images = nb;
-    fb.per_image = n;
-    fb.groups = groups;
-    fb.guidance = job.guidance;
-    fb.x = x.data();
-    for (std::size_t h = 0; h < hist.size(); ++h) fb.history[h] = hist[h].data();
-    fb.unet_in = unet.input();
-    fb.keys = job.keys.data() + first;
-    init_latents_cpu(fb, job.z + first * n, job.noise ? job.noise + first * n : nullptr, job.plan.init_x_scale,
+    SamplerBatch sb;
+    sb.images = nb;
+    sb.per_image = n;
+    sb.groups = groups;
+    sb.x = view<float>(*x_buf, nb, n);
+    for (std::size_t h = 0; h < hist.size(); ++h) sb.history[h] = view<float>(*hist[h], nb, n);
+    BufferPtr in_buf = host(unet.input(), groups * nb), out_buf = host(unet.output(), groups * nb);
+    sb.unet_in = view<float>(*in_buf, groups * nb, n);
+    sb.eps = view<float>(*out_buf, groups * nb, n);
+    sb.keys.assign(job.keys.begin() + first, job.keys.begin() + first + nb);
+    BufferPtr z_buf = host(job.z + first * n, nb), noise_buf = job.noise ? host(job.noise + first * n, nb) : nullptr;
+    be->sampler_init(sb, view<float>(*z_buf, nb, n), noise_buf ? view<float>(*noise_buf, nb, n) : ViewF{}, job.plan.init_x_scale,
                      job.plan.init_noise_scale, job.plan.steps.front().model_in_scale);
 
     for (int s = 0; s < total; ++s) {
@@ -107,9 +130,12 @@ Img2ImgStats run_img2img(UNetRunner& unet, const Img2ImgJob& job) {
       stats.unet_seconds += unet_s;
       ++stats.unet_calls;
       const auto t1 = Clock::now();
-      fb.eps = unet.output();
-      fb.step_noise = job.step_noise ? job.step_noise + (static_cast<std::int64_t>(s) * job.count + first) * n : nullptr;
-      fused_step_cpu(step.program, fb);
+      BufferPtr sn_buf;
+      if (job.step_noise) {
+        sn_buf = host(job.step_noise + (static_cast<std::int64_t>(s) * job.count + first) * n, nb);
+        sb.step_noise = view<float>(*sn_buf, nb, n);
+      }
+      be->sampler_step(compiled[static_cast<std::size_t>(s)], sb);
       stats.update_seconds += seconds_since(t1);
       if (job.on_step) {
         StepProgress p;
@@ -122,12 +148,14 @@ Img2ImgStats run_img2img(UNetRunner& unet, const Img2ImgJob& job) {
         job.on_step(p);
       }
     }
-    for (std::int64_t j = 0; j < nb * n; ++j)
-      if (!std::isfinite(x[static_cast<std::size_t>(j)]))
-        throw Error(ErrorCode::NonFinite, "img2img: the final latents of image " + std::to_string(first + j / n) +
-                                              " are not finite (element " + std::to_string(j % n) +
-                                              "): the U-Net returned NaN/Inf or the schedule overflowed");
-    std::memcpy(job.out + first * n, x.data(), sizeof(float) * static_cast<std::size_t>(nb * n));
+    const std::int64_t bad = be->first_nonfinite(sb.x);
+    if (bad >= 0)
+      throw Error(ErrorCode::NonFinite, "img2img: the final latents of image " + std::to_string(first + bad / n) +
+                                            " are not finite (element " + std::to_string(bad % n) +
+                                            "): the U-Net returned NaN/Inf or the schedule overflowed");
+    BufferPtr dst = host(job.out + first * n, nb);
+    be->copy(sb.x, view<float>(*dst, nb, n));
+    be->synchronize();
     stats.loop_seconds += seconds_since(loop_t0);
   }
   return stats;

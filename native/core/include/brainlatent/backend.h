@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "brainlatent/error.h"
+#include "brainlatent/sd_fused_step.h"
 
 namespace brainlatent {
 
@@ -131,6 +132,7 @@ enum class Op : std::uint8_t {
   Shrink, ShrinkTargets,                                        // ridge: scaling by 1/(λ+α)
   FoldStats, Score, SelectBest, Improve,                        // ridge: per-target scores, best alpha
   FirstNonFinite,
+  SamplerInit, SamplerStep,                                     // the sampler's fused step (sd_fused_step.h)
   Count_
 };
 const char* op_name(Op op);
@@ -156,6 +158,21 @@ struct MemoryStats {
   std::size_t live = 0;   // bytes allocated now (buffers + operation workspaces)
   std::size_t peak = 0;   // most bytes allocated at once since the last reset_peak()
   std::size_t limit = 0;  // set_memory_limit() bound (0: none)
+};
+
+// One batch of the sampler's buffers on a backend (sd_fused_step.h): x and the history slots
+// persist across steps, eps is the U-Net's output and unet_in its next input. Every view is
+// contiguous (rows × per_image); on a device backend they are Device buffers, so that a whole
+// denoising loop runs there without host round-trips (the U-Net runner binds the same buffers).
+struct SamplerBatch {
+  std::int64_t images = 0, per_image = 0;
+  int groups = 1;                     // 2 with classifier-free guidance ([uncond rows; cond rows])
+  ViewF x;                            // images × n
+  ViewF history[kHistorySlots];       // images × n each; empty where the plan uses none
+  ViewF eps;                          // groups·images × n
+  ViewF unet_in;                      // groups·images × n
+  ViewF step_noise;                   // images × n: this step's noise; empty: Philox
+  std::vector<NoiseKey> keys;         // per image (a few bytes, passed with the launch)
 };
 
 class Backend {
@@ -260,6 +277,20 @@ class Backend {
                        const ViewI& best_index, const ViewI& best_tag) = 0;
   // Row-major position (i·cols + j) of the first NaN/Inf in a, or −1 when all finite.
   virtual std::int64_t first_nonfinite(const ViewF& a) = 0;
+
+  // ---- sampler kernels (sd_fused_step.h)
+  // x = a·z + s·noise per image (noise empty: Philox stream 0 of the image's key) and the first
+  // U-Net input, first_in_scale · x, into every guidance group. z and noise are images × n.
+  virtual void sampler_init(const SamplerBatch& b, const ViewF& z, const ViewF& noise, double a, double s, double first_in_scale) {
+    (void)b, (void)z, (void)noise, (void)a, (void)s, (void)first_in_scale;
+    unsupported(Op::SamplerInit, DType::F32);
+  }
+  // One compiled step (compile_step() for the batch's groups and guidance): reads eps, updates x and
+  // the history, writes the next U-Net input. Philox noise is drawn on the device from the keys.
+  virtual void sampler_step(const CompiledStep& step, const SamplerBatch& b) {
+    (void)step, (void)b;
+    unsupported(Op::SamplerStep, DType::F32);
+  }
 
  protected:
   // Counts an allocation against the limit (throws OutOfMemory past it) / releases it.

@@ -11,8 +11,10 @@
 //   T0…T3  temporaries of this step
 // Assignments run in order (each reads the registers as left by the ones before); then X and the
 // written H registers are stored (float32) and the next U-Net input is next_in_scale · X for every
-// guidance group. Arithmetic inside is float64. The program is plain data, so the same program
-// runs unchanged on another device: a CUDA kernel evaluates it per element, 1:1.
+// guidance group. The program's algebra is float64: compile_step() composes it, per step, into
+// one linear combination per stored register; the per-element arithmetic is float32, as
+// diffusers' own step is. Programs and compiled steps are plain data, so they run unchanged on
+// another device: a CUDA kernel evaluates a compiled step per element, 1:1.
 #pragma once
 #include <cstdint>
 
@@ -70,8 +72,48 @@ struct FusedBatch {
   const float* step_noise = nullptr;  // [B, n]: this step's noise instead of Philox (optional)
 };
 
-// CPU implementation: one thread (the U-Net call owns the cores; this pass is memory-bound),
-// blocks of elements kept in L1, each assignment a vectorisable loop.
+// A step program compiled for one guidance setting: every register the step stores (X and the
+// history slots it writes) as one linear combination of the step's inputs — the registers as the
+// step finds them, with E split into its two guidance halves — plus, only where the program clamps
+// (clip_sample), the clamped intermediates it passes through. Composition is exact algebra done
+// once in float64 (a handful of operations per step, not per element), so the per-element work is
+// one short dot product per stored register instead of one pass per assignment.
+enum StepInput : std::uint8_t {
+  kInX = 0, kInEpsU = 1, kInEpsC = 2, kInNoise = 3, kInH0 = 4,  // kInH0 + k: history slot k
+  kInCount = kInH0 + kHistorySlots,
+  kInClamp0 = kInCount,  // kInClamp0 + m: the m-th clamped intermediate
+  kInMax = kInClamp0 + kMaxStepOps
+};
+struct LinearTerm {
+  std::uint8_t src = kInX;  // a StepInput (or kInClamp0 + m)
+  double coeff = 0;
+};
+struct LinearComb {
+  std::uint8_t dst = kRegX;  // a StepReg (X or H0…H5); for a clamp, its index m
+  std::uint8_t terms = 0;
+  LinearTerm term[kInMax];
+  double clamp_range = 1;    // clamps only: the value is clamp(Σ, −range, range)
+};
+struct CompiledStep {
+  std::uint8_t clamps = 0;       // clamped intermediates, in order (each may read earlier ones)
+  LinearComb clamp[kMaxStepOps];
+  std::uint8_t outs = 0;         // stored registers: the written history slots, then X last
+  LinearComb out[1 + kHistorySlots];
+  std::uint32_t inputs = 0;      // bit i: input i is read
+  double next_in_scale = 1;
+  bool noisy = false;
+  std::uint32_t noise_stream = 0;
+};
+// groups 2 (classifier-free guidance): E = ε_u + g·(ε_c − ε_u); groups 1: E = ε_c.
+CompiledStep compile_step(const StepProgram& program, int groups, double guidance);
+
+// CPU implementation: one thread (the U-Net call owns the cores; this pass is memory-bound). A step
+// that stores one or two registers (every scheduler but the history shifts of LMS, PNDM and UniPC)
+// is one in-place pass over each image; the others go through blocks kept in L1. Clamped steps
+// (clip_sample) evaluate term by term in float64. The AVX2 build of the loops is picked at run
+// time where the CPU has it (without FMA, so the results are the same on every CPU).
+void fused_step_cpu(const CompiledStep& step, const FusedBatch& b);
+// Compiles and runs (tests and one-off steps; the sampler loop compiles its plan once).
 void fused_step_cpu(const StepProgram& program, const FusedBatch& b);
 
 // x = a·z + s·noise for each image and writes the first U-Net input (scale · x into all

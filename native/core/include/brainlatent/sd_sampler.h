@@ -8,6 +8,7 @@
 #include <functional>
 #include <vector>
 
+#include "brainlatent/backend.h"
 #include "brainlatent/philox.h"
 #include "brainlatent/scheduler.h"
 
@@ -54,6 +55,9 @@ struct Img2ImgJob {
   float* out = nullptr;            // [count, C, h, w] final latents
   const std::atomic<bool>* cancel = nullptr;
   std::function<void(const StepProgress&)> on_step;
+  // Where the latents, the history and the step kernel live (null: a CPU backend). The U-Net
+  // runner's input and output must be usable by it (host memory for the CPU).
+  Backend* backend = nullptr;
 };
 
 struct Img2ImgStats {

@@ -60,6 +60,42 @@ double shrink_weight(Shrink kind, double lam, double alpha) {
 // Column-block width of the reductions: enough columns per thread to stream rows contiguously.
 constexpr i64 kColChunk = 256;
 
+void check_rows(const ViewF& v, i64 rows, i64 n, const char* what) {
+  if (v.empty() || v.rows != rows || v.cols != n || !v.contiguous())
+    throw Error(ErrorCode::InvalidArgument, std::string(what) + ": expected a contiguous " + std::to_string(rows) + " × " +
+                                                std::to_string(n) + " view, got " + std::to_string(v.rows) + " × " +
+                                                std::to_string(v.cols) + (v.contiguous() ? "" : " (strided)"));
+}
+
+FusedBatch fused_batch(const SamplerBatch& b) {
+  if (b.groups != 1 && b.groups != 2) throw Error(ErrorCode::InvalidArgument, "sampler: groups must be 1 or 2");
+  if (!b.keys.empty() && static_cast<i64>(b.keys.size()) != b.images)
+    throw Error(ErrorCode::InvalidArgument, "sampler: one noise key per image expected, got " + std::to_string(b.keys.size()));
+  FusedBatch fb;
+  fb.images = b.images;
+  fb.per_image = b.per_image;
+  fb.groups = b.groups;
+  check_rows(b.x, b.images, b.per_image, "sampler: x");
+  check_rows(b.unet_in, b.groups * b.images, b.per_image, "sampler: unet_in");
+  fb.x = b.x.ptr();
+  if (!b.eps.empty()) {  // (sampler_init has none yet)
+    check_rows(b.eps, b.groups * b.images, b.per_image, "sampler: eps");
+    fb.eps = b.eps.ptr();
+  }
+  fb.unet_in = b.unet_in.ptr();
+  for (int h = 0; h < kHistorySlots; ++h)
+    if (!b.history[h].empty()) {
+      check_rows(b.history[h], b.images, b.per_image, "sampler: history");
+      fb.history[h] = b.history[h].ptr();
+    }
+  if (!b.step_noise.empty()) {
+    check_rows(b.step_noise, b.images, b.per_image, "sampler: step noise");
+    fb.step_noise = b.step_noise.ptr();
+  }
+  fb.keys = b.keys.empty() ? nullptr : b.keys.data();
+  return fb;
+}
+
 class CpuBackend final : public Backend {
  public:
   std::string name() const override { return "cpu"; }
@@ -77,7 +113,7 @@ class CpuBackend final : public Backend {
       case Op::SelectBest:
       case Op::Improve: return dtype == DType::F64;
       case Op::Count_: return false;
-      default: return dtype == DType::F32;
+      default: return dtype == DType::F32;  // (SamplerInit, SamplerStep included)
     }
   }
 
@@ -499,6 +535,21 @@ class CpuBackend final : public Backend {
         best_tag.ptr()[j * g1] = tag;
       }
     }
+  }
+
+  // The sampler's kernels run on the caller's thread (the U-Net call owns the cores; the pass is
+  // memory-bound): the batch's views as the FusedBatch of sd_fused_step.h, zero-copy.
+  void sampler_init(const SamplerBatch& b, const ViewF& z, const ViewF& noise, double a, double s, double first_in_scale) override {
+    const FusedBatch fb = fused_batch(b);
+    check_rows(z, b.images, b.per_image, "sampler_init: z");
+    if (!noise.empty()) check_rows(noise, b.images, b.per_image, "sampler_init: noise");
+    else if (static_cast<i64>(b.keys.size()) != b.images) throw Error(ErrorCode::InvalidArgument, "sampler_init: Philox noise needs one key per image");
+    init_latents_cpu(fb, z.ptr(), noise.empty() ? nullptr : noise.ptr(), a, s, first_in_scale);
+  }
+
+  void sampler_step(const CompiledStep& step, const SamplerBatch& b) override {
+    if (b.eps.empty()) throw Error(ErrorCode::InvalidArgument, "sampler_step: no eps (the U-Net's output)");
+    fused_step_cpu(step, fused_batch(b));
   }
 
   i64 first_nonfinite(const ViewF& a) override {
