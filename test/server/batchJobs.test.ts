@@ -76,7 +76,7 @@ describe('jobs on the batch layer', () => {
 
   it('cancels a reconstruct job in the middle of its img2img shards: no img2img marker, no temporaries', async () => {
     const config = single(2, 'runs/cancelled');
-    const r = await s.call('POST', '/v1/jobs', { kind: 'reconstruct', config: { ...config, img2img: { ...(config as { img2img: object }).img2img, steps: 400 } } });
+    const r = await s.call('POST', '/v1/jobs', { kind: 'reconstruct', config: { ...config, img2img: { ...(config as unknown as { img2img: object }).img2img, steps: 400 } } });
     let sent = false;
     const events = await readEvents(`${s.url}/v1/jobs/${r.json.id}/events`, {}, (e) => {
       if (!sent && e.event === 'progress' && e.data.stage === 'img2img' && e.data.fraction > 0) {

@@ -4,6 +4,7 @@
 /* eslint-disable @typescript-eslint/no-explicit-any */
 declare const window: any;
 declare const document: any;
+declare const MutationObserver: any;
 interface HTMLElement {
   [key: string]: any;
   dataset: any;

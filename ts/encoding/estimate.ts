@@ -21,7 +21,7 @@ import { NsdStimuli } from '../nsd/stimuli.js';
 import { designShape, fastest, noise, probeRows, ridgeEstimate, SKIPPED, timed, type StageEstimate } from '../pipeline/probe.js';
 import type { StageDef } from '../pipeline/stageRunner.js';
 import { Diffusion } from '../sd/Diffusion.js';
-import { BandedRidgeCV } from './BandedRidgeCV.js';
+import { BandedRidgeCV } from '../ridge/BandedRidgeCV.js';
 import { embedImages, unetLayerFeatures, zcFeatures, type Embeddings } from './features.js';
 import { mosaicPng } from './mosaic.js';
 import { voxelToWorld } from './orientation.js';

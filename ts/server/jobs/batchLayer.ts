@@ -18,8 +18,8 @@ import { batchStatus, initialJobs, isFinished, type JobInfo } from '../../batch/
 import type { EncodeConfig } from '../../config/encode.js';
 import { CancelledError } from '../../errors.js';
 import { stableJson, type ReconstructConfig } from '../../pipeline/config.js';
-import type { JobControl } from './executeJob.js';
 import type { BatchQueue } from './JobRunner.js';
+import type { JobControl } from './types.js';
 import { JobOutcomeError } from './jobErrors.js';
 
 

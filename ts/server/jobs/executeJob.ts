@@ -15,23 +15,10 @@ import type { JobSpec } from './JobRunner.js';
 import { analysisStages } from '../../batch/graph.js';
 import { batchOfOne, runOnBatchLayer } from './batchLayer.js';
 import { RIDGE_FIT_STAGES, runRidgeFit } from './ridgeFitJob.js';
-import type { JobKind } from './types.js';
+import type { JobControl, JobKind } from './types.js';
 
-export interface StageUpdate {
-  stage: string;
-  index: number;
-  stages: number;
-  fraction: number;
-  message?: string;
-  status?: 'running' | 'skipped' | 'done';
-}
-
-export interface JobControl {
-  signal: AbortSignal;
-  progress(p: StageUpdate): void;
-  /** A sampler ran `calls` U-Net evaluations in `seconds` (for the steps/s metric). */
-  unet?(calls: number, seconds: number): void;
-}
+// (in types.ts, which the batch layer shares without importing this module)
+export type { JobControl, StageUpdate } from './types.js';
 
 /** The validated input of each kind (paths absolute, inside the root). */
 export interface DemoJobInput {

@@ -44,3 +44,21 @@ export type JobEvent =
   | { event: 'progress'; data: JobProgress & { id: string } }
   | { event: 'result'; data: JobView }
   | { event: 'error'; data: JobView };
+
+/** A stage of a running job, as the job reports it. */
+export interface StageUpdate {
+  stage: string;
+  index: number;
+  stages: number;
+  fraction: number;
+  message?: string;
+  status?: 'running' | 'skipped' | 'done';
+}
+
+/** What a running job gets: its signal and where to report progress. */
+export interface JobControl {
+  signal: AbortSignal;
+  progress(p: StageUpdate): void;
+  /** A sampler ran `calls` U-Net evaluations in `seconds` (for the steps/s metric). */
+  unet?(calls: number, seconds: number): void;
+}
