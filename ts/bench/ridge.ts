@@ -1,9 +1,14 @@
 /**
- * Ridge benchmark: brainlatent's RidgeCV against scikit-learn's RidgeCV(alpha_per_target=True)
- * on identical planted-map data, at the shapes of the issue, with the machine's SGEMM peak
- * measured in the same run. Appends a record to bench/results/ridge.jsonl.
+ * Ridge benchmark, every figure a ratio measured in the same run on identical planted-map data at
+ * the shapes of the issue: the fit's effective GEMM rate against the machine's SGEMM rate (measured
+ * just before each shape), the whole `brainlatent ridge fit` command (start-up, reading the .npy,
+ * the fit, writing the model) and its time outside the fit, against a plain numpy script of the
+ * same protocol (bench/numpy_ridge.py: per-fold eigendecomposition, one GEMM per alpha) and
+ * scikit-learn's RidgeCV(alpha_per_target=True). The load average goes with each shape's figures
+ * (other work on the machine skews every timing). Appends a record to bench/results/ridge.jsonl.
  */
 import { execFileSync } from 'node:child_process';
+import os from 'node:os';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -23,6 +28,10 @@ export const RIDGE_SHAPES: RidgeBenchShape[] = [
 export interface RidgeBenchOptions {
   shapes?: string[];
   sklearn?: boolean;
+  /** The plain numpy script of the same protocol (default true). */
+  numpy?: boolean;
+  /** The whole `brainlatent ridge fit` command, and its time outside the fit (default true). */
+  cli?: boolean;
   alphas?: number;
   folds?: number;
   cvMethod?: 'auto' | 'per-fold' | 'exact';
@@ -51,14 +60,48 @@ export async function runRidgeBench(opts: RidgeBenchOptions = {}): Promise<unkno
       const ours = JSON.parse(
         execFileSync(process.execPath, [worker, dir, String(nAlphas), String(folds), opts.cvMethod ?? 'auto'], { maxBuffer: 1 << 28 }).toString(),
       ) as RunResult;
+      // the SGEMM rate right before this shape's fit (the machine's load changes over a run)
+      const sgemm = native.sgemmGflops(4096, 3);
       const gflops = (ours.info?.gemmFlops ?? 0) / 1e9 / ours.seconds;
       log(
-        `  brainlatent: ${ours.seconds.toFixed(2)} s, ${gflops.toFixed(0)} GFLOP/s effective GEMM rate (${((100 * gflops) / peak).toFixed(0)}% of SGEMM peak), ` +
+        `  brainlatent: ${ours.seconds.toFixed(2)} s, ${gflops.toFixed(0)} GFLOP/s effective GEMM rate (${((100 * gflops) / sgemm).toFixed(0)}% of the SGEMM rate ${sgemm.toFixed(0)} GFLOP/s just before), ` +
           `peak RSS ${ours.peak_rss_mb.toFixed(0)} MB, held-out R² ${ours.test_r2.toFixed(4)} [${ours.info?.route}, ${ours.info?.cvMethod}]`,
       );
       const row: Record<string, unknown> = {
-        shape: s, brainlatent: { seconds: ours.seconds, gflops, peakShare: gflops / peak, peakRssMb: ours.peak_rss_mb, testR2: ours.test_r2, route: ours.info?.route, cvMethod: ours.info?.cvMethod },
+        shape: s,
+        loadAverage: os.loadavg(),
+        sgemmGflops: sgemm,
+        brainlatent: { seconds: ours.seconds, gflops, sgemmShare: gflops / sgemm, peakShare: gflops / peak, peakRssMb: ours.peak_rss_mb, testR2: ours.test_r2, route: ours.info?.route, cvMethod: ours.info?.cvMethod },
       };
+      if (opts.cli !== false) {
+        // The whole command as a user runs it; its own "fitted in" line gives the fit, the rest is outside it.
+        const cli = path.join(here, '..', 'cli', 'main.js');
+        const t0 = performance.now();
+        const out = execFileSync(
+          process.execPath,
+          [cli, 'ridge', 'fit', '--x', path.join(dir, 'x_train.npy'), '--y', path.join(dir, 'y_train.npy'), '--alphas', `1e1:1e7:${nAlphas}`, '--folds', String(folds),
+            '--cv-method', opts.cvMethod ?? 'auto', '--out', path.join(dir, 'model.safetensors')],
+          { maxBuffer: 1 << 26, env: { ...process.env, NO_COLOR: '1' } },
+        ).toString();
+        const whole = (performance.now() - t0) / 1000;
+        const m = /fitted in ([\d.]+) (ms|s)/.exec(out);
+        const fit = m ? Number(m[1]) / (m[2] === 'ms' ? 1000 : 1) : NaN;
+        log(`  brainlatent ridge fit (the whole command): ${whole.toFixed(2)} s, of which the fit ${fit.toFixed(2)} s and ${(whole - fit).toFixed(2)} s outside it (start-up, reading, writing)`);
+        row.cli = { seconds: whole, fitSeconds: fit, outsideSeconds: whole - fit };
+      }
+      if (opts.numpy !== false) {
+        const np = JSON.parse(
+          execFileSync(python, [path.join(packageRoot, 'bench', 'numpy_ridge.py'), dir, String(nAlphas), String(folds)], { maxBuffer: 1 << 28 }).toString(),
+        ) as RunResult;
+        let agree = 0;
+        for (let j = 0; j < np.alphas.length; j++) agree += np.alphas[j] === ours.alphas[j] ? 1 : 0;
+        const cliSeconds = (row.cli as { seconds: number } | undefined)?.seconds;
+        log(
+          `  numpy, same protocol (float32): ${np.seconds.toFixed(2)} s, held-out R² ${np.test_r2.toFixed(4)}, same alpha for ${((100 * agree) / np.alphas.length).toFixed(1)}% of targets; ` +
+            `fit ${(np.seconds / ours.seconds).toFixed(2)}× faster` + (cliSeconds ? `, whole command ${(np.seconds / cliSeconds).toFixed(2)}× faster` : ''),
+        );
+        row.numpy = { seconds: np.seconds, testR2: np.test_r2, alphaAgreement: agree / np.alphas.length, fitSpeedup: np.seconds / ours.seconds, cliSpeedup: cliSeconds ? np.seconds / cliSeconds : undefined };
+      }
       if (opts.sklearn !== false) {
         const sk = JSON.parse(
           execFileSync(python, [path.join(packageRoot, 'bench', 'sklearn_ridge.py'), dir, String(nAlphas)], { maxBuffer: 1 << 28 }).toString(),
@@ -66,10 +109,15 @@ export async function runRidgeBench(opts: RidgeBenchOptions = {}): Promise<unkno
         let agree = 0;
         for (let j = 0; j < sk.alphas.length; j++) agree += sk.alphas[j] === ours.alphas[j] ? 1 : 0;
         const ratio = sk.seconds / ours.seconds;
+        const cliSeconds = (row.cli as { seconds: number } | undefined)?.seconds;
+        if (cliSeconds) row.sklearnCliSpeedup = sk.seconds / cliSeconds;
         log(
           `  scikit-learn RidgeCV (LOO/GCV, fp64): ${sk.seconds.toFixed(2)} s, peak RSS ${sk.peak_rss_mb.toFixed(0)} MB, held-out R² ${sk.test_r2.toFixed(4)}`,
         );
-        log(`  speed-up ${ratio.toFixed(2)}×, ΔR² ${(ours.test_r2 - sk.test_r2).toFixed(4)}, same alpha for ${((100 * agree) / sk.alphas.length).toFixed(1)}% of targets`);
+        log(
+          `  speed-up ${ratio.toFixed(2)}× (fit)` + (cliSeconds ? `, ${(sk.seconds / cliSeconds).toFixed(2)}× (whole command)` : '') +
+            `, ΔR² ${(ours.test_r2 - sk.test_r2).toFixed(4)}, same alpha for ${((100 * agree) / sk.alphas.length).toFixed(1)}% of targets`,
+        );
         row.sklearn = { seconds: sk.seconds, peakRssMb: sk.peak_rss_mb, testR2: sk.test_r2 };
         row.speedup = ratio;
         row.deltaR2 = ours.test_r2 - sk.test_r2;

@@ -3,18 +3,25 @@
 import { Command } from 'commander';
 
 import { BrainlatentError } from '../errors.js';
-import { registerBatchCommand } from './commands/batch.js';
-import { registerBenchCommand } from './commands/bench.js';
-import { registerDemoCommand } from './commands/demo.js';
-import { registerEncodeCommand } from './commands/encode.js';
-import { registerNsdCommand } from './commands/nsd.js';
-import { registerReconstructCommand } from './commands/reconstruct.js';
-import { registerRidgeCommand } from './commands/ridge.js';
-import { registerSdCommand } from './commands/sd.js';
-import { registerServeCommand } from './commands/serve.js';
-import { registerSynthCommand } from './commands/synth.js';
-import { registerWorkerCommand } from './commands/worker.js';
 import { checkRequiredOptionsLast, configureProgram } from './setup.js';
+
+type Register = (program: Command) => void;
+// One module per command, loaded only when that command runs: the service, the batch layer and the
+// pipelines pull in large dependency trees (Fastify, BullMQ, ajv, …) that `ridge fit` must not pay
+// for at start-up. Help, version and unknown commands load them all (in this order, the help's).
+const COMMANDS: Record<string, () => Promise<Register>> = {
+  demo: async () => (await import('./commands/demo.js')).registerDemoCommand,
+  reconstruct: async () => (await import('./commands/reconstruct.js')).registerReconstructCommand,
+  encode: async () => (await import('./commands/encode.js')).registerEncodeCommand,
+  batch: async () => (await import('./commands/batch.js')).registerBatchCommand,
+  worker: async () => (await import('./commands/worker.js')).registerWorkerCommand,
+  ridge: async () => (await import('./commands/ridge.js')).registerRidgeCommand,
+  nsd: async () => (await import('./commands/nsd.js')).registerNsdCommand,
+  sd: async () => (await import('./commands/sd.js')).registerSdCommand,
+  synth: async () => (await import('./commands/synth.js')).registerSynthCommand,
+  serve: async () => (await import('./commands/serve.js')).registerServeCommand,
+  bench: async () => (await import('./commands/bench.js')).registerBenchCommand,
+};
 
 const program = new Command();
 program
@@ -25,17 +32,9 @@ program
   .version('0.1.0');
 configureProgram(program);
 
-registerDemoCommand(program);
-registerReconstructCommand(program);
-registerEncodeCommand(program);
-registerBatchCommand(program);
-registerWorkerCommand(program);
-registerRidgeCommand(program);
-registerNsdCommand(program);
-registerSdCommand(program);
-registerSynthCommand(program);
-registerServeCommand(program);
-registerBenchCommand(program);
+const wanted = process.argv[2];
+const names = wanted !== undefined && Object.hasOwn(COMMANDS, wanted) ? [wanted] : Object.keys(COMMANDS);
+for (const name of names) (await COMMANDS[name]())(program);
 checkRequiredOptionsLast(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {

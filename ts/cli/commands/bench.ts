@@ -25,17 +25,19 @@ export function registerBenchCommand(program: Command): void {
   };
   bench
     .command('ridge')
-    .description('RidgeCV vs scikit-learn RidgeCV(alpha_per_target=True) on planted-map data at NSD-like shapes')
+    .description('RidgeCV vs the SGEMM rate, a plain numpy script of the same protocol and scikit-learn RidgeCV(alpha_per_target=True), and the whole `ridge fit` command, on planted-map data at NSD-like shapes')
     .option('--shapes <list>', 'comma-separated subset of medium,large,encoding', 'medium,large,encoding')
     .option('--no-sklearn', 'skip the scikit-learn comparison')
+    .option('--no-numpy', 'skip the plain numpy script of the same protocol (bench/numpy_ridge.py)')
+    .option('--no-cli', 'skip timing the whole `brainlatent ridge fit` command')
     .option('--cv-method <m>', "force 'per-fold' or 'exact' (default: auto)", 'auto')
     .option('--python <path>', 'python with scikit-learn', '/usr/bin/python3')
     .option('--threads <n>', 'engine threads (default: all cores)')
     .option(...RESULTS)
-    .action(async (f: { shapes: string; sklearn: boolean; cvMethod: 'auto' | 'per-fold' | 'exact'; python: string; threads?: string; results?: string }) => {
+    .action(async (f: { shapes: string; sklearn: boolean; numpy: boolean; cli: boolean; cvMethod: 'auto' | 'per-fold' | 'exact'; python: string; threads?: string; results?: string }) => {
       useResults(f.results);
       if (f.threads) setThreads(Number(f.threads));
-      await runRidgeBench({ shapes: f.shapes.split(','), sklearn: f.sklearn, cvMethod: f.cvMethod, python: f.python });
+      await runRidgeBench({ shapes: f.shapes.split(','), sklearn: f.sklearn, numpy: f.numpy, cli: f.cli, cvMethod: f.cvMethod, python: f.python });
     });
   bench
     .command('samplers')
