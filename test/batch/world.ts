@@ -16,7 +16,7 @@ export function reconTemplate(w: DemoWorld): Record<string, unknown> {
 }
 
 /** One reconstruct analysis, by default in shards of 4 images × 1 seed (4 shards per subject). */
-export function batchManifest(w: DemoWorld, name: string, out: string, subjects: number[], shards = { images: 4, seeds: 1 }): BatchManifest {
+export function batchManifest(w: DemoWorld, name: string, out: string, subjects: BatchManifest['subjects'], shards = { images: 4, seeds: 1 }): BatchManifest {
   return {
     name,
     out,
