@@ -37,8 +37,3 @@ function describe(x: unknown): string {
   return (x as object).constructor?.name ?? typeof x;
 }
 
-/** Index of the first NaN or ±Infinity in `data`, or -1 when every value is finite. */
-export function firstNonFinite(data: ArrayLike<number>): number {
-  for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i])) return i;
-  return -1;
-}

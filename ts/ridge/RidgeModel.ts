@@ -1,6 +1,7 @@
 import { metadataJson, readSafetensors, writeSafetensors } from '../io/safetensors.js';
 import { FormatError, NonFiniteError, ShapeError } from '../errors.js';
-import { assertMatrix, firstNonFinite, type Matrix } from '../matrix.js';
+import { firstNonFinite } from '../io/finite.js';
+import { assertMatrix, type Matrix } from '../matrix.js';
 import { nativeJob, nativeSync } from '../native/call.js';
 import type { NativeRidgeInfo } from '../native/ridgeTypes.js';
 import type { RidgeScore } from './options.js';
