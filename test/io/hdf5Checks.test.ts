@@ -20,7 +20,7 @@ describe('HDF5 failures are one line', () => {
     await writeHdf5(file('ok.h5'), [{ name: 'betas', data: new Int16Array(1000).fill(3), shape: [10, 10, 10], chunks: [10, 1, 1] }]);
     const b = readFileSync(file('ok.h5'));
     writeFileSync(file('cut.h5'), b.subarray(0, b.length >> 1));
-    const e = await Hdf5Reader.open(file('cut.h5')).catch((x: unknown) => x as FormatError);
+    const e = await Hdf5Reader.open(file('cut.h5')).then(() => { throw new Error('expected a rejection'); }, (x: unknown) => x as FormatError);
     expect(e).toBeInstanceOf(FormatError);
     expect(e.message).toMatch(new RegExp(`^${file('cut.h5')}: HDF5 could not open it: truncated file: eof = \\d+, sblock->base_addr = 0, stored_eof = ${b.length} \\(File has been truncated\\) \\[\\d+ lines of HDF5 diagnostics; BRAINLATENT_DEBUG=1 prints them\\]$`));
     expect(e.message.split('\n')).toHaveLength(1);

@@ -22,7 +22,7 @@ async function plain(): Promise<Buffer> {
 
 async function message(bytes: Buffer): Promise<string> {
   writeFileSync(file('bad.mat'), bytes);
-  const e = await readMat(file('bad.mat')).catch((x: unknown) => x as Error);
+  const e = await readMat(file('bad.mat')).then(() => { throw new Error('expected a rejection'); }, (x: unknown) => x as Error);
   expect(e).toBeInstanceOf(FormatError);
   expect(e.message.startsWith(`${file('bad.mat')}: `)).toBe(true);
   return e.message.slice(file('bad.mat').length + 2);
@@ -48,7 +48,7 @@ describe('MAT v5 checks', () => {
   it('a compressed element inflating past the limit is a LimitError (a zip bomb is not expanded)', async () => {
     await writeMat(file('z.mat'), { x: { dims: [1000, 1000], data: new Float64Array(1e6) } }, { compress: true });
     process.env.BRAINLATENT_MAX_MAT_BYTES = String(1e6);
-    const e = await readMat(file('z.mat')).catch((x: unknown) => x as Error);
+    const e = await readMat(file('z.mat')).then(() => { throw new Error('expected a rejection'); }, (x: unknown) => x as Error);
     expect(e).toBeInstanceOf(LimitError);
     expect(e.message).toMatch(/compressed MAT element at byte 0 inflates past the 1000000-byte limit \(raise it with BRAINLATENT_MAX_MAT_BYTES\)/);
   });

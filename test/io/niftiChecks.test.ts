@@ -86,7 +86,7 @@ describe('NIfTI header checks', () => {
     await writeNifti(file('betas.nii.gz'), { dims: [4, 3, 2, 5], datatype: 'float32' }, data);
     const mask = maskFromVolume(new Float32Array(24).fill(1), [4, 3, 2], (v) => v > 0, 'all');
     expect((await readNiftiMasked(file('betas.nii.gz'), mask)).betas.rows).toBe(5);
-    const e = await readSessionBetas({ path: file('betas.nii.gz'), format: 'nifti' }, mask, 300).catch((x: unknown) => x as Error);
+    const e = await readSessionBetas({ path: file('betas.nii.gz'), format: 'nifti' }, mask, 300).then(() => { throw new Error('expected a rejection'); }, (x: unknown) => x as Error);
     expect(e).toBeInstanceOf(NonFiniteError);
     expect(e.message).toBe(`betas (${file('betas.nii.gz')}): element [trial 2, mask voxel 7] (flat index 55) is NaN; finite numbers are required`);
   });

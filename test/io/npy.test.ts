@@ -32,7 +32,7 @@ describe('NPY', () => {
     const back = await readNpy(file(`${dtype}.npy`));
     expect(back.dtype).toBe(dtype);
     expect(back.shape).toEqual([2, 3]);
-    expect(Array.from(back.data)).toEqual(Array.from(data));
+    expect(Array.from(back.data as ArrayLike<number>)).toEqual(Array.from(data));
     const head = await readNpyHeader(file(`${dtype}.npy`));
     expect(head.dataOffset % 64).toBe(0);
   });
@@ -68,7 +68,7 @@ describe('NPY', () => {
     const be = header('>f4');
     be.writeFloatBE(1.5, be.length - 24);
     writeFileSync(file('be.npy'), be);
-    expect(Array.from((await readNpy(file('be.npy'))).data)).toEqual([1.5, 0, 0, 0, 0, 0]);
+    expect(Array.from((await readNpy(file('be.npy'))).data as ArrayLike<number>)).toEqual([1.5, 0, 0, 0, 0, 0]);
     writeFileSync(file('c8.npy'), Buffer.concat([header('<c8'), Buffer.alloc(24)]));
     await expect(readNpy(file('c8.npy'))).rejects.toThrow(/dtype '<c8' is not read/);
     writeFileSync(file('f.npy'), header('<f4', 'True'));

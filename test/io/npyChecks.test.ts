@@ -83,8 +83,8 @@ describe('.npy headers are checked before anything is allocated', () => {
     const data = Buffer.from(Float32Array.from([1, 2]).buffer);
     writeFileSync(file('v2.npy'), npy(2, "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", data));
     writeFileSync(file('v3.npy'), npy(3, "{'descr': '<f4', 'fortran_order': True, 'shape': (2,), }", data));
-    expect(Array.from((await readNpy(file('v2.npy'))).data)).toEqual([1, 2]);
-    expect(Array.from((await readNpy(file('v3.npy'))).data)).toEqual([1, 2]);
+    expect(Array.from((await readNpy(file('v2.npy'))).data as ArrayLike<number>)).toEqual([1, 2]);
+    expect(Array.from((await readNpy(file('v3.npy'))).data as ArrayLike<number>)).toEqual([1, 2]);
     expect((await readNpyHeader(file('v3.npy'))).dataBytes).toBe(8);
   });
 

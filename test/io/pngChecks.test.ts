@@ -40,7 +40,7 @@ describe('PNG checks', () => {
     const tiny = png(30000, 30000, deflateSync(Buffer.alloc(10)));
     expect(tiny.length).toBeLessThan(80);
     writeFileSync(file('tiny.png'), tiny);
-    const e = await readPng(file('tiny.png')).catch((x: unknown) => x as LimitError);
+    const e = await readPng(file('tiny.png')).then(() => { throw new Error('expected a rejection'); }, (x: unknown) => x as LimitError);
     expect(e).toBeInstanceOf(LimitError);
     expect(e.message).toBe(
       `${file('tiny.png')}: image is 30000 × 30000 (900.0 Mpx), over the 67.1 Mpx limit; raise it with BRAINLATENT_MAX_IMAGE_PIXELS (or the maxPixels option) if the image is genuine`,
@@ -54,7 +54,7 @@ describe('PNG checks', () => {
     for (let i = 0; i < raw.length; i += 997) raw[i] = i & 0xff;
     const z = deflateSync(raw);
     writeFileSync(file('cut.png'), png(4000, 4000, z.subarray(0, z.length >> 1)));
-    const e = await readPng(file('cut.png')).catch((x: unknown) => x as FormatError);
+    const e = await readPng(file('cut.png')).then(() => { throw new Error('expected a rejection'); }, (x: unknown) => x as FormatError);
     expect(e).toBeInstanceOf(FormatError);
     expect(e.message).toMatch(/cut\.png: (truncated PNG: image data inflate to \d+ bytes, a 4000 × 4000 image needs 48004000|corrupt or truncated image data)/);
     expect(e.field).toBe('IDAT');

@@ -54,7 +54,7 @@ describe('brainlatent synth nsd / nsd extract / nsd info / nsd image', () => {
     expect(voxels.shape).toEqual([train.shape[1], 3]);
     expect(manifest.options).toEqual({ zscore: 'none', averageTrain: false, averageTest: true, divisor: 300 });
     expect(manifest.counts.trainTrials).toBe(train.shape[0]);
-    expect(new Set(testIds.data).size).toBe(test.shape[0]);
+    expect(new Set(testIds.data as ArrayLike<number> as Int32Array).size).toBe(test.shape[0]);
     const again = await run('nsd', 'extract', '--root', root, '--subject', '1', '--roi', 'streams:early', '--sessions', '1-2', '--out', join(tmp, 'again'), '--cache', cache);
     expect(again).toMatch(/loaded from cache/);
     expect(readFileSync(join(tmp, 'again', 'train_betas.npy'))).toEqual(readFileSync(join(out, 'train_betas.npy')));

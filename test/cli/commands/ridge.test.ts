@@ -45,7 +45,7 @@ describe('brainlatent ridge fit / predict', () => {
     expect(msg).toMatch(/predicted 60×5/);
     const p = await readNpy(f('p.npy'));
     expect(p.shape).toEqual([60, 5]);
-    expect(Array.from(p.data)).toEqual(Array.from(model.predict(x).data));
+    expect(Array.from(p.data as ArrayLike<number>)).toEqual(Array.from(model.predict(x).data));
   });
 
   it('bad input: a model from a different feature count, a truncated or integer .npy, a bad alpha grid', async () => {
