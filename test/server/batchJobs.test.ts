@@ -47,7 +47,7 @@ describe('jobs on the batch layer', () => {
 
   it("runs an encode config as a batch of one: its stages are encode's own (from its feature sets), every one in order over SSE", async () => {
     const t = encodeTemplate(world) as { model: string };
-    const r = await s.call('POST', '/v1/jobs', { kind: 'encode', config: { ...t, model: rel(t.model), out: 'enc/s3', nsd: { ...(t as { nsd: object }).nsd, root: rel(world.nsdRoot), subject: 3 } } });
+    const r = await s.call('POST', '/v1/jobs', { kind: 'encode', config: { ...t, model: rel(t.model), out: 'enc/s3', nsd: { ...(t as unknown as { nsd: object }).nsd, root: rel(world.nsdRoot), subject: 3 } } });
     expect(r.status, r.text).toBe(202);
     expect(r.json.stages).toEqual(['betas', 'extract', 'ceiling', 'embed', 'fit.z', 'fit.c', 'banded.z+c', 'maps', 'report']);
     const events = await readEvents(`${s.url}/v1/jobs/${r.json.id}/events`);
