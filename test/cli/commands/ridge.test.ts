@@ -93,7 +93,7 @@ describe('brainlatent ridge fit / predict', () => {
     bad[8 * 3 + 6] = NaN;
     await writeNpy(f('xnan.npy'), bad, [60, 8]);
     await expect(run('ridge', 'predict', '--model', f('m2.safetensors'), '--x', f('xnan.npy'), '--out', f('pn.npy'))).rejects.toThrow(
-      /xnan\.npy: X contains NaN at row 3, column 6/,
+      /xnan\.npy\): element \[row 3, column 6\] \(flat index 30\) is NaN/,
     );
     const model = await RidgeModel.load(f('m2.safetensors'));
     model.coef.data[11] = NaN;
