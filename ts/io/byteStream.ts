@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { createGunzip } from 'node:zlib';
 import type { Readable } from 'node:stream';
 import { BrainlatentError, FormatError, MissingFileError } from '../errors.js';
@@ -119,7 +119,25 @@ export async function isGzipFile(path: string): Promise<boolean> {
 
 /** Whether a file is gzip, its size, and (for gzip) the trailer's ISIZE; a missing file or a folder is a typed error. */
 async function probeFile(path: string): Promise<{ compressed: boolean; size: number; isize: number }> {
-  let fh;
+  const { fh, size } = await openRegularFile(path);
+  try {
+    const b = Buffer.alloc(4);
+    const { bytesRead } = await fh.read(b, 0, 2, 0);
+    const compressed = bytesRead === 2 && b[0] === 0x1f && b[1] === 0x8b;
+    if (!compressed) return { compressed, size, isize: size % 2 ** 32 };
+    if (size < 18) throw new FormatError(`${path}: truncated gzip file (${size} bytes)`, { path, field: 'gzip' });
+    await fh.read(b, 0, 4, size - 4);
+    return { compressed, size, isize: b.readUInt32LE(0) };
+  } catch (e) {
+    throw e instanceof FormatError ? e : fileOpenError(path, e);
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Opens a file for reading: a missing file, a folder or an unreadable one is a typed error naming the path. */
+export async function openRegularFile(path: string): Promise<{ fh: FileHandle; size: number }> {
+  let fh: FileHandle;
   try {
     fh = await open(path, 'r');
   } catch (e) {
@@ -128,17 +146,10 @@ async function probeFile(path: string): Promise<{ compressed: boolean; size: num
   try {
     const st = await fh.stat();
     if (!st.isFile()) throw new FormatError(`${path}: not a regular file`, { path });
-    const b = Buffer.alloc(4);
-    const { bytesRead } = await fh.read(b, 0, 2, 0);
-    const compressed = bytesRead === 2 && b[0] === 0x1f && b[1] === 0x8b;
-    if (!compressed) return { compressed, size: st.size, isize: st.size % 2 ** 32 };
-    if (st.size < 18) throw new FormatError(`${path}: truncated gzip file (${st.size} bytes)`, { path, field: 'gzip' });
-    await fh.read(b, 0, 4, st.size - 4);
-    return { compressed, size: st.size, isize: b.readUInt32LE(0) };
+    return { fh, size: st.size };
   } catch (e) {
-    throw e instanceof FormatError ? e : fileOpenError(path, e);
-  } finally {
     await fh.close();
+    throw e instanceof FormatError ? e : fileOpenError(path, e);
   }
 }
 

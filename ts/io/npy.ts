@@ -11,7 +11,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { FormatError, LimitError, NonFiniteError, ShapeError } from '../errors.js';
 import type { Matrix } from '../matrix.js';
 import { withAtomicFile } from './atomicWrite.js';
-import { fileOpenError } from './byteStream.js';
+import { fileOpenError, openRegularFile } from './byteStream.js';
 import { assertFinite, firstNonFinite } from './finite.js';
 import { bytesOf, dtypeOf, product, type DType, type NumericArray } from './typedArrays.js';
 
@@ -62,19 +62,7 @@ export async function readNpyHeader(path: string): Promise<NpyHeader> {
 }
 
 async function openFile(path: string): Promise<FileHandle> {
-  let fh: FileHandle;
-  try {
-    fh = await open(path, 'r');
-  } catch (e) {
-    throw fileOpenError(path, e);
-  }
-  try {
-    if (!(await fh.stat()).isFile()) throw new FormatError(`${path}: not a regular file`, { path });
-  } catch (e) {
-    await fh.close();
-    throw e instanceof FormatError ? e : fileOpenError(path, e);
-  }
-  return fh;
+  return (await openRegularFile(path)).fh;
 }
 
 async function headerFrom(fh: FileHandle, path: string): Promise<NpyHeader> {

@@ -1,33 +1,25 @@
 /** Reading a whole (small) file into memory with its size checked first: a typed error for a missing or oversized file. */
-import { open } from 'node:fs/promises';
 import { FormatError, LimitError } from '../errors.js';
-import { fileOpenError } from './byteStream.js';
+import { fileOpenError, openRegularFile } from './byteStream.js';
 
 /**
  * The file's bytes, refusing files over `maxBytes` (named by `limitName`, the setting that raises the limit) before
  * reading them; a missing file is a MissingFileError, a folder a FormatError, each naming the path.
  */
 export async function readWholeFile(path: string, maxBytes: number, limitName: string): Promise<Buffer> {
-  let fh;
+  const { fh, size } = await openRegularFile(path);
   try {
-    fh = await open(path, 'r');
-  } catch (e) {
-    throw fileOpenError(path, e);
-  }
-  try {
-    const st = await fh.stat();
-    if (!st.isFile()) throw new FormatError(`${path}: not a regular file`, { path });
-    if (st.size > maxBytes) {
-      throw new LimitError(`${path}: ${st.size} bytes is more than the ${maxBytes}-byte limit for this kind of file (raise it with ${limitName})`, { path });
+    if (size > maxBytes) {
+      throw new LimitError(`${path}: ${size} bytes is more than the ${maxBytes}-byte limit for this kind of file (raise it with ${limitName})`, { path });
     }
-    const buf = Buffer.alloc(st.size);
+    const buf = Buffer.alloc(size);
     let done = 0;
-    while (done < st.size) {
-      const { bytesRead } = await fh.read(buf, done, st.size - done, done);
+    while (done < size) {
+      const { bytesRead } = await fh.read(buf, done, size - done, done);
       if (bytesRead === 0) break;
       done += bytesRead;
     }
-    if (done !== st.size) throw new FormatError(`${path}: the file shrank while being read (${done} of ${st.size} bytes)`, { path });
+    if (done !== size) throw new FormatError(`${path}: the file shrank while being read (${done} of ${size} bytes)`, { path });
     return buf;
   } catch (e) {
     throw e instanceof FormatError || e instanceof LimitError ? e : fileOpenError(path, e);
