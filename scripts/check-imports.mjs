@@ -20,6 +20,13 @@ const graph = new Map();
 const problems = [];
 // Static imports and re-exports with a relative specifier (`import … from './x.js'`, `export … from`).
 const spec = /(?:^|\n)\s*(?:import|export)\s[^;]*?\sfrom\s+['"](\.{1,2}\/[^'"]+)['"]/g;
+// Static value imports of a package: it must be one the installed package has (a dependency or a
+// peer), or an installed CLI fails on a module it cannot find. Dev-only tools (autocannon) are
+// loaded with `await import()` behind an error that says how to install them.
+const bare = /(?:^|\n)\s*(?:import|export)\s(?!type\s)[^;]*?\sfrom\s+['"]([^.'"][^'"]*)['"]/g;
+const pkg = JSON.parse(readFileSync(path.join(root, '..', 'package.json'), 'utf8'));
+const shipped = new Set([...Object.keys(pkg.dependencies ?? {}), ...Object.keys(pkg.peerDependencies ?? {})]);
+const packageName = (s) => (s.startsWith('@') ? s.split('/').slice(0, 2).join('/') : s.split('/')[0]);
 for (const file of all) {
   const text = readFileSync(file, 'utf8');
   const deps = new Set();
@@ -29,6 +36,12 @@ for (const file of all) {
   }
   graph.set(file, deps);
   const rel = path.relative(root, file);
+  for (const m of text.matchAll(bare)) {
+    const name = packageName(m[1]);
+    if (!name.startsWith('node:') && !shipped.has(name)) {
+      problems.push(`${rel} imports '${m[1]}', which is not a dependency: an installed package would not find it`);
+    }
+  }
   if (rel !== path.join('native', 'call.ts') && rel !== path.join('native', 'binding.ts') && /\bbinding\(\)/.test(text)) {
     problems.push(`${rel} calls binding(): reach the engine through ts/native/call.ts (nativeSync, nativeJob)`);
   }
@@ -67,4 +80,4 @@ if (problems.length) {
   console.error(`check-imports: ${problems.length} problem(s) in ts/\n  ${problems.join('\n  ')}`);
   process.exit(1);
 }
-console.log(`check-imports: ${all.length} modules, no import cycles, binding() only in ts/native/call.ts`);
+console.log(`check-imports: ${all.length} modules, no import cycles, binding() only in ts/native/call.ts, packages imported are dependencies`);

@@ -12,7 +12,7 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import autocannon from 'autocannon';
+import type autocannonType from 'autocannon';
 
 import { encodeNpy } from '../io/npy.js';
 import { packageRoot } from '../native/binding.js';
@@ -102,8 +102,18 @@ interface LoadResult {
   errors: number;
 }
 
+// autocannon is a development tool (not installed with the package): loaded here, with a way out.
+async function loadAutocannon(): Promise<typeof autocannonType> {
+  try {
+    return (await import('autocannon')).default;
+  } catch {
+    throw new Error("bench serve needs autocannon, a development dependency: run it from a checkout, or `npm install --no-save autocannon@9.0.0`");
+  }
+}
+
 async function load(url: string, connections: number, body: 'json' | 'npy', x: Float32Array, options: { duration?: number; amount?: number } = {}): Promise<LoadResult> {
   const npy = body === 'npy';
+  const autocannon = await loadAutocannon();
   const r = await autocannon({
     url: `${url}/v1/ridge/bench/predict`,
     method: 'POST',

@@ -16,6 +16,7 @@ export { columnPearson, columnR2 } from './metrics.js';
 export { noiseCeilingFromNcsnr, estimateNcsnr } from './noiseCeiling.js';
 export { renderMosaic, mosaicPng } from './mosaic.js';
 export type { MosaicSpec, MosaicResult } from './mosaic.js';
+export type { Canvas } from './text.js';
 export { mapFile } from './mapFiles.js';
 export type { MapRecord, MapKind, MosaicOptions, EncodingSummary } from './mapFiles.js';
 export { writeEncodingReport, mapRecordsOf, significantR } from './report.js';

@@ -113,7 +113,11 @@ const BG: Rgb = [255, 255, 255];
 const INK: Rgb = [25, 25, 25];
 const MUTED: Rgb = [90, 90, 90];
 
-export function renderMosaic(spec: MosaicSpec): { png: PNG; result: MosaicResult } {
+/**
+ * Renders the figure as RGBA pixels (a plain `Canvas`, so the public types name no PNG library);
+ * `mosaicPng` encodes it.
+ */
+export function renderMosaic(spec: MosaicSpec): { png: Canvas; result: MosaicResult } {
   const [X, Y, Z] = spec.grid;
   const n = X * Y * Z;
   if (spec.volume.length !== n) throw new ShapeError(`mosaic '${spec.title}': the map has ${spec.volume.length} values, grid ${spec.grid.join('×')} needs ${n}`);
@@ -176,8 +180,8 @@ export function renderMosaic(spec: MosaicSpec): { png: PNG; result: MosaicResult
   const noteLines = spec.note ? wrapText(spec.note, width - 2 * margin, 12) : [];
   const noteH = noteLines.length ? noteLines.length * textHeight(12) + 8 : 0;
   const height = margin + titleH + gridH + noteH + margin;
-  const png = new PNG({ width, height });
-  const c: Canvas = png;
+  const png: Canvas = { width, height, data: new Uint8Array(width * height * 4) };
+  const c = png;
   for (let i = 0; i < png.data.length; i += 4) {
     png.data[i] = BG[0];
     png.data[i + 1] = BG[1];
@@ -265,6 +269,8 @@ export function renderMosaic(spec: MosaicSpec): { png: PNG; result: MosaicResult
 
 /** Renders the figure and returns the PNG bytes. */
 export function mosaicPng(spec: MosaicSpec): { bytes: Buffer; result: MosaicResult } {
-  const { png, result } = renderMosaic(spec);
+  const { png: image, result } = renderMosaic(spec);
+  const png = new PNG({ width: image.width, height: image.height });
+  png.data.set(image.data);
   return { bytes: PNG.sync.write(png), result };
 }

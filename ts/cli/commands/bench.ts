@@ -4,9 +4,6 @@ import { fileURLToPath } from 'node:url';
 
 import type { Command } from 'commander';
 
-import { runRidgeBench } from '../../bench/ridge.js';
-import { runSamplersBench } from '../../bench/samplers.js';
-import { runSd1Bench } from '../../bench/samplersSd1.js';
 import { InvalidArgumentError } from '../../errors.js';
 import type { SchedulerName } from '../../sd/schedulerConfig.js';
 import { setThreads } from '../../ridge/RidgeCV.js';
@@ -23,6 +20,7 @@ export function registerBenchCommand(program: Command): void {
   const useResults = (dir?: string) => {
     if (dir) process.env.BRAINLATENT_BENCH_DIR = path.resolve(dir);
   };
+  // The runners are loaded when their command runs: `--help` and the other commands need none of them.
   bench
     .command('ridge')
     .description('RidgeCV vs the SGEMM rate, a plain numpy script of the same protocol and scikit-learn RidgeCV(alpha_per_target=True), and the whole `ridge fit` command, on planted-map data at NSD-like shapes')
@@ -37,6 +35,7 @@ export function registerBenchCommand(program: Command): void {
     .action(async (f: { shapes: string; sklearn: boolean; numpy: boolean; cli: boolean; cvMethod: 'auto' | 'per-fold' | 'exact'; python: string; threads?: string; results?: string }) => {
       useResults(f.results);
       if (f.threads) setThreads(Number(f.threads));
+      const { runRidgeBench } = await import('../../bench/ridge.js');
       await runRidgeBench({ shapes: f.shapes.split(','), sklearn: f.sklearn, numpy: f.numpy, cli: f.cli, cvMethod: f.cvMethod, python: f.python });
     });
   bench
@@ -71,6 +70,7 @@ export function registerBenchCommand(program: Command): void {
       if (f.arch === 'sd1') {
         const modes = String(f.memory).split(',');
         if (!modes.every((m) => m === 'lean' || m === 'default')) throw new InvalidArgumentError(`--memory: expected lean and/or default, got '${String(f.memory)}'`);
+        const { runSd1Bench } = await import('../../bench/samplersSd1.js');
         await runSd1Bench({
           cacheDir: f.cache as string | undefined,
           batches: list(f.batch, 'batch'),
@@ -80,6 +80,7 @@ export function registerBenchCommand(program: Command): void {
         return;
       }
       if (f.arch !== 'demo') throw new InvalidArgumentError(`--arch must be demo or sd1, got '${String(f.arch)}'`);
+      const { runSamplersBench } = await import('../../bench/samplers.js');
       await runSamplersBench({
         model: f.model as string | undefined,
         schedulers: f.schedulers ? (String(f.schedulers).split(',') as SchedulerName[]) : undefined,
