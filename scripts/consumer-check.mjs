@@ -129,7 +129,9 @@ if (pnpm) {
   timed('npm install pnpm', 'npm', ['install', `pnpm@${pnpm}`, '--no-audit', '--no-fund'], { cwd: tool, env });
   install = timed('pnpm add', process.execPath, [path.join(tool, 'node_modules', 'pnpm', 'bin', 'pnpm.cjs'), 'add', tarball], { cwd: project, env });
 } else {
-  const installArgs = ['install', tarball, '--no-audit', '--no-fund'];
+  // A warm npm cache, as the issue's target says: --prefer-offline uses the cached metadata without
+  // revalidating it (on a machine with no network, npm would otherwise wait on each failed request).
+  const installArgs = ['install', tarball, '--no-audit', '--no-fund', '--prefer-offline'];
   if (fromSource) installArgs.push('--build-from-source', '--foreground-scripts');
   install = timed('npm install', 'npm', installArgs, { cwd: project, env });
 }

@@ -9,7 +9,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
 
-import Benchmark from 'benchmark';
 import { onnxruntimeNode } from '../native/onnxruntimeNode.js';
 
 import { Diffusion, type SchedulerName } from '../sd/Diffusion.js';
@@ -18,6 +17,7 @@ import { nativeSync } from '../native/call.js';
 import { referenceImg2Img } from '../sd/referenceLoop.js';
 import type { Tensor } from '../sd/tensor.js';
 import { appendBenchRecord } from './benchRecord.js';
+import { microBench } from './microBench.js';
 
 interface ModelSize {
   name: string;
@@ -39,14 +39,6 @@ function unetMflopsPerCall(s: ModelSize, rows: number): number {
 }
 
 const median = (v: number[]): number => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
-
-function microBench(name: string, fn: () => void): Promise<{ name: string; opsPerSec: number; meanMicros: number; rme: number }> {
-  return new Promise((resolve) => {
-    const b = new Benchmark(name, fn, { minSamples: 20, maxTime: 2 });
-    b.on('complete', () => resolve({ name, opsPerSec: b.hz, meanMicros: b.stats.mean * 1e6, rme: b.stats.rme }));
-    b.run();
-  });
-}
 
 export async function runSamplerBench(options: { threads?: number; repeats?: number; scheduler?: SchedulerName } = {}): Promise<unknown> {
   const threads = options.threads ?? 1;
@@ -120,13 +112,13 @@ export async function runSamplerBench(options: { threads?: number; repeats?: num
     // The fused step (a compiled step program) against the hand-specialised per-scheduler loop it
     // replaced, on the same buffers, interleaved in this run: the ratio is what "not slower" means.
     const micro = [
-      await microBench('fused step ddim, 1 image 4×64×64, guidance', () => probe.step()),
-      await microBench('hand-specialised loop ddim (reference), same buffers', () => probe.reference!()),
-      await microBench('fused step dpmpp2m, 1 image 4×64×64, guidance', () => dpm.step()),
-      await microBench('hand-specialised loop dpmpp2m (reference), same buffers', () => dpm.reference!()),
-      await microBench('fused step lms (order 4), 1 image 4×64×64, guidance', () => lms.step()),
-      await microBench('fused step unipc, 1 image 4×64×64, guidance', () => unipc.step()),
-      await microBench('scheduler plan ddim 50 steps', () => probe.update()),
+      await microBench('fused step ddim, 1 image 4×64×64, guidance', () => probe.step(), 2),
+      await microBench('hand-specialised loop ddim (reference), same buffers', () => probe.reference!(), 2),
+      await microBench('fused step dpmpp2m, 1 image 4×64×64, guidance', () => dpm.step(), 2),
+      await microBench('hand-specialised loop dpmpp2m (reference), same buffers', () => dpm.reference!(), 2),
+      await microBench('fused step lms (order 4), 1 image 4×64×64, guidance', () => lms.step(), 2),
+      await microBench('fused step unipc, 1 image 4×64×64, guidance', () => unipc.step(), 2),
+      await microBench('scheduler plan ddim 50 steps', () => probe.update(), 2),
     ];
     // The ratio from interleaved rounds, each the best per-call time of a burst: a preempted burst
     // (other work on the machine) never wins, and both sides see the same stretch of load.

@@ -14,7 +14,6 @@ import { mkdir } from 'node:fs/promises';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
 
-import Benchmark from 'benchmark';
 
 import { renderVegaLiteSvg } from '../charts/vegaSvg.js';
 import { buildDemoWorld } from '../demo/world.js';
@@ -25,6 +24,7 @@ import { nativeSync } from '../native/call.js';
 import { SCHEDULERS, type SchedulerName } from '../sd/schedulerConfig.js';
 import type { ScheduleConfig } from '../native/samplerTypes.js';
 import type { Tensor } from '../sd/tensor.js';
+import { loadBenchmark, microBench, MISSING_BENCHMARK } from './microBench.js';
 import { appendBenchRecord, gitCommit, machineInfo } from './benchRecord.js';
 import { exactSamples, logDensityPerDim, mixtureWeights, posteriorMean, probabilityFlow, readMixture, slicedWasserstein } from './samplerWorld.js';
 
@@ -112,14 +112,6 @@ export function convergenceOrder(points: { calls: number; err: number }[], floor
     slopes.push(-Math.log(b.err / a.err) / Math.log(b.calls / a.calls));
   }
   return slopes.length ? slopes.reduce((x, y) => x + y, 0) / slopes.length : null;
-}
-
-function microBench(name: string, fn: () => void): Promise<{ meanMicros: number; rme: number }> {
-  return new Promise((done) => {
-    const b = new Benchmark(name, fn, { minSamples: 20, maxTime: 1 });
-    b.on('complete', () => done({ meanMicros: b.stats.mean * 1e6, rme: b.stats.rme }));
-    b.run();
-  });
 }
 
 export async function runSamplersBench(o: SamplersBenchOptions = {}): Promise<SamplersBenchResult> {
@@ -269,11 +261,13 @@ export async function runSamplersBench(o: SamplersBenchOptions = {}): Promise<Sa
       }
       const micro: SamplersBenchResult['micro'] = [];
       log(`measured order (vs the exact ODE between the same noise levels; vs the converged solution): ${Object.entries(order).map(([k, v]) => `${k} ${v.vsExact?.toFixed(2) ?? '—'}/${v.vsConverged?.toFixed(2) ?? '—'}`).join(', ')}`);
-      if (o.micro !== false) {
+      if (o.micro !== false && !(await loadBenchmark())) {
+        log(`fused-step micro-benchmarks skipped: ${MISSING_BENCHMARK}`);
+      } else if (o.micro !== false) {
         for (const s of schedulers) {
           const probe = nativeSync((b) => b.sdFusedStepProbe(4 * 64 * 64, 1, 2, s));
-          const m = await microBench(s, () => probe.step());
-          micro.push({ scheduler: s, ...m });
+          const m = await microBench(s, () => probe.step(), 1);
+          micro.push({ scheduler: s, meanMicros: m.meanMicros, rme: m.rme });
         }
         log(`fused step, 4×64×64 with guidance: ${micro.map((m) => `${m.scheduler} ${m.meanMicros.toFixed(1)} µs`).join(', ')}`);
       }
