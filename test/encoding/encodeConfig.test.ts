@@ -10,6 +10,7 @@ import { registerEncodeCommand } from '../../ts/cli/commands/encode.js';
 import { resolveEncodeConfig } from '../../ts/config/encode.js';
 import { ConfigError } from '../../ts/config/errors.js';
 import { encode } from '../../ts/encoding/encode.js';
+import { encodeExtractOptions } from '../../ts/encoding/stages.js';
 import { DEFAULT_ALPHAS } from '../../ts/ridge/RidgeCV.js';
 
 function problems(input: unknown, source?: string): string[] {
@@ -25,6 +26,12 @@ function problems(input: unknown, source?: string): string[] {
 const base = { out: 'o', nsd: { root: 'nsd', subject: 1 }, model: 'sd', featureSets: [{ name: 'z', kind: 'z' }] };
 
 describe('encode config', () => {
+  it("takes the z-score's ddof, hands it to the NSD adapter, and refuses it without a z-score", () => {
+    expect(encodeExtractOptions(resolveEncodeConfig({ ...base, nsd: { ...base.nsd, zscore: 'train', zscoreDdof: 0 } }))).toMatchObject({ zscore: 'train', ddof: 0 });
+    expect('ddof' in encodeExtractOptions(resolveEncodeConfig(base))).toBe(false);
+    expect(problems({ ...base, nsd: { ...base.nsd, zscore: 'none', zscoreDdof: 1 } }, 'e.json')).toEqual([`e.json: nsd.zscoreDdof: set, but nsd.zscore is 'none' (no z-score to apply it to)`]);
+  });
+
   it('fills in every default from the schema, inside feature sets too', () => {
     const c = resolveEncodeConfig({ ...base, featureSets: [{ name: 'zc', kind: 'zc', strength: 0.5 }, { name: 'u', kind: 'unet', layers: ['a'], timesteps: [1] }, { name: 'f', kind: 'file', path: 'x.npy' }] });
     expect(c.nsd).toEqual({ root: 'nsd', subject: 1, roi: 'nsdgeneral', sessions: null, format: 'auto', zscore: 'session', averageTrain: true, divisor: 300, cacheDir: null, captions: null });
@@ -75,7 +82,7 @@ describe('encode config', () => {
       ),
     ).toEqual([
       'enc.json: regons: unknown key (did you mean "regions"?); known: out, nsd, model, imageSize, featureSets, ridge, banded, regions, noiseCeiling, mosaic, featureBatch',
-      'enc.json: nsd.zscroe: unknown key (did you mean "zscore"?); known: root, subject, roi, sessions, format, zscore, averageTrain, divisor, cacheDir, captions',
+      'enc.json: nsd.zscroe: unknown key (did you mean "zscore"?); known: root, subject, roi, sessions, format, zscore, zscoreDdof, averageTrain, divisor, cacheDir, captions',
       'enc.json: nsd.roi: expected a region spec or a mask path, got number 5',
       'enc.json: featureSets[2].extra: unknown key; known: name, kind',
       'enc.json: featureSets[3].strength: required, expected a number > 0 <= 1',

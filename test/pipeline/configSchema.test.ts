@@ -15,6 +15,7 @@ import { ReconstructConfigSchema } from '../../ts/config/reconstruct.js';
 import { checkConfig } from '../../ts/config/validate.js';
 import { registerReconstructCommand } from '../../ts/cli/commands/reconstruct.js';
 import { resolveConfig } from '../../ts/pipeline/config.js';
+import { extractOptions } from '../../ts/pipeline/stages.js';
 import { ConfigError } from '../../ts/pipeline/errors.js';
 import { SCHEDULERS } from '../../ts/sd/schedulerConfig.js';
 
@@ -103,6 +104,16 @@ describe('brainlatent reconstruct --config', () => {
     );
     // an old config (no karras) keeps its hash, so its run folder still resumes
     expect('karras' in resolveConfig(base).img2img).toBe(false);
+  });
+
+  it("takes the z-score's ddof per decoder, hands it to the NSD adapter, and refuses it without a z-score", () => {
+    const base = { out: 'x', nsd: { root: 'nsd', subject: 1 }, model: { dir: 'm' } };
+    const c = resolveConfig({ ...base, decoders: { z: { zscore: 'train', zscoreDdof: 0 }, c: { zscore: 'session' } } });
+    expect(extractOptions(c, 'z')).toMatchObject({ zscore: 'train', ddof: 0 });
+    expect('ddof' in extractOptions(c, 'c')).toBe(false); // the adapter's default (0 for session)
+    expect('zscoreDdof' in resolveConfig(base).decoders.z).toBe(false); // old configs keep their hash
+    expect(() => resolveConfig({ ...base, decoders: { z: { zscoreDdof: 1 } } }, 'run.json')).toThrow(/run\.json: decoders\.z\.zscoreDdof: set, but decoders\.z\.zscore is 'none'/);
+    expect(() => resolveConfig({ ...base, decoders: { z: { zscore: 'train', zscoreDdof: 2 } } }, 'run.json')).toThrow(/decoders\.z\.zscoreDdof/);
   });
 
   it('lists every problem of the file and of the flags at once', async () => {

@@ -9,7 +9,7 @@ import { resolveAlphaGrid } from './alphaGrid.js';
 import { ConfigError } from './errors.js';
 import { fieldLabel } from './problems.js';
 import { checkConfig } from './validate.js';
-import { AlphaGrid, Default, Nullable, Path, Region, Strict, Tagged, type Resolved } from './schemaKit.js';
+import { AlphaGrid, Default, Nullable, Path, Region, Strict, ZscoreDdof, Tagged, type Resolved } from './schemaKit.js';
 
 const setName = (description: string) => Type.String({ pattern: '^[A-Za-z0-9_.-]+$', title: 'of letters, digits, _ . or -', description });
 const seed = (description: string) => Default(Type.Integer({ minimum: 0, description }), 0);
@@ -85,6 +85,7 @@ export const EncodeConfigSchema = Strict(
         ),
         format: Default(Type.Union([Type.Literal('auto'), Type.Literal('nifti'), Type.Literal('hdf5')], { description: 'betas files to read (auto: .hdf5 when present)' }), 'auto'),
         zscore: Default(Type.Union([Type.Literal('session'), Type.Literal('train'), Type.Literal('none')], { description: 'z-score the betas per session (NSD practice), with the training statistics, or not' }), 'session'),
+        zscoreDdof: Type.Optional(ZscoreDdof),
         averageTrain: Default(Type.Boolean({ description: 'average the repetitions of each training image (one row per image)' }), true),
         divisor: Default(Type.Number({ exclusiveMinimum: 0, description: 'raw betas are divided by this (NSD stores percent signal change × 300)' }), 300),
         cacheDir: Default(Nullable(Path('cache'), { description: 'extraction cache folder; null: <out>/cache' }), null),
@@ -194,6 +195,7 @@ export function resolveEncodeConfig(input: unknown, source = 'config'): EncodeCo
       }
     });
     const needModel = [...new Set(c.featureSets.filter((s) => s && typeof s === 'object' && s.kind !== 'file' && typeof s.name === 'string').map((s) => `'${s.name}'`))];
+    if (c.nsd?.zscoreDdof !== undefined && c.nsd.zscore === 'none') problems.push(`${at('nsd', 'zscoreDdof')}: set, but nsd.zscore is 'none' (no z-score to apply it to)`);
     if (needModel.length && c.model === null) problems.push(`${at('model')}: required by feature sets ${needModel.join(', ')} (an SD 1.x ONNX folder)`);
     const bandedNames = new Set<string>();
     (Array.isArray(c.banded) ? c.banded : []).forEach((b, i) => {

@@ -5,7 +5,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 
 import { KARRAS_SCHEDULERS, SCHEDULERS } from '../sd/schedulerConfig.js';
-import { AlphaGrid, Default, Nullable, Path, Region, Strict, type Resolved } from './schemaKit.js';
+import { AlphaGrid, Default, Nullable, Path, Region, Strict, ZscoreDdof, type Resolved } from './schemaKit.js';
 
 /** TN's α grid (1e-6 … 1) extended to 1e6 so that cross-validation can regularise (method.md §1.4 pitfall 2). */
 export const RECONSTRUCT_ALPHAS = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1, 10, 100, 1e3, 1e4, 1e5, 1e6];
@@ -29,6 +29,7 @@ const decoder = (roi: string, target: string) =>
         Type.Union([Type.Literal('none'), Type.Literal('session'), Type.Literal('train')], { description: 'NSD adapter: z-score the betas per session, with the training statistics, or not' }),
         'none',
       ),
+      zscoreDdof: Type.Optional(ZscoreDdof),
       averageTrain: Default(Type.Boolean({ description: 'average the repetitions of each training image (one row per image)' }), false),
     },
     { description: `the ridge decoder from voxels to ${target}` },

@@ -40,6 +40,12 @@ export function Nullable<T extends TSchema>(schema: T, options: { description?: 
 export const Path = (description: string) => Type.String({ minLength: 1, format: 'path', description });
 
 /** A region spec ('nsdgeneral', 'streams:early', 'prf-visualrois:V1v,V2v') or a mask file on the subject's grid. */
+/** The z-score SD's delta degrees of freedom; absent: the adapter's default (1 for 'train', 0 for 'session'). */
+export const ZscoreDdof = Type.Union([Type.Literal(0), Type.Literal(1)], {
+  description:
+    "the z-score SD's ddof: 1 = Brain-Diffuser (np.std ddof=1); 0 = scikit-learn's StandardScaler (Takagi & Nishimoto) and scipy.stats.zscore (MindEye). Default: 1 for 'train', 0 for 'session'",
+});
+
 export const Region = (description: string) => Type.String({ minLength: 1, format: 'region', description });
 
 /** Grammar of the string form of an alpha grid: `start:stop:count` (log-spaced) or a comma-separated list. */

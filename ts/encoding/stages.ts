@@ -48,6 +48,7 @@ export function encodeExtractOptions(c: EncodeConfig): Omit<NsdExtractOptions, '
     sessions: c.nsd.sessions ?? undefined,
     format: c.nsd.format,
     zscore: c.nsd.zscore,
+    ...(c.nsd.zscoreDdof === undefined ? {} : { ddof: c.nsd.zscoreDdof }),
     averageTrain: c.nsd.averageTrain,
     averageTest: true,
     divisor: c.nsd.divisor,

@@ -30,6 +30,9 @@ export function resolveConfig(input: unknown, source = 'config'): ReconstructCon
     if (d && (typeof d.alphas === 'string' || Array.isArray(d.alphas))) {
       d.alphas = resolveAlphaGrid(d.alphas as string | number[], fieldLabel(source, ['decoders', t, 'alphas']), problems);
     }
+    if (d?.zscoreDdof !== undefined && d.zscore === 'none') {
+      problems.push(`${fieldLabel(source, ['decoders', t, 'zscoreDdof'])}: set, but decoders.${t}.zscore is 'none' (no z-score to apply it to)`);
+    }
   }
   const g = c?.img2img;
   if (g?.karras && typeof g.scheduler === 'string' && !KARRAS_SCHEDULERS.includes(g.scheduler)) {

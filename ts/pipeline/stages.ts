@@ -66,6 +66,7 @@ export function extractOptions(c: ReconstructConfig, t: 'z' | 'c'): NsdExtractOp
     sessions: c.nsd.sessions ?? undefined,
     format: c.nsd.format,
     zscore: d.zscore,
+    ...(d.zscoreDdof === undefined ? {} : { ddof: d.zscoreDdof }),
     averageTrain: d.averageTrain,
     averageTest: true,
     cacheDir: c.nsd.cacheDir ?? join(c.out, 'cache'),
