@@ -95,6 +95,27 @@ describe('fused native loop vs TypeScript reference loop (onnxruntime-node)', ()
     expect(Array.from(one.latents.data)).toEqual(Array.from(a.latents.data.slice(2 * n, 3 * n)));
   });
 
+  it('runs the U-Net on row slices of the batch (maxRowsPerRun, lean memory) with the same result to float32 rounding', async () => {
+    const job = { z, c, uncond, guidance: 5, seeds: 3, batchSize: 3, steps: 6, strength: 0.8, scheduler: 'dpmpp2m' as const };
+    const whole = await sd.img2img(job);
+    for (const options of [{ maxRowsPerRun: 1 }, { maxRowsPerRun: 4 }, { memory: 'lean' as const }]) {
+      const sliced = await Diffusion.load(join(root, 'optimum-1.24'), { intraOpThreads: 1, components: ['unet'], ...options });
+      try {
+        const r = await sliced.img2img(job);
+        // 6 rows (3 images with guidance) as 6 or 2 runs per step: each row is its own computation,
+        // a slice of 1 row takes other GEMM kernels than one of 2 or more: float32 rounding, no more
+        const d = maxDiff(r.latents.data, whole.latents.data);
+        if (options.maxRowsPerRun === 4) expect(d.abs).toBe(0);
+        else expect(d.scaled).toBeLessThan(1e-5);
+        expect(r.stats.unetCalls).toBe(whole.stats.unetCalls);
+      } finally {
+        sliced.dispose();
+      }
+    }
+    await expect(Diffusion.load(join(root, 'optimum-1.24'), { maxRowsPerRun: -1 })).rejects.toThrow(/maxRowsPerRun: expected an integer >= 0, got -1/);
+    await expect(Diffusion.load(join(root, 'optimum-1.24'), { maxRowsPerRun: 1.5 })).rejects.toThrow(InvalidArgumentError);
+  });
+
   it('uses given initial noise exactly (Philox stream 0 reproduces the default)', async () => {
     const n = 4 * 8 * 6;
     const noise = new Float32Array(3 * n);

@@ -69,6 +69,11 @@ export const ReconstructConfigSchema = Strict(
         provider: Default(Type.String({ minLength: 1, description: 'ONNX Runtime execution provider' }), 'cpu'),
         ortLibrary: Default(Nullable(Path('library'), { description: "an ONNX Runtime shared library; null: onnxruntime-node's" }), null),
         threads: Default(Type.Integer({ minimum: 0, description: "ONNX Runtime intra-op threads (0: ORT's default)" }), 0),
+        memory: Type.Optional(
+          Type.Union([Type.Literal('default'), Type.Literal('lean')], {
+            description: "ONNX Runtime's memory: 'default' (fastest) or 'lean' (no arena, patterns or pre-packing, one U-Net row per run: the lowest peak for SD 1.x on a CPU)",
+          }),
+        ),
       },
       { description: 'the diffusion model' },
     ),

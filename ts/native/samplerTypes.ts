@@ -147,6 +147,7 @@ export interface NativeLoadOptions {
   memoryPattern?: boolean;
   prepacking?: boolean;
   initializersMalloc?: boolean;
+  maxRowsPerRun?: number;
   components?: string[];
 }
 

@@ -158,6 +158,7 @@ async function runReconstruct(config: ReconstructConfig, options: ReconstructOpt
       provider: config.model.provider,
       ortLibrary: config.model.ortLibrary ?? undefined,
       intraOpThreads: config.model.threads || undefined,
+      memory: config.model.memory,
     });
     return sd;
   };

@@ -65,17 +65,18 @@ std::string shape_str(const std::vector<std::int64_t>& v) {
   return s + "]";
 }
 
-// The U-Net bound once per batch through IoBinding over buffers owned here.
+// The U-Net bound once per batch through IoBinding over buffers owned here. With max_rows > 0 the
+// batch runs as consecutive row slices of those buffers (one binding each, no copy): the peak of the
+// activations follows the slice, not the batch.
 class OrtUNetRunner : public UNetRunner {
  public:
   OrtUNetRunner(const ort::Session& s, const ort::TensorSig& sample, const ort::TensorSig& timestep,
-                const ort::TensorSig& cond, const ort::TensorSig& out)
-      : s_(s), sample_(sample), timestep_(timestep), cond_(cond), out_(out) {
-    ort::check(ort::api().CreateIoBinding(s.get(), &binding_), "CreateIoBinding");
+                const ort::TensorSig& cond, const ort::TensorSig& out, int max_rows)
+      : s_(s), sample_(sample), timestep_(timestep), cond_(cond), out_(out), max_rows_(max_rows) {
     ort::check(ort::api().CreateRunOptions(&run_options_), "CreateRunOptions");
   }
   ~OrtUNetRunner() override {
-    if (binding_) ort::api().ReleaseIoBinding(binding_);
+    release_bindings();
     if (run_options_) ort::api().ReleaseRunOptions(run_options_);
   }
 
@@ -87,28 +88,15 @@ class OrtUNetRunner : public UNetRunner {
       const std::size_t n = static_cast<std::size_t>(rows * c * h * w);
       in_.assign(n, 0.f);
       out_buf_.assign(n, 0.f);
-      const std::vector<std::int64_t> shape{rows, c, h, w};
-      v_in_ = ort::tensor_over(in_.data(), n * sizeof(float), shape, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT);
-      v_out_ = ort::tensor_over(out_buf_.data(), n * sizeof(float), shape, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT);
       const std::size_t nt = timestep_.shape.empty() ? 1 : static_cast<std::size_t>(rows);
-      const std::vector<std::int64_t> tshape = timestep_.shape.empty() ? std::vector<std::int64_t>{}
-                                                                       : std::vector<std::int64_t>{rows};
       ts_f_.assign(nt, 0.f);
       ts_i64_.assign(nt, 0);
       ts_i32_.assign(nt, 0);
-      if (timestep_.type == ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT)
-        v_ts_ = ort::tensor_over(ts_f_.data(), nt * sizeof(float), tshape, timestep_.type);
-      else if (timestep_.type == ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64)
-        v_ts_ = ort::tensor_over(ts_i64_.data(), nt * sizeof(std::int64_t), tshape, timestep_.type);
-      else
-        v_ts_ = ort::tensor_over(ts_i32_.data(), nt * sizeof(std::int32_t), tshape, timestep_.type);
     }
     if (!same || cond != cond_ptr_ || seq != seq_ || dim != dim_) {
       cond_ptr_ = cond; seq_ = seq; dim_ = dim;
-      v_cond_ = ort::tensor_over(const_cast<float*>(cond), static_cast<std::size_t>(rows * seq * dim) * sizeof(float),
-                                 {rows, seq, dim}, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT);
+      make_slices();
     }
-    bind_all();
   }
   float* input() override { return in_.data(); }
   const float* output() override { return out_buf_.data(); }
@@ -117,41 +105,85 @@ class OrtUNetRunner : public UNetRunner {
     // diffusers' ONNX pipelines pass np.array([t], dtype=int64): fractional timesteps truncate
     for (auto& v : ts_i64_) v = static_cast<std::int64_t>(std::trunc(t));
     for (auto& v : ts_i32_) v = static_cast<std::int32_t>(std::trunc(t));
-    // A non-CPU provider copies inputs to the device when they are bound, so they are re-bound
-    // every step there; on the CPU the bound tensors are read in place.
-    if (!s_.on_cpu()) bind_all();
-    ort::check(ort::api().RunWithBinding(s_.get(), run_options_, binding_), "running " + s_.path());
+    for (auto& sl : slices_) {
+      // A non-CPU provider copies inputs to the device when they are bound, so they are re-bound
+      // every step there; on the CPU the bound tensors are read in place.
+      if (!s_.on_cpu()) bind(sl);
+      ort::check(ort::api().RunWithBinding(s_.get(), run_options_, sl.binding), "running " + s_.path());
+    }
   }
   void request_cancel() override {
     if (OrtStatus* st = ort::api().RunOptionsSetTerminate(run_options_)) ort::api().ReleaseStatus(st);
   }
 
  private:
-  void bind_all() {
+  struct Slice {
+    OrtIoBinding* binding = nullptr;
+    ort::Value in, out, ts, cond;
+  };
+
+  void make_slices() {
+    release_bindings();
+    const std::int64_t per = max_rows_ > 0 ? std::min<std::int64_t>(max_rows_, rows_) : rows_;
+    const std::int64_t img = c_ * h_ * w_;
+    for (std::int64_t r0 = 0; r0 < rows_; r0 += per) {
+      const std::int64_t r = std::min(per, rows_ - r0);
+      Slice sl;
+      const std::vector<std::int64_t> shape{r, c_, h_, w_};
+      const std::size_t bytes = static_cast<std::size_t>(r * img) * sizeof(float);
+      sl.in = ort::tensor_over(in_.data() + r0 * img, bytes, shape, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT);
+      sl.out = ort::tensor_over(out_buf_.data() + r0 * img, bytes, shape, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT);
+      // a scalar timestep is shared by every row; a [rows] one is sliced with them
+      const bool scalar = timestep_.shape.empty();
+      const std::size_t nt = scalar ? 1 : static_cast<std::size_t>(r);
+      const std::int64_t t0 = scalar ? 0 : r0;
+      const std::vector<std::int64_t> tshape = scalar ? std::vector<std::int64_t>{} : std::vector<std::int64_t>{r};
+      if (timestep_.type == ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT)
+        sl.ts = ort::tensor_over(ts_f_.data() + t0, nt * sizeof(float), tshape, timestep_.type);
+      else if (timestep_.type == ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64)
+        sl.ts = ort::tensor_over(ts_i64_.data() + t0, nt * sizeof(std::int64_t), tshape, timestep_.type);
+      else
+        sl.ts = ort::tensor_over(ts_i32_.data() + t0, nt * sizeof(std::int32_t), tshape, timestep_.type);
+      sl.cond = ort::tensor_over(const_cast<float*>(cond_ptr_) + r0 * seq_ * dim_,
+                                 static_cast<std::size_t>(r * seq_ * dim_) * sizeof(float), {r, seq_, dim_},
+                                 ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT);
+      ort::check(ort::api().CreateIoBinding(s_.get(), &sl.binding), "CreateIoBinding");
+      slices_.push_back(std::move(sl));
+      bind(slices_.back());
+    }
+  }
+
+  void bind(Slice& sl) {
     const OrtApi& a = ort::api();
-    a.ClearBoundInputs(binding_);
-    a.ClearBoundOutputs(binding_);
-    ort::check(a.BindInput(binding_, sample_.name.c_str(), v_in_.get()), "BindInput sample");
-    ort::check(a.BindInput(binding_, timestep_.name.c_str(), v_ts_.get()), "BindInput timestep");
-    ort::check(a.BindInput(binding_, cond_.name.c_str(), v_cond_.get()), "BindInput encoder_hidden_states");
-    ort::check(a.BindOutput(binding_, out_.name.c_str(), v_out_.get()), "BindOutput");
+    a.ClearBoundInputs(sl.binding);
+    a.ClearBoundOutputs(sl.binding);
+    ort::check(a.BindInput(sl.binding, sample_.name.c_str(), sl.in.get()), "BindInput sample");
+    ort::check(a.BindInput(sl.binding, timestep_.name.c_str(), sl.ts.get()), "BindInput timestep");
+    ort::check(a.BindInput(sl.binding, cond_.name.c_str(), sl.cond.get()), "BindInput encoder_hidden_states");
+    ort::check(a.BindOutput(sl.binding, out_.name.c_str(), sl.out.get()), "BindOutput");
+  }
+
+  void release_bindings() {
+    for (auto& sl : slices_)
+      if (sl.binding) ort::api().ReleaseIoBinding(sl.binding);
+    slices_.clear();
   }
 
   const ort::Session& s_;
   ort::TensorSig sample_, timestep_, cond_, out_;
-  OrtIoBinding* binding_ = nullptr;
+  int max_rows_ = 0;
   OrtRunOptions* run_options_ = nullptr;
   std::int64_t rows_ = -1, c_ = 0, h_ = 0, w_ = 0, seq_ = 0, dim_ = 0;
   const float* cond_ptr_ = nullptr;
   std::vector<float> in_, out_buf_, ts_f_;
   std::vector<std::int64_t> ts_i64_;
   std::vector<std::int32_t> ts_i32_;
-  ort::Value v_in_, v_out_, v_ts_, v_cond_;
+  std::vector<Slice> slices_;
 };
 
 class OrtSdPipeline : public SdPipeline {
  public:
-  explicit OrtSdPipeline(const SdLoadOptions& o) : dir_(o.dir) {
+  explicit OrtSdPipeline(const SdLoadOptions& o) : dir_(o.dir), max_rows_per_run_(o.session.max_rows_per_run) {
     ort_load(o.ort_library);
     if (!dir_exists(o.dir)) throw Error(ErrorCode::InvalidArgument, "model folder " + o.dir + " does not exist");
     std::vector<std::string> wanted = o.components;
@@ -326,7 +358,7 @@ class OrtSdPipeline : public SdPipeline {
       throw Error(ErrorCode::ShapeMismatch, "conditioning c has shape [B," + std::to_string(job.seq) + "," +
                                                 std::to_string(job.dim) + "] but " + s.path() + " expects " +
                                                 unet_cond_.describe());
-    OrtUNetRunner runner(s, unet_sample_, unet_t_, unet_cond_, unet_out_);
+    OrtUNetRunner runner(s, unet_sample_, unet_t_, unet_cond_, unet_out_, max_rows_per_run_);
     return run_img2img(runner, job);
   }
 
@@ -437,6 +469,7 @@ class OrtSdPipeline : public SdPipeline {
   }
 
   std::string dir_;
+  int max_rows_per_run_ = 0;
   std::map<std::string, std::unique_ptr<ort::Session>> sessions_;
   SdSummary summary_;
   ort::TensorSig te_ids_, unet_sample_, unet_t_, unet_cond_, unet_out_, vae_in_, dec_in_;

@@ -35,6 +35,11 @@ struct OrtSessionConfig {
   bool memory_pattern = true;       // session.enable_mem_pattern
   bool prepacking = true;           // !session.disable_prepacking
   bool initializers_malloc = false; // session.use_device_allocator_for_initializers (not the arena)
+  // Rows of a batch per U-Net run (0 = the whole batch in one run). Activations grow with the rows:
+  // SD 1.x's self-attention at 64×64 latents holds 8 heads × 4096² scores per row (0.5 GiB), so with
+  // guidance one image is 2 rows and a batch of 4 is 8. Rows are independent through the U-Net, so
+  // the batch runs as consecutive slices of its own buffers (no copy), with the same result.
+  int max_rows_per_run = 0;
 };
 
 }  // namespace brainlatent
