@@ -15,6 +15,7 @@ import { FormatError, NonFiniteError } from '../../ts/errors.js';
 import { Diffusion } from '../../ts/sd/Diffusion.js';
 import { philoxNormal } from '../../ts/sd/philox.js';
 import { referenceImg2Img } from '../../ts/sd/referenceLoop.js';
+import { textbookLms } from '../../ts/sd/referenceSchedulers.js';
 import { KARRAS_SCHEDULERS, SCHEDULERS, type SchedulerName } from '../../ts/sd/schedulerConfig.js';
 import type { RgbImages, Tensor } from '../../ts/sd/tensor.js';
 import { ensureFixtures } from './fixtures.js';
@@ -148,6 +149,18 @@ describe('details of diffusers that are easy to get wrong', () => {
     expect(d.runs.at(-1)!.timestep).toBe(0);
     expect(d.runs.every((r) => Number.isInteger(r.timestep))).toBe(true);
     expect(() => plan('euler-ancestral', 10, 1, { karras: true })).toThrow(/Karras sigmas are defined for/);
+  });
+
+  it('LMS: order counted from the img2img start with as many coefficients as derivatives — not the textbook method', async () => {
+    const job = { z, c, uncond, seeds: 5, scheduler: 'lms' as const, steps: 10, strength: 0.8, guidance: 5 };
+    const native = await sd.img2img({ ...job, batchSize: 3 });
+    const diffusers = await referenceImg2Img(unet, { ...job, schedule: sd.schedule, batchSize: 3 });
+    const textbook = await referenceImg2Img(unet, { ...job, schedule: sd.schedule, batchSize: 3, makeScheduler: (s) => textbookLms(s) });
+    expect(scaledDiff(native.latents.data, diffusers)).toBeLessThan(1e-5);
+    // the two rules differ from the first step on (order 4 with one derivative vs order 1)
+    const gap = scaledDiff(native.latents.data, textbook);
+    console.log(`LMS, N=10, s=0.8: engine vs textbook LMS ${gap.toExponential(2)} (vs diffusers ${scaledDiff(native.latents.data, diffusers).toExponential(2)})`);
+    expect(gap).toBeGreaterThan(1e-2);
   });
 
   it("an int64 U-Net receives the scheduler's fractional timestep truncated", async () => {

@@ -12,7 +12,7 @@ import type * as ort from 'onnxruntime-common';
 import { onnxruntimeNode } from '../native/onnxruntimeNode.js';
 import type { ScheduleConfig } from '../native/samplerTypes.js';
 import { philoxNormal } from './philox.js';
-import { referenceScheduler } from './referenceSchedulers.js';
+import { referenceScheduler, type RefScheduler } from './referenceSchedulers.js';
 import { SD1_SCHEDULE, type SchedulerName } from './schedulerConfig.js';
 import type { Tensor } from './tensor.js';
 
@@ -31,6 +31,8 @@ export interface ReferenceOptions {
   /** [calls that run, B, 4, h, w]: each call's step noise (else Philox stream 1 + step index). */
   stepNoise?: Tensor;
   schedule?: ScheduleConfig;
+  /** Another scheduler than diffusers' `scheduler` (e.g. textbookLms), given the schedule. */
+  makeScheduler?: (schedule: ScheduleConfig) => RefScheduler;
   batchSize?: number;
   /** Per-call U-Net times are added here when given. */
   timings?: { unetSeconds: number; loopSeconds: number; unetCalls?: number };
@@ -77,7 +79,7 @@ export async function referenceImg2Img(unet: ort.InferenceSession | UNetFn, o: R
   const t0 = performance.now();
   for (let first = 0; first < count; first += B) {
     const nb = Math.min(B, count - first);
-    const sched = referenceScheduler(o.scheduler, schedule, o.eta ?? 0);
+    const sched = o.makeScheduler ? o.makeScheduler(schedule) : referenceScheduler(o.scheduler, schedule, o.eta ?? 0);
     sched.setTimesteps(N);
     // get_timesteps
     const init = Math.min(Math.floor(N * o.strength), N);

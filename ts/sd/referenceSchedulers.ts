@@ -314,6 +314,10 @@ class EulerAncestral extends SigmaScheduler {
 
 class LMS extends SigmaScheduler {
   private derivatives: Vec[] = [];
+  /** true: the textbook method (order from the derivatives stored), which diffusers' class is not. */
+  constructor(c: Cfg, private readonly textbook = false) {
+    super(c);
+  }
   setTimesteps(n: number): void {
     const { ts, sig } = this.baseSigmas(n, false);
     this.timesteps = ts;
@@ -343,7 +347,10 @@ class LMS extends SigmaScheduler {
     const x0 = lin([[1, x], [-s, eps]]);
     this.derivatives.push(lin([[1 / s, x], [-1 / s, x0]]));
     if (this.derivatives.length > 4) this.derivatives.shift();
-    const order = Math.min(i + 1, 4);
+    // diffusers takes the order from the step index in the full schedule (img2img at a begin index
+    // of 3 or more starts at order 4 with one derivative) and uses as many of that order's
+    // coefficients as there are derivatives
+    const order = this.textbook ? Math.min(this.derivatives.length, 4) : Math.min(i + 1, 4);
     const coeffs = Array.from({ length: order }, (_, k) => this.coefficient(order, i, k));
     const rev = this.derivatives.slice().reverse();
     const terms: [number, Vec][] = [[1, x]];
@@ -595,6 +602,14 @@ function resolve(name: SchedulerName, s: ScheduleConfig): Cfg {
   if (s.sigmaMax !== undefined) c.sigmaMax = s.sigmaMax;
   if (s.varianceType !== undefined) c.varianceType = s.varianceType;
   return c;
+}
+
+/**
+ * The textbook linear multistep method on LMS's sigmas — the order grows with the derivatives stored and
+ * the coefficients are that order's — to show what diffusers' LMSDiscreteScheduler is not.
+ */
+export function textbookLms(schedule: ScheduleConfig = SD1_SCHEDULE): RefScheduler {
+  return new LMS(resolve('lms', schedule), true);
 }
 
 /** A transcribed diffusers scheduler for a config (SD 1.5's when none is given). */
