@@ -2,7 +2,7 @@
  * U-Net features come from the engine's ONNX Runtime (OnnxModel): the feature tables equal what
  * onnxruntime-node computes on the same exposed U-Net from the same noised latents, pooled in float64.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -10,7 +10,8 @@ import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { computeFeatures, type FeatureTable, type ImageSource } from '../../ts/encoding/features.js';
-import { exposeUnetLayers, listUnetLayers } from '../../ts/encoding/unetLayers.js';
+import { exposeUnetLayers, listUnetLayers, unetSizeMismatch } from '../../ts/encoding/unetLayers.js';
+import { onnx } from '../../ts/sd/onnxProto.js';
 import { Diffusion } from '../../ts/sd/Diffusion.js';
 import { writeSdFixture } from '../../ts/sd/fixture.js';
 import { nativeSync } from '../../ts/native/call.js';
@@ -57,6 +58,21 @@ function poolRef(data: Float32Array, [B, C, H, W]: number[], P: number): number[
   }
   return out;
 }
+
+describe('the latent size a U-Net declares', () => {
+  it('is checked against imageSize before any work (the demo world runs at its own size only)', async () => {
+    expect(await unetSizeMismatch(model, 512)).toBeNull(); // symbolic height and width: any size
+    const fixed = join(tmp, 'fixed');
+    await mkdir(join(fixed, 'unet'), { recursive: true });
+    const m = onnx.ModelProto.decode(await readFile(join(model, 'unet', 'model.onnx')));
+    const dims = m.graph!.input!.find((i) => i.name === 'sample')!.type!.tensorType!.shape!.dim!;
+    dims[2] = { dimValue: 16 };
+    dims[3] = { dimValue: 16 };
+    await writeFile(join(fixed, 'unet', 'model.onnx'), onnx.ModelProto.encode(m).finish());
+    expect(await unetSizeMismatch(fixed, 128)).toBeNull();
+    expect(await unetSizeMismatch(fixed, 512)).toBe(`imageSize 512 gives 64×64 latents, but ${join(fixed, 'unet', 'model.onnx')} takes sample of 16×16 only: set imageSize to 128`);
+  });
+});
 
 describe('U-Net features on the engine', () => {
   it('equal onnxruntime-node on the same exposed U-Net, per layer and timestep', async () => {

@@ -10,7 +10,7 @@ import { expdesignPath } from '../nsd/paths.js';
 import { loadRegionMask } from '../nsd/roi.js';
 import { PreflightError } from '../pipeline/errors.js';
 import { runFolderConflict } from '../pipeline/runFolder.js';
-import { missingUnetLayers } from './unetLayers.js';
+import { missingUnetLayers, unetSizeMismatch } from './unetLayers.js';
 
 export interface EncodePreflight {
   mask: VoxelMask;
@@ -32,6 +32,14 @@ export async function preflightEncode(c: EncodeConfig, options: { force?: boolea
       const parts = ['vae_encoder', 'text_encoder', ...(model.some((s) => s.kind === 'zc' || s.kind === 'unet') ? ['unet'] : [])];
       for (const part of parts) {
         if (!existsSync(join(c.model, part, 'model.onnx'))) problems.push(`model folder ${c.model} has no ${part}/model.onnx (expected a diffusers/optimum SD 1.x ONNX export)`);
+      }
+      if (model.some((s) => s.kind === 'zc' || s.kind === 'unet') && existsSync(join(c.model, 'unet', 'model.onnx'))) {
+        try {
+          const mismatch = await unetSizeMismatch(c.model, c.imageSize);
+          if (mismatch) problems.push(mismatch);
+        } catch (e) {
+          problems.push((e as Error).message);
+        }
       }
       for (const s of model) {
         if (s.kind !== 'unet' || !existsSync(join(c.model, 'unet', 'model.onnx'))) continue;

@@ -82,6 +82,26 @@ export async function missingUnetLayers(modelDir: string, layers: string[]): Pro
 }
 
 /**
+ * A U-Net that declares a fixed latent size (its `sample` input [batch, C, h, w] with numbers for h and w,
+ * as the demo world's exact denoiser does) runs only at that size: the problem when `imageSize` gives
+ * another latent size, else null.
+ */
+export async function unetSizeMismatch(modelDir: string, imageSize: number): Promise<string | null> {
+  const src = unetModelPath(modelDir);
+  const graph = (await readModel(src)).graph;
+  const sample = graph?.input?.find((i) => i.name === 'sample') ?? graph?.input?.[0];
+  const dims = sample?.type?.tensorType?.shape?.dim ?? [];
+  const fixed = (k: number): number | null => {
+    const v = dims[k]?.dimValue;
+    return v === undefined || v === null || Number(v) <= 0 ? null : Number(v);
+  };
+  const [h, w] = [fixed(2), fixed(3)];
+  const side = imageSize / 8;
+  if ((h === null || h === side) && (w === null || w === side)) return null;
+  return `imageSize ${imageSize} gives ${side}×${side} latents, but ${src} takes ${sample?.name ?? 'its sample'} of ${h ?? '?'}×${w ?? '?'} only: set imageSize to ${8 * (h ?? w ?? side)}`;
+}
+
+/**
  * Writes a copy of the U-Net with `layers` added as graph outputs (after the original outputs) and returns
  * its path. External weight files are linked beside the copy, so a real (> 2 GB) U-Net works unchanged.
  * A name that is not a tensor of the graph is an error listing what is available.
