@@ -1,8 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -17,7 +19,7 @@ import { reconstruct } from '../../ts/pipeline/reconstruct.js';
 import { encode, encodeResult, encodeStages } from '../../ts/encoding/encode.js';
 import { descendants, running } from './procs.js';
 import { redisAvailable, startRedis, type TestRedis } from './redis.js';
-import { batchManifest, batchWorld, encodeTemplate, singleConfig } from './world.js';
+import { batchManifest, batchWorld, encodeTemplate, sharedManifest, singleConfig } from './world.js';
 
 // One world for every batch test (building it is the slow part): four synthetic subjects, the fourth's
 // first session of betas corrupted after the world is built.
@@ -36,6 +38,25 @@ beforeAll(async () => {
 
 // the world, the runs and the stress outputs: gigabytes after a few runs if left behind
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** The single-process encode of subject 1 with the encoding template (run once, for every comparison). */
+let singleEncodeRun: ReturnType<typeof encode> | undefined;
+const singleEncode = () => (singleEncodeRun ??= encode({ ...encodeTemplate(world), out: join(dir, 'enc-single'), nsd: { ...(encodeTemplate(world).nsd as object), root: world.nsdRoot, subject: 1 } } as Parameters<typeof encode>[0]));
+
+/** An encoding run folder's numbers: encoding.json's feature sets and banded models, and every map's voxels. */
+function encodeNumbers(folder: string): unknown {
+  const summary = JSON.parse(readFileSync(join(folder, 'encoding.json'), 'utf8'));
+  const maps = Object.fromEntries(
+    readdirSync(join(folder, 'maps'))
+      .filter((f) => f.endsWith('.nii.gz'))
+      .map((f) => [f, createHash('sha256').update(gunzipSync(readFileSync(join(folder, 'maps', f)))).digest('hex')]),
+  );
+  expect(Object.keys(maps).length).toBeGreaterThan(3);
+  return { featureSets: summary.featureSets, banded: summary.banded, maps };
+}
+
+/** Lines of a subject's shared-features log: one per computation, `<z|c>-<key> <pid> <images>`. */
+const computedLog = (out: string, subject: string) => readFileSync(join(out, subject, 'cache', 'features', 'computed.log'), 'utf8').trim().split('\n');
 
 describe('the batch manifest', () => {
   it('lists every problem at once: schema errors, then the expanded configs', async () => {
@@ -134,7 +155,7 @@ describe('an encoding analysis in a batch', () => {
     const tpl = encodeTemplate(world);
     const report = await runBatch({ name: 'enc', out, nsd: { root: world.nsdRoot }, subjects: [1], analyses: [{ name: 'enc', kind: 'encode', config: tpl }] }, { concurrency: 2 });
     expect(report.jobs.filter((j) => j.state !== 'done').map((j) => `${j.id}: ${j.state} ${j.reason ?? ''}`)).toEqual([]);
-    const single = await encode({ ...tpl, out: join(dir, 'enc-single'), nsd: { ...(tpl.nsd as object), root: world.nsdRoot, subject: 1 } } as Parameters<typeof encode>[0]);
+    const single = await singleEncode();
     const stages = encodeStages(single.config).map((s) => s.id);
     expect(stages).toEqual(expect.arrayContaining(['extract', 'embed', 'fit.z', 'fit.c', 'banded.z+c', 'maps', 'report']));
     expect(report.jobs.filter((j) => j.analysis === 'enc').map((j) => j.stage)).toEqual(stages);
@@ -145,6 +166,45 @@ describe('an encoding analysis in a batch', () => {
       expect(Array.from(f.r)).toEqual(Array.from(single.featureSets[i].r));
     }
     expect(Array.from(batch.banded[0].unique['z'] ?? [])).toEqual(Array.from(single.banded[0].unique['z'] ?? []));
+  }, 600_000);
+});
+
+describe('shared features', () => {
+  const out = join(dir, 'shared');
+  let reconSingle: string;
+  beforeAll(async () => {
+    // the references: the two analyses run on their own, in single processes
+    reconSingle = metrics((await reconstruct(singleConfig(world, 1, join(dir, 'single1-t0'), 0))).out);
+    await singleEncode();
+  }, 900_000);
+
+  it('a reconstruction and an encoding of one subject compute z and c once, as graph jobs both depend on, with the results of separate runs, exactly', async () => {
+    const plan = planNodes(await planBatch(resolveManifest(sharedManifest(world, 'shared', out, [1]))));
+    const shared = plan.filter((n) => n.work.kind === 'sharedFeatures');
+    expect(shared.map((n) => n.stage).sort()).toEqual(['features.c', 'features.z']);
+    expect(shared.every((n) => /^shared\.subj01\.shared\.[zc]-[0-9a-f]{12}$/.test(n.id) && n.deps.join() === 'shared.subj01.betas')).toBe(true);
+    const links = plan.filter((n) => n.work.kind === 'featuresLink');
+    expect(links.map((n) => n.id)).toEqual(['shared.subj01.recon.features', 'shared.subj01.enc.embed']);
+    for (const l of links) expect(l.deps).toEqual(expect.arrayContaining(shared.map((n) => n.id)));
+
+    const report = await runBatch(sharedManifest(world, 'shared', out, [1]), { concurrency: 2 });
+    expect(report.jobs.filter((j) => j.state !== 'done' && j.stage !== 'betas').map((j) => `${j.id}: ${j.state} ${j.reason ?? ''}`)).toEqual([]);
+    // what ran: one computation of z and one of c (the log of the cache), by the shared jobs, none in the analyses
+    expect(computedLog(out, 'subj01').map((l) => l[0]).sort()).toEqual(['c', 'z']);
+    const cells = report.summary.filter((c) => c.subject === 'subj01');
+    for (const stage of ['features.z', 'features.c']) expect(cells.find((c) => c.analysis === null && c.stage === stage)).toMatchObject({ state: 'done', jobs: 1 });
+    for (const [analysis, stage] of [['recon', 'features'], ['enc', 'embed']]) {
+      const marker = JSON.parse(readFileSync(join(out, 'subj01', analysis, 'stages', `${stage}.json`), 'utf8'));
+      expect(marker.summary.computedHere).toEqual([]);
+      expect(Object.values(marker.summary.sharedFeatures).sort()).toEqual(computedLog(out, 'subj01').map((l) => l.split(' ')[0]).sort());
+    }
+    // the results: those of the separate single-process runs, bit for bit
+    expect(metrics(join(out, 'subj01', 'recon'))).toBe(reconSingle);
+    expect(encodeNumbers(join(out, 'subj01', 'enc'))).toEqual(encodeNumbers((await singleEncode()).out));
+    // run again: nothing runs, nothing is computed
+    const again = await runBatch(sharedManifest(world, 'shared', out, [1]), { concurrency: 2 });
+    expect(again.jobs.every((j) => j.state === 'skipped')).toBe(true);
+    expect(computedLog(out, 'subj01')).toHaveLength(2);
   }, 600_000);
 });
 
@@ -305,6 +365,22 @@ describe.skipIf(!redisAvailable)('batch through BullMQ (redis-server started her
     const report = await waitForBatch('restart', { redis: redis.url, intervalMs: 500 });
     expect(report.state).toBe('done');
     expect(metrics(join(dir, 'restart', 'subj01', 'recon'))).toBe(single[1]);
+  }, 900_000);
+
+  it('an encoding and a reconstruction through 2 worker processes: the shared z and c are computed once, and the encoding\'s numbers and maps equal the local default\'s exactly', async () => {
+    for (const w of workers) if (alive(w)) w.kill('SIGKILL');
+    startWorker(redis.url, 'eA');
+    startWorker(redis.url, 'eB');
+    const bullOut = join(dir, 'bull-shared');
+    await submitBatch(sharedManifest(world, 'bullshared', bullOut, [1]), { redis: redis.url });
+    const report = await waitForBatch('bullshared', { redis: redis.url, intervalMs: 500 });
+    expect(report.jobs.filter((j) => j.state !== 'done' && j.stage !== 'betas').map((j) => `${j.id}: ${j.state} ${j.reason ?? ''}`)).toEqual([]);
+    expect(report.jobs.filter((j) => j.stage === 'features.z' || j.stage === 'features.c').map((j) => j.state)).toEqual(['done', 'done']);
+    expect(computedLog(bullOut, 'subj01').map((l) => l[0]).sort()).toEqual(['c', 'z']);
+    expect(new Set(report.jobs.filter((j) => j.analysis === 'enc').map((j) => j.worker)).size).toBeGreaterThan(0);
+    const local = join(dir, 'shared', 'subj01');
+    expect(encodeNumbers(join(bullOut, 'subj01', 'enc'))).toEqual(encodeNumbers(join(local, 'enc')));
+    expect(metrics(join(bullOut, 'subj01', 'recon'))).toBe(metrics(join(local, 'recon')));
   }, 900_000);
 
   it('SIGTERM: a worker returns its running job to the queue and exits; another finishes it', async () => {

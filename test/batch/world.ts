@@ -10,9 +10,9 @@ export async function batchWorld(dir: string): Promise<DemoWorld> {
 }
 
 /** The reconstruct template: tiny settings, one ONNX Runtime thread (the workers run side by side). */
-export function reconTemplate(w: DemoWorld): Record<string, unknown> {
+export function reconTemplate(w: DemoWorld, threads = 1): Record<string, unknown> {
   const { nsd: _nsd, ...rest } = w.config;
-  return { ...rest, model: { ...w.config.model, threads: 1 }, img2img: { ...w.config.img2img, seeds: 2, steps: 10, batchSize: 4 } };
+  return { ...rest, model: { ...w.config.model, threads }, img2img: { ...w.config.img2img, seeds: 2, steps: 10, batchSize: 4 } };
 }
 
 /** One reconstruct analysis, by default in shards of 4 images × 1 seed (4 shards per subject). */
@@ -27,8 +27,26 @@ export function batchManifest(w: DemoWorld, name: string, out: string, subjects:
 }
 
 /** The same analysis as a single-process reconstruct config of one subject. */
-export function singleConfig(w: DemoWorld, subject: number, out: string): ReconstructConfigInput {
-  return { ...(reconTemplate(w) as Omit<ReconstructConfigInput, 'out' | 'nsd' | 'model'>), out, nsd: { root: w.nsdRoot, subject }, model: { ...w.config.model, threads: 1 } } as ReconstructConfigInput;
+export function singleConfig(w: DemoWorld, subject: number, out: string, threads = 1): ReconstructConfigInput {
+  return { ...(reconTemplate(w, threads) as Omit<ReconstructConfigInput, 'out' | 'nsd' | 'model'>), out, nsd: { root: w.nsdRoot, subject }, model: { ...w.config.model, threads } } as ReconstructConfigInput;
+}
+
+/**
+ * A reconstruction and an encoding whose z and c are the same computation (the world's features: the
+ * posterior mean at 64 px, 8 images per call, ONNX Runtime's default threads in both): the batch computes
+ * them once for both.
+ */
+export function sharedManifest(w: DemoWorld, name: string, out: string, subjects: BatchManifest['subjects']): BatchManifest {
+  return {
+    name,
+    out,
+    nsd: { root: w.nsdRoot },
+    subjects,
+    analyses: [
+      { name: 'recon', kind: 'reconstruct', config: reconTemplate(w, 0), shards: { images: 8, seeds: 2 } },
+      { name: 'enc', kind: 'encode', config: encodeTemplate(w) },
+    ],
+  };
 }
 
 /** An encoding analysis (z, c and both banded) on the world's streams atlas: small, but every kind of stage. */

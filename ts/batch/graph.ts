@@ -1,11 +1,14 @@
 /**
  * The job graph of a batch. Per subject: one `betas` job that extracts every region its analyses use into the
- * subject's shared cache (so each extraction runs once), then per analysis a chain of stage jobs —
+ * subject's shared cache (so each extraction runs once), one job per z or c feature computation that several of
+ * its analyses share (`shared.<z|c>-<hash>`, sharedFeatures.ts), then per analysis a chain of stage jobs —
  * reconstruct: extract → features → decoders → zonly → img2img shards → img2img (merge) → evaluate → report;
  * encode: its own stages (extract → ceiling → embed → features.<set> → fit.<table> → banded.<name> → maps →
  * report, encodeStages), one job each. Job ids are deterministic, `<batch>.<subject>.<analysis>.<stage>[.<shard>]`,
  * so a resubmitted batch maps onto the jobs it already has.
  */
+import { join } from 'node:path';
+
 import { readNsdDesign } from '../nsd/expdesign.js';
 import type { NsdExtractOptions } from '../nsd/extract.js';
 import { encodeExtractOptions, encodeStages, type EncodeConfig } from '../encoding/encode.js';
@@ -13,6 +16,7 @@ import type { ReconstructConfig } from '../pipeline/config.js';
 import { STAGES, type StageName } from '../pipeline/runFolder.js';
 import { extractOptions, img2imgShards, type Img2ImgShard } from '../pipeline/stages.js';
 import type { ResolvedBatch, ResolvedSubject } from './manifest.js';
+import { consumerRecipes, recipeKey, type FeatureConsumer, type FeatureRecipe } from './sharedFeatures.js';
 
 /**
  * Queues by the resource a job needs, so machines can take only what suits them (`worker --queues sample`
@@ -28,6 +32,10 @@ export type NodeWork =
   | { kind: 'stage'; config: ReconstructConfig; stage: Exclude<StageName, 'img2img'> }
   | { kind: 'shard'; config: ReconstructConfig; shard: Img2ImgShard }
   | { kind: 'merge'; config: ReconstructConfig; shards: Img2ImgShard[] }
+  /** Features that several analyses of the subject compute alike, once, into `dir` (sharedFeatures.ts). */
+  | { kind: 'sharedFeatures'; recipe: FeatureRecipe; dir: string; consumers: FeatureConsumer[] }
+  /** An analysis's features stage (reconstruct: features, encode: embed) from the shared entries in `dir`. */
+  | { kind: 'featuresLink'; consumer: FeatureConsumer; recipes: { z: FeatureRecipe; c: FeatureRecipe }; dir: string }
   /** One stage of an encoding analysis (an id of encodeStages(config)). */
   | { kind: 'encodeStage'; config: EncodeConfig; stage: string }
   | { kind: 'subject' }
@@ -38,7 +46,7 @@ export interface BatchNode {
   id: string;
   batch: string;
   subject: string;
-  /** null for the subject's own jobs (betas, the subject join). */
+  /** null for the subject's own jobs (betas, shared features, the subject join). */
   analysis: string | null;
   /** Stage name as shown in summaries: betas, a reconstruction's extract … report (img2img: shards and merge), an encoding's stage ids, subject. */
   stage: string;
@@ -122,6 +130,12 @@ async function planSubject(batch: ResolvedBatch, s: ResolvedSubject): Promise<Su
     for (const o of list) extractions.set(JSON.stringify(o), o);
   }
   const betas = node({ id: `${base}.betas`, analysis: null, stage: 'betas', queue: 'data', deps: [], work: { kind: 'betas', extractions: [...extractions.values()] } });
+  const shared = sharedFeatureNodes(batch, s, betas, node);
+  /** An analysis's features stage as a job: its own, or a link to the shared features it needs. */
+  const featuresNode = (a: ResolvedSubject['analyses'][number], n: BatchNode): BatchNode => {
+    const link = shared.links.get(a.name);
+    return link ? { ...n, queue: 'sample', deps: [...n.deps, ...link.deps], work: link.work } : n;
+  };
   const analyses: AnalysisPlan[] = [];
   for (const a of s.analyses) {
     const id = `${base}.${a.name}`;
@@ -133,7 +147,8 @@ async function planSubject(batch: ResolvedBatch, s: ResolvedSubject): Promise<Su
       const config = a.config as EncodeConfig;
       for (const st of encodeStages(config)) {
         const deps = st.deps.length ? st.deps.map((d) => `${id}.${d}`) : prev;
-        steps.push(node({ id: `${id}.${st.id}`, analysis: a.name, stage: st.id, queue: encodeQueue(st.id), deps, work: { kind: 'encodeStage', config, stage: st.id } }));
+        const n = node({ id: `${id}.${st.id}`, analysis: a.name, stage: st.id, queue: encodeQueue(st.id), deps, work: { kind: 'encodeStage', config, stage: st.id } });
+        steps.push(st.id === 'embed' ? featuresNode(a, n) : n);
       }
     } else {
       const config = a.config as ReconstructConfig;
@@ -151,7 +166,7 @@ async function planSubject(batch: ResolvedBatch, s: ResolvedSubject): Promise<Su
           continue;
         }
         const n = node({ id: `${id}.${stage}`, analysis: a.name, stage, queue: STAGE_QUEUE[stage], deps: prev, work: { kind: 'stage', config, stage } });
-        steps.push(n);
+        steps.push(stage === 'features' ? featuresNode(a, n) : n);
         prev = [n.id];
       }
     }
@@ -162,7 +177,49 @@ async function planSubject(batch: ResolvedBatch, s: ResolvedSubject): Promise<Su
     return 'shards' in last ? last.shards.map((x) => x.id) : [last.id];
   });
   const root = node({ id: base, analysis: null, stage: 'subject', queue: 'control', deps: lasts.flat(), work: { kind: 'subject' } });
-  return { name: s.name, root, shared: [betas], analyses };
+  return { name: s.name, root, shared: [betas, ...shared.nodes], analyses };
+}
+
+/**
+ * One job per z or c recipe that two or more of the subject's analyses share (sharedFeatures.ts), after the
+ * extraction; and, per analysis that takes part, the work of its features stage (link the shared entries) with
+ * the shared jobs it waits for. An analysis whose recipes nobody shares keeps its own features stage.
+ */
+function sharedFeatureNodes(
+  batch: ResolvedBatch,
+  s: ResolvedSubject,
+  betas: BatchNode,
+  node: (n: Omit<BatchNode, 'batch' | 'subject'>) => BatchNode,
+): { nodes: BatchNode[]; links: Map<string, { deps: string[]; work: NodeWork }> } {
+  const consumers = s.analyses.flatMap((a): { name: string; c: FeatureConsumer }[] => {
+    if (a.kind === 'reconstruct') return [{ name: a.name, c: { kind: 'reconstruct', config: a.config as ReconstructConfig } }];
+    const config = a.config as EncodeConfig;
+    return encodeStages(config).some((st) => st.id === 'embed') ? [{ name: a.name, c: { kind: 'encode', config } }] : [];
+  });
+  const dir = join(batch.out, s.name, 'cache', 'features');
+  const groups = new Map<string, { recipe: FeatureRecipe; users: { name: string; c: FeatureConsumer }[] }>();
+  for (const u of consumers) {
+    const r = consumerRecipes(u.c);
+    for (const recipe of [r.z, r.c]) {
+      const key = `${recipe.part}-${recipeKey(recipe)}`;
+      const g = groups.get(key) ?? { recipe, users: [] };
+      g.users.push(u);
+      groups.set(key, g);
+    }
+  }
+  const nodes: BatchNode[] = [];
+  const links = new Map<string, { deps: string[]; work: NodeWork }>();
+  for (const [key, g] of groups) {
+    if (g.users.length < 2) continue;
+    const n = node({ id: `${batch.id}.${s.name}.shared.${key}`, analysis: null, stage: `features.${g.recipe.part}`, queue: 'sample', deps: [betas.id], work: { kind: 'sharedFeatures', recipe: g.recipe, dir, consumers: g.users.map((u) => u.c) } });
+    nodes.push(n);
+    for (const u of g.users) {
+      const l = links.get(u.name) ?? { deps: [], work: { kind: 'featuresLink', consumer: u.c, recipes: consumerRecipes(u.c), dir } };
+      l.deps.push(n.id);
+      links.set(u.name, l);
+    }
+  }
+  return { nodes, links };
 }
 
 /** The job graph of a resolved manifest (reads each subject's design file to size the img2img shards). */

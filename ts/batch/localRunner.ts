@@ -37,8 +37,10 @@ export async function runLocal(plan: BatchPlan, options: LocalRunOptions = {}): 
   let running = 0;
 
   const depsFinished = (n: BatchNode) => n.deps.every((d) => ['done', 'skipped'].includes(info.get(d)!.state));
-  // the subject's shared extraction fills a cache; it does not make a run folder's stages stale
-  const depsRan = (n: BatchNode) => n.deps.some((d) => ran.get(d) === true && byId.get(d)!.work.kind !== 'betas');
+  // the subject's shared extraction and shared features fill caches; they do not make a run folder's stages
+  // stale (a features stage that links shared features checks the entries' keys itself)
+  const fillsCache = (d: string) => ['betas', 'sharedFeatures'].includes(byId.get(d)!.work.kind);
+  const depsRan = (n: BatchNode) => n.deps.some((d) => ran.get(d) === true && !fillsCache(d));
   for (const n of nodes) if (n.deps.length === 0) ready.push(n);
 
   /** Every job downstream of a failed one is blocked with the reason. */

@@ -5,7 +5,7 @@
  */
 import { existsSync } from 'node:fs';
 import { appendFile, link, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 
 import { CancelledError, InvalidArgumentError } from '../errors.js';
 import { writeJsonAtomic } from '../io/atomicWrite.js';
@@ -110,6 +110,47 @@ async function withStageContext<T>(config: ReconstructConfig, ctl: NodeControl, 
   }
 }
 
+/**
+ * An analysis's features stage from the shared entries: its ids (from its own extract stage) name the entries,
+ * which are computed here if the shared job did not (a part nobody else needs), then linked into the run folder
+ * under the names the stage's own outputs have, and the stage is marked done with the entries' keys.
+ */
+async function linkSharedFeatures(w: Extract<BatchNode['work'], { kind: 'featuresLink' }>, ctl: NodeControl, seconds: () => number): Promise<NodeResult> {
+  const sf = await import('./sharedFeatures.js');
+  const { markStage, paths, readStageMarker, stageDone } = await runFolder();
+  const { consumer, recipes, dir } = w;
+  const config = consumer.config;
+  const stage = sf.consumerStage(consumer);
+  const ids = await sf.consumerIds(consumer);
+  const keys = { z: await sf.entryKey(recipes.z, ids), c: await sf.entryKey(recipes.c, ids) };
+  if (!ctl.depsRan && (await stageDone(config, stage))) {
+    const had = (await readStageMarker(config, stage))?.summary?.sharedFeatures as typeof keys | undefined;
+    if (had?.z === keys.z && had?.c === keys.c) return { status: 'skipped', seconds: seconds() };
+  }
+  const z = await sf.ensureEntry(dir, recipes.z, ids, (f, m) => ctl.progress(f / 2, m), ctl.signal);
+  const c = await sf.ensureEntry(dir, recipes.c, ids, (f, m) => ctl.progress(0.5 + f / 2, m), ctl.signal);
+  await sf.assertEntryIds(z, ids);
+  await sf.assertEntryIds(c, ids);
+  const files: [string, string][] = [];
+  let summary: Record<string, unknown>;
+  const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
+  if (consumer.kind === 'reconstruct') {
+    const p = paths(config.out);
+    files.push([z.data, p.zFeatures], [c.data, p.cFeatures], [z.ids, p.featureIds]);
+    summary = { images: ids.length, zDim: size(z.shape), cDim: size(c.shape) };
+  } else {
+    const { encodePaths } = await import('../encoding/runPaths.js');
+    const p = encodePaths(config.out);
+    files.push([z.data, p.embedZ], [c.data, p.embedC], [z.ids, p.embedIds]);
+    await writeJsonAtomic(p.embedShapes, { z: z.shape, c: c.shape });
+    summary = { images: ids.length, z: z.shape, c: c.shape };
+  }
+  for (const [src, dest] of files) await sf.linkInto(src, dest);
+  const outputs = [...files.map(([, d]) => d), ...(consumer.kind === 'encode' ? [(await import('../encoding/runPaths.js')).encodePaths(config.out).embedShapes] : [])].map((f) => relative(config.out, f));
+  const computedHere = [z, c].filter((e) => e.computed).map((e) => e.key);
+  await markStage(config, { stage, seconds: seconds(), outputs, summary: { ...summary, sharedFeatures: keys, computedHere } });
+  return { status: 'done', seconds: seconds(), summary: { ...summary, computedHere } };
+}
 
 export async function runNode(node: BatchNode, ctl: NodeControl): Promise<NodeResult> {
   const t0 = performance.now();
@@ -184,6 +225,25 @@ export async function runNode(node: BatchNode, ctl: NodeControl): Promise<NodeRe
       if (published) await appendFile(join(w.out, 'published.log'), `${node.id} ${process.pid}\n`);
       return { status: published ? 'done' : 'skipped', seconds: seconds() };
     }
+    case 'sharedFeatures': {
+      // one entry per distinct list of images among the analyses (one, unless their extractions differ)
+      const { ensureEntry, plannedConsumerIds } = await import('./sharedFeatures.js');
+      const lists = new Map<string, Int32Array>();
+      for (const c of w.consumers) {
+        const ids = await plannedConsumerIds(c);
+        lists.set(ids.join(), ids);
+      }
+      const entries: string[] = [];
+      let computed = 0;
+      for (const [i, ids] of [...lists.values()].entries()) {
+        const e = await ensureEntry(w.dir, w.recipe, ids, (f, m) => ctl.progress((i + f) / lists.size, m), ctl.signal);
+        entries.push(e.key);
+        if (e.computed) computed++;
+      }
+      return { status: computed ? 'done' : 'skipped', seconds: seconds(), summary: { entries, computed, consumers: w.consumers.map((c) => c.config.out) } };
+    }
+    case 'featuresLink':
+      return linkSharedFeatures(w, ctl, seconds);
     case 'encodeStage': {
       // one stage of encode(), with its own stage code; the first also checks the inputs and claims the folder
       const { config, stage } = w;

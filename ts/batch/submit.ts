@@ -50,10 +50,15 @@ function chainFlow(plan: BatchPlan, steps: SubjectPlan['analyses'][number]['step
   return prev!;
 }
 
-/** A subject's tree: its join runs after the shared jobs, then adds the analyses' chains and waits for them. */
+/**
+ * A subject's tree: its join runs after the shared jobs (the extraction, then the shared features on top of it,
+ * one after another: a job has one parent), then adds the analyses' chains and waits for them.
+ */
 export function subjectFlow(plan: BatchPlan, s: SubjectPlan): FlowJob {
   const data: JobData = { node: s.root, spawn: s.analyses.map((a) => chainFlow(plan, a.steps)) };
-  return { name: 'subject', queueName: s.root.queue, data, opts: jobOptions(plan, s.root, false), children: s.shared.map((n) => leaf(plan, n)) };
+  let children = s.shared.filter((n) => n.deps.length === 0).map((n) => leaf(plan, n));
+  for (const n of s.shared.filter((x) => x.deps.length > 0)) children = [leaf(plan, n, children)];
+  return { name: 'subject', queueName: s.root.queue, data, opts: jobOptions(plan, s.root, false), children };
 }
 
 export interface SubmitOptions {

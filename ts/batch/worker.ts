@@ -71,9 +71,9 @@ export const CANCELLED = 'batch cancelled';
 export const CLOSING = 'worker closing';
 export const LOST = 'lock lost';
 
-/** True when a job that this one depends on ran in this batch (the shared extraction only fills a cache). */
+/** True when a job that this one depends on ran in this batch (the shared extraction and features only fill caches). */
 export function dependenciesRan(children: Record<string, unknown>): boolean {
-  return Object.entries(children).some(([k, v]) => (v as NodeResult | null)?.status === 'done' && !k.endsWith('.betas'));
+  return Object.entries(children).some(([k, v]) => (v as NodeResult | null)?.status === 'done' && !/\.(betas|shared\.[zc]-[0-9a-f]+)$/.test(k));
 }
 
 interface Running {

@@ -1,0 +1,296 @@
+/**
+ * Image features that several analyses of one subject compute alike, computed once per batch: the VAE latents z
+ * (same images, model, side, posterior mode and seed) and the caption embeddings c (same captions, model). Each
+ * is a job of the graph (`<batch>.<subject>.shared.<z|c>-<recipe hash>`) on which every analysis that needs it
+ * depends; it writes a content-addressed entry under the subject's cache (`cache/features/<z|c>-<key>/`), and
+ * each analysis's own features stage (reconstruct: `features`, encode: `embed`) hard-links the entry's files
+ * into its run folder instead of computing them.
+ *
+ * The key is what determines the bytes: the recipe (model folder, image side, posterior mode and seed, caption
+ * source, images per model call — the text encoder sees one call's captions together —, ONNX Runtime provider,
+ * library and threads), the sizes and times of the files it reads (the model's components, the stimuli, the
+ * captions) and the list of 73k ids. The computation is the stages' own, call for call, so an analysis's
+ * features are bit-identical to those of its single-process run.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { appendFile, copyFile, link, mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { dirname, join, relative, resolve } from 'node:path';
+
+import type { EncodeConfig } from '../config/encode.js';
+import { InvalidArgumentError, ShapeError } from '../errors.js';
+import { writeJsonAtomic, withAtomicDir } from '../io/atomicWrite.js';
+import { readIntVectorNpy, writeNpy } from '../io/npy.js';
+import type { ReconstructConfig } from '../pipeline/config.js';
+import { cocoCaptionsPath, stimInfoPath, stimuliPath } from '../nsd/paths.js';
+
+/** How ONNX Runtime runs the model: part of the key (threads and providers may change the last bits). */
+export interface FeatureRuntime {
+  provider: string;
+  ortLibrary: string | null;
+  threads: number;
+}
+
+export type FeatureRecipe =
+  | { part: 'z'; model: string; root: string; size: number; mode: 'mean' | 'sample'; seed: number | null; batch: number; runtime: FeatureRuntime }
+  | { part: 'c'; model: string; root: string; captions: string | null; batch: number; runtime: FeatureRuntime };
+
+/** An analysis whose features stage can take shared features. */
+export type FeatureConsumer = { kind: 'reconstruct'; config: ReconstructConfig } | { kind: 'encode'; config: EncodeConfig };
+
+/** The stage of a consumer that the shared features replace. */
+export const consumerStage = (c: FeatureConsumer) => (c.kind === 'reconstruct' ? 'features' : 'embed');
+
+/** The z and c recipes of an analysis (an encoding analysis needs them only when it has an embed stage: `hasEmbed`). */
+export function consumerRecipes(c: FeatureConsumer): { z: FeatureRecipe; c: FeatureRecipe } {
+  if (c.kind === 'reconstruct') {
+    const k = c.config;
+    const runtime: FeatureRuntime = { provider: k.model.provider, ortLibrary: k.model.ortLibrary ? resolve(k.model.ortLibrary) : null, threads: k.model.threads };
+    const base = { model: resolve(k.model.dir), root: resolve(k.nsd.root), batch: k.features.batchSize, runtime };
+    return {
+      z: { part: 'z', ...base, size: k.features.zSize, mode: k.features.zMode, seed: k.features.zMode === 'sample' ? k.features.seed : null },
+      c: { part: 'c', ...base, captions: k.nsd.captions ? resolve(k.nsd.captions) : null },
+    };
+  }
+  const k = c.config;
+  // encode loads the model with ONNX Runtime's defaults (embedStage)
+  const runtime: FeatureRuntime = { provider: 'cpu', ortLibrary: null, threads: 0 };
+  const base = { model: resolve(k.model ?? ''), root: resolve(k.nsd.root), batch: k.featureBatch, runtime };
+  return {
+    z: { part: 'z', ...base, size: k.imageSize, mode: 'mean', seed: null },
+    c: { part: 'c', ...base, captions: k.nsd.captions ? resolve(k.nsd.captions) : null },
+  };
+}
+
+const sha = (s: string | Uint8Array) => createHash('sha256').update(s).digest('hex');
+
+/** The plan-time part of the key: the job id's suffix. */
+export const recipeKey = (r: FeatureRecipe) => sha(JSON.stringify(r)).slice(0, 12);
+
+/** Files under `dir` (two levels), with their sizes and times; none when it is missing. */
+async function fileStats(dir: string): Promise<{ path: string; size: number; mtimeMs: number }[]> {
+  const out: { path: string; size: number; mtimeMs: number }[] = [];
+  const walk = async (d: string, depth: number) => {
+    let entries;
+    try {
+      entries = await readdir(d, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries.sort((a, b) => a.name.localeCompare(b.name))) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) {
+        if (depth > 0) await walk(p, depth - 1);
+      } else {
+        const s = await stat(p).catch(() => null);
+        if (s) out.push({ path: relative(dir, p), size: s.size, mtimeMs: s.mtimeMs });
+      }
+    }
+  };
+  await walk(dir, 1);
+  return out;
+}
+
+/** What the computation reads, as sizes and times: a changed model or stimuli file makes a new entry. */
+async function sources(r: FeatureRecipe): Promise<unknown> {
+  const components = r.part === 'z' ? ['vae_encoder', 'vae_decoder'] : ['text_encoder', 'tokenizer'];
+  const model = await Promise.all(components.map(async (c) => ({ c, files: await fileStats(join(r.model, c)) })));
+  const files = r.part === 'z' ? [stimuliPath(r.root)] : r.captions ? [r.captions] : [cocoCaptionsPath(r.root, 'train2017'), cocoCaptionsPath(r.root, 'val2017'), stimInfoPath(r.root)];
+  const data = await Promise.all(files.map(async (f) => ({ f, ...(await stat(f).then((s) => ({ size: s.size, mtimeMs: s.mtimeMs }), () => ({ missing: true }))) })));
+  return { model, data };
+}
+
+/** The entry's name: part, then the hash of recipe, sources and ids. */
+export async function entryKey(r: FeatureRecipe, ids: Int32Array): Promise<string> {
+  const idHash = sha(new Uint8Array(ids.buffer, ids.byteOffset, ids.byteLength));
+  return `${r.part}-${sha(JSON.stringify({ recipe: r, sources: await sources(r), ids: idHash })).slice(0, 20)}`;
+}
+
+export interface FeatureEntry {
+  key: string;
+  dir: string;
+  /** [ids, per image] float32. */
+  data: string;
+  ids: string;
+  /** Per-image shape: z [4, h, w], c [77, D]. */
+  shape: number[];
+  /** True when this call computed it. */
+  computed: boolean;
+}
+
+interface EntryRecord {
+  format: 'brainlatent-shared-features';
+  version: 1;
+  key: string;
+  recipe: FeatureRecipe;
+  images: number;
+  shape: number[];
+  seconds: number;
+  createdAt: string;
+}
+
+const entryOf = (dir: string, key: string, shape: number[], computed: boolean): FeatureEntry => ({
+  key,
+  dir: join(dir, key),
+  data: join(dir, key, 'data.npy'),
+  ids: join(dir, key, 'ids.npy'),
+  shape,
+  computed,
+});
+
+async function readEntry(dir: string, key: string): Promise<FeatureEntry | null> {
+  try {
+    const rec = JSON.parse(await readFile(join(dir, key, 'entry.json'), 'utf8')) as EntryRecord;
+    const e = entryOf(dir, key, rec.shape, false);
+    return rec.key === key && existsSync(e.data) && existsSync(e.ids) ? e : null;
+  } catch {
+    return null;
+  }
+}
+
+type Progress = (fraction: number, message?: string) => void;
+
+/** Rows of z (the reconstruction's features stage, call for call: one VAE call per `batch` images). */
+async function computeZ(r: Extract<FeatureRecipe, { part: 'z' }>, ids: Int32Array, progress: Progress, signal?: AbortSignal) {
+  const { Diffusion } = await import('../sd/Diffusion.js');
+  const { NsdStimuli } = await import('../nsd/stimuli.js');
+  const sd = await Diffusion.load(r.model, { components: ['vae_encoder'], provider: r.runtime.provider, ortLibrary: r.runtime.ortLibrary ?? undefined, intraOpThreads: r.runtime.threads || undefined });
+  const stimuli = await NsdStimuli.open(r.root);
+  const px = r.size * r.size * 3;
+  let data: Float32Array | null = null;
+  let shape: number[] = [];
+  try {
+    for (let i0 = 0; i0 < ids.length; i0 += r.batch) {
+      if (signal?.aborted) throw new InvalidArgumentError('shared features: cancelled');
+      const part = Array.from(ids.subarray(i0, i0 + r.batch));
+      const rgb = new Uint8Array(part.length * px);
+      part.forEach((id, k) => rgb.set(stimuli.image(id, r.size).data, k * px));
+      const z = await sd.encodeImages({ data: rgb, count: part.length, height: r.size, width: r.size }, r.mode === 'sample' ? { mode: 'sample', seeds: part.map((id) => r.seed! + id) } : { mode: 'mean' });
+      shape = z.shape.slice(1);
+      const per = z.data.length / part.length;
+      data ??= new Float32Array(ids.length * per);
+      data.set(z.data, i0 * per);
+      progress((i0 + part.length) / ids.length, `z: ${i0 + part.length}/${ids.length} images`);
+    }
+  } finally {
+    stimuli.close();
+    sd.dispose();
+  }
+  return { data: data ?? new Float32Array(0), shape };
+}
+
+/** Rows of c: the text encoder over one call's captions, averaged per image (as both stages do). */
+async function computeC(r: Extract<FeatureRecipe, { part: 'c' }>, ids: Int32Array, progress: Progress, signal?: AbortSignal) {
+  const { Diffusion } = await import('../sd/Diffusion.js');
+  const { loadNsdCaptions } = await import('../nsd/captions.js');
+  const captions = await loadNsdCaptions(r.root, r.captions ?? undefined);
+  const noCaption = Array.from(ids).filter((id) => captions.get(id).length === 0);
+  if (noCaption.length) throw new ShapeError(`${noCaption.length} image(s) have no captions in ${captions.source} (73k ids ${noCaption.slice(0, 10).join(', ')}); c cannot be computed`);
+  const sd = await Diffusion.load(r.model, { components: ['text_encoder'], provider: r.runtime.provider, ortLibrary: r.runtime.ortLibrary ?? undefined, intraOpThreads: r.runtime.threads || undefined });
+  let data: Float32Array | null = null;
+  let shape: number[] = [];
+  try {
+    for (let i0 = 0; i0 < ids.length; i0 += r.batch) {
+      if (signal?.aborted) throw new InvalidArgumentError('shared features: cancelled');
+      const caps = Array.from(ids.subarray(i0, i0 + r.batch), (id) => captions.get(id));
+      const enc = await sd.encodeText(caps.flat());
+      shape = enc.shape.slice(1);
+      const per = enc.data.length / enc.shape[0];
+      data ??= new Float32Array(ids.length * per);
+      let row = 0;
+      caps.forEach((list, k) => {
+        const dst = data!.subarray((i0 + k) * per, (i0 + k + 1) * per);
+        for (let q = 0; q < list.length; q++, row++) {
+          const src = enc.data.subarray(row * per, (row + 1) * per);
+          for (let j = 0; j < per; j++) dst[j] += src[j] / list.length;
+        }
+      });
+      progress((i0 + caps.length) / ids.length, `c: ${i0 + caps.length}/${ids.length} images`);
+    }
+  } finally {
+    sd.dispose();
+  }
+  return { data: data ?? new Float32Array(0), shape };
+}
+
+/**
+ * The entry of `recipe` over `ids` in `dir`: read when it is there, else computed and published whole (a
+ * folder renamed into place; `computed.log` in `dir` gets a line per computation).
+ */
+export async function ensureEntry(dir: string, recipe: FeatureRecipe, ids: Int32Array, progress: Progress = () => {}, signal?: AbortSignal): Promise<FeatureEntry> {
+  const key = await entryKey(recipe, ids);
+  const have = await readEntry(dir, key);
+  if (have) return have;
+  const t0 = performance.now();
+  const r = recipe.part === 'z' ? await computeZ(recipe, ids, progress, signal) : await computeC(recipe, ids, progress, signal);
+  const rec: EntryRecord = {
+    format: 'brainlatent-shared-features',
+    version: 1,
+    key,
+    recipe,
+    images: ids.length,
+    shape: r.shape,
+    seconds: (performance.now() - t0) / 1000,
+    createdAt: new Date().toISOString(),
+  };
+  await withAtomicDir(join(dir, key), async (tmp) => {
+    await writeNpy(join(tmp, 'data.npy'), r.data, [ids.length, r.data.length / Math.max(1, ids.length)]);
+    await writeNpy(join(tmp, 'ids.npy'), ids, [ids.length]);
+    await writeJsonAtomic(join(tmp, 'entry.json'), rec);
+  });
+  await appendFile(join(dir, 'computed.log'), `${key} ${process.pid} ${ids.length}\n`);
+  return entryOf(dir, key, r.shape, true);
+}
+
+/** The 73k ids whose features an analysis's features stage computes, from its extract stage's ids file. */
+export async function consumerIds(c: FeatureConsumer): Promise<Int32Array> {
+  if (c.kind === 'reconstruct') {
+    const { paths } = await import('../pipeline/runFolder.js');
+    const ids = JSON.parse(await readFile(paths(c.config.out).ids, 'utf8')) as { trainZ: number[]; trainC: number[]; test: number[] };
+    return Int32Array.from([...new Set([...ids.trainZ, ...ids.trainC, ...ids.test])].sort((a, b) => a - b));
+  }
+  const { encodePaths } = await import('../encoding/runPaths.js');
+  const ids = JSON.parse(await readFile(encodePaths(c.config.out).ids, 'utf8')) as { train: number[]; test: number[] };
+  return Int32Array.from(new Set([...ids.train, ...ids.test])).sort();
+}
+
+/**
+ * The same ids, from the subject's extraction cache (filled by the batch's betas job), before the analysis's
+ * extract stage has run: what the shared job computes for. The analysis checks its own (consumerIds) against
+ * the entry's key, so a difference costs a computation, never a wrong row.
+ */
+export async function plannedConsumerIds(c: FeatureConsumer): Promise<Int32Array> {
+  const { extractNsd } = await import('../nsd/extract.js');
+  if (c.kind === 'reconstruct') {
+    const { extractOptions } = await import('../pipeline/stages.js');
+    const ez = await extractNsd(extractOptions(c.config, 'z'));
+    const ec = await extractNsd(extractOptions(c.config, 'c'));
+    const test = Array.from(ez.testImageIds);
+    const limited = c.config.nsd.testImages === null ? test : test.slice(0, c.config.nsd.testImages);
+    return Int32Array.from([...new Set([...ez.trainImageIds, ...ec.trainImageIds, ...limited])].sort((a, b) => a - b));
+  }
+  const { encodeExtractOptions } = await import('../encoding/stages.js');
+  const ex = await extractNsd(encodeExtractOptions(c.config));
+  return Int32Array.from(new Set([...ex.trainImageIds, ...ex.testImageIds])).sort();
+}
+
+/** Puts `src` at `dest` (a hard link, or a copy across file systems), atomically: a temporary renamed into place. */
+export async function linkInto(src: string, dest: string): Promise<void> {
+  await mkdir(dirname(dest), { recursive: true });
+  const tmp = join(dirname(dest), `.${Math.random().toString(36).slice(2)}-${process.pid}.tmp`);
+  try {
+    await link(src, tmp).catch(async (e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EXDEV' && e.code !== 'EPERM') throw e;
+      await copyFile(src, tmp);
+    });
+    await rename(tmp, dest);
+  } finally {
+    await rm(tmp, { force: true });
+  }
+}
+
+/** Checks an entry's ids against the analysis's (the entry's key covers them; this guards the files). */
+export async function assertEntryIds(e: FeatureEntry, ids: Int32Array): Promise<void> {
+  const have = await readIntVectorNpy(e.ids, 'shared feature ids');
+  if (have.length !== ids.length || have.some((v, i) => v !== ids[i])) throw new ShapeError(`${e.ids}: the shared features' ids differ from the analysis's ${ids.length} images`);
+}
