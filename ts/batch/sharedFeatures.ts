@@ -18,7 +18,7 @@ import { appendFile, copyFile, link, mkdir, readdir, readFile, rename, rm, stat 
 import { dirname, join, relative, resolve } from 'node:path';
 
 import type { EncodeConfig } from '../config/encode.js';
-import { InvalidArgumentError, ShapeError } from '../errors.js';
+import { CancelledError, InvalidArgumentError, ShapeError } from '../errors.js';
 import { writeJsonAtomic, withAtomicDir } from '../io/atomicWrite.js';
 import { readIntVectorNpy, writeNpy } from '../io/npy.js';
 import type { ReconstructConfig } from '../pipeline/config.js';
@@ -161,7 +161,7 @@ async function computeZ(r: Extract<FeatureRecipe, { part: 'z' }>, ids: Int32Arra
   let shape: number[] = [];
   try {
     for (let i0 = 0; i0 < ids.length; i0 += r.batch) {
-      if (signal?.aborted) throw new InvalidArgumentError('shared features: cancelled');
+      if (signal?.aborted) throw new CancelledError('shared features: cancelled');
       const part = Array.from(ids.subarray(i0, i0 + r.batch));
       const rgb = new Uint8Array(part.length * px);
       part.forEach((id, k) => rgb.set(stimuli.image(id, r.size).data, k * px));
@@ -179,11 +179,13 @@ async function computeZ(r: Extract<FeatureRecipe, { part: 'z' }>, ids: Int32Arra
   return { data: data ?? new Float32Array(0), shape };
 }
 
-/** Rows of c: the text encoder over one call's captions, averaged per image (as both stages do). */
+/** Rows of c: the text encoder over one call's captions, averaged per image (encode's own function; the reconstruction's stage does the same sums). */
 async function computeC(r: Extract<FeatureRecipe, { part: 'c' }>, ids: Int32Array, progress: Progress, signal?: AbortSignal) {
   const { Diffusion } = await import('../sd/Diffusion.js');
   const { loadNsdCaptions } = await import('../nsd/captions.js');
+  const { captionEmbedding } = await import('../encoding/features.js');
   const captions = await loadNsdCaptions(r.root, r.captions ?? undefined);
+  const source = { image: (): never => { throw new InvalidArgumentError('shared c: no images'); }, captions: (id: number) => captions.get(id) };
   const noCaption = Array.from(ids).filter((id) => captions.get(id).length === 0);
   if (noCaption.length) throw new ShapeError(`${noCaption.length} image(s) have no captions in ${captions.source} (73k ids ${noCaption.slice(0, 10).join(', ')}); c cannot be computed`);
   const sd = await Diffusion.load(r.model, { components: ['text_encoder'], provider: r.runtime.provider, ortLibrary: r.runtime.ortLibrary ?? undefined, intraOpThreads: r.runtime.threads || undefined });
@@ -191,21 +193,14 @@ async function computeC(r: Extract<FeatureRecipe, { part: 'c' }>, ids: Int32Arra
   let shape: number[] = [];
   try {
     for (let i0 = 0; i0 < ids.length; i0 += r.batch) {
-      if (signal?.aborted) throw new InvalidArgumentError('shared features: cancelled');
-      const caps = Array.from(ids.subarray(i0, i0 + r.batch), (id) => captions.get(id));
-      const enc = await sd.encodeText(caps.flat());
+      if (signal?.aborted) throw new CancelledError('shared features: cancelled');
+      const part = Array.from(ids.subarray(i0, i0 + r.batch));
+      const enc = await captionEmbedding(sd, part, source);
       shape = enc.shape.slice(1);
-      const per = enc.data.length / enc.shape[0];
+      const per = enc.data.length / part.length;
       data ??= new Float32Array(ids.length * per);
-      let row = 0;
-      caps.forEach((list, k) => {
-        const dst = data!.subarray((i0 + k) * per, (i0 + k + 1) * per);
-        for (let q = 0; q < list.length; q++, row++) {
-          const src = enc.data.subarray(row * per, (row + 1) * per);
-          for (let j = 0; j < per; j++) dst[j] += src[j] / list.length;
-        }
-      });
-      progress((i0 + caps.length) / ids.length, `c: ${i0 + caps.length}/${ids.length} images`);
+      data.set(enc.data, i0 * per);
+      progress((i0 + part.length) / ids.length, `c: ${i0 + part.length}/${ids.length} images`);
     }
   } finally {
     sd.dispose();

@@ -230,8 +230,8 @@ export function describeFeatures(s: FeatureSetSpec, layer?: string, t?: number):
   }
 }
 
-/** c per image: the text encoder on every caption, averaged over each image's captions. */
-async function captionEmbedding(diffusion: Diffusion, ids: number[], source: ImageSource): Promise<Tensor> {
+/** c per image: the text encoder on every caption, averaged over each image's captions (also the batch's shared c). */
+export async function captionEmbedding(diffusion: Diffusion, ids: number[], source: ImageSource): Promise<Tensor> {
   const caps = ids.map((id) => {
     const list = source.captions(id);
     if (list.length === 0) throw new InvalidArgumentError(`image ${id} has no caption, so its c cannot be computed`);
