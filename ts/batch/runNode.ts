@@ -99,6 +99,7 @@ async function withStageContext<T>(config: ReconstructConfig, ctl: NodeControl, 
         provider: config.model.provider,
         ortLibrary: config.model.ortLibrary ?? undefined,
         intraOpThreads: config.model.threads || undefined,
+        memory: config.model.memory,
       });
       return sd;
     },

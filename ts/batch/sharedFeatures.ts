@@ -24,11 +24,12 @@ import { readIntVectorNpy, writeNpy } from '../io/npy.js';
 import type { ReconstructConfig } from '../pipeline/config.js';
 import { cocoCaptionsPath, stimInfoPath, stimuliPath } from '../nsd/paths.js';
 
-/** How ONNX Runtime runs the model: part of the key (threads and providers may change the last bits). */
+/** How ONNX Runtime runs the model: part of the key (threads, providers and 'lean' memory's graph optimization may change the last bits). */
 export interface FeatureRuntime {
   provider: string;
   ortLibrary: string | null;
   threads: number;
+  memory: 'default' | 'lean';
 }
 
 export type FeatureRecipe =
@@ -45,7 +46,7 @@ export const consumerStage = (c: FeatureConsumer) => (c.kind === 'reconstruct' ?
 export function consumerRecipes(c: FeatureConsumer): { z: FeatureRecipe; c: FeatureRecipe } {
   if (c.kind === 'reconstruct') {
     const k = c.config;
-    const runtime: FeatureRuntime = { provider: k.model.provider, ortLibrary: k.model.ortLibrary ? resolve(k.model.ortLibrary) : null, threads: k.model.threads };
+    const runtime: FeatureRuntime = { provider: k.model.provider, ortLibrary: k.model.ortLibrary ? resolve(k.model.ortLibrary) : null, threads: k.model.threads, memory: k.model.memory ?? 'default' };
     const base = { model: resolve(k.model.dir), root: resolve(k.nsd.root), batch: k.features.batchSize, runtime };
     return {
       z: { part: 'z', ...base, size: k.features.zSize, mode: k.features.zMode, seed: k.features.zMode === 'sample' ? k.features.seed : null },
@@ -54,7 +55,7 @@ export function consumerRecipes(c: FeatureConsumer): { z: FeatureRecipe; c: Feat
   }
   const k = c.config;
   // encode loads the model with ONNX Runtime's defaults (embedStage)
-  const runtime: FeatureRuntime = { provider: 'cpu', ortLibrary: null, threads: 0 };
+  const runtime: FeatureRuntime = { provider: 'cpu', ortLibrary: null, threads: 0, memory: 'default' };
   const base = { model: resolve(k.model ?? ''), root: resolve(k.nsd.root), batch: k.featureBatch, runtime };
   return {
     z: { part: 'z', ...base, size: k.imageSize, mode: 'mean', seed: null },
@@ -154,7 +155,7 @@ type Progress = (fraction: number, message?: string) => void;
 async function computeZ(r: Extract<FeatureRecipe, { part: 'z' }>, ids: Int32Array, progress: Progress, signal?: AbortSignal) {
   const { Diffusion } = await import('../sd/Diffusion.js');
   const { NsdStimuli } = await import('../nsd/stimuli.js');
-  const sd = await Diffusion.load(r.model, { components: ['vae_encoder'], provider: r.runtime.provider, ortLibrary: r.runtime.ortLibrary ?? undefined, intraOpThreads: r.runtime.threads || undefined });
+  const sd = await Diffusion.load(r.model, { components: ['vae_encoder'], provider: r.runtime.provider, ortLibrary: r.runtime.ortLibrary ?? undefined, intraOpThreads: r.runtime.threads || undefined, memory: r.runtime.memory === 'lean' ? 'lean' : undefined });
   const stimuli = await NsdStimuli.open(r.root);
   const px = r.size * r.size * 3;
   let data: Float32Array | null = null;
@@ -188,7 +189,7 @@ async function computeC(r: Extract<FeatureRecipe, { part: 'c' }>, ids: Int32Arra
   const source = { image: (): never => { throw new InvalidArgumentError('shared c: no images'); }, captions: (id: number) => captions.get(id) };
   const noCaption = Array.from(ids).filter((id) => captions.get(id).length === 0);
   if (noCaption.length) throw new ShapeError(`${noCaption.length} image(s) have no captions in ${captions.source} (73k ids ${noCaption.slice(0, 10).join(', ')}); c cannot be computed`);
-  const sd = await Diffusion.load(r.model, { components: ['text_encoder'], provider: r.runtime.provider, ortLibrary: r.runtime.ortLibrary ?? undefined, intraOpThreads: r.runtime.threads || undefined });
+  const sd = await Diffusion.load(r.model, { components: ['text_encoder'], provider: r.runtime.provider, ortLibrary: r.runtime.ortLibrary ?? undefined, intraOpThreads: r.runtime.threads || undefined, memory: r.runtime.memory === 'lean' ? 'lean' : undefined });
   let data: Float32Array | null = null;
   let shape: number[] = [];
   try {
