@@ -1,13 +1,16 @@
 /**
- * Errors → HTTP: invalid input is a 400 that lists every problem, a missing job or model a 404, a busy run folder
- * or a taken model name a 409, a full queue or a closing service a 503 with Retry-After; anything else is a 500
- * whose body says only what kind of failure it was (the details go to the log).
+ * Errors → HTTP: invalid input (NaN in a request body included) is a 400 that lists every problem, a missing job or
+ * model a 404, a busy run folder or a taken model name a 409, a full queue or a closing service a 503 with
+ * Retry-After; a loaded model that turns finite inputs into NaN/Inf is a 500 naming the model and the output
+ * (ModelOutputError: the service's fault, not the client's); anything else is a 500 whose body says only what kind
+ * of failure it was (the details go to the log).
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 
 import { ConfigError } from '../config/index.js';
 import { BrainlatentError, FormatError, InvalidArgumentError, MissingFileError, NonFiniteError, ShapeError } from '../errors.js';
 import { JobConflictError } from './jobs/LocalJobRunner.js';
+import { ModelOutputError } from './models/ModelOutputError.js';
 import { ModelExistsError, ModelNotFoundError } from './models/ModelRegistry.js';
 import { publicError } from './publicError.js';
 import { PathOutsideRootError } from './rootPaths.js';
@@ -37,5 +40,6 @@ export function sendError(e: unknown, req: FastifyRequest, reply: FastifyReply):
   // Fastify's own 4xx errors (bad JSON, too large, wrong media type) describe the request, not a file
   const fastify4xx = !(e instanceof BrainlatentError) && status < 500 && typeof (e as FastifyError).code === 'string' && (e as FastifyError).code.startsWith('FST_');
   const body = fastify4xx ? { name: (e as FastifyError).code, message: (e as Error).message } : publicError(e);
-  return reply.code(status).send({ error: STATUS_TEXT[status] ?? 'Error', ...(body.problems ? { problems: body.problems } : {}), message: body.message, code: body.name });
+  const model = e instanceof ModelOutputError ? { model: e.model, output: e.output } : {};
+  return reply.code(status).send({ error: STATUS_TEXT[status] ?? 'Error', ...(body.problems ? { problems: body.problems } : {}), message: body.message, code: body.name, ...model });
 }

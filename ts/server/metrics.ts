@@ -24,6 +24,7 @@ export class ServiceMetrics {
   readonly unetSteps: client.Counter<'source'>;
   readonly unetStepsPerSecond: client.Gauge<'source'>;
   readonly rejected: client.Counter<'pool'>;
+  readonly modelOutputErrors: client.Counter<'model' | 'output'>;
   readonly http: client.Histogram<'method' | 'route' | 'code'>;
 
   constructor(sources: MetricSources, options: { defaultMetrics?: boolean; prefix?: string } = {}) {
@@ -62,6 +63,12 @@ export class ServiceMetrics {
       },
     });
     this.rejected = new client.Counter({ name: `${p}pool_rejected_total`, help: 'Requests refused with 503 because a pool queue was full', labelNames: ['pool'], registers });
+    this.modelOutputErrors = new client.Counter({
+      name: `${p}model_output_errors_total`,
+      help: 'Requests answered 500 because a loaded model turned finite inputs into NaN/Inf, by model and output',
+      labelNames: ['model', 'output'],
+      registers,
+    });
     this.stageSeconds = new client.Histogram({
       name: `${p}job_stage_duration_seconds`,
       help: 'Wall time of each finished job stage',

@@ -7,12 +7,14 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 
 import type { Img2ImgBody, LoadModelBody, PredictBody } from '../../config/service.js';
 import { Img2ImgBodySchema, LoadModelBodySchema, PredictBodySchema } from '../../config/service.js';
-import { FormatError, ShapeError } from '../../errors.js';
+import { FormatError, NonFiniteError, ShapeError } from '../../errors.js';
+import { assertFinite, firstNonFinite } from '../../io/finite.js';
 import { decodeNpy } from '../../io/npy.js';
 import type { Matrix } from '../../matrix.js';
 import type { Tensor } from '../../sd/tensor.js';
 import type { ServiceContext } from '../context.js';
 import { imagesNpy, latentsNpy, pngStrip } from '../models/imageResponse.js';
+import { engineWhere, ModelOutputError, type ModelOutput } from '../models/ModelOutputError.js';
 import { ModelNameParams, ModelParams } from '../schemas.js';
 import { QueueFullError, type WorkQueue } from '../workQueue.js';
 
@@ -23,9 +25,11 @@ function matrixFromNpy(body: Buffer): Matrix {
   const a = decodeNpy(body, 'body');
   if (a.shape.length !== 1 && a.shape.length !== 2) throw new ShapeError(`body: expected a 2-D array (samples × features), got shape (${a.shape.join(', ')})`);
   const [rows, cols] = a.shape.length === 1 ? [1, a.shape[0]] : a.shape;
-  if (a.data instanceof Float32Array) return { data: a.data, rows, cols };
-  if (a.data instanceof Float64Array) return { data: Float32Array.from(a.data), rows, cols };
-  throw new FormatError(`body: expected float32 or float64 data, got ${a.dtype}`);
+  if (!(a.data instanceof Float32Array) && !(a.data instanceof Float64Array)) throw new FormatError(`body: expected float32 or float64 data, got ${a.dtype}`);
+  const data = a.data instanceof Float32Array ? a.data : Float32Array.from(a.data);
+  // a float64 value beyond float32's range becomes Inf here: the client's error too
+  assertFinite(data, 'body (X as .npy)', { shape: [rows, cols], axes: ['sample', 'feature'] });
+  return { data, rows, cols };
 }
 
 function matrixFromJson(x: number[][]): Matrix {
@@ -35,6 +39,8 @@ function matrixFromJson(x: number[][]): Matrix {
     if (row.length !== cols) throw new ShapeError(`body.x[${i}]: has ${row.length} features, body.x[0] has ${cols}`);
     data.set(row, i * cols);
   });
+  // JSON has no NaN, but 1e39 is Inf in float32 and 1e999 already in JSON.parse
+  assertFinite(data, 'body.x', { shape: [x.length, cols], axes: ['sample', 'feature'] });
   return { data, rows: x.length, cols };
 }
 
@@ -42,6 +48,7 @@ function tensorFromBase64(text: string, field: string, rank: number): Tensor {
   const a = decodeNpy(Buffer.from(text, 'base64'), field);
   if (!(a.data instanceof Float32Array)) throw new FormatError(`${field}: expected float32 data, got ${a.dtype}`);
   if (a.shape.length !== rank) throw new ShapeError(`${field}: expected a ${rank}-D array, got shape (${a.shape.join(', ')})`);
+  assertFinite(a.data, field, { shape: a.shape });
   return { data: a.data, shape: a.shape };
 }
 
@@ -54,6 +61,22 @@ export async function modelRoutes(app: FastifyInstance, ctx: ServiceContext): Pr
     } catch (e) {
       if (e instanceof QueueFullError) ctx.metrics.rejected.inc({ pool: queue.name });
       throw e;
+    }
+  };
+
+  /** The inputs were checked finite: a NaN/Inf from the model is the model's fault (500, counted), not the client's. */
+  const modelFault = (model: string, output: ModelOutput, where: string, cause?: unknown): ModelOutputError => {
+    ctx.metrics.modelOutputErrors.inc({ model, output });
+    return new ModelOutputError(model, output, where, cause);
+  };
+  const nonFiniteIsModels = async <T>(model: string, output: ModelOutput, run: () => Promise<T>): Promise<T> => {
+    try {
+      return await run();
+    } catch (e) {
+      if (!(e instanceof NonFiniteError)) throw e;
+      // the one model-made input of a sampler run: the text encoder's "" embedding, when the client sent no uncond
+      const from = output === 'unet' && /^img2img: uncond /.test(e.message) ? 'text_encoder' : output;
+      throw modelFault(model, from, engineWhere(e), e);
     }
   };
 
@@ -100,6 +123,8 @@ export async function modelRoutes(app: FastifyInstance, ctx: ServiceContext): Pr
         throw e;
       });
       ctx.metrics.predictSeconds.observe({ model: name }, (performance.now() - t0) / 1000);
+      const bad = firstNonFinite(y.data);
+      if (bad >= 0) throw modelFault(name, 'predictions', `sample ${Math.floor(bad / y.cols)}, target ${bad % y.cols}`);
       if (wantsNpy(req)) return reply.type(NPY_TYPE).send(latentsNpy({ data: y.data, shape: [y.rows, y.cols] }));
       const rows: number[][] = [];
       for (let i = 0; i < y.rows; i++) rows.push(Array.from(y.data.subarray(i * y.cols, (i + 1) * y.cols)));
@@ -126,7 +151,7 @@ export async function modelRoutes(app: FastifyInstance, ctx: ServiceContext): Pr
       try {
         const out = await runOn(ctx.img2imgQueue, () =>
           ctx.models.withDiffusion(name, async (sd) => {
-            const r = await sd.img2img({
+            const r = await nonFiniteIsModels(name, 'unet', () => sd.img2img({
               z,
               c,
               uncond,
@@ -139,10 +164,10 @@ export async function modelRoutes(app: FastifyInstance, ctx: ServiceContext): Pr
               seeds: b.seeds,
               img2imgRule: b.rule,
               signal: abort.signal,
-            });
+            }));
             ctx.metrics.unet('img2img', r.stats.unetCalls, r.stats.loopSeconds);
             if (b.output === 'latents') return { type: NPY_TYPE, bytes: latentsNpy(r.latents) };
-            const images = await sd.decode(r.latents);
+            const images = await nonFiniteIsModels(name, 'vae_decoder', () => sd.decode(r.latents));
             return b.output === 'npy' ? { type: NPY_TYPE, bytes: imagesNpy(images) } : { type: 'image/png', bytes: await pngStrip(images) };
           }),
         );
