@@ -1,10 +1,12 @@
 // Process-wide functions of the engine: threads, what was built (backends and why not the rest),
 // and the cancel tokens every async job accepts.
+#include <cstring>
 #include <memory>
 #include <string>
 
 #include "addon_modules.h"
 #include "brainlatent/backend.h"
+#include "brainlatent/host_memory.h"
 #include "brainlatent/linalg.h"
 #include "brainlatent/parallel.h"
 #include "kit.h"
@@ -65,6 +67,21 @@ Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// allocLargeBuffer(bytes) -> ArrayBuffer, zero-filled, in huge pages (host_memory.h): where the
+// .npy readers put large arrays, so that filling them does not pay a page fault per 4 KiB.
+Napi::Value AllocLargeBuffer(const Napi::CallbackInfo& info) {
+  const std::int64_t n = Args(info, "allocLargeBuffer").count(0, "bytes");
+  if (n == 0) return Napi::ArrayBuffer::New(info.Env(), 0);
+  void* p = alloc_pages(static_cast<std::size_t>(n));
+  if (!p) throw Napi::RangeError::New(info.Env(), "allocLargeBuffer: out of memory for " + std::to_string(n) + " bytes");
+  std::memset(p, 0, static_cast<std::size_t>(n));
+  Napi::MemoryManagement::AdjustExternalMemory(info.Env(), n);
+  return Napi::ArrayBuffer::New(info.Env(), p, static_cast<std::size_t>(n), [n](Napi::Env env, void* q) {
+    free_pages(q);
+    Napi::MemoryManagement::AdjustExternalMemory(env, -n);
+  });
+}
+
 }  // namespace
 
 void init_engine(Napi::Env env, Napi::Object exports) {
@@ -73,6 +90,7 @@ void init_engine(Napi::Env env, Napi::Object exports) {
   exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
   exports.Set("getThreads", Napi::Function::New(env, GetThreads, "getThreads"));
   exports.Set("buildInfo", Napi::Function::New(env, BuildInfo, "buildInfo"));
+  exports.Set("allocLargeBuffer", Napi::Function::New(env, AllocLargeBuffer, "allocLargeBuffer"));
 }
 
 }  // namespace brainlatent::addon

@@ -95,7 +95,7 @@ PredictArgs predict_args(const Args& args) {
 // ridgePredict(x, n, p, coef, t, intercept, xMean, xScale) -> Float32Array (n × t)
 Napi::Value RidgePredict(const Napi::CallbackInfo& info) {
   const PredictArgs a = predict_args(Args(info, "ridgePredict"));
-  std::vector<float> out(static_cast<std::size_t>(a.n * a.t));
+  LargeVector<float> out(static_cast<std::size_t>(a.n * a.t));
   guarded(info.Env(), "ridge predict", [&] {
     ridge_predict({a.x.Data(), a.n, a.p}, a.coef.Data(), a.t, a.b.Data(), a.mean.Data(), a.scale.Data(), {out.data(), a.n, a.t});
   });
@@ -107,7 +107,7 @@ Napi::Value RidgePredict(const Napi::CallbackInfo& info) {
 Napi::Value RidgePredictAsync(const Napi::CallbackInfo& info) {
   Args args(info, "ridgePredictAsync");
   const PredictArgs a = predict_args(args);
-  auto out = std::make_shared<std::vector<float>>();
+  auto out = std::make_shared<LargeVector<float>>();
   const ConstMatF x{a.x.Data(), a.n, a.p};
   const float *coef = a.coef.Data(), *b = a.b.Data(), *mean = a.mean.Data(), *scale = a.scale.Data();
   const std::int64_t t = a.t;

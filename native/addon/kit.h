@@ -146,13 +146,14 @@ class Args {
 
 // ------------------------------------------------------------------ results
 // Hands a vector's storage to JS without copying; the ArrayBuffer frees it.
-template <typename TA, typename T>
-TA to_typed(Napi::Env env, std::vector<T>&& v) {
+template <typename TA, typename T, typename Alloc>
+TA to_typed(Napi::Env env, std::vector<T, Alloc>&& v) {
   // An empty vector has no storage to hand over (an external buffer over null reads as detached).
   if (v.empty()) return TA::New(env, 0);
-  auto* holder = new std::vector<T>(std::move(v));
+  using Vec = std::vector<T, Alloc>;
+  auto* holder = new Vec(std::move(v));
   Napi::ArrayBuffer buf = Napi::ArrayBuffer::New(env, holder->data(), holder->size() * sizeof(T),
-                                                 [](Napi::Env, void*, std::vector<T>* h) { delete h; }, holder);
+                                                 [](Napi::Env, void*, Vec* h) { delete h; }, holder);
   return TA::New(env, holder->size(), buf, 0);
 }
 

@@ -4,11 +4,13 @@
  * group size > 0 puts consecutive rows in groups of that size (CV folds grouped by image).
  */
 import { readMatrixNpy, readNpy } from '../io/npy.js';
+import { useEngineArrayAllocator } from '../native/call.js';
 import { RidgeCV } from '../ridge/RidgeCV.js';
 import { logspace } from '../ridge/alphas.js';
 import { heldOutR2 } from './ridgeData.js';
 
 const [dir, nAlphas, folds, cvMethod, groupSize] = process.argv.slice(2);
+useEngineArrayAllocator();
 const xTrain = await readMatrixNpy(`${dir}/x_train.npy`, 'X train');
 const yTrain = await readMatrixNpy(`${dir}/y_train.npy`, 'Y train');
 const xTest = await readMatrixNpy(`${dir}/x_test.npy`, 'X test');

@@ -10,6 +10,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 
 import { FormatError, LimitError, NonFiniteError, ShapeError } from '../errors.js';
 import type { Matrix } from '../matrix.js';
+import { allocateArrayBuffer } from './arrayAllocator.js';
 import { withAtomicFile } from './atomicWrite.js';
 import { fileOpenError, openRegularFile } from './byteStream.js';
 import { assertFinite, firstNonFinite } from './finite.js';
@@ -215,17 +216,18 @@ function parseHeaderDict(path: string, text: string): { descr: string; fortran: 
 }
 
 function allocateNpy(dtype: NpyDType, count: number): NpyData {
+  const buf = allocateArrayBuffer(count * ITEM[dtype]);
   switch (dtype) {
-    case 'float32': return new Float32Array(count);
-    case 'float64': return new Float64Array(count);
-    case 'int8': return new Int8Array(count);
-    case 'int16': return new Int16Array(count);
-    case 'int32': return new Int32Array(count);
-    case 'int64': return new BigInt64Array(count);
-    case 'uint8': case 'bool': return new Uint8Array(count);
-    case 'uint16': return new Uint16Array(count);
-    case 'uint32': return new Uint32Array(count);
-    case 'uint64': return new BigUint64Array(count);
+    case 'float32': return new Float32Array(buf);
+    case 'float64': return new Float64Array(buf);
+    case 'int8': return new Int8Array(buf);
+    case 'int16': return new Int16Array(buf);
+    case 'int32': return new Int32Array(buf);
+    case 'int64': return new BigInt64Array(buf);
+    case 'uint8': case 'bool': return new Uint8Array(buf);
+    case 'uint16': return new Uint16Array(buf);
+    case 'uint32': return new Uint32Array(buf);
+    case 'uint64': return new BigUint64Array(buf);
   }
 }
 

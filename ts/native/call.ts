@@ -6,6 +6,7 @@
  * the engine's cancel token, which every async job accepts.
  */
 import { CancelledError } from '../errors.js';
+import { setLargeArrayAllocator } from '../io/arrayAllocator.js';
 import type { Binding, CancelToken } from './addonTypes.js';
 import { binding } from './binding.js';
 import { fromNative } from './nativeError.js';
@@ -61,4 +62,20 @@ export async function nativeJob<T>(
 function withStack(err: Error, stack: string | undefined): Error {
   if (stack) err.stack = `${err.name}: ${err.message}\n${stack.split('\n').slice(1).join('\n')}`;
   return err;
+}
+
+/**
+ * From now on the .npy readers put large arrays in the engine's huge-page memory (ts/io/arrayAllocator.ts), which
+ * a fit then reads in place; commands that hand large inputs to the engine call it first. False, and plain
+ * ArrayBuffers, when the engine cannot be loaded (the command's engine call reports why).
+ */
+export function useEngineArrayAllocator(): boolean {
+  let b: Binding;
+  try {
+    b = binding();
+  } catch {
+    return false;
+  }
+  setLargeArrayAllocator((bytes) => b.allocLargeBuffer(bytes));
+  return true;
 }

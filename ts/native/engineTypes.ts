@@ -29,6 +29,8 @@ export interface EngineBinding {
   setThreads(n: number): number;
   getThreads(): number;
   buildInfo(): NativeBuildInfo;
+  /** A zero-filled ArrayBuffer of `bytes` in huge pages (large arrays read from files). */
+  allocLargeBuffer(bytes: number): ArrayBuffer;
 }
 
 export interface BenchBinding {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "brainlatent/error.h"
+#include "brainlatent/host_memory.h"
 #include "brainlatent/parallel.h"
 
 extern "C" {
@@ -124,7 +125,7 @@ static void eigh_impl(std::int64_t n, T* a, std::int64_t lda, T* w, Fn syevd) {
                                                 " needs more workspace than 32-bit LAPACK can address");
   lwork = static_cast<int>(lw);
   liwork = std::max(iwork_query, 3 + 5 * N);
-  std::vector<T> work(static_cast<std::size_t>(lwork));
+  LargeVector<T> work(static_cast<std::size_t>(lwork));  // (2n² elements: huge pages)
   std::vector<int> iwork(static_cast<std::size_t>(std::max(1, liwork)));
   syevd(&jobz, &uplo, &N, a, &LDA, w, work.data(), &lwork, iwork.data(), &liwork, &info);
   if (info != 0)

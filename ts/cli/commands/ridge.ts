@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 
 import { InvalidArgumentError } from '../../errors.js';
 import { readIntVectorNpy, readMatrixNpy, writeNpy } from '../../io/npy.js';
+import { useEngineArrayAllocator } from '../../native/call.js';
 import { alphaEdgeWarning, parseAlphas } from '../../ridge/alphas.js';
 import { RidgeCV, setThreads } from '../../ridge/RidgeCV.js';
 import { RidgeModel } from '../../ridge/RidgeModel.js';
@@ -78,6 +79,7 @@ safetensors.numpy.load_file(path).`,
       const folds = int(flags.folds, '--folds', 2);
       const memoryBudget = flags.memory === undefined ? undefined : gibibytes(flags.memory, '--memory');
       if (threads !== undefined) setThreads(threads);
+      useEngineArrayAllocator();
       const [x, y] = await Promise.all([readMatrixNpy(flags.x, 'X'), readMatrixNpy(flags.y, 'Y')]);
       for (const [m, name, path] of [[x, 'X', flags.x], [y, 'Y', flags.y]] as const) {
         if (m.sourceDtype === 'float64') console.log(`note: ${name} (${path}) is float64; converted to float32, the engine's precision`);
@@ -135,6 +137,7 @@ safetensors.numpy.load_file(path).`,
     .requiredOption('--out <file>', 'predictions .npy (float32, samples × targets)')
     .action(async (flags: { model: string; x: string; out: string }) => {
       const t0 = performance.now();
+      useEngineArrayAllocator();
       const [model, x] = await Promise.all([RidgeModel.load(flags.model), readMatrixNpy(flags.x, 'X')]);
       if (x.cols !== model.nFeatures) {
         throw new InvalidArgumentError(`${flags.x}: X has ${x.cols} features (columns) but ${flags.model} was fitted on ${model.nFeatures}`);

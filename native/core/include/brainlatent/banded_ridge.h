@@ -64,7 +64,7 @@ struct BandedRidgeInfo {
 struct BandedRidgeResult {
   std::int64_t n_features = 0, n_targets = 0, n_bands = 0;
   // Prediction: ((X − x_mean) / x_scale) · coef + intercept.
-  std::vector<float> coef;           // n_features × n_targets
+  LargeVector<float> coef;           // n_features × n_targets
   std::vector<float> intercept;      // n_targets
   std::vector<float> x_mean, x_scale;
   std::vector<double> gammas;        // n_gammas × n_bands: the candidates searched

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "brainlatent/host_memory.h"
 #include "brainlatent/matrix.h"
 
 namespace brainlatent {
@@ -66,7 +67,7 @@ struct RidgeFitInfo {
 struct RidgeResult {
   std::int64_t n_features = 0, n_targets = 0;
   // Prediction: ((X - x_mean) / x_scale) · coef + intercept.
-  std::vector<float> coef;        // n_features × n_targets, row-major
+  LargeVector<float> coef;        // n_features × n_targets, row-major
   std::vector<float> intercept;   // n_targets
   std::vector<float> x_mean;      // n_features (zeros without intercept)
   std::vector<float> x_scale;     // n_features (ones without standardisation)

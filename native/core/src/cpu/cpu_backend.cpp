@@ -9,12 +9,16 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <chrono>
+#include <cstdio>
 #include <limits>
 #include <new>
 #include <string>
 
+#include "brainlatent/host_memory.h"
 #include "brainlatent/linalg.h"
 #include "brainlatent/parallel.h"
+#include "brainlatent/profile.h"
 
 namespace brainlatent {
 namespace {
@@ -118,21 +122,22 @@ class CpuBackend final : public Backend {
   }
 
   // ---- memory
-  // A counted, 64-byte aligned block (whole cache lines for BLAS panels and vector loops) as a
+  // A counted, 64-byte aligned block (whole cache lines for BLAS panels and vector loops; huge
+  // pages from 2 MiB, host_memory.h) as a
   // buffer of the given residence; the buffer frees it and uncounts it.
   BufferPtr counted(DType dtype, std::size_t count, Residence residence) {
     const std::size_t bytes = count * dtype_size(dtype);
     count_alloc(bytes, "allocating a work buffer");
     void* p = nullptr;
     if (bytes > 0) {
-      p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+      p = alloc_pages(bytes);
       if (!p) {
         count_free(bytes);
         throw Error(ErrorCode::OutOfMemory, "allocating a work buffer of " + std::to_string(bytes) + " bytes failed");
       }
     }
     return std::make_unique<Buffer>(this, dtype, count, p, residence, [this, bytes](void* q) {
-      std::free(q);
+      free_pages(q);
       count_free(bytes);
     });
   }
@@ -152,6 +157,7 @@ class CpuBackend final : public Backend {
 
   template <typename T>
   void copy_impl(const View<T>& src, const View<T>& dst) {
+    profile::Scope ps("op copy");
     need_shape(dst, src.rows, src.cols, "copy", "destination");
     if (src.size() == 0 || (src.ptr() == dst.ptr() && src.ld == dst.ld)) return;
     const std::size_t row_bytes = static_cast<std::size_t>(src.cols) * sizeof(T);
@@ -175,12 +181,20 @@ class CpuBackend final : public Backend {
     const i64 kb = tb ? b.cols : b.rows, n = tb ? b.rows : b.cols;
     if (kb != k) throw Error(ErrorCode::ShapeMismatch, "gemm: op(A) is " + dims(m, k) + " but op(B) is " + dims(kb, n));
     need_shape(c, m, n, "gemm", "C");
+    profile::Scope ps(sizeof(T) == 4 ? "op gemm f32" : "op gemm f64", 2.0 * double(m) * double(n) * double(k));
     if (m == 0 || n == 0) return;
     if (k == 0) {  // C = β·C (BLAS rejects the zero leading dimensions of empty operands)
       scale_view(c, beta);
       return;
     }
+    const auto t0 = std::chrono::steady_clock::now();
     linalg::gemm(ta, tb, m, n, k, alpha, a.ptr(), a.ld, b.ptr(), b.ld, beta, c.ptr(), c.ld);
+    if (profile::each_call()) {
+      const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      std::fprintf(stderr, "gemm %c%c m %lld n %lld k %lld (ld %lld %lld %lld): %.4f s, %.1f GFLOP/s\n", ta ? 'T' : 'N', tb ? 'T' : 'N',
+                   static_cast<long long>(m), static_cast<long long>(n), static_cast<long long>(k), static_cast<long long>(a.ld),
+                   static_cast<long long>(b.ld), static_cast<long long>(c.ld), sec, 2.0 * m * n * k / sec / 1e9);
+    }
   }
   template <typename T>
   void scale_view(const View<T>& c, T beta) {
@@ -197,6 +211,7 @@ class CpuBackend final : public Backend {
   void syrk(bool trans, float alpha, const ViewF& a, float beta, const ViewF& c) override {
     const i64 n = trans ? a.cols : a.rows, k = trans ? a.rows : a.cols;
     need_shape(c, n, n, "syrk", "C");
+    profile::Scope ps("op syrk", double(n) * double(n) * double(k));
     if (n == 0) return;
     if (k == 0) {
       scale_view(c, beta);
@@ -213,6 +228,7 @@ class CpuBackend final : public Backend {
     need_vec(w, n, "eigh", "w");
     if (n == 0) return;
     if (!w.contiguous()) throw Error(ErrorCode::InvalidArgument, "eigh: w must be contiguous");
+    profile::Scope ps(sizeof(T) == 4 ? "op eigh f32" : "op eigh f64");
     const std::size_t ws = linalg::eigh_workspace_bytes(n, sizeof(T));
     count_alloc(ws, "eigendecomposition workspace");
     try {
@@ -227,24 +243,29 @@ class CpuBackend final : public Backend {
   void eigh(const ViewD& a, const ViewD& w) override { eigh_impl(a, w); }
 
   bool cholesky(const ViewF& a) override {
+    profile::Scope ps("op cholesky");
     need_shape(a, a.rows, a.rows, "cholesky", "A");
     return linalg::cholesky(a.rows, a.ptr(), std::max<i64>(1, a.ld));
   }
   bool cholesky(const ViewD& a) override {
+    profile::Scope ps("op cholesky");
     need_shape(a, a.rows, a.rows, "cholesky", "A");
     return linalg::cholesky(a.rows, a.ptr(), std::max<i64>(1, a.ld));
   }
   void cholesky_solve(const ViewF& f, const ViewF& b) override {
+    profile::Scope ps("op cholesky_solve");
     need_shape(f, b.rows, b.rows, "cholesky_solve", "factor");
     if (b.size() == 0) return;
     linalg::cholesky_solve_cols(b.rows, f.ptr(), f.ld, b.cols, b.ptr(), b.ld);
   }
   void cholesky_solve(const ViewD& f, const ViewD& b) override {
+    profile::Scope ps("op cholesky_solve");
     need_shape(f, b.rows, b.rows, "cholesky_solve", "factor");
     if (b.size() == 0) return;
     linalg::cholesky_solve_cols(b.rows, f.ptr(), f.ld, b.cols, b.ptr(), b.ld);
   }
   void cholesky_inverse(const ViewD& a) override {
+    profile::Scope ps("op cholesky_inverse");
     need_shape(a, a.rows, a.rows, "cholesky_inverse", "A");
     linalg::cholesky_inverse(a.rows, a.ptr(), std::max<i64>(1, a.ld));
   }
@@ -269,6 +290,7 @@ class CpuBackend final : public Backend {
 
   template <typename S, typename D>
   void convert_impl(const View<S>& src, const View<D>& dst, double scale, double shift, double diag) {
+    profile::Scope ps("op convert");
     need_shape(dst, src.rows, src.cols, "convert", "destination");
     rows_of(dst, [&](i64 i, D* d) {
       const S* s = src.ptr() + i * src.ld;
@@ -283,6 +305,7 @@ class CpuBackend final : public Backend {
   }
 
   void axpby(float alpha, const ViewF& x, float beta, const ViewF& y) override {
+    profile::Scope ps("op elementwise");
     need_shape(y, x.rows, x.cols, "axpby", "y");
     rows_of(y, [&](i64 i, float* d) {
       const float* s = x.ptr() + i * x.ld;
@@ -295,6 +318,7 @@ class CpuBackend final : public Backend {
   }
 
   void scale_rows_cols(const ViewF& a, const ViewD& r, const ViewD& c) override {
+    profile::Scope ps("op elementwise");
     if (!r.empty()) need_vec(r, a.rows, "scale_rows_cols", "row scale");
     if (!c.empty()) need_vec(c, a.cols, "scale_rows_cols", "column scale");
     const double* rp = vptr(r);
@@ -311,6 +335,7 @@ class CpuBackend final : public Backend {
   }
 
   void add_outer(const ViewF& a, double alpha, const ViewD& u, const ViewD& v) override {
+    profile::Scope ps("op elementwise");
     if (!u.empty()) need_vec(u, a.rows, "add_outer", "u");
     if (!v.empty()) need_vec(v, a.cols, "add_outer", "v");
     const double* up = vptr(u);
@@ -323,6 +348,7 @@ class CpuBackend final : public Backend {
   }
 
   void add_broadcast(const ViewF& a, const ViewD& r, const ViewD& c, double shift) override {
+    profile::Scope ps("op elementwise");
     if (!r.empty()) need_vec(r, a.rows, "add_broadcast", "r");
     if (!c.empty()) need_vec(c, a.cols, "add_broadcast", "c");
     const double* rp = vptr(r);
@@ -364,6 +390,7 @@ class CpuBackend final : public Backend {
 
   // ---- ridge kernels
   void shrink(const ViewF& src, const ViewD& lam, const ViewD& alphas, Shrink kind, Axis axis, const ViewF& dst) override {
+    profile::Scope ps("op shrink");
     const i64 r = axis == Axis::Cols ? src.cols : src.rows;
     need_vec(lam, r, "shrink", "eigenvalues");
     const i64 na = alphas.size();
@@ -387,6 +414,7 @@ class CpuBackend final : public Backend {
   }
 
   void shrink_targets(const ViewF& src, const ViewD& lam, const ViewD& alpha, Shrink kind, const ViewF& dst) override {
+    profile::Scope ps("op shrink_targets");
     need_vec(lam, src.rows, "shrink_targets", "eigenvalues");
     need_vec(alpha, src.cols, "shrink_targets", "alphas");
     need_shape(dst, src.rows, src.cols, "shrink_targets", "destination");
@@ -399,6 +427,7 @@ class CpuBackend final : public Backend {
   }
 
   void fold_stats(const ViewF& y, const std::vector<i64>& start, const ViewD& level, const ViewD& sum, const ViewD& sst) override {
+    profile::Scope ps("op fold_stats");
     const i64 k = static_cast<i64>(start.size()) - 1, t = y.cols;
     if (k < 1 || start.front() != 0 || start.back() != y.rows)
       throw Error(ErrorCode::InvalidArgument, "fold_stats: fold boundaries must run from 0 to the " + std::to_string(y.rows) + " rows");
@@ -432,6 +461,7 @@ class CpuBackend final : public Backend {
 
   void score(const ViewF& pred, i64 blocks, const ViewF& y, const ViewD& offset, bool residual, ScoreKind kind,
              const ViewD& sum, const ViewD& sst, double weight, const ViewD& acc) override {
+    profile::Scope ps("op score");
     const i64 m = y.rows, t = y.cols;
     need_shape(pred, blocks * m, t, "score", "predictions");
     need_vec(sum, t, "score", "fold sums");
@@ -553,6 +583,7 @@ class CpuBackend final : public Backend {
   }
 
   i64 first_nonfinite(const ViewF& a) override {
+    profile::Scope ps("op first_nonfinite");
     std::atomic<i64> bad{std::numeric_limits<i64>::max()};
     rows_of(a, [&](i64 i, float* r) {
       if (i * a.cols >= bad.load()) return;

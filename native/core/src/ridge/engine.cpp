@@ -14,6 +14,7 @@
 
 #include "brainlatent/error.h"
 #include "brainlatent/parallel.h"
+#include "brainlatent/profile.h"
 
 namespace brainlatent::ridge {
 
@@ -316,7 +317,10 @@ EngineResult attempt(const Problem& pb, Backend& be, const RouteSpec& spec) {
   be.reset_peak();
   const std::size_t base = be.memory_stats().live;
   Context ctx(pb, be);
-  prepare_stats(ctx);
+  {
+    profile::Scope ps("phase prepare stats");
+    prepare_stats(ctx);
+  }
   std::unique_ptr<Route> route = spec.make(ctx);
 
   // ---- memory: the route's fixed footprint, X's copy, and the rest for target batches.
@@ -342,11 +346,17 @@ EngineResult attempt(const Problem& pb, Backend& be, const RouteSpec& spec) {
 
   ctx.report(0, "prepare");
   auto t0 = Clock::now();
-  prepare_x(ctx);
+  {
+    profile::Scope ps("phase prepare X");
+    prepare_x(ctx);
+  }
   ctx.checkpoint();
   ctx.progress_from = 0.0;
   ctx.progress_to = 0.05;
-  route->setup();
+  {
+    profile::Scope ps("phase setup");
+    route->setup();
+  }
   const double t_setup = since(t0);
   ctx.report(0.05, "decompose");
 
@@ -399,7 +409,10 @@ EngineResult attempt(const Problem& pb, Backend& be, const RouteSpec& spec) {
     const double c0 = 0.05 + span * c / nc, c1 = 0.05 + span * (c + 1) / nc;
     ctx.progress_from = c0;
     ctx.progress_to = c0 + (c1 - c0) * (single ? 0.3 : 0.5);
-    route->begin_candidate(c, single);
+    {
+      profile::Scope ps("phase decompose");
+      route->begin_candidate(c, single);
+    }
     const bool none = std::all_of(ctx.unresolved.begin(), ctx.unresolved.end(), [](char u) { return u != 0; });
     if (none) {
       if (single) {
@@ -421,13 +434,17 @@ EngineResult attempt(const Problem& pb, Backend& be, const RouteSpec& spec) {
         batch.j0 = j0;
         batch.tb = w;
         batch.cols = nullptr;
+        profile::Scope ps("phase load batch");
         load_batch(ctx, batch);
         loaded = true;
       }
       const ViewD acc = view<double>(*acc_buf, A, w);
       be.fill(acc, 0.0);
       auto ts = Clock::now();
-      route->score(batch, acc);
+      {
+        profile::Scope ps("phase score");
+        route->score(batch, acc);
+      }
       const ViewI si = sel.index.col_range(0, w);
       const ViewD ss = sel.score.col_range(0, w), sa = sel.alpha.col_range(0, w);
       be.select_best(acc, pb.alphas, ctx.unresolved, si, ss, sa);
@@ -447,7 +464,10 @@ EngineResult attempt(const Problem& pb, Backend& be, const RouteSpec& spec) {
         auto tr = Clock::now();
         ctx.checkpoint();
         const ViewF out = be.host_visible() ? coef_all.col_range(j0, w) : view<float>(*coef_dev, p, w);
-        route->refit(batch, sa, out);
+        {
+          profile::Scope ps("phase refit");
+          route->refit(batch, sa, out);
+        }
         if (!be.host_visible()) be.copy(out, coef_all.col_range(j0, w));
         t_refit += since(tr);
       } else {
@@ -564,6 +584,8 @@ EngineResult attempt(const Problem& pb, Backend& be, const RouteSpec& spec) {
   res.budget_bytes = static_cast<std::size_t>(budget);
   res.peak_bytes = be.memory_stats().peak - base;
   res.seconds_total = since(t_start);
+  if (profile::enabled()) std::fprintf(stderr, "%s profile (%s, %lld batch(es) of %lld targets):\n%s", pb.what, spec.name,
+                                       static_cast<long long>(n_batches), static_cast<long long>(tb), profile::report_and_reset().c_str());
   return res;
 }
 

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "brainlatent/backend.h"
+#include "brainlatent/host_memory.h"
 #include "brainlatent/matrix.h"
 #include "brainlatent/ridge.h"
 
@@ -201,7 +202,8 @@ double cost_exact_kernel(const Problem& pb);
 
 // What the driver returns to RidgeCV and banded ridge.
 struct EngineResult {
-  std::vector<float> coef, intercept, x_mean, x_scale;
+  LargeVector<float> coef;
+  std::vector<float> intercept, x_mean, x_scale;
   std::vector<float> best_alpha, best_score;
   std::vector<std::int32_t> best_candidate;
   std::vector<float> cv_scores;       // single candidate: A × t (NaN rows: unresolved alphas)

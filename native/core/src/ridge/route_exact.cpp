@@ -3,15 +3,15 @@
 // intercept is fitted, which equals per-fold centring exactly.
 //
 //   exact-primal  XᵀX = QΛQᵀ, N = X̃Q; per alpha: residual Y − N D Z (Z = NᵀY),
-//                 (I − H)_vv = I − S_v S_vᵀ − 11ᵀ/n with S_v = N_v diag(√(1/(λ+α)))
+//                 (I − H)_vv = I − N_v D N_vᵀ − 11ᵀ/n
 //   exact-kernel  XXᵀ = QΛQᵀ; per alpha: residual Q diag(α/(λ+α)) QᵀY,
-//                 (I − H)_vv = S_vᵀ S_v − 11ᵀ/n with S_v = diag(√(α/(λ+α))) Q_vᵀ
+//                 (I − H)_vv = Q_v diag(α/(λ+α)) Q_vᵀ − 11ᵀ/n
 //
-// The (I − H)_vv blocks are formed and factored in float64 for every (alpha, fold) and kept for
-// every batch: well-conditioned ones as a float32 factor (primal) or, in the kernel form, folded
-// with the residual's projection into one matrix P = (I − H)_vv⁻¹ Q_v diag(α/(λ+α)), so that a
-// fold's held-out residuals at one alpha are one GEMM, e_v = P · QᵀY; the others as the float64
-// factor.
+// The (I − H)_vv blocks of a fold are formed for a chunk of alphas by one GEMM and factored in
+// float64, and kept for every batch: well-conditioned ones as a float32 factor (primal) or, in the
+// kernel form, folded with the residual's projection into one matrix P = (I − H)_vv⁻¹ Q_v
+// diag(α/(λ+α)), so that a fold's held-out residuals are e_v = P · QᵀY, every alpha's P of a fold
+// stacked into one GEMM; the others as the float64 factor.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -39,17 +39,18 @@ class Exact final : public Route {
   Footprint footprint() const override {
     const double n = static_cast<double>(pb_.n()), p = static_cast<double>(pb_.p()), A = pb_.n_alphas();
     const double r = primal_ ? p : n, nv = static_cast<double>(pb_.folds.max_size());
+    const double ac = chunk();
     // Per (alpha, fold): a float32 factor (nv²) in the primal form, the projection P (nv × n) in the kernel form.
     double factors = 0;
     for (int v = 0; v < pb_.folds.k; ++v) factors += 4.0 * A * static_cast<double>(pb_.folds.size(v)) * (primal_ ? pb_.folds.size(v) : n);
     Footprint f;
-    // The Gram (during setup), Q, N (primal), the factors; transients: the eigensolver, one block
-    // S_v and its float64 factor, the kernel's (A⁻¹Q_vᵀ).
+    // The Gram (during setup), Q, N (primal), the factors; transients: the eigensolver, or an alpha
+    // chunk's scaled rows (ac·nv × r), its (I − H)_vv blocks and inverses, and one float64 block.
     f.fixed = 4 * r * r + (primal_ ? 4 * n * p : 0) + factors +
-              std::max(4 * r * r + eig_transient_bytes(ctx_, primal_ ? pb_.p() : pb_.n()), 4 * nv * r + 12 * nv * nv + 4 * nv * n);
-    // Per target: Z, its shrunk copy, the full residual (primal) or one fold's (kernel), and a
-    // float64 copy of one fold's residuals.
-    f.per_target = 4 * (2 * r + (primal_ ? n : nv)) + 8 * nv;
+              std::max(4 * r * r + eig_transient_bytes(ctx_, primal_ ? pb_.p() : pb_.n()), 4 * ac * nv * r + 8 * ac * nv * nv + 8 * nv * nv);
+    // Per target: Z, its shrunk copy, the full residual (primal) or an alpha chunk of one fold's
+    // (kernel), and a float64 copy of one fold's residuals.
+    f.per_target = 4 * (2 * r + (primal_ ? n : ac * nv)) + 8 * nv;
     return f;
   }
 
@@ -72,73 +73,100 @@ class Exact final : public Route {
     }
   }
 
-  // The (I − H)_vv factors of every alpha and fold.
+  // The (I − H)_vv factors of every alpha and fold. Per fold and chunk of alphas, one GEMM forms
+  // every alpha's block (H_vv = L_v diag(w_α) L_vᵀ with L_v = N_v, w = 1/(λ+α) in the primal form,
+  // L_v = Q_v, w = α/(λ+α) in the kernel form) and, in the kernel form, one GEMM every alpha's
+  // projection: the fold's projections are stacked (A·n_v × n) so that score() runs them as one GEMM.
   void begin_candidate(int, bool) override {
     const i64 n = pb_.n(), r = eig_.q.rows;
-    const int A = pb_.n_alphas(), k = pb_.folds.k;
+    const int A = pb_.n_alphas(), k = pb_.folds.k, ac = chunk();
     const double inv_n = pb_.fit_intercept ? 1.0 / static_cast<double>(n) : 0.0;
     factors_.clear();
     factors_.resize(Z(A * k));
-    Scratch<float> sv_s, av_s;
-    for (int a = 0; a < A; ++a) {
-      BufferPtr alpha = ctx_.upload({pb_.alphas[Z(a)]});
-      // The kernel form's residual weights α/(λ+α), one per eigenvector, for the projections.
-      BufferPtr wres;
+    stacks_.clear();
+    stacks_.resize(Z(k));
+    all_projected_.assign(Z(k), 0);
+    BufferPtr alphas = ctx_.upload(pb_.alphas);
+    // The kernel form's residual weights α/(λ+α) per alpha, one per eigenvector, for the projections.
+    BufferPtr wres;
+    if (!primal_) {
+      const std::vector<double> lam = ctx_.download(eig_.lam);
+      std::vector<double> w(Z(A) * lam.size());
+      for (int a = 0; a < A; ++a)
+        for (std::size_t q = 0; q < lam.size(); ++q) w[Z(a) * lam.size() + q] = pb_.alphas[Z(a)] / (lam[q] + pb_.alphas[Z(a)]);
+      wres = ctx_.upload(w);
+    }
+    Scratch<float> l_s, h_s, inv_s;
+    for (int v = 0; v < k; ++v) {
+      const i64 s = pb_.folds.start[Z(v)], nv = pb_.folds.size(v);
+      const ViewF qv = eig_.q.col_range(s, nv);  // kernel: Q_vᵀ (r × n_v)
       if (!primal_) {
-        std::vector<double> lam = ctx_.download(eig_.lam), w(lam.size());
-        for (std::size_t q = 0; q < lam.size(); ++q) w[q] = pb_.alphas[Z(a)] / (lam[q] + pb_.alphas[Z(a)]);
-        wres = ctx_.upload(w);
+        stacks_[Z(v)] = be_.alloc(DType::F32, Z(A * nv * n));
+        all_projected_[Z(v)] = 1;
       }
-      for (int v = 0; v < k; ++v) {
+      for (int a0 = 0; a0 < A; a0 += ac) {
         ctx_.checkpoint();
-        const i64 s = pb_.folds.start[Z(v)], nv = pb_.folds.size(v);
-        const ViewF av = av_s.get(be_, nv, nv);
+        const int na = std::min(ac, A - a0);
+        const ViewF h = h_s.get(be_, na * nv, nv);
         if (primal_) {
-          const ViewF sv = sv_s.get(be_, nv, r);
-          be_.shrink(nmat_.row_range(s, nv), eig_.lam, vec<double>(*alpha, 1), Shrink::SqrtInverse, Axis::Cols, sv);
-          be_.syrk(false, 1.0f, sv, 0.0f, av);
+          // [N_v diag(w_α)]_α (na·n_v × p) · N_vᵀ
+          const ViewF l = l_s.get(be_, na * nv, r), nvr = nmat_.row_range(s, nv);
+          be_.shrink(nvr, eig_.lam, vec<double>(*alphas, na, a0), Shrink::Inverse, Axis::Cols, l);
+          be_.gemm(false, true, 1.0f, l, nvr, 0.0f, h);
         } else {
-          const ViewF sv = sv_s.get(be_, r, nv);
-          be_.shrink(eig_.q.col_range(s, nv), eig_.lam, vec<double>(*alpha, 1), Shrink::SqrtComplement, Axis::Rows, sv);
-          be_.syrk(true, 1.0f, sv, 0.0f, av);
+          // [diag(w_α) Q_vᵀ]_α side by side (r × na·n_v), transposed, · Q_vᵀ
+          const ViewF l = l_s.get(be_, r, na * nv);
+          for (int a = 0; a < na; ++a)
+            be_.shrink(qv, eig_.lam, vec<double>(*alphas, 1, a0 + a), Shrink::Complement, Axis::Rows, l.col_range(a * nv, nv));
+          be_.gemm(true, false, 1.0f, l, qv, 0.0f, h);
         }
-        ctx_.count_flops(static_cast<double>(nv) * nv * r);
-        BufferPtr ad = be_.alloc(DType::F64, Z(nv * nv));
-        const ViewD adv = view<double>(*ad, nv, nv);
-        if (primal_) be_.convert(av, adv, -1.0, -inv_n, 1.0);  // I − SSᵀ − 11ᵀ/n
-        else be_.convert(av, adv, 1.0, -inv_n, 0.0);          // SᵀS − 11ᵀ/n
-        if (!be_.cholesky(adv))
-          throw Error(ErrorCode::NumericalFailure,
-                      "exact CV: (I − H) for fold " + std::to_string(v) + " at alpha " + std::to_string(pb_.alphas[Z(a)]) +
-                          " is not positive definite (the alpha is too small for this data); use cvMethod 'per-fold' or larger alphas");
-        // cond(A) ≈ (max/min of the factor's diagonal)²; float32 solves keep ~1e-3 relative
-        // accuracy up to 1e4.
-        const std::vector<double> d = ctx_.download(ViewD{adv.buf, adv.offset, nv, 1, nv + 1});
-        const auto mm = std::minmax_element(d.begin(), d.end());
-        const double ratio = *mm.second / *mm.first;
-        Factor& f = factors_[Z(a * k + v)];
-        if (ratio * ratio > 1e4) {
-          f.kind = Factor::F64Factor;
-          f.buf = std::move(ad);
-        } else if (primal_) {
-          f.kind = Factor::F32Factor;
-          f.buf = be_.alloc(DType::F32, Z(nv * nv));
-          be_.convert(adv, view<float>(*f.buf, nv, nv));
-        } else {
-          // P = A⁻¹ Q_v diag(α/(λ+α)): Q_v is rows s.. of Q, i.e. columns s.. of q.
-          be_.cholesky_inverse(adv);
-          BufferPtr inv = be_.alloc(DType::F32, Z(nv * nv));
-          be_.convert(adv, view<float>(*inv, nv, nv));
-          ad.reset();
-          f.kind = Factor::Projection;
-          f.buf = be_.alloc(DType::F32, Z(nv * n));
-          const ViewF pv = view<float>(*f.buf, nv, n);
-          be_.gemm(false, true, 1.0f, view<float>(*inv, nv, nv), eig_.q.col_range(s, nv), 0.0f, pv);
-          be_.scale_rows_cols(pv, ViewD{}, vec<double>(*wres, n));
-          ctx_.count_flops(2.0 * nv * nv * n);
+        // (the flops of the symmetric products this replaces: half of the GEMM's)
+        ctx_.count_flops(static_cast<double>(na) * nv * nv * r);
+        const ViewF inv = primal_ ? ViewF{} : inv_s.get(be_, na * nv, nv);
+        for (int a = a0; a < a0 + na; ++a) {
+          const ViewF av = h.row_range((a - a0) * nv, nv);
+          BufferPtr ad = be_.alloc(DType::F64, Z(nv * nv));
+          const ViewD adv = view<double>(*ad, nv, nv);
+          if (primal_) be_.convert(av, adv, -1.0, -inv_n, 1.0);  // I − H_vv − 11ᵀ/n
+          else be_.convert(av, adv, 1.0, -inv_n, 0.0);          // (I − H_c)_vv − 11ᵀ/n = Q_v diag(α/(λ+α)) Q_vᵀ − 11ᵀ/n
+          if (!be_.cholesky(adv))
+            throw Error(ErrorCode::NumericalFailure,
+                        "exact CV: (I − H) for fold " + std::to_string(v) + " at alpha " + std::to_string(pb_.alphas[Z(a)]) +
+                            " is not positive definite (the alpha is too small for this data); use cvMethod 'per-fold' or larger alphas");
+          // cond(A) ≈ (max/min of the factor's diagonal)²; float32 solves keep ~1e-3 relative
+          // accuracy up to 1e4.
+          const std::vector<double> d = ctx_.download(ViewD{adv.buf, adv.offset, nv, 1, nv + 1});
+          const auto mm = std::minmax_element(d.begin(), d.end());
+          const double ratio = *mm.second / *mm.first;
+          Factor& f = factors_[Z(a * k + v)];
+          const ViewF inv_a = primal_ ? ViewF{} : inv.row_range((a - a0) * nv, nv);
+          if (ratio * ratio > 1e4) {
+            f.kind = Factor::F64Factor;
+            f.buf = std::move(ad);
+            if (!primal_) {
+              be_.fill(inv_a, 0.0f);  // (its rows of the stack are unused)
+              all_projected_[Z(v)] = 0;
+            }
+          } else if (primal_) {
+            f.kind = Factor::F32Factor;
+            f.buf = be_.alloc(DType::F32, Z(nv * nv));
+            be_.convert(adv, view<float>(*f.buf, nv, nv));
+          } else {
+            be_.cholesky_inverse(adv);
+            be_.convert(adv, inv_a);
+            f.kind = Factor::Projection;
+          }
+        }
+        if (!primal_) {
+          // P = A⁻¹ Q_v diag(α/(λ+α)) for the chunk's alphas: rows a·n_v.. of the fold's stack.
+          const ViewF pv = view<float>(*stacks_[Z(v)], na * nv, n, a0 * nv * n);
+          be_.gemm(false, true, 1.0f, inv, qv, 0.0f, pv);
+          for (int a = 0; a < na; ++a)
+            be_.scale_rows_cols(pv.row_range(a * nv, nv), ViewD{}, vec<double>(*wres, n, (a0 + a) * n));
+          ctx_.count_flops(2.0 * na * nv * nv * n);
         }
       }
-      ctx_.sub_progress(0.1 + 0.9 * (a + 1.0) / A, "leverage");
+      ctx_.sub_progress(0.1 + 0.9 * (v + 1.0) / k, "leverage");
     }
   }
 
@@ -152,15 +180,37 @@ class Exact final : public Route {
     if (primal_) be_.gemm(true, false, 1.0f, nmat_, batch.y, 0.0f, z_view_);
     else be_.gemm(false, false, 1.0f, eig_.q, batch.y, 0.0f, z_view_);
     ctx_.count_flops(2.0 * n * r * tb);
+    z_key_ = batch.y_buf.get();
+    // Kernel folds whose every alpha has its projection: e_v for a chunk of alphas in one GEMM,
+    // [P_α]_α · QᵀY, scored at once.
+    if (!primal_) {
+      const int ac = chunk();
+      for (int v = 0; v < k; ++v) {
+        if (!all_projected_[Z(v)]) continue;
+        const i64 s = pb_.folds.start[Z(v)], nv = pb_.folds.size(v);
+        for (int a0 = 0; a0 < A; a0 += ac) {
+          ctx_.checkpoint();
+          const int na = std::min(ac, A - a0);
+          const ViewF e = rv_.get(be_, na * nv, tb);
+          be_.gemm(false, false, 1.0f, view<float>(*stacks_[Z(v)], na * nv, n, a0 * nv * n), z_view_, 0.0f, e);
+          ctx_.count_flops(2.0 * na * nv * n * tb);
+          be_.score(e, na, batch.y.row_range(s, nv), ViewD{}, true, pb_.score, batch.sum.row_range(v, 1), batch.sst.row_range(v, 1),
+                    1.0 / k, acc.row_range(a0, na));
+        }
+      }
+    }
     const ViewF zs = zs_.get(be_, r, tb);
     const ViewF res = primal_ ? res_.get(be_, n, tb) : ViewF{};
     for (int a = 0; a < A; ++a) {
+      bool any = primal_;
+      for (int v = 0; v < k; ++v) any = any || !all_projected_[Z(v)];
+      if (!any) break;
       ctx_.checkpoint();
       BufferPtr alpha = ctx_.upload({pb_.alphas[Z(a)]});
       // Residual of the full fit: primal Y − N D Z with D = 1/(λ+α); kernel Q diag(α/(λ+α)) QᵀY (the
       // projections P already carry it: only blocks kept as a float64 factor need it here).
       bool need_zs = primal_;
-      for (int v = 0; v < k; ++v) need_zs = need_zs || factors_[Z(a * k + v)].kind != Factor::Projection;
+      for (int v = 0; v < k; ++v) need_zs = need_zs || factors_[Z(a * k + v)].kind == Factor::F64Factor;
       if (need_zs)
         be_.shrink(z_view_, eig_.lam, vec<double>(*alpha, 1), primal_ ? Shrink::Inverse : Shrink::Complement, Axis::Rows, zs);
       if (primal_) {
@@ -169,12 +219,13 @@ class Exact final : public Route {
         ctx_.count_flops(2.0 * n * r * tb);
       }
       for (int v = 0; v < k; ++v) {
+        if (!primal_ && all_projected_[Z(v)]) continue;
         const i64 s = pb_.folds.start[Z(v)], nv = pb_.folds.size(v);
         const Factor& f = factors_[Z(a * k + v)];
         const ViewF rv = primal_ ? res.row_range(s, nv) : rv_.get(be_, nv, tb);
         if (f.kind == Factor::Projection) {
           // e_v = P · QᵀY
-          be_.gemm(false, false, 1.0f, view<float>(*f.buf, nv, n), z_view_, 0.0f, rv);
+          be_.gemm(false, false, 1.0f, view<float>(*stacks_[Z(v)], nv, n, a * nv * n), z_view_, 0.0f, rv);
           ctx_.count_flops(2.0 * nv * n * tb);
         } else {
           if (!primal_) {
@@ -196,7 +247,6 @@ class Exact final : public Route {
                   1.0 / k, acc.row_range(a, 1));
       }
     }
-    z_key_ = batch.y_buf.get();
   }
 
   void refit(const Batch& batch, const ViewD& alphas, const ViewF& out) override {
@@ -220,7 +270,10 @@ class Exact final : public Route {
     z_key_ = nullptr;
   }
 
-  void end_candidate() override { factors_.clear(); }
+  void end_candidate() override {
+    factors_.clear();
+    stacks_.clear();
+  }
 
  private:
   Context& ctx_;
@@ -230,7 +283,11 @@ class Exact final : public Route {
   Context::Eig eig_;
   BufferPtr n_buf_;
   ViewF nmat_;
+  // Alphas per chunk of the stacked products (a quarter of the budget for an alpha chunk of one fold).
+  int chunk() const { return alpha_chunk(ctx_, pb_.folds.max_size(), primal_ ? pb_.p() : pb_.n()); }
   std::vector<Factor> factors_;
+  std::vector<BufferPtr> stacks_;     // kernel: per fold, every alpha's projection P (A·n_v × n)
+  std::vector<char> all_projected_;   // kernel: the fold's every alpha has its projection
   Scratch<float> z_, zs_, res_, rv_;
   Scratch<double> rd_;
   ViewF z_view_;

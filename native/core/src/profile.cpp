@@ -1,0 +1,68 @@
+#include "brainlatent/profile.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
+#include <vector>
+
+namespace brainlatent::profile {
+
+namespace {
+struct Total {
+  const char* name;
+  double seconds = 0, flops = 0;
+  long calls = 0;
+};
+std::mutex g_mu;
+std::vector<Total> g_totals;
+}  // namespace
+
+bool enabled() {
+  static const bool on = [] {
+    const char* e = std::getenv("BRAINLATENT_PROFILE");
+    return e && *e && std::string(e) != "0";
+  }();
+  return on;
+}
+
+bool each_call() {
+  static const bool on = [] {
+    const char* e = std::getenv("BRAINLATENT_PROFILE");
+    return e && std::string(e) == "2";
+  }();
+  return on;
+}
+
+void add(const char* name, double seconds, double flops) {
+  std::lock_guard<std::mutex> lock(g_mu);
+  auto it = std::find_if(g_totals.begin(), g_totals.end(), [&](const Total& t) { return t.name == name; });
+  if (it == g_totals.end()) {
+    g_totals.push_back(Total{name});
+    it = g_totals.end() - 1;
+  }
+  it->seconds += seconds;
+  it->flops += flops;
+  ++it->calls;
+}
+
+std::string report_and_reset() {
+  std::vector<Total> t;
+  {
+    std::lock_guard<std::mutex> lock(g_mu);
+    t.swap(g_totals);
+  }
+  std::sort(t.begin(), t.end(), [](const Total& a, const Total& b) { return a.seconds > b.seconds; });
+  std::string out;
+  char line[160];
+  for (const Total& x : t) {
+    if (x.flops > 0)
+      std::snprintf(line, sizeof line, "%-28s %8.3f s %7ld calls %8.1f GFLOP/s\n", x.name, x.seconds, x.calls, x.flops / 1e9 / x.seconds);
+    else
+      std::snprintf(line, sizeof line, "%-28s %8.3f s %7ld calls\n", x.name, x.seconds, x.calls);
+    out += line;
+  }
+  return out;
+}
+
+}  // namespace brainlatent::profile

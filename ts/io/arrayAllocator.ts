@@ -1,0 +1,22 @@
+/**
+ * Where the readers put large arrays. A fresh ArrayBuffer is filled one 4 KiB page fault at a time, and on virtual
+ * machines those faults cost more than reading the file (~4 ms per MiB measured on the bench machine, ten times the
+ * read itself); the native engine, when it is loaded, installs an allocator backed by huge pages
+ * (`installEngineArrayAllocator` in ts/native/binding.ts). Without it, plain ArrayBuffers: the readers work the same.
+ */
+export type ArrayAllocator = (bytes: number) => ArrayBuffer;
+
+/** Arrays below this size gain nothing from huge pages (2 MiB each). */
+const LARGE_BYTES = 2 << 20;
+
+let large: ArrayAllocator | undefined;
+
+/** Installs (or with undefined, removes) the allocator of large arrays. */
+export function setLargeArrayAllocator(allocator: ArrayAllocator | undefined): void {
+  large = allocator;
+}
+
+/** A zero-filled ArrayBuffer of `bytes`, from the large-array allocator when one is installed and it pays. */
+export function allocateArrayBuffer(bytes: number): ArrayBuffer {
+  return large && bytes >= LARGE_BYTES ? large(bytes) : new ArrayBuffer(bytes);
+}
