@@ -84,10 +84,18 @@ export async function runRidgeBench(opts: RidgeBenchOptions = {}): Promise<unkno
           { maxBuffer: 1 << 26, env: { ...process.env, NO_COLOR: '1' } },
         ).toString();
         const whole = (performance.now() - t0) / 1000;
-        const m = /fitted in ([\d.]+) (ms|s)/.exec(out);
-        const fit = m ? Number(m[1]) / (m[2] === 'ms' ? 1000 : 1) : NaN;
-        log(`  brainlatent ridge fit (the whole command): ${whole.toFixed(2)} s, of which the fit ${fit.toFixed(2)} s and ${(whole - fit).toFixed(2)} s outside it (start-up, reading, writing)`);
-        row.cli = { seconds: whole, fitSeconds: fit, outsideSeconds: whole - fit };
+        const secondsOf = (re: RegExp): number => {
+          const m = re.exec(out);
+          return m ? Number(m[1]) / (m[2] === 'ms' ? 1000 : 1) : NaN;
+        };
+        const fit = secondsOf(/fitted in ([\d.]+) (ms|s)/), read = secondsOf(/inputs read in ([\d.]+) (ms|s)/);
+        const write = secondsOf(/model written to .* in ([\d.]+) (ms|s)/);
+        const outside = whole - fit, startup = outside - read - write;
+        log(
+          `  brainlatent ridge fit (the whole command): ${whole.toFixed(2)} s = the fit ${fit.toFixed(2)} s + outside the fit ${outside.toFixed(2)} s ` +
+            `(start-up and module loading ${startup.toFixed(2)} s, reading X and Y ${read.toFixed(2)} s, writing the model ${write.toFixed(2)} s)`,
+        );
+        row.cli = { seconds: whole, fitSeconds: fit, outsideSeconds: outside, startupSeconds: startup, readSeconds: read, writeSeconds: write };
       }
       if (opts.numpy !== false) {
         const np = JSON.parse(

@@ -79,12 +79,14 @@ safetensors.numpy.load_file(path).`,
       const folds = int(flags.folds, '--folds', 2);
       const memoryBudget = flags.memory === undefined ? undefined : gibibytes(flags.memory, '--memory');
       if (threads !== undefined) setThreads(threads);
+      const tRead = performance.now();
       useEngineArrayAllocator();
       const [x, y] = await Promise.all([readMatrixNpy(flags.x, 'X'), readMatrixNpy(flags.y, 'Y')]);
       for (const [m, name, path] of [[x, 'X', flags.x], [y, 'Y', flags.y]] as const) {
         if (m.sourceDtype === 'float64') console.log(`note: ${name} (${path}) is float64; converted to float32, the engine's precision`);
       }
       const groups = flags.groups ? await readIntVectorNpy(flags.groups, 'groups') : undefined;
+      const readSecs = (performance.now() - tRead) / 1000;
       const alphas = parseAlphas(flags.alphas);
       console.log(`X ${x.rows}×${x.cols}, Y ${y.rows}×${y.cols}; ${alphas.length} alphas, ${flags.folds} folds${groups ? ' (grouped)' : ''}`);
       const bar = progressBar('ridge fit');
@@ -104,7 +106,9 @@ safetensors.numpy.load_file(path).`,
       }).fit(x, y, { onProgress: (p) => bar.update(p.fraction, p.stage) });
       const secs = (performance.now() - t0) / 1000;
       bar.done();
+      const tWrite = performance.now();
       await model.save(flags.out);
+      const writeSecs = (performance.now() - tWrite) / 1000;
       const info = model.info;
       console.log(`chosen alphas (targets per alpha):\n${alphaHistogram(alphas, model.bestAlphas)}`);
       console.log(`mean CV ${flags.score} at the chosen alphas: ${mean(model.bestScores).toFixed(4)}`);
@@ -126,7 +130,7 @@ safetensors.numpy.load_file(path).`,
         const edge = alphaEdgeWarning(info.edgeLow, info.edgeHigh);
         if (edge) console.log(`warning: ${edge}`);
       }
-      console.log(`fitted in ${seconds(secs)}; model written to ${flags.out}`);
+      console.log(`fitted in ${seconds(secs)}; inputs read in ${seconds(readSecs)}; model written to ${flags.out} in ${seconds(writeSecs)}`);
     });
 
   ridge

@@ -419,10 +419,24 @@ class CpuBackend final : public Backend {
     need_vec(alpha, src.cols, "shrink_targets", "alphas");
     need_shape(dst, src.rows, src.cols, "shrink_targets", "destination");
     const i64 ls = vstep(lam), as = vstep(alpha);
+    // The alphas once, contiguous; the weight's kind chosen outside the loops (they vectorise).
+    std::vector<double> al(static_cast<std::size_t>(src.cols));
+    for (i64 j = 0; j < src.cols; ++j) al[static_cast<std::size_t>(j)] = alpha.ptr()[j * as];
+    const double* ap = al.data();
     rows_of(dst, [&](i64 k, float* d) {
       const float* s = src.ptr() + k * src.ld;
       const double l = lam.ptr()[k * ls];
-      for (i64 j = 0; j < src.cols; ++j) d[j] = static_cast<float>(s[j] * shrink_weight(kind, l, alpha.ptr()[j * as]));
+      const i64 m = src.cols;
+      switch (kind) {
+        case Shrink::Inverse:
+          for (i64 j = 0; j < m; ++j) d[j] = static_cast<float>(s[j] / (l + ap[j]));
+          break;
+        case Shrink::Complement:
+          for (i64 j = 0; j < m; ++j) d[j] = static_cast<float>(s[j] * ap[j] / (l + ap[j]));
+          break;
+        default:
+          for (i64 j = 0; j < m; ++j) d[j] = static_cast<float>(s[j] * shrink_weight(kind, l, ap[j]));
+      }
     });
   }
 
