@@ -5,8 +5,8 @@ import { buildDemoWorld, type DemoWorld } from '../../ts/demo/world.js';
 import type { BatchManifest } from '../../ts/batch/manifest.js';
 import type { ReconstructConfigInput } from '../../ts/pipeline/config.js';
 
-export async function batchWorld(dir: string): Promise<DemoWorld> {
-  return buildDemoWorld({ out: join(dir, 'world'), subjects: [1, 2, 3, 4], sessions: 4, trialsPerSession: 60, testImages: 8, distractors: 50, imageSize: 64 });
+export async function batchWorld(dir: string, subjects = [1, 2, 3, 4]): Promise<DemoWorld> {
+  return buildDemoWorld({ out: join(dir, 'world'), subjects, sessions: 4, trialsPerSession: 60, testImages: 8, distractors: 50, imageSize: 64 });
 }
 
 /** The reconstruct template: tiny settings, one ONNX Runtime thread (the workers run side by side). */

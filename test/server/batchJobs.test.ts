@@ -13,7 +13,7 @@ let s: TestServer;
 let world: DemoWorld;
 beforeAll(async () => {
   s = await startTestServer();
-  world = await batchWorld(s.root);
+  world = await batchWorld(s.root, [1, 2, 3]); // the subjects these tests use
   symlinkSync('/etc', join(s.root, 'escape-subj01'));
 }, 600_000);
 afterAll(async () => s?.stop());
@@ -25,7 +25,8 @@ const single = (subject: number, out: string) => {
   return { ...c, nsd: { ...c.nsd, root: rel(c.nsd.root) }, model: { ...c.model, dir: rel(c.model.dir) } };
 };
 
-describe('jobs on the batch layer', () => {
+// whole pipelines in job processes: minutes on a loaded 2-core machine (the CI's), seconds on a quiet one
+describe('jobs on the batch layer', { timeout: 600_000 }, () => {
   it('runs a reconstruct config as a batch of one: every stage in order over SSE, the metrics, the report in its own folder', async () => {
     const r = await s.call('POST', '/v1/jobs', { kind: 'reconstruct', config: single(1, 'runs/s1') });
     expect(r.status, r.text).toBe(202);

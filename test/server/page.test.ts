@@ -50,6 +50,8 @@ describe.skipIf(!chromiumPath)('the web page', () => {
     await page.waitForFunction(() => document.getElementById('health')?.textContent === 'service ok');
     const body = JSON.parse(await page.locator('#body').inputValue());
     expect(body).toMatchObject({ kind: 'demo' });
+    // the ready example, made as small as a demo world may be (the same stages, in a fraction of the time)
+    await page.locator('#body').fill(JSON.stringify({ ...body, sessions: 4, testImages: 4, steps: 4 }, null, 2));
     await page.locator('#submit').click();
     await page.locator('#submitted').filter({ hasText: 'submitted demo-' }).waitFor();
     await page.locator('#jobs tr td.state.done').waitFor({ timeout: 540_000 });
@@ -66,7 +68,7 @@ describe.skipIf(!chromiumPath)('the web page', () => {
     await page.locator('#detail-body .gallery img').first().waitFor();
     await page.waitForFunction(() => [...document.querySelectorAll('#detail-body .gallery img')].every((i) => (i as HTMLImageElement).complete));
     const widths = await page.$$eval('#detail-body .gallery img', (imgs) => imgs.map((i) => (i as HTMLImageElement).naturalWidth));
-    expect(widths.length).toBeGreaterThanOrEqual(8 * 3);
+    expect(widths.length).toBeGreaterThanOrEqual(4 * 3);
     expect(widths.every((w) => w > 0)).toBe(true);
     await page.screenshot({ path: artifactPath('serve-page.png'), fullPage: true });
 

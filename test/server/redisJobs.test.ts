@@ -22,7 +22,7 @@ describe.skipIf(!redisAvailable)('jobs through Redis (serve --redis)', () => {
     redis = await startRedis();
     // the service gives the queue no job process of its own: only the worker below works
     s = await startTestServer({ redis: redis.url, jobs: { workers: 0 } });
-    world = await batchWorld(s.root);
+    world = await batchWorld(s.root, [1, 2]); // the two subjects these tests use
   }, 600_000);
   afterAll(async () => {
     await s?.stop();

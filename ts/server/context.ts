@@ -51,6 +51,12 @@ export interface BrainlatentPluginOptions {
   page?: boolean;
   /** Include prom-client's default process metrics (default true). */
   defaultMetrics?: boolean;
+  /**
+   * Sampling interval of the event-loop lag metrics (nodejs_eventloop_lag_*), in ms (default 10, prom-client's).
+   * Each sample is the time between two timer ticks, so it includes this interval, and a stall shorter than it can
+   * go unseen: 1 resolves short stalls for 1,000 wake-ups a second.
+   */
+  eventLoopResolutionMs?: number;
 }
 
 export interface ServiceContext {
@@ -100,7 +106,7 @@ export function createContext(o: BrainlatentPluginOptions): ServiceContext {
       jobCounts: () => runner.board.counts(),
       pools: () => [predictQueue, img2imgQueue].map((q) => ({ name: q.name, active: q.active, queued: q.queued })),
     },
-    { defaultMetrics: o.defaultMetrics },
+    { defaultMetrics: o.defaultMetrics, eventLoopResolutionMs: o.eventLoopResolutionMs },
   );
   predictQueue.onBatch = (rows) => metrics!.predictBatchRows.observe(rows);
   runner.board.onStageTime = (kind, stage, seconds) => metrics!.stageSeconds.observe({ kind, stage }, seconds);

@@ -27,10 +27,10 @@ export class ServiceMetrics {
   readonly modelOutputErrors: client.Counter<'model' | 'output'>;
   readonly http: client.Histogram<'method' | 'route' | 'code'>;
 
-  constructor(sources: MetricSources, options: { defaultMetrics?: boolean; prefix?: string } = {}) {
+  constructor(sources: MetricSources, options: { defaultMetrics?: boolean; prefix?: string; eventLoopResolutionMs?: number } = {}) {
     const p = options.prefix ?? 'brainlatent_';
     const registers = [this.registry];
-    if (options.defaultMetrics !== false) client.collectDefaultMetrics({ register: this.registry });
+    if (options.defaultMetrics !== false) client.collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: options.eventLoopResolutionMs ?? 10 });
     new client.Gauge({
       name: `${p}job_queue_depth`,
       help: 'Jobs submitted and not yet started',

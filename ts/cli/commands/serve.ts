@@ -13,6 +13,7 @@ interface ServeFlags {
   workers: string;
   predictThreads?: string;
   shutdownDeadline: string;
+  eventLoopResolution: string;
 }
 
 function int(text: string, what: string, min: number): number {
@@ -34,6 +35,7 @@ export function registerServeCommand(program: Command): void {
     .option('--workers <n>', 'with --redis: job processes this service gives the shared queue while its jobs run (0: only `brainlatent worker` processes work)', '1')
     .option('--predict-threads <n>', 'threads for ridge predict (default: half the cores)')
     .option('--shutdown-deadline <s>', 'on SIGTERM, seconds running jobs may take to finish before they are cancelled', '30')
+    .option('--event-loop-resolution <ms>', 'sampling interval of the nodejs_eventloop_lag_* metrics; each sample includes it (1: sees stalls of a few ms)', '10')
     .addHelpText(
       'after',
       `
@@ -66,6 +68,7 @@ Examples:
         redis: flags.redis,
         predict: flags.predictThreads ? { concurrency: int(flags.predictThreads, '--predict-threads', 1) } : undefined,
         shutdownDeadlineMs: deadline * 1000,
+        eventLoopResolutionMs: int(flags.eventLoopResolution, '--event-loop-resolution', 1),
       });
       const jobsOn = flags.redis ? `, jobs through ${shownRedisUrl(flags.redis)}` : '';
       console.log(`brainlatent serve: listening on ${server.url}/ (root ${flags.root}${token ? ', token required' : ', loopback only, no token'}${jobsOn})`);
