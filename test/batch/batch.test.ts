@@ -110,7 +110,30 @@ describe('the batch manifest', () => {
     expect(ids.filter((i) => i.startsWith('ids.third.recon.img2img.'))).toHaveLength(2);
     expect(ids).toContain('ids.third.betas');
   });
+  it('plans one shared job per z or c recipe that two or more analyses have, and none for a recipe of one', async () => {
+    const m = batchManifest(world, 'sh', join(dir, 'sh'), [1]);
+    const recon = m.analyses[0];
+    const config = recon.config as Record<string, unknown>;
+    m.analyses = [
+      recon,
+      { ...recon, name: 'strength', config: { ...config, img2img: { ...(config.img2img as object), strength: 0.5 } } },
+      { ...recon, name: 'sampled', config: { ...config, features: { ...(config.features as object), zMode: 'sample' } } },
+    ];
+    const nodes = planNodes(await planBatch(resolveManifest(m)));
+    const users = (n: (typeof nodes)[number]) => (n.work.kind === 'sharedFeatures' ? n.work.consumers.map((c) => c.config.out.split('/').pop()) : []);
+    // c: the three alike; z: the posterior mean of two (the sampled z is nobody else's: computed by its own stage)
+    expect(nodes.filter((n) => n.work.kind === 'sharedFeatures').map((n) => [n.stage, users(n)])).toEqual([
+      ['features.z', ['recon', 'strength']],
+      ['features.c', ['recon', 'strength', 'sampled']],
+    ]);
+    const sampled = nodes.find((n) => n.id === 'sh.subj01.sampled.features')!;
+    expect(sampled.work.kind).toBe('featuresLink');
+    expect(sampled.deps).toEqual(['sh.subj01.sampled.extract', nodes.find((n) => n.stage === 'features.c')!.id]);
+    // a manifest of one analysis has no shared job
+    expect(planNodes(await planBatch(resolveManifest(batchManifest(world, 'one', join(dir, 'one'), [1])))).some((n) => /\.shared\./.test(n.id))).toBe(false);
+  });
 });
+
 
 describe('batch run, the local default', () => {
   let report: BatchReport;
