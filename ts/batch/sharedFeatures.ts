@@ -42,7 +42,7 @@ export type FeatureConsumer = { kind: 'reconstruct'; config: ReconstructConfig }
 /** The stage of a consumer that the shared features replace. */
 export const consumerStage = (c: FeatureConsumer) => (c.kind === 'reconstruct' ? 'features' : 'embed');
 
-/** The z and c recipes of an analysis (an encoding analysis needs them only when it has an embed stage: `hasEmbed`). */
+/** The z and c recipes of an analysis (an encoding analysis uses them only when it has an embed stage). */
 export function consumerRecipes(c: FeatureConsumer): { z: FeatureRecipe; c: FeatureRecipe } {
   if (c.kind === 'reconstruct') {
     const k = c.config;
