@@ -1,31 +1,21 @@
 /** `ridge fit` inputs (issue #11): int64 groups, float64 X/Y with a note, a missing file named in one line. */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { Command } from 'commander';
-import { describe, expect, it, vi } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 
 import { registerRidgeCommand } from '../../ts/cli/commands/ridge.js';
 import { MissingFileError } from '../../ts/errors.js';
 import { writeNpy } from '../../ts/io/npy.js';
 import { planted } from '../helpers/random.js';
+import { runCommands } from '../helpers/cli.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'bl-cli-inputs-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 const f = (name: string) => join(tmp, name);
 
-async function run(...args: string[]): Promise<string> {
-  const program = new Command().exitOverride();
-  registerRidgeCommand(program);
-  const lines: string[] = [];
-  const log = vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void lines.push(a.join(' ')));
-  try {
-    await program.parseAsync(['node', 'brainlatent', ...args]);
-  } finally {
-    log.mockRestore();
-  }
-  return lines.join('\n');
-}
+const run = (...args: string[]): Promise<string> => runCommands([registerRidgeCommand], args);
 
 /** numpy's np.save of an int64 vector, byte for byte. */
 function int64Npy(values: number[]): Buffer {

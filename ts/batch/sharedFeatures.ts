@@ -151,33 +151,52 @@ async function readEntry(dir: string, key: string): Promise<FeatureEntry | null>
 
 type Progress = (fraction: number, message?: string) => void;
 
+/** The one model a computation needs, on the runtime its recipe names (part of the key). */
+function loadOptions(rt: FeatureRecipe['runtime'], component: 'vae_encoder' | 'text_encoder') {
+  return { components: [component], provider: rt.provider, ortLibrary: rt.ortLibrary ?? undefined, intraOpThreads: rt.threads || undefined, memory: rt.memory === 'lean' ? ('lean' as const) : undefined };
+}
+
+/** The rows of `ids`, `batch` images per model call, into one table (rows in the order of `ids`). */
+async function rowsInChunks(
+  ids: Int32Array,
+  batch: number,
+  part: 'z' | 'c',
+  progress: Progress,
+  signal: AbortSignal | undefined,
+  call: (chunk: number[]) => Promise<{ data: Float32Array; shape: number[] }>,
+): Promise<{ data: Float32Array; shape: number[] }> {
+  let data: Float32Array | null = null;
+  let shape: number[] = [];
+  for (let i0 = 0; i0 < ids.length; i0 += batch) {
+    if (signal?.aborted) throw new CancelledError('shared features: cancelled');
+    const chunk = Array.from(ids.subarray(i0, i0 + batch));
+    const out = await call(chunk);
+    shape = out.shape.slice(1);
+    const per = out.data.length / chunk.length;
+    data ??= new Float32Array(ids.length * per);
+    data.set(out.data, i0 * per);
+    progress((i0 + chunk.length) / ids.length, `${part}: ${i0 + chunk.length}/${ids.length} images`);
+  }
+  return { data: data ?? new Float32Array(0), shape };
+}
+
 /** Rows of z (the reconstruction's features stage, call for call: one VAE call per `batch` images). */
 async function computeZ(r: Extract<FeatureRecipe, { part: 'z' }>, ids: Int32Array, progress: Progress, signal?: AbortSignal) {
   const { Diffusion } = await import('../sd/Diffusion.js');
   const { NsdStimuli } = await import('../nsd/stimuli.js');
-  const sd = await Diffusion.load(r.model, { components: ['vae_encoder'], provider: r.runtime.provider, ortLibrary: r.runtime.ortLibrary ?? undefined, intraOpThreads: r.runtime.threads || undefined, memory: r.runtime.memory === 'lean' ? 'lean' : undefined });
+  const sd = await Diffusion.load(r.model, loadOptions(r.runtime, 'vae_encoder'));
   const stimuli = await NsdStimuli.open(r.root);
   const px = r.size * r.size * 3;
-  let data: Float32Array | null = null;
-  let shape: number[] = [];
   try {
-    for (let i0 = 0; i0 < ids.length; i0 += r.batch) {
-      if (signal?.aborted) throw new CancelledError('shared features: cancelled');
-      const part = Array.from(ids.subarray(i0, i0 + r.batch));
+    return await rowsInChunks(ids, r.batch, 'z', progress, signal, (part) => {
       const rgb = new Uint8Array(part.length * px);
       part.forEach((id, k) => rgb.set(stimuli.image(id, r.size).data, k * px));
-      const z = await sd.encodeImages({ data: rgb, count: part.length, height: r.size, width: r.size }, r.mode === 'sample' ? { mode: 'sample', seeds: part.map((id) => r.seed! + id) } : { mode: 'mean' });
-      shape = z.shape.slice(1);
-      const per = z.data.length / part.length;
-      data ??= new Float32Array(ids.length * per);
-      data.set(z.data, i0 * per);
-      progress((i0 + part.length) / ids.length, `z: ${i0 + part.length}/${ids.length} images`);
-    }
+      return sd.encodeImages({ data: rgb, count: part.length, height: r.size, width: r.size }, r.mode === 'sample' ? { mode: 'sample', seeds: part.map((id) => r.seed! + id) } : { mode: 'mean' });
+    });
   } finally {
     stimuli.close();
     sd.dispose();
   }
-  return { data: data ?? new Float32Array(0), shape };
 }
 
 /** Rows of c: the text encoder over one call's captions, averaged per image (encode's own function; the reconstruction's stage does the same sums). */
@@ -189,24 +208,12 @@ async function computeC(r: Extract<FeatureRecipe, { part: 'c' }>, ids: Int32Arra
   const source = { image: (): never => { throw new InvalidArgumentError('shared c: no images'); }, captions: (id: number) => captions.get(id) };
   const noCaption = Array.from(ids).filter((id) => captions.get(id).length === 0);
   if (noCaption.length) throw new ShapeError(`${noCaption.length} image(s) have no captions in ${captions.source} (73k ids ${noCaption.slice(0, 10).join(', ')}); c cannot be computed`);
-  const sd = await Diffusion.load(r.model, { components: ['text_encoder'], provider: r.runtime.provider, ortLibrary: r.runtime.ortLibrary ?? undefined, intraOpThreads: r.runtime.threads || undefined, memory: r.runtime.memory === 'lean' ? 'lean' : undefined });
-  let data: Float32Array | null = null;
-  let shape: number[] = [];
+  const sd = await Diffusion.load(r.model, loadOptions(r.runtime, 'text_encoder'));
   try {
-    for (let i0 = 0; i0 < ids.length; i0 += r.batch) {
-      if (signal?.aborted) throw new CancelledError('shared features: cancelled');
-      const part = Array.from(ids.subarray(i0, i0 + r.batch));
-      const enc = await captionEmbedding(sd, part, source);
-      shape = enc.shape.slice(1);
-      const per = enc.data.length / part.length;
-      data ??= new Float32Array(ids.length * per);
-      data.set(enc.data, i0 * per);
-      progress((i0 + part.length) / ids.length, `c: ${i0 + part.length}/${ids.length} images`);
-    }
+    return await rowsInChunks(ids, r.batch, 'c', progress, signal, (part) => captionEmbedding(sd, part, source));
   } finally {
     sd.dispose();
   }
-  return { data: data ?? new Float32Array(0), shape };
 }
 
 /**

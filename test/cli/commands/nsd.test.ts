@@ -1,29 +1,17 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Command } from 'commander';
 import { PNG } from 'pngjs';
-import { afterAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { registerNsdCommand } from '../../../ts/cli/commands/nsd.js';
 import { registerSynthCommand } from '../../../ts/cli/commands/synth.js';
 import { readNpy } from '../../../ts/io/npy.js';
+import { runCommands } from '../../helpers/cli.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'bl-cli-nsd-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-async function run(...args: string[]): Promise<string> {
-  const program = new Command().exitOverride();
-  registerNsdCommand(program);
-  registerSynthCommand(program);
-  const lines: string[] = [];
-  const log = vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void lines.push(a.join(' ')));
-  try {
-    await program.parseAsync(['node', 'brainlatent', ...args]);
-  } finally {
-    log.mockRestore();
-  }
-  return lines.join('\n');
-}
+const run = (...args: string[]): Promise<string> => runCommands([registerNsdCommand, registerSynthCommand], args);
 
 describe('brainlatent synth nsd / nsd extract / nsd info / nsd image', () => {
   const root = join(tmp, 'nsd');

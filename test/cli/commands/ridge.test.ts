@@ -2,30 +2,19 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { Command } from 'commander';
-import { afterAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 
 import { registerRidgeCommand } from '../../../ts/cli/commands/ridge.js';
 import { readNpy, writeNpy } from '../../../ts/io/npy.js';
 import { RidgeModel } from '../../../ts/ridge/RidgeModel.js';
 import { planted } from '../../helpers/random.js';
+import { runCommands } from '../../helpers/cli.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'bl-cli-ridge-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 const f = (name: string) => join(tmp, name);
 
-async function run(...args: string[]): Promise<string> {
-  const program = new Command().exitOverride();
-  registerRidgeCommand(program);
-  const lines: string[] = [];
-  const log = vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void lines.push(a.join(' ')));
-  try {
-    await program.parseAsync(['node', 'brainlatent', ...args]);
-  } finally {
-    log.mockRestore();
-  }
-  return lines.join('\n');
-}
+const run = (...args: string[]): Promise<string> => runCommands([registerRidgeCommand], args);
 
 describe('brainlatent ridge fit / predict', () => {
   const { x, y } = planted(60, 8, 5, 21);
