@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 import { distModule } from '../helpers/dist.js';
+import { concurrencyLimit } from '../helpers/slots.js';
 
 const SCALE = Number(process.env.BRAINLATENT_FUZZ_SCALE ?? 1);
 const SEED = Number(process.env.BRAINLATENT_FUZZ_SEED ?? 20241130);
@@ -46,18 +47,7 @@ interface Summary {
 }
 
 // Two drivers at a time: CI has two cores.
-let running = 0;
-const queue: (() => void)[] = [];
-async function slot<T>(fn: () => Promise<T>): Promise<T> {
-  if (running >= 2) await new Promise<void>((r) => queue.push(r));
-  running++;
-  try {
-    return await fn();
-  } finally {
-    running--;
-    queue.shift()?.();
-  }
-}
+const slot = concurrencyLimit(2);
 
 function fuzz(target: string, runs: number): Promise<Summary> {
   const work = mkdtempSync(join(tmpdir(), `bl-fuzz-${target}-`));

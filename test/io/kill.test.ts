@@ -17,6 +17,7 @@ import { describe, expect, it } from 'vitest';
 import { isAtomicTemporary, recoverInterruptedDir, removeStaleTemporaries } from '../../ts/io/atomicWrite.js';
 import { Hdf5Reader } from '../../ts/io/hdf5.js';
 import { distModule } from '../helpers/dist.js';
+import { concurrencyLimit } from '../helpers/slots.js';
 
 const POINTS = Number(process.env.BRAINLATENT_KILL_POINTS ?? 4);
 const root = mkdtempSync(join(tmpdir(), 'bl-kill-'));
@@ -96,18 +97,7 @@ async function prepare(kind: string, path: string): Promise<{ a: string; b: stri
 }
 
 // Two writers at a time: CI has two cores.
-let running = 0;
-const queue: (() => void)[] = [];
-async function slot<T>(fn: () => Promise<T>): Promise<T> {
-  if (running >= 2) await new Promise<void>((r) => queue.push(r));
-  running++;
-  try {
-    return await fn();
-  } finally {
-    running--;
-    queue.shift()?.();
-  }
-}
+const slot = concurrencyLimit(2);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const KINDS = ['npy', 'safetensors', 'nifti', 'png', 'json', 'mat', 'hdf5', 'extraction', 'synth'] as const;
