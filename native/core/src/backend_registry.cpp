@@ -14,15 +14,30 @@
 namespace brainlatent {
 
 #ifdef BRAINLATENT_HAVE_CUDA
-// src/cuda/cuda_backend.cpp: the device found (or why none is usable) and the factory.
-BackendInfo cuda_backend_info();
-std::unique_ptr<Backend> make_cuda_backend();
+// src/cuda/cuda_backend.cpp: the device found (or why none is usable) and the factory; device −1
+// is BRAINLATENT_CUDA_DEVICE's (default 0).
+BackendInfo cuda_backend_info(int device);
+std::unique_ptr<Backend> make_cuda_backend(int device);
 #endif
+
+namespace {
+// "cuda" → −1 (the default device), "cuda:N" → N; anything else → −2.
+int cuda_device_of(const std::string& name) {
+  if (name == "cuda") return -1;
+  if (name.rfind("cuda:", 0) != 0 || name.size() == 5 || name.size() > 9) return -2;
+  int d = 0;
+  for (std::size_t i = 5; i < name.size(); ++i) {
+    if (name[i] < '0' || name[i] > '9') return -2;
+    d = d * 10 + (name[i] - '0');
+  }
+  return d;
+}
+}  // namespace
 
 std::vector<BackendInfo> list_backends() {
   std::vector<BackendInfo> out;
 #ifdef BRAINLATENT_HAVE_CUDA
-  out.push_back(cuda_backend_info());
+  out.push_back(cuda_backend_info(-1));
 #else
   out.push_back({"cuda", false, false, std::string("the engine was built without CUDA: ") + BRAINLATENT_CUDA_REASON});
 #endif
@@ -31,16 +46,23 @@ std::vector<BackendInfo> list_backends() {
 }
 
 std::unique_ptr<Backend> make_backend(const std::string& name) {
-  if (name != "auto" && name != "cpu" && name != "cuda")
-    throw Error(ErrorCode::InvalidArgument, "backend: expected 'auto', 'cpu' or 'cuda', got '" + name + "'");
+  const int device = cuda_device_of(name);
+  if (name != "auto" && name != "cpu" && device == -2)
+    throw Error(ErrorCode::InvalidArgument, "backend: expected 'auto', 'cpu', 'cuda' or 'cuda:N' (a device index), got '" + name + "'");
   if (name == "cpu") return make_cpu_backend();
-  const auto all = list_backends();
-  if (name == "cuda") {
-    const auto it = std::find_if(all.begin(), all.end(), [](const BackendInfo& b) { return b.name == "cuda"; });
-    if (!it->available) throw Error(ErrorCode::BackendUnavailable, "backend 'cuda' requested but " + it->detail);
-  }
 #ifdef BRAINLATENT_HAVE_CUDA
-  if (name == "cuda" || all.front().available) return make_cuda_backend();
+  if (name != "auto") {
+    const BackendInfo info = cuda_backend_info(device);
+    if (!info.available) throw Error(ErrorCode::BackendUnavailable, "backend '" + name + "' requested but " + info.detail);
+    return make_cuda_backend(device);
+  }
+  if (cuda_backend_info(-1).available) return make_cuda_backend(-1);
+#else
+  if (name != "auto") {
+    const auto all = list_backends();
+    const auto it = std::find_if(all.begin(), all.end(), [](const BackendInfo& b) { return b.name == "cuda"; });
+    throw Error(ErrorCode::BackendUnavailable, "backend '" + name + "' requested but " + it->detail);
+  }
 #endif
   return make_cpu_backend();
 }

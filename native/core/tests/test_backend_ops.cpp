@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <numeric>
 #include <string>
@@ -790,6 +791,106 @@ void test_sampler() {
   }
 }
 
+// ------------------------------------------------------------------ a device backend against the CPU
+// Every ridge route and banded ridge on this backend against the CPU backend on the same problem,
+// with the targets split into several batches (target_batch): coefficients, chosen alphas and CV
+// scores agree to float32 tolerance. Plus the device's failure modes: an allocation past the
+// device's memory and an unknown device index are reported as errors, and the backend still works.
+void test_against_cpu() {
+  const std::string name = g_be->name();
+  const i64 n = 257, p = 61, t = 301;
+  HMat x = random(n, p), w = random(p, t), y = matmul(x, w);
+  for (i64 i = 0; i < n; ++i)
+    for (i64 j = 0; j < t; ++j) y.at(i, j) += (0.2 + 3.0 * static_cast<double>(j) / t) * g_rng.normal();  // alphas spread
+  std::vector<float> xf(x.v.begin(), x.v.end()), yf(y.v.begin(), y.v.end());
+  const Vec alphas = {1e-2, 1e-1, 1, 10, 100, 1e3, 1e4, 1e5, 1e6};
+  auto compare = [&](const std::vector<float>& a, const std::vector<float>& b, double tol, const std::string& what) {
+    HMat ha{1, static_cast<i64>(a.size()), Vec(a.begin(), a.end())}, hb{1, static_cast<i64>(b.size()), Vec(b.begin(), b.end())};
+    expect_close(ha, hb, tol, what);
+  };
+  for (const std::string& route : ridge_route_names()) {
+    RidgeOptions o;
+    o.alphas = alphas;
+    const auto folds = contiguous_folds(n, 5);
+    o.folds.assign(folds.begin(), folds.end());
+    o.n_folds = 5;
+    o.solver = route;
+    o.target_batch = 97;  // four batches
+    o.backend = "cpu";
+    const RidgeResult ref = ridge_cv_fit({xf.data(), n, p}, {yf.data(), n, t}, o);
+    o.backend = name;
+    const RidgeResult got = ridge_cv_fit({xf.data(), n, p}, {yf.data(), n, t}, o);
+    ++g_cases;
+    CHECK(got.info.backend == name && got.info.n_batches == 4);
+    int same = 0;
+    for (i64 j = 0; j < t; ++j) same += got.best_alphas[static_cast<std::size_t>(j)] == ref.best_alphas[static_cast<std::size_t>(j)];
+    // A target whose two best alphas score within rounding may pick either: allow 1 %.
+    if (same < t - t / 100) {
+      std::fprintf(stderr, "%s route %s: %d of %lld chosen alphas equal the CPU's\n", name.c_str(), route.c_str(), same, (long long)t);
+      ++test::failures();
+    }
+    std::vector<float> gc(got.coef.begin(), got.coef.end()), rc(ref.coef.begin(), ref.coef.end());
+    compare(gc, rc, 1e-8, name + " vs cpu coef, route " + route);
+    compare(got.cv_scores, ref.cv_scores, 1e-10, name + " vs cpu cv scores, route " + route);
+    compare(got.best_scores, ref.best_scores, 1e-10, name + " vs cpu best scores, route " + route);
+  }
+  {
+    BandedRidgeOptions o;
+    o.band_sizes = {20, p - 20};
+    o.alphas = alphas;
+    o.gammas = {0.3, 0.7, 1.0, 0.0, 0.5, 0.5};
+    const auto folds = contiguous_folds(n, 5);
+    o.folds.assign(folds.begin(), folds.end());
+    o.n_folds = 5;
+    o.target_batch = 97;
+    o.backend = "cpu";
+    const BandedRidgeResult ref = banded_ridge_fit({xf.data(), n, p}, {yf.data(), n, t}, o);
+    o.backend = name;
+    const BandedRidgeResult got = banded_ridge_fit({xf.data(), n, p}, {yf.data(), n, t}, o);
+    std::vector<float> gc(got.coef.begin(), got.coef.end()), rc(ref.coef.begin(), ref.coef.end());
+    compare(gc, rc, 1e-8, name + " vs cpu banded coef");
+    compare(std::vector<float>(got.gamma_scores.begin(), got.gamma_scores.end()),
+            std::vector<float>(ref.gamma_scores.begin(), ref.gamma_scores.end()), 1e-10, name + " vs cpu banded scores");
+  }
+  // Out of device memory: a clean OutOfMemory, nothing counted, the backend still usable.
+  {
+    ++g_cases;
+    const MemoryStats before = g_be->memory_stats();
+    std::string msg;
+    bool oom = false;
+    try {
+      g_be->alloc(DType::F32, std::size_t(1) << 48);  // 1 PiB
+    } catch (const Error& e) {
+      oom = e.code() == ErrorCode::OutOfMemory;
+      msg = e.what();
+    }
+    if (!oom) {
+      std::fprintf(stderr, "a 1 PiB device allocation did not fail with OutOfMemory (%s)\n", msg.c_str());
+      ++test::failures();
+    }
+    CHECK(g_be->memory_stats().live == before.live);
+    HMat a = random(5, 3);
+    expect_close(download(upload<float>(a).v), a, 1e-12, name + " usable after an out-of-memory");
+  }
+  // A device index past the machine's devices, and a malformed one.
+  {
+    ++g_cases;
+    std::string msg;
+    bool unavailable = false;
+    try {
+      make_backend(name + ":97");
+    } catch (const Error& e) {
+      unavailable = e.code() == ErrorCode::BackendUnavailable;
+      msg = e.what();
+    }
+    if (!unavailable || msg.find("97") == std::string::npos) {
+      std::fprintf(stderr, "device 97: expected BackendUnavailable naming it, got '%s'\n", msg.c_str());
+      ++test::failures();
+    }
+    CHECK(test::throws([&] { make_backend(name + ":x"); }));
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -822,6 +923,7 @@ int main(int argc, char** argv) {
   test::run("memory accounting and limit", test_memory);
   test::run("every ridge engine route by name on this backend (RidgeCV and banded)", test_ridge_routes);
   test::run("sampler init and step (every step shape, noise, guidance)", test_sampler);
+  if (name != "cpu") test::run("ridge routes and banded ridge against the CPU backend; device failures", test_against_cpu);
   std::printf("%d cases compared\n", g_cases);
   return test::finish();
 }

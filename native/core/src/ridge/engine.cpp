@@ -30,7 +30,13 @@ std::string gib(double bytes) {
 }  // namespace
 
 // ------------------------------------------------------------------ context
-Context::Context(const Problem& problem, Backend& backend) : pb(problem), be(backend) {
+double budget_of(const Problem& pb, const Backend& be) {
+  if (pb.memory_budget) return static_cast<double>(pb.memory_budget);
+  if (be.host_visible()) return static_cast<double>(kDefaultMemoryBudget);
+  return std::max(static_cast<double>(kDefaultMemoryBudget), 0.85 * static_cast<double>(be.memory_available()));
+}
+
+Context::Context(const Problem& problem, Backend& backend) : pb(problem), be(backend), budget(budget_of(problem, backend)) {
   unresolved.assign(Z(pb.n_alphas()), 0);
   feature_weight.assign(Z(pb.p()), 1.0);
 }
@@ -331,8 +337,7 @@ EngineResult attempt(const Problem& pb, Backend& be, const RouteSpec& spec) {
   const double fixed = fp.fixed + 4.0 * static_cast<double>(n) * p + 8.0 * (2.0 * t) + 4.0 * t + (1 << 20);
   // The caller's budget is a hard bound; without one, the default sizes batches and grows to fit
   // the fixed footprint.
-  const double budget = pb.memory_budget ? static_cast<double>(pb.memory_budget)
-                                         : std::max(static_cast<double>(kDefaultMemoryBudget), fixed + per_target * std::min<double>(t, 64.0));
+  const double budget = pb.memory_budget ? ctx.budget : std::max(ctx.budget, fixed + per_target * std::min<double>(t, 64.0));
   if (fixed + per_target > budget)
     throw Error(ErrorCode::OutOfMemory,
                 std::string(pb.what) + ": the memory budget of " + gib(budget) + " is below this fit's fixed footprint of " +
@@ -620,7 +625,7 @@ EngineResult run(const Problem& pb, Backend& be, const std::string& route_name, 
       throw Error(ErrorCode::InvalidArgument, std::string("route: '") + chosen->name + "' cannot run band weights (banded ridge)");
   } else {
     // The cheapest allowed route by the flop model; exact routes only when their factors fit half the budget.
-    const double budget = static_cast<double>(pb.memory_budget ? pb.memory_budget : kDefaultMemoryBudget);
+    const double budget = budget_of(pb, be);
     double factor_bytes = 0;
     for (int v = 0; v < pb.folds.k; ++v) factor_bytes += 4.0 * pb.n_alphas() * static_cast<double>(pb.folds.size(v)) * pb.folds.size(v);
     double best = std::numeric_limits<double>::infinity();

@@ -69,6 +69,10 @@ struct Problem {
 };
 
 constexpr std::size_t kDefaultMemoryBudget = std::size_t(2) << 30;
+// The budget a fit runs under: the caller's, else kDefaultMemoryBudget on a host backend and most
+// of the device's free memory on a device backend (fewer, larger target batches: each batch
+// repeats the per-fold projections).
+double budget_of(const Problem& pb, const Backend& be);
 
 // Inputs: shapes, finiteness (first bad row and column), alphas, folds, bands and candidates.
 FoldLayout make_fold_layout(const std::vector<std::int32_t>& folds, int k, i64 n);
@@ -81,6 +85,7 @@ class Context {
   Context(const Problem& pb, Backend& be);
   const Problem& pb;
   Backend& be;
+  double budget = 0;  // budget_of(pb, be), fixed when the fit starts
 
   // X centred (with an intercept) and scaled (standardize), rows in fold order: n × p on the backend.
   BufferPtr x_buf;

@@ -42,7 +42,7 @@ inline double eig_transient_bytes(const Context& ctx, i64 r) {
 
 // Alphas scored per GEMM: [M·D_α1; M·D_α2; …] (ac·m × r floats) kept within a quarter of the budget.
 inline int alpha_chunk(const Context& ctx, i64 m, i64 r) {
-  const double budget = static_cast<double>(ctx.pb.memory_budget ? ctx.pb.memory_budget : kDefaultMemoryBudget);
+  const double budget = ctx.budget;
   const double per_alpha = 4.0 * static_cast<double>(m) * static_cast<double>(std::max<i64>(1, r));
   return static_cast<int>(std::max(1.0, std::min<double>(ctx.pb.n_alphas(), budget / 4 / per_alpha)));
 }

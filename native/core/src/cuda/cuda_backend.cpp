@@ -1,0 +1,687 @@
+// The CUDA backend: one device, one stream, cuBLAS for GEMM/SYRK/TRSM, cuSOLVER for the symmetric
+// eigendecomposition (syevd) and Cholesky, and the kernels of cuda_kernels.cu for the rest. Device
+// buffers come from the stream-ordered allocator (cudaMallocAsync on the device's default pool,
+// kept cached between a fit's batches); Host buffers are the caller's memory (wrap_host) or
+// pinned memory (alloc_host) for staging. Matrices are row-major views; cuBLAS is column-major, so
+// a row-major m×n matrix is passed as the column-major n×m matrix it is in memory and products are
+// computed transposed (Cᵀ = op(B)ᵀ·op(A)ᵀ), which costs nothing.
+//
+// TF32 is off (results must match the CPU backend to float32 rounding); BRAINLATENT_CUDA_TF32=1
+// allows cuBLAS to use TF32 tensor cores for float32 products. BRAINLATENT_CUDA_DEVICE (or the
+// backend name "cuda:N") picks the device.
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+#include <cusolverDn.h>
+
+#include <algorithm>
+#include <atomic>
+#include <climits>
+#include <cmath>
+#include <limits>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "brainlatent/backend.h"
+#include "brainlatent/parallel.h"
+#include "brainlatent/profile.h"
+#include "cuda_kernels.h"
+
+namespace brainlatent {
+namespace {
+
+using i64 = std::int64_t;
+
+std::string dims(i64 r, i64 c) { return std::to_string(r) + "×" + std::to_string(c); }
+
+[[noreturn]] void fail_cuda(cudaError_t e, const std::string& what) {
+  cudaGetLastError();  // clear a sticky-free error so the next call is not blamed for it
+  const ErrorCode code = e == cudaErrorMemoryAllocation ? ErrorCode::OutOfMemory : ErrorCode::BackendUnavailable;
+  throw Error(code, "CUDA " + what + ": " + cudaGetErrorString(e));
+}
+void ck(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) fail_cuda(e, what);
+}
+void ck(cublasStatus_t st, const char* what) {
+  if (st == CUBLAS_STATUS_SUCCESS) return;
+  const ErrorCode code = st == CUBLAS_STATUS_ALLOC_FAILED ? ErrorCode::OutOfMemory : ErrorCode::Internal;
+  throw Error(code, std::string("cuBLAS ") + what + " failed with status " + std::to_string(static_cast<int>(st)));
+}
+void ck(cusolverStatus_t st, const char* what) {
+  if (st == CUSOLVER_STATUS_SUCCESS) return;
+  const ErrorCode code = st == CUSOLVER_STATUS_ALLOC_FAILED ? ErrorCode::OutOfMemory : ErrorCode::Internal;
+  throw Error(code, std::string("cuSOLVER ") + what + " failed with status " + std::to_string(static_cast<int>(st)));
+}
+
+template <typename T>
+void need_shape(const View<T>& v, i64 rows, i64 cols, const char* op, const char* what) {
+  if (v.rows != rows || v.cols != cols)
+    throw Error(ErrorCode::ShapeMismatch, std::string(op) + ": " + what + " is " + dims(v.rows, v.cols) + ", expected " + dims(rows, cols));
+}
+template <typename T>
+void need_vec(const View<T>& v, i64 n, const char* op, const char* what) {
+  if (v.empty()) throw Error(ErrorCode::InvalidArgument, std::string(op) + ": " + what + " is missing");
+  if (v.size() != n || (v.rows != 1 && v.cols != 1 && n > 0))
+    throw Error(ErrorCode::ShapeMismatch, std::string(op) + ": " + what + " has " + std::to_string(v.size()) + " elements, expected " + std::to_string(n));
+}
+template <typename T>
+i64 vstep(const View<T>& v) {
+  return v.rows == 1 ? 1 : v.ld;
+}
+cuda::DVec dvec(const ViewD& v) { return v.empty() ? cuda::DVec{} : cuda::DVec{v.ptr(), vstep(v)}; }
+int ld_of(i64 ld) {
+  if (ld > INT_MAX) throw Error(ErrorCode::InvalidArgument, "matrix leading dimension too large for cuBLAS' 32-bit API");
+  return static_cast<int>(std::max<i64>(1, ld));
+}
+int dim_of(i64 n) {
+  if (n > INT_MAX) throw Error(ErrorCode::InvalidArgument, "matrix dimension too large for cuBLAS' 32-bit API");
+  return static_cast<int>(n);
+}
+
+int env_device() {
+  const char* e = std::getenv("BRAINLATENT_CUDA_DEVICE");
+  return e && *e ? std::atoi(e) : 0;
+}
+
+// The device's description, or why it cannot be used.
+bool probe(int device, std::string& detail) {
+  int count = 0;
+  const cudaError_t e = cudaGetDeviceCount(&count);
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    detail = std::string("no usable CUDA device: ") + cudaGetErrorString(e);
+    return false;
+  }
+  if (count == 0) {
+    detail = "no CUDA device on this machine";
+    return false;
+  }
+  if (device < 0 || device >= count) {
+    detail = "CUDA device " + std::to_string(device) + " requested but this machine has " + std::to_string(count) + " (0.." +
+             std::to_string(count - 1) + ")";
+    return false;
+  }
+  cudaDeviceProp p{};
+  if (cudaGetDeviceProperties(&p, device) != cudaSuccess) {
+    cudaGetLastError();
+    detail = "cannot read the properties of CUDA device " + std::to_string(device);
+    return false;
+  }
+  int runtime = 0, driver = 0;
+  cudaRuntimeGetVersion(&runtime);
+  cudaDriverGetVersion(&driver);
+  detail = "CUDA device " + std::to_string(device) + ": " + p.name + " (sm_" + std::to_string(p.major) + std::to_string(p.minor) + ", " +
+           std::to_string(p.totalGlobalMem >> 20) + " MiB), runtime " + std::to_string(runtime) + ", driver " + std::to_string(driver);
+  return true;
+}
+
+class CudaBackend final : public Backend {
+ public:
+  explicit CudaBackend(int device) : device_(device) {
+    std::string detail;
+    if (!probe(device, detail)) throw Error(ErrorCode::BackendUnavailable, "backend 'cuda': " + detail);
+    description_ = detail;
+    ck(cudaSetDevice(device_), "cudaSetDevice");
+    ck(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
+    // Keep freed blocks in the pool (a fit allocates and frees per batch).
+    cudaMemPool_t pool;
+    if (cudaDeviceGetDefaultMemPool(&pool, device_) == cudaSuccess) {
+      std::uint64_t keep = UINT64_MAX;
+      cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep);
+      pool_ = pool;
+    }
+    ck(cublasCreate(&blas_), "cublasCreate");
+    ck(cublasSetStream(blas_, stream_), "cublasSetStream");
+    const char* tf32 = std::getenv("BRAINLATENT_CUDA_TF32");
+    tf32_ = tf32 && std::strcmp(tf32, "1") == 0;
+    ck(cublasSetMathMode(blas_, tf32_ ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH), "cublasSetMathMode");
+    ck(cusolverDnCreate(&solver_), "cusolverDnCreate");
+    ck(cusolverDnSetStream(solver_, stream_), "cusolverDnSetStream");
+    ck(cudaMallocAsync(reinterpret_cast<void**>(&scratch_), 64, stream_), "cudaMallocAsync");
+    if (tf32_) description_ += ", TF32 allowed";
+  }
+  ~CudaBackend() override {
+    cudaSetDevice(device_);
+    cudaStreamSynchronize(stream_);
+    if (scratch_) cudaFreeAsync(scratch_, stream_);
+    cudaStreamSynchronize(stream_);
+    if (solver_) cusolverDnDestroy(solver_);
+    if (blas_) cublasDestroy(blas_);
+    if (stream_) cudaStreamDestroy(stream_);
+  }
+
+  std::string name() const override { return "cuda"; }
+  std::string description() const override { return description_; }
+  bool supports(Op op, DType dtype) const override {
+    switch (op) {
+      case Op::Gemm:
+      case Op::Eigh:
+      case Op::Cholesky:
+      case Op::CholeskySolve:
+      case Op::Fill: return dtype == DType::F32 || dtype == DType::F64;
+      case Op::Copy: return dtype == DType::F32 || dtype == DType::F64 || dtype == DType::I32;
+      case Op::CholeskyInverse: return dtype == DType::F64;
+      case Op::Convert: return dtype == DType::F32 || dtype == DType::F64;
+      case Op::SelectBest:
+      case Op::Improve: return dtype == DType::F64;
+      case Op::Count_: return false;
+      default: return dtype == DType::F32;
+    }
+  }
+
+  // ---- memory
+  BufferPtr alloc(DType dtype, std::size_t count) override {
+    const std::size_t bytes = count * dtype_size(dtype);
+    count_alloc(bytes, "allocating a device buffer");
+    void* p = nullptr;
+    if (bytes > 0) {
+      const cudaError_t e = cudaMallocAsync(&p, bytes, stream_);
+      if (e != cudaSuccess) {
+        cudaGetLastError();
+        count_free(bytes);
+        throw Error(e == cudaErrorMemoryAllocation ? ErrorCode::OutOfMemory : ErrorCode::BackendUnavailable,
+                    "allocating " + std::to_string(bytes) + " bytes on " + description_ + " failed (" + cudaGetErrorString(e) + "; " +
+                        std::to_string(memory_available() >> 20) + " MiB free)");
+      }
+    }
+    return std::make_unique<Buffer>(this, dtype, count, p, Residence::Device, [this, bytes](void* q) {
+      if (q) cudaFreeAsync(q, stream_);
+      count_free(bytes);
+    });
+  }
+  BufferPtr alloc_host(DType dtype, std::size_t count) override {
+    const std::size_t bytes = count * dtype_size(dtype);
+    void* p = nullptr;
+    if (bytes > 0) ck(cudaMallocHost(&p, bytes), "cudaMallocHost (pinned staging memory)");
+    return std::make_unique<Buffer>(this, dtype, count, p, Residence::Host, [this](void* q) {
+      if (!q) return;
+      cudaStreamSynchronize(stream_);  // a copy may still read it
+      cudaFreeHost(q);
+    });
+  }
+  BufferPtr wrap_host(void* data, DType dtype, std::size_t count) override {
+    return std::make_unique<Buffer>(this, dtype, count, data, Residence::Host, [this](void*) {
+      cudaStreamSynchronize(stream_);  // the caller may free or reuse its memory after this
+    });
+  }
+  bool host_visible() const override { return false; }
+  std::size_t memory_available() const override {
+    std::size_t free_b = 0, total = 0;
+    if (cudaMemGetInfo(&free_b, &total) != cudaSuccess) {
+      cudaGetLastError();
+      return 0;
+    }
+    if (pool_) {  // blocks the pool keeps for reuse are free for this backend
+      std::uint64_t reserved = 0, used = 0;
+      cudaMemPoolGetAttribute(pool_, cudaMemPoolAttrReservedMemCurrent, &reserved);
+      cudaMemPoolGetAttribute(pool_, cudaMemPoolAttrUsedMemCurrent, &used);
+      if (reserved > used) free_b += static_cast<std::size_t>(reserved - used);
+    }
+    return free_b;
+  }
+
+  template <typename T>
+  void copy_impl(const View<T>& src, const View<T>& dst) {
+    profile::Scope ps("op copy");
+    need_shape(dst, src.rows, src.cols, "copy", "destination");
+    if (src.size() == 0 || (src.ptr() == dst.ptr() && src.ld == dst.ld)) return;
+    const std::size_t w = static_cast<std::size_t>(src.cols) * sizeof(T);
+    if ((src.contiguous() && dst.contiguous()) || src.rows == 1) {
+      ck(cudaMemcpyAsync(dst.ptr(), src.ptr(), w * static_cast<std::size_t>(src.rows), cudaMemcpyDefault, stream_), "copy");
+    } else {
+      ck(cudaMemcpy2DAsync(dst.ptr(), static_cast<std::size_t>(dst.ld) * sizeof(T), src.ptr(), static_cast<std::size_t>(src.ld) * sizeof(T), w,
+                           static_cast<std::size_t>(src.rows), cudaMemcpyDefault, stream_),
+         "copy");
+    }
+    // A copy into host memory returns the data: wait for it.
+    if (dst.buf->residence() == Residence::Host) synchronize();
+  }
+  void copy(const ViewF& src, const ViewF& dst) override { copy_impl(src, dst); }
+  void copy(const ViewD& src, const ViewD& dst) override { copy_impl(src, dst); }
+  void copy(const ViewI& src, const ViewI& dst) override { copy_impl(src, dst); }
+  void synchronize() override { ck(cudaStreamSynchronize(stream_), "synchronize"); }
+
+  // ---- BLAS / LAPACK
+  void need_device(const void* buf_owner_check, Buffer* b, const char* op) const {
+    (void)buf_owner_check;
+    if (b && b->residence() != Residence::Device)
+      throw Error(ErrorCode::InvalidArgument, std::string(op) + ": the cuda backend operates on device buffers; copy() host data first");
+  }
+
+  template <typename T>
+  void gemm_impl(bool ta, bool tb, T alpha, const View<T>& a, const View<T>& b, T beta, const View<T>& c) {
+    const i64 m = ta ? a.cols : a.rows, k = ta ? a.rows : a.cols;
+    const i64 kb = tb ? b.cols : b.rows, n = tb ? b.rows : b.cols;
+    if (kb != k) throw Error(ErrorCode::ShapeMismatch, "gemm: op(A) is " + dims(m, k) + " but op(B) is " + dims(kb, n));
+    need_shape(c, m, n, "gemm", "C");
+    profile::Scope ps(sizeof(T) == 4 ? "op gemm f32" : "op gemm f64", 2.0 * double(m) * double(n) * double(k));
+    if (m == 0 || n == 0) return;
+    need_device(nullptr, a.buf, "gemm");
+    need_device(nullptr, b.buf, "gemm");
+    need_device(nullptr, c.buf, "gemm");
+    if (k == 0) {  // C = β·C
+      if (beta == T(0)) fill_impl(c, T(0));
+      else scale(c, beta);
+      return;
+    }
+    // Row-major C = op(A)·op(B) is column-major Cᵀ = op(B)ᵀ·op(A)ᵀ.
+    const cublasOperation_t opa = ta ? CUBLAS_OP_T : CUBLAS_OP_N, opb = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
+    if constexpr (sizeof(T) == 4)
+      ck(cublasSgemm(blas_, opb, opa, dim_of(n), dim_of(m), dim_of(k), &alpha, b.ptr(), ld_of(b.ld), a.ptr(), ld_of(a.ld), &beta, c.ptr(),
+                     ld_of(c.ld)),
+         "sgemm");
+    else
+      ck(cublasDgemm(blas_, opb, opa, dim_of(n), dim_of(m), dim_of(k), &alpha, b.ptr(), ld_of(b.ld), a.ptr(), ld_of(a.ld), &beta, c.ptr(),
+                     ld_of(c.ld)),
+         "dgemm");
+  }
+  void scale(const ViewF& c, float beta) { cuda::axpby(0.0f, c.ptr(), c.ld, beta, c.ptr(), c.ld, c.rows, c.cols, stream_); }
+  void scale(const ViewD& c, double beta) { cuda::scale_f64(c.ptr(), c.rows, c.cols, c.ld, beta, stream_); }
+  void gemm(bool ta, bool tb, float alpha, const ViewF& a, const ViewF& b, float beta, const ViewF& c) override {
+    gemm_impl(ta, tb, alpha, a, b, beta, c);
+  }
+  void gemm(bool ta, bool tb, double alpha, const ViewD& a, const ViewD& b, double beta, const ViewD& c) override {
+    gemm_impl(ta, tb, alpha, a, b, beta, c);
+  }
+
+  void syrk(bool trans, float alpha, const ViewF& a, float beta, const ViewF& c) override {
+    const i64 n = trans ? a.cols : a.rows, k = trans ? a.rows : a.cols;
+    need_shape(c, n, n, "syrk", "C");
+    profile::Scope ps("op syrk", double(n) * double(n) * double(k));
+    if (n == 0) return;
+    need_device(nullptr, a.buf, "syrk");
+    need_device(nullptr, c.buf, "syrk");
+    if (k == 0) {
+      if (beta == 0.0f) fill_impl(c, 0.0f);
+      else scale(c, beta);
+      return;
+    }
+    // a in memory is the column-major M = Aᵀ (cols × rows). AᵀA = M·Mᵀ (OP_N), A·Aᵀ = Mᵀ·M (OP_T).
+    // cuBLAS writes the column-major lower triangle = the row-major upper one; then mirrored.
+    ck(cublasSsyrk(blas_, CUBLAS_FILL_MODE_LOWER, trans ? CUBLAS_OP_N : CUBLAS_OP_T, dim_of(n), dim_of(k), &alpha, a.ptr(), ld_of(a.ld), &beta,
+                   c.ptr(), ld_of(c.ld)),
+       "ssyrk");
+    cuda::symmetrize_f32(c.ptr(), n, c.ld, stream_);
+  }
+
+  // A counted device workspace for one library call.
+  struct Workspace {
+    CudaBackend* be;
+    void* p = nullptr;
+    std::size_t bytes = 0;
+    Workspace(CudaBackend* b, std::size_t n, const char* what) : be(b), bytes(n) {
+      be->count_alloc(bytes, what);
+      if (bytes == 0) return;
+      const cudaError_t e = cudaMallocAsync(&p, bytes, be->stream_);
+      if (e != cudaSuccess) {
+        be->count_free(bytes);
+        fail_cuda(e, std::string(what) + " (" + std::to_string(bytes) + " bytes)");
+      }
+    }
+    ~Workspace() {
+      if (p) cudaFreeAsync(p, be->stream_);
+      be->count_free(bytes);
+    }
+  };
+
+  int read_info() {
+    int info = 0;
+    ck(cudaMemcpyAsync(&info, scratch_, sizeof(int), cudaMemcpyDeviceToHost, stream_), "reading a solver's status");
+    synchronize();
+    return info;
+  }
+
+  template <typename T>
+  void eigh_impl(const View<T>& a, const View<T>& w) {
+    const i64 n = a.rows;
+    need_shape(a, n, n, "eigh", "A");
+    need_vec(w, n, "eigh", "w");
+    if (n == 0) return;
+    if (!w.contiguous()) throw Error(ErrorCode::InvalidArgument, "eigh: w must be contiguous");
+    need_device(nullptr, a.buf, "eigh");
+    need_device(nullptr, w.buf, "eigh");
+    profile::Scope ps(sizeof(T) == 4 ? "op eigh f32" : "op eigh f64");
+    int lwork = 0;
+    // Symmetric input: its column-major reading is the same matrix, and the eigenvectors come back
+    // as columns of the column-major result, i.e. rows of the row-major one, as the seam defines.
+    if constexpr (sizeof(T) == 4)
+      ck(cusolverDnSsyevd_bufferSize(solver_, CUSOLVER_EIG_MODE_VECTOR, CUBLAS_FILL_MODE_LOWER, dim_of(n), a.ptr(), ld_of(a.ld), w.ptr(), &lwork),
+         "syevd workspace");
+    else
+      ck(cusolverDnDsyevd_bufferSize(solver_, CUSOLVER_EIG_MODE_VECTOR, CUBLAS_FILL_MODE_LOWER, dim_of(n), a.ptr(), ld_of(a.ld), w.ptr(), &lwork),
+         "syevd workspace");
+    Workspace ws(this, static_cast<std::size_t>(lwork) * sizeof(T), "eigendecomposition workspace");
+    if constexpr (sizeof(T) == 4)
+      ck(cusolverDnSsyevd(solver_, CUSOLVER_EIG_MODE_VECTOR, CUBLAS_FILL_MODE_LOWER, dim_of(n), a.ptr(), ld_of(a.ld), w.ptr(),
+                          static_cast<T*>(ws.p), lwork, scratch_),
+         "syevd");
+    else
+      ck(cusolverDnDsyevd(solver_, CUSOLVER_EIG_MODE_VECTOR, CUBLAS_FILL_MODE_LOWER, dim_of(n), a.ptr(), ld_of(a.ld), w.ptr(),
+                          static_cast<T*>(ws.p), lwork, scratch_),
+         "syevd");
+    const int info = read_info();
+    if (info != 0)
+      throw Error(ErrorCode::NumericalFailure, "symmetric eigendecomposition of " + dims(n, n) + " on the GPU did not converge (cuSOLVER info " +
+                                                   std::to_string(info) + ")");
+  }
+  void eigh(const ViewF& a, const ViewF& w) override { eigh_impl(a, w); }
+  void eigh(const ViewD& a, const ViewD& w) override { eigh_impl(a, w); }
+
+  // The factor: cuSOLVER's column-major lower Cholesky factor L (A = L·Lᵀ) in place.
+  template <typename T>
+  bool cholesky_impl(const View<T>& a) {
+    profile::Scope ps("op cholesky");
+    need_shape(a, a.rows, a.rows, "cholesky", "A");
+    const i64 n = a.rows;
+    if (n == 0) return true;
+    need_device(nullptr, a.buf, "cholesky");
+    int lwork = 0;
+    if constexpr (sizeof(T) == 4)
+      ck(cusolverDnSpotrf_bufferSize(solver_, CUBLAS_FILL_MODE_LOWER, dim_of(n), a.ptr(), ld_of(a.ld), &lwork), "potrf workspace");
+    else
+      ck(cusolverDnDpotrf_bufferSize(solver_, CUBLAS_FILL_MODE_LOWER, dim_of(n), a.ptr(), ld_of(a.ld), &lwork), "potrf workspace");
+    Workspace ws(this, static_cast<std::size_t>(lwork) * sizeof(T), "Cholesky workspace");
+    if constexpr (sizeof(T) == 4)
+      ck(cusolverDnSpotrf(solver_, CUBLAS_FILL_MODE_LOWER, dim_of(n), a.ptr(), ld_of(a.ld), static_cast<T*>(ws.p), lwork, scratch_), "potrf");
+    else
+      ck(cusolverDnDpotrf(solver_, CUBLAS_FILL_MODE_LOWER, dim_of(n), a.ptr(), ld_of(a.ld), static_cast<T*>(ws.p), lwork, scratch_), "potrf");
+    return read_info() == 0;
+  }
+  bool cholesky(const ViewF& a) override { return cholesky_impl(a); }
+  bool cholesky(const ViewD& a) override { return cholesky_impl(a); }
+
+  // A·X = B for row-major B (n × cols) = column-major Bᵀ: Xᵀ = Bᵀ·L⁻ᵀ·L⁻¹, two right-side solves.
+  template <typename T>
+  void cholesky_solve_impl(const View<T>& f, const View<T>& b) {
+    profile::Scope ps("op cholesky_solve");
+    need_shape(f, b.rows, b.rows, "cholesky_solve", "factor");
+    if (b.size() == 0) return;
+    need_device(nullptr, f.buf, "cholesky_solve");
+    need_device(nullptr, b.buf, "cholesky_solve");
+    const T one = 1;
+    const int m = dim_of(b.cols), n = dim_of(b.rows);
+    if constexpr (sizeof(T) == 4) {
+      ck(cublasStrsm(blas_, CUBLAS_SIDE_RIGHT, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_T, CUBLAS_DIAG_NON_UNIT, m, n, &one, f.ptr(), ld_of(f.ld),
+                     b.ptr(), ld_of(b.ld)),
+         "strsm");
+      ck(cublasStrsm(blas_, CUBLAS_SIDE_RIGHT, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_N, CUBLAS_DIAG_NON_UNIT, m, n, &one, f.ptr(), ld_of(f.ld),
+                     b.ptr(), ld_of(b.ld)),
+         "strsm");
+    } else {
+      ck(cublasDtrsm(blas_, CUBLAS_SIDE_RIGHT, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_T, CUBLAS_DIAG_NON_UNIT, m, n, &one, f.ptr(), ld_of(f.ld),
+                     b.ptr(), ld_of(b.ld)),
+         "dtrsm");
+      ck(cublasDtrsm(blas_, CUBLAS_SIDE_RIGHT, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_N, CUBLAS_DIAG_NON_UNIT, m, n, &one, f.ptr(), ld_of(f.ld),
+                     b.ptr(), ld_of(b.ld)),
+         "dtrsm");
+    }
+  }
+  void cholesky_solve(const ViewF& f, const ViewF& b) override { cholesky_solve_impl(f, b); }
+  void cholesky_solve(const ViewD& f, const ViewD& b) override { cholesky_solve_impl(f, b); }
+
+  void cholesky_inverse(const ViewD& a) override {
+    profile::Scope ps("op cholesky_inverse");
+    need_shape(a, a.rows, a.rows, "cholesky_inverse", "A");
+    const i64 n = a.rows;
+    if (n == 0) return;
+    need_device(nullptr, a.buf, "cholesky_inverse");
+    int lwork = 0;
+    ck(cusolverDnDpotri_bufferSize(solver_, CUBLAS_FILL_MODE_LOWER, dim_of(n), a.ptr(), ld_of(a.ld), &lwork), "potri workspace");
+    Workspace ws(this, static_cast<std::size_t>(lwork) * sizeof(double), "Cholesky inverse workspace");
+    ck(cusolverDnDpotri(solver_, CUBLAS_FILL_MODE_LOWER, dim_of(n), a.ptr(), ld_of(a.ld), static_cast<double*>(ws.p), lwork, scratch_), "potri");
+    const int info = read_info();
+    if (info != 0) throw Error(ErrorCode::NumericalFailure, "cholesky_inverse: singular matrix (info " + std::to_string(info) + ")");
+    cuda::symmetrize_f64(a.ptr(), n, a.ld, stream_);  // column-major lower = row-major upper → both
+  }
+
+  // ---- element-wise kernels
+  void fill_impl(const ViewF& a, float v) { cuda::fill_f32(a.ptr(), a.rows, a.cols, a.ld, v, stream_); }
+  void fill_impl(const ViewD& a, double v) { cuda::fill_f64(a.ptr(), a.rows, a.cols, a.ld, v, stream_); }
+  void fill(const ViewF& a, float value) override {
+    if (a.size() == 0) return;
+    need_device(nullptr, a.buf, "fill");
+    fill_impl(a, value);
+  }
+  void fill(const ViewD& a, double value) override {
+    if (a.size() == 0) return;
+    need_device(nullptr, a.buf, "fill");
+    fill_impl(a, value);
+  }
+  void convert(const ViewF& src, const ViewD& dst, double scale, double shift, double diag) override {
+    profile::Scope ps("op convert");
+    need_shape(dst, src.rows, src.cols, "convert", "destination");
+    if (src.size() == 0) return;
+    cuda::convert_f32_f64(src.ptr(), src.ld, dst.ptr(), dst.ld, src.rows, src.cols, scale, shift, diag, stream_);
+  }
+  void convert(const ViewD& src, const ViewF& dst, double scale, double shift, double diag) override {
+    profile::Scope ps("op convert");
+    need_shape(dst, src.rows, src.cols, "convert", "destination");
+    if (src.size() == 0) return;
+    cuda::convert_f64_f32(src.ptr(), src.ld, dst.ptr(), dst.ld, src.rows, src.cols, scale, shift, diag, stream_);
+  }
+  void axpby(float alpha, const ViewF& x, float beta, const ViewF& y) override {
+    profile::Scope ps("op elementwise");
+    need_shape(y, x.rows, x.cols, "axpby", "y");
+    if (y.size() == 0) return;
+    cuda::axpby(alpha, x.ptr(), x.ld, beta, y.ptr(), y.ld, y.rows, y.cols, stream_);
+  }
+  void scale_rows_cols(const ViewF& a, const ViewD& r, const ViewD& c) override {
+    profile::Scope ps("op elementwise");
+    if (!r.empty()) need_vec(r, a.rows, "scale_rows_cols", "row scale");
+    if (!c.empty()) need_vec(c, a.cols, "scale_rows_cols", "column scale");
+    if (a.size() == 0) return;
+    cuda::scale_rows_cols(a.ptr(), a.rows, a.cols, a.ld, dvec(r), dvec(c), stream_);
+  }
+  void add_outer(const ViewF& a, double alpha, const ViewD& u, const ViewD& v) override {
+    profile::Scope ps("op elementwise");
+    if (!u.empty()) need_vec(u, a.rows, "add_outer", "u");
+    if (!v.empty()) need_vec(v, a.cols, "add_outer", "v");
+    if (a.size() == 0) return;
+    cuda::add_outer(a.ptr(), a.rows, a.cols, a.ld, alpha, dvec(u), dvec(v), stream_);
+  }
+  void add_broadcast(const ViewF& a, const ViewD& r, const ViewD& c, double shift) override {
+    profile::Scope ps("op elementwise");
+    if (!r.empty()) need_vec(r, a.rows, "add_broadcast", "r");
+    if (!c.empty()) need_vec(c, a.cols, "add_broadcast", "c");
+    if (a.size() == 0) return;
+    cuda::add_broadcast(a.ptr(), a.rows, a.cols, a.ld, dvec(r), dvec(c), shift, stream_);
+  }
+  void row_sums(const ViewF& a, const ViewD& out, double scale) override {
+    need_vec(out, a.rows, "row_sums", "out");
+    if (a.rows == 0) return;
+    cuda::row_sums(a.size() == 0 ? nullptr : a.ptr(), a.rows, a.cols, a.ld, out.ptr(), vstep(out), scale, stream_);
+  }
+  void col_sums(const ViewF& a, const ViewD& out, double scale) override {
+    need_vec(out, a.cols, "col_sums", "out");
+    if (a.cols == 0) return;
+    cuda::col_sums(a.size() == 0 ? nullptr : a.ptr(), a.rows, a.cols, a.ld, out.ptr(), vstep(out), scale, stream_);
+  }
+
+  // ---- ridge kernels
+  void shrink(const ViewF& src, const ViewD& lam, const ViewD& alphas, Shrink kind, Axis axis, const ViewF& dst) override {
+    profile::Scope ps("op shrink");
+    const i64 r = axis == Axis::Cols ? src.cols : src.rows;
+    need_vec(lam, r, "shrink", "eigenvalues");
+    const i64 na = alphas.size();
+    need_shape(dst, na * src.rows, src.cols, "shrink", "destination");
+    if (na * r == 0) return;
+    Workspace w(this, static_cast<std::size_t>(na * r) * sizeof(double), "shrinkage weights");
+    cuda::shrink(src.ptr(), src.rows, src.cols, src.ld, dvec(lam), dvec(alphas), na, static_cast<int>(kind), axis == Axis::Cols,
+                 static_cast<double*>(w.p), dst.ptr(), dst.ld, stream_);
+  }
+  void shrink_targets(const ViewF& src, const ViewD& lam, const ViewD& alpha, Shrink kind, const ViewF& dst) override {
+    profile::Scope ps("op shrink_targets");
+    need_vec(lam, src.rows, "shrink_targets", "eigenvalues");
+    need_vec(alpha, src.cols, "shrink_targets", "alphas");
+    need_shape(dst, src.rows, src.cols, "shrink_targets", "destination");
+    if (src.size() == 0) return;
+    cuda::shrink_targets(src.ptr(), src.rows, src.cols, src.ld, dvec(lam), dvec(alpha), static_cast<int>(kind), dst.ptr(), dst.ld, stream_);
+  }
+  void fold_stats(const ViewF& y, const std::vector<i64>& start, const ViewD& level, const ViewD& sum, const ViewD& sst) override {
+    profile::Scope ps("op fold_stats");
+    const i64 k = static_cast<i64>(start.size()) - 1, t = y.cols;
+    if (k < 1 || start.front() != 0 || start.back() != y.rows)
+      throw Error(ErrorCode::InvalidArgument, "fold_stats: fold boundaries must run from 0 to the " + std::to_string(y.rows) + " rows");
+    need_vec(level, t, "fold_stats", "level");
+    need_shape(sum, k, t, "fold_stats", "sum");
+    need_shape(sst, k, t, "fold_stats", "sst");
+    for (i64 v = 0; v < k; ++v)
+      cuda::fold_stats(y.size() == 0 ? nullptr : y.ptr(), y.ld, start[static_cast<std::size_t>(v)], start[static_cast<std::size_t>(v) + 1], t,
+                       dvec(level), sum.ptr() + v * sum.ld, sst.ptr() + v * sst.ld, kConstantTargetRelVar, stream_);
+  }
+  void score(const ViewF& pred, i64 blocks, const ViewF& y, const ViewD& offset, bool residual, ScoreKind kind, const ViewD& sum,
+             const ViewD& sst, double weight, const ViewD& acc) override {
+    profile::Scope ps("op score");
+    const i64 m = y.rows, t = y.cols;
+    need_shape(pred, blocks * m, t, "score", "predictions");
+    need_vec(sum, t, "score", "fold sums");
+    need_vec(sst, t, "score", "fold SST");
+    need_shape(acc, blocks, t, "score", "accumulator");
+    if (!residual) need_vec(offset, t, "score", "offset");
+    for (i64 blk = 0; blk < blocks; ++blk)
+      cuda::score(m == 0 ? nullptr : pred.ptr() + blk * m * pred.ld, pred.ld, m == 0 ? nullptr : y.ptr(), y.ld, m, t,
+                  residual ? cuda::DVec{} : dvec(offset), residual, kind == ScoreKind::Pearson, dvec(sum), dvec(sst), weight,
+                  acc.ptr() + blk * acc.ld, stream_);
+  }
+  void select_best(const ViewD& scores, const std::vector<double>& alphas, const std::vector<char>& skip, const ViewI& best_index,
+                   const ViewD& best_score, const ViewD& best_alpha) override {
+    const i64 na = scores.rows, t = scores.cols;
+    if (static_cast<i64>(alphas.size()) != na || static_cast<i64>(skip.size()) != na)
+      throw Error(ErrorCode::ShapeMismatch, "select_best: " + std::to_string(na) + " score rows but " + std::to_string(alphas.size()) +
+                                                " alphas and " + std::to_string(skip.size()) + " skip flags");
+    need_vec(best_index, t, "select_best", "best index");
+    need_vec(best_score, t, "select_best", "best score");
+    need_vec(best_alpha, t, "select_best", "best alpha");
+    if (std::all_of(skip.begin(), skip.end(), [](char s) { return s != 0; }))
+      throw Error(ErrorCode::InvalidArgument, "select_best: every alpha is skipped");
+    if (t == 0) return;
+    // The grid (a few numbers) travels in one small workspace: alphas, then the skip flags.
+    Workspace w(this, static_cast<std::size_t>(na) * (sizeof(double) + 1), "alpha grid");
+    std::vector<unsigned char> host(static_cast<std::size_t>(na) * (sizeof(double) + 1));
+    std::memcpy(host.data(), alphas.data(), static_cast<std::size_t>(na) * sizeof(double));
+    for (i64 a = 0; a < na; ++a) host[static_cast<std::size_t>(na) * sizeof(double) + static_cast<std::size_t>(a)] = skip[static_cast<std::size_t>(a)] ? 1 : 0;
+    ck(cudaMemcpyAsync(w.p, host.data(), host.size(), cudaMemcpyHostToDevice, stream_), "uploading the alpha grid");
+    const double* da = static_cast<const double*>(w.p);
+    const auto* ds = reinterpret_cast<const std::uint8_t*>(da + na);
+    cuda::select_best(scores.ptr(), scores.ld, na, t, da, ds, best_index.ptr(), vstep(best_index), best_score.ptr(), vstep(best_score),
+                      best_alpha.ptr(), vstep(best_alpha), stream_);
+    synchronize();  // the host vector above goes out of scope
+  }
+  void improve(const ViewD& score, const ViewI& index, std::int32_t tag, const ViewD& best_score, const ViewI& best_index,
+               const ViewI& best_tag) override {
+    const i64 t = score.size();
+    need_vec(index, t, "improve", "index");
+    need_vec(best_score, t, "improve", "best score");
+    need_vec(best_index, t, "improve", "best index");
+    need_vec(best_tag, t, "improve", "best tag");
+    cuda::improve(score.ptr(), vstep(score), index.ptr(), vstep(index), tag, best_score.ptr(), vstep(best_score), best_index.ptr(),
+                  vstep(best_index), best_tag.ptr(), vstep(best_tag), t, stream_);
+  }
+  i64 first_nonfinite(const ViewF& a) override {
+    profile::Scope ps("op first_nonfinite");
+    if (a.size() == 0) return -1;
+    if (a.buf->residence() == Residence::Host) {  // a result already on the host (the refit's coefficients)
+      std::atomic<i64> bad{std::numeric_limits<i64>::max()};
+      parallel_for(0, a.rows, std::max<i64>(1, 16384 / std::max<i64>(1, a.cols)), [&](i64 b, i64 e) {
+        for (i64 i = b; i < e && i * a.cols < bad.load(); ++i)
+          for (i64 j = 0; j < a.cols; ++j)
+            if (!std::isfinite(a.ptr()[i * a.ld + j])) {
+              i64 cur = bad.load(), pos = i * a.cols + j;
+              while (pos < cur && !bad.compare_exchange_weak(cur, pos)) {
+              }
+              return;
+            }
+      });
+      return bad.load() == std::numeric_limits<i64>::max() ? -1 : bad.load();
+    }
+    const unsigned long long none = ULLONG_MAX;
+    unsigned long long* pos = reinterpret_cast<unsigned long long*>(scratch_) + 1;
+    ck(cudaMemcpyAsync(pos, &none, sizeof none, cudaMemcpyHostToDevice, stream_), "first_nonfinite");
+    cuda::first_nonfinite(a.ptr(), a.rows, a.cols, a.ld, pos, stream_);
+    unsigned long long got = 0;
+    ck(cudaMemcpyAsync(&got, pos, sizeof got, cudaMemcpyDeviceToHost, stream_), "first_nonfinite");
+    synchronize();
+    return got == ULLONG_MAX ? -1 : static_cast<i64>(got);
+  }
+
+  // ---- sampler kernels
+  static void check_rows(const ViewF& v, i64 rows, i64 n, const char* what) {
+    if (v.empty() || v.rows != rows || v.cols != n || !v.contiguous())
+      throw Error(ErrorCode::InvalidArgument, std::string(what) + ": expected a contiguous " + std::to_string(rows) + " × " +
+                                                  std::to_string(n) + " view, got " + std::to_string(v.rows) + " × " + std::to_string(v.cols) +
+                                                  (v.contiguous() ? "" : " (strided)"));
+  }
+  cuda::SamplerPtrs sampler_ptrs(const SamplerBatch& b) {
+    if (b.groups != 1 && b.groups != 2) throw Error(ErrorCode::InvalidArgument, "sampler: groups must be 1 or 2");
+    if (!b.keys.empty() && static_cast<i64>(b.keys.size()) != b.images)
+      throw Error(ErrorCode::InvalidArgument, "sampler: one noise key per image expected, got " + std::to_string(b.keys.size()));
+    cuda::SamplerPtrs p;
+    p.images = b.images;
+    p.n = b.per_image;
+    p.groups = b.groups;
+    check_rows(b.x, b.images, b.per_image, "sampler: x");
+    check_rows(b.unet_in, b.groups * b.images, b.per_image, "sampler: unet_in");
+    p.x = b.x.ptr();
+    p.unet_in = b.unet_in.ptr();
+    if (!b.eps.empty()) {
+      check_rows(b.eps, b.groups * b.images, b.per_image, "sampler: eps");
+      p.eps = b.eps.ptr();
+    }
+    for (int h = 0; h < kHistorySlots; ++h)
+      if (!b.history[h].empty()) {
+        check_rows(b.history[h], b.images, b.per_image, "sampler: history");
+        p.history[h] = b.history[h].ptr();
+      }
+    if (!b.step_noise.empty()) {
+      check_rows(b.step_noise, b.images, b.per_image, "sampler: step noise");
+      p.step_noise = b.step_noise.ptr();
+    }
+    p.keys = b.keys.empty() ? nullptr : b.keys.data();
+    return p;
+  }
+  void sampler_init(const SamplerBatch& b, const ViewF& z, const ViewF& noise, double a, double s, double first_in_scale) override {
+    const cuda::SamplerPtrs p = sampler_ptrs(b);
+    check_rows(z, b.images, b.per_image, "sampler_init: z");
+    if (!noise.empty()) check_rows(noise, b.images, b.per_image, "sampler_init: noise");
+    else if (static_cast<i64>(b.keys.size()) != b.images) throw Error(ErrorCode::InvalidArgument, "sampler_init: Philox noise needs one key per image");
+    cuda::sampler_init(p, z.ptr(), noise.empty() ? nullptr : noise.ptr(), a, s, first_in_scale, stream_);
+  }
+  void sampler_step(const CompiledStep& c, const SamplerBatch& b) override {
+    if (b.eps.empty()) throw Error(ErrorCode::InvalidArgument, "sampler_step: no eps (the U-Net's output)");
+    const cuda::SamplerPtrs p = sampler_ptrs(b);
+    for (int o = 0; o < c.outs; ++o)
+      if (c.out[o].dst != kRegX && !p.history[c.out[o].dst - kRegH0])
+        throw Error(ErrorCode::InvalidArgument, "fused step: the program writes history slot H" + std::to_string(c.out[o].dst - kRegH0) +
+                                                    " but the batch has no buffer for it");
+    for (int h = 0; h < kHistorySlots; ++h)
+      if ((c.inputs & (1u << (kInH0 + h))) && !p.history[h])
+        throw Error(ErrorCode::InvalidArgument, "fused step: the program reads history slot H" + std::to_string(h) + " but the batch has no buffer for it");
+    if ((c.inputs & (1u << kInEpsU)) && b.groups != 2) throw Error(ErrorCode::InvalidArgument, "fused step: compiled for guidance, run without");
+    if ((c.inputs & (1u << kInNoise)) && !p.step_noise && !p.keys) throw Error(ErrorCode::InvalidArgument, "fused step: noise keys missing");
+    cuda::sampler_step(c, p, stream_);
+  }
+
+ private:
+  int device_;
+  std::string description_;
+  cudaStream_t stream_ = nullptr;
+  cudaMemPool_t pool_ = nullptr;
+  cublasHandle_t blas_ = nullptr;
+  cusolverDnHandle_t solver_ = nullptr;
+  int* scratch_ = nullptr;  // solver status (int) and a 64-bit result slot
+  bool tf32_ = false;
+};
+
+}  // namespace
+
+// Registry hooks (backend_registry.cpp).
+BackendInfo cuda_backend_info(int device) {
+  BackendInfo info{"cuda", true, false, ""};
+  info.available = probe(device < 0 ? env_device() : device, info.detail);
+  return info;
+}
+std::unique_ptr<Backend> make_cuda_backend(int device) { return std::make_unique<CudaBackend>(device < 0 ? env_device() : device); }
+
+}  // namespace brainlatent
