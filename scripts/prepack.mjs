@@ -47,6 +47,10 @@ function prebuild() {
     console.log(`prepack: no prebuilt engine for ${process.platform}-${process.arch} (only linux-x64 with glibc is prebuilt); the package will build from source`);
     return;
   }
+  // The shipped engine is CPU-only (no CUDA runtime on a user's machine is assumed); a machine with
+  // the CUDA toolkit would otherwise configure the CUDA backend into the core the prebuilt links.
+  // (The cache keeps OFF: `BRAINLATENT_CUDA=AUTO npm run build` turns the backend back on.)
+  process.env.BRAINLATENT_CUDA = 'OFF';
   buildNative({ target: 'brainlatent_prebuilt' });
   const built = path.join(root, 'build', 'prebuilt', 'brainlatent.node');
   if (!existsSync(built)) fail(`${built} was not built (is libopenblas-pthread-dev installed? the CMake log says)`);

@@ -141,6 +141,8 @@ class CudaBackend final : public Backend {
     ck(cusolverDnSetStream(solver_, stream_), "cusolverDnSetStream");
     ck(cudaMallocAsync(reinterpret_cast<void**>(&scratch_), 64, stream_), "cudaMallocAsync");
     if (tf32_) description_ += ", TF32 allowed";
+    const char* poison = std::getenv("BRAINLATENT_CUDA_POISON");
+    poison_ = poison && std::strcmp(poison, "1") == 0;
   }
   ~CudaBackend() override {
     cudaSetDevice(device_);
@@ -185,6 +187,8 @@ class CudaBackend final : public Backend {
                     "allocating " + std::to_string(bytes) + " bytes on " + description_ + " failed (" + cudaGetErrorString(e) + "; " +
                         std::to_string(memory_available() >> 20) + " MiB free)");
       }
+      // Tests: new buffers full of NaN, so that an operation reading memory nobody wrote shows.
+      if (poison_) ck(cudaMemsetAsync(p, 0xFF, bytes, stream_), "poisoning a new buffer");
     }
     return std::make_unique<Buffer>(this, dtype, count, p, Residence::Device, [this, bytes](void* q) {
       if (q) cudaFreeAsync(q, stream_);
@@ -672,6 +676,7 @@ class CudaBackend final : public Backend {
   cusolverDnHandle_t solver_ = nullptr;
   int* scratch_ = nullptr;  // solver status (int) and a 64-bit result slot
   bool tf32_ = false;
+  bool poison_ = false;
 };
 
 }  // namespace
