@@ -11,6 +11,7 @@
 #include <cstring>
 #include <numeric>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "brainlatent/backend.h"
@@ -791,6 +792,45 @@ void test_sampler() {
   }
 }
 
+// ------------------------------------------------------------------ many problems at once
+// ridge_cv_fit_many: three independent problems (different shapes, one in several target batches)
+// two at a time on this backend give what each gives alone.
+void test_fit_many() {
+  const std::string name = g_be->name();
+  struct Data {
+    i64 n, p, t;
+    std::vector<float> x, y;
+  };
+  std::vector<Data> data;
+  for (auto [n, p, t] : {std::tuple<i64, i64, i64>{83, 29, 40}, {120, 150, 67}, {61, 13, 200}}) {
+    HMat x = random(n, p), w = random(p, t), y = matmul(x, w);
+    for (auto& v : y.v) v += 2.0 * g_rng.normal();
+    data.push_back({n, p, t, std::vector<float>(x.v.begin(), x.v.end()), std::vector<float>(y.v.begin(), y.v.end())});
+  }
+  std::vector<RidgeProblem> problems;
+  for (const Data& d : data) {
+    RidgeOptions o;
+    o.alphas = {0.1, 1, 10, 100, 1000};
+    const auto folds = contiguous_folds(d.n, 4);
+    o.folds.assign(folds.begin(), folds.end());
+    o.n_folds = 4;
+    o.backend = name;
+    o.target_batch = d.t == 200 ? 64 : 0;
+    problems.push_back({{d.x.data(), d.n, d.p}, {d.y.data(), d.n, d.t}, o});
+  }
+  const std::vector<RidgeResult> many = ridge_cv_fit_many(problems, 2);
+  ++g_cases;
+  CHECK(many.size() == problems.size());
+  for (std::size_t i = 0; i < problems.size(); ++i) {
+    const RidgeResult one = ridge_cv_fit(problems[i].x, problems[i].y, problems[i].options);
+    HMat a{1, static_cast<i64>(one.coef.size()), Vec(one.coef.begin(), one.coef.end())};
+    HMat b{1, static_cast<i64>(many[i].coef.size()), Vec(many[i].coef.begin(), many[i].coef.end())};
+    expect_close(b, a, 1e-10, name + " ridge_cv_fit_many coef, problem " + std::to_string(i));
+    CHECK(one.best_alphas == many[i].best_alphas);
+  }
+  CHECK(test::throws([&] { ridge_cv_fit_many(problems, 0); }));
+}
+
 // ------------------------------------------------------------------ a device backend against the CPU
 // Every ridge route and banded ridge on this backend against the CPU backend on the same problem,
 // with the targets split into several batches (target_batch): coefficients, chosen alphas and CV
@@ -923,6 +963,7 @@ int main(int argc, char** argv) {
   test::run("memory accounting and limit", test_memory);
   test::run("every ridge engine route by name on this backend (RidgeCV and banded)", test_ridge_routes);
   test::run("sampler init and step (every step shape, noise, guidance)", test_sampler);
+  test::run("many independent ridge problems at once (ridge_cv_fit_many)", test_fit_many);
   if (name != "cpu") test::run("ridge routes and banded ridge against the CPU backend; device failures", test_against_cpu);
   std::printf("%d cases compared\n", g_cases);
   return test::finish();

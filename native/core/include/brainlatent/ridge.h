@@ -80,6 +80,17 @@ struct RidgeResult {
 // Checks inputs (shapes, finiteness, alphas, folds) and fits. Throws brainlatent::Error.
 RidgeResult ridge_cv_fit(ConstMatF x, ConstMatF y, const RidgeOptions& options);
 
+// Many independent problems at once (subjects × regions × feature sets): up to `concurrency` fits
+// run at the same time, each on its own backend instance — on CUDA its own stream and library
+// handles, so one device overlaps their transfers, kernels and solver calls. A problem without its
+// own memory budget on a device backend gets an equal share of the device's free memory. Results
+// come back in input order; the first failure is rethrown once every running fit has stopped.
+struct RidgeProblem {
+  ConstMatF x, y;
+  RidgeOptions options;
+};
+std::vector<RidgeResult> ridge_cv_fit_many(const std::vector<RidgeProblem>& problems, int concurrency);
+
 // Contiguous K-fold assignment of n samples (scikit-learn KFold without shuffling).
 std::vector<std::int32_t> contiguous_folds(std::int64_t n, int k);
 // Folds from a group label per sample: whole groups go to one fold, groups assigned in order

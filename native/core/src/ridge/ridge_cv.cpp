@@ -1,7 +1,11 @@
 // RidgeCV: per-target alpha by K-fold CV, then a one-GEMM refit per target batch, on the ridge
 // engine (engine.h): one candidate of unit band weights, any route, any backend.
 #include <algorithm>
+#include <atomic>
+#include <exception>
 #include <limits>
+#include <mutex>
+#include <thread>
 
 #include "brainlatent/backend.h"
 #include "brainlatent/error.h"
@@ -82,6 +86,48 @@ RidgeResult ridge_cv_fit(ConstMatF x, ConstMatF y, const RidgeOptions& o) {
   i.edge_high = static_cast<double>(hi) / static_cast<double>(y.cols);
   if (o.progress) o.progress(1.0, "done");
   return r;
+}
+
+std::vector<RidgeResult> ridge_cv_fit_many(const std::vector<RidgeProblem>& problems, int concurrency) {
+  if (concurrency < 1) throw Error(ErrorCode::InvalidArgument, "ridge_cv_fit_many: concurrency must be at least 1");
+  const std::size_t n = problems.size();
+  std::vector<RidgeResult> out(n);
+  if (n == 0) return out;
+  const int workers = static_cast<int>(std::min<std::size_t>(n, static_cast<std::size_t>(concurrency)));
+  // Device budgets: an equal share of what the device has free now, per concurrent fit.
+  std::vector<std::size_t> budget(n, 0);
+  for (std::size_t i = 0; i < n; ++i) {
+    if (problems[i].options.memory_budget) continue;
+    std::unique_ptr<Backend> probe = make_backend(problems[i].options.backend);
+    if (!probe->host_visible()) budget[i] = static_cast<std::size_t>(0.85 * static_cast<double>(probe->memory_available()) / workers);
+  }
+  std::atomic<std::size_t> next{0};
+  std::mutex m;
+  std::exception_ptr first;
+  auto work = [&] {
+    for (;;) {
+      const std::size_t i = next.fetch_add(1);
+      if (i >= n) return;
+      {
+        std::lock_guard<std::mutex> lock(m);
+        if (first) return;
+      }
+      try {
+        RidgeOptions o = problems[i].options;
+        if (budget[i]) o.memory_budget = budget[i];
+        out[i] = ridge_cv_fit(problems[i].x, problems[i].y, o);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(m);
+        if (!first) first = std::current_exception();
+      }
+    }
+  };
+  std::vector<std::thread> pool;
+  for (int w = 1; w < workers; ++w) pool.emplace_back(work);
+  work();
+  for (auto& t : pool) t.join();
+  if (first) std::rethrow_exception(first);
+  return out;
 }
 
 }  // namespace brainlatent
