@@ -153,17 +153,29 @@ Context::Eig Context::decompose(const ViewF& sym, bool centred_kernel) {
 // ------------------------------------------------------------------ preparation
 namespace {
 
-// Writes host data into a device buffer: straight into its memory when the backend's buffers are
-// host memory (zero copy), else through a staging buffer and one copy.
+// Writes host data (rows × cols, row-major) into a device buffer: straight into its memory when the
+// backend's buffers are host memory (zero copy), else in row chunks through two pinned staging
+// buffers, so that filling one chunk on the host overlaps the transfer of the previous one.
+// fill(r0, r1, out) writes rows r0..r1 to out (row r0 first).
 template <typename Fill>
 void fill_device(Backend& be, Buffer& dst, i64 rows, i64 cols, Fill&& fill) {
   if (be.host_visible()) {
-    fill(static_cast<float*>(dst.data()));
+    fill(i64{0}, rows, static_cast<float*>(dst.data()));
     return;
   }
-  BufferPtr stage = be.alloc_host(DType::F32, Z(rows * cols));
-  fill(static_cast<float*>(stage->data()));
-  be.copy(view<float>(*stage, rows, cols), view<float>(dst, rows, cols));
+  if (rows * cols == 0) return;
+  const i64 chunk = std::max<i64>(1, std::min<i64>(rows, (i64{32} << 20) / 4 / std::max<i64>(1, cols)));  // ~32 MiB
+  BufferPtr stage[2] = {be.alloc_host(DType::F32, Z(chunk * cols)), rows > chunk ? be.alloc_host(DType::F32, Z(chunk * cols)) : nullptr};
+  const ViewF whole = view<float>(dst, rows, cols);
+  int k = 0;
+  for (i64 r0 = 0; r0 < rows; r0 += chunk, k ^= 1) {
+    const i64 r1 = std::min(rows, r0 + chunk);
+    // The previous chunk's copy runs while this one is filled; waiting for it afterwards also means
+    // the stage filled next (sent two chunks ago) is free again.
+    fill(r0, r1, static_cast<float*>(stage[k]->data()));
+    be.synchronize();
+    be.copy(view<float>(*stage[k], r1 - r0, cols), whole.row_range(r0, r1 - r0));
+  }
   be.synchronize();
 }
 
@@ -226,12 +238,12 @@ void prepare_x(Context& ctx) {
   const i64 n = x.rows, p = x.cols;
   ctx.x_buf = ctx.be.alloc(DType::F32, Z(n * p));
   ctx.x = view<float>(*ctx.x_buf, n, p);
-  fill_device(ctx.be, *ctx.x_buf, n, p, [&](float* out) {
-    parallel_for(0, n, 64, [&](i64 b, i64 e) {
+  fill_device(ctx.be, *ctx.x_buf, n, p, [&](i64 r0, i64 r1, float* out) {
+    parallel_for(r0, r1, 64, [&](i64 b, i64 e) {
       double m = 0;
       for (i64 r = b; r < e; ++r) {
         const float* src = x.row(pb.folds.order[Z(r)]);
-        float* dst = out + r * p;
+        float* dst = out + (r - r0) * p;
         for (i64 j = 0; j < p; ++j) {
           dst[j] = static_cast<float>((src[j] - static_cast<double>(ctx.x_mean[Z(j)])) * ctx.x_inv_scale[Z(j)]);
           m = std::max(m, static_cast<double>(std::fabs(src[j])));
@@ -255,11 +267,11 @@ void load_batch(Context& ctx, Batch& batch) {
   const ConstMatF y = pb.y;
   const std::vector<i64>* cols = batch.cols;
   const i64 j0 = batch.j0;
-  fill_device(ctx.be, *batch.y_buf, n, tb, [&](float* out) {
-    parallel_for(0, n, 128, [&](i64 b, i64 e) {
+  fill_device(ctx.be, *batch.y_buf, n, tb, [&](i64 r0, i64 r1, float* out) {
+    parallel_for(r0, r1, 128, [&](i64 b, i64 e) {
       for (i64 r = b; r < e; ++r) {
         const float* src = y.row(pb.folds.order[Z(r)]);
-        float* dst = out + r * tb;
+        float* dst = out + (r - r0) * tb;
         if (cols) {
           for (i64 j = 0; j < tb; ++j) dst[j] = static_cast<float>(src[(*cols)[Z(j)]] - ctx.y_mean[Z((*cols)[Z(j)])]);
         } else {
