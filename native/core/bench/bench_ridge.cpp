@@ -60,7 +60,8 @@ Usage: bench_ridge [options]
                              z = 24980,6000,6400   early cortex -> SD latent z
                              c = 24980,8000,59136  ventral cortex -> CLIP c
   --folds K                contiguous folds (default 5); alphas are fixed: 9 log-spaced 1e-2..1e6
-  --repeat R               fits to run, each reported (default 1; the first includes warm-up)
+  --repeat R               fits to run, each reported (default 1; the first includes warm-up;
+                           0: only the data and the sgemm records)
   --memory-gib G           RidgeOptions.memory_budget in GiB (default 0: the engine's default)
   --solver NAME            force a route (per-fold-primal, per-fold-kernel, exact-primal, exact-kernel)
   --target-batch B         force the target batch size (default: derived from the budget)
@@ -165,7 +166,7 @@ Args parse_args(int argc, char** argv) {
     } else if (opt == "--folds") {
       a.folds = static_cast<int>(parse_int(opt, v, 2));
     } else if (opt == "--repeat") {
-      a.repeat = static_cast<int>(parse_int(opt, v, 1));
+      a.repeat = static_cast<int>(parse_int(opt, v, 0));
     } else if (opt == "--memory-gib") {
       a.memory_gib = parse_double(opt, v);
     } else if (opt == "--solver") {
@@ -195,6 +196,7 @@ Args parse_args(int argc, char** argv) {
     }
   }
   if (a.folds > a.n) usage_error("--folds: more folds than samples");
+  if (a.verify > 0 && a.repeat == 0) usage_error("--verify needs a fit (--repeat >= 1)");
   return a;
 }
 
@@ -350,7 +352,7 @@ struct HostArray {
 struct Data {
   HostArray x, y;
   std::vector<double> alpha_star;  // per target: the planted best alpha (inf: pure noise)
-  double seconds = 0;
+  double seconds = 0, seconds_fill = 0;  // all of it; the parallel iid fill alone
 };
 
 enum Stream : std::uint64_t { kE = 1, kEps, kL, kF, kB, kC, kMuX, kNuY, kTau };
@@ -360,7 +362,7 @@ Data generate(const Args& a, int threads) {
   const i64 n = a.n, p = a.p, t = a.t;
   const i64 rx = 32, rw = 64;
   auto key = [&](Stream s) { return mix(a.seed * 0x100000001b3ull + s); };
-  Data d{HostArray(n * p), HostArray(n * t), std::vector<double>(static_cast<std::size_t>(t)), 0};
+  Data d{HostArray(n * p), HostArray(n * t), std::vector<double>(static_cast<std::size_t>(t)), 0, 0};
 
   // Planted alphas: log10 uniform in [1, 6.5]; 8% pure noise.
   std::vector<float> tau(static_cast<std::size_t>(t));
@@ -392,6 +394,7 @@ Data generate(const Args& a, int threads) {
   // The large iid parts, in parallel by rows (first touch of the big arrays).
   float* x = d.x.data();
   float* y = d.y.data();
+  const auto t_fill = Clock::now();
   parallel_rows(n, threads, [&](i64 b, i64 e) {
     const std::uint64_t ke = key(kE), kn = key(kEps);
     for (i64 i = b; i < e; ++i) {
@@ -401,6 +404,7 @@ Data generate(const Args& a, int threads) {
       for (i64 j = 0; j < t; ++j) yr[j] = normal(kn, static_cast<std::uint64_t>(i * t + j)) + nu[static_cast<std::size_t>(j)];
     }
   });
+  d.seconds_fill = seconds_since(t_fill);
   // The low-rank parts through BLAS: X += L·F, then Y += (X·B)·C.
   linalg::gemm(false, false, n, p, rx, 1.0f, L.data(), rx, F.data(), p, 1.0f, x, p);
   linalg::gemm(false, false, n, rw, p, 1.0f, x, p, B.data(), rw, 0.0f, XB.data(), rw);
@@ -475,9 +479,12 @@ std::size_t alpha_index(float alpha) {
   return kAlphas.size();
 }
 
-std::vector<double> alpha_histogram(const std::vector<float>& best) {
-  std::vector<double> h(kAlphas.size() + 1, 0);  // last slot: an alpha off the grid (a bug)
+// Targets per grid alpha; off_grid counts any chosen alpha not on the grid (a bug if ever > 0).
+std::vector<double> alpha_histogram(const std::vector<float>& best, double& off_grid) {
+  std::vector<double> h(kAlphas.size() + 1, 0);
   for (float a : best) h[alpha_index(a)] += 1;
+  off_grid = h.back();
+  h.pop_back();
   return h;
 }
 
@@ -586,7 +593,7 @@ int run(const Args& a) {
       if (!std::isfinite(s)) noise += 1;
       else planted[static_cast<std::size_t>(std::clamp(std::lround(std::log10(s) + 2), 0l, static_cast<long>(kAlphas.size() - 1)))] += 1;
     }
-    j.num("seconds_data", d.seconds).num("threads", threads).num("gib", (a.n * a.p + a.n * a.t) * 4.0 / (1 << 30))
+    j.num("seconds_data", d.seconds).num("seconds_fill", d.seconds_fill).num("threads", threads).num("gib", (a.n * a.p + a.n * a.t) * 4.0 / (1 << 30))
         .nums("planted_alpha_hist", planted).num("planted_noise_targets", noise).str("blas", linalg::blas_vendor());
     emit(a, j);
   }
@@ -609,11 +616,14 @@ int run(const Args& a) {
     const auto t0 = Clock::now();
     last.emplace(ridge_cv_fit(X, Y, make_options(a, a.backend)));
     const double wall = seconds_since(t0);
+    double off_grid = 0;
+    const std::vector<double> hist = alpha_histogram(last->best_alphas, off_grid);
     Json j = record("fit", a);
     add_info(j, last->info);
     const double rate = last->info.seconds_total > 0 ? last->info.gemm_flops / last->info.seconds_total / 1e9 : 0;
     j.num("repeat", r).num("seconds_wall", wall).num("seconds_data", d.seconds).num("folds", a.folds)
-        .num("memory_gib", a.memory_gib).nums("alphas", kAlphas).nums("alpha_hist", alpha_histogram(last->best_alphas))
+        .num("memory_gib", a.memory_gib).nums("alphas", kAlphas).nums("alpha_hist", hist)
+        .num("alpha_off_grid", off_grid)
         .num("peak_rss_gib", peak_rss_gib());
     if (sgemm_best > 0) j.num("sgemm_gflops", sgemm_best).num("of_sgemm", rate / sgemm_best);
     emit(a, j);
