@@ -55,7 +55,7 @@ double seconds_since(Clock::time_point t0) { return std::chrono::duration<double
 const char* kUsage = R"(bench_ridge: RidgeCV on synthetic NSD-sized data, one JSON line per fit on stdout.
 
 Usage: bench_ridge [options]
-  --backend cpu|cuda|auto  backend of the fit (default auto: cuda when usable, else cpu)
+  --backend cpu|cuda|cuda:N|auto  backend of the fit (default auto: cuda when usable, else cpu)
   --shape z|c|N,P,T        n samples, p features, t targets (default z)
                              z = 24980,6000,6400   early cortex -> SD latent z
                              c = 24980,8000,59136  ventral cortex -> CLIP c
@@ -159,7 +159,7 @@ Args parse_args(int argc, char** argv) {
     if (i + 1 >= argc) usage_error(opt + ": missing its value");
     const std::string v = argv[++i];
     if (opt == "--backend") {
-      if (v != "cpu" && v != "cuda" && v != "auto") usage_error("--backend: expected cpu, cuda or auto, got '" + v + "'");
+      if (v != "cpu" && v != "auto" && v.rfind("cuda", 0) != 0) usage_error("--backend: expected cpu, cuda, cuda:N or auto, got '" + v + "'");
       a.backend = v;
     } else if (opt == "--shape") {
       parse_shape(a, v);
@@ -569,18 +569,9 @@ int run(const Args& a) {
   const int threads = a.threads > 0 ? a.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   linalg::set_blas_threads(a.threads);
 
-  // The backend 'auto' resolves to, for the sgemm default and the records.
-  std::string resolved = a.backend;
-  if (resolved == "auto")
-    for (const BackendInfo& b : list_backends())
-      if (b.available) {
-        resolved = b.name;
-        break;
-      }
-  // Refuse an unusable backend before generating gigabytes of data.
-  for (const BackendInfo& b : list_backends())
-    if (b.name == resolved && !b.available)
-      throw Error(ErrorCode::BackendUnavailable, "backend '" + b.name + "' requested but " + b.detail);
+  // The backend the name resolves to ('auto': cuda when usable), for the sgemm default and the
+  // records; an unusable one is refused here, before gigabytes of data are generated.
+  const std::string resolved = make_backend(a.backend)->name();
   const i64 sgemm_n = a.sgemm >= 0 ? a.sgemm : resolved == "cuda" ? 8192 : 2048;
 
   Data d = generate(a, threads);
@@ -635,7 +626,19 @@ int run(const Args& a) {
     RidgeOptions o = make_options(a, "cpu");
     if (a.verify_solver == "same") o.solver = last->info.solver;
     if (!a.quiet) std::fprintf(stderr, "verify: cpu fit of the first %lld targets (%s)\n", static_cast<long long>(k), o.solver.c_str());
-    const RidgeResult cpu = ridge_cv_fit(X, ConstMatF{yk.data(), a.n, k}, o);
+    std::string verify_note;
+    RidgeResult cpu;
+    try {
+      cpu = ridge_cv_fit(X, ConstMatF{yk.data(), a.n, k}, o);
+    } catch (const Error& e) {
+      // A route forced on the CPU can fail where the automatic choice falls back (e.g. an exact
+      // route's (I − H) block not positive definite): compare with the CPU's own choice then.
+      if (o.solver.empty() || e.code() != ErrorCode::NumericalFailure) throw;
+      verify_note = "cpu " + o.solver + " failed (" + e.what() + "); compared with the cpu's automatic route";
+      if (!a.quiet) std::fprintf(stderr, "verify: %s\n", verify_note.c_str());
+      o.solver.clear();
+      cpu = ridge_cv_fit(X, ConstMatF{yk.data(), a.n, k}, o);
+    }
     const Agreement g = compare(*last, cpu, a.p, a.t, k);
     Json j = record("verify", a);
     j.str("backend", last->info.backend).str("solver", last->info.solver).str("cpu_solver", cpu.info.solver)
@@ -646,6 +649,7 @@ int run(const Args& a) {
         .num("max_coef_rel", g.max_coef_rel).num("median_coef_rel", g.median_coef_rel)
         .num("max_intercept_diff", g.max_intercept_diff).num("tie_tol", kTieTol).num("score_tol", kScoreTol)
         .num("coef_rel_tol", kCoefRelTol).boolean("ok", g.ok);
+    if (!verify_note.empty()) j.str("note", verify_note);
     emit(a, j);
     if (!g.ok) return 2;
   }
