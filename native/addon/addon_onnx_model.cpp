@@ -63,6 +63,7 @@ Napi::Value OnnxLoad(const Napi::CallbackInfo& info) {
         out.Set("handle", Napi::External<ModelHolder>::New(e, holder, [](Napi::Env, ModelHolder* h) { delete h; }));
         out.Set("inputs", infos(e, holder->model->inputs()));
         out.Set("outputs", infos(e, holder->model->outputs()));
+        out.Set("provider", holder->model->provider());
         return out;
       });
 }

@@ -76,6 +76,7 @@ Napi::Object summary_of(Napi::Env env, const SdSummary& s) {
     models.Set(static_cast<uint32_t>(m), mo);
   }
   o.Set("models", models);
+  o.Set("provider", s.provider);
   o.Set("inputIdsDtype", s.input_ids_dtype);
   o.Set("textSequence", Napi::Number::New(env, static_cast<double>(s.text_seq)));
   o.Set("timestepDtype", s.timestep_dtype);

@@ -7,7 +7,7 @@
 
 namespace brainlatent::addon {
 
-// {intraOpThreads, interOpThreads, provider, deviceId, spinning, optimization, memory: 'default' | 'lean',
+// {intraOpThreads, interOpThreads, provider, deviceId, providerLibrary, providerOptions, spinning, optimization, memory: 'default' | 'lean',
 //  memoryArena, memoryPattern, prepacking, initializersMalloc, maxRowsPerRun}; 'lean' turns the memory
 // options to their low-peak values (one row per U-Net run), and an explicit option overrides it.
 inline OrtSessionConfig session_config_of(const Napi::Object& o) {
@@ -16,6 +16,20 @@ inline OrtSessionConfig session_config_of(const Napi::Object& o) {
   c.inter_threads = static_cast<int>(attr_number(o, "interOpThreads", 0));
   c.provider = attr_string(o, "provider", "cpu");
   c.device_id = static_cast<int>(attr_number(o, "deviceId", 0));
+  c.provider_library = attr_string(o, "providerLibrary", "");
+  // {key: value} strings (checked at the TS boundary), passed through to the provider
+  if (has(o, "providerOptions")) {
+    const Napi::Value v = o.Get("providerOptions");
+    if (!v.IsObject()) throw Napi::TypeError::New(o.Env(), "option 'providerOptions' must be an object of strings");
+    const Napi::Object po = v.As<Napi::Object>();
+    const Napi::Array keys = po.GetPropertyNames();
+    for (uint32_t i = 0; i < keys.Length(); ++i) {
+      const std::string key = keys.Get(i).As<Napi::String>().Utf8Value();
+      const Napi::Value val = po.Get(key);
+      if (!val.IsString()) throw Napi::TypeError::New(o.Env(), "provider option '" + key + "' must be a string");
+      c.provider_options.emplace_back(key, val.As<Napi::String>().Utf8Value());
+    }
+  }
   c.spinning = attr_bool(o, "spinning", true);
   const std::string memory = attr_string(o, "memory", "default");
   if (memory != "default" && memory != "lean")

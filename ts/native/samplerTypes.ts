@@ -17,6 +17,8 @@ export interface SdTensorInfo {
 
 export interface SdModelSummary {
   models: { component: string; path: string; inputs: SdTensorInfo[]; outputs: SdTensorInfo[] }[];
+  /** How the models run: 'cpu', 'cuda (built-in)', 'cuda (plugin: <library>)', or the provider's name. */
+  provider: string;
   inputIdsDtype: string;
   textSequence: number;
   timestepDtype: string;
@@ -140,6 +142,8 @@ export interface NativeLoadOptions {
   interOpThreads?: number;
   provider?: string;
   deviceId?: number;
+  providerLibrary?: string;
+  providerOptions?: Record<string, string>;
   spinning?: boolean;
   optimization?: string;
   memory?: string;
@@ -208,6 +212,8 @@ export interface NativeOnnxLoadOptions {
   interOpThreads?: number;
   provider?: string;
   deviceId?: number;
+  providerLibrary?: string;
+  providerOptions?: Record<string, string>;
   spinning?: boolean;
   optimization?: string;
 }
@@ -219,7 +225,9 @@ export interface NativeOnnxInput {
 }
 
 export interface OnnxModelBinding {
-  onnxLoad(options: NativeOnnxLoadOptions): Promise<{ handle: OnnxHandle; inputs: SdTensorInfo[]; outputs: SdTensorInfo[] }>;
+  onnxLoad(
+    options: NativeOnnxLoadOptions,
+  ): Promise<{ handle: OnnxHandle; inputs: SdTensorInfo[]; outputs: SdTensorInfo[]; provider: string }>;
   onnxDispose(handle: OnnxHandle): void;
   /** Cancelling the token stops a run in flight (ONNX Runtime's terminate flag). */
   onnxRun(

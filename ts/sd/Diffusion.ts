@@ -22,7 +22,7 @@ import type {
   SdModelSummary,
 } from '../native/samplerTypes.js';
 import { ClipTokenizer } from './clipTokenizer.js';
-import { resolveOrtLibrary } from './native.js';
+import { checkProviderSettings, resolveOrtLibrary } from './native.js';
 import { KARRAS_SCHEDULERS, readSchedulerConfig, SCHEDULERS, type SchedulerConfigFile, type SchedulerName } from './schedulerConfig.js';
 import { assertRgb, assertTensor, type RgbImages, type Tensor } from './tensor.js';
 
@@ -34,7 +34,12 @@ export interface DiffusionLoadOptions {
   ortLibrary?: string;
   /** Execution provider: 'cpu' (default), 'cuda', or another name ONNX Runtime knows. */
   provider?: string;
+  /** The CUDA device (ordinal), default 0. */
   deviceId?: number;
+  /** See {@link ProviderSettings.providerLibrary}. */
+  providerLibrary?: string;
+  /** See {@link ProviderSettings.providerOptions}. */
+  providerOptions?: Record<string, string>;
   intraOpThreads?: number;
   interOpThreads?: number;
   /** ORT's intra-op thread spinning (default true). */
@@ -146,6 +151,7 @@ export class Diffusion {
     if (typeof dir !== 'string' || dir.length === 0) throw new InvalidArgumentError('Diffusion.load: dir must be a folder path');
     if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new InvalidArgumentError(`model folder ${dir} does not exist`);
     const ortLibrary = resolveOrtLibrary(options.ortLibrary);
+    const providerSettings = checkProviderSettings(options, 'Diffusion.load');
     const runtime = nativeSync((b) => b.ortLoad(ortLibrary));
     const schedulerConfig = await readSchedulerConfig(dir);
     const schedule = { ...schedulerConfig.schedule, ...(options.schedule ?? {}) };
@@ -170,6 +176,7 @@ export class Diffusion {
         interOpThreads: options.interOpThreads,
         provider: options.provider,
         deviceId: options.deviceId,
+        ...providerSettings,
         spinning: options.spinning,
         optimization: options.optimization,
         memory: options.memory,

@@ -34,7 +34,7 @@ import { existsSync } from 'node:fs';
 import { InvalidArgumentError } from '../errors.js';
 import { nativeJob, nativeSync } from '../native/call.js';
 import type { NativeOnnxInput, OnnxHandle, SdTensorInfo } from '../native/samplerTypes.js';
-import { resolveOrtLibrary } from './native.js';
+import { checkProviderSettings, resolveOrtLibrary } from './native.js';
 import { assertTensor, type Tensor } from './tensor.js';
 
 export interface OnnxModelLoadOptions {
@@ -42,7 +42,12 @@ export interface OnnxModelLoadOptions {
   ortLibrary?: string;
   /** Execution provider: 'cpu' (default), 'cuda', or another name ONNX Runtime knows. */
   provider?: string;
+  /** The CUDA device (ordinal), default 0. */
   deviceId?: number;
+  /** See {@link ProviderSettings.providerLibrary}. */
+  providerLibrary?: string;
+  /** See {@link ProviderSettings.providerOptions}. */
+  providerOptions?: Record<string, string>;
   intraOpThreads?: number;
   interOpThreads?: number;
   spinning?: boolean;
@@ -72,6 +77,8 @@ export class OnnxModel {
     readonly inputs: SdTensorInfo[],
     /** Declared outputs. */
     readonly outputs: SdTensorInfo[],
+    /** How it runs: 'cpu', 'cuda (built-in)', 'cuda (plugin: <library>)', or the provider's name. */
+    readonly provider: string,
   ) {
     this.handle = handle;
   }
@@ -80,8 +87,9 @@ export class OnnxModel {
     if (typeof path !== 'string' || path.length === 0) throw new InvalidArgumentError('OnnxModel.load: path must be a file path');
     if (!existsSync(path)) throw new InvalidArgumentError(`OnnxModel.load: ${path} does not exist`);
     const ortLibrary = resolveOrtLibrary(options.ortLibrary);
-    const r = await nativeJob('OnnxModel.load', (b) => b.onnxLoad({ path, ortLibrary, ...options }));
-    return new OnnxModel(r.handle, path, r.inputs, r.outputs);
+    const providerSettings = checkProviderSettings(options, 'OnnxModel.load');
+    const r = await nativeJob('OnnxModel.load', (b) => b.onnxLoad({ ...options, path, ortLibrary, ...providerSettings }));
+    return new OnnxModel(r.handle, path, r.inputs, r.outputs, r.provider);
   }
 
   /** Runs the model on `inputs` (every declared input, by name) and returns the named outputs. */

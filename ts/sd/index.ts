@@ -8,6 +8,7 @@ export { readPng, writePng } from './png.js';
 export { philoxNormal } from './philox.js';
 export { readScheduleConfig, SD1_SCHEDULE } from './schedulerConfig.js';
 export { tensor, type Tensor, type RgbImages } from './tensor.js';
+export type { ProviderSettings } from './native.js';
 export { referenceImg2Img } from './referenceLoop.js';
 export type { OrtRuntimeInfo, SdModelSummary, SamplerPlanInfo, ScheduleConfig, Img2ImgStats } from '../native/samplerTypes.js';
 export { OnnxModel, unetFeatures } from './OnnxModel.js';

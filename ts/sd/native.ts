@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 
-import { BackendUnavailableError } from '../errors.js';
+import { BackendUnavailableError, InvalidArgumentError } from '../errors.js';
 import { shippedOrtLibrary } from '../native/binding.js';
 
 const require = createRequire(import.meta.url);
@@ -37,4 +37,49 @@ export function resolveOrtLibrary(option?: string): string {
   const path = option ?? process.env.BRAINLATENT_ORT_LIB ?? defaultOrtLibrary();
   if (!existsSync(path)) throw new BackendUnavailableError(`ONNX Runtime library not found: ${path}`);
   return path;
+}
+
+/** How provider 'cuda' is loaded and configured (DiffusionLoadOptions, OnnxModelLoadOptions). */
+export interface ProviderSettings {
+  provider?: string;
+  /**
+   * A plugin execution-provider library for provider 'cuda' (libonnxruntime_providers_cuda.so), for an
+   * ONNX Runtime core whose classic CUDA provider is not enabled (e.g. ONNX Runtime 1.29's CPU core with
+   * its CUDA 13 provider): registered once per process, its device `deviceId` selected. Default
+   * BRAINLATENT_ORT_PROVIDER_LIB; neither: the core's built-in CUDA provider.
+   */
+  providerLibrary?: string;
+  /** Passed through to the provider as strings, e.g. `{ use_tf32: '0' }` for fp32 results; the device is `deviceId`. */
+  providerOptions?: Record<string, string>;
+}
+
+/** Checks providerLibrary / providerOptions once, at the public boundary; returns only what was given. */
+export function checkProviderSettings(o: ProviderSettings, where: string): Pick<ProviderSettings, 'providerLibrary' | 'providerOptions'> {
+  const out: Pick<ProviderSettings, 'providerLibrary' | 'providerOptions'> = {};
+  if (o.providerLibrary !== undefined) {
+    if (typeof o.providerLibrary !== 'string' || o.providerLibrary.length === 0) {
+      throw new InvalidArgumentError(`${where}: providerLibrary must be a file path (a non-empty string), got ${JSON.stringify(o.providerLibrary)}`);
+    }
+    if (o.provider !== 'cuda') {
+      throw new InvalidArgumentError(`${where}: providerLibrary is for provider 'cuda', but provider is ${JSON.stringify(o.provider ?? 'cpu')}`);
+    }
+    out.providerLibrary = o.providerLibrary;
+  }
+  if (o.providerOptions !== undefined) {
+    const po: unknown = o.providerOptions;
+    if (po === null || typeof po !== 'object' || Array.isArray(po) || Object.getPrototypeOf(po) !== Object.prototype) {
+      throw new InvalidArgumentError(`${where}: providerOptions must be a plain object of strings, e.g. { use_tf32: '0' }`);
+    }
+    const copy: Record<string, string> = {};
+    for (const [key, value] of Object.entries(po)) {
+      if (key.length === 0) throw new InvalidArgumentError(`${where}: providerOptions has an empty key`);
+      if (key === 'device_id') throw new InvalidArgumentError(`${where}: providerOptions.device_id is not taken: give the device as deviceId`);
+      if (typeof value !== 'string') {
+        throw new InvalidArgumentError(`${where}: providerOptions.${key} must be a string, got ${typeof value} (${String(value)})`);
+      }
+      copy[key] = value;
+    }
+    out.providerOptions = copy;
+  }
+  return out;
 }

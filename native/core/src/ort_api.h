@@ -31,6 +31,13 @@ struct TensorSig {
   std::string describe() const;        // "sample float32 [batch, 4, height, width]"
 };
 
+// Adds c's execution provider to `so` (ort_provider.cpp) and returns the route, for logs: "cpu",
+// "cuda (built-in)", "cuda (plugin: <library>)" or the provider's name. BackendUnavailable when the
+// provider, its library or the device is missing; InvalidArgument for contradictory settings.
+std::string append_provider(OrtSessionOptions* so, const OrtSessionConfig& c);
+// c.provider_library, else env BRAINLATENT_ORT_PROVIDER_LIB, else "" (the classic CUDA route).
+std::string provider_library_of(const OrtSessionConfig& c);
+
 // One InferenceSession with its signature, created once and reused.
 class Session {
  public:
@@ -45,6 +52,7 @@ class Session {
   const TensorSig* input(const std::string& name) const;
   const TensorSig* output(const std::string& name) const;
   bool on_cpu() const { return on_cpu_; }
+  const std::string& route() const { return route_; }  // append_provider's description
   std::string describe() const;  // every input and output, one per line
 
  private:
@@ -52,6 +60,7 @@ class Session {
   OrtSession* session_ = nullptr;
   std::vector<TensorSig> inputs_, outputs_;
   bool on_cpu_ = true;
+  std::string route_ = "cpu";
 };
 
 // A tensor over caller-owned memory (no copy).

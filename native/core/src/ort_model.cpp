@@ -62,6 +62,7 @@ class OrtOnnxModel : public OnnxModel {
     for (const auto& s : session_.outputs()) outputs_.push_back(info_of(s));
   }
   const std::string& path() const override { return session_.path(); }
+  const std::string& provider() const override { return session_.route(); }
   const std::vector<OnnxTensorInfo>& inputs() const override { return inputs_; }
   const std::vector<OnnxTensorInfo>& outputs() const override { return outputs_; }
 

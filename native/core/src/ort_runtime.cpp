@@ -220,30 +220,8 @@ Session::Session(const std::string& path, const OrtSessionConfig& c) : path_(pat
   check(a.AddSessionConfigEntry(so, "session.disable_prepacking", c.prepacking ? "0" : "1"), "AddSessionConfigEntry");
   check(a.AddSessionConfigEntry(so, "session.use_device_allocator_for_initializers", c.initializers_malloc ? "1" : "0"),
         "AddSessionConfigEntry");
-  if (c.provider == "cuda") {
-    OrtCUDAProviderOptionsV2* cuda = nullptr;
-    check(a.CreateCUDAProviderOptions(&cuda), "CreateCUDAProviderOptions");
-    const std::string dev = std::to_string(c.device_id);
-    const char* keys[] = {"device_id"};
-    const char* vals[] = {dev.c_str()};
-    OrtStatus* st = a.UpdateCUDAProviderOptions(cuda, keys, vals, 1);
-    if (!st) st = a.SessionOptionsAppendExecutionProvider_CUDA_V2(so, cuda);
-    a.ReleaseCUDAProviderOptions(cuda);
-    if (st) {
-      const std::string msg = a.GetErrorMessage(st);
-      a.ReleaseStatus(st);
-      throw Error(ErrorCode::BackendUnavailable, "the CUDA execution provider is unavailable: " + msg);
-    }
-    on_cpu_ = false;
-  } else if (c.provider != "cpu" && !c.provider.empty()) {
-    OrtStatus* st = a.SessionOptionsAppendExecutionProvider(so, c.provider.c_str(), nullptr, nullptr, 0);
-    if (st) {
-      const std::string msg = a.GetErrorMessage(st);
-      a.ReleaseStatus(st);
-      throw Error(ErrorCode::BackendUnavailable, "execution provider '" + c.provider + "' is unavailable: " + msg);
-    }
-    on_cpu_ = false;
-  }
+  route_ = append_provider(so, c);
+  on_cpu_ = route_ == "cpu";
   check(a.CreateSession(env(), path.c_str(), so, &session_), "cannot load " + path);
   try {
     inputs_ = read_signature(session_, true);

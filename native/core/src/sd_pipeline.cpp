@@ -200,6 +200,7 @@ class OrtSdPipeline : public SdPipeline {
     }
     for (const auto& c : wanted) {
       sessions_[c] = std::make_unique<ort::Session>(o.dir + "/" + c + "/model.onnx", o.session);
+      summary_.provider = sessions_[c]->route();  // one config, so one route for every model
       summary_.models.push_back({c, o.dir + "/" + c + "/model.onnx", {}, {}});
       for (const auto& s : sessions_[c]->inputs()) summary_.models.back().inputs.push_back(to_info(s));
       for (const auto& s : sessions_[c]->outputs()) summary_.models.back().outputs.push_back(to_info(s));

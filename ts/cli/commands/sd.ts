@@ -19,9 +19,28 @@ interface LoadFlags {
   model: string;
   ortLib?: string;
   provider?: string;
+  providerLib?: string;
+  providerOption?: string[];
   threads?: string;
   memory?: string;
 }
+
+/** --provider-option key=value, repeatable, into providerOptions (checked by Diffusion.load). */
+function providerOptions(pairs: string[] | undefined): Record<string, string> | undefined {
+  if (!pairs || pairs.length === 0) return undefined;
+  const out: Record<string, string> = {};
+  for (const p of pairs) {
+    const eq = p.indexOf('=');
+    if (eq <= 0) throw new InvalidArgumentError(`--provider-option must be key=value (e.g. use_tf32=0), got '${p}'`);
+    out[p.slice(0, eq)] = p.slice(eq + 1);
+  }
+  return out;
+}
+
+const collect = (v: string, all: string[] = []) => [...all, v];
+const PROVIDER_LIB_HELP =
+  "with --provider cuda: a plugin execution-provider library (libonnxruntime_providers_cuda.so) for a core without the built-in CUDA provider (default BRAINLATENT_ORT_PROVIDER_LIB)";
+const PROVIDER_OPTION_HELP = 'provider option key=value passed to the execution provider, repeatable (e.g. use_tf32=0 for fp32 parity)';
 
 function num(v: string | undefined, name: string, fallback: number): number {
   if (v === undefined) return fallback;
@@ -55,6 +74,8 @@ function loadOptions(f: LoadFlags) {
   return {
     ortLibrary: f.ortLib,
     provider: f.provider,
+    providerLibrary: f.providerLib,
+    providerOptions: providerOptions(f.providerOption),
     intraOpThreads: f.threads ? num(f.threads, 'threads', 0) : undefined,
     memory: memoryOption(f.memory),
   };
@@ -93,12 +114,14 @@ export function registerSdCommand(program: Command): void {
     .option('--latents-out <npy>', 'write the final latents [B,4,h,w] float32')
     .option('--ort-lib <path>', 'libonnxruntime to load (default BRAINLATENT_ORT_LIB or onnxruntime-node)')
     .option('--provider <name>', 'execution provider: cpu, cuda, ...', 'cpu')
+    .option('--provider-lib <path>', PROVIDER_LIB_HELP)
+    .option('--provider-option <key=value>', PROVIDER_OPTION_HELP, collect)
     .option('--threads <n>', 'ONNX Runtime intra-op threads (default: all cores)')
     .option(
       '--memory <mode>',
       "ONNX Runtime's memory: 'default' (its arena, memory patterns, pre-packed weights: fastest) or 'lean' (all off, weights left memory-mapped, one U-Net row per run: SD 1.x at 64×64 peaked at 1.46× its weights)",
     )
-    .action(async (f: LoadFlags & Record<string, string | undefined> & { karras?: boolean }) => {
+    .action(async (f: LoadFlags & Record<string, string | undefined> & { karras?: boolean; providerOption?: string[] }) => {
       if (!f.image === !f.latents) throw new InvalidArgumentError('give exactly one of --image or --latents');
       if (!f.prompt === !f.cond) throw new InvalidArgumentError('give exactly one of --prompt or --cond');
       if (!f.out && !f.latentsOut) throw new InvalidArgumentError('give --out and/or --latents-out');
@@ -144,7 +167,7 @@ export function registerSdCommand(program: Command): void {
         });
         const s = r.stats;
         bar.done(
-          `img2img (${scheduler}${f.karras ? ', Karras' : ''}): ${s.unetCalls} U-Net calls in ${s.loopSeconds.toFixed(2)}s (U-Net ${s.unetSeconds.toFixed(2)}s, overhead ×${(s.loopSeconds / s.unetSeconds).toFixed(3)})`,
+          `img2img (${scheduler}${f.karras ? ', Karras' : ''}, ${model.info.provider}): ${s.unetCalls} U-Net calls in ${s.loopSeconds.toFixed(2)}s (U-Net ${s.unetSeconds.toFixed(2)}s, overhead ×${(s.loopSeconds / s.unetSeconds).toFixed(3)})`,
         );
         if (f.latentsOut) await writeNpy(f.latentsOut, r.latents.data, r.latents.shape);
         if (f.out) {
@@ -164,12 +187,15 @@ export function registerSdCommand(program: Command): void {
     .requiredOption('--model <dir>', 'SD 1.x ONNX model folder')
     .option('--ort-lib <path>', 'libonnxruntime to load')
     .option('--provider <name>', 'execution provider', 'cpu')
+    .option('--provider-lib <path>', PROVIDER_LIB_HELP)
+    .option('--provider-option <key=value>', PROVIDER_OPTION_HELP, collect)
     .action(async (f: LoadFlags) => {
       const model = await Diffusion.load(f.model, loadOptions(f));
       try {
         const out = {
           model: f.model,
           runtime: model.runtime,
+          provider: model.info.provider,
           variant: {
             inputIds: model.info.inputIdsDtype,
             timestep: `${model.info.timestepDtype} rank ${model.info.timestepRank}`,

@@ -70,6 +70,8 @@ class OnnxModel {
                                          const OrtSessionConfig& config);
   virtual ~OnnxModel() = default;
   virtual const std::string& path() const = 0;
+  // How it runs: "cpu", "cuda (built-in)", "cuda (plugin: <library>)" or the provider's name.
+  virtual const std::string& provider() const = 0;
   virtual const std::vector<OnnxTensorInfo>& inputs() const = 0;
   virtual const std::vector<OnnxTensorInfo>& outputs() const = 0;
   // Runs on exactly the model's inputs and returns `output_names` in that order. Errors name the

@@ -3,6 +3,7 @@
 // (API >= the headers' ORT_API_VERSION). One library per process; the OrtEnv is shared.
 #pragma once
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace brainlatent {
@@ -25,7 +26,16 @@ struct OrtSessionConfig {
   int intra_threads = 0;          // 0 = ORT's default (all physical cores)
   int inter_threads = 0;
   std::string provider = "cpu";   // "cpu" | "cuda" | any name SessionOptionsAppendExecutionProvider knows
-  int device_id = 0;
+  int device_id = 0;              // the CUDA ordinal (provider "cuda")
+  // Provider "cuda" through a plugin execution-provider library (libonnxruntime_providers_cuda.so of a
+  // core build whose classic CUDA append is not enabled, e.g. ORT 1.29's CPU core + its CUDA 13 provider):
+  // registered once per process (RegisterExecutionProviderLibrary), its OrtEpDevice for device_id
+  // selected, appended with SessionOptionsAppendExecutionProvider_V2. Empty = env
+  // BRAINLATENT_ORT_PROVIDER_LIB; empty again = the classic route (SessionOptionsAppendExecutionProvider_CUDA_V2).
+  std::string provider_library;
+  // Passed through to the provider on either route (e.g. {"use_tf32", "0"} for fp32 parity); the device
+  // is device_id, never a "device_id" key here.
+  std::vector<std::pair<std::string, std::string>> provider_options;
   bool spinning = true;           // session.intra_op.allow_spinning
   std::string optimization = "all";  // "disable" | "basic" | "extended" | "all"
   // Memory (what a large model such as SD 1.x's 3.4 GB U-Net peaks at): ORT's defaults keep a growing

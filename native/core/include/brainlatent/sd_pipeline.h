@@ -30,6 +30,7 @@ struct SdModelInfo {
 
 struct SdSummary {
   std::vector<SdModelInfo> models;
+  std::string provider;             // "cpu", "cuda (built-in)", "cuda (plugin: <library>)", or the provider's name
   std::string input_ids_dtype;      // int32 | int64 ("" without a text encoder)
   std::int64_t text_seq = 77;       // sequence length of input_ids (-1 when symbolic)
   std::string timestep_dtype;       // float32 | int64 | int32
