@@ -1,9 +1,13 @@
 // Tiny assertion helpers for the sampler ctests: each test is a plain executable that
 // returns the number of failed checks.
 #pragma once
+#include <sys/stat.h>
+
 #include <cmath>
 #include <cstdio>
 #include <string>
+
+#include "brainlatent/error.h"
 
 namespace sdtest {
 inline int& failures() {
@@ -23,6 +27,11 @@ inline void check_near(double a, double b, double tol, const char* ea, const cha
                  std::fabs(a - b), tol);
   }
 }
+inline bool exists(const std::string& p) {
+  struct stat st;
+  return ::stat(p.c_str(), &st) == 0;
+}
+inline bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 inline int finish(const char* name) {
   if (failures() == 0) std::printf("%s: all checks passed\n", name);
   else std::fprintf(stderr, "%s: %d check(s) failed\n", name, failures());
@@ -43,3 +52,19 @@ inline int finish(const char* name) {
     }                                                                                \
     ::sdtest::check(_thrown, "throws " #expected_code ": " #stmt, __FILE__, __LINE__);       \
   } while (0)
+
+namespace sdtest {
+// The message of the brainlatent::Error that fn throws, checking its code (a failed check otherwise).
+template <typename Fn>
+std::string error_of(Fn&& fn, ::brainlatent::ErrorCode expected) {
+  try {
+    fn();
+  } catch (const ::brainlatent::Error& e) {
+    if (e.code() != expected) std::fprintf(stderr, "unexpected error code, message: %s\n", e.what());
+    SD_CHECK(e.code() == expected);
+    return e.what();
+  }
+  SD_CHECK(!"expected an error");
+  return "";
+}
+}  // namespace sdtest

@@ -2,8 +2,6 @@
 // that is missing or not a plugin library → BackendUnavailable naming the path and ORT's message; the
 // BRAINLATENT_ORT_PROVIDER_LIB fallback), contradictory settings refused, and the route each session
 // reports. Skips (exit 77) without an ONNX Runtime library.
-#include <sys/stat.h>
-
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -14,27 +12,9 @@
 
 using namespace brainlatent;
 
-namespace {
-bool exists(const std::string& p) {
-  struct stat st;
-  return ::stat(p.c_str(), &st) == 0;
-}
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
-
-// The message of the error `fn` throws, checking its code.
-template <typename Fn>
-std::string error_of(Fn&& fn, ErrorCode expected) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    if (e.code() != expected) std::fprintf(stderr, "unexpected error code, message: %s\n", e.what());
-    SD_CHECK(e.code() == expected);
-    return e.what();
-  }
-  SD_CHECK(!"expected an error");
-  return "";
-}
-}  // namespace
+using sdtest::contains;
+using sdtest::error_of;
+using sdtest::exists;
 
 int main() {
   const char* env_lib = std::getenv("BRAINLATENT_ORT_LIB");

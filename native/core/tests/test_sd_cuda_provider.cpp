@@ -6,8 +6,6 @@
 // (libonnxruntime_providers_cuda.so; cuBLAS/cuDNN on LD_LIBRARY_PATH) and a CUDA device; fixtures from
 // BRAINLATENT_TEST_SD_FIXTURES, BRAINLATENT_SD_FIXTURES or build/sd-fixtures. Otherwise it says why and
 // exits 77 (skipped).
-#include <sys/stat.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -22,16 +20,14 @@
 
 using namespace brainlatent;
 
+using sdtest::contains;
+using sdtest::exists;
+
 namespace {
-bool exists(const std::string& p) {
-  struct stat st;
-  return ::stat(p.c_str(), &st) == 0;
-}
 std::string env(const char* name) {
   const char* v = std::getenv(name);
   return v && *v ? v : "";
 }
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }

@@ -19,27 +19,14 @@
 
 using namespace brainlatent;
 
+using sdtest::contains;
+using sdtest::error_of;
+using sdtest::exists;
+
 namespace {
-bool exists(const std::string& p) {
-  struct stat st;
-  return ::stat(p.c_str(), &st) == 0;
-}
 std::string env_or(const char* name, const char* fallback) {
   const char* v = std::getenv(name);
   return v && *v ? v : fallback;
-}
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
-
-template <typename Fn>
-std::string error_of(Fn&& fn, ErrorCode expected) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    SD_CHECK(e.code() == expected);
-    return e.what();
-  }
-  SD_CHECK(!"expected an error");
-  return "";
 }
 }  // namespace
 
