@@ -357,7 +357,9 @@ EngineResult attempt(const Problem& pb, Backend& be, const RouteSpec& spec) {
                     " route's Grams, decompositions and work buffers " + gib(fp.fixed) + ") plus one target (" + gib(per_target) +
                     "): raise memoryBudget to at least " + gib(fixed + per_target * std::min<double>(64.0, t)));
   i64 tb = pb.target_batch > 0 ? pb.target_batch : static_cast<i64>((budget - fixed) / per_target);
-  if (pb.target_batch <= 0 && fp.max_batch > 0) tb = std::min(tb, std::max<i64>(fp.max_batch, 1));
+  // (The cap is for a CPU's caches; a device backend streams whole batches: fewer batches, fewer
+  // repeated per-fold projections and host gathers.)
+  if (pb.target_batch <= 0 && fp.max_batch > 0 && be.host_visible()) tb = std::min(tb, std::max<i64>(fp.max_batch, 1));
   tb = std::max<i64>(1, std::min(tb, t));
   be.set_memory_limit(base + static_cast<std::size_t>(budget));
 
