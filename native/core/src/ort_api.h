@@ -53,6 +53,7 @@ class Session {
   const TensorSig* output(const std::string& name) const;
   bool on_cpu() const { return on_cpu_; }
   const std::string& route() const { return route_; }  // append_provider's description
+  int device_id() const { return device_id_; }
   std::string describe() const;  // every input and output, one per line
 
  private:
@@ -61,11 +62,16 @@ class Session {
   std::vector<TensorSig> inputs_, outputs_;
   bool on_cpu_ = true;
   std::string route_ = "cpu";
+  int device_id_ = 0;
 };
 
 // A tensor over caller-owned memory (no copy).
 Value tensor_over(void* data, std::size_t bytes, const std::vector<std::int64_t>& shape, ONNXTensorElementDataType type);
 const OrtMemoryInfo* cpu_memory();
+// A tensor over CUDA device memory of device `device_id` (no copy): inputs and outputs a CUDA
+// provider reads and writes in place.
+Value tensor_over_cuda(void* data, std::size_t bytes, const std::vector<std::int64_t>& shape, ONNXTensorElementDataType type,
+                       int device_id);
 
 // Runs with plain inputs; outputs allocated by ORT, returned in the order of `output_names`.
 std::vector<Value> run(const Session& s, const std::vector<const char*>& input_names,

@@ -1,6 +1,7 @@
 #include <dlfcn.h>
 
 #include <cstdlib>
+#include <map>
 #include <mutex>
 #include <sstream>
 
@@ -222,6 +223,7 @@ Session::Session(const std::string& path, const OrtSessionConfig& c) : path_(pat
         "AddSessionConfigEntry");
   route_ = append_provider(so, c);
   on_cpu_ = route_ == "cpu";
+  device_id_ = c.device_id;
   check(a.CreateSession(env(), path.c_str(), so, &session_), "cannot load " + path);
   try {
     inputs_ = read_signature(session_, true);
@@ -261,6 +263,23 @@ Value tensor_over(void* data, std::size_t bytes, const std::vector<std::int64_t>
   OrtValue* v = nullptr;
   check(api().CreateTensorWithDataAsOrtValue(cpu_memory(), data, bytes, shape.data(), shape.size(), type, &v),
         "CreateTensorWithDataAsOrtValue");
+  return Value(v);
+}
+
+Value tensor_over_cuda(void* data, std::size_t bytes, const std::vector<std::int64_t>& shape, ONNXTensorElementDataType type,
+                       int device_id) {
+  static std::mutex m;
+  static std::map<int, OrtMemoryInfo*> infos;  // one per device, for the process's life
+  OrtMemoryInfo* info = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(m);
+    OrtMemoryInfo*& slot = infos[device_id];
+    if (!slot) check(api().CreateMemoryInfo("Cuda", OrtDeviceAllocator, device_id, OrtMemTypeDefault, &slot), "CreateMemoryInfo(Cuda)");
+    info = slot;
+  }
+  OrtValue* v = nullptr;
+  check(api().CreateTensorWithDataAsOrtValue(info, data, bytes, shape.data(), shape.size(), type, &v),
+        "CreateTensorWithDataAsOrtValue (CUDA memory)");
   return Value(v);
 }
 

@@ -1,9 +1,12 @@
 #include "brainlatent/sd_pipeline.h"
 
+#include "brainlatent/backend.h"
+
 #include <sys/stat.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <dirent.h>
 #include <map>
@@ -70,9 +73,12 @@ std::string shape_str(const std::vector<std::int64_t>& v) {
 // activations follows the slice, not the batch.
 class OrtUNetRunner : public UNetRunner {
  public:
+  // device: the job's CUDA backend when the loop stays on the GPU — the sample, the noise
+  // prediction and the conditioning then live in its device buffers, bound once as CUDA memory
+  // (only the host timestep is re-bound per step); null: host buffers.
   OrtUNetRunner(const ort::Session& s, const ort::TensorSig& sample, const ort::TensorSig& timestep,
-                const ort::TensorSig& cond, const ort::TensorSig& out, int max_rows)
-      : s_(s), sample_(sample), timestep_(timestep), cond_(cond), out_(out), max_rows_(max_rows) {
+                const ort::TensorSig& cond, const ort::TensorSig& out, int max_rows, Backend* device = nullptr)
+      : s_(s), sample_(sample), timestep_(timestep), cond_(cond), out_(out), max_rows_(max_rows), dev_(device) {
     ort::check(ort::api().CreateRunOptions(&run_options_), "CreateRunOptions");
   }
   ~OrtUNetRunner() override {
@@ -86,29 +92,53 @@ class OrtUNetRunner : public UNetRunner {
     if (!same) {
       rows_ = rows; c_ = c; h_ = h; w_ = w;
       const std::size_t n = static_cast<std::size_t>(rows * c * h * w);
-      in_.assign(n, 0.f);
-      out_buf_.assign(n, 0.f);
+      if (dev_) {
+        release_bindings();
+        in_dev_ = dev_->alloc(DType::F32, n);
+        out_dev_ = dev_->alloc(DType::F32, n);
+        dev_->fill(view<float>(*in_dev_, 1, static_cast<std::int64_t>(n)), 0.0f);
+      } else {
+        in_.assign(n, 0.f);
+        out_buf_.assign(n, 0.f);
+      }
       const std::size_t nt = timestep_.shape.empty() ? 1 : static_cast<std::size_t>(rows);
       ts_f_.assign(nt, 0.f);
       ts_i64_.assign(nt, 0);
       ts_i32_.assign(nt, 0);
     }
-    if (!same || cond != cond_ptr_ || seq != seq_ || dim != dim_) {
+    if (dev_) {  // the conditioning of this batch, on the device (its host rows change per batch)
+      const std::int64_t cn = rows * seq * dim;
+      if (!cond_dev_ || cond_dev_->count() != static_cast<std::size_t>(cn)) {
+        release_bindings();
+        cond_dev_ = dev_->alloc(DType::F32, static_cast<std::size_t>(cn));
+        cond_ptr_ = nullptr;
+      }
+      BufferPtr h = dev_->wrap_host(const_cast<float*>(cond), DType::F32, static_cast<std::size_t>(cn));
+      dev_->copy(view<float>(*h, 1, cn), view<float>(*cond_dev_, 1, cn));
+      dev_->synchronize();
+    }
+    if (!same || cond != cond_ptr_ || seq != seq_ || dim != dim_ || slices_.empty()) {
       cond_ptr_ = cond; seq_ = seq; dim_ = dim;
       make_slices();
     }
   }
-  float* input() override { return in_.data(); }
-  const float* output() override { return out_buf_.data(); }
+  float* input() override { return dev_ ? static_cast<float*>(in_dev_->data()) : in_.data(); }
+  const float* output() override { return dev_ ? static_cast<const float*>(out_dev_->data()) : out_buf_.data(); }
+  Buffer* input_buffer() override { return dev_ ? in_dev_.get() : nullptr; }
+  Buffer* output_buffer() override { return dev_ ? out_dev_.get() : nullptr; }
   void run(double t) override {
     for (auto& v : ts_f_) v = static_cast<float>(t);
     // diffusers' ONNX pipelines pass np.array([t], dtype=int64): fractional timesteps truncate
     for (auto& v : ts_i64_) v = static_cast<std::int64_t>(std::trunc(t));
     for (auto& v : ts_i32_) v = static_cast<std::int32_t>(std::trunc(t));
     for (auto& sl : slices_) {
-      // A non-CPU provider copies inputs to the device when they are bound, so they are re-bound
-      // every step there; on the CPU the bound tensors are read in place.
-      if (!s_.on_cpu()) bind(sl);
+      // A non-CPU provider copies host inputs to the device when they are bound, so they are
+      // re-bound every step there (with device-resident tensors, only the host timestep); on the
+      // CPU the bound tensors are read in place.
+      if (dev_)
+        ort::check(ort::api().BindInput(sl.binding, timestep_.name.c_str(), sl.ts.get()), "BindInput timestep");
+      else if (!s_.on_cpu())
+        bind(sl);
       ort::check(ort::api().RunWithBinding(s_.get(), run_options_, sl.binding), "running " + s_.path());
     }
   }
@@ -131,8 +161,14 @@ class OrtUNetRunner : public UNetRunner {
       Slice sl;
       const std::vector<std::int64_t> shape{r, c_, h_, w_};
       const std::size_t bytes = static_cast<std::size_t>(r * img) * sizeof(float);
-      sl.in = ort::tensor_over(in_.data() + r0 * img, bytes, shape, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT);
-      sl.out = ort::tensor_over(out_buf_.data() + r0 * img, bytes, shape, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT);
+      if (dev_) {
+        const int d = s_.device_id();
+        sl.in = ort::tensor_over_cuda(static_cast<float*>(in_dev_->data()) + r0 * img, bytes, shape, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT, d);
+        sl.out = ort::tensor_over_cuda(static_cast<float*>(out_dev_->data()) + r0 * img, bytes, shape, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT, d);
+      } else {
+        sl.in = ort::tensor_over(in_.data() + r0 * img, bytes, shape, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT);
+        sl.out = ort::tensor_over(out_buf_.data() + r0 * img, bytes, shape, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT);
+      }
       // a scalar timestep is shared by every row; a [rows] one is sliced with them
       const bool scalar = timestep_.shape.empty();
       const std::size_t nt = scalar ? 1 : static_cast<std::size_t>(r);
@@ -144,9 +180,14 @@ class OrtUNetRunner : public UNetRunner {
         sl.ts = ort::tensor_over(ts_i64_.data() + t0, nt * sizeof(std::int64_t), tshape, timestep_.type);
       else
         sl.ts = ort::tensor_over(ts_i32_.data() + t0, nt * sizeof(std::int32_t), tshape, timestep_.type);
-      sl.cond = ort::tensor_over(const_cast<float*>(cond_ptr_) + r0 * seq_ * dim_,
-                                 static_cast<std::size_t>(r * seq_ * dim_) * sizeof(float), {r, seq_, dim_},
-                                 ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT);
+      if (dev_)
+        sl.cond = ort::tensor_over_cuda(static_cast<float*>(cond_dev_->data()) + r0 * seq_ * dim_,
+                                        static_cast<std::size_t>(r * seq_ * dim_) * sizeof(float), {r, seq_, dim_},
+                                        ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT, s_.device_id());
+      else
+        sl.cond = ort::tensor_over(const_cast<float*>(cond_ptr_) + r0 * seq_ * dim_,
+                                   static_cast<std::size_t>(r * seq_ * dim_) * sizeof(float), {r, seq_, dim_},
+                                   ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT);
       ort::check(ort::api().CreateIoBinding(s_.get(), &sl.binding), "CreateIoBinding");
       slices_.push_back(std::move(sl));
       bind(slices_.back());
@@ -175,6 +216,8 @@ class OrtUNetRunner : public UNetRunner {
   OrtRunOptions* run_options_ = nullptr;
   std::int64_t rows_ = -1, c_ = 0, h_ = 0, w_ = 0, seq_ = 0, dim_ = 0;
   const float* cond_ptr_ = nullptr;
+  Backend* dev_ = nullptr;
+  BufferPtr in_dev_, out_dev_, cond_dev_;
   std::vector<float> in_, out_buf_, ts_f_;
   std::vector<std::int64_t> ts_i64_;
   std::vector<std::int32_t> ts_i32_;
@@ -359,8 +402,37 @@ class OrtSdPipeline : public SdPipeline {
       throw Error(ErrorCode::ShapeMismatch, "conditioning c has shape [B," + std::to_string(job.seq) + "," +
                                                 std::to_string(job.dim) + "] but " + s.path() + " expects " +
                                                 unet_cond_.describe());
-    OrtUNetRunner runner(s, unet_sample_, unet_t_, unet_cond_, unet_out_, max_rows_per_run_);
-    return run_img2img(runner, job);
+    Backend* dev = device_backend(s);
+    if (!dev) {
+      OrtUNetRunner runner(s, unet_sample_, unet_t_, unet_cond_, unet_out_, max_rows_per_run_);
+      return run_img2img(runner, job);
+    }
+    OrtUNetRunner runner(s, unet_sample_, unet_t_, unet_cond_, unet_out_, max_rows_per_run_, dev);
+    Img2ImgJob on_gpu = job;
+    on_gpu.backend = dev;
+    return run_img2img(runner, on_gpu);
+  }
+
+  // The loop stays on the GPU (latents, noise, history and the U-Net's tensors in CUDA memory; the
+  // step and Philox noise as CUDA kernels) when the U-Net runs on the CUDA provider and the engine
+  // has the CUDA backend for that device; BRAINLATENT_SD_DEVICE_LOOP=0 keeps the host loop.
+  Backend* device_backend(const ort::Session& unet) {
+    if (unet.route().rfind("cuda", 0) != 0) return nullptr;
+    const char* env = std::getenv("BRAINLATENT_SD_DEVICE_LOOP");
+    if (env && std::string(env) == "0") return nullptr;
+    if (!device_) {
+      const std::string name = "cuda:" + std::to_string(unet.device_id());
+      bool compiled = false;
+      for (const BackendInfo& b : list_backends())
+        if (b.name == "cuda") compiled = b.available;
+      if (!compiled) {
+        if (env && std::string(env) == "1")
+          throw Error(ErrorCode::BackendUnavailable, "BRAINLATENT_SD_DEVICE_LOOP=1 but the engine's CUDA backend is unavailable");
+        return nullptr;
+      }
+      device_ = make_backend(name);
+    }
+    return device_.get();
   }
 
  private:
@@ -471,6 +543,7 @@ class OrtSdPipeline : public SdPipeline {
 
   std::string dir_;
   int max_rows_per_run_ = 0;
+  std::unique_ptr<Backend> device_;  // the CUDA backend of a device-resident loop (device_backend())
   std::map<std::string, std::unique_ptr<ort::Session>> sessions_;
   SdSummary summary_;
   ort::TensorSig te_ids_, unet_sample_, unet_t_, unet_cond_, unet_out_, vae_in_, dec_in_;

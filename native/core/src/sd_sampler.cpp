@@ -77,8 +77,19 @@ Img2ImgStats run_img2img(UNetRunner& unet, const Img2ImgJob& job) {
     own = make_backend("cpu");
     be = own.get();
   }
+  stats.backend = be->name();
   auto host = [&](const float* p, std::int64_t rows) {
     return be->wrap_host(const_cast<float*>(p), DType::F32, static_cast<std::size_t>(rows * n));
+  };
+  // Host input rows where the backend can read them: wrapped in place on a host backend, else
+  // copied into a device buffer (the latents, the initial and per-step noise).
+  const bool on_device = !be->host_visible();
+  auto operand = [&](const float* p, std::int64_t rows) {
+    BufferPtr h = host(p, rows);
+    if (!on_device) return h;
+    BufferPtr d = be->alloc(DType::F32, static_cast<std::size_t>(rows * n));
+    be->copy(view<float>(*h, rows, n), view<float>(*d, rows, n));
+    return d;
   };
   // Per-job buffers sized for the largest batch, reused by every batch.
   BufferPtr x_buf = be->alloc(DType::F32, static_cast<std::size_t>(B * n));
@@ -111,11 +122,24 @@ Img2ImgStats run_img2img(UNetRunner& unet, const Img2ImgJob& job) {
     sb.groups = groups;
     sb.x = view<float>(*x_buf, nb, n);
     for (std::size_t h = 0; h < hist.size(); ++h) sb.history[h] = view<float>(*hist[h], nb, n);
-    BufferPtr in_buf = host(unet.input(), groups * nb), out_buf = host(unet.output(), groups * nb);
+    // The U-Net's input and output: the runner's device buffers when it keeps them on the job's
+    // backend, else its host memory wrapped (zero-copy on the CPU backend).
+    BufferPtr in_host, out_host;
+    Buffer* in_buf = unet.input_buffer();
+    Buffer* out_buf = unet.output_buffer();
+    if (!in_buf || !out_buf) {
+      if (on_device)
+        throw Error(ErrorCode::InvalidArgument, "img2img: the step runs on the " + be->name() +
+                                                    " backend but the U-Net runner keeps its tensors in host memory");
+      in_host = host(unet.input(), groups * nb);
+      out_host = host(unet.output(), groups * nb);
+      in_buf = in_host.get();
+      out_buf = out_host.get();
+    }
     sb.unet_in = view<float>(*in_buf, groups * nb, n);
     sb.eps = view<float>(*out_buf, groups * nb, n);
     sb.keys.assign(job.keys.begin() + first, job.keys.begin() + first + nb);
-    BufferPtr z_buf = host(job.z + first * n, nb), noise_buf = job.noise ? host(job.noise + first * n, nb) : nullptr;
+    BufferPtr z_buf = operand(job.z + first * n, nb), noise_buf = job.noise ? operand(job.noise + first * n, nb) : nullptr;
     be->sampler_init(sb, view<float>(*z_buf, nb, n), noise_buf ? view<float>(*noise_buf, nb, n) : ViewF{}, job.plan.init_x_scale,
                      job.plan.init_noise_scale, job.plan.steps.front().model_in_scale);
 
@@ -125,6 +149,7 @@ Img2ImgStats run_img2img(UNetRunner& unet, const Img2ImgJob& job) {
                                               std::to_string(total));
       const PlannedStep& step = job.plan.steps[static_cast<std::size_t>(s)];
       const auto t0 = Clock::now();
+      if (on_device) be->synchronize();  // the step kernel's U-Net input is written before the U-Net reads it
       unet.run(step.timestep);
       const double unet_s = seconds_since(t0);
       stats.unet_seconds += unet_s;
@@ -132,7 +157,7 @@ Img2ImgStats run_img2img(UNetRunner& unet, const Img2ImgJob& job) {
       const auto t1 = Clock::now();
       BufferPtr sn_buf;
       if (job.step_noise) {
-        sn_buf = host(job.step_noise + (static_cast<std::int64_t>(s) * job.count + first) * n, nb);
+        sn_buf = operand(job.step_noise + (static_cast<std::int64_t>(s) * job.count + first) * n, nb);
         sb.step_noise = view<float>(*sn_buf, nb, n);
       }
       be->sampler_step(compiled[static_cast<std::size_t>(s)], sb);

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "brainlatent/backend.h"
 #include "brainlatent/error.h"
 #include "brainlatent/sd_pipeline.h"
 #include "sd_test_util.h"
@@ -47,6 +48,7 @@ void compare(const char* what, const std::vector<float>& a, const std::vector<fl
 struct Run {
   std::vector<float> cond, latents, images;
   double load_s = 0, text_s = 0, loop_s = 0, unet_s = 0, decode_s = 0;
+  std::string loop_backend;
 };
 
 // Encodes the captions, runs img2img on (z, the conditioning this pipeline computed) and decodes.
@@ -69,6 +71,7 @@ Run run(SdPipeline& sd, const std::vector<std::int64_t>& ids, const std::vector<
   const auto st = sd.img2img(job);
   r.loop_s = st.loop_seconds;
   r.unet_s = st.unet_seconds;
+  r.loop_backend = st.backend;
   std::int64_t H = 0, W = 0;
   t0 = std::chrono::steady_clock::now();
   r.images = sd.decode(r.latents.data(), 2, C, h, w, 0.18215f, 2, H, W);
@@ -137,15 +140,34 @@ int main() {
   compare("vae_encoder (z)", z, zg, 1e-4);
 
   const Run a = run(*host, ids, z, C, h, w);
+  // The loop on the host (the U-Net's tensors copied each call), then on the GPU (the latents, the
+  // step kernel and Philox noise on the device, the U-Net bound to CUDA memory) when the engine has
+  // its CUDA backend.
+  setenv("BRAINLATENT_SD_DEVICE_LOOP", "0", 1);
   run(*gpu, ids, z, C, h, w);  // warm-up: the first CUDA run pays for kernel selection and allocation
   const Run b = run(*gpu, ids, z, C, h, w);
+  SD_CHECK(b.loop_backend == "cpu");
   compare("text_encoder (c)", a.cond, b.cond, 1e-4);
-  compare("img2img latents", a.latents, b.latents, 1e-4);
+  compare("img2img latents (host loop)", a.latents, b.latents, 1e-4);
   compare("vae_decoder images", a.images, b.images, 1e-4);
-  std::printf("timings (s)      cpu       cuda\n");
+  unsetenv("BRAINLATENT_SD_DEVICE_LOOP");
+  bool engine_cuda = false;
+  for (const BackendInfo& bi : list_backends())
+    if (bi.name == "cuda") engine_cuda = bi.available;
+  Run d;
+  if (engine_cuda) {
+    run(*gpu, ids, z, C, h, w);
+    d = run(*gpu, ids, z, C, h, w);
+    SD_CHECK(d.loop_backend == "cuda");
+    compare("img2img latents (device loop)", a.latents, d.latents, 1e-4);
+    compare("vae_decoder images (device loop)", a.images, d.images, 1e-4);
+  } else {
+    std::printf("device loop: not run (the engine was built without its CUDA backend)\n");
+  }
+  std::printf("timings (s)      cpu       cuda  cuda device loop\n");
   std::printf("  load       %8.4f  %8.4f\n", cpu_load_s, gpu_load_s);
   std::printf("  text       %8.4f  %8.4f\n", a.text_s, b.text_s);
-  std::printf("  img2img    %8.4f  %8.4f  (U-Net %.4f / %.4f)\n", a.loop_s, b.loop_s, a.unet_s, b.unet_s);
+  std::printf("  img2img    %8.4f  %8.4f  %8.4f  (U-Net %.4f / %.4f / %.4f)\n", a.loop_s, b.loop_s, d.loop_s, a.unet_s, b.unet_s, d.unet_s);
   std::printf("  decode     %8.4f  %8.4f\n", a.decode_s, b.decode_s);
 
   // The registered library serves further sessions; another library or a missing device is refused.

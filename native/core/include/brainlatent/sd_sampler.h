@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "brainlatent/backend.h"
@@ -23,6 +24,11 @@ class UNetRunner {
                        const float* cond, std::int64_t seq, std::int64_t dim) = 0;
   virtual float* input() = 0;         // [rows, C, h, w], written by the loop
   virtual const float* output() = 0;  // [rows, C, h, w], the noise prediction
+  // A runner that keeps its input and output on the job's device backend returns them here
+  // (Device buffers of that backend, [rows, C, h, w] each, valid after prepare()); the loop then
+  // never leaves the device. Null: input()/output() are host memory.
+  virtual Buffer* input_buffer() { return nullptr; }
+  virtual Buffer* output_buffer() { return nullptr; }
   virtual void run(double timestep) = 0;
   virtual void request_cancel() {}  // may be called from another thread
 };
@@ -66,6 +72,7 @@ struct Img2ImgStats {
   double update_seconds = 0; // sum of the fused passes
   std::int64_t unet_calls = 0;
   std::int64_t batches = 0;
+  std::string backend;       // where the loop ran: "cpu", or "cuda" for a device-resident loop
 };
 
 // Validates the job (shapes, pointers, keys; z, cond, uncond and the noises finite, else NonFinite
