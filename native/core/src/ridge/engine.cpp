@@ -3,6 +3,7 @@
 #include "engine.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -30,10 +31,26 @@ std::string gib(double bytes) {
 }  // namespace
 
 // ------------------------------------------------------------------ context
+namespace {
+// Fits running on device backends in this process now: a device's default budget is shared
+// between them (a batch worker runs several jobs' fits on one GPU, each on its own stream).
+std::atomic<int> g_device_fits{0};
+struct DeviceFit {
+  bool on;
+  explicit DeviceFit(const Backend& be) : on(!be.host_visible()) {
+    if (on) g_device_fits.fetch_add(1);
+  }
+  ~DeviceFit() {
+    if (on) g_device_fits.fetch_sub(1);
+  }
+};
+}  // namespace
+
 double budget_of(const Problem& pb, const Backend& be) {
   if (pb.memory_budget) return static_cast<double>(pb.memory_budget);
   if (be.host_visible()) return static_cast<double>(kDefaultMemoryBudget);
-  return std::max(static_cast<double>(kDefaultMemoryBudget), 0.85 * static_cast<double>(be.memory_available()));
+  const int fits = std::max(1, g_device_fits.load());
+  return std::max(static_cast<double>(kDefaultMemoryBudget), 0.85 * static_cast<double>(be.memory_available()) / fits);
 }
 
 Context::Context(const Problem& problem, Backend& backend) : pb(problem), be(backend), budget(budget_of(problem, backend)) {
@@ -630,6 +647,7 @@ const RouteSpec& route_by_name(const std::string& name) {
 
 EngineResult run(const Problem& pb, Backend& be, const std::string& route_name, const std::string& space, const std::string& cv_method) {
   check_problem(pb);
+  const DeviceFit counted(be);
   const bool banded = !pb.unit_weights();
   const bool automatic = route_name.empty() || route_name == "auto";
   const RouteSpec* chosen = nullptr;
