@@ -1,7 +1,8 @@
 /**
  * `sd fixture --arch sd1`'s U-Net graph, at a narrow width (the full one is 3.4 GB and is built only by
  * `bench samplers --arch sd1`): valid ONNX with external, 64 KiB-aligned weights; the SD 1.x layout's
- * parameter count formula; and the fused loop runs on it under both memory modes with equal results.
+ * parameter count formula; the weights recipe (unet/weights.recipe.json) that regenerates weights.pb off
+ * Node; and the fused loop runs on it under both memory modes with equal results.
  */
 import { readFile, rm, stat } from 'node:fs/promises';
 import { mkdtempSync } from 'node:fs';
@@ -12,7 +13,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 
 import { Diffusion } from '../../ts/sd/Diffusion.js';
 import { onnx } from '../../ts/sd/onnxProto.js';
-import { writeSd1Fixture } from '../../ts/sd/sd1Fixture.js';
+import { SD1_WEIGHTS_RECIPE_FORMAT, type Sd1WeightsRecipe, writeSd1Fixture } from '../../ts/sd/sd1Fixture.js';
 
 const dir = join(mkdtempSync(join(tmpdir(), 'brainlatent-sd1-')), 'sd1');
 afterAll(async () => {
@@ -68,6 +69,34 @@ describe('sd fixture --arch sd1', () => {
     expect(ext.length).toBeGreaterThan(100);
     for (const t of ext) expect(Number(t.externalData?.find((e) => e.key === 'offset')?.value) % 65536).toBe(0);
     expect((await stat(join(dir, 'unet', 'weights.pb'))).size).toBeGreaterThanOrEqual(r.weightBytes);
+
+    // The recipe lists every external tensor in order, where the model says it is, and describes its bytes.
+    const recipe = JSON.parse(await readFile(join(dir, 'unet', 'weights.recipe.json'), 'utf8')) as Sd1WeightsRecipe;
+    expect(recipe.format).toBe(SD1_WEIGHTS_RECIPE_FORMAT);
+    expect(recipe.seed).toBe(1);
+    expect(recipe.tensors.map((t) => t[0])).toEqual(ext.map((t) => t.name));
+    const key = (t: (typeof ext)[number], k: string) => Number(t.externalData?.find((e) => e.key === k)?.value);
+    let counter = 0;
+    ext.forEach((t, i) => {
+      const [, offset, count, , , start] = recipe.tensors[i];
+      expect([offset, count * 4, start]).toEqual([key(t, 'offset'), key(t, 'length'), counter]);
+      expect(count).toBe((t.dims ?? []).reduce((a: number, b) => a * Number(b), 1));
+      counter += count;
+    });
+    expect(counter).toBe(r.parameters);
+    const weights = await readFile(join(dir, 'unet', 'weights.pb'));
+    expect(weights.length).toBe(recipe.size);
+    // the recipe's formula, element by element, at the first, a middle and the last element of every tensor
+    const hash = (k: number) => {
+      let t = (recipe.seed + Math.imul(k + 1, 0x6d2b79f5)) >>> 0;
+      t = Math.imul(t ^ (t >>> 15), t | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      return (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
+    };
+    const view = new DataView(weights.buffer, weights.byteOffset, weights.byteLength);
+    for (const [, offset, count, scale, add, start] of recipe.tensors) {
+      for (const i of [0, count >> 1, count - 1]) expect(view.getFloat32(offset + 4 * i, true)).toBe(Math.fround(add + scale * hash(start + i)));
+    }
     const z = { data: Float32Array.from({ length: 4 * 8 * 8 }, (_, i) => Math.sin(i)), shape: [1, 4, 8, 8] };
     const c = { data: Float32Array.from({ length: 77 * 48 }, (_, i) => Math.cos(i * 0.1)), shape: [1, 77, 48] };
     const out: Float32Array[] = [];

@@ -7,6 +7,11 @@
  * 64 KiB so ONNX Runtime can memory-map it). The text encoder, VAE and tokenizer are the tiny fixture's at
  * SD 1.x's interface sizes (77 × 768 conditioning, 8× VAE): the sampler's speed and memory are the U-Net's.
  * Weights are streamed to disk tensor by tensor, so writing it needs little memory.
+ *
+ * Next to them, unet/weights.recipe.json says how every byte of weights.pb was made (seed, file size, and
+ * per tensor: file offset, element count, scale, offset value, PRNG counter at its start), so that a
+ * machine without Node can regenerate the 3.4 GB file bit for bit from the small files
+ * (native/core/bench/sd1_weights.cpp) instead of receiving it.
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -23,6 +28,26 @@ type IAttribute = import('onnx-proto').onnx.IAttributeProto;
 const T = onnx.TensorProto.DataType;
 const A = onnx.AttributeProto.AttributeType;
 const ALIGN = 65536;
+/** The recipe's format tag; bump it when the generator's arithmetic changes. */
+export const SD1_WEIGHTS_RECIPE_FORMAT = 'brainlatent-sd1-weights/1';
+
+/**
+ * unet/weights.recipe.json: weights.pb as a pure function of these numbers. The PRNG is counter-based: value k
+ * of the stream (k = 0, 1, …) hashes state = seed + (k + 1)·0x6d2b79f5 (mod 2^32) with the mulberry32 finaliser
+ * into u (uint32), r = u / 2^32 · 2 − 1 (float64); a tensor whose stream starts at `counter` holds element i =
+ * float32(add + scale · r(counter + i)) (float64 arithmetic, no fused multiply-add), little-endian at `offset`.
+ * The bytes between tensors (64 KiB alignment) are zero.
+ */
+export interface Sd1WeightsRecipe {
+  format: typeof SD1_WEIGHTS_RECIPE_FORMAT;
+  seed: number;
+  /** weights.pb's size in bytes (the last tensor's end; no trailing padding). */
+  size: number;
+  alignment: number;
+  columns: ['name', 'offset', 'count', 'scale', 'add', 'counter'];
+  /** One row per external tensor, in file order. */
+  tensors: [string, number, number, number, number, number][];
+}
 
 /** SD 1.x's UNet2DConditionModel configuration. */
 export const SD1_UNET = {
@@ -53,12 +78,16 @@ class ExternalGraph {
   private offset = 0;
   parameters = 0;
   private state: number;
+  /** Values drawn so far (the counter of the next one). */
+  private drawn = 0;
+  readonly recipe: Sd1WeightsRecipe;
   constructor(
     private readonly fd: number,
     private readonly location: string,
     seed: number,
   ) {
     this.state = seed >>> 0;
+    this.recipe = { format: SD1_WEIGHTS_RECIPE_FORMAT, seed: seed >>> 0, size: 0, alignment: ALIGN, columns: ['name', 'offset', 'count', 'scale', 'add', 'counter'], tensors: [] };
   }
   private rand(): number {
     this.state = (this.state + 0x6d2b79f5) >>> 0;
@@ -77,6 +106,8 @@ class ExternalGraph {
       this.offset += pad;
     }
     const start = this.offset;
+    this.recipe.tensors.push([name, start, size, scale, offset, this.drawn]);
+    this.drawn += size;
     const chunk = new Float32Array(Math.min(size, 1 << 20));
     for (let done = 0; done < size; done += chunk.length) {
       const m = Math.min(chunk.length, size - done);
@@ -84,6 +115,7 @@ class ExternalGraph {
       writeSync(this.fd, new Uint8Array(chunk.buffer, 0, m * 4));
     }
     this.offset += size * 4;
+    this.recipe.size = this.offset;
     this.parameters += size;
     this.inits.push({
       name,
@@ -261,6 +293,10 @@ async function buildSd1Fixture(tmp: string, cfg: Sd1UnetConfig, options: { seed?
     },
   });
   await writeFile(join(unetDir, 'model.onnx'), onnx.ModelProto.encode(m).finish());
+  // one row per line: small, readable, and parsed by sd1_weights.cpp without a JSON library
+  const { tensors, ...head } = g.recipe;
+  const rows = tensors.map((t) => JSON.stringify(t)).join(',\n');
+  await writeFile(join(unetDir, 'weights.recipe.json'), `${JSON.stringify(head).slice(0, -1)},"tensors":[\n${rows}\n]}\n`);
   await writeFile(join(tmp, 'sd1_fixture.json'), JSON.stringify({ parameters: g.parameters, note: "SD 1.x's U-Net layers, random weights" }, null, 2));
   return { parameters: g.parameters, weightBytes: g.parameters * 4 };
 }
