@@ -41,16 +41,13 @@
 #include "brainlatent/host_memory.h"
 #include "brainlatent/linalg.h"
 #include "brainlatent/ridge.h"
-#include "bench_json.h"
+#include "bench_util.h"
 
 using namespace brainlatent;
 using namespace brainlatent::bench;
 using i64 = std::int64_t;
-using Clock = std::chrono::steady_clock;
 
 namespace {
-
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 // ---------------------------------------------------------------- arguments
 

@@ -24,7 +24,7 @@
 #include <cuda_runtime_api.h>
 #endif
 
-#include "bench_json.h"
+#include "bench_util.h"
 #include "brainlatent/error.h"
 #include "brainlatent/philox.h"
 #include "brainlatent/scheduler.h"
@@ -33,11 +33,8 @@
 using namespace brainlatent;
 using namespace brainlatent::bench;
 using i64 = std::int64_t;
-using Clock = std::chrono::steady_clock;
 
 namespace {
-
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 const char* kUsage = R"(bench_sampler: the sampler (img2img + decode) on an SD model folder, one JSON line on stdout.
 

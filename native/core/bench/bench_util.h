@@ -1,8 +1,9 @@
 // Small helpers shared by the engine's plain-C++ benchmarks (bench_ridge, bench_sampler): a one-line
-// JSON record builder, the time, the load average and the peak RSS that every record carries.
+// JSON record builder, the time, the load average and the peak RSS that every record carries, a stopwatch.
 #pragma once
 #include <sys/resource.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <ctime>
@@ -11,6 +12,12 @@
 #include <vector>
 
 namespace brainlatent::bench {
+
+using Clock = std::chrono::steady_clock;
+
+inline double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
 
 class Json {
  public:
