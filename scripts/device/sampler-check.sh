@@ -12,11 +12,12 @@
 # precision and runs batch 1 (1 image) and batch 8 (8 images) on it:
 #   fp32   provider option use_tf32=0 (the parity setting)
 #   tf32   use_tf32=1 (TF32 tensor cores allowed in MatMul/Conv)
+#   fp32host  use_tf32=0 with BRAINLATENT_SD_DEVICE_LOOP=0 (the host loop; not in the default STEPS)
 # Records (JSON lines, one per batch size) are appended to $OUT/sampler.jsonl; everything printed goes
 # to $OUT/sampler-log.txt; one line per step to $OUT/sampler-summary.txt.
 #
 # Environment:
-#   STEPS="env build weights fp32 tf32"   steps to run
+#   STEPS="env build weights fp32 tf32"   steps to run (also: fp32host)
 #   BUILD=/tmp/blb  ORT=/tmp/ort           the engine's build folder, the assembled ONNX Runtime
 #   BATCHES=1,8 IMAGES=1,8                 bench_sampler --batch / --images
 #   BENCH_ARGS="..."                       extra bench_sampler arguments (e.g. --steps 10, --max-rows 8)
@@ -129,8 +130,8 @@ main() {
   : >"$SUMMARY"
   for s in $STEPS; do
     case $s in
-      env | build | weights | fp32 | tf32) ;;
-      *) echo "sampler-check: unknown step '$s' in STEPS (env, build, weights, fp32, tf32)"; return 64 ;;
+      env | build | weights | fp32 | tf32 | fp32host) ;;
+      *) echo "sampler-check: unknown step '$s' in STEPS (env, build, weights, fp32, tf32, fp32host)"; return 64 ;;
     esac
   done
   echo "sampler-check: steps '$STEPS', fixture $FIXTURE, build $BUILD, out $OUT, batches $BATCHES, images $IMAGES"
@@ -141,6 +142,7 @@ main() {
       weights) step weights "$WEIGHTS_TIMEOUT" bash "$SELF" --do weights ;;
       fp32) step fp32 "$BENCH_TIMEOUT" bash "$SELF" --do bench fp32 --provider-option use_tf32=0 ;;
       tf32) step tf32 "$BENCH_TIMEOUT" bash "$SELF" --do bench tf32 --provider-option use_tf32=1 ;;
+      fp32host) step fp32host "$BENCH_TIMEOUT" env BRAINLATENT_SD_DEVICE_LOOP=0 bash "$SELF" --do bench fp32host --provider-option use_tf32=0 ;;
     esac
   done
   echo

@@ -58,7 +58,8 @@ Usage: bench_sampler --dir DIR [options]
   --json-out FILE           append the JSON record to FILE too
   --tag TEXT                a label copied into the record (e.g. the git commit)
   --help                    this text
-Environment: BRAINLATENT_SD_DEVICE_LOOP is recorded as given (the device-resident loop's switch).
+Environment: BRAINLATENT_SD_DEVICE_LOOP (0: keep the loop on the host with a CUDA U-Net) is recorded as
+given; loop_backend in the record says where the loop ran.
 )";
 
 struct Args {
@@ -284,7 +285,7 @@ int main(int argc, char** argv) {
           .num("overhead_ratio", unet > 0 ? loop / unet : NAN)
           .num("unet_calls", static_cast<double>(t.stats.unet_calls)).num("batches", static_cast<double>(t.stats.batches))
           .num("unet_ms_per_call", t.stats.unet_calls ? 1e3 * unet / static_cast<double>(t.stats.unet_calls) : NAN)
-          .num("decode_s", t.decode_s).num("wall_s", t.wall_s);
+          .num("decode_s", t.decode_s).num("wall_s", t.wall_s).str("loop_backend", t.stats.backend);
       if (a.provider == "cuda") j.num("device_used_gib", device_used_gib(a.device));
       j.num("peak_rss_gib", peak_rss_gib()).str("status", "ok");
       std::fprintf(stderr, "bench_sampler: batch %lld: %.4f s/image (loop %.3f s, U-Net %.3f s, ratio %.4f, decode %.3f s; warm-up %.1f s)\n",
