@@ -68,6 +68,12 @@ class Session {
 // A tensor over caller-owned memory (no copy).
 Value tensor_over(void* data, std::size_t bytes, const std::vector<std::int64_t>& shape, ONNXTensorElementDataType type);
 const OrtMemoryInfo* cpu_memory();
+// A float32 host array as a model input of element type `want`: over the array itself for float32,
+// or over `scratch` holding it converted for float16 (an fp16 export's boundary).
+Value float_input(const float* data, std::size_t count, const std::vector<std::int64_t>& shape, ONNXTensorElementDataType want,
+                  std::vector<std::uint16_t>& scratch);
+// A float32 or float16 output as float32: its own data, or `scratch` holding it converted.
+const float* float_output(OrtValue* v, std::vector<float>& scratch);
 // A tensor over CUDA device memory of device `device_id` (no copy): inputs and outputs a CUDA
 // provider reads and writes in place.
 Value tensor_over_cuda(void* data, std::size_t bytes, const std::vector<std::int64_t>& shape, ONNXTensorElementDataType type,

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "brainlatent/error.h"
+#include "half.h"
 #include "ort_api.h"
 
 namespace brainlatent {
@@ -306,6 +307,35 @@ std::vector<std::int64_t> shape_of(const OrtValue* v) {
   a.ReleaseTensorTypeAndShapeInfo(info);
   check(st, "GetDimensions");
   return shape;
+}
+
+Value float_input(const float* data, std::size_t count, const std::vector<std::int64_t>& shape, ONNXTensorElementDataType want,
+                  std::vector<std::uint16_t>& scratch) {
+  if (want != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16)
+    return tensor_over(const_cast<float*>(data), count * sizeof(float), shape, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT);
+  scratch.resize(count);
+  floats_to_half(data, scratch.data(), count);
+  return tensor_over(scratch.data(), count * sizeof(std::uint16_t), shape, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16);
+}
+
+const float* float_output(OrtValue* v, std::vector<float>& scratch) {
+  const OrtApi& a = api();
+  OrtTensorTypeAndShapeInfo* info = nullptr;
+  check(a.GetTensorTypeAndShape(v, &info), "GetTensorTypeAndShape");
+  ONNXTensorElementDataType type = ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED;
+  std::size_t count = 0;
+  OrtStatus* st = a.GetTensorElementType(info, &type);
+  if (!st) st = a.GetTensorShapeElementCount(info, &count);
+  a.ReleaseTensorTypeAndShapeInfo(info);
+  check(st, "GetTensorElementType");
+  void* p = nullptr;
+  check(a.GetTensorMutableData(v, &p), "GetTensorMutableData");
+  if (type == ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT) return static_cast<const float*>(p);
+  if (type != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16)
+    throw Error(ErrorCode::OrtFailure, std::string("a model output is ") + element_type_name(type) + ", expected float32 or float16");
+  scratch.resize(count);
+  half_to_floats(static_cast<const std::uint16_t*>(p), scratch.data(), count);
+  return scratch.data();
 }
 
 const float* float_data(OrtValue* v) {

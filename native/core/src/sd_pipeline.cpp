@@ -12,6 +12,7 @@
 #include <map>
 
 #include "brainlatent/error.h"
+#include "half.h"
 #include "ort_api.h"
 
 namespace brainlatent {
@@ -58,6 +59,9 @@ SdTensorInfo to_info(const ort::TensorSig& s) {
 }
 
 bool is_float(const ort::TensorSig& s) { return s.type == ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT; }
+// float32 or float16 (an fp16 export: converted at the boundary, the engine computes in float32)
+bool is_real(const ort::TensorSig& s) { return is_float(s) || s.type == ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16; }
+bool is_half(const ort::TensorSig& s) { return s.type == ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16; }
 bool is_int(const ort::TensorSig& s) {
   return s.type == ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32 || s.type == ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64;
 }
@@ -80,6 +84,11 @@ class OrtUNetRunner : public UNetRunner {
                 const ort::TensorSig& cond, const ort::TensorSig& out, int max_rows, Backend* device = nullptr)
       : s_(s), sample_(sample), timestep_(timestep), cond_(cond), out_(out), max_rows_(max_rows), dev_(device) {
     ort::check(ort::api().CreateRunOptions(&run_options_), "CreateRunOptions");
+    half_in_ = sample_.type == ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16;
+    half_out_ = out_.type == ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16;
+    half_cond_ = cond_.type == ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16;
+    if (dev_ && (half_in_ || half_out_ || half_cond_ || timestep_.type == ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16))
+      throw Error(ErrorCode::InvalidArgument, "the device-resident loop takes float32 U-Nets; " + s.path() + " is float16");
   }
   ~OrtUNetRunner() override {
     release_bindings();
@@ -100,11 +109,15 @@ class OrtUNetRunner : public UNetRunner {
       } else {
         in_.assign(n, 0.f);
         out_buf_.assign(n, 0.f);
+        // an fp16 export: the loop's float32 buffers, converted into and out of these at each call
+        in_h_.assign(half_in_ ? n : 0, 0);
+        out_h_.assign(half_out_ ? n : 0, 0);
       }
       const std::size_t nt = timestep_.shape.empty() ? 1 : static_cast<std::size_t>(rows);
       ts_f_.assign(nt, 0.f);
       ts_i64_.assign(nt, 0);
       ts_i32_.assign(nt, 0);
+      ts_h_.assign(nt, 0);
     }
     if (dev_) {  // the conditioning of this batch, on the device (its host rows change per batch)
       const std::int64_t cn = rows * seq * dim;
@@ -116,6 +129,14 @@ class OrtUNetRunner : public UNetRunner {
       BufferPtr h = dev_->wrap_host(const_cast<float*>(cond), DType::F32, static_cast<std::size_t>(cn));
       dev_->copy(view<float>(*h, 1, cn), view<float>(*cond_dev_, 1, cn));
       dev_->synchronize();
+    }
+    if (!dev_ && half_cond_) {  // the batch's conditioning as float16 (its host rows change per batch)
+      const std::size_t cn = static_cast<std::size_t>(rows * seq * dim);
+      if (cond_h_.size() != cn) {
+        cond_h_.assign(cn, 0);
+        cond_ptr_ = nullptr;  // new storage: bind again
+      }
+      floats_to_half(cond, cond_h_.data(), cn);
     }
     if (!same || cond != cond_ptr_ || seq != seq_ || dim != dim_ || slices_.empty()) {
       cond_ptr_ = cond; seq_ = seq; dim_ = dim;
@@ -131,6 +152,8 @@ class OrtUNetRunner : public UNetRunner {
     // diffusers' ONNX pipelines pass np.array([t], dtype=int64): fractional timesteps truncate
     for (auto& v : ts_i64_) v = static_cast<std::int64_t>(std::trunc(t));
     for (auto& v : ts_i32_) v = static_cast<std::int32_t>(std::trunc(t));
+    for (auto& v : ts_h_) v = half_from_float(static_cast<float>(t));
+    if (half_in_) floats_to_half(in_.data(), in_h_.data(), in_.size());
     for (auto& sl : slices_) {
       // A non-CPU provider copies host inputs to the device when they are bound, so they are
       // re-bound every step there (with device-resident tensors, only the host timestep); on the
@@ -141,6 +164,7 @@ class OrtUNetRunner : public UNetRunner {
         bind(sl);
       ort::check(ort::api().RunWithBinding(s_.get(), run_options_, sl.binding), "running " + s_.path());
     }
+    if (half_out_) half_to_floats(out_h_.data(), out_buf_.data(), out_buf_.size());
   }
   void request_cancel() override {
     if (OrtStatus* st = ort::api().RunOptionsSetTerminate(run_options_)) ort::api().ReleaseStatus(st);
@@ -166,8 +190,11 @@ class OrtUNetRunner : public UNetRunner {
         sl.in = ort::tensor_over_cuda(static_cast<float*>(in_dev_->data()) + r0 * img, bytes, shape, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT, d);
         sl.out = ort::tensor_over_cuda(static_cast<float*>(out_dev_->data()) + r0 * img, bytes, shape, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT, d);
       } else {
-        sl.in = ort::tensor_over(in_.data() + r0 * img, bytes, shape, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT);
-        sl.out = ort::tensor_over(out_buf_.data() + r0 * img, bytes, shape, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT);
+        const std::size_t hbytes = static_cast<std::size_t>(r * img) * sizeof(std::uint16_t);
+        sl.in = half_in_ ? ort::tensor_over(in_h_.data() + r0 * img, hbytes, shape, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16)
+                         : ort::tensor_over(in_.data() + r0 * img, bytes, shape, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT);
+        sl.out = half_out_ ? ort::tensor_over(out_h_.data() + r0 * img, hbytes, shape, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16)
+                           : ort::tensor_over(out_buf_.data() + r0 * img, bytes, shape, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT);
       }
       // a scalar timestep is shared by every row; a [rows] one is sliced with them
       const bool scalar = timestep_.shape.empty();
@@ -176,6 +203,8 @@ class OrtUNetRunner : public UNetRunner {
       const std::vector<std::int64_t> tshape = scalar ? std::vector<std::int64_t>{} : std::vector<std::int64_t>{r};
       if (timestep_.type == ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT)
         sl.ts = ort::tensor_over(ts_f_.data() + t0, nt * sizeof(float), tshape, timestep_.type);
+      else if (timestep_.type == ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16)
+        sl.ts = ort::tensor_over(ts_h_.data() + t0, nt * sizeof(std::uint16_t), tshape, timestep_.type);
       else if (timestep_.type == ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64)
         sl.ts = ort::tensor_over(ts_i64_.data() + t0, nt * sizeof(std::int64_t), tshape, timestep_.type);
       else
@@ -184,6 +213,9 @@ class OrtUNetRunner : public UNetRunner {
         sl.cond = ort::tensor_over_cuda(static_cast<float*>(cond_dev_->data()) + r0 * seq_ * dim_,
                                         static_cast<std::size_t>(r * seq_ * dim_) * sizeof(float), {r, seq_, dim_},
                                         ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT, s_.device_id());
+      else if (half_cond_)
+        sl.cond = ort::tensor_over(cond_h_.data() + r0 * seq_ * dim_, static_cast<std::size_t>(r * seq_ * dim_) * sizeof(std::uint16_t),
+                                   {r, seq_, dim_}, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16);
       else
         sl.cond = ort::tensor_over(const_cast<float*>(cond_ptr_) + r0 * seq_ * dim_,
                                    static_cast<std::size_t>(r * seq_ * dim_) * sizeof(float), {r, seq_, dim_},
@@ -218,6 +250,8 @@ class OrtUNetRunner : public UNetRunner {
   const float* cond_ptr_ = nullptr;
   Backend* dev_ = nullptr;
   BufferPtr in_dev_, out_dev_, cond_dev_;
+  bool half_in_ = false, half_out_ = false, half_cond_ = false;
+  std::vector<std::uint16_t> in_h_, out_h_, cond_h_, ts_h_;
   std::vector<float> in_, out_buf_, ts_f_;
   std::vector<std::int64_t> ts_i64_;
   std::vector<std::int32_t> ts_i32_;
@@ -290,7 +324,8 @@ class OrtSdPipeline : public SdPipeline {
       throw Error(ErrorCode::ShapeMismatch, s.path() + " returned " + te_out_ + " of shape " + shape_str(shape) +
                                                 ", expected [" + std::to_string(batch) + "," + std::to_string(seq) + ",D]");
     dim = shape[2];
-    const float* p = ort::float_data(outs[0].get());
+    std::vector<float> scratch;
+    const float* p = ort::float_output(outs[0].get(), scratch);
     return std::vector<float>(p, p + batch * seq * dim);
   }
 
@@ -311,16 +346,17 @@ class OrtSdPipeline : public SdPipeline {
     for (std::int64_t first = 0; first < batch; first += chunk) {
       const std::int64_t nb = std::min(chunk, batch - first);
       const std::size_t per = static_cast<std::size_t>(3 * height * width);
-      auto v = ort::tensor_over(const_cast<float*>(images + first * static_cast<std::int64_t>(per)),
-                                per * static_cast<std::size_t>(nb) * sizeof(float), {nb, 3, height, width},
-                                ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT);
+      std::vector<std::uint16_t> in_half;
+      auto v = ort::float_input(images + first * static_cast<std::int64_t>(per), per * static_cast<std::size_t>(nb),
+                                {nb, 3, height, width}, vae_in_.type, in_half);
       const char* in_name = vae_in_.name.c_str();
       const char* out_name = summary_.vae_encoder_output.c_str();
       auto outs = ort::run(s, {in_name}, {v.get()}, {out_name});
       const auto shape = ort::shape_of(outs[0].get());
       if (shape.size() != 4 || shape[0] != nb)
         throw Error(ErrorCode::ShapeMismatch, s.path() + " returned " + shape_str(shape));
-      const float* p = ort::float_data(outs[0].get());
+      std::vector<float> out_scratch;
+      const float* p = ort::float_output(outs[0].get(), out_scratch);
       channels = params ? shape[1] / 2 : shape[1];
       h = shape[2];
       w = shape[3];
@@ -363,8 +399,8 @@ class OrtSdPipeline : public SdPipeline {
     for (std::int64_t first = 0; first < batch; first += chunk) {
       const std::int64_t nb = std::min(chunk, batch - first);
       for (std::int64_t j = 0; j < nb * n; ++j) scaled[static_cast<std::size_t>(j)] = latents[first * n + j] / scaling;
-      auto v = ort::tensor_over(scaled.data(), static_cast<std::size_t>(nb * n) * sizeof(float), {nb, channels, h, w},
-                                ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT);
+      std::vector<std::uint16_t> in_half;
+      auto v = ort::float_input(scaled.data(), static_cast<std::size_t>(nb * n), {nb, channels, h, w}, dec_in_.type, in_half);
       const char* in_name = dec_in_.name.c_str();
       const char* out_name = dec_out_.c_str();
       auto outs = ort::run(s, {in_name}, {v.get()}, {out_name});
@@ -373,7 +409,8 @@ class OrtSdPipeline : public SdPipeline {
         throw Error(ErrorCode::ShapeMismatch, s.path() + " returned " + shape_str(shape) + ", expected [B,3,H,W]");
       height = shape[2];
       width = shape[3];
-      const float* p = ort::float_data(outs[0].get());
+      std::vector<float> out_scratch;
+      const float* p = ort::float_output(outs[0].get(), out_scratch);
       const std::size_t m = static_cast<std::size_t>(nb * 3 * height * width);
       const std::size_t base = result.size();
       result.resize(base + m);
@@ -418,6 +455,8 @@ class OrtSdPipeline : public SdPipeline {
   // has the CUDA backend for that device; BRAINLATENT_SD_DEVICE_LOOP=0 keeps the host loop.
   Backend* device_backend(const ort::Session& unet) {
     if (unet.route().rfind("cuda", 0) != 0) return nullptr;
+    // (fp16 exports convert at the U-Net's boundary on the host: the host loop)
+    if (is_half(unet_sample_) || is_half(unet_cond_) || is_half(unet_out_) || is_half(unet_t_)) return nullptr;
     const char* env = std::getenv("BRAINLATENT_SD_DEVICE_LOOP");
     if (env && std::string(env) == "0") return nullptr;
     if (!device_) {
@@ -452,17 +491,9 @@ class OrtSdPipeline : public SdPipeline {
                                                 " expects " + sig.describe());
   }
 
-  void reject_fp16(const std::string& c, const ort::Session& s) {
-    for (const auto* list : {&s.inputs(), &s.outputs()})
-      for (const auto& t : *list)
-        if (t.type == ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16)
-          mismatch(dir_, s, c, "a float32 export", "has float16 tensors (fp16 exports are not supported yet)");
-  }
-
   void adapt() {
     if (auto it = sessions_.find("text_encoder"); it != sessions_.end()) {
       const auto& s = *it->second;
-      reject_fp16("text_encoder", s);
       const char* expected = "input_ids int32|int64 [batch, 77] -> last_hidden_state float32 [batch, 77, D]";
       const ort::TensorSig* ids = s.input("input_ids");
       if (!ids && s.inputs().size() == 1) ids = &s.inputs()[0];
@@ -473,7 +504,7 @@ class OrtSdPipeline : public SdPipeline {
       const ort::TensorSig* out = s.output("last_hidden_state");
       if (!out)
         for (const auto& o : s.outputs())
-          if (o.shape.size() == 3 && is_float(o)) { out = &o; break; }
+          if (o.shape.size() == 3 && is_real(o)) { out = &o; break; }
       if (!out || out->shape.size() != 3) mismatch(dir_, s, "text_encoder", expected, "has no last_hidden_state output");
       te_out_ = out->name;
       summary_.input_ids_dtype = ort::element_type_name(ids->type);
@@ -482,7 +513,6 @@ class OrtSdPipeline : public SdPipeline {
     }
     if (auto it = sessions_.find("unet"); it != sessions_.end()) {
       const auto& s = *it->second;
-      reject_fp16("unet", s);
       const char* expected =
           "sample float32 [batch, 4, h, w], timestep float32|int64|int32 [] or [batch], encoder_hidden_states float32 "
           "[batch, 77, D] -> out_sample float32 [batch, 4, h, w]";
@@ -491,14 +521,14 @@ class OrtSdPipeline : public SdPipeline {
       const ort::TensorSig* c = s.input("encoder_hidden_states");
       if (!x || !t || !c) mismatch(dir_, s, "unet", expected, "lacks sample, timestep or encoder_hidden_states");
       if (s.inputs().size() != 3) mismatch(dir_, s, "unet", expected, "has extra inputs (not an SD 1.x U-Net)");
-      if (!is_float(*x) || x->shape.size() != 4) mismatch(dir_, s, "unet", expected, "has a sample input that is not float32 rank 4");
-      if (!is_float(*c) || c->shape.size() != 3)
-        mismatch(dir_, s, "unet", expected, "has encoder_hidden_states that is not float32 rank 3");
-      if (!(is_float(*t) || is_int(*t)) || t->shape.size() > 1)
-        mismatch(dir_, s, "unet", expected, "has a timestep that is not float32/int64/int32 of rank 0 or 1");
+      if (!is_real(*x) || x->shape.size() != 4) mismatch(dir_, s, "unet", expected, "has a sample input that is not float32/float16 rank 4");
+      if (!is_real(*c) || c->shape.size() != 3)
+        mismatch(dir_, s, "unet", expected, "has encoder_hidden_states that is not float32/float16 rank 3");
+      if (!(is_real(*t) || is_int(*t)) || t->shape.size() > 1)
+        mismatch(dir_, s, "unet", expected, "has a timestep that is not float32/float16/int64/int32 of rank 0 or 1");
       const ort::TensorSig* o = s.output("out_sample");
       if (!o && s.outputs().size() == 1) o = &s.outputs()[0];
-      if (!o || !is_float(*o)) mismatch(dir_, s, "unet", expected, "has no out_sample output");
+      if (!o || !is_real(*o)) mismatch(dir_, s, "unet", expected, "has no float32/float16 out_sample output");
       unet_sample_ = *x;
       unet_t_ = *t;
       unet_cond_ = *c;
@@ -516,11 +546,10 @@ class OrtSdPipeline : public SdPipeline {
     }
     if (auto it = sessions_.find("vae_encoder"); it != sessions_.end()) {
       const auto& s = *it->second;
-      reject_fp16("vae_encoder", s);
       const char* expected = "sample float32 [batch, 3, H, W] -> latent_sample [batch, 4, H/8, W/8] or latent_parameters [batch, 8, H/8, W/8]";
       const ort::TensorSig* x = s.input("sample");
       if (!x && s.inputs().size() == 1) x = &s.inputs()[0];
-      if (!x || !is_float(*x) || x->shape.size() != 4) mismatch(dir_, s, "vae_encoder", expected, "has no float32 rank-4 sample input");
+      if (!x || !is_real(*x) || x->shape.size() != 4) mismatch(dir_, s, "vae_encoder", expected, "has no float32/float16 rank-4 sample input");
       vae_in_ = *x;
       if (s.output("latent_parameters")) summary_.vae_encoder_output = "latent_parameters";
       else if (s.output("latent_sample")) summary_.vae_encoder_output = "latent_sample";
@@ -528,11 +557,10 @@ class OrtSdPipeline : public SdPipeline {
     }
     if (auto it = sessions_.find("vae_decoder"); it != sessions_.end()) {
       const auto& s = *it->second;
-      reject_fp16("vae_decoder", s);
       const char* expected = "latent_sample float32 [batch, 4, h, w] -> sample float32 [batch, 3, 8h, 8w]";
       const ort::TensorSig* x = s.input("latent_sample");
       if (!x && s.inputs().size() == 1) x = &s.inputs()[0];
-      if (!x || !is_float(*x) || x->shape.size() != 4) mismatch(dir_, s, "vae_decoder", expected, "has no float32 rank-4 latent_sample input");
+      if (!x || !is_real(*x) || x->shape.size() != 4) mismatch(dir_, s, "vae_decoder", expected, "has no float32/float16 rank-4 latent_sample input");
       dec_in_ = *x;
       const ort::TensorSig* o = s.output("sample");
       if (!o && s.outputs().size() == 1) o = &s.outputs()[0];

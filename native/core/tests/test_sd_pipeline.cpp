@@ -5,6 +5,7 @@
 // without ORT or fixtures.
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -160,5 +161,66 @@ int main() {
   std::int64_t d = 0;
   std::vector<std::int64_t> ids(77, 1);
   error_of([&] { unet_only->encode_text(ids.data(), 1, 77, d); }, ErrorCode::InvalidArgument);
+  // An fp16 export (float16 inputs and outputs around the fixture's float32 graph, Cast at the
+  // boundaries): converted where the engine hands tensors over, the same results as the float32
+  // folder to float16 rounding of those tensors (the loop itself stays float32).
+  if (exists(fixtures + "/optimum-fp16-io/unet/model.onnx")) {
+    SdLoadOptions o32, o16;
+    o32.dir = fixtures + "/optimum-1.24";
+    o16.dir = fixtures + "/optimum-fp16-io";
+    auto p32 = SdPipeline::load(o32);
+    auto p16 = SdPipeline::load(o16);
+    bool half_seen = false;
+    for (const auto& m : p16->summary().models)
+      for (const auto& t : m.inputs) half_seen = half_seen || t.dtype == "float16";
+    SD_CHECK(half_seen);
+    std::vector<std::int64_t> ids(3 * 77, 49407);
+    for (int r = 0; r < 3; ++r) ids[r * 77] = 49406;
+    ids[1] = 320;
+    std::int64_t d32 = 0, d16 = 0;
+    const auto c32 = p32->encode_text(ids.data(), 3, 77, d32), c16 = p16->encode_text(ids.data(), 3, 77, d16);
+    auto rel = [](const std::vector<float>& a, const std::vector<float>& b) {
+      double diff = 0, scale = 0;
+      for (std::size_t i = 0; i < a.size() && i < b.size(); ++i) {
+        diff = std::max(diff, static_cast<double>(std::fabs(a[i] - b[i])));
+        scale = std::max(scale, static_cast<double>(std::fabs(a[i])));
+      }
+      return a.size() == b.size() ? diff / std::max(1e-12, scale) : 1e9;
+    };
+    SD_CHECK(d16 == d32 && rel(c32, c16) < 2e-3);
+    std::vector<std::uint8_t> rgb(2 * 64 * 48 * 3);
+    for (std::size_t i = 0; i < rgb.size(); ++i) rgb[i] = static_cast<std::uint8_t>((i * 31) % 253);
+    std::vector<float> x(2 * 3 * 64 * 48);
+    rgb8_to_model_input(rgb.data(), 2, 64, 48, x.data());
+    std::vector<NoiseKey> keys{{3, 0}, {3, 1}};
+    std::int64_t C = 0, h = 0, w = 0;
+    const auto z32 = p32->encode_images(x.data(), 2, 64, 48, LatentMode::Mean, keys.data(), 0.18215f, 2, C, h, w);
+    const auto z16 = p16->encode_images(x.data(), 2, 64, 48, LatentMode::Mean, keys.data(), 0.18215f, 2, C, h, w);
+    SD_CHECK(rel(z32, z16) < 2e-3);
+    auto loop = [&](SdPipeline& p, const std::vector<float>& c) {
+      Img2ImgJob job;
+      job.plan = make_sampler_plan(sd15_schedule(), SchedulerKind::Ddim, 8, 0.8);
+      job.guidance = 5;
+      job.count = 2; job.channels = C; job.height = h; job.width = w; job.seq = 77; job.dim = d32;
+      job.z = z32.data(); job.cond = c.data(); job.uncond = c.data() + 2 * 77 * d32; job.uncond_rows = 1;
+      job.keys = keys;
+      job.batch_size = 2;
+      std::vector<float> out(z32.size());
+      job.out = out.data();
+      const auto st = p.img2img(job);
+      SD_CHECK(st.backend == "cpu" && st.unet_calls == 6);
+      return out;
+    };
+    const auto l32 = loop(*p32, c32), l16 = loop(*p16, c32);
+    const double rl = rel(l32, l16);
+    std::printf("fp16 boundaries: text %.2g, latents %.2g, img2img %.2g (max |Δ| / max |x|)\n", rel(c32, c16), rel(z32, z16), rl);
+    SD_CHECK(rl < 1e-2);
+    std::int64_t OH = 0, OW = 0;
+    const auto i32 = p32->decode(l32.data(), 2, C, h, w, 0.18215f, 2, OH, OW), i16 = p16->decode(l32.data(), 2, C, h, w, 0.18215f, 2, OH, OW);
+    SD_CHECK(rel(i32, i16) < 5e-3);
+  } else {
+    std::printf("fp16 boundaries: no optimum-fp16-io fixture in %s (written by the vitest setup)\n", fixtures.c_str());
+    SD_CHECK(!"the optimum-fp16-io fixture is missing");
+  }
   return sdtest::finish("test_sd_pipeline");
 }
