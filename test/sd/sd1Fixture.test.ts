@@ -2,23 +2,53 @@
  * `sd fixture --arch sd1`'s U-Net graph, at a narrow width (the full one is 3.4 GB and is built only by
  * `bench samplers --arch sd1`): valid ONNX with external, 64 KiB-aligned weights; the SD 1.x layout's
  * parameter count formula; the weights recipe (unet/weights.recipe.json) that regenerates weights.pb off
- * Node; and the fused loop runs on it under both memory modes with equal results.
+ * Node, and native/core/bench/sd1_weights.cpp does so byte for byte; and the fused loop runs on it under
+ * both memory modes with equal results. The float16 form (`--dtype float16`): half weights and constants,
+ * float16 at every boundary, its recipe regenerating it too, and the same function as the float32 U-Net
+ * within half precision (onnxruntime-node, CPU).
  */
+import { execFileSync } from 'node:child_process';
 import { readFile, rm, stat } from 'node:fs/promises';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+import * as ort from 'onnxruntime-node';
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { Diffusion } from '../../ts/sd/Diffusion.js';
+import { floatToHalfBits, halfBitsToFloat, toHalf } from '../../ts/sd/half.js';
 import { onnx } from '../../ts/sd/onnxProto.js';
 import { SD1_WEIGHTS_RECIPE_FORMAT, type Sd1WeightsRecipe, writeSd1Fixture } from '../../ts/sd/sd1Fixture.js';
 
-const dir = join(mkdtempSync(join(tmpdir(), 'brainlatent-sd1-')), 'sd1');
+const root = mkdtempSync(join(tmpdir(), 'brainlatent-sd1-'));
+const dir = join(root, 'sd1');
+const dir16 = join(root, 'sd1-fp16');
+const config = { blockOut: [32, 64, 64, 64], groups: 8, heads: 4, timeDim: 64, crossDim: 48 };
 afterAll(async () => {
-  await rm(join(dir, '..'), { recursive: true, force: true });
+  await rm(root, { recursive: true, force: true });
 });
+
+/** sd1_weights (native/core/bench/sd1_weights.cpp) compiled once, with the flags of its CMake target. */
+let tool = '';
+function sd1Weights(): string {
+  if (!tool) {
+    tool = join(root, 'sd1_weights');
+    const source = join(import.meta.dirname, '..', '..', 'native', 'core', 'bench', 'sd1_weights.cpp');
+    execFileSync(process.env.CXX || 'c++', ['-std=c++17', '-O2', '-ffp-contract=off', '-pthread', '-o', tool, source], { stdio: 'inherit' });
+  }
+  return tool;
+}
+
+/** weights.pb regenerated from the recipe by sd1_weights equals the one Node wrote, byte for byte. */
+async function expectRegenerated(folder: string): Promise<void> {
+  const out = join(folder, 'unet', 'weights.regenerated.pb');
+  execFileSync(sd1Weights(), ['--recipe', join(folder, 'unet', 'weights.recipe.json'), '--out', out, '--threads', '2'], { stdio: 'pipe' });
+  const [a, b] = await Promise.all([readFile(join(folder, 'unet', 'weights.pb')), readFile(out)]);
+  expect(b.length).toBe(a.length);
+  expect(Buffer.compare(a, b)).toBe(0);
+  await rm(out);
+}
 
 /** Parameters of the SD 1.x U-Net layout for given widths (diffusers' UNet2DConditionModel). */
 function parameters(bo: number[], td: number, cd: number): number {
@@ -61,7 +91,6 @@ describe('sd fixture --arch sd1', () => {
   });
 
   it('writes a narrow copy of the layout that loads and samples, the same under lean memory', async () => {
-    const config = { blockOut: [32, 64, 64, 64], groups: 8, heads: 4, timeDim: 64, crossDim: 48 };
     const r = await writeSd1Fixture(dir, { config });
     expect(r.parameters).toBe(parameters([32, 64, 64, 64], 64, 48));
     const m = onnx.ModelProto.decode(await readFile(join(dir, 'unet', 'model.onnx')));
@@ -74,6 +103,7 @@ describe('sd fixture --arch sd1', () => {
     const recipe = JSON.parse(await readFile(join(dir, 'unet', 'weights.recipe.json'), 'utf8')) as Sd1WeightsRecipe;
     expect(recipe.format).toBe(SD1_WEIGHTS_RECIPE_FORMAT);
     expect(recipe.seed).toBe(1);
+    expect(recipe.dtype).toBe('float32');
     expect(recipe.tensors.map((t) => t[0])).toEqual(ext.map((t) => t.name));
     const key = (t: (typeof ext)[number], k: string) => Number(t.externalData?.find((e) => e.key === k)?.value);
     let counter = 0;
@@ -97,6 +127,7 @@ describe('sd fixture --arch sd1', () => {
     for (const [, offset, count, scale, add, start] of recipe.tensors) {
       for (const i of [0, count >> 1, count - 1]) expect(view.getFloat32(offset + 4 * i, true)).toBe(Math.fround(add + scale * hash(start + i)));
     }
+    await expectRegenerated(dir);
     const z = { data: Float32Array.from({ length: 4 * 8 * 8 }, (_, i) => Math.sin(i)), shape: [1, 4, 8, 8] };
     const c = { data: Float32Array.from({ length: 77 * 48 }, (_, i) => Math.cos(i * 0.1)), shape: [1, 77, 48] };
     const out: Float32Array[] = [];
@@ -111,5 +142,74 @@ describe('sd fixture --arch sd1', () => {
       }
     }
     for (let i = 0; i < out[0].length; i++) expect(Math.abs(out[0][i] - out[1][i])).toBeLessThan(1e-4 * Math.max(1, Math.abs(out[0][i])));
+  });
+
+  it('--dtype float16: half weights, constants and boundaries; the recipe regenerates it; the float32 function within half precision', async () => {
+    await stat(join(dir, 'unet', 'weights.pb')).catch(() => writeSd1Fixture(dir, { config })); // the float32 one, as the test above writes it
+    const r = await writeSd1Fixture(dir16, { config, dtype: 'float16' });
+    expect(r.parameters).toBe(parameters([32, 64, 64, 64], 64, 48));
+    expect(r.weightBytes).toBe(2 * r.parameters);
+    const m = onnx.ModelProto.decode(await readFile(join(dir16, 'unet', 'model.onnx')));
+    const g = m.graph as import('onnx-proto').onnx.GraphProto;
+    const T = onnx.TensorProto.DataType;
+    const elem = (v: (typeof g.input)[number]) => v.type?.tensorType?.elemType;
+    expect([...g.input, ...g.output].map((v) => [v.name, elem(v)])).toEqual([
+      ['sample', T.FLOAT16],
+      ['timestep', T.FLOAT16],
+      ['encoder_hidden_states', T.FLOAT16],
+      ['out_sample', T.FLOAT16],
+    ]);
+    // every float initializer is half, but Resize's scales (float32 by the ONNX spec); Casts go to half
+    const resizeScales = new Set(g.node.filter((n) => n.opType === 'Resize').map((n) => n.input?.[2]));
+    const floats = g.initializer.filter((t) => t.dataType !== T.INT64);
+    expect(floats.filter((t) => t.dataType !== T.FLOAT16).map((t) => [t.dataType, resizeScales.has(t.name ?? undefined)])).toEqual([...resizeScales].map(() => [T.FLOAT, true]));
+    const casts = g.node.filter((n) => n.opType === 'Cast');
+    expect(casts.map((n) => Number(n.attribute?.find((a) => a.name === 'to')?.i))).toEqual([T.FLOAT16]);
+    // the other components take and return half at their float boundaries
+    for (const c of ['text_encoder', 'vae_encoder', 'vae_decoder']) {
+      const cg = onnx.ModelProto.decode(await readFile(join(dir16, c, 'model.onnx'))).graph as typeof g;
+      for (const v of [...cg.input, ...cg.output]) expect([c, v.name, elem(v)]).toEqual([c, v.name, v.name === 'input_ids' ? T.INT64 : T.FLOAT16]);
+    }
+
+    const recipe = JSON.parse(await readFile(join(dir16, 'unet', 'weights.recipe.json'), 'utf8')) as Sd1WeightsRecipe;
+    expect([recipe.format, recipe.dtype]).toEqual([SD1_WEIGHTS_RECIPE_FORMAT, 'float16']);
+    const ext = g.initializer.filter((t) => t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL);
+    expect(recipe.tensors.map((t) => [t[0], t[1], 2 * t[2]])).toEqual(
+      ext.map((t) => [t.name, ...['offset', 'length'].map((k) => Number(t.externalData?.find((e) => e.key === k)?.value))]),
+    );
+    // the same draws as the float32 fixture, each rounded to half
+    const recipe32 = JSON.parse(await readFile(join(dir, 'unet', 'weights.recipe.json'), 'utf8')) as Sd1WeightsRecipe;
+    const [w16, w32] = await Promise.all([readFile(join(dir16, 'unet', 'weights.pb')), readFile(join(dir, 'unet', 'weights.pb'))]);
+    expect(w16.length).toBe(recipe.size);
+    const v16 = new DataView(w16.buffer, w16.byteOffset, w16.byteLength);
+    const v32 = new DataView(w32.buffer, w32.byteOffset, w32.byteLength);
+    recipe.tensors.forEach(([, offset, count], k) => {
+      const o32 = recipe32.tensors[k][1];
+      for (let i = 0; i < count; i += Math.max(1, count >> 6)) expect(v16.getUint16(offset + 2 * i, true)).toBe(floatToHalfBits(v32.getFloat32(o32 + 4 * i, true)));
+    });
+    await expectRegenerated(dir16);
+
+    // the float16 U-Net computes the float32 one's function (on the same half-representable inputs)
+    const half = (n: number, f: (i: number) => number) => Float32Array.from({ length: n }, (_, i) => halfBitsToFloat(floatToHalfBits(f(i))));
+    const z = half(4 * 16 * 16, Math.sin);
+    const c = half(77 * 48, (i) => Math.cos(i * 0.1));
+    const run = async (folder: string, t: (type: 'float32' | 'float16', data: Float32Array, dims: number[]) => ort.Tensor) => {
+      const s = await ort.InferenceSession.create(join(folder, 'unet', 'model.onnx'), { intraOpNumThreads: 1 });
+      try {
+        const out = (await s.run({ sample: t('float32', z, [1, 4, 16, 16]), timestep: t('float32', Float32Array.of(999), []), encoder_hidden_states: t('float32', c, [1, 77, 48]) })).out_sample;
+        return out.type === 'float16' ? Float32Array.from(out.data as Uint16Array, halfBitsToFloat) : (out.data as Float32Array);
+      } finally {
+        await s.release();
+      }
+    };
+    const a = await run(dir, (type, data, dims) => new ort.Tensor(type, data, dims));
+    const b = await run(dir16, (_, data, dims) => new ort.Tensor('float16', toHalf(data), dims));
+    let err = 0;
+    let norm = 0;
+    for (let i = 0; i < a.length; i++) {
+      err += (a[i] - b[i]) ** 2;
+      norm += a[i] ** 2;
+    }
+    expect(Math.sqrt(err / norm)).toBeLessThan(0.03); // 0.009 seen; a wrong weight or constant gives O(1)
   });
 });

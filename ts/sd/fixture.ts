@@ -29,6 +29,11 @@ export interface SdFixtureOptions {
   unetLayers?: number;
   /** Seed of the random weights. */
   seed?: number;
+  /**
+   * Element type at every float input and output: float32, or float16 around the same float32 graphs (Cast
+   * nodes at the boundaries, as an fp16 export's interface looks to the caller). Integer inputs stay integer.
+   */
+  io?: 'float32' | 'float16';
 }
 
 /** The named variants of sd-onnx.md §5. */
@@ -37,6 +42,9 @@ export const SD_FIXTURE_VARIANTS: Record<string, SdFixtureOptions> = {
   'optimum-1.23': { inputIds: 'int32', timestep: { dtype: 'int64', rank: 1 }, vaeEncoderOutput: 'latent_parameters' },
   'diffusers-script': { inputIds: 'int32', timestep: { dtype: 'float32', rank: 1 }, vaeEncoderOutput: 'latent_sample' },
   'diffusers-int64': { inputIds: 'int32', timestep: { dtype: 'int64', rank: 1 }, vaeEncoderOutput: 'latent_sample' },
+  // optimum-1.24 with float16 at every float input/output (sample, timestep, encoder_hidden_states, latents,
+  // images, embeddings), computing in float32 inside: the boundary conversions of fp16 folders, on the CPU.
+  'optimum-fp16-io': { inputIds: 'int64', timestep: { dtype: 'float32', rank: 0 }, vaeEncoderOutput: 'latent_parameters', io: 'float16' },
 };
 
 const T = onnx.TensorProto.DataType;
@@ -120,6 +128,34 @@ export function model(g: GraphBuilder, name: string, input: IValueInfo[], output
 }
 
 const elem = (t: 'int32' | 'int64' | 'float32'): number => (t === 'int32' ? T.INT32 : t === 'int64' ? T.INT64 : T.FLOAT);
+
+/**
+ * @internal The model with float16 at its float32 inputs and outputs: input x (now float16) → Cast → x_f32,
+ * which the graph reads instead of x; the graph's output y is renamed y_f32 → Cast → y (float16).
+ */
+export function withFloat16Io(bytes: Uint8Array): Uint8Array {
+  const m = onnx.ModelProto.decode(bytes);
+  const g = m.graph as import('onnx-proto').onnx.GraphProto;
+  const rename = new Map<string, string>();
+  const before: INode[] = [];
+  const after: INode[] = [];
+  const cast = (from: string, to: string, type: number): INode => ({ opType: 'Cast', input: [from], output: [to], attribute: [intAttr('to', type)], name: `Cast_${to}` });
+  const retype = (v: IValueInfo): boolean => {
+    const t = v.type?.tensorType;
+    if (!t || t.elemType !== T.FLOAT) return false;
+    t.elemType = T.FLOAT16;
+    rename.set(v.name as string, `${v.name}_f32`);
+    return true;
+  };
+  for (const v of g.input) if (retype(v)) before.push(cast(String(v.name), `${v.name}_f32`, T.FLOAT));
+  for (const v of g.output) if (retype(v)) after.push(cast(`${v.name}_f32`, String(v.name), T.FLOAT16));
+  for (const n of g.node) {
+    n.input = (n.input ?? []).map((x) => rename.get(x) ?? x);
+    n.output = (n.output ?? []).map((x) => rename.get(x) ?? x);
+  }
+  g.node = [...before, ...g.node, ...after] as typeof g.node;
+  return onnx.ModelProto.encode(m).finish();
+}
 
 export function textEncoderModel(o: Required<SdFixtureOptions>): Uint8Array {
   const D = o.textDim;
@@ -245,6 +281,7 @@ export function resolveFixtureOptions(o: SdFixtureOptions = {}): Required<SdFixt
     unetChannels: o.unetChannels ?? 8,
     unetLayers: o.unetLayers ?? 1,
     seed: o.seed ?? 1,
+    io: o.io ?? 'float32',
   };
 }
 
@@ -259,7 +296,7 @@ export async function writeSdFixture(dir: string, options: SdFixtureOptions = {}
   ];
   for (const [name, bytes] of parts) {
     await mkdir(join(dir, name), { recursive: true });
-    await writeFileAtomic(join(dir, name, 'model.onnx'), bytes);
+    await writeFileAtomic(join(dir, name, 'model.onnx'), o.io === 'float16' ? withFloat16Io(bytes) : bytes);
   }
   const tok = fixtureTokenizer();
   await mkdir(join(dir, 'tokenizer'), { recursive: true });

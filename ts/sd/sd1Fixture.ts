@@ -8,10 +8,17 @@
  * SD 1.x's interface sizes (77 × 768 conditioning, 8× VAE): the sampler's speed and memory are the U-Net's.
  * Weights are streamed to disk tensor by tensor, so writing it needs little memory.
  *
- * Next to them, unet/weights.recipe.json says how every byte of weights.pb was made (seed, file size, and
- * per tensor: file offset, element count, scale, offset value, PRNG counter at its start), so that a
+ * Next to them, unet/weights.recipe.json says how every byte of weights.pb was made (seed, dtype, file size,
+ * and per tensor: file offset, element count, scale, offset value, PRNG counter at its start), so that a
  * machine without Node can regenerate the 3.4 GB file bit for bit from the small files
  * (native/core/bench/sd1_weights.cpp) instead of receiving it.
+ *
+ * `dtype: 'float16'` writes the layout of the usual GPU export: the U-Net's weights, constants, inputs and
+ * output are float16 (each weight is the float32 value of the float32 fixture rounded to half, ts/sd/half.ts;
+ * 1.7 GB), and the text encoder and VAE take and return float16 around their float32 graphs (Cast nodes at
+ * the boundaries, ts/sd/fixture.ts `io: 'float16'`). Resize's scales stay float32 (the ONNX spec's type).
+ * The graph passes onnx.checker and strict type inference; ONNX Runtime's CPU provider runs it too (through
+ * float32 where it has no half kernel), for tests at narrow width.
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -19,6 +26,7 @@ import { join } from 'node:path';
 
 import { withAtomicDir } from '../io/atomicWrite.js';
 import { writeSdFixture } from './fixture.js';
+import { floatToHalfBits } from './half.js';
 import { onnx } from './onnxProto.js';
 
 type INode = import('onnx-proto').onnx.INodeProto;
@@ -28,6 +36,9 @@ type IAttribute = import('onnx-proto').onnx.IAttributeProto;
 const T = onnx.TensorProto.DataType;
 const A = onnx.AttributeProto.AttributeType;
 const ALIGN = 65536;
+/** Element type of the sd1 fixture's U-Net (weights, constants, inputs, output). */
+export type Sd1Dtype = 'float32' | 'float16';
+
 /** The recipe's format tag; bump it when the generator's arithmetic changes. */
 export const SD1_WEIGHTS_RECIPE_FORMAT = 'brainlatent-sd1-weights/1';
 
@@ -35,12 +46,15 @@ export const SD1_WEIGHTS_RECIPE_FORMAT = 'brainlatent-sd1-weights/1';
  * unet/weights.recipe.json: weights.pb as a pure function of these numbers. The PRNG is counter-based: value k
  * of the stream (k = 0, 1, …) hashes state = seed + (k + 1)·0x6d2b79f5 (mod 2^32) with the mulberry32 finaliser
  * into u (uint32), r = u / 2^32 · 2 − 1 (float64); a tensor whose stream starts at `counter` holds element i =
- * float32(add + scale · r(counter + i)) (float64 arithmetic, no fused multiply-add), little-endian at `offset`.
- * The bytes between tensors (64 KiB alignment) are zero.
+ * float32(add + scale · r(counter + i)) (float64 arithmetic, no fused multiply-add), little-endian at `offset`;
+ * with dtype float16 it holds the half bits of that float32 value (round to nearest even, ts/sd/half.ts), 2 bytes
+ * each. The bytes between tensors (64 KiB alignment) are zero.
  */
 export interface Sd1WeightsRecipe {
   format: typeof SD1_WEIGHTS_RECIPE_FORMAT;
   seed: number;
+  /** Element type of every tensor (absent in older recipes: float32). */
+  dtype: Sd1Dtype;
   /** weights.pb's size in bytes (the last tensor's end; no trailing padding). */
   size: number;
   alignment: number;
@@ -81,13 +95,19 @@ class ExternalGraph {
   /** Values drawn so far (the counter of the next one). */
   private drawn = 0;
   readonly recipe: Sd1WeightsRecipe;
+  /** The ONNX element type of weights, float constants, inputs and output. */
+  readonly float: number;
+  private readonly bytes: number;
   constructor(
     private readonly fd: number,
     private readonly location: string,
     seed: number,
+    readonly dtype: Sd1Dtype,
   ) {
     this.state = seed >>> 0;
-    this.recipe = { format: SD1_WEIGHTS_RECIPE_FORMAT, seed: seed >>> 0, size: 0, alignment: ALIGN, columns: ['name', 'offset', 'count', 'scale', 'add', 'counter'], tensors: [] };
+    this.float = dtype === 'float16' ? T.FLOAT16 : T.FLOAT;
+    this.bytes = dtype === 'float16' ? 2 : 4;
+    this.recipe = { format: SD1_WEIGHTS_RECIPE_FORMAT, seed: seed >>> 0, dtype, size: 0, alignment: ALIGN, columns: ['name', 'offset', 'count', 'scale', 'add', 'counter'], tensors: [] };
   }
   private rand(): number {
     this.state = (this.state + 0x6d2b79f5) >>> 0;
@@ -108,33 +128,41 @@ class ExternalGraph {
     const start = this.offset;
     this.recipe.tensors.push([name, start, size, scale, offset, this.drawn]);
     this.drawn += size;
-    const chunk = new Float32Array(Math.min(size, 1 << 20));
+    const n = Math.min(size, 1 << 20);
+    const chunk = this.dtype === 'float16' ? new Uint16Array(n) : new Float32Array(n);
     for (let done = 0; done < size; done += chunk.length) {
       const m = Math.min(chunk.length, size - done);
-      for (let i = 0; i < m; i++) chunk[i] = offset + scale * this.rand();
-      writeSync(this.fd, new Uint8Array(chunk.buffer, 0, m * 4));
+      if (this.dtype === 'float16') for (let i = 0; i < m; i++) chunk[i] = floatToHalfBits(offset + scale * this.rand());
+      else for (let i = 0; i < m; i++) chunk[i] = offset + scale * this.rand();
+      writeSync(this.fd, new Uint8Array(chunk.buffer, 0, m * this.bytes));
     }
-    this.offset += size * 4;
+    this.offset += size * this.bytes;
     this.recipe.size = this.offset;
     this.parameters += size;
     this.inits.push({
       name,
       dims,
-      dataType: T.FLOAT,
+      dataType: this.float,
       dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
       externalData: [
         { key: 'location', value: this.location },
         { key: 'offset', value: String(start) },
-        { key: 'length', value: String(size * 4) },
+        { key: 'length', value: String(size * this.bytes) },
       ],
     });
     return name;
   }
-  /** A small constant kept inside the model file. */
-  consts(values: number[], dims = [values.length], type: 'float' | 'int64' = 'float'): string {
+  /** A small constant kept inside the model file: 'float' is the model's dtype, 'float32' stays float32 (Resize scales). */
+  consts(values: number[], dims = [values.length], type: 'float' | 'float32' | 'int64' = 'float'): string {
     const name = `c${this.n++}`;
-    const raw = type === 'float' ? new Uint8Array(new Float32Array(values).buffer) : new Uint8Array(new BigInt64Array(values.map(BigInt)).buffer);
-    this.inits.push({ name, dims, dataType: type === 'float' ? T.FLOAT : T.INT64, rawData: raw });
+    if (type === 'int64') {
+      this.inits.push({ name, dims, dataType: T.INT64, rawData: new Uint8Array(new BigInt64Array(values.map(BigInt)).buffer) });
+    } else if (type === 'float' && this.dtype === 'float16') {
+      const halves = Uint16Array.from(values, (v) => floatToHalfBits(v));
+      this.inits.push({ name, dims, dataType: T.FLOAT16, rawData: new Uint8Array(halves.buffer) });
+    } else {
+      this.inits.push({ name, dims, dataType: T.FLOAT, rawData: new Uint8Array(new Float32Array(values).buffer) });
+    }
     return name;
   }
   op(opType: string, input: string[], attribute: IAttribute[] = [], output?: string): string {
@@ -173,7 +201,7 @@ function unetGraph(g: ExternalGraph, cfg: Sd1UnetConfig): void {
   // time embedding: sinusoidal (flip_sin_to_cos, shift 0) → Linear → SiLU → Linear
   const half = cfg.blockOut[0] / 2;
   const freqs = Array.from({ length: half }, (_, i) => Math.exp((-Math.log(10000) * i) / half));
-  const tf = g.op('Reshape', [g.op('Cast', ['timestep'], [int('to', T.FLOAT)]), g.consts([-1, 1], [2], 'int64')]);
+  const tf = g.op('Reshape', [g.op('Cast', ['timestep'], [int('to', g.float)]), g.consts([-1, 1], [2], 'int64')]);
   const arg = g.op('Mul', [tf, g.consts(freqs, [1, half])]);
   const tproj = g.op('Concat', [g.op('Cos', [arg]), g.op('Sin', [arg])], [int('axis', 1)]);
   let temb = linear(silu(linear(tproj, cfg.blockOut[0], cfg.timeDim)), cfg.timeDim, cfg.timeDim);
@@ -245,7 +273,7 @@ function unetGraph(g: ExternalGraph, cfg: Sd1UnetConfig): void {
       if (revAttn[level]) h = transformer(h, c);
     }
     if (level < rev.length - 1) {
-      const up = g.op('Resize', [h, '', g.consts([1, 1, 2, 2])], [{ name: 'mode', type: A.STRING, s: new TextEncoder().encode('nearest') }]);
+      const up = g.op('Resize', [h, '', g.consts([1, 1, 2, 2], [4], 'float32')], [{ name: 'mode', type: A.STRING, s: new TextEncoder().encode('nearest') }]);
       h = conv(up, c, c, 3);
     }
   });
@@ -256,22 +284,30 @@ function unetGraph(g: ExternalGraph, cfg: Sd1UnetConfig): void {
 /** Writes an SD 1.x folder whose U-Net has SD 1.x's layers (random weights) to `dir`. Returns the parameter count. */
 export async function writeSd1Fixture(
   dir: string,
-  options: { seed?: number; /** A narrower U-Net of the same layout (tests); default SD 1.x's. */ config?: Partial<Sd1UnetConfig> } = {},
+  options: {
+    seed?: number;
+    /** A narrower U-Net of the same layout (tests); default SD 1.x's. */
+    config?: Partial<Sd1UnetConfig>;
+    /** float16: the U-Net in half precision and float16 at every component's boundary (see the file's head). */
+    dtype?: Sd1Dtype;
+  } = {},
 ): Promise<{ parameters: number; weightBytes: number }> {
   const cfg: Sd1UnetConfig = { ...SD1_UNET, ...(options.config ?? {}) };
   // Built under a temporary name and swapped in whole (ts/io/atomicWrite).
   return withAtomicDir(dir, (tmp) => buildSd1Fixture(tmp, cfg, options));
 }
 
-async function buildSd1Fixture(tmp: string, cfg: Sd1UnetConfig, options: { seed?: number }): Promise<{ parameters: number; weightBytes: number }> {
+async function buildSd1Fixture(tmp: string, cfg: Sd1UnetConfig, options: { seed?: number; dtype?: Sd1Dtype }): Promise<{ parameters: number; weightBytes: number }> {
+  const dtype = options.dtype ?? 'float32';
+  if (dtype !== 'float32' && dtype !== 'float16') throw new Error(`sd1 fixture dtype: expected float32 or float16, got '${String(dtype)}'`);
   // the small models at SD 1.x's interface sizes (text width 768), then the real U-Net over them
-  await writeSdFixture(tmp, { textDim: cfg.crossDim, seed: options.seed ?? 1 });
+  await writeSdFixture(tmp, { textDim: cfg.crossDim, seed: options.seed ?? 1, io: dtype });
   const unetDir = join(tmp, 'unet');
   await mkdir(unetDir, { recursive: true });
   const fd = openSync(join(unetDir, 'weights.pb'), 'w');
   let g: ExternalGraph;
   try {
-    g = new ExternalGraph(fd, 'weights.pb', options.seed ?? 1);
+    g = new ExternalGraph(fd, 'weights.pb', options.seed ?? 1, dtype);
     unetGraph(g, cfg);
   } finally {
     closeSync(fd);
@@ -288,8 +324,8 @@ async function buildSd1Fixture(tmp: string, cfg: Sd1UnetConfig, options: { seed?
       name: 'unet',
       node: g.nodes,
       initializer: g.inits,
-      input: [vi('sample', T.FLOAT, ['batch', 4, 'height', 'width']), vi('timestep', T.FLOAT, []), vi('encoder_hidden_states', T.FLOAT, ['batch', 'sequence', cfg.crossDim])],
-      output: [vi('out_sample', T.FLOAT, ['batch', 4, 'height', 'width'])],
+      input: [vi('sample', g.float, ['batch', 4, 'height', 'width']), vi('timestep', g.float, []), vi('encoder_hidden_states', g.float, ['batch', 'sequence', cfg.crossDim])],
+      output: [vi('out_sample', g.float, ['batch', 4, 'height', 'width'])],
     },
   });
   await writeFile(join(unetDir, 'model.onnx'), onnx.ModelProto.encode(m).finish());
@@ -297,6 +333,6 @@ async function buildSd1Fixture(tmp: string, cfg: Sd1UnetConfig, options: { seed?
   const { tensors, ...head } = g.recipe;
   const rows = tensors.map((t) => JSON.stringify(t)).join(',\n');
   await writeFile(join(unetDir, 'weights.recipe.json'), `${JSON.stringify(head).slice(0, -1)},"tensors":[\n${rows}\n]}\n`);
-  await writeFile(join(tmp, 'sd1_fixture.json'), JSON.stringify({ parameters: g.parameters, note: "SD 1.x's U-Net layers, random weights" }, null, 2));
-  return { parameters: g.parameters, weightBytes: g.parameters * 4 };
+  await writeFile(join(tmp, 'sd1_fixture.json'), JSON.stringify({ parameters: g.parameters, dtype, note: "SD 1.x's U-Net layers, random weights" }, null, 2));
+  return { parameters: g.parameters, weightBytes: g.parameters * (dtype === 'float16' ? 2 : 4) };
 }

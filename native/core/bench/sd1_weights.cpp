@@ -1,16 +1,20 @@
 // sd1_weights: regenerates the SD 1.x fixture's U-Net weights (unet/weights.pb, 3.4 GB) from its recipe
 // (unet/weights.recipe.json, written by `brainlatent sd fixture --arch sd1`, ts/sd/sd1Fixture.ts), byte for
-// byte, on a machine without Node: the model folder without its weights is a few MB and travels; the
-// weights are made where they are used. The generator's PRNG is counter-based, so every tensor (and every
-// chunk of one) is computed independently: chunks run on all cores and are written with pwrite.
+// byte, on a machine without Node (1.7 GB for the float16 fixture, `--dtype float16`): the model folder
+// without its weights is a few MB and travels; the weights are made where they are used. The generator's
+// PRNG is counter-based, so every tensor (and every chunk of one) is computed independently: chunks run on
+// all cores and are written with pwrite.
 //
 //   sd1_weights --recipe DIR/unet/weights.recipe.json [--out DIR/unet/weights.pb] [--threads N]
 //
 // Value k of the stream (k = 0, 1, ...): state = seed + (k + 1)·0x6d2b79f5 (mod 2^32), mulberry32's
 // finaliser gives u (uint32), r = u / 2^32 · 2 − 1; a tensor whose stream starts at `counter` holds element
 // i = float32(add + scale · r(counter + i)), float64 arithmetic exactly as JavaScript does it (this file is
-// compiled with -ffp-contract=off so no fused multiply-add changes a rounding). Gaps between tensors are
-// zero (a sparse hole). The file is written under a temporary name and renamed into place.
+// compiled with -ffp-contract=off so no fused multiply-add changes a rounding). With "dtype":"float16" each
+// element is the half bits of that float32 value, rounded to nearest even (float_to_half_bits, the same
+// algorithm as ts/sd/half.ts), 2 bytes; without a dtype (older recipes) or "float32", the float32 bytes.
+// Gaps between tensors are zero (a sparse hole). The file is written under a temporary name and renamed
+// into place.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -55,6 +59,7 @@ struct Tensor {
 
 struct Recipe {
   std::uint32_t seed = 0;
+  std::uint64_t element = 4;  // bytes per element: 4 (float32) or 2 (float16)
   std::uint64_t size = 0;
   std::vector<Tensor> tensors;
 };
@@ -99,11 +104,12 @@ struct Cursor {
   }
 };
 
-// The value after "key": in the recipe's head (before "tensors").
-std::string head_value(const std::string& text, const std::string& file, const std::string& key) {
+// The value after "key": in the recipe's head (before "tensors"); empty when absent and optional.
+std::string head_value(const std::string& text, const std::string& file, const std::string& key, bool optional = false) {
   const std::string k = "\"" + key + "\":";
   const std::size_t p = text.find(k);
   const std::size_t tensors = text.find("\"tensors\":");
+  if ((p == std::string::npos || p > tensors) && optional) return {};
   if (p == std::string::npos || p > tensors) fail(file + ": no field '" + key + "' (is this a weights recipe?)");
   std::size_t e = p + k.size();
   while (e < text.size() && !std::strchr(",}", text[e])) ++e;
@@ -130,6 +136,9 @@ Recipe read_recipe(const std::string& file) {
     fail(file + ": columns must be [\"name\",\"offset\",\"count\",\"scale\",\"add\",\"counter\"]");
   r.seed = static_cast<std::uint32_t>(whole(std::strtod(head_value(text, file, "seed").c_str(), nullptr), file, "seed"));
   r.size = whole(std::strtod(head_value(text, file, "size").c_str(), nullptr), file, "size");
+  const std::string dtype = head_value(text, file, "dtype", true);
+  if (dtype == "\"float16\"") r.element = 2;
+  else if (!dtype.empty() && dtype != "\"float32\"") fail(file + ": dtype " + dtype + ", expected \"float32\" or \"float16\"");
 
   Cursor c{text, file, text.find("\"tensors\":") + std::strlen("\"tensors\":")};
   c.expect('[');
@@ -153,7 +162,7 @@ Recipe read_recipe(const std::string& file) {
     c.expect(']');
     if (t.offset < end) fail(file + ": " + row + " starts at byte " + std::to_string(t.offset) + ", inside the previous tensor (ends at " + std::to_string(end) + ")");
     if (t.counter != next_counter) fail(file + ": " + row + " counter " + std::to_string(t.counter) + ", expected " + std::to_string(next_counter) + " (the values drawn before it)");
-    end = t.offset + 4 * t.count;
+    end = t.offset + r.element * t.count;
     next_counter += t.count;
     r.tensors.push_back(t);
   }
@@ -172,6 +181,33 @@ inline double rand_at(std::uint32_t seed, std::uint64_t k) {
   t ^= t + (t ^ (t >> 7)) * (t | 61u);
   const std::uint32_t u = t ^ (t >> 14);
   return static_cast<double>(u) / 4294967296.0 * 2.0 - 1.0;
+}
+
+// IEEE binary16 bits of a float32, rounded to nearest, ties to even; overflow → ±inf, below 2^-25 → ±0,
+// NaN → quiet NaN. Bit for bit ts/sd/half.ts floatToHalfBits.
+inline std::uint16_t float_to_half_bits(float x) {
+  std::uint32_t b;
+  std::memcpy(&b, &x, 4);
+  const std::uint32_t sign = (b >> 16) & 0x8000u;
+  const int exp = static_cast<int>((b >> 23) & 0xffu);
+  const std::uint32_t mant = b & 0x7fffffu;
+  if (exp == 0xff) return static_cast<std::uint16_t>(sign | 0x7c00u | (mant ? 0x200u | (mant >> 13) : 0u));
+  const int e = exp - 127 + 15;  // the half's biased exponent
+  if (e >= 0x1f) return static_cast<std::uint16_t>(sign | 0x7c00u);
+  if (e <= 0) {
+    // a half subnormal m · 2^-24 (or zero): m = M · 2^(e − 14) for the 24-bit significand M
+    if (e < -10) return static_cast<std::uint16_t>(sign);
+    const std::uint32_t m = mant | 0x800000u;
+    const int shift = 14 - e;
+    const std::uint32_t half = 1u << (shift - 1), rest = m & ((1u << shift) - 1u);
+    std::uint32_t h = m >> shift;
+    if (rest > half || (rest == half && (h & 1u))) ++h;  // a carry to 0x400 is the smallest normal
+    return static_cast<std::uint16_t>(sign | h);
+  }
+  std::uint32_t h = (static_cast<std::uint32_t>(e) << 10) | (mant >> 13);
+  const std::uint32_t rest = mant & 0x1fffu;
+  if (rest > 0x1000u || (rest == 0x1000u && (h & 1u))) ++h;  // a carry may reach the exponent, or inf
+  return static_cast<std::uint16_t>(sign | h);
 }
 
 struct Chunk {
@@ -226,13 +262,16 @@ int main(int argc, char** argv) {
   std::atomic<int> error{0};
   auto work = [&]() {
     std::vector<float> buf(kChunk);
+    std::vector<std::uint16_t> halves(r.element == 2 ? kChunk : 0);
     for (std::size_t j; !error.load() && (j = next.fetch_add(1)) < chunks.size();) {
       const Chunk& ch = chunks[j];
       const Tensor& t = r.tensors[ch.tensor];
       for (std::uint64_t i = 0; i < ch.count; ++i)
         buf[i] = static_cast<float>(t.add + t.scale * rand_at(r.seed, t.counter + ch.first + i));
-      const char* p = reinterpret_cast<const char*>(buf.data());
-      std::uint64_t left = ch.count * 4, at = t.offset + ch.first * 4;
+      if (r.element == 2)
+        for (std::uint64_t i = 0; i < ch.count; ++i) halves[i] = float_to_half_bits(buf[i]);
+      const char* p = r.element == 2 ? reinterpret_cast<const char*>(halves.data()) : reinterpret_cast<const char*>(buf.data());
+      std::uint64_t left = ch.count * r.element, at = t.offset + ch.first * r.element;
       while (left > 0) {
         const ssize_t w = ::pwrite(fd, p, left, static_cast<off_t>(at));
         if (w < 0 && errno == EINTR) continue;

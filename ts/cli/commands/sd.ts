@@ -254,16 +254,23 @@ export function registerSdCommand(program: Command): void {
     .option('--unet-channels <n>', 'U-Net hidden channels', '8')
     .option('--unet-layers <n>', 'U-Net hidden 3×3 conv layers', '1')
     .option('--seed <n>', 'weight seed', '1')
+    .option(
+      '--dtype <type>',
+      "with --arch sd1: 'float32' (default) or 'float16', the usual GPU export: the U-Net's weights (1.7 GB), constants, inputs and output in half precision, and float16 at the text encoder's and VAE's boundaries. The tiny fixture's float16 form is --variant optimum-fp16-io",
+    )
     .action(async (f: Record<string, string>) => {
       if (f.arch !== 'tiny' && f.arch !== 'sd1') throw new InvalidArgumentError(`--arch must be tiny or sd1, got '${f.arch}'`);
+      if (f.dtype !== undefined && f.dtype !== 'float32' && f.dtype !== 'float16') throw new InvalidArgumentError(`--dtype must be float32 or float16, got '${f.dtype}'`);
       if (f.arch === 'sd1') {
         const t0 = performance.now();
-        const r = await writeSd1Fixture(f.out, { seed: num(f.seed, 'seed', 1) });
+        const dtype = (f.dtype ?? 'float32') as 'float32' | 'float16';
+        const r = await writeSd1Fixture(f.out, { seed: num(f.seed, 'seed', 1), dtype });
         process.stdout.write(
-          `wrote ${f.out}: SD 1.x U-Net layers, ${r.parameters.toLocaleString('en')} parameters, ${(r.weightBytes / 1e9).toFixed(2)} GB of random weights in unet/weights.pb (${((performance.now() - t0) / 1000).toFixed(0)} s)\n`,
+          `wrote ${f.out}: SD 1.x U-Net layers in ${dtype}, ${r.parameters.toLocaleString('en')} parameters, ${(r.weightBytes / 1e9).toFixed(2)} GB of random weights in unet/weights.pb (${((performance.now() - t0) / 1000).toFixed(0)} s)\n`,
         );
         return;
       }
+      if (f.dtype !== undefined) throw new InvalidArgumentError("--dtype applies to --arch sd1; the tiny fixture's float16 form is --variant optimum-fp16-io");
       const shared = {
         textDim: num(f.textDim, 'text-dim', 32),
         unetChannels: num(f.unetChannels, 'unet-channels', 8),
