@@ -5,7 +5,7 @@
  * Node, and native/core/bench/sd1_weights.cpp does so byte for byte; and the fused loop runs on it under
  * both memory modes with equal results. The float16 form (`--dtype float16`): half weights and constants,
  * float16 at every boundary, its recipe regenerating it too, and the same function as the float32 U-Net
- * within half precision (onnxruntime-node, CPU).
+ * within half precision (onnxruntime-node, CPU; and the engine's img2img through its float16 boundaries).
  */
 import { execFileSync } from 'node:child_process';
 import { readFile, rm, stat } from 'node:fs/promises';
@@ -211,5 +211,21 @@ describe('sd fixture --arch sd1', () => {
       norm += a[i] ** 2;
     }
     expect(Math.sqrt(err / norm)).toBeLessThan(0.03); // 0.009 seen; a wrong weight or constant gives O(1)
+
+    // and the engine samples with it (float16 converted at the U-Net's boundaries) as with the float32 one
+    const latents: Float32Array[] = [];
+    for (const folder of [dir, dir16]) {
+      const sd = await Diffusion.load(folder, { components: ['unet'], intraOpThreads: 1 });
+      try {
+        const zz = { data: Float32Array.from({ length: 4 * 8 * 8 }, (_, i) => Math.sin(i)), shape: [1, 4, 8, 8] };
+        const cc = { data: Float32Array.from({ length: 77 * 48 }, (_, i) => Math.cos(i * 0.1)), shape: [1, 77, 48] };
+        latents.push((await sd.img2img({ z: zz, c: cc, uncond: cc, guidance: 3, scheduler: 'ddim', steps: 2, strength: 1 })).latents.data);
+      } finally {
+        sd.dispose();
+      }
+    }
+    const scale = Math.max(...latents[0].map(Math.abs));
+    const diff = Math.max(...latents[0].map((x, i) => Math.abs(x - latents[1][i])));
+    expect(diff / scale).toBeLessThan(5e-3); // 8.7e-4 seen
   });
 });
