@@ -34,8 +34,11 @@ let tool = '';
 function sd1Weights(): string {
   if (!tool) {
     tool = join(root, 'sd1_weights');
-    const source = join(import.meta.dirname, '..', '..', 'native', 'core', 'bench', 'sd1_weights.cpp');
-    execFileSync(process.env.CXX || 'c++', ['-std=c++17', '-O2', '-ffp-contract=off', '-pthread', '-o', tool, source], { stdio: 'inherit' });
+    const core = join(import.meta.dirname, '..', '..', 'native', 'core');
+    const source = join(core, 'bench', 'sd1_weights.cpp');
+    execFileSync(process.env.CXX || 'c++', ['-std=c++17', '-O2', '-ffp-contract=off', '-pthread', '-I', join(core, 'src'), '-o', tool, source], {
+      stdio: 'inherit',
+    });
   }
   return tool;
 }

@@ -11,8 +11,8 @@
 // finaliser gives u (uint32), r = u / 2^32 · 2 − 1; a tensor whose stream starts at `counter` holds element
 // i = float32(add + scale · r(counter + i)), float64 arithmetic exactly as JavaScript does it (this file is
 // compiled with -ffp-contract=off so no fused multiply-add changes a rounding). With "dtype":"float16" each
-// element is the half bits of that float32 value, rounded to nearest even (float_to_half_bits, the same
-// algorithm as ts/sd/half.ts), 2 bytes; without a dtype (older recipes) or "float32", the float32 bytes.
+// element is the half bits of that float32 value, rounded to nearest even (half_from_float of src/half.h, the
+// engine's own conversion; ts/sd/half.ts gives the same bits), 2 bytes; without a dtype (older recipes) or "float32", the float32 bytes.
 // Gaps between tensors are zero (a sparse hole). The file is written under a temporary name and renamed
 // into place.
 #include <fcntl.h>
@@ -32,6 +32,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "half.h"  // the engine's float32 → float16 conversion (round to nearest even)
 
 namespace {
 
@@ -183,32 +185,6 @@ inline double rand_at(std::uint32_t seed, std::uint64_t k) {
   return static_cast<double>(u) / 4294967296.0 * 2.0 - 1.0;
 }
 
-// IEEE binary16 bits of a float32, rounded to nearest, ties to even; overflow → ±inf, below 2^-25 → ±0,
-// NaN → quiet NaN. Bit for bit ts/sd/half.ts floatToHalfBits.
-inline std::uint16_t float_to_half_bits(float x) {
-  std::uint32_t b;
-  std::memcpy(&b, &x, 4);
-  const std::uint32_t sign = (b >> 16) & 0x8000u;
-  const int exp = static_cast<int>((b >> 23) & 0xffu);
-  const std::uint32_t mant = b & 0x7fffffu;
-  if (exp == 0xff) return static_cast<std::uint16_t>(sign | 0x7c00u | (mant ? 0x200u | (mant >> 13) : 0u));
-  const int e = exp - 127 + 15;  // the half's biased exponent
-  if (e >= 0x1f) return static_cast<std::uint16_t>(sign | 0x7c00u);
-  if (e <= 0) {
-    // a half subnormal m · 2^-24 (or zero): m = M · 2^(e − 14) for the 24-bit significand M
-    if (e < -10) return static_cast<std::uint16_t>(sign);
-    const std::uint32_t m = mant | 0x800000u;
-    const int shift = 14 - e;
-    const std::uint32_t half = 1u << (shift - 1), rest = m & ((1u << shift) - 1u);
-    std::uint32_t h = m >> shift;
-    if (rest > half || (rest == half && (h & 1u))) ++h;  // a carry to 0x400 is the smallest normal
-    return static_cast<std::uint16_t>(sign | h);
-  }
-  std::uint32_t h = (static_cast<std::uint32_t>(e) << 10) | (mant >> 13);
-  const std::uint32_t rest = mant & 0x1fffu;
-  if (rest > 0x1000u || (rest == 0x1000u && (h & 1u))) ++h;  // a carry may reach the exponent, or inf
-  return static_cast<std::uint16_t>(sign | h);
-}
 
 struct Chunk {
   std::size_t tensor;
@@ -269,7 +245,7 @@ int main(int argc, char** argv) {
       for (std::uint64_t i = 0; i < ch.count; ++i)
         buf[i] = static_cast<float>(t.add + t.scale * rand_at(r.seed, t.counter + ch.first + i));
       if (r.element == 2)
-        for (std::uint64_t i = 0; i < ch.count; ++i) halves[i] = float_to_half_bits(buf[i]);
+        for (std::uint64_t i = 0; i < ch.count; ++i) halves[i] = brainlatent::half_from_float(buf[i]);
       const char* p = r.element == 2 ? reinterpret_cast<const char*>(halves.data()) : reinterpret_cast<const char*>(buf.data());
       std::uint64_t left = ch.count * r.element, at = t.offset + ch.first * r.element;
       while (left > 0) {
