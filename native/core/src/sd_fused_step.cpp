@@ -338,18 +338,25 @@ void step_image_clamped(const CompiledStep& c, const ImageInputs& im, float* con
 
 }  // namespace
 
-void fused_step_cpu(const CompiledStep& c, const FusedBatch& b) {
-  const std::int64_t n = b.per_image, B = b.images;
-  const bool cfg = b.groups == 2;
+void check_step_buffers(const CompiledStep& c, const bool (&has_history)[kHistorySlots], int groups, bool step_noise, bool keys) {
   for (int o = 0; o < c.outs; ++o)
-    if (c.out[o].dst != kRegX && !b.history[c.out[o].dst - kRegH0])
+    if (c.out[o].dst != kRegX && !has_history[c.out[o].dst - kRegH0])
       throw Error(ErrorCode::InvalidArgument, "fused step: the program writes history slot H" + std::to_string(c.out[o].dst - kRegH0) +
                                                   " but the batch has no buffer for it");
   for (int h = 0; h < kHistorySlots; ++h)
-    if ((c.inputs & (1u << (kInH0 + h))) && !b.history[h])
+    if ((c.inputs & (1u << (kInH0 + h))) && !has_history[h])
       throw Error(ErrorCode::InvalidArgument, "fused step: the program reads history slot H" + std::to_string(h) +
                                                   " but the batch has no buffer for it");
-  if ((c.inputs & (1u << kInEpsU)) && !cfg) throw Error(ErrorCode::InvalidArgument, "fused step: compiled for guidance, run without");
+  if ((c.inputs & (1u << kInEpsU)) && groups != 2) throw Error(ErrorCode::InvalidArgument, "fused step: compiled for guidance, run without");
+  if ((c.inputs & (1u << kInNoise)) && !step_noise && !keys) throw Error(ErrorCode::InvalidArgument, "fused step: noise keys missing");
+}
+
+void fused_step_cpu(const CompiledStep& c, const FusedBatch& b) {
+  const std::int64_t n = b.per_image, B = b.images;
+  const bool cfg = b.groups == 2;
+  bool history[kHistorySlots];
+  for (int h = 0; h < kHistorySlots; ++h) history[h] = b.history[h] != nullptr;
+  check_step_buffers(c, history, b.groups, b.step_noise != nullptr, b.keys != nullptr);
   for (std::int64_t img = 0; img < B; ++img) {
     ImageInputs im;
     im.in[kInX] = b.x + img * n;
@@ -366,7 +373,6 @@ void fused_step_cpu(const CompiledStep& c, const FusedBatch& b) {
     float* in0 = b.unet_in + img * n;
     float* in1 = cfg ? b.unet_in + (B + img) * n : nullptr;
     const NoiseKey key = b.keys ? b.keys[img] : NoiseKey{};
-    if ((c.inputs & (1u << kInNoise)) && philox && !b.keys) throw Error(ErrorCode::InvalidArgument, "fused step: noise keys missing");
     if (c.clamps == 0)
       step_image_linear(c, im, hist_dst, x, in0, in1, n, noise_src, philox, key);
     else

@@ -107,6 +107,11 @@ struct CompiledStep {
 // groups 2 (classifier-free guidance): E = ε_u + g·(ε_c − ε_u); groups 1: E = ε_c.
 CompiledStep compile_step(const StepProgram& program, int groups, double guidance);
 
+// The buffers a compiled step needs are there: every history slot it reads or writes
+// (has_history[k]), guidance when it was compiled for it (groups 2), and noise keys when it draws
+// Philox noise and no step noise is given. Throws InvalidArgument naming what is missing.
+void check_step_buffers(const CompiledStep& step, const bool (&has_history)[kHistorySlots], int groups, bool step_noise, bool keys);
+
 // CPU implementation: one thread (the U-Net call owns the cores; this pass is memory-bound). A step
 // that stores one or two registers (every scheduler but the history shifts of LMS, PNDM and UniPC)
 // is one in-place pass over each image; the others go through blocks kept in L1. Clamped steps

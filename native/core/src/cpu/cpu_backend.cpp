@@ -19,32 +19,17 @@
 #include "brainlatent/linalg.h"
 #include "brainlatent/parallel.h"
 #include "brainlatent/profile.h"
+#include "../backend_checks.h"
 
 namespace brainlatent {
 namespace {
 
 using i64 = std::int64_t;
 
-std::string dims(i64 r, i64 c) { return std::to_string(r) + "×" + std::to_string(c); }
-
-template <typename T>
-void need_shape(const View<T>& v, i64 rows, i64 cols, const char* op, const char* what) {
-  if (v.rows != rows || v.cols != cols)
-    throw Error(ErrorCode::ShapeMismatch, std::string(op) + ": " + what + " is " + dims(v.rows, v.cols) + ", expected " + dims(rows, cols));
-}
-
-template <typename T>
-void need_vec(const View<T>& v, i64 n, const char* op, const char* what) {
-  if (v.empty()) throw Error(ErrorCode::InvalidArgument, std::string(op) + ": " + what + " is missing");
-  if (v.size() != n || (v.rows != 1 && v.cols != 1 && n > 0))
-    throw Error(ErrorCode::ShapeMismatch, std::string(op) + ": " + what + " has " + std::to_string(v.size()) + " elements, expected " + std::to_string(n));
-}
-
-// The stride between consecutive vector elements: a 1×n view steps by 1, an n×1 view by ld.
-template <typename T>
-i64 vstep(const View<T>& v) {
-  return v.rows == 1 ? 1 : v.ld;
-}
+using checks::dims;
+using checks::need_shape;
+using checks::need_vec;
+using checks::vstep;
 
 template <typename T>
 const T* vptr(const View<T>& v) {
@@ -64,38 +49,18 @@ double shrink_weight(Shrink kind, double lam, double alpha) {
 // Column-block width of the reductions: enough columns per thread to stream rows contiguously.
 constexpr i64 kColChunk = 256;
 
-void check_rows(const ViewF& v, i64 rows, i64 n, const char* what) {
-  if (v.empty() || v.rows != rows || v.cols != n || !v.contiguous())
-    throw Error(ErrorCode::InvalidArgument, std::string(what) + ": expected a contiguous " + std::to_string(rows) + " × " +
-                                                std::to_string(n) + " view, got " + std::to_string(v.rows) + " × " +
-                                                std::to_string(v.cols) + (v.contiguous() ? "" : " (strided)"));
-}
-
+// The batch's views (checked by the caller: checks::sampler_init / sampler_step) as sd_fused_step.h's FusedBatch.
 FusedBatch fused_batch(const SamplerBatch& b) {
-  if (b.groups != 1 && b.groups != 2) throw Error(ErrorCode::InvalidArgument, "sampler: groups must be 1 or 2");
-  if (!b.keys.empty() && static_cast<i64>(b.keys.size()) != b.images)
-    throw Error(ErrorCode::InvalidArgument, "sampler: one noise key per image expected, got " + std::to_string(b.keys.size()));
   FusedBatch fb;
   fb.images = b.images;
   fb.per_image = b.per_image;
   fb.groups = b.groups;
-  check_rows(b.x, b.images, b.per_image, "sampler: x");
-  check_rows(b.unet_in, b.groups * b.images, b.per_image, "sampler: unet_in");
   fb.x = b.x.ptr();
-  if (!b.eps.empty()) {  // (sampler_init has none yet)
-    check_rows(b.eps, b.groups * b.images, b.per_image, "sampler: eps");
-    fb.eps = b.eps.ptr();
-  }
+  fb.eps = b.eps.empty() ? nullptr : b.eps.ptr();  // (sampler_init has none yet)
   fb.unet_in = b.unet_in.ptr();
   for (int h = 0; h < kHistorySlots; ++h)
-    if (!b.history[h].empty()) {
-      check_rows(b.history[h], b.images, b.per_image, "sampler: history");
-      fb.history[h] = b.history[h].ptr();
-    }
-  if (!b.step_noise.empty()) {
-    check_rows(b.step_noise, b.images, b.per_image, "sampler: step noise");
-    fb.step_noise = b.step_noise.ptr();
-  }
+    if (!b.history[h].empty()) fb.history[h] = b.history[h].ptr();
+  fb.step_noise = b.step_noise.empty() ? nullptr : b.step_noise.ptr();
   fb.keys = b.keys.empty() ? nullptr : b.keys.data();
   return fb;
 }
@@ -177,10 +142,7 @@ class CpuBackend final : public Backend {
   // ---- BLAS / LAPACK
   template <typename T>
   void gemm_impl(bool ta, bool tb, T alpha, const View<T>& a, const View<T>& b, T beta, const View<T>& c) {
-    const i64 m = ta ? a.cols : a.rows, k = ta ? a.rows : a.cols;
-    const i64 kb = tb ? b.cols : b.rows, n = tb ? b.rows : b.cols;
-    if (kb != k) throw Error(ErrorCode::ShapeMismatch, "gemm: op(A) is " + dims(m, k) + " but op(B) is " + dims(kb, n));
-    need_shape(c, m, n, "gemm", "C");
+    const auto [m, n, k] = checks::gemm(ta, tb, a, b, c);
     profile::Scope ps(sizeof(T) == 4 ? "op gemm f32" : "op gemm f64", 2.0 * double(m) * double(n) * double(k));
     if (m == 0 || n == 0) return;
     if (k == 0) {  // C = β·C (BLAS rejects the zero leading dimensions of empty operands)
@@ -391,10 +353,8 @@ class CpuBackend final : public Backend {
   // ---- ridge kernels
   void shrink(const ViewF& src, const ViewD& lam, const ViewD& alphas, Shrink kind, Axis axis, const ViewF& dst) override {
     profile::Scope ps("op shrink");
-    const i64 r = axis == Axis::Cols ? src.cols : src.rows;
-    need_vec(lam, r, "shrink", "eigenvalues");
+    const i64 r = checks::shrink(src, lam, alphas, axis, dst);
     const i64 na = alphas.size();
-    need_shape(dst, na * src.rows, src.cols, "shrink", "destination");
     const i64 ls = vstep(lam), as = na > 0 ? vstep(alphas) : 1;
     // The weights of every (alpha, eigen-index) pair, computed once.
     std::vector<double> w(static_cast<std::size_t>(na * r));
@@ -415,9 +375,7 @@ class CpuBackend final : public Backend {
 
   void shrink_targets(const ViewF& src, const ViewD& lam, const ViewD& alpha, Shrink kind, const ViewF& dst) override {
     profile::Scope ps("op shrink_targets");
-    need_vec(lam, src.rows, "shrink_targets", "eigenvalues");
-    need_vec(alpha, src.cols, "shrink_targets", "alphas");
-    need_shape(dst, src.rows, src.cols, "shrink_targets", "destination");
+    checks::shrink_targets(src, lam, alpha, dst);
     const i64 ls = vstep(lam), as = vstep(alpha);
     // The alphas once, contiguous; the weight's kind chosen outside the loops (they vectorise).
     std::vector<double> al(static_cast<std::size_t>(src.cols));
@@ -442,12 +400,7 @@ class CpuBackend final : public Backend {
 
   void fold_stats(const ViewF& y, const std::vector<i64>& start, const ViewD& level, const ViewD& sum, const ViewD& sst) override {
     profile::Scope ps("op fold_stats");
-    const i64 k = static_cast<i64>(start.size()) - 1, t = y.cols;
-    if (k < 1 || start.front() != 0 || start.back() != y.rows)
-      throw Error(ErrorCode::InvalidArgument, "fold_stats: fold boundaries must run from 0 to the " + std::to_string(y.rows) + " rows");
-    need_vec(level, t, "fold_stats", "level");
-    need_shape(sum, k, t, "fold_stats", "sum");
-    need_shape(sst, k, t, "fold_stats", "sst");
+    const i64 k = checks::fold_stats(y, start, level, sum, sst), t = y.cols;
     const i64 lvs = vstep(level);
     parallel_for(0, t, kColChunk, [&](i64 b, i64 e) {
       const std::size_t w = static_cast<std::size_t>(e - b);
@@ -477,11 +430,7 @@ class CpuBackend final : public Backend {
              const ViewD& sum, const ViewD& sst, double weight, const ViewD& acc) override {
     profile::Scope ps("op score");
     const i64 m = y.rows, t = y.cols;
-    need_shape(pred, blocks * m, t, "score", "predictions");
-    need_vec(sum, t, "score", "fold sums");
-    need_vec(sst, t, "score", "fold SST");
-    need_shape(acc, blocks, t, "score", "accumulator");
-    if (!residual) need_vec(offset, t, "score", "offset");
+    checks::score(pred, blocks, y, offset, residual, sum, sst, acc);
     const bool pearson = kind == ScoreKind::Pearson;
     const i64 ss = vstep(sum), sts = vstep(sst), os = residual ? 0 : vstep(offset);
     const double md = static_cast<double>(m);
@@ -534,15 +483,7 @@ class CpuBackend final : public Backend {
   void select_best(const ViewD& scores, const std::vector<double>& alphas, const std::vector<char>& skip, const ViewI& best_index,
                    const ViewD& best_score, const ViewD& best_alpha) override {
     const i64 na = scores.rows, t = scores.cols;
-    if (static_cast<i64>(alphas.size()) != na || static_cast<i64>(skip.size()) != na)
-      throw Error(ErrorCode::ShapeMismatch, "select_best: " + std::to_string(na) + " score rows but " + std::to_string(alphas.size()) +
-                                                " alphas and " + std::to_string(skip.size()) + " skip flags");
-    need_vec(best_index, t, "select_best", "best index");
-    need_vec(best_score, t, "select_best", "best score");
-    need_vec(best_alpha, t, "select_best", "best alpha");
-    i64 first = 0;
-    while (first < na && skip[static_cast<std::size_t>(first)]) ++first;
-    if (first == na) throw Error(ErrorCode::InvalidArgument, "select_best: every alpha is skipped");
+    const i64 first = checks::select_best(scores, alphas, skip, best_index, best_score, best_alpha);
     const i64 is = vstep(best_index), bs = vstep(best_score), as = vstep(best_alpha);
     parallel_for(0, t, 4096, [&](i64 b, i64 e) {
       for (i64 j = b; j < e; ++j) {
@@ -566,10 +507,7 @@ class CpuBackend final : public Backend {
   void improve(const ViewD& score, const ViewI& index, std::int32_t tag, const ViewD& best_score, const ViewI& best_index,
                const ViewI& best_tag) override {
     const i64 t = score.size();
-    need_vec(index, t, "improve", "index");
-    need_vec(best_score, t, "improve", "best score");
-    need_vec(best_index, t, "improve", "best index");
-    need_vec(best_tag, t, "improve", "best tag");
+    checks::improve(score, index, best_score, best_index, best_tag);
     const i64 s0 = vstep(score), i0 = vstep(index), s1 = vstep(best_score), i1 = vstep(best_index), g1 = vstep(best_tag);
     for (i64 j = 0; j < t; ++j) {
       const double s = score.ptr()[j * s0];
@@ -584,15 +522,13 @@ class CpuBackend final : public Backend {
   // The sampler's kernels run on the caller's thread (the U-Net call owns the cores; the pass is
   // memory-bound): the batch's views as the FusedBatch of sd_fused_step.h, zero-copy.
   void sampler_init(const SamplerBatch& b, const ViewF& z, const ViewF& noise, double a, double s, double first_in_scale) override {
+    checks::sampler_init(b, z, noise);
     const FusedBatch fb = fused_batch(b);
-    check_rows(z, b.images, b.per_image, "sampler_init: z");
-    if (!noise.empty()) check_rows(noise, b.images, b.per_image, "sampler_init: noise");
-    else if (static_cast<i64>(b.keys.size()) != b.images) throw Error(ErrorCode::InvalidArgument, "sampler_init: Philox noise needs one key per image");
     init_latents_cpu(fb, z.ptr(), noise.empty() ? nullptr : noise.ptr(), a, s, first_in_scale);
   }
 
   void sampler_step(const CompiledStep& step, const SamplerBatch& b) override {
-    if (b.eps.empty()) throw Error(ErrorCode::InvalidArgument, "sampler_step: no eps (the U-Net's output)");
+    checks::sampler_step(b);
     fused_step_cpu(step, fused_batch(b));
   }
 

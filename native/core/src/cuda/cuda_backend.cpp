@@ -27,14 +27,17 @@
 #include "brainlatent/backend.h"
 #include "brainlatent/parallel.h"
 #include "brainlatent/profile.h"
+#include "../backend_checks.h"
 #include "cuda_kernels.h"
 
 namespace brainlatent {
 namespace {
 
 using i64 = std::int64_t;
-
-std::string dims(i64 r, i64 c) { return std::to_string(r) + "×" + std::to_string(c); }
+using checks::dims;
+using checks::need_shape;
+using checks::need_vec;
+using checks::vstep;
 
 [[noreturn]] void fail_cuda(cudaError_t e, const std::string& what) {
   cudaGetLastError();  // clear a sticky-free error so the next call is not blamed for it
@@ -55,21 +58,6 @@ void ck(cusolverStatus_t st, const char* what) {
   throw Error(code, std::string("cuSOLVER ") + what + " failed with status " + std::to_string(static_cast<int>(st)));
 }
 
-template <typename T>
-void need_shape(const View<T>& v, i64 rows, i64 cols, const char* op, const char* what) {
-  if (v.rows != rows || v.cols != cols)
-    throw Error(ErrorCode::ShapeMismatch, std::string(op) + ": " + what + " is " + dims(v.rows, v.cols) + ", expected " + dims(rows, cols));
-}
-template <typename T>
-void need_vec(const View<T>& v, i64 n, const char* op, const char* what) {
-  if (v.empty()) throw Error(ErrorCode::InvalidArgument, std::string(op) + ": " + what + " is missing");
-  if (v.size() != n || (v.rows != 1 && v.cols != 1 && n > 0))
-    throw Error(ErrorCode::ShapeMismatch, std::string(op) + ": " + what + " has " + std::to_string(v.size()) + " elements, expected " + std::to_string(n));
-}
-template <typename T>
-i64 vstep(const View<T>& v) {
-  return v.rows == 1 ? 1 : v.ld;
-}
 cuda::DVec dvec(const ViewD& v) { return v.empty() ? cuda::DVec{} : cuda::DVec{v.ptr(), vstep(v)}; }
 int ld_of(i64 ld) {
   if (ld > INT_MAX) throw Error(ErrorCode::InvalidArgument, "matrix leading dimension too large for cuBLAS' 32-bit API");
@@ -256,10 +244,7 @@ class CudaBackend final : public Backend {
 
   template <typename T>
   void gemm_impl(bool ta, bool tb, T alpha, const View<T>& a, const View<T>& b, T beta, const View<T>& c) {
-    const i64 m = ta ? a.cols : a.rows, k = ta ? a.rows : a.cols;
-    const i64 kb = tb ? b.cols : b.rows, n = tb ? b.rows : b.cols;
-    if (kb != k) throw Error(ErrorCode::ShapeMismatch, "gemm: op(A) is " + dims(m, k) + " but op(B) is " + dims(kb, n));
-    need_shape(c, m, n, "gemm", "C");
+    const auto [m, n, k] = checks::gemm(ta, tb, a, b, c);
     profile::Scope ps(sizeof(T) == 4 ? "op gemm f32" : "op gemm f64", 2.0 * double(m) * double(n) * double(k));
     if (m == 0 || n == 0) return;
     need_device(nullptr, a.buf, "gemm");
@@ -506,10 +491,8 @@ class CudaBackend final : public Backend {
   // ---- ridge kernels
   void shrink(const ViewF& src, const ViewD& lam, const ViewD& alphas, Shrink kind, Axis axis, const ViewF& dst) override {
     profile::Scope ps("op shrink");
-    const i64 r = axis == Axis::Cols ? src.cols : src.rows;
-    need_vec(lam, r, "shrink", "eigenvalues");
+    const i64 r = checks::shrink(src, lam, alphas, axis, dst);
     const i64 na = alphas.size();
-    need_shape(dst, na * src.rows, src.cols, "shrink", "destination");
     if (na * r == 0) return;
     Workspace w(this, static_cast<std::size_t>(na * r) * sizeof(double), "shrinkage weights");
     cuda::shrink(src.ptr(), src.rows, src.cols, src.ld, dvec(lam), dvec(alphas), na, static_cast<int>(kind), axis == Axis::Cols,
@@ -517,20 +500,13 @@ class CudaBackend final : public Backend {
   }
   void shrink_targets(const ViewF& src, const ViewD& lam, const ViewD& alpha, Shrink kind, const ViewF& dst) override {
     profile::Scope ps("op shrink_targets");
-    need_vec(lam, src.rows, "shrink_targets", "eigenvalues");
-    need_vec(alpha, src.cols, "shrink_targets", "alphas");
-    need_shape(dst, src.rows, src.cols, "shrink_targets", "destination");
+    checks::shrink_targets(src, lam, alpha, dst);
     if (src.size() == 0) return;
     cuda::shrink_targets(src.ptr(), src.rows, src.cols, src.ld, dvec(lam), dvec(alpha), static_cast<int>(kind), dst.ptr(), dst.ld, stream_);
   }
   void fold_stats(const ViewF& y, const std::vector<i64>& start, const ViewD& level, const ViewD& sum, const ViewD& sst) override {
     profile::Scope ps("op fold_stats");
-    const i64 k = static_cast<i64>(start.size()) - 1, t = y.cols;
-    if (k < 1 || start.front() != 0 || start.back() != y.rows)
-      throw Error(ErrorCode::InvalidArgument, "fold_stats: fold boundaries must run from 0 to the " + std::to_string(y.rows) + " rows");
-    need_vec(level, t, "fold_stats", "level");
-    need_shape(sum, k, t, "fold_stats", "sum");
-    need_shape(sst, k, t, "fold_stats", "sst");
+    const i64 k = checks::fold_stats(y, start, level, sum, sst), t = y.cols;
     for (i64 v = 0; v < k; ++v)
       cuda::fold_stats(y.size() == 0 ? nullptr : y.ptr(), y.ld, start[static_cast<std::size_t>(v)], start[static_cast<std::size_t>(v) + 1], t,
                        dvec(level), sum.ptr() + v * sum.ld, sst.ptr() + v * sst.ld, kConstantTargetRelVar, stream_);
@@ -539,11 +515,7 @@ class CudaBackend final : public Backend {
              const ViewD& sst, double weight, const ViewD& acc) override {
     profile::Scope ps("op score");
     const i64 m = y.rows, t = y.cols;
-    need_shape(pred, blocks * m, t, "score", "predictions");
-    need_vec(sum, t, "score", "fold sums");
-    need_vec(sst, t, "score", "fold SST");
-    need_shape(acc, blocks, t, "score", "accumulator");
-    if (!residual) need_vec(offset, t, "score", "offset");
+    checks::score(pred, blocks, y, offset, residual, sum, sst, acc);
     for (i64 blk = 0; blk < blocks; ++blk)
       cuda::score(m == 0 ? nullptr : pred.ptr() + blk * m * pred.ld, pred.ld, m == 0 ? nullptr : y.ptr(), y.ld, m, t,
                   residual ? cuda::DVec{} : dvec(offset), residual, kind == ScoreKind::Pearson, dvec(sum), dvec(sst), weight,
@@ -552,14 +524,7 @@ class CudaBackend final : public Backend {
   void select_best(const ViewD& scores, const std::vector<double>& alphas, const std::vector<char>& skip, const ViewI& best_index,
                    const ViewD& best_score, const ViewD& best_alpha) override {
     const i64 na = scores.rows, t = scores.cols;
-    if (static_cast<i64>(alphas.size()) != na || static_cast<i64>(skip.size()) != na)
-      throw Error(ErrorCode::ShapeMismatch, "select_best: " + std::to_string(na) + " score rows but " + std::to_string(alphas.size()) +
-                                                " alphas and " + std::to_string(skip.size()) + " skip flags");
-    need_vec(best_index, t, "select_best", "best index");
-    need_vec(best_score, t, "select_best", "best score");
-    need_vec(best_alpha, t, "select_best", "best alpha");
-    if (std::all_of(skip.begin(), skip.end(), [](char s) { return s != 0; }))
-      throw Error(ErrorCode::InvalidArgument, "select_best: every alpha is skipped");
+    checks::select_best(scores, alphas, skip, best_index, best_score, best_alpha);
     if (t == 0) return;
     // The grid (a few numbers) travels in one small workspace: alphas, then the skip flags.
     Workspace w(this, static_cast<std::size_t>(na) * (sizeof(double) + 1), "alpha grid");
@@ -576,10 +541,7 @@ class CudaBackend final : public Backend {
   void improve(const ViewD& score, const ViewI& index, std::int32_t tag, const ViewD& best_score, const ViewI& best_index,
                const ViewI& best_tag) override {
     const i64 t = score.size();
-    need_vec(index, t, "improve", "index");
-    need_vec(best_score, t, "improve", "best score");
-    need_vec(best_index, t, "improve", "best index");
-    need_vec(best_tag, t, "improve", "best tag");
+    checks::improve(score, index, best_score, best_index, best_tag);
     cuda::improve(score.ptr(), vstep(score), index.ptr(), vstep(index), tag, best_score.ptr(), vstep(best_score), best_index.ptr(),
                   vstep(best_index), best_tag.ptr(), vstep(best_tag), t, stream_);
   }
@@ -611,59 +573,32 @@ class CudaBackend final : public Backend {
   }
 
   // ---- sampler kernels
-  static void check_rows(const ViewF& v, i64 rows, i64 n, const char* what) {
-    if (v.empty() || v.rows != rows || v.cols != n || !v.contiguous())
-      throw Error(ErrorCode::InvalidArgument, std::string(what) + ": expected a contiguous " + std::to_string(rows) + " × " +
-                                                  std::to_string(n) + " view, got " + std::to_string(v.rows) + " × " + std::to_string(v.cols) +
-                                                  (v.contiguous() ? "" : " (strided)"));
-  }
-  cuda::SamplerPtrs sampler_ptrs(const SamplerBatch& b) {
-    if (b.groups != 1 && b.groups != 2) throw Error(ErrorCode::InvalidArgument, "sampler: groups must be 1 or 2");
-    if (!b.keys.empty() && static_cast<i64>(b.keys.size()) != b.images)
-      throw Error(ErrorCode::InvalidArgument, "sampler: one noise key per image expected, got " + std::to_string(b.keys.size()));
+  // The batch's views (checked by the caller: checks::sampler_init / sampler_step) as kernel pointers.
+  static cuda::SamplerPtrs sampler_ptrs(const SamplerBatch& b) {
     cuda::SamplerPtrs p;
     p.images = b.images;
     p.n = b.per_image;
     p.groups = b.groups;
-    check_rows(b.x, b.images, b.per_image, "sampler: x");
-    check_rows(b.unet_in, b.groups * b.images, b.per_image, "sampler: unet_in");
     p.x = b.x.ptr();
     p.unet_in = b.unet_in.ptr();
-    if (!b.eps.empty()) {
-      check_rows(b.eps, b.groups * b.images, b.per_image, "sampler: eps");
-      p.eps = b.eps.ptr();
-    }
+    p.eps = b.eps.empty() ? nullptr : b.eps.ptr();
     for (int h = 0; h < kHistorySlots; ++h)
-      if (!b.history[h].empty()) {
-        check_rows(b.history[h], b.images, b.per_image, "sampler: history");
-        p.history[h] = b.history[h].ptr();
-      }
-    if (!b.step_noise.empty()) {
-      check_rows(b.step_noise, b.images, b.per_image, "sampler: step noise");
-      p.step_noise = b.step_noise.ptr();
-    }
+      if (!b.history[h].empty()) p.history[h] = b.history[h].ptr();
+    p.step_noise = b.step_noise.empty() ? nullptr : b.step_noise.ptr();
     p.keys = b.keys.empty() ? nullptr : b.keys.data();
     return p;
   }
   void sampler_init(const SamplerBatch& b, const ViewF& z, const ViewF& noise, double a, double s, double first_in_scale) override {
+    checks::sampler_init(b, z, noise);
     const cuda::SamplerPtrs p = sampler_ptrs(b);
-    check_rows(z, b.images, b.per_image, "sampler_init: z");
-    if (!noise.empty()) check_rows(noise, b.images, b.per_image, "sampler_init: noise");
-    else if (static_cast<i64>(b.keys.size()) != b.images) throw Error(ErrorCode::InvalidArgument, "sampler_init: Philox noise needs one key per image");
     cuda::sampler_init(p, z.ptr(), noise.empty() ? nullptr : noise.ptr(), a, s, first_in_scale, stream_);
   }
   void sampler_step(const CompiledStep& c, const SamplerBatch& b) override {
-    if (b.eps.empty()) throw Error(ErrorCode::InvalidArgument, "sampler_step: no eps (the U-Net's output)");
+    checks::sampler_step(b);
     const cuda::SamplerPtrs p = sampler_ptrs(b);
-    for (int o = 0; o < c.outs; ++o)
-      if (c.out[o].dst != kRegX && !p.history[c.out[o].dst - kRegH0])
-        throw Error(ErrorCode::InvalidArgument, "fused step: the program writes history slot H" + std::to_string(c.out[o].dst - kRegH0) +
-                                                    " but the batch has no buffer for it");
-    for (int h = 0; h < kHistorySlots; ++h)
-      if ((c.inputs & (1u << (kInH0 + h))) && !p.history[h])
-        throw Error(ErrorCode::InvalidArgument, "fused step: the program reads history slot H" + std::to_string(h) + " but the batch has no buffer for it");
-    if ((c.inputs & (1u << kInEpsU)) && b.groups != 2) throw Error(ErrorCode::InvalidArgument, "fused step: compiled for guidance, run without");
-    if ((c.inputs & (1u << kInNoise)) && !p.step_noise && !p.keys) throw Error(ErrorCode::InvalidArgument, "fused step: noise keys missing");
+    bool history[kHistorySlots];
+    for (int h = 0; h < kHistorySlots; ++h) history[h] = p.history[h] != nullptr;
+    check_step_buffers(c, history, b.groups, p.step_noise != nullptr, p.keys != nullptr);
     cuda::sampler_step(c, p, stream_);
   }
 
