@@ -73,6 +73,9 @@ Usage: bench_ridge [options]
                            the main fit's route unless --verify-solver auto) and compare chosen alphas,
                            scores and coefficients (default 0: skip). Exit code 2 when they disagree.
   --verify-solver same|auto
+  --many K                 then K independent problems (X with the K column blocks of Y), one after
+                           another and then all at once with ridge_cv_fit_many (each on its own backend
+                           instance: on CUDA its own stream); reports both times and their agreement
   --json-out FILE          append every JSON record to FILE too
   --tag TEXT               a label copied into every record (e.g. the git commit)
   --quiet                  no progress lines on stderr
@@ -96,6 +99,7 @@ struct Args {
   int threads = 0;
   i64 sgemm = -1;  // -1: the backend's default
   i64 verify = 0;
+  int many = 0;
   std::string verify_solver = "same";
   std::string json_out;
   std::string tag;
@@ -183,6 +187,8 @@ Args parse_args(int argc, char** argv) {
       a.sgemm = parse_int(opt, v, 0);
     } else if (opt == "--verify") {
       a.verify = parse_int(opt, v, 0);
+    } else if (opt == "--many") {
+      a.many = static_cast<int>(parse_int(opt, v, 0));
     } else if (opt == "--verify-solver") {
       if (v != "same" && v != "auto") usage_error("--verify-solver: expected same or auto");
       a.verify_solver = v;
@@ -536,6 +542,43 @@ int run(const Args& a) {
         .num("alpha_off_grid", off_grid)
         .num("peak_rss_gib", peak_rss_gib());
     if (sgemm_best > 0) j.num("sgemm_gflops", sgemm_best).num("of_sgemm", rate / sgemm_best);
+    emit(a, j);
+  }
+
+  if (a.many > 0) {
+    // K problems: X with each column block of Y, sequential then concurrent.
+    const i64 w = a.t / a.many;
+    std::vector<std::vector<float>> blocks;
+    std::vector<RidgeProblem> problems;
+    for (int q = 0; q < a.many; ++q) {
+      std::vector<float> yq(static_cast<std::size_t>(a.n * w));
+      for (i64 i = 0; i < a.n; ++i)
+        std::copy_n(d.y.data() + i * a.t + q * w, w, yq.data() + i * w);
+      blocks.push_back(std::move(yq));
+    }
+    for (int q = 0; q < a.many; ++q) problems.push_back({X, {blocks[static_cast<std::size_t>(q)].data(), a.n, w}, make_options(a, a.backend)});
+    if (!a.quiet) std::fprintf(stderr, "many: %d problems of %lld targets, one after another\n", a.many, static_cast<long long>(w));
+    auto t0 = Clock::now();
+    std::vector<RidgeResult> one;
+    for (const RidgeProblem& pr : problems) one.push_back(ridge_cv_fit(pr.x, pr.y, pr.options));
+    const double seq = seconds_since(t0);
+    if (!a.quiet) std::fprintf(stderr, "many: all at once (ridge_cv_fit_many)\n");
+    t0 = Clock::now();
+    const std::vector<RidgeResult> all = ridge_cv_fit_many(problems, a.many);
+    const double conc = seconds_since(t0);
+    double coef_diff = 0, coef_max = 0;
+    i64 alpha_diff = 0;
+    for (std::size_t q = 0; q < one.size(); ++q) {
+      for (std::size_t i = 0; i < one[q].coef.size(); ++i) {
+        coef_diff = std::max(coef_diff, static_cast<double>(std::fabs(one[q].coef[i] - all[q].coef[i])));
+        coef_max = std::max(coef_max, static_cast<double>(std::fabs(one[q].coef[i])));
+      }
+      for (std::size_t j = 0; j < one[q].best_alphas.size(); ++j) alpha_diff += one[q].best_alphas[j] != all[q].best_alphas[j];
+    }
+    Json j = record("many", a);
+    j.str("backend", resolved).num("problems", a.many).num("targets_each", static_cast<double>(w)).num("seconds_sequential", seq)
+        .num("seconds_concurrent", conc).num("speedup", seq / conc).num("alphas_differing", static_cast<double>(alpha_diff))
+        .num("max_coef_diff_rel", coef_max > 0 ? coef_diff / coef_max : 0);
     emit(a, j);
   }
 
