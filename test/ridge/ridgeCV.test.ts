@@ -11,7 +11,7 @@ import { setThreads } from '../../ts/ridge/RidgeCV.js';
 import { RidgeCV } from '../../ts/ridge/RidgeCV.js';
 import { RidgeModel } from '../../ts/ridge/RidgeModel.js';
 import { writeNpy } from '../../ts/io/npy.js';
-import { planted } from '../helpers/random.js';
+import { planted, rng } from '../helpers/random.js';
 import { refCv, refFit, refPredict } from '../helpers/ridgeReference.js';
 
 const ALPHAS = [0.1, 1, 10, 100, 1000];
@@ -103,6 +103,31 @@ describe('RidgeCV float32 resolution', () => {
     await expect(new RidgeCV({ alphas: [1e-6, 1e-5], route: 'primal', cvMethod: 'per-fold' }).fit(x, base.y)).rejects.toThrow(
       /every alpha is below .* float32 resolution/,
     );
+  });
+  it('exact kernel CV in float32 with a strong common factor: the centred kernel\'s null vector is exact', async () => {
+    // X with one factor shared by every feature: λ_max of the centred kernel is ~10⁵ times the
+    // smallest alpha, and a float32 eigensolver gives the constant null vector an eigenvalue of
+    // order ε·λ_max. Before that direction was split off exactly, (I − H)_vv came out indefinite
+    // here ("not positive definite" at alpha 0.1) and float32 scores were 2e-4 from float64.
+    const n = 200, p = 400, t = 4, g = rng(7);
+    const x = { data: new Float32Array(n * p), rows: n, cols: p }, y = { data: new Float32Array(n * t), rows: n, cols: t };
+    for (let i = 0; i < n; i++) {
+      const common = 3 * g();
+      for (let k = 0; k < p; k++) x.data[i * p + k] = common + g();
+    }
+    for (let i = 0; i < n; i++)
+      for (let j = 0; j < t; j++) {
+        let s = 0;
+        for (let k = 0; k < 10; k++) s += x.data[i * p + k * 7 + j];
+        y.data[i * t + j] = s + 5 * g();
+      }
+    const alphas = [0.1, 1, 10, 100, 1e3, 1e4];
+    const exact = await new RidgeCV({ alphas, folds: 5, cvMethod: 'exact', route: 'kernel', eigPrecision: 'float32' }).fit(x, y);
+    const ref = await new RidgeCV({ alphas, folds: 5, cvMethod: 'per-fold', route: 'kernel', eigPrecision: 'float64' }).fit(x, y);
+    expect(exact.info?.cvMethod).toBe('exact');
+    expect(exact.info?.unresolvedAlphas).toBe(0);
+    for (let i = 0; i < ref.cvScores.data.length; i++) expect(Math.abs(exact.cvScores.data[i] - ref.cvScores.data[i])).toBeLessThan(1e-4);
+    expect(Array.from(exact.bestAlphas)).toEqual(Array.from(ref.bestAlphas));
   });
 });
 

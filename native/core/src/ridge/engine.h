@@ -120,7 +120,10 @@ class Context {
     ViewD lam;
     std::vector<double> raw;    // the eigenvalues as computed (host), ascending
   };
-  Eig decompose(const ViewF& sym, bool centred_kernel);
+  // The eigendecomposition of a Gram, clamped eigenvalues and alpha resolution included. With
+  // split_constant, a centred kernel's constant null vector is split off exactly (eigh_deflated):
+  // row 0 of q is 1/√n, its eigenvalue 0.
+  Eig decompose(const ViewF& sym, bool centred_kernel, bool split_constant = false);
   // "float32", "float64", or "mixed" when a later decomposition needed float64.
   std::string precision() const { return n_float64_ == 0 ? "float32" : n_float32_ == 0 ? "float64" : "mixed"; }
 
@@ -138,6 +141,8 @@ class Context {
   void reset_resolution();
 
  private:
+  Eig eigh_of(const ViewF& sym);
+  Eig eigh_deflated(const ViewF& k);
   bool use_f64_ = false;
   i64 n_float32_ = 0, n_float64_ = 0;
 };

@@ -5,7 +5,8 @@
 //   exact-primal  XᵀX = QΛQᵀ, N = X̃Q; per alpha: residual Y − N D Z (Z = NᵀY),
 //                 (I − H)_vv = I − N_v D N_vᵀ − 11ᵀ/n
 //   exact-kernel  XXᵀ = QΛQᵀ; per alpha: residual Q diag(α/(λ+α)) QᵀY,
-//                 (I − H)_vv = Q_v diag(α/(λ+α)) Q_vᵀ − 11ᵀ/n
+//                 (I − H)_vv = Q_v diag(α/(λ+α)) Q_vᵀ over the eigenvectors other than the
+//                 centred kernel's constant one (whose term is the intercept's 11ᵀ/n)
 //
 // The (I − H)_vv blocks of a fold are formed for a chunk of alphas by one GEMM and factored in
 // float64, and kept for every batch: well-conditioned ones as a float32 factor (primal) or, in the
@@ -62,8 +63,16 @@ class Exact final : public Route {
     ctx_.count_flops(primal_ ? static_cast<double>(n) * p * p : static_cast<double>(n) * n * p);
     ctx_.check_gram_finite(gv, primal_ ? "XᵀX" : "XXᵀ");
     ctx_.sub_progress(0.1, "decompose");
-    eig_ = ctx_.decompose(gv, !primal_ && pb_.fit_intercept);
+    const bool centred = !primal_ && pb_.fit_intercept;
+    eig_ = ctx_.decompose(gv, centred, /*split_constant=*/true);
     g.reset();
+    if (centred && n > 1) {
+      // The constant direction u carries nothing: its term of (I − H_c) is exactly the 11ᵀ/n that an
+      // intercept adds to H, uᵀY = 0 for the centred Y, and X̃ᵀu = 0. Without it (I − H)_vv is a sum
+      // of positive terms, Q_v diag(α/(λ+α)) Q_vᵀ over the other n − 1 eigenvectors, with no cancellation.
+      eig_.q = eig_.q.row_range(1, n - 1);
+      eig_.lam = vec<double>(*eig_.lam_buf, n - 1, 1);
+    }
     if (primal_) {
       // N = X̃Q: the row space of the leverages.
       n_buf_ = be_.alloc(DType::F32, Z(n * p));
@@ -78,9 +87,10 @@ class Exact final : public Route {
   // L_v = Q_v, w = α/(λ+α) in the kernel form) and, in the kernel form, one GEMM every alpha's
   // projection: the fold's projections are stacked (A·n_v × n) so that score() runs them as one GEMM.
   void begin_candidate(int, bool) override {
-    const i64 n = pb_.n(), r = eig_.q.rows;
+    const i64 r = eig_.q.rows;
     const int A = pb_.n_alphas(), k = pb_.folds.k, ac = chunk();
-    const double inv_n = pb_.fit_intercept ? 1.0 / static_cast<double>(n) : 0.0;
+    // (the kernel form has no 11ᵀ/n term: its constant eigenvector is left out, see setup())
+    const double inv_n = pb_.fit_intercept && primal_ ? 1.0 / static_cast<double>(pb_.n()) : 0.0;
     factors_.clear();
     factors_.resize(Z(A * k));
     stacks_.clear();
@@ -101,7 +111,7 @@ class Exact final : public Route {
       const i64 s = pb_.folds.start[Z(v)], nv = pb_.folds.size(v);
       const ViewF qv = eig_.q.col_range(s, nv);  // kernel: Q_vᵀ (r × n_v)
       if (!primal_) {
-        stacks_[Z(v)] = be_.alloc(DType::F32, Z(A * nv * n));
+        stacks_[Z(v)] = be_.alloc(DType::F32, Z(A * nv * r));
         all_projected_[Z(v)] = 1;
       }
       for (int a0 = 0; a0 < A; a0 += ac) {
@@ -128,7 +138,7 @@ class Exact final : public Route {
           BufferPtr ad = be_.alloc(DType::F64, Z(nv * nv));
           const ViewD adv = view<double>(*ad, nv, nv);
           if (primal_) be_.convert(av, adv, -1.0, -inv_n, 1.0);  // I − H_vv − 11ᵀ/n
-          else be_.convert(av, adv, 1.0, -inv_n, 0.0);          // (I − H_c)_vv − 11ᵀ/n = Q_v diag(α/(λ+α)) Q_vᵀ − 11ᵀ/n
+          else be_.convert(av, adv);                             // Q_v diag(α/(λ+α)) Q_vᵀ, u left out
           if (!be_.cholesky(adv))
             throw Error(ErrorCode::NumericalFailure,
                         "exact CV: (I − H) for fold " + std::to_string(v) + " at alpha " + std::to_string(pb_.alphas[Z(a)]) +
@@ -159,11 +169,11 @@ class Exact final : public Route {
         }
         if (!primal_) {
           // P = A⁻¹ Q_v diag(α/(λ+α)) for the chunk's alphas: rows a·n_v.. of the fold's stack.
-          const ViewF pv = view<float>(*stacks_[Z(v)], na * nv, n, a0 * nv * n);
+          const ViewF pv = view<float>(*stacks_[Z(v)], na * nv, r, a0 * nv * r);
           be_.gemm(false, true, 1.0f, inv, qv, 0.0f, pv);
           for (int a = 0; a < na; ++a)
-            be_.scale_rows_cols(pv.row_range(a * nv, nv), ViewD{}, vec<double>(*wres, n, (a0 + a) * n));
-          ctx_.count_flops(2.0 * na * nv * nv * n);
+            be_.scale_rows_cols(pv.row_range(a * nv, nv), ViewD{}, vec<double>(*wres, r, (a0 + a) * r));
+          ctx_.count_flops(2.0 * na * nv * nv * r);
         }
       }
       ctx_.sub_progress(0.1 + 0.9 * (v + 1.0) / k, "leverage");
@@ -192,8 +202,8 @@ class Exact final : public Route {
           ctx_.checkpoint();
           const int na = std::min(ac, A - a0);
           const ViewF e = rv_.get(be_, na * nv, tb);
-          be_.gemm(false, false, 1.0f, view<float>(*stacks_[Z(v)], na * nv, n, a0 * nv * n), z_view_, 0.0f, e);
-          ctx_.count_flops(2.0 * na * nv * n * tb);
+          be_.gemm(false, false, 1.0f, view<float>(*stacks_[Z(v)], na * nv, r, a0 * nv * r), z_view_, 0.0f, e);
+          ctx_.count_flops(2.0 * na * nv * r * tb);
           be_.score(e, na, batch.y.row_range(s, nv), ViewD{}, true, pb_.score, batch.sum.row_range(v, 1), batch.sst.row_range(v, 1),
                     1.0 / k, acc.row_range(a0, na));
         }
@@ -225,8 +235,8 @@ class Exact final : public Route {
         const ViewF rv = primal_ ? res.row_range(s, nv) : rv_.get(be_, nv, tb);
         if (f.kind == Factor::Projection) {
           // e_v = P · QᵀY
-          be_.gemm(false, false, 1.0f, view<float>(*stacks_[Z(v)], nv, n, a * nv * n), z_view_, 0.0f, rv);
-          ctx_.count_flops(2.0 * nv * n * tb);
+          be_.gemm(false, false, 1.0f, view<float>(*stacks_[Z(v)], nv, r, a * nv * r), z_view_, 0.0f, rv);
+          ctx_.count_flops(2.0 * nv * r * tb);
         } else {
           if (!primal_) {
             be_.gemm(true, false, 1.0f, eig_.q.col_range(s, nv), zs, 0.0f, rv);
@@ -265,7 +275,7 @@ class Exact final : public Route {
       const ViewF dual = res_.get(be_, n, tb);
       be_.gemm(true, false, 1.0f, eig_.q, ez, 0.0f, dual);
       be_.gemm(true, false, 1.0f, ctx_.x, dual, 0.0f, out);
-      ctx_.count_flops(2.0 * n * n * tb + 2.0 * n * p * tb);
+      ctx_.count_flops(2.0 * n * r * tb + 2.0 * n * p * tb);
     }
     z_key_ = nullptr;
   }
