@@ -1,14 +1,19 @@
 #!/usr/bin/env node
 /** The brainlatent CLI: registers one command module per job; each calls public library functions. */
-import { Command } from 'commander';
+import type { Command as CommandType } from 'commander';
+import { createRequire } from 'node:module';
 
 import { BrainlatentError } from '../errors.js';
-import { checkRequiredOptionsLast, configureProgram } from './setup.js';
+import { checkRequiredOptionsLast, configureProgram, exitAfterFinishedCommands } from './setup.js';
 
-type Register = (program: Command) => void;
+// commander through require: its ESM wrapper costs the CommonJS export scan at every start-up.
+const { Command } = createRequire(import.meta.url)('commander') as typeof import('commander');
+
+type Register = (program: CommandType) => void;
 // One module per command, loaded only when that command runs: the service, the batch layer and the
 // pipelines pull in large dependency trees (Fastify, BullMQ, ajv, …) that `ridge fit` must not pay
-// for at start-up. Help, version and unknown commands load them all (in this order, the help's).
+// for at start-up. `--version` loads none, `help <command>` that command's alone; the program's own
+// help and unknown commands load them all (in this order, the help's).
 const COMMANDS: Record<string, () => Promise<Register>> = {
   demo: async () => (await import('./commands/demo.js')).registerDemoCommand,
   reconstruct: async () => (await import('./commands/reconstruct.js')).registerReconstructCommand,
@@ -32,10 +37,20 @@ program
   .version('0.1.0');
 configureProgram(program);
 
-const wanted = process.argv[2];
-const names = wanted !== undefined && Object.hasOwn(COMMANDS, wanted) ? [wanted] : Object.keys(COMMANDS);
+/** The command modules this command line needs. */
+function commandsFor(args: string[]): string[] {
+  const known = (name: string | undefined) => name !== undefined && Object.hasOwn(COMMANDS, name);
+  const [first, second] = args;
+  if (first === '--version' || first === '-V') return [];
+  if (known(first)) return [first];
+  if (first === 'help' && known(second)) return [second];
+  return Object.keys(COMMANDS);
+}
+
+const names = commandsFor(process.argv.slice(2));
 for (const name of names) (await COMMANDS[name]())(program);
 checkRequiredOptionsLast(program);
+exitAfterFinishedCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   const msg = err instanceof Error ? err.message : String(err);

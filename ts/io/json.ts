@@ -4,9 +4,13 @@
  * what the caller needs (e.g. `null` where an object is expected) a FormatError naming the file.
  */
 import { readFile } from 'node:fs/promises';
-import jsonc from 'jsonc-parser';
+import { createRequire } from 'node:module';
+import type { ParseError } from 'jsonc-parser';
 import { FormatError, LimitError } from '../errors.js';
 import { fileOpenError } from './byteStream.js';
+
+// jsonc-parser only explains a syntax error: loaded then, not at every command's start-up (~20 ms).
+const requireJsonc = () => createRequire(import.meta.url)('jsonc-parser') as typeof import('jsonc-parser');
 
 /** Largest JSON file read (a CLIP vocab.json is ~1 MB); raise with BRAINLATENT_MAX_JSON_BYTES. */
 export function maxJsonBytes(): number {
@@ -19,7 +23,8 @@ export function parseJson(text: string, path: string): unknown {
   try {
     return JSON.parse(text);
   } catch {
-    const errors: jsonc.ParseError[] = [];
+    const jsonc = requireJsonc();
+    const errors: ParseError[] = [];
     jsonc.parse(text, errors, { disallowComments: true, allowTrailingComma: false, allowEmptyContent: false });
     const first = errors[0];
     // The file's own bytes are never quoted: a service may be asked to read any file, and its errors go to the client.

@@ -11,7 +11,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { FormatError, LimitError, NonFiniteError, ShapeError } from '../errors.js';
 import type { Matrix } from '../matrix.js';
 import { allocateArrayBuffer } from './arrayAllocator.js';
-import { withAtomicFile } from './atomicWrite.js';
+import { withAtomicFile, writeChunks } from './atomicWrite.js';
 import { fileOpenError, openRegularFile } from './byteStream.js';
 import { assertFinite, firstNonFinite } from './finite.js';
 import { bytesOf, dtypeOf, product, type DType, type NumericArray } from './typedArrays.js';
@@ -306,13 +306,7 @@ function npyHeader(data: NumericArray, shape: readonly number[], what: string): 
 /** Writes `data` with `shape` as a .npy file, atomically (ts/io/atomicWrite). */
 export async function writeNpy(path: string, data: NumericArray, shape: readonly number[]): Promise<void> {
   const header = npyHeader(data, shape, path);
-  await withAtomicFile(path, async (fh) => {
-    await fh.write(header);
-    const bytes = bytesOf(data);
-    for (let off = 0; off < bytes.length; off += CHUNK) {
-      await fh.write(bytes, off, Math.min(CHUNK, bytes.length - off));
-    }
-  });
+  await withAtomicFile(path, (fh) => writeChunks(fh, [header, bytesOf(data)]));
 }
 
 /** The bytes of a .npy file of `data` with `shape` (for an HTTP response). */
@@ -322,7 +316,11 @@ export function encodeNpy(data: NumericArray, shape: readonly number[]): Buffer 
 }
 
 export interface MatrixReadOptions {
-  /** Refuse NaN and ±Inf, naming the first (default true: the engine needs finite numbers). */
+  /**
+   * Refuse NaN and ±Inf, naming the first (default true: the engine needs finite numbers). False leaves the check
+   * to a consumer that makes it anyway (the ridge engine checks its inputs in native code); float64 values beyond
+   * float32's range are refused either way, since the conversion here is what would make them infinite.
+   */
   finite?: boolean;
 }
 
@@ -345,11 +343,11 @@ export async function readMatrixNpy(path: string, what: string, opts: MatrixRead
     if (opts.finite !== false) assertFinite(data, label, where);
   } else if (a.data instanceof Float64Array) {
     if (opts.finite !== false) assertFinite(a.data, label, where);
-    data = Float32Array.from(a.data);
-    if (opts.finite !== false) {
-      const k = firstNonFinite(data);
-      if (k >= 0) {
-        throw new NonFiniteError(`${label}: element [row ${Math.floor(k / cols)}, column ${k % cols}] = ${a.data[k]} is beyond float32's range (±3.4e38)`);
+    const src = a.data;
+    data = Float32Array.from(src);
+    for (let k = firstNonFinite(data); k >= 0 && k < data.length; k++) {
+      if (data[k] - data[k] !== 0 && Number.isFinite(src[k])) {
+        throw new NonFiniteError(`${label}: element [row ${Math.floor(k / cols)}, column ${k % cols}] = ${src[k]} is beyond float32's range (±3.4e38)`);
       }
     }
   } else throw new FormatError(`${label}: expected float32 or float64 data, got ${a.dtype}`, { path, field: 'descr' });

@@ -7,7 +7,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 
 import { FormatError, LimitError, ShapeError } from '../errors.js';
-import { withAtomicFile } from './atomicWrite.js';
+import { withAtomicFile, writeChunks } from './atomicWrite.js';
 import { fileOpenError } from './byteStream.js';
 import { parseJson } from './json.js';
 import { allocate, BYTES, bytesOf, dtypeOf, product, type DType, type NumericArray } from './typedArrays.js';
@@ -42,19 +42,14 @@ export async function writeSafetensors(
     header[name] = { dtype: CODE[dtypeOf(t.data)], shape: t.shape, data_offsets: [offset, offset + t.data.byteLength] };
     offset += t.data.byteLength;
   }
-  let json = JSON.stringify(header);
-  json = json.padEnd(Math.ceil(json.length / 8) * 8, ' ');
-  const jsonBytes = Buffer.from(json, 'utf8');
-  const pre = Buffer.alloc(8);
-  pre.writeBigUInt64LE(BigInt(jsonBytes.length));
-  await withAtomicFile(path, async (fh) => {
-    await fh.write(pre);
-    await fh.write(jsonBytes);
-    for (const name of names) {
-      const bytes = bytesOf(tensors[name].data);
-      for (let off = 0; off < bytes.length; off += CHUNK) await fh.write(bytes, off, Math.min(CHUNK, bytes.length - off));
-    }
-  });
+  // The header padded with spaces to a multiple of 8 bytes (UTF-8 bytes: metadata may hold any text), after its length.
+  const json = JSON.stringify(header);
+  const jsonBytes = Buffer.byteLength(json, 'utf8');
+  const head = Buffer.alloc(8 + Math.ceil(jsonBytes / 8) * 8, ' ');
+  head.writeBigUInt64LE(BigInt(head.length - 8));
+  head.write(json, 8, 'utf8');
+  // One pass: the header and every tensor's bytes in place, in one writev.
+  await withAtomicFile(path, (fh) => writeChunks(fh, [head, ...names.map((name) => bytesOf(tensors[name].data))]));
 }
 
 /** safetensors' own limit on the JSON header (MAX_HEADER_SIZE in the reference implementation). */
