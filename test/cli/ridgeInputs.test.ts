@@ -1,12 +1,12 @@
 /** `ridge fit` inputs (issue #11): int64 groups, float64 X/Y with a note, a missing file named in one line. */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { registerRidgeCommand } from '../../ts/cli/commands/ridge.js';
-import { MissingFileError } from '../../ts/errors.js';
+import { MissingFileError, NonFiniteError } from '../../ts/errors.js';
 import { writeNpy } from '../../ts/io/npy.js';
 import { planted } from '../helpers/random.js';
 import { runCommands } from '../helpers/cli.js';
@@ -36,6 +36,23 @@ describe('ridge fit inputs', () => {
     const out = await run('ridge', 'fit', '--x', f('x.npy'), '--y', f('y.npy'), '--groups', f('g.npy'), '--folds', '4', '--alphas', '1,10,100', '--out', f('m.safetensors'));
     expect(out.split('\n').filter((l) => l.startsWith('note:'))).toEqual([`note: X (${f('x.npy')}) is float64; converted to float32, the engine's precision`]);
     expect(out).toMatch(/4 folds \(grouped\)/);
+  });
+
+  it('NaN/Inf in X or Y (checked by the engine) and float64 beyond float32 are refused naming the file and element', async () => {
+    const yInf = Float32Array.from(y.data);
+    yInf[3 * 3 + 1] = -Infinity;
+    await writeNpy(f('x32.npy'), x.data, [48, 6]);
+    await writeNpy(f('yinf.npy'), yInf, [48, 3]);
+    await expect(run('ridge', 'fit', '--x', f('x32.npy'), '--y', f('yinf.npy'), '--out', f('inf.safetensors'))).rejects.toThrow(
+      new NonFiniteError(`Y (${f('yinf.npy')}): element [row 3, column 1] (flat index 10) is -Infinity; finite numbers are required`),
+    );
+    const yBig = Float64Array.from(y.data);
+    yBig[5] = 1e39;
+    await writeNpy(f('ybig.npy'), yBig, [48, 3]);
+    await expect(run('ridge', 'fit', '--x', f('x32.npy'), '--y', f('ybig.npy'), '--out', f('inf.safetensors'))).rejects.toThrow(
+      new NonFiniteError(`Y (${f('ybig.npy')}): element [row 1, column 2] = 1e+39 is beyond float32's range (±3.4e38)`),
+    );
+    expect(existsSync(f('inf.safetensors'))).toBe(false);
   });
 
   it('a missing input is one MissingFileError naming the file', async () => {

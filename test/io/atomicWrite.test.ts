@@ -15,6 +15,7 @@ import {
   withAtomicFile,
   writeFileAtomic,
   writeJsonAtomic,
+  writeChunks,
   writeStreamAtomic,
 } from '../../ts/io/atomicWrite.js';
 
@@ -49,6 +50,17 @@ describe('atomic writes', () => {
     await writeJsonAtomic(p, { a: 1 });
     expect(JSON.parse(readFileSync(p, 'utf8'))).toEqual({ a: 1 });
     expect(readdirSync(d)).toEqual(['out.json']);
+  });
+
+  it('writeChunks writes many chunks (more than one writev takes), empty ones and views, in order', async () => {
+    const d = fresh();
+    const chunks: Uint8Array[] = [];
+    for (let i = 0; i < 2500; i++) chunks.push(i % 7 === 0 ? new Uint8Array(0) : Uint8Array.from({ length: 1 + (i % 13) }, (_, k) => (i + k) & 255));
+    const big = Uint8Array.from({ length: 3 << 20 }, (_, k) => (k * 31) & 255);
+    chunks.push(big.subarray(5, big.length - 5), new Uint8Array(new Float32Array([1.5, -2]).buffer, 4, 4));
+    const bytes = (c: Uint8Array) => Buffer.from(c.buffer, c.byteOffset, c.byteLength);
+    await withAtomicFile(join(d, 'chunks.bin'), (fh) => writeChunks(fh, chunks));
+    expect(readFileSync(join(d, 'chunks.bin')).equals(Buffer.concat(chunks.map(bytes)))).toBe(true);
   });
 
   it('creates missing parent folders', async () => {

@@ -76,6 +76,19 @@ describe('safetensors header checks', () => {
     await expect(readSafetensors(file('nope.safetensors'))).rejects.toThrow(MissingFileError);
   });
 
+  it('the header is padded to a multiple of 8 bytes counted in UTF-8 (non-ASCII metadata), tensors read back exactly', async () => {
+    const a = Float32Array.from({ length: 7 }, (_, i) => i / 3), b = Int32Array.from([1, -2, 3]);
+    await writeSafetensors(file('u.safetensors'), { a: { data: a, shape: [7] }, b: { data: b, shape: [3] } }, { note: 'β 1.0 · Δ voxel → ROI' });
+    const bytes = readFileSync(file('u.safetensors'));
+    const headerLen = Number(bytes.readBigUInt64LE(0));
+    expect(headerLen % 8).toBe(0);
+    expect(bytes.length).toBe(8 + headerLen + 7 * 4 + 3 * 4);
+    const back = await readSafetensors(file('u.safetensors'));
+    expect(back.metadata.note).toBe('β 1.0 · Δ voxel → ROI');
+    expect(Array.from(back.tensors.a.data as Float32Array)).toEqual(Array.from(a));
+    expect(Array.from(back.tensors.b.data as Int32Array)).toEqual([1, -2, 3]);
+  });
+
   it('metadata-only and empty-tensor files still read', async () => {
     await writeSafetensors(file('e.safetensors'), { z: { data: new Float32Array(0), shape: [0, 5] } }, { k: 'v' });
     const back = await readSafetensors(file('e.safetensors'));

@@ -3,7 +3,8 @@
  *
  * Every output goes through one of these (use them for any output you add):
  *  - `writeFileAtomic(path, data)`: contents already in memory (string or bytes), e.g. JSON, CSV, HTML, PNG.
- *  - `withAtomicFile(path, fh => ...)`: a writer that writes chunk by chunk through a FileHandle (.npy, safetensors).
+ *  - `withAtomicFile(path, fh => ...)`: a writer that writes chunk by chunk through a FileHandle (.npy, safetensors);
+ *    `writeChunks(fh, [header, ...arrays])` writes them in one pass, without concatenating.
  *  - `writeStreamAtomic(path, source, ...transforms)`: a streamed output such as a gzip NIfTI.
  *  - `withAtomicPath(path, tmp => ...)`: a library that insists on writing a file by name (h5wasm).
  *  - `withAtomicDir(dir, tmp => ...)`: a folder of many files (an NSD extraction, a synthetic dataset, a cache

@@ -1,0 +1,111 @@
+/**
+ * The CLI entry (dist/cli/main.js, as `brainlatent` runs it): a command line loads only the command modules it needs
+ * (`--version` none, `ridge fit` the ridge module alone, none of the service/batch/pipeline dependencies), help and
+ * version still print in full, and a command that exits as soon as its work is done (ridge fit) has printed
+ * everything and left a complete model, or an error naming the bad input file.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+import { afterAll, describe, expect, it } from 'vitest';
+
+import { writeNpy } from '../../ts/io/npy.js';
+import { RidgeModel } from '../../ts/ridge/RidgeModel.js';
+import { distModule } from '../helpers/dist.js';
+import { planted } from '../helpers/random.js';
+
+const cli = distModule('cli/main');
+const tmp = mkdtempSync(join(tmpdir(), 'bl-cli-main-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+const f = (name: string) => join(tmp, name);
+
+const hook = pathToFileURL(join(import.meta.dirname, '..', 'helpers', 'loadedModules.mjs')).href;
+const registerHook = `data:text/javascript,import{register}from'node:module';register(${JSON.stringify(hook)});`;
+let runs = 0;
+
+/** Runs `brainlatent …args`; returns its exit status, output and the modules it loaded (paths under the package). */
+function brainlatent(...args: string[]): { status: number | null; stdout: string; stderr: string; loaded: string[] } {
+  const list = f(`loaded-${runs++}.txt`);
+  const r = spawnSync(process.execPath, ['--import', registerHook, cli, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, BRAINLATENT_TEST_LOADED: list, NO_COLOR: '1' },
+  });
+  let urls = '';
+  try {
+    urls = readFileSync(list, 'utf8');
+  } catch {
+    // nothing loaded beyond the entry's built-ins
+  }
+  const root = pathToFileURL(process.cwd()).href + '/';
+  const loaded = urls.split('\n').filter(Boolean).map((u) => (u.startsWith(root) ? u.slice(root.length) : u));
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr, loaded };
+}
+
+const commandModules = (loaded: string[]) => loaded.filter((m) => m.startsWith('dist/cli/commands/')).sort();
+const HEAVY = ['fastify', 'bullmq', 'ioredis', 'h5wasm', 'ajv', '@niivue', 'onnx-proto', 'nifti-reader-js', 'pngjs', 'onnxruntime'];
+const heavyLoaded = (loaded: string[]) => loaded.filter((m) => HEAVY.some((p) => m.includes(`node_modules/${p}`)));
+
+describe('brainlatent (the CLI entry)', () => {
+  it('--version and -V print the version and load no command module', () => {
+    for (const flag of ['--version', '-V']) {
+      const r = brainlatent(flag);
+      expect(r.status).toBe(0);
+      expect(r.stdout).toBe('0.1.0\n');
+      expect(r.loaded).toContain('dist/cli/main.js'); // the hook saw the entry: an empty list means it saw nothing
+      expect(commandModules(r.loaded)).toEqual([]);
+    }
+  });
+
+  it('ridge fit --help and help ridge print the full help and load only the ridge command', () => {
+    const fit = brainlatent('ridge', 'fit', '--help');
+    expect(fit.status).toBe(0);
+    expect(fit.stdout).toMatch(/^Usage: brainlatent ridge fit \[options\]/);
+    for (const opt of ['--x <file>', '--y <file>', '--alphas <grid>', '--groups <file>', '--cv-method <m>', '--memory <GiB>', '--out <file>']) {
+      expect(fit.stdout).toContain(opt);
+    }
+    expect(fit.stdout).toMatch(/Example:\n {2}brainlatent ridge fit --x early_betas\.npy/);
+    expect(commandModules(fit.loaded)).toEqual(['dist/cli/commands/ridge.js']);
+    expect(heavyLoaded(fit.loaded)).toEqual([]);
+
+    const help = brainlatent('help', 'ridge');
+    expect(help.status).toBe(0);
+    expect(help.stdout).toMatch(/^Usage: brainlatent ridge \[options\] \[command\]/);
+    expect(help.stdout).toMatch(/\n {2}fit \[options\] +fit RidgeCV/);
+    expect(help.stdout).toMatch(/\n {2}predict \[options\] +predict with a saved ridge model/);
+    expect(commandModules(help.loaded)).toEqual(['dist/cli/commands/ridge.js']);
+  });
+
+  it('the program help lists every command', () => {
+    const r = brainlatent('--help');
+    expect(r.status).toBe(0);
+    const listed = [...r.stdout.matchAll(/^ {2}([a-z]+)\b/gm)].map((m) => m[1]);
+    expect(listed).toEqual(['demo', 'reconstruct', 'encode', 'batch', 'worker', 'ridge', 'nsd', 'sd', 'synth', 'serve', 'bench', 'help']);
+  });
+
+  it('ridge fit prints its summary and leaves a complete model; NaN in X is refused naming the file', async () => {
+    const { x, y } = planted(40, 6, 3, 7);
+    await writeNpy(f('x.npy'), x.data, [40, 6]);
+    await writeNpy(f('y.npy'), y.data, [40, 3]);
+    const r = brainlatent('ridge', 'fit', '--x', f('x.npy'), '--y', f('y.npy'), '--alphas', '1,10,100', '--folds', '4', '--out', f('m.safetensors'));
+    expect(r.stderr).not.toMatch(/brainlatent: /);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^X 40×6, Y 40×3; 3 alphas, 4 folds$/m);
+    expect(r.stdout).toMatch(/mean CV r2 at the chosen alphas: 0\.\d+/);
+    expect(r.stdout).toMatch(new RegExp(`fitted in .*; model written to ${f('m.safetensors').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} in `));
+    expect(commandModules(r.loaded)).toEqual(['dist/cli/commands/ridge.js']);
+    expect(heavyLoaded(r.loaded)).toEqual([]);
+    const model = await RidgeModel.load(f('m.safetensors'));
+    expect([model.nFeatures, model.nTargets]).toEqual([6, 3]);
+
+    const bad = Float32Array.from(x.data);
+    bad[6 * 5 + 2] = NaN;
+    await writeNpy(f('xnan.npy'), bad, [40, 6]);
+    const nan = brainlatent('ridge', 'fit', '--x', f('xnan.npy'), '--y', f('y.npy'), '--out', f('nan.safetensors'));
+    expect(nan.status).toBe(1);
+    expect(nan.stderr).toContain(`brainlatent: NonFiniteError: X (${f('xnan.npy')}): element [row 5, column 2] (flat index 32) is NaN; finite numbers are required`);
+    expect(() => readFileSync(f('nan.safetensors'))).toThrow();
+  });
+});
