@@ -256,7 +256,9 @@ class CpuBackend final : public Backend {
     need_shape(dst, src.rows, src.cols, "convert", "destination");
     rows_of(dst, [&](i64 i, D* d) {
       const S* s = src.ptr() + i * src.ld;
-      for (i64 j = 0; j < dst.cols; ++j) d[j] = static_cast<D>(scale * static_cast<double>(s[j]) + shift + (i == j ? diag : 0.0));
+      // (the diagonal term outside the loop, so that it vectorises)
+      for (i64 j = 0; j < dst.cols; ++j) d[j] = static_cast<D>(scale * static_cast<double>(s[j]) + shift);
+      if (diag != 0.0 && i < dst.cols) d[i] = static_cast<D>(scale * static_cast<double>(s[i]) + shift + diag);
     });
   }
   void convert(const ViewF& src, const ViewD& dst, double scale, double shift, double diag) override {
