@@ -102,6 +102,7 @@ export function registerBenchCommand(program: Command): void {
     ['pipeline', 'the demo world end to end: wall time and peak memory per stage, metrics'],
     ['encoding', 'an NSD-shaped encoding fit (8,859 × 16,384 → 15,724 voxels) and a reduced size against scikit-learn'],
     ['serve', '`brainlatent serve` under autocannon: predict on a 4,096-target model at concurrency 1/8/32, RSS after 1,000 vs 10,000 requests, event-loop lag during img2img and a demo job'],
+    ['job-start', "the service's event-loop stall when a job's process starts (a service-sized heap; an idle process's lag beside it)"],
     ['batch', 'the job queue: overhead per job (BullMQ and the local pool) against the stage times, throughput with 1 and 2 single-threaded workers on the demo world'],
   ];
   const here = path.dirname(fileURLToPath(import.meta.url));
