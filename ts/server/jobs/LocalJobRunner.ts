@@ -1,6 +1,7 @@
 /**
- * The service's jobs: a FIFO of submitted jobs, `concurrency` at a time, each in a process of its own
- * (jobProcess.ts) with its own AbortController, so the service's event loop stays free. With a Redis, the
+ * The service's jobs: a FIFO of submitted jobs, `concurrency` at a time, each in a process of its own with its
+ * own AbortController, so the service's event loop stays free; the processes are forked by the job spawner
+ * (jobSpawner.ts), never by the service itself. With a Redis, the
  * batch-layer jobs (reconstruct, encode, manifests) are submitted to its BullMQ queues from that process and
  * followed there, so `brainlatent worker` processes anywhere share the work.
  */
@@ -8,7 +9,7 @@ import { BrainlatentError, CancelledError } from '../../errors.js';
 import { publicError } from '../publicError.js';
 import { ClosedError, QueueFullError } from '../workQueue.js';
 import { stagesOf, type JobControl } from './executeJob.js';
-import { runInChild } from './jobProcess.js';
+import { JobSpawner } from './jobSpawner.js';
 import { JobBoard } from './jobBoard.js';
 import type { BatchQueue, JobRunner, JobSpec, RunnerReadiness } from './JobRunner.js';
 import { redisReachable } from './redisReachable.js';
@@ -28,7 +29,7 @@ export interface LocalRunnerOptions {
   maxQueued?: number;
   /** The jobs' working folder (relative paths in configs start there): the service's root. */
   cwd?: string;
-  /** What runs a job (default: a child process per job; tests may run it in-process). */
+  /** What runs a job (default: a process per job, forked by the job spawner; tests may run it in-process). */
   execute?: (spec: JobSpec, control: JobControl) => Promise<Record<string, unknown>>;
   /** U-Net evaluations of finished jobs, for the steps/s metric. */
   onUnet?: (calls: number, seconds: number) => void;
@@ -44,11 +45,19 @@ export class LocalJobRunner implements JobRunner {
   private readonly concurrency: number;
   private readonly maxQueued: number;
   private readonly execute: NonNullable<LocalRunnerOptions['execute']>;
+  private readonly spawner?: JobSpawner;
 
   constructor(private readonly options: LocalRunnerOptions = {}) {
     this.concurrency = options.concurrency ?? 1;
     this.maxQueued = options.maxQueued ?? 100;
-    this.execute = options.execute ?? ((spec, control) => runInChild(spec, control, { cwd: options.cwd }));
+    if (options.execute) this.execute = options.execute;
+    else {
+      const spawner = new JobSpawner();
+      // now, while the service is small: forking the spawner is the one fork the service does
+      spawner.start();
+      this.spawner = spawner;
+      this.execute = (spec, control) => spawner.run(spec, control, { cwd: options.cwd });
+    }
   }
 
   async submit(spec: JobSpec): Promise<JobView> {
@@ -98,6 +107,7 @@ export class LocalJobRunner implements JobRunner {
       for (const r of this.running.values()) r.controller.abort(new CancelledError('the service shut down'));
       await all();
     }
+    await this.spawner?.close();
   }
 
   private pump(): void {

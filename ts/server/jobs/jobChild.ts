@@ -1,6 +1,6 @@
 /**
- * A job's own process (see jobProcess.ts): runs the one job it is sent and reports progress, then the result or
- * the error, over IPC. `abort` cancels it at the library's next step or batch.
+ * A job's own process, forked by the service's job spawner (spawnerProcess.ts): runs the one job it is sent and
+ * reports progress, then the result or the error, over IPC. `abort` cancels it at the library's next step or batch.
  */
 import { BrainlatentError, CancelledError } from '../../errors.js';
 import { publicError } from '../publicError.js';
@@ -8,7 +8,10 @@ import { executeJob } from './executeJob.js';
 import type { ChildReply, ChildRequest } from './jobProcess.js';
 
 const controller = new AbortController();
-const send = (m: ChildReply) => process.send?.(m);
+// once the channel has closed (the spawner went away) there is no one to tell
+const send = (m: ChildReply) => {
+  if (process.connected) process.send!(m);
+};
 
 process.on('message', (m: ChildRequest) => {
   if (m.type === 'abort') {
@@ -28,7 +31,9 @@ process.on('message', (m: ChildRequest) => {
       const result = (e as { result?: Record<string, unknown> })?.result;
       send({ type: 'error', error: publicError(e), cancelled, ...(result ? { result } : {}) });
     },
-  ).finally(() => process.disconnect?.());
+  ).finally(() => {
+    if (process.connected) process.disconnect();
+  });
 });
-// The parent going away cancels the job.
+// The spawner going away (with the service, or killed) cancels the job.
 process.on('disconnect', () => controller.abort(new CancelledError('the service went away')));

@@ -1,10 +1,10 @@
 /**
- * Runs a job in a child process of its own, so the service's event loop never stalls on a job's JavaScript
- * (building the demo world, writing reports) and a native crash costs that job only. Cancelling sends `abort`
- * (the job stops at its next step or batch and exits); a child that has not exited `killAfterMs` later is killed.
+ * A job runs in a process of its own (jobChild.ts), so the service's event loop never stalls on a job's
+ * JavaScript (building the demo world, writing reports) and a native crash costs that job only. The service
+ * never forks those processes itself: its job spawner (jobSpawner.ts, spawnerProcess.ts) does. This module is
+ * the protocol between the three, and what a job's end means for its caller.
  */
-import { fork } from 'node:child_process';
-import { getPriority, setPriority } from 'node:os';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,18 +12,27 @@ import { fileURLToPath } from 'node:url';
 import { BrainlatentError, CancelledError } from '../../errors.js';
 import { packageRoot } from '../../native/binding.js';
 import type { PublicError } from '../publicError.js';
-import type { JobControl, StageUpdate } from './executeJob.js';
+import type { StageUpdate } from './executeJob.js';
 import type { JobSpec } from './JobRunner.js';
 
-/** How much lower than the service's a job's CPU priority is (nice steps). */
-const JOB_NICENESS = 10;
-
+/** The spawner → a job's process. */
 export type ChildRequest = { type: 'run'; spec: JobSpec } | { type: 'abort'; reason: string };
+/** A job's process → the spawner (relayed as is to the service). */
 export type ChildReply =
   | { type: 'progress'; progress: StageUpdate }
   | { type: 'unet'; calls: number; seconds: number }
   | { type: 'result'; result: Record<string, unknown> }
   | { type: 'error'; error: PublicError; cancelled: boolean; result?: Record<string, unknown> };
+
+/** The service → its spawner. `id` is the service's number for the job's process. */
+export type SpawnerRequest =
+  | { type: 'start'; id: number; spec: JobSpec; cwd?: string; killAfterMs: number }
+  | { type: 'abort'; id: number; reason: string };
+/** The spawner → the service. `exit` is always the last message about a job (everything it sent came first). */
+export type SpawnerReply =
+  | { type: 'spawned'; id: number; pid: number }
+  | { type: 'child'; id: number; reply: ChildReply }
+  | { type: 'exit'; id: number; code: number | null; signal: NodeJS.Signals | null; spawnError?: string };
 
 /** A failure reported by a job's process (its message is already fit for clients). */
 export class JobFailedError extends BrainlatentError {
@@ -38,45 +47,37 @@ export class JobFailedError extends BrainlatentError {
   }
 }
 
-/** The compiled child entry (dist/server/jobs/jobChild.js), also when this module runs from the TypeScript sources. */
-function childPath(): string {
-  const here = join(dirname(fileURLToPath(import.meta.url)), 'jobChild.js');
-  return existsSync(here) ? here : join(packageRoot, 'dist', 'server', 'jobs', 'jobChild.js');
+/** A compiled entry of this folder (dist/server/jobs/<name>.js), also when this module runs from the TypeScript sources. */
+export function jobsEntry(name: 'jobChild' | 'spawnerProcess'): string {
+  const here = join(dirname(fileURLToPath(import.meta.url)), `${name}.js`);
+  return existsSync(here) ? here : join(packageRoot, 'dist', 'server', 'jobs', `${name}.js`);
 }
 
-export function runInChild(spec: JobSpec, control: JobControl, options: { cwd?: string; killAfterMs?: number } = {}): Promise<Record<string, unknown>> {
-  const killAfterMs = options.killAfterMs ?? 10_000;
-  return new Promise((resolve, reject) => {
-    const child = fork(childPath(), [], { cwd: options.cwd, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' });
-    // jobs yield the CPU to the service itself (its processes inherit the priority), so requests stay prompt
-    try {
-      if (child.pid) setPriority(child.pid, Math.min(19, getPriority(child.pid) + JOB_NICENESS));
-    } catch {
-      // not permitted here: the job runs at the service's priority
-    }
-    let outcome: ChildReply | null = null;
-    let killer: NodeJS.Timeout | undefined;
-    const onAbort = () => {
-      if (child.connected) child.send({ type: 'abort', reason: String((control.signal.reason as Error)?.message ?? 'cancelled') } satisfies ChildRequest);
-      killer = setTimeout(() => child.kill('SIGKILL'), killAfterMs);
-    };
-    child.on('message', (m: ChildReply) => {
-      if (m.type === 'progress') control.progress(m.progress);
-      else if (m.type === 'unet') control.unet?.(m.calls, m.seconds);
-      else outcome = m;
-    });
-    child.once('exit', (code, signal) => {
-      clearTimeout(killer);
-      control.signal.removeEventListener('abort', onAbort);
-      const o = outcome as ChildReply | null;
-      if (o?.type === 'result') resolve(o.result);
-      else if (o?.type === 'error') reject(o.cancelled ? new CancelledError(o.error.message) : new JobFailedError(o.error, o.result));
-      else if (control.signal.aborted) reject(new CancelledError(`cancelled (the job's process ended with ${signal ?? `code ${code}`})`));
-      else reject(new JobFailedError({ name: 'WorkerExit', message: `the job's process died (exit code ${code}, signal ${signal})` }));
-    });
-    child.once('error', reject);
-    control.signal.addEventListener('abort', onAbort, { once: true });
-    child.send({ type: 'run', spec } satisfies ChildRequest);
-    if (control.signal.aborted) onAbort();
+/** What a job's process ending means: its result, or the error to reject with. */
+export function jobOutcome(
+  last: ChildReply | null,
+  exit: { code: number | null; signal: NodeJS.Signals | null; spawnError?: string },
+  aborted: boolean,
+): { result: Record<string, unknown> } | { error: Error } {
+  if (last?.type === 'result') return { result: last.result };
+  if (last?.type === 'error') return { error: last.cancelled ? new CancelledError(last.error.message) : new JobFailedError(last.error, last.result) };
+  if (exit.spawnError) return { error: new JobFailedError({ name: 'WorkerExit', message: `the job's process could not be started: ${exit.spawnError}` }) };
+  if (aborted) return { error: new CancelledError(`cancelled (the job's process ended with ${exit.signal ?? `code ${exit.code}`})`) };
+  return { error: new JobFailedError({ name: 'WorkerExit', message: `the job's process died (exit code ${exit.code}, signal ${exit.signal})` }) };
+}
+
+/**
+ * Calls `done` once `child` has exited and its IPC channel has closed, when every message it sent has arrived.
+ * ('close' says the same, but never comes when this side closed the channel.)
+ */
+export function whenGone(child: ChildProcess, done: (code: number | null, signal: NodeJS.Signals | null) => void): void {
+  let exit: [number | null, NodeJS.Signals | null] | null = null;
+  const check = () => {
+    if (exit && !child.connected) done(...exit);
+  };
+  child.once('exit', (code, signal) => {
+    exit = [code, signal];
+    check();
   });
+  child.once('disconnect', check);
 }
