@@ -3,9 +3,10 @@
  * the service asks and relays between them: the job's progress and outcome up, cancellation down. A job that has
  * not exited `killAfterMs` after its cancellation is killed here.
  *
- * It lowers its own CPU priority first, so every job is born with it (and BLAS's and ONNX Runtime's threads in
- * it): requests to the service stay prompt while jobs compute. Its life is its channel to the service: when the
- * service goes away (or closes it), it cancels its jobs, waits for them to end, and exits.
+ * Each job's process gets a lower CPU priority as soon as it exists (and BLAS's and ONNX Runtime's threads in it
+ * inherit it), so requests to the service stay prompt while jobs compute; the spawner itself keeps the service's,
+ * so that progress and cancellation pass through it promptly on a loaded machine. Its life is its channel to the
+ * service: when the service goes away (or closes it), it cancels its jobs, waits for them to end, and exits.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { getPriority, setPriority } from 'node:os';
@@ -16,11 +17,6 @@ import { jobsEntry, whenGone } from './jobProcess.js';
 /** How much lower than the service's a job's CPU priority is (nice steps). */
 const JOB_NICENESS = 10;
 
-try {
-  setPriority(Math.min(19, getPriority() + JOB_NICENESS));
-} catch {
-  // not permitted here: the jobs run at the service's priority
-}
 
 interface Job {
   child: ChildProcess;
@@ -58,6 +54,11 @@ function start(m: Extract<SpawnerRequest, { type: 'start' }>): void {
     if (child.pid === undefined) end(null, null, e.message);
   });
   if (child.pid === undefined) return;
+  try {
+    setPriority(child.pid, Math.min(19, getPriority(child.pid) + JOB_NICENESS));
+  } catch {
+    // not permitted here: the job runs at the service's priority
+  }
   send({ type: 'spawned', id: m.id, pid: child.pid });
   child.send({ type: 'run', spec: m.spec } satisfies ChildRequest);
 }
