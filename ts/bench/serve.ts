@@ -7,7 +7,11 @@
  *     request runs and while a demo job runs: p50/p99/max from prom-client's monitorEventLoopDelay sampled every
  *     1 ms (serve --event-loop-resolution 1; a sample is the time between ticks, so the 1 ms is subtracted), beside
  *     the same figures of an idle probe process over the same window (the machine's floor: time spent waiting for
- *     a core), the server's garbage collections, and the load average; then the verdict against the 20 ms target.
+ *     a core), the server's garbage collections, and the load average; then the verdict against the 20 ms target;
+ *  4. the same lag figures while one request with a body at the data limit (64 MiB) is read, decoded and answered:
+ *     predict with a .npy body (and its 128 MiB .npy answer), predict with a JSON body (and its JSON answer), and an
+ *     img2img body whose z ends with an Inf (read, decoded and scanned, then refused with a 400).
+ * BENCH_SERVE_CLI runs another build's CLI as the server (e.g. a checkout of main's, for a before/after).
  * Appends a record to bench/results/serve.jsonl (with the load average: timings on a shared machine are noisy).
  */
 import { spawn } from 'node:child_process';
@@ -59,7 +63,7 @@ async function writeModel(path: string): Promise<void> {
 }
 
 async function startServer(root: string): Promise<{ url: string; stop: () => Promise<void> }> {
-  const cli = join(packageRoot, 'dist', 'cli', 'main.js');
+  const cli = process.env.BENCH_SERVE_CLI ?? join(packageRoot, 'dist', 'cli', 'main.js');
   const proc = spawn(process.execPath, [cli, 'serve', '--root', root, '--port', '0', '--shutdown-deadline', '5', '--event-loop-resolution', String(RESOLUTION_MS)], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   const url = await new Promise<string>((ok, fail) => {
@@ -311,6 +315,40 @@ try {
       await new Promise((r) => setTimeout(r, 250));
     }
   });
+
+  // 4. bodies at the data limit (64 MiB), one request each
+  const LIMIT = 64 << 20;
+  const timed = async (what: string, send: () => Promise<Response>) => {
+    const t0 = performance.now();
+    const r = await send();
+    const bytes = (await r.arrayBuffer()).byteLength;
+    return { what, status: r.status, seconds: (performance.now() - t0) / 1000, answerMiB: bytes / 2 ** 20 };
+  };
+  const bigRows = Math.floor((LIMIT - 1024) / (FEATURES * 4));
+  const bigNpy = encodeNpy(Float32Array.from({ length: bigRows * FEATURES }, g), [bigRows, FEATURES]);
+  const npyBody = await lagDuring(url, probe, true, () =>
+    timed(`predict: ${bigRows} samples as .npy (${f1(bigNpy.length / 2 ** 20)} MiB), .npy answer`, () =>
+      fetch(`${url}/v1/ridge/bench/predict`, { method: 'POST', headers: { 'content-type': 'application/x-npy', accept: 'application/x-npy' }, body: new Uint8Array(bigNpy) }),
+    ),
+  );
+  const row = `[${Array.from({ length: FEATURES }, g).join(',')}]`;
+  const jsonRows = Math.floor((LIMIT - 64) / (row.length + 1));
+  const bigJson = `{"x":[${new Array(jsonRows).fill(row).join(',')}]}`;
+  const jsonBody = await lagDuring(url, probe, true, () =>
+    timed(`predict: ${jsonRows} samples as JSON (${f1(bigJson.length / 2 ** 20)} MiB), JSON answer`, () =>
+      fetch(`${url}/v1/ridge/bench/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: bigJson }),
+    ),
+  );
+  const zImages = Math.floor((LIMIT * 0.74) / (4 * 64 * 64 * 4));
+  const badZ = Float32Array.from({ length: zImages * 4 * 64 * 64 }, g);
+  badZ[badZ.length - 1] = Number.POSITIVE_INFINITY;
+  const bigImg2img = JSON.stringify({ ...img2imgBody, z: encodeNpy(badZ, [zImages, 4, 64, 64]).toString('base64') });
+  const img2imgBodyWindow = await lagDuring(url, probe, true, () =>
+    timed(`img2img: z of ${zImages} images (${f1(bigImg2img.length / 2 ** 20)} MiB), an Inf at its end: 400`, () =>
+      fetch(`${url}/v1/sd/sd/img2img`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: bigImg2img }),
+    ),
+  );
+  const bodies = [npyBody, jsonBody, img2imgBodyWindow];
   probe.stop();
   const TARGET_MS = 20;
   const verdict = (w: LagWindow) => ({
@@ -327,6 +365,11 @@ try {
   console.log(describeWindow('idle, polled', idle));
   console.log(describeWindow(`img2img (${img2img.result.requests} × ${f1(img2img.result.secondsPerRequest)} s)`, img2img.window));
   console.log(describeWindow(`demo job (${f1(demo.result.seconds)} s, ${demo.result.state})`, demo.window));
+  console.log(`requests with a body at the data limit (${LIMIT / 2 ** 20} MiB):`);
+  for (const b of bodies) {
+    const r = b.result;
+    console.log(describeWindow(`${r.status}, ${f1(r.seconds)} s, ${f1(r.answerMiB)} MiB back`, b.window).replace(/^ {2}/, `  ${r.what}\n    `));
+  }
   const says = (v: ReturnType<typeof verdict>) => `p99 ${f1(v.p99Ms)} ms ${v.p99Met ? 'meets' : 'misses'} it, max ${f1(v.maxMs)} ms ${v.maxMet ? 'meets' : 'misses'} it (p99 ${f1(v.beyondFloorP99Ms)} ms beyond the machine's floor; the floor's max ${f1(v.floorMaxMs)} ms)`;
   console.log(`target: lag under ${TARGET_MS} ms. img2img: ${says(target.img2img)}; demo job: ${says(target.demoJob)}; load average ${machineInfo().loadAverage.map(f1).join(' ')} on ${machineInfo().cores} cores`);
 
@@ -342,6 +385,7 @@ try {
       img2img: { ...img2img.window, requests: img2img.result.requests, secondsPerRequest: img2img.result.secondsPerRequest, image: '512×512, 50 steps × strength 0.8, guidance 5, PNG' },
       demoJob: { ...demo.window, jobSeconds: demo.result.seconds, state: demo.result.state },
       target,
+      bodiesAtTheLimit: bodies.map((b) => ({ ...b.result, ...b.window, maxMet: b.window.server.maxMs < TARGET_MS })),
     },
     loadAverageBefore,
   };

@@ -14,6 +14,18 @@ export function firstNonFinite(a: ArrayLike<number>): number {
   return -1;
 }
 
+/** firstNonFinite a slice at a time, letting the event loop run between slices (a large array in a service). */
+export async function firstNonFiniteSliced(a: ArrayLike<number>, slice = 1 << 18): Promise<number> {
+  for (let from = 0; from < a.length; from += slice) {
+    if (from > 0) await new Promise((r) => setImmediate(r));
+    for (let i = from, to = Math.min(a.length, from + slice); i < to; i++) {
+      const x = a[i];
+      if (x - x !== 0) return i;
+    }
+  }
+  return -1;
+}
+
 export interface FiniteCheckOptions {
   /** Shape of `a` (row-major), to name the first bad element by its index along each axis. */
   shape?: readonly number[];

@@ -311,8 +311,13 @@ export async function writeNpy(path: string, data: NumericArray, shape: readonly
 
 /** The bytes of a .npy file of `data` with `shape` (for an HTTP response). */
 export function encodeNpy(data: NumericArray, shape: readonly number[]): Buffer {
+  return Buffer.concat(encodeNpyParts(data, shape));
+}
+
+/** A .npy file of `data` with `shape` as its header and a view of `data` (nothing copied: for a large response). */
+export function encodeNpyParts(data: NumericArray, shape: readonly number[]): [Buffer, Buffer] {
   const bytes = bytesOf(data);
-  return Buffer.concat([npyHeader(data, shape, 'encodeNpy'), Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)]);
+  return [npyHeader(data, shape, 'encodeNpy'), Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)];
 }
 
 export interface MatrixReadOptions {

@@ -5,7 +5,7 @@
  * Query strings and path parameters are text, so they are checked by a second instance that coerces types.
  */
 import { Ajv } from 'ajv';
-import type { FastifyInstance, FastifySchemaCompiler } from 'fastify';
+import type { FastifyInstance, FastifySchemaCompiler, FastifySchemaValidationError } from 'fastify';
 
 import { CONFIG_AJV_OPTIONS, problemsFrom, validatorFor } from '../config/index.js';
 import { BrainlatentError } from '../errors.js';
@@ -39,4 +39,26 @@ const compiler: FastifySchemaCompiler<object> = ({ schema, httpPart }) =>
 export function useConfigValidation(app: FastifyInstance): void {
   app.setValidatorCompiler(compiler);
   app.setSchemaErrorFormatter((errors, dataVar) => new RequestValidationError(dataVar, problemsFrom(errors as never, dataVar)));
+}
+
+/**
+ * The plugin's validator, except that a body `passes` accepts is let through: its route validates it later, with
+ * the same validator (a large data body, in the thread that decodes it).
+ */
+export function bodyValidator(passes: (body: unknown) => boolean): FastifySchemaCompiler<object> {
+  return (route) => {
+    type Validate = ((data: unknown) => boolean) & { errors?: FastifySchemaValidationError[] | null };
+    const validate = compiler(route) as Validate;
+    if (route.httpPart !== 'body') return validate;
+    const checked = ((data: unknown) => {
+      if (passes(data)) {
+        checked.errors = null;
+        return true;
+      }
+      const ok = validate(data);
+      checked.errors = validate.errors;
+      return ok;
+    }) as Validate;
+    return checked;
+  };
 }

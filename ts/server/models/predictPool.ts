@@ -1,18 +1,25 @@
 /**
- * Ridge predict off the event loop: a few worker threads, each running the engine's predict. A model's arrays
- * are copied once into shared memory when it is registered, and every thread reads them in place; a request
- * moves X to a thread and the predictions back. Callers bound the concurrency (WorkQueue) to the pool's size, so
- * a request always finds an idle thread.
+ * The service's compute threads: ridge predict off the event loop, and the decoding of large request bodies. A
+ * model's arrays are copied once into shared memory when it is registered, and every thread reads them in place;
+ * a request moves X to a thread and the predictions back (moved, not copied). A large body's segments move to a
+ * thread, which parses, validates and checks them and moves the arrays back (requestBodies.ts). The predict
+ * batcher bounds the predict calls to the pool's size; a task that finds every thread busy waits its turn.
  */
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import { Worker, type Transferable } from 'node:worker_threads';
 
+import { errorCodes } from 'fastify';
+
+import { FormatError, InvalidArgumentError, LimitError, NonFiniteError, ShapeError } from '../../errors.js';
 import type { Matrix } from '../../matrix.js';
 import { packageRoot } from '../../native/binding.js';
 import { fromNative } from '../../native/nativeError.js';
 import type { RidgeModel } from '../../ridge/RidgeModel.js';
+import { RequestValidationError } from '../validation.js';
+import type { LargeBody } from './dataBodies.js';
+import type { DecodedBody, LargeBodyKind } from './requestBodies.js';
 
 export interface SharedRidge {
   coef: Float32Array;
@@ -26,9 +33,40 @@ export interface SharedRidge {
 export type PoolMessage =
   | { type: 'model'; key: string; model: SharedRidge }
   | { type: 'drop'; key: string }
-  | { type: 'predict'; id: number; key: string; x: Float32Array; rows: number; cols: number };
+  | { type: 'predict'; id: number; key: string; x: Float32Array; rows: number; cols: number }
+  | { type: 'decode'; id: number; kind: LargeBodyKind; segments: ArrayBuffer[]; length: number };
 
-type Reply = { id: number; y: Float32Array } | { id: number; error: { name: string; message: string; code?: string } };
+/** An error as it crosses from a thread: enough to raise the same class here. */
+export interface WireError {
+  name: string;
+  message: string;
+  code?: string;
+  problems?: string[];
+}
+
+export type PoolReply = { id: number; y: Float32Array } | { id: number; decoded: DecodedBody } | { id: number; error: WireError };
+
+/** The error a thread reported, as the class the routes answer for (a 400 names the field, as on the loop). */
+function revived(e: WireError): Error {
+  switch (e.name) {
+    case 'RequestValidationError':
+      return new RequestValidationError('body', e.problems ?? [e.message]);
+    case 'InvalidJsonBodyError':
+      return new errorCodes.FST_ERR_CTP_INVALID_JSON_BODY();
+    case 'NonFiniteError':
+      return new NonFiniteError(e.message);
+    case 'ShapeError':
+      return new ShapeError(e.message);
+    case 'FormatError':
+      return new FormatError(e.message);
+    case 'LimitError':
+      return new LimitError(e.message);
+    case 'InvalidArgumentError':
+      return new InvalidArgumentError(e.message);
+    default:
+      return fromNative(Object.assign(new Error(e.message), { name: e.name, code: e.code }));
+  }
+}
 
 function shared(a: Float32Array): Float32Array {
   const s = new Float32Array(new SharedArrayBuffer(a.byteLength));
@@ -42,15 +80,22 @@ function workerPath(): string {
   return existsSync(here) ? here : join(packageRoot, 'dist', 'server', 'models', 'predictWorker.js');
 }
 
+interface Task {
+  message: PoolMessage & { id: number };
+  transfer: Transferable[];
+  resolve: (reply: PoolReply) => void;
+  reject: (e: Error) => void;
+}
+
 interface Thread {
   worker: Worker;
-  pending: Map<number, { resolve: (m: Matrix) => void; reject: (e: Error) => void; rows: number; targets: number }>;
+  task: Task | null;
 }
 
 export class PredictPool {
   private readonly models = new Map<string, SharedRidge>();
   private readonly threads: Thread[] = [];
-  private readonly idle: Thread[] = [];
+  private readonly waiting: Task[] = [];
   private nextId = 1;
 
   constructor(readonly size: number) {}
@@ -75,44 +120,62 @@ export class PredictPool {
   }
 
   /** Predictions of the model registered as `key` for X (rows × features). */
-  predict(key: string, x: Matrix): Promise<Matrix> {
+  async predict(key: string, x: Matrix): Promise<Matrix> {
     const model = this.models.get(key);
-    if (!model) return Promise.reject(new Error(`model ${key} is not registered`));
-    const thread = this.idle.pop() ?? this.spawn();
-    const id = this.nextId++;
-    return new Promise<Matrix>((resolve, reject) => {
-      thread.pending.set(id, { resolve, reject, rows: x.rows, targets: model.targets });
-      thread.worker.postMessage({ type: 'predict', id, key, x: x.data, rows: x.rows, cols: x.cols } satisfies PoolMessage);
-    });
+    if (!model) throw new Error(`model ${key} is not registered`);
+    // X moves to the thread when it owns its buffer (a request's own array: nothing reads it afterwards)
+    const own = x.data.byteOffset === 0 && x.data.byteLength === x.data.buffer.byteLength && !(x.data.buffer instanceof SharedArrayBuffer);
+    const r = await this.run({ type: 'predict', id: this.nextId++, key, x: x.data, rows: x.rows, cols: x.cols }, own ? [x.data.buffer as ArrayBuffer] : []);
+    return { data: (r as { y: Float32Array }).y, rows: x.rows, cols: model.targets };
+  }
+
+  /** A large body's arrays, decoded and checked by a thread (its segments move there). */
+  async decode(body: LargeBody): Promise<DecodedBody> {
+    const r = await this.run({ type: 'decode', id: this.nextId++, kind: body.kind, segments: body.segments, length: body.length }, body.segments);
+    return (r as { decoded: DecodedBody }).decoded;
   }
 
   async close(): Promise<void> {
+    for (const t of this.waiting.splice(0)) t.reject(new Error('the predict threads are closing'));
     await Promise.all(this.threads.map((t) => t.worker.terminate()));
     this.threads.length = 0;
-    this.idle.length = 0;
+  }
+
+  private run(message: PoolMessage & { id: number }, transfer: Transferable[]): Promise<PoolReply> {
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ message, transfer, resolve, reject });
+      this.dispatch();
+    });
+  }
+
+  /** Hands waiting tasks to idle threads, starting threads up to the pool's size. */
+  private dispatch(): void {
+    while (this.waiting.length > 0) {
+      const thread = this.threads.find((t) => t.task === null) ?? (this.threads.length < this.size ? this.spawn() : null);
+      if (!thread) return;
+      const task = this.waiting.shift()!;
+      thread.task = task;
+      thread.worker.postMessage(task.message, task.transfer);
+    }
   }
 
   private spawn(): Thread {
-    if (this.threads.length >= this.size) throw new Error(`PredictPool: all ${this.size} threads are busy (the caller must bound concurrency)`);
     const worker = new Worker(workerPath());
     worker.unref();
-    const thread: Thread = { worker, pending: new Map() };
-    worker.on('message', (r: Reply) => {
-      const p = thread.pending.get(r.id);
-      if (!p) return;
-      thread.pending.delete(r.id);
-      this.idle.push(thread);
-      if ('error' in r) {
-        const e = Object.assign(new Error(r.error.message), { name: r.error.name, code: r.error.code });
-        p.reject(fromNative(e));
-      } else p.resolve({ data: r.y, rows: p.rows, cols: p.targets });
+    const thread: Thread = { worker, task: null };
+    worker.on('message', (r: PoolReply) => {
+      const task = thread.task;
+      if (!task || task.message.id !== r.id) return;
+      thread.task = null;
+      if ('error' in r) task.reject(revived(r.error));
+      else task.resolve(r);
+      this.dispatch();
     });
     worker.on('error', (e) => {
-      for (const p of thread.pending.values()) p.reject(e);
-      thread.pending.clear();
+      thread.task?.reject(e);
+      thread.task = null;
       this.threads.splice(this.threads.indexOf(thread), 1);
-      const i = this.idle.indexOf(thread);
-      if (i >= 0) this.idle.splice(i, 1);
+      this.dispatch();
     });
     for (const [key, model] of this.models) worker.postMessage({ type: 'model', key, model } satisfies PoolMessage);
     this.threads.push(thread);

@@ -1,26 +1,63 @@
 /**
- * A predict thread of PredictPool: holds the models' arrays (shared memory, never copied per thread) and runs
- * the engine's ridge predict on request, so the service's event loop never waits on a GEMM.
+ * A thread of PredictPool: holds the models' arrays (shared memory, never copied per thread) and runs the engine's
+ * ridge predict on request, and decodes large request bodies (requestBodies.ts), so the service's event loop never
+ * waits on a GEMM, a JSON parse or a NaN scan. Arrays go back moved, not copied: the event loop never pays for
+ * their bytes.
  */
-import { parentPort } from 'node:worker_threads';
+import { parentPort, type Transferable } from 'node:worker_threads';
 
 import { nativeSync } from '../../native/call.js';
-import type { PoolMessage, SharedRidge } from './predictPool.js';
+import type { PoolMessage, PoolReply, SharedRidge, WireError } from './predictPool.js';
+import { decodeLargeBody, joinSegments, type DecodedBody } from './requestBodies.js';
 
 const models = new Map<string, SharedRidge>();
 const port = parentPort!;
 
+/** `a` if it owns its whole buffer (it can be moved), else a copy that does. */
+function movable(a: Float32Array): Float32Array {
+  return a.byteOffset === 0 && a.byteLength === a.buffer.byteLength && !(a.buffer instanceof SharedArrayBuffer) ? a : new Float32Array(a);
+}
+
+function decoded(d: DecodedBody): { value: DecodedBody; transfer: Transferable[] } {
+  if (d.kind === 'matrix') {
+    const data = movable(d.x.data);
+    return { value: { kind: 'matrix', x: { ...d.x, data } }, transfer: [data.buffer as ArrayBuffer] };
+  }
+  const transfer: Transferable[] = [];
+  const move = <T extends { data: Float32Array }>(t: T): T => {
+    const data = movable(t.data);
+    transfer.push(data.buffer as ArrayBuffer);
+    return { ...t, data };
+  };
+  const { z, c, uncond, settings } = d.input;
+  return { value: { kind: 'img2img', input: { settings, z: move(z), c: move(c), ...(uncond ? { uncond: move(uncond) } : {}) } }, transfer };
+}
+
+const wire = (e: unknown): WireError => {
+  const x = e as Error & { code?: string; problems?: string[] };
+  return { name: x.name, message: x.message, code: x.code, ...(Array.isArray(x.problems) ? { problems: x.problems } : {}) };
+};
+
 port.on('message', (m: PoolMessage) => {
   if (m.type === 'model') models.set(m.key, m.model);
   else if (m.type === 'drop') models.delete(m.key);
-  else {
+  else if (m.type === 'predict') {
     const model = models.get(m.key);
     try {
       if (!model) throw new Error(`model ${m.key} is not loaded in this thread`);
-      const y = nativeSync((b) => b.ridgePredict(m.x, m.rows, m.cols, model.coef, model.targets, model.intercept, model.xMean, model.xScale));
-      port.postMessage({ id: m.id, y });
+      const native = nativeSync((b) => b.ridgePredict(m.x, m.rows, m.cols, model.coef, model.targets, model.intercept, model.xMean, model.xScale));
+      // the engine's array cannot be moved: a copy that can (made here, off the event loop)
+      const y = new Float32Array(native);
+      port.postMessage({ id: m.id, y } satisfies PoolReply, [y.buffer]);
     } catch (e) {
-      port.postMessage({ id: m.id, error: { name: (e as Error).name, message: (e as Error).message, code: (e as { code?: string }).code } });
+      port.postMessage({ id: m.id, error: wire(e) } satisfies PoolReply);
+    }
+  } else {
+    try {
+      const { value, transfer } = decoded(decodeLargeBody(m.kind, joinSegments(m.segments, m.length)));
+      port.postMessage({ id: m.id, decoded: value } satisfies PoolReply, transfer);
+    } catch (e) {
+      port.postMessage({ id: m.id, error: wire(e) } satisfies PoolReply);
     }
   }
 });

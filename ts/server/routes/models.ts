@@ -7,50 +7,19 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 
 import type { Img2ImgBody, LoadModelBody, PredictBody } from '../../config/service.js';
 import { Img2ImgBodySchema, LoadModelBodySchema, PredictBodySchema } from '../../config/service.js';
-import { FormatError, NonFiniteError, ShapeError } from '../../errors.js';
-import { assertFinite, firstNonFinite } from '../../io/finite.js';
-import { decodeNpy } from '../../io/npy.js';
+import { NonFiniteError, ShapeError } from '../../errors.js';
+import { firstNonFiniteSliced } from '../../io/finite.js';
 import type { Matrix } from '../../matrix.js';
-import type { Tensor } from '../../sd/tensor.js';
 import type { ServiceContext } from '../context.js';
-import { imagesNpy, latentsNpy, pngStrip } from '../models/imageResponse.js';
+import { LargeBody, useDataBodies } from '../models/dataBodies.js';
 import { engineWhere, ModelOutputError, type ModelOutput } from '../models/ModelOutputError.js';
+import { img2imgInput, matrixFromJson, matrixFromNpy, type Img2ImgInput } from '../models/requestBodies.js';
+import { imagesNpy, latentsNpy, pngStrip, predictionsJson, type Answer } from '../models/responseBodies.js';
 import { ModelNameParams, ModelParams } from '../schemas.js';
+import { bodyValidator } from '../validation.js';
 import { QueueFullError, type WorkQueue } from '../workQueue.js';
 
 export const NPY_TYPE = 'application/x-npy';
-
-/** A 2-D (or 1-D: one sample) float array from a .npy body. */
-function matrixFromNpy(body: Buffer): Matrix {
-  const a = decodeNpy(body, 'body');
-  if (a.shape.length !== 1 && a.shape.length !== 2) throw new ShapeError(`body: expected a 2-D array (samples × features), got shape (${a.shape.join(', ')})`);
-  const [rows, cols] = a.shape.length === 1 ? [1, a.shape[0]] : a.shape;
-  if (!(a.data instanceof Float32Array) && !(a.data instanceof Float64Array)) throw new FormatError(`body: expected float32 or float64 data, got ${a.dtype}`);
-  const data = a.data instanceof Float32Array ? a.data : Float32Array.from(a.data);
-  // a float64 value beyond float32's range becomes Inf here: the client's error too
-  assertFinite(data, 'body (X as .npy)', { shape: [rows, cols], axes: ['sample', 'feature'] });
-  return { data, rows, cols };
-}
-
-function matrixFromJson(x: number[][]): Matrix {
-  const cols = x[0].length;
-  const data = new Float32Array(x.length * cols);
-  x.forEach((row, i) => {
-    if (row.length !== cols) throw new ShapeError(`body.x[${i}]: has ${row.length} features, body.x[0] has ${cols}`);
-    data.set(row, i * cols);
-  });
-  // JSON has no NaN, but 1e39 is Inf in float32 and 1e999 already in JSON.parse
-  assertFinite(data, 'body.x', { shape: [x.length, cols], axes: ['sample', 'feature'] });
-  return { data, rows: x.length, cols };
-}
-
-function tensorFromBase64(text: string, field: string, rank: number): Tensor {
-  const a = decodeNpy(Buffer.from(text, 'base64'), field);
-  if (!(a.data instanceof Float32Array)) throw new FormatError(`${field}: expected float32 data, got ${a.dtype}`);
-  if (a.shape.length !== rank) throw new ShapeError(`${field}: expected a ${rank}-D array, got shape (${a.shape.join(', ')})`);
-  assertFinite(a.data, field, { shape: a.shape });
-  return { data: a.data, shape: a.shape };
-}
 
 const wantsNpy = (req: FastifyRequest) => (req.headers.accept ?? '').includes(NPY_TYPE);
 
@@ -101,6 +70,48 @@ export async function modelRoutes(app: FastifyInstance, ctx: ServiceContext): Pr
       : reply.code(404).send({ error: 'Not Found', message: `no model named '${req.params.name}'`, code: 'ModelNotFound' });
   });
 
+  // The data routes read their bodies in their own scope: large ones are decoded by a predict thread.
+  await app.register(async (data) => dataRoutes(data, ctx, runOn, modelFault, nonFiniteIsModels));
+}
+
+const isImg2Img = (req: FastifyRequest) => (req.routeOptions.url ?? '').endsWith('/img2img');
+
+async function dataRoutes(
+  app: FastifyInstance,
+  ctx: ServiceContext,
+  runOn: <T>(queue: WorkQueue, task: () => Promise<T>) => Promise<T>,
+  modelFault: (model: string, output: ModelOutput, where: string, cause?: unknown) => ModelOutputError,
+  nonFiniteIsModels: <T>(model: string, output: ModelOutput, run: () => Promise<T>) => Promise<T>,
+): Promise<void> {
+  useDataBodies(
+    app,
+    ctx.dataBodyLimit,
+    [NPY_TYPE, 'application/octet-stream'],
+    (req) => (isImg2Img(req) ? 'img2img' : 'predict-json'),
+    (req) => !isImg2Img(req),
+  );
+  // a large body is validated by the thread that decodes it, with the same validator
+  app.setValidatorCompiler(bodyValidator((body) => body instanceof LargeBody));
+
+  const matrixOf = async (body: unknown): Promise<Matrix> => {
+    if (body instanceof LargeBody) {
+      const d = await ctx.predictPool.decode(body);
+      if (d.kind !== 'matrix') throw new Error(`a predict body decoded as ${d.kind}`);
+      return d.x;
+    }
+    return Buffer.isBuffer(body) ? matrixFromNpy(body) : matrixFromJson((body as PredictBody).x);
+  };
+  const img2imgOf = async (body: unknown): Promise<Img2ImgInput> => {
+    if (!(body instanceof LargeBody)) return img2imgInput(body as Img2ImgBody);
+    const d = await ctx.predictPool.decode(body);
+    if (d.kind !== 'img2img') throw new Error(`an img2img body decoded as ${d.kind}`);
+    return d.input;
+  };
+  const answer = (reply: FastifyReply, type: string, a: Answer) => {
+    if (a.length !== undefined) void reply.header('content-length', a.length);
+    return reply.type(type).send(a.body);
+  };
+
   app.post(
     '/v1/ridge/:model/predict',
     {
@@ -115,20 +126,18 @@ export async function modelRoutes(app: FastifyInstance, ctx: ServiceContext): Pr
     async (req: FastifyRequest<{ Params: { model: string } }>, reply: FastifyReply) => {
       const t0 = performance.now();
       const name = req.params.model;
+      const x = await matrixOf(req.body);
       const model = ctx.models.ridge(name);
-      const x = Buffer.isBuffer(req.body) ? matrixFromNpy(req.body) : matrixFromJson((req.body as PredictBody).x);
       if (x.cols !== model.nFeatures) throw new ShapeError(`body: X has ${x.cols} features per sample but model '${name}' takes ${model.nFeatures}`);
       const y = await ctx.models.predict(name, x).catch((e: unknown) => {
         if (e instanceof QueueFullError) ctx.metrics.rejected.inc({ pool: 'predict' });
         throw e;
       });
       ctx.metrics.predictSeconds.observe({ model: name }, (performance.now() - t0) / 1000);
-      const bad = firstNonFinite(y.data);
+      const bad = await firstNonFiniteSliced(y.data);
       if (bad >= 0) throw modelFault(name, 'predictions', `sample ${Math.floor(bad / y.cols)}, target ${bad % y.cols}`);
-      if (wantsNpy(req)) return reply.type(NPY_TYPE).send(latentsNpy({ data: y.data, shape: [y.rows, y.cols] }));
-      const rows: number[][] = [];
-      for (let i = 0; i < y.rows; i++) rows.push(Array.from(y.data.subarray(i * y.cols, (i + 1) * y.cols)));
-      return { rows: y.rows, cols: y.cols, y: rows };
+      if (wantsNpy(req)) return answer(reply, NPY_TYPE, latentsNpy({ data: y.data, shape: [y.rows, y.cols] }));
+      return answer(reply, 'application/json; charset=utf-8', predictionsJson(y));
     },
   );
 
@@ -138,10 +147,7 @@ export async function modelRoutes(app: FastifyInstance, ctx: ServiceContext): Pr
     async (req: FastifyRequest<{ Params: { model: string } }>, reply: FastifyReply) => {
       const t0 = performance.now();
       const name = req.params.model;
-      const b = req.body as Img2ImgBody;
-      const z = tensorFromBase64(b.z, 'body.z', 4);
-      const c = tensorFromBase64(b.c, 'body.c', 3);
-      const uncond = b.uncond ? tensorFromBase64(b.uncond, 'body.uncond', 3) : undefined;
+      const { settings: b, z, c, uncond } = await img2imgOf(req.body);
       // a client that goes away cancels its sampler run at the next step
       const abort = new AbortController();
       const onClose = () => {
@@ -166,13 +172,13 @@ export async function modelRoutes(app: FastifyInstance, ctx: ServiceContext): Pr
               signal: abort.signal,
             }));
             ctx.metrics.unet('img2img', r.stats.unetCalls, r.stats.loopSeconds);
-            if (b.output === 'latents') return { type: NPY_TYPE, bytes: latentsNpy(r.latents) };
+            if (b.output === 'latents') return { type: NPY_TYPE, answer: latentsNpy(r.latents) };
             const images = await nonFiniteIsModels(name, 'vae_decoder', () => sd.decode(r.latents));
-            return b.output === 'npy' ? { type: NPY_TYPE, bytes: imagesNpy(images) } : { type: 'image/png', bytes: await pngStrip(images) };
+            return b.output === 'npy' ? { type: NPY_TYPE, answer: imagesNpy(images) } : { type: 'image/png', answer: { body: pngStrip(images) } };
           }),
         );
         ctx.metrics.img2imgSeconds.observe({ model: name }, (performance.now() - t0) / 1000);
-        return reply.type(out.type).header('x-brainlatent-images', String(z.shape[0])).send(out.bytes);
+        return answer(reply.header('x-brainlatent-images', String(z.shape[0])), out.type, out.answer);
       } finally {
         reply.raw.off('close', onClose);
       }

@@ -1,0 +1,178 @@
+/**
+ * Large data bodies and answers over real HTTP. A body above 256 KiB is read in segments and decoded by a predict
+ * thread rather than on the event loop, and a large answer is streamed: both must give exactly what the small path
+ * gives (the same predictions and images, the same 400s naming the same field and element, the same 413).
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+import pngjs from 'pngjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { decodeNpy, encodeNpy } from '../../ts/io/npy.js';
+import { RidgeCV } from '../../ts/ridge/RidgeCV.js';
+import type { RidgeModel } from '../../ts/ridge/RidgeModel.js';
+import { Diffusion } from '../../ts/sd/Diffusion.js';
+import { writeSdFixture } from '../../ts/sd/fixture.js';
+import { planted } from '../helpers/random.js';
+import { startTestServer, type TestServer } from './helpers.js';
+
+const FEATURES = 40;
+const TARGETS = 64;
+/** Samples of a large body: 2,000 × 40 float32 is 320 KB as .npy, ~1.6 MB as JSON (the threshold is 256 KiB). */
+const LARGE_ROWS = 2000;
+
+let s: TestServer;
+let model: RidgeModel;
+let sd: Diffusion;
+
+beforeAll(async () => {
+  s = await startTestServer({ predict: { concurrency: 1 }, dataBodyLimit: 4 << 20 });
+  const p = planted(200, FEATURES, TARGETS, 5);
+  model = await new RidgeCV({ alphas: [1, 10, 100], folds: 3 }).fit(p.x, p.y);
+  mkdirSync(join(s.root, 'models'));
+  await model.save(join(s.root, 'models', 'ridge.safetensors'));
+  await writeSdFixture(join(s.root, 'models', 'sd'));
+  sd = await Diffusion.load(join(s.root, 'models', 'sd'));
+  expect((await s.call('POST', '/v1/models', { kind: 'ridge', name: 'r', path: 'models/ridge.safetensors' })).status).toBe(201);
+  expect((await s.call('POST', '/v1/models', { kind: 'sd', name: 'sd', path: 'models/sd' })).status).toBe(201);
+}, 120_000);
+afterAll(async () => {
+  sd?.dispose();
+  await s?.stop();
+});
+
+const X = planted(LARGE_ROWS, FEATURES, 1, 9).x;
+const rowsOf = (data: Float32Array, cols: number) => Array.from({ length: data.length / cols }, (_, i) => Array.from(data.subarray(i * cols, (i + 1) * cols)));
+const npyHeaders = { 'content-type': 'application/x-npy', accept: 'application/x-npy' };
+const b64 = (data: Float32Array, shape: number[]) => encodeNpy(data, shape).toString('base64');
+
+/** What a client is told: status, code, message and problems. */
+const told = (r: { status: number; json: { code?: string; message?: string; problems?: string[] } }) => ({ status: r.status, code: r.json?.code, message: r.json?.message, problems: r.json?.problems });
+
+describe('large bodies are decoded off the event loop, with the small path’s answers', () => {
+  it('predicts a 2,000-sample .npy body exactly; the large .npy and JSON answers are streamed and exact', async () => {
+    const want = model.predict(X);
+    const npy = await fetch(`${s.url}/v1/ridge/r/predict`, { method: 'POST', headers: npyHeaders, body: encodeNpy(X.data, [X.rows, X.cols]) });
+    expect(npy.status).toBe(200);
+    expect(Number(npy.headers.get('content-length'))).toBe(128 + LARGE_ROWS * TARGETS * 4);
+    const y = decodeNpy(new Uint8Array(await npy.arrayBuffer()), 'response');
+    expect(y.shape).toEqual([LARGE_ROWS, TARGETS]);
+    expect(y.data).toEqual(want.data);
+    // 128,000 numbers of JSON: made a few rows at a time, the very text one JSON.stringify would give
+    const json = await fetch(`${s.url}/v1/ridge/r/predict`, { method: 'POST', headers: { 'content-type': 'application/x-npy' }, body: encodeNpy(X.data, [X.rows, X.cols]) });
+    expect(json.headers.get('content-type')).toMatch(/^application\/json/);
+    expect(await json.text()).toBe(JSON.stringify({ rows: LARGE_ROWS, cols: TARGETS, y: rowsOf(want.data, TARGETS) }));
+  });
+
+  it('predicts a ~1.6 MB JSON body exactly, and one sent without a length (chunked)', async () => {
+    const want = model.predict(X);
+    const text = JSON.stringify({ x: rowsOf(X.data, FEATURES) });
+    expect(text.length).toBeGreaterThan(1 << 20);
+    const r = await s.call('POST', '/v1/ridge/r/predict', text, { 'content-type': 'application/json', accept: 'application/x-npy' });
+    expect(r.status, r.text.slice(0, 300)).toBe(200);
+    const chunked = await fetch(`${s.url}/v1/ridge/r/predict`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/x-npy' },
+      body: new Blob([text]).stream(),
+      duplex: 'half',
+    } as RequestInit);
+    expect(chunked.status).toBe(200);
+    expect(decodeNpy(new Uint8Array(await chunked.arrayBuffer()), 'response').data).toEqual(want.data);
+  });
+
+  it('answers a bad large predict body exactly as the same fault in a small one (400 naming the field and element)', async () => {
+    const small = rowsOf(X.data.subarray(0, 2 * FEATURES), FEATURES);
+    const large = rowsOf(X.data, FEATURES);
+    const json = (rows: unknown[]) => JSON.stringify({ x: rows });
+    const cases: [string, (rows: number[][]) => string][] = [
+      ['a string among the numbers', (rows) => json(rows.map((r, i) => (i === 1 ? ['a', ...r.slice(1)] : r)))],
+      ['an unknown key', (rows) => JSON.stringify({ x: rows, y: [[1]] })],
+      ['a ragged row', (rows) => json(rows.map((r, i) => (i === 1 ? r.slice(0, 3) : r)))],
+      ['a number beyond float32', (rows) => json(rows.map((r, i) => (i === 1 ? [r[0], r[1], 1e39, ...r.slice(3)] : r)))],
+      ['text that is not JSON', (rows) => json(rows).slice(0, -2)],
+    ];
+    for (const [what, body] of cases) {
+      const a = told(await s.call('POST', '/v1/ridge/r/predict', body(small), { 'content-type': 'application/json' }));
+      const b = told(await s.call('POST', '/v1/ridge/r/predict', body(large), { 'content-type': 'application/json' }));
+      expect(a.status, what).toBe(400);
+      expect(b, what).toEqual(a);
+    }
+    const nan = (rows: number) => {
+      const x = new Float64Array(X.data.subarray(0, rows * FEATURES));
+      x[FEATURES + 3] = Number.NaN;
+      return encodeNpy(x, [rows, FEATURES]);
+    };
+    const a = told(await s.call('POST', '/v1/ridge/r/predict', nan(2), { 'content-type': 'application/x-npy' }));
+    const b = told(await s.call('POST', '/v1/ridge/r/predict', nan(LARGE_ROWS), { 'content-type': 'application/x-npy' }));
+    expect(a).toMatchObject({ status: 400, code: 'NonFiniteError' });
+    expect(a.message).toMatch(/^body \(X as \.npy\): element \[sample 1, feature 3\] .* is NaN/);
+    expect(b).toEqual(a);
+  });
+
+  it('refuses a body beyond the data limit with 413, with or without a declared length', async () => {
+    const big = Buffer.alloc((4 << 20) + 1024, 0x20);
+    const declared = await fetch(`${s.url}/v1/ridge/r/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: big });
+    expect(declared.status).toBe(413);
+    const chunked = await fetch(`${s.url}/v1/ridge/r/predict`, { method: 'POST', headers: { 'content-type': 'application/x-npy' }, body: new Blob([big]).stream(), duplex: 'half' } as RequestInit).catch((e: Error) => e);
+    // the service answers 413 and closes the connection; a client still sending may see the reset instead
+    if (!(chunked instanceof Error)) expect(chunked.status).toBe(413);
+  });
+
+  it('runs img2img from a large body (40 images): the latents equal an in-process run; the PNG strip and .npy images are exact', async () => {
+    const n = 40;
+    const z = { data: new Float32Array(n * 4 * 8 * 8).map((_, i) => Math.sin(i / 7)), shape: [n, 4, 8, 8] };
+    const one = await sd.encodeText(['a red square']);
+    const c = { data: new Float32Array(n * one.data.length), shape: [n, one.shape[1], one.shape[2]] };
+    for (let i = 0; i < n; i++) c.data.set(one.data, i * one.data.length);
+    const settings = { strength: 0.5, steps: 4, guidance: 1, seeds: 3 };
+    const body = { z: b64(z.data, z.shape), c: b64(c.data, c.shape), ...settings };
+    expect(JSON.stringify(body).length).toBeGreaterThan(256 << 10);
+    const want = await sd.img2img({ z, c, ...settings });
+    const latents = await fetch(`${s.url}/v1/sd/sd/img2img`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...body, output: 'latents' }) });
+    expect(latents.status).toBe(200);
+    expect(decodeNpy(new Uint8Array(await latents.arrayBuffer()), 'latents').data).toEqual(want.latents.data);
+    const decoded = await sd.decode(want.latents);
+    const npy = await fetch(`${s.url}/v1/sd/sd/img2img`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...body, output: 'npy' }) });
+    const rgb = decodeNpy(new Uint8Array(await npy.arrayBuffer()), 'images');
+    expect(rgb.shape).toEqual([n, decoded.height, decoded.width, 3]);
+    expect(rgb.data).toEqual(decoded.data);
+    const png = await fetch(`${s.url}/v1/sd/sd/img2img`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    expect(png.headers.get('content-type')).toBe('image/png');
+    expect(png.headers.get('x-brainlatent-images')).toBe(String(n));
+    const image = pngjs.PNG.sync.read(Buffer.from(await png.arrayBuffer()));
+    expect([image.width, image.height]).toEqual([n * decoded.width, decoded.height]);
+    // every pixel of every image, in batch order, left to right
+    for (let i = 0; i < n; i++) {
+      for (let y = 0; y < decoded.height; y++) {
+        for (let x = 0; x < decoded.width; x++) {
+          const p = (y * image.width + i * decoded.width + x) * 4;
+          const q = ((i * decoded.height + y) * decoded.width + x) * 3;
+          if (image.data[p] !== decoded.data[q] || image.data[p + 1] !== decoded.data[q + 1] || image.data[p + 2] !== decoded.data[q + 2]) {
+            throw new Error(`PNG pixel (${x}, ${y}) of image ${i} differs`);
+          }
+        }
+      }
+    }
+  });
+
+  it('answers a bad large img2img body as the same fault in a small one, and refuses .npy bodies (415)', async () => {
+    const n = 40;
+    const c = { data: new Float32Array(n * 77 * 32).map((_, i) => Math.cos(i)), shape: [n, 77, 32] };
+    const z = (images: number) => b64(new Float32Array(images * 4 * 8 * 8).map((_, i) => (i === 70 ? Number.POSITIVE_INFINITY : Math.sin(i))), [images, 4, 8, 8]);
+    const cases: [string, (images: number) => Record<string, unknown>][] = [
+      ['an Inf in z', (k) => ({ z: z(k), c: b64(c.data.subarray(0, k * 77 * 32), [k, 77, 32]) })],
+      ['z not a .npy', (k) => ({ z: Buffer.from('not an npy').toString('base64'), c: b64(c.data.subarray(0, k * 77 * 32), [k, 77, 32]) })],
+      ['strength out of range', (k) => ({ z: z(k), c: b64(c.data.subarray(0, k * 77 * 32), [k, 77, 32]), strength: 2 })],
+      ['an unknown key', (k) => ({ z: z(k), c: b64(c.data.subarray(0, k * 77 * 32), [k, 77, 32]), colour: 'red' })],
+    ];
+    for (const [what, body] of cases) {
+      const a = told(await s.call('POST', '/v1/sd/sd/img2img', body(1)));
+      const b = told(await s.call('POST', '/v1/sd/sd/img2img', body(n)));
+      expect(a.status, what).toBe(400);
+      expect(b, what).toEqual(a);
+    }
+    const npy = await s.call('POST', '/v1/sd/sd/img2img', encodeNpy(c.data, c.shape), { 'content-type': 'application/x-npy' });
+    expect(npy.status).toBe(415);
+  });
+});

@@ -1,0 +1,115 @@
+/**
+ * The data bodies of /v1/ridge/:model/predict (.npy or JSON) and /v1/sd/:model/img2img (JSON with base64 .npy
+ * arrays) → the arrays the models take, with every check a client's error deserves a 400 for: shape, dtype, NaN
+ * and Inf (naming the field and element). A small body is decoded here on the event loop, where it costs well under
+ * a millisecond; a large one (dataBodies.ts) is decoded by a predict thread with `decodeLargeBody`, which parses
+ * and validates its JSON exactly as the route's schema would have, so both give the same answers.
+ */
+import { FormatError, ShapeError } from '../../errors.js';
+import { problemsFrom, validatorFor } from '../../config/index.js';
+import { Img2ImgBodySchema, PredictBodySchema, type Img2ImgBody, type PredictBody } from '../../config/service.js';
+import { assertFinite } from '../../io/finite.js';
+import { decodeNpy } from '../../io/npy.js';
+import type { Matrix } from '../../matrix.js';
+import type { Tensor } from '../../sd/tensor.js';
+import { RequestValidationError } from '../validation.js';
+
+/** A 2-D (or 1-D: one sample) float array from a .npy body. */
+export function matrixFromNpy(body: Uint8Array): Matrix {
+  const a = decodeNpy(body, 'body');
+  if (a.shape.length !== 1 && a.shape.length !== 2) throw new ShapeError(`body: expected a 2-D array (samples × features), got shape (${a.shape.join(', ')})`);
+  const [rows, cols] = a.shape.length === 1 ? [1, a.shape[0]] : a.shape;
+  if (!(a.data instanceof Float32Array) && !(a.data instanceof Float64Array)) throw new FormatError(`body: expected float32 or float64 data, got ${a.dtype}`);
+  const data = a.data instanceof Float32Array ? a.data : Float32Array.from(a.data);
+  // a float64 value beyond float32's range becomes Inf here: the client's error too
+  assertFinite(data, 'body (X as .npy)', { shape: [rows, cols], axes: ['sample', 'feature'] });
+  return { data, rows, cols };
+}
+
+export function matrixFromJson(x: number[][]): Matrix {
+  const cols = x[0].length;
+  const data = new Float32Array(x.length * cols);
+  x.forEach((row, i) => {
+    if (row.length !== cols) throw new ShapeError(`body.x[${i}]: has ${row.length} features, body.x[0] has ${cols}`);
+    data.set(row, i * cols);
+  });
+  // JSON has no NaN, but 1e39 is Inf in float32 and 1e999 already in JSON.parse
+  assertFinite(data, 'body.x', { shape: [x.length, cols], axes: ['sample', 'feature'] });
+  return { data, rows: x.length, cols };
+}
+
+function tensorFromBase64(text: string, field: string, rank: number): Tensor {
+  const a = decodeNpy(Buffer.from(text, 'base64'), field);
+  if (!(a.data instanceof Float32Array)) throw new FormatError(`${field}: expected float32 data, got ${a.dtype}`);
+  if (a.shape.length !== rank) throw new ShapeError(`${field}: expected a ${rank}-D array, got shape (${a.shape.join(', ')})`);
+  assertFinite(a.data, field, { shape: a.shape });
+  return { data: a.data, shape: a.shape };
+}
+
+/** An img2img body with its arrays decoded. */
+export interface Img2ImgInput {
+  settings: Omit<Img2ImgBody, 'z' | 'c' | 'uncond'>;
+  z: Tensor;
+  c: Tensor;
+  uncond?: Tensor;
+}
+
+export function img2imgInput(b: Img2ImgBody): Img2ImgInput {
+  const { z, c, uncond, ...settings } = b;
+  return {
+    settings,
+    z: tensorFromBase64(z, 'body.z', 4),
+    c: tensorFromBase64(c, 'body.c', 3),
+    ...(uncond ? { uncond: tensorFromBase64(uncond, 'body.uncond', 3) } : {}),
+  };
+}
+
+/** What a large body holds: X as .npy, X as JSON, or an img2img request. */
+export type LargeBodyKind = 'predict-npy' | 'predict-json' | 'img2img';
+export type DecodedBody = { kind: 'matrix'; x: Matrix } | { kind: 'img2img'; input: Img2ImgInput };
+
+/** A body that is not JSON (Fastify's own error for it is raised from this on the event loop). */
+export class InvalidJsonBodyError extends Error {
+  constructor() {
+    super('the body is not valid JSON');
+    this.name = 'InvalidJsonBodyError';
+  }
+}
+
+/** A JSON body validated against `schema` as the route would (defaults filled in, every problem listed). */
+function validJson<T>(bytes: Buffer, schema: Parameters<typeof validatorFor>[0]): T {
+  let body: unknown;
+  try {
+    body = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    throw new InvalidJsonBodyError();
+  }
+  const validate = validatorFor(schema);
+  if (!validate(body)) throw new RequestValidationError('body', problemsFrom(validate.errors ?? [], 'body'));
+  return body as T;
+}
+
+/** The segments of a large body as one Buffer (in the thread that decodes it). */
+export function joinSegments(segments: readonly ArrayBuffer[], length: number): Buffer {
+  if (segments.length === 1) return Buffer.from(segments[0], 0, length);
+  const out = Buffer.allocUnsafe(length);
+  let at = 0;
+  for (const s of segments) {
+    const n = Math.min(s.byteLength, length - at);
+    out.set(new Uint8Array(s, 0, n), at);
+    at += n;
+  }
+  return out;
+}
+
+/** A large body's bytes → its arrays (in a predict thread). */
+export function decodeLargeBody(kind: LargeBodyKind, bytes: Buffer): DecodedBody {
+  switch (kind) {
+    case 'predict-npy':
+      return { kind: 'matrix', x: matrixFromNpy(bytes) };
+    case 'predict-json':
+      return { kind: 'matrix', x: matrixFromJson(validJson<PredictBody>(bytes, PredictBodySchema).x) };
+    case 'img2img':
+      return { kind: 'img2img', input: img2imgInput(validJson<Img2ImgBody>(bytes, Img2ImgBodySchema)) };
+  }
+}
