@@ -11,7 +11,8 @@
  *  4. the same lag figures while one request with a body at the data limit (64 MiB) is read, decoded and answered:
  *     predict with a .npy body (and its 128 MiB .npy answer), predict with a JSON body (and its JSON answer), and an
  *     img2img body whose z ends with an Inf (read, decoded and scanned, then refused with a 400).
- * BENCH_SERVE_CLI runs another build's CLI as the server (e.g. a checkout of main's, for a before/after).
+ * BENCH_SERVE_CLI runs another build's CLI as the server (e.g. a checkout of main's, for a before/after), and
+ * BENCH_SERVE_NODE_ARGS gives it Node options (e.g. "--cpu-prof --cpu-prof-dir=prof" to see its long tasks).
  * Appends a record to bench/results/serve.jsonl (with the load average: timings on a shared machine are noisy).
  */
 import { spawn } from 'node:child_process';
@@ -64,7 +65,8 @@ async function writeModel(path: string): Promise<void> {
 
 async function startServer(root: string): Promise<{ url: string; stop: () => Promise<void> }> {
   const cli = process.env.BENCH_SERVE_CLI ?? join(packageRoot, 'dist', 'cli', 'main.js');
-  const proc = spawn(process.execPath, [cli, 'serve', '--root', root, '--port', '0', '--shutdown-deadline', '5', '--event-loop-resolution', String(RESOLUTION_MS)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const nodeArgs = process.env.BENCH_SERVE_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  const proc = spawn(process.execPath, [...nodeArgs, cli, 'serve', '--root', root, '--port', '0', '--shutdown-deadline', '5', '--event-loop-resolution', String(RESOLUTION_MS)], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   const url = await new Promise<string>((ok, fail) => {
     proc.once('exit', (c) => fail(new Error(`serve exited ${c}: ${out}`)));

@@ -16,8 +16,8 @@ import type { RgbImages, Tensor } from '../../sd/tensor.js';
 
 /** Answers up to this many bytes are built at once (a copy of them costs well under a millisecond). */
 const AT_ONCE_BYTES = 256 << 10;
-/** Numbers turned into JSON text at a time (~1 ms). */
-const JSON_NUMBERS_AT_ONCE = 8192;
+/** Numbers turned into JSON text at a time (~0.5 µs each on the bench machine: ~2 ms). */
+const JSON_NUMBERS_AT_ONCE = 4096;
 /** Bytes of PNG rows handed to the deflater at a time. */
 const PNG_SLICE = 64 << 10;
 
@@ -48,15 +48,16 @@ const rowsOf = (y: Matrix, from: number, to: number) => {
 export function predictionsJson(y: Matrix): Answer {
   if (y.rows * y.cols <= JSON_NUMBERS_AT_ONCE) return { body: { rows: y.rows, cols: y.cols, y: rowsOf(y, 0, y.rows) } };
   const step = Math.max(1, Math.floor(JSON_NUMBERS_AT_ONCE / y.cols));
-  function* text(): Generator<string> {
+  async function* text(): AsyncGenerator<string> {
     yield `{"rows":${y.rows},"cols":${y.cols},"y":[`;
     for (let r = 0; r < y.rows; r += step) {
       const rows = JSON.stringify(rowsOf(y, r, Math.min(y.rows, r + step)));
       yield (r > 0 ? ',' : '') + rows.slice(1, -1);
+      // a socket that takes everything at once would otherwise have the whole text made in one go
+      await new Promise((next) => setImmediate(next));
     }
     yield ']}';
   }
-  // one piece of text at a time, as the socket takes them
   return { body: Readable.from(text(), { objectMode: false, highWaterMark: 1 }) };
 }
 
