@@ -6,7 +6,6 @@ import { availableParallelism } from 'node:os';
 
 import { BrainlatentError } from '../../errors.js';
 import type { Matrix } from '../../matrix.js';
-import { RidgeModel } from '../../ridge/RidgeModel.js';
 import { Diffusion } from '../../sd/Diffusion.js';
 import type { PredictBatcher } from './predictBatcher.js';
 import type { PredictPool } from './predictPool.js';
@@ -35,10 +34,16 @@ export interface ModelView {
   inFlight: number;
 }
 
+/** What the routes check a request against before queueing it (the arrays live in the predict threads). */
+export interface RidgeShape {
+  nFeatures: number;
+  nTargets: number;
+}
+
 interface Entry {
   view: Omit<ModelView, 'inFlight'>;
   key: string;
-  ridge?: RidgeModel;
+  ridge?: RidgeShape;
   sd?: Diffusion;
   inFlight: number;
   retired: boolean;
@@ -77,9 +82,9 @@ export class ModelRegistry {
     const base = { name: o.name, kind: o.kind, path: shownPath, loadedAt: new Date().toISOString() };
     let entry: Entry;
     if (o.kind === 'ridge') {
-      const ridge = await RidgeModel.load(absPath);
-      this.predictPool.register(key, ridge);
-      entry = { view: { ...base, shape: { features: ridge.nFeatures, targets: ridge.nTargets } }, key, ridge, inFlight: 0, retired: false };
+      // read, checked and put in shared memory by a predict thread: the event loop never touches its arrays
+      const { features, targets } = await this.predictPool.loadRidge(key, absPath);
+      entry = { view: { ...base, shape: { features, targets } }, key, ridge: { nFeatures: features, nTargets: targets }, inFlight: 0, retired: false };
     } else {
       // ONNX Runtime's threads leave a core to the event loop and do not spin while idle
       const sd = await Diffusion.load(absPath, { provider: o.provider, intraOpThreads: o.threads || Math.max(1, availableParallelism() - 1), spinning: false });
@@ -109,8 +114,8 @@ export class ModelRegistry {
     return this.use(name, 'sd', (e) => fn(e.sd!));
   }
 
-  /** The ridge model `name` (for checking a request's shape before queueing it). */
-  ridge(name: string): RidgeModel {
+  /** The ridge model `name`'s shape (for checking a request before queueing it). */
+  ridge(name: string): RidgeShape {
     const e = this.models.get(name);
     if (!e?.ridge) throw new ModelNotFoundError(name, 'ridge');
     return e.ridge;

@@ -1,6 +1,7 @@
 /**
- * The service's compute threads: ridge predict off the event loop, and the decoding of large request bodies. A
- * model's arrays are copied once into shared memory when it is registered, and every thread reads them in place;
+ * The service's compute threads: ridge predict off the event loop, loading ridge models, and the decoding of large
+ * request bodies. A thread loads and checks a model and copies its arrays once into shared memory, which every
+ * thread then reads in place (the event loop never touches them);
  * a request moves X to a thread and the predictions back (moved, not copied). A large body's segments move to a
  * thread, which parses, validates and checks them and moves the arrays back (requestBodies.ts). The predict
  * batcher bounds the predict calls to the pool's size; a task that finds every thread busy waits its turn.
@@ -12,11 +13,10 @@ import { Worker, type Transferable } from 'node:worker_threads';
 
 import { errorCodes } from 'fastify';
 
-import { FormatError, InvalidArgumentError, LimitError, NonFiniteError, ShapeError } from '../../errors.js';
+import { FormatError, InvalidArgumentError, LimitError, MissingFileError, NonFiniteError, ShapeError } from '../../errors.js';
 import type { Matrix } from '../../matrix.js';
 import { packageRoot } from '../../native/binding.js';
 import { fromNative } from '../../native/nativeError.js';
-import type { RidgeModel } from '../../ridge/RidgeModel.js';
 import { RequestValidationError } from '../validation.js';
 import type { LargeBody } from './dataBodies.js';
 import type { DecodedBody, LargeBodyKind } from './requestBodies.js';
@@ -33,6 +33,7 @@ export interface SharedRidge {
 export type PoolMessage =
   | { type: 'model'; key: string; model: SharedRidge }
   | { type: 'drop'; key: string }
+  | { type: 'load'; id: number; key: string; path: string }
   | { type: 'predict'; id: number; key: string; x: Float32Array; rows: number; cols: number }
   | { type: 'decode'; id: number; kind: LargeBodyKind; segments: ArrayBuffer[]; length: number };
 
@@ -41,10 +42,15 @@ export interface WireError {
   name: string;
   message: string;
   code?: string;
+  syscall?: string;
   problems?: string[];
 }
 
-export type PoolReply = { id: number; y: Float32Array } | { id: number; decoded: DecodedBody } | { id: number; error: WireError };
+export type PoolReply =
+  | { id: number; loaded: SharedRidge }
+  | { id: number; y: Float32Array }
+  | { id: number; decoded: DecodedBody }
+  | { id: number; error: WireError };
 
 /** The error a thread reported, as the class the routes answer for (a 400 names the field, as on the loop). */
 function revived(e: WireError): Error {
@@ -61,17 +67,15 @@ function revived(e: WireError): Error {
       return new FormatError(e.message);
     case 'LimitError':
       return new LimitError(e.message);
+    case 'MissingFileError':
+      return new MissingFileError(e.message);
     case 'InvalidArgumentError':
       return new InvalidArgumentError(e.message);
     default:
+      // a system error keeps its code and syscall (ENOENT is the client's 400, its path shown, never contents)
+      if (e.syscall) return Object.assign(new Error(e.message), { name: e.name, code: e.code, syscall: e.syscall });
       return fromNative(Object.assign(new Error(e.message), { name: e.name, code: e.code }));
   }
-}
-
-function shared(a: Float32Array): Float32Array {
-  const s = new Float32Array(new SharedArrayBuffer(a.byteLength));
-  s.set(a);
-  return s;
 }
 
 /** The compiled worker (dist/server/models/predictWorker.js), also when this module runs from the TypeScript sources. */
@@ -98,20 +102,21 @@ export class PredictPool {
   private readonly waiting: Task[] = [];
   private nextId = 1;
 
-  constructor(readonly size: number) {}
+  constructor(readonly size: number) {
+    // one thread now, while the service starts: a thread's start costs the event loop tens of ms
+    this.spawn();
+  }
 
-  /** Makes `model` available to every thread under `key` (one copy, in shared memory). */
-  register(key: string, model: RidgeModel): void {
-    const s: SharedRidge = {
-      coef: shared(model.coef.data),
-      intercept: shared(model.intercept),
-      xMean: shared(model.xMean),
-      xScale: shared(model.xScale),
-      features: model.nFeatures,
-      targets: model.nTargets,
-    };
-    this.models.set(key, s);
-    for (const t of this.threads) t.worker.postMessage({ type: 'model', key, model: s } satisfies PoolMessage);
+  /**
+   * Loads the ridge model at `path` in a thread (read, checked, its arrays copied into shared memory there) and
+   * makes it available to every thread under `key`; resolves with its shape.
+   */
+  async loadRidge(key: string, path: string): Promise<{ features: number; targets: number }> {
+    const r = await this.run({ type: 'load', id: this.nextId++, key, path }, []);
+    const model = (r as { loaded: SharedRidge }).loaded;
+    this.models.set(key, model);
+    for (const t of this.threads) t.worker.postMessage({ type: 'model', key, model } satisfies PoolMessage);
+    return { features: model.features, targets: model.targets };
   }
 
   unregister(key: string): void {

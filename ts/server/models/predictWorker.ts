@@ -1,17 +1,30 @@
 /**
- * A thread of PredictPool: holds the models' arrays (shared memory, never copied per thread) and runs the engine's
- * ridge predict on request, and decodes large request bodies (requestBodies.ts), so the service's event loop never
- * waits on a GEMM, a JSON parse or a NaN scan. Arrays go back moved, not copied: the event loop never pays for
+ * A thread of PredictPool: loads ridge models into shared memory, holds the models' arrays (never copied per
+ * thread), runs the engine's ridge predict on request, and decodes large request bodies (requestBodies.ts), so the
+ * service's event loop never waits on a file, a GEMM, a JSON parse or a NaN scan. Arrays go back moved, not copied: the event loop never pays for
  * their bytes.
  */
 import { parentPort, type Transferable } from 'node:worker_threads';
 
 import { nativeSync } from '../../native/call.js';
+import { RidgeModel } from '../../ridge/RidgeModel.js';
 import type { PoolMessage, PoolReply, SharedRidge, WireError } from './predictPool.js';
 import { decodeLargeBody, joinSegments, type DecodedBody } from './requestBodies.js';
 
 const models = new Map<string, SharedRidge>();
 const port = parentPort!;
+
+function shared(a: Float32Array): Float32Array {
+  const s = new Float32Array(new SharedArrayBuffer(a.byteLength));
+  s.set(a);
+  return s;
+}
+
+/** The ridge model at `path`, read and checked, its arrays in shared memory. */
+async function loadShared(path: string): Promise<SharedRidge> {
+  const m = await RidgeModel.load(path);
+  return { coef: shared(m.coef.data), intercept: shared(m.intercept), xMean: shared(m.xMean), xScale: shared(m.xScale), features: m.nFeatures, targets: m.nTargets };
+}
 
 /** `a` if it owns its whole buffer (it can be moved), else a copy that does. */
 function movable(a: Float32Array): Float32Array {
@@ -35,13 +48,22 @@ function decoded(d: DecodedBody): { value: DecodedBody; transfer: Transferable[]
 
 const wire = (e: unknown): WireError => {
   const x = e as Error & { code?: string; problems?: string[] };
-  return { name: x.name, message: x.message, code: x.code, ...(Array.isArray(x.problems) ? { problems: x.problems } : {}) };
+  const syscall = (e as NodeJS.ErrnoException).syscall;
+  return { name: x.name, message: x.message, code: x.code, ...(syscall ? { syscall } : {}), ...(Array.isArray(x.problems) ? { problems: x.problems } : {}) };
 };
 
 port.on('message', (m: PoolMessage) => {
   if (m.type === 'model') models.set(m.key, m.model);
   else if (m.type === 'drop') models.delete(m.key);
-  else if (m.type === 'predict') {
+  else if (m.type === 'load') {
+    loadShared(m.path).then(
+      (model) => {
+        models.set(m.key, model);
+        port.postMessage({ id: m.id, loaded: model } satisfies PoolReply);
+      },
+      (e: unknown) => port.postMessage({ id: m.id, error: wire(e) } satisfies PoolReply),
+    );
+  } else if (m.type === 'predict') {
     const model = models.get(m.key);
     try {
       if (!model) throw new Error(`model ${m.key} is not loaded in this thread`);
