@@ -52,8 +52,12 @@ export type PoolReply =
   | { id: number; decoded: DecodedBody }
   | { id: number; error: WireError };
 
-/** The error a thread reported, as the class the routes answer for (a 400 names the field, as on the loop). */
-function revived(e: WireError): Error {
+/**
+ * The error a thread reported, as the class the routes answer for (a 400 names the field, as on the loop). An
+ * engine error of a predict call is mapped as the native layer maps it; any other unknown error stays a plain
+ * Error, whose message a client never sees (it may quote a file).
+ */
+function revived(e: WireError, fromEngine: boolean): Error {
   switch (e.name) {
     case 'RequestValidationError':
       return new RequestValidationError('body', e.problems ?? [e.message]);
@@ -71,10 +75,14 @@ function revived(e: WireError): Error {
       return new MissingFileError(e.message);
     case 'InvalidArgumentError':
       return new InvalidArgumentError(e.message);
-    default:
+    case 'SyntaxError':
+      return new SyntaxError(e.message);
+    default: {
       // a system error keeps its code and syscall (ENOENT is the client's 400, its path shown, never contents)
       if (e.syscall) return Object.assign(new Error(e.message), { name: e.name, code: e.code, syscall: e.syscall });
-      return fromNative(Object.assign(new Error(e.message), { name: e.name, code: e.code }));
+      const error = Object.assign(new Error(e.message), { name: e.name, code: e.code });
+      return fromEngine ? fromNative(error) : error;
+    }
   }
 }
 
@@ -172,7 +180,7 @@ export class PredictPool {
       const task = thread.task;
       if (!task || task.message.id !== r.id) return;
       thread.task = null;
-      if ('error' in r) task.reject(revived(r.error));
+      if ('error' in r) task.reject(revived(r.error, task.message.type === 'predict'));
       else task.resolve(r);
       this.dispatch();
     });
