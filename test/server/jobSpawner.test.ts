@@ -28,14 +28,17 @@ async function writeProblem(name: string, n: number, p: number, t: number): Prom
   await writeNpy(join(root, `${name}-y.npy`), new Float32Array(n * t).map(() => g()), [n, t]);
 }
 
-/** A ridge-fit job on the problem `name`; `long`: ~90 target batches, long enough to be interrupted in its fit. */
+/**
+ * A ridge-fit job on the problem `name`; `long`: ~90 target batches of 50 alphas each (~4 s), long enough to be
+ * interrupted in its fit whatever the load (as in jobs.test.ts).
+ */
 function fitSpec(name: string, out: string, long = false): JobSpec {
   const config: RidgeFitConfig = {
     out: join(root, out),
     x: join(root, `${name}-x.npy`),
     y: join(root, `${name}-y.npy`),
     groups: null,
-    alphas: [10, 100, 1000, 1e4, 1e5] as unknown as RidgeFitConfig['alphas'],
+    alphas: (long ? Array.from({ length: 50 }, (_, i) => 10 ** (1 + (4 * i) / 49)) : [10, 100, 1000, 1e4, 1e5]) as unknown as RidgeFitConfig['alphas'],
     folds: 3,
     score: 'r2',
     fitIntercept: true,
