@@ -67,19 +67,21 @@ Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
   return o;
 }
 
-// allocLargeBuffer(bytes) -> ArrayBuffer, zero-filled, in huge pages (host_memory.h): where the
-// .npy readers put large arrays, so that filling them does not pay a page fault per 4 KiB.
+// allocLargeBuffer(bytes, zeroFill = true) -> ArrayBuffer in huge pages (host_memory.h): where the
+// .npy readers put large arrays, so that filling them does not pay a page fault per 4 KiB. A reader
+// that overwrites every byte passes zeroFill false: the pages are then first touched by the read
+// itself, on the thread pool, instead of by a memset on the JS thread. V8 counts an ArrayBuffer's
+// bytes as external memory itself (as for the results of to_typed): no AdjustExternalMemory, which
+// counted them twice and cost an extra scavenge and mark-compact per read.
 Napi::Value AllocLargeBuffer(const Napi::CallbackInfo& info) {
-  const std::int64_t n = Args(info, "allocLargeBuffer").count(0, "bytes");
+  Args args(info, "allocLargeBuffer");
+  const std::int64_t n = args.count(0, "bytes");
+  const bool zero_fill = !(args.length() > 1 && args[1].IsBoolean() && !args[1].As<Napi::Boolean>().Value());
   if (n == 0) return Napi::ArrayBuffer::New(info.Env(), 0);
   void* p = alloc_pages(static_cast<std::size_t>(n));
   if (!p) throw Napi::RangeError::New(info.Env(), "allocLargeBuffer: out of memory for " + std::to_string(n) + " bytes");
-  std::memset(p, 0, static_cast<std::size_t>(n));
-  Napi::MemoryManagement::AdjustExternalMemory(info.Env(), n);
-  return Napi::ArrayBuffer::New(info.Env(), p, static_cast<std::size_t>(n), [n](Napi::Env env, void* q) {
-    free_pages(q);
-    Napi::MemoryManagement::AdjustExternalMemory(env, -n);
-  });
+  if (zero_fill) std::memset(p, 0, static_cast<std::size_t>(n));
+  return Napi::ArrayBuffer::New(info.Env(), p, static_cast<std::size_t>(n), [](Napi::Env, void* q) { free_pages(q); });
 }
 
 }  // namespace

@@ -2,8 +2,9 @@
  * Where the readers put large arrays. A fresh ArrayBuffer is filled one 4 KiB page fault at a time, and on virtual
  * machines those faults cost more than reading the file (~4 ms per MiB measured on the bench machine, ten times the
  * read itself); the native engine, when it is loaded, installs an allocator backed by huge pages
- * (`installEngineArrayAllocator` in ts/native/binding.ts). Without it, plain ArrayBuffers: the readers work the same.
+ * (`useEngineArrayAllocator` in ts/native/call.ts). Without it, plain ArrayBuffers: the readers work the same.
  */
+/** Allocates an ArrayBuffer that its caller fills entirely: its contents may be anything until then. */
 export type ArrayAllocator = (bytes: number) => ArrayBuffer;
 
 /** Arrays below this size gain nothing from huge pages (2 MiB each). */
@@ -16,7 +17,11 @@ export function setLargeArrayAllocator(allocator: ArrayAllocator | undefined): v
   large = allocator;
 }
 
-/** A zero-filled ArrayBuffer of `bytes`, from the large-array allocator when one is installed and it pays. */
+/**
+ * An ArrayBuffer of `bytes` for a reader that overwrites every byte (or throws and drops it): from the large-array
+ * allocator when one is installed and it pays (contents unspecified, so that the read is the pages' first touch),
+ * else a plain zeroed ArrayBuffer.
+ */
 export function allocateArrayBuffer(bytes: number): ArrayBuffer {
   return large && bytes >= LARGE_BYTES ? large(bytes) : new ArrayBuffer(bytes);
 }

@@ -76,6 +76,6 @@ export function useEngineArrayAllocator(): boolean {
   } catch {
     return false;
   }
-  setLargeArrayAllocator((bytes) => b.allocLargeBuffer(bytes));
+  setLargeArrayAllocator((bytes) => b.allocLargeBuffer(bytes, false));
   return true;
 }

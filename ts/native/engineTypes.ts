@@ -29,8 +29,11 @@ export interface EngineBinding {
   setThreads(n: number): number;
   getThreads(): number;
   buildInfo(): NativeBuildInfo;
-  /** A zero-filled ArrayBuffer of `bytes` in huge pages (large arrays read from files). */
-  allocLargeBuffer(bytes: number): ArrayBuffer;
+  /**
+   * An ArrayBuffer of `bytes` in huge pages (large arrays read from files), zero-filled unless `zeroFill` is false
+   * (for a reader that overwrites every byte: its contents are then unspecified until it does).
+   */
+  allocLargeBuffer(bytes: number, zeroFill?: boolean): ArrayBuffer;
 }
 
 export interface BenchBinding {
