@@ -33,6 +33,10 @@ export function addonPath(): string {
     if (!existsSync(forced)) throw new BrainlatentError(`BRAINLATENT_ADDON=${forced}: no such file`, 'NativeNotBuilt');
     return forced;
   }
+  // node-gyp-build's first choice, found without loading it (~4 ms of every engine command's start-up): a source
+  // build in build/Release, unless BRAINLATENT_PREBUILD points node-gyp-build elsewhere.
+  const sourceBuild = path.join(packageRoot, 'build', 'Release', 'brainlatent.node');
+  if (!process.env.BRAINLATENT_PREBUILD && existsSync(sourceBuild)) return sourceBuild;
   try {
     return (require('node-gyp-build') as NodeGypBuild).resolve(packageRoot);
   } catch (e) {
