@@ -48,8 +48,9 @@ int to_int(std::int64_t v, const char* what) {
 
 int engine_threads() {
   if (g_threads > 0) return g_threads;
-  unsigned hw = std::thread::hardware_concurrency();
-  return hw == 0 ? 1 : static_cast<int>(hw);
+  // (read once: hardware_concurrency() reads /sys on every call, ~320 times per fit)
+  static const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  return hw;
 }
 
 void set_engine_threads(int n) {
