@@ -4,7 +4,7 @@
  * jobs concerned and nothing else.
  */
 import { existsSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { getPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,6 +17,7 @@ import type { JobControl, StageUpdate } from '../../ts/server/jobs/executeJob.js
 import { newJobId, type JobSpec } from '../../ts/server/jobs/JobRunner.js';
 import { JobFailedError } from '../../ts/server/jobs/jobProcess.js';
 import { JobSpawner } from '../../ts/server/jobs/jobSpawner.js';
+import { autogroupNice, JOB_NICENESS } from '../../ts/server/jobs/jobPriority.js';
 import { rng } from '../helpers/random.js';
 import { until } from './helpers.js';
 
@@ -114,6 +115,26 @@ describe('JobSpawner', () => {
       expect(parent).not.toBe(process.pid);
     }
     expect(spawner.jobPids()).toEqual([]);
+  });
+
+  it("runs a job below the service's CPU priority: its nice value and, where the kernel has autogroups, an autogroup of its own", async () => {
+    let job = 0;
+    const c = control((p) => {
+      if (!job && inFit(p)) job = spawner.jobPids()[0];
+    });
+    const running = spawner.run(fitSpec('long', 'fits/priority', true), c.control, { cwd: root }).catch((x: unknown) => x);
+    await until(() => (job ? true : undefined), 120_000, "the job's fit");
+    const lowered = (n: number) => Math.min(19, n + JOB_NICENESS);
+    expect(getPriority(job)).toBe(lowered(getPriority(spawner.pid!)));
+    // the spawner's own autogroup is not lowered with it (it relays progress and cancellation at the service's priority)
+    const spawnerGroup = await autogroupNice(spawner.pid!);
+    if (spawnerGroup !== null) {
+      expect(readFileSync(`/proc/${job}/autogroup`, 'utf8').split(' ')[0]).not.toBe(readFileSync(`/proc/${spawner.pid}/autogroup`, 'utf8').split(' ')[0]);
+      expect(await until(async () => ((await autogroupNice(job)) === lowered(spawnerGroup) ? true : undefined), 10_000, "the job's autogroup lowered")).toBe(true);
+      expect(await autogroupNice(spawner.pid!)).toBe(spawnerGroup);
+    }
+    c.controller.abort(new CancelledError('done looking'));
+    expect(await running).toBeInstanceOf(CancelledError);
   });
 
   it('cancels a running job within its fit: the job ends cancelled and writes no model', async () => {

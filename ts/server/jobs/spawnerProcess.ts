@@ -4,18 +4,16 @@
  * not exited `killAfterMs` after its cancellation is killed here.
  *
  * Each job's process gets a lower CPU priority as soon as it exists (and BLAS's and ONNX Runtime's threads in it
- * inherit it), so requests to the service stay prompt while jobs compute; the spawner itself keeps the service's,
- * so that progress and cancellation pass through it promptly on a loaded machine. Its life is its channel to the
+ * inherit it), so requests to the service stay prompt while jobs compute: a nice value and, being forked into a
+ * session of its own, a lowered autogroup (jobPriority.ts says why both). The spawner itself keeps the service's
+ * priority, so that progress and cancellation pass through it promptly on a loaded machine. Its life is its channel to the
  * service: when the service goes away (or closes it), it cancels its jobs, waits for them to end, and exits.
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { getPriority, setPriority } from 'node:os';
 
 import type { ChildReply, ChildRequest, SpawnerReply, SpawnerRequest } from './jobProcess.js';
 import { jobsEntry, whenGone } from './jobProcess.js';
-
-/** How much lower than the service's a job's CPU priority is (nice steps). */
-const JOB_NICENESS = 10;
+import { lowerJobPriority } from './jobPriority.js';
 
 
 interface Job {
@@ -32,7 +30,8 @@ const send = (m: SpawnerReply) => {
 function start(m: Extract<SpawnerRequest, { type: 'start' }>): void {
   let child: ChildProcess;
   try {
-    child = fork(jobsEntry('jobChild'), [], { cwd: m.cwd, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' });
+    // detached: a session, and so an autogroup, of its own, whose priority can be lowered without the spawner's
+    child = fork(jobsEntry('jobChild'), [], { detached: true, cwd: m.cwd, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' });
   } catch (e) {
     send({ type: 'exit', id: m.id, code: null, signal: null, spawnError: (e as Error).message });
     return;
@@ -54,11 +53,8 @@ function start(m: Extract<SpawnerRequest, { type: 'start' }>): void {
     if (child.pid === undefined) end(null, null, e.message);
   });
   if (child.pid === undefined) return;
-  try {
-    setPriority(child.pid, Math.min(19, getPriority(child.pid) + JOB_NICENESS));
-  } catch {
-    // not permitted here: the job runs at the service's priority
-  }
+  // the nice value is lowered before this returns, the autogroup's a moment later (the job is still loading)
+  void lowerJobPriority(child.pid);
   send({ type: 'spawned', id: m.id, pid: child.pid });
   child.send({ type: 'run', spec: m.spec } satisfies ChildRequest);
 }
