@@ -1,8 +1,15 @@
 // Process-wide functions of the engine: threads, what was built (backends and why not the rest),
-// and the cancel tokens every async job accepts.
+// the cancel tokens every async job accepts, and replacing the process (the service's V8 flags).
+#include <cerrno>
 #include <cstring>
 #include <memory>
 #include <string>
+#include <vector>
+
+#ifndef _WIN32
+#include <fcntl.h>
+#include <unistd.h>
+#endif
 
 #include "addon_modules.h"
 #include "brainlatent/backend.h"
@@ -84,6 +91,44 @@ Napi::Value AllocLargeBuffer(const Napi::CallbackInfo& info) {
   return Napi::ArrayBuffer::New(info.Env(), p, static_cast<std::size_t>(n), [](Napi::Env, void* q) { free_pages(q); });
 }
 
+// replaceProcess(file, args): execv(file, args) — this process becomes a new program with the same
+// pid, parent, stdio, environment and session (what Node 23's process.execve does). `brainlatent
+// serve` runs itself again this way with the V8 flags a service needs (V8 reads them once, at start-
+// up), so that a supervisor's signals reach the service itself. Returns only by throwing.
+Napi::Value ReplaceProcess(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsString() || !info[1].IsArray())
+    throw Napi::TypeError::New(env, "replaceProcess: expected (file: string, args: string[])");
+  const std::string file = info[0].As<Napi::String>().Utf8Value();
+  const Napi::Array list = info[1].As<Napi::Array>();
+  std::vector<std::string> args;
+  for (std::uint32_t i = 0; i < list.Length(); ++i) {
+    const Napi::Value a = list.Get(i);
+    if (!a.IsString()) throw Napi::TypeError::New(env, "replaceProcess: args[" + std::to_string(i) + "]: expected a string");
+    args.push_back(a.As<Napi::String>().Utf8Value());
+  }
+#ifdef _WIN32
+  throw Napi::Error::New(env, "replaceProcess: not available on Windows");
+#else
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  // The new program gets stdio as this one was given it: libuv made pipes non-blocking, and a
+  // descriptor marked close-on-exec would vanish.
+  for (int fd = 0; fd <= 2; ++fd) {
+    const int fl = fcntl(fd, F_GETFL);
+    if (fl != -1 && (fl & O_NONBLOCK)) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    const int fdfl = fcntl(fd, F_GETFD);
+    if (fdfl != -1 && (fdfl & FD_CLOEXEC)) fcntl(fd, F_SETFD, fdfl & ~FD_CLOEXEC);
+  }
+  execv(file.c_str(), argv.data());
+  const int err = errno;
+  Napi::Error e = Napi::Error::New(env, "replaceProcess: cannot run " + file + ": " + std::strerror(err));
+  e.Set("code", Napi::String::New(env, err == ENOENT ? "ENOENT" : err == EACCES ? "EACCES" : "EEXEC"));
+  throw e;
+#endif
+}
+
 }  // namespace
 
 void init_engine(Napi::Env env, Napi::Object exports) {
@@ -93,6 +138,7 @@ void init_engine(Napi::Env env, Napi::Object exports) {
   exports.Set("getThreads", Napi::Function::New(env, GetThreads, "getThreads"));
   exports.Set("buildInfo", Napi::Function::New(env, BuildInfo, "buildInfo"));
   exports.Set("allocLargeBuffer", Napi::Function::New(env, AllocLargeBuffer, "allocLargeBuffer"));
+  exports.Set("replaceProcess", Napi::Function::New(env, ReplaceProcess, "replaceProcess"));
 }
 
 }  // namespace brainlatent::addon

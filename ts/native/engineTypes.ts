@@ -34,6 +34,11 @@ export interface EngineBinding {
    * (for a reader that overwrites every byte: its contents are then unspecified until it does).
    */
   allocLargeBuffer(bytes: number, zeroFill?: boolean): ArrayBuffer;
+  /**
+   * execv(file, args): this process becomes a new program with the same pid, parent, stdio and environment. Returns
+   * only by throwing (code ENOENT, EACCES or EEXEC). Not on Windows.
+   */
+  replaceProcess(file: string, args: string[]): never;
 }
 
 export interface BenchBinding {

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 
 import { shownRedisUrl } from '../../server/jobs/redisReachable.js';
 import { startServer } from '../../server/serve.js';
+import { ensureServiceFlags, SERVICE_FLAGS_ENV, SERVICE_V8_FLAGS } from '../../server/serviceFlags.js';
 
 interface ServeFlags {
   host: string;
@@ -48,6 +49,10 @@ The API is under /v1 (OpenAPI document: /v1/openapi.json); the page is at /.
   POST /v1/ridge/NAME/predict, POST /v1/sd/NAME/img2img
   GET  /healthz, /readyz, /metrics (Prometheus)
 
+The service runs itself again at start-up (same pid) with Node's ${SERVICE_V8_FLAGS.join(' ')}: V8's memory
+reducer otherwise stalls the event loop 20–40 ms now and then to shrink the heap (${SERVICE_FLAGS_ENV}=0: not).
+Jobs run in processes of their own at a lower CPU priority (nice +10, and their own autogroup on Linux).
+
 Examples:
   brainlatent serve --root /data                    # http://127.0.0.1:8080/
   BRAINLATENT_TOKEN=s3cret brainlatent serve --host 0.0.0.0 --root /data
@@ -57,9 +62,36 @@ Examples:
        -H 'content-type: application/json' http://HOST:8080/v1/jobs`,
     )
     .action(async (flags: ServeFlags) => {
+      // first of all: this process may be replaced by itself with the service's V8 flags
+      await ensureServiceFlags();
       const token = flags.token ?? process.env.BRAINLATENT_TOKEN ?? null;
       const deadline = int(flags.shutdownDeadline, '--shutdown-deadline', 0);
-      const server = await startServer({
+      // The signal handlers come first: a supervisor may send SIGTERM as soon as it reads the line below (the
+      // write wakes it, and it may run before this process does again), or while the service is starting.
+      let server: Awaited<ReturnType<typeof startServer>> | undefined;
+      let closing: string | undefined;
+      const close = () => {
+        console.log(`brainlatent serve: ${closing}: finishing running jobs (up to ${deadline} s), then exiting`);
+        server!.close().then(
+          () => process.exit(0),
+          (e: unknown) => {
+            console.error(`brainlatent serve: shutdown failed: ${(e as Error).message}`);
+            process.exit(1);
+          },
+        );
+      };
+      const stop = (signal: string) => {
+        if (closing) {
+          console.error(`brainlatent serve: ${signal} again, exiting now`);
+          process.exit(1);
+        }
+        closing = signal;
+        // while starting, the service closes as soon as it has started
+        if (server) close();
+      };
+      process.on('SIGTERM', () => stop('SIGTERM'));
+      process.on('SIGINT', () => stop('SIGINT'));
+      server = await startServer({
         host: flags.host,
         port: int(flags.port, '--port', 0),
         root: flags.root,
@@ -70,25 +102,8 @@ Examples:
         shutdownDeadlineMs: deadline * 1000,
         eventLoopResolutionMs: int(flags.eventLoopResolution, '--event-loop-resolution', 1),
       });
+      if (closing) return close();
       const jobsOn = flags.redis ? `, jobs through ${shownRedisUrl(flags.redis)}` : '';
       console.log(`brainlatent serve: listening on ${server.url}/ (root ${flags.root}${token ? ', token required' : ', loopback only, no token'}${jobsOn})`);
-      let closing = false;
-      const stop = (signal: string) => {
-        if (closing) {
-          console.error(`brainlatent serve: ${signal} again, exiting now`);
-          process.exit(1);
-        }
-        closing = true;
-        console.log(`brainlatent serve: ${signal}: finishing running jobs (up to ${deadline} s), then exiting`);
-        server.close().then(
-          () => process.exit(0),
-          (e: unknown) => {
-            console.error(`brainlatent serve: shutdown failed: ${(e as Error).message}`);
-            process.exit(1);
-          },
-        );
-      };
-      process.on('SIGTERM', () => stop('SIGTERM'));
-      process.on('SIGINT', () => stop('SIGINT'));
     });
 }

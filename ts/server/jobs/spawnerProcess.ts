@@ -14,6 +14,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import type { ChildReply, ChildRequest, SpawnerReply, SpawnerRequest } from './jobProcess.js';
 import { jobsEntry, whenGone } from './jobProcess.js';
 import { lowerJobPriority } from './jobPriority.js';
+import { withoutServiceFlags } from '../serviceFlags.js';
 
 
 interface Job {
@@ -31,7 +32,8 @@ function start(m: Extract<SpawnerRequest, { type: 'start' }>): void {
   let child: ChildProcess;
   try {
     // detached: a session, and so an autogroup, of its own, whose priority can be lowered without the spawner's
-    child = fork(jobsEntry('jobChild'), [], { detached: true, cwd: m.cwd, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' });
+    // a job runs with Node's own flags, as from the CLI, not the service's (serviceFlags.ts)
+    child = fork(jobsEntry('jobChild'), [], { detached: true, execArgv: withoutServiceFlags(process.execArgv), cwd: m.cwd, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' });
   } catch (e) {
     send({ type: 'exit', id: m.id, code: null, signal: null, spawnError: (e as Error).message });
     return;
