@@ -71,6 +71,7 @@ Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
   o.Set("backendList", list);
   o.Set("cuda", Napi::Boolean::New(env, cuda));
   o.Set("cudaReason", Napi::String::New(env, cuda_reason));
+  o.Set("hugePages", Napi::Boolean::New(env, huge_pages_in_use()));
   return o;
 }
 

@@ -3,7 +3,8 @@
  * it unfilled, so the read is their first touch; what the readers return must still be exactly the file's values,
  * and the engine's own allocLargeBuffer stays zero-filled by default.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -19,7 +20,26 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+/** The page choice of a fresh process with `BRAINLATENT_HUGE_PAGES` set to `value` (or unset). */
+function hugePagesWith(value?: string): boolean {
+  const env = { ...process.env };
+  if (value === undefined) delete env.BRAINLATENT_HUGE_PAGES;
+  else env.BRAINLATENT_HUGE_PAGES = value;
+  // (the built engine module, as the CLI tests run the built CLI)
+  const call = new URL('../../dist/native/call.js', import.meta.url).pathname;
+  const out = execFileSync(process.execPath, ['-e', `import(${JSON.stringify(call)}).then((m) => console.log(m.nativeSync((b) => b.buildInfo()).hugePages))`], { env }).toString();
+  return JSON.parse(out.trim()) as boolean;
+}
+
 describe('large arrays in engine memory', () => {
+  it('puts them in huge pages as BRAINLATENT_HUGE_PAGES says, else as measured (Linux; elsewhere never)', () => {
+    const linux = existsSync('/sys/kernel/mm/transparent_hugepage/enabled');
+    expect(hugePagesWith('1')).toBe(linux);
+    expect(hugePagesWith('0')).toBe(false);
+    expect(typeof hugePagesWith()).toBe('boolean');
+    expect(typeof nativeSync((b) => b.buildInfo()).hugePages).toBe('boolean');
+  });
+
   it('allocLargeBuffer is zero-filled unless told the caller overwrites it', () => {
     const n = 3 << 20;
     const zeroed = new Uint8Array(nativeSync((b) => b.allocLargeBuffer(n)));

@@ -21,6 +21,8 @@ export interface NativeBuildInfo {
   backendList: NativeBackendInfo[];
   cuda: boolean;
   cudaReason: string;
+  /** Whether large arrays go in 2 MiB pages: measured at the first large allocation (BRAINLATENT_HUGE_PAGES=1|0 decides instead). */
+  hugePages: boolean;
 }
 
 export interface EngineBinding {

@@ -1,9 +1,9 @@
-// Large host arrays backed by transparent huge pages. A freshly mapped 4 KiB page costs a page
-// fault at first touch, and on virtual machines those faults dominate: ~4 ms per MiB measured
-// here, against ~0.1 ms per MiB in 2 MiB pages — more than the GEMM that writes the array. Arrays
-// of 2 MiB and more are therefore 2 MiB-aligned and advised MADV_HUGEPAGE (Linux; elsewhere a
-// plain aligned allocation). Used for the backend's buffers, LAPACK workspaces and the results
-// handed to JavaScript.
+// Large host arrays, 2 MiB-aligned from 2 MiB, in transparent huge pages where 4 KiB page faults
+// are expensive. A freshly mapped page costs a page fault (and the kernel's zeroing) at first
+// touch; on virtual machines that can dominate, and which page size is cheaper differs by 10×
+// either way between hosts (host_memory.cpp has the figures), so the process measures a 4 KiB
+// fault's cost once, at its first large allocation (BRAINLATENT_HUGE_PAGES=1 or 0 decides instead). Used for the
+// backend's buffers, LAPACK workspaces and the results handed to JavaScript.
 #pragma once
 #include <cstddef>
 #include <new>
@@ -11,13 +11,15 @@
 
 namespace brainlatent {
 
-// 64-byte aligned (2 MiB-aligned and huge-page advised from 2 MiB); nullptr when out of memory.
+// 64-byte aligned (2 MiB-aligned from 2 MiB, huge pages where chosen); nullptr when out of memory.
 void* alloc_pages(std::size_t bytes);
 // Frees what alloc_pages returned (nullptr is a no-op).
 void free_pages(void* p) noexcept;
 // Advises huge pages for the whole 2 MiB pages inside [p, p + bytes) not yet touched (memory
-// allocated elsewhere, e.g. by JavaScript). A no-op where unsupported.
+// allocated elsewhere, e.g. by JavaScript), where they were chosen. A no-op elsewhere.
 void advise_huge_pages(void* p, std::size_t bytes) noexcept;
+// Whether this process puts large arrays in huge pages (measured at the first call, see above).
+bool huge_pages_in_use();
 
 template <typename T>
 struct PageAllocator {
