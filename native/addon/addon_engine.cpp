@@ -130,6 +130,14 @@ Napi::Value ReplaceProcess(const Napi::CallbackInfo& info) {
 #endif
 }
 
+// setJobNiceness(n): this process's engine jobs from now on compute on threads n nice steps below
+// it (kit.h); 0 runs them on libuv's workers again.
+Napi::Value SetJobNiceness(const Napi::CallbackInfo& info) {
+  const std::int64_t n = Args(info, "setJobNiceness").count(0, "niceness");
+  set_job_niceness(static_cast<int>(std::min<std::int64_t>(n, 39)));
+  return info.Env().Undefined();
+}
+
 }  // namespace
 
 void init_engine(Napi::Env env, Napi::Object exports) {
@@ -140,6 +148,7 @@ void init_engine(Napi::Env env, Napi::Object exports) {
   exports.Set("buildInfo", Napi::Function::New(env, BuildInfo, "buildInfo"));
   exports.Set("allocLargeBuffer", Napi::Function::New(env, AllocLargeBuffer, "allocLargeBuffer"));
   exports.Set("replaceProcess", Napi::Function::New(env, ReplaceProcess, "replaceProcess"));
+  exports.Set("setJobNiceness", Napi::Function::New(env, SetJobNiceness, "setJobNiceness"));
 }
 
 }  // namespace brainlatent::addon

@@ -2,7 +2,17 @@
 // async job class (see kit.h).
 #include "kit.h"
 
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
 #include <new>
+#include <thread>
+
+#if defined(__linux__)
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 namespace brainlatent::addon {
 
@@ -179,6 +189,26 @@ void settle(Napi::Env env, JobState& s) {
 
 }  // namespace
 
+namespace {
+std::atomic<int> g_job_niceness{0};
+
+// Runs `fn` on a new thread whose nice value is `niceness` above the process's, and waits for it.
+void run_lowered(int niceness, const std::function<void()>& fn) {
+  std::thread t([&] {
+#if defined(__linux__)
+    const auto tid = static_cast<id_t>(syscall(SYS_gettid));
+    errno = 0;
+    const int base = getpriority(PRIO_PROCESS, 0);
+    if (errno == 0) setpriority(PRIO_PROCESS, tid, std::min(19, base + niceness));  // (not permitted: stays)
+#endif
+    fn();
+  });
+  t.join();
+}
+}  // namespace
+
+void set_job_niceness(int niceness) { g_job_niceness.store(std::max(0, std::min(39, niceness))); }
+
 class JobWorker : public Napi::AsyncWorker {
  public:
   JobWorker(Napi::Env env, std::shared_ptr<JobState> state, JobWork work, const CancelTokenPtr& caller_token)
@@ -213,12 +243,17 @@ class JobWorker : public Napi::AsyncWorker {
   }
 
   void Execute() override {
-    try {
-      work_(ctx_);
-    } catch (...) {
-      state_->failed = true;
-      state_->failure = current_failure(state_->name);
-    }
+    const auto run = [this] {
+      try {
+        work_(ctx_);
+      } catch (...) {
+        state_->failed = true;
+        state_->failure = current_failure(state_->name);
+      }
+    };
+    const int niceness = g_job_niceness.load();
+    if (niceness > 0) run_lowered(niceness, run);
+    else run();
   }
 
   void OnOK() override { finish(); }

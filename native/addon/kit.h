@@ -210,4 +210,10 @@ using JobDone = std::function<Napi::Value(Napi::Env)>;
 // progress event posted by `work` is delivered before the promise settles, never after.
 Napi::Promise run_job(Napi::Env env, const char* name, JobWork work, JobDone done, JobOptions options = {});
 
+// Jobs of this process from now on compute on a thread of their own at `niceness` steps below the
+// process's CPU priority (0: on the libuv worker itself, the default), while the libuv worker waits
+// for it. A service sets it so that its event loop wins the cores from its own compute (a libuv
+// worker's priority could not be raised back once lowered). Linux; a no-op elsewhere.
+void set_job_niceness(int niceness);
+
 }  // namespace brainlatent::addon

@@ -41,6 +41,11 @@ export interface EngineBinding {
    * only by throwing (code ENOENT, EACCES or EEXEC). Not on Windows.
    */
   replaceProcess(file: string, args: string[]): never;
+  /**
+   * This process's engine jobs (every async call: fits, the sampler, decoding) from now on compute on a thread of
+   * their own `niceness` steps below the process's CPU priority (0: on libuv's workers, the default). Linux.
+   */
+  setJobNiceness(niceness: number): void;
 }
 
 export interface BenchBinding {

@@ -6,6 +6,7 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 
 import { BrainlatentError } from '../errors.js';
+import { nativeSync } from '../native/call.js';
 import { isLoopbackHost } from './auth.js';
 import { brainlatentPlugin, type BrainlatentPluginOptions } from './plugin.js';
 
@@ -15,6 +16,11 @@ export interface ServeOptions extends BrainlatentPluginOptions {
   port?: number;
   /** Fastify's logger (default: off). */
   logger?: boolean;
+  /**
+   * Nice steps below the event loop at which this process's engine jobs compute (img2img, model loading), each on a
+   * thread of its own (default 10; 0: on libuv's workers at the loop's priority). Set for the whole process.
+   */
+  computeNiceness?: number;
 }
 
 export interface RunningServer {
@@ -32,6 +38,9 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
   // The plugin sets its own per-route limits; the server-wide one must admit the largest (data bodies).
   // Closing waits for running jobs (up to the shutdown deadline), and Fastify times close hooks like plugins.
   const pluginTimeout = (o.shutdownDeadlineMs ?? 30_000) + 30_000;
+  // The sampler computing an img2img request on the cores otherwise keeps the event loop waiting for one (10–20 ms
+  // now and then on two cores); below the loop's priority it yields to it at once.
+  nativeSync((b) => b.setJobNiceness(o.computeNiceness ?? 10));
   const app = Fastify({ logger: o.logger ?? false, bodyLimit: o.dataBodyLimit ?? 64 << 20, return503OnClosing: true, pluginTimeout });
   await app.register(brainlatentPlugin, o);
   // browsers ask the origin for an icon on every page (run reports included): no icon, and no 404 in their consoles
