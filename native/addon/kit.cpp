@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cerrno>
 #include <new>
+#include <system_error>
 #include <thread>
 
 #if defined(__linux__)
@@ -192,18 +193,25 @@ void settle(Napi::Env env, JobState& s) {
 namespace {
 std::atomic<int> g_job_niceness{0};
 
-// Runs `fn` on a new thread whose nice value is `niceness` above the process's, and waits for it.
-void run_lowered(int niceness, const std::function<void()>& fn) {
-  std::thread t([&] {
+// Runs `fn` on a new thread whose nice value is `niceness` above the process's, and waits for it;
+// false (fn not run) when no thread could be started.
+bool run_lowered(int niceness, const std::function<void()>& fn) {
+  std::thread t;
+  try {
+    t = std::thread([&] {
 #if defined(__linux__)
-    const auto tid = static_cast<id_t>(syscall(SYS_gettid));
-    errno = 0;
-    const int base = getpriority(PRIO_PROCESS, 0);
-    if (errno == 0) setpriority(PRIO_PROCESS, tid, std::min(19, base + niceness));  // (not permitted: stays)
+      const auto tid = static_cast<id_t>(syscall(SYS_gettid));
+      errno = 0;
+      const int base = getpriority(PRIO_PROCESS, 0);
+      if (errno == 0) setpriority(PRIO_PROCESS, tid, std::min(19, base + niceness));  // (not permitted: stays)
 #endif
-    fn();
-  });
+      fn();
+    });
+  } catch (const std::system_error&) {
+    return false;
+  }
   t.join();
+  return true;
 }
 }  // namespace
 
@@ -252,8 +260,9 @@ class JobWorker : public Napi::AsyncWorker {
       }
     };
     const int niceness = g_job_niceness.load();
-    if (niceness > 0) run_lowered(niceness, run);
-    else run();
+    // (no thread to be had: the work runs here, at the worker's priority)
+    if (niceness > 0 && run_lowered(niceness, run)) return;
+    run();
   }
 
   void OnOK() override { finish(); }
