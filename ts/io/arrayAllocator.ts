@@ -1,8 +1,9 @@
 /**
- * Where the readers put large arrays. A fresh ArrayBuffer is filled one 4 KiB page fault at a time, and on virtual
- * machines those faults cost more than reading the file (~4 ms per MiB measured on the bench machine, ten times the
- * read itself); the native engine, when it is loaded, installs an allocator backed by huge pages
- * (`useEngineArrayAllocator` in ts/native/call.ts). Without it, plain ArrayBuffers: the readers work the same.
+ * Where the readers put large arrays. A fresh ArrayBuffer is filled one 4 KiB page fault at a time, and on some virtual
+ * machines those faults cost more than reading the file (~4 ms per MiB on one bench machine, ten times the read
+ * itself); the native engine, when it is loaded, installs an allocator in huge pages where 4 KiB faults are that
+ * expensive (host_memory.h) and not zero-filled (`useEngineArrayAllocator` in ts/native/call.ts). Without it, plain
+ * ArrayBuffers: the readers work the same.
  */
 /** Allocates an ArrayBuffer that its caller fills entirely: its contents may be anything until then. */
 export type ArrayAllocator = (bytes: number) => ArrayBuffer;

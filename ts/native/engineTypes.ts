@@ -32,7 +32,8 @@ export interface EngineBinding {
   getThreads(): number;
   buildInfo(): NativeBuildInfo;
   /**
-   * An ArrayBuffer of `bytes` in huge pages (large arrays read from files), zero-filled unless `zeroFill` is false
+   * An ArrayBuffer of `bytes` for a large array read from a file (in huge pages where they pay: `hugePages` of
+   * buildInfo()), zero-filled unless `zeroFill` is false
    * (for a reader that overwrites every byte: its contents are then unspecified until it does).
    */
   allocLargeBuffer(bytes: number, zeroFill?: boolean): ArrayBuffer;

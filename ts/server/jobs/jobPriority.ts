@@ -15,30 +15,20 @@ import { getPriority, setPriority } from 'node:os';
 /** How much lower than the service's a job's CPU priority is (nice steps). */
 export const JOB_NICENESS = 10;
 
-/** What was lowered, for the spawner's log and the tests. */
-export interface LoweredPriority {
-  /** The process's nice value after (null: not permitted here, it runs at the service's). */
-  nice: number | null;
-  /** Its autogroup's nice value after (null: no autogroups on this system, or not permitted). */
-  autogroupNice: number | null;
-}
-
 const clampNice = (n: number) => Math.max(-20, Math.min(19, n));
 
 /**
- * Lowers `pid`'s nice value and, where the kernel has autogroups, its autogroup's (the process must lead a session
- * of its own, or the spawner's autogroup would be lowered with it). Never throws: a system that does not allow it
- * runs the job at the service's priority.
+ * Lowers `pid`'s nice value at once (before the first await) and, where the kernel has autogroups, its autogroup's (the process
+ * must lead a session of its own, or the spawner's autogroup would be lowered with it). Never rejects: a system that
+ * does not allow it runs the job at the service's priority.
  */
-export async function lowerJobPriority(pid: number, steps = JOB_NICENESS): Promise<LoweredPriority> {
-  let nice: number | null = null;
+export async function lowerJobPriority(pid: number, steps = JOB_NICENESS): Promise<void> {
   try {
     setPriority(pid, clampNice(getPriority(pid) + steps));
-    nice = getPriority(pid);
   } catch {
     // not permitted: the nice value stays
   }
-  return { nice, autogroupNice: await lowerAutogroup(pid, steps) };
+  await lowerAutogroup(pid, steps);
 }
 
 /** The autogroup's nice value from /proc/PID/autogroup ("/autogroup-45 nice 0"), or null. */
@@ -51,18 +41,17 @@ export async function autogroupNice(pid: number): Promise<number | null> {
   }
 }
 
-async function lowerAutogroup(pid: number, steps: number): Promise<number | null> {
+async function lowerAutogroup(pid: number, steps: number): Promise<void> {
   const before = await autogroupNice(pid);
-  if (before === null) return null;
+  if (before === null) return;
   // The kernel allows an unprivileged change once per 100 ms machine-wide (EAGAIN otherwise): a few tries.
   for (let attempt = 0; attempt < 5; attempt++) {
     try {
       await writeFile(`/proc/${pid}/autogroup`, String(clampNice(before + steps)));
-      return await autogroupNice(pid);
+      return;
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') return null;
+      if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') return;
       await new Promise((r) => setTimeout(r, 110));
     }
   }
-  return null;
 }

@@ -57,33 +57,26 @@ export type PoolReply =
  * engine error of a predict call is mapped as the native layer maps it; any other unknown error stays a plain
  * Error, whose message a client never sees (it may quote a file).
  */
+/** The error classes a thread's error comes back as, by name, where the message is all they carry. */
+const BY_MESSAGE: Record<string, new (message: string) => Error> = {
+  NonFiniteError,
+  ShapeError,
+  FormatError,
+  LimitError,
+  MissingFileError,
+  InvalidArgumentError,
+  SyntaxError,
+};
+
 function revived(e: WireError, fromEngine: boolean): Error {
-  switch (e.name) {
-    case 'RequestValidationError':
-      return new RequestValidationError('body', e.problems ?? [e.message]);
-    case 'InvalidJsonBodyError':
-      return new errorCodes.FST_ERR_CTP_INVALID_JSON_BODY();
-    case 'NonFiniteError':
-      return new NonFiniteError(e.message);
-    case 'ShapeError':
-      return new ShapeError(e.message);
-    case 'FormatError':
-      return new FormatError(e.message);
-    case 'LimitError':
-      return new LimitError(e.message);
-    case 'MissingFileError':
-      return new MissingFileError(e.message);
-    case 'InvalidArgumentError':
-      return new InvalidArgumentError(e.message);
-    case 'SyntaxError':
-      return new SyntaxError(e.message);
-    default: {
-      // a system error keeps its code and syscall (ENOENT is the client's 400, its path shown, never contents)
-      if (e.syscall) return Object.assign(new Error(e.message), { name: e.name, code: e.code, syscall: e.syscall });
-      const error = Object.assign(new Error(e.message), { name: e.name, code: e.code });
-      return fromEngine ? fromNative(error) : error;
-    }
-  }
+  if (e.name === 'RequestValidationError') return new RequestValidationError('body', e.problems ?? [e.message]);
+  if (e.name === 'InvalidJsonBodyError') return new errorCodes.FST_ERR_CTP_INVALID_JSON_BODY();
+  const known = Object.hasOwn(BY_MESSAGE, e.name) ? BY_MESSAGE[e.name] : undefined;
+  if (known) return new known(e.message);
+  // a system error keeps its code and syscall (ENOENT is the client's 400, its path shown, never contents)
+  if (e.syscall) return Object.assign(new Error(e.message), { name: e.name, code: e.code, syscall: e.syscall });
+  const error = Object.assign(new Error(e.message), { name: e.name, code: e.code });
+  return fromEngine ? fromNative(error) : error;
 }
 
 /** The compiled worker (dist/server/models/predictWorker.js), also when this module runs from the TypeScript sources. */
