@@ -73,6 +73,15 @@ describe('request validation (real HTTP)', () => {
     expect(r.json.problems.some((p: string) => p.startsWith('body.seeds: expected an integer >= 1 <= 10, got number 99'))).toBe(true);
   });
 
+  it("lists a config's own problems with the schema's (an alpha grid that does not parse beside a bad field)", async () => {
+    const fit = await s.call('POST', '/v1/jobs', { kind: 'ridge-fit', config: { out: 'f', x: 'x.npy', y: 'y.npy', alphas: 'abc', folds: 1 } });
+    expect(fit.status).toBe(400);
+    expect(fit.json.problems).toEqual(['body.config.folds: expected an integer >= 2, got number 1', 'body.config.alphas: every alpha must be finite and > 0, got NaN at position 0']);
+    const rec = await s.call('POST', '/v1/jobs', { kind: 'reconstruct', config: { out: 'r', nsd: { root: 'n', subject: 9 }, model: { dir: 'm' }, decoders: { z: { alphas: 'abc' } } } });
+    expect(rec.status).toBe(400);
+    expect(rec.json.problems).toEqual(['body.config.nsd.subject: expected an integer >= 1 <= 8, got number 9', 'body.config.decoders.z.alphas: every alpha must be finite and > 0, got NaN at position 0']);
+  });
+
   it('fills in defaults (the job view shows the resolved demo settings)', async () => {
     const r = await s.call('POST', '/v1/jobs', { kind: 'demo', out: 'defaults' });
     expect(r.status, r.text).toBe(202);

@@ -99,6 +99,28 @@ function asRequestError(e: unknown): never {
   throw e;
 }
 
+/**
+ * A job body the route's schema refused, with the problems its config's own checks find besides (an alpha grid
+ * that does not parse, zscoreDdof without a z-score, …), so that a client sees every problem at once, as the CLI
+ * and the library list them, not the schema's first and the rest on the next try.
+ */
+export function withConfigProblems(refused: Error, body: unknown): Error {
+  if (!(refused instanceof RequestValidationError)) return refused;
+  const b = (body ?? {}) as { kind?: unknown; config?: unknown };
+  const config = (b.config ?? {}) as { alphas?: unknown };
+  const more: string[] = [];
+  try {
+    if (b.kind === 'reconstruct') resolveConfig(b.config, 'body.config');
+    else if (b.kind === 'encode') resolveEncodeConfig(b.config, 'body.config');
+    else if (b.kind === 'ridge-fit' && typeof config.alphas === 'string') resolveAlphaGrid(config.alphas, 'body.config.alphas', more);
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    more.push(...e.problems);
+  }
+  const all = [...new Set([...refused.problems, ...more])];
+  return all.length === refused.problems.length ? refused : new RequestValidationError('body', all);
+}
+
 export async function jobSpecOf(body: JobBody, root: RootFolder): Promise<JobSpec> {
   const spec = (kind: JobKind, out: string, input: JobInput): JobSpec => ({ id: newJobId(kind), kind, out, outShown: root.relative(out), input });
   const batchesDir = join(root.path, BATCHES_DIR);

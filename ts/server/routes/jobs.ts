@@ -6,7 +6,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 
 import type { ServiceContext } from '../context.js';
-import { jobSpecOf, type JobBody } from '../jobs/jobSpec.js';
+import { jobSpecOf, withConfigProblems, type JobBody } from '../jobs/jobSpec.js';
 import type { LoggedEvent } from '../jobs/jobBoard.js';
 import type { JobKind, JobState } from '../jobs/types.js';
 import { JobBodySchema, JobIdParams, JobListQuery } from '../schemas.js';
@@ -21,8 +21,10 @@ export async function jobRoutes(app: FastifyInstance, ctx: ServiceContext): Prom
 
   app.post(
     '/v1/jobs',
-    { bodyLimit: ctx.bodyLimit, schema: { tags: ['jobs'], summary: 'Submit a job', body: JobBodySchema } },
+    // (a body the schema refuses reaches the handler, which adds its config's own problems to the schema's)
+    { bodyLimit: ctx.bodyLimit, attachValidation: true, schema: { tags: ['jobs'], summary: 'Submit a job', body: JobBodySchema } },
     async (req, reply) => {
+      if (req.validationError) throw withConfigProblems(req.validationError, req.body);
       const spec = await jobSpecOf(req.body as JobBody, ctx.root);
       const view = await ctx.runner.submit(spec);
       return reply.code(202).header('location', `${req.url.replace(/\/+$/, '')}/${view.id}`).send(view);
