@@ -206,7 +206,9 @@ void test_syrk() {
 
 template <typename T>
 void test_eigh(double tol) {
-  for (i64 n : {0, 1, 2, 7, 33, 65}) {
+  // (512 and 641: the blocked reflector path, one block short of a multiple of 128 and a multiple;
+  // there the Jacobi reference is too slow, and orthonormality with the reconstruction decide.)
+  for (i64 n : {0, 1, 2, 7, 33, 65, 512, 641}) {
     HMat a = random(n, n);
     for (i64 i = 0; i < n; ++i)
       for (i64 j = 0; j < i; ++j) a.at(i, j) = a.at(j, i);
@@ -215,7 +217,7 @@ void test_eigh(double tol) {
     g_be->eigh(da.v, dw.v);
     HMat q = download(da.v), w = download(dw.v);
     const char* name = sizeof(T) == 4 ? "eigh.f32" : "eigh.f64";
-    expect_close(w, row(jacobi_eigenvalues(a)), tol, tag(name, {n}) + " eigenvalues");
+    if (n < 100) expect_close(w, row(jacobi_eigenvalues(a)), tol, tag(name, {n}) + " eigenvalues");
     // Rows of q are orthonormal eigenvectors: Q Qᵀ = I and Qᵀ diag(w) Q = A.
     HMat eye{n, n, Vec(static_cast<std::size_t>(n * n), 0.0)};
     for (i64 i = 0; i < n; ++i) eye.at(i, i) = 1;

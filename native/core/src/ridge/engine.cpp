@@ -469,6 +469,7 @@ EngineResult attempt(const Problem& pb, Backend& be, const RouteSpec& spec) {
   res.candidate_scores.assign(Z(nc * t), 0.0f);
 
   const i64 n_batches = (t + tb - 1) / tb;
+  ctx.single_batch = n_batches == 1;
   BufferPtr acc_buf = be.alloc(DType::F64, Z(A * tb));
   Selected sel;
   sel.alloc(be, tb);

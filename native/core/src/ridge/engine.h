@@ -86,6 +86,9 @@ class Context {
   const Problem& pb;
   Backend& be;
   double budget = 0;  // budget_of(pb, be), fixed when the fit starts
+  // One target batch: a route's score() runs once per candidate, so what it would keep for later
+  // batches can be formed just before use and freed (set by the driver before begin_candidate).
+  bool single_batch = false;
 
   // X centred (with an intercept) and scaled (standardize), rows in fold order: n × p on the backend.
   BufferPtr x_buf;

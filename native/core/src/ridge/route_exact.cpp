@@ -12,7 +12,8 @@
 // float64, and kept for every batch: well-conditioned ones as a float32 factor (primal) or, in the
 // kernel form, folded with the residual's projection into one matrix P = (I − H)_vv⁻¹ Q_v
 // diag(α/(λ+α)), so that a fold's held-out residuals are e_v = P · QᵀY, every alpha's P of a fold
-// stacked into one GEMM; the others as the float64 factor.
+// stacked into one GEMM; the others as the float64 factor. With one target batch (the usual case)
+// the kernel form forms each fold's projections just before scoring it, in one buffer the folds share.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -87,100 +88,111 @@ class Exact final : public Route {
   // L_v = Q_v, w = α/(λ+α) in the kernel form) and, in the kernel form, one GEMM every alpha's
   // projection: the fold's projections are stacked (A·n_v × n) so that score() runs them as one GEMM.
   void begin_candidate(int, bool) override {
-    const i64 r = eig_.q.rows;
-    const int A = pb_.n_alphas(), k = pb_.folds.k, ac = chunk();
-    // (the kernel form has no 11ᵀ/n term: its constant eigenvector is left out, see setup())
-    const double inv_n = pb_.fit_intercept && primal_ ? 1.0 / static_cast<double>(pb_.n()) : 0.0;
+    const int A = pb_.n_alphas(), k = pb_.folds.k;
     factors_.clear();
     factors_.resize(Z(A * k));
     stacks_.clear();
     stacks_.resize(Z(k));
     all_projected_.assign(Z(k), 0);
-    BufferPtr alphas = ctx_.upload(pb_.alphas);
+    alphas_ = ctx_.upload(pb_.alphas);
     // The kernel form's residual weights α/(λ+α) per alpha, one per eigenvector, for the projections.
-    BufferPtr wres;
     if (!primal_) {
       const std::vector<double> lam = ctx_.download(eig_.lam);
       std::vector<double> w(Z(A) * lam.size());
       for (int a = 0; a < A; ++a)
         for (std::size_t q = 0; q < lam.size(); ++q) w[Z(a) * lam.size() + q] = pb_.alphas[Z(a)] / (lam[q] + pb_.alphas[Z(a)]);
-      wres = ctx_.upload(w);
+      wres_ = ctx_.upload(w);
     }
-    Scratch<float> l_s, h_s, inv_s;
-    for (int v = 0; v < k; ++v) {
-      const i64 s = pb_.folds.start[Z(v)], nv = pb_.folds.size(v);
-      const ViewF qv = eig_.q.col_range(s, nv);  // kernel: Q_vᵀ (r × n_v)
-      if (!primal_) {
-        stacks_[Z(v)] = be_.alloc(DType::F32, Z(r * A * nv));
-        all_projected_[Z(v)] = 1;
+    // With one target batch the kernel form's folds are formed in score(), each right before its
+    // scoring GEMM, in one stack buffer (nv × n × A floats, 32 MB at the medium bench shape) instead
+    // of one per fold: 1/k of the memory, and of the fresh pages to fault in.
+    fused_ = !primal_ && ctx_.single_batch;
+    if (!fused_)
+      for (int v = 0; v < k; ++v) leverage(v);
+  }
+
+  // Fold v's (I − H)_vv factors for every alpha and, in the kernel form, its projections' stack.
+  void leverage(int v) {
+    const i64 r = eig_.q.rows;
+    const int A = pb_.n_alphas(), k = pb_.folds.k, ac = chunk();
+    // (the kernel form has no 11ᵀ/n term: its constant eigenvector is left out, see setup())
+    const double inv_n = pb_.fit_intercept && primal_ ? 1.0 / static_cast<double>(pb_.n()) : 0.0;
+    const i64 s = pb_.folds.start[Z(v)], nv = pb_.folds.size(v);
+    const ViewF qv = eig_.q.col_range(s, nv);  // kernel: Q_vᵀ (r × n_v)
+    if (!primal_) {
+      if (!fused_) stacks_[Z(v)] = be_.alloc(DType::F32, Z(r * A * nv));
+      else if (!shared_stack_) shared_stack_ = be_.alloc(DType::F32, Z(r * A * pb_.folds.max_size()));
+      all_projected_[Z(v)] = 1;
+    }
+    for (int a0 = 0; a0 < A; a0 += ac) {
+      ctx_.checkpoint();
+      const int na = std::min(ac, A - a0);
+      const ViewF h = h_s_.get(be_, na * nv, nv);
+      if (primal_) {
+        // [N_v diag(w_α)]_α (na·n_v × p) · N_vᵀ
+        const ViewF l = l_s_.get(be_, na * nv, r), nvr = nmat_.row_range(s, nv);
+        be_.shrink(nvr, eig_.lam, vec<double>(*alphas_, na, a0), Shrink::Inverse, Axis::Cols, l);
+        be_.gemm(false, true, 1.0f, l, nvr, 0.0f, h);
+      } else {
+        // [diag(w_α) Q_vᵀ]_α side by side (r × na·n_v), transposed, · Q_vᵀ
+        const ViewF l = l_s_.get(be_, r, na * nv);
+        for (int a = 0; a < na; ++a)
+          be_.shrink(qv, eig_.lam, vec<double>(*alphas_, 1, a0 + a), Shrink::Complement, Axis::Rows, l.col_range(a * nv, nv));
+        be_.gemm(true, false, 1.0f, l, qv, 0.0f, h);
       }
-      for (int a0 = 0; a0 < A; a0 += ac) {
-        ctx_.checkpoint();
-        const int na = std::min(ac, A - a0);
-        const ViewF h = h_s.get(be_, na * nv, nv);
-        if (primal_) {
-          // [N_v diag(w_α)]_α (na·n_v × p) · N_vᵀ
-          const ViewF l = l_s.get(be_, na * nv, r), nvr = nmat_.row_range(s, nv);
-          be_.shrink(nvr, eig_.lam, vec<double>(*alphas, na, a0), Shrink::Inverse, Axis::Cols, l);
-          be_.gemm(false, true, 1.0f, l, nvr, 0.0f, h);
-        } else {
-          // [diag(w_α) Q_vᵀ]_α side by side (r × na·n_v), transposed, · Q_vᵀ
-          const ViewF l = l_s.get(be_, r, na * nv);
-          for (int a = 0; a < na; ++a)
-            be_.shrink(qv, eig_.lam, vec<double>(*alphas, 1, a0 + a), Shrink::Complement, Axis::Rows, l.col_range(a * nv, nv));
-          be_.gemm(true, false, 1.0f, l, qv, 0.0f, h);
-        }
-        // (the flops of the symmetric products this replaces: half of the GEMM's)
-        ctx_.count_flops(static_cast<double>(na) * nv * nv * r);
-        // (kernel: the chunk's inverses side by side, n_v × na·n_v, so that Pᵀ is one NN GEMM)
-        const ViewF inv = primal_ ? ViewF{} : inv_s.get(be_, nv, na * nv);
-        for (int a = a0; a < a0 + na; ++a) {
-          const ViewF av = h.row_range((a - a0) * nv, nv);
-          BufferPtr ad = be_.alloc(DType::F64, Z(nv * nv));
-          const ViewD adv = view<double>(*ad, nv, nv);
-          if (primal_) be_.convert(av, adv, -1.0, -inv_n, 1.0);  // I − H_vv − 11ᵀ/n
-          else be_.convert(av, adv);                             // Q_v diag(α/(λ+α)) Q_vᵀ, u left out
-          if (!be_.cholesky(adv))
-            throw Error(ErrorCode::NumericalFailure,
-                        "exact CV: (I − H) for fold " + std::to_string(v) + " at alpha " + std::to_string(pb_.alphas[Z(a)]) +
-                            " is not positive definite (the alpha is too small for this data); use cvMethod 'per-fold' or larger alphas");
-          // cond(A) ≈ (max/min of the factor's diagonal)²; float32 solves keep ~1e-3 relative
-          // accuracy up to 1e4.
-          const std::vector<double> d = ctx_.download(ViewD{adv.buf, adv.offset, nv, 1, nv + 1});
-          const auto mm = std::minmax_element(d.begin(), d.end());
-          const double ratio = *mm.second / *mm.first;
-          Factor& f = factors_[Z(a * k + v)];
-          const ViewF inv_a = primal_ ? ViewF{} : inv.col_range((a - a0) * nv, nv);
-          if (ratio * ratio > 1e4) {
-            f.kind = Factor::F64Factor;
-            f.buf = std::move(ad);
-            if (!primal_) {
-              be_.fill(inv_a, 0.0f);  // (its columns of the stack are unused)
-              all_projected_[Z(v)] = 0;
-            }
-          } else if (primal_) {
-            f.kind = Factor::F32Factor;
-            f.buf = be_.alloc(DType::F32, Z(nv * nv));
-            be_.convert(adv, view<float>(*f.buf, nv, nv));
-          } else {
-            be_.cholesky_inverse(adv);
-            be_.convert(adv, inv_a);
-            f.kind = Factor::Projection;
+      // (the flops of the symmetric products this replaces: half of the GEMM's)
+      ctx_.count_flops(static_cast<double>(na) * nv * nv * r);
+      // (kernel: the chunk's inverses side by side, n_v × na·n_v, so that Pᵀ is one NN GEMM)
+      const ViewF inv = primal_ ? ViewF{} : inv_s_.get(be_, nv, na * nv);
+      for (int a = a0; a < a0 + na; ++a) {
+        const ViewF av = h.row_range((a - a0) * nv, nv);
+        BufferPtr ad = be_.alloc(DType::F64, Z(nv * nv));
+        const ViewD adv = view<double>(*ad, nv, nv);
+        if (primal_) be_.convert(av, adv, -1.0, -inv_n, 1.0);  // I − H_vv − 11ᵀ/n
+        else be_.convert(av, adv);                             // Q_v diag(α/(λ+α)) Q_vᵀ, u left out
+        if (!be_.cholesky(adv))
+          throw Error(ErrorCode::NumericalFailure,
+                      "exact CV: (I − H) for fold " + std::to_string(v) + " at alpha " + std::to_string(pb_.alphas[Z(a)]) +
+                          " is not positive definite (the alpha is too small for this data); use cvMethod 'per-fold' or larger alphas");
+        // cond(A) ≈ (max/min of the factor's diagonal)²; float32 solves keep ~1e-3 relative
+        // accuracy up to 1e4.
+        const std::vector<double> d = ctx_.download(ViewD{adv.buf, adv.offset, nv, 1, nv + 1});
+        const auto mm = std::minmax_element(d.begin(), d.end());
+        const double ratio = *mm.second / *mm.first;
+        Factor& f = factors_[Z(a * k + v)];
+        const ViewF inv_a = primal_ ? ViewF{} : inv.col_range((a - a0) * nv, nv);
+        if (ratio * ratio > 1e4) {
+          f.kind = Factor::F64Factor;
+          f.buf = std::move(ad);
+          if (!primal_) {
+            be_.fill(inv_a, 0.0f);  // (its columns of the stack are unused)
+            all_projected_[Z(v)] = 0;
           }
-        }
-        if (!primal_) {
-          // P = A⁻¹ Q_v diag(α/(λ+α)) for the chunk's alphas, kept transposed: Pᵀ = diag(α/(λ+α)) Q_vᵀ A⁻¹
-          // (A symmetric) in columns a·n_v.. of the fold's stack (r × A·n_v). Both GEMMs that touch it
-          // are then NN or TN, which OpenBLAS runs ~1.2× faster than this one as NT (k = n_v).
-          const ViewF pv = stack_of(v).col_range(a0 * nv, na * nv);
-          be_.gemm(false, false, 1.0f, qv, inv, 0.0f, pv);
-          for (int a = 0; a < na; ++a)
-            be_.scale_rows_cols(pv.col_range(a * nv, nv), vec<double>(*wres, r, (a0 + a) * r), ViewD{});
-          ctx_.count_flops(2.0 * na * nv * nv * r);
+        } else if (primal_) {
+          f.kind = Factor::F32Factor;
+          f.buf = be_.alloc(DType::F32, Z(nv * nv));
+          be_.convert(adv, view<float>(*f.buf, nv, nv));
+        } else {
+          be_.cholesky_inverse(adv);
+          be_.convert(adv, inv_a);
+          f.kind = Factor::Projection;
         }
       }
-      ctx_.sub_progress(0.1 + 0.9 * (v + 1.0) / k, "leverage");
+      if (!primal_) {
+        // P = A⁻¹ Q_v diag(α/(λ+α)) for the chunk's alphas, kept transposed: Pᵀ = diag(α/(λ+α)) Q_vᵀ A⁻¹
+        // (A symmetric) in columns a·n_v.. of the fold's stack (r × A·n_v). Both GEMMs that touch it
+        // are then NN or TN, which OpenBLAS runs ~1.2× faster than this one as NT (k = n_v).
+        const ViewF pv = stack_of(v).col_range(a0 * nv, na * nv);
+        be_.gemm(false, false, 1.0f, qv, inv, 0.0f, pv);
+        for (int a = 0; a < na; ++a)
+          be_.scale_rows_cols(pv.col_range(a * nv, nv), vec<double>(*wres_, r, (a0 + a) * r), ViewD{});
+        ctx_.count_flops(2.0 * na * nv * nv * r);
+      }
     }
+    // A fold that keeps float64 factors reads its projections again in score()'s per-alpha pass:
+    // it keeps this buffer, the next fold takes a new one.
+    if (fused_ && !all_projected_[Z(v)]) stacks_[Z(v)] = std::move(shared_stack_);
+    ctx_.sub_progress(0.1 + 0.9 * (v + 1.0) / k, "leverage");
   }
 
   void begin_refit(int) override {}
@@ -199,6 +211,7 @@ class Exact final : public Route {
     if (!primal_) {
       const int ac = chunk();
       for (int v = 0; v < k; ++v) {
+        if (fused_) leverage(v);
         if (!all_projected_[Z(v)]) continue;
         const i64 s = pb_.folds.start[Z(v)], nv = pb_.folds.size(v);
         for (int a0 = 0; a0 < A; a0 += ac) {
@@ -211,6 +224,12 @@ class Exact final : public Route {
                     1.0 / k, acc.row_range(a0, na));
         }
       }
+    }
+    if (fused_) {
+      shared_stack_.reset();
+      l_s_.reset();
+      h_s_.reset();
+      inv_s_.reset();
     }
     const ViewF zs = zs_.get(be_, r, tb);
     const ViewF res = primal_ ? res_.get(be_, n, tb) : ViewF{};
@@ -286,6 +305,10 @@ class Exact final : public Route {
   void end_candidate() override {
     factors_.clear();
     stacks_.clear();
+    shared_stack_.reset();
+    l_s_.reset();
+    h_s_.reset();
+    inv_s_.reset();
   }
 
  private:
@@ -302,9 +325,13 @@ class Exact final : public Route {
   std::vector<BufferPtr> stacks_;     // kernel: per fold, every alpha's projection, transposed (r × A·n_v)
   ViewF stack_of(int v) const {
     const i64 nv = pb_.folds.size(v);
-    return view<float>(*stacks_[Z(v)], eig_.q.rows, pb_.n_alphas() * nv);
+    return view<float>(stacks_[Z(v)] ? *stacks_[Z(v)] : *shared_stack_, eig_.q.rows, pb_.n_alphas() * nv);
   }
   std::vector<char> all_projected_;   // kernel: the fold's every alpha has its projection
+  bool fused_ = false;                // kernel, one batch: folds formed in score() (see begin_candidate)
+  BufferPtr shared_stack_;            // fused: the stack the folds share
+  BufferPtr alphas_, wres_;           // the alphas, and the kernel form's α/(λ+α) per alpha and eigenvector
+  Scratch<float> l_s_, h_s_, inv_s_;  // leverage(): scaled rows, (I − H)_vv blocks, inverses
   Scratch<float> z_, zs_, res_, rv_;
   Scratch<double> rd_;
   ViewF z_view_;
