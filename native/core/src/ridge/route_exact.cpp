@@ -46,10 +46,12 @@ class Exact final : public Route {
     double factors = 0;
     for (int v = 0; v < pb_.folds.k; ++v) factors += 4.0 * A * static_cast<double>(pb_.folds.size(v)) * (primal_ ? pb_.folds.size(v) : n);
     Footprint f;
-    // The Gram (during setup), Q, N (primal), the factors; transients: the eigensolver, or an alpha
-    // chunk's scaled rows (ac·nv × r), its (I − H)_vv blocks and inverses, and one float64 block.
+    // The Gram (during setup), Q, N (primal), the factors; transients: the eigensolver, or the scaled
+    // rows (an alpha chunk's, ac·nv × r, in the primal form; one alpha's in the kernel form), the
+    // chunk's (I − H)_vv blocks and inverses, and one float64 block.
     f.fixed = 4 * r * r + (primal_ ? 4 * n * p : 0) + factors +
-              std::max(4 * r * r + eig_transient_bytes(ctx_, primal_ ? pb_.p() : pb_.n()), 4 * ac * nv * r + 8 * ac * nv * nv + 8 * nv * nv);
+              std::max(4 * r * r + eig_transient_bytes(ctx_, primal_ ? pb_.p() : pb_.n()),
+                       4 * (primal_ ? ac : 1) * nv * r + 8 * ac * nv * nv + 8 * nv * nv);
     // Per target: Z, its shrunk copy, the full residual (primal) or an alpha chunk of one fold's
     // (kernel), and a float64 copy of one fold's residuals.
     f.per_target = 4 * (2 * r + (primal_ ? n : ac * nv)) + 8 * nv;
