@@ -7,6 +7,7 @@
 #pragma once
 #include <cstddef>
 #include <new>
+#include <utility>
 #include <vector>
 
 namespace brainlatent {
@@ -33,13 +34,25 @@ struct PageAllocator {
     return static_cast<T*>(p);
   }
   void deallocate(T* p, std::size_t) noexcept { free_pages(p); }
+  // Elements are default-initialised (a float is left as the page gives it): a LargeVector of n
+  // elements is not zero-filled, so its pages are first touched by whatever writes it (in parallel,
+  // in a GEMM) instead of by a serial memset. assign(n, v) and resize(n, v) still fill.
+  template <typename U>
+  void construct(U* p) noexcept(noexcept(::new (static_cast<void*>(p)) U)) {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <typename U, typename... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+  }
   template <typename U>
   bool operator==(const PageAllocator<U>&) const noexcept { return true; }
   template <typename U>
   bool operator!=(const PageAllocator<U>&) const noexcept { return false; }
 };
 
-// A std::vector in huge-page backed memory (large results and workspaces).
+// A std::vector in page-aligned memory, huge pages where chosen (large results and workspaces);
+// its elements are not zero-initialised (PageAllocator::construct).
 template <typename T>
 using LargeVector = std::vector<T, PageAllocator<T>>;
 

@@ -461,7 +461,7 @@ EngineResult attempt(const Problem& pb, Backend& be, const RouteSpec& spec) {
   EngineResult res;
   res.x_mean = ctx.x_mean;
   res.x_scale = ctx.x_scale;
-  res.coef.assign(Z(p * t), 0.0f);
+  res.coef.resize(Z(p * t));  // (not zero-filled: every column is written by its batch's refit)
   res.best_alpha.assign(Z(t), static_cast<float>(pb.alphas[0]));
   res.best_score.assign(Z(t), 0.0f);
   res.best_candidate.assign(Z(t), 0);
