@@ -343,6 +343,32 @@ int main() {
       CHECK(c.info.eig_precision == "float64");
     }
   });
+  test::run("auto precision's float64 redo gives the forced float64 fit (the decomposed matrix formed again)", [] {
+    // λ_max ≈ 1e4 here: ε·λ_max exceeds a tenth of alpha 1e-3, so 'auto' decomposes in float32, finds
+    // that, and redoes the decomposition in float64 from the Gram (the exact kernel route: from its
+    // deflated block, formed again in place).
+    Data d = make_data(120, 30, 6, 12);
+    auto folds = contiguous_folds(d.n, 4);
+    std::vector<int> f(folds.begin(), folds.end());
+    for (const std::string& route : kRoutes) {
+      RidgeOptions au = options({1e-3, 1, 100}, f, 4), f64 = au;
+      au.solver = f64.solver = route;
+      f64.eig_precision = EigPrecision::Float64;
+      std::string m1, m2;
+      RidgeResult a, b;
+      const bool t1 = test::throws([&] { a = ridge_cv_fit({d.x.data(), d.n, d.p}, {d.y.data(), d.n, d.t}, au); }, &m1);
+      const bool t2 = test::throws([&] { b = ridge_cv_fit({d.x.data(), d.n, d.p}, {d.y.data(), d.n, d.t}, f64); }, &m2);
+      CHECK(t1 == t2);
+      if (t1 || t2) continue;
+      CHECK(a.info.eig_precision == "float64");
+      double maxdiff = 0;
+      for (size_t i = 0; i < a.cv_scores.size(); ++i)
+        if (!std::isnan(a.cv_scores[i]) || !std::isnan(b.cv_scores[i])) maxdiff = std::max(maxdiff, (double)std::fabs(a.cv_scores[i] - b.cv_scores[i]));
+      std::printf("  %s: max |cv auto - cv float64| = %.2e\n", route.c_str(), maxdiff);
+      CHECK(maxdiff < 1e-6);
+      CHECK(a.best_alphas == b.best_alphas);
+    }
+  });
   test::run("bad input is a clear error", [] {
     Data d = make_data(20, 4, 3, 7);
     auto folds = contiguous_folds(d.n, 4);

@@ -104,50 +104,55 @@ void Context::reset_resolution() {
   resolution = 0;
 }
 
-// A symmetric matrix's eigenpairs as the backend computes them (float32, or float64 when the
-// precision rule asks): q and raw, not yet lam.
+// Eigenpairs of the symmetric matrix in a (r×r, any leading dimension), in place: a's rows become
+// the eigenvectors; returns the eigenvalues as computed (ascending), in float32 or, when the precision
+// rule asks, float64. A float64 redo calls refill() to write the matrix into a again.
+std::vector<double> Context::eigh_in_place(const ViewF& a, const std::function<void()>& refill) {
+  const i64 r = a.rows;
+  const double amin = *std::min_element(pb.alphas.begin(), pb.alphas.end());
+  auto in_float64 = [&] {
+    BufferPtr d = be.alloc(DType::F64, Z(r * r)), w = be.alloc(DType::F64, Z(r));
+    const ViewD dv = view<double>(*d, r, r), wv = vec<double>(*w, r);
+    be.convert(a, dv);
+    be.eigh(dv, wv);
+    be.convert(dv, a);
+    ++n_float64_;
+    return download(wv);
+  };
+  if (pb.eig_precision == EigPrecision::Float64 || use_f64_) return in_float64();
+  std::vector<double> raw;
+  {
+    BufferPtr w = be.alloc(DType::F32, Z(r));
+    be.eigh(a, vec<float>(*w, r));
+    std::vector<float> wf(Z(r));
+    if (r > 0) {
+      BufferPtr h = be.wrap_host(wf.data(), DType::F32, wf.size());
+      be.copy(vec<float>(*w, r), vec<float>(*h, r));
+      be.synchronize();
+    }
+    raw.assign(wf.begin(), wf.end());
+  }
+  const double lmax = r > 0 ? std::max(std::fabs(raw.front()), std::fabs(raw.back())) : 0.0;
+  // Float32 eigenvalues carry an error of about ε·λ_max: past a tenth of the smallest alpha the
+  // shrinkage of the weakest directions is not resolved (ridge.md §5.4).
+  if (pb.eig_precision == EigPrecision::Auto && 1.19e-7 * lmax > 0.1 * amin) {
+    use_f64_ = true;
+    checkpoint();
+    refill();
+    return in_float64();
+  }
+  ++n_float32_;
+  return raw;
+}
+
+// A symmetric matrix's eigenpairs (sym left intact): q and raw, not yet lam.
 Context::Eig Context::eigh_of(const ViewF& sym) {
   const i64 r = sym.rows;
   Eig e;
   e.q_buf = be.alloc(DType::F32, Z(r * r));
   e.q = view<float>(*e.q_buf, r, r);
-  e.raw.assign(Z(r), 0.0);
-  const double amin = *std::min_element(pb.alphas.begin(), pb.alphas.end());
-  auto in_float64 = [&] {
-    BufferPtr a = be.alloc(DType::F64, Z(r * r)), w = be.alloc(DType::F64, Z(r));
-    const ViewD av = view<double>(*a, r, r), wv = vec<double>(*w, r);
-    be.convert(sym, av);
-    be.eigh(av, wv);
-    be.convert(av, e.q);
-    e.raw = download(wv);
-    ++n_float64_;
-  };
-  if (pb.eig_precision == EigPrecision::Float64 || use_f64_) {
-    in_float64();
-  } else {
-    be.copy(sym, e.q);  // sym stays intact: a float64 redo starts from it
-    {
-      BufferPtr w = be.alloc(DType::F32, Z(r));
-      be.eigh(e.q, vec<float>(*w, r));
-      std::vector<float> wf(Z(r));
-      if (r > 0) {
-        BufferPtr h = be.wrap_host(wf.data(), DType::F32, wf.size());
-        be.copy(vec<float>(*w, r), vec<float>(*h, r));
-        be.synchronize();
-      }
-      e.raw.assign(wf.begin(), wf.end());
-    }
-    const double lmax = r > 0 ? std::max(std::fabs(e.raw.front()), std::fabs(e.raw.back())) : 0.0;
-    // Float32 eigenvalues carry an error of about ε·λ_max: past a tenth of the smallest alpha the
-    // shrinkage of the weakest directions is not resolved (ridge.md §5.4).
-    if (pb.eig_precision == EigPrecision::Auto && 1.19e-7 * lmax > 0.1 * amin) {
-      use_f64_ = true;
-      checkpoint();
-      in_float64();
-    } else {
-      ++n_float32_;
-    }
-  }
+  be.copy(sym, e.q);
+  e.raw = eigh_in_place(e.q, [&] { be.copy(sym, e.q); });
   return e;
 }
 
@@ -178,30 +183,29 @@ Context::Eig Context::eigh_deflated(const ViewF& k) {
   for (i64 i = 0; i < r; ++i) vy += v[Z(i)] * y[Z(i)];
   std::vector<double> w(Z(m)), vt(v.begin() + 1, v.end());
   for (i64 i = 0; i < m; ++i) w[Z(i)] = tau * y[Z(i + 1)] - 0.5 * tau * tau * vy * v[Z(i + 1)];
-  Eig inner;
-  {
-    BufferPtr b_buf = be.alloc(DType::F32, Z(m * m));
-    const ViewF b = view<float>(*b_buf, m, m);
-    be.copy(k.block(1, 1, m, m), b);
-    const BufferPtr vt_d = upload(vt), w_d = upload(w);
-    be.add_outer(b, -1.0, vec<double>(*vt_d, m), vec<double>(*w_d, m));
-    be.add_outer(b, -1.0, vec<double>(*w_d, m), vec<double>(*vt_d, m));
-    inner = eigh_of(b);
-  }
-  // Rows of M = [e₁ᵀ; 0 W] (W's rows B's eigenvectors), then Q = MP = M − τ(Mv)vᵀ: row 0 is uᵀ.
+  // B is formed and decomposed in place in the trailing block of Q's buffer: the rows of
+  // M = [e₁ᵀ; 0 W] (W's rows B's eigenvectors), then Q = MP = M − τ(Mv)vᵀ, row 0 uᵀ.
   Eig e;
   e.q_buf = be.alloc(DType::F32, Z(r * r));
   e.q = view<float>(*e.q_buf, r, r);
-  be.fill(e.q, 0.0f);
+  const ViewF b = e.q.block(1, 1, m, m);
+  const BufferPtr vt_d = upload(vt), w_d = upload(w);
+  auto form_b = [&] {
+    be.copy(k.block(1, 1, m, m), b);
+    be.add_outer(b, -1.0, vec<double>(*vt_d, m), vec<double>(*w_d, m));
+    be.add_outer(b, -1.0, vec<double>(*w_d, m), vec<double>(*vt_d, m));
+  };
+  form_b();
+  const std::vector<double> inner = eigh_in_place(b, form_b);
+  be.fill(e.q.block(0, 0, 1, r), 0.0f);
+  be.fill(e.q.block(1, 0, m, 1), 0.0f);
   be.fill(e.q.block(0, 0, 1, 1), 1.0f);
-  be.copy(inner.q, e.q.block(1, 1, m, m));
-  inner.q_buf.reset();
   const std::vector<double> mv = times_v(e.q);
   const BufferPtr mv_d = upload(mv);
   be.add_outer(e.q, -tau, vec<double>(*mv_d, r), vec<double>(*v_d, r));
   e.raw.reserve(Z(r));
   e.raw.push_back(0.0);
-  e.raw.insert(e.raw.end(), inner.raw.begin(), inner.raw.end());
+  e.raw.insert(e.raw.end(), inner.begin(), inner.end());
   return e;
 }
 

@@ -144,6 +144,7 @@ class Context {
   void reset_resolution();
 
  private:
+  std::vector<double> eigh_in_place(const ViewF& a, const std::function<void()>& refill);
   Eig eigh_of(const ViewF& sym);
   Eig eigh_deflated(const ViewF& k);
   bool use_f64_ = false;

@@ -300,7 +300,8 @@ class Exact final : public Route {
       be_.gemm(true, false, 1.0f, eig_.q, ez, 0.0f, out);
       ctx_.count_flops(2.0 * p * r * tb);
     } else {
-      const ViewF dual = res_.get(be_, n, tb);
+      // (in the scoring residuals' buffer, free by now: A·n_v × tb, usually larger than n × tb)
+      const ViewF dual = rv_.get(be_, n, tb);
       be_.gemm(true, false, 1.0f, eig_.q, ez, 0.0f, dual);
       be_.gemm(true, false, 1.0f, ctx_.x, dual, 0.0f, out);
       ctx_.count_flops(2.0 * n * r * tb + 2.0 * n * p * tb);
