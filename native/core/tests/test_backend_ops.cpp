@@ -396,6 +396,8 @@ void test_shrink() {
         for (i64 k = 0; k < r; ++k)
           for (i64 j = 0; j < c; ++j) want.at(k, j) = static_cast<float>(a.at(k, j)) * weight(kind, lam[k], alpha[j]);
         expect_close(download(dd.v), want, 1e-13, tag("shrink_targets", {r, c, (i64)kind}));
+        g_be->shrink_targets(da.v, dl.v, dal.v, kind, da.v);  // in place
+        expect_close(download(da.v), want, 1e-13, tag("shrink_targets in place", {r, c, (i64)kind}));
       }
 }
 

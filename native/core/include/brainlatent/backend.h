@@ -254,7 +254,7 @@ class Backend {
   // along rows: dst is A·rows × cols) = src with the entry of eigen-index k multiplied by
   // w(lam[k], alphas[a]); k is the column index (axis Cols) or the row index (axis Rows).
   virtual void shrink(const ViewF& src, const ViewD& lam, const ViewD& alphas, Shrink kind, Axis axis, const ViewF& dst) = 0;
-  // dst[k, j] = src[k, j]·w(lam[k], alpha[j]): every target (column) at its own alpha.
+  // dst[k, j] = src[k, j]·w(lam[k], alpha[j]): every target (column) at its own alpha. dst may be src.
   virtual void shrink_targets(const ViewF& src, const ViewD& lam, const ViewD& alpha, Shrink kind, const ViewF& dst) = 0;
   // Per fold v (rows fold_start[v]..fold_start[v+1]) and column j of y (n × t): sum[v, j] = Σy and
   // sst[v, j] = Σ(y − ȳ)², set to 0 when the target is constant in the fold up to float32 rounding

@@ -383,13 +383,18 @@ class CpuBackend final : public Backend {
     std::vector<double> al(static_cast<std::size_t>(src.cols));
     for (i64 j = 0; j < src.cols; ++j) al[static_cast<std::size_t>(j)] = alpha.ptr()[j * as];
     const double* ap = al.data();
+    const bool in_place = src.buf == dst.buf && src.offset == dst.offset && src.ld == dst.ld;
     rows_of(dst, [&](i64 k, float* d) {
       const float* s = src.ptr() + k * src.ld;
       const double l = lam.ptr()[k * ls];
       const i64 m = src.cols;
       switch (kind) {
         case Shrink::Inverse:
-          for (i64 j = 0; j < m; ++j) d[j] = static_cast<float>(s[j] / (l + ap[j]));
+          // (in place its own loop: with s == d the compiler's overlap check picks the scalar one)
+          if (in_place)
+            for (i64 j = 0; j < m; ++j) d[j] = static_cast<float>(d[j] / (l + ap[j]));
+          else
+            for (i64 j = 0; j < m; ++j) d[j] = static_cast<float>(s[j] / (l + ap[j]));
           break;
         case Shrink::Complement:
           for (i64 j = 0; j < m; ++j) d[j] = static_cast<float>(s[j] * ap[j] / (l + ap[j]));

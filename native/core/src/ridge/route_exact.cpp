@@ -294,7 +294,8 @@ class Exact final : public Route {
       if (primal_) be_.gemm(true, false, 1.0f, nmat_, batch.y, 0.0f, z_view_);
       else be_.gemm(false, false, 1.0f, eig_.q, batch.y, 0.0f, z_view_);
     }
-    const ViewF ez = zs_.get(be_, r, tb);
+    // (in place: Z is not read again; a later batch or refit computes it anew, z_key_ below)
+    const ViewF ez = z_view_;
     be_.shrink_targets(z_view_, eig_.lam, alphas, Shrink::Inverse, ez);
     if (primal_) {
       be_.gemm(true, false, 1.0f, eig_.q, ez, 0.0f, out);
