@@ -13,6 +13,7 @@
 
 #include "addon_modules.h"
 #include "brainlatent/backend.h"
+#include "brainlatent/file_io.h"
 #include "brainlatent/host_memory.h"
 #include "brainlatent/linalg.h"
 #include "brainlatent/parallel.h"
@@ -92,6 +93,35 @@ Napi::Value AllocLargeBuffer(const Napi::CallbackInfo& info) {
   return Napi::ArrayBuffer::New(info.Env(), p, static_cast<std::size_t>(n), [](Napi::Env, void* q) { free_pages(q); });
 }
 
+// writeThrough(fd, chunks: Uint8Array[]) -> Promise<{ written, errno, message }>: writes the chunks one
+// after another at fd's position, through to the disk without filling the page cache (file_io.h),
+// on a worker thread. A failure resolves with its errno (0: none) for the caller to name the file.
+Napi::Value WriteThrough(const Napi::CallbackInfo& info) {
+  Args args(info, "writeThrough");
+  const std::int64_t fd = args.count(0, "fd");
+  if (args.length() < 2 || !args[1].IsArray()) throw Napi::TypeError::New(info.Env(), "writeThrough: chunks must be an array of Uint8Array");
+  const Napi::Array list = args[1].As<Napi::Array>();
+  auto pieces = std::make_shared<std::vector<ConstBytes>>();
+  JobOptions options;
+  for (std::uint32_t i = 0; i < list.Length(); ++i) {
+    const Napi::Uint8Array a = as_array<Napi::Uint8Array>(list.Get(i), "writeThrough: chunks[" + std::to_string(i) + "]");
+    pieces->push_back({a.Data(), a.ByteLength()});
+    options.keep.push_back(a);
+  }
+  auto outcome = std::make_shared<WriteOutcome>();
+  return run_job(
+      info.Env(), "brainlatent.writeThrough",
+      [=](JobContext&) { *outcome = write_through(static_cast<int>(fd), *pieces); },
+      [outcome](Napi::Env env) {
+        Napi::Object o = Napi::Object::New(env);
+        o.Set("written", static_cast<double>(outcome->written));
+        o.Set("errno", outcome->error);
+        o.Set("message", outcome->message);
+        return o;
+      },
+      std::move(options));
+}
+
 // replaceProcess(file, args): execv(file, args) — this process becomes a new program with the same
 // pid, parent, stdio, environment and session (what Node 23's process.execve does). `brainlatent
 // serve` runs itself again this way with the V8 flags a service needs (V8 reads them once, at start-
@@ -148,6 +178,7 @@ void init_engine(Napi::Env env, Napi::Object exports) {
   exports.Set("buildInfo", Napi::Function::New(env, BuildInfo, "buildInfo"));
   exports.Set("allocLargeBuffer", Napi::Function::New(env, AllocLargeBuffer, "allocLargeBuffer"));
   exports.Set("replaceProcess", Napi::Function::New(env, ReplaceProcess, "replaceProcess"));
+  exports.Set("writeThrough", Napi::Function::New(env, WriteThrough, "writeThrough"));
   exports.Set("setJobNiceness", Napi::Function::New(env, SetJobNiceness, "setJobNiceness"));
 }
 

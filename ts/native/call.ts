@@ -6,7 +6,9 @@
  * the engine's cancel token, which every async job accepts.
  */
 import { CancelledError } from '../errors.js';
+import { constants as osConstants } from 'node:os';
 import { setLargeArrayAllocator } from '../io/arrayAllocator.js';
+import { setLargeFileWriter } from '../io/atomicWrite.js';
 import type { Binding, CancelToken } from './addonTypes.js';
 import { binding } from './binding.js';
 import { fromNative } from './nativeError.js';
@@ -78,4 +80,30 @@ export function useEngineArrayAllocator(): boolean {
   }
   setLargeArrayAllocator((bytes) => b.allocLargeBuffer(bytes, false));
   return true;
+}
+
+/**
+ * From now on large outputs (a model, predictions: 16 MiB and up) go to disk through the engine's write-through
+ * writer (ts/io/atomicWrite.ts `setLargeFileWriter`), which does not fill the page cache. False, and plain writes,
+ * when the engine cannot be loaded or predates the writer.
+ */
+export function useEngineFileWriter(): boolean {
+  let b: Binding;
+  try {
+    b = binding();
+  } catch {
+    return false;
+  }
+  if (typeof b.writeThrough !== 'function') return false;
+  setLargeFileWriter(async (fd, chunks) => {
+    const r = await nativeJob('write', (nb) => nb.writeThrough(fd, chunks));
+    if (r.errno !== 0) throw systemError(r.errno, r.message);
+  });
+  return true;
+}
+
+/** An Error shaped like Node's fs errors (code 'ENOSPC', errno, syscall 'write') from an errno number. */
+function systemError(errno: number, message: string): NodeJS.ErrnoException {
+  const code = Object.entries(osConstants.errno).find(([, v]) => v === errno)?.[0] ?? `E${errno}`;
+  return Object.assign(new Error(`${code}: ${message.toLowerCase()}, write`), { code, errno: -errno, syscall: 'write' });
 }

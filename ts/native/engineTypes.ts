@@ -47,6 +47,12 @@ export interface EngineBinding {
    * their own `niceness` steps below the process's CPU priority (0: on libuv's workers, the default). Linux.
    */
   setJobNiceness(niceness: number): void;
+  /**
+   * Writes `chunks` one after another at `fd`'s position, through to the disk in 8 MiB pieces dropped from the page
+   * cache as they go (Linux; plain writes elsewhere), on a worker thread. Resolves with the bytes written and, on
+   * failure, the errno (0: none) and its text.
+   */
+  writeThrough(fd: number, chunks: Uint8Array[]): Promise<{ written: number; errno: number; message: string }>;
 }
 
 export interface BenchBinding {

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { InvalidArgumentError, NonFiniteError } from '../../errors.js';
 import { assertFinite } from '../../io/finite.js';
 import { readIntVectorNpy, readMatrixNpy, writeNpy } from '../../io/npy.js';
-import { useEngineArrayAllocator } from '../../native/call.js';
+import { useEngineArrayAllocator, useEngineFileWriter } from '../../native/call.js';
 import { alphaEdgeWarning, parseAlphas } from '../../ridge/alphas.js';
 import { RidgeCV, setThreads } from '../../ridge/RidgeCV.js';
 import { RidgeModel } from '../../ridge/RidgeModel.js';
@@ -83,6 +83,7 @@ safetensors.numpy.load_file(path).`,
       if (threads !== undefined) setThreads(threads);
       const tRead = performance.now();
       useEngineArrayAllocator();
+      useEngineFileWriter();
       // The engine checks X and Y for NaN/Inf in native code before it fits: read them unchecked rather than scan
       // them twice (the scan in JavaScript is a fifth of this command's time outside the fit at NSD sizes).
       const unchecked = { finite: false };
@@ -159,6 +160,7 @@ safetensors.numpy.load_file(path).`,
     .action(async (flags: { model: string; x: string; out: string }) => {
       const t0 = performance.now();
       useEngineArrayAllocator();
+      useEngineFileWriter();
       const [model, x] = await Promise.all([RidgeModel.load(flags.model), readMatrixNpy(flags.x, 'X')]);
       if (x.cols !== model.nFeatures) {
         throw new InvalidArgumentError(`${flags.x}: X has ${x.cols} features (columns) but ${flags.model} was fitted on ${model.nFeatures}`);
