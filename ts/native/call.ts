@@ -72,14 +72,19 @@ function withStack(err: Error, stack: string | undefined): Error {
  * ArrayBuffers, when the engine cannot be loaded (the command's engine call reports why).
  */
 export function useEngineArrayAllocator(): boolean {
-  let b: Binding;
-  try {
-    b = binding();
-  } catch {
-    return false;
-  }
+  const b = loadableBinding();
+  if (!b) return false;
   setLargeArrayAllocator((bytes) => b.allocLargeBuffer(bytes, false));
   return true;
+}
+
+/** The binding, or undefined when the engine cannot be loaded (for optional speed-ups that fall back). */
+function loadableBinding(): Binding | undefined {
+  try {
+    return binding();
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -88,13 +93,8 @@ export function useEngineArrayAllocator(): boolean {
  * when the engine cannot be loaded or predates the writer.
  */
 export function useEngineFileWriter(): boolean {
-  let b: Binding;
-  try {
-    b = binding();
-  } catch {
-    return false;
-  }
-  if (typeof b.writeThrough !== 'function') return false;
+  const b = loadableBinding();
+  if (typeof b?.writeThrough !== 'function') return false;
   setLargeFileWriter(async (fd, chunks) => {
     const r = await nativeJob('write', (nb) => nb.writeThrough(fd, chunks));
     if (r.errno !== 0) throw systemError(r.errno, r.message);
