@@ -85,10 +85,11 @@ class Exact final : public Route {
     }
   }
 
-  // The (I − H)_vv factors of every alpha and fold. Per fold and chunk of alphas, one GEMM forms
-  // every alpha's block (H_vv = L_v diag(w_α) L_vᵀ with L_v = N_v, w = 1/(λ+α) in the primal form,
-  // L_v = Q_v, w = α/(λ+α) in the kernel form) and, in the kernel form, one GEMM every alpha's
-  // projection: the fold's projections are stacked (A·n_v × n) so that score() runs them as one GEMM.
+  // The (I − H)_vv factors of every alpha and fold (leverage()). Per fold and chunk of alphas, every
+  // alpha's block H_vv = L_v diag(w_α) L_vᵀ (L_v = N_v, w = 1/(λ+α) in the primal form, one GEMM for
+  // the chunk; L_v = Q_v, w = α/(λ+α) in the kernel form, one symmetric product per alpha) and, in
+  // the kernel form, one GEMM every alpha's projection: the fold's projections are stacked
+  // (A·n_v × n) so that score() runs them as one GEMM.
   void begin_candidate(int, bool) override {
     const int A = pb_.n_alphas(), k = pb_.folds.k;
     factors_.clear();
@@ -106,7 +107,7 @@ class Exact final : public Route {
       wres_ = ctx_.upload(w);
     }
     // With one target batch the kernel form's folds are formed in score(), each right before its
-    // scoring GEMM, in one stack buffer (nv × n × A floats, 32 MB at the medium bench shape) instead
+    // scoring GEMM, in one stack buffer (r × A·n_v floats, 32 MB at the medium bench shape) instead
     // of one per fold: 1/k of the memory, and of the fresh pages to fault in.
     fused_ = !primal_ && ctx_.single_batch;
     if (!fused_)
