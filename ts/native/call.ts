@@ -5,8 +5,9 @@
  * does, so a failure points at the user's line, not at this file), and turns an AbortSignal into
  * the engine's cancel token, which every async job accepts.
  */
+import { getSystemErrorName } from 'node:util';
+
 import { CancelledError } from '../errors.js';
-import { constants as osConstants } from 'node:os';
 import { setLargeArrayAllocator } from '../io/arrayAllocator.js';
 import { setLargeFileWriter } from '../io/atomicWrite.js';
 import type { Binding, CancelToken } from './addonTypes.js';
@@ -93,6 +94,8 @@ function loadableBinding(): Binding | undefined {
  * when the engine cannot be loaded or predates the writer.
  */
 export function useEngineFileWriter(): boolean {
+  // (Linux: elsewhere the engine's writer is plain writes, which gain nothing over writev)
+  if (process.platform !== 'linux') return false;
   const b = loadableBinding();
   if (typeof b?.writeThrough !== 'function') return false;
   setLargeFileWriter(async (fd, chunks) => {
@@ -104,6 +107,6 @@ export function useEngineFileWriter(): boolean {
 
 /** An Error shaped like Node's fs errors (code 'ENOSPC', errno, syscall 'write') from an errno number. */
 function systemError(errno: number, message: string): NodeJS.ErrnoException {
-  const code = Object.entries(osConstants.errno).find(([, v]) => v === errno)?.[0] ?? `E${errno}`;
+  const code = getSystemErrorName(-errno);
   return Object.assign(new Error(`${code}: ${message.toLowerCase()}, write`), { code, errno: -errno, syscall: 'write' });
 }

@@ -3,6 +3,7 @@
 #include <dlfcn.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <chrono>
 #include <limits>
@@ -184,9 +185,15 @@ void syevd_whole(std::int64_t n, T* a, std::int64_t lda, T* w) {
 // (syevd scales A into that range first; such matrices go to syevd itself).
 template <typename T>
 bool within_syevd_scale(std::int64_t n, const T* a, std::int64_t lda) {
-  double amax = 0;
-  for (std::int64_t j = 0; j < n; ++j)  // column-major upper triangle
-    for (std::int64_t i = 0; i <= j; ++i) amax = std::max(amax, static_cast<double>(std::fabs(a[j * lda + i])));
+  std::vector<double> part(static_cast<std::size_t>(std::max(1, engine_threads())), 0.0);
+  std::atomic<int> next{0};
+  parallel_for(0, n, 64, [&](std::int64_t b, std::int64_t e) {
+    double m = 0;
+    for (std::int64_t j = b; j < e; ++j)  // column-major upper triangle
+      for (std::int64_t i = 0; i <= j; ++i) m = std::max(m, static_cast<double>(std::fabs(a[j * lda + i])));
+    part[static_cast<std::size_t>(next++)] = m;
+  });
+  const double amax = *std::max_element(part.begin(), part.end());
   const double smlnum = static_cast<double>(std::numeric_limits<T>::min()) / static_cast<double>(std::numeric_limits<T>::epsilon() / 2);
   const double rmin = std::sqrt(smlnum), rmax = std::sqrt(1.0 / smlnum);
   return amax == 0 || (amax >= rmin && amax <= rmax);

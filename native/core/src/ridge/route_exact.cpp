@@ -232,12 +232,7 @@ class Exact final : public Route {
         }
       }
     }
-    if (fused_) {
-      shared_stack_.reset();
-      l_s_.reset();
-      h_s_.reset();
-      inv_s_.reset();
-    }
+    if (fused_) free_leverage();
     const ViewF zs = zs_.get(be_, r, tb);
     const ViewF res = primal_ ? res_.get(be_, n, tb) : ViewF{};
     for (int a = 0; a < A; ++a) {
@@ -314,6 +309,11 @@ class Exact final : public Route {
   void end_candidate() override {
     factors_.clear();
     stacks_.clear();
+    free_leverage();
+  }
+
+  // The shared stack and leverage()'s scratch (kept factors and per-fold stacks stay).
+  void free_leverage() {
     shared_stack_.reset();
     l_s_.reset();
     h_s_.reset();
