@@ -52,11 +52,6 @@ export type PoolReply =
   | { id: number; decoded: DecodedBody }
   | { id: number; error: WireError };
 
-/**
- * The error a thread reported, as the class the routes answer for (a 400 names the field, as on the loop). An
- * engine error of a predict call is mapped as the native layer maps it; any other unknown error stays a plain
- * Error, whose message a client never sees (it may quote a file).
- */
 /** The error classes a thread's error comes back as, by name, where the message is all they carry. */
 const BY_MESSAGE: Record<string, new (message: string) => Error> = {
   NonFiniteError,
@@ -68,6 +63,11 @@ const BY_MESSAGE: Record<string, new (message: string) => Error> = {
   SyntaxError,
 };
 
+/**
+ * The error a thread reported, as the class the routes answer for (a 400 names the field, as on the loop). An
+ * engine error of a predict call is mapped as the native layer maps it; any other unknown error stays a plain
+ * Error, whose message a client never sees (it may quote a file).
+ */
 function revived(e: WireError, fromEngine: boolean): Error {
   if (e.name === 'RequestValidationError') return new RequestValidationError('body', e.problems ?? [e.message]);
   if (e.name === 'InvalidJsonBodyError') return new errorCodes.FST_ERR_CTP_INVALID_JSON_BODY();
