@@ -1,11 +1,12 @@
 /**
  * Ridge benchmark, every figure a ratio measured in the same run on identical planted-map data at
- * the shapes of the issue: the fit's effective GEMM rate against the machine's SGEMM rate (measured
- * just before each shape), the whole `brainlatent ridge fit` command (start-up, reading the .npy,
- * the fit, writing the model) and its time outside the fit, against a plain numpy script of the
- * same protocol (bench/numpy_ridge.py: per-fold eigendecomposition, one GEMM per alpha) and
- * scikit-learn's RidgeCV(alpha_per_target=True). The load average goes with each shape's figures
- * (other work on the machine skews every timing). Appends a record to bench/results/ridge.jsonl.
+ * the shapes of the issue: the fit's effective GEMM rate against the machine's SGEMM rate (the fit
+ * runs three times per shape, each between two SGEMM probes; the median run is reported), the
+ * whole `brainlatent ridge fit` command (start-up, reading the .npy, the fit, writing the model)
+ * and its time outside the fit, against a plain numpy script of the same protocol
+ * (bench/numpy_ridge.py: per-fold eigendecomposition, one GEMM per alpha) and scikit-learn's
+ * RidgeCV(alpha_per_target=True). The load average goes with each shape's figures (other work on
+ * the machine skews every timing). Appends a record to bench/results/ridge.jsonl.
  */
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
@@ -34,6 +35,8 @@ export interface RidgeBenchOptions {
   cli?: boolean;
   alphas?: number;
   folds?: number;
+  /** Fits per shape, each in a fresh process between SGEMM probes; the median is reported (default 3). */
+  repeats?: number;
   cvMethod?: 'auto' | 'per-fold' | 'exact';
   python?: string;
   log?: (line: string) => void;
@@ -43,7 +46,7 @@ interface RunResult { seconds: number; test_r2: number; alphas: number[]; peak_r
 
 export async function runRidgeBench(opts: RidgeBenchOptions = {}): Promise<unknown> {
   const log = opts.log ?? ((l: string) => console.log(l));
-  const nAlphas = opts.alphas ?? 10, folds = opts.folds ?? 5;
+  const nAlphas = opts.alphas ?? 10, folds = opts.folds ?? 5, repeats = opts.repeats ?? 3;
   const python = opts.python ?? '/usr/bin/python3';
   const shapes = RIDGE_SHAPES.filter((s) => !opts.shapes || opts.shapes.includes(s.name));
   const native = nativeSync((b) => b);
@@ -57,21 +60,39 @@ export async function runRidgeBench(opts: RidgeBenchOptions = {}): Promise<unkno
     try {
       log(`\n${s.name}: n_train ${s.nTrain}, n_test ${s.nTest}, ${s.p} features, ${s.t} targets, ${nAlphas} alphas 1e1..1e7, ${folds} folds`);
       await writeBenchData(dir, s, plantedData(s));
-      const ours = JSON.parse(
-        execFileSync(process.execPath, [worker, dir, String(nAlphas), String(folds), opts.cvMethod ?? 'auto'], { maxBuffer: 1 << 28 }).toString(),
-      ) as RunResult;
-      // the SGEMM rate right before this shape's fit (the machine's load changes over a run)
-      const sgemm = native.sgemmGflops(4096, 3);
-      const gflops = (ours.info?.gemmFlops ?? 0) / 1e9 / ours.seconds;
+      // The fit runs `repeats` times, each in a fresh process, with the SGEMM rate measured between
+      // them: each run's share is against the mean of the probes right before and right after it
+      // (the machine's speed drifts over a run), and the figure reported is the median run's.
+      const runs: { seconds: number; gflops: number; sgemmBefore: number; sgemmAfter: number; share: number }[] = [];
+      let ours: RunResult | undefined;
+      let before = native.sgemmGflops(4096, 3);
+      for (let i = 0; i < repeats; i++) {
+        const run = JSON.parse(
+          execFileSync(process.execPath, [worker, dir, String(nAlphas), String(folds), opts.cvMethod ?? 'auto'], { maxBuffer: 1 << 28 }).toString(),
+        ) as RunResult;
+        ours ??= run;
+        const after = native.sgemmGflops(4096, 3);
+        const gflops = (run.info?.gemmFlops ?? 0) / 1e9 / run.seconds;
+        runs.push({ seconds: run.seconds, gflops, sgemmBefore: before, sgemmAfter: after, share: gflops / ((before + after) / 2) });
+        before = after;
+      }
+      if (!ours) throw new Error('bench ridge: repeats must be at least 1');
+      const byShare = [...runs].sort((a, b) => a.share - b.share);
+      const mid = byShare[Math.floor((byShare.length - 1) / 2)];
+      const sgemm = (mid.sgemmBefore + mid.sgemmAfter) / 2, gflops = mid.gflops;
       log(
-        `  brainlatent: ${ours.seconds.toFixed(2)} s, ${gflops.toFixed(0)} GFLOP/s effective GEMM rate (${((100 * gflops) / sgemm).toFixed(0)}% of the SGEMM rate ${sgemm.toFixed(0)} GFLOP/s just before), ` +
+        `  brainlatent: ${mid.seconds.toFixed(2)} s, ${gflops.toFixed(0)} GFLOP/s effective GEMM rate (${(100 * mid.share).toFixed(0)}% of the SGEMM rate ` +
+          `${sgemm.toFixed(0)} GFLOP/s measured around it; median of ${runs.length} runs, ${runs.map((r) => (100 * r.share).toFixed(0) + '%').join(', ')}), ` +
           `peak RSS ${ours.peak_rss_mb.toFixed(0)} MB, held-out R² ${ours.test_r2.toFixed(4)} [${ours.info?.route}, ${ours.info?.cvMethod}]`,
       );
       const row: Record<string, unknown> = {
         shape: s,
         loadAverage: os.loadavg(),
         sgemmGflops: sgemm,
-        brainlatent: { seconds: ours.seconds, gflops, sgemmShare: gflops / sgemm, peakShare: gflops / peak, peakRssMb: ours.peak_rss_mb, testR2: ours.test_r2, route: ours.info?.route, cvMethod: ours.info?.cvMethod },
+        brainlatent: {
+          seconds: mid.seconds, gflops, sgemmShare: mid.share, peakShare: gflops / peak, peakRssMb: ours.peak_rss_mb, testR2: ours.test_r2,
+          route: ours.info?.route, cvMethod: ours.info?.cvMethod, runs,
+        },
       };
       if (opts.cli !== false) {
         // The whole command as a user runs it; its own "fitted in" line gives the fit, the rest is outside it.
@@ -106,9 +127,9 @@ export async function runRidgeBench(opts: RidgeBenchOptions = {}): Promise<unkno
         const cliSeconds = (row.cli as { seconds: number } | undefined)?.seconds;
         log(
           `  numpy, same protocol (float32): ${np.seconds.toFixed(2)} s, held-out R² ${np.test_r2.toFixed(4)}, same alpha for ${((100 * agree) / np.alphas.length).toFixed(1)}% of targets; ` +
-            `fit ${(np.seconds / ours.seconds).toFixed(2)}× faster` + (cliSeconds ? `, whole command ${(np.seconds / cliSeconds).toFixed(2)}× faster` : ''),
+            `fit ${(np.seconds / mid.seconds).toFixed(2)}× faster` + (cliSeconds ? `, whole command ${(np.seconds / cliSeconds).toFixed(2)}× faster` : ''),
         );
-        row.numpy = { seconds: np.seconds, testR2: np.test_r2, alphaAgreement: agree / np.alphas.length, fitSpeedup: np.seconds / ours.seconds, cliSpeedup: cliSeconds ? np.seconds / cliSeconds : undefined };
+        row.numpy = { seconds: np.seconds, testR2: np.test_r2, alphaAgreement: agree / np.alphas.length, fitSpeedup: np.seconds / mid.seconds, cliSpeedup: cliSeconds ? np.seconds / cliSeconds : undefined };
       }
       if (opts.sklearn !== false) {
         const sk = JSON.parse(
@@ -116,7 +137,7 @@ export async function runRidgeBench(opts: RidgeBenchOptions = {}): Promise<unkno
         ) as RunResult;
         let agree = 0;
         for (let j = 0; j < sk.alphas.length; j++) agree += sk.alphas[j] === ours.alphas[j] ? 1 : 0;
-        const ratio = sk.seconds / ours.seconds;
+        const ratio = sk.seconds / mid.seconds;
         const cliSeconds = (row.cli as { seconds: number } | undefined)?.seconds;
         if (cliSeconds) row.sklearnCliSpeedup = sk.seconds / cliSeconds;
         log(

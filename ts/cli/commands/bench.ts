@@ -30,13 +30,18 @@ export function registerBenchCommand(program: Command): void {
     .option('--no-cli', 'skip timing the whole `brainlatent ridge fit` command')
     .option('--cv-method <m>', "force 'per-fold' or 'exact' (default: auto)", 'auto')
     .option('--python <path>', 'python with scikit-learn', '/usr/bin/python3')
+    .option('--repeats <n>', 'fits per shape, each in a fresh process between SGEMM probes; the median run is reported', (v: string) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`--repeats: '${v}' is not a positive integer`);
+      return n;
+    }, 3)
     .option('--threads <n>', 'engine threads (default: all cores)')
     .option(...RESULTS)
-    .action(async (f: { shapes: string; sklearn: boolean; numpy: boolean; cli: boolean; cvMethod: 'auto' | 'per-fold' | 'exact'; python: string; threads?: string; results?: string }) => {
+    .action(async (f: { shapes: string; sklearn: boolean; numpy: boolean; cli: boolean; cvMethod: 'auto' | 'per-fold' | 'exact'; python: string; repeats: number; threads?: string; results?: string }) => {
       useResults(f.results);
       if (f.threads) setThreads(Number(f.threads));
       const { runRidgeBench } = await import('../../bench/ridge.js');
-      await runRidgeBench({ shapes: f.shapes.split(','), sklearn: f.sklearn, numpy: f.numpy, cli: f.cli, cvMethod: f.cvMethod, python: f.python });
+      await runRidgeBench({ shapes: f.shapes.split(','), sklearn: f.sklearn, numpy: f.numpy, cli: f.cli, cvMethod: f.cvMethod, python: f.python, repeats: f.repeats });
     });
   bench
     .command('samplers')
