@@ -108,4 +108,14 @@ describe('brainlatent (the CLI entry)', () => {
     expect(nan.stderr).toContain(`brainlatent: NonFiniteError: X (${f('xnan.npy')}): element [row 5, column 2] (flat index 32) is NaN; finite numbers are required`);
     expect(() => readFileSync(f('nan.safetensors'))).toThrow();
   });
+
+  it('bench ridge takes --repeats as a positive integer and refuses anything else before any work', () => {
+    expect(brainlatent('bench', 'ridge', '--help').stdout).toMatch(/--repeats <n>\s+fits per shape, each in a fresh process/);
+    for (const bad of ['0', '1.5', 'x']) {
+      const r = brainlatent('bench', 'ridge', '--repeats', bad, '--shapes', 'medium', '--results', f('bench'));
+      expect(r.status).toBe(1);
+      expect(r.stderr).toContain(`brainlatent: InvalidArgumentError: --repeats: '${bad}' is not a positive integer`);
+      expect(() => readFileSync(f('bench/ridge.jsonl'))).toThrow();
+    }
+  });
 });
