@@ -102,7 +102,8 @@ export async function runRidgeBench(opts: RidgeBenchOptions = {}): Promise<unkno
           process.execPath,
           [cli, 'ridge', 'fit', '--x', path.join(dir, 'x_train.npy'), '--y', path.join(dir, 'y_train.npy'), '--alphas', `1e1:1e7:${nAlphas}`, '--folds', String(folds),
             '--cv-method', opts.cvMethod ?? 'auto', '--out', path.join(dir, 'model.safetensors')],
-          { maxBuffer: 1 << 26, env: { ...process.env, NO_COLOR: '1' } },
+          // (its progress lines go to its stderr, kept out of the bench's output; a failure's error carries them)
+          { maxBuffer: 1 << 26, env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] },
         ).toString();
         const whole = (performance.now() - t0) / 1000;
         const secondsOf = (re: RegExp): number => {
