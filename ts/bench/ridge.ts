@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { InvalidArgumentError } from '../errors.js';
 import { packageRoot } from '../native/binding.js';
 import { nativeSync } from '../native/call.js';
 import { appendBenchRecord } from './benchRecord.js';
@@ -47,6 +48,7 @@ interface RunResult { seconds: number; test_r2: number; alphas: number[]; peak_r
 export async function runRidgeBench(opts: RidgeBenchOptions = {}): Promise<unknown> {
   const log = opts.log ?? ((l: string) => console.log(l));
   const nAlphas = opts.alphas ?? 10, folds = opts.folds ?? 5, repeats = opts.repeats ?? 3;
+  if (!Number.isInteger(repeats) || repeats < 1) throw new InvalidArgumentError(`bench ridge: repeats must be a positive integer, got ${repeats}`);
   const python = opts.python ?? '/usr/bin/python3';
   const shapes = RIDGE_SHAPES.filter((s) => !opts.shapes || opts.shapes.includes(s.name));
   const native = nativeSync((b) => b);
@@ -76,7 +78,7 @@ export async function runRidgeBench(opts: RidgeBenchOptions = {}): Promise<unkno
         runs.push({ seconds: run.seconds, gflops, sgemmBefore: before, sgemmAfter: after, share: gflops / ((before + after) / 2) });
         before = after;
       }
-      if (!ours) throw new Error('bench ridge: repeats must be at least 1');
+      if (!ours) throw new Error('unreachable: repeats >= 1');
       const byShare = [...runs].sort((a, b) => a.share - b.share);
       const mid = byShare[Math.floor((byShare.length - 1) / 2)];
       const sgemm = (mid.sgemmBefore + mid.sgemmAfter) / 2, gflops = mid.gflops;
