@@ -233,7 +233,9 @@ class Exact final : public Route {
       }
     }
     if (fused_) free_leverage();
-    const ViewF zs = zs_.get(be_, r, tb);
+    // (the shrunk Z only where a pass below reads it: the primal form, and kernel folds kept as a
+    // float64 factor; with every fold projected the kernel form needs none)
+    ViewF zs;
     const ViewF res = primal_ ? res_.get(be_, n, tb) : ViewF{};
     for (int a = 0; a < A; ++a) {
       bool any = primal_;
@@ -245,8 +247,10 @@ class Exact final : public Route {
       // projections P already carry it: only blocks kept as a float64 factor need it here).
       bool need_zs = primal_;
       for (int v = 0; v < k; ++v) need_zs = need_zs || factors_[Z(a * k + v)].kind == Factor::F64Factor;
-      if (need_zs)
+      if (need_zs) {
+        zs = zs_.get(be_, r, tb);
         be_.shrink(z_view_, eig_.lam, vec<double>(*alpha, 1), primal_ ? Shrink::Inverse : Shrink::Complement, Axis::Rows, zs);
+      }
       if (primal_) {
         be_.copy(batch.y, res);
         be_.gemm(false, false, -1.0f, nmat_, zs, 1.0f, res);
