@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoRunConfig, demoRunStale, runDemo, type DemoResult } from '../../ts/demo/runDemo.js';
 import { readWorldManifest, worldDamage, worldKey } from '../../ts/demo/worldManifest.js';
 import { reconstruct } from '../../ts/pipeline/reconstruct.js';
+import { RUN_ENTRIES } from '../../ts/pipeline/runFolder.js';
 import { artifactPath, chromiumPath, imageStates, launchBrowser, NO_BROWSER, openReport } from '../helpers/browser.js';
 
 // The demo world at small settings: the whole pipeline (miniature NSD → RidgeCV → native sampler on the
@@ -34,6 +35,8 @@ describe('brainlatent demo', () => {
     // paths are shown relative to the run folder, never as the absolute path of the world
     expect(html).toContain('<code>../world/model</code>');
     expect(html).not.toContain(out);
+    // --force removes exactly what a run writes: every entry of a finished run folder is in its list
+    expect(readdirSync(run).filter((e) => e !== 'cache' && !RUN_ENTRIES.has(e))).toEqual([]);
   });
 
   it('reconstructs recognisable images, and img2img improves on the z-only ones', () => {

@@ -7,7 +7,8 @@ import { readNifti, readNiftiHeader, writeNifti } from '../../ts/io/nifti.js';
 import { writeNpy } from '../../ts/io/npy.js';
 import { roiPath } from '../../ts/nsd/paths.js';
 import { makeWorld, type World } from './world.js';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { RUN_ENTRIES } from '../../ts/pipeline/runFolder.js';
 import { PNG } from 'pngjs';
 import type { Page } from 'playwright-core';
 import type { EncodingSummary } from '../../ts/encoding/mapFiles.js';
@@ -402,9 +403,18 @@ describe('encode on the pipeline stage machinery', () => {
     expect(first.stages.map((s) => [s.stage, s.status])).toEqual([['extract', 'ran'], ['ceiling', 'ran'], ['fit.f', 'ran'], ['maps', 'ran'], ['report', 'ran']]);
     const other = { ...cfg, ridge: { folds: 3 } };
     await expect(encode(other)).rejects.toThrow(/cannot start encode:[\s\S]*holds another run's outputs/);
-    const dry = await encode(other, { dryRun: true });
+    // a dry run answers as the run would: refused; with --force it says what would go first, and what would run
+    await expect(encode(other, { dryRun: true })).rejects.toThrow(/holds another run's outputs/);
+    // --force removes what the run wrote and only that: every entry of the finished folder is in the list, and a file of the user's stays
+    expect(readdirSync(cfg.out).filter((e) => e !== 'cache' && !RUN_ENTRIES.has(e))).toEqual([]);
+    writeFileSync(join(cfg.out, 'my-notes.txt'), 'mine');
+    const dry = await encode(other, { dryRun: true, force: true });
+    const clearing = dry.plan!.find((l) => l.startsWith('--force'));
+    expect(clearing).toMatch(/^--force: first removes the previous run's outputs in .*file-run \(data, .*fits, .*run\.json, stages\); other files there stay$/);
+    expect(clearing).not.toContain('my-notes.txt');
     expect(dry.plan!.filter((l) => /^run  /.test(l)).map((l) => l.split(/\s+/)[1])).toEqual(['extract', 'ceiling', 'fit.f', 'maps', 'report']);
     const forced = await encode(other, { force: true });
+    expect(readFileSync(join(cfg.out, 'my-notes.txt'), 'utf8')).toBe('mine');
     expect(forced.stages.every((s) => s.status === 'ran')).toBe(true);
     expect((await encode(other)).stages.every((s) => s.status === 'skipped')).toBe(true);
   });

@@ -130,8 +130,10 @@ describe('bad input is caught before any long work', () => {
     mkdirSync(out, { recursive: true });
     writeFileSync(join(out, 'run.json'), JSON.stringify({ format: 'brainlatent-run', version: 1, configHash: 'someoneelse', config: {}, versions: {}, createdAt: '' }));
     await expect(reconstruct(base, { dryRun: false })).rejects.toThrow(/holds another run's outputs/);
-    // a dry run does not mind (it writes nothing) and says what would happen
-    const dry = await reconstruct(base, { dryRun: true });
+    // a dry run answers as the run would (refused); with --force it says what would go first and what would run
+    await expect(reconstruct(base, { dryRun: true })).rejects.toThrow(/holds another run's outputs/);
+    const dry = await reconstruct(base, { dryRun: true, force: true });
     expect(dry.plan!.join('\n')).toMatch(/run  img2img/);
+    expect(dry.plan!.join('\n')).toMatch(/--force: first removes the previous run's outputs in .* \(run\.json\); other files there stay/);
   });
 });

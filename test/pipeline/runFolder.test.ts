@@ -4,7 +4,7 @@ import { join } from 'node:path';
 
 import { describe, expect, it } from 'vitest';
 
-import { LockedError } from '../../ts/errors.js';
+import { InvalidArgumentError, LockedError } from '../../ts/errors.js';
 import { LOCK_FILE } from '../../ts/io/folderLock.js';
 import { clearingInterrupted, clearRunFolder, lockRunFolder, readManifest, runFolderConflict } from '../../ts/pipeline/runFolder.js';
 import type { ReconstructConfig } from '../../ts/pipeline/config.js';
@@ -38,6 +38,34 @@ describe('run folder: lock and --force', () => {
     expect(await runFolderConflict({ out } as ReconstructConfig)).toBeNull();
     await lock.release();
     expect(existsSync(join(out, LOCK_FILE))).toBe(false);
+  });
+
+  it('--force removes only what a run wrote: files of the user beside it (the config itself, notes) stay', async () => {
+    const out = oldRun();
+    for (const f of ['enc.json', 'notes.txt', 'mydata.npy']) writeFileSync(join(out, f), 'mine');
+    // an entry only a (newer) stage marker names goes too
+    mkdirSync(join(out, 'extra'));
+    writeFileSync(join(out, 'extra', 'x.npy'), 'old');
+    writeFileSync(join(out, 'stages', 'new.json'), JSON.stringify({ stage: 'new', outputs: ['extra/x.npy', '../outside', 'cache/k'] }));
+    await clearRunFolder(out);
+    expect(readdirSync(out).sort()).toEqual(['cache', 'enc.json', 'mydata.npy', 'notes.txt', 'run.json']);
+    expect(readFileSync(join(out, 'enc.json'), 'utf8')).toBe('mine');
+  });
+
+  it('a run.json no run wrote (a config of the same name) is refused, with or without --force, and left as it is', async () => {
+    const out = join(root, 'foreign');
+    mkdirSync(join(out, 'stages'), { recursive: true });
+    const config = JSON.stringify({ out: '.', nsd: { root: '/data/nsd', subject: 1 } });
+    writeFileSync(join(out, 'run.json'), config);
+    writeFileSync(join(out, 'notes.txt'), 'mine');
+    const message = /run\.json exists but is not a brainlatent run manifest .*choose another --out/;
+    expect(await runFolderConflict({ out } as ReconstructConfig)).toMatch(message);
+    expect(await runFolderConflict({ out } as ReconstructConfig, { force: true })).toMatch(message);
+    expect(await runFolderConflict({ out } as ReconstructConfig)).not.toMatch(/config undefined/);
+    await expect(clearRunFolder(out)).rejects.toThrow(InvalidArgumentError);
+    await expect(clearRunFolder(out)).rejects.toThrow(message);
+    expect(readFileSync(join(out, 'run.json'), 'utf8')).toBe(config);
+    expect(readdirSync(out).sort()).toEqual(['notes.txt', 'run.json', 'stages']);
   });
 
   it('a folder that never held a run keeps its files under --force', async () => {

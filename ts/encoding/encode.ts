@@ -11,7 +11,7 @@ import type { VoxelMask } from '../io/voxelMask.js';
 import type { Matrix } from '../matrix.js';
 import { packageRoot } from '../native/binding.js';
 import { configHash } from '../pipeline/config.js';
-import { clearingInterrupted, clearRunFolder, lockRunFolder, writeManifest } from '../pipeline/runFolder.js';
+import { clearingInterrupted, clearingPlan, clearRunFolder, lockRunFolder, writeManifest } from '../pipeline/runFolder.js';
 import { formatSeconds, loadAverage, type StageEstimate } from '../pipeline/probe.js';
 import { planSkips, runStages, type StageProgress, type StageReport } from '../pipeline/stageRunner.js';
 import { estimateEncodeStages } from './estimate.js';
@@ -121,7 +121,7 @@ async function runEncode(c: EncodeConfig, options: EncodeOptions): Promise<Encod
   const hash = configHash(c);
   // A --force that a kill interrupted is finished first: nothing of the old run counts as done.
   const force = options.force || (await clearingInterrupted(c.out));
-  const pre = await preflightEncode(c, { force: force || options.dryRun });
+  const pre = await preflightEncode(c, { force });
   const stages = encodeStages(c);
   const skip = await planSkips(c, stages, force);
   if (options.dryRun) {
@@ -130,6 +130,7 @@ async function runEncode(c: EncodeConfig, options: EncodeOptions): Promise<Encod
     const total = stages.reduce((a, s) => a + seconds(s.id), 0);
     const plan = [
       `run folder ${c.out} (config ${hash})`,
+      ...(force ? [await clearingPlan(c.out)].filter((l): l is string => l !== null) : []),
       `subject ${c.nsd.subject}: ${pre.voxels} voxels in '${c.nsd.roi}'; ${pre.images} images in the subject's design (those with betas are used)`,
       ...stages.map((s) => `${skip.get(s.id) ? 'skip' : 'run '} ${s.id.padEnd(24)} ${s.describe}`),
       ...pre.estimates,

@@ -58,10 +58,8 @@ export async function preflightEncode(c: EncodeConfig, options: { force?: boolea
     if (s.ids !== null && !existsSync(s.ids)) problems.push(`feature set '${s.name}': ids file ${s.ids} does not exist`);
   }
   if (!['auto', 'none', 'estimate'].includes(c.noiseCeiling) && !existsSync(c.noiseCeiling)) problems.push(`noiseCeiling: ${c.noiseCeiling} does not exist`);
-  if (!options.force) {
-    const conflict = await runFolderConflict(c);
-    if (conflict) problems.push(conflict);
-  }
+  const conflict = await runFolderConflict(c, { force: options.force });
+  if (conflict) problems.push(conflict);
   let mask: VoxelMask | null = null;
   let images = 0;
   if (!isDir(c.nsd.root)) problems.push(`NSD root ${c.nsd.root} does not exist`);

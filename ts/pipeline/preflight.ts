@@ -35,10 +35,8 @@ export async function preflight(config: ReconstructConfig, options: { force?: bo
   if (config.evaluation.networks.length > 0 && !onnxruntimeNodeInstalled()) {
     problems.push('evaluation.networks: feature networks run on onnxruntime-node, which is not installed (npm install onnxruntime-node@1.30.0)');
   }
-  if (!options.force) {
-    const conflict = await runFolderConflict(config);
-    if (conflict) problems.push(conflict);
-  }
+  const conflict = await runFolderConflict(config, { force: options.force });
+  if (conflict) problems.push(conflict);
   const voxels = { z: 0, c: 0 };
   let testIds: number[] = [];
   let captions: NsdCaptions = { get: () => [], size: 0, source: '' };

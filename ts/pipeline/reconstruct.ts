@@ -13,7 +13,7 @@ import { configHash, resolveConfig, type ReconstructConfig, type ReconstructConf
 import { estimateStages } from './estimate.js';
 import { formatSeconds, loadAverage, type StageEstimate } from './probe.js';
 import { preflight, type PreflightResult } from './preflight.js';
-import { clearingInterrupted, clearRunFolder, lockRunFolder, markStage, readStageMarker, stageDone, STAGES, writeManifest, type StageName } from './runFolder.js';
+import { clearingInterrupted, clearingPlan, clearRunFolder, lockRunFolder, markStage, readStageMarker, stageDone, STAGES, writeManifest, type StageName } from './runFolder.js';
 import { STAGE_RUNNERS, type StageContext } from './stages.js';
 
 export interface ReconstructProgress {
@@ -113,7 +113,7 @@ async function runReconstruct(config: ReconstructConfig, options: ReconstructOpt
   const hash = configHash(config);
   // A --force that a kill interrupted is finished first: nothing of the old run counts as done.
   const force = options.force || (await clearingInterrupted(config.out));
-  const pre: PreflightResult = await preflight(config, { force: force || options.dryRun });
+  const pre: PreflightResult = await preflight(config, { force });
   const plan: StageReport[] = [];
   const skip = new Map<StageName, boolean>();
   for (const s of STAGES) skip.set(s, !force && (await stageDone(config, s)));
@@ -129,6 +129,7 @@ async function runReconstruct(config: ReconstructConfig, options: ReconstructOpt
     const total = STAGES.reduce((a, s) => a + est[s].seconds, 0);
     const lines = [
       `run folder ${config.out} (config ${hash})`,
+      ...(force ? [await clearingPlan(config.out)].filter((l): l is string => l !== null) : []),
       `subject ${config.nsd.subject}: ${n} test images; z from '${config.decoders.z.roi}' (${pre.voxels.z} voxels), c from '${config.decoders.c.roi}' (${pre.voxels.c} voxels)`,
       `estimates from short probes on this machine (load average ${loadAverage()}):`,
       ...STAGES.map((s) => `${skip.get(s) ? 'skip' : 'run '} ${s.padEnd(9)} ${skip.get(s) ? '' : `~${formatSeconds(est[s].seconds).padStart(7)}  ${est[s].basis}`}`.trimEnd()),

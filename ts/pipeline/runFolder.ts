@@ -2,12 +2,13 @@
  * The run folder: run.json (config, hash, versions), one marker per finished stage (stages/<name>.json,
  * written last, so an interrupted stage is redone), and the naming of every output. Every file in it is written
  * atomically (ts/io/atomicWrite); the folder is locked while a run uses it (`lockRunFolder`), and `--force`
- * empties it of the previous run's outputs before the new run writes anything (`clearRunFolder`).
+ * removes the previous run's outputs (and only those) before the new run writes anything (`clearRunFolder`).
  */
 import { existsSync } from 'node:fs';
 import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 
+import { InvalidArgumentError } from '../errors.js';
 import { removeStaleTemporaries, writeJsonAtomic } from '../io/atomicWrite.js';
 import { currentCommand, LOCK_FILE, lockFolder, type FolderLock } from '../io/folderLock.js';
 import { configHash, type ReconstructConfig } from './config.js';
@@ -65,35 +66,44 @@ export const paths = (out: string) => ({
   report: join(out, 'report.html'),
 });
 
-async function readRunJson(out: string): Promise<RunManifest | ClearingMarker | null> {
+/** run.json as a run wrote it; 'foreign' when the file is something else (a user's own run.json, a config). */
+async function readRunJson(out: string): Promise<RunManifest | ClearingMarker | 'foreign' | null> {
   const p = paths(out).run;
   if (!existsSync(p)) return null;
   try {
-    return JSON.parse(await readFile(p, 'utf8')) as RunManifest | ClearingMarker;
+    const m = JSON.parse(await readFile(p, 'utf8')) as Partial<RunManifest> | Partial<ClearingMarker> | null;
+    if (m === null || typeof m !== 'object' || m.format !== 'brainlatent-run') return 'foreign';
+    if ('clearing' in m && m.clearing === true) return m as ClearingMarker;
+    return typeof (m as Partial<RunManifest>).configHash === 'string' ? (m as RunManifest) : 'foreign';
   } catch {
-    return null;
+    return 'foreign';
   }
 }
 
+/** The error for a run.json that no run wrote: the folder is not ours to write, with or without --force. */
+const foreignRunJson = (out: string) =>
+  `${paths(out).run} exists but is not a brainlatent run manifest (a file of yours?): a run writes its manifest there; ` +
+  'choose another --out (or move the file)';
+
 export async function readManifest(out: string): Promise<RunManifest | null> {
   const m = await readRunJson(out);
-  return m && !('clearing' in m) ? m : null;
+  return m && m !== 'foreign' && !('clearing' in m) ? m : null;
 }
 
 /** True when a --force clearing of this folder was interrupted (the next run finishes it). */
 export async function clearingInterrupted(out: string): Promise<boolean> {
   const m = await readRunJson(out);
-  return m !== null && 'clearing' in m && m.clearing === true;
+  return m !== null && m !== 'foreign' && 'clearing' in m && m.clearing === true;
 }
 
-/** A folder's conflict with this config: null if it is empty, new, holds this same run, or was being cleared. */
-export async function runFolderConflict(config: { out: string }): Promise<string | null> {
-  if (await clearingInterrupted(config.out)) return null;
-  const m = await readManifest(config.out);
-  if (m === null) {
-    if (existsSync(paths(config.out).run)) return `${paths(config.out).run} exists but is not a brainlatent run manifest`;
-    return null;
-  }
+/**
+ * A folder's conflict with this config: null if it is empty, new, holds this same run, or was being cleared.
+ * With `force` only what --force cannot resolve: a run.json that no run wrote.
+ */
+export async function runFolderConflict(config: { out: string }, options: { force?: boolean } = {}): Promise<string | null> {
+  const m = await readRunJson(config.out);
+  if (m === 'foreign') return foreignRunJson(config.out);
+  if (m === null || 'clearing' in m || options.force) return null;
   const hash = configHash(config);
   if (m.configHash !== hash) {
     return `run folder ${config.out} holds another run's outputs (config ${m.configHash}, this config ${hash}); use another --out, or --force to replace them`;
@@ -146,33 +156,79 @@ export async function lockRunFolder(out: string, command = currentCommand()): Pr
   return lock;
 }
 
-/** Entries of a run folder that --force keeps: the lock, and the NSD extraction cache (keyed by its inputs). */
-const KEEP_ON_CLEAR = new Set([LOCK_FILE, 'cache']);
+/**
+ * The top-level entries a run writes in its folder, of either pipeline (reconstruct: paths(); encode: encodePaths(),
+ * maps/, mosaics/, report_files/; the demo's stamp of the world it ran on). --force removes these and nothing else:
+ * a user's own files beside a run (its config, notes) stay. The NSD extraction cache (keyed by its inputs) and the
+ * lock stay too. test/pipeline/runFolder.test.ts checks this list against real runs.
+ */
+export const RUN_ENTRIES: ReadonlySet<string> = new Set([
+  'run.json', 'stages', 'data', 'features', 'decoders', 'decoded', 'images', 'metrics.csv', 'metrics.json',
+  'metrics_per_image.csv', 'report.html', 'fits', 'banded', 'maps', 'mosaics', 'report_files', 'regions.csv',
+  'encoding.json', 'demo-world.json',
+]);
+
+/** The top-level entries the previous run's stage markers list as outputs (a newer version's, say). */
+async function markedEntries(out: string): Promise<Set<string>> {
+  const found = new Set<string>();
+  let markers: string[];
+  try {
+    markers = await readdir(join(out, 'stages'), { recursive: true });
+  } catch {
+    return found;
+  }
+  for (const f of markers) {
+    if (!f.endsWith('.json')) continue;
+    try {
+      const m = JSON.parse(await readFile(join(out, 'stages', f), 'utf8')) as Partial<StageMarker>;
+      for (const o of Array.isArray(m.outputs) ? m.outputs : []) {
+        const top = typeof o === 'string' ? o.split(/[\\/]/).find((part) => part !== '' && part !== '.') : undefined;
+        if (top && top !== '..' && top !== LOCK_FILE && top !== 'cache') found.add(top);
+      }
+    } catch {
+      // an unreadable marker lists nothing
+    }
+  }
+  return found;
+}
 
 /**
  * --force: removes the previous run's outputs before the new run writes anything. run.json is first replaced by a
  * "clearing" marker, so at no point does the folder hold a new run.json beside old outputs (or claim to be the old
  * run with outputs missing); a clearing interrupted by a kill is finished by the next run in the folder. The
- * caller holds the folder's lock. A folder that never held a run (no run.json, no stages/) is left as it is.
+ * caller holds the folder's lock. Only what a run writes goes (RUN_ENTRIES, and whatever the old stage markers
+ * list); a folder that never held a run (no run.json, no stages/) is left as it is, and one whose run.json no run
+ * wrote is refused.
  */
 export async function clearRunFolder(out: string): Promise<void> {
-  // Only a folder that is (or was) a brainlatent run is emptied: files of a folder that never held a run are kept.
-  if (!existsSync(paths(out).run) && !existsSync(join(out, 'stages'))) return;
-  const previous = await readManifest(out);
-  if (existsSync(paths(out).run)) {
-    const marker: ClearingMarker = { format: 'brainlatent-run', clearing: true, previousConfigHash: previous?.configHash ?? null, startedAt: new Date().toISOString() };
+  const current = await readRunJson(out);
+  if (current === 'foreign') throw new InvalidArgumentError(foreignRunJson(out));
+  const entries = await entriesToClear(out);
+  if (entries.length === 0) return;
+  if (current !== null) {
+    const previous = 'clearing' in current ? current.previousConfigHash : current.configHash;
+    const marker: ClearingMarker = { format: 'brainlatent-run', clearing: true, previousConfigHash: previous, startedAt: new Date().toISOString() };
     await writeJsonAtomic(paths(out).run, marker);
-  }
-  let entries: string[];
-  try {
-    entries = await readdir(out);
-  } catch {
-    return;
   }
   // Stage markers first: whatever survives a kill below is never mistaken for a finished stage.
   await rm(join(out, 'stages'), { recursive: true, force: true });
-  for (const e of entries) {
-    if (KEEP_ON_CLEAR.has(e) || e === 'run.json' || e === 'stages') continue;
-    await rm(join(out, e), { recursive: true, force: true });
+  for (const e of entries) if (e !== 'run.json' && e !== 'stages') await rm(join(out, e), { recursive: true, force: true });
+}
+
+/** What clearRunFolder would remove (run.json is replaced by its clearing marker): none for a folder that never held a run. */
+export async function entriesToClear(out: string): Promise<string[]> {
+  if (!existsSync(paths(out).run) && !existsSync(join(out, 'stages'))) return [];
+  const owned = new Set([...RUN_ENTRIES, ...(await markedEntries(out))]);
+  try {
+    return (await readdir(out)).filter((e) => owned.has(e)).sort();
+  } catch {
+    return [];
   }
+}
+
+/** A dry run's line for --force: what would go first, and that nothing else would; null when there is nothing. */
+export async function clearingPlan(out: string): Promise<string | null> {
+  const entries = await entriesToClear(out);
+  if (entries.length === 0) return null;
+  return `--force: first removes the previous run's outputs in ${out} (${entries.join(', ')}); other files there stay`;
 }

@@ -130,7 +130,7 @@ export function registerReconstructCommand(program: Command): void {
     .option('--test-images <n>', 'reconstruct only the first n test images')
     .option('--seeds <n>', 'samples per image')
     .option('--steps <n>', 'DDIM steps')
-    .option('--force', 'redo every stage (and replace another run in --out)')
+    .option('--force', 'redo every stage, replacing another run in --out (only the files a run writes go; yours stay)')
     .option('--dry-run', 'print the plan and each stage\'s estimated time from short measured probes; writes nothing')
     .addHelpText(
       'after',
