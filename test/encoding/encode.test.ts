@@ -425,13 +425,13 @@ describe('encode bad input', () => {
   let runs = 0;
   const base = () => ({ out: join(world.tmp, `bad-${++runs}`), nsd: { root: world.nsd.root, subject: 1, zscore: 'none' as const }, model: world.model, imageSize: 64 });
 
-  it('rejects features for images that have no betas', async () => {
+  it('rejects features for images that have no betas, and too few, before any work', async () => {
     const path = join(world.tmp, 'feat.npy'), ids = join(world.tmp, 'feat-ids.npy');
     await writeNpy(path, new Float32Array(20 * 3).fill(1), [20, 3]);
     await writeNpy(ids, Int32Array.from({ length: 20 }, (_, i) => 900_000 + i), [20]);
     await expect(encode({ ...base(), featureSets: [{ name: 'f', kind: 'file', path, ids }] })).rejects.toThrow(/features for images that have no betas/);
     await writeNpy(ids, Int32Array.from({ length: 20 }, (_, i) => i + 1), [20]);
-    await expect(encode({ ...base(), featureSets: [{ name: 'f', kind: 'file', path, ids }] })).rejects.toThrow(/lacks features for \d+ of subject 1's \d+ training images/);
+    await expect(encode({ ...base(), featureSets: [{ name: 'f', kind: 'file', path, ids }] })).rejects.toThrow(/feature set 'f': .*feat\.npy lacks features for \d+ of subject 1's \d+ images in sessions 1-6/);
   });
 
   it('rejects a layer name that is not in the model', async () => {

@@ -8,6 +8,7 @@ import { DEFAULT_ALPHAS } from '../ridge/RidgeCV.js';
 import { resolveAlphaGrid } from './alphaGrid.js';
 import { ConfigError } from './errors.js';
 import { fieldLabel } from './problems.js';
+import { sessionSpecProblems } from './sessions.js';
 import { checkConfig } from './validate.js';
 import { AlphaGrid, Default, Nullable, Path, Region, Strict, ZscoreDdof, Tagged, type Resolved } from './schemaKit.js';
 
@@ -176,7 +177,7 @@ export function featureSetNames(spec: Pick<FeatureSetSpec, 'name' | 'kind'> & { 
  * Validates an encode config (from JSON or code) without changing it and returns a copy with the defaults
  * filled in and the alpha grids parsed; throws a ConfigError listing every problem, the schema's and these:
  * a feature set name used twice, banded sets naming sets that are not defined, a model folder missing where
- * features need one. `source` names the config in the messages (a file name).
+ * features need one, a sessions spec that is not numbers and ascending ranges. `source` names the config in the messages (a file name).
  */
 export function resolveEncodeConfig(input: unknown, source = 'config'): EncodeConfig {
   const { value: c, problems } = checkConfig(EncodeConfigSchema, input, source);
@@ -213,6 +214,7 @@ export function resolveEncodeConfig(input: unknown, source = 'config'): EncodeCo
       if (b.alphas !== undefined) b.alphas = grid(b.alphas, at('banded', i, 'alphas'));
     });
   }
+  if (c && typeof c === 'object') problems.push(...sessionSpecProblems(c.nsd?.sessions, at('nsd', 'sessions')));
   if (problems.length) throw new ConfigError(source, problems, 'encode config');
   return c;
 }

@@ -6,7 +6,8 @@ import { writeJsonAtomic } from '../io/atomicWrite.js';
 import { resolveConfig, type ReconstructConfigInput } from '../pipeline/config.js';
 import { reconstruct, type ReconstructOptions, type ReconstructResult } from '../pipeline/reconstruct.js';
 import { runFolderConflict } from '../pipeline/runFolder.js';
-import { buildDemoWorld, type DemoWorld, type DemoWorldOptions, type DemoWorldProgress } from './world.js';
+import { checkDemoOptions } from './options.js';
+import { buildDemoWorld, plannedDemoWorld, type DemoWorld, type DemoWorldOptions, type DemoWorldProgress } from './world.js';
 import { readWorldManifest } from './worldManifest.js';
 
 export interface DemoOptions extends Omit<DemoWorldOptions, 'out'> {
@@ -23,6 +24,13 @@ export interface DemoOptions extends Omit<DemoWorldOptions, 'out'> {
 export interface DemoControl extends ReconstructOptions {
   /** Progress of the world build (not called when the world is reused, except once with phase 'reused'). */
   onWorldProgress?: (p: DemoWorldProgress) => void;
+  /**
+   * Without a `signal`: stop cleanly on SIGINT (Ctrl-C), as `brainlatent reconstruct` and `encode` do: the world
+   * build or the run stops at its next step and runDemo rejects with a CancelledError, leaving no temporary behind
+   * (a second SIGINT kills the process). The handler is removed when runDemo settles. Default true; ignored
+   * when a `signal` is given (its owner decides).
+   */
+  sigint?: boolean;
 }
 
 export interface DemoResult {
@@ -51,9 +59,24 @@ export function demoRunConfig(options: DemoOptions, world: DemoWorld): Reconstru
  * other settings, or `force` redo every stage. `dryRun` plans the run and estimates each stage (the world is built first).
  */
 export async function runDemo(options: DemoOptions, control: DemoControl = {}): Promise<DemoResult> {
+  // every option is checked before anything is built or written, the run's config (with `config`'s overrides) too
+  checkDemoOptions(options);
+  resolveConfig(demoRunConfig(options, plannedDemoWorld({ ...options, out: join(resolve(options.out), 'world') })), 'demo config');
+  if (control.signal || control.sigint === false) return demo(options, control);
+  const ac = new AbortController();
+  const onSigint = () => ac.abort();
+  process.once('SIGINT', onSigint);
+  try {
+    return await demo(options, { ...control, signal: ac.signal });
+  } finally {
+    process.removeListener('SIGINT', onSigint);
+  }
+}
+
+async function demo(options: DemoOptions, control: DemoControl): Promise<DemoResult> {
   const out = resolve(options.out);
   const t0 = performance.now();
-  const world = await buildDemoWorld({ ...options, out: join(out, 'world') }, { force: control.force, onProgress: control.onWorldProgress });
+  const world = await buildDemoWorld({ ...options, out: join(out, 'world') }, { force: control.force, onProgress: control.onWorldProgress, signal: control.signal });
   const worldSeconds = (performance.now() - t0) / 1000;
   const t1 = performance.now();
   const config = demoRunConfig(options, world);

@@ -20,7 +20,9 @@ import { demoVocabulary, wordEmbeddings } from './vocabulary.js';
 import { codeVersion, readWorldManifest, worldDamage, worldFiles, worldKey, worldManifestPath, writeWorldManifest } from './worldManifest.js';
 import { featureNetworkModel, mixtureUnetModel, SCALING_FACTOR, textEncoderModel, vaeDecoderModel, vaeEncoderModel } from './models.js';
 import { onnxruntimeNodeInstalled } from '../native/onnxruntimeNode.js';
-import { writeFileAtomic } from '../io/atomicWrite.js';
+import { removeStaleTemporaries, writeFileAtomic } from '../io/atomicWrite.js';
+import { CancelledError } from '../errors.js';
+import { checkDemoOptions, DEMO_DEFAULTS } from './options.js';
 
 export interface DemoWorldOptions {
   /** Folder the world is written to (nsd/, model/, features.onnx). */
@@ -65,6 +67,8 @@ export interface DemoWorldControl {
   onProgress?: (p: DemoWorldProgress) => void;
   /** Rebuild even when world.json says an identical world is there. */
   force?: boolean;
+  /** Stops the build (a CancelledError) at its next progress point; what was built is rebuilt next time. */
+  signal?: AbortSignal;
 }
 
 export interface DemoWorld {
@@ -96,14 +100,15 @@ export function sdAlphasCumprod(): Float64Array {
   return out;
 }
 
-/** Every parameter with its default: what a world is, and the key of its manifest. */
+/** Every parameter with its default: what a world is, and the key of its manifest. Invalid options are refused (all at once). */
 function resolveWorldOptions(o: DemoWorldOptions): Required<Omit<DemoWorldOptions, 'out'>> {
+  checkDemoOptions(o);
   return {
     seed: o.seed ?? 1,
     subjects: o.subjects ?? [1],
     imageSize: o.imageSize ?? 128,
-    sessions: o.sessions ?? 16,
-    trialsPerSession: o.trialsPerSession ?? 75,
+    sessions: o.sessions ?? DEMO_DEFAULTS.sessions,
+    trialsPerSession: o.trialsPerSession ?? DEMO_DEFAULTS.trialsPerSession,
     testImages: o.testImages ?? 24,
     noiseSd: o.noiseSd ?? 0.7,
     textDim: o.textDim ?? 64,
@@ -127,6 +132,12 @@ export async function buildDemoWorld(options: DemoWorldOptions, control: DemoWor
   const key = worldKey(o);
   const nsdRoot = join(out, 'nsd');
   const modelDir = join(out, 'model');
+  const cancelled = () => {
+    if (control.signal?.aborted) throw new CancelledError('demo: cancelled (the world build stopped; the next demo rebuilds it)');
+  };
+  cancelled();
+  // What a killed build left (a half-written session file, a dataset folder under its temporary name) goes first.
+  await removeStaleTemporaries(out, { recursive: true });
   if (!control.force) {
     const m = await readWorldManifest(out);
     if (m && m.key === key && worldDamage(out, m) === null) {
@@ -137,6 +148,8 @@ export async function buildDemoWorld(options: DemoWorldOptions, control: DemoWor
   const t0 = performance.now();
   let base = 0;
   const phase = (name: keyof typeof PHASES, done: number, total: number, unit: string) => {
+    // a cancel stops the build here (inside synthNsd too: its temporary dataset is removed as it unwinds)
+    cancelled();
     control.onProgress?.({ fraction: Math.min(1, base + (PHASES[name] * done) / Math.max(1, total)), phase: name, count: { done, total, unit } });
   };
   const next = (name: keyof typeof PHASES) => (base += PHASES[name]);
@@ -164,6 +177,7 @@ export async function buildDemoWorld(options: DemoWorldOptions, control: DemoWor
     },
   });
 
+  cancelled();
   // model folder: VAE, text encoder, tokenizer, schedule (the U-Net follows once the latents are known)
   const vocab = demoVocabulary();
   const table = wordEmbeddings(vocab, textDim, seed + 17);
@@ -228,6 +242,7 @@ export async function buildDemoWorld(options: DemoWorldOptions, control: DemoWor
     stimuli.close();
   }
   const ids = entries; // one mixture component per catalogue entry
+  cancelled();
   const h = imageSize / 8;
   await mkdir(join(modelDir, 'unet'), { recursive: true });
   await writeFileAtomic(
@@ -281,6 +296,12 @@ export async function buildDemoWorld(options: DemoWorldOptions, control: DemoWor
     createdAt: new Date().toISOString(),
   });
   return describeWorld(out, o, ids.length, test.size, false);
+}
+
+/** The world `options` describe, as buildDemoWorld would return it, before anything is built (for checking the run's config). */
+export function plannedDemoWorld(options: DemoWorldOptions): DemoWorld {
+  const o = resolveWorldOptions(options);
+  return describeWorld(resolve(options.out), o, 0, o.testImages, false);
 }
 
 function describeWorld(out: string, o: ReturnType<typeof resolveWorldOptions>, components: number, testImages: number, reused: boolean): DemoWorld {

@@ -2,10 +2,13 @@
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
-import type { EncodeConfig } from '../config/encode.js';
+import type { EncodeConfig, FeatureSetSpec } from '../config/encode.js';
+import { readIntVectorNpy, readNpyHeader, type NpyHeader } from '../io/npy.js';
+import { scanNpyNonFinite } from '../io/npyScan.js';
 import type { VoxelMask } from '../io/voxelMask.js';
 import { loadNsdCaptions } from '../nsd/captions.js';
 import { readNsdDesign } from '../nsd/expdesign.js';
+import { formatSessionList, planNsdSessions, type NsdSessionPlan } from '../nsd/sessionPlan.js';
 import { expdesignPath } from '../nsd/paths.js';
 import { loadRegionMask } from '../nsd/roi.js';
 import { PreflightError } from '../pipeline/errors.js';
@@ -52,16 +55,12 @@ export async function preflightEncode(c: EncodeConfig, options: { force?: boolea
       }
     }
   }
-  for (const s of c.featureSets) {
-    if (s.kind !== 'file') continue;
-    if (!existsSync(s.path)) problems.push(`feature set '${s.name}': ${s.path} does not exist`);
-    if (s.ids !== null && !existsSync(s.ids)) problems.push(`feature set '${s.name}': ids file ${s.ids} does not exist`);
-  }
   if (!['auto', 'none', 'estimate'].includes(c.noiseCeiling) && !existsSync(c.noiseCeiling)) problems.push(`noiseCeiling: ${c.noiseCeiling} does not exist`);
   const conflict = await runFolderConflict(c, { force: options.force });
   if (conflict) problems.push(conflict);
   let mask: VoxelMask | null = null;
   let images = 0;
+  let plan: NsdSessionPlan | null = null;
   if (!isDir(c.nsd.root)) problems.push(`NSD root ${c.nsd.root} does not exist`);
   else {
     try {
@@ -78,6 +77,10 @@ export async function preflightEncode(c: EncodeConfig, options: { force?: boolea
         for (let k = 0; k < d.subjectimCols; k++) seen.add(d.subjectim[k * d.subjectimRows + (c.nsd.subject - 1)]);
         seen.delete(0);
         images = seen.size;
+        // the sessions the extract stage will read, and the images they show: what every feature set must cover
+        const sessions = await planNsdSessions(c.nsd, d);
+        problems.push(...sessions.problems);
+        plan = sessions.plan;
       } catch (e) {
         problems.push((e as Error).message);
       }
@@ -90,6 +93,7 @@ export async function preflightEncode(c: EncodeConfig, options: { force?: boolea
       }
     }
   }
+  for (const s of c.featureSets) if (s.kind === 'file') problems.push(...(await featureFileProblems(s, plan, c.nsd.subject)));
   if (problems.length) throw new PreflightError(problems, 'encode');
   const estimates: string[] = [];
   if (model.length) estimates.push(`VAE and text encoder: ${images} images`);
@@ -102,4 +106,74 @@ export async function preflightEncode(c: EncodeConfig, options: { force?: boolea
   }
   // every problem has been thrown by now, so the mask loaded
   return { mask: mask!, voxels: mask!.indices.length, images, estimates };
+}
+
+const listIds = (ids: ArrayLike<number>, n = 8) => `${Array.from(ids).slice(0, n).join(', ')}${ids.length > n ? ', …' : ''}`;
+
+/**
+ * What the fit stage would refuse in a 'file' feature set, found from the file without loading it: the table's
+ * shape and type, its ids (one per row; none given: rows are 73k ids 1..N), whether its rows cover every image
+ * the run has betas for (`plan`; not checked when the sessions could not be worked out), and whether every value
+ * is finite (the file is read in slabs).
+ */
+export async function featureFileProblems(s: Extract<FeatureSetSpec, { kind: 'file' }>, plan: NsdSessionPlan | null, subject: number): Promise<string[]> {
+  const at = `feature set '${s.name}'`;
+  const problems: string[] = [];
+  if (s.ids !== null && !existsSync(s.ids)) problems.push(`${at}: ids file ${s.ids} does not exist`);
+  if (!existsSync(s.path)) return [`${at}: ${s.path} does not exist`, ...problems];
+  let header: NpyHeader;
+  try {
+    header = await readNpyHeader(s.path);
+  } catch (e) {
+    return [`${at}: ${(e as Error).message}`, ...problems];
+  }
+  if (header.shape.length !== 2) problems.push(`${at}: ${s.path} has shape (${header.shape.join(', ')}), expected a 2-D array (images × features)`);
+  if (header.dtype !== 'float32' && header.dtype !== 'float64') problems.push(`${at}: ${s.path} holds ${header.dtype} values, expected float32 or float64`);
+  if (problems.length) return problems;
+  const [rows, cols] = header.shape;
+  let ids: Int32Array;
+  if (s.ids === null) ids = Int32Array.from({ length: rows }, (_, i) => i + 1);
+  else {
+    try {
+      ids = await readIntVectorNpy(s.ids, `${at} ids`);
+    } catch (e) {
+      return [`${at}: ${(e as Error).message}`];
+    }
+    if (ids.length !== rows) problems.push(`${at}: ids file ${s.ids} has ${ids.length} ids for the ${rows} rows of ${s.path}; expected one 73k id per row`);
+    const firstRow = new Map<number, number>();
+    for (let i = 0; i < ids.length; i++) {
+      const r = firstRow.get(ids[i]);
+      if (r !== undefined) {
+        problems.push(`${at}: ids file ${s.ids} lists 73k id ${ids[i]} twice (elements ${r} and ${i}); expected one row per image`);
+        break;
+      }
+      firstRow.set(ids[i], i);
+    }
+  }
+  if (plan && problems.length === 0) {
+    const have = new Set(ids);
+    const missing = plan.imageIds.filter((id) => !have.has(id));
+    const seen = `subject ${subject}'s ${plan.imageIds.length} images in sessions ${formatSessionList(plan.sessions)} (the images with betas)`;
+    const rowsAre = s.ids === null ? `its ${rows} rows, read as 73k ids 1..${rows} (no ids file)` : `its ${rows} rows (73k ids ${listIds(ids, 5)} in ${s.ids})`;
+    if (missing.length === plan.imageIds.length) {
+      problems.push(`${at}: ${s.path} has features for images that have no betas: none of ${rowsAre} is among ${seen}, 73k ids ${listIds(plan.imageIds, 5)}`);
+    } else if (missing.length) {
+      const hint =
+        s.ids === null
+          ? `; give ids (an .npy of each row's 73k id) or one row per 73k id up to ${plan.imageIds[plan.imageIds.length - 1]}`
+          : '';
+      problems.push(`${at}: ${s.path} lacks features for ${missing.length} of ${seen} (73k ids ${listIds(missing)}): ${rowsAre}${hint}`);
+    }
+  }
+  const bad = await scanNpyNonFinite(s.path, header);
+  if (bad) {
+    const where = `[row ${Math.floor(bad.index / cols)}, column ${bad.index % cols}]`;
+    problems.push(
+      `${at}: ${s.path}: element ${where} is ${bad.value}` +
+        (bad.beyondFloat32 ? ", beyond float32's range (±3.4e38)" : '') +
+        (bad.count > 1 ? ` (${bad.count} of ${rows * cols} values are not finite float32 numbers)` : '') +
+        '; finite numbers are required',
+    );
+  }
+  return problems;
 }

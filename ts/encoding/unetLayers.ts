@@ -84,9 +84,10 @@ export async function missingUnetLayers(modelDir: string, layers: string[]): Pro
 /**
  * A U-Net that declares a fixed latent size (its `sample` input [batch, C, h, w] with numbers for h and w,
  * as the demo world's exact denoiser does) runs only at that size: the problem when `imageSize` gives
- * another latent size, else null.
+ * another latent size, else null. `field` names the setting in the message (encode's `imageSize`,
+ * reconstruct's `img2img.size`).
  */
-export async function unetSizeMismatch(modelDir: string, imageSize: number): Promise<string | null> {
+export async function unetSizeMismatch(modelDir: string, imageSize: number, field = 'imageSize'): Promise<string | null> {
   const src = unetModelPath(modelDir);
   const graph = (await readModel(src)).graph;
   const sample = graph?.input?.find((i) => i.name === 'sample') ?? graph?.input?.[0];
@@ -98,7 +99,7 @@ export async function unetSizeMismatch(modelDir: string, imageSize: number): Pro
   const [h, w] = [fixed(2), fixed(3)];
   const side = imageSize / 8;
   if ((h === null || h === side) && (w === null || w === side)) return null;
-  return `imageSize ${imageSize} gives ${side}×${side} latents, but ${src} takes ${sample?.name ?? 'its sample'} of ${h ?? '?'}×${w ?? '?'} only: set imageSize to ${8 * (h ?? w ?? side)}`;
+  return `${field} ${imageSize} gives ${side}×${side} latents, but ${src} takes ${sample?.name ?? 'its sample'} of ${h ?? '?'}×${w ?? '?'} only: set ${field} to ${8 * (h ?? w ?? side)}`;
 }
 
 /**

@@ -9,6 +9,7 @@ import { ConfigError } from '../config/errors.js';
 import { KARRAS_SCHEDULERS } from '../sd/schedulerConfig.js';
 import { RECONSTRUCT_ALPHAS, ReconstructConfigSchema, type ReconstructConfig } from '../config/reconstruct.js';
 import { fieldLabel } from '../config/problems.js';
+import { sessionSpecProblems } from '../config/sessions.js';
 import { checkConfig } from '../config/validate.js';
 
 export type { ReconstructConfig, ReconstructConfigInput, DecoderConfig, FeatureNetworkConfig } from '../config/reconstruct.js';
@@ -34,6 +35,7 @@ export function resolveConfig(input: unknown, source = 'config'): ReconstructCon
       problems.push(`${fieldLabel(source, ['decoders', t, 'zscoreDdof'])}: set, but decoders.${t}.zscore is 'none' (no z-score to apply it to)`);
     }
   }
+  problems.push(...sessionSpecProblems(c?.nsd?.sessions, fieldLabel(source, ['nsd', 'sessions'])));
   const g = c?.img2img;
   if (g?.karras && typeof g.scheduler === 'string' && !KARRAS_SCHEDULERS.includes(g.scheduler)) {
     problems.push(`${fieldLabel(source, ['img2img', 'karras'])}: Karras sigmas are defined for ${KARRAS_SCHEDULERS.join(', ')}, not ${g.scheduler}`);

@@ -2,9 +2,11 @@
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
+import { unetSizeMismatch } from '../encoding/unetLayers.js';
 import { loadNsdCaptions, type NsdCaptions } from '../nsd/captions.js';
 import { readNsdDesign } from '../nsd/expdesign.js';
 import { expdesignPath } from '../nsd/paths.js';
+import { planNsdSessions } from '../nsd/sessionPlan.js';
 import { onnxruntimeNodeInstalled } from '../native/onnxruntimeNode.js';
 import { loadRegionMask } from '../nsd/roi.js';
 import type { ReconstructConfig } from './config.js';
@@ -29,6 +31,15 @@ export async function preflight(config: ReconstructConfig, options: { force?: bo
     for (const part of ['vae_encoder', 'vae_decoder', 'text_encoder', 'unet']) {
       const f = join(model.dir, part, 'model.onnx');
       if (!existsSync(f)) problems.push(`model folder ${model.dir} has no ${part}/model.onnx (expected a diffusers/optimum SD 1.x ONNX export)`);
+    }
+    // a U-Net exported at one latent size (the demo world's) runs img2img only at img2img.size = 8 × that size
+    if (existsSync(join(model.dir, 'unet', 'model.onnx'))) {
+      try {
+        const mismatch = await unetSizeMismatch(model.dir, config.img2img.size, 'img2img.size');
+        if (mismatch) problems.push(mismatch);
+      } catch (e) {
+        problems.push((e as Error).message);
+      }
     }
   }
   for (const n of config.evaluation.networks) if (!existsSync(n.path)) problems.push(`feature network '${n.name}': ${n.path} does not exist`);
@@ -59,6 +70,8 @@ export async function preflight(config: ReconstructConfig, options: { force?: bo
         const seen = new Set<number>();
         for (let c = 0; c < d.subjectimCols; c++) seen.add(d.subjectim[c * d.subjectimRows + (nsd.subject - 1)]);
         testIds = Array.from(d.sharedix).filter((id) => seen.has(id)).sort((a, b) => a - b);
+        // the sessions the extract stage will read: each must have betas, within the design
+        problems.push(...(await planNsdSessions(nsd, d)).problems);
       } catch (e) {
         problems.push((e as Error).message);
       }

@@ -1,0 +1,177 @@
+/**
+ * encode's checks before any work, on a small synthetic NSD: a 'file' feature set the fit stage would refuse
+ * (too few rows, ids that match no image, NaN) and sessions the extract stage would not find are reported by
+ * the dry run and by the real run alike, naming the feature set, the file or the field, with nothing written.
+ */
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { resolveEncodeConfig, type EncodeConfigInput } from '../../ts/config/encode.js';
+import { encode } from '../../ts/encoding/encode.js';
+import { preflightEncode } from '../../ts/encoding/preflight.js';
+import { readNpyHeader, writeNpy } from '../../ts/io/npy.js';
+import { scanNpyNonFinite } from '../../ts/io/npyScan.js';
+import { readNsdDesign } from '../../ts/nsd/expdesign.js';
+import { planNsdSessions } from '../../ts/nsd/sessionPlan.js';
+import { resolveConfig } from '../../ts/pipeline/config.js';
+import { synthNsd, type SynthNsdResult } from '../../ts/synth/nsd.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'bl-encode-preflight-'));
+let nsd: SynthNsdResult;
+/** 73k ids of the images subject 1 saw in the sessions with betas (what the run needs features for). */
+let seen: Int32Array;
+let runs = 0;
+
+beforeAll(async () => {
+  // 4 sessions in the design, betas for 3 of them
+  nsd = await synthNsd({ out: join(tmp, 'nsd'), grid: [8, 8, 8], designSessions: 4, sessions: 3, trialsPerSession: 60, sharedImages: 10, imageSize: 16, formats: ['nifti'], seed: 5 });
+  const { plan } = await planNsdSessions({ root: nsd.root, subject: 1, sessions: null, format: 'auto' }, await readNsdDesign(nsd.root));
+  seen = plan!.imageIds;
+}, 120_000);
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+const config = (featureSets: unknown[], nsdExtra: Record<string, unknown> = {}): EncodeConfigInput =>
+  ({
+    out: join(tmp, `run-${++runs}`),
+    nsd: { root: nsd.root, subject: 1, ...nsdExtra },
+    featureSets,
+    noiseCeiling: 'none',
+  }) as EncodeConfigInput;
+
+/** The dry run and the real run both refuse `cfg` before anything is written, with every message matching. */
+async function refusedUpFront(cfg: EncodeConfigInput, ...patterns: RegExp[]): Promise<string> {
+  let message = '';
+  for (const dryRun of [true, false]) {
+    const err = await encode(cfg, { dryRun }).then(
+      () => null,
+      (e: Error) => e,
+    );
+    expect(err, `dryRun ${dryRun}`).not.toBeNull();
+    expect(err!.name).toBe('PreflightError');
+    for (const p of patterns) expect(err!.message, `dryRun ${dryRun}`).toMatch(p);
+    expect(existsSync(cfg.out), 'nothing written').toBe(false);
+    message = err!.message;
+  }
+  return message;
+}
+
+describe("encode's preflight of 'file' feature sets", () => {
+  it('passes a table with a row for every image the run uses', async () => {
+    const path = join(tmp, 'good.npy'), ids = join(tmp, 'good-ids.npy');
+    await writeNpy(path, Float32Array.from({ length: seen.length * 3 }, (_, i) => Math.sin(i)), [seen.length, 3]);
+    await writeNpy(ids, seen, [seen.length]);
+    const pre = await preflightEncode(resolveEncodeConfig(config([{ name: 'f', kind: 'file', path, ids }])));
+    expect(pre.voxels).toBeGreaterThan(0);
+    // no ids file: rows are 73k ids 1..N, so a table of one row per 73k id up to the largest is complete
+    const max = seen[seen.length - 1];
+    const all = join(tmp, 'all.npy');
+    await writeNpy(all, new Float32Array(max * 2).fill(0.5), [max, 2]);
+    await preflightEncode(resolveEncodeConfig(config([{ name: 'f', kind: 'file', path: all }])));
+  });
+
+  it('refuses a table with fewer rows than the images when it has no ids file (rows are 73k ids 1..N)', async () => {
+    const path = join(tmp, 'short.npy');
+    const rows = seen.length - 10;
+    await writeNpy(path, new Float32Array(rows * 4).fill(1), [rows, 4]);
+    const missing = seen.filter((id) => id > rows).length;
+    await refusedUpFront(
+      config([{ name: 'short', kind: 'file', path }]),
+      new RegExp(`feature set 'short': ${path} lacks features for ${missing} of subject 1's ${seen.length} images in sessions 1-3`),
+      new RegExp(`read as 73k ids 1\\.\\.${rows} \\(no ids file\\); give ids .* or one row per 73k id up to ${seen[seen.length - 1]}`),
+    );
+  });
+
+  it('refuses ids that match no image the subject saw, and ids that do not match the rows', async () => {
+    const path = join(tmp, 'f20.npy'), ids = join(tmp, 'f20-ids.npy');
+    await writeNpy(path, new Float32Array(20 * 3).fill(1), [20, 3]);
+    await writeNpy(ids, Int32Array.from({ length: 20 }, (_, i) => 900_000 + i), [20]);
+    await refusedUpFront(config([{ name: 'f', kind: 'file', path, ids }]), new RegExp(`feature set 'f': ${path} has features for images that have no betas: none of its 20 rows \\(73k ids 900000, 900001, .*\\) is among subject 1's ${seen.length} images`));
+    await writeNpy(ids, seen.slice(0, 15), [15]);
+    await refusedUpFront(config([{ name: 'f', kind: 'file', path, ids }]), new RegExp(`feature set 'f': ids file ${ids} has 15 ids for the 20 rows of ${path}; expected one 73k id per row`));
+    await writeNpy(ids, Int32Array.from([...seen.slice(0, 19), seen[0]]), [20]);
+    await refusedUpFront(config([{ name: 'f', kind: 'file', path, ids }]), new RegExp(`ids file ${ids} lists 73k id ${seen[0]} twice \\(elements 0 and 19\\)`));
+  });
+
+  it('refuses NaN, Inf and float64 values beyond float32, naming the first and counting them', async () => {
+    const ids = join(tmp, 'nan-ids.npy');
+    await writeNpy(ids, seen, [seen.length]);
+    const x = Float32Array.from({ length: seen.length * 5 }, (_, i) => Math.cos(i));
+    x[7 * 5 + 2] = NaN;
+    x[9 * 5] = -Infinity;
+    const path = join(tmp, 'nan.npy');
+    await writeNpy(path, x, [seen.length, 5]);
+    await refusedUpFront(
+      config([{ name: 'withnan', kind: 'file', path, ids }]),
+      new RegExp(`feature set 'withnan': ${path}: element \\[row 7, column 2\\] is NaN \\(2 of ${seen.length * 5} values are not finite float32 numbers\\); finite numbers are required`),
+    );
+    const big = Float64Array.from({ length: seen.length * 2 }, () => 1);
+    big[3] = 1e39;
+    const path64 = join(tmp, 'big.npy');
+    await writeNpy(path64, big, [seen.length, 2]);
+    await refusedUpFront(config([{ name: 'big', kind: 'file', path: path64, ids }]), /feature set 'big': .*big\.npy: element \[row 1, column 1\] is 1e\+39, beyond float32's range/);
+  });
+
+  it('lists every problem of every set at once, shape and type included', async () => {
+    const vec = join(tmp, 'vec.npy'), ints = join(tmp, 'ints.npy');
+    await writeNpy(vec, new Float32Array(seen.length), [seen.length]);
+    await writeNpy(ints, new Int32Array(seen.length * 2), [seen.length, 2]);
+    const msg = await refusedUpFront(
+      config([
+        { name: 'a', kind: 'file', path: vec },
+        { name: 'b', kind: 'file', path: ints },
+        { name: 'c', kind: 'file', path: join(tmp, 'nope.npy'), ids: join(tmp, 'nope-ids.npy') },
+      ]),
+      new RegExp(`feature set 'a': ${vec} has shape \\(${seen.length}\\), expected a 2-D array \\(images × features\\)`),
+      new RegExp(`feature set 'b': ${ints} holds int32 values, expected float32 or float64`),
+      /feature set 'c': .*nope\.npy does not exist/,
+      /feature set 'c': ids file .*nope-ids\.npy does not exist/,
+    );
+    expect(msg.split('\n  - ')).toHaveLength(5);
+  });
+
+  it('scans a table larger than its read buffer in slabs, finding the value in the last one', async () => {
+    const n = 3 << 20; // 12 MB of float32: more than one 8 MB slab
+    const x = new Float32Array(n).fill(0.25);
+    x[n - 5] = Infinity;
+    const path = join(tmp, 'large.npy');
+    await writeNpy(path, x, [n / 4, 4]);
+    expect(await scanNpyNonFinite(path, await readNpyHeader(path))).toEqual({ index: n - 5, value: Infinity, count: 1, beyondFloat32: false });
+    // big-endian float64, as numpy writes with dtype '>f8'
+    const be = join(tmp, 'be.npy');
+    const header = "{'descr': '>f8', 'fortran_order': False, 'shape': (2, 2), }";
+    const pre = Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0, 0, 0]);
+    const dict = Buffer.from(header.padEnd(64 - 10 - 1, ' ') + '\n', 'latin1');
+    pre.writeUInt16LE(dict.length, 8);
+    const data = Buffer.alloc(32);
+    [1, 2, NaN, 4].forEach((v, i) => data.writeDoubleBE(v, i * 8));
+    writeFileSync(be, Buffer.concat([pre, dict, data]));
+    expect(await scanNpyNonFinite(be, await readNpyHeader(be))).toMatchObject({ index: 2, count: 1 });
+  });
+});
+
+describe('nsd.sessions', () => {
+  it('a range must be ascending and made of session numbers: refused when the config is validated', () => {
+    const cfg = (sessions: unknown) => ({ ...config([{ name: 'z', kind: 'file', path: 'x.npy' }]), nsd: { root: nsd.root, subject: 1, sessions } });
+    expect(() => resolveEncodeConfig(cfg('3-1'), 'enc.json')).toThrow(/enc\.json: nsd\.sessions: range "3-1" runs backwards; a range goes from the lower session to the higher \(1-3\)/);
+    expect(() => resolveEncodeConfig(cfg('1-3,x,0'), 'enc.json')).toThrow(/nsd\.sessions: "x" \(in "1-3,x,0"\) is not a session number[\s\S]*nsd\.sessions: "0" \(in "1-3,x,0"\): sessions are numbered from 1/);
+    expect(() => resolveEncodeConfig(cfg(' , '), 'enc.json')).toThrow(/nsd\.sessions: " , " names no session/);
+    expect(resolveEncodeConfig(cfg('1-3, 5')).nsd.sessions).toBe('1-3, 5');
+    // the reconstruction config shares the rule
+    expect(() => resolveConfig({ out: 'o', nsd: { root: 'r', subject: 1, sessions: '2-1' }, model: { dir: 'm' } }, 'run.json')).toThrow(/run\.json: nsd\.sessions: range "2-1" runs backwards/);
+  });
+
+  it('every session must have betas for the subject: checked before any work, dry run or not', async () => {
+    const z = join(tmp, 'z.npy');
+    await writeNpy(z, new Float32Array(seen[seen.length - 1] * 2).fill(1), [seen[seen.length - 1], 2]);
+    await refusedUpFront(
+      config([{ name: 'z', kind: 'file', path: z }], { sessions: '1-3,50' }),
+      new RegExp(`nsd\\.sessions: session 50 of subject 1 has no betas \\(\\.hdf5 or \\.nii\\.gz\\) in ${nsd.root} \\(looked for .*betas_session50\\.hdf5\\); sessions with betas: 1-3`),
+    );
+    // in the design but without betas; a list as well as a string
+    await refusedUpFront(config([{ name: 'z', kind: 'file', path: z }], { sessions: [2, 4, 5] }), /nsd\.sessions: sessions 4-5 of subject 1 have no betas .* sessions with betas: 1-3/);
+    await preflightEncode(resolveEncodeConfig(config([{ name: 'z', kind: 'file', path: z }], { sessions: '2-3' })));
+  });
+});

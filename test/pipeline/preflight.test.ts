@@ -1,0 +1,78 @@
+/**
+ * reconstruct's checks before any work: a U-Net exported at one latent size (as the demo world's is) against
+ * img2img.size, and sessions without betas, are reported by the dry run and the real run alike, naming the
+ * field and the value to use, with no run folder made.
+ */
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { resolveConfig } from '../../ts/pipeline/config.js';
+import { preflight } from '../../ts/pipeline/preflight.js';
+import { reconstruct } from '../../ts/pipeline/reconstruct.js';
+import { writeSdFixture } from '../../ts/sd/fixture.js';
+import { onnx } from '../../ts/sd/onnxProto.js';
+import { synthNsd, type SynthNsdResult } from '../../ts/synth/nsd.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'bl-reconstruct-preflight-'));
+let nsd: SynthNsdResult;
+/** An SD fixture whose U-Net takes 16×16 latents only (img2img at 128 px). */
+let fixed = '';
+let runs = 0;
+
+beforeAll(async () => {
+  nsd = await synthNsd({ out: join(tmp, 'nsd'), grid: [8, 8, 8], designSessions: 4, sessions: 3, trialsPerSession: 60, sharedImages: 10, imageSize: 16, formats: ['nifti'], seed: 9 });
+  fixed = join(tmp, 'sd');
+  await writeSdFixture(fixed);
+  const path = join(fixed, 'unet', 'model.onnx');
+  const m = onnx.ModelProto.decode(await readFile(path));
+  const dims = m.graph!.input!.find((i) => i.name === 'sample')!.type!.tensorType!.shape!.dim!;
+  dims[2] = { dimValue: 16 };
+  dims[3] = { dimValue: 16 };
+  await mkdir(join(fixed, 'unet'), { recursive: true });
+  await writeFile(path, onnx.ModelProto.encode(m).finish());
+}, 120_000);
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+const config = (extra: Record<string, unknown> = {}, nsdExtra: Record<string, unknown> = {}) => ({
+  out: join(tmp, `run-${++runs}`),
+  nsd: { root: nsd.root, subject: 1, ...nsdExtra },
+  model: { dir: fixed },
+  decoders: { z: { roi: 'nsdgeneral' }, c: { roi: 'nsdgeneral' } },
+  ...extra,
+});
+
+/** The dry run and the real run both refuse `cfg` before any stage, naming every pattern, and make no run folder. */
+async function refusedUpFront(cfg: ReturnType<typeof config>, ...patterns: RegExp[]): Promise<void> {
+  for (const dryRun of [true, false]) {
+    const err = await reconstruct(cfg, { dryRun }).then(
+      () => null,
+      (e: Error) => e,
+    );
+    expect(err, `dryRun ${dryRun}`).not.toBeNull();
+    expect(err!.name).toBe('PreflightError');
+    for (const p of patterns) expect(err!.message, `dryRun ${dryRun}`).toMatch(p);
+    expect(existsSync(cfg.out), 'no run folder').toBe(false);
+  }
+}
+
+describe("reconstruct's preflight", () => {
+  it("checks img2img.size against the U-Net's fixed latent size, naming the field and the size to set", async () => {
+    await refusedUpFront(config(), new RegExp(`img2img\\.size 512 gives 64×64 latents, but ${join(fixed, 'unet', 'model.onnx')} takes sample of 16×16 only: set img2img\\.size to 128`));
+    await refusedUpFront(config({ img2img: { size: 256 } }), /img2img\.size 256 gives 32×32 latents, .* set img2img\.size to 128/);
+    const pre = await preflight(resolveConfig(config({ img2img: { size: 128 } })));
+    expect(pre.testIds.length).toBe(10);
+  });
+
+  it('checks that every session has betas for the subject', async () => {
+    await refusedUpFront(
+      config({ img2img: { size: 128 } }, { sessions: '1-3,50' }),
+      new RegExp(`nsd\\.sessions: session 50 of subject 1 has no betas \\(\\.hdf5 or \\.nii\\.gz\\) in ${nsd.root} .*; sessions with betas: 1-3`),
+    );
+    await refusedUpFront(config({ img2img: { size: 128 } }, { sessions: '2-4', format: 'nifti' }), /nsd\.sessions: session 4 of subject 1 has no betas \(\.nii\.gz\) .*betas_session04\.nii\.gz\); sessions with betas: 1-3/);
+    await preflight(resolveConfig(config({ img2img: { size: 128 } }, { sessions: '2-3' })));
+  });
+});
