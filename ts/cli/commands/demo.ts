@@ -2,8 +2,9 @@
 import type { Command } from 'commander';
 
 import { InvalidArgumentError } from '../../errors.js';
-import { runDemo } from '../../demo/runDemo.js';
+import { runDemo, type DemoOptions } from '../../demo/runDemo.js';
 import { onnxruntimeNodeInstalled } from '../../native/onnxruntimeNode.js';
+import { checkOutputPath } from '../outputPath.js';
 import { progressBar, type ProgressBar } from '../progress.js';
 import { printResult, printWarnings, stageProgress } from './reconstruct.js';
 
@@ -53,18 +54,20 @@ The world is reused when <out>/world/world.json records the same parameters and 
     )
     .action(async (f: Flags) => {
       if (f.prior !== 'world' && f.prior !== 'training') throw new InvalidArgumentError(`--prior must be 'world' or 'training', got '${f.prior}'`);
+      const options: DemoOptions = {
+        out: f.out,
+        seed: int(f.seed, 'seed'),
+        imageSize: int(f.imageSize, 'image-size'),
+        testImages: int(f.testImages, 'test-images'),
+        seeds: int(f.seeds, 'seeds'),
+        steps: int(f.steps, 'steps'),
+        prior: f.prior,
+      };
+      await checkOutputPath('--out', f.out, 'folder', 'the world and the run');
       const t0 = performance.now();
       let worldBar: ProgressBar | null = null;
       const r = await runDemo(
-        {
-          out: f.out,
-          seed: int(f.seed, 'seed'),
-          imageSize: int(f.imageSize, 'image-size'),
-          testImages: int(f.testImages, 'test-images'),
-          seeds: int(f.seeds, 'seeds'),
-          steps: int(f.steps, 'steps'),
-          prior: f.prior,
-        },
+        options,
         {
           force: f.force,
           dryRun: f.dryRun,

@@ -10,6 +10,7 @@ import { reconstruct, type ReconstructResult } from '../../pipeline/reconstruct.
 import type { StageProgress } from '../../pipeline/stageRunner.js';
 import { resolveConfig, type ReconstructConfig } from '../../pipeline/config.js';
 import { readConfigFile } from '../configFile.js';
+import { checkOutputPath } from '../outputPath.js';
 import { metricsText } from '../../eval/table.js';
 import { progressBar, type ProgressBar } from '../progress.js';
 
@@ -47,7 +48,7 @@ async function configFrom(f: Flags): Promise<ReconstructConfig> {
   if (!isPlainObject(base)) return resolveConfig(base, source);
   const file = base;
   const merged: Record<string, unknown> = { ...file };
-  if (f.out) merged.out = resolve(f.out);
+  if (f.out !== undefined) merged.out = resolve(f.out);
   // flags go into their section, unless the file's section is not an object (the validator then reports it)
   const section = (key: string, set: (s: Record<string, unknown>) => void) => {
     const v = file[key];
@@ -151,7 +152,10 @@ The run folder holds run.json, decoders/*.safetensors, images/<imgidx>_{org,z,00
 ${schemaHelpText(ReconstructConfigSchema, 'run.json')}`,
     )
     .action(async (f: Flags) => {
+      // the run folder is checked before any work: a flag's value as typed, else the config file's
+      if (f.out !== undefined) await checkOutputPath('--out', f.out, 'folder', 'the run');
       const config = await configFrom(f);
+      if (f.out === undefined) await checkOutputPath(`${f.config}: out`, config.out, 'folder', 'the run');
       const ac = new AbortController();
       process.once('SIGINT', () => ac.abort());
       const r = await reconstruct(config, { force: f.force, dryRun: f.dryRun, signal: ac.signal, onProgress: f.dryRun ? undefined : stageProgress(), onWarning: printWarnings });

@@ -8,6 +8,7 @@ import { alphaEdgeWarning, parseAlphas } from '../../ridge/alphas.js';
 import { RidgeCV, setThreads } from '../../ridge/RidgeCV.js';
 import { RidgeModel } from '../../ridge/RidgeModel.js';
 import { alphaHistogram, mean, seconds } from '../format.js';
+import { checkOutputPath } from '../outputPath.js';
 import { progressBar } from '../progress.js';
 import { exitWhenDone } from '../setup.js';
 
@@ -65,7 +66,7 @@ export function registerRidgeCommand(program: Command): void {
     .option('--memory <GiB>', "budget of the engine's work buffers in GiB (X's copy, Grams, decompositions, target batches); a fit whose fixed footprint exceeds it is refused (default: 2, raised to the footprint)")
     .option('--threads <n>', 'engine threads (default: all cores; 0 = all cores)')
     .option('--backend <b>', "'auto', 'cpu' or 'cuda'", 'auto')
-    .requiredOption('--out <file>', 'model output (.safetensors)')
+    .requiredOption('--out <file>', 'model output (.safetensors), checked before the fit: not a folder, its parent a writable folder')
     .addHelpText(
       'after',
       `
@@ -80,6 +81,9 @@ safetensors.numpy.load_file(path).`,
       const threads = flags.threads === undefined ? undefined : int(flags.threads, '--threads', 0);
       const folds = int(flags.folds, '--folds', 2);
       const memoryBudget = flags.memory === undefined ? undefined : gibibytes(flags.memory, '--memory');
+      const alphas = parseAlphas(flags.alphas);
+      // a fit can take minutes: a model that cannot be written is refused before it starts
+      await checkOutputPath('--out', flags.out, 'file', 'the model (.safetensors)');
       if (threads !== undefined) setThreads(threads);
       const tRead = performance.now();
       useEngineArrayAllocator();
@@ -93,7 +97,6 @@ safetensors.numpy.load_file(path).`,
       }
       const groups = flags.groups ? await readIntVectorNpy(flags.groups, 'groups') : undefined;
       const readSecs = (performance.now() - tRead) / 1000;
-      const alphas = parseAlphas(flags.alphas);
       console.log(`X ${x.rows}×${x.cols}, Y ${y.rows}×${y.cols}; ${alphas.length} alphas, ${flags.folds} folds${groups ? ' (grouped)' : ''}`);
       const bar = progressBar('ridge fit');
       const t0 = performance.now();
@@ -158,6 +161,7 @@ safetensors.numpy.load_file(path).`,
     .requiredOption('--x <file>', 'X as .npy (samples × features)')
     .requiredOption('--out <file>', 'predictions .npy (float32, samples × targets)')
     .action(async (flags: { model: string; x: string; out: string }) => {
+      await checkOutputPath('--out', flags.out, 'file', 'the predictions (.npy)');
       const t0 = performance.now();
       useEngineArrayAllocator();
       useEngineFileWriter();
