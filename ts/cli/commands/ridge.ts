@@ -54,7 +54,7 @@ export function registerRidgeCommand(program: Command): void {
     .description('fit RidgeCV on X (samples × features) and Y (samples × targets) stored as .npy')
     .requiredOption('--x <file>', 'X as .npy (float32 or float64, samples × features)')
     .requiredOption('--y <file>', 'Y as .npy (float32 or float64, samples × targets)')
-    .option('--alphas <grid>', "candidate alphas: '1,10,100' or log-spaced start:stop:count", '1e1:1e7:10')
+    .option('--alphas <grid>', "candidate alphas, distinct and > 0: '1,10,100' or log-spaced start:stop:count (count >= 2 unless start = stop)", '1e1:1e7:10')
     .option('--folds <k>', 'number of CV folds (contiguous unless --groups)', '5')
     .option('--groups <file>', 'group label per sample (.npy int): a group never straddles folds, e.g. the image id of each trial')
     .option('--score <name>', "CV score maximised per target: 'r2' or 'pearson'", 'r2')
