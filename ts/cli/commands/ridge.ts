@@ -4,6 +4,7 @@ import { InvalidArgumentError, NonFiniteError } from '../../errors.js';
 import { assertFinite } from '../../io/finite.js';
 import { readIntVectorNpy, readMatrixNpy, writeNpy } from '../../io/npy.js';
 import { useEngineArrayAllocator, useEngineFileWriter } from '../../native/call.js';
+import { alphaDiagnostics } from '../../ridge/alphaDiagnostics.js';
 import { alphaEdgeWarning, parseAlphas } from '../../ridge/alphas.js';
 import { RidgeCV, setThreads } from '../../ridge/RidgeCV.js';
 import { RidgeModel } from '../../ridge/RidgeModel.js';
@@ -146,9 +147,19 @@ safetensors.numpy.load_file(path).`,
               `(near-singular) problem and were not considered; their CV scores are NaN in the model`,
           );
         }
-        const edge = alphaEdgeWarning(info.edgeLow, info.edgeHigh);
-        if (edge) console.log(`warning: ${edge}`);
       }
+      // the edge rule counts only targets that are not constant (those score 0 at every alpha and tie to the largest),
+      // as reconstruct's decoders do
+      const diag = alphaDiagnostics(alphas, model.bestAlphas, model.cvScores, flags.score);
+      if (diag.constantTargets > 0) {
+        const all = diag.constantTargets === y.cols;
+        console.log(
+          `note: ${all ? `all ${y.cols}` : `${diag.constantTargets} of ${y.cols}`} targets are constant over the samples (every alpha scores 0)` +
+            (all ? '; nothing to fit, so the chosen alphas mean nothing' : '; they are left out of the alpha-edge check'),
+        );
+      }
+      const edge = alphaEdgeWarning(diag.edgeLow, diag.edgeHigh, undefined, diag.constantTargets ? 'non-constant targets' : 'targets');
+      if (edge) console.log(`warning: ${edge}`);
       await saved;
       const writeSecs = (performance.now() - tWrite) / 1000;
       console.log(`fitted in ${seconds(secs)}; inputs read in ${seconds(readSecs)}; model written to ${flags.out} in ${seconds(writeSecs)}`);
