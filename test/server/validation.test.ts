@@ -76,10 +76,10 @@ describe('request validation (real HTTP)', () => {
   it("lists a config's own problems with the schema's (an alpha grid that does not parse beside a bad field)", async () => {
     const fit = await s.call('POST', '/v1/jobs', { kind: 'ridge-fit', config: { out: 'f', x: 'x.npy', y: 'y.npy', alphas: 'abc', folds: 1 } });
     expect(fit.status).toBe(400);
-    expect(fit.json.problems).toEqual(['body.config.folds: expected an integer >= 2, got number 1', 'body.config.alphas: every alpha must be finite and > 0, got NaN at position 0']);
+    expect(fit.json.problems).toEqual(['body.config.folds: expected an integer >= 2, got number 1', "body.config.alphas: the item 'abc' at position 0 of 'abc' is not a number"]);
     const rec = await s.call('POST', '/v1/jobs', { kind: 'reconstruct', config: { out: 'r', nsd: { root: 'n', subject: 9 }, model: { dir: 'm' }, decoders: { z: { alphas: 'abc' } } } });
     expect(rec.status).toBe(400);
-    expect(rec.json.problems).toEqual(['body.config.nsd.subject: expected an integer >= 1 <= 8, got number 9', 'body.config.decoders.z.alphas: every alpha must be finite and > 0, got NaN at position 0']);
+    expect(rec.json.problems).toEqual(['body.config.nsd.subject: expected an integer >= 1 <= 8, got number 9', "body.config.decoders.z.alphas: the item 'abc' at position 0 of 'abc' is not a number"]);
   });
 
   it('fills in defaults (the job view shows the resolved demo settings)', async () => {

@@ -4,7 +4,14 @@ import type { Command as CommandType } from 'commander';
 import { createRequire } from 'node:module';
 
 import { BrainlatentError } from '../errors.js';
-import { checkRequiredOptionsLast, configureProgram, exitAfterFinishedCommands } from './setup.js';
+import {
+  checkRequiredOptionsLast,
+  configureProgram,
+  describeHelpCommand,
+  exitAfterFinishedCommands,
+  helpArgs,
+  unknownCommandArgs,
+} from './setup.js';
 
 // commander through require: its ESM wrapper costs the CommonJS export scan at every start-up.
 const { Command } = createRequire(import.meta.url)('commander') as typeof import('commander');
@@ -47,12 +54,14 @@ function commandsFor(args: string[]): string[] {
   return Object.keys(COMMANDS);
 }
 
-const names = commandsFor(process.argv.slice(2));
+const args = helpArgs(process.argv.slice(2));
+const names = commandsFor(args);
 for (const name of names) (await COMMANDS[name]())(program);
+describeHelpCommand(program);
 checkRequiredOptionsLast(program);
 exitAfterFinishedCommands(program);
 
-program.parseAsync(process.argv).catch((err: unknown) => {
+program.parseAsync(unknownCommandArgs(program, args), { from: 'user' }).catch((err: unknown) => {
   const msg = err instanceof Error ? err.message : String(err);
   const kind = err instanceof BrainlatentError ? err.name : 'error';
   process.stderr.write(`brainlatent: ${kind}: ${msg}\n`);

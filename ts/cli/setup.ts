@@ -37,6 +37,45 @@ export function checkRequiredOptionsLast(program: Command): void {
   });
 }
 
+/**
+ * Before registering commands: `help <command> [<subcommand>]` becomes `<command> [<subcommand>] --help`, so that
+ * `help ridge fit` prints fit's help as `ridge fit --help` does (commander's help command reads one name alone and
+ * printed the ridge group's help).
+ */
+export function helpArgs(args: string[]): string[] {
+  const [first, ...rest] = args;
+  if (first !== 'help' || rest.length === 0 || rest[0].startsWith('-')) return args;
+  return [...rest, '--help'];
+}
+
+/** After registering commands (so the groups keep their own `help [command]`): the program's help command as helpArgs reads it. */
+export function describeHelpCommand(program: Command): void {
+  program.helpCommand('help [command...]', 'display help for a command (help ridge fit)');
+}
+
+const HELP_FLAGS = new Set(['--help', '-h']);
+
+/**
+ * After registering commands: an unknown command name with --help (`report --help`, `ridge fitt -h`) is reported
+ * as unknown, with commander's "Did you mean" when it has one, and exits 1. Commander looks at --help before it
+ * looks for the command, and printed the parent's help with exit 0; here the help flag is dropped from such a
+ * command line, so commander goes on to its unknown-command error.
+ */
+export function unknownCommandArgs(program: Command, args: string[]): string[] {
+  let cmd = program;
+  for (const arg of args) {
+    if (arg.startsWith('-') || cmd.commands.length === 0) break;
+    const sub = cmd.commands.find((c) => c.name() === arg || c.aliases().includes(arg));
+    if (!sub) {
+      // 'ridge help fit': commander's own help command on a group
+      if (arg === 'help') break;
+      return args.filter((a) => !HELP_FLAGS.has(a));
+    }
+    cmd = sub;
+  }
+  return args;
+}
+
 const exitsWhenDone = new WeakSet<Command>();
 
 /**

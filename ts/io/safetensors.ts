@@ -4,11 +4,9 @@
  * Readable from Python with `safetensors.numpy.load_file`; written atomically; read only after the whole
  * header has been checked against the file (see readSafetensors).
  */
-import { open, type FileHandle } from 'node:fs/promises';
-
 import { FormatError, LimitError, ShapeError } from '../errors.js';
 import { withAtomicFile, writeChunks } from './atomicWrite.js';
-import { fileOpenError } from './byteStream.js';
+import { openRegularFile } from './byteStream.js';
 import { parseJson } from './json.js';
 import { allocate, BYTES, bytesOf, dtypeOf, product, type DType, type NumericArray } from './typedArrays.js';
 
@@ -71,14 +69,9 @@ interface Entry {
  * file, trailing bytes or two tensors sharing bytes are FormatErrors naming the file and the tensor.
  */
 export async function readSafetensors(path: string): Promise<SafetensorsFile> {
-  let fh: FileHandle;
+  // a folder or a device is refused naming the path (reading a folder fails with a bare EISDIR)
+  const { fh, size } = await openRegularFile(path);
   try {
-    fh = await open(path, 'r');
-  } catch (e) {
-    throw fileOpenError(path, e);
-  }
-  try {
-    const size = (await fh.stat()).size;
     const bad = (field: string, msg: string) => new FormatError(`${path}: ${msg}`, { path, field });
     if (size < 8) throw bad('header_size', `not a safetensors file (${size} bytes, shorter than the 8-byte header length)`);
     const pre = Buffer.alloc(8);

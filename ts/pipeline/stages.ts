@@ -13,6 +13,7 @@ import { extractNsd, type NsdExtractOptions } from '../nsd/extract.js';
 import type { NsdExtraction } from '../nsd/output.js';
 import { NsdStimuli } from '../nsd/stimuli.js';
 import { columnPearson } from '../encoding/metrics.js';
+import { alphaDiagnostics } from '../ridge/alphaDiagnostics.js';
 import { alphaEdgeWarning } from '../ridge/alphas.js';
 import { RidgeCV } from '../ridge/RidgeCV.js';
 import type { Diffusion } from '../sd/Diffusion.js';
@@ -234,7 +235,7 @@ export async function decodersStage(ctx: StageContext): Promise<StageOutput> {
     const targetR = columnPearson(pred, truth);
     constantColumns(truth).forEach((flat, j) => flat && (targetR[j] = NaN));
     await writeNpy(p.targetAccuracy(t), targetR, [targetR.length]);
-    const diag = decoderDiagnostics(d.alphas, model.bestAlphas, model.cvScores, d.score);
+    const diag = alphaDiagnostics(d.alphas, model.bestAlphas, model.cvScores, d.score);
     const edge = alphaEdgeWarning(diag.edgeLow, diag.edgeHigh, d.alphas, `the ${t} decoder's ${diag.constantTargets ? 'non-constant ' : ''}targets`);
     summary[t] = {
       roi: d.roi,
@@ -253,67 +254,6 @@ export async function decodersStage(ctx: StageContext): Promise<StageOutput> {
   await writeJson(p.decoderSummary, summary);
   outputs.push(rel(c, p.decoderSummary));
   return { outputs, summary };
-}
-
-export interface DecoderDiagnostics {
-  score: string;
-  alphas: number[];
-  /** Targets per grid alpha, over the targets that are not constant in training. */
-  alphaCounts: number[];
-  /** Shares of those targets at the grid's smallest and largest alpha (the rule of `ridge fit`: > 5% warns). */
-  edgeLow: number;
-  edgeHigh: number;
-  /** Quantiles of the CV score over the same targets, per alpha. */
-  cvCurve: { alpha: number; mean: number; q10: number; median: number; q90: number; resolved: boolean }[];
-  /** Targets constant over the training images: every alpha scores 0, ties go to the largest alpha, so they are left out. */
-  constantTargets: number;
-  /** Median CV score at the chosen alpha, over the same targets. */
-  medianBestScore: number;
-}
-
-/**
- * The decoder's chosen alphas on its grid and its CV-score curve, for the report and the edge warning. Targets
- * that score exactly 0 at every alpha are constant over the training images (the engine scores a constant
- * target 0, and a tie goes to the largest alpha): nothing to decode, and counted in they would swamp the
- * quantiles and pile up at the grid's top (most of c's padding positions in the demo).
- */
-export function decoderDiagnostics(grid: number[], best: Float32Array, cvScores: Matrix, score: string): DecoderDiagnostics {
-  const T = cvScores.cols;
-  const informative = new Uint8Array(T);
-  for (let i = 0; i < cvScores.rows; i++) for (let j = 0; j < T; j++) if (cvScores.data[i * T + j] !== 0) informative[j] = 1;
-  const kept = informative.reduce((a, b) => a + b, 0);
-  const counts = grid.map(() => 0);
-  best.forEach((a, j) => {
-    if (!informative[j]) return;
-    // the engine returns the grid value in float32: match to the nearest grid alpha on a log scale
-    let k = 0;
-    for (let i = 1; i < grid.length; i++) if (Math.abs(Math.log(a / grid[i])) < Math.abs(Math.log(a / grid[k]))) k = i;
-    counts[k]++;
-  });
-  const q = (sorted: number[], f: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(f * (sorted.length - 1) + 0.5))] : NaN);
-  const curve = grid.map((alpha, i) => {
-    const row = Array.from(cvScores.data.subarray(i * T, (i + 1) * T)).filter((v, j) => informative[j] && Number.isFinite(v)).sort((a, b) => a - b);
-    const mean = row.length ? row.reduce((s, v) => s + v, 0) / row.length : NaN;
-    return { alpha, mean, q10: q(row, 0.1), median: q(row, 0.5), q90: q(row, 0.9), resolved: row.length > 0 };
-  });
-  const bestScores: number[] = [];
-  for (let j = 0; j < T; j++) {
-    if (!informative[j]) continue;
-    let m = -Infinity;
-    for (let i = 0; i < cvScores.rows; i++) if (cvScores.data[i * T + j] > m) m = cvScores.data[i * T + j];
-    bestScores.push(m);
-  }
-  bestScores.sort((a, b) => a - b);
-  return {
-    score,
-    alphas: grid,
-    alphaCounts: counts,
-    edgeLow: kept ? counts[0] / kept : 0,
-    edgeHigh: kept ? counts[counts.length - 1] / kept : 0,
-    cvCurve: curve,
-    constantTargets: T - kept,
-    medianBestScore: q(bestScores, 0.5),
-  };
 }
 
 /** Columns whose values are all equal. */

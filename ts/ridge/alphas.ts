@@ -12,23 +12,51 @@ export function logspace(start: number, stop: number, count: number): number[] {
   return Array.from({ length: count }, (_, i) => 10 ** (a + ((b - a) * i) / (count - 1)));
 }
 
+/** A plain decimal number as typed ("10", "1e-3", ".5"): no hex, no 'Infinity', no blank (which Number() reads as 0). */
+const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
+
+const EXAMPLES = "a list such as 1,10,100 or start:stop:count such as 1e1:1e7:10";
+
+/** One item of a list as a number; an empty or non-numeric item is refused as typed, with its position. */
+function listItem(item: string, position: number, text: string): number {
+  const t = item.trim();
+  if (t === '') throw new InvalidArgumentError(`alphas: the item at position ${position} of '${text}' is empty; expected a number`);
+  if (!DECIMAL.test(t)) throw new InvalidArgumentError(`alphas: the item '${t}' at position ${position} of '${text}' is not a number`);
+  return Number(t);
+}
+
 /**
- * Parses an alpha grid: a comma-separated list ("1,10,100") or `start:stop:count`
- * log-spaced ("1e1:1e7:10").
+ * Parses an alpha grid: a comma-separated list ("1,10,100") or `start:stop:count` log-spaced ("1e1:1e7:10"), every
+ * alpha > 0 and distinct. A log-spaced grid between two different ends needs a count of at least 2 (with 1 it
+ * would be its start alone); `a:a:1` is the one alpha a. Items are reported as typed: "1,,10" has an empty item,
+ * "abc" is not a number.
  */
 export function parseAlphas(text: string): number[] {
   const t = text.trim();
+  if (t === '') throw new InvalidArgumentError(`alphas: expected ${EXAMPLES}, got an empty string`);
   let alphas: number[];
   if (t.includes(':')) {
-    const parts = t.split(':').map((s) => Number(s));
-    if (parts.length !== 3 || parts.some((x) => !Number.isFinite(x))) {
-      throw new InvalidArgumentError(`alphas: expected start:stop:count such as 1e1:1e7:10, got '${text}'`);
+    // each part a number as typed: an empty one ('1e1:1e7:') is not read as 0
+    const parts = t.split(':').map((p) => p.trim());
+    if (parts.length !== 3 || !parts.every((p) => DECIMAL.test(p))) {
+      throw new InvalidArgumentError(`alphas: expected start:stop:count such as 1e1:1e7:10, got '${t}'`);
     }
-    alphas = logspace(parts[0], parts[1], parts[2]);
+    const [start, stop, count] = parts.map(Number);
+    if (count === 1 && start !== stop) {
+      const [a, b] = parts;
+      throw new InvalidArgumentError(`alphas: '${t}' has a count of 1 between two different ends (${a} and ${b}); a log-spaced grid needs at least 2 points`);
+    }
+    alphas = logspace(start, stop, count);
   } else {
-    alphas = t.split(',').map((s) => Number(s.trim()));
+    alphas = t.split(',').map((item, i) => listItem(item, i, t));
   }
   validateAlphas(alphas, 'alphas');
+  const seen = new Map<number, number>();
+  alphas.forEach((a, i) => {
+    const first = seen.get(a);
+    if (first !== undefined) throw new InvalidArgumentError(`alphas: the alphas must be distinct, got ${a} at positions ${first} and ${i} of '${t}'`);
+    seen.set(a, i);
+  });
   return alphas;
 }
 

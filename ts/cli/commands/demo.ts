@@ -2,15 +2,19 @@
 import type { Command } from 'commander';
 
 import { InvalidArgumentError } from '../../errors.js';
-import { runDemo } from '../../demo/runDemo.js';
+import { runDemo, type DemoOptions } from '../../demo/runDemo.js';
 import { onnxruntimeNodeInstalled } from '../../native/onnxruntimeNode.js';
+import { checkOutputPath } from '../outputPath.js';
 import { progressBar, type ProgressBar } from '../progress.js';
 import { printResult, printWarnings, stageProgress } from './reconstruct.js';
 
-const int = (v: string | undefined, name: string): number | undefined => {
+/** An integer flag >= `min` (1 unless said: a seed may be 0, as the config schemas allow). */
+const int = (v: string | undefined, name: string, min = 1): number | undefined => {
   if (v === undefined) return undefined;
   const x = Number(v);
-  if (!Number.isInteger(x) || x < 1) throw new InvalidArgumentError(`--${name} must be a positive integer, got '${v}'`);
+  if (v.trim() === '' || !Number.isInteger(x) || x < min) {
+    throw new InvalidArgumentError(`--${name} must be ${min === 1 ? 'a positive integer' : `an integer >= ${min}`}, got '${v}'`);
+  }
   return x;
 };
 
@@ -53,18 +57,20 @@ The world is reused when <out>/world/world.json records the same parameters and 
     )
     .action(async (f: Flags) => {
       if (f.prior !== 'world' && f.prior !== 'training') throw new InvalidArgumentError(`--prior must be 'world' or 'training', got '${f.prior}'`);
+      const options: DemoOptions = {
+        out: f.out,
+        seed: int(f.seed, 'seed', 0),
+        imageSize: int(f.imageSize, 'image-size'),
+        testImages: int(f.testImages, 'test-images'),
+        seeds: int(f.seeds, 'seeds'),
+        steps: int(f.steps, 'steps'),
+        prior: f.prior,
+      };
+      await checkOutputPath('--out', f.out, 'folder', 'the world and the run');
       const t0 = performance.now();
       let worldBar: ProgressBar | null = null;
       const r = await runDemo(
-        {
-          out: f.out,
-          seed: int(f.seed, 'seed'),
-          imageSize: int(f.imageSize, 'image-size'),
-          testImages: int(f.testImages, 'test-images'),
-          seeds: int(f.seeds, 'seeds'),
-          steps: int(f.steps, 'steps'),
-          prior: f.prior,
-        },
+        options,
         {
           force: f.force,
           dryRun: f.dryRun,

@@ -7,6 +7,7 @@ import { EncodeConfigSchema, resolveEncodeConfig } from '../../config/encode.js'
 import { schemaHelpText } from '../../config/help.js';
 import { encode } from '../../encoding/encode.js';
 import { readConfigFile } from '../configFile.js';
+import { checkOutputPath } from '../outputPath.js';
 import { stageProgress } from './reconstruct.js';
 
 export function registerEncodeCommand(program: Command): void {
@@ -35,9 +36,12 @@ config skips the stages that are done. Examples:
 ${schemaHelpText(EncodeConfigSchema, 'enc.json')}`,
     )
     .action(async (f: { config: string; out?: string; force?: boolean; dryRun?: boolean }) => {
+      // the run folder is checked before any work: the flag's value as typed, else the config file's
+      if (f.out !== undefined) await checkOutputPath('--out', f.out, 'folder', 'the run');
       const file = await readConfigFile(f.config, EncodeConfigSchema);
       // every problem of the file is listed, naming it; a file that holds no object is reported as such
-      const config = resolveEncodeConfig(f.out && typeof file === 'object' && file !== null && !Array.isArray(file) ? { ...file, out: resolve(f.out) } : file, f.config);
+      const config = resolveEncodeConfig(f.out !== undefined && typeof file === 'object' && file !== null && !Array.isArray(file) ? { ...file, out: resolve(f.out) } : file, f.config);
+      if (f.out === undefined) await checkOutputPath(`${f.config}: out`, config.out, 'folder', 'the run');
       const ctl = new AbortController();
       process.once('SIGINT', () => ctl.abort());
       const r = await encode(config, { signal: ctl.signal, force: f.force, dryRun: f.dryRun, onProgress: f.dryRun ? undefined : stageProgress() });

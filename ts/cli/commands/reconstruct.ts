@@ -10,6 +10,8 @@ import { reconstruct, type ReconstructResult } from '../../pipeline/reconstruct.
 import type { StageProgress } from '../../pipeline/stageRunner.js';
 import { resolveConfig, type ReconstructConfig } from '../../pipeline/config.js';
 import { readConfigFile } from '../configFile.js';
+import { fieldSchema, numberFlag } from '../flagValue.js';
+import { checkOutputPath } from '../outputPath.js';
 import { metricsText } from '../../eval/table.js';
 import { progressBar, type ProgressBar } from '../progress.js';
 
@@ -26,17 +28,28 @@ interface Flags {
   dryRun?: boolean;
 }
 
-function int(v: string | undefined, name: string): number | undefined {
-  if (v === undefined) return undefined;
-  const x = Number(v);
-  if (!Number.isInteger(x)) throw new InvalidArgumentError(`--${name} must be an integer, got '${v}'`);
-  return x;
+/** A numeric flag, checked against the config field it sets: an error names the flag, not the config file. */
+function num(v: string | undefined, flag: string, field: string[]): number | undefined {
+  return v === undefined ? undefined : numberFlag(v, flag, fieldSchema(ReconstructConfigSchema, field));
 }
 
 const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-/** The config file (paths relative to it) with the flags on top, validated: every problem is listed, naming the file. */
+/**
+ * The config file (paths relative to it) with the flags on top, validated: the flags first, each error naming its
+ * flag, then the merged config, every problem listed naming the file.
+ */
 async function configFrom(f: Flags): Promise<ReconstructConfig> {
+  const flagged = {
+    subject: num(f.subject, '--subject', ['nsd', 'subject']),
+    testImages: num(f.testImages, '--test-images', ['nsd', 'testImages']),
+    seeds: num(f.seeds, '--seeds', ['img2img', 'seeds']),
+    steps: num(f.steps, '--steps', ['img2img', 'steps']),
+  };
+  // an empty path would resolve to the working folder
+  for (const [flag, v] of [['--nsd', f.nsd], ['--model', f.model], ['--config', f.config]] as const) {
+    if (v !== undefined && v.trim() === '') throw new InvalidArgumentError(`${flag}: got an empty path; expected a ${flag === '--config' ? 'file' : 'folder'}`);
+  }
   let base: unknown = {};
   if (f.config) base = await readConfigFile(f.config, ReconstructConfigSchema);
   else if (!f.nsd || !f.model || !f.out) {
@@ -47,7 +60,7 @@ async function configFrom(f: Flags): Promise<ReconstructConfig> {
   if (!isPlainObject(base)) return resolveConfig(base, source);
   const file = base;
   const merged: Record<string, unknown> = { ...file };
-  if (f.out) merged.out = resolve(f.out);
+  if (f.out !== undefined) merged.out = resolve(f.out);
   // flags go into their section, unless the file's section is not an object (the validator then reports it)
   const section = (key: string, set: (s: Record<string, unknown>) => void) => {
     const v = file[key];
@@ -58,16 +71,16 @@ async function configFrom(f: Flags): Promise<ReconstructConfig> {
   };
   section('nsd', (s) => {
     if (f.nsd) s.root = resolve(f.nsd);
-    if (f.subject) s.subject = int(f.subject, 'subject');
+    if (flagged.subject !== undefined) s.subject = flagged.subject;
     else if (s.subject === undefined && !f.config) s.subject = 1;
-    if (f.testImages) s.testImages = int(f.testImages, 'test-images');
+    if (flagged.testImages !== undefined) s.testImages = flagged.testImages;
   });
   section('model', (s) => {
     if (f.model) s.dir = resolve(f.model);
   });
   section('img2img', (s) => {
-    if (f.seeds) s.seeds = int(f.seeds, 'seeds');
-    if (f.steps) s.steps = int(f.steps, 'steps');
+    if (flagged.seeds !== undefined) s.seeds = flagged.seeds;
+    if (flagged.steps !== undefined) s.steps = flagged.steps;
   });
   return resolveConfig(merged, source);
 }
@@ -151,7 +164,10 @@ The run folder holds run.json, decoders/*.safetensors, images/<imgidx>_{org,z,00
 ${schemaHelpText(ReconstructConfigSchema, 'run.json')}`,
     )
     .action(async (f: Flags) => {
+      // the run folder is checked before any work: a flag's value as typed, else the config file's
+      if (f.out !== undefined) await checkOutputPath('--out', f.out, 'folder', 'the run');
       const config = await configFrom(f);
+      if (f.out === undefined) await checkOutputPath(`${f.config}: out`, config.out, 'folder', 'the run');
       const ac = new AbortController();
       process.once('SIGINT', () => ac.abort());
       const r = await reconstruct(config, { force: f.force, dryRun: f.dryRun, signal: ac.signal, onProgress: f.dryRun ? undefined : stageProgress(), onWarning: printWarnings });

@@ -4,10 +4,12 @@ import { InvalidArgumentError, NonFiniteError } from '../../errors.js';
 import { assertFinite } from '../../io/finite.js';
 import { readIntVectorNpy, readMatrixNpy, writeNpy } from '../../io/npy.js';
 import { useEngineArrayAllocator, useEngineFileWriter } from '../../native/call.js';
+import { alphaDiagnostics } from '../../ridge/alphaDiagnostics.js';
 import { alphaEdgeWarning, parseAlphas } from '../../ridge/alphas.js';
 import { RidgeCV, setThreads } from '../../ridge/RidgeCV.js';
 import { RidgeModel } from '../../ridge/RidgeModel.js';
 import { alphaHistogram, mean, seconds } from '../format.js';
+import { checkOutputPath } from '../outputPath.js';
 import { progressBar } from '../progress.js';
 import { exitWhenDone } from '../setup.js';
 
@@ -53,7 +55,7 @@ export function registerRidgeCommand(program: Command): void {
     .description('fit RidgeCV on X (samples × features) and Y (samples × targets) stored as .npy')
     .requiredOption('--x <file>', 'X as .npy (float32 or float64, samples × features)')
     .requiredOption('--y <file>', 'Y as .npy (float32 or float64, samples × targets)')
-    .option('--alphas <grid>', "candidate alphas: '1,10,100' or log-spaced start:stop:count", '1e1:1e7:10')
+    .option('--alphas <grid>', "candidate alphas, distinct and > 0: '1,10,100' or log-spaced start:stop:count (count >= 2 unless start = stop)", '1e1:1e7:10')
     .option('--folds <k>', 'number of CV folds (contiguous unless --groups)', '5')
     .option('--groups <file>', 'group label per sample (.npy int): a group never straddles folds, e.g. the image id of each trial')
     .option('--score <name>', "CV score maximised per target: 'r2' or 'pearson'", 'r2')
@@ -65,7 +67,7 @@ export function registerRidgeCommand(program: Command): void {
     .option('--memory <GiB>', "budget of the engine's work buffers in GiB (X's copy, Grams, decompositions, target batches); a fit whose fixed footprint exceeds it is refused (default: 2, raised to the footprint)")
     .option('--threads <n>', 'engine threads (default: all cores; 0 = all cores)')
     .option('--backend <b>', "'auto', 'cpu' or 'cuda'", 'auto')
-    .requiredOption('--out <file>', 'model output (.safetensors)')
+    .requiredOption('--out <file>', 'model output (.safetensors), checked before the fit: not a folder, its parent a writable folder')
     .addHelpText(
       'after',
       `
@@ -80,6 +82,9 @@ safetensors.numpy.load_file(path).`,
       const threads = flags.threads === undefined ? undefined : int(flags.threads, '--threads', 0);
       const folds = int(flags.folds, '--folds', 2);
       const memoryBudget = flags.memory === undefined ? undefined : gibibytes(flags.memory, '--memory');
+      const alphas = parseAlphas(flags.alphas);
+      // a fit can take minutes: a model that cannot be written is refused before it starts
+      await checkOutputPath('--out', flags.out, 'file', 'the model (.safetensors)');
       if (threads !== undefined) setThreads(threads);
       const tRead = performance.now();
       useEngineArrayAllocator();
@@ -93,7 +98,6 @@ safetensors.numpy.load_file(path).`,
       }
       const groups = flags.groups ? await readIntVectorNpy(flags.groups, 'groups') : undefined;
       const readSecs = (performance.now() - tRead) / 1000;
-      const alphas = parseAlphas(flags.alphas);
       console.log(`X ${x.rows}×${x.cols}, Y ${y.rows}×${y.cols}; ${alphas.length} alphas, ${flags.folds} folds${groups ? ' (grouped)' : ''}`);
       const bar = progressBar('ridge fit');
       const t0 = performance.now();
@@ -143,9 +147,19 @@ safetensors.numpy.load_file(path).`,
               `(near-singular) problem and were not considered; their CV scores are NaN in the model`,
           );
         }
-        const edge = alphaEdgeWarning(info.edgeLow, info.edgeHigh);
-        if (edge) console.log(`warning: ${edge}`);
       }
+      // the edge rule counts only targets that are not constant (those score 0 at every alpha and tie to the largest),
+      // as reconstruct's decoders do
+      const diag = alphaDiagnostics(alphas, model.bestAlphas, model.cvScores, flags.score);
+      if (diag.constantTargets > 0) {
+        const all = diag.constantTargets === y.cols;
+        console.log(
+          `note: ${all ? `all ${y.cols}` : `${diag.constantTargets} of ${y.cols}`} targets are constant over the samples (every alpha scores 0)` +
+            (all ? '; nothing to fit, so the chosen alphas mean nothing' : '; they are left out of the alpha-edge check'),
+        );
+      }
+      const edge = alphaEdgeWarning(diag.edgeLow, diag.edgeHigh, undefined, diag.constantTargets ? 'non-constant targets' : 'targets');
+      if (edge) console.log(`warning: ${edge}`);
       await saved;
       const writeSecs = (performance.now() - tWrite) / 1000;
       console.log(`fitted in ${seconds(secs)}; inputs read in ${seconds(readSecs)}; model written to ${flags.out} in ${seconds(writeSecs)}`);
@@ -158,6 +172,7 @@ safetensors.numpy.load_file(path).`,
     .requiredOption('--x <file>', 'X as .npy (samples × features)')
     .requiredOption('--out <file>', 'predictions .npy (float32, samples × targets)')
     .action(async (flags: { model: string; x: string; out: string }) => {
+      await checkOutputPath('--out', flags.out, 'file', 'the predictions (.npy)');
       const t0 = performance.now();
       useEngineArrayAllocator();
       useEngineFileWriter();

@@ -1,0 +1,51 @@
+/**
+ * `ridge fit --alphas`: the grid is parsed before any input is read, every alpha > 0 and distinct; a log-spaced grid
+ * between two different ends has at least 2 points; an empty or non-numeric item is reported as typed.
+ */
+import { describe, expect, it } from 'vitest';
+
+import { registerRidgeCommand } from '../../ts/cli/commands/ridge.js';
+import { resolveConfig } from '../../ts/pipeline/config.js';
+import { InvalidArgumentError } from '../../ts/errors.js';
+import { parseAlphas } from '../../ts/ridge/alphas.js';
+import { runCommands } from '../helpers/cli.js';
+
+// X and Y do not exist: a refusal about the grid shows that it came before any input was read
+const fit = (alphas: string) => runCommands([registerRidgeCommand], ['ridge', 'fit', '--x', '/nonexistent/x.npy', '--y', '/nonexistent/y.npy', '--alphas', alphas, '--out', '/tmp/never.safetensors']);
+
+describe('--alphas', () => {
+  it('refuses a 1-point log-spaced grid between different ends, duplicates, empty and non-numeric items, naming them as typed', async () => {
+    const cases: [string, string][] = [
+      ['1e1:1e7:1', "alphas: '1e1:1e7:1' has a count of 1 between two different ends (1e1 and 1e7); a log-spaced grid needs at least 2 points"],
+      ['1:1:3', "alphas: the alphas must be distinct, got 1 at positions 0 and 1 of '1:1:3'"],
+      ['1,10,1e1', "alphas: the alphas must be distinct, got 10 at positions 1 and 2 of '1,10,1e1'"],
+      ['1,,10', "alphas: the item at position 1 of '1,,10' is empty; expected a number"],
+      ['1,10,', "alphas: the item at position 2 of '1,10,' is empty; expected a number"],
+      ['abc', "alphas: the item 'abc' at position 0 of 'abc' is not a number"],
+      ['1,0x10', "alphas: the item '0x10' at position 1 of '1,0x10' is not a number"],
+      ['1e1:1e7:', "alphas: expected start:stop:count such as 1e1:1e7:10, got '1e1:1e7:'"],
+      ['1e1:x:10', "alphas: expected start:stop:count such as 1e1:1e7:10, got '1e1:x:10'"],
+      ['', 'alphas: expected a list such as 1,10,100 or start:stop:count such as 1e1:1e7:10, got an empty string'],
+      ['1,0,3', 'alphas: every alpha must be finite and > 0, got 0 at position 1'],
+    ];
+    for (const [text, message] of cases) {
+      expect(() => parseAlphas(text)).toThrow(new InvalidArgumentError(message));
+      await expect(fit(text)).rejects.toThrow(new InvalidArgumentError(message));
+    }
+  });
+
+  it('accepts the documented forms', () => {
+    expect(parseAlphas('1,10,100')).toEqual([1, 10, 100]);
+    expect(parseAlphas(' 1 , 10 ')).toEqual([1, 10]);
+    expect(parseAlphas('1e1:1e3:3').map((a) => +a.toPrecision(6))).toEqual([10, 100, 1000]);
+    expect(parseAlphas('1e1:1e1:1')).toEqual([10]);
+    expect(parseAlphas('1e3:1e1:3').map((a) => +a.toPrecision(6))).toEqual([1000, 100, 10]);
+  });
+
+  it("a config's string grid follows the same rules, naming the field", () => {
+    const base = { out: '/tmp/r', nsd: { root: '/tmp/n', subject: 1 }, model: { dir: '/tmp/m' } };
+    expect(() => resolveConfig({ ...base, decoders: { z: { alphas: '1:1:3' } } }, 'run.json')).toThrow(
+      "run.json: decoders.z.alphas: the alphas must be distinct, got 1 at positions 0 and 1 of '1:1:3'",
+    );
+  });
+});

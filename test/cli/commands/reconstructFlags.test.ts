@@ -1,0 +1,58 @@
+/**
+ * `reconstruct` flags that set a config field are checked against that field's schema at the command line: a bad
+ * value is reported against the flag, not against the config file that does not hold it (`--seeds 0` with a
+ * run.json of seeds: 2 said "run.json: img2img.seeds: expected an integer >= 1, got number 0").
+ */
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { afterAll, describe, expect, it } from 'vitest';
+
+import { registerEncodeCommand } from '../../../ts/cli/commands/encode.js';
+import { registerReconstructCommand } from '../../../ts/cli/commands/reconstruct.js';
+import { InvalidArgumentError } from '../../../ts/errors.js';
+import { runCommands } from '../../helpers/cli.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'bl-cli-recflags-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+const f = (name: string) => join(tmp, name);
+
+const run = (...args: string[]) => runCommands([registerReconstructCommand, registerEncodeCommand], args);
+
+describe('reconstruct flags are checked as flags', () => {
+  writeFileSync(f('run.json'), JSON.stringify({ out: 'run', nsd: { root: 'no-nsd', subject: 1 }, model: { dir: 'no-model' }, img2img: { seeds: 2 } }));
+
+  it('a bad --seeds, --subject, --steps or --test-images names the flag and the value as typed, not run.json', async () => {
+    const cases: [string, string, string][] = [
+      ['--seeds', '0', '--seeds: expected an integer >= 1, got 0'],
+      ['--seeds', '2.5', '--seeds: expected an integer >= 1, got 2.5'],
+      ['--seeds', 'abc', "--seeds: expected an integer >= 1, got 'abc'"],
+      ['--seeds', '', "--seeds: expected an integer >= 1, got ''"],
+      ['--subject', '9', '--subject: expected an integer >= 1 <= 8, got 9'],
+      ['--steps', '-3', '--steps: expected an integer >= 1 <= 1000, got -3'],
+      ['--test-images', '1', '--test-images: expected an integer >= 2, got 1'],
+      ['--test-images', '0x10', "--test-images: expected an integer >= 2, got '0x10'"],
+    ];
+    for (const [flag, value, message] of cases) {
+      await expect(run('reconstruct', '--config', f('run.json'), flag, value, '--out', f('x1'))).rejects.toThrow(new InvalidArgumentError(message));
+      // also without a config file
+      await expect(run('reconstruct', '--nsd', f('no-nsd'), '--model', f('no-model'), flag, value, '--out', f('x1'))).rejects.toThrow(new InvalidArgumentError(message));
+    }
+    expect(readdirSync(tmp)).toEqual(['run.json']);
+  });
+
+  it('an empty --nsd, --model or --config path is refused naming the flag (it would resolve to the working folder)', async () => {
+    await expect(run('reconstruct', '--nsd', '', '--model', f('no-model'), '--out', f('x1'))).rejects.toThrow(new InvalidArgumentError("--nsd: got an empty path; expected a folder"));
+    await expect(run('reconstruct', '--config', f('run.json'), '--model', ' ')).rejects.toThrow(new InvalidArgumentError("--model: got an empty path; expected a folder"));
+  });
+
+  it('a problem of the file itself is still reported against the file', async () => {
+    writeFileSync(f('bad.json'), JSON.stringify({ out: 'run', nsd: { root: 'no-nsd', subject: 9 }, model: { dir: 'no-model' } }));
+    await expect(run('reconstruct', '--config', f('bad.json'), '--seeds', '3')).rejects.toThrow(`${f('bad.json')}: nsd.subject: expected an integer >= 1 <= 8, got number 9`);
+    // a valid flag overrides the file's bad value
+    await expect(run('reconstruct', '--config', f('bad.json'), '--subject', '2', '--out', f('run.json'))).rejects.toThrow(
+      new InvalidArgumentError(`--out ${f('run.json')}: is an existing file; expected a folder for the run`),
+    );
+  });
+});

@@ -1,0 +1,66 @@
+/**
+ * Help routing (dist/cli/main.js, as `brainlatent` runs it): `help ridge fit` prints fit's help as `ridge fit --help`
+ * does (it printed the ridge group's), and an unknown command is an error with --help too (`report --help` printed
+ * the program's help and exited 0 while `report` said "unknown command" and exited 1).
+ */
+import { spawnSync } from 'node:child_process';
+
+import { Command } from 'commander';
+import { describe, expect, it } from 'vitest';
+
+import { registerRidgeCommand } from '../../ts/cli/commands/ridge.js';
+import { helpArgs, unknownCommandArgs } from '../../ts/cli/setup.js';
+import { distModule } from '../helpers/dist.js';
+
+const cli = distModule('cli/main');
+
+function brainlatent(...args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('help routing', () => {
+  it('help <command> <subcommand> prints that subcommand alone, as <command> <subcommand> --help does', () => {
+    const viaHelp = brainlatent('help', 'ridge', 'fit');
+    const viaFlag = brainlatent('ridge', 'fit', '--help');
+    expect(viaHelp.status).toBe(0);
+    expect(viaHelp.stdout).toMatch(/^Usage: brainlatent ridge fit \[options\]/);
+    expect(viaHelp.stdout).toBe(viaFlag.stdout);
+    expect(brainlatent('ridge', 'help', 'fit').stdout).toBe(viaFlag.stdout);
+    const group = brainlatent('help', 'ridge');
+    expect(group.status).toBe(0);
+    expect(group.stdout).toMatch(/^Usage: brainlatent ridge \[options\] \[command\]/);
+    // the program's help command says what it takes
+    expect(brainlatent('--help').stdout).toMatch(/\n {2}help \[command\.\.\.\] +display help for a command \(help ridge fit\)/);
+  });
+
+  it('an unknown command is an error with exit 1, with --help, -h or through help, with the suggestion commander has', () => {
+    for (const args of [['report'], ['report', '--help'], ['fit', '--help'], ['help', 'report'], ['report', '-h']]) {
+      const r = brainlatent(...args);
+      expect(r.status, args.join(' ')).toBe(1);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toBe(`brainlatent: error: unknown command '${args[0] === 'help' ? args[1] : args[0]}'\n(add --help for usage)\n`);
+    }
+    const typo = brainlatent('ridge', 'fitt', '--help');
+    expect(typo.status).toBe(1);
+    expect(typo.stdout).toBe('');
+    expect(typo.stderr).toBe("brainlatent: error: unknown command 'fitt'\n(Did you mean fit?)\n(add --help for usage)\n");
+    const top = brainlatent('demoo', '--help');
+    expect(top.status).toBe(1);
+    expect(top.stderr).toContain("unknown command 'demoo'\n(Did you mean demo?)");
+  });
+
+  it('helpArgs and unknownCommandArgs leave every other command line as it is', () => {
+    expect(helpArgs(['help', 'ridge', 'fit'])).toEqual(['ridge', 'fit', '--help']);
+    expect(helpArgs(['help'])).toEqual(['help']);
+    expect(helpArgs(['help', '--help'])).toEqual(['help', '--help']);
+    expect(helpArgs(['ridge', 'help', 'fit'])).toEqual(['ridge', 'help', 'fit']);
+    const program = new Command();
+    registerRidgeCommand(program);
+    for (const args of [['ridge', 'fit', '--help'], ['ridge', '--help'], ['--help'], ['ridge', 'help', 'fit'], ['ridge', 'fit', '--x', 'a', '-h']]) {
+      expect(unknownCommandArgs(program, args)).toEqual(args);
+    }
+    expect(unknownCommandArgs(program, ['ridge', 'fitt', '--help', '-h'])).toEqual(['ridge', 'fitt']);
+    expect(unknownCommandArgs(program, ['report', '--help'])).toEqual(['report']);
+  });
+});

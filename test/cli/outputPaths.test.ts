@@ -1,0 +1,121 @@
+/**
+ * Output paths are checked before any work, by one helper (ts/cli/outputPath.ts), and every refusal names the
+ * option (or the config field), the path and what was expected: `ridge fit --out <folder>` used to fit and then
+ * fail on "EISDIR … rename", `--out X.npy/m.st` on "EEXIST … mkdir", `encode`/`reconstruct --out <file>` on
+ * "EEXIST … mkdir", `ridge predict --model <folder>` on a bare "EISDIR … read".
+ */
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { Command } from 'commander';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+
+import { registerDemoCommand } from '../../ts/cli/commands/demo.js';
+import { registerEncodeCommand } from '../../ts/cli/commands/encode.js';
+import { registerReconstructCommand } from '../../ts/cli/commands/reconstruct.js';
+import { registerRidgeCommand } from '../../ts/cli/commands/ridge.js';
+import { checkOutputPath } from '../../ts/cli/outputPath.js';
+import { FormatError, InvalidArgumentError } from '../../ts/errors.js';
+import { writeNpy } from '../../ts/io/npy.js';
+import { planted } from '../helpers/random.js';
+import { runCommands } from '../helpers/cli.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'bl-cli-out-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+const f = (name: string) => join(tmp, name);
+
+/** Runs the command in this process as `brainlatent …args` would; returns its error and all it printed (console.log, stderr). */
+async function failure(register: (p: Command) => void, ...args: string[]): Promise<{ error: Error; printed: string }> {
+  const program = new Command().exitOverride();
+  register(program);
+  let printed = '';
+  const log = vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void (printed += `${a.join(' ')}\n`));
+  const err = vi.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => ((printed += String(s)), true));
+  try {
+    await program.parseAsync(['node', 'brainlatent', ...args]);
+  } catch (e) {
+    return { error: e as Error, printed };
+  } finally {
+    log.mockRestore();
+    err.mockRestore();
+  }
+  throw new Error(`expected a refusal, the command succeeded:\n${printed}`);
+}
+
+const listing = () => readdirSync(tmp).sort();
+
+describe('output paths are checked before any work', () => {
+  const { x, y } = planted(30, 4, 2, 3);
+
+  it('ridge fit: an existing folder, ".", a path below a file, an empty path or a trailing "/" are refused before the fit', async () => {
+    await writeNpy(f('x.npy'), x.data, [30, 4]);
+    await writeNpy(f('y.npy'), y.data, [30, 2]);
+    mkdirSync(f('outdir.st'));
+    const before = listing();
+    const cases: [string, string][] = [
+      [f('outdir.st'), `--out ${f('outdir.st')}: is an existing folder; expected a file path for the model (.safetensors)`],
+      ['.', '--out .: is an existing folder; expected a file path for the model (.safetensors)'],
+      [f('x.npy/m.st'), `--out ${f('x.npy/m.st')}: ${f('x.npy')} is a file, not a folder, so nothing can be written below it; expected a file path for the model (.safetensors)`],
+      [f('x.npy/a/b/m.st'), `--out ${f('x.npy/a/b/m.st')}: ${f('x.npy')} is a file, not a folder`],
+      ['', '--out: got an empty path; expected a file path for the model (.safetensors)'],
+      [`${f('new')}/`, `--out ${f('new')}/: ends with a path separator (a folder); expected a file path`],
+    ];
+    for (const [out, message] of cases) {
+      const { error, printed } = await failure(registerRidgeCommand, 'ridge', 'fit', '--x', f('x.npy'), '--y', f('y.npy'), '--out', out);
+      expect(error).toBeInstanceOf(InvalidArgumentError);
+      expect(error.message).toContain(message);
+      // no work: nothing read (the "X 30×4" line), no progress bar, nothing written
+      expect(printed).toBe('');
+      expect(listing()).toEqual(before);
+    }
+  });
+
+  it('ridge predict: --out a folder is refused before the model is read; --model a folder names the path', async () => {
+    await runCommands([registerRidgeCommand], ['ridge', 'fit', '--x', f('x.npy'), '--y', f('y.npy'), '--out', f('m.safetensors')]);
+    const before = listing();
+    const { error } = await failure(registerRidgeCommand, 'ridge', 'predict', '--model', f('nope.safetensors'), '--x', f('x.npy'), '--out', f('outdir.st'));
+    // the model does not exist: refused on --out first, so nothing was read
+    expect(error).toEqual(new InvalidArgumentError(`--out ${f('outdir.st')}: is an existing folder; expected a file path for the predictions (.npy)`));
+    const m = await failure(registerRidgeCommand, 'ridge', 'predict', '--model', tmp, '--x', f('x.npy'), '--out', f('p.npy'));
+    expect(m.error).toEqual(new FormatError(`${tmp}: not a regular file`, { path: tmp }));
+    expect(listing()).toEqual(before);
+  });
+
+  it('encode and reconstruct: --out or the config\'s out that is an existing file is refused before the library runs', async () => {
+    writeFileSync(f('taken.json'), '{}');
+    // valid configs whose NSD root does not exist: had the library run, preflight would have said so
+    writeFileSync(
+      f('enc.json'),
+      JSON.stringify({ out: 'enc-run', nsd: { root: 'no-nsd', subject: 1 }, featureSets: [{ name: 'f', kind: 'file', train: 'a.npy', test: 'b.npy' }] }),
+    );
+    writeFileSync(f('run.json'), JSON.stringify({ out: 'taken.json', nsd: { root: 'no-nsd', subject: 1 }, model: { dir: 'no-model' } }));
+    const before = listing();
+    const enc = await failure(registerEncodeCommand, 'encode', '--config', f('enc.json'), '--out', f('taken.json'));
+    expect(enc.error).toEqual(new InvalidArgumentError(`--out ${f('taken.json')}: is an existing file; expected a folder for the run`));
+    const rec = await failure(registerReconstructCommand, 'reconstruct', '--config', f('run.json'));
+    expect(rec.error).toEqual(new InvalidArgumentError(`${f('run.json')}: out ${f('taken.json')}: is an existing file; expected a folder for the run`));
+    const flag = await failure(registerReconstructCommand, 'reconstruct', '--nsd', f('no-nsd'), '--model', f('no-model'), '--out', f('x.npy/run'));
+    expect(flag.error.message).toBe(`--out ${f('x.npy/run')}: ${f('x.npy')} is a file, not a folder, so nothing can be written below it; expected a folder for the run`);
+    const empty = await failure(registerEncodeCommand, 'encode', '--config', f('enc.json'), '--out', '');
+    expect(empty.error.message).toBe('--out: got an empty path; expected a folder for the run');
+    for (const r of [enc, rec, flag, empty]) expect(r.printed).toBe('');
+    expect(listing()).toEqual(before);
+  });
+
+  it('demo: an --out that is a file is refused before the world is built', async () => {
+    const before = listing();
+    const { error, printed } = await failure(registerDemoCommand, 'demo', '--out', f('x.npy'));
+    expect(error).toEqual(new InvalidArgumentError(`--out ${f('x.npy')}: is an existing file; expected a folder for the world and the run`));
+    expect(printed).toBe('');
+    expect(listing()).toEqual(before);
+  });
+
+  it('checkOutputPath accepts a new file or folder below existing or missing folders, and an existing one of its kind', async () => {
+    await expect(checkOutputPath('--out', f('a/b/c/m.st'), 'file', 'it')).resolves.toBeUndefined();
+    await expect(checkOutputPath('--out', f('x.npy'), 'file', 'it')).resolves.toBeUndefined();
+    await expect(checkOutputPath('--out', f('outdir.st'), 'folder', 'it')).resolves.toBeUndefined();
+    await expect(checkOutputPath('--out', f('a/b/run'), 'folder', 'it')).resolves.toBeUndefined();
+    await expect(checkOutputPath('--out', '/dev/null', 'file', 'it')).rejects.toThrow('--out /dev/null: exists and is not a regular file; expected a file path for it');
+  });
+});
