@@ -24,13 +24,6 @@ export interface DemoOptions extends Omit<DemoWorldOptions, 'out'> {
 export interface DemoControl extends ReconstructOptions {
   /** Progress of the world build (not called when the world is reused, except once with phase 'reused'). */
   onWorldProgress?: (p: DemoWorldProgress) => void;
-  /**
-   * Without a `signal`: stop cleanly on SIGINT (Ctrl-C), as `brainlatent reconstruct` and `encode` do: the world
-   * build or the run stops at its next step and runDemo rejects with a CancelledError, leaving no temporary behind
-   * (a second SIGINT kills the process). The handler is removed when runDemo settles. Default true; ignored
-   * when a `signal` is given (its owner decides).
-   */
-  sigint?: boolean;
 }
 
 export interface DemoResult {
@@ -62,18 +55,6 @@ export async function runDemo(options: DemoOptions, control: DemoControl = {}): 
   // every option is checked before anything is built or written, the run's config (with `config`'s overrides) too
   checkDemoOptions(options);
   resolveConfig(demoRunConfig(options, plannedDemoWorld({ ...options, out: join(resolve(options.out), 'world') })), 'demo config');
-  if (control.signal || control.sigint === false) return demo(options, control);
-  const ac = new AbortController();
-  const onSigint = () => ac.abort();
-  process.once('SIGINT', onSigint);
-  try {
-    return await demo(options, { ...control, signal: ac.signal });
-  } finally {
-    process.removeListener('SIGINT', onSigint);
-  }
-}
-
-async function demo(options: DemoOptions, control: DemoControl): Promise<DemoResult> {
   const out = resolve(options.out);
   const t0 = performance.now();
   const world = await buildDemoWorld({ ...options, out: join(out, 'world') }, { force: control.force, onProgress: control.onWorldProgress, signal: control.signal });

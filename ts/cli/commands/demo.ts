@@ -69,9 +69,13 @@ The world is reused when <out>/world/world.json records the same parameters and 
       await checkOutputPath('--out', f.out, 'folder', 'the world and the run');
       const t0 = performance.now();
       let worldBar: ProgressBar | null = null;
+      // Ctrl-C stops the world build or the run at its next step, with nothing half-written left behind
+      const ac = new AbortController();
+      process.once('SIGINT', () => ac.abort());
       const r = await runDemo(
         options,
         {
+          signal: ac.signal,
           force: f.force,
           dryRun: f.dryRun,
           onWorldProgress: (p) => {
