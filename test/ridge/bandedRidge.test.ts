@@ -3,10 +3,10 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { BandedRidgeCV, dirichletGammas } from '../../ts/ridge/BandedRidgeCV.js';
+import { BandedRidgeCV, dirichletGammas, type BandedRidgeCVOptions } from '../../ts/ridge/BandedRidgeCV.js';
 import { BandedRidgeModel } from '../../ts/ridge/BandedRidgeModel.js';
 import { partitionVariance } from '../../ts/encoding/variancePartition.js';
-import { CancelledError, ShapeError } from '../../ts/errors.js';
+import { CancelledError, InvalidArgumentError, ShapeError } from '../../ts/errors.js';
 import type { Matrix } from '../../ts/matrix.js';
 import { rng } from '../helpers/random.js';
 import { refCv, refFit } from '../helpers/ridgeReference.js';
@@ -192,5 +192,17 @@ describe('BandedRidgeCV', () => {
     const short: Matrix = { data: b.data.slice(0, 50 * 4), rows: 50, cols: 4 };
     await expect(new BandedRidgeCV().fit({ a, b: short }, y)).rejects.toThrow(/'b' has 50 samples but 'a' has 60/);
     await expect(new BandedRidgeCV({ gammas: [[1, 0, 0]] }).fit({ a, b }, y)).rejects.toBeInstanceOf(ShapeError);
+  });
+
+  it('refuses unknown and null options, a signal that is not an AbortSignal, and an empty fold of foldIndex, by name', async () => {
+    const make = (o: unknown) => () => new BandedRidgeCV(o as BandedRidgeCVOptions);
+    expect(make({ nIters: 5 })).toThrow(InvalidArgumentError);
+    expect(make({ nIters: 5 })).toThrow(/^BandedRidgeCV: unknown option 'nIters' \(did you mean 'nIter'\?\); known: alphas, .*nIter, gammas, concentrations, seed, solver$/);
+    expect(make({ alphas: null })).toThrow(/^BandedRidgeCV alphas: expected an array of numbers, got null$/);
+    expect(make({ nIter: null })).toThrow(/^BandedRidgeCV nIter: expected an integer >= 1, got null$/);
+    expect(make({ alphas: [1, '10'] })).toThrow(/got string "10" at position 1$/);
+    const { a, b, y } = data(60, 4, 4, 3, 1);
+    await expect(new BandedRidgeCV({ nIter: 2 }).fit({ a, b }, y, { signal: {} as AbortSignal })).rejects.toThrow(/^BandedRidgeCV\.fit signal: expected an AbortSignal, got an object$/);
+    await expect(new BandedRidgeCV({ nIter: 2, foldIndex: new Array(60).fill(7) }).fit({ a, b }, y)).rejects.toThrow(/^BandedRidgeCV foldIndex: .*largest value is 7 \(so 8 folds\) but folds 0, 1, 2, 3, 4, 5, 6 have none$/);
   });
 });

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { CancelledError, FormatError, InvalidArgumentError, NonFiniteError, OutOfMemoryError, ShapeError } from '../../ts/errors.js';
 import { writeSafetensors } from '../../ts/io/safetensors.js';
 import { setThreads } from '../../ts/ridge/RidgeCV.js';
-import { RidgeCV } from '../../ts/ridge/RidgeCV.js';
+import { RidgeCV, type FitControl, type RidgeCVOptions } from '../../ts/ridge/RidgeCV.js';
 import { RidgeModel } from '../../ts/ridge/RidgeModel.js';
 import { writeNpy } from '../../ts/io/npy.js';
 import { planted, rng } from '../helpers/random.js';
@@ -293,6 +293,43 @@ describe('RidgeCV options are validated once, by name', () => {
   ])('%s', (_label, options, msg) => {
     expect(() => new RidgeCV(options)).toThrow(InvalidArgumentError);
     expect(() => new RidgeCV(options)).toThrow(msg);
+  });
+  it.each([
+    ['a misspelt option, with the one meant', { alpha: [1] }, /^RidgeCV: unknown option 'alpha' \(did you mean 'alphas'\?\); known: alphas, folds, .*cvMethod, solver$/],
+    ['every unknown option at once', { alpha: [1], foldz: 3, colour: 'red' }, /unknown options 'alpha' \(did you mean 'alphas'\?\), 'foldz' \(did you mean 'folds'\?\), 'colour'; known:/],
+    ['alphas null (not the default grid)', { alphas: null }, /^RidgeCV alphas: expected an array of numbers, got null$/],
+    ['folds null', { folds: null }, /^RidgeCV folds: expected an integer >= 2, got null$/],
+    ['score null', { score: null }, /^RidgeCV score: expected 'r2', 'pearson', got null$/],
+    ['an alpha given as a string', { alphas: [1, '10'] }, /^RidgeCV alphas: every alpha must be finite and > 0, got string "10" at position 1$/],
+    ['memoryBudget as a string', { memoryBudget: '1e9' }, /memoryBudget: expected a finite number > 0, got string "1e9"$/],
+    ['a foldIndex entry as a string', { foldIndex: [0, '1'] }, /foldIndex: expected integers >= 0, got string "1" at position 1$/],
+  ])('refuses %s', (_label, options, msg) => {
+    const make = () => new RidgeCV(options as unknown as RidgeCVOptions);
+    expect(make).toThrow(InvalidArgumentError);
+    expect(make).toThrow(msg);
+  });
+  it("refuses a fit control that is not one: a signal that is not an AbortSignal, onProgress not a function, an unknown key", async () => {
+    const { x, y } = planted(20, 3, 2, 4);
+    const fit = (control: unknown) => new RidgeCV({ alphas: [1] }).fit(x, y, control as FitControl);
+    await expect(fit({ signal: {} })).rejects.toThrow(InvalidArgumentError);
+    await expect(fit({ signal: {} })).rejects.toThrow(/^RidgeCV\.fit signal: expected an AbortSignal, got an object$/);
+    await expect(fit({ signal: 'stop' })).rejects.toThrow(/signal: expected an AbortSignal, got string "stop"/);
+    await expect(fit({ onProgress: 1 })).rejects.toThrow(/^RidgeCV\.fit onProgress: expected a function, got 1$/);
+    await expect(fit({ onprogress: () => {} })).rejects.toThrow(/^RidgeCV\.fit: unknown option 'onprogress' \(did you mean 'onProgress'\?\); known: onProgress, signal$/);
+    await expect(fit(null)).rejects.toThrow(InvalidArgumentError);
+    // undefined members are left out
+    expect((await fit({ signal: undefined, onProgress: undefined })).nTargets).toBe(2);
+  });
+  it('names foldIndex when one of its folds is empty, or when it has one fold only', async () => {
+    const { x, y } = planted(20, 3, 2, 4);
+    const fit = (foldIndex: number[]) => new RidgeCV({ alphas: [1], folds: 5, foldIndex }).fit(x, y);
+    await expect(fit(new Array(20).fill(7))).rejects.toThrow(InvalidArgumentError);
+    await expect(fit(new Array(20).fill(7))).rejects.toThrow(
+      /^RidgeCV foldIndex: expected the fold of each sample as 0\.\.k-1 with every fold holding samples; its largest value is 7 \(so 8 folds\) but folds 0, 1, 2, 3, 4, 5, 6 have none$/,
+    );
+    await expect(fit(Array.from({ length: 20 }, (_, i) => (i < 10 ? 0 : 2)))).rejects.toThrow(/foldIndex: .* but fold 1 has none$/);
+    await expect(fit(new Array(20).fill(0))).rejects.toThrow(/^RidgeCV foldIndex: expected at least 2 folds/);
+    expect((await fit(Array.from({ length: 20 }, (_, i) => i % 4))).nTargets).toBe(2);
   });
   it('setThreads refuses negative and fractional counts', () => {
     expect(() => setThreads(-1)).toThrow(/setThreads threads: expected an integer >= 0, got -1/);

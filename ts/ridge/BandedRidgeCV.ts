@@ -4,7 +4,7 @@ import { nativeJob, nativeSync } from '../native/call.js';
 import { BandedRidgeModel } from './BandedRidgeModel.js';
 import { concatSpaces, type FeatureSpaces } from './featureSpaces.js';
 import { assignFolds } from './folds.js';
-import { checkChoice, checkInteger, checkPositive, resolveRidgeOptions, type RidgeCommonOptions, type ResolvedRidgeOptions } from './options.js';
+import { checkChoice, checkFitControl, checkInteger, checkPositive, COMMON_OPTION_KEYS, resolveRidgeOptions, type RidgeCommonOptions, type ResolvedRidgeOptions } from './options.js';
 import type { FitControl } from './RidgeCV.js';
 
 export type { FeatureSpaces };
@@ -34,7 +34,7 @@ export class BandedRidgeCV {
 
   constructor(options: BandedRidgeCVOptions = {}) {
     const what = 'BandedRidgeCV';
-    this.resolved = resolveRidgeOptions(options, what);
+    this.resolved = resolveRidgeOptions(options, what, [...COMMON_OPTION_KEYS, 'nIter', 'gammas', 'concentrations', 'seed', 'solver']);
     if (options.nIter !== undefined) checkInteger(options.nIter, 'nIter', what, 1);
     if (options.seed !== undefined) checkInteger(options.seed, 'seed', what, 0);
     if (options.concentrations !== undefined) {
@@ -55,6 +55,7 @@ export class BandedRidgeCV {
 
   /** Fits the spaces (each samples × features) jointly to Y (samples × targets). */
   async fit(spaces: FeatureSpaces, y: Matrix, control: FitControl = {}): Promise<BandedRidgeModel> {
+    checkFitControl(control, 'BandedRidgeCV.fit');
     const { names, x, sizes } = concatSpaces(spaces, 'BandedRidgeCV.fit');
     assertMatrix(y, 'BandedRidgeCV.fit: Y');
     if (y.rows === 0 || y.cols === 0) throw new ShapeError(`BandedRidgeCV.fit: Y is empty (${y.rows}×${y.cols})`);

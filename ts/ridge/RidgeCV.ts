@@ -3,7 +3,7 @@ import { assertMatrix, type Matrix } from '../matrix.js';
 import { nativeJob, nativeSync } from '../native/call.js';
 import { DEFAULT_ALPHAS } from './alphas.js';
 import { assignFolds } from './folds.js';
-import { checkChoice, checkInteger, resolveRidgeOptions, type RidgeBackend, type RidgeCommonOptions, type ResolvedRidgeOptions } from './options.js';
+import { checkChoice, checkFitControl, checkInteger, COMMON_OPTION_KEYS, resolveRidgeOptions, type RidgeBackend, type RidgeCommonOptions, type ResolvedRidgeOptions } from './options.js';
 import { RidgeModel, type RidgeFitSettings } from './RidgeModel.js';
 
 export { DEFAULT_ALPHAS };
@@ -36,7 +36,7 @@ export class RidgeCV {
   private readonly solver?: RidgeCVOptions['solver'];
 
   constructor(options: RidgeCVOptions = {}) {
-    this.resolved = resolveRidgeOptions(options, 'RidgeCV');
+    this.resolved = resolveRidgeOptions(options, 'RidgeCV', [...COMMON_OPTION_KEYS, 'cvMethod', 'solver']);
     this.cvMethod = options.cvMethod === undefined ? 'auto' : checkChoice(options.cvMethod, 'cvMethod', 'RidgeCV', ['auto', 'per-fold', 'exact'] as const);
     if (options.solver !== undefined) {
       this.solver = checkChoice(options.solver, 'solver', 'RidgeCV', ['per-fold-primal', 'per-fold-kernel', 'exact-primal', 'exact-kernel'] as const);
@@ -46,6 +46,7 @@ export class RidgeCV {
 
   /** Fits X (samples × features) to Y (samples × targets). The arrays are read in place, not copied; do not modify them until the promise settles. */
   async fit(x: Matrix, y: Matrix, control: FitControl = {}): Promise<RidgeModel> {
+    checkFitControl(control, 'RidgeCV.fit');
     assertMatrix(x, 'RidgeCV.fit: X');
     assertMatrix(y, 'RidgeCV.fit: Y');
     if (x.rows === 0 || x.cols === 0) throw new ShapeError(`RidgeCV.fit: X is empty (${x.rows}×${x.cols})`);

@@ -60,13 +60,26 @@ export function parseAlphas(text: string): number[] {
   return alphas;
 }
 
+/**
+ * A value where a number was expected, for "got ...": a number as itself (NaN, -1), anything else with its type,
+ * so that a string "10" is not mistaken for the number 10.
+ */
+export function describeNumber(v: unknown): string {
+  if (typeof v === 'number') return String(v);
+  if (typeof v === 'string') return `string ${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v)}`;
+  if (v === null || v === undefined) return String(v);
+  if (Array.isArray(v)) return `an array of ${v.length}`;
+  if (typeof v === 'object') return 'an object';
+  return `${typeof v} ${String(v)}`;
+}
+
 /** Every alpha a finite number > 0, at least one. */
 export function validateAlphas(alphas: ArrayLike<number>, what: string): void {
   if (alphas.length === 0) throw new InvalidArgumentError(`${what}: need at least one alpha`);
   for (let i = 0; i < alphas.length; i++) {
-    const a = alphas[i];
+    const a: unknown = alphas[i];
     if (typeof a !== 'number' || !Number.isFinite(a) || a <= 0) {
-      throw new InvalidArgumentError(`${what}: every alpha must be finite and > 0, got ${String(a)} at position ${i}`);
+      throw new InvalidArgumentError(`${what}: every alpha must be finite and > 0, got ${describeNumber(a)} at position ${i}`);
     }
   }
 }

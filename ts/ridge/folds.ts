@@ -28,6 +28,20 @@ export function assignFolds(n: number, spec: { folds: number; groups?: ArrayLike
     const folds = Int32Array.from(spec.foldIndex);
     let k = 0;
     for (const f of folds) k = Math.max(k, f + 1);
+    // the folds are 0..k-1 (k from the largest value): each must hold samples, and there must be two at least
+    const used = new Uint8Array(k);
+    for (const f of folds) used[f] = 1;
+    const empty: number[] = [];
+    used.forEach((u, f) => {
+      if (!u) empty.push(f);
+    });
+    if (empty.length > 0) {
+      const shown = empty.length > 8 ? `${empty.slice(0, 8).join(', ')}, … (${empty.length} in all)` : empty.join(', ');
+      throw new InvalidArgumentError(
+        `${what} foldIndex: expected the fold of each sample as 0..k-1 with every fold holding samples; its largest value is ${k - 1} (so ${k} folds) but fold${empty.length > 1 ? 's' : ''} ${shown} ${empty.length > 1 ? 'have' : 'has'} none`,
+      );
+    }
+    if (k < 2) throw new InvalidArgumentError(`${what} foldIndex: expected at least 2 folds (values 0 and 1 at least), got every sample in fold 0`);
     return { folds, nFolds: k, kind: 'custom' };
   }
   const k = spec.folds;

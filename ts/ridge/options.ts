@@ -3,9 +3,10 @@
  * names the option, what arrived and what was expected. The alpha grid is checked and copied once
  * into the Float64Array the engine reads; nothing downstream validates or copies it again.
  */
+import { closest } from '../config/problems.js';
 import { InvalidArgumentError } from '../errors.js';
 import type { NativeRidgeOptions } from '../native/ridgeTypes.js';
-import { DEFAULT_ALPHAS, validateAlphas } from './alphas.js';
+import { DEFAULT_ALPHAS, describeNumber, validateAlphas } from './alphas.js';
 
 export type RidgeScore = 'r2' | 'pearson';
 export type RidgeBackend = 'auto' | 'cpu' | 'cuda';
@@ -45,6 +46,55 @@ export interface RidgeCommonOptions {
   targetBatch?: number;
 }
 
+/** The option names of RidgeCommonOptions (RidgeCV and BandedRidgeCV add their own). */
+export const COMMON_OPTION_KEYS = [
+  'alphas',
+  'folds',
+  'groups',
+  'foldIndex',
+  'score',
+  'fitIntercept',
+  'standardize',
+  'backend',
+  'route',
+  'eigPrecision',
+  'memoryBudget',
+  'targetBatch',
+] as const;
+
+/**
+ * Every key of `o` must be one of `known`: a misspelt option ('alpha' for 'alphas') would otherwise be ignored
+ * and the default used in silence. The error names each unknown key, the closest known one when it looks like
+ * a typo (as config files and HTTP bodies do), and the known ones.
+ */
+export function checkKnownKeys(o: object, known: readonly string[], what: string): void {
+  const unknown = Object.keys(o).filter((k) => !known.includes(k));
+  if (unknown.length === 0) return;
+  const each = unknown.map((k) => {
+    const near = closest(k, [...known]);
+    return `'${k}'${near ? ` (did you mean '${near}'?)` : ''}`;
+  });
+  throw new InvalidArgumentError(`${what}: unknown option${unknown.length > 1 ? 's' : ''} ${each.join(', ')}; known: ${known.join(', ')}`);
+}
+
+/** The control of a fit (`fit(x, y, control)`): an object with an optional onProgress function and AbortSignal. */
+export function checkFitControl(control: unknown, what: string): void {
+  if (control === null || typeof control !== 'object') throw new InvalidArgumentError(`${what}: the fit's control must be an object ({ onProgress, signal }), got ${describeNumber(control)}`);
+  checkKnownKeys(control, ['onProgress', 'signal'], what);
+  const { onProgress, signal } = control as { onProgress?: unknown; signal?: unknown };
+  if (onProgress !== undefined && typeof onProgress !== 'function') {
+    throw new InvalidArgumentError(`${what} onProgress: expected a function, got ${describeNumber(onProgress)}`);
+  }
+  if (signal !== undefined && !isAbortSignal(signal)) throw new InvalidArgumentError(`${what} signal: expected an AbortSignal, got ${describeNumber(signal)}`);
+}
+
+/** An AbortSignal (also one of another realm: it has the members a fit uses). */
+function isAbortSignal(v: unknown): v is AbortSignal {
+  if (v instanceof AbortSignal) return true;
+  const s = v as AbortSignal | null;
+  return typeof s === 'object' && s !== null && typeof s.aborted === 'boolean' && typeof s.addEventListener === 'function' && typeof s.removeEventListener === 'function';
+}
+
 /** The validated options, in the engine's form. */
 export interface ResolvedRidgeOptions {
   alphas: Float64Array;
@@ -55,13 +105,13 @@ export interface ResolvedRidgeOptions {
 }
 
 function describe(v: unknown): string {
-  return typeof v === 'string' ? `'${v}'` : Array.isArray(v) ? `an array of ${v.length}` : String(v);
+  return typeof v === 'string' ? `'${v}'` : Array.isArray(v) ? `an array of ${v.length}` : v !== null && typeof v === 'object' ? 'an object' : String(v);
 }
 
 /** `value` must be a finite integer ≥ min (a count, a size, a seed). */
 export function checkInteger(value: unknown, name: string, what: string, min = 1): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || !Number.isInteger(value) || value < min) {
-    throw new InvalidArgumentError(`${what} ${name}: expected an integer >= ${min}, got ${describe(value)}`);
+    throw new InvalidArgumentError(`${what} ${name}: expected an integer >= ${min}, got ${describeNumber(value)}`);
   }
   return value;
 }
@@ -69,7 +119,7 @@ export function checkInteger(value: unknown, name: string, what: string, min = 1
 /** `value` must be a finite number > 0. */
 export function checkPositive(value: unknown, name: string, what: string): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || !(value > 0)) {
-    throw new InvalidArgumentError(`${what} ${name}: expected a finite number > 0, got ${describe(value)}`);
+    throw new InvalidArgumentError(`${what} ${name}: expected a finite number > 0, got ${describeNumber(value)}`);
   }
   return value;
 }
@@ -86,10 +136,15 @@ function checkBoolean(value: unknown, name: string, what: string): boolean {
   return value;
 }
 
-/** Validates the shared options of a ridge fit once (`what` names the class in errors). */
-export function resolveRidgeOptions(o: RidgeCommonOptions, what: string): ResolvedRidgeOptions {
-  if (o === null || typeof o !== 'object') throw new InvalidArgumentError(`${what}: options must be an object, got ${describe(o)}`);
-  const alphas = o.alphas ?? DEFAULT_ALPHAS;
+/**
+ * Validates the shared options of a ridge fit once (`what` names the class in errors); `known` is every option
+ * name the class takes (an unknown one is refused). An option left out (or undefined) takes its default; null
+ * is refused like any other value of the wrong type.
+ */
+export function resolveRidgeOptions(o: RidgeCommonOptions, what: string, known: readonly string[] = COMMON_OPTION_KEYS): ResolvedRidgeOptions {
+  if (o === null || typeof o !== 'object' || Array.isArray(o)) throw new InvalidArgumentError(`${what}: options must be an object, got ${describe(o)}`);
+  checkKnownKeys(o, known, what);
+  const alphas = o.alphas === undefined ? DEFAULT_ALPHAS : o.alphas;
   if (typeof alphas !== 'object' || alphas === null || typeof (alphas as ArrayLike<number>).length !== 'number') {
     throw new InvalidArgumentError(`${what} alphas: expected an array of numbers, got ${describe(alphas)}`);
   }
@@ -104,7 +159,7 @@ export function resolveRidgeOptions(o: RidgeCommonOptions, what: string): Resolv
     for (let i = 0; i < o.groups.length; i++) {
       const g = o.groups[i];
       if (!Number.isInteger(g) || g < -2147483648 || g > 2147483647) {
-        throw new InvalidArgumentError(`${what} groups: expected 32-bit integer labels, got ${describe(g)} at position ${i}`);
+        throw new InvalidArgumentError(`${what} groups: expected 32-bit integer labels, got ${describeNumber(g)} at position ${i}`);
       }
     }
   }
@@ -112,7 +167,7 @@ export function resolveRidgeOptions(o: RidgeCommonOptions, what: string): Resolv
     for (let i = 0; i < o.foldIndex.length; i++) {
       const f = o.foldIndex[i];
       if (!Number.isInteger(f) || f < 0) {
-        throw new InvalidArgumentError(`${what} foldIndex: expected integers >= 0, got ${describe(f)} at position ${i}`);
+        throw new InvalidArgumentError(`${what} foldIndex: expected integers >= 0, got ${describeNumber(f)} at position ${i}`);
       }
     }
   }
