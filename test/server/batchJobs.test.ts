@@ -92,6 +92,29 @@ describe('jobs on the batch layer', { timeout: 600_000 }, () => {
     expect(existsSync(join(run, 'stages', 'zonly.json'))).toBe(true);
     expect(existsSync(join(run, 'stages', 'img2img.json'))).toBe(false);
     expect(readdirSync(run, { recursive: true }).filter((f) => /(^|\/)\.[^/]*tmp/.test(String(f)))).toEqual([]);
+
+    // The same body again resumes the run: its finished stages are announced 'skipped' over SSE (never
+    // 'running') and left out of the stage-duration histogram.
+    const metric = async (stage: string) => Number(new RegExp(`^brainlatent_job_stage_duration_seconds_count\\{kind="reconstruct",stage="${stage}"\\} (\\d+)$`, 'm').exec((await s.call('GET', '/metrics')).text)?.[1] ?? 0);
+    const before = await Promise.all(['betas', 'extract', 'zonly'].map(metric));
+    const again = await s.call('POST', '/v1/jobs', { kind: 'reconstruct', config: { ...config, img2img: { ...(config as unknown as { img2img: object }).img2img, steps: 400 } } });
+    let stopped = false;
+    const resumed = await readEvents(`${s.url}/v1/jobs/${again.json.id}/events`, {}, (e) => {
+      if (!stopped && e.event === 'stage' && e.data.stage === 'img2img') {
+        stopped = true;
+        void s.call('DELETE', `/v1/jobs/${again.json.id}`);
+      }
+    });
+    expect(resumed[resumed.length - 1].data.state).toBe('cancelled');
+    expect(resumed.filter((e) => e.event === 'stage').map((e) => [e.data.stage, e.data.status])).toEqual([
+      ['betas', 'skipped'],
+      ['extract', 'skipped'],
+      ['features', 'skipped'],
+      ['decoders', 'skipped'],
+      ['zonly', 'skipped'],
+      ['img2img', 'running'],
+    ]);
+    expect(await Promise.all(['betas', 'extract', 'zonly'].map(metric))).toEqual(before);
   });
 
   it("refuses a manifest whose templates lead outside the root, naming each expanded config's field", async () => {

@@ -39,21 +39,48 @@ export function batchOfOne(id: string, kind: 'reconstruct' | 'encode', config: R
   return { id, out, subjects, retry: RETRY, hash };
 }
 
-/** Reports a batch of one's progress as its analysis's stages. */
-function singleProgress(stages: readonly string[], control: JobControl) {
+/**
+ * Reports a batch of one's progress as its analysis's stages, in order. A stage is announced only once it is
+ * known whether it runs: its jobs decide that themselves (a job whose outputs are there already ends 'skipped'
+ * at once), so a stage whose jobs are waiting, or started but have reported nothing yet, is not announced. It
+ * is announced 'running' at its first progress (or its first job done or failed), 'skipped' when every one of
+ * its jobs was, and once all its jobs are done or skipped its end is reported ('done', with its jobs' wall time).
+ */
+export function singleProgress(stages: readonly string[], control: JobControl) {
   let last = '';
-  return (jobs: JobInfo[]) => {
-    const of = (stage: string) => jobs.filter((j) => j.stage === stage);
-    const current = stages.find((s) => of(s).some((j) => !isFinished(j.state))) ?? stages[stages.length - 1];
-    const group = of(current);
-    if (group.length === 0) return;
-    const fraction = group.reduce((a, j) => a + (isFinished(j.state) ? 1 : j.fraction), 0) / group.length;
-    const skipped = group.every((j) => j.state === 'skipped');
-    const message = group.length > 1 ? `${group.filter((j) => isFinished(j.state)).length}/${group.length} shards` : group[0].message;
-    const key = `${current}:${fraction.toFixed(4)}:${message ?? ''}`;
+  /** Stages whose end (done or skipped) has been reported. */
+  const ended = new Set<string>();
+  const ok = (j: JobInfo) => j.state === 'done' || j.state === 'skipped';
+  const emit = (stage: string, fraction: number, message: string | undefined, status: 'running' | 'skipped' | 'done', seconds?: number) => {
+    const key = `${stage}:${fraction.toFixed(4)}:${message ?? ''}:${status}`;
     if (key === last) return;
     last = key;
-    control.progress({ stage: current, index: stages.indexOf(current) + 1, stages: stages.length, fraction, message, status: skipped ? 'skipped' : 'running' });
+    control.progress({ stage, index: stages.indexOf(stage) + 1, stages: stages.length, fraction, message, status, ...(seconds === undefined ? {} : { seconds }) });
+  };
+  return (jobs: JobInfo[]) => {
+    for (const stage of stages) {
+      const group = jobs.filter((j) => j.stage === stage);
+      if (group.length === 0) continue;
+      if (group.every(ok)) {
+        if (ended.has(stage)) continue;
+        ended.add(stage);
+        if (group.every((j) => j.state === 'skipped')) emit(stage, 1, undefined, 'skipped');
+        else {
+          const ran = group.filter((j) => j.state === 'done');
+          const from = Math.min(...ran.map((j) => j.startedAt ?? Infinity));
+          const to = Math.max(...ran.map((j) => j.finishedAt ?? -Infinity));
+          emit(stage, 1, undefined, 'done', Number.isFinite(from) && Number.isFinite(to) && to >= from ? (to - from) / 1000 : undefined);
+        }
+        continue;
+      }
+      // the first stage still under way: shown once one of its jobs has reported work (or has ended not skipped)
+      const known = group.some((j) => j.state === 'done' || j.state === 'failed' || (j.state === 'active' && (j.fraction > 0 || j.message !== undefined)));
+      if (!known) return;
+      const fraction = group.reduce((a, j) => a + (isFinished(j.state) ? 1 : j.fraction), 0) / group.length;
+      const message = group.length > 1 ? `${group.filter((j) => isFinished(j.state)).length}/${group.length} shards` : group[0].message;
+      emit(stage, fraction, message, 'running');
+      return;
+    }
   };
 }
 

@@ -6,7 +6,7 @@
  */
 import { RateEstimator } from '../../cli/progress.js';
 import type { PublicError } from '../publicError.js';
-import { isFinal, JOB_STATES, type JobEvent, type JobKind, type JobProgress, type JobState, type JobView } from './types.js';
+import { isFinal, JOB_STATES, type JobEvent, type JobKind, type JobProgress, type JobState, type JobView, type StageUpdate } from './types.js';
 
 export interface LoggedEvent {
   /** Increasing per job: the SSE id, for Last-Event-ID. */
@@ -27,6 +27,8 @@ interface Entry {
   rate: RateEstimator;
   stageStartedAt: number;
   stageSkipped: boolean;
+  /** The current stage's duration has been recorded (it reported 'done'). */
+  stageTimed: boolean;
 }
 
 /** How many finished jobs the board remembers (the oldest are forgotten first; their run folders stay). */
@@ -39,7 +41,7 @@ export class JobBoard {
 
   add(view: Omit<JobView, 'state' | 'submittedAt' | 'progress'>, dir: string): JobView {
     const full: JobView = { ...view, state: 'queued', submittedAt: new Date().toISOString(), progress: null };
-    const e: Entry = { view: full, dir, log: [], latestProgress: null, seq: 0, listeners: new Set(), rate: new RateEstimator(), stageStartedAt: 0, stageSkipped: false };
+    const e: Entry = { view: full, dir, log: [], latestProgress: null, seq: 0, listeners: new Set(), rate: new RateEstimator(), stageStartedAt: 0, stageSkipped: false, stageTimed: false };
     this.jobs.set(view.id, e);
     this.push(e, { event: 'state', data: this.copy(e) });
     this.forgetOld();
@@ -86,8 +88,12 @@ export class JobBoard {
     this.push(e, { event: 'state', data: this.copy(e) });
   }
 
-  /** Progress of the running job: a stage change is logged as a 'stage' event, the rest as 'progress'. */
-  progress(id: string, p: { stage: string; index: number; stages: number; fraction: number; message?: string; status?: 'running' | 'skipped' | 'done' }): void {
+  /**
+   * Progress of the running job: a stage change is logged as a 'stage' event (its status 'skipped' when the
+   * stage's first update says so), the rest as 'progress'. A stage's duration goes to onStageTime when it reports
+   * 'done', else when the next stage begins or the job ends done; never for a skipped stage.
+   */
+  progress(id: string, p: StageUpdate): void {
     const e = this.jobs.get(id);
     if (!e || e.view.state !== 'running') return;
     const now = performance.now() / 1000;
@@ -95,11 +101,15 @@ export class JobBoard {
     // a progress callback of an earlier stage can arrive after the next stage began (engine threads report late)
     if (prev && p.index < prev.index) return;
     if (!prev || prev.stage !== p.stage || prev.index !== p.index) {
-      if (prev && !e.stageSkipped) this.onStageTime?.(e.view.kind, prev.stage, now - e.stageStartedAt);
+      if (prev) this.stageEnded(e, now);
       e.stageSkipped = p.status === 'skipped';
+      e.stageTimed = false;
       e.stageStartedAt = now;
       e.rate = new RateEstimator();
       this.push(e, { event: 'stage', data: { id, stage: p.stage, index: p.index, stages: p.stages, status: p.status === 'skipped' ? 'skipped' : 'running' } });
+    } else if (p.status === 'skipped') {
+      // (announced as running, then found done already: its event cannot be taken back, but it is not timed)
+      e.stageSkipped = true;
     }
     const fraction = Math.max(0, Math.min(1, p.fraction));
     e.rate.add(now, fraction);
@@ -115,6 +125,7 @@ export class JobBoard {
       ...(p.message ? { message: p.message } : {}),
     };
     e.view.progress = progress;
+    if (p.status === 'done') this.stageEnded(e, now, p.seconds);
     e.seq++;
     e.latestProgress = { seq: e.seq, event: { event: 'progress', data: { id, ...progress } } };
     for (const l of e.listeners) l(e.latestProgress);
@@ -124,8 +135,7 @@ export class JobBoard {
   finish(id: string, state: 'done' | 'failed' | 'cancelled', outcome: { result?: Record<string, unknown>; error?: PublicError } = {}): void {
     const e = this.jobs.get(id);
     if (!e || isFinal(e.view.state)) return;
-    const now = performance.now() / 1000;
-    if (state === 'done' && e.view.progress && !e.stageSkipped) this.onStageTime?.(e.view.kind, e.view.progress.stage, now - e.stageStartedAt);
+    if (state === 'done' && e.view.progress) this.stageEnded(e, performance.now() / 1000);
     e.view.state = state;
     e.view.finishedAt = new Date().toISOString();
     if (outcome.result) e.view.result = outcome.result;
@@ -156,6 +166,13 @@ export class JobBoard {
     let n = 0;
     for (const e of this.jobs.values()) n += e.listeners.size;
     return n;
+  }
+
+  /** The current stage has ended: its duration (`seconds` when the job measured it) is recorded once, unless it was skipped. */
+  private stageEnded(e: Entry, now: number, seconds?: number): void {
+    if (e.stageSkipped || e.stageTimed || !e.view.progress) return;
+    e.stageTimed = true;
+    this.onStageTime?.(e.view.kind, e.view.progress.stage, seconds ?? now - e.stageStartedAt);
   }
 
   private push(e: Entry, event: JobEvent): void {

@@ -52,7 +52,13 @@ export interface StageUpdate {
   stages: number;
   fraction: number;
   message?: string;
+  /**
+   * 'skipped': the stage's outputs were already there (announced as such, and left out of the stage-duration
+   * metric); 'done': the stage has just ended (its duration is taken now, or is `seconds`).
+   */
   status?: 'running' | 'skipped' | 'done';
+  /** With 'done': the stage's wall time by the job's own clock (its jobs' start to end on the batch layer). */
+  seconds?: number;
 }
 
 /** What a running job gets: its signal and where to report progress. */

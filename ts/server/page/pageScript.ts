@@ -89,7 +89,7 @@ export const PAGE_SCRIPT = String.raw`
     es.addEventListener('state', function (e) { var v = JSON.parse(e.data); jobs.set(v.id, v); render(); });
     es.addEventListener('stage', function (e) {
       var s = JSON.parse(e.data), j = jobs.get(s.id);
-      if (j) { j.progress = { stage: s.stage, index: s.index, stages: s.stages, fraction: 0, rate: null, etaSeconds: null }; render(); }
+      if (j) { j.progress = { stage: s.stage, index: s.index, stages: s.stages, fraction: s.status === 'skipped' ? 1 : 0, rate: null, etaSeconds: null }; render(); }
     });
     es.addEventListener('progress', function (e) {
       var p = JSON.parse(e.data), j = jobs.get(p.id);
