@@ -257,6 +257,8 @@ describe('graceful shutdown of `brainlatent serve` (SIGTERM)', () => {
     const { root, seen, code, refused } = await midJob(0, 'run');
     try {
       expect(code).toBe(0);
+      // the stream sees the job end, then the service's shutdown
+      expect(seen.map((e) => e.event).slice(-2)).toEqual(['error', 'shutdown']);
       const last = seen.filter((e) => e.event !== 'shutdown').pop()!;
       expect(last.event).toBe('error');
       expect(last.data.state).toBe('cancelled');
@@ -271,6 +273,7 @@ describe('graceful shutdown of `brainlatent serve` (SIGTERM)', () => {
     const { root, seen, code, refused } = await midJob(120, 'run');
     try {
       expect(code).toBe(0);
+      expect(seen.map((e) => e.event).slice(-2)).toEqual(['result', 'shutdown']);
       const last = seen.filter((e) => e.event !== 'shutdown').pop()!;
       expect(last.event).toBe('result');
       expect(allFiles(join(root, 'run')).sort()).toEqual(['fit.json', 'model.safetensors']);

@@ -126,8 +126,12 @@ export function createContext(o: BrainlatentPluginOptions): ServiceContext {
   };
 }
 
-/** Graceful close: running jobs get the deadline, then streams end, then compute pools drain and models unload. */
+/**
+ * Graceful close: running jobs get the deadline (a stream whose job ends meanwhile gets its last event, then
+ * `shutdown`), then the other streams end with `shutdown`, then compute pools drain and models unload.
+ */
 export async function closeContext(ctx: ServiceContext): Promise<void> {
+  ctx.streams.shutdown();
   await ctx.runner.close(ctx.shutdownDeadlineMs);
   ctx.streams.endAll();
   await Promise.all([ctx.predictQueue.close(), ctx.img2imgQueue.close()]);

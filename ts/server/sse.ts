@@ -1,20 +1,27 @@
 /**
  * Server-Sent Events by hand on the raw response (no dependency, any Node ≥ 20): `id`, `event` and one `data`
  * line of JSON per event, a comment every 15 s so proxies keep the stream open, and a registry of open streams
- * that shutdown ends, since a server waits for every open response before it can close.
+ * that shutdown ends, since a server waits for every open response before it can close. From the start of a
+ * shutdown on, every stream that ends (its job's last event sent, or the shutdown's end) ends with a `shutdown`
+ * event, so a client can tell the service went away from a job that merely ended.
  */
 import type { ServerResponse } from 'node:http';
 
 import type { FastifyReply } from 'fastify';
 
 export interface EventStream {
-  send(id: number, event: string, data: unknown): void;
+  /** One event; `id` null sends none (the client's Last-Event-ID stays that of the job's last event). */
+  send(id: number | null, event: string, data: unknown): void;
+  /** Ends the stream (with a `shutdown` event first while the service is shutting down). */
   end(): void;
   readonly closed: boolean;
 }
 
+const SHUTDOWN = { message: 'the service is shutting down' };
+
 export class EventStreams {
   private readonly open = new Set<EventStream>();
+  private shuttingDown = false;
 
   get size(): number {
     return this.open.size;
@@ -36,10 +43,11 @@ export class EventStreams {
     heartbeat.unref();
     const stream: EventStream = {
       send: (id, event, data) => {
-        if (!closed) raw.write(`id: ${id}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+        if (!closed) raw.write(`${id === null ? '' : `id: ${id}\n`}event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
       },
       end: () => {
         if (closed) return;
+        if (this.shuttingDown) stream.send(null, 'shutdown', SHUTDOWN);
         finish();
         raw.end();
       },
@@ -59,11 +67,14 @@ export class EventStreams {
     return stream;
   }
 
+  /** The service has begun to shut down: from now on every stream ends with a `shutdown` event. */
+  shutdown(): void {
+    this.shuttingDown = true;
+  }
+
   /** Ends every open stream with a last `shutdown` event (the service is closing). */
   endAll(): void {
-    for (const s of [...this.open]) {
-      s.send(0, 'shutdown', { message: 'the service is shutting down' });
-      s.end();
-    }
+    this.shutdown();
+    for (const s of [...this.open]) s.end();
   }
 }
