@@ -3,6 +3,7 @@
  * job's AbortSignal (they stop at the next step, fold or batch) and their progress mapped onto numbered stages.
  */
 import { runDemo } from '../../demo/runDemo.js';
+import type { DemoWorldProgress } from '../../demo/world.js';
 import { readFile } from 'node:fs/promises';
 
 import type { ResolvedBatch } from '../../batch/manifest.js';
@@ -69,6 +70,17 @@ function reconstructSummary(r: ReconstructResult, control: JobControl): Record<s
 const fromReconstruct = (control: JobControl, shift = 0, total: number = STAGES.length) => (p: ReconstructProgress) =>
   control.progress({ stage: p.stage, index: p.index + shift, stages: total, fraction: p.fraction, message: p.message, status: p.status });
 
+/** The demo world's build as the job's first stage, 'world': its fraction, and the phase (with its count) as the message. */
+const fromWorld = (control: JobControl, stages: number) => (p: DemoWorldProgress) =>
+  control.progress({
+    stage: 'world',
+    index: 1,
+    stages,
+    fraction: p.fraction,
+    message: p.phase === 'reused' ? 'reused the demo world (same parameters and code)' : p.count ? `${p.phase}: ${p.count.done}/${p.count.total} ${p.count.unit}` : p.phase,
+    ...(p.phase === 'reused' ? { status: 'skipped' as const } : {}),
+  });
+
 /** What a finished reconstruction's run folder says: its metrics and the img2img stage's U-Net time. */
 async function reconstructOutcome(config: ReconstructConfig, control: JobControl): Promise<Record<string, unknown>> {
   const m = JSON.parse(await readFile(paths(config.out).metricsJson, 'utf8')) as { images: number; zonly: Record<string, number>; final: Record<string, number> };
@@ -100,10 +112,11 @@ export async function executeJob(spec: JobSpec, control: JobControl): Promise<Re
     case 'demo': {
       const d = input.demo;
       const stages = STAGES.length + 1;
-      control.progress({ stage: 'world', index: 1, stages, fraction: 0, message: 'building the demo world' });
+      // (the 'world' stage is announced by the build's first progress: 'skipped' when an identical world is reused)
       const r = await runDemo(
         { out: d.out, seed: d.seed, sessions: d.sessions, testImages: d.testImages, seeds: d.seeds, steps: d.steps },
-        { onProgress: fromReconstruct(control, 1, stages), signal: control.signal },
+        // the signal stops the world build at its next progress point too, and its progress is the 'world' stage's
+        { onProgress: fromReconstruct(control, 1, stages), onWorldProgress: fromWorld(control, stages), signal: control.signal },
       );
       return { ...reconstructSummary(r.run, control), report: 'run/report.html', worldSeconds: r.worldSeconds, runSeconds: r.runSeconds };
     }
