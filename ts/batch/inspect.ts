@@ -6,7 +6,7 @@ import { Job, Queue } from 'bullmq';
 
 import { BatchError } from './errors.js';
 import { QUEUES, type BatchPlan, type QueueClass } from './graph.js';
-import { keys, PREFIX, redisConnection, type BatchRecord, type JobRecord } from './redis.js';
+import { keys, PREFIX, redisConnection, requireRedis, type BatchRecord, type JobRecord } from './redis.js';
 import type { NodeResult } from './runNode.js';
 import { batchStatus, firstLine, summarize, type BatchEvent, type JobInfo, type JobState } from './status.js';
 import type { BatchReport } from './outputs.js';
@@ -27,6 +27,8 @@ function openQueues(redis: string): { queues: Queues; close: () => Promise<void>
 }
 
 async function withQueues<T>(redis: string, fn: (queues: Queues) => Promise<T>): Promise<T> {
+  // BullMQ's connections wait for Redis for ever: one that is not there fails here, at once and clearly
+  await requireRedis(redis);
   const { queues, close } = openQueues(redis);
   try {
     return await fn(queues);
@@ -118,10 +120,13 @@ export async function getBatchStatus(batch: string, options: RedisOptions): Prom
 
 /**
  * Changes of a batch as events (a job's state or progress), until it finishes or `signal` fires. Polls every
- * `intervalMs` (default 1000); a Redis outage is waited out.
+ * `intervalMs` (default 1000); a Redis outage is waited out once connected, but a Redis that does not answer
+ * at the start throws RedisUnreachableError.
  */
 export async function* watchBatch(batch: string, options: RedisOptions & { intervalMs?: number; signal?: AbortSignal }): AsyncGenerator<BatchEvent & { status?: BatchStatusReport }> {
   const seen = new Map<string, string>();
+  // an outage once connected is waited out below; a Redis that is not there at the start fails at once
+  await requireRedis(options.redis);
   const { queues, close } = openQueues(options.redis);
   try {
     for (;;) {
