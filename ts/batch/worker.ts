@@ -27,7 +27,7 @@ import { LockKeeper } from './lockKeeper.js';
 import { PoolJobError, ProcessPool, type PoolRun } from './pool.js';
 import { keys, PREFIX, probeRedis, redisConnection, requireRedis, shownRedisUrl } from './redis.js';
 import { runNode, type NodeResult } from './runNode.js';
-import type { BatchEvent, JobInfo, JobState } from './status.js';
+import { CANCELLED_REASON, type BatchEvent, type JobInfo, type JobState } from './status.js';
 import type { JobData } from './submit.js';
 
 export interface WorkerOptions {
@@ -73,7 +73,7 @@ export interface BatchWorker {
 }
 
 /** Abort reasons: the batch was cancelled, the worker is closing, another worker holds the job now. */
-export const CANCELLED = 'batch cancelled';
+export const CANCELLED = CANCELLED_REASON;
 export const CLOSING = 'worker closing';
 export const LOST = 'lock lost';
 
