@@ -39,3 +39,14 @@ export class BatchError extends BrainlatentError {
     super(message, 'BatchError');
   }
 }
+
+/** The Redis of the queues does not answer: nothing was submitted, read or changed. */
+export class RedisUnreachableError extends BrainlatentError {
+  constructor(
+    message: string,
+    /** The URL as shown (without its password). */
+    readonly url: string,
+  ) {
+    super(message, 'RedisUnreachable');
+  }
+}

@@ -6,9 +6,9 @@ import { Job, Queue } from 'bullmq';
 
 import { BatchError } from './errors.js';
 import { QUEUES, type BatchPlan, type QueueClass } from './graph.js';
-import { keys, PREFIX, redisConnection, type BatchRecord, type JobRecord } from './redis.js';
+import { keys, PREFIX, redisConnection, requireRedis, type BatchRecord, type JobRecord } from './redis.js';
 import type { NodeResult } from './runNode.js';
-import { batchStatus, firstLine, summarize, type BatchEvent, type JobInfo, type JobState } from './status.js';
+import { batchStatus, CANCELLED_REASON, firstLine, summarize, type BatchEvent, type JobInfo, type JobState } from './status.js';
 import type { BatchReport } from './outputs.js';
 import { submitPlan } from './submit.js';
 
@@ -27,6 +27,8 @@ function openQueues(redis: string): { queues: Queues; close: () => Promise<void>
 }
 
 async function withQueues<T>(redis: string, fn: (queues: Queues) => Promise<T>): Promise<T> {
+  // BullMQ's connections wait for Redis for ever: one that is not there fails here, at once and clearly
+  await requireRedis(redis);
   const { queues, close } = openQueues(redis);
   try {
     return await fn(queues);
@@ -73,7 +75,9 @@ async function jobState(queues: Record<QueueClass, Queue>, r: JobRecord, cancell
   const progress = job.progress as { fraction?: number; message?: string } | number;
   Object.assign(info, {
     state,
-    attempts: job.attemptsStarted ?? job.attemptsMade,
+    // attempts used, as retries count them (BullMQ's attemptsMade: runs that ended, done or failed) and the one
+    // running; not attemptsStarted, which also counts the runs a closing worker returned and those that stalled
+    attempts: job.attemptsMade + (state === 'active' ? 1 : 0),
     startedAt: job.processedOn,
     finishedAt: job.finishedOn,
     seconds: result?.seconds,
@@ -86,6 +90,8 @@ async function jobState(queues: Record<QueueClass, Queue>, r: JobRecord, cancell
     const reason = firstLine(job.failedReason ?? 'failed');
     // a join fails when a child does: it is blocked by that child, not broken itself
     if (/^child .* failed$/.test(reason)) Object.assign(info, { state: 'blocked', reason: `after ${reason.replace(/^child (\S+) failed$/, '$1').split(':').pop()} failed` });
+    // stopped while it ran (or taken after the cancel): cancelled, not broken
+    else if (reason === CANCELLED_REASON) Object.assign(info, { state: 'cancelled', reason });
     else info.reason = reason;
   }
   if (cancelled && state === 'waiting') Object.assign(info, { state: 'cancelled', reason: 'batch cancelled' });
@@ -118,10 +124,13 @@ export async function getBatchStatus(batch: string, options: RedisOptions): Prom
 
 /**
  * Changes of a batch as events (a job's state or progress), until it finishes or `signal` fires. Polls every
- * `intervalMs` (default 1000); a Redis outage is waited out.
+ * `intervalMs` (default 1000); a Redis outage is waited out once connected, but a Redis that does not answer
+ * at the start throws RedisUnreachableError.
  */
 export async function* watchBatch(batch: string, options: RedisOptions & { intervalMs?: number; signal?: AbortSignal }): AsyncGenerator<BatchEvent & { status?: BatchStatusReport }> {
   const seen = new Map<string, string>();
+  // an outage once connected is waited out below; a Redis that is not there at the start fails at once
+  await requireRedis(options.redis);
   const { queues, close } = openQueues(options.redis);
   try {
     for (;;) {
@@ -163,9 +172,10 @@ export async function waitForBatch(batch: string, options: RedisOptions & { inte
 }
 
 /**
- * Cancels a batch: its waiting jobs are removed, running ones stop at their next progress report (and fail
- * with 'batch cancelled'). `purge` also removes the finished jobs and the batch's record, so the name can be
- * reused (outputs on disk stay, and finished stages are skipped by a later batch).
+ * Cancels a batch: its unfinished jobs (waiting, delayed, waiting for their children) are removed, running ones
+ * stop at their next progress report (and fail with 'batch cancelled'); finished jobs stay as they are (done,
+ * skipped or failed). `purge` also removes the finished jobs and the batch's record, so the name can be reused
+ * (outputs on disk stay, and finished stages are skipped by a later batch).
  */
 export async function cancelBatch(batch: string, options: RedisOptions & { purge?: boolean }): Promise<{ removed: number; running: number }> {
   return withQueues(options.redis, async (queues) => {
@@ -174,8 +184,10 @@ export async function cancelBatch(batch: string, options: RedisOptions & { purge
     await client.set(keys.cancelled(batch), '1');
     let removed = 0;
     let running = 0;
-    // the subject roots first: removing a parent removes its whole tree when nothing in it is locked
-    const order = [...rec.subjects.map((s) => ({ id: s.root, queue: 'control' as QueueClass })), ...rec.jobs];
+    // parents before their children (the subject roots, then the jobs, dependents first), so that removing a job
+    // never releases its parent to run; each job alone: BullMQ's default removes a job's whole tree, the
+    // finished jobs under a waiting join included
+    const order = [...rec.subjects.map((s) => ({ id: s.root, queue: 'control' as QueueClass })), ...[...rec.jobs].reverse()];
     for (const r of order) {
       const job = await Job.fromId(queues[r.queue], r.id);
       if (!job) continue;
@@ -184,12 +196,14 @@ export async function cancelBatch(batch: string, options: RedisOptions & { purge
         running++;
         continue;
       }
-      if (!options.purge && (state === 'completed' || state === 'failed')) continue;
+      const finished = state === 'completed' || state === 'failed';
+      if (finished && !options.purge) continue;
       try {
-        await job.remove();
+        await job.remove({ removeChildren: finished });
         removed++;
       } catch {
-        // part of a tree with a running job: it goes when that job stops
+        // locked: it was taken meanwhile, and stops at its worker's next check
+        running++;
       }
     }
     if (options.purge && running === 0) {
@@ -217,8 +231,18 @@ export async function retryBatch(batch: string, options: RedisOptions): Promise<
       const root = await Job.fromId(queues.control, s.root);
       const state = root ? await root.getState() : 'missing';
       if (state === 'completed' || state === 'waiting-children' || state === 'waiting' || state === 'active') continue;
+      // a cancel leaves the subject's finished jobs (and a job it stopped) without their removed parents: every
+      // job of the subject goes, so that the new tree is whole (finished stages are skipped by their markers)
+      const left = plan.jobs.filter((j) => j.subject === s.name).reverse();
+      let active = false;
+      for (const r of left) active ||= (await (await Job.fromId(queues[r.queue], r.id))?.getState()) === 'active';
+      if (active) {
+        busy.push(s.name);
+        continue;
+      }
       try {
         if (root) await root.remove();
+        for (const r of left) await (await Job.fromId(queues[r.queue], r.id))?.remove();
         retried.push(s.name);
       } catch {
         busy.push(s.name);

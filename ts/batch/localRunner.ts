@@ -55,7 +55,11 @@ export async function runLocal(plan: BatchPlan, options: LocalRunOptions = {}): 
   };
 
   return await new Promise<BatchStatus>((resolveBatch) => {
+    let finishing = false;
     const finish = async () => {
+      if (finishing) return;
+      finishing = true;
+      options.signal?.removeEventListener('abort', cancelAll);
       await pool.close();
       const status = batchStatus(plan.id, [...info.values()], startedAt);
       options.onEvent?.({ batch: plan.id, type: 'batch', state: status.state, at: Date.now() });
@@ -71,19 +75,22 @@ export async function runLocal(plan: BatchPlan, options: LocalRunOptions = {}): 
           emit(j);
         }
       }
+      // nothing may be running (a job waiting for its retry was all there was): then the batch ends here
+      pump();
     };
-    options.signal?.addEventListener('abort', cancelAll, { once: true });
 
     const pump = () => {
       while (ready.length && pool.idle > 0 && !options.signal?.aborted) start(ready.shift()!);
+      if (options.signal?.aborted) ready.length = 0;
       if (running === 0 && ready.length === 0 && waitingRetry.size === 0) void finish();
     };
 
     const start = (n: BatchNode) => {
       const j = info.get(n.id)!;
       Object.assign(j, { state: 'active', fraction: 0, attempts: j.attempts + 1, startedAt: Date.now(), reason: undefined });
-      emit(j);
+      // counted before its event: a listener that aborts the batch on it must not find it finished
       running++;
+      emit(j);
       pool
         .run(
           n,
@@ -113,13 +120,14 @@ export async function runLocal(plan: BatchPlan, options: LocalRunOptions = {}): 
             } else if (!input && j.attempts < plan.retry.attempts) {
               // transient: back off and try again (delay doubles per attempt)
               Object.assign(j, { state: 'waiting', reason: `attempt ${j.attempts} failed (${reason}); retrying` });
-              emit(j);
               const t = setTimeout(() => {
                 waitingRetry.delete(t);
                 ready.push(n);
                 pump();
               }, plan.retry.backoffMs * 2 ** (j.attempts - 1));
               waitingRetry.add(t);
+              // after the timer is known: a listener that aborts on this event cancels the retry with the rest
+              emit(j);
             } else {
               Object.assign(j, { state: 'failed', reason, finishedAt: Date.now() });
               emit(j);
@@ -132,6 +140,11 @@ export async function runLocal(plan: BatchPlan, options: LocalRunOptions = {}): 
           pump();
         });
     };
-    pump();
+    // a signal aborted before the run starts fires no event: every job is cancelled now
+    if (options.signal?.aborted) cancelAll();
+    else {
+      options.signal?.addEventListener('abort', cancelAll, { once: true });
+      pump();
+    }
   });
 }

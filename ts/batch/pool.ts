@@ -130,6 +130,11 @@ export class ProcessPool {
   run(node: BatchNode, depsRan: boolean, onProgress: (fraction: number, message?: string) => void, signal?: AbortSignal): Promise<NodeResult> {
     const r = this.start(node, depsRan, onProgress);
     const onAbort = () => r.abort(String(signal?.reason ?? 'aborted'));
+    // a signal that fired already (e.g. from the job's own 'active' event) never fires again
+    if (signal?.aborted) {
+      onAbort();
+      return r.result;
+    }
     signal?.addEventListener('abort', onAbort, { once: true });
     return r.result.finally(() => signal?.removeEventListener('abort', onAbort));
   }

@@ -1,7 +1,9 @@
 /** Connecting to Redis for BullMQ, and where a batch keeps its own records there. */
 import type { ConnectionOptions } from 'bullmq';
+import { Redis, type RedisOptions } from 'ioredis';
 
 import { InvalidArgumentError } from '../errors.js';
+import { RedisUnreachableError } from './errors.js';
 import type { QueueClass } from './graph.js';
 
 /** Key prefix of every queue and record brainlatent keeps in Redis. */
@@ -56,4 +58,71 @@ export interface BatchRecord {
   submittedAt: string;
   subjects: { name: string; root: string }[];
   jobs: JobRecord[];
+}
+
+/** The URL without its password, for messages. */
+export function shownRedisUrl(url: string): string {
+  try {
+    const u = new URL(url.includes('://') ? url : `redis://${url}`);
+    if (u.password) u.password = '***';
+    return u.toString().replace(/\/$/, '');
+  } catch {
+    return 'redis (unparsable URL)';
+  }
+}
+
+/**
+ * Whether the Redis at `url` answers a PING within `timeoutMs`: one short-lived connection that neither retries
+ * nor queues commands (BullMQ's own connections retry forever, so a first connection that never succeeds would
+ * leave a call pending for good). `reason` is the socket error's code (ECONNREFUSED, ENOTFOUND, ETIMEDOUT, …)
+ * or its message.
+ */
+export async function probeRedis(url: string, timeoutMs = 2000): Promise<{ ok: true } | { ok: false; reason: string }> {
+  const options = redisConnection(url) as RedisOptions;
+  const client = new Redis({
+    ...options,
+    lazyConnect: true,
+    connectTimeout: timeoutMs,
+    commandTimeout: timeoutMs,
+    maxRetriesPerRequest: 0,
+    enableOfflineQueue: false,
+    retryStrategy: () => null,
+  });
+  let first: (Error & { code?: string }) | undefined;
+  client.on('error', (e: Error) => {
+    first ??= e;
+  });
+  // a TLS handshake or an AUTH that never answers is bounded too
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(Object.assign(new Error(`no answer within ${timeoutMs / 1000} s`), { code: 'ETIMEDOUT' })), timeoutMs + 500);
+  });
+  try {
+    await Promise.race([client.connect().then(() => client.ping()), deadline]);
+    return { ok: true };
+  } catch (e) {
+    const err = (first ?? e) as Error & { code?: string };
+    const code = err.code && /^E[A-Z]+$/.test(err.code) ? err.code : undefined;
+    const reason =
+      code === 'ETIMEDOUT' || /timed? ?out/i.test(err.message)
+        ? `no answer within ${timeoutMs / 1000} s`
+        : /RESP|protocol/i.test(err.message)
+          ? 'what answers there does not speak the Redis protocol'
+          : (code ?? err.message.replace(/^connect /, ''));
+    return { ok: false, reason };
+  } finally {
+    clearTimeout(timer);
+    client.disconnect();
+  }
+}
+
+/** The message for a Redis that did not answer. */
+export function unreachableMessage(url: string, reason: string): string {
+  return `Redis at ${shownRedisUrl(url)} is not reachable (${reason}): is redis-server running there, and is the URL right?`;
+}
+
+/** Throws RedisUnreachableError unless the Redis at `url` answers within `timeoutMs` (every entry point's first step). */
+export async function requireRedis(url: string, timeoutMs = 2000): Promise<void> {
+  const r = await probeRedis(url, timeoutMs);
+  if (!r.ok) throw new RedisUnreachableError(unreachableMessage(url, r.reason), shownRedisUrl(url));
 }

@@ -6,6 +6,7 @@
 import { planBatch } from './graph.js';
 import { waitForBatch } from './inspect.js';
 import { runLocal, type LocalRunOptions } from './localRunner.js';
+import { requireRedis } from './redis.js';
 import { toResolved, writePlan, writeReport, type BatchReport, type ManifestInput } from './outputs.js';
 import { summarize } from './status.js';
 import { submitPlan } from './submit.js';
@@ -24,6 +25,8 @@ export interface RunBatchOptions extends LocalRunOptions {
 /** Runs a whole batch; resolves with the final status and the summary per subject × stage. */
 export async function runBatch(manifest: ManifestInput, options: RunBatchOptions = {}): Promise<BatchReport> {
   const plan = await planBatch(await toResolved(manifest));
+  // a Redis that is not there fails the run at once, before anything is written
+  if (options.redis) await requireRedis(options.redis);
   await writePlan(plan);
   let report: BatchReport;
   if (options.redis) {

@@ -20,7 +20,10 @@ export interface JobInfo {
   message?: string;
   /** Why it failed (the first line of the error), or which job it waited for. */
   reason?: string;
-  /** Attempts started so far. */
+  /**
+   * Attempts used so far, as `retry.attempts` counts them: runs that ended (done or failed) and the one running. A
+   * run that a closing worker returned to the queue, or that stalled (its worker died; see `stalls`), uses none.
+   */
   attempts: number;
   startedAt?: number;
   finishedAt?: number;
@@ -65,6 +68,9 @@ export interface SubjectProgress {
   /** Seconds until it should be finished (0 when it is), null before any job has done work to measure. */
   etaSeconds: number | null;
 }
+
+/** The reason of a job stopped or refused because its batch was cancelled (both runners). */
+export const CANCELLED_REASON = 'batch cancelled';
 
 const stageKey = (j: JobInfo) => `${j.analysis ?? ''}\u0000${j.stage}`;
 

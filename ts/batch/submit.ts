@@ -9,7 +9,7 @@ import { FlowProducer, Queue, type FlowJob, type JobsOptions } from 'bullmq';
 
 import { BatchError } from './errors.js';
 import { planBatch, planNodes, QUEUES, type BatchNode, type BatchPlan, type SubjectPlan } from './graph.js';
-import { keys, PREFIX, redisConnection, type BatchRecord } from './redis.js';
+import { keys, PREFIX, redisConnection, requireRedis, type BatchRecord } from './redis.js';
 import { toResolved, writePlan, type ManifestInput } from './outputs.js';
 
 /** What a job carries: its node and, for a join, the flows it adds when it first runs. */
@@ -88,8 +88,13 @@ export function batchRecord(plan: BatchPlan): BatchRecord {
 /** Records the plan and adds its subjects (or `only` those) that are not in the queue yet. */
 export async function submitPlan(plan: BatchPlan, options: SubmitOptions & { only?: string[] }): Promise<SubmitResult> {
   const connection = redisConnection(options.redis);
+  // BullMQ's connections wait for Redis for ever: one that is not there fails here, at once and clearly
+  await requireRedis(options.redis);
   const control = new Queue('control', { connection, prefix: PREFIX });
   const flows = new FlowProducer({ connection, prefix: PREFIX });
+  // errors reach the calls that fail; without listeners ioredis prints every reconnection's error
+  control.on('error', () => {});
+  flows.on('error', () => {});
   try {
     const client = await control.getBackend().client;
     const previous = await client.get(keys.batch(plan.id));
@@ -126,6 +131,8 @@ export async function submitPlan(plan: BatchPlan, options: SubmitOptions & { onl
 /** Validates and plans a manifest, records the plan next to the outputs and adds its jobs to the queues. */
 export async function submitBatch(manifest: ManifestInput, options: SubmitOptions): Promise<SubmitResult & { plan: BatchPlan }> {
   const plan = await planBatch(await toResolved(manifest));
+  // nothing is written next to the outputs for a batch that cannot be submitted
+  await requireRedis(options.redis);
   await writePlan(plan);
   return { ...(await submitPlan(plan, options)), plan };
 }

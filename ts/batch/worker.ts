@@ -25,9 +25,9 @@ import { QUEUES, type QueueClass } from './graph.js';
 import { THREADS_ENV } from './jobThreads.js';
 import { LockKeeper } from './lockKeeper.js';
 import { PoolJobError, ProcessPool, type PoolRun } from './pool.js';
-import { keys, PREFIX, redisConnection } from './redis.js';
+import { keys, PREFIX, probeRedis, redisConnection, requireRedis, shownRedisUrl } from './redis.js';
 import { runNode, type NodeResult } from './runNode.js';
-import type { BatchEvent, JobInfo, JobState } from './status.js';
+import { CANCELLED_REASON, type BatchEvent, type JobInfo, type JobState } from './status.js';
 import type { JobData } from './submit.js';
 
 export interface WorkerOptions {
@@ -50,6 +50,12 @@ export interface WorkerOptions {
   name?: string;
   /** Threads of the engine (BLAS, its loops) in each job's process; 0 or unset: all cores. ONNX Runtime's come from the config (model.threads). */
   threads?: number;
+  /**
+   * A Redis that does not answer when the worker starts: false (default) rejects with RedisUnreachableError
+   * within a few seconds; true waits for it, saying so once through `onLog`, and starts when it answers. An
+   * outage once started is always ridden out (ioredis reconnects).
+   */
+  waitForRedis?: boolean;
   /** One line per job event (start, done, failed, returned), for logs. */
   onLog?: (line: string) => void;
   /** The jobs of this worker as they start, progress and end (the same events as runBatch's). */
@@ -67,7 +73,7 @@ export interface BatchWorker {
 }
 
 /** Abort reasons: the batch was cancelled, the worker is closing, another worker holds the job now. */
-export const CANCELLED = 'batch cancelled';
+export const CANCELLED = CANCELLED_REASON;
 export const CLOSING = 'worker closing';
 export const LOST = 'lock lost';
 
@@ -98,10 +104,25 @@ async function settle<T>(fn: () => Promise<T>, closed: () => boolean): Promise<T
   }
 }
 
+/** Resolves once the Redis at `url` answers: at once, or (waiting) after saying once that it waits for it. */
+async function firstConnection(url: string, wait: boolean, log: (line: string) => void): Promise<void> {
+  if (!wait) return requireRedis(url);
+  let r = await probeRedis(url);
+  if (r.ok) return;
+  log(`Redis at ${shownRedisUrl(url)} is not reachable (${r.reason}): waiting for it, checking every 2 s`);
+  while (!r.ok) {
+    await sleep(2000);
+    r = await probeRedis(url);
+  }
+  log(`Redis at ${shownRedisUrl(url)} answers: starting`);
+}
+
 export async function createWorker(options: WorkerOptions): Promise<BatchWorker> {
   const connection = redisConnection(options.redis);
   const name = options.name ?? `${hostname()}:${process.pid}`;
   const log = options.onLog ?? (() => {});
+  // BullMQ's connections wait for a Redis that is not there for ever, silently: check it first
+  await firstConnection(options.redis, options.waitForRedis ?? false, log);
   const lockMs = options.lockMs ?? 6000;
   const concurrency = Math.max(1, options.concurrency ?? 1);
   const pollMs = options.pollMs ?? 1000;
@@ -183,7 +204,13 @@ export async function createWorker(options: WorkerOptions): Promise<BatchWorker>
     return runNode(node, { depsRan: dependenciesRan(await job.getChildrenValues()), progress: () => {} });
   };
   let flowProducer: FlowProducer | null = null;
-  const flows = () => (flowProducer ??= new FlowProducer({ connection, prefix: PREFIX }));
+  const flows = () => {
+    if (!flowProducer) {
+      flowProducer = new FlowProducer({ connection, prefix: PREFIX });
+      flowProducer.on('error', () => {}); // an outage is reported by the queues' workers above
+    }
+    return flowProducer;
+  };
 
   /** A work job, in a job process. */
   const runWork = async (r: Running): Promise<NodeResult> => {

@@ -1,12 +1,13 @@
 /**
  * Errors → HTTP: invalid input (NaN in a request body included) is a 400 that lists every problem, a missing job or
- * model a 404, a busy run folder or a taken model name a 409, a full queue or a closing service a 503 with
- * Retry-After; a loaded model that turns finite inputs into NaN/Inf is a 500 naming the model and the output
+ * model a 404, a busy run folder or a taken model name a 409, a full queue, a closing service or an unreachable
+ * Redis (serve --redis, batch-layer jobs) a 503 with Retry-After; a loaded model that turns finite inputs into NaN/Inf is a 500 naming the model and the output
  * (ModelOutputError: the service's fault, not the client's); anything else is a 500 whose body says only what kind
  * of failure it was (the details go to the log).
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 
+import { RedisUnreachableError } from '../batch/errors.js';
 import { ConfigError } from '../config/index.js';
 import { BrainlatentError, FormatError, InvalidArgumentError, MissingFileError, NonFiniteError, ShapeError } from '../errors.js';
 import { JobConflictError } from './jobs/LocalJobRunner.js';
@@ -25,7 +26,7 @@ function statusOf(e: unknown): number {
   if (e instanceof MissingFileError) return 400;
   if (e instanceof ModelNotFoundError) return 404;
   if (e instanceof JobConflictError || e instanceof ModelExistsError) return 409;
-  if (e instanceof QueueFullError || e instanceof ClosedError) return 503;
+  if (e instanceof QueueFullError || e instanceof ClosedError || e instanceof RedisUnreachableError) return 503;
   const fastifyCode = (e as FastifyError).statusCode;
   if (!(e instanceof BrainlatentError) && typeof fastifyCode === 'number' && fastifyCode >= 400 && fastifyCode < 500) return fastifyCode;
   if ((e as NodeJS.ErrnoException).code === 'ENOENT') return 400;
@@ -34,9 +35,9 @@ function statusOf(e: unknown): number {
 
 export function sendError(e: unknown, req: FastifyRequest, reply: FastifyReply): FastifyReply {
   const status = statusOf(e);
-  if (status >= 500 && !(e instanceof QueueFullError) && !(e instanceof ClosedError)) req.log.error({ err: e }, 'request failed');
+  if (status >= 500 && !(e instanceof QueueFullError) && !(e instanceof ClosedError) && !(e instanceof RedisUnreachableError)) req.log.error({ err: e }, 'request failed');
   if (e instanceof QueueFullError) void reply.header('retry-after', String(e.retryAfter));
-  if (e instanceof ClosedError) void reply.header('retry-after', '5');
+  if (e instanceof ClosedError || e instanceof RedisUnreachableError) void reply.header('retry-after', '5');
   // Fastify's own 4xx errors (bad JSON, too large, wrong media type) describe the request, not a file
   const fastify4xx = !(e instanceof BrainlatentError) && status < 500 && typeof (e as FastifyError).code === 'string' && (e as FastifyError).code.startsWith('FST_');
   const body = fastify4xx ? { name: (e as FastifyError).code, message: (e as Error).message } : publicError(e);

@@ -60,6 +60,8 @@ Examples:
         name: f.name,
         threads: positiveInt(f.threads, 'threads'),
         pollMs: positiveInt(f.poll, 'poll'),
+        // a worker may start before its Redis (a cluster's jobs start in any order): it says so once and waits
+        waitForRedis: true,
         onLog: log,
       });
       log(`worker ${worker.name} ready on ${(queues ?? QUEUES).join(', ')}`);

@@ -12,6 +12,7 @@ import { stagesOf, type JobControl } from './executeJob.js';
 import { JobSpawner } from './jobSpawner.js';
 import { JobBoard } from './jobBoard.js';
 import type { BatchQueue, JobRunner, JobSpec, RunnerReadiness } from './JobRunner.js';
+import { requireRedis } from '../../batch/redis.js';
 import { redisReachable } from './redisReachable.js';
 import type { JobView } from './types.js';
 
@@ -21,6 +22,9 @@ export class JobConflictError extends BrainlatentError {
     super(`job ${other} is already writing to ${out}; wait for it, cancel it, or choose another out`, 'JobConflict');
   }
 }
+
+/** The kinds that run on the batch layer, through the queue's Redis when the service has one (executeJob.ts). */
+const BATCH_LAYER = new Set<JobSpec['kind']>(['reconstruct', 'encode', 'batch']);
 
 export interface LocalRunnerOptions {
   /** Jobs at once. Default 1 (a job already uses every core through BLAS and ONNX Runtime). */
@@ -65,6 +69,10 @@ export class LocalJobRunner implements JobRunner {
     if (this.waiting.length >= this.maxQueued) throw new QueueFullError('jobs', 60);
     const busy = this.board.activeIn(spec.out);
     if (busy) throw new JobConflictError(spec.outShown, busy.id);
+    // a batch-layer job needs the queue's Redis: refused now (503) rather than accepted to wait for it for ever
+    const queue = this.options.queue;
+    if (queue && BATCH_LAYER.has(spec.kind)) await requireRedis(queue.redis);
+    if (this.closing) throw new ClosedError('jobs');
     const id = spec.id;
     const view = this.board.add({ id, kind: spec.kind, out: spec.outShown, stages: stagesOf(spec) }, spec.out);
     this.waiting.push({ id, spec: this.options.queue ? { ...spec, queue: this.options.queue } : spec });
