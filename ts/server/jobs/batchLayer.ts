@@ -116,6 +116,8 @@ export async function runOnBatchLayer(batch: ResolvedBatch, single: 'reconstruct
   const cancelQueued = () => {
     cancelling = cancelBatch(plan.id, { redis: queue!.redis }).catch((e: unknown) => console.error(`brainlatent serve: cancelling batch ${plan.id} in Redis failed: ${(e as Error).message}`));
   };
+  // (a job cancelled before it got here submits nothing: an abort listener added now would never fire)
+  if (control.signal.aborted) throw new CancelledError(`batch ${plan.id}: cancelled before it started`);
   if (queue) control.signal.addEventListener('abort', cancelQueued, { once: true });
   let r;
   try {
