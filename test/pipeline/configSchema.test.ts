@@ -124,7 +124,8 @@ describe('brainlatent reconstruct --config', () => {
     expect(err.problems).toEqual([
       `${file}: nsd.colour: unknown key; known: root, subject, sessions, format, cacheDir, captions, testImages`,
       `${file}: img2img.strenght: unknown key (did you mean "strength"?); known: size, reencode, strength, steps, guidance, scheduler, karras, eta, seeds, seed, rule, batchSize`,
-      `${file}: img2img.seeds: expected an integer >= 1, got number 0`,
+      // a bad flag is named as the flag, not as the file's field
+      '--seeds: expected an integer >= 1, got 0',
     ]);
   });
 });

@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 
 import type { Command } from 'commander';
 
+import { ConfigError } from '../../config/errors.js';
 import { schemaHelpText } from '../../config/help.js';
 import { ReconstructConfigSchema } from '../../config/reconstruct.js';
 import { InvalidArgumentError } from '../../errors.js';
@@ -28,9 +29,19 @@ interface Flags {
   dryRun?: boolean;
 }
 
-/** A numeric flag, checked against the config field it sets: an error names the flag, not the config file. */
-function num(v: string | undefined, flag: string, field: string[]): number | undefined {
-  return v === undefined ? undefined : numberFlag(v, flag, fieldSchema(ReconstructConfigSchema, field));
+/**
+ * A numeric flag, checked against the config field it sets: a problem names the flag, not the config file, and is
+ * collected (in `problems`) to be listed with the file's.
+ */
+function num(v: string | undefined, flag: string, field: string[], problems: string[]): number | undefined {
+  if (v === undefined) return undefined;
+  try {
+    return numberFlag(v, flag, fieldSchema(ReconstructConfigSchema, field));
+  } catch (e) {
+    if (!(e instanceof InvalidArgumentError)) throw e;
+    problems.push(e.message);
+    return undefined;
+  }
 }
 
 const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -40,11 +51,12 @@ const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v ===
  * flag, then the merged config, every problem listed naming the file.
  */
 async function configFrom(f: Flags): Promise<ReconstructConfig> {
+  const flagProblems: string[] = [];
   const flagged = {
-    subject: num(f.subject, '--subject', ['nsd', 'subject']),
-    testImages: num(f.testImages, '--test-images', ['nsd', 'testImages']),
-    seeds: num(f.seeds, '--seeds', ['img2img', 'seeds']),
-    steps: num(f.steps, '--steps', ['img2img', 'steps']),
+    subject: num(f.subject, '--subject', ['nsd', 'subject'], flagProblems),
+    testImages: num(f.testImages, '--test-images', ['nsd', 'testImages'], flagProblems),
+    seeds: num(f.seeds, '--seeds', ['img2img', 'seeds'], flagProblems),
+    steps: num(f.steps, '--steps', ['img2img', 'steps'], flagProblems),
   };
   // an empty path would resolve to the working folder
   for (const [flag, v] of [['--nsd', f.nsd], ['--model', f.model], ['--config', f.config]] as const) {
@@ -82,7 +94,19 @@ async function configFrom(f: Flags): Promise<ReconstructConfig> {
     if (flagged.seeds !== undefined) s.seeds = flagged.seeds;
     if (flagged.steps !== undefined) s.steps = flagged.steps;
   });
-  return resolveConfig(merged, source);
+  // every problem at once: the file's (with the flags that were valid merged in), then the flags'
+  let fileError: ConfigError | null = null;
+  let config: ReconstructConfig | null = null;
+  try {
+    config = resolveConfig(merged, source);
+  } catch (e) {
+    if (!(e instanceof ConfigError) || flagProblems.length === 0) throw e;
+    fileError = e;
+  }
+  if (fileError) throw new ConfigError(`${source} with these flags`, [...fileError.problems, ...flagProblems]);
+  // (flags alone: the file is not to blame)
+  if (flagProblems.length) throw new InvalidArgumentError(flagProblems.join('; '));
+  return config!;
 }
 
 /** Prints one bar per stage on stderr. */
