@@ -4,15 +4,14 @@
  * not the job's process killed 10 s later), leaving no temporary behind. A reused world is a skipped stage.
  * Small worlds (4 sessions, 4 test images) keep each build to a few seconds.
  */
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, join, resolve } from 'node:path';
+import { basename, join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { isAtomicTemporary } from '../../ts/io/atomicWrite.js';
-import { readEvents, startTestServer, until, type SseEvent, type TestServer } from './helpers.js';
+import { readEvents, startServeCli, startTestServer, until, type SseEvent, type TestServer } from './helpers.js';
 
 const demo = (out: string) => ({ kind: 'demo', out, sessions: 4, testImages: 4, seeds: 1, steps: 3 });
 
@@ -79,23 +78,9 @@ describe('a demo job over HTTP', () => {
 });
 
 describe('a demo job when `brainlatent serve` stops during its world build', () => {
-  const cli = resolve(import.meta.dirname, '..', '..', 'dist', 'cli', 'main.js');
   const linux = existsSync('/proc/self/stat');
 
-  async function serve(root: string, deadline: number) {
-    const proc = spawn(process.execPath, [cli, 'serve', '--root', root, '--port', '0', '--shutdown-deadline', String(deadline)], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    const url = await new Promise<string>((ok, fail) => {
-      proc.once('exit', (c) => fail(new Error(`serve exited ${c}: ${out}`)));
-      proc.stdout.on('data', (d) => {
-        out += d;
-        const m = /listening on (http:\/\/\S+?)\/ /.exec(out);
-        if (m) ok(m[1]);
-      });
-    });
-    const exited = new Promise<number | null>((ok) => proc.once('exit', (code) => ok(code)));
-    return { proc, url, exited };
-  }
+  const serve = startServeCli;
 
   /** Linux's /proc: a process's parent and whether it is still running (a zombie has ended). */
   function stat(pid: number): { ppid: number; running: boolean } | null {

@@ -1,7 +1,8 @@
 /** A service on a free local port with a temporary root, and small HTTP helpers (real sockets, not inject). */
+import { spawn } from 'node:child_process';
 import { mkdtempSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 
 import { startServer, type RunningServer, type ServeOptions } from '../../ts/server/serve.js';
 
@@ -84,4 +85,21 @@ export async function until<T>(check: () => Promise<T | undefined> | T | undefin
     if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/** `brainlatent serve` as a process (the built CLI) on a free port: its URL, the process, and its exit code to come. */
+export async function startServeCli(root: string, deadline: number, env: NodeJS.ProcessEnv = process.env) {
+  const cli = resolve(import.meta.dirname, '..', '..', 'dist', 'cli', 'main.js');
+  const proc = spawn(process.execPath, [cli, 'serve', '--root', root, '--port', '0', '--shutdown-deadline', String(deadline)], { stdio: ['ignore', 'pipe', 'inherit'], env });
+  let out = '';
+  const url = await new Promise<string>((ok, fail) => {
+    proc.once('exit', (c) => fail(new Error(`serve exited ${c}: ${out}`)));
+    proc.stdout.on('data', (d) => {
+      out += d;
+      const m = /listening on (http:\/\/\S+?)\/ /.exec(out);
+      if (m) ok(m[1]);
+    });
+  });
+  const exited = new Promise<number | null>((ok) => proc.once('exit', (code) => ok(code)));
+  return { proc, url, exited };
 }

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeNpy } from '../../ts/io/npy.js';
 import { RidgeModel } from '../../ts/ridge/RidgeModel.js';
 import { rng } from '../helpers/random.js';
-import { readEvents, startTestServer, until, type SseEvent, type TestServer } from './helpers.js';
+import { readEvents, startServeCli, startTestServer, until, type SseEvent, type TestServer } from './helpers.js';
 
 /** X (n × p) and Y (n × t) of noise, as .npy in `dir`. */
 async function writeProblem(dir: string, name: string, n: number, p: number, t: number): Promise<void> {
@@ -149,21 +149,7 @@ describe('jobs over HTTP and Server-Sent Events', () => {
 describe('graceful shutdown of `brainlatent serve` (SIGTERM)', () => {
   const cli = resolve(import.meta.dirname, '..', '..', 'dist', 'cli', 'main.js');
 
-  /** Starts the CLI on a free port; resolves with its URL and process. */
-  async function serve(root: string, deadline: number, env: NodeJS.ProcessEnv = process.env) {
-    const proc = spawn(process.execPath, [cli, 'serve', '--root', root, '--port', '0', '--shutdown-deadline', String(deadline)], { stdio: ['ignore', 'pipe', 'inherit'], env });
-    let out = '';
-    const url = await new Promise<string>((ok, fail) => {
-      proc.once('exit', (c) => fail(new Error(`serve exited ${c}: ${out}`)));
-      proc.stdout.on('data', (d) => {
-        out += d;
-        const m = /listening on (http:\/\/\S+?)\/ /.exec(out);
-        if (m) ok(m[1]);
-      });
-    });
-    const exited = new Promise<number | null>((ok) => proc.once('exit', (code) => ok(code)));
-    return { proc, url, exited };
-  }
+  const serve = startServeCli;
 
   async function midJob(deadline: number, out: string) {
     const root = realpathSync(mkdtempSync(join(tmpdir(), 'bl-shutdown-')));
