@@ -22,12 +22,24 @@ import { batchManifest, batchWorld } from './world.js';
 // within seconds with one line naming the URL, instead of waiting for it for ever (BullMQ's connections retry
 // without end). The tests assert the failure, never its duration: the 15 s limits only tell a hang apart.
 
+/**
+ * A port nobody listens on, below the range the kernel hands out for port 0 (ip_local_port_range, 32768–60999 by
+ * default): the other test files start their redis-servers on such ports, and a worker here waiting on one of them
+ * would connect to another file's Redis and run its batch's jobs (it did: batch.test's img2img shards finished in
+ * the early worker of this file, so that file never saw one start). Free now, and no port-0 bind can take it.
+ */
 async function deadPort(): Promise<number> {
-  const s = net.createServer().listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const { port } = s.address() as net.AddressInfo;
-  await new Promise((r) => s.close(r));
-  return port;
+  for (;;) {
+    const port = 20000 + Math.floor(Math.random() * 12000);
+    const s = net.createServer();
+    const free = await new Promise<boolean>((ok) => {
+      s.once('error', () => ok(false));
+      s.listen(port, '127.0.0.1', () => ok(true));
+    });
+    if (!free) continue;
+    await new Promise((r) => s.close(r));
+    return port;
+  }
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'bl-redisdown-'));
