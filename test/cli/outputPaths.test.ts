@@ -13,8 +13,11 @@ import { afterAll, describe, expect, it, vi } from 'vitest';
 
 import { registerDemoCommand } from '../../ts/cli/commands/demo.js';
 import { registerEncodeCommand } from '../../ts/cli/commands/encode.js';
+import { registerNsdCommand } from '../../ts/cli/commands/nsd.js';
 import { registerReconstructCommand } from '../../ts/cli/commands/reconstruct.js';
 import { registerRidgeCommand } from '../../ts/cli/commands/ridge.js';
+import { registerSdCommand } from '../../ts/cli/commands/sd.js';
+import { registerSynthCommand } from '../../ts/cli/commands/synth.js';
 import { checkOutputPath } from '../../ts/cli/outputPath.js';
 import { FormatError, InvalidArgumentError } from '../../ts/errors.js';
 import { writeNpy } from '../../ts/io/npy.js';
@@ -117,5 +120,27 @@ describe('output paths are checked before any work', () => {
     await expect(checkOutputPath('--out', f('outdir.st'), 'folder', 'it')).resolves.toBeUndefined();
     await expect(checkOutputPath('--out', f('a/b/run'), 'folder', 'it')).resolves.toBeUndefined();
     await expect(checkOutputPath('--out', '/dev/null', 'file', 'it')).rejects.toThrow('--out /dev/null: exists and is not a regular file; expected a file path for it');
+  });
+});
+
+describe('the other commands that write: nsd extract and image, sd img2img and fixture, synth nsd', () => {
+  it('refuse an output of the wrong kind before reading anything, naming the option', async () => {
+    writeFileSync(f('a-file'), 'x');
+    mkdirSync(f('a-folder'), { recursive: true });
+    const before = listing();
+    const cases: [(p: Command) => void, string[], string][] = [
+      [registerNsdCommand, ['nsd', 'extract', '--root', f('no-nsd'), '--subject', '1', '--roi', 'nsdgeneral', '--out', f('a-file')], `--out ${f('a-file')}: is an existing file; expected a folder for the extracted betas`],
+      [registerNsdCommand, ['nsd', 'image', '--root', f('no-nsd'), '--id', '1', '--out', f('a-folder')], `--out ${f('a-folder')}: is an existing folder; expected a file path for the PNG`],
+      [registerSdCommand, ['sd', 'img2img', '--model', f('no-model'), '--latents', f('z.npy'), '--cond', f('c.npy'), '--out', f('a-folder')], `--out ${f('a-folder')}: is an existing folder; expected a file path for the image (PNG)`],
+      [registerSdCommand, ['sd', 'img2img', '--model', f('no-model'), '--latents', f('z.npy'), '--cond', f('c.npy'), '--latents-out', f('a-folder')], `--latents-out ${f('a-folder')}: is an existing folder; expected a file path for the latents (.npy)`],
+      [registerSdCommand, ['sd', 'fixture', '--out', f('a-file')], `--out ${f('a-file')}: is an existing file; expected a folder for the fixture model`],
+      [registerSynthCommand, ['synth', 'nsd', '--out', f('a-file/below')], `--out ${f('a-file/below')}: ${f('a-file')} is a file, not a folder`],
+    ];
+    for (const [register, args, message] of cases) {
+      const { error } = await failure(register, ...args);
+      expect(error, args.join(' ')).toBeInstanceOf(InvalidArgumentError);
+      expect(error.message, args.join(' ')).toContain(message);
+    }
+    expect(listing()).toEqual(before);
   });
 });

@@ -78,6 +78,9 @@ function publishedTable(m: RunMetrics): string {
 test sets differ between tables (37 or 40 sessions). ${esc(note)}</caption></table></div>`;
 }
 
+/** A statistic to 3 decimals, or a dash where there is none (NaN, stored as null: e.g. no CV score was defined). */
+const fixed3 = (v: number | null | undefined) => (typeof v === 'number' && Number.isFinite(v) ? v.toFixed(3) : '–');
+
 function decoderSection(name: string, d: DecoderSummary, charts: string[]): string {
   const warn = (d.warnings ?? []).map((w) => `<div class="warning"><strong>Warning:</strong> ${esc(w)}</div>`).join('');
   const unresolved = d.unresolvedAlphas
@@ -87,8 +90,8 @@ function decoderSection(name: string, d: DecoderSummary, charts: string[]): stri
 <table class="facts"><tbody>
 <tr><td>training rows × voxels</td><td>${d.trainRows.toLocaleString('en')} × ${d.voxels.toLocaleString('en')}</td></tr>
 <tr><td>targets</td><td>${d.targets.toLocaleString('en')}${d.constantTargets ? ` (${d.constantTargets.toLocaleString('en')} constant over the training images: left out of the α statistics)` : ''}</td></tr>
-<tr><td>CV ${esc(d.score === 'pearson' ? 'r' : 'R²')} at the chosen α: mean over all targets${d.medianBestScore !== undefined ? ' / median over those that vary' : ''}</td><td>${d.meanCvScore.toFixed(3)}${d.medianBestScore !== undefined ? ` / ${d.medianBestScore.toFixed(3)}` : ''}</td></tr>
-<tr><td>mean r(decoded, true) over test images</td><td>${d.testFeatureCorrelation.toFixed(3)} <small>(Takagi &amp; Nishimoto's printed accuracy)</small></td></tr>
+<tr><td>CV ${esc(d.score === 'pearson' ? 'r' : 'R²')} at the chosen α: mean over all targets${d.medianBestScore !== undefined ? ' / median over those that vary' : ''}</td><td>${fixed3(d.meanCvScore)}${d.medianBestScore !== undefined ? ` / ${fixed3(d.medianBestScore)}` : ''}</td></tr>
+<tr><td>mean r(decoded, true) over test images</td><td>${fixed3(d.testFeatureCorrelation)} <small>(Takagi &amp; Nishimoto's printed accuracy)</small></td></tr>
 ${d.edgeLow !== undefined ? `<tr><td>${d.constantTargets ? 'non-constant ' : ''}targets at the grid's smallest / largest α</td><td>${(100 * (d.edgeLow ?? 0)).toFixed(1)}% / ${(100 * (d.edgeHigh ?? 0)).toFixed(1)}%</td></tr>` : ''}
 ${unresolved}</tbody></table>
 <div class="decoder">${charts.join('\n')}</div>`;

@@ -13,6 +13,7 @@ import type { BetasFormatChoice } from '../../nsd/betas.js';
 import { seconds } from '../format.js';
 import { progressBar } from '../progress.js';
 import { writeFileAtomic } from '../../io/atomicWrite.js';
+import { checkOutputPath } from '../outputPath.js';
 
 interface ExtractFlags {
   root: string;
@@ -83,6 +84,7 @@ z-scoring conventions ('--zscore train' standardises test rows with the training
   MindEye (scipy.stats.zscore per session):          --zscore session          (ddof 0)`,
     )
     .action(async (flags: ExtractFlags) => {
+      await checkOutputPath('--out', flags.out, 'folder', 'the extracted betas');
       const bar = progressBar('nsd extract');
       const t0 = performance.now();
       const ex = await extractNsd({
@@ -129,6 +131,7 @@ z-scoring conventions ('--zscore train' standardises test rows with the training
     .requiredOption('--out <file>', 'PNG to write')
     .option('--captions <file>', 'captions CSV/JSON instead of the COCO files')
     .action(async (flags: { root: string; id: string; size?: string; out: string; captions?: string }) => {
+      await checkOutputPath('--out', flags.out, 'file', 'the PNG');
       const id = positiveInt(flags.id, '--id');
       const stimuli = await NsdStimuli.open(flags.root);
       let img;

@@ -14,6 +14,7 @@ import { KARRAS_SCHEDULERS, readSchedulerConfig, SD1_SCHEDULE } from '../../sd/s
 import { firstNonFinite, type Tensor } from '../../sd/tensor.js';
 import { progressBar } from '../progress.js';
 import { listUnetLayers } from '../../encoding/unetLayers.js';
+import { checkOutputPath } from '../outputPath.js';
 
 interface LoadFlags {
   model: string;
@@ -125,6 +126,8 @@ export function registerSdCommand(program: Command): void {
       if (!f.image === !f.latents) throw new InvalidArgumentError('give exactly one of --image or --latents');
       if (!f.prompt === !f.cond) throw new InvalidArgumentError('give exactly one of --prompt or --cond');
       if (!f.out && !f.latentsOut) throw new InvalidArgumentError('give --out and/or --latents-out');
+      if (f.out) await checkOutputPath('--out', f.out, 'file', 'the image (PNG)');
+      if (f.latentsOut) await checkOutputPath('--latents-out', f.latentsOut, 'file', 'the latents (.npy)');
       const schedulerFlag = schedulerOption(f.scheduler);
       const timestepSpacing = spacingOption(f.spacing);
       const rule = f.rule === 'compvis' ? 'compvis' : f.rule === 'diffusers' ? 'diffusers' : undefined;
@@ -260,6 +263,7 @@ export function registerSdCommand(program: Command): void {
     )
     .action(async (f: Record<string, string>) => {
       if (f.arch !== 'tiny' && f.arch !== 'sd1') throw new InvalidArgumentError(`--arch must be tiny or sd1, got '${f.arch}'`);
+      await checkOutputPath('--out', f.out, 'folder', 'the fixture model');
       if (f.dtype !== undefined && f.dtype !== 'float32' && f.dtype !== 'float16') throw new InvalidArgumentError(`--dtype must be float32 or float16, got '${f.dtype}'`);
       if (f.arch === 'sd1') {
         const t0 = performance.now();

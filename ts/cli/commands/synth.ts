@@ -5,6 +5,7 @@ import type { Grid } from '../../io/voxelMask.js';
 import type { BetasFormat } from '../../nsd/paths.js';
 import { synthNsd } from '../../synth/nsd.js';
 import { seconds } from '../format.js';
+import { checkOutputPath } from '../outputPath.js';
 
 interface SynthFlags {
   out: string;
@@ -54,6 +55,7 @@ caption words. synth_truth.json records every planted voxel, its features and we
 features of every image.`,
     )
     .action(async (flags: SynthFlags) => {
+      await checkOutputPath('--out', flags.out, 'folder', 'the synthetic NSD tree');
       const grid = flags.grid.split(/[x×,]/).map((g) => num(g, '--grid'));
       if (grid.length !== 3) throw new InvalidArgumentError(`--grid: expected XxYxZ, got '${flags.grid}'`);
       const formats = flags.formats.split(',').map((f) => f.trim());
