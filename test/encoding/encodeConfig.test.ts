@@ -53,7 +53,7 @@ describe('encode config', () => {
     expect(problems({ out: 1, nsd: { root: 5, subject: '1' }, model: 7, featureSets: [{ name: 'f', kind: 'file', path: 3 }] })).toEqual([
       'config.out: expected a path, got number 1',
       'config.nsd.root: expected a path, got number 5',
-      'config.nsd.subject: expected an integer >= 1 <= 8, got the string "1"',
+      'config.nsd.subject: expected an integer from 1 to 8, got the string "1"',
       'config.model: expected a path or null, got number 7',
       'config.featureSets[0].path: expected a path, got number 3',
     ]);
@@ -89,7 +89,7 @@ describe('encode config', () => {
       'enc.json: featureSets[4].kind: expected one of "file", "z", "c", "zc", "unet", got the string "unt" (did you mean "unet"?)',
       'enc.json: featureSets[5].name: required, expected a string of letters, digits, _ . or -',
       'enc.json: featureSets[5].layers: expected an array of at least 1 item, each a non-empty string, got the string "x"',
-      'enc.json: featureSets[5].timesteps[0]: expected an integer >= 0 <= 999, got number 1000',
+      'enc.json: featureSets[5].timesteps[0]: expected an integer from 0 to 999, got number 1000',
       'enc.json: ridge.folds: expected an integer >= 2, got number 1',
       'enc.json: noiseCeiling: expected "auto", "none", "estimate", or a path, got number 7',
       "enc.json: ridge.alphas: expected start:stop:count such as 1e1:1e7:10, got '1e1:1e-3:x'",
@@ -122,7 +122,7 @@ describe('encode config', () => {
     registerEncodeCommand(program);
     const err = await program.parseAsync(['node', 'brainlatent', 'encode', '--config', file]).then(() => null, (e: unknown) => e);
     expect((err as ConfigError).problems).toEqual([
-      `${file}: nsd.subject: expected an integer >= 1 <= 8, got number 9`,
+      `${file}: nsd.subject: expected an integer from 1 to 8, got number 9`,
       `${file}: featureSets[0].kind: expected one of "file", "z", "c", "zc", "unet", got the string "zz" (did you mean "z"?)`,
     ]);
     writeFileSync(file, 'null');

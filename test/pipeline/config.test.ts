@@ -30,7 +30,7 @@ describe('config validation', () => {
     expect(err).toBeInstanceOf(ConfigError);
     const p = err!.problems.join('\n');
     expect(p).toMatch(/config\.out: expected a path, got number 3/);
-    expect(p).toMatch(/config\.nsd\.subject: expected an integer >= 1 <= 8, got number 9/);
+    expect(p).toMatch(/config\.nsd\.subject: expected an integer from 1 to 8, got number 9/);
     expect(p).toMatch(/config\.nsd\.colour: unknown key/);
     expect(p).toMatch(/config\.img2img\.strength: expected a number > 0 <= 1/);
     expect(p).toMatch(/config\.img2img\.steps: expected an integer/);
@@ -76,7 +76,7 @@ describe('config validation', () => {
     expect(err!.problems).toEqual([
       'config.nsd.cacheDir: expected a path or null, got number 5',
       'config.nsd.testImages: expected an integer >= 2 or null, got number 1',
-      'config.features.zSize: expected an integer >= 8 <= 4096, a multiple of 8, got number 100',
+      'config.features.zSize: expected an integer from 8 to 4096, a multiple of 8, got number 100',
       'config.decoders.c.alphas: expected a string "start:stop:count" (log-spaced, e.g. "1e1:1e7:10") or "a,b,c", or an array of at least 1 item, each a number > 0, got an array of 0',
       'config.evaluation.networks[0].mean: expected an array of 3 items, each a number, got an array of 2',
       'config.evaluation.networks[1]: expected an object, got number 7',

@@ -70,7 +70,7 @@ describe('request validation (real HTTP)', () => {
     expect(r.status).toBe(400);
     expect(r.json.problems).toHaveLength(3);
     expect(r.json.problems.join('\n')).toMatch(/body\.steps.*\n?/);
-    expect(r.json.problems.some((p: string) => p.startsWith('body.seeds: expected an integer >= 1 <= 10, got number 99'))).toBe(true);
+    expect(r.json.problems.some((p: string) => p.startsWith('body.seeds: expected an integer from 1 to 10, got number 99'))).toBe(true);
   });
 
   it("lists a config's own problems with the schema's (an alpha grid that does not parse beside a bad field)", async () => {
@@ -79,7 +79,7 @@ describe('request validation (real HTTP)', () => {
     expect(fit.json.problems).toEqual(['body.config.folds: expected an integer >= 2, got number 1', "body.config.alphas: the item 'abc' at position 0 of 'abc' is not a number"]);
     const rec = await s.call('POST', '/v1/jobs', { kind: 'reconstruct', config: { out: 'r', nsd: { root: 'n', subject: 9 }, model: { dir: 'm' }, decoders: { z: { alphas: 'abc' } } } });
     expect(rec.status).toBe(400);
-    expect(rec.json.problems).toEqual(['body.config.nsd.subject: expected an integer >= 1 <= 8, got number 9', "body.config.decoders.z.alphas: the item 'abc' at position 0 of 'abc' is not a number"]);
+    expect(rec.json.problems).toEqual(['body.config.nsd.subject: expected an integer from 1 to 8, got number 9', "body.config.decoders.z.alphas: the item 'abc' at position 0 of 'abc' is not a number"]);
   });
 
   it('fills in defaults (the job view shows the resolved demo settings)', async () => {

@@ -1,6 +1,6 @@
 /**
  * Turns ajv's errors into one line per problem, naming the field, what was expected (read from the field's
- * schema) and what arrived: "run.json: nsd.subject: expected an integer >= 1 <= 8, got number 9".
+ * schema) and what arrived: "run.json: nsd.subject: expected an integer from 1 to 8, got number 9".
  * Unknown keys are named with the known ones and a "did you mean" when one is close.
  */
 import type { ErrorObject } from 'ajv';
@@ -27,7 +27,7 @@ function countPhrase(min: number | undefined, max: number | undefined): string {
   return '';
 }
 
-/** What a schema accepts, in words ("an integer >= 1 <= 8", "one of "r2", "pearson"", "a non-empty string or null"). */
+/** What a schema accepts, in words ("an integer from 1 to 8", "one of "r2", "pearson"", "a non-empty string or null"). */
 export function expectedOf(s: Schema): string {
   const tagged = s.discriminator as { propertyName: string } | undefined;
   const union = (s.anyOf ?? s.oneOf) as Schema[] | undefined;
@@ -60,9 +60,11 @@ export function expectedOf(s: Schema): string {
     case 'number':
     case 'integer': {
       const parts = [s.type === 'integer' ? 'an integer' : 'a number'];
-      if (s.minimum !== undefined) parts.push(`>= ${s.minimum}`);
+      // both inclusive bounds read as a range ("an integer from 1 to 8"), not ">= 1 <= 8"
+      if (s.minimum !== undefined && s.maximum !== undefined) parts.push(`from ${s.minimum} to ${s.maximum}`);
+      else if (s.minimum !== undefined) parts.push(`>= ${s.minimum}`);
       if (s.exclusiveMinimum !== undefined) parts.push(`> ${s.exclusiveMinimum}`);
-      if (s.maximum !== undefined) parts.push(`<= ${s.maximum}`);
+      if (s.maximum !== undefined && s.minimum === undefined) parts.push(`<= ${s.maximum}`);
       if (s.exclusiveMaximum !== undefined) parts.push(`< ${s.exclusiveMaximum}`);
       const text = parts.join(' ');
       return s.multipleOf !== undefined ? `${text}, a multiple of ${s.multipleOf}` : text;

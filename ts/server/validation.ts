@@ -1,7 +1,7 @@
 /**
  * Request validation in the plugin's scope, through the configs' own ajv (the validator the CLI and the library
  * use): unknown keys are rejected with a 400, never stripped; defaults are filled in; and every problem is listed
- * at once, each naming the field ("body.config.nsd.subject: expected an integer >= 1 <= 8, got number 9").
+ * at once, each naming the field ("body.config.nsd.subject: expected an integer from 1 to 8, got number 9").
  * Query strings and path parameters are text, so they are checked by a second instance that coerces types.
  */
 import { Ajv } from 'ajv';

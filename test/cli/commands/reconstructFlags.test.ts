@@ -29,8 +29,8 @@ describe('reconstruct flags are checked as flags', () => {
       ['--seeds', '2.5', '--seeds: expected an integer >= 1, got 2.5'],
       ['--seeds', 'abc', "--seeds: expected an integer >= 1, got 'abc'"],
       ['--seeds', '', "--seeds: expected an integer >= 1, got ''"],
-      ['--subject', '9', '--subject: expected an integer >= 1 <= 8, got 9'],
-      ['--steps', '-3', '--steps: expected an integer >= 1 <= 1000, got -3'],
+      ['--subject', '9', '--subject: expected an integer from 1 to 8, got 9'],
+      ['--steps', '-3', '--steps: expected an integer from 1 to 1000, got -3'],
       ['--test-images', '1', '--test-images: expected an integer >= 2, got 1'],
       ['--test-images', '0x10', "--test-images: expected an integer >= 2, got '0x10'"],
     ];
@@ -49,7 +49,7 @@ describe('reconstruct flags are checked as flags', () => {
 
   it('a problem of the file itself is still reported against the file', async () => {
     writeFileSync(f('bad.json'), JSON.stringify({ out: 'run', nsd: { root: 'no-nsd', subject: 9 }, model: { dir: 'no-model' } }));
-    await expect(run('reconstruct', '--config', f('bad.json'), '--seeds', '3')).rejects.toThrow(`${f('bad.json')}: nsd.subject: expected an integer >= 1 <= 8, got number 9`);
+    await expect(run('reconstruct', '--config', f('bad.json'), '--seeds', '3')).rejects.toThrow(`${f('bad.json')}: nsd.subject: expected an integer from 1 to 8, got number 9`);
     // a valid flag overrides the file's bad value
     await expect(run('reconstruct', '--config', f('bad.json'), '--subject', '2', '--out', f('run.json'))).rejects.toThrow(
       new InvalidArgumentError(`--out ${f('run.json')}: is an existing file; expected a folder for the run`),
