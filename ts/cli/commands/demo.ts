@@ -7,6 +7,7 @@ import { onnxruntimeNodeInstalled } from '../../native/onnxruntimeNode.js';
 import { checkOutputPath } from '../outputPath.js';
 import { progressBar, type ProgressBar } from '../progress.js';
 import { printResult, printWarnings, stageProgress } from './reconstruct.js';
+import { DEMO_MAX_IMAGE_SIZE, DEMO_MIN_IMAGE_SIZE, DEMO_MIN_TRAIN_IMAGES } from '../../demo/options.js';
 
 /** An integer flag >= `min` (1 unless said: a seed may be 0, as the config schemas allow). */
 const int = (v: string | undefined, name: string, min = 1): number | undefined => {
@@ -36,8 +37,8 @@ export function registerDemoCommand(program: Command): void {
     .description('build a small seeded world (miniature NSD subject, closed-form SD-layout models) and reconstruct its test images end to end')
     .option('--out <dir>', 'folder for the world and the run', 'brainlatent-demo')
     .option('--seed <n>', 'world seed', '1')
-    .option('--image-size <n>', 'stimulus side in pixels (multiple of 8)')
-    .option('--test-images <n>', 'test images')
+    .option('--image-size <n>', `stimulus side in pixels: a multiple of 8 from ${DEMO_MIN_IMAGE_SIZE} to ${DEMO_MAX_IMAGE_SIZE}`)
+    .option('--test-images <n>', `test images: at least 2, and ${DEMO_MIN_TRAIN_IMAGES} fewer than the subject's images at most (the rest train the decoders)`)
     .option('--seeds <n>', 'samples per image')
     .option('--steps <n>', 'DDIM steps')
     .option('--prior <kind>', "the diffusion model's data: 'world' (the scene catalogue: stimuli + unseen scenes) or 'training' (non-test stimuli only, the ablation)", 'world')
