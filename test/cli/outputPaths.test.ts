@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { Command } from 'commander';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 
+import { registerBenchCommand } from '../../ts/cli/commands/bench.js';
 import { registerDemoCommand } from '../../ts/cli/commands/demo.js';
 import { registerEncodeCommand } from '../../ts/cli/commands/encode.js';
 import { registerNsdCommand } from '../../ts/cli/commands/nsd.js';
@@ -123,7 +124,7 @@ describe('output paths are checked before any work', () => {
   });
 });
 
-describe('the other commands that write: nsd extract and image, sd img2img and fixture, synth nsd', () => {
+describe('the other commands that write: nsd extract and image, sd img2img and fixture, synth nsd, bench samplers', () => {
   it('refuse an output of the wrong kind before reading anything, naming the option', async () => {
     writeFileSync(f('a-file'), 'x');
     mkdirSync(f('a-folder'), { recursive: true });
@@ -133,6 +134,7 @@ describe('the other commands that write: nsd extract and image, sd img2img and f
       [registerNsdCommand, ['nsd', 'image', '--root', f('no-nsd'), '--id', '1', '--out', f('a-folder')], `--out ${f('a-folder')}: is an existing folder; expected a file path for the PNG`],
       [registerSdCommand, ['sd', 'img2img', '--model', f('no-model'), '--latents', f('z.npy'), '--cond', f('c.npy'), '--out', f('a-folder')], `--out ${f('a-folder')}: is an existing folder; expected a file path for the image (PNG)`],
       [registerSdCommand, ['sd', 'img2img', '--model', f('no-model'), '--latents', f('z.npy'), '--cond', f('c.npy'), '--latents-out', f('a-folder')], `--latents-out ${f('a-folder')}: is an existing folder; expected a file path for the latents (.npy)`],
+      [registerBenchCommand, ['bench', 'samplers', '--out', f('a-file')], `--out ${f('a-file')}: is an existing file; expected a folder for samplers.json, samplers.csv and samplers.html`],
       [registerSdCommand, ['sd', 'fixture', '--out', f('a-file')], `--out ${f('a-file')}: is an existing file; expected a folder for the fixture model`],
       [registerSynthCommand, ['synth', 'nsd', '--out', f('a-file/below')], `--out ${f('a-file/below')}: ${f('a-file')} is a file, not a folder`],
     ];

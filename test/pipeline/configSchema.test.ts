@@ -116,6 +116,14 @@ describe('brainlatent reconstruct --config', () => {
     expect(() => resolveConfig({ ...base, decoders: { z: { zscore: 'train', zscoreDdof: 2 } } }, 'run.json')).toThrow(/decoders\.z\.zscoreDdof/);
   });
 
+  it('refuses an alpha grid listing an alpha twice, as the string forms and --alphas do', () => {
+    const base = { out: 'x', nsd: { root: 'nsd', subject: 1 }, model: { dir: 'm' } };
+    expect(() => resolveConfig({ ...base, decoders: { z: { alphas: [1, 10, 1] } } }, 'run.json')).toThrow(
+      /run\.json: decoders\.z\.alphas: the alphas must be distinct, got 1 at positions 0 and 2/,
+    );
+    expect(resolveConfig({ ...base, decoders: { z: { alphas: [1, 10] } } }).decoders.z.alphas).toEqual([1, 10]);
+  });
+
   it('lists every problem of the file and of the flags at once', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'bl-cfg-'));
     const file = join(dir, 'run.json');

@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import { InvalidArgumentError } from '../../errors.js';
 import type { SchedulerName } from '../../sd/schedulerConfig.js';
 import { setThreads } from '../../ridge/RidgeCV.js';
+import { checkOutputPath } from '../outputPath.js';
 
 export function registerBenchCommand(program: Command): void {
   const bench = program
@@ -85,6 +86,7 @@ export function registerBenchCommand(program: Command): void {
         return;
       }
       if (f.arch !== 'demo') throw new InvalidArgumentError(`--arch must be demo or sd1, got '${String(f.arch)}'`);
+      await checkOutputPath('--out', f.out as string, 'folder', 'samplers.json, samplers.csv and samplers.html');
       const { runSamplersBench } = await import('../../bench/samplers.js');
       await runSamplersBench({
         model: f.model as string | undefined,
