@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -118,6 +118,23 @@ describe('brainlatent demo', () => {
     expect(await demoRunStale(out, again.world, config)).toBe(true);
     writeFileSync(stamp, made);
     expect(await demoRunStale(out, { ...again.world, reused: false }, config)).toBe(true);
+  });
+
+  it('the report shows a dash for a decoder statistic that is undefined (null in summary.json), not a failure', async () => {
+    const copy = join(out, 'run-null');
+    cpSync(join(out, 'run'), copy, { recursive: true });
+    const summaryPath = join(copy, 'decoders', 'summary.json');
+    const summary = JSON.parse(readFileSync(summaryPath, 'utf8')) as Record<string, Record<string, unknown>>;
+    summary.z.meanCvScore = null;
+    summary.z.testFeatureCorrelation = null;
+    writeFileSync(summaryPath, JSON.stringify(summary));
+    rmSync(join(copy, 'stages', 'report.json'));
+    const cfg = { ...JSON.parse(readFileSync(join(copy, 'run.json'), 'utf8')).config, out: copy };
+    const r = await reconstruct(cfg);
+    expect(r.stages.filter((s) => s.status === 'ran').map((s) => s.stage)).toEqual(['report']);
+    const html = readFileSync(join(copy, 'report.html'), 'utf8');
+    expect(html).toMatch(/at the chosen α: mean over all targets[^<]*<\/td><td>–/);
+    expect(html).toMatch(/mean r\(decoded, true\) over test images<\/td><td>– <small>/);
   });
 
   it('resumes: a second run skips every stage; force redoes them', async () => {
