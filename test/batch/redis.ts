@@ -1,8 +1,9 @@
 /**
- * A throwaway redis-server for tests: a free local port, a temporary folder, stopped with SIGTERM. With the
+ * A throwaway redis-server for tests: a free local port, its own password, a temporary folder, stopped with SIGTERM. With the
  * append-only file on, a stop and restart on the same port and folder keeps the queues (the restart test).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { once } from 'node:events';
 import net from 'node:net';
@@ -30,12 +31,16 @@ export interface TestRedis {
 
 export async function startRedis(): Promise<TestRedis> {
   const port = await freePort();
+  // Its own password: a worker of another test file whose Redis stopped (a restart test) keeps reconnecting to its
+  // port; if the kernel hands that port to this server, the foreign worker must not get in and run this file's jobs
+  // (batch.test's img2img shards ran in such a worker: 'ended before an img2img shard starting').
+  const password = randomBytes(12).toString('hex');
   const dir = mkdtempSync(join(tmpdir(), 'bl-redis-'));
   let proc: ChildProcess | null = null;
   const start = async () => {
     const p = spawn(
       'redis-server',
-      ['--port', `${port}`, '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--maxmemory-policy', 'noeviction'],
+      ['--port', `${port}`, '--bind', '127.0.0.1', '--requirepass', password, '--dir', dir, '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--maxmemory-policy', 'noeviction'],
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );
     proc = p;
@@ -62,7 +67,7 @@ export async function startRedis(): Promise<TestRedis> {
   };
   await start();
   return {
-    url: `redis://127.0.0.1:${port}`,
+    url: `redis://:${password}@127.0.0.1:${port}`,
     port,
     stop,
     start,

@@ -38,7 +38,7 @@ describe.skipIf(!redisAvailable)('jobs through Redis (serve --redis)', () => {
   it('is ready while Redis answers', async () => {
     const r = await s.call('GET', '/readyz');
     expect(r.status, r.text).toBe(200);
-    expect(r.json.runner).toMatch(/jobs through Redis at redis:\/\/127\.0\.0\.1:\d+.* \(reachable\)/);
+    expect(r.json.runner).toMatch(/jobs through Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:\d+.* \(reachable\)/);
   });
 
   it('cancels a job waiting in Redis for a worker: its jobs leave the queue', async () => {
@@ -88,6 +88,6 @@ describe.skipIf(!redisAvailable)('jobs through Redis (serve --redis)', () => {
     await redis.stop();
     const r = await s.call('GET', '/readyz');
     expect(r.status).toBe(503);
-    expect(r.json.runner).toMatch(/Redis at redis:\/\/127\.0\.0\.1:\d+.* is not reachable/);
+    expect(r.json.runner).toMatch(/Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:\d+.* is not reachable/);
   });
 });
