@@ -5,11 +5,11 @@
  */
 import { expectedOf } from '../config/problems.js';
 import { InvalidArgumentError } from '../errors.js';
+// (a plain decimal number as typed: no hex, no 'Infinity', no blank, which Number() reads as 0)
+import { DECIMAL } from '../ridge/alphas.js';
 
 type Schema = Record<string, unknown>;
 
-/** A plain decimal number as typed: no hex, no 'Infinity', no blank (which Number() reads as 0). */
-const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
 
 /**
  * The schema of the field at `path` (through nested `properties`), with a `null` branch dropped: a flag always

@@ -13,7 +13,7 @@ export function logspace(start: number, stop: number, count: number): number[] {
 }
 
 /** A plain decimal number as typed ("10", "1e-3", ".5"): no hex, no 'Infinity', no blank (which Number() reads as 0). */
-const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
+export const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
 
 const EXAMPLES = "a list such as 1,10,100 or start:stop:count such as 1e1:1e7:10";
 
