@@ -34,17 +34,19 @@ describe('help routing', () => {
     expect(brainlatent('--help').stdout).toMatch(/\n {2}help \[command\.\.\.\] +display help for a command \(help ridge fit\)/);
   });
 
-  it('an unknown command is an error with exit 1, with --help, -h or through help, with the suggestion commander has', () => {
+  it('an unknown command is an error with exit 1, with --help, -h or through help, with the suggestion commander has and a pointer to the help that lists the commands', () => {
     for (const args of [['report'], ['report', '--help'], ['fit', '--help'], ['help', 'report'], ['report', '-h']]) {
       const r = brainlatent(...args);
       expect(r.status, args.join(' ')).toBe(1);
       expect(r.stdout).toBe('');
-      expect(r.stderr).toBe(`brainlatent: error: unknown command '${args[0] === 'help' ? args[1] : args[0]}'\n(add --help for usage)\n`);
+      expect(r.stderr).toBe(`brainlatent: error: unknown command '${args[0] === 'help' ? args[1] : args[0]}'\n(see 'brainlatent --help')\n`);
     }
     const typo = brainlatent('ridge', 'fitt', '--help');
     expect(typo.status).toBe(1);
     expect(typo.stdout).toBe('');
-    expect(typo.stderr).toBe("brainlatent: error: unknown command 'fitt'\n(Did you mean fit?)\n(add --help for usage)\n");
+    expect(typo.stderr).toBe("brainlatent: error: unknown command 'fitt'\n(Did you mean fit?)\n(see 'brainlatent ridge --help')\n");
+    // a command's own errors keep their hint
+    expect(brainlatent('ridge', 'fit', '--bogus').stderr).toBe("brainlatent: error: unknown option '--bogus'\n(add --help for usage)\n");
     const top = brainlatent('demoo', '--help');
     expect(top.status).toBe(1);
     expect(top.stderr).toContain("unknown command 'demoo'\n(Did you mean demo?)");

@@ -10,6 +10,7 @@ import {
   describeHelpCommand,
   exitAfterFinishedCommands,
   helpArgs,
+  pointGroupErrorsToTheirHelp,
   unknownCommandArgs,
 } from './setup.js';
 
@@ -58,6 +59,7 @@ const args = helpArgs(process.argv.slice(2));
 const names = commandsFor(args);
 for (const name of names) (await COMMANDS[name]())(program);
 describeHelpCommand(program);
+pointGroupErrorsToTheirHelp(program);
 checkRequiredOptionsLast(program);
 exitAfterFinishedCommands(program);
 

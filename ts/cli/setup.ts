@@ -76,6 +76,20 @@ export function unknownCommandArgs(program: Command, args: string[]): string[] {
   return args;
 }
 
+/**
+ * After registering commands: an error of the program or of a command group (an unknown command, mostly) points to
+ * that group's help, which lists its commands, instead of "(add --help for usage)", which made no sense after
+ * `report --help`.
+ */
+export function pointGroupErrorsToTheirHelp(program: Command): void {
+  const walk = (cmd: Command, path: string) => {
+    if (cmd.commands.length === 0) return;
+    cmd.showHelpAfterError(`(see '${path} --help')`);
+    for (const sub of cmd.commands) walk(sub, `${path} ${sub.name()}`);
+  };
+  walk(program, program.name());
+}
+
 const exitsWhenDone = new WeakSet<Command>();
 
 /**
