@@ -67,6 +67,7 @@ describe('sd img2img: flags and inputs are refused before the model loads', () =
       [['--scheduler', 'ddim', '--karras'], '--karras: Karras sigmas are defined for euler, heun, lms, dpmpp2m, dpmpp2m-sde, unipc, not ddim'],
       [['--seed', '-1'], "--seed must be an integer >= 0, got '-1'"],
       [['--batch-size', '0'], "--batch-size must be an integer >= 1, got '0'"],
+      [['--threads', '-2'], "--threads must be an integer >= 0, got '-2'"],
       [['--scheduler', 'pndm', '--steps', '1000'], '1000 steps under leading spacing'],
     ];
     for (const [flags, message] of cases) {

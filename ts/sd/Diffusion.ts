@@ -22,7 +22,7 @@ import type {
   SdModelSummary,
 } from '../native/samplerTypes.js';
 import { ClipTokenizer } from './clipTokenizer.js';
-import { checkProviderSettings, resolveOrtLibrary } from './native.js';
+import { checkProviderSettings, checkThreadCounts, resolveOrtLibrary } from './native.js';
 import { planRun, resolvePlanOptions, type PlanOptions, type TimestepSpacing } from './samplingOptions.js';
 import { readSchedulerConfig, SCHEDULERS, type SchedulerConfigFile, type SchedulerName } from './schedulerConfig.js';
 import { assertRgb, assertTensor, type RgbImages, type Tensor } from './tensor.js';
@@ -144,6 +144,7 @@ export class Diffusion {
     if (!statSync(dir).isDirectory()) throw new InvalidArgumentError(`model folder ${dir} is a file; expected an SD 1.x ONNX model folder`);
     const ortLibrary = resolveOrtLibrary(options.ortLibrary);
     const providerSettings = checkProviderSettings(options, 'Diffusion.load');
+    checkThreadCounts(options, 'Diffusion.load');
     const runtime = nativeSync((b) => b.ortLoad(ortLibrary));
     const schedulerConfig = await readSchedulerConfig(dir);
     const schedule = { ...schedulerConfig.schedule, ...(options.schedule ?? {}) };

@@ -107,7 +107,7 @@ function loadOptions(f: LoadFlags) {
     provider: f.provider,
     providerLibrary: f.providerLib,
     providerOptions: providerOptions(f.providerOption),
-    intraOpThreads: f.threads ? num(f.threads, 'threads', 0) : undefined,
+    intraOpThreads: f.threads !== undefined ? intFlag(f.threads, 'threads', 0, 0) : undefined,
     memory: memoryOption(f.memory),
   };
 }
