@@ -49,6 +49,11 @@ beforeAll(async () => {
   await writePng(f('in60.png'), rgb(60, 64));
   // 10 steps at strength 0.8 with DDIM: 8 U-Net calls, so 3 slices are wrong
   await writeNpy(f('step-noise-3.npy'), new Float32Array(3 * 4 * 8 * 8), [3, 1, 4, 8, 8]);
+  await writeNpy(f('z1.npy'), new Float32Array(4 * 8 * 8), [1, 4, 8, 8]);
+  await writeNpy(f('z3ch.npy'), new Float32Array(3 * 8 * 8), [1, 3, 8, 8]);
+  await writeNpy(f('noise2.npy'), new Float32Array(2 * 4 * 8 * 8), [2, 4, 8, 8]);
+  await writeNpy(f('c768.npy'), new Float32Array(77 * 768), [1, 77, 768]);
+  await writeNpy(f('c3.npy'), new Float32Array(3 * 77 * 32), [3, 77, 32]);
 });
 
 describe('sd img2img: flags and inputs are refused before the model loads', () => {
@@ -90,6 +95,22 @@ describe('sd img2img: flags and inputs are refused before the model loads', () =
     expect(file?.message).toBe(`--model ${f('in64.png')}: is a file; expected an SD 1.x ONNX model folder`);
     const none = await run('sd', 'img2img', '--model', f('nothing'), '--image', f('in64.png'), '--prompt', 'a cat', '--out', f('out.png'));
     expect(none?.message).toContain(`--model ${f('nothing')}: no such folder`);
+    expect(readdirSync(tmp).filter((n) => n.startsWith('out'))).toEqual([]);
+  });
+});
+
+describe('sd img2img: .npy inputs that do not fit name the flag and the file', () => {
+  const base = ['sd', 'img2img', '--steps', '4', '--out', f('out.png')];
+  it('before the load (shapes against each other) and after it (against the model)', async () => {
+    const noise = await run(...base, '--model', f('corrupt'), '--latents', f('z1.npy'), '--prompt', 'a cat', '--noise', f('noise2.npy'));
+    expect(noise?.message).toBe(`--noise ${f('noise2.npy')}: has shape [2, 4, 8, 8]; expected --latents' shape [1, 4, 8, 8]`);
+    const rows = await run(...base, '--model', f('corrupt'), '--latents', f('z1.npy'), '--cond', f('c3.npy'));
+    expect(rows?.message).toBe(`--cond ${f('c3.npy')}: has 3 rows ([3, 77, 32]); expected 1 or one per image of --latents (1)`);
+    const width = await run(...base, '--model', f('good'), '--latents', f('z1.npy'), '--cond', f('c768.npy'));
+    expect(width).toBeInstanceOf(ShapeError);
+    expect(width?.message).toBe(`--cond ${f('c768.npy')}: has width 768 ([1, 77, 768]); the U-Net of ${f('good')} expects encoder_hidden_states of width 32`);
+    const channels = await run(...base, '--model', f('good'), '--latents', f('z3ch.npy'), '--prompt', 'a cat');
+    expect(channels?.message).toBe(`--latents ${f('z3ch.npy')}: has 3 channels ([1, 3, 8, 8]); the U-Net of ${f('good')} expects 4`);
     expect(readdirSync(tmp).filter((n) => n.startsWith('out'))).toEqual([]);
   });
 });

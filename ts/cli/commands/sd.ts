@@ -176,12 +176,25 @@ export function registerSdCommand(program: Command): void {
           `--step-noise ${f.stepNoise}: has ${stepNoise.shape[0]} slices ([${stepNoise.shape.join(', ')}]); expected one per U-Net call that runs: ${calls} (${plan.scheduler}, ${plan.steps} steps, strength ${plan.strength})`,
         );
       }
+      if (zFile && noise && noise.shape.join() !== zFile.shape.join()) {
+        throw new ShapeError(`--noise ${f.noise}: has shape [${noise.shape.join(', ')}]; expected --latents' shape [${zFile.shape.join(', ')}]`);
+      }
+      if (zFile && cFile && cFile.shape[0] !== 1 && cFile.shape[0] !== zFile.shape[0]) {
+        throw new ShapeError(`--cond ${f.cond}: has ${cFile.shape[0]} rows ([${cFile.shape.join(', ')}]); expected 1 or one per image of --latents (${zFile.shape[0]})`);
+      }
       // Ctrl-C cancels the run at its next step; nothing is written after it.
       const ac = new AbortController();
       const onSigint = () => ac.abort();
       process.once('SIGINT', onSigint);
       const model = await Diffusion.load(f.model, loadOptions(f));
       try {
+        // the model's sizes, named by the file that does not fit
+        if (cFile && model.info.condDim > 0 && cFile.shape[2] !== model.info.condDim) {
+          throw new ShapeError(`--cond ${f.cond}: has width ${cFile.shape[2]} ([${cFile.shape.join(', ')}]); the U-Net of ${f.model} expects encoder_hidden_states of width ${model.info.condDim}`);
+        }
+        if (zFile && zFile.shape[1] !== model.info.latentChannels) {
+          throw new ShapeError(`--latents ${f.latents}: has ${zFile.shape[1]} channels ([${zFile.shape.join(', ')}]); the U-Net of ${f.model} expects ${model.info.latentChannels}`);
+        }
         const z = image ? await model.encodeImages(image) : (zFile as Tensor);
         let c = cFile ?? (await model.encodeText([f.prompt as string]));
         if (c.shape[0] === 1 && z.shape[0] > 1) {
