@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { registerSdCommand } from '../../ts/cli/commands/sd.js';
 import { InvalidArgumentError, ShapeError } from '../../ts/errors.js';
 import { writeNpy } from '../../ts/io/npy.js';
-import { writeSdFixture } from '../../ts/sd/fixture.js';
+import { resolveFixtureOptions, writeSdFixture } from '../../ts/sd/fixture.js';
 import { writePng } from '../../ts/sd/png.js';
 import { distModule } from '../helpers/dist.js';
 
@@ -147,4 +147,24 @@ describe('sd img2img: Ctrl-C', () => {
     expect(stderr).toMatch(/CancelledError: img2img cancelled before step \d+ of 999/);
     expect(readdirSync(tmp).filter((n) => n.startsWith('sigint'))).toEqual([]);
   }, 30_000);
+});
+
+describe('sd fixture', () => {
+  it('refuses sizes and seeds that are not integers in range, naming the flag, and writes nothing', async () => {
+    const cases: [string[], string][] = [
+      [['--unet-channels', '-3'], "--unet-channels must be an integer >= 1, got '-3'"],
+      [['--unet-channels', '0'], "--unet-channels must be an integer >= 1, got '0'"],
+      [['--text-dim', '1.5'], "--text-dim must be an integer >= 1, got '1.5'"],
+      [['--unet-layers', '-1'], "--unet-layers must be an integer >= 0, got '-1'"],
+      [['--seed', '-1'], "--seed must be an integer >= 0, got '-1'"],
+    ];
+    for (const [flags, message] of cases) {
+      const e = await run('sd', 'fixture', '--out', f('fixture-bad'), ...flags);
+      expect(e, flags.join(' ')).toBeInstanceOf(InvalidArgumentError);
+      expect(e?.message, flags.join(' ')).toBe(message);
+    }
+    expect(readdirSync(tmp)).not.toContain('fixture-bad');
+    expect(() => resolveFixtureOptions({ unetChannels: 0 })).toThrow('writeSdFixture unetChannels: expected an integer >= 1, got 0');
+    expect(resolveFixtureOptions({ unetLayers: 0 }).unetLayers).toBe(0);
+  });
 });

@@ -128,7 +128,7 @@ export function registerSdCommand(program: Command): void {
     .option('--latents <npy>', 'initial scaled latents z [B,4,h,w] float32')
     .option('--prompt <text>', 'text prompt')
     .option('--cond <npy>', 'conditioning c [B,77,D] float32')
-    .option('--negative-prompt <text>', 'unconditional prompt (default "")', '')
+    .option('--negative-prompt <text>', 'unconditional prompt', '')
     .option('--noise <npy>', 'initial noise [B,4,h,w] float32 (default: Philox keyed by seed and image index)')
     .option('--step-noise <npy>', 'noise of each U-Net call that runs, [calls,B,4,h,w] float32, consumed in order by the stochastic schedulers (ddim eta > 0, ddpm, euler-ancestral, dpmpp2m-sde): reproduces another implementation\'s run exactly')
     .option('--strength <s>', 'img2img strength in (0, 1]', '0.8')
@@ -307,7 +307,7 @@ export function registerSdCommand(program: Command): void {
       if (f.arch === 'sd1') {
         const t0 = performance.now();
         const dtype = (f.dtype ?? 'float32') as 'float32' | 'float16';
-        const r = await writeSd1Fixture(f.out, { seed: num(f.seed, 'seed', 1), dtype });
+        const r = await writeSd1Fixture(f.out, { seed: intFlag(f.seed, 'seed', 1, 0), dtype });
         process.stdout.write(
           `wrote ${f.out}: SD 1.x U-Net layers in ${dtype}, ${r.parameters.toLocaleString('en')} parameters, ${(r.weightBytes / 1e9).toFixed(2)} GB of random weights in unet/weights.pb (${((performance.now() - t0) / 1000).toFixed(0)} s)\n`,
         );
@@ -315,10 +315,10 @@ export function registerSdCommand(program: Command): void {
       }
       if (f.dtype !== undefined) throw new InvalidArgumentError("--dtype applies to --arch sd1; the tiny fixture's float16 form is --variant optimum-fp16-io");
       const shared = {
-        textDim: num(f.textDim, 'text-dim', 32),
-        unetChannels: num(f.unetChannels, 'unet-channels', 8),
-        unetLayers: num(f.unetLayers, 'unet-layers', 1),
-        seed: num(f.seed, 'seed', 1),
+        textDim: intFlag(f.textDim, 'text-dim', 32, 1),
+        unetChannels: intFlag(f.unetChannels, 'unet-channels', 8, 1),
+        unetLayers: intFlag(f.unetLayers, 'unet-layers', 1, 0),
+        seed: intFlag(f.seed, 'seed', 1, 0),
       };
       const names = f.variant === 'all' ? Object.keys(SD_FIXTURE_VARIANTS) : [f.variant];
       for (const name of names) {
