@@ -76,3 +76,18 @@ describe('provider settings', () => {
     }
   });
 });
+
+describe('thread counts', () => {
+  it('are integers >= 0, refused by Diffusion.load and OnnxModel.load before anything loads', async () => {
+    const dir = join(root, 'optimum-1.24');
+    for (const bad of [-2, 1.5, Number.NaN, '2']) {
+      await expect(Diffusion.load(dir, { intraOpThreads: bad as number })).rejects.toThrow(
+        `Diffusion.load: intraOpThreads must be an integer >= 0 (0: ONNX Runtime's default), got ${typeof bad === 'string' ? '"2"' : bad}`,
+      );
+    }
+    await expect(Diffusion.load(dir, { interOpThreads: -1 })).rejects.toThrow(InvalidArgumentError);
+    await expect(OnnxModel.load(join(dir, 'unet', 'model.onnx'), { intraOpThreads: -1 })).rejects.toThrow(/OnnxModel\.load: intraOpThreads must be an integer >= 0/);
+    const sd = await Diffusion.load(dir, { intraOpThreads: 0, interOpThreads: 1, components: ['unet'] });
+    sd.dispose();
+  });
+});

@@ -7,7 +7,7 @@
  * scheduler starts at t = 999 and ends at σ = 0, set_alpha_to_one true (DDIM and PNDM end at x̂0 like the
  * others), the same Philox noise per image and one caption's conditioning, guidance 1 (the mixture's
  * conditional distribution is the target). Writes samplers.json, samplers.csv and samplers.html to
- * --out and appends the record to bench/results/samplers.jsonl.
+ * --out and appends the record to samplers.jsonl in the bench results folder (benchRecord.ts: `--results`).
  */
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';

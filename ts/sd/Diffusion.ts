@@ -22,11 +22,12 @@ import type {
   SdModelSummary,
 } from '../native/samplerTypes.js';
 import { ClipTokenizer } from './clipTokenizer.js';
-import { checkProviderSettings, resolveOrtLibrary } from './native.js';
-import { KARRAS_SCHEDULERS, readSchedulerConfig, SCHEDULERS, type SchedulerConfigFile, type SchedulerName } from './schedulerConfig.js';
+import { checkProviderSettings, checkThreadCounts, resolveOrtLibrary } from './native.js';
+import { planRun, resolvePlanOptions, type PlanOptions, type TimestepSpacing } from './samplingOptions.js';
+import { readSchedulerConfig, SCHEDULERS, type SchedulerConfigFile, type SchedulerName } from './schedulerConfig.js';
 import { assertRgb, assertTensor, type RgbImages, type Tensor } from './tensor.js';
 
-export { SCHEDULERS, type SchedulerName };
+export { SCHEDULERS, type SchedulerName, type PlanOptions };
 export type SdComponent = 'text_encoder' | 'unet' | 'vae_encoder' | 'vae_decoder';
 
 export interface DiffusionLoadOptions {
@@ -89,7 +90,7 @@ export interface Img2ImgOptions {
   /** Karras sigmas (diffusers' use_karras_sigmas) for euler, heun, lms, dpmpp2m, dpmpp2m-sde, unipc. Default: the config's. */
   karras?: boolean;
   /** Timestep spacing; default: the config's, else the scheduler class's own (leading or linspace). */
-  timestepSpacing?: 'leading' | 'trailing' | 'linspace';
+  timestepSpacing?: TimestepSpacing;
   /** DDIM eta (default 0). */
   eta?: number;
   /** One seed for all images (noise keyed by (seed, image index)) or one per image. Default 0. */
@@ -113,16 +114,6 @@ export interface Img2ImgOptions {
 export interface Img2ImgResult {
   latents: Tensor;
   stats: Img2ImgStats;
-}
-
-export interface PlanOptions {
-  scheduler?: SchedulerName;
-  karras?: boolean;
-  timestepSpacing?: 'leading' | 'trailing' | 'linspace';
-  steps?: number;
-  strength?: number;
-  eta?: number;
-  img2imgRule?: 'diffusers' | 'compvis';
 }
 
 export class Diffusion {
@@ -149,9 +140,11 @@ export class Diffusion {
 
   static async load(dir: string, options: DiffusionLoadOptions = {}): Promise<Diffusion> {
     if (typeof dir !== 'string' || dir.length === 0) throw new InvalidArgumentError('Diffusion.load: dir must be a folder path');
-    if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new InvalidArgumentError(`model folder ${dir} does not exist`);
+    if (!existsSync(dir)) throw new InvalidArgumentError(`model folder ${dir} does not exist`);
+    if (!statSync(dir).isDirectory()) throw new InvalidArgumentError(`model folder ${dir} is a file; expected an SD 1.x ONNX model folder`);
     const ortLibrary = resolveOrtLibrary(options.ortLibrary);
     const providerSettings = checkProviderSettings(options, 'Diffusion.load');
+    checkThreadCounts(options, 'Diffusion.load');
     const runtime = nativeSync((b) => b.ortLoad(ortLibrary));
     const schedulerConfig = await readSchedulerConfig(dir);
     const schedule = { ...schedulerConfig.schedule, ...(options.schedule ?? {}) };
@@ -250,7 +243,7 @@ export class Diffusion {
   /** The steps a run would take (timesteps, ᾱ, σ), without running anything. */
   plan(options: PlanOptions = {}): SamplerPlanInfo {
     const planOptions = this.planOptions(options);
-    return nativeSync((b) => b.sdPlan(planOptions));
+    return planRun(planOptions);
   }
 
   /** Adds noise to z up to `strength` and denoises it conditioned on c; returns the final latents. */
@@ -292,7 +285,7 @@ export class Diffusion {
     }
     if (o.stepNoise) {
       assertTensor(o.stepNoise, 'img2img stepNoise', 5);
-      const calls = nativeSync((b) => b.sdPlan(plan)).runs.length;
+      const calls = planRun(plan).runs.length;
       const want = [calls, ...o.z.shape];
       if (o.stepNoise.shape.join() !== want.join()) {
         throw new ShapeError(
@@ -356,25 +349,7 @@ export class Diffusion {
   }
 
   private planOptions(o: PlanOptions): NativePlanOptions {
-    const scheduler = o.scheduler ?? this.schedulerConfig.scheduler;
-    if (!SCHEDULERS.includes(scheduler)) {
-      throw new InvalidArgumentError(`unknown scheduler '${String(scheduler)}': expected one of ${SCHEDULERS.join(', ')}`);
-    }
-    const steps = o.steps ?? 50;
-    if (!Number.isInteger(steps) || steps < 1) throw new InvalidArgumentError(`steps must be a positive integer, got ${steps}`);
-    const strength = o.strength ?? 0.8;
-    if (!(strength > 0 && strength <= 1)) throw new InvalidArgumentError(`strength must be in (0, 1], got ${strength}`);
-    const eta = o.eta ?? 0;
-    if (!(eta >= 0)) throw new InvalidArgumentError(`eta must be >= 0, got ${eta}`);
-    if (o.karras && !KARRAS_SCHEDULERS.includes(scheduler)) {
-      throw new InvalidArgumentError(`karras: Karras sigmas are defined for ${KARRAS_SCHEDULERS.join(', ')}, not ${scheduler}`);
-    }
-    const schedule: ScheduleConfig = { ...this.schedule };
-    if (o.karras !== undefined) schedule.useKarrasSigmas = o.karras;
-    if (o.timestepSpacing !== undefined) schedule.timestepSpacing = o.timestepSpacing;
-    // a config's Karras setting belongs to its own class: it does not follow to a scheduler without it
-    if (o.karras === undefined && !KARRAS_SCHEDULERS.includes(scheduler)) delete schedule.useKarrasSigmas;
-    return { schedule, scheduler, steps, strength, eta, img2imgRule: o.img2imgRule ?? 'diffusers' };
+    return resolvePlanOptions({ schedule: this.schedule, scheduler: this.schedulerConfig.scheduler }, o);
   }
 
   private live(): SdHandle {

@@ -34,7 +34,7 @@ import { existsSync } from 'node:fs';
 import { InvalidArgumentError } from '../errors.js';
 import { nativeJob, nativeSync } from '../native/call.js';
 import type { NativeOnnxInput, OnnxHandle, SdTensorInfo } from '../native/samplerTypes.js';
-import { checkProviderSettings, resolveOrtLibrary } from './native.js';
+import { checkProviderSettings, checkThreadCounts, resolveOrtLibrary } from './native.js';
 import { assertTensor, type Tensor } from './tensor.js';
 
 export interface OnnxModelLoadOptions {
@@ -88,6 +88,7 @@ export class OnnxModel {
     if (!existsSync(path)) throw new InvalidArgumentError(`OnnxModel.load: ${path} does not exist`);
     const ortLibrary = resolveOrtLibrary(options.ortLibrary);
     const providerSettings = checkProviderSettings(options, 'OnnxModel.load');
+    checkThreadCounts(options, 'OnnxModel.load');
     const r = await nativeJob('OnnxModel.load', (b) => b.onnxLoad({ ...options, path, ortLibrary, ...providerSettings }));
     return new OnnxModel(r.handle, path, r.inputs, r.outputs, r.provider);
   }

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { onnx } from './onnxProto.js';
 import { wordVocabulary } from './clipTokenizer.js';
 import { writeFileAtomic } from '../io/atomicWrite.js';
+import { checkInteger } from '../ridge/options.js';
 
 type IValueInfo = import('onnx-proto').onnx.IValueInfoProto;
 type INode = import('onnx-proto').onnx.INodeProto;
@@ -277,10 +278,10 @@ export function resolveFixtureOptions(o: SdFixtureOptions = {}): Required<SdFixt
     inputIds: o.inputIds ?? 'int64',
     timestep: o.timestep ?? { dtype: 'float32', rank: 0 },
     vaeEncoderOutput: o.vaeEncoderOutput ?? 'latent_parameters',
-    textDim: o.textDim ?? 32,
-    unetChannels: o.unetChannels ?? 8,
-    unetLayers: o.unetLayers ?? 1,
-    seed: o.seed ?? 1,
+    textDim: checkInteger(o.textDim ?? 32, 'textDim', 'writeSdFixture'),
+    unetChannels: checkInteger(o.unetChannels ?? 8, 'unetChannels', 'writeSdFixture'),
+    unetLayers: checkInteger(o.unetLayers ?? 1, 'unetLayers', 'writeSdFixture', 0),
+    seed: checkInteger(o.seed ?? 1, 'seed', 'writeSdFixture', 0),
     io: o.io ?? 'float32',
   };
 }

@@ -83,3 +83,14 @@ export function checkProviderSettings(o: ProviderSettings, where: string): Pick<
   }
   return out;
 }
+
+/** ONNX Runtime's thread counts: integers >= 0 (0: its default, all cores for intra-op). */
+export function checkThreadCounts(o: { intraOpThreads?: unknown; interOpThreads?: unknown }, where: string): void {
+  for (const key of ['intraOpThreads', 'interOpThreads'] as const) {
+    const v = o[key];
+    if (v === undefined) continue;
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) {
+      throw new InvalidArgumentError(`${where}: ${key} must be an integer >= 0 (0: ONNX Runtime's default), got ${typeof v === 'number' ? v : JSON.stringify(v)}`);
+    }
+  }
+}

@@ -63,7 +63,9 @@ export function registerBenchCommand(program: Command): void {
     .option('--no-micro', 'skip the fused-step micro-benchmarks')
     .option('--arch <arch>', "'demo' (default: the demo world) or 'sd1': SD 1.x's U-Net graph at 64×64 (built once into --cache, 3.4 GB; never in CI): time per U-Net call, overhead, peak memory for ONNX Runtime's default and lean memory", 'demo')
     .option('--memory <list>', "with --arch sd1: memory modes, 'lean,default'", 'lean,default')
+    .option(...RESULTS)
     .action(async (f: Record<string, string | boolean | undefined>) => {
+      useResults(f.results as string | undefined);
       const list = (v: unknown, name: string): number[] =>
         String(v)
           .split(',')

@@ -1,16 +1,17 @@
 /** `brainlatent sd img2img|info|schedule|fixture`: each parses flags, calls the Diffusion API, formats output. */
+import { statSync } from 'node:fs';
 import { basename, extname, join, dirname } from 'node:path';
 
 import type { Command } from 'commander';
 
-import { InvalidArgumentError, NonFiniteError, ShapeError } from '../../errors.js';
+import { CancelledError, InvalidArgumentError, NonFiniteError, ShapeError } from '../../errors.js';
 import { readNpy, writeNpy } from '../../io/npy.js';
 import { Diffusion, SCHEDULERS, type SchedulerName } from '../../sd/Diffusion.js';
 import { SD_FIXTURE_VARIANTS, writeSdFixture } from '../../sd/fixture.js';
 import { writeSd1Fixture } from '../../sd/sd1Fixture.js';
-import { nativeSync } from '../../native/call.js';
 import { readPng, writePng } from '../../sd/png.js';
 import { KARRAS_SCHEDULERS, readSchedulerConfig, SD1_SCHEDULE } from '../../sd/schedulerConfig.js';
+import { PLAN_FLAGS, planRun, resolvePlanOptions, type PlanOptions, type TimestepSpacing } from '../../sd/samplingOptions.js';
 import { firstNonFinite, type Tensor } from '../../sd/tensor.js';
 import { progressBar } from '../progress.js';
 import { listUnetLayers } from '../../encoding/unetLayers.js';
@@ -59,16 +60,45 @@ async function readFloatNpy(path: string, what: string, rank: number): Promise<T
   return { data, shape: a.shape };
 }
 
-function schedulerOption(v: string | undefined): SchedulerName | undefined {
-  if (v === undefined) return undefined;
-  if (!SCHEDULERS.includes(v as SchedulerName)) throw new InvalidArgumentError(`--scheduler must be one of ${SCHEDULERS.join(', ')}, got '${v}'`);
-  return v as SchedulerName;
+/** The plan flags as the sampling options (checked by resolvePlanOptions, which names the flags). */
+function planFlags(f: Record<string, string | undefined> & { karras?: boolean }): PlanOptions {
+  return {
+    scheduler: f.scheduler as SchedulerName | undefined,
+    karras: f.karras ? true : undefined,
+    timestepSpacing: f.spacing as TimestepSpacing | undefined,
+    steps: num(f.steps, 'steps', 50),
+    strength: num(f.strength, 'strength', 0.8),
+    eta: num(f.eta, 'eta', 0),
+    img2imgRule: f.rule as 'diffusers' | 'compvis' | undefined,
+  };
 }
 
-function spacingOption(v: string | undefined): 'leading' | 'trailing' | 'linspace' | undefined {
-  if (v === undefined) return undefined;
-  if (v !== 'leading' && v !== 'trailing' && v !== 'linspace') throw new InvalidArgumentError(`--spacing must be leading, trailing or linspace, got '${v}'`);
-  return v;
+/** --model: an existing folder (a file, or nothing there, is refused naming the flag). */
+function checkModelFolder(dir: string): string {
+  let st;
+  try {
+    st = statSync(dir);
+  } catch {
+    throw new InvalidArgumentError(`--model ${dir}: no such folder; expected an SD 1.x ONNX model folder (see \`brainlatent sd fixture\` for a test one)`);
+  }
+  if (!st.isDirectory()) throw new InvalidArgumentError(`--model ${dir}: is a file; expected an SD 1.x ONNX model folder`);
+  return dir;
+}
+
+/** An integer flag >= min, named in the error. */
+function intFlag(v: string | undefined, name: string, fallback: number, min: number): number {
+  const x = num(v, name, fallback);
+  if (!Number.isSafeInteger(x) || x < min) throw new InvalidArgumentError(`--${name} must be an integer >= ${min}, got '${v}'`);
+  return x;
+}
+
+/** --image read and checked (a PNG whose sides are multiples of 8) before the model loads. */
+async function readImageFlag(path: string) {
+  const rgb = await readPng(path);
+  if (rgb.width % 8 !== 0 || rgb.height % 8 !== 0) {
+    throw new ShapeError(`--image ${path}: the image is ${rgb.width}×${rgb.height}; expected both sides to be multiples of 8 (the VAE's downsampling)`);
+  }
+  return rgb;
 }
 
 function loadOptions(f: LoadFlags) {
@@ -77,7 +107,7 @@ function loadOptions(f: LoadFlags) {
     provider: f.provider,
     providerLibrary: f.providerLib,
     providerOptions: providerOptions(f.providerOption),
-    intraOpThreads: f.threads ? num(f.threads, 'threads', 0) : undefined,
+    intraOpThreads: f.threads !== undefined ? intFlag(f.threads, 'threads', 0, 0) : undefined,
     memory: memoryOption(f.memory),
   };
 }
@@ -98,7 +128,7 @@ export function registerSdCommand(program: Command): void {
     .option('--latents <npy>', 'initial scaled latents z [B,4,h,w] float32')
     .option('--prompt <text>', 'text prompt')
     .option('--cond <npy>', 'conditioning c [B,77,D] float32')
-    .option('--negative-prompt <text>', 'unconditional prompt (default "")', '')
+    .option('--negative-prompt <text>', 'unconditional prompt', '')
     .option('--noise <npy>', 'initial noise [B,4,h,w] float32 (default: Philox keyed by seed and image index)')
     .option('--step-noise <npy>', 'noise of each U-Net call that runs, [calls,B,4,h,w] float32, consumed in order by the stochastic schedulers (ddim eta > 0, ddpm, euler-ancestral, dpmpp2m-sde): reproduces another implementation\'s run exactly')
     .option('--strength <s>', 'img2img strength in (0, 1]', '0.8')
@@ -128,41 +158,65 @@ export function registerSdCommand(program: Command): void {
       if (!f.out && !f.latentsOut) throw new InvalidArgumentError('give --out and/or --latents-out');
       if (f.out) await checkOutputPath('--out', f.out, 'file', 'the image (PNG)');
       if (f.latentsOut) await checkOutputPath('--latents-out', f.latentsOut, 'file', 'the latents (.npy)');
-      const schedulerFlag = schedulerOption(f.scheduler);
-      const timestepSpacing = spacingOption(f.spacing);
-      const rule = f.rule === 'compvis' ? 'compvis' : f.rule === 'diffusers' ? 'diffusers' : undefined;
-      if (!rule) throw new InvalidArgumentError(`--rule must be diffusers or compvis, got '${f.rule}'`);
+      // Everything the flags and input files can tell is checked before the model loads (SD 1.x: seconds to a minute).
+      const config = await readSchedulerConfig(checkModelFolder(f.model));
+      const planOptions = planFlags(f);
+      const plan = resolvePlanOptions({ schedule: config.schedule, scheduler: config.scheduler }, planOptions, PLAN_FLAGS);
+      const calls = planRun(plan).runs.length;
+      const guidance = num(f.guidance, 'guidance', 5);
+      const seed = intFlag(f.seed, 'seed', 0, 0);
+      const batchSize = intFlag(f.batchSize, 'batch-size', 1, 1);
+      const image = f.image ? await readImageFlag(f.image) : undefined;
+      const zFile = f.latents ? await readFloatNpy(f.latents, '--latents', 4) : undefined;
+      const cFile = f.cond ? await readFloatNpy(f.cond, '--cond', 3) : undefined;
+      const noise = f.noise ? await readFloatNpy(f.noise, '--noise', 4) : undefined;
+      const stepNoise = f.stepNoise ? await readFloatNpy(f.stepNoise, '--step-noise', 5) : undefined;
+      if (stepNoise && stepNoise.shape[0] !== calls) {
+        throw new ShapeError(
+          `--step-noise ${f.stepNoise}: has ${stepNoise.shape[0]} slices ([${stepNoise.shape.join(', ')}]); expected one per U-Net call that runs: ${calls} (${plan.scheduler}, ${plan.steps} steps, strength ${plan.strength})`,
+        );
+      }
+      if (zFile && noise && noise.shape.join() !== zFile.shape.join()) {
+        throw new ShapeError(`--noise ${f.noise}: has shape [${noise.shape.join(', ')}]; expected --latents' shape [${zFile.shape.join(', ')}]`);
+      }
+      if (zFile && cFile && cFile.shape[0] !== 1 && cFile.shape[0] !== zFile.shape[0]) {
+        throw new ShapeError(`--cond ${f.cond}: has ${cFile.shape[0]} rows ([${cFile.shape.join(', ')}]); expected 1 or one per image of --latents (${zFile.shape[0]})`);
+      }
+      // Ctrl-C cancels the run at its next step; nothing is written after it.
+      const ac = new AbortController();
+      const onSigint = () => ac.abort();
+      process.once('SIGINT', onSigint);
       const model = await Diffusion.load(f.model, loadOptions(f));
       try {
-        const z = f.image ? await model.encodeImages(await readPng(f.image)) : await readFloatNpy(f.latents as string, '--latents', 4);
-        let c = f.cond ? await readFloatNpy(f.cond, '--cond', 3) : await model.encodeText([f.prompt as string]);
+        // the model's sizes, named by the file that does not fit
+        if (cFile && model.info.condDim > 0 && cFile.shape[2] !== model.info.condDim) {
+          throw new ShapeError(`--cond ${f.cond}: has width ${cFile.shape[2]} ([${cFile.shape.join(', ')}]); the U-Net of ${f.model} expects encoder_hidden_states of width ${model.info.condDim}`);
+        }
+        if (zFile && zFile.shape[1] !== model.info.latentChannels) {
+          throw new ShapeError(`--latents ${f.latents}: has ${zFile.shape[1]} channels ([${zFile.shape.join(', ')}]); the U-Net of ${f.model} expects ${model.info.latentChannels}`);
+        }
+        const z = image ? await model.encodeImages(image) : (zFile as Tensor);
+        let c = cFile ?? (await model.encodeText([f.prompt as string]));
         if (c.shape[0] === 1 && z.shape[0] > 1) {
           const rows = new Float32Array(z.shape[0] * c.data.length);
           for (let i = 0; i < z.shape[0]; i++) rows.set(c.data, i * c.data.length);
           c = { data: rows, shape: [z.shape[0], c.shape[1], c.shape[2]] };
         }
-        const guidance = num(f.guidance, 'guidance', 5);
         const uncond = guidance > 1 && model.tokenizer ? await model.encodeText([f.negativePrompt ?? '']) : undefined;
-        const noise = f.noise ? await readFloatNpy(f.noise, '--noise', 4) : undefined;
-        const stepNoise = f.stepNoise ? await readFloatNpy(f.stepNoise, '--step-noise', 5) : undefined;
-        const scheduler = schedulerFlag ?? model.defaultScheduler();
+        const scheduler = plan.scheduler as SchedulerName;
         const bar = progressBar('img2img');
         const r = await model.img2img({
           z,
           c,
           uncond,
           noise,
-          strength: num(f.strength, 'strength', 0.8),
-          steps: num(f.steps, 'steps', 50),
-          guidance,
+          ...planOptions,
           scheduler,
-          karras: f.karras ? true : undefined,
-          timestepSpacing,
           stepNoise,
-          eta: num(f.eta, 'eta', 0),
-          img2imgRule: rule,
-          seeds: num(f.seed, 'seed', 0),
-          batchSize: num(f.batchSize, 'batch-size', 1),
+          guidance,
+          seeds: seed,
+          batchSize,
+          signal: ac.signal,
           onStep: (p) => {
             const at = p.batchFirst + (p.step / p.total) * p.batchImages;
             bar.update(at / z.shape[0], `step ${p.step}/${p.total}`, { done: Math.floor(at), total: z.shape[0], unit: 'images' });
@@ -172,15 +226,17 @@ export function registerSdCommand(program: Command): void {
         bar.done(
           `img2img (${scheduler}${f.karras ? ', Karras' : ''}, ${model.info.provider}): ${s.unetCalls} U-Net calls in ${s.loopSeconds.toFixed(2)}s (U-Net ${s.unetSeconds.toFixed(2)}s, overhead ×${(s.loopSeconds / s.unetSeconds).toFixed(3)})`,
         );
+        const img = f.out ? await model.decode(r.latents) : undefined;
+        if (ac.signal.aborted) throw new CancelledError('img2img: interrupted (SIGINT); no output written');
         if (f.latentsOut) await writeNpy(f.latentsOut, r.latents.data, r.latents.shape);
-        if (f.out) {
-          const img = await model.decode(r.latents);
+        if (f.out && img) {
           for (let i = 0; i < img.count; i++) {
             const path = i === 0 ? f.out : join(dirname(f.out), `${basename(f.out, extname(f.out))}-${i}${extname(f.out) || '.png'}`);
             await writePng(path, img, i);
           }
         }
       } finally {
+        process.removeListener('SIGINT', onSigint);
         model.dispose();
       }
     });
@@ -226,26 +282,9 @@ export function registerSdCommand(program: Command): void {
     .option('--spacing <s>', "leading, trailing or linspace (default: the config's, else the scheduler class's own)")
     .option('--rule <rule>', 'diffusers or compvis', 'diffusers')
     .action(async (f: Record<string, string | undefined> & { karras?: boolean }) => {
-      const config = f.model ? await readSchedulerConfig(f.model) : undefined;
-      const schedule = { ...(config?.schedule ?? SD1_SCHEDULE) };
-      const spacing = spacingOption(f.spacing);
-      if (spacing) schedule.timestepSpacing = spacing;
-      if (f.karras) schedule.useKarrasSigmas = true;
-      const scheduler = schedulerOption(f.scheduler) ?? config?.scheduler ?? 'pndm';
-      let plan;
-      try {
-        plan = nativeSync((b) => b.sdPlan({
-          schedule,
-          scheduler,
-          steps: num(f.steps, 'steps', 50),
-          strength: num(f.strength, 'strength', 0.8),
-          eta: num(f.eta, 'eta', 0),
-          img2imgRule: f.rule ?? 'diffusers',
-        }));
-      } catch (e) {
-        throw new InvalidArgumentError((e as Error).message);
-      }
-      process.stdout.write(`${JSON.stringify({ schedule, ...plan }, null, 2)}\n`);
+      const config = f.model ? await readSchedulerConfig(checkModelFolder(f.model)) : undefined;
+      const plan = resolvePlanOptions({ schedule: config?.schedule ?? SD1_SCHEDULE, scheduler: config?.scheduler ?? 'pndm' }, planFlags(f), PLAN_FLAGS);
+      process.stdout.write(`${JSON.stringify({ schedule: plan.schedule, ...planRun(plan) }, null, 2)}\n`);
     });
 
   sd.command('fixture')
@@ -268,7 +307,7 @@ export function registerSdCommand(program: Command): void {
       if (f.arch === 'sd1') {
         const t0 = performance.now();
         const dtype = (f.dtype ?? 'float32') as 'float32' | 'float16';
-        const r = await writeSd1Fixture(f.out, { seed: num(f.seed, 'seed', 1), dtype });
+        const r = await writeSd1Fixture(f.out, { seed: intFlag(f.seed, 'seed', 1, 0), dtype });
         process.stdout.write(
           `wrote ${f.out}: SD 1.x U-Net layers in ${dtype}, ${r.parameters.toLocaleString('en')} parameters, ${(r.weightBytes / 1e9).toFixed(2)} GB of random weights in unet/weights.pb (${((performance.now() - t0) / 1000).toFixed(0)} s)\n`,
         );
@@ -276,10 +315,10 @@ export function registerSdCommand(program: Command): void {
       }
       if (f.dtype !== undefined) throw new InvalidArgumentError("--dtype applies to --arch sd1; the tiny fixture's float16 form is --variant optimum-fp16-io");
       const shared = {
-        textDim: num(f.textDim, 'text-dim', 32),
-        unetChannels: num(f.unetChannels, 'unet-channels', 8),
-        unetLayers: num(f.unetLayers, 'unet-layers', 1),
-        seed: num(f.seed, 'seed', 1),
+        textDim: intFlag(f.textDim, 'text-dim', 32, 1),
+        unetChannels: intFlag(f.unetChannels, 'unet-channels', 8, 1),
+        unetLayers: intFlag(f.unetLayers, 'unet-layers', 1, 0),
+        seed: intFlag(f.seed, 'seed', 1, 0),
       };
       const names = f.variant === 'all' ? Object.keys(SD_FIXTURE_VARIANTS) : [f.variant];
       for (const name of names) {

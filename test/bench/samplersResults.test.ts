@@ -1,0 +1,47 @@
+/**
+ * `bench samplers --results DIR` puts its record in DIR, as every other bench does (README: "Benchmarks … append
+ * their records … to --results DIR"); the command had no such option, so its record always went to the checkout's
+ * bench/results/samplers.jsonl. A tiny fixture folder (not a demo world: cost and accuracy vs converged only).
+ */
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { Command } from 'commander';
+import { afterAll, afterEach, expect, it, vi } from 'vitest';
+
+import { registerBenchCommand } from '../../ts/cli/commands/bench.js';
+import { writeSdFixture } from '../../ts/sd/fixture.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'bl-bench-samplers-'));
+const envBefore = process.env.BRAINLATENT_BENCH_DIR;
+afterEach(() => {
+  if (envBefore === undefined) delete process.env.BRAINLATENT_BENCH_DIR;
+  else process.env.BRAINLATENT_BENCH_DIR = envBefore;
+});
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+it('bench samplers --results DIR appends samplers.jsonl there, not to bench/results/', async () => {
+  const model = join(tmp, 'fixture');
+  await writeSdFixture(model);
+  const checkout = join('bench', 'results', 'samplers.jsonl');
+  const before = existsSync(checkout) ? statSync(checkout).size : -1;
+  const program = new Command().exitOverride();
+  registerBenchCommand(program);
+  const out = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+  try {
+    await program.parseAsync([
+      'node', 'brainlatent', 'bench', 'samplers', '--model', model, '--schedulers', 'ddim,euler', '--steps', '2,4', '--batch', '1',
+      '--samples', '2', '--accuracy-images', '1', '--converged-steps', '8', '--no-micro', '--out', join(tmp, 'out'), '--results', join(tmp, 'results'),
+    ]);
+  } finally {
+    out.mockRestore();
+  }
+  const lines = readFileSync(join(tmp, 'results', 'samplers.jsonl'), 'utf8').trim().split('\n');
+  expect(lines).toHaveLength(1);
+  const record = JSON.parse(lines[0]);
+  expect(record.bench).toBe('samplers');
+  expect(record.figures.rows.map((r: { scheduler: string; steps: number }) => `${r.scheduler}/${r.steps}`)).toEqual(['ddim/2', 'ddim/4', 'euler/2', 'euler/4']);
+  expect(existsSync(checkout) ? statSync(checkout).size : -1).toBe(before);
+  expect(existsSync(join(tmp, 'out', 'samplers.csv'))).toBe(true);
+}, 60_000);

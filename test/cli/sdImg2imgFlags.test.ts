@@ -1,0 +1,170 @@
+/**
+ * `sd img2img` checks every flag and input file before it loads the model (SD 1.x takes seconds to a minute to
+ * load): each refusal names the flag (or the file) and what was expected. The model folder below has a corrupt
+ * U-Net, so an error that waited for the load would be "cannot load …unet/model.onnx" instead. Ctrl-C (SIGINT)
+ * cancels a run at its next step and leaves no output file. `sd schedule` shares the checks.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { Command } from 'commander';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+
+import { registerSdCommand } from '../../ts/cli/commands/sd.js';
+import { InvalidArgumentError, ShapeError } from '../../ts/errors.js';
+import { writeNpy } from '../../ts/io/npy.js';
+import { resolveFixtureOptions, writeSdFixture } from '../../ts/sd/fixture.js';
+import { writePng } from '../../ts/sd/png.js';
+import { distModule } from '../helpers/dist.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'bl-sd-flags-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+const f = (name: string) => join(tmp, name);
+
+async function run(...args: string[]): Promise<Error | undefined> {
+  const program = new Command().exitOverride();
+  registerSdCommand(program);
+  const out = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+  const err = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+  try {
+    await program.parseAsync(['node', 'brainlatent', ...args]);
+    return undefined;
+  } catch (e) {
+    return e as Error;
+  } finally {
+    out.mockRestore();
+    err.mockRestore();
+  }
+}
+
+const rgb = (w: number, h: number) => ({ data: new Uint8Array(w * h * 3).map((_, i) => (i * 37) % 256), count: 1, width: w, height: h });
+
+beforeAll(async () => {
+  await writeSdFixture(f('good'));
+  await writeSdFixture(f('corrupt'));
+  writeFileSync(f('corrupt/unet/model.onnx'), 'not an ONNX file');
+  await writePng(f('in64.png'), rgb(64, 64));
+  await writePng(f('in60.png'), rgb(60, 64));
+  // 10 steps at strength 0.8 with DDIM: 8 U-Net calls, so 3 slices are wrong
+  await writeNpy(f('step-noise-3.npy'), new Float32Array(3 * 4 * 8 * 8), [3, 1, 4, 8, 8]);
+  await writeNpy(f('z1.npy'), new Float32Array(4 * 8 * 8), [1, 4, 8, 8]);
+  await writeNpy(f('z3ch.npy'), new Float32Array(3 * 8 * 8), [1, 3, 8, 8]);
+  await writeNpy(f('noise2.npy'), new Float32Array(2 * 4 * 8 * 8), [2, 4, 8, 8]);
+  await writeNpy(f('c768.npy'), new Float32Array(77 * 768), [1, 77, 768]);
+  await writeNpy(f('c3.npy'), new Float32Array(3 * 77 * 32), [3, 77, 32]);
+});
+
+describe('sd img2img: flags and inputs are refused before the model loads', () => {
+  const base = ['sd', 'img2img', '--model', f('corrupt'), '--image', f('in64.png'), '--prompt', 'a cat', '--out', f('out.png')];
+
+  it('names the flag and what was expected', async () => {
+    const cases: [string[], string][] = [
+      [['--scheduler', 'plms'], "--scheduler: unknown scheduler 'plms', expected one of ddim, pndm,"],
+      [['--steps', '0'], '--steps must be a positive integer, got 0'],
+      [['--steps', '2.5'], '--steps must be a positive integer, got 2.5'],
+      [['--strength', '1.5'], '--strength must be in (0, 1], got 1.5'],
+      [['--strength', '0'], '--strength must be in (0, 1], got 0'],
+      [['--eta', '-1'], '--eta must be a finite number >= 0, got -1'],
+      [['--spacing', 'uniform'], "--spacing must be one of leading, trailing, linspace, got 'uniform'"],
+      [['--rule', 'a1111'], "--rule must be one of diffusers, compvis, got 'a1111'"],
+      [['--scheduler', 'ddim', '--karras'], '--karras: Karras sigmas are defined for euler, heun, lms, dpmpp2m, dpmpp2m-sde, unipc, not ddim'],
+      [['--seed', '-1'], "--seed must be an integer >= 0, got '-1'"],
+      [['--batch-size', '0'], "--batch-size must be an integer >= 1, got '0'"],
+      [['--threads', '-2'], "--threads must be an integer >= 0, got '-2'"],
+      [['--scheduler', 'pndm', '--steps', '1000'], '1000 steps under leading spacing'],
+    ];
+    for (const [flags, message] of cases) {
+      const e = await run(...base, ...flags);
+      expect(e, flags.join(' ')).toBeInstanceOf(InvalidArgumentError);
+      expect(e?.message, flags.join(' ')).toContain(message);
+    }
+    // the same flags, valid: the load is reached (and fails on the corrupt U-Net)
+    expect((await run(...base, '--steps', '10'))?.message).toContain(`cannot load ${f('corrupt/unet/model.onnx')}`);
+  });
+
+  it('checks the image, the step noise and the model folder first', async () => {
+    const img = await run(...base.map((a) => (a === f('in64.png') ? f('in60.png') : a)));
+    expect(img).toBeInstanceOf(ShapeError);
+    expect(img?.message).toBe(`--image ${f('in60.png')}: the image is 60×64; expected both sides to be multiples of 8 (the VAE's downsampling)`);
+    const noise = await run(...base, '--scheduler', 'ddim', '--steps', '10', '--step-noise', f('step-noise-3.npy'));
+    expect(noise).toBeInstanceOf(ShapeError);
+    expect(noise?.message).toContain(`--step-noise ${f('step-noise-3.npy')}: has 3 slices ([3, 1, 4, 8, 8]); expected one per U-Net call that runs: 8 (ddim, 10 steps, strength 0.8)`);
+    const file = await run('sd', 'img2img', '--model', f('in64.png'), '--image', f('in64.png'), '--prompt', 'a cat', '--out', f('out.png'));
+    expect(file?.message).toBe(`--model ${f('in64.png')}: is a file; expected an SD 1.x ONNX model folder`);
+    const none = await run('sd', 'img2img', '--model', f('nothing'), '--image', f('in64.png'), '--prompt', 'a cat', '--out', f('out.png'));
+    expect(none?.message).toContain(`--model ${f('nothing')}: no such folder`);
+    expect(readdirSync(tmp).filter((n) => n.startsWith('out'))).toEqual([]);
+  });
+});
+
+describe('sd img2img: .npy inputs that do not fit name the flag and the file', () => {
+  const base = ['sd', 'img2img', '--steps', '4', '--out', f('out.png')];
+  it('before the load (shapes against each other) and after it (against the model)', async () => {
+    const noise = await run(...base, '--model', f('corrupt'), '--latents', f('z1.npy'), '--prompt', 'a cat', '--noise', f('noise2.npy'));
+    expect(noise?.message).toBe(`--noise ${f('noise2.npy')}: has shape [2, 4, 8, 8]; expected --latents' shape [1, 4, 8, 8]`);
+    const rows = await run(...base, '--model', f('corrupt'), '--latents', f('z1.npy'), '--cond', f('c3.npy'));
+    expect(rows?.message).toBe(`--cond ${f('c3.npy')}: has 3 rows ([3, 77, 32]); expected 1 or one per image of --latents (1)`);
+    const width = await run(...base, '--model', f('good'), '--latents', f('z1.npy'), '--cond', f('c768.npy'));
+    expect(width).toBeInstanceOf(ShapeError);
+    expect(width?.message).toBe(`--cond ${f('c768.npy')}: has width 768 ([1, 77, 768]); the U-Net of ${f('good')} expects encoder_hidden_states of width 32`);
+    const channels = await run(...base, '--model', f('good'), '--latents', f('z3ch.npy'), '--prompt', 'a cat');
+    expect(channels?.message).toBe(`--latents ${f('z3ch.npy')}: has 3 channels ([1, 3, 8, 8]); the U-Net of ${f('good')} expects 4`);
+    expect(readdirSync(tmp).filter((n) => n.startsWith('out'))).toEqual([]);
+  });
+});
+
+describe('sd schedule', () => {
+  it('shares the checks and refuses a model folder that is not there', async () => {
+    expect((await run('sd', 'schedule', '--steps', '0'))?.message).toBe('--steps must be a positive integer, got 0');
+    expect((await run('sd', 'schedule', '--model', f('nothing')))?.message).toContain(`--model ${f('nothing')}: no such folder`);
+  });
+});
+
+describe('sd img2img: Ctrl-C', () => {
+  it('cancels at the next step and writes nothing', async () => {
+    const main = distModule('cli/main');
+    // 16 images at 64×64 latents, 999 steps: far longer than the test waits
+    await writeNpy(f('z16.npy'), new Float32Array(16 * 4 * 64 * 64).map((_, i) => Math.sin(i)), [16, 4, 64, 64]);
+    const child = spawn(process.execPath, [
+      main, 'sd', 'img2img', '--model', f('good'), '--latents', f('z16.npy'), '--prompt', 'a cat', '--steps', '999', '--strength', '1',
+      '--scheduler', 'euler', '--threads', '1', '--out', f('sigint.png'), '--latents-out', f('sigint.npy'),
+    ], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    let sent = 0;
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      if (!sent && /step \d+\/999/.test(stderr)) {
+        sent = performance.now();
+        child.kill('SIGINT');
+      }
+    });
+    const code = await new Promise<number | null>((done) => child.on('close', (c) => done(c)));
+    expect(sent).toBeGreaterThan(0);
+    expect(performance.now() - sent).toBeLessThan(5000);
+    expect(code).toBe(1);
+    expect(stderr).toMatch(/CancelledError: img2img cancelled before step \d+ of 999/);
+    expect(readdirSync(tmp).filter((n) => n.startsWith('sigint'))).toEqual([]);
+  }, 30_000);
+});
+
+describe('sd fixture', () => {
+  it('refuses sizes and seeds that are not integers in range, naming the flag, and writes nothing', async () => {
+    const cases: [string[], string][] = [
+      [['--unet-channels', '-3'], "--unet-channels must be an integer >= 1, got '-3'"],
+      [['--unet-channels', '0'], "--unet-channels must be an integer >= 1, got '0'"],
+      [['--text-dim', '1.5'], "--text-dim must be an integer >= 1, got '1.5'"],
+      [['--unet-layers', '-1'], "--unet-layers must be an integer >= 0, got '-1'"],
+      [['--seed', '-1'], "--seed must be an integer >= 0, got '-1'"],
+    ];
+    for (const [flags, message] of cases) {
+      const e = await run('sd', 'fixture', '--out', f('fixture-bad'), ...flags);
+      expect(e, flags.join(' ')).toBeInstanceOf(InvalidArgumentError);
+      expect(e?.message, flags.join(' ')).toBe(message);
+    }
+    expect(readdirSync(tmp)).not.toContain('fixture-bad');
+    expect(() => resolveFixtureOptions({ unetChannels: 0 })).toThrow('writeSdFixture unetChannels: expected an integer >= 1, got 0');
+    expect(resolveFixtureOptions({ unetLayers: 0 }).unetLayers).toBe(0);
+  });
+});

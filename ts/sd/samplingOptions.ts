@@ -1,0 +1,86 @@
+/**
+ * The sampling options of a run (scheduler, steps, strength, …), checked in one place. Pure: no model is
+ * loaded, so the CLI checks its flags here — and plans the run — before it loads anything, and
+ * `Diffusion.plan`/`img2img` check the same options with the same rules. Each message names the option
+ * as its caller's user wrote it (`steps` in the API, `--steps` on the command line).
+ */
+import { InvalidArgumentError } from '../errors.js';
+import { nativeSync } from '../native/call.js';
+import type { NativePlanOptions, SamplerPlanInfo, ScheduleConfig } from '../native/samplerTypes.js';
+import { KARRAS_SCHEDULERS, SCHEDULERS, type SchedulerName } from './schedulerConfig.js';
+
+export type TimestepSpacing = 'leading' | 'trailing' | 'linspace';
+export const TIMESTEP_SPACINGS: readonly TimestepSpacing[] = ['leading', 'trailing', 'linspace'];
+export const IMG2IMG_RULES = ['diffusers', 'compvis'] as const;
+
+export interface PlanOptions {
+  scheduler?: SchedulerName;
+  karras?: boolean;
+  timestepSpacing?: TimestepSpacing;
+  steps?: number;
+  strength?: number;
+  eta?: number;
+  img2imgRule?: 'diffusers' | 'compvis';
+}
+
+/** How a caller's user names each option (default: the option's own name). */
+export type OptionLabels = Partial<Record<keyof PlanOptions, string>>;
+
+/** The command line's names for the plan options. */
+export const PLAN_FLAGS: Required<OptionLabels> = {
+  scheduler: '--scheduler',
+  karras: '--karras',
+  timestepSpacing: '--spacing',
+  steps: '--steps',
+  strength: '--strength',
+  eta: '--eta',
+  img2imgRule: '--rule',
+};
+
+/** What a run plans from when an option is absent: the folder's schedule and the scheduler its config names. */
+export interface PlanDefaults {
+  schedule: ScheduleConfig;
+  scheduler: SchedulerName;
+}
+
+/** Checks the options and resolves them against the folder's defaults into the engine's plan options. */
+export function resolvePlanOptions(defaults: PlanDefaults, o: PlanOptions, labels: OptionLabels = {}): NativePlanOptions {
+  const name = (k: keyof PlanOptions): string => labels[k] ?? k;
+  const scheduler = o.scheduler ?? defaults.scheduler;
+  if (!SCHEDULERS.includes(scheduler)) {
+    throw new InvalidArgumentError(`${name('scheduler')}: unknown scheduler '${String(scheduler)}', expected one of ${SCHEDULERS.join(', ')}`);
+  }
+  const steps = o.steps ?? 50;
+  if (typeof steps !== 'number' || !Number.isInteger(steps) || steps < 1) {
+    throw new InvalidArgumentError(`${name('steps')} must be a positive integer, got ${String(steps)}`);
+  }
+  const strength = o.strength ?? 0.8;
+  if (typeof strength !== 'number' || !(strength > 0 && strength <= 1)) {
+    throw new InvalidArgumentError(`${name('strength')} must be in (0, 1], got ${String(strength)}`);
+  }
+  const eta = o.eta ?? 0;
+  if (typeof eta !== 'number' || !(eta >= 0) || !Number.isFinite(eta)) {
+    throw new InvalidArgumentError(`${name('eta')} must be a finite number >= 0, got ${String(eta)}`);
+  }
+  if (o.timestepSpacing !== undefined && !TIMESTEP_SPACINGS.includes(o.timestepSpacing)) {
+    throw new InvalidArgumentError(`${name('timestepSpacing')} must be one of ${TIMESTEP_SPACINGS.join(', ')}, got '${String(o.timestepSpacing)}'`);
+  }
+  const rule = o.img2imgRule ?? 'diffusers';
+  if (!IMG2IMG_RULES.includes(rule)) {
+    throw new InvalidArgumentError(`${name('img2imgRule')} must be one of ${IMG2IMG_RULES.join(', ')}, got '${String(rule)}'`);
+  }
+  if (o.karras && !KARRAS_SCHEDULERS.includes(scheduler)) {
+    throw new InvalidArgumentError(`${name('karras')}: Karras sigmas are defined for ${KARRAS_SCHEDULERS.join(', ')}, not ${scheduler}`);
+  }
+  const schedule: ScheduleConfig = { ...defaults.schedule };
+  if (o.karras !== undefined) schedule.useKarrasSigmas = o.karras;
+  if (o.timestepSpacing !== undefined) schedule.timestepSpacing = o.timestepSpacing;
+  // a config's Karras setting belongs to its own class: it does not follow to a scheduler without it
+  if (o.karras === undefined && !KARRAS_SCHEDULERS.includes(scheduler)) delete schedule.useKarrasSigmas;
+  return { schedule, scheduler, steps, strength, eta, img2imgRule: rule };
+}
+
+/** The steps a run takes (timesteps, ᾱ, σ); the engine refuses what only the schedule can tell (e.g. more steps than the leading spacing has timesteps). */
+export function planRun(plan: NativePlanOptions): SamplerPlanInfo {
+  return nativeSync((b) => b.sdPlan(plan));
+}
