@@ -3,6 +3,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { InvalidArgumentError, ShapeError } from '../errors.js';
 import { recoverInterruptedDir } from '../io/atomicWrite.js';
+import { checkKnownKeys } from '../ridge/options.js';
 import { maskCoordinates } from '../io/voxelMask.js';
 import type { Matrix } from '../matrix.js';
 import { availableSessions, exists, readSessionBetas, sessionBetasFile, sessionTrialCount, type BetasFormatChoice } from './betas.js';
@@ -48,6 +49,11 @@ export interface NsdExtractOptions {
   concurrency?: number;
   onProgress?: (event: { session: number; done: number; total: number; path: string }) => void;
 }
+
+/** Every key of NsdExtractOptions: a misspelt one (averageTrian) is refused, not ignored with its default used. */
+const EXTRACT_OPTION_KEYS = [
+  'root', 'subject', 'roi', 'sessions', 'format', 'zscore', 'ddof', 'averageTrain', 'averageTest', 'divisor', 'cacheDir', 'concurrency', 'onProgress',
+] as const satisfies readonly (keyof NsdExtractOptions)[];
 
 /** Public NSD sessions: the reference code uses 1–37. */
 export const DEFAULT_MAX_SESSION = 37;
@@ -202,6 +208,8 @@ type Normalized = Required<Omit<NsdExtractOptions, 'sessions' | 'cacheDir' | 'on
   Pick<NsdExtractOptions, 'sessions' | 'cacheDir' | 'onProgress'>;
 
 function normalize(opts: NsdExtractOptions): Normalized {
+  if (opts === null || typeof opts !== 'object') throw new InvalidArgumentError(`extractNsd: expected an options object ({ root, subject, roi, ... }), got ${opts === null ? 'null' : typeof opts}`);
+  checkKnownKeys(opts, EXTRACT_OPTION_KEYS, 'extractNsd');
   if (!opts.root) throw new InvalidArgumentError('extractNsd: root (the NSD folder) is required');
   if (!(Number.isInteger(opts.subject) && opts.subject >= 1 && opts.subject <= 8)) {
     throw new InvalidArgumentError(`extractNsd: subject must be 1..8, got ${opts.subject}`);
