@@ -7,7 +7,7 @@ import { InvalidArgumentError } from '../../errors.js';
 import { loadNsdCaptions } from '../../nsd/captions.js';
 import { extractNsd, type ZscoreDdof, type ZscoreMode } from '../../nsd/extract.js';
 import { formatNsdInfo, nsdInfo } from '../../nsd/info.js';
-import { writeNsdExtraction } from '../../nsd/output.js';
+import { assertExtractionReplaceable, writeNsdExtraction } from '../../nsd/output.js';
 import { NsdStimuli } from '../../nsd/stimuli.js';
 import type { BetasFormatChoice } from '../../nsd/betas.js';
 import { seconds } from '../format.js';
@@ -97,6 +97,8 @@ z-scoring conventions ('--zscore train' standardises test rows with the training
     )
     .action(async (flags: ExtractFlags) => {
       await checkOutputPath('--out', flags.out, 'folder', 'the extracted betas');
+      // the folder is replaced whole: one holding other files is refused now, not after minutes of extraction
+      await assertExtractionReplaceable(flags.out);
       const subject = positiveInt(flags.subject, '--subject');
       if (subject > 8) throw new InvalidArgumentError(`--subject: expected an NSD subject 1..8, got '${flags.subject}'`);
       const zscore = choiceFlag<ZscoreMode>(flags.zscore, '--zscore', ['none', 'session', 'train']);
