@@ -265,6 +265,13 @@ describe('NSD bad input', () => {
     await expect(extractNsd({ root, subject: 2, roi: 'nsdgeneral' })).rejects.toThrow(/subject 2 session 1: betas file not found/);
   });
 
+  it('sessions asked for that have no betas are listed with the sessions that have', async () => {
+    await expect(extractNsd({ root, subject: 1, roi: 'nsdgeneral', sessions: '1-37' })).rejects.toThrow(
+      /session 4: betas file not found \(.*\); of the sessions asked for \(1-37\), 4-37 have no betas \(format 'auto'\); sessions with betas for subject 1: 1-3$/,
+    );
+    await expect(extractNsd({ root, subject: 1, roi: 'nsdgeneral', sessions: [2, 5] })).rejects.toThrow(/\(2, 5\), 5 has no betas .*: 1-3$/);
+  });
+
   it('a region with no voxel, an unknown label, a mask on another grid', async () => {
     await expect(extractNsd({ root, subject: 1, roi: 'streams:9' })).rejects.toThrow(/streams\.nii\.gz labels 9: the mask has no voxel in the region/);
     await expect(extractNsd({ root, subject: 1, roi: 'streams:nowhere' })).rejects.toThrow(/no label "nowhere" in streams; known labels: .*early/);

@@ -1,15 +1,15 @@
 import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { InvalidArgumentError, ShapeError } from '../errors.js';
+import { InvalidArgumentError, MissingFileError, ShapeError } from '../errors.js';
 import { recoverInterruptedDir } from '../io/atomicWrite.js';
 import { checkKnownKeys } from '../ridge/options.js';
 import { maskCoordinates } from '../io/voxelMask.js';
 import type { Matrix } from '../matrix.js';
-import { availableSessions, exists, readSessionBetas, sessionBetasFile, sessionTrialCount, type BetasFormatChoice } from './betas.js';
+import { availableSessions, exists, formatSessionList, readSessionBetas, sessionBetasFile, sessionTrialCount, type BetasFormatChoice } from './betas.js';
 import { nsdTrialTable, readNsdDesign } from './expdesign.js';
 import { describeFiles, readNsdExtraction, writeNsdExtraction, type NsdExtraction, type NsdManifest } from './output.js';
-import { expdesignPath, subjectDir } from './paths.js';
+import { expdesignPath, subjectDir, type BetasFormat } from './paths.js';
 import { columnStats, standardize } from './preprocess.js';
 import { loadRegionMask } from './roi.js';
 
@@ -66,7 +66,7 @@ export const DEFAULT_MAX_SESSION = 37;
 export async function extractNsd(opts: NsdExtractOptions): Promise<NsdExtraction> {
   const o = normalize(opts);
   const sessions = await resolveSessions(o);
-  const files = await Promise.all(sessions.map((s) => sessionBetasFile(o.root, o.subject, s, o.format)));
+  const files = await sessionFiles(o, sessions);
   const region = await loadRegionMask(o.root, o.subject, o.roi);
   const designFile = expdesignPath(o.root);
   const sourcePaths = [designFile, region.path, ...files.map((f) => f.path)];
@@ -236,6 +236,24 @@ function normalize(opts: NsdExtractOptions): Normalized {
     averageTest: opts.averageTest ?? true,
     concurrency,
   };
+}
+
+/**
+ * The betas file of every session. Sessions named explicitly ("1-37" on a partial download) that have none are
+ * listed together with the sessions that do, so one message says what to ask for.
+ */
+async function sessionFiles(o: Normalized, sessions: number[]): Promise<{ path: string; format: BetasFormat }[]> {
+  try {
+    return await Promise.all(sessions.map((s) => sessionBetasFile(o.root, o.subject, s, o.format)));
+  } catch (e) {
+    if (!(e instanceof MissingFileError) || o.sessions === undefined) throw e;
+    const present = await availableSessions(o.root, o.subject, o.format, Math.max(DEFAULT_MAX_SESSION, ...sessions));
+    const missing = sessions.filter((s) => !present.includes(s));
+    throw new MissingFileError(
+      `${e.message}; of the sessions asked for (${formatSessionList(sessions)}), ${formatSessionList(missing)} ha${missing.length > 1 ? 've' : 's'} no betas ` +
+        `(format '${o.format}'); ${present.length ? `sessions with betas for subject ${o.subject}: ${formatSessionList(present)}` : `subject ${o.subject} has no betas there`}`,
+    );
+  }
 }
 
 async function resolveSessions(o: Normalized): Promise<number[]> {
