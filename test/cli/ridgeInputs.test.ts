@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { registerRidgeCommand } from '../../ts/cli/commands/ridge.js';
-import { MissingFileError, NonFiniteError } from '../../ts/errors.js';
+import { MissingFileError, NonFiniteError, ShapeError } from '../../ts/errors.js';
 import { writeNpy } from '../../ts/io/npy.js';
 import { planted } from '../helpers/random.js';
 import { runCommands } from '../helpers/cli.js';
@@ -53,6 +53,20 @@ describe('ridge fit inputs', () => {
       new NonFiniteError(`Y (${f('ybig.npy')}): element [row 1, column 2] = 1e+39 is beyond float32's range (±3.4e38)`),
     );
     expect(existsSync(f('inf.safetensors'))).toBe(false);
+  });
+
+  it('X, Y and groups of different lengths are refused naming the files, before the fit', async () => {
+    await writeNpy(f('x32.npy'), x.data, [48, 6]);
+    await writeNpy(f('y40.npy'), y.data.subarray(0, 40 * 3), [40, 3]);
+    await writeNpy(f('y48.npy'), y.data, [48, 3]);
+    writeFileSync(f('g10.npy'), int64Npy(Array.from({ length: 10 }, (_, i) => i)));
+    await expect(run('ridge', 'fit', '--x', f('x32.npy'), '--y', f('y40.npy'), '--out', f('s.safetensors'))).rejects.toThrow(
+      new ShapeError(`--y ${f('y40.npy')} has 40 rows but --x ${f('x32.npy')} has 48; one row per sample in both`),
+    );
+    await expect(run('ridge', 'fit', '--x', f('x32.npy'), '--y', f('y48.npy'), '--groups', f('g10.npy'), '--out', f('s.safetensors'))).rejects.toThrow(
+      new ShapeError(`--groups ${f('g10.npy')} has 10 entries but --x ${f('x32.npy')} has 48 rows; one group label (e.g. the image id) per row`),
+    );
+    expect(existsSync(f('s.safetensors'))).toBe(false);
   });
 
   it('a missing input is one MissingFileError naming the file', async () => {

@@ -160,6 +160,13 @@ print(json.dumps(StandardScaler().fit(tr.astype(np.float64)).transform(te.astype
     await expect(extractNsd({ root, subject: 1, roi, zscore: 'train', ddof: 2 as 0 })).rejects.toThrow(/ddof must be 0 or 1/);
   });
 
+  it('refuses an unknown option (a misspelt averageTrain would otherwise extract single trials in silence)', async () => {
+    const typo = { root, subject: 1, roi: 'nsdgeneral', averageTrian: true } as unknown as Parameters<typeof extractNsd>[0];
+    await expect(extractNsd(typo)).rejects.toThrow(/extractNsd: unknown option 'averageTrian' \(did you mean 'averageTrain'\?\)/);
+    const ddofName = { root, subject: 1, roi: 'nsdgeneral', zscore: 'train', zscoreDdof: 0 } as unknown as Parameters<typeof extractNsd>[0];
+    await expect(extractNsd(ddofName)).rejects.toThrow(/unknown option 'zscoreDdof'.*known: .*ddof/);
+  });
+
   it('region specs: labels by name and number, prf groups, user mask files', async () => {
     const streams = (await readNifti(roiPath(root, 1, 'streams'))).data;
     const count = (pred: (v: number) => boolean) => streams.filter(pred).length;
@@ -256,6 +263,13 @@ describe('NSD bad input', () => {
       /session 4: betas file not found \(looked for .*betas_session04\.nii\.gz\)/,
     );
     await expect(extractNsd({ root, subject: 2, roi: 'nsdgeneral' })).rejects.toThrow(/subject 2 session 1: betas file not found/);
+  });
+
+  it('sessions asked for that have no betas are listed with the sessions that have', async () => {
+    await expect(extractNsd({ root, subject: 1, roi: 'nsdgeneral', sessions: '1-37' })).rejects.toThrow(
+      /session 4: betas file not found \(.*\); of the sessions asked for \(1-37\), 4-37 have no betas \(format 'auto'\); sessions with betas for subject 1: 1-3$/,
+    );
+    await expect(extractNsd({ root, subject: 1, roi: 'nsdgeneral', sessions: [2, 5] })).rejects.toThrow(/\(2, 5\), 5 has no betas .*: 1-3$/);
   });
 
   it('a region with no voxel, an unknown label, a mask on another grid', async () => {

@@ -59,7 +59,7 @@ export const ReconstructConfigSchema = Strict(
         format: Default(Type.Union([Type.Literal('auto'), Type.Literal('nifti'), Type.Literal('hdf5')], { description: 'betas files to read (auto: .hdf5 when present)' }), 'auto'),
         cacheDir: Default(Nullable(Path('extraction cache'), { description: 'extraction cache folder; null: <out>/cache' }), null),
         captions: Default(Nullable(Path('captions'), { description: "a captions file (CSV or JSON) instead of NSD's COCO captions; null: COCO" }), null),
-        testImages: Default(Nullable(Type.Integer({ minimum: 2 }), { description: 'reconstruct only the first N test images (in id order); null: all' }), null),
+        testImages: Default(Nullable(Type.Integer({ minimum: 2 }), { description: 'reconstruct only the first N test images in id order (the N smallest 73k ids); null: all' }), null),
       },
       { description: 'the subject and its data' },
     ),

@@ -1,14 +1,15 @@
 import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { InvalidArgumentError, ShapeError } from '../errors.js';
+import { InvalidArgumentError, MissingFileError, ShapeError } from '../errors.js';
 import { recoverInterruptedDir } from '../io/atomicWrite.js';
+import { checkKnownKeys } from '../ridge/options.js';
 import { maskCoordinates } from '../io/voxelMask.js';
 import type { Matrix } from '../matrix.js';
-import { availableSessions, exists, readSessionBetas, sessionBetasFile, sessionTrialCount, type BetasFormatChoice } from './betas.js';
+import { availableSessions, exists, formatSessionList, readSessionBetas, sessionBetasFile, sessionTrialCount, type BetasFormatChoice } from './betas.js';
 import { nsdTrialTable, readNsdDesign } from './expdesign.js';
 import { describeFiles, readNsdExtraction, writeNsdExtraction, type NsdExtraction, type NsdManifest } from './output.js';
-import { expdesignPath, subjectDir } from './paths.js';
+import { expdesignPath, subjectDir, type BetasFormat } from './paths.js';
 import { columnStats, standardize } from './preprocess.js';
 import { loadRegionMask } from './roi.js';
 
@@ -49,6 +50,11 @@ export interface NsdExtractOptions {
   onProgress?: (event: { session: number; done: number; total: number; path: string }) => void;
 }
 
+/** Every key of NsdExtractOptions: a misspelt one (averageTrian) is refused, not ignored with its default used. */
+const EXTRACT_OPTION_KEYS = [
+  'root', 'subject', 'roi', 'sessions', 'format', 'zscore', 'ddof', 'averageTrain', 'averageTest', 'divisor', 'cacheDir', 'concurrency', 'onProgress',
+] as const satisfies readonly (keyof NsdExtractOptions)[];
+
 /** Public NSD sessions: the reference code uses 1–37. */
 export const DEFAULT_MAX_SESSION = 37;
 
@@ -60,7 +66,7 @@ export const DEFAULT_MAX_SESSION = 37;
 export async function extractNsd(opts: NsdExtractOptions): Promise<NsdExtraction> {
   const o = normalize(opts);
   const sessions = await resolveSessions(o);
-  const files = await Promise.all(sessions.map((s) => sessionBetasFile(o.root, o.subject, s, o.format)));
+  const files = await sessionFiles(o, sessions);
   const region = await loadRegionMask(o.root, o.subject, o.roi);
   const designFile = expdesignPath(o.root);
   const sourcePaths = [designFile, region.path, ...files.map((f) => f.path)];
@@ -202,6 +208,8 @@ type Normalized = Required<Omit<NsdExtractOptions, 'sessions' | 'cacheDir' | 'on
   Pick<NsdExtractOptions, 'sessions' | 'cacheDir' | 'onProgress'>;
 
 function normalize(opts: NsdExtractOptions): Normalized {
+  if (opts === null || typeof opts !== 'object') throw new InvalidArgumentError(`extractNsd: expected an options object ({ root, subject, roi, ... }), got ${opts === null ? 'null' : typeof opts}`);
+  checkKnownKeys(opts, EXTRACT_OPTION_KEYS, 'extractNsd');
   if (!opts.root) throw new InvalidArgumentError('extractNsd: root (the NSD folder) is required');
   if (!(Number.isInteger(opts.subject) && opts.subject >= 1 && opts.subject <= 8)) {
     throw new InvalidArgumentError(`extractNsd: subject must be 1..8, got ${opts.subject}`);
@@ -228,6 +236,24 @@ function normalize(opts: NsdExtractOptions): Normalized {
     averageTest: opts.averageTest ?? true,
     concurrency,
   };
+}
+
+/**
+ * The betas file of every session. Sessions named explicitly ("1-37" on a partial download) that have none are
+ * listed together with the sessions that do, so one message says what to ask for.
+ */
+async function sessionFiles(o: Normalized, sessions: number[]): Promise<{ path: string; format: BetasFormat }[]> {
+  try {
+    return await Promise.all(sessions.map((s) => sessionBetasFile(o.root, o.subject, s, o.format)));
+  } catch (e) {
+    if (!(e instanceof MissingFileError) || o.sessions === undefined) throw e;
+    const present = await availableSessions(o.root, o.subject, o.format, Math.max(DEFAULT_MAX_SESSION, ...sessions));
+    const missing = sessions.filter((s) => !present.includes(s));
+    throw new MissingFileError(
+      `${e.message}; of the sessions asked for (${formatSessionList(sessions)}), ${formatSessionList(missing)} ha${missing.length > 1 ? 've' : 's'} no betas ` +
+        `(format '${o.format}'); ${present.length ? `sessions with betas for subject ${o.subject}: ${formatSessionList(present)}` : `subject ${o.subject} has no betas there`}`,
+    );
+  }
 }
 
 async function resolveSessions(o: Normalized): Promise<number[]> {

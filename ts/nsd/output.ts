@@ -95,7 +95,7 @@ export function describeFiles(ex: Omit<NsdExtraction, 'manifest' | 'fromCache'>)
  * beside an old manifest — even if the process is killed. manifest.json is written last.
  */
 export async function writeNsdExtraction(dir: string, ex: NsdExtraction): Promise<void> {
-  await assertReplaceable(dir);
+  await assertExtractionReplaceable(dir);
   await withAtomicDir(dir, async (target) => {
     const F = EXTRACTION_FILES;
     await writeNpy(join(target, F.train), ex.train.data, [ex.train.rows, ex.train.cols]);
@@ -107,8 +107,11 @@ export async function writeNsdExtraction(dir: string, ex: NsdExtraction): Promis
   });
 }
 
-/** The folder is replaced whole: refuse one that holds anything but an extraction (a user's other files). */
-async function assertReplaceable(dir: string): Promise<void> {
+/**
+ * The folder is replaced whole: refuse one that holds anything but an extraction (a user's other files). Called
+ * by the writer, and by `nsd extract` before it extracts, so a folder it will refuse costs no extraction first.
+ */
+export async function assertExtractionReplaceable(dir: string): Promise<void> {
   await recoverInterruptedDir(dir);
   let entries: string[];
   try {

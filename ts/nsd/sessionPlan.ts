@@ -3,7 +3,7 @@
  * the chosen format, the design) from file headers only: for the preflights, so that a session without betas
  * or beyond the design is reported before any work rather than by the extract stage.
  */
-import { availableSessions, sessionBetasFile, sessionTrialCount, type BetasFormatChoice } from './betas.js';
+import { availableSessions, formatSessionList, sessionBetasFile, sessionTrialCount, type BetasFormatChoice } from './betas.js';
 import { nsdTrialTable, type NsdDesign } from './expdesign.js';
 import { DEFAULT_MAX_SESSION, parseSessions } from './extract.js';
 import { betasPath } from './paths.js';
@@ -17,17 +17,7 @@ export interface NsdSessionPlan {
   testImages: number;
 }
 
-/** "1-16, 18" for [1, …, 16, 18]. */
-export function formatSessionList(s: number[]): string {
-  const parts: string[] = [];
-  for (let i = 0; i < s.length; ) {
-    let j = i;
-    while (j + 1 < s.length && s[j + 1] === s[j] + 1) j++;
-    parts.push(j > i ? `${s[i]}-${s[j]}` : `${s[i]}`);
-    i = j + 1;
-  }
-  return parts.join(', ');
-}
+export { formatSessionList };
 
 /**
  * Resolves `sessions` (null: every session with betas among 1–37, as the extract stage does) against the NSD

@@ -98,8 +98,18 @@ export async function runStages(
       signal: options.signal,
       progress: (fraction, message, count) => options.onProgress?.({ ...base, fraction, message, count, status: 'running' }),
     };
-    reports.push(await runStage(config, stage, ctx));
+    reports.push(await runStage(config, stage, ctx).catch((e: unknown) => Promise.reject(cancelledIn(e, stage.id, options))));
     options.onProgress?.({ ...base, fraction: 1, status: 'done' });
   }
   return reports;
+}
+
+/**
+ * A stage stopped by the signal says which stage it was and that the finished ones are kept (the engine's own
+ * message, "img2img cancelled before step 4 of 10", names neither the run nor the stage); other errors pass.
+ */
+function cancelledIn(e: unknown, stage: string, options: { signal?: AbortSignal; what?: string }): unknown {
+  if (!(e instanceof CancelledError) && !options.signal?.aborted) return e;
+  const why = e instanceof Error && e.message && e.message !== 'cancelled' ? ` (${e.message})` : '';
+  return new CancelledError(`${options.what ?? 'run'}: cancelled in stage ${stage}${why}; the stages finished before it are kept, and the next run resumes at ${stage}`);
 }

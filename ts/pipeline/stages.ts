@@ -24,6 +24,7 @@ import type { PreflightResult } from './preflight.js';
 import type { DecoderSummary } from './decoderCharts.js';
 import { renderReport, type RunMetrics } from './report.js';
 import { paths, type StageName } from './runFolder.js';
+import { selectTestImages } from './testSubset.js';
 import { writeFileAtomic } from '../io/atomicWrite.js';
 
 export interface StageContext {
@@ -95,7 +96,7 @@ export async function extractStage(ctx: StageContext): Promise<StageOutput> {
   if (test.join() !== Array.from(ec.testImageIds).join()) {
     throw new ShapeError(`the z and c regions' extractions have different test rows (${ez.testImageIds.length} vs ${ec.testImageIds.length})`);
   }
-  const limited = c.nsd.testImages === null ? test : test.slice(0, c.nsd.testImages);
+  const limited = selectTestImages(test, c.nsd.testImages);
   const missing = limited.filter((id) => ctx.pre.captions.get(id).length === 0);
   if (missing.length) throw new ShapeError(`test images without captions: 73k ids ${missing.slice(0, 10).join(', ')}`);
   const ids: ImageIds = { trainZ: Array.from(ez.trainImageIds), trainC: Array.from(ec.trainImageIds), test: limited };

@@ -38,10 +38,18 @@ describe('demo --seed', () => {
   });
 
   it('a negative, fractional or empty seed is refused naming the flag, and runDemo is not called', async () => {
-    for (const bad of ['-1', '1.5', 'x', '']) {
-      await expect(run('--seed', bad)).rejects.toThrow(new InvalidArgumentError(`--seed must be an integer >= 0, got '${bad}'`));
+    for (const [bad, shown] of [['-1', '-1'], ['1.5', '1.5'], ['x', "'x'"], ['', "''"]]) {
+      await expect(run('--seed', bad)).rejects.toThrow(new InvalidArgumentError(`demo: --seed (seed): expected an integer from 0 to 2147483647, got ${shown}`));
     }
-    await expect(run('--seeds', '0')).rejects.toThrow(new InvalidArgumentError("--seeds must be a positive integer, got '0'"));
+    await expect(run('--seeds', '0')).rejects.toThrow(new InvalidArgumentError('demo: --seeds (seeds): expected an integer from 1 to 1000, got 0'));
+    expect(runDemo).not.toHaveBeenCalled();
+  });
+
+  it('every bad flag is reported at once, each with its range, as docs/pipeline.md says', async () => {
+    const err = (await run('--test-images', '1', '--image-size', '20', '--seeds', '0', '--prior', 'foo').catch((e: unknown) => e)) as Error;
+    expect(err).toBeInstanceOf(InvalidArgumentError);
+    expect(err.message).toMatch(/^demo: 4 invalid options:/);
+    for (const flag of ['--test-images', '--image-size', '--seeds', '--prior']) expect(err.message).toContain(`- ${flag} (`);
     expect(runDemo).not.toHaveBeenCalled();
   });
 });

@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
@@ -62,6 +62,24 @@ describe('brainlatent synth nsd / nsd extract / nsd info / nsd image', () => {
     await expect(run('nsd', 'extract', '--root', root, '--subject', '1', '--roi', 'streams:early', '--sessions', '1-3', '--out', join(tmp, 'x'), '--no-cache')).rejects.toThrow(/session 3: betas file not found/);
     expect(existsSync(join(tmp, 'x'))).toBe(false);
     await expect(run('nsd', 'extract', '--root', root, '--subject', 'one', '--roi', 'nsdgeneral', '--out', join(tmp, 'x'))).rejects.toThrow(/--subject: expected a positive integer/);
+    const flag = (...more: string[]) => run('nsd', 'extract', '--root', root, '--subject', '1', '--roi', 'nsdgeneral', '--out', join(tmp, 'x'), '--no-cache', ...more);
+    await expect(flag('--zscore', 'sesion')).rejects.toThrow("--zscore: expected none, session, train, got 'sesion'");
+    await expect(flag('--format', 'nii')).rejects.toThrow("--format: expected auto, nifti, hdf5, got 'nii'");
+    await expect(flag('--divisor', 'x')).rejects.toThrow("--divisor: expected a number > 0, got 'x'");
+    await expect(run('nsd', 'extract', '--root', root, '--subject', '9', '--roi', 'nsdgeneral', '--out', join(tmp, 'x'))).rejects.toThrow("--subject: expected an NSD subject 1..8, got '9'");
+    expect(existsSync(join(tmp, 'x'))).toBe(false);
+  });
+
+  it('a --out folder holding other files is refused before anything is extracted', async () => {
+    const mine = join(tmp, 'mine');
+    const freshCache = join(tmp, 'cache-untouched');
+    mkdirSync(mine);
+    writeFileSync(join(mine, 'notes.txt'), 'keep');
+    await expect(run('nsd', 'extract', '--root', root, '--subject', '1', '--roi', 'nsdgeneral', '--out', mine, '--cache', freshCache)).rejects.toThrow(
+      /mine exists and is not an NSD extraction folder \(it holds notes\.txt\)/,
+    );
+    expect(existsSync(freshCache)).toBe(false); // no extraction ran (it would have filled the cache)
+    expect(readFileSync(join(mine, 'notes.txt'), 'utf8')).toBe('keep');
   });
 
   it('nsd image writes a PNG of the stimulus and prints its captions', async () => {

@@ -1,23 +1,19 @@
 /** `brainlatent demo`: builds (or reuses) the seeded demo world and runs the whole pipeline on it (no download). */
 import type { Command } from 'commander';
 
-import { InvalidArgumentError } from '../../errors.js';
 import { runDemo, type DemoOptions } from '../../demo/runDemo.js';
 import { onnxruntimeNodeInstalled } from '../../native/onnxruntimeNode.js';
 import { checkOutputPath } from '../outputPath.js';
 import { progressBar, type ProgressBar } from '../progress.js';
 import { printResult, printWarnings, stageProgress } from './reconstruct.js';
-import { DEMO_MAX_IMAGE_SIZE, DEMO_MIN_IMAGE_SIZE, DEMO_MIN_TRAIN_IMAGES } from '../../demo/options.js';
+import { checkDemoOptions, DEMO_MAX_IMAGE_SIZE, DEMO_MIN_IMAGE_SIZE, DEMO_MIN_TRAIN_IMAGES } from '../../demo/options.js';
+import { DECIMAL } from '../../ridge/alphas.js';
 
-/** An integer flag >= `min` (1 unless said: a seed may be 0, as the config schemas allow). */
-const int = (v: string | undefined, name: string, min = 1): number | undefined => {
-  if (v === undefined) return undefined;
-  const x = Number(v);
-  if (v.trim() === '' || !Number.isInteger(x) || x < min) {
-    throw new InvalidArgumentError(`--${name} must be ${min === 1 ? 'a positive integer' : `an integer >= ${min}`}, got '${v}'`);
-  }
-  return x;
-};
+/**
+ * A numeric flag as a number when it is written as one, else as typed: checkDemoOptions then reports every bad
+ * flag at once, each with its range ('--seeds (seeds): expected an integer from 1 to 1000, got 0').
+ */
+const value = (v: string | undefined): unknown => (v === undefined ? undefined : DECIMAL.test(v.trim()) ? Number(v) : v);
 
 interface Flags {
   out: string;
@@ -57,16 +53,17 @@ The world is reused when <out>/world/world.json records the same parameters and 
 'demo' with nothing changed only checks its outputs. Anything else rebuilds it.`,
     )
     .action(async (f: Flags) => {
-      if (f.prior !== 'world' && f.prior !== 'training') throw new InvalidArgumentError(`--prior must be 'world' or 'training', got '${f.prior}'`);
-      const options: DemoOptions = {
+      const values = {
         out: f.out,
-        seed: int(f.seed, 'seed', 0),
-        imageSize: int(f.imageSize, 'image-size'),
-        testImages: int(f.testImages, 'test-images'),
-        seeds: int(f.seeds, 'seeds'),
-        steps: int(f.steps, 'steps'),
+        seed: value(f.seed),
+        imageSize: value(f.imageSize),
+        testImages: value(f.testImages),
+        seeds: value(f.seeds),
+        steps: value(f.steps),
         prior: f.prior,
       };
+      checkDemoOptions(values); // every bad flag at once, before anything is built or written
+      const options = values as DemoOptions;
       await checkOutputPath('--out', f.out, 'folder', 'the world and the run');
       const t0 = performance.now();
       let worldBar: ProgressBar | null = null;

@@ -7,7 +7,7 @@ import { InvalidArgumentError } from '../../errors.js';
 import { loadNsdCaptions } from '../../nsd/captions.js';
 import { extractNsd, type ZscoreDdof, type ZscoreMode } from '../../nsd/extract.js';
 import { formatNsdInfo, nsdInfo } from '../../nsd/info.js';
-import { writeNsdExtraction } from '../../nsd/output.js';
+import { assertExtractionReplaceable, writeNsdExtraction } from '../../nsd/output.js';
 import { NsdStimuli } from '../../nsd/stimuli.js';
 import type { BetasFormatChoice } from '../../nsd/betas.js';
 import { seconds } from '../format.js';
@@ -48,6 +48,18 @@ function ddofFlag(text: string | undefined): ZscoreDdof | undefined {
   return Number(text) as ZscoreDdof;
 }
 
+/** A flag whose value must be one of `choices`, checked here so the error names the flag, not the library option. */
+function choiceFlag<T extends string>(text: string, flag: string, choices: readonly T[]): T {
+  if (!(choices as readonly string[]).includes(text)) throw new InvalidArgumentError(`${flag}: expected ${choices.join(', ')}, got '${text}'`);
+  return text as T;
+}
+
+function divisorFlag(text: string): number {
+  const v = Number(text);
+  if (text.trim() === '' || !Number.isFinite(v) || v <= 0) throw new InvalidArgumentError(`--divisor: expected a number > 0, got '${text}'`);
+  return v;
+}
+
 export function registerNsdCommand(program: Command): void {
   const nsd = program.command('nsd').description('Natural Scenes Dataset: extract region betas and the split, inspect a download');
 
@@ -85,19 +97,27 @@ z-scoring conventions ('--zscore train' standardises test rows with the training
     )
     .action(async (flags: ExtractFlags) => {
       await checkOutputPath('--out', flags.out, 'folder', 'the extracted betas');
+      // the folder is replaced whole: one holding other files is refused now, not after minutes of extraction
+      await assertExtractionReplaceable(flags.out);
+      const subject = positiveInt(flags.subject, '--subject');
+      if (subject > 8) throw new InvalidArgumentError(`--subject: expected an NSD subject 1..8, got '${flags.subject}'`);
+      const zscore = choiceFlag<ZscoreMode>(flags.zscore, '--zscore', ['none', 'session', 'train']);
+      const ddof = ddofFlag(flags.ddof);
+      const format = choiceFlag<BetasFormatChoice>(flags.format, '--format', ['auto', 'nifti', 'hdf5']);
+      const divisor = divisorFlag(flags.divisor);
       const bar = progressBar('nsd extract');
       const t0 = performance.now();
       const ex = await extractNsd({
         root: flags.root,
-        subject: positiveInt(flags.subject, '--subject'),
+        subject,
         roi: flags.roi,
         sessions: flags.sessions,
-        zscore: flags.zscore,
-        ddof: ddofFlag(flags.ddof),
+        zscore,
+        ddof,
         averageTrain: flags.averageTrain ?? false,
         averageTest: flags.averageTest,
-        format: flags.format,
-        divisor: Number(flags.divisor),
+        format,
+        divisor,
         cacheDir: flags.cache === false ? undefined : flags.cache,
         onProgress: (e) => bar.update(e.done / e.total, `session ${e.session}`, { done: e.done, total: e.total, unit: 'sessions' }),
       });

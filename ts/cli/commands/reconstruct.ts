@@ -164,7 +164,7 @@ export function registerReconstructCommand(program: Command): void {
     .option('--subject <n>', 'subject (1..8)')
     .option('--model <dir>', 'SD 1.x ONNX model folder')
     .option('--out <dir>', 'run folder')
-    .option('--test-images <n>', 'reconstruct only the first n test images')
+    .option('--test-images <n>', 'reconstruct only the first n test images in id order (the n smallest 73k ids)')
     .option('--seeds <n>', 'samples per image')
     .option('--steps <n>', 'DDIM steps')
     .option('--force', 'redo every stage, replacing another run in --out (only the files a run writes go; yours stay)')

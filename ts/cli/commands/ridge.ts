@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 
-import { InvalidArgumentError, NonFiniteError } from '../../errors.js';
+import { InvalidArgumentError, NonFiniteError, ShapeError } from '../../errors.js';
 import { assertFinite } from '../../io/finite.js';
 import { readIntVectorNpy, readMatrixNpy, writeNpy } from '../../io/npy.js';
 import { useEngineArrayAllocator, useEngineFileWriter } from '../../native/call.js';
@@ -97,6 +97,11 @@ safetensors.numpy.load_file(path).`,
         if (m.sourceDtype === 'float64') console.log(`note: ${name} (${path}) is float64; converted to float32, the engine's precision`);
       }
       const groups = flags.groups ? await readIntVectorNpy(flags.groups, 'groups') : undefined;
+      // one row per sample in every input: a mismatch is named by file here, before the fit starts
+      if (y.rows !== x.rows) throw new ShapeError(`--y ${flags.y} has ${y.rows} rows but --x ${flags.x} has ${x.rows}; one row per sample in both`);
+      if (groups && groups.length !== x.rows) {
+        throw new ShapeError(`--groups ${flags.groups} has ${groups.length} entries but --x ${flags.x} has ${x.rows} rows; one group label (e.g. the image id) per row`);
+      }
       const readSecs = (performance.now() - tRead) / 1000;
       console.log(`X ${x.rows}×${x.cols}, Y ${y.rows}×${y.cols}; ${alphas.length} alphas, ${flags.folds} folds${groups ? ' (grouped)' : ''}`);
       const bar = progressBar('ridge fit');

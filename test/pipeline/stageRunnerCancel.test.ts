@@ -1,0 +1,40 @@
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { CancelledError } from '../../ts/errors.js';
+import { runStages, type StageDef } from '../../ts/pipeline/stageRunner.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'bl-stage-cancel-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+describe('runStages: Ctrl-C during a stage', () => {
+  it('names the run and the stage, keeps the finished stages, and says the next run resumes there', async () => {
+    const ac = new AbortController();
+    const stages: StageDef[] = [
+      { id: 'embed', deps: [], describe: 'first', run: async () => ({ outputs: [] }) },
+      {
+        id: 'features.zc', deps: ['embed'], describe: 'second',
+        run: async () => {
+          ac.abort();
+          throw new CancelledError('img2img cancelled before step 4 of 10');
+        },
+      },
+    ];
+    const out = join(tmp, 'run');
+    const skip = new Map([['embed', false], ['features.zc', false]]);
+    const err = await runStages({ out }, stages, skip, { signal: ac.signal, what: 'encode' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CancelledError);
+    expect((err as Error).message).toBe(
+      'encode: cancelled in stage features.zc (img2img cancelled before step 4 of 10); the stages finished before it are kept, and the next run resumes at features.zc',
+    );
+    expect(existsSync(join(out, 'stages', 'embed.json'))).toBe(true);
+    expect(existsSync(join(out, 'stages', 'features.zc.json'))).toBe(false);
+  });
+
+  it('passes other errors through unchanged', async () => {
+    const boom = new Error('disk full');
+    const stages: StageDef[] = [{ id: 'maps', deps: [], describe: 'x', run: async () => Promise.reject(boom) }];
+    await expect(runStages({ out: join(tmp, 'run2') }, stages, new Map([['maps', false]]), { what: 'encode' })).rejects.toBe(boom);
+  });
+});
