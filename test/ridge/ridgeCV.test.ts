@@ -290,6 +290,9 @@ describe('RidgeCV options are validated once, by name', () => {
     ['score', { score: 'mse' as 'r2' }, /score: expected 'r2', 'pearson', got 'mse'/],
     ['solver', { solver: 'fastest' as 'exact-kernel' }, /solver: expected 'per-fold-primal'/],
     ['alphas not an array', { alphas: 5 as unknown as number[] }, /alphas: expected an array of numbers/],
+    // (a wrong type is named with its type, as the README says)
+    ['alphas a string', { alphas: '10' as unknown as number[] }, /^RidgeCV alphas: expected an array of numbers, got string "10"$/],
+    ['standardize a string', { standardize: 'yes' as unknown as boolean }, /^RidgeCV standardize: expected true or false, got string "yes"$/],
   ])('%s', (_label, options, msg) => {
     expect(() => new RidgeCV(options)).toThrow(InvalidArgumentError);
     expect(() => new RidgeCV(options)).toThrow(msg);

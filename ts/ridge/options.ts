@@ -104,6 +104,7 @@ export interface ResolvedRidgeOptions {
   native: Omit<NativeRidgeOptions, 'folds' | 'nFolds' | 'cvMethod' | 'alphas'>;
 }
 
+/** A choice as typed (quoted); other values go through describeNumber, which names the type (`string "10"`). */
 function describe(v: unknown): string {
   return typeof v === 'string' ? `'${v}'` : Array.isArray(v) ? `an array of ${v.length}` : v !== null && typeof v === 'object' ? 'an object' : String(v);
 }
@@ -132,7 +133,7 @@ export function checkChoice<T extends string>(value: unknown, name: string, what
 }
 
 function checkBoolean(value: unknown, name: string, what: string): boolean {
-  if (typeof value !== 'boolean') throw new InvalidArgumentError(`${what} ${name}: expected true or false, got ${describe(value)}`);
+  if (typeof value !== 'boolean') throw new InvalidArgumentError(`${what} ${name}: expected true or false, got ${describeNumber(value)}`);
   return value;
 }
 
@@ -142,17 +143,17 @@ function checkBoolean(value: unknown, name: string, what: string): boolean {
  * is refused like any other value of the wrong type.
  */
 export function resolveRidgeOptions(o: RidgeCommonOptions, what: string, known: readonly string[] = COMMON_OPTION_KEYS): ResolvedRidgeOptions {
-  if (o === null || typeof o !== 'object' || Array.isArray(o)) throw new InvalidArgumentError(`${what}: options must be an object, got ${describe(o)}`);
+  if (o === null || typeof o !== 'object' || Array.isArray(o)) throw new InvalidArgumentError(`${what}: options must be an object, got ${describeNumber(o)}`);
   checkKnownKeys(o, known, what);
   const alphas = o.alphas === undefined ? DEFAULT_ALPHAS : o.alphas;
   if (typeof alphas !== 'object' || alphas === null || typeof (alphas as ArrayLike<number>).length !== 'number') {
-    throw new InvalidArgumentError(`${what} alphas: expected an array of numbers, got ${describe(alphas)}`);
+    throw new InvalidArgumentError(`${what} alphas: expected an array of numbers, got ${describeNumber(alphas)}`);
   }
   validateAlphas(alphas, `${what} alphas`);
   const folds = o.folds === undefined ? 5 : checkInteger(o.folds, 'folds', what, 2);
   for (const [name, v] of [['groups', o.groups], ['foldIndex', o.foldIndex]] as const) {
     if (v !== undefined && (typeof v !== 'object' || v === null || typeof v.length !== 'number')) {
-      throw new InvalidArgumentError(`${what} ${name}: expected an array with one entry per sample, got ${describe(v)}`);
+      throw new InvalidArgumentError(`${what} ${name}: expected an array with one entry per sample, got ${describeNumber(v)}`);
     }
   }
   if (o.groups !== undefined) {
