@@ -51,7 +51,13 @@ ${schemaHelpText(EncodeConfigSchema, 'enc.json')}`,
       }
       const regions = [...new Set(r.featureSets.flatMap((s) => s.regions.filter((x) => x.atlas !== 'prf-visualrois').map((x) => x.region)))];
       const w = Math.max(12, ...r.featureSets.map((s) => s.name.length));
-      process.stdout.write(`${r.voxels} voxels, ${r.trainImages} training / ${r.testImages} test images; mean held-out r:\n`);
+      // (one table: prf-visualrois' regions are in regions.csv and the report)
+      // ('all', the whole mask, needs no atlas name)
+      const shown = [...new Set(r.featureSets.flatMap((s) => s.regions.filter((x) => x.atlas !== 'prf-visualrois' && x.atlas !== 'mask').map((x) => x.atlas)))];
+      const left = [...new Set(r.featureSets.flatMap((s) => s.regions.map((x) => x.atlas)))].filter((a) => a !== 'mask' && !shown.includes(a));
+      process.stdout.write(
+        `${r.voxels} voxels, ${r.trainImages} training / ${r.testImages} test images; mean held-out r (${shown.join(', ')}${left.length ? `; ${left.join(', ')} in regions.csv` : ''}):\n`,
+      );
       process.stdout.write(`${'feature set'.padEnd(w)} ${regions.map((x) => x.padStart(11)).join(' ')}\n`);
       for (const s of r.featureSets) {
         const cell = (region: string) => {
