@@ -1,15 +1,16 @@
 /**
  * Model folders that are not SD 1.x ONNX exports: a corrupt or truncated .onnx is a FormatError naming the file
  * and what was expected (the engine maps ONNX Runtime's INVALID_PROTOBUF / INVALID_GRAPH status codes to
- * InvalidModel), not the generic BrainlatentError it was.
+ * InvalidModel); an empty or wrong folder lists each <component>/model.onnx it lacks before any file in it is read (it used
+ * to report tokenizer/vocab.json: file not found).
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { BrainlatentError, FormatError } from '../../ts/errors.js';
+import { BrainlatentError, FormatError, InvalidArgumentError } from '../../ts/errors.js';
 import { Diffusion } from '../../ts/sd/Diffusion.js';
 import { writeSdFixture } from '../../ts/sd/fixture.js';
 
@@ -57,5 +58,29 @@ describe('a corrupt .onnx', () => {
 
   it('the intact fixture still loads', async () => {
     (await Diffusion.load(good)).dispose();
+  });
+});
+
+describe('an empty or wrong model folder', () => {
+  it('lists every missing */model.onnx and what the folder must contain, not tokenizer/vocab.json', async () => {
+    const dir = join(tmp, 'empty');
+    mkdirSync(dir);
+    const e = await loadError(dir);
+    expect(e).toBeInstanceOf(InvalidArgumentError);
+    expect(e.message).toContain(`model folder ${dir} has no text_encoder/model.onnx, unet/model.onnx, vae_encoder/model.onnx, vae_decoder/model.onnx`);
+    expect(e.message).toMatch(/an SD 1\.x ONNX export .* has .*tokenizer\/vocab\.json.*; found: nothing$/);
+    expect(e.message).not.toMatch(/file not found/);
+  });
+
+  it('a folder of something else says what it holds', async () => {
+    const dir = join(tmp, 'other');
+    mkdirSync(join(dir, 'unet'), { recursive: true });
+    writeFileSync(join(dir, 'README.md'), 'hi');
+    writeFileSync(join(dir, 'unet', 'model.onnx'), readFileSync(join(good, 'unet', 'model.onnx')));
+    const e = await loadError(dir);
+    expect(e.message).toMatch(/has no text_encoder\/model\.onnx, vae_encoder\/model\.onnx, vae_decoder\/model\.onnx .*found: README\.md, unet\/model\.onnx$/);
+    // only the components asked for must be there
+    (await Diffusion.load(dir, { components: ['unet'] })).dispose();
+    await expect(Diffusion.load(dir, { components: ['unet', 'vae' as 'unet'] })).rejects.toThrow(/unknown component 'vae'/);
   });
 });

@@ -22,13 +22,14 @@ import type {
   SdModelSummary,
 } from '../native/samplerTypes.js';
 import { ClipTokenizer } from './clipTokenizer.js';
+import { checkModelLayout, type SdComponent } from './modelLayout.js';
 import { checkProviderSettings, checkThreadCounts, resolveOrtLibrary } from './native.js';
 import { planRun, resolvePlanOptions, type PlanOptions, type TimestepSpacing } from './samplingOptions.js';
 import { readSchedulerConfig, SCHEDULERS, type SchedulerConfigFile, type SchedulerName } from './schedulerConfig.js';
 import { assertRgb, assertTensor, type RgbImages, type Tensor } from './tensor.js';
 
 export { SCHEDULERS, type SchedulerName, type PlanOptions };
-export type SdComponent = 'text_encoder' | 'unet' | 'vae_encoder' | 'vae_decoder';
+export type { SdComponent } from './modelLayout.js';
 
 export interface DiffusionLoadOptions {
   /** libonnxruntime to load; default BRAINLATENT_ORT_LIB, else onnxruntime-node's, else the one shipped with the prebuilt engine. */
@@ -142,6 +143,8 @@ export class Diffusion {
     if (typeof dir !== 'string' || dir.length === 0) throw new InvalidArgumentError('Diffusion.load: dir must be a folder path');
     if (!existsSync(dir)) throw new InvalidArgumentError(`model folder ${dir} does not exist`);
     if (!statSync(dir).isDirectory()) throw new InvalidArgumentError(`model folder ${dir} is a file; expected an SD 1.x ONNX model folder`);
+    // the layout first: an empty or wrong folder lists its missing components, not the first file read
+    checkModelLayout(dir, options.components);
     const ortLibrary = resolveOrtLibrary(options.ortLibrary);
     const providerSettings = checkProviderSettings(options, 'Diffusion.load');
     checkThreadCounts(options, 'Diffusion.load');
