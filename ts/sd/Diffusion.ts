@@ -206,10 +206,13 @@ export class Diffusion {
     return { data, shape: [batch, seq, dim] };
   }
 
-  /** Scaled latents z [B, 4, H/8, W/8] of RGB images: the posterior mean (default) or a sample keyed by (seed, image index). */
+  /**
+   * Scaled latents z [B, 4, H/8, W/8] of RGB images: the posterior mean (default) or a sample keyed by (seed, image index).
+   * `signal` stops the job before its next chunk of `chunk` images (CancelledError).
+   */
   async encodeImages(
     images: RgbImages,
-    options: { mode?: 'mean' | 'sample' | 'auto'; seeds?: number | number[]; chunk?: number } = {},
+    options: { mode?: 'mean' | 'sample' | 'auto'; seeds?: number | number[]; chunk?: number; signal?: AbortSignal } = {},
   ): Promise<Tensor> {
     assertRgb(images, 'encodeImages images');
     if (images.height % 8 !== 0 || images.width % 8 !== 0) {
@@ -217,7 +220,9 @@ export class Diffusion {
     }
     const { seeds, indices } = noiseKeys(options.seeds, images.count, 0);
     const handle = this.live();
-    const r = await nativeJob('encodeImages', (b) =>
+    const r = await nativeJob(
+      'encodeImages',
+      (b, token) =>
       b.sdEncodeImages(
         handle,
         images.data,
@@ -229,17 +234,19 @@ export class Diffusion {
         indices,
         this.scalingFactor,
         options.chunk ?? 1,
+        token,
       ),
+      options.signal,
     );
     return { data: r.data, shape: [images.count, r.channels, r.height, r.width] };
   }
 
-  /** RGB images of scaled latents z [B, 4, h, w]. */
-  async decode(z: Tensor, options: { chunk?: number } = {}): Promise<RgbImages> {
+  /** RGB images of scaled latents z [B, 4, h, w]. `signal` stops the job before its next chunk of `chunk` latents (CancelledError). */
+  async decode(z: Tensor, options: { chunk?: number; signal?: AbortSignal } = {}): Promise<RgbImages> {
     assertTensor(z, 'decode z', 4);
     const [b, c, h, w] = z.shape;
     const handle = this.live();
-    const r = await nativeJob('decode', (n) => n.sdDecode(handle, z.data, b, c, h, w, this.scalingFactor, options.chunk ?? 1));
+    const r = await nativeJob('decode', (n, token) => n.sdDecode(handle, z.data, b, c, h, w, this.scalingFactor, options.chunk ?? 1, token), options.signal);
     return { data: r.rgb, count: b, height: r.height, width: r.width };
   }
 
