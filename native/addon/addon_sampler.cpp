@@ -181,7 +181,8 @@ Napi::Value SdEncodeText(const Napi::CallbackInfo& info) {
       });
 }
 
-// sdEncodeImages(handle, rgb: Uint8Array [B*H*W*3], batch, height, width, mode, seeds, indices, scaling, chunk)
+// sdEncodeImages(handle, rgb: Uint8Array [B*H*W*3], batch, height, width, mode, seeds, indices, scaling, chunk, cancelToken?)
+// The token stops the job before its next chunk of images.
 Napi::Value SdEncodeImages(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Args args(info, "sdEncodeImages");
@@ -198,8 +199,9 @@ Napi::Value SdEncodeImages(const Napi::CallbackInfo& info) {
   auto shape = std::make_shared<std::array<std::int64_t, 3>>();
   return run_job(
       env, "brainlatent.sdEncodeImages",
-      [=](JobContext&) {
-        *out = sd->encode_images(input->data(), batch, H, W, mode, keys->data(), scaling, chunk, (*shape)[0], (*shape)[1], (*shape)[2]);
+      [=](JobContext& ctx) {
+        *out = sd->encode_images(input->data(), batch, H, W, mode, keys->data(), scaling, chunk, (*shape)[0], (*shape)[1], (*shape)[2],
+                                 ctx.cancel_flag());
       },
       [out, shape](Napi::Env e) -> Napi::Value {
         Napi::Object o = Napi::Object::New(e);
@@ -208,10 +210,12 @@ Napi::Value SdEncodeImages(const Napi::CallbackInfo& info) {
         o.Set("height", Napi::Number::New(e, static_cast<double>((*shape)[1])));
         o.Set("width", Napi::Number::New(e, static_cast<double>((*shape)[2])));
         return o;
-      });
+      },
+      {Napi::Function(), args.cancel_token(10), {}});
 }
 
-// sdDecode(handle, latents: Float32Array, batch, channels, h, w, scaling, chunk) -> Promise<{rgb, height, width}>
+// sdDecode(handle, latents: Float32Array, batch, channels, h, w, scaling, chunk, cancelToken?) -> Promise<{rgb, height, width}>
+// The token stops the job before its next chunk of latents.
 Napi::Value SdDecode(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Args args(info, "sdDecode");
@@ -225,8 +229,8 @@ Napi::Value SdDecode(const Napi::CallbackInfo& info) {
   auto hw = std::make_shared<std::array<std::int64_t, 2>>();
   return run_job(
       env, "brainlatent.sdDecode",
-      [=](JobContext&) {
-        auto img = sd->decode(latents, batch, C, h, w, scaling, chunk, (*hw)[0], (*hw)[1]);
+      [=](JobContext& ctx) {
+        auto img = sd->decode(latents, batch, C, h, w, scaling, chunk, (*hw)[0], (*hw)[1], ctx.cancel_flag());
         rgb->resize(static_cast<std::size_t>(batch * (*hw)[0] * (*hw)[1] * 3));
         model_output_to_rgb8(img.data(), batch, (*hw)[0], (*hw)[1], rgb->data());
       },
@@ -237,7 +241,7 @@ Napi::Value SdDecode(const Napi::CallbackInfo& info) {
         o.Set("width", Napi::Number::New(e, static_cast<double>((*hw)[1])));
         return o;
       },
-      {Napi::Function(), nullptr, {lat}});
+      {Napi::Function(), args.cancel_token(8), {lat}});
 }
 
 // sdImg2Img(handle, job, onStep?, cancelToken?) -> Promise<{latents, stats}>

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { convergenceOrder } from '../../ts/bench/samplers.js';
+import { convergenceOrder } from '../../ts/bench/samplerOrder.js';
 import { exactSamples, logDensityPerDim, mixtureWeights, posteriorMean, probabilityFlow, readMixture, slicedWasserstein } from '../../ts/bench/samplerWorld.js';
 import { mixtureUnetModel } from '../../ts/demo/models.js';
 import { sdAlphasCumprod } from '../../ts/demo/world.js';

@@ -26,9 +26,12 @@ import type { ScheduleConfig } from '../native/samplerTypes.js';
 import type { Tensor } from '../sd/tensor.js';
 import { loadBenchmark, microBench, MISSING_BENCHMARK } from './microBench.js';
 import { appendBenchRecord, gitCommit, machineInfo } from './benchRecord.js';
+import { FLOOR_MARGIN, measuredOrders, PRE_ASYMPTOTIC, type OrderFloors } from './samplerOrder.js';
 import { exactSamples, logDensityPerDim, mixtureWeights, posteriorMean, probabilityFlow, readMixture, slicedWasserstein } from './samplerWorld.js';
 
 const STOCHASTIC: readonly SchedulerName[] = ['ddpm', 'euler-ancestral', 'dpmpp2m-sde'];
+/** Relative tolerance of the exact probability-flow ODE (adaptive Dormand–Prince, float64). */
+const EXACT_TOL = 1e-8;
 
 export interface SamplersBenchOptions {
   /** A demo world's model folder (built into `cacheDir` when absent). */
@@ -76,12 +79,16 @@ export interface SamplersBenchResult {
   model: string;
   setup: Record<string, unknown>;
   rows: Row[];
-  /** Fitted −slope of log error vs log U-Net calls per scheduler (points above the floor). */
+  /** Fitted −slope of log error vs log U-Net calls per scheduler (points above `reference.orderFloors`; samplerOrder.ts). */
   convergenceOrder: Record<string, { vsConverged: number | null; vsExact: number | null }>;
   reference: {
     convergedScheduler: string;
     convergedSteps: number;
     convergedVsExact: number;
+    /** Steps of the second converged run whose difference from the first is the vs-converged floor. */
+    convergedHalfSteps: number;
+    /** The error floors of the order fit, estimated from the references alone (samplerOrder.ts). */
+    orderFloors: OrderFloors;
     exactOdeEvaluations: number;
     exactSamplesSwdFloor: number;
     exactSamplesLogDensity: number;
@@ -95,23 +102,6 @@ function relError(a: ArrayLike<number>, ref: ArrayLike<number>): number {
   let d = 0;
   for (let i = 0; i < ref.length; i++) d += (a[i] - ref[i]) ** 2;
   return Math.sqrt(d) / norm(ref);
-}
-
-/**
- * The measured convergence order: the mean local order −Δlog(error)/Δlog(calls) over consecutive step counts
- * whose errors both lie above 3× `floor` (float32 round-off of the U-Net: the best error any scheduler
- * reached) and below 0.1 (before that, too few steps pick the wrong mixture component: no asymptotics yet).
- * Null when no pair qualifies.
- */
-export function convergenceOrder(points: { calls: number; err: number }[], floor = 0): number | null {
-  const pts = [...points].sort((a, b) => a.calls - b.calls);
-  const slopes: number[] = [];
-  for (let i = 1; i < pts.length; i++) {
-    const [a, b] = [pts[i - 1], pts[i]];
-    if (a.err > 0.1 || b.err > 0.1 || a.err <= 3 * floor || b.err <= 3 * floor || a.calls === b.calls) continue;
-    slopes.push(-Math.log(b.err / a.err) / Math.log(b.calls / a.calls));
-  }
-  return slopes.length ? slopes.reduce((x, y) => x + y, 0) / slopes.length : null;
 }
 
 export async function runSamplersBench(o: SamplersBenchOptions = {}): Promise<SamplersBenchResult> {
@@ -182,7 +172,7 @@ export async function runSamplersBench(o: SamplersBenchOptions = {}): Promise<Sa
         if (hit) return hit;
         const outA = new Float64Array(nAcc * d);
         starts.forEach((n0, i) => {
-          const r = probabilityFlow(mix as NonNullable<typeof mix>, w, n0, sigmaMax, sigmaEnd, 1e-8);
+          const r = probabilityFlow(mix as NonNullable<typeof mix>, w, n0, sigmaMax, sigmaEnd, EXACT_TOL);
           odeEvals += r.evaluations;
           outA.set(posteriorMean(mix as NonNullable<typeof mix>, w, r.x, sigmaEnd), i * d);
         });
@@ -192,6 +182,28 @@ export async function runSamplersBench(o: SamplersBenchOptions = {}): Promise<Sa
       const exact = mix ? exactTo(sigma0) : new Float64Array(0);
       const convVsExact = mix ? relError(conv.latents.data, exact) : Number.NaN;
       if (mix) log(`converged (unipc, ${convergedSteps} steps) vs exact probability-flow ODE: relative error ${convVsExact.toExponential(2)}`);
+      // ---- the floors of the order fit, from the references alone (samplerOrder.ts)
+      const halfSteps = Math.max(1, Math.ceil(convergedSteps / 2));
+      const convHalf = await sdT.img2img({ ...base, z: zA, c: cA, scheduler: 'unipc', steps: halfSteps, batchSize: nAcc });
+      // the exact reference's own error: the same ODE (to σ(0), then the final denoising step) at a 100× looser tolerance
+      let exactLoose: Float64Array | null = null;
+      if (mix) {
+        exactLoose = new Float64Array(nAcc * d);
+        for (let i = 0; i < nAcc; i++) {
+          const r = probabilityFlow(mix, w, starts[i], sigmaMax, sigma0, EXACT_TOL * 100);
+          odeEvals += r.evaluations;
+          exactLoose.set(posteriorMean(mix, w, r.x, sigma0), i * d);
+        }
+      }
+      const floors: OrderFloors = {
+        vsConverged: relError(convHalf.latents.data, conv.latents.data),
+        vsExact: exactLoose ? relError(exactLoose, exact) : null,
+      };
+      log(
+        `order-fit floors: vs converged ${floors.vsConverged.toExponential(2)} (unipc ${convergedSteps} vs ${halfSteps} steps)` +
+          (floors.vsExact === null ? '' : `, vs exact ${floors.vsExact.toExponential(2)} (the exact ODE at tolerance ${EXACT_TOL.toExponential(0)} vs ${(EXACT_TOL * 100).toExponential(0)})`) +
+          `; points within ×${FLOOR_MARGIN} of a floor are left out of the fit`,
+      );
 
       // ---- exact samples: the distribution score's reference and floor
       const trueA = mix ? exactSamples(mix, w, nSamples, 1234) : new Float64Array(0);
@@ -248,17 +260,7 @@ export async function runSamplersBench(o: SamplersBenchOptions = {}): Promise<Sa
           );
         }
       }
-      const order: SamplersBenchResult['convergenceOrder'] = {};
-      const det = result.filter((r) => r.relErrorConverged !== undefined);
-      const floorConv = Math.min(...det.map((r) => r.relErrorConverged as number));
-      const floorExact = mix ? Math.min(...det.map((r) => r.relErrorExact as number)) : 0;
-      for (const s of schedulers) {
-        const pts = result.filter((r) => r.scheduler === s && r.relErrorConverged !== undefined);
-        order[s] = {
-          vsConverged: pts.length ? convergenceOrder(pts.map((p) => ({ calls: p.unetCallsPerImage, err: p.relErrorConverged as number })), floorConv) : null,
-          vsExact: pts.length && mix ? convergenceOrder(pts.map((p) => ({ calls: p.unetCallsPerImage, err: p.relErrorExact as number })), floorExact) : null,
-        };
-      }
+      const order = measuredOrders(result, schedulers, floors);
       const micro: SamplersBenchResult['micro'] = [];
       log(`measured order (vs the exact ODE between the same noise levels; vs the converged solution): ${Object.entries(order).map(([k, v]) => `${k} ${v.vsExact?.toFixed(2) ?? '—'}/${v.vsConverged?.toFixed(2) ?? '—'}`).join(', ')}`);
       if (o.micro !== false && !(await loadBenchmark())) {
@@ -290,6 +292,8 @@ export async function runSamplersBench(o: SamplersBenchOptions = {}): Promise<Sa
           convergedScheduler: 'unipc',
           convergedSteps,
           convergedVsExact: convVsExact,
+          convergedHalfSteps: halfSteps,
+          orderFloors: floors,
           exactOdeEvaluations: odeEvals,
           exactSamplesSwdFloor: swdFloor,
           exactSamplesLogDensity: llTrue,
@@ -392,8 +396,9 @@ async function toHtml(r: SamplersBenchResult): Promise<string> {
     distChart('logDensity', 'Mean log-density of the samples (dashed: exact samples)', 'log p(x0 | c) per dimension', false),
     costChart,
   ]);
+  const none = (s: string): string => (STOCHASTIC.includes(s as SchedulerName) ? 'n/a (stochastic)' : '— (no pair of points between the floor and 0.1)');
   const orderRows = Object.entries(r.convergenceOrder)
-    .map(([s, v]) => `<tr><td>${esc(s)}</td><td>${v.vsExact?.toFixed(2) ?? 'n/a (stochastic)'}</td><td>${v.vsConverged?.toFixed(2) ?? 'n/a'}</td></tr>`)
+    .map(([s, v]) => `<tr><td>${esc(s)}</td><td>${v.vsExact?.toFixed(2) ?? none(s)}</td><td>${v.vsConverged?.toFixed(2) ?? none(s)}</td></tr>`)
     .join('');
   const table = r.rows
     .map(
@@ -408,7 +413,9 @@ async function toHtml(r: SamplersBenchResult): Promise<string> {
 <p>The demo world's U-Net is the exact denoiser of a Gaussian mixture, so the true distribution and the exact probability-flow ODE are known. ${esc(String(r.setup.start))}. Commit ${esc(r.commit)}, ${esc(r.machine.cpu)}, load average ${r.machine.loadAverage.join(' / ')}.</p>
 <p>Converged solution (${r.reference.convergedScheduler}, ${r.reference.convergedSteps} steps) vs the exact ODE: relative error ${r.reference.convergedVsExact.toExponential(2)} (${r.reference.exactOdeEvaluations} denoiser evaluations in the adaptive solver).</p>
 <div class="charts">${e1}${e2}${d1}${d2}${c1}</div>
-<h2>Measured convergence order</h2><table><tr><th>scheduler</th><th>vs exact ODE</th><th>vs converged</th></tr>${orderRows}</table>
+<h2>Measured convergence order</h2>
+<p>Fitted on consecutive step counts whose errors lie between ${FLOOR_MARGIN}× the floor and ${PRE_ASYMPTOTIC}. Floors, from the references alone: vs converged ${r.reference.orderFloors.vsConverged.toExponential(2)} (unipc ${r.reference.convergedSteps} vs ${r.reference.convergedHalfSteps} steps)${r.reference.orderFloors.vsExact === null ? '' : `, vs exact ${r.reference.orderFloors.vsExact.toExponential(2)} (the exact ODE at two tolerances, 100× apart)`}.</p>
+<table><tr><th>scheduler</th><th>vs exact ODE</th><th>vs converged</th></tr>${orderRows}</table>
 <h2>All runs</h2><table><tr><th>scheduler</th><th>steps</th><th>U-Net calls</th>${bh}<th>rel. error (exact)</th><th>sliced W2</th><th>log p / dim</th></tr>${table}</table>
 <p>Fused step micro-benchmarks (4×64×64, guidance): ${r.micro.map((m) => `${esc(m.scheduler)} ${m.meanMicros.toFixed(1)} µs ±${m.rme.toFixed(1)}%`).join(', ')}.</p>
 </body></html>

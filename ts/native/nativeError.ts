@@ -2,6 +2,7 @@ import {
   BackendUnavailableError,
   BrainlatentError,
   CancelledError,
+  FormatError,
   InvalidArgumentError,
   NonFiniteError,
   OutOfMemoryError,
@@ -10,7 +11,8 @@ import {
 
 /**
  * Turns an error thrown by the addon into the named TS class for its code (the engine's codes:
- * ShapeMismatch, InvalidArgument, NonFinite, Cancelled, BackendUnavailable, OutOfMemory, and the
+ * ShapeMismatch, InvalidArgument, NonFinite, Cancelled, BackendUnavailable, OutOfMemory, InvalidModel — a
+ * model file ONNX Runtime reports as unparseable, by its status code — as FormatError, and the
  * rest as BrainlatentError with the code), keeping the caller's stack. Errors that are already
  * brainlatent's pass through.
  */
@@ -26,6 +28,7 @@ export function fromNative(err: unknown, callerStack?: string): Error {
     case 'Cancelled': out = new CancelledError(err.message); break;
     case 'BackendUnavailable': out = new BackendUnavailableError(err.message); break;
     case 'OutOfMemory': out = new OutOfMemoryError(err.message); break;
+    case 'InvalidModel': out = new FormatError(err.message); break;
     case undefined:
       out = err instanceof RangeError ? new InvalidArgumentError(err.message) : err;
       break;

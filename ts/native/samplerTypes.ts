@@ -174,6 +174,8 @@ export interface SamplerBinding {
     imageIndices: Float64Array,
     scaling: number,
     chunk: number,
+    /** Stops the job before its next chunk of images. */
+    cancelToken?: CancelToken,
   ): Promise<{ data: Float32Array; channels: number; height: number; width: number }>;
   sdDecode(
     handle: SdHandle,
@@ -184,6 +186,8 @@ export interface SamplerBinding {
     w: number,
     scaling: number,
     chunk: number,
+    /** Stops the job before its next chunk of latents. */
+    cancelToken?: CancelToken,
   ): Promise<{ rgb: Uint8Array; height: number; width: number }>;
   /** onStep events all arrive before the promise settles; cancelling the token stops the loop before its next step. */
   sdImg2Img(

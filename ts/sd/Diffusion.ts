@@ -22,13 +22,14 @@ import type {
   SdModelSummary,
 } from '../native/samplerTypes.js';
 import { ClipTokenizer } from './clipTokenizer.js';
+import { checkModelLayout, type SdComponent } from './modelLayout.js';
 import { checkProviderSettings, checkThreadCounts, resolveOrtLibrary } from './native.js';
 import { planRun, resolvePlanOptions, type PlanOptions, type TimestepSpacing } from './samplingOptions.js';
 import { readSchedulerConfig, SCHEDULERS, type SchedulerConfigFile, type SchedulerName } from './schedulerConfig.js';
 import { assertRgb, assertTensor, type RgbImages, type Tensor } from './tensor.js';
 
 export { SCHEDULERS, type SchedulerName, type PlanOptions };
-export type SdComponent = 'text_encoder' | 'unet' | 'vae_encoder' | 'vae_decoder';
+export type { SdComponent } from './modelLayout.js';
 
 export interface DiffusionLoadOptions {
   /** libonnxruntime to load; default BRAINLATENT_ORT_LIB, else onnxruntime-node's, else the one shipped with the prebuilt engine. */
@@ -142,6 +143,8 @@ export class Diffusion {
     if (typeof dir !== 'string' || dir.length === 0) throw new InvalidArgumentError('Diffusion.load: dir must be a folder path');
     if (!existsSync(dir)) throw new InvalidArgumentError(`model folder ${dir} does not exist`);
     if (!statSync(dir).isDirectory()) throw new InvalidArgumentError(`model folder ${dir} is a file; expected an SD 1.x ONNX model folder`);
+    // the layout first: an empty or wrong folder lists its missing components, not the first file read
+    checkModelLayout(dir, options.components);
     const ortLibrary = resolveOrtLibrary(options.ortLibrary);
     const providerSettings = checkProviderSettings(options, 'Diffusion.load');
     checkThreadCounts(options, 'Diffusion.load');
@@ -203,10 +206,13 @@ export class Diffusion {
     return { data, shape: [batch, seq, dim] };
   }
 
-  /** Scaled latents z [B, 4, H/8, W/8] of RGB images: the posterior mean (default) or a sample keyed by (seed, image index). */
+  /**
+   * Scaled latents z [B, 4, H/8, W/8] of RGB images: the posterior mean (default) or a sample keyed by (seed, image index).
+   * `signal` stops the job before its next chunk of `chunk` images (CancelledError).
+   */
   async encodeImages(
     images: RgbImages,
-    options: { mode?: 'mean' | 'sample' | 'auto'; seeds?: number | number[]; chunk?: number } = {},
+    options: { mode?: 'mean' | 'sample' | 'auto'; seeds?: number | number[]; chunk?: number; signal?: AbortSignal } = {},
   ): Promise<Tensor> {
     assertRgb(images, 'encodeImages images');
     if (images.height % 8 !== 0 || images.width % 8 !== 0) {
@@ -214,7 +220,9 @@ export class Diffusion {
     }
     const { seeds, indices } = noiseKeys(options.seeds, images.count, 0);
     const handle = this.live();
-    const r = await nativeJob('encodeImages', (b) =>
+    const r = await nativeJob(
+      'encodeImages',
+      (b, token) =>
       b.sdEncodeImages(
         handle,
         images.data,
@@ -226,17 +234,19 @@ export class Diffusion {
         indices,
         this.scalingFactor,
         options.chunk ?? 1,
+        token,
       ),
+      options.signal,
     );
     return { data: r.data, shape: [images.count, r.channels, r.height, r.width] };
   }
 
-  /** RGB images of scaled latents z [B, 4, h, w]. */
-  async decode(z: Tensor, options: { chunk?: number } = {}): Promise<RgbImages> {
+  /** RGB images of scaled latents z [B, 4, h, w]. `signal` stops the job before its next chunk of `chunk` latents (CancelledError). */
+  async decode(z: Tensor, options: { chunk?: number; signal?: AbortSignal } = {}): Promise<RgbImages> {
     assertTensor(z, 'decode z', 4);
     const [b, c, h, w] = z.shape;
     const handle = this.live();
-    const r = await nativeJob('decode', (n) => n.sdDecode(handle, z.data, b, c, h, w, this.scalingFactor, options.chunk ?? 1));
+    const r = await nativeJob('decode', (n, token) => n.sdDecode(handle, z.data, b, c, h, w, this.scalingFactor, options.chunk ?? 1, token), options.signal);
     return { data: r.rgb, count: b, height: r.height, width: r.width };
   }
 

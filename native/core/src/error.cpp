@@ -11,6 +11,7 @@ const char* error_code_name(ErrorCode code) {
     case ErrorCode::BackendUnavailable: return "BackendUnavailable";
     case ErrorCode::NumericalFailure: return "NumericalFailure";
     case ErrorCode::OrtFailure: return "OrtFailure";
+    case ErrorCode::InvalidModel: return "InvalidModel";
     case ErrorCode::Cancelled: return "Cancelled";
     case ErrorCode::Internal: return "Internal";
   }

@@ -225,7 +225,19 @@ Session::Session(const std::string& path, const OrtSessionConfig& c) : path_(pat
   route_ = append_provider(so, c);
   on_cpu_ = route_ == "cpu";
   device_id_ = c.device_id;
-  check(a.CreateSession(env(), path.c_str(), so, &session_), "cannot load " + path);
+  if (OrtStatus* st = a.CreateSession(env(), path.c_str(), so, &session_)) {
+    // ORT's own status codes for a file that is not a well-formed ONNX model: InvalidModel (a FormatError in TS)
+    const OrtErrorCode code = a.GetErrorCode(st);
+    if (code == ORT_INVALID_PROTOBUF || code == ORT_INVALID_GRAPH) {
+      const std::string msg = a.GetErrorMessage(st);
+      a.ReleaseStatus(st);
+      throw Error(ErrorCode::InvalidModel,
+                  "cannot load " + path + ": not a valid ONNX model (" + msg +
+                      "); expected an ONNX model file (a serialized onnx ModelProto, as torch.onnx or optimum export it) — "
+                      "the file is truncated, corrupt or of another format: export or download it again");
+    }
+    check(st, "cannot load " + path);
+  }
   try {
     inputs_ = read_signature(session_, true);
     outputs_ = read_signature(session_, false);

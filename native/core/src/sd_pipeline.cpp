@@ -47,6 +47,13 @@ std::string list_found(const std::string& dir) {
   return found.empty() ? "nothing" : found;
 }
 
+// Between chunks of a VAE job: Cancelled, saying how far it got.
+void stop_if_cancelled(const std::atomic<bool>* cancel, const char* what, std::int64_t done, std::int64_t batch) {
+  if (cancel && cancel->load(std::memory_order_relaxed))
+    throw Error(ErrorCode::Cancelled, std::string(what) + " cancelled after " + std::to_string(done) + " of " +
+                                          std::to_string(batch) + " images");
+}
+
 SdTensorInfo to_info(const ort::TensorSig& s) {
   return {s.name, ort::element_type_name(s.type), s.shape, s.dim_names};
 }
@@ -331,7 +338,8 @@ class OrtSdPipeline : public SdPipeline {
 
   std::vector<float> encode_images(const float* images, std::int64_t batch, std::int64_t height, std::int64_t width,
                                    LatentMode mode, const NoiseKey* keys, float scaling, std::int64_t chunk,
-                                   std::int64_t& channels, std::int64_t& h, std::int64_t& w) override {
+                                   std::int64_t& channels, std::int64_t& h, std::int64_t& w,
+                                   const std::atomic<bool>* cancel) override {
     const ort::Session& s = need("vae_encoder");
     if (batch < 1) throw Error(ErrorCode::InvalidArgument, "encode_images: no images");
     const bool params = summary_.vae_encoder_output == "latent_parameters";
@@ -344,6 +352,7 @@ class OrtSdPipeline : public SdPipeline {
     chunk = chunk < 1 ? batch : chunk;
     std::vector<float> result;
     for (std::int64_t first = 0; first < batch; first += chunk) {
+      stop_if_cancelled(cancel, "encode_images", first, batch);
       const std::int64_t nb = std::min(chunk, batch - first);
       const std::size_t per = static_cast<std::size_t>(3 * height * width);
       std::vector<std::uint16_t> in_half;
@@ -388,7 +397,7 @@ class OrtSdPipeline : public SdPipeline {
 
   std::vector<float> decode(const float* latents, std::int64_t batch, std::int64_t channels, std::int64_t h,
                             std::int64_t w, float scaling, std::int64_t chunk, std::int64_t& height,
-                            std::int64_t& width) override {
+                            std::int64_t& width, const std::atomic<bool>* cancel) override {
     const ort::Session& s = need("vae_decoder");
     if (batch < 1) throw Error(ErrorCode::InvalidArgument, "decode: no latents");
     check_spatial(s, dec_in_, channels, h, w, "latents");
@@ -397,6 +406,7 @@ class OrtSdPipeline : public SdPipeline {
     std::vector<float> scaled(static_cast<std::size_t>(std::min(chunk, batch) * n));
     std::vector<float> result;
     for (std::int64_t first = 0; first < batch; first += chunk) {
+      stop_if_cancelled(cancel, "decode", first, batch);
       const std::int64_t nb = std::min(chunk, batch - first);
       for (std::int64_t j = 0; j < nb * n; ++j) scaled[static_cast<std::size_t>(j)] = latents[first * n + j] / scaling;
       std::vector<std::uint16_t> in_half;

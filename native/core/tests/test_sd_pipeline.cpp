@@ -151,8 +151,8 @@ int main() {
   msg = error_of([&] { SdPipeline::load(o); }, ErrorCode::InvalidArgument);
   SD_CHECK(contains(msg, "unet/model.onnx") && contains(msg, "found"));
   std::ofstream(broken + "/unet/model.onnx") << "corrupt";
-  msg = error_of([&] { SdPipeline::load(o); }, ErrorCode::OrtFailure);
-  SD_CHECK(contains(msg, "model.onnx"));
+  msg = error_of([&] { SdPipeline::load(o); }, ErrorCode::InvalidModel);
+  SD_CHECK(contains(msg, "model.onnx") && contains(msg, "not a valid ONNX model"));
   // a folder whose unet is the text encoder: listed signature in the error
   o.dir = fixtures + "/optimum-1.24";
   o.components = {"unet"};

@@ -182,7 +182,7 @@ export function registerSdCommand(program: Command): void {
       if (zFile && cFile && cFile.shape[0] !== 1 && cFile.shape[0] !== zFile.shape[0]) {
         throw new ShapeError(`--cond ${f.cond}: has ${cFile.shape[0]} rows ([${cFile.shape.join(', ')}]); expected 1 or one per image of --latents (${zFile.shape[0]})`);
       }
-      // Ctrl-C cancels the run at its next step; nothing is written after it.
+      // Ctrl-C cancels the run at its next step (the VAE at its next image); nothing is written after it.
       const ac = new AbortController();
       const onSigint = () => ac.abort();
       process.once('SIGINT', onSigint);
@@ -195,7 +195,7 @@ export function registerSdCommand(program: Command): void {
         if (zFile && zFile.shape[1] !== model.info.latentChannels) {
           throw new ShapeError(`--latents ${f.latents}: has ${zFile.shape[1]} channels ([${zFile.shape.join(', ')}]); the U-Net of ${f.model} expects ${model.info.latentChannels}`);
         }
-        const z = image ? await model.encodeImages(image) : (zFile as Tensor);
+        const z = image ? await model.encodeImages(image, { signal: ac.signal }) : (zFile as Tensor);
         let c = cFile ?? (await model.encodeText([f.prompt as string]));
         if (c.shape[0] === 1 && z.shape[0] > 1) {
           const rows = new Float32Array(z.shape[0] * c.data.length);
@@ -226,7 +226,7 @@ export function registerSdCommand(program: Command): void {
         bar.done(
           `img2img (${scheduler}${f.karras ? ', Karras' : ''}, ${model.info.provider}): ${s.unetCalls} U-Net calls in ${s.loopSeconds.toFixed(2)}s (U-Net ${s.unetSeconds.toFixed(2)}s, overhead ×${(s.loopSeconds / s.unetSeconds).toFixed(3)})`,
         );
-        const img = f.out ? await model.decode(r.latents) : undefined;
+        const img = f.out ? await model.decode(r.latents, { signal: ac.signal }) : undefined;
         if (ac.signal.aborted) throw new CancelledError('img2img: interrupted (SIGINT); no output written');
         if (f.latentsOut) await writeNpy(f.latentsOut, r.latents.data, r.latents.shape);
         if (f.out && img) {

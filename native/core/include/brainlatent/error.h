@@ -14,6 +14,7 @@ enum class ErrorCode {
   BackendUnavailable,
   NumericalFailure,
   OrtFailure,
+  InvalidModel,  // a model file ONNX Runtime cannot parse as an ONNX model (truncated, corrupt, not ONNX)
   Cancelled,
   Internal,  // an unexpected failure inside the engine (a library's exception): a bug to report
 };

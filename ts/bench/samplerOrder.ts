@@ -1,0 +1,74 @@
+/**
+ * The measured convergence order of `bench samplers`: −Δlog(error)/Δlog(U-Net calls) per scheduler, fitted on
+ * the points that lie above a floor — the error level below which a measured error no longer says how far the
+ * scheduler is from its limit. The floor is estimated from the references alone, never from the results being
+ * fitted (the old rule took the best error any scheduler reached, so the most accurate scheduler always lost its
+ * own points):
+ *
+ * - against the converged solution: how far the converged solution is from its own limit, estimated as the
+ *   difference between it at N steps and at ⌈N/2⌉ steps (the same solver, the same start; an overestimate for a
+ *   solver of order above 1);
+ * - against the exact ODE: the exact reference's own error, estimated as the difference between the float64 ODE at
+ *   the bench's tolerance and at a 100× looser one (again an overestimate).
+ *
+ * Neither floor hides the level at which a float32 scheduler's own error stops falling (it depends on the
+ * scheduler and grows with the step count): such points stay in the fit and lower the measured order, as they
+ * do on the log-log charts.
+ */
+
+/** Points whose error is within this factor of the floor are excluded from the fit. */
+export const FLOOR_MARGIN = 3;
+/** Points with a larger relative error are excluded: too few steps pick the wrong mixture component (no asymptotics yet). */
+export const PRE_ASYMPTOTIC = 0.1;
+
+/**
+ * The mean local order −Δlog(error)/Δlog(calls) over consecutive step counts whose errors both lie above
+ * FLOOR_MARGIN × `floor` and below PRE_ASYMPTOTIC. `floor` must come from the references (see the module
+ * comment), not from the points. Null when no pair qualifies.
+ */
+export function convergenceOrder(points: { calls: number; err: number }[], floor = 0): number | null {
+  const pts = [...points].sort((a, b) => a.calls - b.calls);
+  const slopes: number[] = [];
+  const usable = (e: number): boolean => Number.isFinite(e) && e > 0 && e <= PRE_ASYMPTOTIC && e > FLOOR_MARGIN * floor;
+  for (let i = 1; i < pts.length; i++) {
+    const [a, b] = [pts[i - 1], pts[i]];
+    if (!usable(a.err) || !usable(b.err) || a.calls === b.calls) continue;
+    slopes.push(-Math.log(b.err / a.err) / Math.log(b.calls / a.calls));
+  }
+  return slopes.length ? slopes.reduce((x, y) => x + y, 0) / slopes.length : null;
+}
+
+/** The floors the fit uses, as recorded in the bench's JSON. */
+export interface OrderFloors {
+  /** ‖x_conv(N) − x_conv(⌈N/2⌉)‖ / ‖x_conv(N)‖: the converged solution's own uncertainty. */
+  vsConverged: number;
+  /** ‖x_conv(N) − x_ode‖ / ‖x_ode‖ between the converged run's own noise levels (demo world only; null otherwise). */
+  vsExact: number | null;
+}
+
+interface OrderRow {
+  scheduler: string;
+  unetCallsPerImage: number;
+  relErrorConverged?: number;
+  relErrorExact?: number;
+}
+
+/** The measured order per scheduler, against the converged solution and (demo world) the exact ODE. */
+export function measuredOrders(
+  rows: readonly OrderRow[],
+  schedulers: readonly string[],
+  floors: OrderFloors,
+): Record<string, { vsConverged: number | null; vsExact: number | null }> {
+  const out: Record<string, { vsConverged: number | null; vsExact: number | null }> = {};
+  for (const s of schedulers) {
+    const pts = rows.filter((r) => r.scheduler === s && r.relErrorConverged !== undefined);
+    const curve = (field: 'relErrorConverged' | 'relErrorExact') =>
+      pts.filter((p) => p[field] !== undefined).map((p) => ({ calls: p.unetCallsPerImage, err: p[field] as number }));
+    const exact = curve('relErrorExact');
+    out[s] = {
+      vsConverged: pts.length ? convergenceOrder(curve('relErrorConverged'), floors.vsConverged) : null,
+      vsExact: exact.length && floors.vsExact !== null ? convergenceOrder(exact, floors.vsExact) : null,
+    };
+  }
+  return out;
+}
