@@ -57,7 +57,9 @@ describe('CLIP tokenizer files', () => {
 
 describe('VAE config', () => {
   it('a malformed vae_decoder/config.json is a FormatError naming it before any model is loaded', async () => {
-    const dir = modelDir({ 'vae_decoder/config.json': '{"scaling_factor": 0.18215,}' });
+    // (placeholder model files: the layout check, which runs first, looks for them; none is loaded)
+    const layout = Object.fromEntries(['text_encoder', 'unet', 'vae_encoder', 'vae_decoder'].map((c) => [`${c}/model.onnx`, '']));
+    const dir = modelDir({ ...layout, 'vae_decoder/config.json': '{"scaling_factor": 0.18215,}' });
     const e = await Diffusion.load(dir).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(FormatError);
     expect((e as Error).message).toMatch(new RegExp(`${join(dir, 'vae_decoder', 'config.json')}:1:\\d+: not valid JSON`));
