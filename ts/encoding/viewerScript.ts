@@ -111,6 +111,8 @@ export const VIEWER_SCRIPT = `
 
   viewer.ready = (async function () {
     var N = window.niivue;
+    // report.html moved without its report_files/ folder, or the bundle refused (served with a wrong media type)
+    if (!N || typeof N.Niivue !== 'function') throw new Error("NiiVue (report_files/niivue.umd.js) did not load; keep the report_files folder beside report.html");
     var nv = new N.Niivue({ backColor: [0, 0, 0, 1], crosshairColor: [0.15, 0.9, 0.3, 0.85], crosshairWidth: 0.15, crosshairWidthUnit: 'voxels', isColorbar: true, show3Dcrosshair: true, fontMinPx: 13 });
     viewer.nv = nv;
     await nv.attachTo('brain-canvas');
