@@ -70,7 +70,7 @@ describe("a run folder's report with its own scripts, served", () => {
       const r = await page.goto(`${s.url}/v1/jobs/${id}/files/report.html`);
       expect(r?.headers()['content-security-policy']).toMatch(/connect-src data: blob:/);
       expect(await page.locator('#out').textContent()).toBe('niivue loaded');
-      expect(await page.evaluate(() => getComputedStyle(document.body).backgroundColor)).toBe('rgb(1, 2, 3)');
+      expect(await page.locator('body').evaluate((b) => b.ownerDocument.defaultView!.getComputedStyle(b).backgroundColor)).toBe('rgb(1, 2, 3)');
       expect(problems).toEqual([]);
       await page.close();
     });
