@@ -127,4 +127,16 @@ describe.skipIf(!chromiumPath)('the web page while a job runs', () => {
     await page.screenshot({ path: artifactPath('serve-page-metrics.png') });
     await page.close();
   });
+
+  it('fits a narrow window: one column, the submit form and its button within the page', async () => {
+    const page = await browser.newPage({ viewport: { width: 700, height: 900 } });
+    await page.goto(`${s.url}/`);
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(700);
+    for (const sel of ['#body', '#submit', '#jobs']) {
+      const box = (await page.locator(sel).boundingBox())!;
+      expect(box.x + box.width, sel).toBeLessThanOrEqual(700);
+    }
+    await page.screenshot({ path: artifactPath('serve-page-narrow.png'), fullPage: true });
+    await page.close();
+  });
 });

@@ -13,6 +13,8 @@ header { background: #1d2430; color: #fff; padding: 10px 20px; display: flex; ga
 header h1 { font-size: 18px; margin: 0; }
 header span { opacity: .7; font-size: 13px; }
 main { display: grid; grid-template-columns: minmax(420px, 1fr) minmax(380px, 1fr); gap: 16px; padding: 16px 20px; }
+/* one column below the two columns' minimum widths (a half-screen window, a tablet): nothing off the side */
+@media (max-width: 880px) { main { grid-template-columns: minmax(0, 1fr); } header { flex-wrap: wrap; } }
 section { background: #fff; border: 1px solid #dde1e7; border-radius: 6px; padding: 12px 14px; }
 h2 { font-size: 15px; margin: 0 0 10px; }
 table { border-collapse: collapse; width: 100%; font-size: 13px; }
