@@ -1,3 +1,6 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -137,6 +140,40 @@ describe.skipIf(!chromiumPath)('the web page while a job runs', () => {
       expect(box.x + box.width, sel).toBeLessThanOrEqual(700);
     }
     await page.screenshot({ path: artifactPath('serve-page-narrow.png'), fullPage: true });
+    await page.close();
+  });
+
+  it("shows a finished run's gallery as original, z-only, final per test image, labelled, and only the selected job's", async () => {
+    // a 1×1 PNG under each name a reconstruction writes (images/<id>_000.png, _001.png, _org.png, _z.png)
+    const png = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==', 'base64');
+    const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+    await page.goto(`${s.url}/`);
+    const ids: string[] = [];
+    for (const [out, images] of [['gal1', ['00068', '00086']], ['gal2', ['00320']]] as const) {
+      const id = await submit(page, out);
+      mkdirSync(join(s.root, out, 'images'), { recursive: true });
+      for (const image of images) for (const suffix of ['000', '001', 'org', 'z']) writeFileSync(join(s.root, out, 'images', `${image}_${suffix}.png`), png);
+      runner.board.finish(id, 'done', { result: { report: 'report.html' } });
+      ids.push(id);
+    }
+    await page.locator(`#jobs tr[data-id="${ids[0]}"] td.state.done`).waitFor();
+    // the first job, then at once the second: only the second's gallery may end up in the panel
+    await page.locator(`#jobs tr[data-id="${ids[0]}"]`).click();
+    await page.locator(`#jobs tr[data-id="${ids[1]}"]`).click();
+    await page.locator('#detail-body .gallery img').first().waitFor();
+    await page.waitForTimeout(500);
+    expect(await page.$$eval('#detail-body .gallery img', (imgs) => imgs.map((i) => i.getAttribute('alt')))).toEqual([
+      '00320: original',
+      '00320: z-only',
+      '00320: final (seed 0)',
+    ]);
+    await page.locator(`#jobs tr[data-id="${ids[0]}"]`).click();
+    await page.locator('#detail-body figcaption').nth(1).waitFor();
+    expect(await page.locator('#detail-body figcaption').allTextContents()).toEqual(['00068', '00086']);
+    expect(await page.$$eval('#detail-body .gallery img', (imgs) => imgs.map((i) => i.getAttribute('alt')!.split(': ')[1]))).toEqual([
+      'original', 'z-only', 'final (seed 0)', 'original', 'z-only', 'final (seed 0)',
+    ]);
+    expect(await page.locator('#detail-body').textContent()).toContain('Each test image: original · z-only · final (seed 0).');
     await page.close();
   });
 });

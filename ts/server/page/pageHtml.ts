@@ -25,8 +25,9 @@ progress { width: 120px; vertical-align: middle; }
 textarea { width: 100%; height: 260px; font: 12px ui-monospace, monospace; box-sizing: border-box; }
 button { font: inherit; padding: 4px 12px; cursor: pointer; }
 .problems { color: #c62828; white-space: pre-wrap; font-size: 12px; }
-.gallery { display: flex; flex-wrap: wrap; gap: 4px; margin-top: 8px; }
-.gallery img { width: 96px; height: 96px; object-fit: cover; image-rendering: pixelated; border: 1px solid #dde1e7; }
+.gallery { display: flex; flex-wrap: wrap; gap: 8px 14px; margin-top: 8px; }
+.gallery figure { margin: 0; } .gallery figure div { display: flex; gap: 2px; } .gallery figcaption { text-align: center; }
+.gallery img { width: 88px; height: 88px; object-fit: cover; image-rendering: pixelated; border: 1px solid #dde1e7; }
 .muted { color: #6b7280; font-size: 12px; }
 #login { display: none; } #login.shown { display: block; }
 `;

@@ -165,7 +165,9 @@ export const PAGE_SCRIPT = String.raw`
     return box;
   }
 
+  var detailShown = 0;
   function showDetail(id) {
+    detailShown++;
     var j = jobs.get(id), box = $('detail-body');
     box.textContent = '';
     box.className = '';
@@ -188,17 +190,47 @@ export const PAGE_SCRIPT = String.raw`
       box.appendChild(a);
     }
     if (j.result.metrics) box.appendChild(metricsTable(j.result.metrics));
+    var shown = ++detailShown;
     api('v1/jobs/' + encodeURIComponent(id) + '/files').then(function (r) { return r.json(); }).then(function (d) {
-      var gallery = el('div', undefined, 'gallery');
-      (d.files || []).filter(function (f) { return /(^|\/)images\/[^/]+\.png$/.test(f.path); }).slice(0, 48).forEach(function (f) {
-        var img = el('img');
-        img.src = fileUrl(id, f.path);
-        img.alt = f.path;
-        img.title = f.path;
-        gallery.appendChild(img);
-      });
-      box.appendChild(gallery);
+      // another job (or this one again) was shown meanwhile: its own request fills the panel
+      if (shown === detailShown) box.appendChild(gallery(id, d.files || []));
     });
+  }
+
+  // images/<id>_org.png, <id>_z.png, <id>_000.png …: per test image its original, z-only and first final
+  // reconstruction, side by side in that order and labelled (listed by name they came final, original, z-only).
+  var TILES = [['org', 'original'], ['z', 'z-only'], ['000', 'final (seed 0)']];
+  function gallery(id, files) {
+    var groups = new Map();
+    files.forEach(function (f) {
+      var m = /(?:^|\/)images\/([^/]+)_([^/_]+)\.png$/.exec(f.path);
+      if (!m) return;
+      if (!groups.has(m[1])) groups.set(m[1], {});
+      groups.get(m[1])[m[2]] = f.path;
+    });
+    var box = el('div');
+    if (!groups.size) return box;
+    box.appendChild(el('p', 'Each test image: ' + TILES.map(function (t) { return t[1]; }).join(' · ') + '.', 'muted'));
+    var g = el('div', undefined, 'gallery');
+    Array.from(groups.keys()).slice(0, 16).forEach(function (image) {
+      var fig = el('figure');
+      var row = el('div');
+      TILES.forEach(function (t) {
+        var path = groups.get(image)[t[0]];
+        if (!path) return;
+        var img = el('img');
+        img.src = fileUrl(id, path);
+        img.alt = image + ': ' + t[1];
+        img.title = image + ': ' + t[1] + ' (' + path + ')';
+        row.appendChild(img);
+      });
+      fig.appendChild(row);
+      fig.appendChild(el('figcaption', image, 'muted'));
+      g.appendChild(fig);
+    });
+    box.appendChild(g);
+    if (groups.size > 16) box.appendChild(el('p', 'The first 16 of ' + groups.size + ' test images; the report shows every one.', 'muted'));
+    return box;
   }
 
   function refresh() {
