@@ -176,4 +176,20 @@ describe.skipIf(!chromiumPath)('the web page while a job runs', () => {
     expect(await page.locator('#detail-body').textContent()).toContain('Each test image: original · z-only · final (seed 0).');
     await page.close();
   });
+
+  it('offers a ready example of every job kind but batch, each one the service accepts as it stands', async () => {
+    const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+    await page.goto(`${s.url}/`);
+    const kinds = await page.$$eval('#example option', (os) => os.map((o) => o.getAttribute('value')));
+    expect(kinds).toEqual(['demo', 'reconstruct', 'encode', 'ridge-fit']);
+    for (const kind of kinds) {
+      await page.selectOption('#example', kind);
+      const body = JSON.parse(await page.locator('#body').inputValue());
+      expect(body.kind).toBe(kind);
+      await page.locator('#submit').click();
+      await page.locator('#submitted').filter({ hasText: `submitted ${kind}-` }).waitFor();
+      expect(await page.locator('#problems').textContent()).toBe('');
+    }
+    await page.close();
+  });
 });

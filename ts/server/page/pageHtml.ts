@@ -56,7 +56,7 @@ export function pageHtml(): string {
 </div>
 <section><h2>Submit</h2>
 <form id="submit-form">
-<label>Example <select id="example"><option value="demo">demo world</option><option value="reconstruct">reconstruct</option><option value="ridge-fit">ridge fit</option></select></label>
+<label>Example <select id="example"><option value="demo">demo world</option><option value="reconstruct">reconstruct</option><option value="encode">encoding models</option><option value="ridge-fit">ridge fit</option></select></label>
 <p class="muted">A job body: <code>{"kind": …, …}</code>. Paths are relative to the service's root folder.</p>
 <textarea id="body" spellcheck="false"></textarea>
 <p><button id="submit" type="submit">Submit job</button> <span id="submitted" class="muted"></span></p>

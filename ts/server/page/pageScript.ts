@@ -14,6 +14,17 @@ export const PAGE_SCRIPT = String.raw`
   var EXAMPLES = {
     demo: { kind: 'demo', out: 'demo-' + stamp, sessions: 8, testImages: 8, seeds: 1, steps: 10 },
     reconstruct: { kind: 'reconstruct', config: { out: 'runs/subj01', nsd: { root: 'nsd', subject: 1 }, model: { dir: 'models/sd-v1-4-onnx' } } },
+    encode: {
+      kind: 'encode',
+      config: {
+        out: 'runs/encoding-subj01',
+        nsd: { root: 'nsd', subject: 1, roi: 'nsdgeneral' },
+        model: 'models/sd-v1-4-onnx',
+        featureSets: [{ name: 'z', kind: 'z' }, { name: 'c', kind: 'c' }],
+        ridge: { alphas: '1e1:1e7:10', folds: 5 },
+        banded: [{ name: 'z+c', sets: ['z', 'c'] }]
+      }
+    },
     'ridge-fit': { kind: 'ridge-fit', config: { out: 'runs/ridge-1', x: 'X.npy', y: 'Y.npy', alphas: '1e1:1e7:10', folds: 5 } }
   };
 
