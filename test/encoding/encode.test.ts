@@ -279,6 +279,19 @@ describe.skipIf(!chromiumPath)(`the encoding report in a real browser${chromiumP
     await page.close();
   });
 
+  it("starts each map at its stated threshold exactly (the figures' and captions'), not at a slider step below it", async () => {
+    const { page, problems } = await openReport(browser, report());
+    await page.evaluate(() => (window as unknown as { brainViewer: { ready: Promise<unknown> } }).brainViewer.ready);
+    const maps = await page.locator('#viewer-config').evaluate((e) => (JSON.parse(e.textContent ?? '{}') as { maps: { threshold: number; kind: string }[] }).maps);
+    expect(maps.length).toBeGreaterThan(1);
+    for (let k = 0; k < maps.length; k++) {
+      await page.evaluate((i) => (window as unknown as { brainViewer: { show(k: number): void } }).brainViewer.show(i), k);
+      expect(Number(await page.locator('#threshold').inputValue()), `map ${k} (${maps[k].kind})`).toBeCloseTo(maps[k].threshold, 10);
+    }
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+
   it('says which file is missing when report.html is opened without its report_files folder', async () => {
     // a user copies report.html alone (an e-mail attachment): the page shows the figures, and the viewer says why it is empty
     const alone = join(world.tmp, 'report-alone');

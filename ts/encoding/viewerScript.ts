@@ -58,7 +58,9 @@ export const VIEWER_SCRIPT = `
     nv.addVolume(viewer.images[k]);
     $('map-select').value = String(k);
     $('threshold').max = String(m.vmax);
-    $('threshold').step = String(m.vmax / 400);
+    // 'any': a step (vmax/400) snapped the stated threshold down to a multiple of it (r ≥ 0.3443 became 0.343,
+    // |R²| ≥ 0.01 became 0.009), so the viewer drew voxels the figures and captions leave out
+    $('threshold').step = 'any';
     $('threshold').value = String(m.threshold);
     $('vmax').value = String(Number(m.vmax.toPrecision(3)));
     $('show-negative').disabled = !m.signed;
