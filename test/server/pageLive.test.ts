@@ -67,9 +67,11 @@ describe.skipIf(!chromiumPath)('the web page while a job runs', () => {
     const id = await submit(page, 'live1');
     await page.locator('#detail-body').filter({ hasText: `${id} · demo · running` }).waitFor();
     expect(await page.locator('#detail-progress').textContent()).toBe('starting…');
+    expect(await page.locator(`#jobs tr[data-id="${id}"] td:nth-child(4)`).textContent()).toBe('starting…');
     runner.board.progress(id, { stage: 'world', index: 1, stages: 8, fraction: 0.25, message: 'stimuli: 386/1544 images' });
     await page.locator('#detail-progress').filter({ hasText: 'stimuli: 386/1544 images' }).waitFor();
     expect(await page.locator('#detail-progress').textContent()).toMatch(/^stage 1\/8 world · 25%/);
+    expect(await page.locator(`#jobs tr[data-id="${id}"] td:nth-child(4)`).textContent()).toBe('1/8 world');
     runner.board.finish(id, 'failed', { error: { name: 'Error', message: 'the world build ran out of disk' } });
     await page.locator('#detail-body').filter({ hasText: `${id} · demo · failed` }).waitFor();
     expect(await page.locator('#detail-body .problems').textContent()).toBe('the world build ran out of disk');

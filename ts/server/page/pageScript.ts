@@ -81,7 +81,8 @@ export const PAGE_SCRIPT = String.raw`
       setText(r.state, j.state);
       r.state.className = 'state ' + j.state;
       var p = j.progress;
-      setText(r.stage, p ? p.index + '/' + p.stages + ' ' + p.stage : '');
+      // a job's process (on the batch layer, its pool) can take seconds to report its first stage
+      setText(r.stage, p ? p.index + '/' + p.stages + ' ' + p.stage : j.state === 'running' ? 'starting…' : '');
       if (j.state === 'running' && p) {
         if (!r.bar.parentNode) { r.progress.appendChild(r.bar); r.progress.appendChild(r.pct); }
         r.bar.value = p.fraction;
