@@ -175,6 +175,10 @@ describe.skipIf(!chromiumPath)(`the reconstruction report in a real browser${chr
     expect(caption).not.toMatch(/EffNet|SwAV|AlexNet/);
     const tn = await page.locator('#published tbody tr', { hasText: 'Takagi & Nishimoto (CVPR 2023)' }).locator('td').allTextContents();
     expect(tn.slice(2)).toEqual(['–', '–', '83.0', '83.0', '76.0', '77.0', '–', '–']);
+    // this run's rows name its test set too (the cell was empty), and the test set column reads as text, from the left
+    const ours = await page.locator('#published tbody tr', { hasText: 'this run: final' }).locator('td.set').textContent();
+    expect(ours).toBe(`${demo.run.testImages} test images, subject 1`);
+    expect(await page.locator('#published thead th.set').evaluate((th) => th.ownerDocument.defaultView!.getComputedStyle(th).textAlign)).toBe('left');
     // the run's own values are in % in the page, not fractions
     const final = await page.locator('#metrics tbody tr').nth(1).locator('td').allTextContents();
     expect(Number(final[3])).toBeCloseTo(100 * demo.run.metrics!.final['Pixels(2WI)'], 1);

@@ -7,7 +7,7 @@ import { readNifti, readNiftiHeader, writeNifti } from '../../ts/io/nifti.js';
 import { writeNpy } from '../../ts/io/npy.js';
 import { roiPath } from '../../ts/nsd/paths.js';
 import { makeWorld, type World } from './world.js';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { RUN_ENTRIES } from '../../ts/pipeline/runFolder.js';
 import { PNG } from 'pngjs';
 import type { Page } from 'playwright-core';
@@ -276,6 +276,33 @@ describe.skipIf(!chromiumPath)(`the encoding report in a real browser${chromiumP
     expect(new Set(seen).size).toBeGreaterThan(1); // the crosshair followed the clicks
     await page.locator('#brain-canvas').screenshot({ path: artifactPath('encoding-viewer-axial-click.png') });
     expect(problems).toEqual([]);
+    await page.close();
+  });
+
+  it("starts each map at its stated threshold exactly (the figures' and captions'), not at a slider step below it", async () => {
+    const { page, problems } = await openReport(browser, report());
+    await page.evaluate(() => (window as unknown as { brainViewer: { ready: Promise<unknown> } }).brainViewer.ready);
+    const maps = await page.locator('#viewer-config').evaluate((e) => (JSON.parse(e.textContent ?? '{}') as { maps: { threshold: number; kind: string }[] }).maps);
+    expect(maps.length).toBeGreaterThan(1);
+    for (let k = 0; k < maps.length; k++) {
+      await page.evaluate((i) => (window as unknown as { brainViewer: { show(k: number): void } }).brainViewer.show(i), k);
+      expect(Number(await page.locator('#threshold').inputValue()), `map ${k} (${maps[k].kind})`).toBeCloseTo(maps[k].threshold, 10);
+    }
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+
+  it('says which file is missing when report.html is opened without its report_files folder', async () => {
+    // a user copies report.html alone (an e-mail attachment): the page shows the figures, and the viewer says why it is empty
+    const alone = join(world.tmp, 'report-alone');
+    mkdirSync(alone, { recursive: true });
+    copyFileSync(report(), join(alone, 'report.html'));
+    const { page } = await openReport(browser, join(alone, 'report.html'));
+    const failure = await page.evaluate(() =>
+      (window as unknown as { brainViewer: { ready: Promise<unknown> } }).brainViewer.ready.then(() => 'ready', (e: Error) => e.message),
+    );
+    expect(failure).toMatch(/report_files\/niivue\.umd\.js/);
+    expect(await page.locator('#voxel-info').textContent()).toMatch(/^The viewer could not start: NiiVue \(report_files\/niivue\.umd\.js\) did not load; keep the report_files folder beside report\.html$/);
     await page.close();
   });
 });

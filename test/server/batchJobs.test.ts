@@ -37,6 +37,8 @@ describe('jobs on the batch layer', { timeout: 600_000 }, () => {
     expect(events.filter((e) => e.event === 'stage').map((e) => e.data.stage)).toEqual(r.json.stages);
     const result = last.data.result;
     expect(result.metrics.final['Pixels(2WI)']).toBeGreaterThan(0.5);
+    // which metrics are accuracies and which distances, as a demo job's result says: the page shows 2WI in % from it
+    expect(result.metrics.better).toMatchObject({ PixCorr: 'higher', SSIM: 'higher', 'Pixels(2WI)': 'higher' });
     expect(result.testImages).toBe(8);
     expect(result.counts.failed).toBe(0);
     expect(existsSync(join(s.root, 'runs', 's1', 'report.html'))).toBe(true);

@@ -242,6 +242,23 @@ their parts. Both are shown in blue. ${esc(negatives.join('; '))}.</li>
 <p class="note">Recorded in encoding.json as <code>partitionConvention</code>: ${esc(s.partitionConvention)}.</p></div>`;
 }
 
+/**
+ * The report's "noise ceiling" fact: whether there is one and where it came from (the config's noiseCeiling), so
+ * "none" under the default 'auto' says why (no ncsnr.nii.gz beside the betas) rather than leaving it a puzzle.
+ */
+export function noiseCeilingFact(s: Pick<EncodingSummary, 'noiseCeiling' | 'config'>): string {
+  const asked = s.config.noiseCeiling;
+  const file = (p: string) => p.split(/[\\/]/).pop() ?? p;
+  if (s.noiseCeiling) {
+    if (asked === 'estimate') return 'yes (estimated from the test repetitions)';
+    if (asked === 'auto' || asked === undefined) return 'yes (ncsnr.nii.gz beside the betas)';
+    return typeof asked === 'string' ? `yes (${file(asked)})` : 'yes';
+  }
+  if (asked === 'auto' || asked === undefined) return "none (noiseCeiling 'auto': no ncsnr.nii.gz beside the betas)";
+  if (asked === 'none') return "none (noiseCeiling 'none')";
+  return 'none';
+}
+
 /** Writes mosaics/, report_files/niivue.umd.js and report.html into the run folder; returns the files written (relative). */
 export async function writeEncodingReport(out: string, summary: EncodingSummary): Promise<{ files: string[] }> {
   const records = mapRecordsOf(summary)
@@ -350,7 +367,7 @@ function reportHtml(s: EncodingSummary, maps: LoadedMap[], underlay: Underlay | 
     ['test images', `${s.testImages.toLocaleString('en')} (betas averaged over repetitions)`],
     ['anatomy', underlay ? `${underlay.kind} (${underlay.path.split(/[\\/]/).slice(-2).join('/')})` : 'none found (no T1_to_func1pt8mm, mean or brainmask)'],
     ['atlases', atlases.map((a) => a.name).join(', ') + (s.atlasesMissing.length ? `; not found: ${s.atlasesMissing.join(', ')}` : '')],
-    ['noise ceiling', s.noiseCeiling ? 'yes' : 'none'],
+    ['noise ceiling', noiseCeilingFact(s)],
   ];
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">

@@ -58,7 +58,9 @@ export const VIEWER_SCRIPT = `
     nv.addVolume(viewer.images[k]);
     $('map-select').value = String(k);
     $('threshold').max = String(m.vmax);
-    $('threshold').step = String(m.vmax / 400);
+    // 'any': a step (vmax/400) snapped the stated threshold down to a multiple of it (r ≥ 0.3443 became 0.343,
+    // |R²| ≥ 0.01 became 0.009), so the viewer drew voxels the figures and captions leave out
+    $('threshold').step = 'any';
     $('threshold').value = String(m.threshold);
     $('vmax').value = String(Number(m.vmax.toPrecision(3)));
     $('show-negative').disabled = !m.signed;
@@ -111,6 +113,8 @@ export const VIEWER_SCRIPT = `
 
   viewer.ready = (async function () {
     var N = window.niivue;
+    // report.html moved without its report_files/ folder, or the bundle refused (served with a wrong media type)
+    if (!N || typeof N.Niivue !== 'function') throw new Error("NiiVue (report_files/niivue.umd.js) did not load; keep the report_files folder beside report.html");
     var nv = new N.Niivue({ backColor: [0, 0, 0, 1], crosshairColor: [0.15, 0.9, 0.3, 0.85], crosshairWidth: 0.15, crosshairWidthUnit: 'voxels', isColorbar: true, show3Dcrosshair: true, fontMinPx: 13 });
     viewer.nv = nv;
     await nv.attachTo('brain-canvas');

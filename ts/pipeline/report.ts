@@ -36,6 +36,7 @@ export interface ReportInput {
 const REPORT_CSS = `
 .decoder{display:flex;flex-wrap:wrap;gap:12px 24px;align-items:flex-start}.decoder svg{max-width:100%;height:auto}
 .facts td:first-child{font-weight:600}
+#published .set{text-align:left}
 table.gallery td{text-align:right}table.gallery td.img{padding:2px;text-align:center}
 table.gallery img{width:104px;height:104px;display:block;image-rendering:auto}
 table.gallery td.seeds img{width:50px;height:50px;display:inline-block;margin:1px}
@@ -56,12 +57,12 @@ function runTable(m: RunMetrics, seeds: number): string {
 }
 
 /** Published rows in the eight published columns; our rows join them only for metrics of the same name. */
-function publishedTable(m: RunMetrics): string {
+function publishedTable(m: RunMetrics, testSet: string): string {
   const cols = [...METRIC_COLUMNS];
   const shared = cols.filter((c) => c in m.final);
   const ours = shared.length
     ? [['this run: z-only', m.zonly] as const, ['this run: final', m.final] as const]
-        .map(([label, v]) => `<tr><td>${esc(label)}</td><td></td>${cols.map((c) => `<td>${esc(formatMetric(c, v[c], publishedBetter(c)))}</td>`).join('')}</tr>`)
+        .map(([label, v]) => `<tr><td>${esc(label)}</td><td class="set"><small>${esc(testSet)}</small></td>${cols.map((c) => `<td>${esc(formatMetric(c, v[c], publishedBetter(c)))}</td>`).join('')}</tr>`)
         .join('')
     : '';
   const rows = PUBLISHED.map((p) => {
@@ -72,7 +73,7 @@ function publishedTable(m: RunMetrics): string {
   const note = shared.length
     ? `This run's rows appear where it computed a metric of the same name (${shared.join(', ')}).`
     : `This run computed none of these metrics (its feature networks are not the published AlexNet, Inception, CLIP, EffNet-B and SwAV), so it has no row here.`;
-  return `<div class="scroll"><table id="published"><thead><tr><th>method</th><th>test set</th>${cols.map((c) => `<th>${esc(metricHeader(c, publishedBetter(c)))}</th>`).join('')}</tr></thead>
+  return `<div class="scroll"><table id="published"><thead><tr><th>method</th><th class="set">test set</th>${cols.map((c) => `<th>${esc(metricHeader(c, publishedBetter(c)))}</th>`).join('')}</tr></thead>
 <tbody>${ours}${rows}</tbody>
 <caption>${esc(metricsCaption(cols.map((c) => ({ name: c, better: publishedBetter(c) }))))} "–": not reported. Published on the real NSD with the real networks; the
 test sets differ between tables (37 or 40 sessions). ${esc(note)}</caption></table></div>`;
@@ -159,7 +160,7 @@ ${warnings}
 <h2>Metrics</h2>
 ${runTable(r.metrics, g.seeds)}
 <h3>Published results (NSD)</h3>
-${publishedTable(r.metrics)}
+${publishedTable(r.metrics, `${r.ids.length} test images, subject ${c.nsd.subject}`)}
 <h2>Decoders</h2>
 <p class="note">RidgeCV with one α per target chosen by ${c.decoders.z.folds}-fold cross-validation grouped by image. A decoder whose chosen α pile up at
 an edge of the grid (more than 5% of targets at the smallest or largest α) may want a wider grid: its optimum can lie outside.</p>

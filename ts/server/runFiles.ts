@@ -14,6 +14,11 @@ import { fileInside } from './rootPaths.js';
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
+  // a report's own scripts and styles (the encoding report's report_files/niivue.umd.js): served as
+  // octet-stream with nosniff, the browser refuses to run them
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
   '.json': 'application/json; charset=utf-8',
   '.csv': 'text/csv; charset=utf-8',
   '.txt': 'text/plain; charset=utf-8',

@@ -83,10 +83,16 @@ const fromWorld = (control: JobControl, stages: number) => (p: DemoWorldProgress
 
 /** What a finished reconstruction's run folder says: its metrics and the img2img stage's U-Net time. */
 async function reconstructOutcome(config: ReconstructConfig, control: JobControl): Promise<Record<string, unknown>> {
-  const m = JSON.parse(await readFile(paths(config.out).metricsJson, 'utf8')) as { images: number; zonly: Record<string, number>; final: Record<string, number> };
+  const m = JSON.parse(await readFile(paths(config.out).metricsJson, 'utf8')) as {
+    images: number;
+    zonly: Record<string, number>;
+    final: Record<string, number>;
+    better?: Record<string, 'higher' | 'lower'>;
+  };
   const unetSeconds = Number((await readStageMarker(config, 'img2img'))?.summary?.unetSeconds ?? 0);
   if (unetSeconds > 0) control.unet?.(estimateImg2Img(config, m.images).unetEvaluations, unetSeconds);
-  return { testImages: m.images, metrics: { zonly: m.zonly, final: m.final }, report: 'report.html' };
+  // `better` as a demo job's result has it: which metrics are accuracies (shown in %) and which distances
+  return { testImages: m.images, metrics: { zonly: m.zonly, final: m.final, ...(m.better ? { better: m.better } : {}) }, report: 'report.html' };
 }
 
 export async function executeJob(spec: JobSpec, control: JobControl): Promise<Record<string, unknown>> {

@@ -13,6 +13,8 @@ header { background: #1d2430; color: #fff; padding: 10px 20px; display: flex; ga
 header h1 { font-size: 18px; margin: 0; }
 header span { opacity: .7; font-size: 13px; }
 main { display: grid; grid-template-columns: minmax(420px, 1fr) minmax(380px, 1fr); gap: 16px; padding: 16px 20px; }
+/* one column below the two columns' minimum widths (a half-screen window, a tablet): nothing off the side */
+@media (max-width: 880px) { main { grid-template-columns: minmax(0, 1fr); } header { flex-wrap: wrap; } }
 section { background: #fff; border: 1px solid #dde1e7; border-radius: 6px; padding: 12px 14px; }
 h2 { font-size: 15px; margin: 0 0 10px; }
 table { border-collapse: collapse; width: 100%; font-size: 13px; }
@@ -23,8 +25,9 @@ progress { width: 120px; vertical-align: middle; }
 textarea { width: 100%; height: 260px; font: 12px ui-monospace, monospace; box-sizing: border-box; }
 button { font: inherit; padding: 4px 12px; cursor: pointer; }
 .problems { color: #c62828; white-space: pre-wrap; font-size: 12px; }
-.gallery { display: flex; flex-wrap: wrap; gap: 4px; margin-top: 8px; }
-.gallery img { width: 96px; height: 96px; object-fit: cover; image-rendering: pixelated; border: 1px solid #dde1e7; }
+.gallery { display: flex; flex-wrap: wrap; gap: 8px 14px; margin-top: 8px; }
+.gallery figure { margin: 0; } .gallery figure div { display: flex; gap: 2px; } .gallery figcaption { text-align: center; }
+.gallery img { width: 88px; height: 88px; object-fit: cover; image-rendering: pixelated; border: 1px solid #dde1e7; }
 .muted { color: #6b7280; font-size: 12px; }
 #login { display: none; } #login.shown { display: block; }
 `;
@@ -53,7 +56,7 @@ export function pageHtml(): string {
 </div>
 <section><h2>Submit</h2>
 <form id="submit-form">
-<label>Example <select id="example"><option value="demo">demo world</option><option value="reconstruct">reconstruct</option><option value="ridge-fit">ridge fit</option></select></label>
+<label>Example <select id="example"><option value="demo">demo world</option><option value="reconstruct">reconstruct</option><option value="encode">encoding models</option><option value="ridge-fit">ridge fit</option></select></label>
 <p class="muted">A job body: <code>{"kind": …, …}</code>. Paths are relative to the service's root folder.</p>
 <textarea id="body" spellcheck="false"></textarea>
 <p><button id="submit" type="submit">Submit job</button> <span id="submitted" class="muted"></span></p>

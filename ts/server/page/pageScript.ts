@@ -14,6 +14,17 @@ export const PAGE_SCRIPT = String.raw`
   var EXAMPLES = {
     demo: { kind: 'demo', out: 'demo-' + stamp, sessions: 8, testImages: 8, seeds: 1, steps: 10 },
     reconstruct: { kind: 'reconstruct', config: { out: 'runs/subj01', nsd: { root: 'nsd', subject: 1 }, model: { dir: 'models/sd-v1-4-onnx' } } },
+    encode: {
+      kind: 'encode',
+      config: {
+        out: 'runs/encoding-subj01',
+        nsd: { root: 'nsd', subject: 1, roi: 'nsdgeneral' },
+        model: 'models/sd-v1-4-onnx',
+        featureSets: [{ name: 'z', kind: 'z' }, { name: 'c', kind: 'c' }],
+        ridge: { alphas: '1e1:1e7:10', folds: 5 },
+        banded: [{ name: 'z+c', sets: ['z', 'c'] }]
+      }
+    },
     'ridge-fit': { kind: 'ridge-fit', config: { out: 'runs/ridge-1', x: 'X.npy', y: 'Y.npy', alphas: '1e1:1e7:10', folds: 5 } }
   };
 
@@ -39,46 +50,67 @@ export const PAGE_SCRIPT = String.raw`
 
   function showLogin(shown) { $('login').className = shown ? 'shown' : ''; }
 
+  // Rows are kept and updated in place, never rebuilt: a progress event comes several times a second, and a row
+  // (its Cancel button) replaced between a user's mouse press and release loses the click.
+  var rows = new Map();
+  function rowFor(j) {
+    var r = rows.get(j.id);
+    if (r) return r;
+    var tr = el('tr', undefined, 'job');
+    tr.dataset.id = j.id;
+    r = { tr: tr, id: el('td', j.id), kind: el('td', j.kind), state: el('td'), stage: el('td'), progress: el('td'), bar: el('progress'), pct: el('span', '', 'muted'), actions: el('td'), actionsKey: null };
+    r.bar.max = 1;
+    [r.id, r.kind, r.state, r.stage, r.progress, r.actions].forEach(function (c) { tr.appendChild(c); });
+    tr.addEventListener('click', function () { selected = j.id; render(); showDetail(j.id); });
+    rows.set(j.id, r);
+    return r;
+  }
+  function setText(node, text) { if (node.textContent !== text) node.textContent = text; }
+  function progressText(p) {
+    return Math.floor(p.fraction * 100) + '%' + (p.etaSeconds !== null && p.etaSeconds !== undefined ? ' · ETA ' + fmtSeconds(p.etaSeconds) : '');
+  }
+
   function render() {
     var tbody = $('jobs');
-    tbody.textContent = '';
     var list = Array.from(jobs.values()).sort(function (a, b) { return a.submittedAt < b.submittedAt ? 1 : -1; });
     $('no-jobs').style.display = list.length ? 'none' : '';
-    list.forEach(function (j) {
-      var tr = el('tr', undefined, 'job' + (j.id === selected ? ' selected' : ''));
-      tr.dataset.id = j.id;
-      tr.appendChild(el('td', j.id));
-      tr.appendChild(el('td', j.kind));
-      tr.appendChild(el('td', j.state, 'state ' + j.state));
+    list.forEach(function (j, i) {
+      var r = rowFor(j);
+      var cls = 'job' + (j.id === selected ? ' selected' : '');
+      if (r.tr.className !== cls) r.tr.className = cls;
+      setText(r.state, j.state);
+      r.state.className = 'state ' + j.state;
       var p = j.progress;
-      tr.appendChild(el('td', p ? p.index + '/' + p.stages + ' ' + p.stage : ''));
-      var cell = el('td');
+      // a job's process (on the batch layer, its pool) can take seconds to report its first stage
+      setText(r.stage, p ? p.index + '/' + p.stages + ' ' + p.stage : j.state === 'running' ? 'starting…' : '');
       if (j.state === 'running' && p) {
-        var bar = el('progress');
-        bar.max = 1;
-        bar.value = p.fraction;
-        cell.appendChild(bar);
-        cell.appendChild(el('span', ' ' + Math.floor(p.fraction * 100) + '%' + (p.etaSeconds !== null ? ' · ETA ' + fmtSeconds(p.etaSeconds) : ''), 'muted'));
+        if (!r.bar.parentNode) { r.progress.appendChild(r.bar); r.progress.appendChild(r.pct); }
+        r.bar.value = p.fraction;
+        setText(r.pct, ' ' + progressText(p));
+      } else if (r.bar.parentNode) {
+        r.progress.textContent = '';
       }
-      tr.appendChild(cell);
-      var actions = el('td');
-      if (j.state === 'queued' || j.state === 'running') {
-        var cancel = el('button', 'Cancel');
-        cancel.className = 'cancel';
-        cancel.addEventListener('click', function (ev) { ev.stopPropagation(); api('v1/jobs/' + encodeURIComponent(j.id), { method: 'DELETE' }); });
-        actions.appendChild(cancel);
-      } else if (j.state === 'done' && j.result && j.result.report) {
-        var a = el('a', 'report');
-        a.href = fileUrl(j.id, j.result.report);
-        a.target = '_blank';
-        a.rel = 'noopener';
-        a.className = 'report-link';
-        actions.appendChild(a);
+      var report = j.state === 'done' && j.result && j.result.report;
+      var key = j.state === 'queued' || j.state === 'running' ? 'cancel' : report ? 'report' : '';
+      if (key !== r.actionsKey) {
+        r.actionsKey = key;
+        r.actions.textContent = '';
+        if (key === 'cancel') {
+          var cancel = el('button', 'Cancel', 'cancel');
+          cancel.addEventListener('click', function (ev) { ev.stopPropagation(); api('v1/jobs/' + encodeURIComponent(j.id), { method: 'DELETE' }); });
+          r.actions.appendChild(cancel);
+        } else if (key === 'report') {
+          var a = el('a', 'report', 'report-link');
+          a.href = fileUrl(j.id, j.result.report);
+          a.target = '_blank';
+          a.rel = 'noopener';
+          r.actions.appendChild(a);
+        }
       }
-      tr.appendChild(actions);
-      tr.addEventListener('click', function () { selected = j.id; render(); showDetail(j.id); });
-      tbody.appendChild(tr);
+      if (tbody.children[i] !== r.tr) tbody.insertBefore(r.tr, tbody.children[i] || null);
     });
+    var d = selected && jobs.get(selected);
+    if (d && d.state !== 'done') showDetail(d.id);
   }
 
   function follow(id) {
@@ -107,27 +139,58 @@ export const PAGE_SCRIPT = String.raw`
     es.addEventListener('shutdown', stop);
   }
 
+  // As the reports and the CLI write them (ts/eval/table.ts): identification accuracies in % (chance 50%),
+  // PixCorr and SSIM as correlations, distances (lower is better) marked ↓.
+  function metricKind(name, better) {
+    if (name === 'PixCorr' || name === 'SSIM') return 'corr';
+    if (better === 'lower') return 'distance';
+    if (better === 'higher' || /\(2WI\)$/.test(name)) return 'percent';
+    return 'plain';
+  }
   function metricsTable(metrics) {
+    var box = el('div');
     var t = el('table');
+    t.id = 'metrics';
+    var better = metrics.better || {};
     var names = Object.keys(metrics.final || metrics.zonly || {});
     var head = el('tr');
     ['', 'z-only', 'final'].forEach(function (h) { head.appendChild(el('th', h)); });
     t.appendChild(head);
+    var kinds = {};
     names.forEach(function (n) {
+      var kind = metricKind(n, better[n]);
+      kinds[kind] = true;
       var tr = el('tr');
-      tr.appendChild(el('td', n));
-      [metrics.zonly, metrics.final].forEach(function (m) { tr.appendChild(el('td', m && typeof m[n] === 'number' ? m[n].toFixed(3) : '')); });
+      tr.appendChild(el('td', n + (kind === 'percent' ? ' %' : kind === 'distance' ? ' ↓' : '')));
+      [metrics.zonly, metrics.final].forEach(function (m) {
+        var v = m && typeof m[n] === 'number' && isFinite(m[n]) ? m[n] : null;
+        tr.appendChild(el('td', v === null ? '' : kind === 'percent' ? (100 * v).toFixed(1) : v.toFixed(3)));
+      });
       t.appendChild(tr);
     });
-    return t;
+    box.appendChild(t);
+    var notes = [];
+    if (kinds.corr) notes.push('PixCorr and SSIM: higher is better (1 = identical).');
+    if (kinds.percent) notes.push('%: two-way identification (chance 50%, higher is better).');
+    if (kinds.distance) notes.push('↓: correlation distance, 1 − r (lower is better).');
+    if (notes.length) box.appendChild(el('p', notes.join(' ') + ' Means over the test images.', 'muted'));
+    return box;
   }
 
+  var detailShown = 0;
   function showDetail(id) {
+    detailShown++;
     var j = jobs.get(id), box = $('detail-body');
     box.textContent = '';
     box.className = '';
     if (!j) return;
     box.appendChild(el('p', j.id + ' · ' + j.kind + ' · ' + j.state + ' · ' + j.out, 'muted'));
+    var p = j.progress;
+    if (j.state === 'running') {
+      var line = el('p', p ? 'stage ' + p.index + '/' + p.stages + ' ' + p.stage + ' · ' + progressText(p) + (p.message ? ' · ' + p.message : '') : 'starting…');
+      line.id = 'detail-progress';
+      box.appendChild(line);
+    }
     if (j.error) box.appendChild(el('p', j.error.message, 'problems'));
     if (j.state !== 'done' || !j.result) return;
     if (j.result.report) {
@@ -139,17 +202,47 @@ export const PAGE_SCRIPT = String.raw`
       box.appendChild(a);
     }
     if (j.result.metrics) box.appendChild(metricsTable(j.result.metrics));
+    var shown = ++detailShown;
     api('v1/jobs/' + encodeURIComponent(id) + '/files').then(function (r) { return r.json(); }).then(function (d) {
-      var gallery = el('div', undefined, 'gallery');
-      (d.files || []).filter(function (f) { return /(^|\/)images\/[^/]+\.png$/.test(f.path); }).slice(0, 48).forEach(function (f) {
-        var img = el('img');
-        img.src = fileUrl(id, f.path);
-        img.alt = f.path;
-        img.title = f.path;
-        gallery.appendChild(img);
-      });
-      box.appendChild(gallery);
+      // another job (or this one again) was shown meanwhile: its own request fills the panel
+      if (shown === detailShown) box.appendChild(gallery(id, d.files || []));
     });
+  }
+
+  // images/<id>_org.png, <id>_z.png, <id>_000.png …: per test image its original, z-only and first final
+  // reconstruction, side by side in that order and labelled (listed by name they came final, original, z-only).
+  var TILES = [['org', 'original'], ['z', 'z-only'], ['000', 'final (seed 0)']];
+  function gallery(id, files) {
+    var groups = new Map();
+    files.forEach(function (f) {
+      var m = /(?:^|\/)images\/([^/]+)_([^/_]+)\.png$/.exec(f.path);
+      if (!m) return;
+      if (!groups.has(m[1])) groups.set(m[1], {});
+      groups.get(m[1])[m[2]] = f.path;
+    });
+    var box = el('div');
+    if (!groups.size) return box;
+    box.appendChild(el('p', 'Each test image: ' + TILES.map(function (t) { return t[1]; }).join(' · ') + '.', 'muted'));
+    var g = el('div', undefined, 'gallery');
+    Array.from(groups.keys()).slice(0, 16).forEach(function (image) {
+      var fig = el('figure');
+      var row = el('div');
+      TILES.forEach(function (t) {
+        var path = groups.get(image)[t[0]];
+        if (!path) return;
+        var img = el('img');
+        img.src = fileUrl(id, path);
+        img.alt = image + ': ' + t[1];
+        img.title = image + ': ' + t[1] + ' (' + path + ')';
+        row.appendChild(img);
+      });
+      fig.appendChild(row);
+      fig.appendChild(el('figcaption', image, 'muted'));
+      g.appendChild(fig);
+    });
+    box.appendChild(g);
+    if (groups.size > 16) box.appendChild(el('p', 'The first 16 of ' + groups.size + ' test images; the report shows every one.', 'muted'));
+    return box;
   }
 
   function refresh() {

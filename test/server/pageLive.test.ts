@@ -1,0 +1,197 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import type { JobRunner, JobSpec, RunnerReadiness } from '../../ts/server/jobs/JobRunner.js';
+import { JobBoard } from '../../ts/server/jobs/jobBoard.js';
+import type { JobView } from '../../ts/server/jobs/types.js';
+import { artifactPath, chromiumPath, launchBrowser, NO_BROWSER } from '../helpers/browser.js';
+import { startTestServer, type TestServer } from './helpers.js';
+
+// The web page while a job runs, in a real browser, against a runner the test drives (no job process): what the
+// page shows of a running job, how it takes a user's click while progress streams in, and the units of a
+// finished job's metrics.
+if (!chromiumPath) console.warn(NO_BROWSER);
+
+const STAGES = ['world', 'extract', 'features', 'decoders', 'zonly', 'img2img', 'evaluate', 'report'];
+
+/** Jobs start when submitted and stay running until the test ends them; cancel() is recorded. */
+class ScriptedRunner implements JobRunner {
+  readonly board = new JobBoard();
+  readonly cancelled: string[] = [];
+  async submit(spec: JobSpec): Promise<JobView> {
+    this.board.add({ id: spec.id, kind: spec.kind, out: spec.outShown, stages: STAGES }, spec.out);
+    this.board.started(spec.id);
+    return this.board.get(spec.id)!;
+  }
+  async cancel(id: string): Promise<JobView | undefined> {
+    this.cancelled.push(id);
+    this.board.finish(id, 'cancelled', { error: { name: 'CancelledError', message: 'cancelled' } });
+    return this.board.get(id);
+  }
+  queueDepth(): number {
+    return 0;
+  }
+  async ready(): Promise<RunnerReadiness> {
+    return { ok: true, detail: 'scripted' };
+  }
+  async close(): Promise<void> {}
+}
+
+describe.skipIf(!chromiumPath)('the web page while a job runs', () => {
+  let s: TestServer;
+  let runner: ScriptedRunner;
+  let browser: Browser;
+  beforeAll(async () => {
+    runner = new ScriptedRunner();
+    s = await startTestServer({ runner });
+    browser = await launchBrowser();
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await s?.stop();
+  });
+
+  const submit = async (page: Page, out: string): Promise<string> => {
+    await page.locator('#body').fill(JSON.stringify({ kind: 'demo', out }));
+    await page.locator('#submit').click();
+    await page.locator('#submitted').filter({ hasText: 'submitted demo-' }).waitFor();
+    return ((await page.locator('#submitted').textContent()) ?? '').replace('submitted ', '');
+  };
+
+  it("shows the selected job's state, stage, progress and message as they change, not as they were at submission", async () => {
+    const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+    await page.goto(`${s.url}/`);
+    const id = await submit(page, 'live1');
+    await page.locator('#detail-body').filter({ hasText: `${id} · demo · running` }).waitFor();
+    expect(await page.locator('#detail-progress').textContent()).toBe('starting…');
+    expect(await page.locator(`#jobs tr[data-id="${id}"] td:nth-child(4)`).textContent()).toBe('starting…');
+    runner.board.progress(id, { stage: 'world', index: 1, stages: 8, fraction: 0.25, message: 'stimuli: 386/1544 images' });
+    await page.locator('#detail-progress').filter({ hasText: 'stimuli: 386/1544 images' }).waitFor();
+    expect(await page.locator('#detail-progress').textContent()).toMatch(/^stage 1\/8 world · 25%/);
+    expect(await page.locator(`#jobs tr[data-id="${id}"] td:nth-child(4)`).textContent()).toBe('1/8 world');
+    runner.board.finish(id, 'failed', { error: { name: 'Error', message: 'the world build ran out of disk' } });
+    await page.locator('#detail-body').filter({ hasText: `${id} · demo · failed` }).waitFor();
+    expect(await page.locator('#detail-body .problems').textContent()).toBe('the world build ran out of disk');
+    expect(await page.locator('#detail-progress').count()).toBe(0);
+    await page.close();
+  });
+
+  it('takes a Cancel click held for a quarter of a second while progress streams in', async () => {
+    const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+    await page.goto(`${s.url}/`);
+    const id = await submit(page, 'live2');
+    let fraction = 0;
+    const ticker = setInterval(() => runner.board.progress(id, { stage: 'img2img', index: 6, stages: 8, fraction: (fraction = Math.min(1, fraction + 0.002)) }), 20);
+    try {
+      await page.locator(`#jobs tr[data-id="${id}"] progress`).waitFor();
+      // where the button is, read in one step (the page may be redrawing the row meanwhile)
+      const box = await page.evaluate((sel) => {
+        const r = document.querySelector(sel)!.getBoundingClientRect();
+        return { x: r.x, y: r.y, width: r.width, height: r.height };
+      }, `#jobs tr[data-id="${id}"] button.cancel`);
+      await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+      await page.mouse.down();
+      await page.waitForTimeout(250); // a person's click: the press and the release are apart
+      await page.mouse.up();
+      await page.locator(`#jobs tr[data-id="${id}"] td.state.cancelled`).waitFor({ timeout: 10_000 });
+    } finally {
+      clearInterval(ticker);
+    }
+    expect(runner.cancelled).toContain(id);
+    await page.close();
+  });
+
+  it("shows a finished job's identification metrics in %, as the report does, with the units named", async () => {
+    const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+    await page.goto(`${s.url}/`);
+    const id = await submit(page, 'live3');
+    runner.board.finish(id, 'done', {
+      result: {
+        testImages: 8,
+        metrics: {
+          zonly: { PixCorr: 0.7724, SSIM: 0.9244, 'Pixels(2WI)': 1, 'DemoNet(2WI)': 0.9642857, 'EffNet-B': 0.81 },
+          final: { PixCorr: 0.9259, SSIM: 0.949, 'Pixels(2WI)': 0.998, 'DemoNet(2WI)': 1, 'EffNet-B': 0.7 },
+          better: { PixCorr: 'higher', SSIM: 'higher', 'Pixels(2WI)': 'higher', 'DemoNet(2WI)': 'higher', 'EffNet-B': 'lower' },
+        },
+      },
+    });
+    await page.locator('#detail-body #metrics').waitFor();
+    const rows = await page.$$eval('#detail-body #metrics tr', (trs) => trs.map((tr) => [...tr.children].map((c) => c.textContent)));
+    expect(rows).toEqual([
+      ['', 'z-only', 'final'],
+      ['PixCorr', '0.772', '0.926'],
+      ['SSIM', '0.924', '0.949'],
+      ['Pixels(2WI) %', '100.0', '99.8'],
+      ['DemoNet(2WI) %', '96.4', '100.0'],
+      ['EffNet-B ↓', '0.810', '0.700'],
+    ]);
+    expect(await page.locator('#detail-body').textContent()).toMatch(/two-way identification \(chance 50%/);
+    await page.screenshot({ path: artifactPath('serve-page-metrics.png') });
+    await page.close();
+  });
+
+  it('fits a narrow window: one column, the submit form and its button within the page', async () => {
+    const page = await browser.newPage({ viewport: { width: 700, height: 900 } });
+    await page.goto(`${s.url}/`);
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(700);
+    for (const sel of ['#body', '#submit', '#jobs']) {
+      const box = (await page.locator(sel).boundingBox())!;
+      expect(box.x + box.width, sel).toBeLessThanOrEqual(700);
+    }
+    await page.screenshot({ path: artifactPath('serve-page-narrow.png'), fullPage: true });
+    await page.close();
+  });
+
+  it("shows a finished run's gallery as original, z-only, final per test image, labelled, and only the selected job's", async () => {
+    // a 1×1 PNG under each name a reconstruction writes (images/<id>_000.png, _001.png, _org.png, _z.png)
+    const png = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==', 'base64');
+    const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+    await page.goto(`${s.url}/`);
+    const ids: string[] = [];
+    for (const [out, images] of [['gal1', ['00068', '00086']], ['gal2', ['00320']]] as const) {
+      const id = await submit(page, out);
+      mkdirSync(join(s.root, out, 'images'), { recursive: true });
+      for (const image of images) for (const suffix of ['000', '001', 'org', 'z']) writeFileSync(join(s.root, out, 'images', `${image}_${suffix}.png`), png);
+      runner.board.finish(id, 'done', { result: { report: 'report.html' } });
+      ids.push(id);
+    }
+    await page.locator(`#jobs tr[data-id="${ids[0]}"] td.state.done`).waitFor();
+    // the first job, then at once the second: only the second's gallery may end up in the panel
+    await page.locator(`#jobs tr[data-id="${ids[0]}"]`).click();
+    await page.locator(`#jobs tr[data-id="${ids[1]}"]`).click();
+    await page.locator('#detail-body .gallery img').first().waitFor();
+    await page.waitForTimeout(500);
+    expect(await page.$$eval('#detail-body .gallery img', (imgs) => imgs.map((i) => i.getAttribute('alt')))).toEqual([
+      '00320: original',
+      '00320: z-only',
+      '00320: final (seed 0)',
+    ]);
+    await page.locator(`#jobs tr[data-id="${ids[0]}"]`).click();
+    await page.locator('#detail-body figcaption').nth(1).waitFor();
+    expect(await page.locator('#detail-body figcaption').allTextContents()).toEqual(['00068', '00086']);
+    expect(await page.$$eval('#detail-body .gallery img', (imgs) => imgs.map((i) => i.getAttribute('alt')!.split(': ')[1]))).toEqual([
+      'original', 'z-only', 'final (seed 0)', 'original', 'z-only', 'final (seed 0)',
+    ]);
+    expect(await page.locator('#detail-body').textContent()).toContain('Each test image: original · z-only · final (seed 0).');
+    await page.close();
+  });
+
+  it('offers a ready example of every job kind but batch, each one the service accepts as it stands', async () => {
+    const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+    await page.goto(`${s.url}/`);
+    const kinds = await page.$$eval('#example option', (os) => os.map((o) => o.getAttribute('value')));
+    expect(kinds).toEqual(['demo', 'reconstruct', 'encode', 'ridge-fit']);
+    for (const kind of kinds) {
+      await page.selectOption('#example', kind);
+      const body = JSON.parse(await page.locator('#body').inputValue());
+      expect(body.kind).toBe(kind);
+      await page.locator('#submit').click();
+      await page.locator('#submitted').filter({ hasText: `submitted ${kind}-` }).waitFor();
+      expect(await page.locator('#problems').textContent()).toBe('');
+    }
+    await page.close();
+  });
+});
