@@ -86,7 +86,7 @@ const MAX_SESSION_BYTES = 2 ** 30;
  * their position, ventral voxels to caption ("semantic") features; the rest of the brain is noise.
  */
 export async function synthNsd(opts: SynthNsdOptions): Promise<SynthNsdResult> {
-  const o = resolveOptions(opts);
+  const o = resolveSynthNsdOptions(opts);
   await assertReplaceable(o.out);
   // Built under a temporary name and swapped in whole: a failure or a kill never leaves a partial dataset.
   return withAtomicDir(o.out, (tmp) => writeDataset({ ...o, out: tmp }, o.out));
@@ -247,7 +247,19 @@ async function writeDataset(o: Resolved, finalRoot: string): Promise<SynthNsdRes
 
 type Resolved = Required<SynthNsdOptions>;
 
-function resolveOptions(opts: SynthNsdOptions): Resolved {
+/** How the checks name each option: the library's field names, or (the CLI) its flags. */
+export type SynthNsdOptionNames = Record<'out' | 'subjects' | 'grid' | 'sessions' | 'designSessions' | 'trialsPerSession' | 'sharedImages' | 'imageSize' | 'noiseSd' | 'formats', string>;
+const FIELD_NAMES: SynthNsdOptionNames = {
+  out: 'out', subjects: 'subjects', grid: 'grid', sessions: 'sessions', designSessions: 'designSessions', trialsPerSession: 'trialsPerSession',
+  sharedImages: 'sharedImages', imageSize: 'imageSize', noiseSd: 'noiseSd', formats: 'formats',
+};
+
+/**
+ * The options with their defaults, checked before anything is written; `names` words the errors (the CLI passes
+ * its flags, so that `--trials 61` is not reported as trialsPerSession), `prefix` starts them.
+ */
+export function resolveSynthNsdOptions(opts: SynthNsdOptions, names: SynthNsdOptionNames = FIELD_NAMES, prefix = 'synthNsd: '): Resolved {
+  const n = names;
   const o: Resolved = {
     out: opts.out,
     onProgress: opts.onProgress ?? (() => {}),
@@ -264,27 +276,27 @@ function resolveOptions(opts: SynthNsdOptions): Resolved {
     compressMat: opts.compressMat ?? true,
   };
   const bad = (msg: string) => {
-    throw new InvalidArgumentError(`synthNsd: ${msg}`);
+    throw new InvalidArgumentError(`${prefix}${msg}`);
   };
-  if (!o.out) bad('out (the folder to write) is required');
-  if (!o.subjects.length || o.subjects.some((s) => !Number.isInteger(s) || s < 1 || s > 8)) bad(`subjects must be in 1..8, got ${o.subjects}`);
-  if (o.grid.length !== 3 || o.grid.some((g) => !Number.isInteger(g) || g < 8 || g > 32767)) bad(`grid must be three integers from 8 to 32767, got ${o.grid.join('×')}`);
+  if (!o.out) bad(`${n.out} (the folder to write) is required`);
+  if (!o.subjects.length || o.subjects.some((s) => !Number.isInteger(s) || s < 1 || s > 8)) bad(`${n.subjects} must be in 1..8, got ${o.subjects}`);
+  if (o.grid.length !== 3 || o.grid.some((g) => !Number.isInteger(g) || g < 8 || g > 32767)) bad(`${n.grid} must be three integers from 8 to 32767, got ${o.grid.join('×')}`);
   // Each session's betas are held in memory (and in h5wasm's 2 GiB heap for .hdf5): bound them before writing anything.
   const sessionBytes = o.grid[0] * o.grid[1] * o.grid[2] * o.trialsPerSession * 2;
   if (sessionBytes > MAX_SESSION_BYTES) {
     bad(
-      `grid ${o.grid.join('×')} with ${o.trialsPerSession} trials per session makes ${(sessionBytes / 2 ** 30).toPrecision(3)} GiB of int16 betas per session, ` +
+      `${n.grid} ${o.grid.join('×')} with ${o.trialsPerSession} trials per session (${n.trialsPerSession}) makes ${(sessionBytes / 2 ** 30).toPrecision(3)} GiB of int16 betas per session, ` +
         `over the ${MAX_SESSION_BYTES / 2 ** 30} GiB limit; use a smaller grid (NSD's is 81×104×83) or fewer trials`,
     );
   }
-  if (!(Number.isInteger(o.sessions) && o.sessions >= 1 && o.sessions <= o.designSessions)) bad(`sessions must be in 1..designSessions (${o.designSessions}), got ${o.sessions}`);
-  if (!(Number.isInteger(o.trialsPerSession) && o.trialsPerSession >= 3)) bad(`trialsPerSession must be an integer >= 3, got ${o.trialsPerSession}`);
-  if ((o.designSessions * o.trialsPerSession) % 3 !== 0) bad(`designSessions × trialsPerSession must be a multiple of 3 (each image is shown 3 times)`);
+  if (!(Number.isInteger(o.sessions) && o.sessions >= 1 && o.sessions <= o.designSessions)) bad(`${n.sessions} must be in 1..${n.designSessions} (${o.designSessions}), got ${o.sessions}`);
+  if (!(Number.isInteger(o.trialsPerSession) && o.trialsPerSession >= 3)) bad(`${n.trialsPerSession} must be an integer >= 3, got ${o.trialsPerSession}`);
+  if ((o.designSessions * o.trialsPerSession) % 3 !== 0) bad(`${n.designSessions} × ${n.trialsPerSession} must be a multiple of 3 (each image is shown 3 times), got ${o.designSessions} × ${o.trialsPerSession}`);
   const perSubject = (o.designSessions * o.trialsPerSession) / 3;
-  if (!(Number.isInteger(o.sharedImages) && o.sharedImages >= 1 && o.sharedImages < perSubject)) bad(`sharedImages must be in 1..${perSubject - 1}, got ${o.sharedImages}`);
-  if (!(Number.isInteger(o.imageSize) && o.imageSize >= 8)) bad(`imageSize must be an integer >= 8, got ${o.imageSize}`);
-  if (!(o.noiseSd >= 0)) bad(`noiseSd must be >= 0, got ${o.noiseSd}`);
-  if (!o.formats.length) bad('formats must name at least one of nifti, hdf5');
+  if (!(Number.isInteger(o.sharedImages) && o.sharedImages >= 1 && o.sharedImages < perSubject)) bad(`${n.sharedImages} must be in 1..${perSubject - 1} (fewer than the ${perSubject} images per subject), got ${o.sharedImages}`);
+  if (!(Number.isInteger(o.imageSize) && o.imageSize >= 8)) bad(`${n.imageSize} must be an integer >= 8, got ${o.imageSize}`);
+  if (!(o.noiseSd >= 0)) bad(`${n.noiseSd} must be >= 0, got ${o.noiseSd}`);
+  if (!o.formats.length) bad(`${n.formats} must name at least one of nifti, hdf5`);
   return o;
 }
 

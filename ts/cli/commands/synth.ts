@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { InvalidArgumentError } from '../../errors.js';
 import type { Grid } from '../../io/voxelMask.js';
 import type { BetasFormat } from '../../nsd/paths.js';
-import { synthNsd } from '../../synth/nsd.js';
+import { resolveSynthNsdOptions, synthNsd, type SynthNsdOptions } from '../../synth/nsd.js';
 import { seconds } from '../format.js';
 import { checkOutputPath } from '../outputPath.js';
 
@@ -28,6 +28,11 @@ function num(text: string, what: string, integer = true): number {
   }
   return v;
 }
+
+const FLAG_NAMES = {
+  out: '--out', subjects: '--subjects', grid: '--grid', sessions: '--sessions', designSessions: '--design-sessions', trialsPerSession: '--trials',
+  sharedImages: '--shared', imageSize: '--image-size', noiseSd: '--noise', formats: '--formats',
+};
 
 export function registerSynthCommand(program: Command): void {
   const synth = program.command('synth').description('Synthetic data with a known ground truth, for tests and demos');
@@ -60,8 +65,7 @@ features of every image.`,
       if (grid.length !== 3) throw new InvalidArgumentError(`--grid: expected XxYxZ, got '${flags.grid}'`);
       const formats = flags.formats.split(',').map((f) => f.trim());
       if (formats.some((f) => f !== 'nifti' && f !== 'hdf5')) throw new InvalidArgumentError(`--formats: expected nifti and/or hdf5, got '${flags.formats}'`);
-      const t0 = performance.now();
-      const r = await synthNsd({
+      const options: SynthNsdOptions = {
         out: flags.out,
         seed: num(flags.seed, '--seed'),
         subjects: flags.subjects.split(',').map((s) => num(s, '--subjects')),
@@ -73,7 +77,11 @@ features of every image.`,
         imageSize: num(flags.imageSize, '--image-size'),
         noiseSd: num(flags.noise, '--noise', false),
         formats: formats as BetasFormat[],
-      });
+      };
+      // (checked here to name the flags; synthNsd checks the same again under the library's names)
+      resolveSynthNsdOptions(options, FLAG_NAMES, '');
+      const t0 = performance.now();
+      const r = await synthNsd(options);
       console.log(
         `wrote a miniature NSD to ${r.root} in ${seconds((performance.now() - t0) / 1000)}: subjects ${r.subjects.join(',')}, ` +
           `${r.sessions} sessions × ${r.trialsPerSession} trials, ${r.imagesPerSubject} images per subject ` +
