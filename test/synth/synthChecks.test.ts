@@ -22,7 +22,7 @@ describe('synth nsd limits', () => {
   it('--grid 100000x100000x100000 is a clear error, and nothing is written', async () => {
     const out = join(tmp, 'huge');
     await expect(cli('--grid', '100000x100000x100000', '--out', out)).rejects.toThrow(
-      new InvalidArgumentError('synthNsd: grid must be three integers from 8 to 32767, got 100000×100000×100000'),
+      new InvalidArgumentError('--grid must be three integers from 8 to 32767, got 100000×100000×100000'),
     );
     await expect(cli('--grid', '2000x2000x2000', '--out', out)).rejects.toThrow(
       /grid 2000×2000×2000 with 60 trials per session makes 894 GiB of int16 betas per session, over the 1 GiB limit/,

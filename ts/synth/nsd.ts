@@ -285,8 +285,8 @@ export function resolveSynthNsdOptions(opts: SynthNsdOptions, names: SynthNsdOpt
   const sessionBytes = o.grid[0] * o.grid[1] * o.grid[2] * o.trialsPerSession * 2;
   if (sessionBytes > MAX_SESSION_BYTES) {
     bad(
-      `${n.grid} ${o.grid.join('×')} with ${o.trialsPerSession} trials per session (${n.trialsPerSession}) makes ${(sessionBytes / 2 ** 30).toPrecision(3)} GiB of int16 betas per session, ` +
-        `over the ${MAX_SESSION_BYTES / 2 ** 30} GiB limit; use a smaller grid (NSD's is 81×104×83) or fewer trials`,
+      `${n.grid} ${o.grid.join('×')} with ${o.trialsPerSession} trials per session makes ${(sessionBytes / 2 ** 30).toPrecision(3)} GiB of int16 betas per session, ` +
+        `over the ${MAX_SESSION_BYTES / 2 ** 30} GiB limit; use a smaller grid (NSD's is 81×104×83) or fewer trials (${n.trialsPerSession})`,
     );
   }
   if (!(Number.isInteger(o.sessions) && o.sessions >= 1 && o.sessions <= o.designSessions)) bad(`${n.sessions} must be in 1..${n.designSessions} (${o.designSessions}), got ${o.sessions}`);
