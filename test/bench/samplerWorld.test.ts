@@ -61,6 +61,40 @@ describe('the demo world as ground truth', () => {
     }
   });
 
+  it('denoises at a fractional timestep at the σ the σ-based schedulers integrate at (np.interp of the σ table), not at ⌊t⌋', async () => {
+    // Euler, Heun, LMS under linspace spacing (and Karras σ) pass fractional t: diffusers' σ(t) is the
+    // linear interpolation of √((1 − ᾱ)/ᾱ) between the neighbouring integers, clamped to 0..999.
+    const mix = await readMixture(dir);
+    expect(mix.fractionalTimesteps).toBe('interpolated');
+    const table = Array.from(sdAlphasCumprod(), (a) => Math.sqrt((1 - a) / a));
+    const sigmaAt = (t: number): number => {
+      const tc = Math.min(Math.max(t, 0), 999);
+      const lo = Math.min(Math.floor(tc), 998);
+      return table[lo] + (tc - lo) * (table[lo + 1] - table[lo]);
+    };
+    const c = Float32Array.from({ length: 77 * D }, (_, i) => Math.sin(i * 0.11));
+    const w = mixtureWeights(mix, c, 77);
+    const model = await OnnxModel.load(join(dir, 'unet', 'model.onnx'));
+    try {
+      for (const t of [0, 0.6, 3.3, 400.37, 998.5, 999]) {
+        const sigma = sigmaAt(t);
+        const a = 1 / (1 + sigma * sigma);
+        const x = Float32Array.from({ length: d }, (_, i) => Math.cos(i * 0.9) * 1.5);
+        const out = await model.run(
+          { sample: { data: x, shape: [1, 4, 2, 2] }, timestep: { data: Float32Array.of(t), shape: [] }, encoder_hidden_states: { data: c, shape: [1, 77, D] } },
+          ['out_sample'],
+        );
+        // in σ-space: x̂0 = x/√ᾱ − σ ε must be D(x/√ᾱ, σ)
+        const xs = Float64Array.from(x, (v) => v / Math.sqrt(a));
+        const x0 = Float64Array.from(xs, (v, i) => v - sigma * out.out_sample.data[i]);
+        const D0 = posteriorMean(mix, w, xs, sigma);
+        for (let i = 0; i < d; i++) expect(Math.abs(x0[i] - D0[i]), `t = ${t}, element ${i}`).toBeLessThan(2e-5 * (1 + Math.abs(D0[i])));
+      }
+    } finally {
+      model.dispose();
+    }
+  });
+
   it('integrates the probability-flow ODE: one Gaussian has the closed form x − μ ∝ √(s² + σ²)', async () => {
     const mix = await readMixture(dir);
     const w = new Float64Array(K);

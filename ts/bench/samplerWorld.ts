@@ -9,6 +9,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
+import { ALPHA_CUMPROD_T } from '../demo/models.js';
 import { FormatError } from '../errors.js';
 import { onnx } from '../sd/onnxProto.js';
 import { philoxNormal } from '../sd/philox.js';
@@ -26,6 +27,12 @@ export interface Mixture {
   beta: number;
   /** ᾱ_t of the U-Net's table (t = 0..999). */
   alphasCumprod: Float64Array;
+  /**
+   * How the U-Net reads a fractional timestep: 'interpolated' — at σ(t) linearly interpolated in the σ
+   * table, the σ diffusers' σ-based schedulers integrate at; 'truncated' — a world built before that
+   * change, which denoises at σ(⌊t⌋) (exact only at integer t, e.g. the bench's trailing spacing).
+   */
+  fractionalTimesteps: 'interpolated' | 'truncated';
 }
 
 function floats(t: import('onnx-proto').onnx.ITensorProto): Float64Array {
@@ -59,7 +66,12 @@ export async function readMixture(modelDir: string): Promise<Mixture> {
   const Bt = inits.get(bGemm.input?.[1] ?? '') ?? bad('no text vectors');
   const betaMul = nodes.find((nd) => nd.opType === 'Mul' && nd.input?.[0] === bGemm.output?.[0]) ?? bad('no beta');
   const gather = nodes.find((nd) => nd.opType === 'Gather') ?? bad('no alphas table');
-  const s2Mul = nodes.find((nd) => nd.opType === 'Mul' && nd.input?.[0] === gather.output?.[0] && inits.has(nd.input?.[1] ?? '')) ?? bad('no s²');
+  // Current worlds gather σ_t (interpolated at fractional t) and name ᾱ_t's node; worlds built before
+  // gathered ᾱ_t itself at the truncated timestep.
+  const interpolated = nodes.some((nd) => nd.output?.[0] === ALPHA_CUMPROD_T);
+  const alphaNode = interpolated ? ALPHA_CUMPROD_T : gather.output?.[0];
+  const s2Mul = nodes.find((nd) => nd.opType === 'Mul' && nd.input?.[0] === alphaNode && inits.has(nd.input?.[1] ?? '')) ?? bad('no s²');
+  const table = floats(inits.get(gather.input?.[0] ?? '') ?? bad('no table'));
   const [K, d] = (M.dims ?? []).map(Number);
   const [, D] = (Bt.dims ?? []).map(Number);
   return {
@@ -70,7 +82,8 @@ export async function readMixture(modelDir: string): Promise<Mixture> {
     text: floats(Bt),
     textDim: D,
     beta: floats(inits.get(betaMul.input?.[1] ?? '')!)[0],
-    alphasCumprod: floats(inits.get(gather.input?.[0] ?? '') ?? bad('no table')),
+    alphasCumprod: interpolated ? table.map((sg) => 1 / (1 + sg * sg)) : table,
+    fractionalTimesteps: interpolated ? 'interpolated' : 'truncated',
   };
 }
 

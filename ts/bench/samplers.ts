@@ -64,7 +64,12 @@ interface Row {
   cost: { batch: number; imagesPerSecond: number; overhead: number; peakRssMiB: number }[];
   /** ‖x − x_conv‖ / ‖x_conv‖ over the accuracy set (deterministic schedulers). */
   relErrorConverged?: number;
-  /** ‖x − x_ode‖ / ‖x_ode‖ against the exact probability-flow ODE between the scheduler's own first and last noise levels, then its final denoising step (discretisation error alone). */
+  /**
+   * ‖x − x_ode‖ / ‖x_ode‖ against the exact probability-flow ODE between the scheduler's own first and last
+   * noise levels, then its final denoising step: the discretisation error alone (float32 adds ~1e-7). Its
+   * last step is never refined (trailing spacing ends with σ ratio ≈ √2 at any step count, and σ_last moves
+   * towards the components' SD), so it stops falling past ~20–50 steps: docs/sampler.md.
+   */
   relErrorExact?: number;
   /** The same against the exact ODE down to σ(0) (the limit every scheduler converges to; includes the final step's truncation). */
   relErrorExactFinal?: number;

@@ -94,6 +94,9 @@ export function textEncoderModel(table: Float32Array, vocabSize: number, dim: nu
   );
 }
 
+/** The mixture U-Net's node holding ᾱ at the input timestep (samplerWorld.ts reads the graph back by it). */
+export const ALPHA_CUMPROD_T = 'alpha_cumprod_t';
+
 export interface MixtureUnetParams {
   /** Component means: K × d scaled latents (d = 4·h·w), row-major. */
   means: Float32Array;
@@ -134,13 +137,25 @@ export function mixtureUnetModel(p: MixtureUnetParams): Uint8Array {
   const M = g.floats(Array.from(p.means), [K, d]);
   const B = g.floats(Array.from(bn), [K, p.textDim]);
   const HN = g.floats(Array.from(halfNorms), [1, K]);
-  const table = g.floats(Array.from(p.alphasCumprod), [p.alphasCumprod.length]);
-  // ᾱ_t and the scalars of the closed form
-  const tIndex = g.op('Cast', ['timestep'], [intAttr('to', T.INT64)]);
-  const a = g.op('Gather', [table, tIndex], [intAttr('axis', 0)]);
+  // σ(t) = √((1 − ᾱ_t)/ᾱ_t) at a fractional t: linear interpolation of the σ table, clamped to 0..T−1 —
+  // diffusers' np.interp(timesteps, arange(T), sigmas), the σ the σ-based schedulers (Euler, Heun, LMS,
+  // Euler ancestral) integrate at under linspace spacing, where t is fractional. (Casting t to an index
+  // truncated it: the U-Net then denoised at σ(⌊t⌋), not the scheduler's σ.) Integer t gives the table's σ.
+  const nT = p.alphasCumprod.length;
+  const sigmaTable = g.floats(Array.from(p.alphasCumprod, (v) => Math.sqrt((1 - v) / v)), [nT]);
+  const tc = g.op('Clip', ['timestep', g.floats([0], []), g.floats([nT - 1], [])]);
+  const lo = g.op('Min', [g.op('Floor', [tc]), g.floats([nT - 2], [])]);
+  const frac = g.op('Sub', [tc, lo]);
+  const index = (v: string) => g.op('Cast', [v], [intAttr('to', T.INT64)]);
+  const sLo = g.op('Gather', [sigmaTable, index(lo)], [intAttr('axis', 0)]);
+  const sHi = g.op('Gather', [sigmaTable, index(g.op('Add', [lo, g.floats([1], [])]))], [intAttr('axis', 0)]);
+  const sigma = g.op('Add', [sLo, g.op('Mul', [frac, g.op('Sub', [sHi, sLo])])]);
+  const sigma2 = g.op('Mul', [sigma, sigma]);
+  // ᾱ = 1/(1 + σ²) and 1 − ᾱ = σ² ᾱ (no cancellation at small t)
   const one = g.floats([1]);
+  const a = g.op('Div', [one, g.op('Add', [one, sigma2])], [], ALPHA_CUMPROD_T);
   const sqa = g.op('Sqrt', [a]);
-  const oneMinusA = g.op('Sub', [one, a]);
+  const oneMinusA = g.op('Mul', [sigma2, a]);
   const vt = g.op('Add', [g.op('Mul', [a, g.floats([s2])]), oneMinusA]); // ᾱ s² + 1 − ᾱ
   // logits: (√ᾱ x·μ_k − ᾱ |μ_k|²/2) / v_t + β cos(c̄, b_k)
   const x = g.op('Flatten', ['sample'], [intAttr('axis', 1)]);
