@@ -133,6 +133,43 @@ describe.skipIf(!chromiumPath)('the web page while a job runs', () => {
     await page.close();
   });
 
+  it("shows a finished encode job's summary under it: counts, then mean r and r / √NC per feature set, labelled", async () => {
+    const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+    await page.goto(`${s.url}/`);
+    await page.selectOption('#example', 'encode');
+    const body = JSON.parse(await page.locator('#body').inputValue());
+    await page.locator('#body').fill(JSON.stringify({ ...body, config: { ...body.config, out: 'enc-live' } }));
+    await page.locator('#submit').click();
+    await page.locator('#submitted').filter({ hasText: 'submitted encode-' }).waitFor();
+    const id = ((await page.locator('#submitted').textContent()) ?? '').replace('submitted ', '');
+    runner.board.finish(id, 'done', {
+      result: {
+        report: 'report.html',
+        encoding: {
+          voxels: 1508, trainImages: 400, testImages: 40, noiseCeiling: true,
+          featureSets: [
+            { name: 'z', model: 'ridge', features: 6400, meanR: 0.2114, meanRNormalised: 0.4023 },
+            { name: 'c', model: 'ridge', features: 768, meanR: -0.0123, meanRNormalised: null },
+            { name: 'z+c', model: 'banded', features: 7168, meanR: 0.2561, meanRNormalised: 0.4511 },
+          ],
+        },
+      },
+    });
+    await page.locator('#detail-body #encoding-sets').waitFor();
+    expect(await page.locator('#encoding-facts').textContent()).toBe('1,508 voxels · 400 training images · 40 test images · noise ceiling: yes');
+    const rows = await page.$$eval('#encoding-sets tr', (trs) => trs.map((tr) => [...tr.children].map((c) => c.textContent)));
+    expect(rows).toEqual([
+      ['feature set', 'model', 'features', 'mean r', 'mean r / √NC'],
+      ['z', 'ridge', '6,400', '0.211', '0.402'],
+      ['c', 'ridge', '768', '−0.012', '–'],
+      ['z+c', 'banded ridge (joint)', '7,168', '0.256', '0.451'],
+    ]);
+    expect(await page.locator('#encoding').textContent()).toMatch(/held-out Pearson r on the test images, averaged over every voxel of the mask/);
+    expect(await page.locator('#open-report').count()).toBe(1);
+    await page.screenshot({ path: artifactPath('serve-page-encode.png') });
+    await page.close();
+  });
+
   it('says on its row and in the run panel that a job is no longer known after a restart, stops asking for it, and follows the others', async () => {
     const before = new ScriptedRunner();
     let a: TestServer | undefined = await startTestServer({ runner: before }, s.root);

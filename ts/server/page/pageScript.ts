@@ -226,6 +226,34 @@ export const PAGE_SCRIPT = String.raw`
     return box;
   }
 
+  // An encode job's result.encoding (ts/server/jobs/encodeSummary.ts): the counts, then per feature set and joint
+  // model the mean held-out r over the whole mask and, with a noise ceiling, the mean of r / √NC.
+  function encodingTable(s) {
+    var box = el('div');
+    box.id = 'encoding';
+    var n = function (v) { return typeof v === 'number' ? v.toLocaleString('en') : ''; };
+    var facts = el('p', n(s.voxels) + ' voxels · ' + n(s.trainImages) + ' training images · ' + n(s.testImages) + ' test images · noise ceiling: ' + (s.noiseCeiling ? 'yes' : 'none'), 'muted');
+    facts.id = 'encoding-facts';
+    box.appendChild(facts);
+    var t = el('table');
+    t.id = 'encoding-sets';
+    var head = el('tr');
+    var cols = ['feature set', 'model', 'features', 'mean r'].concat(s.noiseCeiling ? ['mean r / √NC'] : []);
+    cols.forEach(function (h) { head.appendChild(el('th', h)); });
+    t.appendChild(head);
+    var r3 = function (v) { return typeof v === 'number' && isFinite(v) ? v.toFixed(3).replace('-', '−') : '–'; };
+    (s.featureSets || []).forEach(function (f) {
+      var tr = el('tr');
+      [f.name, f.model === 'banded' ? 'banded ridge (joint)' : 'ridge', n(f.features), r3(f.meanR)].concat(s.noiseCeiling ? [r3(f.meanRNormalised)] : []).forEach(function (c) { tr.appendChild(el('td', c)); });
+      t.appendChild(tr);
+    });
+    box.appendChild(t);
+    box.appendChild(el('p', 'mean r: held-out Pearson r on the test images, averaged over every voxel of the mask' +
+      (s.noiseCeiling ? '; mean r / √NC: r over the square root of the noise ceiling, over the voxels whose ceiling is above 1%' : '') +
+      '. The report has the maps and each region.', 'muted'));
+    return box;
+  }
+
   var detailShown = 0;
   function showDetail(id) {
     detailShown++;
@@ -257,6 +285,7 @@ export const PAGE_SCRIPT = String.raw`
       box.appendChild(a);
     }
     if (j.result.metrics) box.appendChild(metricsTable(j.result.metrics));
+    if (j.result.encoding) box.appendChild(encodingTable(j.result.encoding));
     var shown = ++detailShown;
     api('v1/jobs/' + encodeURIComponent(id) + '/files').then(function (r) {
       if (r.status === 404) { markGone(id); return { files: [] }; }
