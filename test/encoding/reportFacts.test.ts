@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { noiseCeilingFact } from '../../ts/encoding/report.js';
+import { fmtCount, noiseCeilingFact, regionTable, summaryTable } from '../../ts/encoding/report.js';
 
 // The encoding report's "noise ceiling" line says where the ceiling came from, or why there is none: under the
 // default 'auto' with no ncsnr.nii.gz beside the betas (the demo world's NSD) it said only "none".
@@ -16,5 +16,30 @@ describe("the encoding report's noise ceiling fact", () => {
     expect(fact(true, 'auto')).toBe('yes (ncsnr.nii.gz beside the betas)');
     expect(fact(true, 'estimate')).toBe('yes (estimated from the test repetitions)');
     expect(fact(true, '/data/nsd/ncsnr_subj01.nii.gz')).toBe('yes (ncsnr_subj01.nii.gz)');
+  });
+});
+
+// Voxel counts were "1,508" in the report's facts but "1508" in its region tables.
+describe("the encoding report's voxel counts", () => {
+  const map = {
+    kind: 'r' as const, file: 'maps/z.nii.gz', mosaic: 'mosaics/z.png', label: 'z', description: 'z', featureSet: 'z',
+    volume: new Float32Array(0), bytes: Buffer.alloc(0),
+    display: { signed: true, vmax: 1, threshold: 0.1, quantity: 'r', thresholdNote: '' },
+    regions: [
+      { atlas: 'mask', region: 'all', voxels: 1508, mean: 0.21, median: 0.2 },
+      { atlas: 'streams', region: 'early', voxels: 12345, mean: 0.3, median: 0.29 },
+      { atlas: 'streams', region: 'ventral', voxels: 87, mean: 0.1, median: 0.1 },
+    ],
+  };
+  const cells = (html: string) => [...html.matchAll(/<td[^>]*>([^<]*)<\/td>/g)].map((m) => m[1]);
+
+  it('writes them with thousands separators in the region tables, as the facts do', () => {
+    expect(fmtCount(1508)).toBe('1,508');
+    expect(cells(summaryTable([map]))).toEqual(expect.arrayContaining(['1,508', '12,345', '87']));
+    expect(cells(summaryTable([map]))).not.toContain('1508');
+    const region = regionTable(map);
+    expect(cells(region)).toEqual(expect.arrayContaining(['1,508', '12,345', '87']));
+    // sorting reads the plain number
+    expect(region).toContain('data-v="12345">12,345<');
   });
 });

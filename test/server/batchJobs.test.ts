@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, symlinkSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -58,6 +58,19 @@ describe('jobs on the batch layer', { timeout: 600_000 }, () => {
     expect(last.event, JSON.stringify(last.data.error)).toBe('result');
     expect(events.filter((e) => e.event === 'stage').map((e) => e.data.stage)).toEqual(r.json.stages);
     expect(existsSync(join(s.root, 'enc', 's3', 'report.html'))).toBe(true);
+    // the result's summary, as the page shows it: what encode() returns, the whole mask's row of regions.csv
+    const encoding = last.data.result.encoding;
+    expect(encoding).toMatchObject({ trainImages: expect.any(Number), testImages: expect.any(Number), noiseCeiling: expect.any(Boolean) });
+    expect(encoding.voxels).toBeGreaterThan(0);
+    expect(encoding.featureSets.map((f: { name: string; model: string }) => `${f.name}:${f.model}`)).toEqual(['z:ridge', 'c:ridge', 'z+c:banded']);
+    const csv = readFileSync(join(s.root, 'enc', 's3', 'regions.csv'), 'utf8').trim().split('\n').map((l) => l.split(','));
+    for (const f of encoding.featureSets) {
+      const row = csv.find((c) => c[0] === f.name && c[1] === 'mask')!;
+      expect(Number(row[4])).toBe(encoding.voxels);
+      expect(f.meanR).toBeCloseTo(Number(row[5]), 3);
+      if (encoding.noiseCeiling) expect(f.meanRNormalised).toBeCloseTo(Number(row[7]), 3);
+      else expect(f.meanRNormalised).toBeNull();
+    }
   });
 
   it('runs a manifest: both subjects, progress as one stage, the summary per subject × stage', async () => {

@@ -133,6 +133,90 @@ describe.skipIf(!chromiumPath)('the web page while a job runs', () => {
     await page.close();
   });
 
+  it("shows a finished encode job's summary under it: counts, then mean r and r / √NC per feature set, labelled", async () => {
+    const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+    await page.goto(`${s.url}/`);
+    await page.selectOption('#example', 'encode');
+    const body = JSON.parse(await page.locator('#body').inputValue());
+    await page.locator('#body').fill(JSON.stringify({ ...body, config: { ...body.config, out: 'enc-live' } }));
+    await page.locator('#submit').click();
+    await page.locator('#submitted').filter({ hasText: 'submitted encode-' }).waitFor();
+    const id = ((await page.locator('#submitted').textContent()) ?? '').replace('submitted ', '');
+    runner.board.finish(id, 'done', {
+      result: {
+        report: 'report.html',
+        encoding: {
+          voxels: 1508, trainImages: 400, testImages: 40, noiseCeiling: true,
+          featureSets: [
+            { name: 'z', model: 'ridge', features: 6400, meanR: 0.2114, meanRNormalised: 0.4023 },
+            { name: 'c', model: 'ridge', features: 768, meanR: -0.0123, meanRNormalised: null },
+            { name: 'z+c', model: 'banded', features: 7168, meanR: 0.2561, meanRNormalised: 0.4511 },
+          ],
+        },
+      },
+    });
+    await page.locator('#detail-body #encoding-sets').waitFor();
+    expect(await page.locator('#encoding-facts').textContent()).toBe('1,508 voxels · 400 training images · 40 test images · noise ceiling: yes');
+    const rows = await page.$$eval('#encoding-sets tr', (trs) => trs.map((tr) => [...tr.children].map((c) => c.textContent)));
+    expect(rows).toEqual([
+      ['feature set', 'model', 'features', 'mean r', 'mean r / √NC'],
+      ['z', 'ridge', '6,400', '0.211', '0.402'],
+      ['c', 'ridge', '768', '−0.012', '–'],
+      ['z+c', 'banded ridge (joint)', '7,168', '0.256', '0.451'],
+    ]);
+    expect(await page.locator('#encoding').textContent()).toMatch(/held-out Pearson r on the test images, averaged over every voxel of the mask/);
+    expect(await page.locator('#open-report').count()).toBe(1);
+    await page.screenshot({ path: artifactPath('serve-page-encode.png') });
+    await page.close();
+  });
+
+  it('says on its row and in the run panel that a job is no longer known after a restart, stops asking for it, and follows the others', async () => {
+    const before = new ScriptedRunner();
+    let a: TestServer | undefined = await startTestServer({ runner: before }, s.root);
+    const port = Number(new URL(a.url).port);
+    let b: TestServer | undefined;
+    const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+    const asked: string[] = [];
+    page.on('request', (r) => asked.push(new URL(r.url()).pathname));
+    const pageErrors: string[] = [];
+    page.on('pageerror', (e) => pageErrors.push(e.message));
+    try {
+      await page.goto(`${a.url}/`);
+      const id = await submit(page, 'lost1');
+      before.board.progress(id, { stage: 'world', index: 1, stages: 8, fraction: 0.5 });
+      const row = (id: string) => page.locator(`#jobs tr[data-id="${id}"]`);
+      await row(id).locator('td:nth-child(4)').filter({ hasText: '1/8 world' }).waitFor();
+      // the service restarts on the same port, its job list empty
+      await a.stop();
+      a = undefined;
+      const after = new ScriptedRunner();
+      b = await startTestServer({ runner: after, port }, s.root);
+      await row(id).locator('td.state.gone').waitFor({ timeout: 20_000 });
+      expect(await row(id).locator('td.state').textContent()).toBe('unknown');
+      expect(await row(id).locator('td:nth-child(4)').textContent()).toBe('no longer known to the service');
+      expect(await row(id).locator('button.cancel, progress').count()).toBe(0);
+      const note = (await page.locator('#detail-gone').textContent()) ?? '';
+      expect(note).toContain(`The service no longer knows job ${id}: it has restarted`);
+      expect(note).toMatch(/in memory only, with or without Redis/);
+      // it is not asked for again
+      const asks = () => asked.filter((p) => p.includes(`/v1/jobs/${id}`)).length;
+      const n = asks();
+      await page.waitForTimeout(3_000);
+      expect(asks()).toBe(n);
+      // a job on the restarted service is followed live as ever
+      const id2 = await submit(page, 'lost2');
+      after.board.progress(id2, { stage: 'extract', index: 2, stages: 8, fraction: 0.3, message: 'after the restart' });
+      await page.locator('#detail-progress').filter({ hasText: 'after the restart' }).waitFor();
+      expect(await row(id2).locator('td:nth-child(4)').textContent()).toBe('2/8 extract');
+      expect(await row(id).locator('td.state').textContent()).toBe('unknown');
+      expect(pageErrors).toEqual([]);
+    } finally {
+      await page.close();
+      await a?.stop();
+      await b?.stop();
+    }
+  });
+
   it('fits a narrow window: one column, the submit form and its button within the page', async () => {
     const page = await browser.newPage({ viewport: { width: 700, height: 900 } });
     await page.goto(`${s.url}/`);

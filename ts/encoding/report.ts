@@ -26,7 +26,7 @@ import { withAtomicPath, writeFileAtomic } from '../io/atomicWrite.js';
 /** The folder beside report.html that holds the viewer's script. */
 export const REPORT_FILES = 'report_files';
 
-interface LoadedMap extends MapRecord {
+export interface LoadedMap extends MapRecord {
   volume: Float32Array;
   bytes: Buffer;
   display: MapDisplay;
@@ -169,13 +169,16 @@ function niivueBundle(): string {
   throw new Error(`encoding report: @niivue/niivue's dist/niivue.umd.js was not found (searched ${searched.join(', ')}); reinstall brainlatent's dependencies`);
 }
 
+/** A count as the report's summary writes it: with thousands separators (1,508), in the tables too. */
+export const fmtCount = (n: number): string => n.toLocaleString('en');
+
 const fmt = (v: number, d = 3) => (Number.isFinite(v) ? (Math.abs(v) < 0.5 * 10 ** -d ? 0 : v).toFixed(d).replace('-', '−') : '–');
 
 /** The order maps are listed in: accuracy first, then the ceiling, then the partitions. */
 const KIND_ORDER: MapKind[] = ['r', 'banded-r', 'r-over-sqrt-nc', 'noise-ceiling', 'unique', 'shared'];
 
 /** Regions as rows, the r maps as columns: it grows down, not across, so it fits the page. */
-function summaryTable(maps: LoadedMap[]): string {
+export function summaryTable(maps: LoadedMap[]): string {
   const rMaps = maps.filter((m) => m.kind === 'r' || m.kind === 'banded-r');
   if (!rMaps.length) return '';
   const keys: { atlas: string; region: string }[] = [];
@@ -191,7 +194,7 @@ function summaryTable(maps: LoadedMap[]): string {
       const atlasCell = k.atlas !== lastAtlas ? `<th class="atlas" rowspan="${keys.filter((x) => x.atlas === k.atlas).length}">${esc(k.atlas)}</th>` : '';
       lastAtlas = k.atlas;
       const voxels = rMaps[0].regions.find((r) => r.atlas === k.atlas && r.region === k.region)?.voxels ?? 0;
-      return `<tr>${atlasCell}<td class="region">${esc(k.region)}</td><td>${voxels}</td>${rMaps.map((m) => cell(m.regions.find((r) => r.atlas === k.atlas && r.region === k.region)?.mean)).join('')}</tr>`;
+      return `<tr>${atlasCell}<td class="region">${esc(k.region)}</td><td>${fmtCount(voxels)}</td>${rMaps.map((m) => cell(m.regions.find((r) => r.atlas === k.atlas && r.region === k.region)?.mean)).join('')}</tr>`;
     })
     .join('\n');
   return `<div class="scroll"><table id="region-summary" class="summary"><thead><tr><th>atlas</th><th>region</th><th>voxels</th>${rMaps
@@ -201,9 +204,9 @@ ${body}
 </tbody><caption>Mean held-out Pearson r over each region's voxels, per feature set (columns) and joint model; shading is relative to the largest mean.</caption></table></div>`;
 }
 
-function regionTable(m: LoadedMap): string {
+export function regionTable(m: LoadedMap): string {
   const rows = m.regions
-    .map((r) => `<tr><td>${esc(r.atlas === 'mask' ? 'whole mask' : `${r.atlas}: ${r.region}`)}</td><td data-v="${r.voxels}">${r.voxels}</td><td data-v="${r.mean}">${fmt(r.mean)}</td><td data-v="${r.median}">${fmt(r.median)}</td></tr>`)
+    .map((r) => `<tr><td>${esc(r.atlas === 'mask' ? 'whole mask' : `${r.atlas}: ${r.region}`)}</td><td data-v="${r.voxels}">${fmtCount(r.voxels)}</td><td data-v="${r.mean}">${fmt(r.mean)}</td><td data-v="${r.median}">${fmt(r.median)}</td></tr>`)
     .join('');
   return `<table class="regions sortable"><thead><tr><th data-sort="text" data-col="0">region</th><th data-sort="number" data-col="1">voxels</th><th data-sort="number" data-col="2">mean ${esc(m.display.quantity)}</th><th data-sort="number" data-col="3">median</th></tr></thead><tbody>${rows}</tbody></table>`;
 }
@@ -224,7 +227,7 @@ function conventionBox(s: EncodingSummary, maps: LoadedMap[]): string {
       def++;
       if (v < 0) neg++;
     }
-    return `${m.label}: ${neg} of ${def} voxels negative`;
+    return `${m.label}: ${fmtCount(neg)} of ${fmtCount(def)} voxels negative`;
   });
   return `<div class="convention" id="partition-convention"><h3>Variance partitioning: how to read unique and shared R²</h3>
 <ul>
@@ -362,9 +365,9 @@ function reportHtml(s: EncodingSummary, maps: LoadedMap[], underlay: Underlay | 
     .join('\n');
   const meta: [string, string][] = [
     ['subject', String(s.subject)],
-    ['voxels', `${s.voxels.toLocaleString('en')} (${s.roi})`],
-    ['training images', s.trainImages.toLocaleString('en')],
-    ['test images', `${s.testImages.toLocaleString('en')} (betas averaged over repetitions)`],
+    ['voxels', `${fmtCount(s.voxels)} (${s.roi})`],
+    ['training images', fmtCount(s.trainImages)],
+    ['test images', `${fmtCount(s.testImages)} (betas averaged over repetitions)`],
     ['anatomy', underlay ? `${underlay.kind} (${underlay.path.split(/[\\/]/).slice(-2).join('/')})` : 'none found (no T1_to_func1pt8mm, mean or brainmask)'],
     ['atlases', atlases.map((a) => a.name).join(', ') + (s.atlasesMissing.length ? `; not found: ${s.atlasesMissing.join(', ')}` : '')],
     ['noise ceiling', noiseCeilingFact(s)],

@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 
 import type { ResolvedBatch } from '../../batch/manifest.js';
 import type { EncodeConfig } from '../../config/encode.js';
+import { encodeResult } from '../../encoding/encode.js';
 import { estimateImg2Img, type ReconstructProgress, type ReconstructResult } from '../../pipeline/reconstruct.js';
 import type { ReconstructConfig } from '../../pipeline/config.js';
 import { clearRunFolder, lockRunFolder, paths, readStageMarker, STAGES } from '../../pipeline/runFolder.js';
@@ -15,6 +16,7 @@ import type { RidgeFitConfig } from '../../config/ridgeFit.js';
 import type { JobSpec } from './JobRunner.js';
 import { analysisStages } from '../../batch/graph.js';
 import { batchOfOne, runOnBatchLayer } from './batchLayer.js';
+import { encodeSummary } from './encodeSummary.js';
 import { RIDGE_FIT_STAGES, runRidgeFit } from './ridgeFitJob.js';
 import type { JobControl, JobKind } from './types.js';
 
@@ -111,7 +113,8 @@ export async function executeJob(spec: JobSpec, control: JobControl): Promise<Re
       }
       const batch = batchOfOne(spec.id, input.kind, input.config, input.batchesDir);
       const r = await runOnBatchLayer(batch, input.kind, control, spec.queue);
-      return { ...(input.kind === 'reconstruct' ? await reconstructOutcome(input.config, control) : { report: 'report.html' }), ...r };
+      const outcome = input.kind === 'reconstruct' ? await reconstructOutcome(input.config, control) : { report: 'report.html', encoding: encodeSummary(await encodeResult(input.config)) };
+      return { ...outcome, ...r };
     }
     case 'batch':
       return { ...(await runOnBatchLayer(input.batch, null, control, spec.queue)), report: 'summary.json' };

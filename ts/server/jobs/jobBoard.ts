@@ -32,7 +32,7 @@ interface Entry {
 }
 
 /** How many finished jobs the board remembers (the oldest are forgotten first; their run folders stay). */
-const KEEP_FINISHED = 1000;
+export const KEEP_FINISHED = 1000;
 
 export class JobBoard {
   private readonly jobs = new Map<string, Entry>();

@@ -20,7 +20,7 @@ h2 { font-size: 15px; margin: 0 0 10px; }
 table { border-collapse: collapse; width: 100%; font-size: 13px; }
 th, td { text-align: left; padding: 5px 6px; border-bottom: 1px solid #eef0f3; vertical-align: middle; }
 tr.job { cursor: pointer; } tr.job:hover, tr.selected { background: #eef4ff; }
-.state { font-weight: 600; } .done { color: #1a7f37; } .failed { color: #c62828; } .cancelled { color: #8a6d00; } .running { color: #0b5cad; }
+.state { font-weight: 600; } .done { color: #1a7f37; } .failed { color: #c62828; } .cancelled { color: #8a6d00; } .running { color: #0b5cad; } .gone { color: #6b7280; }
 progress { width: 120px; vertical-align: middle; }
 textarea { width: 100%; height: 260px; font: 12px ui-monospace, monospace; box-sizing: border-box; }
 button { font: inherit; padding: 4px 12px; cursor: pointer; }

@@ -8,7 +8,16 @@ export const PAGE_SCRIPT = String.raw`
   var base = location.pathname.replace(/[^/]*$/, '');
   var jobs = new Map();
   var streams = new Map();
+  // jobs the service answered 404 for (its job list is in memory: a restart forgets them): never followed again
+  var gone = new Set();
+  var retries = new Map();
   var selected = null;
+  var GONE_SHORT = 'no longer known to the service';
+  function goneText(id) {
+    return 'The service no longer knows job ' + id + ': it has restarted (or forgotten the job). It keeps its job list in memory only, ' +
+      'with or without Redis, so a restart loses it; the page no longer follows this job. Its run folder stays on disk: ' +
+      'submitting the same body again skips the stages a reconstruct, encode or batch job had finished.';
+  }
   var $ = function (id) { return document.getElementById(id); };
   var stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
   var EXAMPLES = {
@@ -78,12 +87,13 @@ export const PAGE_SCRIPT = String.raw`
       var r = rowFor(j);
       var cls = 'job' + (j.id === selected ? ' selected' : '');
       if (r.tr.className !== cls) r.tr.className = cls;
-      setText(r.state, j.state);
-      r.state.className = 'state ' + j.state;
+      var isGone = gone.has(j.id);
+      setText(r.state, isGone ? 'unknown' : j.state);
+      r.state.className = 'state ' + (isGone ? 'gone' : j.state);
       var p = j.progress;
       // a job's process (on the batch layer, its pool) can take seconds to report its first stage
-      setText(r.stage, p ? p.index + '/' + p.stages + ' ' + p.stage : j.state === 'running' ? 'starting…' : '');
-      if (j.state === 'running' && p) {
+      setText(r.stage, isGone ? GONE_SHORT : j.reconnecting ? 'service unreachable, retrying…' : p ? p.index + '/' + p.stages + ' ' + p.stage : j.state === 'running' ? 'starting…' : '');
+      if (!isGone && j.state === 'running' && p) {
         if (!r.bar.parentNode) { r.progress.appendChild(r.bar); r.progress.appendChild(r.pct); }
         r.bar.value = p.fraction;
         setText(r.pct, ' ' + progressText(p));
@@ -91,7 +101,7 @@ export const PAGE_SCRIPT = String.raw`
         r.progress.textContent = '';
       }
       var report = j.state === 'done' && j.result && j.result.report;
-      var key = j.state === 'queued' || j.state === 'running' ? 'cancel' : report ? 'report' : '';
+      var key = isGone ? '' : j.state === 'queued' || j.state === 'running' ? 'cancel' : report ? 'report' : '';
       if (key !== r.actionsKey) {
         r.actionsKey = key;
         r.actions.textContent = '';
@@ -110,14 +120,52 @@ export const PAGE_SCRIPT = String.raw`
       if (tbody.children[i] !== r.tr) tbody.insertBefore(r.tr, tbody.children[i] || null);
     });
     var d = selected && jobs.get(selected);
-    if (d && d.state !== 'done') showDetail(d.id);
+    if (d && d.state !== 'done' && !gone.has(d.id)) showDetail(d.id);
+  }
+
+  // The job is no longer known to the service (404): said on its row and in the run panel, and never asked for again.
+  function markGone(id) {
+    if (gone.has(id)) return;
+    gone.add(id);
+    var s = streams.get(id);
+    if (s) { s.close(); streams.delete(id); }
+    clearTimeout(retries.get(id));
+    retries.delete(id);
+    if (!jobs.has(id)) return;
+    render();
+    if (selected === id) showDetail(id);
+  }
+
+  // The event stream broke (the service went away, a network fault) or the service shut down: ask for the job until
+  // the service answers, then follow it again (every event is replayed), show how it ended, or mark it gone (404).
+  function recheck(id, attempt) {
+    if (gone.has(id) || retries.has(id)) return;
+    var delay = Math.min(5000, 1000 * Math.pow(2, attempt));
+    retries.set(id, setTimeout(function () {
+      retries.delete(id);
+      var again = function () { var j = jobs.get(id); if (j && !j.reconnecting) { j.reconnecting = true; render(); } recheck(id, attempt + 1); };
+      api('v1/jobs/' + encodeURIComponent(id)).then(function (r) {
+        if (r.status === 404) { markGone(id); return; }
+        if (r.status === 401) { showLogin(true); return; }
+        if (!r.ok) { again(); return; }
+        return r.json().then(function (v) {
+          jobs.set(v.id, v);
+          render();
+          if (v.state === 'queued' || v.state === 'running') follow(v.id);
+          else if (selected === v.id) showDetail(v.id);
+        });
+      }, again);
+    }, delay));
   }
 
   function follow(id) {
-    if (streams.has(id)) return;
+    if (streams.has(id) || gone.has(id)) return;
     var es = new EventSource(base + 'v1/jobs/' + encodeURIComponent(id) + '/events');
     streams.set(id, es);
     var stop = function () { es.close(); streams.delete(id); };
+    // the browser's own 'error' (a refused or broken stream: no data) shares its name with the job's 'error' event
+    var broken = function () { stop(); recheck(id, 0); };
+    es.addEventListener('open', function () { var j = jobs.get(id); if (j && j.reconnecting) { j.reconnecting = false; render(); } });
     es.addEventListener('state', function (e) { var v = JSON.parse(e.data); jobs.set(v.id, v); render(); });
     es.addEventListener('stage', function (e) {
       var s = JSON.parse(e.data), j = jobs.get(s.id);
@@ -129,6 +177,7 @@ export const PAGE_SCRIPT = String.raw`
     });
     ['result', 'error'].forEach(function (name) {
       es.addEventListener(name, function (e) {
+        if (name === 'error' && typeof e.data !== 'string') { broken(); return; }
         stop();
         var v = JSON.parse(e.data);
         jobs.set(v.id, v);
@@ -136,7 +185,7 @@ export const PAGE_SCRIPT = String.raw`
         if (selected === v.id) showDetail(v.id);
       });
     });
-    es.addEventListener('shutdown', stop);
+    es.addEventListener('shutdown', broken);
   }
 
   // As the reports and the CLI write them (ts/eval/table.ts): identification accuracies in % (chance 50%),
@@ -177,6 +226,34 @@ export const PAGE_SCRIPT = String.raw`
     return box;
   }
 
+  // An encode job's result.encoding (ts/server/jobs/encodeSummary.ts): the counts, then per feature set and joint
+  // model the mean held-out r over the whole mask and, with a noise ceiling, the mean of r / √NC.
+  function encodingTable(s) {
+    var box = el('div');
+    box.id = 'encoding';
+    var n = function (v) { return typeof v === 'number' ? v.toLocaleString('en') : ''; };
+    var facts = el('p', n(s.voxels) + ' voxels · ' + n(s.trainImages) + ' training images · ' + n(s.testImages) + ' test images · noise ceiling: ' + (s.noiseCeiling ? 'yes' : 'none'), 'muted');
+    facts.id = 'encoding-facts';
+    box.appendChild(facts);
+    var t = el('table');
+    t.id = 'encoding-sets';
+    var head = el('tr');
+    var cols = ['feature set', 'model', 'features', 'mean r'].concat(s.noiseCeiling ? ['mean r / √NC'] : []);
+    cols.forEach(function (h) { head.appendChild(el('th', h)); });
+    t.appendChild(head);
+    var r3 = function (v) { return typeof v === 'number' && isFinite(v) ? v.toFixed(3).replace('-', '−') : '–'; };
+    (s.featureSets || []).forEach(function (f) {
+      var tr = el('tr');
+      [f.name, f.model === 'banded' ? 'banded ridge (joint)' : 'ridge', n(f.features), r3(f.meanR)].concat(s.noiseCeiling ? [r3(f.meanRNormalised)] : []).forEach(function (c) { tr.appendChild(el('td', c)); });
+      t.appendChild(tr);
+    });
+    box.appendChild(t);
+    box.appendChild(el('p', 'mean r: held-out Pearson r on the test images, averaged over every voxel of the mask' +
+      (s.noiseCeiling ? '; mean r / √NC: r over the square root of the noise ceiling, over the voxels whose ceiling is above 1%' : '') +
+      '. The report has the maps and each region.', 'muted'));
+    return box;
+  }
+
   var detailShown = 0;
   function showDetail(id) {
     detailShown++;
@@ -184,7 +261,13 @@ export const PAGE_SCRIPT = String.raw`
     box.textContent = '';
     box.className = '';
     if (!j) return;
-    box.appendChild(el('p', j.id + ' · ' + j.kind + ' · ' + j.state + ' · ' + j.out, 'muted'));
+    box.appendChild(el('p', j.id + ' · ' + j.kind + ' · ' + (gone.has(id) ? 'unknown' : j.state) + ' · ' + j.out, 'muted'));
+    if (gone.has(id)) {
+      var note = el('p', goneText(id), 'problems');
+      note.id = 'detail-gone';
+      box.appendChild(note);
+      return;
+    }
     var p = j.progress;
     if (j.state === 'running') {
       var line = el('p', p ? 'stage ' + p.index + '/' + p.stages + ' ' + p.stage + ' · ' + progressText(p) + (p.message ? ' · ' + p.message : '') : 'starting…');
@@ -202,8 +285,12 @@ export const PAGE_SCRIPT = String.raw`
       box.appendChild(a);
     }
     if (j.result.metrics) box.appendChild(metricsTable(j.result.metrics));
+    if (j.result.encoding) box.appendChild(encodingTable(j.result.encoding));
     var shown = ++detailShown;
-    api('v1/jobs/' + encodeURIComponent(id) + '/files').then(function (r) { return r.json(); }).then(function (d) {
+    api('v1/jobs/' + encodeURIComponent(id) + '/files').then(function (r) {
+      if (r.status === 404) { markGone(id); return { files: [] }; }
+      return r.json();
+    }).then(function (d) {
       // another job (or this one again) was shown meanwhile: its own request fills the panel
       if (shown === detailShown) box.appendChild(gallery(id, d.files || []));
     });

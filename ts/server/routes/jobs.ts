@@ -7,14 +7,25 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 
 import type { ServiceContext } from '../context.js';
 import { jobSpecOf, withConfigProblems, type JobBody } from '../jobs/jobSpec.js';
-import type { LoggedEvent } from '../jobs/jobBoard.js';
+import { KEEP_FINISHED, type LoggedEvent } from '../jobs/jobBoard.js';
 import type { JobKind, JobState } from '../jobs/types.js';
 import { JobBodySchema, JobIdParams, JobListQuery } from '../schemas.js';
 import { listRunFolder, sendRunFile } from '../runFiles.js';
 
 type IdRequest = FastifyRequest<{ Params: { id: string } }>;
 
-const notFound = (reply: FastifyReply, id: string) => reply.code(404).send({ error: 'Not Found', message: `no job '${id}'`, code: 'JobNotFound' });
+/**
+ * A job the board does not hold: never submitted here, or forgotten. The service keeps its jobs in memory only (with
+ * or without Redis), so a restart forgets every one, and the oldest finished ones go beyond KEEP_FINISHED; the answer
+ * says so and names the id, for a client that was following the job (the page marks it so and stops).
+ */
+const notFound = (reply: FastifyReply, id: string) =>
+  reply.code(404).send({
+    error: 'Not Found',
+    code: 'JobNotFound',
+    id,
+    message: `no job '${id}' on this service: it keeps its jobs in memory only, so a restart forgets them (their run folders stay on disk), as it forgets the oldest finished jobs beyond ${KEEP_FINISHED.toLocaleString('en')}`,
+  });
 
 export async function jobRoutes(app: FastifyInstance, ctx: ServiceContext): Promise<void> {
   const board = ctx.runner.board;
