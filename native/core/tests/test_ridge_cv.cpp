@@ -265,6 +265,26 @@ int main() {
     // float32 Grams of a singular primal problem: coefficients to 1e-3 of their scale
     check_cv_matches(d, true, false, false, contiguous_folds(d.n, 4), 4, {1e-3, 1e-2, 1, 10, 100}, 1, 1e-3);
   });
+  test::run("auto route: training folds with fewer samples than features take the kernel route", [] {
+    // n 60 > p 55 but each training fold has 48 samples: the primal problem of every fold is
+    // singular, and the exact primal route (once chosen here) gave CV scores 1e-2 off at alpha 1e-3.
+    Data d = make_data(60, 55, 6, 17);
+    const std::vector<double> alphas = {1e-3, 1e-2, 1e-1, 1, 10};
+    const std::vector<int> folds = contiguous_folds(d.n, 5);
+    Ref ref = brute_force(d, alphas, folds, 5, true, false, false);
+    RidgeOptions o = options(alphas, folds, 5);
+    RidgeResult res = ridge_cv_fit({d.x.data(), d.n, d.p}, {d.y.data(), d.n, d.t}, o);
+    CHECK(res.info.route == "kernel");
+    double maxdiff = 0;
+    for (long a = 0; a < static_cast<long>(alphas.size()); ++a)
+      for (long j = 0; j < d.t; ++j)
+        if (!std::isnan(res.cv_scores[a * d.t + j])) maxdiff = std::max(maxdiff, std::fabs(ref.cv[a * d.t + j] - res.cv_scores[a * d.t + j]));
+    if (maxdiff > 2e-4) std::fprintf(stderr, "near-square auto route %s: max |cv - ref| = %g\n", res.info.solver.c_str(), maxdiff);
+    CHECK(maxdiff <= 2e-4);
+    // forcing the primal space is still honoured
+    o.route = RidgeRoute::Primal;
+    CHECK(ridge_cv_fit({d.x.data(), d.n, d.p}, {d.y.data(), d.n, d.t}, o).info.route == "primal");
+  });
   test::run("pearson scoring matches brute force", [] {
     Data d = make_data(70, 15, 6, 3);
     check_cv_matches(d, true, true, true, contiguous_folds(d.n, 5), 5);
