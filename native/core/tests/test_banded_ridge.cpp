@@ -249,11 +249,12 @@ int main() {
     }
     CHECK(dirichlet_gammas(41, 3, {0.1, 1.0}, 5) == g);
     CHECK(dirichlet_gammas(41, 3, {0.1, 1.0}, 6) != g);
-    // Concentration 0.1 (odd rows) puts nearly all weight on one band; 1.0 (even rows) rarely does.
+    // himalaya's order: row s has concentrations[s % 2] (row 0 then made uniform), so the first draw
+    // has 1.0. Concentration 0.1 (even rows) puts nearly all weight on one band; 1.0 (odd rows) rarely does.
     int peaked_sparse = 0, peaked_flat = 0;
     for (int s = 1; s < 41; ++s) {
       const double mx = std::max({g[s * 3], g[s * 3 + 1], g[s * 3 + 2]});
-      ((s - 1) % 2 == 0 ? peaked_sparse : peaked_flat) += mx > 0.9;
+      (s % 2 == 0 ? peaked_sparse : peaked_flat) += mx > 0.9;
     }
     CHECK(peaked_sparse >= 12);
     CHECK(peaked_flat <= 8);

@@ -85,7 +85,9 @@ std::vector<double> dirichlet_gammas(int n_samples, int n_bands, const std::vect
   Xoshiro rng(seed);
   std::vector<double> lg(static_cast<std::size_t>(n_bands));
   for (int s = 1; s < n_samples; ++s) {
-    const double conc = concentrations[static_cast<std::size_t>(s - 1) % concentrations.size()];
+    // himalaya draws row s with concentrations[s % n] and then overwrites row 0 with the uniform
+    // weights, so the first draw (row 1) has the second concentration (1.0 by default), not the first.
+    const double conc = concentrations[static_cast<std::size_t>(s) % concentrations.size()];
     double mx = -std::numeric_limits<double>::infinity();
     for (int b = 0; b < n_bands; ++b) {
       lg[static_cast<std::size_t>(b)] = log_gamma_draw(rng, conc);
