@@ -5,8 +5,11 @@ export * from './errors.js';
 export * from './matrix.js';
 export { RidgeCV, setThreads, DEFAULT_ALPHAS } from './ridge/RidgeCV.js';
 export type { RidgeCVOptions, RidgeProgress, FitControl, RidgeBackend } from './ridge/RidgeCV.js';
+export type { RidgeCommonOptions } from './ridge/options.js';
 export { RidgeModel } from './ridge/RidgeModel.js';
-export type { RidgeScore, RidgeFitSettings } from './ridge/RidgeModel.js';
+export type { RidgeScore, RidgeFitSettings, RidgeModelParts, PredictOptions } from './ridge/RidgeModel.js';
+// what a fit reports (`model.info`: route, timings, memory: fixedBytes, batchBytes, peakBytes under memoryBudget)
+export type { NativeRidgeInfo, NativeMemoryInfo, NativeRidgeSolver } from './native/ridgeTypes.js';
 export { logspace, parseAlphas } from './ridge/alphas.js';
 export { readNpy, writeNpy, readNpyHeader, readMatrixNpy, readIntVectorNpy } from './io/npy.js';
 export type { NpyArray } from './io/npy.js';

@@ -11,11 +11,15 @@ import {
   reconstruct,
   runDemo,
   writeSdFixture,
+  InvalidArgumentError,
   type BuildInfo,
+  type NativeRidgeInfo,
+  type PredictOptions,
   type Matrix,
   type ReconstructConfigInput,
   type RidgeProgress,
 } from 'brainlatent';
+import { brainlatentPlugin, startServer, type BrainlatentPluginOptions, type JobView, type PublicError, type RunningServer } from 'brainlatent/server';
 
 export async function fitAndPredict(x: Matrix, y: Matrix, signal?: AbortSignal): Promise<Matrix> {
   const progress: RidgeProgress[] = [];
@@ -50,3 +54,27 @@ export async function pipeline(config: ReconstructConfigInput): Promise<void> {
 
 export const engine: BuildInfo = buildInfo();
 export type Banded = BandedRidgeModel;
+
+// An embedder's wrappers name the types the ridge models' methods take and give.
+export async function predictFor(model: RidgeModel, x: Matrix, options: PredictOptions): Promise<Matrix> {
+  return model.predictAsync(x, options);
+}
+export const peakBytes = (info: NativeRidgeInfo | undefined): number => info?.peakBytes ?? 0;
+
+// The service (the plugin in an app of its own here: a pnpm consumer cannot import fastify without depending on it),
+// and the types its jobs are read with.
+export const plugin: typeof brainlatentPlugin = brainlatentPlugin;
+export async function embed(root: string): Promise<string | undefined> {
+  const options: BrainlatentPluginOptions = { root, token: 'secret', predict: { concurrency: 1 } };
+  let server: RunningServer;
+  try {
+    server = await startServer({ ...options, port: 0 });
+  } catch (e) {
+    if (e instanceof InvalidArgumentError) return e.message;
+    throw e;
+  }
+  const job = (await server.app.inject({ method: 'GET', url: '/v1/jobs', headers: { authorization: 'Bearer secret' } })).json() as { jobs: JobView[] };
+  const error: PublicError | undefined = job.jobs[0]?.error;
+  await server.close();
+  return error?.message;
+}

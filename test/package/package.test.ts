@@ -44,6 +44,61 @@ describe('public API', () => {
   });
 });
 
+describe('public types', () => {
+  // Types that public signatures name but the entry points do not export yet (outside the ridge models and the
+  // service): a consumer cannot name them in a wrapper of its own. Remove a name here when it is exported.
+  const NOT_YET_EXPORTED = [
+    'NumericArray', 'NpyHeader', 'MatrixReadOptions', 'NpyDType', 'NpyData', 'SafetensorsFile', 'Tensor', 'NativeBuildInfo',
+    'DemoControl', 'DemoWorldControl', 'TimestepSpacing', 'NativeStepProgress', 'ClipTokenizerOptions', 'PngLimits', 'UNetFn',
+    'ReferenceOptions', 'SdTensorInfo', 'PlannedStepInfo', 'StreamStage', 'SynthNsdProgress', 'PreflightResult', 'Better',
+    'StageDef', 'StageProgress', 'StageReport', 'Affine', 'Colormap', 'RedisOptions', 'BatchStatusReport', 'Img2ImgSharding',
+    'Img2ImgShard', 'FeatureRecipe', 'FeatureConsumer', 'Schema', 'TAlphaGrid', 'ResolvedObject',
+  ];
+
+  it('exports every type that a public class, function or type names (brainlatent and brainlatent/server)', () => {
+    const entries = [path.join(root, 'ts', 'index.ts'), path.join(root, 'ts', 'server', 'index.ts')];
+    const program = ts.createProgram(entries, { module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext, target: ts.ScriptTarget.ES2022, noEmit: true });
+    const checker = program.getTypeChecker();
+    const resolve = (s: ts.Symbol) => (s.flags & ts.SymbolFlags.Alias ? checker.getAliasedSymbol(s) : s);
+    const exported = new Set<ts.Symbol>();
+    for (const e of entries) for (const s of checker.getExportsOfModule(checker.getSymbolAtLocation(program.getSourceFile(e)!)!)) exported.add(resolve(s));
+    const own = path.join(root, 'ts') + path.sep;
+    const missing = new Map<string, string>(); // type → a public name that uses it
+    const visit = (node: ts.Node, owner: string): void => {
+      if (ts.isBlock(node)) return; // bodies are not part of the typings
+      const ref = ts.isTypeReferenceNode(node) ? node.typeName : ts.isExpressionWithTypeArguments(node) ? node.expression : undefined;
+      const sym = ref && checker.getSymbolAtLocation(ref);
+      if (sym) {
+        const target = resolve(sym);
+        const decl = target.declarations?.[0];
+        if (decl && decl.getSourceFile().fileName.startsWith(own) && !(target.flags & ts.SymbolFlags.TypeParameter) && !exported.has(target) && !missing.has(target.name)) {
+          missing.set(target.name, owner);
+        }
+      }
+      ts.forEachChild(node, (c) => visit(c, owner));
+    };
+    for (const s of exported) {
+      for (const d of s.declarations ?? []) {
+        if (ts.isClassDeclaration(d)) {
+          d.heritageClauses?.forEach((h) => visit(h, s.name));
+          for (const m of d.members) {
+            if (ts.getCombinedModifierFlags(m as ts.Declaration) & (ts.ModifierFlags.Private | ts.ModifierFlags.Protected) || (m.name && ts.isPrivateIdentifier(m.name))) continue;
+            visit(m, s.name);
+          }
+        } else if (ts.isFunctionDeclaration(d)) {
+          d.parameters.forEach((p) => visit(p, s.name));
+          if (d.type) visit(d.type, s.name);
+        } else if (ts.isInterfaceDeclaration(d) || ts.isTypeAliasDeclaration(d)) visit(d, s.name);
+        else if (ts.isVariableDeclaration(d) && d.type) visit(d.type, s.name);
+      }
+    }
+    const unexpected = [...missing].filter(([name]) => !NOT_YET_EXPORTED.includes(name)).map(([name, owner]) => `${name} (named by ${owner})`);
+    expect(unexpected).toEqual([]);
+    // the list shrinks: a name exported since must leave it
+    expect(NOT_YET_EXPORTED.filter((name) => !missing.has(name))).toEqual([]);
+  });
+});
+
 describe('documentation', () => {
   const docs = ['README.md', ...readdirSync(path.join(root, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
   // What `npm pack` ships: package.json's files entries (a folder ships whole unless negated).

@@ -6,6 +6,8 @@ export type { BandedRidgeCVOptions } from '../ridge/BandedRidgeCV.js';
 export { concatSpaces } from '../ridge/featureSpaces.js';
 export type { FeatureSpaces } from '../ridge/featureSpaces.js';
 export { BandedRidgeModel } from '../ridge/BandedRidgeModel.js';
+export type { BandedRidgeModelParts } from '../ridge/BandedRidgeModel.js';
+export type { NativeBandedInfo } from '../native/bandedTypes.js';
 export { partitionVariance, PARTITION_CONVENTION } from './variancePartition.js';
 export type { VariancePartition } from './variancePartition.js';
 export { computeFeatures, readFeatureFile, featureSetNames } from './features.js';

@@ -1,6 +1,6 @@
 import { metadataJson, readSafetensors, writeSafetensors } from '../io/safetensors.js';
 import { FormatError, NonFiniteError, ShapeError } from '../errors.js';
-import { firstNonFinite } from '../io/finite.js';
+import { firstNonFinite, firstNonFiniteSliced } from '../io/finite.js';
 import { assertMatrix, type Matrix } from '../matrix.js';
 import { nativeJob, nativeSync } from '../native/call.js';
 import type { NativeRidgeInfo } from '../native/ridgeTypes.js';
@@ -34,6 +34,10 @@ export interface RidgeModelParts {
   cvScores: Matrix; // alphas × targets, mean CV score
   settings: RidgeFitSettings;
   info?: NativeRidgeInfo;
+}
+
+function nonFiniteX(x: Matrix, bad: number, label: string): NonFiniteError {
+  return new NonFiniteError(`${label} contains ${x.data[bad]} at row ${Math.floor(bad / x.cols)}, column ${bad % x.cols}: inputs must be finite`);
 }
 
 export const MODEL_FORMAT = 'brainlatent.ridge';
@@ -84,9 +88,16 @@ export class RidgeModel {
     return { data, rows: x.rows, cols: this.nTargets };
   }
 
-  /** predict() on a worker thread: the event loop keeps running while the GEMM does; an AbortSignal stops it between row blocks. */
+  /**
+   * predict() on a worker thread: the event loop keeps running while the GEMM does; an AbortSignal stops it between
+   * row blocks. X's NaN/Inf check (the same error as predict's) runs in slices of 256 Ki values between which the
+   * loop runs, so a large X (30 M values: 40–60 ms in one piece) does not stall it either.
+   */
   async predictAsync(x: Matrix, options: PredictOptions = {}): Promise<Matrix> {
-    this.checkX(x, options.label ?? 'predictAsync: X');
+    const label = options.label ?? 'predictAsync: X';
+    this.checkShape(x, label);
+    const bad = await firstNonFiniteSliced(x.data);
+    if (bad >= 0) throw nonFiniteX(x, bad, label);
     const data = await nativeJob(
       'RidgeModel.predictAsync',
       (b, token) => b.ridgePredictAsync(x.data, x.rows, x.cols, this.coef.data, this.nTargets, this.intercept, this.xMean, this.xScale, token),
@@ -96,13 +107,15 @@ export class RidgeModel {
   }
 
   private checkX(x: Matrix, label: string): void {
+    this.checkShape(x, label);
+    const bad = firstNonFinite(x.data);
+    if (bad >= 0) throw nonFiniteX(x, bad, label);
+  }
+
+  private checkShape(x: Matrix, label: string): void {
     assertMatrix(x, label);
     if (x.cols !== this.nFeatures) {
       throw new ShapeError(`${label} has ${x.cols} features (columns) but the model was fitted on ${this.nFeatures}`);
-    }
-    const bad = firstNonFinite(x.data);
-    if (bad >= 0) {
-      throw new NonFiniteError(`${label} contains ${x.data[bad]} at row ${Math.floor(bad / x.cols)}, column ${bad % x.cols}: inputs must be finite`);
     }
   }
 

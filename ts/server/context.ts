@@ -4,7 +4,6 @@
  */
 import os from 'node:os';
 
-import { redisConnection } from '../batch/redis.js';
 import { authenticator, type Authenticator } from './auth.js';
 import { LocalJobRunner } from './jobs/LocalJobRunner.js';
 import type { JobRunner } from './jobs/JobRunner.js';
@@ -12,52 +11,12 @@ import { ServiceMetrics } from './metrics.js';
 import { ModelRegistry } from './models/ModelRegistry.js';
 import { PredictBatcher } from './models/predictBatcher.js';
 import { PredictPool } from './models/predictPool.js';
+import { checkPluginOptions, type BrainlatentPluginOptions } from './pluginOptions.js';
 import { RootFolder } from './rootPaths.js';
 import { EventStreams } from './sse.js';
 import { WorkQueue } from './workQueue.js';
 
-export interface PoolLimits {
-  /** Requests computed at once. */
-  concurrency?: number;
-  /** Requests that may wait; beyond that the route answers 503 with Retry-After. */
-  maxQueued?: number;
-}
-
-export interface BrainlatentPluginOptions {
-  /** Every path a request names must resolve inside this folder (relative paths are taken from it). */
-  root: string;
-  /** Bearer token required on every route but the health checks. Without one, only loopback clients are answered. */
-  token?: string | null;
-  /** Runs the jobs (default: in this process, one at a time). */
-  runner?: JobRunner;
-  /** Jobs of the default runner at once, and how many may wait (default 1 and 100); with `redis`, the job processes
-   * this service runs for the shared queue while one of its jobs waits (`workers`, default 1; 0: leave the work to
-   * `brainlatent worker` processes). */
-  jobs?: PoolLimits & { workers?: number };
-  /** Reconstruct, encode and batch jobs through BullMQ on this Redis (redis://host:port/db), shared with
-   * `brainlatent worker` processes; /readyz then checks that it answers. Default: this machine's process pool. */
-  redis?: string;
-  /** Ridge predict: threads (default half the cores, at least 1) and requests waiting (default 256; batched as they wait). */
-  predict?: PoolLimits;
-  /** img2img requests at once (default 1) and queue (default 4). */
-  img2img?: PoolLimits;
-  /** Largest JSON body in bytes (default 1 MiB). */
-  bodyLimit?: number;
-  /** Largest data body (.npy, img2img's base64 arrays) in bytes (default 64 MiB). */
-  dataBodyLimit?: number;
-  /** At shutdown, how long running jobs may take to finish before they are cancelled (default 30 s). */
-  shutdownDeadlineMs?: number;
-  /** Serve the web page at the prefix's root (default true). */
-  page?: boolean;
-  /** Include prom-client's default process metrics (default true). */
-  defaultMetrics?: boolean;
-  /**
-   * Sampling interval of the event-loop lag metrics (nodejs_eventloop_lag_*), in ms (default 10, prom-client's).
-   * Each sample is the time between two timer ticks, so it includes this interval, and a stall shorter than it can
-   * go unseen: 1 resolves short stalls for 1,000 wake-ups a second.
-   */
-  eventLoopResolutionMs?: number;
-}
+export type { BrainlatentPluginOptions, PoolLimits } from './pluginOptions.js';
 
 export interface ServiceContext {
   root: RootFolder;
@@ -74,16 +33,11 @@ export interface ServiceContext {
   shutdownDeadlineMs: number;
 }
 
-/** The Redis URL, refused at once when it is not one (a service should not start and then fail every job). */
-function checkedRedisUrl(url: string): string {
-  redisConnection(url);
-  return url;
-}
-
 const halfTheCores = () => Math.max(1, Math.floor((os.availableParallelism?.() ?? os.cpus().length) / 2));
 
-export function createContext(o: BrainlatentPluginOptions): ServiceContext {
-  if (typeof o?.root !== 'string' || o.root.length === 0) throw new TypeError('brainlatentPlugin: options.root (the folder every path must stay inside) is required');
+/** The options are checked first (an InvalidArgumentError naming the option), before any thread or process starts. */
+export function createContext(options: BrainlatentPluginOptions): ServiceContext {
+  const o = checkPluginOptions(options);
   const root = new RootFolder(o.root);
   const predictThreads = o.predict?.concurrency ?? halfTheCores();
   const predictPool = new PredictPool(predictThreads);
@@ -98,7 +52,7 @@ export function createContext(o: BrainlatentPluginOptions): ServiceContext {
       concurrency: o.jobs?.concurrency,
       maxQueued: o.jobs?.maxQueued,
       onUnet: (calls, seconds) => metrics?.unet('job', calls, seconds),
-      queue: o.redis ? { redis: checkedRedisUrl(o.redis), workers: o.jobs?.workers ?? 1 } : undefined,
+      queue: o.redis ? { redis: o.redis, workers: o.jobs?.workers ?? 1 } : undefined,
     });
   metrics = new ServiceMetrics(
     {

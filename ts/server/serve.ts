@@ -5,8 +5,10 @@
  */
 import Fastify, { type FastifyInstance } from 'fastify';
 
-import { BrainlatentError } from '../errors.js';
+import { BrainlatentError, InvalidArgumentError } from '../errors.js';
 import { nativeSync } from '../native/call.js';
+import { describeNumber } from '../ridge/alphas.js';
+import { checkInteger } from '../ridge/options.js';
 import { isLoopbackHost } from './auth.js';
 import { brainlatentPlugin, type BrainlatentPluginOptions } from './plugin.js';
 
@@ -30,24 +32,43 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-export async function startServer(o: ServeOptions): Promise<RunningServer> {
-  const host = o.host ?? '127.0.0.1';
+/** The options startServer reads itself, checked; the rest go to the plugin, which checks them when registered. */
+function serverOptions(o: ServeOptions): { host: string; port: number; logger: boolean; computeNiceness: number; plugin: BrainlatentPluginOptions } {
+  if (o === null || typeof o !== 'object') throw new InvalidArgumentError(`startServer: expected an options object with at least { root }, got ${describeNumber(o)}`);
+  const { host = '127.0.0.1', port = 8080, logger = false, computeNiceness = 10, ...plugin } = o;
+  if (typeof host !== 'string' || host.length === 0) throw new InvalidArgumentError(`startServer options.host: expected an address or host name, got ${describeNumber(host)}`);
+  checkInteger(port, 'options.port', 'startServer', 0);
+  if (port > 65535) throw new InvalidArgumentError(`startServer options.port: expected an integer from 0 to 65535, got ${port}`);
+  if (typeof logger !== 'boolean') throw new InvalidArgumentError(`startServer options.logger: expected true or false, got ${describeNumber(logger)}`);
+  checkInteger(computeNiceness, 'options.computeNiceness', 'startServer', 0);
+  return { host, port, logger, computeNiceness, plugin };
+}
+
+export async function startServer(options: ServeOptions): Promise<RunningServer> {
+  const { host, port: listenPort, logger, computeNiceness, plugin: o } = serverOptions(options);
   if (!isLoopbackHost(host) && !o.token) {
     throw new BrainlatentError(`refusing to listen on ${host} without a token: anyone who can reach it could run jobs and read the root folder. Pass --token (or bind 127.0.0.1)`, 'InsecureBind');
   }
   // The plugin sets its own per-route limits; the server-wide one must admit the largest (data bodies).
   // Closing waits for running jobs (up to the shutdown deadline), and Fastify times close hooks like plugins.
   const pluginTimeout = (o.shutdownDeadlineMs ?? 30_000) + 30_000;
+  // (a dataBodyLimit that is not a positive integer is refused by the plugin, naming it, not here as Fastify's bodyLimit)
+  const dataBodyLimit = Number.isInteger(o.dataBodyLimit) && (o.dataBodyLimit as number) > 0 ? (o.dataBodyLimit as number) : 64 << 20;
+  const app = Fastify({ logger, bodyLimit: dataBodyLimit, return503OnClosing: true, pluginTimeout });
+  try {
+    await app.register(brainlatentPlugin, o);
+  } catch (e) {
+    await app.close().catch(() => {});
+    throw e;
+  }
   // The sampler computing an img2img request on the cores otherwise keeps the event loop waiting for one (10–20 ms
   // now and then on two cores); below the loop's priority it yields to it at once.
-  nativeSync((b) => b.setJobNiceness(o.computeNiceness ?? 10));
-  const app = Fastify({ logger: o.logger ?? false, bodyLimit: o.dataBodyLimit ?? 64 << 20, return503OnClosing: true, pluginTimeout });
-  await app.register(brainlatentPlugin, o);
+  nativeSync((b) => b.setJobNiceness(computeNiceness));
   // browsers ask the origin for an icon on every page (run reports included): no icon, and no 404 in their consoles
   app.get('/favicon.ico', { schema: { hide: true } }, async (_req, reply) => reply.code(204).send());
-  await app.listen({ host, port: o.port ?? 8080 });
+  await app.listen({ host, port: listenPort });
   const address = app.server.address();
-  const port = typeof address === 'object' && address ? address.port : o.port;
+  const port = typeof address === 'object' && address ? address.port : listenPort;
   const shownHost = host.includes(':') ? `[${host}]` : host;
   return { app, url: `http://${shownHost}:${port}`, close: () => app.close() };
 }

@@ -1,3 +1,5 @@
+import { statSync } from 'node:fs';
+
 import type { Command } from 'commander';
 
 import { shownRedisUrl } from '../../server/jobs/redisReachable.js';
@@ -21,6 +23,24 @@ function int(text: string, what: string, min: number): number {
   const v = Number(text);
   if (!Number.isInteger(v) || v < min) throw new Error(`${what}: expected an integer >= ${min}, got '${text}'`);
   return v;
+}
+
+/** --root: an existing folder, named as the flag (the plugin's own check names its option). */
+function rootFolder(dir: string): string {
+  let isDirectory = false;
+  try {
+    isDirectory = statSync(dir).isDirectory();
+  } catch {
+    throw new Error(`--root: '${dir}' does not exist; expected the folder every path in a request must stay inside`);
+  }
+  if (!isDirectory) throw new Error(`--root: '${dir}' is not a folder`);
+  return dir;
+}
+
+/** --token, else $BRAINLATENT_TOKEN (an empty variable counts as unset), else none. */
+function tokenOf(flag: string | undefined): string | null {
+  if (flag !== undefined && flag.length === 0) throw new Error(`--token: expected a non-empty secret, got ''`);
+  return flag ?? (process.env.BRAINLATENT_TOKEN || null);
 }
 
 export function registerServeCommand(program: Command): void {
@@ -64,7 +84,8 @@ Examples:
     .action(async (flags: ServeFlags) => {
       // first of all: this process may be replaced by itself with the service's V8 flags
       await ensureServiceFlags();
-      const token = flags.token ?? process.env.BRAINLATENT_TOKEN ?? null;
+      const token = tokenOf(flags.token);
+      const root = rootFolder(flags.root);
       const deadline = int(flags.shutdownDeadline, '--shutdown-deadline', 0);
       // The signal handlers come first: a supervisor may send SIGTERM as soon as it reads the line below (the
       // write wakes it, and it may run before this process does again), or while the service is starting.
@@ -94,7 +115,7 @@ Examples:
       server = await startServer({
         host: flags.host,
         port: int(flags.port, '--port', 0),
-        root: flags.root,
+        root,
         token,
         jobs: { concurrency: int(flags.jobs, '--jobs', 1), workers: int(flags.workers, '--workers', 0) },
         redis: flags.redis,

@@ -14,7 +14,8 @@ export interface LoggedEvent {
   event: JobEvent;
 }
 
-type Listener = (e: LoggedEvent) => void;
+/** A subscriber to one job's events (JobBoard.subscribe). */
+export type JobListener = (e: LoggedEvent) => void;
 
 interface Entry {
   view: JobView;
@@ -23,7 +24,7 @@ interface Entry {
   log: LoggedEvent[];
   latestProgress: LoggedEvent | null;
   seq: number;
-  listeners: Set<Listener>;
+  listeners: Set<JobListener>;
   rate: RateEstimator;
   stageStartedAt: number;
   stageSkipped: boolean;
@@ -150,7 +151,7 @@ export class JobBoard {
    * Every logged event after `afterSeq` (and the latest progress, when newer), then live events until the job
    * ends. Returns null for an unknown job. The listener is not called after the final event.
    */
-  subscribe(id: string, listener: Listener, afterSeq = 0): { replay: LoggedEvent[]; final: boolean; unsubscribe: () => void } | null {
+  subscribe(id: string, listener: JobListener, afterSeq = 0): { replay: LoggedEvent[]; final: boolean; unsubscribe: () => void } | null {
     const e = this.jobs.get(id);
     if (!e) return null;
     const replay = e.log.filter((l) => l.seq > afterSeq);

@@ -1,0 +1,109 @@
+/**
+ * The plugin's options are checked once, when it is registered in a host app: every mistake is an InvalidArgumentError
+ * naming the option and what was expected, and an unknown key (a misspelt `token`) is refused rather than ignored.
+ */
+import { mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { spawnSync } from 'node:child_process';
+import { resolve } from 'node:path';
+
+import Fastify from 'fastify';
+import { afterAll, describe, expect, it } from 'vitest';
+
+import { InvalidArgumentError } from '../../ts/errors.js';
+import { brainlatentPlugin, startServer, type BrainlatentPluginOptions } from '../../ts/server/index.js';
+import { startServeCli } from './helpers.js';
+
+const root = realpathSync(mkdtempSync(join(tmpdir(), 'bl-plugin-options-')));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+/** Registers the plugin with `options` in a fresh app; the error it fails with, or undefined. */
+async function registerError(options: unknown): Promise<Error | undefined> {
+  const app = Fastify({ pluginTimeout: 0 });
+  try {
+    await app.register(brainlatentPlugin, options as BrainlatentPluginOptions);
+    await app.ready();
+    return undefined;
+  } catch (e) {
+    return e as Error;
+  } finally {
+    await app.close();
+  }
+}
+
+describe('brainlatentPlugin options', () => {
+  it('accepts every documented option, and the prefix and logLevel Fastify passes along', async () => {
+    const e = await registerError({
+      prefix: '/bl',
+      logLevel: 'warn',
+      root,
+      token: 's3cret',
+      jobs: { concurrency: 2, maxQueued: 10 },
+      predict: { concurrency: 1, maxQueued: 0 },
+      img2img: { concurrency: 1, maxQueued: 2 },
+      bodyLimit: 1024,
+      dataBodyLimit: 1 << 20,
+      shutdownDeadlineMs: 0,
+      page: false,
+      defaultMetrics: false,
+      eventLoopResolutionMs: 5,
+    });
+    expect(e).toBeUndefined();
+  });
+
+  it.each([
+    [{ root, tokens: 's3cret' }, /brainlatentPlugin: unknown option 'tokens' \(did you mean 'token'\?\)/],
+    [{}, /brainlatentPlugin options\.root: expected the folder every path must stay inside .*got undefined/],
+    [{ root: join(root, 'missing') }, /brainlatentPlugin options\.root: '.*missing' is not an existing folder \(ENOENT\)/],
+    [{ root: join(root, 'a-file') }, /brainlatentPlugin options\.root: '.*a-file' is not a folder/],
+    [{ root, token: 42 }, /options\.token: expected a non-empty string .*got 42/],
+    [{ root, token: '' }, /options\.token: expected a non-empty string/],
+    [{ root, predict: { concurrency: 0 } }, /brainlatentPlugin options\.predict\.concurrency: expected an integer >= 1, got 0/],
+    [{ root, img2img: { maxQueued: -1 } }, /options\.img2img\.maxQueued: expected an integer >= 0, got -1/],
+    [{ root, jobs: { concurrency: 1.5 } }, /options\.jobs\.concurrency: expected an integer >= 1, got 1\.5/],
+    [{ root, jobs: { concurrency: 1, maxQueue: 3 } }, /brainlatentPlugin options\.jobs: unknown option 'maxQueue' \(did you mean 'maxQueued'\?\)/],
+    [{ root, predict: 4 }, /options\.predict: expected an object \(concurrency\?, maxQueued\?\), got 4/],
+    [{ root, shutdownDeadlineMs: '30s' }, /options\.shutdownDeadlineMs: expected an integer >= 0, got string "30s"/],
+    [{ root, bodyLimit: 0 }, /options\.bodyLimit: expected an integer >= 1, got 0/],
+    [{ root, page: 'no' }, /options\.page: expected true or false, got string "no"/],
+    [{ root, redis: 'http://127.0.0.1:6379' }, /brainlatentPlugin options\.redis: expected a redis:\/\/ or rediss:\/\/ URL/],
+    [{ root, runner: {} }, /options\.runner: expected a JobRunner .*without submit, cancel, queueDepth, ready, close, board/],
+  ])('refuses %j naming the option', async (options, message) => {
+    writeFileSync(join(root, 'a-file'), '');
+    const e = await registerError(options);
+    expect(e).toBeInstanceOf(InvalidArgumentError);
+    expect(e?.message).toMatch(message);
+  });
+
+  it('startServer checks its own options and leaves the rest to the plugin', async () => {
+    await expect(startServer({ root, port: 70000 })).rejects.toThrow(/startServer options\.port: expected an integer from 0 to 65535, got 70000/);
+    await expect(startServer({ root, port: 0, dataBodyLimit: -1 })).rejects.toThrow(/brainlatentPlugin options\.dataBodyLimit: expected an integer >= 1, got -1/);
+    const s = await startServer({ root, port: 0, defaultMetrics: false, logger: false });
+    try {
+      expect((await fetch(`${s.url}/healthz`)).status).toBe(200);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('brainlatent serve names its flags: --root that is not a folder, an empty --token; an empty $BRAINLATENT_TOKEN is unset', async () => {
+    const cli = resolve(import.meta.dirname, '..', '..', 'dist', 'cli', 'main.js');
+    const env = { ...process.env, BRAINLATENT_SERVE_V8_FLAGS: '0' };
+    const run = (...args: string[]) => spawnSync(process.execPath, [cli, 'serve', '--port', '0', ...args], { encoding: 'utf8', env, timeout: 30_000 });
+    const missing = run('--root', join(root, 'missing'));
+    expect(missing.status).toBe(1);
+    expect(missing.stderr).toMatch(/--root: '.*missing' does not exist; expected the folder every path in a request must stay inside/);
+    const empty = run('--root', root, '--token', '');
+    expect(empty.status).toBe(1);
+    expect(empty.stderr).toMatch(/--token: expected a non-empty secret, got ''/);
+    const s = await startServeCli(root, 1, { ...env, BRAINLATENT_TOKEN: '' });
+    try {
+      expect((await fetch(`${s.url}/v1/jobs`)).status).toBe(200); // loopback, no token
+    } finally {
+      s.proc.kill('SIGTERM');
+      await s.exited;
+    }
+  });
+});

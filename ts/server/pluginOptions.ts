@@ -1,0 +1,155 @@
+/**
+ * The plugin's options, checked once when it is registered: every error is an InvalidArgumentError naming the option
+ * (`brainlatentPlugin options.predict.concurrency: expected an integer >= 1, got 0`), what arrived and what was
+ * expected. An unknown key is refused with the closest known one (`tokens` → "did you mean 'token'?"): a misspelt
+ * `token` would otherwise leave the service without one, in silence. Nothing is started before the check passes.
+ */
+import { statSync } from 'node:fs';
+
+import { redisConnection } from '../batch/redis.js';
+import { InvalidArgumentError } from '../errors.js';
+import { describeNumber } from '../ridge/alphas.js';
+import { checkInteger, checkKnownKeys } from '../ridge/options.js';
+import type { JobRunner } from './jobs/JobRunner.js';
+
+export interface PoolLimits {
+  /** Requests computed at once. */
+  concurrency?: number;
+  /** Requests that may wait; beyond that the route answers 503 with Retry-After. */
+  maxQueued?: number;
+}
+
+export interface BrainlatentPluginOptions {
+  /** Every path a request names must resolve inside this folder (relative paths are taken from it). */
+  root: string;
+  /** Bearer token required on every route but the health checks. Without one, only loopback clients are answered. */
+  token?: string | null;
+  /** Runs the jobs (default: in this process, one at a time). */
+  runner?: JobRunner;
+  /** Jobs of the default runner at once, and how many may wait (default 1 and 100); with `redis`, the job processes
+   * this service runs for the shared queue while one of its jobs waits (`workers`, default 1; 0: leave the work to
+   * `brainlatent worker` processes). */
+  jobs?: PoolLimits & { workers?: number };
+  /** Reconstruct, encode and batch jobs through BullMQ on this Redis (redis://host:port/db), shared with
+   * `brainlatent worker` processes; /readyz then checks that it answers. Default: this machine's process pool. */
+  redis?: string;
+  /** Ridge predict: threads (default half the cores, at least 1) and requests waiting (default 256; batched as they wait). */
+  predict?: PoolLimits;
+  /** img2img requests at once (default 1) and queue (default 4). */
+  img2img?: PoolLimits;
+  /** Largest JSON body in bytes (default 1 MiB). */
+  bodyLimit?: number;
+  /** Largest data body (.npy, img2img's base64 arrays) in bytes (default 64 MiB). */
+  dataBodyLimit?: number;
+  /** At shutdown, how long running jobs may take to finish before they are cancelled (default 30 s). */
+  shutdownDeadlineMs?: number;
+  /** Serve the web page at the prefix's root (default true). */
+  page?: boolean;
+  /** Include prom-client's default process metrics (default true). */
+  defaultMetrics?: boolean;
+  /**
+   * Sampling interval of the event-loop lag metrics (nodejs_eventloop_lag_*), in ms (default 10, prom-client's).
+   * Each sample is the time between two timer ticks, so it includes this interval, and a stall shorter than it can
+   * go unseen: 1 resolves short stalls for 1,000 wake-ups a second.
+   */
+  eventLoopResolutionMs?: number;
+}
+
+const WHAT = 'brainlatentPlugin';
+
+/** The plugin's own option names. */
+export const PLUGIN_OPTION_KEYS = [
+  'root',
+  'token',
+  'runner',
+  'jobs',
+  'redis',
+  'predict',
+  'img2img',
+  'bodyLimit',
+  'dataBodyLimit',
+  'shutdownDeadlineMs',
+  'page',
+  'defaultMetrics',
+  'eventLoopResolutionMs',
+] as const;
+
+/** What Fastify itself reads from a plugin's register options, and passes on with the plugin's own. */
+const FASTIFY_REGISTER_KEYS = ['prefix', 'logLevel', 'logSerializers'];
+
+const name = (key: string) => `options.${key}`;
+
+function checkObject(value: unknown, key: string, known: readonly string[]): Record<string, unknown> {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new InvalidArgumentError(`${WHAT} ${name(key)}: expected an object (${known.map((k) => `${k}?`).join(', ')}), got ${describeNumber(value)}`);
+  }
+  checkKnownKeys(value, known, `${WHAT} ${name(key)}`);
+  return value as Record<string, unknown>;
+}
+
+function checkOptionalInteger(o: Record<string, unknown>, key: string, label: string, min: number): void {
+  if (o[key] !== undefined) checkInteger(o[key], name(`${label}.${key}`), WHAT, min);
+}
+
+function checkBoolean(value: unknown, key: string): void {
+  if (value !== undefined && typeof value !== 'boolean') throw new InvalidArgumentError(`${WHAT} ${name(key)}: expected true or false, got ${describeNumber(value)}`);
+}
+
+/** Throws InvalidArgumentError naming the first option that is not as documented; returns the options, typed. */
+export function checkPluginOptions(options: unknown): BrainlatentPluginOptions {
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw new InvalidArgumentError(`${WHAT}: expected an options object with at least { root }, got ${describeNumber(options)}`);
+  }
+  checkKnownKeys(options, [...PLUGIN_OPTION_KEYS, ...FASTIFY_REGISTER_KEYS], WHAT);
+  const o = options as Record<string, unknown>;
+
+  if (typeof o.root !== 'string' || o.root.length === 0) {
+    throw new InvalidArgumentError(`${WHAT} ${name('root')}: expected the folder every path must stay inside (a non-empty string), got ${describeNumber(o.root)}`);
+  }
+  let isDirectory: boolean;
+  try {
+    isDirectory = statSync(o.root).isDirectory();
+  } catch (e) {
+    throw new InvalidArgumentError(`${WHAT} ${name('root')}: '${o.root}' is not an existing folder (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  if (!isDirectory) throw new InvalidArgumentError(`${WHAT} ${name('root')}: '${o.root}' is not a folder`);
+
+  if (o.token !== undefined && o.token !== null && (typeof o.token !== 'string' || o.token.length === 0)) {
+    throw new InvalidArgumentError(`${WHAT} ${name('token')}: expected a non-empty string (or null/undefined: loopback clients only), got ${describeNumber(o.token)}`);
+  }
+  if (o.runner !== undefined) {
+    const r = o.runner as Record<string, unknown> | null;
+    const methods = ['submit', 'cancel', 'queueDepth', 'ready', 'close'];
+    const missing = r !== null && typeof r === 'object' ? methods.filter((m) => typeof r[m] !== 'function') : methods;
+    if (missing.length > 0 || typeof r?.board !== 'object' || r.board === null) {
+      throw new InvalidArgumentError(`${WHAT} ${name('runner')}: expected a JobRunner (board, ${methods.join(', ')}), got ${r === null || typeof r !== 'object' ? describeNumber(r) : `an object without ${[...missing, ...(typeof r.board === 'object' && r.board !== null ? [] : ['board'])].join(', ')}`}`);
+    }
+  }
+  if (o.jobs !== undefined) {
+    const jobs = checkObject(o.jobs, 'jobs', ['concurrency', 'maxQueued', 'workers']);
+    checkOptionalInteger(jobs, 'concurrency', 'jobs', 1);
+    checkOptionalInteger(jobs, 'maxQueued', 'jobs', 0);
+    checkOptionalInteger(jobs, 'workers', 'jobs', 0);
+  }
+  if (o.redis !== undefined) {
+    if (typeof o.redis !== 'string' || o.redis.length === 0) throw new InvalidArgumentError(`${WHAT} ${name('redis')}: expected a URL like redis://127.0.0.1:6379/0, got ${describeNumber(o.redis)}`);
+    try {
+      redisConnection(o.redis);
+    } catch (e) {
+      throw new InvalidArgumentError(`${WHAT} ${name('redis')}${(e as Error).message.replace(/^--redis/, '')}`);
+    }
+  }
+  for (const pool of ['predict', 'img2img'] as const) {
+    if (o[pool] === undefined) continue;
+    const limits = checkObject(o[pool], pool, ['concurrency', 'maxQueued']);
+    checkOptionalInteger(limits, 'concurrency', pool, 1);
+    checkOptionalInteger(limits, 'maxQueued', pool, 0);
+  }
+  for (const key of ['bodyLimit', 'dataBodyLimit', 'eventLoopResolutionMs'] as const) {
+    if (o[key] !== undefined) checkInteger(o[key], name(key), WHAT, 1);
+  }
+  if (o.shutdownDeadlineMs !== undefined) checkInteger(o.shutdownDeadlineMs, name('shutdownDeadlineMs'), WHAT, 0);
+  checkBoolean(o.page, 'page');
+  checkBoolean(o.defaultMetrics, 'defaultMetrics');
+  return o as unknown as BrainlatentPluginOptions;
+}
