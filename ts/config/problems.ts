@@ -80,18 +80,22 @@ export function tagKinds(s: Schema): string[] {
   return ((s.oneOf ?? s.anyOf) as Schema[]).map((b) => ((b.properties as Record<string, Schema>)[tag]?.const as string) ?? '?');
 }
 
+/** Edits between a and b, a swap of two neighbouring letters counting as one ("tokne" is one from "token"). */
 function editDistance(a: string, b: string): number {
-  const d = Array.from({ length: b.length + 1 }, (_, j) => j);
+  // (optimal string alignment: three rows of the Levenshtein table, the one before last for the swaps)
+  let before = new Array<number>(b.length + 1).fill(0);
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
-    let prev = d[0];
-    d[0] = i;
+    const cur = new Array<number>(b.length + 1);
+    cur[0] = i;
     for (let j = 1; j <= b.length; j++) {
-      const cur = d[j];
-      d[j] = Math.min(d[j] + 1, d[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = cur;
+      cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) cur[j] = Math.min(cur[j], before[j - 2] + 1);
     }
+    before = prev;
+    prev = cur;
   }
-  return d[b.length];
+  return prev[b.length];
 }
 
 /** The known name closest to `name`, when it is close enough to be a typo. */
