@@ -11,7 +11,7 @@ import { BatchError } from './errors.js';
 import { QUEUES, type BatchPlan, type QueueClass } from './graph.js';
 import { keys, PREFIX, redisConnection, requireRedis, type BatchRecord, type JobRecord } from './redis.js';
 import type { NodeResult } from './runNode.js';
-import { batchStatus, CANCELLED_REASON, firstLine, summarize, type BatchEvent, type JobInfo, type JobState } from './status.js';
+import { batchStatus, CANCELLED_REASON, oneLine, summarize, type BatchEvent, type JobInfo, type JobState } from './status.js';
 import type { BatchReport } from './outputs.js';
 import { clearSubject, submitPlan } from './submit.js';
 
@@ -90,7 +90,7 @@ async function jobState(queues: Record<QueueClass, Queue>, r: JobRecord, cancell
     stalls: job.stalledCounter,
   });
   if (state === 'failed') {
-    const reason = firstLine(job.failedReason ?? 'failed');
+    const reason = oneLine(job.failedReason ?? 'failed');
     // a join fails when a child does: it is blocked by that child, not broken itself
     if (/^child .* failed$/.test(reason)) Object.assign(info, { state: 'blocked', reason: `after ${reason.replace(/^child (\S+) failed$/, '$1').split(':').pop()} failed` });
     // stopped while it ran (or taken after the cancel): cancelled, not broken

@@ -27,7 +27,7 @@ import { LockKeeper } from './lockKeeper.js';
 import { PoolJobError, ProcessPool, type PoolRun } from './pool.js';
 import { keys, PREFIX, probeRedis, redisConnection, requireRedis, shownRedisUrl } from './redis.js';
 import { runNode, type NodeResult } from './runNode.js';
-import { CANCELLED_REASON, type BatchEvent, type JobInfo, type JobState } from './status.js';
+import { CANCELLED_REASON, oneLine, type BatchEvent, type JobInfo, type JobState } from './status.js';
 import type { JobData } from './submit.js';
 
 export interface WorkerOptions {
@@ -274,8 +274,8 @@ export async function createWorker(options: WorkerOptions): Promise<BatchWorker>
         return;
       }
       const retried = !(failure instanceof UnrecoverableError) && job.attemptsMade < (job.opts.attempts ?? 1);
-      log(`${job.id} failed: ${failure.message.split('\n')[0]}${retried ? ' (will be retried)' : ''}`);
-      emit(r, retried ? 'waiting' : 'failed', { reason: failure.message.split('\n')[0] });
+      log(`${job.id} failed: ${oneLine(failure.message)}${retried ? ' (will be retried)' : ''}`);
+      emit(r, retried ? 'waiting' : 'failed', { reason: oneLine(failure.message) });
     } finally {
       active.delete(job.id!);
       wake();
