@@ -50,7 +50,8 @@ template ({subject}, {subj}, {name} are substituted; out, nsd.root and nsd.subje
         "featureSets": [{ "kind": "z" }, { "kind": "c" }] } } ] }
 
 Outputs: <out>/<subject>/<analysis>/ (a run folder each), <out>/<subject>/cache (the subject's
-extraction, shared by its analyses), <out>/batch.json (the job graph), <out>/summary.json.
+extraction, shared by its analyses), <out>/batch.json (the job graph), and from 'batch run' (with or without
+--redis) <out>/summary.json; a submitted batch's summary is 'batch status BATCH --redis URL --json'.
 See docs/batch.md.`;
 
 export function registerBatchCommand(program: Command): void {
