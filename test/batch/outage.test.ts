@@ -2,6 +2,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { probePlan } from '../../ts/batch/graph.js';
@@ -61,5 +62,24 @@ describe.skipIf(!redisAvailable)('a worker through a Redis outage longer than it
     // published once: the second run found the output complete
     expect(readFileSync(join(out, 'published.log'), 'utf8').trim().split('\n')).toHaveLength(1);
     expect(report.jobs.find((j) => j.stage === 'probe')!.state).toBe('skipped');
+    await worker.close();
+    worker = undefined;
+  });
+
+  it('a job whose record Redis lost while it ran (a restart without persistence) is said to need a new submit, not to run again', { timeout: 60_000 }, async () => {
+    const lines: string[] = [];
+    // a long lock: the probe ends before its lock is renewed (a renewal would find the lock gone first)
+    const w = await createWorker({ redis: redis.url, name: 'ow2', pollMs: 100, lockMs: 20_000, onLog: (l) => lines.push(l) });
+    try {
+      await submitPlan(probePlan('gone', 1, join(dir, 'gone'), 1500), { redis: redis.url });
+      await until('the probe running', async () => (await getBatchStatus('gone', { redis: redis.url })).jobs.find((j) => j.stage === 'probe' && j.state === 'active'));
+      const client = new Redis(redis.url);
+      await client.flushall();
+      client.disconnect();
+      await until(`the probe to end (log: ${lines.join(' | ')})`, async () => lines.find((l) => l.startsWith('gone.probe.p0000 done')), 30_000);
+      expect(lines).toContainEqual(expect.stringMatching(/^gone\.probe\.p0000 done here in [\d.]+ s, but that could not be recorded \(Missing key .*\): Redis no longer has the job \(restarted without its data\?\): submit the batch again$/));
+    } finally {
+      await w.close();
+    }
   });
 });

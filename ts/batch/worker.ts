@@ -90,6 +90,12 @@ interface Running {
   run?: PoolRun;
 }
 
+/** A lost or refused connection (BullMQ's isNotConnectionError counts only ECONNREFUSED and a closed connection). */
+function isConnectionTrouble(e: Error): boolean {
+  const code = (e as NodeJS.ErrnoException).code;
+  return !isNotConnectionError(e) || ['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN'].includes(code ?? '');
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Retries a Redis call through a connection outage (ioredis reconnects); other errors are thrown. */
@@ -162,8 +168,8 @@ export async function createWorker(options: WorkerOptions): Promise<BatchWorker>
     });
     // connection trouble is reported once for the worker and ridden out: ioredis reconnects and the worker carries on
     w.on('error', (e) => {
-      if (isNotConnectionError(e)) log(`redis (${q}): ${e.message}`);
-      else outage(e);
+      if (isConnectionTrouble(e)) outage(e);
+      else log(`redis (${q}): ${e.message}`);
     });
     w.on('stalled', (id: string) => log(`${id} stalled (its worker died or hung): back in the queue`));
     workers.set(q, w);
@@ -255,7 +261,10 @@ export async function createWorker(options: WorkerOptions): Promise<BatchWorker>
       } catch (err) {
         // its lock expired meanwhile (Redis was away longer than the lock, or this worker was silent): the job is
         // someone else's, or back in the queue as stalled; its outputs are complete, so that run skips it
-        log(`${job.id} ${result.status} here in ${result.seconds.toFixed(1)} s, but that could not be recorded (${(err as Error).message}): the job runs again`);
+        const msg = (err as Error).message;
+        // 'Missing key': the job is gone from Redis (a restart without persistence, a purge): nothing runs it again
+        const next = /^Missing key/.test(msg) ? 'Redis no longer has the job (restarted without its data?): submit the batch again' : 'the job runs again';
+        log(`${job.id} ${result.status} here in ${result.seconds.toFixed(1)} s, but that could not be recorded (${msg}): ${next}`);
         return;
       }
       log(`${job.id} ${result.status} in ${result.seconds.toFixed(1)} s`);
