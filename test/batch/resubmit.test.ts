@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -13,7 +13,8 @@ import { redisAvailable, startRedis, type TestRedis } from './redis.js';
 
 // `batch submit` a second time: after a cancel (the subjects it cut off run again, whole, instead of waiting for
 // ever on the job the cancel stopped), and with another manifest under the same name (refused, and the plan on
-// disk, which `batch retry` reads, stays the submitted one). Tiny probe jobs, no world.
+// disk, which `batch retry` reads, stays the submitted one); and what a cancel shows for a subject that had failed.
+// Tiny probe jobs, no world.
 
 const dir = mkdtempSync(join(tmpdir(), 'bl-resubmit-'));
 let redis: TestRedis;
@@ -75,5 +76,28 @@ describe.skipIf(!redisAvailable)('submitting a batch again', () => {
     await expect(other).rejects.toThrow(BatchError);
     await expect(other).rejects.toThrow(/batch 'same' was submitted before from another manifest/);
     expect(readFileSync(join(out, 'batch.json'), 'utf8')).toBe(saved);
+  });
+});
+
+describe.skipIf(!redisAvailable)('batch cancel after a subject failed', () => {
+  it('leaves that subject blocked behind its failure, not cancelled', { timeout: 120_000 }, async () => {
+    // the shared probe cannot write its output (its folder is a file): the subject fails before it adds its analysis
+    const out = join(dir, 'blk');
+    writeFileSync(join(dir, 'a-file'), '');
+    const p = probePlan('blk', 1, out, 10, { attempts: 1, backoffMs: 100 });
+    const s = p.subjects[0];
+    const shared = s.shared.map((n) => ({ ...n, work: { kind: 'probe' as const, out: join(dir, 'a-file', 'x'), ms: 10 } }));
+    const analysis: BatchNode = { ...shared[0], id: 'blk.probe.a.p0000', analysis: 'a', stage: 'step', deps: [shared[0].id], work: { kind: 'probe', out, ms: 10 } };
+    const plan: BatchPlan = { ...p, hash: 'blk', subjects: [{ ...s, shared, analyses: [{ name: 'a', kind: 'reconstruct', out, steps: [analysis] }] }] };
+    workers.push(await createWorker({ redis: redis.url, pollMs: 100 }));
+    await submitPlan(plan, { redis: redis.url });
+    const failed = await waitForBatch('blk', { redis: redis.url, intervalMs: 200, signal: AbortSignal.timeout(60_000) });
+    expect(failed.state).toBe('failed');
+    const before = Object.fromEntries(failed.jobs.map((j) => [j.id, j.state]));
+    expect(before).toEqual({ 'blk.probe.p0000': 'failed', 'blk.probe.a.p0000': 'blocked', 'blk.probe': 'blocked' });
+    await cancelBatch('blk', { redis: redis.url });
+    const after = await getBatchStatus('blk', { redis: redis.url });
+    expect(Object.fromEntries(after.jobs.map((j) => [j.id, j.state]))).toEqual(before);
+    expect(after.jobs.find((j) => j.id === 'blk.probe.a.p0000')!.reason).toBe('probe failed');
   });
 });

@@ -66,9 +66,10 @@ async function jobState(queues: Record<QueueClass, Queue>, r: JobRecord, cancell
   const info: JobInfo = { id: r.id, subject: r.subject, analysis: r.analysis, stage: r.stage, shard: r.shard, queue: r.queue, state: 'waiting', fraction: 0, attempts: 0 };
   const job = await Job.fromId<unknown, NodeResult>(queues[r.queue], r.id);
   if (!job) {
-    // not added yet (a fan-out adds its jobs when it runs), or removed by a cancel
-    if (cancelled) Object.assign(info, { state: 'cancelled', reason: 'batch cancelled' });
-    else if (subjectFailed) Object.assign(info, { state: 'blocked', reason: `${r.subject} failed` });
+    // not added yet (a fan-out adds its jobs when it runs), or removed by a cancel; a subject that failed before
+    // the cancel (its join is not removed) never added them: blocked, whether or not the batch was cancelled since
+    if (subjectFailed) Object.assign(info, { state: 'blocked', reason: `${r.subject} failed` });
+    else if (cancelled) Object.assign(info, { state: 'cancelled', reason: 'batch cancelled' });
     return info;
   }
   const raw = await job.getState();
