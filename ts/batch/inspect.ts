@@ -2,15 +2,18 @@
  * A submitted batch seen from Redis: the state of every job (`batchStatus`), a stream of changes
  * (`watchBatch`), `cancelBatch` and `retryBatch`. Reads poll the queues, so they ride out a Redis restart.
  */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
 import { Job, Queue } from 'bullmq';
 
 import { BatchError } from './errors.js';
 import { QUEUES, type BatchPlan, type QueueClass } from './graph.js';
 import { keys, PREFIX, redisConnection, requireRedis, type BatchRecord, type JobRecord } from './redis.js';
 import type { NodeResult } from './runNode.js';
-import { batchStatus, CANCELLED_REASON, firstLine, summarize, type BatchEvent, type JobInfo, type JobState } from './status.js';
+import { batchStatus, CANCELLED_REASON, oneLine, summarize, type BatchEvent, type JobInfo, type JobState } from './status.js';
 import type { BatchReport } from './outputs.js';
-import { submitPlan } from './submit.js';
+import { clearSubject, submitPlan } from './submit.js';
 
 export interface RedisOptions {
   redis: string;
@@ -63,9 +66,10 @@ async function jobState(queues: Record<QueueClass, Queue>, r: JobRecord, cancell
   const info: JobInfo = { id: r.id, subject: r.subject, analysis: r.analysis, stage: r.stage, shard: r.shard, queue: r.queue, state: 'waiting', fraction: 0, attempts: 0 };
   const job = await Job.fromId<unknown, NodeResult>(queues[r.queue], r.id);
   if (!job) {
-    // not added yet (a fan-out adds its jobs when it runs), or removed by a cancel
-    if (cancelled) Object.assign(info, { state: 'cancelled', reason: 'batch cancelled' });
-    else if (subjectFailed) Object.assign(info, { state: 'blocked', reason: `${r.subject} failed` });
+    // not added yet (a fan-out adds its jobs when it runs), or removed by a cancel; a subject that failed before
+    // the cancel (its join is not removed) never added them: blocked, whether or not the batch was cancelled since
+    if (subjectFailed) Object.assign(info, { state: 'blocked', reason: `${r.subject} failed` });
+    else if (cancelled) Object.assign(info, { state: 'cancelled', reason: 'batch cancelled' });
     return info;
   }
   const raw = await job.getState();
@@ -87,7 +91,7 @@ async function jobState(queues: Record<QueueClass, Queue>, r: JobRecord, cancell
     stalls: job.stalledCounter,
   });
   if (state === 'failed') {
-    const reason = firstLine(job.failedReason ?? 'failed');
+    const reason = oneLine(job.failedReason ?? 'failed');
     // a join fails when a child does: it is blocked by that child, not broken itself
     if (/^child .* failed$/.test(reason)) Object.assign(info, { state: 'blocked', reason: `after ${reason.replace(/^child (\S+) failed$/, '$1').split(':').pop()} failed` });
     // stopped while it ran (or taken after the cancel): cancelled, not broken
@@ -224,6 +228,10 @@ export async function retryBatch(batch: string, options: RedisOptions): Promise<
     await (await queues.control.getBackend().client).del(keys.cancelled(batch));
     return rec;
   });
+  // the plan of the batch as submitted is on disk next to its outputs; checked before anything is removed
+  const file = join(plan.out, 'batch.json');
+  const saved = JSON.parse(await readFile(file, 'utf8')) as BatchPlan;
+  if (saved.hash !== plan.hash) throw new BatchError(`batch '${batch}': ${file} is the plan of another manifest (plan ${saved.hash}, submitted ${plan.hash}); submit the batch's own manifest again to retry it`);
   const retried: string[] = [];
   const busy: string[] = [];
   await withQueues(options.redis, async (queues) => {
@@ -233,28 +241,11 @@ export async function retryBatch(batch: string, options: RedisOptions): Promise<
       if (state === 'completed' || state === 'waiting-children' || state === 'waiting' || state === 'active') continue;
       // a cancel leaves the subject's finished jobs (and a job it stopped) without their removed parents: every
       // job of the subject goes, so that the new tree is whole (finished stages are skipped by their markers)
-      const left = plan.jobs.filter((j) => j.subject === s.name).reverse();
-      let active = false;
-      for (const r of left) active ||= (await (await Job.fromId(queues[r.queue], r.id))?.getState()) === 'active';
-      if (active) {
-        busy.push(s.name);
-        continue;
-      }
-      try {
-        if (root) await root.remove();
-        for (const r of left) await (await Job.fromId(queues[r.queue], r.id))?.remove();
-        retried.push(s.name);
-      } catch {
-        busy.push(s.name);
-      }
+      const all = [...plan.jobs.filter((j) => j.subject === s.name), { id: s.root, queue: 'control' as QueueClass }];
+      if (await clearSubject((q) => queues[q], all)) retried.push(s.name);
+      else busy.push(s.name);
     }
   });
-  if (retried.length) {
-    // the plan of the batch as submitted is on disk next to its outputs
-    const { readFile } = await import('node:fs/promises');
-    const { join } = await import('node:path');
-    const saved = JSON.parse(await readFile(join(plan.out, 'batch.json'), 'utf8')) as BatchPlan;
-    await submitPlan(saved, { ...options, only: retried });
-  }
+  if (retried.length) await submitPlan(saved, { ...options, only: retried });
   return { retried, busy };
 }

@@ -9,7 +9,7 @@ import os from 'node:os';
 import type { BatchNode, BatchPlan } from './graph.js';
 import { planNodes } from './graph.js';
 import { PoolJobError, ProcessPool } from './pool.js';
-import { batchStatus, firstLine, jobInfo, type BatchEvent, type BatchStatus, type JobInfo } from './status.js';
+import { batchStatus, jobInfo, oneLine, type BatchEvent, type BatchStatus, type JobInfo } from './status.js';
 
 export interface LocalRunOptions {
   /** Jobs at once (worker processes). Default: half the cores, at least 1. */
@@ -113,7 +113,7 @@ export async function runLocal(plan: BatchPlan, options: LocalRunOptions = {}): 
           },
           (e: unknown) => {
             const input = e instanceof PoolJobError ? e.input : false;
-            const reason = `${(e as Error).name}: ${firstLine((e as Error).message)}`;
+            const reason = `${(e as Error).name}: ${oneLine((e as Error).message)}`;
             if (options.signal?.aborted) {
               Object.assign(j, { state: 'cancelled', reason: 'batch cancelled', finishedAt: Date.now() });
               emit(j);

@@ -27,10 +27,9 @@ export async function runBatch(manifest: ManifestInput, options: RunBatchOptions
   const plan = await planBatch(await toResolved(manifest));
   // a Redis that is not there fails the run at once, before anything is written
   if (options.redis) await requireRedis(options.redis);
-  await writePlan(plan);
   let report: BatchReport;
   if (options.redis) {
-    await submitPlan(plan, { redis: options.redis });
+    await submitPlan(plan, { redis: options.redis }); // writes the plan once the name is known to be this plan's
     const concurrency = options.concurrency ?? 1;
     const worker = concurrency > 0 ? await createWorker({ ...options.worker, redis: options.redis, concurrency }) : null;
     try {
@@ -40,6 +39,7 @@ export async function runBatch(manifest: ManifestInput, options: RunBatchOptions
     }
     options.onEvent?.({ batch: plan.id, type: 'batch', state: report.state, at: Date.now() });
   } else {
+    await writePlan(plan);
     const status = await runLocal(plan, options);
     report = { ...status, summary: summarize(status.jobs) };
   }

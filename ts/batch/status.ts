@@ -211,5 +211,9 @@ export function formatSummary(cells: SummaryCell[]): string {
   return rows.join('\n');
 }
 
-/** First line of an error message, for tables. */
-export const firstLine = (s: string) => s.split('\n').find((l) => l.trim()) ?? s;
+/**
+ * An error message on one line, for tables, logs and reasons: its lines trimmed and joined. Not only the first
+ * line: a check that lists its problems ('cannot start the reconstruction:' then one line per problem) says
+ * nothing without them.
+ */
+export const oneLine = (s: string) => s.split('\n').map((l) => l.trim()).filter(Boolean).join(' ') || s;

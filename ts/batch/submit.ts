@@ -5,10 +5,10 @@
  * in its data and adds it as its own children when it first runs (BullMQ's "waiting children" pattern).
  * Job ids are deterministic, so submitting again adds nothing that exists.
  */
-import { FlowProducer, Queue, type FlowJob, type JobsOptions } from 'bullmq';
+import { FlowProducer, Job, Queue, type FlowJob, type JobsOptions } from 'bullmq';
 
 import { BatchError } from './errors.js';
-import { planBatch, planNodes, QUEUES, type BatchNode, type BatchPlan, type SubjectPlan } from './graph.js';
+import { planBatch, planNodes, QUEUES, type BatchNode, type BatchPlan, type QueueClass, type SubjectPlan } from './graph.js';
 import { keys, PREFIX, redisConnection, requireRedis, type BatchRecord } from './redis.js';
 import { toResolved, writePlan, type ManifestInput } from './outputs.js';
 
@@ -72,6 +72,30 @@ export interface SubmitResult {
   /** Subjects added now; the others were already in the queue (finished, running or failed). */
   added: string[];
   existing: string[];
+  /** Subjects cut off by a cancel whose stopped job still runs: not added (submit again once it has stopped). */
+  busy: string[];
+}
+
+/**
+ * Removes every job of a subject whose tree is not whole (a cancel removes the unfinished jobs and leaves the
+ * finished ones, and a job it stopped, without their parents; a new tree added over them would wait for ever on
+ * the stopped job), dependents first, so that its tree can be added whole (finished stages are then skipped by
+ * their markers). False, and nothing removed, while one of them still runs.
+ */
+export async function clearSubject(queues: (q: QueueClass) => Queue, jobs: { id: string; queue: QueueClass }[]): Promise<boolean> {
+  const left: Job[] = [];
+  for (const r of [...jobs].reverse()) {
+    const job = await Job.fromId(queues(r.queue), r.id);
+    if (!job) continue;
+    if ((await job.getState()) === 'active') return false;
+    left.push(job);
+  }
+  try {
+    for (const job of left) await job.remove();
+  } catch {
+    return false; // taken meanwhile (locked)
+  }
+  return true;
 }
 
 export function batchRecord(plan: BatchPlan): BatchRecord {
@@ -85,15 +109,16 @@ export function batchRecord(plan: BatchPlan): BatchRecord {
   };
 }
 
-/** Records the plan and adds its subjects (or `only` those) that are not in the queue yet. */
+/** Records the plan (in Redis and as <out>/batch.json) and adds its subjects (or `only` those) that are not in the queue yet. */
 export async function submitPlan(plan: BatchPlan, options: SubmitOptions & { only?: string[] }): Promise<SubmitResult> {
   const connection = redisConnection(options.redis);
   // BullMQ's connections wait for Redis for ever: one that is not there fails here, at once and clearly
   await requireRedis(options.redis);
-  const control = new Queue('control', { connection, prefix: PREFIX });
+  const queues = Object.fromEntries(QUEUES.map((q) => [q, new Queue(q, { connection, prefix: PREFIX })])) as Record<QueueClass, Queue>;
+  const control = queues.control;
   const flows = new FlowProducer({ connection, prefix: PREFIX });
   // errors reach the calls that fail; without listeners ioredis prints every reconnection's error
-  control.on('error', () => {});
+  for (const q of Object.values(queues)) q.on('error', () => {});
   flows.on('error', () => {});
   try {
     const client = await control.getBackend().client;
@@ -106,11 +131,15 @@ export async function submitPlan(plan: BatchPlan, options: SubmitOptions & { onl
         );
       }
     }
+    // the plan next to the outputs (what `batch retry` resubmits): written once the name is known to be this plan's
+    await writePlan(plan);
     await client.set(keys.batch(plan.id), JSON.stringify(batchRecord(plan)));
     await client.hset(keys.batches, { [plan.id]: new Date().toISOString() });
     await client.del(keys.cancelled(plan.id));
     const added: string[] = [];
     const existing: string[] = [];
+    const busy: string[] = [];
+    const nodes = planNodes(plan);
     for (const s of plan.subjects) {
       if (options.only && !options.only.includes(s.name)) continue;
       // a subject already in the queue keeps its jobs (finished ones are not redone; 'batch retry' resubmits failed ones)
@@ -118,13 +147,18 @@ export async function submitPlan(plan: BatchPlan, options: SubmitOptions & { onl
         existing.push(s.name);
         continue;
       }
+      // no subject join, but jobs of the subject left by a cancel: they go first
+      if (!(await clearSubject((q) => queues[q], nodes.filter((n) => n.subject === s.name)))) {
+        busy.push(s.name);
+        continue;
+      }
       await flows.add(subjectFlow(plan, s));
       added.push(s.name);
     }
-    return { batch: plan.id, jobs: planNodes(plan).length, added, existing };
+    return { batch: plan.id, jobs: nodes.length, added, existing, busy };
   } finally {
     await flows.close();
-    await control.close();
+    await Promise.all(Object.values(queues).map((q) => q.close()));
   }
 }
 
@@ -133,7 +167,6 @@ export async function submitBatch(manifest: ManifestInput, options: SubmitOption
   const plan = await planBatch(await toResolved(manifest));
   // nothing is written next to the outputs for a batch that cannot be submitted
   await requireRedis(options.redis);
-  await writePlan(plan);
   return { ...(await submitPlan(plan, options)), plan };
 }
 

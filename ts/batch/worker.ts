@@ -27,7 +27,7 @@ import { LockKeeper } from './lockKeeper.js';
 import { PoolJobError, ProcessPool, type PoolRun } from './pool.js';
 import { keys, PREFIX, probeRedis, redisConnection, requireRedis, shownRedisUrl } from './redis.js';
 import { runNode, type NodeResult } from './runNode.js';
-import { CANCELLED_REASON, type BatchEvent, type JobInfo, type JobState } from './status.js';
+import { CANCELLED_REASON, oneLine, type BatchEvent, type JobInfo, type JobState } from './status.js';
 import type { JobData } from './submit.js';
 
 export interface WorkerOptions {
@@ -90,6 +90,12 @@ interface Running {
   run?: PoolRun;
 }
 
+/** A lost or refused connection (BullMQ's isNotConnectionError counts only ECONNREFUSED and a closed connection). */
+function isConnectionTrouble(e: Error): boolean {
+  const code = (e as NodeJS.ErrnoException).code;
+  return !isNotConnectionError(e) || ['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN'].includes(code ?? '');
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Retries a Redis call through a connection outage (ioredis reconnects); other errors are thrown. */
@@ -133,6 +139,18 @@ export async function createWorker(options: WorkerOptions): Promise<BatchWorker>
   const control = new Queue('control', { connection, prefix: PREFIX });
   control.on('error', () => {});
   const redis = async () => control.getBackend().client;
+  // a Redis outage, said once when it starts and once when Redis answers again (every connection reconnects alone)
+  let down = false;
+  const outage = (e: Error) => {
+    if (down) return;
+    down = true;
+    log(`Redis at ${shownRedisUrl(options.redis)} is not reachable (${e.message}): waiting for it; the jobs running here go on`);
+  };
+  (await redis()).on('ready', () => {
+    if (!down) return;
+    down = false;
+    log(`Redis at ${shownRedisUrl(options.redis)} answers again: going on`);
+  });
   const isCancelled = async (batch: string) => (await (await redis()).get(keys.cancelled(batch))) !== null;
 
   // one BullMQ Worker per queue, without a processor: jobs are fetched by hand below
@@ -148,13 +166,11 @@ export async function createWorker(options: WorkerOptions): Promise<BatchWorker>
       maxStalledCount: options.maxStalledCount ?? 20,
       skipLockRenewal: true,
     });
-    // connection trouble is reported and ridden out: ioredis reconnects and the worker carries on
-    let down = false;
+    // connection trouble is reported once for the worker and ridden out: ioredis reconnects and the worker carries on
     w.on('error', (e) => {
-      if (!down) log(`redis (${q}): ${e.message}`);
-      down = true;
+      if (isConnectionTrouble(e)) outage(e);
+      else log(`redis (${q}): ${e.message}`);
     });
-    w.on('ready', () => (down = false));
     w.on('stalled', (id: string) => log(`${id} stalled (its worker died or hung): back in the queue`));
     workers.set(q, w);
   }
@@ -240,7 +256,17 @@ export async function createWorker(options: WorkerOptions): Promise<BatchWorker>
       if (await isCancelled(job.data.node.batch)) throw new UnrecoverableError(CANCELLED);
       const result = await (q === 'control' ? runJoin(r) : runWork(r));
       keeper.untrack(job.id!, token);
-      await settle(() => job.moveToCompleted(result, token, false), closed);
+      try {
+        await settle(() => job.moveToCompleted(result, token, false), closed);
+      } catch (err) {
+        // its lock expired meanwhile (Redis was away longer than the lock, or this worker was silent): the job is
+        // someone else's, or back in the queue as stalled; its outputs are complete, so that run skips it
+        const msg = (err as Error).message;
+        // 'Missing key': the job is gone from Redis (a restart without persistence, a purge): nothing runs it again
+        const next = /^Missing key/.test(msg) ? 'Redis no longer has the job (restarted without its data?): submit the batch again' : 'the job runs again';
+        log(`${job.id} ${result.status} here in ${result.seconds.toFixed(1)} s, but that could not be recorded (${msg}): ${next}`);
+        return;
+      }
       log(`${job.id} ${result.status} in ${result.seconds.toFixed(1)} s`);
       emit(r, result.status, { seconds: result.seconds });
     } catch (e) {
@@ -270,12 +296,12 @@ export async function createWorker(options: WorkerOptions): Promise<BatchWorker>
       try {
         await settle(() => job.moveToFailed(failure, token, false), closed);
       } catch (err2) {
-        log(`${job.id}: could not record its failure (${(err2 as Error).message})`);
+        log(`${job.id} failed here (${oneLine(failure.message)}), but that could not be recorded (${(err2 as Error).message}): the job runs again`);
         return;
       }
       const retried = !(failure instanceof UnrecoverableError) && job.attemptsMade < (job.opts.attempts ?? 1);
-      log(`${job.id} failed: ${failure.message.split('\n')[0]}${retried ? ' (will be retried)' : ''}`);
-      emit(r, retried ? 'waiting' : 'failed', { reason: failure.message.split('\n')[0] });
+      log(`${job.id} failed: ${oneLine(failure.message)}${retried ? ' (will be retried)' : ''}`);
+      emit(r, retried ? 'waiting' : 'failed', { reason: oneLine(failure.message) });
     } finally {
       active.delete(job.id!);
       wake();

@@ -50,7 +50,8 @@ template ({subject}, {subj}, {name} are substituted; out, nsd.root and nsd.subje
         "featureSets": [{ "kind": "z" }, { "kind": "c" }] } } ] }
 
 Outputs: <out>/<subject>/<analysis>/ (a run folder each), <out>/<subject>/cache (the subject's
-extraction, shared by its analyses), <out>/batch.json (the job graph), <out>/summary.json.
+extraction, shared by its analyses), <out>/batch.json (the job graph), and from 'batch run' (with or without
+--redis) <out>/summary.json; a submitted batch's summary is 'batch status BATCH --redis URL --json'.
 See docs/batch.md.`;
 
 export function registerBatchCommand(program: Command): void {
@@ -93,7 +94,7 @@ Examples:
     .action(async (file: string, f: { redis: string }) => {
       const r = await submitBatch(file, { redis: f.redis });
       process.stdout.write(
-        `batch ${r.batch}: ${r.jobs} jobs for ${r.plan.subjects.length} subjects; added ${r.added.join(', ') || 'nothing'}${r.existing.length ? `; already queued: ${r.existing.join(', ')}` : ''}\n` +
+        `batch ${r.batch}: ${r.jobs} jobs for ${r.plan.subjects.length} subjects; added ${r.added.join(', ') || 'nothing'}${r.existing.length ? `; already queued: ${r.existing.join(', ')}` : ''}${r.busy.length ? `; a cancelled job still runs, submit again later: ${r.busy.join(', ')}` : ''}\n` +
           `follow it with: brainlatent batch watch ${r.batch} --redis ${f.redis}\n`,
       );
     });

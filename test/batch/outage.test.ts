@@ -1,0 +1,85 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { probePlan } from '../../ts/batch/graph.js';
+import { getBatchStatus, waitForBatch } from '../../ts/batch/inspect.js';
+import { submitPlan } from '../../ts/batch/submit.js';
+import { createWorker, type BatchWorker } from '../../ts/batch/worker.js';
+import { redisAvailable, startRedis, type TestRedis } from './redis.js';
+
+// A Redis outage longer than the lock, seen from a worker: it says once that it waits and once that Redis is back
+// (not one error line per queue and nothing after), and a job that finished while Redis was away, whose lock
+// expired meanwhile, is said to have finished and to run again (not 'could not record its failure').
+
+const dir = mkdtempSync(join(tmpdir(), 'bl-outage-'));
+let redis: TestRedis;
+let worker: BatchWorker | undefined;
+beforeAll(async () => {
+  if (redisAvailable) redis = await startRedis();
+});
+afterAll(async () => {
+  await worker?.close();
+  await redis?.dispose();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 60_000): Promise<T> {
+  const t0 = Date.now();
+  for (;;) {
+    const v = await fn().catch(() => undefined);
+    if (v) return v;
+    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+describe.skipIf(!redisAvailable)('a worker through a Redis outage longer than its locks', () => {
+  it('says it waits and that Redis is back, once each, and the job that finished meanwhile runs again without being redone', { timeout: 120_000 }, async () => {
+    const out = join(dir, 'out');
+    const lines: string[] = [];
+    worker = await createWorker({ redis: redis.url, name: 'ow', lockMs: 1000, stallMs: 500, pollMs: 100, onLog: (l) => lines.push(l) });
+    await submitPlan(probePlan('ou', 1, out, 1500), { redis: redis.url });
+    await until('the probe running', async () => (await getBatchStatus('ou', { redis: redis.url })).jobs.find((j) => j.stage === 'probe' && j.state === 'active'));
+    await redis.stop();
+    await sleep(4000); // the probe finishes meanwhile; its lock (1 s) expires
+    await redis.start();
+    const report = await waitForBatch('ou', { redis: redis.url, intervalMs: 200, signal: AbortSignal.timeout(60_000) });
+    expect(report.state).toBe('done');
+    await until('Redis said to be back', async () => lines.some((l) => /answers again/.test(l)));
+
+    const port = `127\\.0\\.0\\.1:${redis.port}`;
+    expect(lines.filter((l) => new RegExp(`^Redis at redis://(\\S+@)?${port} is not reachable \\(.*\\): waiting for it; the jobs running here go on$`).test(l))).toHaveLength(1);
+    expect(lines.filter((l) => new RegExp(`^Redis at redis://(\\S+@)?${port} answers again: going on$`).test(l))).toHaveLength(1);
+    expect(lines.filter((l) => /^redis \(/.test(l))).toEqual([]);
+    expect(lines.filter((l) => /could not record its failure/.test(l))).toEqual([]);
+    expect(lines).toContainEqual(expect.stringMatching(/^ou\.probe\.p0000 done here in [\d.]+ s, but that could not be recorded \(.*\): the job runs again$/));
+    // published once: the second run found the output complete
+    expect(readFileSync(join(out, 'published.log'), 'utf8').trim().split('\n')).toHaveLength(1);
+    expect(report.jobs.find((j) => j.stage === 'probe')!.state).toBe('skipped');
+    await worker.close();
+    worker = undefined;
+  });
+
+  it('a job whose record Redis lost while it ran (a restart without persistence) is said to need a new submit, not to run again', { timeout: 60_000 }, async () => {
+    const lines: string[] = [];
+    // a long lock: the probe ends before its lock is renewed (a renewal would find the lock gone first)
+    const w = await createWorker({ redis: redis.url, name: 'ow2', pollMs: 100, lockMs: 20_000, onLog: (l) => lines.push(l) });
+    try {
+      await submitPlan(probePlan('gone', 1, join(dir, 'gone'), 1500), { redis: redis.url });
+      await until('the probe running', async () => (await getBatchStatus('gone', { redis: redis.url })).jobs.find((j) => j.stage === 'probe' && j.state === 'active'));
+      const client = new Redis(redis.url);
+      await client.flushall();
+      client.disconnect();
+      await until(`the probe to end (log: ${lines.join(' | ')})`, async () => lines.find((l) => l.startsWith('gone.probe.p0000 done')), 30_000);
+      expect(lines).toContainEqual(expect.stringMatching(/^gone\.probe\.p0000 done here in [\d.]+ s, but that could not be recorded \(Missing key .*\): Redis no longer has the job \(restarted without its data\?\): submit the batch again$/));
+    } finally {
+      await w.close();
+    }
+  });
+});

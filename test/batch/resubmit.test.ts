@@ -1,0 +1,103 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { BatchError } from '../../ts/batch/errors.js';
+import { probePlan, type BatchNode, type BatchPlan } from '../../ts/batch/graph.js';
+import { cancelBatch, getBatchStatus, waitForBatch } from '../../ts/batch/inspect.js';
+import { submitPlan } from '../../ts/batch/submit.js';
+import { createWorker, type BatchWorker } from '../../ts/batch/worker.js';
+import { redisAvailable, startRedis, type TestRedis } from './redis.js';
+
+// `batch submit` a second time: after a cancel (the subjects it cut off run again, whole, instead of waiting for
+// ever on the job the cancel stopped), and with another manifest under the same name (refused, and the plan on
+// disk, which `batch retry` reads, stays the submitted one); and what a cancel shows for a subject that had failed.
+// Tiny probe jobs, no world.
+
+const dir = mkdtempSync(join(tmpdir(), 'bl-resubmit-'));
+let redis: TestRedis;
+const workers: BatchWorker[] = [];
+beforeAll(async () => {
+  if (redisAvailable) redis = await startRedis();
+});
+afterAll(async () => {
+  await Promise.all(workers.map((w) => w.close()));
+  await redis?.dispose();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Waits for a condition; the deadline only tells a hang apart (never a duration assert). */
+async function until<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 60_000): Promise<T> {
+  const t0 = Date.now();
+  for (;;) {
+    const v = await fn().catch(() => undefined);
+    if (v) return v;
+    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+/** One subject of three probe jobs in a chain (each after the one before), so that the cancel stops one mid-chain. */
+function chain(id: string, out: string, ms: number): BatchPlan {
+  const p = probePlan(id, 3, out, ms);
+  const s = p.subjects[0];
+  const shared: BatchNode[] = s.shared.map((n, i) => ({ ...n, deps: i ? [s.shared[i - 1].id] : [] }));
+  return { ...p, hash: `chain-${ms}`, subjects: [{ ...s, root: { ...s.root, deps: [shared[2].id] }, shared }] };
+}
+
+describe.skipIf(!redisAvailable)('submitting a batch again', () => {
+  it('after a cancel, runs the cut-off subject again to the end instead of leaving it waiting for the stopped job', { timeout: 180_000 }, async () => {
+    const plan = chain('rs', join(dir, 'rs'), 3000);
+    const w = await createWorker({ redis: redis.url, pollMs: 100, lockMs: 3000, stallMs: 1000 });
+    workers.push(w);
+    await submitPlan(plan, { redis: redis.url });
+    const running = await until('the second job running', async () => (await getBatchStatus('rs', { redis: redis.url })).jobs.find((j) => j.id === 'rs.probe.p0001' && j.state === 'active'));
+    expect(running.id).toBe('rs.probe.p0001');
+    await cancelBatch('rs', { redis: redis.url });
+    await until('the running job to stop', async () => (await getBatchStatus('rs', { redis: redis.url })).jobs.find((j) => j.id === running.id)!.state === 'cancelled');
+
+    const again = await submitPlan(plan, { redis: redis.url });
+    expect(again).toMatchObject({ added: ['probe'], existing: [] });
+    const report = await waitForBatch('rs', { redis: redis.url, intervalMs: 200, signal: AbortSignal.timeout(60_000) });
+    expect(report.state).toBe('done');
+    expect(Object.fromEntries(report.jobs.map((j) => [j.id, j.state]))).toEqual({ 'rs.probe.p0000': 'skipped', 'rs.probe.p0001': 'done', 'rs.probe.p0002': 'done', 'rs.probe': 'done' });
+  });
+
+  it('with another manifest under the same name: refused before the plan on disk is touched', { timeout: 60_000 }, async () => {
+    const out = join(dir, 'same');
+    await submitPlan(probePlan('same', 2, out, 10), { redis: redis.url });
+    const saved = readFileSync(join(out, 'batch.json'), 'utf8');
+    expect(JSON.parse(saved).hash).toBe(probePlan('same', 2, out, 10).hash);
+    const other = submitPlan(probePlan('same', 5, out, 10), { redis: redis.url });
+    await expect(other).rejects.toThrow(BatchError);
+    await expect(other).rejects.toThrow(/batch 'same' was submitted before from another manifest/);
+    expect(readFileSync(join(out, 'batch.json'), 'utf8')).toBe(saved);
+  });
+});
+
+describe.skipIf(!redisAvailable)('batch cancel after a subject failed', () => {
+  it('leaves that subject blocked behind its failure, not cancelled', { timeout: 120_000 }, async () => {
+    // the shared probe cannot write its output (its folder is a file): the subject fails before it adds its analysis
+    const out = join(dir, 'blk');
+    writeFileSync(join(dir, 'a-file'), '');
+    const p = probePlan('blk', 1, out, 10, { attempts: 1, backoffMs: 100 });
+    const s = p.subjects[0];
+    const shared = s.shared.map((n) => ({ ...n, work: { kind: 'probe' as const, out: join(dir, 'a-file', 'x'), ms: 10 } }));
+    const analysis: BatchNode = { ...shared[0], id: 'blk.probe.a.p0000', analysis: 'a', stage: 'step', deps: [shared[0].id], work: { kind: 'probe', out, ms: 10 } };
+    const plan: BatchPlan = { ...p, hash: 'blk', subjects: [{ ...s, shared, analyses: [{ name: 'a', kind: 'reconstruct', out, steps: [analysis] }] }] };
+    workers.push(await createWorker({ redis: redis.url, pollMs: 100 }));
+    await submitPlan(plan, { redis: redis.url });
+    const failed = await waitForBatch('blk', { redis: redis.url, intervalMs: 200, signal: AbortSignal.timeout(60_000) });
+    expect(failed.state).toBe('failed');
+    const before = Object.fromEntries(failed.jobs.map((j) => [j.id, j.state]));
+    expect(before).toEqual({ 'blk.probe.p0000': 'failed', 'blk.probe.a.p0000': 'blocked', 'blk.probe': 'blocked' });
+    await cancelBatch('blk', { redis: redis.url });
+    const after = await getBatchStatus('blk', { redis: redis.url });
+    expect(Object.fromEntries(after.jobs.map((j) => [j.id, j.state]))).toEqual(before);
+    expect(after.jobs.find((j) => j.id === 'blk.probe.a.p0000')!.reason).toBe('probe failed');
+  });
+});
