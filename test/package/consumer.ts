@@ -12,7 +12,13 @@ import {
   runDemo,
   writeSdFixture,
   InvalidArgumentError,
+  readMatrixNpy,
+  readSafetensors,
   type BuildInfo,
+  type DemoControl,
+  type MatrixReadOptions,
+  type NpyDType,
+  type SafetensorsFile,
   type NativeRidgeInfo,
   type PredictOptions,
   type Matrix,
@@ -53,6 +59,17 @@ export async function pipeline(config: ReconstructConfigInput): Promise<void> {
 }
 
 export const engine: BuildInfo = buildInfo();
+
+// Wrappers over the readers name their option and result types.
+export async function readX(path: string, options: MatrixReadOptions = { finite: true }): Promise<{ x: Matrix; from: NpyDType }> {
+  const { sourceDtype, ...x } = await readMatrixNpy(path, 'x', options);
+  return { x, from: sourceDtype };
+}
+export async function tensorNames(path: string): Promise<string[]> {
+  const file: SafetensorsFile = await readSafetensors(path);
+  return Object.keys(file.tensors);
+}
+export const quietDemo = (signal: AbortSignal): DemoControl => ({ signal, onWorldProgress: (p) => void p.fraction });
 export type Banded = BandedRidgeModel;
 
 // An embedder's wrappers name the types the ridge models' methods take and give.

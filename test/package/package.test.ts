@@ -45,15 +45,9 @@ describe('public API', () => {
 });
 
 describe('public types', () => {
-  // Types that public signatures name but the entry points do not export yet (outside the ridge models and the
-  // service): a consumer cannot name them in a wrapper of its own. Remove a name here when it is exported.
-  const NOT_YET_EXPORTED = [
-    'NumericArray', 'NpyHeader', 'MatrixReadOptions', 'NpyDType', 'NpyData', 'SafetensorsFile', 'Tensor', 'NativeBuildInfo',
-    'DemoControl', 'DemoWorldControl', 'TimestepSpacing', 'NativeStepProgress', 'ClipTokenizerOptions', 'PngLimits', 'UNetFn',
-    'ReferenceOptions', 'SdTensorInfo', 'PlannedStepInfo', 'StreamStage', 'SynthNsdProgress', 'PreflightResult', 'Better',
-    'StageDef', 'StageProgress', 'StageReport', 'Affine', 'Colormap', 'RedisOptions', 'BatchStatusReport', 'Img2ImgSharding',
-    'Img2ImgShard', 'FeatureRecipe', 'FeatureConsumer', 'Schema', 'TAlphaGrid', 'ResolvedObject',
-  ];
+  // Types that public signatures name but the entry points do not export yet: a consumer cannot name them in a
+  // wrapper of its own. Empty: a type that a public signature starts to name fails here until it is exported.
+  const NOT_YET_EXPORTED: string[] = [];
 
   it('exports every type that a public class, function or type names (brainlatent and brainlatent/server)', () => {
     const entries = [path.join(root, 'ts', 'index.ts'), path.join(root, 'ts', 'server', 'index.ts')];

@@ -15,7 +15,9 @@ import { batchStatus, CANCELLED_REASON, oneLine, summarize, type BatchEvent, typ
 import type { BatchReport } from './outputs.js';
 import { clearSubject, submitPlan } from './submit.js';
 
+/** Where the batch queues are: a Redis URL (`redis://host:6379`). */
 export interface RedisOptions {
+  /** Redis URL of the BullMQ queues. */
   redis: string;
 }
 
@@ -102,6 +104,7 @@ async function jobState(queues: Record<QueueClass, Queue>, r: JobRecord, cancell
   return info;
 }
 
+/** A batch's state (see getBatchStatus): its report, plus the workers listening on each queue. */
 export type BatchStatusReport = BatchReport & { workers: Record<string, number> };
 
 async function statusFrom(queues: Queues, batch: string): Promise<BatchStatusReport> {

@@ -32,6 +32,7 @@ export interface FeatureRuntime {
   memory: 'default' | 'lean';
 }
 
+/** What a shared features job computes: the z (image latents) or c (caption embeddings) part, and everything its output depends on. */
 export type FeatureRecipe =
   | { part: 'z'; model: string; root: string; size: number; mode: 'mean' | 'sample'; seed: number | null; batch: number; runtime: FeatureRuntime }
   | { part: 'c'; model: string; root: string; captions: string | null; batch: number; runtime: FeatureRuntime };

@@ -11,5 +11,5 @@ export { checkConfig, type Checked } from './validate.js';
 export { problemsFrom, expectedOf, describeValue } from './problems.js';
 export { ConfigError } from './errors.js';
 export { configHelp, schemaHelpText } from './help.js';
-export { configPaths, resolveConfigPaths, mapConfigPaths, type ConfigPath } from './paths.js';
-export type { Resolved } from './schemaKit.js';
+export { configPaths, resolveConfigPaths, mapConfigPaths, type ConfigPath, type Schema } from './paths.js';
+export type { Resolved, ResolvedObject, RequiredKeys, OptionalKeys, Evaluate, TAlphaGrid, TDefault } from './schemaKit.js';

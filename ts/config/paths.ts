@@ -5,7 +5,8 @@
  */
 import { isAbsolute, resolve } from 'node:path';
 
-type Schema = Record<string, unknown>;
+/** A JSON Schema as plain JSON (e.g. CONFIG_SCHEMA, MANIFEST_SCHEMA): the config helpers read its keywords. */
+export type Schema = Record<string, unknown>;
 
 export interface ConfigPath {
   /** Where it sits ("nsd.root", "featureSets[2].path"). */

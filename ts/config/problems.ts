@@ -5,7 +5,7 @@
  */
 import type { ErrorObject } from 'ajv';
 
-type Schema = Record<string, unknown>;
+import type { Schema } from './paths.js';
 
 /** A short description of a value, for "got ...". */
 export function describeValue(v: unknown): string {

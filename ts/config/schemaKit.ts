@@ -76,14 +76,18 @@ export function Strict<P extends TProperties>(properties: P, options: ObjectOpti
   return Type.Object(properties, { additionalProperties: false, ...options });
 }
 
-type Evaluate<T> = T extends infer O ? { [K in keyof O]: O[K] } : never;
+/** `T` flattened into one object type (an intersection reads as one object). */
+export type Evaluate<T> = T extends infer O ? { [K in keyof O]: O[K] } : never;
 
-type RequiredKeys<P extends TProperties> = {
+/** The keys of an object schema's properties that are present after validation: required and defaulted ones. */
+export type RequiredKeys<P extends TProperties> = {
   [K in keyof P]: P[K] extends TDefault<TSchema> ? K : P[K] extends TOptional<TSchema> ? never : K;
 }[keyof P];
-type OptionalKeys<P extends TProperties> = Exclude<keyof P, RequiredKeys<P>>;
+/** The keys of an object schema's properties that may be absent after validation. */
+export type OptionalKeys<P extends TProperties> = Exclude<keyof P, RequiredKeys<P>>;
 
-type ResolvedObject<P extends TProperties> = Evaluate<
+/** The type of an object schema's value after validation (see Resolved). */
+export type ResolvedObject<P extends TProperties> = Evaluate<
   { [K in RequiredKeys<P>]-?: Resolved<P[K]> } & { [K in OptionalKeys<P>]?: Resolved<P[K]> }
 >;
 

@@ -21,6 +21,7 @@ export interface DemoOptions extends Omit<DemoWorldOptions, 'out'> {
   config?: Partial<Omit<ReconstructConfigInput, 'out' | 'nsd' | 'model'>>;
 }
 
+/** runDemo's second argument: the reconstruction's options (progress, signal, …) and the world build's progress. */
 export interface DemoControl extends ReconstructOptions {
   /** Progress of the world build (not called when the world is reused, except once with phase 'reused'). */
   onWorldProgress?: (p: DemoWorldProgress) => void;

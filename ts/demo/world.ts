@@ -56,6 +56,7 @@ export interface DemoWorldOptions {
   subjects?: number[];
 }
 
+/** Progress of the demo world's build (DemoWorldControl.onProgress). */
 export interface DemoWorldProgress {
   /** Of the whole build, 0..1. */
   fraction: number;
@@ -63,6 +64,7 @@ export interface DemoWorldProgress {
   count?: { done: number; total: number; unit: string };
 }
 
+/** buildDemoWorld's second argument: progress, force, signal. */
 export interface DemoWorldControl {
   onProgress?: (p: DemoWorldProgress) => void;
   /** Rebuild even when world.json says an identical world is there. */

@@ -11,6 +11,7 @@ import type { Grid } from '../io/voxelMask.js';
 import { applyAffine, axisLayout, type Affine } from './orientation.js';
 import { drawText, textHeight, textWidth, type Canvas } from './text.js';
 
+/** A mosaic's colours: 'warm' for values from 0 up (r, R²), 'diverging' for signed values around 0. */
 export type Colormap = 'warm' | 'diverging';
 
 export interface MosaicSpec {

@@ -7,6 +7,6 @@ export type { FeatureNetworkSpec } from './featureNetwork.js';
 export { evaluateReconstructions, pixelFeatures } from './evaluate.js';
 export type { EvaluateOptions, EvaluationResult, MetricValue } from './evaluate.js';
 export { metricsCsv, metricsText } from './table.js';
-export type { TableRow } from './table.js';
+export type { TableRow, Better } from './table.js';
 export { PUBLISHED, METRIC_COLUMNS } from './published.js';
 export type { PublishedRow, MetricColumn } from './published.js';

@@ -12,7 +12,8 @@ export interface TableRow {
   metrics: MetricValue[];
 }
 
-type Better = 'higher' | 'lower';
+/** Which way a metric is better. */
+export type Better = 'higher' | 'lower';
 
 const csvCell = (s: string): string => (/[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
 

@@ -172,7 +172,8 @@ export async function writeJsonAtomic(path: string, value: unknown, opts: Atomic
   await writeFileAtomic(path, `${JSON.stringify(value, null, 2)}\n`, opts);
 }
 
-type StreamStage = NodeJS.ReadableStream | NodeJS.ReadWriteStream | Iterable<unknown> | AsyncIterable<unknown> | ((...a: never[]) => unknown);
+/** What writeStreamAtomic reads from: a readable stream, an (async) iterable, or a generator function (as stream.pipeline takes). */
+export type StreamStage = NodeJS.ReadableStream | NodeJS.ReadWriteStream | Iterable<unknown> | AsyncIterable<unknown> | ((...a: never[]) => unknown);
 
 /**
  * Pipes `source` through `transforms` (e.g. `createGzip()`) into `path`, atomically. An error anywhere in the

@@ -20,6 +20,7 @@ export { readMat, matNumeric, writeMat } from './mat.js';
 export type { MatArray, MatClass, MatFile, MatSkipped, MatWriteVariable } from './mat.js';
 export { maskFromVolume, maskCoordinates, assertSameGrid } from './voxelMask.js';
 export type { Grid, VoxelMask } from './voxelMask.js';
+export type { PngLimits } from './pngCheck.js';
 export { resizeRgb } from './resize.js';
 export type { RgbImage } from './resize.js';
 export {
@@ -32,7 +33,7 @@ export {
   recoverInterruptedDir,
   removeStaleTemporaries,
 } from './atomicWrite.js';
-export type { AtomicWriteOptions } from './atomicWrite.js';
+export type { AtomicWriteOptions, StreamStage } from './atomicWrite.js';
 export { lockFolder, readLockHolder, FolderLock, LOCK_FILE } from './folderLock.js';
 export type { LockHolder } from './folderLock.js';
 export { assertFinite, firstNonFinite } from './finite.js';

@@ -18,6 +18,7 @@ import { bytesOf, dtypeOf, product, type DType, type NumericArray } from './type
 
 /** Element types read from .npy files (a superset of what is written). */
 export type NpyDType = DType | 'int8' | 'uint16' | 'uint32' | 'int64' | 'uint64' | 'bool';
+/** The typed array of an NpyArray, one for each NpyDType (bool as Uint8Array, 64-bit integers as BigInt64Array / BigUint64Array). */
 export type NpyData = NumericArray | Int8Array | Uint16Array | Uint32Array | BigInt64Array | BigUint64Array;
 
 export interface NpyArray {
@@ -26,6 +27,7 @@ export interface NpyArray {
   dtype: NpyDType;
 }
 
+/** A .npy file's header, checked against the file's size (see readNpyHeader). */
 export interface NpyHeader {
   dtype: NpyDType;
   shape: number[];
@@ -320,6 +322,7 @@ export function encodeNpyParts(data: NumericArray, shape: readonly number[]): [B
   return [npyHeader(data, shape, 'encodeNpy'), Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)];
 }
 
+/** Options of readMatrixNpy. */
 export interface MatrixReadOptions {
   /**
    * Refuse NaN and ±Inf, naming the first (default true: the engine needs finite numbers). False leaves the check

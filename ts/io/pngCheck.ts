@@ -7,6 +7,7 @@
 import * as zlib from 'node:zlib';
 import { FormatError, LimitError } from '../errors.js';
 
+/** Limits on a PNG read (readPng), checked before the image is decoded. */
 export interface PngLimits {
   /** Largest width × height accepted (default 8192² = 67 Mpx, or BRAINLATENT_MAX_IMAGE_PIXELS). */
   maxPixels?: number;

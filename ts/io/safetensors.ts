@@ -10,13 +10,15 @@ import { openRegularFile } from './byteStream.js';
 import { parseJson } from './json.js';
 import { allocate, BYTES, bytesOf, dtypeOf, product, type DType, type NumericArray } from './typedArrays.js';
 
-export interface Tensor {
+/** One array of a safetensors file: its data (any supported numeric type) and shape, row-major. */
+export interface SafetensorsTensor {
   data: NumericArray;
   shape: number[];
 }
 
+/** What readSafetensors gives: each tensor by name, with its dtype, and the header's `__metadata__` strings. */
 export interface SafetensorsFile {
-  tensors: Record<string, Tensor & { dtype: DType }>;
+  tensors: Record<string, SafetensorsTensor & { dtype: DType }>;
   metadata: Record<string, string>;
 }
 
@@ -26,7 +28,7 @@ const CHUNK = 64 << 20;
 
 export async function writeSafetensors(
   path: string,
-  tensors: Record<string, Tensor>,
+  tensors: Record<string, SafetensorsTensor>,
   metadata: Record<string, string> = {},
 ): Promise<void> {
   const header: Record<string, unknown> = { __metadata__: metadata };

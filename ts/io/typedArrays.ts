@@ -1,5 +1,7 @@
 /** Element types shared by the array file formats (NPY, safetensors). */
+/** The typed arrays the array file formats read and write (see DType). */
 export type NumericArray = Float32Array | Float64Array | Int16Array | Int32Array | Uint8Array;
+/** The element type of a NumericArray, by NumPy's name. */
 export type DType = 'float32' | 'float64' | 'int16' | 'int32' | 'uint8';
 
 export const BYTES: Record<DType, number> = { float32: 4, float64: 8, int16: 2, int32: 4, uint8: 1 };

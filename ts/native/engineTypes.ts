@@ -12,6 +12,7 @@ export interface NativeBackendInfo {
   detail: string;
 }
 
+/** How the native engine was built and what this machine offers it (BuildInfo adds where the addon came from). */
 export interface NativeBuildInfo {
   blas: string;
   threads: number;

@@ -8,6 +8,7 @@ export interface OrtRuntimeInfo {
   providers: string[];
 }
 
+/** An input or output of an ONNX model: name, element type, shape. */
 export interface SdTensorInfo {
   name: string;
   dtype: string;
@@ -59,6 +60,7 @@ export interface NativePlanOptions {
   img2imgRule: string;
 }
 
+/** One U-Net call of a sampling plan. */
 export interface PlannedStepInfo {
   /** diffusers' step_index: the position in the full timestep list. */
   index: number;
@@ -96,6 +98,7 @@ export interface SamplerPlanInfo {
   runs: PlannedStepInfo[];
 }
 
+/** Progress of the sampler after each U-Net step. */
 export interface NativeStepProgress {
   /** 1-based step among those that run, within the current batch. */
   step: number;

@@ -13,6 +13,7 @@ import type { ReconstructConfig } from './config.js';
 import { PreflightError } from './errors.js';
 import { runFolderConflict } from './runFolder.js';
 
+/** What the checks before a reconstruction found: the test images and the inputs the stages will read. */
 export interface PreflightResult {
   /** Shared (test) image ids (73k, 1-based) in this subject's design, in id order. */
   testIds: number[];

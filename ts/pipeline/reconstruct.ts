@@ -14,6 +14,7 @@ import { estimateStages } from './estimate.js';
 import { formatSeconds, loadAverage, type StageEstimate } from './probe.js';
 import { preflight, type PreflightResult } from './preflight.js';
 import { clearingInterrupted, clearingPlan, clearRunFolder, lockRunFolder, markStage, readStageMarker, stageDone, STAGES, writeManifest, type StageName } from './runFolder.js';
+import type { StageReport } from './stageRunner.js';
 import { STAGE_RUNNERS, type StageContext } from './stages.js';
 
 export interface ReconstructProgress {
@@ -43,18 +44,11 @@ export interface ReconstructOptions {
   onWarning?: (message: string) => void;
 }
 
-export interface StageReport {
-  stage: StageName;
-  status: 'ran' | 'skipped' | 'planned';
-  seconds: number;
-  summary?: Record<string, unknown>;
-}
-
 export interface ReconstructResult {
   out: string;
   config: ReconstructConfig;
   configHash: string;
-  stages: StageReport[];
+  stages: StageReport<StageName>[];
   testImages: number;
   /** Metrics of the z-only and final images (absent in a dry run). */
   metrics?: { zonly: Record<string, number>; final: Record<string, number>; better: Record<string, 'higher' | 'lower'> };
@@ -114,7 +108,7 @@ async function runReconstruct(config: ReconstructConfig, options: ReconstructOpt
   // A --force that a kill interrupted is finished first: nothing of the old run counts as done.
   const force = options.force || (await clearingInterrupted(config.out));
   const pre: PreflightResult = await preflight(config, { force });
-  const plan: StageReport[] = [];
+  const plan: StageReport<StageName>[] = [];
   const skip = new Map<StageName, boolean>();
   for (const s of STAGES) skip.set(s, !force && (await stageDone(config, s)));
   // a stage after one that must run runs too

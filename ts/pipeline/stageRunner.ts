@@ -14,17 +14,20 @@ export interface StageCount {
   unit: string;
 }
 
+/** What a running stage is given: a progress callback and the run's signal. */
 export interface StageRunContext {
   progress: (fraction: number, message?: string, count?: StageCount) => void;
   signal?: AbortSignal;
 }
 
+/** What a stage returns: the files it wrote and a summary for its marker and the report. */
 export interface StageResult {
   /** Files written, relative to the run folder. */
   outputs: string[];
   summary?: Record<string, unknown>;
 }
 
+/** One stage of a pipeline (see `encodeStages`): its id, the stages it reads from, and how it runs. */
 export interface StageDef {
   /** Unique in the run; also the marker's name (stages/<id>.json) and a job id part: letters, digits, '.', '_', '+', '-'. */
   id: string;
@@ -35,6 +38,7 @@ export interface StageDef {
   run: (ctx: StageRunContext) => Promise<StageResult>;
 }
 
+/** Progress of a stage: its id, its number among the stages, how far it is within it, and what it counts. */
 export interface StageProgress {
   stage: string;
   /** Stage number (1-based) and count. */
@@ -47,8 +51,12 @@ export interface StageProgress {
   status: 'running' | 'skipped' | 'done';
 }
 
-export interface StageReport {
-  stage: string;
+/**
+ * What a stage did in a run: ran, skipped (its outputs were already there), or planned (a dry run). `S` is the
+ * stage's name: `StageName` in a reconstruction's result, any stage id (extract, fit.z, …) in an encoding's.
+ */
+export interface StageReport<S extends string = string> {
+  stage: S;
   status: 'ran' | 'skipped' | 'planned';
   seconds: number;
   summary?: Record<string, unknown>;

@@ -33,6 +33,7 @@ export function bytesToUnicode(): Map<number, string> {
   return map;
 }
 
+/** ClipTokenizer's options: the context length and special tokens (CLIP's by default). */
 export interface ClipTokenizerOptions {
   maxLength?: number;
   bosToken?: string;

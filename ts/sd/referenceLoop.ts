@@ -16,6 +16,7 @@ import { referenceScheduler, type RefScheduler } from './referenceSchedulers.js'
 import { SD1_SCHEDULE, type SchedulerName } from './schedulerConfig.js';
 import type { Tensor } from './tensor.js';
 
+/** referenceImg2Img's arguments: latents, conditioning and the sampling settings. */
 export interface ReferenceOptions {
   z: Tensor;
   c: Tensor;

@@ -11,10 +11,11 @@ import type { SchedulerName } from './schedulerConfig.js';
 import type { ScheduleConfig } from '../native/samplerTypes.js';
 
 const f32 = Math.fround;
-type Vec = Float64Array;
+/** A latent as the reference schedulers compute it: float64, flattened. */
+export type SchedulerVector = Float64Array;
 
 /** The config keys a scheduler reads, with the class defaults filled in. */
-interface Cfg {
+export interface RefSchedulerConfig {
   T: number;
   betaStart: number;
   betaEnd: number;
@@ -53,7 +54,7 @@ function npInterp(x: number, table: number[]): number {
   return f === 0 ? table[i] : table[i] + (table[i + 1] - table[i]) * f;
 }
 
-function alphasCumprod(c: Cfg): number[] {
+function alphasCumprod(c: RefSchedulerConfig): number[] {
   let betas: number[];
   if (c.betaSchedule === 'linear') betas = npLinspace(c.betaStart, c.betaEnd, c.T);
   else if (c.betaSchedule === 'scaled_linear') betas = npLinspace(Math.sqrt(c.betaStart), Math.sqrt(c.betaEnd), c.T).map((b) => b * b);
@@ -85,13 +86,13 @@ function convertToKarras(sigmaMin: number, sigmaMax: number, n: number): number[
   return npLinspace(0, 1, n).map((r) => (maxInv + r * (minInv - maxInv)) ** rho);
 }
 
-const axpy = (out: Vec, terms: [number, Vec][]): Vec => {
+const axpy = (out: SchedulerVector, terms: [number, SchedulerVector][]): SchedulerVector => {
   out.fill(0);
   for (const [c, v] of terms) for (let j = 0; j < out.length; j++) out[j] += c * v[j];
   return out;
 };
-const lin = (terms: [number, Vec][]): Vec => axpy(new Float64Array(terms[0][1].length), terms);
-const clampVec = (v: Vec, r: number): Vec => v.map((x) => Math.min(r, Math.max(-r, x)));
+const lin = (terms: [number, SchedulerVector][]): SchedulerVector => axpy(new Float64Array(terms[0][1].length), terms);
+const clampVec = (v: SchedulerVector, r: number): SchedulerVector => v.map((x) => Math.min(r, Math.max(-r, x)));
 
 /** The common surface of the transcribed schedulers. */
 export abstract class RefScheduler {
@@ -100,7 +101,7 @@ export abstract class RefScheduler {
   protected ac: number[];
   protected sigAll: number[];
   protected logSig: number[];
-  constructor(protected c: Cfg) {
+  constructor(protected c: RefSchedulerConfig) {
     this.ac = alphasCumprod(c);
     this.sigAll = this.ac.map((a) => Math.sqrt((1 - a) / a));
     this.logSig = this.sigAll.map(Math.log);
@@ -108,11 +109,11 @@ export abstract class RefScheduler {
   abstract setTimesteps(n: number): void;
   /** Only the sigma-indexed classes have set_begin_index. */
   setBeginIndex?(i: number): void;
-  scaleModelInput(x: Vec, _t: number): Vec {
+  scaleModelInput(x: SchedulerVector, _t: number): SchedulerVector {
     return x;
   }
-  abstract step(eps: Vec, t: number, x: Vec, noise: () => Vec): Vec;
-  abstract addNoise(x0: Vec, noise: Vec, t: number): Vec;
+  abstract step(eps: SchedulerVector, t: number, x: SchedulerVector, noise: () => SchedulerVector): SchedulerVector;
+  abstract addNoise(x0: SchedulerVector, noise: SchedulerVector, t: number): SchedulerVector;
   protected spacedInts(n: number): number[] {
     const { T } = this.c;
     if (this.c.spacing === 'linspace') return npLinspace(0, T - 1, n).map(roundEven).reverse();
@@ -126,7 +127,7 @@ export abstract class RefScheduler {
 
 /** DDIMScheduler, DDPMScheduler and PNDMScheduler share ᾱ-indexed add_noise. */
 abstract class AlphaScheduler extends RefScheduler {
-  addNoise(x0: Vec, noise: Vec, t: number): Vec {
+  addNoise(x0: SchedulerVector, noise: SchedulerVector, t: number): SchedulerVector {
     const a = this.ac[t];
     return lin([[Math.sqrt(a), x0], [Math.sqrt(1 - a), noise]]);
   }
@@ -134,14 +135,14 @@ abstract class AlphaScheduler extends RefScheduler {
 
 class DDIM extends AlphaScheduler {
   n = 0;
-  constructor(c: Cfg, private eta: number) {
+  constructor(c: RefSchedulerConfig, private eta: number) {
     super(c);
   }
   setTimesteps(n: number): void {
     this.n = n;
     this.timesteps = this.spacedInts(n);
   }
-  step(eps: Vec, t: number, x: Vec, noise: () => Vec): Vec {
+  step(eps: SchedulerVector, t: number, x: SchedulerVector, noise: () => SchedulerVector): SchedulerVector {
     const prev = t - Math.floor(this.c.T / this.n);
     const at = this.ac[t];
     const ap = prev >= 0 ? this.ac[prev] : this.c.setAlphaToOne ? 1 : this.ac[0];
@@ -162,7 +163,7 @@ class DDPM extends AlphaScheduler {
   setTimesteps(n: number): void {
     this.timesteps = this.spacedInts(n);
   }
-  step(eps: Vec, t: number, x: Vec, noise: () => Vec): Vec {
+  step(eps: SchedulerVector, t: number, x: SchedulerVector, noise: () => SchedulerVector): SchedulerVector {
     const idx = this.timesteps.indexOf(t);
     const prevT = idx === this.timesteps.length - 1 ? -1 : this.timesteps[idx + 1];
     const at = this.ac[t];
@@ -187,9 +188,9 @@ class DDPM extends AlphaScheduler {
 /** PNDMScheduler with skip_prk_steps (PLMS). */
 class PNDM extends AlphaScheduler {
   n = 0;
-  private ets: Vec[] = [];
+  private ets: SchedulerVector[] = [];
   private counter = 0;
-  private curSample: Vec | null = null;
+  private curSample: SchedulerVector | null = null;
   setTimesteps(n: number): void {
     this.n = n;
     const asc = this.spacedInts(n).slice().reverse();
@@ -197,7 +198,7 @@ class PNDM extends AlphaScheduler {
     this.ets = [];
     this.counter = 0;
   }
-  step(eps: Vec, timestep: number, x: Vec): Vec {
+  step(eps: SchedulerVector, timestep: number, x: SchedulerVector): SchedulerVector {
     let t = timestep;
     let prevT = t - Math.floor(this.c.T / this.n);
     if (this.counter !== 1) {
@@ -207,7 +208,7 @@ class PNDM extends AlphaScheduler {
       prevT = t;
       t = t + Math.floor(this.c.T / this.n);
     }
-    let mo: Vec;
+    let mo: SchedulerVector;
     let sample = x;
     const e = this.ets;
     if (e.length === 1 && this.counter === 0) {
@@ -215,7 +216,7 @@ class PNDM extends AlphaScheduler {
       this.curSample = x;
     } else if (e.length === 1 && this.counter === 1) {
       mo = lin([[0.5, eps], [0.5, e[0]]]);
-      sample = this.curSample as Vec;
+      sample = this.curSample as SchedulerVector;
       this.curSample = null;
     } else if (e.length === 2) mo = lin([[1.5, e[1]], [-0.5, e[0]]]);
     else if (e.length === 3) mo = lin([[23 / 12, e[2]], [-16 / 12, e[1]], [5 / 12, e[0]]]);
@@ -262,12 +263,12 @@ abstract class SigmaScheduler extends RefScheduler {
     }
     return { ts, sig };
   }
-  override scaleModelInput(x: Vec, t: number): Vec {
+  override scaleModelInput(x: SchedulerVector, t: number): SchedulerVector {
     this.initStep(t);
     const s = this.sigmas[this.stepIndex as number];
     return x.map((v) => v / Math.sqrt(s * s + 1));
   }
-  addNoise(x0: Vec, noise: Vec): Vec {
+  addNoise(x0: SchedulerVector, noise: SchedulerVector): SchedulerVector {
     const s = this.sigmas[this.beginIndex as number];
     return lin([[1, x0], [s, noise]]);
   }
@@ -279,7 +280,7 @@ class Euler extends SigmaScheduler {
     this.timesteps = ts;
     this.sigmas = [...sig, 0].map(f32);
   }
-  step(eps: Vec, t: number, x: Vec): Vec {
+  step(eps: SchedulerVector, t: number, x: SchedulerVector): SchedulerVector {
     this.initStep(t);
     const i = this.stepIndex as number;
     const s = this.sigmas[i];
@@ -296,7 +297,7 @@ class EulerAncestral extends SigmaScheduler {
     this.timesteps = ts;
     this.sigmas = [...sig, 0].map(f32);
   }
-  step(eps: Vec, t: number, x: Vec, noise: () => Vec): Vec {
+  step(eps: SchedulerVector, t: number, x: SchedulerVector, noise: () => SchedulerVector): SchedulerVector {
     this.initStep(t);
     const i = this.stepIndex as number;
     const s = this.sigmas[i];
@@ -313,9 +314,9 @@ class EulerAncestral extends SigmaScheduler {
 }
 
 class LMS extends SigmaScheduler {
-  private derivatives: Vec[] = [];
+  private derivatives: SchedulerVector[] = [];
   /** true: the textbook method (order from the derivatives stored), which diffusers' class is not. */
-  constructor(c: Cfg, private readonly textbook = false) {
+  constructor(c: RefSchedulerConfig, private readonly textbook = false) {
     super(c);
   }
   setTimesteps(n: number): void {
@@ -340,7 +341,7 @@ class LMS extends SigmaScheduler {
     for (let k = 1; k < m; k++) sum += (k % 2 ? 4 : 2) * f(a + k * h);
     return (sum * h) / 3;
   }
-  step(eps: Vec, t: number, x: Vec): Vec {
+  step(eps: SchedulerVector, t: number, x: SchedulerVector): SchedulerVector {
     this.initStep(t);
     const i = this.stepIndex as number;
     const s = this.sigmas[i];
@@ -353,7 +354,7 @@ class LMS extends SigmaScheduler {
     const order = this.textbook ? Math.min(this.derivatives.length, 4) : Math.min(i + 1, 4);
     const coeffs = Array.from({ length: order }, (_, k) => this.coefficient(order, i, k));
     const rev = this.derivatives.slice().reverse();
-    const terms: [number, Vec][] = [[1, x]];
+    const terms: [number, SchedulerVector][] = [[1, x]];
     for (let k = 0; k < Math.min(coeffs.length, rev.length); k++) terms.push([coeffs[k], rev[k]]);
     this.stepIndex = i + 1;
     return lin(terms);
@@ -361,10 +362,10 @@ class LMS extends SigmaScheduler {
 }
 
 class Heun extends SigmaScheduler {
-  private prevDerivative: Vec | null = null;
+  private prevDerivative: SchedulerVector | null = null;
   private dt: number | null = null;
-  private sample: Vec | null = null;
-  constructor(c: Cfg) {
+  private sample: SchedulerVector | null = null;
+  constructor(c: RefSchedulerConfig) {
     super(c);
     this.order = 2;
   }
@@ -376,7 +377,7 @@ class Heun extends SigmaScheduler {
     this.prevDerivative = null;
     this.dt = null;
   }
-  step(eps: Vec, t: number, x: Vec): Vec {
+  step(eps: SchedulerVector, t: number, x: SchedulerVector): SchedulerVector {
     this.initStep(t);
     const i = this.stepIndex as number;
     const first = this.dt === null;
@@ -385,7 +386,7 @@ class Heun extends SigmaScheduler {
     const sIn = first ? sigma : sigmaNext;
     let x0 = lin([[1, x], [-sIn, eps]]);
     if (this.c.clipSample) x0 = clampVec(x0, this.c.clipRange);
-    let out: Vec;
+    let out: SchedulerVector;
     if (first) {
       const d = lin([[1 / sigma, x], [-1 / sigma, x0]]);
       this.prevDerivative = d;
@@ -394,8 +395,8 @@ class Heun extends SigmaScheduler {
       out = lin([[1, x], [this.dt, d]]);
     } else {
       const d2 = lin([[1 / sigmaNext, x], [-1 / sigmaNext, x0]]);
-      const d = lin([[0.5, this.prevDerivative as Vec], [0.5, d2]]);
-      out = lin([[1, this.sample as Vec], [this.dt as number, d]]);
+      const d = lin([[0.5, this.prevDerivative as SchedulerVector], [0.5, d2]]);
+      out = lin([[1, this.sample as SchedulerVector], [this.dt as number, d]]);
       this.prevDerivative = null;
       this.dt = null;
       this.sample = null;
@@ -430,19 +431,19 @@ abstract class MultistepScheduler extends SigmaScheduler {
     this.sigmas = [...sig, 0].map(f32);
     this.timesteps = ts;
   }
-  override scaleModelInput(x: Vec): Vec {
+  override scaleModelInput(x: SchedulerVector): SchedulerVector {
     return x;
   }
-  override addNoise(x0: Vec, noise: Vec): Vec {
+  override addNoise(x0: SchedulerVector, noise: SchedulerVector): SchedulerVector {
     const v = this.vp(this.sigmas[this.beginIndex as number]);
     return lin([[v.a, x0], [v.s, noise]]);
   }
 }
 
 class DPMSolver extends MultistepScheduler {
-  private modelOutputs: (Vec | null)[] = [null, null];
+  private modelOutputs: (SchedulerVector | null)[] = [null, null];
   private lowerOrderNums = 0;
-  constructor(c: Cfg, private sde: boolean) {
+  constructor(c: RefSchedulerConfig, private sde: boolean) {
     super(c);
   }
   setTimesteps(n: number): void {
@@ -450,7 +451,7 @@ class DPMSolver extends MultistepScheduler {
     this.modelOutputs = [null, null];
     this.lowerOrderNums = 0;
   }
-  step(eps: Vec, t: number, x: Vec, noise: () => Vec): Vec {
+  step(eps: SchedulerVector, t: number, x: SchedulerVector, noise: () => SchedulerVector): SchedulerVector {
     this.initStep(t);
     const i = this.stepIndex as number;
     const lowerOrderFinal = i === this.timesteps.length - 1; // final_sigmas_type "zero"
@@ -461,14 +462,14 @@ class DPMSolver extends MultistepScheduler {
     const z = this.sde ? noise() : null;
     const vt = this.vp(this.sigmas[i + 1]);
     const h = vt.l - vs.l;
-    let out: Vec;
+    let out: SchedulerVector;
     if (this.lowerOrderNums < 1 || lowerOrderFinal) {
       if (!this.sde) out = lin([[vt.s / vs.s, x], [-(vt.a * (Math.exp(-h) - 1)), m]]);
-      else out = lin([[(vt.s / vs.s) * Math.exp(-h), x], [vt.a * (1 - Math.exp(-2 * h)), m], [vt.s * Math.sqrt(1 - Math.exp(-2 * h)), z as Vec]]);
+      else out = lin([[(vt.s / vs.s) * Math.exp(-h), x], [vt.a * (1 - Math.exp(-2 * h)), m], [vt.s * Math.sqrt(1 - Math.exp(-2 * h)), z as SchedulerVector]]);
     } else {
       const v1 = this.vp(this.sigmas[i - 1]);
       const r0 = (vs.l - v1.l) / h;
-      const m1 = this.modelOutputs[0] as Vec;
+      const m1 = this.modelOutputs[0] as SchedulerVector;
       const D1 = lin([[1 / r0, m], [-1 / r0, m1]]);
       if (!this.sde) out = lin([[vt.s / vs.s, x], [-(vt.a * (Math.exp(-h) - 1)), m], [-0.5 * (vt.a * (Math.exp(-h) - 1)), D1]]);
       else {
@@ -476,7 +477,7 @@ class DPMSolver extends MultistepScheduler {
           [(vt.s / vs.s) * Math.exp(-h), x],
           [vt.a * (1 - Math.exp(-2 * h)), m],
           [0.5 * (vt.a * (1 - Math.exp(-2 * h))), D1],
-          [vt.s * Math.sqrt(1 - Math.exp(-2 * h)), z as Vec],
+          [vt.s * Math.sqrt(1 - Math.exp(-2 * h)), z as SchedulerVector],
         ]);
       }
     }
@@ -488,9 +489,9 @@ class DPMSolver extends MultistepScheduler {
 }
 
 class UniPC extends MultistepScheduler {
-  private modelOutputs: (Vec | null)[] = [null, null];
+  private modelOutputs: (SchedulerVector | null)[] = [null, null];
   private lowerOrderNums = 0;
-  private lastSample: Vec | null = null;
+  private lastSample: SchedulerVector | null = null;
   private thisOrder = 1;
   setTimesteps(n: number): void {
     this.build(n, true, true);
@@ -518,7 +519,7 @@ class UniPC extends MultistepScheduler {
     }
     return b;
   }
-  step(eps: Vec, t: number, x: Vec): Vec {
+  step(eps: SchedulerVector, t: number, x: SchedulerVector): SchedulerVector {
     this.initStep(t);
     const i = this.stepIndex as number;
     const useCorrector = i > 0 && this.lastSample !== null;
@@ -527,11 +528,11 @@ class UniPC extends MultistepScheduler {
     let sample = x;
     if (useCorrector) {
       const order = this.thisOrder;
-      const m0 = this.modelOutputs[1] as Vec;
+      const m0 = this.modelOutputs[1] as SchedulerVector;
       const { vt, vs0, h, hh, h1, B } = this.coeffs(i, i - 1);
-      const xt_ = lin([[vt.s / vs0.s, this.lastSample as Vec], [-vt.a * h1, m0]]);
+      const xt_ = lin([[vt.s / vs0.s, this.lastSample as SchedulerVector], [-vt.a * h1, m0]]);
       let rhos: number[];
-      let corr: Vec | null = null;
+      let corr: SchedulerVector | null = null;
       if (order === 1) rhos = [0.5];
       else {
         const v1 = this.vp(this.sigmas[i - 2]);
@@ -540,7 +541,7 @@ class UniPC extends MultistepScheduler {
         // solve [[1, 1], [r1, 1]] ρ = b
         const det = 1 - r1;
         rhos = [(b[0] - b[1]) / det, (b[1] - r1 * b[0]) / det];
-        corr = lin([[rhos[0] / r1, this.modelOutputs[0] as Vec], [-rhos[0] / r1, m0]]);
+        corr = lin([[rhos[0] / r1, this.modelOutputs[0] as SchedulerVector], [-rhos[0] / r1, m0]]);
       }
       const D1t = lin([[1, mt], [-1, m0]]);
       const inner = corr ? lin([[1, corr], [rhos[rhos.length - 1], D1t]]) : lin([[rhos[0], D1t]]);
@@ -552,7 +553,7 @@ class UniPC extends MultistepScheduler {
     this.thisOrder = Math.min(thisOrder, this.lowerOrderNums + 1);
     this.lastSample = sample;
     // predictor
-    let out: Vec;
+    let out: SchedulerVector;
     if (this.sigmas[i + 1] === 0) out = mt.slice(); // σ_t = 0: order 1, exactly m_t
     else {
       const { vt, vs0, h, h1, B } = this.coeffs(i + 1, i);
@@ -561,7 +562,7 @@ class UniPC extends MultistepScheduler {
       else {
         const v1 = this.vp(this.sigmas[i - 1]);
         const r1 = (v1.l - vs0.l) / h;
-        const D1 = lin([[1 / r1, this.modelOutputs[0] as Vec], [-1 / r1, mt]]);
+        const D1 = lin([[1 / r1, this.modelOutputs[0] as SchedulerVector], [-1 / r1, mt]]);
         out = lin([[1, xt_], [-vt.a * B * 0.5, D1]]);
       }
     }
@@ -572,9 +573,9 @@ class UniPC extends MultistepScheduler {
 }
 
 /** The class defaults of diffusers' __init__, then the keys the config names. */
-function resolve(name: SchedulerName, s: ScheduleConfig): Cfg {
+function resolve(name: SchedulerName, s: ScheduleConfig): RefSchedulerConfig {
   const alphaIndexed = name === 'ddim' || name === 'pndm' || name === 'ddpm';
-  const c: Cfg = {
+  const c: RefSchedulerConfig = {
     T: 1000,
     betaStart: name === 'heun' ? 0.00085 : 0.0001,
     betaEnd: name === 'heun' ? 0.012 : 0.02,

@@ -9,6 +9,7 @@ import { nativeSync } from '../native/call.js';
 import type { NativePlanOptions, SamplerPlanInfo, ScheduleConfig } from '../native/samplerTypes.js';
 import { KARRAS_SCHEDULERS, SCHEDULERS, type SchedulerName } from './schedulerConfig.js';
 
+/** How the inference timesteps are spaced over the training schedule (diffusers' `timestep_spacing`). */
 export type TimestepSpacing = 'leading' | 'trailing' | 'linspace';
 export const TIMESTEP_SPACINGS: readonly TimestepSpacing[] = ['leading', 'trailing', 'linspace'];
 export const IMG2IMG_RULES = ['diffusers', 'compvis'] as const;

@@ -3,5 +3,5 @@ export { generateScenes, randomScene, renderScene, sceneCaption, SHAPES, COLOURS
 export type { Scene, SceneObject, ShapeName, ColourName, SizeName, PositionName, BackgroundName } from './scenes.js';
 export { latentFeatures, semanticFeatures, SEMANTIC_NAMES, SEMANTIC_DIM, LATENT_DIM, LATENT_GRID } from './features.js';
 export { synthNsd } from './nsd.js';
-export type { SynthNsdOptions, SynthNsdResult, PlantedVoxel } from './nsd.js';
+export type { SynthNsdOptions, SynthNsdResult, SynthNsdProgress, PlantedVoxel } from './nsd.js';
 export { Rng } from './rng.js';
