@@ -33,6 +33,23 @@ async function registerError(options: unknown): Promise<Error | undefined> {
   }
 }
 
+describe('brainlatentPlugin and the host app', () => {
+  it("warns when the app's pluginTimeout is shorter than closing can take with jobs running (deadline + 10 s kill grace + margin)", async () => {
+    const warnings = async (pluginTimeout: number): Promise<string[]> => {
+      const lines: string[] = [];
+      const stream = { write: (line: string) => void lines.push(line) };
+      const app = Fastify({ pluginTimeout, logger: { level: 'warn', stream } });
+      await app.register(brainlatentPlugin, { root });
+      await app.ready();
+      await app.close();
+      return lines.map((l) => (JSON.parse(l) as { msg: string }).msg).filter((m) => m.includes('pluginTimeout'));
+    };
+    // (the default deadline is 30 s: 40 s passed the old check, deadline + 5 s, but not closing's worst case)
+    expect(await warnings(40_000)).toEqual([expect.stringMatching(/pluginTimeout \(40000 ms\) is shorter than closing can take with jobs running \(the shutdown deadline 30000 ms \+ 10000 ms/)]);
+    expect(await warnings(45_000)).toEqual([]);
+  });
+});
+
 describe('brainlatentPlugin options', () => {
   it('accepts every documented option, and the prefix and logLevel Fastify passes along', async () => {
     const e = await registerError({

@@ -8,6 +8,7 @@ import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 
 import { closeContext, createContext, type BrainlatentPluginOptions } from './context.js';
 import { sendError } from './httpErrors.js';
+import { JOB_KILL_AFTER_MS } from './jobs/jobSpawner.js';
 import { pageHtml } from './page/pageHtml.js';
 import { healthRoutes } from './routes/health.js';
 import { jobRoutes } from './routes/jobs.js';
@@ -29,8 +30,13 @@ async function plugin(app: FastifyInstance, options: BrainlatentPluginOptions & 
   const ctx = createContext(options);
   const prefix = app.prefix;
   const timeout = app.initialConfig.pluginTimeout;
-  if (timeout && timeout < ctx.shutdownDeadlineMs + 5_000) {
-    app.log.warn(`brainlatentPlugin: the app's pluginTimeout (${timeout} ms) is shorter than the jobs' shutdown deadline (${ctx.shutdownDeadlineMs} ms); closing will time out while jobs finish. Raise pluginTimeout or lower shutdownDeadlineMs`);
+  // Closing waits for the jobs up to the deadline, then cancels them and kills a job process still there 10 s
+  // later: the app's pluginTimeout must cover both, with a margin.
+  const closeWorstMs = ctx.shutdownDeadlineMs + JOB_KILL_AFTER_MS;
+  if (timeout && timeout < closeWorstMs + 5_000) {
+    app.log.warn(
+      `brainlatentPlugin: the app's pluginTimeout (${timeout} ms) is shorter than closing can take with jobs running (the shutdown deadline ${ctx.shutdownDeadlineMs} ms + ${JOB_KILL_AFTER_MS} ms before a cancelled job's process is killed, + 5 s margin); closing may time out while jobs finish. Raise pluginTimeout or lower shutdownDeadlineMs`,
+    );
   }
   useConfigValidation(app);
   app.setErrorHandler((e, req, reply) => sendError(e, req, reply));

@@ -31,6 +31,9 @@ interface Running {
   pid?: number;
 }
 
+/** How long a cancelled job's process has to exit before it is killed (the default of `killAfterMs`). */
+export const JOB_KILL_AFTER_MS = 10_000;
+
 export class JobSpawner {
   private proc: ChildProcess | null = null;
   private readonly running = new Map<number, Running>();
@@ -40,7 +43,7 @@ export class JobSpawner {
   private readonly killAfterMs: number;
 
   constructor(options: JobSpawnerOptions = {}) {
-    this.killAfterMs = options.killAfterMs ?? 10_000;
+    this.killAfterMs = options.killAfterMs ?? JOB_KILL_AFTER_MS;
   }
 
   /** Starts the spawner now, if it is not running (best while the service is small, before models load). */
