@@ -90,6 +90,11 @@ interface Row {
    * float64 reference schedulers on the exact denoiser (the engine returns only final latents).
    */
   relErrorCommon?: number;
+  /**
+   * The same after the final denoising step from there, x̂0 = D(x_k, σ) vs D(x_ode, σ): the run as if it ended at
+   * the common level, in the units of relErrorExact (D contracts the state's error by about s²/(s² + σ²)).
+   */
+  relErrorCommonDenoised?: number;
   /** ‖x_ref − x_engine‖ / ‖x_engine‖ of the final latents: how closely that reference run is the engine's. */
   referenceVsEngine?: number;
   /** Sliced W2 to exact samples of the mixture, and the mean log-density per dimension of the samples. */
@@ -134,6 +139,9 @@ export type CommonLevel =
       floor: number;
       /** Fitted order of relErrorCommon vs U-Net calls of the whole run, per scheduler (samplerOrder.ts). */
       order: Record<string, number | null>;
+      /** The same of relErrorCommonDenoised (floor: the exact reference's own error after D, from two tolerances). */
+      orderDenoised: Record<string, number | null>;
+      floorDenoised: number;
       /** Runs left out: DDIM and PNDM step by ⌊1000/N⌋, off the grid unless N divides 1000. */
       skipped: string[];
     }
@@ -271,7 +279,21 @@ export async function runSamplersBench(o: SamplersBenchOptions = {}): Promise<Sa
           exactState.set(tol, st);
         }
         const skipped = deterministic.flatMap((s) => stepsList.filter((n) => offGrid(s, n)).map((n) => `${s} ${n}`));
-        common = { timestep: tCommon, sigma: sigmaC, floor: relError(exactState.get(EXACT_TOL * 100) as Float64Array, exactState.get(EXACT_TOL) as Float64Array), order: {}, skipped };
+        const denoise = (x: Float64Array): Float64Array => {
+          const o = new Float64Array(x.length);
+          for (let i = 0; i < x.length / d; i++) o.set(posteriorMean(mix, w, x.subarray(i * d, (i + 1) * d), sigmaC), i * d);
+          return o;
+        };
+        exactState.set(-1, denoise(exactState.get(EXACT_TOL) as Float64Array));
+        common = {
+          timestep: tCommon,
+          sigma: sigmaC,
+          floor: relError(exactState.get(EXACT_TOL * 100) as Float64Array, exactState.get(EXACT_TOL) as Float64Array),
+          order: {},
+          orderDenoised: {},
+          floorDenoised: relError(denoise(exactState.get(EXACT_TOL * 100) as Float64Array), exactState.get(-1) as Float64Array),
+          skipped,
+        };
         log(
           `common noise level: t = ${tCommon} (σ = ${sigmaC.toFixed(4)}), the smallest σ on every grid of ${stepsList.join(', ')} steps; ` +
             `each deterministic scheduler's state there vs the exact ODE to that σ (float64 reference schedulers on the exact denoiser), floor ${common.floor.toExponential(2)}` +
@@ -314,13 +336,16 @@ export async function runSamplersBench(o: SamplersBenchOptions = {}): Promise<Sa
               row.relErrorExactFinal = relError(r.latents.data, exact);
               if (common.timestep !== null && !offGrid(scheduler, steps)) {
                 const state = new Float64Array(nAcc * d);
+                const den = new Float64Array(nAcc * d);
                 const fin = new Float64Array(nAcc * d);
                 for (let i = 0; i < nAcc; i++) {
                   const ref = schedulerStateAt(mix, w, referenceScheduler(scheduler, schedule), steps, starts[i].map((v) => v / sigmaMax), common.timestep, common.sigma);
                   state.set(ref.state, i * d);
+                  den.set(posteriorMean(mix, w, ref.state, common.sigma), i * d);
                   fin.set(ref.final, i * d);
                 }
                 row.relErrorCommon = relError(state, exactState.get(EXACT_TOL) as Float64Array);
+                row.relErrorCommonDenoised = relError(den, exactState.get(-1) as Float64Array);
                 row.referenceVsEngine = relError(fin, r.latents.data);
               }
             }
@@ -341,7 +366,7 @@ export async function runSamplersBench(o: SamplersBenchOptions = {}): Promise<Sa
           log(
             `${scheduler.padEnd(16)} ${String(steps).padStart(4)} steps ${String(row.unetCallsPerImage).padStart(4)} calls  ` +
               `${row.cost.map((c) => `b${c.batch} ${c.imagesPerSecond.toFixed(1)} img/s ×${c.overhead.toFixed(3)}`).join('  ')}  ` +
-              `err conv ${row.relErrorConverged?.toExponential(2) ?? '   n/a  '} exact ${row.relErrorExact?.toExponential(2) ?? '   n/a  '} ${common.timestep === null ? '' : `t=${common.timestep} ${row.relErrorCommon?.toExponential(2) ?? '   n/a  '} `}σ(0) ${row.relErrorExactFinal?.toExponential(2) ?? '   n/a  '}  ` +
+              `err conv ${row.relErrorConverged?.toExponential(2) ?? '   n/a  '} exact ${row.relErrorExact?.toExponential(2) ?? '   n/a  '} ${common.timestep === null ? '' : `t=${common.timestep} ${row.relErrorCommon?.toExponential(2) ?? '   n/a  '} x̂0 ${row.relErrorCommonDenoised?.toExponential(2) ?? '   n/a  '} `}σ(0) ${row.relErrorExactFinal?.toExponential(2) ?? '   n/a  '}  ` +
               `SWD ${row.swd.toExponential(2)} logp ${row.logDensity.toFixed(3)}`,
           );
         }
@@ -351,7 +376,15 @@ export async function runSamplersBench(o: SamplersBenchOptions = {}): Promise<Sa
       log(`measured order (vs the exact ODE between the same noise levels; vs the converged solution): ${Object.entries(order).map(([k, v]) => `${k} ${v.vsExact?.toFixed(2) ?? '—'}/${v.vsConverged?.toFixed(2) ?? '—'}`).join(', ')}`);
       if (common.timestep !== null) {
         common.order = commonLevelOrders(result, schedulers, common.floor);
-        log(`measured order at the common noise level t = ${common.timestep} (σ = ${common.sigma.toFixed(4)}): ${Object.entries(common.order).map(([k, v]) => `${k} ${v?.toFixed(2) ?? '—'}`).join(', ')}`);
+        common.orderDenoised = commonLevelOrders(
+          result.map((x) => ({ ...x, relErrorCommon: x.relErrorCommonDenoised })),
+          schedulers,
+          common.floorDenoised,
+        );
+        log(
+          `measured order at the common noise level t = ${common.timestep} (σ = ${common.sigma.toFixed(4)}; the state / its x̂0): ` +
+            Object.keys(common.order).map((k) => `${k} ${common.order[k]?.toFixed(2) ?? '—'}/${common.orderDenoised[k]?.toFixed(2) ?? '—'}`).join(', '),
+        );
         const worst = Math.max(...result.map((x) => x.referenceVsEngine ?? 0));
         log(`reference schedulers vs the engine, final latents: largest relative difference ${worst.toExponential(2)}`);
       }
@@ -410,7 +443,7 @@ export async function runSamplersBench(o: SamplersBenchOptions = {}): Promise<Sa
 
 function toCsv(rows: Row[]): string {
   const batches = rows[0]?.cost.map((c) => c.batch) ?? [];
-  const head = ['scheduler', 'steps', 'unet_calls_per_image', ...batches.flatMap((b) => [`images_per_s_b${b}`, `overhead_b${b}`, `peak_rss_mib_b${b}`]), 'rel_error_converged', 'rel_error_exact_same_ends', 'rel_error_exact_to_sigma0', 'rel_error_exact_common_level', 'reference_vs_engine', 'sliced_w2', 'log_density_per_dim'];
+  const head = ['scheduler', 'steps', 'unet_calls_per_image', ...batches.flatMap((b) => [`images_per_s_b${b}`, `overhead_b${b}`, `peak_rss_mib_b${b}`]), 'rel_error_converged', 'rel_error_exact_same_ends', 'rel_error_exact_to_sigma0', 'rel_error_exact_common_level', 'rel_error_exact_common_level_denoised', 'reference_vs_engine', 'sliced_w2', 'log_density_per_dim'];
   const lines = rows.map((r) =>
     [
       r.scheduler,
@@ -421,6 +454,7 @@ function toCsv(rows: Row[]): string {
       r.relErrorExact ?? '',
       r.relErrorExactFinal ?? '',
       r.relErrorCommon ?? '',
+      r.relErrorCommonDenoised ?? '',
       r.referenceVsEngine ?? '',
       r.swd,
       r.logDensity,
@@ -497,13 +531,13 @@ async function toHtml(r: SamplersBenchResult): Promise<string> {
   const orderRows = Object.entries(r.convergenceOrder)
     .map(
       ([s, v]) =>
-        `<tr><td>${esc(s)}</td>${cl.timestep === null ? '' : `<td>${cl.order[s]?.toFixed(2) ?? none(s)}</td>`}<td>${v.vsExact?.toFixed(2) ?? none(s)}</td><td>${v.vsConverged?.toFixed(2) ?? none(s)}</td></tr>`,
+        `<tr><td>${esc(s)}</td>${cl.timestep === null ? '' : `<td>${cl.order[s]?.toFixed(2) ?? none(s)}</td><td>${cl.orderDenoised[s]?.toFixed(2) ?? none(s)}</td>`}<td>${v.vsExact?.toFixed(2) ?? none(s)}</td><td>${v.vsConverged?.toFixed(2) ?? none(s)}</td></tr>`,
     )
     .join('');
   const table = r.rows
     .map(
       (x) =>
-        `<tr><td>${esc(x.scheduler)}</td><td>${x.steps}</td><td>${x.unetCallsPerImage}</td>${x.cost.map((c) => `<td>${c.imagesPerSecond.toFixed(1)}</td><td>${c.overhead.toFixed(3)}</td>`).join('')}<td>${x.relErrorExact?.toExponential(2) ?? '—'}</td>${cl.timestep === null ? '' : `<td>${x.relErrorCommon?.toExponential(2) ?? '—'}</td>`}<td>${x.swd.toExponential(2)}</td><td>${x.logDensity.toFixed(3)}</td></tr>`,
+        `<tr><td>${esc(x.scheduler)}</td><td>${x.steps}</td><td>${x.unetCallsPerImage}</td>${x.cost.map((c) => `<td>${c.imagesPerSecond.toFixed(1)}</td><td>${c.overhead.toFixed(3)}</td>`).join('')}<td>${x.relErrorExact?.toExponential(2) ?? '—'}</td>${cl.timestep === null ? '' : `<td>${x.relErrorCommon?.toExponential(2) ?? '—'}</td><td>${x.relErrorCommonDenoised?.toExponential(2) ?? '—'}</td>`}<td>${x.swd.toExponential(2)}</td><td>${x.logDensity.toFixed(3)}</td></tr>`,
     )
     .join('');
   const bh = r.rows[0]?.cost.map((c) => `<th>img/s b${c.batch}</th><th>overhead b${c.batch}</th>`).join('') ?? '';
@@ -520,8 +554,8 @@ async function toHtml(r: SamplersBenchResult): Promise<string> {
       ? `Common noise level: none (${esc(cl.reason)}).`
       : `At the common noise level t = ${cl.timestep} (σ = ${cl.sigma.toFixed(4)}, the smallest σ every grid of ${esc(String((r.setup.steps as number[]).join(', ')))} steps reaches): each deterministic scheduler's state there against the exact ODE to that σ, with no unrefined last step in it — the clean convergence measure. Computed with the float64 reference schedulers on the exact denoiser (largest final-latent difference from the engine ${Math.max(0, ...r.rows.map((x) => x.referenceVsEngine ?? 0)).toExponential(2)}); floor ${cl.floor.toExponential(2)} (the exact ODE at two tolerances).${cl.skipped.length ? ` Left out (DDIM/PNDM off the grid): ${esc(cl.skipped.join(', '))}.` : ''}`
   }</p>
-<table><tr><th>scheduler</th>${cl.timestep === null ? '' : `<th>at t = ${cl.timestep}</th>`}<th>vs exact ODE</th><th>vs converged</th></tr>${orderRows}</table>
-<h2>All runs</h2><table><tr><th>scheduler</th><th>steps</th><th>U-Net calls</th>${bh}<th>rel. error (exact)</th>${cl.timestep === null ? '' : `<th>rel. error at t = ${cl.timestep}</th>`}<th>sliced W2</th><th>log p / dim</th></tr>${table}</table>
+<table><tr><th>scheduler</th>${cl.timestep === null ? '' : `<th>at t = ${cl.timestep} (state)</th><th>at t = ${cl.timestep} (x̂0)</th>`}<th>vs exact ODE</th><th>vs converged</th></tr>${orderRows}</table>
+<h2>All runs</h2><table><tr><th>scheduler</th><th>steps</th><th>U-Net calls</th>${bh}<th>rel. error (exact)</th>${cl.timestep === null ? '' : `<th>rel. error at t = ${cl.timestep} (state)</th><th>(x̂0)</th>`}<th>sliced W2</th><th>log p / dim</th></tr>${table}</table>
 <p>Fused step micro-benchmarks (4×64×64, guidance): ${r.micro.map((m) => `${esc(m.scheduler)} ${m.meanMicros.toFixed(1)} µs ±${m.rme.toFixed(1)}%`).join(', ')}.</p>
 </body></html>
 `;
