@@ -72,3 +72,44 @@ export function measuredOrders(
   }
   return out;
 }
+
+/**
+ * The common noise level of the bench's cleaner convergence measure: the smallest-σ timestep (the smallest t)
+ * that every grid reaches as a state, i.e. that every run's timestep list holds after its first entry (the
+ * start, where every run equals the exact ODE). Under trailing spacing with N steps dividing 1000 the grids
+ * are t = 1000·(1 − k/N) − 1, so 10, 20 and 40 steps share t = 99. Null when the grids share no such
+ * timestep (a one-step run, or step counts like 3 and 7).
+ */
+export function commonNoiseLevel(grids: readonly (readonly number[])[]): number | null {
+  if (!grids.length) return null;
+  let common: number[] = [...new Set(grids[0].filter((t) => t !== grids[0][0]))];
+  for (const g of grids.slice(1)) {
+    const reached = new Set(g.filter((t) => t !== g[0]));
+    common = common.filter((t) => reached.has(t));
+  }
+  const ts = common;
+  return ts.length ? Math.min(...ts) : null;
+}
+
+interface CommonRow {
+  scheduler: string;
+  unetCallsPerImage: number;
+  /** The scheduler's state at the common noise level against the exact ODE to that level. */
+  relErrorCommon?: number;
+}
+
+/**
+ * The measured order at the common noise level per scheduler: convergenceOrder on (U-Net calls of the whole
+ * run, error at the common level) with `floor` (the exact ODE's own error at that level, from two tolerances;
+ * see the module comment). Null for a scheduler without such points (stochastic, or no common level).
+ */
+export function commonLevelOrders(rows: readonly CommonRow[], schedulers: readonly string[], floor: number | null): Record<string, number | null> {
+  const out: Record<string, number | null> = {};
+  for (const s of schedulers) {
+    const pts = rows
+      .filter((r) => r.scheduler === s && r.relErrorCommon !== undefined)
+      .map((r) => ({ calls: r.unetCallsPerImage, err: r.relErrorCommon as number }));
+    out[s] = pts.length && floor !== null ? convergenceOrder(pts, floor) : null;
+  }
+  return out;
+}

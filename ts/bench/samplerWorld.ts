@@ -13,6 +13,7 @@ import { ALPHA_CUMPROD_T } from '../demo/models.js';
 import { FormatError } from '../errors.js';
 import { onnx } from '../sd/onnxProto.js';
 import { philoxNormal } from '../sd/philox.js';
+import type { RefScheduler } from '../sd/referenceSchedulers.js';
 
 export interface Mixture {
   /** K × d component means. */
@@ -266,4 +267,57 @@ export function slicedWasserstein(a: Float64Array, b: Float64Array, d: number, p
     total += w / n;
   }
   return Math.sqrt(total / projections);
+}
+
+/** σ(t) of the U-Net's table at a possibly fractional t: linear interpolation, as the demo U-Net reads it. */
+export function mixtureSigma(mix: Mixture, t: number): number {
+  const ac = mix.alphasCumprod;
+  const sig = (i: number): number => Math.sqrt((1 - ac[i]) / ac[i]);
+  const tc = Math.min(Math.max(t, 0), ac.length - 1);
+  const lo = Math.min(Math.floor(tc), ac.length - 2);
+  return sig(lo) + (tc - lo) * (sig(lo + 1) - sig(lo));
+}
+
+/**
+ * One deterministic scheduler's run on the exact denoiser, in float64 with the latents rounded to float32
+ * between steps as diffusers keeps them (ts/sd/referenceSchedulers.ts: diffusers' classes transcribed, the
+ * reference the engine is tested against), from unit noise `noise` at strength 1 and conditioning weights w.
+ * The engine returns only the final latents; this gives the scheduler's state where the run reaches
+ * timestep `tStop`: after the U-Net calls before the last one at `tStop` (Heun and PNDM call twice at a
+ * timestep and finish their step onto it with the second call; UniPC's state there is its predictor — its
+ * corrector at tStop runs with the next call). Returned in σ-space (x0 + σ n, the exact ODE's variable), with
+ * `sigmaStop` the σ the caller integrates the ODE to, and the final latents of the whole run.
+ */
+export function schedulerStateAt(
+  mix: Mixture,
+  w: Float64Array,
+  sched: RefScheduler,
+  steps: number,
+  noise: Float64Array,
+  tStop: number,
+  sigmaStop: number,
+): { state: Float64Array; final: Float64Array; callsToState: number } {
+  sched.setTimesteps(steps);
+  sched.setBeginIndex?.(0);
+  const ts = sched.timesteps;
+  const stopAt = ts.lastIndexOf(tStop);
+  if (stopAt < 1) throw new Error(`schedulerStateAt: timestep ${tStop} is not reached by a ${steps}-step run (${ts.join(', ')})`);
+  let x = sched.addNoise(new Float64Array(noise.length), noise, ts[0]);
+  let state: Float64Array | null = null;
+  for (let k = 0; k < ts.length; k++) {
+    const t = ts[k];
+    const xin = sched.scaleModelInput(x, t);
+    if (k === stopAt) {
+      // the U-Net's input is VP-space for every scheduler (√ᾱ x0 + √(1 − ᾱ) n): ÷ √ᾱ gives σ-space
+      const inv = Math.sqrt(1 + sigmaStop * sigmaStop);
+      state = xin.map((v) => v * inv);
+    }
+    // the exact denoiser as the U-Net: ε = (x_σ − D(x_σ, σ))/σ
+    const sigma = mixtureSigma(mix, t);
+    const xs = xin.map((v) => v * Math.sqrt(1 + sigma * sigma));
+    const D = posteriorMean(mix, w, xs, sigma);
+    const eps = Float64Array.from(Float32Array.from(xs.map((v, j) => (v - D[j]) / sigma)));
+    x = Float64Array.from(Float32Array.from(sched.step(eps, t, x, () => new Float64Array(x.length))));
+  }
+  return { state: state as Float64Array, final: x, callsToState: stopAt };
 }

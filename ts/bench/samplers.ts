@@ -26,8 +26,18 @@ import type { ScheduleConfig } from '../native/samplerTypes.js';
 import type { Tensor } from '../sd/tensor.js';
 import { loadBenchmark, microBench, MISSING_BENCHMARK } from './microBench.js';
 import { appendBenchRecord, gitCommit, machineInfo } from './benchRecord.js';
-import { FLOOR_MARGIN, measuredOrders, PRE_ASYMPTOTIC, type OrderFloors } from './samplerOrder.js';
-import { exactSamples, logDensityPerDim, mixtureWeights, posteriorMean, probabilityFlow, readMixture, slicedWasserstein } from './samplerWorld.js';
+import { referenceScheduler } from '../sd/referenceSchedulers.js';
+import { commonLevelOrders, commonNoiseLevel, FLOOR_MARGIN, measuredOrders, PRE_ASYMPTOTIC, type OrderFloors } from './samplerOrder.js';
+import {
+  exactSamples,
+  logDensityPerDim,
+  mixtureWeights,
+  posteriorMean,
+  probabilityFlow,
+  readMixture,
+  schedulerStateAt,
+  slicedWasserstein,
+} from './samplerWorld.js';
 
 const STOCHASTIC: readonly SchedulerName[] = ['ddpm', 'euler-ancestral', 'dpmpp2m-sde'];
 /** Relative tolerance of the exact probability-flow ODE (adaptive Dormand–Prince, float64). */
@@ -73,6 +83,20 @@ interface Row {
   relErrorExact?: number;
   /** The same against the exact ODE down to σ(0) (the limit every scheduler converges to; includes the final step's truncation). */
   relErrorExactFinal?: number;
+  /**
+   * ‖x_k − x_ode‖ / ‖x_ode‖ of the scheduler's state at the common noise level (`commonLevel`: a timestep every
+   * grid of the run reaches) against the exact ODE from σ(999) to that σ: the discretisation error at a fixed
+   * noise level, with no unrefined last step in it. Demo world, deterministic schedulers; computed with the
+   * float64 reference schedulers on the exact denoiser (the engine returns only final latents).
+   */
+  relErrorCommon?: number;
+  /**
+   * The same after the final denoising step from there, x̂0 = D(x_k, σ) vs D(x_ode, σ): the run as if it ended at
+   * the common level, in the units of relErrorExact (D contracts the state's error by about s²/(s² + σ²)).
+   */
+  relErrorCommonDenoised?: number;
+  /** ‖x_ref − x_engine‖ / ‖x_engine‖ of the final latents: how closely that reference run is the engine's. */
+  referenceVsEngine?: number;
   /** Sliced W2 to exact samples of the mixture, and the mean log-density per dimension of the samples. */
   swd: number;
   logDensity: number;
@@ -86,6 +110,11 @@ export interface SamplersBenchResult {
   rows: Row[];
   /** Fitted −slope of log error vs log U-Net calls per scheduler (points above `reference.orderFloors`; samplerOrder.ts). */
   convergenceOrder: Record<string, { vsConverged: number | null; vsExact: number | null }>;
+  /**
+   * The common noise level of `relErrorCommon` (demo world): the smallest-σ timestep every deterministic
+   * scheduler's grid reaches at every step count asked for, after the start; null with `reason` when none.
+   */
+  commonLevel: CommonLevel;
   reference: {
     convergedScheduler: string;
     convergedSteps: number;
@@ -101,6 +130,22 @@ export interface SamplersBenchResult {
   micro: { scheduler: string; meanMicros: number; rme: number }[];
   files: { json: string; csv: string; html: string };
 }
+
+export type CommonLevel =
+  | {
+      timestep: number;
+      sigma: number;
+      /** The exact ODE's own error at that σ (tolerance 1e-8 vs 1e-6): the order fit's floor. */
+      floor: number;
+      /** Fitted order of relErrorCommon vs U-Net calls of the whole run, per scheduler (samplerOrder.ts). */
+      order: Record<string, number | null>;
+      /** The same of relErrorCommonDenoised (floor: the exact reference's own error after D, from two tolerances). */
+      orderDenoised: Record<string, number | null>;
+      floorDenoised: number;
+      /** Runs left out: DDIM and PNDM step by ⌊1000/N⌋, off the grid unless N divides 1000. */
+      skipped: string[];
+    }
+  | { timestep: null; reason: string };
 
 const norm = (v: ArrayLike<number>): number => Math.sqrt(Array.from(v).reduce((s, x) => s + x * x, 0));
 function relError(a: ArrayLike<number>, ref: ArrayLike<number>): number {
@@ -210,6 +255,53 @@ export async function runSamplersBench(o: SamplersBenchOptions = {}): Promise<Sa
           `; points within ×${FLOOR_MARGIN} of a floor are left out of the fit`,
       );
 
+      // ---- the common noise level: the smallest σ every deterministic run's grid reaches (after its start)
+      const T = ac.length;
+      const deterministic = schedulers.filter((s) => !STOCHASTIC.includes(s));
+      const offGrid = (s: SchedulerName, n: number): boolean => (s === 'ddim' || s === 'pndm') && T % n !== 0;
+      const grids = deterministic.flatMap((s) => stepsList.filter((n) => !offGrid(s, n)).map((n) => sdT.plan({ ...base, scheduler: s, steps: n }).timesteps));
+      const tCommon = mix && grids.length ? commonNoiseLevel(grids) : null;
+      let common: CommonLevel;
+      const exactState = new Map<number, Float64Array>();
+      if (!mix) common = { timestep: null, reason: 'not a demo world (no exact ODE)' };
+      else if (!deterministic.length) common = { timestep: null, reason: 'no deterministic scheduler' };
+      else if (tCommon === null) common = { timestep: null, reason: `the step counts ${stepsList.join(', ')} share no timestep after the start` };
+      else {
+        const sigmaC = sdT.plan({ ...base, scheduler: deterministic[0], steps: stepsList[0] }).runs.find((r) => r.timestep === tCommon)?.sigma ?? Math.sqrt((1 - ac[tCommon]) / ac[tCommon]);
+        // the exact ODE's state at σ_common, at the bench's tolerance and 100× looser (the fit's floor)
+        for (const tol of [EXACT_TOL, EXACT_TOL * 100]) {
+          const st = new Float64Array(nAcc * d);
+          starts.forEach((n0, i) => {
+            const r = probabilityFlow(mix, w, n0, sigmaMax, sigmaC, tol);
+            odeEvals += r.evaluations;
+            st.set(r.x, i * d);
+          });
+          exactState.set(tol, st);
+        }
+        const skipped = deterministic.flatMap((s) => stepsList.filter((n) => offGrid(s, n)).map((n) => `${s} ${n}`));
+        const denoise = (x: Float64Array): Float64Array => {
+          const o = new Float64Array(x.length);
+          for (let i = 0; i < x.length / d; i++) o.set(posteriorMean(mix, w, x.subarray(i * d, (i + 1) * d), sigmaC), i * d);
+          return o;
+        };
+        exactState.set(-1, denoise(exactState.get(EXACT_TOL) as Float64Array));
+        common = {
+          timestep: tCommon,
+          sigma: sigmaC,
+          floor: relError(exactState.get(EXACT_TOL * 100) as Float64Array, exactState.get(EXACT_TOL) as Float64Array),
+          order: {},
+          orderDenoised: {},
+          floorDenoised: relError(denoise(exactState.get(EXACT_TOL * 100) as Float64Array), exactState.get(-1) as Float64Array),
+          skipped,
+        };
+        log(
+          `common noise level: t = ${tCommon} (σ = ${sigmaC.toFixed(4)}), the smallest σ on every grid of ${stepsList.join(', ')} steps; ` +
+            `each deterministic scheduler's state there vs the exact ODE to that σ (float64 reference schedulers on the exact denoiser), floor ${common.floor.toExponential(2)}` +
+            (skipped.length ? `; left out (DDIM/PNDM off the grid when N does not divide ${T}): ${skipped.join(', ')}` : ''),
+        );
+      }
+      if (common.timestep === null) log(`common-noise-level measure skipped: ${common.reason}`);
+
       // ---- exact samples: the distribution score's reference and floor
       const trueA = mix ? exactSamples(mix, w, nSamples, 1234) : new Float64Array(0);
       const trueB = mix ? exactSamples(mix, w, nSamples, 4321) : new Float64Array(0);
@@ -242,6 +334,20 @@ export async function runSamplersBench(o: SamplersBenchOptions = {}): Promise<Sa
             if (mix) {
               row.relErrorExact = relError(r.latents.data, exactTo(plan.runs[plan.runs.length - 1].sigma));
               row.relErrorExactFinal = relError(r.latents.data, exact);
+              if (common.timestep !== null && !offGrid(scheduler, steps)) {
+                const state = new Float64Array(nAcc * d);
+                const den = new Float64Array(nAcc * d);
+                const fin = new Float64Array(nAcc * d);
+                for (let i = 0; i < nAcc; i++) {
+                  const ref = schedulerStateAt(mix, w, referenceScheduler(scheduler, schedule), steps, starts[i].map((v) => v / sigmaMax), common.timestep, common.sigma);
+                  state.set(ref.state, i * d);
+                  den.set(posteriorMean(mix, w, ref.state, common.sigma), i * d);
+                  fin.set(ref.final, i * d);
+                }
+                row.relErrorCommon = relError(state, exactState.get(EXACT_TOL) as Float64Array);
+                row.relErrorCommonDenoised = relError(den, exactState.get(-1) as Float64Array);
+                row.referenceVsEngine = relError(fin, r.latents.data);
+              }
             }
           }
           // distribution score
@@ -260,7 +366,7 @@ export async function runSamplersBench(o: SamplersBenchOptions = {}): Promise<Sa
           log(
             `${scheduler.padEnd(16)} ${String(steps).padStart(4)} steps ${String(row.unetCallsPerImage).padStart(4)} calls  ` +
               `${row.cost.map((c) => `b${c.batch} ${c.imagesPerSecond.toFixed(1)} img/s ×${c.overhead.toFixed(3)}`).join('  ')}  ` +
-              `err conv ${row.relErrorConverged?.toExponential(2) ?? '   n/a  '} exact ${row.relErrorExact?.toExponential(2) ?? '   n/a  '} σ(0) ${row.relErrorExactFinal?.toExponential(2) ?? '   n/a  '}  ` +
+              `err conv ${row.relErrorConverged?.toExponential(2) ?? '   n/a  '} exact ${row.relErrorExact?.toExponential(2) ?? '   n/a  '} ${common.timestep === null ? '' : `t=${common.timestep} ${row.relErrorCommon?.toExponential(2) ?? '   n/a  '} x̂0 ${row.relErrorCommonDenoised?.toExponential(2) ?? '   n/a  '} `}σ(0) ${row.relErrorExactFinal?.toExponential(2) ?? '   n/a  '}  ` +
               `SWD ${row.swd.toExponential(2)} logp ${row.logDensity.toFixed(3)}`,
           );
         }
@@ -268,6 +374,20 @@ export async function runSamplersBench(o: SamplersBenchOptions = {}): Promise<Sa
       const order = measuredOrders(result, schedulers, floors);
       const micro: SamplersBenchResult['micro'] = [];
       log(`measured order (vs the exact ODE between the same noise levels; vs the converged solution): ${Object.entries(order).map(([k, v]) => `${k} ${v.vsExact?.toFixed(2) ?? '—'}/${v.vsConverged?.toFixed(2) ?? '—'}`).join(', ')}`);
+      if (common.timestep !== null) {
+        common.order = commonLevelOrders(result, schedulers, common.floor);
+        common.orderDenoised = commonLevelOrders(
+          result.map((x) => ({ ...x, relErrorCommon: x.relErrorCommonDenoised })),
+          schedulers,
+          common.floorDenoised,
+        );
+        log(
+          `measured order at the common noise level t = ${common.timestep} (σ = ${common.sigma.toFixed(4)}; the state / its x̂0): ` +
+            Object.keys(common.order).map((k) => `${k} ${common.order[k]?.toFixed(2) ?? '—'}/${common.orderDenoised[k]?.toFixed(2) ?? '—'}`).join(', '),
+        );
+        const worst = Math.max(...result.map((x) => x.referenceVsEngine ?? 0));
+        log(`reference schedulers vs the engine, final latents: largest relative difference ${worst.toExponential(2)}`);
+      }
       if (o.micro !== false && !(await loadBenchmark())) {
         log(`fused-step micro-benchmarks skipped: ${MISSING_BENCHMARK}`);
       } else if (o.micro !== false) {
@@ -293,6 +413,7 @@ export async function runSamplersBench(o: SamplersBenchOptions = {}): Promise<Sa
         },
         rows: result,
         convergenceOrder: order,
+        commonLevel: common,
         reference: {
           convergedScheduler: 'unipc',
           convergedSteps,
@@ -322,7 +443,7 @@ export async function runSamplersBench(o: SamplersBenchOptions = {}): Promise<Sa
 
 function toCsv(rows: Row[]): string {
   const batches = rows[0]?.cost.map((c) => c.batch) ?? [];
-  const head = ['scheduler', 'steps', 'unet_calls_per_image', ...batches.flatMap((b) => [`images_per_s_b${b}`, `overhead_b${b}`, `peak_rss_mib_b${b}`]), 'rel_error_converged', 'rel_error_exact_same_ends', 'rel_error_exact_to_sigma0', 'sliced_w2', 'log_density_per_dim'];
+  const head = ['scheduler', 'steps', 'unet_calls_per_image', ...batches.flatMap((b) => [`images_per_s_b${b}`, `overhead_b${b}`, `peak_rss_mib_b${b}`]), 'rel_error_converged', 'rel_error_exact_same_ends', 'rel_error_exact_to_sigma0', 'rel_error_exact_common_level', 'rel_error_exact_common_level_denoised', 'reference_vs_engine', 'sliced_w2', 'log_density_per_dim'];
   const lines = rows.map((r) =>
     [
       r.scheduler,
@@ -332,6 +453,9 @@ function toCsv(rows: Row[]): string {
       r.relErrorConverged ?? '',
       r.relErrorExact ?? '',
       r.relErrorExactFinal ?? '',
+      r.relErrorCommon ?? '',
+      r.relErrorCommonDenoised ?? '',
+      r.referenceVsEngine ?? '',
       r.swd,
       r.logDensity,
     ].join(','),
@@ -343,13 +467,13 @@ const esc = (s: string): string => s.replace(/[&<>"]/g, (ch) => ({ '&': '&amp;',
 
 async function toHtml(r: SamplersBenchResult): Promise<string> {
   const acc = r.rows.filter((x) => x.relErrorExact !== undefined);
-  const errChart = (field: 'relErrorExact' | 'relErrorConverged', title: string) =>
+  const errChart = (field: 'relErrorExact' | 'relErrorConverged' | 'relErrorCommon', title: string) =>
     renderVegaLiteSvg({
       $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
       title,
       width: 420,
       height: 300,
-      data: { values: acc.map((x) => ({ scheduler: x.scheduler, calls: x.unetCallsPerImage, error: x[field] })) },
+      data: { values: acc.filter((x) => x[field] !== undefined).map((x) => ({ scheduler: x.scheduler, calls: x.unetCallsPerImage, error: x[field] })) },
       mark: { type: 'line', point: true },
       encoding: {
         x: { field: 'calls', type: 'quantitative', scale: { type: 'log' }, title: 'U-Net calls per image' },
@@ -394,21 +518,26 @@ async function toHtml(r: SamplersBenchResult): Promise<string> {
       strokeDash: { field: 'batch', type: 'nominal' },
     },
   });
-  const [e1, e2, d1, d2, c1] = await Promise.all([
+  const cl = r.commonLevel;
+  const [e1, e2, d1, d2, c1, e3] = await Promise.all([
     errChart('relErrorExact', 'Error vs the exact probability-flow ODE between the same noise levels (demo world)'),
     errChart('relErrorConverged', `Error vs the converged solution (${r.reference.convergedScheduler}, ${r.reference.convergedSteps} steps)`),
     distChart('swd', 'Sliced W2 to exact samples of the mixture (dashed: two exact sets)', 'sliced Wasserstein-2', true),
     distChart('logDensity', 'Mean log-density of the samples (dashed: exact samples)', 'log p(x0 | c) per dimension', false),
     costChart,
+    cl.timestep === null ? Promise.resolve('') : errChart('relErrorCommon', `State at the common noise level t = ${cl.timestep} (σ = ${cl.sigma.toFixed(3)}) vs the exact ODE to it`),
   ]);
   const none = (s: string): string => (STOCHASTIC.includes(s as SchedulerName) ? 'n/a (stochastic)' : '— (no pair of points between the floor and 0.1)');
   const orderRows = Object.entries(r.convergenceOrder)
-    .map(([s, v]) => `<tr><td>${esc(s)}</td><td>${v.vsExact?.toFixed(2) ?? none(s)}</td><td>${v.vsConverged?.toFixed(2) ?? none(s)}</td></tr>`)
+    .map(
+      ([s, v]) =>
+        `<tr><td>${esc(s)}</td>${cl.timestep === null ? '' : `<td>${cl.order[s]?.toFixed(2) ?? none(s)}</td><td>${cl.orderDenoised[s]?.toFixed(2) ?? none(s)}</td>`}<td>${v.vsExact?.toFixed(2) ?? none(s)}</td><td>${v.vsConverged?.toFixed(2) ?? none(s)}</td></tr>`,
+    )
     .join('');
   const table = r.rows
     .map(
       (x) =>
-        `<tr><td>${esc(x.scheduler)}</td><td>${x.steps}</td><td>${x.unetCallsPerImage}</td>${x.cost.map((c) => `<td>${c.imagesPerSecond.toFixed(1)}</td><td>${c.overhead.toFixed(3)}</td>`).join('')}<td>${x.relErrorExact?.toExponential(2) ?? '—'}</td><td>${x.swd.toExponential(2)}</td><td>${x.logDensity.toFixed(3)}</td></tr>`,
+        `<tr><td>${esc(x.scheduler)}</td><td>${x.steps}</td><td>${x.unetCallsPerImage}</td>${x.cost.map((c) => `<td>${c.imagesPerSecond.toFixed(1)}</td><td>${c.overhead.toFixed(3)}</td>`).join('')}<td>${x.relErrorExact?.toExponential(2) ?? '—'}</td>${cl.timestep === null ? '' : `<td>${x.relErrorCommon?.toExponential(2) ?? '—'}</td><td>${x.relErrorCommonDenoised?.toExponential(2) ?? '—'}</td>`}<td>${x.swd.toExponential(2)}</td><td>${x.logDensity.toFixed(3)}</td></tr>`,
     )
     .join('');
   const bh = r.rows[0]?.cost.map((c) => `<th>img/s b${c.batch}</th><th>overhead b${c.batch}</th>`).join('') ?? '';
@@ -417,11 +546,16 @@ async function toHtml(r: SamplersBenchResult): Promise<string> {
 <h1>Samplers on a known ground truth</h1>
 <p>The demo world's U-Net is the exact denoiser of a Gaussian mixture, so the true distribution and the exact probability-flow ODE are known. ${esc(String(r.setup.start))}. Commit ${esc(r.commit)}, ${esc(r.machine.cpu)}, load average ${r.machine.loadAverage.join(' / ')}.</p>
 <p>Converged solution (${r.reference.convergedScheduler}, ${r.reference.convergedSteps} steps) vs the exact ODE: relative error ${r.reference.convergedVsExact.toExponential(2)} (${r.reference.exactOdeEvaluations} denoiser evaluations in the adaptive solver).</p>
-<div class="charts">${e1}${e2}${d1}${d2}${c1}</div>
+<div class="charts">${e3}${e1}${e2}${d1}${d2}${c1}</div>
 <h2>Measured convergence order</h2>
 <p>Fitted on consecutive step counts whose errors lie between ${FLOOR_MARGIN}× the floor and ${PRE_ASYMPTOTIC}. Floors, from the references alone: vs converged ${r.reference.orderFloors.vsConverged.toExponential(2)} (unipc ${r.reference.convergedSteps} vs ${r.reference.convergedHalfSteps} steps)${r.reference.orderFloors.vsExact === null ? '' : `, vs exact ${r.reference.orderFloors.vsExact.toExponential(2)} (the exact ODE at two tolerances, 100× apart)`}.</p>
-<table><tr><th>scheduler</th><th>vs exact ODE</th><th>vs converged</th></tr>${orderRows}</table>
-<h2>All runs</h2><table><tr><th>scheduler</th><th>steps</th><th>U-Net calls</th>${bh}<th>rel. error (exact)</th><th>sliced W2</th><th>log p / dim</th></tr>${table}</table>
+<p>${
+    cl.timestep === null
+      ? `Common noise level: none (${esc(cl.reason)}).`
+      : `At the common noise level t = ${cl.timestep} (σ = ${cl.sigma.toFixed(4)}, the smallest σ every grid of ${esc(String((r.setup.steps as number[]).join(', ')))} steps reaches): each deterministic scheduler's state there against the exact ODE to that σ, with no unrefined last step in it — the clean convergence measure. Computed with the float64 reference schedulers on the exact denoiser (largest final-latent difference from the engine ${Math.max(0, ...r.rows.map((x) => x.referenceVsEngine ?? 0)).toExponential(2)}); floor ${cl.floor.toExponential(2)} (the exact ODE at two tolerances).${cl.skipped.length ? ` Left out (DDIM/PNDM off the grid): ${esc(cl.skipped.join(', '))}.` : ''}`
+  }</p>
+<table><tr><th>scheduler</th>${cl.timestep === null ? '' : `<th>at t = ${cl.timestep} (state)</th><th>at t = ${cl.timestep} (x̂0)</th>`}<th>vs exact ODE</th><th>vs converged</th></tr>${orderRows}</table>
+<h2>All runs</h2><table><tr><th>scheduler</th><th>steps</th><th>U-Net calls</th>${bh}<th>rel. error (exact)</th>${cl.timestep === null ? '' : `<th>rel. error at t = ${cl.timestep} (state)</th><th>(x̂0)</th>`}<th>sliced W2</th><th>log p / dim</th></tr>${table}</table>
 <p>Fused step micro-benchmarks (4×64×64, guidance): ${r.micro.map((m) => `${esc(m.scheduler)} ${m.meanMicros.toFixed(1)} µs ±${m.rme.toFixed(1)}%`).join(', ')}.</p>
 </body></html>
 `;
