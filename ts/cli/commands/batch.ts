@@ -6,6 +6,7 @@ import { planBatch, planNodes } from '../../batch/graph.js';
 import { cancelBatch, getBatchStatus, listBatches, retryBatch, watchBatch } from '../../batch/inspect.js';
 import { loadManifest, type ResolvedBatch } from '../../batch/manifest.js';
 import { BatchPreflightError, preflightBatch, requirePreflight } from '../../batch/preflight.js';
+import { shownRedisUrl } from '../../batch/redis.js';
 import { runBatch, type BatchReport } from '../../batch/runBatch.js';
 import { formatSummary, type BatchEvent } from '../../batch/status.js';
 import { submitBatch } from '../../batch/submit.js';
@@ -142,6 +143,12 @@ again when they run).`,
     .description('a live table of a submitted batch (subjects × stages, rate, ETA) until it finishes')
     .requiredOption('--redis <url>', 'Redis of the queues')
     .option('--interval <ms>', 'refresh interval', '1000')
+    .addHelpText(
+      'after',
+      `
+Exit status: 0 when the batch is done, 1 when it ended failed or cancelled (or could not be watched), 130 when
+the watch was interrupted (Ctrl-C): only the watch stops, the batch goes on, and the same command resumes watching.`,
+    )
     .action(async (id: string, f: { redis: string; interval: string }) => {
       const ac = new AbortController();
       process.once('SIGINT', () => ac.abort());
@@ -158,7 +165,10 @@ again when they run).`,
           lastPrint = Date.now();
         }
       }
-      if (state !== 'done') process.exitCode = 1;
+      if (ac.signal.aborted && state === 'running') {
+        process.stderr.write(`\nbatch ${id}: watch interrupted; the batch goes on. Watch it again with: brainlatent batch watch ${id} --redis ${shownRedisUrl(f.redis)}\n`);
+        process.exitCode = 130;
+      } else if (state !== 'done') process.exitCode = 1;
     });
 
   batch
