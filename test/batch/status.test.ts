@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { batchStatus, subjectProgress, type JobInfo } from '../../ts/batch/status.js';
+import { batchStatus, formatSummary, subjectProgress, summarize, type JobInfo } from '../../ts/batch/status.js';
 import { renderTable } from '../../ts/batch/table.js';
 
 const job = (subject: string, stage: string, extra: Partial<JobInfo> = {}): JobInfo => ({
@@ -57,5 +57,29 @@ describe('per-subject progress and ETA', () => {
     const table = renderTable(batchStatus('b', jobs, t0, t0 + 20_000));
     expect(table).toMatch(/^A\s+done\s+0\/2 25%\s+50%, 20 s$/m);
     expect(table).toMatch(/^B\s+·\s+·\s+0%, 60 s$/m);
+  });
+});
+
+describe('the job count of a stage of several jobs says what it counts', () => {
+  const shards = (states: [JobInfo['state'], boolean?][]) =>
+    states.map(([state, started], i) => job('A', 'img2img', { shard: `s${i}`, state, ...(started ? { startedAt: 1 } : {}) }));
+  const line = (js: JobInfo[]) => formatSummary(summarize(js)).replace(/\s+/g, ' ');
+
+  it('shards a cancel removed before they started are "not run", not "4/4"', () => {
+    const cells = summarize(shards([['cancelled'], ['cancelled'], ['cancelled'], ['cancelled']]));
+    expect(cells[0]).toMatchObject({ state: 'cancelled', jobs: 4, counts: { 'not run': 4 } });
+    expect(line(shards([['cancelled'], ['cancelled'], ['cancelled'], ['cancelled']]))).toBe('A r/img2img cancelled (4 jobs not run)');
+  });
+
+  it('a mixed stage lists its jobs by what happened to them, in the summary and the watch table alike', () => {
+    const js = shards([['done', true], ['done', true], ['cancelled', true], ['cancelled']]);
+    expect(summarize(js)[0].counts).toEqual({ done: 2, stopped: 1, 'not run': 1 });
+    expect(line(js)).toBe('A r/img2img cancelled (4 jobs: 2 done, 1 stopped, 1 not run)');
+    expect(renderTable(batchStatus('b', js, null))).toMatch(/^A\s+cancel 2\/4 done/m);
+    expect(line(shards([['failed', true], ['blocked'], ['blocked']]))).toBe('A r/img2img failed (3 jobs: 1 failed, 2 blocked)');
+    expect(line(shards([['done', true], ['done', true]]))).toBe('A r/img2img done (2 jobs)');
+    const running = shards([['done', true], ['active', true], ['waiting'], ['waiting']]);
+    expect(line(running)).toBe('A r/img2img active (4 jobs: 1 done, 1 running, 2 waiting)');
+    expect(renderTable(batchStatus('b', running, null))).toMatch(/^A\s+1\/4 25%/m);
   });
 });

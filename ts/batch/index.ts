@@ -18,3 +18,5 @@ export { renderTable } from './table.js';
 export { isInputError, BatchError } from './errors.js';
 export { defaultConcurrency } from './localRunner.js';
 export type { LocalRunOptions } from './localRunner.js';
+export { preflightBatch, formatProblems, requirePreflight, BatchPreflightError } from './preflight.js';
+export type { BatchProblem } from './preflight.js';

@@ -134,10 +134,39 @@ export interface SummaryCell {
   stage: string;
   state: JobState;
   jobs: number;
+  /** Its jobs that have ended: done, skipped, failed, blocked or cancelled (run or not). */
   finished: number;
+  /** Its jobs by what happened to them (only those present): done, skipped, running, waiting, failed, blocked, stopped (cancelled while running), not run (cancelled before it started). */
+  counts: Partial<Record<CellCount, number>>;
   fraction: number;
   seconds: number;
   reason?: string;
+}
+
+export type CellCount = 'done' | 'skipped' | 'running' | 'waiting' | 'failed' | 'blocked' | 'stopped' | 'not run';
+const CELL_COUNTS: CellCount[] = ['done', 'skipped', 'running', 'waiting', 'failed', 'blocked', 'stopped', 'not run'];
+
+/** What a job of a cell counts as: a cancelled job that had started was stopped; one removed before it started did not run. */
+function cellCount(j: JobInfo): CellCount {
+  if (j.state === 'cancelled') return j.startedAt === undefined ? 'not run' : 'stopped';
+  return j.state === 'active' ? 'running' : j.state;
+}
+
+function countCell(js: JobInfo[]): Partial<Record<CellCount, number>> {
+  const counts: Partial<Record<CellCount, number>> = {};
+  for (const j of js) counts[cellCount(j)] = (counts[cellCount(j)] ?? 0) + 1;
+  return Object.fromEntries(CELL_COUNTS.filter((k) => counts[k]).map((k) => [k, counts[k]]));
+}
+
+/**
+ * A cell's jobs in words, for a cell of several jobs: `(4 jobs)` when all are done (or skipped), `(4 jobs not run)`
+ * when they are alike otherwise, and `(4 jobs: 2 done, 2 not run)` when they differ; '' for a cell of one job.
+ */
+export function formatCellCount(c: Pick<SummaryCell, 'jobs' | 'counts'>): string {
+  if (c.jobs <= 1) return '';
+  const parts = Object.entries(c.counts) as [CellCount, number][];
+  if (parts.length === 1) return parts[0][0] === 'done' || parts[0][0] === 'skipped' ? `(${c.jobs} jobs)` : `(${c.jobs} jobs ${parts[0][0]})`;
+  return `(${c.jobs} jobs: ${parts.map(([k, n]) => `${n} ${k}`).join(', ')})`;
 }
 
 export function jobInfo(n: BatchNode): JobInfo {
@@ -191,6 +220,7 @@ export function summarize(jobs: JobInfo[]): SummaryCell[] {
       state,
       jobs: js.length,
       finished: js.filter((j) => isFinished(j.state)).length,
+      counts: countCell(js),
       fraction: js.reduce((a, j) => a + (isFinished(j.state) ? 1 : j.state === 'active' ? j.fraction : 0), 0) / js.length,
       seconds: js.reduce((a, j) => a + (j.seconds ?? 0), 0),
       reason: failed?.reason,
@@ -204,7 +234,7 @@ export function formatSummary(cells: SummaryCell[]): string {
     .filter((c) => c.stage !== 'subject')
     .map((c) => {
       const what = `${c.subject}  ${c.analysis ? `${c.analysis}/` : ''}${c.stage}`;
-      const count = c.jobs > 1 ? ` (${c.finished}/${c.jobs} jobs)` : '';
+      const count = c.jobs > 1 ? ` ${formatCellCount(c)}` : '';
       const secs = c.seconds > 0 ? ` ${c.seconds.toFixed(1)} s` : '';
       return `${what.padEnd(34)} ${c.state}${count}${secs}${c.reason ? `: ${c.reason}` : ''}`;
     });

@@ -12,11 +12,13 @@ function cellText(c: ReturnType<typeof summarize>[number]): string {
     case 'blocked':
       return 'blocked';
     case 'cancelled':
-      return 'cancel';
+      // a stage of several jobs: how many of them were done before the cancel
+      return c.jobs > 1 ? `cancel ${(c.counts.done ?? 0) + (c.counts.skipped ?? 0)}/${c.jobs} done` : 'cancel';
     case 'waiting':
       return '·';
     case 'active':
-      return c.jobs > 1 ? `${c.finished}/${c.jobs} ${Math.floor(c.fraction * 100)}%` : `${Math.floor(c.fraction * 100)}%`;
+      // shards: how many are done (or skipped) of all, and the stage's share of work done
+      return c.jobs > 1 ? `${(c.counts.done ?? 0) + (c.counts.skipped ?? 0)}/${c.jobs} ${Math.floor(c.fraction * 100)}%` : `${Math.floor(c.fraction * 100)}%`;
   }
 }
 

@@ -4,7 +4,9 @@ import type { Command } from 'commander';
 import { InvalidArgumentError } from '../../errors.js';
 import { planBatch, planNodes } from '../../batch/graph.js';
 import { cancelBatch, getBatchStatus, listBatches, retryBatch, watchBatch } from '../../batch/inspect.js';
-import { loadManifest } from '../../batch/manifest.js';
+import { loadManifest, type ResolvedBatch } from '../../batch/manifest.js';
+import { BatchPreflightError, preflightBatch, requirePreflight } from '../../batch/preflight.js';
+import { shownRedisUrl } from '../../batch/redis.js';
 import { runBatch, type BatchReport } from '../../batch/runBatch.js';
 import { formatSummary, type BatchEvent } from '../../batch/status.js';
 import { submitBatch } from '../../batch/submit.js';
@@ -37,6 +39,15 @@ export function printReport(r: BatchReport, json: boolean): void {
   process.stdout.write(`${formatSummary(r.summary)}\n\nbatch ${r.batch}: ${r.state} (${Object.entries(r.counts).filter(([, n]) => n).map(([k, n]) => `${n} ${k}`).join(', ')})\n`);
 }
 
+const NO_PREFLIGHT = 'skip the preflight of each subject × analysis here (for data and models that exist only where the workers run)';
+
+/** The manifest, validated, with each subject × analysis's preflight passed on this machine unless skipped. */
+async function checkedManifest(file: string, preflight: boolean, refused: string): Promise<ResolvedBatch> {
+  const batch = await loadManifest(file);
+  if (preflight) await requirePreflight(batch, { refused, skip: '--no-preflight' });
+  return batch;
+}
+
 const MANIFEST_HELP = `
 The manifest (JSON) lists subjects and analyses; each analysis is a reconstruct or encode config used as a
 template ({subject}, {subj}, {name} are substituted; out, nsd.root and nsd.subject are filled in):
@@ -66,10 +77,13 @@ export function registerBatchCommand(program: Command): void {
     .option('--concurrency <n>', 'jobs at once (worker processes; with --redis, jobs per queue of the workers started here); default half the cores')
     .option('--redis <url>', 'go through BullMQ on this Redis (redis://host:port/db): submit, run --concurrency workers here (0: none) and wait for the workers elsewhere')
     .option('--json', 'print the summary as JSON')
+    .option('--no-preflight', NO_PREFLIGHT)
     .addHelpText(
       'after',
       `
-Stages whose outputs are complete are skipped, so running a finished manifest again does nothing, and an
+Before anything runs, each subject × analysis gets the checks of 'reconstruct --dry-run' / 'encode --dry-run'
+(model folder, NSD data, sizes, betas) on this machine; any problem is listed and nothing runs (--no-preflight
+skips them). Stages whose outputs are complete are skipped, so running a finished manifest again does nothing, and an
 interrupted batch resumes. A subject whose inputs are broken fails alone (with the reason); the others go on.
 Exit status 1 when any job failed.
 
@@ -78,11 +92,12 @@ Examples:
   brainlatent batch run nsd.json --redis redis://queue-host:6379 --concurrency 0   # workers run elsewhere
   brainlatent batch run nsd.json --json > summary.json`,
     )
-    .action(async (file: string, f: { concurrency?: string; json?: boolean; redis?: string }) => {
+    .action(async (file: string, f: { concurrency?: string; json?: boolean; redis?: string; preflight: boolean }) => {
+      const concurrency = positiveInt(f.concurrency, 'concurrency');
+      const manifest = await checkedManifest(file, f.preflight, 'nothing was run');
       const ac = new AbortController();
       process.once('SIGINT', () => ac.abort());
-      const concurrency = positiveInt(f.concurrency, 'concurrency');
-      const r = await runBatch(file, { concurrency: f.redis ? concurrency : concurrency || undefined, redis: f.redis, signal: ac.signal, onEvent: eventLogger() });
+      const r = await runBatch(manifest, { concurrency: f.redis ? concurrency : concurrency || undefined, redis: f.redis, signal: ac.signal, onEvent: eventLogger() });
       printReport(r, !!f.json);
       if (r.state !== 'done') process.exitCode = 1;
     });
@@ -91,8 +106,17 @@ Examples:
     .command('submit <manifest>')
     .description('validate the manifest, add its jobs to the queues on Redis and return (workers take them: brainlatent worker)')
     .requiredOption('--redis <url>', 'Redis of the queues, redis://host:port/db')
-    .action(async (file: string, f: { redis: string }) => {
-      const r = await submitBatch(file, { redis: f.redis });
+    .option('--no-preflight', NO_PREFLIGHT)
+    .addHelpText(
+      'after',
+      `
+Before anything is submitted, each subject × analysis gets the checks of 'reconstruct --dry-run' / 'encode
+--dry-run' (model folder, NSD data, sizes, betas) on this machine; any problem is listed and nothing is
+submitted. Workers may see paths this machine does not: --no-preflight skips the checks (the workers' jobs check
+again when they run).`,
+    )
+    .action(async (file: string, f: { redis: string; preflight: boolean }) => {
+      const r = await submitBatch(await checkedManifest(file, f.preflight, 'nothing was submitted'), { redis: f.redis });
       process.stdout.write(
         `batch ${r.batch}: ${r.jobs} jobs for ${r.plan.subjects.length} subjects; added ${r.added.join(', ') || 'nothing'}${r.existing.length ? `; already queued: ${r.existing.join(', ')}` : ''}${r.busy.length ? `; a cancelled job still runs, submit again later: ${r.busy.join(', ')}` : ''}\n` +
           `follow it with: brainlatent batch watch ${r.batch} --redis ${f.redis}\n`,
@@ -119,6 +143,12 @@ Examples:
     .description('a live table of a submitted batch (subjects × stages, rate, ETA) until it finishes')
     .requiredOption('--redis <url>', 'Redis of the queues')
     .option('--interval <ms>', 'refresh interval', '1000')
+    .addHelpText(
+      'after',
+      `
+Exit status: 0 when the batch is done, 1 when it ended failed or cancelled (or could not be watched), 130 when
+the watch was interrupted (Ctrl-C): only the watch stops, the batch goes on, and the same command resumes watching.`,
+    )
     .action(async (id: string, f: { redis: string; interval: string }) => {
       const ac = new AbortController();
       process.once('SIGINT', () => ac.abort());
@@ -135,7 +165,10 @@ Examples:
           lastPrint = Date.now();
         }
       }
-      if (state !== 'done') process.exitCode = 1;
+      if (ac.signal.aborted && state === 'running') {
+        process.stderr.write(`\nbatch ${id}: watch interrupted; the batch goes on. Watch it again with: brainlatent batch watch ${id} --redis ${shownRedisUrl(f.redis)}\n`);
+        process.exitCode = 130;
+      } else if (state !== 'done') process.exitCode = 1;
     });
 
   batch
@@ -161,14 +194,25 @@ Examples:
     .command('plan <manifest>')
     .description('validate the manifest and list the jobs it makes (ids, queues, dependencies), without running anything')
     .option('--json', 'print the plan as JSON')
-    .action(async (file: string, f: { json?: boolean }) => {
-      const plan = await planBatch(await loadManifest(file));
+    .option('--no-preflight', NO_PREFLIGHT)
+    .addHelpText(
+      'after',
+      `
+After the jobs, each subject × analysis's problems found by the checks of 'reconstruct --dry-run' / 'encode
+--dry-run' on this machine are listed (stderr), and the exit status is 1 if there are any (--no-preflight skips
+the checks).`,
+    )
+    .action(async (file: string, f: { json?: boolean; preflight: boolean }) => {
+      const resolved = await loadManifest(file);
+      const plan = await planBatch(resolved);
+      const problems = f.preflight ? await preflightBatch(resolved) : [];
       const nodes = planNodes(plan);
       if (f.json) {
         process.stdout.write(`${JSON.stringify(nodes.map(({ work: _w, ...n }) => n), null, 2)}\n`);
-        return;
+      } else {
+        for (const n of nodes) process.stdout.write(`${n.id.padEnd(52)} ${n.queue.padEnd(8)} after ${n.deps.length ? n.deps.length > 2 ? `${n.deps.length} jobs` : n.deps.join(', ') : '-'}\n`);
+        process.stdout.write(`\n${nodes.length} jobs, ${plan.subjects.length} subjects${f.preflight ? `; preflight: ${problems.length ? `${problems.length} problems` : 'no problems'}` : '; preflight skipped'}\n`);
       }
-      for (const n of nodes) process.stdout.write(`${n.id.padEnd(52)} ${n.queue.padEnd(8)} after ${n.deps.length ? n.deps.length > 2 ? `${n.deps.length} jobs` : n.deps.join(', ') : '-'}\n`);
-      process.stdout.write(`\n${nodes.length} jobs, ${plan.subjects.length} subjects\n`);
+      if (problems.length) throw new BatchPreflightError(resolved, problems, { refused: 'the batch cannot be submitted as it is', skip: '--no-preflight' });
     });
 }

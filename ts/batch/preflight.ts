@@ -1,0 +1,97 @@
+/**
+ * A batch's checks before anything is queued or run: each subject × analysis's own preflight (the checks of
+ * `reconstruct --dry-run` and `encode --dry-run`: model folder, NSD data, the U-Net's latent size, the sessions'
+ * betas, …), made on this machine. Workers may see paths this machine does not (docs/batch.md): an NSD root or a
+ * model folder that does not exist here is reported as such, and the caller says how to skip the checks.
+ */
+import { existsSync } from 'node:fs';
+
+import type { EncodeConfig } from '../config/encode.js';
+import { BrainlatentError } from '../errors.js';
+import type { ReconstructConfig } from '../pipeline/config.js';
+import type { ResolvedAnalysis, ResolvedBatch } from './manifest.js';
+
+export interface BatchProblem {
+  subject: string;
+  analysis: string;
+  problem: string;
+  /** The problem is a path (NSD root, model folder) that does not exist on this machine. */
+  missingHere: boolean;
+}
+
+/** The folders an analysis reads everything else from: without them here, its preflight can say nothing more. */
+function rootPaths(a: ResolvedAnalysis): { what: string; path: string }[] {
+  if (a.kind === 'reconstruct') {
+    const c = a.config as ReconstructConfig;
+    return [
+      { what: 'NSD root', path: c.nsd.root },
+      { what: 'model folder', path: c.model.dir },
+    ];
+  }
+  const c = a.config as EncodeConfig;
+  const usesModel = c.model !== null && c.featureSets.some((s) => s.kind !== 'file');
+  return [{ what: 'NSD root', path: c.nsd.root }, ...(usesModel ? [{ what: 'model folder', path: c.model as string }] : [])];
+}
+
+async function analysisProblems(a: ResolvedAnalysis): Promise<{ problem: string; missingHere: boolean }[]> {
+  const missing = rootPaths(a).filter((p) => !existsSync(p.path));
+  if (missing.length) return missing.map((p) => ({ problem: `${p.what} ${p.path} does not exist on this machine`, missingHere: true }));
+  try {
+    if (a.kind === 'reconstruct') await (await import('../pipeline/preflight.js')).preflight(a.config as ReconstructConfig);
+    else await (await import('../encoding/preflight.js')).preflightEncode(a.config as EncodeConfig);
+    return [];
+  } catch (e) {
+    const problems = (e as { problems?: unknown }).problems;
+    if (Array.isArray(problems)) return problems.map((p) => ({ problem: String(p), missingHere: false }));
+    return [{ problem: (e as Error).message, missingHere: false }];
+  }
+}
+
+/** Every subject × analysis's preflight problems, in batch order (none: the batch can be queued). */
+export async function preflightBatch(batch: ResolvedBatch): Promise<BatchProblem[]> {
+  const out: BatchProblem[] = [];
+  for (const s of batch.subjects) {
+    for (const a of s.analyses) for (const p of await analysisProblems(a)) out.push({ subject: s.name, analysis: a.name, ...p });
+  }
+  return out;
+}
+
+/** The problems one per line, those alike in several subjects of an analysis once: `subj01, subj02 × recon: …`. */
+export function formatProblems(problems: BatchProblem[]): string[] {
+  const groups = new Map<string, { subjects: string[]; analysis: string; problem: string }>();
+  for (const p of problems) {
+    const key = `${p.analysis}\n${p.problem}`;
+    const g = groups.get(key);
+    if (g) g.subjects.push(p.subject);
+    else groups.set(key, { subjects: [p.subject], analysis: p.analysis, problem: p.problem });
+  }
+  return [...groups.values()].map((g) => `${g.subjects.join(', ')} × ${g.analysis}: ${g.problem}`);
+}
+
+/** The batch's inputs fail their preflight on this machine: nothing was queued or run. */
+export class BatchPreflightError extends BrainlatentError {
+  constructor(
+    batch: ResolvedBatch,
+    readonly problems: BatchProblem[],
+    /** What was not done (`nothing was submitted`), and how to skip the checks (`--no-preflight`). */
+    context: { refused: string; skip: string },
+  ) {
+    const pairs = new Set(problems.map((p) => `${p.subject}\n${p.analysis}`)).size;
+    const total = batch.subjects.reduce((n, s) => n + s.analyses.length, 0);
+    const missing = problems.some((p) => p.missingHere);
+    const hint = missing
+      ? `a path that does not exist on this machine may exist where the workers run (docs/batch.md): if the data and models live only there, skip these checks with ${context.skip} (the workers check again when they run the jobs)`
+      : `fix them, or skip these checks with ${context.skip} (the workers check again when they run the jobs)`;
+    super(
+      `batch ${batch.id}: the preflight found ${problems.length} problem${problems.length === 1 ? '' : 's'} in ${pairs} of ${total} subject × analysis; ${context.refused}:\n` +
+        `  - ${formatProblems(problems).join('\n  - ')}\n${hint}`,
+      'BatchPreflight',
+    );
+  }
+}
+
+/** Throws BatchPreflightError listing every problem, if there are any. */
+export async function requirePreflight(batch: ResolvedBatch, context: { refused: string; skip: string }): Promise<void> {
+  const problems = await preflightBatch(batch);
+  if (problems.length) throw new BatchPreflightError(batch, problems, context);
+}
