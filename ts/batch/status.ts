@@ -143,6 +143,7 @@ export interface SummaryCell {
   reason?: string;
 }
 
+/** The states a summary cell counts its jobs in: "stopped" was cancelled while running, "not run" cancelled before it started. */
 export type CellCount = 'done' | 'skipped' | 'running' | 'waiting' | 'failed' | 'blocked' | 'stopped' | 'not run';
 const CELL_COUNTS: CellCount[] = ['done', 'skipped', 'running', 'waiting', 'failed', 'blocked', 'stopped', 'not run'];
 
