@@ -10,6 +10,7 @@ import { getBatchStatus, waitForBatch } from '../../ts/batch/inspect.js';
 import { submitPlan } from '../../ts/batch/submit.js';
 import { createWorker, type BatchWorker } from '../../ts/batch/worker.js';
 import { redisAvailable, startRedis, type TestRedis } from './redis.js';
+import { sleep, until } from '../helpers/waitFor.js';
 
 // A Redis outage longer than the lock, seen from a worker: it says once that it waits and once that Redis is back
 // (not one error line per queue and nothing after), and a job that finished while Redis was away, whose lock
@@ -26,18 +27,6 @@ afterAll(async () => {
   await redis?.dispose();
   rmSync(dir, { recursive: true, force: true });
 });
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 60_000): Promise<T> {
-  const t0 = Date.now();
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v) return v;
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 describe.skipIf(!redisAvailable)('a worker through a Redis outage longer than its locks', () => {
   it('says it waits and that Redis is back, once each, and the job that finished meanwhile runs again without being redone', { timeout: 120_000 }, async () => {

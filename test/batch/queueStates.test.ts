@@ -12,6 +12,7 @@ import type { JobInfo } from '../../ts/batch/status.js';
 import { submitPlan } from '../../ts/batch/submit.js';
 import { createWorker, type BatchWorker } from '../../ts/batch/worker.js';
 import { redisAvailable, startRedis, type TestRedis } from './redis.js';
+import { sleep, until } from '../helpers/waitFor.js';
 
 // What `batch status` says about jobs through BullMQ: a cancel leaves finished jobs done; a job a worker returned
 // to the queue on SIGTERM, or that stalled, used no attempt. Tiny probe jobs (wait, write a file), no world.
@@ -27,19 +28,6 @@ afterAll(async () => {
   await redis?.dispose();
   rmSync(dir, { recursive: true, force: true });
 });
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Waits for a condition; the deadline only tells a hang apart (never a duration assert). */
-async function until<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 60_000): Promise<T> {
-  const t0 = Date.now();
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v) return v;
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 /** Two subjects of probe jobs, A (fast) and B (each job `slowMs`), as one batch. */
 function twoSubjects(id: string, out: string, slowMs: number): BatchPlan {

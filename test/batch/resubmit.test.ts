@@ -10,6 +10,7 @@ import { cancelBatch, getBatchStatus, waitForBatch } from '../../ts/batch/inspec
 import { submitPlan } from '../../ts/batch/submit.js';
 import { createWorker, type BatchWorker } from '../../ts/batch/worker.js';
 import { redisAvailable, startRedis, type TestRedis } from './redis.js';
+import { sleep, until } from '../helpers/waitFor.js';
 
 // `batch submit` a second time: after a cancel (the subjects it cut off run again, whole, instead of waiting for
 // ever on the job the cancel stopped), and with another manifest under the same name (refused, and the plan on
@@ -27,19 +28,6 @@ afterAll(async () => {
   await redis?.dispose();
   rmSync(dir, { recursive: true, force: true });
 });
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Waits for a condition; the deadline only tells a hang apart (never a duration assert). */
-async function until<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 60_000): Promise<T> {
-  const t0 = Date.now();
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v) return v;
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 /** One subject of three probe jobs in a chain (each after the one before), so that the cancel stops one mid-chain. */
 function chain(id: string, out: string, ms: number): BatchPlan {
