@@ -6,6 +6,7 @@ import { recoverInterruptedDir } from '../io/atomicWrite.js';
 import { checkKnownKeys } from '../ridge/options.js';
 import { maskCoordinates } from '../io/voxelMask.js';
 import type { Matrix } from '../matrix.js';
+import { allInOrder } from '../allInOrder.js';
 import { availableSessions, exists, formatSessionList, readSessionBetas, sessionBetasFile, sessionTrialCount, type BetasFormatChoice } from './betas.js';
 import { nsdTrialTable, readNsdDesign } from './expdesign.js';
 import { describeFiles, readNsdExtraction, writeNsdExtraction, type NsdExtraction, type NsdManifest } from './output.js';
@@ -244,7 +245,7 @@ function normalize(opts: NsdExtractOptions): Normalized {
  */
 async function sessionFiles(o: Normalized, sessions: number[]): Promise<{ path: string; format: BetasFormat }[]> {
   try {
-    return await Promise.all(sessions.map((s) => sessionBetasFile(o.root, o.subject, s, o.format)));
+    return await allInOrder(sessions.map((s) => sessionBetasFile(o.root, o.subject, s, o.format)));
   } catch (e) {
     if (!(e instanceof MissingFileError) || o.sessions === undefined) throw e;
     const present = await availableSessions(o.root, o.subject, o.format, Math.max(DEFAULT_MAX_SESSION, ...sessions));

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 
 import { InvalidArgumentError, NonFiniteError, ShapeError } from '../../errors.js';
+import { allInOrder } from '../../allInOrder.js';
 import { assertFinite } from '../../io/finite.js';
 import { readIntVectorNpy, readMatrixNpy, writeNpy } from '../../io/npy.js';
 import { useEngineArrayAllocator, useEngineFileWriter } from '../../native/call.js';
@@ -92,7 +93,7 @@ safetensors.numpy.load_file(path).`,
       // The engine checks X and Y for NaN/Inf in native code before it fits: read them unchecked rather than scan
       // them twice (the scan in JavaScript is a fifth of this command's time outside the fit at NSD sizes).
       const unchecked = { finite: false };
-      const [x, y] = await Promise.all([readMatrixNpy(flags.x, 'X', unchecked), readMatrixNpy(flags.y, 'Y', unchecked)]);
+      const [x, y] = await allInOrder([readMatrixNpy(flags.x, 'X', unchecked), readMatrixNpy(flags.y, 'Y', unchecked)]);
       for (const [m, name, path] of [[x, 'X', flags.x], [y, 'Y', flags.y]] as const) {
         if (m.sourceDtype === 'float64') console.log(`note: ${name} (${path}) is float64; converted to float32, the engine's precision`);
       }
@@ -181,7 +182,7 @@ safetensors.numpy.load_file(path).`,
       const t0 = performance.now();
       useEngineArrayAllocator();
       useEngineFileWriter();
-      const [model, x] = await Promise.all([RidgeModel.load(flags.model), readMatrixNpy(flags.x, 'X')]);
+      const [model, x] = await allInOrder([RidgeModel.load(flags.model), readMatrixNpy(flags.x, 'X')]);
       if (x.cols !== model.nFeatures) {
         throw new InvalidArgumentError(`${flags.x}: X has ${x.cols} features (columns) but ${flags.model} was fitted on ${model.nFeatures}`);
       }
