@@ -86,6 +86,15 @@ describe('public types', () => {
         else if (ts.isVariableDeclaration(d) && d.type) visit(d.type, s.name);
       }
     }
+    // one name, one meaning: a service importing from both entry points must not get two types called the same
+    const byName = new Map<string, Set<ts.Symbol>>();
+    for (const e of entries) {
+      for (const s of checker.getExportsOfModule(checker.getSymbolAtLocation(program.getSourceFile(e)!)!)) {
+        if (!byName.has(s.name)) byName.set(s.name, new Set());
+        byName.get(s.name)!.add(resolve(s));
+      }
+    }
+    expect([...byName].filter(([, targets]) => targets.size > 1).map(([name]) => name)).toEqual([]);
     const unexpected = [...missing].filter(([name]) => !NOT_YET_EXPORTED.includes(name)).map(([name, owner]) => `${name} (named by ${owner})`);
     expect(unexpected).toEqual([]);
     // the list shrinks: a name exported since must leave it

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 
-import type { JobInfo, JobState } from '../../ts/batch/status.js';
+import type { JobInfo, BatchJobState } from '../../ts/batch/status.js';
 import { singleProgress } from '../../ts/server/jobs/batchLayer.js';
 import { JobBoard } from '../../ts/server/jobs/jobBoard.js';
 import type { JobControl } from '../../ts/server/jobs/types.js';
@@ -41,7 +41,7 @@ describe("a batch of one's stages", () => {
     const { board, timed, control, stageEvents } = boardWithJob();
     const jobs = batchJobs();
     const report = singleProgress(['betas', 'extract', 'img2img', 'report'], control);
-    const set = (id: string, state: JobState, more: Partial<JobInfo> = {}) => {
+    const set = (id: string, state: BatchJobState, more: Partial<JobInfo> = {}) => {
       Object.assign(jobs.get(id)!, { state, ...more });
       report([...jobs.values()]);
     };
@@ -85,7 +85,7 @@ describe("a batch of one's stages", () => {
     const { board, timed, control, stageEvents } = boardWithJob();
     const jobs = batchJobs();
     const report = singleProgress(['betas', 'extract', 'img2img', 'report'], control);
-    const set = (id: string, state: JobState, more: Partial<JobInfo> = {}) => {
+    const set = (id: string, state: BatchJobState, more: Partial<JobInfo> = {}) => {
       Object.assign(jobs.get(id)!, { state, ...more });
       report([...jobs.values()]);
     };

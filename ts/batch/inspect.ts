@@ -11,7 +11,7 @@ import { BatchError } from './errors.js';
 import { QUEUES, type BatchPlan, type QueueClass } from './graph.js';
 import { keys, PREFIX, redisConnection, requireRedis, type BatchRecord, type JobRecord } from './redis.js';
 import type { NodeResult } from './runNode.js';
-import { batchStatus, CANCELLED_REASON, oneLine, summarize, type BatchEvent, type JobInfo, type JobState } from './status.js';
+import { batchStatus, CANCELLED_REASON, oneLine, summarize, type BatchEvent, type JobInfo, type BatchJobState } from './status.js';
 import type { BatchReport } from './outputs.js';
 import { clearSubject, submitPlan } from './submit.js';
 
@@ -53,7 +53,7 @@ export async function listBatches(options: RedisOptions): Promise<string[]> {
   return withQueues(options.redis, async (qs) => Object.keys(await (await qs.control.getBackend().client).hgetall(keys.batches)).sort());
 }
 
-const STATE: Record<string, JobState> = {
+const STATE: Record<string, BatchJobState> = {
   completed: 'done',
   failed: 'failed',
   active: 'active',

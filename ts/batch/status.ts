@@ -5,7 +5,7 @@
 import type { BatchNode, BatchPlan } from './graph.js';
 import { planNodes } from './graph.js';
 
-export type JobState = 'waiting' | 'active' | 'done' | 'skipped' | 'failed' | 'blocked' | 'cancelled';
+export type BatchJobState = 'waiting' | 'active' | 'done' | 'skipped' | 'failed' | 'blocked' | 'cancelled';
 
 export interface JobInfo {
   id: string;
@@ -14,7 +14,7 @@ export interface JobInfo {
   stage: string;
   shard?: string;
   queue: string;
-  state: JobState;
+  state: BatchJobState;
   /** 0..1 within the job. */
   fraction: number;
   message?: string;
@@ -49,7 +49,7 @@ export interface BatchStatus {
   batch: string;
   state: BatchState;
   jobs: JobInfo[];
-  counts: Record<JobState, number>;
+  counts: Record<BatchJobState, number>;
   /** Fraction of jobs finished (done, skipped, failed, blocked), jobs per minute, seconds to go at that rate. */
   progress: number;
   jobsPerMinute: number | null;
@@ -132,7 +132,7 @@ export interface SummaryCell {
   subject: string;
   analysis: string | null;
   stage: string;
-  state: JobState;
+  state: BatchJobState;
   jobs: number;
   /** Its jobs that have ended: done, skipped, failed, blocked or cancelled (run or not). */
   finished: number;
@@ -176,11 +176,11 @@ export function jobInfo(n: BatchNode): JobInfo {
 
 export const initialJobs = (plan: BatchPlan): JobInfo[] => planNodes(plan).map(jobInfo);
 
-const FINISHED: JobState[] = ['done', 'skipped', 'failed', 'blocked', 'cancelled'];
-export const isFinished = (s: JobState) => FINISHED.includes(s);
+const FINISHED: BatchJobState[] = ['done', 'skipped', 'failed', 'blocked', 'cancelled'];
+export const isFinished = (s: BatchJobState) => FINISHED.includes(s);
 
 export function batchStatus(batch: string, jobs: JobInfo[], startedAt: number | null, now = Date.now()): BatchStatus {
-  const counts = { waiting: 0, active: 0, done: 0, skipped: 0, failed: 0, blocked: 0, cancelled: 0 } as Record<JobState, number>;
+  const counts = { waiting: 0, active: 0, done: 0, skipped: 0, failed: 0, blocked: 0, cancelled: 0 } as Record<BatchJobState, number>;
   for (const j of jobs) counts[j.state]++;
   const finished = jobs.filter((j) => isFinished(j.state)).length;
   const partial = jobs.filter((j) => j.state === 'active').reduce((a, j) => a + j.fraction, 0);
@@ -197,7 +197,7 @@ export function batchStatus(batch: string, jobs: JobInfo[], startedAt: number | 
   return { batch, state, jobs, counts, progress, jobsPerMinute, etaSeconds, startedAt, subjects: subjectProgress(jobs, startedAt, now) };
 }
 
-const PRECEDENCE: JobState[] = ['failed', 'cancelled', 'blocked', 'active', 'waiting', 'done', 'skipped'];
+const PRECEDENCE: BatchJobState[] = ['failed', 'cancelled', 'blocked', 'active', 'waiting', 'done', 'skipped'];
 
 /** The summary per subject × stage, in plan order. */
 export function summarize(jobs: JobInfo[]): SummaryCell[] {

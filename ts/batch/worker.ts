@@ -27,7 +27,7 @@ import { LockKeeper } from './lockKeeper.js';
 import { PoolJobError, ProcessPool, type PoolRun } from './pool.js';
 import { keys, PREFIX, probeRedis, redisConnection, requireRedis, shownRedisUrl } from './redis.js';
 import { runNode, type NodeResult } from './runNode.js';
-import { CANCELLED_REASON, oneLine, type BatchEvent, type JobInfo, type JobState } from './status.js';
+import { CANCELLED_REASON, oneLine, type BatchEvent, type JobInfo, type BatchJobState } from './status.js';
 import type { JobData } from './submit.js';
 
 export interface WorkerOptions {
@@ -195,7 +195,7 @@ export async function createWorker(options: WorkerOptions): Promise<BatchWorker>
     },
   });
 
-  const emit = (r: Running, state: JobState, extra: Partial<JobInfo> = {}) => {
+  const emit = (r: Running, state: BatchJobState, extra: Partial<JobInfo> = {}) => {
     const n = r.job.data.node;
     options.onEvent?.({
       batch: n.batch,
