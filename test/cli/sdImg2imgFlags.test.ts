@@ -70,9 +70,9 @@ describe('sd img2img: flags and inputs are refused before the model loads', () =
       [['--spacing', 'uniform'], "--spacing must be one of leading, trailing, linspace, got 'uniform'"],
       [['--rule', 'a1111'], "--rule must be one of diffusers, compvis, got 'a1111'"],
       [['--scheduler', 'ddim', '--karras'], '--karras: Karras sigmas are defined for euler, heun, lms, dpmpp2m, dpmpp2m-sde, unipc, not ddim'],
-      [['--seed', '-1'], "--seed must be an integer >= 0, got '-1'"],
-      [['--batch-size', '0'], "--batch-size must be an integer >= 1, got '0'"],
-      [['--threads', '-2'], "--threads must be an integer >= 0, got '-2'"],
+      [['--seed', '-1'], '--seed: expected an integer >= 0, got -1'],
+      [['--batch-size', '0'], '--batch-size: expected an integer >= 1, got 0'],
+      [['--threads', '-2'], '--threads: expected an integer >= 0, got -2'],
       [['--scheduler', 'pndm', '--steps', '1000'], '1000 steps under leading spacing'],
     ];
     for (const [flags, message] of cases) {
@@ -152,11 +152,11 @@ describe('sd img2img: Ctrl-C', () => {
 describe('sd fixture', () => {
   it('refuses sizes and seeds that are not integers in range, naming the flag, and writes nothing', async () => {
     const cases: [string[], string][] = [
-      [['--unet-channels', '-3'], "--unet-channels must be an integer >= 1, got '-3'"],
-      [['--unet-channels', '0'], "--unet-channels must be an integer >= 1, got '0'"],
-      [['--text-dim', '1.5'], "--text-dim must be an integer >= 1, got '1.5'"],
-      [['--unet-layers', '-1'], "--unet-layers must be an integer >= 0, got '-1'"],
-      [['--seed', '-1'], "--seed must be an integer >= 0, got '-1'"],
+      [['--unet-channels', '-3'], '--unet-channels: expected an integer >= 1, got -3'],
+      [['--unet-channels', '0'], '--unet-channels: expected an integer >= 1, got 0'],
+      [['--text-dim', '1.5'], '--text-dim: expected an integer >= 1, got 1.5'],
+      [['--unet-layers', '-1'], '--unet-layers: expected an integer >= 0, got -1'],
+      [['--seed', '-1'], '--seed: expected an integer >= 0, got -1'],
     ];
     for (const [flags, message] of cases) {
       const e = await run('sd', 'fixture', '--out', f('fixture-bad'), ...flags);

@@ -33,7 +33,7 @@ export function numberFlag(text: string, flag: string, field: Schema): number {
   const ok =
     DECIMAL.test(text.trim()) &&
     Number.isFinite(v) &&
-    (field.type !== 'integer' || Number.isInteger(v)) &&
+    (field.type !== 'integer' || Number.isSafeInteger(v)) &&  // (beyond 2⁵³ an integer is not held exactly)
     (typeof field.minimum !== 'number' || v >= field.minimum) &&
     (typeof field.maximum !== 'number' || v <= field.maximum) &&
     (typeof field.exclusiveMinimum !== 'number' || v > field.exclusiveMinimum) &&
@@ -42,4 +42,19 @@ export function numberFlag(text: string, flag: string, field: Schema): number {
   if (ok) return v;
   const got = DECIMAL.test(text) ? text : `'${text}'`;
   throw new InvalidArgumentError(`${flag}: expected ${expectedOf(field)}, got ${got}`);
+}
+
+/** An integer flag from `min` (to `max`): "--folds: expected an integer >= 2, got 1". */
+export function integerFlag(text: string, flag: string, min: number, max?: number): number {
+  return numberFlag(text, flag, { type: 'integer', minimum: min, ...(max === undefined ? {} : { maximum: max }) });
+}
+
+/** A decimal number flag, optionally above a bound: "--divisor: expected a number > 0, got 0". */
+export function decimalFlag(text: string, flag: string, bounds: { above?: number; min?: number; max?: number } = {}): number {
+  return numberFlag(text, flag, {
+    type: 'number',
+    ...(bounds.above === undefined ? {} : { exclusiveMinimum: bounds.above }),
+    ...(bounds.min === undefined ? {} : { minimum: bounds.min }),
+    ...(bounds.max === undefined ? {} : { maximum: bounds.max }),
+  });
 }

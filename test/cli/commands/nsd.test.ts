@@ -74,7 +74,7 @@ describe('brainlatent synth nsd / nsd extract / nsd info / nsd image', () => {
   it('errors name what is wrong', async () => {
     await expect(run('nsd', 'extract', '--root', root, '--subject', '1', '--roi', 'streams:early', '--sessions', '1-3', '--out', join(tmp, 'x'), '--no-cache')).rejects.toThrow(/session 3: betas file not found/);
     expect(existsSync(join(tmp, 'x'))).toBe(false);
-    await expect(run('nsd', 'extract', '--root', root, '--subject', 'one', '--roi', 'nsdgeneral', '--out', join(tmp, 'x'))).rejects.toThrow(/--subject: expected a positive integer/);
+    await expect(run('nsd', 'extract', '--root', root, '--subject', 'one', '--roi', 'nsdgeneral', '--out', join(tmp, 'x'))).rejects.toThrow("--subject: expected an integer >= 1, got 'one'");
     const flag = (...more: string[]) => run('nsd', 'extract', '--root', root, '--subject', '1', '--roi', 'nsdgeneral', '--out', join(tmp, 'x'), '--no-cache', ...more);
     await expect(flag('--zscore', 'sesion')).rejects.toThrow("--zscore: expected none, session, train, got 'sesion'");
     await expect(flag('--format', 'nii')).rejects.toThrow("--format: expected auto, nifti, hdf5, got 'nii'");

@@ -11,12 +11,11 @@ import { runBatch, type BatchReport } from '../../batch/runBatch.js';
 import { formatSummary, type BatchEvent } from '../../batch/status.js';
 import { submitBatch } from '../../batch/submit.js';
 import { renderTable } from '../../batch/table.js';
+import { integerFlag } from '../flagValue.js';
 
-export function positiveInt(v: string | undefined, name: string): number | undefined {
-  if (v === undefined) return undefined;
-  const x = Number(v);
-  if (!Number.isInteger(x) || x < 0) throw new InvalidArgumentError(`--${name}: expected a non-negative integer, got '${v}'`);
-  return x;
+/** A non-negative integer flag, or undefined when not given. */
+export function nonNegativeInt(v: string | undefined, name: string): number | undefined {
+  return v === undefined ? undefined : integerFlag(v, `--${name}`, 0);
 }
 
 /** One line per job that changes state (logs), on stderr. */
@@ -93,7 +92,7 @@ Examples:
   brainlatent batch run nsd.json --json > summary.json`,
     )
     .action(async (file: string, f: { concurrency?: string; json?: boolean; redis?: string; preflight: boolean }) => {
-      const concurrency = positiveInt(f.concurrency, 'concurrency');
+      const concurrency = nonNegativeInt(f.concurrency, 'concurrency');
       const manifest = await checkedManifest(file, f.preflight, 'nothing was run');
       const ac = new AbortController();
       process.once('SIGINT', () => ac.abort());
@@ -155,7 +154,7 @@ the watch was interrupted (Ctrl-C): only the watch stops, the batch goes on, and
       const tty = process.stdout.isTTY === true;
       let lastPrint = 0;
       let state = 'running';
-      for await (const e of watchBatch(id, { redis: f.redis, intervalMs: positiveInt(f.interval, 'interval'), signal: ac.signal })) {
+      for await (const e of watchBatch(id, { redis: f.redis, intervalMs: nonNegativeInt(f.interval, 'interval'), signal: ac.signal })) {
         if (!e.status) continue;
         state = e.status.state;
         // redraw in place on a terminal; in a log, a table every 10 s and at the end

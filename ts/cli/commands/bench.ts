@@ -8,6 +8,7 @@ import { InvalidArgumentError } from '../../errors.js';
 import type { SchedulerName } from '../../sd/schedulerConfig.js';
 import { setThreads } from '../../ridge/RidgeCV.js';
 import { checkOutputPath } from '../outputPath.js';
+import { integerFlag } from '../flagValue.js';
 
 export function registerBenchCommand(program: Command): void {
   const bench = program
@@ -31,16 +32,12 @@ export function registerBenchCommand(program: Command): void {
     .option('--no-cli', 'skip timing the whole `brainlatent ridge fit` command')
     .option('--cv-method <m>', "force 'per-fold' or 'exact' (default: auto)", 'auto')
     .option('--python <path>', 'python with scikit-learn', '/usr/bin/python3')
-    .option('--repeats <n>', 'fits per shape, each in a fresh process between SGEMM probes; the median run is reported', (v: string) => {
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`--repeats: '${v}' is not a positive integer`);
-      return n;
-    }, 3)
+    .option('--repeats <n>', 'fits per shape, each in a fresh process between SGEMM probes; the median run is reported', (v: string) => integerFlag(v, '--repeats', 1), 3)
     .option('--threads <n>', 'engine threads (default: all cores)')
     .option(...RESULTS)
     .action(async (f: { shapes: string; sklearn: boolean; numpy: boolean; cli: boolean; cvMethod: 'auto' | 'per-fold' | 'exact'; python: string; repeats: number; threads?: string; results?: string }) => {
       useResults(f.results);
-      if (f.threads) setThreads(Number(f.threads));
+      if (f.threads) setThreads(integerFlag(f.threads, '--threads', 0));
       const { runRidgeBench } = await import('../../bench/ridge.js');
       await runRidgeBench({ shapes: f.shapes.split(','), sklearn: f.sklearn, numpy: f.numpy, cli: f.cli, cvMethod: f.cvMethod, python: f.python, repeats: f.repeats });
     });
@@ -69,11 +66,7 @@ export function registerBenchCommand(program: Command): void {
       const list = (v: unknown, name: string): number[] =>
         String(v)
           .split(',')
-          .map((x) => {
-            const n = Number(x);
-            if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`--${name}: '${x}' is not a positive integer`);
-            return n;
-          });
+          .map((x) => integerFlag(x, `--${name}`, 1));
       const int = (v: unknown, name: string): number => list(v, name)[0];
       if (f.arch === 'sd1') {
         const modes = String(f.memory).split(',');

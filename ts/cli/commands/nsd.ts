@@ -14,6 +14,7 @@ import { seconds } from '../format.js';
 import { progressBar } from '../progress.js';
 import { writeFileAtomic } from '../../io/atomicWrite.js';
 import { checkOutputPath } from '../outputPath.js';
+import { decimalFlag, integerFlag } from '../flagValue.js';
 
 interface ExtractFlags {
   root: string;
@@ -37,9 +38,7 @@ export function defaultNsdCacheDir(): string {
 }
 
 function positiveInt(text: string, what: string): number {
-  const v = Number(text);
-  if (!Number.isInteger(v) || v < 1) throw new InvalidArgumentError(`${what}: expected a positive integer, got '${text}'`);
-  return v;
+  return integerFlag(text, what, 1);
 }
 
 function ddofFlag(text: string | undefined): ZscoreDdof | undefined {
@@ -55,9 +54,7 @@ function choiceFlag<T extends string>(text: string, flag: string, choices: reado
 }
 
 function divisorFlag(text: string): number {
-  const v = Number(text);
-  if (text.trim() === '' || !Number.isFinite(v) || v <= 0) throw new InvalidArgumentError(`--divisor: expected a number > 0, got '${text}'`);
-  return v;
+  return decimalFlag(text, '--divisor', { above: 0 });
 }
 
 export function registerNsdCommand(program: Command): void {

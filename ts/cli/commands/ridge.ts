@@ -6,9 +6,10 @@ import { assertFinite } from '../../io/finite.js';
 import { readIntVectorNpy, readMatrixNpy, writeNpy } from '../../io/npy.js';
 import { useEngineArrayAllocator, useEngineFileWriter } from '../../native/call.js';
 import { alphaDiagnostics } from '../../ridge/alphaDiagnostics.js';
-import { alphaEdgeWarning, parseAlphas } from '../../ridge/alphas.js';
+import { alphaEdgeWarning, DECIMAL, parseAlphas } from '../../ridge/alphas.js';
 import { RidgeCV, setThreads } from '../../ridge/RidgeCV.js';
 import { RidgeModel } from '../../ridge/RidgeModel.js';
+import { integerFlag } from '../flagValue.js';
 import { alphaHistogram, mean, seconds } from '../format.js';
 import { checkOutputPath } from '../outputPath.js';
 import { progressBar } from '../progress.js';
@@ -34,15 +35,10 @@ interface FitFlags {
 
 // Flags arrive as text: each becomes a number here, with the flag's name in the error; the library
 // validates the values once more only where its own rules apply (alphas, folds against samples).
-function int(text: string, flag: string, min: number): number {
-  const v = Number(text);
-  if (text.trim() === '' || !Number.isInteger(v) || v < min) throw new InvalidArgumentError(`${flag}: expected an integer >= ${min}, got '${text}'`);
-  return v;
-}
 
 function gibibytes(text: string, flag: string): number {
   const v = Number(text);
-  if (text.trim() === '' || !Number.isFinite(v) || !(v > 0)) throw new InvalidArgumentError(`${flag}: expected a size in GiB > 0 (e.g. 0.5 or 8), got '${text}'`);
+  if (!DECIMAL.test(text.trim()) || !Number.isFinite(v) || !(v > 0)) throw new InvalidArgumentError(`${flag}: expected a size in GiB > 0 (e.g. 0.5 or 8), got '${text}'`);
   return Math.round(v * 2 ** 30);
 }
 
@@ -80,8 +76,8 @@ The model predicts ((X - x_mean) / x_scale) @ coef + intercept; Python can read 
 safetensors.numpy.load_file(path).`,
     )
     .action(async (flags: FitFlags) => {
-      const threads = flags.threads === undefined ? undefined : int(flags.threads, '--threads', 0);
-      const folds = int(flags.folds, '--folds', 2);
+      const threads = flags.threads === undefined ? undefined : integerFlag(flags.threads, '--threads', 0);
+      const folds = integerFlag(flags.folds, '--folds', 2);
       const memoryBudget = flags.memory === undefined ? undefined : gibibytes(flags.memory, '--memory');
       const alphas = parseAlphas(flags.alphas);
       // a fit can take minutes: a model that cannot be written is refused before it starts

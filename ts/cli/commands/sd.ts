@@ -16,6 +16,7 @@ import { firstNonFinite, type Tensor } from '../../sd/tensor.js';
 import { progressBar } from '../progress.js';
 import { listUnetLayers } from '../../encoding/unetLayers.js';
 import { checkOutputPath } from '../outputPath.js';
+import { decimalFlag, integerFlag } from '../flagValue.js';
 
 interface LoadFlags {
   model: string;
@@ -45,10 +46,7 @@ const PROVIDER_LIB_HELP =
 const PROVIDER_OPTION_HELP = 'provider option key=value passed to the execution provider, repeatable (e.g. use_tf32=0 for fp32 parity)';
 
 function num(v: string | undefined, name: string, fallback: number): number {
-  if (v === undefined) return fallback;
-  const x = Number(v);
-  if (!Number.isFinite(x)) throw new InvalidArgumentError(`--${name} must be a number, got '${v}'`);
-  return x;
+  return v === undefined ? fallback : decimalFlag(v, `--${name}`);
 }
 
 async function readFloatNpy(path: string, what: string, rank: number): Promise<Tensor> {
@@ -87,9 +85,7 @@ function checkModelFolder(dir: string): string {
 
 /** An integer flag >= min, named in the error. */
 function intFlag(v: string | undefined, name: string, fallback: number, min: number): number {
-  const x = num(v, name, fallback);
-  if (!Number.isSafeInteger(x) || x < min) throw new InvalidArgumentError(`--${name} must be an integer >= ${min}, got '${v}'`);
-  return x;
+  return v === undefined ? fallback : integerFlag(v, `--${name}`, min);
 }
 
 /** --image read and checked (a PNG whose sides are multiples of 8) before the model loads. */

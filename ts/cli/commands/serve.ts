@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { shownRedisUrl } from '../../server/jobs/redisReachable.js';
 import { startServer } from '../../server/serve.js';
 import { ensureServiceFlags, SERVICE_FLAGS_ENV, SERVICE_V8_FLAGS } from '../../server/serviceFlags.js';
+import { integerFlag } from '../flagValue.js';
 
 interface ServeFlags {
   host: string;
@@ -19,11 +20,6 @@ interface ServeFlags {
   eventLoopResolution: string;
 }
 
-function int(text: string, what: string, min: number): number {
-  const v = Number(text);
-  if (!Number.isInteger(v) || v < min) throw new Error(`${what}: expected an integer >= ${min}, got '${text}'`);
-  return v;
-}
 
 /** --root: an existing folder, named as the flag (the plugin's own check names its option). */
 function rootFolder(dir: string): string {
@@ -82,11 +78,16 @@ Examples:
        -H 'content-type: application/json' http://HOST:8080/v1/jobs`,
     )
     .action(async (flags: ServeFlags) => {
-      // first of all: this process may be replaced by itself with the service's V8 flags
+      // the numbers first, before this process is run again (a bad flag fails at once, in this process)
+      const port = integerFlag(flags.port, '--port', 0, 65535);
+      const jobs = { concurrency: integerFlag(flags.jobs, '--jobs', 1), workers: integerFlag(flags.workers, '--workers', 0) };
+      const predict = flags.predictThreads ? { concurrency: integerFlag(flags.predictThreads, '--predict-threads', 1) } : undefined;
+      const eventLoopResolutionMs = integerFlag(flags.eventLoopResolution, '--event-loop-resolution', 1);
+      const deadline = integerFlag(flags.shutdownDeadline, '--shutdown-deadline', 0);
+      // then: this process may be replaced by itself with the service's V8 flags
       await ensureServiceFlags();
       const token = tokenOf(flags.token);
       const root = rootFolder(flags.root);
-      const deadline = int(flags.shutdownDeadline, '--shutdown-deadline', 0);
       // The signal handlers come first: a supervisor may send SIGTERM as soon as it reads the line below (the
       // write wakes it, and it may run before this process does again), or while the service is starting.
       let server: Awaited<ReturnType<typeof startServer>> | undefined;
@@ -114,14 +115,14 @@ Examples:
       process.on('SIGINT', () => stop('SIGINT'));
       server = await startServer({
         host: flags.host,
-        port: int(flags.port, '--port', 0),
+        port,
         root,
         token,
-        jobs: { concurrency: int(flags.jobs, '--jobs', 1), workers: int(flags.workers, '--workers', 0) },
+        jobs,
         redis: flags.redis,
-        predict: flags.predictThreads ? { concurrency: int(flags.predictThreads, '--predict-threads', 1) } : undefined,
+        predict,
         shutdownDeadlineMs: deadline * 1000,
-        eventLoopResolutionMs: int(flags.eventLoopResolution, '--event-loop-resolution', 1),
+        eventLoopResolutionMs,
       });
       if (closing) return close();
       const jobsOn = flags.redis ? `, jobs through ${shownRedisUrl(flags.redis)}` : '';

@@ -6,6 +6,7 @@ import type { BetasFormat } from '../../nsd/paths.js';
 import { resolveSynthNsdOptions, synthNsd, type SynthNsdOptions } from '../../synth/nsd.js';
 import { seconds } from '../format.js';
 import { checkOutputPath } from '../outputPath.js';
+import { numberFlag } from '../flagValue.js';
 
 interface SynthFlags {
   out: string;
@@ -21,12 +22,9 @@ interface SynthFlags {
   formats: string;
 }
 
+// (parsed here; their ranges are checked by synthNsd's options, which name the flags)
 function num(text: string, what: string, integer = true): number {
-  const v = Number(text);
-  if (!Number.isFinite(v) || (integer && !Number.isInteger(v))) {
-    throw new InvalidArgumentError(`${what}: expected ${integer ? 'an integer' : 'a number'}, got '${text}'`);
-  }
-  return v;
+  return numberFlag(text, what, { type: integer ? 'integer' : 'number' });
 }
 
 const FLAG_NAMES = {

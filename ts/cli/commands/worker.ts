@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { InvalidArgumentError } from '../../errors.js';
 import { QUEUES, type QueueClass } from '../../batch/graph.js';
 import { createWorker } from '../../batch/worker.js';
-import { positiveInt } from './batch.js';
+import { nonNegativeInt } from './batch.js';
 
 interface Flags {
   redis: string;
@@ -51,15 +51,15 @@ Examples:
       const log = (line: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`);
       const worker = await createWorker({
         redis: f.redis,
-        concurrency: positiveInt(f.concurrency, 'concurrency') || 1,
+        concurrency: nonNegativeInt(f.concurrency, 'concurrency') || 1,
         queues,
-        lockMs: positiveInt(f.lockMs, 'lock-ms'),
-        stallMs: positiveInt(f.stallMs, 'stall-ms'),
-        maxStalledCount: positiveInt(f.maxStalled, 'max-stalled'),
-        graceMs: (positiveInt(f.grace, 'grace') ?? 30) * 1000,
+        lockMs: nonNegativeInt(f.lockMs, 'lock-ms'),
+        stallMs: nonNegativeInt(f.stallMs, 'stall-ms'),
+        maxStalledCount: nonNegativeInt(f.maxStalled, 'max-stalled'),
+        graceMs: (nonNegativeInt(f.grace, 'grace') ?? 30) * 1000,
         name: f.name,
-        threads: positiveInt(f.threads, 'threads'),
-        pollMs: positiveInt(f.poll, 'poll'),
+        threads: nonNegativeInt(f.threads, 'threads'),
+        pollMs: nonNegativeInt(f.poll, 'poll'),
         // a worker may start before its Redis (a cluster's jobs start in any order): it says so once and waits
         waitForRedis: true,
         onLog: log,

@@ -1,0 +1,54 @@
+/**
+ * Every command's numeric flags go through one parser (ts/cli/flagValue.ts): the same wording, the flag named, and
+ * the same refusals — a blank (Number('') is 0), hex, 'Infinity', a fraction where an integer is meant — before
+ * any work starts.
+ */
+import { describe, expect, it } from 'vitest';
+
+import { registerBatchCommand } from '../../ts/cli/commands/batch.js';
+import { registerBenchCommand } from '../../ts/cli/commands/bench.js';
+import { registerNsdCommand } from '../../ts/cli/commands/nsd.js';
+import { registerRidgeCommand } from '../../ts/cli/commands/ridge.js';
+import { registerSdCommand } from '../../ts/cli/commands/sd.js';
+import { registerServeCommand } from '../../ts/cli/commands/serve.js';
+import { registerSynthCommand } from '../../ts/cli/commands/synth.js';
+import { registerWorkerCommand } from '../../ts/cli/commands/worker.js';
+import { decimalFlag, integerFlag } from '../../ts/cli/flagValue.js';
+import { runCommands } from '../helpers/cli.js';
+
+const ALL = [registerBatchCommand, registerBenchCommand, registerNsdCommand, registerRidgeCommand, registerSdCommand, registerServeCommand, registerSynthCommand, registerWorkerCommand];
+
+describe('numeric flags', () => {
+  it('integerFlag and decimalFlag accept plain decimals and name the flag otherwise', () => {
+    expect(integerFlag('5', '--folds', 2)).toBe(5);
+    expect(integerFlag(' 8 ', '--port', 0, 65535)).toBe(8);
+    expect(decimalFlag('0.25', '--divisor', { above: 0 })).toBe(0.25);
+    expect(decimalFlag('-1e-3', '--eta')).toBe(-0.001);
+    expect(() => integerFlag('1', '--folds', 2)).toThrow(/^--folds: expected an integer >= 2, got 1$/);
+    expect(() => integerFlag('2.5', '--folds', 2)).toThrow(/^--folds: expected an integer >= 2, got 2\.5$/);
+    expect(() => integerFlag('70000', '--port', 0, 65535)).toThrow(/^--port: expected an integer from 0 to 65535, got 70000$/);
+    expect(() => integerFlag('1e400', '--threads', 0)).toThrow(/^--threads: expected an integer >= 0, got 1e400$/);
+    for (const bad of ['', ' ', '0x10', 'Infinity', 'abc', '3 threads']) {
+      expect(() => integerFlag(bad, '--threads', 0)).toThrow(`--threads: expected an integer >= 0, got '${bad}'`);
+      expect(() => decimalFlag(bad, '--divisor', { above: 0 })).toThrow(`--divisor: expected a number > 0, got '${bad}'`);
+    }
+  });
+
+  it.each([
+    [['ridge', 'fit', '--x', 'x.npy', '--y', 'y.npy', '--out', 'm.safetensors', '--folds', ''], "--folds: expected an integer >= 2, got ''"],
+    [['ridge', 'fit', '--x', 'x.npy', '--y', 'y.npy', '--out', 'm.safetensors', '--threads', '0x2'], "--threads: expected an integer >= 0, got '0x2'"],
+    [['nsd', 'extract', '--root', '.', '--subject', '0', '--roi', 'nsdgeneral', '--out', 'o'], '--subject: expected an integer >= 1, got 0'],
+    [['nsd', 'extract', '--root', '.', '--subject', '1', '--roi', 'nsdgeneral', '--out', 'o', '--divisor', 'Infinity'], "--divisor: expected a number > 0, got 'Infinity'"],
+    [['serve', '--root', '.', '--port', '70000'], '--port: expected an integer from 0 to 65535, got 70000'],
+    [['serve', '--root', '.', '--jobs', '1.5'], '--jobs: expected an integer >= 1, got 1.5'],
+    [['synth', 'nsd', '--out', 'o', '--seed', '1.5'], '--seed: expected an integer, got 1.5'],
+    [['synth', 'nsd', '--out', 'o', '--noise', ''], "--noise: expected a number, got ''"],
+    [['sd', 'fixture', '--out', 'o', '--seed', '-1'], '--seed: expected an integer >= 0, got -1'],
+    [['batch', 'run', 'm.json', '--concurrency', '-1'], '--concurrency: expected an integer >= 0, got -1'],
+    [['bench', 'ridge', '--repeats', '0'], '--repeats: expected an integer >= 1, got 0'],
+    [['bench', 'ridge', '--threads', 'all'], "--threads: expected an integer >= 0, got 'all'"],
+    [['worker', '--redis', 'redis://127.0.0.1:1', '--grace', '2.5'], '--grace: expected an integer >= 0, got 2.5'],
+  ])('brainlatent %j: %s', async (args, message) => {
+    await expect(runCommands(ALL, args)).rejects.toThrow(message);
+  });
+});
