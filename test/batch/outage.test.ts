@@ -6,7 +6,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { probePlan } from '../../ts/batch/graph.js';
-import { getBatchStatus, waitForBatch } from '../../ts/batch/inspect.js';
+import { waitForBatch } from '../../ts/batch/inspect.js';
 import { submitPlan } from '../../ts/batch/submit.js';
 import { createWorker, type BatchWorker } from '../../ts/batch/worker.js';
 import { redisAvailable, startRedis, type TestRedis } from './redis.js';
@@ -73,10 +73,19 @@ describe.skipIf(!redisAvailable)('a worker through a Redis outage longer than it
     // a long lock: the probe ends before its lock is renewed (a renewal would find the lock gone first). Renewals
     // come every lockMs / 4 from the worker's start: with 20 s, a probe that had not ended 5 s after it (a slow
     // job process start) lost its lock; 240 s puts the first renewal past this test's own timeout
-    const w = await createWorker({ redis: redis.url, name: 'ow2', pollMs: 100, lockMs: 240_000, onLog: (l) => lines.push(l) });
+    // Redis is emptied once the probe's first step is reported here (not once 'active' is read back from Redis, which
+    // a poll can miss or catch before the job process runs)
+    let probing!: () => void;
+    const probeRuns = new Promise<void>((r) => (probing = r));
+    const w = await createWorker({
+      redis: redis.url, name: 'ow2', pollMs: 100, lockMs: 240_000, onLog: (l) => lines.push(l),
+      onEvent: (e) => {
+        if (e.job?.stage === 'probe' && e.job.fraction > 0) probing();
+      },
+    });
     try {
-      await submitPlan(probePlan('gone', 1, join(dir, 'gone'), 1500), { redis: redis.url });
-      await until('the probe running', async () => (await getBatchStatus('gone', { redis: redis.url })).jobs.find((j) => j.stage === 'probe' && j.state === 'active'));
+      await submitPlan(probePlan('gone', 1, join(dir, 'gone'), 3000), { redis: redis.url });
+      await probeRuns;
       const client = new Redis(redis.url);
       await client.flushall();
       client.disconnect();
