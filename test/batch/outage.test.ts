@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -6,7 +6,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { probePlan } from '../../ts/batch/graph.js';
-import { getBatchStatus, waitForBatch } from '../../ts/batch/inspect.js';
+import { waitForBatch } from '../../ts/batch/inspect.js';
 import { submitPlan } from '../../ts/batch/submit.js';
 import { createWorker, type BatchWorker } from '../../ts/batch/worker.js';
 import { redisAvailable, startRedis, type TestRedis } from './redis.js';
@@ -32,11 +32,24 @@ describe.skipIf(!redisAvailable)('a worker through a Redis outage longer than it
   it('says it waits and that Redis is back, once each, and the job that finished meanwhile runs again without being redone', { timeout: 120_000 }, async () => {
     const out = join(dir, 'out');
     const lines: string[] = [];
-    worker = await createWorker({ redis: redis.url, name: 'ow', lockMs: 1000, stallMs: 500, pollMs: 100, onLog: (l) => lines.push(l) });
-    await submitPlan(probePlan('ou', 1, out, 1500), { redis: redis.url });
-    await until('the probe running', async () => (await getBatchStatus('ou', { redis: redis.url })).jobs.find((j) => j.stage === 'probe' && j.state === 'active'));
+    // Redis stops once the probe runs in its job process (its first step reported here, not read back from Redis);
+    // 'active' in Redis came earlier, before the job process was forked and the probe's own Redis reads, and on a
+    // slow machine a 1.5 s probe then did not always end within the outage (its lock was then lost: no 'done here')
+    let probing!: () => void;
+    const probeRuns = new Promise<void>((r) => (probing = r));
+    worker = await createWorker({
+      redis: redis.url, name: 'ow', lockMs: 1000, stallMs: 500, pollMs: 100, onLog: (l) => lines.push(l),
+      onEvent: (e) => {
+        if (e.job?.stage === 'probe' && e.job.fraction > 0) probing();
+      },
+    });
+    await submitPlan(probePlan('ou', 1, out, 3000), { redis: redis.url });
+    await probeRuns;
     await redis.stop();
-    await sleep(4000); // the probe finishes meanwhile; its lock (1 s) expires
+    // the probe finishes meanwhile (waited for, however slow the machine: its output is published while Redis is
+    // away); its lock (1 s) expires
+    await sleep(4000);
+    await until('the probe to finish while Redis is away', async () => existsSync(join(out, 'published.log')));
     await redis.start();
     const report = await waitForBatch('ou', { redis: redis.url, intervalMs: 200, signal: AbortSignal.timeout(60_000) });
     expect(report.state).toBe('done');
@@ -57,15 +70,28 @@ describe.skipIf(!redisAvailable)('a worker through a Redis outage longer than it
 
   it('a job whose record Redis lost while it ran (a restart without persistence) is said to need a new submit, not to run again', { timeout: 60_000 }, async () => {
     const lines: string[] = [];
-    // a long lock: the probe ends before its lock is renewed (a renewal would find the lock gone first)
-    const w = await createWorker({ redis: redis.url, name: 'ow2', pollMs: 100, lockMs: 20_000, onLog: (l) => lines.push(l) });
+    // a long lock: the probe ends before its lock is renewed (a renewal would find the lock gone first). Renewals
+    // come every lockMs / 4 from the worker's start: with 20 s, a probe that had not ended 5 s after it (a slow
+    // job process start) lost its lock; 240 s puts the first renewal past this test's own timeout
+    // Redis is emptied once the probe's first step is reported here (not once 'active' is read back from Redis, which
+    // a poll can miss or catch before the job process runs)
+    let probing!: () => void;
+    const probeRuns = new Promise<void>((r) => (probing = r));
+    const w = await createWorker({
+      redis: redis.url, name: 'ow2', pollMs: 100, lockMs: 240_000, onLog: (l) => lines.push(l),
+      onEvent: (e) => {
+        if (e.job?.stage === 'probe' && e.job.fraction > 0) probing();
+      },
+    });
     try {
-      await submitPlan(probePlan('gone', 1, join(dir, 'gone'), 1500), { redis: redis.url });
-      await until('the probe running', async () => (await getBatchStatus('gone', { redis: redis.url })).jobs.find((j) => j.stage === 'probe' && j.state === 'active'));
+      await submitPlan(probePlan('gone', 1, join(dir, 'gone'), 3000), { redis: redis.url });
+      await probeRuns;
       const client = new Redis(redis.url);
       await client.flushall();
       client.disconnect();
-      await until(`the probe to end (log: ${lines.join(' | ')})`, async () => lines.find((l) => l.startsWith('gone.probe.p0000 done')), 30_000);
+      await until('the probe to end', async () => lines.find((l) => l.startsWith('gone.probe.p0000 done')), 30_000).catch((e: Error) => {
+        throw new Error(`${e.message} (log: ${lines.join(' | ')})`);
+      });
       expect(lines).toContainEqual(expect.stringMatching(/^gone\.probe\.p0000 done here in [\d.]+ s, but that could not be recorded \(Missing key .*\): Redis no longer has the job \(restarted without its data\?\): submit the batch again$/));
     } finally {
       await w.close();

@@ -93,9 +93,18 @@ describe.skipIf(!redisAvailable)('job states through BullMQ', () => {
   it('a job returned to the queue on close (SIGTERM) or lost with a killed worker (a stall) used no attempt', { timeout: 180_000 }, async () => {
     const out = join(dir, 'returned');
     // close: the running job goes back to the queue at once (no grace), another worker finishes it
-    const leaving = await createWorker({ redis: redis.url, name: 'leaving', graceMs: 0, pollMs: 100 });
+    // closed once the probe has reported a step here (a poll of Redis for 'active' could miss the 4 s window, or
+    // look so late that the probe ended before the close)
+    let probing!: () => void;
+    const probeRuns = new Promise<void>((r) => (probing = r));
+    const leaving = await createWorker({
+      redis: redis.url, name: 'leaving', graceMs: 0, pollMs: 100,
+      onEvent: (e) => {
+        if (e.job?.stage === 'probe' && e.job.fraction > 0) probing();
+      },
+    });
     await submitPlan(probePlan('ret', 1, out, 4000), { redis: redis.url });
-    await until('the probe running', async () => (await getBatchStatus('ret', { redis: redis.url })).jobs.find((j) => j.stage === 'probe' && j.state === 'active'));
+    await probeRuns;
     await leaving.close();
     const back = (await getBatchStatus('ret', { redis: redis.url })).jobs.find((j) => j.stage === 'probe')!;
     expect(back.state).toBe('waiting');

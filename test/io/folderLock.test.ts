@@ -87,20 +87,30 @@ describe('folder lock', () => {
 
   it('of many processes racing for one folder, exactly one gets the lock', async () => {
     const dir = fresh();
-    const script = `import('${lockModule}').then(async (m) => { try { await m.lockFolder(${JSON.stringify(dir)}, 'racer'); console.log('got'); setTimeout(() => {}, 1500); } catch (e) { console.log(e.name); } })`;
+    // Every racer stays alive until all have answered (their stdin is closed then): a winner that exited after a fixed
+    // time left a dead holder's lock, which a racer started later on a loaded machine took over ('got' twice).
+    const script = `import('${lockModule}').then(async (m) => { let r; try { await m.lockFolder(${JSON.stringify(dir)}, 'racer'); r = 'got'; } catch (e) { r = e.name; } console.log(r); process.stdin.on('end', () => process.exit(0)).resume(); })`;
     const kids = Array.from({ length: 4 }, () =>
-      spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] }),
+      spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['pipe', 'pipe', 'inherit'] }),
     );
     const outs = await Promise.all(
       kids.map(
         (k) =>
-          new Promise<string>((res) => {
+          new Promise<string>((res, rej) => {
             let s = '';
-            k.stdout!.on('data', (d: Buffer) => (s += d.toString()));
-            k.on('exit', () => res(s.trim()));
+            k.stdout!.on('data', (d: Buffer) => {
+              s += d.toString();
+              if (s.includes('\n')) res(s.trim());
+            });
+            k.on('exit', (c) => rej(new Error(`a racer exited (${c}) before it answered: ${s}`)));
           }),
       ),
     );
+    await Promise.all(kids.map((k) => new Promise((r) => {
+      if (k.exitCode !== null || k.signalCode !== null) r(null);
+      else k.on('exit', r);
+      k.stdin!.end();
+    })));
     expect(outs.filter((o) => o === 'got').length).toBe(1);
     expect(outs.filter((o) => o === 'LockedError').length).toBe(3);
   });

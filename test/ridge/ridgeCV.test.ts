@@ -225,6 +225,17 @@ describe('RidgeCV bad input', () => {
     await expect(new RidgeCV({ alphas: [1] }).fit(bad, y)).rejects.toThrow(NonFiniteError);
     await expect(new RidgeCV({ alphas: [1] }).fit(bad, y)).rejects.toThrow(/X contains NaN at row 2, column 1/);
   });
+  it('NaN in X at several places names the first, however the scan is split across threads', async () => {
+    // 4096 rows: one scan chunk per engine thread; the first NaN ends a chunk, the second starts the next, which
+    // its thread reaches first in time (whatever the thread count: 2048 is a chunk boundary for 2, 4, 8, 16)
+    const n = 4096, cols = 8;
+    const big = { data: new Float32Array(n * cols).map((_, i) => Math.sin(i)), rows: n, cols };
+    big.data[2047 * cols + 5] = NaN;
+    big.data[2048 * cols] = NaN;
+    big.data[(n - 1) * cols] = NaN;
+    const yy = { data: new Float32Array(n).map((_, i) => Math.cos(i)), rows: n, cols: 1 };
+    for (let i = 0; i < 5; i++) await expect(new RidgeCV({ alphas: [1] }).fit(big, yy)).rejects.toThrow(/X contains NaN at row 2047, column 5:/);
+  });
   it('Inf in Y', async () => {
     const bad = { ...y, data: Float32Array.from(y.data) };
     bad.data[3] = Infinity;

@@ -101,5 +101,7 @@ export async function startServeCli(root: string, deadline: number, env: NodeJS.
     });
   });
   const exited = new Promise<number | null>((ok) => proc.once('exit', (code) => ok(code)));
-  return { proc, url, exited };
+  /** What the service has printed on stdout so far. */
+  const output = () => out;
+  return { proc, url, exited, output };
 }

@@ -163,8 +163,11 @@ describe('graceful shutdown of `brainlatent serve` (SIGTERM)', () => {
       if (refused === -1 && e.event === 'progress' && e.data.stage === 'fit' && e.data.fraction > 0) {
         refused = 0;
         srv.proc.kill('SIGTERM');
-        // new work is refused while the running job winds down (or, once the service has exited, not accepted)
-        refusal = new Promise((r) => setTimeout(r, 100)).then(() =>
+        // new work is refused while the running job winds down (or, once the service has exited, not accepted). The
+        // attempt is made once the service says it is closing (it was made 100 ms after SIGTERM: a service slower
+        // than that to take the signal, on a loaded machine, would have accepted it)
+        const closing = () => srv.output().includes(': SIGTERM: finishing running jobs') || srv.proc.exitCode !== null || srv.proc.signalCode !== null;
+        refusal = until(() => (closing() ? true : undefined), 60_000, 'the service to say it is closing').then(() =>
           fetch(`${srv.url}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(longFit('other')) }).then(
             (x) => (refused = x.status),
             () => (refused = 1),
@@ -173,7 +176,7 @@ describe('graceful shutdown of `brainlatent serve` (SIGTERM)', () => {
       }
     });
     const code = await srv.exited;
-    // the attempt is made 100 ms after SIGTERM: a service that cancelled its job faster has exited by then
+    // a service that cancelled its job fast may have exited before the attempt: then it is not accepted either
     await refusal;
     return { root, seen, code, refused };
   }

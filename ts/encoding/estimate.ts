@@ -28,6 +28,7 @@ import { voxelToWorld } from './orientation.js';
 import { encodePaths, tableSpecs, type TableSpec } from './runPaths.js';
 import { encodeExtractOptions } from './stages.js';
 import { partitionVariance } from './variancePartition.js';
+import { allInOrder } from '../allInOrder.js';
 
 /** The first `k` rows of embeddings, repeated to `n` rows (a probe batch of the real per-image shape). */
 function rowsOf(e: Embeddings, n: number): Embeddings {
@@ -170,7 +171,7 @@ export async function estimateEncodeStages(
       est.set(id, SKIPPED);
       continue;
     }
-    const widths = await Promise.all(b.sets.map((s) => widthOf(byName.get(s)!)));
+    const widths = await allInOrder(b.sets.map((s) => widthOf(byName.get(s)!)));
     est.set(id, await bandedEstimate(c, b, trainRows, widths, V, signal));
   }
 

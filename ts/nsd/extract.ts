@@ -71,7 +71,7 @@ export async function extractNsd(opts: NsdExtractOptions): Promise<NsdExtraction
   const region = await loadRegionMask(o.root, o.subject, o.roi);
   const designFile = expdesignPath(o.root);
   const sourcePaths = [designFile, region.path, ...files.map((f) => f.path)];
-  const sources = await Promise.all(
+  const sources = await allInOrder(
     sourcePaths.map(async (p) => {
       const s = await stat(p);
       return { path: resolve(p), size: s.size, mtimeMs: s.mtimeMs };

@@ -26,6 +26,7 @@ import { renderReport, type RunMetrics } from './report.js';
 import { paths, type StageName } from './runFolder.js';
 import { selectTestImages } from './testSubset.js';
 import { writeFileAtomic } from '../io/atomicWrite.js';
+import { allInOrder } from '../allInOrder.js';
 
 export interface StageContext {
   config: ReconstructConfig;
@@ -306,7 +307,8 @@ export async function zonlyStage(ctx: StageContext): Promise<StageOutput> {
 }
 
 async function readPngs(files: string[]): Promise<RgbImages> {
-  return concatImages(await Promise.all(files.map((f) => readPng(f))));
+  // the first bad file in order is the one named, whatever read failed first
+  return concatImages(await allInOrder(files.map((f) => readPng(f))));
 }
 
 /**

@@ -6,6 +6,7 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 
+import { allInOrder } from '../../allInOrder.js';
 import { writeJsonAtomic } from '../../io/atomicWrite.js';
 import { readIntVectorNpy, readMatrixNpy } from '../../io/npy.js';
 import { RidgeCV } from '../../ridge/RidgeCV.js';
@@ -20,7 +21,8 @@ export interface StageProgress {
 export async function runRidgeFit(c: RidgeFitConfig, control: { signal: AbortSignal; progress: StageProgress }): Promise<Record<string, unknown>> {
   const n = RIDGE_FIT_STAGES.length;
   control.progress('load', 1, n, 0);
-  const [x, y, groups] = await Promise.all([
+  // allInOrder: with X and Y both bad, the job's error names X on every run, not whichever read failed first
+  const [x, y, groups] = await allInOrder([
     readMatrixNpy(c.x, 'X'),
     readMatrixNpy(c.y, 'Y'),
     c.groups ? readIntVectorNpy(c.groups, 'groups') : Promise.resolve(undefined),

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <limits>
 #include <string>
 
 #include "brainlatent/error.h"
@@ -15,21 +16,25 @@ namespace {
 std::string shape(i64 r, i64 c) { return std::to_string(r) + "×" + std::to_string(c); }
 std::size_t Z(i64 v) { return static_cast<std::size_t>(v); }
 
-// A NaN would silently poison every target sharing its rows: find the first non-finite value.
+// A NaN would silently poison every target sharing its rows: find the first non-finite value. The first in
+// order, not the first a thread came to: the smallest position any chunk found (the backends' first_nonfinite
+// does the same); a chunk stops once it is past a position already found.
 void check_finite(ConstMatF m, const char* name) {
-  std::atomic<i64> bad{-1};
+  constexpr i64 none = std::numeric_limits<i64>::max();
+  std::atomic<i64> bad{none};
   parallel_for(0, m.rows, 256, [&](i64 b, i64 e) {
-    for (i64 i = b; i < e && bad.load() < 0; ++i) {
+    for (i64 i = b; i < e && i * m.cols < bad.load(); ++i) {
       const float* r = m.row(i);
       for (i64 j = 0; j < m.cols; ++j)
         if (!std::isfinite(r[j])) {
-          i64 expected = -1;
-          bad.compare_exchange_strong(expected, i * m.cols + j);
-          break;
+          i64 cur = bad.load(), pos = i * m.cols + j;
+          while (pos < cur && !bad.compare_exchange_weak(cur, pos)) {
+          }
+          return;
         }
     }
   });
-  if (bad.load() < 0) return;
+  if (bad.load() == none) return;
   const i64 at = bad.load();
   const float v = m.data[at];
   throw Error(ErrorCode::NonFinite, std::string(name) + " contains " + (std::isnan(v) ? "NaN" : "Inf") + " at row " +

@@ -101,8 +101,11 @@ std::vector<RidgeResult> ridge_cv_fit_many(const std::vector<RidgeProblem>& prob
     std::unique_ptr<Backend> probe = make_backend(problems[i].options.backend);
     if (!probe->host_visible()) budget[i] = static_cast<std::size_t>(0.85 * static_cast<double>(probe->memory_available()) / workers);
   }
+  // The error thrown is the failed problem with the smallest index, whichever failed first in time: a problem is
+  // skipped only once one before it has failed, so the first failing problem always runs.
   std::atomic<std::size_t> next{0};
   std::mutex m;
+  std::size_t first_failed = n;
   std::exception_ptr first;
   auto work = [&] {
     for (;;) {
@@ -110,7 +113,7 @@ std::vector<RidgeResult> ridge_cv_fit_many(const std::vector<RidgeProblem>& prob
       if (i >= n) return;
       {
         std::lock_guard<std::mutex> lock(m);
-        if (first) return;
+        if (first_failed < i) return;
       }
       try {
         RidgeOptions o = problems[i].options;
@@ -118,7 +121,10 @@ std::vector<RidgeResult> ridge_cv_fit_many(const std::vector<RidgeProblem>& prob
         out[i] = ridge_cv_fit(problems[i].x, problems[i].y, o);
       } catch (...) {
         std::lock_guard<std::mutex> lock(m);
-        if (!first) first = std::current_exception();
+        if (i < first_failed) {
+          first_failed = i;
+          first = std::current_exception();
+        }
       }
     }
   };
