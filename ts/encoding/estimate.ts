@@ -198,33 +198,58 @@ export async function estimateEncodeStages(
   return est;
 }
 
+/** Banded probes: seconds at (t1, t2) targets with 1 candidate (`one`) and with c2 candidates (`more`). */
+export interface BandedProbes { t1: number; t2: number; c2: number; one: number[]; more: number[] }
+
+/**
+ * A banded fit's cost model from its probes: per candidate a fixed part + a part per target (from the probes'
+ * difference over the extra candidates), and once a fixed part + a part per target (one candidate's probe less
+ * that); the time at `targets` targets and `nIter` candidates.
+ */
+export function bandedCost(p: BandedProbes, targets: number, nIter: number) {
+  const fit = (ta: number, tb: number) => (p.t1 === p.t2 ? { per: ta / p.t1, fixed: 0 } : twoPoint(p.t1, ta, p.t2, tb));
+  const step = [0, 1].map((i) => (p.c2 > 1 ? Math.max(0, (p.more[i] - p.one[i]) / (p.c2 - 1)) : 0));
+  const each = p.c2 > 1 ? fit(step[0], step[1]) : fit(p.one[0], p.one[1]);
+  const once = p.c2 > 1 ? fit(Math.max(0, p.one[0] - step[0]), Math.max(0, p.one[1] - step[1])) : { per: 0, fixed: 0 };
+  return { each, once, seconds: once.fixed + once.per * targets + nIter * (each.fixed + each.per * targets) };
+}
+
 /**
  * A banded model's time: the fit (and, with partitioning, one fit per leave-one-set-out subset) on random data
- * of the real widths at up to 256 targets with 2 candidates γ, scaled linearly to every voxel and to the
- * model's nIter (per candidate the CV scoring of every target dominates); rows capped as for ridge, scaled
- * linearly.
+ * of the real widths, probed at 1 and 3 candidates γ and at 1 and up to 512 targets. Each
+ * candidate costs a fixed part (its kernels' eigendecompositions, per fold) and a part per target (the CV
+ * scoring); the refit and partitioning add a part per target once. Scaling one probe linearly in both
+ * targets and candidates counted the fixed parts once per target: 16 s for a 3.4 s fit on the demo world.
+ * Rows are capped as for ridge and scaled linearly.
  */
 async function bandedEstimate(c: EncodeConfig, b: BandedSpec, rows: number, widths: number[], targets: number, signal?: AbortSignal): Promise<StageEstimate> {
   const total = widths.reduce((a, w) => a + w, 0);
   const folds = c.ridge.folds;
   const n = probeRows(rows, total, folds);
-  const candidates = Math.min(2, b.nIter);
-  const opts = { alphas: b.alphas ?? c.ridge.alphas, nIter: candidates, seed: b.seed, folds, standardize: true };
   const spaces = (rowsN: number, seed: number) => Object.fromEntries(b.sets.map((s, i) => [s, { data: noise(rowsN * widths[i], seed + i), rows: rowsN, cols: widths[i] }]));
   const train = spaces(n, 31);
   const test = spaces(Math.min(n, 16), 41);
   const partition = b.partition && b.sets.length >= 2;
-  const t = Math.min(targets, 256);
-  const y = { data: noise(n * t, 51), rows: n, cols: t };
-  const ty = { data: noise(test[b.sets[0]].rows * t, 53), rows: test[b.sets[0]].rows, cols: t };
-  const run = () => (partition ? partitionVariance(train, y, test, ty, opts, { signal }) : new BandedRidgeCV(opts).fit(train, y, { signal }));
-  await run(); // warm-up
-  const s = await fastest(run);
-  const scale = (targets / t) * (b.nIter / candidates) * (rows / n);
+  // (far apart, so that the differences stand above the timings' noise: 2 candidates at 128 and 256 targets
+  // gave per-target costs off by 2× either way from one dry run to the next; one target is the fixed part)
+  const t2 = Math.min(targets, 512), t1 = 1;
+  const c2 = Math.min(3, b.nIter);
+  const probe = (t: number, candidates: number) => {
+    const opts = { alphas: b.alphas ?? c.ridge.alphas, nIter: candidates, seed: b.seed, folds, standardize: true };
+    const y = { data: noise(n * t, 51), rows: n, cols: t };
+    const ty = { data: noise(test[b.sets[0]].rows * t, 53), rows: test[b.sets[0]].rows, cols: t };
+    return () => (partition ? partitionVariance(train, y, test, ty, opts, { signal }) : new BandedRidgeCV(opts).fit(train, y, { signal }));
+  };
+  await probe(t1, 1)(); // warm-up
+  const one = [await fastest(probe(t1, 1)), await fastest(probe(t2, 1))];
+  const more = c2 > 1 ? [await fastest(probe(t1, c2)), await fastest(probe(t2, c2))] : one;
+  const { each, once, seconds: atProbeRows } = bandedCost({ t1, t2, c2, one, more }, targets, b.nIter);
+  const seconds = atProbeRows * (rows / n);
   return {
-    seconds: s * scale,
+    seconds,
     basis:
-      `banded probe${partition ? ' with partitioning' : ''} ${n}×${total} (${b.sets.join(' + ')}) → ${t} targets, ${candidates} candidates γ, in ${s.toFixed(2)} s, ` +
-      `scaled to ${targets} targets × ${b.nIter} candidates${rows > n ? ` × ${rows} rows` : ''}`,
+      `banded probes${partition ? ' with partitioning' : ''} ${n}×${total} (${b.sets.join(' + ')}) at ${t1} and ${t2} targets, 1 and ${c2} candidates γ ` +
+      `(${one.map((x) => x.toFixed(2)).join(', ')} s; ${more.map((x) => x.toFixed(2)).join(', ')} s): per candidate ${each.fixed.toFixed(3)} s + ${(each.per * 1e3).toFixed(2)} ms per target, ` +
+      `once ${once.fixed.toFixed(3)} s + ${(once.per * 1e3).toFixed(2)} ms per target; scaled to ${targets} targets × ${b.nIter} candidates${rows > n ? ` × ${rows} rows` : ''}`,
   };
 }
