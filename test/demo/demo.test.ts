@@ -145,6 +145,14 @@ describe('brainlatent demo', () => {
     expect(dryAgain.plan!.join('\n')).toMatch(/skip extract/);
     expect(dryAgain.estimates!.img2img.seconds).toBe(0);
   });
+
+  it('a dry run with force keeps the current world (the run would rebuild it) and plans every stage', async () => {
+    const before = (await readWorldManifest(join(out, 'world')))!;
+    const dry = await runDemo(settings, { dryRun: true, force: true });
+    expect(dry.world.reused).toBe(true);
+    expect((await readWorldManifest(join(out, 'world')))!.createdAt).toBe(before.createdAt);
+    expect(dry.run.plan!.filter((l) => /^run  /.test(l)).map((l) => l.split(/\s+/)[1])).toEqual(['extract', 'features', 'decoders', 'zonly', 'img2img', 'evaluate', 'report']);
+  }, 300_000);
 });
 
 describe.skipIf(!chromiumPath)(`the reconstruction report in a real browser${chromiumPath ? '' : ` (${NO_BROWSER})`}`, () => {

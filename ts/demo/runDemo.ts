@@ -50,7 +50,8 @@ export function demoRunConfig(options: DemoOptions, world: DemoWorld): Reconstru
 /**
  * Builds the world unless an identical one is in `out`/world (same parameters, same code), then runs the
  * pipeline in `out`/run. With a reused world the run resumes (finished stages are skipped); a rebuilt world,
- * other settings, or `force` redo every stage. `dryRun` plans the run and estimates each stage (the world is built first).
+ * other settings, or `force` redo every stage. `dryRun` plans the run and estimates each stage (the world is built
+ * first where none is current; with `force` the current one is kept, and the plan redoes every stage).
  */
 export async function runDemo(options: DemoOptions, control: DemoControl = {}): Promise<DemoResult> {
   // every option is checked before anything is built or written, the run's config (with `config`'s overrides) too
@@ -58,7 +59,12 @@ export async function runDemo(options: DemoOptions, control: DemoControl = {}): 
   resolveConfig(demoRunConfig(options, plannedDemoWorld({ ...options, out: join(resolve(options.out), 'world') })), 'demo config');
   const out = resolve(options.out);
   const t0 = performance.now();
-  const world = await buildDemoWorld({ ...options, out: join(out, 'world') }, { force: control.force, onProgress: control.onWorldProgress, signal: control.signal });
+  // A dry run builds a world only where none is current (its probes need one): with `force` it keeps the current
+  // one (the run would rebuild it) rather than delete and rebuild it, work a dry run is there to avoid.
+  const world = await buildDemoWorld(
+    { ...options, out: join(out, 'world') },
+    { force: control.force && !control.dryRun, onProgress: control.onWorldProgress, signal: control.signal },
+  );
   const worldSeconds = (performance.now() - t0) / 1000;
   const t1 = performance.now();
   const config = demoRunConfig(options, world);

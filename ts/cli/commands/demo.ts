@@ -39,7 +39,7 @@ export function registerDemoCommand(program: Command): void {
     .option('--steps <n>', 'DDIM steps')
     .option('--prior <kind>', "the diffusion model's data: 'world' (the scene catalogue: stimuli + unseen scenes) or 'training' (non-test stimuli only, the ablation)", 'world')
     .option('--force', 'rebuild the world and redo every stage, even when nothing changed')
-    .option('--dry-run', 'build (or reuse) the world, then print the plan and an estimate of each stage from a short measured probe')
+    .option('--dry-run', 'build the world if none is current (reuse it otherwise, even with --force), then print the plan and an estimate of each stage from a short measured probe')
     .addHelpText(
       'after',
       `
@@ -88,7 +88,8 @@ The world is reused when <out>/world/world.json records the same parameters and 
       (worldBar as ProgressBar | null)?.done();
       process.stderr.write(
         r.world.reused
-          ? `world reused (${r.world.components} mixture components, ${r.world.prior} prior; unchanged parameters and code)\n`
+          ? `world reused (${r.world.components} mixture components, ${r.world.prior} prior; unchanged parameters and code)` +
+              (f.dryRun && f.force ? '; the run (--force) would rebuild it first, which a dry run does not\n' : '\n')
           : `world built in ${r.worldSeconds.toFixed(1)} s (${r.world.components} mixture components, ${r.world.prior} prior)\n`,
       );
       if (!onnxruntimeNodeInstalled()) {
