@@ -1,0 +1,32 @@
+/**
+ * The dry run's RidgeCV estimate: probes at 128 and 512 targets read as a fixed part + a part per target. The
+ * engine's CV seconds hold a fixed part on the exact routes (each fold's (I − H) blocks and projection stacks
+ * per alpha), so scaling them in proportion to the targets, as the estimate did, said 81 s for a 3749×4928 →
+ * 12,076-voxel fit that took 21–29 s. Timings made from a known cost recover it exactly.
+ */
+import { describe, expect, it } from 'vitest';
+
+import { ridgeCost } from '../../ts/pipeline/probe.js';
+
+describe('ridge estimate', () => {
+  // measured shape of the exact-kernel fit above: decomposition 2.9 s; CV 2.7 s fixed + 1.5 ms per target; refit 0.3 ms per target
+  const probe = (t: number) => ({ targets: t, wall: 2.9 + 2.7 + 1.8e-3 * t, cvRefit: 2.7 + 1.8e-3 * t });
+
+  it('scales only the part per target', () => {
+    const s = ridgeCost(probe(128), probe(512), 12076);
+    expect(s).toBeCloseTo(2.9 + 2.7 + 1.8e-3 * 12076, 9); // 27.3 s; the old rule: 2.9 + (2.7 + 0.92) × 23.6 = 88 s
+  });
+
+  it('is the probe itself when the fit has no more targets than it', () => {
+    expect(ridgeCost(probe(128), probe(512), 300)).toBe(probe(512).wall);
+    expect(ridgeCost(probe(512), probe(512), 300)).toBe(probe(512).wall);
+  });
+
+  it('takes no negative slope and no slope above the larger probe average (noisy probes)', () => {
+    const slow = { targets: 128, wall: 9, cvRefit: 8 }; // slower than the 512-target probe
+    expect(ridgeCost(slow, probe(512), 10000)).toBeCloseTo(probe(512).wall, 9);
+    const fast = { targets: 128, wall: 0.1, cvRefit: 0 }; // slope above b's average: capped at it
+    const b = probe(512);
+    expect(ridgeCost(fast, b, 1024)).toBeCloseTo(b.wall - b.cvRefit + (b.cvRefit / 512) * 1024, 9);
+  });
+});
