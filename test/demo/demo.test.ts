@@ -146,6 +146,29 @@ describe('brainlatent demo', () => {
     expect(dryAgain.estimates!.img2img.seconds).toBe(0);
   });
 
+  it('an img2img stage interrupted after some samples computes only the rest on the next run, with the same images', async () => {
+    const cfg = { ...JSON.parse(readFileSync(join(out, 'run', 'run.json'), 'utf8')).config, out: join(out, 'resume') };
+    const ac = new AbortController();
+    const first = await reconstruct(cfg, {
+      signal: ac.signal,
+      // (block 0 = the first 4 × batchSize images: once seed 1 samples them, seed 0's are written and recorded; stop then)
+      onProgress: (p) => p.stage === 'img2img' && p.message === 'seed 1' && ac.abort(),
+    }).then(() => null, (e: Error) => e);
+    expect(first?.message).toMatch(/img2img cancelled/);
+    const partial = readdirSync(join(cfg.out, 'stages', 'img2img.partial'));
+    expect(partial).toHaveLength(1);
+    expect(JSON.parse(readFileSync(join(cfg.out, 'stages', 'img2img.partial', partial[0]), 'utf8')).done).toEqual([[0, 0]]);
+    const again = await reconstruct(cfg);
+    const img2img = again.stages.find((s) => s.stage === 'img2img')!;
+    expect(img2img.status).toBe('ran');
+    expect(img2img.summary?.reusedSamples).toBe(Math.min(24, 4 * cfg.img2img.batchSize));
+    expect(existsSync(join(cfg.out, 'stages', 'img2img.partial', partial[0]))).toBe(false);
+    // every sample as in the uninterrupted run of the same config
+    const samples = readdirSync(join(out, 'run', 'images')).filter((f) => /_\d{3}\.png$/.test(f));
+    expect(samples).toHaveLength(48);
+    for (const f of samples) expect(readFileSync(join(cfg.out, 'images', f)).equals(readFileSync(join(out, 'run', 'images', f))), f).toBe(true);
+  }, 300_000);
+
   it('a dry run with force keeps the current world (the run would rebuild it) and plans every stage', async () => {
     const before = (await readWorldManifest(join(out, 'world')))!;
     const dry = await runDemo(settings, { dryRun: true, force: true });

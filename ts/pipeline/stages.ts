@@ -27,6 +27,7 @@ import { paths, type StageName } from './runFolder.js';
 import { selectTestImages } from './testSubset.js';
 import { writeFileAtomic } from '../io/atomicWrite.js';
 import { allInOrder } from '../allInOrder.js';
+import { img2imgProgress } from './img2imgProgress.js';
 
 export interface StageContext {
   config: ReconstructConfig;
@@ -382,15 +383,29 @@ export async function img2imgShardStage(ctx: StageContext, shard: Img2ImgShard):
   const total = (shard.imageEnd - shard.imageStart) * seeds;
   let done = 0;
   let unetSeconds = 0;
+  let reused = 0;
+  // units an interrupted run of this stage (or shard) finished over the same inputs are not computed again
+  const finished = await img2imgProgress(c, `i${shard.imageStart}-${shard.imageEnd}_s${shard.seedStart}-${shard.seedEnd}`);
   for (let i0 = shard.imageStart; i0 < shard.imageEnd; i0 += bs) {
     checkAbort(ctx.signal);
     const part = allIds.slice(i0, Math.min(i0 + bs, shard.imageEnd));
     const n = part.length;
+    // (outputs in (block, seed, image) order, whether computed now or before)
+    for (let k = shard.seedStart; k < shard.seedEnd; k++) for (const id of part) outputs.push(rel(c, p.sample(id, k)));
+    const seedsToRun: number[] = [];
+    for (let k = shard.seedStart; k < shard.seedEnd; k++) {
+      if (finished.has(i0, k) && part.every((id) => existsSync(p.sample(id, k)))) {
+        done += n;
+        reused += n;
+        ctx.progress(done / total, `seed ${k} (done before)`, { done, total, unit: 'samples' });
+      } else seedsToRun.push(k);
+    }
+    if (seedsToRun.length === 0) continue;
     // TN: the z-only image (uint8), resized to the img2img size and re-encoded
     const zonly = resizeImages(await readPngs(part.map((id) => p.zonly(id))), g.size);
     const z0 = await sd.encodeImages(zonly, { mode: g.reencode, seeds: part.map((id) => g.seed + id) });
     const cond = { data: cDec.data.slice(i0 * cDec.cols, (i0 + n) * cDec.cols), shape: [n, seq, D] };
-    for (let k = shard.seedStart; k < shard.seedEnd; k++) {
+    for (const k of seedsToRun) {
       const r = await sd.img2img({
         z: z0,
         c: cond,
@@ -412,15 +427,14 @@ export async function img2imgShardStage(ctx: StageContext, shard: Img2ImgShard):
       });
       unetSeconds += r.stats.unetSeconds ?? 0;
       const imgs = await sd.decode(r.latents);
-      for (let q = 0; q < n; q++) {
-        await writePng(p.sample(part[q], k), imgs, q);
-        outputs.push(rel(c, p.sample(part[q], k)));
-      }
+      for (let q = 0; q < n; q++) await writePng(p.sample(part[q], k), imgs, q);
+      await finished.add(i0, k);
       done += n;
       ctx.progress(done / total, `seed ${k}`, { done, total, unit: 'samples' });
     }
   }
-  return { outputs, summary: { images: shard.imageEnd - shard.imageStart, seeds, unetSeconds } };
+  await finished.remove();
+  return { outputs, summary: { images: shard.imageEnd - shard.imageStart, seeds, unetSeconds, ...(reused ? { reusedSamples: reused } : {}) } };
 }
 
 /** img2img from the re-encoded z-only image with the decoded c, several seeds per image. */

@@ -1,0 +1,41 @@
+/**
+ * The record of an interrupted img2img stage's finished units is used only over the same inputs: the same
+ * config and the same markers of the stages img2img reads from (an upstream stage that ran again since makes
+ * the earlier samples stale).
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { afterAll, describe, expect, it } from 'vitest';
+
+import type { ReconstructConfig } from '../../ts/pipeline/config.js';
+import { img2imgProgress } from '../../ts/pipeline/img2imgProgress.js';
+
+const out = mkdtempSync(join(tmpdir(), 'bl-img2img-progress-'));
+afterAll(() => rmSync(out, { recursive: true, force: true }));
+const config = { out, img2img: { seeds: 2 } } as unknown as ReconstructConfig;
+const marker = (stage: string, finishedAt: string) => writeFileSync(join(out, 'stages', `${stage}.json`), JSON.stringify({ stage, finishedAt }));
+
+describe('img2img progress record', () => {
+  it('keeps finished units across runs over the same inputs, and forgets them over others', async () => {
+    mkdirSync(join(out, 'stages'), { recursive: true });
+    for (const s of ['extract', 'features', 'decoders', 'zonly']) marker(s, '2026-12-01T10:00:00Z');
+    const a = await img2imgProgress(config, 'i0-24_s0-2');
+    expect(a.has(0, 0)).toBe(false);
+    await a.add(0, 0);
+    await a.add(0, 1);
+    const b = await img2imgProgress(config, 'i0-24_s0-2');
+    expect([b.has(0, 0), b.has(0, 1), b.has(16, 0)]).toEqual([true, true, false]);
+    // another shard, another config: not theirs
+    expect((await img2imgProgress(config, 'i0-24_s0-1')).has(0, 0)).toBe(false);
+    expect((await img2imgProgress({ ...config, img2img: { seeds: 3 } } as unknown as ReconstructConfig, 'i0-24_s0-2')).has(0, 0)).toBe(false);
+    // the decoders ran again since: the samples were made from other decoded features
+    marker('decoders', '2026-12-01T11:00:00Z');
+    expect((await img2imgProgress(config, 'i0-24_s0-2')).has(0, 0)).toBe(false);
+    // finished: the record goes
+    await b.remove();
+    marker('decoders', '2026-12-01T10:00:00Z');
+    expect((await img2imgProgress(config, 'i0-24_s0-2')).has(0, 0)).toBe(false);
+  });
+});

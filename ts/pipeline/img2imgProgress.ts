@@ -1,0 +1,52 @@
+/**
+ * What an interrupted img2img stage (or batch shard) had finished: its (image block, seed) units, each recorded
+ * once its PNGs are written (atomically), so that the next run computes only the rest — on real SD a stage is
+ * hours, and a kill otherwise lost all of it. The record holds a key of the config and of the markers of the
+ * stages img2img reads from: a record made over other decoders or z-only images (an upstream stage ran again
+ * since) is not used. Kept in stages/img2img.partial/ (removed with the run's outputs by --force) until the
+ * stage finishes.
+ */
+import { createHash } from 'node:crypto';
+import { readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import { writeJsonAtomic } from '../io/atomicWrite.js';
+import { configHash, type ReconstructConfig } from './config.js';
+import { paths } from './runFolder.js';
+
+/** The stages whose outputs img2img reads (directly or through them). */
+const UPSTREAM = ['extract', 'features', 'decoders', 'zonly'];
+
+interface Record {
+  key: string;
+  /** Finished units: [first image's position in the test list, seed index]. */
+  done: [number, number][];
+}
+
+export interface Img2ImgProgress {
+  /** Whether unit (i0, k) was finished by an earlier run over the same inputs. */
+  has(i0: number, k: number): boolean;
+  /** Records unit (i0, k) as finished (its PNGs written). */
+  add(i0: number, k: number): Promise<void>;
+  /** The stage (or shard) has finished: its marker takes over. */
+  remove(): Promise<void>;
+}
+
+/** The record of the img2img units finished in `config.out` for the shard named `label`. */
+export async function img2imgProgress(config: ReconstructConfig, label: string): Promise<Img2ImgProgress> {
+  const file = join(config.out, 'stages', 'img2img.partial', `${label}.json`);
+  const hash = createHash('sha256').update(configHash(config)).update(label);
+  for (const s of UPSTREAM) hash.update(`\0${s}\0`).update(await readFile(paths(config.out).stage(s), 'utf8').catch(() => ''));
+  const key = hash.digest('hex').slice(0, 32);
+  const earlier = await readFile(file, 'utf8').then((t) => JSON.parse(t) as Record, () => null);
+  const done = new Set(earlier?.key === key && Array.isArray(earlier.done) ? earlier.done.map(([i, k]) => `${i}/${k}`) : []);
+  const units = (): [number, number][] => [...done].map((u) => u.split('/').map(Number) as [number, number]);
+  return {
+    has: (i0, k) => done.has(`${i0}/${k}`),
+    add: async (i0, k) => {
+      done.add(`${i0}/${k}`);
+      await writeJsonAtomic(file, { key, done: units() } satisfies Record);
+    },
+    remove: () => rm(file, { force: true }),
+  };
+}
