@@ -253,6 +253,22 @@ describe('RidgeCV bad input', () => {
 });
 
 describe('RidgeCV runs off the JS thread', () => {
+  it('reports the scoring of a single target batch fold by fold (or alpha by alpha), never going back', async () => {
+    // one batch: scoring is most of a fit, and per batch only it showed the decomposition's share, then 100%
+    for (const [n, p, cvMethod] of [[200, 400, 'exact'], [400, 150, 'exact'], [200, 400, 'per-fold'], [400, 150, 'per-fold']] as const) {
+      const { x, y } = planted(n, p, 300, 3);
+      const events: { fraction: number; stage: string }[] = [];
+      await new RidgeCV({ alphas: [1, 10, 100, 1000], folds: 5, cvMethod }).fit(x, y, { onProgress: (e) => events.push(e) });
+      const cv = events.filter((e) => e.stage === 'cv').map((e) => e.fraction);
+      // 5 folds (the primal exact form: 4 alphas), each further than the last, between the decomposition and the end
+      expect(cv.length, `${n}×${p} ${cvMethod}`).toBeGreaterThanOrEqual(4);
+      for (let i = 1; i < cv.length; i++) expect(cv[i]).toBeGreaterThan(cv[i - 1]);
+      expect(cv[0]).toBeGreaterThan(0.3);
+      expect(cv[cv.length - 1]).toBeLessThan(1);
+      for (let i = 1; i < events.length; i++) expect(events[i].fraction).toBeGreaterThanOrEqual(events[i - 1].fraction);
+    }
+  });
+
   it('reports progress, keeps the event loop responsive, and can be cancelled', async () => {
     const { x, y } = planted(600, 400, 800, 9);
     const stages = new Set<string>();

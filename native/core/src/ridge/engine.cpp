@@ -63,7 +63,9 @@ void Context::checkpoint() const {
 }
 
 void Context::report(double fraction, const std::string& stage) const {
-  if (pb.progress) pb.progress(std::min(1.0, std::max(0.0, fraction)), stage);
+  // (monotone: a route's own steps may map a fraction below what the engine reported last)
+  reported = std::max(reported, std::min(1.0, std::max(0.0, fraction)));
+  if (pb.progress) pb.progress(reported, stage);
 }
 
 BufferPtr Context::upload(const std::vector<double>& v) const {
@@ -512,6 +514,7 @@ EngineResult attempt(const Problem& pb, Backend& be, const RouteSpec& spec) {
     const double c0 = 0.05 + span * c / nc, c1 = 0.05 + span * (c + 1) / nc;
     ctx.progress_from = c0;
     ctx.progress_to = c0 + (c1 - c0) * (single ? 0.3 : 0.5);
+    const double scored_from = ctx.progress_to;  // the batches share the rest of the candidate's range
     {
       profile::Scope ps("phase decompose");
       route->begin_candidate(c, single);
@@ -546,6 +549,13 @@ EngineResult attempt(const Problem& pb, Backend& be, const RouteSpec& spec) {
       auto ts = Clock::now();
       {
         profile::Scope ps("phase score");
+        // this batch's share of the range, its scoring reported per fold (ctx.folds_done); a single
+        // candidate's refit takes the batch's last fifth
+        const double b0 = scored_from + (c1 - scored_from) * static_cast<double>(j0) / static_cast<double>(t);
+        const double b1 = scored_from + (c1 - scored_from) * static_cast<double>(j0 + w) / static_cast<double>(t);
+        ctx.progress_from = b0;
+        ctx.progress_to = single ? b0 + 0.8 * (b1 - b0) : b1;
+        ctx.batch_stage = single ? "cv" : "search";
         route->score(batch, acc);
       }
       const ViewI si = sel.index.col_range(0, w);
@@ -579,8 +589,7 @@ EngineResult attempt(const Problem& pb, Backend& be, const RouteSpec& spec) {
         be.improve(ss, si, c, best.score.col_range(j0, w), best.index.col_range(j0, w), best_tag.col_range(j0, w));
         t_search += since(ts);
       }
-      ctx.report(ctx.progress_to + (c1 - ctx.progress_to) * static_cast<double>(j0 + w) / static_cast<double>(t),
-                 single ? "cv+refit" : "search");
+      ctx.report(scored_from + (c1 - scored_from) * static_cast<double>(j0 + w) / static_cast<double>(t), single ? "cv+refit" : "search");
     }
     route->end_candidate();
     if (!single) t_search += 0 * since(tc);

@@ -101,7 +101,8 @@ class Context {
 
   // Between large operations: throws Cancelled once the cancel flag is set.
   void checkpoint() const;
-  void report(double fraction, const std::string& stage) const;
+  void report(double fraction, const std::string& stage) const;  // never below an earlier report
+  mutable double reported = 0;
   void count_flops(double f) { flops += f; }
   double flops = 0;
   i64 decompositions = 0;
@@ -133,6 +134,11 @@ class Context {
   // Progress of a route's own steps: sub_progress(f) maps f ∈ [0, 1] onto [progress_from, progress_to].
   double progress_from = 0, progress_to = 1;
   void sub_progress(double f, const std::string& stage) const { report(progress_from + (progress_to - progress_from) * f, stage); }
+  // Within a target batch's scoring (the engine sets the range and the stage's name): `done` folds of k.
+  // With one or two batches a fit's scoring is most of it, and reported only per batch it showed 30% for
+  // most of the fit and then jumped.
+  std::string batch_stage = "cv";
+  void folds_done(int done, int k) const { sub_progress(static_cast<double>(done) / k, batch_stage); }
   // The largest |X| (for overflow messages).
   std::atomic<double> x_abs_max{0};
 

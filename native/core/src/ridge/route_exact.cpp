@@ -199,7 +199,7 @@ class Exact final : public Route {
     // A fold that keeps float64 factors reads its projections again in score()'s per-alpha pass:
     // it keeps this buffer, the next fold takes a new one.
     if (fused_ && !all_projected_[Z(v)]) stacks_[Z(v)] = std::move(shared_stack_);
-    ctx_.sub_progress(0.1 + 0.9 * (v + 1.0) / k, "leverage");
+    if (!fused_) ctx_.sub_progress(0.1 + 0.9 * (v + 1.0) / k, "leverage");  // (fused: score() reports its folds)
   }
 
   void begin_refit(int) override {}
@@ -230,6 +230,7 @@ class Exact final : public Route {
           be_.score(e, na, batch.y.row_range(s, nv), ViewD{}, true, pb_.score, batch.sum.row_range(v, 1), batch.sst.row_range(v, 1),
                     1.0 / k, acc.row_range(a0, na));
         }
+        ctx_.folds_done(v + 1, k);
       }
     }
     if (fused_) free_leverage();
@@ -284,6 +285,7 @@ class Exact final : public Route {
         be_.score(rv, 1, batch.y.row_range(s, nv), ViewD{}, true, pb_.score, batch.sum.row_range(v, 1), batch.sst.row_range(v, 1),
                   1.0 / k, acc.row_range(a, 1));
       }
+      ctx_.folds_done(a + 1, A);  // (the primal form's scoring is this pass, an alpha at a time)
     }
   }
 

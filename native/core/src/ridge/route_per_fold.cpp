@@ -180,6 +180,7 @@ class PerFoldPrimal final : public Route {
       be_.gemm(false, false, 1.0f, f.eig.q, bt, 0.0f, z);
       ctx_.count_flops(2.0 * p * p * tb);
       score_fold(ctx_, f, z, batch, v, ac, ms_, pr_, acc);
+      ctx_.folds_done(v + 1, k);
     }
   }
 
@@ -357,6 +358,7 @@ class PerFoldKernel final : public Route {
       ctx_.count_flops(2.0 * nt * nt * tb);
       if (pb_.fit_intercept) be_.add_outer(z, -1.0, f.extra, batch.train_mean.row_range(v, 1));
       score_fold(ctx_, f, z, batch, v, ac, ms_, pr_, acc);
+      ctx_.folds_done(v + 1, k);
     }
   }
 
