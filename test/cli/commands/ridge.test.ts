@@ -1,4 +1,5 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -7,6 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { registerRidgeCommand } from '../../../ts/cli/commands/ridge.js';
 import { readNpy, writeNpy } from '../../../ts/io/npy.js';
 import { RidgeModel } from '../../../ts/ridge/RidgeModel.js';
+import { distModule } from '../../helpers/dist.js';
 import { planted } from '../../helpers/random.js';
 import { runCommands } from '../../helpers/cli.js';
 
@@ -103,4 +105,30 @@ describe('brainlatent ridge fit / predict', () => {
     expect(p0.shape).toEqual([0, 5]);
     expect(p0.data.length).toBe(0);
   });
+});
+
+describe('brainlatent ridge fit: Ctrl-C', () => {
+  it('stops the fit, says so, and writes no model', async () => {
+    // a fit of seconds: 1200 × 2500 → 2000 targets, 25 alphas, per-fold
+    await writeNpy(f('xbig.npy'), new Float32Array(1200 * 2500).map((_, i) => Math.sin(i * 0.37)), [1200, 2500]);
+    await writeNpy(f('ybig.npy'), new Float32Array(1200 * 2000).map((_, i) => Math.cos(i * 0.11)), [1200, 2000]);
+    const child = spawn(process.execPath, [
+      distModule('cli/main'), 'ridge', 'fit', '--x', f('xbig.npy'), '--y', f('ybig.npy'), '--alphas', '1e-2:1e6:25', '--cv-method', 'per-fold', '--out', f('sigint.safetensors'),
+    ], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
+    let stderr = '';
+    let sent = false;
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      if (!sent && /ridge fit: +0%/.test(stderr)) {
+        sent = true;
+        child.kill('SIGINT');
+      }
+    });
+    const code = await new Promise<number | null>((done) => child.on('close', (c) => done(c)));
+    expect(sent).toBe(true);
+    expect(code).toBe(1);
+    expect(stderr).toMatch(/brainlatent: CancelledError: ridge fit: interrupted \(SIGINT\) after [\d.]+ m?s; no model written to .*sigint\.safetensors/);
+    expect(existsSync(f('sigint.safetensors'))).toBe(false);
+    expect(readdirSync(tmp).filter((n) => n.includes('sigint'))).toEqual([]);
+  }, 120_000);
 });

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 
-import { InvalidArgumentError, NonFiniteError, ShapeError } from '../../errors.js';
+import { CancelledError, InvalidArgumentError, NonFiniteError, ShapeError } from '../../errors.js';
 import { allInOrder } from '../../allInOrder.js';
 import { assertFinite } from '../../io/finite.js';
 import { readIntVectorNpy, readMatrixNpy, writeNpy } from '../../io/npy.js';
@@ -102,6 +102,10 @@ safetensors.numpy.load_file(path).`,
       const readSecs = (performance.now() - tRead) / 1000;
       console.log(`X ${x.rows}×${x.cols}, Y ${y.rows}×${y.cols}; ${alphas.length} alphas, ${flags.folds} folds${groups ? ' (grouped)' : ''}`);
       const bar = progressBar('ridge fit');
+      // Ctrl-C stops the fit within one of the engine's large operations, says so, and writes no model
+      const ac = new AbortController();
+      const onSigint = () => ac.abort();
+      process.once('SIGINT', onSigint);
       const t0 = performance.now();
       const model = await new RidgeCV({
         alphas,
@@ -116,8 +120,9 @@ safetensors.numpy.load_file(path).`,
         memoryBudget,
         backend: flags.backend,
       })
-        .fit(x, y, { onProgress: (p) => bar.update(p.fraction, p.stage) })
+        .fit(x, y, { onProgress: (p) => bar.update(p.fraction, p.stage), signal: ac.signal })
         .catch((e: unknown) => {
+          if (e instanceof CancelledError) throw new CancelledError(`ridge fit: interrupted (SIGINT) after ${seconds((performance.now() - t0) / 1000)}; no model written to ${flags.out}`);
           // The engine's refusal names no file: name it, and the first bad element, as the reader would have.
           if (e instanceof NonFiniteError) {
             for (const [m, name, path] of [[x, 'X', flags.x], [y, 'Y', flags.y]] as const) {
@@ -126,6 +131,7 @@ safetensors.numpy.load_file(path).`,
           }
           throw e;
         });
+      process.removeListener('SIGINT', onSigint);
       const secs = (performance.now() - t0) / 1000;
       bar.done();
       // The model goes to disk (written, flushed, renamed into place) while the summary prints.
