@@ -50,6 +50,32 @@ describe('HDF5 round trips', () => {
     expectMasked((await readHdf5Masked(p, mask, { divisor: 300 })).betas);
   });
 
+  it('a chunked dataset above the slab size is written a slab at a time, the same file to every reader', async () => {
+    // (an NSD session's 1 GB at once ran h5wasm out of heap; here slabs of 200 bytes: one z-plane each)
+    const p = join(dir, 'slabbed.hdf5');
+    await writeHdf5(p, [{ name: 'betas', data: betas(), shape: [T, Z, Y, X], chunks: [T, 1, 1, 1] }], {}, 200);
+    const r = await Hdf5Reader.open(p);
+    expect(r.datasets()).toEqual([{ path: 'betas', shape: [T, Z, Y, X], dtype: '<h', chunks: [T, 1, 1, 1] }]);
+    expect(Array.from(r.readSlab('betas', []) as Int16Array)).toEqual(Array.from(betas()));
+    r.close();
+    expectMasked((await readHdf5Masked(p, mask, { divisor: 300 })).betas);
+    // chunks over the first axis (the stimuli's imgBrick), compressed, 3 slabs of 2 images and 1 of 1
+    const img = new Uint8Array(7 * 4 * 4 * 3).map((_, i) => (i * 13) % 251);
+    const q = join(dir, 'slabbed-img.hdf5');
+    await writeHdf5(q, [{ name: 'imgBrick', data: img, shape: [7, 4, 4, 3], chunks: [1, 4, 4, 3], compression: 4 }], {}, 100);
+    const ri = await Hdf5Reader.open(q);
+    expect(ri.shape('imgBrick')).toEqual([7, 4, 4, 3]);
+    expect(Array.from(ri.readSlab('imgBrick', []) as Uint8Array)).toEqual(Array.from(img));
+    ri.close();
+    if (hasPython('h5py', 'numpy')) {
+      const sums = runPython(
+        `import sys, h5py, numpy as np\nb = h5py.File(sys.argv[1])['betas'][()]\ni = h5py.File(sys.argv[2])['imgBrick'][()]\nprint(b.shape, int(b.astype(np.int64).sum()), i.shape, int(i.astype(np.int64).sum()))`,
+        p, q,
+      );
+      expect(sums.trim()).toBe(`(${T}, ${Z}, ${Y}, ${X}) ${betas().reduce((a, v) => a + v, 0)} (7, 4, 4, 3) ${img.reduce((a, v) => a + v, 0)}`);
+    }
+  });
+
   it('contiguous layout, read plane by plane in small trial blocks', async () => {
     const p = join(dir, 'contig.hdf5');
     await writeHdf5(p, [{ name: 'grp/betas', data: betas(), shape: [T, Z, Y, X] }]);

@@ -279,8 +279,40 @@ const DTYPES: [new (n: number) => Hdf5TypedArray, string][] = [
   [Int32Array, '<i'], [Uint32Array, '<I'], [Float32Array, '<f'], [Float64Array, '<d'],
 ];
 
-/** Writes datasets into a new HDF5 file (replacing any old one only once the new file is complete). */
-export async function writeHdf5(path: string, datasets: Hdf5DatasetSpec[], fileAttrs: Record<string, string | number> = {}): Promise<void> {
+/** Datasets above this are written in slabs: h5wasm copies what it writes into its 2 GiB heap. */
+const WRITE_SLAB_BYTES = 64 << 20;
+
+/**
+ * The axis a chunked dataset is written along, slab by slab: the first whose chunks do not span it (so that
+ * slabs start on chunk boundaries and no chunk is written twice), with the slab's thickness in elements.
+ */
+function slabAxis(shape: number[], chunks: number[], itemBytes: number, slabBytes: number): { axis: number; step: number } | null {
+  const axis = shape.findIndex((n, i) => chunks[i] < n);
+  if (axis < 0) return null;
+  const perIndex = (itemBytes * shape.reduce((a, b) => a * b, 1)) / shape[axis];
+  const step = Math.max(1, Math.floor(slabBytes / perIndex / chunks[axis])) * chunks[axis];
+  return step >= shape[axis] ? null : { axis, step };
+}
+
+/** Elements [s, e) along `axis` of a row-major array of `shape`, copied out contiguously. */
+function slabOf<T extends Hdf5TypedArray>(data: T, shape: number[], axis: number, s: number, e: number): T {
+  const outer = shape.slice(0, axis).reduce((a, b) => a * b, 1), inner = shape.slice(axis + 1).reduce((a, b) => a * b, 1);
+  const out = new (data.constructor as new (n: number) => T)(outer * (e - s) * inner);
+  for (let o = 0; o < outer; o++) out.set(data.subarray((o * shape[axis] + s) * inner, (o * shape[axis] + e) * inner), o * (e - s) * inner);
+  return out;
+}
+
+/**
+ * Writes datasets into a new HDF5 file (replacing any old one only once the new file is complete). A chunked
+ * dataset above 64 MB is written a slab at a time (an NSD session's 1 GB of betas in one piece ran h5wasm out
+ * of heap: "memory allocation failed for chunk"); `slabBytes` lowers that size (for tests).
+ */
+export async function writeHdf5(
+  path: string,
+  datasets: Hdf5DatasetSpec[],
+  fileAttrs: Record<string, string | number> = {},
+  slabBytes = WRITE_SLAB_BYTES,
+): Promise<void> {
   const lib = await h5();
   await withAtomicPath(path, (tmpPath) => runHdf5(path, 'write it', () => {
     const f = new lib.File(resolve(tmpPath), 'w');
@@ -295,14 +327,24 @@ export async function writeHdf5(path: string, datasets: Hdf5DatasetSpec[], fileA
         const parts = d.name.split('/').filter(Boolean);
         let g = f as H5File | ReturnType<H5File['create_group']>;
         for (const p of parts.slice(0, -1)) g = (g.get(p) as typeof g | null) ?? g.create_group(p);
+        const slabs = d.chunks && d.data.byteLength > slabBytes ? slabAxis(d.shape, d.chunks, d.data.BYTES_PER_ELEMENT, slabBytes) : null;
+        const first = slabs ? d.shape.map((n, i) => (i === slabs.axis ? slabs.step : n)) : d.shape;
         const ds = g.create_dataset({
           name: parts[parts.length - 1],
-          data: d.data,
-          shape: d.shape,
+          data: slabs ? slabOf(d.data, d.shape, slabs.axis, 0, slabs.step) : d.data,
+          shape: first,
+          ...(slabs ? { maxshape: d.shape } : {}),
           dtype,
           chunks: d.chunks ?? null,
           ...(d.compression !== undefined ? { compression: d.compression } : {}),
         });
+        if (slabs) {
+          for (let s0 = slabs.step; s0 < d.shape[slabs.axis]; s0 += slabs.step) {
+            const s1 = Math.min(d.shape[slabs.axis], s0 + slabs.step);
+            ds.resize(d.shape.map((n, i) => (i === slabs.axis ? s1 : n)));
+            ds.write_slice(d.shape.map((n, i) => (i === slabs.axis ? [s0, s1] : [0, n])), slabOf(d.data, d.shape, slabs.axis, s0, s1));
+          }
+        }
         for (const [k, v] of Object.entries(d.attrs ?? {})) ds.create_attribute(k, v);
       }
     } finally {
