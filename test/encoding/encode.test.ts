@@ -502,7 +502,7 @@ describe('CLI', () => {
     const cfg = join(world.tmp, 'enc.json');
     await writeFile(cfg, JSON.stringify({ out: 'cli-out', nsd: { root: 'nsd', subject: 1, zscore: 'none' }, model: 'sd', imageSize: 64, featureSets: [{ name: 'z', kind: 'z' }], ridge: { alphas: '1e-1:1e5:7' } }));
     const text = await run(registerEncodeCommand, 'encode', '--config', cfg);
-    expect(text).toMatch(/voxels, \d+ training \/ 40 test images; mean held-out r \(streams; prf-visualrois in regions\.csv\):/);
+    expect(text).toMatch(/voxels, \d+ training images \/ 40 test images; mean held-out r \(streams; prf-visualrois in regions\.csv\):/);
     expect(text).toMatch(/^z\s+[-0-9.]+\s+0\.[5-9]/m);
   });
 

@@ -43,6 +43,7 @@ describe('brainlatent synth nsd / nsd extract / nsd info / nsd image', () => {
   it('nsd extract writes the documented files, and reloads from the cache', async () => {
     const msg = await run('nsd', 'extract', '--root', root, '--subject', '1', '--roi', 'streams:early', '--sessions', '1-2', '--out', out, '--cache', cache);
     expect(msg).toMatch(/extracted in/);
+    expect(msg).toMatch(/voxels, sessions 1-2\n/);
     const train = await readNpy(join(out, 'train_betas.npy'));
     const test = await readNpy(join(out, 'test_betas.npy'));
     const trainIds = await readNpy(join(out, 'train_image_ids.npy'));

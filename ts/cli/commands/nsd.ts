@@ -9,7 +9,7 @@ import { extractNsd, type ZscoreDdof, type ZscoreMode } from '../../nsd/extract.
 import { formatNsdInfo, nsdInfo } from '../../nsd/info.js';
 import { assertExtractionReplaceable, writeNsdExtraction } from '../../nsd/output.js';
 import { NsdStimuli } from '../../nsd/stimuli.js';
-import type { BetasFormatChoice } from '../../nsd/betas.js';
+import { formatSessionList, type BetasFormatChoice } from '../../nsd/betas.js';
 import { seconds } from '../format.js';
 import { progressBar } from '../progress.js';
 import { writeFileAtomic } from '../../io/atomicWrite.js';
@@ -122,7 +122,7 @@ z-scoring conventions ('--zscore train' standardises test rows with the training
       await writeNsdExtraction(flags.out, ex);
       const c = ex.manifest.counts;
       console.log(
-        `subject ${ex.manifest.inputs.subject}, ${ex.manifest.inputs.roi}: ${c.voxels} voxels, sessions ${ex.manifest.inputs.sessions.join(',')}\n` +
+        `subject ${ex.manifest.inputs.subject}, ${ex.manifest.inputs.roi}: ${c.voxels} voxels, sessions ${formatSessionList(ex.manifest.inputs.sessions)}\n` +
           `train ${ex.train.rows} rows (${c.trainTrials} trials, ${c.trainImages} images), ` +
           `test ${ex.test.rows} rows (${c.testTrials} trials, ${c.testImages} images)\n` +
           `${ex.fromCache ? 'loaded from cache' : 'extracted'} in ${seconds((performance.now() - t0) / 1000)}; wrote ${flags.out}`,
