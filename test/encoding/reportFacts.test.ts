@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { fmtCount, noiseCeilingFact, regionTable, summaryTable } from '../../ts/encoding/report.js';
+import { fmtCount, noiseCeilingFact, regionTable, summaryTable, trainingFact } from '../../ts/encoding/report.js';
 
 // The encoding report's "noise ceiling" line says where the ceiling came from, or why there is none: under the
 // default 'auto' with no ncsnr.nii.gz beside the betas (the demo world's NSD) it said only "none".
@@ -41,5 +41,17 @@ describe("the encoding report's voxel counts", () => {
     expect(cells(region)).toEqual(expect.arrayContaining(['1,508', '12,345', '87']));
     // sorting reads the plain number
     expect(region).toContain('data-v="12345">12,345<');
+  });
+});
+
+// With averageTrain false the training rows are trials: the report called them images.
+describe("the encoding report's training line", () => {
+  const line = (averageTrain?: boolean) =>
+    trainingFact({ trainImages: 3749, config: { out: 'o', nsd: { root: 'n', subject: 1, ...(averageTrain === undefined ? {} : { averageTrain }) }, regions: [] } });
+
+  it('says trials when the rows are trials', () => {
+    expect(line(false)).toEqual(['training trials', '3,749']);
+    expect(line(true)).toEqual(['training images', '3,749']);
+    expect(line()).toEqual(['training images', '3,749']);
   });
 });

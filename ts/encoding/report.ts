@@ -263,6 +263,12 @@ export function noiseCeilingFact(s: Pick<EncodingSummary, 'noiseCeiling' | 'conf
 }
 
 /** Writes mosaics/, report_files/niivue.umd.js and report.html into the run folder; returns the files written (relative). */
+/** The report's training-set line: with averageTrain false the fit's rows are trials (an image's repetitions each a row). */
+export function trainingFact(s: Pick<EncodingSummary, 'trainImages' | 'config'>): [string, string] {
+  const trials = (s.config.nsd as { averageTrain?: boolean }).averageTrain === false;
+  return [trials ? 'training trials' : 'training images', fmtCount(s.trainImages)];
+}
+
 export async function writeEncodingReport(out: string, summary: EncodingSummary): Promise<{ files: string[] }> {
   const records = mapRecordsOf(summary)
     .map((r, k) => [r, k] as const)
@@ -366,7 +372,7 @@ function reportHtml(s: EncodingSummary, maps: LoadedMap[], underlay: Underlay | 
   const meta: [string, string][] = [
     ['subject', String(s.subject)],
     ['voxels', `${fmtCount(s.voxels)} (${s.roi})`],
-    ['training images', fmtCount(s.trainImages)],
+    trainingFact(s),
     ['test images', `${fmtCount(s.testImages)} (betas averaged over repetitions)`],
     ['anatomy', underlay ? `${underlay.kind} (${underlay.path.split(/[\\/]/).slice(-2).join('/')})` : 'none found (no T1_to_func1pt8mm, mean or brainmask)'],
     ['atlases', atlases.map((a) => a.name).join(', ') + (s.atlasesMissing.length ? `; not found: ${s.atlasesMissing.join(', ')}` : '')],
