@@ -18,7 +18,7 @@ import { extractNsd } from '../nsd/extract.js';
 import { betasDir } from '../nsd/paths.js';
 import { loadRegionMask } from '../nsd/roi.js';
 import { NsdStimuli } from '../nsd/stimuli.js';
-import { designShape, fastest, noise, probeRows, ridgeEstimate, SKIPPED, timed, type StageEstimate } from '../pipeline/probe.js';
+import { designShape, fastest, noise, probeRows, ridgeEstimate, SKIPPED, timed, twoPoint, type StageEstimate } from '../pipeline/probe.js';
 import type { StageDef } from '../pipeline/stageRunner.js';
 import { Diffusion } from '../sd/Diffusion.js';
 import { BandedRidgeCV } from '../ridge/BandedRidgeCV.js';
@@ -38,13 +38,6 @@ function rowsOf(e: Embeddings, n: number): Embeddings {
     return { data, rows: n, cols: m.cols };
   };
   return { ids: Int32Array.from({ length: n }, (_, i) => e.ids[i % e.ids.length]), z: take(e.z), c: take(e.c), zShape: e.zShape, cShape: e.cShape };
-}
-
-/** Linear in items: the per-item cost and the fixed part from probes of `a` and `b` items. */
-function twoPoint(a: number, ta: number, b: number, tb: number): { per: number; fixed: number } {
-  // at most the larger probe's average: on a busy machine a slow second probe would otherwise inflate it
-  const per = Math.min(tb / b, Math.max(0, (tb - ta) / (b - a)));
-  return { per, fixed: Math.max(0, ta - per * a) };
 }
 
 /**

@@ -92,6 +92,13 @@ export async function designShape(nsd: { root: string; subject: number; sessions
 /** Rows of a probe fit: all of them up to about 25 M values of X (at least 4 per fold). */
 export const probeRows = (rows: number, cols: number, folds: number) => Math.min(rows, Math.max(folds * 4, Math.floor(2.5e7 / Math.max(1, cols))));
 
+/** Linear in items: the per-item cost and the fixed part from probes of `a` and `b` items (a < b). */
+export function twoPoint(a: number, ta: number, b: number, tb: number): { per: number; fixed: number } {
+  // at most the larger probe's average: on a busy machine a slow second probe would otherwise inflate it
+  const per = Math.min(tb / b, Math.max(0, (tb - ta) / (b - a)));
+  return { per, fixed: Math.max(0, ta - per * a) };
+}
+
 /** A probe fit's wall time and the engine's CV and refit seconds within it, at `targets` targets. */
 export interface RidgeProbe { targets: number; wall: number; cvRefit: number }
 
@@ -105,7 +112,7 @@ export interface RidgeProbe { targets: number; wall: number; cvRefit: number }
  */
 export function ridgeCost(a: RidgeProbe, b: RidgeProbe, targets: number): number {
   if (targets <= b.targets || b.targets <= a.targets) return b.wall;
-  const per = Math.min(b.cvRefit / b.targets, Math.max(0, (b.cvRefit - a.cvRefit) / (b.targets - a.targets)));
+  const { per } = twoPoint(a.targets, a.cvRefit, b.targets, b.cvRefit);
   return Math.max(0, b.wall - per * b.targets) + per * targets;
 }
 
