@@ -1,33 +1,22 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 import { probePlan, type BatchNode, type BatchPlan } from '../../ts/batch/graph.js';
 import { cancelBatch, getBatchStatus, retryBatch, waitForBatch } from '../../ts/batch/inspect.js';
 import { writePlan } from '../../ts/batch/outputs.js';
 import type { JobInfo } from '../../ts/batch/status.js';
 import { submitPlan } from '../../ts/batch/submit.js';
-import { createWorker, type BatchWorker } from '../../ts/batch/worker.js';
-import { redisAvailable, startRedis, type TestRedis } from './redis.js';
+import { createWorker } from '../../ts/batch/worker.js';
+import { redisAvailable, redisTestBed } from './redis.js';
 import { sleep, until } from '../helpers/waitFor.js';
 
 // What `batch status` says about jobs through BullMQ: a cancel leaves finished jobs done; a job a worker returned
 // to the queue on SIGTERM, or that stalled, used no attempt. Tiny probe jobs (wait, write a file), no world.
 
-const dir = mkdtempSync(join(tmpdir(), 'bl-qstates-'));
-let redis: TestRedis;
-const workers: BatchWorker[] = [];
-beforeAll(async () => {
-  if (redisAvailable) redis = await startRedis();
-});
-afterAll(async () => {
-  await Promise.all(workers.map((w) => w.close()));
-  await redis?.dispose();
-  rmSync(dir, { recursive: true, force: true });
-});
+const { dir, workers, url } = redisTestBed('bl-qstates-');
 
 /** Two subjects of probe jobs, A (fast) and B (each job `slowMs`), as one batch. */
 function twoSubjects(id: string, out: string, slowMs: number): BatchPlan {
@@ -48,18 +37,18 @@ describe.skipIf(!redisAvailable)('job states through BullMQ', () => {
     await writePlan(plan); // what submitBatch writes (retry reads it)
     // no control queue here: A's join waits with every job under it done (a join not taken yet), which is
     // where the cancel used to remove the whole tree, finished jobs and all
-    const w = await createWorker({ redis: redis.url, queues: ['data', 'compute', 'sample'], pollMs: 100, lockMs: 3000, stallMs: 1000 });
+    const w = await createWorker({ redis: url(), queues: ['data', 'compute', 'sample'], pollMs: 100, lockMs: 3000, stallMs: 1000 });
     workers.push(w);
-    await submitPlan(plan, { redis: redis.url, only: ['A'] });
-    await until('A done', async () => (await getBatchStatus('cx', { redis: redis.url })).jobs.filter((j) => j.subject === 'A' && j.stage === 'probe').every((j) => j.state === 'done'));
-    await submitPlan(plan, { redis: redis.url, only: ['B'] });
-    const running = await until('a job of B running', async () => (await getBatchStatus('cx', { redis: redis.url })).jobs.find((j) => j.subject === 'B' && j.state === 'active'));
+    await submitPlan(plan, { redis: url(), only: ['A'] });
+    await until('A done', async () => (await getBatchStatus('cx', { redis: url() })).jobs.filter((j) => j.subject === 'A' && j.stage === 'probe').every((j) => j.state === 'done'));
+    await submitPlan(plan, { redis: url(), only: ['B'] });
+    const running = await until('a job of B running', async () => (await getBatchStatus('cx', { redis: url() })).jobs.find((j) => j.subject === 'B' && j.state === 'active'));
 
-    const c = await cancelBatch('cx', { redis: redis.url });
+    const c = await cancelBatch('cx', { redis: url() });
     expect(c.running).toBe(1);
     // the running job stops at its worker's next check and fails as cancelled
     const after = await until('the running job to stop', async () => {
-      const st = await getBatchStatus('cx', { redis: redis.url });
+      const st = await getBatchStatus('cx', { redis: url() });
       return st.jobs.find((j) => j.id === running.id)!.state !== 'active' ? st : undefined;
     });
     expect(states(after.jobs)).toEqual({
@@ -80,11 +69,11 @@ describe.skipIf(!redisAvailable)('job states through BullMQ', () => {
 
     // retry: both subjects again (A's join and B's jobs were cancelled); A's finished jobs are skipped
     await w.close();
-    const w2 = await createWorker({ redis: redis.url, concurrency: 3, pollMs: 100 });
+    const w2 = await createWorker({ redis: url(), concurrency: 3, pollMs: 100 });
     workers.push(w2);
-    const r = await retryBatch('cx', { redis: redis.url });
+    const r = await retryBatch('cx', { redis: url() });
     expect(r).toEqual({ retried: ['A', 'B'], busy: [] });
-    const report = await waitForBatch('cx', { redis: redis.url, intervalMs: 200 });
+    const report = await waitForBatch('cx', { redis: url(), intervalMs: 200 });
     expect(report.state).toBe('done');
     expect(states(report.jobs)).toMatchObject({ 'cx.A.p0000': 'skipped', 'cx.A.p0001': 'skipped', 'cx.A.p0002': 'skipped', [running.id]: 'done' });
     await w2.close();
@@ -98,35 +87,35 @@ describe.skipIf(!redisAvailable)('job states through BullMQ', () => {
     let probing!: () => void;
     const probeRuns = new Promise<void>((r) => (probing = r));
     const leaving = await createWorker({
-      redis: redis.url, name: 'leaving', graceMs: 0, pollMs: 100,
+      redis: url(), name: 'leaving', graceMs: 0, pollMs: 100,
       onEvent: (e) => {
         if (e.job?.stage === 'probe' && e.job.fraction > 0) probing();
       },
     });
-    await submitPlan(probePlan('ret', 1, out, 4000), { redis: redis.url });
+    await submitPlan(probePlan('ret', 1, out, 4000), { redis: url() });
     await probeRuns;
     await leaving.close();
-    const back = (await getBatchStatus('ret', { redis: redis.url })).jobs.find((j) => j.stage === 'probe')!;
+    const back = (await getBatchStatus('ret', { redis: url() })).jobs.find((j) => j.stage === 'probe')!;
     expect(back.state).toBe('waiting');
     expect(back.attempts).toBe(0);
-    const rescuer = await createWorker({ redis: redis.url, name: 'rescuer', pollMs: 100 });
+    const rescuer = await createWorker({ redis: url(), name: 'rescuer', pollMs: 100 });
     workers.push(rescuer);
-    const done = (await waitForBatch('ret', { redis: redis.url, intervalMs: 200 })).jobs.find((j) => j.stage === 'probe')!;
+    const done = (await waitForBatch('ret', { redis: url(), intervalMs: 200 })).jobs.find((j) => j.stage === 'probe')!;
     expect(done).toMatchObject({ state: 'done', worker: 'rescuer', attempts: 1 });
     expect(done.stalls ?? 0).toBe(0); // returned, not stalled
 
     // a stall: the worker running the job is killed; the rescuer finds it stalled and runs it
     await rescuer.close();
     const cli = join(process.cwd(), 'dist', 'cli', 'main.js');
-    const victim = spawn(process.execPath, [cli, 'worker', '--redis', redis.url, '--name', 'victim', '--lock-ms', '3000', '--stall-ms', '1000', '--poll', '100'], { stdio: 'ignore' });
+    const victim = spawn(process.execPath, [cli, 'worker', '--redis', url(), '--name', 'victim', '--lock-ms', '3000', '--stall-ms', '1000', '--poll', '100'], { stdio: 'ignore' });
     try {
-      await submitPlan(probePlan('stall', 1, join(dir, 'stall'), 4000), { redis: redis.url });
-      await until('the probe running on the victim', async () => (await getBatchStatus('stall', { redis: redis.url })).jobs.find((j) => j.stage === 'probe' && j.state === 'active' && j.worker === 'victim'));
+      await submitPlan(probePlan('stall', 1, join(dir, 'stall'), 4000), { redis: url() });
+      await until('the probe running on the victim', async () => (await getBatchStatus('stall', { redis: url() })).jobs.find((j) => j.stage === 'probe' && j.state === 'active' && j.worker === 'victim'));
     } finally {
       victim.kill('SIGKILL');
     }
-    workers.push(await createWorker({ redis: redis.url, name: 'rescuer2', pollMs: 100, lockMs: 3000, stallMs: 1000 }));
-    const stalled = (await waitForBatch('stall', { redis: redis.url, intervalMs: 200 })).jobs.find((j) => j.stage === 'probe')!;
+    workers.push(await createWorker({ redis: url(), name: 'rescuer2', pollMs: 100, lockMs: 3000, stallMs: 1000 }));
+    const stalled = (await waitForBatch('stall', { redis: url(), intervalMs: 200 })).jobs.find((j) => j.stage === 'probe')!;
     expect(stalled.state).toBe('done');
     expect(stalled.worker).toBe('rescuer2');
     expect(stalled.stalls).toBeGreaterThanOrEqual(1);

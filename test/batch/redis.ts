@@ -10,6 +10,10 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+import { afterAll, beforeAll } from 'vitest';
+
+import type { BatchWorker } from '../../ts/batch/worker.js';
+
 export const redisAvailable = spawnSync('redis-server', ['--version']).status === 0;
 
 async function freePort(): Promise<number> {
@@ -76,4 +80,23 @@ export async function startRedis(): Promise<TestRedis> {
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * A test file's real Redis (started before its tests where redis-server is installed), a temporary folder, and
+ * a list for the workers its tests start: all closed or removed after its tests. `url()` is the Redis URL.
+ */
+export function redisTestBed(prefix: string): { dir: string; workers: BatchWorker[]; url: () => string } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const workers: BatchWorker[] = [];
+  let redis: TestRedis | undefined;
+  beforeAll(async () => {
+    if (redisAvailable) redis = await startRedis();
+  });
+  afterAll(async () => {
+    await Promise.all(workers.map((w) => w.close()));
+    await redis?.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return { dir, workers, url: () => redis!.url };
 }

@@ -1,15 +1,14 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 import { BatchError } from '../../ts/batch/errors.js';
 import { probePlan, type BatchNode, type BatchPlan } from '../../ts/batch/graph.js';
 import { cancelBatch, getBatchStatus, waitForBatch } from '../../ts/batch/inspect.js';
 import { submitPlan } from '../../ts/batch/submit.js';
-import { createWorker, type BatchWorker } from '../../ts/batch/worker.js';
-import { redisAvailable, startRedis, type TestRedis } from './redis.js';
+import { createWorker } from '../../ts/batch/worker.js';
+import { redisAvailable, redisTestBed } from './redis.js';
 import { sleep, until } from '../helpers/waitFor.js';
 
 // `batch submit` a second time: after a cancel (the subjects it cut off run again, whole, instead of waiting for
@@ -17,17 +16,7 @@ import { sleep, until } from '../helpers/waitFor.js';
 // disk, which `batch retry` reads, stays the submitted one); and what a cancel shows for a subject that had failed.
 // Tiny probe jobs, no world.
 
-const dir = mkdtempSync(join(tmpdir(), 'bl-resubmit-'));
-let redis: TestRedis;
-const workers: BatchWorker[] = [];
-beforeAll(async () => {
-  if (redisAvailable) redis = await startRedis();
-});
-afterAll(async () => {
-  await Promise.all(workers.map((w) => w.close()));
-  await redis?.dispose();
-  rmSync(dir, { recursive: true, force: true });
-});
+const { dir, workers, url } = redisTestBed('bl-resubmit-');
 
 /** One subject of three probe jobs in a chain (each after the one before), so that the cancel stops one mid-chain. */
 function chain(id: string, out: string, ms: number): BatchPlan {
@@ -45,31 +34,31 @@ describe.skipIf(!redisAvailable)('submitting a batch again', () => {
     let secondRuns!: () => void;
     const second = new Promise<void>((r) => (secondRuns = r));
     const w = await createWorker({
-      redis: redis.url, pollMs: 100, lockMs: 3000, stallMs: 1000,
+      redis: url(), pollMs: 100, lockMs: 3000, stallMs: 1000,
       onEvent: (e) => {
         if (e.job?.id === 'rs.probe.p0001' && e.job.fraction > 0) secondRuns();
       },
     });
     workers.push(w);
-    await submitPlan(plan, { redis: redis.url });
+    await submitPlan(plan, { redis: url() });
     await second;
     const running = { id: 'rs.probe.p0001' };
-    await cancelBatch('rs', { redis: redis.url });
-    await until('the running job to stop', async () => (await getBatchStatus('rs', { redis: redis.url })).jobs.find((j) => j.id === running.id)!.state === 'cancelled');
+    await cancelBatch('rs', { redis: url() });
+    await until('the running job to stop', async () => (await getBatchStatus('rs', { redis: url() })).jobs.find((j) => j.id === running.id)!.state === 'cancelled');
 
-    const again = await submitPlan(plan, { redis: redis.url });
+    const again = await submitPlan(plan, { redis: url() });
     expect(again).toMatchObject({ added: ['probe'], existing: [] });
-    const report = await waitForBatch('rs', { redis: redis.url, intervalMs: 200, signal: AbortSignal.timeout(60_000) });
+    const report = await waitForBatch('rs', { redis: url(), intervalMs: 200, signal: AbortSignal.timeout(60_000) });
     expect(report.state).toBe('done');
     expect(Object.fromEntries(report.jobs.map((j) => [j.id, j.state]))).toEqual({ 'rs.probe.p0000': 'skipped', 'rs.probe.p0001': 'done', 'rs.probe.p0002': 'done', 'rs.probe': 'done' });
   });
 
   it('with another manifest under the same name: refused before the plan on disk is touched', { timeout: 60_000 }, async () => {
     const out = join(dir, 'same');
-    await submitPlan(probePlan('same', 2, out, 10), { redis: redis.url });
+    await submitPlan(probePlan('same', 2, out, 10), { redis: url() });
     const saved = readFileSync(join(out, 'batch.json'), 'utf8');
     expect(JSON.parse(saved).hash).toBe(probePlan('same', 2, out, 10).hash);
-    const other = submitPlan(probePlan('same', 5, out, 10), { redis: redis.url });
+    const other = submitPlan(probePlan('same', 5, out, 10), { redis: url() });
     await expect(other).rejects.toThrow(BatchError);
     await expect(other).rejects.toThrow(/batch 'same' was submitted before from another manifest/);
     expect(readFileSync(join(out, 'batch.json'), 'utf8')).toBe(saved);
@@ -86,14 +75,14 @@ describe.skipIf(!redisAvailable)('batch cancel after a subject failed', () => {
     const shared = s.shared.map((n) => ({ ...n, work: { kind: 'probe' as const, out: join(dir, 'a-file', 'x'), ms: 10 } }));
     const analysis: BatchNode = { ...shared[0], id: 'blk.probe.a.p0000', analysis: 'a', stage: 'step', deps: [shared[0].id], work: { kind: 'probe', out, ms: 10 } };
     const plan: BatchPlan = { ...p, hash: 'blk', subjects: [{ ...s, shared, analyses: [{ name: 'a', kind: 'reconstruct', out, steps: [analysis] }] }] };
-    workers.push(await createWorker({ redis: redis.url, pollMs: 100 }));
-    await submitPlan(plan, { redis: redis.url });
-    const failed = await waitForBatch('blk', { redis: redis.url, intervalMs: 200, signal: AbortSignal.timeout(60_000) });
+    workers.push(await createWorker({ redis: url(), pollMs: 100 }));
+    await submitPlan(plan, { redis: url() });
+    const failed = await waitForBatch('blk', { redis: url(), intervalMs: 200, signal: AbortSignal.timeout(60_000) });
     expect(failed.state).toBe('failed');
     const before = Object.fromEntries(failed.jobs.map((j) => [j.id, j.state]));
     expect(before).toEqual({ 'blk.probe.p0000': 'failed', 'blk.probe.a.p0000': 'blocked', 'blk.probe': 'blocked' });
-    await cancelBatch('blk', { redis: redis.url });
-    const after = await getBatchStatus('blk', { redis: redis.url });
+    await cancelBatch('blk', { redis: url() });
+    const after = await getBatchStatus('blk', { redis: url() });
     expect(Object.fromEntries(after.jobs.map((j) => [j.id, j.state]))).toEqual(before);
     expect(after.jobs.find((j) => j.id === 'blk.probe.a.p0000')!.reason).toBe('probe failed');
   });
