@@ -22,7 +22,7 @@ describe('numeric flags', () => {
   it('integerFlag and decimalFlag accept plain decimals and name the flag otherwise', () => {
     expect(integerFlag('5', '--folds', 2)).toBe(5);
     expect(integerFlag(' 8 ', '--port', 0, 65535)).toBe(8);
-    expect(decimalFlag('0.25', '--divisor', { above: 0 })).toBe(0.25);
+    expect(decimalFlag('0.25', '--divisor', 0)).toBe(0.25);
     expect(decimalFlag('-1e-3', '--eta')).toBe(-0.001);
     expect(() => integerFlag('1', '--folds', 2)).toThrow(/^--folds: expected an integer >= 2, got 1$/);
     expect(() => integerFlag('2.5', '--folds', 2)).toThrow(/^--folds: expected an integer >= 2, got 2\.5$/);
@@ -30,7 +30,7 @@ describe('numeric flags', () => {
     expect(() => integerFlag('1e400', '--threads', 0)).toThrow(/^--threads: expected an integer >= 0, got 1e400$/);
     for (const bad of ['', ' ', '0x10', 'Infinity', 'abc', '3 threads']) {
       expect(() => integerFlag(bad, '--threads', 0)).toThrow(`--threads: expected an integer >= 0, got '${bad}'`);
-      expect(() => decimalFlag(bad, '--divisor', { above: 0 })).toThrow(`--divisor: expected a number > 0, got '${bad}'`);
+      expect(() => decimalFlag(bad, '--divisor', 0)).toThrow(`--divisor: expected a number > 0, got '${bad}'`);
     }
   });
 

@@ -50,11 +50,6 @@ export function integerFlag(text: string, flag: string, min: number, max?: numbe
 }
 
 /** A decimal number flag, optionally above a bound: "--divisor: expected a number > 0, got 0". */
-export function decimalFlag(text: string, flag: string, bounds: { above?: number; min?: number; max?: number } = {}): number {
-  return numberFlag(text, flag, {
-    type: 'number',
-    ...(bounds.above === undefined ? {} : { exclusiveMinimum: bounds.above }),
-    ...(bounds.min === undefined ? {} : { minimum: bounds.min }),
-    ...(bounds.max === undefined ? {} : { maximum: bounds.max }),
-  });
+export function decimalFlag(text: string, flag: string, above?: number): number {
+  return numberFlag(text, flag, { type: 'number', ...(above === undefined ? {} : { exclusiveMinimum: above }) });
 }

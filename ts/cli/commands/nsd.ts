@@ -37,10 +37,6 @@ export function defaultNsdCacheDir(): string {
   return join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'brainlatent', 'nsd');
 }
 
-function positiveInt(text: string, what: string): number {
-  return integerFlag(text, what, 1);
-}
-
 function ddofFlag(text: string | undefined): ZscoreDdof | undefined {
   if (text === undefined) return undefined;
   if (text !== '0' && text !== '1') throw new InvalidArgumentError(`--ddof: expected 0 or 1, got '${text}'`);
@@ -51,10 +47,6 @@ function ddofFlag(text: string | undefined): ZscoreDdof | undefined {
 function choiceFlag<T extends string>(text: string, flag: string, choices: readonly T[]): T {
   if (!(choices as readonly string[]).includes(text)) throw new InvalidArgumentError(`${flag}: expected ${choices.join(', ')}, got '${text}'`);
   return text as T;
-}
-
-function divisorFlag(text: string): number {
-  return decimalFlag(text, '--divisor', { above: 0 });
 }
 
 export function registerNsdCommand(program: Command): void {
@@ -96,12 +88,12 @@ z-scoring conventions ('--zscore train' standardises test rows with the training
       await checkOutputPath('--out', flags.out, 'folder', 'the extracted betas');
       // the folder is replaced whole: one holding other files is refused now, not after minutes of extraction
       await assertExtractionReplaceable(flags.out);
-      const subject = positiveInt(flags.subject, '--subject');
+      const subject = integerFlag(flags.subject, '--subject', 1);
       if (subject > 8) throw new InvalidArgumentError(`--subject: expected an NSD subject 1..8, got '${flags.subject}'`);
       const zscore = choiceFlag<ZscoreMode>(flags.zscore, '--zscore', ['none', 'session', 'train']);
       const ddof = ddofFlag(flags.ddof);
       const format = choiceFlag<BetasFormatChoice>(flags.format, '--format', ['auto', 'nifti', 'hdf5']);
-      const divisor = divisorFlag(flags.divisor);
+      const divisor = decimalFlag(flags.divisor, '--divisor', 0);
       const bar = progressBar('nsd extract');
       const t0 = performance.now();
       const ex = await extractNsd({
@@ -149,11 +141,11 @@ z-scoring conventions ('--zscore train' standardises test rows with the training
     .option('--captions <file>', 'captions CSV/JSON instead of the COCO files')
     .action(async (flags: { root: string; id: string; size?: string; out: string; captions?: string }) => {
       await checkOutputPath('--out', flags.out, 'file', 'the PNG');
-      const id = positiveInt(flags.id, '--id');
+      const id = integerFlag(flags.id, '--id', 1);
       const stimuli = await NsdStimuli.open(flags.root);
       let img;
       try {
-        img = stimuli.image(id, flags.size ? positiveInt(flags.size, '--size') : undefined);
+        img = stimuli.image(id, flags.size ? integerFlag(flags.size, '--size', 1) : undefined);
       } finally {
         stimuli.close();
       }
