@@ -40,6 +40,7 @@ void dlarfb_(const char*, const char*, const char*, const char*, const int*, con
 void spotrf_(const char*, const int*, float*, const int*, int*);
 void dpotrf_(const char*, const int*, double*, const int*, int*);
 void dpotri_(const char*, const int*, double*, const int*, int*);
+void spotri_(const char*, const int*, float*, const int*, int*);
 void strsm_(const char*, const char*, const char*, const char*, const int*, const int*, const float*,
             const float*, const int*, float*, const int*);
 void dtrsm_(const char*, const char*, const char*, const char*, const int*, const int*, const double*,
@@ -315,12 +316,13 @@ void cholesky_solve_cols(std::int64_t n, const double* f, std::int64_t ldf, std:
   chol_solve_cols_impl<double>(n, f, ldf, cols, b, ldb, dtrsm_);
 }
 
-void cholesky_inverse(std::int64_t n, double* a, std::int64_t lda) {
+template <typename T, typename Fn>
+static void cholesky_inverse_impl(std::int64_t n, T* a, std::int64_t lda, Fn potri) {
   if (n == 0) return;
   const int N = to_int(n, "n"), LDA = to_int(lda, "lda");
   int info = 0;
   const char uplo = 'L';
-  dpotri_(&uplo, &N, a, &LDA, &info);
+  potri(&uplo, &N, a, &LDA, &info);
   if (info != 0) throw Error(ErrorCode::NumericalFailure, "cholesky_inverse: singular matrix (info " + std::to_string(info) + ")");
   // Column-major lower (i >= j at a[j*lda+i]) is the row-major upper triangle: mirror it down,
   // in 32×32 tiles (row by row, every read of the upper triangle was a cache miss at n = 400).
@@ -332,6 +334,8 @@ void cholesky_inverse(std::int64_t n, double* a, std::int64_t lda) {
         for (std::int64_t j = j0; j < std::min(j1, i); ++j) a[i * lda + j] = a[j * lda + i];
     }
 }
+void cholesky_inverse(std::int64_t n, double* a, std::int64_t lda) { cholesky_inverse_impl<double>(n, a, lda, dpotri_); }
+void cholesky_inverse(std::int64_t n, float* a, std::int64_t lda) { cholesky_inverse_impl<float>(n, a, lda, spotri_); }
 void cholesky_inverse(std::int64_t n, double* a) { cholesky_inverse(n, a, n); }
 
 void set_blas_threads(int n) {

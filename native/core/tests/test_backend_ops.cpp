@@ -242,14 +242,15 @@ void test_cholesky(double tol) {
       // A·X must give back B.
       expect_close(matmul(a, download(db.v)), b, tol, tag(name, {n, cols}) + " solve");
     }
-    if (sizeof(T) == 8) {
+    {
       HMat a = spd(n);
-      auto df = upload<double>(a);
-      CHECK(g_be->cholesky(View<double>{df.v.buf, df.v.offset, n, n, df.v.ld}));
-      g_be->cholesky_inverse(View<double>{df.v.buf, df.v.offset, n, n, df.v.ld});
+      auto df = upload<T>(a);
+      CHECK(g_be->cholesky(df.v));
+      g_be->cholesky_inverse(df.v);
       HMat eye{n, n, Vec(static_cast<std::size_t>(n * n), 0.0)};
       for (i64 i = 0; i < n; ++i) eye.at(i, i) = 1;
-      expect_close(matmul(a, download(View<double>{df.v.buf, df.v.offset, n, n, df.v.ld})), eye, 1e-20, tag("cholesky_inverse", {n}));
+      expect_close(matmul(a, download(df.v)), eye, sizeof(T) == 4 ? tol : 1e-20,
+                   tag(sizeof(T) == 4 ? "cholesky_inverse.f32" : "cholesky_inverse.f64", {n}));
     }
   }
   // Not positive definite: false, not an exception.
@@ -1003,7 +1004,7 @@ int main(int argc, char** argv) {
   test::run("syrk", test_syrk);
   test::run("eigh float32", [] { test_eigh<float>(1e-11); });
   test::run("eigh float64", [] { test_eigh<double>(1e-24); });
-  test::run("cholesky / solve float32", [] { test_cholesky<float>(1e-10); });
+  test::run("cholesky / solve / inverse float32", [] { test_cholesky<float>(1e-10); });
   test::run("cholesky / solve / inverse float64", [] { test_cholesky<double>(1e-24); });
   test::run("element-wise kernels", test_elementwise);
   test::run("ridge shrinkage kernels", test_shrink);

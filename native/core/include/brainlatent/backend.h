@@ -229,6 +229,7 @@ class Backend {
   virtual void cholesky_solve(const ViewF& factor, const ViewF& b) = 0;
   virtual void cholesky_solve(const ViewD& factor, const ViewD& b) = 0;
   // A⁻¹ from A's cholesky() factor, in place, both triangles.
+  virtual void cholesky_inverse(const ViewF& a) = 0;
   virtual void cholesky_inverse(const ViewD& a) = 0;
 
   // ---- element-wise kernels (double arithmetic inside, stored in the destination's type)

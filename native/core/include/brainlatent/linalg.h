@@ -53,6 +53,7 @@ void cholesky_solve_cols(std::int64_t n, const double* factor, std::int64_t ldf,
 // Inverse of an SPD matrix from its cholesky() factor, in place, both triangles filled.
 void cholesky_inverse(std::int64_t n, double* a);
 void cholesky_inverse(std::int64_t n, double* a, std::int64_t lda);
+void cholesky_inverse(std::int64_t n, float* a, std::int64_t lda);
 
 // BLAS threads (0 = all cores). Works with OpenBLAS, MKL and BLIS when they export their
 // setter; otherwise the vendor's environment variable decides.

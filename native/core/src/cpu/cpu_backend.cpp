@@ -77,7 +77,7 @@ class CpuBackend final : public Backend {
       case Op::CholeskySolve:
       case Op::Copy:
       case Op::Fill: return dtype == DType::F32 || dtype == DType::F64 || (op == Op::Copy && dtype == DType::I32);
-      case Op::CholeskyInverse: return dtype == DType::F64;
+      case Op::CholeskyInverse: return dtype == DType::F32 || dtype == DType::F64;
       case Op::Convert: return dtype == DType::F32 || dtype == DType::F64;
       case Op::SelectBest:
       case Op::Improve: return dtype == DType::F64;
@@ -226,11 +226,14 @@ class CpuBackend final : public Backend {
     if (b.size() == 0) return;
     linalg::cholesky_solve_cols(b.rows, f.ptr(), f.ld, b.cols, b.ptr(), b.ld);
   }
-  void cholesky_inverse(const ViewD& a) override {
-    profile::Scope ps("op cholesky_inverse");
+  template <typename T>
+  void cholesky_inverse_impl(const View<T>& a) {
+    profile::Scope ps(sizeof(T) == 4 ? "op cholesky_inverse f32" : "op cholesky_inverse f64");
     need_shape(a, a.rows, a.rows, "cholesky_inverse", "A");
     linalg::cholesky_inverse(a.rows, a.ptr(), std::max<i64>(1, a.ld));
   }
+  void cholesky_inverse(const ViewF& a) override { cholesky_inverse_impl(a); }
+  void cholesky_inverse(const ViewD& a) override { cholesky_inverse_impl(a); }
 
   // ---- element-wise kernels
   // Runs fn(i, row_of_a) over the rows of a in parallel.

@@ -152,7 +152,7 @@ class CudaBackend final : public Backend {
       case Op::CholeskySolve:
       case Op::Fill: return dtype == DType::F32 || dtype == DType::F64;
       case Op::Copy: return dtype == DType::F32 || dtype == DType::F64 || dtype == DType::I32;
-      case Op::CholeskyInverse: return dtype == DType::F64;
+      case Op::CholeskyInverse: return dtype == DType::F32 || dtype == DType::F64;
       case Op::Convert: return dtype == DType::F32 || dtype == DType::F64;
       case Op::SelectBest:
       case Op::Improve: return dtype == DType::F64;
@@ -410,20 +410,31 @@ class CudaBackend final : public Backend {
   void cholesky_solve(const ViewF& f, const ViewF& b) override { cholesky_solve_impl(f, b); }
   void cholesky_solve(const ViewD& f, const ViewD& b) override { cholesky_solve_impl(f, b); }
 
-  void cholesky_inverse(const ViewD& a) override {
+  template <typename T>
+  void cholesky_inverse_impl(const View<T>& a) {
     profile::Scope ps("op cholesky_inverse");
     need_shape(a, a.rows, a.rows, "cholesky_inverse", "A");
     const i64 n = a.rows;
     if (n == 0) return;
     need_device(nullptr, a.buf, "cholesky_inverse");
     int lwork = 0;
-    ck(cusolverDnDpotri_bufferSize(solver_, CUBLAS_FILL_MODE_LOWER, dim_of(n), a.ptr(), ld_of(a.ld), &lwork), "potri workspace");
-    Workspace ws(this, static_cast<std::size_t>(lwork) * sizeof(double), "Cholesky inverse workspace");
-    ck(cusolverDnDpotri(solver_, CUBLAS_FILL_MODE_LOWER, dim_of(n), a.ptr(), ld_of(a.ld), static_cast<double*>(ws.p), lwork, scratch_), "potri");
+    if constexpr (sizeof(T) == 4)
+      ck(cusolverDnSpotri_bufferSize(solver_, CUBLAS_FILL_MODE_LOWER, dim_of(n), a.ptr(), ld_of(a.ld), &lwork), "potri workspace");
+    else
+      ck(cusolverDnDpotri_bufferSize(solver_, CUBLAS_FILL_MODE_LOWER, dim_of(n), a.ptr(), ld_of(a.ld), &lwork), "potri workspace");
+    Workspace ws(this, static_cast<std::size_t>(lwork) * sizeof(T), "Cholesky inverse workspace");
+    if constexpr (sizeof(T) == 4)
+      ck(cusolverDnSpotri(solver_, CUBLAS_FILL_MODE_LOWER, dim_of(n), a.ptr(), ld_of(a.ld), static_cast<T*>(ws.p), lwork, scratch_), "potri");
+    else
+      ck(cusolverDnDpotri(solver_, CUBLAS_FILL_MODE_LOWER, dim_of(n), a.ptr(), ld_of(a.ld), static_cast<T*>(ws.p), lwork, scratch_), "potri");
     const int info = read_info();
     if (info != 0) throw Error(ErrorCode::NumericalFailure, "cholesky_inverse: singular matrix (info " + std::to_string(info) + ")");
-    cuda::symmetrize_f64(a.ptr(), n, a.ld, stream_);  // column-major lower = row-major upper → both
+    // column-major lower = row-major upper → both
+    if constexpr (sizeof(T) == 4) cuda::symmetrize_f32(a.ptr(), n, a.ld, stream_);
+    else cuda::symmetrize_f64(a.ptr(), n, a.ld, stream_);
   }
+  void cholesky_inverse(const ViewF& a) override { cholesky_inverse_impl(a); }
+  void cholesky_inverse(const ViewD& a) override { cholesky_inverse_impl(a); }
 
   // ---- element-wise kernels
   void fill_impl(const ViewF& a, float v) { cuda::fill_f32(a.ptr(), a.rows, a.cols, a.ld, v, stream_); }

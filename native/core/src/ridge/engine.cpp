@@ -86,6 +86,15 @@ std::vector<double> Context::download(const ViewD& v) const {
   }
   return out;
 }
+std::vector<double> Context::download(const ViewF& v) const {
+  std::vector<float> host(Z(v.size()));
+  if (!host.empty()) {
+    BufferPtr h = be.wrap_host(host.data(), DType::F32, host.size());
+    be.copy(v, View<float>{h.get(), 0, v.rows, v.cols, v.cols});
+    be.synchronize();
+  }
+  return std::vector<double>(host.begin(), host.end());
+}
 
 void Context::check_gram_finite(const ViewF& g, const char* name) const {
   const i64 bad = be.first_nonfinite(g);

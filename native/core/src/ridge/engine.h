@@ -110,6 +110,7 @@ class Context {
   // Small device vectors from host values, and back.
   BufferPtr upload(const std::vector<double>& v) const;
   std::vector<double> download(const ViewD& v) const;
+  std::vector<double> download(const ViewF& v) const;  // (as doubles)
 
   // A float32 Gram formed by a route: non-finite entries mean the float32 inputs overflowed.
   void check_gram_finite(const ViewF& g, const char* name) const;
