@@ -48,16 +48,31 @@ WriteOutcome write_through(int fd, const std::vector<ConstBytes>& pieces, const 
   };
   const off_t start = ::lseek(fd, 0, SEEK_CUR);
   if (start < 0) return fail(errno);
-  off_t flushed = start;
+  // [start, flushed) is on the disk and out of the page cache; [flushed, started) is being written
+  // back. Chunk k's write-back starts as soon as it is written, and the caller waits only for chunk
+  // k − 1's: the copy of the next chunk overlaps the disk's work on this one.
+  off_t flushed = start, started = start;
 #if defined(__linux__)
   bool flush = true;  // off once the file system refuses sync_file_range (EINVAL, ESPIPE, ENOSYS)
+  auto refused = [&] { return errno == EINVAL || errno == ESPIPE || errno == ENOSYS || errno == EOPNOTSUPP; };
 #endif
-  // Flushes [flushed, end) to the disk and drops it from the page cache.
+  // Starts the write-back of [started, end).
+  auto start_to = [&](off_t end) -> int {
+#if defined(__linux__)
+    if (flush && end > started && ::sync_file_range(fd, started, end - started, SYNC_FILE_RANGE_WRITE) != 0) {
+      if (refused()) flush = false;
+      else return errno;
+    }
+#endif
+    started = std::max(started, end);
+    return 0;
+  };
+  // Waits for [flushed, end) to reach the disk and drops it from the page cache.
   auto flush_to = [&](off_t end) -> int {
 #if defined(__linux__)
     if (flush && end > flushed) {
       if (::sync_file_range(fd, flushed, end - flushed, SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER) != 0) {
-        if (errno == EINVAL || errno == ESPIPE || errno == ENOSYS || errno == EOPNOTSUPP) flush = false;
+        if (refused()) flush = false;
         else return errno;  // (EIO, ENOSPC: the data did not reach the disk)
       } else {
         ::posix_fadvise(fd, flushed, end - flushed, POSIX_FADV_DONTNEED);
@@ -72,18 +87,23 @@ WriteOutcome write_through(int fd, const std::vector<ConstBytes>& pieces, const 
     std::size_t left = piece.size;
     while (left > 0) {
       if (cancel && cancel->load()) return fail(ECANCELED);
-      // Up to the next chunk boundary from the last flush.
+      // Up to the next chunk boundary from the last write-back started.
       const off_t pos = start + static_cast<off_t>(out.written);
-      const std::size_t room = kWriteThroughChunk - static_cast<std::size_t>(pos - flushed);
+      const std::size_t room = kWriteThroughChunk - static_cast<std::size_t>(pos - started);
       const std::size_t n = std::min(left, room);
       if (const int e = write_all(fd, p, n, out.written)) return fail(e);
       p += n;
       left -= n;
-      if (n == room)
-        if (const int e = flush_to(start + static_cast<off_t>(out.written))) return fail(e);
+      if (n == room) {
+        const off_t previous = started;
+        if (const int e = start_to(start + static_cast<off_t>(out.written))) return fail(e);
+        if (const int e = flush_to(previous)) return fail(e);
+      }
     }
   }
-  if (const int e = flush_to(start + static_cast<off_t>(out.written))) return fail(e);
+  const off_t end = start + static_cast<off_t>(out.written);
+  if (const int e = start_to(end)) return fail(e);
+  if (const int e = flush_to(end)) return fail(e);
   return out;
 #endif
 }
