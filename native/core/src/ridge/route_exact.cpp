@@ -56,10 +56,11 @@ class Exact final : public Route {
     for (int v = 0; v < pb_.folds.k; ++v) factors += 4.0 * A * static_cast<double>(pb_.folds.size(v)) * (primal_ ? pb_.folds.size(v) : n);
     Footprint f;
     // The Gram (during setup), Q, N (primal), the factors; transients: the eigensolver, or the scaled
-    // rows (an alpha chunk's, ac·nv × r), the chunk's (I − H)_vv blocks and inverses, and one
-    // float64 block.
+    // rows (an alpha chunk's, ac·nv × r; kernel form: in the fold's stack when the chunk holds every
+    // alpha), the chunk's (I − H)_vv blocks and inverses, and one float64 block.
+    const double scaled = primal_ || ac < A ? 4 * ac * nv * r : 0;
     f.fixed = 4 * r * r + (primal_ ? 4 * n * p : 0) + factors +
-              std::max(4 * r * r + eig_transient_bytes(ctx_, primal_ ? pb_.p() : pb_.n()), 4 * ac * nv * r + 8 * ac * nv * nv + 8 * nv * nv);
+              std::max(4 * r * r + eig_transient_bytes(ctx_, primal_ ? pb_.p() : pb_.n()), scaled + 8 * ac * nv * nv + 8 * nv * nv);
     // Per target: Z, its shrunk copy, the full residual (primal) or an alpha chunk of one fold's
     // (kernel), and a float64 copy of one fold's residuals.
     f.per_target = 4 * (2 * r + (primal_ ? n : ac * nv)) + 8 * nv;
@@ -151,7 +152,8 @@ class Exact final : public Route {
         // GEMM over the chunk. The chunk's scaled rows (na·r × n_v) in one pass first, so that the
         // products run back to back (one alpha's shrink between them left the BLAS threads idle:
         // 4 ms per alpha at the medium bench shape for a 2.4 ms product).
-        const ViewF l = l_s_.get(be_, na * r, nv);
+        // (with every alpha in one chunk they fit in the fold's stack, which the projections fill only after)
+        const ViewF l = na == A ? view<float>(*stack_of(v).buf, na * r, nv) : l_s_.get(be_, na * r, nv);
         be_.shrink(qv, eig_.lam, vec<double>(*alphas_, na, a0), Shrink::SqrtComplement, Axis::Rows, l);
         for (int a = 0; a < na; ++a) be_.syrk(true, 1.0f, l.row_range(a * r, r), 0.0f, h.row_range(a * nv, nv));
         ctx_.count_flops(static_cast<double>(na) * nv * nv * r);
