@@ -39,7 +39,7 @@ export interface RidgeCommonOptions {
   /**
    * Bytes of the engine's work buffers (X's prepared copy, Grams, decompositions, target batches):
    * a hard bound. A fit whose fixed footprint does not fit is refused with the footprint in the
-   * message. Default: 2 GiB, or the fixed footprint plus a few batches when that is more.
+   * message. Default: 2 GiB, or the fixed footprint plus a batch of 2,048 targets when that is more.
    */
   memoryBudget?: number;
   /** Fix the number of targets per batch (otherwise sized to memoryBudget). */

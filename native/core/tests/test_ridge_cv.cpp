@@ -366,7 +366,7 @@ int main() {
   test::run("auto precision's float64 redo gives the forced float64 fit (the decomposed matrix formed again)", [] {
     // λ_max ≈ 1e4 here: ε·λ_max exceeds a tenth of alpha 1e-3, so 'auto' decomposes in float32, finds
     // that, and redoes the decomposition in float64 from the Gram (the exact kernel route: from its
-    // deflated block, formed again in place).
+    // deflated block, formed again in place); with its power-iteration bound it goes to float64 first.
     Data d = make_data(120, 30, 6, 12);
     auto folds = contiguous_folds(d.n, 4);
     std::vector<int> f(folds.begin(), folds.end());
@@ -376,11 +376,21 @@ int main() {
       f64.eig_precision = EigPrecision::Float64;
       std::string m1, m2;
       RidgeResult a, b;
+      // (without the power-iteration bound, which would send it to float64 straight away)
+      setenv("BRAINLATENT_EIG_PRECHECK", "0", 1);
       const bool t1 = test::throws([&] { a = ridge_cv_fit({d.x.data(), d.n, d.p}, {d.y.data(), d.n, d.t}, au); }, &m1);
+      unsetenv("BRAINLATENT_EIG_PRECHECK");
       const bool t2 = test::throws([&] { b = ridge_cv_fit({d.x.data(), d.n, d.p}, {d.y.data(), d.n, d.t}, f64); }, &m2);
       CHECK(t1 == t2);
       if (t1 || t2) continue;
       CHECK(a.info.eig_precision == "float64");
+      CHECK(a.info.float32_redone == 1);
+      // With the bound, the float32 decomposition is never made; the fit is the same.
+      RidgeResult c = ridge_cv_fit({d.x.data(), d.n, d.p}, {d.y.data(), d.n, d.t}, au);
+      CHECK(c.info.eig_precision == "float64");
+      CHECK(c.info.float32_redone == 0);
+      CHECK(c.cv_scores.size() == a.cv_scores.size());
+      for (size_t i = 0; i < a.cv_scores.size(); ++i) CHECK(std::isnan(a.cv_scores[i]) ? std::isnan(c.cv_scores[i]) : a.cv_scores[i] == c.cv_scores[i]);
       double maxdiff = 0;
       for (size_t i = 0; i < a.cv_scores.size(); ++i)
         if (!std::isnan(a.cv_scores[i]) || !std::isnan(b.cv_scores[i])) maxdiff = std::max(maxdiff, (double)std::fabs(a.cv_scores[i] - b.cv_scores[i]));

@@ -61,7 +61,7 @@ export function registerRidgeCommand(program: Command): void {
     .option('--route <route>', "'auto', 'primal' (eig of XᵀX) or 'kernel' (eig of XXᵀ)", 'auto')
     .option('--cv-method <m>', "'auto', 'per-fold' or 'exact' (one decomposition, closed-form CV)", 'auto')
     .option('--eig-precision <p>', "'auto', 'float32' or 'float64'", 'auto')
-    .option('--memory <GiB>', "budget of the engine's work buffers in GiB (X's copy, Grams, decompositions, target batches); a fit whose fixed footprint exceeds it is refused (default: 2, raised to the footprint)")
+    .option('--memory <GiB>', "budget of the engine's work buffers in GiB (X's copy, Grams, decompositions, target batches); a fit whose fixed footprint exceeds it is refused (default: 2, raised to the fixed footprint plus a batch of 2,048 targets when the fit needs more)")
     .option('--threads <n>', 'engine threads (default: all cores; 0 = all cores)')
     .option('--backend <b>', "'auto', 'cpu' or 'cuda'", 'auto')
     .requiredOption('--out <file>', 'model output (.safetensors), checked before the fit: not a folder, its parent a writable folder')

@@ -60,6 +60,7 @@ struct RidgeFitInfo {
   int unresolved_alphas = 0;
   double alpha_resolution = 0;
   std::int64_t decompositions = 0;
+  std::int64_t float32_redone = 0;  // float32 decompositions redone in float64 (eig_precision auto)
   // Work buffers: the fixed footprint, one batch's, the budget they ran under and the peak reached.
   std::size_t fixed_bytes = 0, batch_bytes = 0, budget_bytes = 0, peak_bytes = 0;
 };

@@ -69,6 +69,8 @@ struct Problem {
 };
 
 constexpr std::size_t kDefaultMemoryBudget = std::size_t(2) << 30;
+// Targets per batch the default budget grows to hold, past its 2 GiB, when the fixed footprint needs it.
+constexpr double kDefaultMinBatch = 2048;
 // The budget a fit runs under: the caller's, else kDefaultMemoryBudget on a host backend and most
 // of the device's free memory on a device backend (fewer, larger target batches: each batch
 // repeats the per-fold projections).
@@ -106,6 +108,7 @@ class Context {
   void count_flops(double f) { flops += f; }
   double flops = 0;
   i64 decompositions = 0;
+  i64 float32_redone = 0;  // float32 decompositions thrown away for the precision rule (redone in float64)
 
   // Small device vectors from host values, and back.
   BufferPtr upload(const std::vector<double>& v) const;
@@ -152,6 +155,7 @@ class Context {
 
  private:
   std::vector<double> eigh_in_place(const ViewF& a, const std::function<void()>& refill);
+  double lambda_max_lower_bound(const ViewF& a, int iterations, double enough);
   Eig eigh_of(const ViewF& sym);
   Eig eigh_deflated(const ViewF& k);
   bool use_f64_ = false;
@@ -230,7 +234,7 @@ struct EngineResult {
   std::vector<float> cv_scores;       // single candidate: A × t (NaN rows: unresolved alphas)
   std::vector<float> candidate_scores;  // n_candidates × t: best over alphas per candidate
   std::string route, cv_method, eig_precision;
-  i64 target_batch = 0, n_batches = 0, decompositions = 0, refit_groups = 0, skipped_candidates = 0;
+  i64 target_batch = 0, n_batches = 0, decompositions = 0, float32_redone = 0, refit_groups = 0, skipped_candidates = 0;
   int unresolved_alphas = 0;
   double alpha_resolution = 0;
   double gemm_flops = 0;

@@ -71,6 +71,7 @@ RidgeResult ridge_cv_fit(ConstMatF x, ConstMatF y, const RidgeOptions& o) {
   i.unresolved_alphas = e.unresolved_alphas;
   i.alpha_resolution = e.alpha_resolution;
   i.decompositions = e.decompositions;
+  i.float32_redone = e.float32_redone;
   i.fixed_bytes = e.fixed_bytes;
   i.batch_bytes = e.batch_bytes;
   i.budget_bytes = e.budget_bytes;
