@@ -13,6 +13,7 @@
 #include <new>
 #include <numeric>
 #include <sstream>
+#include <type_traits>
 
 #include "brainlatent/error.h"
 #include "brainlatent/parallel.h"
@@ -78,24 +79,23 @@ BufferPtr Context::upload(const std::vector<double>& v) const {
   return b;
 }
 
-std::vector<double> Context::download(const ViewD& v) const {
-  std::vector<double> out(Z(v.size()));
-  if (!out.empty()) {
-    BufferPtr h = be.wrap_host(out.data(), DType::F64, out.size());
-    be.copy(v, View<double>{h.get(), 0, v.rows, v.cols, v.cols});
-    be.synchronize();
-  }
-  return out;
-}
-std::vector<double> Context::download(const ViewF& v) const {
-  std::vector<float> host(Z(v.size()));
+namespace {
+// v's elements as doubles, through a host buffer of its own type.
+template <typename T>
+std::vector<double> download_as_double(Backend& be, const View<T>& v) {
+  std::vector<T> host(static_cast<std::size_t>(v.size()));
   if (!host.empty()) {
-    BufferPtr h = be.wrap_host(host.data(), DType::F32, host.size());
-    be.copy(v, View<float>{h.get(), 0, v.rows, v.cols, v.cols});
+    BufferPtr h = be.wrap_host(host.data(), sizeof(T) == 4 ? DType::F32 : DType::F64, host.size());
+    be.copy(v, View<T>{h.get(), 0, v.rows, v.cols, v.cols});
     be.synchronize();
   }
-  return std::vector<double>(host.begin(), host.end());
+  if constexpr (std::is_same_v<T, double>) return host;
+  else return std::vector<double>(host.begin(), host.end());
 }
+}  // namespace
+
+std::vector<double> Context::download(const ViewD& v) const { return download_as_double(be, v); }
+std::vector<double> Context::download(const ViewF& v) const { return download_as_double(be, v); }
 
 void Context::check_gram_finite(const ViewF& g, const char* name) const {
   const i64 bad = be.first_nonfinite(g);
