@@ -80,13 +80,15 @@ describe('brainlatent demo', () => {
     }
     expect(dry.plan!.join('\n')).toMatch(/run  img2img .*~.*per step/);
     // the work is counted exactly: a measured per-step cost × the steps that run × seeds × batches
-    expect(est.img2img.basis).toMatch(/ s per step .* × \d+ steps × 2 seed\(s\) × 3\.0 batches$/);
+    expect(est.img2img.basis).toMatch(/ s per step .* × \d+ steps × 2 seed\(s\) × \d+ images ÷ \d+ per batch$/);
     // The estimate is the probe's per-step and encode/decode costs times the work counted, plus the load
     // stage's share: checked as arithmetic. (Its closeness to the run's wall time is a timing of a machine
     // whose load changes between the two — vitest runs other files meanwhile — so it is not asserted).
-    const m = /: ([\d.]+) s per step.* \+ ([\d.]+) s encode\/decode, × (\d+) steps × (\d+) seed\(s\) × ([\d.]+) batches$/.exec(est.img2img.basis)!;
+    const m = /: ([\d.]+) s per step.* \+ ([\d.]+) s encode\/decode, × (\d+) steps × (\d+) seed\(s\) × (\d+) images ÷ (\d+) per batch$/.exec(est.img2img.basis)!;
     expect(m).not.toBeNull();
-    const [perStep, fixed, steps, seeds, batches] = m.slice(1).map(Number);
+    const [perStep, fixed, steps, seeds, images, perBatch] = m.slice(1).map(Number);
+    const batches = images / perBatch;
+    expect(batches).toBe(3);
     const work = batches * seeds * (fixed + steps * perStep);
     expect(est.img2img.seconds).toBeGreaterThanOrEqual(work - batches * seeds * (0.0005 + steps * 0.0005));
   }, 300_000);

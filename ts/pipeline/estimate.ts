@@ -146,13 +146,13 @@ export async function estimateStages(
       const perStep = Math.max(0, (b - a) / 4);
       const fixed = Math.max(0, a - perStep);
       const runSteps = sd!.plan({ scheduler: g.scheduler, steps: g.steps, strength: g.strength, eta: g.eta, img2imgRule: g.rule }).runs.length;
-      const batches = nTest / k;
+      const batches = nTest / k; // (a last, partial batch costs its share: a U-Net run's cost is per image)
       const load = chargeLoad();
       est.img2img = {
         seconds: load + batches * g.seeds * (fixed + runSteps * perStep),
         basis:
           `a batch of ${k} at ${g.size} px: ${perStep.toFixed(3)} s per step${g.guidance > 1 ? ' (with guidance)' : ''} + ${fixed.toFixed(3)} s encode/decode, ` +
-          `× ${runSteps} steps × ${g.seeds} seed(s) × ${batches.toFixed(1)} batches`,
+          `× ${runSteps} steps × ${g.seeds} seed(s) × ${nTest} images ÷ ${k} per batch`,
       };
     }
   } finally {
