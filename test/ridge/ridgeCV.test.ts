@@ -269,6 +269,22 @@ describe('RidgeCV runs off the JS thread', () => {
     }
   });
 
+  it("gives the setup's decomposition the share of the progress that the route's cost model gives it", async () => {
+    // The exact kernel route decomposes XXᵀ (n × n) once, then scores every target: with 4 targets the
+    // decomposition is nearly the whole fit, with 3,000 a part of it (it was 5% of the progress either way).
+    const setupShare = async (t: number) => {
+      const { x, y } = planted(400, 300, t, 5);
+      const events: { fraction: number; stage: string }[] = [];
+      await new RidgeCV({ alphas: [1, 10, 100], folds: 5, solver: 'exact-kernel' }).fit(x, y, { onProgress: (e) => events.push(e) });
+      const decompose = events.filter((e) => e.stage === 'decompose');
+      return decompose[decompose.length - 1].fraction;
+    };
+    const few = await setupShare(4), many = await setupShare(3000);
+    expect(few).toBeGreaterThan(0.5);
+    expect(many).toBeGreaterThan(0.05);
+    expect(many).toBeLessThan(few - 0.2);
+  });
+
   it('reports progress, keeps the event loop responsive, and can be cancelled', async () => {
     const { x, y } = planted(600, 400, 800, 9);
     const stages = new Set<string>();
@@ -457,9 +473,11 @@ describe('RidgeCV progress and cancellation', () => {
         },
       });
       await expect(fit).rejects.toThrow(CancelledError);
+      // (stopped before any scoring: the last stage reported is the decompositions', whatever share of
+      // the progress the route's cost model gives them)
       const last = seen[seen.length - 1];
-      expect(last.fraction).toBeLessThan(0.3);
       expect(['prepare', 'decompose']).toContain(last.stage);
+      expect(seen.some((p) => p.stage === 'cv' || p.stage === 'cv+refit')).toBe(false);
     }
   });
 });

@@ -137,7 +137,7 @@ BandedRidgeResult banded_ridge_fit(ConstMatF x, ConstMatF y, const BandedRidgeOp
   // A single candidate of ones is plain RidgeCV: keep it on the banded path (per-fold routes).
   std::string solver = o.solver;
   if (solver.empty() || solver == "auto") {
-    const double c_primal = ridge::cost_per_fold_primal(pb), c_kernel = ridge::cost_per_fold_kernel(pb);
+    const double c_primal = ridge::cost_per_fold_primal(pb).total, c_kernel = ridge::cost_per_fold_kernel(pb).total;
     solver = o.route == RidgeRoute::Primal ? "per-fold-primal"
              : o.route == RidgeRoute::Kernel ? "per-fold-kernel"
              : c_kernel < c_primal           ? "per-fold-kernel"

@@ -518,14 +518,21 @@ EngineResult attempt(const Problem& pb, Backend& be, const RouteSpec& spec) {
     prepare_x(ctx);
   }
   ctx.checkpoint();
+  // Progress shares from the route's flop model: the setup's decomposition is a tenth of the medium
+  // bench fit and a quarter of the NSD-shaped one, the per-fold decompositions from nothing to most
+  // of a candidate.
+  const RouteCost cost = spec.cost(pb);
+  const double setup_share = cost.total > 0 ? std::clamp(cost.setup / cost.total, 0.02, 0.6) : 0.05;
+  const double per_candidate = (cost.total - cost.setup) / nc;
+  const double decompose_share = per_candidate > 0 ? std::clamp(cost.decompose / per_candidate, 0.0, 0.8) : 0.3;
   ctx.progress_from = 0.0;
-  ctx.progress_to = 0.05;
+  ctx.progress_to = setup_share;
   {
     profile::Scope ps("phase setup");
     route->setup();
   }
   const double t_setup = since(t0);
-  ctx.report(0.05, "decompose");
+  ctx.report(setup_share, "decompose");
 
   EngineResult res;
   res.x_mean = ctx.x_mean;
@@ -563,7 +570,7 @@ EngineResult attempt(const Problem& pb, Backend& be, const RouteSpec& spec) {
   bool loaded = false;
   std::vector<char> no_skip(Z(A), 0);
   double t_search = 0, t_refit = 0;
-  const double span = single ? 0.95 : 0.8;
+  const double span = (single ? 1.0 : 0.85) - setup_share;  // (banded ridge: its grouped refit after 0.85)
   for (int c = 0; c < nc; ++c) {
     auto tc = Clock::now();
     // Band weights of this candidate, per feature.
@@ -574,9 +581,9 @@ EngineResult attempt(const Problem& pb, Backend& be, const RouteSpec& spec) {
     }
     // Resolution is per candidate (the single candidate's includes the setup's decomposition).
     if (!single) ctx.reset_resolution();
-    const double c0 = 0.05 + span * c / nc, c1 = 0.05 + span * (c + 1) / nc;
+    const double c0 = setup_share + span * c / nc, c1 = setup_share + span * (c + 1) / nc;
     ctx.progress_from = c0;
-    ctx.progress_to = c0 + (c1 - c0) * (single ? 0.3 : 0.5);
+    ctx.progress_to = c0 + (c1 - c0) * decompose_share;
     const double scored_from = ctx.progress_to;  // the batches share the rest of the candidate's range
     {
       profile::Scope ps("phase decompose");
@@ -813,7 +820,7 @@ EngineResult run(const Problem& pb, Backend& be, const std::string& route_name, 
       if (space == "auto" && primal_singular && std::string(r.space) == "primal") continue;
       if (cv_method != "auto" && cv_method != r.cv_method) continue;
       if (std::string(r.cv_method) == "exact" && cv_method != "exact" && factor_bytes > budget / 2) continue;
-      const double c = r.cost(pb);
+      const double c = r.cost(pb).total;
       if (c < best) {
         best = c;
         chosen = &r;

@@ -203,14 +203,21 @@ class Route {
   virtual void end_candidate() = 0;
 };
 
+// A route's flop model: the whole fit, the part setup() runs (Grams, the exact routes'
+// decomposition), and the part one candidate's begin_candidate() runs (per-fold decompositions).
+struct RouteCost {
+  double total = 0, setup = 0, decompose = 0;
+};
+
 struct RouteSpec {
   const char* name;       // "per-fold-primal", ...
   const char* space;      // "primal" | "kernel"
   const char* cv_method;  // "per-fold" | "exact"
   bool band_weights;      // can run banded ridge's candidates
   std::unique_ptr<Route> (*make)(Context& ctx);
-  // Flop model (GEMM flops plus eigensolves as GEMM-time equivalents) for the automatic choice.
-  double (*cost)(const Problem& pb);
+  // Flop model (GEMM flops plus eigensolves as GEMM-time equivalents): the whole fit for the
+  // automatic choice, its parts for the progress shares.
+  RouteCost (*cost)(const Problem& pb);
 };
 // Every route, by name.
 const std::vector<RouteSpec>& routes();
@@ -220,10 +227,10 @@ std::unique_ptr<Route> make_per_fold_primal(Context& ctx);
 std::unique_ptr<Route> make_per_fold_kernel(Context& ctx);
 std::unique_ptr<Route> make_exact_primal(Context& ctx);
 std::unique_ptr<Route> make_exact_kernel(Context& ctx);
-double cost_per_fold_primal(const Problem& pb);
-double cost_per_fold_kernel(const Problem& pb);
-double cost_exact_primal(const Problem& pb);
-double cost_exact_kernel(const Problem& pb);
+RouteCost cost_per_fold_primal(const Problem& pb);
+RouteCost cost_per_fold_kernel(const Problem& pb);
+RouteCost cost_exact_primal(const Problem& pb);
+RouteCost cost_exact_kernel(const Problem& pb);
 
 // What the driver returns to RidgeCV and banded ridge.
 struct EngineResult {

@@ -419,20 +419,26 @@ std::unique_ptr<Route> make_per_fold_kernel(Context& ctx) { return std::make_uni
 
 // Flop models (ridge.md §1): GEMM flops plus eigensolves as SGEMM-time equivalents, the
 // decompositions and their products repeated per candidate.
-double cost_per_fold_primal(const Problem& pb) {
+RouteCost cost_per_fold_primal(const Problem& pb) {
   const double n = static_cast<double>(pb.n()), p = static_cast<double>(pb.p()), t = static_cast<double>(pb.t()),
                A = pb.n_alphas(), K = pb.folds.k, nc = pb.n_candidates();
   const double nv = n / K;
-  return n * p * p + 2 * n * p * t + nc * (K * (eig_flops(p) + 3 * nv * p * p) + 2 * K * p * p * t + 2 * A * n * p * t) +
-         std::min(nc, t) * eig_flops(p) + 4 * p * p * t;
+  RouteCost c;
+  c.setup = n * p * p + 2 * n * p * t;
+  c.decompose = K * (eig_flops(p) + 3 * nv * p * p);
+  c.total = c.setup + nc * (c.decompose + 2 * K * p * p * t + 2 * A * n * p * t) + std::min(nc, t) * eig_flops(p) + 4 * p * p * t;
+  return c;
 }
 
-double cost_per_fold_kernel(const Problem& pb) {
+RouteCost cost_per_fold_kernel(const Problem& pb) {
   const double n = static_cast<double>(pb.n()), p = static_cast<double>(pb.p()), t = static_cast<double>(pb.t()),
                A = pb.n_alphas(), K = pb.folds.k, nc = pb.n_candidates();
   const double nv = n / K, nt = n - nv;
-  return n * n * p + nc * (K * (eig_flops(nt) + 2 * nv * nt * nt) + 2 * K * nt * nt * t + 2 * A * n * nt * t) +
-         std::min(nc, t) * eig_flops(n) + 4 * n * n * t + 2 * n * p * t;
+  RouteCost c;
+  c.setup = n * n * p;
+  c.decompose = K * (eig_flops(nt) + 2 * nv * nt * nt);
+  c.total = c.setup + nc * (c.decompose + 2 * K * nt * nt * t + 2 * A * n * nt * t) + std::min(nc, t) * eig_flops(n) + 4 * n * n * t + 2 * n * p * t;
+  return c;
 }
 
 }  // namespace brainlatent::ridge
