@@ -121,6 +121,22 @@ Napi::Value RidgePredictAsync(const Napi::CallbackInfo& info) {
       {Napi::Function(), args.cancel_token(8), {a.x, a.coef, a.b, a.mean, a.scale}});
 }
 
+// ridgeCostEstimate(n, p, t, options) -> { route, flops }: the flop model of the route a fit of this
+// shape would take (options as ridgeFit's; folds label n samples), from the dimensions alone.
+Napi::Value RidgeCostEstimateJs(const Napi::CallbackInfo& info) {
+  Args args(info, "ridgeCostEstimate");
+  const std::int64_t n = args.count(0, "n"), p = args.count(1, "p"), t = args.count(2, "t");
+  Napi::Object o = args.object(3, "options");
+  RidgeOptions opts;
+  read_ridge_options(o, opts);
+  opts.cv_method = attr_enum(o, "cvMethod", RidgeCvMethod::Auto, kRidgeCvMethods);
+  const RidgeCostEstimate c = guarded(info.Env(), "ridgeCostEstimate", [&] { return ridge_cost_estimate(n, p, t, opts); });
+  Napi::Object out = Napi::Object::New(info.Env());
+  out.Set("route", c.route);
+  out.Set("flops", c.flops);
+  return out;
+}
+
 Napi::Value ContiguousFolds(const Napi::CallbackInfo& info) {
   Args args(info, "contiguousFolds");
   const std::int64_t n = args.count(0, "n"), k = args.count(1, "k");
@@ -144,6 +160,7 @@ void init_ridge(Napi::Env env, Napi::Object exports) {
   exports.Set("ridgeFit", Napi::Function::New(env, RidgeFit, "ridgeFit"));
   exports.Set("ridgePredict", Napi::Function::New(env, RidgePredict, "ridgePredict"));
   exports.Set("ridgePredictAsync", Napi::Function::New(env, RidgePredictAsync, "ridgePredictAsync"));
+  exports.Set("ridgeCostEstimate", Napi::Function::New(env, RidgeCostEstimateJs, "ridgeCostEstimate"));
   exports.Set("contiguousFolds", Napi::Function::New(env, ContiguousFolds, "contiguousFolds"));
   exports.Set("groupFolds", Napi::Function::New(env, GroupFolds, "groupFolds"));
 }

@@ -7,6 +7,8 @@
 import { describe, expect, it } from 'vitest';
 
 import { ridgeCost } from '../../ts/pipeline/probe.js';
+import { RidgeCV } from '../../ts/ridge/RidgeCV.js';
+import { planted } from '../helpers/random.js';
 
 describe('ridge estimate', () => {
   // measured shape of the exact-kernel fit above: decomposition 2.9 s; CV 2.7 s fixed + 1.5 ms per target; refit 0.3 ms per target
@@ -28,5 +30,32 @@ describe('ridge estimate', () => {
     const fast = { targets: 128, wall: 0.1, cvRefit: 0 }; // slope above b's average: capped at it
     const b = probe(512);
     expect(ridgeCost(fast, b, 1024)).toBeCloseTo(b.wall - b.cvRefit + (b.cvRefit / 512) * 1024, 9);
+  });
+});
+
+describe("ridge estimate's scaling in rows: the engine's flop model (RidgeCV.costModel)", () => {
+  const model = new RidgeCV({ alphas: [1e1, 1e2, 1e3, 1e4, 1e5], folds: 5, standardize: true });
+
+  it('grows with rows squared and cubed on the kernel route of a wide problem, as the NSD encoding fits do', () => {
+    // NSD's encoding shape against the probe rows (2.5e7 values of X) an estimate fits at it: linear scaling said 5.8×
+    const probe = model.costModel(1525, 16384, 15724), full = model.costModel(8859, 16384, 15724);
+    expect(probe.route).toBe('exact-kernel');
+    expect(full.route).toBe('exact-kernel');
+    expect(full.flops / probe.flops).toBeGreaterThan(20);
+  });
+
+  it('is linear in rows on the primal route of a tall problem', () => {
+    const a = model.costModel(20000, 100, 1000), b = model.costModel(40000, 100, 1000);
+    expect(a.route).toMatch(/primal/);
+    expect(b.flops / a.flops).toBeGreaterThan(1.8);
+    expect(b.flops / a.flops).toBeLessThan(2.05);
+  });
+
+  it('names a route the fit itself takes, and refuses shapes that are not counts', async () => {
+    const { x, y } = planted(120, 300, 6, 3);
+    const fitted = await model.fit(x, y);
+    expect(model.costModel(120, 300, 6).route).toBe(fitted.info!.solver);
+    expect(() => model.costModel(0, 10, 10)).toThrow(/RidgeCV.costModel rows: expected an integer >= 1, got 0/);
+    expect(() => model.costModel(10, 2.5, 10)).toThrow(/cols: expected an integer >= 1, got 2.5/);
   });
 });

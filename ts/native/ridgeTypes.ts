@@ -103,6 +103,8 @@ export interface RidgeBinding {
     xScale: Float32Array,
     cancel?: CancelToken,
   ): Promise<Float32Array>;
+  /** The flop model of the route a fit of this shape would take, from its dimensions alone (folds label n samples). */
+  ridgeCostEstimate(n: number, p: number, t: number, options: NativeRidgeOptions): { route: string; flops: number };
   contiguousFolds(n: number, k: number): Int32Array;
   groupFolds(groups: Int32Array, k: number): Int32Array;
 }

@@ -44,6 +44,18 @@ export class RidgeCV {
     this.options = { ...options, alphas: Array.from(this.resolved.alphas) };
   }
 
+  /**
+   * The engine's flop model (GEMM flops, eigensolves as GEMM-time equivalents) of the route this fit would take at
+   * `rows` samples × `cols` features → `targets` targets, from the dimensions alone: how estimates scale a small
+   * probe fit to the real shape (its cost is quadratic or cubic in the samples on the kernel routes).
+   */
+  costModel(rows: number, cols: number, targets: number): { route: string; flops: number } {
+    const [n, p, t] = ([['rows', rows], ['cols', cols], ['targets', targets]] as const).map(([name, v]) => checkInteger(v, name, 'RidgeCV.costModel', 1));
+    const r = this.resolved;
+    const { folds, nFolds } = assignFolds(n, r, 'RidgeCV.costModel');
+    return nativeSync((b) => b.ridgeCostEstimate(n, p, t, { ...r.native, alphas: r.alphas, folds, nFolds, cvMethod: this.cvMethod, solver: this.solver }));
+  }
+
   /** Fits X (samples × features) to Y (samples × targets). The arrays are read in place, not copied; do not modify them until the promise settles. */
   async fit(x: Matrix, y: Matrix, control: FitControl = {}): Promise<RidgeModel> {
     checkFitControl(control, 'RidgeCV.fit');

@@ -792,9 +792,8 @@ const RouteSpec& route_by_name(const std::string& name) {
   throw Error(ErrorCode::InvalidArgument, "route: unknown route '" + name + "' (the routes are " + names + ")");
 }
 
-EngineResult run(const Problem& pb, Backend& be, const std::string& route_name, const std::string& space, const std::string& cv_method) {
-  check_problem(pb);
-  const DeviceFit counted(be);
+const RouteSpec& choose_route(const Problem& pb, const Backend& be, const std::string& route_name, const std::string& space,
+                              const std::string& cv_method) {
   const bool banded = !pb.unit_weights();
   const bool automatic = route_name.empty() || route_name == "auto";
   const RouteSpec* chosen = nullptr;
@@ -802,32 +801,40 @@ EngineResult run(const Problem& pb, Backend& be, const std::string& route_name, 
     chosen = &route_by_name(route_name);
     if (banded && !chosen->band_weights)
       throw Error(ErrorCode::InvalidArgument, std::string("route: '") + chosen->name + "' cannot run band weights (banded ridge)");
-  } else {
-    // The cheapest allowed route by the flop model; exact routes only when their factors fit half the budget.
-    const double budget = budget_of(pb, be);
-    double factor_bytes = 0;
-    for (int v = 0; v < pb.folds.k; ++v) factor_bytes += 4.0 * pb.n_alphas() * static_cast<double>(pb.folds.size(v)) * pb.folds.size(v);
-    // A training fold of fewer samples than features (less one with the intercept's centring) makes
-    // every fold's primal problem singular: its smallest alphas are then resolved only through the
-    // float32 Gram's null space, and the exact primal route, whose Gram of all samples is regular,
-    // does not even see it (n 60, p 55, 5 folds: CV scores 1.4e-2 off the float64 ones and 8 of 20
-    // targets choosing another alpha). The kernel routes stay regular there, so the choice is theirs.
-    const bool primal_singular = pb.n() - pb.folds.max_size() - (pb.fit_intercept ? 1 : 0) < pb.p();
-    double best = std::numeric_limits<double>::infinity();
-    for (const RouteSpec& r : routes()) {
-      if (banded && !r.band_weights) continue;
-      if (space != "auto" && space != r.space) continue;
-      if (space == "auto" && primal_singular && std::string(r.space) == "primal") continue;
-      if (cv_method != "auto" && cv_method != r.cv_method) continue;
-      if (std::string(r.cv_method) == "exact" && cv_method != "exact" && factor_bytes > budget / 2) continue;
-      const double c = r.cost(pb).total;
-      if (c < best) {
-        best = c;
-        chosen = &r;
-      }
-    }
-    if (!chosen) chosen = &route_by_name(space == "kernel" ? "per-fold-kernel" : "per-fold-primal");
+    return *chosen;
   }
+  // The cheapest allowed route by the flop model; exact routes only when their factors fit half the budget.
+  const double budget = budget_of(pb, be);
+  double factor_bytes = 0;
+  for (int v = 0; v < pb.folds.k; ++v) factor_bytes += 4.0 * pb.n_alphas() * static_cast<double>(pb.folds.size(v)) * pb.folds.size(v);
+  // A training fold of fewer samples than features (less one with the intercept's centring) makes
+  // every fold's primal problem singular: its smallest alphas are then resolved only through the
+  // float32 Gram's null space, and the exact primal route, whose Gram of all samples is regular,
+  // does not even see it (n 60, p 55, 5 folds: CV scores 1.4e-2 off the float64 ones and 8 of 20
+  // targets choosing another alpha). The kernel routes stay regular there, so the choice is theirs.
+  const bool primal_singular = pb.n() - pb.folds.max_size() - (pb.fit_intercept ? 1 : 0) < pb.p();
+  double best = std::numeric_limits<double>::infinity();
+  for (const RouteSpec& r : routes()) {
+    if (banded && !r.band_weights) continue;
+    if (space != "auto" && space != r.space) continue;
+    if (space == "auto" && primal_singular && std::string(r.space) == "primal") continue;
+    if (cv_method != "auto" && cv_method != r.cv_method) continue;
+    if (std::string(r.cv_method) == "exact" && cv_method != "exact" && factor_bytes > budget / 2) continue;
+    const double c = r.cost(pb).total;
+    if (c < best) {
+      best = c;
+      chosen = &r;
+    }
+  }
+  if (!chosen) chosen = &route_by_name(space == "kernel" ? "per-fold-kernel" : "per-fold-primal");
+  return *chosen;
+}
+
+EngineResult run(const Problem& pb, Backend& be, const std::string& route_name, const std::string& space, const std::string& cv_method) {
+  check_problem(pb);
+  const DeviceFit counted(be);
+  const bool automatic = route_name.empty() || route_name == "auto";
+  const RouteSpec* chosen = &choose_route(pb, be, route_name, space, cv_method);
   try {
     try {
       return attempt(pb, be, *chosen);

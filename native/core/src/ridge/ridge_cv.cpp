@@ -23,9 +23,9 @@ std::vector<std::string> ridge_route_names() {
 namespace {
 const char* space_name(RidgeRoute r) { return r == RidgeRoute::Primal ? "primal" : r == RidgeRoute::Kernel ? "kernel" : "auto"; }
 const char* cv_name(RidgeCvMethod m) { return m == RidgeCvMethod::PerFold ? "per-fold" : m == RidgeCvMethod::Exact ? "exact" : "auto"; }
-}  // namespace
 
-RidgeResult ridge_cv_fit(ConstMatF x, ConstMatF y, const RidgeOptions& o) {
+// The engine's problem of a RidgeCV fit (one candidate of unit band weights).
+ridge::Problem ridge_problem(ConstMatF x, ConstMatF y, const RidgeOptions& o) {
   ridge::Problem pb;
   pb.x = x;
   pb.y = y;
@@ -42,6 +42,19 @@ RidgeResult ridge_cv_fit(ConstMatF x, ConstMatF y, const RidgeOptions& o) {
   pb.progress = o.progress;
   pb.cancel = o.cancel;
   pb.what = "ridge fit";
+  return pb;
+}
+}  // namespace
+
+RidgeCostEstimate ridge_cost_estimate(std::int64_t n, std::int64_t p, std::int64_t t, const RidgeOptions& o) {
+  const ridge::Problem pb = ridge_problem({nullptr, n, p}, {nullptr, n, t}, o);
+  std::unique_ptr<Backend> be = make_backend(o.backend);
+  const ridge::RouteSpec& spec = ridge::choose_route(pb, *be, o.solver, space_name(o.route), cv_name(o.cv_method));
+  return {spec.name, spec.cost(pb).total};
+}
+
+RidgeResult ridge_cv_fit(ConstMatF x, ConstMatF y, const RidgeOptions& o) {
+  const ridge::Problem pb = ridge_problem(x, y, o);
   std::unique_ptr<Backend> be = make_backend(o.backend);
   ridge::EngineResult e = ridge::run(pb, *be, o.solver, space_name(o.route), cv_name(o.cv_method));
 
