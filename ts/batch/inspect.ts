@@ -13,6 +13,7 @@ import { keys, PREFIX, redisConnection, requireRedis, type BatchRecord, type Job
 import type { NodeResult } from './runNode.js';
 import { batchStatus, CANCELLED_REASON, oneLine, summarize, type BatchEvent, type JobInfo, type BatchJobState } from './status.js';
 import type { BatchReport } from './outputs.js';
+import { BatchPreflightError, preflightPlanned } from './preflight.js';
 import { clearSubject, submitPlan } from './submit.js';
 
 /** Where the batch queues are: a Redis URL (`redis://host:6379`). */
@@ -225,23 +226,41 @@ export async function cancelBatch(batch: string, options: RedisOptions & { purge
  * Runs a batch's failed (and cancelled) subjects again: their trees are removed from the queues and submitted
  * anew. Finished stages are skipped (their outputs are on disk), so only what failed is redone.
  */
-export async function retryBatch(batch: string, options: RedisOptions): Promise<{ retried: string[]; busy: string[] }> {
-  const plan = await withQueues(options.redis, async (queues) => {
-    const rec = await readRecord(queues.control, batch);
-    await (await queues.control.getBackend().client).del(keys.cancelled(batch));
-    return rec;
-  });
+export interface RetryOptions {
+  /** Check the subjects to resubmit with their analyses' preflight first, as `batch submit` does (default true). */
+  preflight?: boolean;
+}
+
+/** A subject whose join is in one of these states is done or still on its way: a retry leaves it alone. */
+const FINISHED_OR_QUEUED = new Set(['completed', 'waiting-children', 'waiting', 'active']);
+const rootState = async (queues: Queues, id: string) => {
+  const root = await Job.fromId(queues.control, id);
+  return root ? await root.getState() : 'missing';
+};
+
+export async function retryBatch(batch: string, options: RedisOptions & RetryOptions): Promise<{ retried: string[]; busy: string[] }> {
+  const plan = await withQueues(options.redis, (queues) => readRecord(queues.control, batch));
   // the plan of the batch as submitted is on disk next to its outputs; checked before anything is removed
   const file = join(plan.out, 'batch.json');
   const saved = JSON.parse(await readFile(file, 'utf8')) as BatchPlan;
   if (saved.hash !== plan.hash) throw new BatchError(`batch '${batch}': ${file} is the plan of another manifest (plan ${saved.hash}, submitted ${plan.hash}); submit the batch's own manifest again to retry it`);
+  if (options.preflight !== false) {
+    // the subjects it would resubmit, checked as a submit checks them: one that failed on its inputs would fail again
+    const again = await withQueues(options.redis, async (queues) => {
+      const names = new Set<string>();
+      for (const s of plan.subjects) if (!FINISHED_OR_QUEUED.has(await rootState(queues, s.root))) names.add(s.name);
+      return names;
+    });
+    const subjects = saved.subjects.filter((s) => again.has(s.name));
+    const problems = await preflightPlanned(subjects);
+    if (problems.length) throw new BatchPreflightError({ id: batch, subjects }, problems, { refused: 'nothing was resubmitted', skip: '--no-preflight' });
+  }
+  await withQueues(options.redis, async (queues) => (await queues.control.getBackend().client).del(keys.cancelled(batch)));
   const retried: string[] = [];
   const busy: string[] = [];
   await withQueues(options.redis, async (queues) => {
     for (const s of plan.subjects) {
-      const root = await Job.fromId(queues.control, s.root);
-      const state = root ? await root.getState() : 'missing';
-      if (state === 'completed' || state === 'waiting-children' || state === 'waiting' || state === 'active') continue;
+      if (FINISHED_OR_QUEUED.has(await rootState(queues, s.root))) continue;
       // a cancel leaves the subject's finished jobs (and a job it stopped) without their removed parents: every
       // job of the subject goes, so that the new tree is whole (finished stages are skipped by their markers)
       const all = [...plan.jobs.filter((j) => j.subject === s.name), { id: s.root, queue: 'control' as QueueClass }];

@@ -9,6 +9,7 @@ import { existsSync } from 'node:fs';
 import type { EncodeConfig } from '../config/encode.js';
 import { BrainlatentError } from '../errors.js';
 import type { ReconstructConfig } from '../pipeline/config.js';
+import type { BatchNode, SubjectPlan } from './graph.js';
 import type { ResolvedAnalysis, ResolvedBatch } from './manifest.js';
 
 export interface BatchProblem {
@@ -20,7 +21,9 @@ export interface BatchProblem {
 }
 
 /** The folders an analysis reads everything else from: without them here, its preflight can say nothing more. */
-function rootPaths(a: ResolvedAnalysis): { what: string; path: string }[] {
+type CheckedAnalysis = Pick<ResolvedAnalysis, 'kind' | 'config'>;
+
+function rootPaths(a: CheckedAnalysis): { what: string; path: string }[] {
   if (a.kind === 'reconstruct') {
     const c = a.config as ReconstructConfig;
     return [
@@ -33,7 +36,7 @@ function rootPaths(a: ResolvedAnalysis): { what: string; path: string }[] {
   return [{ what: 'NSD root', path: c.nsd.root }, ...(usesModel ? [{ what: 'model folder', path: c.model as string }] : [])];
 }
 
-async function analysisProblems(a: ResolvedAnalysis): Promise<{ problem: string; missingHere: boolean }[]> {
+async function analysisProblems(a: CheckedAnalysis): Promise<{ problem: string; missingHere: boolean }[]> {
   const missing = rootPaths(a).filter((p) => !existsSync(p.path));
   if (missing.length) return missing.map((p) => ({ problem: `${p.what} ${p.path} does not exist on this machine`, missingHere: true }));
   try {
@@ -56,6 +59,33 @@ export async function preflightBatch(batch: ResolvedBatch): Promise<BatchProblem
   return out;
 }
 
+/** A planned analysis's config, from the first of its jobs that carries one. */
+function plannedConfig(steps: (BatchNode | { shards: BatchNode[] })[]): CheckedAnalysis['config'] | undefined {
+  for (const step of steps) {
+    for (const node of 'shards' in step ? step.shards : [step]) {
+      const w = node.work;
+      if (w.kind === 'stage' || w.kind === 'shard' || w.kind === 'merge' || w.kind === 'encodeStage') return w.config;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The preflight problems of submitted subjects, from the batch's plan (`batch retry` checks the subjects it would
+ * resubmit: a subject that failed on its inputs would otherwise be queued to fail again).
+ */
+export async function preflightPlanned(subjects: SubjectPlan[]): Promise<BatchProblem[]> {
+  const out: BatchProblem[] = [];
+  for (const s of subjects) {
+    for (const a of s.analyses) {
+      const config = plannedConfig(a.steps);
+      if (!config) continue;
+      for (const p of await analysisProblems({ kind: a.kind, config })) out.push({ subject: s.name, analysis: a.name, ...p });
+    }
+  }
+  return out;
+}
+
 /** The problems one per line, those alike in several subjects of an analysis once: `subj01, subj02 × recon: …`. */
 export function formatProblems(problems: BatchProblem[]): string[] {
   const groups = new Map<string, { subjects: string[]; analysis: string; problem: string }>();
@@ -71,7 +101,8 @@ export function formatProblems(problems: BatchProblem[]): string[] {
 /** The batch's inputs fail their preflight on this machine: nothing was queued or run. */
 export class BatchPreflightError extends BrainlatentError {
   constructor(
-    batch: ResolvedBatch,
+    /** The batch as checked: the manifest's, or the subjects of a plan that a retry would resubmit. */
+    batch: { id: string; subjects: { analyses: unknown[] }[] },
     readonly problems: BatchProblem[],
     /** What was not done (`nothing was submitted`), and how to skip the checks (`--no-preflight`). */
     context: { refused: string; skip: string },

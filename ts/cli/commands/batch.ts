@@ -182,10 +182,11 @@ the watch was interrupted (Ctrl-C): only the watch stops, the batch goes on, and
 
   batch
     .command('retry <batch>')
-    .description('run the failed and cancelled subjects of a batch again (finished stages are skipped)')
+    .description('run the failed and cancelled subjects of a batch again (finished stages are skipped); their inputs are checked first, as by submit')
     .requiredOption('--redis <url>', 'Redis of the queues')
-    .action(async (id: string, f: { redis: string }) => {
-      const r = await retryBatch(id, { redis: f.redis });
+    .option('--no-preflight', NO_PREFLIGHT)
+    .action(async (id: string, f: { redis: string; preflight: boolean }) => {
+      const r = await retryBatch(id, { redis: f.redis, preflight: f.preflight });
       process.stdout.write(`batch ${id}: resubmitted ${r.retried.join(', ') || 'nothing'}${r.busy.length ? `; still running, retry later: ${r.busy.join(', ')}` : ''}\n`);
     });
 
