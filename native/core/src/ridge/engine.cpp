@@ -496,8 +496,10 @@ EngineResult attempt(const Problem& pb, Backend& be, const RouteSpec& spec) {
   // The caller's budget is a hard bound; without one, the default sizes batches and grows to fit
   // the fixed footprint and a batch of kDefaultMinBatch targets: the batches' GEMMs are as wide as
   // the batch, and narrow ones run at half speed (the NSD-shaped encoding fit, whose fixed footprint
-  // is above 2 GiB, ran 246 batches of 64 targets at 100 GFLOP/s on a 190 GFLOP/s machine).
-  const double budget = pb.memory_budget ? ctx.budget : std::max(ctx.budget, fixed + per_target * std::min<double>(t, kDefaultMinBatch));
+  // is above 2 GiB, ran 246 batches of 64 targets at 100 GFLOP/s on a 190 GFLOP/s machine). A
+  // device's default is already most of its free memory: past it, only 64 targets.
+  const double min_batch = be.host_visible() ? kDefaultMinBatch : 64.0;
+  const double budget = pb.memory_budget ? ctx.budget : std::max(ctx.budget, fixed + per_target * std::min<double>(t, min_batch));
   if (fixed + per_target > budget)
     throw Error(ErrorCode::OutOfMemory,
                 std::string(pb.what) + ": the memory budget of " + gib(budget) + " is below this fit's fixed footprint of " +
