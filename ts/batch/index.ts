@@ -6,7 +6,7 @@ export type { SubmitOptions, SubmitResult } from './submit.js';
 export { createWorker } from './worker.js';
 export type { WorkerOptions, BatchWorker } from './worker.js';
 export { getBatchStatus, watchBatch, waitForBatch, cancelBatch, retryBatch, listBatches } from './inspect.js';
-export type { BatchStatusReport, RedisOptions } from './inspect.js';
+export type { BatchStatusReport, RedisOptions, RetryOptions } from './inspect.js';
 export type { FeatureRecipe, FeatureConsumer, FeatureRuntime } from './sharedFeatures.js';
 export { resolveManifest, loadManifest, ManifestError, MANIFEST_SCHEMA } from './manifest.js';
 export type { BatchManifest, ManifestAnalysis, ManifestSubject, ResolvedBatch, ResolvedSubject, ResolvedAnalysis } from './manifest.js';
