@@ -55,6 +55,11 @@ describe("ridge estimate's scaling in rows: the engine's flop model (RidgeCV.cos
     const { x, y } = planted(120, 300, 6, 3);
     const fitted = await model.fit(x, y);
     expect(model.costModel(120, 300, 6).route).toBe(fitted.info!.solver);
+    // groups and foldIndex label the fit's own samples: the model of another shape takes as many contiguous folds
+    const grouped = new RidgeCV({ alphas: [1, 10], groups: Array.from({ length: 120 }, (_, i) => i >> 2) });
+    expect(grouped.costModel(8859, 15724, 16384)).toEqual(new RidgeCV({ alphas: [1, 10], folds: 5 }).costModel(8859, 15724, 16384));
+    const indexed = new RidgeCV({ alphas: [1, 10], foldIndex: Array.from({ length: 120 }, (_, i) => i % 3) });
+    expect(indexed.costModel(900, 50, 10)).toEqual(new RidgeCV({ alphas: [1, 10], folds: 3 }).costModel(900, 50, 10));
     expect(() => model.costModel(0, 10, 10)).toThrow(/RidgeCV.costModel rows: expected an integer >= 1, got 0/);
     expect(() => model.costModel(10, 2.5, 10)).toThrow(/cols: expected an integer >= 1, got 2.5/);
   });

@@ -47,12 +47,18 @@ export class RidgeCV {
   /**
    * The engine's flop model (GEMM flops, eigensolves as GEMM-time equivalents) of the route this fit would take at
    * `rows` samples × `cols` features → `targets` targets, from the dimensions alone: how estimates scale a small
-   * probe fit to the real shape (its cost is quadratic or cubic in the samples on the kernel routes).
+   * probe fit to the real shape (its cost is quadratic or cubic in the samples on the kernel routes). The folds are
+   * taken contiguous, as many as the fit's (groups and foldIndex, which label other samples, only set their number).
    */
   costModel(rows: number, cols: number, targets: number): { route: string; flops: number } {
     const [n, p, t] = ([['rows', rows], ['cols', cols], ['targets', targets]] as const).map(([name, v]) => checkInteger(v, name, 'RidgeCV.costModel', 1));
     const r = this.resolved;
-    const { folds, nFolds } = assignFolds(n, r, 'RidgeCV.costModel');
+    let k = r.folds;
+    if (r.foldIndex) {
+      k = 0;
+      for (let i = 0; i < r.foldIndex.length; i++) k = Math.max(k, r.foldIndex[i] + 1);
+    }
+    const { folds, nFolds } = assignFolds(n, { folds: k }, 'RidgeCV.costModel');
     return nativeSync((b) => b.ridgeCostEstimate(n, p, t, { ...r.native, alphas: r.alphas, folds, nFolds, cvMethod: this.cvMethod, solver: this.solver }));
   }
 
