@@ -127,11 +127,12 @@ export async function ridgeEstimate(rows: number, cols: number, targets: number,
   const n = probeRows(rows, cols, folds);
   const x: Matrix = { data: noise(n * cols, 7), rows: n, cols };
   const t = Math.min(targets, 512);
+  const ridge = new RidgeCV({ alphas, folds, standardize: true });
   const probeAt = async (tp: number): Promise<RidgeProbe> => {
     const y: Matrix = { data: noise(n * tp, 11), rows: n, cols: tp };
     let best: RidgeProbe = { targets: tp, wall: Infinity, cvRefit: Infinity };
     for (let k = 0; k < 2; k++) {
-      const [model, wall] = await timed(() => new RidgeCV({ alphas, folds, standardize: true }).fit(x, y, { signal }));
+      const [model, wall] = await timed(() => ridge.fit(x, y, { signal }));
       const i = model.info;
       // (without the engine's phase times, all of it counts as per target)
       const cvRefit = i ? i.secondsCv + i.secondsRefit : wall;
@@ -139,11 +140,10 @@ export async function ridgeEstimate(rows: number, cols: number, targets: number,
     }
     return best;
   };
-  await new RidgeCV({ alphas, folds, standardize: true }).fit(x, { data: noise(n * t, 11), rows: n, cols: t }, { signal }); // warm-up: thread pool, first allocations
+  await ridge.fit(x, { data: noise(n * t, 11), rows: n, cols: t }, { signal }); // warm-up: thread pool, first allocations
   const b = await probeAt(t);
   const a = targets > t ? await probeAt(Math.max(1, Math.floor(t / 4))) : b;
-  const model = new RidgeCV({ alphas, folds, standardize: true });
-  const scale = rows > n ? model.costModel(rows, cols, targets).flops / model.costModel(n, cols, targets).flops : 1;
+  const scale = rows > n ? ridge.costModel(rows, cols, targets).flops / ridge.costModel(n, cols, targets).flops : 1;
   return {
     seconds: ridgeCost(a, b, targets) * scale,
     basis:

@@ -424,9 +424,9 @@ RouteCost cost_per_fold_primal(const Problem& pb) {
                A = pb.n_alphas(), K = pb.folds.k, nc = pb.n_candidates();
   const double nv = n / K;
   RouteCost c;
-  c.setup = n * p * p + 2 * n * p * t;
+  c.setup = n * p * p;  // (XᵀY, 2npt, is formed per target batch)
   c.decompose = K * (eig_flops(p) + 3 * nv * p * p);
-  c.total = c.setup + nc * (c.decompose + 2 * K * p * p * t + 2 * A * n * p * t) + std::min(nc, t) * eig_flops(p) + 4 * p * p * t;
+  c.total = c.setup + 2 * n * p * t + nc * (c.decompose + 2 * K * p * p * t + 2 * A * n * p * t) + std::min(nc, t) * eig_flops(p) + 4 * p * p * t;
   return c;
 }
 
