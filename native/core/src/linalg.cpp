@@ -13,6 +13,7 @@
 #include "brainlatent/error.h"
 #include "brainlatent/host_memory.h"
 #include "brainlatent/parallel.h"
+#include "brainlatent/profile.h"
 
 extern "C" {
 // Fortran BLAS/LAPACK (LP64). Hidden string lengths are omitted, as every C caller of these
@@ -218,13 +219,20 @@ void eigh_impl(std::int64_t n, T* a, std::int64_t lda, T* w) {
   LargeVector<T> z(static_cast<std::size_t>(n * n)), work(static_cast<std::size_t>(lwork));
   std::vector<int> iwork(static_cast<std::size_t>(liwork));
   // A = Q T Qᵀ; Q = H(n−1)⋯H(1), H(i)'s vector in column i+1 of A above the diagonal.
-  Lapack<T>::sytrd(&uplo, &N, a, &LDA, w, e.data(), tau.data(), work.data(), &lwork, &info);
+  {
+    profile::Scope ps("eigh: sytrd");
+    Lapack<T>::sytrd(&uplo, &N, a, &LDA, w, e.data(), tau.data(), work.data(), &lwork, &info);
+  }
   if (info != 0) eigh_failed("sytrd", n, info);
   // T = Z Λ Zᵀ
-  Lapack<T>::stedc(&compz, &N, w, e.data(), z.data(), &N, work.data(), &lwork, iwork.data(), &liwork, &info);
+  {
+    profile::Scope ps("eigh: stedc");
+    Lapack<T>::stedc(&compz, &N, w, e.data(), z.data(), &N, work.data(), &lwork, iwork.data(), &liwork, &info);
+  }
   if (info != 0) eigh_failed("stedc", n, info);
   // Z := Q Z, NB reflectors at a time from the first (as ?ormql for Q·Z): block i0.. acts on rows
   // 0 .. i0 + ib of Z.
+  profile::Scope ps("eigh: back-transform");
   T* t = work.data();
   T* prod = work.data() + std::int64_t{NB} * NB;
   const int k = N - 1;

@@ -179,8 +179,14 @@ class CpuBackend final : public Backend {
       scale_view(c, beta);
       return;
     }
+    const auto t0 = std::chrono::steady_clock::now();
     if (trans) linalg::gram(k, n, a.ptr(), a.ld, alpha, beta, c.ptr(), c.ld);
     else linalg::outer_gram(n, k, a.ptr(), a.ld, alpha, beta, c.ptr(), c.ld);
+    if (profile::each_call()) {
+      const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      std::fprintf(stderr, "syrk%c n %lld k %lld (ld %lld %lld): %.4f s, %.1f GFLOP/s\n", trans ? 'T' : 'N', static_cast<long long>(n),
+                   static_cast<long long>(k), static_cast<long long>(a.ld), static_cast<long long>(c.ld), sec, double(n) * n * k / sec / 1e9);
+    }
   }
 
   template <typename T>
