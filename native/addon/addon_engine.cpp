@@ -14,6 +14,7 @@
 #include "addon_modules.h"
 #include "brainlatent/backend.h"
 #include "brainlatent/file_io.h"
+#include "brainlatent/file_map.h"
 #include "brainlatent/host_memory.h"
 #include "brainlatent/linalg.h"
 #include "brainlatent/parallel.h"
@@ -91,6 +92,25 @@ Napi::Value AllocLargeBuffer(const Napi::CallbackInfo& info) {
   if (!p) throw Napi::RangeError::New(info.Env(), "allocLargeBuffer: out of memory for " + std::to_string(n) + " bytes");
   if (zero_fill) std::memset(p, 0, static_cast<std::size_t>(n));
   return Napi::ArrayBuffer::New(info.Env(), p, static_cast<std::size_t>(n), [](Napi::Env, void* q) { free_pages(q); });
+}
+
+// mapFile(path, offset, bytes) -> ArrayBuffer over that range of the file, mapped copy-on-write
+// (file_map.h): the .npy readers' large arrays without a copy. Throws an Error saying what failed
+// (the reader then reads the file instead); the mapping goes with the ArrayBuffer.
+Napi::Value MapFile(const Napi::CallbackInfo& info) {
+  Args args(info, "mapFile");
+  const std::string path = args.string(0, "path");
+  const std::int64_t offset = args.count(1, "offset"), bytes = args.count(2, "bytes");
+  MappedRange m = map_file_range(path, static_cast<std::uint64_t>(offset), static_cast<std::size_t>(bytes));
+  if (!m.data) throw Napi::Error::New(info.Env(), "mapFile: " + path + ": " + m.message);
+  auto* hint = new MappedRange(std::move(m));
+  return Napi::ArrayBuffer::New(
+      info.Env(), hint->data, static_cast<std::size_t>(bytes),
+      [](Napi::Env, void*, MappedRange* h) {
+        unmap_range(*h);
+        delete h;
+      },
+      hint);
 }
 
 // writeThrough(fd, chunks: Uint8Array[]) -> Promise<{ written, errno, message }>: writes the chunks one
@@ -177,6 +197,7 @@ void init_engine(Napi::Env env, Napi::Object exports) {
   exports.Set("getThreads", Napi::Function::New(env, GetThreads, "getThreads"));
   exports.Set("buildInfo", Napi::Function::New(env, BuildInfo, "buildInfo"));
   exports.Set("allocLargeBuffer", Napi::Function::New(env, AllocLargeBuffer, "allocLargeBuffer"));
+  exports.Set("mapFile", Napi::Function::New(env, MapFile, "mapFile"));
   exports.Set("replaceProcess", Napi::Function::New(env, ReplaceProcess, "replaceProcess"));
   exports.Set("writeThrough", Napi::Function::New(env, WriteThrough, "writeThrough"));
   exports.Set("setJobNiceness", Napi::Function::New(env, SetJobNiceness, "setJobNiceness"));

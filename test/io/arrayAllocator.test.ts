@@ -10,13 +10,14 @@ import { join } from 'node:path';
 
 import { afterAll, describe, expect, it } from 'vitest';
 
-import { setLargeArrayAllocator } from '../../ts/io/arrayAllocator.js';
+import { setLargeArrayAllocator, setLargeFileMapper } from '../../ts/io/arrayAllocator.js';
 import { decodeNpy, encodeNpy, readMatrixNpy, readNpy, writeNpy } from '../../ts/io/npy.js';
-import { nativeSync, useEngineArrayAllocator } from '../../ts/native/call.js';
+import { nativeSync, useEngineArrayAllocator, useEngineFileMapping } from '../../ts/native/call.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'bl-alloc-'));
 afterAll(() => {
   setLargeArrayAllocator(undefined);
+  setLargeFileMapper(undefined);
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -70,5 +71,100 @@ describe('large arrays in engine memory', () => {
     const whole = readFileSync(join(dir, 'b.npy'));
     writeFileSync(join(dir, 'short.npy'), whole.subarray(0, whole.length - 4096));
     await expect(readNpy(join(dir, 'short.npy'))).rejects.toThrow(/truncated|shrank/);
+  });
+});
+
+/** A .npy file of `descr` (e.g. '>f4') holding `body` as its data bytes, written by hand (encodeNpy writes little-endian only). */
+function rawNpy(path: string, descr: string, shape: number[], body: Buffer): void {
+  const dict = `{'descr': '${descr}', 'fortran_order': False, 'shape': (${shape.join(', ')}${shape.length === 1 ? ',' : ''}), }`;
+  const total = Math.ceil((10 + dict.length + 1) / 64) * 64;
+  const head = Buffer.alloc(total, 0x20);
+  Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0]).copy(head, 0);
+  head.writeUInt16LE(total - 10, 8);
+  head.write(dict, 10, 'latin1');
+  head[total - 1] = 0x0a;
+  writeFileSync(path, Buffer.concat([head, body]));
+}
+
+describe('large arrays mapped from their file', () => {
+  /** Installs the engine's mapper behind a wrapper that records the ranges it mapped. */
+  function countingMapper(): Array<[string, number, number]> {
+    expect(useEngineFileMapping()).toBe(process.platform !== 'win32' && !nativeSync((b) => b.buildInfo()).hugePages);
+    const mapFile = nativeSync((b) => b.mapFile);
+    if (!mapFile) throw new Error('the engine has no mapFile');
+    const calls: Array<[string, number, number]> = [];
+    setLargeFileMapper((path, offset, bytes) => {
+      calls.push([path, offset, bytes]);
+      return nativeSync((b) => b.mapFile!(path, offset, bytes));
+    });
+    return calls;
+  }
+
+  it('is chosen where the engine does not use huge pages (4 KiB faults cheap), as BRAINLATENT_HUGE_PAGES says or as measured', () => {
+    const choice = (value: string) => {
+      const call = new URL('../../dist/native/call.js', import.meta.url).pathname;
+      const out = execFileSync(process.execPath, ['-e', `import(${JSON.stringify(call)}).then((m) => console.log(m.useEngineFileMapping()))`], {
+        env: { ...process.env, BRAINLATENT_HUGE_PAGES: value },
+      }).toString();
+      return JSON.parse(out.trim()) as boolean;
+    };
+    const linux = existsSync('/sys/kernel/mm/transparent_hugepage/enabled');
+    expect(choice('0')).toBe(process.platform !== 'win32');
+    expect(choice('1')).toBe(!linux && process.platform !== 'win32');
+  });
+
+  it('maps large .npy data instead of reading it: the same values, and writes to the array never reach the file', async () => {
+    const calls = countingMapper();
+    const rows = 700, cols = 1100; // 3.08 MB: above the 2 MiB threshold
+    const a = Float32Array.from({ length: rows * cols }, (_, i) => Math.cos(i) * 1e3 - (i % 5));
+    const file = join(dir, 'mapped.npy');
+    await writeNpy(file, a, [rows, cols]);
+    const before = readFileSync(file);
+    const m = await readMatrixNpy(file, 'A', { finite: false });
+    expect(calls).toEqual([[file, 128, a.byteLength]]);
+    expect([m.rows, m.cols]).toEqual([rows, cols]);
+    expect(Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength).equals(Buffer.from(a.buffer))).toBe(true);
+    m.data.fill(7);
+    expect(m.data[12345]).toBe(7);
+    expect(readFileSync(file).equals(before)).toBe(true);
+    // float64 data is mapped too, then converted to float32 as before
+    const d = Float64Array.from({ length: 400_000 }, (_, i) => i / 3 - 1e4);
+    await writeNpy(join(dir, 'mapped64.npy'), d, [400, 1000]);
+    const m64 = await readMatrixNpy(join(dir, 'mapped64.npy'), 'D');
+    expect(calls.length).toBe(2);
+    expect(Buffer.from(m64.data.buffer, m64.data.byteOffset, m64.data.byteLength).equals(Buffer.from(Float32Array.from(d).buffer))).toBe(true);
+  });
+
+  it('reads instead where mapping does not apply: small arrays, a byte swap, a mapper that fails', async () => {
+    const calls = countingMapper();
+    const small = Float32Array.from({ length: 1000 }, (_, i) => i);
+    await writeNpy(join(dir, 'small.npy'), small, [10, 100]);
+    expect(Array.from((await readNpy(join(dir, 'small.npy'))).data as Float32Array)).toEqual(Array.from(small));
+    // big-endian float32: swapped in place, so read, not mapped
+    const n = 1 << 20, big = Buffer.alloc(4 * n);
+    for (let i = 0; i < n; i++) big.writeFloatBE(i * 0.5, 4 * i);
+    rawNpy(join(dir, 'big.npy'), '>f4', [n], big);
+    const b = (await readNpy(join(dir, 'big.npy'))).data as Float32Array;
+    expect(b[0]).toBe(0);
+    expect(b[n - 1]).toBe((n - 1) * 0.5);
+    expect(calls).toEqual([]);
+    // a mapper that throws (a file system without mmap): the file is read, with the same values
+    setLargeFileMapper(() => {
+      throw new Error('mmap: no such device');
+    });
+    const a = Float32Array.from({ length: 1 << 20 }, (_, i) => i - 7);
+    await writeNpy(join(dir, 'nomap.npy'), a, [1024, 1024]);
+    const r = (await readNpy(join(dir, 'nomap.npy'))).data as Float32Array;
+    expect(Buffer.from(r.buffer, r.byteOffset, r.byteLength).equals(Buffer.from(a.buffer))).toBe(true);
+  });
+
+  it('a file that ends before its data does is refused with a mapper installed too', async () => {
+    countingMapper();
+    await expect(readNpy(join(dir, 'short.npy'))).rejects.toThrow(/truncated|shrank|bytes/);
+  });
+
+  it('the engine refuses a range past the end of the file, naming the file', () => {
+    expect(() => nativeSync((b) => b.mapFile!(join(dir, 'small.npy'), 0, 1 << 30))).toThrow(/small\.npy.*not within/);
+    expect(() => nativeSync((b) => b.mapFile!(join(dir, 'none.npy'), 0, 10))).toThrow(/none\.npy.*open: No such file/);
   });
 });

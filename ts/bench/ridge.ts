@@ -110,11 +110,20 @@ export async function runRidgeBench(opts: RidgeBenchOptions = {}): Promise<unkno
         const fit = secondsOf(/fitted in ([\d.]+) (ms|s)/), read = secondsOf(/inputs read in ([\d.]+) (ms|s)/);
         const write = secondsOf(/model written to .* in ([\d.]+) (ms|s)/);
         const outside = whole - fit, startup = outside - read - write;
+        // Node's own start-up (no module of ours), measured the same way: on some machines most of the start-up
+        // is Node parsing the CA bundle that NODE_EXTRA_CA_CERTS names, at every start, before any of our code runs.
+        const node = nodeStartup();
+        const nodePart =
+          `Node's own start-up ${node.seconds.toFixed(2)} s` +
+          (node.extraCaCertsSeconds !== undefined ? `, ${node.extraCaCertsSeconds.toFixed(2)} s of it loading NODE_EXTRA_CA_CERTS (set here)` : '');
         log(
           `  brainlatent ridge fit (the whole command): ${whole.toFixed(2)} s = the fit ${fit.toFixed(2)} s + outside the fit ${outside.toFixed(2)} s ` +
-            `(start-up and module loading ${startup.toFixed(2)} s, reading X and Y ${read.toFixed(2)} s, writing the model ${write.toFixed(2)} s)`,
+            `(start-up and module loading ${startup.toFixed(2)} s — ${nodePart} —, reading X and Y ${read.toFixed(2)} s, writing the model ${write.toFixed(2)} s)`,
         );
-        row.cli = { seconds: whole, fitSeconds: fit, outsideSeconds: outside, startupSeconds: startup, readSeconds: read, writeSeconds: write };
+        row.cli = {
+          seconds: whole, fitSeconds: fit, outsideSeconds: outside, startupSeconds: startup, readSeconds: read, writeSeconds: write,
+          nodeStartupSeconds: node.seconds, extraCaCertsSeconds: node.extraCaCertsSeconds,
+        };
       }
       if (opts.numpy !== false) {
         const np = JSON.parse(
@@ -162,12 +171,25 @@ export async function runRidgeBench(opts: RidgeBenchOptions = {}): Promise<unkno
 }
 
 /**
+ * Node's bare start-up (`node -e 0`, best of 3, timed as the command is) and, where NODE_EXTRA_CA_CERTS is set, how much
+ * of it that variable costs (the same without it).
+ */
+export function nodeStartup(): { seconds: number; extraCaCertsSeconds?: number } {
+  const best = (env?: NodeJS.ProcessEnv) => Math.min(...[0, 1, 2].map(() => timedFromLauncher(process.execPath, ['-e', '0'], env).seconds));
+  const seconds = best();
+  if (!process.env.NODE_EXTRA_CA_CERTS) return { seconds };
+  const env = { ...process.env };
+  delete env.NODE_EXTRA_CA_CERTS;
+  return { seconds, extraCaCertsSeconds: Math.max(0, seconds - best(env)) };
+}
+
+/**
  * Runs a command as a user's shell would and times it: from a small launcher process, not from this one. This
  * process holds the bench's data, and forking it cost ~45 ms per GiB it had touched (a parent with 1 GiB: 105 ms
  * to run `node -e 0`, against 62 ms from a fresh one), time no user pays. The command's progress lines go to its
  * stderr, kept out of the bench's output; a failure's error carries them.
  */
-export function timedFromLauncher(file: string, args: string[]): { seconds: number; stdout: string } {
+export function timedFromLauncher(file: string, args: string[], env: NodeJS.ProcessEnv = process.env): { seconds: number; stdout: string } {
   const launcher =
     "const { execFileSync } = require('node:child_process');" +
     'const [file, ...args] = JSON.parse(process.argv[1]);' +
@@ -176,7 +198,7 @@ export function timedFromLauncher(file: string, args: string[]): { seconds: numb
     'process.stdout.write(JSON.stringify({ seconds: (performance.now() - t0) / 1000, stdout }));';
   const out = execFileSync(process.execPath, ['-e', launcher, JSON.stringify([file, ...args])], {
     maxBuffer: 1 << 27,
-    env: { ...process.env, NO_COLOR: '1' },
+    env: { ...env, NO_COLOR: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],
   }).toString();
   return JSON.parse(out) as { seconds: number; stdout: string };

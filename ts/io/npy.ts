@@ -10,7 +10,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 
 import { FormatError, LimitError, NonFiniteError, ShapeError } from '../errors.js';
 import type { Matrix } from '../matrix.js';
-import { allocateArrayBuffer } from './arrayAllocator.js';
+import { allocateArrayBuffer, mapFileRange } from './arrayAllocator.js';
 import { withAtomicFile, writeChunks } from './atomicWrite.js';
 import { fileOpenError, openRegularFile } from './byteStream.js';
 import { assertFinite, firstNonFinite } from './finite.js';
@@ -218,7 +218,10 @@ function parseHeaderDict(path: string, text: string): { descr: string; fortran: 
 }
 
 function allocateNpy(dtype: NpyDType, count: number): NpyData {
-  const buf = allocateArrayBuffer(count * ITEM[dtype]);
+  return typedArrayOf(dtype, allocateArrayBuffer(count * ITEM[dtype]));
+}
+
+function typedArrayOf(dtype: NpyDType, buf: ArrayBuffer): NpyData {
   switch (dtype) {
     case 'float32': return new Float32Array(buf);
     case 'float64': return new Float64Array(buf);
@@ -237,7 +240,13 @@ export async function readNpy(path: string): Promise<NpyArray> {
   const fh = await openFile(path);
   try {
     const header = await headerFrom(fh, path);
-    const data = allocateNpy(header.dtype, header.dataBytes / ITEM[header.dtype]);
+    // Large arrays that need no byte swap are mapped rather than read where a mapper is installed (arrayAllocator.ts).
+    const item = ITEM[header.dtype];
+    if ((header.littleEndian || item === 1) && header.dataOffset % item === 0) {
+      const mapped = mapFileRange(path, header.dataOffset, header.dataBytes);
+      if (mapped) return finishData(path, header, typedArrayOf(header.dtype, mapped));
+    }
+    const data = allocateNpy(header.dtype, header.dataBytes / item);
     const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
     let done = 0;
     while (done < bytes.length) {

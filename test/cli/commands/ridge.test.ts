@@ -7,6 +7,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 
 import { registerRidgeCommand } from '../../../ts/cli/commands/ridge.js';
 import { readNpy, writeNpy } from '../../../ts/io/npy.js';
+import { nativeSync } from '../../../ts/native/call.js';
+import { RidgeCV } from '../../../ts/ridge/RidgeCV.js';
 import { RidgeModel } from '../../../ts/ridge/RidgeModel.js';
 import { distModule } from '../../helpers/dist.js';
 import { planted } from '../../helpers/random.js';
@@ -37,6 +39,27 @@ describe('brainlatent ridge fit / predict', () => {
     const p = await readNpy(f('p.npy'));
     expect(p.shape).toEqual([60, 5]);
     expect(Array.from(p.data as ArrayLike<number>)).toEqual(Array.from(model.predict(x).data));
+  });
+
+  it('large inputs are mapped from their files (Linux) and fit the model the same arrays fit in memory', async () => {
+    const big = planted(700, 900, 600, 5); // X 2.5 MB, Y 1.7 MB: X above the 2 MiB mapping threshold
+    await writeNpy(f('xl.npy'), big.x.data, [700, 900]);
+    await writeNpy(f('yl.npy'), big.y.data, [700, 600]);
+    await run('ridge', 'fit', '--x', f('xl.npy'), '--y', f('yl.npy'), '--alphas', '1e0:1e4:5', '--folds', '3', '--out', f('ml.safetensors'));
+    const model = await RidgeModel.load(f('ml.safetensors'));
+    const inMemory = await new RidgeCV({ alphas: model.settings.alphas, folds: 3 }).fit(big.x, big.y);
+    expect(Array.from(model.bestAlphas)).toEqual(Array.from(inMemory.bestAlphas));
+    const a = model.predict(big.x).data, b = inMemory.predict(big.x).data;
+    let worst = 0;
+    for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
+    expect(worst).toBeLessThan(1e-4);
+    if (process.platform === 'linux') {
+      // the command installed the mapper where the engine does not use huge pages: a large array read now is the
+      // file's pages, mapped (else it is read into huge pages)
+      const held = await readNpy(f('xl.npy'));
+      expect(readFileSync('/proc/self/maps', 'utf8').includes(f('xl.npy'))).toBe(!nativeSync((b) => b.buildInfo()).hugePages);
+      expect(held.shape).toEqual([700, 900]);
+    }
   });
 
   it('bad input: a model from a different feature count, a truncated or integer .npy, a bad alpha grid', async () => {

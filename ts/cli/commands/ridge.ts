@@ -4,7 +4,7 @@ import { CancelledError, InvalidArgumentError, NonFiniteError, ShapeError } from
 import { allInOrder } from '../../allInOrder.js';
 import { assertFinite } from '../../io/finite.js';
 import { readIntVectorNpy, readMatrixNpy, writeNpy } from '../../io/npy.js';
-import { useEngineArrayAllocator, useEngineFileWriter } from '../../native/call.js';
+import { useEngineArrayAllocator, useEngineFileMapping, useEngineFileWriter } from '../../native/call.js';
 import { alphaDiagnostics } from '../../ridge/alphaDiagnostics.js';
 import { alphaEdgeWarning, DECIMAL, parseAlphas } from '../../ridge/alphas.js';
 import { RidgeCV, setThreads } from '../../ridge/RidgeCV.js';
@@ -85,6 +85,7 @@ safetensors.numpy.load_file(path).`,
       if (threads !== undefined) setThreads(threads);
       const tRead = performance.now();
       useEngineArrayAllocator();
+      useEngineFileMapping();
       useEngineFileWriter();
       // The engine checks X and Y for NaN/Inf in native code before it fits: read them unchecked rather than scan
       // them twice (the scan in JavaScript is a fifth of this command's time outside the fit at NSD sizes).
@@ -183,6 +184,7 @@ safetensors.numpy.load_file(path).`,
       await checkOutputPath('--out', flags.out, 'file', 'the predictions (.npy)');
       const t0 = performance.now();
       useEngineArrayAllocator();
+      useEngineFileMapping();
       useEngineFileWriter();
       const [model, x] = await allInOrder([RidgeModel.load(flags.model), readMatrixNpy(flags.x, 'X')]);
       if (x.cols !== model.nFeatures) {

@@ -1,0 +1,69 @@
+#include "brainlatent/file_map.h"
+
+#include <cerrno>
+#include <cstring>
+
+#ifndef _WIN32
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#endif
+
+namespace brainlatent {
+
+MappedRange map_file_range(const std::string& path, std::uint64_t offset, std::size_t bytes) {
+  MappedRange m;
+#ifdef _WIN32
+  (void)path, (void)offset, (void)bytes;
+  m.error = ENOSYS;
+  m.message = "file mapping is not available on Windows";
+  return m;
+#else
+  auto fail = [&](int e, const char* what) {
+    m.error = e;
+    m.message = std::string(what) + ": " + std::strerror(e);
+    return m;
+  };
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return fail(errno, "open");
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    const int e = errno;
+    ::close(fd);
+    return fail(e, "fstat");
+  }
+  if (!S_ISREG(st.st_mode) || offset > static_cast<std::uint64_t>(st.st_size) || bytes > static_cast<std::uint64_t>(st.st_size) - offset) {
+    ::close(fd);
+    m.error = EINVAL;
+    m.message = "the range " + std::to_string(offset) + " + " + std::to_string(bytes) + " is not within the " + std::to_string(st.st_size) +
+                "-byte regular file";
+    return m;
+  }
+  const std::uint64_t page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+  const std::uint64_t start = offset / page * page;
+  const std::size_t length = static_cast<std::size_t>(offset - start) + (bytes > 0 ? bytes : 1);
+  void* p = ::mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, static_cast<off_t>(start));
+  const int e = errno;
+  ::close(fd);  // (the mapping keeps the file)
+  if (p == MAP_FAILED) return fail(e, "mmap");
+  // (the readers go through it all: read it ahead of them, as read() would have)
+  ::madvise(p, length, MADV_WILLNEED);
+  m.base = p;
+  m.length = length;
+  m.data = static_cast<char*>(p) + (offset - start);
+  return m;
+#endif
+}
+
+void unmap_range(void* base, std::size_t length) noexcept {
+#ifndef _WIN32
+  if (base) ::munmap(base, length);
+#else
+  (void)base, (void)length;
+#endif
+}
+
+void unmap_range(const MappedRange& m) noexcept { unmap_range(m.base, m.length); }
+
+}  // namespace brainlatent
