@@ -10,32 +10,12 @@
 #include <vector>
 
 #include "brainlatent/file_io.h"
+#include "file_test_util.h"
 #include "test_util.h"
 
 using namespace brainlatent;
-
-namespace {
-
-std::vector<char> pattern(std::size_t n, unsigned seed) {
-  std::vector<char> v(n);
-  std::uint32_t x = seed * 2654435761u + 1;
-  for (char& c : v) {
-    x = x * 1664525u + 1013904223u;
-    c = static_cast<char>(x >> 24);
-  }
-  return v;
-}
-
-std::vector<char> read_all(const std::string& path) {
-  std::vector<char> out;
-  const int fd = ::open(path.c_str(), O_RDONLY);
-  char buf[1 << 16];
-  for (ssize_t r; (r = ::read(fd, buf, sizeof buf)) > 0;) out.insert(out.end(), buf, buf + r);
-  ::close(fd);
-  return out;
-}
-
-}  // namespace
+using test::pattern;
+using test::read_all;
 
 int main() {
   char tmpl[] = "/tmp/brainlatent-file-io-XXXXXX";

@@ -11,32 +11,12 @@
 #include <vector>
 
 #include "brainlatent/file_map.h"
+#include "file_test_util.h"
 #include "test_util.h"
 
 using namespace brainlatent;
-
-namespace {
-
-std::vector<char> pattern(std::size_t n) {
-  std::vector<char> v(n);
-  std::uint32_t x = 12345;
-  for (char& c : v) {
-    x = x * 1664525u + 1013904223u;
-    c = static_cast<char>(x >> 24);
-  }
-  return v;
-}
-
-std::vector<char> read_all(const std::string& path) {
-  std::vector<char> out;
-  const int fd = ::open(path.c_str(), O_RDONLY);
-  char buf[1 << 16];
-  for (ssize_t r; (r = ::read(fd, buf, sizeof buf)) > 0;) out.insert(out.end(), buf, buf + r);
-  ::close(fd);
-  return out;
-}
-
-}  // namespace
+using test::pattern;
+using test::read_all;
 
 int main() {
   char tmpl[] = "/tmp/brainlatent-file-map-XXXXXX";
@@ -44,7 +24,7 @@ int main() {
   if (!dir) return 77;
   const std::string path = std::string(dir) + "/in.bin";
   const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
-  const std::vector<char> content = pattern(3 * page + 1000);
+  const std::vector<char> content = pattern(3 * page + 1000, 1);
   {
     const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     CHECK(fd >= 0);
