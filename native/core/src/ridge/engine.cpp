@@ -15,6 +15,7 @@
 #include <sstream>
 #include <type_traits>
 
+#include "brainlatent/cancellation.h"
 #include "brainlatent/error.h"
 #include "brainlatent/parallel.h"
 #include "brainlatent/profile.h"
@@ -835,6 +836,8 @@ const RouteSpec& choose_route(const Problem& pb, const Backend& be, const std::s
 EngineResult run(const Problem& pb, Backend& be, const std::string& route_name, const std::string& space, const std::string& cv_method) {
   check_problem(pb);
   const DeviceFit counted(be);
+  // (linalg's long decompositions poll the fit's flag between their blocks: Context::checkpoint's message)
+  const CancelScope cancel_scope(pb.cancel, pb.what);
   const bool automatic = route_name.empty() || route_name == "auto";
   const RouteSpec* chosen = &choose_route(pb, be, route_name, space, cv_method);
   try {
