@@ -459,6 +459,19 @@ describe('RidgeCV progress and cancellation', () => {
     }
   });
 
+  it('a decomposition reports its progress while it runs, between its blocks, for every route', async () => {
+    // (orders of 512 and up take the blocked eigensolver: 1,200 features per fold, 1,500 samples)
+    const { x, y } = planted(1500, 1200, 4, 6);
+    for (const solver of ['per-fold-primal', 'exact-kernel', 'exact-primal'] as const) {
+      const seen: { fraction: number; stage: string }[] = [];
+      await new RidgeCV({ alphas: [1, 10, 100], solver }).fit(x, y, { onProgress: (p) => seen.push(p) });
+      const decompose = seen.filter((p) => p.stage === 'decompose');
+      // a few events per decomposition (its reduction's panels, its back-transform's blocks), not one
+      expect(decompose.length, solver).toBeGreaterThan(solver === 'per-fold-primal' ? 100 : 30);
+      for (let i = 1; i < seen.length; i++) expect(seen[i].fraction).toBeGreaterThanOrEqual(seen[i - 1].fraction);
+    }
+  });
+
   it('an abort stops a long fit within its current large operation, not at the next target batch', async () => {
     // One target batch and several seconds of decompositions: a batch-level check would let it finish.
     const { x, y } = planted(1500, 1200, 16, 4);

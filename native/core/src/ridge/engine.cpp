@@ -15,7 +15,7 @@
 #include <sstream>
 #include <type_traits>
 
-#include "brainlatent/cancellation.h"
+#include "brainlatent/long_ops.h"
 #include "brainlatent/error.h"
 #include "brainlatent/parallel.h"
 #include "brainlatent/profile.h"
@@ -68,6 +68,7 @@ void Context::checkpoint() const {
 void Context::report(double fraction, const std::string& stage) const {
   // (monotone: a route's own steps may map a fraction below what the engine reported last)
   reported = std::max(reported, std::min(1.0, std::max(0.0, fraction)));
+  reported_stage = stage;
   if (pb.progress) pb.progress(reported, stage);
 }
 
@@ -122,6 +123,11 @@ void Context::reset_resolution() {
 // rule asks, float64. A float64 redo calls refill() to write the matrix into a again.
 std::vector<double> Context::eigh_in_place(const ViewF& a, const std::function<void()>& refill) {
   const i64 r = a.rows;
+  // The decomposition's blocks report from here to decompose()'s end mark (long_ops.h).
+  const double from = reported, to = decompose_to_ < 0 ? from : progress_from + (progress_to - progress_from) * decompose_to_;
+  const std::string stage = reported_stage.empty() ? "decompose" : reported_stage;
+  const StepProgress steps(to > from ? std::function<void(double)>([this, from, to, stage](double f) { report(from + (to - from) * f, stage); })
+                                     : std::function<void(double)>());
   const double amin = *std::min_element(pb.alphas.begin(), pb.alphas.end());
   auto in_float64 = [&] {
     BufferPtr d = be.alloc(DType::F64, Z(r * r)), w = be.alloc(DType::F64, Z(r));
@@ -273,11 +279,13 @@ Context::Eig Context::eigh_deflated(const ViewF& k) {
   return e;
 }
 
-Context::Eig Context::decompose(const ViewF& sym, bool centred_kernel, bool split_constant) {
+Context::Eig Context::decompose(const ViewF& sym, bool centred_kernel, bool split_constant, double to) {
   checkpoint();
   const i64 r = sym.rows;
   ++decompositions;
+  decompose_to_ = to;
   Eig e = centred_kernel && split_constant && r > 1 ? eigh_deflated(sym) : eigh_of(sym);
+  decompose_to_ = -1;
   std::vector<double> lam(Z(r));
   for (i64 k = 0; k < r; ++k) lam[Z(k)] = std::max(0.0, e.raw[Z(k)]);
   e.lam_buf = upload(lam);

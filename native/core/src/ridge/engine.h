@@ -105,6 +105,7 @@ class Context {
   void checkpoint() const;
   void report(double fraction, const std::string& stage) const;  // never below an earlier report
   mutable double reported = 0;
+  mutable std::string reported_stage;
   void count_flops(double f) { flops += f; }
   double flops = 0;
   i64 decompositions = 0;
@@ -131,7 +132,9 @@ class Context {
   // The eigendecomposition of a Gram, clamped eigenvalues and alpha resolution included. With
   // split_constant, a centred kernel's constant null vector is split off exactly (eigh_deflated):
   // row 0 of q is 1/√n, its eigenvalue 0.
-  Eig decompose(const ViewF& sym, bool centred_kernel, bool split_constant = false);
+  // `to`: the route's sub-progress at the decomposition's end; its blocks report their share of the way
+  // there from the progress so far (at NSD scale a float64 decomposition is a minute; < 0: no reports).
+  Eig decompose(const ViewF& sym, bool centred_kernel, bool split_constant = false, double to = -1);
   // "float32", "float64", or "mixed" when a later decomposition needed float64.
   std::string precision() const { return n_float64_ == 0 ? "float32" : n_float32_ == 0 ? "float64" : "mixed"; }
 
@@ -155,6 +158,7 @@ class Context {
 
  private:
   std::vector<double> eigh_in_place(const ViewF& a, const std::function<void()>& refill);
+  double decompose_to_ = -1;  // decompose()'s `to`, for eigh_in_place's progress
   double lambda_max_lower_bound(const ViewF& a, int iterations, double enough);
   Eig eigh_of(const ViewF& sym);
   Eig eigh_deflated(const ViewF& k);

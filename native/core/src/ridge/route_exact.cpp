@@ -76,7 +76,9 @@ class Exact final : public Route {
     ctx_.check_gram_finite(gv, primal_ ? "XᵀX" : "XXᵀ");
     ctx_.sub_progress(0.1, "decompose");
     const bool centred = !primal_ && pb_.fit_intercept;
-    eig_ = ctx_.decompose(gv, centred, /*split_constant=*/true);
+    // (the primal form's N = X̃Q follows: the decomposition's share of the rest by the flop model)
+    const double eig = eig_flops(static_cast<double>(r)), after = primal_ ? 2.0 * n * p * p : 0.0;
+    eig_ = ctx_.decompose(gv, centred, /*split_constant=*/true, 0.1 + 0.9 * eig / (eig + after));
     g.reset();
     if (centred && n > 1) {
       // The constant direction u carries nothing: its term of (I − H_c) is exactly the 11ᵀ/n that an

@@ -124,7 +124,7 @@ class PerFoldPrimal final : public Route {
       ctx_.count_flops(static_cast<double>(nv) * p * p);
       if (pb_.fit_intercept) be_.add_outer(ct, -static_cast<double>(nt), f.extra, f.extra);
       if (!unit_) be_.scale_rows_cols(ct, sw_view(), sw_view());
-      f.eig = ctx_.decompose(ct, false);
+      f.eig = ctx_.decompose(ct, false, false, (v + 1.0) / (k + 1.0));
       // M = (X̃_v − 1x̄_tᵀ) S Q
       ctx_.checkpoint();
       BufferPtr xc_buf = be_.alloc(DType::F32, Z(nv * p));
@@ -151,13 +151,13 @@ class PerFoldPrimal final : public Route {
       sqrt_w_ = ctx_.upload(s);
     }
     if (unit_) {
-      full_ = ctx_.decompose(c_, false);
+      full_ = ctx_.decompose(c_, false, false, 1.0);
     } else {
       BufferPtr cg = be_.alloc(DType::F32, Z(p * p));
       const ViewF cgv = view<float>(*cg, p, p);
       be_.copy(c_, cgv);
       be_.scale_rows_cols(cgv, sw_view(), sw_view());
-      full_ = ctx_.decompose(cgv, false);
+      full_ = ctx_.decompose(cgv, false, false, 1.0);
     }
     ctx_.sub_progress(1.0, pb_.unit_weights() ? "decompose" : "refit");
   }
@@ -321,7 +321,7 @@ class PerFoldKernel final : public Route {
         be_.add_broadcast(kvt, rv, rt, mu);
       }
       FoldEig& f = folds_[Z(v)];
-      f.eig = ctx_.decompose(ktt, pb_.fit_intercept);
+      f.eig = ctx_.decompose(ktt, pb_.fit_intercept, false, (v + 1.0) / (k + 1.0));
       ktt_buf.reset();
       // M = K̃_vt Q (Q's columns are the rows of q), and Qᵀ1 for the centring of Z.
       f.m_buf = be_.alloc(DType::F32, Z(nv * nt));
@@ -339,7 +339,7 @@ class PerFoldKernel final : public Route {
   void begin_refit(int c) override {
     kernel_of(c);
     // X̃ is globally centred with an intercept, so K_γ already is.
-    full_ = ctx_.decompose(kg_, pb_.fit_intercept);
+    full_ = ctx_.decompose(kg_, pb_.fit_intercept, false, 1.0);
     ctx_.sub_progress(1.0, unit_ ? "decompose" : "refit");
   }
 

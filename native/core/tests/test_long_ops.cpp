@@ -1,6 +1,7 @@
-// Cancellation inside long linear algebra: poll_cancel() under nested CancelScopes, and an
+// A fit's hooks in long linear algebra (long_ops.h): poll_cancel() under nested CancelScopes, an
 // eigendecomposition that stops between its blocks when the fit's flag is set while it runs (it
-// would otherwise run to its end: ~1 s here, a minute at NSD's 8,859 samples in float64).
+// would otherwise run to its end: ~1 s here, a minute at NSD's 8,859 samples in float64), and the
+// fractions it reports between its blocks under a StepProgress.
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -10,7 +11,7 @@
 #include <thread>
 #include <vector>
 
-#include "brainlatent/cancellation.h"
+#include "brainlatent/long_ops.h"
 #include "brainlatent/error.h"
 #include "brainlatent/linalg.h"
 #include "test_util.h"
@@ -101,6 +102,28 @@ int main() {
     }
     setter.join();
     CHECK(stopped);
+  });
+
+  test::run("an eigendecomposition reports its fraction done between blocks, in order, ending at 1", [] {
+    const std::int64_t n = 600;
+    std::vector<float> a = symmetric<float>(n), w(static_cast<std::size_t>(n));
+    std::vector<double> seen;
+    {
+      StepProgress p([&](double f) { seen.push_back(f); });
+      linalg::eigh(n, a.data(), w.data());
+    }
+    // 18 reduction panels of 32, the steps between, 5 reflector blocks of 128, the end
+    CHECK(seen.size() >= 20);
+    CHECK(!seen.empty() && seen.front() >= 0 && seen.back() == 1.0);
+    for (std::size_t i = 1; i < seen.size(); ++i) CHECK(seen[i] >= seen[i - 1]);
+    // (no scope: nothing reported, and step_done still polls the cancel flag)
+    seen.clear();
+    a = symmetric<float>(n);
+    linalg::eigh(n, a.data(), w.data());
+    CHECK(seen.empty());
+    std::atomic<bool> flag{true};
+    CancelScope s(&flag, "fit");
+    CHECK(cancelled([] { step_done(0.5); }));
   });
 
   return test::finish();

@@ -1,0 +1,52 @@
+// What a fit reaches into long linear algebra with: its cancel flag and its progress. The ridge engine
+// checks its flag and reports progress between its large operations; one of those, a symmetric
+// eigendecomposition, takes a minute in float64 at NSD's sample count (8,859), which no abort should
+// wait for and no progress bar should sit still through. So the engine makes its flag and a progress
+// callback the calling thread's (CancelScope, StepProgress), and linalg's blocked loops (the
+// tridiagonal reduction's panels, the back-transform's reflector blocks) call step_done() between
+// blocks.
+#pragma once
+#include <atomic>
+#include <functional>
+#include <string>
+
+namespace brainlatent {
+
+// For its lifetime, poll_cancel() on this thread throws Error(ErrorCode::Cancelled, what + " cancelled")
+// once *flag is set. Scopes nest (the inner one holds until it ends); a null flag polls nothing.
+class CancelScope {
+ public:
+  CancelScope(const std::atomic<bool>* flag, std::string what);
+  ~CancelScope();
+  CancelScope(const CancelScope&) = delete;
+  CancelScope& operator=(const CancelScope&) = delete;
+
+ private:
+  const std::atomic<bool>* flag_;
+  std::string what_;
+  const CancelScope* outer_;
+  friend void poll_cancel();
+};
+
+// Throws if the innermost CancelScope of this thread has been cancelled; otherwise returns at once.
+void poll_cancel();
+
+// For its lifetime, step_done(f) on this thread calls report(f), f the fraction of the current long
+// operation done (0..1). Scopes nest like CancelScope's; an empty function reports nothing.
+class StepProgress {
+ public:
+  explicit StepProgress(std::function<void(double)> report);
+  ~StepProgress();
+  StepProgress(const StepProgress&) = delete;
+  StepProgress& operator=(const StepProgress&) = delete;
+
+ private:
+  std::function<void(double)> report_;
+  const StepProgress* outer_;
+  friend void step_done(double);
+};
+
+// Between the blocks of a long operation: poll_cancel(), then report the fraction done.
+void step_done(double fraction);
+
+}  // namespace brainlatent
