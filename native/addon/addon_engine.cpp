@@ -94,15 +94,15 @@ Napi::Value AllocLargeBuffer(const Napi::CallbackInfo& info) {
   return Napi::ArrayBuffer::New(info.Env(), p, static_cast<std::size_t>(n), [](Napi::Env, void* q) { free_pages(q); });
 }
 
-// mapFile(path, offset, bytes) -> ArrayBuffer over that range of the file, mapped copy-on-write
-// (file_map.h): the .npy readers' large arrays without a copy. Throws an Error saying what failed
-// (the reader then reads the file instead); the mapping goes with the ArrayBuffer.
+// mapFile(fd, offset, bytes) -> ArrayBuffer over that range of the open file, mapped copy-on-write
+// (file_map.h): the .npy readers' large arrays without a copy, from the file they opened. Throws an
+// Error saying what failed (the reader then reads the file instead); the mapping goes with the
+// ArrayBuffer and outlives the descriptor.
 Napi::Value MapFile(const Napi::CallbackInfo& info) {
   Args args(info, "mapFile");
-  const std::string path = args.string(0, "path");
-  const std::int64_t offset = args.count(1, "offset"), bytes = args.count(2, "bytes");
-  MappedRange m = map_file_range(path, static_cast<std::uint64_t>(offset), static_cast<std::size_t>(bytes));
-  if (!m.data) throw Napi::Error::New(info.Env(), "mapFile: " + path + ": " + m.message);
+  const std::int64_t fd = args.count(0, "fd"), offset = args.count(1, "offset"), bytes = args.count(2, "bytes");
+  MappedRange m = map_file_range(static_cast<int>(fd), static_cast<std::uint64_t>(offset), static_cast<std::size_t>(bytes));
+  if (!m.data) throw Napi::Error::New(info.Env(), "mapFile: " + m.message);
   auto* hint = new MappedRange(std::move(m));
   return Napi::ArrayBuffer::New(
       info.Env(), hint->data, static_cast<std::size_t>(bytes),

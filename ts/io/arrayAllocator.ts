@@ -28,10 +28,11 @@ export function allocateArrayBuffer(bytes: number): ArrayBuffer {
 }
 
 /**
- * Maps a byte range of a file as an ArrayBuffer (copy-on-write: writes to it never reach the file), or throws. The
- * engine installs one (`useEngineFileMapping` in ts/native/call.ts) for the commands that read large .npy inputs.
+ * Maps a byte range of an open file (its descriptor) as an ArrayBuffer (copy-on-write: writes to it never reach the
+ * file), or throws. The engine installs one (`useEngineFileMapping` in ts/native/call.ts) for the commands that read
+ * large .npy inputs.
  */
-export type FileMapper = (path: string, offset: number, bytes: number) => ArrayBuffer;
+export type FileMapper = (fd: number, offset: number, bytes: number) => ArrayBuffer;
 
 let mapper: FileMapper | undefined;
 
@@ -41,15 +42,15 @@ export function setLargeFileMapper(m: FileMapper | undefined): void {
 }
 
 /**
- * The `bytes` at `offset` of the file at `path`, mapped instead of read (no copy, no fresh pages: the page cache's
+ * The `bytes` at `offset` of the open file `fd` (the one whose header the reader read), mapped instead of read (no copy, no fresh pages: the page cache's
  * own), when a mapper is installed and the range is large; undefined where the caller should read it instead (no
  * mapper, a small range, or a file the mapper could not map: the read then reports what is wrong with it). The file
  * must not shrink while the array is in use (a read past its new end is SIGBUS, as with numpy's mmap_mode).
  */
-export function mapFileRange(path: string, offset: number, bytes: number): ArrayBuffer | undefined {
+export function mapFileRange(fd: number, offset: number, bytes: number): ArrayBuffer | undefined {
   if (!mapper || bytes < LARGE_BYTES) return undefined;
   try {
-    return mapper(path, offset, bytes);
+    return mapper(fd, offset, bytes);
   } catch {
     return undefined;
   }

@@ -243,7 +243,7 @@ export async function readNpy(path: string): Promise<NpyArray> {
     // Large arrays that need no byte swap are mapped rather than read where a mapper is installed (arrayAllocator.ts).
     const item = ITEM[header.dtype];
     if ((header.littleEndian || item === 1) && header.dataOffset % item === 0) {
-      const mapped = mapFileRange(path, header.dataOffset, header.dataBytes);
+      const mapped = mapFileRange(fh.fd, header.dataOffset, header.dataBytes);
       if (mapped) return finishData(path, header, typedArrayOf(header.dtype, mapped));
     }
     const data = allocateNpy(header.dtype, header.dataBytes / item);

@@ -103,7 +103,7 @@ export function useEngineFileMapping(): boolean {
   const b = loadableBinding();
   const map = b?.mapFile;
   if (typeof map !== 'function' || b?.buildInfo().hugePages) return false;
-  setLargeFileMapper((path, offset, bytes) => map.call(b, path, offset, bytes));
+  setLargeFileMapper((fd, offset, bytes) => map.call(b, fd, offset, bytes));
   return true;
 }
 

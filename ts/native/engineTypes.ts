@@ -39,10 +39,11 @@ export interface EngineBinding {
    */
   allocLargeBuffer(bytes: number, zeroFill?: boolean): ArrayBuffer;
   /**
-   * An ArrayBuffer over bytes [offset, offset + bytes) of the file at `path`, mapped copy-on-write (writes to it stay in
-   * this process): a large array read from a file without copying it. Throws an Error saying what failed. Not on Windows.
+   * An ArrayBuffer over bytes [offset, offset + bytes) of the open file `fd`, mapped copy-on-write (writes to it stay in
+   * this process; the mapping outlives the descriptor): a large array read from a file without copying it. Throws an
+   * Error saying what failed. Not on Windows.
    */
-  mapFile?(path: string, offset: number, bytes: number): ArrayBuffer;
+  mapFile?(fd: number, offset: number, bytes: number): ArrayBuffer;
   /**
    * execv(file, args): this process becomes a new program with the same pid, parent, stdio and environment. Returns
    * only by throwing (code ENOENT, EACCES or EEXEC). Not on Windows.

@@ -12,10 +12,10 @@
 
 namespace brainlatent {
 
-MappedRange map_file_range(const std::string& path, std::uint64_t offset, std::size_t bytes) {
+MappedRange map_file_range(int fd, std::uint64_t offset, std::size_t bytes) {
   MappedRange m;
 #ifdef _WIN32
-  (void)path, (void)offset, (void)bytes;
+  (void)fd, (void)offset, (void)bytes;
   m.error = ENOSYS;
   m.message = "file mapping is not available on Windows";
   return m;
@@ -25,16 +25,9 @@ MappedRange map_file_range(const std::string& path, std::uint64_t offset, std::s
     m.message = std::string(what) + ": " + std::strerror(e);
     return m;
   };
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return fail(errno, "open");
   struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    const int e = errno;
-    ::close(fd);
-    return fail(e, "fstat");
-  }
+  if (::fstat(fd, &st) != 0) return fail(errno, "fstat");
   if (!S_ISREG(st.st_mode) || offset > static_cast<std::uint64_t>(st.st_size) || bytes > static_cast<std::uint64_t>(st.st_size) - offset) {
-    ::close(fd);
     m.error = EINVAL;
     m.message = "the range " + std::to_string(offset) + " + " + std::to_string(bytes) + " is not within the " + std::to_string(st.st_size) +
                 "-byte regular file";
@@ -44,14 +37,29 @@ MappedRange map_file_range(const std::string& path, std::uint64_t offset, std::s
   const std::uint64_t start = offset / page * page;
   const std::size_t length = static_cast<std::size_t>(offset - start) + (bytes > 0 ? bytes : 1);
   void* p = ::mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, static_cast<off_t>(start));
-  const int e = errno;
-  ::close(fd);  // (the mapping keeps the file)
-  if (p == MAP_FAILED) return fail(e, "mmap");
+  if (p == MAP_FAILED) return fail(errno, "mmap");
   // (the readers go through it all: read it ahead of them, as read() would have)
   ::madvise(p, length, MADV_WILLNEED);
   m.base = p;
   m.length = length;
   m.data = static_cast<char*>(p) + (offset - start);
+  return m;
+#endif
+}
+
+MappedRange map_file_range(const std::string& path, std::uint64_t offset, std::size_t bytes) {
+#ifdef _WIN32
+  return map_file_range(-1, offset, bytes);
+#else
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    MappedRange m;
+    m.error = errno;
+    m.message = std::string("open: ") + std::strerror(m.error);
+    return m;
+  }
+  MappedRange m = map_file_range(fd, offset, bytes);
+  ::close(fd);  // (the mapping keeps the file)
   return m;
 #endif
 }

@@ -11,9 +11,9 @@
 #include <thread>
 #include <vector>
 
-#include "brainlatent/long_ops.h"
 #include "brainlatent/error.h"
 #include "brainlatent/host_memory.h"
+#include "brainlatent/long_ops.h"
 #include "brainlatent/parallel.h"
 #include "brainlatent/profile.h"
 

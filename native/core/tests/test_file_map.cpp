@@ -57,6 +57,18 @@ int main() {
     CHECK(read_all(path) == content);
   });
 
+  test::run("an open descriptor maps the same bytes, and the mapping outlives it", [&] {
+    const int fd = ::open(path.c_str(), O_RDONLY);
+    CHECK(fd >= 0);
+    const MappedRange m = map_file_range(fd, 100, 2 * page);
+    ::close(fd);
+    CHECK(m.error == 0);
+    if (m.data) CHECK(std::memcmp(m.data, content.data() + 100, 2 * page) == 0);
+    unmap_range(m);
+    const MappedRange bad = map_file_range(-1, 0, 1);
+    CHECK(bad.data == nullptr && bad.error == EBADF);
+  });
+
   test::run("no file, a range past the end and a folder are errors with their errno", [&] {
     const MappedRange missing = map_file_range(std::string(dir) + "/none.bin", 0, 10);
     CHECK(missing.data == nullptr && missing.error == ENOENT);

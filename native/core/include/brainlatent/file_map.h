@@ -21,8 +21,12 @@ struct MappedRange {
   std::string message;    // what failed, for the caller to name the file
 };
 
-// Maps [offset, offset + bytes) of the file at path, private and writable. Nothing thrown: on
-// failure (no such file, a range past the end, a file system without mmap) error says why.
+// Maps [offset, offset + bytes) of the open file fd, private and writable (the mapping holds the
+// file; fd may be closed after). A reader maps the file it has opened and read the header of, not a
+// path that may name another file by then. Nothing thrown: on failure (not a regular file, a range
+// past the end, a file system without mmap) error says why.
+MappedRange map_file_range(int fd, std::uint64_t offset, std::size_t bytes);
+// The same for the file at path (opened and closed here).
 MappedRange map_file_range(const std::string& path, std::uint64_t offset, std::size_t bytes);
 
 // Unmaps what map_file_range mapped.

@@ -15,8 +15,8 @@
 #include <sstream>
 #include <type_traits>
 
-#include "brainlatent/long_ops.h"
 #include "brainlatent/error.h"
+#include "brainlatent/long_ops.h"
 #include "brainlatent/parallel.h"
 #include "brainlatent/profile.h"
 
