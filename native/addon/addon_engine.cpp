@@ -100,6 +100,7 @@ Napi::Value AllocLargeBuffer(const Napi::CallbackInfo& info) {
 // ArrayBuffer and outlives the descriptor.
 Napi::Value MapFile(const Napi::CallbackInfo& info) {
   Args args(info, "mapFile");
+  explain_sigbus_on_mapped_inputs();  // (a mapped input that shrinks says so instead of "Bus error")
   const std::int64_t fd = args.count(0, "fd"), offset = args.count(1, "offset"), bytes = args.count(2, "bytes");
   MappedRange m = map_file_range(static_cast<int>(fd), static_cast<std::uint64_t>(offset), static_cast<std::size_t>(bytes));
   if (!m.data) throw Napi::Error::New(info.Env(), "mapFile: " + m.message);

@@ -3,7 +3,7 @@
  * it unfilled, so the read is their first touch; what the readers return must still be exactly the file's values,
  * and the engine's own allocLargeBuffer stays zero-filled by default.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -178,6 +178,25 @@ describe('large arrays mapped from their file', () => {
       closeSync(folder);
     }
     expect(() => nativeSync((b) => b.mapFile!(1 << 20, 0, 1))).toThrow(/fstat: Bad file descriptor/);
+  });
+
+  it('a mapped input that shrinks while in use ends the process saying so, not with a bare bus error (Linux)', async () => {
+    if (process.platform !== 'linux') return;
+    const dist = (m: string) => JSON.stringify(new URL(`../../dist/${m}`, import.meta.url).pathname);
+    const file = join(dir, 'shrinks.npy');
+    const script =
+      `const { useEngineFileMapping } = await import(${dist('native/call.js')});` +
+      `const { readNpy, writeNpy } = await import(${dist('io/npy.js')});` +
+      `const { truncateSync } = await import('node:fs');` +
+      `if (!useEngineFileMapping()) throw new Error('not mapping');` +
+      `await writeNpy(${JSON.stringify(file)}, new Float32Array(1 << 20).fill(3), [1024, 1024]);` +
+      `const a = await readNpy(${JSON.stringify(file)});` +
+      `truncateSync(${JSON.stringify(file)}, 100);` +
+      `console.log(a.data[(1 << 20) - 1]);`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, BRAINLATENT_HUGE_PAGES: '0' } });
+    expect(r.stderr.toString()).toMatch(/input file read through a memory mapping was truncated or rewritten while the command ran \(SIGBUS\)/);
+    expect(r.status).toBe(1);
+    expect(r.stdout.toString()).toBe('');
   });
 
   it('maps the file the reader opened, even when its path names another file by then', async () => {

@@ -5,6 +5,7 @@
 
 #ifndef _WIN32
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -61,6 +62,31 @@ MappedRange map_file_range(const std::string& path, std::uint64_t offset, std::s
   MappedRange m = map_file_range(fd, offset, bytes);
   ::close(fd);  // (the mapping keeps the file)
   return m;
+#endif
+}
+
+#ifndef _WIN32
+namespace {
+void on_sigbus(int) {
+  // (async-signal-safe: one write, then _exit)
+  static const char kMessage[] =
+      "brainlatent: an input file read through a memory mapping was truncated or rewritten while the command ran "
+      "(SIGBUS); it stopped, and no output was renamed into place\n";
+  ssize_t ignored = ::write(2, kMessage, sizeof kMessage - 1);
+  (void)ignored;
+  ::_exit(1);
+}
+}  // namespace
+#endif
+
+void explain_sigbus_on_mapped_inputs() noexcept {
+#ifndef _WIN32
+  struct sigaction current {};
+  if (::sigaction(SIGBUS, nullptr, &current) != 0 || current.sa_handler != SIG_DFL || (current.sa_flags & SA_SIGINFO)) return;
+  struct sigaction sa {};
+  sa.sa_handler = on_sigbus;
+  sigemptyset(&sa.sa_mask);
+  ::sigaction(SIGBUS, &sa, nullptr);
 #endif
 }
 

@@ -29,6 +29,12 @@ MappedRange map_file_range(int fd, std::uint64_t offset, std::size_t bytes);
 // The same for the file at path (opened and closed here).
 MappedRange map_file_range(const std::string& path, std::uint64_t offset, std::size_t bytes);
 
+// From now on a SIGBUS (a read of a mapped page past the end of a file that shrank, or was truncated
+// and rewritten, while mapped) ends the process with exit code 1 and a line on stderr saying so,
+// instead of a bare "Bus error" core dump. Installed only where SIGBUS still has its default action;
+// idempotent. Not on Windows.
+void explain_sigbus_on_mapped_inputs() noexcept;
+
 // Unmaps what map_file_range mapped.
 void unmap_range(const MappedRange& m) noexcept;
 void unmap_range(void* base, std::size_t length) noexcept;
