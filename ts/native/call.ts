@@ -95,7 +95,8 @@ function loadableBinding(): Binding | undefined {
  * (the fit's first pass over them ~8 ms more). Where they are expensive the engine uses huge pages
  * (`buildInfo().hugePages`) and the readers keep reading into them: touching a mapping's 4 KiB pages took 16–28 ms
  * per 32 MB there, reading into huge pages 10–20 ms. For commands whose inputs are not rewritten while they run (a
- * file that shrinks under a mapping is SIGBUS when read). False where nothing is mapped: huge pages, no engine,
+ * file that shrinks under a mapping is SIGBUS when read: the engine then ends the process with a line saying so,
+ * `explain_sigbus_on_mapped_inputs`). False where nothing is mapped: huge pages, no engine,
  * Windows.
  */
 export function useEngineFileMapping(): boolean {
