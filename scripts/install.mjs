@@ -33,8 +33,9 @@ function prebuildLoads() {
 if (existsSync(path.join(root, 'tsconfig.json'))) {
   // The checkout (`npm install` / `npm ci` there): the engine from source, then the TypeScript.
   buildNative();
-  const tsc = spawnSync(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' });
-  if (tsc.status !== 0) process.exit(1);
+  // (imported here: the package ships install.mjs and build-native.mjs only)
+  const { compileTypeScript } = await import('./compile-ts.mjs');
+  if (!compileTypeScript()) process.exit(1);
 } else if (buildFromSourceRequested()) {
   buildNative();
 } else {

@@ -16,6 +16,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { buildNative } from './build-native.mjs';
+import { compileTypeScript } from './compile-ts.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
@@ -32,9 +33,8 @@ function run(cmd, args, opts = {}) {
   return r.stdout ?? '';
 }
 
-function compileTypeScript() {
-  rmSync(path.join(root, 'dist'), { recursive: true, force: true });
-  run(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
+function compileFreshDist() {
+  if (!compileTypeScript({ fresh: true })) fail('tsc -p tsconfig.build.json failed');
   console.log('prepack: compiled ts/ into a fresh dist/');
 }
 
@@ -99,5 +99,5 @@ function prebuild() {
   console.log(`prepack: prebuilt engine ${path.relative(root, out)} (${MB(statSync(out).size)}, ${blas.stdout.trim()}) + libonnxruntime.so.1 ${ortVersion}`);
 }
 
-if (!process.argv.includes('--prebuild-only')) compileTypeScript();
+if (!process.argv.includes('--prebuild-only')) compileFreshDist();
 prebuild();

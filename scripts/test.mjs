@@ -5,6 +5,8 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 
+import { compileTypeScript } from './compile-ts.mjs';
+
 const run = (cmd, args, opts = {}) => spawnSync(cmd, args, { stdio: 'inherit', ...opts });
 const fail = (msg) => {
   console.error(`\nnpm test: ${msg}`);
@@ -12,7 +14,7 @@ const fail = (msg) => {
 };
 
 if (!existsSync('build/Release/brainlatent.node')) fail('the native engine is not built; run `npm install` (or `npm run build`) first');
-if (run('npx', ['--no-install', 'tsc', '-p', 'tsconfig.build.json']).status !== 0) fail('TypeScript compilation failed');
+if (!compileTypeScript()) fail('TypeScript compilation failed');
 // The typecheck covers test/ too, and the module graph (no import cycles; one native-call layer).
 if (run('npm', ['run', '--silent', 'typecheck']).status !== 0) fail('the typecheck failed (npm run typecheck)');
 mkdirSync('build/sd-fixtures', { recursive: true });

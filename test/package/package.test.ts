@@ -3,7 +3,9 @@
  * files the package ships, bench records outside the package, and the install/loader rules. The full
  * install-as-a-dependency check (pack, fresh project, no compiler) is scripts/consumer-check.mjs in CI.
  */
-import { readdirSync, readFileSync, existsSync, statSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 
@@ -167,5 +169,25 @@ describe('installed-package behaviour', () => {
     // in a checkout nothing ships an ONNX Runtime copy: onnxruntime-node (a dev dependency) provides it
     if (!existsSync(path.join(root, 'prebuilds'))) expect(shippedOrtLibrary()).toBeUndefined();
     expect(() => createRequire(import.meta.url).resolve('node-gyp-build')).not.toThrow();
+  });
+});
+
+describe("the checkout's bin", () => {
+  it('is executable after the build, and the build script makes every bin of a package.json so', () => {
+    if (process.platform === 'win32') return;
+    // (npm test compiles through scripts/compile-ts.mjs; npm pack's prepack empties dist/ and does the same)
+    expect(statSync(path.join(root, pkg.bin.brainlatent)).mode & 0o111).toBe(0o111);
+    const dir = mkdtempSync(path.join(tmpdir(), 'bl-bin-'));
+    try {
+      mkdirSync(path.join(dir, 'dist', 'cli'), { recursive: true });
+      writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'x', bin: { x: 'dist/cli/main.js', gone: 'dist/none.js' } }));
+      writeFileSync(path.join(dir, 'dist', 'cli', 'main.js'), '#!/usr/bin/env node\n', { mode: 0o644 });
+      const script = `import(${JSON.stringify(path.join(root, 'scripts', 'compile-ts.mjs'))}).then((m) => console.log(JSON.stringify(m.markBinsExecutable(${JSON.stringify(dir)}))))`;
+      const out = execFileSync(process.execPath, ['-e', script]).toString();
+      expect(JSON.parse(out)).toEqual([path.join(dir, 'dist', 'cli', 'main.js')]);
+      expect(statSync(path.join(dir, 'dist', 'cli', 'main.js')).mode & 0o777).toBe(0o755);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

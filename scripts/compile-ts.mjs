@@ -1,0 +1,35 @@
+#!/usr/bin/env node
+// Compiles ts/ into dist/ (tsconfig.build.json) and makes the package's bin files executable. tsc
+// writes new files without the execute bit: after `npm pack` (whose prepack empties dist/) or a
+// first build, `npx brainlatent` in a checkout failed with "brainlatent: Permission denied" unless
+// npm happened to fix the bin's mode itself. Used by the install, prepack and test scripts and by
+// `npm run build:ts`. Options: --fresh empties dist/ first.
+import { spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, readFileSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+/** Compiles the TypeScript; false when tsc failed (it has printed why). */
+export function compileTypeScript({ fresh = false } = {}) {
+  if (fresh) rmSync(path.join(root, 'dist'), { recursive: true, force: true });
+  const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
+  const r = spawnSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' });
+  if (r.status !== 0) return false;
+  markBinsExecutable();
+  return true;
+}
+
+/** chmod 755 every file that the "bin" of `dir`'s package.json names and that exists; returns those files. */
+export function markBinsExecutable(dir = root) {
+  const { bin } = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8'));
+  const files = (typeof bin === 'string' ? [bin] : Object.values(bin ?? {})).map((f) => path.join(dir, f)).filter((f) => existsSync(f));
+  for (const file of files) chmodSync(file, 0o755);
+  return files;
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  if (!compileTypeScript({ fresh: process.argv.includes('--fresh') })) process.exit(1);
+}
