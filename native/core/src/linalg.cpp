@@ -140,7 +140,7 @@ namespace {
 // (?larft + ?larfb, the same algorithm as ?ormql) it runs at ~120 GFLOP/s: 0.13 s (0.89 s against
 // 1.37 s at n = 4000). Small orders, and matrices whose scale syevd would rescale first, keep syevd.
 // The reduction runs ?sytrd's panels one call each (sytrd_upper_blocked) so that a cancelled fit
-// stops between them and between the back-transform's blocks (cancellation.h), not a minute later.
+// stops between them and between the back-transform's blocks (long_ops.h), not a minute later.
 template <typename T>
 struct Lapack;
 template <>

@@ -78,7 +78,6 @@ struct RidgeResult {
   RidgeFitInfo info;
 };
 
-// Checks inputs (shapes, finiteness, alphas, folds) and fits. Throws brainlatent::Error.
 // The flop model (GEMM flops, eigensolves as GEMM-time equivalents) of the route a fit of this shape
 // would take, from the dimensions alone (no data is read; o.folds labels n samples): for estimates
 // that scale a small probe fit to the real shape.
@@ -88,6 +87,7 @@ struct RidgeCostEstimate {
 };
 RidgeCostEstimate ridge_cost_estimate(std::int64_t n, std::int64_t p, std::int64_t t, const RidgeOptions& o);
 
+// Checks inputs (shapes, finiteness, alphas, folds) and fits. Throws brainlatent::Error.
 RidgeResult ridge_cv_fit(ConstMatF x, ConstMatF y, const RidgeOptions& options);
 
 // Many independent problems at once (subjects × regions × feature sets): up to `concurrency` fits
