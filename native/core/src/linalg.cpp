@@ -82,24 +82,71 @@ void set_engine_threads(int n) {
 
 namespace linalg {
 
+namespace {
+
+// One BLAS call: row-major C = op(A)op(B)  <=>  column-major Cᵀ = op(B)ᵀ op(A)ᵀ.
+void gemm_call(char opa, char opb, int M, int N, int K, float alpha, const float* b, int LDA, const float* a, int LDB, float beta,
+               float* c, int LDC) {
+  sgemm_(&opa, &opb, &M, &N, &K, &alpha, b, &LDA, a, &LDB, &beta, c, &LDC);
+}
+void gemm_call(char opa, char opb, int M, int N, int K, double alpha, const double* b, int LDA, const double* a, int LDB, double beta,
+               double* c, int LDC) {
+  dgemm_(&opa, &opb, &M, &N, &K, &alpha, b, &LDA, a, &LDB, &beta, c, &LDC);
+}
+
+// Single-precision flops per slice of a long GEMM or rank-k product (a double-precision flop counts twice).
+std::atomic<double> g_slice_flops{128e9};
+
+// A GEMM is one BLAS call, which no abort can stop: at NSD's scale one runs for seconds (the c
+// decoder's refit, 15,724 × 8,859 × 2,048 targets a batch, is 570 GFLOP: 3 s at 190 GFLOP/s on two
+// cores). Past twice the slice size (~1.3 s here, ~0.2 s on 16 cores) it runs in slices of C's
+// larger dimension with poll_cancel() before each, so that an abort waits for one slice. Each slice
+// re-packs the operand the slices share (the smaller), a cost that grows as slices narrow: 8,859 ×
+// 8,859 × 2,048 in 3 slices ran at 188–199 GFLOP/s against 196–199 whole, the large bench shape's
+// 221 GFLOP GEMM in 4 slices at 180–195 against 194–199 (so the bench shapes are never sliced).
+template <typename T>
+void gemm_sliced(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T* a, std::int64_t lda, const T* b,
+                 std::int64_t ldb, T beta, T* c, std::int64_t ldc) {
+  if (m == 0 || n == 0) return;
+  const char opa = tb ? 'T' : 'N', opb = ta ? 'T' : 'N';
+  const int K = to_int(k, "k"), LDA = to_int(ldb, "ldb"), LDB = to_int(lda, "lda"), LDC = to_int(ldc, "ldc");
+  const double flops = 2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k) * (sizeof(T) / 4.0);
+  const double slice = g_slice_flops.load();
+  const std::int64_t parts = flops > 2 * slice ? std::min<std::int64_t>(std::max(m, n), static_cast<std::int64_t>(std::ceil(flops / slice))) : 1;
+  if (parts == 1) {
+    gemm_call(opa, opb, to_int(n, "n"), to_int(m, "m"), K, alpha, b, LDA, a, LDB, beta, c, LDC);
+    return;
+  }
+  const bool by_rows = m >= n;
+  const std::int64_t len = by_rows ? m : n;
+  for (std::int64_t s = 0; s < parts; ++s) {
+    poll_cancel();
+    const std::int64_t i0 = len * s / parts, w = len * (s + 1) / parts - i0;
+    if (by_rows) {
+      // rows i0.. of C and of op(A): A's rows, or its columns when transposed
+      const T* as = ta ? a + i0 : a + i0 * lda;
+      gemm_call(opa, opb, to_int(n, "n"), to_int(w, "m"), K, alpha, b, LDA, as, LDB, beta, c + i0 * ldc, LDC);
+    } else {
+      // columns i0.. of C and of op(B): B's columns, or its rows when transposed
+      const T* bs = tb ? b + i0 * ldb : b + i0;
+      gemm_call(opa, opb, to_int(w, "n"), to_int(m, "m"), K, alpha, bs, LDA, a, LDB, beta, c + i0, LDC);
+    }
+  }
+}
+
+}  // namespace
+
 void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,
           std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc) {
-  if (m == 0 || n == 0) return;
-  // Row-major C = op(A)op(B)  <=>  column-major Cᵀ = op(B)ᵀ op(A)ᵀ.
-  const int M = to_int(n, "n"), N = to_int(m, "m"), K = to_int(k, "k");
-  const int LDA = to_int(ldb, "ldb"), LDB = to_int(lda, "lda"), LDC = to_int(ldc, "ldc");
-  const char opa = tb ? 'T' : 'N', opb = ta ? 'T' : 'N';
-  sgemm_(&opa, &opb, &M, &N, &K, &alpha, b, &LDA, a, &LDB, &beta, c, &LDC);
+  gemm_sliced(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, double alpha, const double* a,
           std::int64_t lda, const double* b, std::int64_t ldb, double beta, double* c, std::int64_t ldc) {
-  if (m == 0 || n == 0) return;
-  const int M = to_int(n, "n"), N = to_int(m, "m"), K = to_int(k, "k");
-  const int LDA = to_int(ldb, "ldb"), LDB = to_int(lda, "lda"), LDC = to_int(ldc, "ldc");
-  const char opa = tb ? 'T' : 'N', opb = ta ? 'T' : 'N';
-  dgemm_(&opa, &opb, &M, &N, &K, &alpha, b, &LDA, a, &LDB, &beta, c, &LDC);
+  gemm_sliced(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
+
+double set_gemm_slice_flops(double flops) { return g_slice_flops.exchange(flops > 0 ? flops : 128e9); }
 
 namespace {
 void symmetrize_from_upper_colmajor(std::int64_t n, float* c, std::int64_t ldc) {
@@ -112,13 +159,48 @@ void symmetrize_from_upper_colmajor(std::int64_t n, float* c, std::int64_t ldc) 
 }
 }  // namespace
 
+namespace {
+// Upper triangle of a column-major symmetric rank-k product: C = B·Bᵀ with B (N×K) ('N'), or C =
+// Bᵀ·B with B (K×N) ('T'). Past twice the slice size (in flops, N²K) it runs by blocks of C's
+// columns, each the diagonal block's ?syrk and one GEMM above it, the blocks' edges at N·√(s/parts)
+// so that they hold equal flops, with poll_cancel() before each: the NSD-sized kernel (8,859
+// samples over 15,724 voxels) is a 1.2 TFLOP product, ~6.5 s in one call at 178–184 GFLOP/s, and
+// 181–184 GFLOP/s in 10 blocks (19 blocks: 167–176).
+void syrk_upper(char trans, int N, int K, float alpha, const float* b, int LDA, float beta, float* c, int LDC) {
+  const double flops = static_cast<double>(N) * N * K;
+  const double slice = g_slice_flops.load();
+  const int parts = flops > 2 * slice ? static_cast<int>(std::min<double>(N, std::ceil(flops / slice))) : 1;
+  const char uplo = 'U';
+  if (parts == 1) {
+    ssyrk_(&uplo, &trans, &N, &K, &alpha, b, &LDA, &beta, c, &LDC);
+    return;
+  }
+  const std::size_t lda = static_cast<std::size_t>(LDA), ldc = static_cast<std::size_t>(LDC);
+  int j0 = 0;
+  for (int s = 1; s <= parts; ++s) {
+    poll_cancel();
+    const int j1 = s == parts ? N : std::max(j0 + 1, static_cast<int>(std::lround(N * std::sqrt(static_cast<double>(s) / parts))));
+    if (j1 > N) break;
+    const int w = j1 - j0;
+    // (column j of B is b + j·LDA in 'T', row j of B is b + j in 'N')
+    const float* bj = trans == 'N' ? b + j0 : b + static_cast<std::size_t>(j0) * lda;
+    float* cj = c + static_cast<std::size_t>(j0) * ldc;
+    if (j0 > 0) {
+      const char ta = trans == 'N' ? 'N' : 'T', tb = trans == 'N' ? 'T' : 'N';
+      sgemm_(&ta, &tb, &j0, &w, &K, &alpha, b, &LDA, bj, &LDA, &beta, cj, &LDC);
+    }
+    ssyrk_(&uplo, &trans, &w, &K, &alpha, bj, &LDA, &beta, cj + j0, &LDC);
+    j0 = j1;
+  }
+}
+}  // namespace
+
 void gram(std::int64_t rows, std::int64_t k, const float* a, std::int64_t lda, float alpha, float beta, float* c,
           std::int64_t ldc) {
   // Row-major A (rows×k) is column-major Aᵀ (k×rows); AᵀA = (Aᵀ)(Aᵀ)ᵀ: syrk 'N'.
   const int N = to_int(k, "k"), K = to_int(rows, "rows"), LDA = to_int(lda, "lda"), LDC = to_int(ldc, "ldc");
   if (N == 0) return;
-  const char uplo = 'U', trans = 'N';
-  ssyrk_(&uplo, &trans, &N, &K, &alpha, a, &LDA, &beta, c, &LDC);
+  syrk_upper('N', N, K, alpha, a, LDA, beta, c, LDC);
   symmetrize_from_upper_colmajor(k, c, ldc);
 }
 
@@ -126,8 +208,7 @@ void outer_gram(std::int64_t rows, std::int64_t k, const float* a, std::int64_t 
                 float* c, std::int64_t ldc) {
   const int N = to_int(rows, "rows"), K = to_int(k, "k"), LDA = to_int(lda, "lda"), LDC = to_int(ldc, "ldc");
   if (N == 0) return;
-  const char uplo = 'U', trans = 'T';
-  ssyrk_(&uplo, &trans, &N, &K, &alpha, a, &LDA, &beta, c, &LDC);
+  syrk_upper('T', N, K, alpha, a, LDA, beta, c, LDC);
   symmetrize_from_upper_colmajor(rows, c, ldc);
 }
 
@@ -431,7 +512,9 @@ double sgemm_gflops(std::int64_t n, int reps) {
   double best = 0;
   for (int r = 0; r < std::max(1, reps); ++r) {
     auto t0 = std::chrono::steady_clock::now();
-    gemm(false, false, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
+    // (one call, never sliced: this is the machine's rate)
+    gemm_call('N', 'N', to_int(n, "n"), to_int(n, "n"), to_int(n, "n"), 1.0f, b.data(), to_int(n, "n"), a.data(), to_int(n, "n"), 0.0f,
+              c.data(), to_int(n, "n"));
     double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     best = std::max(best, 2.0 * n * n * n / s / 1e9);
   }

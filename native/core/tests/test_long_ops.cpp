@@ -2,6 +2,8 @@
 // eigendecomposition that stops between its blocks when the fit's flag is set while it runs (it
 // would otherwise run to its end: ~1 s here, a minute at NSD's 8,859 samples in float64), and the
 // fractions it reports between its blocks under a StepProgress.
+#include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -44,6 +46,57 @@ bool cancelled(const std::function<void()>& fn, std::string* message = nullptr) 
     return e.code() == ErrorCode::Cancelled;
   }
   return false;
+}
+
+// Row-major op(A)·op(B) in float64, for m×k and k×n operands stored as given.
+template <typename T>
+std::vector<double> product(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, const std::vector<T>& a, std::int64_t lda,
+                            const std::vector<T>& b, std::int64_t ldb) {
+  std::vector<double> c(static_cast<std::size_t>(m * n), 0.0);
+  for (std::int64_t i = 0; i < m; ++i)
+    for (std::int64_t j = 0; j < n; ++j) {
+      double s = 0;
+      for (std::int64_t l = 0; l < k; ++l)
+        s += static_cast<double>(ta ? a[static_cast<std::size_t>(l * lda + i)] : a[static_cast<std::size_t>(i * lda + l)]) *
+             static_cast<double>(tb ? b[static_cast<std::size_t>(j * ldb + l)] : b[static_cast<std::size_t>(l * ldb + j)]);
+      c[static_cast<std::size_t>(i * n + j)] = s;
+    }
+  return c;
+}
+
+template <typename T>
+std::vector<T> filled(std::size_t size, std::uint32_t seed) {
+  std::vector<T> v(size);
+  for (auto& x : v) {
+    seed = seed * 1664525u + 1013904223u;
+    x = static_cast<T>(static_cast<double>(seed >> 8) / 16777216.0 - 0.5);
+  }
+  return v;
+}
+
+// Sliced (slice size 1 flop: as many slices as C's larger dimension allows) against the float64
+// product, every transposition, C wider and taller than it is long, leading dimensions past the width.
+template <typename T>
+void check_sliced_gemm(double tol) {
+  const double before = linalg::set_gemm_slice_flops(1);
+  for (const auto& [m, n, k] : std::vector<std::array<std::int64_t, 3>>{{37, 5, 11}, {3, 41, 7}, {1, 13, 1}, {29, 29, 2}})
+    for (int t = 0; t < 4; ++t) {
+      const bool ta = t & 1, tb = t & 2;
+      const std::int64_t lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 2, ldc = n + 4;
+      const auto a = filled<T>(static_cast<std::size_t>((ta ? k : m) * lda), 11), b = filled<T>(static_cast<std::size_t>((tb ? n : k) * ldb), 17);
+      std::vector<T> c(static_cast<std::size_t>(m * ldc), T(9));
+      linalg::gemm(ta, tb, m, n, k, T(1), a.data(), lda, b.data(), ldb, T(0), c.data(), ldc);
+      const auto ref = product(ta, tb, m, n, k, a, lda, b, ldb);
+      double err = 0;
+      for (std::int64_t i = 0; i < m; ++i) {
+        for (std::int64_t j = 0; j < n; ++j)
+          err = std::max(err, std::fabs(static_cast<double>(c[static_cast<std::size_t>(i * ldc + j)]) - ref[static_cast<std::size_t>(i * n + j)]));
+        // (the padding past the width is untouched)
+        for (std::int64_t j = n; j < ldc && i < m - 1; ++j) CHECK(c[static_cast<std::size_t>(i * ldc + j)] == T(9));
+      }
+      CHECK(err < tol);
+    }
+  linalg::set_gemm_slice_flops(before);
 }
 
 }  // namespace
@@ -124,6 +177,58 @@ int main() {
     std::atomic<bool> flag{true};
     CancelScope s(&flag, "fit");
     CHECK(cancelled([] { step_done(0.5); }));
+  });
+
+  test::run("a GEMM in slices (past the slice size) equals the whole product, every transposition", [] {
+    check_sliced_gemm<float>(1e-5);
+    check_sliced_gemm<double>(1e-12);
+  });
+
+  test::run("a symmetric rank-k product in column blocks (past the slice size) equals the whole one", [] {
+    for (const auto& [rows, k] : std::vector<std::array<std::int64_t, 2>>{{23, 31}, {40, 9}, {1, 7}, {17, 1}}) {
+      const std::int64_t lda = k + 3;
+      const auto a = filled<float>(static_cast<std::size_t>(rows * lda), 5);
+      // AᵀA (k×k) and AAᵀ (rows×rows), against the float64 products, both triangles
+      std::vector<float> g(static_cast<std::size_t>(k * k)), o(static_cast<std::size_t>(rows * rows));
+      const double before = linalg::set_gemm_slice_flops(1);
+      linalg::gram(rows, k, a.data(), lda, 1.0f, 0.0f, g.data(), k);
+      linalg::outer_gram(rows, k, a.data(), lda, 1.0f, 0.0f, o.data(), rows);
+      linalg::set_gemm_slice_flops(before);
+      const auto gr = product(true, false, k, k, rows, a, lda, a, lda), orf = product(false, true, rows, rows, k, a, lda, a, lda);
+      double eg = 0, eo = 0;
+      for (std::size_t i = 0; i < g.size(); ++i) eg = std::max(eg, std::fabs(g[i] - gr[i]));
+      for (std::size_t i = 0; i < o.size(); ++i) eo = std::max(eo, std::fabs(o[i] - orf[i]));
+      CHECK(eg < 1e-5 && eo < 1e-5);
+    }
+  });
+
+  test::run("a sliced GEMM stops under a set flag, and when one is set while it runs; a small one never polls", [] {
+    const std::int64_t n = 1200;  // 3.5 GFLOP in float64 (a double's flop counts twice): 18 slices of 0.4 GFLOP
+    const auto a = filled<double>(static_cast<std::size_t>(n * n), 3), b = filled<double>(static_cast<std::size_t>(n * n), 4);
+    std::vector<double> c(static_cast<std::size_t>(n * n));
+    const double before = linalg::set_gemm_slice_flops(4e8);
+    std::atomic<bool> flag{true};
+    {
+      CancelScope s(&flag, "fit");
+      CHECK(cancelled([&] { linalg::gemm(false, false, n, n, n, 1.0, a.data(), n, b.data(), n, 0.0, c.data(), n); }));
+      // (below twice the slice size: one BLAS call, no poll)
+      CHECK(!cancelled([&] { linalg::gemm(false, false, 100, 100, 100, 1.0, a.data(), n, b.data(), n, 0.0, c.data(), n); }));
+    }
+    flag = false;
+    std::thread setter([&] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      flag = true;
+    });
+    bool stopped = false;
+    {
+      CancelScope s(&flag, "fit");
+      stopped = cancelled([&] {
+        for (int r = 0; r < 20; ++r) linalg::gemm(false, true, n, n, n, 1.0, a.data(), n, b.data(), n, 0.0, c.data(), n);
+      });
+    }
+    setter.join();
+    CHECK(stopped);
+    linalg::set_gemm_slice_flops(before);
   });
 
   return test::finish();

@@ -15,6 +15,11 @@ void gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64
           const double* a, std::int64_t lda, const double* b, std::int64_t ldb, double beta, double* c,
           std::int64_t ldc);
 
+// A GEMM or rank-k product (gram, outer_gram) above twice this many single-precision flops (default
+// 128e9; a double-precision flop counts twice) runs in slices of C with poll_cancel() (long_ops.h)
+// before each. Returns the previous value; ≤ 0 restores the default. For tests and tuning.
+double set_gemm_slice_flops(double flops);
+
 // C (k×k) = alpha · AᵀA + beta · C for row-major A (rows×k); fills both triangles.
 void gram(std::int64_t rows, std::int64_t k, const float* a, std::int64_t lda, float alpha, float beta, float* c,
           std::int64_t ldc);

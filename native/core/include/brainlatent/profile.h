@@ -13,17 +13,19 @@ bool enabled();
 // BRAINLATENT_PROFILE=2: also one line per GEMM.
 bool each_call();
 // Adds `seconds` and `flops` to the total of `name` (a string literal: kept by address).
-void add(const char* name, double seconds, double flops);
+void add(const char* name, double seconds, double flops, long faults = 0);
+// The process's minor page faults so far (every thread's).
+long minor_faults();
 // The totals since the last reset, one line each, longest first; then reset.
 std::string report_and_reset();
 
 class Scope {
  public:
   explicit Scope(const char* name, double flops = 0) : name_(enabled() ? name : nullptr), flops_(flops) {
-    if (name_) t0_ = std::chrono::steady_clock::now();
+    if (name_) t0_ = std::chrono::steady_clock::now(), faults0_ = minor_faults();
   }
   ~Scope() {
-    if (name_) add(name_, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count(), flops_);
+    if (name_) add(name_, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count(), flops_, minor_faults() - faults0_);
   }
   Scope(const Scope&) = delete;
   Scope& operator=(const Scope&) = delete;
@@ -31,6 +33,7 @@ class Scope {
  private:
   const char* name_;
   double flops_;
+  long faults0_ = 0;
   std::chrono::steady_clock::time_point t0_;
 };
 
