@@ -3,6 +3,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 namespace brainlatent::linalg {
@@ -36,6 +37,15 @@ void eigh(std::int64_t n, float* a, std::int64_t lda, float* w);
 void eigh(std::int64_t n, double* a, std::int64_t lda, double* w);
 // Workspace bytes eigh(n) allocates (LAPACK's ?syevd minimum), for memory accounting.
 std::size_t eigh_workspace_bytes(std::int64_t n, std::size_t elem_size);
+
+// Eigenvalues (ascending, in d) and eigenvectors (the columns of z, column-major, ldz >= n) of the
+// symmetric tridiagonal matrix with diagonal d and off-diagonal e (n − 1 entries, destroyed), by
+// divide and conquer: ?stedc for orders up to split_above; above, torn in halves and merged here, with
+// poll_cancel() and done(fraction) between the steps (long_ops.h). work: 4n + n² elements; iwork: 3 + 5n.
+void tridiagonal_eigh(int n, float* d, float* e, float* z, int ldz, float* work, std::int64_t lwork, int* iwork, std::int64_t liwork,
+                      int split_above, const std::function<void(double)>& done);
+void tridiagonal_eigh(int n, double* d, double* e, double* z, int ldz, double* work, std::int64_t lwork, int* iwork, std::int64_t liwork,
+                      int split_above, const std::function<void(double)>& done);
 
 // Cholesky factor in place (lower triangle, row-major view of the upper); returns false if
 // the matrix is not positive definite.
