@@ -472,6 +472,18 @@ describe('RidgeCV progress and cancellation', () => {
     }
   });
 
+  it("with several target batches the exact kernel route's leverages have their share of the progress", async () => {
+    // (formed before the first batch then, not fold by fold inside its scoring: the cost model gave
+    // them none, and the NSD-shaped fit sat at one fraction for 30 s while they ran)
+    const { x, y } = planted(1000, 800, 64, 8);
+    const seen: { fraction: number; stage: string }[] = [];
+    await new RidgeCV({ alphas: [1, 10, 100], solver: 'exact-kernel', targetBatch: 16 }).fit(x, y, { onProgress: (p) => seen.push(p) });
+    const leverage = seen.filter((p) => p.stage === 'leverage');
+    expect(leverage.length).toBeGreaterThanOrEqual(4);
+    expect(leverage[leverage.length - 1].fraction - leverage[0].fraction).toBeGreaterThan(0.01);
+    for (let i = 1; i < seen.length; i++) expect(seen[i].fraction).toBeGreaterThanOrEqual(seen[i - 1].fraction);
+  });
+
   it('an abort stops a long fit within its current large operation, not at the next target batch', async () => {
     // One target batch and several seconds of decompositions: a batch-level check would let it finish.
     const { x, y } = planted(1500, 1200, 16, 4);

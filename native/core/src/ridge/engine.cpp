@@ -536,7 +536,10 @@ EngineResult attempt(const Problem& pb, Backend& be, const RouteSpec& spec) {
   const RouteCost cost = spec.cost(pb);
   const double setup_share = cost.total > 0 ? std::clamp(cost.setup / cost.total, 0.02, 0.6) : 0.05;
   const double per_candidate = (cost.total - cost.setup) / nc;
-  const double decompose_share = per_candidate > 0 ? std::clamp(cost.decompose / per_candidate, 0.0, 0.8) : 0.3;
+  const i64 n_batches = (t + tb - 1) / tb;
+  ctx.single_batch = n_batches == 1;
+  const double decompose = cost.decompose + (ctx.single_batch ? 0.0 : cost.leverage);
+  const double decompose_share = per_candidate > 0 ? std::clamp(decompose / per_candidate, 0.0, 0.8) : 0.3;
   ctx.progress_from = 0.0;
   ctx.progress_to = setup_share;
   {
@@ -556,8 +559,6 @@ EngineResult attempt(const Problem& pb, Backend& be, const RouteSpec& spec) {
   if (single) res.cv_scores.assign(Z(A * t), 0.0f);
   res.candidate_scores.assign(Z(nc * t), 0.0f);
 
-  const i64 n_batches = (t + tb - 1) / tb;
-  ctx.single_batch = n_batches == 1;
   BufferPtr acc_buf = be.alloc(DType::F64, Z(A * tb));
   Selected sel;
   sel.alloc(be, tb);

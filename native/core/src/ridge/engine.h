@@ -211,6 +211,10 @@ class Route {
 // decomposition), and the part one candidate's begin_candidate() runs (per-fold decompositions).
 struct RouteCost {
   double total = 0, setup = 0, decompose = 0;
+  // Per candidate, work that begin_candidate does when there are several target batches and the
+  // first batch's scoring does when there is one (the exact kernel route's leverages): with several
+  // batches it counts as decomposition (the NSD-shaped fit spent 30 s there at 1% of its progress).
+  double leverage = 0;
 };
 
 struct RouteSpec {

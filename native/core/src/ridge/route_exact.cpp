@@ -391,9 +391,10 @@ RouteCost cost_exact_kernel(const Problem& pb) {
                A = pb.n_alphas(), nv = n / pb.folds.k;
   RouteCost c;
   c.setup = n * n * p + eig_flops(n);
-  // (the leverages: formed fold by fold while scoring with one target batch, the usual case; their
-  // share of the progress goes with the scoring)
+  // (the leverages: formed fold by fold while scoring with one target batch, the usual case, their
+  // share of the progress going with the scoring; with several, before the first batch)
   c.decompose = 0;
+  c.leverage = A * (n * nv * n + n * nv * nv / 3);
   c.total = c.setup + 2 * n * n * t + A * (2 * n * n * t + n * nv * n + n * nv * nv / 3 + 2 * n * nv * t) + 2 * n * n * t + 2 * n * p * t;
   return c;
 }
