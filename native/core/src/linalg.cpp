@@ -17,44 +17,7 @@
 #include "brainlatent/parallel.h"
 #include "brainlatent/profile.h"
 
-extern "C" {
-// Fortran BLAS/LAPACK (LP64). Hidden string lengths are omitted, as every C caller of these
-// single-character arguments does; all vendors accept it.
-void sgemm_(const char*, const char*, const int*, const int*, const int*, const float*, const float*, const int*,
-            const float*, const int*, const float*, float*, const int*);
-void dgemm_(const char*, const char*, const int*, const int*, const int*, const double*, const double*,
-            const int*, const double*, const int*, const double*, double*, const int*);
-void ssyrk_(const char*, const char*, const int*, const int*, const float*, const float*, const int*,
-            const float*, float*, const int*);
-void ssyevd_(const char*, const char*, const int*, float*, const int*, float*, float*, const int*, int*,
-             const int*, int*);
-void dsyevd_(const char*, const char*, const int*, double*, const int*, double*, double*, const int*, int*,
-             const int*, int*);
-void slatrd_(const char*, const int*, const int*, float*, const int*, float*, float*, float*, const int*);
-void dlatrd_(const char*, const int*, const int*, double*, const int*, double*, double*, double*, const int*);
-void ssytd2_(const char*, const int*, float*, const int*, float*, float*, float*, int*);
-void dsytd2_(const char*, const int*, double*, const int*, double*, double*, double*, int*);
-void ssyr2k_(const char*, const char*, const int*, const int*, const float*, const float*, const int*, const float*, const int*,
-             const float*, float*, const int*);
-void dsyr2k_(const char*, const char*, const int*, const int*, const double*, const double*, const int*, const double*, const int*,
-             const double*, double*, const int*);
-void sstedc_(const char*, const int*, float*, float*, float*, const int*, float*, const int*, int*, const int*, int*);
-void dstedc_(const char*, const int*, double*, double*, double*, const int*, double*, const int*, int*, const int*, int*);
-void slarft_(const char*, const char*, const int*, const int*, const float*, const int*, const float*, float*, const int*);
-void dlarft_(const char*, const char*, const int*, const int*, const double*, const int*, const double*, double*, const int*);
-void slarfb_(const char*, const char*, const char*, const char*, const int*, const int*, const int*, const float*, const int*,
-             const float*, const int*, float*, const int*, float*, const int*);
-void dlarfb_(const char*, const char*, const char*, const char*, const int*, const int*, const int*, const double*, const int*,
-             const double*, const int*, double*, const int*, double*, const int*);
-void spotrf_(const char*, const int*, float*, const int*, int*);
-void dpotrf_(const char*, const int*, double*, const int*, int*);
-void dpotri_(const char*, const int*, double*, const int*, int*);
-void spotri_(const char*, const int*, float*, const int*, int*);
-void strsm_(const char*, const char*, const char*, const char*, const int*, const int*, const float*,
-            const float*, const int*, float*, const int*);
-void dtrsm_(const char*, const char*, const char*, const char*, const int*, const int*, const double*,
-            const double*, const int*, double*, const int*);
-}
+#include "lapack.h"
 
 namespace brainlatent {
 
@@ -222,28 +185,6 @@ namespace {
 // 1.37 s at n = 4000). Small orders, and matrices whose scale syevd would rescale first, keep syevd.
 // The reduction runs ?sytrd's panels one call each (sytrd_upper_blocked) so that a cancelled fit
 // stops between them and between the back-transform's blocks (long_ops.h), not a minute later.
-template <typename T>
-struct Lapack;
-template <>
-struct Lapack<float> {
-  static constexpr auto syevd = ssyevd_;
-  static constexpr auto latrd = slatrd_;
-  static constexpr auto sytd2 = ssytd2_;
-  static constexpr auto syr2k = ssyr2k_;
-  static constexpr auto stedc = sstedc_;
-  static constexpr auto larft = slarft_;
-  static constexpr auto larfb = slarfb_;
-};
-template <>
-struct Lapack<double> {
-  static constexpr auto syevd = dsyevd_;
-  static constexpr auto latrd = dlatrd_;
-  static constexpr auto sytd2 = dsytd2_;
-  static constexpr auto syr2k = dsyr2k_;
-  static constexpr auto stedc = dstedc_;
-  static constexpr auto larft = dlarft_;
-  static constexpr auto larfb = dlarfb_;
-};
 
 // Orders up to which ?stedc runs as one call: 0.24 s in float32 at 4,000 here, 0.12 s in float64 at
 // 2,000 (the bench shapes' decompositions, 2,000 and 3,000 in float32, stay one call).

@@ -1,6 +1,6 @@
 // The tridiagonal step of a symmetric eigendecomposition (linalg.h: tridiagonal_eigh) by divide and
 // conquer, the method of LAPACK's ?stedc, with its upper levels driven from here: ?stedc is one call
-// (~14 s in float64 at NSD's 8,859 samples, most of it the top merge's two products), which no
+// (~11 s in float64 at NSD's 8,859 samples, most of it the top merge's two products), which no
 // abort could stop and no progress bar could follow. Here a tridiagonal matrix above `split_above`
 // is torn in two by a rank-one cut (T = diag(T₁, T₂) + ρvvᵀ), each half solved the same way, and
 // the halves merged: LAPACK's ?laed2 deflates, ?laed4 finds the secular equation's roots, the
@@ -17,40 +17,11 @@
 #include "brainlatent/linalg.h"
 #include "brainlatent/long_ops.h"
 #include "brainlatent/profile.h"
-
-extern "C" {
-void slaed2_(int*, const int*, const int*, float*, float*, const int*, int*, float*, float*, float*, float*, float*, int*, int*, int*,
-             int*, int*);
-void dlaed2_(int*, const int*, const int*, double*, double*, const int*, int*, double*, double*, double*, double*, double*, int*,
-             int*, int*, int*, int*);
-void slaed4_(const int*, const int*, const float*, const float*, float*, const float*, float*, int*);
-void dlaed4_(const int*, const int*, const double*, const double*, double*, const double*, double*, int*);
-void slamrg_(const int*, const int*, const float*, const int*, const int*, int*);
-void dlamrg_(const int*, const int*, const double*, const int*, const int*, int*);
-void sstedc_(const char*, const int*, float*, float*, float*, const int*, float*, const int*, int*, const int*, int*);
-void dstedc_(const char*, const int*, double*, double*, double*, const int*, double*, const int*, int*, const int*, int*);
-}
+#include "lapack.h"
 
 namespace brainlatent::linalg {
 
 namespace {
-
-template <typename T>
-struct Lapack;
-template <>
-struct Lapack<float> {
-  static constexpr auto laed2 = slaed2_;
-  static constexpr auto laed4 = slaed4_;
-  static constexpr auto lamrg = slamrg_;
-  static constexpr auto stedc = sstedc_;
-};
-template <>
-struct Lapack<double> {
-  static constexpr auto laed2 = dlaed2_;
-  static constexpr auto laed4 = dlaed4_;
-  static constexpr auto lamrg = dlamrg_;
-  static constexpr auto stedc = dstedc_;
-};
 
 [[noreturn]] void failed(const char* step, int n, int info) {
   throw Error(ErrorCode::NumericalFailure, std::string("tridiagonal eigendecomposition (") + step + ") of order " + std::to_string(n) +
