@@ -124,6 +124,14 @@ void check_all(double tol) {
   check<T>(random_tridiagonal(1, 11), 1, tol, "order 1");
   check<T>(glued_wilkinson(12, 10, 1e-6), 25, tol, "glued Wilkinson");
   check<T>(nearly_scalar(200), 30, tol, "everything deflated");
+  // far from 1 in scale (the merges run on the matrix scaled to a largest entry of 1)
+  const double big = sizeof(T) == 4 ? 1e15 : 1e150;
+  for (const double scale : {big, 1 / big}) {
+    Tridiagonal t = random_tridiagonal(300, 17);
+    for (auto& v : t.d) v *= scale;
+    for (auto& v : t.e) v *= scale;
+    check<T>(t, 40, tol, scale > 1 ? "scaled up" : "scaled down");
+  }
 }
 
 }  // namespace
