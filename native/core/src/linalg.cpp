@@ -457,12 +457,12 @@ double sgemm_gflops(std::int64_t n, int reps) {
     a[i] = static_cast<float>((i * 2654435761u) % 1000) / 1000.0f - 0.5f;
     b[i] = static_cast<float>((i * 40503u) % 1000) / 1000.0f - 0.5f;
   }
+  const int N = to_int(n, "n");
   double best = 0;
   for (int r = 0; r < std::max(1, reps); ++r) {
     auto t0 = std::chrono::steady_clock::now();
     // (one call, never sliced: this is the machine's rate)
-    gemm_call('N', 'N', to_int(n, "n"), to_int(n, "n"), to_int(n, "n"), 1.0f, b.data(), to_int(n, "n"), a.data(), to_int(n, "n"), 0.0f,
-              c.data(), to_int(n, "n"));
+    gemm_call('N', 'N', N, N, N, 1.0f, b.data(), N, a.data(), N, 0.0f, c.data(), N);
     double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     best = std::max(best, 2.0 * n * n * n / s / 1e9);
   }

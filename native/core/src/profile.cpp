@@ -6,7 +6,9 @@
 #include <mutex>
 #include <vector>
 
+#ifndef _WIN32
 #include <sys/resource.h>
+#endif
 
 namespace brainlatent::profile {
 
@@ -37,9 +39,13 @@ bool each_call() {
 }
 
 long minor_faults() {
+#ifdef _WIN32
+  return 0;
+#else
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
   return u.ru_minflt;
+#endif
 }
 
 void add(const char* name, double seconds, double flops, long faults) {

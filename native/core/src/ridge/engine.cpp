@@ -61,9 +61,8 @@ Context::Context(const Problem& problem, Backend& backend) : pb(problem), be(bac
   feature_weight.assign(Z(pb.p()), 1.0);
 }
 
-void Context::checkpoint() const {
-  if (pb.cancel && pb.cancel->load()) throw Error(ErrorCode::Cancelled, std::string(pb.what) + " cancelled");
-}
+// (run() makes pb.cancel this thread's flag: the same check linalg's long operations make)
+void Context::checkpoint() const { poll_cancel(); }
 
 void Context::report(double fraction, const std::string& stage) const {
   // (monotone: a route's own steps may map a fraction below what the engine reported last)
@@ -846,7 +845,7 @@ const RouteSpec& choose_route(const Problem& pb, const Backend& be, const std::s
 EngineResult run(const Problem& pb, Backend& be, const std::string& route_name, const std::string& space, const std::string& cv_method) {
   check_problem(pb);
   const DeviceFit counted(be);
-  // (linalg's long decompositions poll the fit's flag between their blocks: Context::checkpoint's message)
+  // (the fit's flag for Context::checkpoint and for linalg's long operations, which poll it between their blocks)
   const CancelScope cancel_scope(pb.cancel, pb.what);
   const bool automatic = route_name.empty() || route_name == "auto";
   const RouteSpec* chosen = &choose_route(pb, be, route_name, space, cv_method);
