@@ -8,74 +8,45 @@
 #include "brainlatent/banded_ridge.h"
 #include "enums.h"
 #include "kit.h"
+#include "ridge_fit_job.h"
 
 namespace brainlatent::addon {
 namespace {
 
 Napi::Value banded_result_to_js(Napi::Env env, BandedRidgeResult& r) {
-  Napi::Object out = Napi::Object::New(env);
-  out.Set("nFeatures", static_cast<double>(r.n_features));
-  out.Set("nTargets", static_cast<double>(r.n_targets));
+  Napi::Object out = standardised_model_to_js(env, r);
   out.Set("nBands", static_cast<double>(r.n_bands));
-  out.Set("coef", to_typed<Napi::Float32Array>(env, std::move(r.coef)));
-  out.Set("intercept", to_typed<Napi::Float32Array>(env, std::move(r.intercept)));
-  out.Set("xMean", to_typed<Napi::Float32Array>(env, std::move(r.x_mean)));
-  out.Set("xScale", to_typed<Napi::Float32Array>(env, std::move(r.x_scale)));
   out.Set("gammas", to_typed<Napi::Float64Array>(env, std::move(r.gammas)));
   out.Set("bestGamma", to_typed<Napi::Int32Array>(env, std::move(r.best_gamma)));
   out.Set("bestAlpha", to_typed<Napi::Float32Array>(env, std::move(r.best_alpha)));
   out.Set("bestScores", to_typed<Napi::Float32Array>(env, std::move(r.best_scores)));
   out.Set("gammaScores", to_typed<Napi::Float32Array>(env, std::move(r.gamma_scores)));
   const BandedRidgeInfo& i = r.info;
-  Napi::Object info = Napi::Object::New(env);
-  info.Set("solver", i.solver);
-  info.Set("backend", i.backend);
-  info.Set("route", i.route);
-  info.Set("eigPrecision", i.eig_precision);
+  Napi::Object info = fit_info_to_js(env, i);
   info.Set("nGammas", static_cast<double>(i.n_gammas));
-  info.Set("targetBatch", static_cast<double>(i.target_batch));
-  info.Set("nBatches", static_cast<double>(i.n_batches));
   info.Set("eigendecompositions", static_cast<double>(i.eigendecompositions));
   info.Set("refitGroups", static_cast<double>(i.refit_groups));
   info.Set("skippedCandidates", static_cast<double>(i.skipped_candidates));
-  info.Set("gemmFlops", i.gemm_flops);
   info.Set("secondsGram", i.seconds_gram);
   info.Set("secondsSearch", i.seconds_search);
   info.Set("secondsRefit", i.seconds_refit);
   info.Set("secondsTotal", i.seconds_total);
-  info.Set("fixedBytes", static_cast<double>(i.fixed_bytes));
-  info.Set("batchBytes", static_cast<double>(i.batch_bytes));
-  info.Set("budgetBytes", static_cast<double>(i.budget_bytes));
-  info.Set("peakBytes", static_cast<double>(i.peak_bytes));
   out.Set("info", info);
   return out;
 }
 
 // bandedRidgeFit(x, n, p, y, t, options, onProgress?, cancelToken?) -> Promise<result>
 Napi::Value BandedRidgeFit(const Napi::CallbackInfo& info) {
-  Args args(info, "bandedRidgeFit");
-  const std::int64_t n = args.count(1, "n"), p = args.count(2, "p"), t = args.count(4, "t");
-  Napi::Float32Array x = args.array<Napi::Float32Array>(0, "X", static_cast<std::size_t>(n * p));
-  Napi::Float32Array y = args.array<Napi::Float32Array>(3, "Y", static_cast<std::size_t>(n * t));
-  Napi::Object o = args.object(5, "options");
-  auto opts = std::make_shared<BandedRidgeOptions>();
-  for (double b : attr_vector<Napi::Float64Array, double>(o, "bandSizes")) opts->band_sizes.push_back(static_cast<std::int64_t>(b));
-  read_ridge_options(o, *opts);
-  if (has(o, "gammas")) opts->gammas = attr_vector<Napi::Float64Array, double>(o, "gammas");
-  if (has(o, "concentrations")) opts->concentrations = attr_vector<Napi::Float64Array, double>(o, "concentrations");
-  opts->n_iter = static_cast<int>(attr_int(o, "nIter", 100, 1));
-  opts->seed = static_cast<std::uint64_t>(attr_int(o, "seed", 0, 0, std::int64_t(1) << 53));
-  const ConstMatF xv{x.Data(), n, p}, yv{y.Data(), n, t};
-  auto result = std::make_shared<BandedRidgeResult>();
-  return run_job(
-      info.Env(), "brainlatent.bandedRidgeFit",
-      [opts, xv, yv, result](JobContext& ctx) {
-        opts->progress = ctx.fraction_progress();
-        opts->cancel = ctx.cancel_flag();
-        *result = banded_ridge_fit(xv, yv, *opts);
+  return ridge_fit_job<BandedRidgeOptions>(
+      info, "bandedRidgeFit", "brainlatent.bandedRidgeFit",
+      [](const Napi::Object& o, BandedRidgeOptions& opts) {
+        for (double b : attr_vector<Napi::Float64Array, double>(o, "bandSizes")) opts.band_sizes.push_back(static_cast<std::int64_t>(b));
+        if (has(o, "gammas")) opts.gammas = attr_vector<Napi::Float64Array, double>(o, "gammas");
+        if (has(o, "concentrations")) opts.concentrations = attr_vector<Napi::Float64Array, double>(o, "concentrations");
+        opts.n_iter = static_cast<int>(attr_int(o, "nIter", 100, 1));
+        opts.seed = static_cast<std::uint64_t>(attr_int(o, "seed", 0, 0, std::int64_t(1) << 53));
       },
-      [result](Napi::Env env) { return banded_result_to_js(env, *result); },
-      {args.callback(6), args.cancel_token(7), {x, y}});
+      [](const ConstMatF& x, const ConstMatF& y, const BandedRidgeOptions& opts) { return banded_ridge_fit(x, y, opts); }, banded_result_to_js);
 }
 
 // dirichletGammas(nSamples, nBands, concentrations: Float64Array, seed) -> Float64Array

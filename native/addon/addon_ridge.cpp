@@ -8,31 +8,19 @@
 #include "brainlatent/ridge.h"
 #include "kit.h"
 #include "enums.h"
+#include "ridge_fit_job.h"
 
 namespace brainlatent::addon {
 namespace {
 
 Napi::Value ridge_result_to_js(Napi::Env env, RidgeResult& r) {
-  Napi::Object out = Napi::Object::New(env);
-  out.Set("nFeatures", Napi::Number::New(env, static_cast<double>(r.n_features)));
-  out.Set("nTargets", Napi::Number::New(env, static_cast<double>(r.n_targets)));
-  out.Set("coef", to_typed<Napi::Float32Array>(env, std::move(r.coef)));
-  out.Set("intercept", to_typed<Napi::Float32Array>(env, std::move(r.intercept)));
-  out.Set("xMean", to_typed<Napi::Float32Array>(env, std::move(r.x_mean)));
-  out.Set("xScale", to_typed<Napi::Float32Array>(env, std::move(r.x_scale)));
+  Napi::Object out = standardised_model_to_js(env, r);
   out.Set("bestAlphas", to_typed<Napi::Float32Array>(env, std::move(r.best_alphas)));
   out.Set("bestScores", to_typed<Napi::Float32Array>(env, std::move(r.best_scores)));
   out.Set("cvScores", to_typed<Napi::Float32Array>(env, std::move(r.cv_scores)));
   const RidgeFitInfo& i = r.info;
-  Napi::Object info = Napi::Object::New(env);
-  info.Set("solver", i.solver);
-  info.Set("backend", i.backend);
-  info.Set("route", i.route);
+  Napi::Object info = fit_info_to_js(env, i);
   info.Set("cvMethod", i.cv_method);
-  info.Set("eigPrecision", i.eig_precision);
-  info.Set("targetBatch", static_cast<double>(i.target_batch));
-  info.Set("nBatches", static_cast<double>(i.n_batches));
-  info.Set("gemmFlops", i.gemm_flops);
   info.Set("secondsDecompose", i.seconds_decompose);
   info.Set("secondsCv", i.seconds_cv);
   info.Set("secondsRefit", i.seconds_refit);
@@ -42,35 +30,16 @@ Napi::Value ridge_result_to_js(Napi::Env env, RidgeResult& r) {
   info.Set("unresolvedAlphas", i.unresolved_alphas);
   info.Set("alphaResolution", i.alpha_resolution);
   info.Set("decompositions", static_cast<double>(i.decompositions));
-  info.Set("fixedBytes", static_cast<double>(i.fixed_bytes));
-  info.Set("batchBytes", static_cast<double>(i.batch_bytes));
-  info.Set("budgetBytes", static_cast<double>(i.budget_bytes));
-  info.Set("peakBytes", static_cast<double>(i.peak_bytes));
   out.Set("info", info);
   return out;
 }
 
 // ridgeFit(x, n, p, y, t, options, onProgress?, cancelToken?) -> Promise<result>
 Napi::Value RidgeFit(const Napi::CallbackInfo& info) {
-  Args args(info, "ridgeFit");
-  const std::int64_t n = args.count(1, "n"), p = args.count(2, "p"), t = args.count(4, "t");
-  Napi::Float32Array x = args.array<Napi::Float32Array>(0, "X", static_cast<std::size_t>(n * p));
-  Napi::Float32Array y = args.array<Napi::Float32Array>(3, "Y", static_cast<std::size_t>(n * t));
-  Napi::Object o = args.object(5, "options");
-  auto opts = std::make_shared<RidgeOptions>();
-  read_ridge_options(o, *opts);
-  opts->cv_method = attr_enum(o, "cvMethod", RidgeCvMethod::Auto, kRidgeCvMethods);
-  const ConstMatF xv{x.Data(), n, p}, yv{y.Data(), n, t};
-  auto result = std::make_shared<RidgeResult>();
-  return run_job(
-      info.Env(), "brainlatent.ridgeFit",
-      [opts, xv, yv, result](JobContext& ctx) {
-        opts->progress = ctx.fraction_progress();
-        opts->cancel = ctx.cancel_flag();
-        *result = ridge_cv_fit(xv, yv, *opts);
-      },
-      [result](Napi::Env env) { return ridge_result_to_js(env, *result); },
-      {args.callback(6), args.cancel_token(7), {x, y}});
+  return ridge_fit_job<RidgeOptions>(
+      info, "ridgeFit", "brainlatent.ridgeFit",
+      [](const Napi::Object& o, RidgeOptions& opts) { opts.cv_method = attr_enum(o, "cvMethod", RidgeCvMethod::Auto, kRidgeCvMethods); },
+      [](const ConstMatF& x, const ConstMatF& y, const RidgeOptions& opts) { return ridge_cv_fit(x, y, opts); }, ridge_result_to_js);
 }
 
 // The arguments of ridgePredict and ridgePredictAsync:

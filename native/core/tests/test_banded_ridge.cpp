@@ -50,33 +50,6 @@ Data make_data(long n, std::vector<long> bands, long t, unsigned seed) {
   return d;
 }
 
-// Solves (A) X = B for SPD A (m×m), B m×rhs, float64 Cholesky.
-Vec spd_solve(Vec a, Vec b, long m, long rhs) {
-  for (long j = 0; j < m; ++j) {
-    double s = a[j * m + j];
-    for (long k = 0; k < j; ++k) s -= a[j * m + k] * a[j * m + k];
-    a[j * m + j] = std::sqrt(s);
-    for (long i = j + 1; i < m; ++i) {
-      double v = a[i * m + j];
-      for (long k = 0; k < j; ++k) v -= a[i * m + k] * a[j * m + k];
-      a[i * m + j] = v / a[j * m + j];
-    }
-  }
-  for (long c = 0; c < rhs; ++c) {
-    for (long i = 0; i < m; ++i) {
-      double v = b[i * rhs + c];
-      for (long k = 0; k < i; ++k) v -= a[i * m + k] * b[k * rhs + c];
-      b[i * rhs + c] = v / a[i * m + i];
-    }
-    for (long i = m - 1; i >= 0; --i) {
-      double v = b[i * rhs + c];
-      for (long k = i + 1; k < m; ++k) v -= a[k * m + i] * b[k * rhs + c];
-      b[i * rhs + c] = v / a[i * m + i];
-    }
-  }
-  return b;
-}
-
 struct Ref {
   std::vector<int> best_gamma;
   Vec best_alpha, best_score, gamma_scores, coef;
@@ -103,7 +76,7 @@ void ref_ridge(const Vec& x, const Vec& y, long p, long t, const std::vector<lon
     }
   }
   for (long f = 0; f < p; ++f) a[f * p + f] += alpha;
-  w = spd_solve(a, b, p, t);
+  w = test::spd_solve(a, b, p, t);
 }
 
 Ref reference(const Data& d, const Vec& gammas, const Vec& alphas, const std::vector<std::int32_t>& folds, int k,

@@ -46,33 +46,6 @@ Data make_data(long n, long p, long t, unsigned seed) {
   return d;
 }
 
-// Solves the SPD system A x = b (A m×m) by Cholesky, float64.
-Vec spd_solve(Vec a, Vec b, long m, long rhs) {
-  for (long j = 0; j < m; ++j) {
-    double s = a[j * m + j];
-    for (long k = 0; k < j; ++k) s -= a[j * m + k] * a[j * m + k];
-    a[j * m + j] = std::sqrt(s);
-    for (long i = j + 1; i < m; ++i) {
-      double v = a[i * m + j];
-      for (long k = 0; k < j; ++k) v -= a[i * m + k] * a[j * m + k];
-      a[i * m + j] = v / a[j * m + j];
-    }
-  }
-  for (long c = 0; c < rhs; ++c) {
-    for (long i = 0; i < m; ++i) {
-      double v = b[i * rhs + c];
-      for (long k = 0; k < i; ++k) v -= a[i * m + k] * b[k * rhs + c];
-      b[i * rhs + c] = v / a[i * m + i];
-    }
-    for (long i = m - 1; i >= 0; --i) {
-      double v = b[i * rhs + c];
-      for (long k = i + 1; k < m; ++k) v -= a[k * m + i] * b[k * rhs + c];
-      b[i * rhs + c] = v / a[i * m + i];
-    }
-  }
-  return b;
-}
-
 // Reference ridge on rows `rows` of (xs, y): returns W (p×t) and means used for prediction.
 struct RefFit { Vec w, xm, ym; };
 RefFit ref_fit(const Vec& xs, const Vec& y, long p, long t, const std::vector<long>& rows, double alpha, bool intercept) {
@@ -92,7 +65,7 @@ RefFit ref_fit(const Vec& xs, const Vec& y, long p, long t, const std::vector<lo
       for (long j = 0; j < t; ++j) b[i * t + j] += xi * (y[r * t + j] - f.ym[j]);
     }
   for (long i = 0; i < p; ++i) g[i * p + i] += alpha;
-  f.w = spd_solve(g, b, p, t);
+  f.w = test::spd_solve(g, b, p, t);
   return f;
 }
 

@@ -70,4 +70,32 @@ struct Rng {
   }
 };
 
+// Solves A X = B for symmetric positive definite A (m × m, row-major) and B (m × rhs), by an
+// unblocked float64 Cholesky: the plain reference the solvers' tests compare against.
+inline std::vector<double> spd_solve(std::vector<double> a, std::vector<double> b, long m, long rhs) {
+  for (long j = 0; j < m; ++j) {
+    double s = a[j * m + j];
+    for (long k = 0; k < j; ++k) s -= a[j * m + k] * a[j * m + k];
+    a[j * m + j] = std::sqrt(s);
+    for (long i = j + 1; i < m; ++i) {
+      double v = a[i * m + j];
+      for (long k = 0; k < j; ++k) v -= a[i * m + k] * a[j * m + k];
+      a[i * m + j] = v / a[j * m + j];
+    }
+  }
+  for (long c = 0; c < rhs; ++c) {
+    for (long i = 0; i < m; ++i) {
+      double v = b[i * rhs + c];
+      for (long k = 0; k < i; ++k) v -= a[i * m + k] * b[k * rhs + c];
+      b[i * rhs + c] = v / a[i * m + i];
+    }
+    for (long i = m - 1; i >= 0; --i) {
+      double v = b[i * rhs + c];
+      for (long k = i + 1; k < m; ++k) v -= a[k * m + i] * b[k * rhs + c];
+      b[i * rhs + c] = v / a[i * m + i];
+    }
+  }
+  return b;
+}
+
 }  // namespace test

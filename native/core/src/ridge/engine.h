@@ -266,4 +266,26 @@ const RouteSpec& choose_route(const Problem& pb, const Backend& be, const std::s
 EngineResult run(const Problem& pb, Backend& be, const std::string& route_name, const std::string& space,
                  const std::string& cv_method);
 
+// Moves what RidgeResult and BandedRidgeResult share out of the engine's result: the standardised
+// model, and the info's route, precision, backend, target batches, flops and memory figures.
+template <typename Result>
+void move_shared_result(EngineResult& e, const Backend& be, Result& r) {
+  r.coef = std::move(e.coef);
+  r.intercept = std::move(e.intercept);
+  r.x_mean = std::move(e.x_mean);
+  r.x_scale = std::move(e.x_scale);
+  auto& i = r.info;
+  i.solver = e.route;
+  i.route = route_by_name(e.route).space;
+  i.eig_precision = e.eig_precision;
+  i.backend = be.name();
+  i.target_batch = e.target_batch;
+  i.n_batches = e.n_batches;
+  i.gemm_flops = e.gemm_flops;
+  i.fixed_bytes = e.fixed_bytes;
+  i.batch_bytes = e.batch_bytes;
+  i.budget_bytes = e.budget_bytes;
+  i.peak_bytes = e.peak_bytes;
+}
+
 }  // namespace brainlatent::ridge

@@ -59,24 +59,14 @@ RidgeResult ridge_cv_fit(ConstMatF x, ConstMatF y, const RidgeOptions& o) {
   ridge::EngineResult e = ridge::run(pb, *be, o.solver, space_name(o.route), cv_name(o.cv_method));
 
   RidgeResult r;
+  ridge::move_shared_result(e, *be, r);
   r.n_features = x.cols;
   r.n_targets = y.cols;
-  r.coef = std::move(e.coef);
-  r.intercept = std::move(e.intercept);
-  r.x_mean = std::move(e.x_mean);
-  r.x_scale = std::move(e.x_scale);
   r.best_alphas = std::move(e.best_alpha);
   r.best_scores = std::move(e.best_score);
   r.cv_scores = std::move(e.cv_scores);
   RidgeFitInfo& i = r.info;
-  i.solver = e.route;
-  i.route = ridge::route_by_name(e.route).space;
   i.cv_method = e.cv_method;
-  i.eig_precision = e.eig_precision;
-  i.backend = be->name();
-  i.target_batch = e.target_batch;
-  i.n_batches = e.n_batches;
-  i.gemm_flops = e.gemm_flops;
   i.seconds_decompose = e.seconds_setup;
   i.seconds_cv = e.seconds_search;
   i.seconds_refit = e.seconds_refit;
@@ -85,10 +75,6 @@ RidgeResult ridge_cv_fit(ConstMatF x, ConstMatF y, const RidgeOptions& o) {
   i.alpha_resolution = e.alpha_resolution;
   i.decompositions = e.decompositions;
   i.float32_redone = e.float32_redone;
-  i.fixed_bytes = e.fixed_bytes;
-  i.batch_bytes = e.batch_bytes;
-  i.budget_bytes = e.budget_bytes;
-  i.peak_bytes = e.peak_bytes;
   // Share of targets at the grid's edges (ridge.md §5.5): a saturated grid is worth a warning.
   const auto [amin, amax] = std::minmax_element(o.alphas.begin(), o.alphas.end());
   std::int64_t lo = 0, hi = 0;
