@@ -23,7 +23,7 @@ import type {
 } from '../native/samplerTypes.js';
 import { ClipTokenizer } from './clipTokenizer.js';
 import { checkModelLayout, type SdComponent } from './modelLayout.js';
-import { checkProviderSettings, checkThreadCounts, resolveOrtLibrary } from './native.js';
+import { checkProviderSettings, checkThreadCounts, resolveOrtLibrary, type OrtSessionOptions } from './native.js';
 import { planRun, resolvePlanOptions, type PlanOptions, type TimestepSpacing } from './samplingOptions.js';
 import { readSchedulerConfig, SCHEDULERS, type SchedulerConfigFile, type SchedulerName } from './schedulerConfig.js';
 import { assertRgb, assertTensor, type RgbImages, type Tensor } from './tensor.js';
@@ -31,33 +31,7 @@ import { assertRgb, assertTensor, type RgbImages, type Tensor } from './tensor.j
 export { SCHEDULERS, type SchedulerName, type PlanOptions };
 export type { SdComponent } from './modelLayout.js';
 
-export interface DiffusionLoadOptions {
-  /** libonnxruntime to load; default BRAINLATENT_ORT_LIB, else onnxruntime-node's, else the one shipped with the prebuilt engine. */
-  ortLibrary?: string;
-  /** Execution provider: 'cpu' (default), 'cuda', or another name ONNX Runtime knows. */
-  provider?: string;
-  /** The CUDA device (ordinal), default 0. */
-  deviceId?: number;
-  /** See {@link ProviderSettings.providerLibrary}. */
-  providerLibrary?: string;
-  /** See {@link ProviderSettings.providerOptions}. */
-  providerOptions?: Record<string, string>;
-  intraOpThreads?: number;
-  interOpThreads?: number;
-  /** ORT's intra-op thread spinning (default true). */
-  spinning?: boolean;
-  optimization?: 'disable' | 'basic' | 'extended' | 'all';
-  /**
-   * ONNX Runtime's memory behaviour. 'default': its own (a CPU arena, memory patterns, pre-packed weights);
-   * 'lean': all three off, initializers allocated outside the arena, graph optimization 'extended' (no
-   * NCHWc re-layout: the external weights stay memory-mapped) and one row per U-Net run — SD 1.x's 3.4 GB
-   * U-Net at 64×64 peaked at 1.46× its weights. The switches below override either.
-   */
-  memory?: 'default' | 'lean';
-  memoryArena?: boolean;
-  memoryPattern?: boolean;
-  prepacking?: boolean;
-  initializersMalloc?: boolean;
+export interface DiffusionLoadOptions extends OrtSessionOptions {
   /**
    * Rows of a batch per U-Net run (0: the whole batch; 'lean': 1). With guidance an image is 2 rows;
    * the activations' peak follows the rows of one run (SD 1.x's self-attention at 64×64 holds 0.5 GiB of

@@ -34,31 +34,11 @@ import { existsSync } from 'node:fs';
 import { InvalidArgumentError } from '../errors.js';
 import { nativeJob, nativeSync } from '../native/call.js';
 import type { NativeOnnxInput, OnnxHandle, SdTensorInfo } from '../native/samplerTypes.js';
-import { checkProviderSettings, checkThreadCounts, resolveOrtLibrary } from './native.js';
+import { checkProviderSettings, checkThreadCounts, resolveOrtLibrary, type OrtSessionOptions } from './native.js';
 import { assertTensor, type Tensor } from './tensor.js';
 
-export interface OnnxModelLoadOptions {
-  /** libonnxruntime to load; default BRAINLATENT_ORT_LIB, else onnxruntime-node's. */
-  ortLibrary?: string;
-  /** Execution provider: 'cpu' (default), 'cuda', or another name ONNX Runtime knows. */
-  provider?: string;
-  /** The CUDA device (ordinal), default 0. */
-  deviceId?: number;
-  /** See {@link ProviderSettings.providerLibrary}. */
-  providerLibrary?: string;
-  /** See {@link ProviderSettings.providerOptions}. */
-  providerOptions?: Record<string, string>;
-  intraOpThreads?: number;
-  interOpThreads?: number;
-  spinning?: boolean;
-  optimization?: 'disable' | 'basic' | 'extended' | 'all';
-  /** ONNX Runtime's memory behaviour (see DiffusionLoadOptions.memory). */
-  memory?: 'default' | 'lean';
-  memoryArena?: boolean;
-  memoryPattern?: boolean;
-  prepacking?: boolean;
-  initializersMalloc?: boolean;
-}
+/** How the model's ONNX Runtime session is made (the same options as Diffusion.load's). */
+export type OnnxModelLoadOptions = OrtSessionOptions;
 
 /** One input: values and shape. Float32Array, Float64Array, Int32Array or BigInt64Array. */
 export interface OnnxInputTensor {

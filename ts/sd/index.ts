@@ -9,7 +9,7 @@ export { readPng, writePng } from './png.js';
 export { philoxNormal } from './philox.js';
 export { readScheduleConfig, SD1_SCHEDULE } from './schedulerConfig.js';
 export { tensor, type Tensor, type RgbImages } from './tensor.js';
-export type { ProviderSettings } from './native.js';
+export type { OrtSessionOptions, ProviderSettings } from './native.js';
 export { referenceImg2Img } from './referenceLoop.js';
 export type { ReferenceOptions, UNetFn } from './referenceLoop.js';
 export type { RefScheduler, RefSchedulerConfig, SchedulerVector } from './referenceSchedulers.js';

@@ -53,6 +53,32 @@ export interface ProviderSettings {
   providerOptions?: Record<string, string>;
 }
 
+/** How an ONNX Runtime session is made: the library, the provider and device, threads and memory (Diffusion.load, OnnxModel.load). */
+export interface OrtSessionOptions extends ProviderSettings {
+  /** libonnxruntime to load; default BRAINLATENT_ORT_LIB, else onnxruntime-node's, else the one shipped with the prebuilt engine. */
+  ortLibrary?: string;
+  /** Execution provider: 'cpu' (default), 'cuda', or another name ONNX Runtime knows. */
+  provider?: string;
+  /** The CUDA device (ordinal), default 0. */
+  deviceId?: number;
+  intraOpThreads?: number;
+  interOpThreads?: number;
+  /** ORT's intra-op thread spinning (default true). */
+  spinning?: boolean;
+  optimization?: 'disable' | 'basic' | 'extended' | 'all';
+  /**
+   * ONNX Runtime's memory behaviour. 'default': its own (a CPU arena, memory patterns, pre-packed weights);
+   * 'lean': all three off, initializers allocated outside the arena, graph optimization 'extended' (no
+   * NCHWc re-layout: the external weights stay memory-mapped) and, in Diffusion, one row per U-Net run —
+   * SD 1.x's 3.4 GB U-Net at 64×64 peaked at 1.46× its weights. The switches below override either.
+   */
+  memory?: 'default' | 'lean';
+  memoryArena?: boolean;
+  memoryPattern?: boolean;
+  prepacking?: boolean;
+  initializersMalloc?: boolean;
+}
+
 /** Checks providerLibrary / providerOptions once, at the public boundary; returns only what was given. */
 export function checkProviderSettings(o: ProviderSettings, where: string): Pick<ProviderSettings, 'providerLibrary' | 'providerOptions'> {
   const out: Pick<ProviderSettings, 'providerLibrary' | 'providerOptions'> = {};
