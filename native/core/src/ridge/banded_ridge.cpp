@@ -104,10 +104,7 @@ std::vector<double> dirichlet_gammas(int n_samples, int n_bands, const std::vect
 BandedRidgeResult banded_ridge_fit(ConstMatF x, ConstMatF y, const BandedRidgeOptions& o) {
   const int nb = static_cast<int>(o.band_sizes.size());
   if (nb < 1) throw Error(ErrorCode::InvalidArgument, "bands: need at least one band");
-  ridge::Problem pb;
-  pb.x = x;
-  pb.y = y;
-  pb.alphas = o.alphas;
+  ridge::Problem pb = ridge::shared_problem(x, y, o, "banded ridge fit");
   pb.band_sizes = o.band_sizes;
   if (o.gammas.empty()) {
     if (o.n_iter < 1) throw Error(ErrorCode::InvalidArgument, "nIter: need at least 1 candidate, got " + std::to_string(o.n_iter));
@@ -124,16 +121,6 @@ BandedRidgeResult banded_ridge_fit(ConstMatF x, ConstMatF y, const BandedRidgeOp
       }
     }
   }
-  pb.folds = ridge::make_fold_layout(o.folds, o.n_folds, x.rows);
-  pb.score = o.score == RidgeScore::Pearson ? ScoreKind::Pearson : ScoreKind::R2;
-  pb.fit_intercept = o.fit_intercept;
-  pb.standardize = o.standardize;
-  pb.eig_precision = o.eig_precision;
-  pb.memory_budget = o.memory_budget;
-  pb.target_batch = o.target_batch;
-  pb.progress = o.progress;
-  pb.cancel = o.cancel;
-  pb.what = "banded ridge fit";
   // A single candidate of ones is plain RidgeCV: keep it on the banded path (per-fold routes).
   std::string solver = o.solver;
   if (solver.empty() || solver == "auto") {

@@ -266,6 +266,27 @@ const RouteSpec& choose_route(const Problem& pb, const Backend& be, const std::s
 EngineResult run(const Problem& pb, Backend& be, const std::string& route_name, const std::string& space,
                  const std::string& cv_method);
 
+// The problem's fields that RidgeCV and banded ridge take from their options alike (`what` names
+// the fit in messages); each sets its bands and candidates.
+template <typename Options>
+Problem shared_problem(ConstMatF x, ConstMatF y, const Options& o, const char* what) {
+  Problem pb;
+  pb.x = x;
+  pb.y = y;
+  pb.alphas = o.alphas;
+  pb.folds = make_fold_layout(o.folds, o.n_folds, x.rows);
+  pb.score = o.score == RidgeScore::Pearson ? ScoreKind::Pearson : ScoreKind::R2;
+  pb.fit_intercept = o.fit_intercept;
+  pb.standardize = o.standardize;
+  pb.eig_precision = o.eig_precision;
+  pb.memory_budget = o.memory_budget;
+  pb.target_batch = o.target_batch;
+  pb.progress = o.progress;
+  pb.cancel = o.cancel;
+  pb.what = what;
+  return pb;
+}
+
 // Moves what RidgeResult and BandedRidgeResult share out of the engine's result: the standardised
 // model, and the info's route, precision, backend, target batches, flops and memory figures.
 template <typename Result>

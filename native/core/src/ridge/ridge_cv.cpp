@@ -26,22 +26,9 @@ const char* cv_name(RidgeCvMethod m) { return m == RidgeCvMethod::PerFold ? "per
 
 // The engine's problem of a RidgeCV fit (one candidate of unit band weights).
 ridge::Problem ridge_problem(ConstMatF x, ConstMatF y, const RidgeOptions& o) {
-  ridge::Problem pb;
-  pb.x = x;
-  pb.y = y;
-  pb.alphas = o.alphas;
-  pb.folds = ridge::make_fold_layout(o.folds, o.n_folds, x.rows);
-  pb.score = o.score == RidgeScore::Pearson ? ScoreKind::Pearson : ScoreKind::R2;
-  pb.fit_intercept = o.fit_intercept;
-  pb.standardize = o.standardize;
-  pb.eig_precision = o.eig_precision;
-  pb.memory_budget = o.memory_budget;
-  pb.target_batch = o.target_batch;
+  ridge::Problem pb = ridge::shared_problem(x, y, o, "ridge fit");
   pb.band_sizes = {x.cols};
   pb.candidates = {1.0};
-  pb.progress = o.progress;
-  pb.cancel = o.cancel;
-  pb.what = "ridge fit";
   return pb;
 }
 }  // namespace
