@@ -13,8 +13,8 @@ import { CancelledError, InvalidArgumentError, ShapeError } from '../../ts/error
 import { Diffusion, type SchedulerName } from '../../ts/sd/Diffusion.js';
 import { philoxNormal } from '../../ts/sd/philox.js';
 import { referenceImg2Img } from '../../ts/sd/referenceLoop.js';
-import type { RgbImages, Tensor } from '../../ts/sd/tensor.js';
-import { ensureFixtures } from './fixtures.js';
+import type { Tensor } from '../../ts/sd/tensor.js';
+import { disposeTinySd, loadTinySd, patternImages, type TinySd } from './fixtures.js';
 
 let root = '';
 let sd: Diffusion;
@@ -22,12 +22,6 @@ let unet: ort.InferenceSession;
 let z: Tensor;
 let c: Tensor;
 let uncond: Tensor;
-
-function images(count: number, h: number, w: number): RgbImages {
-  const data = new Uint8Array(count * h * w * 3);
-  for (let i = 0; i < data.length; i++) data[i] = (i * 37 + ((i / 97) | 0) * 11) % 256;
-  return { data, count, height: h, width: w };
-}
 
 function maxDiff(a: Float32Array, b: Float32Array): { abs: number; scaled: number } {
   let abs = 0;
@@ -40,19 +34,13 @@ function maxDiff(a: Float32Array, b: Float32Array): { abs: number; scaled: numbe
   return { abs, scaled };
 }
 
+let tiny: TinySd | undefined;
 beforeAll(async () => {
-  root = await ensureFixtures();
-  sd = await Diffusion.load(join(root, 'optimum-1.24'), { intraOpThreads: 1 });
-  unet = await ort.InferenceSession.create(join(root, 'optimum-1.24', 'unet', 'model.onnx'), { intraOpNumThreads: 1 });
-  z = await sd.encodeImages(images(3, 64, 48));
-  c = await sd.encodeText(['hello cat', 'a photo of the dog', 'an image of the brain']);
-  uncond = await sd.encodeText(['']);
+  tiny = await loadTinySd();
+  ({ root, sd, unet, z, c, uncond } = tiny);
 });
 
-afterAll(async () => {
-  sd?.dispose();
-  await unet?.release();
-});
+afterAll(() => disposeTinySd(tiny));
 
 describe('fused native loop vs TypeScript reference loop (onnxruntime-node)', () => {
   const cases: { scheduler: SchedulerName; eta?: number; steps: number; strength: number }[] = [
@@ -135,7 +123,7 @@ describe('export variants', () => {
       try {
         const cv = await v.encodeText(['hello cat']);
         const uv = await v.encodeText(['']);
-        const zv = await v.encodeImages(images(1, 32, 32));
+        const zv = await v.encodeImages(patternImages(1, 32, 32));
         expect(zv.shape).toEqual([1, 4, 4, 4]);
         const native = await v.img2img({ z: zv, c: cv, uncond: uv, steps: 8, strength: 0.8, guidance: 3, seeds: 1, scheduler: 'ddim' });
         const ref = await referenceImg2Img(u, { z: zv, c: cv, uncond: uv, steps: 8, strength: 0.8, guidance: 3, seeds: 1, scheduler: 'ddim' });
@@ -195,9 +183,9 @@ describe('Diffusion API', () => {
   });
 
   it('samples the posterior with a seed when asked', async () => {
-    const a = await sd.encodeImages(images(1, 16, 16), { mode: 'sample', seeds: 3 });
-    const b = await sd.encodeImages(images(1, 16, 16), { mode: 'sample', seeds: 3 });
-    const m = await sd.encodeImages(images(1, 16, 16));
+    const a = await sd.encodeImages(patternImages(1, 16, 16), { mode: 'sample', seeds: 3 });
+    const b = await sd.encodeImages(patternImages(1, 16, 16), { mode: 'sample', seeds: 3 });
+    const m = await sd.encodeImages(patternImages(1, 16, 16));
     expect(Array.from(a.data)).toEqual(Array.from(b.data));
     expect(Array.from(a.data)).not.toEqual(Array.from(m.data));
   });

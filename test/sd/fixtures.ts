@@ -1,9 +1,16 @@
-/** Writes the tiny SD model folders once (build/sd-fixtures/<variant>), safely across parallel test files. */
+/**
+ * Writes the tiny SD model folders once (build/sd-fixtures/<variant>), safely across parallel test files,
+ * and loads the one the sampler tests share.
+ */
 import { existsSync } from 'node:fs';
 import { mkdtemp, rename, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 
+import * as ort from 'onnxruntime-node';
+
+import { Diffusion } from '../../ts/sd/Diffusion.js';
 import { SD_FIXTURE_VARIANTS, writeSdFixture } from '../../ts/sd/fixture.js';
+import type { RgbImages, Tensor } from '../../ts/sd/tensor.js';
 
 export const FIXTURE_ROOT = resolve(process.env.BRAINLATENT_SD_FIXTURES ?? join(import.meta.dirname, '..', '..', 'build', 'sd-fixtures'));
 
@@ -24,4 +31,40 @@ export async function ensureFixtures(): Promise<string> {
     }
   }
   return FIXTURE_ROOT;
+}
+
+/** count images h × w of a fixed pattern (every byte value, no flat regions). */
+export function patternImages(count: number, h: number, w: number): RgbImages {
+  const data = new Uint8Array(count * h * w * 3);
+  for (let i = 0; i < data.length; i++) data[i] = (i * 37 + ((i / 97) | 0) * 11) % 256;
+  return { data, count, height: h, width: w };
+}
+
+/**
+ * The optimum-1.24 fixture loaded twice — the engine's pipeline and onnxruntime-node's U-Net (the
+ * reference loops run on it) — with the latents of three pattern images (64 × 48), the embeddings of
+ * three prompts and of the empty prompt.
+ */
+export interface TinySd {
+  root: string;
+  sd: Diffusion;
+  unet: ort.InferenceSession;
+  z: Tensor;
+  c: Tensor;
+  uncond: Tensor;
+}
+
+export async function loadTinySd(): Promise<TinySd> {
+  const root = await ensureFixtures();
+  const sd = await Diffusion.load(join(root, 'optimum-1.24'), { intraOpThreads: 1 });
+  const unet = await ort.InferenceSession.create(join(root, 'optimum-1.24', 'unet', 'model.onnx'), { intraOpNumThreads: 1 });
+  const z = await sd.encodeImages(patternImages(3, 64, 48));
+  const c = await sd.encodeText(['hello cat', 'a photo of the dog', 'an image of the brain']);
+  const uncond = await sd.encodeText(['']);
+  return { root, sd, unet, z, c, uncond };
+}
+
+export async function disposeTinySd(t: TinySd | undefined): Promise<void> {
+  t?.sd.dispose();
+  await t?.unet.release();
 }

@@ -17,8 +17,8 @@ import { philoxNormal } from '../../ts/sd/philox.js';
 import { referenceImg2Img } from '../../ts/sd/referenceLoop.js';
 import { textbookLms } from '../../ts/sd/referenceSchedulers.js';
 import { KARRAS_SCHEDULERS, SCHEDULERS, type SchedulerName } from '../../ts/sd/schedulerConfig.js';
-import type { RgbImages, Tensor } from '../../ts/sd/tensor.js';
-import { ensureFixtures } from './fixtures.js';
+import type { Tensor } from '../../ts/sd/tensor.js';
+import { disposeTinySd, loadTinySd, patternImages, type TinySd } from './fixtures.js';
 
 let root = '';
 let sd: Diffusion;
@@ -27,31 +27,19 @@ let z: Tensor;
 let c: Tensor;
 let uncond: Tensor;
 
-function images(count: number, h: number, w: number): RgbImages {
-  const data = new Uint8Array(count * h * w * 3);
-  for (let i = 0; i < data.length; i++) data[i] = (i * 37 + ((i / 97) | 0) * 11) % 256;
-  return { data, count, height: h, width: w };
-}
-
 function scaledDiff(a: Float32Array, b: Float32Array): number {
   let worst = 0;
   for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]) / Math.max(1, Math.abs(b[i])));
   return worst;
 }
 
+let tiny: TinySd | undefined;
 beforeAll(async () => {
-  root = await ensureFixtures();
-  sd = await Diffusion.load(join(root, 'optimum-1.24'), { intraOpThreads: 1 });
-  unet = await ort.InferenceSession.create(join(root, 'optimum-1.24', 'unet', 'model.onnx'), { intraOpNumThreads: 1 });
-  z = await sd.encodeImages(images(3, 64, 48));
-  c = await sd.encodeText(['hello cat', 'a photo of the dog', 'an image of the brain']);
-  uncond = await sd.encodeText(['']);
+  tiny = await loadTinySd();
+  ({ root, sd, unet, z, c, uncond } = tiny);
 });
 
-afterAll(async () => {
-  sd?.dispose();
-  await unet?.release();
-});
+afterAll(() => disposeTinySd(tiny));
 
 interface Case {
   scheduler: SchedulerName;
@@ -168,7 +156,7 @@ describe('details of diffusers that are easy to get wrong', () => {
     const v = await Diffusion.load(dir, { intraOpThreads: 1 });
     const u = await ort.InferenceSession.create(join(dir, 'unet', 'model.onnx'), { intraOpNumThreads: 1 });
     try {
-      const zv = await v.encodeImages(images(1, 32, 32));
+      const zv = await v.encodeImages(patternImages(1, 32, 32));
       const cv = await v.encodeText(['hello cat']);
       const uv = await v.encodeText(['']);
       const o = { z: zv, c: cv, uncond: uv, steps: 7, strength: 1, guidance: 3, seeds: 2, scheduler: 'euler' as const };
