@@ -11,7 +11,6 @@ import { CancelledError, InvalidArgumentError } from '../errors.js';
 import { writeJsonAtomic } from '../io/atomicWrite.js';
 import { configHash, type ReconstructConfig } from '../pipeline/config.js';
 import type { Img2ImgShard, StageContext } from '../pipeline/stages.js';
-import type { Diffusion } from '../sd/Diffusion.js';
 import type { BatchNode } from './graph.js';
 import { shardLabel } from './graph.js';
 
@@ -86,28 +85,14 @@ async function publishOnce(path: string, data: string): Promise<boolean> {
 /** Runs a reconstruction stage (or one img2img shard) with the pipeline's own stage code. */
 async function withStageContext<T>(config: ReconstructConfig, ctl: NodeControl, fn: (ctx: StageContext) => Promise<T>): Promise<T> {
   const { preflight } = await import('../pipeline/preflight.js');
-  const { Diffusion } = await import('../sd/Diffusion.js');
+  const { lazyDiffusion } = await import('../pipeline/lazyDiffusion.js');
   const pre = await preflight(config);
-  let sd: Diffusion | undefined;
-  const ctx: StageContext = {
-    config,
-    pre,
-    signal: ctl.signal,
-    progress: ctl.progress,
-    diffusion: async () => {
-      sd ??= await Diffusion.load(config.model.dir, {
-        provider: config.model.provider,
-        ortLibrary: config.model.ortLibrary ?? undefined,
-        intraOpThreads: config.model.threads || undefined,
-        memory: config.model.memory,
-      });
-      return sd;
-    },
-  };
+  const model = lazyDiffusion(config.model);
+  const ctx: StageContext = { config, pre, signal: ctl.signal, progress: ctl.progress, diffusion: model.get };
   try {
     return await fn(ctx);
   } finally {
-    sd?.dispose();
+    model.dispose();
   }
 }
 

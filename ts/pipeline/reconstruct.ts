@@ -8,9 +8,10 @@ import { join } from 'node:path';
 
 import { CancelledError } from '../errors.js';
 import { packageRoot } from '../native/binding.js';
-import { Diffusion } from '../sd/Diffusion.js';
+import type { Diffusion } from '../sd/Diffusion.js';
 import { configHash, resolveConfig, type ReconstructConfig, type ReconstructConfigInput } from './config.js';
 import { estimateStages } from './estimate.js';
+import { lazyDiffusion } from './lazyDiffusion.js';
 import { formatSeconds, loadAverage, type StageEstimate } from './probe.js';
 import { preflight, type PreflightResult } from './preflight.js';
 import { clearingInterrupted, clearingPlan, clearRunFolder, lockRunFolder, markStage, readStageMarker, stageDone, STAGES, writeManifest, type StageName } from './runFolder.js';
@@ -147,16 +148,7 @@ async function runReconstruct(config: ReconstructConfig, options: ReconstructOpt
   };
   // --force (or a --force that was interrupted) empties the folder of the old run's outputs before anything is written.
   if (force) await clearRunFolder(config.out);
-  let sd: Diffusion | undefined;
-  const diffusion = async (): Promise<Diffusion> => {
-    sd ??= await Diffusion.load(config.model.dir, {
-      provider: config.model.provider,
-      ortLibrary: config.model.ortLibrary ?? undefined,
-      intraOpThreads: config.model.threads || undefined,
-      memory: config.model.memory,
-    });
-    return sd;
-  };
+  const model = lazyDiffusion(config.model);
   try {
     await writeManifest(config, versions());
     for (const [i, stage] of STAGES.entries()) {
@@ -172,7 +164,7 @@ async function runReconstruct(config: ReconstructConfig, options: ReconstructOpt
       const ctx: StageContext = {
         config,
         pre,
-        diffusion,
+        diffusion: model.get,
         signal: options.signal,
         progress: (fraction, message, count) => options.onProgress?.({ ...base, fraction, message, count, status: 'running' }),
       };
@@ -185,9 +177,10 @@ async function runReconstruct(config: ReconstructConfig, options: ReconstructOpt
       stageWarnings(r.summary).forEach(warn);
       options.onProgress?.({ ...base, fraction: 1, status: 'done' });
     }
+    const sd = model.loaded();
     if (sd) await writeManifest(config, versions(sd));
   } finally {
-    sd?.dispose();
+    model.dispose();
   }
   const ev = plan.find((s) => s.stage === 'evaluate')?.summary as ReconstructResult['metrics'] | undefined;
   return { out: config.out, config, configHash: hash, stages: plan, testImages: pre.testIds.length, metrics: ev, warnings };
