@@ -138,8 +138,8 @@ export interface NativeImg2ImgJob {
   batchSize: number;
 }
 
-export interface NativeLoadOptions {
-  dir: string;
+/** How the addon makes an ONNX Runtime session: the library and the session's settings (native/addon/ort_options.h), from ts/sd/native.ts nativeSessionOptions. */
+export interface NativeOrtSessionOptions {
   ortLibrary: string;
   intraOpThreads?: number;
   interOpThreads?: number;
@@ -154,6 +154,10 @@ export interface NativeLoadOptions {
   memoryPattern?: boolean;
   prepacking?: boolean;
   initializersMalloc?: boolean;
+}
+
+export interface NativeLoadOptions extends NativeOrtSessionOptions {
+  dir: string;
   maxRowsPerRun?: number;
   components?: string[];
 }
@@ -207,22 +211,8 @@ export interface SamplerBinding {
 /** An opaque native ONNX model handle (OnnxModel). */
 export type OnnxHandle = { readonly __onnxHandle: unique symbol };
 
-export interface NativeOnnxLoadOptions {
+export interface NativeOnnxLoadOptions extends NativeOrtSessionOptions {
   path: string;
-  ortLibrary: string;
-  memory?: string;
-  memoryArena?: boolean;
-  memoryPattern?: boolean;
-  prepacking?: boolean;
-  initializersMalloc?: boolean;
-  intraOpThreads?: number;
-  interOpThreads?: number;
-  provider?: string;
-  deviceId?: number;
-  providerLibrary?: string;
-  providerOptions?: Record<string, string>;
-  spinning?: boolean;
-  optimization?: string;
 }
 
 export interface NativeOnnxInput {

@@ -23,7 +23,7 @@ import type {
 } from '../native/samplerTypes.js';
 import { ClipTokenizer } from './clipTokenizer.js';
 import { checkModelLayout, type SdComponent } from './modelLayout.js';
-import { checkProviderSettings, checkThreadCounts, resolveOrtLibrary, type OrtSessionOptions } from './native.js';
+import { nativeSessionOptions, type OrtSessionOptions } from './native.js';
 import { planRun, resolvePlanOptions, type PlanOptions, type TimestepSpacing } from './samplingOptions.js';
 import { readSchedulerConfig, SCHEDULERS, type SchedulerConfigFile, type SchedulerName } from './schedulerConfig.js';
 import { assertRgb, assertTensor, type RgbImages, type Tensor } from './tensor.js';
@@ -119,10 +119,8 @@ export class Diffusion {
     if (!statSync(dir).isDirectory()) throw new InvalidArgumentError(`model folder ${dir} is a file; expected an SD 1.x ONNX model folder`);
     // the layout first: an empty or wrong folder lists its missing components, not the first file read
     checkModelLayout(dir, options.components);
-    const ortLibrary = resolveOrtLibrary(options.ortLibrary);
-    const providerSettings = checkProviderSettings(options, 'Diffusion.load');
-    checkThreadCounts(options, 'Diffusion.load');
-    const runtime = nativeSync((b) => b.ortLoad(ortLibrary));
+    const session = nativeSessionOptions(options, 'Diffusion.load');
+    const runtime = nativeSync((b) => b.ortLoad(session.ortLibrary));
     const schedulerConfig = await readSchedulerConfig(dir);
     const schedule = { ...schedulerConfig.schedule, ...(options.schedule ?? {}) };
     let scalingFactor = options.scalingFactor ?? 0.18215;
@@ -141,19 +139,7 @@ export class Diffusion {
     const { handle, summary } = await nativeJob('Diffusion.load', (b) =>
       b.sdLoad({
         dir,
-        ortLibrary,
-        intraOpThreads: options.intraOpThreads,
-        interOpThreads: options.interOpThreads,
-        provider: options.provider,
-        deviceId: options.deviceId,
-        ...providerSettings,
-        spinning: options.spinning,
-        optimization: options.optimization,
-        memory: options.memory,
-        memoryArena: options.memoryArena,
-        memoryPattern: options.memoryPattern,
-        prepacking: options.prepacking,
-        initializersMalloc: options.initializersMalloc,
+        ...session,
         maxRowsPerRun: options.maxRowsPerRun === undefined ? undefined : checkInteger(options.maxRowsPerRun, 'maxRowsPerRun', 'Diffusion.load', 0),
         components,
       }),

@@ -34,7 +34,7 @@ import { existsSync } from 'node:fs';
 import { InvalidArgumentError } from '../errors.js';
 import { nativeJob, nativeSync } from '../native/call.js';
 import type { NativeOnnxInput, OnnxHandle, SdTensorInfo } from '../native/samplerTypes.js';
-import { checkProviderSettings, checkThreadCounts, resolveOrtLibrary, type OrtSessionOptions } from './native.js';
+import { nativeSessionOptions, type OrtSessionOptions } from './native.js';
 import { assertTensor, type Tensor } from './tensor.js';
 
 /** How the model's ONNX Runtime session is made (the same options as Diffusion.load's). */
@@ -66,10 +66,8 @@ export class OnnxModel {
   static async load(path: string, options: OnnxModelLoadOptions = {}): Promise<OnnxModel> {
     if (typeof path !== 'string' || path.length === 0) throw new InvalidArgumentError('OnnxModel.load: path must be a file path');
     if (!existsSync(path)) throw new InvalidArgumentError(`OnnxModel.load: ${path} does not exist`);
-    const ortLibrary = resolveOrtLibrary(options.ortLibrary);
-    const providerSettings = checkProviderSettings(options, 'OnnxModel.load');
-    checkThreadCounts(options, 'OnnxModel.load');
-    const r = await nativeJob('OnnxModel.load', (b) => b.onnxLoad({ ...options, path, ortLibrary, ...providerSettings }));
+    const session = nativeSessionOptions(options, 'OnnxModel.load');
+    const r = await nativeJob('OnnxModel.load', (b) => b.onnxLoad({ ...session, path }));
     return new OnnxModel(r.handle, path, r.inputs, r.outputs, r.provider);
   }
 

@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 
 import { BackendUnavailableError, InvalidArgumentError } from '../errors.js';
 import { shippedOrtLibrary } from '../native/binding.js';
+import type { NativeOrtSessionOptions } from '../native/samplerTypes.js';
 
 const require = createRequire(import.meta.url);
 
@@ -119,4 +120,29 @@ export function checkThreadCounts(o: { intraOpThreads?: unknown; interOpThreads?
       throw new InvalidArgumentError(`${where}: ${key} must be an integer >= 0 (0: ONNX Runtime's default), got ${typeof v === 'number' ? v : JSON.stringify(v)}`);
     }
   }
+}
+
+/**
+ * A session's options as the addon takes them (Diffusion.load, OnnxModel.load): the library resolved, the provider
+ * settings and thread counts checked, and the session's own fields passed on, no other key of the caller's object.
+ */
+export function nativeSessionOptions(o: OrtSessionOptions, where: string): NativeOrtSessionOptions {
+  const ortLibrary = resolveOrtLibrary(o.ortLibrary);
+  const providerSettings = checkProviderSettings(o, where);
+  checkThreadCounts(o, where);
+  return {
+    ortLibrary,
+    intraOpThreads: o.intraOpThreads,
+    interOpThreads: o.interOpThreads,
+    provider: o.provider,
+    deviceId: o.deviceId,
+    ...providerSettings,
+    spinning: o.spinning,
+    optimization: o.optimization,
+    memory: o.memory,
+    memoryArena: o.memoryArena,
+    memoryPattern: o.memoryPattern,
+    prepacking: o.prepacking,
+    initializersMalloc: o.initializersMalloc,
+  };
 }
