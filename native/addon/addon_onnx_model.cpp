@@ -99,7 +99,11 @@ Napi::Value OnnxRun(const Napi::CallbackInfo& info) {
       case napi_bigint64_array: in.dtype = "int64"; break;
       default: throw Napi::TypeError::New(env, "input '" + in.name + "': data must be a Float32Array, Float64Array, Int32Array or BigInt64Array");
     }
-    in.data = static_cast<const unsigned char*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+    // (the view's own data pointer, offset included: ta.ArrayBuffer() fails on a SharedArrayBuffer's view)
+    void* view_data = nullptr;
+    if (napi_get_typedarray_info(env, ta, nullptr, nullptr, &view_data, nullptr, nullptr) != napi_ok)
+      throw Napi::TypeError::New(env, "input '" + in.name + "': its data could not be read");
+    in.data = static_cast<const unsigned char*>(view_data);
     Napi::Array shape = o.Get("shape").As<Napi::Array>();
     std::int64_t n = 1;
     for (uint32_t k = 0; k < shape.Length(); ++k) {

@@ -7,6 +7,7 @@
 
 #include <array>
 #include <atomic>
+#include <cmath>
 #include <memory>
 #include <string>
 #include <vector>
@@ -41,10 +42,14 @@ std::vector<NoiseKey> keys_of(const Napi::Value& seeds, const Napi::Value& indic
   auto i = as_array<Napi::Float64Array>(indices, "imageIndices");
   if (static_cast<std::int64_t>(s.ElementLength()) != count || static_cast<std::int64_t>(i.ElementLength()) != count)
     throw Napi::RangeError::New(seeds.Env(), "seeds and imageIndices need one entry per image");
+  // (a double outside 0..2^53 or fractional has no one key: the cast below is undefined for NaN and negatives)
+  const auto key = [&](double v, const char* what) {
+    if (!(v >= 0 && v <= 9007199254740991.0) || v != std::floor(v))
+      throw Napi::RangeError::New(seeds.Env(), std::string(what) + " must be integers in 0..2^53-1, got " + std::to_string(v));
+    return static_cast<std::uint64_t>(v);
+  };
   std::vector<NoiseKey> keys(static_cast<std::size_t>(count));
-  for (std::int64_t k = 0; k < count; ++k)
-    keys[static_cast<std::size_t>(k)] = {static_cast<std::uint64_t>(s[static_cast<std::size_t>(k)]),
-                                         static_cast<std::uint64_t>(i[static_cast<std::size_t>(k)])};
+  for (std::size_t k = 0; k < static_cast<std::size_t>(count); ++k) keys[k] = {key(s[k], "seeds"), key(i[k], "imageIndices")};
   return keys;
 }
 

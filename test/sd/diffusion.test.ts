@@ -210,6 +210,34 @@ describe('bad input', () => {
     await expect(sd.img2img({ z, c, steps: 10, strength: 0.05 })).rejects.toThrow(/runs no denoising step/);
   });
 
+  it('keys each image\'s noise by an integer firstImageIndex, refusing others (each index its own noise)', async () => {
+    const run = (firstImageIndex: number, zz = z, cc = c) => sd.img2img({ z: zz, c: cc, steps: 5, strength: 1, seeds: 3, firstImageIndex });
+    // images 1 and 2 run on their own from index 1 are images 1 and 2 of the run from index 0
+    const whole = await run(0);
+    const n = z.data.length / 3, m = c.data.length / 3;
+    const tail = await run(1, { data: z.data.slice(n), shape: [2, ...z.shape.slice(1)] }, { data: c.data.slice(m), shape: [2, ...c.shape.slice(1)] });
+    expect(tail.latents.data).toEqual(whole.latents.data.subarray(tail.latents.data.length / 2));
+    expect((await run(1)).latents.data).not.toEqual(whole.latents.data);
+    for (const bad of [0.5, 1.5, -1, NaN, Infinity, 2 ** 64]) {
+      await expect(run(bad), String(bad)).rejects.toThrow(InvalidArgumentError);
+      await expect(run(bad), String(bad)).rejects.toThrow(/firstImageIndex must be an integer >= 0, got/);
+    }
+  });
+
+  it('refuses a scalingFactor that is not a finite number > 0, at load', async () => {
+    for (const bad of [NaN, 0, -0.18, Infinity, '0.18' as unknown as number]) {
+      await expect(Diffusion.load(join(root, 'optimum-1.24'), { scalingFactor: bad }), String(bad)).rejects.toThrow(
+        /^Diffusion\.load: scalingFactor must be a finite number > 0, got /,
+      );
+    }
+  });
+
+  it('refuses a signal that is not an AbortSignal, naming the call', async () => {
+    await expect(sd.img2img({ z, c, signal: {} as AbortSignal })).rejects.toThrow(/signal: expected an AbortSignal, got an object$/);
+    await expect(sd.img2img({ z, c, signal: 5 as unknown as AbortSignal })).rejects.toThrow(InvalidArgumentError);
+    await expect(sd.decode(z, { signal: 'stop' as unknown as AbortSignal })).rejects.toThrow(/signal: expected an AbortSignal, got string "stop"$/);
+  });
+
   it('names what is missing in a model folder, and what was found', async () => {
     const dir = join(root, 'broken-missing');
     await rm(dir, { recursive: true, force: true });

@@ -90,6 +90,31 @@ describe('OnnxModel', () => {
     await expect(model.run({}, ['out_sample'])).rejects.toBeInstanceOf(InvalidArgumentError);
   });
 
+  it('runs on inputs that are views of a SharedArrayBuffer (at an offset), as on plain ones; refuses a non-AbortSignal signal', async () => {
+    const model = await OnnxModel.load(join(root, 'optimum-1.24', 'unet', 'model.onnx'), { intraOpThreads: 1 });
+    try {
+      const sample = { data: filled(4 * 4 * 4, 3), shape: [1, 4, 4, 4] };
+      const timestep = { data: Float32Array.of(10), shape: [] };
+      const cond = { data: filled(77 * 32, 4), shape: [1, 77, 32] };
+      const shared = (a: Float32Array): Float32Array => {
+        const v = new Float32Array(new SharedArrayBuffer((a.length + 3) * 4), 12, a.length);
+        v.set(a);
+        return v;
+      };
+      const plain = await model.run({ sample, timestep, encoder_hidden_states: cond }, ['out_sample']);
+      const viaShared = await model.run(
+        { sample: { ...sample, data: shared(sample.data) }, timestep, encoder_hidden_states: { ...cond, data: shared(cond.data) } },
+        ['out_sample'],
+      );
+      expect(viaShared.out_sample.data).toEqual(plain.out_sample.data);
+      await expect(model.run({ sample, timestep, encoder_hidden_states: cond }, ['out_sample'], { signal: 5 as unknown as AbortSignal })).rejects.toThrow(
+        /^OnnxModel\.run\(.*model\.onnx\) signal: expected an AbortSignal, got number 5$/,
+      );
+    } finally {
+      model.dispose();
+    }
+  });
+
   it('stops a run in flight when its signal aborts', async () => {
     const dir = join(tmp, 'heavy');
     await writeSdFixture(dir, { unetChannels: 96, unetLayers: 6 });

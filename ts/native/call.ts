@@ -7,7 +7,7 @@
  */
 import { getSystemErrorName } from 'node:util';
 
-import { CancelledError } from '../errors.js';
+import { CancelledError, InvalidArgumentError } from '../errors.js';
 import { setLargeArrayAllocator, setLargeFileMapper } from '../io/arrayAllocator.js';
 import { setLargeFileWriter } from '../io/atomicWrite.js';
 import type { Binding, CancelToken } from './addonTypes.js';
@@ -42,6 +42,11 @@ export async function nativeJob<T>(
   signal?: AbortSignal,
 ): Promise<T> {
   const stack = callerStack(nativeJob);
+  if (signal !== undefined && !isAbortSignal(signal)) {
+    const v: unknown = signal;
+    const got = v === null ? 'null' : typeof v === 'object' ? 'an object' : `${typeof v} ${JSON.stringify(v) ?? String(v)}`;
+    throw withStack(new InvalidArgumentError(`${what} signal: expected an AbortSignal, got ${got}`), stack);
+  }
   if (signal?.aborted) throw withStack(new CancelledError(`${what}: aborted before it started`), stack);
   let b: Binding;
   let token: CancelToken | undefined;
@@ -60,6 +65,13 @@ export async function nativeJob<T>(
   } finally {
     signal?.removeEventListener('abort', onAbort);
   }
+}
+
+/** An AbortSignal (also one of another realm: it has the members a job uses). */
+export function isAbortSignal(v: unknown): v is AbortSignal {
+  if (v instanceof AbortSignal) return true;
+  const s = v as AbortSignal | null;
+  return typeof s === 'object' && s !== null && typeof s.aborted === 'boolean' && typeof s.addEventListener === 'function' && typeof s.removeEventListener === 'function';
 }
 
 function withStack(err: Error, stack: string | undefined): Error {

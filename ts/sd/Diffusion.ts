@@ -7,7 +7,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { InvalidArgumentError, ShapeError } from '../errors.js';
+import { FormatError, InvalidArgumentError, ShapeError } from '../errors.js';
 import { readJsonObject } from '../io/json.js';
 import { checkInteger } from '../ridge/options.js';
 import { nativeJob, nativeSync } from '../native/call.js';
@@ -119,6 +119,10 @@ export class Diffusion {
     if (!statSync(dir).isDirectory()) throw new InvalidArgumentError(`model folder ${dir} is a file; expected an SD 1.x ONNX model folder`);
     // the layout first: an empty or wrong folder lists its missing components, not the first file read
     checkModelLayout(dir, options.components);
+    // (the latents' scale: 0, NaN or Infinity would turn every latent into 0, NaN or Infinity)
+    if (options.scalingFactor !== undefined && !isPositiveFinite(options.scalingFactor)) {
+      throw new InvalidArgumentError(`Diffusion.load: scalingFactor must be a finite number > 0, got ${typeof options.scalingFactor === 'number' ? options.scalingFactor : JSON.stringify(options.scalingFactor)}`);
+    }
     const session = nativeSessionOptions(options, 'Diffusion.load');
     const runtime = nativeSync((b) => b.ortLoad(session.ortLibrary));
     const schedulerConfig = await readSchedulerConfig(dir);
@@ -129,7 +133,12 @@ export class Diffusion {
         // absent: SD 1.x's 0.18215; present, it must parse (a typed error naming file:line:column)
         if (!existsSync(join(dir, cfg))) continue;
         const json = await readJsonObject(join(dir, cfg), 'a VAE config object');
-        if (typeof json.scaling_factor === 'number') scalingFactor = json.scaling_factor;
+        if (json.scaling_factor !== undefined) {
+          if (!isPositiveFinite(json.scaling_factor)) {
+            throw new FormatError(`${join(dir, cfg)}: scaling_factor must be a finite number > 0, got ${JSON.stringify(json.scaling_factor)}`);
+          }
+          scalingFactor = json.scaling_factor;
+        }
         break;
       }
     }
@@ -329,6 +338,10 @@ export class Diffusion {
 }
 
 /** Per-image (seed, image index) pairs of a job. */
+function isPositiveFinite(v: unknown): v is number {
+  return typeof v === 'number' && Number.isFinite(v) && v > 0;
+}
+
 export function noiseKeys(seedOption: number | number[] | undefined, count: number, first: number): { seeds: Float64Array; indices: Float64Array } {
   const seeds = new Float64Array(count);
   const indices = new Float64Array(count);
@@ -336,6 +349,10 @@ export function noiseKeys(seedOption: number | number[] | undefined, count: numb
     if (!Number.isSafeInteger(s) || s < 0) throw new InvalidArgumentError(`seeds must be non-negative safe integers, got ${s}`);
     return s;
   };
+  // (an image's noise is keyed by its index: a fractional or negative one would reuse or alias another image's)
+  if (!Number.isSafeInteger(first) || first < 0 || !Number.isSafeInteger(first + count)) {
+    throw new InvalidArgumentError(`firstImageIndex must be an integer >= 0, got ${typeof first === 'number' ? first : JSON.stringify(first)}`);
+  }
   if (Array.isArray(seedOption) && seedOption.length !== count) {
     throw new InvalidArgumentError(`seeds has ${seedOption.length} entries for ${count} images`);
   }
