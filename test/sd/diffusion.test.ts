@@ -232,6 +232,22 @@ describe('bad input', () => {
     }
   });
 
+  it('checks schedule overrides at load, naming the option and its key, not the folder\'s scheduler_config.json', async () => {
+    const dir = join(root, 'optimum-1.24');
+    await expect(Diffusion.load(dir, { schedule: { numTrainTimesteps: -5 } })).rejects.toThrow(
+      /^Diffusion\.load schedule: numTrainTimesteps must be in \[2, 100000\], got -5$/,
+    );
+    await expect(Diffusion.load(dir, { schedule: { timestepSpacing: 'sideways' as 'leading' } })).rejects.toThrow(InvalidArgumentError);
+    await expect(Diffusion.load(dir, { schedule: { nTimesteps: 10 } as never })).rejects.toThrow(/^Diffusion\.load schedule: unknown key 'nTimesteps'; known: numTrainTimesteps, /);
+    const ok = await Diffusion.load(dir, { schedule: { timestepSpacing: 'trailing' } });
+    try {
+      expect(ok.schedule.timestepSpacing).toBe('trailing');
+      expect(ok.schedule.source).toMatch(/with Diffusion\.load's schedule overrides$/);
+    } finally {
+      ok.dispose();
+    }
+  });
+
   it('refuses a signal that is not an AbortSignal, naming the call', async () => {
     await expect(sd.img2img({ z, c, signal: {} as AbortSignal })).rejects.toThrow(/signal: expected an AbortSignal, got an object$/);
     await expect(sd.img2img({ z, c, signal: 5 as unknown as AbortSignal })).rejects.toThrow(InvalidArgumentError);

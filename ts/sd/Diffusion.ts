@@ -25,7 +25,7 @@ import { ClipTokenizer } from './clipTokenizer.js';
 import { checkModelLayout, type SdComponent } from './modelLayout.js';
 import { nativeSessionOptions, type OrtSessionOptions } from './native.js';
 import { planRun, resolvePlanOptions, type PlanOptions, type TimestepSpacing } from './samplingOptions.js';
-import { readSchedulerConfig, SCHEDULERS, type SchedulerConfigFile, type SchedulerName } from './schedulerConfig.js';
+import { checkScheduleOverrides, readSchedulerConfig, SCHEDULERS, type SchedulerConfigFile, type SchedulerName } from './schedulerConfig.js';
 import { assertRgb, assertTensor, type RgbImages, type Tensor } from './tensor.js';
 
 export { SCHEDULERS, type SchedulerName, type PlanOptions };
@@ -126,7 +126,15 @@ export class Diffusion {
     const session = nativeSessionOptions(options, 'Diffusion.load');
     const runtime = nativeSync((b) => b.ortLoad(session.ortLibrary));
     const schedulerConfig = await readSchedulerConfig(dir);
-    const schedule = { ...schedulerConfig.schedule, ...(options.schedule ?? {}) };
+    // (the overrides' errors name the option; the merged schedule's, the file and the option)
+    const schedule =
+      options.schedule === undefined
+        ? schedulerConfig.schedule
+        : {
+            ...schedulerConfig.schedule,
+            ...checkScheduleOverrides(options.schedule, 'Diffusion.load schedule'),
+            source: `${schedulerConfig.source} with Diffusion.load's schedule overrides`,
+          };
     let scalingFactor = options.scalingFactor ?? 0.18215;
     if (options.scalingFactor === undefined) {
       for (const cfg of ['vae_decoder/config.json', 'vae/config.json']) {

@@ -8,7 +8,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import { FormatError } from '../errors.js';
+import { FormatError, InvalidArgumentError } from '../errors.js';
 import type { ScheduleConfig } from '../native/samplerTypes.js';
 
 export type SchedulerName =
@@ -192,6 +192,33 @@ export function parseSchedulerConfig(json: unknown, source = 'scheduler_config.j
     throw new FormatError(`${source}: PNDMScheduler without skip_prk_steps: true (the PRK warm-up) is not supported; SD 1.x's configs set it`);
   }
   return { source, className, scheduler, schedule: { ...schedule, source } };
+}
+
+/**
+ * Overrides of a folder's schedule given as an option (camelCased keys, e.g. Diffusion.load's `schedule`): checked
+ * as the file's own keys are, every error naming the option (`where`), not the file they are merged into.
+ */
+export function checkScheduleOverrides(overrides: unknown, where: string): ScheduleConfig {
+  if (overrides === null || typeof overrides !== 'object' || Array.isArray(overrides)) {
+    throw new InvalidArgumentError(`${where}: expected an object of scheduler_config keys (e.g. { timestepSpacing: 'trailing' })`);
+  }
+  const fieldOf = new Map<string, string>();
+  for (const [field, key] of Object.entries(NUMBER_KEYS)) fieldOf.set(key, field);
+  for (const [field, key] of Object.entries(BOOL_KEYS)) fieldOf.set(key, field);
+  for (const [field, { key }] of Object.entries(STRING_KEYS)) fieldOf.set(key, field);
+  const json: Record<string, unknown> = {};
+  for (const [key, v] of Object.entries(overrides)) {
+    const field = fieldOf.get(key);
+    if (field === undefined) throw new InvalidArgumentError(`${where}: unknown key '${key}'; known: ${[...fieldOf.keys()].join(', ')}`);
+    json[field] = v;
+  }
+  try {
+    const { source: _source, ...schedule } = parseSchedulerConfig(json, where).schedule;
+    return schedule;
+  } catch (e) {
+    // (the file's field names in the message become the option's camelCased keys)
+    throw e instanceof FormatError ? new InvalidArgumentError(e.message.replace(/\b([a-z]+(?:_[a-z]+)+)\b/g, (f) => [...fieldOf].find(([, v]) => v === f)?.[0] ?? f)) : e;
+  }
 }
 
 /** The folder's scheduler config, or SD 1.5's when it has none. */
