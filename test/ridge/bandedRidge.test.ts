@@ -204,5 +204,9 @@ describe('BandedRidgeCV', () => {
     const { a, b, y } = data(60, 4, 4, 3, 1);
     await expect(new BandedRidgeCV({ nIter: 2 }).fit({ a, b }, y, { signal: {} as AbortSignal })).rejects.toThrow(/^BandedRidgeCV\.fit signal: expected an AbortSignal, got an object$/);
     await expect(new BandedRidgeCV({ nIter: 2, foldIndex: new Array(60).fill(7) }).fit({ a, b }, y)).rejects.toThrow(/^BandedRidgeCV foldIndex: .*largest value is 7 \(so 8 folds\) but folds 0, 1, 2, 3, 4, 5, 6 have none$/);
+    // a label of at least the sample count is refused at construction, before anything is allocated by it
+    const big = Array.from({ length: 60 }, (_, i) => (i === 5 ? 1e9 : i % 3));
+    expect(make({ foldIndex: big })).toThrow(InvalidArgumentError);
+    expect(make({ foldIndex: big })).toThrow(/^BandedRidgeCV foldIndex: expected fold numbers 0\.\.k-1 with k at most its 60 entries \(one per sample\), got 1000000000 at position 5$/);
   });
 });

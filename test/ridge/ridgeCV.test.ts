@@ -377,6 +377,18 @@ describe('RidgeCV options are validated once, by name', () => {
     await expect(fit(new Array(20).fill(0))).rejects.toThrow(/^RidgeCV foldIndex: expected at least 2 folds/);
     expect((await fit(Array.from({ length: 20 }, (_, i) => i % 4))).nTargets).toBe(2);
   });
+  it('refuses a foldIndex label of at least its length (k folds need k samples) before allocating by it', async () => {
+    const { x, y } = planted(20, 3, 2, 4);
+    const labels = (first: number) => Array.from({ length: 20 }, (_, i) => (i === 0 ? first : i % 2));
+    // 1e9 used to allocate by the label and abort the process; 2**31 wrapped to a negative fold in an Int32Array
+    for (const first of [1e9, 2 ** 31, 20]) {
+      const make = () => new RidgeCV({ alphas: [1], foldIndex: labels(first) });
+      expect(make).toThrow(InvalidArgumentError);
+      expect(make).toThrow(`RidgeCV foldIndex: expected fold numbers 0..k-1 with k at most its 20 entries (one per sample), got ${first} at position 0`);
+    }
+    // the largest label a fit of 20 samples can use: 20 folds of one sample
+    expect((await new RidgeCV({ alphas: [1], foldIndex: Array.from({ length: 20 }, (_, i) => i) }).fit(x, y)).nTargets).toBe(2);
+  });
   it('setThreads refuses negative and fractional counts', () => {
     expect(() => setThreads(-1)).toThrow(/setThreads threads: expected an integer >= 0, got -1/);
     expect(() => setThreads(1.5)).toThrow(InvalidArgumentError);

@@ -170,6 +170,13 @@ export function resolveRidgeOptions(o: RidgeCommonOptions, what: string, known: 
       if (!Number.isInteger(f) || f < 0) {
         throw new InvalidArgumentError(`${what} foldIndex: expected integers >= 0, got ${describeNumber(f)} at position ${i}`);
       }
+      // k folds need k samples, and foldIndex has one entry per sample: a larger label can only be wrong, and
+      // assignFolds allocates by the largest label (1e9 would take GBs; 2**31 wraps in its Int32Array)
+      if (f >= o.foldIndex.length) {
+        throw new InvalidArgumentError(
+          `${what} foldIndex: expected fold numbers 0..k-1 with k at most its ${o.foldIndex.length} entries (one per sample), got ${f} at position ${i}`,
+        );
+      }
     }
   }
   return {
