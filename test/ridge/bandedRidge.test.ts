@@ -181,6 +181,19 @@ describe('BandedRidgeCV', () => {
     await expect(BandedRidgeModel.load(join(tmpdir(), 'no-such-model.safetensors'))).rejects.toThrow();
   });
 
+  it('predictSplit refuses spaces of other widths than the fit\'s, as predict does', async () => {
+    const { a, b, y } = data(40, 4, 3, 2, 6);
+    const model = await new BandedRidgeCV({ alphas: [1, 10], nIter: 3, folds: 4 }).fit({ a, b }, y);
+    const oneSpace = /: spaces have widths \[4\], the model was fitted on \[4, 3\] \(a, b\)$/;
+    const swapped = /: spaces have widths \[3, 4\], the model was fitted on \[4, 3\] \(a, b\)$/;
+    for (const method of ['predict', 'predictSplit'] as const) {
+      expect(() => model[method]({ a })).toThrow(ShapeError);
+      expect(() => model[method]({ a })).toThrow(new RegExp(`^BandedRidgeModel\\.${method}${oneSpace.source}`));
+      expect(() => model[method]({ b, a })).toThrow(new RegExp(`^BandedRidgeModel\\.${method}${swapped.source}`));
+    }
+    expect(model.predictSplit({ a, b }).map((m) => [m.rows, m.cols])).toEqual([[40, 2], [40, 2]]);
+  });
+
   it('reports progress, honours abort, and names bad shapes', async () => {
     const { a, b, y } = data(60, 4, 4, 3, 1);
     const stages = new Set<string>();

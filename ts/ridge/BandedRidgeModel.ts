@@ -103,17 +103,14 @@ export class BandedRidgeModel {
 
   /** Predictions for the spaces (same order and widths as in the fit): samples × targets. */
   predict(spaces: FeatureSpaces): Matrix {
-    const { x, sizes } = concatSpaces(spaces, 'BandedRidgeModel.predict');
-    if (sizes.length !== this.nBands || sizes.some((s, i) => s !== this.bandSizes[i])) {
-      throw new ShapeError(`BandedRidgeModel.predict: spaces have widths [${sizes.join(', ')}], the model was fitted on [${this.bandSizes.join(', ')}] (${this.bandNames.join(', ')})`);
-    }
+    const x = this.bands(spaces, 'BandedRidgeModel.predict');
     const data = nativeSync((b) => b.ridgePredict(x.data, x.rows, x.cols, this.coef.data, this.nTargets, this.intercept, this.xMean, this.xScale));
     return { data, rows: x.rows, cols: this.nTargets };
   }
 
   /** Each band's share of the prediction (without the intercept): one samples × targets matrix per band (himalaya's split). */
   predictSplit(spaces: FeatureSpaces): Matrix[] {
-    const { x } = concatSpaces(spaces, 'BandedRidgeModel.predictSplit');
+    const x = this.bands(spaces, 'BandedRidgeModel.predictSplit');
     const out: Matrix[] = [];
     let c0 = 0;
     for (let b = 0; b < this.nBands; b++) {
@@ -130,6 +127,15 @@ export class BandedRidgeModel {
       c0 += w;
     }
     return out;
+  }
+
+  /** The spaces side by side, which must have the fit's band widths in its order (each band is sliced by them). */
+  private bands(spaces: FeatureSpaces, what: string): Matrix {
+    const { x, sizes } = concatSpaces(spaces, what);
+    if (sizes.length !== this.nBands || sizes.some((s, i) => s !== this.bandSizes[i])) {
+      throw new ShapeError(`${what}: spaces have widths [${sizes.join(', ')}], the model was fitted on [${this.bandSizes.join(', ')}] (${this.bandNames.join(', ')})`);
+    }
+    return x;
   }
 
   /**
