@@ -6,7 +6,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 import { CancelledError, FormatError, InvalidArgumentError, NonFiniteError, OutOfMemoryError, ShapeError } from '../../ts/errors.js';
-import { writeSafetensors } from '../../ts/io/safetensors.js';
+import { readSafetensors, writeSafetensors } from '../../ts/io/safetensors.js';
 import { setThreads } from '../../ts/ridge/RidgeCV.js';
 import { RidgeCV, type FitControl, type RidgeCVOptions } from '../../ts/ridge/RidgeCV.js';
 import { RidgeModel } from '../../ts/ridge/RidgeModel.js';
@@ -585,6 +585,42 @@ describe('RidgeModel.predict: checked inputs, empty inputs, async', () => {
     await expect(RidgeModel.load(nanCoef)).rejects.toThrow(/tensor 'coef' holds NaN at index 5/);
     const zeroScale = await write('zero.safetensors', (t) => t.x_scale.fill(0));
     await expect(RidgeModel.load(zeroScale)).rejects.toThrow(/tensor 'x_scale' is 0 at index 0/);
+  });
+
+  it('a model file whose metadata disagrees with its tensors is refused at load, naming the file and the field', async () => {
+    const { x, y } = planted(30, 4, 2, 1);
+    const m = await new RidgeCV({ alphas: [1, 10, 100] }).fit(x, y);
+    const dir = mkdtempSync(path.join(tmpdir(), 'bl-badmeta-'));
+    await m.save(path.join(dir, 'ok.safetensors'));
+    const f = await readSafetensors(path.join(dir, 'ok.safetensors'));
+    const write = async (name: string, tensors: Record<string, { data: Float32Array; shape: number[] }>, metadata: Record<string, string> = {}) => {
+      const file = path.join(dir, name);
+      const all = Object.fromEntries(Object.entries(f.tensors).map(([k, t]) => [k, { data: t.data, shape: t.shape }]));
+      await writeSafetensors(file, { ...all, ...tensors }, { ...f.metadata, ...metadata });
+      return file;
+    };
+    const refused = async (file: string, message: string, field: string) => {
+      const err = await RidgeModel.load(file).then(() => null, (e: unknown) => e);
+      expect(err).toBeInstanceOf(FormatError);
+      expect((err as FormatError).message).toBe(`${file}: ${message}`);
+      expect((err as FormatError).field).toBe(field);
+    };
+    // 7 values for 2 targets: cvScores.rows was 3.5
+    await refused(await write('cv7.safetensors', { cv_scores: { data: new Float32Array(7), shape: [7] } }), "tensor 'cv_scores' has 7 elements, not a whole number of rows of the 2 targets", 'cv_scores');
+    await refused(
+      await write('cv4.safetensors', { cv_scores: { data: new Float32Array(8), shape: [4, 2] } }),
+      "tensor 'cv_scores' has 4 rows, expected 3 (one per alpha of metadata 'alphas')",
+      'cv_scores',
+    );
+    await refused(await write('alphas2.safetensors', {}, { alphas: '[1,10]' }), "tensor 'cv_scores' has 3 rows, expected 2 (one per alpha of metadata 'alphas')", 'cv_scores');
+    await refused(await write('alphas0.safetensors', {}, { alphas: '[1,-10,100]' }), "metadata 'alphas' must be a non-empty list of numbers > 0", '__metadata__');
+    await refused(await write('score.safetensors', {}, { score: 'bogus' }), `metadata 'score' must be 'r2' or 'pearson', got "bogus"`, '__metadata__');
+    await refused(await write('folds.safetensors', {}, { folds: '{"n":4,"kind":"random"}' }), "metadata 'folds' must be an object { n: a count, kind: 'contiguous', 'groups' or 'custom' }", '__metadata__');
+    await refused(await write('intercept.safetensors', { intercept: { data: new Float32Array(3), shape: [3] } }), "tensor 'intercept' has 3 elements, expected 2", 'intercept');
+    await refused(await write('xmean.safetensors', { x_mean: { data: new Float32Array(5), shape: [5] } }), "tensor 'x_mean' has 5 elements, expected 4", 'x_mean');
+    await refused(await write('xscale.safetensors', { x_scale: { data: new Float32Array(3).fill(1), shape: [3] } }), "tensor 'x_scale' has 3 elements, expected 4", 'x_scale');
+    // the untouched file loads as it was saved
+    expect((await RidgeModel.load(await write('same.safetensors', {}))).settings).toEqual(m.settings);
   });
 
   it('predictAsync gives predict()\'s result and keeps the event loop running', async () => {
