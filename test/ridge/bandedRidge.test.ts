@@ -260,6 +260,7 @@ describe('BandedRidgeCV', () => {
     expect(make({ alphas: null })).toThrow(/^BandedRidgeCV alphas: expected an array of numbers, got null$/);
     expect(make({ nIter: null })).toThrow(/^BandedRidgeCV nIter: expected an integer >= 1, got null$/);
     expect(make({ alphas: [1, '10'] })).toThrow(/got string "10" at position 1$/);
+    expect(make({ alphas: [1, 1e39] })).toThrow(/^BandedRidgeCV alphas: every alpha must be finite and > 0 in float32 .*got 1e\+39 at position 1, which is Infinity in float32$/);
     const { a, b, y } = data(60, 4, 4, 3, 1);
     await expect(new BandedRidgeCV({ nIter: 2 }).fit({ a, b }, y, { signal: {} as AbortSignal })).rejects.toThrow(/^BandedRidgeCV\.fit signal: expected an AbortSignal, got an object$/);
     await expect(new BandedRidgeCV({ nIter: 2, foldIndex: new Array(60).fill(7) }).fit({ a, b }, y)).rejects.toThrow(/^BandedRidgeCV foldIndex: .*largest value is 7 \(so 8 folds\) but folds 0, 1, 2, 3, 4, 5, 6 have none$/);

@@ -347,6 +347,9 @@ describe('RidgeCV options are validated once, by name', () => {
     ['folds null', { folds: null }, /^RidgeCV folds: expected an integer >= 2, got null$/],
     ['score null', { score: null }, /^RidgeCV score: expected 'r2', 'pearson', got null$/],
     ['an alpha given as a string', { alphas: [1, '10'] }, /^RidgeCV alphas: every alpha must be finite and > 0, got string "10" at position 1$/],
+    // (stored as float32, these were reported as Infinity and 0)
+    ['an alpha above float32\'s range', { alphas: [10, 1e39, 1e40] }, /^RidgeCV alphas: every alpha must be finite and > 0 in float32 \(1\.4e-45 to 3\.4e38\), got 1e\+39 at position 1, which is Infinity in float32$/],
+    ['an alpha below float32\'s range', { alphas: [1e-50, 1e-49] }, /^RidgeCV alphas: every alpha must be finite and > 0 in float32 \(1\.4e-45 to 3\.4e38\), got 1e-50 at position 0, which is 0 in float32$/],
     ['memoryBudget as a string', { memoryBudget: '1e9' }, /memoryBudget: expected a finite number > 0, got string "1e9"$/],
     ['a foldIndex entry as a string', { foldIndex: [0, '1'] }, /foldIndex: expected integers >= 0, got string "1" at position 1$/],
   ])('refuses %s', (_label, options, msg) => {
@@ -392,6 +395,11 @@ describe('RidgeCV options are validated once, by name', () => {
   it('setThreads refuses negative and fractional counts', () => {
     expect(() => setThreads(-1)).toThrow(/setThreads threads: expected an integer >= 0, got -1/);
     expect(() => setThreads(1.5)).toThrow(InvalidArgumentError);
+  });
+  it('alphas at the ends of float32\'s range are kept as float32 holds them', async () => {
+    const { x, y } = planted(30, 4, 2, 3);
+    const m = await new RidgeCV({ alphas: [1e-45, 3.4e38] }).fit(x, y);
+    for (const a of m.bestAlphas) expect([Math.fround(1e-45), Math.fround(3.4e38)]).toContain(a);
   });
   it('the alpha grid is copied at construction: changing the caller\'s array later changes nothing', async () => {
     const alphas = [1, 10, 100];
