@@ -260,6 +260,11 @@ describe('BandedRidgeCV', () => {
     expect(make({ alphas: null })).toThrow(/^BandedRidgeCV alphas: expected an array of numbers, got null$/);
     expect(make({ nIter: null })).toThrow(/^BandedRidgeCV nIter: expected an integer >= 1, got null$/);
     expect(make({ alphas: [1, '10'] })).toThrow(/got string "10" at position 1$/);
+    // the seed is checked at construction, not first by the engine at fit
+    expect(make({ seed: 2 ** 60 })).toThrow(InvalidArgumentError);
+    expect(make({ seed: 2 ** 60 })).toThrow(/^BandedRidgeCV seed: expected an integer in 0\.\.9007199254740991, got 1152921504606847000$/);
+    expect(make({ seed: -1 })).toThrow(/^BandedRidgeCV seed: expected an integer in 0\.\.9007199254740991, got -1$/);
+    expect(new BandedRidgeCV({ seed: Number.MAX_SAFE_INTEGER }).options.seed).toBe(Number.MAX_SAFE_INTEGER);
     expect(make({ alphas: [1, 1e39] })).toThrow(/^BandedRidgeCV alphas: every alpha must be finite and > 0 in float32 .*got 1e\+39 at position 1, which is Infinity in float32$/);
     const { a, b, y } = data(60, 4, 4, 3, 1);
     await expect(new BandedRidgeCV({ nIter: 2 }).fit({ a, b }, y, { signal: {} as AbortSignal })).rejects.toThrow(/^BandedRidgeCV\.fit signal: expected an AbortSignal, got an object$/);

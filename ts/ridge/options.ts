@@ -109,10 +109,10 @@ function describe(v: unknown): string {
   return typeof v === 'string' ? `'${v}'` : Array.isArray(v) ? `an array of ${v.length}` : v !== null && typeof v === 'object' ? 'an object' : String(v);
 }
 
-/** `value` must be a finite integer ≥ min (a count, a size, a seed). */
-export function checkInteger(value: unknown, name: string, what: string, min = 1): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || !Number.isInteger(value) || value < min) {
-    throw new InvalidArgumentError(`${what} ${name}: expected an integer >= ${min}, got ${describeNumber(value)}`);
+/** `value` must be a finite integer ≥ min (a count, a size, a seed), and ≤ max when given. */
+export function checkInteger(value: unknown, name: string, what: string, min = 1, max?: number): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || !Number.isInteger(value) || value < min || (max !== undefined && value > max)) {
+    throw new InvalidArgumentError(`${what} ${name}: expected an integer ${max === undefined ? `>= ${min}` : `in ${min}..${max}`}, got ${describeNumber(value)}`);
   }
   return value;
 }
