@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { BandedRidgeCV, dirichletGammas, type BandedRidgeCVOptions } from '../../ts/ridge/BandedRidgeCV.js';
 import { BandedRidgeModel } from '../../ts/ridge/BandedRidgeModel.js';
 import { partitionVariance } from '../../ts/encoding/variancePartition.js';
-import { CancelledError, InvalidArgumentError, ShapeError } from '../../ts/errors.js';
+import { CancelledError, FormatError, InvalidArgumentError, ShapeError } from '../../ts/errors.js';
+import { readSafetensors, writeSafetensors } from '../../ts/io/safetensors.js';
 import type { Matrix } from '../../ts/matrix.js';
 import { rng } from '../helpers/random.js';
 import { refCv, refFit } from '../helpers/ridgeReference.js';
@@ -181,6 +182,64 @@ describe('BandedRidgeCV', () => {
     await expect(BandedRidgeModel.load(join(tmpdir(), 'no-such-model.safetensors'))).rejects.toThrow();
   });
 
+  it('predictSplit refuses spaces of other widths than the fit\'s, as predict does', async () => {
+    const { a, b, y } = data(40, 4, 3, 2, 6);
+    const model = await new BandedRidgeCV({ alphas: [1, 10], nIter: 3, folds: 4 }).fit({ a, b }, y);
+    const oneSpace = /: spaces have widths \[4\], the model was fitted on \[4, 3\] \(a, b\)$/;
+    const swapped = /: spaces have widths \[3, 4\], the model was fitted on \[4, 3\] \(a, b\)$/;
+    for (const method of ['predict', 'predictSplit'] as const) {
+      expect(() => model[method]({ a })).toThrow(ShapeError);
+      expect(() => model[method]({ a })).toThrow(new RegExp(`^BandedRidgeModel\\.${method}${oneSpace.source}`));
+      expect(() => model[method]({ b, a })).toThrow(new RegExp(`^BandedRidgeModel\\.${method}${swapped.source}`));
+    }
+    expect(model.predictSplit({ a, b }).map((m) => [m.rows, m.cols])).toEqual([[40, 2], [40, 2]]);
+  });
+
+  it('load refuses what RidgeModel.load refuses, and metadata or tensors that disagree, naming the file and the field', async () => {
+    const { a, b, y } = data(40, 4, 3, 2, 5);
+    const model = await new BandedRidgeCV({ alphas: [1, 10], nIter: 3, folds: 4 }).fit({ a, b }, y);
+    const dir = mkdtempSync(join(tmpdir(), 'bl-banded-bad-'));
+    await model.save(join(dir, 'ok.safetensors'));
+    const f = await readSafetensors(join(dir, 'ok.safetensors'));
+    type Tensor = { data: Float32Array | Float64Array | Int32Array; shape: number[] };
+    const write = async (name: string, patch: (t: Record<string, Tensor>) => void, metadata: Record<string, string> = {}) => {
+      const tensors: Record<string, Tensor> = {};
+      for (const [k, t] of Object.entries(f.tensors)) tensors[k] = { data: (t.data as Float32Array).slice(), shape: [...t.shape] };
+      patch(tensors);
+      const file = join(dir, name);
+      await writeSafetensors(file, tensors, { ...f.metadata, ...metadata });
+      return file;
+    };
+    const refused = async (file: string, message: string, field: string) => {
+      const err = await BandedRidgeModel.load(file).then(() => null, (e: unknown) => e);
+      expect(err).toBeInstanceOf(FormatError);
+      expect((err as FormatError).message).toBe(`${file}: ${message}`);
+      expect((err as FormatError).field).toBe(field);
+    };
+    // each of these used to load: predict NaN, predict -Infinity, bandWeights NaN, a self-contradictory predict error
+    await refused(await write('nan.safetensors', (t) => (t.coef.data[5] = NaN)), "tensor 'coef' holds NaN at index 5; a banded model must be finite", 'coef');
+    await refused(await write('scale.safetensors', (t) => (t.x_scale.data[2] = 0)), "tensor 'x_scale' is 0 at index 2; predictions divide by it", 'x_scale');
+    await refused(await write('mean.safetensors', (t) => (t.x_mean.data[6] = Infinity)), "tensor 'x_mean' holds Infinity at index 6; a banded model must be finite", 'x_mean');
+    await refused(
+      await write('gamma.safetensors', (t) => (t.best_gamma.data[1] = 3)),
+      "tensor 'best_gamma' is 3 at index 1, expected a row of 'gammas' (0..2)",
+      'best_gamma',
+    );
+    await refused(await write('names.safetensors', () => {}, { band_names: '["a"]' }), "metadata 'band_names' must be a list of 2 names, one per band of 'band_sizes'", '__metadata__');
+    await refused(await write('sizes.safetensors', () => {}, { band_sizes: '[4, 4]' }), "metadata 'band_sizes' [4, 4] does not add up to the 7 features of 'coef'", '__metadata__');
+    await refused(await write('intercept.safetensors', (t) => (t.intercept = { data: new Float32Array(3), shape: [3] })), "tensor 'intercept' has 3 elements, expected 2", 'intercept');
+    await refused(await write('xmean.safetensors', (t) => (t.x_mean = { data: new Float32Array(6), shape: [6] })), "tensor 'x_mean' has 6 elements, expected 7", 'x_mean');
+    await refused(await write('xscale.safetensors', (t) => (t.x_scale = { data: new Float32Array(8).fill(1), shape: [8] })), "tensor 'x_scale' has 8 elements, expected 7", 'x_scale');
+    await refused(await write('score.safetensors', () => {}, { score: 'bogus' }), `metadata 'score' must be 'r2' or 'pearson', got "bogus"`, '__metadata__');
+    await refused(
+      await write('gs.safetensors', (t) => (t.gamma_scores = { data: new Float32Array(4), shape: [2, 2] })),
+      "tensor 'gamma_scores' has 2 rows, expected 3 (one per row of 'gammas')",
+      'gamma_scores',
+    );
+    // the untouched file loads and predicts as the model does
+    expect((await BandedRidgeModel.load(await write('same.safetensors', () => {}))).predict({ a, b }).data).toEqual(model.predict({ a, b }).data);
+  });
+
   it('reports progress, honours abort, and names bad shapes', async () => {
     const { a, b, y } = data(60, 4, 4, 3, 1);
     const stages = new Set<string>();
@@ -201,8 +260,18 @@ describe('BandedRidgeCV', () => {
     expect(make({ alphas: null })).toThrow(/^BandedRidgeCV alphas: expected an array of numbers, got null$/);
     expect(make({ nIter: null })).toThrow(/^BandedRidgeCV nIter: expected an integer >= 1, got null$/);
     expect(make({ alphas: [1, '10'] })).toThrow(/got string "10" at position 1$/);
+    // the seed is checked at construction, not first by the engine at fit
+    expect(make({ seed: 2 ** 60 })).toThrow(InvalidArgumentError);
+    expect(make({ seed: 2 ** 60 })).toThrow(/^BandedRidgeCV seed: expected an integer in 0\.\.9007199254740991, got 1152921504606847000$/);
+    expect(make({ seed: -1 })).toThrow(/^BandedRidgeCV seed: expected an integer in 0\.\.9007199254740991, got -1$/);
+    expect(new BandedRidgeCV({ seed: Number.MAX_SAFE_INTEGER }).options.seed).toBe(Number.MAX_SAFE_INTEGER);
+    expect(make({ alphas: [1, 1e39] })).toThrow(/^BandedRidgeCV alphas: every alpha must be finite and > 0 in float32 .*got 1e\+39 at position 1, which is Infinity in float32$/);
     const { a, b, y } = data(60, 4, 4, 3, 1);
     await expect(new BandedRidgeCV({ nIter: 2 }).fit({ a, b }, y, { signal: {} as AbortSignal })).rejects.toThrow(/^BandedRidgeCV\.fit signal: expected an AbortSignal, got an object$/);
     await expect(new BandedRidgeCV({ nIter: 2, foldIndex: new Array(60).fill(7) }).fit({ a, b }, y)).rejects.toThrow(/^BandedRidgeCV foldIndex: .*largest value is 7 \(so 8 folds\) but folds 0, 1, 2, 3, 4, 5, 6 have none$/);
+    // a label of at least the sample count is refused at construction, before anything is allocated by it
+    const big = Array.from({ length: 60 }, (_, i) => (i === 5 ? 1e9 : i % 3));
+    expect(make({ foldIndex: big })).toThrow(InvalidArgumentError);
+    expect(make({ foldIndex: big })).toThrow(/^BandedRidgeCV foldIndex: expected fold numbers 0\.\.k-1 with k at most its 60 entries \(one per sample\), got 1000000000 at position 5$/);
   });
 });

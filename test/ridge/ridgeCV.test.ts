@@ -6,7 +6,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 import { CancelledError, FormatError, InvalidArgumentError, NonFiniteError, OutOfMemoryError, ShapeError } from '../../ts/errors.js';
-import { writeSafetensors } from '../../ts/io/safetensors.js';
+import { readSafetensors, writeSafetensors } from '../../ts/io/safetensors.js';
 import { setThreads } from '../../ts/ridge/RidgeCV.js';
 import { RidgeCV, type FitControl, type RidgeCVOptions } from '../../ts/ridge/RidgeCV.js';
 import { RidgeModel } from '../../ts/ridge/RidgeModel.js';
@@ -347,6 +347,9 @@ describe('RidgeCV options are validated once, by name', () => {
     ['folds null', { folds: null }, /^RidgeCV folds: expected an integer >= 2, got null$/],
     ['score null', { score: null }, /^RidgeCV score: expected 'r2', 'pearson', got null$/],
     ['an alpha given as a string', { alphas: [1, '10'] }, /^RidgeCV alphas: every alpha must be finite and > 0, got string "10" at position 1$/],
+    // (stored as float32, these were reported as Infinity and 0)
+    ['an alpha above float32\'s range', { alphas: [10, 1e39, 1e40] }, /^RidgeCV alphas: every alpha must be finite and > 0 in float32 \(1\.4e-45 to 3\.4e38\), got 1e\+39 at position 1, which is Infinity in float32$/],
+    ['an alpha below float32\'s range', { alphas: [1e-50, 1e-49] }, /^RidgeCV alphas: every alpha must be finite and > 0 in float32 \(1\.4e-45 to 3\.4e38\), got 1e-50 at position 0, which is 0 in float32$/],
     ['memoryBudget as a string', { memoryBudget: '1e9' }, /memoryBudget: expected a finite number > 0, got string "1e9"$/],
     ['a foldIndex entry as a string', { foldIndex: [0, '1'] }, /foldIndex: expected integers >= 0, got string "1" at position 1$/],
   ])('refuses %s', (_label, options, msg) => {
@@ -377,9 +380,26 @@ describe('RidgeCV options are validated once, by name', () => {
     await expect(fit(new Array(20).fill(0))).rejects.toThrow(/^RidgeCV foldIndex: expected at least 2 folds/);
     expect((await fit(Array.from({ length: 20 }, (_, i) => i % 4))).nTargets).toBe(2);
   });
+  it('refuses a foldIndex label of at least its length (k folds need k samples) before allocating by it', async () => {
+    const { x, y } = planted(20, 3, 2, 4);
+    const labels = (first: number) => Array.from({ length: 20 }, (_, i) => (i === 0 ? first : i % 2));
+    // 1e9 used to allocate by the label and abort the process; 2**31 wrapped to a negative fold in an Int32Array
+    for (const first of [1e9, 2 ** 31, 20]) {
+      const make = () => new RidgeCV({ alphas: [1], foldIndex: labels(first) });
+      expect(make).toThrow(InvalidArgumentError);
+      expect(make).toThrow(`RidgeCV foldIndex: expected fold numbers 0..k-1 with k at most its 20 entries (one per sample), got ${first} at position 0`);
+    }
+    // the largest label a fit of 20 samples can use: 20 folds of one sample
+    expect((await new RidgeCV({ alphas: [1], foldIndex: Array.from({ length: 20 }, (_, i) => i) }).fit(x, y)).nTargets).toBe(2);
+  });
   it('setThreads refuses negative and fractional counts', () => {
     expect(() => setThreads(-1)).toThrow(/setThreads threads: expected an integer >= 0, got -1/);
     expect(() => setThreads(1.5)).toThrow(InvalidArgumentError);
+  });
+  it('alphas at the ends of float32\'s range are kept as float32 holds them', async () => {
+    const { x, y } = planted(30, 4, 2, 3);
+    const m = await new RidgeCV({ alphas: [1e-45, 3.4e38] }).fit(x, y);
+    for (const a of m.bestAlphas) expect([Math.fround(1e-45), Math.fround(3.4e38)]).toContain(a);
   });
   it('the alpha grid is copied at construction: changing the caller\'s array later changes nothing', async () => {
     const alphas = [1, 10, 100];
@@ -573,6 +593,42 @@ describe('RidgeModel.predict: checked inputs, empty inputs, async', () => {
     await expect(RidgeModel.load(nanCoef)).rejects.toThrow(/tensor 'coef' holds NaN at index 5/);
     const zeroScale = await write('zero.safetensors', (t) => t.x_scale.fill(0));
     await expect(RidgeModel.load(zeroScale)).rejects.toThrow(/tensor 'x_scale' is 0 at index 0/);
+  });
+
+  it('a model file whose metadata disagrees with its tensors is refused at load, naming the file and the field', async () => {
+    const { x, y } = planted(30, 4, 2, 1);
+    const m = await new RidgeCV({ alphas: [1, 10, 100] }).fit(x, y);
+    const dir = mkdtempSync(path.join(tmpdir(), 'bl-badmeta-'));
+    await m.save(path.join(dir, 'ok.safetensors'));
+    const f = await readSafetensors(path.join(dir, 'ok.safetensors'));
+    const write = async (name: string, tensors: Record<string, { data: Float32Array; shape: number[] }>, metadata: Record<string, string> = {}) => {
+      const file = path.join(dir, name);
+      const all = Object.fromEntries(Object.entries(f.tensors).map(([k, t]) => [k, { data: t.data, shape: t.shape }]));
+      await writeSafetensors(file, { ...all, ...tensors }, { ...f.metadata, ...metadata });
+      return file;
+    };
+    const refused = async (file: string, message: string, field: string) => {
+      const err = await RidgeModel.load(file).then(() => null, (e: unknown) => e);
+      expect(err).toBeInstanceOf(FormatError);
+      expect((err as FormatError).message).toBe(`${file}: ${message}`);
+      expect((err as FormatError).field).toBe(field);
+    };
+    // 7 values for 2 targets: cvScores.rows was 3.5
+    await refused(await write('cv7.safetensors', { cv_scores: { data: new Float32Array(7), shape: [7] } }), "tensor 'cv_scores' has 7 elements, not a whole number of rows of the 2 targets", 'cv_scores');
+    await refused(
+      await write('cv4.safetensors', { cv_scores: { data: new Float32Array(8), shape: [4, 2] } }),
+      "tensor 'cv_scores' has 4 rows, expected 3 (one per alpha of metadata 'alphas')",
+      'cv_scores',
+    );
+    await refused(await write('alphas2.safetensors', {}, { alphas: '[1,10]' }), "tensor 'cv_scores' has 3 rows, expected 2 (one per alpha of metadata 'alphas')", 'cv_scores');
+    await refused(await write('alphas0.safetensors', {}, { alphas: '[1,-10,100]' }), "metadata 'alphas' must be a non-empty list of numbers > 0", '__metadata__');
+    await refused(await write('score.safetensors', {}, { score: 'bogus' }), `metadata 'score' must be 'r2' or 'pearson', got "bogus"`, '__metadata__');
+    await refused(await write('folds.safetensors', {}, { folds: '{"n":4,"kind":"random"}' }), "metadata 'folds' must be an object { n: a count, kind: 'contiguous', 'groups' or 'custom' }", '__metadata__');
+    await refused(await write('intercept.safetensors', { intercept: { data: new Float32Array(3), shape: [3] } }), "tensor 'intercept' has 3 elements, expected 2", 'intercept');
+    await refused(await write('xmean.safetensors', { x_mean: { data: new Float32Array(5), shape: [5] } }), "tensor 'x_mean' has 5 elements, expected 4", 'x_mean');
+    await refused(await write('xscale.safetensors', { x_scale: { data: new Float32Array(3).fill(1), shape: [3] } }), "tensor 'x_scale' has 3 elements, expected 4", 'x_scale');
+    // the untouched file loads as it was saved
+    expect((await RidgeModel.load(await write('same.safetensors', {}))).settings).toEqual(m.settings);
   });
 
   it('predictAsync gives predict()\'s result and keeps the event loop running', async () => {

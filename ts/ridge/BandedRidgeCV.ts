@@ -36,7 +36,8 @@ export class BandedRidgeCV {
     const what = 'BandedRidgeCV';
     this.resolved = resolveRidgeOptions(options, what, [...COMMON_OPTION_KEYS, 'nIter', 'gammas', 'concentrations', 'seed', 'solver']);
     if (options.nIter !== undefined) checkInteger(options.nIter, 'nIter', what, 1);
-    if (options.seed !== undefined) checkInteger(options.seed, 'seed', what, 0);
+    // the engine takes seeds up to 2^53; above MAX_SAFE_INTEGER two seeds can be the same number
+    if (options.seed !== undefined) checkInteger(options.seed, 'seed', what, 0, Number.MAX_SAFE_INTEGER);
     if (options.concentrations !== undefined) {
       if (!Array.isArray(options.concentrations) || options.concentrations.length === 0) {
         throw new InvalidArgumentError(`${what} concentrations: expected a non-empty array of numbers > 0`);

@@ -4,6 +4,7 @@ import type { Matrix } from '../matrix.js';
 import type { NativeBandedInfo } from '../native/bandedTypes.js';
 import { nativeSync } from '../native/call.js';
 import { concatSpaces, type FeatureSpaces } from './featureSpaces.js';
+import { ModelFile } from './modelFile.js';
 
 export interface BandedRidgeModelParts {
   bandNames: string[];
@@ -103,17 +104,14 @@ export class BandedRidgeModel {
 
   /** Predictions for the spaces (same order and widths as in the fit): samples × targets. */
   predict(spaces: FeatureSpaces): Matrix {
-    const { x, sizes } = concatSpaces(spaces, 'BandedRidgeModel.predict');
-    if (sizes.length !== this.nBands || sizes.some((s, i) => s !== this.bandSizes[i])) {
-      throw new ShapeError(`BandedRidgeModel.predict: spaces have widths [${sizes.join(', ')}], the model was fitted on [${this.bandSizes.join(', ')}] (${this.bandNames.join(', ')})`);
-    }
+    const x = this.bands(spaces, 'BandedRidgeModel.predict');
     const data = nativeSync((b) => b.ridgePredict(x.data, x.rows, x.cols, this.coef.data, this.nTargets, this.intercept, this.xMean, this.xScale));
     return { data, rows: x.rows, cols: this.nTargets };
   }
 
   /** Each band's share of the prediction (without the intercept): one samples × targets matrix per band (himalaya's split). */
   predictSplit(spaces: FeatureSpaces): Matrix[] {
-    const { x } = concatSpaces(spaces, 'BandedRidgeModel.predictSplit');
+    const x = this.bands(spaces, 'BandedRidgeModel.predictSplit');
     const out: Matrix[] = [];
     let c0 = 0;
     for (let b = 0; b < this.nBands; b++) {
@@ -130,6 +128,15 @@ export class BandedRidgeModel {
       c0 += w;
     }
     return out;
+  }
+
+  /** The spaces side by side, which must have the fit's band widths in its order (each band is sliced by them). */
+  private bands(spaces: FeatureSpaces, what: string): Matrix {
+    const { x, sizes } = concatSpaces(spaces, what);
+    if (sizes.length !== this.nBands || sizes.some((s, i) => s !== this.bandSizes[i])) {
+      throw new ShapeError(`${what}: spaces have widths [${sizes.join(', ')}], the model was fitted on [${this.bandSizes.join(', ')}] (${this.bandNames.join(', ')})`);
+    }
+    return x;
   }
 
   /**
@@ -172,37 +179,46 @@ export class BandedRidgeModel {
     if (m.format !== BANDED_FORMAT) {
       throw new FormatError(`${path}: not a brainlatent banded ridge model (metadata format '${m.format ?? '(none)'}', expected '${BANDED_FORMAT}')`);
     }
-    const get = <T extends Float32Array | Float64Array | Int32Array>(name: string, cls: new (n: number) => T): T => {
-      const t = f.tensors[name];
-      if (!t) throw new FormatError(`${path}: banded model is missing tensor '${name}'`);
-      if (!(t.data instanceof cls)) throw new FormatError(`${path}: tensor '${name}' has dtype ${t.dtype}, expected ${cls.name}`);
-      return t.data as T;
-    };
-    const coefT = f.tensors.coef;
-    if (!coefT || coefT.shape.length !== 2) throw new FormatError(`${path}: tensor 'coef' must be 2-D (features × targets)`);
-    const [p, t] = coefT.shape;
-    const bandSizes = metadataJson(path, m, 'band_sizes', '[]') as number[];
-    if (!Array.isArray(bandSizes)) throw new FormatError(`${path}: metadata 'band_sizes' must be a list`, { path, field: '__metadata__' });
-    if (bandSizes.reduce((a, b) => a + b, 0) !== p) {
-      throw new FormatError(`${path}: band sizes [${bandSizes.join(', ')}] do not add up to the ${p} features of 'coef'`);
+    const file = new ModelFile(path, f, 'banded model');
+    const { coef, intercept, xMean, xScale } = file.prediction();
+    const [p, t] = [coef.rows, coef.cols];
+    const bandSizes = file.json('band_sizes', '[]');
+    if (!Array.isArray(bandSizes) || bandSizes.length === 0 || bandSizes.some((b) => !Number.isInteger(b) || b < 1)) {
+      throw file.bad('__metadata__', `metadata 'band_sizes' must be a non-empty list of band widths (integers >= 1)`);
     }
-    const folds = metadataJson(path, m, 'folds', '{"n":0,"kind":"custom"}') as { n: number; kind: BandedRidgeModelParts['foldKind'] };
-    if (folds === null || typeof folds !== 'object') throw new FormatError(`${path}: metadata 'folds' must be an object`, { path, field: '__metadata__' });
-    const gs = get('gamma_scores', Float32Array);
+    if (bandSizes.reduce((a, b) => a + b, 0) !== p) {
+      throw file.bad('__metadata__', `metadata 'band_sizes' [${bandSizes.join(', ')}] does not add up to the ${p} features of 'coef'`);
+    }
+    const bandNames = file.json('band_names', '[]');
+    if (!Array.isArray(bandNames) || bandNames.length !== bandSizes.length || bandNames.some((b) => typeof b !== 'string')) {
+      throw file.bad('__metadata__', `metadata 'band_names' must be a list of ${bandSizes.length} names, one per band of 'band_sizes'`);
+    }
+    const nb = bandSizes.length;
+    // each row of gammas is a candidate's band weights; best_gamma picks a row per target
+    const gammas = file.tensor('gammas', Float64Array);
+    if (gammas.length === 0 || gammas.length % nb !== 0) {
+      throw file.bad('gammas', `tensor 'gammas' has ${gammas.length} elements, expected rows of the ${nb} band weights`);
+    }
+    file.finite('gammas', gammas);
+    const nGammas = gammas.length / nb;
+    const bestGamma = file.tensor('best_gamma', Int32Array, t);
+    const outside = bestGamma.findIndex((g) => g < 0 || g >= nGammas);
+    if (outside >= 0) throw file.bad('best_gamma', `tensor 'best_gamma' is ${bestGamma[outside]} at index ${outside}, expected a row of 'gammas' (0..${nGammas - 1})`);
+    const folds = file.folds();
     return new BandedRidgeModel({
-      bandNames: metadataJson(path, m, 'band_names', '[]') as string[],
-      bandSizes,
-      coef: { data: get('coef', Float32Array), rows: p, cols: t },
-      intercept: get('intercept', Float32Array),
-      xMean: get('x_mean', Float32Array),
-      xScale: get('x_scale', Float32Array),
-      gammas: get('gammas', Float64Array),
-      bestGamma: get('best_gamma', Int32Array),
-      bestAlpha: get('best_alpha', Float32Array),
-      bestScores: get('best_scores', Float32Array),
-      gammaScores: { data: gs, rows: t > 0 ? gs.length / t : 0, cols: t },
-      alphas: metadataJson(path, m, 'alphas', '[]') as number[],
-      score: (m.score as 'r2' | 'pearson') ?? 'r2',
+      bandNames: bandNames as string[],
+      bandSizes: bandSizes as number[],
+      coef,
+      intercept,
+      xMean,
+      xScale,
+      gammas,
+      bestGamma,
+      bestAlpha: file.tensor('best_alpha', Float32Array, t),
+      bestScores: file.tensor('best_scores', Float32Array, t),
+      gammaScores: file.table('gamma_scores', t, "row of 'gammas'", nGammas),
+      alphas: file.alphas(),
+      score: file.score(),
       foldKind: folds.kind,
       nFolds: folds.n,
       info: m.fit_info ? (metadataJson(path, m, 'fit_info', '{}') as NativeBandedInfo) : undefined,

@@ -4,6 +4,7 @@ import { firstNonFinite, firstNonFiniteSliced } from '../io/finite.js';
 import { assertMatrix, type Matrix } from '../matrix.js';
 import { nativeJob, nativeSync } from '../native/call.js';
 import type { NativeRidgeInfo } from '../native/ridgeTypes.js';
+import { ModelFile } from './modelFile.js';
 import type { RidgeScore } from './options.js';
 
 export type { RidgeScore };
@@ -152,46 +153,24 @@ export class RidgeModel {
     if (m.format !== MODEL_FORMAT) {
       throw new FormatError(`${path}: not a brainlatent ridge model (metadata format '${m.format ?? '(none)'}', expected '${MODEL_FORMAT}')`);
     }
-    const get = (name: string): Float32Array => {
-      const t = f.tensors[name];
-      if (!t) throw new FormatError(`${path}: ridge model is missing tensor '${name}'`);
-      if (!(t.data instanceof Float32Array)) throw new FormatError(`${path}: tensor '${name}' must be F32, got ${t.dtype}`);
-      return t.data;
-    };
-    const coefT = f.tensors.coef;
-    if (!coefT || coefT.shape.length !== 2) throw new FormatError(`${path}: tensor 'coef' must be 2-D (features × targets)`);
-    const [p, t] = coefT.shape;
-    const check = (name: string, a: Float32Array, n: number): Float32Array => {
-      if (a.length !== n) throw new FormatError(`${path}: tensor '${name}' has ${a.length} elements, expected ${n}`);
-      return a;
-    };
-    // A model whose numbers are not finite, or that divides by a zero scale, would predict NaN.
-    for (const name of ['coef', 'intercept', 'x_mean', 'x_scale']) {
-      const data = get(name);
-      const bad = firstNonFinite(data);
-      if (bad >= 0) throw new FormatError(`${path}: tensor '${name}' holds ${data[bad]} at index ${bad}; a ridge model must be finite`);
-    }
-    const zero = get('x_scale').findIndex((v) => v === 0);
-    if (zero >= 0) throw new FormatError(`${path}: tensor 'x_scale' is 0 at index ${zero}; predictions divide by it`);
-    const alphas = metadataJson(path, m, 'alphas', '[]') as number[];
-    const folds = metadataJson(path, m, 'folds', '{"n":0,"kind":"custom"}') as { n: number; kind: RidgeFitSettings['foldKind'] };
-    if (!Array.isArray(alphas) || folds === null || typeof folds !== 'object') {
-      throw new FormatError(`${path}: metadata 'alphas' must be a list and 'folds' an object`, { path, field: '__metadata__' });
-    }
-    const cv = get('cv_scores');
+    const file = new ModelFile(path, f, 'ridge model');
+    const { coef, intercept, xMean, xScale } = file.prediction();
+    const t = coef.cols;
+    const alphas = file.alphas();
+    const folds = file.folds();
     return new RidgeModel({
-      coef: { data: get('coef'), rows: p, cols: t },
-      intercept: check('intercept', get('intercept'), t),
-      xMean: check('x_mean', get('x_mean'), p),
-      xScale: check('x_scale', get('x_scale'), p),
-      bestAlphas: check('best_alphas', get('best_alphas'), t),
-      bestScores: check('best_scores', get('best_scores'), t),
-      cvScores: { data: cv, rows: t > 0 ? cv.length / t : 0, cols: t },
+      coef,
+      intercept,
+      xMean,
+      xScale,
+      bestAlphas: file.tensor('best_alphas', Float32Array, t),
+      bestScores: file.tensor('best_scores', Float32Array, t),
+      cvScores: file.table('cv_scores', t, "alpha of metadata 'alphas'", alphas.length),
       settings: {
         alphas,
         nFolds: folds.n,
         foldKind: folds.kind,
-        score: (m.score as RidgeScore) ?? 'r2',
+        score: file.score(),
         fitIntercept: m.fit_intercept === 'true',
         standardize: m.standardize === 'true',
       },

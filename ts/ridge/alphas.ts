@@ -73,13 +73,20 @@ export function describeNumber(v: unknown): string {
   return `${typeof v} ${String(v)}`;
 }
 
-/** Every alpha a finite number > 0, at least one. */
+/**
+ * Every alpha a finite number > 0, also in float32 (the chosen alphas are stored as float32: 1e39 would be
+ * reported as Infinity, 1e-50 as 0), at least one.
+ */
 export function validateAlphas(alphas: ArrayLike<number>, what: string): void {
   if (alphas.length === 0) throw new InvalidArgumentError(`${what}: need at least one alpha`);
   for (let i = 0; i < alphas.length; i++) {
     const a: unknown = alphas[i];
     if (typeof a !== 'number' || !Number.isFinite(a) || a <= 0) {
       throw new InvalidArgumentError(`${what}: every alpha must be finite and > 0, got ${describeNumber(a)} at position ${i}`);
+    }
+    const f = Math.fround(a);
+    if (!Number.isFinite(f) || f <= 0) {
+      throw new InvalidArgumentError(`${what}: every alpha must be finite and > 0 in float32 (1.4e-45 to 3.4e38), got ${a} at position ${i}, which is ${f} in float32`);
     }
   }
 }

@@ -109,10 +109,10 @@ function describe(v: unknown): string {
   return typeof v === 'string' ? `'${v}'` : Array.isArray(v) ? `an array of ${v.length}` : v !== null && typeof v === 'object' ? 'an object' : String(v);
 }
 
-/** `value` must be a finite integer ≥ min (a count, a size, a seed). */
-export function checkInteger(value: unknown, name: string, what: string, min = 1): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || !Number.isInteger(value) || value < min) {
-    throw new InvalidArgumentError(`${what} ${name}: expected an integer >= ${min}, got ${describeNumber(value)}`);
+/** `value` must be a finite integer ≥ min (a count, a size, a seed), and ≤ max when given. */
+export function checkInteger(value: unknown, name: string, what: string, min = 1, max?: number): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || !Number.isInteger(value) || value < min || (max !== undefined && value > max)) {
+    throw new InvalidArgumentError(`${what} ${name}: expected an integer ${max === undefined ? `>= ${min}` : `in ${min}..${max}`}, got ${describeNumber(value)}`);
   }
   return value;
 }
@@ -169,6 +169,13 @@ export function resolveRidgeOptions(o: RidgeCommonOptions, what: string, known: 
       const f = o.foldIndex[i];
       if (!Number.isInteger(f) || f < 0) {
         throw new InvalidArgumentError(`${what} foldIndex: expected integers >= 0, got ${describeNumber(f)} at position ${i}`);
+      }
+      // k folds need k samples, and foldIndex has one entry per sample: a larger label can only be wrong, and
+      // assignFolds allocates by the largest label (1e9 would take GBs; 2**31 wraps in its Int32Array)
+      if (f >= o.foldIndex.length) {
+        throw new InvalidArgumentError(
+          `${what} foldIndex: expected fold numbers 0..k-1 with k at most its ${o.foldIndex.length} entries (one per sample), got ${f} at position ${i}`,
+        );
       }
     }
   }

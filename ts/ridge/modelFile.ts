@@ -1,0 +1,114 @@
+/**
+ * The checks RidgeModel.load and BandedRidgeModel.load share, so that a banded model file is refused for what a
+ * ridge model file is: tensors by name, dtype and length, the prediction's tensors finite with no zero x_scale,
+ * the score and folds. Each error is a FormatError naming the file and the tensor (its `field`) or the metadata
+ * key (field `__metadata__`).
+ */
+import { FormatError } from '../errors.js';
+import { firstNonFinite } from '../io/finite.js';
+import { metadataJson, type SafetensorsFile } from '../io/safetensors.js';
+import type { Matrix } from '../matrix.js';
+import type { RidgeScore } from './options.js';
+
+type TensorData = Float32Array | Float64Array | Int32Array;
+type TensorClass<T extends TensorData> = { new (n: number): T; readonly name: string };
+
+const CODE: Record<string, string> = { Float32Array: 'F32', Float64Array: 'F64', Int32Array: 'I32' };
+
+/** The tensors of prediction: ((X − xMean) / xScale) · coef + intercept. */
+export interface PredictionTensors {
+  coef: Matrix;
+  intercept: Float32Array;
+  xMean: Float32Array;
+  xScale: Float32Array;
+}
+
+export type FoldKind = 'contiguous' | 'groups' | 'custom';
+
+/** A model file as read by readSafetensors; `kind` names it in errors ('ridge model', 'banded model'). */
+export class ModelFile {
+  constructor(
+    readonly path: string,
+    private readonly file: SafetensorsFile,
+    private readonly kind: string,
+  ) {}
+
+  bad(field: string, message: string): FormatError {
+    return new FormatError(`${this.path}: ${message}`, { path: this.path, field });
+  }
+
+  /** Tensor `name`, of `cls`'s dtype and, when given, `length` elements. */
+  tensor<T extends TensorData>(name: string, cls: TensorClass<T>, length?: number): T {
+    const t = this.file.tensors[name];
+    if (!t) throw this.bad(name, `${this.kind} is missing tensor '${name}'`);
+    if (!(t.data instanceof cls)) throw this.bad(name, `tensor '${name}' must be ${CODE[cls.name]}, got ${t.dtype}`);
+    if (length !== undefined && t.data.length !== length) throw this.bad(name, `tensor '${name}' has ${t.data.length} elements, expected ${length}`);
+    return t.data as T;
+  }
+
+  /** Throws when `data` holds NaN or ±Inf, naming the tensor and the index. */
+  finite(name: string, data: ArrayLike<number>): void {
+    const bad = firstNonFinite(data);
+    if (bad >= 0) throw this.bad(name, `tensor '${name}' holds ${data[bad]} at index ${bad}; a ${this.kind} must be finite`);
+  }
+
+  /** coef (features × targets), and intercept, x_mean and x_scale sized to it; all finite, x_scale never 0. */
+  prediction(): PredictionTensors {
+    const coef = this.tensor('coef', Float32Array);
+    const shape = this.file.tensors.coef.shape;
+    if (shape.length !== 2) throw this.bad('coef', `tensor 'coef' must be 2-D (features × targets), got shape [${shape.join(', ')}]`);
+    const [p, t] = shape;
+    const intercept = this.tensor('intercept', Float32Array, t);
+    const xMean = this.tensor('x_mean', Float32Array, p);
+    const xScale = this.tensor('x_scale', Float32Array, p);
+    // A model whose numbers are not finite, or that divides by a zero scale, would predict NaN or ±Infinity.
+    for (const [name, data] of [['coef', coef], ['intercept', intercept], ['x_mean', xMean], ['x_scale', xScale]] as const) this.finite(name, data);
+    const zero = xScale.indexOf(0);
+    if (zero >= 0) throw this.bad('x_scale', `tensor 'x_scale' is 0 at index ${zero}; predictions divide by it`);
+    return { coef: { data: coef, rows: p, cols: t }, intercept, xMean, xScale };
+  }
+
+  /**
+   * Tensor `name` as a table of `cols` columns (one per target) and, when given, `rows` rows; `rowsAre` says what
+   * a row is, for the error.
+   */
+  table(name: string, cols: number, rowsAre: string, rows?: number): Matrix {
+    const data = this.tensor(name, Float32Array);
+    if (cols === 0 ? data.length !== 0 : data.length % cols !== 0) {
+      throw this.bad(name, `tensor '${name}' has ${data.length} elements, not a whole number of rows of the ${cols} targets`);
+    }
+    const n = cols > 0 ? data.length / cols : 0;
+    if (rows !== undefined && n !== rows) throw this.bad(name, `tensor '${name}' has ${n} rows, expected ${rows} (one per ${rowsAre})`);
+    return { data, rows: n, cols };
+  }
+
+  /** A JSON metadata value (`fallback` when absent). */
+  json(key: string, fallback: string): unknown {
+    return metadataJson(this.path, this.file.metadata, key, fallback);
+  }
+
+  /** Metadata 'alphas': the grid, a non-empty list of numbers > 0. */
+  alphas(): number[] {
+    const alphas = this.json('alphas', '[]');
+    if (!Array.isArray(alphas) || alphas.length === 0 || alphas.some((a) => typeof a !== 'number' || !(a > 0) || !Number.isFinite(a))) {
+      throw this.bad('__metadata__', `metadata 'alphas' must be a non-empty list of numbers > 0`);
+    }
+    return alphas as number[];
+  }
+
+  /** Metadata 'score': 'r2' (also when absent) or 'pearson'. */
+  score(): RidgeScore {
+    const s = this.file.metadata.score ?? 'r2';
+    if (s !== 'r2' && s !== 'pearson') throw this.bad('__metadata__', `metadata 'score' must be 'r2' or 'pearson', got ${JSON.stringify(s)}`);
+    return s;
+  }
+
+  /** Metadata 'folds': { n, kind }, n a count and kind one of the fold kinds. */
+  folds(): { n: number; kind: FoldKind } {
+    const f = this.json('folds', '{"n":0,"kind":"custom"}') as { n?: unknown; kind?: unknown } | null;
+    if (f === null || typeof f !== 'object' || !Number.isInteger(f.n) || (f.n as number) < 0 || !['contiguous', 'groups', 'custom'].includes(f.kind as string)) {
+      throw this.bad('__metadata__', `metadata 'folds' must be an object { n: a count, kind: 'contiguous', 'groups' or 'custom' }`);
+    }
+    return { n: f.n as number, kind: f.kind as FoldKind };
+  }
+}
