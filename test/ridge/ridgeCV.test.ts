@@ -389,8 +389,21 @@ describe('RidgeCV options are validated once, by name', () => {
       expect(make).toThrow(InvalidArgumentError);
       expect(make).toThrow(`RidgeCV foldIndex: expected fold numbers 0..k-1 with k at most its 20 entries (one per sample), got ${first} at position 0`);
     }
-    // the largest label a fit of 20 samples can use: 20 folds of one sample
-    expect((await new RidgeCV({ alphas: [1], foldIndex: Array.from({ length: 20 }, (_, i) => i) }).fit(x, y)).nTargets).toBe(2);
+    // 20 folds of one sample (leave-one-out) pass this check and are refused at fit, where fold sizes are known
+    await expect(new RidgeCV({ alphas: [1], foldIndex: Array.from({ length: 20 }, (_, i) => i) }).fit(x, y)).rejects.toThrow(
+      /^RidgeCV foldIndex: fold 0 holds 1 sample; each validation fold needs 2 samples at least/,
+    );
+  });
+  it('refuses validation folds of one sample (leave-one-out), whose score is undefined, naming the fold and what to use', async () => {
+    const { x, y } = planted(20, 3, 2, 4);
+    // (these scored 0 at every alpha, so every target chose the largest alpha, with no warning)
+    await expect(new RidgeCV({ alphas: [1, 10], folds: 20 }).fit(x, y)).rejects.toThrow(
+      'RidgeCV folds: fold 0 holds 1 sample; each validation fold needs 2 samples at least (a score over one sample is undefined): use at most 10 folds for 20 samples',
+    );
+    await expect(new RidgeCV({ alphas: [1, 10], folds: 11 }).fit(x, y)).rejects.toThrow(InvalidArgumentError);
+    expect((await new RidgeCV({ alphas: [1, 10], folds: 10 }).fit(x, y)).nTargets).toBe(2);
+    const groups = Array.from({ length: 20 }, (_, i) => (i < 18 ? Math.floor(i / 2) : 9 + i - 17)); // pairs, then 2 singletons
+    await expect(new RidgeCV({ alphas: [1, 10], folds: 11, groups }).fit(x, y)).rejects.toThrow(/^RidgeCV folds \(of whole groups\): fold \d+ holds 1 sample/);
   });
   it('setThreads refuses negative and fractional counts', () => {
     expect(() => setThreads(-1)).toThrow(/setThreads threads: expected an integer >= 0, got -1/);

@@ -42,7 +42,7 @@ export function assignFolds(n: number, spec: { folds: number; groups?: ArrayLike
       );
     }
     if (k < 2) throw new InvalidArgumentError(`${what} foldIndex: expected at least 2 folds (values 0 and 1 at least), got every sample in fold 0`);
-    return { folds, nFolds: k, kind: 'custom' };
+    return checkFoldSizes({ folds, nFolds: k, kind: 'custom' }, `${what} foldIndex`, 'fewer folds');
   }
   const k = spec.folds;
   if (k > n) throw new InvalidArgumentError(`${what}: ${k} folds but only ${n} samples`);
@@ -51,7 +51,22 @@ export function assignFolds(n: number, spec: { folds: number; groups?: ArrayLike
       throw new ShapeError(`${what}: groups has ${spec.groups.length} entries but X has ${n} samples; one group label per sample is expected`);
     }
     const groups = Int32Array.from(spec.groups);
-    return { folds: nativeSync((b) => b.groupFolds(groups, k)), nFolds: k, kind: 'groups' };
+    return checkFoldSizes({ folds: nativeSync((b) => b.groupFolds(groups, k)), nFolds: k, kind: 'groups' }, `${what} folds (of whole groups)`, 'fewer folds');
   }
-  return { folds: nativeSync((b) => b.contiguousFolds(n, k)), nFolds: k, kind: 'contiguous' };
+  return checkFoldSizes({ folds: nativeSync((b) => b.contiguousFolds(n, k)), nFolds: k, kind: 'contiguous' }, `${what} folds`, `at most ${Math.floor(n / 2)} folds for ${n} samples`);
+}
+
+/**
+ * Every validation fold needs two samples: a fold's score (R² about the fold's mean, or Pearson's r) over one sample
+ * is undefined — the engine scores it 0 at every alpha, so leave-one-out would pick the grid's last alpha for every
+ * target, silently.
+ */
+function checkFoldSizes(a: FoldAssignment, what: string, remedy: string): FoldAssignment {
+  const size = new Int32Array(a.nFolds);
+  for (const f of a.folds) size[f]++;
+  const v = size.findIndex((s) => s < 2);
+  if (v >= 0) {
+    throw new InvalidArgumentError(`${what}: fold ${v} holds ${size[v]} sample; each validation fold needs 2 samples at least (a score over one sample is undefined): use ${remedy}`);
+  }
+  return a;
 }
