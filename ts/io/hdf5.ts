@@ -6,6 +6,7 @@ import type { Matrix } from '../matrix.js';
 import { withAtomicPath } from './atomicWrite.js';
 import { runHdf5 } from './hdf5Diagnostics.js';
 import { fileOpenError } from './byteStream.js';
+import { divisorOption } from './finite.js';
 import type { VoxelMask } from './voxelMask.js';
 
 export type Hdf5TypedArray =
@@ -205,7 +206,7 @@ export async function readHdf5Masked(
   opts: { dataset?: string; divisor?: number; maxSlabBytes?: number } = {},
 ): Promise<{ betas: Matrix; shape: number[] }> {
   const name = opts.dataset ?? 'betas';
-  const div = opts.divisor ?? 1;
+  const div = divisorOption(opts.divisor, path);
   const [X, Y, Z] = mask.grid;
   const r = await Hdf5Reader.open(path);
   try {

@@ -15,6 +15,7 @@ import {
   type NiftiGeometry,
   type NiftiHeader,
 } from './niftiHeader.js';
+import { divisorOption } from './finite.js';
 import { assertSameGrid, type Grid, type VoxelMask } from './voxelMask.js';
 
 export type { NiftiDatatype, NiftiGeometry, NiftiHeader } from './niftiHeader.js';
@@ -118,12 +119,12 @@ async function forEachVolume(
 
 /** Reads a whole image as float32 with scl_slope/scl_inter (and `divisor`) applied: for masks and maps. */
 export async function readNifti(path: string, opts: NiftiReadOptions = {}): Promise<{ header: NiftiHeader; data: Float32Array }> {
+  const div = divisorOption(opts.divisor, path);
   const { header, stream } = await openImage(path);
   try {
     const nVox = header.dims[0] * header.dims[1] * header.dims[2];
     const data = new Float32Array(nVox * niftiVolumeCount(header));
     const { slope, inter } = effectiveScaling(header);
-    const div = divisorOf(opts);
     await forEachVolume(header, stream, (raw, t) => {
       const off = t * nVox;
       for (let i = 0; i < nVox; i++) data[off + i] = (raw[i] * slope + inter) / div;
@@ -144,6 +145,7 @@ export async function readNiftiMasked(
   mask: VoxelMask,
   opts: NiftiReadOptions = {},
 ): Promise<{ header: NiftiHeader; betas: Matrix }> {
+  const div = divisorOption(opts.divisor, path);
   const { header, stream } = await openImage(path);
   try {
     assertSameGrid(header.dims, mask, path);
@@ -152,7 +154,6 @@ export async function readNiftiMasked(
     const rows = niftiVolumeCount(header);
     const out = new Float32Array(rows * cols);
     const { slope, inter } = effectiveScaling(header);
-    const div = divisorOf(opts);
     const plain = slope === 1 && inter === 0;
     await forEachVolume(header, stream, (raw, t) => {
       const o = t * cols;
@@ -281,12 +282,6 @@ export async function writeNiftiMap(
     },
     volumes(),
   );
-}
-
-function divisorOf(opts: NiftiReadOptions): number {
-  const d = opts.divisor ?? 1;
-  if (!Number.isFinite(d) || d === 0) throw new InvalidArgumentError(`divisor must be a finite non-zero number, got ${d}`);
-  return d;
 }
 
 function defaultGeometry(): NiftiGeometry {
