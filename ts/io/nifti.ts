@@ -16,7 +16,7 @@ import {
   type NiftiHeader,
 } from './niftiHeader.js';
 import { divisorOption } from './finite.js';
-import { assertSameGrid, type Grid, type VoxelMask } from './voxelMask.js';
+import { assertSameGrid, assertVoxelMask, type Grid, type VoxelMask } from './voxelMask.js';
 
 export type { NiftiDatatype, NiftiGeometry, NiftiHeader } from './niftiHeader.js';
 export { geometryFromAffine, niftiGeometry } from './niftiHeader.js';
@@ -145,6 +145,7 @@ export async function readNiftiMasked(
   mask: VoxelMask,
   opts: NiftiReadOptions = {},
 ): Promise<{ header: NiftiHeader; betas: Matrix }> {
+  assertVoxelMask(mask, path);
   const div = divisorOption(opts.divisor, path);
   const { header, stream } = await openImage(path);
   try {
@@ -248,6 +249,7 @@ export async function writeNiftiMap(
   values: Float32Array | Matrix,
   description = 'brainlatent map',
 ): Promise<void> {
+  assertVoxelMask(mask, path);
   assertSameGrid(reference.dims, mask, `reference for ${path}`);
   const m: Matrix = values instanceof Float32Array ? { data: values, rows: 1, cols: values.length } : values;
   if (m.cols !== mask.indices.length || m.data.length !== m.rows * m.cols) {
