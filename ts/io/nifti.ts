@@ -2,11 +2,13 @@ import { endianness } from 'node:os';
 import { createGzip } from 'node:zlib';
 import { FormatError, InvalidArgumentError, ShapeError } from '../errors.js';
 import type { Matrix } from '../matrix.js';
+import { describeNumber } from '../ridge/alphas.js';
 import { writeStreamAtomic } from './atomicWrite.js';
 import { ByteStream } from './byteStream.js';
 import {
   datatypeBytes,
   effectiveScaling,
+  NIFTI_DATATYPES,
   niftiGeometry,
   parseNiftiHeader,
   serializeNiftiHeader,
@@ -196,6 +198,13 @@ export async function writeNifti(
   const dims = spec.dims.map(Number);
   if (dims.length < 1 || dims.some((d) => !Number.isInteger(d) || d < 1)) {
     throw new InvalidArgumentError(`${path}: NIfTI dims must be positive integers, got ${spec.dims.join('×')}`);
+  }
+  // checked here, not left to typedCtor (a TypeError for 'float16') or the header (version 3 wrote NIfTI-2)
+  if (!NIFTI_DATATYPES.includes(spec.datatype)) {
+    throw new InvalidArgumentError(`${path}: datatype ${typeof spec.datatype === 'string' ? `'${spec.datatype}'` : describeNumber(spec.datatype)} is not written; expected one of ${NIFTI_DATATYPES.join(', ')}`);
+  }
+  if (spec.version !== undefined && spec.version !== 1 && spec.version !== 2) {
+    throw new InvalidArgumentError(`${path}: version ${describeNumber(spec.version)} is not written; expected 1 (NIfTI-1) or 2 (NIfTI-2)`);
   }
   const expected = dims.reduce((a, b) => a * b, 1);
   const ctor = typedCtor(spec.datatype);
