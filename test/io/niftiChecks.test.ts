@@ -1,12 +1,12 @@
 /** NIfTI headers are checked against the file before any image buffer is allocated (issue #11). */
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 
 import { describe, expect, it } from 'vitest';
 
-import { FormatError, NonFiniteError } from '../../ts/errors.js';
+import { FormatError, InvalidArgumentError, NonFiniteError } from '../../ts/errors.js';
 import { readNifti, readNiftiHeader, readNiftiMasked, writeNifti } from '../../ts/io/nifti.js';
 import { maskFromVolume } from '../../ts/io/voxelMask.js';
 import { readSessionBetas } from '../../ts/nsd/betas.js';
@@ -89,5 +89,25 @@ describe('NIfTI header checks', () => {
     const e = await readSessionBetas({ path: file('betas.nii.gz'), format: 'nifti' }, mask, 300).then(() => { throw new Error('expected a rejection'); }, (x: unknown) => x as Error);
     expect(e).toBeInstanceOf(NonFiniteError);
     expect(e.message).toBe(`betas (${file('betas.nii.gz')}): element [trial 2, mask voxel 7] (flat index 55) is NaN; finite numbers are required`);
+  });
+});
+
+describe('writeNifti options', () => {
+  it('an unknown datatype or version is an InvalidArgumentError naming the option (a TypeError for float16; version 3 wrote NIfTI-2)', async () => {
+    const write = (spec: object) => writeNifti(file('opt.nii'), { dims: [2, 1, 1], datatype: 'int16', ...spec } as Parameters<typeof writeNifti>[1], new Int16Array([1, 2]));
+    const cases: [object, string][] = [
+      [{ datatype: 'float16' }, "datatype 'float16' is not written; expected one of uint8, int16, int32, float32, float64, int8, uint16, uint32"],
+      [{ datatype: 16 }, 'datatype 16 is not written; expected one of uint8, int16, int32, float32, float64, int8, uint16, uint32'],
+      [{ version: 3 }, 'version 3 is not written; expected 1 (NIfTI-1) or 2 (NIfTI-2)'],
+      [{ version: '2' }, 'version string "2" is not written; expected 1 (NIfTI-1) or 2 (NIfTI-2)'],
+    ];
+    for (const [spec, msg] of cases) {
+      const e = await write(spec).then(() => { throw new Error('expected a rejection'); }, (x: unknown) => x as Error);
+      expect(e).toBeInstanceOf(InvalidArgumentError);
+      expect(e.message).toBe(`${file('opt.nii')}: ${msg}`);
+    }
+    expect(existsSync(file('opt.nii'))).toBe(false);
+    await write({ version: 2 });
+    expect((await readNiftiHeader(file('opt.nii'))).version).toBe(2);
   });
 });

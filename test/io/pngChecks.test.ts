@@ -1,12 +1,12 @@
 /** PNG files are checked before they are decoded (issue #11: a 70-byte PNG that hung, a truncated one that decoded). */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { crc32, deflateSync } from 'node:zlib';
 
 import { afterEach, describe, expect, it } from 'vitest';
 
-import { FormatError, LimitError, MissingFileError } from '../../ts/errors.js';
+import { FormatError, InvalidArgumentError, LimitError, MissingFileError, ShapeError } from '../../ts/errors.js';
 import { checkPng } from '../../ts/io/pngCheck.js';
 import { readPng, writePng } from '../../ts/sd/png.js';
 
@@ -80,5 +80,36 @@ describe('PNG checks', () => {
     expect(Array.from((await readPng(file('ok.png'))).data)).toEqual(Array.from(img.data));
     await expect(readPng(file('ok.png'), { maxPixels: 10 })).rejects.toThrow(LimitError);
     await expect(readPng(file('none.png'))).rejects.toThrow(MissingFileError);
+  });
+});
+
+describe('writePng checks its batch and index', () => {
+  const batch = { data: Uint8Array.from({ length: 2 * 4 * 4 * 3 }, (_, i) => (i < 48 ? 10 : 200)), count: 2, height: 4, width: 4 };
+  const failure = async (images: unknown, index?: unknown): Promise<Error> =>
+    writePng(file('w.png'), images as typeof batch, index as number).then(() => { throw new Error('expected a rejection'); }, (x: unknown) => x as Error);
+
+  it('an index that is not an integer from 0 to count-1 is an InvalidArgumentError (0.5 wrote pixels from mid-image)', async () => {
+    for (const [index, shown] of [[0.5, '0.5'], [2, '2'], [-1, '-1'], ['1', 'string "1"']] as const) {
+      const e = await failure(batch, index);
+      expect(e).toBeInstanceOf(InvalidArgumentError);
+      expect(e.message).toBe(`writePng ${file('w.png')}: index ${shown} must be an integer from 0 to 1 (a batch of 2)`);
+    }
+    expect(existsSync(file('w.png'))).toBe(false);
+    await writePng(file('w.png'), batch, 1);
+    expect(Array.from((await readPng(file('w.png'))).data)).toEqual(new Array(48).fill(200));
+  });
+
+  it('a short, non-uint8 or empty batch is a ShapeError, as assertRgb says elsewhere (they wrote zero-padded or black images)', async () => {
+    const cases: [unknown, string][] = [
+      [{ ...batch, data: new Uint8Array(5) }, '2×4×4×3 needs 96 bytes, data has 5'],
+      [{ ...batch, data: new Float32Array(96).fill(0.5) }, 'expected {data: Uint8Array, count, height, width}'],
+      [{ data: new Uint8Array(0), count: 1, height: 0, width: 0 }, 'count, height and width must be positive integers, got 1×0×0'],
+      [{ ...batch, count: 1.5 }, 'count, height and width must be positive integers, got 1.5×4×4'],
+    ];
+    for (const [images, msg] of cases) {
+      const e = await failure(images);
+      expect(e).toBeInstanceOf(ShapeError);
+      expect(e.message).toBe(`writePng ${file('w.png')}: ${msg}`);
+    }
   });
 });

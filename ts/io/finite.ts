@@ -2,7 +2,8 @@
  * Finiteness checks where numbers enter from files (NSD betas, feature matrices, decoded latents): one helper, so
  * every such error says what the array is, where the first NaN/Inf sits, and how many there are.
  */
-import { NonFiniteError } from '../errors.js';
+import { InvalidArgumentError, NonFiniteError } from '../errors.js';
+import { describeNumber } from '../ridge/alphas.js';
 
 /** Index of the first NaN or ±Inf in `a`, or -1 when every value is finite. */
 export function firstNonFinite(a: ArrayLike<number>): number {
@@ -60,4 +61,16 @@ function position(flat: number, opts: FiniteCheckOptions): string {
   }
   const named = opts.axes && opts.axes.length === shape.length ? idx.map((v, d) => `${opts.axes![d]} ${v}`).join(', ') : idx.join(', ');
   return `[${named}] (flat index ${flat})`;
+}
+
+/**
+ * The `divisor` option of the NIfTI and HDF5 readers (1 when absent): one check for both, since 0 or NaN there gave
+ * Infinity or NaN for every value. `what` names the file read.
+ */
+export function divisorOption(divisor: unknown, what: string): number {
+  const d = divisor ?? 1;
+  if (typeof d !== 'number' || !Number.isFinite(d) || d === 0) {
+    throw new InvalidArgumentError(`${what}: divisor must be a finite non-zero number, got ${describeNumber(d)}`);
+  }
+  return d;
 }

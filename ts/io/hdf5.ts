@@ -6,7 +6,8 @@ import type { Matrix } from '../matrix.js';
 import { withAtomicPath } from './atomicWrite.js';
 import { runHdf5 } from './hdf5Diagnostics.js';
 import { fileOpenError } from './byteStream.js';
-import type { VoxelMask } from './voxelMask.js';
+import { divisorOption } from './finite.js';
+import { assertVoxelMask, type VoxelMask } from './voxelMask.js';
 
 export type Hdf5TypedArray =
   | Int8Array | Uint8Array | Int16Array | Uint16Array | Int32Array | Uint32Array | Float32Array | Float64Array;
@@ -205,7 +206,8 @@ export async function readHdf5Masked(
   opts: { dataset?: string; divisor?: number; maxSlabBytes?: number } = {},
 ): Promise<{ betas: Matrix; shape: number[] }> {
   const name = opts.dataset ?? 'betas';
-  const div = opts.divisor ?? 1;
+  assertVoxelMask(mask, path);
+  const div = divisorOption(opts.divisor, path);
   const [X, Y, Z] = mask.grid;
   const r = await Hdf5Reader.open(path);
   try {

@@ -1,10 +1,12 @@
 import { open } from 'node:fs/promises';
 import { deflateSync, inflateSync } from 'node:zlib';
 import { FormatError, InvalidArgumentError, LimitError, ShapeError } from '../errors.js';
+import { describeNumber } from '../ridge/alphas.js';
 import { writeFileAtomic } from './atomicWrite.js';
 import { fileOpenError } from './byteStream.js';
 import { Hdf5Reader, hdf5SignatureOffset } from './hdf5.js';
 import { byteLimit, readWholeFile } from './readWhole.js';
+import { arrayKind } from './typedArrays.js';
 
 /** MATLAB numeric classes we read. */
 export type MatClass = 'double' | 'single' | 'int8' | 'uint8' | 'int16' | 'uint16' | 'int32' | 'uint32' | 'int64' | 'uint64' | 'logical';
@@ -290,10 +292,17 @@ export async function writeMat(path: string, vars: Record<string, MatWriteVariab
   const parts: Buffer[] = [header];
   for (const [name, v] of Object.entries(vars)) {
     if (!/^[A-Za-z][A-Za-z0-9_]{0,62}$/.test(name)) throw new InvalidArgumentError(`${path}: "${name}" is not a MATLAB variable name`);
+    const t = WRITE_TYPES.find(([c]) => v.data instanceof c);
+    if (!t) {
+      throw new InvalidArgumentError(`${path}: ${name} data is ${arrayKind(v.data)}; expected one of ${WRITE_TYPES.map(([c]) => c.name).join(', ')}`);
+    }
+    // readMat refuses fewer than two dims and dims that are not int32 integers >= 0 (Int32Array.from would truncate them)
+    if (!Array.isArray(v.dims) || v.dims.length < 2 || !v.dims.every((d) => Number.isInteger(d) && d >= 0 && d <= 2 ** 31 - 1)) {
+      const shown = Array.isArray(v.dims) ? `[${v.dims.map(describeNumber).join(', ')}]` : arrayKind(v.dims);
+      throw new ShapeError(`${path}: ${name} dims ${shown} must be at least two integers >= 0 (MATLAB dims, e.g. [1, n] for a row)`);
+    }
     const count = v.dims.reduce((a, b) => a * b, 1);
     if (count !== v.data.length) throw new ShapeError(`${path}: ${name} has ${v.data.length} values, dims ${v.dims.join('×')} need ${count}`);
-    const t = WRITE_TYPES.find(([c]) => v.data instanceof c);
-    if (!t) throw new InvalidArgumentError(`${path}: ${name}: unsupported array type`);
     const flags = new Uint32Array([t[2], 0]);
     const body = Buffer.concat([
       element(MI.UINT32, new Uint8Array(flags.buffer)),

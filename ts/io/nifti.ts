@@ -2,11 +2,13 @@ import { endianness } from 'node:os';
 import { createGzip } from 'node:zlib';
 import { FormatError, InvalidArgumentError, ShapeError } from '../errors.js';
 import type { Matrix } from '../matrix.js';
+import { describeNumber } from '../ridge/alphas.js';
 import { writeStreamAtomic } from './atomicWrite.js';
 import { ByteStream } from './byteStream.js';
 import {
   datatypeBytes,
   effectiveScaling,
+  NIFTI_DATATYPES,
   niftiGeometry,
   parseNiftiHeader,
   serializeNiftiHeader,
@@ -15,7 +17,8 @@ import {
   type NiftiGeometry,
   type NiftiHeader,
 } from './niftiHeader.js';
-import { assertSameGrid, type Grid, type VoxelMask } from './voxelMask.js';
+import { divisorOption } from './finite.js';
+import { assertSameGrid, assertVoxelMask, type Grid, type VoxelMask } from './voxelMask.js';
 
 export type { NiftiDatatype, NiftiGeometry, NiftiHeader } from './niftiHeader.js';
 export { geometryFromAffine, niftiGeometry } from './niftiHeader.js';
@@ -118,12 +121,12 @@ async function forEachVolume(
 
 /** Reads a whole image as float32 with scl_slope/scl_inter (and `divisor`) applied: for masks and maps. */
 export async function readNifti(path: string, opts: NiftiReadOptions = {}): Promise<{ header: NiftiHeader; data: Float32Array }> {
+  const div = divisorOption(opts.divisor, path);
   const { header, stream } = await openImage(path);
   try {
     const nVox = header.dims[0] * header.dims[1] * header.dims[2];
     const data = new Float32Array(nVox * niftiVolumeCount(header));
     const { slope, inter } = effectiveScaling(header);
-    const div = divisorOf(opts);
     await forEachVolume(header, stream, (raw, t) => {
       const off = t * nVox;
       for (let i = 0; i < nVox; i++) data[off + i] = (raw[i] * slope + inter) / div;
@@ -144,6 +147,8 @@ export async function readNiftiMasked(
   mask: VoxelMask,
   opts: NiftiReadOptions = {},
 ): Promise<{ header: NiftiHeader; betas: Matrix }> {
+  assertVoxelMask(mask, path);
+  const div = divisorOption(opts.divisor, path);
   const { header, stream } = await openImage(path);
   try {
     assertSameGrid(header.dims, mask, path);
@@ -152,7 +157,6 @@ export async function readNiftiMasked(
     const rows = niftiVolumeCount(header);
     const out = new Float32Array(rows * cols);
     const { slope, inter } = effectiveScaling(header);
-    const div = divisorOf(opts);
     const plain = slope === 1 && inter === 0;
     await forEachVolume(header, stream, (raw, t) => {
       const o = t * cols;
@@ -194,6 +198,13 @@ export async function writeNifti(
   const dims = spec.dims.map(Number);
   if (dims.length < 1 || dims.some((d) => !Number.isInteger(d) || d < 1)) {
     throw new InvalidArgumentError(`${path}: NIfTI dims must be positive integers, got ${spec.dims.join('×')}`);
+  }
+  // checked here, not left to typedCtor (a TypeError for 'float16') or the header (version 3 wrote NIfTI-2)
+  if (!NIFTI_DATATYPES.includes(spec.datatype)) {
+    throw new InvalidArgumentError(`${path}: datatype ${typeof spec.datatype === 'string' ? `'${spec.datatype}'` : describeNumber(spec.datatype)} is not written; expected one of ${NIFTI_DATATYPES.join(', ')}`);
+  }
+  if (spec.version !== undefined && spec.version !== 1 && spec.version !== 2) {
+    throw new InvalidArgumentError(`${path}: version ${describeNumber(spec.version)} is not written; expected 1 (NIfTI-1) or 2 (NIfTI-2)`);
   }
   const expected = dims.reduce((a, b) => a * b, 1);
   const ctor = typedCtor(spec.datatype);
@@ -247,6 +258,7 @@ export async function writeNiftiMap(
   values: Float32Array | Matrix,
   description = 'brainlatent map',
 ): Promise<void> {
+  assertVoxelMask(mask, path);
   assertSameGrid(reference.dims, mask, `reference for ${path}`);
   const m: Matrix = values instanceof Float32Array ? { data: values, rows: 1, cols: values.length } : values;
   if (m.cols !== mask.indices.length || m.data.length !== m.rows * m.cols) {
@@ -281,12 +293,6 @@ export async function writeNiftiMap(
     },
     volumes(),
   );
-}
-
-function divisorOf(opts: NiftiReadOptions): number {
-  const d = opts.divisor ?? 1;
-  if (!Number.isFinite(d) || d === 0) throw new InvalidArgumentError(`divisor must be a finite non-zero number, got ${d}`);
-  return d;
 }
 
 function defaultGeometry(): NiftiGeometry {

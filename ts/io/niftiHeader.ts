@@ -10,6 +10,9 @@ const BYTES: Record<NiftiDatatype, number> = {
   uint8: 1, int8: 1, int16: 2, uint16: 2, int32: 4, uint32: 4, float32: 4, float64: 8,
 };
 
+/** The datatypes read and written, by name. */
+export const NIFTI_DATATYPES = Object.keys(CODES) as NiftiDatatype[];
+
 export function datatypeBytes(t: NiftiDatatype): number {
   return BYTES[t];
 }

@@ -14,7 +14,7 @@ import { allocateArrayBuffer, mapFileRange } from './arrayAllocator.js';
 import { withAtomicFile, writeChunks } from './atomicWrite.js';
 import { fileOpenError, openRegularFile } from './byteStream.js';
 import { assertFinite, firstNonFinite } from './finite.js';
-import { bytesOf, dtypeOf, product, type DType, type NumericArray } from './typedArrays.js';
+import { bytesOf, checkShape, entryOf, product, type ArrayClass, type DType, type NumericArray } from './typedArrays.js';
 
 /** Element types read from .npy files (a superset of what is written). */
 export type NpyDType = DType | 'int8' | 'uint16' | 'uint32' | 'int64' | 'uint64' | 'bool';
@@ -45,7 +45,13 @@ const KINDS: Record<string, NpyDType> = {
 const ITEM: Record<NpyDType, number> = {
   float32: 4, float64: 8, int8: 1, int16: 2, int32: 4, int64: 8, uint8: 1, uint16: 2, uint32: 4, uint64: 8, bool: 1,
 };
-const DESCR_OF: Record<DType, string> = { float32: '<f4', float64: '<f8', int16: '<i2', int32: '<i4', uint8: '|u1' };
+/** What is written for each typed array readNpy returns, so that read → write → read gives the same dtype and values. */
+const WRITTEN: { array: ArrayClass; descr: string }[] = [
+  { array: Float32Array, descr: '<f4' }, { array: Float64Array, descr: '<f8' },
+  { array: Int8Array, descr: '|i1' }, { array: Int16Array, descr: '<i2' }, { array: Int32Array, descr: '<i4' }, { array: BigInt64Array, descr: '<i8' },
+  { array: Uint8Array, descr: '|u1' }, { array: Uint16Array, descr: '<u2' }, { array: Uint32Array, descr: '<u4' }, { array: BigUint64Array, descr: '<u8' },
+];
+const MAX_DIMS = 32;
 const CHUNK = 64 << 20;
 /** numpy itself refuses headers over 10 000 bytes unless told otherwise; ours is a generous bound on the same. */
 const MAX_HEADER_BYTES = 1 << 20;
@@ -200,7 +206,7 @@ function parseHeaderDict(path: string, text: string): { descr: string; fortran: 
         } else if (text[i] !== ')') throw bad("expected ',' or ')' in the shape");
       }
       i++;
-      if (dims.length > 32) throw fail(path, 'shape', `${dims.length} dimensions; numpy allows at most 32`);
+      if (dims.length > MAX_DIMS) throw fail(path, 'shape', `${dims.length} dimensions; numpy allows at most ${MAX_DIMS}`);
       values[key] = dims;
     } else {
       throw bad(`unexpected key '${key}'`);
@@ -294,13 +300,16 @@ function swapBytes(buf: Uint8Array, n: number): void {
   }
 }
 
-/** The magic, version, header length and header dict of a C-order array of `data`'s dtype and `shape`. */
-function npyHeader(data: NumericArray, shape: readonly number[], what: string): Buffer {
-  if (product(shape) !== data.length) {
-    throw new ShapeError(`${what}: shape (${shape.join(', ')}) needs ${product(shape)} elements, data has ${data.length}`);
-  }
+/**
+ * The magic, version, header length and header dict of a C-order array of `data`'s dtype and `shape`; an array
+ * readNpy would not return, or a shape it would refuse, is refused here naming `what`.
+ */
+function npyHeader(data: NpyData, shape: readonly number[], what: string): Buffer {
+  const { descr } = entryOf(data, WRITTEN, `${what}: data`);
+  checkShape(shape, data.length, what);
+  if (shape.length > MAX_DIMS) throw new ShapeError(`${what}: shape has ${shape.length} dimensions; numpy allows at most ${MAX_DIMS}`);
   const shapeText = shape.length === 1 ? `(${shape[0]},)` : `(${shape.join(', ')})`;
-  let dict = `{'descr': '${DESCR_OF[dtypeOf(data)]}', 'fortran_order': False, 'shape': ${shapeText}, }`;
+  let dict = `{'descr': '${descr}', 'fortran_order': False, 'shape': ${shapeText}, }`;
   const v1 = dict.length + 11 < 65536;
   const pre = v1 ? 10 : 12;
   const total = Math.ceil((pre + dict.length + 1) / 64) * 64;
@@ -314,21 +323,22 @@ function npyHeader(data: NumericArray, shape: readonly number[], what: string): 
   return Buffer.concat([head, Buffer.from(dict, 'latin1')]);
 }
 
-/** Writes `data` with `shape` as a .npy file, atomically (ts/io/atomicWrite). */
-export async function writeNpy(path: string, data: NumericArray, shape: readonly number[]): Promise<void> {
+/** Writes `data` (any typed array readNpy returns) with `shape` as a .npy file, atomically (ts/io/atomicWrite). */
+export async function writeNpy(path: string, data: NpyData, shape: readonly number[]): Promise<void> {
   const header = npyHeader(data, shape, path);
   await withAtomicFile(path, (fh) => writeChunks(fh, [header, bytesOf(data)]));
 }
 
 /** The bytes of a .npy file of `data` with `shape` (for an HTTP response). */
-export function encodeNpy(data: NumericArray, shape: readonly number[]): Buffer {
+export function encodeNpy(data: NpyData, shape: readonly number[]): Buffer {
   return Buffer.concat(encodeNpyParts(data, shape));
 }
 
 /** A .npy file of `data` with `shape` as its header and a view of `data` (nothing copied: for a large response). */
-export function encodeNpyParts(data: NumericArray, shape: readonly number[]): [Buffer, Buffer] {
+export function encodeNpyParts(data: NpyData, shape: readonly number[]): [Buffer, Buffer] {
+  const header = npyHeader(data, shape, 'encodeNpy');
   const bytes = bytesOf(data);
-  return [npyHeader(data, shape, 'encodeNpy'), Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)];
+  return [header, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)];
 }
 
 /** Options of readMatrixNpy. */

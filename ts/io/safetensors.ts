@@ -4,11 +4,11 @@
  * Readable from Python with `safetensors.numpy.load_file`; written atomically; read only after the whole
  * header has been checked against the file (see readSafetensors).
  */
-import { FormatError, LimitError, ShapeError } from '../errors.js';
+import { FormatError, InvalidArgumentError, LimitError } from '../errors.js';
 import { withAtomicFile, writeChunks } from './atomicWrite.js';
 import { openRegularFile } from './byteStream.js';
 import { parseJson } from './json.js';
-import { allocate, BYTES, bytesOf, dtypeOf, product, type DType, type NumericArray } from './typedArrays.js';
+import { allocate, arrayKind, BYTES, bytesOf, checkShape, dtypeOf, product, type DType, type NumericArray } from './typedArrays.js';
 
 /** One array of a safetensors file: its data (any supported numeric type) and shape, row-major. */
 export interface SafetensorsTensor {
@@ -26,20 +26,33 @@ const CODE: Record<DType, string> = { float32: 'F32', float64: 'F64', int16: 'I1
 const FROM_CODE: Record<string, DType> = { F32: 'float32', F64: 'float64', I16: 'int16', I32: 'int32', U8: 'uint8' };
 const CHUNK = 64 << 20;
 
+/**
+ * Writes `tensors` and string `metadata`. What readSafetensors would refuse is refused here instead, naming the
+ * tensor or key: data other than the five typed arrays of DType, shapes that are not integers >= 0 matching the
+ * data, a tensor named __metadata__, metadata values that are not strings.
+ */
 export async function writeSafetensors(
   path: string,
   tensors: Record<string, SafetensorsTensor>,
   metadata: Record<string, string> = {},
 ): Promise<void> {
+  if (metadata === null || typeof metadata !== 'object' || Array.isArray(metadata)) {
+    throw new InvalidArgumentError(`${path}: metadata must be an object of strings, got ${arrayKind(metadata)}`);
+  }
+  for (const [key, value] of Object.entries(metadata)) {
+    if (typeof value !== 'string') throw new InvalidArgumentError(`${path}: metadata '${key}' is ${typeof value}; metadata values must be strings`);
+  }
   const header: Record<string, unknown> = { __metadata__: metadata };
   let offset = 0;
   const names = Object.keys(tensors);
   for (const name of names) {
+    // the header's own key: a tensor of that name would be read back as (bad) metadata
+    if (name === '__metadata__') throw new InvalidArgumentError(`${path}: no tensor may be named __metadata__ (the header's metadata key)`);
     const t = tensors[name];
-    if (product(t.shape) !== t.data.length) {
-      throw new ShapeError(`${path}: tensor '${name}' has ${t.data.length} elements but shape [${t.shape.join(', ')}]`);
-    }
-    header[name] = { dtype: CODE[dtypeOf(t.data)], shape: t.shape, data_offsets: [offset, offset + t.data.byteLength] };
+    if (t === null || typeof t !== 'object') throw new InvalidArgumentError(`${path}: tensor '${name}' must be {data, shape}, got ${arrayKind(t)}`);
+    const dtype = dtypeOf(t.data, `${path}: tensor '${name}' data`);
+    checkShape(t.shape, t.data.length, `${path}: tensor '${name}'`);
+    header[name] = { dtype: CODE[dtype], shape: t.shape, data_offsets: [offset, offset + t.data.byteLength] };
     offset += t.data.byteLength;
   }
   // The header padded with spaces to a multiple of 8 bytes (UTF-8 bytes: metadata may hold any text), after its length.

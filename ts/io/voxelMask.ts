@@ -1,4 +1,6 @@
 import { InvalidArgumentError, ShapeError } from '../errors.js';
+import { describeNumber } from '../ridge/alphas.js';
+import { arrayKind } from './typedArrays.js';
 
 /** A 3-D grid size (X, Y, Z), x fastest in memory as in NIfTI. */
 export type Grid = [number, number, number];
@@ -34,8 +36,37 @@ export function maskFromVolume(
   return { grid: [...grid], indices, source };
 }
 
+/**
+ * Checks a caller's mask where it enters (readNiftiMasked, readHdf5Masked, writeNiftiMap, maskCoordinates): a grid
+ * of three positive integers, and indices an Int32Array strictly increasing within 0..X·Y·Z-1; an index outside the
+ * grid read NaN or 0, or was dropped from a map. One pass over the indices, nothing copied; `what` names the caller.
+ */
+export function assertVoxelMask(mask: VoxelMask, what: string): void {
+  if (mask === null || typeof mask !== 'object') throw new InvalidArgumentError(`${what}: expected a mask {grid, indices, source}, got ${arrayKind(mask)}`);
+  const label = `${what}: mask (${String(mask.source)})`;
+  const g: unknown = mask.grid;
+  if (!Array.isArray(g) || g.length !== 3 || !g.every((d) => Number.isSafeInteger(d) && d > 0)) {
+    const shown = Array.isArray(g) ? `[${g.map(describeNumber).join(', ')}]` : arrayKind(g);
+    throw new InvalidArgumentError(`${label}: grid ${shown} must be three positive integers (X, Y, Z)`);
+  }
+  const idx: unknown = mask.indices;
+  if (!(idx instanceof Int32Array)) throw new InvalidArgumentError(`${label}: indices are ${arrayKind(idx)}; expected an Int32Array`);
+  const n = g[0] * g[1] * g[2];
+  let prev = -1;
+  for (let j = 0; j < idx.length; j++) {
+    const v = idx[j];
+    if (v > prev && v < n) {
+      prev = v;
+      continue;
+    }
+    if (v < 0 || v >= n) throw new ShapeError(`${label}: index ${j} is voxel ${v}, outside the ${g.join('×')} grid (0..${n - 1})`);
+    throw new InvalidArgumentError(`${label}: indices must be strictly increasing; index ${j} is voxel ${v} after ${prev}`);
+  }
+}
+
 /** Voxels × 3 int32 (x, y, z) grid coordinates of each mask voxel, row-major. */
 export function maskCoordinates(mask: VoxelMask): Int32Array {
+  assertVoxelMask(mask, 'maskCoordinates');
   const [X, Y] = mask.grid;
   const out = new Int32Array(mask.indices.length * 3);
   for (let j = 0; j < mask.indices.length; j++) {

@@ -1,11 +1,12 @@
 /** PNG in and out (pngjs) as RGB uint8 batches, the image format of the Diffusion API. */
 import pngjs from 'pngjs';
 
-import { FormatError, ShapeError } from '../errors.js';
+import { FormatError, InvalidArgumentError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomicWrite.js';
 import { checkPng, type PngLimits } from '../io/pngCheck.js';
 import { byteLimit, readWholeFile } from '../io/readWhole.js';
-import type { RgbImages } from './tensor.js';
+import { describeNumber } from '../ridge/alphas.js';
+import { assertRgb, type RgbImages } from './tensor.js';
 
 const { PNG } = pngjs;
 
@@ -35,8 +36,12 @@ export async function readPng(path: string, limits: PngLimits = {}): Promise<Rgb
 
 /** Writes image `index` of an RGB batch as an opaque PNG. */
 export async function writePng(path: string, images: RgbImages, index = 0): Promise<void> {
+  // the batch checked as everywhere else: a short or non-uint8 batch wrote zero-padded or black pixels
+  assertRgb(images, `writePng ${path}`);
   const { width, height, count } = images;
-  if (index < 0 || index >= count) throw new ShapeError(`writePng ${path}: image ${index} of a batch of ${count}`);
+  if (!Number.isInteger(index) || index < 0 || index >= count) {
+    throw new InvalidArgumentError(`writePng ${path}: index ${describeNumber(index)} must be an integer from 0 to ${count - 1} (a batch of ${count})`);
+  }
   const png = new PNG({ width, height });
   const base = index * width * height * 3;
   for (let p = 0; p < width * height; p++) {

@@ -40,8 +40,11 @@ export function assertTensor(t: Tensor, what: string, rank?: number): void {
 export function assertRgb(images: RgbImages, what: string): void {
   if (!images || !(images.data instanceof Uint8Array)) throw new ShapeError(`${what}: expected {data: Uint8Array, count, height, width}`);
   const { count, height, width } = images;
+  if (![count, height, width].every((d) => Number.isInteger(d) && d > 0)) {
+    throw new ShapeError(`${what}: count, height and width must be positive integers, got ${count}×${height}×${width}`);
+  }
   const n = count * height * width * 3;
-  if (![count, height, width].every((d) => Number.isInteger(d) && d > 0) || images.data.length !== n) {
+  if (images.data.length !== n) {
     throw new ShapeError(
       `${what}: ${count}×${height}×${width}×3 needs ${n} bytes, data has ${images.data.length}`,
     );
