@@ -108,7 +108,7 @@ describe('OnnxModel', () => {
       );
       expect(viaShared.out_sample.data).toEqual(plain.out_sample.data);
       await expect(model.run({ sample, timestep, encoder_hidden_states: cond }, ['out_sample'], { signal: 5 as unknown as AbortSignal })).rejects.toThrow(
-        /^OnnxModel\.run\(.*model\.onnx\) signal: expected an AbortSignal, got number 5$/,
+        /^OnnxModel\.run\(.*model\.onnx\) signal: expected an AbortSignal, got 5$/,
       );
     } finally {
       model.dispose();

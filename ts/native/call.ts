@@ -10,6 +10,7 @@ import { getSystemErrorName } from 'node:util';
 import { CancelledError, InvalidArgumentError } from '../errors.js';
 import { setLargeArrayAllocator, setLargeFileMapper } from '../io/arrayAllocator.js';
 import { setLargeFileWriter } from '../io/atomicWrite.js';
+import { describeNumber } from '../ridge/alphas.js';
 import type { Binding, CancelToken } from './addonTypes.js';
 import { binding } from './binding.js';
 import { fromNative } from './nativeError.js';
@@ -43,9 +44,7 @@ export async function nativeJob<T>(
 ): Promise<T> {
   const stack = callerStack(nativeJob);
   if (signal !== undefined && !isAbortSignal(signal)) {
-    const v: unknown = signal;
-    const got = v === null ? 'null' : typeof v === 'object' ? 'an object' : `${typeof v} ${JSON.stringify(v) ?? String(v)}`;
-    throw withStack(new InvalidArgumentError(`${what} signal: expected an AbortSignal, got ${got}`), stack);
+    throw withStack(new InvalidArgumentError(`${what} signal: expected an AbortSignal, got ${describeNumber(signal)}`), stack);
   }
   if (signal?.aborted) throw withStack(new CancelledError(`${what}: aborted before it started`), stack);
   let b: Binding;

@@ -5,6 +5,7 @@
  */
 import { closest } from '../config/problems.js';
 import { InvalidArgumentError } from '../errors.js';
+import { isAbortSignal } from '../native/call.js';
 import type { NativeRidgeOptions } from '../native/ridgeTypes.js';
 import { DEFAULT_ALPHAS, describeNumber, validateAlphas } from './alphas.js';
 
@@ -86,13 +87,6 @@ export function checkFitControl(control: unknown, what: string): void {
     throw new InvalidArgumentError(`${what} onProgress: expected a function, got ${describeNumber(onProgress)}`);
   }
   if (signal !== undefined && !isAbortSignal(signal)) throw new InvalidArgumentError(`${what} signal: expected an AbortSignal, got ${describeNumber(signal)}`);
-}
-
-/** An AbortSignal (also one of another realm: it has the members a fit uses). */
-function isAbortSignal(v: unknown): v is AbortSignal {
-  if (v instanceof AbortSignal) return true;
-  const s = v as AbortSignal | null;
-  return typeof s === 'object' && s !== null && typeof s.aborted === 'boolean' && typeof s.addEventListener === 'function' && typeof s.removeEventListener === 'function';
 }
 
 /** The validated options, in the engine's form. */
