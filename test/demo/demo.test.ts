@@ -181,7 +181,11 @@ describe('brainlatent demo', () => {
     const sample = (run: string, id: number, k: number) => readFileSync(join(run, 'images', `${String(id - 1).padStart(5, '0')}_${String(k).padStart(3, '0')}.png`));
     for (const [n, batchSize] of [[2, cfg.img2img.batchSize], [5, 1]]) {
       const sub = { ...cfg, out: join(out, `subset-${n}`), nsd: { ...cfg.nsd, testImages: n }, img2img: { ...cfg.img2img, batchSize } };
-      await reconstruct(sub);
+      // (with batch size 1 the stage runs blocks of 4 images: its progress must still only go forward)
+      const fractions: number[] = [];
+      await reconstruct(sub, { onProgress: (p) => p.stage === 'img2img' && p.status === 'running' && fractions.push(p.fraction) });
+      expect(fractions.length).toBeGreaterThan(2);
+      for (let i = 1; i < fractions.length; i++) expect(fractions[i], `img2img progress ${fractions.join(', ')}`).toBeGreaterThanOrEqual(fractions[i - 1]);
       expect(JSON.parse(readFileSync(join(sub.out, 'data', 'image_ids.json'), 'utf8')).test).toEqual(sorted.slice(0, n));
       for (const id of sorted.slice(0, n)) {
         for (let k = 0; k < cfg.img2img.seeds; k++) expect(sample(sub.out, id, k).equals(sample(join(out, 'run'), id, k)), `image ${id} seed ${k} (${n} test images)`).toBe(true);

@@ -423,7 +423,8 @@ export async function img2imgShardStage(ctx: StageContext, shard: Img2ImgShard):
         img2imgRule: g.rule,
         signal: ctx.signal,
         onStep: (s) => {
-          const at = done + (s.batchFirst - i0) + s.batchImages * (s.step / s.total);
+          // batchFirst counts from this job's first image (the block's, i0), not from the test list's
+          const at = done + s.batchFirst + s.batchImages * (s.step / s.total);
           ctx.progress(at / total, `seed ${k}`, { done: Math.floor(at), total, unit: 'samples' });
         },
       });
