@@ -171,6 +171,28 @@ describe('brainlatent demo', () => {
     for (const f of samples) expect(readFileSync(join(cfg.out, 'images', f)).equals(readFileSync(join(out, 'run', 'images', f))), f).toBe(true);
   }, 300_000);
 
+  it('gives a test image the same final reconstruction alone, in a subset, in another order or batch size', async () => {
+    const cfg = JSON.parse(readFileSync(join(out, 'run', 'run.json'), 'utf8')).config;
+    const ids = JSON.parse(readFileSync(join(out, 'run', 'data', 'image_ids.json'), 'utf8')).test as number[];
+    // the full run lists the test images in the order they were seen; nsd.testImages takes the N smallest ids
+    const sorted = [...ids].sort((a, b) => a - b);
+    expect(ids.slice(0, 2)).not.toEqual(sorted.slice(0, 2));
+    expect(ids.slice(0, 5)).not.toEqual(sorted.slice(0, 5));
+    const sample = (run: string, id: number, k: number) => readFileSync(join(run, 'images', `${String(id - 1).padStart(5, '0')}_${String(k).padStart(3, '0')}.png`));
+    for (const [n, batchSize] of [[2, cfg.img2img.batchSize], [5, 1]]) {
+      const sub = { ...cfg, out: join(out, `subset-${n}`), nsd: { ...cfg.nsd, testImages: n }, img2img: { ...cfg.img2img, batchSize } };
+      // (with batch size 1 the stage runs blocks of 4 images: its progress must still only go forward)
+      const fractions: number[] = [];
+      await reconstruct(sub, { onProgress: (p) => p.stage === 'img2img' && p.status === 'running' && fractions.push(p.fraction) });
+      expect(fractions.length).toBeGreaterThan(2);
+      for (let i = 1; i < fractions.length; i++) expect(fractions[i], `img2img progress ${fractions.join(', ')}`).toBeGreaterThanOrEqual(fractions[i - 1]);
+      expect(JSON.parse(readFileSync(join(sub.out, 'data', 'image_ids.json'), 'utf8')).test).toEqual(sorted.slice(0, n));
+      for (const id of sorted.slice(0, n)) {
+        for (let k = 0; k < cfg.img2img.seeds; k++) expect(sample(sub.out, id, k).equals(sample(join(out, 'run'), id, k)), `image ${id} seed ${k} (${n} test images)`).toBe(true);
+      }
+    }
+  }, 300_000);
+
   it('a dry run with force keeps the current world (the run would rebuild it) and plans every stage', async () => {
     const before = (await readWorldManifest(join(out, 'world')))!;
     const dry = await runDemo(settings, { dryRun: true, force: true });

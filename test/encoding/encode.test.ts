@@ -472,7 +472,10 @@ describe('encode bad input', () => {
   it('rejects a mask on another grid', async () => {
     const mask = join(world.tmp, 'other-grid.nii.gz');
     await writeNifti(mask, { dims: [10, 10, 10], datatype: 'int16' }, new Int16Array(1000).fill(1));
-    await expect(encode({ ...base(), nsd: { ...base().nsd, roi: mask }, featureSets: [{ name: 'z', kind: 'z' }] })).rejects.toThrow(/grid .* differs from the mask's grid 10×10×10/);
+    // refused before any work (the preflight reads the betas' header), naming both grids and both files
+    await expect(encode({ ...base(), nsd: { ...base().nsd, roi: mask }, featureSets: [{ name: 'z', kind: 'z' }] })).rejects.toThrow(
+      /cannot start encode:[\s\S]*nsd\.roi: the mask .*other-grid\.nii\.gz is on a 10×10×10 grid but subject 1's betas \(.*betas_session01\.nii\.gz\) are on \d+×\d+×\d+/,
+    );
   });
 
   it('rejects banded sets that name undefined feature sets', async () => {

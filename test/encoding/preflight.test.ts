@@ -175,3 +175,18 @@ describe('nsd.sessions', () => {
     await preflightEncode(resolveEncodeConfig(config([{ name: 'z', kind: 'file', path: z }], { sessions: '2-3' })));
   });
 });
+
+describe('nsd.roi', () => {
+  it("a mask file must be on the subject's grid: checked before any work, naming both grids and both files", async () => {
+    const other = await synthNsd({ out: join(tmp, 'nsd-other-grid'), grid: [10, 8, 12], designSessions: 1, sessions: 1, trialsPerSession: 60, sharedImages: 10, imageSize: 16, formats: ['nifti'], seed: 3 });
+    const mask = join(other.root, 'nsddata', 'ppdata', 'subj01', 'func1pt8mm', 'roi', 'nsdgeneral.nii.gz');
+    const betas = join(nsd.root, 'nsddata_betas', 'ppdata', 'subj01', 'func1pt8mm', 'betas_fithrf_GLMdenoise_RR', 'betas_session01.nii.gz');
+    const z = join(tmp, 'z-roi.npy');
+    await writeNpy(z, new Float32Array(seen[seen.length - 1] * 2).fill(1), [seen[seen.length - 1], 2]);
+    await refusedUpFront(
+      config([{ name: 'z', kind: 'file', path: z }], { roi: mask }),
+      new RegExp(`nsd\\.roi: the mask ${mask} is on a 10×8×12 grid but subject 1's betas \\(${betas}\\) are on 8×8×8; expected a mask on the subject's grid`),
+    );
+    await preflightEncode(resolveEncodeConfig(config([{ name: 'z', kind: 'file', path: z }], { roi: join(nsd.root, 'nsddata', 'ppdata', 'subj01', 'func1pt8mm', 'roi', 'nsdgeneral.nii.gz') })));
+  });
+});

@@ -129,11 +129,16 @@ describe('bad input is caught before any long work', () => {
     const { mkdirSync } = await import('node:fs');
     mkdirSync(out, { recursive: true });
     writeFileSync(join(out, 'run.json'), JSON.stringify({ format: 'brainlatent-run', version: 1, configHash: 'someoneelse', config: {}, versions: {}, createdAt: '' }));
-    await expect(reconstruct(base, { dryRun: false })).rejects.toThrow(/holds another run's outputs/);
+    // only its run.json (a run that failed before writing anything): not in the way, the new run takes the folder over
+    const takeover = await reconstruct(base, { dryRun: true });
+    expect(takeover.plan!.join('\n')).toMatch(/run  extract/);
+    mkdirSync(join(out, 'data'));
+    writeFileSync(join(out, 'data', 'image_ids.json'), '{}');
+    await expect(reconstruct(base, { dryRun: false })).rejects.toThrow(/holds another run's outputs \(data; config someoneelse, this config [0-9a-f]+\)/);
     // a dry run answers as the run would (refused); with --force it says what would go first and what would run
     await expect(reconstruct(base, { dryRun: true })).rejects.toThrow(/holds another run's outputs/);
     const dry = await reconstruct(base, { dryRun: true, force: true });
     expect(dry.plan!.join('\n')).toMatch(/run  img2img/);
-    expect(dry.plan!.join('\n')).toMatch(/--force: first removes the previous run's outputs in .* \(run\.json\); other files there stay/);
+    expect(dry.plan!.join('\n')).toMatch(/--force: first removes the previous run's outputs in .* \(data, run\.json\); other files there stay/);
   });
 });

@@ -75,4 +75,19 @@ describe("reconstruct's preflight", () => {
     await refusedUpFront(config({ img2img: { size: 128 } }, { sessions: '2-4', format: 'nifti' }), /nsd\.sessions: session 4 of subject 1 has no betas \(\.nii\.gz\) .*betas_session04\.nii\.gz\); sessions with betas: 1-3/);
     await preflight(resolveConfig(config({ img2img: { size: 128 } }, { sessions: '2-3' })));
   });
+
+  it("checks a mask file's grid against the subject's betas, naming both grids and both files", async () => {
+    // another subject's (here another dataset's) mask: the extract stage would refuse it only after the run began
+    const other = await synthNsd({ out: join(tmp, 'nsd-other-grid'), grid: [10, 8, 12], designSessions: 1, sessions: 1, trialsPerSession: 60, sharedImages: 10, imageSize: 16, formats: ['nifti'], seed: 3 });
+    const mask = join(other.root, 'nsddata', 'ppdata', 'subj01', 'func1pt8mm', 'roi', 'nsdgeneral.nii.gz');
+    const betas = join(nsd.root, 'nsddata_betas', 'ppdata', 'subj01', 'func1pt8mm', 'betas_fithrf_GLMdenoise_RR', 'betas_session01.nii.gz');
+    await refusedUpFront(
+      config({ img2img: { size: 128 }, decoders: { z: { roi: mask }, c: { roi: 'nsdgeneral' } } }),
+      new RegExp(`decoders\\.z\\.roi: the mask ${mask} is on a 10×8×12 grid but subject 1's betas \\(${betas}\\) are on 8×8×8; expected a mask on the subject's grid`),
+    );
+    const err = await preflight(resolveConfig(config({ img2img: { size: 128 }, decoders: { z: { roi: mask }, c: { roi: mask } } }))).catch((e: Error) => e);
+    expect((err as Error).message).toMatch(/decoders\.z\.roi: the mask [\s\S]*decoders\.c\.roi: the mask /);
+    // a mask file on the subject's grid passes
+    await preflight(resolveConfig(config({ img2img: { size: 128 }, decoders: { z: { roi: join(nsd.root, 'nsddata', 'ppdata', 'subj01', 'func1pt8mm', 'roi', 'nsdgeneral.nii.gz') }, c: { roi: 'nsdgeneral' } } })));
+  });
 });

@@ -83,6 +83,44 @@ describe('fused native loop vs TypeScript reference loop (onnxruntime-node)', ()
     expect(Array.from(one.latents.data)).toEqual(Array.from(a.latents.data.slice(2 * n, 3 * n)));
   });
 
+  it('keys the noise of each image by its imageIndices entry: the same result alone, in a subset, or in another order', async () => {
+    const n = 4 * 8 * 6;
+    const cn = 77 * 32;
+    const job = { uncond, seeds: 7, steps: 6, strength: 0.7, scheduler: 'ddim' as const, eta: 1 };
+    const pick = (order: number[]) => ({
+      z: { data: Float32Array.from(order.flatMap((i) => Array.from(z.data.slice(i * n, (i + 1) * n)))), shape: [order.length, 4, 8, 6] },
+      c: { data: Float32Array.from(order.flatMap((i) => Array.from(c.data.slice(i * cn, (i + 1) * cn)))), shape: [order.length, 77, 32] },
+    });
+    const ids = [530, 17, 2048]; // e.g. NSD 73k ids of the three images
+    const all = await sd.img2img({ ...job, ...pick([0, 1, 2]), imageIndices: ids, batchSize: 2 });
+    const reversed = await sd.img2img({ ...job, ...pick([2, 1, 0]), imageIndices: [ids[2], ids[1], ids[0]] });
+    const alone = await sd.img2img({ ...job, ...pick([1]), imageIndices: [ids[1]] });
+    for (let i = 0; i < 3; i++) {
+      expect(Array.from(reversed.latents.data.slice((2 - i) * n, (3 - i) * n))).toEqual(Array.from(all.latents.data.slice(i * n, (i + 1) * n)));
+    }
+    expect(Array.from(alone.latents.data)).toEqual(Array.from(all.latents.data.slice(n, 2 * n)));
+    // the index is what keys the noise: image 1 at index 0 (its position) is another sample
+    const positional = await sd.img2img({ ...job, ...pick([1]) });
+    expect(Array.from(positional.latents.data)).not.toEqual(Array.from(alone.latents.data));
+    // encodeImages' posterior sample is keyed the same way
+    const imgs = patternImages(2, 16, 16);
+    const second = { data: imgs.data.slice(16 * 16 * 3), count: 1, height: 16, width: 16 };
+    const both = await sd.encodeImages(imgs, { mode: 'sample', seeds: 3, imageIndices: [90, 12] });
+    const one = await sd.encodeImages(second, { mode: 'sample', seeds: 3, imageIndices: [12] });
+    expect(Array.from(one.data)).toEqual(Array.from(both.data.slice(one.data.length)));
+    const atZero = await sd.encodeImages(second, { mode: 'sample', seeds: 3 });
+    expect(Array.from(atZero.data)).not.toEqual(Array.from(one.data));
+  });
+
+  it('rejects imageIndices that are not one non-negative safe integer per image, or given with firstImageIndex', async () => {
+    await expect(sd.img2img({ z, c, imageIndices: [1, 2] })).rejects.toThrow(/img2img: imageIndices must have one entry per image \(3\), got 2 entries/);
+    await expect(sd.img2img({ z, c, imageIndices: [1, -2, 3] })).rejects.toThrow(/img2img: imageIndices\[1\] must be a non-negative safe integer, got -2/);
+    await expect(sd.img2img({ z, c, imageIndices: [1, 2, 3.5] })).rejects.toThrow(InvalidArgumentError);
+    await expect(sd.img2img({ z, c, imageIndices: [1, 2, 3], firstImageIndex: 4 })).rejects.toThrow(/give imageIndices or firstImageIndex, not both/);
+    await expect(sd.encodeImages(patternImages(2, 16, 16), { mode: 'sample', imageIndices: [2 ** 53] })).rejects.toThrow(/encodeImages: imageIndices must have one entry per image \(2\), got 1 entries/);
+    await expect(sd.encodeImages(patternImages(1, 16, 16), { mode: 'sample', imageIndices: [2 ** 53] })).rejects.toThrow(/imageIndices\[0\] must be a non-negative safe integer, got 9007199254740992/);
+  });
+
   it('runs the U-Net on row slices of the batch (maxRowsPerRun, lean memory) with the same result to float32 rounding', async () => {
     const job = { z, c, uncond, guidance: 5, seeds: 3, batchSize: 3, steps: 6, strength: 0.8, scheduler: 'dpmpp2m' as const };
     const whole = await sd.img2img(job);

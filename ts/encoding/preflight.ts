@@ -8,9 +8,9 @@ import { scanNpyNonFinite } from '../io/npyScan.js';
 import type { VoxelMask } from '../io/voxelMask.js';
 import { loadNsdCaptions } from '../nsd/captions.js';
 import { readNsdDesign } from '../nsd/expdesign.js';
-import { formatSessionList, planNsdSessions, type NsdSessionPlan } from '../nsd/sessionPlan.js';
+import { formatSessionList, maskGridMismatch, planNsdSessions, type NsdSessionPlan } from '../nsd/sessionPlan.js';
 import { expdesignPath } from '../nsd/paths.js';
-import { loadRegionMask } from '../nsd/roi.js';
+import { loadRegionMask, type RegionMask } from '../nsd/roi.js';
 import { PreflightError } from '../pipeline/errors.js';
 import { runFolderConflict } from '../pipeline/runFolder.js';
 import { missingUnetLayers, unetSizeMismatch } from './unetLayers.js';
@@ -59,12 +59,14 @@ export async function preflightEncode(c: EncodeConfig, options: { force?: boolea
   const conflict = await runFolderConflict(c, { force: options.force });
   if (conflict) problems.push(conflict);
   let mask: VoxelMask | null = null;
+  let region: RegionMask | null = null;
   let images = 0;
   let plan: NsdSessionPlan | null = null;
   if (!isDir(c.nsd.root)) problems.push(`NSD root ${c.nsd.root} does not exist`);
   else {
     try {
-      mask = (await loadRegionMask(c.nsd.root, c.nsd.subject, c.nsd.roi)).mask;
+      region = await loadRegionMask(c.nsd.root, c.nsd.subject, c.nsd.roi);
+      mask = region.mask;
       if (mask.indices.length === 0) problems.push(`nsd.roi '${c.nsd.roi}' has no voxels for subject ${c.nsd.subject}`);
     } catch (e) {
       problems.push(`nsd.roi '${c.nsd.roi}': ${(e as Error).message}`);
@@ -81,6 +83,9 @@ export async function preflightEncode(c: EncodeConfig, options: { force?: boolea
         const sessions = await planNsdSessions(c.nsd, d);
         problems.push(...sessions.problems);
         plan = sessions.plan;
+        // a mask on another grid would pass until the extract stage reads the betas
+        const mismatch = region && plan ? maskGridMismatch(region, plan, 'nsd.roi', c.nsd.subject) : null;
+        if (mismatch) problems.push(mismatch);
       } catch (e) {
         problems.push((e as Error).message);
       }

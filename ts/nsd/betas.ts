@@ -3,7 +3,7 @@ import { MissingFileError, ShapeError } from '../errors.js';
 import { assertFinite } from '../io/finite.js';
 import { Hdf5Reader, readHdf5Masked } from '../io/hdf5.js';
 import { niftiVolumeCount, readNiftiHeader, readNiftiMasked } from '../io/nifti.js';
-import type { VoxelMask } from '../io/voxelMask.js';
+import type { Grid, VoxelMask } from '../io/voxelMask.js';
 import type { Matrix } from '../matrix.js';
 import { betasPath, type BetasFormat, type BetasVersion } from './paths.js';
 
@@ -65,14 +65,21 @@ export async function availableSessions(root: string, subject: number, format: B
 
 /** Number of trials (volumes) in a session file, from its header or dataset shape only. */
 export async function sessionTrialCount(file: { path: string; format: BetasFormat }): Promise<number> {
+  return (await sessionBetasShape(file)).trials;
+}
+
+/** Trials and voxel grid (X, Y, Z) of a session file, from its header or dataset shape only. */
+export async function sessionBetasShape(file: { path: string; format: BetasFormat }): Promise<{ trials: number; grid: Grid }> {
   if (file.format === 'nifti') {
     const h = await readNiftiHeader(file.path);
     if (h.dims.length < 4) throw new ShapeError(`${file.path}: betas are ${h.dims.join('×')}, expected a 4-D X×Y×Z×trials image`);
-    return niftiVolumeCount(h);
+    return { trials: niftiVolumeCount(h), grid: [h.dims[0], h.dims[1], h.dims[2]] };
   }
   const r = await Hdf5Reader.open(file.path);
   try {
-    return r.shape('betas', [-1, -1, -1, -1])[0];
+    // (T, Z, Y, X): the row-major view of MATLAB's X×Y×Z×T
+    const [T, Z, Y, X] = r.shape('betas', [-1, -1, -1, -1]);
+    return { trials: T, grid: [X, Y, Z] };
   } finally {
     r.close();
   }

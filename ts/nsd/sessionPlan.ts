@@ -3,7 +3,8 @@
  * the chosen format, the design) from file headers only: for the preflights, so that a session without betas
  * or beyond the design is reported before any work rather than by the extract stage.
  */
-import { availableSessions, formatSessionList, sessionBetasFile, sessionTrialCount, type BetasFormatChoice } from './betas.js';
+import type { Grid } from '../io/voxelMask.js';
+import { availableSessions, formatSessionList, sessionBetasFile, sessionBetasShape, type BetasFormatChoice } from './betas.js';
 import { nsdTrialTable, type NsdDesign } from './expdesign.js';
 import { DEFAULT_MAX_SESSION, parseSessions } from './extract.js';
 import { betasPath } from './paths.js';
@@ -15,6 +16,9 @@ export interface NsdSessionPlan {
   imageIds: Int32Array;
   /** How many of them are test (shared) images. */
   testImages: number;
+  /** The voxel grid (X, Y, Z) of the first session's betas, and that file: what a region mask must match. */
+  grid: Grid;
+  betasFile: string;
 }
 
 export { formatSessionList };
@@ -57,7 +61,8 @@ export async function planNsdSessions(
     }
   }
   try {
-    const T = await sessionTrialCount(await sessionBetasFile(root, subject, sessions[0], format));
+    const file = await sessionBetasFile(root, subject, sessions[0], format);
+    const { trials: T, grid } = await sessionBetasShape(file);
     const table = nsdTrialTable(design, subject, sessions, T);
     const ids = new Set<number>();
     const test = new Set<number>();
@@ -65,8 +70,21 @@ export async function planNsdSessions(
       ids.add(id);
       if (table.test[k]) test.add(id);
     });
-    return { plan: { sessions, trialsPerSession: T, imageIds: Int32Array.from(ids).sort(), testImages: test.size }, problems: [] };
+    return { plan: { sessions, trialsPerSession: T, imageIds: Int32Array.from(ids).sort(), testImages: test.size, grid, betasFile: file.path }, problems: [] };
   } catch (e) {
     return { plan: null, problems: [`${field}: ${(e as Error).message}`] };
   }
+}
+
+/**
+ * The problem with a region mask on another grid than the subject's betas (a mask file made for another subject
+ * or dataset), naming both grids and both files; null when they match. `field` names the config field (nsd.roi, …).
+ */
+export function maskGridMismatch(region: { mask: { grid: Grid }; path: string }, plan: NsdSessionPlan, field: string, subject: number): string | null {
+  const [m, b] = [region.mask.grid, plan.grid];
+  if (m[0] === b[0] && m[1] === b[1] && m[2] === b[2]) return null;
+  return (
+    `${field}: the mask ${region.path} is on a ${m.join('×')} grid but subject ${subject}'s betas (${plan.betasFile}) are on ${b.join('×')}; ` +
+    `expected a mask on the subject's grid`
+  );
 }

@@ -6,9 +6,9 @@ import { unetSizeMismatch } from '../encoding/unetLayers.js';
 import { loadNsdCaptions, type NsdCaptions } from '../nsd/captions.js';
 import { readNsdDesign } from '../nsd/expdesign.js';
 import { expdesignPath } from '../nsd/paths.js';
-import { planNsdSessions } from '../nsd/sessionPlan.js';
+import { maskGridMismatch, planNsdSessions } from '../nsd/sessionPlan.js';
 import { onnxruntimeNodeInstalled } from '../native/onnxruntimeNode.js';
-import { loadRegionMask } from '../nsd/roi.js';
+import { loadRegionMask, type RegionMask } from '../nsd/roi.js';
 import type { ReconstructConfig } from './config.js';
 import { PreflightError } from './errors.js';
 import { runFolderConflict } from './runFolder.js';
@@ -55,10 +55,12 @@ export async function preflight(config: ReconstructConfig, options: { force?: bo
   if (!isDir(nsd.root)) {
     problems.push(`NSD root ${nsd.root} does not exist`);
   } else {
+    const regions: Partial<Record<'z' | 'c', RegionMask>> = {};
     for (const t of ['z', 'c'] as const) {
       const roi = config.decoders[t].roi;
       try {
-        voxels[t] = (await loadRegionMask(nsd.root, nsd.subject, roi)).mask.indices.length;
+        regions[t] = await loadRegionMask(nsd.root, nsd.subject, roi);
+        voxels[t] = regions[t].mask.indices.length;
         if (voxels[t] === 0) problems.push(`region '${roi}' (decoders.${t}.roi) has no voxels for subject ${nsd.subject}`);
       } catch (e) {
         problems.push(`decoders.${t}.roi '${roi}': ${(e as Error).message}`);
@@ -72,7 +74,14 @@ export async function preflight(config: ReconstructConfig, options: { force?: bo
         for (let c = 0; c < d.subjectimCols; c++) seen.add(d.subjectim[c * d.subjectimRows + (nsd.subject - 1)]);
         testIds = Array.from(d.sharedix).filter((id) => seen.has(id)).sort((a, b) => a - b);
         // the sessions the extract stage will read: each must have betas, within the design
-        problems.push(...(await planNsdSessions(nsd, d)).problems);
+        const sessions = await planNsdSessions(nsd, d);
+        problems.push(...sessions.problems);
+        // a mask on another grid would pass until the extract stage reads the betas
+        for (const t of ['z', 'c'] as const) {
+          const region = regions[t];
+          const mismatch = region && sessions.plan ? maskGridMismatch(region, sessions.plan, `decoders.${t}.roi`, nsd.subject) : null;
+          if (mismatch) problems.push(mismatch);
+        }
       } catch (e) {
         problems.push((e as Error).message);
       }

@@ -97,8 +97,9 @@ export async function clearingInterrupted(out: string): Promise<boolean> {
 }
 
 /**
- * A folder's conflict with this config: null if it is empty, new, holds this same run, or was being cleared.
- * With `force` only what --force cannot resolve: a run.json that no run wrote.
+ * A folder's conflict with this config: null if it is empty, new, holds this same run, holds only another run's
+ * run.json (no output of it yet), or was being cleared. With `force` only what --force cannot resolve: a run.json
+ * that no run wrote.
  */
 export async function runFolderConflict(config: { out: string }, options: { force?: boolean } = {}): Promise<string | null> {
   const m = await readRunJson(config.out);
@@ -106,7 +107,14 @@ export async function runFolderConflict(config: { out: string }, options: { forc
   if (m === null || 'clearing' in m || options.force) return null;
   const hash = configHash(config);
   if (m.configHash !== hash) {
-    return `run folder ${config.out} holds another run's outputs (config ${m.configHash}, this config ${hash}); use another --out, or --force to replace them`;
+    // a run that failed before its first output (its extract stage refused the data, say) leaves only its
+    // run.json: nothing of it to keep, so a corrected config takes the folder over
+    const outputs = (await entriesToClear(config.out)).filter((e) => e !== 'run.json');
+    if (outputs.length === 0) return null;
+    return (
+      `run folder ${config.out} holds another run's outputs (${outputs.join(', ')}; config ${m.configHash}, this config ${hash}); ` +
+      'use another --out, or --force to replace them'
+    );
   }
   return null;
 }

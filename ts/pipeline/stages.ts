@@ -314,7 +314,7 @@ async function readPngs(files: string[]): Promise<RgbImages> {
 
 /**
  * A part of the img2img stage: the test images [imageStart, imageEnd) (positions in the test list) for the
- * seeds [seedStart, seedEnd) (sample numbers k); imageEnd −1 is the last test image. The noise is keyed by (seed, image index) and the sampler's
+ * seeds [seedStart, seedEnd) (sample numbers k); imageEnd −1 is the last test image. The noise is keyed by (seed, 73k id) and the sampler's
  * batches start at multiples of img2img.batchSize, so a shard's images are bit-identical to the same images
  * of a run over everything.
  */
@@ -401,9 +401,11 @@ export async function img2imgShardStage(ctx: StageContext, shard: Img2ImgShard):
       } else seedsToRun.push(k);
     }
     if (seedsToRun.length === 0) continue;
-    // TN: the z-only image (uint8), resized to the img2img size and re-encoded
+    // TN: the z-only image (uint8), resized to the img2img size and re-encoded. Every noise here and
+    // below is keyed by the image's 73k id, not its place in the test list, so a subset or another order
+    // of the test images gives each image the same result.
     const zonly = resizeImages(await readPngs(part.map((id) => p.zonly(id))), g.size);
-    const z0 = await sd.encodeImages(zonly, { mode: g.reencode, seeds: part.map((id) => g.seed + id) });
+    const z0 = await sd.encodeImages(zonly, { mode: g.reencode, seeds: g.seed, imageIndices: part });
     const cond = { data: cDec.data.slice(i0 * cDec.cols, (i0 + n) * cDec.cols), shape: [n, seq, D] };
     for (const k of seedsToRun) {
       const r = await sd.img2img({
@@ -416,12 +418,13 @@ export async function img2imgShardStage(ctx: StageContext, shard: Img2ImgShard):
         karras: g.karras,
         eta: g.eta,
         seeds: g.seed + k,
-        firstImageIndex: i0,
+        imageIndices: part,
         batchSize: g.batchSize,
         img2imgRule: g.rule,
         signal: ctx.signal,
         onStep: (s) => {
-          const at = done + (s.batchFirst - i0) + s.batchImages * (s.step / s.total);
+          // batchFirst counts from this job's first image (the block's, i0), not from the test list's
+          const at = done + s.batchFirst + s.batchImages * (s.step / s.total);
           ctx.progress(at / total, `seed ${k}`, { done: Math.floor(at), total, unit: 'samples' });
         },
       });

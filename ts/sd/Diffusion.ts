@@ -72,6 +72,11 @@ export interface Img2ImgOptions {
   seeds?: number | number[];
   /** Image index of the first image in the job (for continuing a larger job in pieces). Default 0. */
   firstImageIndex?: number;
+  /**
+   * One noise index per image (non-negative safe integers, e.g. NSD 73k ids) instead of firstImageIndex + position,
+   * so an image's noise does not depend on which images share its job or in what order.
+   */
+  imageIndices?: readonly number[];
   /** Initial noise [B, 4, h, w] to use instead of the engine's Philox stream. */
   noise?: Tensor;
   /**
@@ -189,13 +194,21 @@ export class Diffusion {
    */
   async encodeImages(
     images: RgbImages,
-    options: { mode?: 'mean' | 'sample' | 'auto'; seeds?: number | number[]; chunk?: number; signal?: AbortSignal } = {},
+    options: {
+      mode?: 'mean' | 'sample' | 'auto';
+      seeds?: number | number[];
+      /** One noise index per image (as img2img's imageIndices); default: the image's position. */
+      imageIndices?: readonly number[];
+      chunk?: number;
+      signal?: AbortSignal;
+    } = {},
   ): Promise<Tensor> {
     assertRgb(images, 'encodeImages images');
     if (images.height % 8 !== 0 || images.width % 8 !== 0) {
       throw new ShapeError(`encodeImages: image size ${images.width}×${images.height} is not a multiple of 8`);
     }
     const { seeds, indices } = noiseKeys(options.seeds, images.count, 0);
+    if (options.imageIndices !== undefined) indices.set(givenImageIndices(options.imageIndices, images.count, 'encodeImages'));
     const handle = this.live();
     const r = await nativeJob(
       'encodeImages',
@@ -280,7 +293,11 @@ export class Diffusion {
         );
       }
     }
+    if (o.imageIndices !== undefined && o.firstImageIndex !== undefined) {
+      throw new InvalidArgumentError('img2img: give imageIndices or firstImageIndex, not both');
+    }
     const { seeds, indices } = noiseKeys(o.seeds, count, o.firstImageIndex ?? 0);
+    if (o.imageIndices !== undefined) indices.set(givenImageIndices(o.imageIndices, count, 'img2img'));
     const handle = this.live();
     const r = await nativeJob(
       'img2img',
@@ -371,3 +388,17 @@ export function noiseKeys(seedOption: number | number[] | undefined, count: numb
   return { seeds, indices };
 }
 
+
+/** The noise indices given per image (imageIndices), checked: one non-negative safe integer per image. */
+function givenImageIndices(given: readonly number[], count: number, what: string): Float64Array {
+  if (!Array.isArray(given) || given.length !== count) {
+    throw new InvalidArgumentError(`${what}: imageIndices must have one entry per image (${count}), got ${Array.isArray(given) ? `${given.length} entries` : typeof given}`);
+  }
+  const out = new Float64Array(count);
+  for (let i = 0; i < count; i++) {
+    const v = given[i];
+    if (!Number.isSafeInteger(v) || v < 0) throw new InvalidArgumentError(`${what}: imageIndices[${i}] must be a non-negative safe integer, got ${v}`);
+    out[i] = v;
+  }
+  return out;
+}
