@@ -34,7 +34,18 @@ export interface FeatureRuntime {
 
 /** What a shared features job computes: the z (image latents) or c (caption embeddings) part, and everything its output depends on. */
 export type FeatureRecipe =
-  | { part: 'z'; model: string; root: string; size: number; mode: 'mean' | 'sample'; seed: number | null; batch: number; runtime: FeatureRuntime }
+  | {
+      part: 'z';
+      model: string;
+      root: string;
+      size: number;
+      mode: 'mean' | 'sample';
+      seed: number | null;
+      /** How a sample's noise is keyed: (seed, the image's 73k id) — whatever else is computed with it ('sample' only). */
+      noise: 'seed-and-id' | null;
+      batch: number;
+      runtime: FeatureRuntime;
+    }
   | { part: 'c'; model: string; root: string; captions: string | null; batch: number; runtime: FeatureRuntime };
 
 /** An analysis whose features stage can take shared features. */
@@ -50,7 +61,14 @@ export function consumerRecipes(c: FeatureConsumer): { z: FeatureRecipe; c: Feat
     const runtime: FeatureRuntime = { provider: k.model.provider, ortLibrary: k.model.ortLibrary ? resolve(k.model.ortLibrary) : null, threads: k.model.threads, memory: k.model.memory ?? 'default' };
     const base = { model: resolve(k.model.dir), root: resolve(k.nsd.root), batch: k.features.batchSize, runtime };
     return {
-      z: { part: 'z', ...base, size: k.features.zSize, mode: k.features.zMode, seed: k.features.zMode === 'sample' ? k.features.seed : null },
+      z: {
+        part: 'z',
+        ...base,
+        size: k.features.zSize,
+        mode: k.features.zMode,
+        seed: k.features.zMode === 'sample' ? k.features.seed : null,
+        noise: k.features.zMode === 'sample' ? 'seed-and-id' : null,
+      },
       c: { part: 'c', ...base, captions: k.nsd.captions ? resolve(k.nsd.captions) : null },
     };
   }
@@ -59,7 +77,7 @@ export function consumerRecipes(c: FeatureConsumer): { z: FeatureRecipe; c: Feat
   const runtime: FeatureRuntime = { provider: 'cpu', ortLibrary: null, threads: 0, memory: 'default' };
   const base = { model: resolve(k.model ?? ''), root: resolve(k.nsd.root), batch: k.featureBatch, runtime };
   return {
-    z: { part: 'z', ...base, size: k.imageSize, mode: 'mean', seed: null },
+    z: { part: 'z', ...base, size: k.imageSize, mode: 'mean', seed: null, noise: null },
     c: { part: 'c', ...base, captions: k.nsd.captions ? resolve(k.nsd.captions) : null },
   };
 }
@@ -192,7 +210,7 @@ async function computeZ(r: Extract<FeatureRecipe, { part: 'z' }>, ids: Int32Arra
     return await rowsInChunks(ids, r.batch, 'z', progress, signal, (part) => {
       const rgb = new Uint8Array(part.length * px);
       part.forEach((id, k) => rgb.set(stimuli.image(id, r.size).data, k * px));
-      return sd.encodeImages({ data: rgb, count: part.length, height: r.size, width: r.size }, r.mode === 'sample' ? { mode: 'sample', seeds: part.map((id) => r.seed! + id) } : { mode: 'mean' });
+      return sd.encodeImages({ data: rgb, count: part.length, height: r.size, width: r.size }, r.mode === 'sample' ? { mode: 'sample', seeds: r.seed!, imageIndices: part } : { mode: 'mean' });
     });
   } finally {
     stimuli.close();

@@ -136,7 +136,12 @@ export async function featuresStage(ctx: StageContext): Promise<StageOutput> {
       const part = all.slice(i0, i0 + bs);
       const rgb = new Uint8Array(part.length * px);
       part.forEach((id, k) => rgb.set(stimuli.image(id, size).data, k * px));
-      const z = await sd.encodeImages({ data: rgb, count: part.length, height: size, width: size }, { mode: c.features.zMode, seeds: part.map((id) => c.features.seed + id) });
+      const z = await sd.encodeImages({ data: rgb, count: part.length, height: size, width: size }, {
+        mode: c.features.zMode,
+        // (a sample's noise keyed by (seed, 73k id): the same features for an image whatever else the run holds)
+        seeds: c.features.seed,
+        imageIndices: part,
+      });
       zDim = z.data.length / part.length;
       zData ??= new Float32Array(all.length * zDim);
       zData.set(z.data, i0 * zDim);
