@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { registerNsdCommand } from '../../../ts/cli/commands/nsd.js';
 import { registerSynthCommand } from '../../../ts/cli/commands/synth.js';
 import { readNpy } from '../../../ts/io/npy.js';
@@ -94,6 +94,28 @@ describe('brainlatent synth nsd / nsd extract / nsd info / nsd image', () => {
     );
     expect(existsSync(freshCache)).toBe(false); // no extraction ran (it would have filled the cache)
     expect(readFileSync(join(mine, 'notes.txt'), 'utf8')).toBe('keep');
+  });
+
+  it('a --cache (or BRAINLATENT_CACHE) path that is a file is refused before anything is extracted, naming it', async () => {
+    const file = join(tmp, 'Y.npy');
+    writeFileSync(file, 'x');
+    const out = join(tmp, 'exv');
+    const extract = (...more: string[]) => run('nsd', 'extract', '--root', root, '--subject', '1', '--roi', 'streams:ventral', '--out', out, ...more);
+    const progress = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    const env = process.env.BRAINLATENT_CACHE;
+    try {
+      await expect(extract('--cache', file)).rejects.toThrow(`--cache ${file}: is an existing file; expected a folder for completed extractions (the cache)`);
+      process.env.BRAINLATENT_CACHE = file;
+      await expect(extract()).rejects.toThrow(
+        `--cache (default from BRAINLATENT_CACHE) ${join(file, 'nsd')}: ${file} is a file, not a folder, so nothing can be written below it`,
+      );
+      expect(progress).not.toHaveBeenCalled(); // no extraction ran (it reports its progress on stderr)
+    } finally {
+      progress.mockRestore();
+      if (env === undefined) delete process.env.BRAINLATENT_CACHE;
+      else process.env.BRAINLATENT_CACHE = env;
+    }
+    expect(existsSync(out)).toBe(false);
   });
 
   it('nsd image writes a PNG of the stimulus and prints its captions', async () => {

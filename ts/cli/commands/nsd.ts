@@ -37,6 +37,14 @@ export function defaultNsdCacheDir(): string {
   return join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'brainlatent', 'nsd');
 }
 
+/** Names where the cache path came from: --cache as given, or its default from an environment variable. */
+function cacheOptionLabel(cmd: Command): string {
+  if (cmd.getOptionValueSource('cache') !== 'default') return '--cache';
+  if (process.env.BRAINLATENT_CACHE) return '--cache (default from BRAINLATENT_CACHE)';
+  if (process.env.XDG_CACHE_HOME) return '--cache (default from XDG_CACHE_HOME)';
+  return '--cache (default)';
+}
+
 function ddofFlag(text: string | undefined): ZscoreDdof | undefined {
   if (text === undefined) return undefined;
   if (text !== '0' && text !== '1') throw new InvalidArgumentError(`--ddof: expected 0 or 1, got '${text}'`);
@@ -84,8 +92,10 @@ z-scoring conventions ('--zscore train' standardises test rows with the training
   Brain-Diffuser (np.std(..., ddof=1)):              --zscore train --ddof 1   (the default for train)
   MindEye (scipy.stats.zscore per session):          --zscore session          (ddof 0)`,
     )
-    .action(async (flags: ExtractFlags) => {
+    .action(async (flags: ExtractFlags, cmd: Command) => {
       await checkOutputPath('--out', flags.out, 'folder', 'the extracted betas');
+      // the cache entry is written after the extraction: a cache path that can never be a folder is refused now
+      if (flags.cache !== false) await checkOutputPath(cacheOptionLabel(cmd), flags.cache, 'folder', 'completed extractions (the cache)');
       // the folder is replaced whole: one holding other files is refused now, not after minutes of extraction
       await assertExtractionReplaceable(flags.out);
       const subject = integerFlag(flags.subject, '--subject', 1);
