@@ -3,15 +3,19 @@
  * (too few rows, ids that match no image, NaN) and sessions the extract stage would not find are reported by
  * the dry run and by the real run alike, naming the feature set, the file or the field, with nothing written.
  */
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Command } from 'commander';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+
+import { registerEncodeCommand } from '../../ts/cli/commands/encode.js';
 
 import { resolveEncodeConfig, type EncodeConfigInput } from '../../ts/config/encode.js';
 import { encode } from '../../ts/encoding/encode.js';
 import { preflightEncode } from '../../ts/encoding/preflight.js';
+import { writeNifti } from '../../ts/io/nifti.js';
 import { readNpyHeader, writeNpy } from '../../ts/io/npy.js';
 import { scanNpyNonFinite } from '../../ts/io/npyScan.js';
 import { readNsdDesign } from '../../ts/nsd/expdesign.js';
@@ -173,5 +177,46 @@ describe('nsd.sessions', () => {
     // in the design but without betas; a list as well as a string
     await refusedUpFront(config([{ name: 'z', kind: 'file', path: z }], { sessions: [2, 4, 5] }), /nsd\.sessions: sessions 4-5 of subject 1 have no betas .* sessions with betas: 1-3/);
     await preflightEncode(resolveEncodeConfig(config([{ name: 'z', kind: 'file', path: z }], { sessions: '2-3' })));
+  });
+});
+
+describe('regions', () => {
+  const features = async () => {
+    const z = join(tmp, 'regions-z.npy');
+    await writeNpy(z, Float32Array.from({ length: seen[seen.length - 1] * 2 }, (_, i) => Math.sin(i)), [seen[seen.length - 1], 2]);
+    return [{ name: 'z', kind: 'file', path: z }];
+  };
+  const roiDir = () => join(nsd.root, 'nsddata', 'ppdata', 'subj01', 'func1pt8mm', 'roi');
+
+  it('an atlas without a volume for the subject, or on another grid, is refused before any work, naming the field', async () => {
+    const available = readdirSync(roiDir()).filter((f) => f.endsWith('.nii.gz')).map((f) => f.replace('.nii.gz', '')).sort().join(', ');
+    const msg = await refusedUpFront(
+      { ...config(await features()), regions: ['streams', 'bogus', 'floc-faces'] },
+      new RegExp(`regions\\[1\\]: no atlas 'bogus' for subject 1 \\(.*roi/bogus\\.nii\\.gz does not exist\\); atlases available: ${available}`),
+      /regions\[2\]: no atlas 'floc-faces' for subject 1/,
+    );
+    expect(msg).not.toMatch(/regions\[0\]/);
+    const other = join(roiDir(), 'other-grid.nii.gz');
+    await writeNifti(other, { dims: [10, 10, 10], datatype: 'int16' }, new Int16Array(1000).fill(1));
+    try {
+      await refusedUpFront({ ...config(await features()), regions: ['other-grid'] }, /regions\[0\]: atlas 'other-grid' \(.*other-grid\.nii\.gz\) is on grid 10×10×10, expected the mask's 8×8×8/);
+    } finally {
+      rmSync(other);
+    }
+  });
+
+  it("brainlatent encode with no atlas heads its table 'whole mask', not empty parentheses", async () => {
+    const cfg = join(tmp, 'no-regions.json');
+    writeFileSync(cfg, JSON.stringify({ ...config(await features()), regions: [], ridge: { alphas: '1e-1:1e3:3' } }));
+    const program = new Command().exitOverride();
+    registerEncodeCommand(program);
+    const out: string[] = [];
+    const spy = vi.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array) => (out.push(String(s)), true));
+    try {
+      await program.parseAsync(['node', 'brainlatent', 'encode', '--config', cfg]);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(out.join('')).toMatch(/test images; mean held-out r \(whole mask\):\nfeature set\s+all\nz\s+-?\d\.\d{3}\n/);
   });
 });

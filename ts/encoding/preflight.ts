@@ -1,15 +1,16 @@
 /** encode()'s checks before any long work: every problem is collected and reported at once. */
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 import type { EncodeConfig, FeatureSetSpec } from '../config/encode.js';
+import { niftiGrid, readNiftiHeader } from '../io/nifti.js';
 import { readIntVectorNpy, readNpyHeader, type NpyHeader } from '../io/npy.js';
 import { scanNpyNonFinite } from '../io/npyScan.js';
 import type { VoxelMask } from '../io/voxelMask.js';
 import { loadNsdCaptions } from '../nsd/captions.js';
 import { readNsdDesign } from '../nsd/expdesign.js';
 import { formatSessionList, planNsdSessions, type NsdSessionPlan } from '../nsd/sessionPlan.js';
-import { expdesignPath } from '../nsd/paths.js';
+import { expdesignPath, func1pt8Dir, roiPath } from '../nsd/paths.js';
 import { loadRegionMask } from '../nsd/roi.js';
 import { PreflightError } from '../pipeline/errors.js';
 import { runFolderConflict } from '../pipeline/runFolder.js';
@@ -69,6 +70,7 @@ export async function preflightEncode(c: EncodeConfig, options: { force?: boolea
     } catch (e) {
       problems.push(`nsd.roi '${c.nsd.roi}': ${(e as Error).message}`);
     }
+    problems.push(...(await regionAtlasProblems(c, mask)));
     if (!existsSync(expdesignPath(c.nsd.root))) problems.push(`${expdesignPath(c.nsd.root)} does not exist (the NSD design file)`);
     else {
       try {
@@ -106,6 +108,38 @@ export async function preflightEncode(c: EncodeConfig, options: { force?: boolea
   }
   // every problem has been thrown by now, so the mask loaded
   return { mask: mask!, voxels: mask!.indices.length, images, estimates };
+}
+
+/**
+ * Every atlas named in `regions` must have its volume for the subject, on the mask's grid (`mask`; null: not
+ * checked): the region table skipped any other in silence (regions.csv held the whole mask alone). The atlases
+ * available are the .nii.gz files of the subject's func1pt8mm/roi folder, as loadRegionLabels reads them.
+ */
+export async function regionAtlasProblems(c: Pick<EncodeConfig, 'nsd' | 'regions'>, mask: VoxelMask | null): Promise<string[]> {
+  const dir = join(func1pt8Dir(c.nsd.root, c.nsd.subject), 'roi');
+  let available: string[] = [];
+  try {
+    available = readdirSync(dir).filter((f) => f.endsWith('.nii.gz')).map((f) => f.slice(0, -'.nii.gz'.length)).sort();
+  } catch {
+    // no roi folder: none available
+  }
+  const have = available.length ? `atlases available: ${available.join(', ')}` : `no atlas is available (${dir} holds no .nii.gz)`;
+  const problems: string[] = [];
+  for (const [i, atlas] of c.regions.entries()) {
+    const path = roiPath(c.nsd.root, c.nsd.subject, atlas);
+    if (!existsSync(path)) {
+      problems.push(`regions[${i}]: no atlas '${atlas}' for subject ${c.nsd.subject} (${path} does not exist); ${have}`);
+      continue;
+    }
+    if (!mask) continue;
+    try {
+      const g = niftiGrid(await readNiftiHeader(path));
+      if (g.some((n, k) => n !== mask.grid[k])) problems.push(`regions[${i}]: atlas '${atlas}' (${path}) is on grid ${g.join('×')}, expected the mask's ${mask.grid.join('×')}`);
+    } catch (e) {
+      problems.push(`regions[${i}]: atlas '${atlas}': ${(e as Error).message}`);
+    }
+  }
+  return problems;
 }
 
 const listIds = (ids: ArrayLike<number>, n = 8) => `${Array.from(ids).slice(0, n).join(', ')}${ids.length > n ? ', …' : ''}`;
