@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,6 +8,7 @@ import { registerNsdCommand } from '../../../ts/cli/commands/nsd.js';
 import { registerSynthCommand } from '../../../ts/cli/commands/synth.js';
 import { readNpy } from '../../../ts/io/npy.js';
 import { runCommands } from '../../helpers/cli.js';
+import { distModule } from '../../helpers/dist.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'bl-cli-nsd-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -116,6 +118,26 @@ describe('brainlatent synth nsd / nsd extract / nsd info / nsd image', () => {
       else process.env.BRAINLATENT_CACHE = env;
     }
     expect(existsSync(out)).toBe(false);
+  });
+
+  it('nsd info exits 1 for a root that is a file or holds no NSD design, saying why in one line after the report', () => {
+    const cli = (...args: string[]) => spawnSync(process.execPath, [distModule('cli/main'), ...args], { encoding: 'utf8' });
+    const file = join(tmp, 'root-is-a-file');
+    writeFileSync(file, 'x');
+    const f = cli('nsd', 'info', '--root', file);
+    expect([f.status, f.stdout, f.stderr]).toEqual([1, '', `brainlatent: InvalidArgumentError: ${file} is a file; expected the NSD root folder (holding nsddata/, nsddata_betas/, …)\n`]);
+    const other = join(tmp, 'not-nsd');
+    mkdirSync(other);
+    for (const json of [[], ['--json']]) {
+      const r = cli('nsd', 'info', '--root', other, ...json);
+      expect(r.status).toBe(1);
+      expect(r.stdout).toContain(json.length ? '"expdesign": false' : 'design (nsd_expdesign.mat): MISSING');
+      expect(r.stderr).toBe(
+        `brainlatent: MissingFileError: --root ${other}: no NSD design file (${join(other, 'nsddata/experiments/nsd/nsd_expdesign.mat')} not found); not an NSD root, or an incomplete download\n`,
+      );
+    }
+    const ok = cli('nsd', 'info', '--root', root);
+    expect([ok.status, ok.stderr]).toEqual([0, '']);
   });
 
   it('nsd image writes a PNG of the stimulus and prints its captions', async () => {

@@ -3,11 +3,12 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { PNG } from 'pngjs';
 
-import { InvalidArgumentError } from '../../errors.js';
+import { InvalidArgumentError, MissingFileError } from '../../errors.js';
 import { loadNsdCaptions } from '../../nsd/captions.js';
 import { extractNsd, type ZscoreDdof, type ZscoreMode } from '../../nsd/extract.js';
 import { formatNsdInfo, nsdInfo } from '../../nsd/info.js';
 import { assertExtractionReplaceable, writeNsdExtraction } from '../../nsd/output.js';
+import { expdesignPath } from '../../nsd/paths.js';
 import { NsdStimuli } from '../../nsd/stimuli.js';
 import { formatSessionList, type BetasFormatChoice } from '../../nsd/betas.js';
 import { seconds } from '../format.js';
@@ -139,6 +140,10 @@ z-scoring conventions ('--zscore train' standardises test rows with the training
     .action(async (flags: { root: string; json?: boolean }) => {
       const info = await nsdInfo(flags.root);
       console.log(flags.json ? JSON.stringify(info, null, 2) : formatNsdInfo(info));
+      // the report lists what is there; without the design nothing can be extracted, so the check fails (exit 1)
+      if (!info.expdesign) {
+        throw new MissingFileError(`--root ${flags.root}: no NSD design file (${expdesignPath(flags.root)} not found); not an NSD root, or an incomplete download`);
+      }
     });
 
   nsd
