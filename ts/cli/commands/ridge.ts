@@ -167,7 +167,9 @@ safetensors.numpy.load_file(path).`,
             (all ? '; nothing to fit, so the chosen alphas mean nothing' : '; they are left out of the alpha-edge check'),
         );
       }
-      const edge = alphaEdgeWarning(diag.edgeLow, diag.edgeHigh, undefined, diag.constantTargets ? 'non-constant targets' : 'targets');
+      const what = diag.constantTargets ? 'non-constant targets' : 'targets';
+      // (a one-alpha grid has no edge: nothing to warn)
+      const edge = alphas.length > 1 ? alphaEdgeWarning(diag.edgeLow, diag.edgeHigh, undefined, what) : null;
       if (edge) console.log(`warning: ${edge}`);
       await saved;
       const writeSecs = (performance.now() - tWrite) / 1000;
