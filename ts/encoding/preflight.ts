@@ -3,7 +3,6 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 import type { EncodeConfig, FeatureSetSpec } from '../config/encode.js';
-import { niftiGrid, readNiftiHeader } from '../io/nifti.js';
 import { readIntVectorNpy, readNpyHeader, type NpyHeader } from '../io/npy.js';
 import { scanNpyNonFinite } from '../io/npyScan.js';
 import type { VoxelMask } from '../io/voxelMask.js';
@@ -70,7 +69,7 @@ export async function preflightEncode(c: EncodeConfig, options: { force?: boolea
     } catch (e) {
       problems.push(`nsd.roi '${c.nsd.roi}': ${(e as Error).message}`);
     }
-    problems.push(...(await regionAtlasProblems(c, mask)));
+    problems.push(...regionAtlasProblems(c));
     if (!existsSync(expdesignPath(c.nsd.root))) problems.push(`${expdesignPath(c.nsd.root)} does not exist (the NSD design file)`);
     else {
       try {
@@ -111,11 +110,14 @@ export async function preflightEncode(c: EncodeConfig, options: { force?: boolea
 }
 
 /**
- * Every atlas named in `regions` must have its volume for the subject, on the mask's grid (`mask`; null: not
- * checked): the region table skipped any other in silence (regions.csv held the whole mask alone). The atlases
- * available are the .nii.gz files of the subject's func1pt8mm/roi folder, as loadRegionLabels reads them.
+ * Every atlas named in `regions` must have its volume for the subject: the region table skipped a missing one in
+ * silence (regions.csv held the whole mask alone). The atlases available are the .nii.gz files of the subject's
+ * func1pt8mm/roi folder, as loadRegionLabels reads them. (An atlas on another grid than the mask is not checked
+ * here: with NSD's own atlases that means the mask is off the subject's grid, which the extract stage names.)
  */
-export async function regionAtlasProblems(c: Pick<EncodeConfig, 'nsd' | 'regions'>, mask: VoxelMask | null): Promise<string[]> {
+export function regionAtlasProblems(c: Pick<EncodeConfig, 'nsd' | 'regions'>): string[] {
+  const missing = c.regions.map((atlas, i) => ({ atlas, i, path: roiPath(c.nsd.root, c.nsd.subject, atlas) })).filter((a) => !existsSync(a.path));
+  if (!missing.length) return [];
   const dir = join(func1pt8Dir(c.nsd.root, c.nsd.subject), 'roi');
   let available: string[] = [];
   try {
@@ -124,22 +126,7 @@ export async function regionAtlasProblems(c: Pick<EncodeConfig, 'nsd' | 'regions
     // no roi folder: none available
   }
   const have = available.length ? `atlases available: ${available.join(', ')}` : `no atlas is available (${dir} holds no .nii.gz)`;
-  const problems: string[] = [];
-  for (const [i, atlas] of c.regions.entries()) {
-    const path = roiPath(c.nsd.root, c.nsd.subject, atlas);
-    if (!existsSync(path)) {
-      problems.push(`regions[${i}]: no atlas '${atlas}' for subject ${c.nsd.subject} (${path} does not exist); ${have}`);
-      continue;
-    }
-    if (!mask) continue;
-    try {
-      const g = niftiGrid(await readNiftiHeader(path));
-      if (g.some((n, k) => n !== mask.grid[k])) problems.push(`regions[${i}]: atlas '${atlas}' (${path}) is on grid ${g.join('×')}, expected the mask's ${mask.grid.join('×')}`);
-    } catch (e) {
-      problems.push(`regions[${i}]: atlas '${atlas}': ${(e as Error).message}`);
-    }
-  }
-  return problems;
+  return missing.map(({ atlas, i, path }) => `regions[${i}]: no atlas '${atlas}' for subject ${c.nsd.subject} (${path} does not exist); ${have}`);
 }
 
 const listIds = (ids: ArrayLike<number>, n = 8) => `${Array.from(ids).slice(0, n).join(', ')}${ids.length > n ? ', …' : ''}`;

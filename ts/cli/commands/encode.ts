@@ -49,6 +49,8 @@ ${schemaHelpText(EncodeConfigSchema, 'enc.json')}`,
         process.stdout.write(`${r.plan.join('\n')}\n`);
         return;
       }
+      // an atlas the region table left out is said, not only in report.html
+      if (r.atlasesMissing.length) process.stderr.write(`warning: regions: left out of regions.csv: ${r.atlasesMissing.join('; ')}\n`);
       const regions = [...new Set(r.featureSets.flatMap((s) => s.regions.filter((x) => x.atlas !== 'prf-visualrois').map((x) => x.region)))];
       const w = Math.max(12, ...r.featureSets.map((s) => s.name.length));
       // (one table: prf-visualrois' regions are in regions.csv and the report)
