@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { registerRidgeCommand } from '../../ts/cli/commands/ridge.js';
 import { resolveConfig } from '../../ts/pipeline/config.js';
 import { InvalidArgumentError } from '../../ts/errors.js';
-import { parseAlphas } from '../../ts/ridge/alphas.js';
+import { alphaEdgeWarning, parseAlphas } from '../../ts/ridge/alphas.js';
 import { runCommands } from '../helpers/cli.js';
 
 // X and Y do not exist: a refusal about the grid shows that it came before any input was read
@@ -47,5 +47,10 @@ describe('--alphas', () => {
     expect(() => resolveConfig({ ...base, decoders: { z: { alphas: '1:1:3' } } }, 'run.json')).toThrow(
       "run.json: decoders.z.alphas: the alphas must be distinct, got 1 at positions 0 and 1 of '1:1:3'",
     );
+  });
+
+  it("a one-alpha grid has no edge: reconstruct's decoders (which pass the grid) are not told to widen it", () => {
+    expect(alphaEdgeWarning(1, 1, parseAlphas('1e1:1e1:1'))).toBeNull();
+    expect(alphaEdgeWarning(1, 0, [1, 10])).toBe('100.0% of targets chose the smallest alpha (1e+0); consider widening the grid downwards');
   });
 });

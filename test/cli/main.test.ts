@@ -4,7 +4,7 @@
  * version still print in full, and a command that exits as soon as its work is done (ridge fit) has printed
  * everything and left a complete model, or an error naming the bad input file.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -118,5 +118,18 @@ describe('brainlatent (the CLI entry)', () => {
       expect(r.stderr).toContain(`brainlatent: InvalidArgumentError: --repeats: expected an integer >= 1, got ${got}`);
       expect(() => readFileSync(f('bench/ridge.jsonl'))).toThrow();
     }
+  });
+
+  it('a reader that closes stdout early (| head -1) ends the command quietly with exit 0', async () => {
+    // stdout's read end is closed before the child has started, so its first write gets EPIPE
+    const child = spawn(process.execPath, [cli, 'sd', 'schedule', '--steps', '999', '--strength', '1'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stdout.destroy();
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const status = await new Promise<number | null>((res) => child.on('close', (code) => res(code)));
+    expect(stderr).toBe('');
+    expect(status).toBe(0);
   });
 });

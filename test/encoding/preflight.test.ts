@@ -3,15 +3,19 @@
  * (too few rows, ids that match no image, NaN) and sessions the extract stage would not find are reported by
  * the dry run and by the real run alike, naming the feature set, the file or the field, with nothing written.
  */
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Command } from 'commander';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+
+import { registerEncodeCommand } from '../../ts/cli/commands/encode.js';
 
 import { resolveEncodeConfig, type EncodeConfigInput } from '../../ts/config/encode.js';
 import { encode } from '../../ts/encoding/encode.js';
 import { preflightEncode } from '../../ts/encoding/preflight.js';
+import { writeNifti } from '../../ts/io/nifti.js';
 import { readNpyHeader, writeNpy } from '../../ts/io/npy.js';
 import { scanNpyNonFinite } from '../../ts/io/npyScan.js';
 import { readNsdDesign } from '../../ts/nsd/expdesign.js';
@@ -188,5 +192,46 @@ describe('nsd.roi', () => {
       new RegExp(`nsd\\.roi: the mask ${mask} is on a 10×8×12 grid but subject 1's betas \\(${betas}\\) are on 8×8×8; expected a mask on the subject's grid`),
     );
     await preflightEncode(resolveEncodeConfig(config([{ name: 'z', kind: 'file', path: z }], { roi: join(nsd.root, 'nsddata', 'ppdata', 'subj01', 'func1pt8mm', 'roi', 'nsdgeneral.nii.gz') })));
+  });
+});
+
+describe('regions', () => {
+  const features = async () => {
+    const z = join(tmp, 'regions-z.npy');
+    await writeNpy(z, Float32Array.from({ length: seen[seen.length - 1] * 2 }, (_, i) => Math.sin(i)), [seen[seen.length - 1], 2]);
+    return [{ name: 'z', kind: 'file', path: z }];
+  };
+  const roiDir = () => join(nsd.root, 'nsddata', 'ppdata', 'subj01', 'func1pt8mm', 'roi');
+
+  it('an atlas without a volume for the subject is refused before any work, naming the field and the atlases available', async () => {
+    const available = readdirSync(roiDir()).filter((f) => f.endsWith('.nii.gz')).map((f) => f.replace('.nii.gz', '')).sort().join(', ');
+    const msg = await refusedUpFront(
+      { ...config(await features()), regions: ['streams', 'bogus', 'floc-faces'] },
+      new RegExp(`regions\\[1\\]: no atlas 'bogus' for subject 1 \\(.*roi/bogus\\.nii\\.gz does not exist\\); atlases available: ${available}`),
+      /regions\[2\]: no atlas 'floc-faces' for subject 1/,
+    );
+    expect(msg).not.toMatch(/regions\[0\]/);
+  });
+
+  it("brainlatent encode: an atlas on another grid is left out with a warning, and the table is headed 'whole mask', not '()'", async () => {
+    const other = join(roiDir(), 'other-grid.nii.gz');
+    await writeNifti(other, { dims: [10, 10, 10], datatype: 'int16' }, new Int16Array(1000).fill(1));
+    const cfg = join(tmp, 'other-grid.json');
+    writeFileSync(cfg, JSON.stringify({ ...config(await features()), regions: ['other-grid'], ridge: { alphas: '1e-1:1e3:3' } }));
+    const program = new Command().exitOverride();
+    registerEncodeCommand(program);
+    const out: string[] = [];
+    const err: string[] = [];
+    const spy = vi.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array) => (out.push(String(s)), true));
+    const spyErr = vi.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => (err.push(String(s)), true));
+    try {
+      await program.parseAsync(['node', 'brainlatent', 'encode', '--config', cfg]);
+    } finally {
+      spy.mockRestore();
+      spyErr.mockRestore();
+      rmSync(other);
+    }
+    expect(out.join('')).toMatch(/test images; mean held-out r \(whole mask\):\nfeature set\s+all\nz\s+-?\d\.\d{3}\n/);
+    expect(err.join('')).toContain("warning: regions: left out of regions.csv: other-grid (grid 10×10×10 differs from the mask's 8×8×8)\n");
   });
 });

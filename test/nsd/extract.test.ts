@@ -245,6 +245,20 @@ describe('NSD cache', () => {
     }
   });
 
+  it('a cacheDir that is a file, or below one, is refused before any session is read', async () => {
+    const file = join(mini.tmp, 'cache-is-a-file.npy');
+    writeFileSync(file, 'x');
+    let progress = 0;
+    const onProgress = () => void progress++;
+    await expect(extractNsd({ root, subject: 1, roi: 'streams:early', cacheDir: file, onProgress })).rejects.toThrow(
+      new InvalidArgumentError(`cacheDir ${file} is a file; expected a folder for completed extractions`),
+    );
+    await expect(extractNsd({ root, subject: 1, roi: 'streams:early', cacheDir: join(file, 'nsd'), onProgress })).rejects.toThrow(
+      `cacheDir ${join(file, 'nsd')} lies below ${file}, a file; expected a folder for completed extractions`,
+    );
+    expect(progress).toBe(0);
+  });
+
   it('the output folder round-trips', async () => {
     const ex = await extractNsd({ root, subject: 1, roi: 'streams:early' });
     const dir = join(mini.tmp, 'out');

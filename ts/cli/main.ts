@@ -9,6 +9,7 @@ import {
   configureProgram,
   describeHelpCommand,
   exitAfterFinishedCommands,
+  exitQuietlyOnClosedStdout,
   helpArgs,
   pointGroupErrorsToTheirHelp,
   unknownCommandArgs,
@@ -35,6 +36,8 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   serve: async () => (await import('./commands/serve.js')).registerServeCommand,
   bench: async () => (await import('./commands/bench.js')).registerBenchCommand,
 };
+
+exitQuietlyOnClosedStdout();
 
 const program = new Command();
 program

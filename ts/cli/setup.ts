@@ -111,3 +111,15 @@ export function exitAfterFinishedCommands(program: Command): void {
     if (exitsWhenDone.has(action)) process.exit();
   });
 }
+
+/**
+ * In main.ts, for every command: a reader that closes stdout early (`brainlatent sd schedule | head -1`) ends the
+ * command quietly with exit 0, as SIGPIPE ends a Unix tool, instead of Node's unhandled 'error' event (a stack trace
+ * and exit 1). Other stdout errors are still thrown.
+ */
+export function exitQuietlyOnClosedStdout(): void {
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    throw err;
+  });
+}

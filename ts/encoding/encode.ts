@@ -80,6 +80,8 @@ export interface EncodeResult {
   /** Every fitted table, then every banded model (its joint r). */
   featureSets: FeatureSetResult[];
   banded: BandedResult[];
+  /** Atlases of `regions` left out of the region table (one on another grid than the mask; absent ones are refused). */
+  atlasesMissing: string[];
   /** Maps, mosaics, regions.csv, encoding.json, report.html and its viewer, relative to `out`. */
   files: string[];
   /** What each stage did (ran, skipped; planned in a dry run). */
@@ -140,7 +142,7 @@ async function runEncode(c: EncodeConfig, options: EncodeOptions): Promise<Encod
     ];
     return {
       out: c.out, config: c, configHash: hash, voxels: pre.voxels, trainImages: 0, testImages: 0, mask: pre.mask, noiseCeiling: null,
-      featureSets: [], banded: [], files: [],
+      featureSets: [], banded: [], atlasesMissing: [], files: [],
       stages: stages.map((s) => ({ stage: s.id, status: skip.get(s.id) ? 'skipped' : 'planned', seconds: seconds(s.id) })),
       plan,
       estimates: Object.fromEntries(est),
@@ -192,6 +194,6 @@ export async function encodeResult(input: EncodeConfigInput | EncodeConfig): Pro
   ].filter((f) => existsSync(join(c.out, f)));
   return {
     out: c.out, config: c, configHash: configHash(c), voxels: o.mask.indices.length, trainImages: ids.train.length, testImages: ids.test.length,
-    mask: o.mask, noiseCeiling: o.ceiling, featureSets, banded, files,
+    mask: o.mask, noiseCeiling: o.ceiling, featureSets, banded, atlasesMissing: o.missingAtlases, files,
   };
 }

@@ -1,5 +1,5 @@
 /** encode()'s checks before any long work: every problem is collected and reported at once. */
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 import type { EncodeConfig, FeatureSetSpec } from '../config/encode.js';
@@ -9,7 +9,7 @@ import type { VoxelMask } from '../io/voxelMask.js';
 import { loadNsdCaptions } from '../nsd/captions.js';
 import { readNsdDesign } from '../nsd/expdesign.js';
 import { formatSessionList, maskGridMismatch, planNsdSessions, type NsdSessionPlan } from '../nsd/sessionPlan.js';
-import { expdesignPath } from '../nsd/paths.js';
+import { expdesignPath, func1pt8Dir, roiPath } from '../nsd/paths.js';
 import { loadRegionMask, type RegionMask } from '../nsd/roi.js';
 import { PreflightError } from '../pipeline/errors.js';
 import { runFolderConflict } from '../pipeline/runFolder.js';
@@ -71,6 +71,7 @@ export async function preflightEncode(c: EncodeConfig, options: { force?: boolea
     } catch (e) {
       problems.push(`nsd.roi '${c.nsd.roi}': ${(e as Error).message}`);
     }
+    problems.push(...regionAtlasProblems(c));
     if (!existsSync(expdesignPath(c.nsd.root))) problems.push(`${expdesignPath(c.nsd.root)} does not exist (the NSD design file)`);
     else {
       try {
@@ -111,6 +112,26 @@ export async function preflightEncode(c: EncodeConfig, options: { force?: boolea
   }
   // every problem has been thrown by now, so the mask loaded
   return { mask: mask!, voxels: mask!.indices.length, images, estimates };
+}
+
+/**
+ * Every atlas named in `regions` must have its volume for the subject: the region table skipped a missing one in
+ * silence (regions.csv held the whole mask alone). The atlases available are the .nii.gz files of the subject's
+ * func1pt8mm/roi folder, as loadRegionLabels reads them. (An atlas on another grid than the mask is not checked
+ * here: with NSD's own atlases that means the mask is off the subject's grid, which the extract stage names.)
+ */
+export function regionAtlasProblems(c: Pick<EncodeConfig, 'nsd' | 'regions'>): string[] {
+  const missing = c.regions.map((atlas, i) => ({ atlas, i, path: roiPath(c.nsd.root, c.nsd.subject, atlas) })).filter((a) => !existsSync(a.path));
+  if (!missing.length) return [];
+  const dir = join(func1pt8Dir(c.nsd.root, c.nsd.subject), 'roi');
+  let available: string[] = [];
+  try {
+    available = readdirSync(dir).filter((f) => f.endsWith('.nii.gz')).map((f) => f.slice(0, -'.nii.gz'.length)).sort();
+  } catch {
+    // no roi folder: none available
+  }
+  const have = available.length ? `atlases available: ${available.join(', ')}` : `no atlas is available (${dir} holds no .nii.gz)`;
+  return missing.map(({ atlas, i, path }) => `regions[${i}]: no atlas '${atlas}' for subject ${c.nsd.subject} (${path} does not exist); ${have}`);
 }
 
 const listIds = (ids: ArrayLike<number>, n = 8) => `${Array.from(ids).slice(0, n).join(', ')}${ids.length > n ? ', …' : ''}`;

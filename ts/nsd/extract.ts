@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { InvalidArgumentError, MissingFileError, ShapeError } from '../errors.js';
 import { recoverInterruptedDir } from '../io/atomicWrite.js';
 import { checkKnownKeys } from '../ridge/options.js';
@@ -66,6 +66,7 @@ export const DEFAULT_MAX_SESSION = 37;
  */
 export async function extractNsd(opts: NsdExtractOptions): Promise<NsdExtraction> {
   const o = normalize(opts);
+  if (o.cacheDir) await assertCacheFolder(o.cacheDir);
   const sessions = await resolveSessions(o);
   const files = await sessionFiles(o, sessions);
   const region = await loadRegionMask(o.root, o.subject, o.roi);
@@ -203,6 +204,25 @@ export function parseSessions(spec: string): number[] {
   }
   if (out.size === 0) throw new InvalidArgumentError(`sessions "${spec}" names no session`);
   return [...out].sort((x, y) => x - y);
+}
+
+/**
+ * The cache entry is written after the extraction: a cacheDir that is a file, or lies below one, is refused before
+ * any work, naming the path given (the writer's own error named the entry inside it).
+ */
+async function assertCacheFolder(dir: string): Promise<void> {
+  for (let p = dir; ; p = dirname(p)) {
+    try {
+      if ((await stat(p)).isDirectory()) return;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw e;
+      if (dirname(p) === p) return;
+      continue;
+    }
+    const where = p === dir ? 'is a file' : `lies below ${p}, a file`;
+    throw new InvalidArgumentError(`cacheDir ${dir} ${where}; expected a folder for completed extractions`);
+  }
 }
 
 type Normalized = Required<Omit<NsdExtractOptions, 'sessions' | 'cacheDir' | 'onProgress'>> &

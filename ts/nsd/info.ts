@@ -1,5 +1,5 @@
-import { readdir } from 'node:fs/promises';
-import { MissingFileError } from '../errors.js';
+import { readdir, stat } from 'node:fs/promises';
+import { InvalidArgumentError, MissingFileError } from '../errors.js';
 import { availableSessions, exists } from './betas.js';
 import * as P from './paths.js';
 
@@ -30,6 +30,8 @@ export interface NsdInfo {
 /** What an NSD folder holds and lacks, per subject; reads only directory listings. */
 export async function nsdInfo(root: string): Promise<NsdInfo> {
   if (!(await exists(root))) throw new MissingFileError(`${root}: NSD root folder not found`);
+  // a file has no listing: every check below would say "missing" and the report look like an empty download
+  if (!(await stat(root)).isDirectory()) throw new InvalidArgumentError(`${root} is a file; expected the NSD root folder (holding nsddata/, nsddata_betas/, …)`);
   const missing: string[] = [];
   const check = async (p: string) => {
     const ok = await exists(p);

@@ -97,9 +97,11 @@ export const ALPHA_EDGE_SHARE = 0.05;
 /**
  * The warning for a fit whose chosen alphas crowd an edge of the grid (more than 5% of targets at the smallest
  * or the largest alpha: the optimum may lie outside the grid), or null. `edgeLow`/`edgeHigh` are the shares
- * the engine reports (RidgeModel.info).
+ * the engine reports (RidgeModel.info); `alphas`, the grid, names the edge values (a one-alpha grid: null).
  */
 export function alphaEdgeWarning(edgeLow: number, edgeHigh: number, alphas?: ArrayLike<number>, what = 'targets'): string | null {
+  // one alpha (a documented grid: 1e1:1e1:1) is chosen by every target by design; there is no edge to widen
+  if (alphas && alphas.length < 2) return null;
   const low = edgeLow > ALPHA_EDGE_SHARE, high = edgeHigh > ALPHA_EDGE_SHARE;
   if (!low && !high) return null;
   const at = (i: number) => (alphas && alphas.length ? ` (${Number(alphas[i]).toExponential(0)})` : '');

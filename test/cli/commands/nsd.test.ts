@@ -1,12 +1,14 @@
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { registerNsdCommand } from '../../../ts/cli/commands/nsd.js';
 import { registerSynthCommand } from '../../../ts/cli/commands/synth.js';
 import { readNpy } from '../../../ts/io/npy.js';
 import { runCommands } from '../../helpers/cli.js';
+import { distModule } from '../../helpers/dist.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'bl-cli-nsd-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -94,6 +96,48 @@ describe('brainlatent synth nsd / nsd extract / nsd info / nsd image', () => {
     );
     expect(existsSync(freshCache)).toBe(false); // no extraction ran (it would have filled the cache)
     expect(readFileSync(join(mine, 'notes.txt'), 'utf8')).toBe('keep');
+  });
+
+  it('a --cache (or BRAINLATENT_CACHE) path that is a file is refused before anything is extracted, naming it', async () => {
+    const file = join(tmp, 'Y.npy');
+    writeFileSync(file, 'x');
+    const out = join(tmp, 'exv');
+    const extract = (...more: string[]) => run('nsd', 'extract', '--root', root, '--subject', '1', '--roi', 'streams:ventral', '--out', out, ...more);
+    const progress = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    const env = process.env.BRAINLATENT_CACHE;
+    try {
+      await expect(extract('--cache', file)).rejects.toThrow(`--cache ${file}: is an existing file; expected a folder for completed extractions (the cache)`);
+      process.env.BRAINLATENT_CACHE = file;
+      await expect(extract()).rejects.toThrow(
+        `--cache (default from BRAINLATENT_CACHE) ${join(file, 'nsd')}: ${file} is a file, not a folder, so nothing can be written below it`,
+      );
+      expect(progress).not.toHaveBeenCalled(); // no extraction ran (it reports its progress on stderr)
+    } finally {
+      progress.mockRestore();
+      if (env === undefined) delete process.env.BRAINLATENT_CACHE;
+      else process.env.BRAINLATENT_CACHE = env;
+    }
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it('nsd info exits 1 for a root that is a file or holds no NSD design, saying why in one line after the report', () => {
+    const cli = (...args: string[]) => spawnSync(process.execPath, [distModule('cli/main'), ...args], { encoding: 'utf8' });
+    const file = join(tmp, 'root-is-a-file');
+    writeFileSync(file, 'x');
+    const f = cli('nsd', 'info', '--root', file);
+    expect([f.status, f.stdout, f.stderr]).toEqual([1, '', `brainlatent: InvalidArgumentError: ${file} is a file; expected the NSD root folder (holding nsddata/, nsddata_betas/, …)\n`]);
+    const other = join(tmp, 'not-nsd');
+    mkdirSync(other);
+    for (const json of [[], ['--json']]) {
+      const r = cli('nsd', 'info', '--root', other, ...json);
+      expect(r.status).toBe(1);
+      expect(r.stdout).toContain(json.length ? '"expdesign": false' : 'design (nsd_expdesign.mat): MISSING');
+      expect(r.stderr).toBe(
+        `brainlatent: MissingFileError: --root ${other}: no NSD design file (${join(other, 'nsddata/experiments/nsd/nsd_expdesign.mat')} not found); not an NSD root, or an incomplete download\n`,
+      );
+    }
+    const ok = cli('nsd', 'info', '--root', root);
+    expect([ok.status, ok.stderr]).toEqual([0, '']);
   });
 
   it('nsd image writes a PNG of the stimulus and prints its captions', async () => {

@@ -42,6 +42,16 @@ describe('reconstruct flags are checked as flags', () => {
     expect(readdirSync(tmp)).toEqual(['run.json']);
   });
 
+  it('without --config, --subject is required like --nsd, --model and --out (it ran subject 1 in silence)', async () => {
+    await expect(run('reconstruct', '--nsd', f('no-nsd'), '--model', f('no-model'), '--out', f('x1'))).rejects.toThrow(
+      new InvalidArgumentError('give --config run.json, or --nsd DIR --subject N --model DIR --out DIR (missing: --subject N)'),
+    );
+    await expect(run('reconstruct', '--nsd', f('no-nsd'))).rejects.toThrow('(missing: --subject N, --model DIR, --out DIR)');
+    // with --subject, the run gets as far as the NSD root
+    await expect(run('reconstruct', '--nsd', f('no-nsd'), '--subject', '2', '--model', f('no-model'), '--out', f('x1'))).rejects.toThrow(/NSD root .*no-nsd does not exist/);
+    expect(readdirSync(tmp)).toEqual(['run.json']);
+  });
+
   it('an empty --nsd, --model or --config path is refused naming the flag (it would resolve to the working folder)', async () => {
     await expect(run('reconstruct', '--nsd', '', '--model', f('no-model'), '--out', f('x1'))).rejects.toThrow(new InvalidArgumentError("--nsd: got an empty path; expected a folder"));
     await expect(run('reconstruct', '--config', f('run.json'), '--model', ' ')).rejects.toThrow(new InvalidArgumentError("--model: got an empty path; expected a folder"));

@@ -90,6 +90,11 @@ describe('brainlatent ridge fit / predict', () => {
     await expect(fit('--threads', '-1')).rejects.toThrow(/--threads: expected an integer >= 0, got -1$/);
     await expect(fit('--folds', '2.5')).rejects.toThrow(/--folds: expected an integer >= 2/);
     await expect(fit('--memory', '0.00001')).rejects.toThrow(/below this fit's fixed footprint of .* GiB/);
+    // the CLI user's knob is --memory, not the library's memoryBudget
+    const refused = await fit('--memory', '1e-9').then(() => '', (e: Error) => `${e.name}: ${e.message}`);
+    expect(refused).toMatch(/^OutOfMemoryError: ridge fit: the memory budget of 9\.31e-10 GiB is below .*: raise --memory to at least \d\.\d+ GiB$/);
+    expect(refused).not.toMatch(/memoryBudget/);
+    expect(existsSync(f('mem.safetensors'))).toBe(false);
     const out = await fit('--memory', '0.5');
     expect(out).toMatch(/work buffers: fixed .* GiB \+ .* per batch, peak .* of a 0.500 GiB budget/);
   });

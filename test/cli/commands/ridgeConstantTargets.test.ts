@@ -52,4 +52,10 @@ describe('ridge fit: constant targets and the alpha-edge warning', () => {
     const out = await run('ridge', 'fit', '--x', f('x.npy'), '--y', f('y6.npy'), '--alphas', '1e-2:1e2:5', '--out', f('m6.safetensors'));
     expect(notesAndWarnings(out)).toEqual(['warning: 100.0% of targets chose the smallest alpha; consider widening the grid downwards']);
   });
+
+  it('a one-alpha grid: every target chooses it by design, and nothing warns about grid edges', async () => {
+    const out = await run('ridge', 'fit', '--x', f('x.npy'), '--y', f('y6.npy'), '--alphas', '1e1:1e1:1', '--out', f('m1.safetensors'));
+    expect(out).toMatch(/chosen alphas \(targets per alpha\):\n +1\.00e\+1 +6 /);
+    expect(notesAndWarnings(out)).toEqual([]);
+  });
 });

@@ -49,6 +49,8 @@ ${schemaHelpText(EncodeConfigSchema, 'enc.json')}`,
         process.stdout.write(`${r.plan.join('\n')}\n`);
         return;
       }
+      // an atlas the region table left out is said, not only in report.html
+      if (r.atlasesMissing.length) process.stderr.write(`warning: regions: left out of regions.csv: ${r.atlasesMissing.join('; ')}\n`);
       const regions = [...new Set(r.featureSets.flatMap((s) => s.regions.filter((x) => x.atlas !== 'prf-visualrois').map((x) => x.region)))];
       const w = Math.max(12, ...r.featureSets.map((s) => s.name.length));
       // (one table: prf-visualrois' regions are in regions.csv and the report)
@@ -57,7 +59,7 @@ ${schemaHelpText(EncodeConfigSchema, 'enc.json')}`,
       const left = [...new Set(r.featureSets.flatMap((s) => s.regions.map((x) => x.atlas)))].filter((a) => a !== 'mask' && !shown.includes(a));
       process.stdout.write(
         // (with averageTrain false the training rows are trials, an image's repetitions each a row)
-        `${r.voxels} voxels, ${r.trainImages} training ${r.config.nsd.averageTrain ? 'images' : 'trials'} / ${r.testImages} test images; mean held-out r (${shown.join(', ')}${left.length ? `; ${left.join(', ')} in regions.csv` : ''}):\n`,
+        `${r.voxels} voxels, ${r.trainImages} training ${r.config.nsd.averageTrain ? 'images' : 'trials'} / ${r.testImages} test images; mean held-out r (${shown.length ? shown.join(', ') : 'whole mask'}${left.length ? `; ${left.join(', ')} in regions.csv` : ''}):\n`,
       );
       process.stdout.write(`${'feature set'.padEnd(w)} ${regions.map((x) => x.padStart(11)).join(' ')}\n`);
       for (const s of r.featureSets) {

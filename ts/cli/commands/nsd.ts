@@ -3,11 +3,12 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { PNG } from 'pngjs';
 
-import { InvalidArgumentError } from '../../errors.js';
+import { InvalidArgumentError, MissingFileError } from '../../errors.js';
 import { loadNsdCaptions } from '../../nsd/captions.js';
 import { extractNsd, type ZscoreDdof, type ZscoreMode } from '../../nsd/extract.js';
 import { formatNsdInfo, nsdInfo } from '../../nsd/info.js';
 import { assertExtractionReplaceable, writeNsdExtraction } from '../../nsd/output.js';
+import { expdesignPath } from '../../nsd/paths.js';
 import { NsdStimuli } from '../../nsd/stimuli.js';
 import { formatSessionList, type BetasFormatChoice } from '../../nsd/betas.js';
 import { seconds } from '../format.js';
@@ -35,6 +36,14 @@ interface ExtractFlags {
 export function defaultNsdCacheDir(): string {
   if (process.env.BRAINLATENT_CACHE) return join(process.env.BRAINLATENT_CACHE, 'nsd');
   return join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'brainlatent', 'nsd');
+}
+
+/** Names where the cache path came from: --cache as given, or its default from an environment variable. */
+function cacheOptionLabel(cmd: Command): string {
+  if (cmd.getOptionValueSource('cache') !== 'default') return '--cache';
+  if (process.env.BRAINLATENT_CACHE) return '--cache (default from BRAINLATENT_CACHE)';
+  if (process.env.XDG_CACHE_HOME) return '--cache (default from XDG_CACHE_HOME)';
+  return '--cache (default)';
 }
 
 function ddofFlag(text: string | undefined): ZscoreDdof | undefined {
@@ -84,8 +93,10 @@ z-scoring conventions ('--zscore train' standardises test rows with the training
   Brain-Diffuser (np.std(..., ddof=1)):              --zscore train --ddof 1   (the default for train)
   MindEye (scipy.stats.zscore per session):          --zscore session          (ddof 0)`,
     )
-    .action(async (flags: ExtractFlags) => {
+    .action(async (flags: ExtractFlags, cmd: Command) => {
       await checkOutputPath('--out', flags.out, 'folder', 'the extracted betas');
+      // the cache entry is written after the extraction: a cache path that can never be a folder is refused now
+      if (flags.cache !== false) await checkOutputPath(cacheOptionLabel(cmd), flags.cache, 'folder', 'completed extractions (the cache)');
       // the folder is replaced whole: one holding other files is refused now, not after minutes of extraction
       await assertExtractionReplaceable(flags.out);
       const subject = integerFlag(flags.subject, '--subject', 1);
@@ -129,6 +140,10 @@ z-scoring conventions ('--zscore train' standardises test rows with the training
     .action(async (flags: { root: string; json?: boolean }) => {
       const info = await nsdInfo(flags.root);
       console.log(flags.json ? JSON.stringify(info, null, 2) : formatNsdInfo(info));
+      // the report lists what is there; without the design nothing can be extracted, so the check fails (exit 1)
+      if (!info.expdesign) {
+        throw new MissingFileError(`--root ${flags.root}: no NSD design file (${expdesignPath(flags.root)} not found); not an NSD root, or an incomplete download`);
+      }
     });
 
   nsd

@@ -64,8 +64,14 @@ async function configFrom(f: Flags): Promise<ReconstructConfig> {
   }
   let base: unknown = {};
   if (f.config) base = await readConfigFile(f.config, ReconstructConfigSchema);
-  else if (!f.nsd || !f.model || !f.out) {
-    throw new InvalidArgumentError('give --config run.json, or --nsd DIR --model DIR --out DIR (and --subject N)');
+  else {
+    // without a config every field a run needs comes from a flag; the subject too, as in encode and nsd extract
+    const missing = (
+      [['--nsd DIR', f.nsd], ['--subject N', f.subject], ['--model DIR', f.model], ['--out DIR', f.out]] as const
+    ).filter(([, v]) => v === undefined).map(([flag]) => flag);
+    // (no file: a flag's bad value is the problem, not the field it left unset)
+    if (flagProblems.length) throw new InvalidArgumentError(flagProblems.join('; '));
+    if (missing.length) throw new InvalidArgumentError(`give --config run.json, or --nsd DIR --subject N --model DIR --out DIR (missing: ${missing.join(', ')})`);
   }
   const source = f.config ?? 'command line';
   // a file that holds no object is reported as such by the validator, flags or not
@@ -84,7 +90,6 @@ async function configFrom(f: Flags): Promise<ReconstructConfig> {
   section('nsd', (s) => {
     if (f.nsd) s.root = resolve(f.nsd);
     if (flagged.subject !== undefined) s.subject = flagged.subject;
-    else if (s.subject === undefined && !f.config) s.subject = 1;
     if (flagged.testImages !== undefined) s.testImages = flagged.testImages;
   });
   section('model', (s) => {
@@ -161,7 +166,7 @@ export function registerReconstructCommand(program: Command): void {
     .description('fMRI → images with Stable Diffusion img2img (Takagi & Nishimoto 2023), evaluated with the NSD metrics; resumable')
     .option('--config <file>', 'run config (JSON); flags below override it')
     .option('--nsd <dir>', 'NSD root')
-    .option('--subject <n>', 'subject (1..8)')
+    .option('--subject <n>', 'NSD subject (1..8); required without --config')
     .option('--model <dir>', 'SD 1.x ONNX model folder')
     .option('--out <dir>', 'run folder')
     .option('--test-images <n>', 'reconstruct only the first n test images in id order (the n smallest 73k ids)')

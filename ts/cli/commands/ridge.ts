@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 
-import { CancelledError, InvalidArgumentError, NonFiniteError, ShapeError } from '../../errors.js';
+import { CancelledError, InvalidArgumentError, NonFiniteError, OutOfMemoryError, ShapeError } from '../../errors.js';
 import { allInOrder } from '../../allInOrder.js';
 import { assertFinite } from '../../io/finite.js';
 import { readIntVectorNpy, readMatrixNpy, writeNpy } from '../../io/npy.js';
@@ -130,6 +130,8 @@ safetensors.numpy.load_file(path).`,
               assertFinite(m.data, `${name} (${path})`, { shape: [m.rows, m.cols], axes: ['row', 'column'] });
             }
           }
+          // the engine names the library option; here the budget is --memory (GiB, the unit of its message)
+          if (e instanceof OutOfMemoryError) throw new OutOfMemoryError(e.message.replace(/\bmemoryBudget\b/g, '--memory'));
           throw e;
         });
       process.removeListener('SIGINT', onSigint);
@@ -167,7 +169,9 @@ safetensors.numpy.load_file(path).`,
             (all ? '; nothing to fit, so the chosen alphas mean nothing' : '; they are left out of the alpha-edge check'),
         );
       }
-      const edge = alphaEdgeWarning(diag.edgeLow, diag.edgeHigh, undefined, diag.constantTargets ? 'non-constant targets' : 'targets');
+      const what = diag.constantTargets ? 'non-constant targets' : 'targets';
+      // (a one-alpha grid has no edge: nothing to warn)
+      const edge = alphas.length > 1 ? alphaEdgeWarning(diag.edgeLow, diag.edgeHigh, undefined, what) : null;
       if (edge) console.log(`warning: ${edge}`);
       await saved;
       const writeSecs = (performance.now() - tWrite) / 1000;
