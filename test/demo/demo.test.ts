@@ -56,15 +56,18 @@ describe('brainlatent demo', () => {
       // counts over the targets that vary; the constant ones are counted apart
       expect(d.alphaCounts.reduce((a: number, b: number) => a + b, 0) + d.constantTargets).toBe(d.targets);
       expect(d.cvCurve).toHaveLength(6);
-      expect(d.edgeHigh).toBeCloseTo(d.alphaCounts[5] / (d.targets - d.constantTargets), 12);
+      // the edge shares count the targets with a positive CV score only: the demo's noise targets score <= 0 at every
+      // alpha and are best at the grid's top, which a wider grid would not change
+      expect(d.unpredictableTargets).toBeGreaterThan(0);
+      expect(d.edgeHigh).toBeLessThan(d.alphaCounts[5] / (d.targets - d.constantTargets));
       expect(d.warnings.length > 0).toBe(d.edgeHigh > 0.05 || d.edgeLow > 0.05);
     }
     // the demo's c has padding positions that never vary: they are not what crowds the grid
     expect(s.c.constantTargets).toBeGreaterThan(1000);
-    expect(demo.run.warnings.length).toBeGreaterThan(0);
-    expect(demo.run.warnings.join('\n')).toMatch(/chose the (smallest|largest) alpha .*consider widening the grid/);
+    // so the demo's own grid (1..1e5) draws no warning, and its report none
+    expect(demo.run.warnings).toEqual([]);
     const html = readFileSync(join(out, 'run', 'report.html'), 'utf8');
-    for (const w of demo.run.warnings) expect(html).toContain(w.replace(/&/g, '&amp;'));
+    expect(html).toMatch(/targets with a positive CV score at the grid's smallest \/ largest α/);
   });
 
   it('dry run: estimates each stage from short probes, close to what the stages took', async () => {

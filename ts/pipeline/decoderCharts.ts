@@ -20,6 +20,8 @@ export interface DecoderSummary {
   medianBestScore?: number;
   edgeLow?: number;
   edgeHigh?: number;
+  /** Non-constant targets that score <= 0 at every alpha (left out of the edge shares). */
+  unpredictableTargets?: number;
   unresolvedAlphas?: number;
   warnings?: string[];
 }

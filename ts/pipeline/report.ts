@@ -93,7 +93,7 @@ function decoderSection(name: string, d: DecoderSummary, charts: string[]): stri
 <tr><td>targets</td><td>${d.targets.toLocaleString('en')}${d.constantTargets ? ` (${d.constantTargets.toLocaleString('en')} constant over the training images: left out of the α statistics)` : ''}</td></tr>
 <tr><td>CV ${esc(d.score === 'pearson' ? 'r' : 'R²')} at the chosen α: mean over all targets${d.medianBestScore !== undefined ? ' / median over those that vary' : ''}</td><td>${fixed3(d.meanCvScore)}${d.medianBestScore !== undefined ? ` / ${fixed3(d.medianBestScore)}` : ''}</td></tr>
 <tr><td>mean r(decoded, true) over test images</td><td>${fixed3(d.testFeatureCorrelation)} <small>(Takagi &amp; Nishimoto's printed accuracy)</small></td></tr>
-${d.edgeLow !== undefined ? `<tr><td>${d.constantTargets ? 'non-constant ' : ''}targets at the grid's smallest / largest α</td><td>${(100 * (d.edgeLow ?? 0)).toFixed(1)}% / ${(100 * (d.edgeHigh ?? 0)).toFixed(1)}%</td></tr>` : ''}
+${d.edgeLow !== undefined ? `<tr><td>targets${d.constantTargets || d.unpredictableTargets ? ' with a positive CV score' : ''} at the grid's smallest / largest α</td><td>${(100 * (d.edgeLow ?? 0)).toFixed(1)}% / ${(100 * (d.edgeHigh ?? 0)).toFixed(1)}%</td></tr>` : ''}
 ${unresolved}</tbody></table>
 <div class="decoder">${charts.join('\n')}</div>`;
 }

@@ -244,7 +244,7 @@ export async function decodersStage(ctx: StageContext): Promise<StageOutput> {
     constantColumns(truth).forEach((flat, j) => flat && (targetR[j] = NaN));
     await writeNpy(p.targetAccuracy(t), targetR, [targetR.length]);
     const diag = alphaDiagnostics(d.alphas, model.bestAlphas, model.cvScores, d.score);
-    const edge = alphaEdgeWarning(diag.edgeLow, diag.edgeHigh, d.alphas, `the ${t} decoder's ${diag.constantTargets ? 'non-constant ' : ''}targets`);
+    const edge = alphaEdgeWarning(diag.edgeLow, diag.edgeHigh, d.alphas, `the ${t} decoder's targets${diag.constantTargets || diag.unpredictableTargets ? ' with a positive CV score' : ''}`);
     summary[t] = {
       roi: d.roi,
       trainRows: ex.train.rows,

@@ -6,9 +6,15 @@ export interface AlphaDiagnostics {
   alphas: number[];
   /** Targets per grid alpha, over the targets that are not constant in training. */
   alphaCounts: number[];
-  /** Shares of those targets at the grid's smallest and largest alpha (the rule of `ridge fit`: > 5% warns). */
+  /**
+   * Shares of the targets with a positive CV score at their chosen alpha at the grid's smallest and largest alpha (the
+   * rule of `ridge fit`: > 5% warns). A target that scores <= 0 at every alpha has nothing the features predict: the
+   * most shrinkage is its best, a wider grid would not change that, so it is not counted.
+   */
   edgeLow: number;
   edgeHigh: number;
+  /** Targets not constant that score <= 0 at every alpha (left out of the edge shares). */
+  unpredictableTargets: number;
   /** Quantiles of the CV score over the same targets, per alpha. */
   cvCurve: { alpha: number; mean: number; q10: number; median: number; q90: number; resolved: boolean }[];
   /** Targets constant over the training samples: every alpha scores 0, ties go to the largest alpha, so they are left out. */
@@ -36,11 +42,7 @@ export function alphaDiagnostics(grid: number[], best: Float32Array, cvScores: M
   const kept = informative.reduce((a, b) => a + b, 0);
   const counts = grid.map(() => 0);
   best.forEach((a, j) => {
-    if (!informative[j]) return;
-    // the engine returns the grid value in float32: match to the nearest grid alpha on a log scale
-    let k = 0;
-    for (let i = 1; i < grid.length; i++) if (Math.abs(Math.log(a / grid[i])) < Math.abs(Math.log(a / grid[k]))) k = i;
-    counts[k]++;
+    if (informative[j]) counts[gridIndex(grid, a)]++;
   });
   const q = (sorted: number[], f: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(f * (sorted.length - 1) + 0.5))] : NaN);
   const curve = grid.map((alpha, i) => {
@@ -49,21 +51,34 @@ export function alphaDiagnostics(grid: number[], best: Float32Array, cvScores: M
     return { alpha, mean, q10: q(row, 0.1), median: q(row, 0.5), q90: q(row, 0.9), resolved: row.length > 0 };
   });
   const bestScores: number[] = [];
+  let predictable = 0, low = 0, high = 0;
   for (let j = 0; j < T; j++) {
     if (!informative[j]) continue;
     let m = -Infinity;
     for (let i = 0; i < cvScores.rows; i++) if (cvScores.data[i * T + j] > m) m = cvScores.data[i * T + j];
     bestScores.push(m);
+    if (!(m > 0)) continue;
+    predictable++;
+    if (gridIndex(grid, best[j]) === 0) low++;
+    if (gridIndex(grid, best[j]) === grid.length - 1) high++;
   }
   bestScores.sort((a, b) => a - b);
   return {
     score,
     alphas: grid,
     alphaCounts: counts,
-    edgeLow: kept ? counts[0] / kept : 0,
-    edgeHigh: kept ? counts[counts.length - 1] / kept : 0,
+    edgeLow: predictable ? low / predictable : 0,
+    edgeHigh: predictable ? high / predictable : 0,
+    unpredictableTargets: kept - predictable,
     cvCurve: curve,
     constantTargets: T - kept,
     medianBestScore: q(bestScores, 0.5),
   };
+}
+
+/** The grid alpha a chosen alpha is (the engine returns it in float32: the nearest on a log scale). */
+function gridIndex(grid: number[], a: number): number {
+  let k = 0;
+  for (let i = 1; i < grid.length; i++) if (Math.abs(Math.log(a / grid[i])) < Math.abs(Math.log(a / grid[k]))) k = i;
+  return k;
 }

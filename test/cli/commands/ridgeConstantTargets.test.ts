@@ -36,7 +36,7 @@ describe('ridge fit: constant targets and the alpha-edge warning', () => {
       const out = await run('ridge', 'fit', '--x', f('x.npy'), '--y', f('y.npy'), '--alphas', '1e-2:1e2:5', '--score', score, '--out', f('m.safetensors'));
       expect(notesAndWarnings(out)).toEqual([
         'note: 6 of 12 targets are constant over the samples (every alpha scores 0); they are left out of the alpha-edge check',
-        'warning: 100.0% of non-constant targets chose the smallest alpha; consider widening the grid downwards',
+        'warning: 100.0% of targets with a positive CV score chose the smallest alpha; consider widening the grid downwards',
       ]);
     }
   });
@@ -51,6 +51,17 @@ describe('ridge fit: constant targets and the alpha-edge warning', () => {
     await writeNpy(f('y6.npy'), Float32Array.from({ length: n * 6 }, (_, k) => linear(Math.floor(k / 6), k % 6)), [n, 6]);
     const out = await run('ridge', 'fit', '--x', f('x.npy'), '--y', f('y6.npy'), '--alphas', '1e-2:1e2:5', '--out', f('m6.safetensors'));
     expect(notesAndWarnings(out)).toEqual(['warning: 100.0% of targets chose the smallest alpha; consider widening the grid downwards']);
+  });
+
+  it('targets of pure noise (no positive CV score at any alpha) pile up at the largest alpha and are left out of the warning', async () => {
+    // noise targets at the top of the grid (by chance one may land lower), and only the linear ones counted
+    let s = 7;
+    const noise = () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648 - 0.5);
+    const yNoise = Float32Array.from({ length: n * t }, (_, k) => (k % t < 6 ? noise() : linear(Math.floor(k / t), k % t)));
+    await writeNpy(f('yn.npy'), yNoise, [n, t]);
+    const out = await run('ridge', 'fit', '--x', f('x.npy'), '--y', f('yn.npy'), '--alphas', '1e-2:1e6:9', '--out', f('mn.safetensors'));
+    expect(out).toMatch(/chosen alphas \(targets per alpha\):[\s\S]*1\.00e\+6 +[1-9] /);
+    expect(notesAndWarnings(out)).toEqual(['warning: 100.0% of targets with a positive CV score chose the smallest alpha; consider widening the grid downwards']);
   });
 
   it('a one-alpha grid: every target chooses it by design, and nothing warns about grid edges', async () => {

@@ -169,7 +169,8 @@ safetensors.numpy.load_file(path).`,
             (all ? '; nothing to fit, so the chosen alphas mean nothing' : '; they are left out of the alpha-edge check'),
         );
       }
-      const what = diag.constantTargets ? 'non-constant targets' : 'targets';
+      // (targets that score <= 0 at every alpha are left out too: the most shrinkage is their best, whatever the grid)
+      const what = diag.constantTargets || diag.unpredictableTargets ? 'targets with a positive CV score' : 'targets';
       // (a one-alpha grid has no edge: nothing to warn)
       const edge = alphas.length > 1 ? alphaEdgeWarning(diag.edgeLow, diag.edgeHigh, undefined, what) : null;
       if (edge) console.log(`warning: ${edge}`);
