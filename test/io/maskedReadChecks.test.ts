@@ -12,6 +12,7 @@ import { InvalidArgumentError, ShapeError } from '../../ts/errors.js';
 import { readHdf5Masked, writeHdf5 } from '../../ts/io/hdf5.js';
 import { readNifti, readNiftiHeader, readNiftiMasked, writeNifti, writeNiftiMap } from '../../ts/io/nifti.js';
 import { maskCoordinates, maskFromVolume, type VoxelMask } from '../../ts/io/voxelMask.js';
+import { failure } from '../helpers/failure.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'bl-maskread-'));
 const nii = join(dir, 'v.nii.gz');
@@ -25,14 +26,6 @@ beforeAll(async () => {
   await writeHdf5(h5, [{ name: 'betas', data, shape: [3, 2, 3, 4] }]);
 });
 
-async function failure(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error('expected a failure');
-}
 
 describe('divisor', () => {
   it('divides both readers\' values alike', async () => {

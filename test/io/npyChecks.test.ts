@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { FormatError, LimitError, MissingFileError, NonFiniteError } from '../../ts/errors.js';
 import { readIntVectorNpy, readMatrixNpy, readNpy, readNpyHeader, writeNpy } from '../../ts/io/npy.js';
 import { hasPython, SYSTEM_PYTHON } from './python.js';
+import { failure } from '../helpers/failure.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'bl-npycheck-'));
 const file = (name: string) => join(dir, name);
@@ -24,14 +25,6 @@ function npy(version: 1 | 2 | 3, dict: string, data: Buffer = Buffer.alloc(0), h
   return Buffer.concat([head, Buffer.from(padded, version === 3 ? 'utf8' : 'latin1'), data]);
 }
 
-async function failure(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error('expected a failure');
-}
 
 describe('.npy headers are checked before anything is allocated', () => {
   it('a version 2 header length of 2³¹ or more is a FormatError naming the file (it aborted Node)', async () => {

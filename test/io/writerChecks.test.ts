@@ -12,18 +12,11 @@ import { InvalidArgumentError, ShapeError } from '../../ts/errors.js';
 import { readMat, writeMat } from '../../ts/io/mat.js';
 import { decodeNpy, encodeNpy, readNpy, writeNpy, type NpyData } from '../../ts/io/npy.js';
 import { readSafetensors, writeSafetensors, type SafetensorsTensor } from '../../ts/io/safetensors.js';
+import { failure } from '../helpers/failure.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'bl-writecheck-'));
 const file = (name: string) => join(dir, name);
 
-async function failure(p: Promise<unknown> | (() => unknown)): Promise<Error> {
-  try {
-    await (typeof p === 'function' ? p() : p);
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error('expected a failure');
-}
 
 /** The elements of any NpyData (numbers or bigints), for comparing. */
 const values = (a: NpyData | number[]) => Array.from(a as ArrayLike<number | bigint>);
