@@ -208,6 +208,11 @@ export function checkScheduleOverrides(overrides: unknown, where: string): Sched
   for (const [field, { key }] of Object.entries(STRING_KEYS)) fieldOf.set(key, field);
   const json: Record<string, unknown> = {};
   for (const [key, v] of Object.entries(overrides)) {
+    // (a schedule taken from a loaded pipeline carries the file it came from: named in errors, not a key to check)
+    if (key === 'source') {
+      if (typeof v !== 'string') throw new InvalidArgumentError(`${where}: source must be a string (the file named in errors), got ${JSON.stringify(v)}`);
+      continue;
+    }
     const field = fieldOf.get(key);
     if (field === undefined) throw new InvalidArgumentError(`${where}: unknown key '${key}'; known: ${[...fieldOf.keys()].join(', ')}`);
     json[field] = v;
