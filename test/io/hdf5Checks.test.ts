@@ -1,12 +1,12 @@
 /** The HDF5 wrapper turns the library's printed error stacks into one FormatError line (issue #11). */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { describe, expect, it } from 'vitest';
 
-import { FormatError } from '../../ts/errors.js';
+import { FormatError, InvalidArgumentError } from '../../ts/errors.js';
 import { Hdf5Reader, readHdf5Masked, writeHdf5 } from '../../ts/io/hdf5.js';
 import { summarizeHdf5Diagnostics } from '../../ts/io/hdf5Diagnostics.js';
 import { maskFromVolume } from '../../ts/io/voxelMask.js';
@@ -14,6 +14,18 @@ import { distModule } from '../helpers/dist.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'bl-h5check-'));
 const file = (name: string) => join(dir, name);
+
+describe('writeHdf5 takes typed arrays it can give a dtype', () => {
+  it('refuses a BigInt64Array or a plain array, naming the dataset, and writes nothing', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bl-h5w-'));
+    for (const data of [new BigInt64Array(4), [1, 2, 3, 4]]) {
+      const p = writeHdf5(join(dir, 'x.h5'), [{ name: 'betas', data: data as unknown as Float32Array, shape: [2, 2] }]);
+      await expect(p).rejects.toThrow(InvalidArgumentError);
+      await expect(p).rejects.toThrow(/x\.h5: dataset betas: expected an Int8\/Uint8\/Int16\/Uint16\/Int32\/Uint32\/Float32\/Float64Array, got (BigInt64Array|Array)$/);
+      expect(existsSync(join(dir, 'x.h5'))).toBe(false);
+    }
+  });
+});
 
 describe('HDF5 failures are one line', () => {
   it('a truncated file: one FormatError naming the file and the library\'s cause, nothing printed', async () => {

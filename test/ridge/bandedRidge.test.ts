@@ -253,6 +253,14 @@ describe('BandedRidgeCV', () => {
     await expect(new BandedRidgeCV({ gammas: [[1, 0, 0]] }).fit({ a, b }, y)).rejects.toBeInstanceOf(ShapeError);
   });
 
+  it('dirichletGammas checks its arguments, naming each', () => {
+    expect(dirichletGammas(3, 2, [0.5], 1)).toHaveLength(3);
+    expect(() => dirichletGammas(0, 2)).toThrow(/^dirichletGammas nSamples: expected an integer >= 1, got 0$/);
+    expect(() => dirichletGammas(3, 1.5)).toThrow(/^dirichletGammas nBands: expected an integer >= 1, got 1\.5$/);
+    expect(() => dirichletGammas(3, 2, [])).toThrow(/^dirichletGammas concentrations: expected a non-empty array/);
+    expect(() => dirichletGammas(3, 2, [1, -1])).toThrow(/^dirichletGammas concentrations\[1\]: expected a finite number > 0, got -1$/);
+    expect(() => dirichletGammas(3, 2, [1], -1)).toThrow(/^dirichletGammas seed: expected an integer in 0\.\.9007199254740991, got -1$/);
+  });
   it('refuses unknown and null options, a signal that is not an AbortSignal, and an empty fold of foldIndex, by name', async () => {
     const make = (o: unknown) => () => new BandedRidgeCV(o as BandedRidgeCVOptions);
     expect(make({ nIters: 5 })).toThrow(InvalidArgumentError);

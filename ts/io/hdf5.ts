@@ -326,6 +326,12 @@ export async function writeHdf5(
           throw new ShapeError(`${path}: dataset ${d.name} has ${d.data.length} values, shape (${d.shape.join(', ')}) needs ${n}`);
         }
         const dtype = DTYPES.find(([c]) => d.data instanceof c)?.[1];
+        // (without a dtype h5wasm guesses one: a BigInt64Array was written without one, a plain array as float64)
+        if (dtype === undefined) {
+          throw new InvalidArgumentError(
+            `${path}: dataset ${d.name}: expected an Int8/Uint8/Int16/Uint16/Int32/Uint32/Float32/Float64Array, got ${(d.data as object)?.constructor?.name ?? typeof d.data}`,
+          );
+        }
         const parts = d.name.split('/').filter(Boolean);
         let g = f as H5File | ReturnType<H5File['create_group']>;
         for (const p of parts.slice(0, -1)) g = (g.get(p) as typeof g | null) ?? g.create_group(p);

@@ -121,6 +121,12 @@ export class BandedRidgeCV {
 
 /** Candidates of the random search: row 0 uniform, then Dirichlet draws (himalaya's recipe), nSamples × nBands. */
 export function dirichletGammas(nSamples: number, nBands: number, concentrations: number[] = [0.1, 1.0], seed = 0): number[][] {
+  const what = 'dirichletGammas';
+  checkInteger(nSamples, 'nSamples', what, 1);
+  checkInteger(nBands, 'nBands', what, 1);
+  checkInteger(seed, 'seed', what, 0, Number.MAX_SAFE_INTEGER);
+  if (!Array.isArray(concentrations) || concentrations.length === 0) throw new InvalidArgumentError(`${what} concentrations: expected a non-empty array of numbers > 0`);
+  concentrations.forEach((c, i) => checkPositive(c, `concentrations[${i}]`, what));
   const flat = nativeSync((b) => b.dirichletGammas(nSamples, nBands, Float64Array.from(concentrations), seed));
   return Array.from({ length: nSamples }, (_, i) => Array.from(flat.subarray(i * nBands, (i + 1) * nBands)));
 }
