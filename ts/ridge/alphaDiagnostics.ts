@@ -41,8 +41,9 @@ export function alphaDiagnostics(grid: number[], best: Float32Array, cvScores: M
   }
   const kept = informative.reduce((a, b) => a + b, 0);
   const counts = grid.map(() => 0);
-  best.forEach((a, j) => {
-    if (informative[j]) counts[gridIndex(grid, a)]++;
+  const at = Int32Array.from(best, (a) => gridIndex(grid, a));
+  at.forEach((k, j) => {
+    if (informative[j]) counts[k]++;
   });
   const q = (sorted: number[], f: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(f * (sorted.length - 1) + 0.5))] : NaN);
   const curve = grid.map((alpha, i) => {
@@ -59,8 +60,8 @@ export function alphaDiagnostics(grid: number[], best: Float32Array, cvScores: M
     bestScores.push(m);
     if (!(m > 0)) continue;
     predictable++;
-    if (gridIndex(grid, best[j]) === 0) low++;
-    if (gridIndex(grid, best[j]) === grid.length - 1) high++;
+    if (at[j] === 0) low++;
+    if (at[j] === grid.length - 1) high++;
   }
   bestScores.sort((a, b) => a - b);
   return {
