@@ -1,21 +1,29 @@
 /**
  * The record of an interrupted img2img stage's finished units is used only over the same inputs: the same
  * config and the same markers of the stages img2img reads from (an upstream stage that ran again since makes
- * the earlier samples stale).
+ * the earlier samples stale), and by the same version of the stage (another keyed its noise otherwise).
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { afterAll, describe, expect, it } from 'vitest';
 
-import type { ReconstructConfig } from '../../ts/pipeline/config.js';
+import { configHash, type ReconstructConfig } from '../../ts/pipeline/config.js';
 import { img2imgProgress } from '../../ts/pipeline/img2imgProgress.js';
 
 const out = mkdtempSync(join(tmpdir(), 'bl-img2img-progress-'));
 afterAll(() => rmSync(out, { recursive: true, force: true }));
 const config = { out, img2img: { seeds: 2 } } as unknown as ReconstructConfig;
 const marker = (stage: string, finishedAt: string) => writeFileSync(join(out, 'stages', `${stage}.json`), JSON.stringify({ stage, finishedAt }));
+
+/** The key the stage's record had before recipes (the noise keyed by place in the test list): config, shard, upstream markers. */
+function legacyKey(c: ReconstructConfig, label: string): string {
+  const hash = createHash('sha256').update(configHash(c)).update(label);
+  for (const s of ['extract', 'features', 'decoders', 'zonly']) hash.update(`\0${s}\0`).update(readFileSync(join(out, 'stages', `${s}.json`), 'utf8'));
+  return hash.digest('hex').slice(0, 32);
+}
 
 describe('img2img progress record', () => {
   it('keeps finished units across runs over the same inputs, and forgets them over others', async () => {
@@ -30,6 +38,13 @@ describe('img2img progress record', () => {
     // another shard, another config: not theirs
     expect((await img2imgProgress(config, 'i0-24_s0-1')).has(0, 0)).toBe(false);
     expect((await img2imgProgress({ ...config, img2img: { seeds: 3 } } as unknown as ReconstructConfig, 'i0-24_s0-2')).has(0, 0)).toBe(false);
+    // a record an earlier version of the stage wrote (its key made without the recipe, the noise keyed otherwise)
+    const file = join(out, 'stages', 'img2img.partial', 'i0-24_s0-2.json');
+    const current = JSON.parse(readFileSync(file, 'utf8'));
+    writeFileSync(file, JSON.stringify({ ...current, key: legacyKey(config, 'i0-24_s0-2') }));
+    expect((await img2imgProgress(config, 'i0-24_s0-2')).has(0, 0)).toBe(false);
+    writeFileSync(file, JSON.stringify(current));
+    expect((await img2imgProgress(config, 'i0-24_s0-2')).has(0, 0)).toBe(true);
     // the decoders ran again since: the samples were made from other decoded features
     marker('decoders', '2026-12-01T11:00:00Z');
     expect((await img2imgProgress(config, 'i0-24_s0-2')).has(0, 0)).toBe(false);

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 
 import { InvalidArgumentError, LockedError } from '../../ts/errors.js';
 import { LOCK_FILE } from '../../ts/io/folderLock.js';
-import { clearingInterrupted, clearRunFolder, lockRunFolder, readManifest, runFolderConflict } from '../../ts/pipeline/runFolder.js';
+import { clearingInterrupted, clearRunFolder, lockRunFolder, markStage, readManifest, runFolderConflict, stageDone, stageRecipe } from '../../ts/pipeline/runFolder.js';
 import type { ReconstructConfig } from '../../ts/pipeline/config.js';
 
 const root = mkdtempSync(join(tmpdir(), 'bl-runfolder-'));
@@ -82,5 +82,31 @@ describe('run folder: lock and --force', () => {
     await expect(lockRunFolder(out, 'second')).rejects.toThrow(LockedError);
     await expect(lockRunFolder(out, 'second')).rejects.toThrow(/in use by pid \d+ on .*brainlatent reconstruct --config a\.json/);
     await lock.release();
+  });
+});
+
+describe('stage markers: the recipe of what a stage computes', () => {
+  it('a marker of another recipe (or of none, written before recipes existed) is not done; the current one is', async () => {
+    const out = join(root, 'recipes');
+    mkdirSync(join(out, 'features'), { recursive: true });
+    writeFileSync(join(out, 'features', 'z.npy'), 'z');
+    const config = { out } as ReconstructConfig;
+    // features' noise keying changed (recipe 2): its outputs from before would mix with new ones on a resume
+    expect(stageRecipe('features')).toBe(2);
+    expect(stageRecipe('extract')).toBe(1);
+    await markStage(config, { stage: 'features', seconds: 1, outputs: ['features/z.npy'] });
+    const marker = JSON.parse(readFileSync(join(out, 'stages', 'features.json'), 'utf8'));
+    expect(marker.recipe).toBe(2);
+    expect(await stageDone(config, 'features')).toBe(true);
+    const { recipe: _, ...before } = marker;
+    writeFileSync(join(out, 'stages', 'features.json'), JSON.stringify(before));
+    expect(await stageDone(config, 'features')).toBe(false);
+    writeFileSync(join(out, 'stages', 'features.json'), JSON.stringify({ ...marker, recipe: 1 }));
+    expect(await stageDone(config, 'features')).toBe(false);
+    // a stage at recipe 1 is done with a marker from before recipes existed
+    await markStage(config, { stage: 'extract', seconds: 1, outputs: ['features/z.npy'] });
+    const { recipe: __, ...extract } = JSON.parse(readFileSync(join(out, 'stages', 'extract.json'), 'utf8'));
+    writeFileSync(join(out, 'stages', 'extract.json'), JSON.stringify(extract));
+    expect(await stageDone(config, 'extract')).toBe(true);
   });
 });

@@ -2,8 +2,9 @@
  * What an interrupted img2img stage (or batch shard) had finished: its (image block, seed) units, each recorded
  * once its PNGs are written (atomically), so that the next run computes only the rest — on real SD a stage is
  * hours, and a kill otherwise lost all of it. The record holds a key of the config and of the markers of the
- * stages img2img reads from: a record made over other decoders or z-only images (an upstream stage ran again
- * since) is not used. Kept in stages/img2img.partial/ (removed with the run's outputs by --force) until the
+ * stages img2img reads from and of img2img's recipe version: a record made over other decoders or z-only
+ * images (an upstream stage ran again since), or by a version of the stage that keyed its noise otherwise, is
+ * not used. Kept in stages/img2img.partial/ (removed with the run's outputs by --force) until the
  * stage finishes.
  */
 import { createHash } from 'node:crypto';
@@ -12,7 +13,7 @@ import { join } from 'node:path';
 
 import { writeJsonAtomic } from '../io/atomicWrite.js';
 import { configHash, type ReconstructConfig } from './config.js';
-import { paths } from './runFolder.js';
+import { paths, stageRecipe } from './runFolder.js';
 
 /** The stages whose outputs img2img reads (directly or through them). */
 const UPSTREAM = ['extract', 'features', 'decoders', 'zonly'];
@@ -35,7 +36,7 @@ export interface Img2ImgProgress {
 /** The record of the img2img units finished in `config.out` for the shard named `label`. */
 export async function img2imgProgress(config: ReconstructConfig, label: string): Promise<Img2ImgProgress> {
   const file = join(config.out, 'stages', 'img2img.partial', `${label}.json`);
-  const hash = createHash('sha256').update(configHash(config)).update(label);
+  const hash = createHash('sha256').update(configHash(config)).update(label).update(`\0recipe ${stageRecipe('img2img')}`);
   for (const s of UPSTREAM) hash.update(`\0${s}\0`).update(await readFile(paths(config.out).stage(s), 'utf8').catch(() => ''));
   const key = hash.digest('hex').slice(0, 32);
   const earlier = await readFile(file, 'utf8').then((t) => JSON.parse(t) as Record, () => null);

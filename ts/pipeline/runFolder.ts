@@ -33,10 +33,24 @@ interface ClearingMarker {
   startedAt: string;
 }
 
+/**
+ * The version of what a stage computes, for the stages whose results changed with the code for the same
+ * config: a marker (or an interrupted stage's record) of another recipe is not reused, so a resumed run
+ * never mixes results of the two. Others are 1. Bump a stage's number when its outputs change for the same
+ * inputs, not on a refactor.
+ * - features 2, img2img 2: a sample's noise keyed by the image's 73k id instead of its place in the run (7b13fda, 8228bfe).
+ */
+export const STAGE_RECIPES: Readonly<Record<string, number>> = { features: 2, img2img: 2 };
+
+/** The recipe version of stage `stage` (1 unless STAGE_RECIPES says otherwise). */
+export const stageRecipe = (stage: string): number => STAGE_RECIPES[stage] ?? 1;
+
 export interface StageMarker {
   /** A reconstruct stage, or another pipeline's stage id (encode: extract, fit.z, …). */
   stage: string;
   configHash: string;
+  /** The stage's recipe version when it ran (STAGE_RECIPES); markers written before versions existed have none, read as 1. */
+  recipe?: number;
   seconds: number;
   finishedAt: string;
   outputs: string[];
@@ -124,13 +138,13 @@ export async function writeManifest(config: { out: string }, versions: Record<st
   await writeJsonAtomic(paths(config.out).run, m);
 }
 
-/** A stage is done when its marker matches the config and all its outputs exist. */
+/** A stage is done when its marker matches the config and the stage's recipe, and all its outputs exist. */
 export async function stageDone(config: { out: string }, stage: string): Promise<boolean> {
   const p = paths(config.out).stage(stage);
   if (!existsSync(p)) return false;
   try {
     const m = JSON.parse(await readFile(p, 'utf8')) as StageMarker;
-    return m.configHash === configHash(config) && m.outputs.every((o) => existsSync(join(config.out, o)));
+    return m.configHash === configHash(config) && (m.recipe ?? 1) === stageRecipe(stage) && m.outputs.every((o) => existsSync(join(config.out, o)));
   } catch {
     return false;
   }
@@ -144,8 +158,8 @@ export async function readStageMarker(config: { out: string }, stage: string): P
   }
 }
 
-export async function markStage(config: { out: string }, marker: Omit<StageMarker, 'configHash' | 'finishedAt'>): Promise<void> {
-  const m: StageMarker = { ...marker, configHash: configHash(config), finishedAt: new Date().toISOString() };
+export async function markStage(config: { out: string }, marker: Omit<StageMarker, 'configHash' | 'finishedAt' | 'recipe'>): Promise<void> {
+  const m: StageMarker = { ...marker, configHash: configHash(config), recipe: stageRecipe(marker.stage), finishedAt: new Date().toISOString() };
   await writeJsonAtomic(paths(config.out).stage(marker.stage), m);
 }
 
