@@ -640,6 +640,16 @@ describe('RidgeModel.predict: checked inputs, empty inputs, async', () => {
     await refused(await write('intercept.safetensors', { intercept: { data: new Float32Array(3), shape: [3] } }), "tensor 'intercept' has 3 elements, expected 2", 'intercept');
     await refused(await write('xmean.safetensors', { x_mean: { data: new Float32Array(5), shape: [5] } }), "tensor 'x_mean' has 5 elements, expected 4", 'x_mean');
     await refused(await write('xscale.safetensors', { x_scale: { data: new Float32Array(3).fill(1), shape: [3] } }), "tensor 'x_scale' has 3 elements, expected 4", 'x_scale');
+    await refused(await write('intercept-yes.safetensors', {}, { fit_intercept: 'yes' }), `metadata 'fit_intercept' must be 'true' or 'false', got "yes"`, '__metadata__');
+    await refused(await write('standardize-1.safetensors', {}, { standardize: '1' }), `metadata 'standardize' must be 'true' or 'false', got "1"`, '__metadata__');
+    // absent (a file written elsewhere): RidgeCV's defaults, as for 'score' and 'folds' — not false for both
+    const { fit_intercept: _, standardize: __, ...bare } = f.metadata;
+    const noFlags = path.join(dir, 'noflags.safetensors');
+    await writeSafetensors(noFlags, Object.fromEntries(Object.entries(f.tensors).map(([k, t]) => [k, { data: t.data, shape: t.shape }])), bare);
+    expect((await RidgeModel.load(noFlags)).settings).toMatchObject({ fitIntercept: true, standardize: false });
+    const standardized = await new RidgeCV({ alphas: [1, 10], fitIntercept: false, standardize: true }).fit(x, y);
+    await standardized.save(path.join(dir, 'std.safetensors'));
+    expect((await RidgeModel.load(path.join(dir, 'std.safetensors'))).settings).toMatchObject({ fitIntercept: false, standardize: true });
     // the untouched file loads as it was saved
     expect((await RidgeModel.load(await write('same.safetensors', {}))).settings).toEqual(m.settings);
   });

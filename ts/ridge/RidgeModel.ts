@@ -171,8 +171,9 @@ export class RidgeModel {
         nFolds: folds.n,
         foldKind: folds.kind,
         score: file.score(),
-        fitIntercept: m.fit_intercept === 'true',
-        standardize: m.standardize === 'true',
+        // (absent in a file from elsewhere: RidgeCV's defaults)
+        fitIntercept: file.flag('fit_intercept', true),
+        standardize: file.flag('standardize', false),
       },
       info: m.fit_info ? (metadataJson(path, m, 'fit_info', '{}') as NativeRidgeInfo) : undefined,
     });

@@ -103,6 +103,17 @@ export class ModelFile {
     return s;
   }
 
+  /**
+   * A yes/no setting in metadata `key`, written 'true' or 'false' by save(); absent, the option's default
+   * (`fallback`, as for 'score' and 'folds'); any other text is refused.
+   */
+  flag(key: string, fallback: boolean): boolean {
+    const v = this.file.metadata[key];
+    if (v === undefined) return fallback;
+    if (v !== 'true' && v !== 'false') throw this.bad('__metadata__', `metadata '${key}' must be 'true' or 'false', got ${JSON.stringify(v)}`);
+    return v === 'true';
+  }
+
   /** Metadata 'folds': { n, kind }, n a count and kind one of the fold kinds. */
   folds(): { n: number; kind: FoldKind } {
     const f = this.json('folds', '{"n":0,"kind":"custom"}') as { n?: unknown; kind?: unknown } | null;
