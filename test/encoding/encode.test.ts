@@ -384,6 +384,11 @@ describe('encode on the pipeline stage machinery', () => {
     expect(dry.estimates!['features.unet'].basis).toMatch(/4 table\(s\)/);
     expect(dry.plan!.filter((l) => /^ {2}\S+ +~/.test(l))).toHaveLength(ids.length);
     expect(dry.plan!.at(-1)).toMatch(/^total ~/);
+    // one image count throughout: the images with betas in the sessions read, as the run embeds them
+    const images = result.trainImages + result.testImages;
+    expect(dry.plan!.find((l) => l.startsWith('subject '))).toMatch(new RegExp(`; ${images} images with betas in the sessions read \\(of \\d+ in the subject's design\\)`));
+    expect(dry.plan!.find((l) => l.startsWith('VAE and text encoder'))).toBe(`VAE and text encoder: ${images} images`);
+    expect(dry.estimates!.embed.basis).toMatch(new RegExp(`× ${images} images$`));
     expect(await markers()).toEqual(before);
   });
 

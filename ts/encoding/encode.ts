@@ -133,7 +133,7 @@ async function runEncode(c: EncodeConfig, options: EncodeOptions): Promise<Encod
     const plan = [
       `run folder ${c.out} (config ${hash})`,
       ...(force ? [await clearingPlan(c.out)].filter((l): l is string => l !== null) : []),
-      `subject ${c.nsd.subject}: ${pre.voxels} voxels in '${c.nsd.roi}'; ${pre.images} images in the subject's design (those with betas are used)`,
+      `subject ${c.nsd.subject}: ${pre.voxels} voxels in '${c.nsd.roi}'; ${pre.images} images with betas in the sessions read (of ${pre.designImages} in the subject's design)`,
       ...stages.map((s) => `${skip.get(s.id) ? 'skip' : 'run '} ${s.id.padEnd(24)} ${s.describe}`),
       ...pre.estimates,
       `estimates from short probes on this machine (load average ${loadAverage()}):`,

@@ -18,8 +18,10 @@ import { missingUnetLayers, unetSizeMismatch } from './unetLayers.js';
 export interface EncodePreflight {
   mask: VoxelMask;
   voxels: number;
-  /** Images the subject saw in the design (all sessions): the rows of the feature tables. */
+  /** Images with betas in the sessions the run reads: the images the feature tables and models cover. */
   images: number;
+  /** Images the subject saw in the design (all sessions, with betas or not). */
+  designImages: number;
   /** Lines for the dry run: model evaluations to come. */
   estimates: string[];
 }
@@ -61,6 +63,7 @@ export async function preflightEncode(c: EncodeConfig, options: { force?: boolea
   let mask: VoxelMask | null = null;
   let region: RegionMask | null = null;
   let images = 0;
+  let designImages = 0;
   let plan: NsdSessionPlan | null = null;
   if (!isDir(c.nsd.root)) problems.push(`NSD root ${c.nsd.root} does not exist`);
   else {
@@ -79,11 +82,13 @@ export async function preflightEncode(c: EncodeConfig, options: { force?: boolea
         const seen = new Set<number>();
         for (let k = 0; k < d.subjectimCols; k++) seen.add(d.subjectim[k * d.subjectimRows + (c.nsd.subject - 1)]);
         seen.delete(0);
-        images = seen.size;
+        designImages = images = seen.size;
         // the sessions the extract stage will read, and the images they show: what every feature set must cover
         const sessions = await planNsdSessions(c.nsd, d);
         problems.push(...sessions.problems);
         plan = sessions.plan;
+        // the models see the images of these sessions only (the subject's design lists all it will ever see)
+        if (plan) images = plan.imageIds.length;
         // a mask on another grid would pass until the extract stage reads the betas
         const mismatch = region && plan ? maskGridMismatch(region, plan, 'nsd.roi', c.nsd.subject) : null;
         if (mismatch) problems.push(mismatch);
@@ -111,7 +116,7 @@ export async function preflightEncode(c: EncodeConfig, options: { force?: boolea
     if (s.kind === 'unet') estimates.push(`'${s.name}': ${images} images × ${s.timesteps.length} U-Net evaluations`);
   }
   // every problem has been thrown by now, so the mask loaded
-  return { mask: mask!, voxels: mask!.indices.length, images, estimates };
+  return { mask: mask!, voxels: mask!.indices.length, images, designImages, estimates };
 }
 
 /**
