@@ -96,7 +96,7 @@ describe('brainlatent ridge fit / predict', () => {
     expect(refused).not.toMatch(/memoryBudget/);
     expect(existsSync(f('mem.safetensors'))).toBe(false);
     const out = await fit('--memory', '0.5');
-    expect(out).toMatch(/work buffers: fixed .* GiB \+ .* per batch, peak .* of a 0.500 GiB budget/);
+    expect(out).toMatch(/work buffers: peak .* GiB in use of a 0.500 GiB budget \(planned at most: fixed .* GiB \+ .* GiB per batch\)/);
   });
 
   it('an overflowing fit fails and writes no model', async () => {

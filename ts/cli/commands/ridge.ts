@@ -150,7 +150,8 @@ safetensors.numpy.load_file(path).`,
         );
         const gib = (b: number) => `${(b / 2 ** 30).toFixed(3)} GiB`;
         console.log(
-          `work buffers: fixed ${gib(info.fixedBytes)} + ${gib(info.batchBytes)} per batch, peak ${gib(info.peakBytes)} of a ${gib(info.budgetBytes)} budget`,
+          // (the plan is an upper bound with some slack: the peak in use can sit below its fixed part)
+          `work buffers: peak ${gib(info.peakBytes)} in use of a ${gib(info.budgetBytes)} budget (planned at most: fixed ${gib(info.fixedBytes)} + ${gib(info.batchBytes)} per batch)`,
         );
         if (info.unresolvedAlphas > 0) {
           console.log(
