@@ -170,6 +170,22 @@ describe('batch run, the local default', () => {
     for (const s of [1, 2]) expect(metrics(join(out, `subj0${s}`, 'recon'))).toBe(single[s]);
     if (stamp !== undefined) expect(statSync(join(out, 'subj01', 'recon', 'images', '00000_000.png')).mtimeMs).toBe(stamp);
   });
+
+  it('reruns an img2img shard whose marker an earlier version wrote (no recipe: its noise keyed otherwise), and what follows it', async () => {
+    const markers = join(out, 'subj01', 'recon', 'stages', 'img2img.shards');
+    const file = join(markers, readdirSync(markers).filter((f) => f.endsWith('.json')).sort()[0]);
+    const marker = JSON.parse(readFileSync(file, 'utf8'));
+    expect(marker.recipe).toBe(2);
+    const { recipe: _, ...old } = marker;
+    writeFileSync(file, JSON.stringify(old));
+    const again = await runBatch(batchManifest(world, 'local', out, [1]), { concurrency: 2 });
+    expect(again.state).toBe('done');
+    const ran = again.jobs.filter((j) => j.state === 'done').map((j) => j.id);
+    expect(ran.filter((id) => /img2img\..+/.test(id))).toHaveLength(1);
+    expect(ran).toEqual(expect.arrayContaining(['local.subj01.recon.img2img', 'local.subj01.recon.evaluate']));
+    expect(JSON.parse(readFileSync(file, 'utf8')).recipe).toBe(2);
+    expect(metrics(join(out, 'subj01', 'recon'))).toBe(single[1]);
+  });
 });
 
 describe('an encoding analysis in a batch', () => {

@@ -37,6 +37,8 @@ export interface NodeResult {
 interface ShardMarker {
   shard: Img2ImgShard;
   configHash: string;
+  /** img2img's recipe version (runFolder's STAGE_RECIPES); absent in markers from before, read as 1. */
+  recipe?: number;
   seconds: number;
   outputs: string[];
   summary?: Record<string, unknown>;
@@ -54,7 +56,8 @@ async function readJson<T>(path: string): Promise<T | null> {
 
 async function shardDone(config: ReconstructConfig, shard: Img2ImgShard): Promise<ShardMarker | null> {
   const m = await readJson<ShardMarker>(shardMarkerPath(config, shard));
-  if (!m || m.configHash !== configHash(config) || !m.outputs.every((o) => existsSync(join(config.out, o)))) return null;
+  const { stageRecipe } = await runFolder();
+  if (!m || m.configHash !== configHash(config) || (m.recipe ?? 1) !== stageRecipe('img2img') || !m.outputs.every((o) => existsSync(join(config.out, o)))) return null;
   return m;
 }
 
@@ -169,7 +172,8 @@ export async function runNode(node: BatchNode, ctl: NodeControl): Promise<NodeRe
       if (!ctl.depsRan && (await shardDone(config, shard))) return { status: 'skipped', seconds: seconds() };
       const { img2imgShardStage } = await pipelineStages();
       const r = await withStageContext(config, ctl, (ctx) => img2imgShardStage(ctx, shard));
-      const marker: ShardMarker = { shard, configHash: configHash(config), seconds: seconds(), outputs: r.outputs, summary: r.summary };
+      const { stageRecipe } = await runFolder();
+      const marker: ShardMarker = { shard, configHash: configHash(config), recipe: stageRecipe('img2img'), seconds: seconds(), outputs: r.outputs, summary: r.summary };
       await writeJsonAtomic(shardMarkerPath(config, shard), marker);
       return { status: 'done', seconds: seconds(), summary: r.summary };
     }
