@@ -9,7 +9,7 @@ import { readScheduleConfig } from '../sd/schedulerConfig.js';
 import { philoxNormal } from '../sd/philox.js';
 import type { Tensor } from '../sd/tensor.js';
 import { featureSetNames, type FeatureSetSpec } from '../config/encode.js';
-import { exposeUnetLayers } from './unetLayers.js';
+import { exposedLayerTypes, layerBatchProblem, missingUnetLayers, withExposedUnet, type ExposedUnet } from './unetLayers.js';
 
 export type { FeatureSetSpec } from '../config/encode.js';
 export { featureSetNames } from '../config/encode.js';
@@ -134,7 +134,8 @@ export async function zcFeatures(diffusion: Diffusion, spec: Extract<FeatureSetS
 /**
  * U-Net activations: the U-Net run once per timestep on z noised to it (√ᾱ·z + √(1−ᾱ)·ε, ε keyed by
  * (seed, 73k id)) with c, on the engine's ONNX Runtime (OnnxModel), with a copy of the U-Net whose graph
- * outputs include the layers. One table per layer × timestep, in that order.
+ * outputs include the layers (removed when done, on error and abort too). One table per layer × timestep,
+ * in that order. A layer that is not float32, or whose first dimension is not the batch, is refused.
  */
 export async function unetLayerFeatures(
   modelDir: string,
@@ -142,45 +143,66 @@ export async function unetLayerFeatures(
   e: Embeddings,
   opts: BatchOptions = {},
 ): Promise<FeatureTable[]> {
-  const batch = opts.batch ?? 8;
-  const exposed = await exposeUnetLayers(modelDir, spec.layers);
   const schedule = await readScheduleConfig(modelDir);
   const alphas = nativeSync((b) => b.sdAlphasCumprod(schedule));
-  const model = await OnnxModel.load(exposed.path);
-  const n = e.ids.length;
-  const tables = new Map<string, Matrix>();
-  try {
-    for (let b0 = 0; b0 < n; b0 += batch) {
-      checkAbort(opts.signal);
-      const b1 = Math.min(n, b0 + batch);
-      const z = rowsTensor(e.z, b0, b1, e.zShape);
-      const cond = rowsTensor(e.c, b0, b1, e.cShape);
-      for (const t of spec.timesteps) {
-        const noise = keyedNoise(spec.seed, Array.from(e.ids.subarray(b0, b1)), z.shape);
-        const a = alphas[t];
-        const xt = z.data.map((v, q) => Math.sqrt(a) * v + Math.sqrt(1 - a) * noise.data[q]);
-        const outs = await unetFeatures(model, { sample: { data: xt, shape: z.shape }, timestep: t, cond }, spec.layers, { signal: opts.signal });
-        for (const l of spec.layers) {
-          const name = `${spec.name}:${l}@t${t}`;
-          const pooled = pool(outs[l], spec.pool, `${spec.name}:${l}`);
-          const per = pooled.length / (b1 - b0);
-          let m = tables.get(name);
-          if (!m) tables.set(name, (m = { data: new Float32Array(n * per), rows: n, cols: per }));
-          if (per !== m.cols) throw new ShapeError(`${name}: ${per} values per image, ${m.cols} in an earlier batch`);
-          m.data.set(pooled, b0 * per);
-        }
-      }
-      opts.onProgress?.(b1, n);
+  const tables = await withExposedUnet(modelDir, spec.layers, async (exposed) => {
+    const model = await OnnxModel.load(exposed.path);
+    try {
+      const bad = exposedLayerTypes(model, exposed, spec.layers).flatMap((t) => (t.problem ? [t.problem] : []));
+      if (bad.length) throw new InvalidArgumentError(`feature set '${spec.name}': ${bad.join('; ')}`);
+      return await unetTables(model, exposed, spec, alphas, e, opts);
+    } finally {
+      model.dispose();
     }
-  } finally {
-    model.dispose();
-  }
+  });
   return spec.layers.flatMap((layer) =>
     spec.timesteps.map((timestep) => {
       const name = `${spec.name}:${layer}@t${timestep}`;
       return { name, ids: e.ids, x: tables.get(name)!, description: describeFeatures(spec, layer, timestep), layer, timestep };
     }),
   );
+}
+
+/** The tables of unetLayerFeatures by name, from the loaded copy. */
+async function unetTables(
+  model: OnnxModel,
+  exposed: ExposedUnet,
+  spec: Extract<FeatureSetSpec, { kind: 'unet' }>,
+  alphas: ArrayLike<number>,
+  e: Embeddings,
+  opts: BatchOptions,
+): Promise<Map<string, Matrix>> {
+  const batch = opts.batch ?? 8;
+  const n = e.ids.length;
+  const tables = new Map<string, Matrix>();
+  for (let b0 = 0; b0 < n; b0 += batch) {
+    checkAbort(opts.signal);
+    const b1 = Math.min(n, b0 + batch);
+    const z = rowsTensor(e.z, b0, b1, e.zShape);
+    const cond = rowsTensor(e.c, b0, b1, e.cShape);
+    for (const t of spec.timesteps) {
+      const noise = keyedNoise(spec.seed, Array.from(e.ids.subarray(b0, b1)), z.shape);
+      const a = alphas[t];
+      const xt = z.data.map((v, q) => Math.sqrt(a) * v + Math.sqrt(1 - a) * noise.data[q]);
+      const outs = await unetFeatures(model, { sample: { data: xt, shape: z.shape }, timestep: t, cond }, spec.layers, { signal: opts.signal });
+      for (const l of spec.layers) {
+        const name = `${spec.name}:${l}@t${t}`;
+        const out = outs[l];
+        if (!out) throw new InvalidArgumentError(`${name}: the U-Net returned no such output`);
+        // a tensor without a row per image would be cut into rows of garbage
+        const unbatched = layerBatchProblem(l, exposed.ops.get(l) ?? '', out.shape, b1 - b0);
+        if (unbatched) throw new ShapeError(`feature set '${spec.name}': ${unbatched}`);
+        const pooled = pool(out, spec.pool);
+        const per = pooled.length / (b1 - b0);
+        let m = tables.get(name);
+        if (!m) tables.set(name, (m = { data: new Float32Array(n * per), rows: n, cols: per }));
+        if (per !== m.cols) throw new ShapeError(`${name}: ${per} values per image, ${m.cols} in an earlier batch`);
+        m.data.set(pooled, b0 * per);
+      }
+    }
+    opts.onProgress?.(b1, n);
+  }
+  return tables;
 }
 
 /**
@@ -196,8 +218,11 @@ export async function computeFeatures(specs: FeatureSetSpec[], ids: Int32Array, 
   if (!opts.model) throw new InvalidArgumentError(`feature sets ${model.map((s) => `'${s.name}'`).join(', ')} need a model folder (model: an SD 1.x ONNX folder)`);
   const dir = opts.model;
   const batchOpts = (set: string): BatchOptions => ({ batch: opts.batch, signal: opts.signal, onProgress: (done, total) => opts.onProgress?.({ set, done, total }) });
-  // U-Net layer names are checked before any heavy work
-  for (const s of model) if (s.kind === 'unet') await exposeUnetLayers(dir, s.layers);
+  // U-Net layer names are checked before any heavy work (without writing a copy of the U-Net)
+  for (const s of model) {
+    const missing = s.kind === 'unet' ? await missingUnetLayers(dir, s.layers) : null;
+    if (missing) throw new InvalidArgumentError(`feature set '${s.name}': ${missing}`);
+  }
   const components: SdComponent[] = ['text_encoder', 'vae_encoder'];
   if (model.some((s) => s.kind === 'zc')) components.push('unet');
   const diffusion = await Diffusion.load(dir, { components });
@@ -260,9 +285,8 @@ function keyedNoise(seed: number, ids: number[], shape: number[]): Tensor {
   return { data, shape };
 }
 
-/** [B, C, H, W] → [B, C·P·P] by adaptive average pooling; other ranks are flattened per image. */
-function pool(t: Tensor | undefined, p: number, what: string): Float32Array {
-  if (!t) throw new InvalidArgumentError(`${what}: the U-Net returned no such output`);
+/** [B, C, H, W] → [B, C·P·P] by adaptive average pooling; other ranks (first dimension B, checked) are flattened per image. */
+function pool(t: Tensor, p: number): Float32Array {
   const data = t.data;
   const dims = t.shape;
   if (dims.length !== 4) return data;

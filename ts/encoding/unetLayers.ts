@@ -1,10 +1,11 @@
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, symlink } from 'node:fs/promises';
-import { createHash } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { FormatError, InvalidArgumentError, MissingFileError } from '../errors.js';
+import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
+import { CancelledError, FormatError, InvalidArgumentError, MissingFileError } from '../errors.js';
 import { onnx } from '../sd/onnxProto.js';
+import { OnnxModel, unetFeatures } from '../sd/OnnxModel.js';
+import type { Tensor } from '../sd/tensor.js';
 import { writeFileAtomic } from '../io/atomicWrite.js';
 
 type IModel = import('onnx-proto').onnx.IModelProto;
@@ -28,8 +29,8 @@ export function unetModelPath(modelDir: string): string {
   return join(modelDir, 'unet', 'model.onnx');
 }
 
-async function readModel(path: string): Promise<IModel> {
-  if (!existsSync(path)) throw new MissingFileError(`${path}: no U-Net model (expected an SD 1.x ONNX folder with unet/model.onnx)`);
+async function readModel(path: string, what = 'U-Net'): Promise<IModel> {
+  if (!existsSync(path)) throw new MissingFileError(`${path}: no ${what} model (expected an SD 1.x ONNX folder with ${basename(dirname(path))}/model.onnx)`);
   try {
     return onnx.ModelProto.decode(await readFile(path));
   } catch (e) {
@@ -103,17 +104,33 @@ export async function unetSizeMismatch(modelDir: string, imageSize: number, fiel
 }
 
 /**
- * Writes a copy of the U-Net with `layers` added as graph outputs (after the original outputs) and returns
- * its path. External weight files are linked beside the copy, so a real (> 2 GB) U-Net works unchanged.
- * A name that is not a tensor of the graph is an error listing what is available.
+ * A copy of the U-Net with `layers` added as graph outputs (after the original outputs), in a folder of its own
+ * under `parentDir` (default: the OS temp folder). External weight files are linked beside the copy, so a real
+ * (> 2 GB) U-Net works unchanged. The copy is the caller's to remove: `remove()`, or use `withExposedUnet`.
  */
 export interface ExposedUnet {
   path: string;
   /** The timestep input as the export declares it (float32 rank 0, int64 [B], …). */
   timestep: { dtype: 'float32' | 'float16' | 'int64' | 'int32'; rank: number };
+  /** Type of the node that produces each exposed layer (for messages). */
+  ops: Map<string, string>;
+  /** Removes the copy's folder (the links to external weights, not the weights). */
+  remove(): Promise<void>;
 }
 
-export async function exposeUnetLayers(modelDir: string, layers: string[], cacheDir = join(tmpdir(), 'brainlatent-unet-layers')): Promise<ExposedUnet> {
+type IValueInfo = import('onnx-proto').onnx.IValueInfoProto;
+
+/**
+ * How an inner tensor is declared as a graph output: its value_info when the export has one (with its own
+ * element type, float16 in a float16 export), else its name alone, which ONNX Runtime types and shapes from
+ * the graph as it does every inner tensor. (Declaring float32 made any Cast, Shape or float16 tensor fail to load.)
+ */
+function outputDeclaration(name: string, info: Map<string | null | undefined, IValueInfo>): IValueInfo {
+  return info.get(name) ?? { name };
+}
+
+/** A name that is not a tensor of the graph is an error listing what is available. */
+export async function exposeUnetLayers(modelDir: string, layers: string[], parentDir = tmpdir()): Promise<ExposedUnet> {
   const src = unetModelPath(modelDir);
   const model = await readModel(src);
   const graph = model.graph;
@@ -123,14 +140,24 @@ export async function exposeUnetLayers(modelDir: string, layers: string[], cache
   if (missing) throw new InvalidArgumentError(missing);
   const existing = new Set((graph.output ?? []).map((o) => o.name));
   const info = new Map((graph.valueInfo ?? []).map((v) => [v.name, v]));
-  for (const l of layers) {
-    if (existing.has(l)) continue;
-    graph.output = [...(graph.output ?? []), info.get(l) ?? { name: l, type: { tensorType: { elemType: onnx.TensorProto.DataType.FLOAT } } }];
+  for (const l of layers) if (!existing.has(l)) graph.output = [...(graph.output ?? []), outputDeclaration(l, info)];
+  const ops = new Map(layersOf(model).filter((l) => layers.includes(l.name)).map((l) => [l.name, l.opType]));
+  await mkdir(parentDir, { recursive: true });
+  const dir = await mkdtemp(join(parentDir, 'brainlatent-unet-layers-'));
+  const remove = () => rm(dir, { recursive: true, force: true });
+  try {
+    await linkExternalWeights(graph, src, dir);
+    const path = join(dir, 'model.onnx');
+    await writeFileAtomic(path, onnx.ModelProto.encode(model).finish());
+    return { path, timestep: timestepOf(graph), ops, remove };
+  } catch (e) {
+    await remove();
+    throw e;
   }
-  const key = createHash('sha256').update(resolve(src)).update(JSON.stringify(layers)).digest('hex').slice(0, 16);
-  const dir = join(cacheDir, key);
-  await mkdir(dir, { recursive: true });
-  // Weights stored outside the protobuf are found relative to the model file: link them.
+}
+
+/** Weights stored outside the protobuf are found relative to the model file: link them beside the copy. */
+async function linkExternalWeights(graph: import('onnx-proto').onnx.IGraphProto, src: string, dir: string): Promise<void> {
   const locations = new Set<string>();
   for (const t of graph.initializer ?? []) {
     for (const e of t.externalData ?? []) if (e.key === 'location' && e.value) locations.add(e.value);
@@ -142,11 +169,135 @@ export async function exposeUnetLayers(modelDir: string, layers: string[], cache
     await mkdir(dirname(target), { recursive: true });
     await symlink(resolve(dirname(src), loc), target);
   }
-  const path = join(dir, 'model.onnx');
-  await writeFileAtomic(path, onnx.ModelProto.encode(model).finish());
+}
+
+function timestepOf(graph: import('onnx-proto').onnx.IGraphProto): ExposedUnet['timestep'] {
   const ts = (graph.input ?? []).find((i) => i.name === 'timestep');
   const T = onnx.TensorProto.DataType;
   const et = ts?.type?.tensorType?.elemType;
   const dtype = et === T.INT64 ? 'int64' : et === T.INT32 ? 'int32' : et === T.FLOAT16 ? 'float16' : 'float32';
-  return { path, timestep: { dtype, rank: ts?.type?.tensorType?.shape?.dim?.length ?? 1 } };
+  return { dtype, rank: ts?.type?.tensorType?.shape?.dim?.length ?? 1 };
+}
+
+/** Runs `use` on a copy of the U-Net with `layers` exposed; the copy is removed when `use` settles, on error and abort too. */
+export async function withExposedUnet<T>(modelDir: string, layers: string[], use: (u: ExposedUnet) => Promise<T>, parentDir?: string): Promise<T> {
+  const u = await exposeUnetLayers(modelDir, layers, parentDir);
+  try {
+    return await use(u);
+  } finally {
+    await u.remove();
+  }
+}
+
+/** A layer as ONNX Runtime types it once exposed, and what in that rules it out as a feature (null: nothing). */
+export interface UnetLayerType {
+  name: string;
+  opType: string;
+  /** Element type ('float32', 'int64', 'float16', …; 'other' where ONNX Runtime gives none). */
+  dtype: string;
+  /** Fixed sizes as numbers, symbolic ones by name ('?' where unknown). */
+  shape: (number | string)[];
+  problem: string | null;
+}
+
+const shapeText = (shape: readonly (number | string)[]) => `[${shape.join(', ')}]`;
+
+/**
+ * The types of the exposed layers of a loaded copy. Only float32 tensors are read (a float16 export's inner
+ * tensors are float16), and a first dimension of fixed size other than the sample's batch dimension means
+ * the tensor has no row per image. A shape ONNX Runtime cannot tell (a scalar and an unknown shape look alike) is left to a run (`checkUnetLayers`).
+ */
+export function exposedLayerTypes(model: OnnxModel, u: ExposedUnet, layers: string[]): UnetLayerType[] {
+  const batch = model.inputs.find((i) => i.name === 'sample')?.shape[0];
+  return layers.map((name) => {
+    const o = model.outputs.find((x) => x.name === name);
+    const t = { name, opType: u.ops.get(name) ?? '', dtype: o?.dtype ?? 'other', shape: o?.shape ?? [] };
+    const what = `layer '${name}'${t.opType ? ` (${t.opType})` : ''}`;
+    let problem: string | null = null;
+    if (t.dtype !== 'float32' && t.dtype !== 'other') {
+      problem = `${what} is ${t.dtype}: features are read from float32 tensors only${t.dtype === 'float16' ? ' (a float16 U-Net export cannot be read: use a float32 one)' : ''}`;
+    } else if (typeof t.shape[0] === 'number' && t.shape[0] !== batch) {
+      problem = `${what} has shape ${shapeText(t.shape)} whatever the batch (the sample input's is ${batch ?? '?'}): its first dimension is not the batch, so it holds no row per image`;
+    }
+    return { ...t, problem };
+  });
+}
+
+/** The problem with a layer's output on a batch of `batch` images: its first dimension must be the batch. */
+export function layerBatchProblem(name: string, opType: string, shape: readonly number[], batch: number): string | null {
+  if (shape.length > 0 && shape[0] === batch) return null;
+  return `layer '${name}'${opType ? ` (${opType})` : ''} has shape ${shapeText(shape)} on a batch of ${batch} images: its first dimension is not the batch, so it holds no row per image`;
+}
+
+/** Images in the batch that `checkUnetLayers` runs: two, so that a tensor of one row cannot pass for one per image. */
+export const PROBE_BATCH = 2;
+
+export interface UnetLayerCheck {
+  /** One per layer asked about, in order; `problem` says what rules it out as a feature. */
+  layers: UnetLayerType[];
+  /** A problem of the model itself: it does not load, or does not run, with the layers exposed (null: none). */
+  problem: string | null;
+}
+
+/**
+ * What rules each of `layers` out as a feature, before any long work: its type as ONNX Runtime gives it (see
+ * exposedLayerTypes) and, for the layers that pass, one run of the U-Net on a batch of PROBE_BATCH made-up
+ * inputs at the latent size of `imageSize` (or the size the U-Net declares), where every layer's first
+ * dimension must be the batch. The copy of the U-Net is removed after.
+ */
+export async function checkUnetLayers(modelDir: string, layers: string[], o: { imageSize: number; timestep: number; signal?: AbortSignal }): Promise<UnetLayerCheck> {
+  const src = unetModelPath(modelDir);
+  const list = (names: string[]) => names.map((l) => `'${l}'`).join(', ');
+  return withExposedUnet(modelDir, layers, async (u) => {
+    let model: OnnxModel;
+    try {
+      model = await OnnxModel.load(u.path);
+    } catch (e) {
+      const unknown = layers.map((name) => ({ name, opType: u.ops.get(name) ?? '', dtype: 'other', shape: [], problem: null }));
+      return { layers: unknown, problem: `${src} with ${list(layers)} exposed as outputs does not load: ${(e as Error).message}` };
+    }
+    try {
+      const types = exposedLayerTypes(model, u, layers);
+      const run = types.filter((t) => !t.problem);
+      if (run.length === 0) return { layers: types, problem: null };
+      let outs: Record<string, Tensor>;
+      try {
+        outs = await unetFeatures(model, await probeInputs(modelDir, model, o), run.map((t) => t.name), { signal: o.signal });
+      } catch (e) {
+        if (e instanceof CancelledError) throw e;
+        return { layers: types, problem: `${src} did not run on a probe batch of ${PROBE_BATCH} with ${list(run.map((t) => t.name))} exposed: ${(e as Error).message}` };
+      }
+      for (const t of run) t.problem = layerBatchProblem(t.name, t.opType, outs[t.name].shape, PROBE_BATCH);
+      return { layers: types, problem: null };
+    } finally {
+      model.dispose();
+    }
+  });
+}
+
+/** Made-up U-Net inputs of PROBE_BATCH rows: sample [B, C, h, w] at the run's latent size, cond [B, S, D] as declared. */
+async function probeInputs(modelDir: string, model: OnnxModel, o: { imageSize: number; timestep: number }): Promise<{ sample: Tensor; timestep: number; cond: Tensor }> {
+  const input = (name: string) => model.inputs.find((i) => i.name === name);
+  const fixed = (shape: readonly (number | string)[] | undefined, k: number): number | null => (typeof shape?.[k] === 'number' ? (shape[k] as number) : null);
+  const sample = input('sample')?.shape;
+  const cond = input('encoder_hidden_states')?.shape;
+  const side = Math.max(1, Math.round(o.imageSize / 8));
+  const sampleShape = [PROBE_BATCH, fixed(sample, 1) ?? 4, fixed(sample, 2) ?? side, fixed(sample, 3) ?? side];
+  const condShape = [PROBE_BATCH, fixed(cond, 1) ?? 77, fixed(cond, 2) ?? (await textWidth(modelDir))];
+  return { sample: probeTensor(sampleShape, 1), timestep: o.timestep, cond: probeTensor(condShape, 2) };
+}
+
+/** Deterministic values in (-1, 1), with no two neighbours alike. */
+function probeTensor(shape: number[], seed: number): Tensor {
+  const n = shape.reduce((a, b) => a * b, 1);
+  return { data: Float32Array.from({ length: n }, (_, i) => Math.sin(seed * 12.9898 + i * 78.233) * 0.9), shape };
+}
+
+/** The text encoder's hidden size (its first output's last dimension), for a U-Net that does not declare its cond width. */
+async function textWidth(modelDir: string): Promise<number> {
+  const path = join(modelDir, 'text_encoder', 'model.onnx');
+  const dims = (await readModel(path, 'text encoder')).graph?.output?.[0]?.type?.tensorType?.shape?.dim ?? [];
+  const v = Number(dims[2]?.dimValue ?? 0);
+  if (v > 0) return v;
+  throw new FormatError(`${path}: its first output declares no fixed width (dimension 2), and the U-Net's encoder_hidden_states none either: cannot make a probe input`);
 }

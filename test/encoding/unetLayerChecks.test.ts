@@ -1,0 +1,175 @@
+/**
+ * Which U-Net tensors can be features, and the copies of the U-Net the checks and the features stage write, on a
+ * tiny fixture U-Net with side branches none of which can be (./unetSideBranches.ts). Such layers were exposed
+ * as float32 outputs (the model failed to load) or cut into rows of garbage; now the features stage names
+ * them, and no copy of the U-Net is left in the temp folder.
+ */
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+
+import { unetLayerFeatures, type Embeddings } from '../../ts/encoding/features.js';
+import { checkUnetLayers, exposeUnetLayers, listUnetLayers, withExposedUnet } from '../../ts/encoding/unetLayers.js';
+import { CancelledError } from '../../ts/errors.js';
+import { OnnxModel } from '../../ts/sd/OnnxModel.js';
+import { onnx } from '../../ts/sd/onnxProto.js';
+import { writeSdFixture } from '../../ts/sd/fixture.js';
+import { addSideBranches, SIDE_BRANCHES } from './unetSideBranches.js';
+
+let tmp = '';
+let model = '';
+/** A Tanh of the fixture: a [B, C, h, w] tensor, usable. */
+let tanh = '';
+const TEXT_DIM = 16;
+const savedTmpdir = process.env.TMPDIR;
+
+beforeAll(async () => {
+  tmp = await mkdtemp(join(tmpdir(), 'bl-unet-checks-'));
+  model = join(tmp, 'sd');
+  await writeSdFixture(model, { unetChannels: 8, unetLayers: 1, textDim: TEXT_DIM });
+  tanh = (await listUnetLayers(model)).find((l) => l.opType === 'Tanh')!.name;
+  await addSideBranches(model, tanh);
+});
+afterAll(async () => {
+  await rm(tmp, { recursive: true, force: true });
+});
+afterEach(() => {
+  if (savedTmpdir === undefined) delete process.env.TMPDIR;
+  else process.env.TMPDIR = savedTmpdir;
+});
+
+/** A fresh, empty folder made the OS temp folder (os.tmpdir() reads TMPDIR on every call). */
+function osTmp(name: string): string {
+  const dir = join(tmp, name);
+  mkdirSync(dir, { recursive: true });
+  process.env.TMPDIR = dir;
+  return dir;
+}
+
+/** z and c of `n` made-up images: 4×4×4 latents (32-pixel images), 77×TEXT_DIM conditioning. */
+function embeddings(n: number): Embeddings {
+  const fill = (len: number, seed: number) => Float32Array.from({ length: len }, (_, i) => Math.sin(seed + i * 0.37) * 0.8);
+  return {
+    ids: Int32Array.from({ length: n }, (_, i) => 10 + i),
+    z: { data: fill(n * 64, 1), rows: n, cols: 64 },
+    c: { data: fill(n * 77 * TEXT_DIM, 2), rows: n, cols: 77 * TEXT_DIM },
+    zShape: [4, 4, 4],
+    cShape: [77, TEXT_DIM],
+  };
+}
+
+const unetSpec = (layers: string[]) => ({ name: 'u', kind: 'unet' as const, layers, timesteps: [201], pool: 2, seed: 0 });
+
+describe('U-Net features read only tensors with a row per image', () => {
+  it('a tensor whose first dimension is not the batch is refused, naming the layer and its shape (it was cut into rows)', async () => {
+    osTmp('features-unbatched');
+    // [1, B·C·h·w] whatever the batch: 4 images in batches of 2 made tables of 2 distinct rows
+    await expect(unetLayerFeatures(model, unetSpec(['tanh_one_row']), embeddings(4), { batch: 2 })).rejects.toThrow(
+      /feature set 'u': layer 'tanh_one_row' \(Reshape\) has shape \[1, [^\]]+\] whatever the batch .*its first dimension is not the batch/,
+    );
+    // a scalar (ONNX Runtime cannot tell it from an unknown shape before the run): refused on the first batch
+    await expect(unetLayerFeatures(model, unetSpec(['tanh_mean']), embeddings(4), { batch: 2 })).rejects.toThrow(
+      /feature set 'u': layer 'tanh_mean' \(ReduceMean\) has shape \[\] on a batch of 2 images: its first dimension is not the batch/,
+    );
+  });
+
+  it('a tensor that is not float32 is refused, naming the layer and its type', async () => {
+    osTmp('features-int');
+    await expect(unetLayerFeatures(model, unetSpec(['sample_shape', 'tanh_int']), embeddings(2), { batch: 2 })).rejects.toThrow(
+      /feature set 'u': layer 'sample_shape' \(Shape\) is int64: features are read from float32 tensors only; layer 'tanh_int' \(Cast\) is int64/,
+    );
+  });
+
+  it('a layer with a row per image gives one table row per image', async () => {
+    osTmp('features-good');
+    const [t] = await unetLayerFeatures(model, unetSpec([tanh]), embeddings(3), { batch: 2 });
+    expect(t.x.rows).toBe(3);
+    expect(t.x.cols).toBe(8 * 2 * 2);
+  });
+});
+
+describe('checkUnetLayers (the preflight and sd layers)', () => {
+  it('types each layer as ONNX Runtime does and runs a batch of 2 to find the tensors with no row per image', async () => {
+    osTmp('check');
+    const layers = [tanh, ...SIDE_BRANCHES];
+    const check = await checkUnetLayers(model, layers, { imageSize: 32, timestep: 500 });
+    expect(check.problem).toBeNull();
+    const by = new Map(check.layers.map((l) => [l.name, l]));
+    expect(by.get(tanh)!.problem).toBeNull();
+    expect(by.get(tanh)!.dtype).toBe('float32');
+    expect(by.get('sample_shape')!.problem).toBe("layer 'sample_shape' (Shape) is int64: features are read from float32 tensors only");
+    expect(by.get('tanh_int')!.problem).toMatch(/^layer 'tanh_int' \(Cast\) is int64/);
+    expect(by.get('tanh_half')!.problem).toMatch(/^layer 'tanh_half' \(Cast\) is float16: .*use a float32 one/);
+    expect(by.get('tanh_one_row')!.problem).toMatch(/^layer 'tanh_one_row' \(Reshape\) has shape \[1, .*\] whatever the batch/);
+    expect(by.get('tanh_mean')!.problem).toMatch(/^layer 'tanh_mean' \(ReduceMean\) has shape \[\] on a batch of 2 images/);
+  });
+
+  it("takes the cond width from the text encoder when the U-Net's encoder_hidden_states does not declare it", async () => {
+    const dir = join(tmp, 'symbolic-width');
+    await cp(model, dir, { recursive: true });
+    const path = join(dir, 'unet', 'model.onnx');
+    const m = onnx.ModelProto.decode(await readFile(path));
+    m.graph!.input!.find((i) => i.name === 'encoder_hidden_states')!.type!.tensorType!.shape!.dim![2] = { dimParam: 'hidden' };
+    await writeFile(path, onnx.ModelProto.encode(m).finish());
+    const check = await checkUnetLayers(dir, [tanh, 'tanh_mean'], { imageSize: 32, timestep: 500 });
+    expect(check.problem).toBeNull();
+    expect(check.layers.map((l) => l.problem === null)).toEqual([true, false]);
+  });
+
+  it('a float16 tensor without value_info is exposed with its own type (declared float32, the model did not load)', async () => {
+    const exposed = await exposeUnetLayers(model, ['tanh_half', tanh], join(tmp, 'half'));
+    try {
+      const m = await OnnxModel.load(exposed.path, { intraOpThreads: 1 });
+      try {
+        expect(m.outputs.find((o) => o.name === 'tanh_half')!.dtype).toBe('float16');
+        expect(m.outputs.find((o) => o.name === 'sample_shape')).toBeUndefined();
+      } finally {
+        m.dispose();
+      }
+    } finally {
+      await exposed.remove();
+    }
+  });
+});
+
+describe('copies of the U-Net', () => {
+  it('each exposure has a folder of its own, removed after use, also when the use fails', async () => {
+    const parent = join(tmp, 'copies');
+    const a = await exposeUnetLayers(model, [tanh], parent);
+    const b = await exposeUnetLayers(model, [tanh], parent);
+    expect(dirname(a.path)).not.toBe(dirname(b.path)); // two runs with the same layers do not share (or remove) one copy
+    await a.remove();
+    expect(existsSync(a.path)).toBe(false);
+    expect(existsSync(b.path)).toBe(true);
+    await b.remove();
+    let seen = '';
+    await expect(
+      withExposedUnet(
+        model,
+        [tanh],
+        async (u) => {
+          seen = u.path;
+          throw new Error('boom');
+        },
+        parent,
+      ),
+    ).rejects.toThrow('boom');
+    expect(existsSync(seen)).toBe(false);
+    expect(readdirSync(parent)).toEqual([]);
+  });
+
+  it('the features stage leaves no copy in the temp folder, done or aborted', async () => {
+    const dir = osTmp('stage');
+    await unetLayerFeatures(model, unetSpec([tanh]), embeddings(2), { batch: 2 });
+    expect(readdirSync(dir)).toEqual([]);
+    const ac = new AbortController();
+    ac.abort();
+    await expect(unetLayerFeatures(model, unetSpec([tanh]), embeddings(2), { batch: 2, signal: ac.signal })).rejects.toBeInstanceOf(CancelledError);
+    expect(readdirSync(dir)).toEqual([]);
+    await checkUnetLayers(model, [tanh, 'tanh_int'], { imageSize: 32, timestep: 500 });
+    expect(readdirSync(dir)).toEqual([]);
+  });
+});
