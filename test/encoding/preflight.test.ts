@@ -3,7 +3,7 @@
  * (too few rows, ids that match no image, NaN) and sessions the extract stage would not find are reported by
  * the dry run and by the real run alike, naming the feature set, the file or the field, with nothing written.
  */
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -21,7 +21,10 @@ import { scanNpyNonFinite } from '../../ts/io/npyScan.js';
 import { readNsdDesign } from '../../ts/nsd/expdesign.js';
 import { planNsdSessions } from '../../ts/nsd/sessionPlan.js';
 import { resolveConfig } from '../../ts/pipeline/config.js';
+import { listUnetLayers } from '../../ts/encoding/unetLayers.js';
+import { writeSdFixture } from '../../ts/sd/fixture.js';
 import { synthNsd, type SynthNsdResult } from '../../ts/synth/nsd.js';
+import { addSideBranches } from './unetSideBranches.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'bl-encode-preflight-'));
 let nsd: SynthNsdResult;
@@ -153,6 +156,44 @@ describe("encode's preflight of 'file' feature sets", () => {
     [1, 2, NaN, 4].forEach((v, i) => data.writeDoubleBE(v, i * 8));
     writeFileSync(be, Buffer.concat([pre, dict, data]));
     expect(await scanNpyNonFinite(be, await readNpyHeader(be))).toMatchObject({ index: 2, count: 1 });
+  });
+});
+
+describe("encode's preflight of 'unet' feature sets", () => {
+  let model = '';
+  let tanh = '';
+  beforeAll(async () => {
+    model = join(tmp, 'sd');
+    await writeSdFixture(model, { unetChannels: 8, unetLayers: 1 });
+    tanh = (await listUnetLayers(model)).find((l) => l.opType === 'Tanh')!.name;
+    await addSideBranches(model, tanh);
+  });
+
+  it('refuses layers that are not float32 or have no row per image, naming each, and leaves no copy of the U-Net', async () => {
+    // (they were accepted: a Shape or an int64 Cast failed the run at the features stage, [1]- and [1, N]-shaped tensors were fitted as garbage)
+    const saved = process.env.TMPDIR;
+    const os = join(tmp, 'os-tmp');
+    mkdirSync(os, { recursive: true });
+    process.env.TMPDIR = os;
+    try {
+      const unet = (layers: string[]) => ({ ...config([{ name: 'u', kind: 'unet', layers, timesteps: [201, 801], pool: 2 }]), model, imageSize: 32 });
+      const msg = await refusedUpFront(
+        unet([tanh, 'sample_shape', 'tanh_int', 'tanh_half', 'tanh_one_row', 'tanh_mean']),
+        /feature set 'u': layer 'sample_shape' \(Shape\) is int64: features are read from float32 tensors only/,
+        /feature set 'u': layer 'tanh_int' \(Cast\) is int64/,
+        /feature set 'u': layer 'tanh_half' \(Cast\) is float16/,
+        /feature set 'u': layer 'tanh_one_row' \(Reshape\) has shape \[1, .*\] whatever the batch .*its first dimension is not the batch/,
+        /feature set 'u': layer 'tanh_mean' \(ReduceMean\) has shape \[\] on a batch of 2 images: its first dimension is not the batch/,
+      );
+      expect(msg.split('\n  - ')).toHaveLength(6);
+      expect(msg).not.toContain(`'${tanh}'`);
+      await preflightEncode(resolveEncodeConfig(unet([tanh])));
+      // (other readers leave files there: only the U-Net's copies count)
+      expect(readdirSync(os).filter((e) => e.startsWith('brainlatent-unet'))).toEqual([]);
+    } finally {
+      if (saved === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = saved;
+    }
   });
 });
 

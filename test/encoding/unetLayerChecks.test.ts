@@ -1,16 +1,18 @@
 /**
  * Which U-Net tensors can be features, and the copies of the U-Net the checks and the features stage write, on a
  * tiny fixture U-Net with side branches none of which can be (./unetSideBranches.ts). Such layers were exposed
- * as float32 outputs (the model failed to load) or cut into rows of garbage; now the features stage names
- * them, and no copy of the U-Net is left in the temp folder.
+ * as float32 outputs (the model failed to load) or cut into rows of garbage; now the features stage and
+ * `sd layers` name them, and no copy of the U-Net is left in the temp folder.
  */
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Command } from 'commander';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 
+import { registerSdCommand } from '../../ts/cli/commands/sd.js';
 import { unetLayerFeatures, type Embeddings } from '../../ts/encoding/features.js';
 import { checkUnetLayers, exposeUnetLayers, listUnetLayers, withExposedUnet } from '../../ts/encoding/unetLayers.js';
 import { CancelledError } from '../../ts/errors.js';
@@ -170,6 +172,41 @@ describe('copies of the U-Net', () => {
     await expect(unetLayerFeatures(model, unetSpec([tanh]), embeddings(2), { batch: 2, signal: ac.signal })).rejects.toBeInstanceOf(CancelledError);
     expect(readdirSync(dir)).toEqual([]);
     await checkUnetLayers(model, [tanh, 'tanh_int'], { imageSize: 32, timestep: 500 });
+    expect(readdirSync(dir)).toEqual([]);
+  });
+});
+
+describe('brainlatent sd layers', () => {
+  async function run(...args: string[]): Promise<{ out: string; err: string }> {
+    const program = new Command().exitOverride();
+    registerSdCommand(program);
+    const out: string[] = [];
+    const err: string[] = [];
+    const o = vi.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array) => (out.push(String(s)), true));
+    const e = vi.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => (err.push(String(s)), true));
+    try {
+      await program.parseAsync(['node', 'brainlatent', 'sd', 'layers', ...args]);
+    } finally {
+      o.mockRestore();
+      e.mockRestore();
+    }
+    return { out: out.join(''), err: err.join('') };
+  }
+
+  it('offers only tensors that can be features; --all marks the others, saying why', async () => {
+    const dir = osTmp('sd-layers');
+    const plain = await run('--model', model);
+    const names = plain.out.trim().split('\n').map((l) => l.split('\t')[0]);
+    expect(names).toContain(tanh);
+    for (const bad of SIDE_BRANCHES) expect(names).not.toContain(bad);
+    expect(plain.err).toMatch(/block output\(s\) left out: not float32, or no row per image \(--all lists and marks them\)/);
+    const all = await run('--model', model, '--all');
+    expect(all.out.split('\n')).toContain(`${tanh}\tTanh\t-`);
+    expect(all.out).toMatch(/^sample_shape\tShape\t-\tunusable: layer 'sample_shape' \(Shape\) is int64/m);
+    expect(all.out).toMatch(/^tanh_mean\tReduceMean\t-\tunusable: layer 'tanh_mean' \(ReduceMean\) has shape \[\] on a batch of 2 images/m);
+    const json = JSON.parse((await run('--model', model, '--all', '--json')).out) as { name: string; dtype: string; usable: boolean; problem?: string }[];
+    expect(json.find((l) => l.name === 'tanh_half')).toMatchObject({ dtype: 'float16', usable: false });
+    expect(json.find((l) => l.name === tanh)).toMatchObject({ dtype: 'float32', usable: true });
     expect(readdirSync(dir)).toEqual([]);
   });
 });

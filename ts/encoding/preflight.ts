@@ -13,7 +13,7 @@ import { expdesignPath, func1pt8Dir, roiPath } from '../nsd/paths.js';
 import { loadRegionMask, type RegionMask } from '../nsd/roi.js';
 import { PreflightError } from '../pipeline/errors.js';
 import { runFolderConflict } from '../pipeline/runFolder.js';
-import { missingUnetLayers, unetSizeMismatch } from './unetLayers.js';
+import { checkUnetLayers, missingUnetLayers, unetSizeMismatch } from './unetLayers.js';
 
 export interface EncodePreflight {
   mask: VoxelMask;
@@ -38,23 +38,7 @@ export async function preflightEncode(c: EncodeConfig, options: { force?: boolea
       for (const part of parts) {
         if (!existsSync(join(c.model, part, 'model.onnx'))) problems.push(`model folder ${c.model} has no ${part}/model.onnx (expected a diffusers/optimum SD 1.x ONNX export)`);
       }
-      if (model.some((s) => s.kind === 'zc' || s.kind === 'unet') && existsSync(join(c.model, 'unet', 'model.onnx'))) {
-        try {
-          const mismatch = await unetSizeMismatch(c.model, c.imageSize);
-          if (mismatch) problems.push(mismatch);
-        } catch (e) {
-          problems.push((e as Error).message);
-        }
-      }
-      for (const s of model) {
-        if (s.kind !== 'unet' || !existsSync(join(c.model, 'unet', 'model.onnx'))) continue;
-        try {
-          const missing = await missingUnetLayers(c.model, s.layers);
-          if (missing) problems.push(`feature set '${s.name}': ${missing}`);
-        } catch (e) {
-          problems.push(`feature set '${s.name}': ${(e as Error).message}`);
-        }
-      }
+      if (model.some((s) => s.kind === 'zc' || s.kind === 'unet') && existsSync(join(c.model, 'unet', 'model.onnx'))) problems.push(...(await unetProblems(c)));
     }
   }
   if (!['auto', 'none', 'estimate'].includes(c.noiseCeiling) && !existsSync(c.noiseCeiling)) problems.push(`noiseCeiling: ${c.noiseCeiling} does not exist`);
@@ -117,6 +101,49 @@ export async function preflightEncode(c: EncodeConfig, options: { force?: boolea
   }
   // every problem has been thrown by now, so the mask loaded
   return { mask: mask!, voxels: mask!.indices.length, images, designImages, estimates };
+}
+
+/**
+ * The U-Net's problems for the run: a latent size it does not take, layer names it does not have, and layers that
+ * cannot be features (not float32, or without a row per image: `checkUnetLayers` loads the U-Net with them
+ * exposed and runs it once on a batch of 2; the copy is removed after). The layers of every 'unet' set are
+ * checked together, each problem under the sets that name the layer.
+ */
+async function unetProblems(c: EncodeConfig): Promise<string[]> {
+  const dir = c.model!;
+  const problems: string[] = [];
+  let sized = false;
+  try {
+    const mismatch = await unetSizeMismatch(dir, c.imageSize);
+    if (mismatch) problems.push(mismatch);
+    else sized = true;
+  } catch (e) {
+    problems.push((e as Error).message);
+  }
+  const sets = c.featureSets.filter((s): s is Extract<FeatureSetSpec, { kind: 'unet' }> => s.kind === 'unet');
+  let named = true;
+  for (const s of sets) {
+    try {
+      const missing = await missingUnetLayers(dir, s.layers);
+      if (missing) problems.push(`feature set '${s.name}': ${missing}`);
+      named &&= !missing;
+    } catch (e) {
+      problems.push(`feature set '${s.name}': ${(e as Error).message}`);
+      named = false;
+    }
+  }
+  // the probe runs the U-Net: only at a size it takes, and with every name found
+  if (!sets.length || !sized || !named) return problems;
+  const names = sets.map((s) => `'${s.name}'`).join(', ');
+  try {
+    const layers = [...new Set(sets.flatMap((s) => s.layers))];
+    const check = await checkUnetLayers(dir, layers, { imageSize: c.imageSize, timestep: sets[0].timesteps[0] });
+    if (check.problem) problems.push(`feature set${sets.length > 1 ? 's' : ''} ${names}: ${check.problem}`);
+    for (const l of check.layers) for (const s of sets) if (l.problem && s.layers.includes(l.name)) problems.push(`feature set '${s.name}': ${l.problem}`);
+  } catch (e) {
+    problems.push(`feature set${sets.length > 1 ? 's' : ''} ${names}: ${(e as Error).message}`);
+  }
+  return problems;
 }
 
 /**

@@ -14,7 +14,7 @@ import { KARRAS_SCHEDULERS, readSchedulerConfig, SD1_SCHEDULE } from '../../sd/s
 import { PLAN_FLAGS, planRun, resolvePlanOptions, type PlanOptions, type TimestepSpacing } from '../../sd/samplingOptions.js';
 import { firstNonFinite, type Tensor } from '../../sd/tensor.js';
 import { progressBar } from '../progress.js';
-import { listUnetLayers } from '../../encoding/unetLayers.js';
+import { checkUnetLayers, listUnetLayers } from '../../encoding/unetLayers.js';
 import { checkOutputPath } from '../outputPath.js';
 import { decimalFlag, integerFlag } from '../flagValue.js';
 
@@ -327,13 +327,24 @@ export function registerSdCommand(program: Command): void {
     });
 
   sd.command('layers')
-    .description('list the U-Net tensors that encoding feature sets can read (block outputs; --all for every node output)')
+    .description('list the U-Net tensors that encoding feature sets can read (block outputs; --all for every node output, marking those that cannot be)')
     .requiredOption('--model <dir>', 'SD 1.x ONNX model folder')
-    .option('--all', 'every node output, not only the last of each block')
-    .option('--json', 'print JSON')
+    .option('--all', 'every node output, not only the last of each block; one that cannot be a feature is marked "unusable: why"')
+    .option('--json', "print JSON (with each tensor's dtype, shape and whether it is usable)")
     .action(async (f: { model: string; all?: boolean; json?: boolean }) => {
-      const layers = (await listUnetLayers(f.model)).filter((l) => f.all || l.blockOutput);
-      if (f.json) process.stdout.write(`${JSON.stringify(layers, null, 2)}\n`);
-      else for (const l of layers) process.stdout.write(`${l.name}\t${l.opType}\t${l.block || '-'}\n`);
+      const listed = (await listUnetLayers(f.model)).filter((l) => f.all || l.blockOutput);
+      // a tensor that is not float32, or has no row per image, is no candidate: the U-Net is run once to tell
+      // (at the size it declares, else on 64-pixel images: every layer's first dimension is the batch or not at any size)
+      const check = await checkUnetLayers(f.model, listed.map((l) => l.name), { imageSize: 64, timestep: 500 });
+      if (check.problem) process.stderr.write(`warning: only the types were checked: ${check.problem}\n`);
+      const layers = listed.map((l, k) => {
+        const t = check.layers[k];
+        return { ...l, dtype: t.dtype, shape: t.shape, usable: t.problem === null, ...(t.problem ? { problem: t.problem } : {}) };
+      });
+      const shown = layers.filter((l) => f.all || l.usable);
+      if (f.json) process.stdout.write(`${JSON.stringify(shown, null, 2)}\n`);
+      else for (const l of shown) process.stdout.write(`${l.name}\t${l.opType}\t${l.block || '-'}${l.usable ? '' : `\tunusable: ${l.problem}`}\n`);
+      const left = layers.length - shown.length;
+      if (left) process.stderr.write(`${left} block output(s) left out: not float32, or no row per image (--all lists and marks them)\n`);
     });
 }
