@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
@@ -191,6 +191,21 @@ describe('RidgeModel persistence', () => {
     expect(out.alphas).toEqual([1, 10]);
     const ours = m.predict(x).data;
     for (let i = 0; i < ours.length; i++) expect(out.pred[i]).toBeCloseTo(ours[i], 4);
+  });
+
+  it('save() to a folder or below a file is an InvalidArgumentError naming the path, not EISDIR/EEXIST', async () => {
+    const { x, y } = planted(30, 4, 2, 1);
+    const m = await new RidgeCV({ alphas: [1] }).fit(x, y);
+    const dir = mkdtempSync(path.join(tmpdir(), 'bl-save-'));
+    await expect(m.save(dir)).rejects.toThrow(InvalidArgumentError);
+    await expect(m.save(dir)).rejects.toThrow(`cannot write ${dir}: it is an existing folder; expected a file path`);
+    await m.save(path.join(dir, 'm.safetensors'));
+    await expect(m.save(path.join(dir, 'm.safetensors', 'n.safetensors'))).rejects.toThrow(
+      `cannot write ${path.join(dir, 'm.safetensors', 'n.safetensors')}: ${path.join(dir, 'm.safetensors')} is a file, not a folder, so nothing can be written below it`,
+    );
+    // (the temporaries are removed)
+    expect(readdirSync(dir)).toEqual(['m.safetensors']);
+    expect(readdirSync(path.dirname(dir)).filter((n) => n.startsWith(`.${path.basename(dir)}.tmp-`))).toEqual([]);
   });
 
   it('refuses X with a different feature count', async () => {
