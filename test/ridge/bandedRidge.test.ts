@@ -274,6 +274,9 @@ describe('BandedRidgeCV', () => {
     expect(make({ seed: -1 })).toThrow(/^BandedRidgeCV seed: expected an integer in 0\.\.9007199254740991, got -1$/);
     expect(new BandedRidgeCV({ seed: Number.MAX_SAFE_INTEGER }).options.seed).toBe(Number.MAX_SAFE_INTEGER);
     expect(make({ alphas: [1, 1e39] })).toThrow(/^BandedRidgeCV alphas: every alpha must be finite and > 0 in float32 .*got 1e\+39 at position 1, which is Infinity in float32$/);
+    // (as --alphas, configs and HTTP refuse it: a repeated alpha is a typo, scored twice)
+    expect(make({ alphas: [1, 10, 1] })).toThrow(InvalidArgumentError);
+    expect(make({ alphas: [1, 10, 1] })).toThrow(/^BandedRidgeCV alphas: the alphas must be distinct, got 1 at positions 0 and 2$/);
     const { a, b, y } = data(60, 4, 4, 3, 1);
     await expect(new BandedRidgeCV({ nIter: 2 }).fit({ a, b }, y, { signal: {} as AbortSignal })).rejects.toThrow(/^BandedRidgeCV\.fit signal: expected an AbortSignal, got an object$/);
     await expect(new BandedRidgeCV({ nIter: 2, foldIndex: new Array(60).fill(7) }).fit({ a, b }, y)).rejects.toThrow(/^BandedRidgeCV foldIndex: .*largest value is 7 \(so 8 folds\) but folds 0, 1, 2, 3, 4, 5, 6 have none$/);

@@ -365,6 +365,9 @@ describe('RidgeCV options are validated once, by name', () => {
     // (stored as float32, these were reported as Infinity and 0)
     ['an alpha above float32\'s range', { alphas: [10, 1e39, 1e40] }, /^RidgeCV alphas: every alpha must be finite and > 0 in float32 \(1\.4e-45 to 3\.4e38\), got 1e\+39 at position 1, which is Infinity in float32$/],
     ['an alpha below float32\'s range', { alphas: [1e-50, 1e-49] }, /^RidgeCV alphas: every alpha must be finite and > 0 in float32 \(1\.4e-45 to 3\.4e38\), got 1e-50 at position 0, which is 0 in float32$/],
+    // (as --alphas, configs and HTTP refuse it: it was fitted, with two rows of cvScores for one alpha)
+    ['an alpha listed twice', { alphas: [1, 1, 10] }, /^RidgeCV alphas: the alphas must be distinct, got 1 at positions 0 and 1$/],
+    ['an alpha listed twice in a typed array', { alphas: Float64Array.of(10, 100, 10) }, /^RidgeCV alphas: the alphas must be distinct, got 10 at positions 0 and 2$/],
     ['memoryBudget as a string', { memoryBudget: '1e9' }, /memoryBudget: expected a finite number > 0, got string "1e9"$/],
     ['a foldIndex entry as a string', { foldIndex: [0, '1'] }, /foldIndex: expected integers >= 0, got string "1" at position 1$/],
   ])('refuses %s', (_label, options, msg) => {
