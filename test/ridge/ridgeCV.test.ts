@@ -591,6 +591,24 @@ describe('RidgeModel.predict: checked inputs, empty inputs, async', () => {
     expect(() => m.predict(big)).toThrow(`predict: X contains Infinity at row ${rows - 2}, column 3: inputs must be finite`);
   });
 
+  it("refuses unknown predict options with the one meant, as RidgeCV's options are, and checks label and signal", async () => {
+    const { x, y } = planted(30, 4, 2, 1);
+    const m = await new RidgeCV({ alphas: [1] }).fit(x, y);
+    const opts = (o: unknown) => o as { label?: string };
+    expect(() => m.predict(x, opts({ lable: 'x' }))).toThrow(InvalidArgumentError);
+    expect(() => m.predict(x, opts({ lable: 'x' }))).toThrow(/^RidgeModel\.predict: unknown option 'lable' \(did you mean 'label'\?\); known: label, signal$/);
+    await expect(m.predictAsync(x, opts({ sigal: new AbortController().signal }))).rejects.toThrow(
+      /^RidgeModel\.predictAsync: unknown option 'sigal' \(did you mean 'signal'\?\); known: label, signal$/,
+    );
+    expect(() => m.predict(x, opts({ label: 5 }))).toThrow(/^RidgeModel\.predict label: expected a string \(how errors name X\), got 5$/);
+    await expect(m.predictAsync(x, opts({ signal: {} }))).rejects.toThrow(/^RidgeModel\.predictAsync signal: expected an AbortSignal, got an object$/);
+    expect(() => m.predict(x, opts(null))).toThrow(/^RidgeModel\.predict: options must be an object \(\{ label, signal \}\), got null$/);
+    // the known ones, and none, still predict
+    expect(m.predict(x, { label: 'x.npy', signal: undefined }).rows).toBe(30);
+    expect((await m.predictAsync(x, { label: 'x.npy', signal: new AbortController().signal })).rows).toBe(30);
+    expect(m.predict(x).rows).toBe(30);
+  });
+
   it('X with 0 rows predicts an empty matrix, sync and async', async () => {
     const { x, y } = planted(30, 4, 3, 1);
     const m = await new RidgeCV({ alphas: [1] }).fit(x, y);

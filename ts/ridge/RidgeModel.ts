@@ -5,7 +5,7 @@ import { assertMatrix, type Matrix } from '../matrix.js';
 import { nativeJob, nativeSync } from '../native/call.js';
 import type { NativeRidgeInfo } from '../native/ridgeTypes.js';
 import { ModelFile } from './modelFile.js';
-import type { RidgeScore } from './options.js';
+import { checkPredictOptions, type RidgeScore } from './options.js';
 
 export type { RidgeScore };
 
@@ -84,6 +84,7 @@ export class RidgeModel {
    * A service should use predictAsync, which runs off the event loop.
    */
   predict(x: Matrix, options: PredictOptions = {}): Matrix {
+    checkPredictOptions(options, 'RidgeModel.predict');
     this.checkX(x, options.label ?? 'predict: X');
     const data = nativeSync((b) => b.ridgePredict(x.data, x.rows, x.cols, this.coef.data, this.nTargets, this.intercept, this.xMean, this.xScale));
     return { data, rows: x.rows, cols: this.nTargets };
@@ -95,6 +96,7 @@ export class RidgeModel {
    * loop runs, so a large X (30 M values: 40–60 ms in one piece) does not stall it either.
    */
   async predictAsync(x: Matrix, options: PredictOptions = {}): Promise<Matrix> {
+    checkPredictOptions(options, 'RidgeModel.predictAsync');
     const label = options.label ?? 'predictAsync: X';
     this.checkShape(x, label);
     const bad = await firstNonFiniteSliced(x.data);

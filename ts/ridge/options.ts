@@ -86,6 +86,24 @@ export function checkFitControl(control: unknown, what: string): void {
   if (onProgress !== undefined && typeof onProgress !== 'function') {
     throw new InvalidArgumentError(`${what} onProgress: expected a function, got ${describeNumber(onProgress)}`);
   }
+  checkSignal(signal, what);
+}
+
+/**
+ * The options of a prediction (`predict(x, { label, signal })`): an object whose label is a string and signal an
+ * AbortSignal; an unknown key is refused like a fit's (a misspelt 'lable' would leave errors naming X by default).
+ */
+export function checkPredictOptions(options: unknown, what: string): void {
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw new InvalidArgumentError(`${what}: options must be an object ({ label, signal }), got ${describeNumber(options)}`);
+  }
+  checkKnownKeys(options, ['label', 'signal'], what);
+  const { label, signal } = options as { label?: unknown; signal?: unknown };
+  if (label !== undefined && typeof label !== 'string') throw new InvalidArgumentError(`${what} label: expected a string (how errors name X), got ${describeNumber(label)}`);
+  checkSignal(signal, what);
+}
+
+function checkSignal(signal: unknown, what: string): void {
   if (signal !== undefined && !isAbortSignal(signal)) throw new InvalidArgumentError(`${what} signal: expected an AbortSignal, got ${describeNumber(signal)}`);
 }
 
