@@ -215,6 +215,67 @@ describe('RidgeModel persistence', () => {
   });
 });
 
+describe('RidgeModel checks its parts at construction', () => {
+  // a 2-feature, 2-target model with one alpha, every part right
+  const f32 = (n: number, v = 0) => new Float32Array(n).fill(v);
+  const parts = () => ({
+    coef: { data: f32(4, 0.5), rows: 2, cols: 2 },
+    intercept: f32(2),
+    xMean: f32(2),
+    xScale: f32(2, 1),
+    bestAlphas: f32(2, 10),
+    bestScores: f32(2),
+    cvScores: { data: f32(2), rows: 1, cols: 2 },
+    settings: { alphas: [10], nFolds: 5, foldKind: 'contiguous' as const, score: 'r2' as const, fitIntercept: true, standardize: false },
+  });
+  const make = (p: unknown) => () => new RidgeModel(p as ConstructorParameters<typeof RidgeModel>[0]);
+
+  it('refuses missing parts, all named at once (they failed later, in predict or save, with a TypeError)', () => {
+    const coefOnly = make({ coef: { data: f32(4), rows: 2, cols: 2 } });
+    expect(coefOnly).toThrow(InvalidArgumentError);
+    expect(coefOnly).toThrow(/^RidgeModel: missing parts intercept, xMean, xScale, bestAlphas, bestScores, cvScores, settings; a model needs coef, /);
+    expect(make(null)).toThrow(/^RidgeModel: expected an object of the model's parts \(coef, intercept, .*\), got null$/);
+    expect(make({ ...parts(), intercep: f32(2) })).toThrow(/^RidgeModel: unknown part 'intercep' \(did you mean 'intercept'\?\); known: coef, /);
+  });
+
+  it('refuses a part of the wrong type (InvalidArgumentError) or size (ShapeError), naming it and its expected size', () => {
+    expect(make({ ...parts(), intercept: new Float64Array(2) })).toThrow(InvalidArgumentError);
+    expect(make({ ...parts(), intercept: new Float64Array(2) })).toThrow(
+      'RidgeModel intercept: expected a Float32Array of 2 values (one per target: coef is 2×2, features × targets), got a Float64Array of 2',
+    );
+    expect(make({ ...parts(), xMean: [0, 0] })).toThrow(/^RidgeModel xMean: expected a Float32Array of 2 values \(one per feature: .*\), got an array of 2$/);
+    expect(make({ ...parts(), coef: f32(4) })).toThrow(/^RidgeModel coef: expected a matrix \{ data: Float32Array, rows, cols \}, got a Float32Array of 4$/);
+    expect(make({ ...parts(), xScale: f32(3, 1) })).toThrow(ShapeError);
+    expect(make({ ...parts(), xScale: f32(3, 1) })).toThrow('RidgeModel xScale: has 3 values, expected 2 (one per feature: coef is 2×2, features × targets)');
+    expect(make({ ...parts(), bestScores: f32(1) })).toThrow(/^RidgeModel bestScores: has 1 values, expected 2 \(one per target/);
+    expect(make({ ...parts(), coef: { data: f32(3), rows: 2, cols: 2 } })).toThrow(/^RidgeModel coef: data has 3 elements but the shape 2×2 needs 4$/);
+    expect(make({ ...parts(), cvScores: { data: f32(4), rows: 2, cols: 2 } })).toThrow(ShapeError);
+    expect(make({ ...parts(), cvScores: { data: f32(4), rows: 2, cols: 2 } })).toThrow(
+      'RidgeModel cvScores: is 2×2, expected 1×2 (one row per alpha of settings.alphas, one column per target)',
+    );
+  });
+
+  it('refuses settings that save() could not write or load() would refuse, by name', () => {
+    const settings = (s: object) => ({ ...parts(), settings: { ...parts().settings, ...s } });
+    expect(make(settings({ standardize: undefined }))).toThrow(/^RidgeModel settings\.standardize: expected true or false, got undefined$/);
+    expect(make(settings({ score: 'mse' }))).toThrow(/^RidgeModel settings\.score: expected 'r2', 'pearson', got 'mse'$/);
+    expect(make(settings({ foldKind: 'random' }))).toThrow(/^RidgeModel settings\.foldKind: expected 'contiguous', 'groups', 'custom'/);
+    expect(make(settings({ nFolds: 2.5 }))).toThrow(/^RidgeModel settings\.nFolds: expected an integer >= 0, got 2\.5$/);
+    expect(make(settings({ alphas: [] }))).toThrow(/^RidgeModel settings\.alphas: expected a non-empty array of the alphas searched/);
+    expect(make(settings({ alphas: [10, -1] }))).toThrow(/settings\.alphas: .*, got -1 at position 1$/);
+    expect(make(settings({ nfolds: 5 }))).toThrow(/^RidgeModel settings: unknown setting 'nfolds' \(did you mean 'nFolds'\?\)/);
+    expect(make({ ...parts(), settings: 'r2' })).toThrow(/^RidgeModel settings: expected an object \{ alphas, nFolds, foldKind, score, fitIntercept, standardize \}, got string "r2"$/);
+  });
+
+  it('a model whose parts are right predicts and saves', async () => {
+    const m = new RidgeModel(parts());
+    expect(Array.from(m.predict({ data: f32(2, 1), rows: 1, cols: 2 }).data)).toEqual([1, 1]);
+    const file = path.join(mkdtempSync(path.join(tmpdir(), 'bl-parts-')), 'm.safetensors');
+    await m.save(file);
+    expect((await RidgeModel.load(file)).settings).toEqual(parts().settings);
+  });
+});
+
 describe('RidgeCV bad input', () => {
   const { x, y } = planted(20, 3, 2, 4);
   it.each([
