@@ -253,6 +253,25 @@ describe('BandedRidgeCV', () => {
     await expect(new BandedRidgeCV({ gammas: [[1, 0, 0]] }).fit({ a, b }, y)).rejects.toBeInstanceOf(ShapeError);
   });
 
+  it('BandedRidgeModel checks its parts at construction, naming the part (they failed later, in predict or save)', async () => {
+    const { a, b, y } = data(40, 3, 2, 4, 2);
+    const m = await new BandedRidgeCV({ alphas: [1, 10], nIter: 3, folds: 4 }).fit({ a, b }, y);
+    const make = (patch: object) => () => new BandedRidgeModel({ ...m, ...patch } as ConstructorParameters<typeof BandedRidgeModel>[0]);
+    expect(make({})().nTargets).toBe(4);
+    expect(make({ intercept: undefined, bestGamma: undefined })).toThrow(InvalidArgumentError);
+    expect(make({ intercept: undefined, bestGamma: undefined })).toThrow(/^BandedRidgeModel: missing parts intercept, bestGamma; a model needs bandNames, /);
+    expect(make({ bestAlpha: new Float64Array(4) })).toThrow(/^BandedRidgeModel bestAlpha: expected a Float32Array of 4 values \(one per target: coef is 5×4, features × targets\), got a Float64Array of 4$/);
+    expect(make({ xMean: new Float32Array(4) })).toThrow(ShapeError);
+    expect(make({ xMean: new Float32Array(4) })).toThrow(/^BandedRidgeModel xMean: has 4 values, expected 5 \(one per feature/);
+    expect(make({ bandSizes: [3, 3] })).toThrow(/^BandedRidgeModel bandSizes: \[3, 3\] adds up to 6 features, but coef has 5 \(rows\)$/);
+    expect(make({ bandNames: ['a'] })).toThrow(/^BandedRidgeModel bandNames: expected an array of 2 names, one per band of bandSizes$/);
+    expect(make({ gammas: new Float64Array(3) })).toThrow(/^BandedRidgeModel gammas: has 3 values, expected rows of the 2 band weights$/);
+    expect(make({ bestGamma: new Int32Array(4).fill(3) })).toThrow(/^BandedRidgeModel bestGamma: is 3 at index 0, expected a row of gammas \(0\.\.2\)$/);
+    expect(make({ gammaScores: { data: new Float32Array(8), rows: 2, cols: 4 } })).toThrow(/^BandedRidgeModel gammaScores: is 2×4, expected 3×4 \(one row per candidate of gammas/);
+    expect(make({ score: 'mse' })).toThrow(/^BandedRidgeModel score: expected 'r2', 'pearson', got 'mse'$/);
+    expect(make({ bestAlphas: m.bestAlpha })).toThrow(/^BandedRidgeModel: unknown part 'bestAlphas' \(did you mean 'bestAlpha'\?\)/);
+  });
+
   it('dirichletGammas checks its arguments, naming each', () => {
     expect(dirichletGammas(3, 2, [0.5], 1)).toHaveLength(3);
     expect(() => dirichletGammas(0, 2)).toThrow(/^dirichletGammas nSamples: expected an integer >= 1, got 0$/);
@@ -274,6 +293,9 @@ describe('BandedRidgeCV', () => {
     expect(make({ seed: -1 })).toThrow(/^BandedRidgeCV seed: expected an integer in 0\.\.9007199254740991, got -1$/);
     expect(new BandedRidgeCV({ seed: Number.MAX_SAFE_INTEGER }).options.seed).toBe(Number.MAX_SAFE_INTEGER);
     expect(make({ alphas: [1, 1e39] })).toThrow(/^BandedRidgeCV alphas: every alpha must be finite and > 0 in float32 .*got 1e\+39 at position 1, which is Infinity in float32$/);
+    // (as --alphas, configs and HTTP refuse it: a repeated alpha is a typo, scored twice)
+    expect(make({ alphas: [1, 10, 1] })).toThrow(InvalidArgumentError);
+    expect(make({ alphas: [1, 10, 1] })).toThrow(/^BandedRidgeCV alphas: the alphas must be distinct, got 1 at positions 0 and 2$/);
     const { a, b, y } = data(60, 4, 4, 3, 1);
     await expect(new BandedRidgeCV({ nIter: 2 }).fit({ a, b }, y, { signal: {} as AbortSignal })).rejects.toThrow(/^BandedRidgeCV\.fit signal: expected an AbortSignal, got an object$/);
     await expect(new BandedRidgeCV({ nIter: 2, foldIndex: new Array(60).fill(7) }).fit({ a, b }, y)).rejects.toThrow(/^BandedRidgeCV foldIndex: .*largest value is 7 \(so 8 folds\) but folds 0, 1, 2, 3, 4, 5, 6 have none$/);

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
@@ -193,10 +193,86 @@ describe('RidgeModel persistence', () => {
     for (let i = 0; i < ours.length; i++) expect(out.pred[i]).toBeCloseTo(ours[i], 4);
   });
 
+  it('save() to a folder or below a file is an InvalidArgumentError naming the path, not EISDIR/EEXIST', async () => {
+    const { x, y } = planted(30, 4, 2, 1);
+    const m = await new RidgeCV({ alphas: [1] }).fit(x, y);
+    const dir = mkdtempSync(path.join(tmpdir(), 'bl-save-'));
+    await expect(m.save(dir)).rejects.toThrow(InvalidArgumentError);
+    await expect(m.save(dir)).rejects.toThrow(`cannot write ${dir}: it is an existing folder; expected a file path`);
+    await m.save(path.join(dir, 'm.safetensors'));
+    await expect(m.save(path.join(dir, 'm.safetensors', 'n.safetensors'))).rejects.toThrow(
+      `cannot write ${path.join(dir, 'm.safetensors', 'n.safetensors')}: ${path.join(dir, 'm.safetensors')} is a file, not a folder, so nothing can be written below it`,
+    );
+    // (the temporaries are removed)
+    expect(readdirSync(dir)).toEqual(['m.safetensors']);
+    expect(readdirSync(path.dirname(dir)).filter((n) => n.startsWith(`.${path.basename(dir)}.tmp-`))).toEqual([]);
+  });
+
   it('refuses X with a different feature count', async () => {
     const { x, y } = planted(30, 4, 2, 1);
     const m = await new RidgeCV({ alphas: [1] }).fit(x, y);
     expect(() => m.predict({ data: new Float32Array(15), rows: 3, cols: 5 })).toThrow(/5 features .* fitted on 4/);
+  });
+});
+
+describe('RidgeModel checks its parts at construction', () => {
+  // a 2-feature, 2-target model with one alpha, every part right
+  const f32 = (n: number, v = 0) => new Float32Array(n).fill(v);
+  const parts = () => ({
+    coef: { data: f32(4, 0.5), rows: 2, cols: 2 },
+    intercept: f32(2),
+    xMean: f32(2),
+    xScale: f32(2, 1),
+    bestAlphas: f32(2, 10),
+    bestScores: f32(2),
+    cvScores: { data: f32(2), rows: 1, cols: 2 },
+    settings: { alphas: [10], nFolds: 5, foldKind: 'contiguous' as const, score: 'r2' as const, fitIntercept: true, standardize: false },
+  });
+  const make = (p: unknown) => () => new RidgeModel(p as ConstructorParameters<typeof RidgeModel>[0]);
+
+  it('refuses missing parts, all named at once (they failed later, in predict or save, with a TypeError)', () => {
+    const coefOnly = make({ coef: { data: f32(4), rows: 2, cols: 2 } });
+    expect(coefOnly).toThrow(InvalidArgumentError);
+    expect(coefOnly).toThrow(/^RidgeModel: missing parts intercept, xMean, xScale, bestAlphas, bestScores, cvScores, settings; a model needs coef, /);
+    expect(make(null)).toThrow(/^RidgeModel: expected an object of the model's parts \(coef, intercept, .*\), got null$/);
+    expect(make({ ...parts(), intercep: f32(2) })).toThrow(/^RidgeModel: unknown part 'intercep' \(did you mean 'intercept'\?\); known: coef, /);
+  });
+
+  it('refuses a part of the wrong type (InvalidArgumentError) or size (ShapeError), naming it and its expected size', () => {
+    expect(make({ ...parts(), intercept: new Float64Array(2) })).toThrow(InvalidArgumentError);
+    expect(make({ ...parts(), intercept: new Float64Array(2) })).toThrow(
+      'RidgeModel intercept: expected a Float32Array of 2 values (one per target: coef is 2×2, features × targets), got a Float64Array of 2',
+    );
+    expect(make({ ...parts(), xMean: [0, 0] })).toThrow(/^RidgeModel xMean: expected a Float32Array of 2 values \(one per feature: .*\), got an array of 2$/);
+    expect(make({ ...parts(), coef: f32(4) })).toThrow(/^RidgeModel coef: expected a matrix \{ data: Float32Array, rows, cols \}, got a Float32Array of 4$/);
+    expect(make({ ...parts(), xScale: f32(3, 1) })).toThrow(ShapeError);
+    expect(make({ ...parts(), xScale: f32(3, 1) })).toThrow('RidgeModel xScale: has 3 values, expected 2 (one per feature: coef is 2×2, features × targets)');
+    expect(make({ ...parts(), bestScores: f32(1) })).toThrow(/^RidgeModel bestScores: has 1 values, expected 2 \(one per target/);
+    expect(make({ ...parts(), coef: { data: f32(3), rows: 2, cols: 2 } })).toThrow(/^RidgeModel coef: data has 3 elements but the shape 2×2 needs 4$/);
+    expect(make({ ...parts(), cvScores: { data: f32(4), rows: 2, cols: 2 } })).toThrow(ShapeError);
+    expect(make({ ...parts(), cvScores: { data: f32(4), rows: 2, cols: 2 } })).toThrow(
+      'RidgeModel cvScores: is 2×2, expected 1×2 (one row per alpha of settings.alphas, one column per target)',
+    );
+  });
+
+  it('refuses settings that save() could not write or load() would refuse, by name', () => {
+    const settings = (s: object) => ({ ...parts(), settings: { ...parts().settings, ...s } });
+    expect(make(settings({ standardize: undefined }))).toThrow(/^RidgeModel settings\.standardize: expected true or false, got undefined$/);
+    expect(make(settings({ score: 'mse' }))).toThrow(/^RidgeModel settings\.score: expected 'r2', 'pearson', got 'mse'$/);
+    expect(make(settings({ foldKind: 'random' }))).toThrow(/^RidgeModel settings\.foldKind: expected 'contiguous', 'groups', 'custom'/);
+    expect(make(settings({ nFolds: 2.5 }))).toThrow(/^RidgeModel settings\.nFolds: expected an integer >= 0, got 2\.5$/);
+    expect(make(settings({ alphas: [] }))).toThrow(/^RidgeModel settings\.alphas: expected a non-empty array of the alphas searched/);
+    expect(make(settings({ alphas: [10, -1] }))).toThrow(/settings\.alphas: .*, got -1 at position 1$/);
+    expect(make(settings({ nfolds: 5 }))).toThrow(/^RidgeModel settings: unknown setting 'nfolds' \(did you mean 'nFolds'\?\)/);
+    expect(make({ ...parts(), settings: 'r2' })).toThrow(/^RidgeModel settings: expected an object \{ alphas, nFolds, foldKind, score, fitIntercept, standardize \}, got string "r2"$/);
+  });
+
+  it('a model whose parts are right predicts and saves', async () => {
+    const m = new RidgeModel(parts());
+    expect(Array.from(m.predict({ data: f32(2, 1), rows: 1, cols: 2 }).data)).toEqual([1, 1]);
+    const file = path.join(mkdtempSync(path.join(tmpdir(), 'bl-parts-')), 'm.safetensors');
+    await m.save(file);
+    expect((await RidgeModel.load(file)).settings).toEqual(parts().settings);
   });
 });
 
@@ -350,6 +426,9 @@ describe('RidgeCV options are validated once, by name', () => {
     // (stored as float32, these were reported as Infinity and 0)
     ['an alpha above float32\'s range', { alphas: [10, 1e39, 1e40] }, /^RidgeCV alphas: every alpha must be finite and > 0 in float32 \(1\.4e-45 to 3\.4e38\), got 1e\+39 at position 1, which is Infinity in float32$/],
     ['an alpha below float32\'s range', { alphas: [1e-50, 1e-49] }, /^RidgeCV alphas: every alpha must be finite and > 0 in float32 \(1\.4e-45 to 3\.4e38\), got 1e-50 at position 0, which is 0 in float32$/],
+    // (as --alphas, configs and HTTP refuse it: it was fitted, with two rows of cvScores for one alpha)
+    ['an alpha listed twice', { alphas: [1, 1, 10] }, /^RidgeCV alphas: the alphas must be distinct, got 1 at positions 0 and 1$/],
+    ['an alpha listed twice in a typed array', { alphas: Float64Array.of(10, 100, 10) }, /^RidgeCV alphas: the alphas must be distinct, got 10 at positions 0 and 2$/],
     ['memoryBudget as a string', { memoryBudget: '1e9' }, /memoryBudget: expected a finite number > 0, got string "1e9"$/],
     ['a foldIndex entry as a string', { foldIndex: [0, '1'] }, /foldIndex: expected integers >= 0, got string "1" at position 1$/],
   ])('refuses %s', (_label, options, msg) => {
@@ -571,6 +650,24 @@ describe('RidgeModel.predict: checked inputs, empty inputs, async', () => {
     expect((failure as Error).message).toBe(`predictAsync: X contains Infinity at row ${rows - 2}, column 3: inputs must be finite`);
     expect(turns).toBeGreaterThan(1);
     expect(() => m.predict(big)).toThrow(`predict: X contains Infinity at row ${rows - 2}, column 3: inputs must be finite`);
+  });
+
+  it("refuses unknown predict options with the one meant, as RidgeCV's options are, and checks label and signal", async () => {
+    const { x, y } = planted(30, 4, 2, 1);
+    const m = await new RidgeCV({ alphas: [1] }).fit(x, y);
+    const opts = (o: unknown) => o as { label?: string };
+    expect(() => m.predict(x, opts({ lable: 'x' }))).toThrow(InvalidArgumentError);
+    expect(() => m.predict(x, opts({ lable: 'x' }))).toThrow(/^RidgeModel\.predict: unknown option 'lable' \(did you mean 'label'\?\); known: label, signal$/);
+    await expect(m.predictAsync(x, opts({ sigal: new AbortController().signal }))).rejects.toThrow(
+      /^RidgeModel\.predictAsync: unknown option 'sigal' \(did you mean 'signal'\?\); known: label, signal$/,
+    );
+    expect(() => m.predict(x, opts({ label: 5 }))).toThrow(/^RidgeModel\.predict label: expected a string \(how errors name X\), got 5$/);
+    await expect(m.predictAsync(x, opts({ signal: {} }))).rejects.toThrow(/^RidgeModel\.predictAsync signal: expected an AbortSignal, got an object$/);
+    expect(() => m.predict(x, opts(null))).toThrow(/^RidgeModel\.predict: options must be an object \(\{ label, signal \}\), got null$/);
+    // the known ones, and none, still predict
+    expect(m.predict(x, { label: 'x.npy', signal: undefined }).rows).toBe(30);
+    expect((await m.predictAsync(x, { label: 'x.npy', signal: new AbortController().signal })).rows).toBe(30);
+    expect(m.predict(x).rows).toBe(30);
   });
 
   it('X with 0 rows predicts an empty matrix, sync and async', async () => {

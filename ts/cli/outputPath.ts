@@ -3,35 +3,12 @@
  * operation on a directory, rename". Each refusal names the option (or the config field), the path as given and
  * what was expected. The check writes nothing: missing parent folders are created later, by the writer.
  */
-import { constants } from 'node:fs';
-import { access, stat } from 'node:fs/promises';
-import { dirname, sep } from 'node:path';
+import { sep } from 'node:path';
 
 import { InvalidArgumentError } from '../errors.js';
+import { outputPathProblem, type OutputKind } from '../io/outputProblem.js';
 
-/** 'file': a file written whole (a model, a .npy); 'folder': a folder the command fills (a run folder). */
-export type OutputKind = 'file' | 'folder';
-
-type Stat = Awaited<ReturnType<typeof stat>>;
-
-async function statOrNull(path: string): Promise<Stat | null> {
-  try {
-    return await stat(path);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') return null;
-    throw e;
-  }
-}
-
-async function writable(dir: string): Promise<boolean> {
-  try {
-    await access(dir, constants.W_OK | constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
+export type { OutputKind };
 
 /**
  * Throws an InvalidArgumentError unless `path` can take an output of `kind`: a file output must not be an existing
@@ -44,24 +21,6 @@ export async function checkOutputPath(option: string, path: string, kind: Output
   const refuse = (problem: string) => new InvalidArgumentError(`${option} ${path}: ${problem}; expected ${expected}`);
   if (path.trim() === '') throw new InvalidArgumentError(`${option}: got an empty path; expected ${expected}`);
   if (kind === 'file' && (path.endsWith('/') || path.endsWith(sep))) throw refuse('ends with a path separator (a folder)');
-  const target = await statOrNull(path);
-  if (target) {
-    if (kind === 'file' && target.isDirectory()) throw refuse('is an existing folder');
-    if (kind === 'file' && !target.isFile()) throw refuse('exists and is not a regular file');
-    if (kind === 'folder' && !target.isDirectory()) throw refuse('is an existing file');
-    const dir = kind === 'folder' ? path : dirname(path);
-    if (!(await writable(dir))) throw refuse(`${dir} is not writable (permission denied)`);
-    return;
-  }
-  // the nearest existing ancestor (named as typed: dirname of a relative path ends at '.') decides: a folder we may
-  // write in, or a file that blocks the path
-  for (let dir = dirname(path); ; dir = dirname(dir)) {
-    const s = await statOrNull(dir);
-    if (s) {
-      if (!s.isDirectory()) throw refuse(`${dir} is a file, not a folder, so nothing can be written below it`);
-      if (!(await writable(dir))) throw refuse(`${dir} is not writable (permission denied)`);
-      return;
-    }
-    if (dirname(dir) === dir) return;
-  }
+  const problem = await outputPathProblem(path, kind);
+  if (problem) throw refuse(problem);
 }

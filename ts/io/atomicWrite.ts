@@ -26,6 +26,8 @@ import { mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs
 import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { InvalidArgumentError } from '../errors.js';
+import { outputPathProblem, type OutputKind } from './outputProblem.js';
 import { processAlive } from './processAlive.js';
 
 /** The host tag in temporary names, so a process on another machine sharing the folder is never judged dead here. */
@@ -70,16 +72,16 @@ export async function withAtomicFile<T>(
   write: (fh: FileHandle, tmpPath: string) => Promise<T>,
   opts: AtomicWriteOptions = {},
 ): Promise<T> {
-  if (opts.mkdirs !== false) await mkdir(dirname(path), { recursive: true });
+  if (opts.mkdirs !== false) await mkdir(dirname(path), { recursive: true }).catch((e) => rejectWrite(path, 'file', e));
   const tmp = siblingName(path, 'tmp');
-  const fh = await open(tmp, 'wx', opts.mode ?? 0o666);
+  const fh = await open(tmp, 'wx', opts.mode ?? 0o666).catch((e) => rejectWrite(path, 'file', e));
   let closed = false;
   try {
     const result = await write(fh, tmp);
     await fh.sync();
     await fh.close();
     closed = true;
-    await rename(tmp, path);
+    await rename(tmp, path).catch((e) => rejectWrite(path, 'file', e));
     return result;
   } catch (e) {
     if (!closed) await fh.close().catch(() => undefined);
@@ -93,7 +95,7 @@ export async function withAtomicFile<T>(
  * which is then flushed and renamed over `path`.
  */
 export async function withAtomicPath<T>(path: string, write: (tmpPath: string) => Promise<T> | T, opts: AtomicWriteOptions = {}): Promise<T> {
-  if (opts.mkdirs !== false) await mkdir(dirname(path), { recursive: true });
+  if (opts.mkdirs !== false) await mkdir(dirname(path), { recursive: true }).catch((e) => rejectWrite(path, 'file', e));
   const tmp = siblingName(path, 'tmp');
   try {
     const result = await write(tmp);
@@ -103,7 +105,7 @@ export async function withAtomicPath<T>(path: string, write: (tmpPath: string) =
     } finally {
       await fh.close();
     }
-    await rename(tmp, path);
+    await rename(tmp, path).catch((e) => rejectWrite(path, 'file', e));
     return result;
   } catch (e) {
     await rm(tmp, { force: true }).catch(() => undefined);
@@ -208,20 +210,45 @@ export async function writeStreamAtomic(
  * is left as it was.
  */
 export async function withAtomicDir<T>(dir: string, build: (tmpDir: string) => Promise<T>): Promise<T> {
-  await mkdir(dirname(dir), { recursive: true });
+  await mkdir(dirname(dir), { recursive: true }).catch((e) => rejectWrite(dir, 'folder', e));
   await recoverInterruptedDir(dir);
   const tmp = siblingName(dir, 'tmp');
-  await mkdir(tmp);
+  await mkdir(tmp).catch((e) => rejectWrite(dir, 'folder', e));
   let result: T;
   try {
     result = await build(tmp);
     await syncDir(tmp);
-    await replaceDir(tmp, dir);
+    await replaceDir(tmp, dir).catch((e) => rejectWrite(dir, 'folder', e));
   } catch (e) {
     await rm(tmp, { recursive: true, force: true }).catch(() => undefined);
     throw e;
   }
   return result;
+}
+
+/** The errno codes of a write step refused by what is at (or above) its path, or by permissions. */
+const PATH_CODES = new Set(['EISDIR', 'ENOTDIR', 'EEXIST', 'EACCES', 'EPERM']);
+
+/**
+ * A failed step of writing `path` (creating its folder or its temporary, renaming it into place) as an
+ * InvalidArgumentError naming the path and what is in the way, in the words of the CLI's --out check: a library
+ * caller (RidgeModel.save) has no such check and would get "EISDIR … rename '.m.tmp-…' -> 'm'". Any other error (a
+ * full disk; a path that is fine by now) comes back as it was; the original is kept as the cause.
+ */
+export async function describeWriteError(path: string, kind: OutputKind, err: unknown): Promise<unknown> {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  if (code === undefined || !PATH_CODES.has(code)) return err;
+  const problem = await outputPathProblem(path, kind).catch(() => null);
+  if (problem === null) return err;
+  const subject = problem.startsWith('is ') || problem.startsWith('exists ') ? `it ${problem}` : problem;
+  const typed = new InvalidArgumentError(`cannot write ${path}: ${subject}; expected ${kind === 'file' ? 'a file path' : 'a folder path'}`);
+  typed.cause = err;
+  return typed;
+}
+
+/** Rejects with describeWriteError's error, for `.catch` on each step of a write. */
+async function rejectWrite(path: string, kind: OutputKind, err: unknown): Promise<never> {
+  throw await describeWriteError(path, kind, err);
 }
 
 /** Renames the finished folder `tmp` to `dir`, moving an existing `dir` aside first and deleting it after. */

@@ -1,10 +1,12 @@
-import { FormatError, ShapeError } from '../errors.js';
+import { FormatError, InvalidArgumentError, ShapeError } from '../errors.js';
 import { metadataJson, readSafetensors, writeSafetensors } from '../io/safetensors.js';
 import type { Matrix } from '../matrix.js';
 import type { NativeBandedInfo } from '../native/bandedTypes.js';
 import { nativeSync } from '../native/call.js';
 import { concatSpaces, type FeatureSpaces } from './featureSpaces.js';
 import { ModelFile } from './modelFile.js';
+import { checkAlphaList, checkPartMatrix, checkPartsObject, checkPredictionParts, checkVector, FOLD_KINDS } from './modelParts.js';
+import { checkChoice, checkInteger } from './options.js';
 
 export interface BandedRidgeModelParts {
   bandNames: string[];
@@ -27,6 +29,62 @@ export interface BandedRidgeModelParts {
   info?: NativeBandedInfo;
 }
 
+const PARTS = [
+  'bandNames',
+  'bandSizes',
+  'coef',
+  'intercept',
+  'xMean',
+  'xScale',
+  'gammas',
+  'bestGamma',
+  'bestAlpha',
+  'bestScores',
+  'gammaScores',
+  'alphas',
+  'score',
+  'foldKind',
+  'nFolds',
+] as const;
+
+/** BandedRidgeModel's parts, checked once, at its constructor (see modelParts.ts). */
+function checkBandedParts(parts: unknown): void {
+  const what = 'BandedRidgeModel';
+  const record = checkPartsObject(parts, what, PARTS, ['info']);
+  const { p, t } = checkPredictionParts(record, what);
+  const nb = checkBands(record.bandNames, record.bandSizes, p, what);
+  const per = `one per target: coef is ${p}×${t}, features × targets`;
+  if (!(record.gammas instanceof Float64Array)) {
+    throw new InvalidArgumentError(`${what} gammas: expected a Float64Array of candidates, rows of the ${nb} band weights`);
+  }
+  const gammas = record.gammas.length;
+  if (gammas === 0 || gammas % nb !== 0) throw new ShapeError(`${what} gammas: has ${gammas} values, expected rows of the ${nb} band weights`);
+  const nGammas = gammas / nb;
+  checkVector(record.bestGamma, 'bestGamma', what, Int32Array, t, per);
+  // bandWeights() reads the row best_gamma names
+  const outside = (record.bestGamma as Int32Array).findIndex((g) => g < 0 || g >= nGammas);
+  if (outside >= 0) throw new ShapeError(`${what} bestGamma: is ${(record.bestGamma as Int32Array)[outside]} at index ${outside}, expected a row of gammas (0..${nGammas - 1})`);
+  for (const name of ['bestAlpha', 'bestScores']) checkVector(record[name], name, what, Float32Array, t, per);
+  checkPartMatrix(record.gammaScores, 'gammaScores', what, { rows: nGammas, cols: t, shape: 'one row per candidate of gammas, one column per target' });
+  checkAlphaList(record.alphas, 'alphas', what);
+  checkChoice(record.score, 'score', what, ['r2', 'pearson'] as const);
+  checkChoice(record.foldKind, 'foldKind', what, FOLD_KINDS);
+  checkInteger(record.nFolds, 'nFolds', what, 0);
+}
+
+/** A name and a width per band, the widths adding up to coef's p features; returns the number of bands. */
+function checkBands(names: unknown, sizes: unknown, p: number, what: string): number {
+  if (!Array.isArray(sizes) || sizes.length === 0 || sizes.some((b) => !Number.isInteger(b) || b < 1)) {
+    throw new InvalidArgumentError(`${what} bandSizes: expected a non-empty array of band widths (integers >= 1)`);
+  }
+  if (!Array.isArray(names) || names.length !== sizes.length || names.some((b) => typeof b !== 'string')) {
+    throw new InvalidArgumentError(`${what} bandNames: expected an array of ${sizes.length} names, one per band of bandSizes`);
+  }
+  const total = (sizes as number[]).reduce((a, b) => a + b, 0);
+  if (total !== p) throw new ShapeError(`${what} bandSizes: [${sizes.join(', ')}] adds up to ${total} features, but coef has ${p} (rows)`);
+  return sizes.length;
+}
+
 /** A fitted banded ridge model: predict(X) = ((X − xMean) / xScale) · coef + intercept, X the spaces side by side. */
 export class BandedRidgeModel {
   readonly bandNames: string[];
@@ -46,7 +104,9 @@ export class BandedRidgeModel {
   readonly nFolds: number;
   readonly info?: NativeBandedInfo;
 
+  /** Checks the parts (InvalidArgumentError: missing or of the wrong type; ShapeError: not sized to coef). */
   constructor(p: BandedRidgeModelParts) {
+    checkBandedParts(p);
     this.bandNames = p.bandNames;
     this.bandSizes = p.bandSizes;
     this.coef = p.coef;

@@ -1,11 +1,13 @@
 import { metadataJson, readSafetensors, writeSafetensors } from '../io/safetensors.js';
-import { FormatError, NonFiniteError, ShapeError } from '../errors.js';
+import { FormatError, InvalidArgumentError, NonFiniteError, ShapeError } from '../errors.js';
 import { firstNonFinite, firstNonFiniteSliced } from '../io/finite.js';
 import { assertMatrix, type Matrix } from '../matrix.js';
 import { nativeJob, nativeSync } from '../native/call.js';
 import type { NativeRidgeInfo } from '../native/ridgeTypes.js';
 import { ModelFile } from './modelFile.js';
-import type { RidgeScore } from './options.js';
+import { describeNumber } from './alphas.js';
+import { checkAlphaList, checkPartMatrix, checkPartsObject, checkPredictionParts, checkVector, FOLD_KINDS } from './modelParts.js';
+import { checkBoolean, checkChoice, checkInteger, checkKnownKeys, checkPredictOptions, type RidgeScore } from './options.js';
 
 export type { RidgeScore };
 
@@ -41,6 +43,35 @@ function nonFiniteX(x: Matrix, bad: number, label: string): NonFiniteError {
   return new NonFiniteError(`${label} contains ${x.data[bad]} at row ${Math.floor(bad / x.cols)}, column ${bad % x.cols}: inputs must be finite`);
 }
 
+const PARTS = ['coef', 'intercept', 'xMean', 'xScale', 'bestAlphas', 'bestScores', 'cvScores', 'settings'] as const;
+const SETTINGS = ['alphas', 'nFolds', 'foldKind', 'score', 'fitIntercept', 'standardize'] as const;
+
+/** RidgeModel's parts, checked once, at its constructor (see modelParts.ts). */
+function checkRidgeParts(parts: unknown): void {
+  const what = 'RidgeModel';
+  const record = checkPartsObject(parts, what, PARTS, ['info']);
+  const { p, t } = checkPredictionParts(record, what);
+  for (const name of ['bestAlphas', 'bestScores']) checkVector(record[name], name, what, Float32Array, t, `one per target: coef is ${p}×${t}, features × targets`);
+  const alphas = checkSettings(record.settings, what);
+  checkPartMatrix(record.cvScores, 'cvScores', what, { rows: alphas, cols: t, shape: 'one row per alpha of settings.alphas, one column per target' });
+}
+
+/** The fit's settings (saved in the file's metadata); returns the number of alphas. */
+function checkSettings(value: unknown, what: string): number {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new InvalidArgumentError(`${what} settings: expected an object { ${SETTINGS.join(', ')} }, got ${describeNumber(value)}`);
+  }
+  checkKnownKeys(value, SETTINGS, `${what} settings`, 'setting');
+  const s = value as Record<string, unknown>;
+  checkAlphaList(s.alphas, 'settings.alphas', what);
+  checkInteger(s.nFolds, 'settings.nFolds', what, 0);
+  checkChoice(s.foldKind, 'settings.foldKind', what, FOLD_KINDS);
+  checkChoice(s.score, 'settings.score', what, ['r2', 'pearson'] as const);
+  checkBoolean(s.fitIntercept, 'settings.fitIntercept', what);
+  checkBoolean(s.standardize, 'settings.standardize', what);
+  return (s.alphas as number[]).length;
+}
+
 export const MODEL_FORMAT = 'brainlatent.ridge';
 export const MODEL_VERSION = '1';
 
@@ -60,7 +91,9 @@ export class RidgeModel {
   readonly settings: RidgeFitSettings;
   readonly info?: NativeRidgeInfo;
 
+  /** Checks the parts (InvalidArgumentError: missing or of the wrong type; ShapeError: not sized to coef). */
   constructor(parts: RidgeModelParts) {
+    checkRidgeParts(parts);
     this.coef = parts.coef;
     this.intercept = parts.intercept;
     this.xMean = parts.xMean;
@@ -84,6 +117,7 @@ export class RidgeModel {
    * A service should use predictAsync, which runs off the event loop.
    */
   predict(x: Matrix, options: PredictOptions = {}): Matrix {
+    checkPredictOptions(options, 'RidgeModel.predict');
     this.checkX(x, options.label ?? 'predict: X');
     const data = nativeSync((b) => b.ridgePredict(x.data, x.rows, x.cols, this.coef.data, this.nTargets, this.intercept, this.xMean, this.xScale));
     return { data, rows: x.rows, cols: this.nTargets };
@@ -95,6 +129,7 @@ export class RidgeModel {
    * loop runs, so a large X (30 M values: 40–60 ms in one piece) does not stall it either.
    */
   async predictAsync(x: Matrix, options: PredictOptions = {}): Promise<Matrix> {
+    checkPredictOptions(options, 'RidgeModel.predictAsync');
     const label = options.label ?? 'predictAsync: X';
     this.checkShape(x, label);
     const bad = await firstNonFiniteSliced(x.data);

@@ -50,13 +50,7 @@ export function parseAlphas(text: string): number[] {
   } else {
     alphas = t.split(',').map((item, i) => listItem(item, i, t));
   }
-  validateAlphas(alphas, 'alphas');
-  const seen = new Map<number, number>();
-  alphas.forEach((a, i) => {
-    const first = seen.get(a);
-    if (first !== undefined) throw new InvalidArgumentError(`alphas: the alphas must be distinct, got ${a} at positions ${first} and ${i} of '${t}'`);
-    seen.set(a, i);
-  });
+  validateAlphas(alphas, 'alphas', t);
   return alphas;
 }
 
@@ -73,11 +67,36 @@ export function describeNumber(v: unknown): string {
   return `${typeof v} ${String(v)}`;
 }
 
+/** An alpha listed again: its value, its first position and the position of the repeat. */
+export interface RepeatedAlpha {
+  alpha: number;
+  first: number;
+  at: number;
+}
+
+/** Every alpha listed again after its first position, in order. */
+export function repeatedAlphas(alphas: ArrayLike<number>): RepeatedAlpha[] {
+  const firstAt = new Map<number, number>();
+  const repeats: RepeatedAlpha[] = [];
+  for (let i = 0; i < alphas.length; i++) {
+    const first = firstAt.get(alphas[i]);
+    if (first === undefined) firstAt.set(alphas[i], i);
+    else repeats.push({ alpha: alphas[i], first, at: i });
+  }
+  return repeats;
+}
+
+/** A repeat as every grid check words it (the library, --alphas, configs, HTTP); `typed`, the text it was parsed from. */
+export function repeatedAlphaProblem(r: RepeatedAlpha, typed?: string): string {
+  return `the alphas must be distinct, got ${r.alpha} at positions ${r.first} and ${r.at}${typed === undefined ? '' : ` of '${typed}'`}`;
+}
+
 /**
  * Every alpha a finite number > 0, also in float32 (the chosen alphas are stored as float32: 1e39 would be
- * reported as Infinity, 1e-50 as 0), at least one.
+ * reported as Infinity, 1e-50 as 0), at least one, none repeated (a repeat is a typo, not a grid: it is scored
+ * twice and gets two rows of cvScores). `typed`: the text the grid was parsed from, named with a repeat's positions.
  */
-export function validateAlphas(alphas: ArrayLike<number>, what: string): void {
+export function validateAlphas(alphas: ArrayLike<number>, what: string, typed?: string): void {
   if (alphas.length === 0) throw new InvalidArgumentError(`${what}: need at least one alpha`);
   for (let i = 0; i < alphas.length; i++) {
     const a: unknown = alphas[i];
@@ -89,6 +108,8 @@ export function validateAlphas(alphas: ArrayLike<number>, what: string): void {
       throw new InvalidArgumentError(`${what}: every alpha must be finite and > 0 in float32 (1.4e-45 to 3.4e38), got ${a} at position ${i}, which is ${f} in float32`);
     }
   }
+  const [repeat] = repeatedAlphas(alphas);
+  if (repeat) throw new InvalidArgumentError(`${what}: ${repeatedAlphaProblem(repeat, typed)}`);
 }
 
 /** Share of targets on one edge of the alpha grid above which a fit is flagged (`ridge fit`, `reconstruct`, `demo`). */

@@ -66,16 +66,16 @@ export const COMMON_OPTION_KEYS = [
 /**
  * Every key of `o` must be one of `known`: a misspelt option ('alpha' for 'alphas') would otherwise be ignored
  * and the default used in silence. The error names each unknown key, the closest known one when it looks like
- * a typo (as config files and HTTP bodies do), and the known ones.
+ * a typo (as config files and HTTP bodies do), and the known ones; `noun` is what a key is ('option', 'part').
  */
-export function checkKnownKeys(o: object, known: readonly string[], what: string): void {
+export function checkKnownKeys(o: object, known: readonly string[], what: string, noun = 'option'): void {
   const unknown = Object.keys(o).filter((k) => !known.includes(k));
   if (unknown.length === 0) return;
   const each = unknown.map((k) => {
     const near = closest(k, [...known]);
     return `'${k}'${near ? ` (did you mean '${near}'?)` : ''}`;
   });
-  throw new InvalidArgumentError(`${what}: unknown option${unknown.length > 1 ? 's' : ''} ${each.join(', ')}; known: ${known.join(', ')}`);
+  throw new InvalidArgumentError(`${what}: unknown ${noun}${unknown.length > 1 ? 's' : ''} ${each.join(', ')}; known: ${known.join(', ')}`);
 }
 
 /** The control of a fit (`fit(x, y, control)`): an object with an optional onProgress function and AbortSignal. */
@@ -86,6 +86,24 @@ export function checkFitControl(control: unknown, what: string): void {
   if (onProgress !== undefined && typeof onProgress !== 'function') {
     throw new InvalidArgumentError(`${what} onProgress: expected a function, got ${describeNumber(onProgress)}`);
   }
+  checkSignal(signal, what);
+}
+
+/**
+ * The options of a prediction (`predict(x, { label, signal })`): an object whose label is a string and signal an
+ * AbortSignal; an unknown key is refused like a fit's (a misspelt 'lable' would leave errors naming X by default).
+ */
+export function checkPredictOptions(options: unknown, what: string): void {
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw new InvalidArgumentError(`${what}: options must be an object ({ label, signal }), got ${describeNumber(options)}`);
+  }
+  checkKnownKeys(options, ['label', 'signal'], what);
+  const { label, signal } = options as { label?: unknown; signal?: unknown };
+  if (label !== undefined && typeof label !== 'string') throw new InvalidArgumentError(`${what} label: expected a string (how errors name X), got ${describeNumber(label)}`);
+  checkSignal(signal, what);
+}
+
+function checkSignal(signal: unknown, what: string): void {
   if (signal !== undefined && !isAbortSignal(signal)) throw new InvalidArgumentError(`${what} signal: expected an AbortSignal, got ${describeNumber(signal)}`);
 }
 
@@ -126,7 +144,7 @@ export function checkChoice<T extends string>(value: unknown, name: string, what
   return value as T;
 }
 
-function checkBoolean(value: unknown, name: string, what: string): boolean {
+export function checkBoolean(value: unknown, name: string, what: string): boolean {
   if (typeof value !== 'boolean') throw new InvalidArgumentError(`${what} ${name}: expected true or false, got ${describeNumber(value)}`);
   return value;
 }
