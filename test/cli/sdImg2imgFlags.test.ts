@@ -5,7 +5,7 @@
  * cancels a run at its next step and leaves no output file. `sd schedule` shares the checks.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -112,6 +112,32 @@ describe('sd img2img: .npy inputs that do not fit name the flag and the file', (
     const channels = await run(...base, '--model', f('good'), '--latents', f('z3ch.npy'), '--prompt', 'a cat');
     expect(channels?.message).toBe(`--latents ${f('z3ch.npy')}: has 3 channels ([1, 3, 8, 8]); the U-Net of ${f('good')} expects 4`);
     expect(readdirSync(tmp).filter((n) => n.startsWith('out'))).toEqual([]);
+  });
+});
+
+describe('a model folder whose scheduler config names a class the engine does not know', () => {
+  it('runs with --scheduler (the file\'s other keys still read) and without it names --scheduler', async () => {
+    cpSync(f('good'), f('foo-class'), { recursive: true });
+    const cfg = f('foo-class/scheduler/scheduler_config.json');
+    writeFileSync(cfg, JSON.stringify({ ...JSON.parse(readFileSync(cfg, 'utf8')), _class_name: 'FooScheduler', beta_end: 0.02 }));
+    await writeNpy(f('c1.npy'), new Float32Array(77 * 32), [1, 77, 32]);
+    const args = ['sd', 'img2img', '--model', f('foo-class'), '--latents', f('z1.npy'), '--cond', f('c1.npy'), '--steps', '4', '--latents-out', f('foo.npy')];
+    expect(await run(...args, '--scheduler', 'ddim')).toBeUndefined();
+    expect(readdirSync(tmp)).toContain('foo.npy');
+    const plan = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    const program = new Command().exitOverride();
+    registerSdCommand(program);
+    await program.parseAsync(['node', 'brainlatent', 'sd', 'schedule', '--model', f('foo-class'), '--scheduler', 'euler', '--steps', '4']);
+    const printed = JSON.parse(String(plan.mock.calls[0][0])) as { scheduler: string; schedule: { betaEnd: number } };
+    plan.mockRestore();
+    expect(printed.scheduler).toBe('euler');
+    expect(printed.schedule.betaEnd).toBe(0.02);
+    for (const e of [await run(...args), await run('sd', 'schedule', '--model', f('foo-class'))]) {
+      expect(e?.message).toContain(`${cfg}: _class_name 'FooScheduler' is not a scheduler the engine knows`);
+      expect(e?.message).toContain('choose one with --scheduler');
+    }
+    // a --scheduler that is no scheduler is the flag's error, not the file's
+    expect((await run(...args, '--scheduler', 'plms'))?.message).toContain("--scheduler: unknown scheduler 'plms'");
   });
 });
 

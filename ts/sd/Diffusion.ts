@@ -24,7 +24,7 @@ import type {
 import { ClipTokenizer } from './clipTokenizer.js';
 import { checkModelLayout, type SdComponent } from './modelLayout.js';
 import { nativeSessionOptions, type OrtSessionOptions } from './native.js';
-import { planRun, resolvePlanOptions, type PlanOptions, type TimestepSpacing } from './samplingOptions.js';
+import { checkSchedulerName, planRun, resolvePlanOptions, type PlanOptions, type TimestepSpacing } from './samplingOptions.js';
 import { checkScheduleOverrides, readSchedulerConfig, SCHEDULERS, type SchedulerConfigFile, type SchedulerName } from './schedulerConfig.js';
 import { assertRgb, assertTensor, type RgbImages, type Tensor } from './tensor.js';
 
@@ -44,6 +44,11 @@ export interface DiffusionLoadOptions extends OrtSessionOptions {
   scalingFactor?: number;
   /** Overrides of scheduler/scheduler_config.json's keys (e.g. timestepSpacing). */
   schedule?: ScheduleConfig;
+  /**
+   * The scheduler a run uses when it names none, instead of the one scheduler_config.json's `_class_name` names
+   * (whose other keys, the betas etc., still apply): so a folder whose class the engine does not know loads.
+   */
+  scheduler?: SchedulerName;
 }
 
 /** Progress of one denoising step, as the engine reports it. */
@@ -60,7 +65,7 @@ export interface Img2ImgOptions {
   steps?: number;
   /** Classifier-free guidance scale; guidance runs when > 1 (diffusers' rule). Default 5 (Takagi & Nishimoto). */
   guidance?: number;
-  /** Default: the one scheduler/scheduler_config.json's _class_name names (PNDM for SD 1.x). */
+  /** Default: Diffusion.load's `scheduler`, else the one scheduler/scheduler_config.json's _class_name names (PNDM for SD 1.x, and when it names none). */
   scheduler?: SchedulerName;
   /** Karras sigmas (diffusers' use_karras_sigmas) for euler, heun, lms, dpmpp2m, dpmpp2m-sde, unipc. Default: the config's. */
   karras?: boolean;
@@ -130,7 +135,8 @@ export class Diffusion {
     }
     const session = nativeSessionOptions(options, 'Diffusion.load');
     const runtime = nativeSync((b) => b.ortLoad(session.ortLibrary));
-    const schedulerConfig = await readSchedulerConfig(dir);
+    const chosen = options.scheduler === undefined ? undefined : checkSchedulerName(options.scheduler, 'Diffusion.load scheduler');
+    const schedulerConfig = await readSchedulerConfig(dir, { scheduler: chosen });
     // (the overrides' errors name the option; the merged schedule's, the file and the option)
     const schedule =
       options.schedule === undefined
@@ -347,7 +353,7 @@ export class Diffusion {
     return this.emptyCache;
   }
 
-  /** The scheduler a run uses: the option, else the one the folder's config names. */
+  /** The scheduler a run uses when it names none: Diffusion.load's `scheduler`, else the one the folder's config names. */
   defaultScheduler(): SchedulerName {
     return this.schedulerConfig.scheduler;
   }

@@ -6,6 +6,7 @@
  */
 import { InvalidArgumentError } from '../errors.js';
 import { nativeSync } from '../native/call.js';
+import { describeNumber } from '../ridge/alphas.js';
 import type { NativePlanOptions, SamplerPlanInfo, ScheduleConfig } from '../native/samplerTypes.js';
 import { KARRAS_SCHEDULERS, SCHEDULERS, type SchedulerName } from './schedulerConfig.js';
 
@@ -44,13 +45,18 @@ export interface PlanDefaults {
   scheduler: SchedulerName;
 }
 
+/** A scheduler's name, checked: `label` names the option or flag it came from. */
+export function checkSchedulerName(v: unknown, label: string): SchedulerName {
+  if (!SCHEDULERS.includes(v as SchedulerName)) {
+    throw new InvalidArgumentError(`${label}: unknown scheduler ${typeof v === 'string' ? `'${v}'` : describeNumber(v)}, expected one of ${SCHEDULERS.join(', ')}`);
+  }
+  return v as SchedulerName;
+}
+
 /** Checks the options and resolves them against the folder's defaults into the engine's plan options. */
 export function resolvePlanOptions(defaults: PlanDefaults, o: PlanOptions, labels: OptionLabels = {}): NativePlanOptions {
   const name = (k: keyof PlanOptions): string => labels[k] ?? k;
-  const scheduler = o.scheduler ?? defaults.scheduler;
-  if (!SCHEDULERS.includes(scheduler)) {
-    throw new InvalidArgumentError(`${name('scheduler')}: unknown scheduler '${String(scheduler)}', expected one of ${SCHEDULERS.join(', ')}`);
-  }
+  const scheduler = checkSchedulerName(o.scheduler ?? defaults.scheduler, name('scheduler'));
   const steps = o.steps ?? 50;
   if (typeof steps !== 'number' || !Number.isInteger(steps) || steps < 1) {
     throw new InvalidArgumentError(`${name('steps')} must be a positive integer, got ${String(steps)}`);

@@ -11,7 +11,7 @@ import { SD_FIXTURE_VARIANTS, writeSdFixture } from '../../sd/fixture.js';
 import { writeSd1Fixture } from '../../sd/sd1Fixture.js';
 import { readPng, writePng } from '../../sd/png.js';
 import { KARRAS_SCHEDULERS, readSchedulerConfig, SD1_SCHEDULE } from '../../sd/schedulerConfig.js';
-import { PLAN_FLAGS, planRun, resolvePlanOptions, type PlanOptions, type TimestepSpacing } from '../../sd/samplingOptions.js';
+import { checkSchedulerName, PLAN_FLAGS, planRun, resolvePlanOptions, type PlanOptions, type TimestepSpacing } from '../../sd/samplingOptions.js';
 import { firstNonFinite, type Tensor } from '../../sd/tensor.js';
 import { progressBar } from '../progress.js';
 import { listUnetLayers } from '../../encoding/unetLayers.js';
@@ -69,6 +69,11 @@ function planFlags(f: Record<string, string | undefined> & { karras?: boolean })
     eta: num(f.eta, 'eta', 0),
     img2imgRule: f.rule as 'diffusers' | 'compvis' | undefined,
   };
+}
+
+/** --scheduler, checked before the model's config is read: a choice runs instead of the config's class (which may be one the engine does not know). */
+function chosenScheduler(v: string | undefined): SchedulerName | undefined {
+  return v === undefined ? undefined : checkSchedulerName(v, '--scheduler');
 }
 
 /** --model: an existing folder (a file, or nothing there, is refused naming the flag). */
@@ -130,7 +135,7 @@ export function registerSdCommand(program: Command): void {
     .option('--strength <s>', 'img2img strength in (0, 1]', '0.8')
     .option('--steps <n>', 'inference steps', '50')
     .option('--guidance <g>', 'classifier-free guidance scale (runs when > 1)', '5')
-    .option('--scheduler <name>', `one of ${SCHEDULERS.join(', ')} (default: the one scheduler/scheduler_config.json's _class_name names, as in diffusers; PNDM for SD 1.x)`)
+    .option('--scheduler <name>', `one of ${SCHEDULERS.join(', ')} (default: the one scheduler/scheduler_config.json's _class_name names, as in diffusers; PNDM for SD 1.x and when it names none). A choice runs instead of the file's class, which may then be one the engine does not know`)
     .option('--karras', `Karras sigmas (use_karras_sigmas) for ${KARRAS_SCHEDULERS.join(', ')}`)
     .option('--spacing <s>', "timestep spacing leading|trailing|linspace (default: the config's, else the scheduler class's own)")
     .option('--eta <eta>', 'DDIM eta', '0')
@@ -155,7 +160,8 @@ export function registerSdCommand(program: Command): void {
       if (f.out) await checkOutputPath('--out', f.out, 'file', 'the image (PNG)');
       if (f.latentsOut) await checkOutputPath('--latents-out', f.latentsOut, 'file', 'the latents (.npy)');
       // Everything the flags and input files can tell is checked before the model loads (SD 1.x: seconds to a minute).
-      const config = await readSchedulerConfig(checkModelFolder(f.model));
+      const chosen = chosenScheduler(f.scheduler);
+      const config = await readSchedulerConfig(checkModelFolder(f.model), { scheduler: chosen });
       const planOptions = planFlags(f);
       const plan = resolvePlanOptions({ schedule: config.schedule, scheduler: config.scheduler }, planOptions, PLAN_FLAGS);
       const calls = planRun(plan).runs.length;
@@ -182,7 +188,7 @@ export function registerSdCommand(program: Command): void {
       const ac = new AbortController();
       const onSigint = () => ac.abort();
       process.once('SIGINT', onSigint);
-      const model = await Diffusion.load(f.model, loadOptions(f));
+      const model = await Diffusion.load(f.model, { ...loadOptions(f), scheduler: chosen });
       try {
         // the model's sizes, named by the file that does not fit
         if (cFile && model.info.condDim > 0 && cFile.shape[2] !== model.info.condDim) {
@@ -270,7 +276,7 @@ export function registerSdCommand(program: Command): void {
   sd.command('schedule')
     .description('print as JSON the timesteps that will run, with their alphas_cumprod')
     .option('--model <dir>', "read the model's scheduler/scheduler_config.json (default: SD 1.x's)")
-    .option('--scheduler <name>', `one of ${SCHEDULERS.join(', ')} (default: the model's config's class, else pndm)`)
+    .option('--scheduler <name>', `one of ${SCHEDULERS.join(', ')} (default: the model's config's class, else pndm; a choice runs instead of a class the engine does not know)`)
     .option('--karras', `Karras sigmas for ${KARRAS_SCHEDULERS.join(', ')}`)
     .option('--steps <n>', 'inference steps', '50')
     .option('--strength <s>', 'img2img strength', '0.8')
@@ -278,7 +284,8 @@ export function registerSdCommand(program: Command): void {
     .option('--spacing <s>', "leading, trailing or linspace (default: the config's, else the scheduler class's own)")
     .option('--rule <rule>', 'diffusers or compvis', 'diffusers')
     .action(async (f: Record<string, string | undefined> & { karras?: boolean }) => {
-      const config = f.model ? await readSchedulerConfig(checkModelFolder(f.model)) : undefined;
+      const chosen = chosenScheduler(f.scheduler);
+      const config = f.model ? await readSchedulerConfig(checkModelFolder(f.model), { scheduler: chosen }) : undefined;
       const plan = resolvePlanOptions({ schedule: config?.schedule ?? SD1_SCHEDULE, scheduler: config?.scheduler ?? 'pndm' }, planFlags(f), PLAN_FLAGS);
       process.stdout.write(`${JSON.stringify({ schedule: plan.schedule, ...planRun(plan) }, null, 2)}\n`);
     });
