@@ -74,6 +74,9 @@ describe('sd img2img: flags and inputs are refused before the model loads', () =
       [['--batch-size', '0'], '--batch-size: expected an integer >= 1, got 0'],
       [['--threads', '-2'], '--threads: expected an integer >= 0, got -2'],
       [['--scheduler', 'pndm', '--steps', '1000'], '1000 steps under leading spacing'],
+      [['--scheduler', 'euler', '--eta', '0.3'], '--eta: eta > 0 is defined for the ddim scheduler only, not euler (--scheduler)'],
+      [['--scheduler', 'euler', '--rule', 'compvis'], '--rule: the compvis img2img rule is defined for the ddim scheduler only, not euler (--scheduler)'],
+      [['--scheduler', 'ddim', '--rule', 'compvis', '--strength', '1'], '--rule: the compvis img2img rule needs strength·steps < steps'],
     ];
     for (const [flags, message] of cases) {
       const e = await run(...base, ...flags);

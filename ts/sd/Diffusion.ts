@@ -9,6 +9,7 @@ import { join } from 'node:path';
 
 import { FormatError, InvalidArgumentError, ShapeError } from '../errors.js';
 import { readJsonObject } from '../io/json.js';
+import { describeNumber } from '../ridge/alphas.js';
 import { checkInteger } from '../ridge/options.js';
 import { nativeJob, nativeSync } from '../native/call.js';
 import type {
@@ -131,7 +132,7 @@ export class Diffusion {
     checkModelLayout(dir, options.components);
     // (the latents' scale: 0, NaN or Infinity would turn every latent into 0, NaN or Infinity)
     if (options.scalingFactor !== undefined && !isPositiveFinite(options.scalingFactor)) {
-      throw new InvalidArgumentError(`Diffusion.load: scalingFactor must be a finite number > 0, got ${typeof options.scalingFactor === 'number' ? options.scalingFactor : JSON.stringify(options.scalingFactor)}`);
+      throw new InvalidArgumentError(`Diffusion.load: scalingFactor must be a finite number > 0, got ${describeNumber(options.scalingFactor)}`);
     }
     const session = nativeSessionOptions(options, 'Diffusion.load');
     const runtime = nativeSync((b) => b.ortLoad(session.ortLibrary));
@@ -271,9 +272,9 @@ export class Diffusion {
       throw new ShapeError(`img2img: z has shape [${o.z.shape.join(', ')}] but the U-Net expects ${this.info.latentChannels} latent channels`);
     }
     const guidance = o.guidance ?? 5;
-    if (!Number.isFinite(guidance)) throw new InvalidArgumentError(`img2img: guidance must be a finite number, got ${guidance}`);
+    if (!Number.isFinite(guidance)) throw new InvalidArgumentError(`img2img: guidance must be a finite number, got ${describeNumber(guidance)}`);
     const batchSize = o.batchSize ?? 1;
-    if (!Number.isInteger(batchSize) || batchSize < 1) throw new InvalidArgumentError(`img2img: batchSize must be a positive integer, got ${batchSize}`);
+    if (!Number.isInteger(batchSize) || batchSize < 1) throw new InvalidArgumentError(`img2img: batchSize must be a positive integer, got ${describeNumber(batchSize)}`);
     const plan = this.planOptions(o);
     let uncond: Tensor | undefined;
     if (guidance > 1) {
@@ -377,12 +378,12 @@ export function noiseKeys(seedOption: number | number[] | undefined, count: numb
   const seeds = new Float64Array(count);
   const indices = new Float64Array(count);
   const check = (s: number): number => {
-    if (!Number.isSafeInteger(s) || s < 0) throw new InvalidArgumentError(`seeds must be non-negative safe integers, got ${s}`);
+    if (!Number.isSafeInteger(s) || s < 0) throw new InvalidArgumentError(`seeds must be non-negative safe integers, got ${describeNumber(s)}`);
     return s;
   };
   // (an image's noise is keyed by its index: a fractional or negative one would reuse or alias another image's)
   if (!Number.isSafeInteger(first) || first < 0 || !Number.isSafeInteger(first + count)) {
-    throw new InvalidArgumentError(`firstImageIndex must be an integer >= 0, got ${typeof first === 'number' ? first : JSON.stringify(first)}`);
+    throw new InvalidArgumentError(`firstImageIndex must be an integer >= 0, got ${describeNumber(first)}`);
   }
   if (Array.isArray(seedOption) && seedOption.length !== count) {
     throw new InvalidArgumentError(`seeds has ${seedOption.length} entries for ${count} images`);
@@ -403,7 +404,7 @@ function givenImageIndices(given: readonly number[], count: number, what: string
   const out = new Float64Array(count);
   for (let i = 0; i < count; i++) {
     const v = given[i];
-    if (!Number.isSafeInteger(v) || v < 0) throw new InvalidArgumentError(`${what}: imageIndices[${i}] must be a non-negative safe integer, got ${v}`);
+    if (!Number.isSafeInteger(v) || v < 0) throw new InvalidArgumentError(`${what}: imageIndices[${i}] must be a non-negative safe integer, got ${describeNumber(v)}`);
     out[i] = v;
   }
   return out;
