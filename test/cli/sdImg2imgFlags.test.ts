@@ -5,7 +5,7 @@
  * cancels a run at its next step and leaves no output file. `sd schedule` shares the checks.
  */
 import { spawn } from 'node:child_process';
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -141,6 +141,21 @@ describe('a model folder whose scheduler config names a class the engine does no
     }
     // a --scheduler that is no scheduler is the flag's error, not the file's
     expect((await run(...args, '--scheduler', 'plms'))?.message).toContain("--scheduler: unknown scheduler 'plms'");
+  });
+});
+
+describe('sd img2img --out: one name rule for every image of a batch', () => {
+  it('adds .png to a name without an extension, for every image, and refuses another extension before the load', async () => {
+    await writeNpy(f('z3.npy'), new Float32Array(3 * 4 * 8 * 8).map((_, i) => Math.sin(i)), [3, 4, 8, 8]);
+    await writeNpy(f('c1w.npy'), new Float32Array(77 * 32), [1, 77, 32]);
+    mkdirSync(f('outs'));
+    const args = ['sd', 'img2img', '--model', f('good'), '--latents', f('z3.npy'), '--cond', f('c1w.npy'), '--steps', '4'];
+    expect(await run(...args, '--out', f('outs/result'))).toBeUndefined();
+    expect(readdirSync(f('outs')).sort()).toEqual(['result-1.png', 'result-2.png', 'result.png']);
+    const jpg = await run(...args.map((a) => (a === f('good') ? f('corrupt') : a)), '--out', f('outs/res.jpg'));
+    expect(jpg).toBeInstanceOf(InvalidArgumentError);
+    expect(jpg?.message).toBe(`--out ${f('outs/res.jpg')}: img2img writes PNG images; expected a .png name (or one without an extension: .png is added), got .jpg`);
+    expect(readdirSync(f('outs')).filter((n) => n.startsWith('res.') || n.startsWith('res-'))).toEqual([]);
   });
 });
 

@@ -76,6 +76,20 @@ function chosenScheduler(v: string | undefined): SchedulerName | undefined {
   return v === undefined ? undefined : checkSchedulerName(v, '--scheduler');
 }
 
+/** --out as the PNG it names: a name without an extension gets .png, another extension is refused (the data is PNG). */
+function pngOutName(out: string): string {
+  const ext = extname(out);
+  if (ext === '') return `${out}.png`;
+  if (ext.toLowerCase() !== '.png') throw new InvalidArgumentError(`--out ${out}: img2img writes PNG images; expected a .png name (or one without an extension: .png is added), got ${ext}`);
+  return out;
+}
+
+/** Image i's file: image 0 at --out, image i > 0 beside it as <name>-<i>.png (one extension rule for every image). */
+function imageOutPath(out: string, i: number): string {
+  const ext = extname(out);
+  return i === 0 ? out : join(dirname(out), `${basename(out, ext)}-${i}${ext}`);
+}
+
 /** --model: an existing folder (a file, or nothing there, is refused naming the flag). */
 function checkModelFolder(dir: string): string {
   let st;
@@ -142,7 +156,7 @@ export function registerSdCommand(program: Command): void {
     .option('--rule <rule>', "img2img noise rule: 'diffusers' or 'compvis'", 'diffusers')
     .option('--seed <n>', 'noise seed', '0')
     .option('--batch-size <n>', 'images per U-Net batch', '1')
-    .option('--out <png>', 'output image (image i > 0 of a batch goes to <name>-<i>.png)')
+    .option('--out <png>', 'output image, a .png name (.png is added to a name without an extension); image i > 0 of a batch goes beside it to <name>-<i>.png')
     .option('--latents-out <npy>', 'write the final latents [B,4,h,w] float32')
     .option('--ort-lib <path>', 'libonnxruntime to load (default BRAINLATENT_ORT_LIB or onnxruntime-node)')
     .option('--provider <name>', 'execution provider: cpu, cuda, ...', 'cpu')
@@ -157,7 +171,8 @@ export function registerSdCommand(program: Command): void {
       if (!f.image === !f.latents) throw new InvalidArgumentError('give exactly one of --image or --latents');
       if (!f.prompt === !f.cond) throw new InvalidArgumentError('give exactly one of --prompt or --cond');
       if (!f.out && !f.latentsOut) throw new InvalidArgumentError('give --out and/or --latents-out');
-      if (f.out) await checkOutputPath('--out', f.out, 'file', 'the image (PNG)');
+      const out = f.out === undefined ? undefined : pngOutName(f.out);
+      if (out) await checkOutputPath('--out', out, 'file', 'the image (PNG)');
       if (f.latentsOut) await checkOutputPath('--latents-out', f.latentsOut, 'file', 'the latents (.npy)');
       // Everything the flags and input files can tell is checked before the model loads (SD 1.x: seconds to a minute).
       const chosen = chosenScheduler(f.scheduler);
@@ -228,14 +243,11 @@ export function registerSdCommand(program: Command): void {
         bar.done(
           `img2img (${scheduler}${f.karras ? ', Karras' : ''}, ${model.info.provider}): ${s.unetCalls} U-Net calls in ${s.loopSeconds.toFixed(2)}s (U-Net ${s.unetSeconds.toFixed(2)}s, overhead ×${(s.loopSeconds / s.unetSeconds).toFixed(3)})`,
         );
-        const img = f.out ? await model.decode(r.latents, { signal: ac.signal }) : undefined;
+        const img = out ? await model.decode(r.latents, { signal: ac.signal }) : undefined;
         if (ac.signal.aborted) throw new CancelledError('img2img: interrupted (SIGINT); no output written');
         if (f.latentsOut) await writeNpy(f.latentsOut, r.latents.data, r.latents.shape);
-        if (f.out && img) {
-          for (let i = 0; i < img.count; i++) {
-            const path = i === 0 ? f.out : join(dirname(f.out), `${basename(f.out, extname(f.out))}-${i}${extname(f.out) || '.png'}`);
-            await writePng(path, img, i);
-          }
+        if (out && img) {
+          for (let i = 0; i < img.count; i++) await writePng(imageOutPath(out, i), img, i);
         }
       } finally {
         process.removeListener('SIGINT', onSigint);
