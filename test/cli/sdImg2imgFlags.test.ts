@@ -94,6 +94,23 @@ describe('sd img2img: flags and inputs are refused before the model loads', () =
     const noise = await run(...base, '--scheduler', 'ddim', '--steps', '10', '--step-noise', f('step-noise-3.npy'));
     expect(noise).toBeInstanceOf(ShapeError);
     expect(noise?.message).toContain(`--step-noise ${f('step-noise-3.npy')}: has 3 slices ([3, 1, 4, 8, 8]); expected one per U-Net call that runs: 8 (ddim, 10 steps, strength 0.8)`);
+    // the image's size gives z's shape ([1, C, 8, 8]): the noise files and c's rows are checked against it
+    const imageNoise = await run(...base, '--noise', f('noise2.npy'));
+    expect(imageNoise).toBeInstanceOf(ShapeError);
+    expect(imageNoise?.message).toBe(
+      `--noise ${f('noise2.npy')}: has shape [2, 4, 8, 8]; expected [1, C, 8, 8]: the latents of --image ${f('in64.png')} (64×64 pixels; C the model's latent channels, 4 for SD 1.x)`,
+    );
+    await writeNpy(f('step-noise-8x2.npy'), new Float32Array(8 * 2 * 4 * 8 * 8), [8, 2, 4, 8, 8]);
+    const imageSteps = await run(...base, '--scheduler', 'ddim', '--steps', '10', '--step-noise', f('step-noise-8x2.npy'));
+    expect(imageSteps?.message).toBe(
+      `--step-noise ${f('step-noise-8x2.npy')}: has shape [8, 2, 4, 8, 8]; expected [8, 1, C, 8, 8]: the latents of --image ${f('in64.png')} (64×64 pixels; C the model's latent channels, 4 for SD 1.x)`,
+    );
+    const imageCond = await run(...base.filter((a) => a !== '--prompt' && a !== 'a cat'), '--cond', f('c3.npy'));
+    expect(imageCond?.message).toBe(`--cond ${f('c3.npy')}: has 3 rows ([3, 77, 32]); expected 1 or one per image of --image (1)`);
+    // the channels only the model can tell: after the load, before the image is encoded
+    await writeNpy(f('noise3ch.npy'), new Float32Array(3 * 8 * 8), [1, 3, 8, 8]);
+    const channels = await run(...base.map((a) => (a === f('corrupt') ? f('good') : a)), '--noise', f('noise3ch.npy'));
+    expect(channels?.message).toBe(`--noise ${f('noise3ch.npy')}: has 3 channels ([1, 3, 8, 8]); the U-Net of ${f('good')} expects 4`);
     const file = await run('sd', 'img2img', '--model', f('in64.png'), '--image', f('in64.png'), '--prompt', 'a cat', '--out', f('out.png'));
     expect(file?.message).toBe(`--model ${f('in64.png')}: is a file; expected an SD 1.x ONNX model folder`);
     const none = await run('sd', 'img2img', '--model', f('nothing'), '--image', f('in64.png'), '--prompt', 'a cat', '--out', f('out.png'));

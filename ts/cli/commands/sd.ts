@@ -12,7 +12,7 @@ import { writeSd1Fixture } from '../../sd/sd1Fixture.js';
 import { readPng, writePng } from '../../sd/png.js';
 import { KARRAS_SCHEDULERS, readSchedulerConfig, SD1_SCHEDULE } from '../../sd/schedulerConfig.js';
 import { checkSchedulerName, PLAN_FLAGS, planRun, resolvePlanOptions, type PlanOptions, type TimestepSpacing } from '../../sd/samplingOptions.js';
-import { firstNonFinite, type Tensor } from '../../sd/tensor.js';
+import { firstNonFinite, type RgbImages, type Tensor } from '../../sd/tensor.js';
 import { progressBar } from '../progress.js';
 import { listUnetLayers } from '../../encoding/unetLayers.js';
 import { checkOutputPath } from '../outputPath.js';
@@ -74,6 +74,30 @@ function planFlags(f: Record<string, string | undefined> & { karras?: boolean })
 /** --scheduler, checked before the model's config is read: a choice runs instead of the config's class (which may be one the engine does not know). */
 function chosenScheduler(v: string | undefined): SchedulerName | undefined {
   return v === undefined ? undefined : checkSchedulerName(v, '--scheduler');
+}
+
+/** z's shape before the model loads (channels 0 when only the model can tell), where it comes from and its flag. */
+interface LatentsShape {
+  shape: number[];
+  flag: string;
+  /** "expected …" of a noise file, given the shape it should have. */
+  expected: (want: string) => string;
+}
+
+/** An --image's latents: one image, 1/8 of its size (the VAE's downsampling), the model's channels. */
+function latentsOfImage(path: string, rgb: RgbImages): LatentsShape {
+  return {
+    shape: [rgb.count, 0, rgb.height / 8, rgb.width / 8],
+    flag: '--image',
+    expected: (want) => `[${want}]: the latents of --image ${path} (${rgb.width}×${rgb.height} pixels; C the model's latent channels, 4 for SD 1.x)`,
+  };
+}
+
+/** A noise file's [images, channels, h, w] against z's, before the model loads; `calls` prefixes --step-noise's slices. */
+function checkNoiseShape(named: string, shape: number[], z: LatentsShape, calls = ''): void {
+  if (shape.every((n, i) => z.shape[i] === 0 || n === z.shape[i])) return;
+  const want = z.shape.map((n) => (n === 0 ? 'C' : String(n))).join(', ');
+  throw new ShapeError(`${named}: has shape [${calls}${shape.join(', ')}]; expected ${z.expected(calls + want)}`);
 }
 
 /** --out as the PNG it names: a name without an extension gets .png, another extension is refused (the data is PNG). */
@@ -193,11 +217,15 @@ export function registerSdCommand(program: Command): void {
           `--step-noise ${f.stepNoise}: has ${stepNoise.shape[0]} slices ([${stepNoise.shape.join(', ')}]); expected one per U-Net call that runs: ${calls} (${plan.scheduler}, ${plan.steps} steps, strength ${plan.strength})`,
         );
       }
-      if (zFile && noise && noise.shape.join() !== zFile.shape.join()) {
-        throw new ShapeError(`--noise ${f.noise}: has shape [${noise.shape.join(', ')}]; expected --latents' shape [${zFile.shape.join(', ')}]`);
-      }
-      if (zFile && cFile && cFile.shape[0] !== 1 && cFile.shape[0] !== zFile.shape[0]) {
-        throw new ShapeError(`--cond ${f.cond}: has ${cFile.shape[0]} rows ([${cFile.shape.join(', ')}]); expected 1 or one per image of --latents (${zFile.shape[0]})`);
+      // z's shape as the inputs tell it: --latents', or that of --image's latents (their channels are the model's)
+      const zIn: LatentsShape = zFile
+        ? { shape: zFile.shape, flag: '--latents', expected: (want) => `--latents' shape [${want}]` }
+        : latentsOfImage(f.image as string, image as RgbImages);
+      if (noise) checkNoiseShape(`--noise ${f.noise}`, noise.shape, zIn);
+      if (stepNoise) checkNoiseShape(`--step-noise ${f.stepNoise}`, stepNoise.shape.slice(1), zIn, `${calls}, `);
+      const images = zIn.shape[0];
+      if (cFile && cFile.shape[0] !== 1 && cFile.shape[0] !== images) {
+        throw new ShapeError(`--cond ${f.cond}: has ${cFile.shape[0]} rows ([${cFile.shape.join(', ')}]); expected 1 or one per image of ${zIn.flag} (${images})`);
       }
       // Ctrl-C cancels the run at its next step (the VAE at its next image); nothing is written after it.
       const ac = new AbortController();
@@ -211,6 +239,13 @@ export function registerSdCommand(program: Command): void {
         }
         if (zFile && zFile.shape[1] !== model.info.latentChannels) {
           throw new ShapeError(`--latents ${f.latents}: has ${zFile.shape[1]} channels ([${zFile.shape.join(', ')}]); the U-Net of ${f.model} expects ${model.info.latentChannels}`);
+        }
+        // (an --image's latents have the model's channels: the noise's, checked only now)
+        if (noise && noise.shape[1] !== model.info.latentChannels) {
+          throw new ShapeError(`--noise ${f.noise}: has ${noise.shape[1]} channels ([${noise.shape.join(', ')}]); the U-Net of ${f.model} expects ${model.info.latentChannels}`);
+        }
+        if (stepNoise && stepNoise.shape[2] !== model.info.latentChannels) {
+          throw new ShapeError(`--step-noise ${f.stepNoise}: has ${stepNoise.shape[2]} channels ([${stepNoise.shape.join(', ')}]); the U-Net of ${f.model} expects ${model.info.latentChannels}`);
         }
         const z = image ? await model.encodeImages(image, { signal: ac.signal }) : (zFile as Tensor);
         let c = cFile ?? (await model.encodeText([f.prompt as string]));
