@@ -154,6 +154,27 @@ function relError(a: ArrayLike<number>, ref: ArrayLike<number>): number {
   return Math.sqrt(d) / norm(ref);
 }
 
+/** A list flag names each value once: a repeated one would be a duplicate row (or column) of the results and of the order fit. */
+function checkOnce(flag: string, values: readonly (string | number)[]): void {
+  if (values.length === 0) throw new InvalidArgumentError(`${flag}: expected at least one value, got none`);
+  const twice = values.find((v, i) => values.indexOf(v) !== i);
+  if (twice !== undefined) throw new InvalidArgumentError(`${flag}: ${twice} is given twice (${values.join(',')}); give each value once`);
+}
+
+/**
+ * The converged solution is the reference of the "vs converged" errors, and the floor of their order fit is its own
+ * difference from a run at ⌈N/2⌉ steps: both must be finer than every run measured, so N ≥ 2 × the largest step count.
+ */
+function checkConvergedSteps(converged: number, steps: readonly number[]): void {
+  const finest = Math.max(...steps);
+  if (converged < 2 * finest) {
+    throw new InvalidArgumentError(
+      `--converged-steps ${converged}: the converged reference must be at least twice as fine as the largest --steps (${finest}): expected >= ${2 * finest} ` +
+        `(its error floor is its difference from a run at half its steps, which must still be finer than every run measured)`,
+    );
+  }
+}
+
 export async function runSamplersBench(o: SamplersBenchOptions = {}): Promise<SamplersBenchResult> {
   const log = o.log ?? ((l: string) => process.stdout.write(`${l}\n`));
   const schedulers = o.schedulers ?? [...SCHEDULERS];
@@ -163,6 +184,10 @@ export async function runSamplersBench(o: SamplersBenchOptions = {}): Promise<Sa
   const nAcc = o.accuracyImages ?? 8;
   const nSamples = o.samples ?? 128;
   const convergedSteps = o.convergedSteps ?? 500;
+  checkOnce('--schedulers', schedulers);
+  checkOnce('--steps', stepsList);
+  checkOnce('--batch', batches);
+  checkConvergedSteps(convergedSteps, stepsList);
   const out = resolve(o.out ?? 'bench-samplers');
   await mkdir(out, { recursive: true });
 
