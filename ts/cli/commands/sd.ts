@@ -196,7 +196,9 @@ export function registerSdCommand(program: Command): void {
       if (!f.prompt === !f.cond) throw new InvalidArgumentError('give exactly one of --prompt or --cond');
       if (!f.out && !f.latentsOut) throw new InvalidArgumentError('give --out and/or --latents-out');
       const out = f.out === undefined ? undefined : pngOutName(f.out);
-      if (out) await checkOutputPath('--out', out, 'file', 'the image (PNG)');
+      // (the name as given too: an existing folder is refused, not written beside as <folder>.png)
+      if (f.out) await checkOutputPath('--out', f.out, 'file', 'the image (PNG)');
+      if (out && out !== f.out) await checkOutputPath('--out', out, 'file', 'the image (PNG)');
       if (f.latentsOut) await checkOutputPath('--latents-out', f.latentsOut, 'file', 'the latents (.npy)');
       // Everything the flags and input files can tell is checked before the model loads (SD 1.x: seconds to a minute).
       const chosen = chosenScheduler(f.scheduler);
