@@ -1,7 +1,8 @@
 /**
  * `bench samplers --results DIR` puts its record in DIR, as every other bench does (README: "Benchmarks … append
  * their records … to --results DIR"); the command had no such option, so its record always went to the checkout's
- * bench/results/samplers.jsonl. A tiny fixture folder (not a demo world: cost and accuracy vs converged only).
+ * bench/results/samplers.jsonl. A tiny fixture folder (not a demo world: cost and accuracy vs converged only). Its
+ * memory figure is the bench process's peak, once (each row's "peak RSS" was that same process-wide mark).
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -44,4 +45,9 @@ it('bench samplers --results DIR appends samplers.jsonl there, not to bench/resu
   expect(record.figures.rows.map((r: { scheduler: string; steps: number }) => `${r.scheduler}/${r.steps}`)).toEqual(['ddim/2', 'ddim/4', 'euler/2', 'euler/4']);
   expect(existsSync(checkout) ? statSync(checkout).size : -1).toBe(before);
   expect(existsSync(join(tmp, 'out', 'samplers.csv'))).toBe(true);
+  // memory: the process's peak once, labelled as such, not a per-row copy of it (every row showed the same mark)
+  expect(record.figures.processPeakRssMiB).toBeGreaterThan(0);
+  for (const row of record.figures.rows) for (const c of row.cost) expect(Object.keys(c).sort()).toEqual(['batch', 'imagesPerSecond', 'overhead']);
+  expect(readFileSync(join(tmp, 'out', 'samplers.csv'), 'utf8').split('\n')[0]).not.toContain('peak_rss');
+  expect(readFileSync(join(tmp, 'out', 'samplers.html'), 'utf8')).toContain(`Peak RSS of the bench process: ${record.figures.processPeakRssMiB} MiB, the high-water mark of the whole run`);
 }, 60_000);

@@ -5,7 +5,7 @@
  * cancels a run at its next step and leaves no output file. `sd schedule` shares the checks.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -74,6 +74,9 @@ describe('sd img2img: flags and inputs are refused before the model loads', () =
       [['--batch-size', '0'], '--batch-size: expected an integer >= 1, got 0'],
       [['--threads', '-2'], '--threads: expected an integer >= 0, got -2'],
       [['--scheduler', 'pndm', '--steps', '1000'], '1000 steps under leading spacing'],
+      [['--scheduler', 'euler', '--eta', '0.3'], '--eta: eta > 0 is defined for the ddim scheduler only, not euler (--scheduler)'],
+      [['--scheduler', 'euler', '--rule', 'compvis'], '--rule: the compvis img2img rule is defined for the ddim scheduler only, not euler (--scheduler)'],
+      [['--scheduler', 'ddim', '--rule', 'compvis', '--strength', '1'], '--rule: the compvis img2img rule needs strength·steps < steps'],
     ];
     for (const [flags, message] of cases) {
       const e = await run(...base, ...flags);
@@ -91,6 +94,23 @@ describe('sd img2img: flags and inputs are refused before the model loads', () =
     const noise = await run(...base, '--scheduler', 'ddim', '--steps', '10', '--step-noise', f('step-noise-3.npy'));
     expect(noise).toBeInstanceOf(ShapeError);
     expect(noise?.message).toContain(`--step-noise ${f('step-noise-3.npy')}: has 3 slices ([3, 1, 4, 8, 8]); expected one per U-Net call that runs: 8 (ddim, 10 steps, strength 0.8)`);
+    // the image's size gives z's shape ([1, C, 8, 8]): the noise files and c's rows are checked against it
+    const imageNoise = await run(...base, '--noise', f('noise2.npy'));
+    expect(imageNoise).toBeInstanceOf(ShapeError);
+    expect(imageNoise?.message).toBe(
+      `--noise ${f('noise2.npy')}: has shape [2, 4, 8, 8]; expected [1, C, 8, 8]: the latents of --image ${f('in64.png')} (64×64 pixels; C the model's latent channels, 4 for SD 1.x)`,
+    );
+    await writeNpy(f('step-noise-8x2.npy'), new Float32Array(8 * 2 * 4 * 8 * 8), [8, 2, 4, 8, 8]);
+    const imageSteps = await run(...base, '--scheduler', 'ddim', '--steps', '10', '--step-noise', f('step-noise-8x2.npy'));
+    expect(imageSteps?.message).toBe(
+      `--step-noise ${f('step-noise-8x2.npy')}: has shape [8, 2, 4, 8, 8]; expected [8, 1, C, 8, 8]: the latents of --image ${f('in64.png')} (64×64 pixels; C the model's latent channels, 4 for SD 1.x)`,
+    );
+    const imageCond = await run(...base.filter((a) => a !== '--prompt' && a !== 'a cat'), '--cond', f('c3.npy'));
+    expect(imageCond?.message).toBe(`--cond ${f('c3.npy')}: has 3 rows ([3, 77, 32]); expected 1 or one per image of --image (1)`);
+    // the channels only the model can tell: after the load, before the image is encoded
+    await writeNpy(f('noise3ch.npy'), new Float32Array(3 * 8 * 8), [1, 3, 8, 8]);
+    const channels = await run(...base.map((a) => (a === f('corrupt') ? f('good') : a)), '--noise', f('noise3ch.npy'));
+    expect(channels?.message).toBe(`--noise ${f('noise3ch.npy')}: has 3 channels ([1, 3, 8, 8]); the U-Net of ${f('good')} expects 4`);
     const file = await run('sd', 'img2img', '--model', f('in64.png'), '--image', f('in64.png'), '--prompt', 'a cat', '--out', f('out.png'));
     expect(file?.message).toBe(`--model ${f('in64.png')}: is a file; expected an SD 1.x ONNX model folder`);
     const none = await run('sd', 'img2img', '--model', f('nothing'), '--image', f('in64.png'), '--prompt', 'a cat', '--out', f('out.png'));
@@ -112,6 +132,47 @@ describe('sd img2img: .npy inputs that do not fit name the flag and the file', (
     const channels = await run(...base, '--model', f('good'), '--latents', f('z3ch.npy'), '--prompt', 'a cat');
     expect(channels?.message).toBe(`--latents ${f('z3ch.npy')}: has 3 channels ([1, 3, 8, 8]); the U-Net of ${f('good')} expects 4`);
     expect(readdirSync(tmp).filter((n) => n.startsWith('out'))).toEqual([]);
+  });
+});
+
+describe('a model folder whose scheduler config names a class the engine does not know', () => {
+  it('runs with --scheduler (the file\'s other keys still read) and without it names --scheduler', async () => {
+    cpSync(f('good'), f('foo-class'), { recursive: true });
+    const cfg = f('foo-class/scheduler/scheduler_config.json');
+    writeFileSync(cfg, JSON.stringify({ ...JSON.parse(readFileSync(cfg, 'utf8')), _class_name: 'FooScheduler', beta_end: 0.02 }));
+    await writeNpy(f('c1.npy'), new Float32Array(77 * 32), [1, 77, 32]);
+    const args = ['sd', 'img2img', '--model', f('foo-class'), '--latents', f('z1.npy'), '--cond', f('c1.npy'), '--steps', '4', '--latents-out', f('foo.npy')];
+    expect(await run(...args, '--scheduler', 'ddim')).toBeUndefined();
+    expect(readdirSync(tmp)).toContain('foo.npy');
+    const plan = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    const program = new Command().exitOverride();
+    registerSdCommand(program);
+    await program.parseAsync(['node', 'brainlatent', 'sd', 'schedule', '--model', f('foo-class'), '--scheduler', 'euler', '--steps', '4']);
+    const printed = JSON.parse(String(plan.mock.calls[0][0])) as { scheduler: string; schedule: { betaEnd: number } };
+    plan.mockRestore();
+    expect(printed.scheduler).toBe('euler');
+    expect(printed.schedule.betaEnd).toBe(0.02);
+    for (const e of [await run(...args), await run('sd', 'schedule', '--model', f('foo-class'))]) {
+      expect(e?.message).toContain(`${cfg}: _class_name 'FooScheduler' is not a scheduler the engine knows`);
+      expect(e?.message).toContain('choose one with --scheduler');
+    }
+    // a --scheduler that is no scheduler is the flag's error, not the file's
+    expect((await run(...args, '--scheduler', 'plms'))?.message).toContain("--scheduler: unknown scheduler 'plms'");
+  });
+});
+
+describe('sd img2img --out: one name rule for every image of a batch', () => {
+  it('adds .png to a name without an extension, for every image, and refuses another extension before the load', async () => {
+    await writeNpy(f('z3.npy'), new Float32Array(3 * 4 * 8 * 8).map((_, i) => Math.sin(i)), [3, 4, 8, 8]);
+    await writeNpy(f('c1w.npy'), new Float32Array(77 * 32), [1, 77, 32]);
+    mkdirSync(f('outs'));
+    const args = ['sd', 'img2img', '--model', f('good'), '--latents', f('z3.npy'), '--cond', f('c1w.npy'), '--steps', '4'];
+    expect(await run(...args, '--out', f('outs/result'))).toBeUndefined();
+    expect(readdirSync(f('outs')).sort()).toEqual(['result-1.png', 'result-2.png', 'result.png']);
+    const jpg = await run(...args.map((a) => (a === f('good') ? f('corrupt') : a)), '--out', f('outs/res.jpg'));
+    expect(jpg).toBeInstanceOf(InvalidArgumentError);
+    expect(jpg?.message).toBe(`--out ${f('outs/res.jpg')}: img2img writes PNG images; expected a .png name (or one without an extension: .png is added), got .jpg`);
+    expect(readdirSync(f('outs')).filter((n) => n.startsWith('res.') || n.startsWith('res-'))).toEqual([]);
   });
 });
 

@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,6 +18,7 @@ import {
   writeChunks,
   writeStreamAtomic,
 } from '../../ts/io/atomicWrite.js';
+import { distModule } from '../helpers/dist.js';
 
 const root = mkdtempSync(join(tmpdir(), 'bl-atomic-'));
 let n = 0;
@@ -155,6 +156,44 @@ describe('atomic writes', () => {
     writeFileSync(join(aside, 'manifest.json'), 'old');
     expect(await recoverInterruptedDir(join(d, 'cache'))).toBe(true);
     expect(readFileSync(join(d, 'cache', 'manifest.json'), 'utf8')).toBe('old');
+  });
+
+  it("a write removes the temporaries its own target's killed writers left beside it: this host's, dead pids only", async () => {
+    const tag = await hostTagOf(fresh());
+    const d = fresh();
+    const dead = `.z.lat.npy.tmp-${tag}-${deadPid()}-00000000`;
+    const deadDir = `.cache.tmp-${tag}-${deadPid()}-22222222`;
+    const keep = [
+      `.z.lat.npy.tmp-${tag}-${process.pid}-00000000`, // a live writer's
+      `.z.lat.npy.tmp-ffffff-${deadPid()}-00000000`, // another host's (its pid means nothing here)
+      `.other.npy.tmp-${tag}-${deadPid()}-11111111`, // another target's: left to its own next write
+    ];
+    for (const n of [dead, ...keep]) writeFileSync(join(d, n), 'partial');
+    mkdirSync(join(d, deadDir));
+    writeFileSync(join(d, deadDir, 'manifest.json'), 'partial');
+    await writeFileAtomic(join(d, 'z.lat.npy'), 'new');
+    expect(readdirSync(d).sort()).toEqual([...keep, deadDir, 'z.lat.npy'].sort());
+    // a folder target's leftover folder goes with the next build of that folder
+    await withAtomicDir(join(d, 'cache'), async (tmp) => writeFileSync(join(tmp, 'manifest.json'), 'new'));
+    expect(readdirSync(d).sort()).toEqual([...keep, 'cache', 'z.lat.npy'].sort());
+  });
+
+  it('after a writer is SIGKILLed mid-write, the next write of its target leaves no temporary', async () => {
+    const d = fresh();
+    const path = join(d, 'out.lat.npy');
+    const child = spawn(
+      process.execPath,
+      ['--input-type=module', '-e', `const { withAtomicFile } = await import(${JSON.stringify(distModule('io/atomicWrite'))});
+await withAtomicFile(${JSON.stringify(path)}, async (fh) => { await fh.write('partial'); console.log('writing'); await new Promise(() => {}); });`],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    await new Promise<void>((ready) => child.stdout.on('data', (b: Buffer) => b.toString().includes('writing') && ready()));
+    child.kill('SIGKILL');
+    await new Promise((exited) => child.on('exit', exited));
+    expect(readdirSync(d).filter(isAtomicTemporary)).toHaveLength(1);
+    await writeFileAtomic(path, 'complete');
+    expect(readdirSync(d)).toEqual(['out.lat.npy']);
+    expect(readFileSync(path, 'utf8')).toBe('complete');
   });
 
   it('removes temporaries of dead processes only', async () => {

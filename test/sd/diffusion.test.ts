@@ -248,6 +248,26 @@ describe('bad input', () => {
     await expect(sd.img2img({ z, c, steps: 10, strength: 0.05 })).rejects.toThrow(/runs no denoising step/);
   });
 
+  it('shows a wrongly typed option with its type, not as if it were a valid number', async () => {
+    const as = (v: string) => v as unknown as number;
+    await expect(sd.img2img({ z, c, steps: as('10') })).rejects.toThrow(/^steps must be a positive integer, got string "10"$/);
+    await expect(sd.img2img({ z, c, strength: as('0.5') })).rejects.toThrow(/^strength must be in \(0, 1\], got string "0\.5"$/);
+    await expect(sd.img2img({ z, c, eta: as('0') })).rejects.toThrow(/^eta must be a finite number >= 0, got string "0"$/);
+    await expect(sd.img2img({ z, c, guidance: as('7') })).rejects.toThrow(/^img2img: guidance must be a finite number, got string "7"$/);
+    await expect(sd.img2img({ z, c, batchSize: as('2') })).rejects.toThrow(/^img2img: batchSize must be a positive integer, got string "2"$/);
+    await expect(sd.img2img({ z, c, seeds: as('3') })).rejects.toThrow(/^seeds must be non-negative safe integers, got string "3"$/);
+    await expect(sd.img2img({ z, c, timestepSpacing: 5 as never })).rejects.toThrow(/^timestepSpacing must be one of leading, trailing, linspace, got 5$/);
+  });
+
+  it('names the option when eta or the compvis rule meets a scheduler without them', async () => {
+    await expect(sd.img2img({ z, c, scheduler: 'euler', eta: 0.3 })).rejects.toThrow(/^eta: eta > 0 is defined for the ddim scheduler only, not euler \(scheduler\)$/);
+    await expect(sd.img2img({ z, c, scheduler: 'euler', img2imgRule: 'compvis' })).rejects.toThrow(
+      /^img2imgRule: the compvis img2img rule is defined for the ddim scheduler only, not euler \(scheduler\)$/,
+    );
+    expect(() => sd.plan({ scheduler: 'ddim', img2imgRule: 'compvis', strength: 1, steps: 10 })).toThrow(/^img2imgRule: the compvis img2img rule needs strength·steps < steps .*; got strength 1 with steps 10$/);
+    expect(sd.plan({ scheduler: 'ddim', img2imgRule: 'compvis', strength: 0.8, steps: 10, eta: 0.3 }).eta).toBe(0.3);
+  });
+
   it('keys each image\'s noise by an integer firstImageIndex, refusing others (each index its own noise)', async () => {
     const run = (firstImageIndex: number, zz = z, cc = c) => sd.img2img({ z: zz, c: cc, steps: 5, strength: 1, seeds: 3, firstImageIndex });
     // images 1 and 2 run on their own from index 1 are images 1 and 2 of the run from index 0

@@ -234,6 +234,38 @@ describe('the scheduler config', () => {
     );
   });
 
+  it("a chosen scheduler runs instead of an unknown class, with the file's other keys; without one the error names the remedy", async () => {
+    const dir = await dirWith('unknown-chosen', { _class_name: 'FooScheduler', ...sd15, beta_end: 0.02 });
+    const err = await Diffusion.load(dir, { components: ['unet'] }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(FormatError);
+    expect((err as Error).message).toContain("_class_name 'FooScheduler' is not a scheduler the engine knows");
+    expect((err as Error).message).toContain("choose one with --scheduler (the command line) or Diffusion.load's scheduler option (the API): ddim, pndm");
+    const d = await Diffusion.load(dir, { components: ['unet'], scheduler: 'ddim' });
+    expect(d.defaultScheduler()).toBe('ddim');
+    expect(d.schedule.betaEnd).toBe(0.02);
+    expect(d.plan({ steps: 10 }).className).toBe('DDIMScheduler');
+    expect(d.schedulerConfig.className).toBe('FooScheduler');
+    d.dispose();
+    await expect(Diffusion.load(dir, { components: ['unet'], scheduler: 'plms' as SchedulerName })).rejects.toThrow(
+      "Diffusion.load scheduler: unknown scheduler 'plms', expected one of ddim, pndm",
+    );
+  });
+
+  it('a config without _class_name runs PNDM, as a folder without a config does (SD 1.x)', async () => {
+    const d = await Diffusion.load(await dirWith('no-class', { ...sd15, skip_prk_steps: true }), { components: ['unet'] });
+    expect(d.defaultScheduler()).toBe('pndm');
+    expect(d.plan({ steps: 10 }).className).toBe('PNDMScheduler');
+    d.dispose();
+    // PNDM needs skip_prk_steps: refused naming the missing class and the remedy, unless a scheduler is chosen
+    const dir = await dirWith('no-class-prk', sd15);
+    const err = await Diffusion.load(dir, { components: ['unet'] }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(FormatError);
+    expect((err as Error).message).toContain(`${join(dir, 'scheduler', 'scheduler_config.json')}: names no _class_name, so it runs PNDMScheduler (SD 1.x's), which needs skip_prk_steps: true`);
+    const e = await Diffusion.load(dir, { components: ['unet'], scheduler: 'euler' });
+    expect(e.defaultScheduler()).toBe('euler');
+    e.dispose();
+  });
+
   it('validates betas, enumerations and unsupported options, naming the file and the field', async () => {
     const bad = async (name: string, cfg: Record<string, unknown>, re: RegExp) => {
       const dir = await dirWith(name, { _class_name: 'DDIMScheduler', ...sd15, ...cfg });

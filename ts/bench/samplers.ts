@@ -70,8 +70,8 @@ interface Row {
   scheduler: SchedulerName;
   steps: number;
   unetCallsPerImage: number;
-  /** Cost per batch size: images/s, loop ÷ U-Net time. */
-  cost: { batch: number; imagesPerSecond: number; overhead: number; peakRssMiB: number }[];
+  /** Cost per batch size: images/s, loop ÷ U-Net time. (No memory per run: see SamplersBenchResult.processPeakRssMiB.) */
+  cost: { batch: number; imagesPerSecond: number; overhead: number }[];
   /** ‖x − x_conv‖ / ‖x_conv‖ over the accuracy set (deterministic schedulers). */
   relErrorConverged?: number;
   /**
@@ -108,6 +108,13 @@ export interface SamplersBenchResult {
   model: string;
   setup: Record<string, unknown>;
   rows: Row[];
+  /**
+   * The bench process's peak RSS (ru_maxrss) at its end: a high-water mark of the whole run (the demo world's build,
+   * the references, the exact ODE, every scheduler's runs), not of any one run. Every run shares the one process and
+   * the one loaded model, so a per-run figure would be this same mark; per-run memory on SD 1.x's U-Net is what
+   * `--arch sd1` measures, each (memory mode, batch) in its own process.
+   */
+  processPeakRssMiB: number;
   /** Fitted −slope of log error vs log U-Net calls per scheduler (points above `reference.orderFloors`; samplerOrder.ts). */
   convergenceOrder: Record<string, { vsConverged: number | null; vsExact: number | null }>;
   /**
@@ -154,6 +161,27 @@ function relError(a: ArrayLike<number>, ref: ArrayLike<number>): number {
   return Math.sqrt(d) / norm(ref);
 }
 
+/** A list flag names each value once: a repeated one would be a duplicate row (or column) of the results and of the order fit. */
+function checkOnce(flag: string, values: readonly (string | number)[]): void {
+  if (values.length === 0) throw new InvalidArgumentError(`${flag}: expected at least one value, got none`);
+  const twice = values.find((v, i) => values.indexOf(v) !== i);
+  if (twice !== undefined) throw new InvalidArgumentError(`${flag}: ${twice} is given twice (${values.join(',')}); give each value once`);
+}
+
+/**
+ * The converged solution is the reference of the "vs converged" errors, and the floor of their order fit is its own
+ * difference from a run at ⌈N/2⌉ steps: both must be finer than every run measured, so N ≥ 2 × the largest step count.
+ */
+function checkConvergedSteps(converged: number, steps: readonly number[]): void {
+  const finest = Math.max(...steps);
+  if (converged < 2 * finest) {
+    throw new InvalidArgumentError(
+      `--converged-steps ${converged}: the converged reference must be at least twice as fine as the largest --steps (${finest}): expected >= ${2 * finest} ` +
+        `(its error floor is its difference from a run at half its steps, which must still be finer than every run measured)`,
+    );
+  }
+}
+
 export async function runSamplersBench(o: SamplersBenchOptions = {}): Promise<SamplersBenchResult> {
   const log = o.log ?? ((l: string) => process.stdout.write(`${l}\n`));
   const schedulers = o.schedulers ?? [...SCHEDULERS];
@@ -163,6 +191,10 @@ export async function runSamplersBench(o: SamplersBenchOptions = {}): Promise<Sa
   const nAcc = o.accuracyImages ?? 8;
   const nSamples = o.samples ?? 128;
   const convergedSteps = o.convergedSteps ?? 500;
+  checkOnce('--schedulers', schedulers);
+  checkOnce('--steps', stepsList);
+  checkOnce('--batch', batches);
+  checkConvergedSteps(convergedSteps, stepsList);
   const out = resolve(o.out ?? 'bench-samplers');
   await mkdir(out, { recursive: true });
 
@@ -320,12 +352,7 @@ export async function runSamplersBench(o: SamplersBenchOptions = {}): Promise<Sa
             const r = await sdT.img2img({ ...base, z: zeros(b), c: rows(b), scheduler, steps, batchSize: b });
             const r2 = await sdT.img2img({ ...base, z: zeros(b), c: rows(b), scheduler, steps, batchSize: b });
             const best = r2.stats.loopSeconds < r.stats.loopSeconds ? r2.stats : r.stats;
-            row.cost.push({
-              batch: b,
-              imagesPerSecond: b / best.loopSeconds,
-              overhead: best.loopSeconds / best.unetSeconds,
-              peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024),
-            });
+            row.cost.push({ batch: b, imagesPerSecond: b / best.loopSeconds, overhead: best.loopSeconds / best.unetSeconds });
           }
           // accuracy (deterministic ones: the same path as the references)
           if (!STOCHASTIC.includes(scheduler)) {
@@ -412,6 +439,7 @@ export async function runSamplersBench(o: SamplersBenchOptions = {}): Promise<Sa
           threads: o.threads ?? 1,
         },
         rows: result,
+        processPeakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024),
         convergenceOrder: order,
         commonLevel: common,
         reference: {
@@ -430,6 +458,7 @@ export async function runSamplersBench(o: SamplersBenchOptions = {}): Promise<Sa
       await writeFileAtomic(files.json, `${JSON.stringify(res, null, 2)}\n`);
       await writeFileAtomic(files.csv, toCsv(result));
       await writeFileAtomic(files.html, await toHtml(res));
+      log(`peak RSS of the bench process: ${res.processPeakRssMiB} MiB (the whole run's high-water mark, not per run)`);
       const record = appendBenchRecord('samplers', { ...res, files: undefined });
       log(`wrote ${files.json}, ${files.csv}, ${files.html}; record appended to ${record}`);
       return res;
@@ -443,13 +472,13 @@ export async function runSamplersBench(o: SamplersBenchOptions = {}): Promise<Sa
 
 function toCsv(rows: Row[]): string {
   const batches = rows[0]?.cost.map((c) => c.batch) ?? [];
-  const head = ['scheduler', 'steps', 'unet_calls_per_image', ...batches.flatMap((b) => [`images_per_s_b${b}`, `overhead_b${b}`, `peak_rss_mib_b${b}`]), 'rel_error_converged', 'rel_error_exact_same_ends', 'rel_error_exact_to_sigma0', 'rel_error_exact_common_level', 'rel_error_exact_common_level_denoised', 'reference_vs_engine', 'sliced_w2', 'log_density_per_dim'];
+  const head = ['scheduler', 'steps', 'unet_calls_per_image', ...batches.flatMap((b) => [`images_per_s_b${b}`, `overhead_b${b}`]), 'rel_error_converged', 'rel_error_exact_same_ends', 'rel_error_exact_to_sigma0', 'rel_error_exact_common_level', 'rel_error_exact_common_level_denoised', 'reference_vs_engine', 'sliced_w2', 'log_density_per_dim'];
   const lines = rows.map((r) =>
     [
       r.scheduler,
       r.steps,
       r.unetCallsPerImage,
-      ...r.cost.flatMap((c) => [c.imagesPerSecond.toFixed(3), c.overhead.toFixed(4), c.peakRssMiB]),
+      ...r.cost.flatMap((c) => [c.imagesPerSecond.toFixed(3), c.overhead.toFixed(4)]),
       r.relErrorConverged ?? '',
       r.relErrorExact ?? '',
       r.relErrorExactFinal ?? '',
@@ -556,6 +585,7 @@ async function toHtml(r: SamplersBenchResult): Promise<string> {
   }</p>
 <table><tr><th>scheduler</th>${cl.timestep === null ? '' : `<th>at t = ${cl.timestep} (state)</th><th>at t = ${cl.timestep} (x̂0)</th>`}<th>vs exact ODE</th><th>vs converged</th></tr>${orderRows}</table>
 <h2>All runs</h2><table><tr><th>scheduler</th><th>steps</th><th>U-Net calls</th>${bh}<th>rel. error (exact)</th>${cl.timestep === null ? '' : `<th>rel. error at t = ${cl.timestep} (state)</th><th>(x̂0)</th>`}<th>sliced W2</th><th>log p / dim</th></tr>${table}</table>
+<p>Peak RSS of the bench process: ${r.processPeakRssMiB} MiB, the high-water mark of the whole run (demo world, references, every run), not of any one run.</p>
 <p>Fused step micro-benchmarks (4×64×64, guidance): ${r.micro.map((m) => `${esc(m.scheduler)} ${m.meanMicros.toFixed(1)} µs ±${m.rme.toFixed(1)}%`).join(', ')}.</p>
 </body></html>
 `;

@@ -16,7 +16,10 @@
  * durability of the name alone, not of the contents); rename within one filesystem is atomic,
  * so a reader, a killed writer (even SIGKILL) or a second writer never sees a half-written file. Two writers of
  * the same output produce one complete result (the last rename wins), never a mix. A failed write removes its
- * temporary; one left by a killed process is removed by `removeStaleTemporaries` (run folders do so when locked).
+ * temporary; one left by a killed process (SIGKILL, a crash) is removed by the next write of the same target on this
+ * host (`removeStaleOf`: the folder is read once per process), and by `removeStaleTemporaries` (run folders do so when
+ * locked). Each file is atomic on its own: a command that writes several (img2img's images of a batch) is not atomic
+ * as a set, and one killed between two renames leaves the first files new and the rest old (or absent).
  *
  * A folder is replaced by two renames (old → `.<name>.old-…`, new → name); a process killed between them leaves
  * the old folder under the `.old-` name, and `recoverInterruptedDir` (called by `withAtomicDir` and by readers of
@@ -24,7 +27,7 @@
  */
 import { mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { InvalidArgumentError } from '../errors.js';
 import { outputPathProblem, type OutputKind } from './outputProblem.js';
@@ -73,6 +76,7 @@ export async function withAtomicFile<T>(
   opts: AtomicWriteOptions = {},
 ): Promise<T> {
   if (opts.mkdirs !== false) await mkdir(dirname(path), { recursive: true }).catch((e) => rejectWrite(path, 'file', e));
+  await removeStaleOf(path);
   const tmp = siblingName(path, 'tmp');
   const fh = await open(tmp, 'wx', opts.mode ?? 0o666).catch((e) => rejectWrite(path, 'file', e));
   let closed = false;
@@ -96,6 +100,7 @@ export async function withAtomicFile<T>(
  */
 export async function withAtomicPath<T>(path: string, write: (tmpPath: string) => Promise<T> | T, opts: AtomicWriteOptions = {}): Promise<T> {
   if (opts.mkdirs !== false) await mkdir(dirname(path), { recursive: true }).catch((e) => rejectWrite(path, 'file', e));
+  await removeStaleOf(path);
   const tmp = siblingName(path, 'tmp');
   try {
     const result = await write(tmp);
@@ -212,6 +217,7 @@ export async function writeStreamAtomic(
 export async function withAtomicDir<T>(dir: string, build: (tmpDir: string) => Promise<T>): Promise<T> {
   await mkdir(dirname(dir), { recursive: true }).catch((e) => rejectWrite(dir, 'folder', e));
   await recoverInterruptedDir(dir);
+  await removeStaleOf(dir);
   const tmp = siblingName(dir, 'tmp');
   await mkdir(tmp).catch((e) => rejectWrite(dir, 'folder', e));
   let result: T;
@@ -345,6 +351,49 @@ export async function removeStaleTemporaries(dir: string, opts: { recursive?: bo
     }
   }
   return removed;
+}
+
+/**
+ * The temporaries of dead writers of this host in each folder a write of this process went to, by target name: read
+ * with one readdir the first time a folder is written (a folder of thousands of images is not reread per image).
+ * A writer killed later is cleaned up by the next process that writes its target.
+ */
+const staleInFolder = new Map<string, Promise<Map<string, string[]>>>();
+/** Folders remembered at most (a long-running service writes into many run folders). */
+const STALE_FOLDERS_KEPT = 1024;
+
+/** Removes the temporaries a killed writer of `path` (a file or a folder) left beside it; best effort. */
+async function removeStaleOf(path: string): Promise<void> {
+  const dir = resolve(dirname(path));
+  let found = staleInFolder.get(dir);
+  if (!found) {
+    if (staleInFolder.size >= STALE_FOLDERS_KEPT) staleInFolder.clear();
+    found = staleTemporariesIn(dir);
+    staleInFolder.set(dir, found);
+  }
+  const byTarget = await found;
+  const name = basename(path).slice(0, 200);
+  const left = byTarget.get(name);
+  if (!left) return;
+  byTarget.delete(name);
+  await Promise.all(left.map((p) => rm(p, { recursive: true, force: true }).catch(() => undefined)));
+}
+
+/** A folder's `.tmp-` temporaries of dead processes of this host, by the name of the target they were for. */
+async function staleTemporariesIn(dir: string): Promise<Map<string, string[]>> {
+  const byTarget = new Map<string, string[]>();
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return byTarget;
+  }
+  for (const n of names) {
+    const m = TMP_RE.exec(n);
+    if (!m || m[2] !== 'tmp' || !isStale(m[3], Number(m[4]))) continue;
+    byTarget.set(m[1], [...(byTarget.get(m[1]) ?? []), join(dir, n)]);
+  }
+  return byTarget;
 }
 
 /** True for a name this module uses for temporaries and moved-aside folders. */

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 
 import { FormatError, InvalidArgumentError, ShapeError } from '../errors.js';
 import { readJsonObject } from '../io/json.js';
+import { describeNumber } from '../ridge/alphas.js';
 import { checkInteger } from '../ridge/options.js';
 import { nativeJob, nativeSync } from '../native/call.js';
 import type {
@@ -24,7 +25,7 @@ import type {
 import { ClipTokenizer } from './clipTokenizer.js';
 import { checkModelLayout, type SdComponent } from './modelLayout.js';
 import { nativeSessionOptions, type OrtSessionOptions } from './native.js';
-import { planRun, resolvePlanOptions, type PlanOptions, type TimestepSpacing } from './samplingOptions.js';
+import { checkSchedulerName, planRun, resolvePlanOptions, type PlanOptions, type TimestepSpacing } from './samplingOptions.js';
 import { checkScheduleOverrides, readSchedulerConfig, SCHEDULERS, type SchedulerConfigFile, type SchedulerName } from './schedulerConfig.js';
 import { assertRgb, assertTensor, type RgbImages, type Tensor } from './tensor.js';
 
@@ -44,6 +45,11 @@ export interface DiffusionLoadOptions extends OrtSessionOptions {
   scalingFactor?: number;
   /** Overrides of scheduler/scheduler_config.json's keys (e.g. timestepSpacing). */
   schedule?: ScheduleConfig;
+  /**
+   * The scheduler a run uses when it names none, instead of the one scheduler_config.json's `_class_name` names
+   * (whose other keys, the betas etc., still apply): so a folder whose class the engine does not know loads.
+   */
+  scheduler?: SchedulerName;
 }
 
 /** Progress of one denoising step, as the engine reports it. */
@@ -60,7 +66,7 @@ export interface Img2ImgOptions {
   steps?: number;
   /** Classifier-free guidance scale; guidance runs when > 1 (diffusers' rule). Default 5 (Takagi & Nishimoto). */
   guidance?: number;
-  /** Default: the one scheduler/scheduler_config.json's _class_name names (PNDM for SD 1.x). */
+  /** Default: Diffusion.load's `scheduler`, else the one scheduler/scheduler_config.json's _class_name names (PNDM for SD 1.x, and when it names none). */
   scheduler?: SchedulerName;
   /** Karras sigmas (diffusers' use_karras_sigmas) for euler, heun, lms, dpmpp2m, dpmpp2m-sde, unipc. Default: the config's. */
   karras?: boolean;
@@ -126,11 +132,12 @@ export class Diffusion {
     checkModelLayout(dir, options.components);
     // (the latents' scale: 0, NaN or Infinity would turn every latent into 0, NaN or Infinity)
     if (options.scalingFactor !== undefined && !isPositiveFinite(options.scalingFactor)) {
-      throw new InvalidArgumentError(`Diffusion.load: scalingFactor must be a finite number > 0, got ${typeof options.scalingFactor === 'number' ? options.scalingFactor : JSON.stringify(options.scalingFactor)}`);
+      throw new InvalidArgumentError(`Diffusion.load: scalingFactor must be a finite number > 0, got ${describeNumber(options.scalingFactor)}`);
     }
     const session = nativeSessionOptions(options, 'Diffusion.load');
     const runtime = nativeSync((b) => b.ortLoad(session.ortLibrary));
-    const schedulerConfig = await readSchedulerConfig(dir);
+    const chosen = options.scheduler === undefined ? undefined : checkSchedulerName(options.scheduler, 'Diffusion.load scheduler');
+    const schedulerConfig = await readSchedulerConfig(dir, { scheduler: chosen });
     // (the overrides' errors name the option; the merged schedule's, the file and the option)
     const schedule =
       options.schedule === undefined
@@ -265,9 +272,9 @@ export class Diffusion {
       throw new ShapeError(`img2img: z has shape [${o.z.shape.join(', ')}] but the U-Net expects ${this.info.latentChannels} latent channels`);
     }
     const guidance = o.guidance ?? 5;
-    if (!Number.isFinite(guidance)) throw new InvalidArgumentError(`img2img: guidance must be a finite number, got ${guidance}`);
+    if (!Number.isFinite(guidance)) throw new InvalidArgumentError(`img2img: guidance must be a finite number, got ${describeNumber(guidance)}`);
     const batchSize = o.batchSize ?? 1;
-    if (!Number.isInteger(batchSize) || batchSize < 1) throw new InvalidArgumentError(`img2img: batchSize must be a positive integer, got ${batchSize}`);
+    if (!Number.isInteger(batchSize) || batchSize < 1) throw new InvalidArgumentError(`img2img: batchSize must be a positive integer, got ${describeNumber(batchSize)}`);
     const plan = this.planOptions(o);
     let uncond: Tensor | undefined;
     if (guidance > 1) {
@@ -347,7 +354,7 @@ export class Diffusion {
     return this.emptyCache;
   }
 
-  /** The scheduler a run uses: the option, else the one the folder's config names. */
+  /** The scheduler a run uses when it names none: Diffusion.load's `scheduler`, else the one the folder's config names. */
   defaultScheduler(): SchedulerName {
     return this.schedulerConfig.scheduler;
   }
@@ -371,12 +378,12 @@ export function noiseKeys(seedOption: number | number[] | undefined, count: numb
   const seeds = new Float64Array(count);
   const indices = new Float64Array(count);
   const check = (s: number): number => {
-    if (!Number.isSafeInteger(s) || s < 0) throw new InvalidArgumentError(`seeds must be non-negative safe integers, got ${s}`);
+    if (!Number.isSafeInteger(s) || s < 0) throw new InvalidArgumentError(`seeds must be non-negative safe integers, got ${describeNumber(s)}`);
     return s;
   };
   // (an image's noise is keyed by its index: a fractional or negative one would reuse or alias another image's)
   if (!Number.isSafeInteger(first) || first < 0 || !Number.isSafeInteger(first + count)) {
-    throw new InvalidArgumentError(`firstImageIndex must be an integer >= 0, got ${typeof first === 'number' ? first : JSON.stringify(first)}`);
+    throw new InvalidArgumentError(`firstImageIndex must be an integer >= 0, got ${describeNumber(first)}`);
   }
   if (Array.isArray(seedOption) && seedOption.length !== count) {
     throw new InvalidArgumentError(`seeds has ${seedOption.length} entries for ${count} images`);
@@ -397,7 +404,7 @@ function givenImageIndices(given: readonly number[], count: number, what: string
   const out = new Float64Array(count);
   for (let i = 0; i < count; i++) {
     const v = given[i];
-    if (!Number.isSafeInteger(v) || v < 0) throw new InvalidArgumentError(`${what}: imageIndices[${i}] must be a non-negative safe integer, got ${v}`);
+    if (!Number.isSafeInteger(v) || v < 0) throw new InvalidArgumentError(`${what}: imageIndices[${i}] must be a non-negative safe integer, got ${describeNumber(v)}`);
     out[i] = v;
   }
   return out;

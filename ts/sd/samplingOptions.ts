@@ -6,6 +6,7 @@
  */
 import { InvalidArgumentError } from '../errors.js';
 import { nativeSync } from '../native/call.js';
+import { describeNumber } from '../ridge/alphas.js';
 import type { NativePlanOptions, SamplerPlanInfo, ScheduleConfig } from '../native/samplerTypes.js';
 import { KARRAS_SCHEDULERS, SCHEDULERS, type SchedulerName } from './schedulerConfig.js';
 
@@ -44,35 +45,65 @@ export interface PlanDefaults {
   scheduler: SchedulerName;
 }
 
+/** A choice as typed (quoted), anything else with its type (describeNumber: `string "10"`, `an object`). */
+function describeChoice(v: unknown): string {
+  return typeof v === 'string' ? `'${v}'` : describeNumber(v);
+}
+
+/**
+ * What only DDIM defines, checked here so the error names the option (the engine's own says neither): eta > 0, and
+ * CompVis' img2img rule, which noises one step above the first and so needs a step above it (strength·steps < steps).
+ */
+function checkDdimOnly(scheduler: SchedulerName, eta: number, rule: string, steps: number, strength: number, name: (k: keyof PlanOptions) => string): void {
+  if (eta > 0 && scheduler !== 'ddim') {
+    throw new InvalidArgumentError(`${name('eta')}: eta > 0 is defined for the ddim scheduler only, not ${scheduler} (${name('scheduler')})`);
+  }
+  if (rule !== 'compvis') return;
+  if (scheduler !== 'ddim') {
+    throw new InvalidArgumentError(`${name('img2imgRule')}: the compvis img2img rule is defined for the ddim scheduler only, not ${scheduler} (${name('scheduler')})`);
+  }
+  if (Math.min(Math.trunc(steps * strength), steps) === steps) {
+    throw new InvalidArgumentError(
+      `${name('img2imgRule')}: the compvis img2img rule needs strength·steps < steps (it noises one step above the first, past the schedule here); got ${name('strength')} ${strength} with ${name('steps')} ${steps}`,
+    );
+  }
+}
+
+/** A scheduler's name, checked: `label` names the option or flag it came from. */
+export function checkSchedulerName(v: unknown, label: string): SchedulerName {
+  if (!SCHEDULERS.includes(v as SchedulerName)) {
+    throw new InvalidArgumentError(`${label}: unknown scheduler ${describeChoice(v)}, expected one of ${SCHEDULERS.join(', ')}`);
+  }
+  return v as SchedulerName;
+}
+
 /** Checks the options and resolves them against the folder's defaults into the engine's plan options. */
 export function resolvePlanOptions(defaults: PlanDefaults, o: PlanOptions, labels: OptionLabels = {}): NativePlanOptions {
   const name = (k: keyof PlanOptions): string => labels[k] ?? k;
-  const scheduler = o.scheduler ?? defaults.scheduler;
-  if (!SCHEDULERS.includes(scheduler)) {
-    throw new InvalidArgumentError(`${name('scheduler')}: unknown scheduler '${String(scheduler)}', expected one of ${SCHEDULERS.join(', ')}`);
-  }
+  const scheduler = checkSchedulerName(o.scheduler ?? defaults.scheduler, name('scheduler'));
   const steps = o.steps ?? 50;
   if (typeof steps !== 'number' || !Number.isInteger(steps) || steps < 1) {
-    throw new InvalidArgumentError(`${name('steps')} must be a positive integer, got ${String(steps)}`);
+    throw new InvalidArgumentError(`${name('steps')} must be a positive integer, got ${describeNumber(steps)}`);
   }
   const strength = o.strength ?? 0.8;
   if (typeof strength !== 'number' || !(strength > 0 && strength <= 1)) {
-    throw new InvalidArgumentError(`${name('strength')} must be in (0, 1], got ${String(strength)}`);
+    throw new InvalidArgumentError(`${name('strength')} must be in (0, 1], got ${describeNumber(strength)}`);
   }
   const eta = o.eta ?? 0;
   if (typeof eta !== 'number' || !(eta >= 0) || !Number.isFinite(eta)) {
-    throw new InvalidArgumentError(`${name('eta')} must be a finite number >= 0, got ${String(eta)}`);
+    throw new InvalidArgumentError(`${name('eta')} must be a finite number >= 0, got ${describeNumber(eta)}`);
   }
   if (o.timestepSpacing !== undefined && !TIMESTEP_SPACINGS.includes(o.timestepSpacing)) {
-    throw new InvalidArgumentError(`${name('timestepSpacing')} must be one of ${TIMESTEP_SPACINGS.join(', ')}, got '${String(o.timestepSpacing)}'`);
+    throw new InvalidArgumentError(`${name('timestepSpacing')} must be one of ${TIMESTEP_SPACINGS.join(', ')}, got ${describeChoice(o.timestepSpacing)}`);
   }
   const rule = o.img2imgRule ?? 'diffusers';
   if (!IMG2IMG_RULES.includes(rule)) {
-    throw new InvalidArgumentError(`${name('img2imgRule')} must be one of ${IMG2IMG_RULES.join(', ')}, got '${String(rule)}'`);
+    throw new InvalidArgumentError(`${name('img2imgRule')} must be one of ${IMG2IMG_RULES.join(', ')}, got ${describeChoice(rule)}`);
   }
   if (o.karras && !KARRAS_SCHEDULERS.includes(scheduler)) {
     throw new InvalidArgumentError(`${name('karras')}: Karras sigmas are defined for ${KARRAS_SCHEDULERS.join(', ')}, not ${scheduler}`);
   }
+  checkDdimOnly(scheduler, eta, rule, steps, strength, name);
   const schedule: ScheduleConfig = { ...defaults.schedule };
   if (o.karras !== undefined) schedule.useKarrasSigmas = o.karras;
   if (o.timestepSpacing !== undefined) schedule.timestepSpacing = o.timestepSpacing;

@@ -1,6 +1,7 @@
 /**
  * A model folder's scheduler/scheduler_config.json: validated once here (every error names the file
- * and the field), kept as the keys it names, and mapped to the scheduler its `_class_name` picks.
+ * and the field), kept as the keys it names, and mapped to the scheduler its `_class_name` picks (PNDM, SD 1.x's,
+ * when it names none; the caller's choice, when there is one, runs instead and the class is not needed).
  * Keys the file does not name take the defaults of the scheduler class that runs, as diffusers'
  * `from_config` gives them (so SD 1.5's file, which names no timestep_spacing, runs DDIM, PNDM and
  * DDPM with "leading" and Euler, Euler ancestral, LMS, Heun, DPM-Solver and UniPC with "linspace").
@@ -70,7 +71,7 @@ export interface SchedulerConfigFile {
   source: string;
   /** `_class_name` ('' when absent). */
   className: string;
-  /** The scheduler `_class_name` picks (DDIM when the file names none). */
+  /** The scheduler that runs when a run names none: the caller's choice, else the one `_class_name` picks (PNDM when the file names none). */
   scheduler: SchedulerName;
   /** The keys the file names, camelCased (absent ones take the class defaults in the engine). */
   schedule: ScheduleConfig;
@@ -120,12 +121,64 @@ const FIXED: Record<string, unknown[]> = {
   algorithm_type: ['dpmsolver++', 'sde-dpmsolver++'],
 };
 
+/** What a folder's config resolves to besides its keys. */
+export interface SchedulerChoice {
+  /**
+   * The scheduler the caller chose (`--scheduler`, Diffusion.load's `scheduler`): it runs instead of the one the
+   * file's `_class_name` names, which is then not needed (an unknown class is no error), as diffusers'
+   * `XScheduler.from_config(file)` reads a file's keys into any class. The keys are read and checked all the same.
+   */
+  scheduler?: SchedulerName;
+}
+
+/** How to choose a scheduler, for the errors that the choice resolves. */
+const CHOOSE = `choose one with --scheduler (the command line) or Diffusion.load's scheduler option (the API): ${SCHEDULERS.join(', ')}`;
+
 /** Validates a parsed scheduler_config.json; `source` names it in every error. */
-export function parseSchedulerConfig(json: unknown, source = 'scheduler_config.json'): SchedulerConfigFile {
+export function parseSchedulerConfig(json: unknown, source = 'scheduler_config.json', choice: SchedulerChoice = {}): SchedulerConfigFile {
+  const o = configObject(json, source);
+  const schedule = parseScheduleKeys(o, source);
+  const className = typeof o._class_name === 'string' ? o._class_name : '';
+  if (o._class_name !== undefined && typeof o._class_name !== 'string') throw new FormatError(`${source}: _class_name must be a string`);
+  const scheduler = choice.scheduler ?? schedulerOfClass(o, className, source);
+  return { source, className, scheduler, schedule: { ...schedule, source } };
+}
+
+function configObject(json: unknown, source: string): Record<string, unknown> {
   if (json === null || typeof json !== 'object' || Array.isArray(json)) {
     throw new FormatError(`${source}: expected a JSON object, got ${json === null ? 'null' : Array.isArray(json) ? 'an array' : typeof json}`);
   }
-  const o = json as Record<string, unknown>;
+  return json as Record<string, unknown>;
+}
+
+/**
+ * The scheduler a file's class picks. A file without `_class_name` runs PNDM, SD 1.x's scheduler (what a folder
+ * without a config runs, and what diffusers' SD 1.x exports name), so the class's one requirement applies.
+ */
+function schedulerOfClass(o: Record<string, unknown>, className: string, source: string): SchedulerName {
+  if (!className) {
+    if (o.skip_prk_steps !== true) {
+      throw new FormatError(
+        `${source}: names no _class_name, so it runs PNDMScheduler (SD 1.x's), which needs skip_prk_steps: true (the engine has no PRK warm-up); ` +
+          `set _class_name and/or skip_prk_steps, or ${CHOOSE}`,
+      );
+    }
+    return 'pndm';
+  }
+  const s = SCHEDULER_CLASSES[className];
+  if (!s) {
+    throw new FormatError(
+      `${source}: _class_name '${className}' is not a scheduler the engine knows; known: ${Object.keys(SCHEDULER_CLASSES).join(', ')} (or ${CHOOSE})`,
+    );
+  }
+  if (s === 'pndm' && o.skip_prk_steps !== true) {
+    throw new FormatError(`${source}: PNDMScheduler without skip_prk_steps: true (the PRK warm-up) is not supported; SD 1.x's configs set it (or ${CHOOSE})`);
+  }
+  return s === 'dpmpp2m' && o.algorithm_type === 'sde-dpmsolver++' ? 'dpmpp2m-sde' : s;
+}
+
+/** The schedule keys of a config object, checked (every error names `source` and the field). */
+function parseScheduleKeys(o: Record<string, unknown>, source: string): ScheduleConfig {
   const schedule: ScheduleConfig = {};
   const put = (k: keyof ScheduleConfig, v: unknown): void => {
     (schedule as Record<string, unknown>)[k] = v;
@@ -175,23 +228,7 @@ export function parseSchedulerConfig(json: unknown, source = 'scheduler_config.j
   if (schedule.stepsOffset !== undefined && schedule.stepsOffset < 0) {
     throw new FormatError(`${source}: steps_offset must be >= 0, got ${schedule.stepsOffset}`);
   }
-  const className = typeof o._class_name === 'string' ? o._class_name : '';
-  if (o._class_name !== undefined && typeof o._class_name !== 'string') throw new FormatError(`${source}: _class_name must be a string`);
-  let scheduler: SchedulerName = 'ddim';
-  if (className) {
-    const s = SCHEDULER_CLASSES[className];
-    if (!s) {
-      throw new FormatError(
-        `${source}: _class_name '${className}' is not a scheduler the engine knows; known: ${Object.keys(SCHEDULER_CLASSES).join(', ')} ` +
-          `(or choose one with --scheduler / the scheduler option: ${SCHEDULERS.join(', ')})`,
-      );
-    }
-    scheduler = s === 'dpmpp2m' && o.algorithm_type === 'sde-dpmsolver++' ? 'dpmpp2m-sde' : s;
-  }
-  if (scheduler === 'pndm' && o.skip_prk_steps !== true) {
-    throw new FormatError(`${source}: PNDMScheduler without skip_prk_steps: true (the PRK warm-up) is not supported; SD 1.x's configs set it`);
-  }
-  return { source, className, scheduler, schedule: { ...schedule, source } };
+  return schedule;
 }
 
 /**
@@ -218,39 +255,47 @@ export function checkScheduleOverrides(overrides: unknown, where: string): Sched
     json[field] = v;
   }
   try {
-    const { source: _source, ...schedule } = parseSchedulerConfig(json, where).schedule;
-    return schedule;
+    return parseScheduleKeys(json, where);
   } catch (e) {
     // (the file's field names in the message become the option's camelCased keys)
     throw e instanceof FormatError ? new InvalidArgumentError(e.message.replace(/\b([a-z]+(?:_[a-z]+)+)\b/g, (f) => [...fieldOf].find(([, v]) => v === f)?.[0] ?? f)) : e;
   }
 }
 
-/** The folder's scheduler config, or SD 1.5's when it has none. */
-export async function readSchedulerConfig(modelDir: string): Promise<SchedulerConfigFile> {
+/** The folder's scheduler config, or SD 1.5's when it has none; a `choice` runs instead of the file's class. */
+export async function readSchedulerConfig(modelDir: string, choice: SchedulerChoice = {}): Promise<SchedulerConfigFile> {
+  const file = await readConfigJson(modelDir);
+  if (!file) {
+    return { source: `${join(modelDir, 'scheduler', 'scheduler_config.json')} (absent: SD 1.5's)`, className: 'PNDMScheduler', scheduler: choice.scheduler ?? 'pndm', schedule: { ...SD1_SCHEDULE, source: "SD 1.5's scheduler config" } };
+  }
+  return parseSchedulerConfig(file.json, file.path, choice);
+}
+
+/** The parsed scheduler/scheduler_config.json of a folder, or null when it has none. */
+async function readConfigJson(modelDir: string): Promise<{ path: string; json: unknown } | null> {
   const path = join(modelDir, 'scheduler', 'scheduler_config.json');
   let text: string;
   try {
     text = await readFile(path, 'utf8');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new FormatError(`${path}: cannot be read (${(e as Error).message})`);
-    return { source: `${path} (absent: SD 1.5's)`, className: 'PNDMScheduler', scheduler: 'pndm', schedule: { ...SD1_SCHEDULE, source: "SD 1.5's scheduler config" } };
+    return null;
   }
-  let json: unknown;
   try {
-    json = JSON.parse(text);
+    return { path, json: JSON.parse(text) };
   } catch (e) {
     throw new FormatError(`${path} is not valid JSON: ${(e as Error).message}`);
   }
-  return parseSchedulerConfig(json, path);
 }
 
-/** The schedule of a folder's config (kept for callers that need only the keys). */
+/** The schedule of a folder's config, for callers that run no scheduler of their own (its class is not needed). */
 export async function readScheduleConfig(modelDir: string): Promise<ScheduleConfig> {
-  return (await readSchedulerConfig(modelDir)).schedule;
+  const file = await readConfigJson(modelDir);
+  if (!file) return { ...SD1_SCHEDULE, source: "SD 1.5's scheduler config" };
+  return { ...parseScheduleKeys(configObject(file.json, file.path), file.path), source: file.path };
 }
 
 /** Parses a config object (e.g. from a test) into the engine's keys; throws naming `source`. */
 export function scheduleFromJson(json: Record<string, unknown>, source = 'scheduler_config.json'): ScheduleConfig {
-  return parseSchedulerConfig(json, source).schedule;
+  return { ...parseScheduleKeys(configObject(json, source), source), source };
 }

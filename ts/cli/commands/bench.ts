@@ -53,7 +53,7 @@ export function registerBenchCommand(program: Command): void {
     .option('--batch <list>', 'batch sizes for the cost figures', '1,4')
     .option('--samples <n>', 'samples per distribution score', '128')
     .option('--accuracy-images <n>', 'images in the accuracy set', '8')
-    .option('--converged-steps <n>', 'steps of the converged high-order (unipc) solution', '500')
+    .option('--converged-steps <n>', 'steps of the converged high-order (unipc) solution, at least twice the largest --steps', '500')
     .option('--cache <dir>', 'where the demo world is built once')
     .option('--out <dir>', 'folder for samplers.json, samplers.csv, samplers.html', 'bench-samplers')
     .option('--threads <n>', 'ONNX Runtime intra-op threads (default: 1 for the demo world, all cores for --arch sd1)')
@@ -67,7 +67,11 @@ export function registerBenchCommand(program: Command): void {
         String(v)
           .split(',')
           .map((x) => integerFlag(x, `--${name}`, 1));
-      const int = (v: unknown, name: string): number => list(v, name)[0];
+      // (a single-value flag given a list would quietly run with its first entry)
+      const int = (v: unknown, name: string): number => {
+        if (String(v).includes(',')) throw new InvalidArgumentError(`--${name}: expected one integer >= 1, got the list '${String(v)}' (only --steps, --batch and --schedulers take lists)`);
+        return integerFlag(String(v), `--${name}`, 1);
+      };
       if (f.arch === 'sd1') {
         const modes = String(f.memory).split(',');
         if (!modes.every((m) => m === 'lean' || m === 'default')) throw new InvalidArgumentError(`--memory: expected lean and/or default, got '${String(f.memory)}'`);

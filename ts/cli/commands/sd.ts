@@ -11,8 +11,8 @@ import { SD_FIXTURE_VARIANTS, writeSdFixture } from '../../sd/fixture.js';
 import { writeSd1Fixture } from '../../sd/sd1Fixture.js';
 import { readPng, writePng } from '../../sd/png.js';
 import { KARRAS_SCHEDULERS, readSchedulerConfig, SD1_SCHEDULE } from '../../sd/schedulerConfig.js';
-import { PLAN_FLAGS, planRun, resolvePlanOptions, type PlanOptions, type TimestepSpacing } from '../../sd/samplingOptions.js';
-import { firstNonFinite, type Tensor } from '../../sd/tensor.js';
+import { checkSchedulerName, PLAN_FLAGS, planRun, resolvePlanOptions, type PlanOptions, type TimestepSpacing } from '../../sd/samplingOptions.js';
+import { firstNonFinite, type RgbImages, type Tensor } from '../../sd/tensor.js';
 import { progressBar } from '../progress.js';
 import { checkUnetLayers, listUnetLayers } from '../../encoding/unetLayers.js';
 import { checkOutputPath } from '../outputPath.js';
@@ -69,6 +69,49 @@ function planFlags(f: Record<string, string | undefined> & { karras?: boolean })
     eta: num(f.eta, 'eta', 0),
     img2imgRule: f.rule as 'diffusers' | 'compvis' | undefined,
   };
+}
+
+/** --scheduler, checked before the model's config is read: a choice runs instead of the config's class (which may be one the engine does not know). */
+function chosenScheduler(v: string | undefined): SchedulerName | undefined {
+  return v === undefined ? undefined : checkSchedulerName(v, '--scheduler');
+}
+
+/** z's shape before the model loads (channels 0 when only the model can tell), where it comes from and its flag. */
+interface LatentsShape {
+  shape: number[];
+  flag: string;
+  /** "expected …" of a noise file, given the shape it should have. */
+  expected: (want: string) => string;
+}
+
+/** An --image's latents: one image, 1/8 of its size (the VAE's downsampling), the model's channels. */
+function latentsOfImage(path: string, rgb: RgbImages): LatentsShape {
+  return {
+    shape: [rgb.count, 0, rgb.height / 8, rgb.width / 8],
+    flag: '--image',
+    expected: (want) => `[${want}]: the latents of --image ${path} (${rgb.width}×${rgb.height} pixels; C the model's latent channels, 4 for SD 1.x)`,
+  };
+}
+
+/** A noise file's [images, channels, h, w] against z's, before the model loads; `calls` prefixes --step-noise's slices. */
+function checkNoiseShape(named: string, shape: number[], z: LatentsShape, calls = ''): void {
+  if (shape.every((n, i) => z.shape[i] === 0 || n === z.shape[i])) return;
+  const want = z.shape.map((n) => (n === 0 ? 'C' : String(n))).join(', ');
+  throw new ShapeError(`${named}: has shape [${calls}${shape.join(', ')}]; expected ${z.expected(calls + want)}`);
+}
+
+/** --out as the PNG it names: a name without an extension gets .png, another extension is refused (the data is PNG). */
+function pngOutName(out: string): string {
+  const ext = extname(out);
+  if (ext === '') return `${out}.png`;
+  if (ext.toLowerCase() !== '.png') throw new InvalidArgumentError(`--out ${out}: img2img writes PNG images; expected a .png name (or one without an extension: .png is added), got ${ext}`);
+  return out;
+}
+
+/** Image i's file: image 0 at --out, image i > 0 beside it as <name>-<i>.png (one extension rule for every image). */
+function imageOutPath(out: string, i: number): string {
+  const ext = extname(out);
+  return i === 0 ? out : join(dirname(out), `${basename(out, ext)}-${i}${ext}`);
 }
 
 /** --model: an existing folder (a file, or nothing there, is refused naming the flag). */
@@ -130,14 +173,14 @@ export function registerSdCommand(program: Command): void {
     .option('--strength <s>', 'img2img strength in (0, 1]', '0.8')
     .option('--steps <n>', 'inference steps', '50')
     .option('--guidance <g>', 'classifier-free guidance scale (runs when > 1)', '5')
-    .option('--scheduler <name>', `one of ${SCHEDULERS.join(', ')} (default: the one scheduler/scheduler_config.json's _class_name names, as in diffusers; PNDM for SD 1.x)`)
+    .option('--scheduler <name>', `one of ${SCHEDULERS.join(', ')} (default: the one scheduler/scheduler_config.json's _class_name names, as in diffusers; PNDM for SD 1.x and when it names none). A choice runs instead of the file's class, which may then be one the engine does not know`)
     .option('--karras', `Karras sigmas (use_karras_sigmas) for ${KARRAS_SCHEDULERS.join(', ')}`)
     .option('--spacing <s>', "timestep spacing leading|trailing|linspace (default: the config's, else the scheduler class's own)")
     .option('--eta <eta>', 'DDIM eta', '0')
     .option('--rule <rule>', "img2img noise rule: 'diffusers' or 'compvis'", 'diffusers')
     .option('--seed <n>', 'noise seed', '0')
     .option('--batch-size <n>', 'images per U-Net batch', '1')
-    .option('--out <png>', 'output image (image i > 0 of a batch goes to <name>-<i>.png)')
+    .option('--out <png>', 'output image, a .png name (.png is added to a name without an extension); image i > 0 of a batch goes beside it to <name>-<i>.png')
     .option('--latents-out <npy>', 'write the final latents [B,4,h,w] float32')
     .option('--ort-lib <path>', 'libonnxruntime to load (default BRAINLATENT_ORT_LIB or onnxruntime-node)')
     .option('--provider <name>', 'execution provider: cpu, cuda, ...', 'cpu')
@@ -152,10 +195,14 @@ export function registerSdCommand(program: Command): void {
       if (!f.image === !f.latents) throw new InvalidArgumentError('give exactly one of --image or --latents');
       if (!f.prompt === !f.cond) throw new InvalidArgumentError('give exactly one of --prompt or --cond');
       if (!f.out && !f.latentsOut) throw new InvalidArgumentError('give --out and/or --latents-out');
+      const out = f.out === undefined ? undefined : pngOutName(f.out);
+      // (the name as given too: an existing folder is refused, not written beside as <folder>.png)
       if (f.out) await checkOutputPath('--out', f.out, 'file', 'the image (PNG)');
+      if (out && out !== f.out) await checkOutputPath('--out', out, 'file', 'the image (PNG)');
       if (f.latentsOut) await checkOutputPath('--latents-out', f.latentsOut, 'file', 'the latents (.npy)');
       // Everything the flags and input files can tell is checked before the model loads (SD 1.x: seconds to a minute).
-      const config = await readSchedulerConfig(checkModelFolder(f.model));
+      const chosen = chosenScheduler(f.scheduler);
+      const config = await readSchedulerConfig(checkModelFolder(f.model), { scheduler: chosen });
       const planOptions = planFlags(f);
       const plan = resolvePlanOptions({ schedule: config.schedule, scheduler: config.scheduler }, planOptions, PLAN_FLAGS);
       const calls = planRun(plan).runs.length;
@@ -172,17 +219,21 @@ export function registerSdCommand(program: Command): void {
           `--step-noise ${f.stepNoise}: has ${stepNoise.shape[0]} slices ([${stepNoise.shape.join(', ')}]); expected one per U-Net call that runs: ${calls} (${plan.scheduler}, ${plan.steps} steps, strength ${plan.strength})`,
         );
       }
-      if (zFile && noise && noise.shape.join() !== zFile.shape.join()) {
-        throw new ShapeError(`--noise ${f.noise}: has shape [${noise.shape.join(', ')}]; expected --latents' shape [${zFile.shape.join(', ')}]`);
-      }
-      if (zFile && cFile && cFile.shape[0] !== 1 && cFile.shape[0] !== zFile.shape[0]) {
-        throw new ShapeError(`--cond ${f.cond}: has ${cFile.shape[0]} rows ([${cFile.shape.join(', ')}]); expected 1 or one per image of --latents (${zFile.shape[0]})`);
+      // z's shape as the inputs tell it: --latents', or that of --image's latents (their channels are the model's)
+      const zIn: LatentsShape = zFile
+        ? { shape: zFile.shape, flag: '--latents', expected: (want) => `--latents' shape [${want}]` }
+        : latentsOfImage(f.image as string, image as RgbImages);
+      if (noise) checkNoiseShape(`--noise ${f.noise}`, noise.shape, zIn);
+      if (stepNoise) checkNoiseShape(`--step-noise ${f.stepNoise}`, stepNoise.shape.slice(1), zIn, `${calls}, `);
+      const images = zIn.shape[0];
+      if (cFile && cFile.shape[0] !== 1 && cFile.shape[0] !== images) {
+        throw new ShapeError(`--cond ${f.cond}: has ${cFile.shape[0]} rows ([${cFile.shape.join(', ')}]); expected 1 or one per image of ${zIn.flag} (${images})`);
       }
       // Ctrl-C cancels the run at its next step (the VAE at its next image); nothing is written after it.
       const ac = new AbortController();
       const onSigint = () => ac.abort();
       process.once('SIGINT', onSigint);
-      const model = await Diffusion.load(f.model, loadOptions(f));
+      const model = await Diffusion.load(f.model, { ...loadOptions(f), scheduler: chosen });
       try {
         // the model's sizes, named by the file that does not fit
         if (cFile && model.info.condDim > 0 && cFile.shape[2] !== model.info.condDim) {
@@ -190,6 +241,13 @@ export function registerSdCommand(program: Command): void {
         }
         if (zFile && zFile.shape[1] !== model.info.latentChannels) {
           throw new ShapeError(`--latents ${f.latents}: has ${zFile.shape[1]} channels ([${zFile.shape.join(', ')}]); the U-Net of ${f.model} expects ${model.info.latentChannels}`);
+        }
+        // (an --image's latents have the model's channels: the noise's, checked only now)
+        if (noise && noise.shape[1] !== model.info.latentChannels) {
+          throw new ShapeError(`--noise ${f.noise}: has ${noise.shape[1]} channels ([${noise.shape.join(', ')}]); the U-Net of ${f.model} expects ${model.info.latentChannels}`);
+        }
+        if (stepNoise && stepNoise.shape[2] !== model.info.latentChannels) {
+          throw new ShapeError(`--step-noise ${f.stepNoise}: has ${stepNoise.shape[2]} channels ([${stepNoise.shape.join(', ')}]); the U-Net of ${f.model} expects ${model.info.latentChannels}`);
         }
         const z = image ? await model.encodeImages(image, { signal: ac.signal }) : (zFile as Tensor);
         let c = cFile ?? (await model.encodeText([f.prompt as string]));
@@ -222,14 +280,11 @@ export function registerSdCommand(program: Command): void {
         bar.done(
           `img2img (${scheduler}${f.karras ? ', Karras' : ''}, ${model.info.provider}): ${s.unetCalls} U-Net calls in ${s.loopSeconds.toFixed(2)}s (U-Net ${s.unetSeconds.toFixed(2)}s, overhead ×${(s.loopSeconds / s.unetSeconds).toFixed(3)})`,
         );
-        const img = f.out ? await model.decode(r.latents, { signal: ac.signal }) : undefined;
+        const img = out ? await model.decode(r.latents, { signal: ac.signal }) : undefined;
         if (ac.signal.aborted) throw new CancelledError('img2img: interrupted (SIGINT); no output written');
         if (f.latentsOut) await writeNpy(f.latentsOut, r.latents.data, r.latents.shape);
-        if (f.out && img) {
-          for (let i = 0; i < img.count; i++) {
-            const path = i === 0 ? f.out : join(dirname(f.out), `${basename(f.out, extname(f.out))}-${i}${extname(f.out) || '.png'}`);
-            await writePng(path, img, i);
-          }
+        if (out && img) {
+          for (let i = 0; i < img.count; i++) await writePng(imageOutPath(out, i), img, i);
         }
       } finally {
         process.removeListener('SIGINT', onSigint);
@@ -270,7 +325,7 @@ export function registerSdCommand(program: Command): void {
   sd.command('schedule')
     .description('print as JSON the timesteps that will run, with their alphas_cumprod')
     .option('--model <dir>', "read the model's scheduler/scheduler_config.json (default: SD 1.x's)")
-    .option('--scheduler <name>', `one of ${SCHEDULERS.join(', ')} (default: the model's config's class, else pndm)`)
+    .option('--scheduler <name>', `one of ${SCHEDULERS.join(', ')} (default: the model's config's class, else pndm; a choice runs instead of a class the engine does not know)`)
     .option('--karras', `Karras sigmas for ${KARRAS_SCHEDULERS.join(', ')}`)
     .option('--steps <n>', 'inference steps', '50')
     .option('--strength <s>', 'img2img strength', '0.8')
@@ -278,7 +333,8 @@ export function registerSdCommand(program: Command): void {
     .option('--spacing <s>', "leading, trailing or linspace (default: the config's, else the scheduler class's own)")
     .option('--rule <rule>', 'diffusers or compvis', 'diffusers')
     .action(async (f: Record<string, string | undefined> & { karras?: boolean }) => {
-      const config = f.model ? await readSchedulerConfig(checkModelFolder(f.model)) : undefined;
+      const chosen = chosenScheduler(f.scheduler);
+      const config = f.model ? await readSchedulerConfig(checkModelFolder(f.model), { scheduler: chosen }) : undefined;
       const plan = resolvePlanOptions({ schedule: config?.schedule ?? SD1_SCHEDULE, scheduler: config?.scheduler ?? 'pndm' }, planFlags(f), PLAN_FLAGS);
       process.stdout.write(`${JSON.stringify({ schedule: plan.schedule, ...planRun(plan) }, null, 2)}\n`);
     });
