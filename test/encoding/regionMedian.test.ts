@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 
 import { regionCsv, regionTable } from '../../ts/encoding/regions.js';
 import { regionStats } from '../../ts/encoding/report.js';
+import { stageRecipe } from '../../ts/pipeline/runFolder.js';
 
 // median_r (regions.csv) and the report's region medians took vals[floor(n/2)]: for an even number of voxels
 // that is the upper middle value, not the median (np.median averages the two middle values).
@@ -25,5 +26,9 @@ describe('region medians', () => {
     expect(regionStats(Float32Array.from([0.2, 0.4]), [])[0].median).toBeCloseTo(0.3, 6);
     expect(regionStats(Float32Array.from([0.5]), [])[0].median).toBeCloseTo(0.5, 6);
     expect(regionStats(Float32Array.from([NaN]), [])[0].median).toBeNaN();
+  });
+
+  it("is a new recipe of encode's maps stage: a run resumed from before rewrites regions.csv (and the report after it)", () => {
+    expect(stageRecipe('maps')).toBe(2);
   });
 });
