@@ -16,7 +16,8 @@ import { resolveEncodeConfig, type EncodeConfigInput } from '../../ts/config/enc
 import { encode } from '../../ts/encoding/encode.js';
 import { readFeatureFile } from '../../ts/encoding/features.js';
 import { featureFileProblems, preflightEncode } from '../../ts/encoding/preflight.js';
-import { writeNifti } from '../../ts/io/nifti.js';
+import { geometryFromAffine, readNifti, writeNifti } from '../../ts/io/nifti.js';
+import { voxelToWorld } from '../../ts/io/niftiHeader.js';
 import { readNpyHeader, writeNpy } from '../../ts/io/npy.js';
 import { scanNpyNonFinite } from '../../ts/io/npyScan.js';
 import { readNsdDesign } from '../../ts/nsd/expdesign.js';
@@ -124,7 +125,7 @@ describe("encode's preflight of 'file' feature sets", () => {
   it('refuses rows past 73,000 when there is no ids file, and says when ids + 1 would cover every image', async () => {
     const path = join(tmp, 'tall.npy');
     await writeNpy(path, new Float32Array(73001), [73001, 1]);
-    const plan = { sessions: [1], trialsPerSession: 60, imageIds: Int32Array.from([5, 9, 12]), testImages: 1, grid: [8, 8, 8] as [number, number, number], betasFile: 'b' };
+    const plan = { sessions: [1], trialsPerSession: 60, imageIds: Int32Array.from([5, 9, 12]), testImages: 1, grid: [8, 8, 8] as [number, number, number], betasFile: 'b', affine: null };
     expect(await featureFileProblems({ name: 't', kind: 'file', path, ids: null }, plan, 1)).toEqual([
       `feature set 't': ${path} has 73001 rows, read as 73k ids 1..73001 (no ids file), but NSD's 73k ids end at 73000; give ids (an .npy of each row's 73k id)`,
     ]);
@@ -238,6 +239,31 @@ describe('nsd.roi', () => {
       new RegExp(`nsd\\.roi: the mask ${mask} is on a 10×8×12 grid but subject 1's betas \\(${betas}\\) are on 8×8×8; expected a mask on the subject's grid`),
     );
     await preflightEncode(resolveEncodeConfig(config([{ name: 'z', kind: 'file', path: z }], { roi: join(nsd.root, 'nsddata', 'ppdata', 'subj01', 'func1pt8mm', 'roi', 'nsdgeneral.nii.gz') })));
+  });
+
+  // a mask of the subject's dimensions but 2 mm voxels passed, and maps/<set>.nii.gz took its 2 mm geometry
+  it("a mask with the subject's dimensions but another affine is refused before any work, naming both affines and files", async () => {
+    const nsdgeneral = join(nsd.root, 'nsddata', 'ppdata', 'subj01', 'func1pt8mm', 'roi', 'nsdgeneral.nii.gz');
+    const { header, data } = await readNifti(nsdgeneral);
+    const subject = voxelToWorld(header);
+    const mask = join(tmp, 'mask_otheraffine.nii.gz');
+    const scaled = subject.map((r) => [r[0] * (2 / 1.8), r[1] * (2 / 1.8), r[2] * (2 / 1.8), r[3]]);
+    await writeNifti(mask, { dims: header.dims, datatype: 'int16', ...geometryFromAffine([...scaled, [0, 0, 0, 1]]) }, Int16Array.from(data, (v) => (v > 0 ? 1 : 0)));
+    const betas = join(nsd.root, 'nsddata_betas', 'ppdata', 'subj01', 'func1pt8mm', 'betas_fithrf_GLMdenoise_RR', 'betas_session01.nii.gz');
+    const z = join(tmp, 'z-affine.npy');
+    await writeNpy(z, new Float32Array(seen[seen.length - 1] * 2).fill(1), [seen[seen.length - 1], 2]);
+    const t = (r: number) => +subject[r][3].toFixed(4);
+    const esc = (x: string) => x.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    await refusedUpFront(
+      config([{ name: 'z', kind: 'file', path: z }], { roi: mask }),
+      new RegExp(
+        esc(
+          `nsd.roi: the mask ${mask} has the 8×8×8 dimensions of subject 1's betas (${betas}) but another voxel-to-world affine: ` +
+            `[2 0 0 ${t(0)}; 0 2 0 ${t(1)}; 0 0 2 ${t(2)}] (its sform) against [1.8 0 0 ${t(0)}; 0 1.8 0 ${t(1)}; 0 0 1.8 ${t(2)}] (the betas' sform); ` +
+            `its voxels lie up to ${Math.hypot(7 * 0.2, 7 * 0.2, 7 * 0.2).toPrecision(3)} mm from the subject's; expected a mask on the subject's grid`,
+        ),
+      ),
+    );
   });
 });
 
