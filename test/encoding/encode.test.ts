@@ -470,8 +470,11 @@ describe('encode bad input', () => {
   it('rejects features for images that have no betas, and too few, before any work', async () => {
     const path = join(world.tmp, 'feat.npy'), ids = join(world.tmp, 'feat-ids.npy');
     await writeNpy(path, new Float32Array(20 * 3).fill(1), [20, 3]);
-    await writeNpy(ids, Int32Array.from({ length: 20 }, (_, i) => 900_000 + i), [20]);
+    await writeNpy(ids, Int32Array.from({ length: 20 }, (_, i) => 60_000 + i), [20]);
     await expect(encode({ ...base(), featureSets: [{ name: 'f', kind: 'file', path, ids }] })).rejects.toThrow(/features for images that have no betas/);
+    // not 73k ids at all (1..73000)
+    await writeNpy(ids, Int32Array.from({ length: 20 }, (_, i) => 900_000 + i), [20]);
+    await expect(encode({ ...base(), featureSets: [{ name: 'f', kind: 'file', path, ids }] })).rejects.toThrow(/feature set 'f': ids file \(.*feat-ids\.npy\): element 0 is 900000, expected a 73k id/);
     await writeNpy(ids, Int32Array.from({ length: 20 }, (_, i) => i + 1), [20]);
     await expect(encode({ ...base(), featureSets: [{ name: 'f', kind: 'file', path, ids }] })).rejects.toThrow(/feature set 'f': .*feat\.npy lacks features for \d+ of subject 1's \d+ images in sessions 1-6/);
   });
