@@ -14,8 +14,10 @@ import { registerEncodeCommand } from '../../ts/cli/commands/encode.js';
 
 import { resolveEncodeConfig, type EncodeConfigInput } from '../../ts/config/encode.js';
 import { encode } from '../../ts/encoding/encode.js';
-import { preflightEncode } from '../../ts/encoding/preflight.js';
-import { writeNifti } from '../../ts/io/nifti.js';
+import { readFeatureFile } from '../../ts/encoding/features.js';
+import { featureFileProblems, preflightEncode } from '../../ts/encoding/preflight.js';
+import { geometryFromAffine, readNifti, writeNifti } from '../../ts/io/nifti.js';
+import { voxelToWorld } from '../../ts/io/niftiHeader.js';
 import { readNpyHeader, writeNpy } from '../../ts/io/npy.js';
 import { scanNpyNonFinite } from '../../ts/io/npyScan.js';
 import { readNsdDesign } from '../../ts/nsd/expdesign.js';
@@ -94,12 +96,57 @@ describe("encode's preflight of 'file' feature sets", () => {
   it('refuses ids that match no image the subject saw, and ids that do not match the rows', async () => {
     const path = join(tmp, 'f20.npy'), ids = join(tmp, 'f20-ids.npy');
     await writeNpy(path, new Float32Array(20 * 3).fill(1), [20, 3]);
-    await writeNpy(ids, Int32Array.from({ length: 20 }, (_, i) => 900_000 + i), [20]);
-    await refusedUpFront(config([{ name: 'f', kind: 'file', path, ids }]), new RegExp(`feature set 'f': ${path} has features for images that have no betas: none of its 20 rows \\(73k ids 900000, 900001, .*\\) is among subject 1's ${seen.length} images`));
+    await writeNpy(ids, Int32Array.from({ length: 20 }, (_, i) => 60_000 + i), [20]);
+    await refusedUpFront(config([{ name: 'f', kind: 'file', path, ids }]), new RegExp(`feature set 'f': ${path} has features for images that have no betas: none of its 20 rows \\(73k ids 60000, 60001, .*\\) is among subject 1's ${seen.length} images`));
     await writeNpy(ids, seen.slice(0, 15), [15]);
     await refusedUpFront(config([{ name: 'f', kind: 'file', path, ids }]), new RegExp(`feature set 'f': ids file ${ids} has 15 ids for the 20 rows of ${path}; expected one 73k id per row`));
     await writeNpy(ids, Int32Array.from([...seen.slice(0, 19), seen[0]]), [20]);
     await refusedUpFront(config([{ name: 'f', kind: 'file', path, ids }]), new RegExp(`ids file ${ids} lists 73k id ${seen[0]} twice \\(elements 0 and 19\\)`));
+  });
+
+  // 73k ids are 1-based: ids given as 0-based nsdIds (73k id − 1) passed, and every row met the next image's
+  // betas (the demo's mean r fell from 0.473 to −0.016, exit 0)
+  it('refuses ids that are not 73k ids (1..73000), naming the file and the element, and 0-based nsdIds as such', async () => {
+    const path = join(tmp, 'nsdid.npy'), ids = join(tmp, 'nsdid-ids.npy');
+    const all = Int32Array.from({ length: seen[seen.length - 1] + 1 }, (_, i) => i); // nsdIds 0..max: covers every image
+    await writeNpy(path, new Float32Array(all.length * 2).fill(1), [all.length, 2]);
+    await writeNpy(ids, all, [all.length]);
+    await refusedUpFront(
+      config([{ name: 'f', kind: 'file', path, ids }]),
+      new RegExp(`feature set 'f': ids file \\(${ids}\\): element 0 is 0, expected a 73k id \\(a whole number 1\\.\\.73000, 1-based\\); it holds a 0, as 0-based nsdIds do: 73k ids are nsdId \\+ 1`),
+    );
+    await writeNpy(ids, Int32Array.from(all, (v, i) => (i === 3 ? 73001 : v + 1)), [all.length]);
+    const msg = await refusedUpFront(config([{ name: 'f', kind: 'file', path, ids }]), new RegExp(`ids file \\(${ids}\\): element 3 is 73001, expected a 73k id`));
+    expect(msg).not.toMatch(/nsdId/);
+    await writeNpy(ids, Int32Array.from(all, (v) => v + 1), [all.length]);
+    await preflightEncode(resolveEncodeConfig(config([{ name: 'f', kind: 'file', path, ids }])));
+    // the fit stage's reader refuses them too
+    await writeNpy(ids, all, [all.length]);
+    await expect(readFeatureFile({ name: 'f', kind: 'file', path, ids })).rejects.toThrow(`feature set 'f' ids (${ids}): element 0 is 0, expected a 73k id`);
+  });
+
+  it('refuses rows past 73,000 when there is no ids file, and says when ids + 1 would cover every image', async () => {
+    const path = join(tmp, 'tall.npy');
+    await writeNpy(path, new Float32Array(73001), [73001, 1]);
+    const plan = { sessions: [1], trialsPerSession: 60, imageIds: Int32Array.from([5, 9, 12]), testImages: 1, grid: [8, 8, 8] as [number, number, number], betasFile: 'b', affine: null };
+    expect(await featureFileProblems({ name: 't', kind: 'file', path, ids: null }, plan, 1)).toEqual([
+      `feature set 't': ${path} has 73001 rows, read as 73k ids 1..73001 (no ids file), but NSD's 73k ids end at 73000; give ids (an .npy of each row's 73k id)`,
+    ]);
+    // nsdIds without a 0: in range, but shifted by one; said whether they miss every image or some
+    const rows = join(tmp, 'four.npy'), ids = join(tmp, 'four-ids.npy');
+    await writeNpy(rows, new Float32Array(4).fill(1), [4, 1]);
+    const shifted = '; with every id + 1 all would be covered: are they 0-based nsdIds? (73k id = nsdId + 1)';
+    await writeNpy(ids, Int32Array.from([4, 8, 11, 13]), [4]);
+    expect(await featureFileProblems({ name: 't', kind: 'file', path: rows, ids }, plan, 1)).toEqual([
+      `feature set 't': ${rows} has features for images that have no betas: none of its 4 rows (73k ids 4, 8, 11, 13 in ${ids}) is among subject 1's 3 images in sessions 1 (the images with betas), 73k ids 5, 9, 12${shifted}`,
+    ]);
+    await writeNpy(ids, Int32Array.from([4, 8, 11, 12]), [4]);
+    expect(await featureFileProblems({ name: 't', kind: 'file', path: rows, ids }, plan, 1)).toEqual([
+      `feature set 't': ${rows} lacks features for 2 of subject 1's 3 images in sessions 1 (the images with betas) (73k ids 5, 9): its 4 rows (73k ids 4, 8, 11, 12 in ${ids})${shifted}`,
+    ]);
+    // not shifted: no such hint
+    await writeNpy(ids, Int32Array.from([1, 2, 3, 12]), [4]);
+    expect((await featureFileProblems({ name: 't', kind: 'file', path: rows, ids }, plan, 1))[0]).not.toMatch(/nsdId/);
   });
 
   it('refuses NaN, Inf and float64 values beyond float32, naming the first and counting them', async () => {
@@ -233,6 +280,31 @@ describe('nsd.roi', () => {
       new RegExp(`nsd\\.roi: the mask ${mask} is on a 10×8×12 grid but subject 1's betas \\(${betas}\\) are on 8×8×8; expected a mask on the subject's grid`),
     );
     await preflightEncode(resolveEncodeConfig(config([{ name: 'z', kind: 'file', path: z }], { roi: join(nsd.root, 'nsddata', 'ppdata', 'subj01', 'func1pt8mm', 'roi', 'nsdgeneral.nii.gz') })));
+  });
+
+  // a mask of the subject's dimensions but 2 mm voxels passed, and maps/<set>.nii.gz took its 2 mm geometry
+  it("a mask with the subject's dimensions but another affine is refused before any work, naming both affines and files", async () => {
+    const nsdgeneral = join(nsd.root, 'nsddata', 'ppdata', 'subj01', 'func1pt8mm', 'roi', 'nsdgeneral.nii.gz');
+    const { header, data } = await readNifti(nsdgeneral);
+    const subject = voxelToWorld(header);
+    const mask = join(tmp, 'mask_otheraffine.nii.gz');
+    const scaled = subject.map((r) => [r[0] * (2 / 1.8), r[1] * (2 / 1.8), r[2] * (2 / 1.8), r[3]]);
+    await writeNifti(mask, { dims: header.dims, datatype: 'int16', ...geometryFromAffine([...scaled, [0, 0, 0, 1]]) }, Int16Array.from(data, (v) => (v > 0 ? 1 : 0)));
+    const betas = join(nsd.root, 'nsddata_betas', 'ppdata', 'subj01', 'func1pt8mm', 'betas_fithrf_GLMdenoise_RR', 'betas_session01.nii.gz');
+    const z = join(tmp, 'z-affine.npy');
+    await writeNpy(z, new Float32Array(seen[seen.length - 1] * 2).fill(1), [seen[seen.length - 1], 2]);
+    const t = (r: number) => +subject[r][3].toFixed(4);
+    const esc = (x: string) => x.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    await refusedUpFront(
+      config([{ name: 'z', kind: 'file', path: z }], { roi: mask }),
+      new RegExp(
+        esc(
+          `nsd.roi: the mask ${mask} has the 8×8×8 dimensions of subject 1's betas (${betas}) but another voxel-to-world affine: ` +
+            `[2 0 0 ${t(0)}; 0 2 0 ${t(1)}; 0 0 2 ${t(2)}] (its sform) against [1.8 0 0 ${t(0)}; 0 1.8 0 ${t(1)}; 0 0 1.8 ${t(2)}] (the betas' sform); ` +
+            `its voxels lie up to ${Math.hypot(7 * 0.2, 7 * 0.2, 7 * 0.2).toPrecision(3)} mm from the subject's; expected a mask on the subject's grid`,
+        ),
+      ),
+    );
   });
 });
 

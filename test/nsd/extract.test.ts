@@ -2,8 +2,10 @@ import { readFileSync, rmSync, utimesSync, writeFileSync, readdirSync, existsSyn
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidArgumentError, MissingFileError, ShapeError } from '../../ts/errors.js';
-import { readNifti, writeNifti } from '../../ts/io/nifti.js';
+import { geometryFromAffine, niftiGeometry, readNifti, writeNifti } from '../../ts/io/nifti.js';
+import { voxelToWorld } from '../../ts/io/niftiHeader.js';
 import { extractNsd, parseSessions } from '../../ts/nsd/extract.js';
+import { maskGridMismatch } from '../../ts/nsd/grid.js';
 import { nsdTrialTable, readNsdDesign } from '../../ts/nsd/expdesign.js';
 import { readNsdExtraction, writeNsdExtraction } from '../../ts/nsd/output.js';
 import { betasPath, expdesignPath, roiPath } from '../../ts/nsd/paths.js';
@@ -184,7 +186,7 @@ print(json.dumps(StandardScaler().fit(tr.astype(np.float64)).transform(te.astype
     const mine = new Int16Array(streams.length);
     mine[streams.findIndex((v) => v === 5)] = 1;
     mine[streams.findLastIndex((v) => v === 1)] = 3;
-    await writeNifti(userMask, { dims: header.dims, datatype: 'int16' }, mine);
+    await writeNifti(userMask, { dims: header.dims, datatype: 'int16', ...niftiGeometry(header) }, mine);
     const u = await extractNsd({ root, subject: 1, roi: userMask });
     expect(u.train.cols).toBe(2);
   });
@@ -292,7 +294,58 @@ describe('NSD bad input', () => {
     const other = join(mini.tmp, 'other-grid.nii.gz');
     await writeNifti(other, { dims: [10, 10, 10], datatype: 'uint8' }, new Uint8Array(1000).fill(1));
     await expect(extractNsd({ root, subject: 1, roi: other })).rejects.toThrow(ShapeError);
-    await expect(extractNsd({ root, subject: 1, roi: other, format: 'nifti' })).rejects.toThrow(/grid 20×24×16 differs from the mask's grid 10×10×10/);
+    const betas = betasPath(root, 1, 1, 'nifti');
+    await expect(extractNsd({ root, subject: 1, roi: other, format: 'nifti' })).rejects.toThrow(
+      `roi: the mask ${other} is on a 10×10×10 grid but subject 1's betas (${betas}) are on 20×24×16; expected a mask on the subject's grid`,
+    );
+  });
+
+  // A mask with the subject's dimensions but another affine passed, and encode's maps took its geometry (2 mm
+  // voxels for NSD's 1.8 mm): the affine (sform, else qform) must put every voxel within 1e-3 mm of the subject's.
+  it("a mask with the subject's dimensions but another affine, from its sform or its qform; the same grid passes", async () => {
+    const { header, data } = await readNifti(roiPath(root, 1, 'nsdgeneral'));
+    const subject = voxelToWorld(header); // the synthetic subject: 1.8 mm voxels, centred
+    expect(subject[0][0]).toBeCloseTo(1.8, 6);
+    const scaled = subject.map((r) => [r[0] * (2 / 1.8), r[1] * (2 / 1.8), r[2] * (2 / 1.8), r[3]]);
+    const mask = (name: string, g: object) => {
+      const p = join(mini.tmp, name);
+      return writeNifti(p, { dims: header.dims, datatype: 'int16', ...g }, Int16Array.from(data, (v) => (v > 0 ? 1 : 0))).then(() => p);
+    };
+    const other = await mask('other-affine.nii.gz', geometryFromAffine([...scaled, [0, 0, 0, 1]]));
+    // the far corner, voxel (19, 23, 15): 0.2 mm × its index further along each axis
+    const shift = Math.hypot(19 * 0.2, 23 * 0.2, 15 * 0.2).toPrecision(3);
+    const [X, Y, Z] = header.dims;
+    const said = (file: string, method: string, source: string) =>
+      `roi: the mask ${file} has the ${X}×${Y}×${Z} dimensions of subject 1's betas (${source}) but another voxel-to-world affine: ` +
+      `[2 0 0 ${+subject[0][3].toFixed(4)}; 0 2 0 ${+subject[1][3].toFixed(4)}; 0 0 2 ${+subject[2][3].toFixed(4)}] (its ${method}) against ` +
+      `[1.8 0 0 ${+subject[0][3].toFixed(4)}; 0 1.8 0 ${+subject[1][3].toFixed(4)}; 0 0 1.8 ${+subject[2][3].toFixed(4)}]`;
+    // NIfTI betas carry their own affine; HDF5 betas none, so a NIfTI of the subject on that grid stands in
+    const nii = betasPath(root, 1, 1, 'nifti'), h5 = betasPath(root, 1, 1, 'hdf5');
+    await expect(extractNsd({ root, subject: 1, roi: other, format: 'nifti' })).rejects.toThrow(
+      `${said(other, 'sform', nii)} (the betas' sform); its voxels lie up to ${shift} mm from the subject's; expected a mask on the subject's grid`,
+    );
+    await expect(extractNsd({ root, subject: 1, roi: other, format: 'hdf5' })).rejects.toThrow(
+      `${said(other, 'sform', h5)} (the sform of ${roiPath(root, 1, 'nsdgeneral')}, as HDF5 betas carry no affine); its voxels lie up to ${shift} mm`,
+    );
+    // sform code 0: the qform is the affine
+    const qOther = await mask('qform-other.nii.gz', { ...geometryFromAffine([...scaled, [0, 0, 0, 1]]), sformCode: 0 });
+    await expect(extractNsd({ root, subject: 1, roi: qOther, format: 'nifti' })).rejects.toThrow(said(qOther, 'qform', nii));
+    const qSame = await mask('qform-same.nii.gz', { ...niftiGeometry(header), sformCode: 0, srow: [[0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]] });
+    const ref = await extractNsd({ root, subject: 1, roi: 'nsdgeneral', format: 'nifti' });
+    expect((await extractNsd({ root, subject: 1, roi: qSame, format: 'nifti' })).voxels).toEqual(ref.voxels);
+    // half a voxel off: refused; 1e-4 mm off (float32 rounding of another writer): the same grid
+    const moved = (d: number) => mask(`moved-${d}.nii.gz`, geometryFromAffine([...subject.map((r, i) => (i === 0 ? [r[0], r[1], r[2], r[3] + d] : r)), [0, 0, 0, 1]]));
+    await expect(extractNsd({ root, subject: 1, roi: await moved(0.9), format: 'hdf5' })).rejects.toThrow(/its voxels lie up to 0\.900 mm from the subject's/);
+    expect((await extractNsd({ root, subject: 1, roi: await moved(1e-4), format: 'hdf5' })).voxels).toEqual(ref.voxels);
+    // no orientation at all (sform and qform codes 0): where its voxels are cannot be told
+    const bare = await mask('bare.nii.gz', {});
+    await expect(extractNsd({ root, subject: 1, roi: bare, format: 'nifti' })).rejects.toThrow(/\(its voxel sizes \(no sform or qform\)\) against/);
+    // NSD's own atlases are the subject's files: their dimensions are checked, their affines taken as the subject's
+    const region = { mask: { grid: [X, Y, Z] as [number, number, number] }, path: other, header: geometryFromAffine([...scaled, [0, 0, 0, 1]]) };
+    const betas = { grid: [X, Y, Z] as [number, number, number], betasFile: nii, affine: { affine: subject, method: 'sform', file: nii } };
+    expect(maskGridMismatch({ ...region, kind: 'atlas' }, betas, 'roi', 1)).toBeNull();
+    expect(maskGridMismatch({ ...region, kind: 'file' }, betas, 'roi', 1)).toMatch(/another voxel-to-world affine/);
+    expect(maskGridMismatch({ ...region, kind: 'file' }, { ...betas, affine: null }, 'roi', 1)).toBeNull(); // not known: dimensions only
   });
 
   it('bad options', async () => {

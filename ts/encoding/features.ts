@@ -1,5 +1,6 @@
 import { CancelledError, InvalidArgumentError, ShapeError } from '../errors.js';
-import { readIntVectorNpy, readMatrixNpy } from '../io/npy.js';
+import { readMatrixNpy } from '../io/npy.js';
+import { read73kIdsNpy, rowsAs73kIdsProblem } from '../nsd/ids.js';
 import type { RgbImage } from '../io/resize.js';
 import type { Matrix } from '../matrix.js';
 import { Diffusion, type SdComponent } from '../sd/Diffusion.js';
@@ -44,8 +45,10 @@ export interface FeatureOptions {
 /** Reads a 'file' feature set: rows keyed by 73k id. */
 export async function readFeatureFile(spec: Extract<FeatureSetSpec, { kind: 'file' }>): Promise<FeatureTable> {
   const x = await readMatrixNpy(spec.path, `feature set '${spec.name}'`);
-  const ids = spec.ids ? await readIntVectorNpy(spec.ids, `feature set '${spec.name}' ids`) : Int32Array.from({ length: x.rows }, (_, i) => i + 1);
+  const ids = spec.ids ? await read73kIdsNpy(spec.ids, `feature set '${spec.name}' ids`) : Int32Array.from({ length: x.rows }, (_, i) => i + 1);
   if (ids.length !== x.rows) throw new ShapeError(`feature set '${spec.name}': ${spec.ids} has ${ids.length} ids for the ${x.rows} rows of ${spec.path}`);
+  const beyond = spec.ids ? null : rowsAs73kIdsProblem(x.rows, spec.path, `feature set '${spec.name}'`);
+  if (beyond) throw new ShapeError(beyond);
   return { name: spec.name, ids, x, description: describeFeatures(spec) };
 }
 

@@ -15,7 +15,7 @@ export type { FeatureSetSpec, FeatureTable, ImageSource, FeatureOptions } from '
 export { listUnetLayers, exposeUnetLayers, withExposedUnet, checkUnetLayers } from './unetLayers.js';
 export type { UnetLayer, ExposedUnet, UnetLayerType, UnetLayerCheck } from './unetLayers.js';
 export { columnPearson, columnR2 } from './metrics.js';
-export { noiseCeilingFromNcsnr, estimateNcsnr } from './noiseCeiling.js';
+export { noiseCeilingFromNcsnr, estimateNcsnr, meanInverseTrials, trialsPerTestImage } from './noiseCeiling.js';
 export { renderMosaic, mosaicPng } from './mosaic.js';
 export type { MosaicSpec, MosaicResult, Colormap } from './mosaic.js';
 export type { Affine } from './orientation.js';

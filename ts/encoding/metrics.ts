@@ -66,3 +66,11 @@ export function mean(values: ArrayLike<number>, indices?: ArrayLike<number>): nu
   }
   return c ? s / c : NaN;
 }
+
+/** Median of values sorted ascending, as np.median: the mean of the two middle values when there is an even number (NaN when empty). */
+export function sortedMedian(sorted: ArrayLike<number>): number {
+  const n = sorted.length;
+  if (!n) return NaN;
+  const h = n >> 1;
+  return n % 2 ? sorted[h] : (sorted[h - 1] + sorted[h]) / 2;
+}

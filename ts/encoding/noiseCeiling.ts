@@ -3,16 +3,40 @@ import type { Matrix } from '../matrix.js';
 
 /**
  * NSD's noise ceiling from ncsnr (Allen et al. 2022; NSD data manual): the share of variance explainable when
- * each test response is the mean of n trials, NC = ncsnr² / (ncsnr² + 1/n). Returned as a fraction (0..1);
+ * each test response is the mean of its image's trials. With n_i trials averaged for test image i the noise
+ * variance left in the test set is the mean over images of 1/n_i (the manual's (A/3 + B/2 + C/1)/(A + B + C)),
+ * so NC = ncsnr² / (ncsnr² + mean_i(1/n_i)); 1/mean(n) would understate the noise and overstate the ceiling
+ * when images have different repetitions. `trials` holds n_i per test image. Returned as a fraction (0..1);
  * √NC is the ceiling of Pearson r.
  */
-export function noiseCeilingFromNcsnr(ncsnr: Float32Array, trialsAveraged: number): Float32Array {
-  if (!(trialsAveraged >= 1)) throw new InvalidArgumentError(`noise ceiling: trials averaged must be >= 1, got ${trialsAveraged}`);
+export function noiseCeilingFromNcsnr(ncsnr: Float32Array, trials: ArrayLike<number>): Float32Array {
+  const inv = meanInverseTrials(trials);
   const out = new Float32Array(ncsnr.length);
   for (let j = 0; j < ncsnr.length; j++) {
     const s2 = ncsnr[j] * ncsnr[j];
-    out[j] = Number.isFinite(s2) ? s2 / (s2 + 1 / trialsAveraged) : NaN;
+    out[j] = Number.isFinite(s2) ? s2 / (s2 + inv) : NaN;
   }
+  return out;
+}
+
+/** Mean over test images of 1/n, n the trials averaged for the image (each a whole number >= 1). */
+export function meanInverseTrials(trials: ArrayLike<number>): number {
+  if (typeof trials !== 'object' || trials === null || typeof trials.length !== 'number' || trials.length === 0) {
+    throw new InvalidArgumentError(`noise ceiling: expected the trials averaged for each test image (a non-empty list), got ${String(trials)}`);
+  }
+  let s = 0;
+  for (let i = 0; i < trials.length; i++) {
+    const n = trials[i];
+    if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`noise ceiling: trials averaged for test image ${i} must be a whole number >= 1, got ${n}`);
+    s += 1 / n;
+  }
+  return s / trials.length;
+}
+
+/** The trials averaged per test image from an extraction's testRepetitions (trials → images with that many). */
+export function trialsPerTestImage(testRepetitions: Record<string, number>): number[] {
+  const out: number[] = [];
+  for (const [n, images] of Object.entries(testRepetitions)) for (let i = 0; i < images; i++) out.push(Number(n));
   return out;
 }
 

@@ -9,6 +9,7 @@ import type { VoxelMask } from '../io/voxelMask.js';
 import { loadNsdCaptions } from '../nsd/captions.js';
 import { readNsdDesign } from '../nsd/expdesign.js';
 import { formatSessionList, maskGridMismatch, planNsdSessions, type NsdSessionPlan } from '../nsd/sessionPlan.js';
+import { nsd73kIdProblem, rowsAs73kIdsProblem } from '../nsd/ids.js';
 import { expdesignPath, func1pt8Dir, roiPath } from '../nsd/paths.js';
 import { loadRegionMask, type RegionMask } from '../nsd/roi.js';
 import { PreflightError } from '../pipeline/errors.js';
@@ -190,13 +191,19 @@ export async function featureFileProblems(s: Extract<FeatureSetSpec, { kind: 'fi
   if (problems.length) return problems;
   const [rows, cols] = header.shape;
   let ids: Int32Array;
-  if (s.ids === null) ids = Int32Array.from({ length: rows }, (_, i) => i + 1);
-  else {
+  if (s.ids === null) {
+    ids = Int32Array.from({ length: rows }, (_, i) => i + 1);
+    const beyond = rowsAs73kIdsProblem(rows, s.path, at);
+    if (beyond) problems.push(beyond);
+  } else {
     try {
       ids = await readIntVectorNpy(s.ids, `${at} ids`);
     } catch (e) {
       return [`${at}: ${(e as Error).message}`];
     }
+    // a 0-based nsdId for a 73k id would pair every row with the next image's betas, and pass every check below
+    const notId = nsd73kIdProblem(ids, s.ids, 'ids file');
+    if (notId) problems.push(`${at}: ${notId}`);
     if (ids.length !== rows) problems.push(`${at}: ids file ${s.ids} has ${ids.length} ids for the ${rows} rows of ${s.path}; expected one 73k id per row`);
     const firstRow = new Map<number, number>();
     for (let i = 0; i < ids.length; i++) {
@@ -213,13 +220,12 @@ export async function featureFileProblems(s: Extract<FeatureSetSpec, { kind: 'fi
     const missing = plan.imageIds.filter((id) => !have.has(id));
     const seen = `subject ${subject}'s ${plan.imageIds.length} images in sessions ${formatSessionList(plan.sessions)} (the images with betas)`;
     const rowsAre = s.ids === null ? `its ${rows} rows, read as 73k ids 1..${rows} (no ids file)` : `its ${rows} rows (73k ids ${listIds(ids, 5)} in ${s.ids})`;
+    // ids that would cover every image once shifted by one are 0-based nsdIds given for 73k ids
+    const shifted = s.ids !== null && plan.imageIds.every((id) => have.has(id - 1)) ? '; with every id + 1 all would be covered: are they 0-based nsdIds? (73k id = nsdId + 1)' : '';
     if (missing.length === plan.imageIds.length) {
-      problems.push(`${at}: ${s.path} has features for images that have no betas: none of ${rowsAre} is among ${seen}, 73k ids ${listIds(plan.imageIds, 5)}`);
+      problems.push(`${at}: ${s.path} has features for images that have no betas: none of ${rowsAre} is among ${seen}, 73k ids ${listIds(plan.imageIds, 5)}${shifted}`);
     } else if (missing.length) {
-      const hint =
-        s.ids === null
-          ? `; give ids (an .npy of each row's 73k id) or one row per 73k id up to ${plan.imageIds[plan.imageIds.length - 1]}`
-          : '';
+      const hint = s.ids === null ? `; give ids (an .npy of each row's 73k id) or one row per 73k id up to ${plan.imageIds[plan.imageIds.length - 1]}` : shifted;
       problems.push(`${at}: ${s.path} lacks features for ${missing.length} of ${seen} (73k ids ${listIds(missing)}): ${rowsAre}${hint}`);
     }
   }

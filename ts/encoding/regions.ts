@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { readNifti, niftiGrid } from '../io/nifti.js';
 import type { VoxelMask } from '../io/voxelMask.js';
 import { ctabPath, roiPath } from '../nsd/paths.js';
-import { mean } from './metrics.js';
+import { mean, sortedMedian } from './metrics.js';
 
 /** Names used when an atlas's .ctab is absent (NSD's public code). */
 const BUILTIN: Record<string, Record<number, string>> = {
@@ -77,7 +77,7 @@ export function regionTable(featureSet: string, r: Float32Array, labels: RegionL
     return {
       featureSet, atlas, region, label, voxels: idx.length,
       meanR: mean(vals),
-      medianR: vals.length ? vals[Math.floor(vals.length / 2)] : NaN,
+      medianR: sortedMedian(vals),
       meanRNormalised: ceiling ? mean(norm) : NaN,
     };
   };

@@ -16,6 +16,7 @@ import type { Grid } from '../io/voxelMask.js';
 import { roiPath } from '../nsd/paths.js';
 import { BASE_CSS, esc, SORTABLE_SCRIPT, url } from '../report/html.js';
 import { fileStem, type EncodingSummary, type MapKind, type MapRecord, type MosaicOptions } from './mapFiles.js';
+import { sortedMedian } from './metrics.js';
 import { mosaicPng } from './mosaic.js';
 import { applyAffine, voxelToWorld, type Affine } from './orientation.js';
 import { labelNames } from './regions.js';
@@ -113,7 +114,7 @@ export function regionStats(volume: Float32Array, atlases: Atlas[]): RegionStat[
       region,
       voxels: vals.length,
       mean: vals.length ? vals.reduce((a, b) => a + b, 0) / vals.length : NaN,
-      median: vals.length ? vals[Math.floor(vals.length / 2)] : NaN,
+      median: sortedMedian(vals),
     };
   };
   const all: number[] = [];

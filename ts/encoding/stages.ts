@@ -33,7 +33,7 @@ import { BandedRidgeCV } from '../ridge/BandedRidgeCV.js';
 import { describeFeatures, embedImages, readFeatureFile, unetLayerFeatures, zcFeatures, type Embeddings, type FeatureTable } from './features.js';
 import { columnPearson, columnR2, mean } from './metrics.js';
 import { mapFile, type EncodingSummary, type MapRecord } from './mapFiles.js';
-import { estimateNcsnr, noiseCeilingFromNcsnr } from './noiseCeiling.js';
+import { estimateNcsnr, noiseCeilingFromNcsnr, trialsPerTestImage } from './noiseCeiling.js';
 import { loadRegionLabels, regionCsv, regionTable, type RegionRow } from './regions.js';
 import { mapRecordsOf, writeEncodingReport } from './report.js';
 import { encodePaths, tableSpecs, type TableSpec } from './runPaths.js';
@@ -145,17 +145,12 @@ async function extractStage(c: EncodeConfig, ctx: StageRunContext): Promise<Stag
 async function noiseCeiling(c: EncodeConfig, betas: NsdExtraction, mask: VoxelMask): Promise<Float32Array | null> {
   const mode = c.noiseCeiling;
   if (mode === 'none') return null;
-  const reps = betas.manifest.counts.testRepetitions;
-  let n = 0, k = 0;
-  for (const [r, count] of Object.entries(reps)) {
-    n += Number(r) * count;
-    k += count;
-  }
-  const trialsAveraged = k ? n / k : 1;
+  // every test image is scored, each the mean of its own trials: the ceiling's noise term averages 1/n over them
+  const trials = trialsPerTestImage(betas.manifest.counts.testRepetitions);
   if (mode === 'estimate') {
     const { averageTrain: _a, cacheDir: _c, ...rest } = encodeExtractOptions(c);
     const single = await extractNsd({ ...rest, averageTest: false });
-    return noiseCeilingFromNcsnr(estimateNcsnr(single.test, single.testImageIds), trialsAveraged);
+    return noiseCeilingFromNcsnr(estimateNcsnr(single.test, single.testImageIds), trials);
   }
   const path = mode === 'auto' ? join(betasDir(c.nsd.root, c.nsd.subject), 'ncsnr.nii.gz') : mode;
   if (!existsSync(path)) {
@@ -163,7 +158,7 @@ async function noiseCeiling(c: EncodeConfig, betas: NsdExtraction, mask: VoxelMa
     throw new InvalidArgumentError(`noiseCeiling: ${path} does not exist`);
   }
   const { betas: m } = await readNiftiMasked(path, mask);
-  return noiseCeilingFromNcsnr(m.data.subarray(0, mask.indices.length), trialsAveraged);
+  return noiseCeilingFromNcsnr(m.data.subarray(0, mask.indices.length), trials);
 }
 
 /** The noise ceiling per voxel (none written when there is none). */
@@ -385,7 +380,7 @@ export function mapEntries(o: EncodeOutputs): MapEntry[] {
   const out: MapEntry[] = [];
   const nc = o.ceiling;
   if (nc) {
-    const description = "Noise ceiling: the fraction of the test betas' variance that is signal, NC = ncsnr² / (ncsnr² + 1/n) for betas averaged over n trials";
+    const description = "Noise ceiling: the fraction of the test betas' variance that is signal, NC = ncsnr² / (ncsnr² + mean(1/n)), n the trials averaged for each test image";
     out.push(entry({ kind: 'noise-ceiling', label: 'noise ceiling', description }, nc, 'noise ceiling (fraction of variance)'));
   }
   for (const f of o.fits) {

@@ -2,10 +2,11 @@ import { access } from 'node:fs/promises';
 import { MissingFileError, ShapeError } from '../errors.js';
 import { assertFinite } from '../io/finite.js';
 import { Hdf5Reader, readHdf5Masked } from '../io/hdf5.js';
-import { niftiVolumeCount, readNiftiHeader, readNiftiMasked } from '../io/nifti.js';
+import { niftiGrid, niftiVolumeCount, readNiftiHeader, readNiftiMasked } from '../io/nifti.js';
+import { affineMethod, voxelToWorld, type Affine } from '../io/niftiHeader.js';
 import type { Grid, VoxelMask } from '../io/voxelMask.js';
 import type { Matrix } from '../matrix.js';
-import { betasPath, type BetasFormat, type BetasVersion } from './paths.js';
+import { betasPath, brainmaskPath, meanEpiPath, roiPath, t1Path, type BetasFormat, type BetasVersion } from './paths.js';
 
 /** 'auto' takes the .hdf5 when present (per-voxel chunks read fastest), else the .nii.gz. */
 export type BetasFormatChoice = BetasFormat | 'auto';
@@ -83,6 +84,33 @@ export async function sessionBetasShape(file: { path: string; format: BetasForma
   } finally {
     r.close();
   }
+}
+
+/** Where the subject's functional grid sits in the world: its voxel-to-world affine, and the file and transform it came from. */
+export interface GridAffine {
+  affine: Affine;
+  /** 'sform', 'qform' or 'voxel sizes (no sform or qform)' (affineMethod). */
+  method: string;
+  file: string;
+}
+
+/**
+ * The affine of the betas' grid (`grid`, from sessionBetasShape). A NIfTI session file carries its own. NSD's
+ * HDF5 betas hold a bare MATLAB array, no affine, so it is taken from a NIfTI of the subject on the same grid
+ * (nsdgeneral, whose geometry the encoding maps take by default, else brainmask, mean EPI, T1 on the functional
+ * grid: the first present with these dimensions); null when there is none, and then only the dimensions of a
+ * mask can be checked.
+ */
+export async function betasGridAffine(root: string, subject: number, file: { path: string; format: BetasFormat }, grid: Grid): Promise<GridAffine | null> {
+  const candidates = file.format === 'nifti' ? [file.path] : [roiPath(root, subject, 'nsdgeneral'), brainmaskPath(root, subject), meanEpiPath(root, subject), t1Path(root, subject)];
+  for (const path of candidates) {
+    if (!(await exists(path))) continue;
+    const h = await readNiftiHeader(path);
+    const g = niftiGrid(h);
+    if (g[0] !== grid[0] || g[1] !== grid[1] || g[2] !== grid[2]) continue;
+    return { affine: voxelToWorld(h), method: affineMethod(h), file: path };
+  }
+  return null;
 }
 
 /** Masked betas of one session: trials × voxels float32, each value ÷ divisor. */

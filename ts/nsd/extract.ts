@@ -7,9 +7,10 @@ import { checkKnownKeys } from '../ridge/options.js';
 import { maskCoordinates } from '../io/voxelMask.js';
 import type { Matrix } from '../matrix.js';
 import { allInOrder } from '../allInOrder.js';
-import { availableSessions, exists, formatSessionList, readSessionBetas, sessionBetasFile, sessionTrialCount, type BetasFormatChoice } from './betas.js';
+import { availableSessions, betasGridAffine, exists, formatSessionList, readSessionBetas, sessionBetasFile, sessionBetasShape, sessionTrialCount, type BetasFormatChoice } from './betas.js';
 import { nsdTrialTable, readNsdDesign } from './expdesign.js';
 import { describeFiles, readNsdExtraction, writeNsdExtraction, type NsdExtraction, type NsdManifest } from './output.js';
+import { maskGridMismatch } from './grid.js';
 import { expdesignPath, subjectDir, type BetasFormat } from './paths.js';
 import { columnStats, standardize } from './preprocess.js';
 import { loadRegionMask } from './roi.js';
@@ -70,6 +71,11 @@ export async function extractNsd(opts: NsdExtractOptions): Promise<NsdExtraction
   const sessions = await resolveSessions(o);
   const files = await sessionFiles(o, sessions);
   const region = await loadRegionMask(o.root, o.subject, o.roi);
+  // a mask off the subject's grid (other dimensions, or the same ones placed elsewhere) is refused before the
+  // cache is consulted: its header is the geometry the outputs' voxels (and encode's maps) are given
+  const { grid } = await sessionBetasShape(files[0]);
+  const offGrid = maskGridMismatch(region, { grid, betasFile: files[0].path, affine: await betasGridAffine(o.root, o.subject, files[0], grid) }, 'roi', o.subject);
+  if (offGrid) throw new ShapeError(offGrid);
   const designFile = expdesignPath(o.root);
   const sourcePaths = [designFile, region.path, ...files.map((f) => f.path)];
   const sources = await allInOrder(

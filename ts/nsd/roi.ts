@@ -39,6 +39,8 @@ export interface RegionMask {
   path: string;
   /** Label values selected (null: every value > 0). */
   values: number[] | null;
+  /** One of NSD's atlases for the subject, or a mask file the user gave. */
+  kind: RegionSpec['kind'];
 }
 
 /** Reads the ROI volume and keeps the region's voxels; a region without voxels is an error. */
@@ -52,7 +54,7 @@ export async function loadRegionMask(root: string, subject: number, spec: string
   const set = values ? new Set(values) : null;
   // NSD ROI volumes are −1 outside the brain and 0 unlabelled: select with > 0 or == label only.
   const mask = maskFromVolume(data, grid, set ? (v) => set.has(v) : (v) => v > 0, what);
-  return { mask, header, path, values };
+  return { mask, header, path, values, kind: r.kind };
 }
 
 /** Label names → values, from the atlas's .ctab when present, else the built-in NSD tables; numbers pass through. */

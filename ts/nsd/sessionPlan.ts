@@ -4,8 +4,9 @@
  * or beyond the design is reported before any work rather than by the extract stage.
  */
 import type { Grid } from '../io/voxelMask.js';
-import { availableSessions, formatSessionList, sessionBetasFile, sessionBetasShape, type BetasFormatChoice } from './betas.js';
+import { availableSessions, betasGridAffine, formatSessionList, sessionBetasFile, sessionBetasShape, type BetasFormatChoice, type GridAffine } from './betas.js';
 import { nsdTrialTable, type NsdDesign } from './expdesign.js';
+import { maskGridMismatch } from './grid.js';
 import { DEFAULT_MAX_SESSION, parseSessions } from './extract.js';
 import { betasPath } from './paths.js';
 
@@ -19,9 +20,11 @@ export interface NsdSessionPlan {
   /** The voxel grid (X, Y, Z) of the first session's betas, and that file: what a region mask must match. */
   grid: Grid;
   betasFile: string;
+  /** Where that grid sits in the world (betasGridAffine); null when no file tells (HDF5 betas without a reference NIfTI). */
+  affine: GridAffine | null;
 }
 
-export { formatSessionList };
+export { formatSessionList, maskGridMismatch };
 
 /**
  * Resolves `sessions` (null: every session with betas among 1–37, as the extract stage does) against the NSD
@@ -70,21 +73,9 @@ export async function planNsdSessions(
       ids.add(id);
       if (table.test[k]) test.add(id);
     });
-    return { plan: { sessions, trialsPerSession: T, imageIds: Int32Array.from(ids).sort(), testImages: test.size, grid, betasFile: file.path }, problems: [] };
+    const affine = await betasGridAffine(root, subject, file, grid);
+    return { plan: { sessions, trialsPerSession: T, imageIds: Int32Array.from(ids).sort(), testImages: test.size, grid, betasFile: file.path, affine }, problems: [] };
   } catch (e) {
     return { plan: null, problems: [`${field}: ${(e as Error).message}`] };
   }
-}
-
-/**
- * The problem with a region mask on another grid than the subject's betas (a mask file made for another subject
- * or dataset), naming both grids and both files; null when they match. `field` names the config field (nsd.roi, …).
- */
-export function maskGridMismatch(region: { mask: { grid: Grid }; path: string }, plan: NsdSessionPlan, field: string, subject: number): string | null {
-  const [m, b] = [region.mask.grid, plan.grid];
-  if (m[0] === b[0] && m[1] === b[1] && m[2] === b[2]) return null;
-  return (
-    `${field}: the mask ${region.path} is on a ${m.join('×')} grid but subject ${subject}'s betas (${plan.betasFile}) are on ${b.join('×')}; ` +
-    `expected a mask on the subject's grid`
-  );
 }

@@ -39,8 +39,10 @@ interface ClearingMarker {
  * never mixes results of the two. Others are 1. Bump a stage's number when its outputs change for the same
  * inputs, not on a refactor.
  * - features 2, img2img 2: a sample's noise keyed by the image's 73k id instead of its place in the run (7b13fda, 8228bfe).
+ * - ceiling 2 (encode): the noise term is the mean over test images of 1/n, not 1/mean(n).
+ * - maps 2 (encode): regions.csv's median_r averages the two middle values for an even voxel count.
  */
-export const STAGE_RECIPES: Readonly<Record<string, number>> = { features: 2, img2img: 2 };
+export const STAGE_RECIPES: Readonly<Record<string, number>> = { features: 2, img2img: 2, ceiling: 2, maps: 2 };
 
 /** The recipe version of stage `stage` (1 unless STAGE_RECIPES says otherwise). */
 export const stageRecipe = (stage: string): number => STAGE_RECIPES[stage] ?? 1;
