@@ -74,6 +74,22 @@ describe('models: load once, predict and img2img off the event loop', () => {
     expect(npy.status).toBe(400);
   });
 
+  it('refuses a .npy X of a dtype it does not take naming the ones it does, whether the reader knows the dtype (int32) or not (float16)', async () => {
+    const half = Buffer.from(encodeNpy(new Uint16Array(2 * 40), [2, 40]));
+    half.write("'<f2'", half.indexOf("'<u2'"), 'latin1');
+    const int = encodeNpy(new Int32Array(2 * 40), [2, 40]);
+    for (const [body, got] of [[half, "float16 ('<f2')"], [int, 'int32']] as const) {
+      const r = await s.call('POST', '/v1/ridge/z/predict', body, { 'content-type': 'application/x-npy' });
+      expect(r.status, r.text).toBe(400);
+      expect(r.json.message).toBe(`body: expected float32 or float64 data, got ${got}`);
+    }
+    const c = await sd.encodeText(['a square']);
+    const z = b64(new Float32Array(4 * 8 * 8), [1, 4, 8, 8]);
+    const r = await s.call('POST', '/v1/sd/sd/img2img', { z, c: encodeNpy(Float64Array.from(c.data), c.shape).toString('base64') });
+    expect(r.status, r.text).toBe(400);
+    expect(r.json.message).toBe('body.c: expected float32 data, got float64');
+  });
+
   it('runs img2img: the latents equal an in-process run with the same settings; PNG and .npy images come back', async () => {
     const z = { data: new Float32Array(2 * 4 * 8 * 8).map((_, i) => Math.sin(i)), shape: [2, 4, 8, 8] };
     const c = await sd.encodeText(['a red square', 'a blue circle']);
