@@ -90,6 +90,19 @@ describe('models: load once, predict and img2img off the event loop', () => {
     expect(r.json.message).toBe('body.c: expected float32 data, got float64');
   });
 
+  it("blames a c of the wrong sequence length, not the uncond the client never sent, and names the text encoder's length", async () => {
+    const c = await sd.encodeText(['a square']);
+    const [, seq, dim] = c.shape;
+    const short = { data: c.data.subarray(0, (seq - 1) * dim), shape: [1, seq - 1, dim] };
+    const r = await s.call('POST', '/v1/sd/sd/img2img', { z: b64(new Float32Array(4 * 8 * 8), [1, 4, 8, 8]), c: b64(short.data, short.shape), guidance: 3, steps: 2 });
+    expect(r.status, r.text).toBe(400);
+    expect(r.json.message).toMatch(new RegExp(`^img2img: c has shape \\[1, ${seq - 1}, ${dim}\\], expected \\[1, ${seq}, ${dim}\\]: the text encoder's sequence length is ${seq}`));
+    // an uncond the client sent that does not match c is still named
+    const u = await s.call('POST', '/v1/sd/sd/img2img', { z: b64(new Float32Array(4 * 8 * 8), [1, 4, 8, 8]), c: b64(short.data, short.shape), uncond: b64(c.data, c.shape), guidance: 3, steps: 2 });
+    expect(u.status, u.text).toBe(400);
+    expect(u.json.message).toMatch(/^img2img: uncond has shape/);
+  });
+
   it('runs img2img: the latents equal an in-process run with the same settings; PNG and .npy images come back', async () => {
     const z = { data: new Float32Array(2 * 4 * 8 * 8).map((_, i) => Math.sin(i)), shape: [2, 4, 8, 8] };
     const c = await sd.encodeText(['a red square', 'a blue circle']);
