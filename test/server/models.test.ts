@@ -74,6 +74,23 @@ describe('models: load once, predict and img2img off the event loop', () => {
     expect(npy.status).toBe(400);
   });
 
+  it('answers a predict body of another type 415 naming the types it takes (for an unknown model too), and no body 400', async () => {
+    for (const name of ['z', 'nope']) {
+      for (const type of ['text/plain', 'text/csv']) {
+        const r = await s.call('POST', `/v1/ridge/${name}/predict`, 'hello', { 'content-type': type });
+        expect(r.status, r.text).toBe(415);
+        expect(r.json).toMatchObject({ error: 'Unsupported Media Type', code: 'UnsupportedMediaType' });
+        expect(r.json.message).toBe(`content-type '${type}' is not taken by POST /v1/ridge/:model/predict: expected application/json or application/x-npy`);
+      }
+    }
+    const none = await s.call('POST', '/v1/ridge/z/predict');
+    expect(none.status, none.text).toBe(400);
+    expect(none.json.problems).toEqual([expect.stringMatching(/^body: required, expected X as JSON/)]);
+    expect((await s.call('POST', '/v1/ridge/nope/predict')).status).toBe(400);
+    // a body of a type it takes reaches the model lookup
+    expect((await s.call('POST', '/v1/ridge/nope/predict', encodeNpy(new Float32Array(3), [1, 3]), { 'content-type': 'application/x-npy' })).status).toBe(404);
+  });
+
   it('refuses a .npy X of a dtype it does not take naming the ones it does, whether the reader knows the dtype (int32) or not (float16)', async () => {
     const half = Buffer.from(encodeNpy(new Uint16Array(2 * 40), [2, 40]));
     half.write("'<f2'", half.indexOf("'<u2'"), 'latin1');

@@ -16,7 +16,7 @@ import { engineWhere, ModelOutputError, type ModelOutput } from '../models/Model
 import { img2imgInput, matrixFromJson, matrixFromNpy, type Img2ImgInput } from '../models/requestBodies.js';
 import { imagesNpy, latentsNpy, pngStrip, predictionsJson, type Answer } from '../models/responseBodies.js';
 import { ModelNameParams, ModelParams } from '../schemas.js';
-import { bodyValidator } from '../validation.js';
+import { bodyValidator, RequestValidationError } from '../validation.js';
 import { QueueFullError, type WorkQueue } from '../workQueue.js';
 
 export const NPY_TYPE = 'application/x-npy';
@@ -48,8 +48,6 @@ export async function modelRoutes(app: FastifyInstance, ctx: ServiceContext): Pr
       throw modelFault(model, from, engineWhere(e), e);
     }
   };
-
-  app.addContentTypeParser([NPY_TYPE, 'application/octet-stream'], { parseAs: 'buffer', bodyLimit: ctx.dataBodyLimit }, (_req, body, done) => done(null, body));
 
   app.post('/v1/models', { bodyLimit: ctx.bodyLimit, schema: { tags: ['models'], summary: 'Load a ridge model or an SD model folder', body: LoadModelBodySchema } }, async (req, reply) => {
     const b = req.body as LoadModelBody;
@@ -94,6 +92,8 @@ async function dataRoutes(
   app.setValidatorCompiler(bodyValidator((body) => body instanceof LargeBody));
 
   const matrixOf = async (body: unknown): Promise<Matrix> => {
+    // (a body without a content-type is not validated: the schema is per type)
+    if (body === undefined) throw new RequestValidationError('body', [`body: required, expected X as JSON ({"x": [[...], ...]}) or as .npy (content-type ${NPY_TYPE})`]);
     if (body instanceof LargeBody) {
       const d = await ctx.predictPool.decode(body);
       if (d.kind !== 'matrix') throw new Error(`a predict body decoded as ${d.kind}`);
