@@ -4,6 +4,8 @@
  * or reconnects with Last-Event-ID still sees every stage in order; progress is kept as the latest value only),
  * listeners, and the rate and ETA of the running stage.
  */
+import { resolve, sep } from 'node:path';
+
 import { RateEstimator } from '../../cli/progress.js';
 import type { PublicError } from '../publicError.js';
 import { isFinal, JOB_STATES, type JobEvent, type JobKind, type JobProgress, type JobState, type JobView, type StageUpdate } from './types.js';
@@ -30,6 +32,13 @@ interface Entry {
   stageSkipped: boolean;
   /** The current stage's duration has been recorded (it reported 'done'). */
   stageTimed: boolean;
+}
+
+/** `a` and `b` are one folder, or one holds the other (by path segments: 'runs/a' does not hold 'runs/ab'). */
+export function overlaps(a: string, b: string): boolean {
+  const [x, y] = [resolve(a), resolve(b)];
+  const within = (inner: string, outer: string) => inner === outer || inner.startsWith(outer.endsWith(sep) ? outer : outer + sep);
+  return within(x, y) || within(y, x);
 }
 
 /** How many finished jobs the board remembers (the oldest are forgotten first; their run folders stay). */
@@ -75,9 +84,12 @@ export class JobBoard {
     return c;
   }
 
-  /** A job not yet finished whose run folder is `dir`, if any (two jobs must not write one folder). */
+  /**
+   * A job not yet finished whose run folder is `dir`, inside it or holds it, if any: two jobs must not write one
+   * folder, nor one write inside the other's.
+   */
   activeIn(dir: string): JobView | undefined {
-    for (const e of this.jobs.values()) if (e.dir === dir && !isFinal(e.view.state)) return this.copy(e);
+    for (const e of this.jobs.values()) if (!isFinal(e.view.state) && overlaps(e.dir, dir)) return this.copy(e);
     return undefined;
   }
 

@@ -1,0 +1,53 @@
+/**
+ * Service-wide error answers over real HTTP: run folders that overlap, and every error body's shape
+ * (error, message, code) — with no server paths in what a client is told.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { CancelledError } from '../../ts/errors.js';
+import { overlaps } from '../../ts/server/jobs/jobBoard.js';
+import { LocalJobRunner } from '../../ts/server/jobs/LocalJobRunner.js';
+import { startTestServer, type TestServer } from './helpers.js';
+
+/** A runner whose jobs run until cancelled (no job process). */
+const idleRunner = () =>
+  new LocalJobRunner({
+    concurrency: 1,
+    execute: (_spec, control) => new Promise((_ok, fail) => control.signal.addEventListener('abort', () => fail(new CancelledError('cancelled')), { once: true })),
+  });
+
+describe('run folders that overlap', () => {
+  let s: TestServer;
+  beforeAll(async () => {
+    s = await startTestServer({ runner: idleRunner(), shutdownDeadlineMs: 0 });
+  });
+  afterAll(async () => s?.stop());
+
+  it('overlaps() compares path segments, not string prefixes', () => {
+    expect(overlaps('/r/nest', '/r/nest')).toBe(true);
+    expect(overlaps('/r/nest', '/r/nest/world')).toBe(true);
+    expect(overlaps('/r/nest/world/', '/r/nest')).toBe(true);
+    expect(overlaps('/r/nest', '/r/nestle')).toBe(false);
+    expect(overlaps('/r/a/b', '/r/a/c')).toBe(false);
+  });
+
+  it('refuses a job whose run folder is inside a running or queued job\'s, or holds it (409 naming the other job and its folder)', async () => {
+    const demo = (out: string) => s.call('POST', '/v1/jobs', { kind: 'demo', out });
+    const nest = await demo('nest');
+    expect(nest.status, nest.text).toBe(202);
+    const queued = await demo('other/q');
+    expect(queued.status, queued.text).toBe(202);
+    for (const [out, other, otherOut] of [['nest/world', nest.json.id, 'nest'], ['other', queued.json.id, 'other/q'], ['nest', nest.json.id, 'nest']]) {
+      const r = await demo(out);
+      expect(r.status, `${out}: ${r.text}`).toBe(409);
+      expect(r.json).toMatchObject({ error: 'Conflict', code: 'JobConflictError' });
+      expect(r.json.message).toContain(`job ${other} is already writing to ${otherOut}`);
+    }
+    // a sibling whose name starts the same is another folder
+    const sibling = await demo('nestle');
+    expect(sibling.status, sibling.text).toBe(202);
+    // once the job has ended, its folder is free again
+    await s.call('DELETE', `/v1/jobs/${nest.json.id}`);
+    expect((await demo('nest/world')).status).toBe(202);
+  });
+});
