@@ -51,3 +51,39 @@ describe('run folders that overlap', () => {
     expect((await demo('nest/world')).status).toBe(202);
   });
 });
+
+describe('every error body has error, message and code', () => {
+  it('a missing or wrong token: 401 with code Unauthorized', async () => {
+    const s = await startTestServer({ token: 's3cret' });
+    try {
+      for (const headers of [{}, { authorization: 'Bearer nope' }] as Record<string, string>[]) {
+        const r = await s.call('GET', '/v1/jobs', undefined, headers);
+        expect(r.status).toBe(401);
+        expect(r.json).toEqual({ error: 'Unauthorized', message: expect.any(String), code: 'Unauthorized' });
+      }
+    } finally {
+      await s.stop();
+    }
+  });
+
+  it('while the service shuts down: 503 in the same format, with a code and Retry-After', async () => {
+    const runner = idleRunner();
+    const s = await startTestServer({ runner, shutdownDeadlineMs: 60_000 });
+    const job = await s.call('POST', '/v1/jobs', { kind: 'demo', out: 'd' });
+    expect(job.status, job.text).toBe(202);
+    // closing waits for the running job (up to the deadline): meanwhile the service still listens
+    const closed = s.stop();
+    try {
+      for (const [method, path] of [['GET', '/v1/jobs'], ['POST', '/v1/jobs'], ['GET', '/healthz']]) {
+        const r = await s.call(method, path, method === 'POST' ? { kind: 'demo', out: 'e' } : undefined);
+        expect(r.status, `${method} ${path}: ${r.text}`).toBe(503);
+        expect(r.json).toEqual({ error: 'Service Unavailable', message: `${method} ${path}: the service is shutting down`, code: 'ClosedError' });
+        expect(r.headers.get('retry-after')).toBe('5');
+      }
+    } finally {
+      // (a DELETE is refused too now: the job is ended from here)
+      await runner.cancel(job.json.id);
+      await closed;
+    }
+  });
+});

@@ -54,7 +54,8 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   const pluginTimeout = (o.shutdownDeadlineMs ?? 30_000) + 30_000;
   // (a dataBodyLimit that is not a positive integer is refused by the plugin, naming it, not here as Fastify's bodyLimit)
   const dataBodyLimit = Number.isInteger(o.dataBodyLimit) && (o.dataBodyLimit as number) > 0 ? (o.dataBodyLimit as number) : 64 << 20;
-  const app = Fastify({ logger, bodyLimit: dataBodyLimit, return503OnClosing: true, pluginTimeout });
+  // (while closing, the plugin answers requests itself: a 503 with a code and Retry-After)
+  const app = Fastify({ logger, bodyLimit: dataBodyLimit, return503OnClosing: false, pluginTimeout });
   try {
     await app.register(brainlatentPlugin, o);
   } catch (e) {
