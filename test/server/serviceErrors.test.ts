@@ -2,12 +2,17 @@
  * Service-wide error answers over real HTTP: run folders that overlap, and every error body's shape
  * (error, message, code) — with no server paths in what a client is told.
  */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { CancelledError } from '../../ts/errors.js';
+import { writeNpy } from '../../ts/io/npy.js';
 import { overlaps } from '../../ts/server/jobs/jobBoard.js';
 import { LocalJobRunner } from '../../ts/server/jobs/LocalJobRunner.js';
-import { startTestServer, type TestServer } from './helpers.js';
+import { rootRelative } from '../../ts/server/rootPaths.js';
+import { readEvents, startTestServer, type TestServer } from './helpers.js';
 
 /** A runner whose jobs run until cancelled (no job process). */
 const idleRunner = () =>
@@ -85,5 +90,48 @@ describe('every error body has error, message and code', () => {
       await runner.cancel(job.json.id);
       await closed;
     }
+  });
+});
+
+describe("errors name files relative to the root, never by the server's own paths", () => {
+  it('rootRelative() rewrites paths under the root only where a path starts', () => {
+    const R = ['/srv/root'];
+    expect(rootRelative('/srv/root/runs/a/report.html: header length 9', R)).toBe('runs/a/report.html: header length 9');
+    expect(rootRelative('Y (/srv/root/Ynan.npy): element [row 0, column 1] is NaN', R)).toBe('Y (Ynan.npy): element [row 0, column 1] is NaN');
+    expect(rootRelative("open '/srv/root': is a folder; /srv/root.", R)).toBe("open '.': is a folder; ..");
+    expect(rootRelative('/srv/rootx/a, /srv/root.bak/b, x/srv/root/c', R)).toBe('/srv/rootx/a, /srv/root.bak/b, x/srv/root/c');
+    expect(rootRelative('/a/b/c and /a/b', ['/a', '/a/b'])).toBe('c and .');
+  });
+
+  let s: TestServer;
+  beforeAll(async () => {
+    s = await startTestServer();
+    mkdirSync(join(s.root, 'models'));
+    writeFileSync(join(s.root, 'models', 'page.html'), '<!doctype html><title>not a model</title>\n'.repeat(20));
+    await writeNpy(join(s.root, 'X.npy'), new Float32Array(40 * 3).map((_, i) => Math.sin(i)), [40, 3]);
+    await writeNpy(join(s.root, 'Ynan.npy'), new Float32Array(40 * 2).map((_, i) => (i === 5 ? Number.NaN : Math.cos(i))), [40, 2]);
+  });
+  afterAll(async () => s?.stop());
+
+  it('a model that does not load: 400 naming body.path and the file relative to the root', async () => {
+    const r = await s.call('POST', '/v1/models', { kind: 'ridge', name: 'r', path: 'models/page.html' });
+    expect(r.status, r.text).toBe(400);
+    expect(r.json.message).toMatch(/^body\.path: models\/page\.html: header length \d+ runs past the end/);
+    expect(r.text).not.toContain(s.root);
+    const folder = await s.call('POST', '/v1/models', { kind: 'sd', name: 's', path: 'models' });
+    expect(folder.status, folder.text).toBe(400);
+    expect(folder.json.message).toMatch(/^body\.path: model folder models has no /);
+  });
+
+  it("a job's error names its inputs relative to the root", async () => {
+    const r = await s.call('POST', '/v1/jobs', { kind: 'ridge-fit', config: { out: 'fit', x: 'X.npy', y: 'Ynan.npy', folds: 2 } });
+    expect(r.status, r.text).toBe(202);
+    const events = await readEvents(`${s.url}/v1/jobs/${r.json.id}/events`);
+    const last = events[events.length - 1];
+    expect(last.data.state, JSON.stringify(last.data)).toBe('failed');
+    expect(last.data.error.message).toMatch(/^Y \(Ynan\.npy\): /);
+    const view = await s.call('GET', `/v1/jobs/${r.json.id}`);
+    expect(view.json.error.message).toBe(last.data.error.message);
+    expect(view.text).not.toContain(s.root);
   });
 });

@@ -13,7 +13,7 @@ import { BrainlatentError, FormatError, InvalidArgumentError, MissingFileError, 
 import { JobConflictError } from './jobs/LocalJobRunner.js';
 import { ModelOutputError } from './models/ModelOutputError.js';
 import { ModelExistsError, ModelNotFoundError } from './models/ModelRegistry.js';
-import { publicError, type PublicError } from './publicError.js';
+import { publicError, shownWith, type PublicError } from './publicError.js';
 import { PathOutsideRootError } from './rootPaths.js';
 import { RequestValidationError } from './validation.js';
 import { ClosedError, QueueFullError } from './workQueue.js';
@@ -48,7 +48,8 @@ function unsupportedMediaType(req: FastifyRequest): PublicError {
   return { name: 'UnsupportedMediaType', message: `content-type '${sent}' is not taken by ${req.method} ${req.routeOptions.url ?? req.url}: ${want}` };
 }
 
-export function sendError(e: unknown, req: FastifyRequest, reply: FastifyReply): FastifyReply {
+/** `show` rewrites what the client is told (the plugin's: the server's paths under the root made root-relative). */
+export function sendError(e: unknown, req: FastifyRequest, reply: FastifyReply, show: (text: string) => string = (t) => t): FastifyReply {
   const status = statusOf(e);
   if (status >= 500 && !(e instanceof QueueFullError) && !(e instanceof ClosedError) && !(e instanceof RedisUnreachableError)) req.log.error({ err: e }, 'request failed');
   if (e instanceof QueueFullError) void reply.header('retry-after', String(e.retryAfter));
@@ -56,7 +57,7 @@ export function sendError(e: unknown, req: FastifyRequest, reply: FastifyReply):
   // Fastify's own 4xx errors (bad JSON, too large, wrong media type) describe the request, not a file
   const fastify4xx = !(e instanceof BrainlatentError) && status < 500 && typeof (e as FastifyError).code === 'string' && (e as FastifyError).code.startsWith('FST_');
   const mediaType = (e as FastifyError).code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE';
-  const body = mediaType ? unsupportedMediaType(req) : fastify4xx ? { name: (e as FastifyError).code, message: (e as Error).message } : publicError(e);
+  const body = shownWith(mediaType ? unsupportedMediaType(req) : fastify4xx ? { name: (e as FastifyError).code, message: (e as Error).message } : publicError(e), show);
   const model = e instanceof ModelOutputError ? { model: e.model, output: e.output } : {};
   return reply.code(status).send({ error: STATUS_TEXT[status] ?? 'Error', ...(body.problems ? { problems: body.problems } : {}), message: body.message, code: body.name, ...model });
 }

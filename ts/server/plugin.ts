@@ -43,7 +43,7 @@ async function plugin(app: FastifyInstance, options: BrainlatentPluginOptions & 
   // Every route takes JSON (the data routes .npy as well, in their own scope): Fastify's default text/plain
   // parser would hand a string to routes whose schemas cover only their own types (415 instead, naming them).
   app.removeContentTypeParser('text/plain');
-  app.setErrorHandler((e, req, reply) => sendError(e, req, reply));
+  app.setErrorHandler((e, req, reply) => sendError(e, req, reply, (text) => ctx.root.shown(text)));
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: 'Not Found', message: `no route ${req.method} ${req.url}`, code: 'RouteNotFound' }));
 
   if (!app.hasDecorator('swagger')) {
