@@ -2,17 +2,20 @@
  * Service-wide error answers over real HTTP: run folders that overlap, and every error body's shape
  * (error, message, code) — with no server paths in what a client is told.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { CancelledError } from '../../ts/errors.js';
 import { writeNpy } from '../../ts/io/npy.js';
+import { RidgeModel } from '../../ts/ridge/RidgeModel.js';
 import { overlaps } from '../../ts/server/jobs/jobBoard.js';
 import { LocalJobRunner } from '../../ts/server/jobs/LocalJobRunner.js';
 import { rootRelative } from '../../ts/server/rootPaths.js';
-import { readEvents, startTestServer, type TestServer } from './helpers.js';
+import { readEvents, startTestServer, until, type TestServer } from './helpers.js';
 
 /** A runner whose jobs run until cancelled (no job process). */
 const idleRunner = () =>
@@ -133,5 +136,53 @@ describe("errors name files relative to the root, never by the server's own path
     const view = await s.call('GET', `/v1/jobs/${r.json.id}`);
     expect(view.json.error.message).toBe(last.data.error.message);
     expect(view.text).not.toContain(s.root);
+  });
+});
+
+describe('`brainlatent serve` logs what a 500 says is in the server log', () => {
+  it('a request answered 5xx is logged on stderr with its stack, at the default --log-level', async () => {
+    const root = realpathSync(mkdtempSync(join(tmpdir(), 'bl-serve-log-')));
+    // finite coefficients whose products overflow float32: predictions are Inf, a 500 ModelOutputError
+    const f = (n: number, v: number) => new Float32Array(n).fill(v);
+    await new RidgeModel({
+      coef: { data: f(4 * 2, 3e38), rows: 4, cols: 2 },
+      intercept: f(2, 0),
+      xMean: f(4, 0),
+      xScale: f(4, 1),
+      bestAlphas: f(2, 1),
+      bestScores: f(2, 0),
+      cvScores: { data: f(2, 0), rows: 1, cols: 2 },
+      settings: { alphas: [1], nFolds: 2, foldKind: 'contiguous', score: 'r2', fitIntercept: true, standardize: false },
+    }).save(join(root, 'huge.safetensors'));
+    const cli = resolve(import.meta.dirname, '..', '..', 'dist', 'cli', 'main.js');
+    const proc = spawn(process.execPath, [cli, 'serve', '--root', root, '--port', '0', '--shutdown-deadline', '0'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, BRAINLATENT_SERVE_V8_FLAGS: '0' } });
+    let out = '';
+    let err = '';
+    proc.stderr.on('data', (d) => (err += d));
+    try {
+      const url = await new Promise<string>((ok, fail) => {
+        proc.once('exit', (c) => fail(new Error(`serve exited ${c}: ${out}${err}`)));
+        proc.stdout.on('data', (d) => {
+          out += d;
+          const m = /listening on (http:\/\/\S+?)\/ /.exec(out);
+          if (m) ok(m[1]);
+        });
+      });
+      const post = (path: string, body: unknown) => fetch(`${url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      expect((await post('/v1/models', { kind: 'ridge', name: 'huge', path: 'huge.safetensors' })).status).toBe(201);
+      const r = await post('/v1/ridge/huge/predict', { x: [[1, 1, 1, 1]] });
+      expect(r.status).toBe(500);
+      const logged = await until(() => err.split('\n').find((l) => l.includes('"request failed"')), 30_000, 'the 500 in the log');
+      const line = JSON.parse(logged);
+      expect(line).toMatchObject({ level: 50, msg: 'request failed', err: { type: 'ModelOutputError' } });
+      expect(line.err.stack).toMatch(/^ModelOutputError: model 'huge' produced non-finite values[^]*\n\s+at /);
+      // a 4xx is the client's: not logged at the default level
+      expect((await post('/v1/ridge/huge/predict', { x: [[1]] })).status).toBe(400);
+    } finally {
+      proc.kill('SIGTERM');
+      await new Promise((ok) => (proc.exitCode !== null ? ok(null) : proc.once('exit', ok)));
+      rmSync(root, { recursive: true, force: true });
+    }
+    expect(err.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l).msg)).toEqual(['request failed']);
   });
 });
