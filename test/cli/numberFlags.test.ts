@@ -48,6 +48,7 @@ describe('numeric flags', () => {
     [['bench', 'ridge', '--repeats', '0'], '--repeats: expected an integer >= 1, got 0'],
     [['bench', 'ridge', '--threads', 'all'], "--threads: expected an integer >= 0, got 'all'"],
     [['worker', '--redis', 'redis://127.0.0.1:1', '--grace', '2.5'], '--grace: expected an integer >= 0, got 2.5'],
+    [['worker', '--redis', 'redis://127.0.0.1:1', '--concurrency', '0'], '--concurrency: expected an integer >= 1, got 0'],
   ])('brainlatent %j: %s', async (args, message) => {
     await expect(runCommands(ALL, args)).rejects.toThrow(message);
   });

@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 
 import { FormatError, ShapeError } from '../../ts/errors.js';
-import { readIntVectorNpy, readMatrixNpy, readNpy, readNpyHeader, writeNpy } from '../../ts/io/npy.js';
+import { decodeNpy, FLOAT_DTYPES, readIntVectorNpy, readMatrixNpy, readNpy, readNpyHeader, writeNpy } from '../../ts/io/npy.js';
 import { readSafetensors, writeSafetensors } from '../../ts/io/safetensors.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'bl-npy-'));
@@ -78,6 +78,21 @@ describe('NPY', () => {
     await writeNpy(file('v.npy'), new Float32Array(4), [4]);
     await expect(readMatrixNpy(file('v.npy'), 'Y')).rejects.toThrow(ShapeError);
     await expect(writeNpy(file('x.npy'), new Float32Array(5), [2, 3])).rejects.toThrow(/needs 6 elements/);
+  });
+
+  it('a reader that takes only some dtypes names them, for a dtype not read at all (float16) as for one it reads (int32)', async () => {
+    const npy = (descr: string, bytes: number) => {
+      let dict = `{'descr': '${descr}', 'fortran_order': False, 'shape': (2, 3), }`;
+      dict = dict.padEnd(64 - 10 - 1, ' ') + '\n';
+      return Buffer.concat([Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0, dict.length, 0]), Buffer.from(dict, 'latin1'), Buffer.alloc(6 * bytes)]);
+    };
+    writeFileSync(file('h.npy'), npy('<f2', 2));
+    await expect(readMatrixNpy(file('h.npy'), 'X')).rejects.toThrow(/^X \(.*h\.npy\): expected float32 or float64 data, got float16 \('<f2'\)$/);
+    await expect(readMatrixNpy(file('i.npy'), 'X')).rejects.toThrow(/^X \(.*i\.npy\): expected float32 or float64 data, got int32$/);
+    expect(() => decodeNpy(npy('<f2', 2), 'body', { dtypes: FLOAT_DTYPES })).toThrow(/^body: expected float32 or float64 data, got float16 \('<f2'\)$/);
+    expect(() => decodeNpy(npy('<i4', 4), 'body.z', { dtypes: ['float32'] })).toThrow(/^body\.z: expected float32 data, got int32$/);
+    // a reader that takes every dtype read says what it reads
+    expect(() => decodeNpy(npy('<f2', 2), 'body')).toThrow(/^body: dtype '<f2' is not read; expected a boolean, integer or float32\/float64 type/);
   });
 });
 

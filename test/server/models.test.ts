@@ -74,6 +74,52 @@ describe('models: load once, predict and img2img off the event loop', () => {
     expect(npy.status).toBe(400);
   });
 
+  it('answers a predict body of another type 415 naming the types it takes (for an unknown model too), and no body 400', async () => {
+    for (const name of ['z', 'nope']) {
+      for (const type of ['text/plain', 'text/csv']) {
+        const r = await s.call('POST', `/v1/ridge/${name}/predict`, 'hello', { 'content-type': type });
+        expect(r.status, r.text).toBe(415);
+        expect(r.json).toMatchObject({ error: 'Unsupported Media Type', code: 'UnsupportedMediaType' });
+        expect(r.json.message).toBe(`content-type '${type}' is not taken by POST /v1/ridge/:model/predict: expected application/json or application/x-npy`);
+      }
+    }
+    const none = await s.call('POST', '/v1/ridge/z/predict');
+    expect(none.status, none.text).toBe(400);
+    expect(none.json.problems).toEqual([expect.stringMatching(/^body: required, expected X as JSON/)]);
+    expect((await s.call('POST', '/v1/ridge/nope/predict')).status).toBe(400);
+    // a body of a type it takes reaches the model lookup
+    expect((await s.call('POST', '/v1/ridge/nope/predict', encodeNpy(new Float32Array(3), [1, 3]), { 'content-type': 'application/x-npy' })).status).toBe(404);
+  });
+
+  it('refuses a .npy X of a dtype it does not take naming the ones it does, whether the reader knows the dtype (int32) or not (float16)', async () => {
+    const half = Buffer.from(encodeNpy(new Uint16Array(2 * 40), [2, 40]));
+    half.write("'<f2'", half.indexOf("'<u2'"), 'latin1');
+    const int = encodeNpy(new Int32Array(2 * 40), [2, 40]);
+    for (const [body, got] of [[half, "float16 ('<f2')"], [int, 'int32']] as const) {
+      const r = await s.call('POST', '/v1/ridge/z/predict', body, { 'content-type': 'application/x-npy' });
+      expect(r.status, r.text).toBe(400);
+      expect(r.json.message).toBe(`body: expected float32 or float64 data, got ${got}`);
+    }
+    const c = await sd.encodeText(['a square']);
+    const z = b64(new Float32Array(4 * 8 * 8), [1, 4, 8, 8]);
+    const r = await s.call('POST', '/v1/sd/sd/img2img', { z, c: encodeNpy(Float64Array.from(c.data), c.shape).toString('base64') });
+    expect(r.status, r.text).toBe(400);
+    expect(r.json.message).toBe('body.c: expected float32 data, got float64');
+  });
+
+  it("blames a c of the wrong sequence length, not the uncond the client never sent, and names the text encoder's length", async () => {
+    const c = await sd.encodeText(['a square']);
+    const [, seq, dim] = c.shape;
+    const short = { data: c.data.subarray(0, (seq - 1) * dim), shape: [1, seq - 1, dim] };
+    const r = await s.call('POST', '/v1/sd/sd/img2img', { z: b64(new Float32Array(4 * 8 * 8), [1, 4, 8, 8]), c: b64(short.data, short.shape), guidance: 3, steps: 2 });
+    expect(r.status, r.text).toBe(400);
+    expect(r.json.message).toMatch(new RegExp(`^img2img: c has shape \\[1, ${seq - 1}, ${dim}\\], expected \\[1, ${seq}, ${dim}\\]: the text encoder's sequence length is ${seq}`));
+    // an uncond the client sent that does not match c is still named
+    const u = await s.call('POST', '/v1/sd/sd/img2img', { z: b64(new Float32Array(4 * 8 * 8), [1, 4, 8, 8]), c: b64(short.data, short.shape), uncond: b64(c.data, c.shape), guidance: 3, steps: 2 });
+    expect(u.status, u.text).toBe(400);
+    expect(u.json.message).toMatch(/^img2img: uncond has shape/);
+  });
+
   it('runs img2img: the latents equal an in-process run with the same settings; PNG and .npy images come back', async () => {
     const z = { data: new Float32Array(2 * 4 * 8 * 8).map((_, i) => Math.sin(i)), shape: [2, 4, 8, 8] };
     const c = await sd.encodeText(['a red square', 'a blue circle']);

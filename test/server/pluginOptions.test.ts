@@ -97,6 +97,7 @@ describe('brainlatentPlugin options', () => {
   it('startServer checks its own options and leaves the rest to the plugin', async () => {
     await expect(startServer({ root, port: 70000 })).rejects.toThrow(/startServer options\.port: expected an integer from 0 to 65535, got 70000/);
     await expect(startServer({ root, port: 0, dataBodyLimit: -1 })).rejects.toThrow(/brainlatentPlugin options\.dataBodyLimit: expected an integer >= 1, got -1/);
+    await expect(startServer({ root, port: 0, logger: { level: 'loud' as 'warn' } })).rejects.toThrow(/startServer options\.logger: expected true, false or \{ level: one of fatal, error, warn, info, debug, trace, silent, stream: a writable stream \}, got an object/);
     const s = await startServer({ root, port: 0, defaultMetrics: false, logger: false });
     try {
       expect((await fetch(`${s.url}/healthz`)).status).toBe(200);

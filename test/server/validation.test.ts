@@ -95,6 +95,17 @@ describe('request validation (real HTTP)', () => {
     expect(big.status).toBe(413);
   });
 
+  it('answers a body of a type the route does not take 415 naming the types it takes (text/plain was parsed and validated as a string; .npy as an object)', async () => {
+    for (const [path, body] of [['/v1/jobs', '{"kind": "demo", "out": "d"}'], ['/v1/models', '{}'], ['/v1/session', '{}'], ['/v1/sd/m/img2img', '{}']]) {
+      for (const type of ['text/plain', 'text/plain; charset=utf-8', 'application/x-npy', 'application/octet-stream', 'text/csv']) {
+        const r = await s.call('POST', path, body, { 'content-type': type });
+        expect(r.status, `${path} ${type}: ${r.text}`).toBe(415);
+        expect(r.json).toMatchObject({ error: 'Unsupported Media Type', code: 'UnsupportedMediaType' });
+        expect(r.json.message).toBe(`content-type '${type}' is not taken by POST ${path.replace('/m/', '/:model/')}: expected application/json`);
+      }
+    }
+  });
+
   it('serves an OpenAPI document with every /v1 route and its body schema', async () => {
     const r = await s.call('GET', '/v1/openapi.json');
     expect(r.status).toBe(200);

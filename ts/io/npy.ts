@@ -56,15 +56,43 @@ const CHUNK = 64 << 20;
 /** numpy itself refuses headers over 10 000 bytes unless told otherwise; ours is a generous bound on the same. */
 const MAX_HEADER_BYTES = 1 << 20;
 
+/** What a reader takes (readNpy, decodeNpy): a caller that takes only some dtypes names them, and so does the refusal. */
+export interface NpyReadOptions {
+  /** The dtypes taken (default: every one read); any other is refused from the header, before the data are read. */
+  dtypes?: readonly NpyDType[];
+  /** How the refusal of a dtype names the array (default: the path or `what`). */
+  label?: string;
+}
+
+/** Numbers a caller reads as float32 (float64 converted). */
+export const FLOAT_DTYPES: readonly NpyDType[] = ['float32', 'float64'];
+
+const KIND_NAMES: Record<string, string> = { f: 'float', i: 'int', u: 'uint', c: 'complex', b: 'bool', m: 'timedelta', M: 'datetime' };
+
+/** A descr read or not, as a dtype name: 'int32', or "float16 ('<f2')" for one not read. */
+function dtypeName(descr: string, dtype: NpyDType | undefined): string {
+  if (dtype) return dtype;
+  const m = /^[<>|=]([a-zA-Z])(\d+)$/.exec(descr);
+  const kind = m ? KIND_NAMES[m[1]] : undefined;
+  return kind ? `${kind}${Number(m![2]) * 8} ('${descr}')` : `dtype '${descr}'`;
+}
+
+/** The refusal of a dtype: what the caller takes when it said, else what this reader reads. */
+function dtypeRefusal(descr: string, dtype: NpyDType | undefined, dtypes?: readonly NpyDType[]): string {
+  if (!dtypes) return `dtype '${descr}' is not read; expected a boolean, integer or float32/float64 type (e.g. '<f4', '<i8', '|b1')`;
+  const list = dtypes.length > 1 ? `${dtypes.slice(0, -1).join(', ')} or ${dtypes[dtypes.length - 1]}` : dtypes[0];
+  return `expected ${list} data, got ${dtypeName(descr, dtype)}`;
+}
+
 function fail(path: string, field: string, msg: string): FormatError {
   return new FormatError(`${path}: ${msg}`, { path, field });
 }
 
 /** Reads only the header: dtype, shape and where the data start, all checked against the file's size. */
-export async function readNpyHeader(path: string): Promise<NpyHeader> {
+export async function readNpyHeader(path: string, options: NpyReadOptions = {}): Promise<NpyHeader> {
   const fh = await openFile(path);
   try {
-    return await headerFrom(fh, path);
+    return await headerFrom(fh, path, options);
   } finally {
     await fh.close();
   }
@@ -74,7 +102,7 @@ async function openFile(path: string): Promise<FileHandle> {
   return (await openRegularFile(path)).fh;
 }
 
-async function headerFrom(fh: FileHandle, path: string): Promise<NpyHeader> {
+async function headerFrom(fh: FileHandle, path: string, options: NpyReadOptions): Promise<NpyHeader> {
   const size = (await fh.stat()).size;
   const pre = Buffer.alloc(12);
   const { bytesRead } = await fh.read(pre, 0, 12, 0);
@@ -82,7 +110,7 @@ async function headerFrom(fh: FileHandle, path: string): Promise<NpyHeader> {
   const hb = Buffer.alloc(lead.headerLen);
   const r = await fh.read(hb, 0, lead.headerLen, lead.start);
   if (r.bytesRead < lead.headerLen) throw fail(path, 'header_len', 'truncated .npy header');
-  return headerFromDict(path, size, lead, hb);
+  return headerFromDict(path, size, lead, hb, options);
 }
 
 /** Magic, version and header length, checked against the `size` bytes of the whole file. */
@@ -110,7 +138,7 @@ function leadIn(path: string, size: number, pre: Buffer): { major: number; start
 }
 
 /** The header dictionary's dtype and shape, and shape × item size checked against the data bytes present. */
-function headerFromDict(path: string, size: number, lead: { major: number; start: number; headerLen: number }, hb: Buffer): NpyHeader {
+function headerFromDict(path: string, size: number, lead: { major: number; start: number; headerLen: number }, hb: Buffer, options: NpyReadOptions): NpyHeader {
   const { major, start, headerLen } = lead;
   let text: string;
   if (major === 3) {
@@ -123,8 +151,8 @@ function headerFromDict(path: string, size: number, lead: { major: number; start
   const { descr, fortran, shape } = parseHeaderDict(path, text);
   const m = /^([<>|=])([a-z])(\d+)$/.exec(descr);
   const dtype = m ? KINDS[`${m[2]}${m[3]}`] : undefined;
-  if (!m || !dtype) {
-    throw fail(path, 'descr', `dtype '${descr}' is not read; expected a boolean, integer or float32/float64 type (e.g. '<f4', '<i8', '|b1')`);
+  if (!m || !dtype || (options.dtypes && !options.dtypes.includes(dtype))) {
+    throw new FormatError(`${options.label ?? path}: ${dtypeRefusal(descr, dtype, options.dtypes)}`, { path, field: 'descr' });
   }
   const littleEndian = m[1] !== '>';
   if (fortran && shape.filter((d) => d > 1).length > 1) {
@@ -242,10 +270,10 @@ function typedArrayOf(dtype: NpyDType, buf: ArrayBuffer): NpyData {
   }
 }
 
-export async function readNpy(path: string): Promise<NpyArray> {
+export async function readNpy(path: string, options: NpyReadOptions = {}): Promise<NpyArray> {
   const fh = await openFile(path);
   try {
-    const header = await headerFrom(fh, path);
+    const header = await headerFrom(fh, path, options);
     // Large arrays that need no byte swap are mapped rather than read where a mapper is installed (arrayAllocator.ts).
     const item = ITEM[header.dtype];
     if ((header.littleEndian || item === 1) && header.dataOffset % item === 0) {
@@ -271,10 +299,10 @@ export async function readNpy(path: string): Promise<NpyArray> {
  * A .npy file held in memory (an HTTP body), checked exactly as a file is (`what` names it in errors); the data are
  * copied into an aligned typed array.
  */
-export function decodeNpy(bytes: Uint8Array, what: string): NpyArray {
+export function decodeNpy(bytes: Uint8Array, what: string, options: NpyReadOptions = {}): NpyArray {
   const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const lead = leadIn(what, b.length, b.subarray(0, 12));
-  const header = headerFromDict(what, b.length, lead, b.subarray(lead.start, lead.start + lead.headerLen));
+  const header = headerFromDict(what, b.length, lead, b.subarray(lead.start, lead.start + lead.headerLen), options);
   const data = allocateNpy(header.dtype, header.dataBytes / ITEM[header.dtype]);
   new Uint8Array(data.buffer, data.byteOffset, data.byteLength).set(b.subarray(header.dataOffset, header.dataOffset + header.dataBytes));
   return finishData(what, header, data);
@@ -357,12 +385,12 @@ export interface MatrixReadOptions {
  * bad element's position; integer files and other ranks are refused with an error naming the file.
  */
 export async function readMatrixNpy(path: string, what: string, opts: MatrixReadOptions = {}): Promise<Matrix & { sourceDtype: NpyDType }> {
-  const a = await readNpy(path);
+  const label = `${what} (${path})`;
+  const a = await readNpy(path, { dtypes: FLOAT_DTYPES, label });
   if (a.shape.length !== 2) {
-    throw new ShapeError(`${what} (${path}): expected a 2-D array (samples × columns), got shape (${a.shape.join(', ')})`);
+    throw new ShapeError(`${label}: expected a 2-D array (samples × columns), got shape (${a.shape.join(', ')})`);
   }
   const [rows, cols] = a.shape;
-  const label = `${what} (${path})`;
   const where = { shape: a.shape, axes: ['row', 'column'] };
   let data: Float32Array;
   if (a.data instanceof Float32Array) {
@@ -377,7 +405,7 @@ export async function readMatrixNpy(path: string, what: string, opts: MatrixRead
         throw new NonFiniteError(`${label}: element [row ${Math.floor(k / cols)}, column ${k % cols}] = ${src[k]} is beyond float32's range (±3.4e38)`);
       }
     }
-  } else throw new FormatError(`${label}: expected float32 or float64 data, got ${a.dtype}`, { path, field: 'descr' });
+  } else throw new Error(`readMatrixNpy: readNpy returned ${a.dtype} though asked for float data`);
   return { data, rows, cols, sourceDtype: a.dtype };
 }
 

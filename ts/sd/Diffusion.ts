@@ -280,8 +280,15 @@ export class Diffusion {
     if (guidance > 1) {
       uncond = o.uncond ?? (await this.emptyPrompt());
       assertTensor(uncond, 'img2img uncond', 3);
-      if ((uncond.shape[0] !== 1 && uncond.shape[0] !== count) || uncond.shape[1] !== seq || uncond.shape[2] !== dim) {
-        throw new ShapeError(`img2img: uncond has shape [${uncond.shape.join(', ')}], expected [1 or ${count}, ${seq}, ${dim}]`);
+      const [ub, useq, udim] = uncond.shape;
+      // the text encoder's "" embedding fixes the sequence length and width: a c that differs is c's fault
+      if (!o.uncond && (useq !== seq || udim !== dim)) {
+        throw new ShapeError(
+          `img2img: c has shape [${o.c.shape.join(', ')}], expected [${count}, ${useq}, ${udim}]: the text encoder's sequence length is ${useq} (its embedding of "" is the unconditional input when guidance > 1)`,
+        );
+      }
+      if ((ub !== 1 && ub !== count) || useq !== seq || udim !== dim) {
+        throw new ShapeError(`img2img: uncond has shape [${uncond.shape.join(', ')}], expected [1 or ${count}, ${seq}, ${dim}] (c is [${o.c.shape.join(', ')}]: their sequence lengths and widths must match)`);
       }
     }
     if (o.noise) {

@@ -54,7 +54,7 @@ export function authenticator(token: string | null): Authenticator {
       if (!want) {
         if (isLoopback(req.socket.remoteAddress)) return true;
         if (options.quiet) return false;
-        void reply.code(403).send({ error: 'Forbidden', message: 'this service has no token and answers only on loopback; start it with --token to serve other hosts' });
+        void reply.code(403).send({ error: 'Forbidden', message: 'this service has no token and answers only on loopback; start it with --token to serve other hosts', code: 'Forbidden' });
         return false;
       }
       const header = req.headers.authorization;
@@ -65,7 +65,7 @@ export function authenticator(token: string | null): Authenticator {
       void reply
         .code(401)
         .header('www-authenticate', 'Bearer realm="brainlatent"')
-        .send({ error: 'Unauthorized', message: header ? 'the bearer token is not valid' : 'this service needs a bearer token (Authorization: Bearer <token>)' });
+        .send({ error: 'Unauthorized', message: header ? 'the bearer token is not valid' : 'this service needs a bearer token (Authorization: Bearer <token>)', code: 'Unauthorized' });
       return false;
     },
   };

@@ -64,6 +64,8 @@ export function createContext(options: BrainlatentPluginOptions): ServiceContext
   );
   predictQueue.onBatch = (rows) => metrics!.predictBatchRows.observe(rows);
   runner.board.onStageTime = (kind, stage, seconds) => metrics!.stageSeconds.observe({ kind, stage }, seconds);
+  // a job's error names its files as the API does (relative to the root), not where this server keeps them
+  runner.board.showText = (text) => root.shown(text);
   return {
     root,
     auth: authenticator(o.token ?? null),

@@ -13,7 +13,7 @@ import { BrainlatentError, FormatError, InvalidArgumentError, MissingFileError, 
 import { JobConflictError } from './jobs/LocalJobRunner.js';
 import { ModelOutputError } from './models/ModelOutputError.js';
 import { ModelExistsError, ModelNotFoundError } from './models/ModelRegistry.js';
-import { publicError } from './publicError.js';
+import { publicError, shownWith, type PublicError } from './publicError.js';
 import { PathOutsideRootError } from './rootPaths.js';
 import { RequestValidationError } from './validation.js';
 import { ClosedError, QueueFullError } from './workQueue.js';
@@ -33,14 +33,31 @@ function statusOf(e: unknown): number {
   return 500;
 }
 
-export function sendError(e: unknown, req: FastifyRequest, reply: FastifyReply): FastifyReply {
+/** The media types a route's body may have: its schema's per-type bodies, else JSON; none for a route without a body. */
+function acceptedTypes(req: FastifyRequest): string[] {
+  const body = req.routeOptions.schema?.body as { content?: Record<string, unknown> } | undefined;
+  if (!body) return [];
+  return body.content ? Object.keys(body.content) : ['application/json'];
+}
+
+/** A 415 that says what the route takes (Fastify's own says only 'Unsupported Media Type'). */
+function unsupportedMediaType(req: FastifyRequest): PublicError {
+  const sent = req.headers['content-type'] ?? '(none)';
+  const types = acceptedTypes(req);
+  const want = types.length ? `expected ${types.join(' or ')}` : 'this route takes no body';
+  return { name: 'UnsupportedMediaType', message: `content-type '${sent}' is not taken by ${req.method} ${req.routeOptions.url ?? req.url}: ${want}` };
+}
+
+/** `show` rewrites what the client is told (the plugin's: the server's paths under the root made root-relative). */
+export function sendError(e: unknown, req: FastifyRequest, reply: FastifyReply, show: (text: string) => string = (t) => t): FastifyReply {
   const status = statusOf(e);
   if (status >= 500 && !(e instanceof QueueFullError) && !(e instanceof ClosedError) && !(e instanceof RedisUnreachableError)) req.log.error({ err: e }, 'request failed');
   if (e instanceof QueueFullError) void reply.header('retry-after', String(e.retryAfter));
   if (e instanceof ClosedError || e instanceof RedisUnreachableError) void reply.header('retry-after', '5');
   // Fastify's own 4xx errors (bad JSON, too large, wrong media type) describe the request, not a file
   const fastify4xx = !(e instanceof BrainlatentError) && status < 500 && typeof (e as FastifyError).code === 'string' && (e as FastifyError).code.startsWith('FST_');
-  const body = fastify4xx ? { name: (e as FastifyError).code, message: (e as Error).message } : publicError(e);
+  const mediaType = (e as FastifyError).code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE';
+  const body = shownWith(mediaType ? unsupportedMediaType(req) : fastify4xx ? { name: (e as FastifyError).code, message: (e as Error).message } : publicError(e), show);
   const model = e instanceof ModelOutputError ? { model: e.model, output: e.output } : {};
   return reply.code(status).send({ error: STATUS_TEXT[status] ?? 'Error', ...(body.problems ? { problems: body.problems } : {}), message: body.message, code: body.name, ...model });
 }

@@ -14,6 +14,7 @@ import { healthRoutes } from './routes/health.js';
 import { jobRoutes } from './routes/jobs.js';
 import { modelRoutes } from './routes/models.js';
 import { useConfigValidation } from './validation.js';
+import { ClosedError } from './workQueue.js';
 
 export type { BrainlatentPluginOptions } from './context.js';
 
@@ -39,7 +40,10 @@ async function plugin(app: FastifyInstance, options: BrainlatentPluginOptions & 
     );
   }
   useConfigValidation(app);
-  app.setErrorHandler((e, req, reply) => sendError(e, req, reply));
+  // Every route takes JSON (the data routes .npy as well, in their own scope): Fastify's default text/plain
+  // parser would hand a string to routes whose schemas cover only their own types (415 instead, naming them).
+  app.removeContentTypeParser('text/plain');
+  app.setErrorHandler((e, req, reply) => sendError(e, req, reply, (text) => ctx.root.shown(text)));
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: 'Not Found', message: `no route ${req.method} ${req.url}`, code: 'RouteNotFound' }));
 
   if (!app.hasDecorator('swagger')) {
@@ -53,6 +57,12 @@ async function plugin(app: FastifyInstance, options: BrainlatentPluginOptions & 
     });
   }
 
+  // Closing: a request gets the service's own 503 (code, Retry-After) rather than Fastify's bare one, where the
+  // app lets requests through while it closes (return503OnClosing: false, as startServer sets).
+  let closing = false;
+  app.addHook('onRequest', async (req) => {
+    if (closing) throw new ClosedError(`${req.method} ${req.url}`);
+  });
   app.addHook('onRequest', async (req, reply) => {
     if (req.routeOptions.config?.public) return;
     if (!ctx.auth.check(req, reply)) return reply;
@@ -61,7 +71,10 @@ async function plugin(app: FastifyInstance, options: BrainlatentPluginOptions & 
     ctx.metrics.http.observe({ method: req.method, route: req.routeOptions.url ?? 'unknown', code: String(reply.statusCode) }, reply.elapsedTime / 1000);
   });
   // At shutdown: running jobs get their deadline (their streams see them end), then every stream is closed.
-  app.addHook('preClose', async () => closeContext(ctx));
+  app.addHook('preClose', async () => {
+    closing = true;
+    await closeContext(ctx);
+  });
 
   await healthRoutes(app, ctx, prefix);
   await jobRoutes(app, ctx);

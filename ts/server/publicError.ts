@@ -35,3 +35,8 @@ export function publicError(e: unknown): PublicError {
   const name = e instanceof Error ? e.name : 'Error';
   return { name, message: `${name}: internal error (details in the server log)` };
 }
+
+/** `e` with `show` applied to its message and problems (the server's paths made root-relative). */
+export function shownWith(e: PublicError, show: (text: string) => string): PublicError {
+  return { ...e, message: show(e.message), ...(e.problems ? { problems: e.problems.map(show) } : {}) };
+}

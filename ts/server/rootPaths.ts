@@ -40,12 +40,41 @@ async function realpathOfExisting(p: string): Promise<string> {
   }
 }
 
+// a root's path where it starts a path (not inside a longer one), and, alone, where it ends one ('root.' ends a sentence)
+const NOT_AFTER_PATH = String.raw`(?<![\w.~/-])`;
+const NOT_BEFORE_NAME = String.raw`(?![\w~/-]|\.[\w.~-])`;
+const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/**
+ * `text` with every absolute path under one of `roots` made relative to it ("/data/runs/s1/x.npy" → "runs/s1/x.npy",
+ * the root itself → "."): what a client is told names files as the API does, not where the server keeps them.
+ */
+export function rootRelative(text: string, roots: readonly string[]): string {
+  let out = text;
+  // the longest first: a root inside another is replaced as itself
+  for (const root of [...new Set(roots)].sort((a, b) => b.length - a.length)) {
+    const r = root.endsWith(sep) && root.length > 1 ? root.slice(0, -1) : root;
+    const head = r === sep ? '' : escapeRegExp(r);
+    out = out.replace(new RegExp(`${NOT_AFTER_PATH}${head}/(?=[^/\\s])`, 'g'), '');
+    if (head) out = out.replace(new RegExp(`${NOT_AFTER_PATH}${head}${NOT_BEFORE_NAME}`, 'g'), '.');
+  }
+  return out;
+}
+
 export class RootFolder {
   /** The root's real path (symbolic links resolved once, at start). */
   readonly path: string;
+  /** The root as given, made absolute (may differ from `path` through a link, e.g. /tmp on macOS). */
+  private readonly given: string;
 
   constructor(root: string) {
-    this.path = realpathSync(resolve(root));
+    this.given = resolve(root);
+    this.path = realpathSync(this.given);
+  }
+
+  /** `text` (an error's message) with the server's paths under the root shown relative to it. */
+  shown(text: string): string {
+    return rootRelative(text, [this.path, this.given]);
   }
 
   /**

@@ -16,13 +16,36 @@ export interface ServeOptions extends BrainlatentPluginOptions {
   host?: string;
   /** 0 picks a free port. */
   port?: number;
-  /** Fastify's logger (default: off). */
-  logger?: boolean;
+  /**
+   * Fastify's logger (default: off): true for Fastify's own (pino, level info, stdout), or a level and a stream
+   * (`{ level: 'warn', stream: process.stderr }`). A request answered 5xx is logged at 'error' with its stack.
+   */
+  logger?: boolean | ServeLogger;
   /**
    * Nice steps below the event loop at which this process's engine jobs compute (img2img, model loading), each on a
    * thread of its own (default 10; 0: on libuv's workers at the loop's priority). Set for the whole process.
    */
   computeNiceness?: number;
+}
+
+/** pino's levels, most to least severe. */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface ServeLogger {
+  /** Default 'info'. */
+  level?: LogLevel;
+  /** Where the JSON lines go (default stdout). */
+  stream?: NodeJS.WritableStream;
+}
+
+/** `logger` as Fastify takes it, or an error naming the option. */
+function loggerOption(logger: unknown): boolean | ServeLogger {
+  if (typeof logger === 'boolean') return logger;
+  const o = logger as ServeLogger | null;
+  const ok = o !== null && typeof o === 'object' && Object.keys(o).every((k) => k === 'level' || k === 'stream') && (o.level === undefined || LOG_LEVELS.includes(o.level)) && (o.stream === undefined || typeof o.stream?.write === 'function');
+  if (!ok) throw new InvalidArgumentError(`startServer options.logger: expected true, false or { level: one of ${LOG_LEVELS.join(', ')}, stream: a writable stream }, got ${describeNumber(logger)}`);
+  return { ...o };
 }
 
 export interface RunningServer {
@@ -33,15 +56,14 @@ export interface RunningServer {
 }
 
 /** The options startServer reads itself, checked; the rest go to the plugin, which checks them when registered. */
-function serverOptions(o: ServeOptions): { host: string; port: number; logger: boolean; computeNiceness: number; plugin: BrainlatentPluginOptions } {
+function serverOptions(o: ServeOptions): { host: string; port: number; logger: boolean | ServeLogger; computeNiceness: number; plugin: BrainlatentPluginOptions } {
   if (o === null || typeof o !== 'object') throw new InvalidArgumentError(`startServer: expected an options object with at least { root }, got ${describeNumber(o)}`);
   const { host = '127.0.0.1', port = 8080, logger = false, computeNiceness = 10, ...plugin } = o;
   if (typeof host !== 'string' || host.length === 0) throw new InvalidArgumentError(`startServer options.host: expected an address or host name, got ${describeNumber(host)}`);
   checkInteger(port, 'options.port', 'startServer', 0);
   if (port > 65535) throw new InvalidArgumentError(`startServer options.port: expected an integer from 0 to 65535, got ${port}`);
-  if (typeof logger !== 'boolean') throw new InvalidArgumentError(`startServer options.logger: expected true or false, got ${describeNumber(logger)}`);
   checkInteger(computeNiceness, 'options.computeNiceness', 'startServer', 0);
-  return { host, port, logger, computeNiceness, plugin };
+  return { host, port, logger: loggerOption(logger), computeNiceness, plugin };
 }
 
 export async function startServer(options: ServeOptions): Promise<RunningServer> {
@@ -54,7 +76,8 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   const pluginTimeout = (o.shutdownDeadlineMs ?? 30_000) + 30_000;
   // (a dataBodyLimit that is not a positive integer is refused by the plugin, naming it, not here as Fastify's bodyLimit)
   const dataBodyLimit = Number.isInteger(o.dataBodyLimit) && (o.dataBodyLimit as number) > 0 ? (o.dataBodyLimit as number) : 64 << 20;
-  const app = Fastify({ logger, bodyLimit: dataBodyLimit, return503OnClosing: true, pluginTimeout });
+  // (while closing, the plugin answers requests itself: a 503 with a code and Retry-After)
+  const app = Fastify({ logger, bodyLimit: dataBodyLimit, return503OnClosing: false, pluginTimeout });
   try {
     await app.register(brainlatentPlugin, o);
   } catch (e) {

@@ -3,7 +3,7 @@ import { statSync } from 'node:fs';
 import type { Command } from 'commander';
 
 import { shownRedisUrl } from '../../server/jobs/redisReachable.js';
-import { startServer } from '../../server/serve.js';
+import { startServer, type LogLevel } from '../../server/serve.js';
 import { ensureServiceFlags, SERVICE_FLAGS_ENV, SERVICE_V8_FLAGS } from '../../server/serviceFlags.js';
 import { integerFlag } from '../flagValue.js';
 
@@ -18,6 +18,16 @@ interface ServeFlags {
   predictThreads?: string;
   shutdownDeadline: string;
   eventLoopResolution: string;
+  logLevel: string;
+}
+
+/** The levels --log-level takes: each logs at least the errors (a 500's details are only in the log). */
+const CLI_LOG_LEVELS: readonly LogLevel[] = ['error', 'warn', 'info', 'debug', 'trace'];
+
+/** --log-level as the service's logger: JSON lines on stderr (stdout says where it listens and when it stops). */
+function loggerOf(level: string): { level: LogLevel; stream: NodeJS.WritableStream } {
+  if (!CLI_LOG_LEVELS.includes(level as LogLevel)) throw new Error(`--log-level: expected one of ${CLI_LOG_LEVELS.join(', ')}, got '${level}'`);
+  return { level: level as LogLevel, stream: process.stderr };
 }
 
 
@@ -52,6 +62,7 @@ export function registerServeCommand(program: Command): void {
     .option('--workers <n>', 'with --redis: job processes this service gives the shared queue while its jobs run (0: only `brainlatent worker` processes work)', '1')
     .option('--predict-threads <n>', 'threads for ridge predict (default: half the cores)')
     .option('--shutdown-deadline <s>', 'on SIGTERM, seconds running jobs may take to finish before they are cancelled', '30')
+    .option('--log-level <level>', `what the service logs on stderr, as JSON lines: ${CLI_LOG_LEVELS.join(', ')}; each logs every request answered 5xx with its stack, 'info' logs every request`, 'warn')
     .option('--event-loop-resolution <ms>', 'sampling interval of the nodejs_eventloop_lag_* metrics; each sample includes it (1: sees stalls of a few ms)', '10')
     .addHelpText(
       'after',
@@ -84,6 +95,7 @@ Examples:
       const predict = flags.predictThreads ? { concurrency: integerFlag(flags.predictThreads, '--predict-threads', 1) } : undefined;
       const eventLoopResolutionMs = integerFlag(flags.eventLoopResolution, '--event-loop-resolution', 1);
       const deadline = integerFlag(flags.shutdownDeadline, '--shutdown-deadline', 0);
+      const logger = loggerOf(flags.logLevel);
       // then: this process may be replaced by itself with the service's V8 flags
       await ensureServiceFlags();
       const token = tokenOf(flags.token);
@@ -123,6 +135,7 @@ Examples:
         predict,
         shutdownDeadlineMs: deadline * 1000,
         eventLoopResolutionMs,
+        logger,
       });
       if (closing) return close();
       const jobsOn = flags.redis ? `, jobs through ${shownRedisUrl(flags.redis)}` : '';

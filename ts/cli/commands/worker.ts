@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { InvalidArgumentError } from '../../errors.js';
 import { QUEUES, type QueueClass } from '../../batch/graph.js';
 import { createWorker } from '../../batch/worker.js';
+import { integerFlag } from '../flagValue.js';
 import { nonNegativeInt } from './batch.js';
 
 interface Flags {
@@ -51,7 +52,8 @@ Examples:
       const log = (line: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`);
       const worker = await createWorker({
         redis: f.redis,
-        concurrency: nonNegativeInt(f.concurrency, 'concurrency') || 1,
+        // a worker with no slots would take nothing: 0 is refused, not read as 1
+        concurrency: integerFlag(f.concurrency, '--concurrency', 1),
         queues,
         lockMs: nonNegativeInt(f.lockMs, 'lock-ms'),
         stallMs: nonNegativeInt(f.stallMs, 'stall-ms'),

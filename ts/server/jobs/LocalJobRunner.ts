@@ -16,10 +16,11 @@ import { requireRedis } from '../../batch/redis.js';
 import { redisReachable } from './redisReachable.js';
 import type { JobView } from './types.js';
 
-/** Two jobs may not write one run folder at once. */
+/** Two jobs may not write one run folder at once, nor one inside the other's. */
 export class JobConflictError extends BrainlatentError {
-  constructor(out: string, other: string) {
-    super(`job ${other} is already writing to ${out}; wait for it, cancel it, or choose another out`, 'JobConflict');
+  constructor(out: string, other: string, otherOut: string = out) {
+    const where = otherOut === out ? out : `${otherOut}, which overlaps ${out} (one folder holds the other)`;
+    super(`job ${other} is already writing to ${where}; wait for it, cancel it, or choose another out`, 'JobConflict');
   }
 }
 
@@ -68,7 +69,7 @@ export class LocalJobRunner implements JobRunner {
     if (this.closing) throw new ClosedError('jobs');
     if (this.waiting.length >= this.maxQueued) throw new QueueFullError('jobs', 60);
     const busy = this.board.activeIn(spec.out);
-    if (busy) throw new JobConflictError(spec.outShown, busy.id);
+    if (busy) throw new JobConflictError(spec.outShown, busy.id, busy.out);
     // a batch-layer job needs the queue's Redis: refused now (503) rather than accepted to wait for it for ever
     const queue = this.options.queue;
     if (queue && BATCH_LAYER.has(spec.kind)) await requireRedis(queue.redis);

@@ -4,8 +4,10 @@
  * or reconnects with Last-Event-ID still sees every stage in order; progress is kept as the latest value only),
  * listeners, and the rate and ETA of the running stage.
  */
+import { resolve, sep } from 'node:path';
+
 import { RateEstimator } from '../../cli/progress.js';
-import type { PublicError } from '../publicError.js';
+import { shownWith, type PublicError } from '../publicError.js';
 import { isFinal, JOB_STATES, type JobEvent, type JobKind, type JobProgress, type JobState, type JobView, type StageUpdate } from './types.js';
 
 export interface LoggedEvent {
@@ -32,6 +34,13 @@ interface Entry {
   stageTimed: boolean;
 }
 
+/** `a` and `b` are one folder, or one holds the other (by path segments: 'runs/a' does not hold 'runs/ab'). */
+export function overlaps(a: string, b: string): boolean {
+  const [x, y] = [resolve(a), resolve(b)];
+  const within = (inner: string, outer: string) => inner === outer || inner.startsWith(outer.endsWith(sep) ? outer : outer + sep);
+  return within(x, y) || within(y, x);
+}
+
 /** How many finished jobs the board remembers (the oldest are forgotten first; their run folders stay). */
 export const KEEP_FINISHED = 1000;
 
@@ -39,6 +48,8 @@ export class JobBoard {
   private readonly jobs = new Map<string, Entry>();
   /** Called when a stage ends after running (not skipped): for the stage-duration metric. */
   onStageTime?: (kind: JobKind, stage: string, seconds: number) => void;
+  /** Rewrites a job's error for clients (the service's: the server's paths under the root made root-relative). */
+  showText?: (text: string) => string;
 
   add(view: Omit<JobView, 'state' | 'submittedAt' | 'progress'>, dir: string): JobView {
     const full: JobView = { ...view, state: 'queued', submittedAt: new Date().toISOString(), progress: null };
@@ -75,9 +86,12 @@ export class JobBoard {
     return c;
   }
 
-  /** A job not yet finished whose run folder is `dir`, if any (two jobs must not write one folder). */
+  /**
+   * A job not yet finished whose run folder is `dir`, inside it or holds it, if any: two jobs must not write one
+   * folder, nor one write inside the other's.
+   */
   activeIn(dir: string): JobView | undefined {
-    for (const e of this.jobs.values()) if (e.dir === dir && !isFinal(e.view.state)) return this.copy(e);
+    for (const e of this.jobs.values()) if (!isFinal(e.view.state) && overlaps(e.dir, dir)) return this.copy(e);
     return undefined;
   }
 
@@ -140,7 +154,7 @@ export class JobBoard {
     e.view.state = state;
     e.view.finishedAt = new Date().toISOString();
     if (outcome.result) e.view.result = outcome.result;
-    if (outcome.error) e.view.error = outcome.error;
+    if (outcome.error) e.view.error = this.showText ? shownWith(outcome.error, this.showText) : outcome.error;
     if (state === 'done' && e.view.progress) e.view.progress = { ...e.view.progress, fraction: 1, etaSeconds: 0 };
     e.latestProgress = null;
     this.push(e, { event: state === 'done' ? 'result' : 'error', data: this.copy(e) });

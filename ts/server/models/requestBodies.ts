@@ -5,22 +5,22 @@
  * a millisecond; a large one (dataBodies.ts) is decoded by a predict thread with `decodeLargeBody`, which parses
  * and validates its JSON exactly as the route's schema would have, so both give the same answers.
  */
-import { FormatError, ShapeError } from '../../errors.js';
+import { ShapeError } from '../../errors.js';
 import { problemsFrom, validatorFor } from '../../config/index.js';
 import { Img2ImgBodySchema, PredictBodySchema, type Img2ImgBody, type PredictBody } from '../../config/service.js';
 import { assertFinite } from '../../io/finite.js';
-import { decodeNpy } from '../../io/npy.js';
+import { decodeNpy, FLOAT_DTYPES } from '../../io/npy.js';
 import type { Matrix } from '../../matrix.js';
 import type { Tensor } from '../../sd/tensor.js';
 import { RequestValidationError } from '../validation.js';
 
 /** A 2-D (or 1-D: one sample) float array from a .npy body. */
 export function matrixFromNpy(body: Uint8Array): Matrix {
-  const a = decodeNpy(body, 'body');
+  // (the dtype is refused from the header, naming what this route takes)
+  const a = decodeNpy(body, 'body', { dtypes: FLOAT_DTYPES });
   if (a.shape.length !== 1 && a.shape.length !== 2) throw new ShapeError(`body: expected a 2-D array (samples × features), got shape (${a.shape.join(', ')})`);
   const [rows, cols] = a.shape.length === 1 ? [1, a.shape[0]] : a.shape;
-  if (!(a.data instanceof Float32Array) && !(a.data instanceof Float64Array)) throw new FormatError(`body: expected float32 or float64 data, got ${a.dtype}`);
-  const data = a.data instanceof Float32Array ? a.data : Float32Array.from(a.data);
+  const data = a.data instanceof Float32Array ? a.data : Float32Array.from(a.data as Float64Array);
   // a float64 value beyond float32's range becomes Inf here: the client's error too
   assertFinite(data, 'body (X as .npy)', { shape: [rows, cols], axes: ['sample', 'feature'] });
   return { data, rows, cols };
@@ -39,11 +39,11 @@ export function matrixFromJson(x: number[][]): Matrix {
 }
 
 function tensorFromBase64(text: string, field: string, rank: number): Tensor {
-  const a = decodeNpy(Buffer.from(text, 'base64'), field);
-  if (!(a.data instanceof Float32Array)) throw new FormatError(`${field}: expected float32 data, got ${a.dtype}`);
+  const a = decodeNpy(Buffer.from(text, 'base64'), field, { dtypes: ['float32'] });
+  const data = a.data as Float32Array;
   if (a.shape.length !== rank) throw new ShapeError(`${field}: expected a ${rank}-D array, got shape (${a.shape.join(', ')})`);
-  assertFinite(a.data, field, { shape: a.shape });
-  return { data: a.data, shape: a.shape };
+  assertFinite(data, field, { shape: a.shape });
+  return { data, shape: a.shape };
 }
 
 /** An img2img body with its arrays decoded. */

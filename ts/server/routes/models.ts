@@ -7,7 +7,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 
 import type { Img2ImgBody, LoadModelBody, PredictBody } from '../../config/service.js';
 import { Img2ImgBodySchema, LoadModelBodySchema, PredictBodySchema } from '../../config/service.js';
-import { NonFiniteError, ShapeError } from '../../errors.js';
+import { FormatError, InvalidArgumentError, LimitError, MissingFileError, NonFiniteError, ShapeError } from '../../errors.js';
 import { firstNonFiniteSliced } from '../../io/finite.js';
 import type { Matrix } from '../../matrix.js';
 import type { ServiceContext } from '../context.js';
@@ -16,7 +16,7 @@ import { engineWhere, ModelOutputError, type ModelOutput } from '../models/Model
 import { img2imgInput, matrixFromJson, matrixFromNpy, type Img2ImgInput } from '../models/requestBodies.js';
 import { imagesNpy, latentsNpy, pngStrip, predictionsJson, type Answer } from '../models/responseBodies.js';
 import { ModelNameParams, ModelParams } from '../schemas.js';
-import { bodyValidator } from '../validation.js';
+import { bodyValidator, RequestValidationError } from '../validation.js';
 import { QueueFullError, type WorkQueue } from '../workQueue.js';
 
 export const NPY_TYPE = 'application/x-npy';
@@ -49,12 +49,14 @@ export async function modelRoutes(app: FastifyInstance, ctx: ServiceContext): Pr
     }
   };
 
-  app.addContentTypeParser([NPY_TYPE, 'application/octet-stream'], { parseAs: 'buffer', bodyLimit: ctx.dataBodyLimit }, (_req, body, done) => done(null, body));
-
   app.post('/v1/models', { bodyLimit: ctx.bodyLimit, schema: { tags: ['models'], summary: 'Load a ridge model or an SD model folder', body: LoadModelBodySchema } }, async (req, reply) => {
     const b = req.body as LoadModelBody;
     const abs = await ctx.root.resolve(b.path, 'body.path');
-    const view = await ctx.models.load({ ...b, provider: 'provider' in b ? b.provider : undefined, threads: 'threads' in b ? b.threads : undefined }, abs, ctx.root.relative(abs));
+    const view = await ctx.models
+      .load({ ...b, provider: 'provider' in b ? b.provider : undefined, threads: 'threads' in b ? b.threads : undefined }, abs, ctx.root.relative(abs))
+      .catch((e: unknown) => {
+        throw fieldOfFile(e, 'body.path');
+      });
     return reply.code(201).send(view);
   });
 
@@ -72,6 +74,13 @@ export async function modelRoutes(app: FastifyInstance, ctx: ServiceContext): Pr
 
   // The data routes read their bodies in their own scope: large ones are decoded by a predict thread.
   await app.register(async (data) => dataRoutes(data, ctx, runOn, modelFault, nonFiniteIsModels));
+}
+
+/** What is wrong with a file or folder the client named is what is wrong with that field: its message says so. */
+function fieldOfFile(e: unknown, field: string): unknown {
+  const aboutFile = [FormatError, MissingFileError, InvalidArgumentError, ShapeError, LimitError].some((k) => e instanceof k) || typeof (e as NodeJS.ErrnoException)?.syscall === 'string';
+  if (aboutFile) (e as Error).message = `${field}: ${(e as Error).message}`;
+  return e;
 }
 
 const isImg2Img = (req: FastifyRequest) => (req.routeOptions.url ?? '').endsWith('/img2img');
@@ -94,6 +103,8 @@ async function dataRoutes(
   app.setValidatorCompiler(bodyValidator((body) => body instanceof LargeBody));
 
   const matrixOf = async (body: unknown): Promise<Matrix> => {
+    // (a body without a content-type is not validated: the schema is per type)
+    if (body === undefined) throw new RequestValidationError('body', [`body: required, expected X as JSON ({"x": [[...], ...]}) or as .npy (content-type ${NPY_TYPE})`]);
     if (body instanceof LargeBody) {
       const d = await ctx.predictPool.decode(body);
       if (d.kind !== 'matrix') throw new Error(`a predict body decoded as ${d.kind}`);
