@@ -1,13 +1,13 @@
 import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { InvalidArgumentError, MissingFileError, ShapeError } from '../errors.js';
+import { BrainlatentError, InvalidArgumentError, MissingFileError, ShapeError } from '../errors.js';
 import { recoverInterruptedDir } from '../io/atomicWrite.js';
 import { checkKnownKeys } from '../ridge/options.js';
 import { maskCoordinates } from '../io/voxelMask.js';
 import type { Matrix } from '../matrix.js';
 import { allInOrder } from '../allInOrder.js';
-import { availableSessions, exists, formatSessionList, readSessionBetas, sessionBetasFile, sessionTrialCount, type BetasFormatChoice } from './betas.js';
+import { availableSessions, exists, formatSessionList, readSessionBetas, sessionBetasFile, sessionBetasShape, sessionTrialCount, type BetasFormatChoice } from './betas.js';
 import { nsdTrialTable, readNsdDesign } from './expdesign.js';
 import { describeFiles, readNsdExtraction, writeNsdExtraction, type NsdExtraction, type NsdManifest } from './output.js';
 import { expdesignPath, subjectDir, type BetasFormat } from './paths.js';
@@ -189,6 +189,47 @@ export async function extractNsd(opts: NsdExtractOptions): Promise<NsdExtraction
   // Only a completed extraction reaches the cache, and it appears there whole (renamed into place).
   if (cacheEntry) await writeNsdExtraction(cacheEntry, result);
   return result;
+}
+
+/** A problem extractNsd would refuse its inputs for, and the option it is about. */
+export interface ExtractionProblem {
+  option: 'root' | 'roi' | 'sessions';
+  error: BrainlatentError;
+}
+
+/**
+ * What extractNsd would refuse before reading any betas, every problem at once (a command line lists them together
+ * instead of one per try): the root, the region, the sessions (those without betas named with those that have them),
+ * the design and the sessions it covers, and a mask on another grid than the betas. Headers and small files only;
+ * each refusal is extractNsd's own. Errors other than refusals (a bug) are thrown.
+ */
+export async function extractionProblems(opts: Pick<NsdExtractOptions, 'root' | 'subject' | 'roi' | 'sessions' | 'format'>): Promise<ExtractionProblem[]> {
+  const o = normalize(opts);
+  if (!(await stat(o.root).then((s) => s.isDirectory(), () => false))) {
+    return [{ option: 'root', error: new MissingFileError(`NSD root ${o.root} does not exist (expected the folder holding nsddata/ and nsddata_betas/)`) }];
+  }
+  const problems: ExtractionProblem[] = [];
+  const attempt = async <T>(option: ExtractionProblem['option'], check: () => Promise<T>): Promise<T | undefined> => {
+    try {
+      return await check();
+    } catch (e) {
+      if (!(e instanceof BrainlatentError)) throw e;
+      problems.push({ option, error: e });
+      return undefined;
+    }
+  };
+  const region = await attempt('roi', () => loadRegionMask(o.root, o.subject, o.roi));
+  const sessions = await attempt('sessions', () => resolveSessions(o));
+  const files = sessions && (await attempt('sessions', () => sessionFiles(o, sessions)));
+  const design = await attempt('root', () => readNsdDesign(o.root));
+  const first = files && (await attempt('sessions', () => sessionBetasShape(files[0])));
+  if (sessions && design && first) await attempt('sessions', async () => nsdTrialTable(design, o.subject, sessions, first.trials));
+  const [m, b] = [region?.mask.grid, first?.grid];
+  if (m && b && files && (m[0] !== b[0] || m[1] !== b[1] || m[2] !== b[2])) {
+    const error = new ShapeError(`the mask ${region!.path} is on a ${m.join('×')} grid but subject ${o.subject}'s betas (${files[0].path}) are on ${b.join('×')}; expected a mask on the subject's grid`);
+    problems.push({ option: 'roi', error });
+  }
+  return problems;
 }
 
 /** Parses "1-37", "1,3,5-7" into sorted unique session numbers. */
