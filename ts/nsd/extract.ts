@@ -3,6 +3,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { BrainlatentError, InvalidArgumentError, MissingFileError, ShapeError } from '../errors.js';
 import { recoverInterruptedDir } from '../io/atomicWrite.js';
+import { fileIdentity } from '../io/fileIdentity.js';
 import { checkKnownKeys } from '../ridge/options.js';
 import { maskCoordinates } from '../io/voxelMask.js';
 import type { Matrix } from '../matrix.js';
@@ -72,12 +73,7 @@ export async function extractNsd(opts: NsdExtractOptions): Promise<NsdExtraction
   const region = await loadRegionMask(o.root, o.subject, o.roi);
   const designFile = expdesignPath(o.root);
   const sourcePaths = [designFile, region.path, ...files.map((f) => f.path)];
-  const sources = await allInOrder(
-    sourcePaths.map(async (p) => {
-      const s = await stat(p);
-      return { path: resolve(p), size: s.size, mtimeMs: s.mtimeMs };
-    }),
-  );
+  const sources = await allInOrder(sourcePaths.map((p) => fileIdentity(p)));
   const keyInput = {
     root: resolve(o.root), subject: o.subject, roi: o.roi, sessions, format: files.map((f) => f.format),
     zscore: o.zscore, ...(o.zscore === 'none' ? {} : { ddof: o.ddof }), averageTrain: o.averageTrain, averageTest: o.averageTest,
