@@ -7,10 +7,12 @@ import { describe, expect, it } from 'vitest';
 import { registerRidgeCommand } from '../../ts/cli/commands/ridge.js';
 import { resolveConfig } from '../../ts/pipeline/config.js';
 import { InvalidArgumentError } from '../../ts/errors.js';
+import { PreflightError } from '../../ts/pipeline/errors.js';
 import { alphaEdgeWarning, parseAlphas } from '../../ts/ridge/alphas.js';
 import { runCommands } from '../helpers/cli.js';
+import { failure } from '../helpers/failure.js';
 
-// X and Y do not exist: a refusal about the grid shows that it came before any input was read
+// X and Y do not exist: the refusal lists the grid's problem first, then the missing inputs (every problem at once)
 const fit = (alphas: string) => runCommands([registerRidgeCommand], ['ridge', 'fit', '--x', '/nonexistent/x.npy', '--y', '/nonexistent/y.npy', '--alphas', alphas, '--out', '/tmp/never.safetensors']);
 
 describe('--alphas', () => {
@@ -30,7 +32,13 @@ describe('--alphas', () => {
     ];
     for (const [text, message] of cases) {
       expect(() => parseAlphas(text)).toThrow(new InvalidArgumentError(message));
-      await expect(fit(text)).rejects.toThrow(new InvalidArgumentError(message));
+      const e = await failure(fit(text));
+      expect(e).toBeInstanceOf(PreflightError);
+      expect((e as PreflightError).problems).toEqual([
+        `--alphas: ${message.slice('alphas: '.length)}`,
+        '--x: /nonexistent/x.npy: file not found',
+        '--y: /nonexistent/y.npy: file not found',
+      ]);
     }
   });
 

@@ -8,6 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { registerRidgeCommand } from '../../ts/cli/commands/ridge.js';
 import { MissingFileError, NonFiniteError, ShapeError } from '../../ts/errors.js';
 import { writeNpy } from '../../ts/io/npy.js';
+import { PreflightError } from '../../ts/pipeline/errors.js';
 import { planted } from '../helpers/random.js';
 import { runCommands } from '../helpers/cli.js';
 
@@ -67,6 +68,34 @@ describe('ridge fit inputs', () => {
       new ShapeError(`--groups ${f('g10.npy')} has 10 entries but --x ${f('x32.npy')} has 48 rows; one group label (e.g. the image id) per row`),
     );
     expect(existsSync(f('s.safetensors'))).toBe(false);
+  });
+
+  it('every problem of the flags and the inputs\' headers is listed at once, before anything is read', async () => {
+    await writeNpy(f('x32.npy'), x.data, [48, 6]);
+    await writeNpy(f('y40.npy'), y.data.subarray(0, 40 * 3), [40, 3]);
+    writeFileSync(f('g10.npy'), int64Npy(Array.from({ length: 10 }, (_, i) => i)));
+    const refused = (...args: string[]) => run('ridge', 'fit', ...args).then(() => { throw new Error('expected a refusal'); }, (e: unknown) => e as PreflightError);
+    const e = await refused('--x', f('x32.npy'), '--y', f('y40.npy'), '--groups', f('g10.npy'), '--alphas', '1,10,10', '--folds', '1', '--score', 'foo', '--out', f('many.safetensors'));
+    expect(e).toBeInstanceOf(PreflightError);
+    expect(e.message.split('\n')[0]).toBe('cannot start ridge fit:');
+    expect(e.problems).toEqual([
+      '--folds: expected an integer >= 2, got 1',
+      "--alphas: the alphas must be distinct, got 10 at positions 1 and 2 of '1,10,10'",
+      "--score: expected r2, pearson, got 'foo'",
+      `--y ${f('y40.npy')} has 40 rows but --x ${f('x32.npy')} has 48; one row per sample in both`,
+      `--groups ${f('g10.npy')} has 10 entries but --x ${f('x32.npy')} has 48 rows; one group label (e.g. the image id) per row`,
+    ]);
+    // the headers' shapes and types, and the other choices, are named by their flags too
+    await writeNpy(f('x1d.npy'), x.data, [48 * 6]);
+    await writeNpy(f('yint.npy'), new Int16Array(48 * 3), [48, 3]);
+    const h = await refused('--x', f('x1d.npy'), '--y', f('yint.npy'), '--route', 'dual', '--backend', 'gpu', '--out', f('many.safetensors'));
+    expect(h.problems).toEqual([
+      "--route: expected auto, primal, kernel, got 'dual'",
+      "--backend: expected auto, cpu, cuda, got 'gpu'",
+      `--x: X (${f('x1d.npy')}): expected a 2-D array (samples × columns), got shape (288)`,
+      `--y: Y (${f('yint.npy')}): expected float32 or float64 data, got int16`,
+    ]);
+    expect(existsSync(f('many.safetensors'))).toBe(false);
   });
 
   it('a missing input is one MissingFileError naming the file', async () => {

@@ -7,6 +7,7 @@ import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 
 import { FormatError, InvalidArgumentError, NonFiniteError } from '../../ts/errors.js';
+import { writeHdf5 } from '../../ts/io/hdf5.js';
 import { readNifti, readNiftiHeader, readNiftiMasked, writeNifti } from '../../ts/io/nifti.js';
 import { maskFromVolume } from '../../ts/io/voxelMask.js';
 import { readSessionBetas } from '../../ts/nsd/betas.js';
@@ -80,15 +81,26 @@ describe('NIfTI header checks', () => {
     expect((await mutate('voxfrac.nii', (x) => x.writeFloatLE(352.5, 108))).message).toMatch(/vox_offset 352.5 is not a non-negative integer/);
   });
 
-  it('NaN betas are refused where they enter extraction, naming the trial and voxel', async () => {
+  it('NaN betas are refused where they enter extraction, naming the trial and the voxel as the file has it (NIfTI and HDF5 alike)', async () => {
     const data = new Float32Array(4 * 3 * 2 * 5).fill(1);
     data[2 * 24 + 7] = NaN;
     await writeNifti(file('betas.nii.gz'), { dims: [4, 3, 2, 5], datatype: 'float32' }, data);
+    await writeHdf5(file('betas.hdf5'), [{ name: 'betas', data, shape: [5, 2, 3, 4] }]);
     const mask = maskFromVolume(new Float32Array(24).fill(1), [4, 3, 2], (v) => v > 0, 'all');
     expect((await readNiftiMasked(file('betas.nii.gz'), mask)).betas.rows).toBe(5);
-    const e = await readSessionBetas({ path: file('betas.nii.gz'), format: 'nifti' }, mask, 300).then(() => { throw new Error('expected a rejection'); }, (x: unknown) => x as Error);
+    const refusal = (path: string, format: 'nifti' | 'hdf5', m = mask) =>
+      readSessionBetas({ path, format }, m, 300).then(() => { throw new Error('expected a rejection'); }, (x: unknown) => x as Error);
+    const e = await refusal(file('betas.nii.gz'), 'nifti');
     expect(e).toBeInstanceOf(NonFiniteError);
-    expect(e.message).toBe(`betas (${file('betas.nii.gz')}): element [trial 2, mask voxel 7] (flat index 55) is NaN; finite numbers are required`);
+    // voxel 7 of the 4×3×2 grid is (3, 1, 0); 55 (= 2·24 + 7) is only its place in the trials × voxels matrix
+    expect(e.message).toBe(`betas (${file('betas.nii.gz')}): element [trial 2, voxel (i, j, k) = (3, 1, 0)] (NIfTI flat index 7; mask voxel 7) is NaN; finite numbers are required`);
+    // a mask of the voxels from 5 on: the NaN is the mask's third voxel, still at (3, 1, 0) in the file
+    const part = maskFromVolume(Float32Array.from({ length: 24 }, (_, i) => i), [4, 3, 2], (v) => v >= 5, 'from 5');
+    for (const [name, format] of [['betas.nii.gz', 'nifti'], ['betas.hdf5', 'hdf5']] as const) {
+      const p = await refusal(file(name), format, part);
+      expect(p).toBeInstanceOf(NonFiniteError);
+      expect(p.message).toBe(`betas (${file(name)}): element [trial 2, voxel (i, j, k) = (3, 1, 0)] (NIfTI flat index 7; mask voxel 2) is NaN; finite numbers are required`);
+    }
   });
 });
 

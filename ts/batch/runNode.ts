@@ -9,6 +9,7 @@ import { dirname, join, relative } from 'node:path';
 
 import { CancelledError, InvalidArgumentError } from '../errors.js';
 import { writeJsonAtomic } from '../io/atomicWrite.js';
+import { inputIdentities } from '../io/fileIdentity.js';
 import { configHash, type ReconstructConfig } from '../pipeline/config.js';
 import type { Img2ImgShard, StageContext } from '../pipeline/stages.js';
 import type { BatchNode } from './graph.js';
@@ -18,6 +19,7 @@ import { shardLabel } from './graph.js';
 // quickly and holds only what its jobs use.
 const pipelineStages = () => import('../pipeline/stages.js');
 const runFolder = () => import('../pipeline/runFolder.js');
+const stageInputs = () => import('../pipeline/stageInputs.js');
 
 export interface NodeControl {
   /** Fraction of this job done (0..1) and what it is doing. */
@@ -112,7 +114,13 @@ async function linkSharedFeatures(w: Extract<BatchNode['work'], { kind: 'feature
   const stage = sf.consumerStage(consumer);
   const ids = await sf.consumerIds(consumer);
   const keys = { z: await sf.entryKey(recipes.z, ids), c: await sf.entryKey(recipes.c, ids) };
-  if (!ctl.depsRan && (await stageDone(config, stage))) {
+  // the files the stage's own code reads (the model, the stimuli, the captions), recorded as encode() and reconstruct() record them
+  const inputPaths =
+    consumer.kind === 'reconstruct'
+      ? (await stageInputs()).reconstructStageInputs(consumer.config, stage)
+      : (await import('../encoding/stageInputs.js')).encodeStageInputs(consumer.config, stage);
+  const inputs = await inputIdentities(inputPaths);
+  if (!ctl.depsRan && (await stageDone(config, stage, inputPaths))) {
     const had = (await readStageMarker(config, stage))?.summary?.sharedFeatures as typeof keys | undefined;
     if (had?.z === keys.z && had?.c === keys.c) return { status: 'skipped', seconds: seconds() };
   }
@@ -137,7 +145,7 @@ async function linkSharedFeatures(w: Extract<BatchNode['work'], { kind: 'feature
   for (const [src, dest] of files) await sf.linkInto(src, dest);
   const outputs = [...files.map(([, d]) => d), ...(consumer.kind === 'encode' ? [(await import('../encoding/runPaths.js')).encodePaths(config.out).embedShapes] : [])].map((f) => relative(config.out, f));
   const computedHere = [z, c].filter((e) => e.computed).map((e) => e.key);
-  await markStage(config, { stage, seconds: seconds(), outputs, summary: { ...summary, sharedFeatures: keys, computedHere } });
+  await markStage(config, { stage, seconds: seconds(), outputs, summary: { ...summary, sharedFeatures: keys, computedHere }, inputs });
   return { status: 'done', seconds: seconds(), summary: { ...summary, computedHere } };
 }
 
@@ -161,10 +169,12 @@ export async function runNode(node: BatchNode, ctl: NodeControl): Promise<NodeRe
       const { config, stage } = w;
       const { markStage, stageDone, writeManifest } = await runFolder();
       const { STAGE_RUNNERS } = await pipelineStages();
-      if (!ctl.depsRan && (await stageDone(config, stage))) return { status: 'skipped', seconds: seconds() };
+      const inputPaths = (await stageInputs()).reconstructStageInputs(config, stage);
+      if (!ctl.depsRan && (await stageDone(config, stage, inputPaths))) return { status: 'skipped', seconds: seconds() };
       if (stage === 'extract') await writeManifest(config, versions());
+      const inputs = await inputIdentities(inputPaths);
       const r = await withStageContext(config, ctl, (ctx) => STAGE_RUNNERS[stage](ctx));
-      await markStage(config, { stage, seconds: seconds(), outputs: r.outputs, summary: r.summary });
+      await markStage(config, { stage, seconds: seconds(), outputs: r.outputs, summary: r.summary, inputs });
       return { status: 'done', seconds: seconds(), summary: r.summary };
     }
     case 'shard': {
@@ -238,10 +248,10 @@ export async function runNode(node: BatchNode, ctl: NodeControl): Promise<NodeRe
       // one stage of encode(), with its own stage code; the first also checks the inputs and claims the folder
       const { config, stage } = w;
       const { stageDone, writeManifest } = await runFolder();
-      if (!ctl.depsRan && (await stageDone(config, stage))) return { status: 'skipped', seconds: seconds() };
       const { encodeStages } = await import('../encoding/stages.js');
       const def = encodeStages(config).find((s) => s.id === stage);
       if (!def) throw new InvalidArgumentError(`${node.id}: the encode config has no stage '${stage}' (stages: ${encodeStages(config).map((s) => s.id).join(', ')})`);
+      if (!ctl.depsRan && (await stageDone(config, stage, def.inputs))) return { status: 'skipped', seconds: seconds() };
       if (stage === 'extract') {
         const { preflightEncode } = await import('../encoding/preflight.js');
         await preflightEncode(config);

@@ -53,3 +53,9 @@ export function integerFlag(text: string, flag: string, min: number, max?: numbe
 export function decimalFlag(text: string, flag: string, above?: number): number {
   return numberFlag(text, flag, { type: 'number', ...(above === undefined ? {} : { exclusiveMinimum: above }) });
 }
+
+/** A flag whose value must be one of `choices`, checked here so the error names the flag, not the library option. */
+export function choiceFlag<T extends string>(text: string, flag: string, choices: readonly T[]): T {
+  if (!(choices as readonly string[]).includes(text)) throw new InvalidArgumentError(`${flag}: expected ${choices.join(', ')}, got '${text}'`);
+  return text as T;
+}

@@ -13,7 +13,7 @@ import { packageRoot } from '../native/binding.js';
 import { configHash } from '../pipeline/config.js';
 import { clearingInterrupted, clearingPlan, clearRunFolder, lockRunFolder, writeManifest } from '../pipeline/runFolder.js';
 import { formatSeconds, loadAverage, type StageEstimate } from '../pipeline/probe.js';
-import { planSkips, runStages, type StageProgress, type StageReport } from '../pipeline/stageRunner.js';
+import { planStages, runStages, type StageProgress, type StageReport } from '../pipeline/stageRunner.js';
 import { estimateEncodeStages } from './estimate.js';
 import { preflightEncode } from './preflight.js';
 import { mapFile } from './mapFiles.js';
@@ -125,7 +125,8 @@ async function runEncode(c: EncodeConfig, options: EncodeOptions): Promise<Encod
   const force = options.force || (await clearingInterrupted(c.out));
   const pre = await preflightEncode(c, { force });
   const stages = encodeStages(c);
-  const skip = await planSkips(c, stages, force);
+  const planned = await planStages(c, stages, force);
+  const skip = new Map([...planned].map(([id, p]) => [id, p.skip]));
   if (options.dryRun) {
     const est = await estimateEncodeStages(c, stages, skip, options.signal);
     const seconds = (id: string) => est.get(id)?.seconds ?? 0;
@@ -134,7 +135,8 @@ async function runEncode(c: EncodeConfig, options: EncodeOptions): Promise<Encod
       `run folder ${c.out} (config ${hash})`,
       ...(force ? [await clearingPlan(c.out)].filter((l): l is string => l !== null) : []),
       `subject ${c.nsd.subject}: ${pre.voxels} voxels in '${c.nsd.roi}'; ${pre.images} images with betas in the sessions read (of ${pre.designImages} in the subject's design)`,
-      ...stages.map((s) => `${skip.get(s.id) ? 'skip' : 'run '} ${s.id.padEnd(24)} ${s.describe}`),
+      // a stage that ran before and runs again says why (an input file changed, a stage it reads runs)
+      ...stages.map((s) => `${skip.get(s.id) ? 'skip' : 'run '} ${s.id.padEnd(24)} ${s.describe}${planned.get(s.id)?.why ? ` (again: ${planned.get(s.id)!.why})` : ''}`),
       ...pre.estimates,
       `estimates from short probes on this machine (load average ${loadAverage()}):`,
       ...stages.filter((s) => !skip.get(s.id)).map((s) => `  ${s.id.padEnd(24)} ~${formatSeconds(seconds(s.id)).padStart(7)}  ${est.get(s.id)?.basis ?? ''}`.trimEnd()),

@@ -37,6 +37,7 @@ import { estimateNcsnr, noiseCeilingFromNcsnr, trialsPerTestImage } from './nois
 import { loadRegionLabels, regionCsv, regionTable, type RegionRow } from './regions.js';
 import { mapRecordsOf, writeEncodingReport } from './report.js';
 import { encodePaths, tableSpecs, type TableSpec } from './runPaths.js';
+import { encodeStageInputs } from './stageInputs.js';
 import { PARTITION_CONVENTION, partitionVariance } from './variancePartition.js';
 
 /** The NSD extraction encode makes (the batch's shared extraction uses the same, so encode finds it cached). */
@@ -511,5 +512,6 @@ export function encodeStages(c: EncodeConfig): StageDef[] {
     if (ids.has(s.id)) throw new InvalidArgumentError(`encode: two stages are named '${s.id}'; rename the feature set or banded model`);
     ids.add(s.id);
   }
-  return stages;
+  // the files each reads from outside the run folder: a changed one reruns it
+  return stages.map((s) => ({ ...s, inputs: encodeStageInputs(c, s.id) }));
 }

@@ -32,6 +32,11 @@ export interface FiniteCheckOptions {
   shape?: readonly number[];
   /** Names of the axes (e.g. ['trial', 'voxel']) used with `shape`. */
   axes?: readonly string[];
+  /**
+   * Names the element at a flat index instead (e.g. a masked volume's, where the matrix position means nothing
+   * to a reader of the NIfTI): what goes between "element " and " is NaN".
+   */
+  where?: (flat: number) => string;
 }
 
 /**
@@ -44,7 +49,7 @@ export function assertFinite(a: ArrayLike<number>, what: string, opts: FiniteChe
   let count = 0;
   for (let i = first; i < a.length; i++) if (a[i] - a[i] !== 0) count++;
   throw new NonFiniteError(
-    `${what}: element ${position(first, opts)} is ${a[first]}` +
+    `${what}: element ${opts.where ? opts.where(first) : position(first, opts)} is ${a[first]}` +
       (count > 1 ? ` (${count} of ${a.length} values are not finite)` : '') +
       '; finite numbers are required',
   );

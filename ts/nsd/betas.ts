@@ -116,7 +116,20 @@ export async function betasGridAffine(root: string, subject: number, file: { pat
 /** Masked betas of one session: trials × voxels float32, each value ÷ divisor. */
 export async function readSessionBetas(file: { path: string; format: BetasFormat }, mask: VoxelMask, divisor: number): Promise<Matrix> {
   const betas = file.format === 'nifti' ? (await readNiftiMasked(file.path, mask, { divisor })).betas : (await readHdf5Masked(file.path, mask, { divisor })).betas;
-  // float betas (and scl_slope/inter) can hold NaN or Inf: refuse them here, naming the trial and mask voxel.
-  assertFinite(betas.data, `betas (${file.path})`, { shape: [betas.rows, betas.cols], axes: ['trial', 'mask voxel'] });
+  // float betas (and scl_slope/inter) can hold NaN or Inf: refuse them here, naming the trial and the voxel in the file.
+  assertFinite(betas.data, `betas (${file.path})`, { where: (flat) => maskedBetaPosition(flat, betas.cols, mask) });
   return betas;
+}
+
+/**
+ * An element of a session's trials × mask-voxels matrix as its reader finds it in the file: the trial, the voxel's
+ * (i, j, k) and its NIfTI flat index i + X·(j + Y·k) (as data.md defines it), and its column among the mask's voxels.
+ */
+export function maskedBetaPosition(flat: number, voxels: number, mask: VoxelMask): string {
+  const trial = Math.floor(flat / voxels);
+  const column = flat % voxels;
+  const index = mask.indices[column];
+  const [X, Y] = mask.grid;
+  const ijk = [index % X, Math.floor(index / X) % Y, Math.floor(index / (X * Y))];
+  return `[trial ${trial}, voxel (i, j, k) = (${ijk.join(', ')})] (NIfTI flat index ${index}; mask voxel ${column})`;
 }

@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { InvalidArgumentError, MissingFileError, ShapeError } from '../errors.js';
+import { BrainlatentError, InvalidArgumentError, MissingFileError, ShapeError } from '../errors.js';
 import { recoverInterruptedDir } from '../io/atomicWrite.js';
+import { fileIdentity } from '../io/fileIdentity.js';
 import { checkKnownKeys } from '../ridge/options.js';
 import { maskCoordinates } from '../io/voxelMask.js';
 import type { Matrix } from '../matrix.js';
@@ -78,12 +79,7 @@ export async function extractNsd(opts: NsdExtractOptions): Promise<NsdExtraction
   if (offGrid) throw new ShapeError(offGrid);
   const designFile = expdesignPath(o.root);
   const sourcePaths = [designFile, region.path, ...files.map((f) => f.path)];
-  const sources = await allInOrder(
-    sourcePaths.map(async (p) => {
-      const s = await stat(p);
-      return { path: resolve(p), size: s.size, mtimeMs: s.mtimeMs };
-    }),
-  );
+  const sources = await allInOrder(sourcePaths.map((p) => fileIdentity(p)));
   const keyInput = {
     root: resolve(o.root), subject: o.subject, roi: o.roi, sessions, format: files.map((f) => f.format),
     zscore: o.zscore, ...(o.zscore === 'none' ? {} : { ddof: o.ddof }), averageTrain: o.averageTrain, averageTest: o.averageTest,
@@ -195,6 +191,50 @@ export async function extractNsd(opts: NsdExtractOptions): Promise<NsdExtraction
   // Only a completed extraction reaches the cache, and it appears there whole (renamed into place).
   if (cacheEntry) await writeNsdExtraction(cacheEntry, result);
   return result;
+}
+
+/** A problem extractNsd would refuse its inputs for, and the option it is about. */
+export interface ExtractionProblem {
+  option: 'root' | 'roi' | 'sessions';
+  error: BrainlatentError;
+}
+
+/**
+ * What extractNsd would refuse before reading any betas, every problem at once (a command line lists them together
+ * instead of one per try): the root, the region, the sessions (those without betas named with those that have them),
+ * the design and the sessions it covers, and a mask on another grid than the betas. Headers and small files only;
+ * each refusal is extractNsd's own. Errors other than refusals (a bug) are thrown.
+ */
+export async function extractionProblems(opts: Pick<NsdExtractOptions, 'root' | 'subject' | 'roi' | 'sessions' | 'format'>): Promise<ExtractionProblem[]> {
+  const o = normalize(opts);
+  if (!(await stat(o.root).then((s) => s.isDirectory(), () => false))) {
+    return [{ option: 'root', error: new MissingFileError(`NSD root ${o.root} does not exist (expected the folder holding nsddata/ and nsddata_betas/)`) }];
+  }
+  const problems: ExtractionProblem[] = [];
+  const attempt = async <T>(option: ExtractionProblem['option'], check: () => Promise<T>): Promise<T | undefined> => {
+    try {
+      return await check();
+    } catch (e) {
+      if (!(e instanceof BrainlatentError)) throw e;
+      problems.push({ option, error: e });
+      return undefined;
+    }
+  };
+  const region = await attempt('roi', () => loadRegionMask(o.root, o.subject, o.roi));
+  const sessions = await attempt('sessions', () => resolveSessions(o));
+  const files = sessions && (await attempt('sessions', () => sessionFiles(o, sessions)));
+  const design = await attempt('root', () => readNsdDesign(o.root));
+  const first = files && (await attempt('sessions', () => sessionBetasShape(files[0])));
+  if (sessions && design && first) await attempt('sessions', async () => nsdTrialTable(design, o.subject, sessions, first.trials));
+  // (the check extractNsd makes: dimensions, and the affine where the subject's is known)
+  if (region && files && first) {
+    await attempt('roi', async () => {
+      const affine = await betasGridAffine(o.root, o.subject, files[0], first.grid);
+      const offGrid = maskGridMismatch(region, { grid: first.grid, betasFile: files[0].path, affine }, 'roi', o.subject);
+      if (offGrid) throw new ShapeError(offGrid);
+    });
+  }
+  return problems;
 }
 
 /** Parses "1-37", "1,3,5-7" into sorted unique session numbers. */

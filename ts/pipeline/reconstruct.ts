@@ -14,7 +14,9 @@ import { estimateStages } from './estimate.js';
 import { lazyDiffusion } from './lazyDiffusion.js';
 import { formatSeconds, loadAverage, type StageEstimate } from './probe.js';
 import { preflight, type PreflightResult } from './preflight.js';
-import { clearingInterrupted, clearingPlan, clearRunFolder, lockRunFolder, markStage, readStageMarker, stageDone, STAGES, writeManifest, type StageName } from './runFolder.js';
+import { inputIdentities } from '../io/fileIdentity.js';
+import { clearingInterrupted, clearingPlan, clearRunFolder, lockRunFolder, markStage, readStageMarker, stageState, STAGES, writeManifest, type StageName } from './runFolder.js';
+import { reconstructStageInputs } from './stageInputs.js';
 import type { StageReport } from './stageRunner.js';
 import { STAGE_RUNNERS, type StageContext } from './stages.js';
 
@@ -111,12 +113,16 @@ async function runReconstruct(config: ReconstructConfig, options: ReconstructOpt
   const pre: PreflightResult = await preflight(config, { force });
   const plan: StageReport<StageName>[] = [];
   const skip = new Map<StageName, boolean>();
-  for (const s of STAGES) skip.set(s, !force && (await stageDone(config, s)));
-  // a stage after one that must run runs too
-  let mustRun = false;
+  // why a stage that ran before runs again (for the dry run): an input file changed, or a stage before it runs
+  const why = new Map<StageName, string>();
+  let first: StageName | null = null;
   for (const s of STAGES) {
-    if (!skip.get(s)) mustRun = true;
-    if (mustRun) skip.set(s, false);
+    const state = force ? { done: false } : await stageState(config, s, reconstructStageInputs(config, s));
+    // a stage after one that must run runs too
+    skip.set(s, first === null && state.done);
+    if (state.why) why.set(s, state.why);
+    else if (first !== null && state.done) why.set(s, `${first} runs`);
+    if (!state.done) first ??= s;
   }
   if (options.dryRun) {
     const n = config.nsd.testImages === null ? pre.testIds.length : Math.min(pre.testIds.length, config.nsd.testImages);
@@ -127,7 +133,7 @@ async function runReconstruct(config: ReconstructConfig, options: ReconstructOpt
       ...(force ? [await clearingPlan(config.out)].filter((l): l is string => l !== null) : []),
       `subject ${config.nsd.subject}: ${n} test images; z from '${config.decoders.z.roi}' (${pre.voxels.z} voxels), c from '${config.decoders.c.roi}' (${pre.voxels.c} voxels)`,
       `estimates from short probes on this machine (load average ${loadAverage()}):`,
-      ...STAGES.map((s) => `${skip.get(s) ? 'skip' : 'run '} ${s.padEnd(9)} ${skip.get(s) ? '' : `~${formatSeconds(est[s].seconds).padStart(7)}  ${est[s].basis}`}`.trimEnd()),
+      ...STAGES.map((s) => `${skip.get(s) ? 'skip' : 'run '} ${s.padEnd(9)} ${skip.get(s) ? '' : `~${formatSeconds(est[s].seconds).padStart(7)}  ${est[s].basis}${why.has(s) ? ` (again: ${why.get(s)})` : ''}`}`.trimEnd()),
       `total ~${formatSeconds(total)}`,
     ];
     return {
@@ -170,9 +176,10 @@ async function runReconstruct(config: ReconstructConfig, options: ReconstructOpt
       };
       options.onProgress?.({ ...base, fraction: 0, status: 'running' });
       const t0 = performance.now();
+      const inputs = await inputIdentities(reconstructStageInputs(config, stage));
       const r = await STAGE_RUNNERS[stage](ctx);
       const seconds = (performance.now() - t0) / 1000;
-      await markStage(config, { stage, seconds, outputs: r.outputs, summary: r.summary });
+      await markStage(config, { stage, seconds, outputs: r.outputs, summary: r.summary, inputs });
       plan.push({ stage, status: 'ran', seconds, summary: r.summary });
       stageWarnings(r.summary).forEach(warn);
       options.onProgress?.({ ...base, fraction: 1, status: 'done' });

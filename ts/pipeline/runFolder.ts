@@ -10,6 +10,7 @@ import { join } from 'node:path';
 
 import { InvalidArgumentError } from '../errors.js';
 import { removeStaleTemporaries, writeJsonAtomic } from '../io/atomicWrite.js';
+import { identityChange, inputIdentities, type InputIdentity } from '../io/fileIdentity.js';
 import { currentCommand, LOCK_FILE, lockFolder, type FolderLock } from '../io/folderLock.js';
 import { configHash, type ReconstructConfig } from './config.js';
 
@@ -57,6 +58,11 @@ export interface StageMarker {
   finishedAt: string;
   outputs: string[];
   summary?: Record<string, unknown>;
+  /**
+   * The files the stage read from outside the run folder (a feature file, the model folder: its `inputs`), as
+   * they were when it started; absent in markers written before these were recorded (such a marker is not checked).
+   */
+  inputs?: InputIdentity[];
 }
 
 export const paths = (out: string) => ({
@@ -140,16 +146,43 @@ export async function writeManifest(config: { out: string }, versions: Record<st
   await writeJsonAtomic(paths(config.out).run, m);
 }
 
-/** A stage is done when its marker matches the config and the stage's recipe, and all its outputs exist. */
-export async function stageDone(config: { out: string }, stage: string): Promise<boolean> {
+/** Whether a stage is done, and when it ran before but is not, why (for a dry run's plan). */
+export interface StageState {
+  done: boolean;
+  /** Set when a marker exists but does not hold: "latent.npy changed", "fits/z/r.npy is missing", … */
+  why?: string;
+}
+
+/**
+ * A stage is done when its marker matches the config and the stage's recipe, all its outputs exist, and the files
+ * it reads from outside the run folder (`inputs`: paths, a folder for its files) are as they were when it ran: a
+ * feature file overwritten since, or a model folder replaced, makes it run again. The config hash names only
+ * their paths (and stays the run folder's identity).
+ */
+export async function stageState(config: { out: string }, stage: string, inputs: readonly string[] = []): Promise<StageState> {
   const p = paths(config.out).stage(stage);
-  if (!existsSync(p)) return false;
+  if (!existsSync(p)) return { done: false };
+  let m: StageMarker;
   try {
-    const m = JSON.parse(await readFile(p, 'utf8')) as StageMarker;
-    return m.configHash === configHash(config) && (m.recipe ?? 1) === stageRecipe(stage) && m.outputs.every((o) => existsSync(join(config.out, o)));
+    m = JSON.parse(await readFile(p, 'utf8')) as StageMarker;
   } catch {
-    return false;
+    return { done: false, why: 'its marker is unreadable' };
   }
+  if (m === null || typeof m !== 'object' || !Array.isArray(m.outputs)) return { done: false, why: 'its marker is unreadable' };
+  if (m.configHash !== configHash(config)) return { done: false, why: 'its marker is of another config' };
+  if ((m.recipe ?? 1) !== stageRecipe(stage)) return { done: false, why: `its recipe changed (${m.recipe ?? 1} → ${stageRecipe(stage)})` };
+  const missing = m.outputs.find((o) => !existsSync(join(config.out, o)));
+  if (missing !== undefined) return { done: false, why: `${missing} is missing` };
+  // a marker written before inputs were recorded cannot tell: it is taken as done, as it was (--force redoes it),
+  // rather than every run folder from before redoing its model stages once
+  if (!Array.isArray(m.inputs)) return { done: true };
+  const change = identityChange(m.inputs, await inputIdentities(inputs));
+  return change ? { done: false, why: `${change} since it ran` } : { done: true };
+}
+
+/** stageState's verdict alone. */
+export async function stageDone(config: { out: string }, stage: string, inputs: readonly string[] = []): Promise<boolean> {
+  return (await stageState(config, stage, inputs)).done;
 }
 
 export async function readStageMarker(config: { out: string }, stage: string): Promise<StageMarker | null> {
@@ -160,6 +193,10 @@ export async function readStageMarker(config: { out: string }, stage: string): P
   }
 }
 
+/**
+ * Records a finished stage. `inputs` are the identities of the files it read from outside the run folder, taken
+ * (inputIdentities) before it read them: a file replaced while the stage ran is not recorded as what it read.
+ */
 export async function markStage(config: { out: string }, marker: Omit<StageMarker, 'configHash' | 'finishedAt' | 'recipe'>): Promise<void> {
   const m: StageMarker = { ...marker, configHash: configHash(config), recipe: stageRecipe(marker.stage), finishedAt: new Date().toISOString() };
   await writeJsonAtomic(paths(config.out).stage(marker.stage), m);

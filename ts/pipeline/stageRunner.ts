@@ -1,11 +1,13 @@
 /**
- * Runs a pipeline's stages in a run folder: a stage whose marker matches the config and whose outputs exist
- * is skipped, unless one of the stages it depends on runs (then it runs too); `force` runs everything. Each
+ * Runs a pipeline's stages in a run folder: a stage whose marker matches the config, whose outputs exist and whose
+ * input files (`inputs`) are as they were is skipped, unless one of the stages it depends on runs (then it runs
+ * too); `force` runs everything. Each
  * finished stage writes its marker last, so an interrupted stage is redone. Used by encode(); the stages of
  * a job graph run the same definitions one at a time (`runStage`).
  */
 import { CancelledError } from '../errors.js';
-import { markStage, readStageMarker, stageDone } from './runFolder.js';
+import { inputIdentities } from '../io/fileIdentity.js';
+import { markStage, readStageMarker, stageState } from './runFolder.js';
 
 /** Items done in a stage, when it counts them (images, sessions): the progress bar's rate is in that unit. */
 export interface StageCount {
@@ -35,6 +37,11 @@ export interface StageDef {
   deps: string[];
   /** One line for the plan. */
   describe: string;
+  /**
+   * Files and folders the stage reads from outside the run folder (a feature file, the model folder): their
+   * identities (size, mtime; a folder's files) are recorded in its marker, and a change reruns it (stageState).
+   */
+  inputs?: string[];
   run: (ctx: StageRunContext) => Promise<StageResult>;
 }
 
@@ -64,23 +71,46 @@ export interface StageReport<S extends string = string> {
 
 type RunConfig = { out: string };
 
-/** Which stages would be skipped: finished ones whose dependencies are all skipped too. Stages come in dependency order. */
-export async function planSkips(config: RunConfig, stages: StageDef[], force = false): Promise<Map<string, boolean>> {
-  const skip = new Map<string, boolean>();
-  for (const s of stages) {
-    const unknown = s.deps.filter((d) => !skip.has(d));
-    if (unknown.length) throw new Error(`stage ${s.id} depends on ${unknown.join(', ')}, which come later or do not exist`);
-    skip.set(s.id, !force && s.deps.every((d) => skip.get(d)) && (await stageDone(config, s.id)));
-  }
-  return skip;
+/** What the plan does with a stage: skip it or run it, and why it runs again when it ran before. */
+export interface StagePlan {
+  skip: boolean;
+  /** Why a stage that ran before runs again: "latent.npy changed since it ran", "fit.lat runs", … */
+  why?: string;
 }
 
-/** Runs one stage and records it: its marker is written once its outputs are all in place. */
+/**
+ * Which stages would be skipped: finished ones (stageState, with their inputs) whose dependencies are all skipped
+ * too; a stage that ran before and runs again says why. Stages come in dependency order.
+ */
+export async function planStages(config: RunConfig, stages: StageDef[], force = false): Promise<Map<string, StagePlan>> {
+  const plan = new Map<string, StagePlan>();
+  for (const s of stages) {
+    const unknown = s.deps.filter((d) => !plan.has(d));
+    if (unknown.length) throw new Error(`stage ${s.id} depends on ${unknown.join(', ')}, which come later or do not exist`);
+    if (force) {
+      plan.set(s.id, { skip: false });
+      continue;
+    }
+    const state = await stageState(config, s.id, s.inputs);
+    const rerun = s.deps.find((d) => !plan.get(d)!.skip);
+    if (!state.done) plan.set(s.id, { skip: false, why: state.why });
+    else plan.set(s.id, rerun ? { skip: false, why: `${rerun} runs` } : { skip: true });
+  }
+  return plan;
+}
+
+/** planStages' verdicts alone: true for a stage to skip. */
+export async function planSkips(config: RunConfig, stages: StageDef[], force = false): Promise<Map<string, boolean>> {
+  return new Map([...(await planStages(config, stages, force))].map(([id, p]) => [id, p.skip]));
+}
+
+/** Runs one stage and records it: its marker, with its inputs as they were when it started, once its outputs are all in place. */
 export async function runStage(config: RunConfig, stage: StageDef, ctx: StageRunContext): Promise<StageReport> {
   const t0 = performance.now();
+  const inputs = await inputIdentities(stage.inputs ?? []);
   const r = await stage.run(ctx);
   const seconds = (performance.now() - t0) / 1000;
-  await markStage(config, { stage: stage.id, seconds, outputs: r.outputs, summary: r.summary });
+  await markStage(config, { stage: stage.id, seconds, outputs: r.outputs, summary: r.summary, inputs });
   return { stage: stage.id, status: 'ran', seconds, summary: r.summary };
 }
 

@@ -7,6 +7,7 @@ import { afterAll, describe, expect, it, vi } from 'vitest';
 import { registerNsdCommand } from '../../../ts/cli/commands/nsd.js';
 import { registerSynthCommand } from '../../../ts/cli/commands/synth.js';
 import { readNpy } from '../../../ts/io/npy.js';
+import { PreflightError } from '../../../ts/pipeline/errors.js';
 import { runCommands } from '../../helpers/cli.js';
 import { distModule } from '../../helpers/dist.js';
 
@@ -84,6 +85,27 @@ describe('brainlatent synth nsd / nsd extract / nsd info / nsd image', () => {
     await expect(flag('--divisor', 'x')).rejects.toThrow("--divisor: expected a number > 0, got 'x'");
     await expect(run('nsd', 'extract', '--root', root, '--subject', '9', '--roi', 'nsdgeneral', '--out', join(tmp, 'x'))).rejects.toThrow("--subject: expected an NSD subject 1..8, got '9'");
     expect(existsSync(join(tmp, 'x'))).toBe(false);
+  });
+
+  it('every problem of the command line is listed at once: flags, --roi, --sessions, a mask on another grid', async () => {
+    const bad = join(tmp, 'not-extracted');
+    const e = await run('nsd', 'extract', '--root', root, '--subject', '1', '--roi', 'streams:bogus', '--sessions', '1-4', '--out', bad, '--zscore', 'sesion', '--no-cache').then(
+      () => { throw new Error('expected a refusal'); },
+      (x: unknown) => x as PreflightError,
+    );
+    expect(e).toBeInstanceOf(PreflightError);
+    expect(e.message).toMatch(/^cannot start nsd extract:\n {2}- /);
+    expect(e.problems).toHaveLength(3);
+    expect(e.problems[0]).toBe("--zscore: expected none, session, train, got 'sesion'");
+    expect(e.problems[1]).toMatch(/^--roi: region streams:bogus: no label "bogus" in streams; known labels: early, /);
+    expect(e.problems[2]).toMatch(/^--sessions: subject 1 session 3: betas file not found .*; of the sessions asked for \(1-4\), 3-4 have no betas \(format 'auto'\); sessions with betas for subject 1: 1-2$/);
+    // a mask file on another grid than the betas is named before any betas are read
+    const { writeNifti } = await import('../../../ts/io/nifti.js');
+    await writeNifti(join(tmp, 'small.nii.gz'), { dims: [5, 5, 5], datatype: 'int16' }, new Int16Array(125).fill(1));
+    await expect(run('nsd', 'extract', '--root', root, '--subject', '1', '--roi', join(tmp, 'small.nii.gz'), '--out', bad, '--no-cache')).rejects.toThrow(
+      /^the mask .*small\.nii\.gz is on a 5×5×5 grid but subject 1's betas \(.*betas_session01\.(hdf5|nii\.gz)\) are on 16×20×12; expected a mask on the subject's grid$/,
+    );
+    expect(existsSync(bad)).toBe(false);
   });
 
   it('a --out folder holding other files is refused before anything is extracted', async () => {

@@ -28,7 +28,8 @@ scored by held-out Pearson r; the run writes maps/<set>.nii.gz on the subject's 
 
 The run is resumable: each stage (extract, ceiling, embed, features.<set>, fit.<table>, banded.<name>,
 maps, report) writes stages/<stage>.json once its outputs are complete, and a second run with the same
-config skips the stages that are done. Examples:
+config skips the stages that are done; a file a stage read that has changed since (a feature file, the
+model folder) reruns it and what follows, and --dry-run says why. Examples:
   brainlatent encode --config enc.json --dry-run    # the stages to run, each timed by a short probe
   brainlatent encode --config enc.json              # resumes where an interrupted run stopped
   brainlatent encode --config enc.json --force      # redoes everything

@@ -5,17 +5,18 @@ import { PNG } from 'pngjs';
 
 import { InvalidArgumentError, MissingFileError } from '../../errors.js';
 import { loadNsdCaptions } from '../../nsd/captions.js';
-import { extractNsd, type ZscoreDdof, type ZscoreMode } from '../../nsd/extract.js';
+import { extractionProblems, extractNsd, type ZscoreDdof, type ZscoreMode } from '../../nsd/extract.js';
 import { formatNsdInfo, nsdInfo } from '../../nsd/info.js';
 import { assertExtractionReplaceable, writeNsdExtraction } from '../../nsd/output.js';
 import { expdesignPath } from '../../nsd/paths.js';
 import { NsdStimuli } from '../../nsd/stimuli.js';
 import { formatSessionList, type BetasFormatChoice } from '../../nsd/betas.js';
 import { seconds } from '../format.js';
+import { FlagProblems } from '../problems.js';
 import { progressBar } from '../progress.js';
 import { writeFileAtomic } from '../../io/atomicWrite.js';
 import { checkOutputPath } from '../outputPath.js';
-import { decimalFlag, integerFlag } from '../flagValue.js';
+import { choiceFlag, decimalFlag, integerFlag } from '../flagValue.js';
 
 interface ExtractFlags {
   root: string;
@@ -52,10 +53,34 @@ function ddofFlag(text: string | undefined): ZscoreDdof | undefined {
   return Number(text) as ZscoreDdof;
 }
 
-/** A flag whose value must be one of `choices`, checked here so the error names the flag, not the library option. */
-function choiceFlag<T extends string>(text: string, flag: string, choices: readonly T[]): T {
-  if (!(choices as readonly string[]).includes(text)) throw new InvalidArgumentError(`${flag}: expected ${choices.join(', ')}, got '${text}'`);
-  return text as T;
+function subjectFlag(text: string): number {
+  const subject = integerFlag(text, '--subject', 1);
+  if (subject > 8) throw new InvalidArgumentError(`--subject: expected an NSD subject 1..8, got '${text}'`);
+  return subject;
+}
+
+/**
+ * Every flag, the output folders and the inputs (root, region, sessions, design: what extractNsd would refuse
+ * before reading betas), checked before any work; a command line with several mistakes is refused once, listing them.
+ */
+async function checkExtractFlags(flags: ExtractFlags, cmd: Command) {
+  const p = new FlagProblems();
+  const outOk = (await p.takeAsync(async () => (await checkOutputPath('--out', flags.out, 'folder', 'the extracted betas'), true))) === true;
+  // the cache entry is written after the extraction: a cache path that can never be a folder is refused now
+  if (flags.cache !== false) await p.takeAsync(() => checkOutputPath(cacheOptionLabel(cmd), flags.cache as string, 'folder', 'completed extractions (the cache)'));
+  // the folder is replaced whole: one holding other files is refused now, not after minutes of extraction
+  if (outOk) await p.takeAsync(() => assertExtractionReplaceable(flags.out), '--out');
+  const subject = p.take(() => subjectFlag(flags.subject));
+  const zscore = p.take(() => choiceFlag<ZscoreMode>(flags.zscore, '--zscore', ['none', 'session', 'train']));
+  const ddof = p.take(() => ddofFlag(flags.ddof));
+  const format = p.take(() => choiceFlag<BetasFormatChoice>(flags.format, '--format', ['auto', 'nifti', 'hdf5']));
+  const divisor = p.take(() => decimalFlag(flags.divisor, '--divisor', 0));
+  if (subject !== undefined && format !== undefined) {
+    const inputs = await extractionProblems({ root: flags.root, subject, roi: flags.roi, sessions: flags.sessions, format });
+    for (const { option, error } of inputs) p.add(error, `--${option}`);
+  }
+  p.throwIfAny('nsd extract');
+  return { subject: subject!, zscore: zscore!, ddof, format: format!, divisor: divisor! };
 }
 
 export function registerNsdCommand(program: Command): void {
@@ -94,17 +119,7 @@ z-scoring conventions ('--zscore train' standardises test rows with the training
   MindEye (scipy.stats.zscore per session):          --zscore session          (ddof 0)`,
     )
     .action(async (flags: ExtractFlags, cmd: Command) => {
-      await checkOutputPath('--out', flags.out, 'folder', 'the extracted betas');
-      // the cache entry is written after the extraction: a cache path that can never be a folder is refused now
-      if (flags.cache !== false) await checkOutputPath(cacheOptionLabel(cmd), flags.cache, 'folder', 'completed extractions (the cache)');
-      // the folder is replaced whole: one holding other files is refused now, not after minutes of extraction
-      await assertExtractionReplaceable(flags.out);
-      const subject = integerFlag(flags.subject, '--subject', 1);
-      if (subject > 8) throw new InvalidArgumentError(`--subject: expected an NSD subject 1..8, got '${flags.subject}'`);
-      const zscore = choiceFlag<ZscoreMode>(flags.zscore, '--zscore', ['none', 'session', 'train']);
-      const ddof = ddofFlag(flags.ddof);
-      const format = choiceFlag<BetasFormatChoice>(flags.format, '--format', ['auto', 'nifti', 'hdf5']);
-      const divisor = decimalFlag(flags.divisor, '--divisor', 0);
+      const { subject, zscore, ddof, format, divisor } = await checkExtractFlags(flags, cmd);
       const bar = progressBar('nsd extract');
       const t0 = performance.now();
       const ex = await extractNsd({

@@ -1,17 +1,18 @@
 import type { Command } from 'commander';
 
-import { CancelledError, InvalidArgumentError, NonFiniteError, OutOfMemoryError, ShapeError } from '../../errors.js';
+import { CancelledError, FormatError, InvalidArgumentError, NonFiniteError, OutOfMemoryError, ShapeError } from '../../errors.js';
 import { allInOrder } from '../../allInOrder.js';
 import { assertFinite } from '../../io/finite.js';
-import { readIntVectorNpy, readMatrixNpy, writeNpy } from '../../io/npy.js';
+import { readIntVectorNpy, readMatrixNpy, readNpyHeader, writeNpy, type NpyHeader } from '../../io/npy.js';
 import { useEngineArrayAllocator, useEngineFileMapping, useEngineFileWriter } from '../../native/call.js';
 import { alphaDiagnostics } from '../../ridge/alphaDiagnostics.js';
 import { alphaEdgeWarning, DECIMAL, parseAlphas } from '../../ridge/alphas.js';
 import { RidgeCV, setThreads } from '../../ridge/RidgeCV.js';
 import { RidgeModel } from '../../ridge/RidgeModel.js';
-import { integerFlag } from '../flagValue.js';
+import { choiceFlag, integerFlag } from '../flagValue.js';
 import { alphaHistogram, mean, seconds } from '../format.js';
 import { checkOutputPath } from '../outputPath.js';
+import { FlagProblems } from '../problems.js';
 import { progressBar } from '../progress.js';
 import { exitWhenDone } from '../setup.js';
 
@@ -40,6 +41,58 @@ function gibibytes(text: string, flag: string): number {
   const v = Number(text);
   if (!DECIMAL.test(text.trim()) || !Number.isFinite(v) || !(v > 0)) throw new InvalidArgumentError(`${flag}: expected a size in GiB > 0 (e.g. 0.5 or 8), got '${text}'`);
   return Math.round(v * 2 ** 30);
+}
+
+/** X or Y as its header describes it: a 2-D float32 or float64 array, as readMatrixNpy will read it. */
+async function matrixHeader(path: string, what: string): Promise<NpyHeader> {
+  const h = await readNpyHeader(path);
+  if (h.shape.length !== 2) throw new ShapeError(`${what} (${path}): expected a 2-D array (samples × columns), got shape (${h.shape.join(', ')})`);
+  if (h.dtype !== 'float32' && h.dtype !== 'float64') throw new FormatError(`${what} (${path}): expected float32 or float64 data, got ${h.dtype}`, { path, field: 'descr' });
+  return h;
+}
+
+/** The groups as their header describes them: a vector (n or n × 1) of numbers, as readIntVectorNpy will read it. */
+async function groupsHeader(path: string): Promise<NpyHeader> {
+  const h = await readNpyHeader(path);
+  if (h.shape.length !== 1 && !(h.shape.length === 2 && h.shape[1] === 1)) throw new ShapeError(`groups (${path}): expected a 1-D array, got shape (${h.shape.join(', ')})`);
+  if (h.dtype === 'bool') throw new FormatError(`groups (${path}): expected integers, got a boolean array`, { path, field: 'descr' });
+  return h;
+}
+
+/** One row per sample in every input, from the headers: a mismatch is named by file before anything is read. */
+function rowProblems(flags: FitFlags, x: NpyHeader, y: NpyHeader | undefined, groups: NpyHeader | undefined): ShapeError[] {
+  const rows = x.shape[0];
+  const out: ShapeError[] = [];
+  if (y && y.shape[0] !== rows) out.push(new ShapeError(`--y ${flags.y} has ${y.shape[0]} rows but --x ${flags.x} has ${rows}; one row per sample in both`));
+  if (groups && groups.shape[0] !== rows) {
+    out.push(new ShapeError(`--groups ${flags.groups} has ${groups.shape[0]} entries but --x ${flags.x} has ${rows} rows; one group label (e.g. the image id) per row`));
+  }
+  return out;
+}
+
+/**
+ * Every flag, the output path and the inputs' headers (shape, type, rows), checked before anything is read: a fit
+ * can take minutes, and a command line with several mistakes is refused once, listing them all.
+ */
+async function checkFitFlags(flags: FitFlags) {
+  const p = new FlagProblems();
+  const threads = flags.threads === undefined ? undefined : p.take(() => integerFlag(flags.threads!, '--threads', 0));
+  const folds = p.take(() => integerFlag(flags.folds, '--folds', 2));
+  const memoryBudget = flags.memory === undefined ? undefined : p.take(() => gibibytes(flags.memory!, '--memory'));
+  const alphas = p.take(() => parseAlphas(flags.alphas), '--alphas');
+  p.take(() => choiceFlag(flags.score, '--score', ['r2', 'pearson']));
+  p.take(() => choiceFlag(flags.route, '--route', ['auto', 'primal', 'kernel']));
+  p.take(() => choiceFlag(flags.cvMethod, '--cv-method', ['auto', 'per-fold', 'exact']));
+  p.take(() => choiceFlag(flags.eigPrecision, '--eig-precision', ['auto', 'float32', 'float64']));
+  p.take(() => choiceFlag(flags.backend, '--backend', ['auto', 'cpu', 'cuda']));
+  // a model that cannot be written is refused before the fit starts
+  await p.takeAsync(() => checkOutputPath('--out', flags.out, 'file', 'the model (.safetensors)'));
+  const x = await p.takeAsync(() => matrixHeader(flags.x, 'X'), '--x');
+  const y = await p.takeAsync(() => matrixHeader(flags.y, 'Y'), '--y');
+  const groups = flags.groups === undefined ? undefined : await p.takeAsync(() => groupsHeader(flags.groups!), '--groups');
+  if (x) for (const e of rowProblems(flags, x, y, groups)) p.add(e);
+  p.throwIfAny('ridge fit');
+  return { threads, folds: folds!, memoryBudget, alphas: alphas! };
 }
 
 export function registerRidgeCommand(program: Command): void {
@@ -76,12 +129,7 @@ The model predicts ((X - x_mean) / x_scale) @ coef + intercept; Python can read 
 safetensors.numpy.load_file(path).`,
     )
     .action(async (flags: FitFlags) => {
-      const threads = flags.threads === undefined ? undefined : integerFlag(flags.threads, '--threads', 0);
-      const folds = integerFlag(flags.folds, '--folds', 2);
-      const memoryBudget = flags.memory === undefined ? undefined : gibibytes(flags.memory, '--memory');
-      const alphas = parseAlphas(flags.alphas);
-      // a fit can take minutes: a model that cannot be written is refused before it starts
-      await checkOutputPath('--out', flags.out, 'file', 'the model (.safetensors)');
+      const { threads, folds, memoryBudget, alphas } = await checkFitFlags(flags);
       if (threads !== undefined) setThreads(threads);
       const tRead = performance.now();
       useEngineArrayAllocator();
@@ -94,12 +142,8 @@ safetensors.numpy.load_file(path).`,
       for (const [m, name, path] of [[x, 'X', flags.x], [y, 'Y', flags.y]] as const) {
         if (m.sourceDtype === 'float64') console.log(`note: ${name} (${path}) is float64; converted to float32, the engine's precision`);
       }
+      // (their rows agree: checkFitFlags compared the headers)
       const groups = flags.groups ? await readIntVectorNpy(flags.groups, 'groups') : undefined;
-      // one row per sample in every input: a mismatch is named by file here, before the fit starts
-      if (y.rows !== x.rows) throw new ShapeError(`--y ${flags.y} has ${y.rows} rows but --x ${flags.x} has ${x.rows}; one row per sample in both`);
-      if (groups && groups.length !== x.rows) {
-        throw new ShapeError(`--groups ${flags.groups} has ${groups.length} entries but --x ${flags.x} has ${x.rows} rows; one group label (e.g. the image id) per row`);
-      }
       const readSecs = (performance.now() - tRead) / 1000;
       console.log(`X ${x.rows}×${x.cols}, Y ${y.rows}×${y.cols}; ${alphas.length} alphas, ${flags.folds} folds${groups ? ' (grouped)' : ''}`);
       const bar = progressBar('ridge fit');

@@ -1,0 +1,166 @@
+/**
+ * A stage's marker records the files it read from outside the run folder (a feature file, the model folder, the
+ * atlases): a file overwritten since, or a model folder replaced, reruns that stage and what depends on it, and the
+ * dry run says why. The config hash (the run folder's identity) still names only their paths.
+ */
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import type { EncodeConfigInput } from '../../ts/config/encode.js';
+import { resolveEncodeConfig } from '../../ts/config/encode.js';
+import { encode, encodeStages } from '../../ts/encoding/encode.js';
+import { identityChange, inputIdentities } from '../../ts/io/fileIdentity.js';
+import { readNpy, writeNpy } from '../../ts/io/npy.js';
+import { readNsdDesign } from '../../ts/nsd/expdesign.js';
+import { betasDir, betasPath, roiPath } from '../../ts/nsd/paths.js';
+import { planNsdSessions } from '../../ts/nsd/sessionPlan.js';
+import { configHash, resolveConfig, type ReconstructConfig } from '../../ts/pipeline/config.js';
+import { markStage, stageState } from '../../ts/pipeline/runFolder.js';
+import { reconstructStageInputs } from '../../ts/pipeline/stageInputs.js';
+import { synthNsd, type SynthNsdResult } from '../../ts/synth/nsd.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'bl-stage-inputs-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+/** Moves a file's modification time on, as a rewrite a second later would. */
+const later = (path: string, seconds = 10) => {
+  const t = Date.now() / 1000 + seconds;
+  utimesSync(path, t, t);
+};
+
+describe('stage markers: the files a stage read', () => {
+  const config = { out: join(tmp, 'run') } as ReconstructConfig;
+  const feat = join(tmp, 'feat.npy');
+  const model = join(tmp, 'model');
+
+  it('a file changed since the stage ran (same size, new mtime), one added to or removed from a folder, reruns it, saying why', async () => {
+    mkdirSync(join(config.out, 'stages'), { recursive: true });
+    writeFileSync(join(config.out, 'out.npy'), 'x');
+    writeFileSync(feat, 'features 1');
+    mkdirSync(join(model, 'unet'), { recursive: true });
+    writeFileSync(join(model, 'unet', 'model.onnx'), 'unet');
+    const inputs = [feat, model];
+    await markStage(config, { stage: 'fit.f', seconds: 1, outputs: ['out.npy'], inputs: await inputIdentities(inputs) });
+    expect(await stageState(config, 'fit.f', inputs)).toEqual({ done: true });
+    writeFileSync(feat, 'features 2');
+    later(feat);
+    expect(await stageState(config, 'fit.f', inputs)).toEqual({ done: false, why: `${resolve(feat)} changed since it ran` });
+    await markStage(config, { stage: 'fit.f', seconds: 1, outputs: ['out.npy'], inputs: await inputIdentities(inputs) });
+    expect((await stageState(config, 'fit.f', inputs)).done).toBe(true);
+    writeFileSync(join(model, 'unet', 'weights.pb'), 'w');
+    expect(await stageState(config, 'fit.f', inputs)).toEqual({ done: false, why: `${join(resolve(model), 'unet', 'weights.pb')} is new since it ran` });
+    rmSync(join(model, 'unet', 'weights.pb'));
+    await markStage(config, { stage: 'fit.f', seconds: 1, outputs: ['out.npy'], inputs: await inputIdentities(inputs) });
+    rmSync(join(model, 'unet', 'model.onnx'));
+    expect((await stageState(config, 'fit.f', inputs)).why).toBe(`${join(resolve(model), 'unet', 'model.onnx')} is gone since it ran`);
+    rmSync(model, { recursive: true });
+    expect((await stageState(config, 'fit.f', inputs)).why).toBe(`${resolve(model)} is gone since it ran`);
+    // a path that was missing when the stage ran and is there now
+    await markStage(config, { stage: 'fit.f', seconds: 1, outputs: ['out.npy'], inputs: await inputIdentities(inputs) });
+    expect((await stageState(config, 'fit.f', inputs)).done).toBe(true);
+    mkdirSync(model);
+    writeFileSync(join(model, 'model_index.json'), '{}');
+    expect((await stageState(config, 'fit.f', inputs)).why).toBe(`${join(resolve(model), 'model_index.json')} is new since it ran`);
+  });
+
+  it('a marker written before inputs were recorded is taken as it was; other reasons are named too', async () => {
+    const marker = JSON.parse(readFileSync(join(config.out, 'stages', 'fit.f.json'), 'utf8'));
+    const { inputs: _, ...old } = marker;
+    writeFileSync(join(config.out, 'stages', 'fit.f.json'), JSON.stringify(old));
+    expect(await stageState(config, 'fit.f', [feat])).toEqual({ done: true });
+    rmSync(join(config.out, 'out.npy'));
+    expect(await stageState(config, 'fit.f', [feat])).toEqual({ done: false, why: 'out.npy is missing' });
+    expect(await stageState(config, 'fit.never', [feat])).toEqual({ done: false });
+  });
+
+  it('identities: the same files give the same list; a folder is walked in order, its files named', async () => {
+    const dir = join(tmp, 'walk');
+    mkdirSync(join(dir, 'b'), { recursive: true });
+    writeFileSync(join(dir, 'b', 'y'), 'y');
+    writeFileSync(join(dir, 'a'), 'a');
+    const ids = await inputIdentities([dir, join(tmp, 'absent')]);
+    expect(ids.map((e) => e.path)).toEqual([join(dir, 'a'), join(dir, 'b', 'y'), join(tmp, 'absent')]);
+    expect(ids[2]).toEqual({ path: join(tmp, 'absent'), missing: true });
+    expect(await inputIdentities([dir, join(tmp, 'absent')])).toEqual(ids);
+    expect(identityChange(ids, ids)).toBeNull();
+  });
+});
+
+describe('reconstruct: the stages that read the model and the NSD files', () => {
+  it('features reads the model folder, the stimuli and the captions; extract the design, the betas and both regions', () => {
+    const c = resolveConfig({ out: '/runs/r', nsd: { root: '/nsd', subject: 2 }, model: { dir: '/models/sd' }, decoders: { z: { roi: 'streams:early' }, c: { roi: '/masks/ventral.nii.gz' } } });
+    const features = reconstructStageInputs(c, 'features');
+    expect(features[0]).toBe('/models/sd');
+    expect(features).toContain(join('/nsd', 'nsddata_stimuli', 'stimuli', 'nsd', 'nsd_stimuli.hdf5'));
+    const extract = reconstructStageInputs(c, 'extract');
+    expect(extract).toEqual(expect.arrayContaining([betasPath('/nsd', 2, 1, 'hdf5'), betasPath('/nsd', 2, 37, 'nifti'), roiPath('/nsd', 2, 'streams'), '/masks/ventral.nii.gz']));
+    // the betas files the extraction reads, not the folder (an ncsnr.nii.gz written beside them is not an input)
+    expect(extract).not.toContain(betasDir('/nsd', 2));
+    expect(reconstructStageInputs(resolveConfig({ out: '/r', nsd: { root: '/nsd', subject: 2, sessions: '2-3', format: 'nifti' }, model: { dir: '/m' } }), 'extract').filter((p) => p.includes('betas_session'))).toEqual([
+      betasPath('/nsd', 2, 2, 'nifti'),
+      betasPath('/nsd', 2, 3, 'nifti'),
+    ]);
+    expect(reconstructStageInputs(c, 'img2img')).toEqual([]);
+  });
+});
+
+describe('encode: a file feature set overwritten; the files each stage declares', () => {
+  let nsd: SynthNsdResult;
+  let every: Int32Array;
+  beforeAll(async () => {
+    nsd = await synthNsd({ out: join(tmp, 'nsd'), grid: [8, 8, 8], designSessions: 4, sessions: 3, trialsPerSession: 60, sharedImages: 10, imageSize: 16, formats: ['nifti'], seed: 5 });
+    const { plan } = await planNsdSessions({ root: nsd.root, subject: 1, sessions: null, format: 'auto' }, await readNsdDesign(nsd.root));
+    every = plan!.imageIds;
+  }, 120_000);
+
+  const latent = join(tmp, 'latent.npy');
+  const writeLatent = (seed: number) => {
+    const rows = every[every.length - 1];
+    return writeNpy(latent, Float32Array.from({ length: rows * 4 }, (_, i) => Math.sin(seed * 1000 + i * 0.37)), [rows, 4]);
+  };
+  const config = (): EncodeConfigInput => ({ out: join(tmp, 'enc'), nsd: { root: nsd.root, subject: 1 }, featureSets: [{ name: 'lat', kind: 'file', path: latent }], noiseCeiling: 'none' });
+
+  it('reruns the fit and what depends on it, with the new numbers, and the dry run says why', async () => {
+    await writeLatent(1);
+    const first = await encode(config());
+    expect(first.stages.every((s) => s.status === 'ran')).toBe(true);
+    const hash = configHash(resolveEncodeConfig(config()));
+    await writeLatent(2); // same shape, same size: other numbers
+    later(latent);
+    const dry = await encode(config(), { dryRun: true });
+    expect(dry.configHash).toBe(hash); // the run folder's identity is the config's, as before
+    const lines = dry.plan!.filter((l) => /^(run |skip) /.test(l));
+    expect(lines.map((l) => l.slice(0, 4).trim() + ' ' + l.split(/\s+/)[1])).toEqual(['skip extract', 'skip ceiling', 'run fit.lat', 'run maps', 'run report']);
+    expect(lines[2]).toMatch(new RegExp(`\\(again: ${resolve(latent).replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} changed since it ran\\)$`));
+    expect(lines[3]).toMatch(/\(again: fit\.lat runs\)$/);
+    const again = await encode(config());
+    expect(again.stages.filter((s) => s.status === 'ran').map((s) => s.stage)).toEqual(['fit.lat', 'maps', 'report']);
+    expect(again.featureSets[0].r).not.toEqual(first.featureSets[0].r);
+    expect((await readNpy(join(tmp, 'enc', 'fits', 'lat', 'r.npy'))).data).toEqual(again.featureSets[0].r);
+    // unchanged since: everything is skipped
+    expect((await encode(config())).stages.every((s) => s.status === 'skipped')).toBe(true);
+  });
+
+  it('declares the model folder for embed and the feature stages, the atlases for the maps, a file set for its fit and banded stages', () => {
+    const c = resolveEncodeConfig({
+      out: join(tmp, 'enc-model'),
+      nsd: { root: nsd.root, subject: 1 },
+      model: join(tmp, 'sd'),
+      featureSets: [{ name: 'z', kind: 'z' }, { name: 'zc', kind: 'zc', strength: 0.5, steps: 4 }, { name: 'lat', kind: 'file', path: latent }],
+      banded: [{ name: 'both', sets: ['z', 'lat'] }],
+      noiseCeiling: 'auto',
+    });
+    const inputs = new Map(encodeStages(c).map((s) => [s.id, s.inputs ?? []]));
+    expect(inputs.get('embed')![0]).toBe(join(tmp, 'sd'));
+    expect(inputs.get('features.zc')).toEqual([join(tmp, 'sd')]);
+    expect(inputs.get('fit.lat')).toEqual([latent]);
+    expect(inputs.get('fit.z')).toEqual([]);
+    expect(inputs.get('banded.both')).toEqual([latent]);
+    expect(inputs.get('ceiling')).toEqual([join(betasDir(nsd.root, 1), 'ncsnr.nii.gz')]);
+    expect(inputs.get('extract')).toContain(betasPath(nsd.root, 1, 1, 'nifti'));
+    expect(inputs.get('maps')).toContain(roiPath(nsd.root, 1, 'streams'));
+  });
+});

@@ -1,0 +1,57 @@
+/**
+ * A command's checks of its flags and inputs, each kept instead of stopping the command at the first: one refusal
+ * lists every problem, as the encode config's checks do. One problem is thrown as it is (its class and message);
+ * several make one PreflightError, a line each, each naming its flag.
+ */
+import { BrainlatentError } from '../errors.js';
+import { PreflightError } from '../pipeline/errors.js';
+
+/** `message` named by `flag` once: "--alphas: …" for "alphas: …", as is when it starts with the flag already. */
+function byFlag(flag: string | undefined, message: string): string {
+  if (!flag || message.startsWith(flag)) return message;
+  const bare = `${flag.replace(/^--/, '')}: `;
+  return `${flag}: ${message.startsWith(bare) ? message.slice(bare.length) : message}`;
+}
+
+export class FlagProblems {
+  private readonly found: { error: BrainlatentError; line: string }[] = [];
+
+  /** The check's value, or undefined when it refused (its refusal kept); errors other than refusals pass. */
+  take<T>(check: () => T, flag?: string): T | undefined {
+    try {
+      return check();
+    } catch (e) {
+      this.keep(e, flag);
+      return undefined;
+    }
+  }
+
+  /** As `take`, for a check that reads files. */
+  async takeAsync<T>(check: () => Promise<T>, flag?: string): Promise<T | undefined> {
+    try {
+      return await check();
+    } catch (e) {
+      this.keep(e, flag);
+      return undefined;
+    }
+  }
+
+  add(error: BrainlatentError, flag?: string): void {
+    this.found.push({ error, line: byFlag(flag, error.message) });
+  }
+
+  get count(): number {
+    return this.found.length;
+  }
+
+  /** Throws what was found (nothing when all is well); `what` names the command ("ridge fit"). */
+  throwIfAny(what: string): void {
+    if (this.found.length === 1) throw this.found[0].error;
+    if (this.found.length > 1) throw new PreflightError(this.found.map((p) => p.line), what);
+  }
+
+  private keep(e: unknown, flag?: string): void {
+    if (!(e instanceof BrainlatentError)) throw e;
+    this.add(e, flag);
+  }
+}

@@ -1,0 +1,41 @@
+/**
+ * The files each of encode()'s stages reads from outside the run folder (see ts/pipeline/stageInputs.ts): a file
+ * feature set's table and ids, the model folder, the noise ceiling's ncsnr, the atlases, the anatomy of the report.
+ */
+import { join } from 'node:path';
+
+import type { EncodeConfig } from '../config/encode.js';
+import { betasDir, brainmaskPath, ctabPath, meanEpiPath, roiPath, t1Path } from '../nsd/paths.js';
+import { embeddingInputs, extractionInputs } from '../pipeline/stageInputs.js';
+import { tableSpecs } from './runPaths.js';
+
+/** A 'file' feature set's files (the table and its ids); none for the sets a stage computes. */
+function featureFiles(c: EncodeConfig, set: string): string[] {
+  const s = c.featureSets.find((f) => f.name === set);
+  return s?.kind === 'file' ? [s.path, ...(s.ids ? [s.ids] : [])] : [];
+}
+
+/** The atlases of the region table (their volumes and label tables), which the maps and the report read. */
+function atlasInputs(c: EncodeConfig): string[] {
+  return c.regions.flatMap((atlas) => [roiPath(c.nsd.root, c.nsd.subject, atlas), ctabPath(c.nsd.root, atlas)]);
+}
+
+/** The inputs of the stage `id` of encodeStages(c). */
+export function encodeStageInputs(c: EncodeConfig, id: string): string[] {
+  const { root, subject } = c.nsd;
+  if (id === 'extract') return extractionInputs(c.nsd, [c.nsd.roi]);
+  if (id === 'ceiling') {
+    if (c.noiseCeiling === 'auto') return [join(betasDir(root, subject), 'ncsnr.nii.gz')];
+    return c.noiseCeiling === 'none' || c.noiseCeiling === 'estimate' ? [] : [c.noiseCeiling];
+  }
+  if (id === 'embed') return c.model ? embeddingInputs(root, c.model, c.nsd.captions) : [];
+  if (id.startsWith('features.')) return c.model ? [c.model] : [];
+  if (id.startsWith('fit.')) {
+    const t = tableSpecs(c).find((s) => `fit.${s.key}` === id);
+    return t ? featureFiles(c, t.spec.name) : [];
+  }
+  if (id.startsWith('banded.')) return (c.banded.find((b) => `banded.${b.name}` === id)?.sets ?? []).flatMap((s) => featureFiles(c, s));
+  if (id === 'maps') return atlasInputs(c);
+  if (id === 'report') return [...atlasInputs(c), t1Path(root, subject), meanEpiPath(root, subject), brainmaskPath(root, subject)];
+  return [];
+}
