@@ -230,7 +230,7 @@ export async function extractionProblems(opts: Pick<NsdExtractOptions, 'root' | 
   if (region && files && first) {
     await attempt('roi', async () => {
       const affine = await betasGridAffine(o.root, o.subject, files[0], first.grid);
-      const offGrid = maskGridMismatch(region, { grid: first.grid, betasFile: files[0].path, affine }, 'roi', o.subject);
+      const offGrid = maskGridMismatch(region, { grid: first.grid, betasFile: files[0].path, affine }, null, o.subject);
       if (offGrid) throw new ShapeError(offGrid);
     });
   }

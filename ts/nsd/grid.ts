@@ -25,13 +25,14 @@ export const GRID_TOLERANCE_MM = 1e-3;
 export function maskGridMismatch(
   region: { mask: { grid: Grid }; path: string; header: NiftiGeometry; kind: 'atlas' | 'file' },
   plan: BetasGrid,
-  field: string,
+  field: string | null,
   subject: number,
 ): string | null {
+  const at = field === null ? '' : `${field}: `;
   const [m, b] = [region.mask.grid, plan.grid];
   if (m[0] !== b[0] || m[1] !== b[1] || m[2] !== b[2]) {
     return (
-      `${field}: the mask ${region.path} is on a ${m.join('×')} grid but subject ${subject}'s betas (${plan.betasFile}) are on ${b.join('×')}; ` +
+      `${at}the mask ${region.path} is on a ${m.join('×')} grid but subject ${subject}'s betas (${plan.betasFile}) are on ${b.join('×')}; ` +
       `expected a mask on the subject's grid`
     );
   }
@@ -41,7 +42,7 @@ export function maskGridMismatch(
   if (shift <= GRID_TOLERANCE_MM) return null;
   const theirs = plan.affine.file === plan.betasFile ? `the betas' ${plan.affine.method}` : `the ${plan.affine.method} of ${plan.affine.file}, as HDF5 betas carry no affine`;
   return (
-    `${field}: the mask ${region.path} has the ${b.join('×')} dimensions of subject ${subject}'s betas (${plan.betasFile}) but another voxel-to-world affine: ` +
+    `${at}the mask ${region.path} has the ${b.join('×')} dimensions of subject ${subject}'s betas (${plan.betasFile}) but another voxel-to-world affine: ` +
     `${formatAffine(mine)} (its ${affineMethod(region.header)}) against ${formatAffine(plan.affine.affine)} (${theirs}); ` +
     `its voxels lie up to ${shift.toPrecision(3)} mm from the subject's; expected a mask on the subject's grid`
   );
