@@ -12,7 +12,7 @@ export type { RidgeScore, RidgeFitSettings, RidgeModelParts, PredictOptions } fr
 export type { NativeRidgeInfo, NativeMemoryInfo, NativeRidgeSolver } from './native/ridgeTypes.js';
 export { logspace, parseAlphas } from './ridge/alphas.js';
 export { readNpy, writeNpy, readNpyHeader, readMatrixNpy, readIntVectorNpy } from './io/npy.js';
-export type { NpyArray, NpyData, NpyDType, NpyHeader, MatrixReadOptions } from './io/npy.js';
+export type { NpyArray, NpyData, NpyDType, NpyHeader, MatrixReadOptions, NpyReadOptions } from './io/npy.js';
 export type { NumericArray, DType } from './io/typedArrays.js';
 export { readSafetensors, writeSafetensors } from './io/safetensors.js';
 export type { SafetensorsFile, SafetensorsTensor } from './io/safetensors.js';
