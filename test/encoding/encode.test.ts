@@ -14,21 +14,12 @@ import type { Page } from 'playwright-core';
 import type { EncodingSummary } from '../../ts/encoding/mapFiles.js';
 import { mapRecordsOf } from '../../ts/encoding/report.js';
 import { artifactPath, chromiumPath, imageStates, launchBrowser, NO_BROWSER, openReport } from '../helpers/browser.js';
+import { pearson } from '../helpers/pearson.js';
 
 let world: World;
 let result: EncodeResult;
 let layers: string[];
 
-function pearson(a: number[], b: number[]): number {
-  const n = a.length, ma = a.reduce((s, v) => s + v, 0) / n, mb = b.reduce((s, v) => s + v, 0) / n;
-  let sab = 0, saa = 0, sbb = 0;
-  for (let i = 0; i < n; i++) {
-    sab += (a[i] - ma) * (b[i] - mb);
-    saa += (a[i] - ma) ** 2;
-    sbb += (b[i] - mb) ** 2;
-  }
-  return sab / Math.sqrt(saa * sbb);
-}
 
 beforeAll(async () => {
   world = await makeWorld();

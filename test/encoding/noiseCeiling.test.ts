@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { estimateNcsnr, meanInverseTrials, noiseCeilingFromNcsnr, trialsPerTestImage } from '../../ts/encoding/noiseCeiling.js';
 import { stageRecipe } from '../../ts/pipeline/runFolder.js';
 import { rng } from '../helpers/random.js';
+import { pearson } from '../helpers/pearson.js';
 
 // With test images of different repetitions the ceiling took 1/mean(n) as the noise term; the NSD data manual's
 // is (A/3 + B/2 + C/1)/(A + B + C), the mean over test images of 1/n, which is larger (Jensen), so the ceiling
@@ -61,14 +62,3 @@ describe('the noise ceiling with mixed repetitions', () => {
   });
 });
 
-function pearson(a: number[], b: number[]): number {
-  const n = a.length;
-  const ma = a.reduce((s, v) => s + v, 0) / n, mb = b.reduce((s, v) => s + v, 0) / n;
-  let sab = 0, saa = 0, sbb = 0;
-  for (let i = 0; i < n; i++) {
-    sab += (a[i] - ma) * (b[i] - mb);
-    saa += (a[i] - ma) ** 2;
-    sbb += (b[i] - mb) ** 2;
-  }
-  return sab / Math.sqrt(saa * sbb);
-}

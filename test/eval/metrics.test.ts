@@ -11,6 +11,7 @@ import { evaluateReconstructions } from '../../ts/eval/evaluate.js';
 import { pixCorr, ssim } from '../../ts/eval/pixel.js';
 import { metricsCsv } from '../../ts/eval/table.js';
 import type { RgbImages } from '../../ts/sd/tensor.js';
+import { pearson } from '../helpers/pearson.js';
 
 function images(count: number, size: number, fill: (i: number, p: number) => number): RgbImages {
   const data = new Uint8Array(count * size * size * 3);
@@ -18,24 +19,6 @@ function images(count: number, size: number, fill: (i: number, p: number) => num
   return { data, count, height: size, width: size };
 }
 
-function pearson(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  const n = a.length;
-  let ma = 0;
-  let mb = 0;
-  for (let i = 0; i < n; i++) {
-    ma += a[i] / n;
-    mb += b[i] / n;
-  }
-  let sab = 0;
-  let saa = 0;
-  let sbb = 0;
-  for (let i = 0; i < n; i++) {
-    sab += (a[i] - ma) * (b[i] - mb);
-    saa += (a[i] - ma) ** 2;
-    sbb += (b[i] - mb) ** 2;
-  }
-  return sab / Math.sqrt(saa * sbb);
-}
 
 describe('PixCorr and SSIM (native)', () => {
   it('PixCorr matches a plain Pearson r per image', async () => {

@@ -10,9 +10,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { encodeNpy } from '../../ts/io/npy.js';
-import { RidgeModel } from '../../ts/ridge/RidgeModel.js';
 import { GraphBuilder, intsAttr, model, rng, strAttr, valueInfo, writeSdFixture } from '../../ts/sd/fixture.js';
 import { startTestServer, type TestServer } from './helpers.js';
+import { saveOverflowingRidgeModel } from '../helpers/overflowModel.js';
 
 const FLOAT = 1; // onnx.TensorProto.DataType.FLOAT
 
@@ -52,18 +52,7 @@ beforeAll(async () => {
   writeFileSync(join(models, 'nan-unet', 'unet', 'model.onnx'), nanUnet());
   cpSync(join(models, 'sd'), join(models, 'inf-vae'), { recursive: true });
   writeFileSync(join(models, 'inf-vae', 'vae_decoder', 'model.onnx'), infDecoder());
-  // finite coefficients (so the model loads) whose products overflow float32 for ordinary inputs
-  const f = (n: number, v: number) => new Float32Array(n).fill(v);
-  await new RidgeModel({
-    coef: { data: f(4 * 2, 3e38), rows: 4, cols: 2 },
-    intercept: f(2, 0),
-    xMean: f(4, 0),
-    xScale: f(4, 1),
-    bestAlphas: f(2, 1),
-    bestScores: f(2, 0),
-    cvScores: { data: f(2, 0), rows: 1, cols: 2 },
-    settings: { alphas: [1], nFolds: 2, foldKind: 'contiguous', score: 'r2', fitIntercept: true, standardize: false },
-  }).save(join(models, 'huge.safetensors'));
+  await saveOverflowingRidgeModel(join(models, 'huge.safetensors'));
   for (const [kind, name, path] of [['sd', 'sd', 'models/sd'], ['sd', 'nan-unet', 'models/nan-unet'], ['sd', 'inf-vae', 'models/inf-vae'], ['ridge', 'huge', 'models/huge.safetensors']]) {
     const r = await s.call('POST', '/v1/models', { kind, name, path });
     expect(r.status, r.text).toBe(201);

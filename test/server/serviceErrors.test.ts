@@ -11,11 +11,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { CancelledError } from '../../ts/errors.js';
 import { writeNpy } from '../../ts/io/npy.js';
-import { RidgeModel } from '../../ts/ridge/RidgeModel.js';
 import { overlaps } from '../../ts/server/jobs/jobBoard.js';
 import { LocalJobRunner } from '../../ts/server/jobs/LocalJobRunner.js';
 import { rootRelative } from '../../ts/server/rootPaths.js';
 import { readEvents, startTestServer, until, type TestServer } from './helpers.js';
+import { saveOverflowingRidgeModel } from '../helpers/overflowModel.js';
 
 /** A runner whose jobs run until cancelled (no job process). */
 const idleRunner = () =>
@@ -142,18 +142,7 @@ describe("errors name files relative to the root, never by the server's own path
 describe('`brainlatent serve` logs what a 500 says is in the server log', () => {
   it('a request answered 5xx is logged on stderr with its stack, at the default --log-level', async () => {
     const root = realpathSync(mkdtempSync(join(tmpdir(), 'bl-serve-log-')));
-    // finite coefficients whose products overflow float32: predictions are Inf, a 500 ModelOutputError
-    const f = (n: number, v: number) => new Float32Array(n).fill(v);
-    await new RidgeModel({
-      coef: { data: f(4 * 2, 3e38), rows: 4, cols: 2 },
-      intercept: f(2, 0),
-      xMean: f(4, 0),
-      xScale: f(4, 1),
-      bestAlphas: f(2, 1),
-      bestScores: f(2, 0),
-      cvScores: { data: f(2, 0), rows: 1, cols: 2 },
-      settings: { alphas: [1], nFolds: 2, foldKind: 'contiguous', score: 'r2', fitIntercept: true, standardize: false },
-    }).save(join(root, 'huge.safetensors'));
+    await saveOverflowingRidgeModel(join(root, 'huge.safetensors'));
     const cli = resolve(import.meta.dirname, '..', '..', 'dist', 'cli', 'main.js');
     const proc = spawn(process.execPath, [cli, 'serve', '--root', root, '--port', '0', '--shutdown-deadline', '0'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, BRAINLATENT_SERVE_V8_FLAGS: '0' } });
     let out = '';
