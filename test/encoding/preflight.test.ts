@@ -242,6 +242,22 @@ describe("encode's preflight of 'unet' feature sets", () => {
       else process.env.TMPDIR = saved;
     }
   });
+
+  it("runs only the layers of the sets whose features stage will run (a resumed run's done sets are not loaded again)", async () => {
+    const c = resolveEncodeConfig({
+      ...config([
+        { name: 'u', kind: 'unet', layers: [tanh], timesteps: [201], pool: 2 },
+        { name: 'bad', kind: 'unet', layers: ['tanh_one_row'], timesteps: [201], pool: 2 },
+      ]),
+      model,
+      imageSize: 32,
+    });
+    await expect(preflightEncode(c)).rejects.toThrow(/feature set 'bad': layer 'tanh_one_row'/);
+    await expect(preflightEncode(c, { unetSetsToRun: new Set(['u']) })).resolves.toMatchObject({ voxels: expect.any(Number) });
+    // (a name it does not have is still refused: that check reads the graph only)
+    const misnamed = resolveEncodeConfig({ ...config([{ name: 'u', kind: 'unet', layers: ['no_such_layer'], timesteps: [201], pool: 2 }]), model, imageSize: 32 });
+    await expect(preflightEncode(misnamed, { unetSetsToRun: new Set() })).rejects.toThrow(/feature set 'u': .*no_such_layer/);
+  });
 });
 
 describe('nsd.sessions', () => {

@@ -123,10 +123,12 @@ async function runEncode(c: EncodeConfig, options: EncodeOptions): Promise<Encod
   const hash = configHash(c);
   // A --force that a kill interrupted is finished first: nothing of the old run counts as done.
   const force = options.force || (await clearingInterrupted(c.out));
-  const pre = await preflightEncode(c, { force });
   const stages = encodeStages(c);
   const planned = await planStages(c, stages, force);
   const skip = new Map([...planned].map(([id, p]) => [id, p.skip]));
+  // (the U-Net's layers are run through it only for the feature sets still to compute)
+  const unetSetsToRun = new Set(c.featureSets.filter((s) => s.kind === 'unet' && !skip.get(`features.${s.name}`)).map((s) => s.name));
+  const pre = await preflightEncode(c, { force, unetSetsToRun });
   if (options.dryRun) {
     const est = await estimateEncodeStages(c, stages, skip, options.signal);
     const seconds = (id: string) => est.get(id)?.seconds ?? 0;

@@ -29,7 +29,17 @@ export interface EncodePreflight {
 
 const isDir = (p: string) => existsSync(p) && statSync(p).isDirectory();
 
-export async function preflightEncode(c: EncodeConfig, options: { force?: boolean } = {}): Promise<EncodePreflight> {
+export interface EncodePreflightOptions {
+  force?: boolean;
+  /**
+   * The 'unet' feature sets whose features stage will run (default: all). Only their layers are run through the
+   * U-Net (checkUnetLayers loads a copy of it: seconds to minutes on a real export), so a resumed run whose U-Net
+   * features are done does not pay for it; the features stage checks each layer's output again as it computes.
+   */
+  unetSetsToRun?: ReadonlySet<string>;
+}
+
+export async function preflightEncode(c: EncodeConfig, options: EncodePreflightOptions = {}): Promise<EncodePreflight> {
   const problems: string[] = [];
   const model = c.featureSets.filter((s) => s.kind !== 'file');
   if (model.length && c.model !== null) {
@@ -39,7 +49,7 @@ export async function preflightEncode(c: EncodeConfig, options: { force?: boolea
       for (const part of parts) {
         if (!existsSync(join(c.model, part, 'model.onnx'))) problems.push(`model folder ${c.model} has no ${part}/model.onnx (expected a diffusers/optimum SD 1.x ONNX export)`);
       }
-      if (model.some((s) => s.kind === 'zc' || s.kind === 'unet') && existsSync(join(c.model, 'unet', 'model.onnx'))) problems.push(...(await unetProblems(c)));
+      if (model.some((s) => s.kind === 'zc' || s.kind === 'unet') && existsSync(join(c.model, 'unet', 'model.onnx'))) problems.push(...(await unetProblems(c, options.unetSetsToRun)));
     }
   }
   if (!['auto', 'none', 'estimate'].includes(c.noiseCeiling) && !existsSync(c.noiseCeiling)) problems.push(`noiseCeiling: ${c.noiseCeiling} does not exist`);
@@ -110,7 +120,7 @@ export async function preflightEncode(c: EncodeConfig, options: { force?: boolea
  * exposed and runs it once on a batch of 2; the copy is removed after). The layers of every 'unet' set are
  * checked together, each problem under the sets that name the layer.
  */
-async function unetProblems(c: EncodeConfig): Promise<string[]> {
+async function unetProblems(c: EncodeConfig, toRun?: ReadonlySet<string>): Promise<string[]> {
   const dir = c.model!;
   const problems: string[] = [];
   let sized = false;
@@ -133,16 +143,17 @@ async function unetProblems(c: EncodeConfig): Promise<string[]> {
       named = false;
     }
   }
-  // the probe runs the U-Net: only at a size it takes, and with every name found
-  if (!sets.length || !sized || !named) return problems;
-  const names = sets.map((s) => `'${s.name}'`).join(', ');
+  // the probe runs the U-Net: only at a size it takes, with every name found, for the sets still to compute
+  const probed = toRun ? sets.filter((s) => toRun.has(s.name)) : sets;
+  if (!probed.length || !sized || !named) return problems;
+  const names = probed.map((s) => `'${s.name}'`).join(', ');
   try {
-    const layers = [...new Set(sets.flatMap((s) => s.layers))];
-    const check = await checkUnetLayers(dir, layers, { imageSize: c.imageSize, timestep: sets[0].timesteps[0] });
-    if (check.problem) problems.push(`feature set${sets.length > 1 ? 's' : ''} ${names}: ${check.problem}`);
-    for (const l of check.layers) for (const s of sets) if (l.problem && s.layers.includes(l.name)) problems.push(`feature set '${s.name}': ${l.problem}`);
+    const layers = [...new Set(probed.flatMap((s) => s.layers))];
+    const check = await checkUnetLayers(dir, layers, { imageSize: c.imageSize, timestep: probed[0].timesteps[0] });
+    if (check.problem) problems.push(`feature set${probed.length > 1 ? 's' : ''} ${names}: ${check.problem}`);
+    for (const l of check.layers) for (const s of probed) if (l.problem && s.layers.includes(l.name)) problems.push(`feature set '${s.name}': ${l.problem}`);
   } catch (e) {
-    problems.push(`feature set${sets.length > 1 ? 's' : ''} ${names}: ${(e as Error).message}`);
+    problems.push(`feature set${probed.length > 1 ? 's' : ''} ${names}: ${(e as Error).message}`);
   }
   return problems;
 }
