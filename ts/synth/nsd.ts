@@ -141,12 +141,19 @@ async function writeDataset(o: Resolved, finalRoot: string): Promise<SynthNsdRes
 
   // Stimuli, captions and features.
   const scenes = generateScenes(nStimuli, o.seed + 1);
-  const images = scenes.map((s, i) => {
-    if (i % 256 === 0) o.onProgress({ phase: 'stimuli', done: i, total: nStimuli });
-    return renderScene(s, o.imageSize);
-  });
+  // (the event loop gets a turn between blocks of images: a job's process hears its cancel there, not
+  // seconds later after the whole render — on a loaded machine past the job's kill deadline)
+  const images: ReturnType<typeof renderScene>[] = [];
+  const latent: ReturnType<typeof latentFeatures>[] = [];
+  for (let i = 0; i < nStimuli; i++) {
+    if (i % 64 === 0) {
+      if (i % 256 === 0) o.onProgress({ phase: 'stimuli', done: i, total: nStimuli });
+      await new Promise<void>((resolveTurn) => setImmediate(resolveTurn));
+    }
+    images.push(renderScene(scenes[i], o.imageSize));
+    latent.push(latentFeatures(images[i]));
+  }
   o.onProgress({ phase: 'stimuli', done: nStimuli, total: nStimuli });
-  const latent = images.map(latentFeatures);
   const semantic = scenes.map(semanticFeatures);
   o.onProgress({ phase: 'stimulus file', done: 0, total: 1 });
   await writeStimuli(o.out, scenes, images.map((i) => i.data), o.imageSize);
