@@ -4,10 +4,11 @@
  * as float32 outputs (the model failed to load) or cut into rows of garbage; now the features stage and
  * `sd layers` name them, and no copy of the U-Net is left in the temp folder.
  */
-import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 
 import { Command } from 'commander';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -161,6 +162,40 @@ describe('copies of the U-Net', () => {
     ).rejects.toThrow('boom');
     expect(existsSync(seen)).toBe(false);
     expect(readdirSync(parent)).toEqual([]);
+  });
+
+  // a run killed with SIGKILL never ran remove(): its copy stayed in the temp folder for good
+  it("a copy left by a dead process is removed at the next use; a live process's copy is kept", async () => {
+    const dir = osTmp('stale');
+    // the copy's name carries this host's tag and this process's pid
+    const own = await exposeUnetLayers(model, [tanh], dir);
+    const name = basename(dirname(own.path));
+    const m = /^brainlatent-unet-layers-([0-9a-f]{6})-(\d+)-[A-Za-z0-9]{6}$/.exec(name);
+    expect(m, name).not.toBeNull();
+    expect(Number(m![2])).toBe(process.pid);
+    await own.remove();
+    // a process that has exited: its pid names a dead process
+    const child = spawnSync(process.execPath, ['-e', '']);
+    expect(child.status).toBe(0);
+    const copy = (pid: number, tag = m![1]) => {
+      const p = join(dir, `brainlatent-unet-layers-${tag}-${pid}-aB3xYz`);
+      mkdirSync(p);
+      writeFileSync(join(p, 'model.onnx'), 'a copy');
+      return p;
+    };
+    const dead = copy(child.pid!);
+    const live = copy(process.pid);
+    const otherHost = copy(child.pid!, m![1] === '000000' ? '111111' : '000000');
+    await checkUnetLayers(model, [tanh], { imageSize: 32, timestep: 500 });
+    expect(existsSync(dead)).toBe(false);
+    expect(existsSync(join(live, 'model.onnx'))).toBe(true);
+    expect(existsSync(join(otherHost, 'model.onnx'))).toBe(true); // another machine's process: not judged from here
+    expect(readdirSync(dir).sort()).toEqual([basename(live), basename(otherHost)].sort());
+    // the features stage's copy too
+    const again = copy(child.pid!);
+    await unetLayerFeatures(model, unetSpec([tanh]), embeddings(2), { batch: 2 });
+    expect(existsSync(again)).toBe(false);
+    expect(existsSync(live)).toBe(true);
   });
 
   it('the features stage leaves no copy in the temp folder, done or aborted', async () => {

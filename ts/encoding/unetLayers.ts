@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, symlink } from 'node:fs/promises';
+import { mkdir, readFile, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { CancelledError, FormatError, InvalidArgumentError, MissingFileError } from '../errors.js';
@@ -7,6 +7,7 @@ import { onnx } from '../sd/onnxProto.js';
 import { OnnxModel, unetFeatures } from '../sd/OnnxModel.js';
 import type { Tensor } from '../sd/tensor.js';
 import { writeFileAtomic } from '../io/atomicWrite.js';
+import { makeProcessTempDir } from '../io/processTemp.js';
 
 type IModel = import('onnx-proto').onnx.IModelProto;
 type INode = import('onnx-proto').onnx.INodeProto;
@@ -103,10 +104,15 @@ export async function unetSizeMismatch(modelDir: string, imageSize: number, fiel
   return `${field} ${imageSize} gives ${side}×${side} latents, but ${src} takes ${sample?.name ?? 'its sample'} of ${h ?? '?'}×${w ?? '?'} only: set ${field} to ${8 * (h ?? w ?? side)}`;
 }
 
+/** The name of the U-Net copies' folders: `brainlatent-unet-layers-<host>-<pid>-<random>` (makeProcessTempDir). */
+export const UNET_COPY_PREFIX = 'brainlatent-unet-layers';
+
 /**
  * A copy of the U-Net with `layers` added as graph outputs (after the original outputs), in a folder of its own
- * under `parentDir` (default: the OS temp folder). External weight files are linked beside the copy, so a real
- * (> 2 GB) U-Net works unchanged. The copy is the caller's to remove: `remove()`, or use `withExposedUnet`.
+ * under `parentDir` (default: the OS temp folder), named for the process (UNET_COPY_PREFIX). External weight files
+ * are linked beside the copy, so a real (> 2 GB) U-Net works unchanged. The copy is the caller's to remove:
+ * `remove()`, or use `withExposedUnet`; copies of dead processes of this host in `parentDir` (killed with SIGKILL,
+ * crashed) are removed when the next copy is made there.
  */
 export interface ExposedUnet {
   path: string;
@@ -142,8 +148,8 @@ export async function exposeUnetLayers(modelDir: string, layers: string[], paren
   const info = new Map((graph.valueInfo ?? []).map((v) => [v.name, v]));
   for (const l of layers) if (!existing.has(l)) graph.output = [...(graph.output ?? []), outputDeclaration(l, info)];
   const ops = new Map(layersOf(model).filter((l) => layers.includes(l.name)).map((l) => [l.name, l.opType]));
-  await mkdir(parentDir, { recursive: true });
-  const dir = await mkdtemp(join(parentDir, 'brainlatent-unet-layers-'));
+  // named for this process: a copy a killed run left (its remove() never ran) goes at the next exposure here
+  const dir = await makeProcessTempDir(parentDir, UNET_COPY_PREFIX);
   const remove = () => rm(dir, { recursive: true, force: true });
   try {
     await linkExternalWeights(graph, src, dir);
