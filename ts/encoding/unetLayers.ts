@@ -208,10 +208,14 @@ export interface UnetLayerType {
 
 const shapeText = (shape: readonly (number | string)[]) => `[${shape.join(', ')}]`;
 
+/** Element types a layer may have to be a feature ('other': untyped until run; the engine refuses any but these two then). */
+const FEATURE_DTYPES = new Set(['float32', 'float16', 'other']);
+
 /**
- * The types of the exposed layers of a loaded copy. Only float32 tensors are read (a float16 export's inner
- * tensors are float16), and a first dimension of fixed size other than the sample's batch dimension means
- * the tensor has no row per image. A shape ONNX Runtime cannot tell (a scalar and an unknown shape look alike) is left to a run (`checkUnetLayers`).
+ * The types of the exposed layers of a loaded copy. Only float tensors are read: float32, and float16 (a float16
+ * export's inner tensors), which the engine hands over converted to float32 (exactly); a first dimension of fixed
+ * size other than the sample's batch dimension means the tensor has no row per image. A shape ONNX Runtime cannot
+ * tell (a scalar and an unknown shape look alike) is left to a run (`checkUnetLayers`).
  */
 export function exposedLayerTypes(model: OnnxModel, u: ExposedUnet, layers: string[]): UnetLayerType[] {
   const batch = model.inputs.find((i) => i.name === 'sample')?.shape[0];
@@ -220,8 +224,8 @@ export function exposedLayerTypes(model: OnnxModel, u: ExposedUnet, layers: stri
     const t = { name, opType: u.ops.get(name) ?? '', dtype: o?.dtype ?? 'other', shape: o?.shape ?? [] };
     const what = `layer '${name}'${t.opType ? ` (${t.opType})` : ''}`;
     let problem: string | null = null;
-    if (t.dtype !== 'float32' && t.dtype !== 'other') {
-      problem = `${what} is ${t.dtype}: features are read from float32 tensors only${t.dtype === 'float16' ? ' (a float16 U-Net export cannot be read: use a float32 one)' : ''}`;
+    if (!FEATURE_DTYPES.has(t.dtype)) {
+      problem = `${what} is ${t.dtype}: features are read from float32 and float16 tensors only`;
     } else if (typeof t.shape[0] === 'number' && t.shape[0] !== batch) {
       problem = `${what} has shape ${shapeText(t.shape)} whatever the batch (the sample input's is ${batch ?? '?'}): its first dimension is not the batch, so it holds no row per image`;
     }
