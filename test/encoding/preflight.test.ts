@@ -5,7 +5,7 @@
  */
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 import { Command } from 'commander';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -33,6 +33,7 @@ let nsd: SynthNsdResult;
 /** 73k ids of the images subject 1 saw in the sessions with betas (what the run needs features for). */
 let seen: Int32Array;
 let runs = 0;
+const esc = (x: string) => x.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 beforeAll(async () => {
   // 4 sessions in the design, betas for 3 of them
@@ -216,7 +217,7 @@ describe("encode's preflight of 'unet' feature sets", () => {
     await addSideBranches(model, tanh);
   });
 
-  it('refuses layers that are not float32 or have no row per image, naming each, and leaves no copy of the U-Net', async () => {
+  it('refuses layers that are not float32 or float16 or have no row per image, naming each, and leaves no copy of the U-Net', async () => {
     // (they were accepted: a Shape or an int64 Cast failed the run at the features stage, [1]- and [1, N]-shaped tensors were fitted as garbage)
     const saved = process.env.TMPDIR;
     const os = join(tmp, 'os-tmp');
@@ -226,15 +227,16 @@ describe("encode's preflight of 'unet' feature sets", () => {
       const unet = (layers: string[]) => ({ ...config([{ name: 'u', kind: 'unet', layers, timesteps: [201, 801], pool: 2 }]), model, imageSize: 32 });
       const msg = await refusedUpFront(
         unet([tanh, 'sample_shape', 'tanh_int', 'tanh_half', 'tanh_one_row', 'tanh_mean']),
-        /feature set 'u': layer 'sample_shape' \(Shape\) is int64: features are read from float32 tensors only/,
+        /feature set 'u': layer 'sample_shape' \(Shape\) is int64: features are read from float32 and float16 tensors only/,
         /feature set 'u': layer 'tanh_int' \(Cast\) is int64/,
-        /feature set 'u': layer 'tanh_half' \(Cast\) is float16/,
         /feature set 'u': layer 'tanh_one_row' \(Reshape\) has shape \[1, .*\] whatever the batch .*its first dimension is not the batch/,
         /feature set 'u': layer 'tanh_mean' \(ReduceMean\) has shape \[\] on a batch of 2 images: its first dimension is not the batch/,
       );
-      expect(msg.split('\n  - ')).toHaveLength(6);
+      expect(msg.split('\n  - ')).toHaveLength(5);
       expect(msg).not.toContain(`'${tanh}'`);
-      await preflightEncode(resolveEncodeConfig(unet([tanh])));
+      // a float16 tensor is read (converted to float32 by the engine)
+      expect(msg).not.toContain("'tanh_half'");
+      await preflightEncode(resolveEncodeConfig(unet([tanh, 'tanh_half'])));
       // (other readers leave files there: only the U-Net's copies count)
       expect(readdirSync(os).filter((e) => e.startsWith('brainlatent-unet'))).toEqual([]);
     } finally {
@@ -310,7 +312,6 @@ describe('nsd.roi', () => {
     const z = join(tmp, 'z-affine.npy');
     await writeNpy(z, new Float32Array(seen[seen.length - 1] * 2).fill(1), [seen[seen.length - 1], 2]);
     const t = (r: number) => +subject[r][3].toFixed(4);
-    const esc = (x: string) => x.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
     await refusedUpFront(
       config([{ name: 'z', kind: 'file', path: z }], { roi: mask }),
       new RegExp(
@@ -342,11 +343,69 @@ describe('regions', () => {
     expect(msg).not.toMatch(/regions\[0\]/);
   });
 
-  it("brainlatent encode: an atlas on another grid is left out with a warning, and the table is headed 'whole mask', not '()'", async () => {
-    const other = join(roiDir(), 'other-grid.nii.gz');
+  /** An 8×8×8 copy of nsdgeneral with 2 mm voxels instead of 1.8 (same origin), and what the message says of both affines. */
+  const shiftedCopy = async (path: string) => {
+    const { header, data } = await readNifti(join(roiDir(), 'nsdgeneral.nii.gz'));
+    const subject = voxelToWorld(header);
+    const scaled = subject.map((r) => [r[0] * (2 / 1.8), r[1] * (2 / 1.8), r[2] * (2 / 1.8), r[3]]);
+    await writeNifti(path, { dims: header.dims, datatype: 'float32', ...geometryFromAffine([...scaled, [0, 0, 0, 1]]) }, Float32Array.from(data));
+    const t = (r: number) => +subject[r][3].toFixed(4);
+    return (
+      `[2 0 0 ${t(0)}; 0 2 0 ${t(1)}; 0 0 2 ${t(2)}] (its sform) against [1.8 0 0 ${t(0)}; 0 1.8 0 ${t(1)}; 0 0 1.8 ${t(2)}] (the betas' sform); ` +
+      `its voxels lie up to ${Math.hypot(7 * 0.2, 7 * 0.2, 7 * 0.2).toPrecision(3)} mm from the subject's`
+    );
+  };
+  const betas = () => join(nsd.root, 'nsddata_betas', 'ppdata', 'subj01', 'func1pt8mm', 'betas_fithrf_GLMdenoise_RR', 'betas_session01.nii.gz');
+
+  // the region table reads each atlas at the mask's flat indices: one of the same size placed elsewhere gave every
+  // voxel another voxel's label in silence, and one of another size was only left out after the fits
+  it('an atlas on another grid than the betas (other dimensions, or the same placed elsewhere) is refused before any work, naming regions[i] and the file', async () => {
+    const other = join(roiDir(), 'other-grid.nii.gz'), shifted = join(roiDir(), 'shifted.nii.gz');
     await writeNifti(other, { dims: [10, 10, 10], datatype: 'int16' }, new Int16Array(1000).fill(1));
-    const cfg = join(tmp, 'other-grid.json');
-    writeFileSync(cfg, JSON.stringify({ ...config(await features()), regions: ['other-grid'], ridge: { alphas: '1e-1:1e3:3' } }));
+    const affines = await shiftedCopy(shifted);
+    try {
+      const msg = await refusedUpFront(
+        { ...config(await features()), regions: ['streams', 'other-grid', 'shifted'] },
+        new RegExp(esc(`regions[1]: the atlas ${other} is on a 10×10×10 grid but subject 1's betas (${betas()}) are on 8×8×8; expected an atlas on the subject's grid`)),
+        new RegExp(esc(`regions[2]: the atlas ${shifted} has the 8×8×8 dimensions of subject 1's betas (${betas()}) but another voxel-to-world affine: ${affines}; expected an atlas on the subject's grid`)),
+      );
+      expect(msg).not.toMatch(/regions\[0\]/);
+    } finally {
+      rmSync(other);
+      rmSync(shifted);
+    }
+  });
+
+  it("brainlatent encode --dry-run lists an atlas and a noise-ceiling file off the grid with the config's other problems", async () => {
+    const other = join(roiDir(), 'other-grid.nii.gz'), ncsnr = join(tmp, 'ncsnr-shifted.nii.gz');
+    await writeNifti(other, { dims: [10, 10, 10], datatype: 'int16' }, new Int16Array(1000).fill(1));
+    const affines = await shiftedCopy(ncsnr);
+    const cfg = join(tmp, 'off-grid.json');
+    const input = { ...config(await features()), regions: ['other-grid', 'bogus'], noiseCeiling: ncsnr };
+    writeFileSync(cfg, JSON.stringify(input));
+    const program = new Command().exitOverride();
+    registerEncodeCommand(program);
+    try {
+      const err = await program.parseAsync(['node', 'brainlatent', 'encode', '--config', cfg, '--dry-run']).then(
+        () => null,
+        (e: Error) => e,
+      );
+      expect(err?.name).toBe('PreflightError');
+      expect(err!.message).toContain(`regions[0]: the atlas ${other} is on a 10×10×10 grid but subject 1's betas (${betas()}) are on 8×8×8`);
+      expect(err!.message).toContain("regions[1]: no atlas 'bogus' for subject 1");
+      expect(err!.message).toContain(
+        `noiseCeiling: the noise-ceiling file ${ncsnr} has the 8×8×8 dimensions of subject 1's betas (${betas()}) but another voxel-to-world affine: ${affines}; ` +
+          `expected a noise-ceiling file on the subject's grid`,
+      );
+      expect(existsSync(input.out), 'nothing written').toBe(false);
+    } finally {
+      rmSync(other);
+    }
+  });
+
+  it("brainlatent encode without atlases: the table is headed 'whole mask', not '()'", async () => {
+    const cfg = join(tmp, 'no-atlas.json');
+    writeFileSync(cfg, JSON.stringify({ ...config(await features()), regions: [], ridge: { alphas: '1e-1:1e3:3' } }));
     const program = new Command().exitOverride();
     registerEncodeCommand(program);
     const out: string[] = [];
@@ -358,9 +417,51 @@ describe('regions', () => {
     } finally {
       spy.mockRestore();
       spyErr.mockRestore();
-      rmSync(other);
     }
     expect(out.join('')).toMatch(/test images; mean held-out r \(whole mask\):\nfeature set\s+all\nz\s+-?\d\.\d{3}\n/);
-    expect(err.join('')).toContain("warning: regions: left out of regions.csv: other-grid (grid 10×10×10 differs from the mask's 8×8×8)\n");
+    expect(err.join('')).not.toContain('warning');
+  });
+});
+
+describe('noiseCeiling', () => {
+  const z = async () => {
+    const path = join(tmp, 'nc-z.npy');
+    await writeNpy(path, new Float32Array(seen[seen.length - 1] * 2).fill(1), [seen[seen.length - 1], 2]);
+    return [{ name: 'z', kind: 'file', path }];
+  };
+  const betas = () => join(nsd.root, 'nsddata_betas', 'ppdata', 'subj01', 'func1pt8mm', 'betas_fithrf_GLMdenoise_RR', 'betas_session01.nii.gz');
+
+  // the ceiling stage reads ncsnr at the mask's flat indices: one of the same size placed elsewhere gave each voxel
+  // another voxel's ceiling (r / √NC in regions.csv and the report), one of another size failed after the extract
+  it('an ncsnr file on another grid than the betas is refused before any work, naming noiseCeiling and the file; one on the grid passes', async () => {
+    const nsdgeneral = join(nsd.root, 'nsddata', 'ppdata', 'subj01', 'func1pt8mm', 'roi', 'nsdgeneral.nii.gz');
+    const { header } = await readNifti(nsdgeneral);
+    const subject = voxelToWorld(header);
+    const small = join(tmp, 'ncsnr-10x8x8.nii.gz'), shifted = join(tmp, 'ncsnr-2mm.nii.gz'), good = join(tmp, 'ncsnr-good.nii.gz');
+    await writeNifti(small, { dims: [10, 8, 8], datatype: 'float32', ...geometryFromAffine([...subject, [0, 0, 0, 1]]) }, new Float32Array(640).fill(1));
+    await writeNifti(shifted, { dims: [8, 8, 8], datatype: 'float32', ...geometryFromAffine([...subject.map((r) => [r[0] * (2 / 1.8), r[1] * (2 / 1.8), r[2] * (2 / 1.8), r[3]]), [0, 0, 0, 1]]) }, new Float32Array(512).fill(1));
+    await writeNifti(good, { dims: [8, 8, 8], datatype: 'float32', ...geometryFromAffine([...subject, [0, 0, 0, 1]]) }, new Float32Array(512).fill(1));
+    await refusedUpFront(
+      { ...config(await z()), noiseCeiling: small },
+      new RegExp(esc(`noiseCeiling: the noise-ceiling file ${small} is on a 10×8×8 grid but subject 1's betas (${betas()}) are on 8×8×8; expected a noise-ceiling file on the subject's grid`)),
+    );
+    await refusedUpFront(
+      { ...config(await z()), noiseCeiling: shifted },
+      new RegExp(esc(`noiseCeiling: the noise-ceiling file ${shifted} has the 8×8×8 dimensions of subject 1's betas (${betas()}) but another voxel-to-world affine`)),
+    );
+    await preflightEncode(resolveEncodeConfig({ ...config(await z()), noiseCeiling: good }));
+  });
+
+  it("'auto': NSD's ncsnr.nii.gz beside the betas of other dimensions is refused before any work", async () => {
+    const auto = join(dirname(betas()), 'ncsnr.nii.gz');
+    await writeNifti(auto, { dims: [8, 8, 9], datatype: 'float32' }, new Float32Array(576).fill(1));
+    try {
+      await refusedUpFront(
+        { ...config(await z()), noiseCeiling: 'auto' },
+        new RegExp(esc(`noiseCeiling: the noise-ceiling file ${auto} is on a 8×8×9 grid but subject 1's betas (${betas()}) are on 8×8×8`)),
+      );
+    } finally {
+      rmSync(auto);
+    }
   });
 });

@@ -4,10 +4,11 @@
  * as float32 outputs (the model failed to load) or cut into rows of garbage; now the features stage and
  * `sd layers` name them, and no copy of the U-Net is left in the temp folder.
  */
-import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 
 import { Command } from 'commander';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -19,7 +20,7 @@ import { CancelledError } from '../../ts/errors.js';
 import { OnnxModel } from '../../ts/sd/OnnxModel.js';
 import { onnx } from '../../ts/sd/onnxProto.js';
 import { writeSdFixture } from '../../ts/sd/fixture.js';
-import { addSideBranches, SIDE_BRANCHES } from './unetSideBranches.js';
+import { addSideBranches, HALF_BRANCH, SIDE_BRANCHES } from './unetSideBranches.js';
 
 let tmp = '';
 let model = '';
@@ -81,7 +82,7 @@ describe('U-Net features read only tensors with a row per image', () => {
   it('a tensor that is not float32 is refused, naming the layer and its type', async () => {
     osTmp('features-int');
     await expect(unetLayerFeatures(model, unetSpec(['sample_shape', 'tanh_int']), embeddings(2), { batch: 2 })).rejects.toThrow(
-      /feature set 'u': layer 'sample_shape' \(Shape\) is int64: features are read from float32 tensors only; layer 'tanh_int' \(Cast\) is int64/,
+      /feature set 'u': layer 'sample_shape' \(Shape\) is int64: features are read from float32 and float16 tensors only; layer 'tanh_int' \(Cast\) is int64/,
     );
   });
 
@@ -96,15 +97,17 @@ describe('U-Net features read only tensors with a row per image', () => {
 describe('checkUnetLayers (the preflight and sd layers)', () => {
   it('types each layer as ONNX Runtime does and runs a batch of 2 to find the tensors with no row per image', async () => {
     osTmp('check');
-    const layers = [tanh, ...SIDE_BRANCHES];
+    const layers = [tanh, HALF_BRANCH, ...SIDE_BRANCHES];
     const check = await checkUnetLayers(model, layers, { imageSize: 32, timestep: 500 });
     expect(check.problem).toBeNull();
     const by = new Map(check.layers.map((l) => [l.name, l]));
     expect(by.get(tanh)!.problem).toBeNull();
     expect(by.get(tanh)!.dtype).toBe('float32');
-    expect(by.get('sample_shape')!.problem).toBe("layer 'sample_shape' (Shape) is int64: features are read from float32 tensors only");
+    expect(by.get('sample_shape')!.problem).toBe("layer 'sample_shape' (Shape) is int64: features are read from float32 and float16 tensors only");
     expect(by.get('tanh_int')!.problem).toMatch(/^layer 'tanh_int' \(Cast\) is int64/);
-    expect(by.get('tanh_half')!.problem).toMatch(/^layer 'tanh_half' \(Cast\) is float16: .*use a float32 one/);
+    // float16 (a float16 export's tensors): read, converted to float32 by the engine
+    expect(by.get('tanh_half')!.problem).toBeNull();
+    expect(by.get('tanh_half')!.dtype).toBe('float16');
     expect(by.get('tanh_one_row')!.problem).toMatch(/^layer 'tanh_one_row' \(Reshape\) has shape \[1, .*\] whatever the batch/);
     expect(by.get('tanh_mean')!.problem).toMatch(/^layer 'tanh_mean' \(ReduceMean\) has shape \[\] on a batch of 2 images/);
   });
@@ -163,6 +166,40 @@ describe('copies of the U-Net', () => {
     expect(readdirSync(parent)).toEqual([]);
   });
 
+  // a run killed with SIGKILL never ran remove(): its copy stayed in the temp folder for good
+  it("a copy left by a dead process is removed at the next use; a live process's copy is kept", async () => {
+    const dir = osTmp('stale');
+    // the copy's name carries this host's tag and this process's pid
+    const own = await exposeUnetLayers(model, [tanh], dir);
+    const name = basename(dirname(own.path));
+    const m = /^brainlatent-unet-layers-([0-9a-f]{6})-(\d+)-[A-Za-z0-9]{6}$/.exec(name);
+    expect(m, name).not.toBeNull();
+    expect(Number(m![2])).toBe(process.pid);
+    await own.remove();
+    // a process that has exited: its pid names a dead process
+    const child = spawnSync(process.execPath, ['-e', '']);
+    expect(child.status).toBe(0);
+    const copy = (pid: number, tag = m![1]) => {
+      const p = join(dir, `brainlatent-unet-layers-${tag}-${pid}-aB3xYz`);
+      mkdirSync(p);
+      writeFileSync(join(p, 'model.onnx'), 'a copy');
+      return p;
+    };
+    const dead = copy(child.pid!);
+    const live = copy(process.pid);
+    const otherHost = copy(child.pid!, m![1] === '000000' ? '111111' : '000000');
+    await checkUnetLayers(model, [tanh], { imageSize: 32, timestep: 500 });
+    expect(existsSync(dead)).toBe(false);
+    expect(existsSync(join(live, 'model.onnx'))).toBe(true);
+    expect(existsSync(join(otherHost, 'model.onnx'))).toBe(true); // another machine's process: not judged from here
+    expect(readdirSync(dir).sort()).toEqual([basename(live), basename(otherHost)].sort());
+    // the features stage's copy too
+    const again = copy(child.pid!);
+    await unetLayerFeatures(model, unetSpec([tanh]), embeddings(2), { batch: 2 });
+    expect(existsSync(again)).toBe(false);
+    expect(existsSync(live)).toBe(true);
+  });
+
   it('the features stage leaves no copy in the temp folder, done or aborted', async () => {
     const dir = osTmp('stage');
     await unetLayerFeatures(model, unetSpec([tanh]), embeddings(2), { batch: 2 });
@@ -199,13 +236,14 @@ describe('brainlatent sd layers', () => {
     const names = plain.out.trim().split('\n').map((l) => l.split('\t')[0]);
     expect(names).toContain(tanh);
     for (const bad of SIDE_BRANCHES) expect(names).not.toContain(bad);
-    expect(plain.err).toMatch(/block output\(s\) left out: not float32, or no row per image \(--all lists and marks them\)/);
+    expect(names).toContain(HALF_BRANCH);
+    expect(plain.err).toMatch(/block output\(s\) left out: not float32 or float16, or no row per image \(--all lists and marks them\)/);
     const all = await run('--model', model, '--all');
     expect(all.out.split('\n')).toContain(`${tanh}\tTanh\t-`);
     expect(all.out).toMatch(/^sample_shape\tShape\t-\tunusable: layer 'sample_shape' \(Shape\) is int64/m);
     expect(all.out).toMatch(/^tanh_mean\tReduceMean\t-\tunusable: layer 'tanh_mean' \(ReduceMean\) has shape \[\] on a batch of 2 images/m);
     const json = JSON.parse((await run('--model', model, '--all', '--json')).out) as { name: string; dtype: string; usable: boolean; problem?: string }[];
-    expect(json.find((l) => l.name === 'tanh_half')).toMatchObject({ dtype: 'float16', usable: false });
+    expect(json.find((l) => l.name === 'tanh_half')).toMatchObject({ dtype: 'float16', usable: true });
     expect(json.find((l) => l.name === tanh)).toMatchObject({ dtype: 'float32', usable: true });
     expect(readdirSync(dir)).toEqual([]);
   });

@@ -1,15 +1,17 @@
 /**
  * Side branches for the U-Net checks' tests, added to a fixture U-Net (its output unchanged): a Shape and an int64
- * Cast (not float), a float16 Cast (a float16 export's tensors, here without value_info), a Reshape to [1, -1] and
- * a mean over everything (no row per image).
+ * Cast (not float), a Reshape to [1, -1] and a mean over everything (no row per image), none of which can be a
+ * feature; and a float16 Cast (a float16 export's tensors, here without value_info), which can (read as float32).
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { onnx } from '../../ts/sd/onnxProto.js';
 
-/** The tensors addSideBranches adds, none of which can be a feature. */
-export const SIDE_BRANCHES = ['sample_shape', 'tanh_int', 'tanh_half', 'tanh_one_row', 'tanh_mean'];
+/** The tensors addSideBranches adds that cannot be features. */
+export const SIDE_BRANCHES = ['sample_shape', 'tanh_int', 'tanh_one_row', 'tanh_mean'];
+/** The float16 Cast of `from` addSideBranches adds: a feature, read as float32. */
+export const HALF_BRANCH = 'tanh_half';
 
 /** Adds the side branches of `from` (a [B, C, h, w] tensor) and of the sample to the U-Net of `dir`. */
 export async function addSideBranches(dir: string, from: string): Promise<void> {

@@ -4,7 +4,7 @@
  * the earlier samples stale), and by the same version of the stage (another keyed its noise otherwise).
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -52,5 +52,30 @@ describe('img2img progress record', () => {
     await b.remove();
     marker('decoders', '2026-12-01T10:00:00Z');
     expect((await img2imgProgress(config, 'i0-24_s0-2')).has(0, 0)).toBe(false);
+  });
+
+  // a finished run folder kept an empty stages/img2img.partial/
+  it("removes the folder with the last shard's record, not while another shard's is in it", async () => {
+    mkdirSync(join(out, 'stages'), { recursive: true });
+    for (const s of ['extract', 'features', 'decoders', 'zonly']) marker(s, '2026-12-01T10:00:00Z');
+    const dir = join(out, 'stages', 'img2img.partial');
+    const a = await img2imgProgress(config, 'i0-12_s0-2');
+    const b = await img2imgProgress(config, 'i12-24_s0-2');
+    await a.add(0, 0);
+    await b.add(12, 0);
+    expect(readdirSync(dir).sort()).toEqual(['i0-12_s0-2.json', 'i12-24_s0-2.json']);
+    await a.remove();
+    expect(readdirSync(dir)).toEqual(['i12-24_s0-2.json']);
+    await b.remove();
+    expect(existsSync(dir)).toBe(false);
+    // a stage that finished without recording a unit (every one done before) removes nothing it does not own
+    const c = await img2imgProgress(config, 'i0-24_s0-2');
+    await c.remove();
+    expect(existsSync(join(out, 'stages'))).toBe(true);
+    // a shard still recording after the folder went: its record makes the folder again
+    await b.add(12, 1);
+    expect(JSON.parse(readFileSync(join(dir, 'i12-24_s0-2.json'), 'utf8')).done).toEqual([[12, 0], [12, 1]]);
+    await b.remove();
+    expect(existsSync(dir)).toBe(false);
   });
 });

@@ -15,7 +15,7 @@ import { readNpyHeader } from '../io/npy.js';
 import type { Matrix } from '../matrix.js';
 import { loadNsdCaptions } from '../nsd/captions.js';
 import { extractNsd } from '../nsd/extract.js';
-import { betasDir } from '../nsd/paths.js';
+import { ncsnrPath } from '../nsd/paths.js';
 import { loadRegionMask } from '../nsd/roi.js';
 import { NsdStimuli } from '../nsd/stimuli.js';
 import { designShape, fastest, noise, probeRows, ridgeEstimate, SKIPPED, timed, twoPoint, type StageEstimate } from '../pipeline/probe.js';
@@ -72,7 +72,7 @@ export async function estimateEncodeStages(
   }
   est.set('extract', runs('extract') ? { seconds: sessionSeconds * shape.sessions.length, basis: `session ${shape.sessions[0]} read in ${sessionSeconds.toFixed(2)} s × ${shape.sessions.length} sessions (uncached)` } : SKIPPED);
 
-  const ncPath = c.noiseCeiling === 'auto' ? join(betasDir(c.nsd.root, c.nsd.subject), 'ncsnr.nii.gz') : c.noiseCeiling;
+  const ncPath = c.noiseCeiling === 'auto' ? ncsnrPath(c.nsd.root, c.nsd.subject) : c.noiseCeiling;
   const hasCeiling = c.noiseCeiling === 'estimate' || (c.noiseCeiling !== 'none' && existsSync(ncPath));
   if (!runs('ceiling')) est.set('ceiling', SKIPPED);
   else if (!hasCeiling) est.set('ceiling', { seconds: 0, basis: c.noiseCeiling === 'none' ? 'no noise ceiling' : `${ncPath} absent: no noise ceiling` });

@@ -138,7 +138,7 @@ export async function zcFeatures(diffusion: Diffusion, spec: Extract<FeatureSetS
  * U-Net activations: the U-Net run once per timestep on z noised to it (√ᾱ·z + √(1−ᾱ)·ε, ε keyed by
  * (seed, 73k id)) with c, on the engine's ONNX Runtime (OnnxModel), with a copy of the U-Net whose graph
  * outputs include the layers (removed when done, on error and abort too). One table per layer × timestep,
- * in that order. A layer that is not float32, or whose first dimension is not the batch, is refused.
+ * in that order. A layer that is not float32 or float16 (read as float32), or whose first dimension is not the batch, is refused.
  */
 export async function unetLayerFeatures(
   modelDir: string,

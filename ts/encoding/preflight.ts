@@ -15,6 +15,7 @@ import { loadRegionMask, type RegionMask } from '../nsd/roi.js';
 import { PreflightError } from '../pipeline/errors.js';
 import { runFolderConflict } from '../pipeline/runFolder.js';
 import { checkUnetLayers, missingUnetLayers, unetSizeMismatch } from './unetLayers.js';
+import { volumeGridProblems } from './volumeGrids.js';
 
 export interface EncodePreflight {
   mask: VoxelMask;
@@ -87,6 +88,8 @@ export async function preflightEncode(c: EncodeConfig, options: EncodePreflightO
         // a mask on another grid would pass until the extract stage reads the betas
         const mismatch = region && plan ? maskGridMismatch(region, plan, 'nsd.roi', c.nsd.subject) : null;
         if (mismatch) problems.push(mismatch);
+        // the atlases and the noise-ceiling file are read with the mask's voxel indices: the same grid is required
+        if (plan) problems.push(...(await volumeGridProblems(c, plan)));
       } catch (e) {
         problems.push((e as Error).message);
       }
@@ -161,8 +164,8 @@ async function unetProblems(c: EncodeConfig, toRun?: ReadonlySet<string>): Promi
 /**
  * Every atlas named in `regions` must have its volume for the subject: the region table skipped a missing one in
  * silence (regions.csv held the whole mask alone). The atlases available are the .nii.gz files of the subject's
- * func1pt8mm/roi folder, as loadRegionLabels reads them. (An atlas on another grid than the mask is not checked
- * here: with NSD's own atlases that means the mask is off the subject's grid, which the extract stage names.)
+ * func1pt8mm/roi folder, as loadRegionLabels reads them. (An atlas on another grid than the betas is refused by
+ * volumeGridProblems, once the betas' grid is known.)
  */
 export function regionAtlasProblems(c: Pick<EncodeConfig, 'nsd' | 'regions'>): string[] {
   const missing = c.regions.map((atlas, i) => ({ atlas, i, path: roiPath(c.nsd.root, c.nsd.subject, atlas) })).filter((a) => !existsSync(a.path));

@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 
 import type { EncodeConfig } from '../config/encode.js';
-import { betasDir, brainmaskPath, ctabPath, meanEpiPath, roiPath, t1Path } from '../nsd/paths.js';
+import { brainmaskPath, ctabPath, meanEpiPath, ncsnrPath, roiPath, t1Path } from '../nsd/paths.js';
 import { embeddingInputs, extractionInputs } from '../pipeline/stageInputs.js';
 import { tableSpecs } from './runPaths.js';
 
@@ -25,7 +25,7 @@ export function encodeStageInputs(c: EncodeConfig, id: string): string[] {
   const { root, subject } = c.nsd;
   if (id === 'extract') return extractionInputs(c.nsd, [c.nsd.roi]);
   if (id === 'ceiling') {
-    if (c.noiseCeiling === 'auto') return [join(betasDir(root, subject), 'ncsnr.nii.gz')];
+    if (c.noiseCeiling === 'auto') return [ncsnrPath(root, subject)];
     return c.noiseCeiling === 'none' || c.noiseCeiling === 'estimate' ? [] : [c.noiseCeiling];
   }
   if (id === 'embed') return c.model ? embeddingInputs(root, c.model, c.nsd.captions) : [];

@@ -23,7 +23,7 @@ import type { Matrix } from '../matrix.js';
 import { loadNsdCaptions } from '../nsd/captions.js';
 import { extractNsd, type NsdExtractOptions } from '../nsd/extract.js';
 import type { NsdExtraction } from '../nsd/output.js';
-import { betasDir } from '../nsd/paths.js';
+import { ncsnrPath } from '../nsd/paths.js';
 import { loadRegionMask } from '../nsd/roi.js';
 import { NsdStimuli } from '../nsd/stimuli.js';
 import type { StageDef, StageResult, StageRunContext } from '../pipeline/stageRunner.js';
@@ -153,7 +153,7 @@ async function noiseCeiling(c: EncodeConfig, betas: NsdExtraction, mask: VoxelMa
     const single = await extractNsd({ ...rest, averageTest: false });
     return noiseCeilingFromNcsnr(estimateNcsnr(single.test, single.testImageIds), trials);
   }
-  const path = mode === 'auto' ? join(betasDir(c.nsd.root, c.nsd.subject), 'ncsnr.nii.gz') : mode;
+  const path = mode === 'auto' ? ncsnrPath(c.nsd.root, c.nsd.subject) : mode;
   if (!existsSync(path)) {
     if (mode === 'auto') return null;
     throw new InvalidArgumentError(`noiseCeiling: ${path} does not exist`);

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, symlink } from 'node:fs/promises';
+import { mkdir, readFile, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { CancelledError, FormatError, InvalidArgumentError, MissingFileError } from '../errors.js';
@@ -7,6 +7,7 @@ import { onnx } from '../sd/onnxProto.js';
 import { OnnxModel, unetFeatures } from '../sd/OnnxModel.js';
 import type { Tensor } from '../sd/tensor.js';
 import { writeFileAtomic } from '../io/atomicWrite.js';
+import { makeProcessTempDir } from '../io/processTemp.js';
 
 type IModel = import('onnx-proto').onnx.IModelProto;
 type INode = import('onnx-proto').onnx.INodeProto;
@@ -103,10 +104,15 @@ export async function unetSizeMismatch(modelDir: string, imageSize: number, fiel
   return `${field} ${imageSize} gives ${side}×${side} latents, but ${src} takes ${sample?.name ?? 'its sample'} of ${h ?? '?'}×${w ?? '?'} only: set ${field} to ${8 * (h ?? w ?? side)}`;
 }
 
+/** The name of the U-Net copies' folders: `brainlatent-unet-layers-<host>-<pid>-<random>` (makeProcessTempDir). */
+export const UNET_COPY_PREFIX = 'brainlatent-unet-layers';
+
 /**
  * A copy of the U-Net with `layers` added as graph outputs (after the original outputs), in a folder of its own
- * under `parentDir` (default: the OS temp folder). External weight files are linked beside the copy, so a real
- * (> 2 GB) U-Net works unchanged. The copy is the caller's to remove: `remove()`, or use `withExposedUnet`.
+ * under `parentDir` (default: the OS temp folder), named for the process (UNET_COPY_PREFIX). External weight files
+ * are linked beside the copy, so a real (> 2 GB) U-Net works unchanged. The copy is the caller's to remove:
+ * `remove()`, or use `withExposedUnet`; copies of dead processes of this host in `parentDir` (killed with SIGKILL,
+ * crashed) are removed when the next copy is made there.
  */
 export interface ExposedUnet {
   path: string;
@@ -142,8 +148,8 @@ export async function exposeUnetLayers(modelDir: string, layers: string[], paren
   const info = new Map((graph.valueInfo ?? []).map((v) => [v.name, v]));
   for (const l of layers) if (!existing.has(l)) graph.output = [...(graph.output ?? []), outputDeclaration(l, info)];
   const ops = new Map(layersOf(model).filter((l) => layers.includes(l.name)).map((l) => [l.name, l.opType]));
-  await mkdir(parentDir, { recursive: true });
-  const dir = await mkdtemp(join(parentDir, 'brainlatent-unet-layers-'));
+  // named for this process: a copy a killed run left (its remove() never ran) goes at the next exposure here
+  const dir = await makeProcessTempDir(parentDir, UNET_COPY_PREFIX);
   const remove = () => rm(dir, { recursive: true, force: true });
   try {
     await linkExternalWeights(graph, src, dir);
@@ -202,10 +208,14 @@ export interface UnetLayerType {
 
 const shapeText = (shape: readonly (number | string)[]) => `[${shape.join(', ')}]`;
 
+/** Element types a layer may have to be a feature ('other': untyped until run; the engine refuses any but these two then). */
+const FEATURE_DTYPES = new Set(['float32', 'float16', 'other']);
+
 /**
- * The types of the exposed layers of a loaded copy. Only float32 tensors are read (a float16 export's inner
- * tensors are float16), and a first dimension of fixed size other than the sample's batch dimension means
- * the tensor has no row per image. A shape ONNX Runtime cannot tell (a scalar and an unknown shape look alike) is left to a run (`checkUnetLayers`).
+ * The types of the exposed layers of a loaded copy. Only float tensors are read: float32, and float16 (a float16
+ * export's inner tensors), which the engine hands over converted to float32 (exactly); a first dimension of fixed
+ * size other than the sample's batch dimension means the tensor has no row per image. A shape ONNX Runtime cannot
+ * tell (a scalar and an unknown shape look alike) is left to a run (`checkUnetLayers`).
  */
 export function exposedLayerTypes(model: OnnxModel, u: ExposedUnet, layers: string[]): UnetLayerType[] {
   const batch = model.inputs.find((i) => i.name === 'sample')?.shape[0];
@@ -214,8 +224,8 @@ export function exposedLayerTypes(model: OnnxModel, u: ExposedUnet, layers: stri
     const t = { name, opType: u.ops.get(name) ?? '', dtype: o?.dtype ?? 'other', shape: o?.shape ?? [] };
     const what = `layer '${name}'${t.opType ? ` (${t.opType})` : ''}`;
     let problem: string | null = null;
-    if (t.dtype !== 'float32' && t.dtype !== 'other') {
-      problem = `${what} is ${t.dtype}: features are read from float32 tensors only${t.dtype === 'float16' ? ' (a float16 U-Net export cannot be read: use a float32 one)' : ''}`;
+    if (!FEATURE_DTYPES.has(t.dtype)) {
+      problem = `${what} is ${t.dtype}: features are read from float32 and float16 tensors only`;
     } else if (typeof t.shape[0] === 'number' && t.shape[0] !== batch) {
       problem = `${what} has shape ${shapeText(t.shape)} whatever the batch (the sample input's is ${batch ?? '?'}): its first dimension is not the batch, so it holds no row per image`;
     }

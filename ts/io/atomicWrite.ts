@@ -34,7 +34,7 @@ import { outputPathProblem, type OutputKind } from './outputProblem.js';
 import { processAlive } from './processAlive.js';
 
 /** The host tag in temporary names, so a process on another machine sharing the folder is never judged dead here. */
-const HOST_TAG = hostTag(hostname());
+export const HOST_TAG = hostTag(hostname());
 
 function hostTag(h: string): string {
   let x = 2166136261;
@@ -401,7 +401,8 @@ export function isAtomicTemporary(name: string): boolean {
   return TMP_RE.test(name);
 }
 
-function isStale(tag: string, pid: number): boolean {
+/** Whether a temporary named for host `tag` and process `pid` is a dead process's of this host (processTemp.ts uses it too). */
+export function isStale(tag: string, pid: number): boolean {
   return tag === HOST_TAG && !processAlive(pid);
 }
 

@@ -20,20 +20,22 @@ export const GRID_TOLERANCE_MM = 1e-3;
  * the subject's affine is known (plan.affine) the mask's voxel-to-world affine (sform, else qform) must put every
  * voxel within GRID_TOLERANCE_MM of the subject's: the maps are written with the mask's geometry, so a mask of
  * the right size but another affine gave maps in the wrong place or of the wrong voxel size. `field` names the
- * config field (nsd.roi, …).
+ * config field (nsd.roi, …). Other volumes read voxel by voxel with the mask's indices (an atlas of the region
+ * table, a noise-ceiling file) take the same check, `what` naming them in the message (default 'mask').
  */
 export function maskGridMismatch(
-  region: { mask: { grid: Grid }; path: string; header: NiftiGeometry; kind: 'atlas' | 'file' },
+  region: { mask: { grid: Grid }; path: string; header: NiftiGeometry; kind: 'atlas' | 'file'; what?: string },
   plan: BetasGrid,
   field: string | null,
   subject: number,
 ): string | null {
   const at = field === null ? '' : `${field}: `;
+  const what = region.what ?? 'mask';
   const [m, b] = [region.mask.grid, plan.grid];
   if (m[0] !== b[0] || m[1] !== b[1] || m[2] !== b[2]) {
     return (
-      `${at}the mask ${region.path} is on a ${m.join('×')} grid but subject ${subject}'s betas (${plan.betasFile}) are on ${b.join('×')}; ` +
-      `expected a mask on the subject's grid`
+      `${at}the ${what} ${region.path} is on a ${m.join('×')} grid but subject ${subject}'s betas (${plan.betasFile}) are on ${b.join('×')}; ` +
+      `expected ${article(what)} ${what} on the subject's grid`
     );
   }
   if (!plan.affine || region.kind === 'atlas') return null;
@@ -42,11 +44,13 @@ export function maskGridMismatch(
   if (shift <= GRID_TOLERANCE_MM) return null;
   const theirs = plan.affine.file === plan.betasFile ? `the betas' ${plan.affine.method}` : `the ${plan.affine.method} of ${plan.affine.file}, as HDF5 betas carry no affine`;
   return (
-    `${at}the mask ${region.path} has the ${b.join('×')} dimensions of subject ${subject}'s betas (${plan.betasFile}) but another voxel-to-world affine: ` +
+    `${at}the ${what} ${region.path} has the ${b.join('×')} dimensions of subject ${subject}'s betas (${plan.betasFile}) but another voxel-to-world affine: ` +
     `${formatAffine(mine)} (its ${affineMethod(region.header)}) against ${formatAffine(plan.affine.affine)} (${theirs}); ` +
-    `its voxels lie up to ${shift.toPrecision(3)} mm from the subject's; expected a mask on the subject's grid`
+    `its voxels lie up to ${shift.toPrecision(3)} mm from the subject's; expected ${article(what)} ${what} on the subject's grid`
   );
 }
+
+const article = (noun: string) => (/^[aeiou]/i.test(noun) ? 'an' : 'a');
 
 /** The largest distance (mm) between where two affines put a voxel of `grid`: an affine map's extremes are at the corners. */
 function cornerShift(a: Affine, b: Affine, [X, Y, Z]: Grid): number {

@@ -22,6 +22,11 @@ export function betasPath(root: string, subject: number, session: number, format
   return join(betasDir(root, subject, version), name);
 }
 
+/** NSD's noise-ceiling SNR per voxel, beside the betas (what encode's noiseCeiling 'auto' reads). */
+export function ncsnrPath(root: string, subject: number): string {
+  return join(betasDir(root, subject), 'ncsnr.nii.gz');
+}
+
 export function func1pt8Dir(root: string, subject: number): string {
   return join(root, 'nsddata', 'ppdata', subjectDir(subject), 'func1pt8mm');
 }

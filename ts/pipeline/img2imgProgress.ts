@@ -5,11 +5,12 @@
  * stages img2img reads from and of img2img's recipe version: a record made over other decoders or z-only
  * images (an upstream stage ran again since), or by a version of the stage that keyed its noise otherwise, is
  * not used. Kept in stages/img2img.partial/ (removed with the run's outputs by --force) until the
- * stage finishes.
+ * stage finishes; the folder goes with the last record in it (a finished run folder has none).
  */
 import { createHash } from 'node:crypto';
-import { readFile, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { readFile, rm, rmdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 
 import { writeJsonAtomic } from '../io/atomicWrite.js';
 import { configHash, type ReconstructConfig } from './config.js';
@@ -29,7 +30,7 @@ export interface Img2ImgProgress {
   has(i0: number, k: number): boolean;
   /** Records unit (i0, k) as finished (its PNGs written). */
   add(i0: number, k: number): Promise<void>;
-  /** The stage (or shard) has finished: its marker takes over. */
+  /** The stage (or shard) has finished: its marker takes over. The record goes, and the folder if no other shard's is left. */
   remove(): Promise<void>;
 }
 
@@ -46,8 +47,20 @@ export async function img2imgProgress(config: ReconstructConfig, label: string):
     has: (i0, k) => done.has(`${i0}/${k}`),
     add: async (i0, k) => {
       done.add(`${i0}/${k}`);
-      await writeJsonAtomic(file, { key, done: units() } satisfies Record);
+      // a shard finishing beside this one may remove the empty folder between the write's mkdir and its open: write again
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await writeJsonAtomic(file, { key, done: units() } satisfies Record);
+          return;
+        } catch (e) {
+          if (attempt === 3 || existsSync(dirname(file))) throw e;
+        }
+      }
     },
-    remove: () => rm(file, { force: true }),
+    remove: async () => {
+      await rm(file, { force: true });
+      // an empty folder stayed in every finished run folder; one holding another shard's record (or anything else) is kept
+      await rmdir(dirname(file)).catch(() => undefined);
+    },
   };
 }

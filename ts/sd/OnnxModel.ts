@@ -17,15 +17,18 @@
  *
  * - `run` takes every declared input by name and returns the requested outputs (graph outputs, e.g.
  *   U-Net layers exposed by `exposeUnetLayers`) as float32 `{data, shape}`; the arrays are ONNX
- *   Runtime's own buffers, handed over without a copy. It runs off the main thread and returns a
+ *   Runtime's own buffers, handed over without a copy, except a float16 output's (a float16 export's
+ *   layers), converted to float32 in the engine (exactly). It runs off the main thread and returns a
  *   Promise; an AbortSignal stops it (the engine sets ONNX Runtime's terminate flag, so even a long
  *   call stops promptly) with a `CancelledError`.
  * - Input arrays are read in place when their type is the declared one (Float32Array for float32,
  *   BigInt64Array for int64, …); otherwise they are converted once — to an integer input by
- *   truncation toward zero, as diffusers' `np.array([t], dtype=int64)` does with a float timestep.
+ *   truncation toward zero, as diffusers' `np.array([t], dtype=int64)` does with a float timestep,
+ *   and to a float16 input (a float16 export's) by rounding to nearest even.
  *   Input arrays must not be modified until the Promise settles.
  * - Errors name the model file and the input or output: an unknown or missing name (listing the
- *   model's own), a shape that disagrees with the declaration (`ShapeError`), a non-float output.
+ *   model's own), a shape that disagrees with the declaration (`ShapeError`), an output that is not
+ *   float32 or float16.
  * - `unetFeatures(model, {sample, timestep, cond}, layers)` builds the U-Net's three inputs for the
  *   model's declared timestep type and rank (float32 or int64, rank 0 or [B]) and runs it.
  */

@@ -5,6 +5,7 @@
 #include <type_traits>
 
 #include "brainlatent/error.h"
+#include "half.h"
 #include "ort_api.h"
 
 namespace brainlatent {
@@ -132,9 +133,16 @@ class OrtOnnxModel : public OnnxModel {
             convert_into(*in, n, reinterpret_cast<std::int64_t*>(buf.data()));
             elem = 8;
             break;
+          case ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16: {  // a float16 export's inputs: rounded to half (nearest even)
+            buf.resize(n * 2);
+            auto* h = reinterpret_cast<std::uint16_t*>(buf.data());
+            for (std::size_t i = 0; i < n; ++i) h[i] = half_from_float(static_cast<float>(read_as_double(in->data, in->dtype, i)));
+            elem = 2;
+            break;
+          }
           default:
             bad("input '" + sig.name + "' is declared " + ort::element_type_name(want) +
-                ", which the engine cannot feed (float32, float64, int32 and int64 only)");
+                ", which the engine cannot feed (float32, float16, float64, int32 and int64 only)");
         }
         converted.push_back(std::move(buf));
         data = converted.back().data();
@@ -149,8 +157,9 @@ class OrtOnnxModel : public OnnxModel {
       const ort::TensorSig* sig = session_.output(name);
       if (!sig) bad("has no output '" + name + "' (outputs: " + names_of(outputs_) + ")");
       // an exposed inner tensor may have no declared type (UNDEFINED): accept it and check the result
-      if (sig->type != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT && sig->type != ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED)
-        bad("output '" + name + "' is " + ort::element_type_name(sig->type) + ", expected float32");
+      if (sig->type != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT && sig->type != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16 &&
+          sig->type != ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED)
+        bad("output '" + name + "' is " + ort::element_type_name(sig->type) + ", expected float32 or float16");
       out_names.push_back(sig->name.c_str());
     }
     if (token && token->cancelled()) throw Error(ErrorCode::Cancelled, p + ": run cancelled before it started");
@@ -173,15 +182,25 @@ class OrtOnnxModel : public OnnxModel {
       if (!st) st = ort::api().GetTensorShapeElementCount(ti, &count);
       ort::api().ReleaseTensorTypeAndShapeInfo(ti);
       ort::check(st, "GetTensorElementType");
-      if (t != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT)
-        bad("output '" + output_names[i] + "' came back as " + ort::element_type_name(t) + ", expected float32");
+      if (t != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT && t != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16)
+        bad("output '" + output_names[i] + "' came back as " + ort::element_type_name(t) + ", expected float32 or float16");
       OnnxOutput o;
       o.name = output_names[i];
       o.shape = ort::shape_of(v);
       o.count = count;
-      o.data = const_cast<float*>(ort::float_data(v));
-      OrtValue* raw = outs[i].release();
-      o.owner = std::shared_ptr<void>(raw, [](void* q) { ort::api().ReleaseValue(static_cast<OrtValue*>(q)); });
+      if (t == ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16) {
+        // a float16 tensor (a float16 export's layers) is handed over as float32: converted once, exactly
+        auto values = std::make_shared<std::vector<float>>(count);
+        void* p = nullptr;
+        ort::check(ort::api().GetTensorMutableData(v, &p), "GetTensorMutableData");
+        half_to_floats(static_cast<const std::uint16_t*>(p), values->data(), count);
+        o.data = values->data();
+        o.owner = values;
+      } else {
+        o.data = const_cast<float*>(ort::float_data(v));
+        OrtValue* raw = outs[i].release();
+        o.owner = std::shared_ptr<void>(raw, [](void* q) { ort::api().ReleaseValue(static_cast<OrtValue*>(q)); });
+      }
       result.push_back(std::move(o));
     }
     return result;

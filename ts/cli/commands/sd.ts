@@ -389,7 +389,7 @@ export function registerSdCommand(program: Command): void {
     .option('--json', "print JSON (with each tensor's dtype, shape and whether it is usable)")
     .action(async (f: { model: string; all?: boolean; json?: boolean }) => {
       const listed = (await listUnetLayers(f.model)).filter((l) => f.all || l.blockOutput);
-      // a tensor that is not float32, or has no row per image, is no candidate: the U-Net is run once to tell
+      // a tensor that is not float32/float16, or has no row per image, is no candidate: the U-Net is run once to tell
       // (at the size it declares, else on 64-pixel images: every layer's first dimension is the batch or not at any size)
       const check = await checkUnetLayers(f.model, listed.map((l) => l.name), { imageSize: 64, timestep: 500 });
       if (check.problem) process.stderr.write(`warning: only the types were checked: ${check.problem}\n`);
@@ -401,6 +401,6 @@ export function registerSdCommand(program: Command): void {
       if (f.json) process.stdout.write(`${JSON.stringify(shown, null, 2)}\n`);
       else for (const l of shown) process.stdout.write(`${l.name}\t${l.opType}\t${l.block || '-'}${l.usable ? '' : `\tunusable: ${l.problem}`}\n`);
       const left = layers.length - shown.length;
-      if (left) process.stderr.write(`${left} block output(s) left out: not float32, or no row per image (--all lists and marks them)\n`);
+      if (left) process.stderr.write(`${left} block output(s) left out: not float32 or float16, or no row per image (--all lists and marks them)\n`);
     });
 }

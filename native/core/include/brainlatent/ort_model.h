@@ -6,8 +6,10 @@
 // - Inputs are read in place when their element type is the one the model declares; otherwise they
 //   are converted once (float32/float64/int32/int64 → the declared float32, float64, int32 or
 //   int64; to an integer type by truncation toward zero, as numpy's astype does, which is how
-//   diffusers hands a float timestep to an int64 U-Net). float16 models are not supported yet.
-// - Outputs are float32, allocated by ONNX Runtime and handed over without a copy.
+//   diffusers hands a float timestep to an int64 U-Net; to a declared float16 by rounding the
+//   float32 value to nearest even, as a float16 export takes it).
+// - Outputs are float32: a float32 output is ONNX Runtime's buffer, handed over without a copy; a
+//   float16 one (a float16 export's layers) is converted to float32 (exact) into a buffer of its own.
 // - run() may be called from any thread; cancel() from another one stops a run in flight (ORT's
 //   terminate flag), which then throws ErrorCode::Cancelled.
 #pragma once
@@ -36,7 +38,7 @@ struct OnnxInput {
   std::vector<std::int64_t> shape;
 };
 
-// One output: float32 values owned by `owner` (release it to free them).
+// One output: float32 values (a float16 output converted) owned by `owner` (release it to free them).
 struct OnnxOutput {
   std::string name;
   std::vector<std::int64_t> shape;
@@ -76,7 +78,7 @@ class OnnxModel {
   virtual const std::vector<OnnxTensorInfo>& outputs() const = 0;
   // Runs on exactly the model's inputs and returns `output_names` in that order. Errors name the
   // model file and the input or output: an unknown name (listing the known ones), a missing input,
-  // a rank or fixed size that does not match the declaration, an output that is not float.
+  // a rank or fixed size that does not match the declaration, an output that is not float32 or float16.
   virtual std::vector<OnnxOutput> run(const std::vector<OnnxInput>& inputs, const std::vector<std::string>& output_names,
                                       OnnxRunToken* token = nullptr) const = 0;
 };
