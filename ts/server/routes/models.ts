@@ -10,6 +10,7 @@ import { Img2ImgBodySchema, LoadModelBodySchema, PredictBodySchema } from '../..
 import { FormatError, InvalidArgumentError, LimitError, MissingFileError, NonFiniteError, ShapeError } from '../../errors.js';
 import { firstNonFiniteSliced } from '../../io/finite.js';
 import type { Matrix } from '../../matrix.js';
+import { CHOOSE_SCHEDULER, SCHEDULERS } from '../../sd/schedulerConfig.js';
 import type { ServiceContext } from '../context.js';
 import { LargeBody, useDataBodies } from '../models/dataBodies.js';
 import { engineWhere, ModelOutputError, type ModelOutput } from '../models/ModelOutputError.js';
@@ -52,11 +53,9 @@ export async function modelRoutes(app: FastifyInstance, ctx: ServiceContext): Pr
   app.post('/v1/models', { bodyLimit: ctx.bodyLimit, schema: { tags: ['models'], summary: 'Load a ridge model or an SD model folder', body: LoadModelBodySchema } }, async (req, reply) => {
     const b = req.body as LoadModelBody;
     const abs = await ctx.root.resolve(b.path, 'body.path');
-    const view = await ctx.models
-      .load({ ...b, provider: 'provider' in b ? b.provider : undefined, threads: 'threads' in b ? b.threads : undefined }, abs, ctx.root.relative(abs))
-      .catch((e: unknown) => {
-        throw fieldOfFile(e, 'body.path');
-      });
+    const view = await ctx.models.load(b, abs, ctx.root.relative(abs)).catch((e: unknown) => {
+      throw fieldOfFile(withSchedulerField(e), 'body.path');
+    });
     return reply.code(201).send(view);
   });
 
@@ -74,6 +73,12 @@ export async function modelRoutes(app: FastifyInstance, ctx: ServiceContext): Pr
 
   // The data routes read their bodies in their own scope: large ones are decoded by a predict thread.
   await app.register(async (data) => dataRoutes(data, ctx, runOn, modelFault, nonFiniteIsModels));
+}
+
+/** A folder whose scheduler class needs a choice: the client makes it with the body's field, not the command line's flag. */
+function withSchedulerField(e: unknown): unknown {
+  if (e instanceof FormatError) e.message = e.message.replace(CHOOSE_SCHEDULER, `choose one with the body's "scheduler": ${SCHEDULERS.join(', ')}`);
+  return e;
 }
 
 /** What is wrong with a file or folder the client named is what is wrong with that field: its message says so. */
