@@ -7,14 +7,9 @@ import { availableParallelism } from 'node:os';
 import { BrainlatentError } from '../../errors.js';
 import type { Matrix } from '../../matrix.js';
 import { Diffusion, type SchedulerName } from '../../sd/Diffusion.js';
+import { ModelNotFoundError } from '../notFound.js';
 import type { PredictBatcher } from './predictBatcher.js';
 import type { PredictPool } from './predictPool.js';
-
-export class ModelNotFoundError extends BrainlatentError {
-  constructor(name: string, kind: string) {
-    super(`no ${kind} model named '${name}' is loaded (POST /v1/models loads one)`, 'ModelNotFound');
-  }
-}
 
 export class ModelExistsError extends BrainlatentError {
   constructor(name: string) {

@@ -13,6 +13,7 @@ import type { Matrix } from '../../matrix.js';
 import { CHOOSE_SCHEDULER, SCHEDULERS } from '../../sd/schedulerConfig.js';
 import type { ServiceContext } from '../context.js';
 import { LargeBody, useDataBodies } from '../models/dataBodies.js';
+import { ModelNotFoundError } from '../notFound.js';
 import { engineWhere, ModelOutputError, type ModelOutput } from '../models/ModelOutputError.js';
 import { img2imgInput, matrixFromJson, matrixFromNpy, type Img2ImgInput } from '../models/requestBodies.js';
 import { imagesNpy, latentsNpy, pngStrip, predictionsJson, type Answer } from '../models/responseBodies.js';
@@ -62,13 +63,14 @@ export async function modelRoutes(app: FastifyInstance, ctx: ServiceContext): Pr
   app.get('/v1/models', { schema: { tags: ['models'], summary: 'Loaded models' } }, async () => ({ models: ctx.models.list() }));
 
   app.get('/v1/models/:name', { schema: { tags: ['models'], summary: 'A loaded model', params: ModelNameParams } }, async (req: FastifyRequest<{ Params: { name: string } }>, reply) => {
-    return ctx.models.get(req.params.name) ?? reply.code(404).send({ error: 'Not Found', message: `no model named '${req.params.name}'`, code: 'ModelNotFound' });
+    const view = ctx.models.get(req.params.name);
+    if (!view) throw new ModelNotFoundError(req.params.name);
+    return view;
   });
 
   app.delete('/v1/models/:name', { schema: { tags: ['models'], summary: 'Unload a model (requests in flight finish first)', params: ModelNameParams } }, async (req: FastifyRequest<{ Params: { name: string } }>, reply) => {
-    return ctx.models.unload(req.params.name)
-      ? reply.code(204).send()
-      : reply.code(404).send({ error: 'Not Found', message: `no model named '${req.params.name}'`, code: 'ModelNotFound' });
+    if (!ctx.models.unload(req.params.name)) throw new ModelNotFoundError(req.params.name);
+    return reply.code(204).send();
   });
 
   // The data routes read their bodies in their own scope: large ones are decoded by a predict thread.
