@@ -7,11 +7,12 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 
 import type { Img2ImgBody, LoadModelBody, PredictBody } from '../../config/service.js';
 import { Img2ImgBodySchema, LoadModelBodySchema, PredictBodySchema } from '../../config/service.js';
-import { FormatError, InvalidArgumentError, LimitError, MissingFileError, NonFiniteError, ShapeError } from '../../errors.js';
+import { FormatError, NonFiniteError, ShapeError } from '../../errors.js';
 import { firstNonFiniteSliced } from '../../io/finite.js';
 import type { Matrix } from '../../matrix.js';
 import { CHOOSE_SCHEDULER, SCHEDULERS } from '../../sd/schedulerConfig.js';
 import type { ServiceContext } from '../context.js';
+import { fieldOfFile } from '../httpErrors.js';
 import { LargeBody, useDataBodies } from '../models/dataBodies.js';
 import { ModelNotFoundError } from '../notFound.js';
 import { engineWhere, ModelOutputError, type ModelOutput } from '../models/ModelOutputError.js';
@@ -80,13 +81,6 @@ export async function modelRoutes(app: FastifyInstance, ctx: ServiceContext): Pr
 /** A folder whose scheduler class needs a choice: the client makes it with the body's field, not the command line's flag. */
 function withSchedulerField(e: unknown): unknown {
   if (e instanceof FormatError) e.message = e.message.replace(CHOOSE_SCHEDULER, `choose one with the body's "scheduler": ${SCHEDULERS.join(', ')}`);
-  return e;
-}
-
-/** What is wrong with a file or folder the client named is what is wrong with that field: its message says so. */
-function fieldOfFile(e: unknown, field: string): unknown {
-  const aboutFile = [FormatError, MissingFileError, InvalidArgumentError, ShapeError, LimitError].some((k) => e instanceof k) || typeof (e as NodeJS.ErrnoException)?.syscall === 'string';
-  if (aboutFile) (e as Error).message = `${field}: ${(e as Error).message}`;
   return e;
 }
 
