@@ -84,6 +84,26 @@ describe('config validation', () => {
     ]);
   });
 
+  it("lists what only DDIM defines (eta, the compvis rule) against the scheduler, before any stage runs", () => {
+    const base = { out: 'o', nsd: { root: 'r', subject: 1 }, model: { dir: 'm' } };
+    const problems = (img2img: object) => {
+      try {
+        resolveConfig({ ...base, img2img });
+        return [];
+      } catch (e) {
+        return (e as ConfigError).problems;
+      }
+    };
+    // the default rule is compvis (TN's): a scheduler other than ddim needs rule 'diffusers'
+    expect(problems({ scheduler: 'euler' })).toEqual(['config.img2img.rule: the compvis img2img rule is defined for the ddim scheduler only, not euler (config.img2img.scheduler)']);
+    expect(problems({ scheduler: 'euler', rule: 'diffusers', eta: 0.5 })).toEqual(['config.img2img.eta: eta > 0 is defined for the ddim scheduler only, not euler (config.img2img.scheduler)']);
+    expect(problems({ strength: 1, steps: 10 })).toEqual([
+      'config.img2img.rule: the compvis img2img rule needs strength·steps < steps (it noises one step above the first, past the schedule here); got config.img2img.strength 1 with config.img2img.steps 10',
+    ]);
+    expect(problems({ scheduler: 'euler', rule: 'diffusers' })).toEqual([]);
+    expect(problems({ eta: 0.5 })).toEqual([]);
+  });
+
   it('parses alpha grids, leaves its input untouched and is idempotent', () => {
     const input = { out: 'o', nsd: { root: 'r', subject: 2 }, model: { dir: 'm' }, decoders: { z: { alphas: '1e-2:1e2:5' } } };
     const frozen = JSON.parse(JSON.stringify(input));

@@ -97,9 +97,12 @@ describe('brainlatent reconstruct --config', () => {
 
   it('takes every scheduler of the sampler, and Karras sigmas only where they are defined', () => {
     const base = { out: 'x', nsd: { root: 'nsd', subject: 1 }, model: { dir: 'm' } };
-    for (const scheduler of SCHEDULERS) expect(resolveConfig({ ...base, img2img: { scheduler } }).img2img.scheduler).toBe(scheduler);
-    expect(resolveConfig({ ...base, img2img: { scheduler: 'unipc', karras: true } }).img2img.karras).toBe(true);
-    expect(() => resolveConfig({ ...base, img2img: { scheduler: 'pndm', karras: true } }, 'run.json')).toThrow(
+    // (the default rule, compvis, is DDIM's: the others run diffusers')
+    for (const scheduler of SCHEDULERS) {
+      expect(resolveConfig({ ...base, img2img: { scheduler, rule: scheduler === 'ddim' ? 'compvis' : 'diffusers' } }).img2img.scheduler).toBe(scheduler);
+    }
+    expect(resolveConfig({ ...base, img2img: { scheduler: 'unipc', rule: 'diffusers', karras: true } }).img2img.karras).toBe(true);
+    expect(() => resolveConfig({ ...base, img2img: { scheduler: 'pndm', rule: 'diffusers', karras: true } }, 'run.json')).toThrow(
       /run\.json: img2img\.karras: Karras sigmas are defined for euler, heun, lms, dpmpp2m, dpmpp2m-sde, unipc, not pndm/,
     );
     // an old config (no karras) keeps its hash, so its run folder still resumes

@@ -92,7 +92,7 @@ async function withStageContext<T>(config: ReconstructConfig, ctl: NodeControl, 
   const { preflight } = await import('../pipeline/preflight.js');
   const { lazyDiffusion } = await import('../pipeline/lazyDiffusion.js');
   const pre = await preflight(config);
-  const model = lazyDiffusion(config.model);
+  const model = lazyDiffusion(config);
   const ctx: StageContext = { config, pre, signal: ctl.signal, progress: ctl.progress, diffusion: model.get };
   try {
     return await fn(ctx);

@@ -110,7 +110,7 @@ export const ReconstructConfigSchema = Strict(
           seeds: Default(positiveInt('samples per image (TN: 5)'), 5),
           seed: Default(Type.Integer({ minimum: 0, description: 'seed of sample k is seed + k; the noise is keyed by (seed, image index)' }), 42),
           rule: Default(
-            Type.Union([Type.Literal('compvis'), Type.Literal('diffusers')], { description: "'compvis' reproduces TN's noise level (one DDIM step above), 'diffusers' the diffusers pipelines'" }),
+            Type.Union([Type.Literal('compvis'), Type.Literal('diffusers')], { description: "'compvis' reproduces TN's noise level (one DDIM step above; ddim only), 'diffusers' the diffusers pipelines'" }),
             'compvis',
           ),
           batchSize: Default(positiveInt('images per U-Net call'), 4),

@@ -30,6 +30,12 @@ export const LoadModelBodySchema = Tagged([
       path: Path('an SD 1.x ONNX model folder (diffusers/optimum layout)'),
       provider: Default(Type.String({ minLength: 1, description: "ONNX Runtime execution provider: 'cpu', 'cuda', ..." }), 'cpu'),
       threads: Default(Type.Integer({ minimum: 0, maximum: 1024, description: 'ONNX Runtime intra-op threads (0: all cores but one, which the service keeps for its requests)' }), 0),
+      scheduler: Type.Optional(
+        Type.Union(SCHEDULERS.map((n) => Type.Literal(n)), {
+          description:
+            "the scheduler an img2img request runs when it names none, instead of the one scheduler/scheduler_config.json's _class_name names (whose other keys still apply): a folder whose class the engine does not know loads with one",
+        }),
+      ),
       replace,
     },
     { description: 'a Stable Diffusion model folder, for /v1/sd/{model}/img2img' },
@@ -57,7 +63,7 @@ export const Img2ImgBodySchema = Strict(
     steps: Default(Type.Integer({ minimum: 1, maximum: 1000, description: 'scheduler steps (of which strength·steps run)' }), 50),
     guidance: Default(Type.Number({ minimum: 0, maximum: 100, description: 'classifier-free guidance scale (guidance runs when > 1)' }), 5),
     scheduler: Type.Optional(
-      Type.Union(SCHEDULERS.map((n) => Type.Literal(n)), { description: "the sampler (default: the one the model folder's scheduler_config.json names)" }),
+      Type.Union(SCHEDULERS.map((n) => Type.Literal(n)), { description: "the sampler (default: the model's, POST /v1/models' scheduler, else the one its scheduler_config.json names)" }),
     ),
     karras: Type.Optional(Type.Boolean({ description: "Karras sigmas (euler, heun, lms, dpmpp2m, dpmpp2m-sde, unipc); default: the model's config" })),
     eta: Default(Type.Number({ minimum: 0, description: 'DDIM eta' }), 0),

@@ -6,7 +6,8 @@ import { createHash } from 'node:crypto';
 
 import { resolveAlphaGrid } from '../config/alphaGrid.js';
 import { ConfigError } from '../config/errors.js';
-import { KARRAS_SCHEDULERS } from '../sd/schedulerConfig.js';
+import { ddimOnlyProblems } from '../sd/samplingOptions.js';
+import { KARRAS_SCHEDULERS, SCHEDULERS } from '../sd/schedulerConfig.js';
 import { RECONSTRUCT_ALPHAS, ReconstructConfigSchema, type ReconstructConfig } from '../config/reconstruct.js';
 import { fieldLabel } from '../config/problems.js';
 import { sessionSpecProblems } from '../config/sessions.js';
@@ -39,6 +40,10 @@ export function resolveConfig(input: unknown, source = 'config'): ReconstructCon
   const g = c?.img2img;
   if (g?.karras && typeof g.scheduler === 'string' && !KARRAS_SCHEDULERS.includes(g.scheduler)) {
     problems.push(`${fieldLabel(source, ['img2img', 'karras'])}: Karras sigmas are defined for ${KARRAS_SCHEDULERS.join(', ')}, not ${g.scheduler}`);
+  }
+  // what only DDIM defines (eta, the compvis rule): here, not when the img2img stage starts after the others ran
+  if (g && SCHEDULERS.includes(g.scheduler) && typeof g.eta === 'number' && typeof g.steps === 'number' && typeof g.strength === 'number') {
+    problems.push(...ddimOnlyProblems(g.scheduler, g.eta, g.rule, g.steps, g.strength, (k) => fieldLabel(source, ['img2img', k === 'img2imgRule' ? 'rule' : k])));
   }
   if (problems.length) throw new ConfigError(source, problems, 'reconstruction config');
   return c;

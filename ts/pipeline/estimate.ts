@@ -14,6 +14,7 @@ import { Diffusion } from '../sd/Diffusion.js';
 import type { ReconstructConfig } from './config.js';
 import type { PreflightResult } from './preflight.js';
 import { decoderCharts, type DecoderSummary } from './decoderCharts.js';
+import { diffusionLoadOptions } from './lazyDiffusion.js';
 import type { StageName } from './runFolder.js';
 import { extractOptions } from './stages.js';
 import { designShape, fastest, noise, randomImages, ridgeEstimate, SKIPPED, timed, type StageEstimate } from './probe.js';
@@ -64,7 +65,8 @@ export async function estimateStages(
   try {
     if (needsModel) {
       [sd, loadSeconds] = await timed(() =>
-        Diffusion.load(c.model.dir, { provider: c.model.provider, ortLibrary: c.model.ortLibrary ?? undefined, intraOpThreads: c.model.threads || undefined }),
+        // (as the run loads it: its memory setting changes the timings, its scheduler whether the folder loads)
+        Diffusion.load(c.model.dir, diffusionLoadOptions(c)),
       );
     }
     const D = sd && sd.info.condDim > 0 ? sd.info.condDim : 768;

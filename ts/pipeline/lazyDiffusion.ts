@@ -1,25 +1,34 @@
 /** The reconstruction's diffusion model, loaded when a stage first asks for it. */
-import { Diffusion } from '../sd/Diffusion.js';
+import { Diffusion, type DiffusionLoadOptions } from '../sd/Diffusion.js';
 import type { ReconstructConfig } from './config.js';
 
 export interface LazyDiffusion {
-  /** The model, loaded at the first call with the config's provider, library, threads and memory. */
+  /** The model, loaded at the first call with the config's provider, library, threads, memory and scheduler. */
   get(): Promise<Diffusion>;
   /** The model if a stage loaded it (a run whose sampling stages are all done never does). */
   loaded(): Diffusion | undefined;
   dispose(): void;
 }
 
-export function lazyDiffusion(model: ReconstructConfig['model']): LazyDiffusion {
+/**
+ * Diffusion.load's options for a reconstruction (the run's stages and the dry run's probes load alike). The config's
+ * img2img.scheduler is the load's scheduler too: it is what every sampler call runs, so the folder's
+ * scheduler_config.json `_class_name` is never used, and a folder whose class the engine does not know loads.
+ */
+export function diffusionLoadOptions(c: Pick<ReconstructConfig, 'model' | 'img2img'>): DiffusionLoadOptions {
+  return {
+    provider: c.model.provider,
+    ortLibrary: c.model.ortLibrary ?? undefined,
+    intraOpThreads: c.model.threads || undefined,
+    memory: c.model.memory,
+    scheduler: c.img2img.scheduler,
+  };
+}
+
+export function lazyDiffusion(c: Pick<ReconstructConfig, 'model' | 'img2img'>): LazyDiffusion {
   let sd: Diffusion | undefined;
   return {
-    get: async () =>
-      (sd ??= await Diffusion.load(model.dir, {
-        provider: model.provider,
-        ortLibrary: model.ortLibrary ?? undefined,
-        intraOpThreads: model.threads || undefined,
-        memory: model.memory,
-      })),
+    get: async () => (sd ??= await Diffusion.load(c.model.dir, diffusionLoadOptions(c))),
     loaded: () => sd,
     dispose: () => sd?.dispose(),
   };

@@ -154,7 +154,7 @@ async function runReconstruct(config: ReconstructConfig, options: ReconstructOpt
   };
   // --force (or a --force that was interrupted) empties the folder of the old run's outputs before anything is written.
   if (force) await clearRunFolder(config.out);
-  const model = lazyDiffusion(config.model);
+  const model = lazyDiffusion(config);
   try {
     await writeManifest(config, versions());
     for (const [i, stage] of STAGES.entries()) {

@@ -51,22 +51,27 @@ function describeChoice(v: unknown): string {
 }
 
 /**
- * What only DDIM defines, checked here so the error names the option (the engine's own says neither): eta > 0, and
- * CompVis' img2img rule, which noises one step above the first and so needs a step above it (strength·steps < steps).
+ * What only DDIM defines, checked before a run so each problem names the option (the engine's own says neither):
+ * eta > 0, and CompVis' img2img rule, which noises one step above the first and so needs a step above it
+ * (strength·steps < steps). A reconstruction config lists these with its other problems (pipeline/config.ts).
  */
-function checkDdimOnly(scheduler: SchedulerName, eta: number, rule: string, steps: number, strength: number, name: (k: keyof PlanOptions) => string): void {
-  if (eta > 0 && scheduler !== 'ddim') {
-    throw new InvalidArgumentError(`${name('eta')}: eta > 0 is defined for the ddim scheduler only, not ${scheduler} (${name('scheduler')})`);
-  }
-  if (rule !== 'compvis') return;
+export function ddimOnlyProblems(scheduler: SchedulerName, eta: number, rule: string, steps: number, strength: number, name: (k: keyof PlanOptions) => string): string[] {
+  const problems: string[] = [];
+  if (eta > 0 && scheduler !== 'ddim') problems.push(`${name('eta')}: eta > 0 is defined for the ddim scheduler only, not ${scheduler} (${name('scheduler')})`);
+  if (rule !== 'compvis') return problems;
   if (scheduler !== 'ddim') {
-    throw new InvalidArgumentError(`${name('img2imgRule')}: the compvis img2img rule is defined for the ddim scheduler only, not ${scheduler} (${name('scheduler')})`);
-  }
-  if (Math.min(Math.trunc(steps * strength), steps) === steps) {
-    throw new InvalidArgumentError(
+    problems.push(`${name('img2imgRule')}: the compvis img2img rule is defined for the ddim scheduler only, not ${scheduler} (${name('scheduler')})`);
+  } else if (Math.min(Math.trunc(steps * strength), steps) === steps) {
+    problems.push(
       `${name('img2imgRule')}: the compvis img2img rule needs strength·steps < steps (it noises one step above the first, past the schedule here); got ${name('strength')} ${strength} with ${name('steps')} ${steps}`,
     );
   }
+  return problems;
+}
+
+function checkDdimOnly(scheduler: SchedulerName, eta: number, rule: string, steps: number, strength: number, name: (k: keyof PlanOptions) => string): void {
+  const [first] = ddimOnlyProblems(scheduler, eta, rule, steps, strength, name);
+  if (first !== undefined) throw new InvalidArgumentError(first);
 }
 
 /** A scheduler's name, checked: `label` names the option or flag it came from. */

@@ -131,8 +131,8 @@ export interface SchedulerChoice {
   scheduler?: SchedulerName;
 }
 
-/** How to choose a scheduler, for the errors that the choice resolves. */
-const CHOOSE = `choose one with --scheduler (the command line) or Diffusion.load's scheduler option (the API): ${SCHEDULERS.join(', ')}`;
+/** How to choose a scheduler, for the errors that the choice resolves (the service says its own way instead). */
+export const CHOOSE_SCHEDULER = `choose one with --scheduler (the command line) or Diffusion.load's scheduler option (the API): ${SCHEDULERS.join(', ')}`;
 
 /** Validates a parsed scheduler_config.json; `source` names it in every error. */
 export function parseSchedulerConfig(json: unknown, source = 'scheduler_config.json', choice: SchedulerChoice = {}): SchedulerConfigFile {
@@ -160,7 +160,7 @@ function schedulerOfClass(o: Record<string, unknown>, className: string, source:
     if (o.skip_prk_steps !== true) {
       throw new FormatError(
         `${source}: names no _class_name, so it runs PNDMScheduler (SD 1.x's), which needs skip_prk_steps: true (the engine has no PRK warm-up); ` +
-          `set _class_name and/or skip_prk_steps, or ${CHOOSE}`,
+          `set _class_name and/or skip_prk_steps, or ${CHOOSE_SCHEDULER}`,
       );
     }
     return 'pndm';
@@ -168,11 +168,11 @@ function schedulerOfClass(o: Record<string, unknown>, className: string, source:
   const s = SCHEDULER_CLASSES[className];
   if (!s) {
     throw new FormatError(
-      `${source}: _class_name '${className}' is not a scheduler the engine knows; known: ${Object.keys(SCHEDULER_CLASSES).join(', ')} (or ${CHOOSE})`,
+      `${source}: _class_name '${className}' is not a scheduler the engine knows; known: ${Object.keys(SCHEDULER_CLASSES).join(', ')} (or ${CHOOSE_SCHEDULER})`,
     );
   }
   if (s === 'pndm' && o.skip_prk_steps !== true) {
-    throw new FormatError(`${source}: PNDMScheduler without skip_prk_steps: true (the PRK warm-up) is not supported; SD 1.x's configs set it (or ${CHOOSE})`);
+    throw new FormatError(`${source}: PNDMScheduler without skip_prk_steps: true (the PRK warm-up) is not supported; SD 1.x's configs set it (or ${CHOOSE_SCHEDULER})`);
   }
   return s === 'dpmpp2m' && o.algorithm_type === 'sde-dpmsolver++' ? 'dpmpp2m-sde' : s;
 }

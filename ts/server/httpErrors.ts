@@ -1,6 +1,6 @@
 /**
- * Errors → HTTP: invalid input (NaN in a request body included) is a 400 that lists every problem, a missing job or
- * model a 404, a busy run folder or a taken model name a 409, a full queue, a closing service or an unreachable
+ * Errors → HTTP: invalid input (NaN in a request body included) is a 400 that lists every problem, input over one of
+ * the service's limits (LimitError) a 413 (a 400 for a file the client named), a missing model, job, run file or route a 404 whose `code` names the kind (notFound.ts), a busy run folder or a taken model name a 409, a full queue, a closing service or an unreachable
  * Redis (serve --redis, batch-layer jobs) a 503 with Retry-After; a loaded model that turns finite inputs into NaN/Inf is a 500 naming the model and the output
  * (ModelOutputError: the service's fault, not the client's); anything else is a 500 whose body says only what kind
  * of failure it was (the details go to the log).
@@ -9,10 +9,11 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 
 import { RedisUnreachableError } from '../batch/errors.js';
 import { ConfigError } from '../config/index.js';
-import { BrainlatentError, FormatError, InvalidArgumentError, MissingFileError, NonFiniteError, ShapeError } from '../errors.js';
+import { BrainlatentError, FormatError, InvalidArgumentError, LimitError, MissingFileError, NonFiniteError, ShapeError } from '../errors.js';
 import { JobConflictError } from './jobs/LocalJobRunner.js';
 import { ModelOutputError } from './models/ModelOutputError.js';
-import { ModelExistsError, ModelNotFoundError } from './models/ModelRegistry.js';
+import { ModelExistsError } from './models/ModelRegistry.js';
+import { NotFoundError } from './notFound.js';
 import { publicError, shownWith, type PublicError } from './publicError.js';
 import { PathOutsideRootError } from './rootPaths.js';
 import { RequestValidationError } from './validation.js';
@@ -20,11 +21,27 @@ import { ClosedError, QueueFullError } from './workQueue.js';
 
 const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 404: 'Not Found', 409: 'Conflict', 413: 'Payload Too Large', 415: 'Unsupported Media Type', 500: 'Internal Server Error', 503: 'Service Unavailable' };
 
+/** Errors about a file or folder the client named by path (POST /v1/models' body.path), not the request's content. */
+const aboutNamedFile = new WeakSet<object>();
+
+/** What is wrong with a file or folder the client named is what is wrong with that field: its message says so. */
+export function fieldOfFile(e: unknown, field: string): unknown {
+  const aboutFile = [FormatError, MissingFileError, InvalidArgumentError, ShapeError, LimitError].some((k) => e instanceof k) || typeof (e as NodeJS.ErrnoException)?.syscall === 'string';
+  if (aboutFile) {
+    (e as Error).message = `${field}: ${(e as Error).message}`;
+    aboutNamedFile.add(e as Error);
+  }
+  return e;
+}
+
 function statusOf(e: unknown): number {
+  // Input over a limit the service keeps: in the request's content (a .npy body, a base64 array) that is 413; in a file
+  // the client named by path the request is small, and a 413 would say "send less" where the fix is another file: 400.
+  if (e instanceof LimitError) return aboutNamedFile.has(e) ? 400 : 413;
   if (e instanceof RequestValidationError || e instanceof ConfigError || e instanceof PathOutsideRootError) return 400;
   if (e instanceof ShapeError || e instanceof InvalidArgumentError || e instanceof FormatError || e instanceof NonFiniteError) return 400;
   if (e instanceof MissingFileError) return 400;
-  if (e instanceof ModelNotFoundError) return 404;
+  if (e instanceof NotFoundError) return 404;
   if (e instanceof JobConflictError || e instanceof ModelExistsError) return 409;
   if (e instanceof QueueFullError || e instanceof ClosedError || e instanceof RedisUnreachableError) return 503;
   const fastifyCode = (e as FastifyError).statusCode;
@@ -59,5 +76,7 @@ export function sendError(e: unknown, req: FastifyRequest, reply: FastifyReply, 
   const mediaType = (e as FastifyError).code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE';
   const body = shownWith(mediaType ? unsupportedMediaType(req) : fastify4xx ? { name: (e as FastifyError).code, message: (e as Error).message } : publicError(e), show);
   const model = e instanceof ModelOutputError ? { model: e.model, output: e.output } : {};
-  return reply.code(status).send({ error: STATUS_TEXT[status] ?? 'Error', ...(body.problems ? { problems: body.problems } : {}), message: body.message, code: body.name, ...model });
+  // (a not-found's code is its kind's, documented; other errors' is their class's name)
+  const notFound = e instanceof NotFoundError ? { code: e.code, ...e.fields } : {};
+  return reply.code(status).send({ error: STATUS_TEXT[status] ?? 'Error', ...(body.problems ? { problems: body.problems } : {}), message: body.message, code: body.name, ...model, ...notFound });
 }

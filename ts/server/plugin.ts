@@ -9,6 +9,7 @@ import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { closeContext, createContext, type BrainlatentPluginOptions } from './context.js';
 import { sendError } from './httpErrors.js';
 import { JOB_KILL_AFTER_MS } from './jobs/jobSpawner.js';
+import { RouteNotFoundError } from './notFound.js';
 import { pageHtml } from './page/pageHtml.js';
 import { healthRoutes } from './routes/health.js';
 import { jobRoutes } from './routes/jobs.js';
@@ -44,7 +45,7 @@ async function plugin(app: FastifyInstance, options: BrainlatentPluginOptions & 
   // parser would hand a string to routes whose schemas cover only their own types (415 instead, naming them).
   app.removeContentTypeParser('text/plain');
   app.setErrorHandler((e, req, reply) => sendError(e, req, reply, (text) => ctx.root.shown(text)));
-  app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: 'Not Found', message: `no route ${req.method} ${req.url}`, code: 'RouteNotFound' }));
+  app.setNotFoundHandler((req, reply) => sendError(new RouteNotFoundError(req.method, req.url), req, reply, (text) => ctx.root.shown(text)));
 
   if (!app.hasDecorator('swagger')) {
     await app.register(swagger, {

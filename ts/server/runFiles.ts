@@ -10,6 +10,7 @@ import { extname, join } from 'node:path';
 
 import type { FastifyReply } from 'fastify';
 
+import { FileNotFoundError } from './notFound.js';
 import { fileInside } from './rootPaths.js';
 
 const TYPES: Record<string, string> = {
@@ -63,12 +64,11 @@ export async function listRunFolder(dir: string, limit = 10_000): Promise<RunFil
 }
 
 export async function sendRunFile(reply: FastifyReply, dir: string, rel: string): Promise<FastifyReply> {
-  const missing = () => reply.code(404).send({ error: 'Not Found', message: `no file '${rel}' in this run folder`, code: 'FileNotFound' });
-  if (!rel || rel.split('/').some(hidden)) return missing();
+  if (!rel || rel.split('/').some(hidden)) throw new FileNotFoundError(rel);
   const file = await fileInside(dir, rel);
-  if (!file) return missing();
+  if (!file) throw new FileNotFoundError(rel);
   const st = await stat(file);
-  if (!st.isFile()) return missing();
+  if (!st.isFile()) throw new FileNotFoundError(rel);
   const type = TYPES[extname(file).toLowerCase()] ?? 'application/octet-stream';
   void reply.header('content-type', type).header('content-length', String(st.size)).header('x-content-type-options', 'nosniff').header('cache-control', 'no-cache');
   if (type.startsWith('text/html')) void reply.header('content-security-policy', REPORT_CSP);

@@ -6,15 +6,10 @@ import { availableParallelism } from 'node:os';
 
 import { BrainlatentError } from '../../errors.js';
 import type { Matrix } from '../../matrix.js';
-import { Diffusion } from '../../sd/Diffusion.js';
+import { Diffusion, type SchedulerName } from '../../sd/Diffusion.js';
+import { ModelNotFoundError } from '../notFound.js';
 import type { PredictBatcher } from './predictBatcher.js';
 import type { PredictPool } from './predictPool.js';
-
-export class ModelNotFoundError extends BrainlatentError {
-  constructor(name: string, kind: string) {
-    super(`no ${kind} model named '${name}' is loaded (POST /v1/models loads one)`, 'ModelNotFound');
-  }
-}
 
 export class ModelExistsError extends BrainlatentError {
   constructor(name: string) {
@@ -30,6 +25,8 @@ export interface ModelView {
   loadedAt: string;
   /** ridge: features and targets; sd: latent channels and conditioning width. */
   shape: Record<string, number>;
+  /** sd: the scheduler an img2img request runs when it names none (the load's, else the folder's config's). */
+  scheduler?: SchedulerName;
   /** Requests using it now. */
   inFlight: number;
 }
@@ -73,7 +70,7 @@ export class ModelRegistry {
 
   /** Loads a ridge model (.safetensors) or an SD model folder under `name`. */
   async load(
-    o: { name: string; kind: 'ridge' | 'sd'; replace: boolean; provider?: string; threads?: number },
+    o: { name: string; kind: 'ridge' | 'sd'; replace: boolean; provider?: string; threads?: number; scheduler?: SchedulerName },
     absPath: string,
     shownPath: string,
   ): Promise<ModelView> {
@@ -87,8 +84,9 @@ export class ModelRegistry {
       entry = { view: { ...base, shape: { features, targets } }, key, ridge: { nFeatures: features, nTargets: targets }, inFlight: 0, retired: false };
     } else {
       // ONNX Runtime's threads leave a core to the event loop and do not spin while idle
-      const sd = await Diffusion.load(absPath, { provider: o.provider, intraOpThreads: o.threads || Math.max(1, availableParallelism() - 1), spinning: false });
-      entry = { view: { ...base, shape: { latentChannels: sd.info.latentChannels, condDim: sd.info.condDim } }, key, sd, inFlight: 0, retired: false };
+      const sd = await Diffusion.load(absPath, { provider: o.provider, intraOpThreads: o.threads || Math.max(1, availableParallelism() - 1), spinning: false, scheduler: o.scheduler });
+      const shape = { latentChannels: sd.info.latentChannels, condDim: sd.info.condDim };
+      entry = { view: { ...base, shape, scheduler: sd.defaultScheduler() }, key, sd, inFlight: 0, retired: false };
     }
     const old = this.models.get(o.name);
     this.models.set(o.name, entry);

@@ -7,25 +7,14 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 
 import type { ServiceContext } from '../context.js';
 import { jobSpecOf, withConfigProblems, type JobBody } from '../jobs/jobSpec.js';
-import { KEEP_FINISHED, type LoggedEvent } from '../jobs/jobBoard.js';
+import type { LoggedEvent } from '../jobs/jobBoard.js';
 import type { JobKind, JobState } from '../jobs/types.js';
+import { JobNotFoundError } from '../notFound.js';
 import { JobBodySchema, JobIdParams, JobListQuery } from '../schemas.js';
 import { listRunFolder, sendRunFile } from '../runFiles.js';
 
 type IdRequest = FastifyRequest<{ Params: { id: string } }>;
 
-/**
- * A job the board does not hold: never submitted here, or forgotten. The service keeps its jobs in memory only (with
- * or without Redis), so a restart forgets every one, and the oldest finished ones go beyond KEEP_FINISHED; the answer
- * says so and names the id, for a client that was following the job (the page marks it so and stops).
- */
-const notFound = (reply: FastifyReply, id: string) =>
-  reply.code(404).send({
-    error: 'Not Found',
-    code: 'JobNotFound',
-    id,
-    message: `no job '${id}' on this service: it keeps its jobs in memory only, so a restart forgets them (their run folders stay on disk), as it forgets the oldest finished jobs beyond ${KEEP_FINISHED.toLocaleString('en')}`,
-  });
 
 export async function jobRoutes(app: FastifyInstance, ctx: ServiceContext): Promise<void> {
   const board = ctx.runner.board;
@@ -49,12 +38,14 @@ export async function jobRoutes(app: FastifyInstance, ctx: ServiceContext): Prom
 
   app.get('/v1/jobs/:id', { schema: { tags: ['jobs'], summary: 'A job', params: JobIdParams } }, async (req: IdRequest, reply) => {
     const view = board.get(req.params.id);
-    return view ?? notFound(reply, req.params.id);
+    if (!view) throw new JobNotFoundError(req.params.id);
+    return view;
   });
 
   app.delete('/v1/jobs/:id', { schema: { tags: ['jobs'], summary: 'Cancel a job (it stops at its next step or batch)', params: JobIdParams } }, async (req: IdRequest, reply) => {
     const view = await ctx.runner.cancel(req.params.id);
-    return view ? reply.code(202).send(view) : notFound(reply, req.params.id);
+    if (!view) throw new JobNotFoundError(req.params.id);
+    return reply.code(202).send(view);
   });
 
   app.get(
@@ -68,7 +59,7 @@ export async function jobRoutes(app: FastifyInstance, ctx: ServiceContext): Prom
     },
     async (req: IdRequest, reply) => {
       const id = req.params.id;
-      if (!board.has(id)) return notFound(reply, id);
+      if (!board.has(id)) throw new JobNotFoundError(id);
       const last = Number(req.headers['last-event-id']);
       let sub: ReturnType<typeof board.subscribe> = null;
       const stream = ctx.streams.start(reply, () => sub?.unsubscribe());
@@ -85,7 +76,7 @@ export async function jobRoutes(app: FastifyInstance, ctx: ServiceContext): Prom
 
   app.get('/v1/jobs/:id/files', { schema: { tags: ['jobs'], summary: "The files of a job's run folder", params: JobIdParams } }, async (req: IdRequest, reply) => {
     const dir = board.dir(req.params.id);
-    if (!dir) return notFound(reply, req.params.id);
+    if (!dir) throw new JobNotFoundError(req.params.id);
     return { files: await listRunFolder(dir) };
   });
 
@@ -94,7 +85,7 @@ export async function jobRoutes(app: FastifyInstance, ctx: ServiceContext): Prom
     { schema: { tags: ['jobs'], summary: "A file of a job's run folder (report, images, .npy, NIfTI)", params: { type: 'object', properties: { id: JobIdParams.properties.id, '*': { type: 'string' } }, required: ['id'] } } },
     async (req: FastifyRequest<{ Params: { id: string; '*': string } }>, reply) => {
       const dir = board.dir(req.params.id);
-      if (!dir) return notFound(reply, req.params.id);
+      if (!dir) throw new JobNotFoundError(req.params.id);
       return sendRunFile(reply, dir, req.params['*']);
     },
   );

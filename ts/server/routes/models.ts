@@ -7,11 +7,14 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 
 import type { Img2ImgBody, LoadModelBody, PredictBody } from '../../config/service.js';
 import { Img2ImgBodySchema, LoadModelBodySchema, PredictBodySchema } from '../../config/service.js';
-import { FormatError, InvalidArgumentError, LimitError, MissingFileError, NonFiniteError, ShapeError } from '../../errors.js';
+import { FormatError, NonFiniteError, ShapeError } from '../../errors.js';
 import { firstNonFiniteSliced } from '../../io/finite.js';
 import type { Matrix } from '../../matrix.js';
+import { CHOOSE_SCHEDULER, SCHEDULERS } from '../../sd/schedulerConfig.js';
 import type { ServiceContext } from '../context.js';
+import { fieldOfFile } from '../httpErrors.js';
 import { LargeBody, useDataBodies } from '../models/dataBodies.js';
+import { ModelNotFoundError } from '../notFound.js';
 import { engineWhere, ModelOutputError, type ModelOutput } from '../models/ModelOutputError.js';
 import { img2imgInput, matrixFromJson, matrixFromNpy, type Img2ImgInput } from '../models/requestBodies.js';
 import { imagesNpy, latentsNpy, pngStrip, predictionsJson, type Answer } from '../models/responseBodies.js';
@@ -52,34 +55,32 @@ export async function modelRoutes(app: FastifyInstance, ctx: ServiceContext): Pr
   app.post('/v1/models', { bodyLimit: ctx.bodyLimit, schema: { tags: ['models'], summary: 'Load a ridge model or an SD model folder', body: LoadModelBodySchema } }, async (req, reply) => {
     const b = req.body as LoadModelBody;
     const abs = await ctx.root.resolve(b.path, 'body.path');
-    const view = await ctx.models
-      .load({ ...b, provider: 'provider' in b ? b.provider : undefined, threads: 'threads' in b ? b.threads : undefined }, abs, ctx.root.relative(abs))
-      .catch((e: unknown) => {
-        throw fieldOfFile(e, 'body.path');
-      });
+    const view = await ctx.models.load(b, abs, ctx.root.relative(abs)).catch((e: unknown) => {
+      throw fieldOfFile(withSchedulerField(e), 'body.path');
+    });
     return reply.code(201).send(view);
   });
 
   app.get('/v1/models', { schema: { tags: ['models'], summary: 'Loaded models' } }, async () => ({ models: ctx.models.list() }));
 
   app.get('/v1/models/:name', { schema: { tags: ['models'], summary: 'A loaded model', params: ModelNameParams } }, async (req: FastifyRequest<{ Params: { name: string } }>, reply) => {
-    return ctx.models.get(req.params.name) ?? reply.code(404).send({ error: 'Not Found', message: `no model named '${req.params.name}'`, code: 'ModelNotFound' });
+    const view = ctx.models.get(req.params.name);
+    if (!view) throw new ModelNotFoundError(req.params.name);
+    return view;
   });
 
   app.delete('/v1/models/:name', { schema: { tags: ['models'], summary: 'Unload a model (requests in flight finish first)', params: ModelNameParams } }, async (req: FastifyRequest<{ Params: { name: string } }>, reply) => {
-    return ctx.models.unload(req.params.name)
-      ? reply.code(204).send()
-      : reply.code(404).send({ error: 'Not Found', message: `no model named '${req.params.name}'`, code: 'ModelNotFound' });
+    if (!ctx.models.unload(req.params.name)) throw new ModelNotFoundError(req.params.name);
+    return reply.code(204).send();
   });
 
   // The data routes read their bodies in their own scope: large ones are decoded by a predict thread.
   await app.register(async (data) => dataRoutes(data, ctx, runOn, modelFault, nonFiniteIsModels));
 }
 
-/** What is wrong with a file or folder the client named is what is wrong with that field: its message says so. */
-function fieldOfFile(e: unknown, field: string): unknown {
-  const aboutFile = [FormatError, MissingFileError, InvalidArgumentError, ShapeError, LimitError].some((k) => e instanceof k) || typeof (e as NodeJS.ErrnoException)?.syscall === 'string';
-  if (aboutFile) (e as Error).message = `${field}: ${(e as Error).message}`;
+/** A folder whose scheduler class needs a choice: the client makes it with the body's field, not the command line's flag. */
+function withSchedulerField(e: unknown): unknown {
+  if (e instanceof FormatError) e.message = e.message.replace(CHOOSE_SCHEDULER, `choose one with the body's "scheduler": ${SCHEDULERS.join(', ')}`);
   return e;
 }
 

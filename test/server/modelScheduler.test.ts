@@ -1,0 +1,85 @@
+/**
+ * POST /v1/models' `scheduler` for an SD folder: Diffusion.load's, so a folder whose scheduler_config.json names a
+ * class the engine does not know loads with one (and img2img requests that name none run it); without one the
+ * load is a 400 naming the file, the class and the body's field; a name that is no scheduler lists the valid ones.
+ */
+import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { decodeNpy, encodeNpy } from '../../ts/io/npy.js';
+import { writeSdFixture } from '../../ts/sd/fixture.js';
+import { SCHEDULERS } from '../../ts/sd/schedulerConfig.js';
+import { startTestServer, type TestServer } from './helpers.js';
+
+let s: TestServer;
+
+beforeAll(async () => {
+  s = await startTestServer();
+  mkdirSync(join(s.root, 'models'));
+  await writeSdFixture(join(s.root, 'models', 'sd'));
+  cpSync(join(s.root, 'models', 'sd'), join(s.root, 'models', 'foo'), { recursive: true });
+  const cfg = join(s.root, 'models', 'foo', 'scheduler', 'scheduler_config.json');
+  writeFileSync(cfg, JSON.stringify({ ...JSON.parse(readFileSync(cfg, 'utf8')), _class_name: 'FooScheduler' }));
+}, 120_000);
+afterAll(async () => s?.stop());
+
+const b64 = (data: Float32Array, shape: number[]) => encodeNpy(data, shape).toString('base64');
+
+async function latents(model: string, scheduler?: string): Promise<Float32Array> {
+  const body = {
+    z: b64(new Float32Array(4 * 8 * 8).map((_, i) => Math.sin(i)), [1, 4, 8, 8]),
+    c: b64(new Float32Array(77 * 32).map((_, i) => Math.cos(i)), [1, 77, 32]),
+    steps: 6,
+    strength: 0.7,
+    output: 'latents',
+    ...(scheduler ? { scheduler } : {}),
+  };
+  const r = await fetch(`${s.url}/v1/sd/${model}/img2img`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  expect(r.status, await r.clone().text()).toBe(200);
+  return decodeNpy(new Uint8Array(await r.arrayBuffer()), 'latents').data as Float32Array;
+}
+
+describe("POST /v1/models: an SD folder's scheduler", () => {
+  it('refuses a folder whose class the engine does not know without "scheduler": 400 naming the file, the class and the field', async () => {
+    const r = await s.call('POST', '/v1/models', { kind: 'sd', name: 'foo', path: 'models/foo' });
+    expect(r.status, r.text).toBe(400);
+    expect(r.json.code).toBe('FormatError');
+    expect(r.json.message).toBe(
+      "body.path: models/foo/scheduler/scheduler_config.json: _class_name 'FooScheduler' is not a scheduler the engine knows; known: DDIMScheduler, PNDMScheduler, " +
+        'DDPMScheduler, LMSDiscreteScheduler, EulerDiscreteScheduler, EulerAncestralDiscreteScheduler, HeunDiscreteScheduler, DPMSolverMultistepScheduler, ' +
+        `UniPCMultistepScheduler (or choose one with the body's "scheduler": ${SCHEDULERS.join(', ')})`,
+    );
+    expect((await s.call('GET', '/v1/models/foo')).status).toBe(404);
+  });
+
+  it('loads it with "scheduler", which img2img requests that name none then run', async () => {
+    const r = await s.call('POST', '/v1/models', { kind: 'sd', name: 'foo', path: 'models/foo', scheduler: 'euler' });
+    expect(r.status, r.text).toBe(201);
+    expect(r.json).toMatchObject({ name: 'foo', kind: 'sd', scheduler: 'euler' });
+    expect((await s.call('GET', '/v1/models/foo')).json.scheduler).toBe('euler');
+    const byDefault = await latents('foo');
+    expect(byDefault).toEqual(await latents('foo', 'euler'));
+    expect(byDefault).not.toEqual(await latents('foo', 'ddim'));
+  });
+
+  it("reports the folder's own scheduler when the load names none", async () => {
+    const r = await s.call('POST', '/v1/models', { kind: 'sd', name: 'sd', path: 'models/sd' });
+    expect(r.status, r.text).toBe(201);
+    expect(r.json.scheduler).toBe('pndm');
+  });
+
+  it('refuses a "scheduler" that is no scheduler, listing the valid names', async () => {
+    const r = await s.call('POST', '/v1/models', { kind: 'sd', name: 'bad', path: 'models/foo', scheduler: 'plms' });
+    expect(r.status, r.text).toBe(400);
+    expect(r.json.code).toBe('RequestValidationError');
+    expect(r.json.problems).toEqual([
+      'body.scheduler: expected "ddim", "pndm", "ddpm", "lms", "euler", "euler-ancestral", "heun", "dpmpp2m", "dpmpp2m-sde", or "unipc", got the string "plms" (did you mean "lms"?)',
+    ]);
+    // a ridge model has no scheduler
+    const ridge = await s.call('POST', '/v1/models', { kind: 'ridge', name: 'r', path: 'models/r.safetensors', scheduler: 'ddim' });
+    expect(ridge.status).toBe(400);
+    expect(ridge.json.problems.join('\n')).toContain('body.scheduler');
+  });
+});
