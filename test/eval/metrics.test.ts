@@ -6,7 +6,8 @@ import { describe, expect, it } from 'vitest';
 
 import { featureNetworkModel } from '../../ts/demo/models.js';
 import { FeatureNetwork } from '../../ts/eval/featureNetwork.js';
-import { correlationDistance, twoWayFromCorrelations, twoWayIdentification } from '../../ts/eval/identification.js';
+import { correlationDistance, correlationMatrix, twoWayFromCorrelations, twoWayIdentification } from '../../ts/eval/identification.js';
+import { NonFiniteError, ShapeError } from '../../ts/errors.js';
 import { evaluateReconstructions } from '../../ts/eval/evaluate.js';
 import { pixCorr, ssim } from '../../ts/eval/pixel.js';
 import { metricsCsv } from '../../ts/eval/table.js';
@@ -78,6 +79,30 @@ describe('two-way identification', () => {
     expect(same.mean).toBeCloseTo(0, 6);
     const opposite = await correlationDistance(m(g), m(g.map((r) => r.map((v) => -v))));
     expect(opposite.mean).toBeCloseTo(2, 6);
+  });
+});
+
+describe('identification metrics refuse non-finite features', () => {
+  // 5 images × 3 features; a NaN made 2WI 0.3 (its correlations are NaN, and NaN < r is never a win) and the
+  // correlation distance NaN, with nothing saying why
+  const feats = (seed: number) => ({ data: Float32Array.from({ length: 15 }, (_, k) => Math.sin(seed * 7.1 + k * 1.3) + (k % 3) * 0.2), rows: 5, cols: 3 });
+
+  it('twoWayIdentification, correlationDistance and correlationMatrix name the argument, row and column', async () => {
+    const gt = feats(1);
+    gt.data[1 * 3 + 2] = NaN;
+    const rec = feats(2);
+    rec.data[4 * 3 + 0] = Infinity;
+    const fns = { twoWayIdentification, correlationDistance, correlationMatrix } as const;
+    for (const [name, fn] of Object.entries(fns)) {
+      await expect(fn(gt, feats(2))).rejects.toBeInstanceOf(NonFiniteError);
+      await expect(fn(gt, feats(2))).rejects.toThrow(`${name}: gt (ground-truth features) contains NaN at row 1, column 2: inputs must be finite`);
+      await expect(fn(feats(1), rec)).rejects.toThrow(`${name}: rec (reconstruction features) contains Infinity at row 4, column 0: inputs must be finite`);
+    }
+    // shapes are checked before values, and finite features still score
+    await expect(twoWayIdentification(gt, { data: new Float32Array(12), rows: 4, cols: 3 })).rejects.toBeInstanceOf(ShapeError);
+    await expect(correlationMatrix(feats(1), { data: new Float32Array(8), rows: 4, cols: 2 })).rejects.toThrow(/^correlationMatrix: features differ in width: 5×3 vs 4×2$/);
+    expect((await twoWayIdentification(feats(1), feats(1))).accuracy).toBe(1);
+    expect((await correlationDistance(feats(1), feats(1))).mean).toBeCloseTo(0, 6);
   });
 });
 

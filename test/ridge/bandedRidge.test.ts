@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { BandedRidgeCV, dirichletGammas, type BandedRidgeCVOptions } from '../../ts/ridge/BandedRidgeCV.js';
 import { BandedRidgeModel } from '../../ts/ridge/BandedRidgeModel.js';
 import { partitionVariance } from '../../ts/encoding/variancePartition.js';
-import { CancelledError, FormatError, InvalidArgumentError, ShapeError } from '../../ts/errors.js';
+import { CancelledError, FormatError, InvalidArgumentError, NonFiniteError, ShapeError } from '../../ts/errors.js';
 import { readSafetensors, writeSafetensors } from '../../ts/io/safetensors.js';
 import type { Matrix } from '../../ts/matrix.js';
 import { rng } from '../helpers/random.js';
@@ -182,17 +182,69 @@ describe('BandedRidgeCV', () => {
     await expect(BandedRidgeModel.load(join(tmpdir(), 'no-such-model.safetensors'))).rejects.toThrow();
   });
 
-  it('predictSplit refuses spaces of other widths than the fit\'s, as predict does', async () => {
+  it('predict and predictSplit refuse spaces of other widths than the fit\'s, naming the space and the fitted widths', async () => {
     const { a, b, y } = data(40, 4, 3, 2, 6);
     const model = await new BandedRidgeCV({ alphas: [1, 10], nIter: 3, folds: 4 }).fit({ a, b }, y);
-    const oneSpace = /: spaces have widths \[4\], the model was fitted on \[4, 3\] \(a, b\)$/;
-    const swapped = /: spaces have widths \[3, 4\], the model was fitted on \[4, 3\] \(a, b\)$/;
+    const fitted = "the model was fitted on 2 space\\(s\\): 'a' \\(4 features\\), 'b' \\(3 features\\)";
+    const narrow: Matrix = { data: a.data.slice(0, 40 * 2), rows: 40, cols: 2 };
     for (const method of ['predict', 'predictSplit'] as const) {
-      expect(() => model[method]({ a })).toThrow(ShapeError);
-      expect(() => model[method]({ a })).toThrow(new RegExp(`^BandedRidgeModel\\.${method}${oneSpace.source}`));
-      expect(() => model[method]({ b, a })).toThrow(new RegExp(`^BandedRidgeModel\\.${method}${swapped.source}`));
+      expect(() => model[method]({ a: narrow, b })).toThrow(ShapeError);
+      expect(() => model[method]({ a: narrow, b })).toThrow(new RegExp(`^BandedRidgeModel\\.${method}: feature space 'a' has 2 features \\(columns\\), ${fitted}$`));
+      // an array is positional: [b, a] has the widths the other way round
+      expect(() => model[method]([b, a])).toThrow(new RegExp(`^BandedRidgeModel\\.${method}: feature space 'a' has 3 features \\(columns\\), ${fitted}$`));
+      expect(() => model[method]([a])).toThrow(new RegExp(`^BandedRidgeModel\\.${method}: got an array of 1 space\\(s\\), ${fitted}, in that order$`));
     }
     expect(model.predictSplit({ a, b }).map((m) => [m.rows, m.cols])).toEqual([[40, 2], [40, 2]]);
+  });
+
+  it('predict and predictSplit match named spaces to the fit\'s band names, whatever their order, and refuse unknown or missing names', async () => {
+    // two spaces of one width: matched by position, {b, a} used to predict with the bands swapped, and {x, y} passed
+    const { a, b, y } = data(40, 4, 4, 3, 8);
+    const model = await new BandedRidgeCV({ alphas: [1, 10], nIter: 3, folds: 4 }).fit({ a, b }, y);
+    expect(model.bandNames).toEqual(['a', 'b']);
+    const inOrder = model.predict({ a, b });
+    expect(model.predict({ b, a }).data).toEqual(inOrder.data);
+    expect(model.predict([a, b]).data).toEqual(inOrder.data);
+    const split = model.predictSplit({ a, b });
+    const swappedSplit = model.predictSplit({ b, a });
+    expect(swappedSplit.map((m) => m.data)).toEqual(split.map((m) => m.data));
+    // the swap does change the prediction: the test would not see a positional match otherwise
+    expect(model.predict({ a: b, b: a }).data).not.toEqual(inOrder.data);
+    const fitted = "; the model was fitted on 2 space\\(s\\): 'a' \\(4 features\\), 'b' \\(4 features\\)$";
+    for (const method of ['predict', 'predictSplit'] as const) {
+      const at = `^BandedRidgeModel\\.${method}: `;
+      expect(() => model[method]({ x: a, y: b })).toThrow(InvalidArgumentError);
+      expect(() => model[method]({ x: a, y: b })).toThrow(new RegExp(`${at}unknown space\\(s\\) 'x', 'y' and missing space\\(s\\) 'a', 'b'${fitted}`));
+      expect(() => model[method]({ a })).toThrow(new RegExp(`${at}missing space\\(s\\) 'b'${fitted}`));
+      expect(() => model[method]({ a, b, c: a })).toThrow(new RegExp(`${at}unknown space\\(s\\) 'c'${fitted}`));
+    }
+    // integer-like names: fit takes Object.keys' order ('2' before '10') and predict matches them by name
+    const numeric = await new BandedRidgeCV({ alphas: [1, 10], nIter: 3, folds: 4 }).fit({ 10: a, 2: b }, y);
+    expect(numeric.bandNames).toEqual(['2', '10']);
+    expect(numeric.predict({ 2: b, 10: a }).data).toEqual(numeric.predict([b, a]).data);
+    // an array fit names its bands band0, band1, …, which predict then accepts by name
+    const positional = await new BandedRidgeCV({ alphas: [1, 10], nIter: 3, folds: 4 }).fit([a, b], y);
+    expect(positional.bandNames).toEqual(['band0', 'band1']);
+    expect(positional.predict({ band1: b, band0: a }).data).toEqual(positional.predict([a, b]).data);
+    // names that repeat (a hand-made model) cannot be matched: the array form is asked for
+    const twice = new BandedRidgeModel({ ...model, bandNames: ['a', 'a'] });
+    expect(() => twice.predict({ a })).toThrow(/^BandedRidgeModel\.predict: the model's band names repeat 'a' \(a, a\), so spaces cannot be matched by name; pass an array in band order$/);
+    expect(twice.predict([a, b]).data).toEqual(inOrder.data);
+  });
+
+  it('predict and predictSplit refuse NaN and Inf in a space, naming the space, row and column (as RidgeModel.predict does)', async () => {
+    const { a, b, y } = data(40, 4, 3, 2, 7);
+    const model = await new BandedRidgeCV({ alphas: [1, 10], nIter: 3, folds: 4 }).fit({ a, b }, y);
+    const bad: Matrix = { data: b.data.slice(), rows: 40, cols: 3 };
+    bad.data[5 * 3 + 2] = NaN;
+    bad.data[9 * 3 + 1] = Infinity;
+    const inf: Matrix = { data: a.data.slice(), rows: 40, cols: 4 };
+    inf.data[3 * 4 + 1] = -Infinity;
+    for (const method of ['predict', 'predictSplit'] as const) {
+      expect(() => model[method]({ a, b: bad })).toThrow(NonFiniteError);
+      expect(() => model[method]({ a, b: bad })).toThrow(`BandedRidgeModel.${method}: feature space 'b' contains NaN at row 5, column 2: inputs must be finite`);
+      expect(() => model[method]([inf, b])).toThrow(`BandedRidgeModel.${method}: feature space 'a' contains -Infinity at row 3, column 1: inputs must be finite`);
+    }
   });
 
   it('load refuses what RidgeModel.load refuses, and metadata or tensors that disagree, naming the file and the field', async () => {

@@ -1,55 +1,89 @@
 import { ShapeError } from '../errors.js';
-import type { Matrix } from '../matrix.js';
+import { assertFiniteMatrix } from '../io/finite.js';
+import { assertMatrix, type Matrix } from '../matrix.js';
 
-function sameShape(a: Matrix, b: Matrix, what: string): void {
-  if (a.rows !== b.rows || a.cols !== b.cols) {
-    throw new ShapeError(`${what}: predictions are ${a.rows}×${a.cols} but the measured data are ${b.rows}×${b.cols}`);
+/** Both arguments well-formed, of one shape, and finite (NonFiniteError naming the argument, row and column). */
+function checkPair(pred: Matrix, actual: Matrix, what: string): void {
+  assertMatrix(pred, `${what}: pred`);
+  assertMatrix(actual, `${what}: actual`);
+  if (pred.rows !== actual.rows || pred.cols !== actual.cols) {
+    throw new ShapeError(`${what}: predictions are ${pred.rows}×${pred.cols} but the measured data are ${actual.rows}×${actual.cols}`);
   }
+  assertFiniteMatrix(pred, `${what}: pred`);
+  assertFiniteMatrix(actual, `${what}: actual`);
 }
 
-/** Pearson r per column (voxel) between predictions and measurements, float64 sums; 0 where either is constant. */
+/**
+ * A column is constant when its SD is below 4 float32 ulps of its level: sd < 4·2⁻²⁴·max(|mean|, 2⁻¹²⁶) (the
+ * engine's rule for a constant target). Below that, the spread is rounding of a float32 value, not signal, and
+ * dividing by it turns a rounding residual into a huge score (an R² of −6e15 for a constant column).
+ */
+const CONSTANT_RELATIVE_SD = 4 * 2 ** -24;
+const FLOAT32_TINY = 2 ** -126;
+
+function isConstant(sumSquaredDeviations: number, mean: number, n: number): boolean {
+  return !(Math.sqrt(sumSquaredDeviations / n) >= CONSTANT_RELATIVE_SD * Math.max(Math.abs(mean), FLOAT32_TINY));
+}
+
+/** Per-column means in float64. */
+function columnMeans(m: Matrix): Float64Array {
+  const { rows: n, cols: t } = m;
+  const s = new Float64Array(t);
+  for (let i = 0; i < n; i++) {
+    const o = i * t;
+    for (let j = 0; j < t; j++) s[j] += m.data[o + j];
+  }
+  for (let j = 0; j < t; j++) s[j] /= n;
+  return s;
+}
+
+/**
+ * Pearson r per column (voxel) between predictions and measurements, two-pass in float64 (means, then
+ * deviations); 0 where either column is constant (see CONSTANT_RELATIVE_SD). NaN or ±Inf in either argument is
+ * refused (NonFiniteError naming pred or actual, the row and the column).
+ */
 export function columnPearson(pred: Matrix, actual: Matrix): Float32Array {
-  sameShape(pred, actual, 'columnPearson');
+  checkPair(pred, actual, 'columnPearson');
   const { rows: n, cols: t } = pred;
-  const sp = new Float64Array(t), sa = new Float64Array(t), spp = new Float64Array(t), saa = new Float64Array(t), spa = new Float64Array(t);
+  const mp = columnMeans(pred), ma = columnMeans(actual);
+  const cpp = new Float64Array(t), caa = new Float64Array(t), cpa = new Float64Array(t);
   for (let i = 0; i < n; i++) {
     const o = i * t;
     for (let j = 0; j < t; j++) {
-      const p = pred.data[o + j], a = actual.data[o + j];
-      sp[j] += p;
-      sa[j] += a;
-      spp[j] += p * p;
-      saa[j] += a * a;
-      spa[j] += p * a;
+      const p = pred.data[o + j] - mp[j], a = actual.data[o + j] - ma[j];
+      cpp[j] += p * p;
+      caa[j] += a * a;
+      cpa[j] += p * a;
     }
   }
   const out = new Float32Array(t);
   for (let j = 0; j < t; j++) {
-    const cpp = spp[j] - (sp[j] * sp[j]) / n, caa = saa[j] - (sa[j] * sa[j]) / n, cpa = spa[j] - (sp[j] * sa[j]) / n;
-    out[j] = cpp > 0 && caa > 0 ? cpa / Math.sqrt(cpp * caa) : 0;
+    const flat = isConstant(cpp[j], mp[j], n) || isConstant(caa[j], ma[j], n);
+    out[j] = flat ? 0 : cpa[j] / Math.sqrt(cpp[j] * caa[j]);
   }
   return out;
 }
 
-/** Coefficient of determination per column, 1 − SSE/SST (about the column's own mean); 0 where SST = 0. */
+/**
+ * Coefficient of determination per column, 1 − SSE/SST (about the column's own mean), two-pass in float64; 0
+ * where the measured column is constant (see CONSTANT_RELATIVE_SD). NaN or ±Inf in either argument is refused
+ * (NonFiniteError naming pred or actual, the row and the column).
+ */
 export function columnR2(pred: Matrix, actual: Matrix): Float32Array {
-  sameShape(pred, actual, 'columnR2');
+  checkPair(pred, actual, 'columnR2');
   const { rows: n, cols: t } = pred;
-  const sa = new Float64Array(t), saa = new Float64Array(t), sse = new Float64Array(t);
+  const ma = columnMeans(actual);
+  const sst = new Float64Array(t), sse = new Float64Array(t);
   for (let i = 0; i < n; i++) {
     const o = i * t;
     for (let j = 0; j < t; j++) {
-      const a = actual.data[o + j], d = pred.data[o + j] - a;
-      sa[j] += a;
-      saa[j] += a * a;
+      const a = actual.data[o + j], d = pred.data[o + j] - a, c = a - ma[j];
+      sst[j] += c * c;
       sse[j] += d * d;
     }
   }
   const out = new Float32Array(t);
-  for (let j = 0; j < t; j++) {
-    const sst = saa[j] - (sa[j] * sa[j]) / n;
-    out[j] = sst > 0 ? 1 - sse[j] / sst : 0;
-  }
+  for (let j = 0; j < t; j++) out[j] = isConstant(sst[j], ma[j], n) ? 0 : 1 - sse[j] / sst[j];
   return out;
 }
 

@@ -5,15 +5,36 @@
  * and the correlation distance is the mean of 1 − r_jj (EffNet-B and SwAV columns).
  */
 import { ShapeError } from '../errors.js';
+import { assertFiniteMatrix } from '../io/finite.js';
 import { assertMatrix, type Matrix } from '../matrix.js';
 import { nativeJob } from '../native/call.js';
 
-/** N × N Pearson correlations r[i·N + j] = corr(gt row i, rec row j), natively (float64 normalisation, one GEMM). */
+/**
+ * The two feature matrices of a metric, checked once: well-formed, finite (a NaN correlates as NaN, which no
+ * comparison counts and no mean survives: NonFiniteError naming the argument, row and column), of one width,
+ * and (`paired`) of one row per image each.
+ */
+function checkFeatures(gt: Matrix, rec: Matrix, what: string, paired: boolean): void {
+  assertMatrix(gt, `${what}: gt (ground-truth features)`);
+  assertMatrix(rec, `${what}: rec (reconstruction features)`);
+  if (paired && gt.rows !== rec.rows) throw new ShapeError(`${what}: ${gt.rows} ground-truth rows but ${rec.rows} reconstruction rows`);
+  if (gt.cols !== rec.cols) throw new ShapeError(`${what}: features differ in width: ${gt.rows}×${gt.cols} vs ${rec.rows}×${rec.cols}`);
+  assertFiniteMatrix(gt, `${what}: gt (ground-truth features)`);
+  assertFiniteMatrix(rec, `${what}: rec (reconstruction features)`);
+}
+
+/** The correlations of checked features, natively (float64 normalisation, one GEMM). */
+function correlate(gt: Matrix, rec: Matrix, what: string): Promise<Float32Array> {
+  return nativeJob(what, (b) => b.metricsCorrelation(gt.data, gt.rows, rec.data, rec.rows, gt.cols));
+}
+
+/**
+ * N × N Pearson correlations r[i·N + j] = corr(gt row i, rec row j), natively (float64 normalisation, one GEMM);
+ * NaN where a row is constant. NaN or ±Inf in the features is refused (NonFiniteError).
+ */
 export async function correlationMatrix(gt: Matrix, rec: Matrix): Promise<Float32Array> {
-  assertMatrix(gt, 'correlationMatrix: ground-truth features');
-  assertMatrix(rec, 'correlationMatrix: reconstruction features');
-  if (gt.cols !== rec.cols) throw new ShapeError(`correlationMatrix: features differ in width: ${gt.rows}×${gt.cols} vs ${rec.rows}×${rec.cols}`);
-  return nativeJob('correlationMatrix', (b) => b.metricsCorrelation(gt.data, gt.rows, rec.data, rec.rows, gt.cols));
+  checkFeatures(gt, rec, 'correlationMatrix', false);
+  return correlate(gt, rec, 'correlationMatrix');
 }
 
 /** 2WI from a correlation matrix (rows: ground truth, columns: reconstructions). Per-reconstruction scores and their mean. */
@@ -32,16 +53,16 @@ export function twoWayFromCorrelations(r: ArrayLike<number>, n: number): { perIm
   return { perImage, accuracy: sum / n };
 }
 
-/** Two-way identification accuracy of reconstructions by their features. */
+/** Two-way identification accuracy of reconstructions by their features (NaN or ±Inf refused: NonFiniteError). */
 export async function twoWayIdentification(gt: Matrix, rec: Matrix): Promise<{ perImage: Float64Array; accuracy: number }> {
-  if (gt.rows !== rec.rows) throw new ShapeError(`twoWayIdentification: ${gt.rows} ground-truth rows but ${rec.rows} reconstruction rows`);
-  return twoWayFromCorrelations(await correlationMatrix(gt, rec), gt.rows);
+  checkFeatures(gt, rec, 'twoWayIdentification', true);
+  return twoWayFromCorrelations(await correlate(gt, rec, 'twoWayIdentification'), gt.rows);
 }
 
-/** Mean correlation distance 1 − r(g_j, p_j) (scipy.spatial.distance.correlation), lower is better. */
+/** Mean correlation distance 1 − r(g_j, p_j) (scipy.spatial.distance.correlation), lower is better (NaN or ±Inf refused: NonFiniteError). */
 export async function correlationDistance(gt: Matrix, rec: Matrix): Promise<{ perImage: Float64Array; mean: number }> {
-  if (gt.rows !== rec.rows) throw new ShapeError(`correlationDistance: ${gt.rows} ground-truth rows but ${rec.rows} reconstruction rows`);
-  const r = await correlationMatrix(gt, rec);
+  checkFeatures(gt, rec, 'correlationDistance', true);
+  const r = await correlate(gt, rec, 'correlationDistance');
   const n = gt.rows;
   const perImage = Float64Array.from({ length: n }, (_, j) => 1 - r[j * n + j]);
   return { perImage, mean: perImage.reduce((a, b) => a + b, 0) / n };

@@ -3,6 +3,7 @@
  * every such error says what the array is, where the first NaN/Inf sits, and how many there are.
  */
 import { InvalidArgumentError, NonFiniteError } from '../errors.js';
+import type { Matrix } from '../matrix.js';
 import { describeNumber } from '../ridge/alphas.js';
 
 /** Index of the first NaN or ±Inf in `a`, or -1 when every value is finite. */
@@ -25,6 +26,20 @@ export async function firstNonFiniteSliced(a: ArrayLike<number>, slice = 1 << 18
     }
   }
   return -1;
+}
+
+/**
+ * The error for a matrix argument whose element at flat index `bad` (from firstNonFinite) is NaN or ±Inf: names
+ * `label` (the argument, e.g. "RidgeModel.predict: X"), the value, its row and its column.
+ */
+export function nonFiniteAt(m: Matrix, bad: number, label: string): NonFiniteError {
+  return new NonFiniteError(`${label} contains ${m.data[bad]} at row ${Math.floor(bad / m.cols)}, column ${bad % m.cols}: inputs must be finite`);
+}
+
+/** Throws nonFiniteAt's NonFiniteError at the first NaN or ±Inf of a matrix argument (as RidgeModel.predict does for X). */
+export function assertFiniteMatrix(m: Matrix, label: string): void {
+  const bad = firstNonFinite(m.data);
+  if (bad >= 0) throw nonFiniteAt(m, bad, label);
 }
 
 export interface FiniteCheckOptions {

@@ -1,9 +1,10 @@
 import { FormatError, InvalidArgumentError, ShapeError } from '../errors.js';
+import { assertFiniteMatrix } from '../io/finite.js';
 import { metadataJson, readSafetensors, writeSafetensors } from '../io/safetensors.js';
 import type { Matrix } from '../matrix.js';
 import type { NativeBandedInfo } from '../native/bandedTypes.js';
 import { nativeSync } from '../native/call.js';
-import { concatSpaces, type FeatureSpaces } from './featureSpaces.js';
+import { concatEntries, type FeatureSpaces } from './featureSpaces.js';
 import { ModelFile } from './modelFile.js';
 import { checkAlphaList, checkPartMatrix, checkPartsObject, checkPredictionParts, checkVector, FOLD_KINDS } from './modelParts.js';
 import { checkChoice, checkInteger } from './options.js';
@@ -162,14 +163,18 @@ export class BandedRidgeModel {
     return { data: out, rows: this.nBands, cols: this.nTargets };
   }
 
-  /** Predictions for the spaces (same order and widths as in the fit): samples × targets. */
+  /**
+   * Predictions for the spaces: samples × targets. Named spaces are matched to the fit's bandNames (their order
+   * does not matter; each name must be there, and no other), an array is taken in the fit's band order; each
+   * space must have its band's width and finite values (NonFiniteError naming the space, row and column).
+   */
   predict(spaces: FeatureSpaces): Matrix {
     const x = this.bands(spaces, 'BandedRidgeModel.predict');
     const data = nativeSync((b) => b.ridgePredict(x.data, x.rows, x.cols, this.coef.data, this.nTargets, this.intercept, this.xMean, this.xScale));
     return { data, rows: x.rows, cols: this.nTargets };
   }
 
-  /** Each band's share of the prediction (without the intercept): one samples × targets matrix per band (himalaya's split). */
+  /** Each band's share of the prediction (without the intercept): one samples × targets matrix per band, in bandNames order (himalaya's split); spaces as for predict. */
   predictSplit(spaces: FeatureSpaces): Matrix[] {
     const x = this.bands(spaces, 'BandedRidgeModel.predictSplit');
     const out: Matrix[] = [];
@@ -190,12 +195,39 @@ export class BandedRidgeModel {
     return out;
   }
 
-  /** The spaces side by side, which must have the fit's band widths in its order (each band is sliced by them). */
+  /**
+   * The spaces side by side in the fit's band order: named spaces matched to bandNames, an array by position;
+   * every band of its fitted width, every value finite.
+   */
   private bands(spaces: FeatureSpaces, what: string): Matrix {
-    const { x, sizes } = concatSpaces(spaces, what);
-    if (sizes.length !== this.nBands || sizes.some((s, i) => s !== this.bandSizes[i])) {
-      throw new ShapeError(`${what}: spaces have widths [${sizes.join(', ')}], the model was fitted on [${this.bandSizes.join(', ')}] (${this.bandNames.join(', ')})`);
+    const expected = `the model was fitted on ${this.nBands} space(s): ${this.bandNames.map((n, b) => `'${n}' (${this.bandSizes[b]} features)`).join(', ')}`;
+    let entries: [string, Matrix][];
+    if (Array.isArray(spaces)) {
+      if (spaces.length !== this.nBands) throw new ShapeError(`${what}: got an array of ${spaces.length} space(s), ${expected}, in that order`);
+      entries = spaces.map((m, b) => [this.bandNames[b], m]);
+    } else {
+      if (spaces === null || typeof spaces !== 'object') {
+        throw new InvalidArgumentError(`${what}: spaces: expected an object of named matrices or an array of matrices, got ${spaces === null ? 'null' : typeof spaces}`);
+      }
+      const repeated = this.bandNames.find((n, b) => this.bandNames.indexOf(n) !== b);
+      if (repeated !== undefined) {
+        throw new InvalidArgumentError(`${what}: the model's band names repeat '${repeated}' (${this.bandNames.join(', ')}), so spaces cannot be matched by name; pass an array in band order`);
+      }
+      const unknown = Object.keys(spaces).filter((n) => !this.bandNames.includes(n));
+      const missing = this.bandNames.filter((n) => !Object.prototype.hasOwnProperty.call(spaces, n));
+      if (unknown.length || missing.length) {
+        const list = (names: string[]) => names.map((n) => `'${n}'`).join(', ');
+        const problems = [unknown.length ? `unknown space(s) ${list(unknown)}` : '', missing.length ? `missing space(s) ${list(missing)}` : ''].filter(Boolean).join(' and ');
+        throw new InvalidArgumentError(`${what}: ${problems}; ${expected}`);
+      }
+      entries = this.bandNames.map((n) => [n, spaces[n]]);
     }
+    const { x, sizes } = concatEntries(entries, what);
+    const wrong = sizes.findIndex((s, b) => s !== this.bandSizes[b]);
+    if (wrong >= 0) {
+      throw new ShapeError(`${what}: feature space '${entries[wrong][0]}' has ${sizes[wrong]} features (columns), ${expected}`);
+    }
+    for (const [name, m] of entries) assertFiniteMatrix(m, `${what}: feature space '${name}'`);
     return x;
   }
 

@@ -1,6 +1,6 @@
 import { metadataJson, readSafetensors, writeSafetensors } from '../io/safetensors.js';
-import { FormatError, InvalidArgumentError, NonFiniteError, ShapeError } from '../errors.js';
-import { firstNonFinite, firstNonFiniteSliced } from '../io/finite.js';
+import { FormatError, InvalidArgumentError, ShapeError } from '../errors.js';
+import { assertFiniteMatrix, firstNonFiniteSliced, nonFiniteAt } from '../io/finite.js';
 import { assertMatrix, type Matrix } from '../matrix.js';
 import { nativeJob, nativeSync } from '../native/call.js';
 import type { NativeRidgeInfo } from '../native/ridgeTypes.js';
@@ -37,10 +37,6 @@ export interface RidgeModelParts {
   cvScores: Matrix; // alphas × targets, mean CV score
   settings: RidgeFitSettings;
   info?: NativeRidgeInfo;
-}
-
-function nonFiniteX(x: Matrix, bad: number, label: string): NonFiniteError {
-  return new NonFiniteError(`${label} contains ${x.data[bad]} at row ${Math.floor(bad / x.cols)}, column ${bad % x.cols}: inputs must be finite`);
 }
 
 const PARTS = ['coef', 'intercept', 'xMean', 'xScale', 'bestAlphas', 'bestScores', 'cvScores', 'settings'] as const;
@@ -133,7 +129,7 @@ export class RidgeModel {
     const label = options.label ?? 'predictAsync: X';
     this.checkShape(x, label);
     const bad = await firstNonFiniteSliced(x.data);
-    if (bad >= 0) throw nonFiniteX(x, bad, label);
+    if (bad >= 0) throw nonFiniteAt(x, bad, label);
     const data = await nativeJob(
       'RidgeModel.predictAsync',
       (b, token) => b.ridgePredictAsync(x.data, x.rows, x.cols, this.coef.data, this.nTargets, this.intercept, this.xMean, this.xScale, token),
@@ -144,8 +140,7 @@ export class RidgeModel {
 
   private checkX(x: Matrix, label: string): void {
     this.checkShape(x, label);
-    const bad = firstNonFinite(x.data);
-    if (bad >= 0) throw nonFiniteX(x, bad, label);
+    assertFiniteMatrix(x, label);
   }
 
   private checkShape(x: Matrix, label: string): void {

@@ -2,12 +2,23 @@
 import { InvalidArgumentError, ShapeError } from '../errors.js';
 import { assertMatrix, type Matrix } from '../matrix.js';
 
-/** Feature spaces as named matrices (insertion order = band order) or an array (named band0, band1, …). */
+/**
+ * Feature spaces as named matrices or an array (named band0, band1, …). BandedRidgeCV.fit takes the bands in the
+ * object's key order (Object.keys: insertion order, integer-like keys first) and records their names;
+ * BandedRidgeModel.predict matches named spaces to those names, and takes an array by position.
+ */
 export type FeatureSpaces = Record<string, Matrix> | Matrix[];
 
 /** Joins feature spaces column-wise into one samples × features matrix (bands = consecutive column blocks). */
 export function concatSpaces(spaces: FeatureSpaces, what: string): { names: string[]; x: Matrix; sizes: number[] } {
-  const entries: [string, Matrix][] = Array.isArray(spaces) ? spaces.map((m, i) => [`band${i}`, m]) : Object.entries(spaces);
+  if (spaces === null || typeof spaces !== 'object') {
+    throw new InvalidArgumentError(`${what}: spaces: expected an object of named matrices or an array of matrices, got ${spaces === null ? 'null' : typeof spaces}`);
+  }
+  return concatEntries(Array.isArray(spaces) ? spaces.map((m, i) => [`band${i}`, m]) : Object.entries(spaces), what);
+}
+
+/** concatSpaces for spaces already in band order, as [name, matrix] pairs (the name is used in errors). */
+export function concatEntries(entries: [string, Matrix][], what: string): { names: string[]; x: Matrix; sizes: number[] } {
   if (entries.length === 0) throw new InvalidArgumentError(`${what}: need at least one feature space`);
   const rows = entries[0][1]?.rows;
   for (const [name, m] of entries) {
