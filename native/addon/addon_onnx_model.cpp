@@ -1,6 +1,7 @@
 // Node-API surface of OnnxModel (brainlatent/ort_model.h): any ONNX model on the engine's ONNX
-// Runtime, loaded as a handle and run off the main thread on named inputs, returning named float32
-// outputs without a copy. Inputs are read in place (the worker holds references to their arrays).
+// Runtime (from a file, or from its bytes with external weights in a folder), loaded as a handle and
+// run off the main thread on named inputs, returning named float32 outputs without a copy. Inputs are
+// read in place (the worker holds references to their arrays).
 #include <napi.h>
 
 #include <memory>
@@ -46,26 +47,46 @@ Napi::Array infos(Napi::Env env, const std::vector<OnnxTensorInfo>& list) {
 }
 
 // onnxLoad({path, ortLibrary, ...session options (ort_options.h)})
-//   -> Promise<{handle, inputs, outputs}>
+// onnxLoad({bytes: Uint8Array, name, externalDataFolder, ortLibrary, ...session options}): a model from its
+//   serialized bytes (read in place: the worker holds the array until the load settles), its external
+//   weights read from externalDataFolder; `name` stands for it in messages.
+//   -> Promise<{handle, inputs, outputs, provider}>
 Napi::Value OnnxLoad(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsObject()) throw Napi::TypeError::New(env, "onnxLoad(options): options must be an object");
   Napi::Object o = info[0].As<Napi::Object>();
-  const std::string path = attr_string(o, "path", "");
   const std::string lib = attr_string(o, "ortLibrary", "");
   const OrtSessionConfig cfg = session_config_of(o);
   auto result = std::make_shared<std::shared_ptr<OnnxModel>>();
+  auto done = [result](Napi::Env e) -> Napi::Value {
+    auto* holder = new ModelHolder{*result};
+    Napi::Object out = Napi::Object::New(e);
+    out.Set("handle", Napi::External<ModelHolder>::New(e, holder, [](Napi::Env, ModelHolder* h) { delete h; }));
+    out.Set("inputs", infos(e, holder->model->inputs()));
+    out.Set("outputs", infos(e, holder->model->outputs()));
+    out.Set("provider", holder->model->provider());
+    return out;
+  };
+  if (has(o, "bytes")) {
+    const Napi::Value b = o.Get("bytes");
+    if (!b.IsTypedArray() || b.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+      throw Napi::TypeError::New(env, "onnxLoad(options): bytes must be a Uint8Array");
+    void* data = nullptr;
+    std::size_t length = 0;
+    if (napi_get_typedarray_info(env, b, nullptr, &length, &data, nullptr, nullptr) != napi_ok)
+      throw Napi::TypeError::New(env, "onnxLoad(options): the model bytes could not be read");
+    const std::string name = attr_string(o, "name", "(model in memory)");
+    const std::string folder = attr_string(o, "externalDataFolder", "");
+    return run_job(
+        env, "brainlatent.onnxLoad",
+        [data, length, name, folder, lib, cfg, result](JobContext&) {
+          *result = OnnxModel::load_bytes(data, length, name, folder, lib, cfg);
+        },
+        done, {Napi::Function(), nullptr, {b}});
+  }
+  const std::string path = attr_string(o, "path", "");
   return run_job(
-      env, "brainlatent.onnxLoad", [path, lib, cfg, result](JobContext&) { *result = OnnxModel::load(path, lib, cfg); },
-      [result](Napi::Env e) -> Napi::Value {
-        auto* holder = new ModelHolder{*result};
-        Napi::Object out = Napi::Object::New(e);
-        out.Set("handle", Napi::External<ModelHolder>::New(e, holder, [](Napi::Env, ModelHolder* h) { delete h; }));
-        out.Set("inputs", infos(e, holder->model->inputs()));
-        out.Set("outputs", infos(e, holder->model->outputs()));
-        out.Set("provider", holder->model->provider());
-        return out;
-      });
+      env, "brainlatent.onnxLoad", [path, lib, cfg, result](JobContext&) { *result = OnnxModel::load(path, lib, cfg); }, done);
 }
 
 Napi::Value OnnxDispose(const Napi::CallbackInfo& info) {

@@ -93,8 +93,9 @@ describe('U-Net features on the engine', () => {
     const diffusion = await Diffusion.load(model, { components: ['vae_encoder'] });
     const alphas = nativeSync((b) => b.sdAlphasCumprod(diffusion.schedule));
     diffusion.dispose();
-    const exposed = await exposeUnetLayers(model, layers, join(tmp, 'exposed'));
-    const session = await ort.InferenceSession.create(exposed.path, { intraOpNumThreads: 1 });
+    // onnxruntime-node on the same modified model (its bytes: the fixture's weights are inside them)
+    const exposed = await exposeUnetLayers(model, layers);
+    const session = await ort.InferenceSession.create(exposed.bytes, { intraOpNumThreads: 1 });
     try {
       const n = ids.length;
       const latent = [n, 4, SIZE / 8, SIZE / 8];

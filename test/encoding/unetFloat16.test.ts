@@ -10,10 +10,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { unetLayerFeatures, type Embeddings } from '../../ts/encoding/features.js';
-import { checkUnetLayers, exposeUnetLayers, listUnetLayers } from '../../ts/encoding/unetLayers.js';
+import { checkUnetLayers, listUnetLayers, withExposedUnet } from '../../ts/encoding/unetLayers.js';
 import { writeSdFixture } from '../../ts/sd/fixture.js';
 import { floatToHalfBits, halfBitsToFloat } from '../../ts/sd/half.js';
-import { OnnxModel, unetFeatures } from '../../ts/sd/OnnxModel.js';
+import { unetFeatures } from '../../ts/sd/OnnxModel.js';
 import { addSideBranches, HALF_BRANCH } from './unetSideBranches.js';
 
 let tmp = '';
@@ -32,10 +32,10 @@ describe('float16 layers', () => {
     await writeSdFixture(dir, { unetChannels: 8, unetLayers: 1, textDim: 16 });
     const tanh = (await listUnetLayers(dir)).find((l) => l.opType === 'Tanh')!.name;
     await addSideBranches(dir, tanh);
-    const exposed = await exposeUnetLayers(dir, [tanh, HALF_BRANCH], join(tmp, 'copies'));
-    try {
-      const m = await OnnxModel.load(exposed.path, { intraOpThreads: 1 });
-      try {
+    await withExposedUnet(
+      dir,
+      [tanh, HALF_BRANCH],
+      async (m) => {
         expect(m.outputs.find((o) => o.name === HALF_BRANCH)!.dtype).toBe('float16');
         const sample = { data: Float32Array.from({ length: 2 * 4 * 4 * 4 }, (_, i) => Math.sin(i * 0.7)), shape: [2, 4, 4, 4] };
         const cond = { data: Float32Array.from({ length: 2 * 77 * 16 }, (_, i) => Math.cos(i * 0.3)), shape: [2, 77, 16] };
@@ -47,12 +47,9 @@ describe('float16 layers', () => {
         // the Cast rounded each value to half (nearest even); the engine widened it back without loss
         expect(Array.from(f16.data)).toEqual(Array.from(f32.data, half));
         expect(f16.data.some((v, i) => v !== f32.data[i])).toBe(true); // (half precision shows)
-      } finally {
-        m.dispose();
-      }
-    } finally {
-      await exposed.remove();
-    }
+      },
+      { intraOpThreads: 1 },
+    );
   });
 });
 
@@ -75,19 +72,13 @@ describe('a float16 U-Net export', () => {
     expect(check.problem).toBeNull();
     expect(check.layers.map((l) => [l.name, l.dtype, l.problem])).toEqual([[tanh, 'float32', null], ['out_sample', 'float16', null]]);
 
-    const run = async (dir: string, sample: Float32Array, cond: Float32Array) => {
-      const exposed = await exposeUnetLayers(dir, [tanh], join(tmp, 'copies'));
-      try {
-        const m = await OnnxModel.load(exposed.path, { intraOpThreads: 1 });
-        try {
-          return await unetFeatures(m, { sample: { data: sample, shape: [2, 4, 4, 4] }, timestep: 500, cond: { data: cond, shape: [2, 77, 16] } }, layers);
-        } finally {
-          m.dispose();
-        }
-      } finally {
-        await exposed.remove();
-      }
-    };
+    const run = (dir: string, sample: Float32Array, cond: Float32Array) =>
+      withExposedUnet(
+        dir,
+        [tanh],
+        (m) => unetFeatures(m, { sample: { data: sample, shape: [2, 4, 4, 4] }, timestep: 500, cond: { data: cond, shape: [2, 77, 16] } }, layers),
+        { intraOpThreads: 1 },
+      );
     // values that half cannot hold: the engine rounds them for the float16 export
     const sample = Float32Array.from({ length: 2 * 4 * 4 * 4 }, (_, i) => Math.sin(i * 0.7) * 1.3);
     const cond = Float32Array.from({ length: 2 * 77 * 16 }, (_, i) => Math.cos(i * 0.3));

@@ -1,14 +1,14 @@
 /**
- * Which U-Net tensors can be features, and the copies of the U-Net the checks and the features stage write, on a
- * tiny fixture U-Net with side branches none of which can be (./unetSideBranches.ts). Such layers were exposed
- * as float32 outputs (the model failed to load) or cut into rows of garbage; now the features stage and
- * `sd layers` name them, and no copy of the U-Net is left in the temp folder.
+ * Which U-Net tensors can be features, on a tiny fixture U-Net with side branches none of which can be
+ * (./unetSideBranches.ts). Such layers were exposed as float32 outputs (the model failed to load) or cut into rows
+ * of garbage; now the features stage and `sd layers` name them. The U-Net with layers exposed is made and loaded in
+ * memory: nothing is written to the temp folder, and a copy an older version's killed run left there is removed.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { basename, dirname, join } from 'node:path';
+import { basename, join } from 'node:path';
 
 import { Command } from 'commander';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -17,6 +17,7 @@ import { registerSdCommand } from '../../ts/cli/commands/sd.js';
 import { unetLayerFeatures, type Embeddings } from '../../ts/encoding/features.js';
 import { checkUnetLayers, exposeUnetLayers, listUnetLayers, withExposedUnet } from '../../ts/encoding/unetLayers.js';
 import { CancelledError } from '../../ts/errors.js';
+import { HOST_TAG } from '../../ts/io/atomicWrite.js';
 import { OnnxModel } from '../../ts/sd/OnnxModel.js';
 import { onnx } from '../../ts/sd/onnxProto.js';
 import { writeSdFixture } from '../../ts/sd/fixture.js';
@@ -125,61 +126,44 @@ describe('checkUnetLayers (the preflight and sd layers)', () => {
   });
 
   it('a float16 tensor without value_info is exposed with its own type (declared float32, the model did not load)', async () => {
-    const exposed = await exposeUnetLayers(model, ['tanh_half', tanh], join(tmp, 'half'));
-    try {
-      const m = await OnnxModel.load(exposed.path, { intraOpThreads: 1 });
-      try {
+    await withExposedUnet(
+      model,
+      ['tanh_half', tanh],
+      async (m) => {
         expect(m.outputs.find((o) => o.name === 'tanh_half')!.dtype).toBe('float16');
         expect(m.outputs.find((o) => o.name === 'sample_shape')).toBeUndefined();
-      } finally {
-        m.dispose();
-      }
-    } finally {
-      await exposed.remove();
-    }
+      },
+      { intraOpThreads: 1 },
+    );
   });
 });
 
-describe('copies of the U-Net', () => {
-  it('each exposure has a folder of its own, removed after use, also when the use fails', async () => {
-    const parent = join(tmp, 'copies');
-    const a = await exposeUnetLayers(model, [tanh], parent);
-    const b = await exposeUnetLayers(model, [tanh], parent);
-    expect(dirname(a.path)).not.toBe(dirname(b.path)); // two runs with the same layers do not share (or remove) one copy
-    await a.remove();
-    expect(existsSync(a.path)).toBe(false);
-    expect(existsSync(b.path)).toBe(true);
-    await b.remove();
-    let seen = '';
+describe('no copy of the U-Net on disk', () => {
+  it('an exposure writes nothing; the loaded model is disposed when the use ends, also when it fails', async () => {
+    const dir = osTmp('exposures');
+    const a = await exposeUnetLayers(model, [tanh]);
+    expect(a.weightsFolder).toBe(join(model, 'unet'));
+    expect(readdirSync(dir)).toEqual([]);
+    let seen: OnnxModel | null = null;
     await expect(
-      withExposedUnet(
-        model,
-        [tanh],
-        async (u) => {
-          seen = u.path;
-          throw new Error('boom');
-        },
-        parent,
-      ),
+      withExposedUnet(model, [tanh], async (m) => {
+        seen = m;
+        expect(m.outputs.map((o) => o.name)).toContain(tanh);
+        throw new Error('boom');
+      }),
     ).rejects.toThrow('boom');
-    expect(existsSync(seen)).toBe(false);
-    expect(readdirSync(parent)).toEqual([]);
+    await expect(seen!.run({}, ['out_sample'])).rejects.toThrow(/was disposed/);
+    expect(readdirSync(dir)).toEqual([]);
   });
 
-  // a run killed with SIGKILL never ran remove(): its copy stayed in the temp folder for good
-  it("a copy left by a dead process is removed at the next use; a live process's copy is kept", async () => {
+  // older versions wrote a copy there; a run of theirs killed with SIGKILL never removed it
+  it("a copy an older version's dead process left is removed at the next use; a live process's copy is kept", async () => {
     const dir = osTmp('stale');
-    // the copy's name carries this host's tag and this process's pid
-    const own = await exposeUnetLayers(model, [tanh], dir);
-    const name = basename(dirname(own.path));
-    const m = /^brainlatent-unet-layers-([0-9a-f]{6})-(\d+)-[A-Za-z0-9]{6}$/.exec(name);
-    expect(m, name).not.toBeNull();
-    expect(Number(m![2])).toBe(process.pid);
-    await own.remove();
     // a process that has exited: its pid names a dead process
     const child = spawnSync(process.execPath, ['-e', '']);
     expect(child.status).toBe(0);
-    const copy = (pid: number, tag = m![1]) => {
+    // the old copies' names: brainlatent-unet-layers-<host tag>-<pid>-<mkdtemp's 6 characters>
+    const copy = (pid: number, tag = HOST_TAG) => {
       const p = join(dir, `brainlatent-unet-layers-${tag}-${pid}-aB3xYz`);
       mkdirSync(p);
       writeFileSync(join(p, 'model.onnx'), 'a copy');
@@ -187,20 +171,20 @@ describe('copies of the U-Net', () => {
     };
     const dead = copy(child.pid!);
     const live = copy(process.pid);
-    const otherHost = copy(child.pid!, m![1] === '000000' ? '111111' : '000000');
+    const otherHost = copy(child.pid!, HOST_TAG === '000000' ? '111111' : '000000');
     await checkUnetLayers(model, [tanh], { imageSize: 32, timestep: 500 });
     expect(existsSync(dead)).toBe(false);
     expect(existsSync(join(live, 'model.onnx'))).toBe(true);
     expect(existsSync(join(otherHost, 'model.onnx'))).toBe(true); // another machine's process: not judged from here
     expect(readdirSync(dir).sort()).toEqual([basename(live), basename(otherHost)].sort());
-    // the features stage's copy too
+    // the features stage's exposure too
     const again = copy(child.pid!);
     await unetLayerFeatures(model, unetSpec([tanh]), embeddings(2), { batch: 2 });
     expect(existsSync(again)).toBe(false);
     expect(existsSync(live)).toBe(true);
   });
 
-  it('the features stage leaves no copy in the temp folder, done or aborted', async () => {
+  it('the features stage leaves nothing in the temp folder, done or aborted', async () => {
     const dir = osTmp('stage');
     await unetLayerFeatures(model, unetSpec([tanh]), embeddings(2), { batch: 2 });
     expect(readdirSync(dir)).toEqual([]);

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { exposeUnetLayers, listUnetLayers } from '../../ts/encoding/unetLayers.js';
+import { exposeUnetLayers, listUnetLayers, loadExposedUnet } from '../../ts/encoding/unetLayers.js';
 import { CancelledError, InvalidArgumentError, ShapeError } from '../../ts/errors.js';
 import { OnnxModel, unetFeatures } from '../../ts/sd/OnnxModel.js';
 import { writeSdFixture } from '../../ts/sd/fixture.js';
@@ -39,9 +39,9 @@ describe('OnnxModel', () => {
       const dir = join(root, variant);
       const layers = (await listUnetLayers(dir)).filter((l) => l.opType === 'Tanh').map((l) => l.name).slice(0, 2);
       expect(layers.length).toBe(2);
-      const exposed = await exposeUnetLayers(dir, layers, join(tmp, 'cache'));
-      const model = await OnnxModel.load(exposed.path, { intraOpThreads: 1 });
-      const session = await ort.InferenceSession.create(exposed.path, { intraOpNumThreads: 1 });
+      const exposed = await exposeUnetLayers(dir, layers);
+      const model = await loadExposedUnet(exposed, { intraOpThreads: 1 });
+      const session = await ort.InferenceSession.create(exposed.bytes, { intraOpNumThreads: 1 });
       try {
         expect(model.inputs.map((i) => i.name)).toEqual(['sample', 'timestep', 'encoder_hidden_states']);
         const sample = { data: filled(2 * 4 * 8 * 6, 1), shape: [2, 4, 8, 6] };

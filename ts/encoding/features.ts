@@ -4,13 +4,13 @@ import { read73kIdsNpy, rowsAs73kIdsProblem } from '../nsd/ids.js';
 import type { RgbImage } from '../io/resize.js';
 import type { Matrix } from '../matrix.js';
 import { Diffusion, type SdComponent } from '../sd/Diffusion.js';
-import { OnnxModel, unetFeatures } from '../sd/OnnxModel.js';
+import { unetFeatures, type OnnxModel } from '../sd/OnnxModel.js';
 import { nativeSync } from '../native/call.js';
 import { readScheduleConfig } from '../sd/schedulerConfig.js';
 import { philoxNormal } from '../sd/philox.js';
 import type { Tensor } from '../sd/tensor.js';
 import { featureSetNames, type FeatureSetSpec } from '../config/encode.js';
-import { exposedLayerTypes, layerBatchProblem, missingUnetLayers, withExposedUnet, type ExposedUnet } from './unetLayers.js';
+import { exposedLayerTypes, layerBatchProblem, missingUnetLayers, withExposedUnet, type LoadedUnet } from './unetLayers.js';
 
 export type { FeatureSetSpec } from '../config/encode.js';
 export { featureSetNames } from '../config/encode.js';
@@ -136,8 +136,9 @@ export async function zcFeatures(diffusion: Diffusion, spec: Extract<FeatureSetS
 
 /**
  * U-Net activations: the U-Net run once per timestep on z noised to it (√ᾱ·z + √(1−ᾱ)·ε, ε keyed by
- * (seed, 73k id)) with c, on the engine's ONNX Runtime (OnnxModel), with a copy of the U-Net whose graph
- * outputs include the layers (removed when done, on error and abort too). One table per layer × timestep,
+ * (seed, 73k id)) with c, on the engine's ONNX Runtime (OnnxModel), with the U-Net's graph given the layers as
+ * outputs in memory (withExposedUnet: nothing written to disk, external weights read where they are; the model is
+ * disposed when done, on error and abort too). One table per layer × timestep,
  * in that order. A layer that is not float32 or float16 (read as float32), or whose first dimension is not the batch, is refused.
  */
 export async function unetLayerFeatures(
@@ -148,15 +149,10 @@ export async function unetLayerFeatures(
 ): Promise<FeatureTable[]> {
   const schedule = await readScheduleConfig(modelDir);
   const alphas = nativeSync((b) => b.sdAlphasCumprod(schedule));
-  const tables = await withExposedUnet(modelDir, spec.layers, async (exposed) => {
-    const model = await OnnxModel.load(exposed.path);
-    try {
-      const bad = exposedLayerTypes(model, exposed, spec.layers).flatMap((t) => (t.problem ? [t.problem] : []));
-      if (bad.length) throw new InvalidArgumentError(`feature set '${spec.name}': ${bad.join('; ')}`);
-      return await unetTables(model, exposed, spec, alphas, e, opts);
-    } finally {
-      model.dispose();
-    }
+  const tables = await withExposedUnet(modelDir, spec.layers, async (model, exposed) => {
+    const bad = exposedLayerTypes(model, exposed, spec.layers).flatMap((t) => (t.problem ? [t.problem] : []));
+    if (bad.length) throw new InvalidArgumentError(`feature set '${spec.name}': ${bad.join('; ')}`);
+    return await unetTables(model, exposed, spec, alphas, e, opts);
   });
   return spec.layers.flatMap((layer) =>
     spec.timesteps.map((timestep) => {
@@ -166,10 +162,10 @@ export async function unetLayerFeatures(
   );
 }
 
-/** The tables of unetLayerFeatures by name, from the loaded copy. */
+/** The tables of unetLayerFeatures by name, from the loaded U-Net with the layers exposed. */
 async function unetTables(
   model: OnnxModel,
-  exposed: ExposedUnet,
+  exposed: LoadedUnet,
   spec: Extract<FeatureSetSpec, { kind: 'unet' }>,
   alphas: ArrayLike<number>,
   e: Embeddings,
@@ -221,7 +217,7 @@ export async function computeFeatures(specs: FeatureSetSpec[], ids: Int32Array, 
   if (!opts.model) throw new InvalidArgumentError(`feature sets ${model.map((s) => `'${s.name}'`).join(', ')} need a model folder (model: an SD 1.x ONNX folder)`);
   const dir = opts.model;
   const batchOpts = (set: string): BatchOptions => ({ batch: opts.batch, signal: opts.signal, onProgress: (done, total) => opts.onProgress?.({ set, done, total }) });
-  // U-Net layer names are checked before any heavy work (without writing a copy of the U-Net)
+  // U-Net layer names are checked before any heavy work (without loading the U-Net)
   for (const s of model) {
     const missing = s.kind === 'unet' ? await missingUnetLayers(dir, s.layers) : null;
     if (missing) throw new InvalidArgumentError(`feature set '${s.name}': ${missing}`);

@@ -12,8 +12,8 @@ export { partitionVariance, PARTITION_CONVENTION } from './variancePartition.js'
 export type { VariancePartition } from './variancePartition.js';
 export { computeFeatures, readFeatureFile, featureSetNames } from './features.js';
 export type { FeatureSetSpec, FeatureTable, ImageSource, FeatureOptions } from './features.js';
-export { listUnetLayers, exposeUnetLayers, withExposedUnet, checkUnetLayers } from './unetLayers.js';
-export type { UnetLayer, ExposedUnet, UnetLayerType, UnetLayerCheck } from './unetLayers.js';
+export { listUnetLayers, exposeUnetLayers, loadExposedUnet, withExposedUnet, checkUnetLayers } from './unetLayers.js';
+export type { UnetLayer, ExposedUnet, LoadedUnet, UnetLayerType, UnetLayerCheck } from './unetLayers.js';
 export { columnPearson, columnR2 } from './metrics.js';
 export { noiseCeilingFromNcsnr, estimateNcsnr, meanInverseTrials, trialsPerTestImage } from './noiseCeiling.js';
 export { renderMosaic, mosaicPng } from './mosaic.js';

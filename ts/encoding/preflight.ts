@@ -34,7 +34,7 @@ export interface EncodePreflightOptions {
   force?: boolean;
   /**
    * The 'unet' feature sets whose features stage will run (default: all). Only their layers are run through the
-   * U-Net (checkUnetLayers loads a copy of it: seconds to minutes on a real export), so a resumed run whose U-Net
+   * U-Net (checkUnetLayers loads it with the layers exposed: seconds to minutes on a real export), so a resumed run whose U-Net
    * features are done does not pay for it; the features stage checks each layer's output again as it computes.
    */
   unetSetsToRun?: ReadonlySet<string>;
@@ -120,7 +120,7 @@ export async function preflightEncode(c: EncodeConfig, options: EncodePreflightO
 /**
  * The U-Net's problems for the run: a latent size it does not take, layer names it does not have, and layers that
  * cannot be features (not float32, or without a row per image: `checkUnetLayers` loads the U-Net with them
- * exposed and runs it once on a batch of 2; the copy is removed after). The layers of every 'unet' set are
+ * exposed, from memory, and runs it once on a batch of 2). The layers of every 'unet' set are
  * checked together, each problem under the sets that name the layer.
  */
 async function unetProblems(c: EncodeConfig, toRun?: ReadonlySet<string>): Promise<string[]> {

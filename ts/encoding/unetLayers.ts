@@ -1,13 +1,12 @@
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rm, symlink } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { CancelledError, FormatError, InvalidArgumentError, MissingFileError } from '../errors.js';
 import { onnx } from '../sd/onnxProto.js';
-import { OnnxModel, unetFeatures } from '../sd/OnnxModel.js';
+import { OnnxModel, unetFeatures, type OnnxModelLoadOptions } from '../sd/OnnxModel.js';
 import type { Tensor } from '../sd/tensor.js';
-import { writeFileAtomic } from '../io/atomicWrite.js';
-import { makeProcessTempDir } from '../io/processTemp.js';
+import { removeDeadProcessTemps } from '../io/processTemp.js';
 
 type IModel = import('onnx-proto').onnx.IModelProto;
 type INode = import('onnx-proto').onnx.INodeProto;
@@ -104,24 +103,39 @@ export async function unetSizeMismatch(modelDir: string, imageSize: number, fiel
   return `${field} ${imageSize} gives ${side}×${side} latents, but ${src} takes ${sample?.name ?? 'its sample'} of ${h ?? '?'}×${w ?? '?'} only: set ${field} to ${8 * (h ?? w ?? side)}`;
 }
 
-/** The name of the U-Net copies' folders: `brainlatent-unet-layers-<host>-<pid>-<random>` (makeProcessTempDir). */
+/**
+ * The name of the folders of the U-Net copies older versions wrote to the OS temp folder
+ * (`brainlatent-unet-layers-<host>-<pid>-<random>`, ts/io/processTemp.ts): none is written any more, and one a
+ * killed run of an older version left is removed at the next exposure.
+ */
 export const UNET_COPY_PREFIX = 'brainlatent-unet-layers';
 
 /**
- * A copy of the U-Net with `layers` added as graph outputs (after the original outputs), in a folder of its own
- * under `parentDir` (default: the OS temp folder), named for the process (UNET_COPY_PREFIX). External weight files
- * are linked beside the copy, so a real (> 2 GB) U-Net works unchanged. The copy is the caller's to remove:
- * `remove()`, or use `withExposedUnet`; copies of dead processes of this host in `parentDir` (killed with SIGKILL,
- * crashed) are removed when the next copy is made there.
+ * The U-Net with `layers` added as graph outputs (after the original outputs), made in memory and loaded from there
+ * (`loadExposedUnet`): nothing is written to disk. Its external weights (weights.pb of every float32 SD 1.x export,
+ * which is over 2 GB) are read by ONNX Runtime from the U-Net's own folder, where they are.
+ *
+ * (It used to be a copy of model.onnx in a temp folder with weights.pb symlinked beside it; ONNX Runtime 1.30
+ * refuses external data that resolves outside the model's folder — "External data path escapes model directory" —
+ * so no float32 export could give U-Net features.)
  */
 export interface ExposedUnet {
-  path: string;
+  /** The U-Net's model.onnx, which messages name. */
+  source: string;
+  /** The folder ONNX Runtime reads the external weights from: the U-Net's own. */
+  weightsFolder: string;
+  /**
+   * The modified model, serialized. Memory: for a U-Net whose weights are external these bytes are its graph alone,
+   * about the size of model.onnx (SD 1.x: a few MB against 3.4 GB of weights.pb), and the weights stay in the file
+   * (ONNX Runtime memory-maps them as it does for the model itself). A U-Net that stores its weights inside
+   * model.onnx (under 2 GB, e.g. a float16 export) has them in these bytes too, as a copy on disk would have had;
+   * `withExposedUnet` lets go of them once the model is loaded.
+   */
+  bytes: Uint8Array;
   /** The timestep input as the export declares it (float32 rank 0, int64 [B], …). */
   timestep: { dtype: 'float32' | 'float16' | 'int64' | 'int32'; rank: number };
   /** Type of the node that produces each exposed layer (for messages). */
   ops: Map<string, string>;
-  /** Removes the copy's folder (the links to external weights, not the weights). */
-  remove(): Promise<void>;
 }
 
 type IValueInfo = import('onnx-proto').onnx.IValueInfoProto;
@@ -136,7 +150,7 @@ function outputDeclaration(name: string, info: Map<string | null | undefined, IV
 }
 
 /** A name that is not a tensor of the graph is an error listing what is available. */
-export async function exposeUnetLayers(modelDir: string, layers: string[], parentDir = tmpdir()): Promise<ExposedUnet> {
+export async function exposeUnetLayers(modelDir: string, layers: string[]): Promise<ExposedUnet> {
   const src = unetModelPath(modelDir);
   const model = await readModel(src);
   const graph = model.graph;
@@ -148,33 +162,15 @@ export async function exposeUnetLayers(modelDir: string, layers: string[], paren
   const info = new Map((graph.valueInfo ?? []).map((v) => [v.name, v]));
   for (const l of layers) if (!existing.has(l)) graph.output = [...(graph.output ?? []), outputDeclaration(l, info)];
   const ops = new Map(layersOf(model).filter((l) => layers.includes(l.name)).map((l) => [l.name, l.opType]));
-  // named for this process: a copy a killed run left (its remove() never ran) goes at the next exposure here
-  const dir = await makeProcessTempDir(parentDir, UNET_COPY_PREFIX);
-  const remove = () => rm(dir, { recursive: true, force: true });
-  try {
-    await linkExternalWeights(graph, src, dir);
-    const path = join(dir, 'model.onnx');
-    await writeFileAtomic(path, onnx.ModelProto.encode(model).finish());
-    return { path, timestep: timestepOf(graph), ops, remove };
-  } catch (e) {
-    await remove();
-    throw e;
-  }
+  // copies an older version's killed run left in the OS temp folder (a copy of an inline-weights U-Net is GBs)
+  await removeDeadProcessTemps(tmpdir(), UNET_COPY_PREFIX);
+  const bytes = onnx.ModelProto.encode(model).finish();
+  return { source: src, weightsFolder: resolve(dirname(src)), bytes, timestep: timestepOf(graph), ops };
 }
 
-/** Weights stored outside the protobuf are found relative to the model file: link them beside the copy. */
-async function linkExternalWeights(graph: import('onnx-proto').onnx.IGraphProto, src: string, dir: string): Promise<void> {
-  const locations = new Set<string>();
-  for (const t of graph.initializer ?? []) {
-    for (const e of t.externalData ?? []) if (e.key === 'location' && e.value) locations.add(e.value);
-  }
-  for (const loc of locations) {
-    if (isAbsolute(loc)) continue;
-    const target = join(dir, loc);
-    if (existsSync(target)) continue;
-    await mkdir(dirname(target), { recursive: true });
-    await symlink(resolve(dirname(src), loc), target);
-  }
+/** Loads an exposed U-Net on the engine's ONNX Runtime, from its bytes, with the weights read from where they are. */
+export function loadExposedUnet(u: ExposedUnet, options: OnnxModelLoadOptions = {}): Promise<OnnxModel> {
+  return OnnxModel.fromBytes(u.bytes, { ...options, name: `${u.source} (with layers exposed)`, externalDataFolder: u.weightsFolder });
 }
 
 function timestepOf(graph: import('onnx-proto').onnx.IGraphProto): ExposedUnet['timestep'] {
@@ -185,13 +181,43 @@ function timestepOf(graph: import('onnx-proto').onnx.IGraphProto): ExposedUnet['
   return { dtype, rank: ts?.type?.tensorType?.shape?.dim?.length ?? 1 };
 }
 
-/** Runs `use` on a copy of the U-Net with `layers` exposed; the copy is removed when `use` settles, on error and abort too. */
-export async function withExposedUnet<T>(modelDir: string, layers: string[], use: (u: ExposedUnet) => Promise<T>, parentDir?: string): Promise<T> {
-  const u = await exposeUnetLayers(modelDir, layers, parentDir);
+/** An exposed U-Net once loaded: what `withExposedUnet` hands over (the bytes are not kept). */
+export type LoadedUnet = Omit<ExposedUnet, 'bytes'>;
+
+/**
+ * Exposes `layers` and loads the result; a load that fails comes back as `error`. The bytes go with this call's
+ * frame once the model is loaded (a caller that kept them in a local would hold them for its whole run).
+ */
+async function exposeAndLoad(
+  modelDir: string,
+  layers: string[],
+  options: OnnxModelLoadOptions,
+): Promise<{ u: LoadedUnet; model: OnnxModel; error?: undefined } | { u: LoadedUnet; model?: undefined; error: Error }> {
+  const { bytes, ...u } = await exposeUnetLayers(modelDir, layers);
   try {
-    return await use(u);
+    return { u, model: await loadExposedUnet({ ...u, bytes }, options) };
+  } catch (e) {
+    return { u, error: e as Error };
+  }
+}
+
+/**
+ * Runs `use` on the U-Net with `layers` exposed, loaded (`loadExposedUnet`); the model is disposed when `use`
+ * settles, on error and abort too. The serialized bytes are dropped once loaded, so a U-Net with inline weights
+ * does not hold them for the whole run.
+ */
+export async function withExposedUnet<T>(
+  modelDir: string,
+  layers: string[],
+  use: (model: OnnxModel, u: LoadedUnet) => Promise<T>,
+  options: OnnxModelLoadOptions = {},
+): Promise<T> {
+  const { u, model, error } = await exposeAndLoad(modelDir, layers, options);
+  if (error) throw error;
+  try {
+    return await use(model, u);
   } finally {
-    await u.remove();
+    model.dispose();
   }
 }
 
@@ -217,7 +243,7 @@ const FEATURE_DTYPES = new Set(['float32', 'float16', 'other']);
  * size other than the sample's batch dimension means the tensor has no row per image. A shape ONNX Runtime cannot
  * tell (a scalar and an unknown shape look alike) is left to a run (`checkUnetLayers`).
  */
-export function exposedLayerTypes(model: OnnxModel, u: ExposedUnet, layers: string[]): UnetLayerType[] {
+export function exposedLayerTypes(model: OnnxModel, u: Pick<ExposedUnet, 'ops'>, layers: string[]): UnetLayerType[] {
   const batch = model.inputs.find((i) => i.name === 'sample')?.shape[0];
   return layers.map((name) => {
     const o = model.outputs.find((x) => x.name === name);
@@ -253,36 +279,33 @@ export interface UnetLayerCheck {
  * What rules each of `layers` out as a feature, before any long work: its type as ONNX Runtime gives it (see
  * exposedLayerTypes) and, for the layers that pass, one run of the U-Net on a batch of PROBE_BATCH made-up
  * inputs at the latent size of `imageSize` (or the size the U-Net declares), where every layer's first
- * dimension must be the batch. The copy of the U-Net is removed after.
+ * dimension must be the batch. The U-Net is loaded from memory (exposeUnetLayers: nothing is written, the
+ * weights are read where they are) and disposed after.
  */
 export async function checkUnetLayers(modelDir: string, layers: string[], o: { imageSize: number; timestep: number; signal?: AbortSignal }): Promise<UnetLayerCheck> {
   const src = unetModelPath(modelDir);
   const list = (names: string[]) => names.map((l) => `'${l}'`).join(', ');
-  return withExposedUnet(modelDir, layers, async (u) => {
-    let model: OnnxModel;
+  const { u, model, error } = await exposeAndLoad(modelDir, layers, {});
+  if (error) {
+    const unknown = layers.map((name) => ({ name, opType: u.ops.get(name) ?? '', dtype: 'other', shape: [], problem: null }));
+    return { layers: unknown, problem: `${src} with ${list(layers)} exposed as outputs does not load: ${error.message}` };
+  }
+  try {
+    const types = exposedLayerTypes(model, u, layers);
+    const run = types.filter((t) => !t.problem);
+    if (run.length === 0) return { layers: types, problem: null };
+    let outs: Record<string, Tensor>;
     try {
-      model = await OnnxModel.load(u.path);
+      outs = await unetFeatures(model, await probeInputs(modelDir, model, o), run.map((t) => t.name), { signal: o.signal });
     } catch (e) {
-      const unknown = layers.map((name) => ({ name, opType: u.ops.get(name) ?? '', dtype: 'other', shape: [], problem: null }));
-      return { layers: unknown, problem: `${src} with ${list(layers)} exposed as outputs does not load: ${(e as Error).message}` };
+      if (e instanceof CancelledError) throw e;
+      return { layers: types, problem: `${src} did not run on a probe batch of ${PROBE_BATCH} with ${list(run.map((t) => t.name))} exposed: ${(e as Error).message}` };
     }
-    try {
-      const types = exposedLayerTypes(model, u, layers);
-      const run = types.filter((t) => !t.problem);
-      if (run.length === 0) return { layers: types, problem: null };
-      let outs: Record<string, Tensor>;
-      try {
-        outs = await unetFeatures(model, await probeInputs(modelDir, model, o), run.map((t) => t.name), { signal: o.signal });
-      } catch (e) {
-        if (e instanceof CancelledError) throw e;
-        return { layers: types, problem: `${src} did not run on a probe batch of ${PROBE_BATCH} with ${list(run.map((t) => t.name))} exposed: ${(e as Error).message}` };
-      }
-      for (const t of run) t.problem = layerBatchProblem(t.name, t.opType, outs[t.name].shape, PROBE_BATCH);
-      return { layers: types, problem: null };
-    } finally {
-      model.dispose();
-    }
-  });
+    for (const t of run) t.problem = layerBatchProblem(t.name, t.opType, outs[t.name].shape, PROBE_BATCH);
+    return { layers: types, problem: null };
+  } finally {
+    model.dispose();
+  }
 }
 
 /** Made-up U-Net inputs of PROBE_BATCH rows: sample [B, C, h, w] at the run's latent size, cond [B, S, D] as declared. */

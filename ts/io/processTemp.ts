@@ -1,12 +1,12 @@
 /**
- * Temporary folders a process uses for a while and removes itself (a copy of the U-Net with layers exposed, in the
- * OS temp folder), named `<prefix>-<host>-<pid>-<random>` as atomic writes name their temporaries: one a killed
- * process left (SIGKILL, a crash: its own clean-up never ran) is removed by the next process that makes one with
- * the same prefix in the same place. A live process's folders, and other hosts', are left alone.
+ * Temporary folders named for their process, `<prefix>-<host>-<pid>-<random>` as atomic writes name their
+ * temporaries (older versions wrote a copy of the U-Net with layers exposed to such a folder in the OS temp folder;
+ * the copy is now made in memory, ts/encoding/unetLayers.ts): one a killed process left (SIGKILL, a crash: its own
+ * clean-up never ran) is removed by `removeDeadProcessTemps`. A live process's folders, and other hosts', are left alone.
  */
-import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { HOST_TAG, isStale } from './atomicWrite.js';
+import { isStale } from './atomicWrite.js';
 
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
@@ -29,11 +29,4 @@ export async function removeDeadProcessTemps(parent: string, prefix: string): Pr
     removed.push(p);
   }
   return removed;
-}
-
-/** A new folder `<prefix>-<host>-<pid>-<random>` in `parent` (created if missing), after removing dead processes' ones. */
-export async function makeProcessTempDir(parent: string, prefix: string): Promise<string> {
-  await mkdir(parent, { recursive: true });
-  await removeDeadProcessTemps(parent, prefix);
-  return mkdtemp(join(parent, `${prefix}-${HOST_TAG}-${process.pid}-`));
 }

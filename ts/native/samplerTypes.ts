@@ -211,9 +211,9 @@ export interface SamplerBinding {
 /** An opaque native ONNX model handle (OnnxModel). */
 export type OnnxHandle = { readonly __onnxHandle: unique symbol };
 
-export interface NativeOnnxLoadOptions extends NativeOrtSessionOptions {
-  path: string;
-}
+/** A model file (`path`), or a model's serialized bytes whose external weights are in `externalDataFolder`. */
+export type NativeOnnxLoadOptions = NativeOrtSessionOptions &
+  ({ path: string } | { bytes: Uint8Array; name: string; externalDataFolder: string });
 
 export interface NativeOnnxInput {
   name: string;

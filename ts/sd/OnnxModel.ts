@@ -15,6 +15,8 @@
  * model.dispose();
  * ```
  *
+ * - `OnnxModel.fromBytes(bytes, {name, externalDataFolder})` loads a model made in memory (a U-Net with
+ *   layers exposed) whose external weights stay in the original model's folder.
  * - `run` takes every declared input by name and returns the requested outputs (graph outputs, e.g.
  *   U-Net layers exposed by `exposeUnetLayers`) as float32 `{data, shape}`; the arrays are ONNX
  *   Runtime's own buffers, handed over without a copy, except a float16 output's (a float16 export's
@@ -32,7 +34,8 @@
  * - `unetFeatures(model, {sample, timestep, cond}, layers)` builds the U-Net's three inputs for the
  *   model's declared timestep type and rank (float32 or int64, rank 0 or [B]) and runs it.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
 
 import { InvalidArgumentError } from '../errors.js';
 import { nativeJob, nativeSync } from '../native/call.js';
@@ -54,7 +57,7 @@ export class OnnxModel {
 
   private constructor(
     handle: OnnxHandle,
-    /** The model file. */
+    /** The model file (fromBytes: the name given). */
     readonly path: string,
     /** Declared inputs (symbolic dimensions by name). */
     readonly inputs: SdTensorInfo[],
@@ -72,6 +75,30 @@ export class OnnxModel {
     const session = nativeSessionOptions(options, 'OnnxModel.load');
     const r = await nativeJob('OnnxModel.load', (b) => b.onnxLoad({ ...session, path }));
     return new OnnxModel(r.handle, path, r.inputs, r.outputs, r.provider);
+  }
+
+  /**
+   * A model from its serialized bytes (an ONNX ModelProto made or edited in memory: a U-Net with inner layers as
+   * graph outputs, unetLayers.ts), never written to disk. Its external weights (an initializer's external_data
+   * location, relative) are read from `externalDataFolder`, the folder of the model it was made from, where they
+   * are: nothing is copied or linked. `name` stands for it in `path` and in messages. The bytes are read during
+   * the load only (ONNX Runtime parses them into its own copy) and must not change until it settles; for a model
+   * with external weights they are the graph alone.
+   */
+  static async fromBytes(
+    bytes: Uint8Array,
+    o: OnnxModelLoadOptions & { name: string; externalDataFolder: string },
+  ): Promise<OnnxModel> {
+    const where = `OnnxModel.fromBytes(${o?.name})`;
+    if (!(bytes instanceof Uint8Array) || bytes.length === 0) throw new InvalidArgumentError(`${where}: bytes must be a non-empty Uint8Array`);
+    if (typeof o?.name !== 'string' || o.name.length === 0) throw new InvalidArgumentError('OnnxModel.fromBytes: name must be a non-empty string');
+    const folder = o.externalDataFolder;
+    if (typeof folder !== 'string' || folder.length === 0 || !existsSync(folder) || !statSync(folder).isDirectory()) {
+      throw new InvalidArgumentError(`${where}: externalDataFolder must be the folder of the model's external weights, got ${String(folder)}`);
+    }
+    const session = nativeSessionOptions(o, 'OnnxModel.fromBytes');
+    const r = await nativeJob(where, (b) => b.onnxLoad({ ...session, bytes, name: o.name, externalDataFolder: resolve(folder) }));
+    return new OnnxModel(r.handle, o.name, r.inputs, r.outputs, r.provider);
   }
 
   /** Runs the model on `inputs` (every declared input, by name) and returns the named outputs. */

@@ -4,6 +4,7 @@
 #include <onnxruntime_c_api.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -42,6 +43,12 @@ std::string provider_library_of(const OrtSessionConfig& c);
 class Session {
  public:
   Session(const std::string& path, const OrtSessionConfig& config);
+  // A model given as its serialized bytes (CreateSessionFromArray): a graph edited in memory, never written to
+  // disk. Its external weights are read from `external_data_folder`, the folder of the model it was made from
+  // (session config "session.model_external_initializers_file_folder_path"), so they need no copy or link
+  // beside a copy of the model. `label` names the model in messages; `bytes` is only read during the call.
+  Session(const void* bytes, std::size_t size, const std::string& label, const std::string& external_data_folder,
+          const OrtSessionConfig& config);
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
@@ -57,6 +64,8 @@ class Session {
   std::string describe() const;  // every input and output, one per line
 
  private:
+  // Session options from `config` (and the provider), then `create(options)` makes session_; errors name path_.
+  void open(const OrtSessionConfig& config, const std::function<OrtStatus*(OrtSessionOptions*)>& create);
   std::string path_;
   OrtSession* session_ = nullptr;
   std::vector<TensorSig> inputs_, outputs_;

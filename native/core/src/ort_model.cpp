@@ -58,9 +58,11 @@ OnnxTensorInfo info_of(const ort::TensorSig& s) { return {s.name, ort::element_t
 
 class OrtOnnxModel : public OnnxModel {
  public:
-  OrtOnnxModel(const std::string& path, const OrtSessionConfig& config) : session_(path, config) {
-    for (const auto& s : session_.inputs()) inputs_.push_back(info_of(s));
-    for (const auto& s : session_.outputs()) outputs_.push_back(info_of(s));
+  OrtOnnxModel(const std::string& path, const OrtSessionConfig& config) : session_(path, config) { read_infos(); }
+  OrtOnnxModel(const void* bytes, std::size_t size, const std::string& name, const std::string& folder,
+               const OrtSessionConfig& config)
+      : session_(bytes, size, name, folder, config) {
+    read_infos();
   }
   const std::string& path() const override { return session_.path(); }
   const std::string& provider() const override { return session_.route(); }
@@ -207,6 +209,10 @@ class OrtOnnxModel : public OnnxModel {
   }
 
  private:
+  void read_infos() {
+    for (const auto& s : session_.inputs()) inputs_.push_back(info_of(s));
+    for (const auto& s : session_.outputs()) outputs_.push_back(info_of(s));
+  }
   ort::Session session_;
   std::vector<OnnxTensorInfo> inputs_, outputs_;
 };
@@ -233,6 +239,14 @@ std::unique_ptr<OnnxModel> OnnxModel::load(const std::string& path, const std::s
                                            const OrtSessionConfig& config) {
   ort_load(ort_library);
   return std::make_unique<OrtOnnxModel>(path, config);
+}
+
+std::unique_ptr<OnnxModel> OnnxModel::load_bytes(const void* bytes, std::size_t size, const std::string& name,
+                                                 const std::string& external_data_folder, const std::string& ort_library,
+                                                 const OrtSessionConfig& config) {
+  if (!bytes || size == 0) throw Error(ErrorCode::InvalidArgument, name + ": no model bytes given");
+  ort_load(ort_library);
+  return std::make_unique<OrtOnnxModel>(bytes, size, name, external_data_folder, config);
 }
 
 }  // namespace brainlatent

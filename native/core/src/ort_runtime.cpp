@@ -198,6 +198,32 @@ std::vector<TensorSig> read_signature(OrtSession* s, bool inputs) {
 }  // namespace
 
 Session::Session(const std::string& path, const OrtSessionConfig& c) : path_(path) {
+  open(c, [&](OrtSessionOptions* so) { return api().CreateSession(env(), path.c_str(), so, &session_); });
+}
+
+Session::Session(const void* bytes, std::size_t size, const std::string& label, const std::string& external_data_folder,
+                 const OrtSessionConfig& c)
+    : path_(label) {
+  if (external_data_folder.empty())
+    throw Error(ErrorCode::InvalidArgument,
+                label + ": a model loaded from memory needs the folder of its external weights (without one ONNX Runtime "
+                        "looks in the working directory)");
+  open(c, [&](OrtSessionOptions* so) -> OrtStatus* {
+    // kOrtSessionOptionsModelExternalInitializersFileFolderPath (onnxruntime_session_options_config_keys.h, not among
+    // the vendored headers). ONNX Runtime resolves a model's external data against the model's folder; a model from
+    // bytes has none, and with this entry InferenceSession::Load(model_data, len) takes <folder>/virtual_model.onnx
+    // as the model's location, so "weights.pb" is <folder>/weights.pb and passes the check that it lies inside the
+    // model's folder (tensorprotoutils.cc ValidateExternalDataPath). The bytes are the graph only when the weights
+    // are external: ORT parses them into its own ModelProto during the call and keeps no pointer to them, and the
+    // weights are read (memory-mapped on the CPU) from the file where they are.
+    if (OrtStatus* st = api().AddSessionConfigEntry(so, "session.model_external_initializers_file_folder_path",
+                                                    external_data_folder.c_str()))
+      return st;
+    return api().CreateSessionFromArray(env(), bytes, size, so, &session_);
+  });
+}
+
+void Session::open(const OrtSessionConfig& c, const std::function<OrtStatus*(OrtSessionOptions*)>& create) {
   const OrtApi& a = api();
   OrtSessionOptions* so = nullptr;
   check(a.CreateSessionOptions(&so), "CreateSessionOptions");
@@ -225,24 +251,25 @@ Session::Session(const std::string& path, const OrtSessionConfig& c) : path_(pat
   route_ = append_provider(so, c);
   on_cpu_ = route_ == "cpu";
   device_id_ = c.device_id;
-  if (OrtStatus* st = a.CreateSession(env(), path.c_str(), so, &session_)) {
+  if (OrtStatus* st = create(so)) {
     // ORT's own status codes for a file that is not a well-formed ONNX model: InvalidModel (a FormatError in TS)
     const OrtErrorCode code = a.GetErrorCode(st);
     if (code == ORT_INVALID_PROTOBUF || code == ORT_INVALID_GRAPH) {
       const std::string msg = a.GetErrorMessage(st);
       a.ReleaseStatus(st);
       throw Error(ErrorCode::InvalidModel,
-                  "cannot load " + path + ": not a valid ONNX model (" + msg +
+                  "cannot load " + path_ + ": not a valid ONNX model (" + msg +
                       "); expected an ONNX model file (a serialized onnx ModelProto, as torch.onnx or optimum export it) — "
                       "the file is truncated, corrupt or of another format: export or download it again");
     }
-    check(st, "cannot load " + path);
+    check(st, "cannot load " + path_);
   }
   try {
     inputs_ = read_signature(session_, true);
     outputs_ = read_signature(session_, false);
   } catch (...) {
     a.ReleaseSession(session_);
+    session_ = nullptr;
     throw;
   }
 }

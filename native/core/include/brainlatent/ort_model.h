@@ -70,7 +70,15 @@ class OnnxModel {
   // file is not a loadable model, BackendUnavailable when the runtime or provider is missing.
   static std::unique_ptr<OnnxModel> load(const std::string& path, const std::string& ort_library,
                                          const OrtSessionConfig& config);
+  // The same from a model's serialized bytes (an ONNX ModelProto edited in memory, e.g. a U-Net with inner layers
+  // as graph outputs), whose external weights are read from `external_data_folder` (the folder of the model it
+  // was made from: nothing is copied or linked). `name` stands for the model in path() and in messages. `bytes`
+  // is only read during the call; for a model with external weights it holds the graph only.
+  static std::unique_ptr<OnnxModel> load_bytes(const void* bytes, std::size_t size, const std::string& name,
+                                               const std::string& external_data_folder, const std::string& ort_library,
+                                               const OrtSessionConfig& config);
   virtual ~OnnxModel() = default;
+  // The model file, or load_bytes' name.
   virtual const std::string& path() const = 0;
   // How it runs: "cpu", "cuda (built-in)", "cuda (plugin: <library>)" or the provider's name.
   virtual const std::string& provider() const = 0;
