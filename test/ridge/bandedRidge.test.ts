@@ -182,6 +182,18 @@ describe('BandedRidgeCV', () => {
     await expect(BandedRidgeModel.load(join(tmpdir(), 'no-such-model.safetensors'))).rejects.toThrow();
   });
 
+  it('BandedRidgeCV.fit refuses a space or Y whose data is not a Float32Array as an InvalidArgumentError naming it', async () => {
+    const { a, b, y } = data(30, 3, 2, 2, 4);
+    const a64 = { ...a, data: Float64Array.from(a.data) } as unknown as Matrix;
+    await expect(new BandedRidgeCV({ nIter: 2 }).fit({ a: a64, b }, y)).rejects.toThrow(InvalidArgumentError);
+    await expect(new BandedRidgeCV({ nIter: 2 }).fit({ a: a64, b }, y)).rejects.toThrow(
+      "BandedRidgeCV.fit: feature space 'a': data is a Float64Array of 90 values, Float32Array expected (a matrix {data: Float32Array, rows, cols}; Float32Array.from converts)",
+    );
+    await expect(new BandedRidgeCV({ nIter: 2 }).fit({ a, b }, { ...y, data: Float64Array.from(y.data) } as unknown as Matrix)).rejects.toThrow(
+      /^BandedRidgeCV\.fit: Y: data is a Float64Array of 60 values, Float32Array expected/,
+    );
+  });
+
   it('predictSplit refuses spaces of other widths than the fit\'s, as predict does', async () => {
     const { a, b, y } = data(40, 4, 3, 2, 6);
     const model = await new BandedRidgeCV({ alphas: [1, 10], nIter: 3, folds: 4 }).fit({ a, b }, y);

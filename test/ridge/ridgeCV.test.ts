@@ -11,6 +11,7 @@ import { setThreads } from '../../ts/ridge/RidgeCV.js';
 import { RidgeCV, type FitControl, type RidgeCVOptions } from '../../ts/ridge/RidgeCV.js';
 import { RidgeModel } from '../../ts/ridge/RidgeModel.js';
 import { writeNpy } from '../../ts/io/npy.js';
+import type { Matrix } from '../../ts/matrix.js';
 import { planted, rng } from '../helpers/random.js';
 import { refCv, refFit, refPredict } from '../helpers/ridgeReference.js';
 
@@ -278,6 +279,18 @@ describe('RidgeModel checks its parts at construction', () => {
 
 describe('RidgeCV bad input', () => {
   const { x, y } = planted(20, 3, 2, 4);
+  it('X or Y whose data is not a Float32Array is an InvalidArgumentError (a wrong type, not a shape) naming it', async () => {
+    const x64 = { data: Float64Array.from(x.data), rows: 20, cols: 3 } as unknown as Matrix;
+    await expect(new RidgeCV({ alphas: [1] }).fit(x64, y)).rejects.toThrow(InvalidArgumentError);
+    await expect(new RidgeCV({ alphas: [1] }).fit(x64, y)).rejects.toThrow(
+      'RidgeCV.fit: X: data is a Float64Array of 60 values, Float32Array expected (a matrix {data: Float32Array, rows, cols}; Float32Array.from converts)',
+    );
+    const yArray = { data: Array.from(y.data), rows: 20, cols: 2 } as unknown as Matrix;
+    await expect(new RidgeCV({ alphas: [1] }).fit(x, yArray)).rejects.toThrow(/^RidgeCV\.fit: Y: data is an array of 40 values, Float32Array expected/);
+    await expect(new RidgeCV({ alphas: [1] }).fit(null as unknown as Matrix, y)).rejects.toThrow(/^RidgeCV\.fit: X: expected a matrix \{data: Float32Array, rows, cols\}, got null$/);
+    // a shape that disagrees with its data stays a ShapeError
+    await expect(new RidgeCV({ alphas: [1] }).fit({ data: x.data, rows: 3, cols: 3 }, y)).rejects.toThrow(ShapeError);
+  });
   it.each([
     ['alpha <= 0', () => new RidgeCV({ alphas: [1, 0] }), InvalidArgumentError, /alpha/],
     ['negative alpha', () => new RidgeCV({ alphas: [-1] }), InvalidArgumentError, /> 0/],
