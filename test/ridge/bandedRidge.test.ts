@@ -176,10 +176,43 @@ describe('BandedRidgeCV', () => {
     expect(back.bandNames).toEqual(['a', 'b']);
     expect(back.bandSizes).toEqual([4, 3]);
     for (const key of ['intercept', 'xMean', 'xScale', 'gammas', 'bestGamma', 'bestAlpha', 'bestScores'] as const) expect(back[key]).toEqual(model[key]);
+    expect([back.fitIntercept, back.standardize]).toEqual([true, false]);
     expect(back.coef).toEqual(model.coef);
     expect(back.gammaScores).toEqual(model.gammaScores);
     expect(back.predict({ a, b }).data).toEqual(model.predict({ a, b }).data);
     await expect(BandedRidgeModel.load(join(tmpdir(), 'no-such-model.safetensors'))).rejects.toThrow();
+  });
+
+  it('records fit_intercept and standardize in the file, as RidgeCV\'s files do, and reads them back (absent: the defaults)', async () => {
+    const { a, b, y } = data(40, 4, 3, 2, 9);
+    const dir = mkdtempSync(join(tmpdir(), 'bl-banded-flags-'));
+    for (const [fitIntercept, standardize] of [[true, false], [false, true], [true, true], [false, false]]) {
+      const model = await new BandedRidgeCV({ alphas: [1, 10], nIter: 3, folds: 4, fitIntercept, standardize }).fit({ a, b }, y);
+      expect([model.fitIntercept, model.standardize]).toEqual([fitIntercept, standardize]);
+      const file = join(dir, `m-${fitIntercept}-${standardize}.safetensors`);
+      await model.save(file);
+      const meta = (await readSafetensors(file)).metadata;
+      expect([meta.fit_intercept, meta.standardize]).toEqual([String(fitIntercept), String(standardize)]);
+      const back = await BandedRidgeModel.load(file);
+      expect([back.fitIntercept, back.standardize]).toEqual([fitIntercept, standardize]);
+      expect(back.predict({ a, b }).data).toEqual(model.predict({ a, b }).data);
+    }
+    // a file saved before they were recorded: RidgeCV's defaults, whatever its x_mean and x_scale (nothing claimed)
+    const f = await readSafetensors(join(dir, 'm-false-true.safetensors'));
+    const { fit_intercept: _, standardize: __, ...old } = f.metadata;
+    const tensors = Object.fromEntries(Object.entries(f.tensors).map(([k, t]) => [k, { data: t.data, shape: t.shape }]));
+    await writeSafetensors(join(dir, 'old.safetensors'), tensors, old);
+    const back = await BandedRidgeModel.load(join(dir, 'old.safetensors'));
+    expect([back.fitIntercept, back.standardize]).toEqual([true, false]);
+    // other text is refused naming the key
+    for (const [key, value] of [['fit_intercept', 'yes'], ['standardize', '1']]) {
+      const file = join(dir, `bad-${key}.safetensors`);
+      await writeSafetensors(file, tensors, { ...f.metadata, [key]: value });
+      const err = await BandedRidgeModel.load(file).then(() => null, (e: unknown) => e);
+      expect(err).toBeInstanceOf(FormatError);
+      expect((err as FormatError).message).toBe(`${file}: metadata '${key}' must be 'true' or 'false', got "${value}"`);
+      expect((err as FormatError).field).toBe('__metadata__');
+    }
   });
 
   it('BandedRidgeCV.fit refuses a space or Y whose data is not a Float32Array as an InvalidArgumentError naming it', async () => {
@@ -281,6 +314,8 @@ describe('BandedRidgeCV', () => {
     expect(make({ bestGamma: new Int32Array(4).fill(3) })).toThrow(/^BandedRidgeModel bestGamma: is 3 at index 0, expected a row of gammas \(0\.\.2\)$/);
     expect(make({ gammaScores: { data: new Float32Array(8), rows: 2, cols: 4 } })).toThrow(/^BandedRidgeModel gammaScores: is 2×4, expected 3×4 \(one row per candidate of gammas/);
     expect(make({ score: 'mse' })).toThrow(/^BandedRidgeModel score: expected 'r2', 'pearson', got 'mse'$/);
+    expect(make({ fitIntercept: 'true' })).toThrow(/^BandedRidgeModel fitIntercept: expected true or false, got string "true"$/);
+    expect(make({ standardize: undefined })).toThrow(/^BandedRidgeModel: missing part standardize; a model needs /);
     expect(make({ bestAlphas: m.bestAlpha })).toThrow(/^BandedRidgeModel: unknown part 'bestAlphas' \(did you mean 'bestAlpha'\?\)/);
   });
 

@@ -6,7 +6,7 @@ import { nativeSync } from '../native/call.js';
 import { concatSpaces, type FeatureSpaces } from './featureSpaces.js';
 import { ModelFile } from './modelFile.js';
 import { checkAlphaList, checkPartMatrix, checkPartsObject, checkPredictionParts, checkVector, FOLD_KINDS } from './modelParts.js';
-import { checkChoice, checkInteger } from './options.js';
+import { checkBoolean, checkChoice, checkInteger } from './options.js';
 
 export interface BandedRidgeModelParts {
   bandNames: string[];
@@ -26,6 +26,10 @@ export interface BandedRidgeModelParts {
   score: 'r2' | 'pearson';
   foldKind: 'contiguous' | 'groups' | 'custom';
   nFolds: number;
+  /** Whether X and Y were centred (an unpenalised intercept), as BandedRidgeCV's option. */
+  fitIntercept: boolean;
+  /** Whether X's columns were z-scored, as BandedRidgeCV's option. */
+  standardize: boolean;
   info?: NativeBandedInfo;
 }
 
@@ -45,6 +49,8 @@ const PARTS = [
   'score',
   'foldKind',
   'nFolds',
+  'fitIntercept',
+  'standardize',
 ] as const;
 
 /** BandedRidgeModel's parts, checked once, at its constructor (see modelParts.ts). */
@@ -70,6 +76,8 @@ function checkBandedParts(parts: unknown): void {
   checkChoice(record.score, 'score', what, ['r2', 'pearson'] as const);
   checkChoice(record.foldKind, 'foldKind', what, FOLD_KINDS);
   checkInteger(record.nFolds, 'nFolds', what, 0);
+  checkBoolean(record.fitIntercept, 'fitIntercept', what);
+  checkBoolean(record.standardize, 'standardize', what);
 }
 
 /** A name and a width per band, the widths adding up to coef's p features; returns the number of bands. */
@@ -102,6 +110,8 @@ export class BandedRidgeModel {
   readonly score: 'r2' | 'pearson';
   readonly foldKind: 'contiguous' | 'groups' | 'custom';
   readonly nFolds: number;
+  readonly fitIntercept: boolean;
+  readonly standardize: boolean;
   readonly info?: NativeBandedInfo;
 
   /** Checks the parts (InvalidArgumentError: missing or of the wrong type; ShapeError: not sized to coef). */
@@ -122,6 +132,8 @@ export class BandedRidgeModel {
     this.score = p.score;
     this.foldKind = p.foldKind;
     this.nFolds = p.nFolds;
+    this.fitIntercept = p.fitIntercept;
+    this.standardize = p.standardize;
     this.info = p.info;
   }
 
@@ -202,7 +214,8 @@ export class BandedRidgeModel {
   /**
    * Saves as safetensors (readable from Python): coef, intercept, x_mean, x_scale, gammas, best_gamma,
    * best_alpha, best_scores, gamma_scores, and a metadata header (band names and sizes, alphas, score,
-   * folds). Prediction is ((X - x_mean) / x_scale) @ coef + intercept with X the bands side by side.
+   * folds, fit_intercept, standardize). Prediction is ((X - x_mean) / x_scale) @ coef + intercept with X the
+   * bands side by side.
    */
   async save(path: string): Promise<void> {
     const p = this.coef.rows, t = this.nTargets, g = this.gammas.length / Math.max(1, this.nBands);
@@ -227,6 +240,8 @@ export class BandedRidgeModel {
         alphas: JSON.stringify(this.alphas),
         score: this.score,
         folds: JSON.stringify({ n: this.nFolds, kind: this.foldKind }),
+        fit_intercept: String(this.fitIntercept),
+        standardize: String(this.standardize),
         prediction: '((X - x_mean) / x_scale) @ coef + intercept, X = bands side by side',
         ...(this.info ? { fit_info: JSON.stringify(this.info) } : {}),
       },
@@ -281,6 +296,9 @@ export class BandedRidgeModel {
       score: file.score(),
       foldKind: folds.kind,
       nFolds: folds.n,
+      // (absent, as in a file saved before they were recorded: BandedRidgeCV's defaults, RidgeCV's)
+      fitIntercept: file.flag('fit_intercept', true),
+      standardize: file.flag('standardize', false),
       info: m.fit_info ? (metadataJson(path, m, 'fit_info', '{}') as NativeBandedInfo) : undefined,
     });
   }
