@@ -215,6 +215,62 @@ describe('BandedRidgeCV', () => {
     }
   });
 
+  it('load refuses a best alpha outside the grid, a best score not the best of gamma_scores, and settings the tensors contradict', async () => {
+    const { a, b, y } = data(40, 4, 3, 3, 5);
+    const model = await new BandedRidgeCV({ alphas: [1, 10, 100], nIter: 4, folds: 4 }).fit({ a, b }, y);
+    const dir = mkdtempSync(join(tmpdir(), 'bl-banded-contradict-'));
+    await model.save(join(dir, 'ok.safetensors'));
+    const f = await readSafetensors(join(dir, 'ok.safetensors'));
+    type Tensor = { data: Float32Array | Float64Array | Int32Array; shape: number[] };
+    const write = async (name: string, patch: (t: Record<string, Tensor>) => void, metadata: Record<string, string> = {}) => {
+      const tensors: Record<string, Tensor> = {};
+      for (const [k, t] of Object.entries(f.tensors)) tensors[k] = { data: (t.data as Float32Array).slice(), shape: [...t.shape] };
+      patch(tensors);
+      const file = join(dir, name);
+      await writeSafetensors(file, tensors, { ...f.metadata, ...metadata });
+      return file;
+    };
+    const refused = async (file: string, message: string | RegExp, field: string) => {
+      const err = await BandedRidgeModel.load(file).then(() => null, (e: unknown) => e);
+      expect(err).toBeInstanceOf(FormatError);
+      if (typeof message === 'string') expect((err as FormatError).message).toBe(`${file}: ${message}`);
+      else expect((err as FormatError).message).toMatch(message);
+      expect((err as FormatError).field).toBe(field);
+    };
+    await refused(
+      await write('alpha.safetensors', (t) => (t.best_alpha.data[2] = 3)),
+      "tensor 'best_alpha' is 3 at index 2, expected one of metadata 'alphas' [1, 10, 100] (the alpha chosen for target 2)",
+      'best_alpha',
+    );
+    await refused(await write('score.safetensors', (t) => (t.best_scores.data[0] += 0.5)), /: tensor 'best_scores' is \S+ at index 0, expected \S+, the largest score of column 0 of 'gamma_scores' \(the best mean CV score of target 0\)$/, 'best_scores');
+    // best_gamma naming a candidate that scores less than the best for its target
+    const t = model.nTargets, nGammas = model.gammaScores.rows;
+    const j = 0, col = Array.from({ length: nGammas }, (_, r) => model.gammaScores.data[r * t + j]);
+    const worse = col.findIndex((v) => v < model.bestScores[j] - 1e-4);
+    expect(worse).toBeGreaterThanOrEqual(0);
+    await refused(
+      await write('gamma.safetensors', (t) => (t.best_gamma.data[j] = worse)),
+      new RegExp(`: tensor 'best_gamma' is ${worse} at index 0, row ${worse} of 'gamma_scores', which scores \\S+ for target 0; expected a row of the best score, \\S+$`),
+      'best_gamma',
+    );
+    await refused(
+      await write('ic.safetensors', () => {}, { fit_intercept: 'false' }),
+      /: tensor 'x_mean' is \S+ at index 0, but metadata 'fit_intercept' is 'false': expected 0 everywhere \(a model fitted without an intercept does not centre X\)$/,
+      'x_mean',
+    );
+    await refused(
+      await write('std.safetensors', (t) => (t.x_scale.data[3] = 2)),
+      "tensor 'x_scale' is 2 at index 3, but metadata 'standardize' is 'false': expected 1 everywhere (a model fitted without standardisation does not scale X)",
+      'x_scale',
+    );
+    // candidates left with no resolved alpha are NaN rows of gamma_scores: skipped
+    // (4 candidates, 3 targets: one candidate at least is nobody's choice)
+    const unused = Array.from({ length: nGammas }, (_, r) => r).find((r) => !model.bestGamma.includes(r));
+    expect(unused).toBeDefined();
+    const skipped = await write('skipped.safetensors', (s) => s.gamma_scores.data.fill(NaN, unused! * t, (unused! + 1) * t));
+    expect((await BandedRidgeModel.load(skipped)).nTargets).toBe(3);
+  });
+
   it('BandedRidgeCV.fit refuses a space or Y whose data is not a Float32Array as an InvalidArgumentError naming it', async () => {
     const { a, b, y } = data(30, 3, 2, 2, 4);
     const a64 = { ...a, data: Float64Array.from(a.data) } as unknown as Matrix;

@@ -248,6 +248,12 @@ export class BandedRidgeModel {
     );
   }
 
+  /**
+   * Reads a model save() wrote, refusing what RidgeModel.load refuses (see there; best_alpha for best_alphas, and
+   * gamma_scores, a row per candidate of 'gammas', for cv_scores: each best score the largest of its column, scored
+   * by the row best_gamma picks) and bands that disagree with coef or gammas, each a FormatError naming the file
+   * and the tensor or metadata key.
+   */
   static async load(path: string): Promise<BandedRidgeModel> {
     const f = await readSafetensors(path);
     const m = f.metadata;
@@ -255,7 +261,8 @@ export class BandedRidgeModel {
       throw new FormatError(`${path}: not a brainlatent banded ridge model (metadata format '${m.format ?? '(none)'}', expected '${BANDED_FORMAT}')`);
     }
     const file = new ModelFile(path, f, 'banded model');
-    const { coef, intercept, xMean, xScale } = file.prediction();
+    const prediction = file.prediction();
+    const { coef, intercept, xMean, xScale } = prediction;
     const [p, t] = [coef.rows, coef.cols];
     const bandSizes = file.json('band_sizes', '[]');
     if (!Array.isArray(bandSizes) || bandSizes.length === 0 || bandSizes.some((b) => !Number.isInteger(b) || b < 1)) {
@@ -280,6 +287,18 @@ export class BandedRidgeModel {
     const outside = bestGamma.findIndex((g) => g < 0 || g >= nGammas);
     if (outside >= 0) throw file.bad('best_gamma', `tensor 'best_gamma' is ${bestGamma[outside]} at index ${outside}, expected a row of 'gammas' (0..${nGammas - 1})`);
     const folds = file.folds();
+    const alphas = file.alphas();
+    const score = file.score();
+    // (absent, as in a file saved before they were recorded: BandedRidgeCV's defaults, RidgeCV's)
+    const fitIntercept = file.flag('fit_intercept', true);
+    const standardize = file.flag('standardize', false);
+    file.preprocessing(prediction, fitIntercept, standardize);
+    const bestAlpha = file.tensor('best_alpha', Float32Array, t);
+    const bestScores = file.tensor('best_scores', Float32Array, t);
+    const gammaScores = file.table('gamma_scores', t, "row of 'gammas'", nGammas);
+    // the choice against the grid and the scores: an alpha of the grid, the best-scoring candidate
+    file.inGrid('best_alpha', bestAlpha, alphas);
+    file.bestScores('best_scores', bestScores, gammaScores, 'gamma_scores', { name: 'best_gamma', values: bestGamma, rows: (j) => [bestGamma[j]] });
     return new BandedRidgeModel({
       bandNames: bandNames as string[],
       bandSizes: bandSizes as number[],
@@ -289,16 +308,15 @@ export class BandedRidgeModel {
       xScale,
       gammas,
       bestGamma,
-      bestAlpha: file.tensor('best_alpha', Float32Array, t),
-      bestScores: file.tensor('best_scores', Float32Array, t),
-      gammaScores: file.table('gamma_scores', t, "row of 'gammas'", nGammas),
-      alphas: file.alphas(),
-      score: file.score(),
+      bestAlpha,
+      bestScores,
+      gammaScores,
+      alphas,
+      score,
       foldKind: folds.kind,
       nFolds: folds.n,
-      // (absent, as in a file saved before they were recorded: BandedRidgeCV's defaults, RidgeCV's)
-      fitIntercept: file.flag('fit_intercept', true),
-      standardize: file.flag('standardize', false),
+      fitIntercept,
+      standardize,
       info: m.fit_info ? (metadataJson(path, m, 'fit_info', '{}') as NativeBandedInfo) : undefined,
     });
   }
