@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { registerRidgeCommand } from '../../ts/cli/commands/ridge.js';
-import { MissingFileError, NonFiniteError, ShapeError } from '../../ts/errors.js';
+import { InvalidArgumentError, MissingFileError, NonFiniteError, ShapeError } from '../../ts/errors.js';
 import { writeNpy } from '../../ts/io/npy.js';
 import { PreflightError } from '../../ts/pipeline/errors.js';
 import { planted } from '../helpers/random.js';
@@ -70,6 +70,23 @@ describe('ridge fit inputs', () => {
     expect(existsSync(f('s.safetensors'))).toBe(false);
   });
 
+  it('--folds beyond half the rows of X is refused from its header, naming the flag, the rows and the file', async () => {
+    // (the fit refused it only once the data was read, as "RidgeCV: 49 folds but only 48 samples")
+    await writeNpy(f('x32.npy'), x.data, [48, 6]);
+    await writeNpy(f('y48.npy'), y.data, [48, 3]);
+    for (const folds of ['49', '25']) {
+      await expect(run('ridge', 'fit', '--x', f('x32.npy'), '--y', f('y48.npy'), '--folds', folds, '--out', f('k.safetensors'))).rejects.toThrow(
+        new InvalidArgumentError(`--folds ${folds} needs ${2 * Number(folds)} rows (samples) at least, 2 per validation fold, but --x ${f('x32.npy')} has 48; use at most 24 folds`),
+      );
+    }
+    await writeNpy(f('x3.npy'), x.data.subarray(0, 18), [3, 6]);
+    await writeNpy(f('y3.npy'), y.data.subarray(0, 9), [3, 3]);
+    await expect(run('ridge', 'fit', '--x', f('x3.npy'), '--y', f('y3.npy'), '--folds', '2', '--out', f('k.safetensors'))).rejects.toThrow(
+      new InvalidArgumentError(`--folds 2 needs 4 rows (samples) at least, 2 per validation fold, but --x ${f('x3.npy')} has 3; too few for cross-validation (2 folds of 2 samples at least)`),
+    );
+    expect(existsSync(f('k.safetensors'))).toBe(false);
+  });
+
   it('every problem of the flags and the inputs\' headers is listed at once, before anything is read', async () => {
     await writeNpy(f('x32.npy'), x.data, [48, 6]);
     await writeNpy(f('y40.npy'), y.data.subarray(0, 40 * 3), [40, 3]);
@@ -94,6 +111,13 @@ describe('ridge fit inputs', () => {
       "--backend: expected auto, cpu, cuda, got 'gpu'",
       `--x: X (${f('x1d.npy')}): expected a 2-D array (samples × columns), got shape (288)`,
       `--y: Y (${f('yint.npy')}): expected float32 or float64 data, got int16`,
+    ]);
+    // too many folds for X's rows is one more line
+    const k = await refused('--x', f('x32.npy'), '--y', f('y40.npy'), '--folds', '30', '--score', 'foo', '--out', f('many.safetensors'));
+    expect(k.problems).toEqual([
+      "--score: expected r2, pearson, got 'foo'",
+      `--y ${f('y40.npy')} has 40 rows but --x ${f('x32.npy')} has 48; one row per sample in both`,
+      `--folds 30 needs 60 rows (samples) at least, 2 per validation fold, but --x ${f('x32.npy')} has 48; use at most 24 folds`,
     ]);
     expect(existsSync(f('many.safetensors'))).toBe(false);
   });

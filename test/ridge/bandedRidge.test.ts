@@ -176,10 +176,111 @@ describe('BandedRidgeCV', () => {
     expect(back.bandNames).toEqual(['a', 'b']);
     expect(back.bandSizes).toEqual([4, 3]);
     for (const key of ['intercept', 'xMean', 'xScale', 'gammas', 'bestGamma', 'bestAlpha', 'bestScores'] as const) expect(back[key]).toEqual(model[key]);
+    expect([back.fitIntercept, back.standardize]).toEqual([true, false]);
     expect(back.coef).toEqual(model.coef);
     expect(back.gammaScores).toEqual(model.gammaScores);
     expect(back.predict({ a, b }).data).toEqual(model.predict({ a, b }).data);
     await expect(BandedRidgeModel.load(join(tmpdir(), 'no-such-model.safetensors'))).rejects.toThrow();
+  });
+
+  it('records fit_intercept and standardize in the file, as RidgeCV\'s files do, and reads them back (absent: the defaults)', async () => {
+    const { a, b, y } = data(40, 4, 3, 2, 9);
+    const dir = mkdtempSync(join(tmpdir(), 'bl-banded-flags-'));
+    for (const [fitIntercept, standardize] of [[true, false], [false, true], [true, true], [false, false]]) {
+      const model = await new BandedRidgeCV({ alphas: [1, 10], nIter: 3, folds: 4, fitIntercept, standardize }).fit({ a, b }, y);
+      expect([model.fitIntercept, model.standardize]).toEqual([fitIntercept, standardize]);
+      const file = join(dir, `m-${fitIntercept}-${standardize}.safetensors`);
+      await model.save(file);
+      const meta = (await readSafetensors(file)).metadata;
+      expect([meta.fit_intercept, meta.standardize]).toEqual([String(fitIntercept), String(standardize)]);
+      const back = await BandedRidgeModel.load(file);
+      expect([back.fitIntercept, back.standardize]).toEqual([fitIntercept, standardize]);
+      expect(back.predict({ a, b }).data).toEqual(model.predict({ a, b }).data);
+    }
+    // a file saved before they were recorded: RidgeCV's defaults, whatever its x_mean and x_scale (nothing claimed)
+    const f = await readSafetensors(join(dir, 'm-false-true.safetensors'));
+    const { fit_intercept: _, standardize: __, ...old } = f.metadata;
+    const tensors = Object.fromEntries(Object.entries(f.tensors).map(([k, t]) => [k, { data: t.data, shape: t.shape }]));
+    await writeSafetensors(join(dir, 'old.safetensors'), tensors, old);
+    const back = await BandedRidgeModel.load(join(dir, 'old.safetensors'));
+    expect([back.fitIntercept, back.standardize]).toEqual([true, false]);
+    // other text is refused naming the key
+    for (const [key, value] of [['fit_intercept', 'yes'], ['standardize', '1']]) {
+      const file = join(dir, `bad-${key}.safetensors`);
+      await writeSafetensors(file, tensors, { ...f.metadata, [key]: value });
+      const err = await BandedRidgeModel.load(file).then(() => null, (e: unknown) => e);
+      expect(err).toBeInstanceOf(FormatError);
+      expect((err as FormatError).message).toBe(`${file}: metadata '${key}' must be 'true' or 'false', got "${value}"`);
+      expect((err as FormatError).field).toBe('__metadata__');
+    }
+  });
+
+  it('load refuses a best alpha outside the grid, a best score not the best of gamma_scores, and settings the tensors contradict', async () => {
+    const { a, b, y } = data(40, 4, 3, 3, 5);
+    const model = await new BandedRidgeCV({ alphas: [1, 10, 100], nIter: 4, folds: 4 }).fit({ a, b }, y);
+    const dir = mkdtempSync(join(tmpdir(), 'bl-banded-contradict-'));
+    await model.save(join(dir, 'ok.safetensors'));
+    const f = await readSafetensors(join(dir, 'ok.safetensors'));
+    type Tensor = { data: Float32Array | Float64Array | Int32Array; shape: number[] };
+    const write = async (name: string, patch: (t: Record<string, Tensor>) => void, metadata: Record<string, string> = {}) => {
+      const tensors: Record<string, Tensor> = {};
+      for (const [k, t] of Object.entries(f.tensors)) tensors[k] = { data: (t.data as Float32Array).slice(), shape: [...t.shape] };
+      patch(tensors);
+      const file = join(dir, name);
+      await writeSafetensors(file, tensors, { ...f.metadata, ...metadata });
+      return file;
+    };
+    const refused = async (file: string, message: string | RegExp, field: string) => {
+      const err = await BandedRidgeModel.load(file).then(() => null, (e: unknown) => e);
+      expect(err).toBeInstanceOf(FormatError);
+      if (typeof message === 'string') expect((err as FormatError).message).toBe(`${file}: ${message}`);
+      else expect((err as FormatError).message).toMatch(message);
+      expect((err as FormatError).field).toBe(field);
+    };
+    await refused(
+      await write('alpha.safetensors', (t) => (t.best_alpha.data[2] = 3)),
+      "tensor 'best_alpha' is 3 at index 2, expected one of metadata 'alphas' [1, 10, 100] (the alpha chosen for target 2)",
+      'best_alpha',
+    );
+    await refused(await write('score.safetensors', (t) => (t.best_scores.data[0] += 0.5)), /: tensor 'best_scores' is \S+ at index 0, expected \S+, the largest score of column 0 of 'gamma_scores' \(the best mean CV score of target 0\)$/, 'best_scores');
+    // best_gamma naming a candidate that scores less than the best for its target
+    const t = model.nTargets, nGammas = model.gammaScores.rows;
+    const j = 0, col = Array.from({ length: nGammas }, (_, r) => model.gammaScores.data[r * t + j]);
+    const worse = col.findIndex((v) => v < model.bestScores[j] - 1e-4);
+    expect(worse).toBeGreaterThanOrEqual(0);
+    await refused(
+      await write('gamma.safetensors', (t) => (t.best_gamma.data[j] = worse)),
+      new RegExp(`: tensor 'best_gamma' is ${worse} at index 0, row ${worse} of 'gamma_scores', which scores \\S+ for target 0; expected a row of the best score, \\S+$`),
+      'best_gamma',
+    );
+    await refused(
+      await write('ic.safetensors', () => {}, { fit_intercept: 'false' }),
+      /: tensor 'x_mean' is \S+ at index 0, but metadata 'fit_intercept' is 'false': expected 0 everywhere \(a model fitted without an intercept does not centre X\)$/,
+      'x_mean',
+    );
+    await refused(
+      await write('std.safetensors', (t) => (t.x_scale.data[3] = 2)),
+      "tensor 'x_scale' is 2 at index 3, but metadata 'standardize' is 'false': expected 1 everywhere (a model fitted without standardisation does not scale X)",
+      'x_scale',
+    );
+    // candidates left with no resolved alpha are NaN rows of gamma_scores: skipped
+    // (4 candidates, 3 targets: one candidate at least is nobody's choice)
+    const unused = Array.from({ length: nGammas }, (_, r) => r).find((r) => !model.bestGamma.includes(r));
+    expect(unused).toBeDefined();
+    const skipped = await write('skipped.safetensors', (s) => s.gamma_scores.data.fill(NaN, unused! * t, (unused! + 1) * t));
+    expect((await BandedRidgeModel.load(skipped)).nTargets).toBe(3);
+  });
+
+  it('BandedRidgeCV.fit refuses a space or Y whose data is not a Float32Array as an InvalidArgumentError naming it', async () => {
+    const { a, b, y } = data(30, 3, 2, 2, 4);
+    const a64 = { ...a, data: Float64Array.from(a.data) } as unknown as Matrix;
+    await expect(new BandedRidgeCV({ nIter: 2 }).fit({ a: a64, b }, y)).rejects.toThrow(InvalidArgumentError);
+    await expect(new BandedRidgeCV({ nIter: 2 }).fit({ a: a64, b }, y)).rejects.toThrow(
+      "BandedRidgeCV.fit: feature space 'a': data is a Float64Array of 90 values, Float32Array expected (a matrix {data: Float32Array, rows, cols}; Float32Array.from converts)",
+    );
+    await expect(new BandedRidgeCV({ nIter: 2 }).fit({ a, b }, { ...y, data: Float64Array.from(y.data) } as unknown as Matrix)).rejects.toThrow(
+      /^BandedRidgeCV\.fit: Y: data is a Float64Array of 60 values, Float32Array expected/,
+    );
   });
 
   it('predict and predictSplit refuse spaces of other widths than the fit\'s, naming the space and the fitted widths', async () => {
@@ -321,6 +422,8 @@ describe('BandedRidgeCV', () => {
     expect(make({ bestGamma: new Int32Array(4).fill(3) })).toThrow(/^BandedRidgeModel bestGamma: is 3 at index 0, expected a row of gammas \(0\.\.2\)$/);
     expect(make({ gammaScores: { data: new Float32Array(8), rows: 2, cols: 4 } })).toThrow(/^BandedRidgeModel gammaScores: is 2×4, expected 3×4 \(one row per candidate of gammas/);
     expect(make({ score: 'mse' })).toThrow(/^BandedRidgeModel score: expected 'r2', 'pearson', got 'mse'$/);
+    expect(make({ fitIntercept: 'true' })).toThrow(/^BandedRidgeModel fitIntercept: expected true or false, got string "true"$/);
+    expect(make({ standardize: undefined })).toThrow(/^BandedRidgeModel: missing part standardize; a model needs /);
     expect(make({ bestAlphas: m.bestAlpha })).toThrow(/^BandedRidgeModel: unknown part 'bestAlphas' \(did you mean 'bestAlpha'\?\)/);
   });
 

@@ -11,10 +11,17 @@ import { setThreads } from '../../ts/ridge/RidgeCV.js';
 import { RidgeCV, type FitControl, type RidgeCVOptions } from '../../ts/ridge/RidgeCV.js';
 import { RidgeModel } from '../../ts/ridge/RidgeModel.js';
 import { writeNpy } from '../../ts/io/npy.js';
+import type { Matrix } from '../../ts/matrix.js';
 import { planted, rng } from '../helpers/random.js';
 import { refCv, refFit, refPredict } from '../helpers/ridgeReference.js';
 
 const ALPHAS = [0.1, 1, 10, 100, 1000];
+
+/** A float32 value as load's messages write it: its shortest decimal. */
+function f32(v: number): string {
+  for (let digits = 1; digits < 9; digits++) if (Math.fround(Number(v.toPrecision(digits))) === v) return String(Number(v.toPrecision(digits)));
+  return String(v);
+}
 
 function hasNumpy(): boolean {
   try {
@@ -100,6 +107,10 @@ describe('RidgeCV float32 resolution', () => {
     expect(Number.isNaN(m.cvScores.data[0])).toBe(true);
     expect(Number.isNaN(m.cvScores.data[4])).toBe(true);
     for (const a of m.bestAlphas) expect(a).toBeGreaterThanOrEqual(1);
+    // its file loads: load's best-score check skips the NaN rows of the alphas left unresolved
+    const file = path.join(mkdtempSync(path.join(tmpdir(), 'bl-unresolved-')), 'm.safetensors');
+    await m.save(file);
+    expect((await RidgeModel.load(file)).cvScores).toEqual(m.cvScores);
     await expect(new RidgeCV({ alphas: [1e-6, 1e-5], route: 'primal', cvMethod: 'per-fold' }).fit(x, base.y)).rejects.toThrow(
       /every alpha is below .* float32 resolution/,
     );
@@ -193,6 +204,28 @@ describe('RidgeModel persistence', () => {
     for (let i = 0; i < ours.length; i++) expect(out.pred[i]).toBeCloseTo(ours[i], 4);
   });
 
+  it('every model RidgeCV writes loads back: each route, with and without intercept and standardisation, both scores, a constant target', async () => {
+    // (load checks the metadata against the tensors: these are the files it must take; a constant target scores
+    // 0 at every alpha, a tie that goes to the largest)
+    const { x, y } = planted(40, 6, 3, 8);
+    for (let i = 0; i < 40; i++) y.data[i * 3 + 2] = 2.5;
+    const dir = mkdtempSync(path.join(tmpdir(), 'bl-combos-'));
+    for (const solver of ['per-fold-primal', 'per-fold-kernel', 'exact-primal', 'exact-kernel'] as const) {
+      for (const fitIntercept of [true, false]) {
+        for (const standardize of [true, false]) {
+          for (const score of ['r2', 'pearson'] as const) {
+            const m = await new RidgeCV({ alphas: ALPHAS, folds: 4, solver, fitIntercept, standardize, score }).fit(x, y);
+            const file = path.join(dir, `${solver}-${fitIntercept}-${standardize}-${score}.safetensors`);
+            await m.save(file);
+            const back = await RidgeModel.load(file);
+            expect(back.settings, file).toEqual(m.settings);
+            expect(back.bestScores, file).toEqual(m.bestScores);
+          }
+        }
+      }
+    }
+  });
+
   it('save() to a folder or below a file is an InvalidArgumentError naming the path, not EISDIR/EEXIST', async () => {
     const { x, y } = planted(30, 4, 2, 1);
     const m = await new RidgeCV({ alphas: [1] }).fit(x, y);
@@ -278,6 +311,18 @@ describe('RidgeModel checks its parts at construction', () => {
 
 describe('RidgeCV bad input', () => {
   const { x, y } = planted(20, 3, 2, 4);
+  it('X or Y whose data is not a Float32Array is an InvalidArgumentError (a wrong type, not a shape) naming it', async () => {
+    const x64 = { data: Float64Array.from(x.data), rows: 20, cols: 3 } as unknown as Matrix;
+    await expect(new RidgeCV({ alphas: [1] }).fit(x64, y)).rejects.toThrow(InvalidArgumentError);
+    await expect(new RidgeCV({ alphas: [1] }).fit(x64, y)).rejects.toThrow(
+      'RidgeCV.fit: X: data is a Float64Array of 60 values, Float32Array expected (a matrix {data: Float32Array, rows, cols}; Float32Array.from converts)',
+    );
+    const yArray = { data: Array.from(y.data), rows: 20, cols: 2 } as unknown as Matrix;
+    await expect(new RidgeCV({ alphas: [1] }).fit(x, yArray)).rejects.toThrow(/^RidgeCV\.fit: Y: data is an array of 40 values, Float32Array expected/);
+    await expect(new RidgeCV({ alphas: [1] }).fit(null as unknown as Matrix, y)).rejects.toThrow(/^RidgeCV\.fit: X: expected a matrix \{data: Float32Array, rows, cols\}, got null$/);
+    // a shape that disagrees with its data stays a ShapeError
+    await expect(new RidgeCV({ alphas: [1] }).fit({ data: x.data, rows: 3, cols: 3 }, y)).rejects.toThrow(ShapeError);
+  });
   it.each([
     ['alpha <= 0', () => new RidgeCV({ alphas: [1, 0] }), InvalidArgumentError, /alpha/],
     ['negative alpha', () => new RidgeCV({ alphas: [-1] }), InvalidArgumentError, /> 0/],
@@ -749,6 +794,99 @@ describe('RidgeModel.predict: checked inputs, empty inputs, async', () => {
     expect((await RidgeModel.load(path.join(dir, 'std.safetensors'))).settings).toMatchObject({ fitIntercept: false, standardize: true });
     // the untouched file loads as it was saved
     expect((await RidgeModel.load(await write('same.safetensors', {}))).settings).toEqual(m.settings);
+  });
+
+  it('a model file whose chosen alphas, best scores or settings contradict its tensors is refused at load, naming the file and the key', async () => {
+    const { x, y } = planted(30, 4, 2, 1);
+    const m = await new RidgeCV({ alphas: [1, 10, 100] }).fit(x, y);
+    const dir = mkdtempSync(path.join(tmpdir(), 'bl-contradict-'));
+    await m.save(path.join(dir, 'ok.safetensors'));
+    const f = await readSafetensors(path.join(dir, 'ok.safetensors'));
+    const tensor = (name: string, patch: (d: Float32Array) => void) => {
+      const data = Float32Array.from(f.tensors[name].data as Float32Array);
+      patch(data);
+      return { [name]: { data, shape: f.tensors[name].shape } };
+    };
+    const write = async (name: string, tensors: Record<string, { data: Float32Array; shape: number[] }>, metadata: Record<string, string> = {}) => {
+      const file = path.join(dir, name);
+      const all = Object.fromEntries(Object.entries(f.tensors).map(([k, t]) => [k, { data: t.data, shape: t.shape }]));
+      await writeSafetensors(file, { ...all, ...tensors }, { ...f.metadata, ...metadata });
+      return file;
+    };
+    const refused = async (file: string, message: string, field: string) => {
+      const err = await RidgeModel.load(file).then(() => null, (e: unknown) => e);
+      expect(err).toBeInstanceOf(FormatError);
+      expect((err as FormatError).message).toBe(`${file}: ${message}`);
+      expect((err as FormatError).field).toBe(field);
+    };
+    // a best alpha outside the grid (it loaded, and the alpha histograms counted it nowhere)
+    await refused(
+      await write('alpha5.safetensors', tensor('best_alphas', (d) => (d[1] = 5))),
+      "tensor 'best_alphas' is 5 at index 1, expected one of metadata 'alphas' [1, 10, 100] (the alpha chosen for target 1)",
+      'best_alphas',
+    );
+    // a best score that is not the largest CV score of its target, above or below it
+    const best0 = f32(m.bestScores[0]);
+    await refused(
+      await write('score.safetensors', tensor('best_scores', (d) => (d[0] += 0.5))),
+      `tensor 'best_scores' is ${f32(Math.fround(m.bestScores[0] + 0.5))} at index 0, expected ${best0}, the largest score of column 0 of 'cv_scores' (the best mean CV score of target 0)`,
+      'best_scores',
+    );
+    await refused(await write('score-low.safetensors', tensor('best_scores', (d) => (d[0] -= 0.01))), `tensor 'best_scores' is ${f32(Math.fround(m.bestScores[0] - 0.01))} at index 0, expected ${best0}, the largest score of column 0 of 'cv_scores' (the best mean CV score of target 0)`, 'best_scores');
+    // an alpha of the grid, but not the best-scoring one
+    const col0 = [0, 1, 2].map((r) => m.cvScores.data[r * 2]);
+    const worst = col0.indexOf(Math.min(...col0));
+    expect(col0[worst]).toBeLessThan(m.bestScores[0] - 1e-4);
+    const alphaWorst = [1, 10, 100][worst];
+    await refused(
+      await write('choice.safetensors', tensor('best_alphas', (d) => (d[0] = alphaWorst))),
+      `tensor 'best_alphas' is ${alphaWorst} at index 0, row ${worst} of 'cv_scores', which scores ${f32(col0[worst])} for target 0; expected a row of the best score, ${best0}`,
+      'best_alphas',
+    );
+    // no score at all for a target
+    await refused(
+      await write('nan.safetensors', tensor('cv_scores', (d) => [0, 1, 2].forEach((r) => (d[r * 2 + 1] = NaN)))),
+      "tensor 'cv_scores' has no score in column 1 (NaN in every row); a fitted target has one at least",
+      'cv_scores',
+    );
+    // a best score one float32 step from its CV score (a writer that rounded them apart) loads
+    const nudged = await write('ulp.safetensors', tensor('best_scores', (d) => (d[0] = Math.fround(d[0] * (1 + 2 ** -23)))));
+    expect((await RidgeModel.load(nudged)).bestScores[0]).not.toBe(m.bestScores[0]);
+    // fit_intercept 'false' with a centred X or Y, standardize 'false' with a scaled X: the prediction is not that fit's
+    await refused(
+      await write('ic.safetensors', {}, { fit_intercept: 'false' }),
+      `tensor 'x_mean' is ${f32(m.xMean[0])} at index 0, but metadata 'fit_intercept' is 'false': expected 0 everywhere (a model fitted without an intercept does not centre X)`,
+      'x_mean',
+    );
+    const noIntercept = await new RidgeCV({ alphas: [1, 10, 100], fitIntercept: false, standardize: true }).fit(x, y);
+    await noIntercept.save(path.join(dir, 'noic.safetensors'));
+    const g = await readSafetensors(path.join(dir, 'noic.safetensors'));
+    expect(Array.from(noIntercept.xMean)).toEqual([0, 0, 0, 0]);
+    expect(Array.from(noIntercept.intercept)).toEqual([0, 0]);
+    const rewrite = async (name: string, patch: Record<string, { data: Float32Array; shape: number[] }>, metadata: Record<string, string> = {}) => {
+      const file = path.join(dir, name);
+      const all = Object.fromEntries(Object.entries(g.tensors).map(([k, t]) => [k, { data: t.data, shape: t.shape }]));
+      await writeSafetensors(file, { ...all, ...patch }, { ...g.metadata, ...metadata });
+      return file;
+    };
+    await refused(
+      await rewrite('noic-intercept.safetensors', { intercept: { data: Float32Array.of(0, 0.25), shape: [2] } }),
+      "tensor 'intercept' is 0.25 at index 1, but metadata 'fit_intercept' is 'false': expected 0 everywhere (a model fitted without an intercept does not centre Y)",
+      'intercept',
+    );
+    await refused(
+      await rewrite('noic-std.safetensors', {}, { standardize: 'false' }),
+      `tensor 'x_scale' is ${f32(noIntercept.xScale[0])} at index 0, but metadata 'standardize' is 'false': expected 1 everywhere (a model fitted without standardisation does not scale X)`,
+      'x_scale',
+    );
+    // 'true' claims nothing of the values (X may come centred, a constant column is left unscaled), and a file that
+    // leaves the keys out claims nothing: RidgeCV's defaults, not checked against its tensors
+    expect((await RidgeModel.load(await rewrite('noic-true.safetensors', {}, { fit_intercept: 'true' }))).settings.fitIntercept).toBe(true);
+    const { fit_intercept: _, standardize: __, ...bare } = g.metadata;
+    const noFlags = path.join(dir, 'noic-bare.safetensors');
+    await writeSafetensors(noFlags, Object.fromEntries(Object.entries(g.tensors).map(([k, t]) => [k, { data: t.data, shape: t.shape }])), bare);
+    expect((await RidgeModel.load(noFlags)).settings).toMatchObject({ fitIntercept: true, standardize: false });
+    expect((await RidgeModel.load(path.join(dir, 'noic.safetensors'))).settings).toEqual(noIntercept.settings);
   });
 
   it('predictAsync gives predict()\'s result and keeps the event loop running', async () => {

@@ -114,6 +114,8 @@ export class BandedRidgeCV {
       score: r.native.score,
       foldKind: folds.kind,
       nFolds: folds.nFolds,
+      fitIntercept: r.native.fitIntercept,
+      standardize: r.native.standardize,
       info: res.info,
     });
   }

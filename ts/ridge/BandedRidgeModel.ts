@@ -7,7 +7,7 @@ import { nativeSync } from '../native/call.js';
 import { concatEntries, type FeatureSpaces } from './featureSpaces.js';
 import { ModelFile } from './modelFile.js';
 import { checkAlphaList, checkPartMatrix, checkPartsObject, checkPredictionParts, checkVector, FOLD_KINDS } from './modelParts.js';
-import { checkChoice, checkInteger } from './options.js';
+import { checkBoolean, checkChoice, checkInteger } from './options.js';
 
 export interface BandedRidgeModelParts {
   bandNames: string[];
@@ -27,6 +27,10 @@ export interface BandedRidgeModelParts {
   score: 'r2' | 'pearson';
   foldKind: 'contiguous' | 'groups' | 'custom';
   nFolds: number;
+  /** Whether X and Y were centred (an unpenalised intercept), as BandedRidgeCV's option. */
+  fitIntercept: boolean;
+  /** Whether X's columns were z-scored, as BandedRidgeCV's option. */
+  standardize: boolean;
   info?: NativeBandedInfo;
 }
 
@@ -46,6 +50,8 @@ const PARTS = [
   'score',
   'foldKind',
   'nFolds',
+  'fitIntercept',
+  'standardize',
 ] as const;
 
 /** BandedRidgeModel's parts, checked once, at its constructor (see modelParts.ts). */
@@ -71,6 +77,8 @@ function checkBandedParts(parts: unknown): void {
   checkChoice(record.score, 'score', what, ['r2', 'pearson'] as const);
   checkChoice(record.foldKind, 'foldKind', what, FOLD_KINDS);
   checkInteger(record.nFolds, 'nFolds', what, 0);
+  checkBoolean(record.fitIntercept, 'fitIntercept', what);
+  checkBoolean(record.standardize, 'standardize', what);
 }
 
 /** A name and a width per band, the widths adding up to coef's p features; returns the number of bands. */
@@ -103,6 +111,8 @@ export class BandedRidgeModel {
   readonly score: 'r2' | 'pearson';
   readonly foldKind: 'contiguous' | 'groups' | 'custom';
   readonly nFolds: number;
+  readonly fitIntercept: boolean;
+  readonly standardize: boolean;
   readonly info?: NativeBandedInfo;
 
   /** Checks the parts (InvalidArgumentError: missing or of the wrong type; ShapeError: not sized to coef). */
@@ -123,6 +133,8 @@ export class BandedRidgeModel {
     this.score = p.score;
     this.foldKind = p.foldKind;
     this.nFolds = p.nFolds;
+    this.fitIntercept = p.fitIntercept;
+    this.standardize = p.standardize;
     this.info = p.info;
   }
 
@@ -234,7 +246,8 @@ export class BandedRidgeModel {
   /**
    * Saves as safetensors (readable from Python): coef, intercept, x_mean, x_scale, gammas, best_gamma,
    * best_alpha, best_scores, gamma_scores, and a metadata header (band names and sizes, alphas, score,
-   * folds). Prediction is ((X - x_mean) / x_scale) @ coef + intercept with X the bands side by side.
+   * folds, fit_intercept, standardize). Prediction is ((X - x_mean) / x_scale) @ coef + intercept with X the
+   * bands side by side.
    */
   async save(path: string): Promise<void> {
     const p = this.coef.rows, t = this.nTargets, g = this.gammas.length / Math.max(1, this.nBands);
@@ -259,12 +272,20 @@ export class BandedRidgeModel {
         alphas: JSON.stringify(this.alphas),
         score: this.score,
         folds: JSON.stringify({ n: this.nFolds, kind: this.foldKind }),
+        fit_intercept: String(this.fitIntercept),
+        standardize: String(this.standardize),
         prediction: '((X - x_mean) / x_scale) @ coef + intercept, X = bands side by side',
         ...(this.info ? { fit_info: JSON.stringify(this.info) } : {}),
       },
     );
   }
 
+  /**
+   * Reads a model save() wrote, refusing what RidgeModel.load refuses (see there; best_alpha for best_alphas, and
+   * gamma_scores, a row per candidate of 'gammas', for cv_scores: each best score the largest of its column, scored
+   * by the row best_gamma picks) and bands that disagree with coef or gammas, each a FormatError naming the file
+   * and the tensor or metadata key.
+   */
   static async load(path: string): Promise<BandedRidgeModel> {
     const f = await readSafetensors(path);
     const m = f.metadata;
@@ -272,7 +293,8 @@ export class BandedRidgeModel {
       throw new FormatError(`${path}: not a brainlatent banded ridge model (metadata format '${m.format ?? '(none)'}', expected '${BANDED_FORMAT}')`);
     }
     const file = new ModelFile(path, f, 'banded model');
-    const { coef, intercept, xMean, xScale } = file.prediction();
+    const prediction = file.prediction();
+    const { coef, intercept, xMean, xScale } = prediction;
     const [p, t] = [coef.rows, coef.cols];
     const bandSizes = file.json('band_sizes', '[]');
     if (!Array.isArray(bandSizes) || bandSizes.length === 0 || bandSizes.some((b) => !Number.isInteger(b) || b < 1)) {
@@ -297,6 +319,18 @@ export class BandedRidgeModel {
     const outside = bestGamma.findIndex((g) => g < 0 || g >= nGammas);
     if (outside >= 0) throw file.bad('best_gamma', `tensor 'best_gamma' is ${bestGamma[outside]} at index ${outside}, expected a row of 'gammas' (0..${nGammas - 1})`);
     const folds = file.folds();
+    const alphas = file.alphas();
+    const score = file.score();
+    // (absent, as in a file saved before they were recorded: BandedRidgeCV's defaults, RidgeCV's)
+    const fitIntercept = file.flag('fit_intercept', true);
+    const standardize = file.flag('standardize', false);
+    file.preprocessing(prediction, fitIntercept, standardize);
+    const bestAlpha = file.tensor('best_alpha', Float32Array, t);
+    const bestScores = file.tensor('best_scores', Float32Array, t);
+    const gammaScores = file.table('gamma_scores', t, "row of 'gammas'", nGammas);
+    // the choice against the grid and the scores: an alpha of the grid, the best-scoring candidate
+    file.inGrid('best_alpha', bestAlpha, alphas);
+    file.bestScores('best_scores', bestScores, gammaScores, 'gamma_scores', { name: 'best_gamma', values: bestGamma, rows: (j) => [bestGamma[j]] });
     return new BandedRidgeModel({
       bandNames: bandNames as string[],
       bandSizes: bandSizes as number[],
@@ -306,13 +340,15 @@ export class BandedRidgeModel {
       xScale,
       gammas,
       bestGamma,
-      bestAlpha: file.tensor('best_alpha', Float32Array, t),
-      bestScores: file.tensor('best_scores', Float32Array, t),
-      gammaScores: file.table('gamma_scores', t, "row of 'gammas'", nGammas),
-      alphas: file.alphas(),
-      score: file.score(),
+      bestAlpha,
+      bestScores,
+      gammaScores,
+      alphas,
+      score,
       foldKind: folds.kind,
       nFolds: folds.n,
+      fitIntercept,
+      standardize,
       info: m.fit_info ? (metadataJson(path, m, 'fit_info', '{}') as NativeBandedInfo) : undefined,
     });
   }

@@ -177,6 +177,13 @@ export class RidgeModel {
     );
   }
 
+  /**
+   * Reads a model save() wrote (or a file of the same layout). A file that contradicts itself is refused, a
+   * FormatError naming it and the tensor or metadata key: tensors missing, of another dtype or size, not finite, a
+   * zero x_scale; metadata out of its range; a best alpha not in the grid, a best score not the largest CV score of
+   * its target (or not its alpha's); and x_mean or intercept not 0 under fit_intercept 'false', x_scale not 1 under
+   * standardize 'false'.
+   */
   static async load(path: string): Promise<RidgeModel> {
     const f = await readSafetensors(path);
     const m = f.metadata;
@@ -184,27 +191,36 @@ export class RidgeModel {
       throw new FormatError(`${path}: not a brainlatent ridge model (metadata format '${m.format ?? '(none)'}', expected '${MODEL_FORMAT}')`);
     }
     const file = new ModelFile(path, f, 'ridge model');
-    const { coef, intercept, xMean, xScale } = file.prediction();
+    const prediction = file.prediction();
+    const { coef, intercept, xMean, xScale } = prediction;
     const t = coef.cols;
     const alphas = file.alphas();
     const folds = file.folds();
+    const score = file.score();
+    // (absent in a file from elsewhere: RidgeCV's defaults)
+    const fitIntercept = file.flag('fit_intercept', true);
+    const standardize = file.flag('standardize', false);
+    file.preprocessing(prediction, fitIntercept, standardize);
+    const bestAlphas = file.tensor('best_alphas', Float32Array, t);
+    const bestScores = file.tensor('best_scores', Float32Array, t);
+    const cvScores = file.table('cv_scores', t, "alpha of metadata 'alphas'", alphas.length);
+    // the choice against the grid and the scores: an alpha of the grid, the best-scoring one
+    file.inGrid('best_alphas', bestAlphas, alphas);
+    const rows = alphas.map((a) => Math.fround(a));
+    file.bestScores('best_scores', bestScores, cvScores, 'cv_scores', {
+      name: 'best_alphas',
+      values: bestAlphas,
+      rows: (j) => rows.flatMap((a, r) => (a === bestAlphas[j] ? [r] : [])),
+    });
     return new RidgeModel({
       coef,
       intercept,
       xMean,
       xScale,
-      bestAlphas: file.tensor('best_alphas', Float32Array, t),
-      bestScores: file.tensor('best_scores', Float32Array, t),
-      cvScores: file.table('cv_scores', t, "alpha of metadata 'alphas'", alphas.length),
-      settings: {
-        alphas,
-        nFolds: folds.n,
-        foldKind: folds.kind,
-        score: file.score(),
-        // (absent in a file from elsewhere: RidgeCV's defaults)
-        fitIntercept: file.flag('fit_intercept', true),
-        standardize: file.flag('standardize', false),
-      },
+      bestAlphas,
+      bestScores,
+      cvScores,
+      settings: { alphas, nFolds: folds.n, foldKind: folds.kind, score, fitIntercept, standardize },
       info: m.fit_info ? (metadataJson(path, m, 'fit_info', '{}') as NativeRidgeInfo) : undefined,
     });
   }

@@ -71,6 +71,21 @@ function rowProblems(flags: FitFlags, x: NpyHeader, y: NpyHeader | undefined, gr
 }
 
 /**
+ * --folds against the rows of X, from its header: every validation fold needs 2 samples (RidgeCV refuses a fold of
+ * one, its score undefined), contiguous or of whole groups, so k folds need 2k rows. The library says so too, but
+ * only once the data is read, and names its option, not the flag or the file.
+ */
+function foldsProblem(flags: FitFlags, folds: number, x: NpyHeader): InvalidArgumentError | null {
+  const rows = x.shape[0];
+  if (2 * folds <= rows) return null;
+  const most = Math.floor(rows / 2);
+  return new InvalidArgumentError(
+    `--folds ${folds} needs ${2 * folds} rows (samples) at least, 2 per validation fold, but --x ${flags.x} has ${rows}` +
+      (most >= 2 ? `; use at most ${most} folds` : '; too few for cross-validation (2 folds of 2 samples at least)'),
+  );
+}
+
+/**
  * Every flag, the output path and the inputs' headers (shape, type, rows), checked before anything is read: a fit
  * can take minutes, and a command line with several mistakes is refused once, listing them all.
  */
@@ -91,6 +106,8 @@ async function checkFitFlags(flags: FitFlags) {
   const y = await p.takeAsync(() => matrixHeader(flags.y, 'Y'), '--y');
   const groups = flags.groups === undefined ? undefined : await p.takeAsync(() => groupsHeader(flags.groups!), '--groups');
   if (x) for (const e of rowProblems(flags, x, y, groups)) p.add(e);
+  const tooMany = x && folds !== undefined ? foldsProblem(flags, folds, x) : null;
+  if (tooMany) p.add(tooMany, '--folds');
   p.throwIfAny('ridge fit');
   return { threads, folds: folds!, memoryBudget, alphas: alphas! };
 }
