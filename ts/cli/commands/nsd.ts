@@ -15,7 +15,7 @@ import { seconds } from '../format.js';
 import { FlagProblems } from '../problems.js';
 import { progressBar } from '../progress.js';
 import { writeFileAtomic } from '../../io/atomicWrite.js';
-import { checkOutputPath } from '../outputPath.js';
+import { checkOutputFile, checkOutputPath } from '../outputPath.js';
 import { choiceFlag, decimalFlag, integerFlag } from '../flagValue.js';
 
 interface ExtractFlags {
@@ -167,10 +167,10 @@ z-scoring conventions ('--zscore train' standardises test rows with the training
     .requiredOption('--root <dir>', 'NSD root folder')
     .requiredOption('--id <n>', 'NSD 73k id (1-based)')
     .option('--size <px>', 'resize to size × size')
-    .requiredOption('--out <file>', 'PNG to write')
+    .requiredOption('--out <file>', 'PNG to write (.png added to a name without an extension), in an existing folder')
     .option('--captions <file>', 'captions CSV/JSON instead of the COCO files')
     .action(async (flags: { root: string; id: string; size?: string; out: string; captions?: string }) => {
-      await checkOutputPath('--out', flags.out, 'file', 'the PNG');
+      const out = await checkOutputFile('--out', flags.out, { ext: '.png', what: 'the PNG', writes: 'nsd image writes PNG images', inputs: [['--captions', flags.captions]] });
       const id = integerFlag(flags.id, '--id', 1);
       const stimuli = await NsdStimuli.open(flags.root);
       let img;
@@ -186,9 +186,9 @@ z-scoring conventions ('--zscore train' standardises test rows with the training
         png.data[o + 2] = img.data[i + 2];
         png.data[o + 3] = 255;
       }
-      await writeFileAtomic(flags.out, PNG.sync.write(png));
+      await writeFileAtomic(out, PNG.sync.write(png));
       const caps = await loadNsdCaptions(flags.root, flags.captions).catch(() => null);
-      console.log(`wrote ${flags.out} (${img.width}×${img.height})`);
+      console.log(`wrote ${out} (${img.width}×${img.height})`);
       for (const c of caps?.get(id) ?? []) console.log(`  ${c}`);
     });
 }

@@ -11,7 +11,7 @@ import { RidgeCV, setThreads } from '../../ridge/RidgeCV.js';
 import { RidgeModel } from '../../ridge/RidgeModel.js';
 import { choiceFlag, integerFlag } from '../flagValue.js';
 import { alphaHistogram, mean, seconds } from '../format.js';
-import { checkOutputPath } from '../outputPath.js';
+import { checkOutputFile } from '../outputPath.js';
 import { FlagProblems } from '../problems.js';
 import { progressBar } from '../progress.js';
 import { exitWhenDone } from '../setup.js';
@@ -85,14 +85,21 @@ async function checkFitFlags(flags: FitFlags) {
   p.take(() => choiceFlag(flags.cvMethod, '--cv-method', ['auto', 'per-fold', 'exact']));
   p.take(() => choiceFlag(flags.eigPrecision, '--eig-precision', ['auto', 'float32', 'float64']));
   p.take(() => choiceFlag(flags.backend, '--backend', ['auto', 'cpu', 'cuda']));
-  // a model that cannot be written is refused before the fit starts
-  await p.takeAsync(() => checkOutputPath('--out', flags.out, 'file', 'the model (.safetensors)'));
+  // a model that cannot be written (or would overwrite an input) is refused before the fit starts
+  const out = await p.takeAsync(() =>
+    checkOutputFile('--out', flags.out, {
+      ext: '.safetensors',
+      what: 'the model (.safetensors)',
+      writes: 'ridge fit writes a .safetensors model',
+      inputs: [['--x', flags.x], ['--y', flags.y], ['--groups', flags.groups]],
+    }),
+  );
   const x = await p.takeAsync(() => matrixHeader(flags.x, 'X'), '--x');
   const y = await p.takeAsync(() => matrixHeader(flags.y, 'Y'), '--y');
   const groups = flags.groups === undefined ? undefined : await p.takeAsync(() => groupsHeader(flags.groups!), '--groups');
   if (x) for (const e of rowProblems(flags, x, y, groups)) p.add(e);
   p.throwIfAny('ridge fit');
-  return { threads, folds: folds!, memoryBudget, alphas: alphas! };
+  return { threads, folds: folds!, memoryBudget, alphas: alphas!, out: out! };
 }
 
 export function registerRidgeCommand(program: Command): void {
@@ -117,7 +124,7 @@ export function registerRidgeCommand(program: Command): void {
     .option('--memory <GiB>', "budget of the engine's work buffers in GiB (X's copy, Grams, decompositions, target batches); a fit whose fixed footprint exceeds it is refused (default: 2, raised to the fixed footprint plus a batch of 2,048 targets when the fit needs more)")
     .option('--threads <n>', 'engine threads (default: all cores; 0 = all cores)')
     .option('--backend <b>', "'auto', 'cpu' or 'cuda'", 'auto')
-    .requiredOption('--out <file>', 'model output (.safetensors), checked before the fit: not a folder, its parent a writable folder')
+    .requiredOption('--out <file>', 'model output (.safetensors; added to a name without an extension), checked before the fit: not a folder, not an input, its parent an existing writable folder')
     .addHelpText(
       'after',
       `
@@ -129,7 +136,7 @@ The model predicts ((X - x_mean) / x_scale) @ coef + intercept; Python can read 
 safetensors.numpy.load_file(path).`,
     )
     .action(async (flags: FitFlags) => {
-      const { threads, folds, memoryBudget, alphas } = await checkFitFlags(flags);
+      const { threads, folds, memoryBudget, alphas, out } = await checkFitFlags(flags);
       if (threads !== undefined) setThreads(threads);
       const tRead = performance.now();
       useEngineArrayAllocator();
@@ -167,7 +174,7 @@ safetensors.numpy.load_file(path).`,
       })
         .fit(x, y, { onProgress: (p) => bar.update(p.fraction, p.stage), signal: ac.signal })
         .catch((e: unknown) => {
-          if (e instanceof CancelledError) throw new CancelledError(`ridge fit: interrupted (SIGINT) after ${seconds((performance.now() - t0) / 1000)}; no model written to ${flags.out}`);
+          if (e instanceof CancelledError) throw new CancelledError(`ridge fit: interrupted (SIGINT) after ${seconds((performance.now() - t0) / 1000)}; no model written to ${out}`);
           // The engine's refusal names no file: name it, and the first bad element, as the reader would have.
           if (e instanceof NonFiniteError) {
             for (const [m, name, path] of [[x, 'X', flags.x], [y, 'Y', flags.y]] as const) {
@@ -183,7 +190,7 @@ safetensors.numpy.load_file(path).`,
       bar.done();
       // The model goes to disk (written, flushed, renamed into place) while the summary prints.
       const tWrite = performance.now();
-      const saved = model.save(flags.out);
+      const saved = model.save(out);
       const info = model.info;
       console.log(`chosen alphas (targets per alpha):\n${alphaHistogram(alphas, model.bestAlphas)}`);
       console.log(`mean CV ${flags.score} at the chosen alphas: ${mean(model.bestScores).toFixed(4)}`);
@@ -221,7 +228,7 @@ safetensors.numpy.load_file(path).`,
       if (edge) console.log(`warning: ${edge}`);
       await saved;
       const writeSecs = (performance.now() - tWrite) / 1000;
-      console.log(`fitted in ${seconds(secs)}; inputs read in ${seconds(readSecs)}; model written to ${flags.out} in ${seconds(writeSecs)}`);
+      console.log(`fitted in ${seconds(secs)}; inputs read in ${seconds(readSecs)}; model written to ${out} in ${seconds(writeSecs)}`);
     });
 
   const predict = ridge
@@ -229,9 +236,14 @@ safetensors.numpy.load_file(path).`,
     .description('predict with a saved ridge model')
     .requiredOption('--model <file>', 'model (.safetensors) from `ridge fit`')
     .requiredOption('--x <file>', 'X as .npy (samples × features)')
-    .requiredOption('--out <file>', 'predictions .npy (float32, samples × targets)')
+    .requiredOption('--out <file>', 'predictions .npy (float32, samples × targets; .npy added to a name without an extension), checked before the model is read: not a folder, not an input, its parent an existing writable folder')
     .action(async (flags: { model: string; x: string; out: string }) => {
-      await checkOutputPath('--out', flags.out, 'file', 'the predictions (.npy)');
+      const out = await checkOutputFile('--out', flags.out, {
+        ext: '.npy',
+        what: 'the predictions (.npy)',
+        writes: 'ridge predict writes .npy predictions',
+        inputs: [['--model', flags.model], ['--x', flags.x]],
+      });
       const t0 = performance.now();
       useEngineArrayAllocator();
       useEngineFileMapping();
@@ -244,8 +256,8 @@ safetensors.numpy.load_file(path).`,
       bar.update(0, 'predict');
       const pred = await model.predictAsync(x, { label: `${flags.x}: X` });
       bar.done();
-      await writeNpy(flags.out, pred.data, [pred.rows, pred.cols]);
-      console.log(`predicted ${pred.rows}×${pred.cols} in ${seconds((performance.now() - t0) / 1000)}; written to ${flags.out}`);
+      await writeNpy(out, pred.data, [pred.rows, pred.cols]);
+      console.log(`predicted ${pred.rows}×${pred.cols} in ${seconds((performance.now() - t0) / 1000)}; written to ${out}`);
     });
   exitWhenDone(fit);
   exitWhenDone(predict);
