@@ -6,6 +6,7 @@ import { PNG } from 'pngjs';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { registerNsdCommand } from '../../../ts/cli/commands/nsd.js';
 import { registerSynthCommand } from '../../../ts/cli/commands/synth.js';
+import { InvalidArgumentError } from '../../../ts/errors.js';
 import { readNpy } from '../../../ts/io/npy.js';
 import { PreflightError } from '../../../ts/pipeline/errors.js';
 import { runCommands } from '../../helpers/cli.js';
@@ -168,5 +169,14 @@ describe('brainlatent synth nsd / nsd extract / nsd info / nsd image', () => {
     expect(msg).toMatch(/wrote .*img\.png \(32×32\)\n {2}a (small|large) /);
     const img = PNG.sync.read(readFileSync(png));
     expect([img.width, img.height]).toEqual([32, 32]);
+    // 8-bit RGB (colour type 2), no alpha channel: IHDR's bit depth and colour type
+    expect([...readFileSync(png).subarray(24, 26)]).toEqual([8, 2]);
+    // a name without an extension gets .png; another extension is refused before anything is read
+    expect(await run('nsd', 'image', '--root', root, '--id', '3', '--size', '32', '--out', join(tmp, 'img2'))).toMatch(/^wrote .*img2\.png \(32×32\)/);
+    expect(readFileSync(join(tmp, 'img2.png'))).toEqual(readFileSync(png));
+    await expect(run('nsd', 'image', '--root', root, '--id', '3', '--out', join(tmp, 'img0.jpg'))).rejects.toThrow(
+      new InvalidArgumentError(`--out ${join(tmp, 'img0.jpg')}: nsd image writes PNG images; expected a .png name (or one without an extension: .png is added), got .jpg`),
+    );
+    expect(existsSync(join(tmp, 'img0.jpg'))).toBe(false);
   });
 });
