@@ -109,6 +109,37 @@ describe('brainlatent synth nsd / nsd extract / nsd info / nsd image', () => {
     expect(existsSync(bad)).toBe(false);
   });
 
+  it('--sessions is parsed as a config\'s nsd.sessions is, and a problem alone has the list\'s form', async () => {
+    const bad = join(tmp, 'not-extracted');
+    const extract = (...more: string[]) => run('nsd', 'extract', '--root', root, '--roi', 'nsdgeneral', '--out', bad, '--no-cache', ...more);
+    await expect(extract('--subject', '1', '--sessions', '3-1')).rejects.toThrow(
+      new InvalidArgumentError('--sessions: range "3-1" runs backwards; a range goes from the lower session to the higher (1-3)'),
+    );
+    // the same words as the encode config's check of the same spec
+    const { sessionSpecProblems } = await import('../../../ts/config/sessions.js');
+    expect(sessionSpecProblems('3-1', '--sessions')).toEqual(['--sessions: range "3-1" runs backwards; a range goes from the lower session to the higher (1-3)']);
+    const e = await extract('--subject', '1', '--sessions', '0,x', '--zscore', 'z').then(() => { throw new Error('expected a refusal'); }, (x: unknown) => x as PreflightError);
+    expect(e.problems).toEqual([
+      "--zscore: expected none, session, train, got 'z'",
+      '--sessions: "0" (in "0,x"): sessions are numbered from 1; "x" (in "0,x") is not a session number or a range like 1-37',
+    ]);
+    expect(existsSync(bad)).toBe(false);
+  });
+
+  it('a --subject without betas in the root is named by --subject, with the subjects the root has, not blamed on --sessions', async () => {
+    const bad = join(tmp, 'not-extracted');
+    const said = `--subject: subject 2 has no betas in ${root} (format 'auto': looked for ${join(root, 'nsddata_betas/ppdata/subj02/func1pt8mm/betas_fithrf_GLMdenoise_RR/betas_session01.hdf5')} and the other sessions 1-37); the root has betas for subject 1`;
+    for (const sessions of [[], ['--sessions', '1-2']]) {
+      const e = await run('nsd', 'extract', '--root', root, '--subject', '2', '--roi', 'nsdgeneral', '--out', bad, '--no-cache', ...sessions).then(
+        () => { throw new Error('expected a refusal'); },
+        (x: unknown) => x as PreflightError,
+      );
+      // (its region is missing too: listed with it)
+      expect(e.problems.filter((p) => !p.startsWith('--roi:'))).toEqual([said]);
+    }
+    expect(existsSync(bad)).toBe(false);
+  });
+
   it('a --out folder holding other files is refused before anything is extracted', async () => {
     const mine = join(tmp, 'mine');
     const freshCache = join(tmp, 'cache-untouched');
