@@ -4,7 +4,7 @@
  * fail on "EISDIR … rename", `--out X.npy/m.st` on "EEXIST … mkdir", `encode`/`reconstruct --out <file>` on
  * "EEXIST … mkdir", `ridge predict --model <folder>` on a bare "EISDIR … read".
  */
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -116,8 +116,12 @@ describe('output paths are checked before any work', () => {
     expect(listing()).toEqual(before);
   });
 
-  it('checkOutputPath accepts a new file or folder below existing or missing folders, and an existing one of its kind', async () => {
-    await expect(checkOutputPath('--out', f('a/b/c/m.st'), 'file', 'it')).resolves.toBeUndefined();
+  it('checkOutputPath accepts a new file in an existing folder, a new folder below existing or missing folders, and an existing one of its kind', async () => {
+    await expect(checkOutputPath('--out', f('new.st'), 'file', 'it')).resolves.toBeUndefined();
+    // a file's folder is not created: a missing one is refused, naming it
+    await expect(checkOutputPath('--out', f('a/b/c/m.st'), 'file', 'it')).rejects.toThrow(
+      new InvalidArgumentError(`--out ${f('a/b/c/m.st')}: its folder ${f('a/b/c')} does not exist (no folder is created for a file output); expected a file path for it`),
+    );
     await expect(checkOutputPath('--out', f('x.npy'), 'file', 'it')).resolves.toBeUndefined();
     await expect(checkOutputPath('--out', f('outdir.st'), 'folder', 'it')).resolves.toBeUndefined();
     await expect(checkOutputPath('--out', f('a/b/run'), 'folder', 'it')).resolves.toBeUndefined();
@@ -148,5 +152,78 @@ describe('the other commands that write: nsd extract and image, sd img2img and f
       if (listed) expect((error as PreflightError).problems).toEqual([message, `--root: NSD root ${f('no-nsd')} does not exist (expected the folder holding nsddata/ and nsddata_betas/)`]);
     }
     expect(listing()).toEqual(before);
+  });
+});
+
+describe('a file --out: never an input, its format\'s extension, an existing folder (ridge fit/predict, nsd image, sd img2img)', () => {
+  const { x, y } = planted(30, 4, 2, 3);
+  const fit = (...args: string[]) => failure(registerRidgeCommand, 'ridge', 'fit', '--x', f('in/x.npy'), '--y', f('in/y.npy'), ...args);
+  const predict = (...args: string[]) => failure(registerRidgeCommand, 'ridge', 'predict', '--model', f('in/m.safetensors'), '--x', f('in/x.npy'), ...args);
+  const inputs = () => ['x.npy', 'y.npy', 'g.npy', 'm.safetensors'].map((n) => readFileSync(f(`in/${n}`)));
+
+  it('ridge predict and ridge fit refuse an --out that is an input (the same path, a symlink, a hard link), naming both flags, and leave it as it was', async () => {
+    mkdirSync(f('in'));
+    await writeNpy(f('in/x.npy'), x.data, [30, 4]);
+    await writeNpy(f('in/y.npy'), y.data, [30, 2]);
+    await writeNpy(f('in/g.npy'), Int32Array.from({ length: 30 }, (_, i) => i % 6), [30]);
+    await runCommands([registerRidgeCommand], ['ridge', 'fit', '--x', f('in/x.npy'), '--y', f('in/y.npy'), '--out', f('in/m.safetensors')]);
+    symlinkSync(f('in/x.npy'), f('in/x-link.npy'));
+    linkSync(f('in/m.safetensors'), f('in/m-hard.npy'));
+    symlinkSync(f('in/g.npy'), f('in/g-link.safetensors'));
+    const before = inputs();
+    const cases: [Promise<{ error: Error; printed: string }>, string][] = [
+      [predict('--out', f('in/x.npy')), `--out ${f('in/x.npy')}: is also --x, an input; writing the predictions (.npy) there would overwrite it; expected a path that is none of the inputs`],
+      [predict('--out', f('in/x-link.npy')), `--out ${f('in/x-link.npy')}: is the same file as --x ${f('in/x.npy')}, an input; writing the predictions (.npy) there`],
+      [predict('--out', f('in/m-hard.npy')), `--out ${f('in/m-hard.npy')}: is the same file as --model ${f('in/m.safetensors')}, an input;`],
+      [fit('--groups', f('in/g.npy'), '--out', f('in/g-link.safetensors')), `--out ${f('in/g-link.safetensors')}: is the same file as --groups ${f('in/g.npy')}, an input; writing the model (.safetensors) there`],
+    ];
+    for (const [run, message] of cases) {
+      const { error, printed } = await run;
+      expect(error).toBeInstanceOf(InvalidArgumentError);
+      expect(error.message).toContain(message);
+      expect(printed).toBe('');
+    }
+    expect(inputs()).toEqual(before);
+  });
+
+  it("refuse another extension than their format's, and add it to a name without one", async () => {
+    const cases: [Promise<{ error: Error; printed: string }>, string][] = [
+      [fit('--out', f('in/x.npy')), `--out ${f('in/x.npy')}: ridge fit writes a .safetensors model; expected a .safetensors name (or one without an extension: .safetensors is added), got .npy`],
+      [predict('--out', f('P.txt')), `--out ${f('P.txt')}: ridge predict writes .npy predictions; expected a .npy name (or one without an extension: .npy is added), got .txt`],
+      [failure(registerNsdCommand, 'nsd', 'image', '--root', f('no-nsd'), '--id', '1', '--out', f('img0.jpg')), `--out ${f('img0.jpg')}: nsd image writes PNG images; expected a .png name (or one without an extension: .png is added), got .jpg`],
+    ];
+    for (const [run, message] of cases) expect((await run).error).toEqual(new InvalidArgumentError(message));
+    expect(existsSync(f('P.txt')) || existsSync(f('img0.jpg'))).toBe(false);
+    expect(await runCommands([registerRidgeCommand], ['ridge', 'predict', '--model', f('in/m.safetensors'), '--x', f('in/x.npy'), '--out', f('P')])).toContain(`written to ${f('P.npy')}`);
+    expect(existsSync(f('P.npy'))).toBe(true);
+    await runCommands([registerRidgeCommand], ['ridge', 'fit', '--x', f('in/x.npy'), '--y', f('in/y.npy'), '--out', f('model')]);
+    expect(existsSync(f('model.safetensors'))).toBe(true);
+  });
+
+  it('refuse an --out whose folder does not exist, naming the flag and the folder, and create none', async () => {
+    const cases: [Promise<{ error: Error; printed: string }>, string, string][] = [
+      [fit('--out', f('no/dir/m.safetensors')), f('no/dir/m.safetensors'), 'the model (.safetensors)'],
+      [predict('--out', f('no/dir/P.npy')), f('no/dir/P.npy'), 'the predictions (.npy)'],
+      [failure(registerNsdCommand, 'nsd', 'image', '--root', f('no-nsd'), '--id', '1', '--out', f('no/dir/i.png')), f('no/dir/i.png'), 'the PNG'],
+      [failure(registerSdCommand, 'sd', 'img2img', '--model', f('no-model'), '--latents', f('z.npy'), '--cond', f('c.npy'), '--latents-out', f('no/dir/z.npy')), f('no/dir/z.npy'), 'the latents (.npy)'],
+    ];
+    for (const [run, path, what] of cases) {
+      const { error, printed } = await run;
+      const flag = path.endsWith('z.npy') ? '--latents-out' : '--out';
+      expect(error).toEqual(new InvalidArgumentError(`${flag} ${path}: its folder ${f('no/dir')} does not exist (no folder is created for a file output); expected a file path for ${what}`));
+      expect(printed).toBe('');
+    }
+    expect(existsSync(f('no'))).toBe(false);
+  });
+
+  it('sd img2img refuses --out that is its --image, and --latents-out that is one of its .npy inputs, before the model loads', async () => {
+    writeFileSync(f('in/z.npy'), 'not read: refused first');
+    writeFileSync(f('in/a.png'), 'an input image');
+    const png = await failure(registerSdCommand, 'sd', 'img2img', '--model', f('no-model'), '--image', f('in/a.png'), '--prompt', 'a cat', '--out', f('in/a.png'));
+    expect(png.error).toEqual(new InvalidArgumentError(`--out ${f('in/a.png')}: is also --image, an input; writing the image (PNG) there would overwrite it; expected a path that is none of the inputs`));
+    const z = await failure(registerSdCommand, 'sd', 'img2img', '--model', f('no-model'), '--latents', f('in/z.npy'), '--cond', f('c.npy'), '--latents-out', f('in/z.npy'));
+    expect(z.error).toEqual(new InvalidArgumentError(`--latents-out ${f('in/z.npy')}: is also --latents, an input; writing the latents (.npy) there would overwrite it; expected a path that is none of the inputs`));
+    expect(readFileSync(f('in/a.png'), 'utf8')).toBe('an input image');
+    expect(readFileSync(f('in/z.npy'), 'utf8')).toBe('not read: refused first');
   });
 });

@@ -122,9 +122,39 @@ describe('ridge fit inputs', () => {
     expect(existsSync(f('many.safetensors'))).toBe(false);
   });
 
-  it('a missing input is one MissingFileError naming the file', async () => {
+  it('a missing input is one MissingFileError naming the flag and the file', async () => {
     await expect(run('ridge', 'fit', '--x', f('nope.npy'), '--y', f('y.npy'), '--out', f('m2.safetensors'))).rejects.toThrow(
-      new MissingFileError(`${f('nope.npy')}: file not found`),
+      new MissingFileError(`--x: ${f('nope.npy')}: file not found`),
     );
+  });
+
+  it('one problem is the line it has in the list: --alphas alone is "--alphas: …", not "alphas: …"', async () => {
+    await writeNpy(f('x32.npy'), x.data, [48, 6]);
+    await writeNpy(f('y48.npy'), y.data, [48, 3]);
+    const alone = run('ridge', 'fit', '--x', f('x32.npy'), '--y', f('y48.npy'), '--alphas', '0,1', '--out', f('a.safetensors'));
+    await expect(alone).rejects.toThrow(new InvalidArgumentError('--alphas: every alpha must be finite and > 0, got 0 at position 0'));
+    await expect(alone).rejects.toBeInstanceOf(InvalidArgumentError);
+  });
+
+  it('the groups are checked with every other problem: their length against a refused X, their count against --folds', async () => {
+    await writeNpy(f('xint.npy'), new Int32Array(48 * 6), [48, 6]);
+    await writeNpy(f('y48.npy'), y.data, [48, 3]);
+    writeFileSync(f('g10.npy'), int64Npy(Array.from({ length: 10 }, (_, i) => i)));
+    writeFileSync(f('g2.npy'), int64Npy(Array.from({ length: 48 }, (_, i) => (i < 24 ? 7 : 9))));
+    const refused = (...args: string[]) => run('ridge', 'fit', ...args).then(() => { throw new Error('expected a refusal'); }, (e: unknown) => e as PreflightError);
+    // an int32 X is refused, but its rows are known: the groups' length is still checked against them
+    const e = await refused('--x', f('xint.npy'), '--y', f('y48.npy'), '--groups', f('g10.npy'), '--out', f('g.safetensors'));
+    expect(e.problems).toEqual([
+      `--x: X (${f('xint.npy')}): expected float32 or float64 data, got int32`,
+      `--groups ${f('g10.npy')} has 10 entries but --x ${f('xint.npy')} has 48 rows; one group label (e.g. the image id) per row`,
+    ]);
+    // 2 distinct groups cannot fill 5 folds: refused before the fit (the engine named neither flag nor file), alone or listed
+    const few = `--groups ${f('g2.npy')} has 2 distinct groups but --folds is 5; expected at least one group per fold (a group never straddles folds)`;
+    await writeNpy(f('x32.npy'), x.data, [48, 6]);
+    const out = run('ridge', 'fit', '--x', f('x32.npy'), '--y', f('y48.npy'), '--groups', f('g2.npy'), '--out', f('g.safetensors'));
+    await expect(out).rejects.toThrow(new InvalidArgumentError(few));
+    const listed = await refused('--x', f('x32.npy'), '--y', f('y48.npy'), '--groups', f('g2.npy'), '--alphas', '0', '--out', f('g.safetensors'));
+    expect(listed.problems).toEqual(['--alphas: every alpha must be finite and > 0, got 0 at position 0', few]);
+    expect(await run('ridge', 'fit', '--x', f('x32.npy'), '--y', f('y48.npy'), '--groups', f('g2.npy'), '--folds', '2', '--out', f('g.safetensors'))).toMatch(/2 folds \(grouped\)/);
   });
 });

@@ -278,7 +278,7 @@ describe('NSD bad input', () => {
     await expect(extractNsd({ root, subject: 1, roi: 'nsdgeneral', sessions: '1-4', format: 'nifti' })).rejects.toThrow(
       /session 4: betas file not found \(looked for .*betas_session04\.nii\.gz\)/,
     );
-    await expect(extractNsd({ root, subject: 2, roi: 'nsdgeneral' })).rejects.toThrow(/subject 2 session 1: betas file not found/);
+    await expect(extractNsd({ root, subject: 2, roi: 'nsdgeneral' })).rejects.toThrow(/^subject 2 has no betas in .* \(format 'auto': looked for .*subj02.*betas_session01\.hdf5 and the other sessions 1-37\); the root has betas for subject 1$/);
   });
 
   it('sessions asked for that have no betas are listed with the sessions that have', async () => {
@@ -349,7 +349,8 @@ describe('NSD bad input', () => {
   });
 
   it('bad options', async () => {
-    expect(() => parseSessions('3-1')).toThrow(InvalidArgumentError);
+    expect(() => parseSessions('3-1')).toThrow(new InvalidArgumentError('sessions: range "3-1" runs backwards; a range goes from the lower session to the higher (1-3)'));
+    expect(() => parseSessions(' , ')).toThrow(new InvalidArgumentError('sessions: " , " names no session; expected numbers and ranges such as "1-37" or "1-10,12"'));
     expect(parseSessions('1-3,7,2')).toEqual([1, 2, 3, 7]);
     await expect(extractNsd({ root, subject: 9, roi: 'nsdgeneral' })).rejects.toThrow(/subject must be 1\.\.8/);
     await expect(extractNsd({ root, subject: 1, roi: 'nsdgeneral', zscore: 'weird' as 'none' })).rejects.toThrow(/zscore must be/);

@@ -1,9 +1,12 @@
 /**
  * Output paths checked before a command does any work: a fit that runs for minutes must not end on "EISDIR: illegal
  * operation on a directory, rename". Each refusal names the option (or the config field), the path as given and
- * what was expected. The check writes nothing: missing parent folders are created later, by the writer.
+ * what was expected. The checks write nothing. A file output (`checkOutputFile`: a model, a .npy, a PNG) goes into a
+ * folder that exists, under its format's extension, and is none of the command's input files; a folder output (a run
+ * folder, an extraction) may lie below missing folders, which its writer creates.
  */
-import { sep } from 'node:path';
+import { stat } from 'node:fs/promises';
+import { dirname, extname, sep } from 'node:path';
 
 import { InvalidArgumentError } from '../errors.js';
 import { outputPathProblem, type OutputKind } from '../io/outputProblem.js';
@@ -12,9 +15,10 @@ export type { OutputKind };
 
 /**
  * Throws an InvalidArgumentError unless `path` can take an output of `kind`: a file output must not be an existing
- * folder (nor a device or other non-file), a folder output must not be an existing file, and the nearest existing
- * folder above it must be a writable folder (a parent that is a file can never become one). `option` names where
- * the path came from ('--out', 'run.json: out'); `what` says what is written there ('the model (.safetensors)').
+ * folder (nor a device or other non-file) and its folder must exist (no folder is created for a file), a folder
+ * output must not be an existing file, and the nearest existing folder above it must be a writable folder (a parent
+ * that is a file can never become one). `option` names where the path came from ('--out', 'run.json: out'); `what`
+ * says what is written there ('the model (.safetensors)').
  */
 export async function checkOutputPath(option: string, path: string, kind: OutputKind, what: string): Promise<void> {
   const expected = kind === 'file' ? `a file path for ${what}` : `a folder for ${what}`;
@@ -23,4 +27,65 @@ export async function checkOutputPath(option: string, path: string, kind: Output
   if (kind === 'file' && (path.endsWith('/') || path.endsWith(sep))) throw refuse('ends with a path separator (a folder)');
   const problem = await outputPathProblem(path, kind);
   if (problem) throw refuse(problem);
+  // (a parent that is a file was named above: here it is missing)
+  if (kind === 'file' && !(await statOrNull(dirname(path)))?.isDirectory()) {
+    throw refuse(`its folder ${dirname(path)} does not exist (no folder is created for a file output)`);
+  }
+}
+
+/** The files a command reads, by the flag that names them: [['--x', 'X.npy'], ['--groups', undefined], …]. */
+export type InputFiles = readonly (readonly [flag: string, path: string | undefined])[];
+
+/** A file output: its format's extension, what it holds, and the command's input files it must not overwrite. */
+export interface OutputFile {
+  /** '.npy', '.png', '.safetensors': a name without an extension gets it, another extension is refused. */
+  ext: string;
+  /** What is written, for the refusals: 'the predictions (.npy)'. */
+  what: string;
+  /** The extension's refusal says why: 'ridge predict writes .npy predictions', 'img2img writes PNG images'. */
+  writes: string;
+  inputs?: InputFiles;
+}
+
+/**
+ * `path` checked as `checkOutputPath` does for a file, with its extension added when it has none, and refused when it
+ * has another (the data would not be what the name says) or is one of `inputs` (writing it would destroy an input the
+ * command reads: `ridge predict --x X.npy --out X.npy`). Returns the path to write.
+ */
+export async function checkOutputFile(option: string, path: string, out: OutputFile): Promise<string> {
+  // the name as given first: an existing folder or a trailing '/' is refused, not written below as <name>.png
+  await checkOutputPath(option, path, 'file', out.what);
+  const ext = extname(path);
+  if (ext !== '' && ext.toLowerCase() !== out.ext) {
+    throw new InvalidArgumentError(`${option} ${path}: ${out.writes}; expected a ${out.ext} name (or one without an extension: ${out.ext} is added), got ${ext}`);
+  }
+  const name = ext === '' ? `${path}${out.ext}` : path;
+  if (name !== path) await checkOutputPath(option, name, 'file', out.what);
+  await checkNotAnInput(option, name, out.inputs ?? [], out.what);
+  return name;
+}
+
+/**
+ * Refuses an output `path` that is one of the command's input files: the same file (device and inode, so a symlink
+ * or a hard link to an input is that input), which the write would replace. A path not yet there is no input.
+ */
+export async function checkNotAnInput(option: string, path: string, inputs: InputFiles, what: string): Promise<void> {
+  const out = await statOrNull(path);
+  if (!out) return;
+  for (const [flag, input] of inputs) {
+    if (input === undefined) continue;
+    const s = await statOrNull(input);
+    if (s && s.dev === out.dev && s.ino === out.ino) {
+      const same = input === path ? `is also ${flag}` : `is the same file as ${flag} ${input}`;
+      throw new InvalidArgumentError(`${option} ${path}: ${same}, an input; writing ${what} there would overwrite it; expected a path that is none of the inputs`);
+    }
+  }
+}
+
+async function statOrNull(path: string): Promise<Awaited<ReturnType<typeof stat>> | null> {
+  try {
+    return await stat(path);
+  } catch {
+    return null;
+  }
 }

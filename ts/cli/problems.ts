@@ -1,7 +1,7 @@
 /**
  * A command's checks of its flags and inputs, each kept instead of stopping the command at the first: one refusal
- * lists every problem, as the encode config's checks do. One problem is thrown as it is (its class and message);
- * several make one PreflightError, a line each, each naming its flag.
+ * lists every problem, as the encode config's checks do. One problem is thrown as its own error (its class), several
+ * make one PreflightError, a line each; either way each names its flag.
  */
 import { BrainlatentError } from '../errors.js';
 import { PreflightError } from '../pipeline/errors.js';
@@ -44,9 +44,16 @@ export class FlagProblems {
     return this.found.length;
   }
 
-  /** Throws what was found (nothing when all is well); `what` names the command ("ridge fit"). */
+  /**
+   * Throws what was found (nothing when all is well); `what` names the command ("ridge fit"). One problem is its
+   * error with the line it would have in a list ("--alphas: …", never "alphas: …" alone and "--alphas: …" with others).
+   */
   throwIfAny(what: string): void {
-    if (this.found.length === 1) throw this.found[0].error;
+    if (this.found.length === 1) {
+      const { error, line } = this.found[0];
+      error.message = line;
+      throw error;
+    }
     if (this.found.length > 1) throw new PreflightError(this.found.map((p) => p.line), what);
   }
 

@@ -1,8 +1,35 @@
 /**
- * The grammar of `nsd.sessions` ("1-37", "1-10,12"), checked when a config is validated: what the NSD
- * adapter's parseSessions would refuse only once the run had started. Whether the sessions exist is a
- * question for the data (the preflights check it against the betas in the NSD root).
+ * The grammar of a sessions spec ("1-37", "1-10,12"): one parser, so `nsd extract --sessions`, extractNsd's
+ * `sessions` and a config's `nsd.sessions` (checked when the config is validated, before the run starts) accept the
+ * same specs and refuse the rest in the same words. Whether the sessions exist is a question for the data (the
+ * preflights check it against the betas in the NSD root).
  */
+
+/**
+ * The sessions a spec names (sorted, unique) and its problems, each a phrase to follow its label ("range "3-1" runs
+ * backwards; …"): a part that is no number or range, a session below 1, a range from high to low, a spec naming none.
+ */
+export function parseSessionSpec(spec: string): { sessions: number[]; problems: string[] } {
+  const problems: string[] = [];
+  const sessions = new Set<number>();
+  const parts = spec.split(',').map((s) => s.trim());
+  const inSpec = parts.length > 1 ? ` (in "${spec}")` : '';
+  if (parts.every((p) => p === '')) return { sessions: [], problems: [`"${spec}" names no session; expected numbers and ranges such as "1-37" or "1-10,12"`] };
+  for (const part of parts) {
+    if (part === '') continue;
+    const m = /^(\d+)(?:-(\d+))?$/.exec(part);
+    if (!m) {
+      problems.push(`"${part}"${inSpec} is not a session number or a range like 1-37`);
+      continue;
+    }
+    const a = Number(m[1]);
+    const b = m[2] === undefined ? a : Number(m[2]);
+    if (a < 1 || b < 1) problems.push(`"${part}"${inSpec}: sessions are numbered from 1`);
+    else if (b < a) problems.push(`range "${part}"${inSpec} runs backwards; a range goes from the lower session to the higher (${b}-${a})`);
+    else for (let s = a; s <= b; s++) sessions.add(s);
+  }
+  return { sessions: [...sessions].sort((x, y) => x - y), problems };
+}
 
 /**
  * Problems of a sessions spec (a string like "1-10,12" or a list of session numbers), each naming `label`
@@ -10,21 +37,5 @@
  */
 export function sessionSpecProblems(spec: unknown, label: string): string[] {
   if (typeof spec !== 'string') return [];
-  const problems: string[] = [];
-  const parts = spec.split(',').map((s) => s.trim());
-  const inSpec = parts.length > 1 ? ` (in "${spec}")` : '';
-  if (parts.every((p) => p === '')) return [`${label}: "${spec}" names no session; expected numbers and ranges such as "1-37" or "1-10,12"`];
-  for (const part of parts) {
-    if (part === '') continue;
-    const m = /^(\d+)(?:-(\d+))?$/.exec(part);
-    if (!m) {
-      problems.push(`${label}: "${part}"${inSpec} is not a session number or a range like 1-37`);
-      continue;
-    }
-    const a = Number(m[1]);
-    const b = m[2] === undefined ? a : Number(m[2]);
-    if (a < 1 || b < 1) problems.push(`${label}: "${part}"${inSpec}: sessions are numbered from 1`);
-    else if (b < a) problems.push(`${label}: range "${part}"${inSpec} runs backwards; a range goes from the lower session to the higher (${b}-${a})`);
-  }
-  return problems;
+  return parseSessionSpec(spec).problems.map((p) => `${label}: ${p}`);
 }

@@ -268,10 +268,11 @@ export function renderMosaic(spec: MosaicSpec): { png: Canvas; result: MosaicRes
   return { png, result: { width, height, vmax, threshold, sliceMm } };
 }
 
-/** Renders the figure and returns the PNG bytes. */
+/** Renders the figure and returns the PNG bytes (8-bit RGB). */
 export function mosaicPng(spec: MosaicSpec): { bytes: Buffer; result: MosaicResult } {
   const { png: image, result } = renderMosaic(spec);
   const png = new PNG({ width: image.width, height: image.height });
   png.data.set(image.data);
-  return { bytes: PNG.sync.write(png), result };
+  // 8-bit RGB (colour type 2), as every PNG brainlatent writes: the figure is opaque, its alpha all 255
+  return { bytes: PNG.sync.write(png, { colorType: 2 }), result };
 }

@@ -8,11 +8,12 @@ import { checkKnownKeys } from '../ridge/options.js';
 import { maskCoordinates } from '../io/voxelMask.js';
 import type { Matrix } from '../matrix.js';
 import { allInOrder } from '../allInOrder.js';
+import { parseSessionSpec } from '../config/sessions.js';
 import { availableSessions, betasGridAffine, exists, formatSessionList, readSessionBetas, sessionBetasFile, sessionBetasShape, sessionTrialCount, type BetasFormatChoice } from './betas.js';
 import { nsdTrialTable, readNsdDesign } from './expdesign.js';
 import { describeFiles, readNsdExtraction, writeNsdExtraction, type NsdExtraction, type NsdManifest } from './output.js';
 import { maskGridMismatch } from './grid.js';
-import { expdesignPath, subjectDir, type BetasFormat } from './paths.js';
+import { betasPath, expdesignPath, subjectDir, type BetasFormat } from './paths.js';
 import { columnStats, standardize } from './preprocess.js';
 import { loadRegionMask } from './roi.js';
 
@@ -195,7 +196,7 @@ export async function extractNsd(opts: NsdExtractOptions): Promise<NsdExtraction
 
 /** A problem extractNsd would refuse its inputs for, and the option it is about. */
 export interface ExtractionProblem {
-  option: 'root' | 'roi' | 'sessions';
+  option: 'root' | 'subject' | 'roi' | 'sessions';
   error: BrainlatentError;
 }
 
@@ -216,7 +217,8 @@ export async function extractionProblems(opts: Pick<NsdExtractOptions, 'root' | 
       return await check();
     } catch (e) {
       if (!(e instanceof BrainlatentError)) throw e;
-      problems.push({ option, error: e });
+      // (a subject without any betas is the subject's problem, whichever check found it)
+      problems.push({ option: e instanceof SubjectWithoutBetasError ? 'subject' : option, error: e });
       return undefined;
     }
   };
@@ -237,19 +239,14 @@ export async function extractionProblems(opts: Pick<NsdExtractOptions, 'root' | 
   return problems;
 }
 
-/** Parses "1-37", "1,3,5-7" into sorted unique session numbers. */
-export function parseSessions(spec: string): number[] {
-  const out = new Set<number>();
-  for (const part of spec.split(',').map((s) => s.trim()).filter(Boolean)) {
-    const m = /^(\d+)(?:-(\d+))?$/.exec(part);
-    if (!m) throw new InvalidArgumentError(`sessions "${spec}": "${part}" is not a number or a range like 1-37`);
-    const a = Number(m[1]);
-    const b = m[2] === undefined ? a : Number(m[2]);
-    if (a < 1 || b < a) throw new InvalidArgumentError(`sessions "${spec}": range ${part} is empty or below 1`);
-    for (let s = a; s <= b; s++) out.add(s);
-  }
-  if (out.size === 0) throw new InvalidArgumentError(`sessions "${spec}" names no session`);
-  return [...out].sort((x, y) => x - y);
+/**
+ * Parses "1-37", "1,3,5-7" into sorted unique session numbers; a spec it refuses is an InvalidArgumentError naming
+ * `label` and every problem, in the words a config's nsd.sessions gets (ts/config/sessions.ts: one grammar).
+ */
+export function parseSessions(spec: string, label = 'sessions'): number[] {
+  const { sessions, problems } = parseSessionSpec(spec);
+  if (problems.length) throw new InvalidArgumentError(`${label}: ${problems.join('; ')}`);
+  return sessions;
 }
 
 /**
@@ -315,12 +312,30 @@ async function sessionFiles(o: Normalized, sessions: number[]): Promise<{ path: 
   } catch (e) {
     if (!(e instanceof MissingFileError) || o.sessions === undefined) throw e;
     const present = await availableSessions(o.root, o.subject, o.format, Math.max(DEFAULT_MAX_SESSION, ...sessions));
+    if (present.length === 0) throw await subjectWithoutBetas(o);
     const missing = sessions.filter((s) => !present.includes(s));
     throw new MissingFileError(
       `${e.message}; of the sessions asked for (${formatSessionList(sessions)}), ${formatSessionList(missing)} ha${missing.length > 1 ? 've' : 's'} no betas ` +
-        `(format '${o.format}'); ${present.length ? `sessions with betas for subject ${o.subject}: ${formatSessionList(present)}` : `subject ${o.subject} has no betas there`}`,
+        `(format '${o.format}'); sessions with betas for subject ${o.subject}: ${formatSessionList(present)}`,
     );
   }
+}
+
+/** No betas at all for the subject asked for: the subject is the problem (not the sessions), named by its own option. */
+class SubjectWithoutBetasError extends MissingFileError {}
+
+/** The refusal of a subject without betas, naming the subjects the root has betas for. */
+async function subjectWithoutBetas(o: Normalized): Promise<SubjectWithoutBetasError> {
+  const others: number[] = [];
+  for (let s = 1; s <= 8; s++) {
+    if (s !== o.subject && (await availableSessions(o.root, s, o.format, DEFAULT_MAX_SESSION)).length > 0) others.push(s);
+  }
+  const has = others.length === 0 ? 'no subject' : `subject${others.length > 1 ? 's' : ''} ${others.join(', ')}`;
+  // (in the words of a config's preflight: ts/nsd/sessionPlan.ts)
+  const first = betasPath(o.root, o.subject, 1, o.format === 'nifti' ? 'nifti' : 'hdf5');
+  return new SubjectWithoutBetasError(
+    `subject ${o.subject} has no betas in ${o.root} (format '${o.format}': looked for ${first} and the other sessions 1-${DEFAULT_MAX_SESSION}); the root has betas for ${has}`,
+  );
 }
 
 async function resolveSessions(o: Normalized): Promise<number[]> {
@@ -332,10 +347,8 @@ async function resolveSessions(o: Normalized): Promise<number[]> {
     return s;
   }
   const found = await availableSessions(o.root, o.subject, o.format, DEFAULT_MAX_SESSION);
-  if (found.length === 0) {
-    // Name the first file we looked for, so the user sees where betas are expected.
-    await sessionBetasFile(o.root, o.subject, 1, o.format);
-  }
+  // (named with the first file looked for, so the user sees where betas are expected)
+  if (found.length === 0) throw await subjectWithoutBetas(o);
   return found;
 }
 

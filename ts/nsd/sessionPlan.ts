@@ -45,9 +45,10 @@ export async function planNsdSessions(
     }
   } else {
     try {
-      sessions = typeof nsd.sessions === 'string' ? parseSessions(nsd.sessions) : [...new Set(nsd.sessions)].sort((a, b) => a - b);
+      sessions = typeof nsd.sessions === 'string' ? parseSessions(nsd.sessions, field) : [...new Set(nsd.sessions)].sort((a, b) => a - b);
     } catch (e) {
-      return { plan: null, problems: [`${field}: ${(e as Error).message}`] };
+      // (parseSessions names the field itself)
+      return { plan: null, problems: [(e as Error).message] };
     }
     const present = new Set(await availableSessions(root, subject, format, Math.max(DEFAULT_MAX_SESSION, ...sessions)));
     const missing = sessions.filter((s) => !present.has(s));

@@ -5,12 +5,12 @@
  * is scaled by the work the stage will do (sessions, images, targets, U-Net steps). Nothing is written to the
  * run folder.
  */
-import { PNG } from 'pngjs';
 
 import { evaluateReconstructions } from '../eval/evaluate.js';
 import { extractNsd } from '../nsd/extract.js';
 import { NsdStimuli } from '../nsd/stimuli.js';
 import { Diffusion } from '../sd/Diffusion.js';
+import { rgbPngBytes } from '../sd/png.js';
 import type { ReconstructConfig } from './config.js';
 import type { PreflightResult } from './preflight.js';
 import { decoderCharts, type DecoderSummary } from './decoderCharts.js';
@@ -120,9 +120,7 @@ export async function estimateStages(
         const imgs = await sd!.decode({ data: noise(k * zDim, 3, 0.5), shape: [k, 4, h, h] });
         const side = g.size;
         for (let i = 0; i < 2 * k; i++) {
-          const png = new PNG({ width: side, height: side });
-          png.data.set(new Uint8Array(side * side * 4).fill(imgs.data[i % imgs.data.length]));
-          PNG.sync.write(png);
+          rgbPngBytes(new Uint8Array(side * side * 3).fill(imgs.data[i % imgs.data.length]), side, side);
         }
       };
       await probe();

@@ -1,4 +1,4 @@
-/** PNG in and out (pngjs) as RGB uint8 batches, the image format of the Diffusion API. */
+/** PNG in and out (pngjs) as RGB uint8 batches, the image format of the Diffusion API; written PNGs are 8-bit RGB. */
 import pngjs from 'pngjs';
 
 import { FormatError, InvalidArgumentError } from '../errors.js';
@@ -34,7 +34,17 @@ export async function readPng(path: string, limits: PngLimits = {}): Promise<Rgb
   return { data, count: 1, height, width };
 }
 
-/** Writes image `index` of an RGB batch as an opaque PNG. */
+/**
+ * The bytes of an 8-bit RGB PNG (colour type 2: no alpha channel, as every image brainlatent writes is opaque) of
+ * `width × height` pixels, `rgb` holding 3 bytes a pixel, row by row.
+ */
+export function rgbPngBytes(rgb: Uint8Array, width: number, height: number): Buffer {
+  const data = Buffer.from(rgb.buffer, rgb.byteOffset, width * height * 3);
+  // (input and output both RGB: pngjs filters the rows as they are, without an RGBA copy)
+  return PNG.sync.write({ width, height, data } as InstanceType<typeof PNG>, { colorType: 2, inputColorType: 2, inputHasAlpha: false });
+}
+
+/** Writes image `index` of an RGB batch as an 8-bit RGB PNG (no alpha channel). */
 export async function writePng(path: string, images: RgbImages, index = 0): Promise<void> {
   // the batch checked as everywhere else: a short or non-uint8 batch wrote zero-padded or black pixels
   assertRgb(images, `writePng ${path}`);
@@ -42,13 +52,6 @@ export async function writePng(path: string, images: RgbImages, index = 0): Prom
   if (!Number.isInteger(index) || index < 0 || index >= count) {
     throw new InvalidArgumentError(`writePng ${path}: index ${describeNumber(index)} must be an integer from 0 to ${count - 1} (a batch of ${count})`);
   }
-  const png = new PNG({ width, height });
   const base = index * width * height * 3;
-  for (let p = 0; p < width * height; p++) {
-    png.data[p * 4] = images.data[base + p * 3];
-    png.data[p * 4 + 1] = images.data[base + p * 3 + 1];
-    png.data[p * 4 + 2] = images.data[base + p * 3 + 2];
-    png.data[p * 4 + 3] = 255;
-  }
-  await writeFileAtomic(path, PNG.sync.write(png));
+  await writeFileAtomic(path, rgbPngBytes(images.data.subarray(base, base + width * height * 3), width, height));
 }

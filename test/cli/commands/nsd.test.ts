@@ -6,6 +6,7 @@ import { PNG } from 'pngjs';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { registerNsdCommand } from '../../../ts/cli/commands/nsd.js';
 import { registerSynthCommand } from '../../../ts/cli/commands/synth.js';
+import { InvalidArgumentError } from '../../../ts/errors.js';
 import { readNpy } from '../../../ts/io/npy.js';
 import { PreflightError } from '../../../ts/pipeline/errors.js';
 import { runCommands } from '../../helpers/cli.js';
@@ -103,8 +104,39 @@ describe('brainlatent synth nsd / nsd extract / nsd info / nsd image', () => {
     const { writeNifti } = await import('../../../ts/io/nifti.js');
     await writeNifti(join(tmp, 'small.nii.gz'), { dims: [5, 5, 5], datatype: 'int16' }, new Int16Array(125).fill(1));
     await expect(run('nsd', 'extract', '--root', root, '--subject', '1', '--roi', join(tmp, 'small.nii.gz'), '--out', bad, '--no-cache')).rejects.toThrow(
-      /^the mask .*small\.nii\.gz is on a 5×5×5 grid but subject 1's betas \(.*betas_session01\.(hdf5|nii\.gz)\) are on 16×20×12; expected a mask on the subject's grid$/,
+      /^--roi: the mask .*small\.nii\.gz is on a 5×5×5 grid but subject 1's betas \(.*betas_session01\.(hdf5|nii\.gz)\) are on 16×20×12; expected a mask on the subject's grid$/,
     );
+    expect(existsSync(bad)).toBe(false);
+  });
+
+  it('--sessions is parsed as a config\'s nsd.sessions is, and a problem alone has the list\'s form', async () => {
+    const bad = join(tmp, 'not-extracted');
+    const extract = (...more: string[]) => run('nsd', 'extract', '--root', root, '--roi', 'nsdgeneral', '--out', bad, '--no-cache', ...more);
+    await expect(extract('--subject', '1', '--sessions', '3-1')).rejects.toThrow(
+      new InvalidArgumentError('--sessions: range "3-1" runs backwards; a range goes from the lower session to the higher (1-3)'),
+    );
+    // the same words as the encode config's check of the same spec
+    const { sessionSpecProblems } = await import('../../../ts/config/sessions.js');
+    expect(sessionSpecProblems('3-1', '--sessions')).toEqual(['--sessions: range "3-1" runs backwards; a range goes from the lower session to the higher (1-3)']);
+    const e = await extract('--subject', '1', '--sessions', '0,x', '--zscore', 'z').then(() => { throw new Error('expected a refusal'); }, (x: unknown) => x as PreflightError);
+    expect(e.problems).toEqual([
+      "--zscore: expected none, session, train, got 'z'",
+      '--sessions: "0" (in "0,x"): sessions are numbered from 1; "x" (in "0,x") is not a session number or a range like 1-37',
+    ]);
+    expect(existsSync(bad)).toBe(false);
+  });
+
+  it('a --subject without betas in the root is named by --subject, with the subjects the root has, not blamed on --sessions', async () => {
+    const bad = join(tmp, 'not-extracted');
+    const said = `--subject: subject 2 has no betas in ${root} (format 'auto': looked for ${join(root, 'nsddata_betas/ppdata/subj02/func1pt8mm/betas_fithrf_GLMdenoise_RR/betas_session01.hdf5')} and the other sessions 1-37); the root has betas for subject 1`;
+    for (const sessions of [[], ['--sessions', '1-2']]) {
+      const e = await run('nsd', 'extract', '--root', root, '--subject', '2', '--roi', 'nsdgeneral', '--out', bad, '--no-cache', ...sessions).then(
+        () => { throw new Error('expected a refusal'); },
+        (x: unknown) => x as PreflightError,
+      );
+      // (its region is missing too: listed with it)
+      expect(e.problems.filter((p) => !p.startsWith('--roi:'))).toEqual([said]);
+    }
     expect(existsSync(bad)).toBe(false);
   });
 
@@ -168,5 +200,14 @@ describe('brainlatent synth nsd / nsd extract / nsd info / nsd image', () => {
     expect(msg).toMatch(/wrote .*img\.png \(32×32\)\n {2}a (small|large) /);
     const img = PNG.sync.read(readFileSync(png));
     expect([img.width, img.height]).toEqual([32, 32]);
+    // 8-bit RGB (colour type 2), no alpha channel: IHDR's bit depth and colour type
+    expect([...readFileSync(png).subarray(24, 26)]).toEqual([8, 2]);
+    // a name without an extension gets .png; another extension is refused before anything is read
+    expect(await run('nsd', 'image', '--root', root, '--id', '3', '--size', '32', '--out', join(tmp, 'img2'))).toMatch(/^wrote .*img2\.png \(32×32\)/);
+    expect(readFileSync(join(tmp, 'img2.png'))).toEqual(readFileSync(png));
+    await expect(run('nsd', 'image', '--root', root, '--id', '3', '--out', join(tmp, 'img0.jpg'))).rejects.toThrow(
+      new InvalidArgumentError(`--out ${join(tmp, 'img0.jpg')}: nsd image writes PNG images; expected a .png name (or one without an extension: .png is added), got .jpg`),
+    );
+    expect(existsSync(join(tmp, 'img0.jpg'))).toBe(false);
   });
 });

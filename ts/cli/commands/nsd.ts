@@ -1,7 +1,6 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { PNG } from 'pngjs';
 
 import { InvalidArgumentError, MissingFileError } from '../../errors.js';
 import { loadNsdCaptions } from '../../nsd/captions.js';
@@ -14,8 +13,8 @@ import { formatSessionList, type BetasFormatChoice } from '../../nsd/betas.js';
 import { seconds } from '../format.js';
 import { FlagProblems } from '../problems.js';
 import { progressBar } from '../progress.js';
-import { writeFileAtomic } from '../../io/atomicWrite.js';
-import { checkOutputPath } from '../outputPath.js';
+import { writePng } from '../../sd/png.js';
+import { checkOutputFile, checkOutputPath } from '../outputPath.js';
 import { choiceFlag, decimalFlag, integerFlag } from '../flagValue.js';
 
 interface ExtractFlags {
@@ -167,10 +166,10 @@ z-scoring conventions ('--zscore train' standardises test rows with the training
     .requiredOption('--root <dir>', 'NSD root folder')
     .requiredOption('--id <n>', 'NSD 73k id (1-based)')
     .option('--size <px>', 'resize to size × size')
-    .requiredOption('--out <file>', 'PNG to write')
+    .requiredOption('--out <file>', 'PNG to write (8-bit RGB; .png added to a name without an extension), in an existing folder')
     .option('--captions <file>', 'captions CSV/JSON instead of the COCO files')
     .action(async (flags: { root: string; id: string; size?: string; out: string; captions?: string }) => {
-      await checkOutputPath('--out', flags.out, 'file', 'the PNG');
+      const out = await checkOutputFile('--out', flags.out, { ext: '.png', what: 'the PNG', writes: 'nsd image writes PNG images', inputs: [['--captions', flags.captions]] });
       const id = integerFlag(flags.id, '--id', 1);
       const stimuli = await NsdStimuli.open(flags.root);
       let img;
@@ -179,16 +178,9 @@ z-scoring conventions ('--zscore train' standardises test rows with the training
       } finally {
         stimuli.close();
       }
-      const png = new PNG({ width: img.width, height: img.height });
-      for (let i = 0, o = 0; i < img.data.length; i += 3, o += 4) {
-        png.data[o] = img.data[i];
-        png.data[o + 1] = img.data[i + 1];
-        png.data[o + 2] = img.data[i + 2];
-        png.data[o + 3] = 255;
-      }
-      await writeFileAtomic(flags.out, PNG.sync.write(png));
+      await writePng(out, { data: img.data, count: 1, height: img.height, width: img.width });
       const caps = await loadNsdCaptions(flags.root, flags.captions).catch(() => null);
-      console.log(`wrote ${flags.out} (${img.width}×${img.height})`);
+      console.log(`wrote ${out} (${img.width}×${img.height})`);
       for (const c of caps?.get(id) ?? []) console.log(`  ${c}`);
     });
 }

@@ -11,7 +11,7 @@ import { RidgeCV, setThreads } from '../../ridge/RidgeCV.js';
 import { RidgeModel } from '../../ridge/RidgeModel.js';
 import { choiceFlag, integerFlag } from '../flagValue.js';
 import { alphaHistogram, mean, seconds } from '../format.js';
-import { checkOutputPath } from '../outputPath.js';
+import { checkOutputFile } from '../outputPath.js';
 import { FlagProblems } from '../problems.js';
 import { progressBar } from '../progress.js';
 import { exitWhenDone } from '../setup.js';
@@ -44,30 +44,42 @@ function gibibytes(text: string, flag: string): number {
 }
 
 /** X or Y as its header describes it: a 2-D float32 or float64 array, as readMatrixNpy will read it. */
-async function matrixHeader(path: string, what: string): Promise<NpyHeader> {
-  const h = await readNpyHeader(path);
+function checkMatrixHeader(h: NpyHeader, path: string, what: string): void {
   if (h.shape.length !== 2) throw new ShapeError(`${what} (${path}): expected a 2-D array (samples × columns), got shape (${h.shape.join(', ')})`);
   if (h.dtype !== 'float32' && h.dtype !== 'float64') throw new FormatError(`${what} (${path}): expected float32 or float64 data, got ${h.dtype}`, { path, field: 'descr' });
-  return h;
 }
 
 /** The groups as their header describes them: a vector (n or n × 1) of numbers, as readIntVectorNpy will read it. */
-async function groupsHeader(path: string): Promise<NpyHeader> {
-  const h = await readNpyHeader(path);
+function checkGroupsHeader(h: NpyHeader, path: string): void {
   if (h.shape.length !== 1 && !(h.shape.length === 2 && h.shape[1] === 1)) throw new ShapeError(`groups (${path}): expected a 1-D array, got shape (${h.shape.join(', ')})`);
   if (h.dtype === 'bool') throw new FormatError(`groups (${path}): expected integers, got a boolean array`, { path, field: 'descr' });
-  return h;
 }
 
-/** One row per sample in every input, from the headers: a mismatch is named by file before anything is read. */
-function rowProblems(flags: FitFlags, x: NpyHeader, y: NpyHeader | undefined, groups: NpyHeader | undefined): ShapeError[] {
-  const rows = x.shape[0];
+/**
+ * One row per sample in every input, from the headers (of the right rank, whatever their type: an int32 X refused
+ * still has its rows): a mismatch is named by file before anything is read. The groups are held against X, or Y.
+ */
+function rowProblems(flags: FitFlags, x: NpyHeader | undefined, y: NpyHeader | undefined, groups: NpyHeader | undefined): ShapeError[] {
+  const rowsOf = (h: NpyHeader | undefined, ok: (shape: number[]) => boolean) => (h && ok(h.shape) ? h.shape[0] : undefined);
+  const matrix = (shape: number[]) => shape.length === 2;
+  const [xRows, yRows] = [rowsOf(x, matrix), rowsOf(y, matrix)];
+  const gRows = rowsOf(groups, (shape) => shape.length === 1 || (shape.length === 2 && shape[1] === 1));
   const out: ShapeError[] = [];
-  if (y && y.shape[0] !== rows) out.push(new ShapeError(`--y ${flags.y} has ${y.shape[0]} rows but --x ${flags.x} has ${rows}; one row per sample in both`));
-  if (groups && groups.shape[0] !== rows) {
-    out.push(new ShapeError(`--groups ${flags.groups} has ${groups.shape[0]} entries but --x ${flags.x} has ${rows} rows; one group label (e.g. the image id) per row`));
+  if (xRows !== undefined && yRows !== undefined && yRows !== xRows) out.push(new ShapeError(`--y ${flags.y} has ${yRows} rows but --x ${flags.x} has ${xRows}; one row per sample in both`));
+  const [flag, path, rows] = xRows !== undefined ? ['--x', flags.x, xRows] : ['--y', flags.y, yRows];
+  if (gRows !== undefined && rows !== undefined && gRows !== rows) {
+    out.push(new ShapeError(`--groups ${flags.groups} has ${gRows} entries but ${flag} ${path} has ${rows} rows; one group label (e.g. the image id) per row`));
   }
   return out;
+}
+
+/** Grouped folds take whole groups: fewer distinct groups than --folds cannot fill them (the engine would refuse). */
+function groupCountProblem(flags: FitFlags, groups: Int32Array, folds: number): InvalidArgumentError | undefined {
+  const n = new Set(groups).size;
+  if (n >= folds) return undefined;
+  return new InvalidArgumentError(
+    `--groups ${flags.groups} has ${n} distinct group${n === 1 ? '' : 's'} but --folds is ${folds}; expected at least one group per fold (a group never straddles folds)`,
+  );
 }
 
 /**
@@ -86,8 +98,8 @@ function foldsProblem(flags: FitFlags, folds: number, x: NpyHeader): InvalidArgu
 }
 
 /**
- * Every flag, the output path and the inputs' headers (shape, type, rows), checked before anything is read: a fit
- * can take minutes, and a command line with several mistakes is refused once, listing them all.
+ * Every flag, the output path and the inputs' headers (shape, type, rows), and the groups (small), checked before
+ * X and Y are read: a fit can take minutes, and a command line with several mistakes is refused once, listing them all.
  */
 async function checkFitFlags(flags: FitFlags) {
   const p = new FlagProblems();
@@ -100,16 +112,31 @@ async function checkFitFlags(flags: FitFlags) {
   p.take(() => choiceFlag(flags.cvMethod, '--cv-method', ['auto', 'per-fold', 'exact']));
   p.take(() => choiceFlag(flags.eigPrecision, '--eig-precision', ['auto', 'float32', 'float64']));
   p.take(() => choiceFlag(flags.backend, '--backend', ['auto', 'cpu', 'cuda']));
-  // a model that cannot be written is refused before the fit starts
-  await p.takeAsync(() => checkOutputPath('--out', flags.out, 'file', 'the model (.safetensors)'));
-  const x = await p.takeAsync(() => matrixHeader(flags.x, 'X'), '--x');
-  const y = await p.takeAsync(() => matrixHeader(flags.y, 'Y'), '--y');
-  const groups = flags.groups === undefined ? undefined : await p.takeAsync(() => groupsHeader(flags.groups!), '--groups');
-  if (x) for (const e of rowProblems(flags, x, y, groups)) p.add(e);
-  const tooMany = x && folds !== undefined ? foldsProblem(flags, folds, x) : null;
+  // a model that cannot be written (or would overwrite an input) is refused before the fit starts
+  const out = await p.takeAsync(() =>
+    checkOutputFile('--out', flags.out, {
+      ext: '.safetensors',
+      what: 'the model (.safetensors)',
+      writes: 'ridge fit writes a .safetensors model',
+      inputs: [['--x', flags.x], ['--y', flags.y], ['--groups', flags.groups]],
+    }),
+  );
+  const x = await p.takeAsync(() => readNpyHeader(flags.x), '--x');
+  if (x) p.take(() => checkMatrixHeader(x, flags.x, 'X'), '--x');
+  const y = await p.takeAsync(() => readNpyHeader(flags.y), '--y');
+  if (y) p.take(() => checkMatrixHeader(y, flags.y, 'Y'), '--y');
+  const groups = flags.groups === undefined ? undefined : await p.takeAsync(() => readNpyHeader(flags.groups!), '--groups');
+  const groupsOk = groups !== undefined && p.take(() => (checkGroupsHeader(groups, flags.groups!), true), '--groups') === true;
+  for (const e of rowProblems(flags, x, y, groups)) p.add(e);
+  const tooMany = x && x.shape.length === 2 && folds !== undefined ? foldsProblem(flags, folds, x) : null;
   if (tooMany) p.add(tooMany, '--folds');
+  const groupIds = groupsOk ? await p.takeAsync(() => readIntVectorNpy(flags.groups!, 'groups'), '--groups') : undefined;
+  if (groupIds && folds !== undefined) {
+    const e = groupCountProblem(flags, groupIds, folds);
+    if (e) p.add(e);
+  }
   p.throwIfAny('ridge fit');
-  return { threads, folds: folds!, memoryBudget, alphas: alphas! };
+  return { threads, folds: folds!, memoryBudget, alphas: alphas!, out: out!, groups: groupIds };
 }
 
 export function registerRidgeCommand(program: Command): void {
@@ -134,7 +161,7 @@ export function registerRidgeCommand(program: Command): void {
     .option('--memory <GiB>', "budget of the engine's work buffers in GiB (X's copy, Grams, decompositions, target batches); a fit whose fixed footprint exceeds it is refused (default: 2, raised to the fixed footprint plus a batch of 2,048 targets when the fit needs more)")
     .option('--threads <n>', 'engine threads (default: all cores; 0 = all cores)')
     .option('--backend <b>', "'auto', 'cpu' or 'cuda'", 'auto')
-    .requiredOption('--out <file>', 'model output (.safetensors), checked before the fit: not a folder, its parent a writable folder')
+    .requiredOption('--out <file>', 'model output (.safetensors; added to a name without an extension), checked before the fit: not a folder, not an input, its parent an existing writable folder')
     .addHelpText(
       'after',
       `
@@ -146,7 +173,7 @@ The model predicts ((X - x_mean) / x_scale) @ coef + intercept; Python can read 
 safetensors.numpy.load_file(path).`,
     )
     .action(async (flags: FitFlags) => {
-      const { threads, folds, memoryBudget, alphas } = await checkFitFlags(flags);
+      const { threads, folds, memoryBudget, alphas, out, groups } = await checkFitFlags(flags);
       if (threads !== undefined) setThreads(threads);
       const tRead = performance.now();
       useEngineArrayAllocator();
@@ -159,8 +186,7 @@ safetensors.numpy.load_file(path).`,
       for (const [m, name, path] of [[x, 'X', flags.x], [y, 'Y', flags.y]] as const) {
         if (m.sourceDtype === 'float64') console.log(`note: ${name} (${path}) is float64; converted to float32, the engine's precision`);
       }
-      // (their rows agree: checkFitFlags compared the headers)
-      const groups = flags.groups ? await readIntVectorNpy(flags.groups, 'groups') : undefined;
+      // (their rows agree: checkFitFlags compared the headers, and read the groups)
       const readSecs = (performance.now() - tRead) / 1000;
       console.log(`X ${x.rows}×${x.cols}, Y ${y.rows}×${y.cols}; ${alphas.length} alphas, ${flags.folds} folds${groups ? ' (grouped)' : ''}`);
       const bar = progressBar('ridge fit');
@@ -184,7 +210,7 @@ safetensors.numpy.load_file(path).`,
       })
         .fit(x, y, { onProgress: (p) => bar.update(p.fraction, p.stage), signal: ac.signal })
         .catch((e: unknown) => {
-          if (e instanceof CancelledError) throw new CancelledError(`ridge fit: interrupted (SIGINT) after ${seconds((performance.now() - t0) / 1000)}; no model written to ${flags.out}`);
+          if (e instanceof CancelledError) throw new CancelledError(`ridge fit: interrupted (SIGINT) after ${seconds((performance.now() - t0) / 1000)}; no model written to ${out}`);
           // The engine's refusal names no file: name it, and the first bad element, as the reader would have.
           if (e instanceof NonFiniteError) {
             for (const [m, name, path] of [[x, 'X', flags.x], [y, 'Y', flags.y]] as const) {
@@ -200,7 +226,7 @@ safetensors.numpy.load_file(path).`,
       bar.done();
       // The model goes to disk (written, flushed, renamed into place) while the summary prints.
       const tWrite = performance.now();
-      const saved = model.save(flags.out);
+      const saved = model.save(out);
       const info = model.info;
       console.log(`chosen alphas (targets per alpha):\n${alphaHistogram(alphas, model.bestAlphas)}`);
       console.log(`mean CV ${flags.score} at the chosen alphas: ${mean(model.bestScores).toFixed(4)}`);
@@ -238,7 +264,7 @@ safetensors.numpy.load_file(path).`,
       if (edge) console.log(`warning: ${edge}`);
       await saved;
       const writeSecs = (performance.now() - tWrite) / 1000;
-      console.log(`fitted in ${seconds(secs)}; inputs read in ${seconds(readSecs)}; model written to ${flags.out} in ${seconds(writeSecs)}`);
+      console.log(`fitted in ${seconds(secs)}; inputs read in ${seconds(readSecs)}; model written to ${out} in ${seconds(writeSecs)}`);
     });
 
   const predict = ridge
@@ -246,9 +272,14 @@ safetensors.numpy.load_file(path).`,
     .description('predict with a saved ridge model')
     .requiredOption('--model <file>', 'model (.safetensors) from `ridge fit`')
     .requiredOption('--x <file>', 'X as .npy (samples × features)')
-    .requiredOption('--out <file>', 'predictions .npy (float32, samples × targets)')
+    .requiredOption('--out <file>', 'predictions .npy (float32, samples × targets; .npy added to a name without an extension), checked before the model is read: not a folder, not an input, its parent an existing writable folder')
     .action(async (flags: { model: string; x: string; out: string }) => {
-      await checkOutputPath('--out', flags.out, 'file', 'the predictions (.npy)');
+      const out = await checkOutputFile('--out', flags.out, {
+        ext: '.npy',
+        what: 'the predictions (.npy)',
+        writes: 'ridge predict writes .npy predictions',
+        inputs: [['--model', flags.model], ['--x', flags.x]],
+      });
       const t0 = performance.now();
       useEngineArrayAllocator();
       useEngineFileMapping();
@@ -261,8 +292,8 @@ safetensors.numpy.load_file(path).`,
       bar.update(0, 'predict');
       const pred = await model.predictAsync(x, { label: `${flags.x}: X` });
       bar.done();
-      await writeNpy(flags.out, pred.data, [pred.rows, pred.cols]);
-      console.log(`predicted ${pred.rows}×${pred.cols} in ${seconds((performance.now() - t0) / 1000)}; written to ${flags.out}`);
+      await writeNpy(out, pred.data, [pred.rows, pred.cols]);
+      console.log(`predicted ${pred.rows}×${pred.cols} in ${seconds((performance.now() - t0) / 1000)}; written to ${out}`);
     });
   exitWhenDone(fit);
   exitWhenDone(predict);

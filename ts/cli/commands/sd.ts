@@ -15,7 +15,7 @@ import { checkSchedulerName, PLAN_FLAGS, planRun, resolvePlanOptions, type PlanO
 import { firstNonFinite, type RgbImages, type Tensor } from '../../sd/tensor.js';
 import { progressBar } from '../progress.js';
 import { checkUnetLayers, listUnetLayers } from '../../encoding/unetLayers.js';
-import { checkOutputPath } from '../outputPath.js';
+import { checkNotAnInput, checkOutputFile, checkOutputPath } from '../outputPath.js';
 import { decimalFlag, integerFlag } from '../flagValue.js';
 
 interface LoadFlags {
@@ -100,14 +100,6 @@ function checkNoiseShape(named: string, shape: number[], z: LatentsShape, calls 
   throw new ShapeError(`${named}: has shape [${calls}${shape.join(', ')}]; expected ${z.expected(calls + want)}`);
 }
 
-/** --out as the PNG it names: a name without an extension gets .png, another extension is refused (the data is PNG). */
-function pngOutName(out: string): string {
-  const ext = extname(out);
-  if (ext === '') return `${out}.png`;
-  if (ext.toLowerCase() !== '.png') throw new InvalidArgumentError(`--out ${out}: img2img writes PNG images; expected a .png name (or one without an extension: .png is added), got ${ext}`);
-  return out;
-}
-
 /** Image i's file: image 0 at --out, image i > 0 beside it as <name>-<i>.png (one extension rule for every image). */
 function imageOutPath(out: string, i: number): string {
   const ext = extname(out);
@@ -180,8 +172,8 @@ export function registerSdCommand(program: Command): void {
     .option('--rule <rule>', "img2img noise rule: 'diffusers' or 'compvis'", 'diffusers')
     .option('--seed <n>', 'noise seed', '0')
     .option('--batch-size <n>', 'images per U-Net batch', '1')
-    .option('--out <png>', 'output image, a .png name (.png is added to a name without an extension); image i > 0 of a batch goes beside it to <name>-<i>.png')
-    .option('--latents-out <npy>', 'write the final latents [B,4,h,w] float32')
+    .option('--out <png>', 'output image, a .png name (.png is added to a name without an extension) in an existing folder, none of the inputs; image i > 0 of a batch goes beside it to <name>-<i>.png')
+    .option('--latents-out <npy>', 'write the final latents [B,4,h,w] float32 to this .npy (.npy added to a name without an extension; its folder must exist)')
     .option('--ort-lib <path>', 'libonnxruntime to load (default BRAINLATENT_ORT_LIB or onnxruntime-node)')
     .option('--provider <name>', 'execution provider: cpu, cuda, ...', 'cpu')
     .option('--provider-lib <path>', PROVIDER_LIB_HELP)
@@ -195,11 +187,13 @@ export function registerSdCommand(program: Command): void {
       if (!f.image === !f.latents) throw new InvalidArgumentError('give exactly one of --image or --latents');
       if (!f.prompt === !f.cond) throw new InvalidArgumentError('give exactly one of --prompt or --cond');
       if (!f.out && !f.latentsOut) throw new InvalidArgumentError('give --out and/or --latents-out');
-      const out = f.out === undefined ? undefined : pngOutName(f.out);
-      // (the name as given too: an existing folder is refused, not written beside as <folder>.png)
-      if (f.out) await checkOutputPath('--out', f.out, 'file', 'the image (PNG)');
-      if (out && out !== f.out) await checkOutputPath('--out', out, 'file', 'the image (PNG)');
-      if (f.latentsOut) await checkOutputPath('--latents-out', f.latentsOut, 'file', 'the latents (.npy)');
+      // an output is never one of the inputs: `--image a.png --out a.png` would replace the image it starts from
+      const inputs = [['--image', f.image], ['--latents', f.latents], ['--cond', f.cond], ['--noise', f.noise], ['--step-noise', f.stepNoise]] as const;
+      const out = f.out === undefined ? undefined : await checkOutputFile('--out', f.out, { ext: '.png', what: 'the image (PNG)', writes: 'img2img writes PNG images', inputs });
+      const latentsOut =
+        f.latentsOut === undefined
+          ? undefined
+          : await checkOutputFile('--latents-out', f.latentsOut, { ext: '.npy', what: 'the latents (.npy)', writes: 'img2img writes the latents as .npy', inputs });
       // Everything the flags and input files can tell is checked before the model loads (SD 1.x: seconds to a minute).
       const chosen = chosenScheduler(f.scheduler);
       const config = await readSchedulerConfig(checkModelFolder(f.model), { scheduler: chosen });
@@ -226,6 +220,8 @@ export function registerSdCommand(program: Command): void {
       if (noise) checkNoiseShape(`--noise ${f.noise}`, noise.shape, zIn);
       if (stepNoise) checkNoiseShape(`--step-noise ${f.stepNoise}`, stepNoise.shape.slice(1), zIn, `${calls}, `);
       const images = zIn.shape[0];
+      // (image i > 0 of a batch goes beside --out: none of those may be an input either)
+      for (let i = 1; out && i < images; i++) await checkNotAnInput('--out', imageOutPath(out, i), inputs, `image ${i} (PNG)`);
       if (cFile && cFile.shape[0] !== 1 && cFile.shape[0] !== images) {
         throw new ShapeError(`--cond ${f.cond}: has ${cFile.shape[0]} rows ([${cFile.shape.join(', ')}]); expected 1 or one per image of ${zIn.flag} (${images})`);
       }
@@ -282,7 +278,7 @@ export function registerSdCommand(program: Command): void {
         );
         const img = out ? await model.decode(r.latents, { signal: ac.signal }) : undefined;
         if (ac.signal.aborted) throw new CancelledError('img2img: interrupted (SIGINT); no output written');
-        if (f.latentsOut) await writeNpy(f.latentsOut, r.latents.data, r.latents.shape);
+        if (latentsOut) await writeNpy(latentsOut, r.latents.data, r.latents.shape);
         if (out && img) {
           for (let i = 0; i < img.count; i++) await writePng(imageOutPath(out, i), img, i);
         }
