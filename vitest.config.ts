@@ -9,5 +9,9 @@ export default defineConfig({
     poolOptions: { forks: { maxForks: 2, minForks: 1 } },
     testTimeout: 120_000,
     hookTimeout: 300_000,
+    // Test files that make an onnxruntime-node session before the library does would start ONNX Runtime's
+    // telemetry, which leaves $TMPDIR/.ses and $TMPDIR/mat-debug-<pid>.log (ts/native/ortTelemetry.ts).
+    // test/sd/ortTelemetry.test.ts runs its children without it, to test the library's own default.
+    env: { ORT_DISABLE_TELEMETRY: '1' },
   },
 });

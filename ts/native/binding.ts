@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 
 import { BrainlatentError } from '../errors.js';
 import type { Binding } from './addonTypes.js';
+import { defaultOrtTelemetryOff } from './ortTelemetry.js';
 
 /** The package root: dist/native/binding.js and ts/native/binding.ts both sit two levels below it. */
 export const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -54,6 +55,7 @@ let cachedPath: string | undefined;
 /** Loads the native addon once. The only place that touches the .node file. */
 export function binding(): Binding {
   if (cached) return cached;
+  defaultOrtTelemetryOff(); // before the engine can load ONNX Runtime (ortTelemetry.ts)
   const file = addonPath();
   try {
     cached = require(file) as Binding;

@@ -10,6 +10,7 @@ import { createRequire } from 'node:module';
 import type * as OrtCommon from 'onnxruntime-common';
 
 import { BackendUnavailableError } from '../errors.js';
+import { defaultOrtTelemetryOff } from './ortTelemetry.js';
 
 export type OnnxRuntime = typeof OrtCommon;
 
@@ -17,6 +18,7 @@ let loading: Promise<OnnxRuntime> | undefined;
 
 /** onnxruntime-node, or a BackendUnavailableError that says what needs it and how to install it. */
 export function onnxruntimeNode(purpose: string): Promise<OnnxRuntime> {
+  defaultOrtTelemetryOff(); // before onnxruntime-node can make its OrtEnv (ortTelemetry.ts)
   loading ??= import('onnxruntime-node') as Promise<OnnxRuntime>;
   return loading.catch((e: unknown) => {
     loading = undefined;

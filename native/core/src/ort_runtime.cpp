@@ -1,5 +1,6 @@
 #include <dlfcn.h>
 
+#include <cctype>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -26,6 +27,31 @@ Runtime& runtime() {
   return *r;
 }
 
+// ONNX Runtime 1.30 on Linux and macOS starts a telemetry uploader (Microsoft's 1DS SDK) with its first OrtEnv,
+// which writes $TMPDIR/.ses, $TMPDIR/mat-debug-<pid>.log (one per process) and
+// $XDG_CACHE_HOME/Microsoft/DeveloperTools/.onnxruntime/{deviceid,onnxruntime.db}. The only switch that stops it is
+// the environment variable ORT_DISABLE_TELEMETRY, read when that OrtEnv is made; DisableTelemetryEvents, called on
+// an OrtEnv, comes after the uploader started and only mutes later events. The default here is off, unless the
+// caller set the variable (ORT_DISABLE_TELEMETRY=0 keeps ONNX Runtime's telemetry). In Node, ts/native/ortTelemetry.ts
+// sets it before the addon loads, so the setenv below only runs for C++ callers (setenv is not safe against other
+// threads reading the environment at the same time, which is why TypeScript sets it first). Returns whether
+// telemetry is to be off.
+bool default_ort_telemetry_off() {
+  const char* v = std::getenv("ORT_DISABLE_TELEMETRY");
+  if (!v) {
+    setenv("ORT_DISABLE_TELEMETRY", "1", 0);
+    return true;
+  }
+  std::string s(v);  // ONNX Runtime's reading: blanks around ignored, case-insensitive 1/true/yes/on/y
+  const auto blank = [](char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; };
+  while (!s.empty() && blank(s.back())) s.pop_back();
+  std::size_t i = 0;
+  while (i < s.size() && blank(s[i])) ++i;
+  s.erase(0, i);
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s == "1" || s == "true" || s == "yes" || s == "on" || s == "y";
+}
+
 }  // namespace
 
 OrtRuntimeInfo ort_load(const std::string& requested) {
@@ -46,6 +72,7 @@ OrtRuntimeInfo ort_load(const std::string& requested) {
     throw Error(ErrorCode::BackendUnavailable,
                 "no ONNX Runtime library given: pass its path or set BRAINLATENT_ORT_LIB "
                 "(onnxruntime-node ships bin/napi-v6/<platform>/<arch>/libonnxruntime.so.1)");
+  const bool telemetry_off = default_ort_telemetry_off();
   void* h = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (!h) {
     const char* why = dlerror();
@@ -74,6 +101,10 @@ OrtRuntimeInfo ort_load(const std::string& requested) {
     api->ReleaseStatus(st);
     throw Error(ErrorCode::OrtFailure, "ONNX Runtime CreateEnv failed: " + msg);
   }
+  // For a runtime that does not read ORT_DISABLE_TELEMETRY (BRAINLATENT_ORT_LIB can name another version): at least
+  // no session or run events. A failure here is not the caller's.
+  if (telemetry_off)
+    if (OrtStatus* st = api->DisableTelemetryEvents(env)) api->ReleaseStatus(st);
   OrtMemoryInfo* cpu = nullptr;
   if (OrtStatus* st = api->CreateCpuMemoryInfo(OrtArenaAllocator, OrtMemTypeDefault, &cpu)) {
     std::string msg = api->GetErrorMessage(st);
