@@ -106,20 +106,26 @@ Ref brute_force(const Data& d, const std::vector<double>& alphas, const std::vec
     for (long a = 0; a < A; ++a) {
       RefFit f = ref_fit(ref.x_std, y, d.p, d.t, tr, alphas[a], intercept);
       for (long j = 0; j < d.t; ++j) {
-        double sse = 0, sst = 0, ym = 0, sp = 0, spp = 0, spy = 0, sy = 0, syy = 0;
-        for (long i : va) ym += y[i * d.t + j] / va.size();
-        for (long i : va) {
-          double pred = f.ym[j];
-          for (long q = 0; q < d.p; ++q) pred += (ref.x_std[i * d.p + q] - f.xm[q]) * f.w[q * d.t + j];
-          double yy = y[i * d.t + j];
-          sse += (pred - yy) * (pred - yy);
-          sst += (yy - ym) * (yy - ym);
-          sp += pred; spp += pred * pred; spy += pred * yy; sy += yy; syy += yy * yy;
+        // Two passes (fold means first): one-pass sums cancel catastrophically for a target far from 0.
+        double sse = 0, sst = 0, ym = 0, pm = 0, cpp = 0, cpy = 0;
+        Vec pred(va.size());
+        for (std::size_t r = 0; r < va.size(); ++r) {
+          const long i = va[r];
+          pred[r] = f.ym[j];
+          for (long q = 0; q < d.p; ++q) pred[r] += (ref.x_std[i * d.p + q] - f.xm[q]) * f.w[q * d.t + j];
+          ym += y[i * d.t + j] / va.size();
+          pm += pred[r] / va.size();
         }
-        double m = static_cast<double>(va.size()), s;
+        for (std::size_t r = 0; r < va.size(); ++r) {
+          const double yy = y[va[r] * d.t + j];
+          sse += (pred[r] - yy) * (pred[r] - yy);
+          sst += (yy - ym) * (yy - ym);
+          cpp += (pred[r] - pm) * (pred[r] - pm);
+          cpy += (pred[r] - pm) * (yy - ym);
+        }
+        double s;
         if (pearson) {
-          double cpp = spp - sp * sp / m, cyy = syy - sy * sy / m, cpy = spy - sp * sy / m;
-          s = cpy / std::sqrt(cpp * cyy);
+          s = cpy / std::sqrt(cpp * sst);
         } else {
           s = 1 - sse / sst;
         }
@@ -412,6 +418,28 @@ int main() {
         CHECK(res.best_scores[0] > 0.1f);
       }
     }
+  });
+  test::run("targets varying only a little around a large level are scored, not taken for constant", [] {
+    // 1000 + a signal with a relative SD of 1e-4, 7.5e-6, 3e-6 and 7.5e-7 (the last ~12 float32 ulps of
+    // the level): the old rule (relative SD 1e-5) scored the last three 0 at every alpha and chose the
+    // largest. Y is centred in float64 before it is stored in float32, so they match the float64
+    // reference as closely as any target does (2e-4 on the scores, 1e-4 on the coefficients).
+    Data d = make_data(80, 10, 4, 21);
+    const double rsd[] = {1e-4, 7.5e-6, 3e-6, 7.5e-7};
+    for (long j = 0; j < d.t; ++j) {
+      double m = 0, v = 0;
+      for (long i = 0; i < d.n; ++i) m += d.y[i * d.t + j] / static_cast<double>(d.n);
+      for (long i = 0; i < d.n; ++i) v += (d.y[i * d.t + j] - m) * (d.y[i * d.t + j] - m) / static_cast<double>(d.n);
+      for (long i = 0; i < d.n; ++i)
+        d.y[i * d.t + j] = static_cast<float>(1000.0 + (d.y[i * d.t + j] - m) * rsd[j] * 1000.0 / std::sqrt(v));
+    }
+    auto folds = contiguous_folds(d.n, 5);
+    const std::vector<int> f(folds.begin(), folds.end());
+    for (bool pearson : {false, true})
+      for (bool standardize : {false, true}) check_cv_matches(d, true, standardize, pearson, f, 5);
+    RidgeOptions o = options({0.3, 3, 30, 300, 3000}, f, 5);
+    auto res = ridge_cv_fit({d.x.data(), d.n, d.p}, {d.y.data(), d.n, d.t}, o);
+    for (long j = 0; j < d.t; ++j) CHECK(res.best_scores[j] > 0.1f && res.best_alphas[j] < 3000);
   });
   test::run("one constant-target rule: RidgeCV and banded ridge both score a float32-constant target 0", [] {
     Data d = make_data(60, 8, 3, 12);
