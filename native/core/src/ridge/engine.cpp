@@ -117,6 +117,12 @@ void Context::reset_resolution() {
   resolution = 0;
 }
 
+void Context::resolve_above(double res) {
+  resolution = std::max(resolution, res);
+  for (std::size_t a = 0; a < pb.alphas.size(); ++a)
+    if (pb.alphas[a] < res) unresolved[a] = 1;
+}
+
 // Eigenpairs of the symmetric matrix in a (r×r, any leading dimension), in place: a's rows become
 // the eigenvectors; returns the eigenvalues as computed (ascending), in float32 or, when the precision
 // rule asks, float64. A float64 redo calls refill() to write the matrix into a again.
@@ -279,7 +285,7 @@ Context::Eig Context::eigh_deflated(const ViewF& k) {
   return e;
 }
 
-Context::Eig Context::decompose(const ViewF& sym, bool centred_kernel, bool split_constant, double to) {
+Context::Eig Context::decompose(const ViewF& sym, bool centred_kernel, bool split_constant, double to, bool singular_folds) {
   checkpoint();
   const i64 r = sym.rows;
   ++decompositions;
@@ -296,11 +302,7 @@ Context::Eig Context::decompose(const ViewF& sym, bool centred_kernel, bool spli
     const double lmax = std::max(std::fabs(e.raw.front()), std::fabs(e.raw.back()));
     const double lmin = centred_kernel && r > 1 ? e.raw[1] : e.raw[0];
     const double res = 1e-5 * lmax;
-    if (lmin < res) {
-      resolution = std::max(resolution, res);
-      for (std::size_t a = 0; a < pb.alphas.size(); ++a)
-        if (pb.alphas[a] < res) unresolved[a] = 1;
-    }
+    if (lmin < res || singular_folds) resolve_above(res);
   }
   return e;
 }
