@@ -2,7 +2,9 @@
 // K-fold CV (refit per fold with per-fold centring) for every route.
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cmath>
+#include <string>
 #include <vector>
 
 #include "brainlatent/banded_ridge.h"
@@ -531,6 +533,24 @@ int main() {
       msg = e.what();
     }
     CHECK(oom && msg.find("fixed footprint") != std::string::npos);
+    // The parts named add up to the footprint (the 1 MiB reserve was counted but not named).
+    {
+      std::printf("  %s\n", msg.c_str());
+      std::vector<double> gibs;
+      for (std::size_t at = msg.find(" GiB"); at != std::string::npos; at = msg.find(" GiB", at + 1)) {
+        std::size_t b = at;
+        while (b > 0 && (std::isdigit(static_cast<unsigned char>(msg[b - 1])) || msg[b - 1] == '.' || msg[b - 1] == 'e' || msg[b - 1] == '-'))
+          --b;
+        gibs.push_back(std::stod(msg.substr(b, at - b)));
+      }
+      // budget, footprint, its four parts, one target, the suggestion
+      CHECK(gibs.size() == 8);
+      CHECK(msg.find("a 1 MiB reserve for small allocations") != std::string::npos);
+      if (gibs.size() == 8) {
+        const double parts = gibs[2] + gibs[3] + gibs[4] + gibs[5];
+        CHECK(std::fabs(parts - gibs[1]) <= 5e-3 * gibs[1]);  // (each printed to 3 significant digits)
+      }
+    }
     for (const std::string& route : kRoutes) {
       o.solver = route;
       o.memory_budget = 0;
