@@ -25,7 +25,11 @@ export interface RidgeCommonOptions {
   groups?: ArrayLike<number>;
   /** Explicit fold index (0..k-1) per sample; overrides folds/groups. */
   foldIndex?: ArrayLike<number>;
-  /** CV score maximised per target. Default 'r2'. */
+  /**
+   * CV score maximised per target. Default 'r2'. Exact ties go to the larger alpha; scores equal only up to float32
+   * noise are not ties. 'pearson' ignores the predictions' scale: where every alpha gives the same correlation (one
+   * feature) the chosen alpha, the coefficients' scale, is not identified (README, "How it works").
+   */
   score?: RidgeScore;
   /** Centre X and Y with training means (an unpenalised intercept). Default true. */
   fitIntercept?: boolean;

@@ -412,6 +412,12 @@ void test_scoring() {
       // Column 0: constant up to float32 rounding of a level of 1e3 in every fold → SST 0.
       level[0] = 1e3;
       for (i64 i = 0; i < n; ++i) y.at(i, 0) = (i % 3 == 0) ? 1e-5 : 0.0;
+      // Column 1 (when there is one): the same level with a resolved spread, ±3e-3 (relative SD 3e-6,
+      // ~50 float32 ulps of the level) → scored: SST > 0 in every fold of two rows or more.
+      if (t > 1) {
+        level[1] = 1e3;
+        for (i64 i = 0; i < n; ++i) y.at(i, 1) = (i % 2 == 0) ? 3e-3 : -3e-3;
+      }
       auto dy = upload<float>(y);
       auto dl = upload_vec(level);
       auto sum = upload<double>(HMat{k, t, Vec(static_cast<std::size_t>(k * t), 0.0)});
@@ -435,6 +441,8 @@ void test_scoring() {
       expect_close(download(sum.v), wsum, 1e-24, tag("fold_stats.sum", {n, t, k}));
       expect_close(gsst, wsst, 1e-24, tag("fold_stats.sst", {n, t, k}));
       for (i64 v = 0; v < k; ++v) CHECK(gsst.at(v, 0) == 0.0);
+      if (t > 1)
+        for (i64 v = 0; v < k; ++v) CHECK((gsst.at(v, 1) > 0.0) == (start[v + 1] - start[v] >= 2));
 
       // score: 3 stacked prediction blocks for fold 1 (or 0), every mode.
       const i64 v = k > 1 ? 1 : 0, m = start[v + 1] - start[v], blocks = 3;

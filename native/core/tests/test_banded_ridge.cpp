@@ -112,25 +112,29 @@ Ref reference(const Data& d, const Vec& gammas, const Vec& alphas, const std::ve
         Vec w, xm, ym;
         ref_ridge(x, y, p, t, tr, s, alphas[a], intercept, w, xm, ym);
         for (long j = 0; j < t; ++j) {
-          double sse = 0, sy = 0, syy = 0, sp = 0, spp = 0, spy = 0;
+          // Two passes (fold means first): one-pass sums cancel catastrophically for a target far from 0.
           const double m = static_cast<double>(va.size());
-          for (long r : va) {
-            double q = ym[j];
-            for (long f = 0; f < p; ++f) q += (x[r * p + f] - xm[f]) * s[f] * w[f * t + j];
-            const double yy = y[r * t + j];
-            sse += (q - yy) * (q - yy);
-            sy += yy;
-            syy += yy * yy;
-            sp += q;
-            spp += q * q;
-            spy += q * yy;
+          Vec q(va.size());
+          double ymv = 0, pm = 0;
+          for (std::size_t i = 0; i < va.size(); ++i) {
+            const long r = va[i];
+            q[i] = ym[j];
+            for (long f = 0; f < p; ++f) q[i] += (x[r * p + f] - xm[f]) * s[f] * w[f * t + j];
+            ymv += y[r * t + j] / m;
+            pm += q[i] / m;
+          }
+          double sse = 0, sst = 0, cpp = 0, cpy = 0;
+          for (std::size_t i = 0; i < va.size(); ++i) {
+            const double yy = y[va[i] * t + j];
+            sse += (q[i] - yy) * (q[i] - yy);
+            sst += (yy - ymv) * (yy - ymv);
+            cpp += (q[i] - pm) * (q[i] - pm);
+            cpy += (q[i] - pm) * (yy - ymv);
           }
           double score;
           if (pearson) {
-            const double cpp = spp - sp * sp / m, cyy = syy - sy * sy / m, cpy = spy - sp * sy / m;
-            score = (cpp > 0 && cyy > 0) ? cpy / std::sqrt(cpp * cyy) : 0.0;
+            score = (cpp > 0 && sst > 0) ? cpy / std::sqrt(cpp * sst) : 0.0;
           } else {
-            const double sst = syy - sy * sy / m;
             score = sst > 0 ? 1 - sse / sst : 0.0;
           }
           cv[a * t + j] += score / k;
@@ -248,6 +252,22 @@ int main() {
   });
   test::run("kernel route without intercept", [] {
     compare(make_data(40, {6, 9}, 5, 4), RidgeRoute::Kernel, false, false, false, "kernel-noint");
+  });
+
+  test::run("targets varying only a little around a large level are scored like any other, both routes", [] {
+    // 1000 + the target at a relative SD of 7.5e-6, 3e-6 or 7.5e-7 (cycling): the old constant-target
+    // rule (relative SD 1e-5) scored them 0 for every candidate.
+    Data d = make_data(64, {5, 7, 4}, 8, 1);
+    const double rsd[] = {7.5e-6, 3e-6, 7.5e-7};
+    for (long j = 0; j < d.t; ++j) {
+      double m = 0, v = 0;
+      for (long i = 0; i < d.n; ++i) m += d.y[i * d.t + j] / static_cast<double>(d.n);
+      for (long i = 0; i < d.n; ++i) v += (d.y[i * d.t + j] - m) * (d.y[i * d.t + j] - m) / static_cast<double>(d.n);
+      for (long i = 0; i < d.n; ++i)
+        d.y[i * d.t + j] = static_cast<float>(1000.0 + (d.y[i * d.t + j] - m) * rsd[j % 3] * 1000.0 / std::sqrt(v));
+    }
+    for (auto route : {RidgeRoute::Primal, RidgeRoute::Kernel})
+      for (bool pearson : {false, true}) compare(d, route, true, false, pearson, "large level");
   });
 
   test::run("float32 eigendecompositions agree with float64 on the choices", [] {

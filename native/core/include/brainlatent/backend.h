@@ -149,10 +149,14 @@ enum class Axis : std::uint8_t { Rows, Cols };
 
 enum class ScoreKind : std::uint8_t { R2, Pearson };
 
-// A target whose spread within a fold is below float32's resolution of its level (relative SD
-// 1e-5: SST ≤ 1e-10·(level²·m + Σy²)) is constant there: its SST is 0 and the fold scores 0 for it.
-// The one constant-target rule of every ridge solver (fold_stats applies it).
-constexpr double kConstantTargetRelVar = 1e-10;
+// A target whose spread within a fold is no more than float32 rounding of its level is constant
+// there: its SST is 0 and the fold scores 0 for it. Rounding to float32 moves a value by at most
+// half an ulp, and an ulp is at most 2⁻²³ of the value, so values within 4 ulps of one another have
+// an SD of at most 2 ulps ≤ 4·2⁻²⁴ of their level: constant means a relative SD ≤ 4·2⁻²⁴ (2.4e-7),
+// SST ≤ (4·2⁻²⁴)²·(level²·m + Σy²) with y the centred values. A target with a resolved spread (tens
+// of ulps of its level, relative SD ~3e-6 at a level of 1e3) is scored. The one constant-target rule
+// of every ridge solver (fold_stats applies it).
+constexpr double kConstantTargetRelVar = 0x1p-44;  // (4·2⁻²⁴)²
 
 struct MemoryStats {
   std::size_t live = 0;   // bytes allocated now (buffers + operation workspaces)

@@ -117,6 +117,12 @@ void Context::reset_resolution() {
   resolution = 0;
 }
 
+void Context::resolve_above(double res) {
+  resolution = std::max(resolution, res);
+  for (std::size_t a = 0; a < pb.alphas.size(); ++a)
+    if (pb.alphas[a] < res) unresolved[a] = 1;
+}
+
 // Eigenpairs of the symmetric matrix in a (r×r, any leading dimension), in place: a's rows become
 // the eigenvectors; returns the eigenvalues as computed (ascending), in float32 or, when the precision
 // rule asks, float64. A float64 redo calls refill() to write the matrix into a again.
@@ -279,7 +285,7 @@ Context::Eig Context::eigh_deflated(const ViewF& k) {
   return e;
 }
 
-Context::Eig Context::decompose(const ViewF& sym, bool centred_kernel, bool split_constant, double to) {
+Context::Eig Context::decompose(const ViewF& sym, bool centred_kernel, bool split_constant, double to, bool singular_folds) {
   checkpoint();
   const i64 r = sym.rows;
   ++decompositions;
@@ -296,11 +302,7 @@ Context::Eig Context::decompose(const ViewF& sym, bool centred_kernel, bool spli
     const double lmax = std::max(std::fabs(e.raw.front()), std::fabs(e.raw.back()));
     const double lmin = centred_kernel && r > 1 ? e.raw[1] : e.raw[0];
     const double res = 1e-5 * lmax;
-    if (lmin < res) {
-      resolution = std::max(resolution, res);
-      for (std::size_t a = 0; a < pb.alphas.size(); ++a)
-        if (pb.alphas[a] < res) unresolved[a] = 1;
-    }
+    if (lmin < res || singular_folds) resolve_above(res);
   }
   return e;
 }
@@ -501,7 +503,11 @@ EngineResult attempt(const Problem& pb, Backend& be, const RouteSpec& spec) {
   // Per target of a batch, besides the route's: Y's column (n), its fold statistics and the
   // selection (doubles), and the alpha scores.
   const double per_target = fp.per_target + 4.0 * n + 8.0 * (3.0 * pb.folds.k + 2.0 * A + 6.0) + 4.0;
-  const double fixed = fp.fixed + 4.0 * static_cast<double>(n) * p + 8.0 * (2.0 * t) + 4.0 * t + (1 << 20);
+  // Fixed: the route's, X's prepared copy, each target's best score, alpha and index (a Selected:
+  // 20 bytes a target) and a reserve of 1 MiB for small allocations (alphas, eigenvalues, staging).
+  const double x_copy = 4.0 * static_cast<double>(n) * p, per_target_vectors = 8.0 * (2.0 * t) + 4.0 * t;
+  constexpr double kReserve = 1 << 20;
+  const double fixed = fp.fixed + x_copy + per_target_vectors + kReserve;
   // The caller's budget is a hard bound; without one, the default sizes batches and grows to fit
   // the fixed footprint and a batch of kDefaultMinBatch targets: the batches' GEMMs are as wide as
   // the batch, and narrow ones run at half speed (the NSD-shaped encoding fit, whose fixed footprint
@@ -512,8 +518,9 @@ EngineResult attempt(const Problem& pb, Backend& be, const RouteSpec& spec) {
   if (fixed + per_target > budget)
     throw Error(ErrorCode::OutOfMemory,
                 std::string(pb.what) + ": the memory budget of " + gib(budget) + " is below this fit's fixed footprint of " +
-                    gib(fixed) + " (X's prepared copy " + gib(4.0 * n * p) + "; the " + spec.name +
-                    " route's Grams, decompositions and work buffers " + gib(fp.fixed) + ") plus one target (" + gib(per_target) +
+                    gib(fixed) + " (X's prepared copy " + gib(x_copy) + "; the " + spec.name +
+                    " route's Grams, decompositions and work buffers " + gib(fp.fixed) + "; each target's best score, alpha and index " +
+                    gib(per_target_vectors) + "; a 1 MiB reserve for small allocations " + gib(kReserve) + ") plus one target (" + gib(per_target) +
                     "): raise memoryBudget to at least " + gib(fixed + per_target * std::min<double>(64.0, t)));
   i64 tb = pb.target_batch > 0 ? pb.target_batch : static_cast<i64>((budget - fixed) / per_target);
   // (The cap is for a CPU's caches; a device backend streams whole batches: fewer batches, fewer

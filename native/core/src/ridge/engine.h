@@ -134,7 +134,10 @@ class Context {
   // row 0 of q is 1/√n, its eigenvalue 0.
   // `to`: the route's sub-progress at the decomposition's end; its blocks report their share of the way
   // there from the progress so far (at NSD scale a float64 decomposition is a minute; < 0: no reports).
-  Eig decompose(const ViewF& sym, bool centred_kernel, bool split_constant = false, double to = -1);
+  // `singular_folds`: the CV problems are singular even where this Gram is not (the exact primal
+  // route's Gram of all samples when a training fold has fewer samples than features): alphas
+  // below its resolution are unresolved whatever its smallest eigenvalue.
+  Eig decompose(const ViewF& sym, bool centred_kernel, bool split_constant = false, double to = -1, bool singular_folds = false);
   // "float32", "float64", or "mixed" when a later decomposition needed float64.
   std::string precision() const { return n_float64_ == 0 ? "float32" : n_float32_ == 0 ? "float64" : "mixed"; }
 
@@ -155,6 +158,8 @@ class Context {
   std::vector<char> unresolved;
   double resolution = 0;
   void reset_resolution();
+  // The rule for a singular problem: every alpha below res (1e-5·λ_max) unresolved.
+  void resolve_above(double res);
 
  private:
   std::vector<double> eigh_in_place(const ViewF& a, const std::function<void()>& refill);

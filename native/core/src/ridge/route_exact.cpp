@@ -16,7 +16,9 @@
 // the kernel form forms each fold's projections just before scoring it, in one buffer the folds share.
 #include <algorithm>
 #include <cmath>
+#include <iomanip>
 #include <limits>
+#include <sstream>
 
 #include "brainlatent/error.h"
 #include "engine.h"
@@ -37,10 +39,16 @@ double diagonal_ratio(const std::vector<double>& d) {
 // cond up to 1e4 (ratio 1e2): float32 solves and inverses formed in float64 keep ~1e-3 relative
 // accuracy; up to 1e2 (ratio 10) the inverse itself is formed in float32.
 constexpr double kF32SolveRatio = 1e2, kF32InverseRatio = 10;
+// The primal form's (I − H)_vv (eigenvalues in (0, 1]) with a squared Cholesky pivot below this has
+// an eigenvalue below it: the 1e-5 of the resolution rule (α < 1e-5·λ_max ⇔ α/(α + λ_max) < ~1e-5).
+constexpr double kSingularPivot = 1e-5;
 
 struct Factor {
   BufferPtr buf;
-  enum Kind { F32Factor, Projection, F64Factor } kind = F32Factor;
+  // Unresolved: an alpha below the decomposition's resolution (Context::unresolved), never scored:
+  // no factor (its (I − H)_vv is as singular as the Gram: exact-primal with n ≤ p as α → 0), and in
+  // the kernel form zero projection columns.
+  enum Kind { F32Factor, Projection, F64Factor, Unresolved } kind = F32Factor;
 };
 
 class Exact final : public Route {
@@ -78,7 +86,12 @@ class Exact final : public Route {
     const bool centred = !primal_ && pb_.fit_intercept;
     // (the primal form's N = X̃Q follows: the decomposition's share of the rest by the flop model)
     const double eig = eig_flops(static_cast<double>(r)), after = primal_ ? 2.0 * n * p * p : 0.0;
-    eig_ = ctx_.decompose(gv, centred, /*split_constant=*/true, 0.1 + 0.9 * eig / (eig + after));
+    // A training fold of fewer samples than features (less one with an intercept) has a singular
+    // primal problem, and as α → 0 its (I − H)_vv with it, even where XᵀX of all samples is regular
+    // (n 60, p 55, 5 folds): the alphas below the Gram's resolution are unresolved then too, as on
+    // the per-fold primal route, instead of failing to factor.
+    const bool singular_folds = primal_ && pb_.n() - pb_.folds.max_size() - (pb_.fit_intercept ? 1 : 0) < pb_.p();
+    eig_ = ctx_.decompose(gv, centred, /*split_constant=*/true, 0.1 + 0.9 * eig / (eig + after), singular_folds);
     g.reset();
     if (centred && n > 1) {
       // The constant direction u carries nothing: its term of (I − H_c) is exactly the 11ᵀ/n that an
@@ -171,6 +184,11 @@ class Exact final : public Route {
         const ViewF av = h.row_range((a - a0) * nv, nv);
         Factor& f = factors_[Z(a * k + v)];
         const ViewF inv_a = primal_ ? ViewF{} : inv.col_range((a - a0) * nv, nv);
+        if (ctx_.unresolved[Z(a)]) {
+          f.kind = Factor::Unresolved;
+          if (!primal_) be_.fill(inv_a, 0.0f);
+          continue;
+        }
         // Kernel form, well-conditioned block: factored and inverted in float32, in its place in
         // the chunk's inverses (half the time of float64 and no conversions; the inverse's error,
         // ~cond·ε32 ≤ 1e-5 relative, is that of the float32 GEMMs it feeds).
@@ -186,11 +204,30 @@ class Exact final : public Route {
         const ViewD adv = view<double>(*ad, nv, nv);
         if (primal_) be_.convert(av, adv, -1.0, -inv_n, 1.0);  // I − H_vv − 11ᵀ/n
         else be_.convert(av, adv);                             // Q_v diag(α/(λ+α)) Q_vᵀ, u left out
-        if (!be_.cholesky(adv))
-          throw Error(ErrorCode::NumericalFailure,
-                      "exact CV: (I − H) for fold " + std::to_string(v) + " at alpha " + std::to_string(pb_.alphas[Z(a)]) +
-                          " is not positive definite (the alpha is too small for this data); use cvMethod 'per-fold' or larger alphas");
-        const double ratio = diagonal_ratio(ctx_.download(ViewD{adv.buf, adv.offset, nv, 1, nv + 1}));
+        const bool factored = be_.cholesky(adv);
+        const std::vector<double> diag = factored ? ctx_.download(ViewD{adv.buf, adv.offset, nv, 1, nv + 1}) : std::vector<double>{};
+        // Primal form: (I − H)_vv, formed by a float32 subtraction, is singular or nearly (a pivot
+        // below kSingularPivot) where a fold's training rows leave a direction of the features
+        // empty, which XᵀX of all samples does not show and the per-fold route's Gram of those rows
+        // does (its smallest eigenvalue is then ≈ α/(α + μ), μ ≤ λ_max the held-out rows' energy
+        // there): the rule of a singular problem holds, the alphas below 1e-5·λ_max are unresolved,
+        // and this one with them.
+        if (primal_ && !eig_.raw.empty() &&
+            (!factored || *std::min_element(diag.begin(), diag.end()) < std::sqrt(kSingularPivot))) {
+          ctx_.resolve_above(1e-5 * std::max(std::fabs(eig_.raw.front()), std::fabs(eig_.raw.back())));
+          if (ctx_.unresolved[Z(a)]) {
+            f.kind = Factor::Unresolved;
+            continue;
+          }
+        }
+        if (!factored) {
+          std::ostringstream msg;
+          msg << "exact CV: (I − H) for fold " << v << " at alpha " << std::setprecision(6) << pb_.alphas[Z(a)]
+              << " is not positive definite (the alpha is too small for this data); use cvMethod: 'per-fold' (--cv-method per-fold) "
+                 "or larger alphas";
+          throw Error(ErrorCode::NumericalFailure, msg.str());
+        }
+        const double ratio = diagonal_ratio(diag);
         if (ratio > kF32SolveRatio) {
           f.kind = Factor::F64Factor;
           f.buf = std::move(ad);
@@ -265,6 +302,11 @@ class Exact final : public Route {
       bool any = primal_;
       for (int v = 0; v < k; ++v) any = any || !all_projected_[Z(v)];
       if (!any) break;
+      // (an unresolved alpha's row of acc stays 0: it is reported as NaN and never chosen)
+      if (ctx_.unresolved[Z(a)]) {
+        ctx_.folds_done(a + 1, A);
+        continue;
+      }
       ctx_.checkpoint();
       BufferPtr alpha = ctx_.upload({pb_.alphas[Z(a)]});
       // Residual of the full fit: primal Y − N D Z with D = 1/(λ+α); kernel Q diag(α/(λ+α)) QᵀY (the
