@@ -1,8 +1,24 @@
 /**
- * The grammar of `nsd.sessions` ("1-37", "1-10,12"), checked when a config is validated: what the NSD
- * adapter's parseSessions would refuse only once the run had started. Whether the sessions exist is a
- * question for the data (the preflights check it against the betas in the NSD root).
+ * `nsd.sessions`, one field for every config that reads NSD betas (reconstruct, encode): its schema, and the
+ * grammar of its string form ("1-37", "1-10,12"), checked when a config is validated: what the NSD adapter's
+ * parseSessions would refuse only once the run had started. Whether the sessions exist is a question for the
+ * data (the preflights check it against the betas in the NSD root).
  */
+import { Type } from '@sinclair/typebox';
+
+import { Default, Nullable } from './schemaKit.js';
+
+/**
+ * The schema of `nsd.sessions`, the forms extractNsd's `sessions` takes: a spec string ("1-37", "1-10,12"), a
+ * non-empty list of session numbers ([1, 2, 3]), or null (default: every session with betas among 1–37).
+ */
+export const NsdSessions = () =>
+  Default(
+    Nullable(Type.Union([Type.String({ minLength: 1 }), Type.Array(Type.Integer({ minimum: 1 }), { minItems: 1 })]), {
+      description: 'sessions ("1-37", "1-10,12" or a list such as [1, 2, 3]); null: every session present among 1–37',
+    }),
+    null,
+  );
 
 /**
  * Problems of a sessions spec (a string like "1-10,12" or a list of session numbers), each naming `label`
