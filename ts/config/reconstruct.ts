@@ -111,7 +111,10 @@ export const ReconstructConfigSchema = Strict(
           seeds: Default(positiveInt('samples per image (TN: 5)'), 5),
           seed: Default(Type.Integer({ minimum: 0, description: 'seed of sample k is seed + k; the noise is keyed by (seed, image index)' }), 42),
           rule: Default(
-            Type.Union([Type.Literal('compvis'), Type.Literal('diffusers')], { description: "'compvis' reproduces TN's noise level (one DDIM step above), 'diffusers' the diffusers pipelines'" }),
+            Type.Union([Type.Literal('compvis'), Type.Literal('diffusers')], {
+              description:
+                "'compvis' reproduces TN's noise level (one DDIM step above the first step), 'diffusers' the diffusers pipelines' (the first step's); with fewer than about 8 steps 'compvis' leaves noise in the images (demo PixCorr 0.29 at 4 steps): use 'diffusers' there",
+            }),
             'compvis',
           ),
           batchSize: Default(positiveInt('images per U-Net call'), 4),

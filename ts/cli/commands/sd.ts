@@ -245,7 +245,11 @@ export function registerSdCommand(program: Command): void {
     .option('--karras', `Karras sigmas (use_karras_sigmas) for ${KARRAS_SCHEDULERS.join(', ')}`)
     .option('--spacing <s>', "timestep spacing leading|trailing|linspace (default: the config's, else the scheduler class's own)")
     .option('--eta <eta>', 'DDIM eta', '0')
-    .option('--rule <rule>', "img2img noise rule: 'diffusers' or 'compvis'", 'diffusers')
+    .option(
+      '--rule <rule>',
+      "img2img noise rule: 'diffusers' (noise at the first step that runs) or 'compvis' (one DDIM step above it, as CompVis and TN: that step is 1000/steps timesteps, so with fewer than about 8 steps the images keep noise and come out poor; use 'diffusers' for few steps)",
+      'diffusers',
+    )
     .option('--seed <n>', 'noise seed', '0')
     .option('--batch-size <n>', 'images per U-Net batch', '1')
     .option('--out <png>', 'output image, a .png name (.png is added to a name without an extension); image i > 0 of a batch goes beside it to <name>-<i>.png')
