@@ -16,6 +16,7 @@ import { registerSdCommand } from '../../ts/cli/commands/sd.js';
 import { InvalidArgumentError, ShapeError } from '../../ts/errors.js';
 import { writeNpy } from '../../ts/io/npy.js';
 import { resolveFixtureOptions, writeSdFixture } from '../../ts/sd/fixture.js';
+import { onnx } from '../../ts/sd/onnxProto.js';
 import { writePng } from '../../ts/sd/png.js';
 import { distModule } from '../helpers/dist.js';
 
@@ -132,6 +133,69 @@ describe('sd img2img: .npy inputs that do not fit name the flag and the file', (
     const channels = await run(...base, '--model', f('good'), '--latents', f('z3ch.npy'), '--prompt', 'a cat');
     expect(channels?.message).toBe(`--latents ${f('z3ch.npy')}: has 3 channels ([1, 3, 8, 8]); the U-Net of ${f('good')} expects 4`);
     expect(readdirSync(tmp).filter((n) => n.startsWith('out'))).toEqual([]);
+  });
+});
+
+describe("sd img2img: the U-Net's declared sizes, read from its file before the model loads", () => {
+  // the demo world's U-Net takes 16×16 latents only; its VAE encoder here is corrupt, so a check that waited for
+  // the load (or for sampling, where the engine said "latents have shape [B,4,8,8] but … expects sample … [batch_size, 4, 16, 16]") fails otherwise
+  const fixed = f('fixed16');
+  beforeAll(async () => {
+    await writeSdFixture(fixed);
+    const path = join(fixed, 'unet', 'model.onnx');
+    const m = onnx.ModelProto.decode(readFileSync(path));
+    for (const io of [m.graph!.input!.find((i) => i.name === 'sample')!, m.graph!.output![0]]) {
+      const dims = io.type!.tensorType!.shape!.dim!;
+      dims[2] = { dimValue: 16 };
+      dims[3] = { dimValue: 16 };
+    }
+    writeFileSync(path, onnx.ModelProto.encode(m).finish());
+    cpSync(fixed, f('fixed16-corrupt'), { recursive: true });
+    writeFileSync(f('fixed16-corrupt/vae_encoder/model.onnx'), 'not an ONNX file');
+    await writePng(f('in128.png'), rgb(128, 128));
+    await writeNpy(f('c-flat.npy'), new Float32Array(2 * 77 * 32), [2, 77 * 32]);
+    await writeNpy(f('c-flat1.npy'), new Float32Array(77 * 32), [1, 77 * 32]);
+    await writeNpy(f('c-wide.npy'), new Float32Array(2 * 100), [2, 100]);
+  });
+  const base = ['sd', 'img2img', '--steps', '4', '--out', f('fixed-out.png')];
+  const unet = (dir: string) => join(dir, 'unet', 'model.onnx');
+
+  it('an --image of another latent size than a fixed U-Net takes names --image and the image size it needs', async () => {
+    const e = await run(...base, '--model', f('fixed16-corrupt'), '--image', f('in64.png'), '--prompt', 'a cat');
+    expect(e).toBeInstanceOf(ShapeError);
+    expect(e?.message).toBe(
+      `--image ${f('in64.png')}: the image is 64×64 pixels, which gives 8×8 latents, but ${unet(f('fixed16-corrupt'))} takes sample [batch_size, 4, 16, 16]: latents of 16×16 only; expected an image of 128×128 pixels (resize it to that)`,
+    );
+    const z = await run(...base, '--model', f('fixed16-corrupt'), '--latents', f('z1.npy'), '--prompt', 'a cat');
+    expect(z).toBeInstanceOf(ShapeError);
+    expect(z?.message).toBe(
+      `--latents ${f('z1.npy')}: has latents of 8×8 ([1, 4, 8, 8]), but ${unet(f('fixed16-corrupt'))} takes sample [batch_size, 4, 16, 16]: latents of 16×16 only (those of 128×128-pixel images)`,
+    );
+    // the size it takes passes the check (and runs, on the intact folder)
+    expect((await run(...base, '--model', f('fixed16-corrupt'), '--image', f('in128.png'), '--prompt', 'a cat'))?.message).toContain(`cannot load ${f('fixed16-corrupt/vae_encoder/model.onnx')}`);
+    expect(await run(...base, '--model', fixed, '--image', f('in128.png'), '--prompt', 'a cat', '--guidance', '1')).toBeUndefined();
+    // a U-Net that leaves the size open takes any (the tiny fixture at 64 pixels)
+    expect(await run(...base, '--model', f('good'), '--image', f('in64.png'), '--prompt', 'a cat', '--guidance', '1')).toBeUndefined();
+  });
+
+  it('a --cond that is not [B, 77, D] says so with the model\'s D, and the reshape when its rows are c flattened', async () => {
+    const image = ['--model', f('fixed16-corrupt'), '--image', f('in128.png')];
+    const flat = await run(...base, ...image, '--cond', f('c-flat.npy'));
+    expect(flat).toBeInstanceOf(ShapeError);
+    // (it said only "expected rank 3")
+    expect(flat?.message).toBe(
+      `--cond ${f('c-flat.npy')}: has shape [2, 2464]; expected [B, 77, 32] (B: 1 or one per image; 32: the width of encoder_hidden_states in ${unet(f('fixed16-corrupt'))}): ` +
+        `each row's 2464 values are 77 × 32, c flattened per image (as reconstruct's decoded/c.npy stores it): reshape it to [2, 77, 32] (numpy: np.save(out, np.load(in).reshape(2, 77, 32)))`,
+    );
+    expect((await run(...base, ...image, '--cond', f('c-flat1.npy')))?.message).toContain('reshape it to [1, 77, 32]');
+    expect((await run(...base, ...image, '--cond', f('c-wide.npy')))?.message).toBe(
+      `--cond ${f('c-wide.npy')}: has shape [2, 100]; expected [B, 77, 32] (B: 1 or one per image; 32: the width of encoder_hidden_states in ${unet(f('fixed16-corrupt'))}); its rows of 100 values are not c flattened either (77 × 32 = 2464 values)`,
+    );
+    // c's width is known from the file too: refused before the load, as after it
+    expect((await run(...base, ...image, '--cond', f('c768.npy')))?.message).toBe(
+      `--cond ${f('c768.npy')}: has width 768 ([1, 77, 768]); the U-Net of ${f('fixed16-corrupt')} expects encoder_hidden_states of width 32`,
+    );
+    expect(readdirSync(tmp).filter((n) => n.startsWith('fixed-out') && n !== 'fixed-out.png')).toEqual([]);
   });
 });
 

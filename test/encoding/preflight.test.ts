@@ -260,6 +260,39 @@ describe("encode's preflight of 'unet' feature sets", () => {
     const misnamed = resolveEncodeConfig({ ...config([{ name: 'u', kind: 'unet', layers: ['no_such_layer'], timesteps: [201], pool: 2 }]), model, imageSize: 32 });
     await expect(preflightEncode(misnamed, { unetSetsToRun: new Set() })).rejects.toThrow(/feature set 'u': .*no_such_layer/);
   });
+
+  it('announces the model evaluations of the stages that will run only (a dry run of a done run announced them all)', async () => {
+    const c = resolveEncodeConfig({
+      ...config([
+        { name: 'z', kind: 'z' },
+        { name: 'zc', kind: 'zc', strength: 0.5, steps: 4, guidance: 1 },
+        { name: 'u', kind: 'unet', layers: [tanh], timesteps: [201, 801], pool: 2 },
+      ]),
+      model,
+      imageSize: 32,
+    });
+    const n = seen.length;
+    const all = [`VAE and text encoder: ${n} images`, `'zc': ${n} images × 2 U-Net evaluations (img2img)`, `'u': ${n} images × 2 U-Net evaluations`];
+    expect((await preflightEncode(c)).estimates).toEqual(all);
+    const estimates = async (stages: string[]) => (await preflightEncode(c, { stagesToRun: new Set(stages), unetSetsToRun: new Set() })).estimates;
+    expect(await estimates([])).toEqual([]);
+    expect(await estimates(['fit.z', 'maps', 'report'])).toEqual([]);
+    expect(await estimates(['features.zc', 'fit.zc'])).toEqual([all[1]]);
+    expect(await estimates(['embed', 'features.u'])).toEqual([all[0], all[2]]);
+  });
+
+  it('encode --dry-run after a finished run lists no model evaluations, and the ones still to run after a partial one', async () => {
+    const cfg = { ...config([{ name: 'z', kind: 'z' }]), model, imageSize: 32, ridge: { alphas: [10, 1000], folds: 3 }, regions: [] } as EncodeConfigInput;
+    const dry = async () => (await encode(cfg, { dryRun: true })).plan!;
+    expect(await dry()).toContain(`VAE and text encoder: ${seen.length} images`);
+    await encode(cfg);
+    const done = await dry();
+    expect(done.filter((l) => /^run  /.test(l))).toEqual([]);
+    expect(done.filter((l) => /VAE|U-Net evaluations/.test(l))).toEqual([]);
+    // the embed stage's marker gone: it runs again, and says so
+    rmSync(join(cfg.out, 'stages', 'embed.json'));
+    expect(await dry()).toContain(`VAE and text encoder: ${seen.length} images`);
+  });
 });
 
 describe('nsd.sessions', () => {

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 
 import { describe, expect, it } from 'vitest';
 
+import { resolveEncodeConfig } from '../../ts/config/encode.js';
 import { configHash, DEFAULTS, resolveConfig } from '../../ts/pipeline/config.js';
 import { ConfigError, PreflightError } from '../../ts/pipeline/errors.js';
 import { reconstruct } from '../../ts/pipeline/reconstruct.js';
@@ -37,6 +38,33 @@ describe('config validation', () => {
     expect(p).toMatch(/config\.extra: unknown key/);
     expect(p).toMatch(/config\.model: required/);
     expect(err!.problems.length).toBe(7);
+  });
+
+  it('nsd.sessions takes the forms of the encode config and extractNsd (a spec string, a list, null), checked alike by both', () => {
+    const recon = (sessions: unknown) => () => resolveConfig({ out: 'o', nsd: { root: 'r', subject: 1, sessions }, model: { dir: 'm' } }, 'run.json');
+    const enc = (sessions: unknown) => () => resolveEncodeConfig({ out: 'o', nsd: { root: 'r', subject: 1, sessions }, model: 'm', featureSets: [{ name: 'z', kind: 'z' }] }, 'run.json');
+    // a list was refused: "expected a non-empty string or null, got an array of 3"
+    for (const ok of [[1, 2, 3], [7], '1-3', '1-10,12', null]) {
+      expect(recon(ok)().nsd.sessions).toEqual(ok);
+      expect(enc(ok)().nsd.sessions).toEqual(ok);
+    }
+    for (const [bad, problem] of [
+      [[], 'run.json: nsd.sessions: expected a non-empty string or an array of at least 1 item, each an integer >= 1, or null, got an array of 0'],
+      [[1, 0], 'run.json: nsd.sessions[1]: expected an integer >= 1, got number 0'],
+      [['1'], 'run.json: nsd.sessions[0]: expected an integer >= 1, got the string "1"'],
+      [true, 'run.json: nsd.sessions: expected a non-empty string or an array of at least 1 item, each an integer >= 1, or null, got boolean true'],
+      ['3-1', 'run.json: nsd.sessions: range "3-1" runs backwards; a range goes from the lower session to the higher (1-3)'],
+    ] as const) {
+      for (const make of [recon, enc]) {
+        let err: ConfigError | undefined;
+        try {
+          make(bad)();
+        } catch (e) {
+          err = e as ConfigError;
+        }
+        expect(err?.problems, JSON.stringify(bad)).toEqual([problem]);
+      }
+    }
   });
 
   it('a null, array or missing config is one clear problem, not a crash', () => {

@@ -76,6 +76,13 @@ describe("reconstruct's preflight", () => {
     await preflight(resolveConfig(config({ img2img: { size: 128 } }, { sessions: '2-3' })));
   });
 
+  it('reads nsd.sessions given as a list of session numbers as the string form (the config refused a list)', async () => {
+    await refusedUpFront(config({ img2img: { size: 128 } }, { sessions: [1, 2, 3, 50] }), /nsd\.sessions: session 50 of subject 1 has no betas .*; sessions with betas: 1-3/);
+    const asString = await preflight(resolveConfig(config({ img2img: { size: 128 } }, { sessions: '2-3' })));
+    const asList = await preflight(resolveConfig(config({ img2img: { size: 128 } }, { sessions: [3, 2] })));
+    expect(asList.testIds).toEqual(asString.testIds);
+  });
+
   it("checks a mask file's grid against the subject's betas, naming both grids and both files", async () => {
     // another subject's (here another dataset's) mask: the extract stage would refuse it only after the run began
     const other = await synthNsd({ out: join(tmp, 'nsd-other-grid'), grid: [10, 8, 12], designSessions: 1, sessions: 1, trialsPerSession: 60, sharedImages: 10, imageSize: 16, formats: ['nifti'], seed: 3 });

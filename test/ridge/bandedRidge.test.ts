@@ -435,6 +435,26 @@ describe('BandedRidgeCV', () => {
     expect(() => dirichletGammas(3, 2, [1, -1])).toThrow(/^dirichletGammas concentrations\[1\]: expected a finite number > 0, got -1$/);
     expect(() => dirichletGammas(3, 2, [1], -1)).toThrow(/^dirichletGammas seed: expected an integer in 0\.\.9007199254740991, got -1$/);
   });
+  it('refuses gammas beside the options of the draws it replaces, foldIndex beside folds or groups, a solver beside another route', async () => {
+    const make = (o: BandedRidgeCVOptions) => () => new BandedRidgeCV(o);
+    // nIter 5 with one row of gammas searched that one row
+    const draws: [string, BandedRidgeCVOptions][] = [['nIter', { nIter: 5 }], ['concentrations', { concentrations: [1] }], ['seed', { seed: 3 }]];
+    for (const [name, extra] of draws) {
+      expect(make({ gammas: [[0.5, 0.5]], ...extra })).toThrow(InvalidArgumentError);
+      expect(make({ gammas: [[0.5, 0.5]], ...extra })).toThrow(
+        new RegExp(`^BandedRidgeCV: gammas and ${name} were both given; gammas lists the candidates \\(1 here\\) in place of the Dirichlet draws that ${name} configures, so ${name} would be ignored: give one of them$`),
+      );
+    }
+    const foldIndex = Array.from({ length: 60 }, (_, i) => i % 5);
+    expect(make({ nIter: 2, foldIndex, folds: 3 })).toThrow(/^BandedRidgeCV: foldIndex and folds were both given;.* so folds would be ignored: give one of them$/);
+    expect(make({ nIter: 2, foldIndex, groups: foldIndex })).toThrow(/^BandedRidgeCV: foldIndex and groups were both given;/);
+    expect(make({ solver: 'per-fold-kernel', route: 'primal' })).toThrow(/^BandedRidgeCV: solver 'per-fold-kernel' takes route 'kernel' but route 'primal' was given;/);
+    const { a, b, y } = data(60, 4, 4, 3, 1);
+    const m = await new BandedRidgeCV({ alphas: [1, 10], gammas: [[0.5, 0.5], [0.9, 0.1]], foldIndex }).fit({ a, b }, y);
+    expect([m.gammaScores.rows, m.nFolds]).toEqual([2, 5]);
+    const drawn = await new BandedRidgeCV({ alphas: [1, 10], nIter: 5, seed: 3, folds: 3, solver: 'per-fold-kernel', route: 'kernel' }).fit({ a, b }, y);
+    expect([drawn.gammaScores.rows, drawn.nFolds, drawn.info?.solver]).toEqual([5, 3, "per-fold-kernel"]);
+  });
   it('refuses unknown and null options, a signal that is not an AbortSignal, and an empty fold of foldIndex, by name', async () => {
     const make = (o: unknown) => () => new BandedRidgeCV(o as BandedRidgeCVOptions);
     expect(make({ nIters: 5 })).toThrow(InvalidArgumentError);

@@ -495,7 +495,7 @@ describe('RidgeCV options are validated once, by name', () => {
   });
   it('names foldIndex when one of its folds is empty, or when it has one fold only', async () => {
     const { x, y } = planted(20, 3, 2, 4);
-    const fit = (foldIndex: number[]) => new RidgeCV({ alphas: [1], folds: 5, foldIndex }).fit(x, y);
+    const fit = (foldIndex: number[]) => new RidgeCV({ alphas: [1], foldIndex }).fit(x, y);
     await expect(fit(new Array(20).fill(7))).rejects.toThrow(InvalidArgumentError);
     await expect(fit(new Array(20).fill(7))).rejects.toThrow(
       /^RidgeCV foldIndex: expected the fold of each sample as 0\.\.k-1 with every fold holding samples; its largest value is 7 \(so 8 folds\) but folds 0, 1, 2, 3, 4, 5, 6 have none$/,
@@ -503,6 +503,32 @@ describe('RidgeCV options are validated once, by name', () => {
     await expect(fit(Array.from({ length: 20 }, (_, i) => (i < 10 ? 0 : 2)))).rejects.toThrow(/foldIndex: .* but fold 1 has none$/);
     await expect(fit(new Array(20).fill(0))).rejects.toThrow(/^RidgeCV foldIndex: expected at least 2 folds/);
     expect((await fit(Array.from({ length: 20 }, (_, i) => i % 4))).nTargets).toBe(2);
+  });
+  it('refuses foldIndex together with folds or groups, naming both (it fitted with foldIndex\'s folds, the other ignored)', async () => {
+    const { x, y } = planted(20, 3, 2, 4);
+    const fiveFolds = Array.from({ length: 20 }, (_, i) => i % 5);
+    for (const [name, extra] of [['folds', { folds: 3 }], ['groups', { groups: Array.from({ length: 20 }, (_, i) => i >> 1) }]] as const) {
+      const make = () => new RidgeCV({ alphas: [1], foldIndex: fiveFolds, ...extra });
+      expect(make).toThrow(InvalidArgumentError);
+      expect(make).toThrow(new RegExp(`^RidgeCV: foldIndex and ${name} were both given; foldIndex sets the folds itself .* so ${name} would be ignored: give one of them$`));
+    }
+    // alone, each is taken as given
+    expect((await new RidgeCV({ alphas: [1], foldIndex: fiveFolds }).fit(x, y)).settings.nFolds).toBe(5);
+    expect((await new RidgeCV({ alphas: [1], folds: 3 }).fit(x, y)).settings.nFolds).toBe(3);
+    const grouped = await new RidgeCV({ alphas: [1], folds: 4, groups: Array.from({ length: 20 }, (_, i) => i >> 1) }).fit(x, y);
+    expect([grouped.settings.nFolds, grouped.settings.foldKind]).toEqual([4, 'groups']);
+  });
+  it('refuses a solver beside a route or cvMethod it does not take, naming both; accepts one that agrees or is auto', async () => {
+    const make = (o: RidgeCVOptions) => () => new RidgeCV(o);
+    expect(make({ solver: 'exact-kernel', route: 'primal' })).toThrow(InvalidArgumentError);
+    expect(make({ solver: 'exact-kernel', route: 'primal' })).toThrow(
+      /^RidgeCV: solver 'exact-kernel' takes route 'kernel' but route 'primal' was given; leave route out \(or 'auto'\) with a solver, or give the solver that matches it$/,
+    );
+    expect(make({ solver: 'per-fold-primal', cvMethod: 'exact' })).toThrow(/^RidgeCV: solver 'per-fold-primal' takes cvMethod 'per-fold' but cvMethod 'exact' was given;/);
+    const { x, y } = planted(20, 3, 2, 4);
+    for (const o of [{ route: 'kernel', cvMethod: 'exact' }, { route: 'auto', cvMethod: 'auto' }] as const) {
+      expect((await new RidgeCV({ alphas: [1], solver: 'exact-kernel', ...o }).fit(x, y)).info?.solver).toBe('exact-kernel');
+    }
   });
   it('refuses a foldIndex label of at least its length (k folds need k samples) before allocating by it', async () => {
     const { x, y } = planted(20, 3, 2, 4);

@@ -8,7 +8,7 @@ import { DEFAULT_ALPHAS } from '../ridge/RidgeCV.js';
 import { resolveAlphaGrid } from './alphaGrid.js';
 import { ConfigError } from './errors.js';
 import { fieldLabel } from './problems.js';
-import { sessionSpecProblems } from './sessions.js';
+import { NsdSessions, sessionSpecProblems } from './sessions.js';
 import { checkConfig } from './validate.js';
 import { AlphaGrid, Default, Nullable, Path, Region, Strict, ZscoreDdof, Tagged, type Resolved } from './schemaKit.js';
 
@@ -78,12 +78,7 @@ export const EncodeConfigSchema = Strict(
         root: Path('the NSD root folder'),
         subject: Type.Integer({ minimum: 1, maximum: 8, description: 'NSD subject' }),
         roi: Default(Region('voxels to model: a region spec (nsdgeneral, streams, prf-visualrois:V1v) or a mask .nii.gz on the subject grid'), 'nsdgeneral'),
-        sessions: Default(
-          Nullable(Type.Union([Type.String({ minLength: 1 }), Type.Array(Type.Integer({ minimum: 1 }), { minItems: 1 })]), {
-            description: 'sessions ("1-37", "1-10,12" or a list); null: every session present among 1–37',
-          }),
-          null,
-        ),
+        sessions: NsdSessions(),
         format: Default(Type.Union([Type.Literal('auto'), Type.Literal('nifti'), Type.Literal('hdf5')], { description: 'betas files to read (auto: .hdf5 when present)' }), 'auto'),
         zscore: Default(Type.Union([Type.Literal('session'), Type.Literal('train'), Type.Literal('none')], { description: 'z-score the betas per session (NSD practice), with the training statistics, or not' }), 'session'),
         zscoreDdof: Type.Optional(ZscoreDdof),

@@ -6,6 +6,7 @@ import { Type, type Static } from '@sinclair/typebox';
 
 import { KARRAS_SCHEDULERS, SCHEDULERS } from '../sd/schedulerConfig.js';
 import { AlphaGrid, Default, Nullable, Path, Region, Strict, ZscoreDdof, type Resolved } from './schemaKit.js';
+import { NsdSessions } from './sessions.js';
 
 /** TN's α grid (1e-6 … 1) extended to 1e6 so that cross-validation can regularise (method.md §1.4 pitfall 2). */
 export const RECONSTRUCT_ALPHAS = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1, 10, 100, 1e3, 1e4, 1e5, 1e6];
@@ -55,7 +56,7 @@ export const ReconstructConfigSchema = Strict(
       {
         root: Path('the NSD root folder'),
         subject: Type.Integer({ minimum: 1, maximum: 8, description: 'NSD subject' }),
-        sessions: Default(Nullable(Type.String({ minLength: 1 }), { description: 'sessions ("1-37", "1-10,12"); null: every session present among 1–37' }), null),
+        sessions: NsdSessions(),
         format: Default(Type.Union([Type.Literal('auto'), Type.Literal('nifti'), Type.Literal('hdf5')], { description: 'betas files to read (auto: .hdf5 when present)' }), 'auto'),
         cacheDir: Default(Nullable(Path('extraction cache'), { description: 'extraction cache folder; null: <out>/cache' }), null),
         captions: Default(Nullable(Path('captions'), { description: "a captions file (CSV or JSON) instead of NSD's COCO captions; null: COCO" }), null),
@@ -110,7 +111,10 @@ export const ReconstructConfigSchema = Strict(
           seeds: Default(positiveInt('samples per image (TN: 5)'), 5),
           seed: Default(Type.Integer({ minimum: 0, description: 'seed of sample k is seed + k; the noise is keyed by (seed, image index)' }), 42),
           rule: Default(
-            Type.Union([Type.Literal('compvis'), Type.Literal('diffusers')], { description: "'compvis' reproduces TN's noise level (one DDIM step above; ddim only), 'diffusers' the diffusers pipelines'" }),
+            Type.Union([Type.Literal('compvis'), Type.Literal('diffusers')], {
+              description:
+                "'compvis' reproduces TN's noise level (one DDIM step above the first step; ddim only), 'diffusers' the diffusers pipelines' (the first step's); with fewer than about 8 steps 'compvis' leaves noise in the images (demo PixCorr 0.29 at 4 steps): use 'diffusers' there",
+            }),
             'compvis',
           ),
           batchSize: Default(positiveInt('images per U-Net call'), 4),

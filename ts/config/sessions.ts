@@ -1,9 +1,25 @@
 /**
- * The grammar of a sessions spec ("1-37", "1-10,12"): one parser, so `nsd extract --sessions`, extractNsd's
- * `sessions` and a config's `nsd.sessions` (checked when the config is validated, before the run starts) accept the
- * same specs and refuse the rest in the same words. Whether the sessions exist is a question for the data (the
- * preflights check it against the betas in the NSD root).
+ * `nsd.sessions`, one field for every config that reads NSD betas (reconstruct, encode): its schema; and the grammar
+ * of a sessions spec ("1-37", "1-10,12"): one parser, so `nsd extract --sessions`, extractNsd's `sessions` and a
+ * config's `nsd.sessions` (checked when the config is validated, before the run starts) accept the same specs and
+ * refuse the rest in the same words. Whether the sessions exist is a question for the data (the preflights check it
+ * against the betas in the NSD root).
  */
+import { Type } from '@sinclair/typebox';
+
+import { Default, Nullable } from './schemaKit.js';
+
+/**
+ * The schema of `nsd.sessions`, the forms extractNsd's `sessions` takes: a spec string ("1-37", "1-10,12"), a
+ * non-empty list of session numbers ([1, 2, 3]), or null (default: every session with betas among 1–37).
+ */
+export const NsdSessions = () =>
+  Default(
+    Nullable(Type.Union([Type.String({ minLength: 1 }), Type.Array(Type.Integer({ minimum: 1 }), { minItems: 1 })]), {
+      description: 'sessions ("1-37", "1-10,12" or a list such as [1, 2, 3]); null: every session present among 1–37',
+    }),
+    null,
+  );
 
 /**
  * The sessions a spec names (sorted, unique) and its problems, each a phrase to follow its label ("range "3-1" runs

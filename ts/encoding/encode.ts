@@ -128,7 +128,9 @@ async function runEncode(c: EncodeConfig, options: EncodeOptions): Promise<Encod
   const skip = new Map([...planned].map(([id, p]) => [id, p.skip]));
   // (the U-Net's layers are run through it only for the feature sets still to compute)
   const unetSetsToRun = new Set(c.featureSets.filter((s) => s.kind === 'unet' && !skip.get(`features.${s.name}`)).map((s) => s.name));
-  const pre = await preflightEncode(c, { force, unetSetsToRun });
+  // (and the model work it announces is that of the stages that will run)
+  const stagesToRun = new Set(stages.filter((s) => !skip.get(s.id)).map((s) => s.id));
+  const pre = await preflightEncode(c, { force, unetSetsToRun, stagesToRun });
   if (options.dryRun) {
     const est = await estimateEncodeStages(c, stages, skip, options.signal);
     const seconds = (id: string) => est.get(id)?.seconds ?? 0;

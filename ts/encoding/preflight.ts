@@ -38,6 +38,12 @@ export interface EncodePreflightOptions {
    * features are done does not pay for it; the features stage checks each layer's output again as it computes.
    */
   unetSetsToRun?: ReadonlySet<string>;
+  /**
+   * The ids of the stages that will run (default: all): `estimates` lists the model work of those only — the VAE
+   * and text encoder when 'embed' runs, a 'zc' or 'unet' set's U-Net evaluations when its 'features.<name>' runs —
+   * so a dry run of a resumed run does not announce evaluations that are done.
+   */
+  stagesToRun?: ReadonlySet<string>;
 }
 
 export async function preflightEncode(c: EncodeConfig, options: EncodePreflightOptions = {}): Promise<EncodePreflight> {
@@ -105,8 +111,10 @@ export async function preflightEncode(c: EncodeConfig, options: EncodePreflightO
   for (const s of c.featureSets) if (s.kind === 'file') problems.push(...(await featureFileProblems(s, plan, c.nsd.subject)));
   if (problems.length) throw new PreflightError(problems, 'encode');
   const estimates: string[] = [];
-  if (model.length) estimates.push(`VAE and text encoder: ${images} images`);
+  const runs = (stage: string) => !options.stagesToRun || options.stagesToRun.has(stage);
+  if (model.length && runs('embed')) estimates.push(`VAE and text encoder: ${images} images`);
   for (const s of model) {
+    if ((s.kind === 'zc' || s.kind === 'unet') && !runs(`features.${s.name}`)) continue;
     if (s.kind === 'zc') {
       const steps = Math.min(Math.floor(s.steps * s.strength), s.steps) * (s.guidance > 1 ? 2 : 1);
       estimates.push(`'${s.name}': ${images} images × ${steps} U-Net evaluations (img2img)`);

@@ -5,6 +5,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { CancelledError, FormatError, InvalidArgumentError, MissingFileError } from '../errors.js';
 import { onnx } from '../sd/onnxProto.js';
 import { OnnxModel, unetFeatures, type OnnxModelLoadOptions } from '../sd/OnnxModel.js';
+import { latentSizeMismatch, unetDeclaredSizes } from '../sd/onnxSignature.js';
 import type { Tensor } from '../sd/tensor.js';
 import { removeDeadProcessTemps } from '../io/processTemp.js';
 
@@ -89,18 +90,11 @@ export async function missingUnetLayers(modelDir: string, layers: string[]): Pro
  * reconstruct's `img2img.size`).
  */
 export async function unetSizeMismatch(modelDir: string, imageSize: number, field = 'imageSize'): Promise<string | null> {
-  const src = unetModelPath(modelDir);
-  const graph = (await readModel(src)).graph;
-  const sample = graph?.input?.find((i) => i.name === 'sample') ?? graph?.input?.[0];
-  const dims = sample?.type?.tensorType?.shape?.dim ?? [];
-  const fixed = (k: number): number | null => {
-    const v = dims[k]?.dimValue;
-    return v === undefined || v === null || Number(v) <= 0 ? null : Number(v);
-  };
-  const [h, w] = [fixed(2), fixed(3)];
+  // (the declared inputs only: the weights are not read)
+  const s = await unetDeclaredSizes(modelDir, { textEncoder: false });
   const side = imageSize / 8;
-  if ((h === null || h === side) && (w === null || w === side)) return null;
-  return `${field} ${imageSize} gives ${side}×${side} latents, but ${src} takes ${sample?.name ?? 'its sample'} of ${h ?? '?'}×${w ?? '?'} only: set ${field} to ${8 * (h ?? w ?? side)}`;
+  if (!latentSizeMismatch(s, side, side)) return null;
+  return `${field} ${imageSize} gives ${side}×${side} latents, but ${s.path} takes ${s.sampleName} of ${s.height ?? '?'}×${s.width ?? '?'} only: set ${field} to ${8 * (s.height ?? s.width ?? side)}`;
 }
 
 /**

@@ -72,7 +72,7 @@ export async function designShape(nsd: { root: string; subject: number; sessions
       ? await availableSessions(nsd.root, nsd.subject, nsd.format, DEFAULT_MAX_SESSION)
       : typeof nsd.sessions === 'string'
         ? parseSessions(nsd.sessions)
-        : nsd.sessions;
+        : [...new Set(nsd.sessions)].sort((a, b) => a - b); // (a list, as the extraction reads it: each session once, ascending)
   const file = await sessionBetasFile(nsd.root, nsd.subject, sessions[0], nsd.format);
   const T = await sessionTrialCount(file);
   const table = nsdTrialTable(await readNsdDesign(nsd.root), nsd.subject, sessions, T);

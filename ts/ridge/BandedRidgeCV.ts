@@ -4,21 +4,27 @@ import { nativeJob, nativeSync } from '../native/call.js';
 import { BandedRidgeModel } from './BandedRidgeModel.js';
 import { concatSpaces, type FeatureSpaces } from './featureSpaces.js';
 import { assignFolds } from './folds.js';
-import { checkChoice, checkFitControl, checkInteger, checkPositive, COMMON_OPTION_KEYS, resolveRidgeOptions, type RidgeCommonOptions, type ResolvedRidgeOptions } from './options.js';
+import { checkChoice, checkFitControl, checkInteger, checkPositive, checkSolverAgrees, COMMON_OPTION_KEYS, resolveRidgeOptions, type RidgeCommonOptions, type ResolvedRidgeOptions } from './options.js';
 import type { FitControl } from './RidgeCV.js';
 
 export type { FeatureSpaces };
 
 export interface BandedRidgeCVOptions extends RidgeCommonOptions {
-  /** Number of random-search candidates γ (the first is uniform). Default 100 (himalaya). */
+  /** Number of random-search candidates γ (the first is uniform). Default 100 (himalaya). Refused together with gammas. */
   nIter?: number;
-  /** Explicit candidates instead of Dirichlet draws: one row of band weights per candidate (normalised to sum 1). */
+  /**
+   * Explicit candidates instead of Dirichlet draws: one row of band weights per candidate (normalised to sum 1).
+   * The search is these rows, so the options of the draws (nIter, concentrations, seed) are refused beside it.
+   */
   gammas?: number[][];
-  /** Dirichlet concentrations cycled through by the draws. Default [0.1, 1.0] (himalaya). */
+  /** Dirichlet concentrations cycled through by the draws. Default [0.1, 1.0] (himalaya). Refused together with gammas. */
   concentrations?: number[];
-  /** Seed of the draws. Default 0. */
+  /** Seed of the draws. Default 0. Refused together with gammas. */
   seed?: number;
-  /** 'per-fold-primal' reuses C = XᵀX, 'per-fold-kernel' the band kernels XᵢXᵢᵀ (overrides route). */
+  /**
+   * 'per-fold-primal' reuses C = XᵀX, 'per-fold-kernel' the band kernels XᵢXᵢᵀ. A route given beside it must be
+   * 'auto' or agree with it ('per-fold-kernel' with route 'primal' is refused, naming both).
+   */
   solver?: 'per-fold-primal' | 'per-fold-kernel';
 }
 
@@ -48,9 +54,19 @@ export class BandedRidgeCV {
       if (!Array.isArray(options.gammas) || options.gammas.length === 0 || options.gammas.some((r) => !Array.isArray(r))) {
         throw new InvalidArgumentError(`${what} gammas: expected rows of band weights (number[][])`);
       }
+      // the rows are the search: the draws' options would be ignored in silence (nIter 5 searched one candidate)
+      for (const name of ['nIter', 'concentrations', 'seed'] as const) {
+        if (options[name] !== undefined) {
+          throw new InvalidArgumentError(
+            `${what}: gammas and ${name} were both given; gammas lists the candidates (${options.gammas.length} here) in place of the Dirichlet draws that ${name} configures, so ${name} would be ignored: give one of them`,
+          );
+        }
+      }
       this.gammas = options.gammas.map((r) => [...r]);
     }
-    if (options.solver !== undefined) checkChoice(options.solver, 'solver', what, ['per-fold-primal', 'per-fold-kernel'] as const);
+    if (options.solver !== undefined) {
+      checkSolverAgrees(checkChoice(options.solver, 'solver', what, ['per-fold-primal', 'per-fold-kernel'] as const), { route: this.resolved.native.route }, what);
+    }
     this.options = { ...options, alphas: Array.from(this.resolved.alphas) };
   }
 

@@ -3,7 +3,7 @@ import { assertMatrix, type Matrix } from '../matrix.js';
 import { nativeJob, nativeSync } from '../native/call.js';
 import { DEFAULT_ALPHAS } from './alphas.js';
 import { assignFolds } from './folds.js';
-import { checkChoice, checkFitControl, checkInteger, COMMON_OPTION_KEYS, resolveRidgeOptions, type RidgeBackend, type RidgeCommonOptions, type ResolvedRidgeOptions } from './options.js';
+import { checkChoice, checkFitControl, checkInteger, checkSolverAgrees, COMMON_OPTION_KEYS, resolveRidgeOptions, type RidgeBackend, type RidgeCommonOptions, type ResolvedRidgeOptions } from './options.js';
 import { RidgeModel, type RidgeFitSettings } from './RidgeModel.js';
 
 export { DEFAULT_ALPHAS };
@@ -12,7 +12,10 @@ export type { RidgeBackend };
 export interface RidgeCVOptions extends RidgeCommonOptions {
   /** 'per-fold' (one decomposition per fold) or 'exact' (one in all, closed-form CV); 'auto' picks the cheaper. */
   cvMethod?: 'auto' | 'per-fold' | 'exact';
-  /** One of the engine's routes by name; overrides route and cvMethod (for tests and benchmarks). */
+  /**
+   * One of the engine's routes by name, `<cvMethod>-<route>` (for tests and benchmarks). A route or cvMethod given
+   * beside it must be 'auto' or agree with it ('exact-kernel' with route 'primal' is refused, naming both).
+   */
   solver?: 'per-fold-primal' | 'per-fold-kernel' | 'exact-primal' | 'exact-kernel';
 }
 
@@ -40,6 +43,7 @@ export class RidgeCV {
     this.cvMethod = options.cvMethod === undefined ? 'auto' : checkChoice(options.cvMethod, 'cvMethod', 'RidgeCV', ['auto', 'per-fold', 'exact'] as const);
     if (options.solver !== undefined) {
       this.solver = checkChoice(options.solver, 'solver', 'RidgeCV', ['per-fold-primal', 'per-fold-kernel', 'exact-primal', 'exact-kernel'] as const);
+      checkSolverAgrees(this.solver, { route: this.resolved.native.route, cvMethod: this.cvMethod }, 'RidgeCV');
     }
     this.options = { ...options, alphas: Array.from(this.resolved.alphas) };
   }

@@ -7,7 +7,7 @@ export interface FoldSpec {
   folds?: number;
   /** A group label per sample (e.g. the image id): a group never straddles training and validation. */
   groups?: ArrayLike<number>;
-  /** Explicit fold index (0..k-1) per sample; overrides folds/groups. */
+  /** Explicit fold index (0..k-1) per sample; RidgeCV and BandedRidgeCV refuse it together with folds or groups. */
   foldIndex?: ArrayLike<number>;
 }
 

@@ -16,14 +16,17 @@ export type RidgeBackend = 'auto' | 'cpu' | 'cuda';
 export interface RidgeCommonOptions {
   /** Candidate regularisation strengths (> 0). Default: 10 log-spaced from 1e1 to 1e7. */
   alphas?: ArrayLike<number>;
-  /** Number of contiguous folds (scikit-learn KFold without shuffling), or of groups' folds. Default 5. */
+  /** Number of contiguous folds (scikit-learn KFold without shuffling), or of groups' folds. Default 5. Refused together with foldIndex. */
   folds?: number;
   /**
    * A group label per sample (e.g. the image id of each trial): all samples of a group stay in
-   * one fold, so repetitions of an image never leak between training and validation.
+   * one fold, so repetitions of an image never leak between training and validation. Refused together with foldIndex.
    */
   groups?: ArrayLike<number>;
-  /** Explicit fold index (0..k-1) per sample; overrides folds/groups. */
+  /**
+   * Explicit fold index (0..k-1) per sample: the folds are these, k being the largest value + 1. Refused together
+   * with folds or groups (which would otherwise be ignored): give foldIndex alone.
+   */
   foldIndex?: ArrayLike<number>;
   /**
    * CV score maximised per target. Default 'r2'. Exact ties go to the larger alpha; scores equal only up to float32
@@ -111,6 +114,19 @@ function checkSignal(signal: unknown, what: string): void {
   if (signal !== undefined && !isAbortSignal(signal)) throw new InvalidArgumentError(`${what} signal: expected an AbortSignal, got ${describeNumber(signal)}`);
 }
 
+/**
+ * A solver names the route (and the CV method) it takes: a route or cvMethod given beside it must be 'auto' or the
+ * same, or one of the two would be ignored in silence. `given` holds the validated values ('auto' when left out).
+ */
+export function checkSolverAgrees(solver: string, given: { route: string; cvMethod?: string }, what: string): void {
+  const [cvMethod, route] = [solver.slice(0, solver.lastIndexOf('-')), solver.slice(solver.lastIndexOf('-') + 1)];
+  for (const [name, value, implied] of [['route', given.route, route], ['cvMethod', given.cvMethod, cvMethod]] as const) {
+    if (value !== undefined && value !== 'auto' && value !== implied) {
+      throw new InvalidArgumentError(`${what}: solver '${solver}' takes ${name} '${implied}' but ${name} '${value}' was given; leave ${name} out (or 'auto') with a solver, or give the solver that matches it`);
+    }
+  }
+}
+
 /** The validated options, in the engine's form. */
 export interface ResolvedRidgeOptions {
   alphas: Float64Array;
@@ -167,6 +183,16 @@ export function resolveRidgeOptions(o: RidgeCommonOptions, what: string, known: 
   }
   validateAlphas(alphas, `${what} alphas`);
   const folds = o.folds === undefined ? 5 : checkInteger(o.folds, 'folds', what, 2);
+  // foldIndex sets the folds itself: a folds or groups given beside it would be ignored in silence
+  if (o.foldIndex !== undefined) {
+    for (const name of ['folds', 'groups'] as const) {
+      if (o[name] !== undefined) {
+        throw new InvalidArgumentError(
+          `${what}: foldIndex and ${name} were both given; foldIndex sets the folds itself (their number is its largest value + 1), so ${name} would be ignored: give one of them`,
+        );
+      }
+    }
+  }
   for (const [name, v] of [['groups', o.groups], ['foldIndex', o.foldIndex]] as const) {
     if (v !== undefined && (typeof v !== 'object' || v === null || typeof v.length !== 'number')) {
       throw new InvalidArgumentError(`${what} ${name}: expected an array with one entry per sample, got ${describeNumber(v)}`);

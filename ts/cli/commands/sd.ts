@@ -12,6 +12,7 @@ import { writeSd1Fixture } from '../../sd/sd1Fixture.js';
 import { readPng, writePng } from '../../sd/png.js';
 import { KARRAS_SCHEDULERS, readSchedulerConfig, SD1_SCHEDULE } from '../../sd/schedulerConfig.js';
 import { checkSchedulerName, PLAN_FLAGS, planRun, resolvePlanOptions, type PlanOptions, type TimestepSpacing } from '../../sd/samplingOptions.js';
+import { latentSizeMismatch, unetDeclaredSizes, type UnetDeclaredSizes } from '../../sd/onnxSignature.js';
 import { firstNonFinite, type RgbImages, type Tensor } from '../../sd/tensor.js';
 import { progressBar } from '../progress.js';
 import { checkUnetLayers, listUnetLayers } from '../../encoding/unetLayers.js';
@@ -49,9 +50,10 @@ function num(v: string | undefined, name: string, fallback: number): number {
   return v === undefined ? fallback : decimalFlag(v, `--${name}`);
 }
 
-async function readFloatNpy(path: string, what: string, rank: number): Promise<Tensor> {
+/** A float .npy of `rank` dimensions (any rank when null: the caller checks the shape), every value finite. */
+async function readFloatNpy(path: string, what: string, rank: number | null): Promise<Tensor> {
   const a = await readNpy(path);
-  if (a.shape.length !== rank) throw new ShapeError(`${what} ${path}: expected rank ${rank}, got shape [${a.shape.join(', ')}]`);
+  if (rank !== null && a.shape.length !== rank) throw new ShapeError(`${what} ${path}: expected rank ${rank}, got shape [${a.shape.join(', ')}]`);
   const data = a.data instanceof Float32Array ? a.data : Float32Array.from(a.data as ArrayLike<number>);
   const bad = firstNonFinite(data);
   if (bad >= 0) throw new NonFiniteError(`${what} ${path}: value ${data[bad]} at index ${bad} (shape [${a.shape.join(', ')}]) is not finite`);
@@ -98,6 +100,72 @@ function checkNoiseShape(named: string, shape: number[], z: LatentsShape, calls 
   if (shape.every((n, i) => z.shape[i] === 0 || n === z.shape[i])) return;
   const want = z.shape.map((n) => (n === 0 ? 'C' : String(n))).join(', ');
   throw new ShapeError(`${named}: has shape [${calls}${shape.join(', ')}]; expected ${z.expected(calls + want)}`);
+}
+
+/**
+ * The U-Net's declared sizes (latents, c's width), read from the signatures of its ONNX files without loading the
+ * model: null when they cannot be read (a missing or broken file, which Diffusion.load then reports in full).
+ */
+async function declaredSizes(model: string): Promise<UnetDeclaredSizes | null> {
+  try {
+    return await unetDeclaredSizes(model);
+  } catch {
+    return null;
+  }
+}
+
+const dimsText = (dims: readonly (number | string | null)[]) => `[${dims.map((d) => d ?? '?').join(', ')}]`;
+
+/**
+ * --image's latents (1/8 of its sides) against a U-Net exported at one latent size (the demo world's), as
+ * reconstruct's preflight checks img2img.size: the image size it needs, named with the flag.
+ */
+function checkImageLatentSize(path: string, rgb: RgbImages, u: UnetDeclaredSizes): void {
+  const want = latentSizeMismatch(u, rgb.height / 8, rgb.width / 8);
+  if (!want) return;
+  throw new ShapeError(
+    `--image ${path}: the image is ${rgb.width}×${rgb.height} pixels, which gives ${rgb.width / 8}×${rgb.height / 8} latents, but ${u.path} takes ` +
+      `${u.sampleName} ${dimsText(u.sampleDims)}: latents of ${want.width}×${want.height} only; expected an image of ${8 * want.width}×${8 * want.height} pixels (resize it to that)`,
+  );
+}
+
+/** --latents' height and width against a U-Net exported at one latent size. */
+function checkLatentsSize(path: string, shape: number[], u: UnetDeclaredSizes): void {
+  const want = latentSizeMismatch(u, shape[2], shape[3]);
+  if (!want) return;
+  throw new ShapeError(
+    `--latents ${path}: has latents of ${shape[3]}×${shape[2]} ([${shape.join(', ')}]), but ${u.path} takes ${u.sampleName} ${dimsText(u.sampleDims)}: ` +
+      `latents of ${want.width}×${want.height} only (those of ${8 * want.width}×${8 * want.height}-pixel images)`,
+  );
+}
+
+/**
+ * --cond's shape, [B, 77, D], against the model's D where its files declare it (U-Net, else text encoder). A 2-D
+ * array whose rows hold 77 × D values is c flattened per image (as reconstruct stores decoded/c.npy): the error
+ * says which reshape gives the shape expected.
+ */
+function checkCondShape(path: string, shape: number[], u: UnetDeclaredSizes | null, model: string): void {
+  const seq = u?.sequence ?? 77;
+  const d = u?.condDim ?? null;
+  const expected =
+    d === null
+      ? `[B, ${seq}, D] (B: 1 or one per image; D: the width of the U-Net's encoder_hidden_states)`
+      : `[B, ${seq}, ${d}] (B: 1 or one per image; ${d}: the width of encoder_hidden_states in ${u?.path ?? model})`;
+  const got = `has shape [${shape.join(', ')}]`;
+  if (shape.length === 3) {
+    if (d !== null && shape[2] !== d) throw new ShapeError(`--cond ${path}: has width ${shape[2]} ([${shape.join(', ')}]); the U-Net of ${model} expects encoder_hidden_states of width ${d}`);
+    return;
+  }
+  if ((shape.length === 2 || shape.length === 1) && d !== null) {
+    const [rows, per] = shape.length === 2 ? shape : [1, shape[0]];
+    if (per === seq * d) {
+      throw new ShapeError(
+        `--cond ${path}: ${got}; expected ${expected}: each row's ${per} values are ${seq} × ${d}, c flattened per image (as reconstruct's decoded/c.npy stores it): reshape it to [${rows}, ${seq}, ${d}] (numpy: np.save(out, np.load(in).reshape(${rows}, ${seq}, ${d})))`,
+      );
+    }
+    throw new ShapeError(`--cond ${path}: ${got}; expected ${expected}; its rows of ${per} values are not c flattened either (${seq} × ${d} = ${seq * d} values)`);
+  }
+  throw new ShapeError(`--cond ${path}: ${got}; expected ${expected}`);
 }
 
 /** Image i's file: image 0 at --out, image i > 0 beside it as <name>-<i>.png (one extension rule for every image). */
@@ -155,10 +223,10 @@ export function registerSdCommand(program: Command): void {
   sd.command('img2img')
     .description('noise an image or latents up to --strength and denoise them conditioned on a prompt or c')
     .requiredOption('--model <dir>', 'SD 1.x ONNX model folder (diffusers/optimum export)')
-    .option('--image <png>', 'input image (size a multiple of 8)')
+    .option('--image <png>', "input image (sides multiples of 8; a U-Net exported at a fixed latent size takes images of 8× that size only)")
     .option('--latents <npy>', 'initial scaled latents z [B,4,h,w] float32')
     .option('--prompt <text>', 'text prompt')
-    .option('--cond <npy>', 'conditioning c [B,77,D] float32')
+    .option('--cond <npy>', "conditioning c [B,77,D] float32 (a flattened [B,77·D], as reconstruct's decoded/c.npy, must be reshaped first)")
     .option('--negative-prompt <text>', 'unconditional prompt', '')
     .option('--noise <npy>', 'initial noise [B,4,h,w] float32 (default: Philox keyed by seed and image index)')
     .option('--step-noise <npy>', 'noise of each U-Net call that runs, [calls,B,4,h,w] float32, consumed in order by the stochastic schedulers (ddim eta > 0, ddpm, euler-ancestral, dpmpp2m-sde): reproduces another implementation\'s run exactly')
@@ -169,7 +237,11 @@ export function registerSdCommand(program: Command): void {
     .option('--karras', `Karras sigmas (use_karras_sigmas) for ${KARRAS_SCHEDULERS.join(', ')}`)
     .option('--spacing <s>', "timestep spacing leading|trailing|linspace (default: the config's, else the scheduler class's own)")
     .option('--eta <eta>', 'DDIM eta', '0')
-    .option('--rule <rule>', "img2img noise rule: 'diffusers' or 'compvis'", 'diffusers')
+    .option(
+      '--rule <rule>',
+      "img2img noise rule: 'diffusers' (noise at the first step that runs) or 'compvis' (one DDIM step above it, as CompVis and TN: that step is 1000/steps timesteps, so with fewer than about 8 steps the images keep noise and come out poor; use 'diffusers' for few steps)",
+      'diffusers',
+    )
     .option('--seed <n>', 'noise seed', '0')
     .option('--batch-size <n>', 'images per U-Net batch', '1')
     .option('--out <png>', 'output image, a .png name (.png is added to a name without an extension) in an existing folder, none of the inputs; image i > 0 of a batch goes beside it to <name>-<i>.png')
@@ -205,7 +277,7 @@ export function registerSdCommand(program: Command): void {
       const batchSize = intFlag(f.batchSize, 'batch-size', 1, 1);
       const image = f.image ? await readImageFlag(f.image) : undefined;
       const zFile = f.latents ? await readFloatNpy(f.latents, '--latents', 4) : undefined;
-      const cFile = f.cond ? await readFloatNpy(f.cond, '--cond', 3) : undefined;
+      const cFile = f.cond ? await readFloatNpy(f.cond, '--cond', null) : undefined;
       const noise = f.noise ? await readFloatNpy(f.noise, '--noise', 4) : undefined;
       const stepNoise = f.stepNoise ? await readFloatNpy(f.stepNoise, '--step-noise', 5) : undefined;
       if (stepNoise && stepNoise.shape[0] !== calls) {
@@ -219,6 +291,12 @@ export function registerSdCommand(program: Command): void {
         : latentsOfImage(f.image as string, image as RgbImages);
       if (noise) checkNoiseShape(`--noise ${f.noise}`, noise.shape, zIn);
       if (stepNoise) checkNoiseShape(`--step-noise ${f.stepNoise}`, stepNoise.shape.slice(1), zIn, `${calls}, `);
+      // the sizes the U-Net's file declares (its signature, not its weights): an --image or --latents of another
+      // latent size than a fixed export takes, or a --cond of the wrong shape, is refused before the model loads
+      const declared = await declaredSizes(f.model);
+      if (declared && image) checkImageLatentSize(f.image as string, image, declared);
+      if (declared && zFile) checkLatentsSize(f.latents as string, zFile.shape, declared);
+      if (cFile) checkCondShape(f.cond as string, cFile.shape, declared, f.model);
       const images = zIn.shape[0];
       // (image i > 0 of a batch goes beside --out: none of those may be an input either)
       for (let i = 1; out && i < images; i++) await checkNotAnInput('--out', imageOutPath(out, i), inputs, `image ${i} (PNG)`);
