@@ -103,7 +103,7 @@ describe('columnR2 and columnPearson', () => {
       expect(() => fn(pred, good())).toThrow(`${name}: pred contains -Infinity at row 1, column 0: inputs must be finite`);
       expect(() => fn(good(), columns([[1, 2]]))).toThrow(ShapeError);
       expect(() => fn(good(), columns([[1, 2]]))).toThrow(`${name}: predictions are 6×3 but the measured data are 2×1`);
-      expect(() => fn(good(), { data: new Float64Array(18), rows: 6, cols: 3 } as unknown as Matrix)).toThrow(/^\w+: actual: expected \{data: Float32Array, rows, cols\}/);
+      expect(() => fn(good(), { data: new Float64Array(18), rows: 6, cols: 3 } as unknown as Matrix)).toThrow(/^\w+: actual: data is a Float64Array of 18 values, Float32Array expected/);
     }
   });
 });
