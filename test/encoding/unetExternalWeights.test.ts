@@ -6,7 +6,7 @@
  * layers`) and the features stage failed on every such export. Now the modified graph is loaded from memory and
  * ONNX Runtime reads weights.pb from the U-Net's own folder.
  */
-import { mkdirSync, readdirSync, statSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +17,7 @@ import { unetLayerFeatures, type Embeddings } from '../../ts/encoding/features.j
 import { checkUnetLayers, exposeUnetLayers, listUnetLayers, withExposedUnet } from '../../ts/encoding/unetLayers.js';
 import { OnnxModel, unetFeatures } from '../../ts/sd/OnnxModel.js';
 import { writeSd1Fixture } from '../../ts/sd/sd1Fixture.js';
+import { osTmp as osTmpIn, restoreTmpdir } from '../helpers/osTmp.js';
 
 let tmp = '';
 let dir = '';
@@ -24,7 +25,6 @@ let dir = '';
 let convOut = '';
 let inner = '';
 const CROSS = 48;
-const savedTmpdir = process.env.TMPDIR;
 
 beforeAll(async () => {
   tmp = await mkdtemp(join(tmpdir(), 'bl-unet-external-'));
@@ -37,18 +37,9 @@ beforeAll(async () => {
 afterAll(async () => {
   await rm(tmp, { recursive: true, force: true });
 });
-afterEach(() => {
-  if (savedTmpdir === undefined) delete process.env.TMPDIR;
-  else process.env.TMPDIR = savedTmpdir;
-});
+afterEach(restoreTmpdir);
 
-/** A fresh, empty folder made the OS temp folder (os.tmpdir() reads TMPDIR on every call). */
-function osTmp(name: string): string {
-  const d = join(tmp, name);
-  mkdirSync(d, { recursive: true });
-  process.env.TMPDIR = d;
-  return d;
-}
+const osTmp = (name: string) => osTmpIn(tmp, name);
 
 /**
  * What is in a temp folder besides ONNX Runtime 1.30's own files: its telemetry (1DS SDK) writes .ses and

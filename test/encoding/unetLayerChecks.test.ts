@@ -22,13 +22,13 @@ import { OnnxModel } from '../../ts/sd/OnnxModel.js';
 import { onnx } from '../../ts/sd/onnxProto.js';
 import { writeSdFixture } from '../../ts/sd/fixture.js';
 import { addSideBranches, HALF_BRANCH, SIDE_BRANCHES } from './unetSideBranches.js';
+import { osTmp as osTmpIn, restoreTmpdir } from '../helpers/osTmp.js';
 
 let tmp = '';
 let model = '';
 /** A Tanh of the fixture: a [B, C, h, w] tensor, usable. */
 let tanh = '';
 const TEXT_DIM = 16;
-const savedTmpdir = process.env.TMPDIR;
 
 beforeAll(async () => {
   tmp = await mkdtemp(join(tmpdir(), 'bl-unet-checks-'));
@@ -40,18 +40,9 @@ beforeAll(async () => {
 afterAll(async () => {
   await rm(tmp, { recursive: true, force: true });
 });
-afterEach(() => {
-  if (savedTmpdir === undefined) delete process.env.TMPDIR;
-  else process.env.TMPDIR = savedTmpdir;
-});
+afterEach(restoreTmpdir);
 
-/** A fresh, empty folder made the OS temp folder (os.tmpdir() reads TMPDIR on every call). */
-function osTmp(name: string): string {
-  const dir = join(tmp, name);
-  mkdirSync(dir, { recursive: true });
-  process.env.TMPDIR = dir;
-  return dir;
-}
+const osTmp = (name: string) => osTmpIn(tmp, name);
 
 /** z and c of `n` made-up images: 4×4×4 latents (32-pixel images), 77×TEXT_DIM conditioning. */
 function embeddings(n: number): Embeddings {

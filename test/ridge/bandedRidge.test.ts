@@ -9,6 +9,7 @@ import { partitionVariance } from '../../ts/encoding/variancePartition.js';
 import { CancelledError, FormatError, InvalidArgumentError, NonFiniteError, ShapeError } from '../../ts/errors.js';
 import { readSafetensors, writeSafetensors } from '../../ts/io/safetensors.js';
 import type { Matrix } from '../../ts/matrix.js';
+import { alteredCopies, expectRefused } from '../helpers/modelFiles.js';
 import { rng } from '../helpers/random.js';
 import { refCv, refFit } from '../helpers/ridgeReference.js';
 
@@ -218,25 +219,8 @@ describe('BandedRidgeCV', () => {
   it('load refuses a best alpha outside the grid, a best score not the best of gamma_scores, and settings the tensors contradict', async () => {
     const { a, b, y } = data(40, 4, 3, 3, 5);
     const model = await new BandedRidgeCV({ alphas: [1, 10, 100], nIter: 4, folds: 4 }).fit({ a, b }, y);
-    const dir = mkdtempSync(join(tmpdir(), 'bl-banded-contradict-'));
-    await model.save(join(dir, 'ok.safetensors'));
-    const f = await readSafetensors(join(dir, 'ok.safetensors'));
-    type Tensor = { data: Float32Array | Float64Array | Int32Array; shape: number[] };
-    const write = async (name: string, patch: (t: Record<string, Tensor>) => void, metadata: Record<string, string> = {}) => {
-      const tensors: Record<string, Tensor> = {};
-      for (const [k, t] of Object.entries(f.tensors)) tensors[k] = { data: (t.data as Float32Array).slice(), shape: [...t.shape] };
-      patch(tensors);
-      const file = join(dir, name);
-      await writeSafetensors(file, tensors, { ...f.metadata, ...metadata });
-      return file;
-    };
-    const refused = async (file: string, message: string | RegExp, field: string) => {
-      const err = await BandedRidgeModel.load(file).then(() => null, (e: unknown) => e);
-      expect(err).toBeInstanceOf(FormatError);
-      if (typeof message === 'string') expect((err as FormatError).message).toBe(`${file}: ${message}`);
-      else expect((err as FormatError).message).toMatch(message);
-      expect((err as FormatError).field).toBe(field);
-    };
+    const { write } = await alteredCopies(model, 'bl-banded-contradict-');
+    const refused = (file: string, message: string | RegExp, field: string) => expectRefused((f) => BandedRidgeModel.load(f), file, message, field);
     await refused(
       await write('alpha.safetensors', (t) => (t.best_alpha.data[2] = 3)),
       "tensor 'best_alpha' is 3 at index 2, expected one of metadata 'alphas' [1, 10, 100] (the alpha chosen for target 2)",
@@ -351,24 +335,8 @@ describe('BandedRidgeCV', () => {
   it('load refuses what RidgeModel.load refuses, and metadata or tensors that disagree, naming the file and the field', async () => {
     const { a, b, y } = data(40, 4, 3, 2, 5);
     const model = await new BandedRidgeCV({ alphas: [1, 10], nIter: 3, folds: 4 }).fit({ a, b }, y);
-    const dir = mkdtempSync(join(tmpdir(), 'bl-banded-bad-'));
-    await model.save(join(dir, 'ok.safetensors'));
-    const f = await readSafetensors(join(dir, 'ok.safetensors'));
-    type Tensor = { data: Float32Array | Float64Array | Int32Array; shape: number[] };
-    const write = async (name: string, patch: (t: Record<string, Tensor>) => void, metadata: Record<string, string> = {}) => {
-      const tensors: Record<string, Tensor> = {};
-      for (const [k, t] of Object.entries(f.tensors)) tensors[k] = { data: (t.data as Float32Array).slice(), shape: [...t.shape] };
-      patch(tensors);
-      const file = join(dir, name);
-      await writeSafetensors(file, tensors, { ...f.metadata, ...metadata });
-      return file;
-    };
-    const refused = async (file: string, message: string, field: string) => {
-      const err = await BandedRidgeModel.load(file).then(() => null, (e: unknown) => e);
-      expect(err).toBeInstanceOf(FormatError);
-      expect((err as FormatError).message).toBe(`${file}: ${message}`);
-      expect((err as FormatError).field).toBe(field);
-    };
+    const { write } = await alteredCopies(model, 'bl-banded-bad-');
+    const refused = (file: string, message: string, field: string) => expectRefused((f) => BandedRidgeModel.load(f), file, message, field);
     // each of these used to load: predict NaN, predict -Infinity, bandWeights NaN, a self-contradictory predict error
     await refused(await write('nan.safetensors', (t) => (t.coef.data[5] = NaN)), "tensor 'coef' holds NaN at index 5; a banded model must be finite", 'coef');
     await refused(await write('scale.safetensors', (t) => (t.x_scale.data[2] = 0)), "tensor 'x_scale' is 0 at index 2; predictions divide by it", 'x_scale');

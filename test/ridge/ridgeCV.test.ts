@@ -12,6 +12,7 @@ import { RidgeCV, type FitControl, type RidgeCVOptions } from '../../ts/ridge/Ri
 import { RidgeModel } from '../../ts/ridge/RidgeModel.js';
 import { writeNpy } from '../../ts/io/npy.js';
 import type { Matrix } from '../../ts/matrix.js';
+import { alteredCopies, expectRefused, type TensorCopy } from '../helpers/modelFiles.js';
 import { planted, rng } from '../helpers/random.js';
 import { refCv, refFit, refPredict } from '../helpers/ridgeReference.js';
 
@@ -779,21 +780,10 @@ describe('RidgeModel.predict: checked inputs, empty inputs, async', () => {
   it('a model file whose metadata disagrees with its tensors is refused at load, naming the file and the field', async () => {
     const { x, y } = planted(30, 4, 2, 1);
     const m = await new RidgeCV({ alphas: [1, 10, 100] }).fit(x, y);
-    const dir = mkdtempSync(path.join(tmpdir(), 'bl-badmeta-'));
-    await m.save(path.join(dir, 'ok.safetensors'));
-    const f = await readSafetensors(path.join(dir, 'ok.safetensors'));
-    const write = async (name: string, tensors: Record<string, { data: Float32Array; shape: number[] }>, metadata: Record<string, string> = {}) => {
-      const file = path.join(dir, name);
-      const all = Object.fromEntries(Object.entries(f.tensors).map(([k, t]) => [k, { data: t.data, shape: t.shape }]));
-      await writeSafetensors(file, { ...all, ...tensors }, { ...f.metadata, ...metadata });
-      return file;
-    };
-    const refused = async (file: string, message: string, field: string) => {
-      const err = await RidgeModel.load(file).then(() => null, (e: unknown) => e);
-      expect(err).toBeInstanceOf(FormatError);
-      expect((err as FormatError).message).toBe(`${file}: ${message}`);
-      expect((err as FormatError).field).toBe(field);
-    };
+    const { dir, file: f, write: writeCopy } = await alteredCopies(m, 'bl-badmeta-');
+    const write = (name: string, tensors: Record<string, TensorCopy>, metadata: Record<string, string> = {}) =>
+      writeCopy(name, (t) => Object.assign(t, tensors), metadata);
+    const refused = (file: string, message: string, field: string) => expectRefused((p) => RidgeModel.load(p), file, message, field);
     // 7 values for 2 targets: cvScores.rows was 3.5
     await refused(await write('cv7.safetensors', { cv_scores: { data: new Float32Array(7), shape: [7] } }), "tensor 'cv_scores' has 7 elements, not a whole number of rows of the 2 targets", 'cv_scores');
     await refused(
@@ -825,26 +815,15 @@ describe('RidgeModel.predict: checked inputs, empty inputs, async', () => {
   it('a model file whose chosen alphas, best scores or settings contradict its tensors is refused at load, naming the file and the key', async () => {
     const { x, y } = planted(30, 4, 2, 1);
     const m = await new RidgeCV({ alphas: [1, 10, 100] }).fit(x, y);
-    const dir = mkdtempSync(path.join(tmpdir(), 'bl-contradict-'));
-    await m.save(path.join(dir, 'ok.safetensors'));
-    const f = await readSafetensors(path.join(dir, 'ok.safetensors'));
+    const { dir, file: f, write: writeCopy } = await alteredCopies(m, 'bl-contradict-');
     const tensor = (name: string, patch: (d: Float32Array) => void) => {
       const data = Float32Array.from(f.tensors[name].data as Float32Array);
       patch(data);
       return { [name]: { data, shape: f.tensors[name].shape } };
     };
-    const write = async (name: string, tensors: Record<string, { data: Float32Array; shape: number[] }>, metadata: Record<string, string> = {}) => {
-      const file = path.join(dir, name);
-      const all = Object.fromEntries(Object.entries(f.tensors).map(([k, t]) => [k, { data: t.data, shape: t.shape }]));
-      await writeSafetensors(file, { ...all, ...tensors }, { ...f.metadata, ...metadata });
-      return file;
-    };
-    const refused = async (file: string, message: string, field: string) => {
-      const err = await RidgeModel.load(file).then(() => null, (e: unknown) => e);
-      expect(err).toBeInstanceOf(FormatError);
-      expect((err as FormatError).message).toBe(`${file}: ${message}`);
-      expect((err as FormatError).field).toBe(field);
-    };
+    const write = (name: string, tensors: Record<string, TensorCopy>, metadata: Record<string, string> = {}) =>
+      writeCopy(name, (t) => Object.assign(t, tensors), metadata);
+    const refused = (file: string, message: string, field: string) => expectRefused((p) => RidgeModel.load(p), file, message, field);
     // a best alpha outside the grid (it loaded, and the alpha histograms counted it nowhere)
     await refused(
       await write('alpha5.safetensors', tensor('best_alphas', (d) => (d[1] = 5))),

@@ -1,10 +1,12 @@
 /** A service on a free local port with a temporary root, and small HTTP helpers (real sockets, not inject). */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, realpathSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
+import { RidgeCV } from '../../ts/ridge/RidgeCV.js';
 import { startServer, type RunningServer, type ServeOptions } from '../../ts/server/serve.js';
+import { planted } from '../helpers/random.js';
 
 export interface TestServer extends RunningServer {
   root: string;
@@ -104,4 +106,15 @@ export async function startServeCli(root: string, deadline: number, env: NodeJS.
   /** What the service has printed on stdout so far. */
   const output = () => out;
   return { proc, url, exited, output };
+}
+
+/** A test server with a small ridge model (4 features → 3 targets) saved under models/ridge.safetensors and loaded as `name`. */
+export async function startServerWithRidge(name = 'z'): Promise<TestServer> {
+  const s = await startTestServer();
+  mkdirSync(join(s.root, 'models'));
+  const p = planted(60, 4, 3, 5);
+  await (await new RidgeCV({ alphas: [1, 10], folds: 3 }).fit(p.x, p.y)).save(join(s.root, 'models', 'ridge.safetensors'));
+  const r = await s.call('POST', '/v1/models', { kind: 'ridge', name, path: 'models/ridge.safetensors' });
+  if (r.status !== 201) throw new Error(`loading the test ridge model: ${r.status} ${r.text}`);
+  return s;
 }

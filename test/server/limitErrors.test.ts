@@ -3,24 +3,18 @@
  * request's content (a .npy body, an img2img body's base64 array, each within the data body limit) a 413 naming the
  * field and the limit; in a file the client named by path (POST /v1/models) a 400 naming body.path and the file.
  */
-import { mkdirSync, truncateSync, writeFileSync } from 'node:fs';
+import { truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { encodeNpy } from '../../ts/io/npy.js';
-import { RidgeCV } from '../../ts/ridge/RidgeCV.js';
-import { planted } from '../helpers/random.js';
-import { startTestServer, type TestServer } from './helpers.js';
+import { startServerWithRidge, type TestServer } from './helpers.js';
 
 let s: TestServer;
 
 beforeAll(async () => {
-  s = await startTestServer();
-  mkdirSync(join(s.root, 'models'));
-  const p = planted(60, 4, 3, 5);
-  await (await new RidgeCV({ alphas: [1, 10], folds: 3 }).fit(p.x, p.y)).save(join(s.root, 'models', 'ridge.safetensors'));
-  expect((await s.call('POST', '/v1/models', { kind: 'ridge', name: 'z', path: 'models/ridge.safetensors' })).status).toBe(201);
+  s = await startServerWithRidge();
 }, 60_000);
 afterAll(async () => s?.stop());
 

@@ -3,24 +3,16 @@
  * (with the model's name) for the model routes, predict and img2img alike, JobNotFound (with the id) for the job
  * routes, FileNotFound for a run folder's file and RouteNotFound for a route the service does not have.
  */
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { encodeNpy } from '../../ts/io/npy.js';
-import { RidgeCV } from '../../ts/ridge/RidgeCV.js';
-import { planted } from '../helpers/random.js';
-import { startTestServer, until, type TestServer } from './helpers.js';
+import { startServerWithRidge, until, type TestServer } from './helpers.js';
 
 let s: TestServer;
 
 beforeAll(async () => {
-  s = await startTestServer();
-  mkdirSync(join(s.root, 'models'));
-  const p = planted(60, 4, 3, 5);
-  await (await new RidgeCV({ alphas: [1, 10], folds: 3 }).fit(p.x, p.y)).save(join(s.root, 'models', 'ridge.safetensors'));
-  expect((await s.call('POST', '/v1/models', { kind: 'ridge', name: 'z', path: 'models/ridge.safetensors' })).status).toBe(201);
+  s = await startServerWithRidge();
 }, 60_000);
 afterAll(async () => s?.stop());
 
