@@ -1,10 +1,11 @@
 /**
  * Runs one job of the graph: the same function serves the local pool and the BullMQ workers. A job whose
  * outputs are complete (its marker matches the config and every output exists) is skipped, unless a job it
- * depends on ran in this batch. Markers are written last, so an interrupted job is redone.
+ * depends on ran in this batch; an img2img shard's marker also names the stages before img2img as they were when
+ * it ran (the shard's job is not told that they ran again). Markers are written last, so an interrupted job is redone.
  */
 import { existsSync } from 'node:fs';
-import { appendFile, link, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { appendFile, link, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 
 import { CancelledError, InvalidArgumentError } from '../errors.js';
@@ -20,6 +21,7 @@ import { shardLabel } from './graph.js';
 const pipelineStages = () => import('../pipeline/stages.js');
 const runFolder = () => import('../pipeline/runFolder.js');
 const stageInputs = () => import('../pipeline/stageInputs.js');
+const img2imgProgress = () => import('../pipeline/img2imgProgress.js');
 
 export interface NodeControl {
   /** Fraction of this job done (0..1) and what it is doing. */
@@ -41,6 +43,11 @@ interface ShardMarker {
   configHash: string;
   /** img2img's recipe version (runFolder's STAGE_RECIPES); absent in markers from before, read as 1. */
   recipe?: number;
+  /**
+   * What the shard was made from: the key of the markers of the stages before img2img (img2imgUpstreamKey), taken
+   * before it ran. Absent in markers from before (then the marker must be newer than those markers).
+   */
+  upstream?: string;
   seconds: number;
   outputs: string[];
   summary?: Record<string, unknown>;
@@ -56,10 +63,24 @@ async function readJson<T>(path: string): Promise<T | null> {
   }
 }
 
+/**
+ * A shard's marker when its images are current: of this config and recipe, its outputs all there, and made from the
+ * decoders and z-only images there are now (a stage before img2img that ran again since, in this batch or another,
+ * makes the shard stale whether or not anything told its job so: through BullMQ a shard's job has no children).
+ */
 async function shardDone(config: ReconstructConfig, shard: Img2ImgShard): Promise<ShardMarker | null> {
-  const m = await readJson<ShardMarker>(shardMarkerPath(config, shard));
-  const { stageRecipe } = await runFolder();
+  const file = shardMarkerPath(config, shard);
+  const m = await readJson<ShardMarker>(file);
+  const { paths, stageRecipe } = await runFolder();
   if (!m || m.configHash !== configHash(config) || (m.recipe ?? 1) !== stageRecipe('img2img') || !m.outputs.every((o) => existsSync(join(config.out, o)))) return null;
+  const { img2imgUpstreamKey, IMG2IMG_UPSTREAM } = await img2imgProgress();
+  if (m.upstream !== undefined) return m.upstream === (await img2imgUpstreamKey(config)) ? m : null;
+  // a marker from before the key was recorded: current when written after every upstream stage's marker
+  const written = (await stat(file)).mtimeMs;
+  for (const s of IMG2IMG_UPSTREAM) {
+    const t = await stat(paths(config.out).stage(s)).then((x) => x.mtimeMs, () => null);
+    if (t === null || t > written) return null;
+  }
   return m;
 }
 
@@ -180,10 +201,12 @@ export async function runNode(node: BatchNode, ctl: NodeControl): Promise<NodeRe
     case 'shard': {
       const { config, shard } = w;
       if (!ctl.depsRan && (await shardDone(config, shard))) return { status: 'skipped', seconds: seconds() };
+      // what it is made from, before it reads it
+      const upstream = await (await img2imgProgress()).img2imgUpstreamKey(config);
       const { img2imgShardStage } = await pipelineStages();
       const r = await withStageContext(config, ctl, (ctx) => img2imgShardStage(ctx, shard));
       const { stageRecipe } = await runFolder();
-      const marker: ShardMarker = { shard, configHash: configHash(config), recipe: stageRecipe('img2img'), seconds: seconds(), outputs: r.outputs, summary: r.summary };
+      const marker: ShardMarker = { shard, configHash: configHash(config), recipe: stageRecipe('img2img'), upstream, seconds: seconds(), outputs: r.outputs, summary: r.summary };
       await writeJsonAtomic(shardMarkerPath(config, shard), marker);
       return { status: 'done', seconds: seconds(), summary: r.summary };
     }

@@ -34,11 +34,30 @@ export interface Img2ImgProgress {
   remove(): Promise<void>;
 }
 
+/** The markers of the stages img2img reads from, as they are now ('' for one that is missing). */
+async function upstreamMarkers(config: ReconstructConfig): Promise<[string, string][]> {
+  return Promise.all(UPSTREAM.map(async (s): Promise<[string, string]> => [s, await readFile(paths(config.out).stage(s), 'utf8').catch(() => '')]));
+}
+
+/**
+ * What img2img is made from, as a key of the markers of the stages it reads from: a stage that ran again writes
+ * another marker (its finishing time at least), so images made before it are not taken for current ones. A batch
+ * shard's marker records it (batch/runNode.ts).
+ */
+export async function img2imgUpstreamKey(config: ReconstructConfig): Promise<string> {
+  const hash = createHash('sha256');
+  for (const [s, text] of await upstreamMarkers(config)) hash.update(`\0${s}\0`).update(text);
+  return hash.digest('hex').slice(0, 32);
+}
+
+/** The stages whose markers img2imgUpstreamKey covers. */
+export const IMG2IMG_UPSTREAM: readonly string[] = UPSTREAM;
+
 /** The record of the img2img units finished in `config.out` for the shard named `label`. */
 export async function img2imgProgress(config: ReconstructConfig, label: string): Promise<Img2ImgProgress> {
   const file = join(config.out, 'stages', 'img2img.partial', `${label}.json`);
   const hash = createHash('sha256').update(configHash(config)).update(label).update(`\0recipe ${stageRecipe('img2img')}`);
-  for (const s of UPSTREAM) hash.update(`\0${s}\0`).update(await readFile(paths(config.out).stage(s), 'utf8').catch(() => ''));
+  for (const [s, text] of await upstreamMarkers(config)) hash.update(`\0${s}\0`).update(text);
   const key = hash.digest('hex').slice(0, 32);
   const earlier = await readFile(file, 'utf8').then((t) => JSON.parse(t) as Record, () => null);
   const done = new Set(earlier?.key === key && Array.isArray(earlier.done) ? earlier.done.map(([i, k]) => `${i}/${k}`) : []);
