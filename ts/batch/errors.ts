@@ -12,6 +12,8 @@ const INPUT_ERRORS = new Set([
   'InvalidArgumentError',
   'NonFiniteError',
   'BackendUnavailableError',
+  // a memory budget below the fit's fixed footprint (ridge.memoryBudget): the same budget is refused again
+  'OutOfMemoryError',
   'CancelledError',
 ]);
 

@@ -14,6 +14,7 @@ import { expdesignPath, func1pt8Dir, roiPath } from '../nsd/paths.js';
 import { loadRegionMask, type RegionMask } from '../nsd/roi.js';
 import { PreflightError } from '../pipeline/errors.js';
 import { runFolderConflict } from '../pipeline/runFolder.js';
+import { memoryBudgetProblem } from './ridgeMemory.js';
 import { checkUnetLayers, missingUnetLayers, unetSizeMismatch } from './unetLayers.js';
 import { volumeGridProblems } from './volumeGrids.js';
 
@@ -73,6 +74,9 @@ export async function preflightEncode(c: EncodeConfig, options: EncodePreflightO
       region = await loadRegionMask(c.nsd.root, c.nsd.subject, c.nsd.roi);
       mask = region.mask;
       if (mask.indices.length === 0) problems.push(`nsd.roi '${c.nsd.roi}' has no voxels for subject ${c.nsd.subject}`);
+      // a budget every fit would refuse, after the extraction and the embeddings had run
+      const budget = memoryBudgetProblem(c.ridge.memoryBudget, mask.indices.length);
+      if (budget) problems.push(budget);
     } catch (e) {
       problems.push(`nsd.roi '${c.nsd.roi}': ${(e as Error).message}`);
     }

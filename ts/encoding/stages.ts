@@ -14,7 +14,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 
 import type { BandedSpec, EncodeConfig } from '../config/encode.js';
-import { InvalidArgumentError, ShapeError } from '../errors.js';
+import { InvalidArgumentError, OutOfMemoryError, ShapeError } from '../errors.js';
 import { writeFileAtomic, writeJsonAtomic } from '../io/atomicWrite.js';
 import { readIntVectorNpy, readMatrixNpy, readNpy, writeNpy } from '../io/npy.js';
 import { readNiftiMasked, writeNiftiMap } from '../io/nifti.js';
@@ -36,6 +36,7 @@ import { mapFile, type EncodingSummary, type MapRecord } from './mapFiles.js';
 import { estimateNcsnr, noiseCeilingFromNcsnr, trialsPerTestImage } from './noiseCeiling.js';
 import { loadRegionLabels, regionCsv, regionTable, type RegionRow } from './regions.js';
 import { mapRecordsOf, writeEncodingReport } from './report.js';
+import { inConfigUnits } from './ridgeMemory.js';
 import { encodePaths, tableSpecs, type TableSpec } from './runPaths.js';
 import { encodeStageInputs } from './stageInputs.js';
 import { PARTITION_CONVENTION, partitionVariance } from './variancePartition.js';
@@ -250,7 +251,12 @@ async function fitStage(c: EncodeConfig, t: TableSpec, ctx: StageRunContext): Pr
     cvMethod: c.ridge.cvMethod,
     standardize: true,
     memoryBudget: c.ridge.memoryBudget,
-  }).fit(train, betas.train, { signal: ctx.signal, onProgress: (e) => ctx.progress(e.fraction, e.stage) });
+  })
+    .fit(train, betas.train, { signal: ctx.signal, onProgress: (e) => ctx.progress(e.fraction, e.stage) })
+    .catch((e: unknown) => {
+      // the engine counts in GiB and names its own option; the config's is ridge.memoryBudget, in bytes
+      throw e instanceof OutOfMemoryError ? inConfigUnits(e, c.ridge.memoryBudget) : e;
+    });
   const pred = model.predict(test);
   const r = columnPearson(pred, betas.test);
   const r2 = columnR2(pred, betas.test);
