@@ -57,7 +57,7 @@ template ({subject}, {subj}, {name} are substituted; out, nsd.root and nsd.subje
       { "name": "recon", "kind": "reconstruct", "config": { "model": { "dir": "models/sd-v1-4-onnx" } },
         "shards": { "images": 64, "seeds": 1 } },
       { "name": "enc", "kind": "encode", "config": { "model": "models/sd-v1-4-onnx",
-        "featureSets": [{ "kind": "z" }, { "kind": "c" }] } } ] }
+        "featureSets": [{ "name": "z", "kind": "z" }, { "name": "c", "kind": "c" }] } } ] }
 
 Outputs: <out>/<subject>/<analysis>/ (a run folder each), <out>/<subject>/cache (the subject's
 extraction, shared by its analyses), <out>/batch.json (the job graph), and from 'batch run' (with or without
