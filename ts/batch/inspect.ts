@@ -190,12 +190,19 @@ export async function cancelBatch(batch: string, options: RedisOptions & { purge
     const rec = await readRecord(queues.control, batch);
     const client = await queues.control.getBackend().client;
     await client.set(keys.cancelled(batch), '1');
-    let removed = 0;
     let running = 0;
     // parents before their children (the subject roots, then the jobs, dependents first), so that removing a job
     // never releases its parent to run; each job alone: BullMQ's default removes a job's whole tree, the
     // finished jobs under a waiting join included
     const order = [...rec.subjects.map((s) => ({ id: s.root, queue: 'control' as QueueClass })), ...[...rec.jobs].reverse()];
+    // what was removed is counted from Redis, before and after: a finished job is removed with its children (below),
+    // so one remove() can take a subject's whole tree
+    const ids = [...new Map(order.map((r) => [r.id, r])).values()];
+    const present = async () => {
+      const found = await Promise.all(ids.map((r) => Job.fromId(queues[r.queue], r.id)));
+      return new Set(ids.filter((_, i) => found[i]).map((r) => r.id));
+    };
+    const before = await present();
     for (const r of order) {
       const job = await Job.fromId(queues[r.queue], r.id);
       if (!job) continue;
@@ -208,12 +215,13 @@ export async function cancelBatch(batch: string, options: RedisOptions & { purge
       if (finished && !options.purge) continue;
       try {
         await job.remove({ removeChildren: finished });
-        removed++;
       } catch {
         // locked: it was taken meanwhile, and stops at its worker's next check
         running++;
       }
     }
+    const after = await present();
+    const removed = [...before].filter((id) => !after.has(id)).length;
     if (options.purge && running === 0) {
       await client.del(keys.batch(batch), keys.cancelled(batch));
       await client.hdel(keys.batches, batch);

@@ -1,0 +1,50 @@
+import { join } from 'node:path';
+
+import { Redis } from 'ioredis';
+import { describe, expect, it } from 'vitest';
+
+import { probePlan } from '../../ts/batch/graph.js';
+import { cancelBatch, listBatches, waitForBatch } from '../../ts/batch/inspect.js';
+import { PREFIX } from '../../ts/batch/redis.js';
+import { submitPlan } from '../../ts/batch/submit.js';
+import { createWorker } from '../../ts/batch/worker.js';
+import { redisAvailable, redisTestBed } from './redis.js';
+
+// `batch cancel --purge` of a finished batch printed "cancelled; 3 jobs removed" while it removed every job of the
+// batch: a finished subject join is removed with its children, and only the remove() calls were counted.
+
+const { dir, workers, url } = redisTestBed('bl-purge-');
+
+/** Keys of the batch's jobs in Redis (each job's hash and its lists: logs, dependencies, processed). */
+async function jobKeys(batch: string): Promise<string[]> {
+  const client = new Redis(url());
+  try {
+    return [...(await client.keys(`${PREFIX}:*:${batch}.*`)), ...(await client.keys(`${PREFIX}:*:${batch}`))];
+  } finally {
+    client.disconnect();
+  }
+}
+
+describe.skipIf(!redisAvailable)('batch cancel --purge', () => {
+  it('of a finished batch reports every job it removed, and leaves none of them in Redis', { timeout: 120_000 }, async () => {
+    workers.push(await createWorker({ redis: url(), pollMs: 100 }));
+    // two subjects of 3 probes and their join each: 8 jobs
+    const a = probePlan('pg', 3, join(dir, 'pg'), 10);
+    const b = probePlan('pg', 3, join(dir, 'pg'), 10).subjects[0];
+    const rename = (id: string) => id.replace('pg.probe', 'pg.other');
+    const other = { ...b, name: 'other', root: { ...b.root, id: rename(b.root.id), subject: 'other', deps: b.root.deps.map(rename) }, shared: b.shared.map((n) => ({ ...n, id: rename(n.id), subject: 'other' })) };
+    const plan = { ...a, hash: 'purge-2x3', subjects: [...a.subjects, other] };
+    await submitPlan(plan, { redis: url() });
+    const report = await waitForBatch('pg', { redis: url(), intervalMs: 200, signal: AbortSignal.timeout(60_000) });
+    expect(report.state).toBe('done');
+    expect(report.jobs).toHaveLength(8);
+    expect((await jobKeys('pg')).length).toBeGreaterThan(8);
+
+    const r = await cancelBatch('pg', { redis: url(), purge: true });
+    expect(r).toEqual({ removed: 8, running: 0 });
+    expect(await jobKeys('pg')).toEqual([]);
+    expect(await listBatches({ redis: url() })).not.toContain('pg');
+    // nothing left: a second purge finds no batch
+    await expect(cancelBatch('pg', { redis: url(), purge: true })).rejects.toThrow(/no batch 'pg'/);
+  });
+});
