@@ -149,6 +149,25 @@ async function linkSharedFeatures(w: Extract<BatchNode['work'], { kind: 'feature
   return { status: 'done', seconds: seconds(), summary: { ...summary, computedHere } };
 }
 
+/**
+ * The betas job's warnings: for each extraction that reads every session with betas (no sessions given), a
+ * session missing between sessions that have them (sessionGapWarning), once per subject and root. Made whether the
+ * extraction ran or came from the cache: the run reads those sessions either way.
+ */
+async function sessionGapWarnings(extractions: Extract<BatchNode['work'], { kind: 'betas' }>['extractions']): Promise<string[]> {
+  const { availableSessions } = await import('../nsd/betas.js');
+  const { DEFAULT_MAX_SESSION } = await import('../nsd/extract.js');
+  const { sessionGapWarning } = await import('../nsd/sessionPlan.js');
+  const out = new Set<string>();
+  for (const o of extractions) {
+    if (o.sessions !== undefined) continue;
+    const nsd = { root: o.root, subject: o.subject, format: o.format ?? 'auto' };
+    const w = sessionGapWarning(nsd, await availableSessions(nsd.root, nsd.subject, nsd.format, DEFAULT_MAX_SESSION));
+    if (w) out.add(w);
+  }
+  return [...out];
+}
+
 export async function runNode(node: BatchNode, ctl: NodeControl): Promise<NodeResult> {
   const t0 = performance.now();
   const seconds = () => (performance.now() - t0) / 1000;
@@ -163,7 +182,8 @@ export async function runNode(node: BatchNode, ctl: NodeControl): Promise<NodeRe
         const r = await extractNsd({ ...o, onProgress: (e) => ctl.progress((i + e.done / e.total) / w.extractions.length, `${o.roi}: session ${e.session}`) });
         if (!r.fromCache) fresh++;
       }
-      return { status: fresh ? 'done' : 'skipped', seconds: seconds(), summary: { extractions: w.extractions.length, extracted: fresh } };
+      const warnings = await sessionGapWarnings(w.extractions);
+      return { status: fresh ? 'done' : 'skipped', seconds: seconds(), summary: { extractions: w.extractions.length, extracted: fresh, ...(warnings.length ? { warnings } : {}) } };
     }
     case 'stage': {
       const { config, stage } = w;

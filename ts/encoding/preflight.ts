@@ -26,6 +26,8 @@ export interface EncodePreflight {
   designImages: number;
   /** Lines for the dry run: model evaluations to come. */
   estimates: string[];
+  /** What is suspicious but not wrong: a session missing between sessions that have betas (planNsdSessions). */
+  warnings: string[];
 }
 
 const isDir = (p: string) => existsSync(p) && statSync(p).isDirectory();
@@ -48,6 +50,7 @@ export interface EncodePreflightOptions {
 
 export async function preflightEncode(c: EncodeConfig, options: EncodePreflightOptions = {}): Promise<EncodePreflight> {
   const problems: string[] = [];
+  const warnings: string[] = [];
   const model = c.featureSets.filter((s) => s.kind !== 'file');
   if (model.length && c.model !== null) {
     if (!isDir(c.model)) problems.push(`model folder ${c.model} does not exist`);
@@ -88,6 +91,7 @@ export async function preflightEncode(c: EncodeConfig, options: EncodePreflightO
         // the sessions the extract stage will read, and the images they show: what every feature set must cover
         const sessions = await planNsdSessions(c.nsd, d);
         problems.push(...sessions.problems);
+        warnings.push(...sessions.warnings);
         plan = sessions.plan;
         // the models see the images of these sessions only (the subject's design lists all it will ever see)
         if (plan) images = plan.imageIds.length;
@@ -122,7 +126,7 @@ export async function preflightEncode(c: EncodeConfig, options: EncodePreflightO
     if (s.kind === 'unet') estimates.push(`'${s.name}': ${images} images × ${s.timesteps.length} U-Net evaluations`);
   }
   // every problem has been thrown by now, so the mask loaded
-  return { mask: mask!, voxels: mask!.indices.length, images, designImages, estimates };
+  return { mask: mask!, voxels: mask!.indices.length, images, designImages, estimates, warnings };
 }
 
 /**

@@ -20,12 +20,15 @@ export interface PreflightResult {
   /** Voxels of the z and c regions. */
   voxels: { z: number; c: number };
   captions: NsdCaptions;
+  /** What is suspicious but not wrong: a session missing between sessions that have betas (planNsdSessions). */
+  warnings: string[];
 }
 
 const isDir = (p: string) => existsSync(p) && statSync(p).isDirectory();
 
 export async function preflight(config: ReconstructConfig, options: { force?: boolean } = {}): Promise<PreflightResult> {
   const problems: string[] = [];
+  const warnings: string[] = [];
   const { nsd, model } = config;
   if (!isDir(model.dir)) problems.push(`model folder ${model.dir} does not exist`);
   else {
@@ -76,6 +79,7 @@ export async function preflight(config: ReconstructConfig, options: { force?: bo
         // the sessions the extract stage will read: each must have betas, within the design
         const sessions = await planNsdSessions(nsd, d);
         problems.push(...sessions.problems);
+        warnings.push(...sessions.warnings);
         // a mask on another grid would pass until the extract stage reads the betas
         for (const t of ['z', 'c'] as const) {
           const region = regions[t];
@@ -99,5 +103,5 @@ export async function preflight(config: ReconstructConfig, options: { force?: bo
     }
   }
   if (problems.length) throw new PreflightError(problems);
-  return { testIds, voxels, captions };
+  return { testIds, voxels, captions, warnings };
 }

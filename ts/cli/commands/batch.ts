@@ -5,7 +5,7 @@ import { InvalidArgumentError } from '../../errors.js';
 import { planBatch, planNodes } from '../../batch/graph.js';
 import { cancelBatch, getBatchStatus, listBatches, retryBatch, watchBatch } from '../../batch/inspect.js';
 import { loadManifest, type ResolvedBatch } from '../../batch/manifest.js';
-import { BatchPreflightError, preflightBatch, requirePreflight } from '../../batch/preflight.js';
+import { BatchPreflightError, checkBatch, formatWarnings, requirePreflight, type BatchProblem } from '../../batch/preflight.js';
 import { shownRedisUrl } from '../../batch/redis.js';
 import { runBatch, type BatchReport } from '../../batch/runBatch.js';
 import { formatSummary, type BatchEvent } from '../../batch/status.js';
@@ -35,15 +35,22 @@ export function printReport(r: BatchReport, json: boolean): void {
     process.stdout.write(`${JSON.stringify({ batch: r.batch, state: r.state, counts: r.counts, summary: r.summary }, null, 2)}\n`);
     return;
   }
-  process.stdout.write(`${formatSummary(r.summary)}\n\nbatch ${r.batch}: ${r.state} (${Object.entries(r.counts).filter(([, n]) => n).map(([k, n]) => `${n} ${k}`).join(', ')})\n`);
+  const warnings = new Set(r.summary.flatMap((c) => c.warnings ?? [])).size;
+  const warned = warnings ? `; ${warnings} warning${warnings === 1 ? '' : 's'} (above)` : '';
+  process.stdout.write(`${formatSummary(r.summary)}\n\nbatch ${r.batch}: ${r.state} (${Object.entries(r.counts).filter(([, n]) => n).map(([k, n]) => `${n} ${k}`).join(', ')})${warned}\n`);
 }
 
 const NO_PREFLIGHT = 'skip the preflight of each subject × analysis here (for data and models that exist only where the workers run)';
 
-/** The manifest, validated, with each subject × analysis's preflight passed on this machine unless skipped. */
+/** The preflight's warnings on stderr, one line each (a session missing between sessions with betas). */
+function printBatchWarnings(warnings: BatchProblem[]): void {
+  for (const w of formatWarnings(warnings)) process.stderr.write(`warning: ${w}\n`);
+}
+
+/** The manifest, validated, with each subject × analysis's preflight passed on this machine unless skipped; its warnings printed. */
 async function checkedManifest(file: string, preflight: boolean, refused: string): Promise<ResolvedBatch> {
   const batch = await loadManifest(file);
-  if (preflight) await requirePreflight(batch, { refused, skip: '--no-preflight' });
+  if (preflight) printBatchWarnings(await requirePreflight(batch, { refused, skip: '--no-preflight' }));
   return batch;
 }
 
@@ -200,19 +207,22 @@ the watch was interrupted (Ctrl-C): only the watch stops, the batch goes on, and
       `
 After the jobs, each subject × analysis's problems found by the checks of 'reconstruct --dry-run' / 'encode
 --dry-run' on this machine are listed (stderr), and the exit status is 1 if there are any (--no-preflight skips
-the checks).`,
+the checks). Warnings (a session missing between sessions with betas) are listed too and leave the status 0.`,
     )
     .action(async (file: string, f: { json?: boolean; preflight: boolean }) => {
       const resolved = await loadManifest(file);
       const plan = await planBatch(resolved);
-      const problems = f.preflight ? await preflightBatch(resolved) : [];
+      const { problems, warnings } = f.preflight ? await checkBatch(resolved) : { problems: [], warnings: [] };
       const nodes = planNodes(plan);
       if (f.json) {
         process.stdout.write(`${JSON.stringify(nodes.map(({ work: _w, ...n }) => n), null, 2)}\n`);
       } else {
         for (const n of nodes) process.stdout.write(`${n.id.padEnd(52)} ${n.queue.padEnd(8)} after ${n.deps.length ? n.deps.length > 2 ? `${n.deps.length} jobs` : n.deps.join(', ') : '-'}\n`);
-        process.stdout.write(`\n${nodes.length} jobs, ${plan.subjects.length} subjects${f.preflight ? `; preflight: ${problems.length ? `${problems.length} problems` : 'no problems'}` : '; preflight skipped'}\n`);
+        const warned = formatWarnings(warnings).length;
+        const shown = warned ? `, ${warned} warning${warned === 1 ? '' : 's'}` : '';
+        process.stdout.write(`\n${nodes.length} jobs, ${plan.subjects.length} subjects${f.preflight ? `; preflight: ${problems.length ? `${problems.length} problems` : 'no problems'}${shown}` : '; preflight skipped'}\n`);
       }
+      printBatchWarnings(warnings);
       if (problems.length) throw new BatchPreflightError(resolved, problems, { refused: 'the batch cannot be submitted as it is', skip: '--no-preflight' });
     });
 }
