@@ -36,14 +36,28 @@ function rootPaths(a: CheckedAnalysis): { what: string; path: string }[] {
   return [{ what: 'NSD root', path: c.nsd.root }, ...(usesModel ? [{ what: 'model folder', path: c.model as string }] : [])];
 }
 
-async function analysisChecks(a: CheckedAnalysis): Promise<{ problems: { problem: string; missingHere: boolean }[]; warnings: string[] }> {
+/**
+ * How a batch resolves a run folder that holds another config's run (runFolderConflict's remedy): a batch has no
+ * --out (the manifest names the folders), and its own --force replaces such a folder's run.
+ */
+export const BATCH_FOLDER_REMEDY =
+  "to apply this config, run the batch with --force ('batch run --force', 'batch submit --force'): it replaces them, files of yours there stay; " +
+  'or give the analysis another name to keep them';
+
+/** What the checks of a batch may be told: --force (a run folder of another config is to be replaced, not refused). */
+export interface BatchCheckOptions {
+  force?: boolean;
+}
+
+async function analysisChecks(a: CheckedAnalysis, options: BatchCheckOptions = {}): Promise<{ problems: { problem: string; missingHere: boolean }[]; warnings: string[] }> {
   const missing = rootPaths(a).filter((p) => !existsSync(p.path));
   if (missing.length) return { problems: missing.map((p) => ({ problem: `${p.what} ${p.path} does not exist on this machine`, missingHere: true })), warnings: [] };
+  const folder = { force: options.force, remedy: BATCH_FOLDER_REMEDY };
   try {
     const pre =
       a.kind === 'reconstruct'
-        ? await (await import('../pipeline/preflight.js')).preflight(a.config as ReconstructConfig)
-        : await (await import('../encoding/preflight.js')).preflightEncode(a.config as EncodeConfig);
+        ? await (await import('../pipeline/preflight.js')).preflight(a.config as ReconstructConfig, folder)
+        : await (await import('../encoding/preflight.js')).preflightEncode(a.config as EncodeConfig, folder);
     return { problems: [], warnings: pre.warnings };
   } catch (e) {
     const problems = (e as { problems?: unknown }).problems;
@@ -64,11 +78,11 @@ export interface BatchChecks {
 }
 
 /** Every subject × analysis's preflight problems and warnings, in batch order. */
-export async function checkBatch(batch: ResolvedBatch): Promise<BatchChecks> {
+export async function checkBatch(batch: ResolvedBatch, options: BatchCheckOptions = {}): Promise<BatchChecks> {
   const out: BatchChecks = { problems: [], warnings: [] };
   for (const s of batch.subjects) {
     for (const a of s.analyses) {
-      const r = await analysisChecks(a);
+      const r = await analysisChecks(a, options);
       for (const p of r.problems) out.problems.push({ subject: s.name, analysis: a.name, ...p });
       for (const w of r.warnings) out.warnings.push({ subject: s.name, analysis: a.name, problem: w, missingHere: false });
     }
@@ -77,8 +91,26 @@ export async function checkBatch(batch: ResolvedBatch): Promise<BatchChecks> {
 }
 
 /** Every subject × analysis's preflight problems, in batch order (none: the batch can be queued). */
-export async function preflightBatch(batch: ResolvedBatch): Promise<BatchProblem[]> {
-  return (await checkBatch(batch)).problems;
+export async function preflightBatch(batch: ResolvedBatch, options: BatchCheckOptions = {}): Promise<BatchProblem[]> {
+  return (await checkBatch(batch, options)).problems;
+}
+
+/**
+ * With --force, the run folders whose run is of another config and would be replaced: one line each, what goes
+ * (the previous run's outputs; other files stay). Empty without any.
+ */
+export async function forcedReplacements(batch: ResolvedBatch): Promise<string[]> {
+  const { clearingPlan, runFolderConflict } = await import('../pipeline/runFolder.js');
+  const out: string[] = [];
+  for (const s of batch.subjects) {
+    for (const a of s.analyses) {
+      // a conflict that --force resolves: another config's outputs (not a run.json of yours, which it refuses too)
+      if ((await runFolderConflict(a.config)) === null || (await runFolderConflict(a.config, { force: true })) !== null) continue;
+      const line = await clearingPlan(a.config.out);
+      if (line) out.push(`${s.name} × ${a.name}: ${line.replace(/^--force: first removes/, 'replaces')}`);
+    }
+  }
+  return out;
 }
 
 /** A planned analysis's config, from the first of its jobs that carries one. */
@@ -156,8 +188,8 @@ export class BatchPreflightError extends BrainlatentError {
 }
 
 /** Throws BatchPreflightError listing every problem, if there are any; else returns the warnings (formatWarnings words them). */
-export async function requirePreflight(batch: ResolvedBatch, context: { refused: string; skip: string }): Promise<BatchProblem[]> {
-  const { problems, warnings } = await checkBatch(batch);
+export async function requirePreflight(batch: ResolvedBatch, context: { refused: string; skip: string }, options: BatchCheckOptions = {}): Promise<BatchProblem[]> {
+  const { problems, warnings } = await checkBatch(batch, options);
   if (problems.length) throw new BatchPreflightError(batch, problems, context);
   return warnings;
 }

@@ -34,6 +34,8 @@ const isDir = (p: string) => existsSync(p) && statSync(p).isDirectory();
 
 export interface EncodePreflightOptions {
   force?: boolean;
+  /** How a folder holding another run's outputs is to be resolved, in the caller's words (runFolderConflict; default: encode's flags). */
+  remedy?: string;
   /**
    * The 'unet' feature sets whose features stage will run (default: all). Only their layers are run through the
    * U-Net (checkUnetLayers loads it with the layers exposed: seconds to minutes on a real export), so a resumed run whose U-Net
@@ -63,7 +65,7 @@ export async function preflightEncode(c: EncodeConfig, options: EncodePreflightO
     }
   }
   if (!['auto', 'none', 'estimate'].includes(c.noiseCeiling) && !existsSync(c.noiseCeiling)) problems.push(`noiseCeiling: ${c.noiseCeiling} does not exist`);
-  const conflict = await runFolderConflict(c, { force: options.force });
+  const conflict = await runFolderConflict(c, { force: options.force, remedy: options.remedy });
   if (conflict) problems.push(conflict);
   let mask: VoxelMask | null = null;
   let region: RegionMask | null = null;

@@ -11,7 +11,7 @@ import { onnxruntimeNodeInstalled } from '../native/onnxruntimeNode.js';
 import { loadRegionMask, type RegionMask } from '../nsd/roi.js';
 import type { ReconstructConfig } from './config.js';
 import { PreflightError } from './errors.js';
-import { runFolderConflict } from './runFolder.js';
+import { runFolderConflict, type RunFolderConflictOptions } from './runFolder.js';
 
 /** What the checks before a reconstruction found: the test images and the inputs the stages will read. */
 export interface PreflightResult {
@@ -26,7 +26,8 @@ export interface PreflightResult {
 
 const isDir = (p: string) => existsSync(p) && statSync(p).isDirectory();
 
-export async function preflight(config: ReconstructConfig, options: { force?: boolean } = {}): Promise<PreflightResult> {
+/** `options`: --force, and how a folder of another run is to be resolved in the caller's words (runFolderConflict). */
+export async function preflight(config: ReconstructConfig, options: RunFolderConflictOptions = {}): Promise<PreflightResult> {
   const problems: string[] = [];
   const warnings: string[] = [];
   const { nsd, model } = config;
@@ -50,7 +51,7 @@ export async function preflight(config: ReconstructConfig, options: { force?: bo
   if (config.evaluation.networks.length > 0 && !onnxruntimeNodeInstalled()) {
     problems.push('evaluation.networks: feature networks run on onnxruntime-node, which is not installed (npm install onnxruntime-node@1.30.0)');
   }
-  const conflict = await runFolderConflict(config, { force: options.force });
+  const conflict = await runFolderConflict(config, options);
   if (conflict) problems.push(conflict);
   const voxels = { z: 0, c: 0 };
   let testIds: number[] = [];
