@@ -62,6 +62,30 @@ describe('NIfTI header checks', () => {
     expect((await fail(readNifti(file('cut.nii.gz')))).message).toMatch(/cut\.nii\.gz: (corrupt or truncated gzip data|data ends after)/);
   });
 
+  it('corrupt gzip data say how much decompressed before them, also within the first MiB of output (no read had finished)', async () => {
+    // 1.4 MB of betas, stored uncompressed in the gzip stream, so that the block where the data go wrong is known
+    const p = file('stored.nii');
+    await writeNifti(p, { dims: [40, 40, 30, 15], datatype: 'int16' }, Int16Array.from({ length: 40 * 40 * 30 * 15 }, (_, i) => (i * 7919) % 2001));
+    const gz = gzipSync(readFileSync(p), { level: 0 });
+    // walk the stored blocks (header byte, LEN, NLEN, data) to the one that starts past 900 kB, and break its NLEN
+    let at = 10;
+    let before = 0;
+    while (before < 900_000) {
+      const len = gz.readUInt16LE(at + 1);
+      expect(gz[at] & 0b110).toBe(0); // a stored block
+      at += 5 + len;
+      before += len;
+    }
+    gz.writeUInt16LE(gz.readUInt16LE(at + 1), at + 3);
+    writeFileSync(file('broken.nii.gz'), gz);
+    const e = await fail(readNifti(file('broken.nii.gz')));
+    expect(e.message).toMatch(/broken\.nii\.gz: corrupt or truncated gzip data after \d+ decompressed bytes \(invalid stored block lengths\)/);
+    // counted to 4 KiB (it used to say 0: the bytes handed out by reads that had finished)
+    const n = Number(/after (\d+) decompressed/.exec(e.message)![1]);
+    expect(n).toBeLessThanOrEqual(before);
+    expect(n).toBeGreaterThan(before - 4096);
+  });
+
   it('magic, bitpix, dim[0], datatype and vox_offset are each checked', async () => {
     const b = await valid();
     const mutate = async (name: string, edit: (x: Buffer) => void) => {

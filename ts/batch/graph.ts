@@ -29,15 +29,16 @@ export type QueueClass = (typeof QUEUES)[number];
 
 export type NodeWork =
   | { kind: 'betas'; extractions: Omit<NsdExtractOptions, 'onProgress'>[] }
-  | { kind: 'stage'; config: ReconstructConfig; stage: Exclude<StageName, 'img2img'> }
+  /** `force` (the extract stage only, from the batch's --force): a run folder of another config is replaced, not refused. */
+  | { kind: 'stage'; config: ReconstructConfig; stage: Exclude<StageName, 'img2img'>; force?: boolean }
   | { kind: 'shard'; config: ReconstructConfig; shard: Img2ImgShard }
   | { kind: 'merge'; config: ReconstructConfig; shards: Img2ImgShard[] }
   /** Features that several analyses of the subject compute alike, once, into `dir` (sharedFeatures.ts). */
   | { kind: 'sharedFeatures'; recipe: FeatureRecipe; dir: string; consumers: FeatureConsumer[] }
   /** An analysis's features stage (reconstruct: features, encode: embed) from the shared entries in `dir`. */
   | { kind: 'featuresLink'; consumer: FeatureConsumer; recipes: { z: FeatureRecipe; c: FeatureRecipe }; dir: string }
-  /** One stage of an encoding analysis (an id of encodeStages(config)). */
-  | { kind: 'encodeStage'; config: EncodeConfig; stage: string }
+  /** One stage of an encoding analysis (an id of encodeStages(config)); `force` as for 'stage'. */
+  | { kind: 'encodeStage'; config: EncodeConfig; stage: string; force?: boolean }
   | { kind: 'subject' }
   /** A tiny job (wait `ms`, write one file): measures the queue's own cost, and exercises the faults. */
   | { kind: 'probe'; out: string; ms: number };
@@ -120,7 +121,7 @@ async function plannedTestImages(config: ReconstructConfig): Promise<number | nu
   }
 }
 
-async function planSubject(batch: ResolvedBatch, s: ResolvedSubject): Promise<SubjectPlan> {
+async function planSubject(batch: ResolvedBatch, s: ResolvedSubject, options: PlanOptions): Promise<SubjectPlan> {
   const base = `${batch.id}.${s.name}`;
   const node = (n: Omit<BatchNode, 'batch' | 'subject'>): BatchNode => ({ batch: batch.id, subject: s.name, ...n });
   // every distinct extraction of this subject's analyses, once
@@ -147,7 +148,8 @@ async function planSubject(batch: ResolvedBatch, s: ResolvedSubject): Promise<Su
       const config = a.config as EncodeConfig;
       for (const st of encodeStages(config)) {
         const deps = st.deps.length ? st.deps.map((d) => `${id}.${d}`) : prev;
-        const n = node({ id: `${id}.${st.id}`, analysis: a.name, stage: st.id, queue: encodeQueue(st.id), deps, work: { kind: 'encodeStage', config, stage: st.id } });
+        const force = options.force && st.id === 'extract' ? { force: true } : {};
+        const n = node({ id: `${id}.${st.id}`, analysis: a.name, stage: st.id, queue: encodeQueue(st.id), deps, work: { kind: 'encodeStage', config, stage: st.id, ...force } });
         steps.push(st.id === 'embed' ? featuresNode(a, n) : n);
       }
     } else {
@@ -165,7 +167,8 @@ async function planSubject(batch: ResolvedBatch, s: ResolvedSubject): Promise<Su
           prev = [merge.id];
           continue;
         }
-        const n = node({ id: `${id}.${stage}`, analysis: a.name, stage, queue: STAGE_QUEUE[stage], deps: prev, work: { kind: 'stage', config, stage } });
+        const force = options.force && stage === 'extract' ? { force: true } : {};
+        const n = node({ id: `${id}.${stage}`, analysis: a.name, stage, queue: STAGE_QUEUE[stage], deps: prev, work: { kind: 'stage', config, stage, ...force } });
         steps.push(stage === 'features' ? featuresNode(a, n) : n);
         prev = [n.id];
       }
@@ -222,10 +225,18 @@ function sharedFeatureNodes(
   return { nodes, links };
 }
 
+export interface PlanOptions {
+  /**
+   * The batch's --force: each analysis's extract job, which claims its run folder, replaces a run of another config
+   * there (its outputs go, other files stay) instead of refusing it. Folders of this config are resumed as always.
+   */
+  force?: boolean;
+}
+
 /** The job graph of a resolved manifest (reads each subject's design file to size the img2img shards). */
-export async function planBatch(batch: ResolvedBatch): Promise<BatchPlan> {
+export async function planBatch(batch: ResolvedBatch, options: PlanOptions = {}): Promise<BatchPlan> {
   const subjects: SubjectPlan[] = [];
-  for (const s of batch.subjects) subjects.push(await planSubject(batch, s));
+  for (const s of batch.subjects) subjects.push(await planSubject(batch, s, options));
   return { id: batch.id, out: batch.out, hash: batch.hash, retry: batch.retry, subjects };
 }
 

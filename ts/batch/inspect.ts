@@ -11,7 +11,7 @@ import { BatchError } from './errors.js';
 import { QUEUES, type BatchPlan, type QueueClass } from './graph.js';
 import { keys, PREFIX, redisConnection, requireRedis, type BatchRecord, type JobRecord } from './redis.js';
 import type { NodeResult } from './runNode.js';
-import { batchStatus, CANCELLED_REASON, oneLine, summarize, type BatchEvent, type JobInfo, type BatchJobState } from './status.js';
+import { batchStatus, CANCELLED_REASON, oneLine, resultWarnings, summarize, type BatchEvent, type JobInfo, type BatchJobState } from './status.js';
 import type { BatchReport } from './outputs.js';
 import { BatchPreflightError, preflightPlanned } from './preflight.js';
 import { clearSubject, submitPlan } from './submit.js';
@@ -92,6 +92,7 @@ async function jobState(queues: Record<QueueClass, Queue>, r: JobRecord, cancell
     message: typeof progress === 'object' ? progress?.message : undefined,
     worker: job.processedBy,
     stalls: job.stalledCounter,
+    ...(result ? resultWarnings(result) : {}),
   });
   if (state === 'failed') {
     const reason = oneLine(job.failedReason ?? 'failed');

@@ -9,7 +9,7 @@ import os from 'node:os';
 import type { BatchNode, BatchPlan } from './graph.js';
 import { planNodes } from './graph.js';
 import { PoolJobError, ProcessPool } from './pool.js';
-import { batchStatus, jobInfo, oneLine, type BatchEvent, type BatchStatus, type JobInfo } from './status.js';
+import { batchStatus, jobInfo, oneLine, resultWarnings, type BatchEvent, type BatchStatus, type JobInfo } from './status.js';
 
 export interface LocalRunOptions {
   /** Jobs at once (worker processes). Default: half the cores, at least 1. */
@@ -104,7 +104,7 @@ export async function runLocal(plan: BatchPlan, options: LocalRunOptions = {}): 
         .then(
           (r) => {
             ran.set(n.id, r.status === 'done');
-            Object.assign(j, { state: r.status, fraction: 1, seconds: r.seconds, finishedAt: Date.now(), message: undefined });
+            Object.assign(j, { state: r.status, fraction: 1, seconds: r.seconds, finishedAt: Date.now(), message: undefined, ...resultWarnings(r) });
             emit(j);
             for (const d of dependents.get(n.id) ?? []) {
               const dn = byId.get(d)!;

@@ -13,6 +13,7 @@ import { Ajv, type ErrorObject } from 'ajv';
 
 import { BrainlatentError, InvalidArgumentError } from '../errors.js';
 import { resolveEncodeConfig, type EncodeConfig } from '../config/encode.js';
+import { fieldLabel } from '../config/problems.js';
 import { resolveConfig, stableJson, type ReconstructConfig } from '../pipeline/config.js';
 import type { Img2ImgSharding } from '../pipeline/stages.js';
 
@@ -146,17 +147,18 @@ export const MANIFEST_SCHEMA = {
 const ajv = new Ajv({ allErrors: true, strict: true });
 const validateSchema = ajv.compile(MANIFEST_SCHEMA);
 
-/** ajv's errors in the project's form: "<source>.path: expected …, got …". */
+/** ajv's errors in the project's form (fieldLabel): "nsd4.json: subjects[1]: expected …, got …", "manifest.name: …". */
 function schemaProblems(errors: ErrorObject[], source: string, input: unknown): string[] {
   const out = new Set<string>();
-  const at = (pointer: string) => pointer.split('/').slice(1).reduce<unknown>((v, k) => (v as Record<string, unknown> | undefined)?.[k], input);
+  const segs = (pointer: string) => pointer.split('/').slice(1);
+  const at = (pointer: string) => segs(pointer).reduce<unknown>((v, k) => (v as Record<string, unknown> | undefined)?.[k], input);
   for (const e of errors) {
     // a oneOf failure repeats the branch errors; the branches say more
     if (e.keyword === 'oneOf') continue;
-    const path = source + e.instancePath.replace(/\/(\d+)/g, '[$1]').replace(/\//g, '.');
-    if (e.keyword === 'additionalProperties') out.add(`${path}.${(e.params as { additionalProperty: string }).additionalProperty}: unknown key`);
-    else if (e.keyword === 'required') out.add(`${path}.${(e.params as { missingProperty: string }).missingProperty}: required`);
-    else out.add(`${path}: ${e.message}, got ${JSON.stringify(at(e.instancePath))}`);
+    const field = (...more: string[]) => fieldLabel(source, [...segs(e.instancePath), ...more]);
+    if (e.keyword === 'additionalProperties') out.add(`${field((e.params as { additionalProperty: string }).additionalProperty)}: unknown key`);
+    else if (e.keyword === 'required') out.add(`${field((e.params as { missingProperty: string }).missingProperty)}: required`);
+    else out.add(`${field()}: ${e.message}, got ${JSON.stringify(at(e.instancePath))}`);
   }
   return [...out];
 }
@@ -192,30 +194,34 @@ export function resolveManifest(input: unknown, options: { source?: string; base
   if (!validateSchema(input)) throw new ManifestError(source, schemaProblems(validateSchema.errors ?? [], source, input));
   const m = input as unknown as BatchManifest;
   const problems: string[] = [];
+  const field = (...segs: (string | number)[]) => fieldLabel(source, segs.map(String));
   const analysisNames = new Set<string>();
   m.analyses.forEach((a, i) => {
-    if (analysisNames.has(a.name)) problems.push(`${source}.analyses[${i}].name: '${a.name}' is used twice`);
+    if (analysisNames.has(a.name)) problems.push(`${field('analyses', i, 'name')}: '${a.name}' is used twice`);
     analysisNames.add(a.name);
-    for (const k of ['out'] as const) if (k in a.config) problems.push(`${source}.analyses[${i}].config.${k}: set by the batch (<out>/<subject>/${a.name}); remove it`);
+    for (const k of ['out'] as const) if (k in a.config) problems.push(`${field('analyses', i, 'config', k)}: set by the batch (<out>/<subject>/${a.name}); remove it`);
   });
+  // an expanded config's problem, by the subjects that have it: one alike in every subject is listed once
+  const configProblems = new Map<string, string[]>();
   const out = abs(m.out);
   const subjects: ResolvedSubject[] = [];
   const names = new Set<string>();
   m.subjects.forEach((s, i) => {
     const entry = typeof s === 'number' ? { subject: s } : s;
     const name = entry.name ?? subjectName(entry.subject);
-    if (names.has(name)) problems.push(`${source}.subjects[${i}]: subject name '${name}' is used twice (give each entry its own name)`);
+    if (names.has(name)) problems.push(`${field('subjects', i)}: subject name '${name}' is used twice (give each entry its own name)`);
     names.add(name);
     for (const k of Object.keys(entry.overrides ?? {})) {
-      if (!analysisNames.has(k)) problems.push(`${source}.subjects[${i}].overrides.${k}: no analysis is named '${k}' (analyses: ${[...analysisNames].join(', ')})`);
+      if (!analysisNames.has(k)) problems.push(`${field('subjects', i, 'overrides', k)}: no analysis is named '${k}' (analyses: ${[...analysisNames].join(', ')})`);
     }
     const rootIn = entry.root ?? m.nsd?.root;
-    if (!rootIn) problems.push(`${source}.subjects[${i}]: no NSD root (give nsd.root, or root for this subject)`);
+    if (!rootIn) problems.push(`${field('subjects', i)}: no NSD root (give nsd.root, or root for this subject)`);
     const root = abs(rootIn ?? '.');
     const vars = { subject: String(entry.subject), subj: subjectName(entry.subject), name };
     const analyses: ResolvedAnalysis[] = [];
     m.analyses.forEach((a, j) => {
-      const where = `${source}.analyses[${j}] (${a.name}) for ${name}`;
+      // the config's fields are named as the manifest has them: "nsd4.json: analyses[1].config.featureSets[0].name"
+      const where = field('analyses', j, 'config');
       const tpl = deepMerge(a.config, entry.overrides?.[a.name] ?? {});
       const cfg = substitute(tpl, vars) as Record<string, unknown>;
       const runOut = join(out, name, a.name);
@@ -233,13 +239,14 @@ export function resolveManifest(input: unknown, options: { source?: string; base
           analyses.push({ name: a.name, kind: 'encode', config: resolveEncodeConfig({ ...cfg, out: runOut, nsd, model }, where), sharding });
         }
       } catch (e) {
-        const list = (e as { problems?: string[] }).problems;
-        if (list) problems.push(...list);
-        else problems.push(`${where}: ${(e as Error).message}`);
+        const list = (e as { problems?: string[] }).problems ?? [`${where}: ${(e as Error).message}`];
+        for (const p of list) configProblems.set(p, [...(configProblems.get(p) ?? []), name]);
       }
     });
     subjects.push({ name, subject: entry.subject, root, analyses });
   });
+  // a problem of some subjects only (an override, a substituted path) names them
+  for (const [p, who] of configProblems) problems.push(who.length === m.subjects.length ? p : `${p} (for ${[...new Set(who)].join(', ')})`);
   if (problems.length) throw new ManifestError(source, [...new Set(problems)]);
   const retry = { attempts: m.retry?.attempts ?? 3, backoffMs: m.retry?.backoffMs ?? 2000 };
   const hash = createHash('sha256').update(stableJson({ id: m.name, out, subjects, retry })).digest('hex').slice(0, 16);

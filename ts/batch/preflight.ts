@@ -36,25 +36,79 @@ function rootPaths(a: CheckedAnalysis): { what: string; path: string }[] {
   return [{ what: 'NSD root', path: c.nsd.root }, ...(usesModel ? [{ what: 'model folder', path: c.model as string }] : [])];
 }
 
-async function analysisProblems(a: CheckedAnalysis): Promise<{ problem: string; missingHere: boolean }[]> {
+/**
+ * How a batch resolves a run folder that holds another config's run (runFolderConflict's remedy): a batch has no
+ * --out (the manifest names the folders), and its own --force replaces such a folder's run.
+ */
+export const BATCH_FOLDER_REMEDY =
+  "to apply this config, run the batch with --force ('batch run --force', 'batch submit --force'): it replaces them, files of yours there stay; " +
+  'or give the analysis another name to keep them';
+
+/** What the checks of a batch may be told: --force (a run folder of another config is to be replaced, not refused). */
+export interface BatchCheckOptions {
+  force?: boolean;
+}
+
+async function analysisChecks(a: CheckedAnalysis, options: BatchCheckOptions = {}): Promise<{ problems: { problem: string; missingHere: boolean }[]; warnings: string[] }> {
   const missing = rootPaths(a).filter((p) => !existsSync(p.path));
-  if (missing.length) return missing.map((p) => ({ problem: `${p.what} ${p.path} does not exist on this machine`, missingHere: true }));
+  if (missing.length) return { problems: missing.map((p) => ({ problem: `${p.what} ${p.path} does not exist on this machine`, missingHere: true })), warnings: [] };
+  const folder = { force: options.force, remedy: BATCH_FOLDER_REMEDY };
   try {
-    if (a.kind === 'reconstruct') await (await import('../pipeline/preflight.js')).preflight(a.config as ReconstructConfig);
-    else await (await import('../encoding/preflight.js')).preflightEncode(a.config as EncodeConfig);
-    return [];
+    const pre =
+      a.kind === 'reconstruct'
+        ? await (await import('../pipeline/preflight.js')).preflight(a.config as ReconstructConfig, folder)
+        : await (await import('../encoding/preflight.js')).preflightEncode(a.config as EncodeConfig, folder);
+    return { problems: [], warnings: pre.warnings };
   } catch (e) {
     const problems = (e as { problems?: unknown }).problems;
-    if (Array.isArray(problems)) return problems.map((p) => ({ problem: String(p), missingHere: false }));
-    return [{ problem: (e as Error).message, missingHere: false }];
+    if (Array.isArray(problems)) return { problems: problems.map((p) => ({ problem: String(p), missingHere: false })), warnings: [] };
+    return { problems: [{ problem: (e as Error).message, missingHere: false }], warnings: [] };
   }
 }
 
-/** Every subject × analysis's preflight problems, in batch order (none: the batch can be queued). */
-export async function preflightBatch(batch: ResolvedBatch): Promise<BatchProblem[]> {
-  const out: BatchProblem[] = [];
+async function analysisProblems(a: CheckedAnalysis): Promise<{ problem: string; missingHere: boolean }[]> {
+  return (await analysisChecks(a)).problems;
+}
+
+/** What a batch's checks found: problems (nothing may run) and warnings (suspicious, not wrong), each by subject × analysis. */
+export interface BatchChecks {
+  problems: BatchProblem[];
+  /** E.g. a session missing between sessions with betas, with nsd.sessions null (missingHere is false). */
+  warnings: BatchProblem[];
+}
+
+/** Every subject × analysis's preflight problems and warnings, in batch order. */
+export async function checkBatch(batch: ResolvedBatch, options: BatchCheckOptions = {}): Promise<BatchChecks> {
+  const out: BatchChecks = { problems: [], warnings: [] };
   for (const s of batch.subjects) {
-    for (const a of s.analyses) for (const p of await analysisProblems(a)) out.push({ subject: s.name, analysis: a.name, ...p });
+    for (const a of s.analyses) {
+      const r = await analysisChecks(a, options);
+      for (const p of r.problems) out.problems.push({ subject: s.name, analysis: a.name, ...p });
+      for (const w of r.warnings) out.warnings.push({ subject: s.name, analysis: a.name, problem: w, missingHere: false });
+    }
+  }
+  return out;
+}
+
+/** Every subject × analysis's preflight problems, in batch order (none: the batch can be queued). */
+export async function preflightBatch(batch: ResolvedBatch, options: BatchCheckOptions = {}): Promise<BatchProblem[]> {
+  return (await checkBatch(batch, options)).problems;
+}
+
+/**
+ * With --force, the run folders whose run is of another config and would be replaced: one line each, what goes
+ * (the previous run's outputs; other files stay). Empty without any.
+ */
+export async function forcedReplacements(batch: ResolvedBatch): Promise<string[]> {
+  const { clearingPlan, runFolderConflict } = await import('../pipeline/runFolder.js');
+  const out: string[] = [];
+  for (const s of batch.subjects) {
+    for (const a of s.analyses) {
+      // a conflict that --force resolves: another config's outputs (not a run.json of yours, which it refuses too)
+      if ((await runFolderConflict(a.config)) === null || (await runFolderConflict(a.config, { force: true })) !== null) continue;
+      const line = await clearingPlan(a.config.out);
+      if (line) out.push(`${s.name} × ${a.name}: ${line.replace(/^--force: first removes/, 'replaces')}`);
+    }
   }
   return out;
 }
@@ -98,6 +152,18 @@ export function formatProblems(problems: BatchProblem[]): string[] {
   return [...groups.values()].map((g) => `${g.subjects.join(', ')} × ${g.analysis}: ${g.problem}`);
 }
 
+/** The warnings one per line, each once with the subjects and analyses it concerns: `subj02 × recon, enc: subject 2: session 2 …`. */
+export function formatWarnings(warnings: BatchProblem[]): string[] {
+  const groups = new Map<string, { subjects: Set<string>; analyses: Set<string> }>();
+  for (const w of warnings) {
+    const g = groups.get(w.problem) ?? { subjects: new Set<string>(), analyses: new Set<string>() };
+    g.subjects.add(w.subject);
+    g.analyses.add(w.analysis);
+    groups.set(w.problem, g);
+  }
+  return [...groups].map(([text, g]) => `${[...g.subjects].join(', ')} × ${[...g.analyses].join(', ')}: ${text}`);
+}
+
 /** The batch's inputs fail their preflight on this machine: nothing was queued or run. */
 export class BatchPreflightError extends BrainlatentError {
   constructor(
@@ -121,8 +187,9 @@ export class BatchPreflightError extends BrainlatentError {
   }
 }
 
-/** Throws BatchPreflightError listing every problem, if there are any. */
-export async function requirePreflight(batch: ResolvedBatch, context: { refused: string; skip: string }): Promise<void> {
-  const problems = await preflightBatch(batch);
+/** Throws BatchPreflightError listing every problem, if there are any; else returns the warnings (formatWarnings words them). */
+export async function requirePreflight(batch: ResolvedBatch, context: { refused: string; skip: string }, options: BatchCheckOptions = {}): Promise<BatchProblem[]> {
+  const { problems, warnings } = await checkBatch(batch, options);
   if (problems.length) throw new BatchPreflightError(batch, problems, context);
+  return warnings;
 }

@@ -20,11 +20,13 @@ export interface RunBatchOptions extends LocalRunOptions {
   redis?: string;
   /** With redis: settings of the worker started here (`concurrency` 0: start none, wait for others). */
   worker?: Omit<WorkerOptions, 'redis' | 'concurrency'>;
+  /** Replace a run folder that holds another config's run (a config edited in the manifest) instead of failing its analysis: planBatch's `force`. */
+  force?: boolean;
 }
 
 /** Runs a whole batch; resolves with the final status and the summary per subject × stage. */
 export async function runBatch(manifest: ManifestInput, options: RunBatchOptions = {}): Promise<BatchReport> {
-  const plan = await planBatch(await toResolved(manifest));
+  const plan = await planBatch(await toResolved(manifest), { force: options.force });
   // a Redis that is not there fails the run at once, before anything is written
   if (options.redis) await requireRedis(options.redis);
   let report: BatchReport;

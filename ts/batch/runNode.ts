@@ -12,9 +12,11 @@ import { CancelledError, InvalidArgumentError } from '../errors.js';
 import { writeJsonAtomic } from '../io/atomicWrite.js';
 import { inputIdentities } from '../io/fileIdentity.js';
 import { configHash, type ReconstructConfig } from '../pipeline/config.js';
+import { PreflightError } from '../pipeline/errors.js';
 import type { Img2ImgShard, StageContext } from '../pipeline/stages.js';
 import type { BatchNode } from './graph.js';
 import { shardLabel } from './graph.js';
+import { BATCH_FOLDER_REMEDY } from './preflight.js';
 
 // The stage code (the engine, ONNX Runtime, HDF5) is imported when a job needs it, so a job process starts
 // quickly and holds only what its jobs use.
@@ -112,13 +114,34 @@ async function publishOnce(path: string, data: string): Promise<boolean> {
 async function withStageContext<T>(config: ReconstructConfig, ctl: NodeControl, fn: (ctx: StageContext) => Promise<T>): Promise<T> {
   const { preflight } = await import('../pipeline/preflight.js');
   const { lazyDiffusion } = await import('../pipeline/lazyDiffusion.js');
-  const pre = await preflight(config);
+  const pre = await preflight(config, { remedy: BATCH_FOLDER_REMEDY });
   const model = lazyDiffusion(config);
   const ctx: StageContext = { config, pre, signal: ctl.signal, progress: ctl.progress, diffusion: model.get };
   try {
     return await fn(ctx);
   } finally {
     model.dispose();
+  }
+}
+
+/**
+ * What an analysis's extract job does first, before it writes the run's manifest: it claims the run folder. A folder
+ * holding another config's run is refused (the job fails on its inputs, naming the batch's remedy) or, with the
+ * batch's --force, cleared as `reconstruct --force` clears it: the previous run's outputs go, the user's own files
+ * stay. A clearing that a kill interrupted is finished, as reconstruct and encode finish it.
+ */
+async function claimRunFolder(config: { out: string }, force: boolean, what: string): Promise<void> {
+  const { clearingInterrupted, clearRunFolder, lockRunFolder, runFolderConflict } = await runFolder();
+  const conflict = await runFolderConflict(config, { remedy: BATCH_FOLDER_REMEDY });
+  // (a run.json that no run wrote is refused with --force too)
+  const unresolved = conflict !== null && (!force || (await runFolderConflict(config, { force: true })) !== null);
+  if (unresolved) throw new PreflightError([conflict], what);
+  if (conflict === null && !(await clearingInterrupted(config.out))) return;
+  const lock = await lockRunFolder(config.out);
+  try {
+    await clearRunFolder(config.out);
+  } finally {
+    await lock.release();
   }
 }
 
@@ -170,6 +193,25 @@ async function linkSharedFeatures(w: Extract<BatchNode['work'], { kind: 'feature
   return { status: 'done', seconds: seconds(), summary: { ...summary, computedHere } };
 }
 
+/**
+ * The betas job's warnings: for each extraction that reads every session with betas (no sessions given), a
+ * session missing between sessions that have them (sessionGapWarning), once per subject and root. Made whether the
+ * extraction ran or came from the cache: the run reads those sessions either way.
+ */
+async function sessionGapWarnings(extractions: Extract<BatchNode['work'], { kind: 'betas' }>['extractions']): Promise<string[]> {
+  const { availableSessions } = await import('../nsd/betas.js');
+  const { DEFAULT_MAX_SESSION } = await import('../nsd/extract.js');
+  const { sessionGapWarning } = await import('../nsd/sessionPlan.js');
+  const out = new Set<string>();
+  for (const o of extractions) {
+    if (o.sessions !== undefined) continue;
+    const nsd = { root: o.root, subject: o.subject, format: o.format ?? 'auto' };
+    const w = sessionGapWarning(nsd, await availableSessions(nsd.root, nsd.subject, nsd.format, DEFAULT_MAX_SESSION));
+    if (w) out.add(w);
+  }
+  return [...out];
+}
+
 export async function runNode(node: BatchNode, ctl: NodeControl): Promise<NodeResult> {
   const t0 = performance.now();
   const seconds = () => (performance.now() - t0) / 1000;
@@ -184,7 +226,8 @@ export async function runNode(node: BatchNode, ctl: NodeControl): Promise<NodeRe
         const r = await extractNsd({ ...o, onProgress: (e) => ctl.progress((i + e.done / e.total) / w.extractions.length, `${o.roi}: session ${e.session}`) });
         if (!r.fromCache) fresh++;
       }
-      return { status: fresh ? 'done' : 'skipped', seconds: seconds(), summary: { extractions: w.extractions.length, extracted: fresh } };
+      const warnings = await sessionGapWarnings(w.extractions);
+      return { status: fresh ? 'done' : 'skipped', seconds: seconds(), summary: { extractions: w.extractions.length, extracted: fresh, ...(warnings.length ? { warnings } : {}) } };
     }
     case 'stage': {
       const { config, stage } = w;
@@ -192,7 +235,10 @@ export async function runNode(node: BatchNode, ctl: NodeControl): Promise<NodeRe
       const { STAGE_RUNNERS } = await pipelineStages();
       const inputPaths = (await stageInputs()).reconstructStageInputs(config, stage);
       if (!ctl.depsRan && (await stageDone(config, stage, inputPaths))) return { status: 'skipped', seconds: seconds() };
-      if (stage === 'extract') await writeManifest(config, versions());
+      if (stage === 'extract') {
+        await claimRunFolder(config, w.force === true, 'the reconstruction');
+        await writeManifest(config, versions());
+      }
       const inputs = await inputIdentities(inputPaths);
       const r = await withStageContext(config, ctl, (ctx) => STAGE_RUNNERS[stage](ctx));
       await markStage(config, { stage, seconds: seconds(), outputs: r.outputs, summary: r.summary, inputs });
@@ -276,8 +322,9 @@ export async function runNode(node: BatchNode, ctl: NodeControl): Promise<NodeRe
       if (!def) throw new InvalidArgumentError(`${node.id}: the encode config has no stage '${stage}' (stages: ${encodeStages(config).map((s) => s.id).join(', ')})`);
       if (!ctl.depsRan && (await stageDone(config, stage, def.inputs))) return { status: 'skipped', seconds: seconds() };
       if (stage === 'extract') {
+        await claimRunFolder(config, w.force === true, 'encode');
         const { preflightEncode } = await import('../encoding/preflight.js');
-        await preflightEncode(config);
+        await preflightEncode(config, { remedy: BATCH_FOLDER_REMEDY });
         await writeManifest(config, versions());
       }
       const { runStage } = await import('../pipeline/stageRunner.js');

@@ -32,6 +32,8 @@ export interface JobInfo {
   /** The worker that runs (or ran) it, and how often it stalled (its worker died or lost the lock). */
   worker?: string;
   stalls?: number;
+  /** What the job found suspicious but not wrong (its result's `summary.warnings`: the betas job's session gaps). */
+  warnings?: string[];
 }
 
 export interface BatchEvent {
@@ -141,6 +143,8 @@ export interface SummaryCell {
   fraction: number;
   seconds: number;
   reason?: string;
+  /** Its jobs' warnings, each once (see JobInfo.warnings); absent without any. */
+  warnings?: string[];
 }
 
 /** The states a summary cell counts its jobs in: "stopped" was cancelled while running, "not run" cancelled before it started. */
@@ -168,6 +172,12 @@ export function formatCellCount(c: Pick<SummaryCell, 'jobs' | 'counts'>): string
   const parts = Object.entries(c.counts) as [CellCount, number][];
   if (parts.length === 1) return parts[0][0] === 'done' || parts[0][0] === 'skipped' ? `(${c.jobs} jobs)` : `(${c.jobs} jobs ${parts[0][0]})`;
   return `(${c.jobs} jobs: ${parts.map(([k, n]) => `${n} ${k}`).join(', ')})`;
+}
+
+/** A finished job's warnings, from its result's `summary.warnings` (runNode): `{ warnings }`, or nothing without any. */
+export function resultWarnings(r: { summary?: Record<string, unknown> }): Pick<JobInfo, 'warnings'> {
+  const w = r.summary?.warnings;
+  return Array.isArray(w) && w.length ? { warnings: w.map(String) } : {};
 }
 
 export function jobInfo(n: BatchNode): JobInfo {
@@ -214,6 +224,7 @@ export function summarize(jobs: JobInfo[]): SummaryCell[] {
     if (state === 'waiting' && js.some((j) => isFinished(j.state))) state = 'active';
     if (state === 'done' && js.every((j) => j.state === 'skipped' || j.state === 'done') && js.some((j) => j.state === 'skipped') && !js.some((j) => j.state === 'done')) state = 'skipped';
     const failed = js.find((j) => j.state === 'failed') ?? js.find((j) => j.state === 'blocked');
+    const warnings = [...new Set(js.flatMap((j) => j.warnings ?? []))];
     return {
       subject: js[0].subject,
       analysis: js[0].analysis,
@@ -225,11 +236,12 @@ export function summarize(jobs: JobInfo[]): SummaryCell[] {
       fraction: js.reduce((a, j) => a + (isFinished(j.state) ? 1 : j.state === 'active' ? j.fraction : 0), 0) / js.length,
       seconds: js.reduce((a, j) => a + (j.seconds ?? 0), 0),
       reason: failed?.reason,
+      ...(warnings.length ? { warnings } : {}),
     };
   });
 }
 
-/** The summary as text: one line per subject × stage. */
+/** The summary as text: one line per subject × stage, and a line under it per warning of the stage. */
 export function formatSummary(cells: SummaryCell[]): string {
   const rows = cells
     .filter((c) => c.stage !== 'subject')
@@ -237,7 +249,8 @@ export function formatSummary(cells: SummaryCell[]): string {
       const what = `${c.subject}  ${c.analysis ? `${c.analysis}/` : ''}${c.stage}`;
       const count = c.jobs > 1 ? ` ${formatCellCount(c)}` : '';
       const secs = c.seconds > 0 ? ` ${c.seconds.toFixed(1)} s` : '';
-      return `${what.padEnd(34)} ${c.state}${count}${secs}${c.reason ? `: ${c.reason}` : ''}`;
+      const warnings = (c.warnings ?? []).map((w) => `\n${''.padEnd(35)}warning: ${w}`).join('');
+      return `${what.padEnd(34)} ${c.state}${count}${secs}${c.reason ? `: ${c.reason}` : ''}${warnings}`;
     });
   return rows.join('\n');
 }

@@ -162,9 +162,12 @@ export async function submitPlan(plan: BatchPlan, options: SubmitOptions & { onl
   }
 }
 
-/** Validates and plans a manifest, records the plan next to the outputs and adds its jobs to the queues. */
-export async function submitBatch(manifest: ManifestInput, options: SubmitOptions): Promise<SubmitResult & { plan: BatchPlan }> {
-  const plan = await planBatch(await toResolved(manifest));
+/**
+ * Validates and plans a manifest, records the plan next to the outputs and adds its jobs to the queues. `force`:
+ * a run folder holding another config's run is replaced by the analysis's extract job (planBatch's `force`).
+ */
+export async function submitBatch(manifest: ManifestInput, options: SubmitOptions & { force?: boolean }): Promise<SubmitResult & { plan: BatchPlan }> {
+  const plan = await planBatch(await toResolved(manifest), { force: options.force });
   // nothing is written next to the outputs for a batch that cannot be submitted
   await requireRedis(options.redis);
   return { ...(await submitPlan(plan, options)), plan };

@@ -130,10 +130,14 @@ function segments(pointer: string): string[] {
   return pointer === '' ? [] : pointer.slice(1).split('/').map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
 }
 
-/** "config.nsd.subject", "run.json: featureSets[1].kind", "body.ridge". */
+/**
+ * "config.nsd.subject", "run.json: featureSets[1].kind", "body.ridge"; a source that already names a field of a
+ * file continues its path: "nsd4.json: analyses[1].config" → "nsd4.json: analyses[1].config.featureSets[0].name".
+ */
 export function fieldLabel(source: string, segs: string[]): string {
   let p = '';
   for (const s of segs) p += /^\d+$/.test(s) ? `[${s}]` : /^[A-Za-z_$][\w$]*$/.test(s) ? `.${s}` : `[${q(s)}]`;
+  if (/: \S/.test(source)) return `${source}${p}`;
   if (/[/\\]|\.json$/i.test(source)) return p ? `${source}: ${p.replace(/^\./, '')}` : source;
   return `${source}${p}`;
 }

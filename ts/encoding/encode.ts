@@ -38,6 +38,8 @@ export interface EncodeOptions {
   force?: boolean;
   /** Only say what would run: the plan, nothing written. */
   dryRun?: boolean;
+  /** Called with each warning of the preflight (a session missing between sessions with betas) before any stage runs; they are in the result too. */
+  onWarning?: (message: string) => void;
 }
 
 export interface FeatureSetResult {
@@ -90,6 +92,8 @@ export interface EncodeResult {
   plan?: string[];
   /** Dry run: each stage's estimated time (by stage id) and what it was measured from. */
   estimates?: Record<string, StageEstimate>;
+  /** The preflight's warnings (a session missing between sessions with betas); absent in a result read back by encodeResult. */
+  warnings?: string[];
 }
 
 function versions(): Record<string, string> {
@@ -139,6 +143,7 @@ async function runEncode(c: EncodeConfig, options: EncodeOptions): Promise<Encod
       `run folder ${c.out} (config ${hash})`,
       ...(force ? [await clearingPlan(c.out)].filter((l): l is string => l !== null) : []),
       `subject ${c.nsd.subject}: ${pre.voxels} voxels in '${c.nsd.roi}'; ${pre.images} images with betas in the sessions read (of ${pre.designImages} in the subject's design)`,
+      ...pre.warnings.map((w) => `warning: ${w}`),
       // a stage that ran before and runs again says why (an input file changed, a stage it reads runs)
       ...stages.map((s) => `${skip.get(s.id) ? 'skip' : 'run '} ${s.id.padEnd(24)} ${s.describe}${planned.get(s.id)?.why ? ` (again: ${planned.get(s.id)!.why})` : ''}`),
       ...pre.estimates,
@@ -152,8 +157,10 @@ async function runEncode(c: EncodeConfig, options: EncodeOptions): Promise<Encod
       stages: stages.map((s) => ({ stage: s.id, status: skip.get(s.id) ? 'skipped' : 'planned', seconds: seconds(s.id) })),
       plan,
       estimates: Object.fromEntries(est),
+      warnings: pre.warnings,
     };
   }
+  pre.warnings.forEach((w) => options.onWarning?.(w));
   // --force empties the folder of the old run's outputs before anything is written.
   if (force) await clearRunFolder(c.out);
   await writeManifest(c, versions());
@@ -162,7 +169,7 @@ async function runEncode(c: EncodeConfig, options: EncodeOptions): Promise<Encod
     what: 'encode',
     onProgress: options.onProgress && ((p) => options.onProgress!({ ...p, detail: p.message ?? '' })),
   });
-  return { ...(await encodeResult(c)), stages: reports };
+  return { ...(await encodeResult(c)), stages: reports, warnings: pre.warnings };
 }
 
 /** The results of a finished encode run, read back from its folder. */

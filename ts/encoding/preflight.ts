@@ -27,12 +27,16 @@ export interface EncodePreflight {
   designImages: number;
   /** Lines for the dry run: model evaluations to come. */
   estimates: string[];
+  /** What is suspicious but not wrong: a session missing between sessions that have betas (planNsdSessions). */
+  warnings: string[];
 }
 
 const isDir = (p: string) => existsSync(p) && statSync(p).isDirectory();
 
 export interface EncodePreflightOptions {
   force?: boolean;
+  /** How a folder holding another run's outputs is to be resolved, in the caller's words (runFolderConflict; default: encode's flags). */
+  remedy?: string;
   /**
    * The 'unet' feature sets whose features stage will run (default: all). Only their layers are run through the
    * U-Net (checkUnetLayers loads it with the layers exposed: seconds to minutes on a real export), so a resumed run whose U-Net
@@ -49,6 +53,7 @@ export interface EncodePreflightOptions {
 
 export async function preflightEncode(c: EncodeConfig, options: EncodePreflightOptions = {}): Promise<EncodePreflight> {
   const problems: string[] = [];
+  const warnings: string[] = [];
   const model = c.featureSets.filter((s) => s.kind !== 'file');
   if (model.length && c.model !== null) {
     if (!isDir(c.model)) problems.push(`model folder ${c.model} does not exist`);
@@ -61,7 +66,7 @@ export async function preflightEncode(c: EncodeConfig, options: EncodePreflightO
     }
   }
   if (!['auto', 'none', 'estimate'].includes(c.noiseCeiling) && !existsSync(c.noiseCeiling)) problems.push(`noiseCeiling: ${c.noiseCeiling} does not exist`);
-  const conflict = await runFolderConflict(c, { force: options.force });
+  const conflict = await runFolderConflict(c, { force: options.force, remedy: options.remedy });
   if (conflict) problems.push(conflict);
   let mask: VoxelMask | null = null;
   let region: RegionMask | null = null;
@@ -92,6 +97,7 @@ export async function preflightEncode(c: EncodeConfig, options: EncodePreflightO
         // the sessions the extract stage will read, and the images they show: what every feature set must cover
         const sessions = await planNsdSessions(c.nsd, d);
         problems.push(...sessions.problems);
+        warnings.push(...sessions.warnings);
         plan = sessions.plan;
         // the models see the images of these sessions only (the subject's design lists all it will ever see)
         if (plan) images = plan.imageIds.length;
@@ -126,7 +132,7 @@ export async function preflightEncode(c: EncodeConfig, options: EncodePreflightO
     if (s.kind === 'unet') estimates.push(`'${s.name}': ${images} images × ${s.timesteps.length} U-Net evaluations`);
   }
   // every problem has been thrown by now, so the mask loaded
-  return { mask: mask!, voxels: mask!.indices.length, images, designImages, estimates };
+  return { mask: mask!, voxels: mask!.indices.length, images, designImages, estimates, warnings };
 }
 
 /**

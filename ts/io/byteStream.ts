@@ -103,7 +103,8 @@ export class ByteStream {
     try {
       r = await this.iter.next();
     } catch (e) {
-      throw streamError(this.path, this.compressed, this.consumed, e);
+      // (the bytes handed out so far say little: a reader asks for a whole volume in one read)
+      throw await streamError(this.path, this.compressed, e);
     }
     if (r.done) return false;
     this.chunk = r.value;
@@ -162,12 +163,35 @@ export function fileOpenError(path: string, e: unknown): Error {
   return e instanceof Error ? e : new Error(String(e));
 }
 
-function streamError(path: string, compressed: boolean, at: number, e: unknown): Error {
+/** The gunzip of the error path: small output chunks, so that what it decompressed before failing is counted to 4 KiB. */
+const COUNT_CHUNK = 4096;
+
+/**
+ * How many bytes a gzip file decompresses to before its data fail (on the error path only: it reads the file again).
+ * The stream that failed cannot tell: zlib hands out its output in CHUNK-sized pieces and drops the piece it was
+ * filling when the data go wrong, so a file that fails within its first MiB had handed out nothing.
+ */
+async function gunzipBytesBeforeError(path: string): Promise<number> {
+  const file = createReadStream(path, { highWaterMark: 64 * 1024 });
+  const gunzip = createGunzip({ chunkSize: COUNT_CHUNK });
+  file.on('error', (e) => gunzip.destroy(e));
+  let n = 0;
+  try {
+    for await (const c of file.pipe(gunzip)) n += (c as Buffer).length;
+  } catch {
+    // the failure being reported
+  } finally {
+    file.destroy();
+  }
+  return n;
+}
+
+async function streamError(path: string, compressed: boolean, e: unknown): Promise<Error> {
   const code = (e as NodeJS.ErrnoException)?.code;
   if (code === 'ENOENT' || code === 'EISDIR') return fileOpenError(path, e);
   const msg = e instanceof Error ? e.message : String(e);
   if (compressed || (typeof code === 'string' && code.startsWith('Z_'))) {
-    return new FormatError(`${path}: corrupt or truncated gzip data after ${at} decompressed bytes (${msg})`);
+    return new FormatError(`${path}: corrupt or truncated gzip data after ${await gunzipBytesBeforeError(path)} decompressed bytes (${msg})`);
   }
   return e instanceof Error ? e : new Error(msg);
 }

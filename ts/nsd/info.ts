@@ -12,7 +12,10 @@ export interface NsdSubjectInfo {
   hdf5Sessions: number[];
   brainmask: boolean;
   rois: string[];
-  /** Files the adapter needs for this subject that are absent (only for subjects with any data). */
+  /**
+   * Files the adapter needs for this subject that are absent (only for subjects with any data). A session without
+   * betas in either format is one entry naming both files: "<…>/betas_session02.nii.gz or <…>/betas_session02.hdf5".
+   */
   missing: string[];
 }
 
@@ -64,8 +67,10 @@ export async function nsdInfo(root: string): Promise<NsdInfo> {
     for (const atlas of ['nsdgeneral', 'streams']) if (!rois.includes(atlas)) sMissing.push(P.roiPath(root, subject, atlas));
     const have = new Set([...niftiSessions, ...hdf5Sessions]);
     const last = Math.max(...have, 0);
-    for (let s = 1; s < last; s++) if (!have.has(s)) sMissing.push(P.betasPath(root, subject, s, 'nifti'));
-    if (have.size === 0) sMissing.push(P.betasPath(root, subject, 1, 'nifti'));
+    // a session is there in either format, so one that is absent is absent in both: both files are named
+    const eitherFormat = (s: number) => `${P.betasPath(root, subject, s, 'nifti')} or ${P.betasPath(root, subject, s, 'hdf5')}`;
+    for (let s = 1; s < last; s++) if (!have.has(s)) sMissing.push(eitherFormat(s));
+    if (have.size === 0) sMissing.push(eitherFormat(1));
     subjects.push({ subject, niftiSessions, hdf5Sessions, brainmask, rois, missing: sMissing });
   }
   return { root, expdesign, stimInfo, stimuli, captions, subjects, missing };

@@ -26,29 +26,60 @@ export interface NsdSessionPlan {
 
 export { formatSessionList, maskGridMismatch };
 
+/** Sessions missing between the first and the last of `present` (ascending): a gap, not the end of a subject's sessions. */
+export function sessionGaps(present: readonly number[]): number[] {
+  const have = new Set(present);
+  const gaps: number[] = [];
+  for (let s = present[0] + 1; s < present[present.length - 1]; s++) if (!have.has(s)) gaps.push(s);
+  return gaps;
+}
+
+/**
+ * The warning for sessions without betas between sessions that have them, when every session with betas is read
+ * (nsd.sessions null), or null when there is no gap. NSD subjects end at different sessions (30 to 40), so fewer
+ * sessions at the end is normal; a hole in the middle is more likely a file deleted or not yet copied, which
+ * would otherwise change what the run reads without a word. `present` is availableSessions' answer.
+ */
+export function sessionGapWarning(nsd: { root: string; subject: number; format: BetasFormatChoice }, present: readonly number[], field = 'nsd.sessions'): string | null {
+  const gaps = sessionGaps(present);
+  if (gaps.length === 0) return null;
+  const { root, subject, format } = nsd;
+  const looked = format === 'auto' ? `${betasPath(root, subject, gaps[0], 'hdf5')} or .nii.gz` : betasPath(root, subject, gaps[0], format);
+  const s = gaps.length > 1 ? 's' : '';
+  return (
+    `subject ${subject}: session${s} ${formatSessionList(gaps)} ha${gaps.length > 1 ? 've' : 's'} no betas (looked for ${looked}), ` +
+    `though sessions before and after do: with ${field} null the run reads only the sessions that have betas (${formatSessionList([...present])}); ` +
+    `restore the file${s}, or set ${field} to the sessions you mean to read`
+  );
+}
+
 /**
  * Resolves `sessions` (null: every session with betas among 1–37, as the extract stage does) against the NSD
  * root and the design. Problems name `field` (e.g. "nsd.sessions"); the plan is null when there are any.
+ * Warnings: with sessions null, a session missing between sessions that have betas (sessionGapWarning).
  */
 export async function planNsdSessions(
   nsd: { root: string; subject: number; sessions: string | number[] | null; format: BetasFormatChoice },
   design: NsdDesign,
   field = 'nsd.sessions',
-): Promise<{ plan: NsdSessionPlan | null; problems: string[] }> {
+): Promise<{ plan: NsdSessionPlan | null; problems: string[]; warnings: string[] }> {
   const { root, subject, format } = nsd;
   const fmt = format === 'auto' ? '.hdf5 or .nii.gz' : format === 'hdf5' ? '.hdf5' : '.nii.gz';
   let sessions: number[];
+  const warnings: string[] = [];
   if (nsd.sessions === null) {
     sessions = await availableSessions(root, subject, format, DEFAULT_MAX_SESSION);
     if (sessions.length === 0) {
-      return { plan: null, problems: [`subject ${subject} has no betas in ${root} (nsd.format '${format}': looked for ${betasPath(root, subject, 1, format === 'nifti' ? 'nifti' : 'hdf5')} and the other sessions 1-${DEFAULT_MAX_SESSION})`] };
+      return { plan: null, warnings, problems: [`subject ${subject} has no betas in ${root} (nsd.format '${format}': looked for ${betasPath(root, subject, 1, format === 'nifti' ? 'nifti' : 'hdf5')} and the other sessions 1-${DEFAULT_MAX_SESSION})`] };
     }
+    const gap = sessionGapWarning(nsd, sessions, field);
+    if (gap) warnings.push(gap);
   } else {
     try {
       sessions = typeof nsd.sessions === 'string' ? parseSessions(nsd.sessions, field) : [...new Set(nsd.sessions)].sort((a, b) => a - b);
     } catch (e) {
       // (parseSessions names the field itself)
-      return { plan: null, problems: [(e as Error).message] };
+      return { plan: null, warnings, problems: [(e as Error).message] };
     }
     const present = new Set(await availableSessions(root, subject, format, Math.max(DEFAULT_MAX_SESSION, ...sessions)));
     const missing = sessions.filter((s) => !present.has(s));
@@ -56,6 +87,7 @@ export async function planNsdSessions(
       const have = [...present].sort((a, b) => a - b);
       return {
         plan: null,
+        warnings,
         problems: [
           `${field}: session${missing.length > 1 ? 's' : ''} ${formatSessionList(missing)} of subject ${subject} ha${missing.length > 1 ? 've' : 's'} no betas (${fmt}) in ` +
             `${root} (looked for ${betasPath(root, subject, missing[0], format === 'nifti' ? 'nifti' : 'hdf5')}); ` +
@@ -75,8 +107,8 @@ export async function planNsdSessions(
       if (table.test[k]) test.add(id);
     });
     const affine = await betasGridAffine(root, subject, file, grid);
-    return { plan: { sessions, trialsPerSession: T, imageIds: Int32Array.from(ids).sort(), testImages: test.size, grid, betasFile: file.path, affine }, problems: [] };
+    return { plan: { sessions, trialsPerSession: T, imageIds: Int32Array.from(ids).sort(), testImages: test.size, grid, betasFile: file.path, affine }, problems: [], warnings };
   } catch (e) {
-    return { plan: null, problems: [`${field}: ${(e as Error).message}`] };
+    return { plan: null, problems: [`${field}: ${(e as Error).message}`], warnings };
   }
 }

@@ -11,7 +11,7 @@ import { onnxruntimeNodeInstalled } from '../native/onnxruntimeNode.js';
 import { loadRegionMask, type RegionMask } from '../nsd/roi.js';
 import type { ReconstructConfig } from './config.js';
 import { PreflightError } from './errors.js';
-import { runFolderConflict } from './runFolder.js';
+import { runFolderConflict, type RunFolderConflictOptions } from './runFolder.js';
 
 /** What the checks before a reconstruction found: the test images and the inputs the stages will read. */
 export interface PreflightResult {
@@ -20,12 +20,16 @@ export interface PreflightResult {
   /** Voxels of the z and c regions. */
   voxels: { z: number; c: number };
   captions: NsdCaptions;
+  /** What is suspicious but not wrong: a session missing between sessions that have betas (planNsdSessions). */
+  warnings: string[];
 }
 
 const isDir = (p: string) => existsSync(p) && statSync(p).isDirectory();
 
-export async function preflight(config: ReconstructConfig, options: { force?: boolean } = {}): Promise<PreflightResult> {
+/** `options`: --force, and how a folder of another run is to be resolved in the caller's words (runFolderConflict). */
+export async function preflight(config: ReconstructConfig, options: RunFolderConflictOptions = {}): Promise<PreflightResult> {
   const problems: string[] = [];
+  const warnings: string[] = [];
   const { nsd, model } = config;
   if (!isDir(model.dir)) problems.push(`model folder ${model.dir} does not exist`);
   else {
@@ -47,7 +51,7 @@ export async function preflight(config: ReconstructConfig, options: { force?: bo
   if (config.evaluation.networks.length > 0 && !onnxruntimeNodeInstalled()) {
     problems.push('evaluation.networks: feature networks run on onnxruntime-node, which is not installed (npm install onnxruntime-node@1.30.0)');
   }
-  const conflict = await runFolderConflict(config, { force: options.force });
+  const conflict = await runFolderConflict(config, options);
   if (conflict) problems.push(conflict);
   const voxels = { z: 0, c: 0 };
   let testIds: number[] = [];
@@ -76,6 +80,7 @@ export async function preflight(config: ReconstructConfig, options: { force?: bo
         // the sessions the extract stage will read: each must have betas, within the design
         const sessions = await planNsdSessions(nsd, d);
         problems.push(...sessions.problems);
+        warnings.push(...sessions.warnings);
         // a mask on another grid would pass until the extract stage reads the betas
         for (const t of ['z', 'c'] as const) {
           const region = regions[t];
@@ -99,5 +104,5 @@ export async function preflight(config: ReconstructConfig, options: { force?: bo
     }
   }
   if (problems.length) throw new PreflightError(problems);
-  return { testIds, voxels, captions };
+  return { testIds, voxels, captions, warnings };
 }

@@ -41,8 +41,9 @@ export interface ReconstructOptions {
   /** Only report what would run and how long each stage should take (from short measured probes). */
   dryRun?: boolean;
   /**
-   * Called with each warning a stage raises, e.g. a decoder whose chosen alphas crowd an edge of its grid
-   * (also for stages skipped on resume, from their records). The warnings are in the result too.
+   * Called with each warning the preflight or a stage raises, e.g. a session missing between sessions with betas,
+   * or a decoder whose chosen alphas crowd an edge of its grid (also for stages skipped on resume, from their
+   * records). The warnings are in the result too.
    */
   onWarning?: (message: string) => void;
 }
@@ -59,7 +60,7 @@ export interface ReconstructResult {
   plan?: string[];
   /** Dry run: each stage's estimated time and what it was measured from. */
   estimates?: Record<StageName, StageEstimate>;
-  /** Warnings the stages raised (see ReconstructOptions.onWarning). */
+  /** Warnings the preflight and the stages raised (see ReconstructOptions.onWarning); a dry run's, the preflight's. */
   warnings: string[];
 }
 
@@ -132,6 +133,7 @@ async function runReconstruct(config: ReconstructConfig, options: ReconstructOpt
       `run folder ${config.out} (config ${hash})`,
       ...(force ? [await clearingPlan(config.out)].filter((l): l is string => l !== null) : []),
       `subject ${config.nsd.subject}: ${n} test images; z from '${config.decoders.z.roi}' (${pre.voxels.z} voxels), c from '${config.decoders.c.roi}' (${pre.voxels.c} voxels)`,
+      ...pre.warnings.map((w) => `warning: ${w}`),
       `estimates from short probes on this machine (load average ${loadAverage()}):`,
       ...STAGES.map((s) => `${skip.get(s) ? 'skip' : 'run '} ${s.padEnd(9)} ${skip.get(s) ? '' : `~${formatSeconds(est[s].seconds).padStart(7)}  ${est[s].basis}${why.has(s) ? ` (again: ${why.get(s)})` : ''}`}`.trimEnd()),
       `total ~${formatSeconds(total)}`,
@@ -144,7 +146,7 @@ async function runReconstruct(config: ReconstructConfig, options: ReconstructOpt
       testImages: n,
       plan: lines,
       estimates: est,
-      warnings: [],
+      warnings: pre.warnings,
     };
   }
   const warnings: string[] = [];
@@ -152,6 +154,8 @@ async function runReconstruct(config: ReconstructConfig, options: ReconstructOpt
     warnings.push(w);
     options.onWarning?.(w);
   };
+  // what the preflight found suspicious but not wrong (a session missing between sessions with betas)
+  pre.warnings.forEach(warn);
   // --force (or a --force that was interrupted) empties the folder of the old run's outputs before anything is written.
   if (force) await clearRunFolder(config.out);
   const model = lazyDiffusion(config);

@@ -118,12 +118,24 @@ export async function clearingInterrupted(out: string): Promise<boolean> {
   return m !== null && m !== 'foreign' && 'clearing' in m && m.clearing === true;
 }
 
+/** What a folder holding another run's outputs is refused with, by default: the remedies of reconstruct and encode. */
+export const RUN_FOLDER_REMEDY = 'use another --out, or --force to replace them';
+
+export interface RunFolderConflictOptions {
+  force?: boolean;
+  /**
+   * How to resolve a folder that holds another run's outputs, in the caller's words (default RUN_FOLDER_REMEDY,
+   * reconstruct's and encode's flags): a batch has no --out, its run folders are named by the manifest.
+   */
+  remedy?: string;
+}
+
 /**
  * A folder's conflict with this config: null if it is empty, new, holds this same run, holds only another run's
  * run.json (no output of it yet), or was being cleared. With `force` only what --force cannot resolve: a run.json
  * that no run wrote.
  */
-export async function runFolderConflict(config: { out: string }, options: { force?: boolean } = {}): Promise<string | null> {
+export async function runFolderConflict(config: { out: string }, options: RunFolderConflictOptions = {}): Promise<string | null> {
   const m = await readRunJson(config.out);
   if (m === 'foreign') return foreignRunJson(config.out);
   if (m === null || 'clearing' in m || options.force) return null;
@@ -135,7 +147,7 @@ export async function runFolderConflict(config: { out: string }, options: { forc
     if (outputs.length === 0) return null;
     return (
       `run folder ${config.out} holds another run's outputs (${outputs.join(', ')}; config ${m.configHash}, this config ${hash}); ` +
-      'use another --out, or --force to replace them'
+      (options.remedy ?? RUN_FOLDER_REMEDY)
     );
   }
   return null;

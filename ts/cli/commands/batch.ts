@@ -5,7 +5,7 @@ import { InvalidArgumentError } from '../../errors.js';
 import { planBatch, planNodes } from '../../batch/graph.js';
 import { cancelBatch, getBatchStatus, listBatches, retryBatch, watchBatch } from '../../batch/inspect.js';
 import { loadManifest, type ResolvedBatch } from '../../batch/manifest.js';
-import { BatchPreflightError, preflightBatch, requirePreflight } from '../../batch/preflight.js';
+import { BatchPreflightError, checkBatch, forcedReplacements, formatWarnings, requirePreflight, type BatchProblem } from '../../batch/preflight.js';
 import { shownRedisUrl } from '../../batch/redis.js';
 import { runBatch, type BatchReport } from '../../batch/runBatch.js';
 import { formatSummary, type BatchEvent } from '../../batch/status.js';
@@ -35,15 +35,30 @@ export function printReport(r: BatchReport, json: boolean): void {
     process.stdout.write(`${JSON.stringify({ batch: r.batch, state: r.state, counts: r.counts, summary: r.summary }, null, 2)}\n`);
     return;
   }
-  process.stdout.write(`${formatSummary(r.summary)}\n\nbatch ${r.batch}: ${r.state} (${Object.entries(r.counts).filter(([, n]) => n).map(([k, n]) => `${n} ${k}`).join(', ')})\n`);
+  const warnings = new Set(r.summary.flatMap((c) => c.warnings ?? [])).size;
+  const warned = warnings ? `; ${warnings} warning${warnings === 1 ? '' : 's'} (above)` : '';
+  process.stdout.write(`${formatSummary(r.summary)}\n\nbatch ${r.batch}: ${r.state} (${Object.entries(r.counts).filter(([, n]) => n).map(([k, n]) => `${n} ${k}`).join(', ')})${warned}\n`);
 }
 
 const NO_PREFLIGHT = 'skip the preflight of each subject × analysis here (for data and models that exist only where the workers run)';
 
-/** The manifest, validated, with each subject × analysis's preflight passed on this machine unless skipped. */
-async function checkedManifest(file: string, preflight: boolean, refused: string): Promise<ResolvedBatch> {
+const FORCE =
+  "replace a run folder whose run is of another config (an analysis's config edited in the manifest): its run's outputs go, " +
+  'files of yours there stay; folders of this config resume as always';
+
+/** The preflight's warnings on stderr, one line each (a session missing between sessions with betas). */
+function printBatchWarnings(warnings: BatchProblem[]): void {
+  for (const w of formatWarnings(warnings)) process.stderr.write(`warning: ${w}\n`);
+}
+
+/**
+ * The manifest, validated, with each subject × analysis's preflight passed on this machine unless skipped; its
+ * warnings printed, and with --force the run folders it will replace.
+ */
+async function checkedManifest(file: string, preflight: boolean, refused: string, force = false): Promise<ResolvedBatch> {
   const batch = await loadManifest(file);
-  if (preflight) await requirePreflight(batch, { refused, skip: '--no-preflight' });
+  if (preflight) printBatchWarnings(await requirePreflight(batch, { refused, skip: '--no-preflight' }, { force }));
+  if (force) for (const line of await forcedReplacements(batch)) process.stderr.write(`--force: ${line}\n`);
   return batch;
 }
 
@@ -77,6 +92,7 @@ export function registerBatchCommand(program: Command): void {
     .option('--redis <url>', 'go through BullMQ on this Redis (redis://host:port/db): submit, run --concurrency workers here (0: none) and wait for the workers elsewhere')
     .option('--json', 'print the summary as JSON')
     .option('--no-preflight', NO_PREFLIGHT)
+    .option('--force', FORCE)
     .addHelpText(
       'after',
       `
@@ -84,6 +100,8 @@ Before anything runs, each subject × analysis gets the checks of 'reconstruct -
 (model folder, NSD data, sizes, betas) on this machine; any problem is listed and nothing runs (--no-preflight
 skips them). Stages whose outputs are complete are skipped, so running a finished manifest again does nothing, and an
 interrupted batch resumes. A subject whose inputs are broken fails alone (with the reason); the others go on.
+An analysis whose config was edited since its run folder was written is refused (its folder holds the other
+config's outputs); --force replaces that run, and 'batch plan --force' lists the folders it would replace.
 Exit status 1 when any job failed.
 
 Examples:
@@ -91,12 +109,12 @@ Examples:
   brainlatent batch run nsd.json --redis redis://queue-host:6379 --concurrency 0   # workers run elsewhere
   brainlatent batch run nsd.json --json > summary.json`,
     )
-    .action(async (file: string, f: { concurrency?: string; json?: boolean; redis?: string; preflight: boolean }) => {
+    .action(async (file: string, f: { concurrency?: string; json?: boolean; redis?: string; preflight: boolean; force?: boolean }) => {
       const concurrency = nonNegativeInt(f.concurrency, 'concurrency');
-      const manifest = await checkedManifest(file, f.preflight, 'nothing was run');
+      const manifest = await checkedManifest(file, f.preflight, 'nothing was run', f.force);
       const ac = new AbortController();
       process.once('SIGINT', () => ac.abort());
-      const r = await runBatch(manifest, { concurrency: f.redis ? concurrency : concurrency || undefined, redis: f.redis, signal: ac.signal, onEvent: eventLogger() });
+      const r = await runBatch(manifest, { concurrency: f.redis ? concurrency : concurrency || undefined, redis: f.redis, signal: ac.signal, onEvent: eventLogger(), force: f.force });
       printReport(r, !!f.json);
       if (r.state !== 'done') process.exitCode = 1;
     });
@@ -106,6 +124,7 @@ Examples:
     .description('validate the manifest, add its jobs to the queues on Redis and return (workers take them: brainlatent worker)')
     .requiredOption('--redis <url>', 'Redis of the queues, redis://host:port/db')
     .option('--no-preflight', NO_PREFLIGHT)
+    .option('--force', FORCE)
     .addHelpText(
       'after',
       `
@@ -114,8 +133,8 @@ Before anything is submitted, each subject × analysis gets the checks of 'recon
 submitted. Workers may see paths this machine does not: --no-preflight skips the checks (the workers' jobs check
 again when they run).`,
     )
-    .action(async (file: string, f: { redis: string; preflight: boolean }) => {
-      const r = await submitBatch(await checkedManifest(file, f.preflight, 'nothing was submitted'), { redis: f.redis });
+    .action(async (file: string, f: { redis: string; preflight: boolean; force?: boolean }) => {
+      const r = await submitBatch(await checkedManifest(file, f.preflight, 'nothing was submitted', f.force), { redis: f.redis, force: f.force });
       process.stdout.write(
         `batch ${r.batch}: ${r.jobs} jobs for ${r.plan.subjects.length} subjects; added ${r.added.join(', ') || 'nothing'}${r.existing.length ? `; already queued: ${r.existing.join(', ')}` : ''}${r.busy.length ? `; a cancelled job still runs, submit again later: ${r.busy.join(', ')}` : ''}\n` +
           `follow it with: brainlatent batch watch ${r.batch} --redis ${f.redis}\n`,
@@ -195,24 +214,30 @@ the watch was interrupted (Ctrl-C): only the watch stops, the batch goes on, and
     .description('validate the manifest and list the jobs it makes (ids, queues, dependencies), without running anything')
     .option('--json', 'print the plan as JSON')
     .option('--no-preflight', NO_PREFLIGHT)
+    .option('--force', `check as 'batch run --force' would run: ${FORCE}; lists the run folders it would replace`)
     .addHelpText(
       'after',
       `
 After the jobs, each subject × analysis's problems found by the checks of 'reconstruct --dry-run' / 'encode
 --dry-run' on this machine are listed (stderr), and the exit status is 1 if there are any (--no-preflight skips
-the checks).`,
+the checks). Warnings (a session missing between sessions with betas) are listed too and leave the status 0.`,
     )
-    .action(async (file: string, f: { json?: boolean; preflight: boolean }) => {
+    .action(async (file: string, f: { json?: boolean; preflight: boolean; force?: boolean }) => {
       const resolved = await loadManifest(file);
-      const plan = await planBatch(resolved);
-      const problems = f.preflight ? await preflightBatch(resolved) : [];
+      const plan = await planBatch(resolved, { force: f.force });
+      const { problems, warnings } = f.preflight ? await checkBatch(resolved, { force: f.force }) : { problems: [], warnings: [] };
+      const replaced = f.force ? await forcedReplacements(resolved) : [];
       const nodes = planNodes(plan);
       if (f.json) {
         process.stdout.write(`${JSON.stringify(nodes.map(({ work: _w, ...n }) => n), null, 2)}\n`);
       } else {
         for (const n of nodes) process.stdout.write(`${n.id.padEnd(52)} ${n.queue.padEnd(8)} after ${n.deps.length ? n.deps.length > 2 ? `${n.deps.length} jobs` : n.deps.join(', ') : '-'}\n`);
-        process.stdout.write(`\n${nodes.length} jobs, ${plan.subjects.length} subjects${f.preflight ? `; preflight: ${problems.length ? `${problems.length} problems` : 'no problems'}` : '; preflight skipped'}\n`);
+        if (replaced.length) process.stdout.write(`\n${replaced.map((l) => `--force: ${l}`).join('\n')}\n`);
+        const warned = formatWarnings(warnings).length;
+        const shown = warned ? `, ${warned} warning${warned === 1 ? '' : 's'}` : '';
+        process.stdout.write(`\n${nodes.length} jobs, ${plan.subjects.length} subjects${f.preflight ? `; preflight: ${problems.length ? `${problems.length} problems` : 'no problems'}${shown}` : '; preflight skipped'}\n`);
       }
+      printBatchWarnings(warnings);
       if (problems.length) throw new BatchPreflightError(resolved, problems, { refused: 'the batch cannot be submitted as it is', skip: '--no-preflight' });
     });
 }

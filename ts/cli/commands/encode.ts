@@ -8,7 +8,7 @@ import { schemaHelpText } from '../../config/help.js';
 import { encode } from '../../encoding/encode.js';
 import { readConfigFile } from '../configFile.js';
 import { checkOutputPath } from '../outputPath.js';
-import { stageProgress } from './reconstruct.js';
+import { printWarnings, stageProgress } from './reconstruct.js';
 
 export function registerEncodeCommand(program: Command): void {
   program
@@ -45,7 +45,7 @@ ${schemaHelpText(EncodeConfigSchema, 'enc.json')}`,
       if (f.out === undefined) await checkOutputPath(`${f.config}: out`, config.out, 'folder', 'the run');
       const ctl = new AbortController();
       process.once('SIGINT', () => ctl.abort());
-      const r = await encode(config, { signal: ctl.signal, force: f.force, dryRun: f.dryRun, onProgress: f.dryRun ? undefined : stageProgress() });
+      const r = await encode(config, { signal: ctl.signal, force: f.force, dryRun: f.dryRun, onProgress: f.dryRun ? undefined : stageProgress(), onWarning: printWarnings });
       if (r.plan) {
         process.stdout.write(`${r.plan.join('\n')}\n`);
         return;

@@ -1,0 +1,68 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { afterAll, describe, expect, it } from 'vitest';
+
+import { loadManifest, ManifestError, resolveManifest, type BatchManifest } from '../../ts/batch/manifest.js';
+
+// A manifest's problems are named as the other config errors name theirs ("enc.json: featureSets[0].name"): the
+// file, then the field's path in it. A problem of an analysis's config that every subject has is listed once.
+
+const dir = mkdtempSync(join(tmpdir(), 'bl-manifest-errors-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** The --help example's shape: four subjects (one with overrides), a reconstruction and an encoding. */
+const manifest = (): BatchManifest => ({
+  name: 'nsd4',
+  out: 'runs/nsd4',
+  nsd: { root: '/data/nsd' },
+  subjects: [1, 2, 3, { subject: 3, name: 's3b', overrides: { recon: { img2img: { seeds: 0 } } } }],
+  analyses: [
+    { name: 'recon', kind: 'reconstruct', config: { model: { dir: 'models/sd' } } },
+    { name: 'enc', kind: 'encode', config: { model: 'models/sd', featureSets: [{ kind: 'z' }, { kind: 'c' }] } },
+  ],
+});
+
+async function problems(m: unknown, file: string): Promise<{ source: string; problems: string[] }> {
+  const f = join(dir, file);
+  writeFileSync(f, JSON.stringify(m));
+  try {
+    await loadManifest(f);
+  } catch (e) {
+    expect(e).toBeInstanceOf(ManifestError);
+    return { source: f, problems: (e as ManifestError).problems };
+  }
+  throw new Error('expected a ManifestError');
+}
+
+describe('a manifest’s problems', () => {
+  it('name the file and the field in it, and an analysis problem of every subject once (an override’s names its subjects)', async () => {
+    const { source, problems: p } = await problems(manifest(), 'nsd4.json');
+    expect(p).toEqual([
+      `${source}: analyses[1].config.featureSets[0].name: required, expected a string of letters, digits, _ . or -`,
+      `${source}: analyses[1].config.featureSets[1].name: required, expected a string of letters, digits, _ . or -`,
+      `${source}: analyses[0].config.img2img.seeds: expected an integer >= 1, got number 0 (for s3b)`,
+    ]);
+  });
+
+  it('schema problems and the manifest’s own checks are named the same way; a manifest given as an object is "manifest"', async () => {
+    const m = { ...manifest(), extra: 1, subjects: [1, 1] } as unknown;
+    expect((await problems(m, 'schema.json')).problems).toEqual([`${join(dir, 'schema.json')}: extra: unknown key`]);
+    const { source, problems: own } = await problems({ ...manifest(), subjects: [1, 1], analyses: [...manifest().analyses, { ...manifest().analyses[0], config: { out: 'x' } }] }, 'own.json');
+    expect(own).toEqual(
+      expect.arrayContaining([
+        `${source}: analyses[2].name: 'recon' is used twice`,
+        `${source}: analyses[2].config.out: set by the batch (<out>/<subject>/recon); remove it`,
+        `${source}: subjects[1]: subject name 'subj01' is used twice (give each entry its own name)`,
+      ]),
+    );
+    let thrown: ManifestError | undefined;
+    try {
+      resolveManifest(manifest());
+    } catch (e) {
+      thrown = e as ManifestError;
+    }
+    expect(thrown?.problems[0]).toBe('manifest.analyses[1].config.featureSets[0].name: required, expected a string of letters, digits, _ . or -');
+  });
+});

@@ -1,0 +1,120 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import type { BatchManifest } from '../../ts/batch/manifest.js';
+import type { SummaryCell } from '../../ts/batch/status.js';
+import type { DemoWorld } from '../../ts/demo/world.js';
+import { encode } from '../../ts/encoding/encode.js';
+import { readNsdDesign } from '../../ts/nsd/expdesign.js';
+import { betasPath } from '../../ts/nsd/paths.js';
+import { planNsdSessions, sessionGaps } from '../../ts/nsd/sessionPlan.js';
+import { reconstruct } from '../../ts/pipeline/reconstruct.js';
+import { batchWorld, encodeTemplate, reconTemplate, singleConfig } from './world.js';
+
+// With nsd.sessions null a run reads every session that has betas. NSD subjects end at different sessions, but a
+// session missing between two that are there is more likely a file lost or not yet copied: it is said (a warning,
+// not an error) by the preflights and dry runs, `batch plan`, and the batch's summary, instead of the run quietly
+// reading the others.
+
+const dir = mkdtempSync(join(tmpdir(), 'bl-session-gap-'));
+const cli = join(__dirname, '..', '..', 'dist', 'cli', 'main.js');
+let world: DemoWorld;
+const gap = /subject 2: session 2 has no betas \(looked for .*subj02.*betas_session02\.hdf5 or \.nii\.gz\), though sessions before and after do: with nsd\.sessions null the run reads only the sessions that have betas \(1, 3-4\); restore the file, or set nsd\.sessions to the sessions you mean to read/;
+
+beforeAll(async () => {
+  world = await batchWorld(dir, [1, 2]);
+  // subject 2's second session of four is gone; subject 1's last one (an earlier end, as NSD's subjects have)
+  rmSync(betasPath(world.nsdRoot, 2, 2, 'hdf5'));
+  rmSync(betasPath(world.nsdRoot, 1, 4, 'hdf5'));
+}, 300_000);
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function brainlatent(...args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 300_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function manifestFile(name: string, m: BatchManifest): string {
+  const f = join(dir, `${name}.json`);
+  writeFileSync(f, JSON.stringify(m));
+  return f;
+}
+
+const encodeConfig = (subject: number, out: string) =>
+  ({ ...encodeTemplate(world), out, nsd: { ...(encodeTemplate(world).nsd as object), root: world.nsdRoot, subject } }) as Parameters<typeof encode>[0];
+
+describe('a session missing between sessions with betas (nsd.sessions null)', () => {
+  it('is a gap only in the middle; planNsdSessions warns of it, and of nothing when the sessions are named or the last is missing', async () => {
+    expect(sessionGaps([1, 2, 3])).toEqual([]);
+    expect(sessionGaps([1, 3, 4])).toEqual([2]);
+    expect(sessionGaps([2, 5, 6])).toEqual([3, 4]);
+    const design = await readNsdDesign(world.nsdRoot);
+    const nsd = (subject: number, sessions: number[] | null) => ({ root: world.nsdRoot, subject, sessions, format: 'auto' as const });
+    const two = await planNsdSessions(nsd(2, null), design);
+    expect(two.problems).toEqual([]);
+    expect(two.plan!.sessions).toEqual([1, 3, 4]);
+    expect(two.warnings).toHaveLength(1);
+    expect(two.warnings[0]).toMatch(gap);
+    expect((await planNsdSessions(nsd(2, [1, 3, 4]), design)).warnings).toEqual([]);
+    expect((await planNsdSessions(nsd(1, null), design)).warnings).toEqual([]);
+  });
+
+  it('the dry runs of reconstruct and encode say it, and their runs report it (onWarning, the result)', async () => {
+    const r = await reconstruct(singleConfig(world, 2, join(dir, 'recon-dry')), { dryRun: true });
+    expect(r.plan!.some((l) => /^warning: /.test(l) && gap.test(l))).toBe(true);
+    expect(r.warnings).toHaveLength(1);
+    const told: string[] = [];
+    const recon = await reconstruct(singleConfig(world, 2, join(dir, 'recon-run')), { onWarning: (w) => told.push(w) });
+    expect(told.filter((w) => gap.test(w))).toHaveLength(1);
+    expect(recon.warnings).toEqual(told);
+    const e = await encode(encodeConfig(2, join(dir, 'enc-dry')), { dryRun: true });
+    expect(e.plan!.some((l) => /^warning: /.test(l) && gap.test(l))).toBe(true);
+    const heard: string[] = [];
+    const ran = await encode(encodeConfig(2, join(dir, 'enc-run')), { onWarning: (w) => heard.push(w) });
+    expect(heard).toHaveLength(1);
+    expect(heard[0]).toMatch(gap);
+    expect(ran.warnings).toEqual(heard);
+    // subject 1 ends a session early: nothing to say
+    expect((await encode(encodeConfig(1, join(dir, 'enc-dry1')), { dryRun: true })).plan!.some((l) => /^warning: /.test(l))).toBe(false);
+  }, 300_000);
+
+  it('batch plan lists it once per subject (exit status 0); batch run prints it and records it in summary.json', () => {
+    const both: BatchManifest = {
+      name: 'gap',
+      out: join(dir, 'gap'),
+      nsd: { root: world.nsdRoot },
+      subjects: [1, 2],
+      analyses: [
+        { name: 'recon', kind: 'reconstruct', config: reconTemplate(world), shards: { images: 4, seeds: 1 } },
+        { name: 'enc', kind: 'encode', config: encodeTemplate(world) },
+      ],
+    };
+    const plan = brainlatent('batch', 'plan', manifestFile('gap', both));
+    expect(plan.status).toBe(0);
+    expect(plan.stdout).toMatch(/jobs, 2 subjects; preflight: no problems, 1 warning\n/);
+    const lines = plan.stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^warning: subj02 × recon, enc: /);
+    expect(lines[0]).toMatch(gap);
+
+    const out = join(dir, 'gap-run');
+    const f = manifestFile('gap-run', { name: 'gaprun', out, nsd: { root: world.nsdRoot }, subjects: [2], analyses: [{ name: 'enc', kind: 'encode', config: encodeTemplate(world) }] });
+    const r = brainlatent('batch', 'run', f, '--concurrency', '2');
+    expect(r.status).toBe(0);
+    expect(r.stderr).toMatch(/^warning: subj02 × enc: subject 2: session 2 has no betas/);
+    expect(r.stdout).toMatch(/subj02 {2}betas +done.*\n +warning: subject 2: session 2 has no betas/);
+    expect(r.stdout).toMatch(/batch gaprun: done \(.*\); 1 warning \(above\)/);
+    const saved = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as { summary: SummaryCell[] };
+    const betas = saved.summary.find((c) => c.stage === 'betas')!;
+    expect(betas.warnings).toHaveLength(1);
+    expect(betas.warnings![0]).toMatch(gap);
+    expect(saved.summary.filter((c) => c.warnings).map((c) => c.stage)).toEqual(['betas']);
+    // run again: every job skipped, and the warning still there (the run still reads those sessions)
+    const again = brainlatent('batch', 'run', f, '--concurrency', '2');
+    expect(again.stdout).toMatch(/subj02 {2}betas +skipped.*\n +warning: subject 2: session 2 has no betas/);
+  });
+});
