@@ -121,7 +121,7 @@ async function plannedTestImages(config: ReconstructConfig): Promise<number | nu
   }
 }
 
-async function planSubject(batch: ResolvedBatch, s: ResolvedSubject, options: PlanOptions): Promise<SubjectPlan> {
+async function planSubject(batch: ResolvedBatch, s: ResolvedSubject, options: BatchPlanOptions): Promise<SubjectPlan> {
   const base = `${batch.id}.${s.name}`;
   const node = (n: Omit<BatchNode, 'batch' | 'subject'>): BatchNode => ({ batch: batch.id, subject: s.name, ...n });
   // every distinct extraction of this subject's analyses, once
@@ -225,7 +225,7 @@ function sharedFeatureNodes(
   return { nodes, links };
 }
 
-export interface PlanOptions {
+export interface BatchPlanOptions {
   /**
    * The batch's --force: each analysis's extract job, which claims its run folder, replaces a run of another config
    * there (its outputs go, other files stay) instead of refusing it. Folders of this config are resumed as always.
@@ -234,7 +234,7 @@ export interface PlanOptions {
 }
 
 /** The job graph of a resolved manifest (reads each subject's design file to size the img2img shards). */
-export async function planBatch(batch: ResolvedBatch, options: PlanOptions = {}): Promise<BatchPlan> {
+export async function planBatch(batch: ResolvedBatch, options: BatchPlanOptions = {}): Promise<BatchPlan> {
   const subjects: SubjectPlan[] = [];
   for (const s of batch.subjects) subjects.push(await planSubject(batch, s, options));
   return { id: batch.id, out: batch.out, hash: batch.hash, retry: batch.retry, subjects };

@@ -11,7 +11,7 @@ export type { FeatureRecipe, FeatureConsumer, FeatureRuntime } from './sharedFea
 export { resolveManifest, loadManifest, ManifestError, MANIFEST_SCHEMA } from './manifest.js';
 export type { BatchManifest, ManifestAnalysis, ManifestSubject, ResolvedBatch, ResolvedSubject, ResolvedAnalysis } from './manifest.js';
 export { analysisStages, planBatch, planNodes, QUEUES } from './graph.js';
-export type { BatchPlan, BatchNode, SubjectPlan, AnalysisPlan, QueueClass, NodeWork } from './graph.js';
+export type { BatchPlan, BatchPlanOptions, BatchNode, SubjectPlan, AnalysisPlan, QueueClass, NodeWork } from './graph.js';
 export { summarize, formatSummary, batchStatus, subjectProgress } from './status.js';
 export type { BatchEvent, BatchStatus, BatchState, CellCount, JobInfo, BatchJobState, SubjectProgress, SummaryCell } from './status.js';
 export { renderTable } from './table.js';
@@ -19,4 +19,4 @@ export { isInputError, BatchError } from './errors.js';
 export { defaultConcurrency } from './localRunner.js';
 export type { LocalRunOptions } from './localRunner.js';
 export { preflightBatch, formatProblems, requirePreflight, BatchPreflightError } from './preflight.js';
-export type { BatchProblem } from './preflight.js';
+export type { BatchCheckOptions, BatchProblem } from './preflight.js';
