@@ -251,6 +251,21 @@ describe('the scheduler config', () => {
     );
   });
 
+  it("a load without the U-Net does not need the class (it samples nothing): VAE and text encoder load, a call that needs the class names it", async () => {
+    const dir = await dirWith('unknown-no-unet', { _class_name: 'FooScheduler', ...sd15, beta_end: 0.02 });
+    const d = await Diffusion.load(dir, { components: ['vae_encoder', 'text_encoder'] });
+    expect(d.schedulerConfig.className).toBe('FooScheduler');
+    expect(d.schedule.betaEnd).toBe(0.02);
+    expect((await d.encodeText(['a cat'])).shape[0]).toBe(1);
+    expect(() => d.defaultScheduler()).toThrow(FormatError);
+    expect(() => d.defaultScheduler()).toThrow(/_class_name 'FooScheduler' is not a scheduler the engine knows.*\(this model was loaded without its unet\)$/);
+    d.dispose();
+    // its keys are still checked, and a load with the U-Net still needs the class
+    const bad = await dirWith('unknown-no-unet-bad', { _class_name: 'FooScheduler', ...sd15, beta_schedule: 'cosine' });
+    await expect(Diffusion.load(bad, { components: ['vae_encoder'] })).rejects.toThrow(/beta_schedule/);
+    await expect(Diffusion.load(dir, { components: ['unet', 'text_encoder'] })).rejects.toThrow(/_class_name 'FooScheduler' is not a scheduler the engine knows/);
+  });
+
   it('a config without _class_name runs PNDM, as a folder without a config does (SD 1.x)', async () => {
     const d = await Diffusion.load(await dirWith('no-class', { ...sd15, skip_prk_steps: true }), { components: ['unet'] });
     expect(d.defaultScheduler()).toBe('pndm');

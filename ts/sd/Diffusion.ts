@@ -102,6 +102,22 @@ export interface Img2ImgResult {
   stats: Img2ImgStats;
 }
 
+/**
+ * The folder's scheduler config. A load without the U-Net samples nothing, so its folder's class need not be one
+ * the engine knows (encode's VAE and text-encoder features read such folders): its keys are still read and
+ * checked, and the class's problem is kept for a later call that would need the class.
+ */
+async function schedulerConfigFor(dir: string, chosen: SchedulerName | undefined, unetLoaded: boolean): Promise<{ schedulerConfig: SchedulerConfigFile; classProblem?: string }> {
+  try {
+    return { schedulerConfig: await readSchedulerConfig(dir, { scheduler: chosen }) };
+  } catch (e) {
+    if (unetLoaded || chosen !== undefined || !(e instanceof FormatError)) throw e;
+    // (a problem of the keys fails this read too, and is thrown as such; one of the class alone does not)
+    const schedulerConfig = await readSchedulerConfig(dir, { scheduler: 'ddim' });
+    return { schedulerConfig, classProblem: `${e.message} (this model was loaded without its unet)` };
+  }
+}
+
 export class Diffusion {
   private handle: SdHandle | null;
 
@@ -117,9 +133,14 @@ export class Diffusion {
     readonly tokenizer: ClipTokenizer | null,
     /** The training schedule: the keys scheduler_config.json names, with the load options' overrides. */
     readonly schedule: ScheduleConfig,
-    /** The folder's scheduler config: its class and the scheduler that class picks. */
+    /**
+     * The folder's scheduler config: its class and the scheduler that class picks. A load without the U-Net
+     * accepts a class the engine does not know (its `scheduler` then reads 'ddim', which nothing runs; defaultScheduler() throws the class's problem).
+     */
     readonly schedulerConfig: SchedulerConfigFile,
     readonly scalingFactor: number,
+    /** Why the folder's class picks no scheduler, for a load without the U-Net (which samples nothing). */
+    private readonly classProblem?: string,
   ) {
     this.handle = handle;
   }
@@ -137,7 +158,7 @@ export class Diffusion {
     const session = nativeSessionOptions(options, 'Diffusion.load');
     const runtime = nativeSync((b) => b.ortLoad(session.ortLibrary));
     const chosen = options.scheduler === undefined ? undefined : checkSchedulerName(options.scheduler, 'Diffusion.load scheduler');
-    const schedulerConfig = await readSchedulerConfig(dir, { scheduler: chosen });
+    const { schedulerConfig, classProblem } = await schedulerConfigFor(dir, chosen, !options.components || options.components.includes('unet'));
     // (the overrides' errors name the option; the merged schedule's, the file and the option)
     const schedule =
       options.schedule === undefined
@@ -173,7 +194,7 @@ export class Diffusion {
         components,
       }),
     );
-    return new Diffusion(handle, dir, summary, runtime, tokenizer, schedule, schedulerConfig, scalingFactor);
+    return new Diffusion(handle, dir, summary, runtime, tokenizer, schedule, schedulerConfig, scalingFactor, classProblem);
   }
 
   /** Token ids [captions.length, 77] (int32). */
@@ -363,10 +384,12 @@ export class Diffusion {
 
   /** The scheduler a run uses when it names none: Diffusion.load's `scheduler`, else the one the folder's config names. */
   defaultScheduler(): SchedulerName {
+    if (this.classProblem !== undefined) throw new FormatError(this.classProblem);
     return this.schedulerConfig.scheduler;
   }
 
   private planOptions(o: PlanOptions): NativePlanOptions {
+    if (o.scheduler === undefined && this.classProblem !== undefined) throw new FormatError(this.classProblem);
     return resolvePlanOptions({ schedule: this.schedule, scheduler: this.schedulerConfig.scheduler }, o);
   }
 
