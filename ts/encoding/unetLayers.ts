@@ -98,9 +98,10 @@ export async function unetSizeMismatch(modelDir: string, imageSize: number, fiel
 }
 
 /**
- * The name of the folders of the U-Net copies older versions wrote to the OS temp folder
- * (`brainlatent-unet-layers-<host>-<pid>-<random>`, ts/io/processTemp.ts): none is written any more, and one a
- * killed run of an older version left is removed at the next exposure.
+ * The prefix of the temp folders the U-Net copy with layers exposed used to go to. 0.1.0 named them
+ * `brainlatent-unet-layers-<random>` (mkdtemp), which cannot be told from a live process's and are left alone;
+ * only the `<prefix>-<host>-<pid>-<random>` names of the development builds between (ts/io/processTemp.ts) are
+ * removed, when their process is dead. None is written any more: the copy is made in memory.
  */
 export const UNET_COPY_PREFIX = 'brainlatent-unet-layers';
 
@@ -156,7 +157,7 @@ export async function exposeUnetLayers(modelDir: string, layers: string[]): Prom
   const info = new Map((graph.valueInfo ?? []).map((v) => [v.name, v]));
   for (const l of layers) if (!existing.has(l)) graph.output = [...(graph.output ?? []), outputDeclaration(l, info)];
   const ops = new Map(layersOf(model).filter((l) => layers.includes(l.name)).map((l) => [l.name, l.opType]));
-  // copies an older version's killed run left in the OS temp folder (a copy of an inline-weights U-Net is GBs)
+  // copies a killed development build left in the OS temp folder, named for its process (a copy of an inline-weights U-Net is GBs)
   await removeDeadProcessTemps(tmpdir(), UNET_COPY_PREFIX);
   const bytes = onnx.ModelProto.encode(model).finish();
   return { source: src, weightsFolder: resolve(dirname(src)), bytes, timestep: timestepOf(graph), ops };

@@ -1,7 +1,7 @@
 /**
  * Temporary folders named for their process, `<prefix>-<host>-<pid>-<random>` as atomic writes name their
- * temporaries (older versions wrote a copy of the U-Net with layers exposed to such a folder in the OS temp folder;
- * the copy is now made in memory, ts/encoding/unetLayers.ts): one a killed process left (SIGKILL, a crash: its own
+ * temporaries (development builds after 0.1.0 wrote a copy of the U-Net with layers exposed to such a folder in the OS temp
+ * folder — 0.1.0's copies carry no pid and are not touched; the copy is now made in memory, ts/encoding/unetLayers.ts): one a killed process left (SIGKILL, a crash: its own
  * clean-up never ran) is removed by `removeDeadProcessTemps`. A live process's folders, and other hosts', are left alone.
  */
 import { readdir, rm } from 'node:fs/promises';
