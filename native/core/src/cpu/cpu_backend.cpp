@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -553,6 +554,15 @@ class CpuBackend final : public Backend {
     std::atomic<i64> bad{std::numeric_limits<i64>::max()};
     rows_of(a, [&](i64 i, float* r) {
       if (i * a.cols >= bad.load()) return;
+      // A branch-free pass first (all-ones exponent bits = Inf or NaN; the compiler vectorizes the
+      // OR): the per-element isfinite test with its early exit ran at ~2 GB/s, a tenth of memory speed.
+      std::uint32_t any = 0;
+      for (i64 j = 0; j < a.cols; ++j) {
+        std::uint32_t bits;
+        std::memcpy(&bits, r + j, sizeof bits);
+        any |= static_cast<std::uint32_t>((bits & 0x7f800000u) == 0x7f800000u);
+      }
+      if (!any) return;
       for (i64 j = 0; j < a.cols; ++j)
         if (!std::isfinite(r[j])) {
           i64 cur = bad.load(), pos = i * a.cols + j;
