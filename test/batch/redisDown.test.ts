@@ -175,7 +175,7 @@ describe('serve --redis with its Redis down', () => {
     const r = await s.call('POST', '/v1/jobs', body);
     expect(r.status, r.text).toBe(503);
     expect(r.headers.get('retry-after')).toBe('5');
-    expect(r.json.code).toBe('RedisUnreachableError');
+    expect(r.json).toMatchObject({ code: 'RedisUnreachable', name: 'RedisUnreachableError' });
     expect(r.json.message).toMatch(unreachable);
     // nothing was queued
     expect((await s.call('GET', '/v1/jobs')).json.jobs).toEqual([]);

@@ -43,6 +43,8 @@ describe('public API', () => {
     const twice = [...seen].filter(([, decls]) => decls.size > 1).map(([name]) => name);
     expect(twice).toEqual([]);
     expect(seen.has('DEFAULT_ALPHAS') && seen.has('DEFAULT_DECODER_ALPHAS')).toBe(true);
+    // what sizes a model file or SD folder takes, read without loading it
+    expect(['readOnnxSignature', 'unetDeclaredSizes', 'OnnxSignature', 'OnnxTensorDecl', 'UnetDeclaredSizes'].filter((name) => !seen.has(name))).toEqual([]);
   });
 });
 

@@ -395,6 +395,32 @@ describe('BandedRidgeCV', () => {
     expect(make({ bestAlphas: m.bestAlpha })).toThrow(/^BandedRidgeModel: unknown part 'bestAlphas' \(did you mean 'bestAlpha'\?\)/);
   });
 
+  it('BandedRidgeModel refuses parts whose numbers contradict each other, as load() refuses such a file', async () => {
+    const { a, b, y } = data(40, 3, 2, 4, 2);
+    const m = await new BandedRidgeCV({ alphas: [1, 10], nIter: 3, folds: 4 }).fit({ a, b }, y);
+    const make = (patch: object) => () => new BandedRidgeModel({ ...m, ...patch } as ConstructorParameters<typeof BandedRidgeModel>[0]);
+    const nan = Float64Array.from(m.gammas);
+    nan[1] = NaN;
+    expect(make({ gammas: nan })).toThrow(NonFiniteError);
+    expect(make({ gammas: nan })).toThrow(/^BandedRidgeModel: gammas holds NaN at index 1; a banded model must be finite$/);
+    const coef = { ...m.coef, data: Float32Array.from(m.coef.data).fill(Infinity, 3, 4) };
+    expect(make({ coef })).toThrow(/^BandedRidgeModel: coef holds Infinity at index 3; a banded model must be finite$/);
+    expect(make({ bestAlpha: new Float32Array(4).fill(3) })).toThrow(InvalidArgumentError);
+    expect(make({ bestAlpha: new Float32Array(4).fill(3) })).toThrow(/^BandedRidgeModel: bestAlpha is 3 at index 0, expected one of alphas \[1, 10\] \(the alpha chosen for target 0\)$/);
+    const higher = Float32Array.from(m.bestScores).map((v, j) => (j === 0 ? v + 0.5 : v));
+    expect(make({ bestScores: higher })).toThrow(/^BandedRidgeModel: bestScores is \S+ at index 0, expected \S+, the largest score of column 0 of gammaScores \(the best mean CV score of target 0\)$/);
+    // a candidate that scores less than the best for target 0
+    const t = m.nTargets;
+    const worse = Array.from({ length: m.gammaScores.rows }, (_, r) => r).find((r) => m.gammaScores.data[r * t] < m.bestScores[0] - 1e-4);
+    expect(worse).toBeDefined();
+    const bestGamma = Int32Array.from(m.bestGamma).fill(worse!, 0, 1);
+    expect(make({ bestGamma })).toThrow(new RegExp(`^BandedRidgeModel: bestGamma is ${worse} at index 0, row ${worse} of gammaScores, which scores \\S+ for target 0; expected a row of the best score, \\S+$`));
+    // fitted with an intercept, so X was centred: not a model fitted without one
+    expect(m.xMean.some((v) => v !== 0)).toBe(true);
+    expect(make({ fitIntercept: false })).toThrow(/^BandedRidgeModel: xMean is \S+ at index \d+, but fitIntercept is false: expected 0 everywhere \(a model fitted without an intercept does not centre X\)$/);
+    expect(make({ xScale: Float32Array.from(m.xScale).fill(2, 1, 2) })).toThrow(/^BandedRidgeModel: xScale is 2 at index 1, but standardize is false: expected 1 everywhere/);
+  });
+
   it('dirichletGammas checks its arguments, naming each', () => {
     expect(dirichletGammas(3, 2, [0.5], 1)).toHaveLength(3);
     expect(() => dirichletGammas(0, 2)).toThrow(/^dirichletGammas nSamples: expected an integer >= 1, got 0$/);

@@ -301,6 +301,61 @@ describe('RidgeModel checks its parts at construction', () => {
     expect(make({ ...parts(), settings: 'r2' })).toThrow(/^RidgeModel settings: expected an object \{ alphas, nFolds, foldKind, score, fitIntercept, standardize \}, got string "r2"$/);
   });
 
+  it('refuses parts whose numbers contradict each other, as load() refuses such a file (they predicted NaN or loaded nowhere)', () => {
+    const with3 = () => ({
+      ...parts(),
+      bestAlphas: Float32Array.of(1, 100),
+      bestScores: Float32Array.of(0.5, 0.25),
+      cvScores: { data: Float32Array.of(0.5, 0.125, 0.25, 0.125, 0, 0.25), rows: 3, cols: 2 },
+      settings: { ...parts().settings, alphas: [1, 10, 100] },
+    });
+    expect(new RidgeModel(with3()).nTargets).toBe(2);
+    const refused = (p: unknown, cls: new (m: string) => Error, message: string) => {
+      const e = (() => {
+        try {
+          make(p)();
+        } catch (err) {
+          return err as Error;
+        }
+        throw new Error('expected the parts to be refused');
+      })();
+      expect(e).toBeInstanceOf(cls);
+      expect(e.message).toBe(message);
+    };
+    // the prediction's numbers: finite, no zero scale
+    refused({ ...parts(), coef: { data: Float32Array.of(0.5, NaN, 0.5, 0.5), rows: 2, cols: 2 } }, NonFiniteError, 'RidgeModel: coef holds NaN at index 1; a ridge model must be finite');
+    refused({ ...parts(), intercept: Float32Array.of(0, Infinity) }, NonFiniteError, 'RidgeModel: intercept holds Infinity at index 1; a ridge model must be finite');
+    refused({ ...parts(), xScale: Float32Array.of(1, 0) }, InvalidArgumentError, 'RidgeModel: xScale is 0 at index 1; predictions divide by it');
+    // the settings against the prediction
+    refused(
+      { ...parts(), xMean: Float32Array.of(0, 0.5), settings: { ...parts().settings, fitIntercept: false } },
+      InvalidArgumentError,
+      'RidgeModel: xMean is 0.5 at index 1, but settings.fitIntercept is false: expected 0 everywhere (a model fitted without an intercept does not centre X)',
+    );
+    refused(
+      { ...parts(), xScale: Float32Array.of(2, 1) },
+      InvalidArgumentError,
+      'RidgeModel: xScale is 2 at index 0, but settings.standardize is false: expected 1 everywhere (a model fitted without standardisation does not scale X)',
+    );
+    // the choice against the grid and the CV scores
+    refused({ ...with3(), bestAlphas: Float32Array.of(1, 5) }, InvalidArgumentError, 'RidgeModel: bestAlphas is 5 at index 1, expected one of settings.alphas [1, 10, 100] (the alpha chosen for target 1)');
+    refused(
+      { ...with3(), bestScores: Float32Array.of(0.75, 0.25) },
+      InvalidArgumentError,
+      'RidgeModel: bestScores is 0.75 at index 0, expected 0.5, the largest score of column 0 of cvScores (the best mean CV score of target 0)',
+    );
+    refused(
+      { ...with3(), bestAlphas: Float32Array.of(10, 100) },
+      InvalidArgumentError,
+      'RidgeModel: bestAlphas is 10 at index 0, row 1 of cvScores, which scores 0.25 for target 0; expected a row of the best score, 0.5',
+    );
+    refused(
+      { ...with3(), cvScores: { data: Float32Array.of(0.5, NaN, 0.25, NaN, 0, NaN), rows: 3, cols: 2 } },
+      InvalidArgumentError,
+      'RidgeModel: cvScores has no score in column 1 (NaN in every row); a fitted target has one at least',
+    );
+  });
+
   it('a model whose parts are right predicts and saves', async () => {
     const m = new RidgeModel(parts());
     expect(Array.from(m.predict({ data: f32(2, 1), rows: 1, cols: 2 }).data)).toEqual([1, 1]);
@@ -900,7 +955,7 @@ describe('RidgeModel.predict: checked inputs, empty inputs, async', () => {
     // A wide model: 2,000 × 400 inputs through 400 × 8,000 coefficients (6.4 GFLOP).
     const t = 8000;
     const coef = new Float32Array(400 * t).map((_, i) => ((i * 2654435761) % 1000) / 1000 - 0.5);
-    const model = new RidgeModel({ ...m0, coef: { data: coef, rows: 400, cols: t }, intercept: new Float32Array(t), bestAlphas: new Float32Array(t), bestScores: new Float32Array(t), cvScores: { data: new Float32Array(t), rows: 1, cols: t }, settings: m0.settings });
+    const model = new RidgeModel({ ...m0, coef: { data: coef, rows: 400, cols: t }, intercept: new Float32Array(t), bestAlphas: new Float32Array(t).fill(10), bestScores: new Float32Array(t), cvScores: { data: new Float32Array(t), rows: 1, cols: t }, settings: m0.settings });
     const big = { data: new Float32Array(2000 * 400).map((_, i) => ((i * 40503) % 997) / 997 - 0.5), rows: 2000, cols: 400 };
     let ticks = 0;
     const timer = setInterval(() => ticks++, 1);

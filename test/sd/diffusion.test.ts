@@ -14,7 +14,7 @@ import { Diffusion, type SchedulerName } from '../../ts/sd/Diffusion.js';
 import { philoxNormal } from '../../ts/sd/philox.js';
 import { referenceImg2Img } from '../../ts/sd/referenceLoop.js';
 import type { Tensor } from '../../ts/sd/tensor.js';
-import { disposeTinySd, loadTinySd, patternImages, type TinySd } from './fixtures.js';
+import { disposeTinySd, fixedSizeUnetCopy, loadTinySd, patternImages, type TinySd } from './fixtures.js';
 
 let root = '';
 let sd: Diffusion;
@@ -234,6 +234,34 @@ describe('bad input', () => {
     await expect(sd.img2img({ z: { data: new Float32Array(3 * 3 * 8 * 6), shape: [3, 3, 8, 6] }, c })).rejects.toThrow(ShapeError);
     await expect(sd.img2img({ z: { data: new Float32Array(10), shape: [3, 4, 8, 6] }, c })).rejects.toThrow(/needs 576 elements/);
     await expect(sd.img2img({ z: { data: z.data.slice(0, 2 * 192), shape: [2, 4, 8, 6] }, c })).rejects.toThrow(/2 images but c has 3 rows/);
+  });
+
+  it('rejects z of the wrong channels, or latents and c of sizes a fixed-size U-Net does not take, naming the option and what it takes', async () => {
+    const refusal = (p: Promise<unknown>) => p.then(() => 'no error', (e: Error) => `${e.name}: ${e.message}`);
+    expect(await refusal(sd.img2img({ z: { data: new Float32Array(3 * 3 * 8 * 6), shape: [3, 3, 8, 6] }, c }))).toBe(
+      'ShapeError: img2img: z has shape [3, 3, 8, 6] but the U-Net expects 4 latent channels',
+    );
+    // (the engine refused these too, but naming its own buffers and the file, not the option and the shape it needs)
+    const dir = await fixedSizeUnetCopy(join(root, 'optimum-1.24'), join(root, 'fixed-16'), { side: 16, sequence: 77 });
+    const unetPath = join(dir, 'unet', 'model.onnx');
+    const fixed = await Diffusion.load(dir, { components: ['unet'], intraOpThreads: 1 });
+    try {
+      const c1 = { data: c.data.slice(0, 77 * 32), shape: [1, 77, 32] };
+      const small = { data: new Float32Array(4 * 8 * 8), shape: [1, 4, 8, 8] };
+      expect(await refusal(fixed.img2img({ z: small, c: c1, guidance: 1 }))).toBe(
+        `ShapeError: img2img: z has shape [1, 4, 8, 8] but the U-Net (${unetPath}) takes sample [batch_size, 4, 16, 16]: expected [1, 4, 16, 16] (the latents of 128×128-pixel images)`,
+      );
+      const z16 = { data: new Float32Array(4 * 16 * 16).fill(0.1), shape: [1, 4, 16, 16] };
+      const short = { data: new Float32Array(10 * 32), shape: [1, 10, 32] };
+      expect(await refusal(fixed.img2img({ z: z16, c: short, guidance: 1 }))).toBe(
+        `ShapeError: img2img: c has shape [1, 10, 32] but the U-Net (${unetPath}) takes encoder_hidden_states [batch_size, 77, 32]: expected [1, 77, 32]`,
+      );
+      // the sizes it takes run
+      const r = await fixed.img2img({ z: z16, c: c1, guidance: 1, steps: 4, strength: 0.5 });
+      expect(r.latents.shape).toEqual([1, 4, 16, 16]);
+    } finally {
+      fixed.dispose();
+    }
   });
 
   it('rejects c of the wrong width for the U-Net', async () => {

@@ -3,13 +3,14 @@
  * and loads the one the sampler tests share.
  */
 import { existsSync } from 'node:fs';
-import { mkdtemp, rename, rm } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 
 import * as ort from 'onnxruntime-node';
 
 import { Diffusion } from '../../ts/sd/Diffusion.js';
 import { SD_FIXTURE_VARIANTS, writeSdFixture } from '../../ts/sd/fixture.js';
+import { onnx } from '../../ts/sd/onnxProto.js';
 import type { RgbImages, Tensor } from '../../ts/sd/tensor.js';
 
 export const FIXTURE_ROOT = resolve(process.env.BRAINLATENT_SD_FIXTURES ?? join(import.meta.dirname, '..', '..', 'build', 'sd-fixtures'));
@@ -67,4 +68,22 @@ export async function loadTinySd(): Promise<TinySd> {
 export async function disposeTinySd(t: TinySd | undefined): Promise<void> {
   t?.sd.dispose();
   await t?.unet.release();
+}
+
+/**
+ * A copy at `dest` of the fixture folder `src` whose U-Net declares fixed latent sides and sequence length (as the
+ * demo world's U-Net, exported at one size), where the fixture's leave them open: ORT then runs it at those only.
+ */
+export async function fixedSizeUnetCopy(src: string, dest: string, fixed: { side: number; sequence: number }): Promise<string> {
+  await rm(dest, { recursive: true, force: true });
+  await cp(src, dest, { recursive: true });
+  const path = join(dest, 'unet', 'model.onnx');
+  const m = onnx.ModelProto.decode(await readFile(path));
+  for (const v of [...(m.graph?.input ?? []), ...(m.graph?.output ?? [])]) {
+    const dims = v.type?.tensorType?.shape?.dim ?? [];
+    if (v.name === 'sample' || v.name === 'out_sample') dims.splice(2, 2, { dimValue: fixed.side }, { dimValue: fixed.side });
+    if (v.name === 'encoder_hidden_states') dims.splice(1, 1, { dimValue: fixed.sequence });
+  }
+  await writeFile(path, onnx.ModelProto.encode(m).finish());
+  return dest;
 }

@@ -47,8 +47,8 @@ const rowsOf = (data: Float32Array, cols: number) => Array.from({ length: data.l
 const npyHeaders = { 'content-type': 'application/x-npy', accept: 'application/x-npy' };
 const b64 = (data: Float32Array, shape: number[]) => encodeNpy(data, shape).toString('base64');
 
-/** What a client is told: status, code, message and problems. */
-const told = (r: { status: number; json: { code?: string; message?: string; problems?: string[] } }) => ({ status: r.status, code: r.json?.code, message: r.json?.message, problems: r.json?.problems });
+/** What a client is told: status, code, name, message and problems. */
+const told = (r: { status: number; json: { code?: string; name?: string; message?: string; problems?: string[] } }) => ({ status: r.status, code: r.json?.code, name: r.json?.name, message: r.json?.message, problems: r.json?.problems });
 
 describe('large bodies are decoded off the event loop, with the small path’s answers', () => {
   it('predicts a 2,000-sample .npy body exactly; the large .npy and JSON answers are streamed and exact', async () => {
@@ -105,7 +105,7 @@ describe('large bodies are decoded off the event loop, with the small path’s a
     };
     const a = told(await s.call('POST', '/v1/ridge/r/predict', nan(2), { 'content-type': 'application/x-npy' }));
     const b = told(await s.call('POST', '/v1/ridge/r/predict', nan(LARGE_ROWS), { 'content-type': 'application/x-npy' }));
-    expect(a).toMatchObject({ status: 400, code: 'NonFiniteError' });
+    expect(a).toMatchObject({ status: 400, code: 'NonFinite', name: 'NonFiniteError' });
     expect(a.message).toMatch(/^body \(X as \.npy\): element \[sample 1, feature 3\] .* is NaN/);
     expect(b).toEqual(a);
   });

@@ -34,14 +34,14 @@ describe('LimitError → 413 for the request content, 400 for a file the client 
   it('a predict .npy body with a header over the 1 MiB limit: 413 naming the body and the limit', async () => {
     const r = await s.call('POST', '/v1/ridge/z/predict', new Uint8Array(npyWithLongHeader([1, 4])), { 'content-type': 'application/x-npy' });
     expect(r.status, r.text).toBe(413);
-    expect(r.json).toEqual({ error: 'Payload Too Large', code: 'LimitError', message: 'body: .npy header of 1048640 bytes is over the 1048576-byte limit' });
+    expect(r.json).toEqual({ error: 'Payload Too Large', code: 'LimitExceeded', name: 'LimitError', message: 'body: .npy header of 1048640 bytes is over the 1048576-byte limit' });
   });
 
   it("an img2img body's base64 z with such a header: 413 naming body.z", async () => {
     const body = { z: npyWithLongHeader([1, 4, 8, 8]).toString('base64'), c: encodeNpy(new Float32Array(77 * 32), [1, 77, 32]).toString('base64') };
     const r = await s.call('POST', '/v1/sd/nope/img2img', body);
     expect(r.status, r.text).toBe(413);
-    expect(r.json).toEqual({ error: 'Payload Too Large', code: 'LimitError', message: 'body.z: .npy header of 1048640 bytes is over the 1048576-byte limit' });
+    expect(r.json).toEqual({ error: 'Payload Too Large', code: 'LimitExceeded', name: 'LimitError', message: 'body.z: .npy header of 1048640 bytes is over the 1048576-byte limit' });
   });
 
   it('a ridge model file named in POST /v1/models whose safetensors header is over the 100 MB limit: 400 naming body.path and the file', async () => {
@@ -56,7 +56,8 @@ describe('LimitError → 413 for the request content, 400 for a file the client 
     expect(r.status, r.text).toBe(400);
     expect(r.json).toEqual({
       error: 'Bad Request',
-      code: 'LimitError',
+      code: 'LimitExceeded',
+      name: 'LimitError',
       message: 'body.path: models/big.safetensors: safetensors header of 100000001 bytes is over the 100000000-byte limit',
     });
   });

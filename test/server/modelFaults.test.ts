@@ -65,7 +65,7 @@ afterAll(async () => {
 /** The body of a model fault: 500, typed, naming the model and output, and nothing of the server's files. */
 function expectModelFault(r: { status: number; json: any; text: string }, model: string, output: string): void {
   expect(r.status, r.text).toBe(500);
-  expect(r.json).toMatchObject({ error: 'Internal Server Error', code: 'ModelOutputError', model, output });
+  expect(r.json).toMatchObject({ error: 'Internal Server Error', code: 'ModelOutput', name: 'ModelOutputError', model, output });
   expect(r.json.message).toMatch(new RegExp(`^model '${model}' produced non-finite values \\(NaN or Inf\\) in `));
   expect(r.json.message).toMatch(/not of the request/);
   expect(r.text).not.toContain(s.root);
@@ -76,7 +76,7 @@ describe('non-finite numbers: the client sent them (400) or a model made them (5
   it('a NaN or an out-of-range number in a request is a 400 naming the field and the element', async () => {
     const json = await s.call('POST', '/v1/ridge/huge/predict', { x: [[0, 0, 0, 0], [0, 0, 1e39, 0]] });
     expect(json.status, json.text).toBe(400);
-    expect(json.json.code).toBe('NonFiniteError');
+    expect(json.json).toMatchObject({ code: 'NonFinite', name: 'NonFiniteError' });
     expect(json.json.message).toMatch(/^body\.x: element \[sample 1, feature 2\] .* is Infinity/);
     const x = new Float64Array([0, 0, 0, Number.NaN]);
     const npy = await s.call('POST', '/v1/ridge/huge/predict', encodeNpy(x, [1, 4]), { 'content-type': 'application/x-npy' });
@@ -86,7 +86,7 @@ describe('non-finite numbers: the client sent them (400) or a model made them (5
     bad[70] = Number.POSITIVE_INFINITY;
     const sd = await s.call('POST', '/v1/sd/sd/img2img', { z: b64(bad, z.shape), c: b64(c.data, c.shape), steps: 4 });
     expect(sd.status, sd.text).toBe(400);
-    expect(sd.json).toMatchObject({ code: 'NonFiniteError' });
+    expect(sd.json).toMatchObject({ code: 'NonFinite', name: 'NonFiniteError' });
     expect(sd.json.message).toMatch(/^body\.z: element \[0, 1, 0, 6\] \(flat index 70\) is Infinity/);
   });
 

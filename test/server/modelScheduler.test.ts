@@ -45,7 +45,7 @@ describe("POST /v1/models: an SD folder's scheduler", () => {
   it('refuses a folder whose class the engine does not know without "scheduler": 400 naming the file, the class and the field', async () => {
     const r = await s.call('POST', '/v1/models', { kind: 'sd', name: 'foo', path: 'models/foo' });
     expect(r.status, r.text).toBe(400);
-    expect(r.json.code).toBe('FormatError');
+    expect(r.json).toMatchObject({ code: 'FormatError', name: 'FormatError' });
     expect(r.json.message).toBe(
       "body.path: models/foo/scheduler/scheduler_config.json: _class_name 'FooScheduler' is not a scheduler the engine knows; known: DDIMScheduler, PNDMScheduler, " +
         'DDPMScheduler, LMSDiscreteScheduler, EulerDiscreteScheduler, EulerAncestralDiscreteScheduler, HeunDiscreteScheduler, DPMSolverMultistepScheduler, ' +
@@ -73,7 +73,7 @@ describe("POST /v1/models: an SD folder's scheduler", () => {
   it('refuses a "scheduler" that is no scheduler, listing the valid names', async () => {
     const r = await s.call('POST', '/v1/models', { kind: 'sd', name: 'bad', path: 'models/foo', scheduler: 'plms' });
     expect(r.status, r.text).toBe(400);
-    expect(r.json.code).toBe('RequestValidationError');
+    expect(r.json).toMatchObject({ code: 'InvalidRequest', name: 'RequestValidationError' });
     expect(r.json.problems).toEqual([
       'body.scheduler: expected "ddim", "pndm", "ddpm", "lms", "euler", "euler-ancestral", "heun", "dpmpp2m", "dpmpp2m-sde", or "unipc", got the string "plms" (did you mean "lms"?)',
     ]);

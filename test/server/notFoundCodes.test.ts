@@ -32,14 +32,14 @@ describe('404: one code per kind of thing not found, on every route', () => {
   ] as const)('%s %s: ModelNotFound naming the model', async (method, path, body, headers, model, message) => {
     const r = await s.call(method, path, body, headers);
     expect(r.status, r.text).toBe(404);
-    expect(r.json).toEqual({ error: 'Not Found', code: 'ModelNotFound', model, message });
+    expect(r.json).toEqual({ error: 'Not Found', code: 'ModelNotFound', name: 'ModelNotFoundError', model, message });
   });
 
   it('JobNotFound with the id on the job routes', async () => {
     for (const [method, path] of [['GET', '/v1/jobs/gone-1'], ['DELETE', '/v1/jobs/gone-1'], ['GET', '/v1/jobs/gone-1/files/report.html']]) {
       const r = await s.call(method, path);
       expect(r.status, path).toBe(404);
-      expect(r.json, path).toMatchObject({ error: 'Not Found', code: 'JobNotFound', id: 'gone-1' });
+      expect(r.json, path).toMatchObject({ error: 'Not Found', code: 'JobNotFound', name: 'JobNotFoundError', id: 'gone-1' });
     }
   });
 
@@ -48,10 +48,10 @@ describe('404: one code per kind of thing not found, on every route', () => {
     expect(job.status, job.text).toBe(202);
     const file = await s.call('GET', `/v1/jobs/${job.json.id}/files/nothing.txt`);
     expect(file.status).toBe(404);
-    expect(file.json).toEqual({ error: 'Not Found', code: 'FileNotFound', message: "no file 'nothing.txt' in this run folder" });
+    expect(file.json).toEqual({ error: 'Not Found', code: 'FileNotFound', name: 'FileNotFoundError', message: "no file 'nothing.txt' in this run folder" });
     const route = await s.call('GET', '/v1/nothing');
     expect(route.status).toBe(404);
-    expect(route.json).toEqual({ error: 'Not Found', code: 'RouteNotFound', message: 'no route GET /v1/nothing' });
+    expect(route.json).toEqual({ error: 'Not Found', code: 'RouteNotFound', name: 'RouteNotFoundError', message: 'no route GET /v1/nothing' });
     // (its inputs are missing: it fails at once, and the service closes with no job running)
     await until(async () => ((await s.call('GET', `/v1/jobs/${job.json.id}`)).json.state === 'failed' ? true : undefined), 60_000, 'the job to fail');
   });

@@ -48,7 +48,7 @@ describe('run folders that overlap', () => {
     for (const [out, other, otherOut] of [['nest/world', nest.json.id, 'nest'], ['other', queued.json.id, 'other/q'], ['nest', nest.json.id, 'nest']]) {
       const r = await demo(out);
       expect(r.status, `${out}: ${r.text}`).toBe(409);
-      expect(r.json).toMatchObject({ error: 'Conflict', code: 'JobConflictError' });
+      expect(r.json).toMatchObject({ error: 'Conflict', code: 'JobConflict', name: 'JobConflictError' });
       expect(r.json.message).toContain(`job ${other} is already writing to ${otherOut}`);
     }
     // a sibling whose name starts the same is another folder
@@ -85,7 +85,7 @@ describe('every error body has error, message and code', () => {
       for (const [method, path] of [['GET', '/v1/jobs'], ['POST', '/v1/jobs'], ['GET', '/healthz']]) {
         const r = await s.call(method, path, method === 'POST' ? { kind: 'demo', out: 'e' } : undefined);
         expect(r.status, `${method} ${path}: ${r.text}`).toBe(503);
-        expect(r.json).toEqual({ error: 'Service Unavailable', message: `${method} ${path}: the service is shutting down`, code: 'ClosedError' });
+        expect(r.json).toEqual({ error: 'Service Unavailable', message: `${method} ${path}: the service is shutting down`, code: 'ShuttingDown', name: 'ClosedError' });
         expect(r.headers.get('retry-after')).toBe('5');
       }
     } finally {

@@ -6,6 +6,7 @@ import type { NativeBandedInfo } from '../native/bandedTypes.js';
 import { nativeSync } from '../native/call.js';
 import { concatEntries, type FeatureSpaces } from './featureSpaces.js';
 import { ModelFile } from './modelFile.js';
+import { checkBestScores, checkedByLoad, checkFinitePart, checkInGrid, checkPredictionValues, checkPreprocessing, partNames, wasCheckedByLoad } from './modelConsistency.js';
 import { checkAlphaList, checkPartMatrix, checkPartsObject, checkPredictionParts, checkVector, FOLD_KINDS } from './modelParts.js';
 import { checkBoolean, checkChoice, checkInteger } from './options.js';
 
@@ -54,7 +55,25 @@ const PARTS = [
   'standardize',
 ] as const;
 
-/** BandedRidgeModel's parts, checked once, at its constructor (see modelParts.ts). */
+const NAMES = partNames('BandedRidgeModel', 'banded model', {
+  coef: 'coef',
+  intercept: 'intercept',
+  xMean: 'xMean',
+  xScale: 'xScale',
+  gammas: 'gammas',
+  bestAlphas: 'bestAlpha',
+  bestScores: 'bestScores',
+  scoreTable: 'gammaScores',
+  chosen: 'bestGamma',
+  alphas: 'alphas',
+  fitIntercept: 'fitIntercept',
+  standardize: 'standardize',
+});
+
+/**
+ * BandedRidgeModel's parts, checked once, at its constructor: each part's type and size (modelParts.ts), then the
+ * numbers against each other as load() checks a file's (modelConsistency.ts), unless load() did so naming the file's tensors.
+ */
 function checkBandedParts(parts: unknown): void {
   const what = 'BandedRidgeModel';
   const record = checkPartsObject(parts, what, PARTS, ['info']);
@@ -79,6 +98,13 @@ function checkBandedParts(parts: unknown): void {
   checkInteger(record.nFolds, 'nFolds', what, 0);
   checkBoolean(record.fitIntercept, 'fitIntercept', what);
   checkBoolean(record.standardize, 'standardize', what);
+  if (wasCheckedByLoad(record)) return;
+  const m = record as unknown as BandedRidgeModelParts;
+  checkPredictionValues(m, NAMES);
+  checkFinitePart('gammas', m.gammas, NAMES);
+  checkPreprocessing(m, m, NAMES);
+  checkInGrid(m.bestAlpha, m.alphas, NAMES);
+  checkBestScores(m.bestScores, m.gammaScores, { values: m.bestGamma, rows: (j) => [m.bestGamma[j]] }, NAMES);
 }
 
 /** A name and a width per band, the widths adding up to coef's p features; returns the number of bands. */
@@ -115,7 +141,11 @@ export class BandedRidgeModel {
   readonly standardize: boolean;
   readonly info?: NativeBandedInfo;
 
-  /** Checks the parts (InvalidArgumentError: missing or of the wrong type; ShapeError: not sized to coef). */
+  /**
+   * Checks the parts as load() checks a file (InvalidArgumentError: missing or of the wrong type, or numbers that
+   * contradict each other; ShapeError: not sized to coef; NonFiniteError: NaN or ±Inf in coef, intercept, xMean,
+   * xScale, gammas).
+   */
   constructor(p: BandedRidgeModelParts) {
     checkBandedParts(p);
     this.bandNames = p.bandNames;
@@ -292,7 +322,7 @@ export class BandedRidgeModel {
     if (m.format !== BANDED_FORMAT) {
       throw new FormatError(`${path}: not a brainlatent banded ridge model (metadata format '${m.format ?? '(none)'}', expected '${BANDED_FORMAT}')`);
     }
-    const file = new ModelFile(path, f, 'banded model');
+    const file = new ModelFile(path, f, 'banded model', { bestAlphas: 'best_alpha', scoreTable: 'gamma_scores', chosen: 'best_gamma' });
     const prediction = file.prediction();
     const { coef, intercept, xMean, xScale } = prediction;
     const [p, t] = [coef.rows, coef.cols];
@@ -313,7 +343,7 @@ export class BandedRidgeModel {
     if (gammas.length === 0 || gammas.length % nb !== 0) {
       throw file.bad('gammas', `tensor 'gammas' has ${gammas.length} elements, expected rows of the ${nb} band weights`);
     }
-    file.finite('gammas', gammas);
+    file.finiteGammas(gammas);
     const nGammas = gammas.length / nb;
     const bestGamma = file.tensor('best_gamma', Int32Array, t);
     const outside = bestGamma.findIndex((g) => g < 0 || g >= nGammas);
@@ -329,9 +359,8 @@ export class BandedRidgeModel {
     const bestScores = file.tensor('best_scores', Float32Array, t);
     const gammaScores = file.table('gamma_scores', t, "row of 'gammas'", nGammas);
     // the choice against the grid and the scores: an alpha of the grid, the best-scoring candidate
-    file.inGrid('best_alpha', bestAlpha, alphas);
-    file.bestScores('best_scores', bestScores, gammaScores, 'gamma_scores', { name: 'best_gamma', values: bestGamma, rows: (j) => [bestGamma[j]] });
-    return new BandedRidgeModel({
+    file.choice(bestAlpha, alphas, bestScores, gammaScores, { values: bestGamma, rows: (j) => [bestGamma[j]] });
+    return new BandedRidgeModel(checkedByLoad({
       bandNames: bandNames as string[],
       bandSizes: bandSizes as number[],
       coef,
@@ -350,7 +379,7 @@ export class BandedRidgeModel {
       fitIntercept,
       standardize,
       info: m.fit_info ? (metadataJson(path, m, 'fit_info', '{}') as NativeBandedInfo) : undefined,
-    });
+    }));
   }
 }
 

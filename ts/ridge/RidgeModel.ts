@@ -6,6 +6,7 @@ import { nativeJob, nativeSync } from '../native/call.js';
 import type { NativeRidgeInfo } from '../native/ridgeTypes.js';
 import { ModelFile } from './modelFile.js';
 import { describeNumber } from './alphas.js';
+import { alphaRows, checkBestScores, checkedByLoad, checkInGrid, checkPredictionValues, checkPreprocessing, partNames, wasCheckedByLoad } from './modelConsistency.js';
 import { checkAlphaList, checkPartMatrix, checkPartsObject, checkPredictionParts, checkVector, FOLD_KINDS } from './modelParts.js';
 import { checkBoolean, checkChoice, checkInteger, checkKnownKeys, checkPredictOptions, type RidgeScore } from './options.js';
 
@@ -42,7 +43,25 @@ export interface RidgeModelParts {
 const PARTS = ['coef', 'intercept', 'xMean', 'xScale', 'bestAlphas', 'bestScores', 'cvScores', 'settings'] as const;
 const SETTINGS = ['alphas', 'nFolds', 'foldKind', 'score', 'fitIntercept', 'standardize'] as const;
 
-/** RidgeModel's parts, checked once, at its constructor (see modelParts.ts). */
+const NAMES = partNames('RidgeModel', 'ridge model', {
+  coef: 'coef',
+  intercept: 'intercept',
+  xMean: 'xMean',
+  xScale: 'xScale',
+  gammas: 'gammas',
+  bestAlphas: 'bestAlphas',
+  bestScores: 'bestScores',
+  scoreTable: 'cvScores',
+  chosen: 'bestAlphas',
+  alphas: 'settings.alphas',
+  fitIntercept: 'settings.fitIntercept',
+  standardize: 'settings.standardize',
+});
+
+/**
+ * RidgeModel's parts, checked once, at its constructor: each part's type and size (modelParts.ts), then the numbers
+ * against each other as load() checks a file's (modelConsistency.ts), unless load() did so naming the file's tensors.
+ */
 function checkRidgeParts(parts: unknown): void {
   const what = 'RidgeModel';
   const record = checkPartsObject(parts, what, PARTS, ['info']);
@@ -50,6 +69,12 @@ function checkRidgeParts(parts: unknown): void {
   for (const name of ['bestAlphas', 'bestScores']) checkVector(record[name], name, what, Float32Array, t, `one per target: coef is ${p}×${t}, features × targets`);
   const alphas = checkSettings(record.settings, what);
   checkPartMatrix(record.cvScores, 'cvScores', what, { rows: alphas, cols: t, shape: 'one row per alpha of settings.alphas, one column per target' });
+  if (wasCheckedByLoad(record)) return;
+  const m = record as unknown as RidgeModelParts;
+  checkPredictionValues(m, NAMES);
+  checkPreprocessing(m, m.settings, NAMES);
+  checkInGrid(m.bestAlphas, m.settings.alphas, NAMES);
+  checkBestScores(m.bestScores, m.cvScores, { values: m.bestAlphas, rows: alphaRows(m.settings.alphas, m.bestAlphas) }, NAMES);
 }
 
 /** The fit's settings (saved in the file's metadata); returns the number of alphas. */
@@ -87,7 +112,10 @@ export class RidgeModel {
   readonly settings: RidgeFitSettings;
   readonly info?: NativeRidgeInfo;
 
-  /** Checks the parts (InvalidArgumentError: missing or of the wrong type; ShapeError: not sized to coef). */
+  /**
+   * Checks the parts as load() checks a file (InvalidArgumentError: missing or of the wrong type, or numbers that
+   * contradict each other; ShapeError: not sized to coef; NonFiniteError: NaN or ±Inf in coef, intercept, xMean, xScale).
+   */
   constructor(parts: RidgeModelParts) {
     checkRidgeParts(parts);
     this.coef = parts.coef;
@@ -190,7 +218,7 @@ export class RidgeModel {
     if (m.format !== MODEL_FORMAT) {
       throw new FormatError(`${path}: not a brainlatent ridge model (metadata format '${m.format ?? '(none)'}', expected '${MODEL_FORMAT}')`);
     }
-    const file = new ModelFile(path, f, 'ridge model');
+    const file = new ModelFile(path, f, 'ridge model', { bestAlphas: 'best_alphas', scoreTable: 'cv_scores', chosen: 'best_alphas' });
     const prediction = file.prediction();
     const { coef, intercept, xMean, xScale } = prediction;
     const t = coef.cols;
@@ -205,14 +233,8 @@ export class RidgeModel {
     const bestScores = file.tensor('best_scores', Float32Array, t);
     const cvScores = file.table('cv_scores', t, "alpha of metadata 'alphas'", alphas.length);
     // the choice against the grid and the scores: an alpha of the grid, the best-scoring one
-    file.inGrid('best_alphas', bestAlphas, alphas);
-    const rows = alphas.map((a) => Math.fround(a));
-    file.bestScores('best_scores', bestScores, cvScores, 'cv_scores', {
-      name: 'best_alphas',
-      values: bestAlphas,
-      rows: (j) => rows.flatMap((a, r) => (a === bestAlphas[j] ? [r] : [])),
-    });
-    return new RidgeModel({
+    file.choice(bestAlphas, alphas, bestScores, cvScores, { values: bestAlphas, rows: alphaRows(alphas, bestAlphas) });
+    return new RidgeModel(checkedByLoad({
       coef,
       intercept,
       xMean,
@@ -222,6 +244,6 @@ export class RidgeModel {
       cvScores,
       settings: { alphas, nFolds: folds.n, foldKind: folds.kind, score, fitIntercept, standardize },
       info: m.fit_info ? (metadataJson(path, m, 'fit_info', '{}') as NativeRidgeInfo) : undefined,
-    });
+    }));
   }
 }

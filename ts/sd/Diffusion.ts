@@ -292,6 +292,9 @@ export class Diffusion {
     if (channels !== this.info.latentChannels) {
       throw new ShapeError(`img2img: z has shape [${o.z.shape.join(', ')}] but the U-Net expects ${this.info.latentChannels} latent channels`);
     }
+    // a U-Net exported at one latent size or sequence length (the demo world's) runs at that size only
+    this.checkUnetInput('z', o.z.shape, 'sample');
+    this.checkUnetInput('c', o.c.shape, 'encoder_hidden_states');
     const guidance = o.guidance ?? 5;
     if (!Number.isFinite(guidance)) throw new InvalidArgumentError(`img2img: guidance must be a finite number, got ${describeNumber(guidance)}`);
     const batchSize = o.batchSize ?? 1;
@@ -391,6 +394,23 @@ export class Diffusion {
   private planOptions(o: PlanOptions): NativePlanOptions {
     if (o.scheduler === undefined && this.classProblem !== undefined) throw new FormatError(this.classProblem);
     return resolvePlanOptions({ schedule: this.schedule, scheduler: this.schedulerConfig.scheduler }, o);
+  }
+
+  /**
+   * `shape` (the option `option`: z or c) against the sizes the loaded U-Net's input `input` fixes (numbers in its
+   * signature; the batch is the engine's to split), so a mismatch names the option here, not an engine buffer.
+   */
+  private checkUnetInput(option: 'z' | 'c', shape: number[], input: 'sample' | 'encoder_hidden_states'): void {
+    const unet = this.info.models.find((m) => m.component === 'unet');
+    const rank = shape.length;
+    const decl = unet?.inputs.find((i) => i.name === input) ?? unet?.inputs.find((i) => i.shape.length === rank);
+    if (!unet || !decl || decl.shape.length !== rank) return;
+    const expected = shape.map((n, k) => (k > 0 && typeof decl.shape[k] === 'number' ? (decl.shape[k] as number) : n));
+    if (expected.every((n, k) => n === shape[k])) return;
+    const pixels = option === 'z' ? ` (the latents of ${8 * expected[3]}×${8 * expected[2]}-pixel images)` : '';
+    throw new ShapeError(
+      `img2img: ${option} has shape [${shape.join(', ')}] but the U-Net (${unet.path}) takes ${decl.name} [${decl.shape.join(', ')}]: expected [${expected.join(', ')}]${pixels}`,
+    );
   }
 
   private live(): SdHandle {

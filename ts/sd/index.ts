@@ -16,4 +16,6 @@ export type { RefScheduler, RefSchedulerConfig, SchedulerVector } from './refere
 export type { TimestepSpacing } from './samplingOptions.js';
 export type { OrtRuntimeInfo, SdModelSummary, SamplerPlanInfo, ScheduleConfig, Img2ImgStats, SdTensorInfo, PlannedStepInfo, NativeStepProgress } from '../native/samplerTypes.js';
 export { OnnxModel, unetFeatures } from './OnnxModel.js';
+export { readOnnxSignature, unetDeclaredSizes } from './onnxSignature.js';
+export type { OnnxSignature, OnnxTensorDecl, UnetDeclaredSizes } from './onnxSignature.js';
 export type { OnnxModelLoadOptions, OnnxInputTensor } from './OnnxModel.js';

@@ -3,7 +3,9 @@
  * the service's limits (LimitError) a 413 (a 400 for a file the client named), a missing model, job, run file or route a 404 whose `code` names the kind (notFound.ts), a busy run folder or a taken model name a 409, a full queue, a closing service or an unreachable
  * Redis (serve --redis, batch-layer jobs) a 503 with Retry-After; a loaded model that turns finite inputs into NaN/Inf is a 500 naming the model and the output
  * (ModelOutputError: the service's fault, not the client's); anything else is a 500 whose body says only what kind
- * of failure it was (the details go to the log).
+ * of failure it was (the details go to the log). Every body's `code` is the error's own `.code` (ShapeMismatch,
+ * InvalidArgument, ModelNotFound, …: what an embedder catching the same error in-process reads; Fastify's FST_* code
+ * for its own 4xx) and `name` its class, so an HTTP client and the library agree on what failed.
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 
@@ -58,11 +60,11 @@ function acceptedTypes(req: FastifyRequest): string[] {
 }
 
 /** A 415 that says what the route takes (Fastify's own says only 'Unsupported Media Type'). */
-function unsupportedMediaType(req: FastifyRequest): PublicError {
+function unsupportedMediaType(e: FastifyError, req: FastifyRequest): PublicError {
   const sent = req.headers['content-type'] ?? '(none)';
   const types = acceptedTypes(req);
   const want = types.length ? `expected ${types.join(' or ')}` : 'this route takes no body';
-  return { name: 'UnsupportedMediaType', message: `content-type '${sent}' is not taken by ${req.method} ${req.routeOptions.url ?? req.url}: ${want}` };
+  return { name: e.name, code: 'UnsupportedMediaType', message: `content-type '${sent}' is not taken by ${req.method} ${req.routeOptions.url ?? req.url}: ${want}` };
 }
 
 /** `show` rewrites what the client is told (the plugin's: the server's paths under the root made root-relative). */
@@ -74,9 +76,10 @@ export function sendError(e: unknown, req: FastifyRequest, reply: FastifyReply, 
   // Fastify's own 4xx errors (bad JSON, too large, wrong media type) describe the request, not a file
   const fastify4xx = !(e instanceof BrainlatentError) && status < 500 && typeof (e as FastifyError).code === 'string' && (e as FastifyError).code.startsWith('FST_');
   const mediaType = (e as FastifyError).code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE';
-  const body = shownWith(mediaType ? unsupportedMediaType(req) : fastify4xx ? { name: (e as FastifyError).code, message: (e as Error).message } : publicError(e), show);
+  const fastifyError = e as FastifyError;
+  const body = shownWith(mediaType ? unsupportedMediaType(fastifyError, req) : fastify4xx ? { name: fastifyError.name, code: fastifyError.code, message: fastifyError.message } : publicError(e), show);
   const model = e instanceof ModelOutputError ? { model: e.model, output: e.output } : {};
-  // (a not-found's code is its kind's, documented; other errors' is their class's name)
-  const notFound = e instanceof NotFoundError ? { code: e.code, ...e.fields } : {};
-  return reply.code(status).send({ error: STATUS_TEXT[status] ?? 'Error', ...(body.problems ? { problems: body.problems } : {}), message: body.message, code: body.name, ...model, ...notFound });
+  const notFound = e instanceof NotFoundError ? e.fields : {};
+  const problems = body.problems ? { problems: body.problems } : {};
+  return reply.code(status).send({ error: STATUS_TEXT[status] ?? 'Error', ...problems, message: body.message, code: body.code ?? body.name, name: body.name, ...model, ...notFound });
 }

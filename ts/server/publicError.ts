@@ -6,7 +6,14 @@
 import { BrainlatentError } from '../errors.js';
 
 export interface PublicError {
+  /** The error's class (ShapeError, RequestValidationError, ...). */
   name: string;
+  /**
+   * The kind of failure, for a client to branch on: a brainlatent error's own `.code` (ShapeMismatch,
+   * InvalidArgument, NonFinite, ...), the same an embedder catching it in-process reads; a system error's errno
+   * code (ENOENT); else the class's name. Optional so that one built by hand stays valid (sendError then uses `name`).
+   */
+  code?: string;
   message: string;
   /** Every problem of an invalid config or body, one per line, each naming the field. */
   problems?: string[];
@@ -27,13 +34,13 @@ function clean(text: string): string {
 export function publicError(e: unknown): PublicError {
   if (e instanceof BrainlatentError) {
     const problems = (e as { problems?: unknown }).problems;
-    return { name: e.name, message: clean(e.message), ...(Array.isArray(problems) ? { problems: problems.map((p) => clean(String(p))) } : {}) };
+    return { name: e.name, code: e.code, message: clean(e.message), ...(Array.isArray(problems) ? { problems: problems.map((p) => clean(String(p))) } : {}) };
   }
-  if (e instanceof Error && isSystemError(e)) return { name: 'SystemError', message: clean(e.message) };
+  if (e instanceof Error && isSystemError(e)) return { name: 'SystemError', code: (e as NodeJS.ErrnoException).code, message: clean(e.message) };
   // JSON.parse and most foreign parsers quote the text they choke on: say only what failed.
-  if (e instanceof SyntaxError) return { name: 'FormatError', message: 'a file or body could not be parsed (its contents are not shown; see the server log)' };
+  if (e instanceof SyntaxError) return { name: 'FormatError', code: 'FormatError', message: 'a file or body could not be parsed (its contents are not shown; see the server log)' };
   const name = e instanceof Error ? e.name : 'Error';
-  return { name, message: `${name}: internal error (details in the server log)` };
+  return { name, code: name, message: `${name}: internal error (details in the server log)` };
 }
 
 /** `e` with `show` applied to its message and problems (the server's paths made root-relative). */

@@ -51,11 +51,13 @@ export const JobListQuery = Strict({
 
 export const SessionBodySchema = Strict({ token: Type.String({ minLength: 1, maxLength: 4096, description: "the service's bearer token" }) });
 
-/** Error bodies: what failed, and for a 400 every problem naming its field. */
+/** Error bodies: what failed, its code and class, and for a 400 every problem naming its field. */
 export const ErrorSchema = Type.Object(
   {
-    error: Type.String(),
+    error: Type.String({ description: 'the HTTP status text' }),
     message: Type.String(),
+    code: Type.String({ description: "the error's own code (ShapeMismatch, InvalidArgument, ModelNotFound, …), as the library's errors carry it" }),
+    name: Type.Optional(Type.String({ description: "the error's class (ShapeError, …); absent in a 401 or 403" })),
     problems: Type.Optional(Type.Array(Type.String())),
   },
   { additionalProperties: true },

@@ -40,7 +40,7 @@ export class JobFailedError extends BrainlatentError {
   /** What the job produced before it failed, if anything (a batch's summary). */
   readonly result?: Record<string, unknown>;
   constructor(e: PublicError, result?: Record<string, unknown>) {
-    super(e.message, e.name);
+    super(e.message, e.code ?? e.name);
     this.name = e.name;
     if (e.problems) this.problems = e.problems;
     if (result) this.result = result;
