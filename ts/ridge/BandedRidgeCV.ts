@@ -2,6 +2,7 @@ import { InvalidArgumentError, ShapeError } from '../errors.js';
 import { assertMatrix, type Matrix } from '../matrix.js';
 import { nativeJob, nativeSync } from '../native/call.js';
 import { BandedRidgeModel } from './BandedRidgeModel.js';
+import { checkedAtSource } from './modelConsistency.js';
 import { concatSpaces, type FeatureSpaces } from './featureSpaces.js';
 import { assignFolds } from './folds.js';
 import { checkChoice, checkFitControl, checkInteger, checkPositive, checkSolverAgrees, COMMON_OPTION_KEYS, resolveRidgeOptions, type RidgeCommonOptions, type ResolvedRidgeOptions } from './options.js';
@@ -114,26 +115,28 @@ export class BandedRidgeCV {
         ),
       control.signal,
     );
-    return new BandedRidgeModel({
-      bandNames: names,
-      bandSizes: sizes,
-      coef: { data: res.coef, rows: res.nFeatures, cols: res.nTargets },
-      intercept: res.intercept,
-      xMean: res.xMean,
-      xScale: res.xScale,
-      gammas: res.gammas,
-      bestGamma: res.bestGamma,
-      bestAlpha: res.bestAlpha,
-      bestScores: res.bestScores,
-      gammaScores: { data: res.gammaScores, rows: res.info.nGammas, cols: res.nTargets },
-      alphas: Array.from(r.alphas),
-      score: r.native.score,
-      foldKind: folds.kind,
-      nFolds: folds.nFolds,
-      fitIntercept: r.native.fitIntercept,
-      standardize: r.native.standardize,
-      info: res.info,
-    });
+    return new BandedRidgeModel(
+      checkedAtSource({
+        bandNames: names,
+        bandSizes: sizes,
+        coef: { data: res.coef, rows: res.nFeatures, cols: res.nTargets },
+        intercept: res.intercept,
+        xMean: res.xMean,
+        xScale: res.xScale,
+        gammas: res.gammas,
+        bestGamma: res.bestGamma,
+        bestAlpha: res.bestAlpha,
+        bestScores: res.bestScores,
+        gammaScores: { data: res.gammaScores, rows: res.info.nGammas, cols: res.nTargets },
+        alphas: Array.from(r.alphas),
+        score: r.native.score,
+        foldKind: folds.kind,
+        nFolds: folds.nFolds,
+        fitIntercept: r.native.fitIntercept,
+        standardize: r.native.standardize,
+        info: res.info,
+      }),
+    );
   }
 }
 

@@ -6,7 +6,7 @@ import type { NativeBandedInfo } from '../native/bandedTypes.js';
 import { nativeSync } from '../native/call.js';
 import { concatEntries, type FeatureSpaces } from './featureSpaces.js';
 import { ModelFile } from './modelFile.js';
-import { checkBestScores, checkedByLoad, checkFinitePart, checkInGrid, checkPredictionValues, checkPreprocessing, partNames, wasCheckedByLoad } from './modelConsistency.js';
+import { checkBestScores, checkedAtSource, checkFinitePart, checkInGrid, checkPredictionValues, checkPreprocessing, partNames, wasCheckedAtSource } from './modelConsistency.js';
 import { checkAlphaList, checkPartMatrix, checkPartsObject, checkPredictionParts, checkVector, FOLD_KINDS } from './modelParts.js';
 import { checkBoolean, checkChoice, checkInteger } from './options.js';
 
@@ -98,7 +98,7 @@ function checkBandedParts(parts: unknown): void {
   checkInteger(record.nFolds, 'nFolds', what, 0);
   checkBoolean(record.fitIntercept, 'fitIntercept', what);
   checkBoolean(record.standardize, 'standardize', what);
-  if (wasCheckedByLoad(record)) return;
+  if (wasCheckedAtSource(record)) return;
   const m = record as unknown as BandedRidgeModelParts;
   checkPredictionValues(m, NAMES);
   checkFinitePart('gammas', m.gammas, NAMES);
@@ -360,7 +360,7 @@ export class BandedRidgeModel {
     const gammaScores = file.table('gamma_scores', t, "row of 'gammas'", nGammas);
     // the choice against the grid and the scores: an alpha of the grid, the best-scoring candidate
     file.choice(bestAlpha, alphas, bestScores, gammaScores, { values: bestGamma, rows: (j) => [bestGamma[j]] });
-    return new BandedRidgeModel(checkedByLoad({
+    return new BandedRidgeModel(checkedAtSource({
       bandNames: bandNames as string[],
       bandSizes: bandSizes as number[],
       coef,

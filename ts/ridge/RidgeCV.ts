@@ -3,6 +3,7 @@ import { assertMatrix, type Matrix } from '../matrix.js';
 import { nativeJob, nativeSync } from '../native/call.js';
 import { DEFAULT_ALPHAS } from './alphas.js';
 import { assignFolds } from './folds.js';
+import { checkedAtSource } from './modelConsistency.js';
 import { checkChoice, checkFitControl, checkInteger, checkSolverAgrees, COMMON_OPTION_KEYS, resolveRidgeOptions, type RidgeBackend, type RidgeCommonOptions, type ResolvedRidgeOptions } from './options.js';
 import { RidgeModel, type RidgeFitSettings } from './RidgeModel.js';
 
@@ -102,17 +103,19 @@ export class RidgeCV {
         ),
       control.signal,
     );
-    return new RidgeModel({
-      coef: { data: res.coef, rows: res.nFeatures, cols: res.nTargets },
-      intercept: res.intercept,
-      xMean: res.xMean,
-      xScale: res.xScale,
-      bestAlphas: res.bestAlphas,
-      bestScores: res.bestScores,
-      cvScores: { data: res.cvScores, rows: r.alphas.length, cols: res.nTargets },
-      settings,
-      info: res.info,
-    });
+    return new RidgeModel(
+      checkedAtSource({
+        coef: { data: res.coef, rows: res.nFeatures, cols: res.nTargets },
+        intercept: res.intercept,
+        xMean: res.xMean,
+        xScale: res.xScale,
+        bestAlphas: res.bestAlphas,
+        bestScores: res.bestScores,
+        cvScores: { data: res.cvScores, rows: r.alphas.length, cols: res.nTargets },
+        settings,
+        info: res.info,
+      }),
+    );
   }
 }
 

@@ -6,7 +6,7 @@ import { nativeJob, nativeSync } from '../native/call.js';
 import type { NativeRidgeInfo } from '../native/ridgeTypes.js';
 import { ModelFile } from './modelFile.js';
 import { describeNumber } from './alphas.js';
-import { alphaRows, checkBestScores, checkedByLoad, checkInGrid, checkPredictionValues, checkPreprocessing, partNames, wasCheckedByLoad } from './modelConsistency.js';
+import { alphaRows, checkBestScores, checkedAtSource, checkInGrid, checkPredictionValues, checkPreprocessing, partNames, wasCheckedAtSource } from './modelConsistency.js';
 import { checkAlphaList, checkPartMatrix, checkPartsObject, checkPredictionParts, checkVector, FOLD_KINDS } from './modelParts.js';
 import { checkBoolean, checkChoice, checkInteger, checkKnownKeys, checkPredictOptions, type RidgeScore } from './options.js';
 
@@ -69,7 +69,7 @@ function checkRidgeParts(parts: unknown): void {
   for (const name of ['bestAlphas', 'bestScores']) checkVector(record[name], name, what, Float32Array, t, `one per target: coef is ${p}×${t}, features × targets`);
   const alphas = checkSettings(record.settings, what);
   checkPartMatrix(record.cvScores, 'cvScores', what, { rows: alphas, cols: t, shape: 'one row per alpha of settings.alphas, one column per target' });
-  if (wasCheckedByLoad(record)) return;
+  if (wasCheckedAtSource(record)) return;
   const m = record as unknown as RidgeModelParts;
   checkPredictionValues(m, NAMES);
   checkPreprocessing(m, m.settings, NAMES);
@@ -234,7 +234,7 @@ export class RidgeModel {
     const cvScores = file.table('cv_scores', t, "alpha of metadata 'alphas'", alphas.length);
     // the choice against the grid and the scores: an alpha of the grid, the best-scoring one
     file.choice(bestAlphas, alphas, bestScores, cvScores, { values: bestAlphas, rows: alphaRows(alphas, bestAlphas) });
-    return new RidgeModel(checkedByLoad({
+    return new RidgeModel(checkedAtSource({
       coef,
       intercept,
       xMean,

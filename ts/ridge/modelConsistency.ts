@@ -153,16 +153,18 @@ export function partNames(what: string, kind: string, parts: Record<ModelPart, s
 }
 
 /**
- * Parts whose checks load() has run on the file they came from (naming its tensors): the constructor does not run
- * them again (a coef of 10⁸ values takes a pass of its own). Not exported from the package.
+ * Parts already checked where they came from: load() ran these checks on the file (naming its tensors), and a fit's
+ * parts come from the engine, which refuses non-finite coefficients and scores and chooses alphas from the grid. The
+ * constructor does not run them again (a coef of 10⁸ values takes a pass of its own, ~0.45 s). Not exported from the
+ * package.
  */
-const checkedAtLoad = new WeakSet<object>();
+const checkedAtSource_ = new WeakSet<object>();
 
-export function checkedByLoad<T extends object>(parts: T): T {
-  checkedAtLoad.add(parts);
+export function checkedAtSource<T extends object>(parts: T): T {
+  checkedAtSource_.add(parts);
   return parts;
 }
 
-export function wasCheckedByLoad(parts: object): boolean {
-  return checkedAtLoad.has(parts);
+export function wasCheckedAtSource(parts: object): boolean {
+  return checkedAtSource_.has(parts);
 }
