@@ -12,7 +12,8 @@ import type { StageProgress } from '../../pipeline/stageRunner.js';
 import { resolveConfig, type ReconstructConfig } from '../../pipeline/config.js';
 import { readConfigFile } from '../configFile.js';
 import { fieldSchema, numberFlag } from '../flagValue.js';
-import { checkOutputPath } from '../outputPath.js';
+import { runFolderInputs } from '../../pipeline/runFolderInputs.js';
+import { checkOutputPath, checkRunFolderApart } from '../outputPath.js';
 import { metricsText } from '../../eval/table.js';
 import { progressBar, type ProgressBar } from '../progress.js';
 
@@ -196,7 +197,11 @@ ${schemaHelpText(ReconstructConfigSchema, 'run.json')}`,
       // the run folder is checked before any work: a flag's value as typed, else the config file's
       if (f.out !== undefined) await checkOutputPath('--out', f.out, 'folder', 'the run');
       const config = await configFrom(f);
-      if (f.out === undefined) await checkOutputPath(`${f.config}: out`, config.out, 'folder', 'the run');
+      const outLabel = f.out !== undefined ? '--out' : `${f.config}: out`;
+      if (f.out === undefined) await checkOutputPath(outLabel, config.out, 'folder', 'the run');
+      // nor one that overlaps what the run reads (the NSD root, the model folder, …): dry runs too; a flag's input is named by its flag
+      const flags = { ...(f.nsd ? { 'nsd.root': '--nsd' } : {}), ...(f.model ? { 'model.dir': '--model' } : {}) };
+      await checkRunFolderApart(outLabel, f.out ?? config.out, runFolderInputs(ReconstructConfigSchema, config, flags));
       const ac = new AbortController();
       process.once('SIGINT', () => ac.abort());
       const r = await reconstruct(config, { force: f.force, dryRun: f.dryRun, signal: ac.signal, onProgress: f.dryRun ? undefined : stageProgress(), onWarning: printWarnings });
