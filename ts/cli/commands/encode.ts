@@ -9,7 +9,7 @@ import { encode } from '../../encoding/encode.js';
 import { readConfigFile } from '../configFile.js';
 import { runFolderInputs } from '../../pipeline/runFolderInputs.js';
 import { checkOutputPath, checkRunFolderApart } from '../outputPath.js';
-import { printWarnings, stageProgress } from './reconstruct.js';
+import { printCacheRemovals, printWarnings, stageProgress } from './reconstruct.js';
 
 export function registerEncodeCommand(program: Command): void {
   program
@@ -54,6 +54,7 @@ ${schemaHelpText(EncodeConfigSchema, 'enc.json')}`,
         process.stdout.write(`${r.plan.join('\n')}\n`);
         return;
       }
+      printCacheRemovals(r.stages);
       // an atlas the region table left out is said, not only in report.html
       if (r.atlasesMissing.length) process.stderr.write(`warning: regions: left out of regions.csv: ${r.atlasesMissing.join('; ')}\n`);
       const regions = [...new Set(r.featureSets.flatMap((s) => s.regions.filter((x) => x.atlas !== 'prf-visualrois').map((x) => x.region)))];

@@ -8,7 +8,9 @@ import { schemaHelpText } from '../../config/help.js';
 import { ReconstructConfigSchema } from '../../config/reconstruct.js';
 import { InvalidArgumentError } from '../../errors.js';
 import { reconstruct, type ReconstructResult } from '../../pipeline/reconstruct.js';
-import type { StageProgress } from '../../pipeline/stageRunner.js';
+import type { StageProgress, StageReport } from '../../pipeline/stageRunner.js';
+import { removedEntryLines } from '../../nsd/cache.js';
+import type { RemovedCacheEntry } from '../../nsd/output.js';
 import { resolveConfig, type ReconstructConfig } from '../../pipeline/config.js';
 import { readConfigFile } from '../configFile.js';
 import { fieldSchema, numberFlag } from '../flagValue.js';
@@ -139,6 +141,17 @@ export function stageProgress(): (p: StageProgress) => void {
   };
 }
 
+/**
+ * The extraction cache entries a run's extract stage removed (replaced ones, or ones its own cache no longer needs),
+ * one line each on stderr: GBs of a user's disk do not go unsaid. Stages skipped on resume removed nothing now.
+ */
+export function printCacheRemovals(stages: readonly StageReport[]): void {
+  for (const s of stages) {
+    const removed = s.status === 'ran' ? s.summary?.cacheRemoved : undefined;
+    if (Array.isArray(removed)) for (const line of removedEntryLines(removed as RemovedCacheEntry[])) process.stderr.write(`${s.stage}: ${line}\n`);
+  }
+}
+
 /** Warnings go to stderr as they come (a decoder's alphas on an edge of the grid, …). */
 export function printWarnings(message: string): void {
   process.stderr.write(`warning: ${message}\n`);
@@ -150,6 +163,7 @@ export function printResult(r: ReconstructResult): void {
     return;
   }
   for (const s of r.stages) process.stdout.write(`${s.stage.padEnd(9)} ${s.status.padEnd(8)} ${s.seconds.toFixed(1)} s\n`);
+  printCacheRemovals(r.stages);
   if (r.metrics) {
     const better = r.metrics.better ?? {};
     const rows = [
