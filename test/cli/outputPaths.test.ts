@@ -227,3 +227,81 @@ describe('a file --out: never an input, its format\'s extension, an existing fol
     expect(readFileSync(f('in/z.npy'), 'utf8')).toBe('not read: refused first');
   });
 });
+
+describe('encode and reconstruct: a run folder apart from what the run reads (its dry run and --force too)', () => {
+  // an NSD root, a model folder, an encode config with a feature file beside it, and a betas folder linked out of the root
+  const d = (p: string) => f(`apart/${p}`);
+  const betas = (root: string) => join(root, 'nsddata_betas', 'ppdata', 'subj01', 'func1pt8mm', 'betas_fithrf_GLMdenoise_RR');
+  const setUp = () => {
+    mkdirSync(d('nsd/nsddata'), { recursive: true });
+    mkdirSync(d('model/unet'), { recursive: true });
+    mkdirSync(d('proj'), { recursive: true });
+    writeFileSync(d('proj/feat.npy'), 'features');
+    mkdirSync(d('disk2/nsd/nsddata_betas/ppdata/subj01/func1pt8mm/betas_fithrf_GLMdenoise_RR'), { recursive: true });
+    mkdirSync(d('linked'), { recursive: true });
+    symlinkSync(d('disk2/nsd/nsddata_betas'), d('linked/nsddata_betas'));
+    symlinkSync(d('model'), d('model-link'));
+    const enc = (out: string, root = d('nsd')) => JSON.stringify({ out, nsd: { root, subject: 1 }, featureSets: [{ name: 'f', kind: 'file', path: 'feat.npy' }] });
+    writeFileSync(d('proj/enc.json'), enc(d('nsd/runs/enc')));
+    writeFileSync(d('proj/here.json'), enc('.'));
+    writeFileSync(d('proj/linked.json'), enc(join(betas(d('disk2/nsd')), 'run'), d('linked')));
+  };
+  const tree = () => readdirSync(d(''), { recursive: true }).map(String).sort();
+  const rec = (out: string, ...more: string[]) => failure(registerReconstructCommand, 'reconstruct', '--nsd', d('nsd'), '--subject', '1', '--model', d('model'), '--out', out, ...more);
+
+  it('refuse an --out (or a config\'s out) that is an input, lies inside an input folder or holds an input, naming both, before anything is written', async () => {
+    setUp();
+    const before = tree();
+    const cases: [Promise<{ error: Error; printed: string }>, string][] = [
+      [failure(registerEncodeCommand, 'encode', '--config', d('proj/enc.json'), '--out', d('nsd')), `--out ${d('nsd')}: is nsd.root ${d('nsd')}, an input`],
+      [failure(registerEncodeCommand, 'encode', '--config', d('proj/enc.json'), '--dry-run'), `${d('proj/enc.json')}: out ${d('nsd/runs/enc')}: is inside nsd.root ${d('nsd')}, an input`],
+      [failure(registerEncodeCommand, 'encode', '--config', d('proj/here.json'), '--force'), `${d('proj/here.json')}: out ${d('proj')}: holds featureSets[0].path ${d('proj/feat.npy')}, an input`],
+      [failure(registerEncodeCommand, 'encode', '--config', d('proj/enc.json'), '--out', d('')), `--out ${d('')}: holds nsd.root ${d('nsd')}, an input`],
+      [failure(registerEncodeCommand, 'encode', '--config', d('proj/linked.json')), `${d('proj/linked.json')}: out ${join(betas(d('disk2/nsd')), 'run')}: is inside the betas folder of nsd.root ${betas(d('linked'))}, an input`],
+      [rec(d('model/run')), `--out ${d('model/run')}: is inside --model ${d('model')}, an input`],
+      [rec(d('model-link'), '--dry-run'), `--out ${d('model-link')}: is --model ${d('model')}, an input`],
+      [rec(d('nsd/nsddata'), '--force'), `--out ${d('nsd/nsddata')}: is inside --nsd ${d('nsd')}, an input`],
+    ];
+    for (const [run, message] of cases) {
+      const { error, printed } = await run;
+      expect(error, message).toBeInstanceOf(InvalidArgumentError);
+      expect(error.message).toBe(
+        `${message}; the run writes its files into its folder and --force removes them, so it could overwrite or delete what it reads; ` +
+          'expected a run folder apart from the inputs (none of them, inside none, holding none)',
+      );
+      expect(printed).toBe('');
+    }
+    // no run folder was created, no lock taken, nothing removed
+    expect(tree()).toEqual(before);
+  });
+
+  it('the library refuses it too (encode(), reconstruct(), their dry runs), and the preflights list it (a batch\'s checks)', async () => {
+    const { encode } = await import('../../ts/encoding/encode.js');
+    const { reconstruct } = await import('../../ts/pipeline/reconstruct.js');
+    const { preflight } = await import('../../ts/pipeline/preflight.js');
+    const { resolveConfig } = await import('../../ts/pipeline/config.js');
+    const { resolveManifest } = await import('../../ts/batch/manifest.js');
+    const { preflightBatch } = await import('../../ts/batch/preflight.js');
+    const before = tree();
+    const enc = { out: d('proj'), nsd: { root: d('nsd'), subject: 1 }, featureSets: [{ name: 'f', kind: 'file' as const, path: d('proj/feat.npy') }] };
+    const holds = `out ${d('proj')}: holds featureSets[0].path ${d('proj/feat.npy')}, an input; the run writes`;
+    for (const dryRun of [true, false]) await expect(encode(enc, { dryRun })).rejects.toThrow(holds);
+    const run = { out: d('model/run'), nsd: { root: d('nsd'), subject: 1 }, model: { dir: d('model') } };
+    const inside = `out ${d('model/run')}: is inside model.dir ${d('model')}, an input; the run writes`;
+    await expect(reconstruct(run, { dryRun: true })).rejects.toThrow(inside);
+    await expect(reconstruct(run, { force: true })).rejects.toThrow(inside);
+    const problems = await preflight(resolveConfig(run)).then(() => [], (e: { problems: string[] }) => e.problems);
+    expect(problems).toContainEqual(expect.stringContaining(inside));
+    // a batch whose out lies in the NSD root: each subject × analysis's run folder is refused by its preflight
+    const batch = resolveManifest({ name: 'b', out: d('nsd/derived'), nsd: { root: d('nsd') }, subjects: [1], analyses: [{ name: 'enc', kind: 'encode', config: { featureSets: enc.featureSets } }] });
+    const listed = (await preflightBatch(batch)).map((p) => p.problem);
+    expect(listed).toContainEqual(expect.stringContaining(`out ${d('nsd/derived/subj01/enc')}: is inside nsd.root ${d('nsd')}, an input`));
+    expect(tree()).toEqual(before);
+  });
+
+  it('a run folder beside its inputs is accepted (the check does not refuse a sibling whose name starts alike)', async () => {
+    const { checkRunFolderApart } = await import('../../ts/cli/outputPath.js');
+    const inputs = [['nsd.root', d('nsd')], ['model', d('model')]] as const;
+    for (const out of [d('nsd-runs/a'), d('nsd2'), d('modelrun'), d('proj/run')]) await expect(checkRunFolderApart('--out', out, inputs)).resolves.toBeUndefined();
+  });
+});

@@ -5,7 +5,7 @@
  * memory: nothing is written to the temp folder, and a copy an older version's killed run left there is removed.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, lutimesSync, mkdirSync, readdirSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
@@ -173,6 +173,51 @@ describe('no copy of the U-Net on disk', () => {
     await unetLayerFeatures(model, unetSpec([tanh]), embeddings(2), { batch: 2 });
     expect(existsSync(again)).toBe(false);
     expect(existsSync(live)).toBe(true);
+  });
+
+  // builds before those named their copies without a pid: <tmp>/brainlatent-unet-layers-XXXXXX (mkdtemp), and before
+  // that <tmp>/brainlatent-unet-layers/<16 hex>/, never removed; such a copy goes once nothing in it changed for hours
+  it("copies of the earlier namings (no pid) are removed once hours old and of their exact shape; others are kept", async () => {
+    const dir = osTmp('legacy');
+    const weights = join(model, 'unet', 'model.onnx');
+    const onnxBytes = await readFile(weights);
+    const hoursAgo = (h: number) => new Date(Date.now() - h * 3600_000);
+    /** A copy as those builds left it: model.onnx and a symlink to the U-Net's weights (and a folder of links), all `age` hours old. */
+    const copy = (p: string, age: number, extra: (p: string) => void = () => undefined, bytes: Buffer | string = onnxBytes) => {
+      mkdirSync(join(p, 'sub'), { recursive: true });
+      writeFileSync(join(p, 'model.onnx'), bytes);
+      symlinkSync(weights, join(p, 'weights.pb'));
+      symlinkSync(weights, join(p, 'sub', 'w2.bin'));
+      extra(p);
+      const t = hoursAgo(age);
+      for (const q of [join(p, 'weights.pb'), join(p, 'sub', 'w2.bin')]) lutimesSync(q, t, t);
+      for (const q of readdirSync(p).map((n) => join(p, n)).filter((q) => !q.endsWith('weights.pb'))) utimesSync(q, t, t);
+      utimesSync(p, t, t);
+      return p;
+    };
+    const old = copy(join(dir, 'brainlatent-unet-layers-aB3xYz'), 7);
+    const oldTmp = copy(join(dir, 'brainlatent-unet-layers-Qw9ErT'), 7, (p) => writeFileSync(join(p, `.model.onnx.tmp-${HOST_TAG}-123-0a1b2c3d`), 'half'));
+    const fresh = copy(join(dir, 'brainlatent-unet-layers-Zx8CvB'), 1);
+    const withNotes = copy(join(dir, 'brainlatent-unet-layers-Nt5NtS'), 7, (p) => writeFileSync(join(p, 'notes.txt'), 'mine'));
+    const notOnnx = copy(join(dir, 'brainlatent-unet-layers-Tx7TxT'), 7, undefined, 'not a model');
+    const otherName = copy(join(dir, 'brainlatent-unet-layers-toolong'), 7);
+    const keyedOld = copy(join(dir, 'brainlatent-unet-layers', '0123456789abcdef'), 9);
+    const keyedFresh = copy(join(dir, 'brainlatent-unet-layers', 'fedcba9876543210'), 0.5);
+    utimesSync(join(dir, 'brainlatent-unet-layers'), hoursAgo(9), hoursAgo(9));
+
+    await checkUnetLayers(model, [tanh], { imageSize: 32, timestep: 500 });
+    for (const p of [old, oldTmp, keyedOld]) expect(existsSync(p), p).toBe(false);
+    for (const p of [fresh, withNotes, notOnnx, otherName, keyedFresh]) expect(existsSync(join(p, 'model.onnx')), p).toBe(true);
+    // the links were removed, not followed: the U-Net itself is whole
+    expect((await readFile(weights)).equals(onnxBytes)).toBe(true);
+    expect(readdirSync(join(dir, 'brainlatent-unet-layers'))).toEqual(['fedcba9876543210']);
+
+    // the age is the newest change inside: the fresh copy goes once it is 6 hours old, then the emptied shared folder too
+    const { removeLeftUnetCopies, LEGACY_COPY_AGE_MS } = await import('../../ts/encoding/unetCopies.js');
+    expect(LEGACY_COPY_AGE_MS).toBe(6 * 3600_000);
+    expect(await removeLeftUnetCopies(dir, { now: Date.now() + 4.9 * 3600_000 })).toEqual([]);
+    expect((await removeLeftUnetCopies(dir, { now: Date.now() + 5.6 * 3600_000 })).sort()).toEqual([fresh, keyedFresh, join(dir, 'brainlatent-unet-layers')].sort());
+    expect(readdirSync(dir).sort()).toEqual([basename(withNotes), basename(notOnnx), basename(otherName)].sort());
   });
 
   it('the features stage leaves nothing in the temp folder, done or aborted', async () => {

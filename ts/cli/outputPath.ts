@@ -9,7 +9,8 @@ import { stat } from 'node:fs/promises';
 import { dirname, extname, sep } from 'node:path';
 
 import { InvalidArgumentError } from '../errors.js';
-import { outputPathProblem, type OutputKind } from '../io/outputProblem.js';
+import { outputPathProblem, type NamedInput, type OutputKind } from '../io/outputProblem.js';
+import { runFolderOverlap } from '../pipeline/runFolderInputs.js';
 
 export type { OutputKind };
 
@@ -80,6 +81,16 @@ export async function checkNotAnInput(option: string, path: string, inputs: Inpu
       throw new InvalidArgumentError(`${option} ${path}: ${same}, an input; writing ${what} there would overwrite it; expected a path that is none of the inputs`);
     }
   }
+}
+
+/**
+ * Refuses a run folder (`encode`/`reconstruct --out`) that is one of the inputs, lies inside an input folder or holds
+ * an input: the run writes there and --force removes what it wrote (runFolderOverlap; encode() and reconstruct()
+ * refuse the same, naming the config's field).
+ */
+export async function checkRunFolderApart(option: string, path: string, inputs: readonly NamedInput[]): Promise<void> {
+  const problem = await runFolderOverlap(option, path, inputs);
+  if (problem) throw new InvalidArgumentError(problem);
 }
 
 async function statOrNull(path: string): Promise<Awaited<ReturnType<typeof stat>> | null> {

@@ -2,7 +2,7 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
-import type { EncodeConfig, FeatureSetSpec } from '../config/encode.js';
+import { EncodeConfigSchema, type EncodeConfig, type FeatureSetSpec } from '../config/encode.js';
 import { readIntVectorNpy, readNpyHeader, type NpyHeader } from '../io/npy.js';
 import { scanNpyNonFinite } from '../io/npyScan.js';
 import type { VoxelMask } from '../io/voxelMask.js';
@@ -14,6 +14,7 @@ import { expdesignPath, func1pt8Dir, roiPath } from '../nsd/paths.js';
 import { loadRegionMask, type RegionMask } from '../nsd/roi.js';
 import { PreflightError } from '../pipeline/errors.js';
 import { runFolderConflict } from '../pipeline/runFolder.js';
+import { runFolderInputs, runFolderOverlap } from '../pipeline/runFolderInputs.js';
 import { memoryBudgetProblem } from './ridgeMemory.js';
 import { checkUnetLayers, missingUnetLayers, unetSizeMismatch } from './unetLayers.js';
 import { volumeGridProblems } from './volumeGrids.js';
@@ -66,6 +67,8 @@ export async function preflightEncode(c: EncodeConfig, options: EncodePreflightO
     }
   }
   if (!['auto', 'none', 'estimate'].includes(c.noiseCeiling) && !existsSync(c.noiseCeiling)) problems.push(`noiseCeiling: ${c.noiseCeiling} does not exist`);
+  const overlap = await runFolderOverlap('out', c.out, runFolderInputs(EncodeConfigSchema, c));
+  if (overlap) problems.push(overlap);
   const conflict = await runFolderConflict(c, { force: options.force, remedy: options.remedy });
   if (conflict) problems.push(conflict);
   let mask: VoxelMask | null = null;

@@ -21,6 +21,7 @@ import { readNiftiMasked, writeNiftiMap } from '../io/nifti.js';
 import type { VoxelMask } from '../io/voxelMask.js';
 import type { Matrix } from '../matrix.js';
 import { loadNsdCaptions } from '../nsd/captions.js';
+import { extractStageCacheUpkeep } from '../nsd/cache.js';
 import { extractNsd, type NsdExtractOptions } from '../nsd/extract.js';
 import type { NsdExtraction } from '../nsd/output.js';
 import { ncsnrPath } from '../nsd/paths.js';
@@ -138,9 +139,11 @@ async function extractStage(c: EncodeConfig, ctx: StageRunContext): Promise<Stag
   const p = encodePaths(c.out);
   const betas = await betasOf(c, ctx);
   await writeJson(p.ids, { train: Array.from(betas.trainImageIds), test: Array.from(betas.testImageIds) });
+  // old entries of the cache go (replaced ones; in the run folder's own cache, those its config no longer reads)
+  const cacheRemoved = await extractStageCacheUpkeep(c.nsd.cacheDir === null ? join(c.out, 'cache') : null, [betas]);
   return {
     outputs: [relative(c.out, p.ids)],
-    summary: { voxels: betas.train.cols, trainRows: betas.train.rows, testImages: betas.test.rows, fromCache: betas.fromCache },
+    summary: { voxels: betas.train.cols, trainRows: betas.train.rows, testImages: betas.test.rows, fromCache: betas.fromCache, ...(cacheRemoved.length ? { cacheRemoved } : {}) },
   };
 }
 

@@ -1,13 +1,12 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { CancelledError, FormatError, InvalidArgumentError, MissingFileError } from '../errors.js';
 import { onnx } from '../sd/onnxProto.js';
 import { OnnxModel, unetFeatures, type OnnxModelLoadOptions } from '../sd/OnnxModel.js';
 import { latentSizeMismatch, unetDeclaredSizes } from '../sd/onnxSignature.js';
 import type { Tensor } from '../sd/tensor.js';
-import { removeDeadProcessTemps } from '../io/processTemp.js';
+import { removeLeftUnetCopies } from './unetCopies.js';
 
 type IModel = import('onnx-proto').onnx.IModelProto;
 type INode = import('onnx-proto').onnx.INodeProto;
@@ -97,13 +96,8 @@ export async function unetSizeMismatch(modelDir: string, imageSize: number, fiel
   return `${field} ${imageSize} gives ${side}×${side} latents, but ${s.path} takes ${s.sampleName} of ${s.height ?? '?'}×${s.width ?? '?'} only: set ${field} to ${8 * (s.height ?? s.width ?? side)}`;
 }
 
-/**
- * The prefix of the temp folders the U-Net copy with layers exposed used to go to. 0.1.0 named them
- * `brainlatent-unet-layers-<random>` (mkdtemp), which cannot be told from a live process's and are left alone;
- * only the `<prefix>-<host>-<pid>-<random>` names of the development builds between (ts/io/processTemp.ts) are
- * removed, when their process is dead. None is written any more: the copy is made in memory.
- */
-export const UNET_COPY_PREFIX = 'brainlatent-unet-layers';
+/** The prefix of the temp folders earlier builds wrote U-Net copies to (ts/encoding/unetCopies.ts). */
+export { UNET_COPY_PREFIX } from './unetCopies.js';
 
 /**
  * The U-Net with `layers` added as graph outputs (after the original outputs), made in memory and loaded from there
@@ -157,8 +151,8 @@ export async function exposeUnetLayers(modelDir: string, layers: string[]): Prom
   const info = new Map((graph.valueInfo ?? []).map((v) => [v.name, v]));
   for (const l of layers) if (!existing.has(l)) graph.output = [...(graph.output ?? []), outputDeclaration(l, info)];
   const ops = new Map(layersOf(model).filter((l) => layers.includes(l.name)).map((l) => [l.name, l.opType]));
-  // copies a killed development build left in the OS temp folder, named for its process (a copy of an inline-weights U-Net is GBs)
-  await removeDeadProcessTemps(tmpdir(), UNET_COPY_PREFIX);
+  // copies earlier builds left in the OS temp folder that no process can be using (a copy of an inline-weights U-Net is GBs)
+  await removeLeftUnetCopies();
   const bytes = onnx.ModelProto.encode(model).finish();
   return { source: src, weightsFolder: resolve(dirname(src)), bytes, timestep: timestepOf(graph), ops };
 }

@@ -295,6 +295,22 @@ async function replaceDir(tmp: string, dir: string): Promise<void> {
 }
 
 /**
+ * Removes a folder so that no reader ever finds it half gone: it is first renamed to a temporary sibling (a kill
+ * during the deletion leaves that, which the stale-temporary clean-up removes), then deleted. A folder already gone
+ * is no error.
+ */
+export async function removeDirWhole(dir: string): Promise<void> {
+  const tmp = siblingName(dir, 'tmp');
+  try {
+    await rename(dir, tmp);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw e;
+  }
+  await rm(tmp, { recursive: true, force: true });
+}
+
+/**
  * If `dir` is missing because a writer was killed between moving the old folder aside and renaming the new one
  * in, puts the old folder back. A no-op when `dir` exists. Returns true when it restored something.
  */

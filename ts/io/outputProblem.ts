@@ -4,8 +4,8 @@
  * has no such check), so both say the same thing ("is an existing folder", "… is a file, not a folder, …").
  */
 import { constants } from 'node:fs';
-import { access, stat } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { access, realpath, stat } from 'node:fs/promises';
+import { basename, dirname, join, resolve, sep } from 'node:path';
 
 /** 'file': a file written whole (a model, a .npy); 'folder': a folder filled or swapped in whole (a run folder). */
 export type OutputKind = 'file' | 'folder';
@@ -56,4 +56,44 @@ export async function outputPathProblem(path: string, kind: OutputKind): Promise
     }
     if (dirname(dir) === dir) return null;
   }
+}
+
+/** An input a command reads, by where it was named: ['nsd.root', '/data/nsd'], ['--model', 'sd-onnx']. */
+export type NamedInput = readonly [name: string, path: string];
+
+/**
+ * `path` with its links resolved as far as it exists (a run folder is often not there yet): the real path of its
+ * nearest existing ancestor, then the missing rest. Two names of one folder (a symlink, `a/../b`) come out the same.
+ */
+async function realPathAsFar(path: string): Promise<string> {
+  const rest: string[] = [];
+  for (let p = resolve(path); ; p = dirname(p)) {
+    try {
+      return join(await realpath(p), ...rest.reverse());
+    } catch {
+      if (dirname(p) === p) return resolve(path);
+      rest.push(basename(p));
+    }
+  }
+}
+
+const within = (inner: string, outer: string) => inner.startsWith(outer.endsWith(sep) ? outer : outer + sep);
+
+/**
+ * How a folder output at `path` (a run folder, which a run fills and `--force` empties of its outputs) would
+ * overlap one of `inputs`, as a phrase ("is inside nsd.root /data/nsd"), or null when it is apart from all: the same
+ * folder as an input, inside an input folder, or holding an input (file or folder) — its links resolved, so a
+ * symlink to an input folder is that folder. Inputs that do not exist are passed over.
+ */
+export async function folderInputOverlap(path: string, inputs: readonly NamedInput[]): Promise<string | null> {
+  const out = await realPathAsFar(path);
+  for (const [name, input] of inputs) {
+    // (one that does not exist holds nothing to lose: the run's checks name it)
+    if ((await statOrNull(input)) === null) continue;
+    const real = await realPathAsFar(input);
+    if (real === out) return `is ${name} ${input}`;
+    if (within(out, real)) return `is inside ${name} ${input}`;
+    if (within(real, out)) return `holds ${name} ${input}`;
+  }
+  return null;
 }

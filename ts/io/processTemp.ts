@@ -1,8 +1,9 @@
 /**
  * Temporary folders named for their process, `<prefix>-<host>-<pid>-<random>` as atomic writes name their
- * temporaries (development builds after 0.1.0 wrote a copy of the U-Net with layers exposed to such a folder in the OS temp
- * folder — 0.1.0's copies carry no pid and are not touched; the copy is now made in memory, ts/encoding/unetLayers.ts): one a killed process left (SIGKILL, a crash: its own
- * clean-up never ran) is removed by `removeDeadProcessTemps`. A live process's folders, and other hosts', are left alone.
+ * temporaries (development builds wrote a copy of the U-Net with layers exposed to such a folder in the OS temp
+ * folder; ts/encoding/unetCopies.ts also removes the copies of the builds before them, which carry no pid): one a
+ * killed process left (SIGKILL, a crash: its own clean-up never ran) is removed by `removeDeadProcessTemps`. A live
+ * process's folders, and other hosts', are left alone.
  */
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';

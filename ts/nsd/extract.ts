@@ -11,6 +11,7 @@ import { allInOrder } from '../allInOrder.js';
 import { parseSessionSpec } from '../config/sessions.js';
 import { availableSessions, betasGridAffine, exists, formatSessionList, readSessionBetas, sessionBetasFile, sessionBetasShape, sessionTrialCount, type BetasFormatChoice } from './betas.js';
 import { nsdTrialTable, readNsdDesign } from './expdesign.js';
+import { removeReplacedEntries } from './cache.js';
 import { describeFiles, readNsdExtraction, writeNsdExtraction, type NsdExtraction, type NsdManifest } from './output.js';
 import { maskGridMismatch } from './grid.js';
 import { betasPath, expdesignPath, subjectDir, type BetasFormat } from './paths.js';
@@ -190,7 +191,11 @@ export async function extractNsd(opts: NsdExtractOptions): Promise<NsdExtraction
   };
   const result: NsdExtraction = { ...base, manifest, fromCache: false };
   // Only a completed extraction reaches the cache, and it appears there whole (renamed into place).
-  if (cacheEntry) await writeNsdExtraction(cacheEntry, result);
+  if (cacheEntry && o.cacheDir) {
+    await writeNsdExtraction(cacheEntry, result);
+    // the entries it replaces (of an earlier version of a file it has just read) can never be loaded again: they go
+    result.removedFromCache = await removeReplacedEntries(o.cacheDir, key, sources);
+  }
   return result;
 }
 

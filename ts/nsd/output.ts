@@ -18,6 +18,18 @@ export interface NsdExtraction {
   manifest: NsdManifest;
   /** True when loaded from the cache rather than extracted. */
   fromCache: boolean;
+  /**
+   * Set by extractNsd when it wrote this extraction to its cache folder: the entries there it removed as replaced
+   * (made from an earlier version of a file it has just read: never loadable again). Empty when none.
+   */
+  removedFromCache?: RemovedCacheEntry[];
+}
+
+/** An extraction cache entry that was removed (ts/nsd/cache.ts): where it was, its size and why it went. */
+export interface RemovedCacheEntry {
+  path: string;
+  bytes: number;
+  why: string;
 }
 
 export interface NsdManifest {

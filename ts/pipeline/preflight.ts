@@ -9,9 +9,11 @@ import { expdesignPath } from '../nsd/paths.js';
 import { maskGridMismatch, planNsdSessions } from '../nsd/sessionPlan.js';
 import { onnxruntimeNodeInstalled } from '../native/onnxruntimeNode.js';
 import { loadRegionMask, type RegionMask } from '../nsd/roi.js';
+import { ReconstructConfigSchema } from '../config/reconstruct.js';
 import type { ReconstructConfig } from './config.js';
 import { PreflightError } from './errors.js';
 import { runFolderConflict, type RunFolderConflictOptions } from './runFolder.js';
+import { runFolderInputs, runFolderOverlap } from './runFolderInputs.js';
 
 /** What the checks before a reconstruction found: the test images and the inputs the stages will read. */
 export interface PreflightResult {
@@ -51,6 +53,8 @@ export async function preflight(config: ReconstructConfig, options: RunFolderCon
   if (config.evaluation.networks.length > 0 && !onnxruntimeNodeInstalled()) {
     problems.push('evaluation.networks: feature networks run on onnxruntime-node, which is not installed (npm install onnxruntime-node@1.30.0)');
   }
+  const overlap = await runFolderOverlap('out', config.out, runFolderInputs(ReconstructConfigSchema, config));
+  if (overlap) problems.push(overlap);
   const conflict = await runFolderConflict(config, options);
   if (conflict) problems.push(conflict);
   const voxels = { z: 0, c: 0 };

@@ -6,7 +6,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { CancelledError } from '../errors.js';
+import { ReconstructConfigSchema } from '../config/reconstruct.js';
+import { CancelledError, InvalidArgumentError } from '../errors.js';
 import { packageRoot } from '../native/binding.js';
 import type { Diffusion } from '../sd/Diffusion.js';
 import { configHash, resolveConfig, type ReconstructConfig, type ReconstructConfigInput } from './config.js';
@@ -16,6 +17,7 @@ import { formatSeconds, loadAverage, type StageEstimate } from './probe.js';
 import { preflight, type PreflightResult } from './preflight.js';
 import { inputIdentities } from '../io/fileIdentity.js';
 import { clearingInterrupted, clearingPlan, clearRunFolder, lockRunFolder, markStage, readStageMarker, stageState, STAGES, writeManifest, type StageName } from './runFolder.js';
+import { runFolderInputs, runFolderOverlap } from './runFolderInputs.js';
 import { reconstructStageInputs } from './stageInputs.js';
 import type { StageReport } from './stageRunner.js';
 import { STAGE_RUNNERS, type StageContext } from './stages.js';
@@ -97,6 +99,9 @@ export function estimateImg2Img(config: ReconstructConfig, testImages: number): 
 
 export async function reconstruct(input: ReconstructConfigInput | ReconstructConfig, options: ReconstructOptions = {}): Promise<ReconstructResult> {
   const config = resolveConfig(input);
+  // a run folder that overlaps an input is refused before the lock creates it or anything is written (dry runs too)
+  const overlap = await runFolderOverlap('out', config.out, runFolderInputs(ReconstructConfigSchema, config));
+  if (overlap) throw new InvalidArgumentError(overlap);
   if (options.dryRun) return runReconstruct(config, options);
   // A run holds its folder's lock from before it looks at the folder until it returns.
   const lock = await lockRunFolder(config.out);

@@ -9,6 +9,7 @@ import { concatImages, resizeImages } from '../eval/images.js';
 import { metricsCsv, type TableRow } from '../eval/table.js';
 import { readIntVectorNpy, readMatrixNpy, readNpy, writeNpy } from '../io/npy.js';
 import type { Matrix } from '../matrix.js';
+import { extractStageCacheUpkeep } from '../nsd/cache.js';
 import { extractNsd, type NsdExtractOptions } from '../nsd/extract.js';
 import type { NsdExtraction } from '../nsd/output.js';
 import { NsdStimuli } from '../nsd/stimuli.js';
@@ -103,6 +104,8 @@ export async function extractStage(ctx: StageContext): Promise<StageOutput> {
   if (missing.length) throw new ShapeError(`test images without captions: 73k ids ${missing.slice(0, 10).join(', ')}`);
   const ids: ImageIds = { trainZ: Array.from(ez.trainImageIds), trainC: Array.from(ec.trainImageIds), test: limited };
   await writeJson(paths(c.out).ids, ids);
+  // old entries of the cache go (replaced ones; in the run folder's own cache, those its config no longer reads)
+  const cacheRemoved = await extractStageCacheUpkeep(c.nsd.cacheDir === null ? join(c.out, 'cache') : null, [ez, ec]);
   return {
     outputs: [rel(c, paths(c.out).ids)],
     summary: {
@@ -110,6 +113,7 @@ export async function extractStage(ctx: StageContext): Promise<StageOutput> {
       voxels: { z: ez.train.cols, c: ec.train.cols },
       testImages: limited.length,
       fromCache: { z: ez.fromCache, c: ec.fromCache },
+      ...(cacheRemoved.length ? { cacheRemoved } : {}),
     },
   };
 }

@@ -7,8 +7,9 @@ import { EncodeConfigSchema, resolveEncodeConfig } from '../../config/encode.js'
 import { schemaHelpText } from '../../config/help.js';
 import { encode } from '../../encoding/encode.js';
 import { readConfigFile } from '../configFile.js';
-import { checkOutputPath } from '../outputPath.js';
-import { printWarnings, stageProgress } from './reconstruct.js';
+import { runFolderInputs } from '../../pipeline/runFolderInputs.js';
+import { checkOutputPath, checkRunFolderApart } from '../outputPath.js';
+import { printCacheRemovals, printWarnings, stageProgress } from './reconstruct.js';
 
 export function registerEncodeCommand(program: Command): void {
   program
@@ -42,7 +43,10 @@ ${schemaHelpText(EncodeConfigSchema, 'enc.json')}`,
       const file = await readConfigFile(f.config, EncodeConfigSchema);
       // every problem of the file is listed, naming it; a file that holds no object is reported as such
       const config = resolveEncodeConfig(f.out !== undefined && typeof file === 'object' && file !== null && !Array.isArray(file) ? { ...file, out: resolve(f.out) } : file, f.config);
-      if (f.out === undefined) await checkOutputPath(`${f.config}: out`, config.out, 'folder', 'the run');
+      const outLabel = f.out !== undefined ? '--out' : `${f.config}: out`;
+      if (f.out === undefined) await checkOutputPath(outLabel, config.out, 'folder', 'the run');
+      // nor one that overlaps what the run reads (the NSD root, the model folder, a feature file): dry runs too
+      await checkRunFolderApart(outLabel, f.out ?? config.out, runFolderInputs(EncodeConfigSchema, config));
       const ctl = new AbortController();
       process.once('SIGINT', () => ctl.abort());
       const r = await encode(config, { signal: ctl.signal, force: f.force, dryRun: f.dryRun, onProgress: f.dryRun ? undefined : stageProgress(), onWarning: printWarnings });
@@ -50,6 +54,7 @@ ${schemaHelpText(EncodeConfigSchema, 'enc.json')}`,
         process.stdout.write(`${r.plan.join('\n')}\n`);
         return;
       }
+      printCacheRemovals(r.stages);
       // an atlas the region table left out is said, not only in report.html
       if (r.atlasesMissing.length) process.stderr.write(`warning: regions: left out of regions.csv: ${r.atlasesMissing.join('; ')}\n`);
       const regions = [...new Set(r.featureSets.flatMap((s) => s.regions.filter((x) => x.atlas !== 'prf-visualrois').map((x) => x.region)))];

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 
 import { InvalidArgumentError, MissingFileError } from '../../errors.js';
+import { removedEntryLines } from '../../nsd/cache.js';
 import { loadNsdCaptions } from '../../nsd/captions.js';
 import { extractionProblems, extractNsd, type ZscoreDdof, type ZscoreMode } from '../../nsd/extract.js';
 import { formatNsdInfo, nsdInfo } from '../../nsd/info.js';
@@ -136,6 +137,8 @@ z-scoring conventions ('--zscore train' standardises test rows with the training
         onProgress: (e) => bar.update(e.done / e.total, `session ${e.session}`, { done: e.done, total: e.total, unit: 'sessions' }),
       });
       bar.done();
+      // cache entries of earlier versions of the files just read go, and are named
+      for (const line of removedEntryLines(ex.removedFromCache ?? [])) process.stderr.write(`${line}\n`);
       await writeNsdExtraction(flags.out, ex);
       const c = ex.manifest.counts;
       console.log(

@@ -8,11 +8,14 @@ import { schemaHelpText } from '../../config/help.js';
 import { ReconstructConfigSchema } from '../../config/reconstruct.js';
 import { InvalidArgumentError } from '../../errors.js';
 import { reconstruct, type ReconstructResult } from '../../pipeline/reconstruct.js';
-import type { StageProgress } from '../../pipeline/stageRunner.js';
+import type { StageProgress, StageReport } from '../../pipeline/stageRunner.js';
+import { removedEntryLines } from '../../nsd/cache.js';
+import type { RemovedCacheEntry } from '../../nsd/output.js';
 import { resolveConfig, type ReconstructConfig } from '../../pipeline/config.js';
 import { readConfigFile } from '../configFile.js';
 import { fieldSchema, numberFlag } from '../flagValue.js';
-import { checkOutputPath } from '../outputPath.js';
+import { runFolderInputs } from '../../pipeline/runFolderInputs.js';
+import { checkOutputPath, checkRunFolderApart } from '../outputPath.js';
 import { metricsText } from '../../eval/table.js';
 import { progressBar, type ProgressBar } from '../progress.js';
 
@@ -138,6 +141,17 @@ export function stageProgress(): (p: StageProgress) => void {
   };
 }
 
+/**
+ * The extraction cache entries a run's extract stage removed (replaced ones, or ones its own cache no longer needs),
+ * one line each on stderr: GBs of a user's disk do not go unsaid. Stages skipped on resume removed nothing now.
+ */
+export function printCacheRemovals(stages: readonly StageReport[]): void {
+  for (const s of stages) {
+    const removed = s.status === 'ran' ? s.summary?.cacheRemoved : undefined;
+    if (Array.isArray(removed)) for (const line of removedEntryLines(removed as RemovedCacheEntry[])) process.stderr.write(`${s.stage}: ${line}\n`);
+  }
+}
+
 /** Warnings go to stderr as they come (a decoder's alphas on an edge of the grid, …). */
 export function printWarnings(message: string): void {
   process.stderr.write(`warning: ${message}\n`);
@@ -149,6 +163,7 @@ export function printResult(r: ReconstructResult): void {
     return;
   }
   for (const s of r.stages) process.stdout.write(`${s.stage.padEnd(9)} ${s.status.padEnd(8)} ${s.seconds.toFixed(1)} s\n`);
+  printCacheRemovals(r.stages);
   if (r.metrics) {
     const better = r.metrics.better ?? {};
     const rows = [
@@ -196,7 +211,11 @@ ${schemaHelpText(ReconstructConfigSchema, 'run.json')}`,
       // the run folder is checked before any work: a flag's value as typed, else the config file's
       if (f.out !== undefined) await checkOutputPath('--out', f.out, 'folder', 'the run');
       const config = await configFrom(f);
-      if (f.out === undefined) await checkOutputPath(`${f.config}: out`, config.out, 'folder', 'the run');
+      const outLabel = f.out !== undefined ? '--out' : `${f.config}: out`;
+      if (f.out === undefined) await checkOutputPath(outLabel, config.out, 'folder', 'the run');
+      // nor one that overlaps what the run reads (the NSD root, the model folder, …): dry runs too; a flag's input is named by its flag
+      const flags = { ...(f.nsd ? { 'nsd.root': '--nsd' } : {}), ...(f.model ? { 'model.dir': '--model' } : {}) };
+      await checkRunFolderApart(outLabel, f.out ?? config.out, runFolderInputs(ReconstructConfigSchema, config, flags));
       const ac = new AbortController();
       process.once('SIGINT', () => ac.abort());
       const r = await reconstruct(config, { force: f.force, dryRun: f.dryRun, signal: ac.signal, onProgress: f.dryRun ? undefined : stageProgress(), onWarning: printWarnings });

@@ -1,0 +1,142 @@
+/**
+ * Old NSD extraction cache entries: every change of a source file or of the options wrote a new entry beside the old
+ * one, kept for good (GBs each for real NSD). Now extractNsd removes, after writing an entry, the entries made from
+ * an earlier version of a file it has just read (never loadable again), in any cache folder; encode's and
+ * reconstruct's extract stage also empties a run folder's own cache (<out>/cache) of entries its config no longer
+ * uses; a cache folder named in the config keeps them. Every removal is named, with its size.
+ */
+import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, utimesSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+
+import { Command } from 'commander';
+import { printCacheRemovals } from '../../ts/cli/commands/reconstruct.js';
+import { registerNsdCommand } from '../../ts/cli/commands/nsd.js';
+import { resolveEncodeConfig } from '../../ts/config/encode.js';
+import { encodeStages } from '../../ts/encoding/encode.js';
+import { extractNsd } from '../../ts/nsd/extract.js';
+import { betasPath, roiPath } from '../../ts/nsd/paths.js';
+import type { StageReport } from '../../ts/pipeline/stageRunner.js';
+import { makeMiniNsd } from './mini.js';
+
+let mini: Awaited<ReturnType<typeof makeMiniNsd>>;
+let root: string;
+beforeAll(async () => {
+  mini = await makeMiniNsd();
+  root = mini.root;
+});
+afterAll(() => mini?.cleanup());
+
+const entries = (dir: string) => readdirSync(dir).sort();
+const touch = (p: string, secondsAhead: number) => utimesSync(p, new Date(), new Date(Date.now() + secondsAhead * 1000));
+
+async function stderrOf(run: () => Promise<unknown>): Promise<string> {
+  let text = '';
+  const spy = vi.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => ((text += String(s)), true));
+  const log = vi.spyOn(console, 'log').mockImplementation(() => undefined);
+  try {
+    await run();
+  } finally {
+    spy.mockRestore();
+    log.mockRestore();
+  }
+  return text;
+}
+
+describe('extractNsd: entries replaced by a new one go', () => {
+  it('after writing an entry, those made from an earlier version of a file it read are removed and named; the others stay', async () => {
+    const cacheDir = join(mini.tmp, 'cache-replaced');
+    const early = (more: object = {}) => extractNsd({ root, subject: 1, roi: 'streams:early', cacheDir, ...more });
+    const a = await early();
+    const b = await early({ zscore: 'train' });
+    const c = await early({ sessions: '1' });
+    // an entry of a mask file that is gone since (a root not mounted looks the same): its sources are missing, not changed
+    const mask = join(mini.tmp, 'early-mask.nii.gz');
+    copyFileSync(roiPath(root, 1, 'streams'), mask);
+    const d = await extractNsd({ root, subject: 1, roi: mask, sessions: '1', cacheDir });
+    rmSync(mask);
+    mkdirSync(join(cacheDir, 'notes'));
+    mkdirSync(join(cacheDir, 'subj01_early_0123456789abcdef0123'));
+    const before = entries(cacheDir);
+    expect(before).toHaveLength(6);
+    expect(a.removedFromCache).toEqual([]);
+
+    // session 2's betas rewritten (re-downloaded): a and b read the earlier file, c and d did not read it
+    const s2 = betasPath(root, 1, 2, 'hdf5');
+    touch(s2, 5);
+    const again = await early();
+    expect(again.fromCache).toBe(false);
+    const gone = [a, b].map((e) => join(cacheDir, `subj01_streams-early_${e.manifest.key}`)).sort();
+    expect(again.removedFromCache!.map((r) => r.path).sort()).toEqual(gone);
+    for (const r of again.removedFromCache!) {
+      expect(r.why).toBe(`made from an earlier ${s2}, which has changed since (it can never be loaded again)`);
+      // the five arrays and the manifest
+      expect(r.bytes).toBeGreaterThan(a.train.data.byteLength);
+    }
+    const kept = [c, d].map((e) => before.find((n) => n.endsWith(`_${e.manifest.key}`))!);
+    expect(entries(cacheDir)).toEqual(['notes', 'subj01_early_0123456789abcdef0123', `subj01_streams-early_${again.manifest.key}`, ...kept].sort());
+    // c still loads (nothing it read changed), and no temporary is left
+    expect((await early({ sessions: '1' })).fromCache).toBe(true);
+    expect(readdirSync(cacheDir).filter((n) => n.startsWith('.'))).toEqual([]);
+    // a load from the cache removes nothing
+    expect((await early()).removedFromCache).toBeUndefined();
+  });
+
+  it('nsd extract names each removed entry and its size on stderr', async () => {
+    const cacheDir = join(mini.tmp, 'cache-cli');
+    const args = ['nsd', 'extract', '--root', root, '--subject', '1', '--roi', 'streams:early', '--cache', cacheDir];
+    const run = (out: string) => {
+      const program = new Command().exitOverride();
+      registerNsdCommand(program);
+      return program.parseAsync(['node', 'brainlatent', ...args, '--out', join(mini.tmp, out)]);
+    };
+    expect(await stderrOf(() => run('x1'))).not.toMatch(/removed/);
+    const [old] = entries(cacheDir);
+    const s1 = betasPath(root, 1, 1, 'hdf5');
+    touch(s1, 10);
+    const printed = await stderrOf(() => run('x2'));
+    expect(printed).toMatch(new RegExp(`removed extraction cache entry ${join(cacheDir, old)} \\(\\d+\\.\\d kB\\): made from an earlier ${s1}, which has changed since`));
+    expect(entries(cacheDir)).toHaveLength(1);
+    expect(entries(cacheDir)).not.toContain(old);
+  });
+});
+
+describe("the extract stage: a run folder's own cache keeps what its config reads", () => {
+  const config = (out: string, nsd: object) =>
+    resolveEncodeConfig({ out, nsd: { root, subject: 1, ...nsd }, featureSets: [{ name: 'f', kind: 'file', path: join(mini.tmp, 'f.npy') }] });
+  const extract = async (c: ReturnType<typeof config>) => (await encodeStages(c).find((s) => s.id === 'extract')!.run({ progress: () => undefined })).summary!;
+
+  it("another config's entry in <out>/cache goes when the stage runs for a new config; a named cacheDir keeps it", async () => {
+    const out = join(mini.tmp, 'run-own');
+    const first = await extract(config(out, { zscore: 'session' }));
+    expect(first.cacheRemoved).toBeUndefined();
+    const [old] = entries(join(out, 'cache'));
+    const second = await extract(config(out, { zscore: 'none' }));
+    expect(second.cacheRemoved).toEqual([
+      { path: join(out, 'cache', old), bytes: expect.any(Number), why: "the run's config no longer uses it (a run folder's own cache keeps what its config reads)" },
+    ]);
+    expect(entries(join(out, 'cache'))).toHaveLength(1);
+    expect(entries(join(out, 'cache'))).not.toContain(old);
+    // the same config again: a load from the cache, nothing removed
+    expect((await extract(config(out, { zscore: 'none' }))).cacheRemoved).toBeUndefined();
+
+    const shared = join(mini.tmp, 'shared-cache');
+    await extract(config(join(mini.tmp, 'run-a'), { zscore: 'session', cacheDir: shared }));
+    const other = await extract(config(join(mini.tmp, 'run-a'), { zscore: 'none', cacheDir: shared }));
+    expect(other.cacheRemoved).toBeUndefined();
+    expect(entries(shared)).toHaveLength(2);
+    expect(existsSync(join(mini.tmp, 'run-a', 'cache'))).toBe(false);
+  });
+
+  it('encode and reconstruct print what their extract stage removed, once, when it ran', async () => {
+    const removed = [{ path: '/runs/a/cache/subj01_nsdgeneral_0123456789abcdef0123', bytes: 1.7e9, why: "the run's config no longer uses it" }];
+    const stages: StageReport[] = [
+      { stage: 'extract', status: 'ran', seconds: 1, summary: { cacheRemoved: removed } },
+      { stage: 'extract', status: 'skipped', seconds: 0, summary: { cacheRemoved: removed } },
+      { stage: 'fit.z', status: 'ran', seconds: 1, summary: {} },
+    ];
+    const printed = await stderrOf(async () => printCacheRemovals(stages));
+    expect(printed).toBe("extract: removed extraction cache entry /runs/a/cache/subj01_nsdgeneral_0123456789abcdef0123 (1.7 GB): the run's config no longer uses it\n");
+  });
+});
