@@ -1,11 +1,10 @@
-import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { basename, dirname, join, resolve } from 'node:path';
-import { CancelledError, FormatError, InvalidArgumentError, MissingFileError } from '../errors.js';
+import { dirname, join, resolve } from 'node:path';
+import { CancelledError, FormatError, InvalidArgumentError } from '../errors.js';
 import { onnx } from '../sd/onnxProto.js';
 import { OnnxModel, unetFeatures, type OnnxModelLoadOptions } from '../sd/OnnxModel.js';
 import { latentSizeMismatch, unetDeclaredSizes } from '../sd/onnxSignature.js';
+import { readModelWithWeightRefs } from '../sd/onnxWeightRefs.js';
 import type { Tensor } from '../sd/tensor.js';
 import { removeDeadProcessTemps } from '../io/processTemp.js';
 
@@ -30,13 +29,12 @@ export function unetModelPath(modelDir: string): string {
   return join(modelDir, 'unet', 'model.onnx');
 }
 
+/**
+ * The model without its weights: large inline initializers come back as references into the file
+ * (readModelWithWeightRefs), so a U-Net whose weights are inside model.onnx is read in a few MB, not whole.
+ */
 async function readModel(path: string, what = 'U-Net'): Promise<IModel> {
-  if (!existsSync(path)) throw new MissingFileError(`${path}: no ${what} model (expected an SD 1.x ONNX folder with ${basename(dirname(path))}/model.onnx)`);
-  try {
-    return onnx.ModelProto.decode(await readFile(path));
-  } catch (e) {
-    throw new FormatError(`${path}: not a readable ONNX model (${(e as Error).message})`);
-  }
+  return (await readModelWithWeightRefs(path, { what })).model;
 }
 
 /** The block of a node from a diffusers/optimum export name such as "/down_blocks.1/resnets.0/Add". */
@@ -107,8 +105,10 @@ export const UNET_COPY_PREFIX = 'brainlatent-unet-layers';
 
 /**
  * The U-Net with `layers` added as graph outputs (after the original outputs), made in memory and loaded from there
- * (`loadExposedUnet`): nothing is written to disk. Its external weights (weights.pb of every float32 SD 1.x export,
- * which is over 2 GB) are read by ONNX Runtime from the U-Net's own folder, where they are.
+ * (`loadExposedUnet`): nothing is written to disk. Its weights are read by ONNX Runtime from the U-Net's own folder,
+ * where they are: external weights (weights.pb of every float32 SD 1.x export, which is over 2 GB) from their file,
+ * and weights inside model.onnx (a float16 export's 1.7 GB) from model.onnx itself, each initializer of the edited
+ * model pointing at its bytes there (readModelWithWeightRefs).
  *
  * (It used to be a copy of model.onnx in a temp folder with weights.pb symlinked beside it; ONNX Runtime 1.30
  * refuses external data that resolves outside the model's folder — "External data path escapes model directory" —
@@ -120,11 +120,11 @@ export interface ExposedUnet {
   /** The folder ONNX Runtime reads the external weights from: the U-Net's own. */
   weightsFolder: string;
   /**
-   * The modified model, serialized. Memory: for a U-Net whose weights are external these bytes are its graph alone,
-   * about the size of model.onnx (SD 1.x: a few MB against 3.4 GB of weights.pb), and the weights stay in the file
-   * (ONNX Runtime memory-maps them as it does for the model itself). A U-Net that stores its weights inside
-   * model.onnx (under 2 GB, e.g. a float16 export) has them in these bytes too, as a copy on disk would have had;
-   * `withExposedUnet` lets go of them once the model is loaded.
+   * The modified model, serialized: its graph alone (SD 1.x: a few MB), whether the weights are in weights.pb or
+   * inside model.onnx (then every initializer of 4 KiB or more refers to its bytes in model.onnx; smaller ones,
+   * biases, stay in). The weights stay in their file, and ONNX Runtime memory-maps them on the CPU, so they are
+   * in memory once, as ONNX Runtime's. (An inline-weights U-Net used to be read whole, its weights serialized
+   * into these bytes again, and parsed by ONNX Runtime into a third copy.)
    */
   bytes: Uint8Array;
   /** The timestep input as the export declares it (float32 rank 0, int64 [B], …). */
@@ -198,8 +198,8 @@ async function exposeAndLoad(
 
 /**
  * Runs `use` on the U-Net with `layers` exposed, loaded (`loadExposedUnet`); the model is disposed when `use`
- * settles, on error and abort too. The serialized bytes are dropped once loaded, so a U-Net with inline weights
- * does not hold them for the whole run.
+ * settles, on error and abort too. The serialized bytes (the graph; the weights are read from their files) are
+ * dropped once loaded.
  */
 export async function withExposedUnet<T>(
   modelDir: string,
