@@ -9,7 +9,7 @@
  * its weights inline has them.
  */
 import { existsSync, statSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -31,13 +31,18 @@ afterAll(async () => {
   await rm(tmp, { recursive: true, force: true });
 });
 
-/** The fixture's U-Net with every external initializer's bytes read from weights.pb into its raw_data; weights.pb removed. */
-async function inlineWeights(unetDir: string): Promise<void> {
+/**
+ * The fixture's U-Net with every external initializer's bytes (or every other one's, `some`) read from weights.pb
+ * into its raw_data; weights.pb removed when none is left there.
+ */
+async function inlineWeights(unetDir: string, some = false): Promise<void> {
   const path = join(unetDir, 'model.onnx');
   const m = onnx.ModelProto.decode(await readFile(path));
   const weights = await readFile(join(unetDir, 'weights.pb'));
+  let k = 0;
   for (const t of m.graph!.initializer!) {
     if (t.dataLocation !== onnx.TensorProto.DataLocation.EXTERNAL) continue;
+    if (some && k++ % 2 === 1) continue;
     const entry = (k: string) => t.externalData!.find((e) => e.key === k)!.value!;
     const offset = Number(entry('offset'));
     t.rawData = weights.subarray(offset, offset + Number(entry('length')));
@@ -45,10 +50,22 @@ async function inlineWeights(unetDir: string): Promise<void> {
     t.dataLocation = onnx.TensorProto.DataLocation.DEFAULT;
   }
   await writeFile(path, onnx.ModelProto.encode(m).finish());
-  await rm(join(unetDir, 'weights.pb'));
+  if (!some) await rm(join(unetDir, 'weights.pb'));
 }
 
 const filled = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(seed * 12.9898 + i * 78.233) * 0.9);
+const NARROW = { blockOut: [32, 64, 64, 64], groups: 8, heads: 4, timeDim: 64, crossDim: CROSS };
+const INPUTS = { sample: { data: filled(2 * 4 * 8 * 8, 1), shape: [2, 4, 8, 8] }, timestep: 321, cond: { data: filled(2 * 77 * CROSS, 2), shape: [2, 77, CROSS] } };
+
+/** out_sample of the U-Net at `path`, loaded from the file as it is, on one thread. */
+async function plainOutput(path: string): Promise<Float32Array> {
+  const plain = await OnnxModel.load(path, { intraOpThreads: 1 });
+  try {
+    return (await unetFeatures(plain, INPUTS, ['out_sample'])).out_sample.data;
+  } finally {
+    plain.dispose();
+  }
+}
 
 describe.each<Sd1Dtype>(['float32', 'float16'])('a U-Net with %s weights inside model.onnx', (dtype) => {
   const dir = () => join(tmp, dtype);
@@ -56,7 +73,7 @@ describe.each<Sd1Dtype>(['float32', 'float16'])('a U-Net with %s weights inside 
   let inner = '';
   let convOut = '';
   beforeAll(async () => {
-    await writeSd1Fixture(dir(), { dtype, config: { blockOut: [32, 64, 64, 64], groups: 8, heads: 4, timeDim: 64, crossDim: CROSS } });
+    await writeSd1Fixture(dir(), { dtype, config: NARROW });
     await inlineWeights(join(dir(), 'unet'));
     const convs = (await listUnetLayers(dir())).filter((l) => l.opType === 'Conv');
     convOut = convs[convs.length - 1].name;
@@ -102,22 +119,55 @@ describe.each<Sd1Dtype>(['float32', 'float16'])('a U-Net with %s weights inside 
   });
 
   it('loaded from those bytes, it gives the inline model’s outputs to the bit', async () => {
-    const sample = { data: filled(2 * 4 * 8 * 8, 1), shape: [2, 4, 8, 8] };
-    const cond = { data: filled(2 * 77 * CROSS, 2), shape: [2, 77, CROSS] };
-    const inputs = { sample, timestep: 321, cond };
-    const plain = await OnnxModel.load(model(), { intraOpThreads: 1 });
-    let ref: Float32Array;
-    try {
-      ref = (await unetFeatures(plain, inputs, ['out_sample'])).out_sample.data;
-    } finally {
-      plain.dispose();
-    }
-    const out = await withExposedUnet(dir(), [inner, convOut], (m) => unetFeatures(m, inputs, [inner, convOut, 'out_sample']), { intraOpThreads: 1 });
+    const ref = await plainOutput(model());
+    const out = await withExposedUnet(dir(), [inner, convOut], (m) => unetFeatures(m, INPUTS, [inner, convOut, 'out_sample']), { intraOpThreads: 1 });
     expect(Array.from(out.out_sample.data)).toEqual(Array.from(ref));
     expect(Math.max(...Array.from(ref, Math.abs))).toBeGreaterThan(1e-3);
     // out_sample is the Identity of the last Conv
     expect(Array.from(out[convOut].data)).toEqual(Array.from(out.out_sample.data));
     expect(out[inner].shape[0]).toBe(2);
+  });
+});
+
+describe('a model.onnx that links to a file in another folder (a Hugging Face cache snapshot)', () => {
+  /**
+   * An sd1 fixture (inline weights, or half of them with weights.pb kept), its out_sample, then model.onnx moved to
+   * blobs/<hash> and linked from unet/ as the hub's cache does.
+   */
+  async function linkedFixture(name: string, dtype: Sd1Dtype, some: boolean): Promise<{ dir: string; blobs: string; ref: Float32Array; last: string }> {
+    const dir = join(tmp, name, 'snapshot');
+    const blobs = join(tmp, name, 'blobs');
+    await writeSd1Fixture(dir, { dtype, config: NARROW });
+    await inlineWeights(join(dir, 'unet'), some);
+    const ref = await plainOutput(join(dir, 'unet', 'model.onnx'));
+    const convs = (await listUnetLayers(dir)).filter((l) => l.opType === 'Conv');
+    await mkdir(blobs);
+    await rename(join(dir, 'unet', 'model.onnx'), join(blobs, '5e1f0c'));
+    await symlink(join('..', '..', 'blobs', '5e1f0c'), join(dir, 'unet', 'model.onnx'));
+    return { dir, blobs, ref, last: convs[convs.length - 1].name };
+  }
+
+  it('its inline weights are referred to in the linked file, in its folder (ONNX Runtime refuses a path that leaves the folder)', async () => {
+    const { dir, blobs, ref, last } = await linkedFixture('linked', 'float16', false);
+    const u = await exposeUnetLayers(dir, [last]);
+    expect(u.weightsFolder).toBe(blobs);
+    expect(u.bytes.length).toBeLessThan(statSync(join(blobs, '5e1f0c')).size / 20);
+    const locations = new Set(onnx.ModelProto.decode(u.bytes).graph!.initializer!.flatMap((t) => (t.externalData ?? []).filter((e) => e.key === 'location').map((e) => e.value)));
+    expect([...locations]).toEqual(['5e1f0c']);
+    const out = await withExposedUnet(dir, [last], (m) => unetFeatures(m, INPUTS, ['out_sample']), { intraOpThreads: 1 });
+    expect(Array.from(out.out_sample.data)).toEqual(Array.from(ref));
+  });
+
+  it('with weights.pb beside it too, its inline weights stay inline (weights.pb is read from the U-Net folder)', async () => {
+    const { dir, ref, last } = await linkedFixture('linked-mixed', 'float32', true);
+    const u = await exposeUnetLayers(dir, [last]);
+    expect(u.weightsFolder).toBe(join(dir, 'unet'));
+    const inits = onnx.ModelProto.decode(u.bytes).graph!.initializer!;
+    const locations = new Set(inits.flatMap((t) => (t.externalData ?? []).filter((e) => e.key === 'location').map((e) => e.value)));
+    expect([...locations]).toEqual(['weights.pb']);
+    expect(inits.some((t) => (t.rawData?.length ?? 0) >= MIN_REFERENCED_BYTES)).toBe(true);
+    const out = await withExposedUnet(dir, [last], (m) => unetFeatures(m, INPUTS, ['out_sample']), { intraOpThreads: 1 });
+    expect(Array.from(out.out_sample.data)).toEqual(Array.from(ref));
   });
 });
 

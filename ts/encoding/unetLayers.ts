@@ -1,5 +1,5 @@
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { CancelledError, FormatError, InvalidArgumentError } from '../errors.js';
 import { onnx } from '../sd/onnxProto.js';
 import { OnnxModel, unetFeatures, type OnnxModelLoadOptions } from '../sd/OnnxModel.js';
@@ -117,7 +117,10 @@ export const UNET_COPY_PREFIX = 'brainlatent-unet-layers';
 export interface ExposedUnet {
   /** The U-Net's model.onnx, which messages name. */
   source: string;
-  /** The folder ONNX Runtime reads the external weights from: the U-Net's own. */
+  /**
+   * The folder ONNX Runtime reads the weights from: the U-Net's own, or, for a model.onnx with its weights inside
+   * that links to a file elsewhere (a Hugging Face cache snapshot), that file's folder (readModelWithWeightRefs).
+   */
   weightsFolder: string;
   /**
    * The modified model, serialized: its graph alone (SD 1.x: a few MB), whether the weights are in weights.pb or
@@ -147,7 +150,7 @@ function outputDeclaration(name: string, info: Map<string | null | undefined, IV
 /** A name that is not a tensor of the graph is an error listing what is available. */
 export async function exposeUnetLayers(modelDir: string, layers: string[]): Promise<ExposedUnet> {
   const src = unetModelPath(modelDir);
-  const model = await readModel(src);
+  const { model, dataFolder } = await readModelWithWeightRefs(src, { what: 'U-Net' });
   const graph = model.graph;
   if (!graph) throw new FormatError(`${src}: the model has no graph`);
   if (layers.length === 0) throw new InvalidArgumentError(`exposeUnetLayers: no layer names given for ${src}`);
@@ -160,7 +163,7 @@ export async function exposeUnetLayers(modelDir: string, layers: string[]): Prom
   // copies a killed development build left in the OS temp folder, named for its process (a copy of an inline-weights U-Net is GBs)
   await removeDeadProcessTemps(tmpdir(), UNET_COPY_PREFIX);
   const bytes = onnx.ModelProto.encode(model).finish();
-  return { source: src, weightsFolder: resolve(dirname(src)), bytes, timestep: timestepOf(graph), ops };
+  return { source: src, weightsFolder: dataFolder, bytes, timestep: timestepOf(graph), ops };
 }
 
 /** Loads an exposed U-Net on the engine's ONNX Runtime, from its bytes, with the weights read from where they are. */
