@@ -4,6 +4,8 @@
  * uploader (1DS) wrote $TMPDIR/.ses, $TMPDIR/mat-debug-<pid>.log and
  * $XDG_CACHE_HOME/Microsoft/DeveloperTools/.onnxruntime/ in every such process until the library set
  * ORT_DISABLE_TELEMETRY=1 by default (ts/native/ortTelemetry.ts); a user's ORT_DISABLE_TELEMETRY=0 keeps it.
+ * In a worker thread the variable set in process.env (the thread's own copy, which native code does not see) did
+ * not reach onnxruntime-node's ONNX Runtime: its first session there still wrote the files.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -17,9 +19,10 @@ import { distModule } from '../helpers/dist.js';
 
 const FLOAT = 1;
 
-// Runs y = tanh(x) through the engine (OnnxModel), onnxruntime-node (onnxruntimeNode()) or both, in this order.
-const CHILD = `
-const [onnxModelJs, ortNodeJs, modelPath, which] = process.argv.slice(1);
+// Runs y = tanh(x) through the engine (OnnxModel), onnxruntime-node (onnxruntimeNode()) or both, in this order, on
+// the main thread or in a worker thread (created before anything of brainlatent is loaded).
+const RUN = `
+const [onnxModelJs, ortNodeJs, modelPath, which] = args;
 const x = new Float32Array([0.5, 1]);
 if (which !== 'node') {
   const { OnnxModel } = await import(onnxModelJs);
@@ -35,6 +38,21 @@ if (which !== 'engine') {
   const out = await s.run({ x: new ort.Tensor('float32', x, [2]) });
   if (Math.abs(out.y.data[1] - Math.tanh(1)) > 1e-6) throw new Error('onnxruntime-node: wrong output');
   await s.release();
+}
+`;
+const CHILD = `
+const [where, ...args] = process.argv.slice(1);
+if (where === 'main') {
+  ${RUN}
+} else {
+  const { Worker } = await import('node:worker_threads');
+  // (an ES module, as the worker takes this process's --input-type=module)
+  const body = 'const { workerData: args } = await import("node:worker_threads");' + ${JSON.stringify(RUN)};
+  await new Promise((resolve, reject) => {
+    const w = new Worker(body, { eval: true, workerData: args });
+    w.on('error', reject);
+    w.on('exit', (code) => (code === 0 ? resolve() : reject(new Error('worker exited with ' + code))));
+  });
 }
 `;
 
@@ -72,14 +90,14 @@ afterAll(() => {
 });
 
 /** Everything (recursively) that a child running `which` left in its own empty TMPDIR, HOME and XDG_CACHE_HOME. */
-function leftBehind(which: 'engine' | 'node' | 'both', telemetryVariable?: string): string[] {
-  const folder = mkdtempSync(join(work, `${which}-`));
+function leftBehind(which: 'engine' | 'node' | 'both', telemetryVariable?: string, where: 'main' | 'thread' = 'main'): string[] {
+  const folder = mkdtempSync(join(work, `${which}-${where}-`));
   const env: NodeJS.ProcessEnv = { ...process.env, TMPDIR: folder, HOME: folder, XDG_CACHE_HOME: folder };
   for (const name of [...CI_VARIABLES, 'ORT_DISABLE_TELEMETRY']) delete env[name];
   if (telemetryVariable !== undefined) env.ORT_DISABLE_TELEMETRY = telemetryVariable;
   execFileSync(
     process.execPath,
-    ['--input-type=module', '-e', CHILD, distModule('sd/OnnxModel'), distModule('native/onnxruntimeNode'), modelPath, which],
+    ['--input-type=module', '-e', CHILD, where, distModule('sd/OnnxModel'), distModule('native/onnxruntimeNode'), modelPath, which],
     { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
   );
   return readdirSync(folder, { recursive: true, encoding: 'utf8' }).sort();
@@ -96,6 +114,11 @@ describe('ONNX Runtime telemetry', () => {
 
   it('both in one process leave nothing', () => {
     expect(leftBehind('both')).toEqual([]);
+  });
+
+  it('in a worker thread, onnxruntime-node running a model leaves nothing, and the engine neither', () => {
+    expect(leftBehind('node', undefined, 'thread')).toEqual([]);
+    expect(leftBehind('engine', undefined, 'thread')).toEqual([]);
   });
 
   it("a user's ORT_DISABLE_TELEMETRY=0 is obeyed: ONNX Runtime's uploader runs and writes its files (what the tests above would see without the default)", () => {

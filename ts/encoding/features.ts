@@ -137,7 +137,7 @@ export async function zcFeatures(diffusion: Diffusion, spec: Extract<FeatureSetS
 /**
  * U-Net activations: the U-Net run once per timestep on z noised to it (√ᾱ·z + √(1−ᾱ)·ε, ε keyed by
  * (seed, 73k id)) with c, on the engine's ONNX Runtime (OnnxModel), with the U-Net's graph given the layers as
- * outputs in memory (withExposedUnet: nothing written to disk, external weights read where they are; the model is
+ * outputs in memory (withExposedUnet: nothing written to disk, the weights read from their files; the model is
  * disposed when done, on error and abort too). One table per layer × timestep,
  * in that order. A layer that is not float32 or float16 (read as float32), or whose first dimension is not the batch, is refused.
  */

@@ -1,10 +1,9 @@
-import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
-import { CancelledError, FormatError, InvalidArgumentError, MissingFileError } from '../errors.js';
+import { join } from 'node:path';
+import { CancelledError, FormatError, InvalidArgumentError } from '../errors.js';
 import { onnx } from '../sd/onnxProto.js';
 import { OnnxModel, unetFeatures, type OnnxModelLoadOptions } from '../sd/OnnxModel.js';
 import { latentSizeMismatch, unetDeclaredSizes } from '../sd/onnxSignature.js';
+import { readModelWithWeightRefs } from '../sd/onnxWeightRefs.js';
 import type { Tensor } from '../sd/tensor.js';
 import { removeLeftUnetCopies } from './unetCopies.js';
 
@@ -29,13 +28,12 @@ export function unetModelPath(modelDir: string): string {
   return join(modelDir, 'unet', 'model.onnx');
 }
 
+/**
+ * The model without its weights: large inline initializers come back as references into the file
+ * (readModelWithWeightRefs), so a U-Net whose weights are inside model.onnx is read in a few MB, not whole.
+ */
 async function readModel(path: string, what = 'U-Net'): Promise<IModel> {
-  if (!existsSync(path)) throw new MissingFileError(`${path}: no ${what} model (expected an SD 1.x ONNX folder with ${basename(dirname(path))}/model.onnx)`);
-  try {
-    return onnx.ModelProto.decode(await readFile(path));
-  } catch (e) {
-    throw new FormatError(`${path}: not a readable ONNX model (${(e as Error).message})`);
-  }
+  return (await readModelWithWeightRefs(path, { what })).model;
 }
 
 /** The block of a node from a diffusers/optimum export name such as "/down_blocks.1/resnets.0/Add". */
@@ -101,8 +99,10 @@ export { UNET_COPY_PREFIX } from './unetCopies.js';
 
 /**
  * The U-Net with `layers` added as graph outputs (after the original outputs), made in memory and loaded from there
- * (`loadExposedUnet`): nothing is written to disk. Its external weights (weights.pb of every float32 SD 1.x export,
- * which is over 2 GB) are read by ONNX Runtime from the U-Net's own folder, where they are.
+ * (`loadExposedUnet`): nothing is written to disk. Its weights are read by ONNX Runtime from the U-Net's own folder,
+ * where they are: external weights (weights.pb of every float32 SD 1.x export, which is over 2 GB) from their file,
+ * and weights inside model.onnx (a float16 export's 1.7 GB) from model.onnx itself, each initializer of the edited
+ * model pointing at its bytes there (readModelWithWeightRefs).
  *
  * (It used to be a copy of model.onnx in a temp folder with weights.pb symlinked beside it; ONNX Runtime 1.30
  * refuses external data that resolves outside the model's folder — "External data path escapes model directory" —
@@ -111,14 +111,17 @@ export { UNET_COPY_PREFIX } from './unetCopies.js';
 export interface ExposedUnet {
   /** The U-Net's model.onnx, which messages name. */
   source: string;
-  /** The folder ONNX Runtime reads the external weights from: the U-Net's own. */
+  /**
+   * The folder ONNX Runtime reads the weights from: the U-Net's own, or, for a model.onnx with its weights inside
+   * that links to a file elsewhere (a Hugging Face cache snapshot), that file's folder (readModelWithWeightRefs).
+   */
   weightsFolder: string;
   /**
-   * The modified model, serialized. Memory: for a U-Net whose weights are external these bytes are its graph alone,
-   * about the size of model.onnx (SD 1.x: a few MB against 3.4 GB of weights.pb), and the weights stay in the file
-   * (ONNX Runtime memory-maps them as it does for the model itself). A U-Net that stores its weights inside
-   * model.onnx (under 2 GB, e.g. a float16 export) has them in these bytes too, as a copy on disk would have had;
-   * `withExposedUnet` lets go of them once the model is loaded.
+   * The modified model, serialized: its graph alone (SD 1.x: a few MB), whether the weights are in weights.pb or
+   * inside model.onnx (then every initializer of 4 KiB or more refers to its bytes in model.onnx; smaller ones,
+   * biases, stay in). The weights stay in their file, and ONNX Runtime memory-maps them on the CPU, so they are
+   * in memory once, as ONNX Runtime's. (An inline-weights U-Net used to be read whole, its weights serialized
+   * into these bytes again, and parsed by ONNX Runtime into a third copy.)
    */
   bytes: Uint8Array;
   /** The timestep input as the export declares it (float32 rank 0, int64 [B], …). */
@@ -141,7 +144,7 @@ function outputDeclaration(name: string, info: Map<string | null | undefined, IV
 /** A name that is not a tensor of the graph is an error listing what is available. */
 export async function exposeUnetLayers(modelDir: string, layers: string[]): Promise<ExposedUnet> {
   const src = unetModelPath(modelDir);
-  const model = await readModel(src);
+  const { model, dataFolder } = await readModelWithWeightRefs(src, { what: 'U-Net' });
   const graph = model.graph;
   if (!graph) throw new FormatError(`${src}: the model has no graph`);
   if (layers.length === 0) throw new InvalidArgumentError(`exposeUnetLayers: no layer names given for ${src}`);
@@ -154,7 +157,7 @@ export async function exposeUnetLayers(modelDir: string, layers: string[]): Prom
   // copies earlier builds left in the OS temp folder that no process can be using (a copy of an inline-weights U-Net is GBs)
   await removeLeftUnetCopies();
   const bytes = onnx.ModelProto.encode(model).finish();
-  return { source: src, weightsFolder: resolve(dirname(src)), bytes, timestep: timestepOf(graph), ops };
+  return { source: src, weightsFolder: dataFolder, bytes, timestep: timestepOf(graph), ops };
 }
 
 /** Loads an exposed U-Net on the engine's ONNX Runtime, from its bytes, with the weights read from where they are. */
@@ -192,8 +195,8 @@ async function exposeAndLoad(
 
 /**
  * Runs `use` on the U-Net with `layers` exposed, loaded (`loadExposedUnet`); the model is disposed when `use`
- * settles, on error and abort too. The serialized bytes are dropped once loaded, so a U-Net with inline weights
- * does not hold them for the whole run.
+ * settles, on error and abort too. The serialized bytes (the graph; the weights are read from their files) are
+ * dropped once loaded.
  */
 export async function withExposedUnet<T>(
   modelDir: string,

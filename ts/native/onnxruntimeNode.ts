@@ -6,10 +6,13 @@
  * Types come from onnxruntime-common (a small dependency), so the public typings compile without it.
  */
 import { createRequire } from 'node:module';
+import { isMainThread } from 'node:worker_threads';
 
 import type * as OrtCommon from 'onnxruntime-common';
 
 import { BackendUnavailableError } from '../errors.js';
+import { resolveOrtLibrary } from '../sd/native.js';
+import { nativeSync } from './call.js';
 import { defaultOrtTelemetryOff } from './ortTelemetry.js';
 
 export type OnnxRuntime = typeof OrtCommon;
@@ -18,7 +21,8 @@ let loading: Promise<OnnxRuntime> | undefined;
 
 /** onnxruntime-node, or a BackendUnavailableError that says what needs it and how to install it. */
 export function onnxruntimeNode(purpose: string): Promise<OnnxRuntime> {
-  defaultOrtTelemetryOff(); // before onnxruntime-node can make its OrtEnv (ortTelemetry.ts)
+  // before onnxruntime-node can make its OrtEnv (ortTelemetry.ts)
+  if (defaultOrtTelemetryOff() && !isMainThread) telemetryOffFromThread();
   loading ??= import('onnxruntime-node') as Promise<OnnxRuntime>;
   return loading.catch((e: unknown) => {
     loading = undefined;
@@ -31,6 +35,22 @@ export function onnxruntimeNode(purpose: string): Promise<OnnxRuntime> {
     }
     throw e;
   });
+}
+
+/**
+ * A worker thread's process.env is its own copy, which native code does not see (Node: not visible to native
+ * add-ons unless the Worker shares the environment), so the variable set there does not reach the ONNX Runtime
+ * that onnxruntime-node starts: a first session made in a worker thread wrote the telemetry files. The engine's
+ * ONNX Runtime load sets it in the process environment, unless it is there (native/core/src/ort_runtime.cpp), and
+ * makes the process's first OrtEnv with it; its default library is onnxruntime-node's own, so no second library is
+ * loaded. Best effort: a failure is left for onnxruntime-node's own load to report.
+ */
+function telemetryOffFromThread(): void {
+  try {
+    nativeSync((b) => b.ortLoad(resolveOrtLibrary()));
+  } catch {
+    // (no engine or no library here: onnxruntime-node says what is missing when it loads)
+  }
 }
 
 /** Whether onnxruntime-node can be imported from here (without importing it). */

@@ -15,7 +15,12 @@
 
 export const ORT_TELEMETRY_VARIABLE = 'ORT_DISABLE_TELEMETRY';
 
-/** Sets ORT_DISABLE_TELEMETRY=1 in this process (and the processes it starts) unless it is set already. */
-export function defaultOrtTelemetryOff(): void {
-  if (process.env[ORT_TELEMETRY_VARIABLE] === undefined) process.env[ORT_TELEMETRY_VARIABLE] = '1';
+/**
+ * Sets ORT_DISABLE_TELEMETRY=1 in this process (and the processes it starts) unless it is set already; true when
+ * it set it. (In a worker thread it sets the thread's own copy of the environment only: see onnxruntimeNode.ts.)
+ */
+export function defaultOrtTelemetryOff(): boolean {
+  if (process.env[ORT_TELEMETRY_VARIABLE] !== undefined) return false;
+  process.env[ORT_TELEMETRY_VARIABLE] = '1';
+  return true;
 }

@@ -5,12 +5,12 @@
  * whole file (which is what onnx.ModelProto.decode would take). Used to check inputs against a model's fixed
  * sizes before the model is loaded (seconds to a minute for SD 1.x).
  */
-import { open, type FileHandle } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 
 import { FormatError, MissingFileError } from '../errors.js';
-import { onnx } from './onnxProto.js';
+import { eachField, FileWindow, onnx } from './onnxProto.js';
 
 /** A declared tensor: its name and dimensions (a number when fixed, the parameter's name or null when not). */
 export interface OnnxTensorDecl {
@@ -21,64 +21,6 @@ export interface OnnxTensorDecl {
 export interface OnnxSignature {
   inputs: OnnxTensorDecl[];
   outputs: OnnxTensorDecl[];
-}
-
-const CHUNK = 1 << 20;
-
-/** Positioned reads through a 1 MiB window: the graph's nodes are many small messages read in a row. */
-class Window {
-  private buf = Buffer.alloc(0);
-  private start = 0;
-  constructor(
-    private readonly fh: FileHandle,
-    readonly size: number,
-  ) {}
-
-  async bytes(pos: number, n: number): Promise<Buffer> {
-    if (pos < this.start || pos + n > this.start + this.buf.length) {
-      const len = Math.min(Math.max(n, CHUNK), this.size - pos);
-      if (len < n) throw new Error(`truncated at byte ${pos} (${n} bytes wanted, ${this.size - pos} left)`);
-      const b = Buffer.alloc(len);
-      const { bytesRead } = await this.fh.read(b, 0, len, pos);
-      if (bytesRead < n) throw new Error(`truncated at byte ${pos}`);
-      this.buf = b.subarray(0, bytesRead);
-      this.start = pos;
-    }
-    return this.buf.subarray(pos - this.start, pos - this.start + n);
-  }
-
-  /** A varint at `pos`: its value (exact below 2^53) and the position after it. */
-  async varint(pos: number): Promise<[number, number]> {
-    const b = await this.bytes(pos, Math.min(10, this.size - pos));
-    let v = 0;
-    for (let i = 0; i < b.length; i++) {
-      v += (b[i] & 0x7f) * 2 ** (7 * i);
-      if ((b[i] & 0x80) === 0) return [v, pos + i + 1];
-    }
-    throw new Error(`bad varint at byte ${pos}`);
-  }
-}
-
-/**
- * Calls `visit(field, start, length)` for each length-delimited field of the message in [from, to), skipping the
- * others; a field of another wire type is stepped over by its size.
- */
-async function eachField(w: Window, from: number, to: number, visit: (field: number, start: number, length: number) => Promise<void>): Promise<void> {
-  let pos = from;
-  while (pos < to) {
-    const [tag, p1] = await w.varint(pos);
-    const field = Math.floor(tag / 8);
-    const wire = tag % 8;
-    if (wire === 0) [, pos] = await w.varint(p1);
-    else if (wire === 1) pos = p1 + 8;
-    else if (wire === 5) pos = p1 + 4;
-    else if (wire === 2) {
-      const [len, p2] = await w.varint(p1);
-      if (p2 + len > to) throw new Error(`field ${field} at byte ${pos} runs past its message (${len} bytes)`);
-      await visit(field, p2, len);
-      pos = p2 + len;
-    } else throw new Error(`unsupported wire type ${wire} at byte ${pos}`);
-  }
 }
 
 function decl(bytes: Buffer): OnnxTensorDecl {
@@ -95,14 +37,15 @@ export async function readOnnxSignature(path: string, what = 'model'): Promise<O
   if (!existsSync(path)) throw new MissingFileError(`${path}: no ${what} model (expected an SD 1.x ONNX folder with ${basename(dirname(path))}/model.onnx)`);
   const fh = await open(path, 'r');
   try {
-    const w = new Window(fh, (await fh.stat()).size);
+    const w = new FileWindow(fh, (await fh.stat()).size);
     // (a file with no graph has no declared tensors, as onnx.ModelProto.decode reads it)
     const sig: OnnxSignature = { inputs: [], outputs: [] };
-    await eachField(w, 0, w.size, async (field, start, length) => {
-      if (field !== 7) return; // ModelProto.graph
-      await eachField(w, start, start + length, async (f, s, n) => {
-        if (f === 11) sig.inputs.push(decl(Buffer.from(await w.bytes(s, n))));
-        else if (f === 12) sig.outputs.push(decl(Buffer.from(await w.bytes(s, n))));
+    await eachField(w, 0, w.size, async (m) => {
+      if (m.field !== 7 || m.wire !== 2) return; // ModelProto.graph
+      await eachField(w, m.data, m.end, async (g) => {
+        if (g.wire !== 2) return;
+        if (g.field === 11) sig.inputs.push(decl(Buffer.from(await w.bytes(g.data, g.end - g.data))));
+        else if (g.field === 12) sig.outputs.push(decl(Buffer.from(await w.bytes(g.data, g.end - g.data))));
       });
     });
     return sig;
