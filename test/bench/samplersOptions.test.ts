@@ -1,9 +1,12 @@
 /**
  * `bench samplers` refuses what would quietly measure something else: a list given to a single-value flag (it ran
  * with the first entry), a step count (or batch, or scheduler) given twice, and a converged reference that is not
- * finer than the runs it measures (--converged-steps below twice the largest --steps). All before any model or
- * demo world is touched: the model path below does not exist.
+ * finer than the runs it measures (--converged-steps below twice the largest --steps), more steps than the model's
+ * num_train_timesteps allows (--steps 600 asked for --converged-steps >= 1200, which no run can take; --converged-steps
+ * 3000 failed after the references were built, naming no flag), and a distribution score of one sample. All before
+ * any model or demo world is touched: the model path below does not exist (SD 1.5's schedule: 1000 timesteps).
  */
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +16,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { registerBenchCommand } from '../../ts/cli/commands/bench.js';
 import { InvalidArgumentError } from '../../ts/errors.js';
 import { runSamplersBench } from '../../ts/bench/samplers.js';
+import { checkSamplersOptions, distributionWarnings, MIN_SAMPLES, RECOMMENDED_SAMPLES } from '../../ts/bench/samplersOptions.js';
 import { runCommands } from '../helpers/cli.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'bl-bench-samplers-opts-'));
@@ -21,7 +25,7 @@ const base = ['bench', 'samplers', '--model', join(tmp, 'no-model'), '--out', jo
 
 describe('bench samplers options', () => {
   it.each([
-    [['--samples', '3,4'], "--samples: expected one integer >= 1, got the list '3,4' (only --steps, --batch and --schedulers take lists)"],
+    [['--samples', '3,4'], "--samples: expected one integer >= 2, got the list '3,4' (only --steps, --batch and --schedulers take lists)"],
     [['--accuracy-images', '2,8'], "--accuracy-images: expected one integer >= 1, got the list '2,8'"],
     [['--converged-steps', '500,1000'], "--converged-steps: expected one integer >= 1, got the list '500,1000'"],
     [['--threads', '1,2'], "--threads: expected one integer >= 1, got the list '1,2'"],
@@ -31,6 +35,12 @@ describe('bench samplers options', () => {
     [['--steps', '10,50', '--converged-steps', '50'], '--converged-steps 50: the converged reference must be at least twice as fine as the largest --steps (50): expected >= 100'],
     [['--steps', '10,50', '--converged-steps', '99'], '--converged-steps 99: the converged reference must be at least twice as fine as the largest --steps (50): expected >= 100'],
     [['--steps', '5,10,20,50,300'], '--converged-steps 500: the converged reference must be at least twice as fine as the largest --steps (300): expected >= 600'],
+    [['--steps', '600', '--schedulers', 'euler'], "--steps 600: at most 500 (a run takes at most num_train_timesteps steps (1000 in SD 1.5's scheduler config)"],
+    [['--steps', '1001', '--converged-steps', '3000'], '--steps 1001: at most 500'],
+    [['--steps', '10,501,600'], '--steps 501,600: at most 500'],
+    [['--steps', '100', '--converged-steps', '3000'], "--converged-steps 3000: at most 1000 (a run takes at most num_train_timesteps steps (1000 in SD 1.5's scheduler config))"],
+    [['--samples', '1'], '--samples 1: expected an integer >= 2 (the sliced W2 of one sample is the distance between two points, not between two distributions'],
+    [['--samples', '0'], '--samples 0: expected an integer >= 2'],
   ])('%j is refused naming the flag', async (flags, message) => {
     const e = await runCommands([registerBenchCommand], [...base, ...flags]).catch((err: unknown) => err);
     expect(e).toBeInstanceOf(InvalidArgumentError);
@@ -44,5 +54,49 @@ describe('bench samplers options', () => {
     await expect(runSamplersBench({ ...o, steps: [] })).rejects.toThrow('--steps: expected at least one value, got none');
     await expect(runSamplersBench({ ...o, steps: [10, 40], convergedSteps: 60 })).rejects.toThrow('--converged-steps 60: the converged reference must be at least twice');
     expect(readdirSync(tmp)).toEqual([]);
+  });
+});
+
+describe('checkSamplersOptions', () => {
+  const ok = { schedulers: ['euler'], steps: [10, 20], batches: [1], samples: 64, convergedSteps: 100 };
+  it('derives the step limits from the schedule it is given, naming its source', () => {
+    expect(() => checkSamplersOptions({ ...ok, steps: [600], convergedSteps: 1200 }, 2000, 'a.json')).not.toThrow();
+    expect(() => checkSamplersOptions({ ...ok, steps: [1001], convergedSteps: 2002 }, 2000, 'a.json')).toThrow('--steps 1001: at most 1000 (a run takes at most num_train_timesteps steps (2000 in a.json)');
+    expect(() => checkSamplersOptions({ ...ok, steps: [100], convergedSteps: 2001 }, 2000, 'a.json')).toThrow('--converged-steps 2001: at most 2000');
+    expect(() => checkSamplersOptions({ ...ok, steps: [500], convergedSteps: 1000 }, 1000, 'b.json')).not.toThrow();
+    expect(() => checkSamplersOptions({ ...ok, samples: MIN_SAMPLES }, 1000, 'b.json')).not.toThrow();
+    expect(() => checkSamplersOptions({ ...ok, samples: MIN_SAMPLES - 1 }, 1000, 'b.json')).toThrow(`--samples ${MIN_SAMPLES - 1}: expected an integer >= ${MIN_SAMPLES}`);
+  });
+
+  it("reads num_train_timesteps from the model folder's scheduler config before loading anything", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bl-bench-samplers-t-'));
+    try {
+      const model = join(dir, 'model');
+      mkdirSync(join(model, 'scheduler'), { recursive: true });
+      const config = join(model, 'scheduler', 'scheduler_config.json');
+      writeFileSync(config, JSON.stringify({ _class_name: 'DDIMScheduler', num_train_timesteps: 400 }));
+      const o = { model, out: join(dir, 'out'), micro: false, log: () => undefined };
+      await expect(runSamplersBench({ ...o, steps: [250], convergedSteps: 500 })).rejects.toThrow(`--steps 250: at most 200 (a run takes at most num_train_timesteps steps (400 in ${config})`);
+      await expect(runSamplersBench({ ...o, steps: [100], convergedSteps: 500 })).rejects.toThrow('--converged-steps 500: at most 400');
+      expect(readdirSync(dir)).toEqual(['model']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('distributionWarnings', () => {
+  const floor = { mean: 0.68, sd: 0.05, pairs: 8 };
+  const row = (scheduler: string, swd: number) => ({ scheduler, steps: 40, swd });
+  it(`warns below ${RECOMMENDED_SAMPLES} samples, and names the runs that beat exact sampling by more than 2 SD`, () => {
+    // the reviewer's run: --samples 16, exact sets 0.678 apart, ddpm 0.45–0.53, the deterministic ones 0.85
+    const w = distributionWarnings(16, floor, [row('ddpm', 0.45), row('euler', 0.85), row('unipc', 0.6)]);
+    expect(w).toHaveLength(2);
+    expect(w[0]).toContain(`--samples 16 is below ${RECOMMENDED_SAMPLES}`);
+    expect(w[0]).toContain('6.80e-1 ± 5.00e-2');
+    expect(w[1]).toMatch(/^ddpm 40 scores below the exact sets' sliced W2 by more than 2 SD \(< 5\.80e-1\)/);
+  });
+  it('is silent at enough samples with every run above the band, and ignores NaN scores', () => {
+    expect(distributionWarnings(128, floor, [row('euler', 0.7), row('ddpm', 0.59), row('x', Number.NaN)])).toEqual([]);
   });
 });

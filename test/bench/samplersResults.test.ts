@@ -49,5 +49,14 @@ it('bench samplers --results DIR appends samplers.jsonl there, not to bench/resu
   expect(record.figures.processPeakRssMiB).toBeGreaterThan(0);
   for (const row of record.figures.rows) for (const c of row.cost) expect(Object.keys(c).sort()).toEqual(['batch', 'imagesPerSecond', 'overhead']);
   expect(readFileSync(join(tmp, 'out', 'samplers.csv'), 'utf8').split('\n')[0]).not.toContain('peak_rss');
-  expect(readFileSync(join(tmp, 'out', 'samplers.html'), 'utf8')).toContain(`Peak RSS of the bench process: ${record.figures.processPeakRssMiB} MiB, the high-water mark of the whole run`);
+  const html = readFileSync(join(tmp, 'out', 'samplers.html'), 'utf8');
+  expect(html).toContain(`Peak RSS of the bench process: ${record.figures.processPeakRssMiB} MiB, the high-water mark of the whole run`);
+  // the problem is in the record, and whether the tree had uncommitted changes; --no-micro is said, not an empty list
+  expect(typeof record.dirty === 'boolean' || record.dirty === null).toBe(true);
+  expect(record.figures.dirty).toBe(record.dirty);
+  const setup = record.figures.setup;
+  expect([setup.schedulers, setup.steps, setup.samples, setup.latentShape, setup.numTrainTimesteps, setup.mixture, setup.exactOde]).toEqual([['ddim', 'euler'], [2, 4], 2, [4, 8, 8], 1000, null, null]);
+  expect(record.figures.microSkipped).toBe('--no-micro');
+  expect(html).toContain('Fused step micro-benchmarks: skipped (--no-micro).');
+  expect(html).toContain('is not a demo world');
 }, 60_000);

@@ -1,5 +1,5 @@
 /**
- * Appends a benchmark record (commit, machine, date, figures) as one JSON line to <name>.jsonl in the
+ * Appends a benchmark record (commit, whether the tree was dirty, machine, date, figures) as one JSON line to <name>.jsonl in the
  * results folder: BRAINLATENT_BENCH_DIR (the CLI's `bench … --results <dir>`), else bench/results/ in a
  * checkout of the repository, else ./brainlatent-bench/ under the current directory — never inside an
  * installed package.
@@ -46,6 +46,21 @@ export function gitCommit(): string {
   }
 }
 
+/**
+ * Whether the checkout has changes besides bench records (tracked or untracked files outside bench/results/, which
+ * every bench appends to): a record of a dirty tree measured code its commit does not hold. Null for an installed
+ * package, or when git cannot say.
+ */
+export function gitDirty(): boolean | null {
+  if (!isCheckout()) return null;
+  try {
+    const status = execFileSync('git', ['status', '--porcelain', '--', '.', ':(exclude)bench/results'], { cwd: packageRoot, stdio: ['ignore', 'pipe', 'ignore'] });
+    return status.toString().trim().length > 0;
+  } catch {
+    return null;
+  }
+}
+
 /** Where bench records go (see the file's comment). */
 export function benchResultsDir(): string {
   const chosen = process.env.BRAINLATENT_BENCH_DIR;
@@ -58,6 +73,6 @@ export function appendBenchRecord(name: string, figures: unknown): string {
   const dir = benchResultsDir();
   mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `${name}.jsonl`);
-  appendFileSync(file, `${JSON.stringify({ bench: name, commit: gitCommit(), date: new Date().toISOString(), machine: machineInfo(), figures })}\n`);
+  appendFileSync(file, `${JSON.stringify({ bench: name, commit: gitCommit(), dirty: gitDirty(), date: new Date().toISOString(), machine: machineInfo(), figures })}\n`);
   return file;
 }

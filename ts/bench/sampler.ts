@@ -18,6 +18,7 @@ import { referenceImg2Img } from '../sd/referenceLoop.js';
 import type { Tensor } from '../sd/tensor.js';
 import { appendBenchRecord } from './benchRecord.js';
 import { microBench } from './microBench.js';
+import { loopTableLines, microTableLines, type LoopRow } from './samplerConsole.js';
 
 interface ModelSize {
   name: string;
@@ -46,7 +47,7 @@ export async function runSamplerBench(options: { threads?: number; repeats?: num
   const scheduler = options.scheduler ?? 'ddim';
   const guidance = 5;
   const tmp = await mkdtemp(join(os.tmpdir(), 'brainlatent-bench-'));
-  const results: Record<string, unknown>[] = [];
+  const results: LoopRow[] = [];
   try {
     for (const size of SIZES) {
       const dir = join(tmp, size.name);
@@ -140,24 +141,13 @@ export async function runSamplerBench(options: { threads?: number; repeats?: num
       return { fusedMicros: fa, referenceMicros: fr, ratio: fa / fr };
     };
     const stepVsReference = { ddim: interleaved(() => probe.step(), () => probe.reference!()), dpmpp2m: interleaved(() => dpm.step(), () => dpm.reference!()) };
+    const figures = { loops: results, micro, stepVsReference, ortVersion: b.ortLoad('').version };
+    for (const line of [...loopTableLines({ scheduler, guidance, threads, repeats }, results), '', ...microTableLines(micro)]) console.log(line);
     console.log(
       `fused step ÷ hand-specialised loop (same run, interleaved, best burst): ddim ${stepVsReference.ddim.ratio.toFixed(2)} ` +
         `(${stepVsReference.ddim.fusedMicros.toFixed(2)} vs ${stepVsReference.ddim.referenceMicros.toFixed(2)} µs), dpmpp2m ${stepVsReference.dpmpp2m.ratio.toFixed(2)} ` +
         `(${stepVsReference.dpmpp2m.fusedMicros.toFixed(2)} vs ${stepVsReference.dpmpp2m.referenceMicros.toFixed(2)} µs)`,
     );
-    const figures = { loops: results, micro, stepVsReference, ortVersion: b.ortLoad('').version };
-    console.table(
-      results.map((r) => ({
-        model: r.model,
-        'MFLOP/call': r.unetMflopsPerCall,
-        steps: r.steps,
-        'native steps/s': Number(r.nativeStepsPerSec).toFixed(1),
-        'overhead ×': Number(r.overheadRatio).toFixed(4),
-        'TS steps/s': Number(r.tsStepsPerSec).toFixed(1),
-        'speed-up': Number(r.speedupOverTs).toFixed(2),
-      })),
-    );
-    console.table(micro.map((m) => ({ op: m.name, 'µs': m.meanMicros.toFixed(2), 'ops/s': Math.round(m.opsPerSec), '±%': m.rme.toFixed(1) })));
     const file = appendBenchRecord('sampler', figures);
     console.log(`appended to ${file}`);
     return figures;

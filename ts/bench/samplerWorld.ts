@@ -269,6 +269,31 @@ export function slicedWasserstein(a: Float64Array, b: Float64Array, d: number, p
   return Math.sqrt(total / projections);
 }
 
+/** Seed of the exact set every generated set is scored against (`exactSamples`). */
+export const REFERENCE_SET_SEED = 1234;
+/** Seed of the first of the further exact sets whose distance to the reference set is the floor (then +1, +2, …). */
+export const FLOOR_SET_SEED = 4321;
+
+/**
+ * What an exact sampler would score: the sliced W2 of `pairs` further exact sets of n samples (seeds 4321, 4322, …),
+ * each to the reference set the samplers are scored against, as mean ± SD (sample SD, n − 1) and every draw. One
+ * draw says little at small n: the distance between two finite sets depends on which samples were drawn.
+ */
+export function exactSwdFloor(
+  mix: Mixture,
+  w: Float64Array,
+  reference: Float64Array,
+  pairs = 8,
+): { mean: number; sd: number; pairs: number; draws: number[]; seeds: number[] } {
+  if (!(Number.isInteger(pairs) && pairs >= 2)) throw new Error(`exactSwdFloor: pairs must be an integer >= 2, got ${pairs}`);
+  const n = reference.length / mix.d;
+  const seeds = Array.from({ length: pairs }, (_, k) => FLOOR_SET_SEED + k);
+  const draws = seeds.map((seed) => slicedWasserstein(exactSamples(mix, w, n, seed), reference, mix.d));
+  const mean = draws.reduce((a, v) => a + v, 0) / pairs;
+  const sd = Math.sqrt(draws.reduce((a, v) => a + (v - mean) ** 2, 0) / (pairs - 1));
+  return { mean, sd, pairs, draws, seeds };
+}
+
 /** σ(t) of the U-Net's table at a possibly fractional t: linear interpolation, as the demo U-Net reads it. */
 export function mixtureSigma(mix: Mixture, t: number): number {
   const ac = mix.alphasCumprod;

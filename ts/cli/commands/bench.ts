@@ -9,6 +9,7 @@ import type { SchedulerName } from '../../sd/schedulerConfig.js';
 import { setThreads } from '../../ridge/RidgeCV.js';
 import { checkOutputPath } from '../outputPath.js';
 import { integerFlag } from '../flagValue.js';
+import { MIN_SAMPLES } from '../../bench/samplersOptions.js';
 
 export function registerBenchCommand(program: Command): void {
   const bench = program
@@ -49,11 +50,11 @@ export function registerBenchCommand(program: Command): void {
     )
     .option('--model <dir>', "a demo world's model folder (default: one built once into --cache)")
     .option('--schedulers <list>', 'comma-separated schedulers (default: all)')
-    .option('--steps <list>', 'step counts', '5,10,20,50')
+    .option('--steps <list>', "step counts, each at most half the model's num_train_timesteps (500)", '5,10,20,50')
     .option('--batch <list>', 'batch sizes for the cost figures', '1,4')
-    .option('--samples <n>', 'samples per distribution score', '128')
+    .option('--samples <n>', 'samples per distribution score: at least 2; below 64 the scores do not rank samplers (a warning says so)', '128')
     .option('--accuracy-images <n>', 'images in the accuracy set', '8')
-    .option('--converged-steps <n>', 'steps of the converged high-order (unipc) solution, at least twice the largest --steps', '500')
+    .option('--converged-steps <n>', "steps of the converged high-order (unipc) solution, at least twice the largest --steps and at most the model's num_train_timesteps (1000)", '500')
     .option('--cache <dir>', 'where the demo world is built once')
     .option('--out <dir>', 'folder for samplers.json, samplers.csv, samplers.html', 'bench-samplers')
     .option('--threads <n>', 'ONNX Runtime intra-op threads (default: 1 for the demo world, all cores for --arch sd1)')
@@ -68,9 +69,10 @@ export function registerBenchCommand(program: Command): void {
           .split(',')
           .map((x) => integerFlag(x, `--${name}`, 1));
       // (a single-value flag given a list would quietly run with its first entry)
-      const int = (v: unknown, name: string): number => {
-        if (String(v).includes(',')) throw new InvalidArgumentError(`--${name}: expected one integer >= 1, got the list '${String(v)}' (only --steps, --batch and --schedulers take lists)`);
-        return integerFlag(String(v), `--${name}`, 1);
+      // (--samples is parsed from 0: the bench's own check says why it needs at least MIN_SAMPLES)
+      const int = (v: unknown, name: string, min = 1): number => {
+        if (String(v).includes(',')) throw new InvalidArgumentError(`--${name}: expected one integer >= ${min}, got the list '${String(v)}' (only --steps, --batch and --schedulers take lists)`);
+        return integerFlag(String(v), `--${name}`, name === 'samples' ? 0 : min);
       };
       if (f.arch === 'sd1') {
         const modes = String(f.memory).split(',');
@@ -92,7 +94,7 @@ export function registerBenchCommand(program: Command): void {
         schedulers: f.schedulers ? (String(f.schedulers).split(',') as SchedulerName[]) : undefined,
         steps: list(f.steps, 'steps'),
         batch: list(f.batch, 'batch'),
-        samples: int(f.samples, 'samples'),
+        samples: int(f.samples, 'samples', MIN_SAMPLES),
         accuracyImages: int(f.accuracyImages, 'accuracy-images'),
         convergedSteps: int(f.convergedSteps, 'converged-steps'),
         cacheDir: f.cache as string | undefined,

@@ -1,4 +1,4 @@
-/** `brainlatent sd img2img|info|schedule|fixture`: each parses flags, calls the Diffusion API, formats output. */
+/** `brainlatent sd img2img|info|schedule|fixture|layers`: each parses flags, calls the Diffusion API, formats output. */
 import { statSync } from 'node:fs';
 import { basename, extname, join, dirname } from 'node:path';
 

@@ -1,0 +1,242 @@
+/**
+ * `bench samplers`' report files: samplers.csv and samplers.html (vega-lite charts rendered to inline SVG). The
+ * chart specs are built by the functions below, so what a chart draws and how it is labelled can be checked
+ * without rendering it.
+ */
+import { renderVegaLiteSvg } from '../charts/vegaSvg.js';
+import { SCHEDULERS } from '../sd/schedulerConfig.js';
+import { FLOOR_MARGIN, PRE_ASYMPTOTIC } from './samplerOrder.js';
+import type { SamplerRow, SamplersBenchResult } from './samplersResult.js';
+
+const STOCHASTIC = ['ddpm', 'euler-ancestral', 'dpmpp2m-sde'];
+const SCHEMA = 'https://vega.github.io/schema/vega-lite/v5.json';
+
+/** One colour per scheduler in every chart (and every report): Tableau 10 in the order of SCHEDULERS. */
+export const SCHEDULER_COLORS: Readonly<Record<string, string>> = Object.fromEntries(
+  SCHEDULERS.map((s, i) => [s, ['#4c78a8', '#f58518', '#e45756', '#72b7b2', '#54a24b', '#eeca3b', '#b279a2', '#ff9da6', '#9d755d', '#bab0ac'][i]]),
+);
+
+/**
+ * The colour encoding of the scheduler field: a scale whose domain is every scheduler (so a colour never depends on
+ * which schedulers a chart happens to hold), with a legend that lists only the ones drawn.
+ */
+export function schedulerColor(drawn: readonly string[]): object {
+  return {
+    field: 'scheduler',
+    type: 'nominal',
+    scale: { domain: [...SCHEDULERS], range: SCHEDULERS.map((s) => SCHEDULER_COLORS[s]) },
+    legend: { values: SCHEDULERS.filter((s) => drawn.includes(s)) },
+  };
+}
+
+const callsAxis = { field: 'calls', type: 'quantitative', scale: { type: 'log' }, title: 'U-Net calls per image' };
+
+type ErrorField = 'relErrorExact' | 'relErrorConverged' | 'relErrorCommon' | 'relErrorCommonDenoised';
+
+/** A log-log error chart of one row field against U-Net calls; `yTitle` says what the error is of. */
+export function errorChartSpec(rows: readonly SamplerRow[], field: ErrorField, title: string | string[], yTitle: string): object {
+  const values = rows.filter((x) => x[field] !== undefined).map((x) => ({ scheduler: x.scheduler, calls: x.unetCallsPerImage, error: x[field] }));
+  return {
+    $schema: SCHEMA,
+    title,
+    width: 420,
+    height: 300,
+    data: { values },
+    mark: { type: 'line', point: true },
+    encoding: {
+      x: callsAxis,
+      y: { field: 'error', type: 'quantitative', scale: { type: 'log' }, title: yTitle },
+      color: schedulerColor(values.map((v) => v.scheduler)),
+    },
+  };
+}
+
+/** The distribution scores against U-Net calls, with the exact samples' value as a dashed rule (and its ± SD band, under the lines). */
+export function distributionChartSpec(rows: readonly SamplerRow[], field: 'swd' | 'logDensity', title: string | string[], yTitle: string, ref: { mean: number; sd?: number }, log: boolean): object {
+  const band =
+    ref.sd !== undefined && ref.sd > 0
+      ? [
+          {
+            data: { values: [{ lo: Math.max(ref.mean - ref.sd, log ? ref.mean / 100 : -Infinity), hi: ref.mean + ref.sd }] },
+            mark: { type: 'rect', color: '#444', opacity: 0.12 },
+            encoding: { y: { field: 'lo', type: 'quantitative' }, y2: { field: 'hi' } },
+          },
+        ]
+      : [];
+  return {
+    $schema: SCHEMA,
+    title,
+    width: 420,
+    height: 300,
+    data: { values: rows.map((x) => ({ scheduler: x.scheduler, calls: x.unetCallsPerImage, value: x[field] })) },
+    layer: [
+      ...band,
+      {
+        mark: { type: 'line', point: true },
+        encoding: {
+          x: callsAxis,
+          y: { field: 'value', type: 'quantitative', scale: log ? { type: 'log' } : { zero: false }, title: yTitle },
+          color: schedulerColor(rows.map((x) => x.scheduler)),
+        },
+      },
+      {
+        data: { values: [{ ref: ref.mean }] },
+        mark: { type: 'rule', strokeDash: [4, 4], color: '#444' },
+        encoding: { y: { field: 'ref', type: 'quantitative' } },
+      },
+    ],
+  };
+}
+
+export function costChartSpec(rows: readonly SamplerRow[]): object {
+  return {
+    $schema: SCHEMA,
+    title: 'Cost: images per second (log) vs steps, by batch size',
+    width: 420,
+    height: 300,
+    data: { values: rows.flatMap((x) => x.cost.map((c) => ({ scheduler: x.scheduler, steps: x.steps, batch: `batch ${c.batch}`, ips: c.imagesPerSecond }))) },
+    mark: { type: 'line', point: true },
+    encoding: {
+      x: { field: 'steps', type: 'quantitative', scale: { type: 'log' } },
+      y: { field: 'ips', type: 'quantitative', scale: { type: 'log' }, title: 'images / s' },
+      color: schedulerColor(rows.map((x) => x.scheduler)),
+      strokeDash: { field: 'batch', type: 'nominal' },
+    },
+  };
+}
+
+/** Every chart of the report, in page order. */
+export function samplersChartSpecs(r: SamplersBenchResult): object[] {
+  const cl = r.commonLevel;
+  const has = (field: ErrorField): boolean => r.rows.some((x) => x[field] !== undefined);
+  const finalLatents = 'relative error of the final latents';
+  const floor = r.reference.exactSamplesSwd;
+  const common =
+    cl.timestep === null
+      ? []
+      : [
+          errorChartSpec(r.rows, 'relErrorCommon', `State at the common noise level t = ${cl.timestep} (σ = ${cl.sigma.toFixed(3)}) vs the exact ODE to it`, `relative error of the state at t = ${cl.timestep}`),
+          errorChartSpec(
+            r.rows,
+            'relErrorCommonDenoised',
+            `Its x̂0 = D(x, σ) at t = ${cl.timestep} vs the exact ODE's (the run as if it ended there)`,
+            `relative error of x̂0 at t = ${cl.timestep}`,
+          ),
+        ];
+  return [
+    ...common,
+    ...(has('relErrorExact') ? [errorChartSpec(r.rows, 'relErrorExact', 'Error vs the exact probability-flow ODE between the same noise levels (demo world)', finalLatents)] : []),
+    ...(has('relErrorConverged')
+      ? [errorChartSpec(r.rows, 'relErrorConverged', `Error vs the converged solution (${r.reference.convergedScheduler}, ${r.reference.convergedSteps} steps)`, finalLatents)]
+      : []),
+    ...(floor
+      ? [
+          distributionChartSpec(
+            r.rows,
+            'swd',
+            [`Sliced W2 to exact samples of the mixture`, `(dashed, band: exact sets, mean ± SD of ${floor.pairs})`],
+            'sliced Wasserstein-2',
+            floor,
+            true,
+          ),
+          distributionChartSpec(r.rows, 'logDensity', 'Mean log-density of the samples (dashed: exact samples)', 'log p(x0 | c) per dimension', { mean: r.reference.exactSamplesLogDensity }, false),
+        ]
+      : []),
+    costChartSpec(r.rows),
+  ];
+}
+
+export function samplersCsv(rows: readonly SamplerRow[]): string {
+  const batches = rows[0]?.cost.map((c) => c.batch) ?? [];
+  const head = ['scheduler', 'steps', 'unet_calls_per_image', ...batches.flatMap((b) => [`images_per_s_b${b}`, `overhead_b${b}`]), 'rel_error_converged', 'rel_error_exact_same_ends', 'rel_error_exact_to_sigma0', 'rel_error_exact_common_level', 'rel_error_exact_common_level_denoised', 'reference_vs_engine', 'sliced_w2', 'log_density_per_dim'];
+  const lines = rows.map((r) =>
+    [
+      r.scheduler,
+      r.steps,
+      r.unetCallsPerImage,
+      ...r.cost.flatMap((c) => [c.imagesPerSecond.toFixed(3), c.overhead.toFixed(4)]),
+      r.relErrorConverged ?? '',
+      r.relErrorExact ?? '',
+      r.relErrorExactFinal ?? '',
+      r.relErrorCommon ?? '',
+      r.relErrorCommonDenoised ?? '',
+      r.referenceVsEngine ?? '',
+      r.swd,
+      r.logDensity,
+    ].join(','),
+  );
+  return `${head.join(',')}\n${lines.join('\n')}\n`;
+}
+
+const esc = (s: string): string => s.replace(/[&<>"]/g, (ch) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[ch] as string);
+
+/** The setup that defines the problem, as one paragraph. */
+function setupParagraph(r: SamplersBenchResult): string {
+  const s = r.setup;
+  const m = s.mixture;
+  const ode = s.exactOde;
+  return (
+    `<p>Problem: latents ${s.latentShape.join('×')}${s.imageSize === null ? '' : ` (${s.imageSize}×${s.imageSize} images)`}` +
+    (m ? `; mixture of ${m.components} Gaussians of dimension ${m.dimension}, component SD s = ${m.componentSd.toPrecision(3)}, text sharpness β = ${m.beta}` : '') +
+    `; ${s.numTrainTimesteps} training timesteps, σ from ${s.sigmaMax.toFixed(3)} to ${s.sigmaMin.toFixed(4)}` +
+    (ode ? `; exact ODE: ${esc(ode.solver)}, relative tolerance ${ode.rtol.toExponential(0)} (floors: vs ${ode.floorRtol.toExponential(0)})` : '') +
+    `; schedulers ${esc(s.schedulers.join(', '))}; steps ${s.steps.join(', ')}; ${s.accuracyImages} accuracy images (Philox seed ${s.seeds.accuracyNoise}), ` +
+    `${s.samples} samples per distribution score (seed ${s.seeds.samples}); ${s.threads} thread${s.threads === 1 ? '' : 's'}.</p>`
+  );
+}
+
+function distributionParagraph(r: SamplersBenchResult): string {
+  const f = r.reference.exactSamplesSwd;
+  if (!f) return '';
+  const warn = r.distributionWarnings.map((w) => `<p class="warn">Warning: ${esc(w)}.</p>`).join('');
+  return (
+    `<p>Distribution scores: each sampler's ${r.setup.samples} samples against one exact reference set (seed ${r.setup.seeds.exactReferenceSet}). ` +
+    `What an exact sampler scores: ${f.pairs} further exact sets against the same reference set, sliced W2 ${f.mean.toExponential(2)} ± ${f.sd.toExponential(2)} ` +
+    `(mean ± SD; draws ${f.draws.map((v) => v.toExponential(2)).join(', ')}); a sampler within about 2 SD of it is as close as exact sampling at this sample size.</p>${warn}`
+  );
+}
+
+function microParagraph(r: SamplersBenchResult): string {
+  if (r.microSkipped !== null) return `<p>Fused step micro-benchmarks: skipped (${esc(r.microSkipped)}).</p>`;
+  return `<p>Fused step micro-benchmarks (4×64×64, guidance): ${r.micro.map((m) => `${esc(m.scheduler)} ${m.meanMicros.toFixed(1)} µs ±${m.rme.toFixed(1)}%`).join(', ')}.</p>`;
+}
+
+export async function samplersHtml(r: SamplersBenchResult): Promise<string> {
+  const charts = await Promise.all(samplersChartSpecs(r).map((spec) => renderVegaLiteSvg(spec)));
+  const cl = r.commonLevel;
+  const none = (s: string): string => (STOCHASTIC.includes(s) ? 'n/a (stochastic)' : '— (no pair of points between the floor and 0.1)');
+  const orderRows = Object.entries(r.convergenceOrder)
+    .map(
+      ([s, v]) =>
+        `<tr><td>${esc(s)}</td>${cl.timestep === null ? '' : `<td>${cl.order[s]?.toFixed(2) ?? none(s)}</td><td>${cl.orderDenoised[s]?.toFixed(2) ?? none(s)}</td>`}<td>${v.vsExact?.toFixed(2) ?? none(s)}</td><td>${v.vsConverged?.toFixed(2) ?? none(s)}</td></tr>`,
+    )
+    .join('');
+  const table = r.rows
+    .map(
+      (x) =>
+        `<tr><td>${esc(x.scheduler)}</td><td>${x.steps}</td><td>${x.unetCallsPerImage}</td>${x.cost.map((c) => `<td>${c.imagesPerSecond.toFixed(1)}</td><td>${c.overhead.toFixed(3)}</td>`).join('')}<td>${x.relErrorExact?.toExponential(2) ?? '—'}</td>${cl.timestep === null ? '' : `<td>${x.relErrorCommon?.toExponential(2) ?? '—'}</td><td>${x.relErrorCommonDenoised?.toExponential(2) ?? '—'}</td>`}<td>${x.swd.toExponential(2)}</td><td>${x.logDensity.toFixed(3)}</td></tr>`,
+    )
+    .join('');
+  const bh = r.rows[0]?.cost.map((c) => `<th>img/s b${c.batch}</th><th>overhead b${c.batch}</th>`).join('') ?? '';
+  return `<!doctype html><html><head><meta charset="utf-8"><title>brainlatent bench samplers</title>
+<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}td:first-child{text-align:left}.charts{display:flex;flex-wrap:wrap;gap:16px}.warn{color:#a40000}</style></head><body>
+<h1>Samplers on a known ground truth</h1>
+<p>${r.setup.mixture ? "The demo world's U-Net is the exact denoiser of a Gaussian mixture, so the true distribution and the exact probability-flow ODE are known." : `${esc(r.model)} is not a demo world: cost and accuracy against the converged solution only.`} ${esc(r.setup.start)}. Commit ${esc(r.commit)}${r.dirty ? ' (with uncommitted changes)' : ''}, ${esc(r.machine.cpu)}, load average ${r.machine.loadAverage.join(' / ')}.</p>
+${setupParagraph(r)}
+<p>Converged solution (${r.reference.convergedScheduler}, ${r.reference.convergedSteps} steps) vs the exact ODE: relative error ${r.reference.convergedVsExact.toExponential(2)} (${r.reference.exactOdeEvaluations} denoiser evaluations in the adaptive solver).</p>
+${distributionParagraph(r)}
+<div class="charts">${charts.join('')}</div>
+<h2>Measured convergence order</h2>
+<p>Fitted on consecutive step counts whose errors lie between ${FLOOR_MARGIN}× the floor and ${PRE_ASYMPTOTIC}. Floors, from the references alone: vs converged ${r.reference.orderFloors.vsConverged.toExponential(2)} (unipc ${r.reference.convergedSteps} vs ${r.reference.convergedHalfSteps} steps)${r.reference.orderFloors.vsExact === null ? '' : `, vs exact ${r.reference.orderFloors.vsExact.toExponential(2)} (the exact ODE at two tolerances, 100× apart)`}.</p>
+<p>${
+    cl.timestep === null
+      ? `Common noise level: none (${esc(cl.reason)}).`
+      : `At the common noise level t = ${cl.timestep} (σ = ${cl.sigma.toFixed(4)}, the smallest σ every grid of ${esc(r.setup.steps.join(', '))} steps reaches): each deterministic scheduler's state there against the exact ODE to that σ, with no unrefined last step in it — the clean convergence measure — and its x̂0 = D(x, σ) against the exact one's (the run as if it ended there). Computed with the float64 reference schedulers on the exact denoiser (largest final-latent difference from the engine ${Math.max(0, ...r.rows.map((x) => x.referenceVsEngine ?? 0)).toExponential(2)}); floors ${cl.floor.toExponential(2)} (state) and ${cl.floorDenoised.toExponential(2)} (x̂0), the exact ODE at two tolerances.${cl.skipped.length ? ` Left out (DDIM/PNDM off the grid): ${esc(cl.skipped.join(', '))}.` : ''}`
+  }</p>
+<table><tr><th>scheduler</th>${cl.timestep === null ? '' : `<th>at t = ${cl.timestep} (state)</th><th>at t = ${cl.timestep} (x̂0)</th>`}<th>vs exact ODE</th><th>vs converged</th></tr>${orderRows}</table>
+<h2>All runs</h2><table><tr><th>scheduler</th><th>steps</th><th>U-Net calls</th>${bh}<th>rel. error (exact)</th>${cl.timestep === null ? '' : `<th>rel. error at t = ${cl.timestep} (state)</th><th>(x̂0)</th>`}<th>sliced W2</th><th>log p / dim</th></tr>${table}</table>
+<p>Peak RSS of the bench process: ${r.processPeakRssMiB} MiB, the high-water mark of the whole run (demo world, references, every run), not of any one run.</p>
+${microParagraph(r)}
+</body></html>
+`;
+}

@@ -1,0 +1,107 @@
+/**
+ * `bench samplers`' options, checked once before any work starts (no model loaded, no demo world built), every
+ * error naming the flag and what it allows: a value that cannot work fails here, not after minutes of references.
+ */
+import { InvalidArgumentError } from '../errors.js';
+import { SCHEDULERS, type SchedulerName } from '../sd/schedulerConfig.js';
+
+/**
+ * The fewest samples per distribution score: the sliced W2 of one sample is the distance between two points, not
+ * between two distributions.
+ */
+export const MIN_SAMPLES = 2;
+/**
+ * Below this many samples the bench warns that its distribution scores do not rank samplers. On the demo world (912
+ * components, no conditioning) what exact sampling scores, mean ± SD over 8 exact sets, is 0.82 ± 0.28 at 16 samples,
+ * 0.69 ± 0.13 at 32, 0.41 ± 0.09 at 64 and 0.32 ± 0.07 at 128: below 64 its SD alone exceeds 0.1, and at 16 the
+ * stochastic samplers scored 0.45–0.53, "better" than exact sampling (docs/sampler.md).
+ */
+export const RECOMMENDED_SAMPLES = 64;
+
+export interface SamplersChecked {
+  schedulers: readonly string[];
+  steps: readonly number[];
+  batches: readonly number[];
+  samples: number;
+  convergedSteps: number;
+}
+
+/** A list flag names each value once: a repeated one would be a duplicate row (or column) of the results and of the order fit. */
+function checkOnce(flag: string, values: readonly (string | number)[]): void {
+  if (values.length === 0) throw new InvalidArgumentError(`${flag}: expected at least one value, got none`);
+  const twice = values.find((v, i) => values.indexOf(v) !== i);
+  if (twice !== undefined) throw new InvalidArgumentError(`${flag}: ${twice} is given twice (${values.join(',')}); give each value once`);
+}
+
+/**
+ * Checks the options against the model's schedule: `trainTimesteps` is num_train_timesteps of its scheduler config
+ * (`source`, named in the errors). A run takes at most that many steps, and the converged reference (at least twice
+ * the largest --steps, see below) must fit too, so --steps is at most ⌊T/2⌋.
+ */
+export function checkSamplersOptions(o: SamplersChecked, trainTimesteps: number, source: string): void {
+  for (const s of o.schedulers) {
+    if (!SCHEDULERS.includes(s as SchedulerName)) throw new InvalidArgumentError(`--schedulers: unknown '${s}' (known: ${SCHEDULERS.join(', ')})`);
+  }
+  checkOnce('--schedulers', o.schedulers);
+  checkOnce('--steps', o.steps);
+  checkOnce('--batch', o.batches);
+  if (!(Number.isInteger(o.samples) && o.samples >= MIN_SAMPLES)) {
+    throw new InvalidArgumentError(
+      `--samples ${o.samples}: expected an integer >= ${MIN_SAMPLES} (the sliced W2 of one sample is the distance between two points, not between ` +
+        `two distributions; below ${RECOMMENDED_SAMPLES} the bench warns that its distribution scores do not rank samplers)`,
+    );
+  }
+  const limits = `num_train_timesteps steps (${trainTimesteps} in ${source})`;
+  const maxSteps = Math.floor(trainTimesteps / 2);
+  const tooMany = o.steps.filter((n) => n > maxSteps);
+  if (tooMany.length) {
+    throw new InvalidArgumentError(
+      `--steps ${tooMany.join(',')}: at most ${maxSteps} (a run takes at most ${limits}, and the converged reference, ` +
+        `--converged-steps, must take at least twice the largest --steps)`,
+    );
+  }
+  if (o.convergedSteps > trainTimesteps) {
+    throw new InvalidArgumentError(`--converged-steps ${o.convergedSteps}: at most ${trainTimesteps} (a run takes at most ${limits})`);
+  }
+  // The converged solution is the reference of the "vs converged" errors, and the floor of their order fit is its
+  // own difference from a run at ⌈N/2⌉ steps: both must be finer than every run measured, so N >= 2 × the largest.
+  const finest = Math.max(...o.steps);
+  if (o.convergedSteps < 2 * finest) {
+    throw new InvalidArgumentError(
+      `--converged-steps ${o.convergedSteps}: the converged reference must be at least twice as fine as the largest --steps (${finest}): expected >= ${2 * finest} ` +
+        `(its error floor is its difference from a run at half its steps, which must still be finer than every run measured)`,
+    );
+  }
+}
+
+/** The exact sets' sliced W2 to each other: mean and SD over independent pairs (samplerWorld.ts exactSwdFloor). */
+export interface SwdFloor {
+  mean: number;
+  sd: number;
+  pairs: number;
+}
+
+/**
+ * Why the distribution scores of a run do not rank samplers, if they do not: too few samples, or a sampler that
+ * scores below the exact sets' distance by more than 2 SD — a finite set can sit closer to one exact set than
+ * another exact set does (samples more concentrated than the distribution, say), so the score is not yet a
+ * distance between distributions. Empty when neither.
+ */
+export function distributionWarnings(samples: number, floor: SwdFloor, rows: readonly { scheduler: string; steps: number; swd: number }[]): string[] {
+  const out: string[] = [];
+  if (samples < RECOMMENDED_SAMPLES) {
+    out.push(
+      `--samples ${samples} is below ${RECOMMENDED_SAMPLES}: the sliced W2 of so few samples is dominated by which samples were drawn ` +
+        `(two exact sets are ${floor.mean.toExponential(2)} ± ${floor.sd.toExponential(2)} apart), so the distribution scores do not rank samplers; use --samples ${RECOMMENDED_SAMPLES} or more`,
+    );
+  }
+  const low = Math.max(0, floor.mean - 2 * floor.sd);
+  const below = rows.filter((r) => Number.isFinite(r.swd) && r.swd < low);
+  if (below.length) {
+    out.push(
+      `${below.map((r) => `${r.scheduler} ${r.steps}`).join(', ')} score${below.length === 1 ? 's' : ''} below the exact sets' sliced W2 by more than 2 SD ` +
+        `(< ${low.toExponential(2)}): at ${samples} samples a set can sit closer to one exact set than another exact set does, so this is not better than exact sampling`,
+    );
+  }
+  return out;
+}

@@ -1,0 +1,183 @@
+/**
+ * What `bench samplers` records (samplers.json, the samplers.jsonl line): its rows, references and the setup that
+ * defines the problem — enough to rerun it or to tell two records apart without the console output.
+ */
+import type { machineInfo } from './benchRecord.js';
+import type { OrderFloors } from './samplerOrder.js';
+import type { SwdFloor } from './samplersOptions.js';
+import type { Mixture } from './samplerWorld.js';
+
+export interface SamplerRow {
+  scheduler: string;
+  steps: number;
+  unetCallsPerImage: number;
+  /** Cost per batch size: images/s, loop ÷ U-Net time. (No memory per run: see SamplersBenchResult.processPeakRssMiB.) */
+  cost: { batch: number; imagesPerSecond: number; overhead: number }[];
+  /** ‖x − x_conv‖ / ‖x_conv‖ over the accuracy set (deterministic schedulers). */
+  relErrorConverged?: number;
+  /**
+   * ‖x − x_ode‖ / ‖x_ode‖ against the exact probability-flow ODE between the scheduler's own first and last
+   * noise levels, then its final denoising step: the discretisation error alone (float32 adds ~1e-7). Its
+   * last step is never refined (trailing spacing ends with σ ratio ≈ √2 at any step count, and σ_last moves
+   * towards the components' SD), so it stops falling past ~20–50 steps: docs/sampler.md.
+   */
+  relErrorExact?: number;
+  /** The same against the exact ODE down to σ(0) (the limit every scheduler converges to; includes the final step's truncation). */
+  relErrorExactFinal?: number;
+  /**
+   * ‖x_k − x_ode‖ / ‖x_ode‖ of the scheduler's state at the common noise level (`commonLevel`: a timestep every
+   * grid of the run reaches) against the exact ODE from σ(999) to that σ: the discretisation error at a fixed
+   * noise level, with no unrefined last step in it. Demo world, deterministic schedulers; computed with the
+   * float64 reference schedulers on the exact denoiser (the engine returns only final latents).
+   */
+  relErrorCommon?: number;
+  /**
+   * The same after the final denoising step from there, x̂0 = D(x_k, σ) vs D(x_ode, σ): the run as if it ended at
+   * the common level, in the units of relErrorExact (D contracts the state's error by about s²/(s² + σ²)).
+   */
+  relErrorCommonDenoised?: number;
+  /** ‖x_ref − x_engine‖ / ‖x_engine‖ of the final latents: how closely that reference run is the engine's. */
+  referenceVsEngine?: number;
+  /** Sliced W2 to exact samples of the mixture, and the mean log-density per dimension of the samples. */
+  swd: number;
+  logDensity: number;
+}
+
+export type CommonLevel =
+  | {
+      timestep: number;
+      sigma: number;
+      /** The exact ODE's own error at that σ (tolerance 1e-8 vs 1e-6): the order fit's floor. */
+      floor: number;
+      /** Fitted order of relErrorCommon vs U-Net calls of the whole run, per scheduler (samplerOrder.ts). */
+      order: Record<string, number | null>;
+      /** The same of relErrorCommonDenoised (floor: the exact reference's own error after D, from two tolerances). */
+      orderDenoised: Record<string, number | null>;
+      floorDenoised: number;
+      /** Runs left out: DDIM and PNDM step by ⌊1000/N⌋, off the grid unless N divides 1000. */
+      skipped: string[];
+    }
+  | { timestep: null; reason: string };
+
+/** Relative tolerances of the exact probability-flow ODE (adaptive Dormand–Prince 5(4), float64). */
+export const EXACT_TOL = 1e-8;
+/** The looser tolerance whose difference from EXACT_TOL is the exact reference's own error (the order fits' floors). */
+export const EXACT_TOL_FLOOR = EXACT_TOL * 100;
+/** Philox seeds: the accuracy set's noise (image i on stream i, as the engine's `seeds: 1`) and the generated samples'. */
+export const ACCURACY_SEED = 1;
+export const SAMPLES_SEED = 77;
+
+/** The problem a run solves: everything that changes its numbers besides the code and the machine. */
+export interface SamplersSetup {
+  start: string;
+  /** The caption every run is conditioned on, or null (c = 0). */
+  prompt: string | null;
+  schedulers: string[];
+  steps: number[];
+  batches: number[];
+  accuracyImages: number;
+  samples: number;
+  threads: number;
+  /** Latents [C, H, W] of every run; the images they stand for (the VAE's factor 8), or null when no world says so. */
+  latentShape: [number, number, number];
+  imageSize: number | null;
+  /** The schedule: num_train_timesteps of the model's scheduler config, the spacing, and σ at its first and last timestep. */
+  numTrainTimesteps: number;
+  timestepSpacing: 'trailing';
+  sigmaMax: number;
+  sigmaMin: number;
+  /** The demo world's mixture (null for another model): components, dimension, component SD s, text sharpness β. */
+  mixture: { components: number; dimension: number; componentSd: number; beta: number; textDim: number; fractionalTimesteps: Mixture['fractionalTimesteps'] } | null;
+  /** The exact ODE (demo world only). */
+  exactOde: { solver: string; rtol: number; floorRtol: number } | null;
+  seeds: { accuracyNoise: number; samples: number; exactReferenceSet: number; exactFloorSets: number[] };
+}
+
+export interface SamplersSetupInput {
+  prompt?: string;
+  schedulers: readonly string[];
+  steps: readonly number[];
+  batches: readonly number[];
+  accuracyImages: number;
+  samples: number;
+  threads: number;
+  latentShape: [number, number, number];
+  numTrainTimesteps: number;
+  sigmaMax: number;
+  sigmaMin: number;
+  mix: Mixture | null;
+  referenceSetSeed: number;
+  floorSetSeeds: number[];
+}
+
+export function samplersSetup(i: SamplersSetupInput): SamplersSetup {
+  const m = i.mix;
+  return {
+    start:
+      `z = 0, strength 1, trailing spacing (t = ${i.numTrainTimesteps - 1} → σ = 0), set_alpha_to_one true, guidance 1, ` +
+      (i.prompt === undefined ? 'no conditioning (c = 0: the whole catalogue, equal weights)' : `caption "${i.prompt}"`),
+    prompt: i.prompt ?? null,
+    schedulers: [...i.schedulers],
+    steps: [...i.steps],
+    batches: [...i.batches],
+    accuracyImages: i.accuracyImages,
+    samples: i.samples,
+    threads: i.threads,
+    latentShape: i.latentShape,
+    // the demo world's latents are its images' through a VAE of factor 8 (ts/demo/world.ts)
+    imageSize: m ? 8 * i.latentShape[1] : null,
+    numTrainTimesteps: i.numTrainTimesteps,
+    timestepSpacing: 'trailing',
+    sigmaMax: i.sigmaMax,
+    sigmaMin: i.sigmaMin,
+    mixture: m ? { components: m.K, dimension: m.d, componentSd: m.s, beta: m.beta, textDim: m.textDim, fractionalTimesteps: m.fractionalTimesteps } : null,
+    exactOde: m ? { solver: 'adaptive Dormand–Prince 5(4), float64', rtol: EXACT_TOL, floorRtol: EXACT_TOL_FLOOR } : null,
+    seeds: { accuracyNoise: ACCURACY_SEED, samples: SAMPLES_SEED, exactReferenceSet: i.referenceSetSeed, exactFloorSets: m ? [...i.floorSetSeeds] : [] },
+  };
+}
+
+export interface SamplersBenchResult {
+  commit: string;
+  /** Whether the checkout had changes besides bench records (benchRecord.ts gitDirty); null for an installed package. */
+  dirty: boolean | null;
+  machine: ReturnType<typeof machineInfo>;
+  model: string;
+  setup: SamplersSetup;
+  rows: SamplerRow[];
+  /**
+   * The bench process's peak RSS (ru_maxrss) at its end: a high-water mark of the whole run (the demo world's build,
+   * the references, the exact ODE, every scheduler's runs), not of any one run. Every run shares the one process and
+   * the one loaded model, so a per-run figure would be this same mark; per-run memory on SD 1.x's U-Net is what
+   * `--arch sd1` measures, each (memory mode, batch) in its own process.
+   */
+  processPeakRssMiB: number;
+  /** Fitted −slope of log error vs log U-Net calls per scheduler (points above `reference.orderFloors`; samplerOrder.ts). */
+  convergenceOrder: Record<string, { vsConverged: number | null; vsExact: number | null }>;
+  /**
+   * The common noise level of `relErrorCommon` (demo world): the smallest-σ timestep every deterministic
+   * scheduler's grid reaches at every step count asked for, after the start; null with `reason` when none.
+   */
+  commonLevel: CommonLevel;
+  reference: {
+    convergedScheduler: string;
+    convergedSteps: number;
+    convergedVsExact: number;
+    /** Steps of the second converged run whose difference from the first is the vs-converged floor. */
+    convergedHalfSteps: number;
+    /** The error floors of the order fit, estimated from the references alone (samplerOrder.ts). */
+    orderFloors: OrderFloors;
+    exactOdeEvaluations: number;
+    /**
+     * What an exact sampler scores: the sliced W2 of further exact sets to the reference set the samplers are scored
+     * against, mean ± SD over `pairs` sets and each draw (samplerWorld.ts exactSwdFloor); null when not a demo world.
+     */
+    exactSamplesSwd: (SwdFloor & { draws: number[] }) | null;
+    exactSamplesLogDensity: number;
+  };
+  /** Why the distribution scores do not rank samplers, when they do not (samplersOptions.ts distributionWarnings). */
+  distributionWarnings: string[];
+  micro: { scheduler: string; meanMicros: number; rme: number }[];
+  /** Why there are no micro-benchmarks (`--no-micro`, benchmark.js missing), or null when they ran. */
+  microSkipped: string | null;
+  files: { json: string; csv: string; html: string };
+}
