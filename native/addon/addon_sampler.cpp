@@ -335,6 +335,7 @@ Napi::Value SdPlan(const Napi::CallbackInfo& info) {
   o.Set("steps", p.num_inference_steps);
   o.Set("strength", p.strength);
   o.Set("eta", p.eta);
+  o.Set("maxEta", p.max_eta);
   o.Set("tStart", p.t_start);
   o.Set("noiseTimestep", p.noise_timestep);
   o.Set("noiseAlphaCumprod", p.noise_alpha_cumprod);

@@ -71,7 +71,13 @@ describe('sd img2img: flags and inputs are refused before the model loads', () =
       [['--spacing', 'uniform'], "--spacing must be one of leading, trailing, linspace, got 'uniform'"],
       [['--rule', 'a1111'], "--rule must be one of diffusers, compvis, got 'a1111'"],
       [['--scheduler', 'ddim', '--karras'], '--karras: Karras sigmas are defined for euler, heun, lms, dpmpp2m, dpmpp2m-sde, unipc, not ddim'],
-      [['--seed', '-1'], '--seed: expected an integer >= 0, got -1'],
+      [['--seed', '-1'], '--seed: expected an integer from 0 to 9007199254740991, got -1'],
+      // (above 2^53 - 1 a number no longer holds the seed exactly: the bound is in the message)
+      [['--seed', '9007199254740993'], '--seed: expected an integer from 0 to 9007199254740991, got 9007199254740993'],
+      // the API's guidance bounds, in its words: a negative one would run as 1, a huge one overflow at the run's end
+      [['--guidance', '1e30'], '--guidance: expected a number from 0 to 100, got 1e30'],
+      [['--guidance', '-1'], '--guidance: expected a number from 0 to 100, got -1'],
+      [['--scheduler', 'ddim', '--eta', '1e9'], "--eta 1000000000 is too large for this schedule: DDIM's noise eta·σ_t must stay within 1 − ᾱ_prev at every step, which holds up to eta 1.0"],
       [['--batch-size', '0'], '--batch-size: expected an integer >= 1, got 0'],
       [['--threads', '-2'], '--threads: expected an integer >= 0, got -2'],
       [['--scheduler', 'pndm', '--steps', '1000'], '1000 steps under leading spacing'],
@@ -244,6 +250,34 @@ describe('sd schedule', () => {
   it('shares the checks and refuses a model folder that is not there', async () => {
     expect((await run('sd', 'schedule', '--steps', '0'))?.message).toBe('--steps must be a positive integer, got 0');
     expect((await run('sd', 'schedule', '--model', f('nothing')))?.message).toContain(`--model ${f('nothing')}: no such folder`);
+    expect((await run('sd', 'schedule', '--scheduler', 'ddim', '--eta', '2'))?.message).toMatch(/^--eta 2 is too large for this schedule: .* up to eta 1\.0\d+ here \(50 steps, strength 0\.8\)/);
+  });
+
+  const printed = async (...args: string[]) => {
+    const out = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    try {
+      const program = new Command().exitOverride();
+      registerSdCommand(program);
+      await program.parseAsync(['node', 'brainlatent', 'sd', 'schedule', ...args]);
+      return JSON.parse(String(out.mock.calls[0][0])) as { maxEta: number; noiseAlphaCumprod: number; runs: { alphaCumprod: number; sigma: number }[] };
+    } finally {
+      out.mockRestore();
+    }
+  };
+
+  it('reports one ᾱ at t = 999 under euler (that of the float32 σ it runs, for the noise and the first call alike)', async () => {
+    const p = await printed('--scheduler', 'euler', '--steps', '3', '--strength', '1');
+    expect(p.noiseAlphaCumprod).toBe(p.runs[0].alphaCumprod);
+    expect(p.runs[0].alphaCumprod).toBe(1 / (1 + p.runs[0].sigma ** 2));
+    expect(p.noiseAlphaCumprod).toBeCloseTo(0.004660098538, 12);
+  });
+
+  it('prints the largest --eta the schedule allows', async () => {
+    const p = await printed('--scheduler', 'ddim', '--steps', '50');
+    expect(p.maxEta).toBeGreaterThan(1);
+    expect(p.maxEta).toBeLessThan(1.1);
+    expect((await printed('--scheduler', 'ddim', '--steps', '50', '--eta', String(p.maxEta))).maxEta).toBe(p.maxEta);
+    expect((await printed('--scheduler', 'euler')).maxEta).toBe(0);
   });
 });
 

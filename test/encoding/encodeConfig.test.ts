@@ -44,6 +44,13 @@ describe('encode config', () => {
     expect(c).toMatchObject({ imageSize: 512, banded: [], regions: ['streams', 'prf-visualrois'], noiseCeiling: 'auto', mosaic: {}, featureBatch: 8 });
   });
 
+  it("bounds a zc set's guidance and seed as img2img and --guidance/--seed do, in the same words", () => {
+    const zc = (o: object) => problems({ ...base, featureSets: [{ name: 'zc', kind: 'zc', strength: 0.5, ...o }] }, 'e.json');
+    expect(zc({ guidance: 1e30 })).toEqual(['e.json: featureSets[0].guidance: expected a number from 0 to 100, got number 1e+30']);
+    expect(zc({ guidance: -1 })).toEqual(['e.json: featureSets[0].guidance: expected a number from 0 to 100, got number -1']);
+    expect(zc({ seed: 2 ** 53 })).toEqual(['e.json: featureSets[0].seed: expected an integer from 0 to 9007199254740991, got number 9007199254740992']);
+  });
+
   it('a null or non-object config is one clear problem (not "Cannot read properties of null")', () => {
     expect(problems(null, 'enc.json')).toEqual(['enc.json: expected an object, got null']);
     expect(problems('z', 'enc.json')).toEqual(['enc.json: expected an object, got the string "z"']);

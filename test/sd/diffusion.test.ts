@@ -281,9 +281,9 @@ describe('bad input', () => {
     await expect(sd.img2img({ z, c, steps: as('10') })).rejects.toThrow(/^steps must be a positive integer, got string "10"$/);
     await expect(sd.img2img({ z, c, strength: as('0.5') })).rejects.toThrow(/^strength must be in \(0, 1\], got string "0\.5"$/);
     await expect(sd.img2img({ z, c, eta: as('0') })).rejects.toThrow(/^eta must be a finite number >= 0, got string "0"$/);
-    await expect(sd.img2img({ z, c, guidance: as('7') })).rejects.toThrow(/^img2img: guidance must be a finite number, got string "7"$/);
+    await expect(sd.img2img({ z, c, guidance: as('7') })).rejects.toThrow(/^img2img guidance: expected a number from 0 to 100, got string "7"$/);
     await expect(sd.img2img({ z, c, batchSize: as('2') })).rejects.toThrow(/^img2img: batchSize must be a positive integer, got string "2"$/);
-    await expect(sd.img2img({ z, c, seeds: as('3') })).rejects.toThrow(/^seeds must be non-negative safe integers, got string "3"$/);
+    await expect(sd.img2img({ z, c, seeds: as('3') })).rejects.toThrow(/^seeds: expected an integer from 0 to 9007199254740991, got string "3"$/);
     await expect(sd.img2img({ z, c, timestepSpacing: 5 as never })).rejects.toThrow(/^timestepSpacing must be one of leading, trailing, linspace, got 5$/);
   });
 
@@ -324,7 +324,7 @@ describe('bad input', () => {
       /^Diffusion\.load schedule: numTrainTimesteps must be in \[2, 100000\], got -5$/,
     );
     await expect(Diffusion.load(dir, { schedule: { timestepSpacing: 'sideways' as 'leading' } })).rejects.toThrow(InvalidArgumentError);
-    await expect(Diffusion.load(dir, { schedule: { nTimesteps: 10 } as never })).rejects.toThrow(/^Diffusion\.load schedule: unknown key 'nTimesteps'; known: numTrainTimesteps, /);
+    await expect(Diffusion.load(dir, { schedule: { nTimesteps: 10 } as never })).rejects.toThrow(/^Diffusion\.load schedule: unknown key 'nTimesteps' \(did you mean 'numTrainTimesteps'\?\); known: numTrainTimesteps, /);
     // a loaded pipeline's schedule (with the source it names) as the overrides of another load
     const ok = await Diffusion.load(dir, { schedule: { ...sd.schedule, timestepSpacing: 'trailing' } });
     try {

@@ -5,6 +5,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 
 import { DEFAULT_ALPHAS } from '../ridge/RidgeCV.js';
+import { GUIDANCE_DESCRIPTION, GUIDANCE_RANGE, SEED_RANGE } from '../sd/optionBounds.js';
 import { resolveAlphaGrid } from './alphaGrid.js';
 import { ConfigError } from './errors.js';
 import { fieldLabel } from './problems.js';
@@ -13,7 +14,7 @@ import { checkConfig } from './validate.js';
 import { AlphaGrid, Default, Nullable, Path, Region, Strict, ZscoreDdof, Tagged, type Resolved } from './schemaKit.js';
 
 const setName = (description: string) => Type.String({ pattern: '^[A-Za-z0-9_.-]+$', title: 'of letters, digits, _ . or -', description });
-const seed = (description: string) => Default(Type.Integer({ minimum: 0, description }), 0);
+const seed = (description: string) => Default(Type.Integer({ ...SEED_RANGE, description }), 0);
 
 const FileSet = Strict(
   {
@@ -38,7 +39,7 @@ const ZcSet = Strict(
     kind: Type.Literal('zc'),
     strength: Type.Number({ exclusiveMinimum: 0, maximum: 1, description: 'img2img strength' }),
     steps: Default(Type.Integer({ minimum: 1, maximum: 1000, description: 'DDIM steps' }), 50),
-    guidance: Default(Type.Number({ minimum: 0, description: 'classifier-free guidance scale' }), 5),
+    guidance: Default(Type.Number({ ...GUIDANCE_RANGE, description: GUIDANCE_DESCRIPTION }), 5),
     seed: seed('seed of the noise, keyed by (seed, 73k id)'),
   },
   { description: 'z_c: the latent after img2img from z conditioned on c' },

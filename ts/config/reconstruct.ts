@@ -5,6 +5,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 
 import { KARRAS_SCHEDULERS, SCHEDULERS } from '../sd/schedulerConfig.js';
+import { GUIDANCE_DESCRIPTION, GUIDANCE_RANGE, SEED_RANGE } from '../sd/optionBounds.js';
 import { AlphaGrid, Default, Nullable, Path, Region, Strict, ZscoreDdof, type Resolved } from './schemaKit.js';
 import { NsdSessions } from './sessions.js';
 
@@ -83,7 +84,7 @@ export const ReconstructConfigSchema = Strict(
         {
           zSize: Default(latentSide('side the stimuli are resized to before the VAE (TN: 320 → z 4×40×40)'), 320),
           zMode: Default(Type.Union([Type.Literal('mean'), Type.Literal('sample')], { description: 'VAE posterior mean or a sample (TN: a sample)' }), 'sample'),
-          seed: Default(Type.Integer({ minimum: 0, description: "seed of the VAE posterior samples (keyed by image)" }), 42),
+          seed: Default(Type.Integer({ ...SEED_RANGE, description: "seed of the VAE posterior samples (keyed by image)" }), 42),
           batchSize: Default(positiveInt('images per VAE / text-encoder call'), 8),
         },
         { description: 'the training targets z and c' },
@@ -98,7 +99,7 @@ export const ReconstructConfigSchema = Strict(
           reencode: Default(Type.Union([Type.Literal('mean'), Type.Literal('sample')], { description: 'VAE posterior mean or a sample when re-encoding the z-only image' }), 'sample'),
           strength: Default(Type.Number({ exclusiveMinimum: 0, maximum: 1, description: 'img2img strength: the fraction of the schedule run' }), 0.8),
           steps: Default(Type.Integer({ minimum: 1, maximum: 1000, description: 'scheduler steps' }), 50),
-          guidance: Default(Type.Number({ minimum: 0, description: 'classifier-free guidance scale' }), 5),
+          guidance: Default(Type.Number({ ...GUIDANCE_RANGE, description: GUIDANCE_DESCRIPTION }), 5),
           scheduler: Default(
             Type.Union(
               SCHEDULERS.map((n) => Type.Literal(n)),
@@ -109,7 +110,7 @@ export const ReconstructConfigSchema = Strict(
           karras: Type.Optional(Type.Boolean({ description: `Karras sigmas (use_karras_sigmas), defined for ${KARRAS_SCHEDULERS.join(', ')}` })),
           eta: Default(Type.Number({ minimum: 0, description: 'DDIM eta' }), 0),
           seeds: Default(positiveInt('samples per image (TN: 5)'), 5),
-          seed: Default(Type.Integer({ minimum: 0, description: 'seed of sample k is seed + k; the noise is keyed by (seed, image index)' }), 42),
+          seed: Default(Type.Integer({ ...SEED_RANGE, description: 'seed of sample k is seed + k; the noise is keyed by (seed, image index)' }), 42),
           rule: Default(
             Type.Union([Type.Literal('compvis'), Type.Literal('diffusers')], {
               description:

@@ -6,6 +6,7 @@
 import { Type } from '@sinclair/typebox';
 
 import { SCHEDULERS } from '../sd/schedulerConfig.js';
+import { GUIDANCE_DESCRIPTION, GUIDANCE_RANGE, SEED_RANGE } from '../sd/optionBounds.js';
 import { Default, Path, Strict, Tagged, type Resolved } from './schemaKit.js';
 
 /** A loaded model's name: used in URLs. */
@@ -61,14 +62,14 @@ export const Img2ImgBodySchema = Strict(
     uncond: Type.Optional(Npy('unconditional embedding [1 or B, 77, D]; default: the text encoder\'s output for ""')),
     strength: Default(Type.Number({ exclusiveMinimum: 0, maximum: 1, description: 'how far into the noise z is pushed' }), 0.8),
     steps: Default(Type.Integer({ minimum: 1, maximum: 1000, description: 'scheduler steps (of which strength·steps run)' }), 50),
-    guidance: Default(Type.Number({ minimum: 0, maximum: 100, description: 'classifier-free guidance scale (guidance runs when > 1)' }), 5),
+    guidance: Default(Type.Number({ ...GUIDANCE_RANGE, description: GUIDANCE_DESCRIPTION }), 5),
     scheduler: Type.Optional(
       Type.Union(SCHEDULERS.map((n) => Type.Literal(n)), { description: "the sampler (default: the model's, POST /v1/models' scheduler, else the one its scheduler_config.json names)" }),
     ),
     karras: Type.Optional(Type.Boolean({ description: "Karras sigmas (euler, heun, lms, dpmpp2m, dpmpp2m-sde, unipc); default: the model's config" })),
     eta: Default(Type.Number({ minimum: 0, description: 'DDIM eta' }), 0),
     seeds: Default(
-      Type.Union([Type.Integer({ minimum: 0 }), Type.Array(Type.Integer({ minimum: 0 }), { minItems: 1 })], { description: 'one seed for all images, or one per image' }),
+      Type.Union([Type.Integer(SEED_RANGE), Type.Array(Type.Integer(SEED_RANGE), { minItems: 1 })], { description: 'one seed for all images, or one per image' }),
       0,
     ),
     rule: Default(Type.Union([Type.Literal('diffusers'), Type.Literal('compvis')], { description: "img2img noise level: diffusers' or CompVis' (one DDIM step above)" }), 'diffusers'),

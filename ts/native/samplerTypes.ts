@@ -66,7 +66,13 @@ export interface PlannedStepInfo {
   index: number;
   /** What the U-Net receives (an int64 U-Net gets it truncated). */
   timestep: number;
+  /**
+   * ᾱ of this call: for ddim, pndm and ddpm the training table's at its timestep; for the σ-based schedulers
+   * 1/(1 + σ²) of its σ, which is float32 as diffusers keeps it (so at t = 999 it differs from the table's
+   * float64 ᾱ in the 9th digit), the same value as the plan's noiseAlphaCumprod for the first call under the diffusers img2img rule.
+   */
   alphaCumprod: number;
+  /** The scheduler's σ for this call (√((1 − ᾱ)/ᾱ) for the ᾱ-indexed ones; float32, as diffusers', for the others). */
   sigma: number;
   modelInputScale: number;
   /** Whether this call's update draws noise. */
@@ -78,8 +84,15 @@ export interface SamplerPlanInfo {
   steps: number;
   strength: number;
   eta: number;
+  /**
+   * The largest eta these steps allow: for ddim, the smallest over the steps that run of
+   * √((1 − ᾱ_t)·ᾱ_prev / (ᾱ_prev − ᾱ_t)) (DDIM's noise must stay within 1 − ᾱ_prev; > 1, exactly 1 when the last
+   * step ends at ᾱ = 1; Infinity when no step bounds it, null in JSON); 0 for the other schedulers.
+   */
+  maxEta: number;
   tStart: number;
   noiseTimestep: number;
+  /** ᾱ of the noise the input latent gets (at noiseTimestep), computed as the runs' alphaCumprod is. */
   noiseAlphaCumprod: number;
   initLatentScale: number;
   initNoiseScale: number;

@@ -79,10 +79,23 @@ export function checkKnownKeys(o: object, known: readonly string[], what: string
   const unknown = Object.keys(o).filter((k) => !known.includes(k));
   if (unknown.length === 0) return;
   const each = unknown.map((k) => {
-    const near = closest(k, [...known]);
+    const near = closest(k, [...known]) ?? onlyOneContaining(k, known);
     return `'${k}'${near ? ` (did you mean '${near}'?)` : ''}`;
   });
   throw new InvalidArgumentError(`${what}: unknown ${noun}${unknown.length > 1 ? 's' : ''} ${each.join(', ')}; known: ${known.join(', ')}`);
+}
+
+/** An options object (not null, an array or a primitive) whose every key is one of `known`, as checkKnownKeys says. */
+export function checkOptionsObject(o: unknown, known: readonly string[], what: string): void {
+  if (o === null || typeof o !== 'object' || Array.isArray(o)) throw new InvalidArgumentError(`${what}: options must be an object, got ${describeNumber(o)}`);
+  checkKnownKeys(o, known, what);
+}
+
+/** The one known name that holds `name` whole (a shortened 'spacing' for 'timestepSpacing'), else undefined. */
+function onlyOneContaining(name: string, known: readonly string[]): string | undefined {
+  if (name.length < 3) return undefined;
+  const holding = known.filter((k) => k.toLowerCase().includes(name.toLowerCase()));
+  return holding.length === 1 ? holding[0] : undefined;
 }
 
 /** The control of a fit (`fit(x, y, control)`): an object with an optional onProgress function and AbortSignal. */

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { FormatError, InvalidArgumentError, ShapeError } from '../errors.js';
 import { readJsonObject } from '../io/json.js';
 import { describeNumber } from '../ridge/alphas.js';
-import { checkInteger } from '../ridge/options.js';
+import { checkInteger, checkOptionsObject } from '../ridge/options.js';
 import { nativeJob, nativeSync } from '../native/call.js';
 import type {
   NativeStepProgress,
@@ -24,7 +24,8 @@ import type {
 } from '../native/samplerTypes.js';
 import { ClipTokenizer } from './clipTokenizer.js';
 import { checkModelLayout, type SdComponent } from './modelLayout.js';
-import { nativeSessionOptions, type OrtSessionOptions } from './native.js';
+import { nativeSessionOptions, ORT_SESSION_OPTION_KEYS, type OrtSessionOptions } from './native.js';
+import { GUIDANCE_EXPECTED, MAX_GUIDANCE, MAX_SEED, SEED_EXPECTED } from './optionBounds.js';
 import { checkSchedulerName, planRun, resolvePlanOptions, type PlanOptions, type TimestepSpacing } from './samplingOptions.js';
 import { checkScheduleOverrides, readSchedulerConfig, SCHEDULERS, type SchedulerConfigFile, type SchedulerName } from './schedulerConfig.js';
 import { assertRgb, assertTensor, type RgbImages, type Tensor } from './tensor.js';
@@ -64,7 +65,12 @@ export interface Img2ImgOptions {
   uncond?: Tensor;
   strength?: number;
   steps?: number;
-  /** Classifier-free guidance scale; guidance runs when > 1 (diffusers' rule). Default 5 (Takagi & Nishimoto). */
+  /**
+   * Classifier-free guidance scale, from 0 to 100 (MAX_GUIDANCE). Default 5 (Takagi & Nishimoto; diffusers' SD
+   * default is 7.5). Guidance runs when > 1 (diffusers' rule): every value in [0, 1] runs c alone, with no
+   * unconditional pass, and gives the same result. Above ~20–30 the images saturate; far above 100,
+   * guidance × (cond − uncond) overflows float32.
+   */
   guidance?: number;
   /** Default: Diffusion.load's `scheduler`, else the one scheduler/scheduler_config.json's _class_name names (PNDM for SD 1.x, and when it names none). */
   scheduler?: SchedulerName;
@@ -74,7 +80,10 @@ export interface Img2ImgOptions {
   timestepSpacing?: TimestepSpacing;
   /** DDIM eta (default 0). */
   eta?: number;
-  /** One seed for all images (noise keyed by (seed, image index)) or one per image. Default 0. */
+  /**
+   * One seed for all images (noise keyed by (seed, image index)) or one per image: integers from 0 to 2⁵³ − 1
+   * (9007199254740991, the largest a number holds exactly). Default 0.
+   */
   seeds?: number | number[];
   /** Image index of the first image in the job (for continuing a larger job in pieces). Default 0. */
   firstImageIndex?: number;
@@ -100,6 +109,39 @@ export interface Img2ImgOptions {
 export interface Img2ImgResult {
   latents: Tensor;
   stats: Img2ImgStats;
+}
+
+/** The options each method takes (a record, so the type lists every key): any other key is refused, naming these. */
+const IMG2IMG_KEYS: Record<keyof Img2ImgOptions, true> = {
+  z: true, c: true, uncond: true, strength: true, steps: true, guidance: true, scheduler: true, karras: true,
+  timestepSpacing: true, eta: true, seeds: true, firstImageIndex: true, imageIndices: true, noise: true,
+  stepNoise: true, batchSize: true, img2imgRule: true, onStep: true, signal: true,
+};
+const LOAD_KEYS: Record<Exclude<keyof DiffusionLoadOptions, keyof OrtSessionOptions>, true> = {
+  maxRowsPerRun: true, components: true, scalingFactor: true, schedule: true, scheduler: true,
+};
+const ENCODE_IMAGES_KEYS: Record<keyof EncodeImagesOptions, true> = { mode: true, seeds: true, imageIndices: true, chunk: true, signal: true };
+const DECODE_KEYS: Record<keyof DecodeOptions, true> = { chunk: true, signal: true };
+
+/** `o` an options object whose every key `known` (a record of the keys) names; `what` names the call in the errors. */
+function checkOptions(o: unknown, known: object, what: string): void {
+  checkOptionsObject(o, Object.keys(known), what);
+}
+
+/** encodeImages' options. */
+export interface EncodeImagesOptions {
+  mode?: 'mean' | 'sample' | 'auto';
+  seeds?: number | number[];
+  /** One noise index per image (as img2img's imageIndices); default: the image's position. */
+  imageIndices?: readonly number[];
+  chunk?: number;
+  signal?: AbortSignal;
+}
+
+/** decode's options. */
+export interface DecodeOptions {
+  chunk?: number;
+  signal?: AbortSignal;
 }
 
 /**
@@ -147,8 +189,12 @@ export class Diffusion {
 
   static async load(dir: string, options: DiffusionLoadOptions = {}): Promise<Diffusion> {
     if (typeof dir !== 'string' || dir.length === 0) throw new InvalidArgumentError('Diffusion.load: dir must be a folder path');
+    checkOptions(options, { ...LOAD_KEYS, ...Object.fromEntries(ORT_SESSION_OPTION_KEYS.map((k) => [k, true])) }, 'Diffusion.load');
     if (!existsSync(dir)) throw new InvalidArgumentError(`model folder ${dir} does not exist`);
     if (!statSync(dir).isDirectory()) throw new InvalidArgumentError(`model folder ${dir} is a file; expected an SD 1.x ONNX model folder`);
+    if (options.components !== undefined && !Array.isArray(options.components)) {
+      throw new InvalidArgumentError(`Diffusion.load: components must be an array of component names (e.g. ['unet']), got ${describeNumber(options.components)}`);
+    }
     // the layout first: an empty or wrong folder lists its missing components, not the first file read
     checkModelLayout(dir, options.components);
     // (the latents' scale: 0, NaN or Infinity would turn every latent into 0, NaN or Infinity)
@@ -220,18 +266,9 @@ export class Diffusion {
    * Scaled latents z [B, 4, H/8, W/8] of RGB images: the posterior mean (default) or a sample keyed by (seed, image index).
    * `signal` stops the job before its next chunk of `chunk` images (CancelledError).
    */
-  async encodeImages(
-    images: RgbImages,
-    options: {
-      mode?: 'mean' | 'sample' | 'auto';
-      seeds?: number | number[];
-      /** One noise index per image (as img2img's imageIndices); default: the image's position. */
-      imageIndices?: readonly number[];
-      chunk?: number;
-      signal?: AbortSignal;
-    } = {},
-  ): Promise<Tensor> {
+  async encodeImages(images: RgbImages, options: EncodeImagesOptions = {}): Promise<Tensor> {
     assertRgb(images, 'encodeImages images');
+    checkOptions(options, ENCODE_IMAGES_KEYS, 'encodeImages');
     if (images.height % 8 !== 0 || images.width % 8 !== 0) {
       throw new ShapeError(`encodeImages: image size ${images.width}×${images.height} is not a multiple of 8`);
     }
@@ -260,16 +297,22 @@ export class Diffusion {
   }
 
   /** RGB images of scaled latents z [B, 4, h, w]. `signal` stops the job before its next chunk of `chunk` latents (CancelledError). */
-  async decode(z: Tensor, options: { chunk?: number; signal?: AbortSignal } = {}): Promise<RgbImages> {
+  async decode(z: Tensor, options: DecodeOptions = {}): Promise<RgbImages> {
     assertTensor(z, 'decode z', 4);
+    checkOptions(options, DECODE_KEYS, 'decode');
     const [b, c, h, w] = z.shape;
     const handle = this.live();
     const r = await nativeJob('decode', (n, token) => n.sdDecode(handle, z.data, b, c, h, w, this.scalingFactor, options.chunk ?? 1, token), options.signal);
     return { data: r.rgb, count: b, height: r.height, width: r.width };
   }
 
-  /** The steps a run would take (timesteps, ᾱ, σ), without running anything. */
-  plan(options: PlanOptions = {}): SamplerPlanInfo {
+  /**
+   * The steps a run would take (timesteps, ᾱ, σ), without running anything. It takes img2img's options too (so the
+   * same object can be planned, then run: those that do not shape the plan, z, c, guidance…, are not read); any
+   * other key is refused.
+   */
+  plan(options: PlanOptions | Img2ImgOptions = {}): SamplerPlanInfo {
+    checkOptions(options, IMG2IMG_KEYS, 'Diffusion.plan');
     const planOptions = this.planOptions(options);
     return planRun(planOptions);
   }
@@ -277,6 +320,7 @@ export class Diffusion {
   /** Adds noise to z up to `strength` and denoises it conditioned on c; returns the final latents. */
   async img2img(options: Img2ImgOptions): Promise<Img2ImgResult> {
     const o = options;
+    checkOptions(o, IMG2IMG_KEYS, 'img2img');
     this.live();
     assertTensor(o.z, 'img2img z', 4);
     assertTensor(o.c, 'img2img c', 3);
@@ -296,7 +340,10 @@ export class Diffusion {
     this.checkUnetInput('z', o.z.shape, 'sample');
     this.checkUnetInput('c', o.c.shape, 'encoder_hidden_states');
     const guidance = o.guidance ?? 5;
-    if (!Number.isFinite(guidance)) throw new InvalidArgumentError(`img2img: guidance must be a finite number, got ${describeNumber(guidance)}`);
+    // (a negative one would run as 1 in silence; a huge one overflows at the run's end: see Img2ImgOptions.guidance)
+    if (typeof guidance !== 'number' || !(guidance >= 0 && guidance <= MAX_GUIDANCE)) {
+      throw new InvalidArgumentError(`img2img guidance: expected ${GUIDANCE_EXPECTED}, got ${describeNumber(guidance)}`);
+    }
     const batchSize = o.batchSize ?? 1;
     if (!Number.isInteger(batchSize) || batchSize < 1) throw new InvalidArgumentError(`img2img: batchSize must be a positive integer, got ${describeNumber(batchSize)}`);
     const plan = this.planOptions(o);
@@ -427,8 +474,10 @@ function isPositiveFinite(v: unknown): v is number {
 export function noiseKeys(seedOption: number | number[] | undefined, count: number, first: number): { seeds: Float64Array; indices: Float64Array } {
   const seeds = new Float64Array(count);
   const indices = new Float64Array(count);
-  const check = (s: number): number => {
-    if (!Number.isSafeInteger(s) || s < 0) throw new InvalidArgumentError(`seeds must be non-negative safe integers, got ${describeNumber(s)}`);
+  const check = (s: number, i: number): number => {
+    if (!Number.isSafeInteger(s) || s < 0 || s > MAX_SEED) {
+      throw new InvalidArgumentError(`seeds${Array.isArray(seedOption) ? `[${i}]` : ''}: expected ${SEED_EXPECTED}, got ${describeNumber(s)}`);
+    }
     return s;
   };
   // (an image's noise is keyed by its index: a fractional or negative one would reuse or alias another image's)
@@ -439,7 +488,7 @@ export function noiseKeys(seedOption: number | number[] | undefined, count: numb
     throw new InvalidArgumentError(`seeds has ${seedOption.length} entries for ${count} images`);
   }
   for (let i = 0; i < count; i++) {
-    seeds[i] = check(Array.isArray(seedOption) ? seedOption[i] : (seedOption ?? 0));
+    seeds[i] = check(Array.isArray(seedOption) ? seedOption[i] : (seedOption ?? 0), i);
     indices[i] = first + i;
   }
   return { seeds, indices };

@@ -40,7 +40,8 @@ import { resolve } from 'node:path';
 import { InvalidArgumentError } from '../errors.js';
 import { nativeJob, nativeSync } from '../native/call.js';
 import type { NativeOnnxInput, OnnxHandle, SdTensorInfo } from '../native/samplerTypes.js';
-import { nativeSessionOptions, type OrtSessionOptions } from './native.js';
+import { checkOptionsObject } from '../ridge/options.js';
+import { nativeSessionOptions, ORT_SESSION_OPTION_KEYS, type OrtSessionOptions } from './native.js';
 import { assertTensor, type Tensor } from './tensor.js';
 
 /** How the model's ONNX Runtime session is made (the same options as Diffusion.load's). */
@@ -72,6 +73,7 @@ export class OnnxModel {
   static async load(path: string, options: OnnxModelLoadOptions = {}): Promise<OnnxModel> {
     if (typeof path !== 'string' || path.length === 0) throw new InvalidArgumentError('OnnxModel.load: path must be a file path');
     if (!existsSync(path)) throw new InvalidArgumentError(`OnnxModel.load: ${path} does not exist`);
+    checkOptionsObject(options, ORT_SESSION_OPTION_KEYS, 'OnnxModel.load');
     const session = nativeSessionOptions(options, 'OnnxModel.load');
     const r = await nativeJob('OnnxModel.load', (b) => b.onnxLoad({ ...session, path }));
     return new OnnxModel(r.handle, path, r.inputs, r.outputs, r.provider);
@@ -92,6 +94,7 @@ export class OnnxModel {
     const where = `OnnxModel.fromBytes(${o?.name})`;
     if (!(bytes instanceof Uint8Array) || bytes.length === 0) throw new InvalidArgumentError(`${where}: bytes must be a non-empty Uint8Array`);
     if (typeof o?.name !== 'string' || o.name.length === 0) throw new InvalidArgumentError('OnnxModel.fromBytes: name must be a non-empty string');
+    checkOptionsObject(o, [...ORT_SESSION_OPTION_KEYS, 'name', 'externalDataFolder'], where);
     const folder = o.externalDataFolder;
     if (typeof folder !== 'string' || folder.length === 0 || !existsSync(folder) || !statSync(folder).isDirectory()) {
       throw new InvalidArgumentError(`${where}: externalDataFolder must be the folder of the model's external weights, got ${String(folder)}`);

@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 
 import { BackendUnavailableError, InvalidArgumentError } from '../errors.js';
 import { shippedOrtLibrary } from '../native/binding.js';
+import { describeNumber } from '../ridge/alphas.js';
 import type { NativeOrtSessionOptions } from '../native/samplerTypes.js';
 
 const require = createRequire(import.meta.url);
@@ -80,6 +81,46 @@ export interface OrtSessionOptions extends ProviderSettings {
   initializersMalloc?: boolean;
 }
 
+/** The names of OrtSessionOptions (each once: the record's type lists them all), for the callers' unknown-key checks. */
+const SESSION_KEYS: Record<keyof OrtSessionOptions, true> = {
+  ortLibrary: true,
+  provider: true,
+  providerLibrary: true,
+  providerOptions: true,
+  deviceId: true,
+  intraOpThreads: true,
+  interOpThreads: true,
+  spinning: true,
+  optimization: true,
+  memory: true,
+  memoryArena: true,
+  memoryPattern: true,
+  prepacking: true,
+  initializersMalloc: true,
+};
+export const ORT_SESSION_OPTION_KEYS = Object.keys(SESSION_KEYS) as (keyof OrtSessionOptions)[];
+
+/**
+ * The session options the engine would otherwise refuse with a TypeError naming its own field ("option 'spinning'
+ * must be a boolean"): the switches, the provider, the library and the device, named with `where`.
+ */
+function checkSessionTypes(o: OrtSessionOptions, where: string): void {
+  for (const key of ['spinning', 'memoryArena', 'memoryPattern', 'prepacking', 'initializersMalloc'] as const) {
+    const v: unknown = o[key];
+    if (v !== undefined && typeof v !== 'boolean') throw new InvalidArgumentError(`${where}: ${key} must be true or false, got ${describeNumber(v)}`);
+  }
+  for (const key of ['provider', 'ortLibrary'] as const) {
+    const v: unknown = o[key];
+    if (v !== undefined && (typeof v !== 'string' || v.length === 0)) {
+      throw new InvalidArgumentError(`${where}: ${key} must be a non-empty string, got ${describeNumber(v)}`);
+    }
+  }
+  const device: unknown = o.deviceId;
+  if (device !== undefined && (typeof device !== 'number' || !Number.isSafeInteger(device) || device < 0)) {
+    throw new InvalidArgumentError(`${where}: deviceId must be an integer >= 0 (the CUDA device's ordinal), got ${describeNumber(device)}`);
+  }
+}
+
 /** Checks providerLibrary / providerOptions once, at the public boundary; returns only what was given. */
 export function checkProviderSettings(o: ProviderSettings, where: string): Pick<ProviderSettings, 'providerLibrary' | 'providerOptions'> {
   const out: Pick<ProviderSettings, 'providerLibrary' | 'providerOptions'> = {};
@@ -127,6 +168,7 @@ export function checkThreadCounts(o: { intraOpThreads?: unknown; interOpThreads?
  * settings and thread counts checked, and the session's own fields passed on, no other key of the caller's object.
  */
 export function nativeSessionOptions(o: OrtSessionOptions, where: string): NativeOrtSessionOptions {
+  checkSessionTypes(o, where);
   const ortLibrary = resolveOrtLibrary(o.ortLibrary);
   const providerSettings = checkProviderSettings(o, where);
   checkThreadCounts(o, where);

@@ -39,6 +39,9 @@ export const PLAN_FLAGS: Required<OptionLabels> = {
   img2imgRule: '--rule',
 };
 
+/** The plan options' names (each once: PLAN_FLAGS names them all). */
+export const PLAN_OPTION_KEYS = Object.keys(PLAN_FLAGS) as (keyof PlanOptions)[];
+
 /** What a run plans from when an option is absent: the folder's schedule and the scheduler its config names. */
 export interface PlanDefaults {
   schedule: ScheduleConfig;
@@ -105,6 +108,10 @@ export function resolvePlanOptions(defaults: PlanDefaults, o: PlanOptions, label
   if (!IMG2IMG_RULES.includes(rule)) {
     throw new InvalidArgumentError(`${name('img2imgRule')} must be one of ${IMG2IMG_RULES.join(', ')}, got ${describeChoice(rule)}`);
   }
+  // (the engine's schedule takes a boolean; a truthy 'yes' would reach it as its own field's TypeError)
+  if (o.karras !== undefined && typeof o.karras !== 'boolean') {
+    throw new InvalidArgumentError(`${name('karras')} must be true or false, got ${describeChoice(o.karras)}`);
+  }
   if (o.karras && !KARRAS_SCHEDULERS.includes(scheduler)) {
     throw new InvalidArgumentError(`${name('karras')}: Karras sigmas are defined for ${KARRAS_SCHEDULERS.join(', ')}, not ${scheduler}`);
   }
@@ -114,7 +121,29 @@ export function resolvePlanOptions(defaults: PlanDefaults, o: PlanOptions, label
   if (o.timestepSpacing !== undefined) schedule.timestepSpacing = o.timestepSpacing;
   // a config's Karras setting belongs to its own class: it does not follow to a scheduler without it
   if (o.karras === undefined && !KARRAS_SCHEDULERS.includes(scheduler)) delete schedule.useKarrasSigmas;
-  return { schedule, scheduler, steps, strength, eta, img2imgRule: rule };
+  const plan: NativePlanOptions = { schedule, scheduler, steps, strength, eta, img2imgRule: rule };
+  if (eta > 0) checkEtaBound(plan, name);
+  return plan;
+}
+
+/**
+ * DDIM's eta against the largest the schedule allows (the plan's maxEta: its noise eta·σ_t must stay within
+ * 1 − ᾱ_prev at every step that runs; just above 1 for SD's schedules, exactly 1 when the last step ends at
+ * ᾱ = 1), named as the caller's user wrote it, before anything runs.
+ */
+function checkEtaBound(plan: NativePlanOptions, name: (k: keyof PlanOptions) => string): void {
+  const { maxEta } = planRun({ ...plan, eta: 0 });
+  if (plan.eta <= maxEta) return;
+  throw new InvalidArgumentError(
+    `${name('eta')} ${plan.eta} is too large for this schedule: DDIM's noise eta·σ_t must stay within 1 − ᾱ_prev at every step, ` +
+      `which holds up to eta ${roundedDown(maxEta)} here (${plan.steps} steps, strength ${plan.strength}); eta is usually in [0, 1] (1: as DDPM)`,
+  );
+}
+
+/** `v` to 6 significant digits, rounded down (a bound shown so that the value shown is itself allowed). */
+function roundedDown(v: number): number {
+  const unit = 10 ** (Math.floor(Math.log10(v)) - 5);
+  return Number((Math.floor(v / unit) * unit).toPrecision(6));
 }
 
 /** The steps a run takes (timesteps, ᾱ, σ); the engine refuses what only the schedule can tell (e.g. more steps than the leading spacing has timesteps). */

@@ -10,6 +10,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { FormatError, InvalidArgumentError } from '../errors.js';
+import { checkKnownKeys } from '../ridge/options.js';
 import type { ScheduleConfig } from '../native/samplerTypes.js';
 
 export type SchedulerName =
@@ -243,6 +244,8 @@ export function checkScheduleOverrides(overrides: unknown, where: string): Sched
   for (const [field, key] of Object.entries(NUMBER_KEYS)) fieldOf.set(key, field);
   for (const [field, key] of Object.entries(BOOL_KEYS)) fieldOf.set(key, field);
   for (const [field, { key }] of Object.entries(STRING_KEYS)) fieldOf.set(key, field);
+  // (the keys' check every option object of the sd module shares: a misspelt one named with the key meant)
+  checkKnownKeys(overrides, [...fieldOf.keys(), 'source'], where, 'key');
   const json: Record<string, unknown> = {};
   for (const [key, v] of Object.entries(overrides)) {
     // (a schedule taken from a loaded pipeline carries the file it came from: named in errors, not a key to check)
@@ -250,9 +253,7 @@ export function checkScheduleOverrides(overrides: unknown, where: string): Sched
       if (typeof v !== 'string') throw new InvalidArgumentError(`${where}: source must be a string (the file named in errors), got ${JSON.stringify(v)}`);
       continue;
     }
-    const field = fieldOf.get(key);
-    if (field === undefined) throw new InvalidArgumentError(`${where}: unknown key '${key}'; known: ${[...fieldOf.keys()].join(', ')}`);
-    json[field] = v;
+    json[fieldOf.get(key) as string] = v;
   }
   try {
     return parseScheduleKeys(json, where);

@@ -440,12 +440,32 @@ SamplerPlan make_sampler_plan(const ScheduleConfig& config, SchedulerKind kind, 
   plan.begin_index = begin;
   plan.timesteps = ts;
 
-  std::vector<double> sig_table(ac.size());
-  for (std::size_t t = 0; t < ac.size(); ++t) sig_table[t] = std::sqrt((1.0 - ac[t]) / ac[t]);
-  auto alpha_at = [&](double t) { return 1.0 / (1.0 + std::pow(interp(sig_table, t), 2)); };
   auto ac_at = [&](double t) { return ac[static_cast<std::size_t>(t)]; };
   const Family fam = family_of(kind);
   const double final_alpha = c.set_alpha_to_one ? 1.0 : ac[0];
+
+  // DDIM's noise σ_t = eta·√variance must leave 1 − ᾱ_prev − σ_t² >= 0 at every step that runs, so eta is bounded
+  // by min √((1 − ᾱ_prev) / variance) = min √((1 − ᾱ_t)·ᾱ_prev / (ᾱ_prev − ᾱ_t)) over those steps (> 1 always,
+  // 1 at a last step to ᾱ = 1). The other schedulers take eta 0 only.
+  plan.max_eta = 0.0;
+  if (kind == SchedulerKind::Ddim) {
+    plan.max_eta = std::numeric_limits<double>::infinity();
+    double bound_t = 0;
+    for (int i = begin; i < count; ++i) {
+      const int t = static_cast<int>(ts[static_cast<std::size_t>(i)]);
+      const int prev = t - T / N;
+      const double a_t = ac_at(t), a_p = prev >= 0 ? ac_at(prev) : final_alpha;
+      if (!(a_p > a_t)) continue;  // (no variance: any eta leaves the step as it is)
+      const double bound = std::sqrt((1 - a_t) * a_p / (a_p - a_t));
+      if (bound < plan.max_eta) {
+        plan.max_eta = bound;
+        bound_t = t;
+      }
+    }
+    if (eta > plan.max_eta)
+      invalid("eta " + num(eta) + " is too large for this schedule: the largest that keeps every DDIM step valid (its noise eta·σ_t " +
+              "within 1 − ᾱ_prev) is " + num(plan.max_eta) + ", set by the step at timestep " + num(bound_t) + "; eta is usually in [0, 1]");
+  }
 
   // The noise level of the input latent.
   int noise_index = begin;
@@ -489,7 +509,8 @@ SamplerPlan make_sampler_plan(const ScheduleConfig& config, SchedulerKind kind, 
       s.sigma = std::sqrt((1 - s.alpha_cumprod) / s.alpha_cumprod);
     } else {
       s.sigma = sg[static_cast<std::size_t>(i)];
-      s.alpha_cumprod = fam == Family::SigmaFloat && !c.karras ? alpha_at(s.timestep) : 1.0 / (1.0 + s.sigma * s.sigma);
+      // ᾱ of the σ this call uses (σ is float32, as diffusers keeps it), so it agrees with sigma and noise_alpha_cumprod
+      s.alpha_cumprod = 1.0 / (1.0 + s.sigma * s.sigma);
       if (fam == Family::SigmaFloat) s.model_in_scale = 1.0 / std::sqrt(s.sigma * s.sigma + 1.0);
     }
     switch (kind) {
@@ -499,8 +520,8 @@ SamplerPlan make_sampler_plan(const ScheduleConfig& config, SchedulerKind kind, 
         const double a_t = ac_at(t), a_p = prev >= 0 ? ac_at(prev) : final_alpha;
         const double variance = ((1 - a_p) / (1 - a_t)) * (1 - a_t / a_p);
         const double sd = eta * std::sqrt(variance);
-        const double dir2 = 1 - a_p - sd * sd;
-        if (dir2 < 0) invalid("eta " + num(eta) + " is too large: 1 - alpha_prev - sigma^2 < 0");
+        // (eta <= max_eta: only rounding can take it below 0, at eta = max_eta)
+        const double dir2 = std::max(1 - a_p - sd * sd, 0.0);
         p.assign(T0, {{X, 1.0 / std::sqrt(a_t)}, {E, -std::sqrt(1 - a_t) / std::sqrt(a_t)}}, clip, range);
         p.assign(X, {{T0, std::sqrt(a_p)}, {E, std::sqrt(dir2)}, {Nz, sd}});
         p.noisy = sd != 0.0;

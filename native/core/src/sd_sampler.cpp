@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <sstream>
 #include <string>
 
 #include "brainlatent/backend.h"
@@ -15,6 +16,13 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// The guidance scale as a user typed it (7.5, 1e+30), for the message of latents that overflowed.
+std::string guidance_text(float g) {
+  std::ostringstream o;
+  o << g;
+  return o.str();
+}
 
 void check_job(const Img2ImgJob& j) {
   auto bad = [](const std::string& m) { throw Error(ErrorCode::InvalidArgument, "img2img: " + m); };
@@ -177,7 +185,8 @@ Img2ImgStats run_img2img(UNetRunner& unet, const Img2ImgJob& job) {
     if (bad >= 0)
       throw Error(ErrorCode::NonFinite, "img2img: the final latents of image " + std::to_string(first + bad / n) +
                                             " are not finite (element " + std::to_string(bad % n) +
-                                            "): the U-Net returned NaN/Inf or the schedule overflowed");
+                                            "): the U-Net returned NaN/Inf, or " + (cfg ? "guidance " + guidance_text(job.guidance) + " × (cond − uncond) or " : std::string()) +
+                                            "the schedule's update overflowed float32");
     BufferPtr dst = host(job.out + first * n, nb);
     be->copy(sb.x, view<float>(*dst, nb, n));
     be->synchronize();

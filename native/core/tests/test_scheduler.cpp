@@ -252,6 +252,32 @@ int main() {
     SD_CHECK_NEAR(last.op[1].term[0].coeff, std::sqrt(ac[0]), 1e-15);
   }
 
+  // DDIM's largest eta: the smallest √((1 − ᾱ_t)·ᾱ_prev / (ᾱ_prev − ᾱ_t)) over the steps that run; at it the plan
+  // is made, just above it refused naming the bound; 1 exactly when the last step ends at ᾱ = 1; 0 for the others.
+  {
+    p = make_sampler_plan(cfg, SchedulerKind::Ddim, 50, 0.8);
+    double bound = 1e300;
+    for (const auto& s : p.steps) {
+      const int t = static_cast<int>(s.timestep), prev = t - 20;
+      const double a_t = ac[static_cast<std::size_t>(t)], a_p = prev >= 0 ? ac[static_cast<std::size_t>(prev)] : ac[0];
+      if (a_p > a_t) bound = std::min(bound, std::sqrt((1 - a_t) * a_p / (a_p - a_t)));
+    }
+    SD_CHECK_NEAR(p.max_eta, bound, 1e-15);
+    SD_CHECK(p.max_eta > 1.0);
+    SD_CHECK(make_sampler_plan(cfg, SchedulerKind::Ddim, 50, 0.8, p.max_eta).eta == p.max_eta);
+    SD_CHECK_THROWS(make_sampler_plan(cfg, SchedulerKind::Ddim, 50, 0.8, p.max_eta * 1.000001), ErrorCode::InvalidArgument);
+    ScheduleConfig to_one = cfg;
+    to_one.set_alpha_to_one = true;
+    SD_CHECK_NEAR(make_sampler_plan(to_one, SchedulerKind::Ddim, 50, 0.8).max_eta, 1.0, 1e-12);
+    SD_CHECK(make_sampler_plan(cfg, SchedulerKind::Euler, 50, 0.8).max_eta == 0.0);
+  }
+  // A σ-based plan's ᾱ is 1/(1+σ²) of the float32 σ it runs, the same value for the noise and the first call.
+  {
+    p = make_sampler_plan(cfg, SchedulerKind::Euler, 3, 1.0);
+    SD_CHECK(p.noise_alpha_cumprod == p.steps.front().alpha_cumprod);
+    SD_CHECK(p.steps.front().alpha_cumprod == 1.0 / (1.0 + p.steps.front().sigma * p.steps.front().sigma));
+  }
+
   // Bad input
   SD_CHECK_THROWS(make_sampler_plan(cfg, SchedulerKind::Ddim, 0, 0.5), ErrorCode::InvalidArgument);
   SD_CHECK_THROWS(make_sampler_plan(cfg, SchedulerKind::Ddim, 20, 0.0), ErrorCode::InvalidArgument);

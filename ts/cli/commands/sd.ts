@@ -17,7 +17,8 @@ import { firstNonFinite, type RgbImages, type Tensor } from '../../sd/tensor.js'
 import { progressBar } from '../progress.js';
 import { checkUnetLayers, listUnetLayers } from '../../encoding/unetLayers.js';
 import { checkNotAnInput, checkOutputFile, checkOutputPath } from '../outputPath.js';
-import { decimalFlag, integerFlag } from '../flagValue.js';
+import { decimalFlag, integerFlag, numberFlag } from '../flagValue.js';
+import { GUIDANCE_RANGE, MAX_GUIDANCE, SEED_RANGE } from '../../sd/optionBounds.js';
 
 interface LoadFlags {
   model: string;
@@ -232,17 +233,21 @@ export function registerSdCommand(program: Command): void {
     .option('--step-noise <npy>', 'noise of each U-Net call that runs, [calls,B,4,h,w] float32, consumed in order by the stochastic schedulers (ddim eta > 0, ddpm, euler-ancestral, dpmpp2m-sde): reproduces another implementation\'s run exactly')
     .option('--strength <s>', 'img2img strength in (0, 1]', '0.8')
     .option('--steps <n>', 'inference steps', '50')
-    .option('--guidance <g>', 'classifier-free guidance scale (runs when > 1)', '5')
+    .option(
+      '--guidance <g>',
+      `classifier-free guidance scale, 0 to ${MAX_GUIDANCE} (SD 1.x: 5–7.5). Guidance runs when > 1, as in diffusers: every value from 0 to 1 runs the prompt alone and gives the same image`,
+      '5',
+    )
     .option('--scheduler <name>', `one of ${SCHEDULERS.join(', ')} (default: the one scheduler/scheduler_config.json's _class_name names, as in diffusers; PNDM for SD 1.x and when it names none). A choice runs instead of the file's class, which may then be one the engine does not know`)
     .option('--karras', `Karras sigmas (use_karras_sigmas) for ${KARRAS_SCHEDULERS.join(', ')}`)
     .option('--spacing <s>', "timestep spacing leading|trailing|linspace (default: the config's, else the scheduler class's own)")
-    .option('--eta <eta>', 'DDIM eta', '0')
+    .option('--eta <eta>', "DDIM eta, >= 0: 0 deterministic, 1 as DDPM; at most the schedule's maxEta (`sd schedule --scheduler ddim` prints it; just above 1 for SD's)", '0')
     .option(
       '--rule <rule>',
       "img2img noise rule: 'diffusers' (noise at the first step that runs) or 'compvis' (one DDIM step above it, as CompVis and TN: that step is 1000/steps timesteps, so with fewer than about 8 steps the images keep noise and come out poor; use 'diffusers' for few steps)",
       'diffusers',
     )
-    .option('--seed <n>', 'noise seed', '0')
+    .option('--seed <n>', 'noise seed, an integer from 0 to 2^53 − 1 (9007199254740991)', '0')
     .option('--batch-size <n>', 'images per U-Net batch', '1')
     .option('--out <png>', 'output image, a .png name (.png is added to a name without an extension) in an existing folder, none of the inputs; image i > 0 of a batch goes beside it to <name>-<i>.png')
     .option('--latents-out <npy>', 'write the final latents [B,4,h,w] float32 to this .npy (.npy added to a name without an extension; its folder must exist)')
@@ -272,8 +277,9 @@ export function registerSdCommand(program: Command): void {
       const planOptions = planFlags(f);
       const plan = resolvePlanOptions({ schedule: config.schedule, scheduler: config.scheduler }, planOptions, PLAN_FLAGS);
       const calls = planRun(plan).runs.length;
-      const guidance = num(f.guidance, 'guidance', 5);
-      const seed = intFlag(f.seed, 'seed', 0, 0);
+      // (the API's bounds, in the API's words: "--guidance: expected a number from 0 to 100")
+      const guidance = f.guidance === undefined ? 5 : numberFlag(f.guidance, '--guidance', GUIDANCE_RANGE);
+      const seed = f.seed === undefined ? 0 : numberFlag(f.seed, '--seed', SEED_RANGE);
       const batchSize = intFlag(f.batchSize, 'batch-size', 1, 1);
       const image = f.image ? await readImageFlag(f.image) : undefined;
       const zFile = f.latents ? await readFloatNpy(f.latents, '--latents', 4) : undefined;
@@ -397,7 +403,9 @@ export function registerSdCommand(program: Command): void {
     });
 
   sd.command('schedule')
-    .description('print as JSON the timesteps that will run, with their alphas_cumprod')
+    .description(
+      "print as JSON the timesteps that will run, with their ᾱ (alphaCumprod: the table's for ddim, pndm and ddpm; 1/(1+σ²) of the float32 σ each call runs for the σ-based schedulers, as noiseAlphaCumprod) and maxEta, the largest --eta the schedule allows (ddim; 0 for the others)",
+    )
     .option('--model <dir>', "read the model's scheduler/scheduler_config.json (default: SD 1.x's)")
     .option('--scheduler <name>', `one of ${SCHEDULERS.join(', ')} (default: the model's config's class, else pndm; a choice runs instead of a class the engine does not know)`)
     .option('--karras', `Karras sigmas for ${KARRAS_SCHEDULERS.join(', ')}`)

@@ -89,7 +89,7 @@ std::vector<double> inference_timesteps(const ResolvedSchedule& config, Schedule
 struct PlannedStep {
   int step_index = 0;         // index in the full timestep list (diffusers' step_index)
   double timestep = 0;        // what the U-Net receives (an int64 U-Net gets it truncated)
-  double alpha_cumprod = 0;   // ᾱ at that timestep (interpolated for fractional timesteps)
+  double alpha_cumprod = 0;   // ᾱ of this call: the table's at its timestep (ᾱ-indexed), else 1/(1+σ²) of its float32 σ
   double sigma = 0;           // the scheduler's σ for this call (√((1-ᾱ)/ᾱ) for the ᾱ-indexed ones)
   double model_in_scale = 1;  // the U-Net sees model_in_scale · x
   StepProgram program;        // the update after this call
@@ -101,13 +101,14 @@ struct SamplerPlan {
   int num_inference_steps = 0;
   double strength = 1;
   double eta = 0;
+  double max_eta = 0;              // the largest eta the steps that run allow (DDIM: > 1, ∞ if none bounds it; others 0)
   bool karras = false;
   TimestepSpacing spacing = TimestepSpacing::Leading;
   int t_start = 0;                 // diffusers' t_start (the pipeline's img2img offset)
   int begin_index = 0;             // t_start · order: the first step_index that runs
   std::vector<double> timesteps;   // the full list
   double noise_timestep = 0;       // timestep at which the input latent is noised
-  double noise_alpha_cumprod = 0;  // ᾱ there
+  double noise_alpha_cumprod = 0;  // ᾱ there (as PlannedStep::alpha_cumprod: the first run's, under diffusers' rule)
   double init_x_scale = 1;         // x_T = init_x_scale · z + init_noise_scale · n
   double init_noise_scale = 0;
   int history = 0;                 // state buffers the step programs use (H0..)
@@ -116,7 +117,7 @@ struct SamplerPlan {
 };
 
 // Throws InvalidArgument for steps < 1, strength outside (0, 1], eta < 0 (or > 0 for a scheduler
-// other than ddim), Karras for a scheduler without it, an invalid schedule, or a strength so small
+// other than ddim, or above max_eta for ddim), Karras for a scheduler without it, an invalid schedule, or a strength so small
 // that no step would run.
 SamplerPlan make_sampler_plan(const ScheduleConfig& config, SchedulerKind kind, int steps, double strength,
                               double eta = 0.0, Img2ImgRule rule = Img2ImgRule::Diffusers);
