@@ -31,8 +31,8 @@ function brainlatent(...args: string[]): { status: number | null; stdout: string
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-/** Subject 1, a reconstruction and an encoding; `edit` changes the encoding's alphas (to a second grid with 'again') and/or the z decoder's. */
-function manifestFile(file: string, out: string, edit: { enc?: boolean | 'again'; recon?: boolean } = {}): string {
+/** Subject 1, a reconstruction and an encoding; `edit` changes the encoding's alphas (to a second grid with 'again', a third with 'third') and/or the z decoder's. */
+function manifestFile(file: string, out: string, edit: { enc?: boolean | 'again' | 'third'; recon?: boolean } = {}): string {
   const recon = reconTemplate(world) as { decoders: Record<string, Record<string, unknown>> };
   const m: BatchManifest = {
     name: 'force',
@@ -46,13 +46,15 @@ function manifestFile(file: string, out: string, edit: { enc?: boolean | 'again'
         config: edit.recon ? { ...recon, decoders: { ...recon.decoders, z: { ...recon.decoders.z, alphas: [1, 100, 10000] } } } : recon,
         shards: { images: 4, seeds: 1 },
       },
-      { name: 'enc', kind: 'encode', config: { ...encodeTemplate(world), ...(edit.enc ? { ridge: { alphas: edit.enc === 'again' ? [1, 100, 10000] : [1, 10, 100, 1000, 10000, 100000] } } : {}) } },
+      { name: 'enc', kind: 'encode', config: { ...encodeTemplate(world), ...(edit.enc ? { ridge: { alphas: ENC_ALPHAS[String(edit.enc)] } } : {}) } },
     ],
   };
   const f = join(dir, file);
   writeFileSync(f, JSON.stringify(m));
   return f;
 }
+
+const ENC_ALPHAS: Record<string, number[]> = { true: [1, 10, 100, 1000, 10000, 100000], again: [1, 100, 10000], third: [10, 1000, 100000] };
 
 /** `batch run … --json`: the exit status and the summary's cells. */
 function run(file: string, ...flags: string[]): { status: number | null; cells: SummaryCell[]; stderr: string } {
@@ -84,25 +86,35 @@ describe('a config edited in the manifest', () => {
     writeFileSync(join(enc, 'notes.txt'), 'mine\n');
     writeFileSync(join(recon, 'notes.txt'), 'mine\n');
     const edited = manifestFile('enc-edited.json', out, { enc: true });
-    const remedy = /subj01 × enc: run folder .*subj01\/enc holds another run's outputs \(.*; config \w+, this config \w+\); to apply this config, run the batch with --force \('batch run --force', 'batch submit --force'\): it replaces them, files of yours there stay; or give the analysis another name to keep them/;
+    const folder = /subj01 × enc: run folder .*subj01\/enc holds another run's outputs \(.*; config \w+, this config \w+\); to apply this config, /.source;
+    const kept = /: it replaces them, files of yours there stay; or give the analysis another name to keep them/.source;
 
+    // each command names its own --force
     const plan = brainlatent('batch', 'plan', edited);
     expect(plan.status).toBe(1);
-    expect(plan.stderr).toMatch(remedy);
+    expect(plan.stderr).toMatch(
+      new RegExp(`${folder}run or submit the batch with --force \\('batch run MANIFEST --force', 'batch submit MANIFEST --redis URL --force'; 'batch plan MANIFEST --force' lists what they replace\\)${kept}`),
+    );
     expect(plan.stderr).not.toMatch(/another --out/);
     expect(plan.stderr).not.toMatch(/subj01 × recon/);
 
     const refused = brainlatent('batch', 'run', edited);
     expect(refused.status).toBe(1);
     expect(refused.stderr).toMatch(/BatchPreflightError: batch force: the preflight found 1 problem .*; nothing was run:/);
-    expect(refused.stderr).toMatch(remedy);
+    expect(refused.stderr).toMatch(new RegExp(`${folder}run the batch with --force \\('batch run MANIFEST --force'\\)${kept}`));
+    const submit = brainlatent('batch', 'submit', edited, '--redis', 'redis://127.0.0.1:1');
+    expect(submit.status).toBe(1);
+    expect(submit.stderr).toMatch(/; nothing was submitted:/);
+    expect(submit.stderr).toMatch(new RegExp(`${folder}submit the batch with --force \\('batch submit MANIFEST --redis URL --force'\\)${kept}`));
 
     // the job's own check (workers check again; --no-preflight leaves it to them)
     const job = run(edited, '--no-preflight');
     expect(job.status).toBe(1);
     const extract = job.cells.find((c) => c.analysis === 'enc' && c.stage === 'extract')!;
     expect(extract.state).toBe('failed');
-    expect(extract.reason).toMatch(/^PreflightError: cannot start encode: - run folder .*subj01\/enc holds another run's outputs .*; to apply this config, run the batch with --force/);
+    expect(extract.reason).toMatch(
+      /^PreflightError: cannot start encode: - run folder .*subj01\/enc holds another run's outputs .*; to apply this config, run the batch again with --force \('batch run MANIFEST --force'; a batch submitted through Redis: 'batch retry force --redis URL --force'\)/,
+    );
     expect(extract.reason).not.toMatch(/another --out/);
     expect(states(job.cells, 'recon')).toEqual(['skipped']);
     // nothing of the old run was touched
@@ -128,7 +140,7 @@ describe('a config edited in the manifest', () => {
     const both = manifestFile('both-edited.json', out, { enc: true, recon: true });
     const job = run(both, '--no-preflight');
     expect(job.cells.find((c) => c.analysis === 'recon' && c.stage === 'extract')!.reason).toMatch(
-      /^PreflightError: cannot start the reconstruction: - run folder .*subj01\/recon holds another run's outputs .*run the batch with --force/,
+      /^PreflightError: cannot start the reconstruction: - run folder .*subj01\/recon holds another run's outputs .*run the batch again with --force/,
     );
     const again = run(both, '--force');
     expect(again.status).toBe(0);
@@ -160,7 +172,7 @@ describe.skipIf(!redisAvailable)('a config edited in the manifest, through Redis
     const refused = run(edited, '--redis', bed.url(), '--no-preflight');
     expect(refused.status).toBe(1);
     expect(refused.cells.find((c) => c.analysis === 'enc' && c.stage === 'extract')!.reason).toMatch(
-      /^PreflightError: cannot start encode: - run folder .*subj01\/enc holds another run's outputs .*; to apply this config, run the batch with --force/,
+      /^PreflightError: cannot start encode: - run folder .*subj01\/enc holds another run's outputs .*; to apply this config, run the batch again with --force/,
     );
     expect(brainlatent('batch', 'cancel', 'force', '--redis', bed.url(), '--purge').status).toBe(0);
     const submitted = brainlatent('batch', 'submit', edited, '--redis', bed.url(), '--force');
@@ -173,5 +185,39 @@ describe.skipIf(!redisAvailable)('a config edited in the manifest, through Redis
     expect(states(ran.cells, 'recon')).toEqual(['skipped']);
     expect(readFileSync(join(enc, 'notes.txt'), 'utf8')).toBe('mine\n');
     expect(JSON.parse(readFileSync(join(enc, 'run.json'), 'utf8')).config.ridge.alphas).toEqual([1, 100, 10000]);
+  });
+
+  it("a subject that failed on it: 'batch retry' is refused naming its own --force, and 'batch retry --force' replaces the folder", { timeout: 300_000 }, () => {
+    const out = join(dir, 'out');
+    const enc = join(out, 'subj01', 'enc');
+    expect(brainlatent('batch', 'cancel', 'force', '--redis', bed.url(), '--purge').status).toBe(0);
+    const edited = manifestFile('redis-retry.json', out, { enc: 'third', recon: true });
+    const failed = run(edited, '--redis', bed.url(), '--no-preflight');
+    expect(failed.status).toBe(1);
+    expect(failed.cells.find((c) => c.analysis === 'enc' && c.stage === 'extract')!.reason).toMatch(
+      /holds another run's outputs .*; to apply this config, run the batch again with --force \('batch run MANIFEST --force'; a batch submitted through Redis: 'batch retry force --redis URL --force'\)/,
+    );
+
+    // the retry's preflight finds the folder, and names retry's own --force (submit --force would not resubmit the failed subject)
+    const plain = brainlatent('batch', 'retry', 'force', '--redis', bed.url());
+    expect(plain.status).toBe(1);
+    expect(plain.stderr).toMatch(/BatchPreflightError: batch force: the preflight found 1 problem in 1 of 2 subject × analysis; nothing was resubmitted:/);
+    expect(plain.stderr).toMatch(
+      /subj01 × enc: run folder .*subj01\/enc holds another run's outputs .*; to apply this config, retry the batch with --force \('batch retry force --redis URL --force'\): it replaces them, files of yours there stay/,
+    );
+    expect(plain.stderr).not.toMatch(/submit --force/);
+
+    const forced = brainlatent('batch', 'retry', 'force', '--redis', bed.url(), '--force');
+    expect(forced.status).toBe(0);
+    expect(forced.stderr).toMatch(/--force: subj01 × enc: replaces the previous run's outputs in .*subj01\/enc \(.*encoding\.json.*\); other files there stay/);
+    expect(forced.stderr).not.toMatch(/subj01 × recon: replaces/);
+    expect(forced.stdout).toBe('batch force: resubmitted subj01\n');
+    // workers here, no --force of their own: the retried jobs carry it
+    const ran = run(edited, '--redis', bed.url(), '--no-preflight');
+    expect(ran.status).toBe(0);
+    expect(states(ran.cells, 'enc')).toEqual(['done']);
+    expect(states(ran.cells, 'recon')).toEqual(['skipped']);
+    expect(readFileSync(join(enc, 'notes.txt'), 'utf8')).toBe('mine\n');
+    expect(JSON.parse(readFileSync(join(enc, 'run.json'), 'utf8')).config.ridge.alphas).toEqual([10, 1000, 100000]);
   });
 });

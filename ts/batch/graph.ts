@@ -240,6 +240,21 @@ export async function planBatch(batch: ResolvedBatch, options: BatchPlanOptions 
   return { id: batch.id, out: batch.out, hash: batch.hash, retry: batch.retry, subjects };
 }
 
+/**
+ * The plan with --force in the extract job of each analysis of the subjects named (the job that claims the run
+ * folder, as planBatch's `force` puts it): what `batch retry --force` resubmits.
+ */
+export function forceSubjects(plan: BatchPlan, names: readonly string[]): BatchPlan {
+  const forced = (n: BatchNode): BatchNode =>
+    (n.work.kind === 'stage' || n.work.kind === 'encodeStage') && n.work.stage === 'extract' ? { ...n, work: { ...n.work, force: true } } : n;
+  return {
+    ...plan,
+    subjects: plan.subjects.map((s) =>
+      names.includes(s.name) ? { ...s, analyses: s.analyses.map((a) => ({ ...a, steps: a.steps.map((st) => ('shards' in st ? st : forced(st))) })) } : s,
+    ),
+  };
+}
+
 /** Every job of a plan, dependencies before dependents. */
 export function planNodes(plan: BatchPlan): BatchNode[] {
   const out: BatchNode[] = [];

@@ -16,7 +16,7 @@ import { PreflightError } from '../pipeline/errors.js';
 import type { Img2ImgShard, StageContext } from '../pipeline/stages.js';
 import type { BatchNode } from './graph.js';
 import { shardLabel } from './graph.js';
-import { BATCH_FOLDER_REMEDY } from './preflight.js';
+import { batchFolderRemedy } from './preflight.js';
 
 // The stage code (the engine, ONNX Runtime, HDF5) is imported when a job needs it, so a job process starts
 // quickly and holds only what its jobs use.
@@ -111,10 +111,10 @@ async function publishOnce(path: string, data: string): Promise<boolean> {
 }
 
 /** Runs a reconstruction stage (or one img2img shard) with the pipeline's own stage code. */
-async function withStageContext<T>(config: ReconstructConfig, ctl: NodeControl, fn: (ctx: StageContext) => Promise<T>): Promise<T> {
+async function withStageContext<T>(node: BatchNode, config: ReconstructConfig, ctl: NodeControl, fn: (ctx: StageContext) => Promise<T>): Promise<T> {
   const { preflight } = await import('../pipeline/preflight.js');
   const { lazyDiffusion } = await import('../pipeline/lazyDiffusion.js');
-  const pre = await preflight(config, { remedy: BATCH_FOLDER_REMEDY });
+  const pre = await preflight(config, { remedy: batchFolderRemedy('job', node.batch) });
   const model = lazyDiffusion(config);
   const ctx: StageContext = { config, pre, signal: ctl.signal, progress: ctl.progress, diffusion: model.get };
   try {
@@ -128,11 +128,12 @@ async function withStageContext<T>(config: ReconstructConfig, ctl: NodeControl, 
  * What an analysis's extract job does first, before it writes the run's manifest: it claims the run folder. A folder
  * holding another config's run is refused (the job fails on its inputs, naming the batch's remedy) or, with the
  * batch's --force, cleared as `reconstruct --force` clears it: the previous run's outputs go, the user's own files
- * stay. A clearing that a kill interrupted is finished, as reconstruct and encode finish it.
+ * stay. A clearing that a kill interrupted is finished, as reconstruct and encode finish it. `batch` names the batch in
+ * the remedy (a submitted batch's is `batch retry NAME --force`).
  */
-async function claimRunFolder(config: { out: string }, force: boolean, what: string): Promise<void> {
+async function claimRunFolder(config: { out: string }, force: boolean, what: string, batch: string): Promise<void> {
   const { clearingInterrupted, clearRunFolder, lockRunFolder, runFolderConflict } = await runFolder();
-  const conflict = await runFolderConflict(config, { remedy: BATCH_FOLDER_REMEDY });
+  const conflict = await runFolderConflict(config, { remedy: batchFolderRemedy('job', batch) });
   // (a run.json that no run wrote is refused with --force too)
   const unresolved = conflict !== null && (!force || (await runFolderConflict(config, { force: true })) !== null);
   if (unresolved) throw new PreflightError([conflict], what);
@@ -236,11 +237,11 @@ export async function runNode(node: BatchNode, ctl: NodeControl): Promise<NodeRe
       const inputPaths = (await stageInputs()).reconstructStageInputs(config, stage);
       if (!ctl.depsRan && (await stageDone(config, stage, inputPaths))) return { status: 'skipped', seconds: seconds() };
       if (stage === 'extract') {
-        await claimRunFolder(config, w.force === true, 'the reconstruction');
+        await claimRunFolder(config, w.force === true, 'the reconstruction', node.batch);
         await writeManifest(config, versions());
       }
       const inputs = await inputIdentities(inputPaths);
-      const r = await withStageContext(config, ctl, (ctx) => STAGE_RUNNERS[stage](ctx));
+      const r = await withStageContext(node, config, ctl, (ctx) => STAGE_RUNNERS[stage](ctx));
       await markStage(config, { stage, seconds: seconds(), outputs: r.outputs, summary: r.summary, inputs });
       return { status: 'done', seconds: seconds(), summary: r.summary };
     }
@@ -250,7 +251,7 @@ export async function runNode(node: BatchNode, ctl: NodeControl): Promise<NodeRe
       // what it is made from, before it reads it
       const upstream = await (await img2imgProgress()).img2imgUpstreamKey(config);
       const { img2imgShardStage } = await pipelineStages();
-      const r = await withStageContext(config, ctl, (ctx) => img2imgShardStage(ctx, shard));
+      const r = await withStageContext(node, config, ctl, (ctx) => img2imgShardStage(ctx, shard));
       const { stageRecipe } = await runFolder();
       const marker: ShardMarker = { shard, configHash: configHash(config), recipe: stageRecipe('img2img'), upstream, seconds: seconds(), outputs: r.outputs, summary: r.summary };
       await writeJsonAtomic(shardMarkerPath(config, shard), marker);
@@ -322,9 +323,9 @@ export async function runNode(node: BatchNode, ctl: NodeControl): Promise<NodeRe
       if (!def) throw new InvalidArgumentError(`${node.id}: the encode config has no stage '${stage}' (stages: ${encodeStages(config).map((s) => s.id).join(', ')})`);
       if (!ctl.depsRan && (await stageDone(config, stage, def.inputs))) return { status: 'skipped', seconds: seconds() };
       if (stage === 'extract') {
-        await claimRunFolder(config, w.force === true, 'encode');
+        await claimRunFolder(config, w.force === true, 'encode', node.batch);
         const { preflightEncode } = await import('../encoding/preflight.js');
-        await preflightEncode(config, { remedy: BATCH_FOLDER_REMEDY });
+        await preflightEncode(config, { remedy: batchFolderRemedy('job', node.batch) });
         await writeManifest(config, versions());
       }
       const { runStage } = await import('../pipeline/stageRunner.js');
