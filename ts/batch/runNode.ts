@@ -200,14 +200,10 @@ async function linkSharedFeatures(w: Extract<BatchNode['work'], { kind: 'feature
  * extraction ran or came from the cache: the run reads those sessions either way.
  */
 async function sessionGapWarnings(extractions: Extract<BatchNode['work'], { kind: 'betas' }>['extractions']): Promise<string[]> {
-  const { availableSessions } = await import('../nsd/betas.js');
-  const { DEFAULT_MAX_SESSION } = await import('../nsd/extract.js');
-  const { sessionGapWarning } = await import('../nsd/sessionPlan.js');
+  const { extractionGapWarning } = await import('../nsd/sessionPlan.js');
   const out = new Set<string>();
   for (const o of extractions) {
-    if (o.sessions !== undefined) continue;
-    const nsd = { root: o.root, subject: o.subject, format: o.format ?? 'auto' };
-    const w = sessionGapWarning(nsd, await availableSessions(nsd.root, nsd.subject, nsd.format, DEFAULT_MAX_SESSION));
+    const w = await extractionGapWarning(o);
     if (w) out.add(w);
   }
   return [...out];

@@ -26,6 +26,7 @@ import type { NsdExtraction } from '../nsd/output.js';
 import { ncsnrPath } from '../nsd/paths.js';
 import { loadRegionMask } from '../nsd/roi.js';
 import { NsdStimuli } from '../nsd/stimuli.js';
+import { readStageMarker } from '../pipeline/runFolder.js';
 import type { StageDef, StageResult, StageRunContext } from '../pipeline/stageRunner.js';
 import { RidgeCV } from '../ridge/RidgeCV.js';
 import { Diffusion } from '../sd/Diffusion.js';
@@ -140,7 +141,7 @@ async function extractStage(c: EncodeConfig, ctx: StageRunContext): Promise<Stag
   await writeJson(p.ids, { train: Array.from(betas.trainImageIds), test: Array.from(betas.testImageIds) });
   return {
     outputs: [relative(c.out, p.ids)],
-    summary: { voxels: betas.train.cols, trainRows: betas.train.rows, testImages: betas.test.rows, fromCache: betas.fromCache },
+    summary: { voxels: betas.train.cols, trainRows: betas.train.rows, testImages: betas.test.rows, fromCache: betas.fromCache, sessions: betas.manifest.inputs.sessions },
   };
 }
 
@@ -459,6 +460,7 @@ async function reportStage(c: EncodeConfig): Promise<StageResult> {
   const p = encodePaths(c.out);
   const o = await readEncodeOutputs(c);
   const ids = await readJson<{ train: number[]; test: number[] }>(p.ids);
+  const sessions = (await readStageMarker(c, 'extract'))?.summary?.sessions as number[] | undefined;
   const maps = await readMapRecords(c);
   const fileOf = (kind: 'r' | 'banded-r', name: string) => maps.find((m) => m.kind === kind && (m.featureSet ?? m.banded) === name) ?? { ...mapFile(kind === 'r' ? { kind, featureSet: name } : { kind, banded: name }) };
   const summary: EncodingSummary = {
@@ -471,6 +473,7 @@ async function reportStage(c: EncodeConfig): Promise<StageResult> {
     voxels: o.mask.indices.length,
     trainImages: ids.train.length,
     testImages: ids.test.length,
+    ...(sessions ? { sessions } : {}),
     voxelOrder: 'mask order: flat NIfTI indices, x fastest (see maps/*.nii.gz for the volumes)',
     noiseCeiling: o.ceiling !== null,
     atlasesMissing: o.missingAtlases,

@@ -23,7 +23,7 @@ import type { ReconstructConfig } from './config.js';
 import type { PreflightResult } from './preflight.js';
 import type { DecoderSummary } from './decoderCharts.js';
 import { renderReport, type RunMetrics } from './report.js';
-import { paths, type StageName } from './runFolder.js';
+import { paths, readStageMarker, type StageName } from './runFolder.js';
 import { selectTestImages } from './testSubset.js';
 import { writeFileAtomic } from '../io/atomicWrite.js';
 import { allInOrder } from '../allInOrder.js';
@@ -110,6 +110,8 @@ export async function extractStage(ctx: StageContext): Promise<StageOutput> {
       voxels: { z: ez.train.cols, c: ec.train.cols },
       testImages: limited.length,
       fromCache: { z: ez.fromCache, c: ec.fromCache },
+      // the sessions read (both regions read the same ones), for the report
+      sessions: ez.manifest.inputs.sessions,
     },
   };
 }
@@ -542,6 +544,7 @@ export async function reportStage(ctx: StageContext): Promise<StageOutput> {
     decoders,
     targetAccuracy,
     warnings: Object.values(decoders).flatMap((d) => d.warnings ?? []),
+    sessions: (await readStageMarker(c, 'extract'))?.summary?.sessions as number[] | undefined,
   });
   await writeFileAtomic(p.report, html);
   return { outputs: [rel(c, p.report)] };
