@@ -168,7 +168,10 @@ async function planSubject(batch: ResolvedBatch, s: ResolvedSubject, options: Ba
           continue;
         }
         const force = options.force && stage === 'extract' ? { force: true } : {};
-        const n = node({ id: `${id}.${stage}`, analysis: a.name, stage, queue: STAGE_QUEUE[stage], deps: prev, work: { kind: 'stage', config, stage, ...force } });
+        // the decoders read the extraction's betas as well as the features: a features job skipped after an extraction
+        // that ran (the same images, STAGE_DEP_KEYS) must not hide that extraction from them
+        const deps = stage === 'decoders' ? [`${id}.extract`, ...prev] : prev;
+        const n = node({ id: `${id}.${stage}`, analysis: a.name, stage, queue: STAGE_QUEUE[stage], deps, work: { kind: 'stage', config, stage, ...force } });
         steps.push(stage === 'features' ? featuresNode(a, n) : n);
         prev = [n.id];
       }

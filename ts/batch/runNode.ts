@@ -37,6 +37,13 @@ export interface NodeResult {
   status: 'done' | 'skipped';
   seconds: number;
   summary?: Record<string, unknown>;
+  /**
+   * Through BullMQ: the jobs of the subject's analysis that ran (were not skipped) in this batch, down the chain of
+   * jobs under this one, this one included (the worker adds it; dependenciesRan reads it). A chain links each job
+   * to the one before it, not to every job it depends on: a decoders job learns from its features job's result that
+   * the extraction under it ran, even when the features job itself was skipped.
+   */
+  ran?: string[];
 }
 
 /** What a finished img2img shard leaves: written last, so its outputs are complete when it exists. */
@@ -165,7 +172,8 @@ async function linkSharedFeatures(w: Extract<BatchNode['work'], { kind: 'feature
       ? (await stageInputs()).reconstructStageInputs(consumer.config, stage)
       : (await import('../encoding/stageInputs.js')).encodeStageInputs(consumer.config, stage);
   const inputs = await inputIdentities(inputPaths);
-  if (!ctl.depsRan && (await stageDone(config, stage, inputPaths))) {
+  // the entries' keys name the images (and the recipe): after an extraction that ran, the links still hold when they are the same
+  if (await stageDone(config, stage, inputPaths)) {
     const had = (await readStageMarker(config, stage))?.summary?.sharedFeatures as typeof keys | undefined;
     if (had?.z === keys.z && had?.c === keys.c) return { status: 'skipped', seconds: seconds() };
   }
@@ -228,17 +236,22 @@ export async function runNode(node: BatchNode, ctl: NodeControl): Promise<NodeRe
     }
     case 'stage': {
       const { config, stage } = w;
-      const { markStage, stageDone, writeManifest } = await runFolder();
-      const { STAGE_RUNNERS } = await pipelineStages();
+      const { depKeyHolds, markStage, stageDone, writeManifest } = await runFolder();
+      const { STAGE_DEP_KEYS, STAGE_RUNNERS } = await pipelineStages();
       const inputPaths = (await stageInputs()).reconstructStageInputs(config, stage);
-      if (!ctl.depsRan && (await stageDone(config, stage, inputPaths))) return { status: 'skipped', seconds: seconds() };
+      const depKey = STAGE_DEP_KEYS[stage];
+      // after a stage that ran, one that reads only a key's worth of it (features: the images) still holds when that is unchanged
+      if ((await stageDone(config, stage, inputPaths)) && (!ctl.depsRan || (depKey && (await depKeyHolds(config, stage, await depKey(config)))))) {
+        return { status: 'skipped', seconds: seconds() };
+      }
       if (stage === 'extract') {
         await claimRunFolder(config, w.force === true, 'the reconstruction', node.batch);
         await writeManifest(config, versions());
       }
       const inputs = await inputIdentities(inputPaths);
+      const key = depKey ? await depKey(config) : undefined;
       const r = await withStageContext(node, config, ctl, (ctx) => STAGE_RUNNERS[stage](ctx));
-      await markStage(config, { stage, seconds: seconds(), outputs: r.outputs, summary: r.summary, inputs });
+      await markStage(config, { stage, seconds: seconds(), outputs: r.outputs, summary: r.summary, inputs, ...(key === undefined ? {} : { depKey: key }) });
       return { status: 'done', seconds: seconds(), summary: r.summary };
     }
     case 'shard': {
@@ -313,11 +326,13 @@ export async function runNode(node: BatchNode, ctl: NodeControl): Promise<NodeRe
     case 'encodeStage': {
       // one stage of encode(), with its own stage code; the first also checks the inputs and claims the folder
       const { config, stage } = w;
-      const { stageDone, writeManifest } = await runFolder();
+      const { depKeyHolds, stageDone, writeManifest } = await runFolder();
       const { encodeStages } = await import('../encoding/stages.js');
       const def = encodeStages(config).find((s) => s.id === stage);
       if (!def) throw new InvalidArgumentError(`${node.id}: the encode config has no stage '${stage}' (stages: ${encodeStages(config).map((s) => s.id).join(', ')})`);
-      if (!ctl.depsRan && (await stageDone(config, stage, def.inputs))) return { status: 'skipped', seconds: seconds() };
+      if ((await stageDone(config, stage, def.inputs)) && (!ctl.depsRan || (def.depKey && (await depKeyHolds(config, stage, await def.depKey()))))) {
+        return { status: 'skipped', seconds: seconds() };
+      }
       if (stage === 'extract') {
         await claimRunFolder(config, w.force === true, 'encode', node.batch);
         const { preflightEncode } = await import('../encoding/preflight.js');
