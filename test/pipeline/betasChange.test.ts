@@ -5,7 +5,7 @@
  * images it read (StageMarker.depKey); a session gone (or added) changes that set, and then the features run again.
  * Checked in reconstruct(), encode(), and a batch run here and through Redis, from their records of what ran.
  */
-import { spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -128,16 +128,21 @@ describe('one beta changed: the stages that read the betas run again, the featur
   }, 300_000);
 });
 
-function brainlatent(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 300_000 });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+/** The CLI in a child process, awaited (a blocking spawn starves the test worker's messages to vitest). */
+function brainlatent(...args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 300_000, maxBuffer: 64 << 20 }, (e, stdout, stderr) => {
+      const code = (e as { code?: unknown } | null)?.code;
+      resolve({ status: e ? (typeof code === 'number' ? code : null) : 0, stdout, stderr });
+    });
+  });
 }
 
 /** `batch run … --json`: the exit status and each cell's state, `analysis/stage` (the subject's own jobs: `-/stage`). */
-function batchRun(manifest: BatchManifest, ...flags: string[]): { status: number | null; cells: Record<string, string>; stderr: string } {
+async function batchRun(manifest: BatchManifest, ...flags: string[]): Promise<{ status: number | null; cells: Record<string, string>; stderr: string }> {
   const f = join(dir, `${manifest.name}.json`);
   writeFileSync(f, JSON.stringify(manifest));
-  const r = brainlatent('batch', 'run', f, '--concurrency', '2', '--json', ...flags);
+  const r = await brainlatent('batch', 'run', f, '--concurrency', '2', '--json', ...flags);
   const cells = r.stdout ? (JSON.parse(r.stdout) as { summary: SummaryCell[] }).summary : [];
   return { status: r.status, cells: Object.fromEntries(cells.map((c) => [`${c.analysis ?? '-'}/${c.stage}`, c.state])), stderr: r.stderr };
 }
@@ -161,11 +166,11 @@ describe('one beta changed, in a batch', () => {
         { name: 'enc', kind: 'encode', config: encodeTemplate(world) },
       ],
     };
-    const first = batchRun(m);
+    const first = await batchRun(m);
     expect(first.status).toBe(0);
     expect(first.cells['recon/features']).toBe('done');
     await changeOneBeta();
-    const again = batchRun(m);
+    const again = await batchRun(m);
     expect(again.status).toBe(0);
     expect(again.cells).toEqual(RERUN);
   }, 600_000);
@@ -173,13 +178,13 @@ describe('one beta changed, in a batch', () => {
   const bed = redisTestBed('bl-betas-change-redis-');
   it.skipIf(!redisAvailable)('through Redis, features shared by both analyses: the links skipped, the decoders and fits told of the extraction under them', async () => {
     const m = sharedManifest(world, 'shared', join(dir, 'shared'), [1]);
-    const first = batchRun(m, '--redis', bed.url());
+    const first = await batchRun(m, '--redis', bed.url());
     expect(first.status).toBe(0);
     expect(first.cells['recon/features']).toBe('done');
     await changeOneBeta();
     // (a batch in the queues keeps its finished jobs: the name is freed for the same manifest to run again)
-    expect(brainlatent('batch', 'cancel', 'shared', '--redis', bed.url(), '--purge').status).toBe(0);
-    const again = batchRun(m, '--redis', bed.url());
+    expect((await brainlatent('batch', 'cancel', 'shared', '--redis', bed.url(), '--purge')).status).toBe(0);
+    const again = await batchRun(m, '--redis', bed.url());
     expect(again.status).toBe(0);
     // the shared z and c of the same images are in the cache: nothing computed
     const shared = Object.entries(again.cells).filter(([k]) => /^-\/features\.[zc]$/.test(k));
