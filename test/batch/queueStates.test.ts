@@ -72,7 +72,7 @@ describe.skipIf(!redisAvailable)('job states through BullMQ', () => {
     const w2 = await createWorker({ redis: url(), concurrency: 3, pollMs: 100 });
     workers.push(w2);
     const r = await retryBatch('cx', { redis: url() });
-    expect(r).toEqual({ retried: ['A', 'B'], busy: [] });
+    expect(r).toEqual({ retried: ['A', 'B'], busy: [], replaces: [] });
     const report = await waitForBatch('cx', { redis: url(), intervalMs: 200 });
     expect(report.state).toBe('done');
     expect(states(report.jobs)).toMatchObject({ 'cx.A.p0000': 'skipped', 'cx.A.p0001': 'skipped', 'cx.A.p0002': 'skipped', [running.id]: 'done' });

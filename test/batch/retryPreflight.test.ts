@@ -46,7 +46,7 @@ describe.skipIf(!redisAvailable)('batch retry checks the inputs of what it resub
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/BatchPreflightError: batch rp: the preflight found 2 problems .*; nothing was resubmitted/);
 
-    expect(await retryBatch('rp', { redis: url(), preflight: false })).toEqual({ retried: ['probe'], busy: [] });
+    expect(await retryBatch('rp', { redis: url(), preflight: false })).toEqual({ retried: ['probe'], busy: [], replaces: [] });
     // (no worker: the resubmitted jobs wait)
     const after = await getBatchStatus('rp', { redis: url() });
     expect(before.every(([, state]) => state === 'cancelled')).toBe(true);

@@ -12,13 +12,14 @@ import { encode } from '../../ts/encoding/encode.js';
 import { readNsdDesign } from '../../ts/nsd/expdesign.js';
 import { betasPath } from '../../ts/nsd/paths.js';
 import { planNsdSessions, sessionGaps } from '../../ts/nsd/sessionPlan.js';
+import { sessionsFact } from '../../ts/report/sessions.js';
 import { reconstruct } from '../../ts/pipeline/reconstruct.js';
 import { batchWorld, encodeTemplate, reconTemplate, singleConfig } from './world.js';
 
 // With nsd.sessions null a run reads every session that has betas. NSD subjects end at different sessions, but a
 // session missing between two that are there is more likely a file lost or not yet copied: it is said (a warning,
 // not an error) by the preflights and dry runs, `batch plan`, and the batch's summary, instead of the run quietly
-// reading the others.
+// reading the others. `nsd extract` says it too, and each report.html lists the sessions read with it.
 
 const dir = mkdtempSync(join(tmpdir(), 'bl-session-gap-'));
 const cli = join(__dirname, '..', '..', 'dist', 'cli', 'main.js');
@@ -71,6 +72,10 @@ describe('a session missing between sessions with betas (nsd.sessions null)', ()
     const recon = await reconstruct(singleConfig(world, 2, join(dir, 'recon-run')), { onWarning: (w) => told.push(w) });
     expect(told.filter((w) => gap.test(w))).toHaveLength(1);
     expect(recon.warnings).toEqual(told);
+    // its report lists the sessions read, with the warning under them
+    const html = readFileSync(join(dir, 'recon-run', 'report.html'), 'utf8');
+    expect(html).toContain('<p id="sessions">Betas of subject 2, sessions 1, 3-4 (3 sessions: every session with betas (nsd.sessions null)).</p>\n<div class="warning"><strong>Warning:</strong> subject 2: session 2 has no betas');
+    expect(html.match(new RegExp(`<div class="warning"><strong>Warning:</strong> (${gap.source})</div>`))).not.toBeNull();
     const e = await encode(encodeConfig(2, join(dir, 'enc-dry')), { dryRun: true });
     expect(e.plan!.some((l) => /^warning: /.test(l) && gap.test(l))).toBe(true);
     const heard: string[] = [];
@@ -78,9 +83,41 @@ describe('a session missing between sessions with betas (nsd.sessions null)', ()
     expect(heard).toHaveLength(1);
     expect(heard[0]).toMatch(gap);
     expect(ran.warnings).toEqual(heard);
+    const encHtml = readFileSync(join(dir, 'enc-run', 'report.html'), 'utf8');
+    expect(encHtml).toContain('<tr><th>sessions</th><td>1, 3-4 (3 sessions: every session with betas (nsd.sessions null))</td></tr>');
+    // (under the table of the data the run used)
+    expect(encHtml).toMatch(/<table class="meta">.*<\/table>\n<div class="warning"><strong>Warning:<\/strong> subject 2: session 2 has no betas/);
+    expect(encHtml.match(new RegExp(`<div class="warning"><strong>Warning:</strong> (${gap.source})</div>`))).not.toBeNull();
+    expect(JSON.parse(readFileSync(join(dir, 'enc-run', 'encoding.json'), 'utf8')).sessions).toEqual([1, 3, 4]);
     // subject 1 ends a session early: nothing to say
     expect((await encode(encodeConfig(1, join(dir, 'enc-dry1')), { dryRun: true })).plan!.some((l) => /^warning: /.test(l))).toBe(false);
   }, 300_000);
+
+  it('the reports warn only of a gap in every session with betas: not of sessions named, nor of an early end', () => {
+    const nsd = (sessions: string | null) => ({ root: world.nsdRoot, subject: 2, format: 'auto' as const, sessions });
+    expect(sessionsFact({ sessions: [1, 3, 4], nsd: nsd(null) })!.warning).toMatch(gap);
+    expect(sessionsFact({ sessions: [1, 3, 4], nsd: nsd('1,3-4') })).toEqual({ text: '1, 3-4 (3 sessions: nsd.sessions 1,3-4)', warning: null });
+    expect(sessionsFact({ sessions: [1, 2, 3], nsd: nsd(null) })!.warning).toBeNull();
+    // a run folder from before the sessions were recorded: nothing to list
+    expect(sessionsFact({ nsd: nsd(null) })).toBeNull();
+  });
+
+  it("nsd extract says it, in the flag's words, before it extracts; not with --sessions, nor for a subject whose last session is missing", () => {
+    const extract = (subject: number, out: string, ...more: string[]) =>
+      brainlatent('nsd', 'extract', '--root', world.nsdRoot, '--subject', String(subject), '--roi', 'streams', '--out', join(dir, out), '--no-cache', ...more);
+    const two = extract(2, 'ex2');
+    expect(two.status).toBe(0);
+    expect(two.stderr).toMatch(
+      /^warning: subject 2: session 2 has no betas \(looked for .*subj02.*betas_session02\.hdf5 or \.nii\.gz\), though sessions before and after do: without --sessions the run reads only the sessions that have betas \(1, 3-4\); restore the file, or give --sessions the sessions you mean to read$/m,
+    );
+    expect(two.stdout).toMatch(/^subject 2, streams: \d+ voxels, sessions 1, 3-4$/m);
+    const named = extract(2, 'ex2-named', '--sessions', '1,3-4');
+    expect(named.status).toBe(0);
+    expect(named.stderr).not.toMatch(/warning/);
+    const one = extract(1, 'ex1');
+    expect(one.status).toBe(0);
+    expect(one.stderr).not.toMatch(/warning/);
+  });
 
   it('batch plan lists it once per subject (exit status 0); batch run prints it and records it in summary.json', () => {
     const both: BatchManifest = {

@@ -22,8 +22,8 @@ describe('runStages: Ctrl-C during a stage', () => {
       },
     ];
     const out = join(tmp, 'run');
-    const skip = new Map([['embed', false], ['features.zc', false]]);
-    const err = await runStages({ out }, stages, skip, { signal: ac.signal, what: 'encode' }).catch((e: unknown) => e);
+    const plan = new Map([['embed', { skip: false }], ['features.zc', { skip: false }]]);
+    const err = await runStages({ out }, stages, plan, { signal: ac.signal, what: 'encode' }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(CancelledError);
     expect((err as Error).message).toBe(
       'encode: cancelled in stage features.zc (img2img cancelled before step 4 of 10); the stages finished before it are kept, and the next run resumes at features.zc',
@@ -35,6 +35,6 @@ describe('runStages: Ctrl-C during a stage', () => {
   it('passes other errors through unchanged', async () => {
     const boom = new Error('disk full');
     const stages: StageDef[] = [{ id: 'maps', deps: [], describe: 'x', run: async () => Promise.reject(boom) }];
-    await expect(runStages({ out: join(tmp, 'run2') }, stages, new Map([['maps', false]]), { what: 'encode' })).rejects.toBe(boom);
+    await expect(runStages({ out: join(tmp, 'run2') }, stages, new Map([['maps', { skip: false }]]), { what: 'encode' })).rejects.toBe(boom);
   });
 });

@@ -168,7 +168,10 @@ async function planSubject(batch: ResolvedBatch, s: ResolvedSubject, options: Ba
           continue;
         }
         const force = options.force && stage === 'extract' ? { force: true } : {};
-        const n = node({ id: `${id}.${stage}`, analysis: a.name, stage, queue: STAGE_QUEUE[stage], deps: prev, work: { kind: 'stage', config, stage, ...force } });
+        // the decoders read the extraction's betas as well as the features: a features job skipped after an extraction
+        // that ran (the same images, STAGE_DEP_KEYS) must not hide that extraction from them
+        const deps = stage === 'decoders' ? [`${id}.extract`, ...prev] : prev;
+        const n = node({ id: `${id}.${stage}`, analysis: a.name, stage, queue: STAGE_QUEUE[stage], deps, work: { kind: 'stage', config, stage, ...force } });
         steps.push(stage === 'features' ? featuresNode(a, n) : n);
         prev = [n.id];
       }
@@ -238,6 +241,21 @@ export async function planBatch(batch: ResolvedBatch, options: BatchPlanOptions 
   const subjects: SubjectPlan[] = [];
   for (const s of batch.subjects) subjects.push(await planSubject(batch, s, options));
   return { id: batch.id, out: batch.out, hash: batch.hash, retry: batch.retry, subjects };
+}
+
+/**
+ * The plan with --force in the extract job of each analysis of the subjects named (the job that claims the run
+ * folder, as planBatch's `force` puts it): what `batch retry --force` resubmits.
+ */
+export function forceSubjects(plan: BatchPlan, names: readonly string[]): BatchPlan {
+  const forced = (n: BatchNode): BatchNode =>
+    (n.work.kind === 'stage' || n.work.kind === 'encodeStage') && n.work.stage === 'extract' ? { ...n, work: { ...n.work, force: true } } : n;
+  return {
+    ...plan,
+    subjects: plan.subjects.map((s) =>
+      names.includes(s.name) ? { ...s, analyses: s.analyses.map((a) => ({ ...a, steps: a.steps.map((st) => ('shards' in st ? st : forced(st))) })) } : s,
+    ),
+  };
 }
 
 /** Every job of a plan, dependencies before dependents. */

@@ -8,12 +8,12 @@ import { join } from 'node:path';
 import { Job, Queue } from 'bullmq';
 
 import { BatchError } from './errors.js';
-import { QUEUES, type BatchPlan, type QueueClass } from './graph.js';
+import { forceSubjects, QUEUES, type BatchPlan, type QueueClass } from './graph.js';
 import { keys, PREFIX, redisConnection, requireRedis, type BatchRecord, type JobRecord } from './redis.js';
 import type { NodeResult } from './runNode.js';
 import { batchStatus, CANCELLED_REASON, oneLine, resultWarnings, summarize, type BatchEvent, type JobInfo, type BatchJobState } from './status.js';
 import type { BatchReport } from './outputs.js';
-import { BatchPreflightError, preflightPlanned } from './preflight.js';
+import { BatchPreflightError, forcedReplacements, preflightPlanned } from './preflight.js';
 import { clearSubject, submitPlan } from './submit.js';
 
 /** Where the batch queues are: a Redis URL (`redis://host:6379`). */
@@ -238,6 +238,20 @@ export async function cancelBatch(batch: string, options: RedisOptions & { purge
 export interface RetryOptions {
   /** Check the subjects to resubmit with their analyses' preflight first, as `batch submit` does (default true). */
   preflight?: boolean;
+  /**
+   * `batch retry --force`, as `batch submit --force`: the resubmitted subjects' extract jobs replace a run folder
+   * whose run is of another config (an analysis's config edited since that folder was written) instead of refusing
+   * it; folders of this config resume as always. The plan saved with the batch keeps it, as a forced submit's does.
+   */
+  force?: boolean;
+}
+
+/** What a retry did: the subjects resubmitted, those still running (retry later), and with `force` the run folders it replaces. */
+export interface RetryResult {
+  retried: string[];
+  busy: string[];
+  /** With `force`: one line per run folder of another config that the resubmitted jobs replace (forcedReplacements). */
+  replaces: string[];
 }
 
 /** A subject whose join is in one of these states is done or still on its way: a retry leaves it alone. */
@@ -247,21 +261,22 @@ const rootState = async (queues: Queues, id: string) => {
   return root ? await root.getState() : 'missing';
 };
 
-export async function retryBatch(batch: string, options: RedisOptions & RetryOptions): Promise<{ retried: string[]; busy: string[] }> {
+export async function retryBatch(batch: string, options: RedisOptions & RetryOptions): Promise<RetryResult> {
   const plan = await withQueues(options.redis, (queues) => readRecord(queues.control, batch));
   // the plan of the batch as submitted is on disk next to its outputs; checked before anything is removed
   const file = join(plan.out, 'batch.json');
   const saved = JSON.parse(await readFile(file, 'utf8')) as BatchPlan;
   if (saved.hash !== plan.hash) throw new BatchError(`batch '${batch}': ${file} is the plan of another manifest (plan ${saved.hash}, submitted ${plan.hash}); submit the batch's own manifest again to retry it`);
+  // the subjects it would resubmit
+  const again = await withQueues(options.redis, async (queues) => {
+    const names = new Set<string>();
+    for (const s of plan.subjects) if (!FINISHED_OR_QUEUED.has(await rootState(queues, s.root))) names.add(s.name);
+    return names;
+  });
+  const subjects = saved.subjects.filter((s) => again.has(s.name));
   if (options.preflight !== false) {
-    // the subjects it would resubmit, checked as a submit checks them: one that failed on its inputs would fail again
-    const again = await withQueues(options.redis, async (queues) => {
-      const names = new Set<string>();
-      for (const s of plan.subjects) if (!FINISHED_OR_QUEUED.has(await rootState(queues, s.root))) names.add(s.name);
-      return names;
-    });
-    const subjects = saved.subjects.filter((s) => again.has(s.name));
-    const problems = await preflightPlanned(subjects);
+    // checked as a submit checks them: one that failed on its inputs would fail again
+    const problems = await preflightPlanned(batch, subjects, { force: options.force });
     if (problems.length) throw new BatchPreflightError({ id: batch, subjects }, problems, { refused: 'nothing was resubmitted', skip: '--no-preflight' });
   }
   await withQueues(options.redis, async (queues) => (await queues.control.getBackend().client).del(keys.cancelled(batch)));
@@ -277,6 +292,8 @@ export async function retryBatch(batch: string, options: RedisOptions & RetryOpt
       else busy.push(s.name);
     }
   });
-  if (retried.length) await submitPlan(saved, { ...options, only: retried });
-  return { retried, busy };
+  // (listed before the jobs are queued: a worker may clear a folder at once)
+  const replaces = options.force ? await forcedReplacements(subjects.filter((s) => retried.includes(s.name))) : [];
+  if (retried.length) await submitPlan(options.force ? forceSubjects(saved, retried) : saved, { redis: options.redis, only: retried });
+  return { retried, busy, replaces };
 }

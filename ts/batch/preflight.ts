@@ -36,23 +36,38 @@ function rootPaths(a: CheckedAnalysis): { what: string; path: string }[] {
   return [{ what: 'NSD root', path: c.nsd.root }, ...(usesModel ? [{ what: 'model folder', path: c.model as string }] : [])];
 }
 
+/** The batch command whose checks or jobs meet a run folder of another config: each names its own --force. */
+export type BatchCommand = 'run' | 'submit' | 'plan' | 'retry' | 'job';
+
 /**
- * How a batch resolves a run folder that holds another config's run (runFolderConflict's remedy): a batch has no
- * --out (the manifest names the folders), and its own --force replaces such a folder's run.
+ * How a batch resolves a run folder that holds another config's run (runFolderConflict's remedy), in the words of
+ * the command that met it: a batch has no --out (the manifest names the folders), and its --force replaces such a
+ * folder's run. `batch run --force` and `batch submit --force` apply to a batch not in the queues yet (a submitted
+ * subject that failed is resubmitted by `batch retry`, not by a submit); `batch retry --force` to the failed subjects
+ * of a submitted one; an extract job may have been started by any of them. `batch` names the batch in the example.
  */
-export const BATCH_FOLDER_REMEDY =
-  "to apply this config, run the batch with --force ('batch run --force', 'batch submit --force'): it replaces them, files of yours there stay; " +
-  'or give the analysis another name to keep them';
+export function batchFolderRemedy(command: BatchCommand, batch = 'NAME'): string {
+  const apply = {
+    run: "run the batch with --force ('batch run MANIFEST --force')",
+    submit: "submit the batch with --force ('batch submit MANIFEST --redis URL --force')",
+    plan: "run or submit the batch with --force ('batch run MANIFEST --force', 'batch submit MANIFEST --redis URL --force'; 'batch plan MANIFEST --force' lists what they replace)",
+    retry: `retry the batch with --force ('batch retry ${batch} --redis URL --force')`,
+    job: `run the batch again with --force ('batch run MANIFEST --force'; a batch submitted through Redis: 'batch retry ${batch} --redis URL --force')`,
+  }[command];
+  return `to apply this config, ${apply}: it replaces them, files of yours there stay; or give the analysis another name to keep them`;
+}
 
 /** What the checks of a batch may be told: --force (a run folder of another config is to be replaced, not refused). */
 export interface BatchCheckOptions {
   force?: boolean;
+  /** The command that checks, whose remedy a run folder of another config names (batchFolderRemedy; default 'run'). */
+  command?: BatchCommand;
 }
 
-async function analysisChecks(a: CheckedAnalysis, options: BatchCheckOptions = {}): Promise<{ problems: { problem: string; missingHere: boolean }[]; warnings: string[] }> {
+async function analysisChecks(a: CheckedAnalysis, batch: string, options: BatchCheckOptions = {}): Promise<{ problems: { problem: string; missingHere: boolean }[]; warnings: string[] }> {
   const missing = rootPaths(a).filter((p) => !existsSync(p.path));
   if (missing.length) return { problems: missing.map((p) => ({ problem: `${p.what} ${p.path} does not exist on this machine`, missingHere: true })), warnings: [] };
-  const folder = { force: options.force, remedy: BATCH_FOLDER_REMEDY };
+  const folder = { force: options.force, remedy: batchFolderRemedy(options.command ?? 'run', batch) };
   try {
     const pre =
       a.kind === 'reconstruct'
@@ -64,10 +79,6 @@ async function analysisChecks(a: CheckedAnalysis, options: BatchCheckOptions = {
     if (Array.isArray(problems)) return { problems: problems.map((p) => ({ problem: String(p), missingHere: false })), warnings: [] };
     return { problems: [{ problem: (e as Error).message, missingHere: false }], warnings: [] };
   }
-}
-
-async function analysisProblems(a: CheckedAnalysis): Promise<{ problem: string; missingHere: boolean }[]> {
-  return (await analysisChecks(a)).problems;
 }
 
 /** What a batch's checks found: problems (nothing may run) and warnings (suspicious, not wrong), each by subject × analysis. */
@@ -82,7 +93,7 @@ export async function checkBatch(batch: ResolvedBatch, options: BatchCheckOption
   const out: BatchChecks = { problems: [], warnings: [] };
   for (const s of batch.subjects) {
     for (const a of s.analyses) {
-      const r = await analysisChecks(a, options);
+      const r = await analysisChecks(a, batch.id, options);
       for (const p of r.problems) out.problems.push({ subject: s.name, analysis: a.name, ...p });
       for (const w of r.warnings) out.warnings.push({ subject: s.name, analysis: a.name, problem: w, missingHere: false });
     }
@@ -95,23 +106,10 @@ export async function preflightBatch(batch: ResolvedBatch, options: BatchCheckOp
   return (await checkBatch(batch, options)).problems;
 }
 
-/**
- * With --force, the run folders whose run is of another config and would be replaced: one line each, what goes
- * (the previous run's outputs; other files stay). Empty without any.
- */
-export async function forcedReplacements(batch: ResolvedBatch): Promise<string[]> {
-  const { clearingPlan, runFolderConflict } = await import('../pipeline/runFolder.js');
-  const out: string[] = [];
-  for (const s of batch.subjects) {
-    for (const a of s.analyses) {
-      // a conflict that --force resolves: another config's outputs (not a run.json of yours, which it refuses too)
-      if ((await runFolderConflict(a.config)) === null || (await runFolderConflict(a.config, { force: true })) !== null) continue;
-      const line = await clearingPlan(a.config.out);
-      if (line) out.push(`${s.name} × ${a.name}: ${line.replace(/^--force: first removes/, 'replaces')}`);
-    }
-  }
-  return out;
-}
+/** The subject × analysis pairs a check looks at, each with its analysis's config. */
+type CheckedPair = { subject: string; analysis: string } & CheckedAnalysis;
+
+const manifestPairs = (batch: ResolvedBatch): CheckedPair[] => batch.subjects.flatMap((s) => s.analyses.map((a) => ({ subject: s.name, analysis: a.name, kind: a.kind, config: a.config })));
 
 /** A planned analysis's config, from the first of its jobs that carries one. */
 function plannedConfig(steps: (BatchNode | { shards: BatchNode[] })[]): CheckedAnalysis['config'] | undefined {
@@ -124,18 +122,43 @@ function plannedConfig(steps: (BatchNode | { shards: BatchNode[] })[]): CheckedA
   return undefined;
 }
 
+/** The pairs of submitted subjects, from the batch's plan (analyses without a config, probes, have none). */
+function plannedPairs(subjects: SubjectPlan[]): CheckedPair[] {
+  return subjects.flatMap((s) =>
+    s.analyses.flatMap((a) => {
+      const config = plannedConfig(a.steps);
+      return config ? [{ subject: s.name, analysis: a.name, kind: a.kind, config }] : [];
+    }),
+  );
+}
+
+/**
+ * With --force, the run folders whose run is of another config and would be replaced: one line each, what goes
+ * (the previous run's outputs; other files stay). Empty without any. A manifest's, or (`batch retry --force`) the
+ * subjects of a submitted batch's plan.
+ */
+export async function forcedReplacements(batch: ResolvedBatch | SubjectPlan[]): Promise<string[]> {
+  const { clearingPlan, runFolderConflict } = await import('../pipeline/runFolder.js');
+  const out: string[] = [];
+  for (const p of Array.isArray(batch) ? plannedPairs(batch) : manifestPairs(batch)) {
+    // a conflict that --force resolves: another config's outputs (not a run.json of yours, which it refuses too)
+    if ((await runFolderConflict(p.config)) === null || (await runFolderConflict(p.config, { force: true })) !== null) continue;
+    const line = await clearingPlan(p.config.out);
+    if (line) out.push(`${p.subject} × ${p.analysis}: ${line.replace(/^--force: first removes/, 'replaces')}`);
+  }
+  return out;
+}
+
 /**
  * The preflight problems of submitted subjects, from the batch's plan (`batch retry` checks the subjects it would
- * resubmit: a subject that failed on its inputs would otherwise be queued to fail again).
+ * resubmit: a subject that failed on its inputs would otherwise be queued to fail again). `options.force`: as
+ * `batch retry --force` resubmits them (a run folder of another config is to be replaced); a folder of another
+ * config is refused naming retry's --force.
  */
-export async function preflightPlanned(subjects: SubjectPlan[]): Promise<BatchProblem[]> {
+export async function preflightPlanned(batch: string, subjects: SubjectPlan[], options: Omit<BatchCheckOptions, 'command'> = {}): Promise<BatchProblem[]> {
   const out: BatchProblem[] = [];
-  for (const s of subjects) {
-    for (const a of s.analyses) {
-      const config = plannedConfig(a.steps);
-      if (!config) continue;
-      for (const p of await analysisProblems({ kind: a.kind, config })) out.push({ subject: s.name, analysis: a.name, ...p });
-    }
+  for (const p of plannedPairs(subjects)) {
+    for (const problem of (await analysisChecks(p, batch, { ...options, command: 'retry' })).problems) out.push({ subject: p.subject, analysis: p.analysis, ...problem });
   }
   return out;
 }

@@ -16,7 +16,7 @@ import { PreflightError } from '../pipeline/errors.js';
 import type { Img2ImgShard, StageContext } from '../pipeline/stages.js';
 import type { BatchNode } from './graph.js';
 import { shardLabel } from './graph.js';
-import { BATCH_FOLDER_REMEDY } from './preflight.js';
+import { batchFolderRemedy } from './preflight.js';
 
 // The stage code (the engine, ONNX Runtime, HDF5) is imported when a job needs it, so a job process starts
 // quickly and holds only what its jobs use.
@@ -37,6 +37,13 @@ export interface NodeResult {
   status: 'done' | 'skipped';
   seconds: number;
   summary?: Record<string, unknown>;
+  /**
+   * Through BullMQ: the jobs of the subject's analysis that ran (were not skipped) in this batch, down the chain of
+   * jobs under this one, this one included (the worker adds it; dependenciesRan reads it). A chain links each job
+   * to the one before it, not to every job it depends on: a decoders job learns from its features job's result that
+   * the extraction under it ran, even when the features job itself was skipped.
+   */
+  ran?: string[];
 }
 
 /** What a finished img2img shard leaves: written last, so its outputs are complete when it exists. */
@@ -111,10 +118,10 @@ async function publishOnce(path: string, data: string): Promise<boolean> {
 }
 
 /** Runs a reconstruction stage (or one img2img shard) with the pipeline's own stage code. */
-async function withStageContext<T>(config: ReconstructConfig, ctl: NodeControl, fn: (ctx: StageContext) => Promise<T>): Promise<T> {
+async function withStageContext<T>(node: BatchNode, config: ReconstructConfig, ctl: NodeControl, fn: (ctx: StageContext) => Promise<T>): Promise<T> {
   const { preflight } = await import('../pipeline/preflight.js');
   const { lazyDiffusion } = await import('../pipeline/lazyDiffusion.js');
-  const pre = await preflight(config, { remedy: BATCH_FOLDER_REMEDY });
+  const pre = await preflight(config, { remedy: batchFolderRemedy('job', node.batch) });
   const model = lazyDiffusion(config);
   const ctx: StageContext = { config, pre, signal: ctl.signal, progress: ctl.progress, diffusion: model.get };
   try {
@@ -128,11 +135,12 @@ async function withStageContext<T>(config: ReconstructConfig, ctl: NodeControl, 
  * What an analysis's extract job does first, before it writes the run's manifest: it claims the run folder. A folder
  * holding another config's run is refused (the job fails on its inputs, naming the batch's remedy) or, with the
  * batch's --force, cleared as `reconstruct --force` clears it: the previous run's outputs go, the user's own files
- * stay. A clearing that a kill interrupted is finished, as reconstruct and encode finish it.
+ * stay. A clearing that a kill interrupted is finished, as reconstruct and encode finish it. `batch` names the batch in
+ * the remedy (a submitted batch's is `batch retry NAME --force`).
  */
-async function claimRunFolder(config: { out: string }, force: boolean, what: string): Promise<void> {
+async function claimRunFolder(config: { out: string }, force: boolean, what: string, batch: string): Promise<void> {
   const { clearingInterrupted, clearRunFolder, lockRunFolder, runFolderConflict } = await runFolder();
-  const conflict = await runFolderConflict(config, { remedy: BATCH_FOLDER_REMEDY });
+  const conflict = await runFolderConflict(config, { remedy: batchFolderRemedy('job', batch) });
   // (a run.json that no run wrote is refused with --force too)
   const unresolved = conflict !== null && (!force || (await runFolderConflict(config, { force: true })) !== null);
   if (unresolved) throw new PreflightError([conflict], what);
@@ -164,7 +172,8 @@ async function linkSharedFeatures(w: Extract<BatchNode['work'], { kind: 'feature
       ? (await stageInputs()).reconstructStageInputs(consumer.config, stage)
       : (await import('../encoding/stageInputs.js')).encodeStageInputs(consumer.config, stage);
   const inputs = await inputIdentities(inputPaths);
-  if (!ctl.depsRan && (await stageDone(config, stage, inputPaths))) {
+  // the entries' keys name the images (and the recipe): after an extraction that ran, the links still hold when they are the same
+  if (await stageDone(config, stage, inputPaths)) {
     const had = (await readStageMarker(config, stage))?.summary?.sharedFeatures as typeof keys | undefined;
     if (had?.z === keys.z && had?.c === keys.c) return { status: 'skipped', seconds: seconds() };
   }
@@ -199,14 +208,10 @@ async function linkSharedFeatures(w: Extract<BatchNode['work'], { kind: 'feature
  * extraction ran or came from the cache: the run reads those sessions either way.
  */
 async function sessionGapWarnings(extractions: Extract<BatchNode['work'], { kind: 'betas' }>['extractions']): Promise<string[]> {
-  const { availableSessions } = await import('../nsd/betas.js');
-  const { DEFAULT_MAX_SESSION } = await import('../nsd/extract.js');
-  const { sessionGapWarning } = await import('../nsd/sessionPlan.js');
+  const { extractionGapWarning } = await import('../nsd/sessionPlan.js');
   const out = new Set<string>();
   for (const o of extractions) {
-    if (o.sessions !== undefined) continue;
-    const nsd = { root: o.root, subject: o.subject, format: o.format ?? 'auto' };
-    const w = sessionGapWarning(nsd, await availableSessions(nsd.root, nsd.subject, nsd.format, DEFAULT_MAX_SESSION));
+    const w = await extractionGapWarning(o);
     if (w) out.add(w);
   }
   return [...out];
@@ -231,17 +236,22 @@ export async function runNode(node: BatchNode, ctl: NodeControl): Promise<NodeRe
     }
     case 'stage': {
       const { config, stage } = w;
-      const { markStage, stageDone, writeManifest } = await runFolder();
-      const { STAGE_RUNNERS } = await pipelineStages();
+      const { depKeyHolds, markStage, stageDone, writeManifest } = await runFolder();
+      const { STAGE_DEP_KEYS, STAGE_RUNNERS } = await pipelineStages();
       const inputPaths = (await stageInputs()).reconstructStageInputs(config, stage);
-      if (!ctl.depsRan && (await stageDone(config, stage, inputPaths))) return { status: 'skipped', seconds: seconds() };
+      const depKey = STAGE_DEP_KEYS[stage];
+      // after a stage that ran, one that reads only a key's worth of it (features: the images) still holds when that is unchanged
+      if ((await stageDone(config, stage, inputPaths)) && (!ctl.depsRan || (depKey && (await depKeyHolds(config, stage, await depKey(config)))))) {
+        return { status: 'skipped', seconds: seconds() };
+      }
       if (stage === 'extract') {
-        await claimRunFolder(config, w.force === true, 'the reconstruction');
+        await claimRunFolder(config, w.force === true, 'the reconstruction', node.batch);
         await writeManifest(config, versions());
       }
       const inputs = await inputIdentities(inputPaths);
-      const r = await withStageContext(config, ctl, (ctx) => STAGE_RUNNERS[stage](ctx));
-      await markStage(config, { stage, seconds: seconds(), outputs: r.outputs, summary: r.summary, inputs });
+      const key = depKey ? await depKey(config) : undefined;
+      const r = await withStageContext(node, config, ctl, (ctx) => STAGE_RUNNERS[stage](ctx));
+      await markStage(config, { stage, seconds: seconds(), outputs: r.outputs, summary: r.summary, inputs, ...(key === undefined ? {} : { depKey: key }) });
       return { status: 'done', seconds: seconds(), summary: r.summary };
     }
     case 'shard': {
@@ -250,7 +260,7 @@ export async function runNode(node: BatchNode, ctl: NodeControl): Promise<NodeRe
       // what it is made from, before it reads it
       const upstream = await (await img2imgProgress()).img2imgUpstreamKey(config);
       const { img2imgShardStage } = await pipelineStages();
-      const r = await withStageContext(config, ctl, (ctx) => img2imgShardStage(ctx, shard));
+      const r = await withStageContext(node, config, ctl, (ctx) => img2imgShardStage(ctx, shard));
       const { stageRecipe } = await runFolder();
       const marker: ShardMarker = { shard, configHash: configHash(config), recipe: stageRecipe('img2img'), upstream, seconds: seconds(), outputs: r.outputs, summary: r.summary };
       await writeJsonAtomic(shardMarkerPath(config, shard), marker);
@@ -316,15 +326,17 @@ export async function runNode(node: BatchNode, ctl: NodeControl): Promise<NodeRe
     case 'encodeStage': {
       // one stage of encode(), with its own stage code; the first also checks the inputs and claims the folder
       const { config, stage } = w;
-      const { stageDone, writeManifest } = await runFolder();
+      const { depKeyHolds, stageDone, writeManifest } = await runFolder();
       const { encodeStages } = await import('../encoding/stages.js');
       const def = encodeStages(config).find((s) => s.id === stage);
       if (!def) throw new InvalidArgumentError(`${node.id}: the encode config has no stage '${stage}' (stages: ${encodeStages(config).map((s) => s.id).join(', ')})`);
-      if (!ctl.depsRan && (await stageDone(config, stage, def.inputs))) return { status: 'skipped', seconds: seconds() };
+      if ((await stageDone(config, stage, def.inputs)) && (!ctl.depsRan || (def.depKey && (await depKeyHolds(config, stage, await def.depKey()))))) {
+        return { status: 'skipped', seconds: seconds() };
+      }
       if (stage === 'extract') {
-        await claimRunFolder(config, w.force === true, 'encode');
+        await claimRunFolder(config, w.force === true, 'encode', node.batch);
         const { preflightEncode } = await import('../encoding/preflight.js');
-        await preflightEncode(config, { remedy: BATCH_FOLDER_REMEDY });
+        await preflightEncode(config, { remedy: batchFolderRemedy('job', node.batch) });
         await writeManifest(config, versions());
       }
       const { runStage } = await import('../pipeline/stageRunner.js');

@@ -21,7 +21,7 @@ import { hostname } from 'node:os';
 import { FlowProducer, isNotConnectionError, Queue, UnrecoverableError, WaitingChildrenError, Worker, type Job } from 'bullmq';
 
 import { isInputError } from './errors.js';
-import { QUEUES, type QueueClass } from './graph.js';
+import { QUEUES, type BatchNode, type QueueClass } from './graph.js';
 import { THREADS_ENV } from './jobThreads.js';
 import { LockKeeper } from './lockKeeper.js';
 import { PoolJobError, ProcessPool, type PoolRun } from './pool.js';
@@ -77,10 +77,33 @@ export const CANCELLED = CANCELLED_REASON;
 export const CLOSING = 'worker closing';
 export const LOST = 'lock lost';
 
-/** True when a job that this one depends on ran in this batch (the shared extraction and features only fill caches). */
-export function dependenciesRan(children: Record<string, unknown>): boolean {
-  return Object.entries(children).some(([k, v]) => (v as NodeResult | null)?.status === 'done' && !/\.(betas|shared\.[zc]-[0-9a-f]+)$/.test(k));
+/** The shared extraction and features only fill caches: they do not make a run folder's stages stale. */
+const fillsCache = (id: string) => /\.(betas|shared\.[zc]-[0-9a-f]+)$/.test(id);
+
+/**
+ * Whether a job that `node` depends on ran in this batch, from the results of the jobs under it (its children), and
+ * the jobs that ran down its chain (NodeResult.ran, without this one). A chain holds each job over the one before it,
+ * so the results carry what ran further down; a job checks its own dependencies (node.deps) against them, so a
+ * features job skipped on its key hides neither the extraction from the decoders nor runs the encode stages that
+ * read only the features. A result without `ran` (a worker from before) counts as before: a child that ran.
+ */
+export function dependenciesRan(node: BatchNode, children: Record<string, unknown>): { depsRan: boolean; ran: string[] } {
+  const ran = new Set<string>();
+  let legacy = false;
+  for (const [k, v] of Object.entries(children)) {
+    const r = v as NodeResult | null;
+    if (!r) continue;
+    if (Array.isArray(r.ran)) for (const id of r.ran) ran.add(id);
+    else if (r.status === 'done' && !fillsCache(k)) legacy = true;
+  }
+  return { depsRan: legacy || node.deps.some((d) => ran.has(d)), ran: [...ran] };
 }
+
+/** A job's result with the jobs that ran down its chain, itself included when it ran (a cache-filling job is not). */
+const withRan = (node: BatchNode, r: NodeResult, below: string[]): NodeResult => ({
+  ...r,
+  ran: r.status === 'done' && !fillsCache(node.id) ? [...below, node.id] : below,
+});
 
 interface Running {
   job: Job<JobData, NodeResult>;
@@ -217,7 +240,8 @@ export async function createWorker(options: WorkerOptions): Promise<BatchWorker>
       }
       if (await job.moveToWaitingChildren(token)) throw new WaitingChildrenError();
     }
-    return runNode(node, { depsRan: dependenciesRan(await job.getChildrenValues()), progress: () => {} });
+    const { depsRan, ran } = dependenciesRan(node, await job.getChildrenValues());
+    return withRan(node, await runNode(node, { depsRan, progress: () => {} }), ran);
   };
   let flowProducer: FlowProducer | null = null;
   const flows = () => {
@@ -231,7 +255,7 @@ export async function createWorker(options: WorkerOptions): Promise<BatchWorker>
   /** A work job, in a job process. */
   const runWork = async (r: Running): Promise<NodeResult> => {
     const { job } = r;
-    const depsRan = dependenciesRan(await job.getChildrenValues());
+    const { depsRan, ran } = dependenciesRan(job.data.node, await job.getChildrenValues());
     let last = 0;
     r.run = pool.start(job.data.node, depsRan, (fraction, message) => {
       emit(r, 'active', { fraction, message });
@@ -241,7 +265,7 @@ export async function createWorker(options: WorkerOptions): Promise<BatchWorker>
       job.updateProgress({ fraction, message }).catch(() => {});
     });
     if (r.stop) r.run.abort(r.stop);
-    return r.run.result;
+    return withRan(job.data.node, await r.run.result, ran);
   };
 
   const process_ = async (q: QueueClass, job: Job<JobData, NodeResult>, token: string) => {

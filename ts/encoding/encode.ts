@@ -169,7 +169,7 @@ async function runEncode(c: EncodeConfig, options: EncodeOptions): Promise<Encod
   // --force empties the folder of the old run's outputs before anything is written.
   if (force) await clearRunFolder(c.out);
   await writeManifest(c, versions());
-  const reports = await runStages(c, stages, skip, {
+  const reports = await runStages(c, stages, planned, {
     signal: options.signal,
     what: 'encode',
     onProgress: options.onProgress && ((p) => options.onProgress!({ ...p, detail: p.message ?? '' })),

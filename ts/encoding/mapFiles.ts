@@ -49,6 +49,8 @@ export interface EncodingSummary {
   voxels: number;
   trainImages: number;
   testImages: number;
+  /** The sessions whose betas the run read (the extract stage's record); absent in folders from before it was kept. */
+  sessions?: number[];
   voxelOrder: string;
   noiseCeiling: boolean;
   atlasesMissing: string[];

@@ -15,6 +15,7 @@ import { niftiGrid, readNifti } from '../io/nifti.js';
 import type { Grid } from '../io/voxelMask.js';
 import { roiPath } from '../nsd/paths.js';
 import { BASE_CSS, esc, SORTABLE_SCRIPT, url } from '../report/html.js';
+import { sessionsFact, warningBox, type SessionsRead } from '../report/sessions.js';
 import { fileStem, type EncodingSummary, type MapKind, type MapRecord, type MosaicOptions } from './mapFiles.js';
 import { sortedMedian } from './metrics.js';
 import { mosaicPng } from './mosaic.js';
@@ -370,11 +371,13 @@ function reportHtml(s: EncodingSummary, maps: LoadedMap[], underlay: Underlay | 
       return `<h2>${esc(title)}</h2>\n${title === 'Variance partitioning' ? conventionBox(s, maps) : ''}${inGroup.map(([m, k]) => mapSection(m, k)).join('\n')}`;
     })
     .join('\n');
+  const sessions = sessionsFact({ sessions: s.sessions, nsd: s.config.nsd as SessionsRead['nsd'] });
   const meta: [string, string][] = [
     ['subject', String(s.subject)],
     ['voxels', `${fmtCount(s.voxels)} (${s.roi})`],
     trainingFact(s),
     ['test images', `${fmtCount(s.testImages)} (betas averaged over repetitions)`],
+    ...(sessions ? [['sessions', sessions.text] as [string, string]] : []),
     ['anatomy', underlay ? `${underlay.kind} (${underlay.path.split(/[\\/]/).slice(-2).join('/')})` : 'none found (no T1_to_func1pt8mm, mean or brainmask)'],
     ['atlases', atlases.map((a) => a.name).join(', ') + (s.atlasesMissing.length ? `; not found: ${s.atlasesMissing.join(', ')}` : '')],
     ['noise ceiling', noiseCeilingFact(s)],
@@ -385,6 +388,7 @@ function reportHtml(s: EncodingSummary, maps: LoadedMap[], underlay: Underlay | 
 <style>${BASE_CSS}${REPORT_CSS}${VIEWER_CSS}</style></head><body>
 <h1>Encoding models, subject ${s.subject}</h1>
 <table class="meta"><tbody>${meta.map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(v)}</td></tr>`).join('')}</tbody></table>
+${sessions?.warning ? warningBox(sessions.warning) : ''}
 <h2>Brain viewer</h2>
 <div id="viewer" class="viewer">
 <div class="canvas-box"><canvas id="brain-canvas"></canvas></div>

@@ -27,6 +27,7 @@ import type { NsdExtraction } from '../nsd/output.js';
 import { ncsnrPath } from '../nsd/paths.js';
 import { loadRegionMask } from '../nsd/roi.js';
 import { NsdStimuli } from '../nsd/stimuli.js';
+import { imageSetKey, readStageMarker } from '../pipeline/runFolder.js';
 import type { StageDef, StageResult, StageRunContext } from '../pipeline/stageRunner.js';
 import { RidgeCV } from '../ridge/RidgeCV.js';
 import { Diffusion } from '../sd/Diffusion.js';
@@ -143,7 +144,7 @@ async function extractStage(c: EncodeConfig, ctx: StageRunContext): Promise<Stag
   const cacheRemoved = await extractStageCacheUpkeep(c.nsd.cacheDir === null ? join(c.out, 'cache') : null, [betas]);
   return {
     outputs: [relative(c.out, p.ids)],
-    summary: { voxels: betas.train.cols, trainRows: betas.train.rows, testImages: betas.test.rows, fromCache: betas.fromCache, ...(cacheRemoved.length ? { cacheRemoved } : {}) },
+    summary: { voxels: betas.train.cols, trainRows: betas.train.rows, testImages: betas.test.rows, fromCache: betas.fromCache, sessions: betas.manifest.inputs.sessions, ...(cacheRemoved.length ? { cacheRemoved } : {}) },
   };
 }
 
@@ -178,11 +179,16 @@ async function ceilingStage(c: EncodeConfig): Promise<StageResult> {
   return { outputs: [relative(c.out, p.noiseCeiling)], summary: { noiseCeiling: c.noiseCeiling, mean: mean(nc) } };
 }
 
+/** The images the embed stage embeds: every image with betas (training and test), ascending; all it reads of the extraction. */
+async function embeddedImages(c: EncodeConfig): Promise<Int32Array> {
+  const idsOf = await readJson<{ train: number[]; test: number[] }>(encodePaths(c.out).ids);
+  return Int32Array.from(new Set([...idsOf.train, ...idsOf.test])).sort();
+}
+
 /** z and c of every image with betas, the inputs of every model feature set. */
 async function embedStage(c: EncodeConfig, ctx: StageRunContext): Promise<StageResult> {
   const p = encodePaths(c.out);
-  const idsOf = await readJson<{ train: number[]; test: number[] }>(p.ids);
-  const ids = Int32Array.from(new Set([...idsOf.train, ...idsOf.test])).sort();
+  const ids = await embeddedImages(c);
   const stimuli = await NsdStimuli.open(c.nsd.root);
   const captions = await loadNsdCaptions(c.nsd.root, c.nsd.captions ?? undefined);
   const diffusion = await Diffusion.load(c.model!, { components: ['text_encoder', 'vae_encoder'] });
@@ -462,6 +468,7 @@ async function reportStage(c: EncodeConfig): Promise<StageResult> {
   const p = encodePaths(c.out);
   const o = await readEncodeOutputs(c);
   const ids = await readJson<{ train: number[]; test: number[] }>(p.ids);
+  const sessions = (await readStageMarker(c, 'extract'))?.summary?.sessions as number[] | undefined;
   const maps = await readMapRecords(c);
   const fileOf = (kind: 'r' | 'banded-r', name: string) => maps.find((m) => m.kind === kind && (m.featureSet ?? m.banded) === name) ?? { ...mapFile(kind === 'r' ? { kind, featureSet: name } : { kind, banded: name }) };
   const summary: EncodingSummary = {
@@ -474,6 +481,7 @@ async function reportStage(c: EncodeConfig): Promise<StageResult> {
     voxels: o.mask.indices.length,
     trainImages: ids.train.length,
     testImages: ids.test.length,
+    ...(sessions ? { sessions } : {}),
     voxelOrder: 'mask order: flat NIfTI indices, x fastest (see maps/*.nii.gz for the volumes)',
     noiseCeiling: o.ceiling !== null,
     atlasesMissing: o.missingAtlases,
@@ -499,7 +507,12 @@ export function encodeStages(c: EncodeConfig): StageDef[] {
     { id: 'ceiling', deps: ['extract'], describe: `noise ceiling (${c.noiseCeiling})`, run: () => ceilingStage(c) },
   ];
   if (tables.some((t) => t.stage !== null)) {
-    stages.push({ id: 'embed', deps: ['extract'], describe: `z and c of every image (${c.imageSize} px, ${c.featureBatch} per call)`, run: (ctx) => embedStage(c, ctx) });
+    // new betas of the same trials leave z and c as they are: the extraction reruns, embed only for other images
+    stages.push({
+      id: 'embed', deps: ['extract'], describe: `z and c of every image (${c.imageSize} px, ${c.featureBatch} per call)`,
+      depKey: async () => imageSetKey(await embeddedImages(c)),
+      run: (ctx) => embedStage(c, ctx),
+    });
   }
   for (const s of c.featureSets) {
     if (s.kind !== 'zc' && s.kind !== 'unet') continue;

@@ -36,9 +36,11 @@ export function sessionGaps(present: readonly number[]): number[] {
 
 /**
  * The warning for sessions without betas between sessions that have them, when every session with betas is read
- * (nsd.sessions null), or null when there is no gap. NSD subjects end at different sessions (30 to 40), so fewer
- * sessions at the end is normal; a hole in the middle is more likely a file deleted or not yet copied, which
- * would otherwise change what the run reads without a word. `present` is availableSessions' answer.
+ * (nsd.sessions null, or a command's --sessions not given), or null when there is no gap. NSD subjects end at
+ * different sessions (30 to 40), so fewer sessions at the end is normal; a hole in the middle is more likely a file
+ * deleted or not yet copied, which would otherwise change what the run reads without a word. `present` is
+ * availableSessions' answer. `field` names how the sessions are chosen: a config's field (nsd.sessions, null by
+ * default) or a command's flag (--sessions, absent by default); the words are the same either way.
  */
 export function sessionGapWarning(nsd: { root: string; subject: number; format: BetasFormatChoice }, present: readonly number[], field = 'nsd.sessions'): string | null {
   const gaps = sessionGaps(present);
@@ -46,11 +48,22 @@ export function sessionGapWarning(nsd: { root: string; subject: number; format: 
   const { root, subject, format } = nsd;
   const looked = format === 'auto' ? `${betasPath(root, subject, gaps[0], 'hdf5')} or .nii.gz` : betasPath(root, subject, gaps[0], format);
   const s = gaps.length > 1 ? 's' : '';
+  const flag = field.startsWith('--');
   return (
     `subject ${subject}: session${s} ${formatSessionList(gaps)} ha${gaps.length > 1 ? 've' : 's'} no betas (looked for ${looked}), ` +
-    `though sessions before and after do: with ${field} null the run reads only the sessions that have betas (${formatSessionList([...present])}); ` +
-    `restore the file${s}, or set ${field} to the sessions you mean to read`
+    `though sessions before and after do: ${flag ? `without ${field}` : `with ${field} null`} the run reads only the sessions that have betas (${formatSessionList([...present])}); ` +
+    `restore the file${s}, or ${flag ? `give ${field}` : `set ${field} to`} the sessions you mean to read`
   );
+}
+
+/**
+ * The session-gap warning of an extraction of these options (sessionGapWarning), or null: only one that reads every
+ * session with betas (`sessions` not given) can have one. Reads directory listings only.
+ */
+export async function extractionGapWarning(o: { root: string; subject: number; sessions?: unknown; format?: BetasFormatChoice }, field = 'nsd.sessions'): Promise<string | null> {
+  if (o.sessions !== undefined && o.sessions !== null) return null;
+  const nsd = { root: o.root, subject: o.subject, format: o.format ?? 'auto' };
+  return sessionGapWarning(nsd, await availableSessions(nsd.root, nsd.subject, nsd.format, DEFAULT_MAX_SESSION), field);
 }
 
 /**

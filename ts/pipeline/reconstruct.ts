@@ -16,11 +16,11 @@ import { lazyDiffusion } from './lazyDiffusion.js';
 import { formatSeconds, loadAverage, type StageEstimate } from './probe.js';
 import { preflight, type PreflightResult } from './preflight.js';
 import { inputIdentities } from '../io/fileIdentity.js';
-import { clearingInterrupted, clearingPlan, clearRunFolder, lockRunFolder, markStage, readStageMarker, stageState, STAGES, writeManifest, type StageName } from './runFolder.js';
+import { clearingInterrupted, clearingPlan, clearRunFolder, depKeyHolds, lockRunFolder, markStage, readStageMarker, stageState, STAGES, writeManifest, type StageName } from './runFolder.js';
 import { runFolderInputs, runFolderOverlap } from './runFolderInputs.js';
 import { reconstructStageInputs } from './stageInputs.js';
-import type { StageReport } from './stageRunner.js';
-import { STAGE_RUNNERS, type StageContext } from './stages.js';
+import { DEP_KEY_NOTE, type StageReport } from './stageRunner.js';
+import { STAGE_DEP_KEYS, STAGE_RUNNERS, type StageContext } from './stages.js';
 
 export interface ReconstructProgress {
   stage: StageName;
@@ -121,13 +121,17 @@ async function runReconstruct(config: ReconstructConfig, options: ReconstructOpt
   const skip = new Map<StageName, boolean>();
   // why a stage that ran before runs again (for the dry run): an input file changed, or a stage before it runs
   const why = new Map<StageName, string>();
+  // stages whose own record holds that run for a stage before them, but read only a key's worth of it (features: the
+  // images): decided when they come, once the stages before them have run (STAGE_DEP_KEYS)
+  const keyed = new Set<StageName>();
   let first: StageName | null = null;
   for (const s of STAGES) {
     const state = force ? { done: false } : await stageState(config, s, reconstructStageInputs(config, s));
     // a stage after one that must run runs too
     skip.set(s, first === null && state.done);
     if (state.why) why.set(s, state.why);
-    else if (first !== null && state.done) why.set(s, `${first} runs`);
+    else if (first !== null && state.done) why.set(s, `${first} runs${STAGE_DEP_KEYS[s] ? DEP_KEY_NOTE : ''}`);
+    if (first !== null && state.done && STAGE_DEP_KEYS[s]) keyed.add(s);
     if (!state.done) first ??= s;
   }
   if (options.dryRun) {
@@ -169,7 +173,9 @@ async function runReconstruct(config: ReconstructConfig, options: ReconstructOpt
     for (const [i, stage] of STAGES.entries()) {
       if (options.signal?.aborted) throw new CancelledError('reconstruct: cancelled');
       const base = { stage, index: i + 1, stages: STAGES.length };
-      if (skip.get(stage)) {
+      const depKey = STAGE_DEP_KEYS[stage];
+      // (the only stage before features is extract: the key is all it reads of it)
+      if (skip.get(stage) || (keyed.has(stage) && (await depKeyHolds(config, stage, await depKey!(config))))) {
         const m = await readStageMarker(config, stage);
         plan.push({ stage, status: 'skipped', seconds: 0, summary: m?.summary });
         stageWarnings(m?.summary).forEach(warn);
@@ -186,9 +192,10 @@ async function runReconstruct(config: ReconstructConfig, options: ReconstructOpt
       options.onProgress?.({ ...base, fraction: 0, status: 'running' });
       const t0 = performance.now();
       const inputs = await inputIdentities(reconstructStageInputs(config, stage));
+      const key = depKey ? await depKey(config) : undefined;
       const r = await STAGE_RUNNERS[stage](ctx);
       const seconds = (performance.now() - t0) / 1000;
-      await markStage(config, { stage, seconds, outputs: r.outputs, summary: r.summary, inputs });
+      await markStage(config, { stage, seconds, outputs: r.outputs, summary: r.summary, inputs, ...(key === undefined ? {} : { depKey: key }) });
       plan.push({ stage, status: 'ran', seconds, summary: r.summary });
       stageWarnings(r.summary).forEach(warn);
       options.onProgress?.({ ...base, fraction: 1, status: 'done' });

@@ -7,6 +7,7 @@
 import { formatMetric, metricHeader, metricsCaption, publishedBetter } from '../eval/table.js';
 import { METRIC_COLUMNS, PUBLISHED } from '../eval/published.js';
 import { BASE_CSS, displayPath, esc, SORTABLE_SCRIPT, url } from '../report/html.js';
+import { sessionsFact, warningBox } from '../report/sessions.js';
 import type { ReconstructConfig } from './config.js';
 import { decoderCharts, type DecoderSummary } from './decoderCharts.js';
 
@@ -31,6 +32,8 @@ export interface ReportInput {
   targetAccuracy?: Record<string, Float32Array | null>;
   /** Warnings the run raised (shown at the top). */
   warnings?: string[];
+  /** The sessions the extraction read (its stage's record), listed with the data; absent in run folders from before. */
+  sessions?: number[];
 }
 
 const REPORT_CSS = `
@@ -83,7 +86,7 @@ test sets differ between tables (37 or 40 sessions). ${esc(note)}</caption></tab
 const fixed3 = (v: number | null | undefined) => (typeof v === 'number' && Number.isFinite(v) ? v.toFixed(3) : '–');
 
 function decoderSection(name: string, d: DecoderSummary, charts: string[]): string {
-  const warn = (d.warnings ?? []).map((w) => `<div class="warning"><strong>Warning:</strong> ${esc(w)}</div>`).join('');
+  const warn = (d.warnings ?? []).map(warningBox).join('');
   const unresolved = d.unresolvedAlphas
     ? `<tr><td>unresolved alphas</td><td>${d.unresolvedAlphas} (below the float32 resolution of this problem; never chosen)</td></tr>`
     : '';
@@ -147,7 +150,8 @@ export async function renderReport(r: ReportInput): Promise<string> {
   const g = c.img2img;
   const decoderHtml: string[] = [];
   for (const [name, d] of Object.entries(r.decoders)) decoderHtml.push(decoderSection(name, d, await decoderCharts(name, d, r.targetAccuracy?.[name] ?? null)));
-  const warnings = (r.warnings ?? []).map((w) => `<div class="warning"><strong>Warning:</strong> ${esc(w)}</div>`).join('\n');
+  const warnings = (r.warnings ?? []).map(warningBox).join('\n');
+  const sessions = sessionsFact({ sessions: r.sessions, nsd: c.nsd });
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>brainlatent reconstruction — subject ${c.nsd.subject}</title>
@@ -156,6 +160,7 @@ export async function renderReport(r: ReportInput): Promise<string> {
 <p>${r.ids.length} test images. Model <code>${esc(displayPath(c.out, c.model.dir))}</code>, NSD <code>${esc(displayPath(c.out, c.nsd.root))}</code>
 (paths relative to this run folder). img2img from the decoded z with the decoded c: strength ${g.strength}, ${g.steps} ${esc(g.scheduler)} steps,
 guidance ${g.guidance}, ${g.seeds} seed${g.seeds > 1 ? 's' : ''} per image, ${g.size} px.</p>
+${sessions ? `<p id="sessions">Betas of subject ${c.nsd.subject}, sessions ${esc(sessions.text)}.</p>${sessions.warning ? `\n${warningBox(sessions.warning)}` : ''}` : ''}
 ${warnings}
 <h2>Metrics</h2>
 ${runTable(r.metrics, g.seeds)}

@@ -4,6 +4,7 @@
  * atomically (ts/io/atomicWrite); the folder is locked while a run uses it (`lockRunFolder`), and `--force`
  * removes the previous run's outputs (and only those) before the new run writes anything (`clearRunFolder`).
  */
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -63,6 +64,26 @@ export interface StageMarker {
    * they were when it started; absent in markers written before these were recorded (such a marker is not checked).
    */
   inputs?: InputIdentity[];
+  /**
+   * For a stage that reads less of the stages before it than their outputs (a features stage reads the extraction's
+   * image ids, not its betas): the key of what it read (imageSetKey), taken before it ran. When those stages run
+   * again and the key is unchanged, the stage's outputs still hold and it is skipped (StageDef.depKey).
+   */
+  depKey?: string;
+}
+
+/**
+ * The key of a set of images (73k ids; order and repeats do not matter): what a features stage's outputs depend on
+ * of the extraction. New betas of the same trials leave it as it is; a session added or gone changes it.
+ */
+export function imageSetKey(ids: Iterable<number>): string {
+  const sorted = [...new Set(ids)].sort((a, b) => a - b);
+  return createHash('sha256').update(`images:${sorted.join(',')}`).digest('hex').slice(0, 20);
+}
+
+/** True when the stage's marker records `key` as what it read of the stages before it (StageMarker.depKey). */
+export async function depKeyHolds(config: { out: string }, stage: string, key: string): Promise<boolean> {
+  return (await readStageMarker(config, stage))?.depKey === key;
 }
 
 export const paths = (out: string) => ({

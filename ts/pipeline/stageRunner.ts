@@ -1,13 +1,13 @@
 /**
  * Runs a pipeline's stages in a run folder: a stage whose marker matches the config, whose outputs exist and whose
  * input files (`inputs`) are as they were is skipped, unless one of the stages it depends on runs (then it runs
- * too); `force` runs everything. Each
+ * too, unless what it reads of them is unchanged: `depKey`); `force` runs everything. Each
  * finished stage writes its marker last, so an interrupted stage is redone. Used by encode(); the stages of
  * a job graph run the same definitions one at a time (`runStage`).
  */
 import { CancelledError } from '../errors.js';
 import { inputIdentities } from '../io/fileIdentity.js';
-import { markStage, readStageMarker, stageState } from './runFolder.js';
+import { depKeyHolds, markStage, readStageMarker, stageState } from './runFolder.js';
 
 /** Items done in a stage, when it counts them (images, sessions): the progress bar's rate is in that unit. */
 export interface StageCount {
@@ -42,6 +42,13 @@ export interface StageDef {
    * identities (size, mtime; a folder's files) are recorded in its marker, and a change reruns it (stageState).
    */
   inputs?: string[];
+  /**
+   * For a stage that reads less of the stages before it than their outputs, the key of what it reads (a features
+   * stage: the set of images whose features it computes, imageSetKey; not the betas the extraction also wrote),
+   * recorded in its marker. When a stage it depends on runs again, it runs only if this key changed: new betas of
+   * the same images leave the features as they are. Called once those stages have finished.
+   */
+  depKey?: () => Promise<string>;
   run: (ctx: StageRunContext) => Promise<StageResult>;
 }
 
@@ -76,6 +83,11 @@ export interface StagePlan {
   skip: boolean;
   /** Why a stage that ran before runs again: "latent.npy changed since it ran", "fit.lat runs", … */
   why?: string;
+  /**
+   * Its own record holds (marker, outputs, input files): it runs only for a stage it depends on that runs, and then
+   * not if that stage was skipped after all, or if what it reads of it is unchanged (depKey). runStages decides.
+   */
+  done?: boolean;
 }
 
 /**
@@ -94,7 +106,9 @@ export async function planStages(config: RunConfig, stages: StageDef[], force = 
     const state = await stageState(config, s.id, s.inputs);
     const rerun = s.deps.find((d) => !plan.get(d)!.skip);
     if (!state.done) plan.set(s.id, { skip: false, why: state.why });
-    else plan.set(s.id, rerun ? { skip: false, why: `${rerun} runs` } : { skip: true });
+    else if (!rerun) plan.set(s.id, { skip: true, done: true });
+    // (whether it does depends on what that stage writes: the dry run cannot know)
+    else plan.set(s.id, { skip: false, done: true, why: `${rerun} runs${s.depKey ? DEP_KEY_NOTE : ''}` });
   }
   return plan;
 }
@@ -104,28 +118,48 @@ export async function planSkips(config: RunConfig, stages: StageDef[], force = f
   return new Map([...(await planStages(config, stages, force))].map(([id, p]) => [id, p.skip]));
 }
 
+/** The dry run's note on a stage with a depKey that a stage before it reruns. */
+export const DEP_KEY_NOTE = '; not if the images it reads are the same';
+
+/**
+ * A finished stage (its own record holds) whose dependencies `ran` in this run: it still holds when none of them
+ * ran after all (each was skipped on its own record or key), or when what it reads of them is unchanged (depKey).
+ */
+export async function stillHolds(config: RunConfig, stage: StageDef, ran: ReadonlySet<string>): Promise<boolean> {
+  if (!stage.deps.some((d) => ran.has(d))) return true;
+  return stage.depKey !== undefined && (await depKeyHolds(config, stage.id, await stage.depKey()));
+}
+
 /** Runs one stage and records it: its marker, with its inputs as they were when it started, once its outputs are all in place. */
 export async function runStage(config: RunConfig, stage: StageDef, ctx: StageRunContext): Promise<StageReport> {
   const t0 = performance.now();
   const inputs = await inputIdentities(stage.inputs ?? []);
+  // what it reads of the stages before it, before it reads it
+  const depKey = stage.depKey ? await stage.depKey() : undefined;
   const r = await stage.run(ctx);
   const seconds = (performance.now() - t0) / 1000;
-  await markStage(config, { stage: stage.id, seconds, outputs: r.outputs, summary: r.summary, inputs });
+  await markStage(config, { stage: stage.id, seconds, outputs: r.outputs, summary: r.summary, inputs, ...(depKey === undefined ? {} : { depKey }) });
   return { stage: stage.id, status: 'ran', seconds, summary: r.summary };
 }
 
-/** Runs every stage that is not skipped, in order; reports progress per stage. */
+/**
+ * Runs the stages of the plan (planStages) in order; reports progress per stage. A stage planned to run only
+ * because one it depends on runs (its own record holds) is decided when it comes: it is skipped when none of those
+ * ran after all, or when what it reads of them is unchanged (stillHolds).
+ */
 export async function runStages(
   config: RunConfig,
   stages: StageDef[],
-  skip: Map<string, boolean>,
+  plan: Map<string, StagePlan>,
   options: { onProgress?: (p: StageProgress) => void; signal?: AbortSignal; what?: string } = {},
 ): Promise<StageReport[]> {
   const reports: StageReport[] = [];
+  const ran = new Set<string>();
   for (const [i, stage] of stages.entries()) {
     if (options.signal?.aborted) throw new CancelledError(`${options.what ?? 'run'}: cancelled`);
     const base = { stage: stage.id, index: i + 1, stages: stages.length };
-    if (skip.get(stage.id)) {
+    const p = plan.get(stage.id);
+    if (p?.skip || (p?.done && (await stillHolds(config, stage, ran)))) {
       const m = await readStageMarker(config, stage.id);
       reports.push({ stage: stage.id, status: 'skipped', seconds: 0, summary: m?.summary });
       options.onProgress?.({ ...base, fraction: 1, status: 'skipped' });
@@ -137,6 +171,7 @@ export async function runStages(
       progress: (fraction, message, count) => options.onProgress?.({ ...base, fraction, message, count, status: 'running' }),
     };
     reports.push(await runStage(config, stage, ctx).catch((e: unknown) => Promise.reject(cancelledIn(e, stage.id, options))));
+    ran.add(stage.id);
     options.onProgress?.({ ...base, fraction: 1, status: 'done' });
   }
   return reports;

@@ -24,7 +24,7 @@ import type { ReconstructConfig } from './config.js';
 import type { PreflightResult } from './preflight.js';
 import type { DecoderSummary } from './decoderCharts.js';
 import { renderReport, type RunMetrics } from './report.js';
-import { paths, type StageName } from './runFolder.js';
+import { imageSetKey, paths, readStageMarker, type StageName } from './runFolder.js';
 import { selectTestImages } from './testSubset.js';
 import { writeFileAtomic } from '../io/atomicWrite.js';
 import { allInOrder } from '../allInOrder.js';
@@ -113,16 +113,29 @@ export async function extractStage(ctx: StageContext): Promise<StageOutput> {
       voxels: { z: ez.train.cols, c: ec.train.cols },
       testImages: limited.length,
       fromCache: { z: ez.fromCache, c: ec.fromCache },
+      // the sessions read (both regions read the same ones), for the report
+      sessions: ez.manifest.inputs.sessions,
       ...(cacheRemoved.length ? { cacheRemoved } : {}),
     },
   };
 }
 
+/** The images the features stage computes z and c of: every training image of both regions and the test images, ascending. */
+const featureImages = (ids: ImageIds): number[] => [...new Set([...ids.trainZ, ...ids.trainC, ...ids.test])].sort((a, b) => a - b);
+
+/**
+ * What a stage reads of the stages before it, as a key, for the stages that read less than their outputs
+ * (StageDef.depKey): the features stage reads the extraction's image ids, not its betas, so new betas of the same
+ * trials leave its outputs as they are (the VAE and the text encoder are not run again over every image).
+ */
+export const STAGE_DEP_KEYS: Partial<Record<StageName, (c: ReconstructConfig) => Promise<string>>> = {
+  features: async (c) => imageSetKey(featureImages(await readIds(c))),
+};
+
 /** z (VAE latent of the resized stimulus) and c (text embedding averaged over the captions) of every image used. */
 export async function featuresStage(ctx: StageContext): Promise<StageOutput> {
   const c = ctx.config;
-  const ids = await readIds(c);
-  const all = [...new Set([...ids.trainZ, ...ids.trainC, ...ids.test])].sort((a, b) => a - b);
+  const all = featureImages(await readIds(c));
   const noCaption = all.filter((id) => ctx.pre.captions.get(id).length === 0);
   if (noCaption.length) throw new ShapeError(`${noCaption.length} image(s) have no captions (73k ids ${noCaption.slice(0, 10).join(', ')}); c cannot be computed`);
   const sd = await ctx.diffusion();
@@ -546,6 +559,7 @@ export async function reportStage(ctx: StageContext): Promise<StageOutput> {
     decoders,
     targetAccuracy,
     warnings: Object.values(decoders).flatMap((d) => d.warnings ?? []),
+    sessions: (await readStageMarker(c, 'extract'))?.summary?.sessions as number[] | undefined,
   });
   await writeFileAtomic(p.report, html);
   return { outputs: [rel(c, p.report)] };

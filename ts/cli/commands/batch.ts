@@ -5,7 +5,7 @@ import { InvalidArgumentError } from '../../errors.js';
 import { planBatch, planNodes } from '../../batch/graph.js';
 import { cancelBatch, getBatchStatus, listBatches, retryBatch, watchBatch } from '../../batch/inspect.js';
 import { loadManifest, type ResolvedBatch } from '../../batch/manifest.js';
-import { BatchPreflightError, checkBatch, forcedReplacements, formatWarnings, requirePreflight, type BatchProblem } from '../../batch/preflight.js';
+import { BatchPreflightError, checkBatch, forcedReplacements, formatWarnings, requirePreflight, type BatchCommand, type BatchProblem } from '../../batch/preflight.js';
 import { shownRedisUrl } from '../../batch/redis.js';
 import { runBatch, type BatchReport } from '../../batch/runBatch.js';
 import { formatSummary, type BatchEvent } from '../../batch/status.js';
@@ -46,6 +46,10 @@ const FORCE =
   "replace a run folder whose run is of another config (an analysis's config edited in the manifest): its run's outputs go, " +
   'files of yours there stay; folders of this config resume as always';
 
+const RETRY_FORCE =
+  "as 'batch submit --force', for the subjects it resubmits: replace a run folder whose run is of another config " +
+  "(the batch's config edited since that folder was written): its run's outputs go, files of yours there stay; folders of this config resume as always";
+
 /** The preflight's warnings on stderr, one line each (a session missing between sessions with betas). */
 function printBatchWarnings(warnings: BatchProblem[]): void {
   for (const w of formatWarnings(warnings)) process.stderr.write(`warning: ${w}\n`);
@@ -55,9 +59,9 @@ function printBatchWarnings(warnings: BatchProblem[]): void {
  * The manifest, validated, with each subject × analysis's preflight passed on this machine unless skipped; its
  * warnings printed, and with --force the run folders it will replace.
  */
-async function checkedManifest(file: string, preflight: boolean, refused: string, force = false): Promise<ResolvedBatch> {
+async function checkedManifest(file: string, preflight: boolean, refused: string, command: BatchCommand, force = false): Promise<ResolvedBatch> {
   const batch = await loadManifest(file);
-  if (preflight) printBatchWarnings(await requirePreflight(batch, { refused, skip: '--no-preflight' }, { force }));
+  if (preflight) printBatchWarnings(await requirePreflight(batch, { refused, skip: '--no-preflight' }, { force, command }));
   if (force) for (const line of await forcedReplacements(batch)) process.stderr.write(`--force: ${line}\n`);
   return batch;
 }
@@ -101,17 +105,20 @@ Before anything runs, each subject × analysis gets the checks of 'reconstruct -
 skips them). Stages whose outputs are complete are skipped, so running a finished manifest again does nothing, and an
 interrupted batch resumes. A subject whose inputs are broken fails alone (with the reason); the others go on.
 An analysis whose config was edited since its run folder was written is refused (its folder holds the other
-config's outputs); --force replaces that run, and 'batch plan --force' lists the folders it would replace.
+config's outputs); --force replaces that run, and 'batch plan --force' lists the folders it would replace (for
+the failed subjects of a batch already submitted through Redis: 'batch retry NAME --redis URL --force').
 Exit status 1 when any job failed.
 
 Examples:
   brainlatent batch run nsd.json --concurrency 2
   brainlatent batch run nsd.json --redis redis://queue-host:6379 --concurrency 0   # workers run elsewhere
-  brainlatent batch run nsd.json --json > summary.json`,
+  brainlatent batch run nsd.json --json > summary.json
+  brainlatent batch run nsd.json --force                  # an analysis's config was edited: replace its runs`,
     )
     .action(async (file: string, f: { concurrency?: string; json?: boolean; redis?: string; preflight: boolean; force?: boolean }) => {
       const concurrency = nonNegativeInt(f.concurrency, 'concurrency');
-      const manifest = await checkedManifest(file, f.preflight, 'nothing was run', f.force);
+      // (through Redis, a subject submitted before is not resubmitted by a run: the remedy names retry too)
+      const manifest = await checkedManifest(file, f.preflight, 'nothing was run', f.redis ? 'job' : 'run', f.force);
       const ac = new AbortController();
       process.once('SIGINT', () => ac.abort());
       const r = await runBatch(manifest, { concurrency: f.redis ? concurrency : concurrency || undefined, redis: f.redis, signal: ac.signal, onEvent: eventLogger(), force: f.force });
@@ -131,10 +138,11 @@ Examples:
 Before anything is submitted, each subject × analysis gets the checks of 'reconstruct --dry-run' / 'encode
 --dry-run' (model folder, NSD data, sizes, betas) on this machine; any problem is listed and nothing is
 submitted. Workers may see paths this machine does not: --no-preflight skips the checks (the workers' jobs check
-again when they run).`,
+again when they run). --force: as 'batch run --force' (a batch submitted before keeps its subjects' jobs: retry
+its failed subjects with 'batch retry NAME --redis URL --force').`,
     )
     .action(async (file: string, f: { redis: string; preflight: boolean; force?: boolean }) => {
-      const r = await submitBatch(await checkedManifest(file, f.preflight, 'nothing was submitted', f.force), { redis: f.redis, force: f.force });
+      const r = await submitBatch(await checkedManifest(file, f.preflight, 'nothing was submitted', 'submit', f.force), { redis: f.redis, force: f.force });
       process.stdout.write(
         `batch ${r.batch}: ${r.jobs} jobs for ${r.plan.subjects.length} subjects; added ${r.added.join(', ') || 'nothing'}${r.existing.length ? `; already queued: ${r.existing.join(', ')}` : ''}${r.busy.length ? `; a cancelled job still runs, submit again later: ${r.busy.join(', ')}` : ''}\n` +
           `follow it with: brainlatent batch watch ${r.batch} --redis ${f.redis}\n`,
@@ -204,8 +212,23 @@ the watch was interrupted (Ctrl-C): only the watch stops, the batch goes on, and
     .description('run the failed and cancelled subjects of a batch again (finished stages are skipped); their inputs are checked first, as by submit')
     .requiredOption('--redis <url>', 'Redis of the queues')
     .option('--no-preflight', NO_PREFLIGHT)
-    .action(async (id: string, f: { redis: string; preflight: boolean }) => {
-      const r = await retryBatch(id, { redis: f.redis, preflight: f.preflight });
+    .option('--force', RETRY_FORCE)
+    .addHelpText(
+      'after',
+      `
+The subjects it resubmits are those whose jobs failed or were cancelled; their jobs are the batch's as submitted
+(the plan saved in <out>/batch.json), so a config edited in the manifest since is not read here. A subject that
+failed because its run folder holds another config's run (the batch's config changed since that folder was
+written) fails again unless --force replaces that run, as 'batch submit --force' would; the folders it replaces
+are listed first. Without --force the preflight refuses such a folder and names this remedy.
+
+Examples:
+  brainlatent batch retry nsd4 --redis redis://queue-host:6379
+  brainlatent batch retry nsd4 --redis redis://queue-host:6379 --force   # replace runs of another config`,
+    )
+    .action(async (id: string, f: { redis: string; preflight: boolean; force?: boolean }) => {
+      const r = await retryBatch(id, { redis: f.redis, preflight: f.preflight, force: f.force });
+      for (const line of r.replaces) process.stderr.write(`--force: ${line}\n`);
       process.stdout.write(`batch ${id}: resubmitted ${r.retried.join(', ') || 'nothing'}${r.busy.length ? `; still running, retry later: ${r.busy.join(', ')}` : ''}\n`);
     });
 
@@ -225,7 +248,7 @@ the checks). Warnings (a session missing between sessions with betas) are listed
     .action(async (file: string, f: { json?: boolean; preflight: boolean; force?: boolean }) => {
       const resolved = await loadManifest(file);
       const plan = await planBatch(resolved, { force: f.force });
-      const { problems, warnings } = f.preflight ? await checkBatch(resolved, { force: f.force }) : { problems: [], warnings: [] };
+      const { problems, warnings } = f.preflight ? await checkBatch(resolved, { force: f.force, command: 'plan' }) : { problems: [], warnings: [] };
       const replaced = f.force ? await forcedReplacements(resolved) : [];
       const nodes = planNodes(plan);
       if (f.json) {

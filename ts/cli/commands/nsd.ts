@@ -11,6 +11,7 @@ import { assertExtractionReplaceable, writeNsdExtraction } from '../../nsd/outpu
 import { expdesignPath } from '../../nsd/paths.js';
 import { NsdStimuli } from '../../nsd/stimuli.js';
 import { formatSessionList, type BetasFormatChoice } from '../../nsd/betas.js';
+import { extractionGapWarning } from '../../nsd/sessionPlan.js';
 import { seconds } from '../format.js';
 import { FlagProblems } from '../problems.js';
 import { progressBar } from '../progress.js';
@@ -120,6 +121,9 @@ z-scoring conventions ('--zscore train' standardises test rows with the training
     )
     .action(async (flags: ExtractFlags, cmd: Command) => {
       const { subject, zscore, ddof, format, divisor } = await checkExtractFlags(flags, cmd);
+      // a session missing between sessions with betas, when every session with betas is read (the preflights' warning)
+      const gap = await extractionGapWarning({ root: flags.root, subject, sessions: flags.sessions, format }, '--sessions');
+      if (gap) process.stderr.write(`warning: ${gap}\n`);
       const bar = progressBar('nsd extract');
       const t0 = performance.now();
       const ex = await extractNsd({
