@@ -40,6 +40,7 @@ import { resolve } from 'node:path';
 import { InvalidArgumentError } from '../errors.js';
 import { nativeJob, nativeSync } from '../native/call.js';
 import type { NativeOnnxInput, OnnxHandle, SdTensorInfo } from '../native/samplerTypes.js';
+import { modelSource } from './modelSource.js';
 import { nativeSessionOptions, type OrtSessionOptions } from './native.js';
 import { assertTensor, type Tensor } from './tensor.js';
 
@@ -73,7 +74,11 @@ export class OnnxModel {
     if (typeof path !== 'string' || path.length === 0) throw new InvalidArgumentError('OnnxModel.load: path must be a file path');
     if (!existsSync(path)) throw new InvalidArgumentError(`OnnxModel.load: ${path} does not exist`);
     const session = nativeSessionOptions(options, 'OnnxModel.load');
-    const r = await nativeJob('OnnxModel.load', (b) => b.onnxLoad({ ...session, path }));
+    // external data behind links that leave the model's folder (a Hugging Face cache): from bytes (modelSource)
+    const src = await modelSource(path, 'OnnxModel.load');
+    const r = await nativeJob('OnnxModel.load', (b) =>
+      b.onnxLoad(src.bytes ? { ...session, bytes: src.bytes, name: path, externalDataFolder: src.externalDataFolder! } : { ...session, path }),
+    );
     return new OnnxModel(r.handle, path, r.inputs, r.outputs, r.provider);
   }
 
