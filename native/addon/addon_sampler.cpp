@@ -149,6 +149,24 @@ Napi::Value SdLoad(const Napi::CallbackInfo& info) {
     Napi::Array a = o.Get("components").As<Napi::Array>();
     for (uint32_t i = 0; i < a.Length(); ++i) opts->components.push_back(a.Get(i).As<Napi::String>().Utf8Value());
   }
+  // fromMemory: {<component>: {bytes: Uint8Array, externalDataFolder}}, read in place (held until the load settles)
+  std::vector<Napi::Value> keep;
+  if (has(o, "fromMemory")) {
+    Napi::Object m = o.Get("fromMemory").As<Napi::Object>();
+    Napi::Array keys = m.GetPropertyNames();
+    for (uint32_t i = 0; i < keys.Length(); ++i) {
+      const std::string c = keys.Get(i).As<Napi::String>().Utf8Value();
+      Napi::Object entry = m.Get(c).As<Napi::Object>();
+      const Napi::Value b = entry.Get("bytes");
+      SdModelBytes mb;
+      if (!b.IsTypedArray() || b.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array ||
+          napi_get_typedarray_info(env, b, nullptr, &mb.size, const_cast<void**>(&mb.data), nullptr, nullptr) != napi_ok)
+        throw Napi::TypeError::New(env, "sdLoad(options): fromMemory." + c + ".bytes must be a Uint8Array");
+      mb.external_data_folder = attr_string(entry, "externalDataFolder", "");
+      opts->from_memory[c] = mb;
+      keep.push_back(b);
+    }
+  }
   auto result = std::make_shared<PipelinePtr>();
   return run_job(
       env, "brainlatent.sdLoad", [opts, result](JobContext&) { *result = SdPipeline::load(*opts); },
@@ -158,7 +176,8 @@ Napi::Value SdLoad(const Napi::CallbackInfo& info) {
         out.Set("handle", Napi::External<PipelineHolder>::New(e, holder, [](Napi::Env, PipelineHolder* h) { delete h; }));
         out.Set("summary", summary_of(e, holder->sd->summary()));
         return out;
-      });
+      },
+      {Napi::Function(), nullptr, keep});
 }
 
 Napi::Value SdDispose(const Napi::CallbackInfo& info) {

@@ -1,6 +1,6 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { cpSync, lstatSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 import { describe, expect, it } from 'vitest';
 
@@ -12,6 +12,7 @@ import { evaluateReconstructions } from '../../ts/eval/evaluate.js';
 import { pixCorr, ssim } from '../../ts/eval/pixel.js';
 import { metricsCsv } from '../../ts/eval/table.js';
 import type { RgbImages } from '../../ts/sd/tensor.js';
+import { externalize, linkIntoBlobs } from '../helpers/linkedModels.js';
 import { pearson } from '../helpers/pearson.js';
 
 function images(count: number, size: number, fill: (i: number, p: number) => number): RgbImages {
@@ -125,6 +126,30 @@ describe('feature networks given as ONNX', () => {
     const csv = metricsCsv([{ method: 'self', source: 'test', metrics: ev.metrics }]);
     expect(csv.split('\n')[0]).toContain('PixCorr');
     expect(csv).toContain('Brain-Diffuser');
+  });
+
+  it('reads a network whose external data links into a cache (ONNX Runtime alone refuses it), to the bit', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bl-eval-linked-'));
+    const plain = join(dir, 'plain', 'features.onnx');
+    mkdirSync(dirname(plain));
+    writeFileSync(plain, featureNetworkModel());
+    await externalize(plain, 'features.onnx_data');
+    const linked = join(dir, 'linked', 'features.onnx');
+    cpSync(dirname(plain), dirname(linked), { recursive: true });
+    await linkIntoBlobs(dirname(linked), join(dir, 'blobs'), (rel) => rel.endsWith('_data'));
+    expect(lstatSync(join(dir, 'linked', 'features.onnx_data')).isSymbolicLink()).toBe(true);
+    const imgs = images(3, 40, (i, p) => ((p >> 3) * (i + 5) * 29) % 256);
+    const featuresOf = async (path: string) => {
+      const net = await FeatureNetwork.open({ name: 'demo', path, inputSize: 32, metric: 'identification' });
+      try {
+        return (await net.features(imgs)).data;
+      } finally {
+        await net.dispose();
+      }
+    };
+    const want = await featuresOf(plain);
+    expect(Math.max(...Array.from(want, Math.abs))).toBeGreaterThan(0);
+    expect(await featuresOf(linked)).toEqual(want);
   });
 
   it('names a missing network file', async () => {

@@ -112,8 +112,9 @@ export interface ExposedUnet {
   /** The U-Net's model.onnx, which messages name. */
   source: string;
   /**
-   * The folder ONNX Runtime reads the weights from: the U-Net's own, or, for a model.onnx with its weights inside
-   * that links to a file elsewhere (a Hugging Face cache snapshot), that file's folder (readModelWithWeightRefs).
+   * The folder ONNX Runtime reads the weights from: the U-Net's own, or, where links lead elsewhere (a Hugging Face
+   * cache snapshot), the folder of the files they lead to: weights.pb's (the references name its blob there), or,
+   * for a model.onnx with its weights inside, the linked file's (readModelWithWeightRefs).
    */
   weightsFolder: string;
   /**
@@ -144,7 +145,8 @@ function outputDeclaration(name: string, info: Map<string | null | undefined, IV
 /** A name that is not a tensor of the graph is an error listing what is available. */
 export async function exposeUnetLayers(modelDir: string, layers: string[]): Promise<ExposedUnet> {
   const src = unetModelPath(modelDir);
-  const { model, dataFolder } = await readModelWithWeightRefs(src, { what: 'U-Net' });
+  const { model, dataFolder, unloadable } = await readModelWithWeightRefs(src, { what: 'U-Net' });
+  if (unloadable) throw new InvalidArgumentError(unloadable);
   const graph = model.graph;
   if (!graph) throw new FormatError(`${src}: the model has no graph`);
   if (layers.length === 0) throw new InvalidArgumentError(`exposeUnetLayers: no layer names given for ${src}`);

@@ -10,6 +10,7 @@ import type * as ort from 'onnxruntime-common';
 import { InvalidArgumentError, MissingFileError, ShapeError } from '../errors.js';
 import { onnxruntimeNode, type OnnxRuntime } from '../native/onnxruntimeNode.js';
 import type { Matrix } from '../matrix.js';
+import { modelSource } from '../sd/modelSource.js';
 import type { RgbImages } from '../sd/tensor.js';
 import { checkImages, resizeImages } from './images.js';
 
@@ -49,7 +50,12 @@ export class FeatureNetwork {
       throw new InvalidArgumentError(`feature network '${spec.name}': inputSize must be an integer >= 8, got ${spec.inputSize}`);
     }
     const ort = await onnxruntimeNode(`feature network '${spec.name}'`);
-    const session = await ort.InferenceSession.create(spec.path, { intraOpNumThreads: 2, interOpNumThreads: 1 });
+    // external data behind links that leave the network's folder (a Hugging Face cache): from bytes (modelSource)
+    const src = await modelSource(spec.path, `feature network '${spec.name}'`);
+    const threads = { intraOpNumThreads: 2, interOpNumThreads: 1 };
+    const session = src.bytes
+      ? await ort.InferenceSession.create(src.bytes, { ...threads, extra: { session: { model_external_initializers_file_folder_path: src.externalDataFolder } } })
+      : await ort.InferenceSession.create(spec.path, threads);
     const inputName = session.inputNames[0];
     const outputName = spec.output ?? session.outputNames[0];
     if (!session.outputNames.includes(outputName)) {

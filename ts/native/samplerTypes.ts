@@ -173,6 +173,11 @@ export interface NativeLoadOptions extends NativeOrtSessionOptions {
   dir: string;
   maxRowsPerRun?: number;
   components?: string[];
+  /**
+   * Components loaded from these bytes (read during the load only) instead of <dir>/<component>/model.onnx, their
+   * external data from externalDataFolder (ts/sd/modelSource.ts: external data behind links that leave the folder).
+   */
+  fromMemory?: Record<string, { bytes: Uint8Array; externalDataFolder: string }>;
 }
 
 /** An opaque native pipeline handle. */

@@ -15,6 +15,7 @@ import { nativeJob, nativeSync } from '../native/call.js';
 import type {
   NativeStepProgress,
   Img2ImgStats,
+  NativeLoadOptions,
   NativePlanOptions,
   OrtRuntimeInfo,
   SamplerPlanInfo,
@@ -23,7 +24,8 @@ import type {
   SdModelSummary,
 } from '../native/samplerTypes.js';
 import { ClipTokenizer } from './clipTokenizer.js';
-import { checkModelLayout, type SdComponent } from './modelLayout.js';
+import { checkModelLayout, SD_COMPONENTS, type SdComponent } from './modelLayout.js';
+import { modelSource } from './modelSource.js';
 import { nativeSessionOptions, ORT_SESSION_OPTION_KEYS, type OrtSessionOptions } from './native.js';
 import { GUIDANCE_EXPECTED, MAX_GUIDANCE, MAX_SEED, SEED_EXPECTED } from './optionBounds.js';
 import { checkSchedulerName, planRun, resolvePlanOptions, type PlanOptions, type TimestepSpacing } from './samplingOptions.js';
@@ -149,6 +151,20 @@ export interface DecodeOptions {
  * the engine knows (encode's VAE and text-encoder features read such folders): its keys are still read and
  * checked, and the class's problem is kept for a later call that would need the class.
  */
+/**
+ * The components whose external data lies behind links that leave their folder (a Hugging Face cache snapshot,
+ * a download with links to the cache), as the engine is to load them: from bytes, with the data's real folder
+ * (modelSource). The others, every one of an ordinary folder, are loaded from their path.
+ */
+async function modelsFromMemory(dir: string, components: readonly string[]): Promise<NativeLoadOptions['fromMemory']> {
+  const out: NonNullable<NativeLoadOptions['fromMemory']> = {};
+  for (const c of components) {
+    const src = await modelSource(join(dir, c, 'model.onnx'), c);
+    if (src.bytes) out[c] = { bytes: src.bytes, externalDataFolder: src.externalDataFolder! };
+  }
+  return Object.keys(out).length > 0 ? out : undefined;
+}
+
 async function schedulerConfigFor(dir: string, chosen: SchedulerName | undefined, unetLoaded: boolean): Promise<{ schedulerConfig: SchedulerConfigFile; classProblem?: string }> {
   try {
     return { schedulerConfig: await readSchedulerConfig(dir, { scheduler: chosen }) };
@@ -232,14 +248,9 @@ export class Diffusion {
     const components = options.components;
     const wantsText = !components || components.includes('text_encoder');
     const tokenizer = wantsText ? await ClipTokenizer.fromFolder(dir) : null;
-    const { handle, summary } = await nativeJob('Diffusion.load', (b) =>
-      b.sdLoad({
-        dir,
-        ...session,
-        maxRowsPerRun: options.maxRowsPerRun === undefined ? undefined : checkInteger(options.maxRowsPerRun, 'maxRowsPerRun', 'Diffusion.load', 0),
-        components,
-      }),
-    );
+    const maxRowsPerRun = options.maxRowsPerRun === undefined ? undefined : checkInteger(options.maxRowsPerRun, 'maxRowsPerRun', 'Diffusion.load', 0);
+    const fromMemory = await modelsFromMemory(dir, components ?? SD_COMPONENTS);
+    const { handle, summary } = await nativeJob('Diffusion.load', (b) => b.sdLoad({ dir, ...session, maxRowsPerRun, components, fromMemory }));
     return new Diffusion(handle, dir, summary, runtime, tokenizer, schedule, schedulerConfig, scalingFactor, classProblem);
   }
 

@@ -41,6 +41,7 @@ import { InvalidArgumentError } from '../errors.js';
 import { nativeJob, nativeSync } from '../native/call.js';
 import type { NativeOnnxInput, OnnxHandle, SdTensorInfo } from '../native/samplerTypes.js';
 import { checkOptionsObject } from '../ridge/options.js';
+import { modelSource } from './modelSource.js';
 import { nativeSessionOptions, ORT_SESSION_OPTION_KEYS, type OrtSessionOptions } from './native.js';
 import { assertTensor, type Tensor } from './tensor.js';
 
@@ -75,7 +76,11 @@ export class OnnxModel {
     if (!existsSync(path)) throw new InvalidArgumentError(`OnnxModel.load: ${path} does not exist`);
     checkOptionsObject(options, ORT_SESSION_OPTION_KEYS, 'OnnxModel.load');
     const session = nativeSessionOptions(options, 'OnnxModel.load');
-    const r = await nativeJob('OnnxModel.load', (b) => b.onnxLoad({ ...session, path }));
+    // external data behind links that leave the model's folder (a Hugging Face cache): from bytes (modelSource)
+    const src = await modelSource(path, 'OnnxModel.load');
+    const r = await nativeJob('OnnxModel.load', (b) =>
+      b.onnxLoad(src.bytes ? { ...session, bytes: src.bytes, name: path, externalDataFolder: src.externalDataFolder! } : { ...session, path }),
+    );
     return new OnnxModel(r.handle, path, r.inputs, r.outputs, r.provider);
   }
 

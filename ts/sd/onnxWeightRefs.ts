@@ -14,10 +14,16 @@
  * decoding the file took it whole and serializing the edited model a second copy (and ONNX Runtime parsed that
  * into a third). Initializers already external, small ones, and any tensor that is not a graph initializer (a
  * Constant node's value) are kept as they are.
+ *
+ * External data behind links: ONNX Runtime 1.30 refuses external data whose real path (links followed) is outside
+ * the model's folder ("External data path escapes model directory"). A Hugging Face cache snapshot links each file
+ * to blobs/<hash>; a `--local-dir` download of huggingface_hub before 0.23 links its large files there. The
+ * external data locations then come back rewritten to the files the links lead to, in their one real folder, which
+ * becomes the folder to load with (planData).
  */
 import { existsSync } from 'node:fs';
 import { open, realpath, type FileHandle } from 'node:fs/promises';
-import { basename, dirname, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, relative, resolve } from 'node:path';
 
 import { FormatError, MissingFileError } from '../errors.js';
 import { eachField, encodeVarint, FileWindow, onnx, type ProtoField } from './onnxProto.js';
@@ -29,8 +35,20 @@ export const MIN_REFERENCED_BYTES = 4096;
 
 export interface ModelWithWeightRefs {
   model: IModel;
+  /** `model` serialized: what ONNX Runtime is to load, with `dataFolder`. */
+  bytes: Buffer;
   /** The folder ONNX Runtime is to read the model's external data from (its external_initializers folder). */
   dataFolder: string;
+  /**
+   * Whether ONNX Runtime loads the file as it is, by its path: every external data file it names lies, links
+   * followed, inside the folder of the model file, links followed (what 1.30 checks).
+   */
+  byPath: boolean;
+  /**
+   * Why the model cannot be loaded from `bytes` either (its external data files lie in different folders once
+   * their links are followed), or null. Its weights can still be listed; loading it is an error with this message.
+   */
+  unloadable: string | null;
   /** Initializers now read from the file by reference, and their bytes. */
   referenced: number;
   referencedBytes: number;
@@ -68,7 +86,12 @@ interface Initializer {
   rawBytes: number;
   /** Its data is external already (weights.pb). */
   external: boolean;
+  /** An external one: the tensor without data as it is in the file, and its external_data location (or null). */
+  tensor?: ITensor;
+  location?: string | null;
 }
+
+type ITensor = import('onnx-proto').onnx.ITensorProto;
 
 /**
  * A graph initializer: by reference when it has a raw_data of `minBytes` or more and is not already external, nor a
@@ -84,7 +107,13 @@ async function initializer(w: FileWindow, t: ProtoField, location: string, minBy
   // (protobuf: the last occurrence of a non-repeated field is its value)
   const raw = fields.filter((f) => f.field === TENSOR_RAW_DATA && f.wire === 2).pop();
   const external = fields.some((f) => f.field === TENSOR_EXTERNAL_DATA) || (await varint(TENSOR_DATA_LOCATION)) === onnx.TensorProto.DataLocation.EXTERNAL;
-  if (!raw || raw.end - raw.data < minBytes || external || (await varint(TENSOR_DATA_TYPE)) === onnx.TensorProto.DataType.STRING) {
+  if (external) {
+    // (no raw_data: the message is its name, shape and external_data, a few hundred bytes)
+    const tensor = onnx.TensorProto.decode(await w.bytes(t.data, t.end - t.data));
+    const location = tensor.externalData?.find((e) => e.key === 'location')?.value ?? null;
+    return { asIs: t, byRef: null, rawBytes: 0, external, tensor, location };
+  }
+  if (!raw || raw.end - raw.data < minBytes || (await varint(TENSOR_DATA_TYPE)) === onnx.TensorProto.DataType.STRING) {
     return { asIs: t, byRef: null, rawBytes: 0, external };
   }
   const inner: Piece[] = [];
@@ -119,15 +148,69 @@ async function assemble(fh: FileHandle, pieces: readonly Piece[]): Promise<Buffe
   return out;
 }
 
+/** `path` is `folder` or inside it (both absolute, links followed). */
+export function isInside(folder: string, path: string): boolean {
+  const rel = relative(folder, path);
+  return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
+}
+
+/** A file's real path, or null when it is missing (ONNX Runtime then names it when it loads the model). */
+const realOrNull = (path: string) => realpath(path).catch(() => null);
+
+/** Where the model's external data files lie, links followed, and the folder to load the model with. */
+interface DataPlan {
+  /** location as the model names it -> as it is to name it (only those that change). */
+  relocated: Map<string, string>;
+  folder: string;
+  byPath: boolean;
+  unloadable: string | null;
+}
+
+/**
+ * The folder ONNX Runtime is to read the external data from, for a model read from `path` (in `folder`, links
+ * followed `real`), whose external initializers name `locations`. ONNX Runtime resolves a location against the
+ * model's folder, follows links and refuses a result outside that folder (for a model loaded by path, the real
+ * model file's folder; from bytes, the folder it is given). Files inside the model's folder keep their names; files
+ * that links lead elsewhere are named as they are in their real folder, which must then be one for all of them.
+ */
+async function planData(path: string, folder: string, real: string, locations: Set<string>): Promise<DataPlan> {
+  const folderReal = await realpath(folder);
+  const files = new Map<string, string>(); // location -> real path
+  for (const l of locations) {
+    const r = await realOrNull(resolve(folder, l));
+    if (r) files.set(l, r);
+  }
+  const byPath = [...files.values()].every((r) => isInside(dirname(real), r));
+  if ([...files.values()].every((r) => isInside(folderReal, r))) return { relocated: new Map(), folder, byPath, unloadable: null };
+  const folders = [...new Set([...files.values()].map((r) => dirname(r)))];
+  if (folders.length > 1) {
+    const list = [...files].map(([l, r]) => `${l} -> ${r}`).join(', ');
+    const unloadable =
+      `${path}: its external data files lie in different folders once their links are followed (${list}), and ONNX Runtime ` +
+      `reads a model's external data from one folder: copy them into one folder (e.g. \`cp -L\` them beside ${basename(path)})`;
+    return { relocated: new Map(), folder, byPath, unloadable };
+  }
+  return { relocated: new Map([...files].map(([l, r]) => [l, basename(r)])), folder: folders[0], byPath, unloadable: null };
+}
+
+/** An external initializer with its location renamed, as a graph field. */
+function relocatedInitializer(x: Initializer, location: string): Piece[] {
+  const tensor = x.tensor!;
+  tensor.externalData = tensor.externalData!.map((e) => (e.key === 'location' ? { key: 'location', value: location } : e));
+  const bytes = onnx.TensorProto.encode(tensor).finish();
+  return message(GRAPH_INITIALIZER, [Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length)]);
+}
+
 /**
  * The model at `path` with its large inline weights as references into the file (see the file's head), and the
  * folder to load it with (ONNX Runtime's external data folder). `what` names the model in errors ('U-Net').
  *
- * The folder is the model's own, except for a model.onnx that is a link to a file in another folder (Hugging
- * Face's cache links each file of a snapshot to its blob): ONNX Runtime 1.30 refuses external data whose real path
- * is outside the folder ("External data path escapes model directory"), so the references name the linked file in
- * its own folder. A linked model that also has external weights (resolved against the model's own folder) cannot
- * have both: its inline weights then stay inline, as the whole file used to.
+ * The folder is the model's own, except where links lead elsewhere (Hugging Face's cache links each file of a
+ * snapshot to its blob; ONNX Runtime 1.30 refuses external data whose real path is outside the folder, "External
+ * data path escapes model directory"): a model with external data files behind such links is loaded from their
+ * real folder, its locations naming the files there (planData); a model.onnx that is a link has its inline weights
+ * referred to in the linked file, in its own folder. Inline weights are referred to only when the model file lies
+ * in the folder loaded with; otherwise they stay inline, as the whole file used to.
  */
 export async function readModelWithWeightRefs(path: string, options: { what?: string; minBytes?: number } = {}): Promise<ModelWithWeightRefs> {
   const what = options.what ?? 'model';
@@ -152,7 +235,11 @@ export async function readModelWithWeightRefs(path: string, options: { what?: st
       graphs.push(graph);
     });
     const inits = graphs.flat().filter((x): x is Initializer => 'asIs' in x);
-    const byRef = inits.some((x) => x.byRef) && !(linkedAway && inits.some((x) => x.external));
+    const locations = new Set(inits.flatMap((x) => (x.location ? [x.location] : [])));
+    const plan = locations.size > 0 ? await planData(path, folder, real, locations) : null;
+    // the folder to load with: the external data's, else (inline weights only) the model file's own
+    const dataFolder = plan ? plan.folder : linkedAway ? dirname(real) : folder;
+    const byRef = inits.some((x) => x.byRef) && (await realpath(dataFolder)) === dirname(real);
     const pieces: Piece[] = [];
     for (const p of model) {
       if (typeof p !== 'number') {
@@ -161,16 +248,22 @@ export async function readModelWithWeightRefs(path: string, options: { what?: st
       }
       const graph: Piece[] = [];
       for (const x of graphs[p]) {
+        const to = 'asIs' in x && x.location ? plan?.relocated.get(x.location) : undefined;
         if (!('asIs' in x)) keep(graph, x);
         else if (byRef && x.byRef) graph.push(...x.byRef);
+        else if (to !== undefined) graph.push(...relocatedInitializer(x, to));
         else keep(graph, x.asIs);
       }
       pieces.push(...message(MODEL_GRAPH, graph));
     }
     const referenced = byRef ? inits.filter((x) => x.byRef) : [];
+    const bytes = await assemble(fh, pieces);
     return {
-      model: onnx.ModelProto.decode(await assemble(fh, pieces)),
-      dataFolder: byRef && linkedAway ? dirname(real) : folder,
+      model: onnx.ModelProto.decode(bytes),
+      bytes,
+      dataFolder,
+      byPath: plan?.byPath ?? true,
+      unloadable: plan?.unloadable ?? null,
       referenced: referenced.length,
       referencedBytes: referenced.reduce((a, x) => a + x.rawBytes, 0),
     };

@@ -283,9 +283,14 @@ class OrtSdPipeline : public SdPipeline {
                                                     "vae_encoder and vae_decoder); found: " + list_found(o.dir));
     }
     for (const auto& c : wanted) {
-      sessions_[c] = std::make_unique<ort::Session>(o.dir + "/" + c + "/model.onnx", o.session);
+      const std::string path = o.dir + "/" + c + "/model.onnx";
+      const auto mem = o.from_memory.find(c);
+      sessions_[c] = mem == o.from_memory.end()
+                         ? std::make_unique<ort::Session>(path, o.session)
+                         : std::make_unique<ort::Session>(mem->second.data, mem->second.size, path,
+                                                          mem->second.external_data_folder, o.session);
       summary_.provider = sessions_[c]->route();  // one config, so one route for every model
-      summary_.models.push_back({c, o.dir + "/" + c + "/model.onnx", {}, {}});
+      summary_.models.push_back({c, path, {}, {}});
       for (const auto& s : sessions_[c]->inputs()) summary_.models.back().inputs.push_back(to_info(s));
       for (const auto& s : sessions_[c]->outputs()) summary_.models.back().outputs.push_back(to_info(s));
     }

@@ -5,6 +5,7 @@
 #pragma once
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -40,11 +41,22 @@ struct SdSummary {
   std::int64_t latent_channels = 4;
 };
 
+// A component's model given as its serialized bytes instead of read from <dir>/<component>/model.onnx: the graph
+// with its external data locations naming files in `external_data_folder` (ONNX Runtime 1.30 refuses external data
+// behind a link that leaves the model file's real folder, as a download's links into a cache's blobs/ can;
+// ts/sd/modelSource.ts rewrites them to the files the links lead to). `data` is only read during the load.
+struct SdModelBytes {
+  const void* data = nullptr;
+  std::size_t size = 0;
+  std::string external_data_folder;
+};
+
 struct SdLoadOptions {
   std::string dir;
   std::string ort_library;            // "" = BRAINLATENT_ORT_LIB
   OrtSessionConfig session;
   std::vector<std::string> components;  // empty = all four
+  std::map<std::string, SdModelBytes> from_memory;  // by component; the others are loaded from their path
 };
 
 enum class LatentMode { Auto, Mean, Sample };

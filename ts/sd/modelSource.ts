@@ -1,0 +1,50 @@
+/**
+ * How ONNX Runtime is to load a model file: by its path, or, when its external data lies behind links that leave
+ * the model's folder, from its bytes with the locations rewritten to the files the links lead to.
+ *
+ * ONNX Runtime 1.30 follows links and refuses external data whose real path is outside the real folder of the
+ * model file ("External data path escapes model directory"). A Hugging Face cache snapshot links every file to
+ * blobs/<hash> (model.onnx and weights.pb then share blobs/ and load by path), but a `--local-dir` download of
+ * huggingface_hub before 0.23 keeps model.onnx and links only the large weights.pb (over 5 MB) to the cache, and
+ * other caches spread blobs over folders: those did not load. They are loaded from memory
+ * (readModelWithWeightRefs: the graph alone, a few MB) with the external data read from the blobs' folder. A
+ * folder without links is loaded by path, as always, and its model.onnx is not read here.
+ */
+import { lstat, readdir, realpath } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+
+import { InvalidArgumentError } from '../errors.js';
+import { isInside, readModelWithWeightRefs } from './onnxWeightRefs.js';
+
+/** The model file to load by path, or (`bytes` given) its bytes with its external data in `externalDataFolder`. */
+export interface ModelSource {
+  path: string;
+  bytes?: Uint8Array;
+  externalDataFolder?: string;
+}
+
+/**
+ * Whether a file beside the model at `path` lies, links followed, outside the model file's real folder: a link
+ * that leads elsewhere, or any file when model.onnx is itself a link to another folder. Only then can its
+ * external data be refused; the model is not read.
+ */
+async function mayLeaveModelFolder(path: string): Promise<boolean> {
+  const dir = dirname(path);
+  const modelLinked = (await lstat(path)).isSymbolicLink();
+  const realDir = dirname(await realpath(path));
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    if (e.name === basename(path) || (!modelLinked && !e.isSymbolicLink())) continue;
+    const real = await realpath(join(dir, e.name)).catch(() => null);
+    if (real === null || !isInside(realDir, real)) return true;
+  }
+  return false;
+}
+
+/** How to load the model at `path` (an existing file); `what` names it in errors ('unet', 'OnnxModel'). */
+export async function modelSource(path: string, what = 'model'): Promise<ModelSource> {
+  if (!(await mayLeaveModelFolder(path))) return { path };
+  const r = await readModelWithWeightRefs(path, { what });
+  if (r.byPath) return { path };
+  if (r.unloadable) throw new InvalidArgumentError(r.unloadable);
+  return { path, bytes: r.bytes, externalDataFolder: r.dataFolder };
+}
