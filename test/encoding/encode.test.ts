@@ -140,7 +140,7 @@ describe('encode on the miniature NSD', () => {
   it('writes the region CSV, mosaics and report', async () => {
     const { readFile, stat } = await import('node:fs/promises');
     const csv = await readFile(join(world.tmp, 'out', 'regions.csv'), 'utf8');
-    expect(csv.split('\n')[0]).toBe('feature_set,atlas,region,label,voxels,mean_r,median_r,mean_r_over_ceiling');
+    expect(csv.split('\n')[0]).toBe('feature_set,atlas,region,label,voxels,mean_r,median_r,mean_r_over_ceiling,voxels_over_ceiling,mean_r_over_mean_sqrt_nc');
     expect(csv).toMatch(/^z,streams,early,1,\d+,0\.\d+/m);
     expect(csv).toMatch(/^c,prf-visualrois,V1v,1,/m);
     const png = await readFile(join(world.tmp, 'out', result.featureSets[0].mosaic));
@@ -159,7 +159,7 @@ describe('encode on the miniature NSD', () => {
     expect(onDisk).toEqual(expect.arrayContaining(['zc.nii.gz', 'z+c.nii.gz', 'z+c_unique-z.nii.gz', 'z+c_unique-c.nii.gz', 'z+c_shared.nii.gz', 'noise-ceiling.nii.gz', 'z_r-over-sqrt-nc.nii.gz']));
     expect(onDisk).not.toContain('z_c.nii.gz');
     const kinds = new Set(summary.maps.map((m) => m.kind));
-    expect([...kinds].sort()).toEqual(['banded-r', 'noise-ceiling', 'r', 'r-over-sqrt-nc', 'shared', 'unique']);
+    expect([...kinds].sort()).toEqual(['alpha', 'band-weight', 'banded-alpha', 'banded-r', 'banded-r2', 'banded-r2-without', 'noise-ceiling', 'r', 'r-over-sqrt-nc', 'shared', 'unique']);
     for (const m of summary.maps) expect(existsSync(join(world.tmp, 'out', m.mosaic)), m.mosaic).toBe(true);
     expect(summary.partitionConvention).toMatch(/floored at 0/);
     // the report embeds every map, the anatomy and the atlases, and carries NiiVue's UMD bundle beside it
@@ -169,6 +169,81 @@ describe('encode on the miniature NSD', () => {
     expect(html.match(/id="vol-atlas-/g)).toHaveLength(2);
     expect(existsSync(join(world.tmp, 'out', 'report_files', 'niivue.umd.js'))).toBe(true);
     expect(html).toContain('id="partition-convention"');
+  });
+
+  // The alpha chosen per voxel was only in fits/<set>/best_alphas.npy: no map, no figure. Now each feature set has
+  // maps/<set>_log10-alpha.nii.gz on the betas' grid (NaN outside the mask), listed, drawn and in the report.
+  it('maps log10 of the alpha chosen per voxel for every feature set, on the betas grid, with its figure in the report', async () => {
+    const ref = await readNiftiHeader(roiPath(world.nsd.root, 1, 'nsdgeneral'));
+    const summary = JSON.parse(readFileSync(join(world.tmp, 'out', 'encoding.json'), 'utf8')) as EncodingSummary;
+    const html = readFileSync(join(world.tmp, 'out', 'report.html'), 'utf8');
+    const inMask = new Set(result.mask.indices);
+    for (const f of result.featureSets.filter((x) => x.route !== 'banded')) {
+      const record = summary.maps.find((m) => m.kind === 'alpha' && m.featureSet === f.name)!;
+      expect(record, f.name).toBeDefined();
+      const { header, data } = await readNifti(join(world.tmp, 'out', record.file));
+      expect([header.datatype, header.dims.slice(0, 3), header.srow]).toEqual(['float32', ref.dims.slice(0, 3), ref.srow]);
+      result.mask.indices.forEach((i, j) => expect(data[i]).toBeCloseTo(Math.log10(f.bestAlphas[j]), 5));
+      for (let i = 0; i < data.length; i += 7) if (!inMask.has(i)) expect(data[i]).toBeNaN();
+      // the grid 1e-1:1e5:13 in log10: −1, −0.5, …, 5
+      for (const i of result.mask.indices) expect(Math.abs(data[i] * 2 - Math.round(data[i] * 2))).toBeLessThan(1e-5);
+      const at = (a: number) => f.bestAlphas.filter((x) => Math.abs(x - a) < 1e-6 * a).length;
+      expect(record.description).toContain(`(grid 1e-1 … 1e5 (13 alphas); ${at(1e5)} of ${result.voxels} voxels at its largest alpha, ${at(0.1)} at its smallest)`);
+      expect(readFileSync(join(world.tmp, 'out', record.mosaic)).subarray(1, 4).toString()).toBe('PNG');
+      expect(html).toContain(`src="${record.mosaic}"`);
+    }
+    expect(summary.maps.find((m) => m.featureSet === 'z' && m.kind === 'alpha')!.file).toBe('maps/z_log10-alpha.nii.gz');
+    expect(html).toContain('<h2>Regularisation chosen by cross-validation: alpha and band weights</h2>');
+  });
+
+  // A joint model wrote only its r, γ and the partition: its alpha and held-out R² (and those of the models without
+  // each set) were nowhere, so its r could be reproduced only by searching the grid. They are now written as .npy
+  // and as maps, and one banded fit at the written alpha and γ gives the written r and R².
+  it("writes the joint model's alpha and held-out R² (with and without each set) from which its r is reproduced", async () => {
+    const { readNpy, readMatrixNpy, readIntVectorNpy } = await import('../../ts/io/npy.js');
+    const { extractNsd } = await import('../../ts/nsd/extract.js');
+    const { encodeExtractOptions, alignFeatures } = await import('../../ts/encoding/stages.js');
+    const { BandedRidgeCV } = await import('../../ts/ridge/BandedRidgeCV.js');
+    const { columnPearson, columnR2 } = await import('../../ts/encoding/metrics.js');
+    const out = join(world.tmp, 'out');
+    const b = result.banded[0];
+    const vec = async (f: string) => (await readNpy(join(out, 'banded', 'z+c', f))).data as Float32Array;
+    expect(await vec('best_alphas.npy')).toEqual(b.bestAlphas);
+    expect(await vec('r2.npy')).toEqual(b.r2);
+    expect(await vec('r2_without_0.npy')).toEqual(b.r2Without.z);
+    expect(await vec('r2_without_1.npy')).toEqual(b.r2Without.c);
+    expect(result.featureSets.find((f) => f.name === 'z+c')!.bestAlphas).toEqual(b.bestAlphas);
+    // the partition is made of these R²: unique(z) = R²₊(z+c) − R²₊(c alone)
+    const floor = (v: number) => Math.max(v, 0);
+    b.r2.forEach((v, j) => {
+      if (v > 0) expect(b.unique.z[j]).toBeCloseTo(floor(v) - floor(b.r2Without.z[j]), 6);
+      expect(v).toBeLessThanOrEqual(b.r[j] ** 2 + 1e-5); // R² ≤ r² always
+    });
+    // the maps, as the vectors
+    expect(b.maps).toMatchObject({ alpha: 'maps/z+c_log10-alpha.nii.gz', r2: 'maps/z+c_r2.nii.gz', 'r2-without-z': 'maps/z+c_r2-without-z.nii.gz', 'gamma-c': 'maps/z+c_gamma-c.nii.gz' });
+    const map = async (f: string) => (await readNifti(join(out, f))).data;
+    const [alpha, r2, without, gammaC] = await Promise.all([map(b.maps.alpha), map(b.maps.r2), map(b.maps['r2-without-z']), map(b.maps['gamma-c'])]);
+    result.mask.indices.forEach((i, j) => {
+      expect(alpha[i]).toBeCloseTo(Math.log10(b.bestAlphas[j]), 5);
+      expect([r2[i], without[i], gammaC[i]]).toEqual([b.r2[j], b.r2Without.z[j], b.bandWeights.data[j * 2 + 1]]);
+    });
+    // one banded fit per voxel at its written alpha and γ reproduces its r and R²
+    const c = result.config;
+    const betas = await extractNsd(encodeExtractOptions(c));
+    const ids = await readIntVectorNpy(join(out, 'features', 'embed', 'image_ids.npy'), 'ids');
+    const table = async (n: 'z' | 'c') => ({ name: n, description: n, ids, x: await readMatrixNpy(join(out, 'features', 'embed', `${n}.npy`), n) });
+    const [tz, tc] = [await table('z'), await table('c')];
+    const rows = (role: 'training' | 'test', idsOf: Int32Array) => ({ z: alignFeatures(tz, idsOf, role, 1), c: alignFeatures(tc, idsOf, role, 1) });
+    const train = rows('training', betas.trainImageIds), test = rows('test', betas.testImageIds);
+    const column = (m: { data: Float32Array; rows: number; cols: number }, j: number) => ({ data: Float32Array.from({ length: m.rows }, (_, i) => m.data[i * m.cols + j]), rows: m.rows, cols: 1 });
+    const best = b.r.indexOf(Math.max(...b.r));
+    for (const j of [best, 0, Math.floor(b.r.length / 2)]) {
+      const gammas = [[b.bandWeights.data[j * 2], b.bandWeights.data[j * 2 + 1]]];
+      const m = await new BandedRidgeCV({ alphas: [b.bestAlphas[j]], gammas, groups: betas.trainImageIds, folds: c.ridge.folds, standardize: true }).fit(train, column(betas.train, j));
+      const pred = m.predict(test);
+      expect(columnPearson(pred, column(betas.test, j))[0], `voxel ${j}`).toBeCloseTo(b.r[j], 3);
+      expect(columnR2(pred, column(betas.test, j))[0], `voxel ${j}`).toBeCloseTo(b.r2[j], 3);
+    }
   });
 
   it('reads the map list of a folder written before it was kept (old names such as maps/z_c.nii.gz)', () => {

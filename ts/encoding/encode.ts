@@ -18,7 +18,7 @@ import { formatSeconds, loadAverage, type StageEstimate } from '../pipeline/prob
 import { planStages, runStages, type StageProgress, type StageReport } from '../pipeline/stageRunner.js';
 import { estimateEncodeStages } from './estimate.js';
 import { preflightEncode } from './preflight.js';
-import { mapFile } from './mapFiles.js';
+import { bandedMapKey, mapFile } from './mapFiles.js';
 import { REPORT_FILES } from './report.js';
 import type { RegionRow } from './regions.js';
 import { encodePaths } from './runPaths.js';
@@ -64,6 +64,11 @@ export interface BandedResult {
   name: string;
   sets: string[];
   r: Float32Array;
+  /** Held-out R² of the joint model per voxel, as measured; and of the model without each set (with partitioning; else empty). */
+  r2: Float32Array;
+  r2Without: Record<string, Float32Array>;
+  /** The alpha chosen per voxel, shared by the sets (set i's penalty is alpha/γᵢ). */
+  bestAlphas: Float32Array;
   /** Unique held-out R² per set (variance partitioning), and the shared part. */
   unique: Record<string, Float32Array>;
   shared: Float32Array;
@@ -195,16 +200,16 @@ export async function encodeResult(input: EncodeConfigInput | EncodeConfig): Pro
       route: f.info.route, meanR: f.info.meanR, map: fit(f.table.name).file, mosaic: fit(f.table.name).mosaic, regions: f.regions,
     })),
     ...o.banded.map((b) => ({
-      name: b.spec.name, description: b.info.description, features: b.info.features, r: b.r, r2: new Float32Array(0), bestAlphas: new Float32Array(0),
+      name: b.spec.name, description: b.info.description, features: b.info.features, r: b.r, r2: b.r2, bestAlphas: b.bestAlphas,
       route: 'banded', meanR: b.info.meanR, map: joint(b.spec.name).file, mosaic: joint(b.spec.name).mosaic, regions: b.regions,
     })),
   ];
   const mapsOf = (b: (typeof o.banded)[number]) => {
-    const listed = records.filter((m) => m.banded === b.spec.name).map((m) => [m.kind === 'banded-r' ? 'r' : m.kind === 'shared' ? 'shared' : `unique-${m.space}`, m.file]);
+    const listed = records.filter((m) => m.banded === b.spec.name).map((m) => [bandedMapKey(m), m.file]);
     return listed.length ? Object.fromEntries(listed) : bandedMaps(b);
   };
   const banded: BandedResult[] = o.banded.map((b) => ({
-    name: b.spec.name, sets: b.spec.sets, r: b.r, unique: b.unique, shared: b.shared, bandWeights: b.weights, maps: mapsOf(b),
+    name: b.spec.name, sets: b.spec.sets, r: b.r, r2: b.r2, r2Without: b.r2Without, bestAlphas: b.bestAlphas, unique: b.unique, shared: b.shared, bandWeights: b.weights, maps: mapsOf(b),
   }));
   const files = [
     ...records.flatMap((m) => [m.file, m.mosaic]),

@@ -169,7 +169,9 @@ export async function estimateEncodeStages(
   }
 
   // maps and report: one map written and one figure drawn, × the maps
-  const nMaps = (hasCeiling ? 1 : 0) + tables.length * (hasCeiling ? 2 : 1) + c.banded.reduce((a, b) => a + 1 + (b.partition && b.sets.length >= 2 ? b.sets.length + 1 : 0), 0);
+  // per table r, log10 alpha (and r/√NC); per joint model r, R², log10 alpha, γ per set of two or more (and per set R² without it and unique, and shared)
+  const nMaps =
+    (hasCeiling ? 1 : 0) + tables.length * (hasCeiling ? 3 : 2) + c.banded.reduce((a, b) => a + 3 + (b.sets.length > 1 ? b.sets.length : 0) + (b.partition && b.sets.length >= 2 ? 2 * b.sets.length + 1 : 0), 0);
   const values = noise(V, 29, 0.3);
   if (runs('maps')) {
     const dir = await mkdtemp(join(tmpdir(), 'brainlatent-probe-'));

@@ -5,7 +5,18 @@
  */
 import { join } from 'node:path';
 
-export type MapKind = 'r' | 'r-over-sqrt-nc' | 'noise-ceiling' | 'banded-r' | 'unique' | 'shared';
+export type MapKind =
+  | 'r'
+  | 'r-over-sqrt-nc'
+  | 'alpha'
+  | 'noise-ceiling'
+  | 'banded-r'
+  | 'banded-r2'
+  | 'banded-r2-without'
+  | 'banded-alpha'
+  | 'band-weight'
+  | 'unique'
+  | 'shared';
 
 export interface MapRecord {
   kind: MapKind;
@@ -16,11 +27,14 @@ export interface MapRecord {
   /** A short name for menus and titles. */
   label: string;
   description: string;
-  /** The feature set (kinds r, r-over-sqrt-nc). */
+  /** The feature set (kinds r, r-over-sqrt-nc, alpha: log10 of the alpha chosen per voxel). */
   featureSet?: string;
-  /** The joint model (kinds banded-r, unique, shared). */
+  /**
+   * The joint model (kinds banded-r; banded-r2, its held-out R²; banded-r2-without, that of the model without
+   * `space`; banded-alpha, log10 of its alpha; band-weight, the γ of `space`; unique, shared).
+   */
   banded?: string;
-  /** The feature space whose unique variance the map shows (kind unique). */
+  /** The feature space the map is about (kinds unique, banded-r2-without, band-weight). */
   space?: string;
 }
 
@@ -71,17 +85,47 @@ export const fileStem = (s: string): string => s.replace(/[^A-Za-z0-9_.+-]+/g, '
  * joint model as maps/z_c.nii.gz; their encoding.json still lists those names and the report reads them).
  */
 export function mapFile(r: Pick<MapRecord, 'kind' | 'featureSet' | 'banded' | 'space'>): { file: string; mosaic: string } {
-  const stem =
-    r.kind === 'noise-ceiling'
-      ? 'noise-ceiling'
-      : r.kind === 'r'
-        ? fileStem(r.featureSet!)
-        : r.kind === 'r-over-sqrt-nc'
-          ? `${fileStem(r.featureSet!)}_r-over-sqrt-nc`
-          : r.kind === 'banded-r'
-            ? fileStem(r.banded!)
-            : r.kind === 'unique'
-              ? `${fileStem(r.banded!)}_unique-${fileStem(r.space!)}`
-              : `${fileStem(r.banded!)}_shared`;
+  const set = () => fileStem(r.featureSet!);
+  const joint = () => fileStem(r.banded!);
+  const space = () => fileStem(r.space!);
+  const stems: Record<MapKind, () => string> = {
+    'noise-ceiling': () => 'noise-ceiling',
+    r: set,
+    'r-over-sqrt-nc': () => `${set()}_r-over-sqrt-nc`,
+    alpha: () => `${set()}_log10-alpha`,
+    'banded-r': joint,
+    'banded-r2': () => `${joint()}_r2`,
+    'banded-r2-without': () => `${joint()}_r2-without-${space()}`,
+    'banded-alpha': () => `${joint()}_log10-alpha`,
+    'band-weight': () => `${joint()}_gamma-${space()}`,
+    unique: () => `${joint()}_unique-${space()}`,
+    shared: () => `${joint()}_shared`,
+  };
+  const stem = stems[r.kind]();
   return { file: join('maps', `${stem}.nii.gz`), mosaic: join('mosaics', `${stem}.png`) };
+}
+
+/**
+ * A joint model's map's key in encoding.json's `banded[].maps` and EncodeResult's `banded[].maps`: r, r2,
+ * r2-without-<set>, alpha, gamma-<set>, shared, unique-<set>.
+ */
+export function bandedMapKey(r: Pick<MapRecord, 'kind' | 'space'>): string {
+  switch (r.kind) {
+    case 'banded-r':
+      return 'r';
+    case 'banded-r2':
+      return 'r2';
+    case 'banded-r2-without':
+      return `r2-without-${r.space}`;
+    case 'banded-alpha':
+      return 'alpha';
+    case 'band-weight':
+      return `gamma-${r.space}`;
+    case 'shared':
+      return 'shared';
+    case 'unique':
+      return `unique-${r.space}`;
+    default:
+      throw new Error(`bandedMapKey: a '${r.kind}' map is not a joint model's`);
+  }
 }

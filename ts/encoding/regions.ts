@@ -64,21 +64,35 @@ export interface RegionRow {
   voxels: number;
   meanR: number;
   medianR: number;
-  /** Mean of r / √NC over voxels with a ceiling above 0.01 (NaN without a noise ceiling). */
+  /**
+   * Mean of r / √NC over the voxels with a ceiling above 0.01 (`voxelsOverCeiling` of them; NaN without a noise
+   * ceiling). Voxels with a ceiling just above 0.01 divide by about 0.1 and dominate it: see `ratioOfMeans`.
+   */
   meanRNormalised: number;
+  /** How many voxels `meanRNormalised` and `ratioOfMeans` are over: those with a ceiling above 0.01 (null without a noise ceiling). */
+  voxelsOverCeiling: number | null;
+  /** Mean r / mean √NC over the same voxels: the robust summary (NaN without a noise ceiling). */
+  ratioOfMeans: number;
 }
+
+/** A ceiling must exceed this (a fraction of variance) for r/√NC to be taken: below it √NC is too small to divide by. */
+export const CEILING_FLOOR = 0.01;
 
 /** Mean accuracy per region (plus a row for the whole mask, atlas 'mask'). */
 export function regionTable(featureSet: string, r: Float32Array, labels: RegionLabels[], ceiling: Float32Array | null): RegionRow[] {
   const rows: RegionRow[] = [];
   const row = (atlas: string, region: string, label: number, idx: number[]): RegionRow => {
     const vals = idx.map((j) => r[j]).filter(Number.isFinite).sort((a, b) => a - b);
-    const norm = ceiling ? idx.filter((j) => ceiling[j] > 0.01).map((j) => r[j] / Math.sqrt(ceiling[j])) : [];
+    // both normalised summaries over one set of voxels: a ceiling above the floor and an r
+    const over = ceiling ? idx.filter((j) => ceiling[j] > CEILING_FLOOR && Number.isFinite(r[j])) : [];
+    const sqrtNc = over.map((j) => Math.sqrt(ceiling![j]));
     return {
       featureSet, atlas, region, label, voxels: idx.length,
       meanR: mean(vals),
       medianR: sortedMedian(vals),
-      meanRNormalised: ceiling ? mean(norm) : NaN,
+      meanRNormalised: ceiling ? mean(over.map((j, k) => r[j] / sqrtNc[k])) : NaN,
+      voxelsOverCeiling: ceiling ? over.length : null,
+      ratioOfMeans: ceiling ? mean(r, over) / mean(sqrtNc) : NaN,
     };
   };
   rows.push(row('mask', 'all', 0, Array.from({ length: r.length }, (_, j) => j)));
@@ -92,12 +106,20 @@ export function regionTable(featureSet: string, r: Float32Array, labels: RegionL
   return rows;
 }
 
+/**
+ * regions.csv: `voxels`, `mean_r` and `median_r` are over every voxel of the region; `mean_r_over_ceiling` (mean of
+ * r/√NC), `mean_r_over_mean_sqrt_nc` (mean r / mean √NC) over the `voxels_over_ceiling` voxels whose ceiling is
+ * above 1% (empty without a noise ceiling). The two columns added later come last, so a reader that takes columns by
+ * position still finds the first eight where they were.
+ */
 export function regionCsv(rows: RegionRow[]): string {
   const f = (v: number) => (Number.isFinite(v) ? v.toFixed(5) : '');
   const q = (s: string) => (/[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
   return (
-    'feature_set,atlas,region,label,voxels,mean_r,median_r,mean_r_over_ceiling\n' +
-    rows.map((r) => [q(r.featureSet), r.atlas, q(r.region), r.label, r.voxels, f(r.meanR), f(r.medianR), f(r.meanRNormalised)].join(',')).join('\n') +
+    'feature_set,atlas,region,label,voxels,mean_r,median_r,mean_r_over_ceiling,voxels_over_ceiling,mean_r_over_mean_sqrt_nc\n' +
+    rows
+      .map((r) => [q(r.featureSet), r.atlas, q(r.region), r.label, r.voxels, f(r.meanR), f(r.medianR), f(r.meanRNormalised), r.voxelsOverCeiling ?? '', f(r.ratioOfMeans)].join(','))
+      .join('\n') +
     '\n'
   );
 }

@@ -80,18 +80,39 @@ const QUANTITY: Record<MapKind, string> = {
   r: 'held-out r',
   'banded-r': 'held-out r',
   'r-over-sqrt-nc': 'r / √NC',
+  alpha: 'log10 α',
   'noise-ceiling': 'noise ceiling',
+  'banded-r2': 'held-out R²',
+  'banded-r2-without': 'held-out R²',
+  'banded-alpha': 'log10 α',
+  'band-weight': 'γ',
   unique: 'unique R²',
   shared: 'shared R²',
 };
 
+/** Largest |value| of the finite values (1 when there are none). */
+function maxAbs(v: Float32Array): number {
+  let m = 0;
+  for (const x of v) if (Number.isFinite(x) && Math.abs(x) > m) m = Math.abs(x);
+  return m || 1;
+}
+
 export function mapDisplay(kind: MapKind, volume: Float32Array, testImages: number, options: MosaicOptions = {}): MapDisplay {
   const isR = kind === 'r' || kind === 'banded-r';
-  const signed = kind === 'unique' || kind === 'shared';
-  const vmax = isR && options.vmax !== undefined ? options.vmax : Math.max(percentileAbs(volume, 0.99), 1e-3);
+  const isAlpha = kind === 'alpha' || kind === 'banded-alpha';
+  const isR2 = kind === 'banded-r2' || kind === 'banded-r2-without';
+  // log10 α below 0 (α < 1) is shown in blue, as the figures draw negative values only on a diverging scale
+  const signed = kind === 'unique' || kind === 'shared' || isR2 || (isAlpha && volume.some((v) => v < 0));
+  // alphas and weights: the whole range, so the grid's ends (and γ = 1) get the end colour
+  const vmax = isR && options.vmax !== undefined ? options.vmax : isAlpha ? maxAbs(volume) : kind === 'band-weight' ? 1 : Math.max(percentileAbs(volume, 0.99), 1e-3);
   let threshold = 0;
   let thresholdNote = 'every voxel with a value is shown';
-  if (isR) {
+  if (isAlpha) {
+    thresholdNote = signed ? 'every voxel with a value is shown; blue: alpha below 1' : thresholdNote;
+  } else if (isR2) {
+    threshold = 0.01;
+    thresholdNote = 'as measured, not floored; shown where |R²| ≥ 0.01; blue: negative (predicts the test betas worse than their mean)';
+  } else if (isR) {
     threshold = options.threshold ?? significantR(testImages);
     thresholdNote =
       options.threshold !== undefined
@@ -176,8 +197,8 @@ export const fmtCount = (n: number): string => n.toLocaleString('en');
 
 const fmt = (v: number, d = 3) => (Number.isFinite(v) ? (Math.abs(v) < 0.5 * 10 ** -d ? 0 : v).toFixed(d).replace('-', '−') : '–');
 
-/** The order maps are listed in: accuracy first, then the ceiling, then the partitions. */
-const KIND_ORDER: MapKind[] = ['r', 'banded-r', 'r-over-sqrt-nc', 'noise-ceiling', 'unique', 'shared'];
+/** The order maps are listed in: accuracy first, then the ceiling, then the partitions, then the alphas and weights chosen. */
+const KIND_ORDER: MapKind[] = ['r', 'banded-r', 'r-over-sqrt-nc', 'noise-ceiling', 'banded-r2', 'banded-r2-without', 'unique', 'shared', 'alpha', 'banded-alpha', 'band-weight'];
 
 /** Regions as rows, the r maps as columns: it grows down, not across, so it fits the page. */
 export function summaryTable(maps: LoadedMap[]): string {
@@ -362,13 +383,14 @@ function reportHtml(s: EncodingSummary, maps: LoadedMap[], underlay: Underlay | 
   const groups: [string, MapKind[]][] = [
     ['Accuracy: held-out r', ['r', 'banded-r']],
     ['Noise ceiling and normalised accuracy', ['noise-ceiling', 'r-over-sqrt-nc']],
-    ['Variance partitioning', ['unique', 'shared']],
+    ['Joint models: held-out R² and variance partitioning', ['banded-r2', 'banded-r2-without', 'unique', 'shared']],
+    ['Regularisation chosen by cross-validation: alpha and band weights', ['alpha', 'banded-alpha', 'band-weight']],
   ];
   const sections = groups
     .map(([title, kinds]) => {
       const inGroup = maps.map((m, k) => [m, k] as const).filter(([m]) => kinds.includes(m.kind));
       if (!inGroup.length) return '';
-      return `<h2>${esc(title)}</h2>\n${title === 'Variance partitioning' ? conventionBox(s, maps) : ''}${inGroup.map(([m, k]) => mapSection(m, k)).join('\n')}`;
+      return `<h2>${esc(title)}</h2>\n${kinds.includes('unique') ? conventionBox(s, maps) : ''}${inGroup.map(([m, k]) => mapSection(m, k)).join('\n')}`;
     })
     .join('\n');
   const sessions = sessionsFact({ sessions: s.sessions, nsd: s.config.nsd as SessionsRead['nsd'] });

@@ -58,6 +58,11 @@ export const encodePaths = (out: string) => ({
   banded: (name: string) => ({
     r: join(out, 'banded', name, 'r.npy'),
     weights: join(out, 'banded', name, 'band_weights.npy'),
+    /** The alpha chosen per voxel (shared by the bands: band i's penalty is alpha/γᵢ). */
+    alphas: join(out, 'banded', name, 'best_alphas.npy'),
+    /** Held-out R² of the joint model, as measured; and of the model without set i (with partitioning). */
+    r2: join(out, 'banded', name, 'r2.npy'),
+    r2Without: (i: number) => join(out, 'banded', name, `r2_without_${i}.npy`),
     unique: (i: number) => join(out, 'banded', name, `unique_${i}.npy`),
     shared: join(out, 'banded', name, 'shared.npy'),
     info: join(out, 'banded', name, 'banded.json'),

@@ -32,9 +32,11 @@ import type { StageDef, StageResult, StageRunContext } from '../pipeline/stageRu
 import { RidgeCV } from '../ridge/RidgeCV.js';
 import { Diffusion } from '../sd/Diffusion.js';
 import { BandedRidgeCV } from '../ridge/BandedRidgeCV.js';
+import type { BandedRidgeModel } from '../ridge/BandedRidgeModel.js';
+import { alphaGridNote, log10Alphas } from './alphaMaps.js';
 import { describeFeatures, embedImages, readFeatureFile, unetLayerFeatures, zcFeatures, type Embeddings, type FeatureTable } from './features.js';
 import { columnPearson, columnR2, mean } from './metrics.js';
-import { mapFile, type EncodingSummary, type MapRecord } from './mapFiles.js';
+import { bandedMapKey, mapFile, type EncodingSummary, type MapRecord } from './mapFiles.js';
 import { estimateNcsnr, noiseCeilingFromNcsnr, trialsPerTestImage } from './noiseCeiling.js';
 import { loadRegionLabels, regionCsv, regionTable, type RegionRow } from './regions.js';
 import { mapRecordsOf, writeEncodingReport } from './report.js';
@@ -284,7 +286,7 @@ export interface BandedInfo {
   description: string;
   features: number;
   meanR: number;
-  /** Variance partitioning was done (unique_<i>.npy per set, shared.npy). */
+  /** Variance partitioning was done (unique_<i>.npy and r2_without_<i>.npy per set, shared.npy). */
   partition: boolean;
   meanUnique: Record<string, number>;
 }
@@ -301,7 +303,8 @@ async function bandedStage(c: EncodeConfig, b: BandedSpec, ctx: StageRunContext)
   const outputs: string[] = [];
   const meanUnique: Record<string, number> = {};
   let r: Float32Array;
-  let weights: Matrix;
+  let r2: Float32Array;
+  let model: BandedRidgeModel;
   await mkdir(dirname(p.r), { recursive: true });
   const partition = b.sets.length >= 2 && b.partition;
   if (partition) {
@@ -310,21 +313,27 @@ async function bandedStage(c: EncodeConfig, b: BandedSpec, ctx: StageRunContext)
       onProgress: (e) => ctx.progress(e.fraction, e.stage),
     });
     r = vp.jointR;
-    weights = vp.model.bandWeights();
+    r2 = vp.joint;
+    model = vp.model;
     for (const [i, n] of vp.bandNames.entries()) {
       const k = b.sets.indexOf(n);
       await writeNpy(p.unique(k), vp.unique[i], [vp.unique[i].length]);
-      outputs.push(p.unique(k));
+      await writeNpy(p.r2Without(k), vp.without[i], [vp.without[i].length]);
+      outputs.push(p.unique(k), p.r2Without(k));
       meanUnique[n] = mean(vp.unique[i]);
     }
     await writeNpy(p.shared, vp.shared, [vp.shared.length]);
     outputs.push(p.shared);
   } else {
-    const m = await new BandedRidgeCV(opts).fit(pick('train'), betas.train, { signal: ctx.signal });
-    r = columnPearson(m.predict(pick('test')), betas.test);
-    weights = m.bandWeights();
+    model = await new BandedRidgeCV(opts).fit(pick('train'), betas.train, { signal: ctx.signal });
+    const pred = model.predict(pick('test'));
+    r = columnPearson(pred, betas.test);
+    r2 = columnR2(pred, betas.test);
   }
+  const weights = model.bandWeights();
   await writeNpy(p.r, r, [r.length]);
+  await writeNpy(p.r2, r2, [r2.length]);
+  await writeNpy(p.alphas, model.bestAlpha, [model.bestAlpha.length]);
   await writeNpy(p.weights, weights.data, [weights.rows, weights.cols]);
   const info: BandedInfo = {
     name: b.name,
@@ -336,7 +345,7 @@ async function bandedStage(c: EncodeConfig, b: BandedSpec, ctx: StageRunContext)
     meanUnique,
   };
   await writeJson(p.info, info);
-  outputs.push(p.r, p.weights, p.info);
+  outputs.push(p.r, p.r2, p.alphas, p.weights, p.info);
   return { outputs: outputs.map((f) => relative(c.out, f)), summary: { ...info } };
 }
 
@@ -344,8 +353,13 @@ async function bandedStage(c: EncodeConfig, b: BandedSpec, ctx: StageRunContext)
 export interface EncodeOutputs {
   mask: VoxelMask;
   ceiling: Float32Array | null;
-  fits: { table: TableSpec; info: FitInfo; r: Float32Array; r2: Float32Array; bestAlphas: Float32Array; regions: RegionRow[] }[];
-  banded: { spec: BandedSpec; info: BandedInfo; r: Float32Array; weights: Matrix; unique: Record<string, Float32Array>; shared: Float32Array; regions: RegionRow[] }[];
+  /** alphaGrid: the alphas searched (ridge.alphas; a banded model's own alphas when it has them). */
+  fits: { table: TableSpec; info: FitInfo; r: Float32Array; r2: Float32Array; bestAlphas: Float32Array; alphaGrid: number[]; regions: RegionRow[] }[];
+  /** r2Without: held-out R² of the model without each set, as measured (with partitioning; else empty). */
+  banded: {
+    spec: BandedSpec; info: BandedInfo; r: Float32Array; r2: Float32Array; r2Without: Record<string, Float32Array>; bestAlphas: Float32Array; alphaGrid: number[];
+    weights: Matrix; unique: Record<string, Float32Array>; shared: Float32Array; regions: RegionRow[];
+  }[];
   missingAtlases: string[];
 }
 
@@ -359,7 +373,7 @@ export async function readEncodeOutputs(c: EncodeConfig): Promise<EncodeOutputs>
   for (const t of tableSpecs(c)) {
     const f = p.fit(t.key);
     const r = await readVector(f.r, `held-out r of ${t.name}`);
-    fits.push({ table: t, info: await readJson<FitInfo>(f.info), r, r2: await readVector(f.r2, `R² of ${t.name}`), bestAlphas: await readVector(f.alphas, `alphas of ${t.name}`), regions: regionTable(t.name, r, labels, ceiling) });
+    fits.push({ table: t, info: await readJson<FitInfo>(f.info), r, r2: await readVector(f.r2, `R² of ${t.name}`), bestAlphas: await readVector(f.alphas, `alphas of ${t.name}`), alphaGrid: c.ridge.alphas, regions: regionTable(t.name, r, labels, ceiling) });
   }
   const banded: EncodeOutputs['banded'] = [];
   for (const b of c.banded) {
@@ -367,9 +381,18 @@ export async function readEncodeOutputs(c: EncodeConfig): Promise<EncodeOutputs>
     const info = await readJson<BandedInfo>(f.info);
     const r = await readVector(f.r, `held-out r of ${b.name}`);
     const unique: Record<string, Float32Array> = {};
-    if (info.partition) for (const [k, s] of b.sets.entries()) unique[s] = await readVector(f.unique(k), `unique R² of ${s} in ${b.name}`);
+    const r2Without: Record<string, Float32Array> = {};
+    if (info.partition) {
+      for (const [k, s] of b.sets.entries()) {
+        unique[s] = await readVector(f.unique(k), `unique R² of ${s} in ${b.name}`);
+        r2Without[s] = await readVector(f.r2Without(k), `held-out R² of ${b.name} without ${s}`);
+      }
+    }
     const shared = info.partition ? await readVector(f.shared, `shared R² in ${b.name}`) : new Float32Array(mask.indices.length);
-    banded.push({ spec: b, info, r, weights: await readMatrixNpy(f.weights, `band weights of ${b.name}`), unique, shared, regions: regionTable(b.name, r, labels, ceiling) });
+    const r2 = await readVector(f.r2, `held-out R² of ${b.name}`);
+    const bestAlphas = await readVector(f.alphas, `alphas of ${b.name}`);
+    const weights = await readMatrixNpy(f.weights, `band weights of ${b.name}`);
+    banded.push({ spec: b, info, r, r2, r2Without, bestAlphas, alphaGrid: b.alphas ?? c.ridge.alphas, weights, unique, shared, regions: regionTable(b.name, r, labels, ceiling) });
   }
   return { mask, ceiling, fits, banded, missingAtlases: missing };
 }
@@ -407,6 +430,8 @@ export function mapEntries(o: EncodeOutputs): MapEntry[] {
       const description = `Held-out r of ${name} divided by the square root of the noise ceiling: the share of the explainable correlation reached`;
       out.push(entry({ kind: 'r-over-sqrt-nc', featureSet: name, label: `${name} r/√NC`, description }, norm, `held-out r / sqrt(noise ceiling) ${name}`));
     }
+    const alphaNote = `log10 of the ridge alpha of ${name} chosen per voxel by cross-validation on the training images (${alphaGridNote(f.bestAlphas, f.alphaGrid)})`;
+    out.push(entry({ kind: 'alpha', featureSet: name, label: `${name}: alpha`, description: alphaNote }, log10Alphas(f.bestAlphas), `log10 alpha ${name}`));
   }
   for (const b of o.banded) {
     const name = b.spec.name;
@@ -420,18 +445,49 @@ export function mapEntries(o: EncodeOutputs): MapEntry[] {
     }
     const description = `Held-out r of the joint model ${name}: banded ridge over ${b.spec.sets.join(' + ')}`;
     out.push(entry({ kind: 'banded-r', banded: name, label: name, description }, b.r, `held-out r of banded ${name}`));
+    out.push(...bandedFitEntries(b));
   }
   return out;
 }
 
-/** The maps of a banded model by key (r, shared, unique-<set>), as encoding.json and EncodeResult list them. */
+/**
+ * What a joint model's fit chose and scored, per voxel: its held-out R² (and that of the model without each set,
+ * when partitioned), as measured; log10 of its alpha; the weight γ of each set. With these its r can be reproduced.
+ */
+function bandedFitEntries(b: EncodeOutputs['banded'][number]): MapEntry[] {
+  const name = b.spec.name;
+  const out: MapEntry[] = [];
+  const r2 = `Held-out R² of the joint model ${name} on the test images, as measured (not floored: the partition floors it at 0)`;
+  out.push(entry({ kind: 'banded-r2', banded: name, label: `${name}: R²`, description: r2 }, b.r2, `held-out R2 of banded ${name}`));
+  for (const s of b.spec.sets) {
+    if (!b.r2Without[s]) continue;
+    const description = `Held-out R² of the joint model ${name} refitted without ${s}, as measured (unique R² of ${s} = max(joint R², 0) − max(this, 0))`;
+    out.push(entry({ kind: 'banded-r2-without', banded: name, space: s, label: `${name}: R² without ${s}`, description }, b.r2Without[s], `held-out R2 of ${name} without ${s}`));
+  }
+  const alpha = `log10 of the alpha of the joint model ${name} chosen per voxel by cross-validation, shared by its sets (set i's penalty is alpha/γᵢ; ${alphaGridNote(b.bestAlphas, b.alphaGrid)})`;
+  out.push(entry({ kind: 'banded-alpha', banded: name, label: `${name}: alpha`, description: alpha }, log10Alphas(b.bestAlphas), `log10 alpha of banded ${name}`));
+  // (one set alone has γ = 1 everywhere)
+  for (const [k, s] of b.spec.sets.length > 1 ? b.spec.sets.entries() : []) {
+    const gamma = b.bestAlphas.map((_, j) => b.weights.data[j * b.weights.cols + k]);
+    const description = `Weight γ of ${s} in the joint model ${name} chosen per voxel (the weights sum to 1; ${s}'s penalty is alpha/γ)`;
+    out.push(entry({ kind: 'band-weight', banded: name, space: s, label: `${name}: γ of ${s}`, description }, gamma, `band weight of ${s} in ${name}`));
+  }
+  return out;
+}
+
+/** The maps of a banded model by key (r, r2, r2-without-<set>, alpha, gamma-<set>, shared, unique-<set>), as encoding.json and EncodeResult list them. */
 export function bandedMaps(b: { spec: BandedSpec; info: BandedInfo }): Record<string, string> {
   const maps: Record<string, string> = {};
+  const add = (kind: MapRecord['kind'], space?: string) => (maps[bandedMapKey({ kind, space })] = mapFile({ kind, banded: b.spec.name, space }).file);
   if (b.info.partition) {
-    for (const s of b.spec.sets) maps[`unique-${s}`] = mapFile({ kind: 'unique', banded: b.spec.name, space: s }).file;
-    maps.shared = mapFile({ kind: 'shared', banded: b.spec.name }).file;
+    for (const s of b.spec.sets) add('unique', s);
+    add('shared');
   }
-  maps.r = mapFile({ kind: 'banded-r', banded: b.spec.name }).file;
+  add('banded-r');
+  add('banded-r2');
+  if (b.info.partition) for (const s of b.spec.sets) add('banded-r2-without', s);
+  add('banded-alpha');
+  if (b.spec.sets.length > 1) for (const s of b.spec.sets) add('band-weight', s);
   return maps;
 }
 

@@ -43,11 +43,15 @@ interface ClearingMarker {
  * - features 2, img2img 2: a sample's noise keyed by the image's 73k id instead of its place in the run (7b13fda, 8228bfe).
  * - ceiling 2 (encode): the noise term is the mean over test images of 1/n, not 1/mean(n).
  * - maps 2 (encode): regions.csv's median_r averages the two middle values for an even voxel count.
+ * - maps 3 (encode): regions.csv counts the voxels over the ceiling and has mean r / mean √NC; log10 alpha maps,
+ *   a joint model's R², alpha and γ maps.
+ * - banded.* 2 (encode): a joint model also writes its alphas and held-out R² (and those without each set).
+ * A key '<prefix>.*' is the recipe of every stage '<prefix>.<name>' that has none of its own.
  */
-export const STAGE_RECIPES: Readonly<Record<string, number>> = { features: 2, img2img: 2, ceiling: 2, maps: 2 };
+export const STAGE_RECIPES: Readonly<Record<string, number>> = { features: 2, img2img: 2, ceiling: 2, maps: 3, 'banded.*': 2 };
 
-/** The recipe version of stage `stage` (1 unless STAGE_RECIPES says otherwise). */
-export const stageRecipe = (stage: string): number => STAGE_RECIPES[stage] ?? 1;
+/** The recipe version of stage `stage` (1 unless STAGE_RECIPES says otherwise, for it or for its '<prefix>.*'). */
+export const stageRecipe = (stage: string): number => STAGE_RECIPES[stage] ?? STAGE_RECIPES[`${stage.split('.')[0]}.*`] ?? 1;
 
 export interface StageMarker {
   /** A reconstruct stage, or another pipeline's stage id (encode: extract, fit.z, …). */
