@@ -15,7 +15,7 @@ import { readSchedulerConfig } from '../sd/schedulerConfig.js';
 import type { ReconstructConfig } from './config.js';
 import { PreflightError } from './errors.js';
 import { runFolderConflict, type RunFolderConflictOptions } from './runFolder.js';
-import { runFolderInputs, runFolderOverlap } from './runFolderInputs.js';
+import { runOutputOverlaps } from './runFolderInputs.js';
 
 /** What the checks before a reconstruction found: the test images and the inputs the stages will read. */
 export interface PreflightResult {
@@ -61,8 +61,7 @@ export async function preflight(config: ReconstructConfig, options: RunFolderCon
   if (config.evaluation.networks.length > 0 && !onnxruntimeNodeInstalled()) {
     problems.push('evaluation.networks: feature networks run on onnxruntime-node, which is not installed (npm install onnxruntime-node@1.30.0)');
   }
-  const overlap = await runFolderOverlap('out', config.out, runFolderInputs(ReconstructConfigSchema, config));
-  if (overlap) problems.push(overlap);
+  problems.push(...(await runOutputOverlaps(ReconstructConfigSchema, config)));
   const conflict = await runFolderConflict(config, options);
   if (conflict) problems.push(conflict);
   const voxels = { z: 0, c: 0 };
