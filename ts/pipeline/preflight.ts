@@ -134,7 +134,7 @@ const IMG2IMG_FIELDS: OptionLabels = {
  * plan, a scheduler_config.json it cannot read. The schedule is the model folder's (img2img.scheduler runs whatever
  * class the file names, as lazyDiffusion loads it), read as the CLI's `sd img2img` reads it before loading.
  */
-export async function img2imgPlanProblem(config: Pick<ReconstructConfig, 'model' | 'img2img'>): Promise<string | null> {
+async function img2imgPlanProblem(config: Pick<ReconstructConfig, 'model' | 'img2img'>): Promise<string | null> {
   const g = config.img2img;
   let plan;
   try {
