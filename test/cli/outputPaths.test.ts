@@ -305,3 +305,106 @@ describe('encode and reconstruct: a run folder apart from what the run reads (it
     for (const out of [d('nsd-runs/a'), d('nsd2'), d('modelrun'), d('proj/run')]) await expect(checkRunFolderApart('--out', out, inputs)).resolves.toBeUndefined();
   });
 });
+
+describe("an extraction cache (a config's nsd.cacheDir, nsd extract's --cache) and nsd extract's --out apart from what they read", () => {
+  // an NSD root whose betas folder is linked out of it (to disk2), a model folder, and configs naming a cache
+  const d = (p: string) => f(`cacheapart/${p}`);
+  const betasIn = (root: string) => join(root, 'nsddata_betas', 'ppdata', 'subj01', 'func1pt8mm', 'betas_fithrf_GLMdenoise_RR');
+  const setUp = () => {
+    mkdirSync(d('nsd/nsddata'), { recursive: true });
+    mkdirSync(betasIn(d('disk2')), { recursive: true });
+    symlinkSync(d('disk2/nsddata_betas'), d('nsd/nsddata_betas'));
+    mkdirSync(d('model/unet'), { recursive: true });
+    mkdirSync(d('proj'), { recursive: true });
+    writeFileSync(d('proj/feat.npy'), 'features');
+    const enc = (cacheDir: string) => JSON.stringify({ out: d('runs/enc'), nsd: { root: d('nsd'), subject: 1, cacheDir }, featureSets: [{ name: 'f', kind: 'file', path: 'feat.npy' }] });
+    const rec = (cacheDir: string) => JSON.stringify({ out: d('runs/rec'), nsd: { root: d('nsd'), subject: 1, cacheDir }, model: { dir: d('model') } });
+    writeFileSync(d('proj/enc-in-root.json'), enc(d('nsd/cache')));
+    writeFileSync(d('proj/enc-betas.json'), enc(betasIn(d('disk2'))));
+    writeFileSync(d('proj/rec-holds.json'), rec(d('')));
+    writeFileSync(d('proj/rec-model.json'), rec(d('model/cache')));
+  };
+  const tree = () => readdirSync(d(''), { recursive: true }).map(String).sort();
+  const cacheTail =
+    '; extractions write their cache entries into it and the cache\'s upkeep removes stale ones, so it could overwrite or delete what they read; ' +
+    'expected a cache folder apart from the inputs (none of them, inside none, holding none)';
+
+  it('encode and reconstruct refuse a config whose nsd.cacheDir is an input, lies inside one or holds one, naming the file and the field, before anything is written', async () => {
+    setUp();
+    const before = tree();
+    const cases: [Promise<{ error: Error; printed: string }>, string][] = [
+      [failure(registerEncodeCommand, 'encode', '--config', d('proj/enc-in-root.json'), '--dry-run'), `${d('proj/enc-in-root.json')}: nsd.cacheDir ${d('nsd/cache')}: is inside nsd.root ${d('nsd')}, an input`],
+      [
+        failure(registerEncodeCommand, 'encode', '--config', d('proj/enc-betas.json')),
+        `${d('proj/enc-betas.json')}: nsd.cacheDir ${betasIn(d('disk2'))}: is the betas folder of nsd.root ${betasIn(d('nsd'))}, an input`,
+      ],
+      [failure(registerReconstructCommand, 'reconstruct', '--config', d('proj/rec-holds.json'), '--force'), `${d('proj/rec-holds.json')}: nsd.cacheDir ${d('')}: holds nsd.root ${d('nsd')}, an input`],
+      [failure(registerReconstructCommand, 'reconstruct', '--config', d('proj/rec-model.json'), '--dry-run'), `${d('proj/rec-model.json')}: nsd.cacheDir ${d('model/cache')}: is inside model.dir ${d('model')}, an input`],
+    ];
+    for (const [run, message] of cases) {
+      const { error, printed } = await run;
+      expect(error, message).toBeInstanceOf(InvalidArgumentError);
+      expect(error.message).toBe(`${message}${cacheTail}`);
+      expect(printed).toBe('');
+    }
+    expect(tree()).toEqual(before);
+  });
+
+  it('the library refuses it too (encode(), reconstruct(), their dry runs), and the preflights list it (a batch\'s checks)', async () => {
+    const { encode } = await import('../../ts/encoding/encode.js');
+    const { reconstruct } = await import('../../ts/pipeline/reconstruct.js');
+    const { preflight } = await import('../../ts/pipeline/preflight.js');
+    const { preflightEncode } = await import('../../ts/encoding/preflight.js');
+    const { resolveEncodeConfig } = await import('../../ts/config/encode.js');
+    const { resolveConfig } = await import('../../ts/pipeline/config.js');
+    const { resolveManifest } = await import('../../ts/batch/manifest.js');
+    const { preflightBatch } = await import('../../ts/batch/preflight.js');
+    const before = tree();
+    const enc = { out: d('runs/enc'), nsd: { root: d('nsd'), subject: 1, cacheDir: d('nsd') }, featureSets: [{ name: 'f', kind: 'file' as const, path: d('proj/feat.npy') }] };
+    const same = `nsd.cacheDir ${d('nsd')}: is nsd.root ${d('nsd')}, an input${cacheTail}`;
+    for (const dryRun of [true, false]) await expect(encode(enc, { dryRun })).rejects.toThrow(same);
+    const listedEnc = await preflightEncode(resolveEncodeConfig(enc)).then(() => [], (e: { problems: string[] }) => e.problems);
+    expect(listedEnc).toContainEqual(same);
+    const run = { out: d('runs/rec'), nsd: { root: d('nsd'), subject: 1, cacheDir: join(betasIn(d('nsd')), 'cache') }, model: { dir: d('model') } };
+    const inside = `nsd.cacheDir ${join(betasIn(d('nsd')), 'cache')}: is inside the betas folder of nsd.root ${betasIn(d('nsd'))}, an input${cacheTail}`;
+    await expect(reconstruct(run, { dryRun: true })).rejects.toThrow(inside);
+    await expect(reconstruct(run, { force: true })).rejects.toThrow(inside);
+    const problems = await preflight(resolveConfig(run)).then(() => [], (e: { problems: string[] }) => e.problems);
+    expect(problems).toContainEqual(inside);
+    // a batch whose analyses share a cache in the NSD root: refused by each subject × analysis's preflight
+    const batch = resolveManifest({ name: 'b', out: d('runs/batch'), nsd: { root: d('nsd') }, subjects: [1], analyses: [{ name: 'enc', kind: 'encode', config: { nsd: { cacheDir: d('nsd/cache') }, featureSets: enc.featureSets } }] });
+    const listed = (await preflightBatch(batch)).map((p) => p.problem);
+    expect(listed).toContainEqual(`nsd.cacheDir ${d('nsd/cache')}: is inside nsd.root ${d('nsd')}, an input${cacheTail}`);
+    // a cache beside the inputs, or none (<out>/cache), is no problem of this kind
+    for (const cacheDir of [d('nsd-cache'), d('runs/cache'), null]) {
+      const p = await preflight(resolveConfig({ ...run, nsd: { ...run.nsd, cacheDir } })).then(() => [], (e: { problems: string[] }) => e.problems);
+      expect(p.filter((l) => l.includes('nsd.cacheDir'))).toEqual([]);
+    }
+    expect(tree()).toEqual(before);
+  });
+
+  it('nsd extract refuses an --out or a --cache that overlaps --root, its betas folder or a --roi mask, before any extraction', async () => {
+    const before = tree();
+    mkdirSync(d('masks'), { recursive: true });
+    writeFileSync(d('masks/roi.nii.gz'), 'mask');
+    const extract = (...more: string[]) => failure(registerNsdCommand, 'nsd', 'extract', '--root', d('nsd'), '--subject', '1', '--roi', 'nsdgeneral', ...more);
+    const outTail =
+      '; the extraction is written into it, replacing the folder whole, so it could overwrite or delete what it reads; expected a folder apart from the inputs (none of them, inside none, holding none)';
+    const cases: [Promise<{ error: Error; printed: string }>, string][] = [
+      [extract('--out', d('nsd/early'), '--no-cache'), `--out ${d('nsd/early')}: is inside --root ${d('nsd')}, an input${outTail}`],
+      [extract('--out', join(betasIn(d('disk2')), 'x'), '--no-cache'), `--out ${join(betasIn(d('disk2')), 'x')}: is inside the betas folder of --root ${betasIn(d('nsd'))}, an input${outTail}`],
+      [
+        failure(registerNsdCommand, 'nsd', 'extract', '--root', d('other-nsd'), '--subject', '1', '--roi', d('masks/roi.nii.gz'), '--out', d('masks'), '--no-cache'),
+        `--out ${d('masks')}: holds --roi ${d('masks/roi.nii.gz')}, an input${outTail}`,
+      ],
+      [extract('--out', d('runs/x'), '--cache', d('nsd/cache')), `--cache ${d('nsd/cache')}: is inside --root ${d('nsd')}, an input${cacheTail}`],
+      [extract('--out', d('runs/x'), '--cache', d('')), `--cache ${d('')}: holds --root ${d('nsd')}, an input${cacheTail}`],
+    ];
+    for (const [run, message] of cases) {
+      const { error } = await run;
+      expect(error.message).toContain(message);
+    }
+    rmSync(d('masks'), { recursive: true });
+    expect(tree()).toEqual(before);
+  });
+});

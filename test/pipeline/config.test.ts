@@ -132,6 +132,28 @@ describe('config validation', () => {
     expect(problems({ eta: 0.5 })).toEqual([]);
   });
 
+  it("refuses an img2img.seed whose last sample's seed (seed + seeds − 1) is above 2^53 − 1, not only when the img2img stage runs", () => {
+    const base = { out: 'o', nsd: { root: 'r', subject: 1 }, model: { dir: 'm' } };
+    const problems = (img2img: object) => {
+      try {
+        resolveConfig({ ...base, img2img }, 'run.json');
+        return [];
+      } catch (e) {
+        return (e as ConfigError).problems;
+      }
+    };
+    const max = Number.MAX_SAFE_INTEGER;
+    expect(problems({ seed: max - 1, seeds: 5 })).toEqual([
+      `run.json: img2img.seed: sample k is seeded img2img.seed + k, so the last of img2img.seeds 5 has seed ${max - 1} + 4, above the largest seed ${max}; expected img2img.seed at most ${max - 4} with 5 seeds`,
+    ]);
+    // (the default 5 seeds)
+    expect(problems({ seed: max })).toHaveLength(1);
+    expect(problems({ seed: max - 4, seeds: 5 })).toEqual([]);
+    expect(problems({ seed: max, seeds: 1 })).toEqual([]);
+    // a seed out of range itself is the schema's one problem
+    expect(problems({ seed: max + 1 })).toEqual([`run.json: img2img.seed: expected an integer from 0 to ${max}, got number ${max + 1}`]);
+  });
+
   it('parses alpha grids, leaves its input untouched and is idempotent', () => {
     const input = { out: 'o', nsd: { root: 'r', subject: 2 }, model: { dir: 'm' }, decoders: { z: { alphas: '1e-2:1e2:5' } } };
     const frozen = JSON.parse(JSON.stringify(input));

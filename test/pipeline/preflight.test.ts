@@ -14,6 +14,8 @@ import { resolveConfig } from '../../ts/pipeline/config.js';
 import { preflight } from '../../ts/pipeline/preflight.js';
 import { reconstruct } from '../../ts/pipeline/reconstruct.js';
 import { writeSdFixture } from '../../ts/sd/fixture.js';
+import { planRun, resolvePlanOptions } from '../../ts/sd/samplingOptions.js';
+import { readSchedulerConfig } from '../../ts/sd/schedulerConfig.js';
 import { onnx } from '../../ts/sd/onnxProto.js';
 import { synthNsd, type SynthNsdResult } from '../../ts/synth/nsd.js';
 
@@ -65,6 +67,23 @@ describe("reconstruct's preflight", () => {
     await refusedUpFront(config({ img2img: { size: 256 } }), /img2img\.size 256 gives 32×32 latents, .* set img2img\.size to 128/);
     const pre = await preflight(resolveConfig(config({ img2img: { size: 128 } })));
     expect(pre.testIds.length).toBe(10);
+  });
+
+  it("checks img2img.eta against the largest the model folder's schedule allows (maxEta), naming the field and the bound", async () => {
+    // (ddim, 50 steps, strength 0.8, the compvis rule: the plan's own maxEta, from the fixture's SD 1.5 scheduler config)
+    const g = { size: 128, scheduler: 'ddim' as const, steps: 50, strength: 0.8, rule: 'compvis' as const };
+    const file = await readSchedulerConfig(fixed, { scheduler: 'ddim' });
+    const { maxEta } = planRun(resolvePlanOptions({ schedule: file.schedule, scheduler: 'ddim' }, { steps: 50, strength: 0.8, img2imgRule: 'compvis' }));
+    expect(maxEta).toBeGreaterThan(1);
+    expect(maxEta).toBeLessThan(1.5);
+    const shown = maxEta.toPrecision(8).slice(0, 6);
+    await refusedUpFront(
+      config({ img2img: { ...g, eta: 1.5 } }),
+      new RegExp(`img2img\\.eta 1\\.5 is too large for this schedule: .* up to eta ${shown.replace('.', '\\.')}\\d* here \\(50 steps, strength 0\\.8\\)`),
+    );
+    // at the bound and below it, the preflight passes
+    await preflight(resolveConfig(config({ img2img: { ...g, eta: 1 } })));
+    await preflight(resolveConfig(config({ img2img: { ...g, eta: maxEta } })));
   });
 
   it('checks that every session has betas for the subject', async () => {

@@ -14,7 +14,7 @@ import { Diffusion, type SchedulerName } from '../../ts/sd/Diffusion.js';
 import { philoxNormal } from '../../ts/sd/philox.js';
 import { referenceImg2Img } from '../../ts/sd/referenceLoop.js';
 import type { Tensor } from '../../ts/sd/tensor.js';
-import { disposeTinySd, fixedSizeUnetCopy, loadTinySd, patternImages, type TinySd } from './fixtures.js';
+import { disposeTinySd, fixedSizeUnetCopy, fixedSizeVaeCopy, loadTinySd, patternImages, type TinySd } from './fixtures.js';
 
 let root = '';
 let sd: Diffusion;
@@ -261,6 +261,32 @@ describe('bad input', () => {
       expect(r.latents.shape).toEqual([1, 4, 16, 16]);
     } finally {
       fixed.dispose();
+    }
+  });
+
+  it('decode and encodeImages check z and the images against what a fixed-size VAE declares, naming the option and the shape it takes', async () => {
+    const refusal = (p: Promise<unknown>) => p.then(() => 'no error', (e: Error) => `${e.name}: ${e.message}`);
+    // (the engine refused these, naming its own buffer and the file: 'latents have shape [B,4,3,3] but … expects latent_sample …')
+    const dir = await fixedSizeVaeCopy(join(root, 'optimum-1.24'), join(root, 'fixed-vae-2'), 2);
+    const vae = await Diffusion.load(dir, { components: ['vae_encoder', 'vae_decoder'], intraOpThreads: 1 });
+    try {
+      const decoder = join(dir, 'vae_decoder', 'model.onnx');
+      expect(await refusal(vae.decode({ data: new Float32Array(4 * 3 * 3), shape: [1, 4, 3, 3] }))).toBe(
+        `ShapeError: decode: z has shape [1, 4, 3, 3] but the VAE decoder (${decoder}) takes latent_sample [batch_size, 4, 2, 2]: expected [1, 4, 2, 2] (the latents of 16×16-pixel images)`,
+      );
+      expect(await refusal(vae.decode({ data: new Float32Array(2 * 3 * 2 * 2), shape: [2, 3, 2, 2] }))).toBe(
+        `ShapeError: decode: z has shape [2, 3, 2, 2] but the VAE decoder (${decoder}) takes latent_sample [batch_size, 4, 2, 2]: expected [2, 4, 2, 2] (the latents of 16×16-pixel images)`,
+      );
+      expect(await refusal(vae.encodeImages(patternImages(2, 8, 16)))).toBe(
+        `ShapeError: encodeImages: images are 16×8 pixels ([2, 8, 16, 3]) but the VAE encoder (${join(dir, 'vae_encoder', 'model.onnx')}) takes sample [batch_size, 3, 16, 16]: expected 16×16-pixel images`,
+      );
+      // the sizes it takes run
+      const z2 = await vae.encodeImages(patternImages(2, 16, 16));
+      expect(z2.shape).toEqual([2, 4, 2, 2]);
+      const img = await vae.decode(z2);
+      expect([img.count, img.height, img.width]).toEqual([2, 16, 16]);
+    } finally {
+      vae.dispose();
     }
   });
 

@@ -87,3 +87,27 @@ export async function fixedSizeUnetCopy(src: string, dest: string, fixed: { side
   await writeFile(path, onnx.ModelProto.encode(m).finish());
   return dest;
 }
+
+/**
+ * A copy at `dest` of the fixture folder `src` whose VAE declares fixed sizes (as a VAE exported at one image size):
+ * the decoder's latent_sample [batch, 4, side, side] and the encoder's sample [batch, 3, 8·side, 8·side], with their
+ * outputs, where the fixture's leave them open.
+ */
+export async function fixedSizeVaeCopy(src: string, dest: string, side: number): Promise<string> {
+  await rm(dest, { recursive: true, force: true });
+  await cp(src, dest, { recursive: true });
+  const sides: Record<string, Record<string, number>> = {
+    vae_decoder: { latent_sample: side, sample: 8 * side },
+    vae_encoder: { sample: 8 * side, latent_parameters: side, latent_sample: side },
+  };
+  for (const [part, io] of Object.entries(sides)) {
+    const path = join(dest, part, 'model.onnx');
+    const m = onnx.ModelProto.decode(await readFile(path));
+    for (const v of [...(m.graph?.input ?? []), ...(m.graph?.output ?? [])]) {
+      const n = io[v.name ?? ''];
+      if (n !== undefined) v.type?.tensorType?.shape?.dim?.splice(2, 2, { dimValue: n }, { dimValue: n });
+    }
+    await writeFile(path, onnx.ModelProto.encode(m).finish());
+  }
+  return dest;
+}

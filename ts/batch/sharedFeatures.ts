@@ -22,6 +22,7 @@ import { CancelledError, InvalidArgumentError, ShapeError } from '../errors.js';
 import { writeJsonAtomic, withAtomicDir } from '../io/atomicWrite.js';
 import { readIntVectorNpy, writeNpy } from '../io/npy.js';
 import type { ReconstructConfig } from '../pipeline/config.js';
+import { selectTestImages } from '../pipeline/testSubset.js';
 import { cocoCaptionsPath, stimInfoPath, stimuliPath } from '../nsd/paths.js';
 
 /** How ONNX Runtime runs the model: part of the key (threads, providers and 'lean' memory's graph optimization may change the last bits). */
@@ -287,8 +288,8 @@ export async function plannedConsumerIds(c: FeatureConsumer): Promise<Int32Array
     const { extractOptions } = await import('../pipeline/stages.js');
     const ez = await extractNsd(extractOptions(c.config, 'z'));
     const ec = await extractNsd(extractOptions(c.config, 'c'));
-    const test = Array.from(ez.testImageIds);
-    const limited = c.config.nsd.testImages === null ? test : test.slice(0, c.config.nsd.testImages);
+    // the extract stage's own choice of test images (nsd.testImages: the N smallest ids, not the first N rows)
+    const limited = selectTestImages(Array.from(ez.testImageIds), c.config.nsd.testImages);
     return Int32Array.from([...new Set([...ez.trainImageIds, ...ec.trainImageIds, ...limited])].sort((a, b) => a - b));
   }
   const { encodeExtractOptions } = await import('../encoding/stages.js');

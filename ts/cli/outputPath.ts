@@ -10,7 +10,7 @@ import { dirname, extname, sep } from 'node:path';
 
 import { InvalidArgumentError } from '../errors.js';
 import { outputPathProblem, type NamedInput, type OutputKind } from '../io/outputProblem.js';
-import { runFolderOverlap } from '../pipeline/runFolderInputs.js';
+import { cacheFolderOverlap, runFolderOverlap } from '../pipeline/runFolderInputs.js';
 
 export type { OutputKind };
 
@@ -90,6 +90,12 @@ export async function checkNotAnInput(option: string, path: string, inputs: Inpu
  */
 export async function checkRunFolderApart(option: string, path: string, inputs: readonly NamedInput[]): Promise<void> {
   const problem = await runFolderOverlap(option, path, inputs);
+  if (problem) throw new InvalidArgumentError(problem);
+}
+
+/** Refuses an extraction cache folder (a config's nsd.cacheDir, --cache) that overlaps an input (cacheFolderOverlap). */
+export async function checkCacheFolderApart(option: string, path: string, inputs: readonly NamedInput[]): Promise<void> {
+  const problem = await cacheFolderOverlap(option, path, inputs);
   if (problem) throw new InvalidArgumentError(problem);
 }
 

@@ -13,7 +13,7 @@ import type { Matrix } from '../matrix.js';
 import { packageRoot } from '../native/binding.js';
 import { configHash } from '../pipeline/config.js';
 import { clearingInterrupted, clearingPlan, clearRunFolder, lockRunFolder, writeManifest } from '../pipeline/runFolder.js';
-import { runFolderInputs, runFolderOverlap } from '../pipeline/runFolderInputs.js';
+import { runOutputOverlaps } from '../pipeline/runFolderInputs.js';
 import { formatSeconds, loadAverage, type StageEstimate } from '../pipeline/probe.js';
 import { planStages, runStages, type StageProgress, type StageReport } from '../pipeline/stageRunner.js';
 import { estimateEncodeStages } from './estimate.js';
@@ -121,8 +121,9 @@ function versions(): Record<string, string> {
 export async function encode(input: EncodeConfigInput | EncodeConfig, options: EncodeOptions = {}): Promise<EncodeResult> {
   const c = resolveEncodeConfig(input);
   // a run folder that overlaps an input is refused before the lock creates it or anything is written (dry runs too)
-  const overlap = await runFolderOverlap('out', c.out, runFolderInputs(EncodeConfigSchema, c));
-  if (overlap) throw new InvalidArgumentError(overlap);
+  // (and so is an extraction cache, nsd.cacheDir, that overlaps one)
+  const overlaps = await runOutputOverlaps(EncodeConfigSchema, c);
+  if (overlaps.length) throw new InvalidArgumentError(overlaps.join('\n'));
   if (options.dryRun) return runEncode(c, options);
   // A run holds its folder's lock from before it looks at the folder until it returns: a second run refuses, naming this one.
   const lock = await lockRunFolder(c.out);

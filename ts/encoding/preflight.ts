@@ -14,7 +14,7 @@ import { expdesignPath, func1pt8Dir, roiPath } from '../nsd/paths.js';
 import { loadRegionMask, type RegionMask } from '../nsd/roi.js';
 import { PreflightError } from '../pipeline/errors.js';
 import { runFolderConflict } from '../pipeline/runFolder.js';
-import { runFolderInputs, runFolderOverlap } from '../pipeline/runFolderInputs.js';
+import { runOutputOverlaps } from '../pipeline/runFolderInputs.js';
 import { memoryBudgetProblem } from './ridgeMemory.js';
 import { checkUnetLayers, missingUnetLayers, unetSizeMismatch } from './unetLayers.js';
 import { volumeGridProblems } from './volumeGrids.js';
@@ -67,8 +67,7 @@ export async function preflightEncode(c: EncodeConfig, options: EncodePreflightO
     }
   }
   if (!['auto', 'none', 'estimate'].includes(c.noiseCeiling) && !existsSync(c.noiseCeiling)) problems.push(`noiseCeiling: ${c.noiseCeiling} does not exist`);
-  const overlap = await runFolderOverlap('out', c.out, runFolderInputs(EncodeConfigSchema, c));
-  if (overlap) problems.push(overlap);
+  problems.push(...(await runOutputOverlaps(EncodeConfigSchema, c)));
   const conflict = await runFolderConflict(c, { force: options.force, remedy: options.remedy });
   if (conflict) problems.push(conflict);
   let mask: VoxelMask | null = null;

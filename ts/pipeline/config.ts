@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 
 import { resolveAlphaGrid } from '../config/alphaGrid.js';
 import { ConfigError } from '../config/errors.js';
+import { MAX_SEED } from '../sd/optionBounds.js';
 import { ddimOnlyProblems } from '../sd/samplingOptions.js';
 import { KARRAS_SCHEDULERS, SCHEDULERS } from '../sd/schedulerConfig.js';
 import { RECONSTRUCT_ALPHAS, ReconstructConfigSchema, type ReconstructConfig } from '../config/reconstruct.js';
@@ -44,6 +45,14 @@ export function resolveConfig(input: unknown, source = 'config'): ReconstructCon
   // what only DDIM defines (eta, the compvis rule): here, not when the img2img stage starts after the others ran
   if (g && SCHEDULERS.includes(g.scheduler) && typeof g.eta === 'number' && typeof g.steps === 'number' && typeof g.strength === 'number') {
     problems.push(...ddimOnlyProblems(g.scheduler, g.eta, g.rule, g.steps, g.strength, (k) => fieldLabel(source, ['img2img', k === 'img2imgRule' ? 'rule' : k])));
+  }
+  // sample k's noise is seeded seed + k: the last sample's seed must be a seed too, or the img2img stage refuses it
+  // only after extraction, features and decoders ran
+  if (g && Number.isInteger(g.seed) && g.seed >= 0 && g.seed <= MAX_SEED && Number.isInteger(g.seeds) && g.seeds >= 1 && g.seed + (g.seeds - 1) > MAX_SEED) {
+    problems.push(
+      `${fieldLabel(source, ['img2img', 'seed'])}: sample k is seeded img2img.seed + k, so the last of img2img.seeds ${g.seeds} has seed ${g.seed} + ${g.seeds - 1}, ` +
+        `above the largest seed ${MAX_SEED}; expected img2img.seed at most ${MAX_SEED - (g.seeds - 1)} with ${g.seeds} seeds`,
+    );
   }
   if (problems.length) throw new ConfigError(source, problems, 'reconstruction config');
   return c;

@@ -10,10 +10,12 @@ import { maskGridMismatch, planNsdSessions } from '../nsd/sessionPlan.js';
 import { onnxruntimeNodeInstalled } from '../native/onnxruntimeNode.js';
 import { loadRegionMask, type RegionMask } from '../nsd/roi.js';
 import { ReconstructConfigSchema } from '../config/reconstruct.js';
+import { planRun, resolvePlanOptions, type OptionLabels } from '../sd/samplingOptions.js';
+import { readSchedulerConfig } from '../sd/schedulerConfig.js';
 import type { ReconstructConfig } from './config.js';
 import { PreflightError } from './errors.js';
 import { runFolderConflict, type RunFolderConflictOptions } from './runFolder.js';
-import { runFolderInputs, runFolderOverlap } from './runFolderInputs.js';
+import { runOutputOverlaps } from './runFolderInputs.js';
 
 /** What the checks before a reconstruction found: the test images and the inputs the stages will read. */
 export interface PreflightResult {
@@ -49,12 +51,17 @@ export async function preflight(config: ReconstructConfig, options: RunFolderCon
       }
     }
   }
+  // the img2img stage's plan (DDIM's eta against the schedule's maxEta, …), from the folder's scheduler config as the
+  // run loads it, without the U-Net: here, not when the stage starts after extraction, features and decoders ran
+  if (isDir(model.dir)) {
+    const problem = await img2imgPlanProblem(config);
+    if (problem) problems.push(problem);
+  }
   for (const n of config.evaluation.networks) if (!existsSync(n.path)) problems.push(`feature network '${n.name}': ${n.path} does not exist`);
   if (config.evaluation.networks.length > 0 && !onnxruntimeNodeInstalled()) {
     problems.push('evaluation.networks: feature networks run on onnxruntime-node, which is not installed (npm install onnxruntime-node@1.30.0)');
   }
-  const overlap = await runFolderOverlap('out', config.out, runFolderInputs(ReconstructConfigSchema, config));
-  if (overlap) problems.push(overlap);
+  problems.push(...(await runOutputOverlaps(ReconstructConfigSchema, config)));
   const conflict = await runFolderConflict(config, options);
   if (conflict) problems.push(conflict);
   const voxels = { z: 0, c: 0 };
@@ -109,4 +116,42 @@ export async function preflight(config: ReconstructConfig, options: RunFolderCon
   }
   if (problems.length) throw new PreflightError(problems);
   return { testIds, voxels, captions, warnings };
+}
+
+/** The plan options' names in a reconstruction config. */
+const IMG2IMG_FIELDS: OptionLabels = {
+  scheduler: 'img2img.scheduler',
+  karras: 'img2img.karras',
+  steps: 'img2img.steps',
+  strength: 'img2img.strength',
+  eta: 'img2img.eta',
+  img2imgRule: 'img2img.rule',
+};
+
+/**
+ * What the img2img stage's plan refuses, named by the config's fields: an eta above the largest the schedule
+ * allows ('img2img.eta 1.5 is too large for this schedule: … up to eta 1.00… here'), a schedule the engine cannot
+ * plan, a scheduler_config.json it cannot read. The schedule is the model folder's (img2img.scheduler runs whatever
+ * class the file names, as lazyDiffusion loads it), read as the CLI's `sd img2img` reads it before loading.
+ */
+async function img2imgPlanProblem(config: Pick<ReconstructConfig, 'model' | 'img2img'>): Promise<string | null> {
+  const g = config.img2img;
+  let plan;
+  try {
+    const file = await readSchedulerConfig(config.model.dir, { scheduler: g.scheduler });
+    plan = resolvePlanOptions(
+      { schedule: file.schedule, scheduler: file.scheduler },
+      { scheduler: g.scheduler, karras: g.karras, steps: g.steps, strength: g.strength, eta: g.eta, img2imgRule: g.rule },
+      IMG2IMG_FIELDS,
+    );
+  } catch (e) {
+    return (e as Error).message;
+  }
+  try {
+    planRun(plan);
+    return null;
+  } catch (e) {
+    // (the engine's words name no field: the settings it planned from are named instead)
+    return `img2img (${g.scheduler}, steps ${g.steps}, strength ${g.strength}): ${(e as Error).message}`;
+  }
 }

@@ -17,7 +17,7 @@ import { formatSeconds, loadAverage, type StageEstimate } from './probe.js';
 import { preflight, type PreflightResult } from './preflight.js';
 import { inputIdentities } from '../io/fileIdentity.js';
 import { clearingInterrupted, clearingPlan, clearRunFolder, depKeyHolds, lockRunFolder, markStage, readStageMarker, stageState, STAGES, writeManifest, type StageName } from './runFolder.js';
-import { runFolderInputs, runFolderOverlap } from './runFolderInputs.js';
+import { runOutputOverlaps } from './runFolderInputs.js';
 import { reconstructStageInputs } from './stageInputs.js';
 import { DEP_KEY_NOTE, type StageReport } from './stageRunner.js';
 import { STAGE_DEP_KEYS, STAGE_RUNNERS, type StageContext } from './stages.js';
@@ -100,8 +100,9 @@ export function estimateImg2Img(config: ReconstructConfig, testImages: number): 
 export async function reconstruct(input: ReconstructConfigInput | ReconstructConfig, options: ReconstructOptions = {}): Promise<ReconstructResult> {
   const config = resolveConfig(input);
   // a run folder that overlaps an input is refused before the lock creates it or anything is written (dry runs too)
-  const overlap = await runFolderOverlap('out', config.out, runFolderInputs(ReconstructConfigSchema, config));
-  if (overlap) throw new InvalidArgumentError(overlap);
+  // (and so is an extraction cache, nsd.cacheDir, that overlaps one)
+  const overlaps = await runOutputOverlaps(ReconstructConfigSchema, config);
+  if (overlaps.length) throw new InvalidArgumentError(overlaps.join('\n'));
   if (options.dryRun) return runReconstruct(config, options);
   // A run holds its folder's lock from before it looks at the folder until it returns.
   const lock = await lockRunFolder(config.out);

@@ -283,6 +283,13 @@ export class Diffusion {
     if (images.height % 8 !== 0 || images.width % 8 !== 0) {
       throw new ShapeError(`encodeImages: image size ${images.width}×${images.height} is not a multiple of 8`);
     }
+    // a VAE encoder exported at one image size takes that size only: named here, not by the engine's buffer
+    const enc = this.declaredMismatch('vae_encoder', [images.count, 3, images.height, images.width], 'sample');
+    if (enc) {
+      throw new ShapeError(
+        `encodeImages: images are ${images.width}×${images.height} pixels ([${images.count}, ${images.height}, ${images.width}, 3]) but the VAE encoder (${enc.path}) takes ${enc.input}: expected ${enc.expected[3]}×${enc.expected[2]}-pixel images`,
+      );
+    }
     const { seeds, indices } = noiseKeys(options.seeds, images.count, 0);
     if (options.imageIndices !== undefined) indices.set(givenImageIndices(options.imageIndices, images.count, 'encodeImages'));
     const handle = this.live();
@@ -312,6 +319,13 @@ export class Diffusion {
     assertTensor(z, 'decode z', 4);
     checkOptions(options, DECODE_KEYS, 'decode');
     const [b, c, h, w] = z.shape;
+    // a VAE decoder exported at one latent size (or its channels) takes that shape only: named here, not by the engine's buffer
+    const dec = this.declaredMismatch('vae_decoder', z.shape, 'latent_sample');
+    if (dec) {
+      throw new ShapeError(
+        `decode: z has shape [${z.shape.join(', ')}] but the VAE decoder (${dec.path}) takes ${dec.input}: expected [${dec.expected.join(', ')}] (the latents of ${8 * dec.expected[3]}×${8 * dec.expected[2]}-pixel images)`,
+      );
+    }
     const handle = this.live();
     const r = await nativeJob('decode', (n, token) => n.sdDecode(handle, z.data, b, c, h, w, this.scalingFactor, options.chunk ?? 1, token), options.signal);
     return { data: r.rgb, count: b, height: r.height, width: r.width };
@@ -459,16 +473,25 @@ export class Diffusion {
    * signature; the batch is the engine's to split), so a mismatch names the option here, not an engine buffer.
    */
   private checkUnetInput(option: 'z' | 'c', shape: number[], input: 'sample' | 'encoder_hidden_states'): void {
-    const unet = this.info.models.find((m) => m.component === 'unet');
+    const m = this.declaredMismatch('unet', shape, input);
+    if (!m) return;
+    const pixels = option === 'z' ? ` (the latents of ${8 * m.expected[3]}×${8 * m.expected[2]}-pixel images)` : '';
+    throw new ShapeError(`img2img: ${option} has shape [${shape.join(', ')}] but the U-Net (${m.path}) takes ${m.input}: expected [${m.expected.join(', ')}]${pixels}`);
+  }
+
+  /**
+   * The shape the loaded `component`'s input `input` (else its one input of that rank) takes for `shape`: the sizes
+   * its signature fixes (numbers; the batch, dimension 0, is the engine's to split) in place of `shape`'s, with the
+   * file and the declared input for the message; null when `shape` fits (or nothing is declared to compare with).
+   */
+  private declaredMismatch(component: string, shape: readonly number[], input: string): { expected: number[]; path: string; input: string } | null {
+    const model = this.info.models.find((m) => m.component === component);
     const rank = shape.length;
-    const decl = unet?.inputs.find((i) => i.name === input) ?? unet?.inputs.find((i) => i.shape.length === rank);
-    if (!unet || !decl || decl.shape.length !== rank) return;
+    const decl = model?.inputs.find((i) => i.name === input) ?? model?.inputs.find((i) => i.shape.length === rank);
+    if (!model || !decl || decl.shape.length !== rank) return null;
     const expected = shape.map((n, k) => (k > 0 && typeof decl.shape[k] === 'number' ? (decl.shape[k] as number) : n));
-    if (expected.every((n, k) => n === shape[k])) return;
-    const pixels = option === 'z' ? ` (the latents of ${8 * expected[3]}×${8 * expected[2]}-pixel images)` : '';
-    throw new ShapeError(
-      `img2img: ${option} has shape [${shape.join(', ')}] but the U-Net (${unet.path}) takes ${decl.name} [${decl.shape.join(', ')}]: expected [${expected.join(', ')}]${pixels}`,
-    );
+    if (expected.every((n, k) => n === shape[k])) return null;
+    return { expected, path: model.path, input: `${decl.name} [${decl.shape.join(', ')}]` };
   }
 
   private live(): SdHandle {

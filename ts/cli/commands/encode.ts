@@ -8,7 +8,7 @@ import { schemaHelpText } from '../../config/help.js';
 import { encode } from '../../encoding/encode.js';
 import { readConfigFile } from '../configFile.js';
 import { runFolderInputs } from '../../pipeline/runFolderInputs.js';
-import { checkOutputPath, checkRunFolderApart } from '../outputPath.js';
+import { checkCacheFolderApart, checkOutputPath, checkRunFolderApart } from '../outputPath.js';
 import { printCacheRemovals, printWarnings, stageProgress } from './reconstruct.js';
 
 export function registerEncodeCommand(program: Command): void {
@@ -46,7 +46,10 @@ ${schemaHelpText(EncodeConfigSchema, 'enc.json')}`,
       const outLabel = f.out !== undefined ? '--out' : `${f.config}: out`;
       if (f.out === undefined) await checkOutputPath(outLabel, config.out, 'folder', 'the run');
       // nor one that overlaps what the run reads (the NSD root, the model folder, a feature file): dry runs too
-      await checkRunFolderApart(outLabel, f.out ?? config.out, runFolderInputs(EncodeConfigSchema, config));
+      const inputs = runFolderInputs(EncodeConfigSchema, config);
+      await checkRunFolderApart(outLabel, f.out ?? config.out, inputs);
+      // and an extraction cache the config names (it writes entries there and removes stale ones)
+      if (config.nsd.cacheDir !== null) await checkCacheFolderApart(`${f.config}: nsd.cacheDir`, config.nsd.cacheDir, inputs);
       const ctl = new AbortController();
       process.once('SIGINT', () => ctl.abort());
       const r = await encode(config, { signal: ctl.signal, force: f.force, dryRun: f.dryRun, onProgress: f.dryRun ? undefined : stageProgress(), onWarning: printWarnings });

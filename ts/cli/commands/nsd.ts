@@ -8,7 +8,9 @@ import { loadNsdCaptions } from '../../nsd/captions.js';
 import { extractionProblems, extractNsd, type ZscoreDdof, type ZscoreMode } from '../../nsd/extract.js';
 import { formatNsdInfo, nsdInfo } from '../../nsd/info.js';
 import { assertExtractionReplaceable, writeNsdExtraction } from '../../nsd/output.js';
-import { expdesignPath } from '../../nsd/paths.js';
+import { isMaskPath } from '../../config/paths.js';
+import { folderInputOverlap, type NamedInput } from '../../io/outputProblem.js';
+import { betasDir, expdesignPath } from '../../nsd/paths.js';
 import { NsdStimuli } from '../../nsd/stimuli.js';
 import { formatSessionList, type BetasFormatChoice } from '../../nsd/betas.js';
 import { extractionGapWarning } from '../../nsd/sessionPlan.js';
@@ -16,7 +18,7 @@ import { seconds } from '../format.js';
 import { FlagProblems } from '../problems.js';
 import { progressBar } from '../progress.js';
 import { writePng } from '../../sd/png.js';
-import { checkOutputFile, checkOutputPath } from '../outputPath.js';
+import { checkCacheFolderApart, checkOutputFile, checkOutputPath } from '../outputPath.js';
 import { choiceFlag, decimalFlag, integerFlag } from '../flagValue.js';
 
 interface ExtractFlags {
@@ -66,12 +68,20 @@ function subjectFlag(text: string): number {
  */
 async function checkExtractFlags(flags: ExtractFlags, cmd: Command) {
   const p = new FlagProblems();
-  const outOk = (await p.takeAsync(async () => (await checkOutputPath('--out', flags.out, 'folder', 'the extracted betas'), true))) === true;
+  const subject = p.take(() => subjectFlag(flags.subject));
+  // what the extraction reads (the NSD root, the subject's betas folder, a mask file): neither output folder may
+  // overlap it (--out is replaced whole; the cache gets entries and loses stale ones), as a run folder may not
+  const inputs: NamedInput[] = [['--root', flags.root], ...(subject === undefined ? [] : [[`the betas folder of --root`, betasDir(flags.root, subject)] as const]), ...(isMaskPath(flags.roi) ? [['--roi', flags.roi] as const] : [])];
+  let outOk = (await p.takeAsync(async () => (await checkOutputPath('--out', flags.out, 'folder', 'the extracted betas'), true))) === true;
+  if (outOk) outOk = (await p.takeAsync(async () => (await checkExtractionFolderApart(flags.out, inputs), true))) === true;
   // the cache entry is written after the extraction: a cache path that can never be a folder is refused now
-  if (flags.cache !== false) await p.takeAsync(() => checkOutputPath(cacheOptionLabel(cmd), flags.cache as string, 'folder', 'completed extractions (the cache)'));
+  if (flags.cache !== false) {
+    const label = cacheOptionLabel(cmd);
+    const cacheOk = (await p.takeAsync(async () => (await checkOutputPath(label, flags.cache as string, 'folder', 'completed extractions (the cache)'), true))) === true;
+    if (cacheOk) await p.takeAsync(() => checkCacheFolderApart(label, flags.cache as string, inputs));
+  }
   // the folder is replaced whole: one holding other files is refused now, not after minutes of extraction
   if (outOk) await p.takeAsync(() => assertExtractionReplaceable(flags.out), '--out');
-  const subject = p.take(() => subjectFlag(flags.subject));
   const zscore = p.take(() => choiceFlag<ZscoreMode>(flags.zscore, '--zscore', ['none', 'session', 'train']));
   const ddof = p.take(() => ddofFlag(flags.ddof));
   const format = p.take(() => choiceFlag<BetasFormatChoice>(flags.format, '--format', ['auto', 'nifti', 'hdf5']));
@@ -82,6 +92,16 @@ async function checkExtractFlags(flags: ExtractFlags, cmd: Command) {
   }
   p.throwIfAny('nsd extract');
   return { subject: subject!, zscore: zscore!, ddof, format: format!, divisor: divisor! };
+}
+
+/** Refuses an --out that is an input, lies inside one or holds one: the extraction is written there, replacing the folder whole. */
+async function checkExtractionFolderApart(out: string, inputs: readonly NamedInput[]): Promise<void> {
+  const overlap = await folderInputOverlap(out, inputs);
+  if (overlap === null) return;
+  throw new InvalidArgumentError(
+    `--out ${out}: ${overlap}, an input; the extraction is written into it, replacing the folder whole, so it could overwrite or delete what it reads; ` +
+      'expected a folder apart from the inputs (none of them, inside none, holding none)',
+  );
 }
 
 export function registerNsdCommand(program: Command): void {

@@ -15,7 +15,7 @@ import { resolveConfig, type ReconstructConfig } from '../../pipeline/config.js'
 import { readConfigFile } from '../configFile.js';
 import { fieldSchema, numberFlag } from '../flagValue.js';
 import { runFolderInputs } from '../../pipeline/runFolderInputs.js';
-import { checkOutputPath, checkRunFolderApart } from '../outputPath.js';
+import { checkCacheFolderApart, checkOutputPath, checkRunFolderApart } from '../outputPath.js';
 import { metricsText } from '../../eval/table.js';
 import { progressBar, type ProgressBar } from '../progress.js';
 
@@ -215,7 +215,10 @@ ${schemaHelpText(ReconstructConfigSchema, 'run.json')}`,
       if (f.out === undefined) await checkOutputPath(outLabel, config.out, 'folder', 'the run');
       // nor one that overlaps what the run reads (the NSD root, the model folder, …): dry runs too; a flag's input is named by its flag
       const flags = { ...(f.nsd ? { 'nsd.root': '--nsd' } : {}), ...(f.model ? { 'model.dir': '--model' } : {}) };
-      await checkRunFolderApart(outLabel, f.out ?? config.out, runFolderInputs(ReconstructConfigSchema, config, flags));
+      const inputs = runFolderInputs(ReconstructConfigSchema, config, flags);
+      await checkRunFolderApart(outLabel, f.out ?? config.out, inputs);
+      // and an extraction cache the config names (it writes entries there and removes stale ones)
+      if (config.nsd.cacheDir !== null) await checkCacheFolderApart(`${f.config ?? 'config'}: nsd.cacheDir`, config.nsd.cacheDir, inputs);
       const ac = new AbortController();
       process.once('SIGINT', () => ac.abort());
       const r = await reconstruct(config, { force: f.force, dryRun: f.dryRun, signal: ac.signal, onProgress: f.dryRun ? undefined : stageProgress(), onWarning: printWarnings });
