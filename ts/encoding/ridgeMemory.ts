@@ -1,10 +1,8 @@
 /**
- * A config's `ridge.memoryBudget` (bytes) against what the engine needs: the least any fit of the run takes, and
- * each fit's memory plan from its shape (ts/ridge/memoryPlan.ts), known before anything runs; and the engine's own
- * refusal restated in the config's unit (it counts in GiB and names the library option `memoryBudget`).
+ * A config's `ridge.memoryBudget` (bytes) against what the engine needs, known before anything runs: the least any
+ * fit of the run takes, and each fit's memory plan from its shape (ts/ridge/memoryPlan.ts).
  */
 import type { EncodeConfig } from '../config/encode.js';
-import { OutOfMemoryError } from '../errors.js';
 import type { RidgeCVOptions } from '../ridge/RidgeCV.js';
 import { gib, planRidgeFit, ridgeBudgetProblem, ridgePlanLine } from '../ridge/memoryPlan.js';
 import type { TableSpec } from './runPaths.js';
@@ -31,24 +29,6 @@ export function memoryBudgetProblem(budget: number | undefined, voxels: number):
     `before X's copy and the route's work buffers (the engine's 1 MiB reserve and ${BYTES_PER_TARGET} bytes for each of the ${voxels} voxels): ` +
     'the budget is in bytes (2 GiB is 2147483648); leave it out for the engine\'s default'
   );
-}
-
-/**
- * The engine's refusal of a budget, for a config user: the budget given in bytes beside the engine's GiB, and the
- * least budget it asks for in bytes (rounded up from its 3 significant digits) under the config's name, `field`.
- */
-export function inConfigUnits(e: OutOfMemoryError, budget: number | undefined, field = 'ridge.memoryBudget'): OutOfMemoryError {
-  let message = e.message;
-  if (budget !== undefined) message = message.replace(/the memory budget of (\S+ GiB)/, (_, g: string) => `the memory budget of ${g} (${field}: ${budget} bytes)`);
-  message = message.replace(/raise memoryBudget to at least ([0-9.]+(?:e[-+]?\d+)?) GiB/, (_, g: string) => {
-    const v = Number(g);
-    const ulp = 10 ** (Math.floor(Math.log10(v)) - 2);
-    return `raise ${field} (in bytes) to at least ${Math.ceil((v + ulp) * 2 ** 30)} (${g} GiB)`;
-  });
-  if (message === e.message) return e;
-  const out = new OutOfMemoryError(message);
-  out.stack = `${out.name}: ${message}\n${(e.stack ?? '').split('\n').slice(1).join('\n')}`;
-  return out;
 }
 
 /** The options of encode's RidgeCV fits (fit.<table>): the fit stage's and the preflight's plan of it. */

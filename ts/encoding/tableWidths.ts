@@ -8,44 +8,20 @@ import { existsSync } from 'node:fs';
 
 import type { EncodeConfig } from '../config/encode.js';
 import { readNpyHeader } from '../io/npy.js';
-import { ClipTokenizer } from '../sd/clipTokenizer.js';
-import { unetDeclaredSizes } from '../sd/onnxSignature.js';
+import { embeddingWidths } from '../sd/embeddingWidths.js';
 import { pooledWidth } from './features.js';
 import { encodePaths, tableSpecs } from './runPaths.js';
 
-/** z's and c's columns per image: latent channels × (imageSize / 8)², and tokens × the text encoder's width (null: not declared). */
-async function embeddingWidths(c: EncodeConfig): Promise<{ z: number | null; c: number | null }> {
-  if (!c.model) return { z: null, c: null };
-  const side = c.imageSize / 8;
-  let channels: number | null = null;
-  let dim: number | null = null;
-  try {
-    // (the latents feed the U-Net: its declared channels are z's; SD 1.x's 4 when it leaves them open)
-    const s = await unetDeclaredSizes(c.model);
-    channels = s.channels;
-    dim = s.condDim;
-  } catch {
-    // no readable U-Net: SD 1.x's latent channels, and no text width known
-  }
-  let tokens = 77;
-  try {
-    tokens = (await ClipTokenizer.fromFolder(c.model)).maxLength;
-  } catch {
-    // the preflight names a missing tokenizer elsewhere (captions, model parts)
-  }
-  return { z: (channels ?? 4) * side * side, c: dim === null ? null : tokens * dim };
-}
-
 /**
  * Columns by table key (tableSpecs) for the tables whose width is known now. `unetShapes`: a U-Net layer's output
- * shape on the preflight's probe batch (checkUnetLayers), by layer name: its table's columns once pooled. `stagesToRun`: the stages that will run (default: all); a table whose stage will
- * not run is read from the run folder.
+ * shape on the preflight's probe batch (checkUnetLayers), by layer name: its table's columns once pooled.
+ * `stagesToRun`: the stages that will run (default: all); a table whose stage will not run is read from the run folder.
  */
 export async function knownTableWidths(c: EncodeConfig, unetShapes: ReadonlyMap<string, readonly number[]>, stagesToRun?: ReadonlySet<string>): Promise<Map<string, number>> {
   const out = new Map<string, number>();
   const p = encodePaths(c.out);
   const tables = tableSpecs(c);
-  const embedded = tables.some((t) => t.spec.kind !== 'file') ? await embeddingWidths(c) : { z: null, c: null };
+  const embedded = c.model && tables.some((t) => t.spec.kind !== 'file') ? await embeddingWidths(c.model, c.imageSize) : { z: null, c: null };
   for (const t of tables) {
     let width: number | null = null;
     const done = t.stage !== null && stagesToRun !== undefined && !stagesToRun.has(t.stage);

@@ -4,6 +4,7 @@
  * hour of extraction and features in a batch): the preflights of encode, reconstruct and `ridge fit` refuse it up
  * front from the shapes, and their dry runs show the plan.
  */
+import { OutOfMemoryError } from '../errors.js';
 import type { NativeMemoryPlan, NativeRidgeSolver } from '../native/ridgeTypes.js';
 import { RidgeCV, type RidgeCVOptions } from './RidgeCV.js';
 
@@ -113,4 +114,22 @@ export function ridgePlanLine(what: string, s: RidgeFitShape, p: PlannedFit, nou
     `${what}: route ${p.route}, ${shapeText(s, noun)}; work buffers planned at most ${gib(m.fixedBytes + m.batchBytes)} of a ${gib(m.budgetBytes)} budget ` +
     `(fixed ${gib(m.fixedBytes)} + ${gib(m.batchBytes)} per batch), ${count(m.nBatches)} target batch${m.nBatches === 1 ? '' : 'es'} of ${count(m.targetBatch)}`
   );
+}
+
+/**
+ * The engine's refusal of a budget, for a config user: the budget given in bytes beside the engine's GiB, and the
+ * least budget it asks for in bytes (rounded up from its 3 significant digits) under the config's name, `field`.
+ */
+export function inConfigUnits(e: OutOfMemoryError, budget: number | undefined, field = 'ridge.memoryBudget'): OutOfMemoryError {
+  let message = e.message;
+  if (budget !== undefined) message = message.replace(/the memory budget of (\S+ GiB)/, (_, g: string) => `the memory budget of ${g} (${field}: ${budget} bytes)`);
+  message = message.replace(/raise memoryBudget to at least ([0-9.]+(?:e[-+]?\d+)?) GiB/, (_, g: string) => {
+    const v = Number(g);
+    const ulp = 10 ** (Math.floor(Math.log10(v)) - 2);
+    return `raise ${field} (in bytes) to at least ${Math.ceil((v + ulp) * 2 ** 30)} (${g} GiB)`;
+  });
+  if (message === e.message) return e;
+  const out = new OutOfMemoryError(message);
+  out.stack = `${out.name}: ${message}\n${(e.stack ?? '').split('\n').slice(1).join('\n')}`;
+  return out;
 }
