@@ -8,8 +8,9 @@ export type { RidgeCVOptions, RidgeProgress, FitControl, RidgeBackend } from './
 export type { RidgeCommonOptions } from './ridge/options.js';
 export { RidgeModel } from './ridge/RidgeModel.js';
 export type { RidgeScore, RidgeFitSettings, RidgeModelParts, PredictOptions } from './ridge/RidgeModel.js';
-// what a fit reports (`model.info`: route, timings, memory: fixedBytes, batchBytes, peakBytes under memoryBudget)
-export type { NativeRidgeInfo, NativeMemoryInfo, NativeRidgeSolver } from './native/ridgeTypes.js';
+// what a fit reports (`model.info`: route, timings, memory: fixedBytes, batchBytes, peakBytes under memoryBudget), and
+// what RidgeCV.costModel plans for a shape before any data is read (NativeMemoryPlan)
+export type { NativeRidgeInfo, NativeMemoryInfo, NativeMemoryPlan, NativeRidgeSolver } from './native/ridgeTypes.js';
 export { logspace, parseAlphas } from './ridge/alphas.js';
 export { readNpy, writeNpy, readNpyHeader, readMatrixNpy, readIntVectorNpy } from './io/npy.js';
 export type { NpyArray, NpyData, NpyDType, NpyHeader, MatrixReadOptions, NpyReadOptions } from './io/npy.js';

@@ -90,8 +90,9 @@ Napi::Value RidgePredictAsync(const Napi::CallbackInfo& info) {
       {Napi::Function(), args.cancel_token(8), {a.x, a.coef, a.b, a.mean, a.scale}});
 }
 
-// ridgeCostEstimate(n, p, t, options) -> { route, flops }: the flop model of the route a fit of this
-// shape would take (options as ridgeFit's; folds label n samples), from the dimensions alone.
+// ridgeCostEstimate(n, p, t, options) -> { route, flops, memory }: the flop model of the route a fit of
+// this shape would take (options as ridgeFit's; folds label n samples), from the dimensions alone, and
+// its memory plan under options.memoryBudget (ridge.h, RidgeCostEstimate).
 Napi::Value RidgeCostEstimateJs(const Napi::CallbackInfo& info) {
   Args args(info, "ridgeCostEstimate");
   const std::int64_t n = args.count(0, "n"), p = args.count(1, "p"), t = args.count(2, "t");
@@ -103,6 +104,17 @@ Napi::Value RidgeCostEstimateJs(const Napi::CallbackInfo& info) {
   Napi::Object out = Napi::Object::New(info.Env());
   out.Set("route", c.route);
   out.Set("flops", c.flops);
+  Napi::Object m = Napi::Object::New(info.Env());
+  m.Set("fixedBytes", static_cast<double>(c.fixed_bytes));
+  m.Set("xCopyBytes", static_cast<double>(c.x_copy_bytes));
+  m.Set("routeBytes", static_cast<double>(c.route_bytes));
+  m.Set("bytesPerTarget", c.bytes_per_target);
+  m.Set("budgetBytes", static_cast<double>(c.budget_bytes));
+  m.Set("targetBatch", static_cast<double>(c.target_batch));
+  m.Set("nBatches", static_cast<double>(c.n_batches));
+  m.Set("batchBytes", static_cast<double>(c.batch_bytes));
+  m.Set("fits", c.fits);
+  out.Set("memory", m);
   return out;
 }
 

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -16,7 +16,9 @@ import { batchWorld, encodeTemplate } from './world.js';
 
 // ridge.memoryBudget is in bytes. A budget no fit can have (20000: GiB meant, or a typo) passed `batch plan` and
 // `encode --dry-run`, and each fit then failed with OutOfMemoryError after the extraction and the embeddings had
-// run, three times over (retried as transient), saying "raise memoryBudget to at least 0.00152 GiB".
+// run, three times over (retried as transient), saying "raise memoryBudget to at least 0.00152 GiB". So did a
+// budget above that floor but below a fit's fixed part (X's copy, the route's Grams): the preflight now plans each
+// fit's memory from its shape (RidgeCV.costModel) and refuses it up front.
 
 const dir = mkdtempSync(join(tmpdir(), 'bl-membudget-'));
 let world: DemoWorld;
@@ -49,29 +51,49 @@ describe('ridge.memoryBudget', () => {
     );
     expect(err?.name).toBe('PreflightError');
     expect(err?.message).toMatch(/ridge\.memoryBudget is 20000 bytes/);
-    // the floor is only what every fit needs: a budget at it passes the preflight
+    // the floor is only what every fit needs: at it, what is refused is each fit's own footprint (below)
     const voxels = (await preflightEncode(config(manifest('floor', 1e12)))).voxels;
-    expect(await preflightBatch(resolveManifest(manifest('floor', ridgeBudgetFloor(voxels))))).toEqual([]);
+    const atFloor = await preflightBatch(resolveManifest(manifest('floor', ridgeBudgetFloor(voxels))));
+    expect(atFloor.map((p) => p.problem.slice(0, 9))).toEqual(["fit 'z' (", "fit 'c' ("]);
   });
 
-  it("a fit's refusal of its budget is not retried, and says the least budget in bytes, which then suffices", { timeout: 300_000 }, async () => {
+  it("a budget above that floor but below a fit's fixed part is refused up front, naming the fit's numbers; the budget it names suffices", { timeout: 300_000 }, async () => {
     const voxels = (await preflightEncode(config(manifest('floor', 1e12)))).voxels;
-    // above the preflight's floor, below the fits' fixed footprints (X's copy and the route's buffers come on top)
-    const r = await runBatch(manifest('small', ridgeBudgetFloor(voxels) + 1), { concurrency: 1 });
-    expect(r.state).toBe('failed');
-    const fits = r.jobs.filter((j) => j.stage.startsWith('fit.'));
-    expect(fits.map((j) => [j.stage, j.state, j.attempts])).toEqual([
-      ['fit.z', 'failed', 1],
-      ['fit.c', 'failed', 1],
-    ]);
+    // Above the floor, below the fits' fixed footprints (X's copy and the route's buffers come on top). This passed the
+    // preflight and each fit then failed with OutOfMemoryError, after the extraction and the embeddings had run.
+    const small = manifest('small', ridgeBudgetFloor(voxels) + 1);
+    const problems = (await preflightBatch(resolveManifest(small))).map((p) => p.problem);
+    expect(problems).toHaveLength(2);
     const least: number[] = [];
-    for (const j of fits) {
-      expect(j.reason).toMatch(new RegExp(`^OutOfMemoryError: ridge fit: the memory budget of \\S+ GiB \\(ridge\\.memoryBudget: ${ridgeBudgetFloor(voxels) + 1} bytes\\) is below this fit's fixed footprint`));
-      const m = /raise ridge\.memoryBudget \(in bytes\) to at least (\d+) \([0-9.e-]+ GiB\)$/.exec(j.reason ?? '');
-      expect(m, j.reason).not.toBeNull();
-      least.push(Number(m![1]));
+    for (const [k, [set, cols]] of ([['z', 256], ['c', 4928]] as const).entries()) {
+      // the fit, its route and shape (the z table: 4 latent channels × (64 / 8)²; c: the demo text encoder's 77 tokens × 64), the parts, the budget as given
+      expect(problems[k]).toMatch(
+        new RegExp(
+          `^fit '${set}' \\(stage fit\\.${set}\\) needs at least \\S+ GiB of work buffers \\(route (exact|per-fold)-(kernel|primal), \\d+ samples × ${cols.toLocaleString('en')} features → ${voxels.toLocaleString('en')} voxels: ` +
+            `X's prepared copy \\S+ GiB, the route's Grams and decompositions \\S+ GiB, \\S+ GiB fixed in all, plus \\S+ \\S+ per voxel\\); ` +
+            `ridge\\.memoryBudget is ${ridgeBudgetFloor(voxels) + 1} bytes \\(\\S+ GiB\\): raise it to at least (\\d+) bytes \\(\\S+ GiB, batches of 64 voxels\\), or leave it out`,
+        ),
+      );
+      least.push(Number(/raise it to at least (\d+) bytes/.exec(problems[k])![1]));
     }
+    // refused before anything runs: the extraction's outputs are not there
+    const err = await encode(config(small)).then(
+      () => null,
+      (e: Error) => e,
+    );
+    expect(err?.name).toBe('PreflightError');
+    expect(existsSync(join(config(small).out, 'data'))).toBe(false);
     const ok = await runBatch(manifest('enough', Math.max(...least)), { concurrency: 1 });
     expect(ok.jobs.filter((j) => j.state !== 'done' && j.state !== 'skipped').map((j) => `${j.id}: ${j.reason}`)).toEqual([]);
+  });
+
+  it('encode --dry-run shows each fit\'s route, shape and planned peak and batches under the budget', async () => {
+    const r = await encode(config(manifest('plan', 64 * 2 ** 20)), { dryRun: true });
+    const lines = r.plan!.filter((l) => /^ {2}fit '/.test(l));
+    expect(lines).toEqual([
+      expect.stringMatching(/^ {2}fit 'z' \(stage fit\.z\): route \S+, \d+ samples × 256 features → [\d,]+ voxels; work buffers planned at most \S+ GiB of a 0\.0625 GiB budget \(fixed \S+ GiB \+ \S+ GiB per batch\), 1 target batch of [\d,]+$/),
+      expect.stringMatching(/^ {2}fit 'c' \(stage fit\.c\): route \S+, \d+ samples × 4,928 features → [\d,]+ voxels; work buffers planned at most \S+ GiB of a 0\.0625 GiB budget/),
+    ]);
+    expect(r.plan).toContain('ridge fits, their memory planned from the shapes (ridge.memoryBudget):');
   });
 });

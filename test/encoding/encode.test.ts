@@ -466,6 +466,24 @@ describe('encode on the pipeline stage machinery', () => {
     expect(await markers()).toEqual(before);
   });
 
+  it("dry run: each fit's memory is planned at the shape the fit then had (rows, the table's columns, voxels)", async () => {
+    // z and c from the model's declared sizes, z_c as wide as z, the U-Net layers from the preflight's probe run, pooled
+    const dry = await encode(mainConfig(), { dryRun: true, force: true });
+    const num = (v: string) => Number(v.replace(/,/g, ''));
+    const planned = new Map(
+      dry.plan!.flatMap((l) => {
+        const m = /^ {2}fit '[^']+' \(stage (fit\.\S+)\): route \S+, ([\d,]+) samples × ([\d,]+) features → ([\d,]+) voxels; work buffers planned at most \S+ GiB/.exec(l);
+        return m ? [[m[1], [num(m[2]), num(m[3]), num(m[4])]] as const] : [];
+      }),
+    );
+    const fits = result.stages.map((s) => s.stage).filter((id) => id.startsWith('fit.'));
+    expect([...planned.keys()]).toEqual(fits);
+    for (const id of fits) {
+      const info = JSON.parse(readFileSync(join(world.tmp, 'out', 'fits', id.slice('fit.'.length), 'fit.json'), 'utf8')) as { features: number };
+      expect(planned.get(id), id).toEqual([result.trainImages, info.features, result.voxels]);
+    }
+  });
+
   it('a stage runs on its own from the completed outputs; after it, only what depends on it reruns', async () => {
     const { runStage } = await import('../../ts/pipeline/stageRunner.js');
     const { rm } = await import('node:fs/promises');

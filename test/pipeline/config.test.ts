@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -172,6 +172,33 @@ describe('bad input is caught before any long work', () => {
     await expect(reconstruct({ out, nsd: { root: join(out, 'no-nsd'), subject: 1 }, model: { dir: join(out, 'no-model') } })).rejects.toThrow(
       /model folder .*no-model does not exist[\s\S]*NSD root .*no-nsd does not exist/,
     );
+  });
+
+  it("a decoder's memoryBudget below its fit's fixed part is refused before any work, naming the numbers; the budget it names shows its plan in --dry-run", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bl-budget-'));
+    const root = join(dir, 'nsd');
+    await synthNsd({ out: root, formats: ['hdf5'], trialsPerSession: 30 });
+    const model = join(dir, 'model');
+    await writeSdFixture(model);
+    const out = join(dir, 'run');
+    const config = (memoryBudget: number) => ({ out, nsd: { root, subject: 1 }, model: { dir: model }, decoders: { z: { memoryBudget } } });
+    let err: PreflightError | undefined;
+    await reconstruct(config(200_000)).catch((e: unknown) => (err = e as PreflightError));
+    expect(err).toBeInstanceOf(PreflightError);
+    expect(err!.problems).toEqual([
+      expect.stringMatching(
+        /^the z decoder \(decoders\.z\) needs at least \S+ GiB of work buffers \(route (exact|per-fold)-(kernel|primal), [\d,]+ samples × [\d,]+ features → [\d,]+ z features: X's prepared copy \S+ GiB, the route's Grams and decompositions \S+ GiB, \S+ GiB fixed in all, plus \S+ \S+ per z feature\); decoders\.z\.memoryBudget is 200000 bytes \(\S+ GiB\): raise it to at least \d+ bytes \(\S+ GiB, batches of 64 z features\), or leave it out/,
+      ),
+    ]);
+    // refused before the extraction: nothing written
+    expect(existsSync(join(out, 'data'))).toBe(false);
+    const enough = Number(/raise it to at least (\d+) bytes/.exec(err!.problems[0])![1]);
+    const dry = await reconstruct(config(enough), { dryRun: true });
+    const lines = dry.plan!.filter((l) => l.startsWith('  the '));
+    expect(lines).toEqual([
+      expect.stringMatching(new RegExp(`^ {2}the z decoder \\(decoders\\.z\\): route \\S+, [\\d,]+ samples × [\\d,]+ features → [\\d,]+ z features; work buffers planned at most \\S+ GiB of a \\S+ GiB budget \\(fixed \\S+ GiB \\+ \\S+ GiB per batch\\), [\\d,]+ target batch(es)? of (6[4-9]|[7-9]\\d|\\d{3,})`)),
+      expect.stringMatching(/^ {2}the c decoder \(decoders\.c\): route \S+, .* work buffers planned at most \S+ GiB of a \S+ GiB budget/),
+    ]);
   });
 
   it('regions with no voxels, test images without captions, and a run folder holding another run', async () => {

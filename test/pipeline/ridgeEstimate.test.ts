@@ -63,4 +63,34 @@ describe("ridge estimate's scaling in rows: the engine's flop model (RidgeCV.cos
     expect(() => model.costModel(0, 10, 10)).toThrow(/RidgeCV.costModel rows: expected an integer >= 1, got 0/);
     expect(() => model.costModel(10, 2.5, 10)).toThrow(/cols: expected an integer >= 1, got 2.5/);
   });
+
+  it("plans the memory the fit then reports (fixed part, batch, budget, batches), its grouped folds included", async () => {
+    // standardised with an intercept, as encode's and the decoders' fits: the plan is the fit's own
+    const { x, y } = planted(150, 40, 200, 5);
+    const groups = Array.from({ length: 150 }, (_, i) => i >> 1);
+    for (const solver of ['per-fold-primal', 'per-fold-kernel', 'exact-primal', 'exact-kernel'] as const) {
+      const base = { alphas: [0.1, 10, 1000], folds: 5, groups, standardize: true, solver };
+      const whole = new RidgeCV(base).costModel(150, 40, 200).memory;
+      for (const memoryBudget of [undefined, Math.ceil(whole.fixedBytes + whole.bytesPerTarget * 45)]) {
+        const ridge = new RidgeCV({ ...base, memoryBudget });
+        const plan = ridge.costModel(150, 40, 200);
+        const info = (await ridge.fit(x, y)).info!;
+        expect([plan.route, plan.memory.fixedBytes, plan.memory.batchBytes, plan.memory.budgetBytes, plan.memory.targetBatch, plan.memory.nBatches]).toEqual([
+          info.solver,
+          info.fixedBytes,
+          info.batchBytes,
+          info.budgetBytes,
+          info.targetBatch,
+          info.nBatches,
+        ]);
+        expect(plan.memory.fits).toBe(true);
+        expect(info.peakBytes).toBeLessThanOrEqual(plan.memory.fixedBytes + plan.memory.batchBytes);
+        if (memoryBudget) expect(plan.memory.nBatches).toBe(5);
+      }
+      // one byte short of the fixed part and one target: planned as not fitting, and refused by the fit
+      const short = new RidgeCV({ ...base, memoryBudget: Math.ceil(whole.fixedBytes + whole.bytesPerTarget) - 1 });
+      expect(short.costModel(150, 40, 200).memory.fits).toBe(false);
+      await expect(short.fit(x, y)).rejects.toThrow(/below this fit's fixed footprint/);
+    }
+  });
 });

@@ -33,6 +33,7 @@ const decoder = (roi: string, target: string) =>
       ),
       zscoreDdof: Type.Optional(ZscoreDdof),
       averageTrain: Default(Type.Boolean({ description: 'average the repetitions of each training image (one row per image)' }), false),
+      memoryBudget: Type.Optional(Type.Number({ exclusiveMinimum: 0, description: "bytes for the fit's work buffers (default: the engine's); the preflight refuses one below the fit's fixed part" })),
     },
     { description: `the ridge decoder from voxels to ${target}` },
   );

@@ -158,6 +158,7 @@ async function runEncode(c: EncodeConfig, options: EncodeOptions): Promise<Encod
       // a stage that ran before and runs again says why (an input file changed, a stage it reads runs)
       ...stages.map((s) => `${skip.get(s.id) ? 'skip' : 'run '} ${s.id.padEnd(24)} ${s.describe}${planned.get(s.id)?.why ? ` (again: ${planned.get(s.id)!.why})` : ''}`),
       ...pre.estimates,
+      ...(pre.fits.length ? ['ridge fits, their memory planned from the shapes (ridge.memoryBudget):', ...pre.fits.map((l) => `  ${l}`)] : []),
       `estimates from short probes on this machine (load average ${loadAverage()}):`,
       ...stages.filter((s) => !skip.get(s.id)).map((s) => `  ${s.id.padEnd(24)} ~${formatSeconds(seconds(s.id)).padStart(7)}  ${est.get(s.id)?.basis ?? ''}`.trimEnd()),
       `total ~${formatSeconds(total)}`,

@@ -285,6 +285,14 @@ function keyedNoise(seed: number, ids: number[], shape: number[]): Tensor {
 }
 
 /** [B, C, H, W] → [B, C·P·P] by adaptive average pooling; other ranks (first dimension B, checked) are flattened per image. */
+/** Columns per image of a layer whose output has `shape` ([B, …]) once pooled as pool() does: [B, C, H, W] to C × P × P. */
+export function pooledWidth(shape: readonly number[], p: number): number {
+  if (shape.length !== 4) return shape.slice(1).reduce((a, b) => a * b, 1);
+  const [, C, H, W] = shape;
+  const P = Math.min(p, H, W);
+  return C * P * P;
+}
+
 function pool(t: Tensor, p: number): Float32Array {
   const data = t.data;
   const dims = t.shape;

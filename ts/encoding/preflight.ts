@@ -7,7 +7,8 @@ import { readIntVectorNpy, readNpyHeader, type NpyHeader } from '../io/npy.js';
 import { scanNpyNonFinite } from '../io/npyScan.js';
 import type { VoxelMask } from '../io/voxelMask.js';
 import { loadNsdCaptions } from '../nsd/captions.js';
-import { readNsdDesign } from '../nsd/expdesign.js';
+import { nsdTrialTable, readNsdDesign, type NsdDesign } from '../nsd/expdesign.js';
+import { trainRowImageIds } from '../nsd/extract.js';
 import { formatSessionList, maskGridMismatch, planNsdSessions, type NsdSessionPlan } from '../nsd/sessionPlan.js';
 import { nsd73kIdProblem, rowsAs73kIdsProblem } from '../nsd/ids.js';
 import { expdesignPath, func1pt8Dir, roiPath } from '../nsd/paths.js';
@@ -15,7 +16,9 @@ import { loadRegionMask, type RegionMask } from '../nsd/roi.js';
 import { PreflightError } from '../pipeline/errors.js';
 import { runFolderConflict } from '../pipeline/runFolder.js';
 import { runOutputOverlaps } from '../pipeline/runFolderInputs.js';
-import { memoryBudgetProblem } from './ridgeMemory.js';
+import { encodeFitMemory, memoryBudgetProblem } from './ridgeMemory.js';
+import { tableSpecs } from './runPaths.js';
+import { knownTableWidths } from './tableWidths.js';
 import { checkUnetLayers, missingUnetLayers, unetSizeMismatch } from './unetLayers.js';
 import { volumeGridProblems } from './volumeGrids.js';
 
@@ -28,6 +31,11 @@ export interface EncodePreflight {
   designImages: number;
   /** Lines for the dry run: model evaluations to come. */
   estimates: string[];
+  /**
+   * Lines for the dry run: each ridge fit to run whose features' width is known now, its route, shape and memory
+   * plan (planned peak, target batches) under ridge.memoryBudget.
+   */
+  fits: string[];
   /** What is suspicious but not wrong: a session missing between sessions that have betas (planNsdSessions). */
   warnings: string[];
 }
@@ -56,6 +64,8 @@ export async function preflightEncode(c: EncodeConfig, options: EncodePreflightO
   const problems: string[] = [];
   const warnings: string[] = [];
   const model = c.featureSets.filter((s) => s.kind !== 'file');
+  // U-Net layers' output shapes on the probe batch (their tables' widths)
+  let unetShapes = new Map<string, number[]>();
   if (model.length && c.model !== null) {
     if (!isDir(c.model)) problems.push(`model folder ${c.model} does not exist`);
     else {
@@ -63,7 +73,11 @@ export async function preflightEncode(c: EncodeConfig, options: EncodePreflightO
       for (const part of parts) {
         if (!existsSync(join(c.model, part, 'model.onnx'))) problems.push(`model folder ${c.model} has no ${part}/model.onnx (expected a diffusers/optimum SD 1.x ONNX export)`);
       }
-      if (model.some((s) => s.kind === 'zc' || s.kind === 'unet') && existsSync(join(c.model, 'unet', 'model.onnx'))) problems.push(...(await unetProblems(c, options.unetSetsToRun)));
+      if (model.some((s) => s.kind === 'zc' || s.kind === 'unet') && existsSync(join(c.model, 'unet', 'model.onnx'))) {
+        const u = await unetProblems(c, options.unetSetsToRun);
+        problems.push(...u.problems);
+        unetShapes = u.shapes;
+      }
     }
   }
   if (!['auto', 'none', 'estimate'].includes(c.noiseCeiling) && !existsSync(c.noiseCeiling)) problems.push(`noiseCeiling: ${c.noiseCeiling} does not exist`);
@@ -75,6 +89,8 @@ export async function preflightEncode(c: EncodeConfig, options: EncodePreflightO
   let images = 0;
   let designImages = 0;
   let plan: NsdSessionPlan | null = null;
+  let design: NsdDesign | null = null;
+  let budgetFloor: string | null = null;
   if (!isDir(c.nsd.root)) problems.push(`NSD root ${c.nsd.root} does not exist`);
   else {
     try {
@@ -82,8 +98,8 @@ export async function preflightEncode(c: EncodeConfig, options: EncodePreflightO
       mask = region.mask;
       if (mask.indices.length === 0) problems.push(`nsd.roi '${c.nsd.roi}' has no voxels for subject ${c.nsd.subject}`);
       // a budget every fit would refuse, after the extraction and the embeddings had run
-      const budget = memoryBudgetProblem(c.ridge.memoryBudget, mask.indices.length);
-      if (budget) problems.push(budget);
+      budgetFloor = memoryBudgetProblem(c.ridge.memoryBudget, mask.indices.length);
+      if (budgetFloor) problems.push(budgetFloor);
     } catch (e) {
       problems.push(`nsd.roi '${c.nsd.roi}': ${(e as Error).message}`);
     }
@@ -92,6 +108,7 @@ export async function preflightEncode(c: EncodeConfig, options: EncodePreflightO
     else {
       try {
         const d = await readNsdDesign(c.nsd.root);
+        design = d;
         const seen = new Set<number>();
         for (let k = 0; k < d.subjectimCols; k++) seen.add(d.subjectim[k * d.subjectimRows + (c.nsd.subject - 1)]);
         seen.delete(0);
@@ -121,9 +138,26 @@ export async function preflightEncode(c: EncodeConfig, options: EncodePreflightO
     }
   }
   for (const s of c.featureSets) if (s.kind === 'file') problems.push(...(await featureFileProblems(s, plan, c.nsd.subject)));
+  const runs = (stage: string) => !options.stagesToRun || options.stagesToRun.has(stage);
+  // each fit's memory plan at its shape: a budget a fit would refuse is refused now, not after the extraction and the
+  // features (an hour in a batch); the budget below every fit's floor is named once, above
+  let fits: string[] = [];
+  if (mask && mask.indices.length > 0 && plan && design && !budgetFloor) {
+    let trainIds: Int32Array | null = null;
+    try {
+      trainIds = trainRowImageIds(nsdTrialTable(design, c.nsd.subject, plan.sessions, plan.trialsPerSession), c.nsd.averageTrain);
+    } catch {
+      // the sessions' problems with the design are named above
+    }
+    if (trainIds) {
+      const widths = await knownTableWidths(c, unetShapes, options.stagesToRun);
+      const memory = encodeFitMemory(c, tableSpecs(c).filter((t) => runs(`fit.${t.key}`)), widths, trainIds, mask.indices.length);
+      problems.push(...memory.problems);
+      fits = memory.lines;
+    }
+  }
   if (problems.length) throw new PreflightError(problems, 'encode');
   const estimates: string[] = [];
-  const runs = (stage: string) => !options.stagesToRun || options.stagesToRun.has(stage);
   if (model.length && runs('embed')) estimates.push(`VAE and text encoder: ${images} images`);
   for (const s of model) {
     if ((s.kind === 'zc' || s.kind === 'unet') && !runs(`features.${s.name}`)) continue;
@@ -134,7 +168,7 @@ export async function preflightEncode(c: EncodeConfig, options: EncodePreflightO
     if (s.kind === 'unet') estimates.push(`'${s.name}': ${images} images × ${s.timesteps.length} U-Net evaluations`);
   }
   // every problem has been thrown by now, so the mask loaded
-  return { mask: mask!, voxels: mask!.indices.length, images, designImages, estimates, warnings };
+  return { mask: mask!, voxels: mask!.indices.length, images, designImages, estimates, fits, warnings };
 }
 
 /**
@@ -143,9 +177,10 @@ export async function preflightEncode(c: EncodeConfig, options: EncodePreflightO
  * exposed, from memory, and runs it once on a batch of 2). The layers of every 'unet' set are
  * checked together, each problem under the sets that name the layer.
  */
-async function unetProblems(c: EncodeConfig, toRun?: ReadonlySet<string>): Promise<string[]> {
+async function unetProblems(c: EncodeConfig, toRun?: ReadonlySet<string>): Promise<{ problems: string[]; shapes: Map<string, number[]> }> {
   const dir = c.model!;
   const problems: string[] = [];
+  const shapes = new Map<string, number[]>();
   let sized = false;
   try {
     const mismatch = await unetSizeMismatch(dir, c.imageSize);
@@ -168,17 +203,18 @@ async function unetProblems(c: EncodeConfig, toRun?: ReadonlySet<string>): Promi
   }
   // the probe runs the U-Net: only at a size it takes, with every name found, for the sets still to compute
   const probed = toRun ? sets.filter((s) => toRun.has(s.name)) : sets;
-  if (!probed.length || !sized || !named) return problems;
+  if (!probed.length || !sized || !named) return { problems, shapes };
   const names = probed.map((s) => `'${s.name}'`).join(', ');
   try {
     const layers = [...new Set(probed.flatMap((s) => s.layers))];
     const check = await checkUnetLayers(dir, layers, { imageSize: c.imageSize, timestep: probed[0].timesteps[0] });
     if (check.problem) problems.push(`feature set${probed.length > 1 ? 's' : ''} ${names}: ${check.problem}`);
     for (const l of check.layers) for (const s of probed) if (l.problem && s.layers.includes(l.name)) problems.push(`feature set '${s.name}': ${l.problem}`);
+    for (const l of check.layers) if (!l.problem && l.probeShape) shapes.set(l.name, l.probeShape);
   } catch (e) {
     problems.push(`feature set${probed.length > 1 ? 's' : ''} ${names}: ${(e as Error).message}`);
   }
-  return problems;
+  return { problems, shapes };
 }
 
 /**

@@ -1,9 +1,11 @@
 /**
- * A config's `ridge.memoryBudget` (bytes) against what the engine needs: the least any fit of the run takes, known
- * before anything runs, and the engine's own refusal restated in the config's unit (it counts in GiB and names the
- * library option `memoryBudget`).
+ * A config's `ridge.memoryBudget` (bytes) against what the engine needs, known before anything runs: the least any
+ * fit of the run takes, and each fit's memory plan from its shape (ts/ridge/memoryPlan.ts).
  */
-import { OutOfMemoryError } from '../errors.js';
+import type { EncodeConfig } from '../config/encode.js';
+import type { RidgeCVOptions } from '../ridge/RidgeCV.js';
+import { gib, planRidgeFit, ridgeBudgetProblem, ridgePlanLine } from '../ridge/memoryPlan.js';
+import type { TableSpec } from './runPaths.js';
 
 /**
  * Parts of every ridge fit's fixed footprint that depend on nothing but the number of targets (native/core/src/ridge/
@@ -17,13 +19,6 @@ const BYTES_PER_TARGET = 20;
 /** The least memory budget, in bytes, that a ridge fit to `targets` targets (voxels) can have. */
 export const ridgeBudgetFloor = (targets: number): number => ENGINE_RESERVE + BYTES_PER_TARGET * targets;
 
-/** Bytes in GiB as the engine writes them (printf's %.3g), so that the figures of both messages read alike. */
-function gib(bytes: number): string {
-  const g = Number((bytes / 2 ** 30).toPrecision(3));
-  const e = g === 0 ? 0 : Math.floor(Math.log10(g));
-  return `${e < -4 || e >= 3 ? g.toExponential().replace(/e([+-])(\d)$/, 'e$10$2') : String(g)} GiB`;
-}
-
 /** The preflight's problem with `ridge.memoryBudget` for fits to `voxels` voxels, or null. */
 export function memoryBudgetProblem(budget: number | undefined, voxels: number): string | null {
   if (budget === undefined) return null;
@@ -36,20 +31,42 @@ export function memoryBudgetProblem(budget: number | undefined, voxels: number):
   );
 }
 
+/** The options of encode's RidgeCV fits (fit.<table>): the fit stage's and the preflight's plan of it. */
+export function encodeFitOptions(c: EncodeConfig, groups: ArrayLike<number>): RidgeCVOptions {
+  return {
+    alphas: c.ridge.alphas,
+    folds: c.ridge.folds,
+    groups,
+    score: c.ridge.score,
+    route: c.ridge.route,
+    cvMethod: c.ridge.cvMethod,
+    standardize: true,
+    memoryBudget: c.ridge.memoryBudget,
+  };
+}
+
+/** The fits' memory: the problems of a budget a fit would refuse, and the dry run's line per fit. */
+export interface FitMemory {
+  problems: string[];
+  lines: string[];
+}
+
 /**
- * The engine's refusal of a budget, for a config user: the budget given in bytes beside the engine's GiB, and the
- * least budget it asks for in bytes (rounded up from its 3 significant digits) under the config's name, `field`.
+ * Each fit's memory plan at its shape: the training rows (`trainIds`, the 73k id of each, the groups of its folds)
+ * × the table's columns (`widths` by table key; a table whose width is not known before its features are computed
+ * is left to the fit) → `voxels`.
  */
-export function inConfigUnits(e: OutOfMemoryError, budget: number | undefined, field = 'ridge.memoryBudget'): OutOfMemoryError {
-  let message = e.message;
-  if (budget !== undefined) message = message.replace(/the memory budget of (\S+ GiB)/, (_, g: string) => `the memory budget of ${g} (${field}: ${budget} bytes)`);
-  message = message.replace(/raise memoryBudget to at least ([0-9.]+(?:e[-+]?\d+)?) GiB/, (_, g: string) => {
-    const v = Number(g);
-    const ulp = 10 ** (Math.floor(Math.log10(v)) - 2);
-    return `raise ${field} (in bytes) to at least ${Math.ceil((v + ulp) * 2 ** 30)} (${g} GiB)`;
-  });
-  if (message === e.message) return e;
-  const out = new OutOfMemoryError(message);
-  out.stack = `${out.name}: ${message}\n${(e.stack ?? '').split('\n').slice(1).join('\n')}`;
+export function encodeFitMemory(c: EncodeConfig, tables: readonly TableSpec[], widths: ReadonlyMap<string, number>, trainIds: Int32Array, voxels: number): FitMemory {
+  const out: FitMemory = { problems: [], lines: [] };
+  const options = encodeFitOptions(c, trainIds);
+  for (const t of tables) {
+    const cols = widths.get(t.key);
+    if (cols === undefined || trainIds.length === 0 || voxels === 0) continue;
+    const shape = { rows: trainIds.length, cols, targets: voxels };
+    const what = `fit '${t.name}' (stage fit.${t.key})`;
+    const problem = ridgeBudgetProblem(options, shape, { what, field: 'ridge.memoryBudget', unit: 'bytes', targets: 'voxels' });
+    if (problem) out.problems.push(problem);
+    else out.lines.push(ridgePlanLine(what, shape, planRidgeFit(options, shape), 'voxels'));
+  }
   return out;
 }

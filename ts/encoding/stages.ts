@@ -29,6 +29,7 @@ import { loadRegionMask } from '../nsd/roi.js';
 import { NsdStimuli } from '../nsd/stimuli.js';
 import { imageSetKey, readStageMarker } from '../pipeline/runFolder.js';
 import type { StageDef, StageResult, StageRunContext } from '../pipeline/stageRunner.js';
+import { inConfigUnits } from '../ridge/memoryPlan.js';
 import { RidgeCV } from '../ridge/RidgeCV.js';
 import { Diffusion } from '../sd/Diffusion.js';
 import { BandedRidgeCV } from '../ridge/BandedRidgeCV.js';
@@ -40,7 +41,7 @@ import { bandedMapKey, mapFile, type EncodingSummary, type MapRecord } from './m
 import { estimateNcsnr, noiseCeilingFromNcsnr, trialsPerTestImage } from './noiseCeiling.js';
 import { loadRegionLabels, regionCsv, regionTable, type RegionRow } from './regions.js';
 import { mapRecordsOf, writeEncodingReport } from './report.js';
-import { inConfigUnits } from './ridgeMemory.js';
+import { encodeFitOptions } from './ridgeMemory.js';
 import { encodePaths, tableSpecs, type TableSpec } from './runPaths.js';
 import { encodeStageInputs } from './stageInputs.js';
 import { PARTITION_CONVENTION, partitionVariance } from './variancePartition.js';
@@ -253,16 +254,8 @@ async function fitStage(c: EncodeConfig, t: TableSpec, ctx: StageRunContext): Pr
   const p = encodePaths(c.out).fit(t.key);
   const betas = await betasOf(c);
   const { table, train, test } = await alignedTable(c, t, betas);
-  const model = await new RidgeCV({
-    alphas: c.ridge.alphas,
-    folds: c.ridge.folds,
-    groups: betas.trainImageIds,
-    score: c.ridge.score,
-    route: c.ridge.route,
-    cvMethod: c.ridge.cvMethod,
-    standardize: true,
-    memoryBudget: c.ridge.memoryBudget,
-  })
+  // (the options the preflight planned this fit's memory with)
+  const model = await new RidgeCV(encodeFitOptions(c, betas.trainImageIds))
     .fit(train, betas.train, { signal: ctx.signal, onProgress: (e) => ctx.progress(e.fraction, e.stage) })
     .catch((e: unknown) => {
       // the engine counts in GiB and names its own option; the config's is ridge.memoryBudget, in bytes

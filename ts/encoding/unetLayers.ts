@@ -224,6 +224,8 @@ export interface UnetLayerType {
   /** Fixed sizes as numbers, symbolic ones by name ('?' where unknown). */
   shape: (number | string)[];
   problem: string | null;
+  /** Its shape on checkUnetLayers' probe batch, at the run's latent size (absent where it did not run). */
+  probeShape?: number[];
 }
 
 const shapeText = (shape: readonly (number | string)[]) => `[${shape.join(', ')}]`;
@@ -295,7 +297,10 @@ export async function checkUnetLayers(modelDir: string, layers: string[], o: { i
       if (e instanceof CancelledError) throw e;
       return { layers: types, problem: `${src} did not run on a probe batch of ${PROBE_BATCH} with ${list(run.map((t) => t.name))} exposed: ${(e as Error).message}` };
     }
-    for (const t of run) t.problem = layerBatchProblem(t.name, t.opType, outs[t.name].shape, PROBE_BATCH);
+    for (const t of run) {
+      t.problem = layerBatchProblem(t.name, t.opType, outs[t.name].shape, PROBE_BATCH);
+      t.probeShape = [...outs[t.name].shape];
+    }
     return { layers: types, problem: null };
   } finally {
     model.dispose();

@@ -34,6 +34,33 @@ export interface NativeMemoryInfo {
   peakBytes: number;
 }
 
+/**
+ * The memory plan of a RidgeCV fit from its shape alone (RidgeCV.costModel), as the fit makes it: its
+ * fixedBytes, batchBytes, budgetBytes, targetBatch and nBatches are the fit's `info` figures. The fit is refused
+ * (OutOfMemoryError) when fixedBytes + bytesPerTarget exceeds budgetBytes (`fits` false). Whether the eigensolver
+ * may need float64 work space depends on X's values: counted unless X is standardised with an intercept or the
+ * eig precision is fixed, so fixedBytes is the fit's own there and never below it elsewhere.
+ */
+export interface NativeMemoryPlan {
+  /** Bytes held whatever the batch size: X's prepared copy, the route's Grams and decompositions, per-target results, a 1 MiB reserve. */
+  fixedBytes: number;
+  /** Of fixedBytes: X's prepared copy (4 bytes × samples × features). */
+  xCopyBytes: number;
+  /** Of fixedBytes: the route's Grams, decompositions and work buffers. */
+  routeBytes: number;
+  /** Bytes for each target of a batch. */
+  bytesPerTarget: number;
+  /** The budget the fit runs under: memoryBudget, else the default grown to the fixed part and a batch. */
+  budgetBytes: number;
+  /** Targets per batch, and the batches of all the targets. */
+  targetBatch: number;
+  nBatches: number;
+  /** bytesPerTarget × targetBatch: fixedBytes + batchBytes is the planned peak. */
+  batchBytes: number;
+  /** fixedBytes + bytesPerTarget is within budgetBytes: the fit is not refused for its budget. */
+  fits: boolean;
+}
+
 export interface NativeRidgeInfo extends NativeMemoryInfo {
   /** The route's name, e.g. 'per-fold-kernel'. */
   solver: NativeRidgeSolver;
@@ -103,8 +130,8 @@ export interface RidgeBinding {
     xScale: Float32Array,
     cancel?: CancelToken,
   ): Promise<Float32Array>;
-  /** The flop model of the route a fit of this shape would take, from its dimensions alone (folds label n samples). */
-  ridgeCostEstimate(n: number, p: number, t: number, options: NativeRidgeOptions): { route: string; flops: number };
+  /** The flop model and memory plan of the route a fit of this shape would take, from its dimensions alone (folds label n samples). */
+  ridgeCostEstimate(n: number, p: number, t: number, options: NativeRidgeOptions): { route: NativeRidgeSolver; flops: number; memory: NativeMemoryPlan };
   contiguousFolds(n: number, k: number): Int32Array;
   groupFolds(groups: Int32Array, k: number): Int32Array;
 }

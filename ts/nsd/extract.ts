@@ -388,6 +388,15 @@ function plan(imageId: Int32Array, test: Uint8Array, split: 0 | 1, average: bool
   return { rowOf, rows: ids.length, trials, ids: Int32Array.from(ids), counts: Int32Array.from(counts) };
 }
 
+/**
+ * The 73k image id of each training row the extraction will give for these trials (its row order): one per trial,
+ * or with `average` one per image in first-appearance order. Known from the design before any betas are read,
+ * as the groups of the fits' folds: the preflights plan the fits' memory with them.
+ */
+export function trainRowImageIds(table: { imageId: Int32Array; test: Uint8Array }, average: boolean): Int32Array {
+  return plan(table.imageId, table.test, 0, average).ids;
+}
+
 function accumulate(out: Float32Array, row: number, betas: Matrix, p: number, V: number): void {
   const o = row * V;
   const src = betas.data.subarray(p * V, (p + 1) * V);

@@ -4,7 +4,8 @@ import { join } from 'node:path';
 
 import { unetSizeMismatch } from '../encoding/unetLayers.js';
 import { loadNsdCaptions, type NsdCaptions } from '../nsd/captions.js';
-import { readNsdDesign } from '../nsd/expdesign.js';
+import { nsdTrialTable, readNsdDesign } from '../nsd/expdesign.js';
+import { trainRowImageIds } from '../nsd/extract.js';
 import { expdesignPath } from '../nsd/paths.js';
 import { maskGridMismatch, planNsdSessions } from '../nsd/sessionPlan.js';
 import { onnxruntimeNodeInstalled } from '../native/onnxruntimeNode.js';
@@ -13,6 +14,7 @@ import { ReconstructConfigSchema } from '../config/reconstruct.js';
 import { planRun, resolvePlanOptions, type OptionLabels } from '../sd/samplingOptions.js';
 import { readSchedulerConfig } from '../sd/schedulerConfig.js';
 import type { ReconstructConfig } from './config.js';
+import { decoderFitMemory } from './decoderFit.js';
 import { PreflightError } from './errors.js';
 import { runFolderConflict, type RunFolderConflictOptions } from './runFolder.js';
 import { runOutputOverlaps } from './runFolderInputs.js';
@@ -24,6 +26,8 @@ export interface PreflightResult {
   /** Voxels of the z and c regions. */
   voxels: { z: number; c: number };
   captions: NsdCaptions;
+  /** Lines for the dry run: each decoder's route, shape and memory plan (planned peak, target batches) under its memoryBudget. */
+  fits: string[];
   /** What is suspicious but not wrong: a session missing between sessions that have betas (planNsdSessions). */
   warnings: string[];
 }
@@ -67,6 +71,7 @@ export async function preflight(config: ReconstructConfig, options: RunFolderCon
   const voxels = { z: 0, c: 0 };
   let testIds: number[] = [];
   let captions: NsdCaptions = { get: () => [], size: 0, source: '' };
+  let fits: string[] = [];
   if (!isDir(nsd.root)) {
     problems.push(`NSD root ${nsd.root} does not exist`);
   } else {
@@ -98,6 +103,16 @@ export async function preflight(config: ReconstructConfig, options: RunFolderCon
           const mismatch = region && sessions.plan ? maskGridMismatch(region, sessions.plan, `decoders.${t}.roi`, nsd.subject) : null;
           if (mismatch) problems.push(mismatch);
         }
+        // each decoder's memory at its shape: a budget its fit would refuse is refused now, not after the extraction
+        // and the features (the training rows from the design, in the extraction's order: the folds' groups)
+        const plan = sessions.plan;
+        if (plan && isDir(model.dir)) {
+          const table = nsdTrialTable(d, nsd.subject, plan.sessions, plan.trialsPerSession);
+          const trainIds = { z: trainRowImageIds(table, config.decoders.z.averageTrain), c: trainRowImageIds(table, config.decoders.c.averageTrain) };
+          const memory = await decoderFitMemory(config, trainIds, voxels);
+          problems.push(...memory.problems);
+          fits = memory.lines;
+        }
       } catch (e) {
         problems.push((e as Error).message);
       }
@@ -115,7 +130,7 @@ export async function preflight(config: ReconstructConfig, options: RunFolderCon
     }
   }
   if (problems.length) throw new PreflightError(problems);
-  return { testIds, voxels, captions, warnings };
+  return { testIds, voxels, captions, fits, warnings };
 }
 
 /** The plan options' names in a reconstruction config. */

@@ -144,6 +144,7 @@ async function runReconstruct(config: ReconstructConfig, options: ReconstructOpt
       ...(force ? [await clearingPlan(config.out)].filter((l): l is string => l !== null) : []),
       `subject ${config.nsd.subject}: ${n} test images; z from '${config.decoders.z.roi}' (${pre.voxels.z} voxels), c from '${config.decoders.c.roi}' (${pre.voxels.c} voxels)`,
       ...pre.warnings.map((w) => `warning: ${w}`),
+      ...(pre.fits.length && !skip.get('decoders') ? ['decoders, their memory planned from the shapes (decoders.{z,c}.memoryBudget):', ...pre.fits.map((l) => `  ${l}`)] : []),
       `estimates from short probes on this machine (load average ${loadAverage()}):`,
       ...STAGES.map((s) => `${skip.get(s) ? 'skip' : 'run '} ${s.padEnd(9)} ${skip.get(s) ? '' : `~${formatSeconds(est[s].seconds).padStart(7)}  ${est[s].basis}${why.has(s) ? ` (again: ${why.get(s)})` : ''}`}`.trimEnd()),
       `total ~${formatSeconds(total)}`,

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 
-import { CancelledError, ShapeError } from '../errors.js';
+import { CancelledError, OutOfMemoryError, ShapeError } from '../errors.js';
 import { evaluateReconstructions, type MetricValue } from '../eval/evaluate.js';
 import { concatImages, resizeImages } from '../eval/images.js';
 import { metricsCsv, type TableRow } from '../eval/table.js';
@@ -16,11 +16,13 @@ import { NsdStimuli } from '../nsd/stimuli.js';
 import { columnPearson } from '../encoding/metrics.js';
 import { alphaDiagnostics } from '../ridge/alphaDiagnostics.js';
 import { alphaEdgeWarning } from '../ridge/alphas.js';
+import { inConfigUnits } from '../ridge/memoryPlan.js';
 import { RidgeCV } from '../ridge/RidgeCV.js';
 import type { Diffusion } from '../sd/Diffusion.js';
 import { readPng, writePng } from '../sd/png.js';
 import type { RgbImages } from '../sd/tensor.js';
 import type { ReconstructConfig } from './config.js';
+import { decoderFitOptions } from './decoderFit.js';
 import type { PreflightResult } from './preflight.js';
 import type { DecoderSummary } from './decoderCharts.js';
 import { renderReport, type RunMetrics } from './report.js';
@@ -238,11 +240,13 @@ export async function decodersStage(ctx: StageContext): Promise<StageOutput> {
     const ex = await extractNsd(extractOptions(c, t));
     const feats = await readMatrixNpy(t === 'z' ? p.zFeatures : p.cFeatures, `${t} features`);
     const y = gatherRows(feats, rowOf, ex.trainImageIds);
-    const model = await new RidgeCV({ alphas: d.alphas, folds: d.folds, groups: ex.trainImageIds, score: d.score, fitIntercept: d.fitIntercept, standardize: d.standardize }).fit(
-      ex.train,
-      y,
-      { onProgress: (e) => ctx.progress((k + e.fraction) / 2, `${t}: ${e.stage}`), signal: ctx.signal },
-    );
+    // (the options the preflight planned this fit's memory with)
+    const model = await new RidgeCV(decoderFitOptions(d, ex.trainImageIds))
+      .fit(ex.train, y, { onProgress: (e) => ctx.progress((k + e.fraction) / 2, `${t}: ${e.stage}`), signal: ctx.signal })
+      .catch((e: unknown) => {
+        // the engine counts in GiB and names its own option; the config's is decoders.<t>.memoryBudget, in bytes
+        throw e instanceof OutOfMemoryError ? inConfigUnits(e, d.memoryBudget, `decoders.${t}.memoryBudget`) : e;
+      });
     await mkdir(dirname(p.decoder(t)), { recursive: true });
     await model.save(p.decoder(t));
     // test rows in the (possibly limited) test order

@@ -1,6 +1,7 @@
 import { ShapeError } from '../errors.js';
 import { assertMatrix, type Matrix } from '../matrix.js';
 import { nativeJob, nativeSync } from '../native/call.js';
+import type { NativeMemoryPlan, NativeRidgeSolver } from '../native/ridgeTypes.js';
 import { DEFAULT_ALPHAS } from './alphas.js';
 import { assignFolds } from './folds.js';
 import { checkedAtSource } from './modelConsistency.js';
@@ -52,18 +53,24 @@ export class RidgeCV {
   /**
    * The engine's flop model (GEMM flops, eigensolves as GEMM-time equivalents) of the route this fit would take at
    * `rows` samples × `cols` features → `targets` targets, from the dimensions alone: how estimates scale a small
-   * probe fit to the real shape (its cost is quadratic or cubic in the samples on the kernel routes). The folds are
-   * taken contiguous, as many as the fit's (groups and foldIndex, which label other samples, only set their number).
+   * probe fit to the real shape (its cost is quadratic or cubic in the samples on the kernel routes). And its memory
+   * plan under memoryBudget (NativeMemoryPlan): the fixed part, bytes per target, the target batches and whether the
+   * fit would be refused for its budget, before any data is read. The folds are those of groups or foldIndex when
+   * they label `rows` samples (the fit's own), else as many contiguous folds (their sizes can differ by a few samples
+   * from grouped ones, and the route's buffers with them).
    */
-  costModel(rows: number, cols: number, targets: number): { route: string; flops: number } {
+  costModel(rows: number, cols: number, targets: number): { route: NativeRidgeSolver; flops: number; memory: NativeMemoryPlan } {
     const [n, p, t] = ([['rows', rows], ['cols', cols], ['targets', targets]] as const).map(([name, v]) => checkInteger(v, name, 'RidgeCV.costModel', 1));
     const r = this.resolved;
-    let k = r.folds;
-    if (r.foldIndex) {
-      k = 0;
+    let spec: { folds: number; groups?: ArrayLike<number>; foldIndex?: ArrayLike<number> } = { folds: r.folds };
+    if (r.foldIndex?.length === n) spec = { folds: r.folds, foldIndex: r.foldIndex };
+    else if (r.groups?.length === n) spec = { folds: r.folds, groups: r.groups };
+    else if (r.foldIndex) {
+      let k = 0;
       for (let i = 0; i < r.foldIndex.length; i++) k = Math.max(k, r.foldIndex[i] + 1);
+      spec = { folds: k };
     }
-    const { folds, nFolds } = assignFolds(n, { folds: k }, 'RidgeCV.costModel');
+    const { folds, nFolds } = assignFolds(n, spec, 'RidgeCV.costModel');
     return nativeSync((b) => b.ridgeCostEstimate(n, p, t, { ...r.native, alphas: r.alphas, folds, nFolds, cvMethod: this.cvMethod, solver: this.solver }));
   }
 

@@ -568,6 +568,52 @@ int main() {
       CHECK(whole.best_alphas == tight.best_alphas);
     }
   });
+  test::run("the cost estimate's memory plan is the one the fit makes, from the shape alone", [] {
+    // Standardised X with an intercept (the Gram's trace is n·p: the plan is exact), and X as it is with a
+    // fixed eig precision; every route; the default budget, one of a few batches, and one just too small.
+    Data d = make_data(300, 120, 400, 17);
+    auto folds = contiguous_folds(d.n, 5);
+    for (const bool standardize : {true, false}) {
+      for (const std::string& route : kRoutes) {
+        RidgeOptions o = options({0.1, 10, 1000}, std::vector<int>(folds.begin(), folds.end()), 5);
+        o.solver = route;
+        o.standardize = standardize;
+        if (!standardize) o.eig_precision = EigPrecision::Float64;
+        const RidgeCostEstimate whole = ridge_cost_estimate(d.n, d.p, d.t, o);
+        CHECK(whole.fits && whole.n_batches == 1 && whole.target_batch == d.t);
+        for (const std::size_t budget : {std::size_t(0), whole.fixed_bytes + static_cast<std::size_t>(whole.bytes_per_target * 90)}) {
+          o.memory_budget = budget;
+          const RidgeCostEstimate e = ridge_cost_estimate(d.n, d.p, d.t, o);
+          const RidgeResult r = ridge_cv_fit({d.x.data(), d.n, d.p}, {d.y.data(), d.n, d.t}, o);
+          const RidgeFitInfo& i = r.info;
+          std::printf("  %s%s, budget %zu: estimate fixed %zu + %zu per batch of %lld (%lld batches); fit %zu + %zu of %lld (%lld), peak %zu\n",
+                      route.c_str(), standardize ? " standardised" : "", budget, e.fixed_bytes, e.batch_bytes, (long long)e.target_batch,
+                      (long long)e.n_batches, i.fixed_bytes, i.batch_bytes, (long long)i.target_batch, (long long)i.n_batches, i.peak_bytes);
+          CHECK(e.route == i.solver);
+          CHECK(e.fixed_bytes == i.fixed_bytes);
+          CHECK(e.batch_bytes == i.batch_bytes);
+          CHECK(e.budget_bytes == i.budget_bytes);
+          CHECK(e.target_batch == i.target_batch);
+          CHECK(e.n_batches == i.n_batches);
+          CHECK(e.x_copy_bytes == static_cast<std::size_t>(4 * d.n * d.p));
+          CHECK(e.route_bytes > 0 && e.route_bytes < e.fixed_bytes);
+          CHECK(i.peak_bytes <= e.fixed_bytes + e.batch_bytes);
+          if (budget) CHECK(e.n_batches > 1);
+        }
+        // Just below the fixed part plus one target: the estimate says so, and the fit refuses.
+        o.memory_budget = whole.fixed_bytes + static_cast<std::size_t>(whole.bytes_per_target) - 1;
+        const RidgeCostEstimate tight = ridge_cost_estimate(d.n, d.p, d.t, o);
+        CHECK(!tight.fits);
+        bool oom = false;
+        try {
+          ridge_cv_fit({d.x.data(), d.n, d.p}, {d.y.data(), d.n, d.t}, o);
+        } catch (const Error& err) {
+          oom = err.code() == ErrorCode::OutOfMemory;
+        }
+        CHECK(oom);
+      }
+    }
+  });
   test::run("cancel stops a fit between its large operations, not only between target batches", [] {
     Data d = make_data(400, 300, 8, 16);
     auto folds = contiguous_folds(d.n, 5);

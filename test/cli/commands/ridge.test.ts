@@ -89,14 +89,33 @@ describe('brainlatent ridge fit / predict', () => {
     await expect(fit('--memory', 'lots')).rejects.toThrow(/--memory/);
     await expect(fit('--threads', '-1')).rejects.toThrow(/--threads: expected an integer >= 0, got -1$/);
     await expect(fit('--folds', '2.5')).rejects.toThrow(/--folds: expected an integer >= 2/);
-    await expect(fit('--memory', '0.00001')).rejects.toThrow(/below this fit's fixed footprint of .* GiB/);
-    // the CLI user's knob is --memory, not the library's memoryBudget
+    // refused from the headers' shapes, before X and Y are read, by the engine's plan of the fit's memory; the CLI
+    // user's knob is --memory, not the library's memoryBudget
     const refused = await fit('--memory', '1e-9').then(() => '', (e: Error) => `${e.name}: ${e.message}`);
-    expect(refused).toMatch(/^OutOfMemoryError: ridge fit: the memory budget of 9\.31e-10 GiB is below .*: raise --memory to at least \d\.\d+ GiB$/);
+    expect(refused).toMatch(
+      /^OutOfMemoryError: ridge fit needs at least \S+ GiB of work buffers \(route \S+, 60 samples × 8 features → 5 targets: X's prepared copy \S+ GiB, the route's Grams and decompositions \S+ GiB, \S+ GiB fixed in all, plus \S+ \S+ per target\); --memory is 9\.31e-10 GiB: raise it to at least [\d.]+ GiB \(batches of 5 targets\), or leave it out/,
+    );
     expect(refused).not.toMatch(/memoryBudget/);
     expect(existsSync(f('mem.safetensors'))).toBe(false);
+    // the budget it names runs the fit
+    const least = /raise it to at least ([\d.]+) GiB/.exec(refused)![1];
+    expect(await fit('--memory', least)).toMatch(/work buffers: peak .* GiB in use of a \S+ GiB budget/);
     const out = await fit('--memory', '0.5');
     expect(out).toMatch(/work buffers: peak .* GiB in use of a 0.500 GiB budget \(planned at most: fixed .* GiB \+ .* GiB per batch\)/);
+  });
+
+  it('--dry-run prints the route and memory plan the fit then has, reading no data and writing no model', async () => {
+    const args = ['ridge', 'fit', '--x', f('x.npy'), '--y', f('y.npy'), '--out', f('dry.safetensors'), '--memory', '0.001', '--standardize'];
+    const dry = await run(...args, '--dry-run');
+    expect(dry).toMatch(/^X 60×8 \(.*x\.npy\), Y 60×5 \(.*y\.npy\); 10 alphas, 5 folds$/m);
+    const m = /^ridge fit: route (\S+), 60 samples × 8 features → 5 targets; work buffers planned at most \S+ GiB of a 0\.001 GiB budget \(fixed (\S+) GiB \+ \S+ GiB per batch\), (\d+) target batch(?:es)? of (\d+)$/m.exec(dry);
+    expect(m, dry).not.toBeNull();
+    expect(dry).toMatch(/dry run: X and Y not read, no model written to .*dry\.safetensors/);
+    expect(existsSync(f('dry.safetensors'))).toBe(false);
+    // the fit: the same route and batches
+    const ran = await run(...args);
+    expect(ran).toContain(`route ${m![1]} on `);
+    expect(ran).toContain(`; ${m![3]} target batch(es) of ${m![4]};`);
   });
 
   it('an overflowing fit fails and writes no model', async () => {

@@ -1,13 +1,14 @@
 import type { Command } from 'commander';
 
-import { CancelledError, FormatError, InvalidArgumentError, NonFiniteError, OutOfMemoryError, ShapeError } from '../../errors.js';
+import { BrainlatentError, CancelledError, FormatError, InvalidArgumentError, NonFiniteError, OutOfMemoryError, ShapeError } from '../../errors.js';
 import { allInOrder } from '../../allInOrder.js';
 import { assertFinite } from '../../io/finite.js';
 import { readIntVectorNpy, readMatrixNpy, readNpyHeader, writeNpy, type NpyHeader } from '../../io/npy.js';
 import { useEngineArrayAllocator, useEngineFileMapping, useEngineFileWriter } from '../../native/call.js';
 import { alphaDiagnostics } from '../../ridge/alphaDiagnostics.js';
 import { alphaEdgeWarning, DECIMAL, parseAlphas } from '../../ridge/alphas.js';
-import { RidgeCV, setThreads } from '../../ridge/RidgeCV.js';
+import { ridgeBudgetProblem, ridgePlanLine, planRidgeFit } from '../../ridge/memoryPlan.js';
+import { RidgeCV, setThreads, type RidgeCVOptions } from '../../ridge/RidgeCV.js';
 import { RidgeModel } from '../../ridge/RidgeModel.js';
 import { choiceFlag, integerFlag } from '../flagValue.js';
 import { alphaHistogram, mean, seconds } from '../format.js';
@@ -32,6 +33,7 @@ interface FitFlags {
   threads?: string;
   backend: 'auto' | 'cpu' | 'cuda';
   out: string;
+  dryRun?: boolean;
 }
 
 // Flags arrive as text: each becomes a number here, with the flag's name in the error; the library
@@ -97,9 +99,28 @@ function foldsProblem(flags: FitFlags, folds: number, x: NpyHeader): InvalidArgu
   );
 }
 
+/** The fit's options from the flags (checked): what it runs with, and what its memory is planned with before. */
+function fitOptions(flags: FitFlags, c: { alphas: number[]; folds: number; groups?: Int32Array; memoryBudget?: number }): RidgeCVOptions {
+  return {
+    alphas: c.alphas,
+    folds: c.folds,
+    groups: c.groups,
+    score: flags.score,
+    fitIntercept: flags.intercept,
+    standardize: flags.standardize ?? false,
+    route: flags.route,
+    cvMethod: flags.cvMethod,
+    eigPrecision: flags.eigPrecision,
+    memoryBudget: c.memoryBudget,
+    backend: flags.backend,
+  };
+}
+
 /**
  * Every flag, the output path and the inputs' headers (shape, type, rows), and the groups (small), checked before
  * X and Y are read: a fit can take minutes, and a command line with several mistakes is refused once, listing them all.
+ * With every flag and header sound, the fit's memory is planned from the shapes: a --memory the fit would refuse
+ * (below its fixed part plus one target) is refused here, before gigabytes of X and Y are read.
  */
 async function checkFitFlags(flags: FitFlags) {
   const p = new FlagProblems();
@@ -135,8 +156,21 @@ async function checkFitFlags(flags: FitFlags) {
     const e = groupCountProblem(flags, groupIds, folds);
     if (e) p.add(e);
   }
+  let shape: { rows: number; cols: number; targets: number } | undefined;
+  if (p.count === 0 && x && y) {
+    shape = { rows: x.shape[0], cols: x.shape[1], targets: y.shape[1] };
+    const options = fitOptions(flags, { alphas: alphas!, folds: folds!, groups: groupIds, memoryBudget });
+    try {
+      const problem = ridgeBudgetProblem(options, shape, { what: 'ridge fit', field: '--memory', unit: 'GiB' });
+      if (problem) p.add(new OutOfMemoryError(problem));
+    } catch (e) {
+      // (what the library refuses in these options or shapes, an empty X say, is left to the fit, which names it)
+      if (!(e instanceof BrainlatentError)) throw e;
+    }
+  }
   p.throwIfAny('ridge fit');
-  return { threads, folds: folds!, memoryBudget, alphas: alphas!, out: out!, groups: groupIds };
+  const options = fitOptions(flags, { alphas: alphas!, folds: folds!, groups: groupIds, memoryBudget });
+  return { threads, options, alphas: alphas!, out: out!, shape: shape! };
 }
 
 export function registerRidgeCommand(program: Command): void {
@@ -162,6 +196,7 @@ export function registerRidgeCommand(program: Command): void {
     .option('--threads <n>', 'engine threads (default: all cores; 0 = all cores)')
     .option('--backend <b>', "'auto', 'cpu' or 'cuda'", 'auto')
     .requiredOption('--out <file>', 'model output (.safetensors; added to a name without an extension), checked before the fit: not a folder, not an input, its parent an existing writable folder')
+    .option('--dry-run', "check the flags and the inputs' headers and print the fit's route and memory plan (planned peak, target batches) under --memory; X and Y are not read, no model is written")
     .addHelpText(
       'after',
       `
@@ -173,8 +208,14 @@ The model predicts ((X - x_mean) / x_scale) @ coef + intercept; Python can read 
 safetensors.numpy.load_file(path).`,
     )
     .action(async (flags: FitFlags) => {
-      const { threads, folds, memoryBudget, alphas, out, groups } = await checkFitFlags(flags);
+      const { threads, options, alphas, out, shape } = await checkFitFlags(flags);
       if (threads !== undefined) setThreads(threads);
+      if (flags.dryRun) {
+        console.log(`X ${shape.rows}×${shape.cols} (${flags.x}), Y ${shape.rows}×${shape.targets} (${flags.y}); ${alphas.length} alphas, ${options.folds} folds${options.groups ? ' (grouped)' : ''}`);
+        console.log(ridgePlanLine('ridge fit', shape, planRidgeFit(options, shape)));
+        console.log(`dry run: X and Y not read, no model written to ${out}`);
+        return;
+      }
       const tRead = performance.now();
       useEngineArrayAllocator();
       useEngineFileMapping();
@@ -188,26 +229,14 @@ safetensors.numpy.load_file(path).`,
       }
       // (their rows agree: checkFitFlags compared the headers, and read the groups)
       const readSecs = (performance.now() - tRead) / 1000;
-      console.log(`X ${x.rows}×${x.cols}, Y ${y.rows}×${y.cols}; ${alphas.length} alphas, ${flags.folds} folds${groups ? ' (grouped)' : ''}`);
+      console.log(`X ${x.rows}×${x.cols}, Y ${y.rows}×${y.cols}; ${alphas.length} alphas, ${flags.folds} folds${options.groups ? ' (grouped)' : ''}`);
       const bar = progressBar('ridge fit');
       // Ctrl-C stops the fit within one of the engine's large operations, says so, and writes no model
       const ac = new AbortController();
       const onSigint = () => ac.abort();
       process.once('SIGINT', onSigint);
       const t0 = performance.now();
-      const model = await new RidgeCV({
-        alphas,
-        folds,
-        groups,
-        score: flags.score,
-        fitIntercept: flags.intercept,
-        standardize: flags.standardize ?? false,
-        route: flags.route,
-        cvMethod: flags.cvMethod,
-        eigPrecision: flags.eigPrecision,
-        memoryBudget,
-        backend: flags.backend,
-      })
+      const model = await new RidgeCV(options)
         .fit(x, y, { onProgress: (p) => bar.update(p.fraction, p.stage), signal: ac.signal })
         .catch((e: unknown) => {
           if (e instanceof CancelledError) throw new CancelledError(`ridge fit: interrupted (SIGINT) after ${seconds((performance.now() - t0) / 1000)}; no model written to ${out}`);

@@ -80,10 +80,23 @@ struct RidgeResult {
 
 // The flop model (GEMM flops, eigensolves as GEMM-time equivalents) of the route a fit of this shape
 // would take, from the dimensions alone (no data is read; o.folds labels n samples): for estimates
-// that scale a small probe fit to the real shape.
+// that scale a small probe fit to the real shape. And its memory plan under o.memory_budget, as the
+// fit makes it (RidgeFitInfo's fixed_bytes, batch_bytes, budget_bytes, target_batch, n_batches): the
+// fit is refused (OutOfMemory) when fixed_bytes + bytes_per_target exceeds budget_bytes. Whether the
+// eigensolver may need float64 work space depends on X's values: the plan counts it unless X is
+// standardised with an intercept (the Gram's trace is then n·p) or the eig precision is fixed, so
+// its fixed part is the fit's own there and never below it elsewhere.
 struct RidgeCostEstimate {
   std::string route;
   double flops = 0;
+  std::size_t fixed_bytes = 0;        // X's prepared copy, the route's Grams and decompositions, per-target results, 1 MiB reserve
+  std::size_t x_copy_bytes = 0;       // of which X's prepared copy
+  std::size_t route_bytes = 0;        // of which the route's Grams, decompositions and work buffers
+  double bytes_per_target = 0;        // each target of a batch
+  std::size_t budget_bytes = 0;       // the budget the fit runs under (the default grown to fit, without one)
+  std::int64_t target_batch = 0, n_batches = 0;
+  std::size_t batch_bytes = 0;        // bytes_per_target × target_batch
+  bool fits = true;                   // fixed_bytes + bytes_per_target within budget_bytes
 };
 RidgeCostEstimate ridge_cost_estimate(std::int64_t n, std::int64_t p, std::int64_t t, const RidgeOptions& o);
 

@@ -483,6 +483,47 @@ struct Selected {
 };
 
 
+}  // namespace
+
+MemoryPlan plan_memory(const Context& ctx, const Footprint& fp) {
+  const Problem& pb = ctx.pb;
+  const double n = static_cast<double>(pb.n()), p = static_cast<double>(pb.p()), t = static_cast<double>(pb.t());
+  MemoryPlan m;
+  // Per target of a batch, besides the route's: Y's column (n), its fold statistics and the
+  // selection (doubles), and the alpha scores.
+  m.per_target = fp.per_target + 4.0 * n + 8.0 * (3.0 * pb.folds.k + 2.0 * pb.n_alphas() + 6.0) + 4.0;
+  // Fixed: the route's, X's prepared copy, each target's best score, alpha and index (a Selected:
+  // 20 bytes a target) and a reserve of 1 MiB for small allocations (alphas, eigenvalues, staging).
+  m.route_fixed = fp.fixed;
+  m.x_copy = 4.0 * n * p;
+  m.target_vectors = 8.0 * (2.0 * t) + 4.0 * t;
+  m.reserve = 1 << 20;
+  m.fixed = m.route_fixed + m.x_copy + m.target_vectors + m.reserve;
+  // The caller's budget is a hard bound; without one, the default sizes batches and grows to fit
+  // the fixed footprint and a batch of kDefaultMinBatch targets: the batches' GEMMs are as wide as
+  // the batch, and narrow ones run at half speed (the NSD-shaped encoding fit, whose fixed footprint
+  // is above 2 GiB, ran 246 batches of 64 targets at 100 GFLOP/s on a 190 GFLOP/s machine). A
+  // device's default is already most of its free memory: past it, only 64 targets.
+  const double min_batch = ctx.be.host_visible() ? kDefaultMinBatch : 64.0;
+  m.budget = pb.memory_budget ? ctx.budget : std::max(ctx.budget, m.fixed + m.per_target * std::min<double>(t, min_batch));
+  i64 tb = pb.target_batch > 0 ? pb.target_batch : static_cast<i64>(std::max(0.0, m.budget - m.fixed) / m.per_target);
+  // (The cap is for a CPU's caches; a device backend streams whole batches: fewer batches, fewer
+  // repeated per-fold projections and host gathers.)
+  if (pb.target_batch <= 0 && fp.max_batch > 0 && ctx.be.host_visible()) tb = std::min(tb, std::max<i64>(fp.max_batch, 1));
+  m.target_batch = std::max<i64>(1, std::min(tb, pb.t()));
+  m.n_batches = (pb.t() + m.target_batch - 1) / m.target_batch;
+  return m;
+}
+
+MemoryPlan estimate_memory(const Problem& pb, Backend& be, const RouteSpec& spec) {
+  Context ctx(pb, be);
+  ctx.x_trace = pb.standardize && pb.fit_intercept ? static_cast<double>(pb.n()) * static_cast<double>(pb.p())
+                                                   : std::numeric_limits<double>::infinity();
+  return plan_memory(ctx, spec.make(ctx)->footprint());
+}
+
+namespace {
+
 EngineResult attempt(const Problem& pb, Backend& be, const RouteSpec& spec) {
   auto t_start = Clock::now();
   const i64 n = pb.n(), p = pb.p(), t = pb.t();
@@ -499,34 +540,16 @@ EngineResult attempt(const Problem& pb, Backend& be, const RouteSpec& spec) {
   std::unique_ptr<Route> route = spec.make(ctx);
 
   // ---- memory: the route's fixed footprint, X's copy, and the rest for target batches.
-  const Footprint fp = route->footprint();
-  // Per target of a batch, besides the route's: Y's column (n), its fold statistics and the
-  // selection (doubles), and the alpha scores.
-  const double per_target = fp.per_target + 4.0 * n + 8.0 * (3.0 * pb.folds.k + 2.0 * A + 6.0) + 4.0;
-  // Fixed: the route's, X's prepared copy, each target's best score, alpha and index (a Selected:
-  // 20 bytes a target) and a reserve of 1 MiB for small allocations (alphas, eigenvalues, staging).
-  const double x_copy = 4.0 * static_cast<double>(n) * p, per_target_vectors = 8.0 * (2.0 * t) + 4.0 * t;
-  constexpr double kReserve = 1 << 20;
-  const double fixed = fp.fixed + x_copy + per_target_vectors + kReserve;
-  // The caller's budget is a hard bound; without one, the default sizes batches and grows to fit
-  // the fixed footprint and a batch of kDefaultMinBatch targets: the batches' GEMMs are as wide as
-  // the batch, and narrow ones run at half speed (the NSD-shaped encoding fit, whose fixed footprint
-  // is above 2 GiB, ran 246 batches of 64 targets at 100 GFLOP/s on a 190 GFLOP/s machine). A
-  // device's default is already most of its free memory: past it, only 64 targets.
-  const double min_batch = be.host_visible() ? kDefaultMinBatch : 64.0;
-  const double budget = pb.memory_budget ? ctx.budget : std::max(ctx.budget, fixed + per_target * std::min<double>(t, min_batch));
-  if (fixed + per_target > budget)
+  const MemoryPlan mem = plan_memory(ctx, route->footprint());
+  const double fixed = mem.fixed, per_target = mem.per_target, budget = mem.budget;
+  if (mem.least() > budget)
     throw Error(ErrorCode::OutOfMemory,
                 std::string(pb.what) + ": the memory budget of " + gib(budget) + " is below this fit's fixed footprint of " +
-                    gib(fixed) + " (X's prepared copy " + gib(x_copy) + "; the " + spec.name +
-                    " route's Grams, decompositions and work buffers " + gib(fp.fixed) + "; each target's best score, alpha and index " +
-                    gib(per_target_vectors) + "; a 1 MiB reserve for small allocations " + gib(kReserve) + ") plus one target (" + gib(per_target) +
+                    gib(fixed) + " (X's prepared copy " + gib(mem.x_copy) + "; the " + spec.name +
+                    " route's Grams, decompositions and work buffers " + gib(mem.route_fixed) + "; each target's best score, alpha and index " +
+                    gib(mem.target_vectors) + "; a 1 MiB reserve for small allocations " + gib(mem.reserve) + ") plus one target (" + gib(per_target) +
                     "): raise memoryBudget to at least " + gib(fixed + per_target * std::min<double>(64.0, t)));
-  i64 tb = pb.target_batch > 0 ? pb.target_batch : static_cast<i64>((budget - fixed) / per_target);
-  // (The cap is for a CPU's caches; a device backend streams whole batches: fewer batches, fewer
-  // repeated per-fold projections and host gathers.)
-  if (pb.target_batch <= 0 && fp.max_batch > 0 && be.host_visible()) tb = std::min(tb, std::max<i64>(fp.max_batch, 1));
-  tb = std::max<i64>(1, std::min(tb, t));
+  const i64 tb = mem.target_batch;
   be.set_memory_limit(base + static_cast<std::size_t>(budget));
 
   ctx.report(0, "prepare");

@@ -192,6 +192,20 @@ struct Footprint {
   i64 max_batch = 0;  // a cap that only memory traffic would pay for (0: none)
 };
 
+// How a fit's work buffers fit its budget (plan_memory): the fixed part — the route's footprint, X's
+// prepared copy, each target's best score, alpha and index, a reserve for small allocations — and,
+// per target of a batch, the route's part and the driver's; the target batch the rest of the budget
+// holds. Below least() the fit is refused (OutOfMemory) before any work.
+struct MemoryPlan {
+  double route_fixed = 0, x_copy = 0, target_vectors = 0, reserve = 0;
+  double fixed = 0;       // the four above
+  double per_target = 0;  // bytes per target of a batch
+  double budget = 0;      // the budget the fit runs under (without the caller's: the default, grown to fit)
+  i64 target_batch = 0, n_batches = 0;
+  double least() const { return fixed + per_target; }
+  double planned() const { return fixed + per_target * static_cast<double>(target_batch); }
+};
+
 class Route {
  public:
   virtual ~Route() = default;
@@ -244,6 +258,15 @@ RouteCost cost_per_fold_primal(const Problem& pb);
 RouteCost cost_per_fold_kernel(const Problem& pb);
 RouteCost cost_exact_primal(const Problem& pb);
 RouteCost cost_exact_kernel(const Problem& pb);
+
+// The memory plan of a fit on `ctx` whose route has footprint `fp` (what attempt() runs by).
+MemoryPlan plan_memory(const Context& ctx, const Footprint& fp);
+// The plan of a fit of pb's shape on `spec`, from the dimensions alone (pb's arrays are not read):
+// X's Gram trace, which decides whether the eigensolver may need float64 work space under
+// EigPrecision::Auto, is n·p for a standardised X with an intercept (its exact value, less
+// constant columns) and taken as unbounded otherwise. So the plan's fixed part is the fit's own
+// for a standardised X with no constant column, or a fixed eig precision, and never below it.
+MemoryPlan estimate_memory(const Problem& pb, Backend& be, const RouteSpec& spec);
 
 // What the driver returns to RidgeCV and banded ridge.
 struct EngineResult {
