@@ -188,7 +188,13 @@ describe('brainlatent demo', () => {
       const sub = { ...cfg, out: join(out, `subset-${n}`), nsd: { ...cfg.nsd, testImages: n }, img2img: { ...cfg.img2img, batchSize } };
       // (with batch size 1 the stage runs blocks of 4 images: its progress must still only go forward)
       const fractions: number[] = [];
-      await reconstruct(sub, { onProgress: (p) => p.stage === 'img2img' && p.status === 'running' && fractions.push(p.fraction) });
+      const r = await reconstruct(sub, { onProgress: (p) => p.stage === 'img2img' && p.status === 'running' && fractions.push(p.fraction) });
+      // the result counts the images reconstructed (it said all 24 of the subject's), as a dry run does, and so does a resume
+      expect(r.testImages).toBe(n);
+      expect((await reconstruct(sub, { dryRun: true })).testImages).toBe(n);
+      const resumed = await reconstruct(sub);
+      expect(resumed.stages.every((s) => s.status === 'skipped')).toBe(true);
+      expect(resumed.testImages).toBe(n);
       expect(fractions.length).toBeGreaterThan(2);
       for (let i = 1; i < fractions.length; i++) expect(fractions[i], `img2img progress ${fractions.join(', ')}`).toBeGreaterThanOrEqual(fractions[i - 1]);
       expect(JSON.parse(readFileSync(join(sub.out, 'data', 'image_ids.json'), 'utf8')).test).toEqual(sorted.slice(0, n));

@@ -68,8 +68,15 @@ describe('jobs on the batch layer', { timeout: 600_000 }, () => {
       const row = csv.find((c) => c[0] === f.name && c[1] === 'mask')!;
       expect(Number(row[4])).toBe(encoding.voxels);
       expect(f.meanR).toBeCloseTo(Number(row[5]), 3);
-      if (encoding.noiseCeiling) expect(f.meanRNormalised).toBeCloseTo(Number(row[7]), 3);
-      else expect(f.meanRNormalised).toBeNull();
+      if (encoding.noiseCeiling) {
+        expect(f.meanRNormalised).toBeCloseTo(Number(row[7]), 3);
+        // voxels_over_ceiling and mean_r_over_mean_sqrt_nc
+        expect(f.voxelsOverCeiling).toBe(Number(row[8]));
+        expect(f.ratioOfMeans).toBeCloseTo(Number(row[9]), 3);
+      } else {
+        expect(f.meanRNormalised).toBeNull();
+        expect([f.voxelsOverCeiling, f.ratioOfMeans]).toEqual([null, null]);
+      }
     }
   });
 

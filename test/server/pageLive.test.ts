@@ -133,7 +133,7 @@ describe.skipIf(!chromiumPath)('the web page while a job runs', () => {
     await page.close();
   });
 
-  it("shows a finished encode job's summary under it: counts, then mean r and r / √NC per feature set, labelled", async () => {
+  it("shows a finished encode job's summary under it: counts, then mean r, r / √NC, mean r / mean √NC and the voxels over the ceiling floor per feature set, labelled", async () => {
     const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
     await page.goto(`${s.url}/`);
     await page.selectOption('#example', 'encode');
@@ -148,9 +148,9 @@ describe.skipIf(!chromiumPath)('the web page while a job runs', () => {
         encoding: {
           voxels: 1508, trainImages: 400, testImages: 40, noiseCeiling: true,
           featureSets: [
-            { name: 'z', model: 'ridge', features: 6400, meanR: 0.2114, meanRNormalised: 0.4023 },
-            { name: 'c', model: 'ridge', features: 768, meanR: -0.0123, meanRNormalised: null },
-            { name: 'z+c', model: 'banded', features: 7168, meanR: 0.2561, meanRNormalised: 0.4511 },
+            { name: 'z', model: 'ridge', features: 6400, meanR: 0.2114, meanRNormalised: 0.4023, voxelsOverCeiling: 731, ratioOfMeans: 0.3312 },
+            { name: 'c', model: 'ridge', features: 768, meanR: -0.0123, meanRNormalised: null, voxelsOverCeiling: 731, ratioOfMeans: null },
+            { name: 'z+c', model: 'banded', features: 7168, meanR: 0.2561, meanRNormalised: 0.4511, voxelsOverCeiling: 1204, ratioOfMeans: 0.3587 },
           ],
         },
       },
@@ -159,10 +159,10 @@ describe.skipIf(!chromiumPath)('the web page while a job runs', () => {
     expect(await page.locator('#encoding-facts').textContent()).toBe('1,508 voxels · 400 training images · 40 test images · noise ceiling: yes');
     const rows = await page.$$eval('#encoding-sets tr', (trs) => trs.map((tr) => [...tr.children].map((c) => c.textContent)));
     expect(rows).toEqual([
-      ['feature set', 'model', 'features', 'mean r', 'mean r / √NC'],
-      ['z', 'ridge', '6,400', '0.211', '0.402'],
-      ['c', 'ridge', '768', '−0.012', '–'],
-      ['z+c', 'banded ridge (joint)', '7,168', '0.256', '0.451'],
+      ['feature set', 'model', 'features', 'mean r', 'mean r / √NC', 'mean r / mean √NC', 'voxels NC > 1%'],
+      ['z', 'ridge', '6,400', '0.211', '0.402', '0.331', '731'],
+      ['c', 'ridge', '768', '−0.012', '–', '–', '731'],
+      ['z+c', 'banded ridge (joint)', '7,168', '0.256', '0.451', '0.359', '1,204'],
     ]);
     expect(await page.locator('#encoding').textContent()).toMatch(/held-out Pearson r on the test images, averaged over every voxel of the mask/);
     expect(await page.locator('#open-report').count()).toBe(1);

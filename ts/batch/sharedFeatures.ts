@@ -4,7 +4,8 @@
  * is a job of the graph (`<batch>.<subject>.shared.<z|c>-<recipe hash>`) on which every analysis that needs it
  * depends; it writes a content-addressed entry under the subject's cache (`cache/features/<z|c>-<key>/`), and
  * each analysis's own features stage (reconstruct: `features`, encode: `embed`) hard-links the entry's files
- * into its run folder instead of computing them.
+ * into its run folder instead of computing them. One process computes an entry at a time (`<key>.lock` beside it):
+ * two jobs that need an entry not there yet (a shared job and a features-link job) do not both compute it.
  *
  * The key is what determines the bytes: the recipe (model folder, image side, posterior mode and seed, caption
  * source, images per model call — the text encoder sees one call's captions together —, ONNX Runtime provider,
@@ -15,11 +16,14 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { appendFile, copyFile, link, mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 import type { EncodeConfig } from '../config/encode.js';
-import { CancelledError, InvalidArgumentError, ShapeError } from '../errors.js';
+import { CancelledError, InvalidArgumentError, LockedError, ShapeError } from '../errors.js';
 import { writeJsonAtomic, withAtomicDir } from '../io/atomicWrite.js';
+import { lockPath, type FolderLock } from '../io/folderLock.js';
 import { readIntVectorNpy, writeNpy } from '../io/npy.js';
 import type { ReconstructConfig } from '../pipeline/config.js';
 import { selectTestImages } from '../pipeline/testSubset.js';
@@ -236,14 +240,51 @@ async function computeC(r: Extract<FeatureRecipe, { part: 'c' }>, ids: Int32Arra
   }
 }
 
+/** How often a job waiting for another process's computation of an entry looks whether its lock is free. */
+const WAIT_POLL_MS = 500;
+
+/**
+ * The lock of entry `key` (`<dir>/<key>.lock`, pid and host: a dead holder's is taken over): while another process
+ * holds it, waits (saying so through `progress`) until it is free.
+ */
+async function lockEntry(dir: string, key: string, progress: Progress, signal: AbortSignal | undefined): Promise<FolderLock> {
+  let said = '';
+  for (;;) {
+    if (signal?.aborted) throw new CancelledError('shared features: cancelled');
+    try {
+      return await lockPath(join(dir, `${key}.lock`), `shared features entry ${join(dir, key)}`);
+    } catch (e) {
+      if (!(e instanceof LockedError) || e.holder === null) throw e;
+      const h = e.holder;
+      const line = `waiting for ${key} computed by pid ${h.pid} on ${h.host}${h.host === hostname() ? '' : ` (if that process is gone, delete ${join(dir, `${key}.lock`)})`}`;
+      if (line !== said) progress(0, line);
+      said = line;
+      await sleep(WAIT_POLL_MS, undefined, { signal }).catch(() => {
+        throw new CancelledError('shared features: cancelled');
+      });
+    }
+  }
+}
+
 /**
  * The entry of `recipe` over `ids` in `dir`: read when it is there, else computed and published whole (a
- * folder renamed into place; `computed.log` in `dir` gets a line per computation).
+ * folder renamed into place; `computed.log` in `dir` gets a line per computation). One process computes an entry
+ * at a time (the VAE or text encoder over every image): another that needs it meanwhile waits, then reads it.
  */
 export async function ensureEntry(dir: string, recipe: FeatureRecipe, ids: Int32Array, progress: Progress = () => {}, signal?: AbortSignal): Promise<FeatureEntry> {
   const key = await entryKey(recipe, ids);
   const have = await readEntry(dir, key);
   if (have) return have;
+  const lock = await lockEntry(dir, key, progress, signal);
+  try {
+    // published by the process this one waited for
+    return (await readEntry(dir, key)) ?? (await computeEntry(dir, key, recipe, ids, progress, signal));
+  } finally {
+    await lock.release();
+  }
+}
+
+async function computeEntry(dir: string, key: string, recipe: FeatureRecipe, ids: Int32Array, progress: Progress, signal?: AbortSignal): Promise<FeatureEntry> {
   const t0 = performance.now();
   const r = recipe.part === 'z' ? await computeZ(recipe, ids, progress, signal) : await computeC(recipe, ids, progress, signal);
   const rec: EntryRecord = {

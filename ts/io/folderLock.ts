@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, unlinkSync } from 'node:fs';
 import { link, mkdir, open, readFile, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { LockedError } from '../errors.js';
 import { processAlive, processStartTime } from './processAlive.js';
 
@@ -79,7 +79,20 @@ export function currentCommand(): string {
 /** Locks `dir` (created if missing) for this process, or throws LockedError naming the live holder. */
 export async function lockFolder(dir: string, command = currentCommand()): Promise<FolderLock> {
   const created = (await mkdir(dir, { recursive: true })) !== undefined;
-  const path = join(dir, LOCK_FILE);
+  return acquire(dir, join(dir, LOCK_FILE), dir, command, created);
+}
+
+/**
+ * Locks one thing in a folder rather than the folder (an entry of a shared cache) with the lock file `path`, as
+ * lockFolder locks a folder: LockedError naming a live holder, a dead holder's lock on this host taken over. `what`
+ * names the thing in the errors. The folder is created if missing and stays.
+ */
+export async function lockPath(path: string, what: string, command = currentCommand()): Promise<FolderLock> {
+  await mkdir(dirname(path), { recursive: true });
+  return acquire(dirname(path), path, what, command, false);
+}
+
+async function acquire(dir: string, path: string, what: string, command: string, created: boolean): Promise<FolderLock> {
   const holder: LockHolder = {
     pid: process.pid,
     host: hostname(),
@@ -101,14 +114,14 @@ export async function lockFolder(dir: string, command = currentCommand()): Promi
     }
     if (current.host !== holder.host) {
       throw new LockedError(
-        `${dir} is in use by ${describe(current)}; if that run is gone, delete ${path}`,
+        `${what} is in use by ${describe(current)}; if that run is gone, delete ${path}`,
         current,
       );
     }
-    if (holderAlive(current)) throw new LockedError(`${dir} is in use by ${describe(current)}`, current);
+    if (holderAlive(current)) throw new LockedError(`${what} is in use by ${describe(current)}`, current);
     await takeOver(path, current.token);
   }
-  throw new LockedError(`${dir}: could not take the lock ${path} (it keeps changing hands)`, null);
+  throw new LockedError(`${what}: could not take the lock ${path} (it keeps changing hands)`, null);
 }
 
 /** The current holder of `dir`'s lock, or null when it is not locked (a stale lock is reported as held). */

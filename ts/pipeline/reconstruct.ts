@@ -4,10 +4,11 @@
  * prints the plan and an estimate without doing the work.
  */
 import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { ReconstructConfigSchema } from '../config/reconstruct.js';
-import { CancelledError, InvalidArgumentError } from '../errors.js';
+import { CancelledError, InvalidArgumentError, ShapeError } from '../errors.js';
 import { packageRoot } from '../native/binding.js';
 import type { Diffusion } from '../sd/Diffusion.js';
 import { configHash, resolveConfig, type ReconstructConfig, type ReconstructConfigInput } from './config.js';
@@ -16,11 +17,12 @@ import { lazyDiffusion } from './lazyDiffusion.js';
 import { formatSeconds, loadAverage, type StageEstimate } from './probe.js';
 import { preflight, type PreflightResult } from './preflight.js';
 import { inputIdentities } from '../io/fileIdentity.js';
-import { clearingInterrupted, clearingPlan, clearRunFolder, depKeyHolds, lockRunFolder, markStage, readStageMarker, stageState, STAGES, writeManifest, type StageName } from './runFolder.js';
+import { clearingInterrupted, clearingPlan, clearRunFolder, depKeyHolds, lockRunFolder, markStage, paths, readStageMarker, stageState, STAGES, writeManifest, type StageName } from './runFolder.js';
 import { runOutputOverlaps } from './runFolderInputs.js';
 import { reconstructStageInputs } from './stageInputs.js';
 import { DEP_KEY_NOTE, type StageReport } from './stageRunner.js';
 import { STAGE_DEP_KEYS, STAGE_RUNNERS, type StageContext } from './stages.js';
+import { selectTestImages } from './testSubset.js';
 
 export interface ReconstructProgress {
   stage: StageName;
@@ -55,6 +57,7 @@ export interface ReconstructResult {
   config: ReconstructConfig;
   configHash: string;
   stages: StageReport<StageName>[];
+  /** The test images reconstructed (with `nsd.testImages`, at most that many); a dry run's, those it would reconstruct. */
   testImages: number;
   /** Metrics of the z-only and final images (absent in a dry run). */
   metrics?: { zonly: Record<string, number>; final: Record<string, number>; better: Record<string, 'higher' | 'lower'> };
@@ -136,7 +139,7 @@ async function runReconstruct(config: ReconstructConfig, options: ReconstructOpt
     if (!state.done) first ??= s;
   }
   if (options.dryRun) {
-    const n = config.nsd.testImages === null ? pre.testIds.length : Math.min(pre.testIds.length, config.nsd.testImages);
+    const n = selectTestImages(pre.testIds, config.nsd.testImages).length;
     const est = await estimateStages(config, pre, skip, options.signal);
     const total = STAGES.reduce((a, s) => a + est[s].seconds, 0);
     const lines = [
@@ -208,5 +211,13 @@ async function runReconstruct(config: ReconstructConfig, options: ReconstructOpt
     model.dispose();
   }
   const ev = plan.find((s) => s.stage === 'evaluate')?.summary as ReconstructResult['metrics'] | undefined;
-  return { out: config.out, config, configHash: hash, stages: plan, testImages: pre.testIds.length, metrics: ev, warnings };
+  return { out: config.out, config, configHash: hash, stages: plan, testImages: await reconstructedImages(config), metrics: ev, warnings };
+}
+
+/** How many test images the run reconstructed: the extract stage's list (nsd.testImages applied), not all the subject's. */
+async function reconstructedImages(config: ReconstructConfig): Promise<number> {
+  const file = paths(config.out).ids;
+  const ids = (JSON.parse(await readFile(file, 'utf8')) as { test?: unknown }).test;
+  if (!Array.isArray(ids)) throw new ShapeError(`${file}: 'test' should be the list of test image ids`);
+  return ids.length;
 }

@@ -1,8 +1,9 @@
 /**
  * An encode job's result summary, taken from what encode() returns for the finished run (encodeResult: the run
  * folder read back, nothing recomputed): the voxel and image counts, and per feature set and joint model its mean
- * held-out Pearson r over the whole mask and, with a noise ceiling, the mean of r / √NC over the voxels whose
- * ceiling is above 1% (the region table's 'mask' row, as regions.csv and the report have it).
+ * held-out Pearson r over the whole mask and, with a noise ceiling, over the voxels whose ceiling is above 1% (how
+ * many: the mean of r / √NC is dominated by ceilings just above 1%) the mean of r / √NC and mean r / mean √NC (the
+ * region table's 'mask' row, as regions.csv and the report have it).
  */
 import type { EncodeResult } from '../../encoding/encode.js';
 
@@ -15,6 +16,10 @@ export interface EncodeSummaryRow {
   meanR: number | null;
   /** Mean of r / √(noise ceiling) over the voxels with a ceiling above 0.01; null without a noise ceiling. */
   meanRNormalised: number | null;
+  /** How many voxels meanRNormalised and ratioOfMeans are over (regions.csv's voxels_over_ceiling); null without a noise ceiling. */
+  voxelsOverCeiling: number | null;
+  /** Mean r / mean √(noise ceiling) over the same voxels (regions.csv's mean_r_over_mean_sqrt_nc); null without a noise ceiling. */
+  ratioOfMeans: number | null;
 }
 
 export interface EncodeSummary {
@@ -41,6 +46,8 @@ export function encodeSummary(r: Pick<EncodeResult, 'voxels' | 'trainImages' | '
         features: f.features,
         meanR: finite(f.meanR),
         meanRNormalised: r.noiseCeiling ? finite(mask?.meanRNormalised) : null,
+        voxelsOverCeiling: r.noiseCeiling ? (mask?.voxelsOverCeiling ?? null) : null,
+        ratioOfMeans: r.noiseCeiling ? finite(mask?.ratioOfMeans) : null,
       };
     }),
   };

@@ -227,7 +227,8 @@ export const PAGE_SCRIPT = String.raw`
   }
 
   // An encode job's result.encoding (ts/server/jobs/encodeSummary.ts): the counts, then per feature set and joint
-  // model the mean held-out r over the whole mask and, with a noise ceiling, the mean of r / √NC.
+  // model the mean held-out r over the whole mask and, with a noise ceiling, the mean of r / √NC, mean r / mean √NC
+  // and how many voxels (ceiling above 1%) those two are over.
   function encodingTable(s) {
     var box = el('div');
     box.id = 'encoding';
@@ -238,18 +239,19 @@ export const PAGE_SCRIPT = String.raw`
     var t = el('table');
     t.id = 'encoding-sets';
     var head = el('tr');
-    var cols = ['feature set', 'model', 'features', 'mean r'].concat(s.noiseCeiling ? ['mean r / √NC'] : []);
+    var cols = ['feature set', 'model', 'features', 'mean r'].concat(s.noiseCeiling ? ['mean r / √NC', 'mean r / mean √NC', 'voxels NC > 1%'] : []);
     cols.forEach(function (h) { head.appendChild(el('th', h)); });
     t.appendChild(head);
     var r3 = function (v) { return typeof v === 'number' && isFinite(v) ? v.toFixed(3).replace('-', '−') : '–'; };
     (s.featureSets || []).forEach(function (f) {
       var tr = el('tr');
-      [f.name, f.model === 'banded' ? 'banded ridge (joint)' : 'ridge', n(f.features), r3(f.meanR)].concat(s.noiseCeiling ? [r3(f.meanRNormalised)] : []).forEach(function (c) { tr.appendChild(el('td', c)); });
+      var normalised = [r3(f.meanRNormalised), r3(f.ratioOfMeans), typeof f.voxelsOverCeiling === 'number' ? n(f.voxelsOverCeiling) : '–'];
+      [f.name, f.model === 'banded' ? 'banded ridge (joint)' : 'ridge', n(f.features), r3(f.meanR)].concat(s.noiseCeiling ? normalised : []).forEach(function (c) { tr.appendChild(el('td', c)); });
       t.appendChild(tr);
     });
     box.appendChild(t);
     box.appendChild(el('p', 'mean r: held-out Pearson r on the test images, averaged over every voxel of the mask' +
-      (s.noiseCeiling ? '; mean r / √NC: r over the square root of the noise ceiling, over the voxels whose ceiling is above 1%' : '') +
+      (s.noiseCeiling ? '; mean r / √NC: r over the square root of the noise ceiling, averaged over the voxels whose ceiling is above 1% (voxels NC > 1%: how many), where ceilings just above 1% weigh most; mean r / mean √NC: the mean r of those voxels over their mean √NC' : '') +
       '. The report has the maps and each region.', 'muted'));
     return box;
   }
