@@ -83,15 +83,18 @@ const fromWorld = (control: JobControl, stages: number) => (p: DemoWorldProgress
     ...(p.phase === 'reused' ? { status: 'skipped' as const } : {}),
   });
 
-/** What a finished reconstruction's run folder says: its metrics and the img2img stage's U-Net time. */
-async function reconstructOutcome(config: ReconstructConfig, control: JobControl): Promise<Record<string, unknown>> {
+/**
+ * What a finished reconstruction's run folder says: its metrics, and the img2img stage's U-Net time when that stage
+ * ran in this job (`ran`): a resumed job's marker holds an earlier job's measurement, already counted then.
+ */
+async function reconstructOutcome(config: ReconstructConfig, control: JobControl, ran: ReadonlySet<string>): Promise<Record<string, unknown>> {
   const m = JSON.parse(await readFile(paths(config.out).metricsJson, 'utf8')) as {
     images: number;
     zonly: Record<string, number>;
     final: Record<string, number>;
     better?: Record<string, 'higher' | 'lower'>;
   };
-  const unetSeconds = Number((await readStageMarker(config, 'img2img'))?.summary?.unetSeconds ?? 0);
+  const unetSeconds = ran.has('img2img') ? Number((await readStageMarker(config, 'img2img'))?.summary?.unetSeconds ?? 0) : 0;
   if (unetSeconds > 0) control.unet?.(estimateImg2Img(config, m.images).unetEvaluations, unetSeconds);
   // `better` as a demo job's result has it: which metrics are accuracies (shown in %) and which distances
   return { testImages: m.images, metrics: { zonly: m.zonly, final: m.final, ...(m.better ? { better: m.better } : {}) }, report: 'report.html' };
@@ -112,8 +115,18 @@ export async function executeJob(spec: JobSpec, control: JobControl): Promise<Re
         }
       }
       const batch = batchOfOne(spec.id, input.kind, input.config, input.batchesDir);
-      const r = await runOnBatchLayer(batch, input.kind, control, spec.queue);
-      const outcome = input.kind === 'reconstruct' ? await reconstructOutcome(input.config, control) : { report: 'report.html', encoding: encodeSummary(await encodeResult(input.config)) };
+      // the stages that ran in this job (ended 'done'; a resumed job's finished ones end 'skipped')
+      const ran = new Set<string>();
+      const watched: JobControl = {
+        signal: control.signal,
+        progress: (p) => {
+          if (p.status === 'done') ran.add(p.stage);
+          control.progress(p);
+        },
+        ...(control.unet ? { unet: (calls: number, seconds: number) => control.unet!(calls, seconds) } : {}),
+      };
+      const r = await runOnBatchLayer(batch, input.kind, watched, spec.queue);
+      const outcome = input.kind === 'reconstruct' ? await reconstructOutcome(input.config, control, ran) : { report: 'report.html', encoding: encodeSummary(await encodeResult(input.config)) };
       return { ...outcome, ...r };
     }
     case 'batch':
