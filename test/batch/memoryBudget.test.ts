@@ -94,14 +94,11 @@ describe('ridge.memoryBudget', () => {
     );
     expect(err?.name).toBe('PreflightError');
     expect(existsSync(join(config(small).out, 'data'))).toBe(false);
-    // The per-set fits run at the budget named. The banded fit does not yet: at it, which the engine's own plan
-    // accepts (the preflight's banded plan is that plan), the banded per-fold-kernel fit allocates past it (an
-    // OutOfMemoryError from the work buffers, even at the named budget + a features × voxels buffer): the engine's
-    // banded footprint under-counts its allocations, a native defect reported, not fixed here.
+    // every job runs at the budget named, the banded fit included (its per-fold-kernel fit allocated past the engine's
+    // own banded plan until the plan counted the refit's coefficient buffer)
     const ok = await runBatch(manifest('enough', Math.max(...least)), { concurrency: 1 });
-    const fits = ok.jobs.filter((j) => /\.(extract|embed|ceiling|fit\.[zc])$/.test(j.id));
-    expect(fits.map((j) => j.id.replace(/^.*\.enc\./, '')).sort()).toEqual(['ceiling', 'embed', 'extract', 'fit.c', 'fit.z']);
-    expect(fits.filter((j) => j.state !== 'done' && j.state !== 'skipped').map((j) => `${j.id}: ${j.reason}`)).toEqual([]);
+    expect(ok.jobs.filter((j) => /\.banded\./.test(j.id)).map((j) => `${j.id.replace(/^.*\.enc\./, '')}: ${j.state}`)).toEqual(['banded.z+c: done']);
+    expect(ok.jobs.filter((j) => j.state !== 'done' && j.state !== 'skipped').map((j) => `${j.id}: ${j.reason}`)).toEqual([]);
   });
 
   it('encode --dry-run shows each fit\'s route, shape and planned peak and batches under the budget', async () => {

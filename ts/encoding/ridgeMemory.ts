@@ -96,7 +96,8 @@ export function encodeFitMemory(
     const o = encodeBandedOptions(c, b, trainIds);
     const bandedOptions: RidgeCVOptions = { alphas: o.alphas, folds: o.folds, groups: o.groups, standardize: o.standardize, memoryBudget: o.memoryBudget };
     const shape = { rows: trainIds.length, cols: (cols as number[]).reduce((a, w) => a + w, 0), targets: voxels };
-    const plan = (opts: RidgeCVOptions, s: typeof shape) => planBandedFit(opts, s, sets.length, b.nIter);
+    // (ridgeBudgetProblem plans at the budgets it tries: the fit's own options with each)
+    const plan = (opts: RidgeCVOptions, s: typeof shape) => planBandedFit({ ...o, memoryBudget: opts.memoryBudget }, s, cols as number[]);
     const what = `banded fit '${b.name}' (stage banded.${b.name}, ${sets.length} bands)`;
     const problem = ridgeBudgetProblem(bandedOptions, shape, { what, field: 'ridge.memoryBudget', unit: 'bytes', targets: 'voxels' }, plan);
     if (problem) out.problems.push(problem);

@@ -6,8 +6,7 @@
  */
 import { OutOfMemoryError } from '../errors.js';
 import type { NativeMemoryPlan, NativeRidgeSolver } from '../native/ridgeTypes.js';
-import { DEFAULT_ALPHAS } from './alphas.js';
-import { assignFolds } from './folds.js';
+import { BandedRidgeCV, type BandedRidgeCVOptions } from './BandedRidgeCV.js';
 import { RidgeCV, type RidgeCVOptions } from './RidgeCV.js';
 
 /** A fit's shape: samples × features → targets. */
@@ -29,54 +28,12 @@ export function planRidgeFit(options: RidgeCVOptions, s: RidgeFitShape): Planned
 }
 
 /**
- * A banded fit's plan (BandedRidgeCV: `bands` feature spaces, `candidates` band weights γ). The engine's cost
- * estimate knows RidgeCV's problem only, so this is made from it: banded ridge runs on the per-fold route it picks
- * (bandedSolver), whose footprint is RidgeCV's at the same shape, except that per-fold-kernel keeps each band's
- * kernel and K_γ beside the kernel (native/core/src/ridge/route_per_fold.cpp, footprint(): bands + 1 n×n float32
- * matrices in place of one, unless the one candidate is unit weights).
+ * A banded fit's plan (BandedRidgeCV.costModel) at this shape, its feature spaces `bandSizes` columns wide (summing
+ * to s.cols): the engine's own, on the per-fold route the fit would take.
  */
-export function planBandedFit(options: RidgeCVOptions, s: RidgeFitShape, bands: number, candidates: number): PlannedFit {
-  const solver = bandedSolver(options, s, candidates);
-  const p = planRidgeFit({ ...options, route: 'auto', cvMethod: 'per-fold', solver }, s);
-  if (solver === 'per-fold-primal') return p;
-  const extra = bands === 1 && candidates === 1 ? 0 : bands * 4 * s.rows * s.rows;
-  return { route: p.route, memory: withFixed(p.memory, extra, s.targets, options.memoryBudget === undefined) };
-}
-
-/**
- * The per-fold route banded ridge runs on: the one `route` names, else the one of fewer flops by the engine's flop
- * models with every candidate counted (banded_ridge.cpp; cost_per_fold_primal/kernel in route_per_fold.cpp).
- */
-export function bandedSolver(options: RidgeCVOptions, s: RidgeFitShape, candidates: number): 'per-fold-primal' | 'per-fold-kernel' {
-  if (options.route === 'primal') return 'per-fold-primal';
-  if (options.route === 'kernel') return 'per-fold-kernel';
-  const groups = options.groups?.length === s.rows ? options.groups : undefined;
-  const foldIndex = options.foldIndex?.length === s.rows ? options.foldIndex : undefined;
-  const K = assignFolds(s.rows, { folds: options.folds ?? 5, ...(foldIndex ? { foldIndex } : { groups }) }, 'banded ridge plan').nFolds;
-  const n = s.rows, p = s.cols, t = s.targets, A = (options.alphas ?? DEFAULT_ALPHAS).length, nc = candidates;
-  const eig = (m: number) => 20 * m * m * m;
-  const nv = n / K, nt = n - nv;
-  const primal = n * p * p + 2 * n * p * t + nc * (K * (eig(p) + 3 * nv * p * p) + 2 * K * p * p * t + 2 * A * n * p * t) + Math.min(nc, t) * eig(p) + 4 * p * p * t;
-  const kernel = n * n * p + nc * (K * (eig(nt) + 2 * nv * nt * nt) + 2 * K * nt * nt * t + 2 * A * n * nt * t) + Math.min(nc, t) * eig(n) + 4 * n * n * t + 2 * n * p * t;
-  return kernel < primal ? 'per-fold-kernel' : 'per-fold-primal';
-}
-
-/** A plan with `extra` bytes more in the route's fixed part: its budget (the default grows to it), batches and verdict again. */
-function withFixed(m: NativeMemoryPlan, extra: number, targets: number, defaultBudget: boolean): NativeMemoryPlan {
-  const fixedBytes = m.fixedBytes + extra;
-  // (the engine's default grows to the fixed part and a batch: as it grew to the RidgeCV plan's, by as much)
-  const budgetBytes = defaultBudget ? Math.max(m.budgetBytes, fixedBytes + m.batchBytes) : m.budgetBytes;
-  const targetBatch = Math.max(1, Math.min(m.targetBatch, Math.floor(Math.max(0, budgetBytes - fixedBytes) / m.bytesPerTarget)));
-  return {
-    ...m,
-    fixedBytes,
-    routeBytes: m.routeBytes + extra,
-    budgetBytes,
-    targetBatch,
-    nBatches: Math.ceil(targets / targetBatch),
-    batchBytes: m.bytesPerTarget * targetBatch,
-    fits: fixedBytes + m.bytesPerTarget <= budgetBytes,
-  };
+export function planBandedFit(options: BandedRidgeCVOptions, s: RidgeFitShape, bandSizes: readonly number[]): PlannedFit {
+  const { route, memory } = new BandedRidgeCV(options).costModel(s.rows, bandSizes, s.targets);
+  return { route, memory };
 }
 
 /** Bytes in GiB as the engine writes them (printf's %.3g), so that the figures of its messages and these read alike. */
@@ -100,7 +57,7 @@ export function gibAtLeast(bytes: number): string {
   return String(Number((Math.ceil(g / step) * step).toPrecision(3)));
 }
 
-/** How a fit is planned: planRidgeFit (RidgeCV), or planBandedFit with its bands and candidates. */
+/** How a fit is planned: planRidgeFit (RidgeCV), or planBandedFit with its band options and widths. */
 export type FitPlanner = (options: RidgeCVOptions, s: RidgeFitShape) => PlannedFit;
 
 /** Targets per batch the suggested budget holds: a budget of one target at a time runs, but slowly. */

@@ -356,6 +356,11 @@ int main() {
       const BandedRidgeResult whole = banded_ridge_fit({d.x.data(), d.n, d.p}, {d.y.data(), d.n, d.t}, o);
       CHECK(whole.info.n_batches == 1);
       const double per_target = static_cast<double>(whole.info.batch_bytes) / static_cast<double>(whole.info.target_batch);
+      const RidgeCostEstimate plan = banded_ridge_cost_estimate(d.n, d.p, d.t, o);
+      CHECK(plan.route == whole.info.solver);
+      CHECK(plan.route == (s.route == RidgeRoute::Kernel ? "per-fold-kernel" : "per-fold-primal"));
+      CHECK(plan.fixed_bytes == whole.info.fixed_bytes && plan.n_batches == 1);
+      CHECK(plan.flops > 0);
       for (const long batch : {1L, 4L, 13L, 40L}) {
         o.memory_budget = whole.info.fixed_bytes + static_cast<std::size_t>(per_target * static_cast<double>(batch)) + 8;
         BandedRidgeResult r;
@@ -369,6 +374,15 @@ int main() {
         const BandedRidgeInfo& i = r.info;
         std::printf("  %s, budget %zu: fixed %zu + %zu per batch of %lld (%lld batches), peak %zu\n", i.solver.c_str(), o.memory_budget,
                     i.fixed_bytes, i.batch_bytes, (long long)i.target_batch, (long long)i.n_batches, i.peak_bytes);
+        // The cost estimate, from the shape alone, is the fit's own plan (standardised X: the Gram's trace is n·p).
+        const RidgeCostEstimate e = banded_ridge_cost_estimate(d.n, d.p, d.t, o);
+        CHECK(e.route == i.solver);
+        CHECK(e.fits);
+        CHECK(e.fixed_bytes == i.fixed_bytes);
+        CHECK(e.batch_bytes == i.batch_bytes);
+        CHECK(e.budget_bytes == i.budget_bytes);
+        CHECK(e.target_batch == i.target_batch);
+        CHECK(e.n_batches == i.n_batches);
         CHECK(i.target_batch == batch);
         CHECK(i.fixed_bytes == whole.info.fixed_bytes);
         CHECK(i.peak_bytes + (std::size_t(1) << 20) - (std::size_t(64) << 10) <= i.fixed_bytes + i.batch_bytes);
@@ -380,6 +394,25 @@ int main() {
         }
         CHECK(err <= 1e-4 * cmax);
       }
+      // Just below the fixed part plus one target: the estimate says so, and the fit refuses.
+      o.memory_budget = plan.fixed_bytes + static_cast<std::size_t>(plan.bytes_per_target) - 1;
+      CHECK(!banded_ridge_cost_estimate(d.n, d.p, d.t, o).fits);
+      std::string msg;
+      CHECK(test::throws([&] { banded_ridge_fit({d.x.data(), d.n, d.p}, {d.y.data(), d.n, d.t}, o); }, &msg));
+      CHECK(msg.find("fixed footprint") != std::string::npos);
+    }
+    // Without a route or solver, the estimate takes the route the fit takes (kernel where n_t < p).
+    {
+      Data d = make_data(40, {60, 40}, 5, 13);
+      BandedRidgeOptions o;
+      o.band_sizes = {60, 40};
+      o.alphas = {1, 10};
+      o.n_iter = 3;
+      o.folds = folds_of(d.n, 4);
+      o.n_folds = 4;
+      const BandedRidgeResult r = banded_ridge_fit({d.x.data(), d.n, d.p}, {d.y.data(), d.n, d.t}, o);
+      CHECK(banded_ridge_cost_estimate(d.n, d.p, d.t, o).route == r.info.solver);
+      CHECK(r.info.solver == "per-fold-kernel");
     }
   });
 

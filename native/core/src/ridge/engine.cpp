@@ -528,6 +528,24 @@ MemoryPlan estimate_memory(const Problem& pb, Backend& be, const RouteSpec& spec
   return plan_memory(ctx, spec.make(ctx)->footprint());
 }
 
+RidgeCostEstimate cost_estimate(const Problem& pb, Backend& be, const RouteSpec& spec) {
+  const MemoryPlan m = estimate_memory(pb, be, spec);
+  RidgeCostEstimate e;
+  e.route = spec.name;
+  e.flops = spec.cost(pb).total;
+  // (as the fit's info counts them: EngineResult's fixed, batch and budget bytes)
+  e.fixed_bytes = static_cast<std::size_t>(m.fixed);
+  e.x_copy_bytes = static_cast<std::size_t>(m.x_copy);
+  e.route_bytes = static_cast<std::size_t>(m.route_fixed);
+  e.bytes_per_target = m.per_target;
+  e.budget_bytes = static_cast<std::size_t>(m.budget);
+  e.target_batch = m.target_batch;
+  e.n_batches = m.n_batches;
+  e.batch_bytes = static_cast<std::size_t>(m.per_target * static_cast<double>(m.target_batch));
+  e.fits = m.least() <= m.budget;
+  return e;
+}
+
 namespace {
 
 EngineResult attempt(const Problem& pb, Backend& be, const RouteSpec& spec) {
