@@ -35,18 +35,34 @@ Napi::Value banded_result_to_js(Napi::Env env, BandedRidgeResult& r) {
   return out;
 }
 
+// Banded ridge's own options, after the shared ones.
+void read_banded_options(const Napi::Object& o, BandedRidgeOptions& opts) {
+  for (double b : attr_vector<Napi::Float64Array, double>(o, "bandSizes")) opts.band_sizes.push_back(static_cast<std::int64_t>(b));
+  if (has(o, "gammas")) opts.gammas = attr_vector<Napi::Float64Array, double>(o, "gammas");
+  if (has(o, "concentrations")) opts.concentrations = attr_vector<Napi::Float64Array, double>(o, "concentrations");
+  opts.n_iter = static_cast<int>(attr_int(o, "nIter", 100, 1));
+  opts.seed = static_cast<std::uint64_t>(attr_int(o, "seed", 0, 0, std::int64_t(1) << 53));
+}
+
+// bandedRidgeCostEstimate(n, p, t, options) -> { route, flops, memory }: the per-fold route a banded fit of
+// this shape would take (options as bandedRidgeFit's; folds label n samples), its flop model and its memory
+// plan under options.memoryBudget, from the dimensions alone (banded_ridge.h).
+Napi::Value BandedRidgeCostEstimateJs(const Napi::CallbackInfo& info) {
+  Args args(info, "bandedRidgeCostEstimate");
+  const std::int64_t n = args.count(0, "n"), p = args.count(1, "p"), t = args.count(2, "t");
+  Napi::Object o = args.object(3, "options");
+  BandedRidgeOptions opts;
+  read_ridge_options(o, opts);
+  read_banded_options(o, opts);
+  const RidgeCostEstimate c = guarded(info.Env(), "bandedRidgeCostEstimate", [&] { return banded_ridge_cost_estimate(n, p, t, opts); });
+  return cost_estimate_to_js(info.Env(), c);
+}
+
 // bandedRidgeFit(x, n, p, y, t, options, onProgress?, cancelToken?) -> Promise<result>
 Napi::Value BandedRidgeFit(const Napi::CallbackInfo& info) {
   return ridge_fit_job<BandedRidgeOptions>(
       info, "bandedRidgeFit", "brainlatent.bandedRidgeFit",
-      [](const Napi::Object& o, BandedRidgeOptions& opts) {
-        for (double b : attr_vector<Napi::Float64Array, double>(o, "bandSizes")) opts.band_sizes.push_back(static_cast<std::int64_t>(b));
-        if (has(o, "gammas")) opts.gammas = attr_vector<Napi::Float64Array, double>(o, "gammas");
-        if (has(o, "concentrations")) opts.concentrations = attr_vector<Napi::Float64Array, double>(o, "concentrations");
-        opts.n_iter = static_cast<int>(attr_int(o, "nIter", 100, 1));
-        opts.seed = static_cast<std::uint64_t>(attr_int(o, "seed", 0, 0, std::int64_t(1) << 53));
-      },
-      [](const ConstMatF& x, const ConstMatF& y, const BandedRidgeOptions& opts) { return banded_ridge_fit(x, y, opts); }, banded_result_to_js);
+      read_banded_options, [](const ConstMatF& x, const ConstMatF& y, const BandedRidgeOptions& opts) { return banded_ridge_fit(x, y, opts); }, banded_result_to_js);
 }
 
 // dirichletGammas(nSamples, nBands, concentrations: Float64Array, seed) -> Float64Array
@@ -65,6 +81,7 @@ Napi::Value DirichletGammas(const Napi::CallbackInfo& info) {
 
 void init_banded(Napi::Env env, Napi::Object exports) {
   exports.Set("bandedRidgeFit", Napi::Function::New(env, BandedRidgeFit, "bandedRidgeFit"));
+  exports.Set("bandedRidgeCostEstimate", Napi::Function::New(env, BandedRidgeCostEstimateJs, "bandedRidgeCostEstimate"));
   exports.Set("dirichletGammas", Napi::Function::New(env, DirichletGammas, "dirichletGammas"));
 }
 

@@ -101,21 +101,7 @@ Napi::Value RidgeCostEstimateJs(const Napi::CallbackInfo& info) {
   read_ridge_options(o, opts);
   opts.cv_method = attr_enum(o, "cvMethod", RidgeCvMethod::Auto, kRidgeCvMethods);
   const RidgeCostEstimate c = guarded(info.Env(), "ridgeCostEstimate", [&] { return ridge_cost_estimate(n, p, t, opts); });
-  Napi::Object out = Napi::Object::New(info.Env());
-  out.Set("route", c.route);
-  out.Set("flops", c.flops);
-  Napi::Object m = Napi::Object::New(info.Env());
-  m.Set("fixedBytes", static_cast<double>(c.fixed_bytes));
-  m.Set("xCopyBytes", static_cast<double>(c.x_copy_bytes));
-  m.Set("routeBytes", static_cast<double>(c.route_bytes));
-  m.Set("bytesPerTarget", c.bytes_per_target);
-  m.Set("budgetBytes", static_cast<double>(c.budget_bytes));
-  m.Set("targetBatch", static_cast<double>(c.target_batch));
-  m.Set("nBatches", static_cast<double>(c.n_batches));
-  m.Set("batchBytes", static_cast<double>(c.batch_bytes));
-  m.Set("fits", c.fits);
-  out.Set("memory", m);
-  return out;
+  return cost_estimate_to_js(info.Env(), c);
 }
 
 Napi::Value ContiguousFolds(const Napi::CallbackInfo& info) {

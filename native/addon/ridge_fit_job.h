@@ -5,6 +5,7 @@
 #pragma once
 #include <memory>
 
+#include "brainlatent/ridge.h"
 #include "enums.h"
 #include "kit.h"
 
@@ -66,6 +67,25 @@ Napi::Object fit_info_to_js(Napi::Env env, const Info& i) {
   info.Set("budgetBytes", static_cast<double>(i.budget_bytes));
   info.Set("peakBytes", static_cast<double>(i.peak_bytes));
   return info;
+}
+
+// ridgeCostEstimate's and bandedRidgeCostEstimate's answer: { route, flops, memory } (ridge.h, RidgeCostEstimate).
+inline Napi::Object cost_estimate_to_js(Napi::Env env, const RidgeCostEstimate& c) {
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("route", c.route);
+  out.Set("flops", c.flops);
+  Napi::Object m = Napi::Object::New(env);
+  m.Set("fixedBytes", static_cast<double>(c.fixed_bytes));
+  m.Set("xCopyBytes", static_cast<double>(c.x_copy_bytes));
+  m.Set("routeBytes", static_cast<double>(c.route_bytes));
+  m.Set("bytesPerTarget", c.bytes_per_target);
+  m.Set("budgetBytes", static_cast<double>(c.budget_bytes));
+  m.Set("targetBatch", static_cast<double>(c.target_batch));
+  m.Set("nBatches", static_cast<double>(c.n_batches));
+  m.Set("batchBytes", static_cast<double>(c.batch_bytes));
+  m.Set("fits", c.fits);
+  out.Set("memory", m);
+  return out;
 }
 
 }  // namespace brainlatent::addon

@@ -54,7 +54,7 @@ describe('ridge.memoryBudget', () => {
     // the floor is only what every fit needs: at it, what is refused is each fit's own footprint (below)
     const voxels = (await preflightEncode(config(manifest('floor', 1e12)))).voxels;
     const atFloor = await preflightBatch(resolveManifest(manifest('floor', ridgeBudgetFloor(voxels))));
-    expect(atFloor.map((p) => p.problem.slice(0, 9))).toEqual(["fit 'z' (", "fit 'c' ("]);
+    expect(atFloor.map((p) => p.problem.slice(0, 16))).toEqual(["fit 'z' (stage f", "fit 'c' (stage f", "banded fit 'z+c'"]);
   });
 
   it("a budget above that floor but below a fit's fixed part is refused up front, naming the fit's numbers; the budget it names suffices", { timeout: 300_000 }, async () => {
@@ -63,7 +63,9 @@ describe('ridge.memoryBudget', () => {
     // preflight and each fit then failed with OutOfMemoryError, after the extraction and the embeddings had run.
     const small = manifest('small', ridgeBudgetFloor(voxels) + 1);
     const problems = (await preflightBatch(resolveManifest(small))).map((p) => p.problem);
-    expect(problems).toHaveLength(2);
+    // the banded fit's too: it ran under the engine's default budget, and so was not planned, until its X (z and c
+    // side by side) made the budget the per-set fits named fail it after the extraction and the embeddings
+    expect(problems).toHaveLength(3);
     const least: number[] = [];
     for (const [k, [set, cols]] of ([['z', 256], ['c', 4928]] as const).entries()) {
       // the fit, its route and shape (the z table: 4 latent channels × (64 / 8)²; c: the demo text encoder's 77 tokens × 64), the parts, the budget as given
@@ -76,6 +78,15 @@ describe('ridge.memoryBudget', () => {
       );
       least.push(Number(/raise it to at least (\d+) bytes/.exec(problems[k])![1]));
     }
+    expect(problems[2]).toMatch(
+      new RegExp(
+        `^banded fit 'z\\+c' \\(stage banded\\.z\\+c, 2 bands\\) needs at least \\S+ GiB of work buffers \\(route per-fold-kernel, \\d+ samples × 5,184 features → ${voxels.toLocaleString('en')} voxels: .*` +
+          `ridge\\.memoryBudget is ${ridgeBudgetFloor(voxels) + 1} bytes \\(\\S+ GiB\\): raise it to at least (\\d+) bytes`,
+      ),
+    );
+    least.push(Number(/raise it to at least (\d+) bytes/.exec(problems[2])![1]));
+    // the banded fit needs more than either set's: the budget the batch runs at below is its
+    expect(least[2]).toBeGreaterThan(Math.max(least[0], least[1]));
     // refused before anything runs: the extraction's outputs are not there
     const err = await encode(config(small)).then(
       () => null,
@@ -83,7 +94,10 @@ describe('ridge.memoryBudget', () => {
     );
     expect(err?.name).toBe('PreflightError');
     expect(existsSync(join(config(small).out, 'data'))).toBe(false);
+    // every job runs at the budget named, the banded fit included (its per-fold-kernel fit allocated past the engine's
+    // own banded plan until the plan counted the refit's coefficient buffer)
     const ok = await runBatch(manifest('enough', Math.max(...least)), { concurrency: 1 });
+    expect(ok.jobs.filter((j) => /\.banded\./.test(j.id)).map((j) => `${j.id.replace(/^.*\.enc\./, '')}: ${j.state}`)).toEqual(['banded.z+c: done']);
     expect(ok.jobs.filter((j) => j.state !== 'done' && j.state !== 'skipped').map((j) => `${j.id}: ${j.reason}`)).toEqual([]);
   });
 
@@ -93,6 +107,9 @@ describe('ridge.memoryBudget', () => {
     expect(lines).toEqual([
       expect.stringMatching(/^ {2}fit 'z' \(stage fit\.z\): route \S+, \d+ samples × 256 features → [\d,]+ voxels; work buffers planned at most \S+ GiB of a 0\.0625 GiB budget \(fixed \S+ GiB \+ \S+ GiB per batch\), 1 target batch of [\d,]+$/),
       expect.stringMatching(/^ {2}fit 'c' \(stage fit\.c\): route \S+, \d+ samples × 4,928 features → [\d,]+ voxels; work buffers planned at most \S+ GiB of a 0\.0625 GiB budget/),
+    ]);
+    expect(r.plan!.filter((l) => /^ {2}banded fit '/.test(l))).toEqual([
+      expect.stringMatching(/^ {2}banded fit 'z\+c' \(stage banded\.z\+c, 2 bands\): route per-fold-kernel, \d+ samples × 5,184 features → [\d,]+ voxels; work buffers planned at most \S+ GiB of a 0\.0625 GiB budget/),
     ]);
     expect(r.plan).toContain('ridge fits, their memory planned from the shapes (ridge.memoryBudget):');
   });

@@ -421,6 +421,46 @@ describe('BandedRidgeCV', () => {
     expect(make({ xScale: Float32Array.from(m.xScale).fill(2, 1, 2) })).toThrow(/^BandedRidgeModel: xScale is 2 at index 1, but standardize is false: expected 1 everywhere/);
   });
 
+  it('costModel plans the route and memory the fit then reports, at the default budget and at tight ones, and the fit stays within it', async () => {
+    // standardised with an intercept, as encode's banded fits: the plan is the fit's own; grouped folds
+    const groups = Array.from({ length: 60 }, (_, i) => i >> 1);
+    for (const [pa, pb, route] of [
+      [90, 60, 'per-fold-kernel'],
+      [4, 6, 'per-fold-primal'],
+    ] as const) {
+      const { a, b, y } = data(60, pa, pb, 30, 21);
+      const base: BandedRidgeCVOptions = { alphas: [1, 100], nIter: 4, folds: 5, groups, standardize: true };
+      const whole = new BandedRidgeCV(base).costModel(60, [pa, pb], 30);
+      expect(whole.route).toBe(route);
+      expect(whole.memory.nBatches).toBe(1);
+      for (const batch of [undefined, 1, 7]) {
+        const memoryBudget = batch === undefined ? undefined : Math.ceil(whole.memory.fixedBytes + whole.memory.bytesPerTarget * batch) + 1;
+        const ridge = new BandedRidgeCV({ ...base, memoryBudget });
+        const plan = ridge.costModel(60, [pa, pb], 30);
+        const info = (await ridge.fit({ a, b }, y)).info!;
+        expect([plan.route, plan.memory.fixedBytes, plan.memory.batchBytes, plan.memory.budgetBytes, plan.memory.targetBatch, plan.memory.nBatches]).toEqual([
+          info.solver,
+          info.fixedBytes,
+          info.batchBytes,
+          info.budgetBytes,
+          info.targetBatch,
+          info.nBatches,
+        ]);
+        expect(plan.memory.fits).toBe(true);
+        if (batch !== undefined) expect(plan.memory.targetBatch).toBe(batch);
+        expect(info.peakBytes).toBeLessThanOrEqual(plan.memory.fixedBytes + plan.memory.batchBytes);
+      }
+      // one byte short of the fixed part and one target: planned as not fitting, and refused by the fit
+      const short = new BandedRidgeCV({ ...base, memoryBudget: Math.ceil(whole.memory.fixedBytes + whole.memory.bytesPerTarget) - 1 });
+      expect(short.costModel(60, [pa, pb], 30).memory.fits).toBe(false);
+      await expect(short.fit({ a, b }, y)).rejects.toThrow(/below this fit's fixed footprint/);
+    }
+    const m = new BandedRidgeCV({ gammas: [[1, 0], [0.5, 0.5]] });
+    expect(() => m.costModel(60, [3, 4, 5], 10)).toThrow(/BandedRidgeCV.costModel: gammas must be rows of 3 band weights/);
+    expect(() => m.costModel(60, [], 10)).toThrow(/BandedRidgeCV.costModel bandSizes: expected/);
+    expect(() => m.costModel(60, [3, 2.5], 10)).toThrow(/bandSizes\[1\]: expected an integer >= 1, got 2.5/);
+  });
+
   it('dirichletGammas checks its arguments, naming each', () => {
     expect(dirichletGammas(3, 2, [0.5], 1)).toHaveLength(3);
     expect(() => dirichletGammas(0, 2)).toThrow(/^dirichletGammas nSamples: expected an integer >= 1, got 0$/);

@@ -151,7 +151,9 @@ export async function preflightEncode(c: EncodeConfig, options: EncodePreflightO
     }
     if (trainIds) {
       const widths = await knownTableWidths(c, unetShapes, options.stagesToRun);
-      const memory = encodeFitMemory(c, tableSpecs(c).filter((t) => runs(`fit.${t.key}`)), widths, trainIds, mask.indices.length);
+      const tables = tableSpecs(c);
+      const banded = c.banded.filter((b) => runs(`banded.${b.name}`)).map((spec) => ({ spec, tables: spec.sets.map((n) => tables.find((t) => t.name === n)!) }));
+      const memory = encodeFitMemory(c, tables.filter((t) => runs(`fit.${t.key}`)), widths, trainIds, mask.indices.length, banded);
       problems.push(...memory.problems);
       fits = memory.lines;
     }

@@ -2,9 +2,10 @@
  * A config's `ridge.memoryBudget` (bytes) against what the engine needs, known before anything runs: the least any
  * fit of the run takes, and each fit's memory plan from its shape (ts/ridge/memoryPlan.ts).
  */
-import type { EncodeConfig } from '../config/encode.js';
+import type { BandedSpec, EncodeConfig } from '../config/encode.js';
+import type { BandedRidgeCVOptions } from '../ridge/BandedRidgeCV.js';
 import type { RidgeCVOptions } from '../ridge/RidgeCV.js';
-import { gib, planRidgeFit, ridgeBudgetProblem, ridgePlanLine } from '../ridge/memoryPlan.js';
+import { gib, planBandedFit, planRidgeFit, ridgeBudgetProblem, ridgePlanLine } from '../ridge/memoryPlan.js';
 import type { TableSpec } from './runPaths.js';
 
 /**
@@ -45,6 +46,19 @@ export function encodeFitOptions(c: EncodeConfig, groups: ArrayLike<number>): Ri
   };
 }
 
+/** The options of encode's banded fits (banded.<name>, and its partitioning fits): under the same ridge.memoryBudget as the per-set fits. */
+export function encodeBandedOptions(c: EncodeConfig, b: BandedSpec, groups: ArrayLike<number>): BandedRidgeCVOptions {
+  return {
+    alphas: b.alphas ?? c.ridge.alphas,
+    nIter: b.nIter,
+    seed: b.seed,
+    groups,
+    folds: c.ridge.folds,
+    standardize: true,
+    memoryBudget: c.ridge.memoryBudget,
+  };
+}
+
 /** The fits' memory: the problems of a budget a fit would refuse, and the dry run's line per fit. */
 export interface FitMemory {
   problems: string[];
@@ -56,7 +70,14 @@ export interface FitMemory {
  * × the table's columns (`widths` by table key; a table whose width is not known before its features are computed
  * is left to the fit) → `voxels`.
  */
-export function encodeFitMemory(c: EncodeConfig, tables: readonly TableSpec[], widths: ReadonlyMap<string, number>, trainIds: Int32Array, voxels: number): FitMemory {
+export function encodeFitMemory(
+  c: EncodeConfig,
+  tables: readonly TableSpec[],
+  widths: ReadonlyMap<string, number>,
+  trainIds: Int32Array,
+  voxels: number,
+  banded: readonly { spec: BandedSpec; tables: readonly TableSpec[] }[] = [],
+): FitMemory {
   const out: FitMemory = { problems: [], lines: [] };
   const options = encodeFitOptions(c, trainIds);
   for (const t of tables) {
@@ -67,6 +88,20 @@ export function encodeFitMemory(c: EncodeConfig, tables: readonly TableSpec[], w
     const problem = ridgeBudgetProblem(options, shape, { what, field: 'ridge.memoryBudget', unit: 'bytes', targets: 'voxels' });
     if (problem) out.problems.push(problem);
     else out.lines.push(ridgePlanLine(what, shape, planRidgeFit(options, shape), 'voxels'));
+  }
+  // a banded fit's X is its sets' tables side by side (its partitioning fits leave one out: smaller, so planned by it)
+  for (const { spec: b, tables: sets } of banded) {
+    const cols = sets.map((t) => widths.get(t.key));
+    if (cols.some((w) => w === undefined) || trainIds.length === 0 || voxels === 0) continue;
+    const o = encodeBandedOptions(c, b, trainIds);
+    const bandedOptions: RidgeCVOptions = { alphas: o.alphas, folds: o.folds, groups: o.groups, standardize: o.standardize, memoryBudget: o.memoryBudget };
+    const shape = { rows: trainIds.length, cols: (cols as number[]).reduce((a, w) => a + w, 0), targets: voxels };
+    // (ridgeBudgetProblem plans at the budgets it tries: the fit's own options with each)
+    const plan = (opts: RidgeCVOptions, s: typeof shape) => planBandedFit({ ...o, memoryBudget: opts.memoryBudget }, s, cols as number[]);
+    const what = `banded fit '${b.name}' (stage banded.${b.name}, ${sets.length} bands)`;
+    const problem = ridgeBudgetProblem(bandedOptions, shape, { what, field: 'ridge.memoryBudget', unit: 'bytes', targets: 'voxels' }, plan);
+    if (problem) out.problems.push(problem);
+    else out.lines.push(ridgePlanLine(what, shape, plan(bandedOptions, shape), 'voxels'));
   }
   return out;
 }

@@ -41,7 +41,7 @@ import { bandedMapKey, mapFile, type EncodingSummary, type MapRecord } from './m
 import { estimateNcsnr, noiseCeilingFromNcsnr, trialsPerTestImage } from './noiseCeiling.js';
 import { loadRegionLabels, regionCsv, regionTable, type RegionRow } from './regions.js';
 import { mapRecordsOf, writeEncodingReport } from './report.js';
-import { encodeFitOptions } from './ridgeMemory.js';
+import { encodeBandedOptions, encodeFitOptions } from './ridgeMemory.js';
 import { encodePaths, tableSpecs, type TableSpec } from './runPaths.js';
 import { encodeStageInputs } from './stageInputs.js';
 import { PARTITION_CONVENTION, partitionVariance } from './variancePartition.js';
@@ -292,7 +292,11 @@ async function bandedStage(c: EncodeConfig, b: BandedSpec, ctx: StageRunContext)
   const aligned = new Map<string, { train: Matrix; test: Matrix }>();
   for (const s of b.sets) aligned.set(s, await alignedTable(c, tables.get(s)!, betas));
   const pick = (role: 'train' | 'test') => Object.fromEntries(b.sets.map((s) => [s, aligned.get(s)![role]]));
-  const opts = { alphas: b.alphas ?? c.ridge.alphas, nIter: b.nIter, seed: b.seed, groups: betas.trainImageIds, folds: c.ridge.folds, standardize: true };
+  const opts = encodeBandedOptions(c, b, betas.trainImageIds);
+  // the engine counts in GiB and names its own option; the config's is ridge.memoryBudget, in bytes
+  const inBudgetUnits = (e: unknown): never => {
+    throw e instanceof OutOfMemoryError ? inConfigUnits(e, c.ridge.memoryBudget) : e;
+  };
   const outputs: string[] = [];
   const meanUnique: Record<string, number> = {};
   let r: Float32Array;
@@ -304,7 +308,7 @@ async function bandedStage(c: EncodeConfig, b: BandedSpec, ctx: StageRunContext)
     const vp = await partitionVariance(pick('train'), betas.train, pick('test'), betas.test, opts, {
       signal: ctx.signal,
       onProgress: (e) => ctx.progress(e.fraction, e.stage),
-    });
+    }).catch(inBudgetUnits);
     r = vp.jointR;
     r2 = vp.joint;
     model = vp.model;
@@ -318,7 +322,7 @@ async function bandedStage(c: EncodeConfig, b: BandedSpec, ctx: StageRunContext)
     await writeNpy(p.shared, vp.shared, [vp.shared.length]);
     outputs.push(p.shared);
   } else {
-    model = await new BandedRidgeCV(opts).fit(pick('train'), betas.train, { signal: ctx.signal });
+    model = await new BandedRidgeCV(opts).fit(pick('train'), betas.train, { signal: ctx.signal }).catch(inBudgetUnits);
     const pred = model.predict(pick('test'));
     r = columnPearson(pred, betas.test);
     r2 = columnR2(pred, betas.test);

@@ -1,6 +1,6 @@
 /** What native/addon/addon_banded.cpp exports (hand-written, kept in step with it). */
 import type { CancelToken } from './engineTypes.js';
-import type { NativeMemoryInfo, NativeRidgeOptions } from './ridgeTypes.js';
+import type { NativeMemoryInfo, NativeMemoryPlan, NativeRidgeOptions } from './ridgeTypes.js';
 
 /** RidgeCV's options (less the CV method: banded ridge always scores per fold) plus the bands. */
 export interface NativeBandedOptions extends Omit<NativeRidgeOptions, 'cvMethod' | 'solver'> {
@@ -61,5 +61,12 @@ export interface BandedBinding {
     onProgress?: (fraction: number, stage: string) => void,
     cancel?: CancelToken,
   ): Promise<NativeBandedResult>;
+  /** The per-fold route a banded fit of this shape would take, its flop model and its memory plan, from its dimensions alone (folds label n samples). */
+  bandedRidgeCostEstimate(
+    n: number,
+    p: number,
+    t: number,
+    options: NativeBandedOptions,
+  ): { route: 'per-fold-primal' | 'per-fold-kernel'; flops: number; memory: NativeMemoryPlan };
   dirichletGammas(nSamples: number, nBands: number, concentrations: Float64Array, seed: number): Float64Array;
 }

@@ -1,10 +1,12 @@
 import { InvalidArgumentError, ShapeError } from '../errors.js';
 import { assertMatrix, type Matrix } from '../matrix.js';
 import { nativeJob, nativeSync } from '../native/call.js';
+import type { NativeBandedOptions } from '../native/bandedTypes.js';
+import type { NativeMemoryPlan } from '../native/ridgeTypes.js';
 import { BandedRidgeModel } from './BandedRidgeModel.js';
 import { checkedAtSource } from './modelConsistency.js';
 import { concatSpaces, type FeatureSpaces } from './featureSpaces.js';
-import { assignFolds } from './folds.js';
+import { assignFolds, shapeFolds } from './folds.js';
 import { checkChoice, checkFitControl, checkInteger, checkPositive, checkSolverAgrees, COMMON_OPTION_KEYS, resolveRidgeOptions, type RidgeCommonOptions, type ResolvedRidgeOptions } from './options.js';
 import type { FitControl } from './RidgeCV.js';
 
@@ -71,6 +73,45 @@ export class BandedRidgeCV {
     this.options = { ...options, alphas: Array.from(this.resolved.alphas) };
   }
 
+  /**
+   * The engine's flop model and memory plan of this fit at `rows` samples × feature spaces of `bandSizes` columns
+   * (in order) → `targets` targets, from the dimensions alone, as RidgeCV.costModel gives RidgeCV's: the per-fold
+   * route the fit would take (the one named, else the cheaper by the flop models, every candidate γ counted), and
+   * its plan under memoryBudget (the band kernels, the refit's buffers and the target batches), before any data is
+   * read. The folds are as RidgeCV.costModel's.
+   */
+  costModel(rows: number, bandSizes: readonly number[], targets: number): { route: 'per-fold-primal' | 'per-fold-kernel'; flops: number; memory: NativeMemoryPlan } {
+    const what = 'BandedRidgeCV.costModel';
+    const n = checkInteger(rows, 'rows', what, 1), t = checkInteger(targets, 'targets', what, 1);
+    if (!Array.isArray(bandSizes) || bandSizes.length === 0) throw new InvalidArgumentError(`${what} bandSizes: expected the columns of each feature space (a non-empty array of integers >= 1)`);
+    const sizes = bandSizes.map((w, i) => checkInteger(w, `bandSizes[${i}]`, what, 1));
+    let gammas: Float64Array | undefined;
+    if (this.gammas) {
+      if (this.gammas.some((row) => row.length !== sizes.length)) throw new ShapeError(`${what}: gammas must be rows of ${sizes.length} band weights, one per entry of bandSizes`);
+      gammas = Float64Array.from(this.gammas.flat());
+    }
+    const p = sizes.reduce((a, w) => a + w, 0);
+    return nativeSync((b) => b.bandedRidgeCostEstimate(n, p, t, this.nativeOptions(sizes, gammas, shapeFolds(n, this.resolved, what))));
+  }
+
+  /** The engine's options of a fit of these bands (column counts) and folds. */
+  private nativeOptions(sizes: readonly number[], gammas: Float64Array | undefined, folds: { folds: Int32Array; nFolds: number }): NativeBandedOptions {
+    const o = this.options;
+    const r = this.resolved;
+    return {
+      ...r.native,
+      bandSizes: Float64Array.from(sizes),
+      alphas: r.alphas,
+      gammas,
+      nIter: o.nIter ?? 100,
+      concentrations: Float64Array.from(o.concentrations ?? [0.1, 1.0]),
+      seed: o.seed ?? 0,
+      folds: folds.folds,
+      nFolds: folds.nFolds,
+      solver: o.solver,
+    };
+  }
+
   /** Fits the spaces (each samples × features) jointly to Y (samples × targets). */
   async fit(spaces: FeatureSpaces, y: Matrix, control: FitControl = {}): Promise<BandedRidgeModel> {
     checkFitControl(control, 'BandedRidgeCV.fit');
@@ -98,18 +139,7 @@ export class BandedRidgeCV {
           x.cols,
           y.data,
           y.cols,
-          {
-            ...r.native,
-            bandSizes: Float64Array.from(sizes),
-            alphas: r.alphas,
-            gammas,
-            nIter: o.nIter ?? 100,
-            concentrations: Float64Array.from(o.concentrations ?? [0.1, 1.0]),
-            seed: o.seed ?? 0,
-            folds: folds.folds,
-            nFolds: folds.nFolds,
-            solver: o.solver,
-          },
+          this.nativeOptions(sizes, gammas, folds),
           onProgress ? (fraction, stage) => onProgress({ fraction, stage }) : undefined,
           token,
         ),

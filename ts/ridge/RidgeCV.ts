@@ -3,7 +3,7 @@ import { assertMatrix, type Matrix } from '../matrix.js';
 import { nativeJob, nativeSync } from '../native/call.js';
 import type { NativeMemoryPlan, NativeRidgeSolver } from '../native/ridgeTypes.js';
 import { DEFAULT_ALPHAS } from './alphas.js';
-import { assignFolds } from './folds.js';
+import { assignFolds, shapeFolds } from './folds.js';
 import { checkedAtSource } from './modelConsistency.js';
 import { checkChoice, checkFitControl, checkInteger, checkSolverAgrees, COMMON_OPTION_KEYS, resolveRidgeOptions, type RidgeBackend, type RidgeCommonOptions, type ResolvedRidgeOptions } from './options.js';
 import { RidgeModel, type RidgeFitSettings } from './RidgeModel.js';
@@ -62,15 +62,7 @@ export class RidgeCV {
   costModel(rows: number, cols: number, targets: number): { route: NativeRidgeSolver; flops: number; memory: NativeMemoryPlan } {
     const [n, p, t] = ([['rows', rows], ['cols', cols], ['targets', targets]] as const).map(([name, v]) => checkInteger(v, name, 'RidgeCV.costModel', 1));
     const r = this.resolved;
-    let spec: { folds: number; groups?: ArrayLike<number>; foldIndex?: ArrayLike<number> } = { folds: r.folds };
-    if (r.foldIndex?.length === n) spec = { folds: r.folds, foldIndex: r.foldIndex };
-    else if (r.groups?.length === n) spec = { folds: r.folds, groups: r.groups };
-    else if (r.foldIndex) {
-      let k = 0;
-      for (let i = 0; i < r.foldIndex.length; i++) k = Math.max(k, r.foldIndex[i] + 1);
-      spec = { folds: k };
-    }
-    const { folds, nFolds } = assignFolds(n, spec, 'RidgeCV.costModel');
+    const { folds, nFolds } = shapeFolds(n, r, 'RidgeCV.costModel');
     return nativeSync((b) => b.ridgeCostEstimate(n, p, t, { ...r.native, alphas: r.alphas, folds, nFolds, cvMethod: this.cvMethod, solver: this.solver }));
   }
 

@@ -22,6 +22,22 @@ export interface FoldAssignment {
  * near-equal size, or contiguous KFold. The spec's values were validated by resolveRidgeOptions;
  * what depends on n is checked here.
  */
+/**
+ * The folds a plan made from a shape alone assumes at `n` samples: those of foldIndex or groups when they label `n`
+ * samples (the fit's own), else as many contiguous folds as the fit would make (foldIndex's largest index + 1).
+ */
+export function shapeFolds(n: number, r: { folds: number; groups?: ArrayLike<number>; foldIndex?: ArrayLike<number> }, what: string): FoldAssignment {
+  let spec: { folds: number; groups?: ArrayLike<number>; foldIndex?: ArrayLike<number> } = { folds: r.folds };
+  if (r.foldIndex?.length === n) spec = { folds: r.folds, foldIndex: r.foldIndex };
+  else if (r.groups?.length === n) spec = { folds: r.folds, groups: r.groups };
+  else if (r.foldIndex) {
+    let k = 0;
+    for (let i = 0; i < r.foldIndex.length; i++) k = Math.max(k, r.foldIndex[i] + 1);
+    spec = { folds: k };
+  }
+  return assignFolds(n, spec, what);
+}
+
 export function assignFolds(n: number, spec: { folds: number; groups?: ArrayLike<number>; foldIndex?: ArrayLike<number> }, what: string): FoldAssignment {
   if (spec.foldIndex !== undefined) {
     if (spec.foldIndex.length !== n) throw new ShapeError(`${what}: foldIndex has ${spec.foldIndex.length} entries for ${n} samples`);

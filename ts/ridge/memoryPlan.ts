@@ -6,6 +6,7 @@
  */
 import { OutOfMemoryError } from '../errors.js';
 import type { NativeMemoryPlan, NativeRidgeSolver } from '../native/ridgeTypes.js';
+import { BandedRidgeCV, type BandedRidgeCVOptions } from './BandedRidgeCV.js';
 import { RidgeCV, type RidgeCVOptions } from './RidgeCV.js';
 
 /** A fit's shape: samples × features → targets. */
@@ -23,6 +24,15 @@ export interface PlannedFit {
 /** The plan of a RidgeCV fit of `options` at this shape (folds: those of groups/foldIndex when they label `rows` samples). */
 export function planRidgeFit(options: RidgeCVOptions, s: RidgeFitShape): PlannedFit {
   const { route, memory } = new RidgeCV(options).costModel(s.rows, s.cols, s.targets);
+  return { route, memory };
+}
+
+/**
+ * A banded fit's plan (BandedRidgeCV.costModel) at this shape, its feature spaces `bandSizes` columns wide (summing
+ * to s.cols): the engine's own, on the per-fold route the fit would take.
+ */
+export function planBandedFit(options: BandedRidgeCVOptions, s: RidgeFitShape, bandSizes: readonly number[]): PlannedFit {
+  const { route, memory } = new BandedRidgeCV(options).costModel(s.rows, bandSizes, s.targets);
   return { route, memory };
 }
 
@@ -47,6 +57,9 @@ export function gibAtLeast(bytes: number): string {
   return String(Number((Math.ceil(g / step) * step).toPrecision(3)));
 }
 
+/** How a fit is planned: planRidgeFit (RidgeCV), or planBandedFit with its band options and widths. */
+export type FitPlanner = (options: RidgeCVOptions, s: RidgeFitShape) => PlannedFit;
+
 /** Targets per batch the suggested budget holds: a budget of one target at a time runs, but slowly. */
 export const SUGGESTED_BATCH = 64;
 
@@ -55,14 +68,14 @@ export const SUGGESTED_BATCH = 64;
  * fewer). The budget also sizes the exact routes' alpha chunks, and so their fixed part: the budget is found from
  * the plans at the budgets tried, not from one plan.
  */
-export function suggestedBudget(options: RidgeCVOptions, s: RidgeFitShape): number {
+export function suggestedBudget(options: RidgeCVOptions, s: RidgeFitShape, plan: FitPlanner = planRidgeFit): number {
   const want = Math.min(SUGGESTED_BATCH, s.targets);
-  let plan = planRidgeFit(options, s).memory;
+  let m = plan(options, s).memory;
   let budget = 0;
   for (let k = 0; k < 8; k++) {
-    budget = Math.max(budget, Math.ceil(plan.fixedBytes + plan.bytesPerTarget * want) + 1);
-    plan = planRidgeFit({ ...options, memoryBudget: budget }, s).memory;
-    if (plan.fits && plan.targetBatch >= want) return budget;
+    budget = Math.max(budget, Math.ceil(m.fixedBytes + m.bytesPerTarget * want) + 1);
+    m = plan({ ...options, memoryBudget: budget }, s).memory;
+    if (m.fits && m.targetBatch >= want) return budget;
   }
   return Math.ceil(budget * 1.05);
 }
@@ -87,15 +100,15 @@ const shapeText = (s: RidgeFitShape, noun: string) => `${count(s.rows)} samples 
  * when it starts (its fixed part plus one target exceeds the budget). The message names the least the fit needs,
  * the route and shape it is for, the parts of the fixed footprint, the budget as given, and a budget to set.
  */
-export function ridgeBudgetProblem(options: RidgeCVOptions, s: RidgeFitShape, w: BudgetWords): string | null {
+export function ridgeBudgetProblem(options: RidgeCVOptions, s: RidgeFitShape, w: BudgetWords, plan: FitPlanner = planRidgeFit): string | null {
   if (options.memoryBudget === undefined) return null;
-  const p = planRidgeFit(options, s);
+  const p = plan(options, s);
   const m = p.memory;
   if (m.fits) return null;
   const noun = w.targets ?? 'targets';
   const budget = options.memoryBudget;
   const least = m.fixedBytes + m.bytesPerTarget;
-  const raise = suggestedBudget(options, s);
+  const raise = suggestedBudget(options, s, plan);
   const given = w.unit === 'bytes' ? `${budget} bytes (${gib(budget)})` : gib(budget);
   const batches = `batches of ${Math.min(SUGGESTED_BATCH, s.targets)} ${noun}`;
   const raiseTo = w.unit === 'bytes' ? `${raise} bytes (${gib(raise)}, ${batches})` : `${gibAtLeast(raise)} GiB (${batches})`;

@@ -332,6 +332,90 @@ int main() {
     CHECK(right == total);
   });
 
+  test::run("memory: at any budget the plan accepts, the fit runs and its peak stays within the plan, both routes", [] {
+    // Kernel (n_t < p) and primal (n_t > p) shapes, more folds than alphas (the batch loader's
+    // uploads of each fold's training means), several candidates so that targets refit in groups.
+    // The plan's 1 MiB reserve is for small allocations (alphas, eigenvalues, band weights: a few KiB
+    // here), so the peak must stay within the plan less most of it: a buffer the plan leaves out
+    // cannot hide in the reserve at these small shapes.
+    struct Shape {
+      RidgeRoute route;
+      long n;
+      std::vector<long> bands;
+    };
+    for (const Shape& s : {Shape{RidgeRoute::Kernel, 48, {1200, 800}}, Shape{RidgeRoute::Primal, 150, {6, 9}}}) {
+      Data d = make_data(s.n, s.bands, 40, 12);
+      BandedRidgeOptions o;
+      for (long b : s.bands) o.band_sizes.push_back(b);
+      o.alphas = {1, 100};
+      o.n_iter = 6;
+      o.folds = folds_of(d.n, 6);
+      o.n_folds = 6;
+      o.standardize = true;
+      o.route = s.route;
+      const BandedRidgeResult whole = banded_ridge_fit({d.x.data(), d.n, d.p}, {d.y.data(), d.n, d.t}, o);
+      CHECK(whole.info.n_batches == 1);
+      const double per_target = static_cast<double>(whole.info.batch_bytes) / static_cast<double>(whole.info.target_batch);
+      const RidgeCostEstimate plan = banded_ridge_cost_estimate(d.n, d.p, d.t, o);
+      CHECK(plan.route == whole.info.solver);
+      CHECK(plan.route == (s.route == RidgeRoute::Kernel ? "per-fold-kernel" : "per-fold-primal"));
+      CHECK(plan.fixed_bytes == whole.info.fixed_bytes && plan.n_batches == 1);
+      CHECK(plan.flops > 0);
+      for (const long batch : {1L, 4L, 13L, 40L}) {
+        o.memory_budget = whole.info.fixed_bytes + static_cast<std::size_t>(per_target * static_cast<double>(batch)) + 8;
+        BandedRidgeResult r;
+        std::string msg;
+        const bool failed = test::throws([&] { r = banded_ridge_fit({d.x.data(), d.n, d.p}, {d.y.data(), d.n, d.t}, o); }, &msg);
+        CHECK(!failed);
+        if (failed) {
+          std::fprintf(stderr, "  %s, budget %zu (%ld targets): %s\n", whole.info.solver.c_str(), o.memory_budget, batch, msg.c_str());
+          continue;
+        }
+        const BandedRidgeInfo& i = r.info;
+        std::printf("  %s, budget %zu: fixed %zu + %zu per batch of %lld (%lld batches), peak %zu\n", i.solver.c_str(), o.memory_budget,
+                    i.fixed_bytes, i.batch_bytes, (long long)i.target_batch, (long long)i.n_batches, i.peak_bytes);
+        // The cost estimate, from the shape alone, is the fit's own plan (standardised X: the Gram's trace is n·p).
+        const RidgeCostEstimate e = banded_ridge_cost_estimate(d.n, d.p, d.t, o);
+        CHECK(e.route == i.solver);
+        CHECK(e.fits);
+        CHECK(e.fixed_bytes == i.fixed_bytes);
+        CHECK(e.batch_bytes == i.batch_bytes);
+        CHECK(e.budget_bytes == i.budget_bytes);
+        CHECK(e.target_batch == i.target_batch);
+        CHECK(e.n_batches == i.n_batches);
+        CHECK(i.target_batch == batch);
+        CHECK(i.fixed_bytes == whole.info.fixed_bytes);
+        CHECK(i.peak_bytes + (std::size_t(1) << 20) - (std::size_t(64) << 10) <= i.fixed_bytes + i.batch_bytes);
+        CHECK(r.best_gamma == whole.best_gamma);
+        double err = 0, cmax = 0;
+        for (std::size_t q = 0; q < whole.coef.size(); ++q) {
+          err = std::max(err, static_cast<double>(std::fabs(r.coef[q] - whole.coef[q])));
+          cmax = std::max(cmax, static_cast<double>(std::fabs(whole.coef[q])));
+        }
+        CHECK(err <= 1e-4 * cmax);
+      }
+      // Just below the fixed part plus one target: the estimate says so, and the fit refuses.
+      o.memory_budget = plan.fixed_bytes + static_cast<std::size_t>(plan.bytes_per_target) - 1;
+      CHECK(!banded_ridge_cost_estimate(d.n, d.p, d.t, o).fits);
+      std::string msg;
+      CHECK(test::throws([&] { banded_ridge_fit({d.x.data(), d.n, d.p}, {d.y.data(), d.n, d.t}, o); }, &msg));
+      CHECK(msg.find("fixed footprint") != std::string::npos);
+    }
+    // Without a route or solver, the estimate takes the route the fit takes (kernel where n_t < p).
+    {
+      Data d = make_data(40, {60, 40}, 5, 13);
+      BandedRidgeOptions o;
+      o.band_sizes = {60, 40};
+      o.alphas = {1, 10};
+      o.n_iter = 3;
+      o.folds = folds_of(d.n, 4);
+      o.n_folds = 4;
+      const BandedRidgeResult r = banded_ridge_fit({d.x.data(), d.n, d.p}, {d.y.data(), d.n, d.t}, o);
+      CHECK(banded_ridge_cost_estimate(d.n, d.p, d.t, o).route == r.info.solver);
+      CHECK(r.info.solver == "per-fold-kernel");
+    }
+  });
+
   test::run("bad input: band sizes, gammas, folds", [] {
     Data d = make_data(20, {3, 3}, 2, 8);
     BandedRidgeOptions o;

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <memory>
 
 #include "brainlatent/backend.h"
 #include "brainlatent/error.h"
@@ -101,7 +102,10 @@ std::vector<double> dirichlet_gammas(int n_samples, int n_bands, const std::vect
   return out;
 }
 
-BandedRidgeResult banded_ridge_fit(ConstMatF x, ConstMatF y, const BandedRidgeOptions& o) {
+namespace {
+
+// The engine's problem of a banded fit: the candidates drawn (or given, put on the simplex).
+ridge::Problem banded_problem(ConstMatF x, ConstMatF y, const BandedRidgeOptions& o) {
   const int nb = static_cast<int>(o.band_sizes.size());
   if (nb < 1) throw Error(ErrorCode::InvalidArgument, "bands: need at least one band");
   ridge::Problem pb = ridge::shared_problem(x, y, o, "banded ridge fit");
@@ -121,17 +125,34 @@ BandedRidgeResult banded_ridge_fit(ConstMatF x, ConstMatF y, const BandedRidgeOp
       }
     }
   }
-  // A single candidate of ones is plain RidgeCV: keep it on the banded path (per-fold routes).
-  std::string solver = o.solver;
-  if (solver.empty() || solver == "auto") {
-    const double c_primal = ridge::cost_per_fold_primal(pb).total, c_kernel = ridge::cost_per_fold_kernel(pb).total;
-    solver = o.route == RidgeRoute::Primal ? "per-fold-primal"
-             : o.route == RidgeRoute::Kernel ? "per-fold-kernel"
-             : c_kernel < c_primal           ? "per-fold-kernel"
-                                             : "per-fold-primal";
-  }
+  return pb;
+}
+
+// The per-fold route a banded fit runs: the one named, else by o.route, else the cheaper by the flop
+// models. (A single candidate of ones is plain RidgeCV: it stays on the per-fold routes.)
+std::string banded_solver(const ridge::Problem& pb, const BandedRidgeOptions& o) {
+  if (!o.solver.empty() && o.solver != "auto") return o.solver;
+  const double c_primal = ridge::cost_per_fold_primal(pb).total, c_kernel = ridge::cost_per_fold_kernel(pb).total;
+  return o.route == RidgeRoute::Primal ? "per-fold-primal"
+         : o.route == RidgeRoute::Kernel ? "per-fold-kernel"
+         : c_kernel < c_primal           ? "per-fold-kernel"
+                                         : "per-fold-primal";
+}
+
+}  // namespace
+
+RidgeCostEstimate banded_ridge_cost_estimate(std::int64_t n, std::int64_t p, std::int64_t t, const BandedRidgeOptions& o) {
+  const ridge::Problem pb = banded_problem({nullptr, n, p}, {nullptr, n, t}, o);
   std::unique_ptr<Backend> be = make_backend(o.backend);
-  ridge::EngineResult e = ridge::run(pb, *be, solver, "auto", "per-fold");
+  const ridge::RouteSpec& spec = ridge::choose_route(pb, *be, banded_solver(pb, o), "auto", "per-fold");
+  return ridge::cost_estimate(pb, *be, spec);
+}
+
+BandedRidgeResult banded_ridge_fit(ConstMatF x, ConstMatF y, const BandedRidgeOptions& o) {
+  const int nb = static_cast<int>(o.band_sizes.size());
+  const ridge::Problem pb = banded_problem(x, y, o);
+  std::unique_ptr<Backend> be = make_backend(o.backend);
+  ridge::EngineResult e = ridge::run(pb, *be, banded_solver(pb, o), "auto", "per-fold");
 
   BandedRidgeResult r;
   ridge::move_shared_result(e, *be, r);

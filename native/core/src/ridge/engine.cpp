@@ -488,15 +488,21 @@ struct Selected {
 MemoryPlan plan_memory(const Context& ctx, const Footprint& fp) {
   const Problem& pb = ctx.pb;
   const double n = static_cast<double>(pb.n()), p = static_cast<double>(pb.p()), t = static_cast<double>(pb.t());
+  const bool banded = pb.n_candidates() > 1;
   MemoryPlan m;
   // Per target of a batch, besides the route's: Y's column (n), its fold statistics and the
-  // selection (doubles), and the alpha scores.
-  m.per_target = fp.per_target + 4.0 * n + 8.0 * (3.0 * pb.folds.k + 2.0 * pb.n_alphas() + 6.0) + 4.0;
+  // selection (doubles), the alpha scores, and load_batch's uploads of the level and the training
+  // means (k + 1 doubles, live beside the statistics while a batch loads).
+  m.per_target = fp.per_target + 4.0 * n + 8.0 * (3.0 * pb.folds.k + 2.0 * pb.n_alphas() + 6.0) + 4.0 + 8.0 * (pb.folds.k + 1.0);
+  // The refit's coefficients (p a target) go to a work buffer, not the result's own memory, on a
+  // device backend and in banded ridge's grouped refit, whose targets are scattered afterwards.
+  if (banded || !ctx.be.host_visible()) m.per_target += 4.0 * p;
   // Fixed: the route's, X's prepared copy, each target's best score, alpha and index (a Selected:
-  // 20 bytes a target) and a reserve of 1 MiB for small allocations (alphas, eigenvalues, staging).
+  // 20 bytes a target; banded ridge also its best candidate, 4 more) and a reserve of 1 MiB for
+  // small allocations (alphas, eigenvalues, staging).
   m.route_fixed = fp.fixed;
   m.x_copy = 4.0 * n * p;
-  m.target_vectors = 8.0 * (2.0 * t) + 4.0 * t;
+  m.target_vectors = 8.0 * (2.0 * t) + 4.0 * t + (banded ? 4.0 * t : 0.0);
   m.reserve = 1 << 20;
   m.fixed = m.route_fixed + m.x_copy + m.target_vectors + m.reserve;
   // The caller's budget is a hard bound; without one, the default sizes batches and grows to fit
@@ -520,6 +526,24 @@ MemoryPlan estimate_memory(const Problem& pb, Backend& be, const RouteSpec& spec
   ctx.x_trace = pb.standardize && pb.fit_intercept ? static_cast<double>(pb.n()) * static_cast<double>(pb.p())
                                                    : std::numeric_limits<double>::infinity();
   return plan_memory(ctx, spec.make(ctx)->footprint());
+}
+
+RidgeCostEstimate cost_estimate(const Problem& pb, Backend& be, const RouteSpec& spec) {
+  const MemoryPlan m = estimate_memory(pb, be, spec);
+  RidgeCostEstimate e;
+  e.route = spec.name;
+  e.flops = spec.cost(pb).total;
+  // (as the fit's info counts them: EngineResult's fixed, batch and budget bytes)
+  e.fixed_bytes = static_cast<std::size_t>(m.fixed);
+  e.x_copy_bytes = static_cast<std::size_t>(m.x_copy);
+  e.route_bytes = static_cast<std::size_t>(m.route_fixed);
+  e.bytes_per_target = m.per_target;
+  e.budget_bytes = static_cast<std::size_t>(m.budget);
+  e.target_batch = m.target_batch;
+  e.n_batches = m.n_batches;
+  e.batch_bytes = static_cast<std::size_t>(m.per_target * static_cast<double>(m.target_batch));
+  e.fits = m.least() <= m.budget;
+  return e;
 }
 
 namespace {

@@ -267,6 +267,9 @@ MemoryPlan plan_memory(const Context& ctx, const Footprint& fp);
 // constant columns) and taken as unbounded otherwise. So the plan's fixed part is the fit's own
 // for a standardised X with no constant column, or a fixed eig precision, and never below it.
 MemoryPlan estimate_memory(const Problem& pb, Backend& be, const RouteSpec& spec);
+// The flop model and estimate_memory()'s plan of a fit of pb's shape on `spec` (ridge_cost_estimate and
+// banded_ridge_cost_estimate, once each has chosen the route its fit would take).
+RidgeCostEstimate cost_estimate(const Problem& pb, Backend& be, const RouteSpec& spec);
 
 // What the driver returns to RidgeCV and banded ridge.
 struct EngineResult {

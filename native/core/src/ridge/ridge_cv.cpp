@@ -37,21 +37,7 @@ RidgeCostEstimate ridge_cost_estimate(std::int64_t n, std::int64_t p, std::int64
   const ridge::Problem pb = ridge_problem({nullptr, n, p}, {nullptr, n, t}, o);
   std::unique_ptr<Backend> be = make_backend(o.backend);
   const ridge::RouteSpec& spec = ridge::choose_route(pb, *be, o.solver, space_name(o.route), cv_name(o.cv_method));
-  const ridge::MemoryPlan m = ridge::estimate_memory(pb, *be, spec);
-  RidgeCostEstimate e;
-  e.route = spec.name;
-  e.flops = spec.cost(pb).total;
-  // (as the fit's info counts them: EngineResult's fixed, batch and budget bytes)
-  e.fixed_bytes = static_cast<std::size_t>(m.fixed);
-  e.x_copy_bytes = static_cast<std::size_t>(m.x_copy);
-  e.route_bytes = static_cast<std::size_t>(m.route_fixed);
-  e.bytes_per_target = m.per_target;
-  e.budget_bytes = static_cast<std::size_t>(m.budget);
-  e.target_batch = m.target_batch;
-  e.n_batches = m.n_batches;
-  e.batch_bytes = static_cast<std::size_t>(m.per_target * static_cast<double>(m.target_batch));
-  e.fits = m.least() <= m.budget;
-  return e;
+  return ridge::cost_estimate(pb, *be, spec);
 }
 
 RidgeResult ridge_cv_fit(ConstMatF x, ConstMatF y, const RidgeOptions& o) {

@@ -261,11 +261,15 @@ class PerFoldKernel final : public Route {
     const double bands = pb_.unit_weights() ? 1 : pb_.n_bands() + 1;  // the band kernels and K_γ
     const int ac = alpha_chunk(ctx_, pb_.folds.max_size(), pb_.n() - pb_.folds.max_size());
     Footprint f;
+    // (banded: the candidate's per-feature weights γ for the refit, p doubles)
     f.fixed = bands * 4 * n * n + k * (4 * (nt * nt + nv * nt) + 16 * nt) + 4 * n * n + 8 * n +
+              (pb_.unit_weights() ? 0.0 : 8.0 * static_cast<double>(pb_.p())) +
               std::max({4 * (nt * nt + nv * nt) + eig_transient_bytes(ctx_, pb_.n() - pb_.folds.max_size()),
                         4 * n * n + eig_transient_bytes(ctx_, pb_.n()), 4.0 * ac * nv * nt});
-    // Per target: Z of a fold, the predictions of an alpha chunk; the refit's Z, E∘Z and dual.
-    f.per_target = 4 * std::max(nt + ac * nv, 3 * n);
+    // Per target: Z of a fold (grown to n by the refit) and the predictions of an alpha chunk; the
+    // refit's E∘Z. RidgeCV refits each batch right after scoring it, so all three stay allocated
+    // until the candidate ends; banded ridge's refit comes after the search has freed the predictions.
+    f.per_target = pb_.unit_weights() ? 4 * (2 * n + ac * nv) : 4 * std::max(nt + ac * nv, 2 * n);
     f.max_batch = std::max<i64>(512, (i64(1) << 25) / std::max<i64>(1, static_cast<i64>(pb_.n_alphas()) * pb_.folds.max_size()));
     return f;
   }
