@@ -144,6 +144,23 @@ describe('jobs over HTTP and Server-Sent Events', () => {
     expect(m).toMatch(/^brainlatent_job_queue_depth \d+$/m);
     expect(m).toMatch(/^brainlatent_job_stage_duration_seconds_count\{kind="ridge-fit",stage="fit"\} 1$/m);
   });
+
+  // (after the metrics' counts: it adds a finished job)
+  it('refuses at submission a memoryGiB the fit would refuse, naming the field and the least it needs (the plan is the engine\'s, from the .npy headers)', async () => {
+    const r = await s.call('POST', '/v1/jobs', { kind: 'ridge-fit', config: { ...longFit('fits/tight').config, memoryGiB: 0.0001 } });
+    expect(r.status, r.text).toBe(400);
+    expect(r.json.code).toBe('InvalidRequest');
+    const problem = (r.json.problems as string[]).join('\n');
+    expect(problem).toMatch(/body\.config\.memoryGiB is 0\.0001 GiB: raise it to at least [0-9.]+ GiB/);
+    expect(problem).toMatch(/route per-fold-primal, 300 samples × 150 features → 6,000 targets/);
+    expect(existsSync(join(s.root, 'fits', 'tight'))).toBe(false);
+    // the budget it names is taken
+    const least = Number(/raise it to at least ([0-9.]+) GiB/.exec(problem)![1]);
+    const ok = await s.call('POST', '/v1/jobs', { kind: 'ridge-fit', config: { ...longFit('fits/least').config, memoryGiB: least } });
+    expect(ok.status, ok.text).toBe(202);
+    const done = await readEvents(`${s.url}/v1/jobs/${ok.json.id}/events`);
+    expect(done[done.length - 1].data.state, JSON.stringify(done[done.length - 1].data)).toBe('done');
+  });
 });
 
 describe('graceful shutdown of `brainlatent serve` (SIGTERM)', () => {

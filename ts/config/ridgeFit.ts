@@ -22,7 +22,13 @@ export const RidgeFitConfigSchema = Strict(
     route: Default(choice(['auto', 'primal', 'kernel'] as const, "decompose XᵀX ('primal') or XXᵀ ('kernel'); auto picks the cheaper"), 'auto'),
     cvMethod: Default(choice(['auto', 'per-fold', 'exact'] as const, "one decomposition per fold, or one in all with closed-form CV ('exact')"), 'auto'),
     eigPrecision: Default(choice(['auto', 'float32', 'float64'] as const, 'precision of the eigendecompositions'), 'auto'),
-    memoryGiB: Default(Type.Number({ exclusiveMinimum: 0, description: 'memory budget for target batches, in GiB' }), 2),
+    memoryGiB: Default(
+      Nullable(Type.Number({ exclusiveMinimum: 0, description: "budget of the engine's work buffers, in GiB" }), {
+        description:
+          "budget of the engine's work buffers in GiB (X's copy, Grams, decompositions, target batches), checked against the fit's plan when the job is submitted; null: the engine's default, 2 GiB raised to the fit's fixed footprint plus a batch of 2,048 targets when it needs more (as `ridge fit` without --memory)",
+      }),
+      null,
+    ),
   },
   { description: 'a RidgeCV fit of Y on X (brainlatent ridge fit)' },
 );

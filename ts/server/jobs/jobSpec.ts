@@ -18,6 +18,7 @@ import { DemoJobSchema } from '../schemas.js';
 import { RequestValidationError } from '../validation.js';
 import type { DemoJobInput, JobInput } from './executeJob.js';
 import { newJobId, type JobSpec } from './JobRunner.js';
+import { ridgeFitBudgetProblem } from './ridgeFitJob.js';
 import type { JobKind } from './types.js';
 
 /** Where the plans and summaries of the batches behind single jobs go (hidden: not a run folder). */
@@ -145,6 +146,9 @@ export async function jobSpecOf(body: JobBody, root: RootFolder): Promise<JobSpe
       const alphas = resolveAlphaGrid(config.alphas as string | number[], 'body.config.alphas', problems);
       if (problems.length) throw new RequestValidationError('body', problems);
       const resolved = { ...(config as unknown as RidgeFitConfig), alphas };
+      // a budget the fit would refuse is refused now, not after the job has queued and read X and Y
+      const budget = await ridgeFitBudgetProblem(resolved);
+      if (budget) throw new RequestValidationError('body', [budget]);
       return spec('ridge-fit', resolved.out, { kind: 'ridge-fit', config: resolved });
     }
     case 'demo': {

@@ -8,14 +8,50 @@ import { join } from 'node:path';
 
 import { allInOrder } from '../../allInOrder.js';
 import { writeJsonAtomic } from '../../io/atomicWrite.js';
-import { readIntVectorNpy, readMatrixNpy } from '../../io/npy.js';
-import { RidgeCV } from '../../ridge/RidgeCV.js';
+import { readIntVectorNpy, readMatrixNpy, readNpyHeader } from '../../io/npy.js';
+import { ridgeBudgetProblem } from '../../ridge/memoryPlan.js';
+import { RidgeCV, type RidgeCVOptions } from '../../ridge/RidgeCV.js';
 import type { RidgeFitConfig } from '../../config/ridgeFit.js';
 
 export const RIDGE_FIT_STAGES = ['load', 'fit', 'save'] as const;
 
 export interface StageProgress {
   (stage: string, index: number, stages: number, fraction: number, message?: string): void;
+}
+
+/** The job's RidgeCV options: the config's, its budget in bytes (none: the engine's default, which grows to the fit). */
+function ridgeFitOptions(c: RidgeFitConfig, groups: Int32Array | undefined): RidgeCVOptions {
+  return {
+    alphas: c.alphas,
+    folds: c.folds,
+    groups,
+    score: c.score,
+    fitIntercept: c.fitIntercept,
+    standardize: c.standardize,
+    route: c.route,
+    cvMethod: c.cvMethod,
+    eigPrecision: c.eigPrecision,
+    memoryBudget: c.memoryGiB === null ? undefined : c.memoryGiB * 2 ** 30,
+  };
+}
+
+/**
+ * At submission: the problem of a memoryGiB the fit would refuse when it starts (its fixed part plus one target over
+ * the budget), planned by the engine from the inputs' .npy headers, or null. Inputs that cannot be read or do not
+ * agree are the job's to report (it names the file), as before: null.
+ */
+export async function ridgeFitBudgetProblem(c: RidgeFitConfig): Promise<string | null> {
+  if (c.memoryGiB === null) return null;
+  let x, y, groups;
+  try {
+    [x, y] = await Promise.all([readNpyHeader(c.x), readNpyHeader(c.y)]);
+    if (x.shape.length !== 2 || y.shape.length !== 2 || x.shape[0] !== y.shape[0]) return null;
+    groups = c.groups ? await readIntVectorNpy(c.groups, 'groups') : undefined;
+  } catch {
+    return null;
+  }
+  const shape = { rows: x.shape[0], cols: x.shape[1], targets: y.shape[1] };
+  return ridgeBudgetProblem(ridgeFitOptions(c, groups), shape, { what: 'body.config: the ridge fit', field: 'body.config.memoryGiB', unit: 'GiB' });
 }
 
 export async function runRidgeFit(c: RidgeFitConfig, control: { signal: AbortSignal; progress: StageProgress }): Promise<Record<string, unknown>> {
@@ -31,18 +67,9 @@ export async function runRidgeFit(c: RidgeFitConfig, control: { signal: AbortSig
   // the stage starts now, whether or not the engine reports progress before it ends
   control.progress('fit', 2, n, 0);
   const t0 = performance.now();
-  const model = await new RidgeCV({
-    alphas: c.alphas,
-    folds: c.folds,
-    groups,
-    score: c.score,
-    fitIntercept: c.fitIntercept,
-    standardize: c.standardize,
-    route: c.route,
-    cvMethod: c.cvMethod,
-    eigPrecision: c.eigPrecision,
-    memoryBudget: c.memoryGiB * 2 ** 30,
-  }).fit(x, y, { onProgress: (p) => control.progress('fit', 2, n, p.fraction, p.stage), signal: control.signal });
+  const model = await new RidgeCV(
+    ridgeFitOptions(c, groups),
+  ).fit(x, y, { onProgress: (p) => control.progress('fit', 2, n, p.fraction, p.stage), signal: control.signal });
   const seconds = (performance.now() - t0) / 1000;
   control.progress('save', 3, n, 0);
   await mkdir(c.out, { recursive: true });
