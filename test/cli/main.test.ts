@@ -82,7 +82,7 @@ describe('brainlatent (the CLI entry)', () => {
     const r = brainlatent('--help');
     expect(r.status).toBe(0);
     const listed = [...r.stdout.matchAll(/^ {2}([a-z]+)\b/gm)].map((m) => m[1]);
-    expect(listed).toEqual(['demo', 'reconstruct', 'encode', 'batch', 'worker', 'ridge', 'nsd', 'sd', 'synth', 'serve', 'bench', 'help']);
+    expect(listed).toEqual(['demo', 'reconstruct', 'encode', 'batch', 'worker', 'ridge', 'nsd', 'cache', 'sd', 'synth', 'serve', 'bench', 'help']);
   });
 
   it('ridge fit prints its summary and leaves a complete model; NaN in X is refused naming the file', async () => {

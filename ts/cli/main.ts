@@ -31,6 +31,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   worker: async () => (await import('./commands/worker.js')).registerWorkerCommand,
   ridge: async () => (await import('./commands/ridge.js')).registerRidgeCommand,
   nsd: async () => (await import('./commands/nsd.js')).registerNsdCommand,
+  cache: async () => (await import('./commands/cache.js')).registerCacheCommand,
   sd: async () => (await import('./commands/sd.js')).registerSdCommand,
   synth: async () => (await import('./commands/synth.js')).registerSynthCommand,
   serve: async () => (await import('./commands/serve.js')).registerServeCommand,

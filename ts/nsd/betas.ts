@@ -37,17 +37,7 @@ export async function sessionBetasFile(
   throw new MissingFileError(`subject ${subject} session ${session}: betas file not found (looked for ${tried.join(' and ')})`);
 }
 
-/** "1-16, 18" for [1, …, 16, 18]. */
-export function formatSessionList(s: number[]): string {
-  const parts: string[] = [];
-  for (let i = 0; i < s.length; ) {
-    let j = i;
-    while (j + 1 < s.length && s[j + 1] === s[j] + 1) j++;
-    parts.push(j > i ? `${s[i]}-${s[j]}` : `${s[i]}`);
-    i = j + 1;
-  }
-  return parts.join(', ');
-}
+export { formatSessionList } from './sessionList.js';
 
 /** Sessions 1..max whose betas exist in the chosen format. */
 export async function availableSessions(root: string, subject: number, format: BetasFormatChoice, max = 40, version?: BetasVersion): Promise<number[]> {

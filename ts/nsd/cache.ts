@@ -12,23 +12,52 @@
  *   use them.
  * Each removal is reported (path, bytes, why) for the caller to say so.
  */
-import { readdir, readFile, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { open, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 
-import { removeDirWhole } from '../io/atomicWrite.js';
+import { HOST_TAG, removeDirWhole } from '../io/atomicWrite.js';
+import { processAlive } from '../io/processAlive.js';
 import type { NsdExtraction, NsdManifest, RemovedCacheEntry } from './output.js';
 
 /** An entry's name: subject, region slug and the 20-hex-digit key (extractNsd's cacheEntry). */
 const ENTRY_RE = /^subj0[1-8]_[A-Za-z0-9-]{1,40}_([0-9a-f]{20})$/;
 
-interface CacheEntry {
+export interface CacheEntry {
   path: string;
   key: string;
   manifest: NsdManifest;
 }
 
+type SourceIdentity = NsdManifest['sources'][number];
+
+/** Whether a source file as it is `now` is not the one an entry recorded (the one rule of staleness). */
+function changedSince(recorded: SourceIdentity, now: SourceIdentity): boolean {
+  return now.size !== recorded.size || now.mtimeMs !== recorded.mtimeMs;
+}
+
+/** An entry's sources as they are now: `stale` when one changed or was deleted, `unreachable` when its folder is missing. */
+export type EntryState = { state: 'fresh' } | { state: 'stale' | 'unreachable'; why: string };
+
+/**
+ * Whether an entry can still be loaded: each recorded source is stat'ed and compared as removeReplacedEntries
+ * compares them. A source deleted from a folder that is still there makes the entry stale; a source whose folder is
+ * missing too (an NSD root on a drive not mounted now) makes it unreachable, not stale: it may load again later.
+ */
+export async function entryState(manifest: NsdManifest): Promise<EntryState> {
+  let unreachable: string | null = null;
+  for (const s of manifest.sources) {
+    const now = await stat(s.path).catch(() => null);
+    if (now) {
+      if (changedSince(s, { path: s.path, size: now.size, mtimeMs: now.mtimeMs })) return { state: 'stale', why: `${s.path} has changed since it was made` };
+    } else if (await stat(dirname(s.path)).catch(() => null)) {
+      return { state: 'stale', why: `${s.path} is gone` };
+    } else unreachable ??= `${dirname(s.path)} is not there (a drive not mounted?)`;
+  }
+  return unreachable ? { state: 'unreachable', why: unreachable } : { state: 'fresh' };
+}
+
 /** The complete entries of a cache folder: a name of the pattern holding an extraction manifest with that key. */
-async function cacheEntries(dir: string): Promise<CacheEntry[]> {
+export async function cacheEntries(dir: string): Promise<CacheEntry[]> {
   let names: string[];
   try {
     names = await readdir(dir);
@@ -49,7 +78,7 @@ async function cacheEntries(dir: string): Promise<CacheEntry[]> {
   return out;
 }
 
-async function folderBytes(dir: string): Promise<number> {
+export async function folderBytes(dir: string): Promise<number> {
   let total = 0;
   for (const e of await readdir(dir, { withFileTypes: true, recursive: true }).catch(() => [])) {
     if (e.isFile()) total += (await stat(join(e.parentPath, e.name)).catch(() => ({ size: 0 }))).size;
@@ -74,7 +103,7 @@ export async function removeReplacedEntries(dir: string, key: string, sources: r
     if (e.key === key) continue;
     const changed = e.manifest.sources.find((s) => {
       const n = now.get(s.path);
-      return n !== undefined && (n.size !== s.size || n.mtimeMs !== s.mtimeMs);
+      return n !== undefined && changedSince(s, n);
     });
     if (changed) removed.push(await remove(e, `made from an earlier ${changed.path}, which has changed since (it can never be loaded again)`));
   }
@@ -101,8 +130,44 @@ export async function extractStageCacheUpkeep(ownCache: string | null, used: rea
   return removed;
 }
 
+/*
+ * Holds: a process loading an entry marks it with `.<entry>.hold-<host>-<pid>-<random>` beside it for the duration of
+ * the read, so that `brainlatent cache prune` leaves an entry being loaded alone (a reader needs no exclusive lock:
+ * several runs may load one entry at once). A hold left by a killed process of this host is ignored and removed.
+ */
+const HOLD_RE = /^\.(.+)\.hold-([0-9a-f]{6})-(\d+)-[0-9a-f]{8}$/;
+
+/** Marks `entry` as being loaded by this process; call the returned function when done (it never throws). */
+export async function holdEntry(entry: string): Promise<() => Promise<void>> {
+  const rand = Math.floor(Math.random() * 2 ** 32).toString(16).padStart(8, '0');
+  const path = join(dirname(entry), `.${basename(entry)}.hold-${HOST_TAG}-${process.pid}-${rand}`);
+  try {
+    await (await open(path, 'wx')).close();
+  } catch {
+    // a read-only cache folder: nothing can prune it either
+    return async () => undefined;
+  }
+  return () => rm(path, { force: true }).catch(() => undefined);
+}
+
+/**
+ * Who holds `entry` now: a live process of this host ('pid N'), or one of another host (which cannot be checked: the
+ * hold file is named for deleting by hand). Holds of dead processes of this host are removed. Null when none.
+ */
+export async function entryHolder(entry: string): Promise<string | null> {
+  for (const name of await readdir(dirname(entry)).catch(() => [] as string[])) {
+    const m = HOLD_RE.exec(name);
+    if (!m || m[1] !== basename(entry)) continue;
+    const path = join(dirname(entry), name);
+    if (m[2] !== HOST_TAG) return `a process on another host (pid ${m[3]}; if it is gone, delete ${path})`;
+    if (processAlive(Number(m[3]))) return `pid ${m[3]}`;
+    await rm(path, { force: true }).catch(() => undefined);
+  }
+  return null;
+}
+
 /** '1.7 GB', '312 MB', '4.0 kB'. */
-function size(bytes: number): string {
+export function size(bytes: number): string {
   if (bytes >= 1e9) return `${(bytes / 1e9).toFixed(1)} GB`;
   if (bytes >= 1e6) return `${(bytes / 1e6).toFixed(0)} MB`;
   return `${(bytes / 1e3).toFixed(1)} kB`;

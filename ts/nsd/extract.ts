@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, stat, utimes } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { BrainlatentError, InvalidArgumentError, MissingFileError, ShapeError } from '../errors.js';
 import { recoverInterruptedDir } from '../io/atomicWrite.js';
@@ -11,7 +11,7 @@ import { allInOrder } from '../allInOrder.js';
 import { parseSessionSpec } from '../config/sessions.js';
 import { availableSessions, betasGridAffine, exists, formatSessionList, readSessionBetas, sessionBetasFile, sessionBetasShape, sessionTrialCount, type BetasFormatChoice } from './betas.js';
 import { nsdTrialTable, readNsdDesign } from './expdesign.js';
-import { removeReplacedEntries } from './cache.js';
+import { holdEntry, removeReplacedEntries } from './cache.js';
 import { describeFiles, readNsdExtraction, writeNsdExtraction, type NsdExtraction, type NsdManifest } from './output.js';
 import { maskGridMismatch } from './grid.js';
 import { betasPath, expdesignPath, subjectDir, type BetasFormat } from './paths.js';
@@ -90,9 +90,9 @@ export async function extractNsd(opts: NsdExtractOptions): Promise<NsdExtraction
   const key = createHash('sha256').update(JSON.stringify(keyInput)).digest('hex').slice(0, 20);
   const cacheEntry = o.cacheDir ? join(o.cacheDir, `${subjectDir(o.subject)}_${slug(o.roi)}_${key}`) : null;
   if (cacheEntry) await recoverInterruptedDir(cacheEntry);
-  if (cacheEntry && (await exists(join(cacheEntry, 'manifest.json')))) {
-    const cached = await readNsdExtraction(cacheEntry);
-    if (cached.manifest.key === key) return cached;
+  if (cacheEntry) {
+    const cached = await loadCacheEntry(cacheEntry);
+    if (cached?.manifest.key === key) return cached;
   }
 
   const design = await readNsdDesign(o.root, designFile);
@@ -252,6 +252,31 @@ export function parseSessions(spec: string, label = 'sessions'): number[] {
   const { sessions, problems } = parseSessionSpec(spec);
   if (problems.length) throw new InvalidArgumentError(`${label}: ${problems.join('; ')}`);
   return sessions;
+}
+
+/**
+ * The extraction in cache entry `entry`, or null when there is none. The entry is held while it is read (`brainlatent
+ * cache prune` leaves it alone meanwhile), and its folder's modification time is set to now: the entry's last use,
+ * which `cache list` shows and `cache prune --older-than` goes by. An entry removed in the instant between prune's
+ * look for holds and its rename is simply not there any more: null, and the extraction runs again.
+ */
+async function loadCacheEntry(entry: string): Promise<NsdExtraction | null> {
+  const release = await holdEntry(entry);
+  try {
+    if (!(await exists(join(entry, 'manifest.json')))) return null;
+    let cached: NsdExtraction;
+    try {
+      cached = await readNsdExtraction(entry);
+    } catch (e) {
+      if (!(await exists(entry))) return null;
+      throw e;
+    }
+    const now = new Date();
+    await utimes(entry, now, now).catch(() => undefined); // a read-only cache keeps its times
+    return cached;
+  } finally {
+    await release();
+  }
 }
 
 /**

@@ -1,5 +1,3 @@
-import { homedir } from 'node:os';
-import { join } from 'node:path';
 import type { Command } from 'commander';
 
 import { InvalidArgumentError, MissingFileError } from '../../errors.js';
@@ -15,6 +13,7 @@ import { NsdStimuli } from '../../nsd/stimuli.js';
 import { formatSessionList, type BetasFormatChoice } from '../../nsd/betas.js';
 import { extractionGapWarning } from '../../nsd/sessionPlan.js';
 import { seconds } from '../format.js';
+import { defaultNsdCacheDir } from '../nsdCacheDir.js';
 import { FlagProblems } from '../problems.js';
 import { progressBar } from '../progress.js';
 import { writePng } from '../../sd/png.js';
@@ -34,12 +33,6 @@ interface ExtractFlags {
   format: BetasFormatChoice;
   divisor: string;
   cache: string | false;
-}
-
-/** Default cache folder: $BRAINLATENT_CACHE, else $XDG_CACHE_HOME/brainlatent/nsd, else ~/.cache/brainlatent/nsd. */
-export function defaultNsdCacheDir(): string {
-  if (process.env.BRAINLATENT_CACHE) return join(process.env.BRAINLATENT_CACHE, 'nsd');
-  return join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'brainlatent', 'nsd');
 }
 
 /** Names where the cache path came from: --cache as given, or its default from an environment variable. */

@@ -1,0 +1,114 @@
+/** `brainlatent cache list|prune`: the NSD extraction cache's entries, and removing the stale or unused ones by hand. */
+import { existsSync } from 'node:fs';
+
+import type { Command } from 'commander';
+
+import { size } from '../../nsd/cache.js';
+import { listCacheFolder, pruneCacheFolder, type CacheFolderEntry } from '../../nsd/cacheFolder.js';
+import { formatSessionList } from '../../nsd/sessionList.js';
+import { decimalFlag } from '../flagValue.js';
+import { defaultNsdCacheDir } from '../nsdCacheDir.js';
+
+const DIR_HELP = 'cache folder (default: the global one, as nsd extract --cache: $BRAINLATENT_CACHE/nsd, $XDG_CACHE_HOME/brainlatent/nsd or ~/.cache/brainlatent/nsd)';
+
+function dirOf(flags: { dir?: string }): { dir: string; label: string } {
+  return flags.dir !== undefined ? { dir: flags.dir, label: '--dir' } : { dir: defaultNsdCacheDir(), label: '--dir (default)' };
+}
+
+/** The global cache before anything was extracted into it: nothing to list or remove, not an error (a named --dir is). */
+function missingDefault(flags: { dir?: string }, dir: string): boolean {
+  if (flags.dir !== undefined || existsSync(dir)) return false;
+  console.log(`no extraction cache at ${dir} (nothing extracted there yet)`);
+  return true;
+}
+
+function optionsText(e: CacheFolderEntry): string {
+  const o = e.options;
+  const z = o.zscore === 'none' ? 'zscore none' : `zscore ${o.zscore} ddof ${o.ddof}`;
+  const avg = [o.averageTrain && 'train', o.averageTest && 'test'].filter(Boolean).join('+') || 'none';
+  return `subject ${e.subject}, ${e.roi}, sessions ${formatSessionList(e.sessions)}, ${z}, averaged ${avg}, divisor ${o.divisor}`;
+}
+
+function entryLines(e: CacheFolderEntry): string {
+  const state = e.staleness.state === 'fresh' ? 'ok' : `${e.staleness.state}: ${e.staleness.why}`;
+  return `${e.path}\n  ${size(e.bytes)}, created ${e.createdAt}, last used ${e.lastUsed}\n  ${optionsText(e)}\n  ${state}`;
+}
+
+export function registerCacheCommand(program: Command): void {
+  const cache = program
+    .command('cache')
+    .description('list the NSD extraction cache, and remove its stale or unused entries')
+    .addHelpText(
+      'after',
+      `
+An entry (subjNN_<roi>_<key>/, one per extraction's inputs and options) is kept until removed: extractions
+remove only the entries made from an earlier version of a file they read, and a run folder's own cache
+(<out>/cache) the entries its config no longer uses. A named cache (the global one, nsd.cacheDir, a batch's
+per-subject caches) keeps the rest: remove them here.
+
+Examples:
+  brainlatent cache list
+  brainlatent cache list --dir runs/batch1/subj01/cache
+  brainlatent cache prune --stale --dry-run
+  brainlatent cache prune --stale --older-than 30`,
+    );
+
+  cache
+    .command('list')
+    .description('every entry: size, creation and last use, the subject, region and options it was made with, and whether it is stale')
+    .option('--dir <dir>', DIR_HELP)
+    .option('--json', 'print JSON instead of text')
+    .addHelpText(
+      'after',
+      `
+Stale: a file the entry was made from has changed or was deleted since; it can never be loaded again.
+Unreachable: the folder of a file it was made from is missing (an NSD root on a drive not mounted now); it
+loads again once the files are back. Last use is the last time an extraction loaded it.
+
+Examples:
+  brainlatent cache list
+  brainlatent cache list --dir runs/batch1/subj01/cache --json`,
+    )
+    .action(async (flags: { dir?: string; json?: boolean }) => {
+      const { dir, label } = dirOf(flags);
+      if (missingDefault(flags, dir)) return;
+      const entries = await listCacheFolder(dir, label);
+      if (flags.json) {
+        console.log(JSON.stringify({ dir, entries }, null, 2));
+        return;
+      }
+      for (const e of entries) console.log(entryLines(e));
+      const bytes = entries.reduce((t, e) => t + e.bytes, 0);
+      const stale = entries.filter((e) => e.staleness.state === 'stale').length;
+      console.log(`${entries.length} entr${entries.length === 1 ? 'y' : 'ies'} in ${dir}, ${size(bytes)}; ${stale} stale`);
+    });
+
+  cache
+    .command('prune')
+    .description('remove the stale entries, the entries not used for some days, or both')
+    .option('--dir <dir>', DIR_HELP)
+    .option('--stale', 'remove the entries made from a file that has changed or was deleted since (never loadable again)')
+    .option('--older-than <days>', 'remove the entries not loaded or written for more than this many days')
+    .option('--dry-run', 'print what would be removed, remove nothing')
+    .addHelpText(
+      'after',
+      `
+With both --stale and --older-than, an entry either picks goes. An entry another process is loading at the
+time is left (and named). An entry is renamed aside, then deleted: no run ever loads half of one.
+
+Examples:
+  brainlatent cache prune --stale --dry-run
+  brainlatent cache prune --older-than 30
+  brainlatent cache prune --dir runs/batch1/subj01/cache --stale --older-than 90`,
+    )
+    .action(async (flags: { dir?: string; stale?: boolean; olderThan?: string; dryRun?: boolean }) => {
+      const { dir, label } = dirOf(flags);
+      if (missingDefault(flags, dir)) return;
+      const olderThanDays = flags.olderThan === undefined ? undefined : decimalFlag(flags.olderThan, '--older-than', 0);
+      const r = await pruneCacheFolder(dir, { stale: flags.stale, olderThanDays, dryRun: flags.dryRun }, label);
+      const verb = flags.dryRun ? 'would remove' : 'removed';
+      for (const e of r.removed) console.log(`${verb} ${e.path} (${size(e.bytes)}): ${e.why}`);
+      for (const h of r.held) console.log(`kept ${h.path}: being loaded by ${h.holder}`);
+      console.log(`${flags.dryRun ? 'would free' : 'freed'} ${size(r.bytes)} (${r.removed.length} entr${r.removed.length === 1 ? 'y' : 'ies'}) in ${dir}`);
+    });
+}

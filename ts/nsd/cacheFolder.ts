@@ -1,0 +1,115 @@
+/**
+ * A cache folder's entries for `brainlatent cache list` and `cache prune`: any extraction cache (the global default,
+ * a batch's per-subject cache, a run folder's <out>/cache). extractNsd and the extract stage keep removing what can
+ * never load again or what a run folder no longer uses (ts/nsd/cache.ts); this is for the rest, chosen by hand:
+ * entries made from files that changed or went since, and entries not used for a while.
+ *
+ * Last use: extractNsd sets an entry folder's modification time when it loads it; an entry never loaded since it was
+ * written has the time it was written. An entry being loaded (held, ts/nsd/cache.ts) is never removed; one is
+ * renamed aside before it is deleted (removeDirWhole), so no reader ever finds it half gone.
+ */
+import { readdir, stat } from 'node:fs/promises';
+
+import { InvalidArgumentError, MissingFileError } from '../errors.js';
+import { removeDirWhole } from '../io/atomicWrite.js';
+import { cacheEntries, entryHolder, entryState, folderBytes, type EntryState } from './cache.js';
+import type { NsdManifest } from './output.js';
+
+export interface CacheFolderEntry {
+  path: string;
+  key: string;
+  bytes: number;
+  createdAt: string;
+  /** The last load or the creation, whichever is later (the entry folder's modification time). */
+  lastUsed: string;
+  subject: number;
+  roi: string;
+  sessions: number[];
+  options: NsdManifest['options'];
+  staleness: EntryState;
+}
+
+/** The entries of cache folder `dir`, oldest use first; refuses a folder that is missing or holds no entries but other things. */
+export async function listCacheFolder(dir: string, label = dir): Promise<CacheFolderEntry[]> {
+  const s = await stat(dir).catch(() => null);
+  if (!s) throw new MissingFileError(`${label}: ${dir} not found; expected an NSD extraction cache folder`);
+  if (!s.isDirectory()) throw new InvalidArgumentError(`${label}: ${dir} is a file; expected an NSD extraction cache folder`);
+  const entries = await cacheEntries(dir);
+  if (entries.length === 0) {
+    const other = (await readdir(dir)).filter((n) => !n.startsWith('.'));
+    if (other.length > 0) {
+      throw new InvalidArgumentError(
+        `${label}: ${dir} is not a brainlatent extraction cache: none of its ${other.length} item(s) (${other.slice(0, 3).join(', ')}${other.length > 3 ? ', …' : ''}) ` +
+          'is an entry (a folder subjNN_<roi>_<20-hex key> holding an extraction manifest.json); nothing there is listed or removed',
+      );
+    }
+  }
+  const out: CacheFolderEntry[] = [];
+  for (const e of entries) {
+    const m = e.manifest;
+    // written whole at creation, then touched by each load (extractNsd): the folder's time is its last use
+    const mtime = (await stat(e.path).catch(() => null))?.mtimeMs ?? Date.parse(m.createdAt);
+    out.push({
+      path: e.path,
+      key: e.key,
+      bytes: await folderBytes(e.path),
+      createdAt: m.createdAt,
+      lastUsed: new Date(mtime).toISOString(),
+      subject: m.inputs?.subject,
+      roi: m.inputs?.roi,
+      sessions: m.inputs?.sessions ?? [],
+      options: m.options,
+      staleness: await entryState(m),
+    });
+  }
+  return out.sort((a, b) => a.lastUsed.localeCompare(b.lastUsed) || a.path.localeCompare(b.path));
+}
+
+export interface PruneChoice {
+  /** Entries made from a file that changed or is gone. */
+  stale?: boolean;
+  /** Entries not used for this many days. */
+  olderThanDays?: number;
+  /** Say what would go, remove nothing. */
+  dryRun?: boolean;
+  /** For "now" in tests. */
+  now?: number;
+}
+
+export interface PruneResult {
+  removed: { path: string; bytes: number; why: string }[];
+  /** Chosen but left: being loaded by another process. */
+  held: { path: string; holder: string }[];
+  bytes: number;
+}
+
+const DAY_MS = 86_400_000;
+
+/** Why `e` is chosen by `c`, or null when it stays. */
+function pruneReason(e: CacheFolderEntry, c: PruneChoice, now: number): string | null {
+  if (c.stale && e.staleness.state === 'stale') return `stale: ${e.staleness.why}`;
+  if (c.olderThanDays !== undefined && now - Date.parse(e.lastUsed) > c.olderThanDays * DAY_MS) {
+    return `not used for ${Math.floor((now - Date.parse(e.lastUsed)) / DAY_MS)} days (last ${e.lastUsed})`;
+  }
+  return null;
+}
+
+/** Removes (or with dryRun, names) the entries of `dir` that `choice` picks, leaving those another process holds. */
+export async function pruneCacheFolder(dir: string, choice: PruneChoice, label = dir): Promise<PruneResult> {
+  if (!choice.stale && choice.olderThanDays === undefined) throw new InvalidArgumentError('cache prune: name what to remove: --stale, --older-than <days>, or both');
+  const now = choice.now ?? Date.now();
+  const result: PruneResult = { removed: [], held: [], bytes: 0 };
+  for (const e of await listCacheFolder(dir, label)) {
+    const why = pruneReason(e, choice, now);
+    if (!why) continue;
+    const holder = await entryHolder(e.path);
+    if (holder) {
+      result.held.push({ path: e.path, holder });
+      continue;
+    }
+    if (!choice.dryRun) await removeDirWhole(e.path);
+    result.removed.push({ path: e.path, bytes: e.bytes, why });
+    result.bytes += e.bytes;
+  }
+  return result;
+}
