@@ -5,7 +5,7 @@
  * reconstruct's extract stage also empties a run folder's own cache (<out>/cache) of entries its config no longer
  * uses; a cache folder named in the config keeps them. Every removal is named, with its size.
  */
-import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, utimesSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -14,6 +14,7 @@ import { Command } from 'commander';
 import { printCacheRemovals } from '../../ts/cli/commands/reconstruct.js';
 import { registerNsdCommand } from '../../ts/cli/commands/nsd.js';
 import { resolveEncodeConfig } from '../../ts/config/encode.js';
+import { HOST_TAG } from '../../ts/io/atomicWrite.js';
 import { encodeStages } from '../../ts/encoding/encode.js';
 import { extractNsd } from '../../ts/nsd/extract.js';
 import { betasPath, roiPath } from '../../ts/nsd/paths.js';
@@ -81,6 +82,25 @@ describe('extractNsd: entries replaced by a new one go', () => {
     expect(readdirSync(cacheDir).filter((n) => n.startsWith('.'))).toEqual([]);
     // a load from the cache removes nothing
     expect((await early()).removedFromCache).toBeUndefined();
+  });
+
+  it('an entry a live process is loading (its hold file, as cache prune honours) is left for a later upkeep', async () => {
+    const cacheDir = join(mini.tmp, 'cache-held');
+    const early = (more: object = {}) => extractNsd({ root, subject: 1, roi: 'streams:early', cacheDir, ...more });
+    const a = await early({ sessions: '1-2' });
+    const name = `subj01_streams-early_${a.manifest.key}`;
+    // held by this (live) process; a dead process's hold would be ignored
+    const hold = join(cacheDir, `.${name}.hold-${HOST_TAG}-${process.pid}-0badf00d`);
+    writeFileSync(hold, '');
+    const s2 = betasPath(root, 1, 2, 'hdf5');
+    touch(s2, 10);
+    const again = await early({ sessions: '1-2', zscore: 'train' });
+    expect(again.removedFromCache).toEqual([]);
+    expect(existsSync(join(cacheDir, name))).toBe(true);
+    rmSync(hold);
+    const third = await early({ sessions: '1-2', zscore: 'session' });
+    expect(third.removedFromCache!.map((r) => r.path)).toEqual([join(cacheDir, name)]);
+    expect(existsSync(join(cacheDir, name))).toBe(false);
   });
 
   it('nsd extract names each removed entry and its size on stderr', async () => {

@@ -86,7 +86,9 @@ export async function folderBytes(dir: string): Promise<number> {
   return total;
 }
 
-async function remove(e: CacheEntry, why: string): Promise<RemovedCacheEntry> {
+/** Removes entry `e`, unless a live process is loading it (a hold, as `cache prune` honours): then null, and a later upkeep removes it. */
+async function remove(e: CacheEntry, why: string): Promise<RemovedCacheEntry | null> {
+  if ((await entryHolder(e.path)) !== null) return null;
   const bytes = await folderBytes(e.path);
   await removeDirWhole(e.path);
   return { path: e.path, bytes, why };
@@ -105,7 +107,8 @@ export async function removeReplacedEntries(dir: string, key: string, sources: r
       const n = now.get(s.path);
       return n !== undefined && changedSince(s, n);
     });
-    if (changed) removed.push(await remove(e, `made from an earlier ${changed.path}, which has changed since (it can never be loaded again)`));
+    const r = changed ? await remove(e, `made from an earlier ${changed.path}, which has changed since (it can never be loaded again)`) : null;
+    if (r) removed.push(r);
   }
   return removed;
 }
@@ -114,7 +117,8 @@ export async function removeReplacedEntries(dir: string, key: string, sources: r
 export async function removeEntriesNotIn(dir: string, keys: readonly string[]): Promise<RemovedCacheEntry[]> {
   const removed: RemovedCacheEntry[] = [];
   for (const e of await cacheEntries(dir)) {
-    if (!keys.includes(e.key)) removed.push(await remove(e, "the run's config no longer uses it (a run folder's own cache keeps what its config reads)"));
+    const r = keys.includes(e.key) ? null : await remove(e, "the run's config no longer uses it (a run folder's own cache keeps what its config reads)");
+    if (r) removed.push(r);
   }
   return removed;
 }
