@@ -41,13 +41,16 @@ it('decode stops at its next image when the signal aborts, and runs whole withou
 });
 
 it('encodeImages stops at its next image when the signal aborts', async () => {
+  // (8× the decode test's images: encoding 128 took ~20 ms, within which a busy main thread did not always get to
+  // abort — the whole job finished first on a CI run; 1,024 take ~0.2 s)
+  const many: RgbImages = { data: Uint8Array.from({ length: 8 * N * 128 * 128 * 3 }, (_, i) => (i * 37) % 256), count: 8 * N, height: 128, width: 128 };
   const ac = new AbortController();
-  const p = sd.encodeImages(images, { signal: ac.signal });
+  const p = sd.encodeImages(many, { signal: ac.signal });
   ac.abort();
   const e = await p.then(
     () => null,
     (err: unknown) => err,
   );
   expect(e).toBeInstanceOf(CancelledError);
-  expect((e as Error).message).toMatch(/^encode_images cancelled after \d+ of 128 images$/);
+  expect((e as Error).message).toMatch(/^encode_images cancelled after \d+ of 1024 images$/);
 });
