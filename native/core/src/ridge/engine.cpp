@@ -550,7 +550,7 @@ namespace {
 
 EngineResult attempt(const Problem& pb, Backend& be, const RouteSpec& spec) {
   auto t_start = Clock::now();
-  const i64 n = pb.n(), p = pb.p(), t = pb.t();
+  const i64 p = pb.p(), t = pb.t();
   const int A = pb.n_alphas(), nc = pb.n_candidates();
   const bool single = nc == 1;
   be.set_memory_limit(0);
