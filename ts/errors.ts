@@ -74,10 +74,23 @@ export class BackendUnavailableError extends BrainlatentError {
   }
 }
 
-/** The work needs more memory than its budget (memoryBudget, --memory) or the machine allows. */
+/**
+ * Why an OutOfMemoryError arose, which decides whether trying again can help:
+ * - `'budget'`: a memory budget (memoryBudget, --memory, a backend's limit) refused the plan or an allocation past
+ *   it. Deterministic: the same work under the same budget is refused again (raise the budget or shrink the work).
+ * - `'allocation'`: the machine or device could not provide the memory (the allocator, CUDA, a large JS buffer).
+ *   Transient: the same work may succeed at another time or on another machine.
+ */
+export type OutOfMemoryReason = 'budget' | 'allocation';
+
+/** The work needs more memory than its budget (memoryBudget, --memory) or the machine allows; `reason` says which. */
 export class OutOfMemoryError extends BrainlatentError {
-  constructor(message: string) {
+  /** 'budget' (refused by a budget: retrying cannot help) or 'allocation' (the allocator failed: may pass later). */
+  readonly reason: OutOfMemoryReason;
+  /** `reason` defaults to 'allocation' when unknown (the retryable kind: a refusal retried costs one retry). */
+  constructor(message: string, reason: OutOfMemoryReason = 'allocation') {
     super(message, 'OutOfMemory');
+    this.reason = reason;
   }
 }
 

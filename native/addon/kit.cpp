@@ -18,10 +18,14 @@
 namespace brainlatent::addon {
 
 // ------------------------------------------------------------------ errors
-Napi::Error to_js_error(Napi::Env env, ErrorCode code, const std::string& message) {
+Napi::Error to_js_error(Napi::Env env, ErrorCode code, const std::string& message, OomReason reason) {
   Napi::Error err = code == ErrorCode::InvalidArgument ? static_cast<Napi::Error>(Napi::RangeError::New(env, message))
                                                        : Napi::Error::New(env, message);
   err.Value().Set("code", Napi::String::New(env, error_code_name(code)));
+  if (code == ErrorCode::OutOfMemory) {
+    // (an OutOfMemory that somehow arrives without a reason is the retryable kind, as in Error's constructor)
+    err.Value().Set("reason", Napi::String::New(env, oom_reason_name(reason == OomReason::None ? OomReason::Allocation : reason)));
+  }
   return err;
 }
 
@@ -29,9 +33,9 @@ Failure current_failure(const std::string& what) {
   try {
     throw;
   } catch (const Error& e) {
-    return {e.code(), e.what()};
+    return {e.code(), e.what(), e.oom_reason()};
   } catch (const std::bad_alloc&) {
-    return {ErrorCode::OutOfMemory, what + ": out of memory"};
+    return {ErrorCode::OutOfMemory, what + ": out of memory", OomReason::Allocation};
   } catch (const std::exception& e) {
     return {ErrorCode::Internal, what + " failed: " + e.what()};
   } catch (...) {
@@ -173,7 +177,7 @@ void settle(Napi::Env env, JobState& s) {
     s.deferred.Reject(s.callback_error.Value());
     s.callback_error.Reset();
   } else if (s.failed) {
-    s.deferred.Reject(to_js_error(env, s.failure.code, s.failure.message).Value());
+    s.deferred.Reject(to_js_error(env, s.failure.code, s.failure.message, s.failure.reason).Value());
   } else {
     try {
       s.deferred.Resolve(s.done(env));
@@ -181,7 +185,7 @@ void settle(Napi::Env env, JobState& s) {
       s.deferred.Reject(e.Value());
     } catch (...) {
       const Failure f = current_failure(s.name);
-      s.deferred.Reject(to_js_error(env, f.code, f.message).Value());
+      s.deferred.Reject(to_js_error(env, f.code, f.message, f.reason).Value());
     }
   }
   s.done = nullptr;

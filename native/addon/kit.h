@@ -30,14 +30,18 @@ namespace brainlatent::addon {
 // ------------------------------------------------------------------ errors
 // A JS error for a core failure: InvalidArgument → RangeError, anything else → Error; `.code`
 // carries the core's code name either way (the TS layer maps codes onto its named classes).
-Napi::Error to_js_error(Napi::Env env, ErrorCode code, const std::string& message);
+// An OutOfMemory also carries `.reason`: "budget" (a memory budget refused: retrying cannot help)
+// or "allocation" (the allocator failed: another time or machine may succeed).
+Napi::Error to_js_error(Napi::Env env, ErrorCode code, const std::string& message, OomReason reason = OomReason::None);
 
 struct Failure {
   ErrorCode code = ErrorCode::Internal;
   std::string message;
+  OomReason reason = OomReason::None;
 };
-// The exception in flight (call inside a catch block): brainlatent::Error keeps its code,
-// std::bad_alloc is OutOfMemory, any other exception is Internal, prefixed with `what`.
+// The exception in flight (call inside a catch block): brainlatent::Error keeps its code and
+// reason, std::bad_alloc is an OutOfMemory of reason Allocation, any other exception is Internal,
+// prefixed with `what`.
 Failure current_failure(const std::string& what);
 
 // Runs a core call on the JS thread, rethrowing its failure as the mapped JS error.
@@ -49,7 +53,7 @@ auto guarded(Napi::Env env, const std::string& what, Fn&& fn) -> decltype(fn()) 
     throw;
   } catch (...) {
     const Failure f = current_failure(what);
-    throw to_js_error(env, f.code, f.message);
+    throw to_js_error(env, f.code, f.message, f.reason);
   }
 }
 

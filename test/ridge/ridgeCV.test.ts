@@ -11,6 +11,7 @@ import { setThreads } from '../../ts/ridge/RidgeCV.js';
 import { RidgeCV, type FitControl, type RidgeCVOptions } from '../../ts/ridge/RidgeCV.js';
 import { RidgeModel } from '../../ts/ridge/RidgeModel.js';
 import { writeNpy } from '../../ts/io/npy.js';
+import { fromNative } from '../../ts/native/nativeError.js';
 import type { Matrix } from '../../ts/matrix.js';
 import { alteredCopies, expectRefused, type TensorCopy } from '../helpers/modelFiles.js';
 import { planted, rng } from '../helpers/random.js';
@@ -656,6 +657,22 @@ describe('RidgeCV memory budget', () => {
     expect(tight.info!.nBatches).toBeGreaterThan(1);
     expect(tight.info!.peakBytes).toBeLessThanOrEqual(budget);
     expect(tight.bestAlphas).toEqual(whole.bestAlphas);
+  });
+
+  it("a budget's refusal says so (reason 'budget': the same fit is refused again); a failed allocation is 'allocation'", async () => {
+    const { x, y } = planted(200, 150, 300, 5);
+    const e = await new RidgeCV({ alphas: [1, 10], memoryBudget: 50_000 }).fit(x, y).then(
+      () => null,
+      (err: unknown) => err,
+    );
+    expect(e).toBeInstanceOf(OutOfMemoryError);
+    expect((e as OutOfMemoryError).reason).toBe('budget');
+    // the addon's mapping: its `.reason` kept; an OutOfMemory without one (an older engine) is the retryable kind
+    const native = (reason?: string) => Object.assign(new Error('x'), { code: 'OutOfMemory', ...(reason ? { reason } : {}) });
+    expect((fromNative(native('budget')) as OutOfMemoryError).reason).toBe('budget');
+    expect((fromNative(native('allocation')) as OutOfMemoryError).reason).toBe('allocation');
+    expect((fromNative(native()) as OutOfMemoryError).reason).toBe('allocation');
+    expect(new OutOfMemoryError('x').reason).toBe('allocation');
   });
 });
 

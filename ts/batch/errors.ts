@@ -1,5 +1,5 @@
 /** Which failures are worth retrying: broken inputs fail at once, anything else (I/O, a lost worker) is retried. */
-import { BrainlatentError } from '../errors.js';
+import { BrainlatentError, OutOfMemoryError, type OutOfMemoryReason } from '../errors.js';
 
 /** Error classes that say the inputs are wrong: running again cannot help. */
 const INPUT_ERRORS = new Set([
@@ -12,13 +12,17 @@ const INPUT_ERRORS = new Set([
   'InvalidArgumentError',
   'NonFiniteError',
   'BackendUnavailableError',
-  // a memory budget below the fit's fixed footprint (ridge.memoryBudget): the same budget is refused again
-  'OutOfMemoryError',
   'CancelledError',
 ]);
 
-/** True when the error comes from the inputs (or a cancellation), so the job must not be retried. */
+/**
+ * True when the error comes from the inputs (or a cancellation), so the job must not be retried. An
+ * OutOfMemoryError is one when a memory budget refused the work (reason 'budget', ridge.memoryBudget below a fit's
+ * fixed footprint say: the same budget is refused again); a failed allocation (reason 'allocation') is transient and
+ * retried (another time, or another worker's machine, may have the memory).
+ */
 export function isInputError(e: unknown): boolean {
+  if (e instanceof OutOfMemoryError) return e.reason === 'budget';
   return e instanceof BrainlatentError && INPUT_ERRORS.has(e.name);
 }
 
@@ -27,12 +31,15 @@ export interface SerializedError {
   name: string;
   message: string;
   input: boolean;
+  /** An OutOfMemoryError's reason ('budget' | 'allocation'); absent for any other error. */
+  reason?: OutOfMemoryReason;
   stack?: string;
 }
 
 export function serializeError(e: unknown): SerializedError {
   const err = e instanceof Error ? e : new Error(String(e));
-  return { name: err.name, message: err.message, input: isInputError(e), stack: err.stack };
+  const reason = e instanceof OutOfMemoryError ? { reason: e.reason } : {};
+  return { name: err.name, message: err.message, input: isInputError(e), ...reason, stack: err.stack };
 }
 
 /** A batch that cannot be run as asked (a conflicting earlier batch, a bad option). */

@@ -10,6 +10,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import type { OutOfMemoryReason } from '../errors.js';
 import { packageRoot } from '../native/binding.js';
 import type { SerializedError } from './errors.js';
 import type { BatchNode } from './graph.js';
@@ -24,10 +25,13 @@ export type PoolReply =
 /** A job that failed in a pool process: the child's error, or the child's death. */
 export class PoolJobError extends Error {
   readonly input: boolean;
+  /** The child's OutOfMemoryError's reason: 'budget' (an input error, not retried) or 'allocation' (retried). */
+  readonly reason?: OutOfMemoryReason;
   constructor(e: SerializedError) {
     super(e.message);
     this.name = e.name;
     this.input = e.input;
+    if (e.reason) this.reason = e.reason;
   }
 }
 

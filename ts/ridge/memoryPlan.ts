@@ -142,7 +142,7 @@ export function inConfigUnits(e: OutOfMemoryError, budget: number | undefined, f
     return `raise ${field} (in bytes) to at least ${Math.ceil((v + ulp) * 2 ** 30)} (${g} GiB)`;
   });
   if (message === e.message) return e;
-  const out = new OutOfMemoryError(message);
+  const out = new OutOfMemoryError(message, e.reason);
   out.stack = `${out.name}: ${message}\n${(e.stack ?? '').split('\n').slice(1).join('\n')}`;
   return out;
 }

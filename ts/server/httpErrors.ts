@@ -81,5 +81,7 @@ export function sendError(e: unknown, req: FastifyRequest, reply: FastifyReply, 
   const model = e instanceof ModelOutputError ? { model: e.model, output: e.output } : {};
   const notFound = e instanceof NotFoundError ? e.fields : {};
   const problems = body.problems ? { problems: body.problems } : {};
-  return reply.code(status).send({ error: STATUS_TEXT[status] ?? 'Error', ...problems, message: body.message, code: body.code ?? body.name, name: body.name, ...model, ...notFound });
+  // an OutOfMemory says whether a budget refused it (the same request fails again) or the allocator failed (may pass later)
+  const reason = body.reason ? { reason: body.reason } : {};
+  return reply.code(status).send({ error: STATUS_TEXT[status] ?? 'Error', ...problems, message: body.message, code: body.code ?? body.name, name: body.name, ...reason, ...model, ...notFound });
 }

@@ -3,7 +3,7 @@
  * and are passed on; anything that could quote a file's contents (a JSON parser's excerpt, a foreign library's
  * message) is reduced to its kind, and the full error goes to the server's log only.
  */
-import { BrainlatentError } from '../errors.js';
+import { BrainlatentError, type OutOfMemoryReason } from '../errors.js';
 
 export interface PublicError {
   /** The error's class (ShapeError, RequestValidationError, ...). */
@@ -17,6 +17,12 @@ export interface PublicError {
   message: string;
   /** Every problem of an invalid config or body, one per line, each naming the field. */
   problems?: string[];
+  /**
+   * An OutOfMemory's reason (code 'OutOfMemory' only): 'budget' when a memory budget refused the work (the same
+   * request fails again: raise the budget or shrink the work), 'allocation' when the machine could not provide the
+   * memory (may succeed later).
+   */
+  reason?: OutOfMemoryReason;
 }
 
 const MAX_MESSAGE = 2000;
@@ -31,10 +37,16 @@ function clean(text: string): string {
   return t.length > MAX_MESSAGE ? `${t.slice(0, MAX_MESSAGE)}…` : t;
 }
 
+/** An OutOfMemory's reason (an OutOfMemoryError's, or one a job's process reported, JobFailedError's), else none. */
+function oomReason(e: BrainlatentError): { reason?: OutOfMemoryReason } {
+  const reason = (e as { reason?: unknown }).reason;
+  return e.code === 'OutOfMemory' && (reason === 'budget' || reason === 'allocation') ? { reason } : {};
+}
+
 export function publicError(e: unknown): PublicError {
   if (e instanceof BrainlatentError) {
     const problems = (e as { problems?: unknown }).problems;
-    return { name: e.name, code: e.code, message: clean(e.message), ...(Array.isArray(problems) ? { problems: problems.map((p) => clean(String(p))) } : {}) };
+    return { name: e.name, code: e.code, message: clean(e.message), ...(Array.isArray(problems) ? { problems: problems.map((p) => clean(String(p))) } : {}), ...oomReason(e) };
   }
   if (e instanceof Error && isSystemError(e)) return { name: 'SystemError', code: (e as NodeJS.ErrnoException).code, message: clean(e.message) };
   // JSON.parse and most foreign parsers quote the text they choke on: say only what failed.

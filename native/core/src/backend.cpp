@@ -70,9 +70,8 @@ void Backend::count_alloc(std::size_t bytes, const char* what) {
   const std::size_t limit = limit_.load();
   if (limit > 0 && live > limit) {
     live_.fetch_sub(bytes);
-    throw Error(ErrorCode::OutOfMemory, std::string(what) + ": " + gib(bytes) + " more would bring the " + name() +
-                                            " backend's work buffers to " + gib(live) + ", past the memory budget of " +
-                                            gib(limit));
+    throw Error::budget_exceeded(std::string(what) + ": " + gib(bytes) + " more would bring the " + name() +
+                                 " backend's work buffers to " + gib(live) + ", past the memory budget of " + gib(limit));
   }
   std::size_t peak = peak_.load();
   while (live > peak && !peak_.compare_exchange_weak(peak, live)) {

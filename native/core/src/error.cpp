@@ -18,4 +18,13 @@ const char* error_code_name(ErrorCode code) {
   return "Unknown";
 }
 
+const char* oom_reason_name(OomReason reason) {
+  switch (reason) {
+    case OomReason::Budget: return "budget";
+    case OomReason::Allocation: return "allocation";
+    case OomReason::None: return "";
+  }
+  return "";
+}
+
 }  // namespace brainlatent

@@ -92,6 +92,8 @@ describe('brainlatent ridge fit / predict', () => {
     // refused from the headers' shapes, before X and Y are read, by the engine's plan of the fit's memory; the CLI
     // user's knob is --memory, not the library's memoryBudget
     const refused = await fit('--memory', '1e-9').then(() => '', (e: Error) => `${e.name}: ${e.message}`);
+    // a budget's refusal: running it again cannot help (batch does not retry it)
+    expect(await fit('--memory', '1e-9').then(() => null, (e: { reason?: string }) => e.reason)).toBe('budget');
     expect(refused).toMatch(
       /^OutOfMemoryError: ridge fit needs at least \S+ GiB of work buffers \(route \S+, 60 samples × 8 features → 5 targets: X's prepared copy \S+ GiB, the route's Grams and decompositions \S+ GiB, \S+ GiB fixed in all, plus \S+ \S+ per target\); --memory is 9\.31e-10 GiB: raise it to at least [\d.]+ GiB \(batches of 5 targets\), or leave it out/,
     );

@@ -162,7 +162,7 @@ async function checkFitFlags(flags: FitFlags) {
     const options = fitOptions(flags, { alphas: alphas!, folds: folds!, groups: groupIds, memoryBudget });
     try {
       const problem = ridgeBudgetProblem(options, shape, { what: 'ridge fit', field: '--memory', unit: 'GiB' });
-      if (problem) p.add(new OutOfMemoryError(problem));
+      if (problem) p.add(new OutOfMemoryError(problem, 'budget'));
     } catch (e) {
       // (what the library refuses in these options or shapes, an empty X say, is left to the fit, which names it)
       if (!(e instanceof BrainlatentError)) throw e;
@@ -247,7 +247,7 @@ safetensors.numpy.load_file(path).`,
             }
           }
           // the engine names the library option; here the budget is --memory (GiB, the unit of its message)
-          if (e instanceof OutOfMemoryError) throw new OutOfMemoryError(e.message.replace(/\bmemoryBudget\b/g, '--memory'));
+          if (e instanceof OutOfMemoryError) throw new OutOfMemoryError(e.message.replace(/\bmemoryBudget\b/g, '--memory'), e.reason);
           throw e;
         });
       process.removeListener('SIGINT', onSigint);

@@ -37,12 +37,15 @@ export type SpawnerReply =
 /** A failure reported by a job's process (its message is already fit for clients). */
 export class JobFailedError extends BrainlatentError {
   readonly problems?: string[];
+  /** An OutOfMemory's reason, as the job's process reported it ('budget' | 'allocation'). */
+  readonly reason?: PublicError['reason'];
   /** What the job produced before it failed, if anything (a batch's summary). */
   readonly result?: Record<string, unknown>;
   constructor(e: PublicError, result?: Record<string, unknown>) {
     super(e.message, e.code ?? e.name);
     this.name = e.name;
     if (e.problems) this.problems = e.problems;
+    if (e.reason) this.reason = e.reason;
     if (result) this.result = result;
   }
 }

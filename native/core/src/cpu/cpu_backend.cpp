@@ -99,7 +99,7 @@ class CpuBackend final : public Backend {
       p = alloc_pages(bytes);
       if (!p) {
         count_free(bytes);
-        throw Error(ErrorCode::OutOfMemory, "allocating a work buffer of " + std::to_string(bytes) + " bytes failed");
+        throw Error::allocation_failed("allocating a work buffer of " + std::to_string(bytes) + " bytes failed");
       }
     }
     return std::make_unique<Buffer>(this, dtype, count, p, residence, [this, bytes](void* q) {

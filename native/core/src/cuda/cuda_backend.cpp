@@ -41,21 +41,24 @@ using checks::vstep;
 
 [[noreturn]] void fail_cuda(cudaError_t e, const std::string& what) {
   cudaGetLastError();  // clear a sticky-free error so the next call is not blamed for it
-  const ErrorCode code = e == cudaErrorMemoryAllocation ? ErrorCode::OutOfMemory : ErrorCode::BackendUnavailable;
-  throw Error(code, "CUDA " + what + ": " + cudaGetErrorString(e));
+  const std::string msg = "CUDA " + what + ": " + cudaGetErrorString(e);
+  if (e == cudaErrorMemoryAllocation) throw Error::allocation_failed(msg);
+  throw Error(ErrorCode::BackendUnavailable, msg);
 }
 void ck(cudaError_t e, const char* what) {
   if (e != cudaSuccess) fail_cuda(e, what);
 }
 void ck(cublasStatus_t st, const char* what) {
   if (st == CUBLAS_STATUS_SUCCESS) return;
-  const ErrorCode code = st == CUBLAS_STATUS_ALLOC_FAILED ? ErrorCode::OutOfMemory : ErrorCode::Internal;
-  throw Error(code, std::string("cuBLAS ") + what + " failed with status " + std::to_string(static_cast<int>(st)));
+  const std::string msg = std::string("cuBLAS ") + what + " failed with status " + std::to_string(static_cast<int>(st));
+  if (st == CUBLAS_STATUS_ALLOC_FAILED) throw Error::allocation_failed(msg);
+  throw Error(ErrorCode::Internal, msg);
 }
 void ck(cusolverStatus_t st, const char* what) {
   if (st == CUSOLVER_STATUS_SUCCESS) return;
-  const ErrorCode code = st == CUSOLVER_STATUS_ALLOC_FAILED ? ErrorCode::OutOfMemory : ErrorCode::Internal;
-  throw Error(code, std::string("cuSOLVER ") + what + " failed with status " + std::to_string(static_cast<int>(st)));
+  const std::string msg = std::string("cuSOLVER ") + what + " failed with status " + std::to_string(static_cast<int>(st));
+  if (st == CUSOLVER_STATUS_ALLOC_FAILED) throw Error::allocation_failed(msg);
+  throw Error(ErrorCode::Internal, msg);
 }
 
 cuda::DVec dvec(const ViewD& v) { return v.empty() ? cuda::DVec{} : cuda::DVec{v.ptr(), vstep(v)}; }
@@ -171,9 +174,10 @@ class CudaBackend final : public Backend {
       if (e != cudaSuccess) {
         cudaGetLastError();
         count_free(bytes);
-        throw Error(e == cudaErrorMemoryAllocation ? ErrorCode::OutOfMemory : ErrorCode::BackendUnavailable,
-                    "allocating " + std::to_string(bytes) + " bytes on " + description_ + " failed (" + cudaGetErrorString(e) + "; " +
-                        std::to_string(memory_available() >> 20) + " MiB free)");
+        const std::string msg = "allocating " + std::to_string(bytes) + " bytes on " + description_ + " failed (" +
+                                cudaGetErrorString(e) + "; " + std::to_string(memory_available() >> 20) + " MiB free)";
+        if (e == cudaErrorMemoryAllocation) throw Error::allocation_failed(msg);
+        throw Error(ErrorCode::BackendUnavailable, msg);
       }
       // Tests: new buffers full of NaN, so that an operation reading memory nobody wrote shows.
       if (poison_) ck(cudaMemsetAsync(p, 0xFF, bytes, stream_), "poisoning a new buffer");

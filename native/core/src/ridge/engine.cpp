@@ -567,8 +567,7 @@ EngineResult attempt(const Problem& pb, Backend& be, const RouteSpec& spec) {
   const MemoryPlan mem = plan_memory(ctx, route->footprint());
   const double fixed = mem.fixed, per_target = mem.per_target, budget = mem.budget;
   if (mem.least() > budget)
-    throw Error(ErrorCode::OutOfMemory,
-                std::string(pb.what) + ": the memory budget of " + gib(budget) + " is below this fit's fixed footprint of " +
+    throw Error::budget_exceeded(std::string(pb.what) + ": the memory budget of " + gib(budget) + " is below this fit's fixed footprint of " +
                     gib(fixed) + " (X's prepared copy " + gib(mem.x_copy) + "; the " + spec.name +
                     " route's Grams, decompositions and work buffers " + gib(mem.route_fixed) + "; each target's best score, alpha and index " +
                     gib(mem.target_vectors) + "; a 1 MiB reserve for small allocations " + gib(mem.reserve) + ") plus one target (" + gib(per_target) +
@@ -913,9 +912,9 @@ EngineResult run(const Problem& pb, Backend& be, const std::string& route_name, 
       return attempt(pb, be, route_by_name(std::string("per-fold-") + chosen->space));
     }
   } catch (const std::bad_alloc&) {
-    throw Error(ErrorCode::OutOfMemory, std::string(pb.what) + ": out of memory for X " + std::to_string(pb.n()) + "×" +
-                                            std::to_string(pb.p()) + ", Y " + std::to_string(pb.n()) + "×" + std::to_string(pb.t()) +
-                                            "; lower memoryBudget or the number of targets per fit");
+    throw Error::allocation_failed(std::string(pb.what) + ": out of memory for X " + std::to_string(pb.n()) + "×" +
+                                   std::to_string(pb.p()) + ", Y " + std::to_string(pb.n()) + "×" + std::to_string(pb.t()) +
+                                   "; lower memoryBudget or the number of targets per fit");
   }
 }
 
