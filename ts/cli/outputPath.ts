@@ -10,7 +10,8 @@ import { dirname, extname, sep } from 'node:path';
 
 import { InvalidArgumentError } from '../errors.js';
 import { outputPathProblem, type NamedInput, type OutputKind } from '../io/outputProblem.js';
-import { cacheFolderOverlap, runFolderOverlap } from '../pipeline/runFolderInputs.js';
+import { assertCacheFolderApart } from '../nsd/cacheApart.js';
+import { runFolderOverlap } from '../pipeline/runFolderInputs.js';
 
 export type { OutputKind };
 
@@ -93,10 +94,9 @@ export async function checkRunFolderApart(option: string, path: string, inputs: 
   if (problem) throw new InvalidArgumentError(problem);
 }
 
-/** Refuses an extraction cache folder (a config's nsd.cacheDir, --cache) that overlaps an input (cacheFolderOverlap). */
+/** Refuses an extraction cache folder (a config's nsd.cacheDir, --cache) that overlaps an input (ts/nsd/cacheApart.ts's rule). */
 export async function checkCacheFolderApart(option: string, path: string, inputs: readonly NamedInput[]): Promise<void> {
-  const problem = await cacheFolderOverlap(option, path, inputs);
-  if (problem) throw new InvalidArgumentError(problem);
+  await assertCacheFolderApart(option, path, inputs);
 }
 
 async function statOrNull(path: string): Promise<Awaited<ReturnType<typeof stat>> | null> {

@@ -12,6 +12,7 @@ import { parseSessionSpec } from '../config/sessions.js';
 import { availableSessions, betasGridAffine, exists, formatSessionList, readSessionBetas, sessionBetasFile, sessionBetasShape, sessionTrialCount, type BetasFormatChoice } from './betas.js';
 import { nsdTrialTable, readNsdDesign } from './expdesign.js';
 import { holdEntry, removeReplacedEntries } from './cache.js';
+import { assertCacheFolderApart, extractionInputs } from './cacheApart.js';
 import { describeFiles, readNsdExtraction, writeNsdExtraction, type NsdExtraction, type NsdManifest } from './output.js';
 import { maskGridMismatch } from './grid.js';
 import { betasPath, expdesignPath, subjectDir, type BetasFormat } from './paths.js';
@@ -48,7 +49,11 @@ export interface NsdExtractOptions {
   averageTest?: boolean;
   /** Divide raw betas by this: NSD stores percent signal change × 300. Default 300. */
   divisor?: number;
-  /** Cache folder: a completed extraction is stored there and reloaded when inputs and files are unchanged. */
+  /**
+   * Cache folder: a completed extraction is stored there and reloaded when inputs and files are unchanged. It must lie
+   * apart from the inputs (not the root, the subject's betas folder or a mask file, inside none, holding none; links
+   * resolved): refused with InvalidArgumentError before anything is read or written.
+   */
   cacheDir?: string;
   /** Sessions decoded at once (gunzip runs off the main thread, so this uses more cores). Default 2. */
   concurrency?: number;
@@ -70,7 +75,11 @@ export const DEFAULT_MAX_SESSION = 37;
  */
 export async function extractNsd(opts: NsdExtractOptions): Promise<NsdExtraction> {
   const o = normalize(opts);
-  if (o.cacheDir) await assertCacheFolder(o.cacheDir);
+  if (o.cacheDir) {
+    await assertCacheFolder(o.cacheDir);
+    // entries are written there and stale ones removed: never into or out of what the extraction reads
+    await assertCacheFolderApart('cacheDir', o.cacheDir, extractionInputs(o));
+  }
   const sessions = await resolveSessions(o);
   const files = await sessionFiles(o, sessions);
   const region = await loadRegionMask(o.root, o.subject, o.roi);

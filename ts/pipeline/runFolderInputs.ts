@@ -3,11 +3,12 @@
  * run wrote there (stages/, features/, data/, …), so an `out` that is the NSD root, lies inside the model folder or
  * holds a feature file could overwrite or delete an input. encode(), reconstruct() and their preflights (the dry
  * runs', the batch's) refuse such a folder before the lock or anything else touches it; the CLI does too, naming
- * its flag (ts/cli/outputPath.ts). The same rule holds for the extraction cache a config names (nsd.cacheDir) and
- * for `nsd extract`'s --out and --cache.
+ * its flag (ts/cli/outputPath.ts). The same rule holds for the extraction cache a config names (nsd.cacheDir: the
+ * rule is ts/nsd/cacheApart.ts's, which extractNsd applies itself) and for `nsd extract`'s --out and --cache.
  */
 import { configPaths, type Schema } from '../config/paths.js';
 import { folderInputOverlap, type NamedInput } from '../io/outputProblem.js';
+import { cacheFolderOverlap } from '../nsd/cacheApart.js';
 import { betasDir } from '../nsd/paths.js';
 
 /** The config fields that name outputs, not inputs: the run folder itself and the extraction cache it writes. */
@@ -37,21 +38,6 @@ export async function runFolderOverlap(label: string, out: string, inputs: reado
   return (
     `${label} ${out}: ${overlap}, an input; the run writes its files into its folder and --force removes them, so it could overwrite or delete what it reads; ` +
     'expected a run folder apart from the inputs (none of them, inside none, holding none)'
-  );
-}
-
-/**
- * The refusal of an extraction cache folder that overlaps an input, or null: `label` names where it came from
- * ('nsd.cacheDir', 'run.json: nsd.cacheDir', '--cache'). Extractions write their entries there and the cache's upkeep
- * removes entries it judges stale (ts/nsd/cache.ts), so a cache that is the NSD root, lies inside it or the betas
- * folder, or holds them could write into or delete from what the extraction reads.
- */
-export async function cacheFolderOverlap(label: string, dir: string, inputs: readonly NamedInput[]): Promise<string | null> {
-  const overlap = await folderInputOverlap(dir, inputs);
-  if (overlap === null) return null;
-  return (
-    `${label} ${dir}: ${overlap}, an input; extractions write their cache entries into it and the cache's upkeep removes stale ones, so it could overwrite or delete what they read; ` +
-    'expected a cache folder apart from the inputs (none of them, inside none, holding none)'
   );
 }
 

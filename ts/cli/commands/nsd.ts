@@ -6,9 +6,9 @@ import { loadNsdCaptions } from '../../nsd/captions.js';
 import { extractionProblems, extractNsd, type ZscoreDdof, type ZscoreMode } from '../../nsd/extract.js';
 import { formatNsdInfo, nsdInfo } from '../../nsd/info.js';
 import { assertExtractionReplaceable, writeNsdExtraction } from '../../nsd/output.js';
-import { isMaskPath } from '../../config/paths.js';
 import { folderInputOverlap, type NamedInput } from '../../io/outputProblem.js';
-import { betasDir, expdesignPath } from '../../nsd/paths.js';
+import { extractionInputs } from '../../nsd/cacheApart.js';
+import { expdesignPath } from '../../nsd/paths.js';
 import { NsdStimuli } from '../../nsd/stimuli.js';
 import { formatSessionList, type BetasFormatChoice } from '../../nsd/betas.js';
 import { extractionGapWarning } from '../../nsd/sessionPlan.js';
@@ -64,7 +64,7 @@ async function checkExtractFlags(flags: ExtractFlags, cmd: Command) {
   const subject = p.take(() => subjectFlag(flags.subject));
   // what the extraction reads (the NSD root, the subject's betas folder, a mask file): neither output folder may
   // overlap it (--out is replaced whole; the cache gets entries and loses stale ones), as a run folder may not
-  const inputs: NamedInput[] = [['--root', flags.root], ...(subject === undefined ? [] : [[`the betas folder of --root`, betasDir(flags.root, subject)] as const]), ...(isMaskPath(flags.roi) ? [['--roi', flags.roi] as const] : [])];
+  const inputs = extractionInputs({ root: flags.root, subject, roi: flags.roi }, { root: '--root', roi: '--roi' });
   let outOk = (await p.takeAsync(async () => (await checkOutputPath('--out', flags.out, 'folder', 'the extracted betas'), true))) === true;
   if (outOk) outOk = (await p.takeAsync(async () => (await checkExtractionFolderApart(flags.out, inputs), true))) === true;
   // the cache entry is written after the extraction: a cache path that can never be a folder is refused now
