@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFile, stat, utimes } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
+import { allocFloat32 } from '../allocate.js';
 import { BrainlatentError, InvalidArgumentError, MissingFileError, ShapeError } from '../errors.js';
 import { recoverInterruptedDir } from '../io/atomicWrite.js';
 import { fileIdentity } from '../io/fileIdentity.js';
@@ -113,8 +114,8 @@ export async function extractNsd(opts: NsdExtractOptions): Promise<NsdExtraction
   // Row of every trial in the outputs: averaged sets get one row per image, in first-appearance order.
   const trainPlan = plan(table.imageId, table.test, 0, o.averageTrain);
   const testPlan = plan(table.imageId, table.test, 1, o.averageTest);
-  const train = new Float32Array(trainPlan.rows * V);
-  const test = new Float32Array(testPlan.rows * V);
+  const train = allocFloat32(trainPlan.rows * V, `extractNsd: the training betas (${trainPlan.rows} rows × ${V} voxels)`);
+  const test = allocFloat32(testPlan.rows * V, `extractNsd: the test betas (${testPlan.rows} rows × ${V} voxels)`);
   let flatVoxels = 0;
 
   // Sessions are read a few at a time but folded in session order, so sums are bit-for-bit reproducible.

@@ -1,4 +1,5 @@
 /** Feature spaces (bands) of a banded ridge fit: named matrices joined column-wise into one X. */
+import { allocFloat32 } from '../allocate.js';
 import { InvalidArgumentError, ShapeError } from '../errors.js';
 import { assertMatrix, type Matrix } from '../matrix.js';
 
@@ -31,7 +32,7 @@ export function concatEntries(entries: [string, Matrix][], what: string): { name
   const sizes = entries.map(([, m]) => m.cols);
   const p = sizes.reduce((a, b) => a + b, 0);
   if (entries.length === 1) return { names: [entries[0][0]], x: entries[0][1], sizes };
-  const data = new Float32Array(rows * p);
+  const data = allocFloat32(rows * p, `${what}: the feature spaces side by side (${rows} samples × ${p} features)`);
   for (let i = 0; i < rows; i++) {
     let off = i * p;
     for (const [, m] of entries) {
