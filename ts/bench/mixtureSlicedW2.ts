@@ -22,13 +22,52 @@ export interface NormalMixture1D {
 /** Components further than this many SDs from a point contribute below 1e-32 of their weight: left out. */
 const REACH = 12;
 
-/** F(y) and f(y) of a 1-D mixture. */
-export function mixtureCdfPdf(m: NormalMixture1D, y: number): { cdf: number; pdf: number } {
-  let cdf = 0;
+/** A 1-D mixture with its components sorted by mean, for the windows of components near a point. */
+interface Sorted1D {
+  K: number;
+  weights: Float64Array;
+  means: Float64Array;
+  sds: Float64Array;
+  /** Σ of the weights of the components before index k. */
+  before: Float64Array;
+  /** REACH × the largest SD: components whose mean is further than this from a point are at its limits. */
+  reach: number;
+}
+
+function sortMixture(m: NormalMixture1D): Sorted1D {
+  const K = m.weights.length;
+  const idx = Array.from({ length: K }, (_, k) => k).sort((a, b) => m.means[a] - m.means[b]);
+  const before = new Float64Array(K + 1);
+  idx.forEach((k, i) => (before[i + 1] = before[i] + m.weights[k]));
+  return {
+    K,
+    weights: Float64Array.from(idx, (k) => m.weights[k]),
+    means: Float64Array.from(idx, (k) => m.means[k]),
+    sds: Float64Array.from(idx, (k) => m.sds[k]),
+    before,
+    reach: REACH * Math.max(...Array.from(m.sds)),
+  };
+}
+
+/** First index whose mean is ≥ y (sorted means). */
+function lowerBound(means: Float64Array, y: number): number {
+  let lo = 0;
+  let hi = means.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (means[mid] < y) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+function sortedCdfPdf(m: Sorted1D, y: number): { cdf: number; pdf: number } {
+  const k0 = lowerBound(m.means, y - m.reach);
+  const k1 = lowerBound(m.means, y + m.reach);
+  let cdf = m.before[k0]; // every component far below y: all of its weight
   let pdf = 0;
-  for (let k = 0; k < m.weights.length; k++) {
+  for (let k = k0; k < k1; k++) {
     const w = m.weights[k];
-    if (w === 0) continue;
     const z = (y - m.means[k]) / m.sds[k];
     if (z > REACH) cdf += w;
     else if (z >= -REACH) {
@@ -39,27 +78,39 @@ export function mixtureCdfPdf(m: NormalMixture1D, y: number): { cdf: number; pdf
   return { cdf, pdf };
 }
 
+/** F(y) and f(y) of a 1-D mixture. */
+export function mixtureCdfPdf(m: NormalMixture1D, y: number): { cdf: number; pdf: number } {
+  return sortedCdfPdf(sortMixture(m), y);
+}
+
 /**
  * The quantiles q_i = F⁻¹(i/n), i = 1 … n − 1, in increasing order: safeguarded Newton on F(y) − i/n (a bisection step
  * whenever Newton leaves the bracket), each starting from the previous quantile, to a relative 1e-15.
  */
 export function mixtureQuantiles(m: NormalMixture1D, n: number): Float64Array {
+  return sortedQuantiles(sortMixture(m), n);
+}
+
+function sortedQuantiles(m: Sorted1D, n: number): Float64Array {
   let lo0 = Infinity;
   let hi0 = -Infinity;
-  for (let k = 0; k < m.weights.length; k++) {
+  for (let k = 0; k < m.K; k++) {
     lo0 = Math.min(lo0, m.means[k] - 40 * m.sds[k]);
     hi0 = Math.max(hi0, m.means[k] + 40 * m.sds[k]);
   }
   const q = new Float64Array(Math.max(0, n - 1));
   let prev = lo0;
+  let prevPdf = 0;
   for (let i = 1; i < n; i++) {
     const p = i / n;
     let lo = prev;
     let hi = hi0;
-    let y = prev;
+    // start one Newton step of 1/n from the previous quantile when its density allows
+    let y = prevPdf > 0 ? Math.min(prev + 1 / n / prevPdf, hi0) : prev;
     for (let it = 0; it < 400; it++) {
-      const { cdf, pdf } = mixtureCdfPdf(m, y);
+      const { cdf, pdf } = sortedCdfPdf(m, y);
       const g = cdf - p;
+      prevPdf = pdf;
       if (g === 0) break;
       if (g < 0) lo = Math.max(lo, y);
       else hi = Math.min(hi, y);
@@ -88,85 +139,92 @@ export interface QuantileBins {
  * near the bin, c = (r − μ)/s), ∫ f = ΔΦ, ∫ (y − r) f = s(φ(a) − φ(b) − cΔΦ), ∫ (y − r)² f = s²((1 + c²)ΔΦ −
  * (bφ(b) − aφ(a)) − 2c(φ(a) − φ(b))). Moments are taken about r (the bin's boundary nearer the middle, or for the two
  * infinite end bins the finite one) so that narrow bins keep their digits; ΔΦ comes from the tail that keeps them.
+ * Only the components within REACH SDs of the bin enter (sorted by mean: a window per bin).
  */
-export function quantileBins(m: NormalMixture1D, n: number): QuantileBins {
-  const q = mixtureQuantiles(m, n);
-  const K = m.weights.length;
+export function quantileBins(m1: NormalMixture1D, n: number): QuantileBins {
+  const m = sortMixture(m1);
+  const K = m.K;
   const mass = new Float64Array(n);
   const mean = new Float64Array(n);
   const variance = new Float64Array(n);
-  // per boundary, per component: Φ(z), Φ(−z), φ(z), z — computed once per boundary, used by the bins on both sides
-  type Edge = { cdf: Float64Array; sf: Float64Array; pdf: Float64Array; z: Float64Array };
-  const edge = (): Edge => ({ cdf: new Float64Array(K), sf: new Float64Array(K), pdf: new Float64Array(K), z: new Float64Array(K) });
-  let prev: Edge = { cdf: new Float64Array(K), sf: new Float64Array(K).fill(1), pdf: new Float64Array(K), z: new Float64Array(K).fill(-Infinity) };
-  let next = edge();
-  const fill = (y: number, into: Edge): void => {
-    for (let k = 0; k < K; k++) {
-      const z = (y - m.means[k]) / m.sds[k];
-      into.z[k] = z;
-      if (z === Infinity) {
-        into.cdf[k] = 1;
-        into.sf[k] = 0;
-        into.pdf[k] = 0;
-      } else if (z < 0) {
-        const t = normalCdf(z);
-        into.cdf[k] = t;
-        into.sf[k] = 1 - t;
-        into.pdf[k] = normalPdf(z);
-      } else {
-        const t = normalCdf(-z);
-        into.cdf[k] = 1 - t;
-        into.sf[k] = t;
-        into.pdf[k] = normalPdf(z);
-      }
+  if (n === 1) {
+    // the whole mixture
+    let mu = 0;
+    for (let k = 0; k < K; k++) mu += m.weights[k] * m.means[k];
+    let v = 0;
+    for (let k = 0; k < K; k++) v += m.weights[k] * (m.sds[k] ** 2 + (m.means[k] - mu) ** 2);
+    return { n, mass: Float64Array.of(1), mean: Float64Array.of(mu), variance: Float64Array.of(v) };
+  }
+  const q = sortedQuantiles(m, n);
+  // per component, its Φ(z), Φ(−z), φ(z), z at the last two boundaries (slot j % 2 holds boundary j): each computed once
+  const slotOf = [new Int32Array(K).fill(-2), new Int32Array(K).fill(-2)];
+  const cdfS = [new Float64Array(K), new Float64Array(K)];
+  const sfS = [new Float64Array(K), new Float64Array(K)];
+  const pdfS = [new Float64Array(K), new Float64Array(K)];
+  const zS = [new Float64Array(K), new Float64Array(K)];
+  // boundary j is q_j for 0 ≤ j < n − 1; j = −1 is −∞, j = n − 1 is +∞
+  const at = (k: number, j: number): number => {
+    const s = j & 1;
+    if (slotOf[s][k] === j) return s;
+    slotOf[s][k] = j;
+    const y = j < 0 ? -Infinity : j >= n - 1 ? Infinity : q[j];
+    const z = (y - m.means[k]) / m.sds[k];
+    zS[s][k] = z;
+    if (z > REACH) {
+      cdfS[s][k] = 1;
+      sfS[s][k] = 0;
+      pdfS[s][k] = z === Infinity ? 0 : normalPdf(z);
+    } else if (z < -REACH) {
+      cdfS[s][k] = 0;
+      sfS[s][k] = 1;
+      pdfS[s][k] = z === -Infinity ? 0 : normalPdf(z);
+    } else if (z < 0) {
+      const t = normalCdf(z);
+      cdfS[s][k] = t;
+      sfS[s][k] = 1 - t;
+      pdfS[s][k] = normalPdf(z);
+    } else {
+      const t = normalCdf(-z);
+      cdfS[s][k] = 1 - t;
+      sfS[s][k] = t;
+      pdfS[s][k] = normalPdf(z);
     }
+    return s;
   };
   const mid = Math.floor(n / 2);
   for (let i = 0; i < n; i++) {
     const yLo = i === 0 ? -Infinity : q[i - 1];
     const yHi = i === n - 1 ? Infinity : q[i];
-    fill(yHi, next);
     // reference point: a finite boundary, the one nearer the distribution's middle
     const r = !Number.isFinite(yLo) ? yHi : !Number.isFinite(yHi) ? yLo : i < mid ? yHi : yLo;
+    const k0 = i === 0 ? 0 : lowerBound(m.means, yLo - m.reach);
+    const k1 = i === n - 1 ? K : lowerBound(m.means, yHi + m.reach);
     let m0 = 0;
     let m1 = 0;
     let m2 = 0;
-    if (Number.isFinite(r)) {
-      for (let k = 0; k < K; k++) {
-        const w = m.weights[k];
-        const a = prev.z[k];
-        const b = next.z[k];
-        if (w === 0 || a > REACH || b < -REACH) continue;
-        const dPhi = a >= 0 ? prev.sf[k] - next.sf[k] : next.cdf[k] - prev.cdf[k];
-        const sd = m.sds[k];
-        const c = (r - m.means[k]) / sd;
-        const pa = prev.pdf[k];
-        const pb = next.pdf[k];
-        const apa = Number.isFinite(a) ? a * pa : 0;
-        const bpb = Number.isFinite(b) ? b * pb : 0;
-        m0 += w * dPhi;
-        m1 += w * sd * (pa - pb - c * dPhi);
-        m2 += w * sd * sd * ((1 + c * c) * dPhi - (bpb - apa) - 2 * c * (pa - pb));
-      }
-    } else {
-      // n = 1: the whole mixture
-      let mu = 0;
-      for (let k = 0; k < K; k++) mu += m.weights[k] * m.means[k];
-      m0 = 1;
-      m1 = 0;
-      for (let k = 0; k < K; k++) m2 += m.weights[k] * (m.sds[k] ** 2 + (m.means[k] - mu) ** 2);
-      mass[i] = 1;
-      mean[i] = mu;
-      variance[i] = m2;
-      break;
+    for (let k = k0; k < k1; k++) {
+      const w = m.weights[k];
+      if (w === 0) continue;
+      const sa = at(k, i - 1);
+      const sb = at(k, i);
+      const a = zS[sa][k];
+      const b = zS[sb][k];
+      if (a > REACH || b < -REACH) continue;
+      const dPhi = a >= 0 ? sfS[sa][k] - sfS[sb][k] : cdfS[sb][k] - cdfS[sa][k];
+      const sd = m.sds[k];
+      const c = (r - m.means[k]) / sd;
+      const pa = pdfS[sa][k];
+      const pb = pdfS[sb][k];
+      const apa = pa === 0 ? 0 : a * pa;
+      const bpb = pb === 0 ? 0 : b * pb;
+      m0 += w * dPhi;
+      m1 += w * sd * (pa - pb - c * dPhi);
+      m2 += w * sd * sd * ((1 + c * c) * dPhi - (bpb - apa) - 2 * c * (pa - pb));
     }
     const cm = m1 / m0;
     mass[i] = m0;
     mean[i] = r + cm;
     variance[i] = Math.max(0, m2 / m0 - cm * cm);
-    const t = prev;
-    prev = next;
-    next = t;
   }
   return { n, mass, mean, variance };
 }

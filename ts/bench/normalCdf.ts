@@ -59,10 +59,42 @@ function lowerTail(z: number): number {
   return pdfAccurate(z) / f;
 }
 
+/**
+ * Φ(−z) for 0 ≤ z ≤ TABLE_MAX from a table at spacing 1/64 and a Taylor series about the nearest node z0 (|h| ≤ 1/128):
+ * d^n/dt^n Φ(−z0 − t) = −(−1)^{n−1} He_{n−1}(z0) φ(z0) (Hermite polynomials), nine terms leaving < 1e-16 of φ(z0) even
+ * at z0 = 12. About ten times faster than the series or the continued fraction, with the same precision: the exact
+ * score evaluates Φ for every mixture component at every quantile.
+ */
+const TABLE_STEP = 64;
+const TABLE_MAX = 12;
+const TABLE_TAIL = Float64Array.from({ length: TABLE_MAX * TABLE_STEP + 2 }, (_, j) => lowerTail(j / TABLE_STEP));
+const TABLE_PDF = Float64Array.from({ length: TABLE_MAX * TABLE_STEP + 2 }, (_, j) => pdfAccurate(j / TABLE_STEP));
+
+function tableTail(z: number): number {
+  const j = Math.round(z * TABLE_STEP);
+  const z0 = j / TABLE_STEP;
+  const h = z - z0;
+  // Σ_{n≥1} (−1)^{n−1} He_{n−1}(z0) hⁿ/n!
+  let hePrev = 0; // He_{−1}
+  let he = 1; // He_0
+  let hn = h; // hⁿ/n!
+  let sum = h;
+  for (let n = 1; n < 10; n++) {
+    const heNext = z0 * he - (n - 1) * hePrev; // He_n
+    hePrev = he;
+    he = heNext;
+    hn *= -h / (n + 1);
+    sum += he * hn;
+  }
+  return TABLE_TAIL[j] - TABLE_PDF[j] * sum;
+}
+
 /** Φ(z), the standard normal CDF; the lower tail keeps its relative precision down to Φ ≈ 1e-300. */
 export function normalCdf(z: number): number {
   if (Number.isNaN(z)) return Number.NaN;
-  return z < 0 ? lowerTail(-z) : 1 - lowerTail(z);
+  const a = Math.abs(z);
+  const tail = a <= TABLE_MAX ? tableTail(a) : lowerTail(a);
+  return z < 0 ? tail : 1 - tail;
 }
 
 /** 1 − Φ(z) = Φ(−z), without the subtraction (the upper tail at full relative precision). */
