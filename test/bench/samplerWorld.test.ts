@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { convergenceOrder } from '../../ts/bench/samplerOrder.js';
-import { exactSamples, logDensityPerDim, mixtureWeights, posteriorMean, probabilityFlow, readMixture, slicedWasserstein } from '../../ts/bench/samplerWorld.js';
+import { MixtureSlicedW2 } from '../../ts/bench/mixtureSlicedW2.js';
+import { exactSamples, logDensityPerDim, mixtureWeights, posteriorMean, probabilityFlow, readMixture } from '../../ts/bench/samplerWorld.js';
 import { mixtureUnetModel } from '../../ts/demo/models.js';
 import { sdAlphasCumprod } from '../../ts/demo/world.js';
 import { OnnxModel } from '../../ts/sd/OnnxModel.js';
@@ -106,14 +107,17 @@ describe('the demo world as ground truth', () => {
     for (let i = 0; i < d; i++) expect(r.x[i]).toBeCloseTo(mu[i] + (x[i] - mu[i]) * scale, 8);
   });
 
-  it('scores samples: exact samples have the mixture log-density, shifted ones a positive sliced W2', async () => {
+  it('scores samples: exact samples have the mixture log-density, shifted ones a sliced W2 near the shift', async () => {
     const mix = await readMixture(dir);
     const w = Float64Array.from({ length: K }, () => 1 / K);
     const a = exactSamples(mix, w, 400, 1);
-    const b = exactSamples(mix, w, 400, 2);
-    const same = slicedWasserstein(a, b, d, 64);
-    const shifted = slicedWasserstein(a, b.map((v) => v + 0.5), d, 64);
-    expect(shifted).toBeGreaterThan(5 * same);
+    const sw = new MixtureSlicedW2({ means: mix.means, K, d, sds: new Float64Array(K).fill(mix.s), weights: w }, 400, { directions: 64 });
+    const exact = sw.score(a);
+    // a shift of 0.5 in every coordinate projects to 0.5 Σθ_j on a unit direction θ: √(mean (0.5 Σθ)²) over the directions
+    const shift = Math.sqrt(sw.directions.reduce((acc, dir) => acc + (0.5 * dir.reduce((x, v) => x + v, 0)) ** 2, 0) / 64);
+    const shifted = sw.score(a.map((v) => v + 0.5));
+    expect(shifted).toBeGreaterThan(5 * exact);
+    expect(Math.abs(shifted - shift)).toBeLessThanOrEqual(exact + 1e-12); // Minkowski: the shift moves every projected sample alike
     // mean log-density of exact samples ≈ −entropy: close to the within-component Gaussian's −½ log(2πe s²)
     let ll = 0;
     for (let i = 0; i < 400; i++) ll += logDensityPerDim(mix, w, a.subarray(i * d, (i + 1) * d)) / 400;

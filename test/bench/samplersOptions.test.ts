@@ -86,17 +86,17 @@ describe('checkSamplersOptions', () => {
 });
 
 describe('distributionWarnings', () => {
-  const floor = { mean: 0.68, sd: 0.05, pairs: 8 };
-  const row = (scheduler: string, swd: number) => ({ scheduler, steps: 40, swd });
+  const floor = { mean: 0.68, sd: 0.05 };
+  const row = (scheduler: string, slicedW2: number | undefined) => ({ scheduler, steps: 40, slicedW2 });
   it(`warns below ${RECOMMENDED_SAMPLES} samples, and names the runs that beat exact sampling by more than 2 SD`, () => {
     // the reviewer's run: --samples 16, exact sets 0.678 apart, ddpm 0.45–0.53, the deterministic ones 0.85
     const w = distributionWarnings(16, floor, [row('ddpm', 0.45), row('euler', 0.85), row('unipc', 0.6)]);
     expect(w).toHaveLength(2);
     expect(w[0]).toContain(`--samples 16 is below ${RECOMMENDED_SAMPLES}`);
     expect(w[0]).toContain('6.80e-1 ± 5.00e-2');
-    expect(w[1]).toMatch(/^ddpm 40 scores below the exact sets' sliced W2 by more than 2 SD \(< 5\.80e-1\)/);
+    expect(w[1]).toMatch(/^ddpm 40 scores below exact sampling's sliced W2 by more than 2 SD \(< 5\.80e-1\)/);
   });
-  it('is silent at enough samples with every run above the band, and ignores NaN scores', () => {
-    expect(distributionWarnings(128, floor, [row('euler', 0.7), row('ddpm', 0.59), row('x', Number.NaN)])).toEqual([]);
+  it('is silent at enough samples with every run above the band, and ignores NaN and absent scores', () => {
+    expect(distributionWarnings(128, floor, [row('euler', 0.7), row('ddpm', 0.59), row('x', Number.NaN), row('y', undefined)])).toEqual([]);
   });
 });

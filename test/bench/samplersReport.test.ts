@@ -4,8 +4,9 @@
  *   (relErrorCommonDenoised) that docs/sampler.md says has its chart was not drawn;
  * - each chart gave colours by position among the schedulers it held (lms green in the 7-series charts, pink in the
  *   10-series ones): now one scale over every scheduler;
- * - the sliced-W2 "floor" was one draw of two exact sets (0.678 at 16 samples, beaten by ddpm at 0.45–0.53): now
- *   further exact sets against the reference set, mean ± SD, drawn as a band, with the warnings in the HTML;
+ * - the sliced-W2 "floor" was one draw of two exact sets (0.678 at 16 samples, beaten by ddpm at 0.45–0.53): now the
+ *   score is against the exact mixture, with a bootstrap SE per point, exact sampling's spread (mean ± SD over exact
+ *   sets) drawn as a band, paired differences and the warnings in the HTML;
  * - `--no-micro` left "Fused step micro-benchmarks (4×64×64, guidance): ." in the HTML;
  * - the record lacked what defines the problem (mixture, latent size, tolerances, seeds, schedulers).
  */
@@ -14,7 +15,8 @@ import { describe, expect, it } from 'vitest';
 import { sdAlphasCumprod } from '../../ts/demo/world.js';
 import { distributionChartSpec, samplersChartSpecs, samplersHtml, SCHEDULER_COLORS } from '../../ts/bench/samplersHtml.js';
 import { EXACT_TOL, samplersSetup, type SamplerRow, type SamplersBenchResult } from '../../ts/bench/samplersResult.js';
-import { exactSamples, exactSwdFloor, FLOOR_SET_SEED, slicedWasserstein, type Mixture } from '../../ts/bench/samplerWorld.js';
+import { DistributionScorer, EXACT_SETS_SEED, pairedComparisons } from '../../ts/bench/samplerDistribution.js';
+import { exactSamples, type Mixture } from '../../ts/bench/samplerWorld.js';
 import { SCHEDULERS } from '../../ts/sd/schedulerConfig.js';
 
 const K = 3;
@@ -43,8 +45,10 @@ const rows: SamplerRow[] = SCHEDULERS.flatMap((scheduler) =>
       unetCallsPerImage: steps,
       cost: [{ batch: 1, imagesPerSecond: 1000 / steps, overhead: 1.02 }],
       ...(det ? { relErrorConverged: e, relErrorExact: e / 10, relErrorExactFinal: e * 2, relErrorCommon: e / 2, relErrorCommonDenoised: e / 100, referenceVsEngine: 1e-7 } : {}),
-      swd: det ? 0.85 : 0.5,
-      logDensity: 2,
+      slicedW2: det ? 0.85 : 0.5,
+      slicedW2Se: 0.02,
+      logDensityPerDim: 2,
+      logDensityPerDimSe: 0.01,
     };
   }),
 );
@@ -67,11 +71,13 @@ function result(over: Partial<SamplersBenchResult> = {}): SamplersBenchResult {
       sigmaMax: 14.615,
       sigmaMin: 0.0292,
       mix: { ...mix, K: 912, d: 256, s: 0.05, beta: 120 },
-      referenceSetSeed: 1234,
-      floorSetSeeds: [4321, 4322],
+      exactSetSeeds: [4321, 4322],
+      sliceDirectionSeed: 99,
+      bootstrapSeed: 2024,
     }),
     rows,
     processPeakRssMiB: 300,
+    wallSeconds: 100,
     convergenceOrder: Object.fromEntries(SCHEDULERS.map((s) => [s, { vsConverged: null, vsExact: STOCHASTIC.includes(s) ? null : 1 }])),
     commonLevel: {
       timestep: 99,
@@ -89,10 +95,26 @@ function result(over: Partial<SamplersBenchResult> = {}): SamplersBenchResult {
       convergedHalfSteps: 50,
       orderFloors: { vsConverged: 4.5e-3, vsExact: 1.5e-8 },
       exactOdeEvaluations: 1000,
-      exactSamplesSwd: { mean: 0.68, sd: 0.05, pairs: 8, draws: [0.62, 0.64, 0.66, 0.68, 0.68, 0.7, 0.72, 0.74] },
-      exactSamplesLogDensity: 1.545,
     },
-    distributionWarnings: ['--samples 16 is below 64: the sliced W2 of so few samples does not rank samplers'],
+    distribution: {
+      score: 'sliced W2 to the exact mixture',
+      samples: 16,
+      directions: 256,
+      bootstrapResamples: 200,
+      exactBinsSeconds: 1,
+      exactSampling: {
+        sets: 8,
+        seeds: [4321, 4322, 4323, 4324, 4325, 4326, 4327, 4328],
+        slicedW2: { mean: 0.68, sd: 0.05, min: 0.62, max: 0.74, draws: [0.62, 0.64, 0.66, 0.68, 0.68, 0.7, 0.72, 0.74] },
+        bootstrapSeFirstSet: 0.06,
+        logDensityPerDim: { mean: 1.545, sd: 0.01 },
+      },
+      paired: [
+        { steps: 10, scheduler: 'euler', versus: 'ddpm', difference: 0.35, se: 0.03 },
+        { steps: 10, scheduler: 'unipc', versus: 'ddpm', difference: 0.01, se: 0.02 },
+      ],
+      warnings: ['--samples 16 is below 64: the sliced W2 of so few samples does not rank samplers'],
+    },
     micro: [],
     microSkipped: '--no-micro',
     files: { json: 'a', csv: 'b', html: 'c' },
@@ -127,16 +149,21 @@ describe('the samplers report charts', () => {
     expect(colorOf(specs[4])?.legend?.values).toEqual([...SCHEDULERS]);
   });
 
-  it("draws the exact sets' sliced W2 as its mean (dashed) and a ± SD band", () => {
-    const swd = specs[4];
-    expect(swd.title).toEqual(['Sliced W2 to exact samples of the mixture', '(dashed, band: exact sets, mean ± SD of 8)']);
-    const layers = swd.layer as unknown as { mark: { type: string }; data?: { values: Record<string, number>[] } }[];
-    expect(layers.map((l) => l.mark.type)).toEqual(['rect', 'line', 'rule']);
+  it("draws each score ± its SE, and exact sampling's sliced W2 as its mean (dashed) and a ± SD band", () => {
+    const sw = specs[4];
+    expect(sw.title).toEqual(['Sliced W2 of 16 samples to the exact mixture (± bootstrap SE)', '(dashed, band: exact sampling, mean ± SD of 8 sets)']);
+    const layers = sw.layer as unknown as { mark: { type: string }; data?: { values: Record<string, number>[] } }[];
+    expect(layers.map((l) => l.mark.type)).toEqual(['rect', 'line', 'rule', 'rule']);
     expect(layers[0].data?.values[0].lo).toBeCloseTo(0.63, 12);
     expect(layers[0].data?.values[0].hi).toBeCloseTo(0.73, 12);
-    expect(layers[2].data?.values[0].ref).toBe(0.68);
-    // no band without a spread (the log-density's exact value)
-    expect(((distributionChartSpec(rows, 'logDensity', 't', 'y', { mean: 1.5 }, false) as Spec).layer ?? []).length).toBe(2);
+    expect(layers[3].data?.values[0].ref).toBe(0.68);
+    // the error bars: value ± SE per point
+    const pt = (sw.data.values as unknown as Record<string, number>[]).find((v) => v.value === 0.85) as Record<string, number>;
+    expect([pt.lo, pt.hi]).toEqual([0.85 - 0.02, 0.85 + 0.02]);
+    // the log-density chart has the exact sets' band too
+    expect(((specs[5].layer ?? []) as unknown as { mark: { type: string } }[]).map((l) => l.mark.type)).toEqual(['rect', 'line', 'rule', 'rule']);
+    // no band without a spread
+    expect(((distributionChartSpec(rows, 'logDensityPerDim', 't', 'y', { mean: 1.5 }, false) as Spec).layer ?? []).length).toBe(3);
   });
 });
 
@@ -145,14 +172,17 @@ describe('the samplers HTML', () => {
     const html = await samplersHtml(result());
     expect(html).toContain('Fused step micro-benchmarks: skipped (--no-micro).');
     expect(html).not.toContain('guidance): .');
-    expect(html).toContain('8 further exact sets against the same reference set, sliced W2 6.80e-1 ± 5.00e-2');
+    expect(html).toContain('What exact sampling scores at 16 samples (8 exact sets): sliced W2 6.80e-1 ± 5.00e-2 (mean ± SD, range 6.20e-1–7.40e-1; the bootstrap SE of one exact set is 6.00e-2)');
+    expect(html).toContain('<tr><td>10</td><td>ddpm</td><td>euler +3.5e-1 ± 3.0e-2, unipc +1.0e-2 ± 2.0e-2 (not resolved)</td></tr>');
+    expect(html).toContain('<td>8.50e-1 ± 2.0e-2</td>');
     expect(html).toContain('<p class="warn">Warning: --samples 16 is below 64');
     expect(html).toContain('latents 4×8×8 (64×64 images); mixture of 912 Gaussians of dimension 256, component SD s = 0.0500, text sharpness β = 120');
     expect(html).toContain('relative tolerance 1e-8 (floors: vs 1e-6)');
     expect(html).toContain('Commit abc1234 (with uncommitted changes)');
     expect(html.match(/<svg/g)).toHaveLength(7);
     // the micro-benchmarks when they ran
-    const ran = await samplersHtml(result({ micro: [{ scheduler: 'euler', meanMicros: 104.04, rme: 1.5 }], microSkipped: null, distributionWarnings: [] }));
+    const base = result();
+    const ran = await samplersHtml(result({ micro: [{ scheduler: 'euler', meanMicros: 104.04, rme: 1.5 }], microSkipped: null, distribution: { ...(base.distribution as NonNullable<SamplersBenchResult['distribution']>), warnings: [] } }));
     expect(ran).toContain('Fused step micro-benchmarks (4×64×64, guidance): euler 104.0 µs ±1.5%.');
     expect(ran).not.toContain('class="warn"');
   }, 60_000);
@@ -165,24 +195,37 @@ describe('the samplers record', () => {
     expect(s.mixture).toEqual({ components: 912, dimension: 256, componentSd: 0.05, beta: 120, textDim: 1, fractionalTimesteps: 'interpolated' });
     expect([s.latentShape, s.imageSize, s.numTrainTimesteps, s.sigmaMax, s.sigmaMin]).toEqual([[4, 8, 8], 64, 1000, 14.615, 0.0292]);
     expect(s.exactOde).toEqual({ solver: 'adaptive Dormand–Prince 5(4), float64', rtol: EXACT_TOL, floorRtol: 1e-6 });
-    expect(s.seeds).toEqual({ accuracyNoise: 1, samples: 77, exactReferenceSet: 1234, exactFloorSets: [4321, 4322] });
+    expect(s.seeds).toEqual({ accuracyNoise: 1, samples: 77, exactSets: [4321, 4322], sliceDirections: 99, bootstrap: 2024 });
     expect(s.start).toContain('t = 999 → σ = 0');
     // not a demo world: no mixture, ODE, image size or floor sets
-    const other = samplersSetup({ ...s, prompt: 'a cat', mix: null, referenceSetSeed: 1234, floorSetSeeds: [4321] });
-    expect([other.mixture, other.exactOde, other.imageSize, other.seeds.exactFloorSets, other.prompt]).toEqual([null, null, null, [], 'a cat']);
+    const other = samplersSetup({ ...s, prompt: 'a cat', mix: null, exactSetSeeds: [4321], sliceDirectionSeed: 99, bootstrapSeed: 2024 });
+    expect([other.mixture, other.exactOde, other.imageSize, other.seeds, other.prompt]).toEqual([null, null, null, { accuracyNoise: 1, samples: 77, exactSets: [], sliceDirections: null, bootstrap: null }, 'a cat']);
     expect(other.start).toContain('caption "a cat"');
   });
 
-  it("measures the exact sets' distance as mean ± SD over independent sets against the reference set", () => {
-    const ref = exactSamples(mix, w, 16, 1234);
-    const f = exactSwdFloor(mix, w, ref, 6);
-    expect(f.seeds).toEqual([4321, 4322, 4323, 4324, 4325, 4326]);
-    expect(f.draws[0]).toBe(slicedWasserstein(exactSamples(mix, w, 16, FLOOR_SET_SEED), ref, d));
-    expect(new Set(f.draws).size).toBe(6);
-    const mean = f.draws.reduce((a, v) => a + v, 0) / 6;
-    expect(f.mean).toBeCloseTo(mean, 14);
-    expect(f.sd).toBeCloseTo(Math.sqrt(f.draws.reduce((a, v) => a + (v - mean) ** 2, 0) / 5), 14);
-    expect(f.sd).toBeGreaterThan(0);
-    expect(() => exactSwdFloor(mix, w, ref, 1)).toThrow('pairs must be an integer >= 2');
+  it('measures exact sampling as mean ± SD over exact sets, each scored as a sampler is', () => {
+    const sc = new DistributionScorer(mix, w, 16, { directions: 32 });
+    const e = sc.exactSampling(6);
+    expect(e.seeds).toEqual([4321, 4322, 4323, 4324, 4325, 4326]);
+    expect(e.slicedW2.draws[0]).toBe(sc.score(exactSamples(mix, w, 16, EXACT_SETS_SEED)).slicedW2);
+    expect(new Set(e.slicedW2.draws).size).toBe(6);
+    const mean = e.slicedW2.draws.reduce((a, v) => a + v, 0) / 6;
+    expect(e.slicedW2.mean).toBeCloseTo(mean, 14);
+    expect(e.slicedW2.sd).toBeCloseTo(Math.sqrt(e.slicedW2.draws.reduce((a, v) => a + (v - mean) ** 2, 0) / 5), 14);
+    expect([e.slicedW2.min, e.slicedW2.max]).toEqual([Math.min(...e.slicedW2.draws), Math.max(...e.slicedW2.draws)]);
+    expect(e.bootstrapSeFirstSet).toBe(sc.score(exactSamples(mix, w, 16, EXACT_SETS_SEED)).slicedW2Se);
+    expect(() => sc.exactSampling(1)).toThrow('sets must be an integer >= 2');
+    // paired comparisons: against the best at each step count, the SE from the replicates' differences
+    const a = sc.score(exactSamples(mix, w, 16, 1));
+    const b = sc.score(exactSamples(mix, w, 16, 1).map((v) => v + 0.3));
+    const p = pairedComparisons([
+      { scheduler: 'x', steps: 5, score: b },
+      { scheduler: 'y', steps: 5, score: a },
+    ]);
+    expect(p).toHaveLength(1);
+    expect(p[0]).toMatchObject({ steps: 5, scheduler: 'x', versus: 'y', difference: b.slicedW2 - a.slicedW2 });
+    const diffs = Array.from(b.replicates, (v, i) => v - a.replicates[i]);
+    const dm = diffs.reduce((s, v) => s + v, 0) / diffs.length;
+    expect(p[0].se).toBeCloseTo(Math.sqrt(diffs.reduce((s, v) => s + (v - dm) ** 2, 0) / (diffs.length - 1)), 14);
   });
 });

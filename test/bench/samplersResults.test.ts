@@ -59,4 +59,8 @@ it('bench samplers --results DIR appends samplers.jsonl there, not to bench/resu
   expect(record.figures.microSkipped).toBe('--no-micro');
   expect(html).toContain('Fused step micro-benchmarks: skipped (--no-micro).');
   expect(html).toContain('is not a demo world');
+  // no exact mixture: no distribution block, no distribution fields in the rows
+  expect(record.figures.distribution).toBeNull();
+  for (const row of record.figures.rows) expect(row.slicedW2).toBeUndefined();
+  expect(record.figures.wallSeconds).toBeGreaterThan(0);
 }, 60_000);

@@ -237,63 +237,6 @@ export function probabilityFlow(
   return { x, evaluations: evals };
 }
 
-/**
- * Sliced Wasserstein-2 distance between two sample sets (n × d each, equal n), averaged over `projections`
- * random unit directions (fixed Philox stream): the 1-D W2 of sorted projections.
- */
-export function slicedWasserstein(a: Float64Array, b: Float64Array, d: number, projections = 256, seed = 99): number {
-  const n = a.length / d;
-  if (b.length / d !== n) throw new Error('slicedWasserstein: sets of different sizes');
-  let total = 0;
-  const pa = new Float64Array(n);
-  const pb = new Float64Array(n);
-  for (let p = 0; p < projections; p++) {
-    const dir = Float64Array.from(philoxNormal(seed, p, 9, 0, d));
-    const norm = Math.sqrt(dir.reduce((s, v) => s + v * v, 0));
-    for (let i = 0; i < n; i++) {
-      let sa = 0;
-      let sb = 0;
-      for (let j = 0; j < d; j++) {
-        sa += a[i * d + j] * dir[j];
-        sb += b[i * d + j] * dir[j];
-      }
-      pa[i] = sa / norm;
-      pb[i] = sb / norm;
-    }
-    pa.sort();
-    pb.sort();
-    let w = 0;
-    for (let i = 0; i < n; i++) w += (pa[i] - pb[i]) ** 2;
-    total += w / n;
-  }
-  return Math.sqrt(total / projections);
-}
-
-/** Seed of the exact set every generated set is scored against (`exactSamples`). */
-export const REFERENCE_SET_SEED = 1234;
-/** Seed of the first of the further exact sets whose distance to the reference set is the floor (then +1, +2, …). */
-export const FLOOR_SET_SEED = 4321;
-
-/**
- * What an exact sampler would score: the sliced W2 of `pairs` further exact sets of n samples (seeds 4321, 4322, …),
- * each to the reference set the samplers are scored against, as mean ± SD (sample SD, n − 1) and every draw. One
- * draw says little at small n: the distance between two finite sets depends on which samples were drawn.
- */
-export function exactSwdFloor(
-  mix: Mixture,
-  w: Float64Array,
-  reference: Float64Array,
-  pairs = 8,
-): { mean: number; sd: number; pairs: number; draws: number[]; seeds: number[] } {
-  if (!(Number.isInteger(pairs) && pairs >= 2)) throw new Error(`exactSwdFloor: pairs must be an integer >= 2, got ${pairs}`);
-  const n = reference.length / mix.d;
-  const seeds = Array.from({ length: pairs }, (_, k) => FLOOR_SET_SEED + k);
-  const draws = seeds.map((seed) => slicedWasserstein(exactSamples(mix, w, n, seed), reference, mix.d));
-  const mean = draws.reduce((a, v) => a + v, 0) / pairs;
-  const sd = Math.sqrt(draws.reduce((a, v) => a + (v - mean) ** 2, 0) / (pairs - 1));
-  return { mean, sd, pairs, draws, seeds };
-}
-
 /** σ(t) of the U-Net's table at a possibly fractional t: linear interpolation, as the demo U-Net reads it. */
 export function mixtureSigma(mix: Mixture, t: number): number {
   const ac = mix.alphasCumprod;

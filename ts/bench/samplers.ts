@@ -37,22 +37,19 @@ import {
   type SamplerRow,
   type SamplersBenchResult,
 } from './samplersResult.js';
-import {
-  exactSamples,
-  exactSwdFloor,
-  logDensityPerDim,
-  mixtureWeights,
-  posteriorMean,
-  probabilityFlow,
-  readMixture,
-  REFERENCE_SET_SEED,
-  schedulerStateAt,
-  slicedWasserstein,
-} from './samplerWorld.js';
+import { mixtureWeights, posteriorMean, probabilityFlow, readMixture, schedulerStateAt } from './samplerWorld.js';
+import { BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, DistributionScorer, pairedComparisons, type SetScore } from './samplerDistribution.js';
+import { SLICE_DIRECTIONS, SLICE_SEED } from './mixtureSlicedW2.js';
 
 export type { CommonLevel, SamplersBenchResult } from './samplersResult.js';
 
 const STOCHASTIC: readonly SchedulerName[] = ['ddpm', 'euler-ancestral', 'dpmpp2m-sde'];
+
+/**
+ * Samples per distribution score by default: at 512 exact sampling's sliced W2 varies by about 0.02 (SD) around 0.12
+ * on the demo world, so differences of a few hundredths between samplers are resolved (docs/sampler.md).
+ */
+export const DEFAULT_SAMPLES = 512;
 
 export interface SamplersBenchOptions {
   /** A demo world's model folder (built into `cacheDir` when absent). */
@@ -86,11 +83,12 @@ function relError(a: ArrayLike<number>, ref: ArrayLike<number>): number {
 
 export async function runSamplersBench(o: SamplersBenchOptions = {}): Promise<SamplersBenchResult> {
   const log = o.log ?? ((l: string) => process.stdout.write(`${l}\n`));
+  const started = performance.now();
   const schedulers = o.schedulers ?? [...SCHEDULERS];
   const stepsList = o.steps ?? [5, 10, 20, 50];
   const batches = o.batch ?? [1, 4];
   const nAcc = o.accuracyImages ?? 8;
-  const nSamples = o.samples ?? 128;
+  const nSamples = o.samples ?? DEFAULT_SAMPLES;
   const convergedSteps = o.convergedSteps ?? 500;
   // the model (a demo world built into the cache when absent, with SD 1.5's scheduler config): its schedule's
   // num_train_timesteps bounds the step counts, checked before anything is built or loaded
@@ -237,25 +235,25 @@ export async function runSamplersBench(o: SamplersBenchOptions = {}): Promise<Sa
       }
       if (common.timestep === null) log(`common-noise-level measure skipped: ${common.reason}`);
 
-      // ---- exact samples: the distribution score's reference and floor
-      // every sampler's set is scored against one exact set; further exact sets against it give what an exact
-      // sampler scores, as mean ± SD (one draw says little at small --samples)
-      const trueA = mix ? exactSamples(mix, w, nSamples, REFERENCE_SET_SEED) : new Float64Array(0);
-      const swdFloor = mix ? exactSwdFloor(mix, w, trueA) : null;
-      let llTrue = mix ? 0 : Number.NaN;
-      for (let i = 0; mix && i < nSamples; i++) llTrue += logDensityPerDim(mix, w, trueA.subarray(i * d, (i + 1) * d)) / nSamples;
-      if (swdFloor) {
+      // ---- the distribution scores' reference: the exact mixture itself (its quantile bins per slicing direction, built
+      // once), and what exact sampling scores at this n (exact sets scored the same way): the floor of a perfect sampler
+      const scorer = mix ? new DistributionScorer(mix, w, nSamples) : null;
+      const exactSpread = scorer ? scorer.exactSampling() : null;
+      if (scorer && exactSpread) {
+        const e = exactSpread.slicedW2;
         log(
-          `exact samples: sliced W2 of ${swdFloor.pairs} further exact sets to the reference set ${swdFloor.mean.toExponential(3)} ± ${swdFloor.sd.toExponential(2)} ` +
-            `(mean ± SD: what an exact sampler scores at ${nSamples} samples), log-density ${llTrue.toFixed(3)}/dim`,
+          `exact mixture: quantile bins of ${SLICE_DIRECTIONS} directions for ${nSamples} samples in ${scorer.buildSeconds.toFixed(1)} s; ` +
+            `exact sampling at ${nSamples} samples (${exactSpread.sets} sets): sliced W2 ${e.mean.toExponential(3)} ± ${e.sd.toExponential(2)} (mean ± SD; range ${e.min.toExponential(2)}–${e.max.toExponential(2)}; ` +
+            `bootstrap SE of one set ${exactSpread.bootstrapSeFirstSet.toExponential(2)}), log-density ${exactSpread.logDensityPerDim.mean.toFixed(3)} ± ${exactSpread.logDensityPerDim.sd.toFixed(3)}/dim`,
         );
       }
+      const scores: { scheduler: string; steps: number; score: SetScore }[] = [];
 
       const result: SamplerRow[] = [];
       for (const scheduler of schedulers) {
         for (const steps of stepsList) {
           const plan = sdT.plan({ ...base, scheduler, steps });
-          const row: SamplerRow = { scheduler, steps, unetCallsPerImage: plan.runs.length, cost: [], swd: 0, logDensity: 0 };
+          const row: SamplerRow = { scheduler, steps, unetCallsPerImage: plan.runs.length, cost: [] };
           // cost
           for (const b of batches) {
             const r = await sdT.img2img({ ...base, z: zeros(b), c: rows(b), scheduler, steps, batchSize: b });
@@ -286,30 +284,37 @@ export async function runSamplersBench(o: SamplersBenchOptions = {}): Promise<Sa
               }
             }
           }
-          // distribution score
-          if (mix) {
+          // distribution score: the same noise seeds for every sampler (sample i shares its noise), the exact mixture
+          if (scorer) {
             const r = await sdT.img2img({ ...base, z: zeros(nSamples), c: rows(nSamples), scheduler, steps, batchSize: Math.min(64, nSamples), seeds: SAMPLES_SEED });
-            const gen = Float64Array.from(r.latents.data);
-            row.swd = slicedWasserstein(gen, trueA, d);
-            let ll = 0;
-            for (let i = 0; i < nSamples; i++) ll += logDensityPerDim(mix, w, gen.subarray(i * d, (i + 1) * d)) / nSamples;
-            row.logDensity = ll;
-          } else {
-            row.swd = Number.NaN;
-            row.logDensity = Number.NaN;
+            const sc = scorer.score(Float64Array.from(r.latents.data));
+            scores.push({ scheduler, steps, score: sc });
+            row.slicedW2 = sc.slicedW2;
+            row.slicedW2Se = sc.slicedW2Se;
+            row.logDensityPerDim = sc.logDensityPerDim;
+            row.logDensityPerDimSe = sc.logDensityPerDimSe;
           }
           result.push(row);
           log(
             `${scheduler.padEnd(16)} ${String(steps).padStart(4)} steps ${String(row.unetCallsPerImage).padStart(4)} calls  ` +
               `${row.cost.map((c) => `b${c.batch} ${c.imagesPerSecond.toFixed(1)} img/s ×${c.overhead.toFixed(3)}`).join('  ')}  ` +
               `err conv ${row.relErrorConverged?.toExponential(2) ?? '   n/a  '} exact ${row.relErrorExact?.toExponential(2) ?? '   n/a  '} ${common.timestep === null ? '' : `t=${common.timestep} ${row.relErrorCommon?.toExponential(2) ?? '   n/a  '} x̂0 ${row.relErrorCommonDenoised?.toExponential(2) ?? '   n/a  '} `}σ(0) ${row.relErrorExactFinal?.toExponential(2) ?? '   n/a  '}  ` +
-              `SWD ${row.swd.toExponential(2)} logp ${row.logDensity.toFixed(3)}`,
+              (row.slicedW2 === undefined ? '' : `sliced W2 ${row.slicedW2.toExponential(2)} ± ${row.slicedW2Se?.toExponential(1)} logp ${row.logDensityPerDim?.toFixed(3)}`),
           );
         }
       }
       const order = measuredOrders(result, schedulers, floors);
-      const warnings = swdFloor ? distributionWarnings(nSamples, swdFloor, result) : [];
+      const warnings = exactSpread ? distributionWarnings(nSamples, exactSpread.slicedW2, result) : [];
       for (const line of warnings) log(`warning: ${line}`);
+      const paired = pairedComparisons(scores);
+      if (paired.length) {
+        log(
+          `sliced W2, paired differences from the best at each step count (score − best ± SE; |difference| < 2 SE does not rank them): ` +
+            [...new Set(paired.map((p) => p.steps))]
+              .map((n) => `${n} steps (best ${paired.find((p) => p.steps === n)?.versus}): ${paired.filter((p) => p.steps === n).map((p) => `${p.scheduler} ${p.difference >= 0 ? '+' : ''}${p.difference.toExponential(1)} ± ${p.se.toExponential(1)}`).join(', ')}`)
+              .join('; '),
+        );
+      }
       const micro: SamplersBenchResult['micro'] = [];
       let microSkipped: string | null = o.micro === false ? '--no-micro' : null;
       log(`measured order (vs the exact ODE between the same noise levels; vs the converged solution): ${Object.entries(order).map(([k, v]) => `${k} ${v.vsExact?.toFixed(2) ?? '—'}/${v.vsConverged?.toFixed(2) ?? '—'}`).join(', ')}`);
@@ -357,11 +362,13 @@ export async function runSamplersBench(o: SamplersBenchOptions = {}): Promise<Sa
           sigmaMax,
           sigmaMin: sigma0,
           mix,
-          referenceSetSeed: REFERENCE_SET_SEED,
-          floorSetSeeds: swdFloor?.seeds ?? [],
+          exactSetSeeds: exactSpread?.seeds ?? [],
+          sliceDirectionSeed: SLICE_SEED,
+          bootstrapSeed: BOOTSTRAP_SEED,
         }),
         rows: result,
         processPeakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024),
+        wallSeconds: (performance.now() - started) / 1000,
         convergenceOrder: order,
         commonLevel: common,
         reference: {
@@ -371,10 +378,20 @@ export async function runSamplersBench(o: SamplersBenchOptions = {}): Promise<Sa
           convergedHalfSteps: halfSteps,
           orderFloors: floors,
           exactOdeEvaluations: odeEvals,
-          exactSamplesSwd: swdFloor ? { mean: swdFloor.mean, sd: swdFloor.sd, pairs: swdFloor.pairs, draws: swdFloor.draws } : null,
-          exactSamplesLogDensity: llTrue,
         },
-        distributionWarnings: warnings,
+        distribution:
+          scorer && exactSpread
+            ? {
+                score: 'sliced Wasserstein-2 of the samples to the exact mixture (semi-discrete W2 per direction, √ of the mean W2² over directions)',
+                samples: nSamples,
+                directions: SLICE_DIRECTIONS,
+                bootstrapResamples: BOOTSTRAP_RESAMPLES,
+                exactBinsSeconds: scorer.buildSeconds,
+                exactSampling: exactSpread,
+                paired,
+                warnings,
+              }
+            : null,
         micro,
         microSkipped,
         files,
@@ -382,7 +399,7 @@ export async function runSamplersBench(o: SamplersBenchOptions = {}): Promise<Sa
       await writeFileAtomic(files.json, `${JSON.stringify(res, null, 2)}\n`);
       await writeFileAtomic(files.csv, samplersCsv(result));
       await writeFileAtomic(files.html, await samplersHtml(res));
-      log(`peak RSS of the bench process: ${res.processPeakRssMiB} MiB (the whole run's high-water mark, not per run)`);
+      log(`peak RSS of the bench process: ${res.processPeakRssMiB} MiB (the whole run's high-water mark, not per run); wall time ${res.wallSeconds.toFixed(0)} s`);
       const record = appendBenchRecord('samplers', { ...res, files: undefined });
       log(`wrote ${files.json}, ${files.csv}, ${files.html}; record appended to ${record}`);
       return res;

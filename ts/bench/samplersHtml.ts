@@ -51,8 +51,20 @@ export function errorChartSpec(rows: readonly SamplerRow[], field: ErrorField, t
   };
 }
 
-/** The distribution scores against U-Net calls, with the exact samples' value as a dashed rule (and its ± SD band, under the lines). */
-export function distributionChartSpec(rows: readonly SamplerRow[], field: 'swd' | 'logDensity', title: string | string[], yTitle: string, ref: { mean: number; sd?: number }, log: boolean): object {
+/**
+ * A distribution score against U-Net calls, each point with a ± SE bar, and what exact sampling scores as a dashed rule
+ * (with its ± SD band, under the lines).
+ */
+export function distributionChartSpec(
+  rows: readonly SamplerRow[],
+  field: 'slicedW2' | 'logDensityPerDim',
+  title: string | string[],
+  yTitle: string,
+  ref: { mean: number; sd?: number },
+  log: boolean,
+): object {
+  const seField = field === 'slicedW2' ? 'slicedW2Se' : 'logDensityPerDimSe';
+  const drawn = rows.filter((x) => x[field] !== undefined);
   const band =
     ref.sd !== undefined && ref.sd > 0
       ? [
@@ -63,21 +75,28 @@ export function distributionChartSpec(rows: readonly SamplerRow[], field: 'swd' 
           },
         ]
       : [];
+  const y = { field: 'value', type: 'quantitative', scale: log ? { type: 'log' } : { zero: false }, title: yTitle };
   return {
     $schema: SCHEMA,
     title,
     width: 420,
     height: 300,
-    data: { values: rows.map((x) => ({ scheduler: x.scheduler, calls: x.unetCallsPerImage, value: x[field] })) },
+    data: {
+      values: drawn.map((x) => {
+        const v = x[field] as number;
+        const se = x[seField] ?? 0;
+        return { scheduler: x.scheduler, calls: x.unetCallsPerImage, value: v, lo: log ? Math.max(v - se, v / 100) : v - se, hi: v + se };
+      }),
+    },
     layer: [
       ...band,
       {
         mark: { type: 'line', point: true },
-        encoding: {
-          x: callsAxis,
-          y: { field: 'value', type: 'quantitative', scale: log ? { type: 'log' } : { zero: false }, title: yTitle },
-          color: schedulerColor(rows.map((x) => x.scheduler)),
-        },
+        encoding: { x: callsAxis, y, color: schedulerColor(drawn.map((x) => x.scheduler)) },
+      },
+      {
+        mark: { type: 'rule' },
+        encoding: { x: callsAxis, y: { field: 'lo', type: 'quantitative' }, y2: { field: 'hi' }, color: schedulerColor(drawn.map((x) => x.scheduler)) },
       },
       {
         data: { values: [{ ref: ref.mean }] },
@@ -110,7 +129,7 @@ export function samplersChartSpecs(r: SamplersBenchResult): object[] {
   const cl = r.commonLevel;
   const has = (field: ErrorField): boolean => r.rows.some((x) => x[field] !== undefined);
   const finalLatents = 'relative error of the final latents';
-  const floor = r.reference.exactSamplesSwd;
+  const dist = r.distribution;
   const common =
     cl.timestep === null
       ? []
@@ -129,17 +148,24 @@ export function samplersChartSpecs(r: SamplersBenchResult): object[] {
     ...(has('relErrorConverged')
       ? [errorChartSpec(r.rows, 'relErrorConverged', `Error vs the converged solution (${r.reference.convergedScheduler}, ${r.reference.convergedSteps} steps)`, finalLatents)]
       : []),
-    ...(floor
+    ...(dist
       ? [
           distributionChartSpec(
             r.rows,
-            'swd',
-            [`Sliced W2 to exact samples of the mixture`, `(dashed, band: exact sets, mean ± SD of ${floor.pairs})`],
+            'slicedW2',
+            [`Sliced W2 of ${dist.samples} samples to the exact mixture (± bootstrap SE)`, `(dashed, band: exact sampling, mean ± SD of ${dist.exactSampling.sets} sets)`],
             'sliced Wasserstein-2',
-            floor,
+            dist.exactSampling.slicedW2,
             true,
           ),
-          distributionChartSpec(r.rows, 'logDensity', 'Mean log-density of the samples (dashed: exact samples)', 'log p(x0 | c) per dimension', { mean: r.reference.exactSamplesLogDensity }, false),
+          distributionChartSpec(
+            r.rows,
+            'logDensityPerDim',
+            'Mean log-density of the samples (± SE; dashed, band: exact sampling)',
+            'log p(x0 | c) per dimension',
+            dist.exactSampling.logDensityPerDim,
+            false,
+          ),
         ]
       : []),
     costChartSpec(r.rows),
@@ -148,7 +174,7 @@ export function samplersChartSpecs(r: SamplersBenchResult): object[] {
 
 export function samplersCsv(rows: readonly SamplerRow[]): string {
   const batches = rows[0]?.cost.map((c) => c.batch) ?? [];
-  const head = ['scheduler', 'steps', 'unet_calls_per_image', ...batches.flatMap((b) => [`images_per_s_b${b}`, `overhead_b${b}`]), 'rel_error_converged', 'rel_error_exact_same_ends', 'rel_error_exact_to_sigma0', 'rel_error_exact_common_level', 'rel_error_exact_common_level_denoised', 'reference_vs_engine', 'sliced_w2', 'log_density_per_dim'];
+  const head = ['scheduler', 'steps', 'unet_calls_per_image', ...batches.flatMap((b) => [`images_per_s_b${b}`, `overhead_b${b}`]), 'rel_error_converged', 'rel_error_exact_same_ends', 'rel_error_exact_to_sigma0', 'rel_error_exact_common_level', 'rel_error_exact_common_level_denoised', 'reference_vs_engine', 'sliced_w2_to_exact_mixture', 'sliced_w2_bootstrap_se', 'log_density_per_dim', 'log_density_per_dim_se'];
   const lines = rows.map((r) =>
     [
       r.scheduler,
@@ -161,8 +187,10 @@ export function samplersCsv(rows: readonly SamplerRow[]): string {
       r.relErrorCommon ?? '',
       r.relErrorCommonDenoised ?? '',
       r.referenceVsEngine ?? '',
-      r.swd,
-      r.logDensity,
+      r.slicedW2 ?? '',
+      r.slicedW2Se ?? '',
+      r.logDensityPerDim ?? '',
+      r.logDensityPerDimSe ?? '',
     ].join(','),
   );
   return `${head.join(',')}\n${lines.join('\n')}\n`;
@@ -186,13 +214,30 @@ function setupParagraph(r: SamplersBenchResult): string {
 }
 
 function distributionParagraph(r: SamplersBenchResult): string {
-  const f = r.reference.exactSamplesSwd;
-  if (!f) return '';
-  const warn = r.distributionWarnings.map((w) => `<p class="warn">Warning: ${esc(w)}.</p>`).join('');
+  const dist = r.distribution;
+  if (!dist) return '';
+  const e = dist.exactSampling;
+  const warn = dist.warnings.map((w) => `<p class="warn">Warning: ${esc(w)}.</p>`).join('');
+  const steps = [...new Set(dist.paired.map((p) => p.steps))];
+  const paired = steps
+    .map((n) => {
+      const at = dist.paired.filter((p) => p.steps === n);
+      return `<tr><td>${n}</td><td>${esc(at[0].versus)}</td><td>${at
+        .map((p) => `${esc(p.scheduler)} ${p.difference >= 0 ? '+' : ''}${p.difference.toExponential(1)} ± ${p.se.toExponential(1)}${Math.abs(p.difference) < 2 * p.se ? ' (not resolved)' : ''}`)
+        .join(', ')}</td></tr>`;
+    })
+    .join('');
   return (
-    `<p>Distribution scores: each sampler's ${r.setup.samples} samples against one exact reference set (seed ${r.setup.seeds.exactReferenceSet}). ` +
-    `What an exact sampler scores: ${f.pairs} further exact sets against the same reference set, sliced W2 ${f.mean.toExponential(2)} ± ${f.sd.toExponential(2)} ` +
-    `(mean ± SD; draws ${f.draws.map((v) => v.toExponential(2)).join(', ')}); a sampler within about 2 SD of it is as close as exact sampling at this sample size.</p>${warn}`
+    `<p>Distribution scores: each sampler's ${dist.samples} samples against the exact mixture — ${esc(dist.score)}, ${dist.directions} directions — ` +
+    `± a bootstrap SE (${dist.bootstrapResamples} resamples of the samples, the same resamples for every sampler). ` +
+    `What exact sampling scores at ${dist.samples} samples (${e.sets} exact sets): sliced W2 ${e.slicedW2.mean.toExponential(2)} ± ${e.slicedW2.sd.toExponential(2)} ` +
+    `(mean ± SD, range ${e.slicedW2.min.toExponential(2)}–${e.slicedW2.max.toExponential(2)}; the bootstrap SE of one exact set is ${e.bootstrapSeFirstSet.toExponential(2)}), ` +
+    `log-density ${e.logDensityPerDim.mean.toFixed(3)} ± ${e.logDensityPerDim.sd.toFixed(3)} per dimension. A sampler within about 2 SD of exact sampling's mean is as close as ` +
+    `exact sampling at this sample size.</p>${warn}` +
+    (paired
+      ? `<p>Paired differences of the sliced W2 from the best scheduler at each step count (score − best ± SE; sample i of every sampler starts from the same noise): ` +
+        `a difference within 2 SE does not rank the two.</p><table><tr><th>steps</th><th>best</th><th>others</th></tr>${paired}</table>`
+      : '')
   );
 }
 
@@ -214,7 +259,7 @@ export async function samplersHtml(r: SamplersBenchResult): Promise<string> {
   const table = r.rows
     .map(
       (x) =>
-        `<tr><td>${esc(x.scheduler)}</td><td>${x.steps}</td><td>${x.unetCallsPerImage}</td>${x.cost.map((c) => `<td>${c.imagesPerSecond.toFixed(1)}</td><td>${c.overhead.toFixed(3)}</td>`).join('')}<td>${x.relErrorExact?.toExponential(2) ?? '—'}</td>${cl.timestep === null ? '' : `<td>${x.relErrorCommon?.toExponential(2) ?? '—'}</td><td>${x.relErrorCommonDenoised?.toExponential(2) ?? '—'}</td>`}<td>${x.swd.toExponential(2)}</td><td>${x.logDensity.toFixed(3)}</td></tr>`,
+        `<tr><td>${esc(x.scheduler)}</td><td>${x.steps}</td><td>${x.unetCallsPerImage}</td>${x.cost.map((c) => `<td>${c.imagesPerSecond.toFixed(1)}</td><td>${c.overhead.toFixed(3)}</td>`).join('')}<td>${x.relErrorExact?.toExponential(2) ?? '—'}</td>${cl.timestep === null ? '' : `<td>${x.relErrorCommon?.toExponential(2) ?? '—'}</td><td>${x.relErrorCommonDenoised?.toExponential(2) ?? '—'}</td>`}<td>${x.slicedW2 === undefined ? '—' : `${x.slicedW2.toExponential(2)} ± ${x.slicedW2Se?.toExponential(1)}`}</td><td>${x.logDensityPerDim?.toFixed(3) ?? '—'}</td></tr>`,
     )
     .join('');
   const bh = r.rows[0]?.cost.map((c) => `<th>img/s b${c.batch}</th><th>overhead b${c.batch}</th>`).join('') ?? '';
@@ -234,7 +279,7 @@ ${distributionParagraph(r)}
       : `At the common noise level t = ${cl.timestep} (σ = ${cl.sigma.toFixed(4)}, the smallest σ every grid of ${esc(r.setup.steps.join(', '))} steps reaches): each deterministic scheduler's state there against the exact ODE to that σ, with no unrefined last step in it — the clean convergence measure — and its x̂0 = D(x, σ) against the exact one's (the run as if it ended there). Computed with the float64 reference schedulers on the exact denoiser (largest final-latent difference from the engine ${Math.max(0, ...r.rows.map((x) => x.referenceVsEngine ?? 0)).toExponential(2)}); floors ${cl.floor.toExponential(2)} (state) and ${cl.floorDenoised.toExponential(2)} (x̂0), the exact ODE at two tolerances.${cl.skipped.length ? ` Left out (DDIM/PNDM off the grid): ${esc(cl.skipped.join(', '))}.` : ''}`
   }</p>
 <table><tr><th>scheduler</th>${cl.timestep === null ? '' : `<th>at t = ${cl.timestep} (state)</th><th>at t = ${cl.timestep} (x̂0)</th>`}<th>vs exact ODE</th><th>vs converged</th></tr>${orderRows}</table>
-<h2>All runs</h2><table><tr><th>scheduler</th><th>steps</th><th>U-Net calls</th>${bh}<th>rel. error (exact)</th>${cl.timestep === null ? '' : `<th>rel. error at t = ${cl.timestep} (state)</th><th>(x̂0)</th>`}<th>sliced W2</th><th>log p / dim</th></tr>${table}</table>
+<h2>All runs</h2><table><tr><th>scheduler</th><th>steps</th><th>U-Net calls</th>${bh}<th>rel. error (exact)</th>${cl.timestep === null ? '' : `<th>rel. error at t = ${cl.timestep} (state)</th><th>(x̂0)</th>`}<th>sliced W2 ± SE</th><th>log p / dim</th></tr>${table}</table>
 <p>Peak RSS of the bench process: ${r.processPeakRssMiB} MiB, the high-water mark of the whole run (demo world, references, every run), not of any one run.</p>
 ${microParagraph(r)}
 </body></html>

@@ -11,10 +11,8 @@ import { SCHEDULERS, type SchedulerName } from '../sd/schedulerConfig.js';
  */
 export const MIN_SAMPLES = 2;
 /**
- * Below this many samples the bench warns that its distribution scores do not rank samplers. On the demo world (912
- * components, no conditioning) what exact sampling scores, mean ± SD over 8 exact sets, is 0.82 ± 0.28 at 16 samples,
- * 0.69 ± 0.13 at 32, 0.41 ± 0.09 at 64 and 0.32 ± 0.07 at 128: below 64 its SD alone exceeds 0.1, and at 16 the
- * stochastic samplers scored 0.45–0.53, "better" than exact sampling (docs/sampler.md).
+ * Below this many samples the bench warns that its distribution scores do not rank samplers: the exact-sampling spread
+ * (SD of the sliced W2 over exact sets) is then a large fraction of the score itself (docs/sampler.md has the figures).
  */
 export const RECOMMENDED_SAMPLES = 64;
 
@@ -74,33 +72,32 @@ export function checkSamplersOptions(o: SamplersChecked, trainTimesteps: number,
   }
 }
 
-/** The exact sets' sliced W2 to each other: mean and SD over independent pairs (samplerWorld.ts exactSwdFloor). */
-export interface SwdFloor {
+/** What exact sampling scores at this sample size (samplerDistribution.ts): the sliced W2 of exact sets, mean and SD. */
+export interface ExactSpread {
   mean: number;
   sd: number;
-  pairs: number;
 }
 
 /**
  * Why the distribution scores of a run do not rank samplers, if they do not: too few samples, or a sampler that
- * scores below the exact sets' distance by more than 2 SD — a finite set can sit closer to one exact set than
- * another exact set does (samples more concentrated than the distribution, say), so the score is not yet a
- * distance between distributions. Empty when neither.
+ * scores below exact sampling by more than 2 SD of its spread — a finite set can sit closer to the distribution than
+ * exact samples do (samples more concentrated than the distribution, say), so the score alone is not yet a verdict.
+ * Empty when neither.
  */
-export function distributionWarnings(samples: number, floor: SwdFloor, rows: readonly { scheduler: string; steps: number; swd: number }[]): string[] {
+export function distributionWarnings(samples: number, exact: ExactSpread, rows: readonly { scheduler: string; steps: number; slicedW2?: number }[]): string[] {
   const out: string[] = [];
   if (samples < RECOMMENDED_SAMPLES) {
     out.push(
       `--samples ${samples} is below ${RECOMMENDED_SAMPLES}: the sliced W2 of so few samples is dominated by which samples were drawn ` +
-        `(two exact sets are ${floor.mean.toExponential(2)} ± ${floor.sd.toExponential(2)} apart), so the distribution scores do not rank samplers; use --samples ${RECOMMENDED_SAMPLES} or more`,
+        `(exact sets score ${exact.mean.toExponential(2)} ± ${exact.sd.toExponential(2)}), so the distribution scores do not rank samplers; use --samples ${RECOMMENDED_SAMPLES} or more`,
     );
   }
-  const low = Math.max(0, floor.mean - 2 * floor.sd);
-  const below = rows.filter((r) => Number.isFinite(r.swd) && r.swd < low);
+  const low = Math.max(0, exact.mean - 2 * exact.sd);
+  const below = rows.filter((r) => r.slicedW2 !== undefined && Number.isFinite(r.slicedW2) && r.slicedW2 < low);
   if (below.length) {
     out.push(
-      `${below.map((r) => `${r.scheduler} ${r.steps}`).join(', ')} score${below.length === 1 ? 's' : ''} below the exact sets' sliced W2 by more than 2 SD ` +
-        `(< ${low.toExponential(2)}): at ${samples} samples a set can sit closer to one exact set than another exact set does, so this is not better than exact sampling`,
+      `${below.map((r) => `${r.scheduler} ${r.steps}`).join(', ')} score${below.length === 1 ? 's' : ''} below exact sampling's sliced W2 by more than 2 SD ` +
+        `(< ${low.toExponential(2)}): at ${samples} samples a set can sit closer to the distribution than exact samples do (too concentrated, say), so this is not better than exact sampling`,
     );
   }
   return out;

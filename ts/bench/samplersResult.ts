@@ -4,7 +4,7 @@
  */
 import type { machineInfo } from './benchRecord.js';
 import type { OrderFloors } from './samplerOrder.js';
-import type { SwdFloor } from './samplersOptions.js';
+import type { ExactSampling, PairedComparison } from './samplerDistribution.js';
 import type { Mixture } from './samplerWorld.js';
 
 export interface SamplerRow {
@@ -38,9 +38,15 @@ export interface SamplerRow {
   relErrorCommonDenoised?: number;
   /** ‖x_ref − x_engine‖ / ‖x_engine‖ of the final latents: how closely that reference run is the engine's. */
   referenceVsEngine?: number;
-  /** Sliced W2 to exact samples of the mixture, and the mean log-density per dimension of the samples. */
-  swd: number;
-  logDensity: number;
+  /**
+   * Demo world: the sliced W2 of the `setup.samples` generated latents to the EXACT mixture (no reference sample set)
+   * and its bootstrap SE; the mean log-density per dimension of the samples under the mixture and its SE. Absent for
+   * another model. (Records before this change had `swd`, against one set of exact samples, and `logDensity`.)
+   */
+  slicedW2?: number;
+  slicedW2Se?: number;
+  logDensityPerDim?: number;
+  logDensityPerDimSe?: number;
 }
 
 export type CommonLevel =
@@ -90,7 +96,11 @@ export interface SamplersSetup {
   mixture: { components: number; dimension: number; componentSd: number; beta: number; textDim: number; fractionalTimesteps: Mixture['fractionalTimesteps'] } | null;
   /** The exact ODE (demo world only). */
   exactOde: { solver: string; rtol: number; floorRtol: number } | null;
-  seeds: { accuracyNoise: number; samples: number; exactReferenceSet: number; exactFloorSets: number[] };
+  /**
+   * Philox seeds: the accuracy set's noise, the generated samples' noise (sample i of every sampler starts from the same
+   * noise), the exact sets of the exact-sampling spread, the slicing directions; the bootstrap's draws (mulberry32).
+   */
+  seeds: { accuracyNoise: number; samples: number; exactSets: number[]; sliceDirections: number | null; bootstrap: number | null };
 }
 
 export interface SamplersSetupInput {
@@ -106,8 +116,9 @@ export interface SamplersSetupInput {
   sigmaMax: number;
   sigmaMin: number;
   mix: Mixture | null;
-  referenceSetSeed: number;
-  floorSetSeeds: number[];
+  exactSetSeeds: number[];
+  sliceDirectionSeed: number;
+  bootstrapSeed: number;
 }
 
 export function samplersSetup(i: SamplersSetupInput): SamplersSetup {
@@ -132,8 +143,32 @@ export function samplersSetup(i: SamplersSetupInput): SamplersSetup {
     sigmaMin: i.sigmaMin,
     mixture: m ? { components: m.K, dimension: m.d, componentSd: m.s, beta: m.beta, textDim: m.textDim, fractionalTimesteps: m.fractionalTimesteps } : null,
     exactOde: m ? { solver: 'adaptive Dormand–Prince 5(4), float64', rtol: EXACT_TOL, floorRtol: EXACT_TOL_FLOOR } : null,
-    seeds: { accuracyNoise: ACCURACY_SEED, samples: SAMPLES_SEED, exactReferenceSet: i.referenceSetSeed, exactFloorSets: m ? [...i.floorSetSeeds] : [] },
+    seeds: {
+      accuracyNoise: ACCURACY_SEED,
+      samples: SAMPLES_SEED,
+      exactSets: m ? [...i.exactSetSeeds] : [],
+      sliceDirections: m ? i.sliceDirectionSeed : null,
+      bootstrap: m ? i.bootstrapSeed : null,
+    },
   };
+}
+
+/** The distribution scores' reference and error bars (samplerDistribution.ts). */
+export interface DistributionBlock {
+  /** What the score is. */
+  score: string;
+  samples: number;
+  /** Slicing directions (Philox seed in setup.seeds), bootstrap resamples per SE. */
+  directions: number;
+  bootstrapResamples: number;
+  /** Seconds to build the exact mixture's quantile bins (once per run). */
+  exactBinsSeconds: number;
+  /** What exact sampling scores at this sample size: the floor a perfect sampler shows, and its spread. */
+  exactSampling: ExactSampling;
+  /** Per step count, each scheduler against the best-scoring one: difference ± paired SE. */
+  paired: PairedComparison[];
+  /** Why the scores do not rank samplers, when they do not (samplersOptions.ts distributionWarnings). */
+  warnings: string[];
 }
 
 export interface SamplersBenchResult {
@@ -151,6 +186,8 @@ export interface SamplersBenchResult {
    * `--arch sd1` measures, each (memory mode, batch) in its own process.
    */
   processPeakRssMiB: number;
+  /** Wall time of the whole bench (model load, references, every run, the distribution scores), up to writing its files. */
+  wallSeconds: number;
   /** Fitted −slope of log error vs log U-Net calls per scheduler (points above `reference.orderFloors`; samplerOrder.ts). */
   convergenceOrder: Record<string, { vsConverged: number | null; vsExact: number | null }>;
   /**
@@ -167,15 +204,13 @@ export interface SamplersBenchResult {
     /** The error floors of the order fit, estimated from the references alone (samplerOrder.ts). */
     orderFloors: OrderFloors;
     exactOdeEvaluations: number;
-    /**
-     * What an exact sampler scores: the sliced W2 of further exact sets to the reference set the samplers are scored
-     * against, mean ± SD over `pairs` sets and each draw (samplerWorld.ts exactSwdFloor); null when not a demo world.
-     */
-    exactSamplesSwd: (SwdFloor & { draws: number[] }) | null;
-    exactSamplesLogDensity: number;
   };
-  /** Why the distribution scores do not rank samplers, when they do not (samplersOptions.ts distributionWarnings). */
-  distributionWarnings: string[];
+  /**
+   * The distribution scores' reference and error bars (demo world; null for another model): what exact sampling scores
+   * at this sample size, paired differences between samplers, warnings. Records before this change had
+   * `reference.exactSamplesSwd`, `reference.exactSamplesLogDensity` and `distributionWarnings` instead.
+   */
+  distribution: DistributionBlock | null;
   micro: { scheduler: string; meanMicros: number; rme: number }[];
   /** Why there are no micro-benchmarks (`--no-micro`, benchmark.js missing), or null when they ran. */
   microSkipped: string | null;
