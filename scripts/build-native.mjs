@@ -5,7 +5,9 @@
 //   node scripts/build-native.mjs --target <name>      one CMake target (brainlatent_addon, brainlatent_prebuilt)
 // In an installed package (no tsconfig.json) only the addon is built: the tests do not ship.
 // cmake-js and node-addon-api are found through Node's module resolution, so the build works wherever
-// the package manager put them (npm's hoisted layout, nested, pnpm's store). package.json's
+// the package manager put them (npm's hoisted layout, nested, pnpm's store). They are optional
+// dependencies (only a source build needs them): after `npm install --omit=optional` the build stops
+// first, with the install command at package.json's pins. package.json's
 // "binary": {"napi_versions": [8]} makes cmake-js build against node-api-headers, with no download of
 // Node's headers.
 import { spawnSync } from 'node:child_process';
@@ -27,14 +29,28 @@ function fail(message) {
   process.exit(1);
 }
 
+/** The source build's own npm packages (optional dependencies); stops with the install command when one is missing. */
+const BUILD_PACKAGES = ['cmake-js', 'node-addon-api'];
+function requireBuildPackages() {
+  const missing = BUILD_PACKAGES.filter((p) => {
+    try {
+      require.resolve(`${p}/package.json`, { paths: [root] });
+      return false;
+    } catch {
+      return true;
+    }
+  });
+  if (!missing.length) return;
+  const pins = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')).optionalDependencies ?? {};
+  fail(
+    `${missing.join(' and ')}, which the source build needs, ${missing.length === 1 ? 'is' : 'are'} not installed ` +
+      `(optional dependencies of brainlatent, left out by --omit=optional): npm install ${missing.map((p) => `${p}@${pins[p]}`).join(' ')}, then build again (npm rebuild brainlatent)`,
+  );
+}
+
 /** The path of an installed package's bin script, found the way `import` would find the package. */
 function packageBin(pkg, name) {
-  let manifestPath;
-  try {
-    manifestPath = require.resolve(`${pkg}/package.json`, { paths: [root] });
-  } catch {
-    fail(`The npm package ${pkg} is not installed (it is a dependency of brainlatent; reinstall the package).`);
-  }
+  const manifestPath = require.resolve(`${pkg}/package.json`, { paths: [root] });
   const manifest = JSON.parse(readFileSync(manifestPath, 'utf8'));
   const bin = typeof manifest.bin === 'string' ? manifest.bin : manifest.bin?.[name];
   if (!bin) fail(`${manifestPath} declares no '${name}' executable.`);
@@ -45,6 +61,7 @@ export function buildNative({ target } = {}) {
   if (!has('cmake')) fail('CMake (>= 3.18) is missing. Debian/Ubuntu: sudo apt-get install cmake');
   if (!has(process.env.CXX ?? 'c++')) fail('A C++17 compiler is missing. Debian/Ubuntu: sudo apt-get install g++');
 
+  requireBuildPackages();
   const checkout = existsSync(path.join(root, 'tsconfig.json')); // the package ships no tsconfig.json
   const chosen = target ?? (checkout ? undefined : 'brainlatent_addon');
   const parallel = String(Math.max(1, os.availableParallelism?.() ?? os.cpus().length));

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Installs the packed package into a fresh consumer project, as a user would, and checks it works there.
 //   node scripts/consumer-check.mjs [--pack-dir DIR] [--tarball FILE] [--build-from-source]
-//                                   [--compare RESULTS.json] [--results OUT.json] [--npm-ci] [--pnpm VERSION] [--keep]
+//                                   [--compare RESULTS.json] [--results OUT.json] [--npm-ci] [--pnpm VERSION] [--slim] [--keep]
 // - Packs the checkout (`npm pack`: prepack compiles dist/ and the prebuilt engine) unless --tarball.
 // - Creates a project in a temporary folder, with a clean npm user config (no nodedir, nothing of this
 //   machine's) and no npm_* variables from the caller, and installs the tarball with npm's default
@@ -15,7 +15,11 @@
 // - --compare checks the img2img latents and chosen alphas against another run's results (a prebuilt
 //   engine against a source build); --npm-ci reinstalls from the consumer's lockfile with `npm ci`;
 //   --pnpm VERSION installs with that pnpm (fetched with npm into the temporary folder) instead of npm.
-// Prints the install time and the size of the consumer's node_modules.
+// - --slim installs with --omit=optional (no service, Redis queue, chart or source-build packages) and runs
+//   test/package/slimConsumer.mjs instead (a ridge fit; the Redis batch layer and the report charts throw
+//   MissingDependencyError with the pinned install command), `npx brainlatent --help`, and checks that
+//   `brainlatent serve` and `brainlatent batch status --redis` exit 1 with that one line.
+// Prints the install time, and the packages and size of the consumer's node_modules.
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -35,7 +39,12 @@ if (pnpm && fromSource) {
   console.error('consumer check: --pnpm checks the prebuilt engine; it does not go with --build-from-source');
   process.exit(2);
 }
-const label = fromSource ? 'source build' : pnpm ? `prebuilt, pnpm ${pnpm}` : 'prebuilt';
+const slim = flag('--slim');
+if (slim && (fromSource || pnpm)) {
+  console.error('consumer check: --slim checks an npm install of the prebuilt engine; it does not go with --build-from-source or --pnpm');
+  process.exit(2);
+}
+const label = fromSource ? 'source build' : pnpm ? `prebuilt, pnpm ${pnpm}` : slim ? 'prebuilt, --omit=optional' : 'prebuilt';
 
 function fail(message) {
   console.error(`\nconsumer check (${label}): FAILED: ${message}\n`);
@@ -59,6 +68,21 @@ function folderBytes(dir) {
     else total += lstatSync(p).size;
   }
   return total;
+}
+
+/** How many packages a node_modules holds (every folder with a package.json, nested ones included; not .bin). */
+function packageCount(dir) {
+  let n = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    if (!e.isDirectory() || e.name.startsWith('.')) continue;
+    const p = path.join(dir, e.name);
+    if (e.name.startsWith('@')) n += packageCount(p);
+    else if (existsSync(path.join(p, 'package.json'))) {
+      n += 1;
+      if (existsSync(path.join(p, 'node_modules'))) n += packageCount(path.join(p, 'node_modules'));
+    }
+  }
+  return n;
 }
 
 /** A PATH folder with every command of this PATH except compilers and build tools. */
@@ -133,6 +157,7 @@ if (pnpm) {
   // revalidating it (on a machine with no network, npm would otherwise wait on each failed request).
   const installArgs = ['install', tarball, '--no-audit', '--no-fund', '--prefer-offline'];
   if (fromSource) installArgs.push('--build-from-source', '--foreground-scripts');
+  if (slim) installArgs.push('--omit=optional');
   install = timed('npm install', 'npm', installArgs, { cwd: project, env });
 }
 const pkgDir = path.join(project, 'node_modules', 'brainlatent');
@@ -140,13 +165,45 @@ const built = existsSync(path.join(pkgDir, 'build', 'Release', 'brainlatent.node
 if (fromSource && !built) fail(`--build-from-source left no ${path.join(pkgDir, 'build', 'Release', 'brainlatent.node')}:\n${install.out}`);
 if (!fromSource && built) fail('the prebuilt install compiled the engine');
 if (!fromSource && existsSync(path.join(project, 'node_modules', 'onnxruntime-node'))) fail('onnxruntime-node (an optional peer) was installed');
+const optionalPins = JSON.parse(readFileSync(path.join(pkgDir, 'package.json'), 'utf8')).optionalDependencies ?? {};
+if (slim) {
+  const present = Object.keys(optionalPins).filter((name) => existsSync(path.join(project, 'node_modules', name)));
+  if (present.length) fail(`--omit=optional installed optional dependencies: ${present.join(', ')}`);
+}
 const bytes = folderBytes(path.join(project, 'node_modules'));
 const pkgBytes = folderBytes(pkgDir);
+const packages = pnpm ? undefined : packageCount(path.join(project, 'node_modules'));
 console.log(
   `installed (${label}, ${pnpm ? 'pnpm layout' : 'npm default layout'}, ${fromSource ? 'compilers on PATH' : 'no compiler on PATH'}): ` +
-    `${install.seconds.toFixed(1)} s; node_modules ${(bytes / 2 ** 20).toFixed(1)} MB, of which brainlatent ${(pkgBytes / 2 ** 20).toFixed(1)} MB`,
+    `${install.seconds.toFixed(1)} s; node_modules ${packages !== undefined ? `${packages} packages, ` : ''}${(bytes / 2 ** 20).toFixed(1)} MB, of which brainlatent ${(pkgBytes / 2 ** 20).toFixed(1)} MB`,
 );
 for (const line of install.out.split('\n')) if (/brainlatent:|install-scripts/.test(line)) console.log(`  npm: ${line.trim()}`);
+
+// 4s. Slim: the library without the optional packages, and the one-line refusals of what needs them.
+if (slim) {
+  copyFileSync(path.join(root, 'test', 'package', 'slimConsumer.mjs'), path.join(project, 'slimConsumer.mjs'));
+  const script = timed('the slim consumer script', process.execPath, ['slimConsumer.mjs'], { cwd: project, env });
+  process.stdout.write(script.out.replace(/^/gm, '  '));
+  const help = timed('npx brainlatent --help', 'npx', ['--no-install', 'brainlatent', '--help'], { cwd: project, env });
+  if (!/reconstruct/.test(help.out)) fail(`npx brainlatent --help printed no command list:\n${help.out}`);
+  const installLine = (...names) => `npm install ${names.map((n) => `${n}@${optionalPins[n]}`).join(' ')}`;
+  mkdirSync(path.join(project, 'served'));
+  for (const [args, line] of [
+    [['serve', '--port', '0', '--root', 'served'], installLine('@fastify/swagger', 'prom-client')],
+    [['batch', 'status', '--redis', 'redis://127.0.0.1:1'], installLine('bullmq', 'ioredis')],
+  ]) {
+    const r = spawnSync('npx', ['--no-install', 'brainlatent', ...args], { cwd: project, env, encoding: 'utf8', timeout: 60_000 });
+    const lines = `${r.stderr ?? ''}`.trim().split('\n');
+    if (r.status !== 1 || lines.length !== 1 || !/^brainlatent: MissingDependencyError: /.test(lines[0]) || !lines[0].endsWith(`: ${line}`)) {
+      fail(`brainlatent ${args.join(' ')}: expected exit 1 and one line ending '${line}', got ${r.status ?? r.signal}:\n${r.stdout ?? ''}${r.stderr ?? ''}`);
+    }
+    console.log(`  brainlatent ${args[0]}: ${lines[0]}`);
+  }
+  console.log(`consumer check (${label}): ok — install ${install.seconds.toFixed(1)} s, node_modules ${packages} packages, ${(bytes / 2 ** 20).toFixed(1)} MB`);
+  if (flag('--keep')) console.log(`  kept ${project}`);
+  else rmSync(work, { recursive: true, force: true });
+  process.exit(0);
+}
 
 // 4. The consumer script, the CLI and the strict typings.
 copyFileSync(path.join(root, 'test', 'package', 'consumer.mjs'), path.join(project, 'consumer.mjs'));

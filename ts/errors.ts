@@ -107,3 +107,24 @@ export class MissingFileError extends BrainlatentError {
     super(message, 'MissingFile');
   }
 }
+
+/**
+ * A package that only some features need (an optional or peer dependency, see ts/optionalDependencies.ts) is not
+ * installed: `npm install brainlatent --omit=optional` leaves them out. The message names the feature and gives
+ * the exact install command, with package.json's pins.
+ */
+export class MissingDependencyError extends BrainlatentError {
+  /** The packages that are missing. */
+  readonly packages: string[];
+  /** What needed them (`brainlatent serve`, `report charts`, …). */
+  readonly feature: string;
+  /** The command that installs them: `npm install bullmq@6.7.0 ioredis@6.0.0`. */
+  readonly install: string;
+  constructor(packages: string[], feature: string, install: string) {
+    const list = packages.length === 1 ? packages[0] : `${packages.slice(0, -1).join(', ')} and ${packages[packages.length - 1]}`;
+    super(`${feature} needs ${list}, which ${packages.length === 1 ? 'is' : 'are'} not installed (optional dependencies of brainlatent): ${install}`, 'MissingDependency');
+    this.packages = packages;
+    this.feature = feature;
+    this.install = install;
+  }
+}

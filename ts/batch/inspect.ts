@@ -5,8 +5,9 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import { Job, Queue } from 'bullmq';
+import type { Queue } from 'bullmq';
 
+import { loadRedisQueue } from '../optionalDependencies.js';
 import { BatchError } from './errors.js';
 import { forceSubjects, QUEUES, type BatchPlan, type QueueClass } from './graph.js';
 import { keys, PREFIX, redisConnection, requireRedis, type BatchRecord, type JobRecord } from './redis.js';
@@ -24,8 +25,12 @@ export interface RedisOptions {
 
 type Queues = Record<QueueClass, Queue>;
 
+/** BullMQ: an optional dependency, loaded on first use. */
+const bullmq = async () => (await loadRedisQueue()).bullmq;
+
 /** The queues of a connection, for one call or one watch. */
-function openQueues(redis: string): { queues: Queues; close: () => Promise<void> } {
+async function openQueues(redis: string): Promise<{ queues: Queues; close: () => Promise<void> }> {
+  const { Queue } = await bullmq();
   const connection = redisConnection(redis);
   const queues = Object.fromEntries(QUEUES.map((q) => [q, new Queue(q, { connection, prefix: PREFIX })])) as Queues;
   for (const q of Object.values(queues)) q.on('error', () => {}); // reported by the calls that fail
@@ -35,7 +40,7 @@ function openQueues(redis: string): { queues: Queues; close: () => Promise<void>
 async function withQueues<T>(redis: string, fn: (queues: Queues) => Promise<T>): Promise<T> {
   // BullMQ's connections wait for Redis for ever: one that is not there fails here, at once and clearly
   await requireRedis(redis);
-  const { queues, close } = openQueues(redis);
+  const { queues, close } = await openQueues(redis);
   try {
     return await fn(queues);
   } finally {
@@ -67,7 +72,7 @@ const STATE: Record<string, BatchJobState> = {
 
 async function jobState(queues: Record<QueueClass, Queue>, r: JobRecord, cancelled: boolean, subjectFailed: boolean): Promise<JobInfo> {
   const info: JobInfo = { id: r.id, subject: r.subject, analysis: r.analysis, stage: r.stage, shard: r.shard, queue: r.queue, state: 'waiting', fraction: 0, attempts: 0 };
-  const job = await Job.fromId<unknown, NodeResult>(queues[r.queue], r.id);
+  const job = await (await bullmq()).Job.fromId<unknown, NodeResult>(queues[r.queue], r.id);
   if (!job) {
     // not added yet (a fan-out adds its jobs when it runs), or removed by a cancel; a subject that failed before
     // the cancel (its join is not removed) never added them: blocked, whether or not the batch was cancelled since
@@ -114,7 +119,7 @@ async function statusFrom(queues: Queues, batch: string): Promise<BatchStatusRep
   const cancelled = (await (await queues.control.getBackend().client).get(keys.cancelled(batch))) !== null;
   const roots = new Map<string, boolean>();
   for (const s of rec.subjects) {
-    const root = await Job.fromId(queues.control, s.root);
+    const root = await (await bullmq()).Job.fromId(queues.control, s.root);
     roots.set(s.name, root ? (await root.getState()) === 'failed' : false);
   }
   const jobs: JobInfo[] = [];
@@ -140,7 +145,7 @@ export async function* watchBatch(batch: string, options: RedisOptions & { inter
   const seen = new Map<string, string>();
   // an outage once connected is waited out below; a Redis that is not there at the start fails at once
   await requireRedis(options.redis);
-  const { queues, close } = openQueues(options.redis);
+  const { queues, close } = await openQueues(options.redis);
   try {
     for (;;) {
       let status: BatchStatusReport | null = null;
@@ -200,12 +205,13 @@ export async function cancelBatch(batch: string, options: RedisOptions & { purge
     // so one remove() can take a subject's whole tree
     const ids = [...new Map(order.map((r) => [r.id, r])).values()];
     const present = async () => {
+      const { Job } = await bullmq();
       const found = await Promise.all(ids.map((r) => Job.fromId(queues[r.queue], r.id)));
       return new Set(ids.filter((_, i) => found[i]).map((r) => r.id));
     };
     const before = await present();
     for (const r of order) {
-      const job = await Job.fromId(queues[r.queue], r.id);
+      const job = await (await bullmq()).Job.fromId(queues[r.queue], r.id);
       if (!job) continue;
       const state = await job.getState();
       if (state === 'active') {
@@ -257,7 +263,7 @@ export interface RetryResult {
 /** A subject whose join is in one of these states is done or still on its way: a retry leaves it alone. */
 const FINISHED_OR_QUEUED = new Set(['completed', 'waiting-children', 'waiting', 'active']);
 const rootState = async (queues: Queues, id: string) => {
-  const root = await Job.fromId(queues.control, id);
+  const root = await (await bullmq()).Job.fromId(queues.control, id);
   return root ? await root.getState() : 'missing';
 };
 

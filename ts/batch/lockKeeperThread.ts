@@ -6,7 +6,9 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 
-import { Queue, type ConnectionOptions } from 'bullmq';
+import type { ConnectionOptions, Queue } from 'bullmq';
+
+import { loadRedisQueue } from '../optionalDependencies.js';
 
 export interface KeeperData {
   connection: ConnectionOptions;
@@ -29,6 +31,8 @@ export type KeeperReply =
   | { type: 'ready' }
   | { type: 'closed' };
 
+// BullMQ: an optional dependency (the worker that starts this thread has loaded it already)
+const { Queue: BullQueue } = (await loadRedisQueue()).bullmq;
 const data = workerData as KeeperData;
 const port = parentPort!;
 const beat = new BigInt64Array(data.heartbeat);
@@ -43,7 +47,7 @@ const post = (m: KeeperReply) => port.postMessage(m);
 function queue(name: string): Queue {
   let q = queues.get(name);
   if (!q) {
-    q = new Queue(name, { connection: data.connection, prefix: data.prefix });
+    q = new BullQueue(name, { connection: data.connection, prefix: data.prefix });
     q.on('error', () => {}); // reported once per outage below
     queues.set(name, q);
   }

@@ -1,8 +1,9 @@
 /** Connecting to Redis for BullMQ, and where a batch keeps its own records there. */
 import type { ConnectionOptions } from 'bullmq';
-import { Redis, type RedisOptions } from 'ioredis';
+import type { RedisOptions } from 'ioredis';
 
 import { InvalidArgumentError } from '../errors.js';
+import { loadRedisQueue } from '../optionalDependencies.js';
 import { RedisUnreachableError } from './errors.js';
 import type { QueueClass } from './graph.js';
 
@@ -79,6 +80,8 @@ export function shownRedisUrl(url: string): string {
  */
 export async function probeRedis(url: string, timeoutMs = 2000): Promise<{ ok: true } | { ok: false; reason: string }> {
   const options = redisConnection(url) as RedisOptions;
+  // optional dependencies, loaded on first use: both, so a missing one is reported before any connection
+  const { Redis } = (await loadRedisQueue()).ioredis;
   const client = new Redis({
     ...options,
     lazyConnect: true,

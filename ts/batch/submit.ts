@@ -5,8 +5,9 @@
  * in its data and adds it as its own children when it first runs (BullMQ's "waiting children" pattern).
  * Job ids are deterministic, so submitting again adds nothing that exists.
  */
-import { FlowProducer, Job, Queue, type FlowJob, type JobsOptions } from 'bullmq';
+import type { FlowJob, Job, JobsOptions, Queue } from 'bullmq';
 
+import { loadRedisQueue } from '../optionalDependencies.js';
 import { BatchError } from './errors.js';
 import { planBatch, planNodes, QUEUES, type BatchNode, type BatchPlan, type QueueClass, type SubjectPlan } from './graph.js';
 import { keys, PREFIX, redisConnection, requireRedis, type BatchRecord } from './redis.js';
@@ -83,6 +84,7 @@ export interface SubmitResult {
  * their markers). False, and nothing removed, while one of them still runs.
  */
 export async function clearSubject(queues: (q: QueueClass) => Queue, jobs: { id: string; queue: QueueClass }[]): Promise<boolean> {
+  const { Job } = (await loadRedisQueue()).bullmq;
   const left: Job[] = [];
   for (const r of [...jobs].reverse()) {
     const job = await Job.fromId(queues(r.queue), r.id);
@@ -114,6 +116,7 @@ export async function submitPlan(plan: BatchPlan, options: SubmitOptions & { onl
   const connection = redisConnection(options.redis);
   // BullMQ's connections wait for Redis for ever: one that is not there fails here, at once and clearly
   await requireRedis(options.redis);
+  const { FlowProducer, Queue } = (await loadRedisQueue()).bullmq;
   const queues = Object.fromEntries(QUEUES.map((q) => [q, new Queue(q, { connection, prefix: PREFIX })])) as Record<QueueClass, Queue>;
   const control = queues.control;
   const flows = new FlowProducer({ connection, prefix: PREFIX });

@@ -18,8 +18,9 @@
  */
 import { hostname } from 'node:os';
 
-import { FlowProducer, isNotConnectionError, Queue, UnrecoverableError, WaitingChildrenError, Worker, type Job } from 'bullmq';
+import type { FlowProducer, Job, Worker } from 'bullmq';
 
+import { loadRedisQueue } from '../optionalDependencies.js';
 import { isInputError } from './errors.js';
 import { QUEUES, type BatchNode, type QueueClass } from './graph.js';
 import { THREADS_ENV } from './jobThreads.js';
@@ -114,7 +115,7 @@ interface Running {
 }
 
 /** A lost or refused connection (BullMQ's isNotConnectionError counts only ECONNREFUSED and a closed connection). */
-function isConnectionTrouble(e: Error): boolean {
+function isConnectionTrouble(e: Error, isNotConnectionError: (e: Error) => boolean): boolean {
   const code = (e as NodeJS.ErrnoException).code;
   return !isNotConnectionError(e) || ['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN'].includes(code ?? '');
 }
@@ -122,7 +123,7 @@ function isConnectionTrouble(e: Error): boolean {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Retries a Redis call through a connection outage (ioredis reconnects); other errors are thrown. */
-async function settle<T>(fn: () => Promise<T>, closed: () => boolean): Promise<T> {
+async function settle<T>(fn: () => Promise<T>, closed: () => boolean, isNotConnectionError: (e: Error) => boolean): Promise<T> {
   for (;;) {
     try {
       return await fn();
@@ -152,6 +153,8 @@ export async function createWorker(options: WorkerOptions): Promise<BatchWorker>
   const log = options.onLog ?? (() => {});
   // BullMQ's connections wait for a Redis that is not there for ever, silently: check it first
   await firstConnection(options.redis, options.waitForRedis ?? false, log);
+  // an optional dependency, loaded on first use (firstConnection has checked it is there)
+  const { FlowProducer, isNotConnectionError, Queue, UnrecoverableError, WaitingChildrenError, Worker } = (await loadRedisQueue()).bullmq;
   const lockMs = options.lockMs ?? 6000;
   const concurrency = Math.max(1, options.concurrency ?? 1);
   const pollMs = options.pollMs ?? 1000;
@@ -191,7 +194,7 @@ export async function createWorker(options: WorkerOptions): Promise<BatchWorker>
     });
     // connection trouble is reported once for the worker and ridden out: ioredis reconnects and the worker carries on
     w.on('error', (e) => {
-      if (isConnectionTrouble(e)) outage(e);
+      if (isConnectionTrouble(e, isNotConnectionError)) outage(e);
       else log(`redis (${q}): ${e.message}`);
     });
     w.on('stalled', (id: string) => log(`${id} stalled (its worker died or hung): back in the queue`));
@@ -281,7 +284,7 @@ export async function createWorker(options: WorkerOptions): Promise<BatchWorker>
       const result = await (q === 'control' ? runJoin(r) : runWork(r));
       keeper.untrack(job.id!, token);
       try {
-        await settle(() => job.moveToCompleted(result, token, false), closed);
+        await settle(() => job.moveToCompleted(result, token, false), closed, isNotConnectionError);
       } catch (err) {
         // its lock expired meanwhile (Redis was away longer than the lock, or this worker was silent): the job is
         // someone else's, or back in the queue as stalled; its outputs are complete, so that run skips it
@@ -302,7 +305,7 @@ export async function createWorker(options: WorkerOptions): Promise<BatchWorker>
       if (r.stop === LOST) return; // another worker has it
       if (r.stop === CLOSING) {
         // shutting down: the job goes back to the queue without using an attempt
-        await settle(() => job.moveToWait(token), closed).catch((err: Error) => log(`${job.id}: could not return it (${err.message}); it comes back as stalled`));
+        await settle(() => job.moveToWait(token), closed, isNotConnectionError).catch((err: Error) => log(`${job.id}: could not return it (${err.message}); it comes back as stalled`));
         log(`${job.id} returned to the queue (worker closing)`);
         emit(r, 'waiting', { message: 'returned to the queue' });
         return;
@@ -318,7 +321,7 @@ export async function createWorker(options: WorkerOptions): Promise<BatchWorker>
         failure.stack = err.stack;
       }
       try {
-        await settle(() => job.moveToFailed(failure, token, false), closed);
+        await settle(() => job.moveToFailed(failure, token, false), closed, isNotConnectionError);
       } catch (err2) {
         log(`${job.id} failed here (${oneLine(failure.message)}), but that could not be recorded (${(err2 as Error).message}): the job runs again`);
         return;

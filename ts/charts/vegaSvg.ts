@@ -3,10 +3,11 @@
  * headless renderer, in Node, at report time — so a report is a static file with no script for its charts.
  * Specs carry their data inline (`data: {values: [...]}`); nothing is ever loaded from a URL or a file.
  */
-import { loader, parse, View, type Loader } from 'vega';
-import { compile, type TopLevelSpec } from 'vega-lite';
+import type { Loader } from 'vega';
+import type { TopLevelSpec } from 'vega-lite';
 
 import { InvalidArgumentError } from '../errors.js';
+import { loadCharts } from '../optionalDependencies.js';
 
 export interface VegaSvgOptions {
   /** Called with each warning vega raises while rendering (a scale domain with a zero on a log axis, say). Default: ignored. */
@@ -25,7 +26,7 @@ export const CHART_CONFIG = {
 } as const;
 
 /** A loader that refuses every load: a report's charts never depend on a file or the network. */
-function offlineLoader(): Loader {
+function offlineLoader(loader: () => Loader): Loader {
   const l = loader();
   const refuse = async (uri: string): Promise<never> => {
     throw new InvalidArgumentError(`charts: a chart asked to load '${uri}'; report charts must carry their data inline (data.values)`);
@@ -45,6 +46,8 @@ let chartCount = 0;
  */
 export async function renderVegaLiteSvg(spec: object, options: VegaSvgOptions = {}): Promise<string> {
   if (!spec || typeof spec !== 'object' || Array.isArray(spec)) throw new InvalidArgumentError('renderVegaLiteSvg: expected a Vega-Lite spec object');
+  // optional dependencies: a slim install (--omit=optional) has no charts, and says how to add them
+  const { vega: { loader, parse, View }, 'vega-lite': { compile } } = await loadCharts();
   const warnings: string[] = [];
   const logger = {
     level(): number { return 0; },
@@ -68,7 +71,7 @@ export async function renderVegaLiteSvg(spec: object, options: VegaSvgOptions = 
   const urls = (compiled.spec.data ?? []).flatMap((d) => ('url' in d && d.url !== undefined ? [String(typeof d.url === 'string' ? d.url : JSON.stringify(d.url))] : []));
   if (urls.length) throw new InvalidArgumentError(`renderVegaLiteSvg: the spec loads data from ${urls.join(', ')}; report charts must carry their data inline (data.values)`);
   const errors: string[] = [];
-  const view = new View(parse(compiled.spec), { renderer: 'none', loader: offlineLoader() });
+  const view = new View(parse(compiled.spec), { renderer: 'none', loader: offlineLoader(loader) });
   view.logger({
     level: () => 0,
     warn: (...args: readonly unknown[]) => {

@@ -8,7 +8,6 @@
  */
 import { copyFile, mkdir, readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { join } from 'node:path';
 
 import { niftiGrid, readNifti } from '../io/nifti.js';
@@ -24,6 +23,7 @@ import { labelNames } from './regions.js';
 import { findUnderlay, type Underlay } from './underlay.js';
 import { VIEWER_CSS, VIEWER_SCRIPT } from './viewerScript.js';
 import { withAtomicPath, writeFileAtomic } from '../io/atomicWrite.js';
+import { optionalPackageFile } from '../optionalDependencies.js';
 
 /** The folder beside report.html that holds the viewer's script. */
 export const REPORT_FILES = 'report_files';
@@ -181,16 +181,10 @@ export function mapRecordsOf(s: EncodingSummary | (Omit<EncodingSummary, 'maps' 
 
 /**
  * NiiVue's UMD bundle, the one build that runs from file://. The package is ESM-only and exports no path to
- * it, so it is looked for in the node_modules folders Node would search for the package.
+ * it, so it is looked for in the node_modules folders Node would search for the package; it is an optional
+ * dependency (a slim install has none: the error says how to add it).
  */
-function niivueBundle(): string {
-  const searched = createRequire(import.meta.url).resolve.paths('@niivue/niivue') ?? [];
-  for (const dir of searched) {
-    const file = join(dir, '@niivue', 'niivue', 'dist', 'niivue.umd.js');
-    if (existsSync(file)) return file;
-  }
-  throw new Error(`encoding report: @niivue/niivue's dist/niivue.umd.js was not found (searched ${searched.join(', ')}); reinstall brainlatent's dependencies`);
-}
+const niivueBundle = (): string => optionalPackageFile('@niivue/niivue', join('dist', 'niivue.umd.js'), "the encoding report's brain viewer");
 
 /** A count as the report's summary writes it: with thousands separators (1,508), in the tables too. */
 export const fmtCount = (n: number): string => n.toLocaleString('en');

@@ -11,6 +11,7 @@ import { isMainThread } from 'node:worker_threads';
 import type * as OrtCommon from 'onnxruntime-common';
 
 import { BackendUnavailableError } from '../errors.js';
+import { onnxruntimeNodeInstallCommand } from '../optionalDependencies.js';
 import { resolveOrtLibrary } from '../sd/native.js';
 import { nativeSync } from './call.js';
 import { defaultOrtTelemetryOff } from './ortTelemetry.js';
@@ -30,7 +31,7 @@ export function onnxruntimeNode(purpose: string): Promise<OnnxRuntime> {
     if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') {
       throw new BackendUnavailableError(
         `${purpose} runs on onnxruntime-node's JavaScript API, which is not installed: ` +
-          '`npm install onnxruntime-node@1.30.0` (set ONNXRUNTIME_NODE_INSTALL=skip to skip its CUDA download)',
+          `\`${onnxruntimeNodeInstallCommand()}\` (set ONNXRUNTIME_NODE_INSTALL=skip to skip its CUDA download)`,
       );
     }
     throw e;

@@ -9,6 +9,7 @@ import { trainRowImageIds } from '../nsd/extract.js';
 import { expdesignPath } from '../nsd/paths.js';
 import { maskGridMismatch, planNsdSessions } from '../nsd/sessionPlan.js';
 import { onnxruntimeNodeInstalled } from '../native/onnxruntimeNode.js';
+import { onnxruntimeNodeInstallCommand } from '../optionalDependencies.js';
 import { loadRegionMask, type RegionMask } from '../nsd/roi.js';
 import { ReconstructConfigSchema } from '../config/reconstruct.js';
 import { planRun, resolvePlanOptions, type OptionLabels } from '../sd/samplingOptions.js';
@@ -63,7 +64,7 @@ export async function preflight(config: ReconstructConfig, options: RunFolderCon
   }
   for (const n of config.evaluation.networks) if (!existsSync(n.path)) problems.push(`feature network '${n.name}': ${n.path} does not exist`);
   if (config.evaluation.networks.length > 0 && !onnxruntimeNodeInstalled()) {
-    problems.push('evaluation.networks: feature networks run on onnxruntime-node, which is not installed (npm install onnxruntime-node@1.30.0)');
+    problems.push(`evaluation.networks: feature networks run on onnxruntime-node, which is not installed (${onnxruntimeNodeInstallCommand()})`);
   }
   problems.push(...(await runOutputOverlaps(ReconstructConfigSchema, config)));
   const conflict = await runFolderConflict(config, options);

@@ -4,6 +4,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 
 import { BackendUnavailableError, InvalidArgumentError } from '../errors.js';
+import { onnxruntimeNodeInstallCommand } from '../optionalDependencies.js';
 import { shippedOrtLibrary } from '../native/binding.js';
 import { describeNumber } from '../ridge/alphas.js';
 import type { NativeOrtSessionOptions } from '../native/samplerTypes.js';
@@ -30,7 +31,7 @@ export function defaultOrtLibrary(): string {
   if (shipped) return shipped;
   throw new BackendUnavailableError(
     `no ONNX Runtime library: none ships with the package for ${process.platform}-${process.arch}, and onnxruntime-node is not installed; ` +
-      '`npm install onnxruntime-node@1.30.0` (with ONNXRUNTIME_NODE_INSTALL=skip) or set BRAINLATENT_ORT_LIB',
+      `\`${onnxruntimeNodeInstallCommand()}\` (with ONNXRUNTIME_NODE_INSTALL=skip) or set BRAINLATENT_ORT_LIB`,
   );
 }
 

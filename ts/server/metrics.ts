@@ -4,7 +4,9 @@
  * U-Net steps per second, predict latency, the compute pools' queues and refusals, and HTTP latency per route,
  * plus prom-client's default process metrics (CPU, memory, event-loop lag).
  */
-import client from 'prom-client';
+import type * as client from 'prom-client';
+
+import { requirePromClient } from '../optionalDependencies.js';
 
 export interface MetricSources {
   /** Jobs waiting to start. */
@@ -16,7 +18,7 @@ export interface MetricSources {
 }
 
 export class ServiceMetrics {
-  readonly registry = new client.Registry();
+  readonly registry: client.Registry;
   readonly stageSeconds: client.Histogram<'kind' | 'stage'>;
   readonly predictSeconds: client.Histogram<'model'>;
   readonly predictBatchRows: client.Histogram;
@@ -28,6 +30,8 @@ export class ServiceMetrics {
   readonly http: client.Histogram<'method' | 'route' | 'code'>;
 
   constructor(sources: MetricSources, options: { defaultMetrics?: boolean; prefix?: string; eventLoopResolutionMs?: number } = {}) {
+    const client = requirePromClient(); // an optional dependency, loaded on first use
+    this.registry = new client.Registry();
     const p = options.prefix ?? 'brainlatent_';
     const registers = [this.registry];
     if (options.defaultMetrics !== false) client.collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: options.eventLoopResolutionMs ?? 10 });

@@ -3,9 +3,9 @@
  * `await app.register(brainlatentPlugin, { prefix: '/brainlatent', root: '/data', token })`. Everything it sets
  * (validation, error format, auth, content parsers) stays inside its own scope; the host app is untouched.
  */
-import swagger from '@fastify/swagger';
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 
+import { loadRedisQueue, loadServicePackages } from '../optionalDependencies.js';
 import { closeContext, createContext, type BrainlatentPluginOptions } from './context.js';
 import { sendError } from './httpErrors.js';
 import { JOB_KILL_AFTER_MS } from './jobs/jobSpawner.js';
@@ -29,6 +29,9 @@ declare module 'fastify' {
 const PAGE_CSP = "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'self'";
 
 async function plugin(app: FastifyInstance, options: BrainlatentPluginOptions & { prefix?: string }): Promise<void> {
+  // optional dependencies (a slim install has neither): both checked here, so one install command covers them
+  const { '@fastify/swagger': { default: swagger } } = await loadServicePackages();
+  if (options.redis) await loadRedisQueue("the service's shared job queue (redis)");
   const ctx = createContext(options);
   const prefix = app.prefix;
   const timeout = app.initialConfig.pluginTimeout;

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 
 import { runDemo, type DemoOptions } from '../../demo/runDemo.js';
 import { onnxruntimeNodeInstalled } from '../../native/onnxruntimeNode.js';
+import { onnxruntimeNodeInstallCommand } from '../../optionalDependencies.js';
 import { checkOutputPath } from '../outputPath.js';
 import { progressBar, type ProgressBar } from '../progress.js';
 import { printResult, printWarnings, stageProgress } from './reconstruct.js';
@@ -93,7 +94,7 @@ The world is reused when <out>/world/world.json records the same parameters and 
           : `world built in ${r.worldSeconds.toFixed(1)} s (${r.world.components} mixture components, ${r.world.prior} prior)\n`,
       );
       if (!onnxruntimeNodeInstalled()) {
-        process.stderr.write('feature-network identification skipped: it needs onnxruntime-node (npm install onnxruntime-node@1.30.0)\n');
+        process.stderr.write(`feature-network identification skipped: it needs onnxruntime-node (${onnxruntimeNodeInstallCommand()})\n`);
       }
       printResult(r.run);
       if (!f.dryRun) process.stdout.write(`total ${((performance.now() - t0) / 1000).toFixed(1)} s; open ${r.run.out}/report.html\n`);

@@ -1,0 +1,177 @@
+/**
+ * The optional dependencies (`npm install brainlatent --omit=optional`): the loader's MissingDependencyError names
+ * the feature and package.json's pins; the import checker refuses a static import of one; and the compiled package,
+ * run beside a node_modules that lacks every optional package (a slim install's layout), fits a ridge model and
+ * prints its help, while `serve`, `batch … --redis`, `worker` and the report charts fail with one line that is the
+ * install command.
+ */
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { MissingDependencyError } from '../../ts/errors.js';
+import { installCommand, isMissingPackage, loadOptional, onnxruntimeNodeInstallCommand, OPTIONAL_PACKAGES } from '../../ts/optionalDependencies.js';
+import { distModule } from '../helpers/dist.js';
+
+interface Manifest {
+  dependencies: Record<string, string>;
+  optionalDependencies: Record<string, string>;
+  peerDependencies: Record<string, string>;
+}
+const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as Manifest;
+const pin = (name: string) => `${name}@${pkg.optionalDependencies[name] ?? pkg.peerDependencies[name]}`;
+
+/** Node's own error for a package that is not there (as `import()` throws it). */
+const notFound = (name: string) => Object.assign(new Error(`Cannot find package '${name}' imported from /app/node_modules/brainlatent/dist/x.js`), { code: 'ERR_MODULE_NOT_FOUND' });
+
+describe('the loader', () => {
+  it('knows every optional dependency of package.json, and only those', () => {
+    expect(Object.keys(OPTIONAL_PACKAGES).sort()).toEqual(Object.keys(pkg.optionalDependencies).sort());
+    // the pins stay exact
+    for (const v of Object.values(pkg.optionalDependencies)) expect(v).toMatch(/^\d+\.\d+\.\d+$/);
+  });
+
+  it("fastify stays a regular dependency (as optional, npm 11 on Node 20 drops it: light-my-request's cookie declares Node 22)", () => {
+    expect(pkg.dependencies.fastify).toBeDefined();
+    expect(pkg.optionalDependencies.fastify).toBeUndefined();
+  });
+
+  it('a missing package is a MissingDependencyError naming the feature and the install command with the pins', async () => {
+    const e = await loadOptional('batch queues on Redis', { bullmq: () => Promise.reject(notFound('bullmq')), ioredis: () => Promise.reject(notFound('ioredis')) }).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(MissingDependencyError);
+    const m = e as MissingDependencyError;
+    expect(m.code).toBe('MissingDependency');
+    expect(m.packages).toEqual(['bullmq', 'ioredis']);
+    expect(m.install).toBe(`npm install ${pin('bullmq')} ${pin('ioredis')}`);
+    expect(m.install).toBe('npm install bullmq@6.7.0 ioredis@6.0.0');
+    expect(m.message).toBe(
+      'batch queues on Redis needs bullmq and ioredis, which are not installed (optional dependencies of brainlatent): npm install bullmq@6.7.0 ioredis@6.0.0',
+    );
+  });
+
+  it('names only the missing ones; a present package is loaded', async () => {
+    const e = (await loadOptional('report charts', { vega: () => Promise.resolve({}), 'vega-lite': () => Promise.reject(notFound('vega-lite')) }).catch((x: unknown) => x)) as MissingDependencyError;
+    expect(e.install).toBe(`npm install ${pin('vega-lite')}`);
+    await expect(loadOptional('report charts', { vega: () => Promise.resolve({ v: 1 }) })).resolves.toEqual({ vega: { v: 1 } });
+  });
+
+  it("a package's own missing dependency, or any other failure, is not reported as the package missing", async () => {
+    expect(isMissingPackage(notFound('cron-parser'), 'bullmq')).toBe(false);
+    expect(isMissingPackage(notFound('vega-lite'), 'vega')).toBe(false);
+    expect(isMissingPackage(notFound('@fastify/swagger'), '@fastify/swagger')).toBe(true);
+    expect(isMissingPackage(Object.assign(new Error("Cannot find module 'prom-client'\nRequire stack: …"), { code: 'MODULE_NOT_FOUND' }), 'prom-client')).toBe(true);
+    const broken = new SyntaxError('Unexpected token');
+    await expect(loadOptional('x', { vega: () => Promise.reject(broken) })).rejects.toBe(broken);
+    await expect(loadOptional('x', { vega: () => Promise.reject(notFound('vega-util')) })).rejects.toThrow("Cannot find package 'vega-util'");
+  });
+
+  it("install commands come from package.json's pins, onnxruntime-node's from peerDependencies", () => {
+    expect(installCommand(['@fastify/swagger', 'prom-client'])).toBe(`npm install ${pin('@fastify/swagger')} ${pin('prom-client')}`);
+    expect(onnxruntimeNodeInstallCommand()).toBe(`npm install onnxruntime-node@${pkg.peerDependencies['onnxruntime-node']}`);
+    expect(() => installCommand(['left-pad'])).toThrow(/pins no version of 'left-pad'/);
+  });
+});
+
+describe('scripts/check-imports.mjs', () => {
+  it('refuses a static value import, or an import() outside the loader, of an optional package', async () => {
+    const { packageImportProblems } = (await import(pathToFileURL(resolve('scripts/check-imports.mjs')).href)) as {
+      packageImportProblems: (rel: string, text: string) => string[];
+    };
+    expect(packageImportProblems('charts/x.ts', "import { parse } from 'vega';\n")).toEqual([
+      "charts/x.ts imports 'vega' statically, an optional dependency (absent after --omit=optional): load it through ts/optionalDependencies.ts (`import type` is fine)",
+    ]);
+    expect(packageImportProblems('server/x.ts', "import swagger from '@fastify/swagger';\n")).toHaveLength(1);
+    expect(packageImportProblems('batch/x.ts', "import { Queue, type Job } from 'bullmq';\n")).toHaveLength(1);
+    expect(packageImportProblems('batch/x.ts', "\nconst { Queue } = await import('bullmq');\n")).toEqual([
+      "batch/x.ts loads 'bullmq' itself, an optional dependency: load it through ts/optionalDependencies.ts",
+    ]);
+    // type-only imports are erased; the loader module is where the imports live
+    expect(packageImportProblems('batch/x.ts', "import type { Queue } from 'bullmq';\n")).toEqual([]);
+    expect(packageImportProblems('optionalDependencies.ts', "const m = () => import('bullmq');\n")).toEqual([]);
+    // regular dependencies are fine, unknown packages are not
+    expect(packageImportProblems('a.ts', "import Fastify from 'fastify';\n")).toEqual([]);
+    expect(packageImportProblems('a.ts', "import x from 'left-pad';\n")).toHaveLength(1);
+  });
+});
+
+// The compiled package beside a node_modules without the optional packages: what `--omit=optional` installs.
+describe('without the optional packages (dist/, a slim node_modules)', () => {
+  let dir = '';
+  beforeAll(() => {
+    distModule('optionalDependencies');
+    distModule('cli/main');
+    dir = mkdtempSync(join(tmpdir(), 'bl-slim-'));
+    cpSync('dist', join(dir, 'dist'), { recursive: true });
+    copyFileSync('package.json', join(dir, 'package.json'));
+    symlinkSync(resolve('build'), join(dir, 'build'));
+    const hidden = new Set(Object.keys(pkg.optionalDependencies));
+    const from = realpathSync('node_modules');
+    const to = join(dir, 'node_modules');
+    mkdirSync(to);
+    for (const e of readdirSync(from)) {
+      if (!e.startsWith('@')) {
+        if (!hidden.has(e)) symlinkSync(join(from, e), join(to, e));
+        continue;
+      }
+      mkdirSync(join(to, e));
+      for (const c of readdirSync(join(from, e))) if (!hidden.has(`${e}/${c}`)) symlinkSync(join(from, e, c), join(to, e, c));
+    }
+    mkdirSync(join(dir, 'root'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  const cli = (...args: string[]) => spawnSync(process.execPath, [join(dir, 'dist', 'cli', 'main.js'), ...args], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
+  const node = (code: string) => spawnSync(process.execPath, ['--input-type=module', '-e', code], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
+
+  it('fits a ridge model through the library and prints the help', () => {
+    const fit = node(`
+      import { RidgeCV } from '${pathToFileURL(join(dir, 'dist', 'index.js')).href}';
+      const n = 40, p = 3;
+      let s = 7;
+      const x = new Float32Array(n * p).map(() => ((s = (s * 48271) % 2147483647) / 2147483647) - 0.5);
+      const y = new Float32Array(n).map((_, i) => 2 * x[i * p] - x[i * p + 2]);
+      const m = await new RidgeCV({ alphas: [1e-3, 1] }).fit({ data: x, rows: n, cols: p }, { data: y, rows: n, cols: 1 });
+      console.log(JSON.stringify(Array.from(m.coef.data, (v) => Math.round(v * 100) / 100)));`);
+    expect(fit.stderr).toBe('');
+    expect(JSON.parse(fit.stdout)).toEqual([2, 0, -1]);
+    const help = cli('--help');
+    expect(help.status).toBe(0);
+    expect(help.stdout).toMatch(/serve/);
+  });
+
+  it('serve, batch --redis and worker exit 1 with one line: the feature and the pinned install command', () => {
+    const redis = `npm install ${pin('bullmq')} ${pin('ioredis')}`;
+    const cases: [string[], string][] = [
+      [['serve', '--port', '0', '--root', join(dir, 'root')], `npm install ${pin('@fastify/swagger')} ${pin('prom-client')}`],
+      [['batch', 'status', '--redis', 'redis://127.0.0.1:1'], redis],
+      [['worker', '--redis', 'redis://127.0.0.1:1'], redis],
+    ];
+    for (const [args, install] of cases) {
+      const r = cli(...args);
+      expect(r.status, args.join(' ')).toBe(1);
+      const lines = r.stderr.trim().split('\n');
+      expect(lines, args.join(' ')).toHaveLength(1);
+      expect(lines[0]).toMatch(/^brainlatent: MissingDependencyError: .* needs .*, which are not installed \(optional dependencies of brainlatent\): npm install /);
+      expect(lines[0].endsWith(`: ${install}`), lines[0]).toBe(true);
+    }
+  });
+
+  it("the report charts and the encoding report's viewer throw MissingDependencyError", () => {
+    const r = node(`
+      const charts = await import('${pathToFileURL(join(dir, 'dist', 'charts', 'vegaSvg.js')).href}');
+      const deps = await import('${pathToFileURL(join(dir, 'dist', 'optionalDependencies.js')).href}');
+      const out = [];
+      await charts.renderVegaLiteSvg({ mark: 'point', data: { values: [] } }).catch((e) => out.push([e.code, e.install]));
+      try { deps.optionalPackageFile('@niivue/niivue', 'dist/niivue.umd.js', 'viewer'); } catch (e) { out.push([e.code, e.install]); }
+      console.log(JSON.stringify(out));`);
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual([
+      ['MissingDependency', `npm install ${pin('vega')} ${pin('vega-lite')}`],
+      ['MissingDependency', `npm install ${pin('@niivue/niivue')}`],
+    ]);
+  });
+});
