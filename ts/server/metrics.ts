@@ -62,7 +62,12 @@ export class ServiceMetrics {
         }
       },
     });
-    this.rejected = new client.Counter({ name: `${p}pool_rejected_total`, help: 'Requests refused with 503 because a pool queue was full', labelNames: ['pool'], registers });
+    this.rejected = new client.Counter({
+      name: `${p}pool_rejected_total`,
+      help: 'Requests refused with 503 because a queue was full: pool predict or img2img (request-time compute pools), or jobs (POST /v1/jobs, the job queue)',
+      labelNames: ['pool'],
+      registers,
+    });
     this.modelOutputErrors = new client.Counter({
       name: `${p}model_output_errors_total`,
       help: 'Requests answered 500 because a loaded model turned finite inputs into NaN/Inf, by model and output',
