@@ -84,8 +84,10 @@ export function singleProgress(stages: readonly string[], control: JobControl) {
       if (!known) return;
       // only done (or skipped) shards are complete: a stopped, failed or never-run one counts the part it finished
       // (its last fraction; 0 when it never ran), so a cancelled job's last progress is the share actually made
-      const fraction = group.reduce((a, j) => a + share(j), 0) / group.length;
-      const message = group.length > 1 ? shardsMessage(group) : group[0].message;
+      // (img2img's shards, without their merge: a join that only checks them, not one of the shards)
+      const parts = group.some((j) => j.shard !== undefined) ? group.filter((j) => j.shard !== undefined) : group;
+      const fraction = parts.reduce((a, j) => a + share(j), 0) / parts.length;
+      const message = parts.length > 1 ? shardsMessage(parts) : parts[0].message;
       emit(stage, fraction, message, 'running');
       return;
     }
@@ -124,6 +126,18 @@ function batchProgress(control: JobControl, startedAt: number, id: string) {
 }
 
 /**
+ * The U-Net evaluations and seconds of the img2img shards that ran in this batch, to the steps/s metric, once. Only
+ * the shards' (their merge job's summary repeats their sum), and only those done now: a resumed run's skipped shards
+ * were counted by the job that ran them, and a stopped one reports nothing, so a rate is this run's work over its time.
+ */
+export function reportUnet(jobs: readonly JobInfo[], control: JobControl): void {
+  const ran = jobs.filter((j) => j.shard !== undefined && j.state === 'done' && j.unet);
+  const evaluations = ran.reduce((a, j) => a + j.unet!.evaluations, 0);
+  const seconds = ran.reduce((a, j) => a + j.unet!.seconds, 0);
+  if (evaluations > 0) control.unet?.(evaluations, seconds);
+}
+
+/**
  * Runs a batch on this machine's process pool, or with `queue` through BullMQ (submitted, then worked by this
  * service's `queue.workers` job processes and any `brainlatent worker`); resolves with its summary, throws
  * JobOutcomeError (with the summary) if jobs failed. Cancelling a queued batch cancels it in Redis: its waiting
@@ -153,9 +167,12 @@ export async function runOnBatchLayer(batch: ResolvedBatch, single: 'reconstruct
         report([...jobs.values()]);
       },
     });
+    for (const j of r.jobs) jobs.set(j.id, j);
   } finally {
     control.signal.removeEventListener('abort', cancelQueued);
     await cancelling;
+    // done, failed or cancelled: the U-Net work of the shards that ran in this batch (not those a resumed run skipped)
+    reportUnet([...jobs.values()], control);
   }
   if (r.state === 'cancelled' || control.signal.aborted) throw new CancelledError(`batch ${plan.id} cancelled`);
   const result: Record<string, unknown> = { batch: plan.id, state: r.state, counts: r.counts, summary: r.summary, jobs: planNodes(plan).length };
