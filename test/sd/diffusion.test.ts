@@ -59,6 +59,8 @@ describe('fused native loop vs TypeScript reference loop (onnxruntime-node)', ()
         console.log(`${cs.scheduler} eta ${cs.eta ?? 0} g ${guidance}: max |native - reference| ${d.abs.toExponential(2)} (scaled ${d.scaled.toExponential(2)})`);
         expect(d.scaled).toBeLessThan(1e-5);
         expect(native.stats.unetCalls).toBe(Math.floor(cs.steps * cs.strength) * 2);
+        // U-Net evaluations of one latent: every image's steps, twice with guidance (its unconditional pass)
+        expect(native.stats.unetEvaluations).toBe(z.shape[0] * Math.floor(cs.steps * cs.strength) * (guidance > 1 ? 2 : 1));
       });
     }
   }
@@ -67,6 +69,9 @@ describe('fused native loop vs TypeScript reference loop (onnxruntime-node)', ()
     const a = await sd.img2img({ z, c, uncond, seeds: 7, batchSize: 1, steps: 6, strength: 0.7, scheduler: 'ddim', eta: 1 });
     const b = await sd.img2img({ z, c, uncond, seeds: 7, batchSize: 3, steps: 6, strength: 0.7, scheduler: 'ddim', eta: 1 });
     expect(Array.from(b.latents.data)).toEqual(Array.from(a.latents.data));
+    // the same evaluations whatever the batch size (the sampler's calls differ: one per batch and step)
+    expect([a.stats.unetEvaluations, b.stats.unetEvaluations]).toEqual([z.shape[0] * 4 * 2, z.shape[0] * 4 * 2]);
+    expect(a.stats.unetCalls).not.toBe(b.stats.unetCalls);
     // image 2 alone, at its index, reproduces its slot
     const n = 4 * 8 * 6;
     const one = await sd.img2img({

@@ -106,6 +106,34 @@ describe("a batch of one's stages", () => {
   });
 });
 
+describe("a cancelled batch of one's img2img progress", () => {
+  it('counts only done (or skipped) shards as complete: a stopped shard its last fraction, one never run nothing', () => {
+    const { board, control } = boardWithJob();
+    const job = (id: string, stage: string): JobInfo => ({ id, subject: 'subj01', analysis: 'reconstruct', stage, queue: 'sample', state: 'waiting', fraction: 0, attempts: 0 });
+    const shards = Array.from({ length: 6 }, (_, i): JobInfo => ({ ...job(`img2img.k0-0.i${i}`, 'img2img'), shard: `k0-0.i${i}` }));
+    // the shards' merge: a job of the stage too, but not a shard (it was counted as one: '3/3 shards' for 2)
+    const merge = job('img2img', 'img2img');
+    const jobs = [{ ...job('betas', 'betas'), state: 'skipped' as const, fraction: 1 }, { ...job('extract', 'extract'), state: 'skipped' as const, fraction: 1 }, ...shards, merge];
+    const report = singleProgress(['betas', 'extract', 'img2img', 'report'], control);
+    const set = (i: number, state: BatchJobState, more: Partial<JobInfo> = {}) => {
+      Object.assign(shards[i], { state, ...more });
+      report(jobs);
+    };
+    set(0, 'done', { fraction: 1, startedAt: 10, finishedAt: 20 });
+    set(1, 'skipped', { fraction: 1 });
+    set(2, 'active', { startedAt: 20, fraction: 0.4, message: 'seed 0' });
+    expect(board.get('j1')!.progress).toMatchObject({ stage: 'img2img', fraction: 2.4 / 6, message: '2/6 shards' });
+    // the job is cancelled: the running shard stops, the waiting ones never run (the batch layer's states then)
+    set(2, 'cancelled', { reason: 'batch cancelled', finishedAt: 30 });
+    for (const i of [3, 4, 5]) set(i, 'cancelled', { reason: 'batch cancelled', finishedAt: 30 });
+    Object.assign(merge, { state: 'cancelled', reason: 'batch cancelled', finishedAt: 30 });
+    report(jobs);
+    const last = board.get('j1')!.progress!;
+    expect(last.fraction).toBeCloseTo(2.4 / 6, 12);
+    expect(last.message).toBe('2/6 shards (1 stopped, 3 not run)');
+  });
+});
+
 describe('the job board', () => {
   it("times a stage at its 'done' (once), and not one that turns out to be skipped after it was announced running", () => {
     const { board, timed, stageEvents } = boardWithJob();

@@ -1,59 +1,79 @@
 /**
- * A reconstruct job reports the img2img stage's U-Net time to the steps/s metric only when that stage ran in the job:
- * a resumed job whose img2img had finished before read the old marker's unetSeconds and counted it again.
+ * unet_steps_total{source="job"} counts the U-Net evaluations (of one latent: images × steps that ran × 2 with
+ * guidance) that a reconstruct job's img2img shards ran in that job: a resumed job counts only the shards it ran, and
+ * a cancelled job the shards it finished. Before, a job whose img2img stage merged counted the whole run's estimate
+ * (every image and seed) over the merged shards' seconds, and a cancelled job counted nothing.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { existsSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 
-import { afterAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import type { ReconstructConfig } from '../../ts/pipeline/config.js';
-import { paths } from '../../ts/pipeline/runFolder.js';
-import type { StageUpdate } from '../../ts/server/jobs/types.js';
+import type { DemoWorld } from '../../ts/demo/world.js';
+import { batchWorld, singleConfig } from '../batch/world.js';
+import { readEvents, startTestServer, type TestServer } from './helpers.js';
 
-// the batch layer reports each stage's end as the job's progress: 'skipped' (a resumed run's) or 'done'
-let statuses: Record<string, 'done' | 'skipped'> = {};
-vi.mock('../../ts/server/jobs/batchLayer.js', async (importOriginal) => ({
-  ...(await importOriginal<object>()),
-  runOnBatchLayer: async (_batch: unknown, _kind: unknown, control: { progress(p: StageUpdate): void }) => {
-    Object.entries(statuses).forEach(([stage, status], i) => control.progress({ stage, index: i + 1, stages: 8, fraction: 1, status }));
-    return { state: 'done' };
-  },
-}));
-const { executeJob } = await import('../../ts/server/jobs/executeJob.js');
+let s: TestServer;
+let world: DemoWorld;
+beforeAll(async () => {
+  s = await startTestServer();
+  world = await batchWorld(s.root, [1]);
+}, 300_000);
+afterAll(async () => s?.stop());
 
-const dir = mkdtempSync(join(tmpdir(), 'bl-unet-rate-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const rel = (p: string) => p.slice(s.root.length + 1);
+/** The world's reconstruction: 8 test images × 2 seeds, strength 0.8, guidance 5; a job's shards are one per seed. */
+const body = (out: string, steps = 10) => {
+  const c = singleConfig(world, 1, out) as unknown as { nsd: { root: string }; model: { dir: string }; img2img: object };
+  return { kind: 'reconstruct', config: { ...c, nsd: { ...c.nsd, root: rel(c.nsd.root) }, model: { ...c.model, dir: rel(c.model.dir) }, img2img: { ...c.img2img, steps } } };
+};
+const perShard = (steps: number) => 8 * Math.floor(steps * 0.8) * 2;
+const SHARDS = ['k0-0.i0-7', 'k1-1.i0-7'];
+const shardMarker = (out: string, label: string) => join(s.root, out, 'stages', 'img2img.shards', `${label}.json`);
 
-// a finished run folder: 4 test images × 2 seeds × 10 of 20 steps (strength 0.5), no guidance: 80 U-Net evaluations in 8 s
-const out = join(dir, 'run');
-const config = { out, nsd: { root: join(dir, 'nsd'), subject: 1 }, img2img: { steps: 20, strength: 0.5, seeds: 2, guidance: 1 } } as unknown as ReconstructConfig;
-mkdirSync(out, { recursive: true });
-writeFileSync(join(out, 'metrics.json'), JSON.stringify({ images: 4, zonly: {}, final: {} }));
-mkdirSync(dirname(paths(out).stage('img2img')), { recursive: true });
-writeFileSync(paths(out).stage('img2img'), JSON.stringify({ stage: 'img2img', seconds: 9, outputs: [], summary: { unetSeconds: 8 } }));
-
-async function run(img2img: 'done' | 'skipped') {
-  statuses = { betas: 'skipped', extract: 'skipped', zonly: 'skipped', img2img, evaluate: img2img };
-  const unet = vi.fn();
-  const progress = vi.fn();
-  const spec = { id: 'job1', kind: 'reconstruct', input: { kind: 'reconstruct', config, force: false, batchesDir: join(dir, 'batches') } };
-  const result = await executeJob(spec as never, { signal: new AbortController().signal, progress, unet });
-  return { unet, progress, result };
+async function unetTotal(): Promise<number> {
+  const m = (await s.call('GET', '/metrics')).text;
+  return Number(/^brainlatent_unet_steps_total\{source="job"\} (\S+)$/m.exec(m)?.[1] ?? 0);
 }
 
-describe('a reconstruct job and the U-Net rate metric', () => {
-  it('a resumed job whose img2img was skipped counts no U-Net time (the marker is an earlier job\'s)', async () => {
-    const { unet, progress, result } = await run('skipped');
-    expect(unet).not.toHaveBeenCalled();
-    // its progress still reaches the job, and its result reads the run folder
-    expect(progress.mock.calls.map(([p]) => [p.stage, p.status])).toContainEqual(['img2img', 'skipped']);
-    expect(result).toMatchObject({ testImages: 4, state: 'done' });
+async function run(b: object, onEvent?: (id: string, e: { event: string; data: any }) => void) {
+  const r = await s.call('POST', '/v1/jobs', b);
+  expect(r.status, r.text).toBe(202);
+  const events = await readEvents(`${s.url}/v1/jobs/${r.json.id}/events`, {}, (e) => onEvent?.(r.json.id, e));
+  return events[events.length - 1];
+}
+
+describe('a reconstruct job and unet_steps_total{source="job"}', { timeout: 600_000 }, () => {
+  it('counts every shard of a fresh run, then only the shard a resumed run redid', async () => {
+    expect(await unetTotal()).toBe(0);
+    const first = await run(body('runs/rate'));
+    expect(first.event, JSON.stringify(first.data.error)).toBe('result');
+    expect(await unetTotal()).toBe(2 * perShard(10));
+    const rate = Number(/^brainlatent_unet_steps_per_second\{source="job"\} (\S+)$/m.exec((await s.call('GET', '/metrics')).text)?.[1]);
+    expect(rate).toBeGreaterThan(0);
+
+    // the second seed's shard is gone: the same body resumes the run and redoes that shard only
+    rmSync(shardMarker('runs/rate', SHARDS[1]));
+    const again = await run(body('runs/rate'));
+    expect(again.event, JSON.stringify(again.data.error)).toBe('result');
+    expect(await unetTotal()).toBe(3 * perShard(10));
   });
 
-  it('a job whose img2img ran counts its evaluations and seconds once', async () => {
-    const { unet } = await run('done');
-    expect(unet.mock.calls).toEqual([[80, 8]]);
+  it('a cancelled job counts the shards it finished', async () => {
+    const before = await unetTotal();
+    // (longer shards: the cancel comes once one of them is done, while the other is still to run or running)
+    let sent = false;
+    const last = await run(body('runs/cancelled', 200), (id, e) => {
+      if (!sent && e.event === 'progress' && e.data.stage === 'img2img' && /^1\/2 shards/.test(e.data.message ?? '')) {
+        sent = true;
+        void s.call('DELETE', `/v1/jobs/${id}`);
+      }
+    });
+    expect(sent).toBe(true);
+    expect(last.data.state).toBe('cancelled');
+    // the shards whose outputs are complete (a marker): at least the one done when the cancel came
+    const finished = SHARDS.filter((l) => existsSync(shardMarker('runs/cancelled', l))).length;
+    expect(finished).toBeGreaterThanOrEqual(1);
+    expect(await unetTotal()).toBe(before + finished * perShard(200));
   });
 });

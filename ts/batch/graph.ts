@@ -105,6 +105,8 @@ const STAGE_QUEUE: Record<StageName, QueueClass> = {
   report: 'compute',
 };
 
+/** The id of an img2img shard's job, from its merge job's id (`<batch>.<subject>.<analysis>.img2img`). */
+export const shardNodeId = (mergeId: string, s: Img2ImgShard) => `${mergeId}.${shardLabel(s)}`;
 export const shardLabel = (s: Img2ImgShard) => `k${s.seedStart}-${s.seedEnd - 1}.i${s.imageStart}-${s.imageEnd < 0 ? 'end' : s.imageEnd - 1}`;
 
 /** Test images the reconstruction will use (the design's shared images this subject saw, limited), or null when the design cannot be read. */
@@ -159,7 +161,7 @@ async function planSubject(batch: ResolvedBatch, s: ResolvedSubject, options: Ba
           const n = await plannedTestImages(config);
           const shards = n === null ? [{ imageStart: 0, imageEnd: -1, seedStart: 0, seedEnd: config.img2img.seeds }] : img2imgShards(config, n, a.sharding);
           const group = shards.map((sh) =>
-            node({ id: `${id}.img2img.${shardLabel(sh)}`, analysis: a.name, stage: 'img2img', shard: shardLabel(sh), queue: 'sample', deps: prev, work: { kind: 'shard', config, shard: sh } }),
+            node({ id: shardNodeId(`${id}.img2img`, sh), analysis: a.name, stage: 'img2img', shard: shardLabel(sh), queue: 'sample', deps: prev, work: { kind: 'shard', config, shard: sh } }),
           );
           steps.push({ shards: group });
           const merge = node({ id: `${id}.img2img`, analysis: a.name, stage: 'img2img', queue: 'control', deps: group.map((g) => g.id), work: { kind: 'merge', config, shards } });

@@ -12,7 +12,7 @@ import { BatchError } from './errors.js';
 import { forceSubjects, QUEUES, type BatchPlan, type QueueClass } from './graph.js';
 import { keys, PREFIX, redisConnection, requireRedis, type BatchRecord, type JobRecord } from './redis.js';
 import type { NodeResult } from './runNode.js';
-import { batchStatus, CANCELLED_REASON, oneLine, resultWarnings, summarize, type BatchEvent, type JobInfo, type BatchJobState } from './status.js';
+import { batchStatus, CANCELLED_REASON, oneLine, resultUnet, resultWarnings, summarize, type BatchEvent, type JobInfo, type BatchJobState } from './status.js';
 import type { BatchReport } from './outputs.js';
 import { BatchPreflightError, forcedReplacements, preflightPlanned } from './preflight.js';
 import { clearSubject, submitPlan } from './submit.js';
@@ -98,6 +98,7 @@ async function jobState(queues: Record<QueueClass, Queue>, r: JobRecord, cancell
     worker: job.processedBy,
     stalls: job.stalledCounter,
     ...(result ? resultWarnings(result) : {}),
+    ...(result ? resultUnet(result) : {}),
   });
   if (state === 'failed') {
     const reason = oneLine(job.failedReason ?? 'failed');

@@ -9,7 +9,7 @@ import os from 'node:os';
 import type { BatchNode, BatchPlan } from './graph.js';
 import { planNodes } from './graph.js';
 import { PoolJobError, ProcessPool } from './pool.js';
-import { batchStatus, jobInfo, oneLine, resultWarnings, type BatchEvent, type BatchStatus, type JobInfo } from './status.js';
+import { batchStatus, jobInfo, oneLine, resultUnet, resultWarnings, type BatchEvent, type BatchStatus, type JobInfo } from './status.js';
 
 export interface LocalRunOptions {
   /** Jobs at once (worker processes). Default: half the cores, at least 1. */
@@ -41,6 +41,8 @@ export async function runLocal(plan: BatchPlan, options: LocalRunOptions = {}): 
   // stale (a features stage that links shared features checks the entries' keys itself)
   const fillsCache = (d: string) => ['betas', 'sharedFeatures'].includes(byId.get(d)!.work.kind);
   const depsRan = (n: BatchNode) => n.deps.some((d) => ran.get(d) === true && !fillsCache(d));
+  // the jobs it depends on that ran in this batch (an img2img merge counts the U-Net work of those shards only)
+  const ranDeps = (n: BatchNode) => n.deps.filter((d) => ran.get(d) === true);
   for (const n of nodes) if (n.deps.length === 0) ready.push(n);
 
   /** Every job downstream of a failed one is blocked with the reason. */
@@ -94,7 +96,7 @@ export async function runLocal(plan: BatchPlan, options: LocalRunOptions = {}): 
       pool
         .run(
           n,
-          depsRan(n),
+          { depsRan: depsRan(n), ranDeps: ranDeps(n) },
           (fraction, message) => {
             Object.assign(j, { fraction, message });
             emit(j);
@@ -104,7 +106,7 @@ export async function runLocal(plan: BatchPlan, options: LocalRunOptions = {}): 
         .then(
           (r) => {
             ran.set(n.id, r.status === 'done');
-            Object.assign(j, { state: r.status, fraction: 1, seconds: r.seconds, finishedAt: Date.now(), message: undefined, ...resultWarnings(r) });
+            Object.assign(j, { state: r.status, fraction: 1, seconds: r.seconds, finishedAt: Date.now(), message: undefined, ...resultWarnings(r), ...resultUnet(r) });
             emit(j);
             for (const d of dependents.get(n.id) ?? []) {
               const dn = byId.get(d)!;

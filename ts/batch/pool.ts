@@ -16,7 +16,13 @@ import type { SerializedError } from './errors.js';
 import type { BatchNode } from './graph.js';
 import type { NodeResult } from './runNode.js';
 
-export type PoolRequest = { type: 'run'; node: BatchNode; depsRan: boolean } | { type: 'abort'; reason?: string };
+export type PoolRequest = { type: 'run'; node: BatchNode; depsRan: boolean; ranDeps?: string[] } | { type: 'abort'; reason?: string };
+
+/** What a job is told about the jobs it depends on (NodeControl's depsRan and ranDeps). */
+export interface DepsRan {
+  depsRan: boolean;
+  ranDeps: string[];
+}
 export type PoolReply =
   | { type: 'progress'; fraction: number; message?: string }
   | { type: 'result'; result: NodeResult }
@@ -88,7 +94,7 @@ export class ProcessPool {
   }
 
   /** Starts a job in a free child (one is started when needed); `result` rejects with PoolJobError. */
-  start(node: BatchNode, depsRan: boolean, onProgress: (fraction: number, message?: string) => void): PoolRun {
+  start(node: BatchNode, deps: DepsRan, onProgress: (fraction: number, message?: string) => void): PoolRun {
     if (this.closed) return { pid: undefined, result: Promise.reject(new Error('pool closed')), abort: () => {} };
     let slot = this.slots.find((s) => !s.busy && s.child.connected);
     if (!slot) {
@@ -119,7 +125,7 @@ export class ProcessPool {
       };
       s.child.on('message', onMessage);
       s.child.once('exit', onExit);
-      s.child.send({ type: 'run', node, depsRan } satisfies PoolRequest);
+      s.child.send({ type: 'run', node, depsRan: deps.depsRan, ranDeps: deps.ranDeps } satisfies PoolRequest);
     });
     return {
       pid: s.child.pid,
@@ -131,8 +137,8 @@ export class ProcessPool {
   }
 
   /** Runs a job to its end; `signal` aborts it. */
-  run(node: BatchNode, depsRan: boolean, onProgress: (fraction: number, message?: string) => void, signal?: AbortSignal): Promise<NodeResult> {
-    const r = this.start(node, depsRan, onProgress);
+  run(node: BatchNode, deps: DepsRan, onProgress: (fraction: number, message?: string) => void, signal?: AbortSignal): Promise<NodeResult> {
+    const r = this.start(node, deps, onProgress);
     const onAbort = () => r.abort(String(signal?.reason ?? 'aborted'));
     // a signal that fired already (e.g. from the job's own 'active' event) never fires again
     if (signal?.aborted) {

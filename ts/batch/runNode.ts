@@ -15,7 +15,7 @@ import { configHash, type ReconstructConfig } from '../pipeline/config.js';
 import { PreflightError } from '../pipeline/errors.js';
 import type { Img2ImgShard, StageContext } from '../pipeline/stages.js';
 import type { BatchNode } from './graph.js';
-import { shardLabel } from './graph.js';
+import { shardLabel, shardNodeId } from './graph.js';
 import { batchFolderRemedy } from './preflight.js';
 
 // The stage code (the engine, ONNX Runtime, HDF5) is imported when a job needs it, so a job process starts
@@ -31,6 +31,11 @@ export interface NodeControl {
   signal?: AbortSignal;
   /** A job this one depends on ran (was not skipped) in this batch: redo this one too. */
   depsRan: boolean;
+  /**
+   * Which of the jobs this one depends on ran in this batch (ids): an img2img merge counts the U-Net work of those
+   * shards only (the others' markers hold an earlier run's). Absent: none is known to have.
+   */
+  ranDeps?: readonly string[];
 }
 
 export interface NodeResult {
@@ -283,8 +288,21 @@ export async function runNode(node: BatchNode, ctl: NodeControl): Promise<NodeRe
       if (new Set(outputs).size !== expected) {
         throw new Error(`img2img shards of ${config.out} wrote ${new Set(outputs).size} images, expected ${ids.length} test images × ${config.img2img.seeds} seeds = ${expected}; the shard plan no longer fits the extraction: resubmit the batch`);
       }
-      const unetSeconds = markers.reduce((a, m) => a + Number(m.summary?.unetSeconds ?? 0), 0);
-      const summary = { images: ids.length, seeds: config.img2img.seeds, unetSeconds, shards: markers.length, shardSeconds: markers.reduce((a, m) => a + m.seconds, 0) };
+      // what this run computed: the shards that ran in this batch (a resumed run's others were made, and counted, before)
+      const ranNow = new Set(ctl.ranDeps ?? []);
+      const now = markers.filter((_, i) => ranNow.has(shardNodeId(node.id, w.shards[i])));
+      const sum = (key: string, of: ShardMarker[] = now) => of.reduce((a, m) => a + Number(m.summary?.[key] ?? 0), 0);
+      const summary = {
+        images: ids.length,
+        seeds: config.img2img.seeds,
+        shards: markers.length,
+        shardsRun: now.length,
+        samplesRun: sum('samplesRun'),
+        reusedSamples: expected - sum('samplesRun'),
+        unetEvaluations: sum('unetEvaluations'),
+        unetSeconds: sum('unetSeconds'),
+        shardSeconds: markers.reduce((a, m) => a + m.seconds, 0),
+      };
       await markStage(config, { stage: 'img2img', seconds: summary.shardSeconds, outputs, summary });
       return { status: 'done', seconds: seconds(), summary };
     }

@@ -34,6 +34,12 @@ export interface JobInfo {
   stalls?: number;
   /** What the job found suspicious but not wrong (its result's `summary.warnings`: the betas job's session gaps). */
   warnings?: string[];
+  /**
+   * The U-Net work a job that ran did (an img2img shard's, from its result's summary; its merge job's is their sum
+   * over the shards that ran in this batch): evaluations of one latent (images × steps, × 2 with guidance) and
+   * seconds of U-Net time. Absent for a skipped job and one that ran no sampler.
+   */
+  unet?: { evaluations: number; seconds: number };
 }
 
 export interface BatchEvent {
@@ -178,6 +184,13 @@ export function formatCellCount(c: Pick<SummaryCell, 'jobs' | 'counts'>): string
 export function resultWarnings(r: { summary?: Record<string, unknown> }): Pick<JobInfo, 'warnings'> {
   const w = r.summary?.warnings;
   return Array.isArray(w) && w.length ? { warnings: w.map(String) } : {};
+}
+
+/** A finished job's U-Net work, from its result's `summary.unetEvaluations` and `unetSeconds`: `{ unet }`, or nothing. */
+export function resultUnet(r: { status?: string; summary?: Record<string, unknown> }): Pick<JobInfo, 'unet'> {
+  const evaluations = Number(r.summary?.unetEvaluations);
+  const seconds = Number(r.summary?.unetSeconds);
+  return r.status === 'done' && evaluations > 0 && seconds >= 0 ? { unet: { evaluations, seconds } } : {};
 }
 
 export function jobInfo(n: BatchNode): JobInfo {

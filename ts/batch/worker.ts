@@ -28,7 +28,7 @@ import { LockKeeper } from './lockKeeper.js';
 import { PoolJobError, ProcessPool, type PoolRun } from './pool.js';
 import { keys, PREFIX, probeRedis, redisConnection, requireRedis, shownRedisUrl } from './redis.js';
 import { runNode, type NodeResult } from './runNode.js';
-import { CANCELLED_REASON, oneLine, type BatchEvent, type JobInfo, type BatchJobState } from './status.js';
+import { CANCELLED_REASON, oneLine, resultUnet, resultWarnings, type BatchEvent, type JobInfo, type BatchJobState } from './status.js';
 import type { JobData } from './submit.js';
 
 export interface WorkerOptions {
@@ -88,7 +88,7 @@ const fillsCache = (id: string) => /\.(betas|shared\.[zc]-[0-9a-f]+)$/.test(id);
  * features job skipped on its key hides neither the extraction from the decoders nor runs the encode stages that
  * read only the features. A result without `ran` (a worker from before) counts as before: a child that ran.
  */
-export function dependenciesRan(node: BatchNode, children: Record<string, unknown>): { depsRan: boolean; ran: string[] } {
+export function dependenciesRan(node: BatchNode, children: Record<string, unknown>): { depsRan: boolean; ranDeps: string[]; ran: string[] } {
   const ran = new Set<string>();
   let legacy = false;
   for (const [k, v] of Object.entries(children)) {
@@ -97,7 +97,7 @@ export function dependenciesRan(node: BatchNode, children: Record<string, unknow
     if (Array.isArray(r.ran)) for (const id of r.ran) ran.add(id);
     else if (r.status === 'done' && !fillsCache(k)) legacy = true;
   }
-  return { depsRan: legacy || node.deps.some((d) => ran.has(d)), ran: [...ran] };
+  return { depsRan: legacy || node.deps.some((d) => ran.has(d)), ranDeps: node.deps.filter((d) => ran.has(d)), ran: [...ran] };
 }
 
 /** A job's result with the jobs that ran down its chain, itself included when it ran (a cache-filling job is not). */
@@ -243,8 +243,8 @@ export async function createWorker(options: WorkerOptions): Promise<BatchWorker>
       }
       if (await job.moveToWaitingChildren(token)) throw new WaitingChildrenError();
     }
-    const { depsRan, ran } = dependenciesRan(node, await job.getChildrenValues());
-    return withRan(node, await runNode(node, { depsRan, progress: () => {} }), ran);
+    const { depsRan, ranDeps, ran } = dependenciesRan(node, await job.getChildrenValues());
+    return withRan(node, await runNode(node, { depsRan, ranDeps, progress: () => {} }), ran);
   };
   let flowProducer: FlowProducer | null = null;
   const flows = () => {
@@ -258,9 +258,9 @@ export async function createWorker(options: WorkerOptions): Promise<BatchWorker>
   /** A work job, in a job process. */
   const runWork = async (r: Running): Promise<NodeResult> => {
     const { job } = r;
-    const { depsRan, ran } = dependenciesRan(job.data.node, await job.getChildrenValues());
+    const { depsRan, ranDeps, ran } = dependenciesRan(job.data.node, await job.getChildrenValues());
     let last = 0;
-    r.run = pool.start(job.data.node, depsRan, (fraction, message) => {
+    r.run = pool.start(job.data.node, { depsRan, ranDeps }, (fraction, message) => {
       emit(r, 'active', { fraction, message });
       const now = Date.now();
       if (now - last < 500 && fraction < 1) return;
@@ -295,7 +295,7 @@ export async function createWorker(options: WorkerOptions): Promise<BatchWorker>
         return;
       }
       log(`${job.id} ${result.status} in ${result.seconds.toFixed(1)} s`);
-      emit(r, result.status, { seconds: result.seconds });
+      emit(r, result.status, { seconds: result.seconds, ...resultWarnings(result), ...resultUnet(result) });
     } catch (e) {
       keeper.untrack(job.id!, token);
       if (e instanceof WaitingChildrenError) {

@@ -395,7 +395,7 @@ export async function img2imgShardStage(ctx: StageContext, shard: Img2ImgShard):
   }
   // a shard planned past the test images the extraction found has less (or nothing) to do
   shard = { ...shard, imageEnd: Math.min(shard.imageEnd < 0 ? allIds.length : shard.imageEnd, allIds.length) };
-  if (shard.imageStart >= shard.imageEnd) return { outputs: [], summary: { images: 0, seeds: shard.seedEnd - shard.seedStart, unetSeconds: 0 } };
+  if (shard.imageStart >= shard.imageEnd) return { outputs: [], summary: img2imgSummary(0, shard.seedEnd - shard.seedStart, { samples: 0, reused: 0, evaluations: 0, seconds: 0 }) };
   const cDec = await readMatrixNpy(p.decoded('c'), 'decoded c');
   const sd = await ctx.diffusion();
   const D = sd.info.condDim > 0 ? sd.info.condDim : cDec.cols / 77;
@@ -408,8 +408,8 @@ export async function img2imgShardStage(ctx: StageContext, shard: Img2ImgShard):
   const seeds = shard.seedEnd - shard.seedStart;
   const total = (shard.imageEnd - shard.imageStart) * seeds;
   let done = 0;
-  let unetSeconds = 0;
-  let reused = 0;
+  // what this run computes (samples, U-Net evaluations and time), apart from the samples an interrupted run left
+  const work = { samples: 0, reused: 0, evaluations: 0, seconds: 0 };
   // units an interrupted run of this stage (or shard) finished over the same inputs are not computed again
   const finished = await img2imgProgress(c, `i${shard.imageStart}-${shard.imageEnd}_s${shard.seedStart}-${shard.seedEnd}`);
   for (let i0 = shard.imageStart; i0 < shard.imageEnd; i0 += bs) {
@@ -422,7 +422,7 @@ export async function img2imgShardStage(ctx: StageContext, shard: Img2ImgShard):
     for (let k = shard.seedStart; k < shard.seedEnd; k++) {
       if (finished.has(i0, k) && part.every((id) => existsSync(p.sample(id, k)))) {
         done += n;
-        reused += n;
+        work.reused += n;
         ctx.progress(done / total, `seed ${k} (done before)`, { done, total, unit: 'samples' });
       } else seedsToRun.push(k);
     }
@@ -454,7 +454,9 @@ export async function img2imgShardStage(ctx: StageContext, shard: Img2ImgShard):
           ctx.progress(at / total, `seed ${k}`, { done: Math.floor(at), total, unit: 'samples' });
         },
       });
-      unetSeconds += r.stats.unetSeconds ?? 0;
+      work.seconds += r.stats.unetSeconds ?? 0;
+      work.evaluations += r.stats.unetEvaluations;
+      work.samples += n;
       const imgs = await sd.decode(r.latents);
       for (let q = 0; q < n; q++) await writePng(p.sample(part[q], k), imgs, q);
       await finished.add(i0, k);
@@ -463,7 +465,17 @@ export async function img2imgShardStage(ctx: StageContext, shard: Img2ImgShard):
     }
   }
   await finished.remove();
-  return { outputs, summary: { images: shard.imageEnd - shard.imageStart, seeds, unetSeconds, ...(reused ? { reusedSamples: reused } : {}) } };
+  return { outputs, summary: img2imgSummary(shard.imageEnd - shard.imageStart, seeds, work) };
+}
+
+/**
+ * An img2img shard's (or the whole stage's) summary: its images and seeds, then what this run of it computed: the
+ * samples it made (`samplesRun`) and those an interrupted run had made (`reusedSamples`), and the U-Net evaluations of
+ * one latent it ran (images × steps that ran, × 2 with guidance) in `unetSeconds` of U-Net time. A rate is
+ * unetEvaluations / unetSeconds: both count the same samples.
+ */
+function img2imgSummary(images: number, seeds: number, w: { samples: number; reused: number; evaluations: number; seconds: number }): Record<string, unknown> {
+  return { images, seeds, samplesRun: w.samples, reusedSamples: w.reused, unetEvaluations: w.evaluations, unetSeconds: w.seconds };
 }
 
 /** img2img from the re-encoded z-only image with the decoded c, several seeds per image. */

@@ -110,7 +110,12 @@ export interface Img2ImgOptions {
 
 export interface Img2ImgResult {
   latents: Tensor;
-  stats: Img2ImgStats;
+  /**
+   * The engine's timings and counts, and `unetEvaluations`: the U-Net evaluations of one latent that ran (images ×
+   * steps that ran, × 2 with guidance: its conditional and unconditional passes), whatever the batch size. One
+   * `unetCalls` is a whole batch's step; this is the unit the service's steps/s metrics count.
+   */
+  stats: Img2ImgStats & { unetEvaluations: number };
 }
 
 /** The options each method takes (a record, so the type lists every key): any other key is refused, naming these. */
@@ -438,7 +443,10 @@ export class Diffusion {
         ),
       o.signal,
     );
-    return { latents: { data: r.latents, shape: [count, channels, height, width] }, stats: r.stats };
+    // every batch runs the same steps: unetCalls / batches of them, each over its images (× 2 with guidance)
+    const steps = r.stats.batches > 0 ? r.stats.unetCalls / r.stats.batches : 0;
+    const unetEvaluations = count * steps * (guidance > 1 ? 2 : 1);
+    return { latents: { data: r.latents, shape: [count, channels, height, width] }, stats: { ...r.stats, unetEvaluations } };
   }
 
   dispose(): void {

@@ -17,6 +17,9 @@ export interface MetricSources {
   pools(): { name: string; active: number; queued: number }[];
 }
 
+/** What the U-Net metrics count: one latent through the U-Net once, whatever the batch (a sampler call runs a batch). */
+const UNET_UNIT = 'images × denoising steps that ran, × 2 with classifier-free guidance';
+
 export class ServiceMetrics {
   readonly registry: client.Registry;
   readonly stageSeconds: client.Histogram<'kind' | 'stage'>;
@@ -66,7 +69,12 @@ export class ServiceMetrics {
         }
       },
     });
-    this.rejected = new client.Counter({ name: `${p}pool_rejected_total`, help: 'Requests refused with 503 because a pool queue was full', labelNames: ['pool'], registers });
+    this.rejected = new client.Counter({
+      name: `${p}pool_rejected_total`,
+      help: 'Requests refused with 503 because a queue was full: pool predict or img2img (request-time compute pools), or jobs (POST /v1/jobs, the job queue)',
+      labelNames: ['pool'],
+      registers,
+    });
     this.modelOutputErrors = new client.Counter({
       name: `${p}model_output_errors_total`,
       help: 'Requests answered 500 because a loaded model turned finite inputs into NaN/Inf, by model and output',
@@ -100,10 +108,15 @@ export class ServiceMetrics {
       buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
       registers,
     });
-    this.unetSteps = new client.Counter({ name: `${p}unet_steps_total`, help: 'U-Net evaluations run', labelNames: ['source'], registers });
+    this.unetSteps = new client.Counter({
+      name: `${p}unet_steps_total`,
+      help: `U-Net evaluations of one latent run (${UNET_UNIT}), by source: img2img requests, or jobs (the img2img shards that ran in them, finished or not)`,
+      labelNames: ['source'],
+      registers,
+    });
     this.unetStepsPerSecond = new client.Gauge({
       name: `${p}unet_steps_per_second`,
-      help: 'U-Net evaluations per second of the most recent sampler run',
+      help: `U-Net evaluations of one latent (${UNET_UNIT}) per second of U-Net time, of the most recent img2img request or job`,
       labelNames: ['source'],
       registers,
     });
@@ -116,7 +129,7 @@ export class ServiceMetrics {
     });
   }
 
-  /** A sampler run: `calls` U-Net evaluations in `seconds`. */
+  /** A sampler run: `calls` U-Net evaluations of one latent (UNET_UNIT) in `seconds` of U-Net time. */
   unet(source: 'img2img' | 'job', calls: number, seconds: number): void {
     if (!(calls > 0)) return;
     this.unetSteps.inc({ source }, calls);

@@ -59,3 +59,17 @@ export function publicError(e: unknown): PublicError {
 export function shownWith(e: PublicError, show: (text: string) => string): PublicError {
   return { ...e, message: show(e.message), ...(e.problems ? { problems: e.problems.map(show) } : {}) };
 }
+
+/**
+ * `value` (a job's result: its summary's reasons and warnings, nested errors) with `show` applied to every string in
+ * it, at any depth, keys included: a failed batch's reasons name the server's run folders and inputs.
+ */
+export function shownDeep<T>(value: T, show: (text: string) => string): T {
+  const walk = (v: unknown): unknown => {
+    if (typeof v === 'string') return show(v);
+    if (Array.isArray(v)) return v.map(walk);
+    if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [show(k), walk(x)]));
+    return v;
+  };
+  return walk(value) as T;
+}

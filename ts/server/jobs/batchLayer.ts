@@ -14,7 +14,7 @@ import { analysisStages, planBatch, planNodes } from '../../batch/graph.js';
 import type { ResolvedBatch } from '../../batch/manifest.js';
 import { cancelBatch } from '../../batch/inspect.js';
 import { runBatch } from '../../batch/runBatch.js';
-import { batchStatus, initialJobs, isFinished, type JobInfo } from '../../batch/status.js';
+import { batchStatus, initialJobs, type JobInfo } from '../../batch/status.js';
 import type { EncodeConfig } from '../../config/encode.js';
 import { CancelledError } from '../../errors.js';
 import { stableJson, type ReconstructConfig } from '../../pipeline/config.js';
@@ -38,6 +38,12 @@ export function batchOfOne(id: string, kind: 'reconstruct' | 'encode', config: R
   const hash = createHash('sha256').update(stableJson({ id, out, subjects, retry: RETRY })).digest('hex').slice(0, 16);
   return { id, out, subjects, retry: RETRY, hash };
 }
+
+/**
+ * How much of a job is made: 1 once done (or skipped); otherwise the part it finished, its last fraction (0 when it
+ * never ran). A stopped or failed job is not complete: its finished samples are kept and reused, the rest is not.
+ */
+const share = (j: JobInfo) => (j.state === 'done' || j.state === 'skipped' ? 1 : j.fraction);
 
 /**
  * Reports a batch of one's progress as its analysis's stages, in order. A stage is announced only once it is
@@ -76,15 +82,34 @@ export function singleProgress(stages: readonly string[], control: JobControl) {
       // the first stage still under way: shown once one of its jobs has reported work (or has ended not skipped)
       const known = group.some((j) => j.state === 'done' || j.state === 'failed' || (j.state === 'active' && (j.fraction > 0 || j.message !== undefined)));
       if (!known) return;
-      const fraction = group.reduce((a, j) => a + (isFinished(j.state) ? 1 : j.fraction), 0) / group.length;
-      const message = group.length > 1 ? `${group.filter((j) => isFinished(j.state)).length}/${group.length} shards` : group[0].message;
+      // only done (or skipped) shards are complete: a stopped, failed or never-run one counts the part it finished
+      // (its last fraction; 0 when it never ran), so a cancelled job's last progress is the share actually made
+      // (img2img's shards, without their merge: a join that only checks them, not one of the shards)
+      const parts = group.some((j) => j.shard !== undefined) ? group.filter((j) => j.shard !== undefined) : group;
+      const fraction = parts.reduce((a, j) => a + share(j), 0) / parts.length;
+      const message = parts.length > 1 ? shardsMessage(parts) : parts[0].message;
       emit(stage, fraction, message, 'running');
       return;
     }
   };
 }
 
-/** A whole manifest's progress as one stage. */
+/** `k/n shards`, k the done (or skipped) ones, then those that ended otherwise: `3/6 shards (1 stopped, 2 not run)`. */
+function shardsMessage(group: JobInfo[]): string {
+  const complete = group.filter((j) => j.state === 'done' || j.state === 'skipped').length;
+  const ended = new Map<string, number>();
+  for (const j of group) {
+    const what = j.state === 'cancelled' ? (j.startedAt === undefined ? 'not run' : 'stopped') : j.state === 'failed' || j.state === 'blocked' ? j.state : null;
+    if (what) ended.set(what, (ended.get(what) ?? 0) + 1);
+  }
+  return `${complete}/${group.length} shards${ended.size ? ` (${[...ended].map(([k, n]) => `${n} ${k}`).join(', ')})` : ''}`;
+}
+
+/**
+ * A whole manifest's progress as one stage: its done (or skipped) jobs and the part the others finished (share), over
+ * all its jobs. (batchStatus's progress counts failed, blocked and cancelled jobs as finished: a cancelled batch would end
+ * at 100%.)
+ */
 function batchProgress(control: JobControl, startedAt: number, id: string) {
   return (jobs: JobInfo[]) => {
     const s = batchStatus(id, jobs, startedAt);
@@ -94,10 +119,22 @@ function batchProgress(control: JobControl, startedAt: number, id: string) {
       stage: 'batch',
       index: 1,
       stages: 1,
-      fraction: s.progress,
-      message: `${done}/${jobs.length} jobs done, ${s.counts.active} running${failed ? `, ${failed} failed or blocked` : ''}`,
+      fraction: jobs.length ? jobs.reduce((a, j) => a + share(j), 0) / jobs.length : 1,
+      message: `${done}/${jobs.length} jobs done, ${s.counts.active} running${failed ? `, ${failed} failed or blocked` : ''}${s.counts.cancelled ? `, ${s.counts.cancelled} cancelled` : ''}`,
     });
   };
+}
+
+/**
+ * The U-Net evaluations and seconds of the img2img shards that ran in this batch, to the steps/s metric, once. Only
+ * the shards' (their merge job's summary repeats their sum), and only those done now: a resumed run's skipped shards
+ * were counted by the job that ran them, and a stopped one reports nothing, so a rate is this run's work over its time.
+ */
+export function reportUnet(jobs: readonly JobInfo[], control: JobControl): void {
+  const ran = jobs.filter((j) => j.shard !== undefined && j.state === 'done' && j.unet);
+  const evaluations = ran.reduce((a, j) => a + j.unet!.evaluations, 0);
+  const seconds = ran.reduce((a, j) => a + j.unet!.seconds, 0);
+  if (evaluations > 0) control.unet?.(evaluations, seconds);
 }
 
 /**
@@ -130,9 +167,12 @@ export async function runOnBatchLayer(batch: ResolvedBatch, single: 'reconstruct
         report([...jobs.values()]);
       },
     });
+    for (const j of r.jobs) jobs.set(j.id, j);
   } finally {
     control.signal.removeEventListener('abort', cancelQueued);
     await cancelling;
+    // done, failed or cancelled: the U-Net work of the shards that ran in this batch (not those a resumed run skipped)
+    reportUnet([...jobs.values()], control);
   }
   if (r.state === 'cancelled' || control.signal.aborted) throw new CancelledError(`batch ${plan.id} cancelled`);
   const result: Record<string, unknown> = { batch: plan.id, state: r.state, counts: r.counts, summary: r.summary, jobs: planNodes(plan).length };

@@ -9,9 +9,9 @@ import { readFile } from 'node:fs/promises';
 import type { ResolvedBatch } from '../../batch/manifest.js';
 import type { EncodeConfig } from '../../config/encode.js';
 import { encodeResult } from '../../encoding/encode.js';
-import { estimateImg2Img, type ReconstructProgress, type ReconstructResult } from '../../pipeline/reconstruct.js';
+import type { ReconstructProgress, ReconstructResult } from '../../pipeline/reconstruct.js';
 import type { ReconstructConfig } from '../../pipeline/config.js';
-import { clearRunFolder, lockRunFolder, paths, readStageMarker, STAGES } from '../../pipeline/runFolder.js';
+import { clearRunFolder, lockRunFolder, paths, STAGES } from '../../pipeline/runFolder.js';
 import type { RidgeFitConfig } from '../../config/ridgeFit.js';
 import type { JobSpec } from './JobRunner.js';
 import { analysisStages } from '../../batch/graph.js';
@@ -56,10 +56,14 @@ export function stagesOf(spec: Pick<JobSpec, 'kind' | 'input'>): string[] {
   }
 }
 
+/**
+ * A demo's reconstruction as its job's result, and its img2img stage's U-Net work to the steps/s metric when the stage
+ * ran: what its summary says this run computed (an interrupted run's samples, reused, are not in it).
+ */
 function reconstructSummary(r: ReconstructResult, control: JobControl): Record<string, unknown> {
   const img2img = r.stages.find((s) => s.stage === 'img2img');
-  const unetSeconds = Number(img2img?.summary?.unetSeconds ?? 0);
-  if (img2img?.status === 'ran' && unetSeconds > 0) control.unet?.(estimateImg2Img(r.config, r.testImages).unetEvaluations, unetSeconds);
+  const evaluations = Number(img2img?.summary?.unetEvaluations ?? 0);
+  if (img2img?.status === 'ran' && evaluations > 0) control.unet?.(evaluations, Number(img2img.summary?.unetSeconds ?? 0));
   return {
     testImages: r.testImages,
     metrics: r.metrics ?? null,
@@ -84,18 +88,16 @@ const fromWorld = (control: JobControl, stages: number) => (p: DemoWorldProgress
   });
 
 /**
- * What a finished reconstruction's run folder says: its metrics, and the img2img stage's U-Net time when that stage
- * ran in this job (`ran`): a resumed job's marker holds an earlier job's measurement, already counted then.
+ * What a finished reconstruction's run folder says: its metrics. (Its U-Net work reaches the steps/s metric from the
+ * batch layer: the shards that ran in this job, whether it ends done, failed or cancelled.)
  */
-async function reconstructOutcome(config: ReconstructConfig, control: JobControl, ran: ReadonlySet<string>): Promise<Record<string, unknown>> {
+async function reconstructOutcome(config: ReconstructConfig): Promise<Record<string, unknown>> {
   const m = JSON.parse(await readFile(paths(config.out).metricsJson, 'utf8')) as {
     images: number;
     zonly: Record<string, number>;
     final: Record<string, number>;
     better?: Record<string, 'higher' | 'lower'>;
   };
-  const unetSeconds = ran.has('img2img') ? Number((await readStageMarker(config, 'img2img'))?.summary?.unetSeconds ?? 0) : 0;
-  if (unetSeconds > 0) control.unet?.(estimateImg2Img(config, m.images).unetEvaluations, unetSeconds);
   // `better` as a demo job's result has it: which metrics are accuracies (shown in %) and which distances
   return { testImages: m.images, metrics: { zonly: m.zonly, final: m.final, ...(m.better ? { better: m.better } : {}) }, report: 'report.html' };
 }
@@ -115,18 +117,8 @@ export async function executeJob(spec: JobSpec, control: JobControl): Promise<Re
         }
       }
       const batch = batchOfOne(spec.id, input.kind, input.config, input.batchesDir);
-      // the stages that ran in this job (ended 'done'; a resumed job's finished ones end 'skipped')
-      const ran = new Set<string>();
-      const watched: JobControl = {
-        signal: control.signal,
-        progress: (p) => {
-          if (p.status === 'done') ran.add(p.stage);
-          control.progress(p);
-        },
-        ...(control.unet ? { unet: (calls: number, seconds: number) => control.unet!(calls, seconds) } : {}),
-      };
-      const r = await runOnBatchLayer(batch, input.kind, watched, spec.queue);
-      const outcome = input.kind === 'reconstruct' ? await reconstructOutcome(input.config, control, ran) : { report: 'report.html', encoding: encodeSummary(await encodeResult(input.config)) };
+      const r = await runOnBatchLayer(batch, input.kind, control, spec.queue);
+      const outcome = input.kind === 'reconstruct' ? await reconstructOutcome(input.config) : { report: 'report.html', encoding: encodeSummary(await encodeResult(input.config)) };
       return { ...outcome, ...r };
     }
     case 'batch':

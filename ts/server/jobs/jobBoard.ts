@@ -7,7 +7,7 @@
 import { resolve, sep } from 'node:path';
 
 import { RateEstimator } from '../../cli/progress.js';
-import { shownWith, type PublicError } from '../publicError.js';
+import { shownDeep, shownWith, type PublicError } from '../publicError.js';
 import { isFinal, JOB_STATES, type JobEvent, type JobKind, type JobProgress, type JobState, type JobView, type StageUpdate } from './types.js';
 
 export interface LoggedEvent {
@@ -48,7 +48,7 @@ export class JobBoard {
   private readonly jobs = new Map<string, Entry>();
   /** Called when a stage ends after running (not skipped): for the stage-duration metric. */
   onStageTime?: (kind: JobKind, stage: string, seconds: number) => void;
-  /** Rewrites a job's error for clients (the service's: the server's paths under the root made root-relative). */
+  /** Rewrites a job's error and every string of its result for clients (the service's: the server's paths under the root made root-relative). */
   showText?: (text: string) => string;
 
   add(view: Omit<JobView, 'state' | 'submittedAt' | 'progress'>, dir: string): JobView {
@@ -153,7 +153,8 @@ export class JobBoard {
     if (state === 'done' && e.view.progress) this.stageEnded(e, performance.now() / 1000);
     e.view.state = state;
     e.view.finishedAt = new Date().toISOString();
-    if (outcome.result) e.view.result = outcome.result;
+    // a result is shown as an error is (a failed batch's summary reasons name the server's folders), done or not
+    if (outcome.result) e.view.result = this.showText ? shownDeep(outcome.result, this.showText) : outcome.result;
     if (outcome.error) e.view.error = this.showText ? shownWith(outcome.error, this.showText) : outcome.error;
     if (state === 'done' && e.view.progress) e.view.progress = { ...e.view.progress, fraction: 1, etaSeconds: 0 };
     e.latestProgress = null;

@@ -65,6 +65,9 @@ export interface StageUpdate {
 export interface JobControl {
   signal: AbortSignal;
   progress(p: StageUpdate): void;
-  /** A sampler ran `calls` U-Net evaluations in `seconds` (for the steps/s metric). */
+  /**
+   * Samplers ran `calls` U-Net evaluations of one latent (images × steps, × 2 with guidance) in `seconds` of U-Net
+   * time (for the steps/s metric); a job reports its work once, as it ends.
+   */
   unet?(calls: number, seconds: number): void;
 }

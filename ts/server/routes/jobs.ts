@@ -12,6 +12,7 @@ import type { JobKind, JobState } from '../jobs/types.js';
 import { JobNotFoundError } from '../notFound.js';
 import { JobBodySchema, JobIdParams, JobListQuery } from '../schemas.js';
 import { listRunFolder, sendRunFile } from '../runFiles.js';
+import { QueueFullError } from '../workQueue.js';
 
 type IdRequest = FastifyRequest<{ Params: { id: string } }>;
 
@@ -26,7 +27,11 @@ export async function jobRoutes(app: FastifyInstance, ctx: ServiceContext): Prom
     async (req, reply) => {
       if (req.validationError) throw withConfigProblems(req.validationError, req.body);
       const spec = await jobSpecOf(req.body as JobBody, ctx.root);
-      const view = await ctx.runner.submit(spec);
+      const view = await ctx.runner.submit(spec).catch((e: unknown) => {
+        // a full job queue is an overload refusal like a full compute pool's: counted under pool="jobs"
+        if (e instanceof QueueFullError) ctx.metrics.rejected.inc({ pool: 'jobs' });
+        throw e;
+      });
       return reply.code(202).header('location', `${req.url.replace(/\/+$/, '')}/${view.id}`).send(view);
     },
   );

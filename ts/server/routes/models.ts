@@ -183,7 +183,8 @@ async function dataRoutes(
               img2imgRule: b.rule,
               signal: abort.signal,
             }));
-            ctx.metrics.unet('img2img', r.stats.unetCalls, r.stats.loopSeconds);
+            // the jobs' unit: evaluations of one latent (a sampler call runs a whole batch), over U-Net time
+            ctx.metrics.unet('img2img', r.stats.unetEvaluations, r.stats.unetSeconds);
             if (b.output === 'latents') return { type: NPY_TYPE, answer: latentsNpy(r.latents) };
             const images = await nonFiniteIsModels(name, 'vae_decoder', () => sd.decode(r.latents));
             return b.output === 'npy' ? { type: NPY_TYPE, answer: imagesNpy(images) } : { type: 'image/png', answer: { body: pngStrip(images) } };
