@@ -11,6 +11,7 @@ import { writeHdf5 } from '../../ts/io/hdf5.js';
 import { readNifti, readNiftiHeader, readNiftiMasked, writeNifti } from '../../ts/io/nifti.js';
 import { maskFromVolume } from '../../ts/io/voxelMask.js';
 import { readSessionBetas } from '../../ts/nsd/betas.js';
+import { bgzf, gzipMembers, gzipZeroPadded } from './gzipMembers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'bl-niicheck-'));
 const file = (name: string) => join(dir, name);
@@ -43,7 +44,9 @@ describe('NIfTI header checks', () => {
       expect(e.field).toBe('dim');
       writeFileSync(file('huge.nii.gz'), gzipSync(b));
       const g = await fail(readNiftiHeader(file('huge.nii.gz')));
-      expect(g.message).toMatch(/huge\.nii\.gz: the gzip trailer says the file decompresses to \d+ bytes \(mod 2³²\) but the header's dims 3000×3000×3000×750/);
+      expect(g.message).toMatch(
+        /huge\.nii\.gz: truncated NIfTI file: dims 3000×3000×3000×750 of int16 from vox_offset \d+ need \d+ bytes, more than its \d+ gzip bytes can decompress to \(at most 1032 times as many\)/,
+      );
     }
   });
 
@@ -53,13 +56,50 @@ describe('NIfTI header checks', () => {
     expect((await fail(readNifti(file('trail.nii')))).message).toMatch(/2 trailing bytes after the image/);
     writeFileSync(file('trail.nii.gz'), Buffer.concat([gzipSync(b), Buffer.from('garbage!')]));
     expect((await fail(readNifti(file('trail.nii.gz')))).message).toMatch(/trail\.nii\.gz: (the gzip trailer says|corrupt or truncated gzip data)/);
-    // two gzip members: the trailer of the second one describes only it
+    // a second gzip member after the whole image: its bytes follow the image once decompressed
     writeFileSync(file('two.nii.gz'), Buffer.concat([gzipSync(b), gzipSync(Buffer.from('more'))]));
-    expect((await fail(readNifti(file('two.nii.gz')))).message).toMatch(/not a single gzip stream/);
+    expect((await fail(readNifti(file('two.nii.gz')))).message).toMatch(/two\.nii\.gz: trailing bytes after the 592 bytes the header describes \(decompressed\)/);
     const gz = gzipSync(b);
     const cut = Buffer.concat([gz.subarray(0, gz.length - 30), gz.subarray(gz.length - 4)]);
     writeFileSync(file('cut.nii.gz'), cut);
     expect((await fail(readNifti(file('cut.nii.gz')))).message).toMatch(/cut\.nii\.gz: (corrupt or truncated gzip data|data ends after)/);
+  });
+
+  it('several gzip members (pigz, bgzip, cat a.gz b.gz) and zero padding after the last are read, with the right values', async () => {
+    const b = await valid();
+    const want = (await readNifti(file('valid1.nii'))).data;
+    expect(want[119]).toBe(119);
+    const files: [string, Buffer][] = [
+      ['members2.nii.gz', gzipMembers(b, [b.length >> 1])], // the trailer describes only the second half
+      ['members3.nii.gz', gzipMembers(b, [400, b.length - 10])],
+      ['header-apart.nii.gz', gzipMembers(b, [348])], // the header alone in the first member
+      ['bgzf.nii.gz', bgzf(b, 100)], // 6 blocks and bgzip's empty end-of-file block
+      ['padded.nii.gz', gzipZeroPadded(b, 3)], // the trailer reads ISIZE 0
+      ['padded-big.nii.gz', gzipZeroPadded(b, 3 << 20)], // zeros over several reads of the file
+    ];
+    for (const [name, bytes] of files) {
+      writeFileSync(file(name), bytes);
+      expect((await readNiftiHeader(file(name))).dims).toEqual([4, 3, 2, 5]);
+      expect((await readNifti(file(name))).data).toEqual(want);
+      const mask = maskFromVolume(new Float32Array(24).fill(1), [4, 3, 2], (v) => v > 0, 'all');
+      expect((await readNiftiMasked(file(name), mask)).betas.data).toEqual(want);
+    }
+  });
+
+  it('a complete gzip stream shorter than the header says, in one member or several, is refused as truncated', async () => {
+    const b = await valid();
+    const short = b.subarray(0, b.length - 10);
+    const need = 'the header\'s dims 4×3×2×5 of int16 from vox_offset 352 need 592 bytes, the file decompresses to only 582 bytes';
+    for (const [name, bytes] of [['short.nii.gz', gzipSync(short)], ['short-members.nii.gz', gzipMembers(short, [200, 500])], ['short-bgzf.nii.gz', bgzf(short, 128)]] as const) {
+      writeFileSync(file(name), bytes);
+      const e = await fail(readNifti(file(name)));
+      expect(e.message).toBe(`${file(name)}: truncated file: ${need}`);
+      expect(e.field).toBe('dim');
+    }
+    // a member cut off inside its deflate data is still corrupt or truncated gzip data
+    const whole = gzipMembers(b, [300]);
+    writeFileSync(file('cut-member.nii.gz'), whole.subarray(0, whole.length - 40));
+    expect((await fail(readNifti(file('cut-member.nii.gz')))).message).toMatch(/cut-member\.nii\.gz: corrupt or truncated gzip data after \d+ decompressed bytes/);
   });
 
   it('corrupt gzip data say how much decompressed before them, also within the first MiB of output (no read had finished)', async () => {
