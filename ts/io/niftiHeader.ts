@@ -46,6 +46,7 @@ export interface NiftiHeader extends NiftiGeometry {
   /** dim[1..dim[0]]: X, Y, Z, then T and beyond when present. */
   dims: number[];
   datatype: NiftiDatatype;
+  /** bitpix as the file has it; the datatype decides the item size, whatever this says. */
   bitpix: number;
   voxOffset: number;
   sclSlope: number;
@@ -75,7 +76,7 @@ const MAX_DIM = 2 ** 31 - 1;
 
 /**
  * Parses a NIfTI-1 or NIfTI-2 header from exactly its own bytes (the image may not follow). Every field the
- * reader relies on is checked for consistency: magic, dim[0] and each dimension, datatype and bitpix, vox_offset;
+ * reader relies on is checked for consistency: magic, dim[0] and each dimension, datatype, vox_offset;
  * a failure is a FormatError naming the file and the field.
  */
 export function parseNiftiHeader(bytes: Uint8Array, path: string): NiftiHeader {
@@ -107,10 +108,9 @@ export function parseNiftiHeader(bytes: Uint8Array, path: string): NiftiHeader {
   while (dims.length < 3) dims.push(1);
   const voxels = dims.reduce((a, b) => a * b, 1);
   if (!Number.isSafeInteger(voxels * 8)) throw bad('dim', `dimensions ${dims.join('×')} hold more voxels than can be counted exactly`);
+  // the datatype decides the item size, as in nibabel: a bitpix of 0 or one that disagrees is kept (`bitpix`) but
+  // not used; the size the datatype implies is then held against the file like any other (nifti.ts, checkDataSize)
   const datatype = datatypeFromCode(h.datatypeCode, path);
-  if (h.numBitsPerVoxel !== BYTES[datatype] * 8) {
-    throw bad('bitpix', `bitpix ${h.numBitsPerVoxel} does not match datatype ${datatype} (${BYTES[datatype] * 8} bits)`);
-  }
   const voxOffset = Number(h.vox_offset);
   if (!Number.isInteger(voxOffset) || voxOffset < 0) throw bad('vox_offset', `vox_offset ${h.vox_offset} is not a non-negative integer`);
   if (voxOffset < bytes.byteLength) {
