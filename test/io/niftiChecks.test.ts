@@ -124,6 +124,27 @@ describe('NIfTI header checks', () => {
     );
   });
 
+  it('a valid scl_slope with a NaN or infinite scl_inter is refused, naming both fields (nibabel refuses it too)', async () => {
+    const b = await valid();
+    for (const [inter, shown] of [[NaN, 'NaN'], [Infinity, 'Infinity']] as const) {
+      const x = Buffer.from(b);
+      x.writeFloatLE(2, 112);
+      x.writeFloatLE(inter, 116);
+      writeFileSync(file('nan-inter.nii'), x);
+      for (const read of [() => readNifti(file('nan-inter.nii')), () => readNiftiMasked(file('nan-inter.nii'), maskFromVolume(new Float32Array(24).fill(1), [4, 3, 2], (v) => v > 0, 'all'))]) {
+        const e = await fail(read());
+        expect(e.message).toBe(`${file('nan-inter.nii')}: scl_slope 2 with scl_inter ${shown}: a valid slope needs a finite intercept`);
+        expect(e.field).toBe('scl_inter');
+      }
+    }
+    // slope 0 or NaN means no scaling, whatever the intercept
+    const x = Buffer.from(b);
+    x.writeFloatLE(NaN, 112);
+    x.writeFloatLE(NaN, 116);
+    writeFileSync(file('nan-both.nii'), x);
+    expect((await readNifti(file('nan-both.nii'))).data[119]).toBe(119);
+  });
+
   it('corrupt gzip data say how much decompressed before them, also within the first MiB of output (no read had finished)', async () => {
     // 1.4 MB of betas, stored uncompressed in the gzip stream, so that the block where the data go wrong is known
     const p = file('stored.nii');

@@ -129,7 +129,7 @@ export async function readNifti(path: string, opts: NiftiReadOptions = {}): Prom
   try {
     const nVox = header.dims[0] * header.dims[1] * header.dims[2];
     const data = new Float32Array(nVox * niftiVolumeCount(header));
-    const { slope, inter } = effectiveScaling(header);
+    const { slope, inter } = effectiveScaling(header, path);
     await forEachVolume(header, stream, (raw, t) => {
       const off = t * nVox;
       for (let i = 0; i < nVox; i++) data[off + i] = (raw[i] * slope + inter) / div;
@@ -159,7 +159,7 @@ export async function readNiftiMasked(
     const cols = idx.length;
     const rows = niftiVolumeCount(header);
     const out = new Float32Array(rows * cols);
-    const { slope, inter } = effectiveScaling(header);
+    const { slope, inter } = effectiveScaling(header, path);
     const plain = slope === 1 && inter === 0;
     await forEachVolume(header, stream, (raw, t) => {
       const o = t * cols;

@@ -152,11 +152,18 @@ export function parseNiftiHeader(bytes: Uint8Array, path: string): NiftiHeader {
   };
 }
 
-/** The slope and intercept to apply: NIfTI says slope 0 (or non-finite) means "no scaling". */
-export function effectiveScaling(h: Pick<NiftiHeader, 'sclSlope' | 'sclInter'>): { slope: number; inter: number } {
+/**
+ * The slope and intercept to apply: NIfTI says slope 0 (or non-finite) means "no scaling". A valid slope with a NaN or
+ * infinite intercept is refused naming `path` and both fields (nibabel refuses it too): read as 0, it shifted nothing
+ * where the writer meant some shift.
+ */
+export function effectiveScaling(h: Pick<NiftiHeader, 'sclSlope' | 'sclInter'>, path: string): { slope: number; inter: number } {
   const slope = h.sclSlope;
   if (!Number.isFinite(slope) || slope === 0) return { slope: 1, inter: 0 };
-  return { slope, inter: Number.isFinite(h.sclInter) ? h.sclInter : 0 };
+  if (!Number.isFinite(h.sclInter)) {
+    throw new FormatError(`${path}: scl_slope ${slope} with scl_inter ${h.sclInter}: a valid slope needs a finite intercept`, { path, field: 'scl_inter' });
+  }
+  return { slope, inter: h.sclInter };
 }
 
 export function niftiGeometry(h: NiftiGeometry): NiftiGeometry {
