@@ -6,7 +6,7 @@ import { gzipSync } from 'node:zlib';
 
 import { describe, expect, it } from 'vitest';
 
-import { FormatError, InvalidArgumentError, NonFiniteError } from '../../ts/errors.js';
+import { FormatError, InvalidArgumentError, LimitError, NonFiniteError } from '../../ts/errors.js';
 import { writeHdf5 } from '../../ts/io/hdf5.js';
 import { readNifti, readNiftiHeader, readNiftiMasked, writeNifti } from '../../ts/io/nifti.js';
 import { maskFromVolume } from '../../ts/io/voxelMask.js';
@@ -143,6 +143,29 @@ describe('NIfTI header checks', () => {
     x.writeFloatLE(NaN, 116);
     writeFileSync(file('nan-both.nii'), x);
     expect((await readNifti(file('nan-both.nii'))).data[119]).toBe(119);
+  });
+
+  it('the extension bytes before vox_offset are limited (64 MiB), and BRAINLATENT_MAX_NIFTI_EXTENSION_BYTES raises the limit', async () => {
+    const b = await valid();
+    const x = Buffer.concat([b.subarray(0, 352), Buffer.alloc(3000), b.subarray(352)]);
+    x.writeFloatLE(352 + 3000, 108);
+    writeFileSync(file('ext.nii.gz'), gzipSync(x));
+    const want = (await readNifti(file('valid1.nii'))).data;
+    expect((await readNifti(file('ext.nii.gz'))).data).toEqual(want);
+    const saved = process.env.BRAINLATENT_MAX_NIFTI_EXTENSION_BYTES;
+    try {
+      process.env.BRAINLATENT_MAX_NIFTI_EXTENSION_BYTES = '2048';
+      const e = await readNifti(file('ext.nii.gz')).then(() => null, (err: Error) => err);
+      expect(e).toBeInstanceOf(LimitError);
+      expect(e!.message).toBe(
+        `${file('ext.nii.gz')}: vox_offset 3352 leaves 3004 bytes of extensions, over the 2048-byte limit (raise it with BRAINLATENT_MAX_NIFTI_EXTENSION_BYTES if the file is genuine)`,
+      );
+      process.env.BRAINLATENT_MAX_NIFTI_EXTENSION_BYTES = '4096';
+      expect((await readNifti(file('ext.nii.gz'))).data).toEqual(want);
+    } finally {
+      if (saved === undefined) delete process.env.BRAINLATENT_MAX_NIFTI_EXTENSION_BYTES;
+      else process.env.BRAINLATENT_MAX_NIFTI_EXTENSION_BYTES = saved;
+    }
   });
 
   it('corrupt gzip data say how much decompressed before them, also within the first MiB of output (no read had finished)', async () => {

@@ -1,5 +1,6 @@
 import { readHeader, type NIFTI1, type NIFTI2 } from 'nifti-reader-js';
-import { FormatError, InvalidArgumentError } from '../errors.js';
+import { FormatError, InvalidArgumentError, LimitError } from '../errors.js';
+import { byteLimit } from './readWhole.js';
 
 export type NiftiDatatype = 'uint8' | 'int8' | 'int16' | 'uint16' | 'int32' | 'uint32' | 'float32' | 'float64';
 
@@ -69,8 +70,9 @@ export function sniffHeaderSize(first4: Uint8Array, path: string): { size: 348 |
   );
 }
 
-/** Largest extension block accepted between the header and vox_offset. */
+/** Largest extension block accepted between the header and vox_offset: 64 MiB, or BRAINLATENT_MAX_NIFTI_EXTENSION_BYTES. */
 const MAX_EXTENSION_BYTES = 64 * 2 ** 20;
+const EXTENSION_LIMIT_VAR = 'BRAINLATENT_MAX_NIFTI_EXTENSION_BYTES';
 /** Largest dimension accepted: NIfTI-1 stores int16; NIfTI-2's int64 is bounded here to what arrays can index. */
 const MAX_DIM = 2 ** 31 - 1;
 
@@ -119,8 +121,13 @@ export function parseNiftiHeader(bytes: Uint8Array, path: string): NiftiHeader {
       `vox_offset ${voxOffset} is inside the header; separate .hdr/.img pairs are not read, expected a single .nii(.gz)`,
     );
   }
-  if (voxOffset - bytes.byteLength > MAX_EXTENSION_BYTES) {
-    throw bad('vox_offset', `vox_offset ${voxOffset} leaves ${voxOffset - bytes.byteLength} bytes of extensions, over the ${MAX_EXTENSION_BYTES}-byte limit`);
+  const maxExtension = byteLimit(EXTENSION_LIMIT_VAR, MAX_EXTENSION_BYTES);
+  if (voxOffset - bytes.byteLength > maxExtension) {
+    throw new LimitError(
+      `${path}: vox_offset ${voxOffset} leaves ${voxOffset - bytes.byteLength} bytes of extensions, over the ${maxExtension}-byte limit ` +
+        `(raise it with ${EXTENSION_LIMIT_VAR} if the file is genuine)`,
+      { path, field: 'vox_offset' },
+    );
   }
   const dv = new DataView(ab);
   const le = h.littleEndian;
