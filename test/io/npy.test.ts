@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 
 import { FormatError, ShapeError } from '../../ts/errors.js';
-import { decodeNpy, FLOAT_DTYPES, readIntVectorNpy, readMatrixNpy, readNpy, readNpyHeader, writeNpy } from '../../ts/io/npy.js';
+import { BoolArray, decodeNpy, FLOAT_DTYPES, readIntVectorNpy, readMatrixNpy, readNpy, readNpyHeader, writeNpy } from '../../ts/io/npy.js';
 import { readSafetensors, writeSafetensors } from '../../ts/io/safetensors.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'bl-npy-'));
@@ -46,6 +46,27 @@ describe('NPY', () => {
     await writeNpy(file('ours.npy'), Float32Array.from([1, 2, 3, 4, 5, 6]), [3, 2]);
     const out = execFileSync(PY, ['-c', `import numpy as np; a = np.load('${file('ours.npy')}'); print(a.dtype, a.shape, a[2, 1])`]).toString().trim();
     expect(out).toBe('float32 (3, 2) 6.0');
+  });
+
+  it('bool arrays keep their dtype through read and write (a BoolArray is written |b1, a Uint8Array |u1)', async () => {
+    const bits = BoolArray.from([1, 0, 0, 1, 1, 0]);
+    await writeNpy(file('b.npy'), bits, [2, 3]);
+    const back = await readNpy(file('b.npy'));
+    expect([back.dtype, back.data instanceof BoolArray, Array.from(back.data as Uint8Array)]).toEqual(['bool', true, [1, 0, 0, 1, 1, 0]]);
+    await writeNpy(file('b2.npy'), back.data, back.shape);
+    expect(readFileSync(file('b2.npy')).toString('latin1', 10, 60)).toContain("'descr': '|b1'");
+    expect((await readNpy(file('b2.npy'))).dtype).toBe('bool');
+    await writeNpy(file('u8.npy'), Uint8Array.from([1, 0, 2]), [3]);
+    expect((await readNpy(file('u8.npy'))).dtype).toBe('uint8');
+    // a BoolArray holding other bytes would be a file readNpy refuses: refused here
+    await expect(writeNpy(file('b3.npy'), BoolArray.from([0, 2]), [2])).rejects.toThrow(`${file('b3.npy')}: boolean element 1 holds 2, expected 0 or 1`);
+    if (hasNumpy) {
+      execFileSync(PY, ['-c', `import numpy as np; np.save('${file('npb.npy')}', np.array([[True, False], [False, True]]))`]);
+      const a = await readNpy(file('npb.npy'));
+      await writeNpy(file('npb2.npy'), a.data, a.shape);
+      const out = execFileSync(PY, ['-c', `import numpy as np; a = np.load('${file('npb2.npy')}'); print(a.dtype, a.shape, a.tolist())`]).toString().trim();
+      expect(out).toBe('bool (2, 2) [[True, False], [False, True]]');
+    }
   });
 
   it('a truncated file is an error naming the expected size', async () => {

@@ -8,7 +8,7 @@
 import { constants as bufferConstants } from 'node:buffer';
 import { open, type FileHandle } from 'node:fs/promises';
 
-import { FormatError, LimitError, NonFiniteError, ShapeError } from '../errors.js';
+import { FormatError, InvalidArgumentError, LimitError, NonFiniteError, ShapeError } from '../errors.js';
 import type { Matrix } from '../matrix.js';
 import { allocateArrayBuffer, mapFileRange } from './arrayAllocator.js';
 import { withAtomicFile, writeChunks } from './atomicWrite.js';
@@ -18,8 +18,14 @@ import { bytesOf, checkShape, entryOf, product, type ArrayClass, type DType, typ
 
 /** Element types read from .npy files (a superset of what is written). */
 export type NpyDType = DType | 'int8' | 'uint16' | 'uint32' | 'int64' | 'uint64' | 'bool';
-/** The typed array of an NpyArray, one for each NpyDType (bool as Uint8Array, 64-bit integers as BigInt64Array / BigUint64Array). */
+/** The typed array of an NpyArray, one for each NpyDType (bool as BoolArray, a Uint8Array, 64-bit integers as BigInt64Array / BigUint64Array). */
 export type NpyData = NumericArray | Int8Array | Uint16Array | Uint32Array | BigInt64Array | BigUint64Array;
+
+/**
+ * A boolean array as a '|b1' .npy holds it: a Uint8Array of 0s and 1s (readNpy returns one for bool files) that
+ * writeNpy writes back as '|b1', where a plain Uint8Array is written '|u1'.
+ */
+export class BoolArray extends Uint8Array {}
 
 export interface NpyArray {
   data: NpyData;
@@ -49,7 +55,7 @@ const ITEM: Record<NpyDType, number> = {
 const WRITTEN: { array: ArrayClass; descr: string }[] = [
   { array: Float32Array, descr: '<f4' }, { array: Float64Array, descr: '<f8' },
   { array: Int8Array, descr: '|i1' }, { array: Int16Array, descr: '<i2' }, { array: Int32Array, descr: '<i4' }, { array: BigInt64Array, descr: '<i8' },
-  { array: Uint8Array, descr: '|u1' }, { array: Uint16Array, descr: '<u2' }, { array: Uint32Array, descr: '<u4' }, { array: BigUint64Array, descr: '<u8' },
+  { array: BoolArray, descr: '|b1' }, { array: Uint8Array, descr: '|u1' }, { array: Uint16Array, descr: '<u2' }, { array: Uint32Array, descr: '<u4' }, { array: BigUint64Array, descr: '<u8' },
 ];
 const MAX_DIMS = 32;
 const CHUNK = 64 << 20;
@@ -263,7 +269,8 @@ function typedArrayOf(dtype: NpyDType, buf: ArrayBuffer): NpyData {
     case 'int16': return new Int16Array(buf);
     case 'int32': return new Int32Array(buf);
     case 'int64': return new BigInt64Array(buf);
-    case 'uint8': case 'bool': return new Uint8Array(buf);
+    case 'uint8': return new Uint8Array(buf);
+    case 'bool': return new BoolArray(buf);
     case 'uint16': return new Uint16Array(buf);
     case 'uint32': return new Uint32Array(buf);
     case 'uint64': return new BigUint64Array(buf);
@@ -335,6 +342,10 @@ function swapBytes(buf: Uint8Array, n: number): void {
 function npyHeader(data: NpyData, shape: readonly number[], what: string): Buffer {
   const { descr } = entryOf(data, WRITTEN, `${what}: data`);
   checkShape(shape, data.length, what);
+  if (data instanceof BoolArray) {
+    const k = data.findIndex((v) => v > 1);
+    if (k >= 0) throw new InvalidArgumentError(`${what}: boolean element ${k} holds ${data[k]}, expected 0 or 1`);
+  }
   if (shape.length > MAX_DIMS) throw new ShapeError(`${what}: shape has ${shape.length} dimensions; numpy allows at most ${MAX_DIMS}`);
   const shapeText = shape.length === 1 ? `(${shape[0]},)` : `(${shape.join(', ')})`;
   let dict = `{'descr': '${descr}', 'fortran_order': False, 'shape': ${shapeText}, }`;
