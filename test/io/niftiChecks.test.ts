@@ -55,7 +55,7 @@ describe('NIfTI header checks', () => {
     writeFileSync(file('trail.nii'), Buffer.concat([b, Buffer.from('xx')]));
     expect((await fail(readNifti(file('trail.nii')))).message).toMatch(/2 trailing bytes after the image/);
     writeFileSync(file('trail.nii.gz'), Buffer.concat([gzipSync(b), Buffer.from('garbage!')]));
-    expect((await fail(readNifti(file('trail.nii.gz')))).message).toMatch(/trail\.nii\.gz: (the gzip trailer says|corrupt or truncated gzip data)/);
+    expect((await fail(readNifti(file('trail.nii.gz')))).message).toMatch(/trail\.nii\.gz: corrupt or truncated gzip data/);
     // a second gzip member after the whole image: its bytes follow the image once decompressed
     writeFileSync(file('two.nii.gz'), Buffer.concat([gzipSync(b), gzipSync(Buffer.from('more'))]));
     expect((await fail(readNifti(file('two.nii.gz')))).message).toMatch(/two\.nii\.gz: trailing bytes after the 592 bytes the header describes \(decompressed\)/);
