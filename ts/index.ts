@@ -12,7 +12,7 @@ export type { RidgeScore, RidgeFitSettings, RidgeModelParts, PredictOptions } fr
 // what RidgeCV.costModel plans for a shape before any data is read (NativeMemoryPlan)
 export type { NativeRidgeInfo, NativeMemoryInfo, NativeMemoryPlan, NativeRidgeSolver } from './native/ridgeTypes.js';
 export { logspace, parseAlphas } from './ridge/alphas.js';
-export { readNpy, writeNpy, readNpyHeader, readMatrixNpy, readIntVectorNpy } from './io/npy.js';
+export { BoolArray, readNpy, writeNpy, readNpyHeader, readMatrixNpy, readIntVectorNpy } from './io/npy.js';
 export type { NpyArray, NpyData, NpyDType, NpyHeader, MatrixReadOptions, NpyReadOptions } from './io/npy.js';
 export type { NumericArray, DType } from './io/typedArrays.js';
 export { readSafetensors, writeSafetensors } from './io/safetensors.js';

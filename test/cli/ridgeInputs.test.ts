@@ -9,6 +9,7 @@ import { registerRidgeCommand } from '../../ts/cli/commands/ridge.js';
 import { InvalidArgumentError, MissingFileError, NonFiniteError, ShapeError } from '../../ts/errors.js';
 import { writeNpy } from '../../ts/io/npy.js';
 import { PreflightError } from '../../ts/pipeline/errors.js';
+import { RidgeModel } from '../../ts/ridge/RidgeModel.js';
 import { planted } from '../helpers/random.js';
 import { runCommands } from '../helpers/cli.js';
 
@@ -27,8 +28,38 @@ function int64Npy(values: number[]): Buffer {
   return Buffer.concat([Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0, dict.length, 0]), Buffer.from(dict, 'latin1'), data]);
 }
 
+/** A float32 matrix as numpy's np.save writes a Fortran-ordered one (np.save(p, X.T) of a C array): column by column. */
+function fortranNpy(data: Float32Array, rows: number, cols: number): Buffer {
+  let dict = `{'descr': '<f4', 'fortran_order': True, 'shape': (${rows}, ${cols}), }`;
+  dict = dict.padEnd(64 - 10 - 1, ' ') + '\n';
+  const f = new Float32Array(rows * cols);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) f[c * rows + r] = data[r * cols + c];
+  return Buffer.concat([Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0, dict.length, 0]), Buffer.from(dict, 'latin1'), Buffer.from(f.buffer)]);
+}
+
 describe('ridge fit inputs', () => {
   const { x, y } = planted(48, 6, 3, 5);
+
+  it('a Fortran-ordered X and a 1-D y (one target, as scikit-learn takes it) fit the model their C-order, 2-D forms fit', async () => {
+    writeFileSync(f('xF.npy'), fortranNpy(x.data, 48, 6));
+    const first = Float32Array.from({ length: 48 }, (_, i) => y.data[i * 3]);
+    await writeNpy(f('y1d.npy'), first, [48]);
+    await writeNpy(f('xC.npy'), x.data, [48, 6]);
+    await writeNpy(f('y2d.npy'), first, [48, 1]);
+    const out = await run('ridge', 'fit', '--x', f('xF.npy'), '--y', f('y1d.npy'), '--alphas', '1e-1:1e3:5', '--folds', '3', '--out', f('m1.safetensors'));
+    expect(out).toMatch(/X 48×6, Y 48×1; 5 alphas, 3 folds/);
+    await run('ridge', 'fit', '--x', f('xC.npy'), '--y', f('y2d.npy'), '--alphas', '1e-1:1e3:5', '--folds', '3', '--out', f('m2.safetensors'));
+    const [a, b] = await Promise.all([RidgeModel.load(f('m1.safetensors')), RidgeModel.load(f('m2.safetensors'))]);
+    expect(Array.from(a.predict(x).data)).toEqual(Array.from(b.predict(x).data));
+    // a 1-D y of other length is held against X's rows like any Y; a 1-D X is refused (samples or features?)
+    await writeNpy(f('y1d40.npy'), first.subarray(0, 40), [40]);
+    await expect(run('ridge', 'fit', '--x', f('xC.npy'), '--y', f('y1d40.npy'), '--out', f('m3.safetensors'))).rejects.toThrow(
+      new ShapeError(`--y ${f('y1d40.npy')} has 40 rows but --x ${f('xC.npy')} has 48; one row per sample in both`),
+    );
+    await expect(run('ridge', 'fit', '--x', f('y1d.npy'), '--y', f('y2d.npy'), '--out', f('m3.safetensors'))).rejects.toThrow(
+      `--x: X (${f('y1d.npy')}): expected a 2-D array (samples × columns), got shape (48)`,
+    );
+  });
 
   it('accepts int64 groups and float64 X/Y, with a one-line note per conversion', async () => {
     await writeNpy(f('x.npy'), Float64Array.from(x.data), [48, 6]);

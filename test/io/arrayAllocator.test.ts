@@ -75,8 +75,8 @@ describe('large arrays in engine memory', () => {
 });
 
 /** A .npy file of `descr` (e.g. '>f4') holding `body` as its data bytes, written by hand (encodeNpy writes little-endian only). */
-function rawNpy(path: string, descr: string, shape: number[], body: Buffer): void {
-  const dict = `{'descr': '${descr}', 'fortran_order': False, 'shape': (${shape.join(', ')}${shape.length === 1 ? ',' : ''}), }`;
+function rawNpy(path: string, descr: string, shape: number[], body: Buffer, fortran = false): void {
+  const dict = `{'descr': '${descr}', 'fortran_order': ${fortran ? 'True' : 'False'}, 'shape': (${shape.join(', ')}${shape.length === 1 ? ',' : ''}), }`;
   const total = Math.ceil((10 + dict.length + 1) / 64) * 64;
   const head = Buffer.alloc(total, 0x20);
   Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0]).copy(head, 0);
@@ -156,6 +156,19 @@ describe('large arrays mapped from their file', () => {
     await writeNpy(join(dir, 'nomap.npy'), a, [1024, 1024]);
     const r = (await readNpy(join(dir, 'nomap.npy'))).data as Float32Array;
     expect(Buffer.from(r.buffer, r.byteOffset, r.byteLength).equals(Buffer.from(a.buffer))).toBe(true);
+  });
+
+  it('a Fortran-ordered array is read, not mapped, and transposed into C order', async () => {
+    const calls = countingMapper();
+    const rows = 700, cols = 1100; // 3.08 MB: above the 2 MiB threshold
+    const c = Float32Array.from({ length: rows * cols }, (_, i) => i);
+    const f = new Float32Array(rows * cols); // the same array, column-major
+    for (let r = 0; r < rows; r++) for (let k = 0; k < cols; k++) f[k * rows + r] = c[r * cols + k];
+    rawNpy(join(dir, 'fortran.npy'), '<f4', [rows, cols], Buffer.from(f.buffer), true);
+    const m = await readMatrixNpy(join(dir, 'fortran.npy'), 'F');
+    expect(calls).toEqual([]);
+    expect([m.rows, m.cols]).toEqual([rows, cols]);
+    expect(Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength).equals(Buffer.from(c.buffer))).toBe(true);
   });
 
   it('a file that ends before its data does is refused with a mapper installed too', async () => {

@@ -82,6 +82,24 @@ describe('HDF5 round trips', () => {
     expectMasked((await readHdf5Masked(p, mask, { dataset: 'grp/betas', divisor: 300, maxSlabBytes: 200 })).betas);
   });
 
+  it('float64 betas are read within a small slab cap, in every layout (the item size, not 4 bytes, sizes the reads)', async () => {
+    const f64 = Float64Array.from(betas(), (v) => v / 7);
+    for (const [name, chunks] of [['f64-voxel', [T, 1, 1, 1]], ['f64-odd', [5, 2, 3, 3]], ['f64-contig', undefined]] as const) {
+      const p = join(dir, `${name}.hdf5`);
+      await writeHdf5(p, [{ name: 'betas', data: f64, shape: [T, Z, Y, X], ...(chunks ? { chunks: [...chunks] } : {}) }]);
+      // 600 bytes: a few trials of a plane's box; 40: one trial of a run of 5 voxels, less than one trial of a box; 8: one value
+      for (const maxSlabBytes of [600, 40, 8]) {
+        const m = (await readHdf5Masked(p, mask, { divisor: 300, maxSlabBytes })).betas;
+        expect([m.rows, m.cols]).toEqual([T, mask.indices.length]);
+        for (let j = 0; j < m.cols; j++) {
+          const i = mask.indices[j];
+          const [x, y, z] = [i % X, Math.floor(i / X) % Y, Math.floor(i / (X * Y))];
+          for (let t = 0; t < T; t++) expect(m.data[t * m.cols + j]).toBe(Math.fround(value(t, z, y, x) / 7 / 300));
+        }
+      }
+    }
+  });
+
   it('slabs and attributes', async () => {
     const p = join(dir, 'img.hdf5');
     const img = new Uint8Array(3 * 4 * 4 * 3).map((_, i) => i % 251);

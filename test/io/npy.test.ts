@@ -6,7 +6,8 @@ import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 
 import { FormatError, ShapeError } from '../../ts/errors.js';
-import { decodeNpy, FLOAT_DTYPES, readIntVectorNpy, readMatrixNpy, readNpy, readNpyHeader, writeNpy } from '../../ts/io/npy.js';
+import { BoolArray, decodeNpy, FLOAT_DTYPES, readIntVectorNpy, readMatrixNpy, readNpy, readNpyHeader, writeNpy } from '../../ts/io/npy.js';
+import { scanNpyNonFinite } from '../../ts/io/npyScan.js';
 import { readSafetensors, writeSafetensors } from '../../ts/io/safetensors.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'bl-npy-'));
@@ -48,6 +49,61 @@ describe('NPY', () => {
     expect(out).toBe('float32 (3, 2) 6.0');
   });
 
+  it('bool arrays keep their dtype through read and write (a BoolArray is written |b1, a Uint8Array |u1)', async () => {
+    const bits = BoolArray.from([1, 0, 0, 1, 1, 0]);
+    await writeNpy(file('b.npy'), bits, [2, 3]);
+    const back = await readNpy(file('b.npy'));
+    expect([back.dtype, back.data instanceof BoolArray, Array.from(back.data as Uint8Array)]).toEqual(['bool', true, [1, 0, 0, 1, 1, 0]]);
+    await writeNpy(file('b2.npy'), back.data, back.shape);
+    expect(readFileSync(file('b2.npy')).toString('latin1', 10, 60)).toContain("'descr': '|b1'");
+    expect((await readNpy(file('b2.npy'))).dtype).toBe('bool');
+    await writeNpy(file('u8.npy'), Uint8Array.from([1, 0, 2]), [3]);
+    expect((await readNpy(file('u8.npy'))).dtype).toBe('uint8');
+    // a BoolArray holding other bytes would be a file readNpy refuses: refused here
+    await expect(writeNpy(file('b3.npy'), BoolArray.from([0, 2]), [2])).rejects.toThrow(`${file('b3.npy')}: boolean element 1 holds 2, expected 0 or 1`);
+    if (hasNumpy) {
+      execFileSync(PY, ['-c', `import numpy as np; np.save('${file('npb.npy')}', np.array([[True, False], [False, True]]))`]);
+      const a = await readNpy(file('npb.npy'));
+      await writeNpy(file('npb2.npy'), a.data, a.shape);
+      const out = execFileSync(PY, ['-c', `import numpy as np; a = np.load('${file('npb2.npy')}'); print(a.dtype, a.shape, a.tolist())`]).toString().trim();
+      expect(out).toBe('bool (2, 2) [[True, False], [False, True]]');
+    }
+  });
+
+  it.skipIf(!hasNumpy)('Fortran-ordered arrays numpy writes (np.save(p, X.T)) read as numpy reads them, in C order, every dtype and rank', async () => {
+    const cases: [string, string][] = [
+      ['f2d', 'np.arange(12, dtype=np.float32).reshape(4, 3).T'],
+      ['f3d', '(np.arange(60, dtype=np.float64).reshape(5, 4, 3) / 7).T'],
+      ['be', 'np.asfortranarray(np.arange(-10, 14, dtype=">i2").reshape(4, 6))'],
+      ['i8', 'np.asfortranarray(np.arange(24, dtype=np.int64).reshape(2, 3, 4) * 2**40)'],
+      ['bool', 'np.asfortranarray(np.arange(12).reshape(3, 4) % 3 == 0)'],
+      ['unit', 'np.asfortranarray(np.arange(5, dtype=np.float32).reshape(1, 5, 1))'],
+    ];
+    const script = cases.map(([n, e]) => `a = ${e}; assert a.flags.f_contiguous; np.save('${file(`${n}.npy`)}', a); print('${n}', a.shape, a.ravel(order='C').tolist())`).join('\n');
+    const lines = execFileSync(PY, ['-c', `import numpy as np\n${script}`]).toString().trim().split('\n');
+    for (const [n] of cases) {
+      const line = lines.find((l) => l.startsWith(`${n} `))!;
+      const want = JSON.parse(line.slice(line.indexOf('[')).replace(/True/g, '1').replace(/False/g, '0')) as number[];
+      const a = await readNpy(file(`${n}.npy`));
+      expect(a.shape.join(',')).toBe(line.slice(n.length + 2, line.indexOf(')')).replace(/ /g, '').replace(/,$/, ''));
+      expect(Array.from(a.data as ArrayLike<number | bigint>, Number)).toEqual(want);
+    }
+    // the matrix readers too, float64 converted
+    const m = await readMatrixNpy(file('f2d.npy'), 'X');
+    expect([m.rows, m.cols, Array.from(m.data)]).toEqual([3, 4, [0, 3, 6, 9, 1, 4, 7, 10, 2, 5, 8, 11]]);
+  });
+
+  it('a 1-D array is one column where the caller says so (a y, as scikit-learn takes it), and refused otherwise', async () => {
+    await writeNpy(file('y1.npy'), Float64Array.from([1, 2, 3]), [3]);
+    const y = await readMatrixNpy(file('y1.npy'), 'Y', { vector: 'column' });
+    expect([y.rows, y.cols, Array.from(y.data)]).toEqual([3, 1, [1, 2, 3]]);
+    await expect(readMatrixNpy(file('y1.npy'), 'X')).rejects.toThrow(`X (${file('y1.npy')}): expected a 2-D array (samples × columns), got shape (3)`);
+    await writeNpy(file('y3.npy'), new Float32Array(8), [2, 2, 2]);
+    await expect(readMatrixNpy(file('y3.npy'), 'Y', { vector: 'column' })).rejects.toThrow(
+      `Y (${file('y3.npy')}): expected a 2-D array (samples × columns) or a 1-D array (samples: one column), got shape (2, 2, 2)`,
+    );
+  });
+
   it('a truncated file is an error naming the expected size', async () => {
     await writeNpy(file('t.npy'), new Float32Array(100), [10, 10]);
     const raw = readFileSync(file('t.npy'));
@@ -56,7 +112,7 @@ describe('NPY', () => {
     await expect(readNpy(file('t.npy'))).rejects.toThrow(/truncated .* needs 400 data bytes/);
   });
 
-  it('refuses non-float data for a matrix, unknown dtypes, Fortran order, bad magic and wrong rank; reads big-endian', async () => {
+  it('refuses non-float data for a matrix, unknown dtypes, bad magic and wrong rank; reads big-endian and Fortran order', async () => {
     await writeNpy(file('i.npy'), new Int32Array(6), [2, 3]);
     await expect(readMatrixNpy(file('i.npy'), 'X')).rejects.toThrow(/X .* expected float32 or float64 data, got int32/);
     const header = (descr: string, fortran = 'False') => {
@@ -71,8 +127,17 @@ describe('NPY', () => {
     expect(Array.from((await readNpy(file('be.npy'))).data as ArrayLike<number>)).toEqual([1.5, 0, 0, 0, 0, 0]);
     writeFileSync(file('c8.npy'), Buffer.concat([header('<c8'), Buffer.alloc(24)]));
     await expect(readNpy(file('c8.npy'))).rejects.toThrow(/dtype '<c8' is not read/);
-    writeFileSync(file('f.npy'), header('<f4', 'True'));
-    await expect(readNpy(file('f.npy'))).rejects.toThrow(/Fortran/);
+    // column-major: a[0, 0], a[1, 0], a[0, 1], … in the file; C order (row-major) once read
+    const f = header('<f4', 'True');
+    [1, 2, 3, 4, 5, 6].forEach((v, i) => f.writeFloatLE(v, f.length - 24 + 4 * i));
+    writeFileSync(file('f.npy'), f);
+    expect(Array.from((await readNpy(file('f.npy'))).data as Float32Array)).toEqual([1, 3, 5, 2, 4, 6]);
+    expect(decodeNpy(f, 'body').data).toEqual(Float32Array.from([1, 3, 5, 2, 4, 6]));
+    // the scan of a feature file names its first bad element in C order, as the array is read: [0, 2] before [1, 0]
+    f.writeFloatLE(NaN, f.length - 24 + 4 * 1); // a[1, 0]
+    f.writeFloatLE(Infinity, f.length - 24 + 4 * 4); // a[0, 2]
+    writeFileSync(file('fbad.npy'), f);
+    expect(await scanNpyNonFinite(file('fbad.npy'), await readNpyHeader(file('fbad.npy')))).toEqual({ index: 2, value: Infinity, count: 2, beyondFloat32: false });
     writeFileSync(file('bad.npy'), Buffer.from('not an npy file at all'));
     await expect(readNpy(file('bad.npy'))).rejects.toThrow(/not a .npy file/);
     await writeNpy(file('v.npy'), new Float32Array(4), [4]);

@@ -5,10 +5,14 @@ import type { Readable } from 'node:stream';
 import { BrainlatentError, FormatError, MissingFileError } from '../errors.js';
 
 const CHUNK = 1 << 20;
+/** Deflate's largest expansion: one compressed byte never yields more than 1032 (zlib's documented bound). */
+export const MAX_GZIP_RATIO = 1032;
 
 /**
  * Exact-size sequential reads from a file, gunzipped on the fly when it starts with the gzip magic, so a
- * multi-gigabyte .nii.gz is never held in memory whole.
+ * multi-gigabyte .nii.gz is never held in memory whole. Every gzip member is decompressed in turn (bgzip, pigz and
+ * `cat a.gz b.gz` write several), and zero bytes padding the file after the last member are ignored, as gzip and
+ * nibabel ignore them.
  */
 export class ByteStream {
   readonly path: string;
@@ -16,32 +20,44 @@ export class ByteStream {
   /** Size of the file on disk. */
   readonly fileSize: number;
   /**
-   * The decompressed size modulo 2³² from the gzip trailer (ISIZE), known before decompressing anything; for a
-   * plain file, its size. Readers compare it with what their header announces before allocating.
+   * The most bytes the file can hold once decompressed, known before decompressing anything: its size for a plain
+   * file, MAX_GZIP_RATIO times it for gzip. (The gzip trailer's ISIZE is no bound: it describes only the last
+   * member, and zero padding after it is read as ISIZE 0.) Readers compare it with what their header announces
+   * before allocating.
    */
-  readonly sizeMod32: number;
+  readonly maxSize: number;
+  /** What the reader expects in all (set by `expect`), for the message when the data end before it. */
+  private expected: { bytes: number; what: string } | null = null;
   private readonly source: Readable;
   private readonly iter: AsyncIterator<Buffer>;
   private chunk: Buffer = Buffer.alloc(0);
   private pos = 0;
   private consumed = 0;
 
-  private constructor(path: string, compressed: boolean, source: Readable, fileSize: number, sizeMod32: number) {
+  private constructor(path: string, compressed: boolean, source: Readable, fileSize: number) {
     this.path = path;
     this.compressed = compressed;
     this.source = source;
     this.fileSize = fileSize;
-    this.sizeMod32 = sizeMod32;
+    this.maxSize = compressed ? fileSize * MAX_GZIP_RATIO : fileSize;
     this.iter = source[Symbol.asyncIterator]();
   }
 
   static async open(path: string): Promise<ByteStream> {
-    const { compressed, size, isize } = await probeFile(path);
+    const { compressed, size } = await probeFile(path);
     const file = createReadStream(path, { highWaterMark: CHUNK });
-    if (!compressed) return new ByteStream(path, false, file, size, size % 2 ** 32);
+    if (!compressed) return new ByteStream(path, false, file, size);
     const gunzip = createGunzip({ chunkSize: CHUNK });
     file.on('error', (e) => gunzip.destroy(e));
-    return new ByteStream(path, true, file.pipe(gunzip), size, isize);
+    return new ByteStream(path, true, file.pipe(gunzip), size);
+  }
+
+  /**
+   * Declares the bytes the reader's header announces in all (`what` says how, e.g. "dims 4×3×2 of int16 … need 400
+   * bytes"), so that data ending before them are named a truncated file with that reason.
+   */
+  expect(bytes: number, what: string): void {
+    this.expected = { bytes, what };
   }
 
   /** Checks that nothing follows what was read (a gzip member's CRC is verified on the way); else a FormatError. */
@@ -66,12 +82,7 @@ export class ByteStream {
     const out = into ?? new Uint8Array(n);
     let filled = 0;
     while (filled < n) {
-      if (this.pos >= this.chunk.length && !(await this.nextChunk())) {
-        throw new FormatError(
-          `${this.path}: data ends after ${this.consumed + filled} bytes${this.compressed ? ' (decompressed)' : ''}, ` +
-            `expected at least ${this.consumed + n}`,
-        );
-      }
+      if (this.pos >= this.chunk.length && !(await this.nextChunk())) throw this.shortData(this.consumed + filled, this.consumed + n);
       const take = Math.min(n - filled, this.chunk.length - this.pos);
       out.set(this.chunk.subarray(this.pos, this.pos + take), filled);
       this.pos += take;
@@ -84,9 +95,7 @@ export class ByteStream {
   async skip(n: number): Promise<void> {
     let left = n;
     while (left > 0) {
-      if (this.pos >= this.chunk.length && !(await this.nextChunk())) {
-        throw new FormatError(`${this.path}: data ends after ${this.consumed + n - left} bytes, expected at least ${this.consumed + n}`);
-      }
+      if (this.pos >= this.chunk.length && !(await this.nextChunk())) throw this.shortData(this.consumed + n - left, this.consumed + n);
       const take = Math.min(left, this.chunk.length - this.pos);
       this.pos += take;
       left -= take;
@@ -96,6 +105,13 @@ export class ByteStream {
 
   close(): void {
     this.source.destroy();
+  }
+
+  /** The data (every gzip member, CRCs verified) ended after `got` bytes where `need` were asked for. */
+  private shortData(got: number, need: number): FormatError {
+    const ends = this.compressed ? `the file decompresses to only ${got} bytes` : `the file holds only ${got} bytes`;
+    const why = this.expected ? `${this.expected.what}, ${ends}` : `expected at least ${need} bytes, ${ends}`;
+    return new FormatError(`${this.path}: truncated file: ${why}`, { path: this.path, field: 'dim' });
   }
 
   private async nextChunk(): Promise<boolean> {
@@ -118,17 +134,15 @@ export async function isGzipFile(path: string): Promise<boolean> {
   return (await probeFile(path)).compressed;
 }
 
-/** Whether a file is gzip, its size, and (for gzip) the trailer's ISIZE; a missing file or a folder is a typed error. */
-async function probeFile(path: string): Promise<{ compressed: boolean; size: number; isize: number }> {
+/** Whether a file is gzip, and its size; a missing file or a folder is a typed error. */
+async function probeFile(path: string): Promise<{ compressed: boolean; size: number }> {
   const { fh, size } = await openRegularFile(path);
   try {
-    const b = Buffer.alloc(4);
+    const b = Buffer.alloc(2);
     const { bytesRead } = await fh.read(b, 0, 2, 0);
     const compressed = bytesRead === 2 && b[0] === 0x1f && b[1] === 0x8b;
-    if (!compressed) return { compressed, size, isize: size % 2 ** 32 };
-    if (size < 18) throw new FormatError(`${path}: truncated gzip file (${size} bytes)`, { path, field: 'gzip' });
-    await fh.read(b, 0, 4, size - 4);
-    return { compressed, size, isize: b.readUInt32LE(0) };
+    if (compressed && size < 18) throw new FormatError(`${path}: truncated gzip file (${size} bytes)`, { path, field: 'gzip' });
+    return { compressed, size };
   } catch (e) {
     throw e instanceof FormatError ? e : fileOpenError(path, e);
   } finally {

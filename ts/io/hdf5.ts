@@ -89,6 +89,12 @@ export class Hdf5Reader {
     return shape;
   }
 
+  /** Bytes of one element of a dataset (2 for NSD's int16 betas, 8 for float64). */
+  itemSize(name: string): number {
+    const ds = this.dataset(name);
+    return runHdf5(this.path, `read the item size of ${name}`, () => ds.metadata.size);
+  }
+
   chunks(name: string): number[] | null {
     const ds = this.dataset(name);
     return runHdf5(this.path, `read the chunk shape of ${name}`, () => ds.metadata.chunks ?? null);
@@ -222,22 +228,35 @@ export async function readHdf5Masked(
     const cols = mask.indices.length;
     const out = new Float32Array(T * cols);
     const maxBytes = opts.maxSlabBytes ?? DEFAULT_MAX_SLAB_BYTES;
+    // the dataset's own item size (float64 betas take twice float32's), so that every read stays within the cap
+    const item = r.itemSize(name);
     const chunks = r.chunks(name);
     const perVoxel = chunks !== null && chunks[1] === 1 && chunks[2] === 1;
     const runs = xRuns(mask);
-    if (perVoxel) {
-      for (const run of runs) {
-        const v = r.readSlab(name, [[0, T], [run.z, run.z + 1], [run.y, run.y + 1], [run.x0, run.x1]], maxBytes);
-        const w = run.x1 - run.x0;
-        for (let t = 0; t < T; t++) {
-          const o = t * cols + run.col;
-          for (let k = 0; k < w; k++) out[o + k] = v[t * w + k] / div;
+    /** Trials per read of `values` values a trial, within the cap (at least 1: readSlab names a cap below one). */
+    const trialBlock = (values: number) => Math.max(1, Math.min(T, Math.floor(maxBytes / (values * item))));
+    /** One run of voxels along x, in trial blocks, and in pieces along x when even one trial of it exceeds the cap. */
+    const readRun = (run: XRun) => {
+      const step = Math.max(1, Math.floor(maxBytes / item));
+      for (let a = run.x0; a < run.x1; a += step) {
+        const b = Math.min(run.x1, a + step);
+        const w = b - a;
+        const tBlock = trialBlock(w);
+        for (let t0 = 0; t0 < T; t0 += tBlock) {
+          const t1 = Math.min(T, t0 + tBlock);
+          const v = r.readSlab(name, [[t0, t1], [run.z, run.z + 1], [run.y, run.y + 1], [a, b]], maxBytes);
+          for (let t = t0; t < t1; t++) {
+            const o = t * cols + run.col + (a - run.x0);
+            for (let k = 0; k < w; k++) out[o + k] = v[(t - t0) * w + k] / div;
+          }
         }
       }
+    };
+    if (perVoxel) {
+      for (const run of runs) readRun(run);
     } else {
-      // Plane by plane over the mask's y/x bounding box, in trial blocks that fit the slab cap.
-      const planeBytes = X * Y * 4;
-      const tBlock = Math.max(1, Math.min(T, Math.floor(maxBytes / planeBytes)));
+      // Plane by plane over the mask's y/x bounding box, in trial blocks that fit the slab cap (run by run where
+      // one trial of the box alone exceeds it).
       for (let z = 0; z < Z; z++) {
         const inPlane = runs.filter((q) => q.z === z);
         if (inPlane.length === 0) continue;
@@ -247,6 +266,11 @@ export async function readHdf5Masked(
         const x1 = Math.max(...inPlane.map((q) => q.x1));
         const w = x1 - x0;
         const h = y1 - y0;
+        if (w * h * item > maxBytes) {
+          for (const q of inPlane) readRun(q);
+          continue;
+        }
+        const tBlock = trialBlock(w * h);
         for (let t0 = 0; t0 < T; t0 += tBlock) {
           const t1 = Math.min(T, t0 + tBlock);
           const v = r.readSlab(name, [[t0, t1], [z, z + 1], [y0, y1], [x0, x1]], maxBytes);

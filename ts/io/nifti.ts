@@ -4,7 +4,7 @@ import { FormatError, InvalidArgumentError, ShapeError } from '../errors.js';
 import type { Matrix } from '../matrix.js';
 import { describeNumber } from '../ridge/alphas.js';
 import { writeStreamAtomic } from './atomicWrite.js';
-import { ByteStream } from './byteStream.js';
+import { ByteStream, MAX_GZIP_RATIO } from './byteStream.js';
 import {
   datatypeBytes,
   effectiveScaling,
@@ -64,21 +64,24 @@ async function readHeaderFrom(s: ByteStream): Promise<NiftiHeader> {
 }
 
 /**
- * The bytes the header announces (vox_offset + voxels × bytes per voxel) against what the file holds — its size,
- * or for .nii.gz the decompressed size (mod 2³²) in the gzip trailer — before any image buffer is allocated.
+ * The bytes the header announces (vox_offset + voxels × bytes per voxel) against what the file can hold, before any
+ * image buffer is allocated: a plain file's size exactly; for .nii.gz, what its compressed size can decompress to at
+ * most (the decompressed size itself is known only once read: several gzip members, or zero padding after the last,
+ * leave the trailer's ISIZE describing something else). A .nii.gz whose data end early is refused when they end.
  */
 function checkDataSize(s: ByteStream, h: NiftiHeader): void {
   const expected = h.voxOffset + h.dims.reduce((a, b) => a * b, 1) * datatypeBytes(h.datatype);
-  const what = `dims ${h.dims.join('×')} of ${h.datatype} from vox_offset ${h.voxOffset} need ${expected} bytes`;
+  const what = `dims ${h.dims.join('×')} of ${h.datatype}${bitpixNote(h)} from vox_offset ${h.voxOffset} need ${expected} bytes`;
+  s.expect(expected, `the header's ${what}`);
   if (!s.compressed) {
     if (s.fileSize < expected) throw new FormatError(`${s.path}: truncated NIfTI file: ${what}, the file holds ${s.fileSize}`, { path: s.path, field: 'dim' });
     if (s.fileSize > expected) {
       throw new FormatError(`${s.path}: ${s.fileSize - expected} trailing bytes after the image (${what})`, { path: s.path, field: 'dim' });
     }
-  } else if (expected % 2 ** 32 !== s.sizeMod32) {
+  } else if (expected > s.maxSize) {
     throw new FormatError(
-      `${s.path}: the gzip trailer says the file decompresses to ${s.sizeMod32} bytes (mod 2³²) but the header's ${what}: ` +
-        'truncated, trailing bytes, or not a single gzip stream',
+      `${s.path}: truncated NIfTI file: ${what}, more than its ${s.fileSize} gzip bytes can decompress to ` +
+        `(at most ${MAX_GZIP_RATIO} times as many)`,
       { path: s.path, field: 'dim' },
     );
   }
@@ -126,7 +129,7 @@ export async function readNifti(path: string, opts: NiftiReadOptions = {}): Prom
   try {
     const nVox = header.dims[0] * header.dims[1] * header.dims[2];
     const data = new Float32Array(nVox * niftiVolumeCount(header));
-    const { slope, inter } = effectiveScaling(header);
+    const { slope, inter } = effectiveScaling(header, path);
     await forEachVolume(header, stream, (raw, t) => {
       const off = t * nVox;
       for (let i = 0; i < nVox; i++) data[off + i] = (raw[i] * slope + inter) / div;
@@ -156,7 +159,7 @@ export async function readNiftiMasked(
     const cols = idx.length;
     const rows = niftiVolumeCount(header);
     const out = new Float32Array(rows * cols);
-    const { slope, inter } = effectiveScaling(header);
+    const { slope, inter } = effectiveScaling(header, path);
     const plain = slope === 1 && inter === 0;
     await forEachVolume(header, stream, (raw, t) => {
       const o = t * cols;
@@ -335,4 +338,9 @@ function swapBytes(buf: Uint8Array, bpe: number): void {
       buf[b] = x;
     }
   }
+}
+
+/** A bitpix that disagrees with the datatype (0, or 8 for int16: files nibabel reads) is ignored; messages say so. */
+function bitpixNote(h: NiftiHeader): string {
+  return h.bitpix === datatypeBytes(h.datatype) * 8 ? '' : ` (the datatype decides; bitpix says ${h.bitpix})`;
 }

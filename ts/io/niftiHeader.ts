@@ -1,5 +1,6 @@
 import { readHeader, type NIFTI1, type NIFTI2 } from 'nifti-reader-js';
-import { FormatError, InvalidArgumentError } from '../errors.js';
+import { FormatError, InvalidArgumentError, LimitError } from '../errors.js';
+import { byteLimit } from './readWhole.js';
 
 export type NiftiDatatype = 'uint8' | 'int8' | 'int16' | 'uint16' | 'int32' | 'uint32' | 'float32' | 'float64';
 
@@ -46,6 +47,7 @@ export interface NiftiHeader extends NiftiGeometry {
   /** dim[1..dim[0]]: X, Y, Z, then T and beyond when present. */
   dims: number[];
   datatype: NiftiDatatype;
+  /** bitpix as the file has it; the datatype decides the item size, whatever this says. */
   bitpix: number;
   voxOffset: number;
   sclSlope: number;
@@ -68,14 +70,15 @@ export function sniffHeaderSize(first4: Uint8Array, path: string): { size: 348 |
   );
 }
 
-/** Largest extension block accepted between the header and vox_offset. */
+/** Largest extension block accepted between the header and vox_offset: 64 MiB, or BRAINLATENT_MAX_NIFTI_EXTENSION_BYTES. */
 const MAX_EXTENSION_BYTES = 64 * 2 ** 20;
+const EXTENSION_LIMIT_VAR = 'BRAINLATENT_MAX_NIFTI_EXTENSION_BYTES';
 /** Largest dimension accepted: NIfTI-1 stores int16; NIfTI-2's int64 is bounded here to what arrays can index. */
 const MAX_DIM = 2 ** 31 - 1;
 
 /**
  * Parses a NIfTI-1 or NIfTI-2 header from exactly its own bytes (the image may not follow). Every field the
- * reader relies on is checked for consistency: magic, dim[0] and each dimension, datatype and bitpix, vox_offset;
+ * reader relies on is checked for consistency: magic, dim[0] and each dimension, datatype, vox_offset;
  * a failure is a FormatError naming the file and the field.
  */
 export function parseNiftiHeader(bytes: Uint8Array, path: string): NiftiHeader {
@@ -107,10 +110,9 @@ export function parseNiftiHeader(bytes: Uint8Array, path: string): NiftiHeader {
   while (dims.length < 3) dims.push(1);
   const voxels = dims.reduce((a, b) => a * b, 1);
   if (!Number.isSafeInteger(voxels * 8)) throw bad('dim', `dimensions ${dims.join('×')} hold more voxels than can be counted exactly`);
+  // the datatype decides the item size, as in nibabel: a bitpix of 0 or one that disagrees is kept (`bitpix`) but
+  // not used; the size the datatype implies is then held against the file like any other (nifti.ts, checkDataSize)
   const datatype = datatypeFromCode(h.datatypeCode, path);
-  if (h.numBitsPerVoxel !== BYTES[datatype] * 8) {
-    throw bad('bitpix', `bitpix ${h.numBitsPerVoxel} does not match datatype ${datatype} (${BYTES[datatype] * 8} bits)`);
-  }
   const voxOffset = Number(h.vox_offset);
   if (!Number.isInteger(voxOffset) || voxOffset < 0) throw bad('vox_offset', `vox_offset ${h.vox_offset} is not a non-negative integer`);
   if (voxOffset < bytes.byteLength) {
@@ -119,8 +121,13 @@ export function parseNiftiHeader(bytes: Uint8Array, path: string): NiftiHeader {
       `vox_offset ${voxOffset} is inside the header; separate .hdr/.img pairs are not read, expected a single .nii(.gz)`,
     );
   }
-  if (voxOffset - bytes.byteLength > MAX_EXTENSION_BYTES) {
-    throw bad('vox_offset', `vox_offset ${voxOffset} leaves ${voxOffset - bytes.byteLength} bytes of extensions, over the ${MAX_EXTENSION_BYTES}-byte limit`);
+  const maxExtension = byteLimit(EXTENSION_LIMIT_VAR, MAX_EXTENSION_BYTES);
+  if (voxOffset - bytes.byteLength > maxExtension) {
+    throw new LimitError(
+      `${path}: vox_offset ${voxOffset} leaves ${voxOffset - bytes.byteLength} bytes of extensions, over the ${maxExtension}-byte limit ` +
+        `(raise it with ${EXTENSION_LIMIT_VAR} if the file is genuine)`,
+      { path, field: 'vox_offset' },
+    );
   }
   const dv = new DataView(ab);
   const le = h.littleEndian;
@@ -152,11 +159,18 @@ export function parseNiftiHeader(bytes: Uint8Array, path: string): NiftiHeader {
   };
 }
 
-/** The slope and intercept to apply: NIfTI says slope 0 (or non-finite) means "no scaling". */
-export function effectiveScaling(h: Pick<NiftiHeader, 'sclSlope' | 'sclInter'>): { slope: number; inter: number } {
+/**
+ * The slope and intercept to apply: NIfTI says slope 0 (or non-finite) means "no scaling". A valid slope with a NaN or
+ * infinite intercept is refused naming `path` and both fields (nibabel refuses it too): read as 0, it shifted nothing
+ * where the writer meant some shift.
+ */
+export function effectiveScaling(h: Pick<NiftiHeader, 'sclSlope' | 'sclInter'>, path: string): { slope: number; inter: number } {
   const slope = h.sclSlope;
   if (!Number.isFinite(slope) || slope === 0) return { slope: 1, inter: 0 };
-  return { slope, inter: Number.isFinite(h.sclInter) ? h.sclInter : 0 };
+  if (!Number.isFinite(h.sclInter)) {
+    throw new FormatError(`${path}: scl_slope ${slope} with scl_inter ${h.sclInter}: a valid slope needs a finite intercept`, { path, field: 'scl_inter' });
+  }
+  return { slope, inter: h.sclInter };
 }
 
 export function niftiGeometry(h: NiftiGeometry): NiftiGeometry {

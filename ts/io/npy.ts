@@ -1,5 +1,6 @@
 /**
- * NumPy .npy files (format versions 1-3): boolean, integer and float arrays of either byte order, in C order.
+ * NumPy .npy files (format versions 1-3): boolean, integer and float arrays of either byte order, in C order or
+ * Fortran order (transposed into C order on reading, into a copy: such a file is never mapped).
  * Every header field is checked against the file before anything is allocated: the header dictionary is parsed
  * strictly (exactly 'descr', 'fortran_order' and 'shape'), and shape × item size must equal the data bytes in the
  * file (a short file is truncated, extra bytes are trailing garbage); each failure is a FormatError naming the file
@@ -8,7 +9,7 @@
 import { constants as bufferConstants } from 'node:buffer';
 import { open, type FileHandle } from 'node:fs/promises';
 
-import { FormatError, LimitError, NonFiniteError, ShapeError } from '../errors.js';
+import { FormatError, InvalidArgumentError, LimitError, NonFiniteError, ShapeError } from '../errors.js';
 import type { Matrix } from '../matrix.js';
 import { allocateArrayBuffer, mapFileRange } from './arrayAllocator.js';
 import { withAtomicFile, writeChunks } from './atomicWrite.js';
@@ -18,8 +19,14 @@ import { bytesOf, checkShape, entryOf, product, type ArrayClass, type DType, typ
 
 /** Element types read from .npy files (a superset of what is written). */
 export type NpyDType = DType | 'int8' | 'uint16' | 'uint32' | 'int64' | 'uint64' | 'bool';
-/** The typed array of an NpyArray, one for each NpyDType (bool as Uint8Array, 64-bit integers as BigInt64Array / BigUint64Array). */
+/** The typed array of an NpyArray, one for each NpyDType (bool as BoolArray, a Uint8Array, 64-bit integers as BigInt64Array / BigUint64Array). */
 export type NpyData = NumericArray | Int8Array | Uint16Array | Uint32Array | BigInt64Array | BigUint64Array;
+
+/**
+ * A boolean array as a '|b1' .npy holds it: a Uint8Array of 0s and 1s (readNpy returns one for bool files) that
+ * writeNpy writes back as '|b1', where a plain Uint8Array is written '|u1'.
+ */
+export class BoolArray extends Uint8Array {}
 
 export interface NpyArray {
   data: NpyData;
@@ -35,6 +42,11 @@ export interface NpyHeader {
   /** Bytes of data the header announces (= the bytes after the header). */
   dataBytes: number;
   littleEndian: boolean;
+  /**
+   * The data are in Fortran (column-major) order, as `np.save(p, X.T)` writes them: numpy's fortran_order, where more
+   * than one axis is longer than 1 (otherwise both orders are the same bytes). Readers return C order all the same.
+   */
+  fortranOrder: boolean;
 }
 
 const MAGIC = Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]); // \x93NUMPY
@@ -49,7 +61,7 @@ const ITEM: Record<NpyDType, number> = {
 const WRITTEN: { array: ArrayClass; descr: string }[] = [
   { array: Float32Array, descr: '<f4' }, { array: Float64Array, descr: '<f8' },
   { array: Int8Array, descr: '|i1' }, { array: Int16Array, descr: '<i2' }, { array: Int32Array, descr: '<i4' }, { array: BigInt64Array, descr: '<i8' },
-  { array: Uint8Array, descr: '|u1' }, { array: Uint16Array, descr: '<u2' }, { array: Uint32Array, descr: '<u4' }, { array: BigUint64Array, descr: '<u8' },
+  { array: BoolArray, descr: '|b1' }, { array: Uint8Array, descr: '|u1' }, { array: Uint16Array, descr: '<u2' }, { array: Uint32Array, descr: '<u4' }, { array: BigUint64Array, descr: '<u8' },
 ];
 const MAX_DIMS = 32;
 const CHUNK = 64 << 20;
@@ -155,9 +167,7 @@ function headerFromDict(path: string, size: number, lead: { major: number; start
     throw new FormatError(`${options.label ?? path}: ${dtypeRefusal(descr, dtype, options.dtypes)}`, { path, field: 'descr' });
   }
   const littleEndian = m[1] !== '>';
-  if (fortran && shape.filter((d) => d > 1).length > 1) {
-    throw fail(path, 'fortran_order', 'Fortran-ordered arrays are not read; save with C order (np.ascontiguousarray)');
-  }
+  const fortranOrder = fortran && shape.filter((d) => d > 1).length > 1;
   const count = product(shape);
   if (!Number.isSafeInteger(count)) throw fail(path, 'shape', `shape (${shape.join(', ')}) has more elements than can be counted exactly`);
   const dataOffset = start + headerLen;
@@ -172,7 +182,7 @@ function headerFromDict(path: string, size: number, lead: { major: number; start
   if (dataBytes > bufferConstants.MAX_LENGTH) {
     throw new LimitError(`${path}: ${dataBytes} data bytes exceed the ${bufferConstants.MAX_LENGTH}-byte limit of one array in Node`, { path, field: 'shape' });
   }
-  return { dtype, shape, dataOffset, dataBytes, littleEndian };
+  return { dtype, shape, dataOffset, dataBytes, littleEndian, fortranOrder };
 }
 
 /**
@@ -263,7 +273,8 @@ function typedArrayOf(dtype: NpyDType, buf: ArrayBuffer): NpyData {
     case 'int16': return new Int16Array(buf);
     case 'int32': return new Int32Array(buf);
     case 'int64': return new BigInt64Array(buf);
-    case 'uint8': case 'bool': return new Uint8Array(buf);
+    case 'uint8': return new Uint8Array(buf);
+    case 'bool': return new BoolArray(buf);
     case 'uint16': return new Uint16Array(buf);
     case 'uint32': return new Uint32Array(buf);
     case 'uint64': return new BigUint64Array(buf);
@@ -274,9 +285,10 @@ export async function readNpy(path: string, options: NpyReadOptions = {}): Promi
   const fh = await openFile(path);
   try {
     const header = await headerFrom(fh, path, options);
-    // Large arrays that need no byte swap are mapped rather than read where a mapper is installed (arrayAllocator.ts).
+    // Large arrays that need no byte swap are mapped rather than read where a mapper is installed (arrayAllocator.ts);
+    // Fortran-ordered ones are read and transposed into a copy in C order.
     const item = ITEM[header.dtype];
-    if ((header.littleEndian || item === 1) && header.dataOffset % item === 0) {
+    if ((header.littleEndian || item === 1) && header.dataOffset % item === 0 && !header.fortranOrder) {
       const mapped = mapFileRange(fh.fd, header.dataOffset, header.dataBytes);
       if (mapped) return finishData(path, header, typedArrayOf(header.dtype, mapped));
     }
@@ -308,14 +320,80 @@ export function decodeNpy(bytes: Uint8Array, what: string, options: NpyReadOptio
   return finishData(what, header, data);
 }
 
-/** Native byte order, and booleans that are 0 or 1. */
+/** Native byte order, booleans that are 0 or 1, and C order (a Fortran-ordered array transposed into a new one). */
 function finishData(path: string, header: NpyHeader, data: NpyData): NpyArray {
   const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   if (!header.littleEndian && ITEM[header.dtype] > 1) swapBytes(bytes, ITEM[header.dtype]);
   if (header.dtype === 'bool') {
-    for (let k = 0; k < bytes.length; k++) if (bytes[k] > 1) throw fail(path, 'data', `boolean element ${k} holds byte ${bytes[k]}, expected 0 or 1`);
+    for (let k = 0; k < bytes.length; k++) {
+      if (bytes[k] > 1) throw fail(path, 'data', `boolean element ${header.fortranOrder ? `${k} (in the file's Fortran order)` : k} holds byte ${bytes[k]}, expected 0 or 1`);
+    }
+  }
+  if (header.fortranOrder) {
+    const c = allocateNpy(header.dtype, data.length);
+    fortranToC(data, c, header.shape);
+    return { data: c, shape: header.shape, dtype: header.dtype };
   }
   return { data, shape: header.shape, dtype: header.dtype };
+}
+
+/** Element k of a Fortran-ordered array of `shape` (first axis fastest): its flat index in C order (last axis fastest). */
+export function fortranToCIndex(k: number, shape: readonly number[]): number {
+  let c = 0;
+  let stride = 1;
+  const idx: number[] = [];
+  for (const d of shape) {
+    idx.push(k % d);
+    k = Math.floor(k / d);
+  }
+  for (let a = shape.length - 1; a >= 0; a--) {
+    c += idx[a] * stride;
+    stride *= shape[a];
+  }
+  return c;
+}
+
+/**
+ * `src`, column-major (Fortran order) of `shape`, copied into `dst` in row-major (C) order. 2-D arrays go tile by tile
+ * (cache-friendly both ways); more axes walk `dst` in order with an odometer over `src`'s strides.
+ */
+function fortranToC(src: NpyData, dst: NpyData, shape: readonly number[]): void {
+  const s = src as unknown as { [k: number]: number | bigint };
+  const d = dst as unknown as { [k: number]: number | bigint };
+  if (shape.length === 2) {
+    const [rows, cols] = shape;
+    const TILE = 64;
+    for (let r0 = 0; r0 < rows; r0 += TILE) {
+      const r1 = Math.min(rows, r0 + TILE);
+      for (let c0 = 0; c0 < cols; c0 += TILE) {
+        const c1 = Math.min(cols, c0 + TILE);
+        for (let r = r0; r < r1; r++) for (let c = c0; c < c1; c++) d[r * cols + c] = s[c * rows + r];
+      }
+    }
+    return;
+  }
+  const n = shape.length;
+  const strides: number[] = [];
+  for (let a = 0, st = 1; a < n; a++) {
+    strides.push(st);
+    st *= shape[a];
+  }
+  const idx = new Array<number>(n).fill(0);
+  const last = n - 1;
+  let off = 0;
+  for (let k = 0; k < dst.length; k++) {
+    d[k] = s[off];
+    // advance the C-order index (last axis fastest) and the Fortran offset with it
+    let a = last;
+    while (a >= 0) {
+      idx[a]++;
+      off += strides[a];
+      if (idx[a] < shape[a]) break;
+      off -= strides[a] * shape[a];
+      idx[a] = 0;
+      a--;
+    }
+  }
 }
 
 function swapBytes(buf: Uint8Array, n: number): void {
@@ -335,6 +413,10 @@ function swapBytes(buf: Uint8Array, n: number): void {
 function npyHeader(data: NpyData, shape: readonly number[], what: string): Buffer {
   const { descr } = entryOf(data, WRITTEN, `${what}: data`);
   checkShape(shape, data.length, what);
+  if (data instanceof BoolArray) {
+    const k = data.findIndex((v) => v > 1);
+    if (k >= 0) throw new InvalidArgumentError(`${what}: boolean element ${k} holds ${data[k]}, expected 0 or 1`);
+  }
   if (shape.length > MAX_DIMS) throw new ShapeError(`${what}: shape has ${shape.length} dimensions; numpy allows at most ${MAX_DIMS}`);
   const shapeText = shape.length === 1 ? `(${shape[0]},)` : `(${shape.join(', ')})`;
   let dict = `{'descr': '${descr}', 'fortran_order': False, 'shape': ${shapeText}, }`;
@@ -377,21 +459,36 @@ export interface MatrixReadOptions {
    * float32's range are refused either way, since the conversion here is what would make them infinite.
    */
   finite?: boolean;
+  /**
+   * 'column': a 1-D array of n values is read as one column (n × 1), as scikit-learn takes a 1-D y (one target).
+   * For a caller where that is unambiguous; by default a 1-D array is refused, as for X, whose orientation it cannot say.
+   */
+  vector?: 'column';
+}
+
+/** The rows × columns a readMatrixNpy of this shape returns, or null for a shape it refuses. */
+export function matrixShapeOf(shape: readonly number[], opts: Pick<MatrixReadOptions, 'vector'> = {}): [number, number] | null {
+  if (shape.length === 2) return [shape[0], shape[1]];
+  if (shape.length === 1 && opts.vector === 'column') return [shape[0], 1];
+  return null;
 }
 
 /**
- * Reads a 2-D float matrix (rows × cols) for the engine. float64 files are converted to float32 (`sourceDtype`
+ * Reads a 2-D float matrix (rows × cols) for the engine, in C order whatever the file's (a Fortran-ordered one is
+ * transposed; with `vector: 'column'` a 1-D array is one column). float64 files are converted to float32 (`sourceDtype`
  * says so, for a note to the user); NaN/Inf (and float64 values beyond float32's range) are refused with the first
  * bad element's position; integer files and other ranks are refused with an error naming the file.
  */
 export async function readMatrixNpy(path: string, what: string, opts: MatrixReadOptions = {}): Promise<Matrix & { sourceDtype: NpyDType }> {
   const label = `${what} (${path})`;
   const a = await readNpy(path, { dtypes: FLOAT_DTYPES, label });
-  if (a.shape.length !== 2) {
-    throw new ShapeError(`${label}: expected a 2-D array (samples × columns), got shape (${a.shape.join(', ')})`);
+  const rc = matrixShapeOf(a.shape, opts);
+  if (!rc) {
+    const or = opts.vector === 'column' ? ' or a 1-D array (samples: one column)' : '';
+    throw new ShapeError(`${label}: expected a 2-D array (samples × columns)${or}, got shape (${a.shape.join(', ')})`);
   }
-  const [rows, cols] = a.shape;
-  const where = { shape: a.shape, axes: ['row', 'column'] };
+  const [rows, cols] = rc;
+  const where = { shape: rc, axes: ['row', 'column'] };
   let data: Float32Array;
   if (a.data instanceof Float32Array) {
     data = a.data;

@@ -3,13 +3,13 @@
  * reusable buffer, so a table of many GB is checked in the memory of a slab (a preflight's check of a feature
  * file that the run will load later).
  */
-import type { NpyHeader } from './npy.js';
+import { fortranToCIndex, type NpyHeader } from './npy.js';
 import { FormatError } from '../errors.js';
 import { openRegularFile } from './byteStream.js';
 
 /** The first value a float32 matrix could not hold: NaN, ±Inf, or (float64 files) a finite value beyond float32's range. */
 export interface NonFiniteFound {
-  /** Flat index of the first bad element. */
+  /** Flat index (C order, as readers return the array) of the first bad element. */
   index: number;
   value: number;
   /** Bad elements in the whole file. */
@@ -47,8 +47,13 @@ export async function scanNpyNonFinite(path: string, header: NpyHeader): Promise
         const x = values[k];
         // x - x is 0 for every finite x; a float64 value must also stay finite as a float32 (as readMatrixNpy converts it)
         if (x - x === 0 && (item === 4 || Number.isFinite(Math.fround(x)))) continue;
-        if (found) found.count++;
-        else found = { index: base + k, value: x, count: 1, beyondFloat32: x - x === 0 };
+        // (a Fortran-ordered file holds its elements in another order than readers return them: the first is the least)
+        const index = header.fortranOrder ? fortranToCIndex(base + k, header.shape) : base + k;
+        if (!found) found = { index, value: x, count: 1, beyondFloat32: x - x === 0 };
+        else {
+          found.count++;
+          if (index < found.index) Object.assign(found, { index, value: x, beyondFloat32: x - x === 0 });
+        }
       }
       done += len;
     }

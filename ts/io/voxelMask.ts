@@ -24,8 +24,10 @@ export function maskFromVolume(
   source: string,
 ): VoxelMask {
   const n = grid[0] * grid[1] * grid[2];
-  if (values.length < n) {
-    throw new ShapeError(`${source}: volume has ${values.length} values, grid ${grid.join('×')} needs ${n}`);
+  if (values.length !== n) {
+    // more than the grid holds is several volumes, of which one alone was taken: no mask either
+    const what = values.length > n && values.length % n === 0 ? ` (${values.length / n} volumes; a mask is one)` : '';
+    throw new ShapeError(`${source}: volume has ${values.length} values, grid ${grid.join('×')} needs ${n}${what}`);
   }
   let count = 0;
   for (let i = 0; i < n; i++) if (keep(values[i])) count++;

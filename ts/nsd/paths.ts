@@ -49,9 +49,14 @@ export function roiPath(root: string, subject: number, atlas: string): string {
   return join(func1pt8Dir(root, subject), 'roi', `${atlas}.nii.gz`);
 }
 
-/** Label names for an atlas ("value name" per line). */
+/** The atlas whose label names a volume has: a hemisphere's (lh.streams, rh.prf-visualrois) are its atlas's. */
+export function labelAtlas(atlas: string): string {
+  return atlas.replace(/^[lr]h\./, '');
+}
+
+/** Label names for an atlas ("value name" per line); NSD ships one per atlas, none per hemisphere. */
 export function ctabPath(root: string, atlas: string): string {
-  return join(root, 'nsddata', 'freesurfer', 'fsaverage', 'label', `${atlas}.mgz.ctab`);
+  return join(root, 'nsddata', 'freesurfer', 'fsaverage', 'label', `${labelAtlas(atlas)}.mgz.ctab`);
 }
 
 export function expdesignPath(root: string): string {

@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
-import { InvalidArgumentError } from '../errors.js';
-import { readNifti, niftiGrid, type NiftiHeader } from '../io/nifti.js';
+import { InvalidArgumentError, ShapeError } from '../errors.js';
+import { readNifti, readNiftiHeader, niftiGrid, niftiVolumeCount, type NiftiHeader } from '../io/nifti.js';
 import { maskFromVolume, type VoxelMask } from '../io/voxelMask.js';
-import { ctabPath, roiPath } from './paths.js';
+import { ctabPath, labelAtlas, roiPath } from './paths.js';
 
 /**
  * Region specs: `nsdgeneral`; `<atlas>` (every label > 0); `<atlas>:<labels>` with labels given by name or
@@ -48,6 +48,12 @@ export async function loadRegionMask(root: string, subject: number, spec: string
   const r = typeof spec === 'string' ? parseRegionSpec(spec) : spec;
   const path = r.kind === 'file' ? r.path : roiPath(root, subject, r.atlas);
   const values = r.kind === 'atlas' && r.labels ? await resolveLabels(root, r.atlas, r.labels) : null;
+  // a 4-D file of several volumes is no mask (the first volume alone was taken): refused before its data are read
+  const first = await readNiftiHeader(path);
+  const volumes = niftiVolumeCount(first);
+  if (volumes > 1) {
+    throw new ShapeError(`${path}: dims ${first.dims.join('×')} hold ${volumes} volumes; a region mask is one volume (X×Y×Z, or X×Y×Z×1)`);
+  }
   const { header, data } = await readNifti(path);
   const grid = niftiGrid(header);
   const what = values ? `${path} labels ${values.join(',')}` : `${path} > 0`;
@@ -78,7 +84,8 @@ export async function resolveLabels(root: string, atlas: string, labels: string[
 }
 
 async function labelTable(root: string, atlas: string): Promise<Record<string, number[]>> {
-  const builtin = BUILTIN_LABELS[atlas] ?? {};
+  // a hemisphere's volume (lh.streams) has the labels of its atlas (streams.mgz.ctab: ctabPath drops the prefix)
+  const builtin = BUILTIN_LABELS[labelAtlas(atlas)] ?? {};
   let text: string;
   try {
     text = await readFile(ctabPath(root, atlas), 'utf8');

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 
-import { InvalidArgumentError, MissingFileError } from '../../errors.js';
+import { FormatError, InvalidArgumentError, LimitError, MissingFileError } from '../../errors.js';
 import { removedEntryLines } from '../../nsd/cache.js';
 import { loadNsdCaptions } from '../../nsd/captions.js';
 import { extractionProblems, extractNsd, type ZscoreDdof, type ZscoreMode } from '../../nsd/extract.js';
@@ -81,10 +81,16 @@ async function checkExtractFlags(flags: ExtractFlags, cmd: Command) {
   const divisor = p.take(() => decimalFlag(flags.divisor, '--divisor', 0));
   if (subject !== undefined && format !== undefined) {
     const inputs = await extractionProblems({ root: flags.root, subject, roi: flags.roi, sessions: flags.sessions, format });
-    for (const { option, error } of inputs) p.add(error, `--${option}`);
+    // a file's own defect (a truncated session, a corrupt mask) names the file; the flag only when its value is wrong
+    for (const { option, error } of inputs) p.add(error, isFileDefect(error) ? undefined : `--${option}`);
   }
   p.throwIfAny('nsd extract');
   return { subject: subject!, zscore: zscore!, ddof, format: format!, divisor: divisor! };
+}
+
+/** A refusal of what a file holds (its format, a limit it exceeds), which the file's name says best. */
+function isFileDefect(e: Error): boolean {
+  return e instanceof FormatError || e instanceof LimitError;
 }
 
 /** Refuses an --out that is an input, lies inside one or holds one: the extraction is written there, replacing the folder whole. */

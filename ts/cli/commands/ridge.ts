@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { BrainlatentError, CancelledError, FormatError, InvalidArgumentError, NonFiniteError, OutOfMemoryError, ShapeError } from '../../errors.js';
 import { allInOrder } from '../../allInOrder.js';
 import { assertFinite } from '../../io/finite.js';
-import { readIntVectorNpy, readMatrixNpy, readNpyHeader, writeNpy, type NpyHeader } from '../../io/npy.js';
+import { matrixShapeOf, readIntVectorNpy, readMatrixNpy, readNpyHeader, writeNpy, type NpyHeader } from '../../io/npy.js';
 import { useEngineArrayAllocator, useEngineFileMapping, useEngineFileWriter } from '../../native/call.js';
 import { alphaDiagnostics } from '../../ridge/alphaDiagnostics.js';
 import { alphaEdgeWarning, DECIMAL, parseAlphas } from '../../ridge/alphas.js';
@@ -45,9 +45,15 @@ function gibibytes(text: string, flag: string): number {
   return Math.round(v * 2 ** 30);
 }
 
-/** X or Y as its header describes it: a 2-D float32 or float64 array, as readMatrixNpy will read it. */
-function checkMatrixHeader(h: NpyHeader, path: string, what: string): void {
-  if (h.shape.length !== 2) throw new ShapeError(`${what} (${path}): expected a 2-D array (samples × columns), got shape (${h.shape.join(', ')})`);
+/** How Y is read: a 1-D y is one target (n × 1), as scikit-learn takes it; X must be 2-D (samples × features). */
+const Y_READ = { vector: 'column' } as const;
+
+/** X or Y as its header describes it: a 2-D float32 or float64 array (Y also 1-D), as readMatrixNpy will read it. */
+function checkMatrixHeader(h: NpyHeader, path: string, what: string, opts: { vector?: 'column' } = {}): void {
+  if (!matrixShapeOf(h.shape, opts)) {
+    const or = opts.vector === 'column' ? ' or a 1-D array (samples: one target)' : '';
+    throw new ShapeError(`${what} (${path}): expected a 2-D array (samples × columns)${or}, got shape (${h.shape.join(', ')})`);
+  }
   if (h.dtype !== 'float32' && h.dtype !== 'float64') throw new FormatError(`${what} (${path}): expected float32 or float64 data, got ${h.dtype}`, { path, field: 'descr' });
 }
 
@@ -64,7 +70,7 @@ function checkGroupsHeader(h: NpyHeader, path: string): void {
 function rowProblems(flags: FitFlags, x: NpyHeader | undefined, y: NpyHeader | undefined, groups: NpyHeader | undefined): ShapeError[] {
   const rowsOf = (h: NpyHeader | undefined, ok: (shape: number[]) => boolean) => (h && ok(h.shape) ? h.shape[0] : undefined);
   const matrix = (shape: number[]) => shape.length === 2;
-  const [xRows, yRows] = [rowsOf(x, matrix), rowsOf(y, matrix)];
+  const [xRows, yRows] = [rowsOf(x, matrix), rowsOf(y, (shape) => matrixShapeOf(shape, Y_READ) !== null)];
   const gRows = rowsOf(groups, (shape) => shape.length === 1 || (shape.length === 2 && shape[1] === 1));
   const out: ShapeError[] = [];
   if (xRows !== undefined && yRows !== undefined && yRows !== xRows) out.push(new ShapeError(`--y ${flags.y} has ${yRows} rows but --x ${flags.x} has ${xRows}; one row per sample in both`));
@@ -145,7 +151,7 @@ async function checkFitFlags(flags: FitFlags) {
   const x = await p.takeAsync(() => readNpyHeader(flags.x), '--x');
   if (x) p.take(() => checkMatrixHeader(x, flags.x, 'X'), '--x');
   const y = await p.takeAsync(() => readNpyHeader(flags.y), '--y');
-  if (y) p.take(() => checkMatrixHeader(y, flags.y, 'Y'), '--y');
+  if (y) p.take(() => checkMatrixHeader(y, flags.y, 'Y', Y_READ), '--y');
   const groups = flags.groups === undefined ? undefined : await p.takeAsync(() => readNpyHeader(flags.groups!), '--groups');
   const groupsOk = groups !== undefined && p.take(() => (checkGroupsHeader(groups, flags.groups!), true), '--groups') === true;
   for (const e of rowProblems(flags, x, y, groups)) p.add(e);
@@ -158,7 +164,7 @@ async function checkFitFlags(flags: FitFlags) {
   }
   let shape: { rows: number; cols: number; targets: number } | undefined;
   if (p.count === 0 && x && y) {
-    shape = { rows: x.shape[0], cols: x.shape[1], targets: y.shape[1] };
+    shape = { rows: x.shape[0], cols: x.shape[1], targets: matrixShapeOf(y.shape, Y_READ)![1] };
     const options = fitOptions(flags, { alphas: alphas!, folds: folds!, groups: groupIds, memoryBudget });
     try {
       const problem = ridgeBudgetProblem(options, shape, { what: 'ridge fit', field: '--memory', unit: 'GiB' });
@@ -182,7 +188,7 @@ export function registerRidgeCommand(program: Command): void {
     .command('fit')
     .description('fit RidgeCV on X (samples × features) and Y (samples × targets) stored as .npy')
     .requiredOption('--x <file>', 'X as .npy (float32 or float64, samples × features)')
-    .requiredOption('--y <file>', 'Y as .npy (float32 or float64, samples × targets)')
+    .requiredOption('--y <file>', 'Y as .npy (float32 or float64, samples × targets; 1-D: one target)')
     .option('--alphas <grid>', "candidate alphas, distinct and > 0: '1,10,100' or log-spaced start:stop:count (count >= 2 unless start = stop)", '1e1:1e7:10')
     .option('--folds <k>', 'number of CV folds (contiguous unless --groups)', '5')
     .option('--groups <file>', 'group label per sample (.npy int): a group never straddles folds, e.g. the image id of each trial')
@@ -223,7 +229,7 @@ safetensors.numpy.load_file(path).`,
       // The engine checks X and Y for NaN/Inf in native code before it fits: read them unchecked rather than scan
       // them twice (the scan in JavaScript is a fifth of this command's time outside the fit at NSD sizes).
       const unchecked = { finite: false };
-      const [x, y] = await allInOrder([readMatrixNpy(flags.x, 'X', unchecked), readMatrixNpy(flags.y, 'Y', unchecked)]);
+      const [x, y] = await allInOrder([readMatrixNpy(flags.x, 'X', unchecked), readMatrixNpy(flags.y, 'Y', { ...unchecked, ...Y_READ })]);
       for (const [m, name, path] of [[x, 'X', flags.x], [y, 'Y', flags.y]] as const) {
         if (m.sourceDtype === 'float64') console.log(`note: ${name} (${path}) is float64; converted to float32, the engine's precision`);
       }

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 
 import { allInOrder } from '../../allInOrder.js';
 import { writeJsonAtomic } from '../../io/atomicWrite.js';
-import { readIntVectorNpy, readMatrixNpy, readNpyHeader } from '../../io/npy.js';
+import { matrixShapeOf, readIntVectorNpy, readMatrixNpy, readNpyHeader } from '../../io/npy.js';
 import { ridgeBudgetProblem } from '../../ridge/memoryPlan.js';
 import { RidgeCV, type RidgeCVOptions } from '../../ridge/RidgeCV.js';
 import type { RidgeFitConfig } from '../../config/ridgeFit.js';
@@ -45,12 +45,12 @@ export async function ridgeFitBudgetProblem(c: RidgeFitConfig): Promise<string |
   let x, y, groups;
   try {
     [x, y] = await Promise.all([readNpyHeader(c.x), readNpyHeader(c.y)]);
-    if (x.shape.length !== 2 || y.shape.length !== 2 || x.shape[0] !== y.shape[0]) return null;
+    if (x.shape.length !== 2 || !matrixShapeOf(y.shape, { vector: 'column' }) || x.shape[0] !== y.shape[0]) return null;
     groups = c.groups ? await readIntVectorNpy(c.groups, 'groups') : undefined;
   } catch {
     return null;
   }
-  const shape = { rows: x.shape[0], cols: x.shape[1], targets: y.shape[1] };
+  const shape = { rows: x.shape[0], cols: x.shape[1], targets: matrixShapeOf(y.shape, { vector: 'column' })![1] };
   return ridgeBudgetProblem(ridgeFitOptions(c, groups), shape, { what: 'body.config: the ridge fit', field: 'body.config.memoryGiB', unit: 'GiB' });
 }
 
@@ -60,7 +60,7 @@ export async function runRidgeFit(c: RidgeFitConfig, control: { signal: AbortSig
   // allInOrder: with X and Y both bad, the job's error names X on every run, not whichever read failed first
   const [x, y, groups] = await allInOrder([
     readMatrixNpy(c.x, 'X'),
-    readMatrixNpy(c.y, 'Y'),
+    readMatrixNpy(c.y, 'Y', { vector: 'column' }), // a 1-D y: one target, as scikit-learn takes it
     c.groups ? readIntVectorNpy(c.groups, 'groups') : Promise.resolve(undefined),
   ]);
   control.progress('load', 1, n, 1, `X ${x.rows}×${x.cols}, Y ${y.rows}×${y.cols}`);

@@ -1,0 +1,63 @@
+/** Region masks: hemisphere atlases take their atlas's labels; a file of several volumes is no mask. */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ShapeError } from '../../ts/errors.js';
+import { writeNifti } from '../../ts/io/nifti.js';
+import { maskFromVolume } from '../../ts/io/voxelMask.js';
+import { ctabPath, roiPath } from '../../ts/nsd/paths.js';
+import { loadRegionMask } from '../../ts/nsd/roi.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'bl-roi-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+const grid = [4, 3, 2] as const;
+/** Label v at voxel v (0..7), -1 beyond: each label one voxel, at its own index. */
+const labels = Int16Array.from({ length: 24 }, (_, i) => (i < 8 ? i : -1));
+
+async function writeRoi(path: string, dims: number[], data: Int16Array): Promise<void> {
+  mkdirSync(dirname(path), { recursive: true });
+  await writeNifti(path, { dims, datatype: 'int16' }, data);
+}
+
+describe('hemisphere atlases (lh.streams, rh.prf-visualrois)', () => {
+  it('take the label names of their atlas: its .ctab (NSD ships none per hemisphere), else the built-in table', async () => {
+    const root = join(tmp, 'nsd');
+    await writeRoi(roiPath(root, 1, 'lh.streams'), [...grid], labels);
+    await writeRoi(roiPath(root, 1, 'rh.prf-visualrois'), [...grid], labels);
+    // without any .ctab: the built-in tables (streams early = 1; prf-visualrois V1 = V1v + V1d = 1, 2)
+    expect(Array.from((await loadRegionMask(root, 1, 'lh.streams:early')).mask.indices)).toEqual([1]);
+    expect(Array.from((await loadRegionMask(root, 1, 'rh.prf-visualrois:V1,hV4')).mask.indices)).toEqual([1, 2, 7]);
+    // streams.mgz.ctab, as NSD ships it, renumbered here so that its use shows
+    expect(ctabPath(root, 'lh.streams')).toBe(ctabPath(root, 'streams'));
+    mkdirSync(dirname(ctabPath(root, 'streams')), { recursive: true });
+    writeFileSync(ctabPath(root, 'streams'), '0 Unknown 0 0 0 0\n5 early 255 0 0 0\n6 ventral 0 255 0 0\n');
+    const early = await loadRegionMask(root, 1, 'lh.streams:early,ventral');
+    expect(early.values).toEqual([5, 6]);
+    expect(Array.from(early.mask.indices)).toEqual([5, 6]);
+  });
+});
+
+describe('a region mask is one volume', () => {
+  it('a 4-D file of several volumes is refused naming the file and its shape; one of a single volume is read', async () => {
+    const four = join(tmp, 'masks', 'four.nii.gz');
+    await writeRoi(four, [...grid, 3], Int16Array.from({ length: 72 }, (_, i) => (i % 24 === 5 ? 1 : 0)));
+    const e = await loadRegionMask(tmp, 1, four).then(() => null, (x: Error) => x);
+    expect(e).toBeInstanceOf(ShapeError);
+    expect(e!.message).toBe(`${four}: dims 4×3×2×3 hold 3 volumes; a region mask is one volume (X×Y×Z, or X×Y×Z×1)`);
+    // an atlas volume too
+    const root = join(tmp, 'nsd4d');
+    await writeRoi(roiPath(root, 1, 'streams'), [...grid, 2], Int16Array.from({ length: 48 }, (_, i) => i % 24));
+    await expect(loadRegionMask(root, 1, 'streams:early')).rejects.toThrow(`${roiPath(root, 1, 'streams')}: dims 4×3×2×2 hold 2 volumes`);
+    const one = join(tmp, 'masks', 'one.nii.gz');
+    await writeRoi(one, [...grid, 1], Int16Array.from({ length: 24 }, (_, i) => (i === 5 || i === 9 ? 1 : 0)));
+    expect(Array.from((await loadRegionMask(tmp, 1, one)).mask.indices)).toEqual([5, 9]);
+  });
+
+  it('maskFromVolume refuses values of more than one volume (it took the first)', () => {
+    expect(() => maskFromVolume(new Float32Array(48).fill(1), [...grid], (v) => v > 0, 'm.nii.gz')).toThrow(
+      new ShapeError('m.nii.gz: volume has 48 values, grid 4×3×2 needs 24 (2 volumes; a mask is one)'),
+    );
+  });
+});
