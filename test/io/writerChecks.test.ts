@@ -21,7 +21,7 @@ const file = (name: string) => join(dir, name);
 /** The elements of any NpyData (numbers or bigints), for comparing. */
 const values = (a: NpyData | number[]) => Array.from(a as ArrayLike<number | bigint>);
 
-const NPY_TYPES = 'Float32Array, Float64Array, Int8Array, Int16Array, Int32Array, BigInt64Array, Uint8Array, Uint16Array, Uint32Array, BigUint64Array';
+const NPY_TYPES = 'Float32Array, Float64Array, Int8Array, Int16Array, Int32Array, BigInt64Array, BoolArray, Uint8Array, Uint16Array, Uint32Array, BigUint64Array';
 
 describe('writeNpy', () => {
   it('writes every typed array readNpy returns with its own dtype: read → write → read gives the same dtype and values', async () => {
