@@ -36,6 +36,15 @@ function cookie(header: string | undefined, name: string): string | undefined {
   return undefined;
 }
 
+/** Why a request without a valid credential is refused, in terms of what it sent. */
+function unauthorized(header: string | undefined, scheme: string): string {
+  if (!header) return 'this service needs a bearer token (Authorization: Bearer <token>)';
+  if (scheme.toLowerCase() !== 'bearer') {
+    return `the Authorization header is of scheme '${scheme.slice(0, 32) || '(none)'}': this service expects a bearer token (Authorization: Bearer <token>)`;
+  }
+  return 'the bearer token is not valid';
+}
+
 export interface Authenticator {
   /** Whether the request may proceed; answers 401/403 itself when not (unless `quiet`). */
   check(req: FastifyRequest, reply: FastifyReply, options?: { quiet?: boolean }): boolean;
@@ -58,14 +67,13 @@ export function authenticator(token: string | null): Authenticator {
         return false;
       }
       const header = req.headers.authorization;
-      const bearer = header?.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
+      // (the scheme's name is case-insensitive: RFC 9110 §11.1)
+      const scheme = header?.trim().split(/\s+/)[0] ?? '';
+      const bearer = scheme.toLowerCase() === 'bearer' ? header!.trim().slice(scheme.length).trim() : undefined;
       const candidate = bearer ?? cookie(req.headers.cookie, SESSION_COOKIE);
       if (candidate !== undefined && matches(candidate)) return true;
       if (options.quiet) return false;
-      void reply
-        .code(401)
-        .header('www-authenticate', 'Bearer realm="brainlatent"')
-        .send({ error: 'Unauthorized', message: header ? 'the bearer token is not valid' : 'this service needs a bearer token (Authorization: Bearer <token>)', code: 'Unauthorized' });
+      void reply.code(401).header('www-authenticate', 'Bearer realm="brainlatent"').send({ error: 'Unauthorized', message: unauthorized(header, scheme), code: 'Unauthorized' });
       return false;
     },
   };

@@ -31,6 +31,8 @@ export interface ServiceContext {
   bodyLimit: number;
   dataBodyLimit: number;
   shutdownDeadlineMs: number;
+  /** Jobs run through Redis, possibly on other machines (serve --redis). */
+  jobsElsewhere: boolean;
 }
 
 const halfTheCores = () => Math.max(1, Math.floor((os.availableParallelism?.() ?? os.cpus().length) / 2));
@@ -79,6 +81,7 @@ export function createContext(options: BrainlatentPluginOptions): ServiceContext
     bodyLimit: o.bodyLimit ?? 1 << 20,
     dataBodyLimit: o.dataBodyLimit ?? 64 << 20,
     shutdownDeadlineMs: o.shutdownDeadlineMs ?? 30_000,
+    jobsElsewhere: o.redis !== undefined,
   };
 }
 

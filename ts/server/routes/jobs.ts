@@ -8,7 +8,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ServiceContext } from '../context.js';
 import { jobSpecOf, withConfigProblems, type JobBody } from '../jobs/jobSpec.js';
 import type { LoggedEvent } from '../jobs/jobBoard.js';
-import type { JobKind, JobState } from '../jobs/types.js';
+import { isFinal, type JobKind, type JobState } from '../jobs/types.js';
+import { JobFinishedError } from '../jobs/jobErrors.js';
 import { JobNotFoundError } from '../notFound.js';
 import { JobBodySchema, JobIdParams, JobListQuery } from '../schemas.js';
 import { listRunFolder, sendRunFile } from '../runFiles.js';
@@ -25,7 +26,7 @@ export async function jobRoutes(app: FastifyInstance, ctx: ServiceContext): Prom
     { bodyLimit: ctx.bodyLimit, attachValidation: true, schema: { tags: ['jobs'], summary: 'Submit a job', body: JobBodySchema } },
     async (req, reply) => {
       if (req.validationError) throw withConfigProblems(req.validationError, req.body);
-      const spec = await jobSpecOf(req.body as JobBody, ctx.root);
+      const spec = await jobSpecOf(req.body as JobBody, ctx.root, { elsewhere: ctx.jobsElsewhere });
       const view = await ctx.runner.submit(spec);
       return reply.code(202).header('location', `${req.url.replace(/\/+$/, '')}/${view.id}`).send(view);
     },
@@ -43,6 +44,9 @@ export async function jobRoutes(app: FastifyInstance, ctx: ServiceContext): Prom
   });
 
   app.delete('/v1/jobs/:id', { schema: { tags: ['jobs'], summary: 'Cancel a job (it stops at its next step or batch)', params: JobIdParams } }, async (req: IdRequest, reply) => {
+    // a job that has ended has nothing to cancel: 409 with its state, not a 202 that suggests a cancel is under way
+    const before = board.get(req.params.id);
+    if (before && isFinal(before.state)) throw new JobFinishedError(before.id, before.state);
     const view = await ctx.runner.cancel(req.params.id);
     if (!view) throw new JobNotFoundError(req.params.id);
     return reply.code(202).send(view);
@@ -68,8 +72,15 @@ export async function jobRoutes(app: FastifyInstance, ctx: ServiceContext): Prom
         if (e.event.event === 'result' || e.event.event === 'error') stream.end();
       };
       // Subscribing and replaying happen in one turn of the event loop, so no event falls between them.
-      sub = board.subscribe(id, send, Number.isInteger(last) && last > 0 ? last : 0)!;
-      for (const e of sub.replay) send(e);
+      const after = Number.isInteger(last) && last > 0 ? last : 0;
+      // (live events are all newer than the replay; an id beyond the end must not hold them back, the final one least)
+      sub = board.subscribe(id, send, 0)!;
+      const replay = sub.replay.filter((e) => e.seq > after);
+      // A client whose Last-Event-ID is at or beyond the end of an ended job (it has the final event, or an id from
+      // elsewhere) gets the final event again, so the stream ends on it, never empty (an EventSource would reconnect)
+      const finalEvent = sub.final ? sub.replay[sub.replay.length - 1] : undefined;
+      if (finalEvent && !replay.includes(finalEvent)) replay.push(finalEvent);
+      for (const e of replay) send(e);
       if (sub.final && !stream.closed) stream.end();
     },
   );

@@ -103,15 +103,17 @@ async function dataRoutes(
   // a large body is validated by the thread that decodes it, with the same validator
   app.setValidatorCompiler(bodyValidator((body) => body instanceof LargeBody));
 
-  const matrixOf = async (body: unknown): Promise<Matrix> => {
+  /** X, and the field that held it (for an error about its shape): body.x of a JSON body, or a .npy body itself. */
+  const matrixOf = async (body: unknown): Promise<{ x: Matrix; field: string }> => {
     // (a body without a content-type is not validated: the schema is per type)
     if (body === undefined) throw new RequestValidationError('body', [`body: required, expected X as JSON ({"x": [[...], ...]}) or as .npy (content-type ${NPY_TYPE})`]);
+    const field = (npy: boolean) => (npy ? 'body (X as .npy)' : 'body.x');
     if (body instanceof LargeBody) {
       const d = await ctx.predictPool.decode(body);
       if (d.kind !== 'matrix') throw new Error(`a predict body decoded as ${d.kind}`);
-      return d.x;
+      return { x: d.x, field: field(body.kind === 'predict-npy') };
     }
-    return Buffer.isBuffer(body) ? matrixFromNpy(body) : matrixFromJson((body as PredictBody).x);
+    return Buffer.isBuffer(body) ? { x: matrixFromNpy(body), field: field(true) } : { x: matrixFromJson((body as PredictBody).x), field: field(false) };
   };
   const img2imgOf = async (body: unknown): Promise<Img2ImgInput> => {
     if (!(body instanceof LargeBody)) return img2imgInput(body as Img2ImgBody);
@@ -138,9 +140,9 @@ async function dataRoutes(
     async (req: FastifyRequest<{ Params: { model: string } }>, reply: FastifyReply) => {
       const t0 = performance.now();
       const name = req.params.model;
-      const x = await matrixOf(req.body);
+      const { x, field } = await matrixOf(req.body);
       const model = ctx.models.ridge(name);
-      if (x.cols !== model.nFeatures) throw new ShapeError(`body: X has ${x.cols} features per sample but model '${name}' takes ${model.nFeatures}`);
+      if (x.cols !== model.nFeatures) throw new ShapeError(`${field}: X has ${x.cols} features per sample but model '${name}' takes ${model.nFeatures}`);
       const y = await ctx.models.predict(name, x).catch((e: unknown) => {
         if (e instanceof QueueFullError) ctx.metrics.rejected.inc({ pool: 'predict' });
         throw e;
