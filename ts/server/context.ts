@@ -5,6 +5,7 @@
 import os from 'node:os';
 
 import { authenticator, type Authenticator } from './auth.js';
+import { SessionStore } from './sessions.js';
 import { LocalJobRunner } from './jobs/LocalJobRunner.js';
 import type { JobRunner } from './jobs/JobRunner.js';
 import { ServiceMetrics } from './metrics.js';
@@ -70,7 +71,7 @@ export function createContext(options: BrainlatentPluginOptions): ServiceContext
   runner.board.showText = (text) => root.shown(text);
   return {
     root,
-    auth: authenticator(o.token ?? null),
+    auth: authenticator(o.token ?? null, new SessionStore(o.sessionMaxAgeSeconds)),
     runner,
     models,
     predictPool,

@@ -1,10 +1,10 @@
 /**
  * Health (`/healthz`: the process answers), readiness (`/readyz`: the job runner can run jobs, Redis reachable
- * when used; with the loaded models), Prometheus metrics, the OpenAPI document, and the page's session login.
+ * when used; with the loaded models), Prometheus metrics, the OpenAPI document, and the page's sign-in and sign-out.
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 
-import { SESSION_COOKIE } from '../auth.js';
+import { cookie, SESSION_COOKIE } from '../auth.js';
 import type { ServiceContext } from '../context.js';
 import { SessionBodySchema } from '../schemas.js';
 
@@ -28,15 +28,26 @@ export async function healthRoutes(app: FastifyInstance, ctx: ServiceContext, pr
     return { tokenRequired: ctx.auth.hasToken, signedIn };
   });
 
+  const path = prefix || '/';
+  /** The session cookie's attributes: its path, HttpOnly, SameSite=Strict, and Secure over TLS (not on plain loopback HTTP). */
+  const attributes = (req: FastifyRequest, maxAge: number) => `Path=${path}; Max-Age=${maxAge}; HttpOnly; SameSite=Strict${req.protocol === 'https' ? '; Secure' : ''}`;
+
   app.post(
     '/v1/session',
-    { config: { public: true }, bodyLimit: 8192, schema: { tags: ['health'], summary: 'Exchange the token for a session cookie (for the web page)', body: SessionBodySchema } },
+    { config: { public: true }, bodyLimit: 8192, schema: { tags: ['health'], summary: 'Sign in: exchange the token for a session cookie (for the web page)', body: SessionBodySchema } },
     async (req, reply) => {
       const { token } = req.body as { token: string };
       if (!ctx.auth.hasToken) return reply.code(204).send();
       if (!ctx.auth.matches(token)) return reply.code(401).send({ error: 'Unauthorized', message: 'the token is not valid', code: 'Unauthorized' });
-      const path = prefix || '/';
-      return reply.header('set-cookie', `${SESSION_COOKIE}=${encodeURIComponent(token)}; Path=${path}; HttpOnly; SameSite=Strict`).code(204).send();
+      // a random id, not the token: it expires, a sign-out revokes it, and a restart forgets it
+      const id = ctx.auth.sessions.create();
+      return reply.header('set-cookie', `${SESSION_COOKIE}=${id}; ${attributes(req, ctx.auth.sessions.maxAgeSeconds)}`).code(204).send();
     },
   );
+
+  app.delete('/v1/session', { config: { public: true }, schema: { tags: ['health'], summary: 'Sign out: forget this session and clear its cookie' } }, async (req, reply) => {
+    const id = cookie(req.headers.cookie, SESSION_COOKIE);
+    if (id !== undefined) ctx.auth.sessions.delete(id);
+    return reply.header('set-cookie', `${SESSION_COOKIE}=; ${attributes(req, 0)}`).code(204).send();
+  });
 }
