@@ -62,7 +62,7 @@ describe('request details', () => {
     expect(cut.json.message).toBe('the body is not valid JSON: line 1, column 10: value expected (at the end of the body)');
     // the data routes' own parser, small and large bodies alike
     const small = await s.call('POST', '/v1/ridge/z/predict', '{"x": [[1, 2, 3, 4]]]', { 'content-type': 'application/json' });
-    expect(small.json.message).toBe('the body is not valid JSON: line 1, column 21: end of file expected');
+    expect(small.json.message).toBe('the body is not valid JSON: line 1, column 21: comma expected');
     const large = await s.call('POST', '/v1/ridge/z/predict', `{"x": [${'[1, 2, 3, 4],'.repeat(30_000)}]}`, { 'content-type': 'application/json' });
     expect(large.status).toBe(400);
     expect(large.json.message).toMatch(/^the body is not valid JSON: line 1, column [\d]+: value expected$/);
