@@ -3,7 +3,7 @@
  * as Server-Sent Events (every stage in order, progress with rate and ETA, then `result` or `error`), cancel it,
  * and read its run folder.
  */
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchema } from 'fastify';
 
 import type { ServiceContext } from '../context.js';
 import { jobSpecOf, withConfigProblems, type JobBody } from '../jobs/jobSpec.js';
@@ -11,10 +11,20 @@ import type { LoggedEvent } from '../jobs/jobBoard.js';
 import { isFinal, type JobKind, type JobState } from '../jobs/types.js';
 import { JobFinishedError } from '../jobs/jobErrors.js';
 import { JobNotFoundError } from '../notFound.js';
+import { binary, described, errorResponses, JobListSchema, JobViewSchema, RunFileListSchema } from '../responseSchemas.js';
 import { JobBodySchema, JobIdParams, JobListQuery } from '../schemas.js';
 import { listRunFolder, sendRunFile } from '../runFiles.js';
 
 type IdRequest = FastifyRequest<{ Params: { id: string } }>;
+
+const FILE_PATH = { type: 'string', description: "the file's path inside the run folder, e.g. report.html or images/0001.png ('/' between folders)" };
+
+/** The run-file route in the OpenAPI document: its wildcard as a parameter named `path`. */
+function namedWildcard({ schema, url }: { schema: FastifySchema; url: string }): { schema: FastifySchema; url: string } {
+  const params = schema.params as { properties: Record<string, unknown>; required: string[] };
+  const { '*': _wildcard, ...rest } = params.properties;
+  return { url: url.replace(/\*$/, ':path'), schema: { ...schema, params: { ...params, properties: { ...rest, path: FILE_PATH }, required: [...params.required, 'path'] } } };
+}
 
 
 export async function jobRoutes(app: FastifyInstance, ctx: ServiceContext): Promise<void> {
@@ -23,7 +33,17 @@ export async function jobRoutes(app: FastifyInstance, ctx: ServiceContext): Prom
   app.post(
     '/v1/jobs',
     // (a body the schema refuses reaches the handler, which adds its config's own problems to the schema's)
-    { bodyLimit: ctx.bodyLimit, attachValidation: true, schema: { tags: ['jobs'], summary: 'Submit a job', body: JobBodySchema } },
+    {
+      bodyLimit: ctx.bodyLimit,
+      attachValidation: true,
+      schema: {
+        tags: ['jobs'],
+        summary: 'Submit a job',
+        description: "202 with the job and `Location: /v1/jobs/ID`; a reconstruct config its preflight refuses is a 400 (nothing queued or written)",
+        body: JobBodySchema,
+        response: { 202: described(JobViewSchema, 'the job, queued'), ...errorResponses(400, 409, 413, 415) },
+      },
+    },
     async (req, reply) => {
       if (req.validationError) throw withConfigProblems(req.validationError, req.body);
       const spec = await jobSpecOf(req.body as JobBody, ctx.root, { elsewhere: ctx.jobsElsewhere });
@@ -32,25 +52,37 @@ export async function jobRoutes(app: FastifyInstance, ctx: ServiceContext): Prom
     },
   );
 
-  app.get('/v1/jobs', { schema: { tags: ['jobs'], summary: 'List jobs (newest first)', querystring: JobListQuery } }, async (req) => {
+  app.get('/v1/jobs', { schema: { tags: ['jobs'], summary: 'List jobs (newest first)', querystring: JobListQuery, response: { 200: JobListSchema, ...errorResponses(400) } } }, async (req) => {
     const q = req.query as { state?: JobState; kind?: JobKind };
     return { jobs: board.list(q).reverse() };
   });
 
-  app.get('/v1/jobs/:id', { schema: { tags: ['jobs'], summary: 'A job', params: JobIdParams } }, async (req: IdRequest, reply) => {
+  app.get('/v1/jobs/:id', { schema: { tags: ['jobs'], summary: 'A job', params: JobIdParams, response: { 200: JobViewSchema, ...errorResponses(400, 404) } } }, async (req: IdRequest, reply) => {
     const view = board.get(req.params.id);
     if (!view) throw new JobNotFoundError(req.params.id);
     return view;
   });
 
-  app.delete('/v1/jobs/:id', { schema: { tags: ['jobs'], summary: 'Cancel a job (it stops at its next step or batch)', params: JobIdParams } }, async (req: IdRequest, reply) => {
-    // a job that has ended has nothing to cancel: 409 with its state, not a 202 that suggests a cancel is under way
-    const before = board.get(req.params.id);
-    if (before && isFinal(before.state)) throw new JobFinishedError(before.id, before.state);
-    const view = await ctx.runner.cancel(req.params.id);
-    if (!view) throw new JobNotFoundError(req.params.id);
-    return reply.code(202).send(view);
-  });
+  app.delete(
+    '/v1/jobs/:id',
+    {
+      schema: {
+        tags: ['jobs'],
+        summary: 'Cancel a job (it stops at its next step or batch)',
+        description: '202 with the job as it stands; 409 JobFinished (with its state) for a job that has already ended',
+        params: JobIdParams,
+        response: { 202: described(JobViewSchema, 'the job; it stops at its next step or batch'), ...errorResponses(400, 404, 409) },
+      },
+    },
+    async (req: IdRequest, reply) => {
+      // a job that has ended has nothing to cancel: 409 with its state, not a 202 that suggests a cancel is under way
+      const before = board.get(req.params.id);
+      if (before && isFinal(before.state)) throw new JobFinishedError(before.id, before.state);
+      const view = await ctx.runner.cancel(req.params.id);
+      if (!view) throw new JobNotFoundError(req.params.id);
+      return reply.code(202).send(view);
+    },
+  );
 
   app.get(
     '/v1/jobs/:id/events',
@@ -59,6 +91,7 @@ export async function jobRoutes(app: FastifyInstance, ctx: ServiceContext): Prom
         tags: ['jobs'],
         summary: 'Follow a job as Server-Sent Events: state, stage, progress (rate, ETA), then result or error',
         params: JobIdParams,
+        response: { 200: binary('the event stream (id, event, data: JSON), ending after result or error', ['text/event-stream']), ...errorResponses(400, 404) },
       },
     },
     async (req: IdRequest, reply) => {
@@ -85,7 +118,7 @@ export async function jobRoutes(app: FastifyInstance, ctx: ServiceContext): Prom
     },
   );
 
-  app.get('/v1/jobs/:id/files', { schema: { tags: ['jobs'], summary: "The files of a job's run folder", params: JobIdParams } }, async (req: IdRequest, reply) => {
+  app.get('/v1/jobs/:id/files', { schema: { tags: ['jobs'], summary: "The files of a job's run folder", params: JobIdParams, response: { 200: RunFileListSchema, ...errorResponses(400, 404) } } }, async (req: IdRequest, reply) => {
     const dir = board.dir(req.params.id);
     if (!dir) throw new JobNotFoundError(req.params.id);
     return { files: await listRunFolder(dir) };
@@ -93,7 +126,16 @@ export async function jobRoutes(app: FastifyInstance, ctx: ServiceContext): Prom
 
   app.get(
     '/v1/jobs/:id/files/*',
-    { schema: { tags: ['jobs'], summary: "A file of a job's run folder (report, images, .npy, NIfTI)", params: { type: 'object', properties: { id: JobIdParams.properties.id, '*': { type: 'string' } }, required: ['id'] } } },
+    {
+      schema: {
+        tags: ['jobs'],
+        summary: "A file of a job's run folder (report, images, .npy, NIfTI)",
+        params: { type: 'object', properties: { id: JobIdParams.properties.id, '*': FILE_PATH }, required: ['id'] },
+        response: { 200: binary('the file, with its media type', ['text/html', 'image/png', 'application/json', 'application/octet-stream']), ...errorResponses(400, 404) },
+      },
+      // Fastify names a wildcard '*': the document names it `path`, as a client generator needs a name
+      config: { swaggerTransform: namedWildcard },
+    },
     async (req: FastifyRequest<{ Params: { id: string; '*': string } }>, reply) => {
       const dir = board.dir(req.params.id);
       if (!dir) throw new JobNotFoundError(req.params.id);

@@ -18,6 +18,7 @@ import { ModelNotFoundError } from '../notFound.js';
 import { engineWhere, ModelOutputError, type ModelOutput } from '../models/ModelOutputError.js';
 import { img2imgInput, matrixFromJson, matrixFromNpy, type Img2ImgInput } from '../models/requestBodies.js';
 import { imagesNpy, latentsNpy, pngStrip, predictionsJson, type Answer } from '../models/responseBodies.js';
+import { binary, described, errorResponses, ModelListSchema, ModelViewSchema, NO_CONTENT, PredictionsSchema } from '../responseSchemas.js';
 import { ModelNameParams, ModelParams } from '../schemas.js';
 import { bodyValidator, RequestValidationError } from '../validation.js';
 import { QueueFullError, type WorkQueue } from '../workQueue.js';
@@ -52,7 +53,7 @@ export async function modelRoutes(app: FastifyInstance, ctx: ServiceContext): Pr
     }
   };
 
-  app.post('/v1/models', { bodyLimit: ctx.bodyLimit, schema: { tags: ['models'], summary: 'Load a ridge model or an SD model folder', body: LoadModelBodySchema } }, async (req, reply) => {
+  app.post('/v1/models', { bodyLimit: ctx.bodyLimit, schema: { tags: ['models'], summary: 'Load a ridge model or an SD model folder', body: LoadModelBodySchema, response: { 201: described(ModelViewSchema, 'the model, loaded'), ...errorResponses(400, 409, 413, 415) } } }, async (req, reply) => {
     const b = req.body as LoadModelBody;
     const abs = await ctx.root.resolve(b.path, 'body.path');
     const view = await ctx.models.load(b, abs, ctx.root.relative(abs)).catch((e: unknown) => {
@@ -61,15 +62,15 @@ export async function modelRoutes(app: FastifyInstance, ctx: ServiceContext): Pr
     return reply.code(201).send(view);
   });
 
-  app.get('/v1/models', { schema: { tags: ['models'], summary: 'Loaded models' } }, async () => ({ models: ctx.models.list() }));
+  app.get('/v1/models', { schema: { tags: ['models'], summary: 'Loaded models', response: { 200: ModelListSchema, ...errorResponses() } } }, async () => ({ models: ctx.models.list() }));
 
-  app.get('/v1/models/:name', { schema: { tags: ['models'], summary: 'A loaded model', params: ModelNameParams } }, async (req: FastifyRequest<{ Params: { name: string } }>, reply) => {
+  app.get('/v1/models/:name', { schema: { tags: ['models'], summary: 'A loaded model', params: ModelNameParams, response: { 200: ModelViewSchema, ...errorResponses(400, 404) } } }, async (req: FastifyRequest<{ Params: { name: string } }>, reply) => {
     const view = ctx.models.get(req.params.name);
     if (!view) throw new ModelNotFoundError(req.params.name);
     return view;
   });
 
-  app.delete('/v1/models/:name', { schema: { tags: ['models'], summary: 'Unload a model (requests in flight finish first)', params: ModelNameParams } }, async (req: FastifyRequest<{ Params: { name: string } }>, reply) => {
+  app.delete('/v1/models/:name', { schema: { tags: ['models'], summary: 'Unload a model (requests in flight finish first)', params: ModelNameParams, response: { ...NO_CONTENT, ...errorResponses(400, 404) } } }, async (req: FastifyRequest<{ Params: { name: string } }>, reply) => {
     if (!ctx.models.unload(req.params.name)) throw new ModelNotFoundError(req.params.name);
     return reply.code(204).send();
   });
@@ -135,6 +136,13 @@ async function dataRoutes(
         summary: 'Ridge predictions: ((X − x_mean) / x_scale) · coef + intercept. JSON in and out, or .npy (Accept: application/x-npy)',
         params: ModelParams,
         body: { content: { 'application/json': { schema: PredictBodySchema }, [NPY_TYPE]: { schema: { description: 'X as .npy (float32 or float64, samples × features)' } } } },
+        response: {
+          200: {
+            description: 'predictions, samples × targets: JSON, or float32 .npy with Accept: application/x-npy',
+            content: { 'application/json': { schema: PredictionsSchema }, [NPY_TYPE]: { schema: { type: 'string', format: 'binary' } } },
+          },
+          ...errorResponses(400, 404, 413, 415),
+        },
       },
     },
     async (req: FastifyRequest<{ Params: { model: string } }>, reply: FastifyReply) => {
@@ -157,7 +165,19 @@ async function dataRoutes(
 
   app.post(
     '/v1/sd/:model/img2img',
-    { bodyLimit: ctx.dataBodyLimit, schema: { tags: ['models'], summary: 'img2img from latents and conditioning (.npy, base64); PNG or .npy back', params: ModelParams, body: Img2ImgBodySchema } },
+        {
+      bodyLimit: ctx.dataBodyLimit,
+      schema: {
+        tags: ['models'],
+        summary: 'img2img from latents and conditioning (.npy, base64); PNG or .npy back',
+        params: ModelParams,
+        body: Img2ImgBodySchema,
+        response: {
+          200: binary('output "png": the B images side by side; "npy": uint8 [B,H,W,3]; "latents": float32 [B,4,h,w] (header X-Brainlatent-Images: B)', ['image/png', NPY_TYPE]),
+          ...errorResponses(400, 404, 413, 415),
+        },
+      },
+    },
     async (req: FastifyRequest<{ Params: { model: string } }>, reply: FastifyReply) => {
       const t0 = performance.now();
       const name = req.params.model;
