@@ -3,8 +3,10 @@
  * configurable), HttpOnly and SameSite=Strict; the session expires, `DELETE /v1/session` signs out, and a restart
  * forgets every session (401). Bearer tokens work as before, with or without a cookie.
  */
+import Fastify from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import { brainlatentPlugin } from '../../ts/server/index.js';
 import { SessionStore } from '../../ts/server/sessions.js';
 import { startTestServer, type TestServer } from './helpers.js';
 
@@ -80,6 +82,22 @@ describe('sign-in sessions', () => {
       expect((await signIn(short)).setCookie).toMatch(/; Max-Age=60;/);
     } finally {
       await short.stop();
+    }
+  });
+});
+
+describe('the session cookie over TLS', () => {
+  it('is Secure when the request came over TLS (here: through a proxy the app trusts)', async () => {
+    const app = Fastify({ trustProxy: true });
+    await app.register(brainlatentPlugin, { prefix: '/bl', root: process.cwd(), token: TOKEN, defaultMetrics: false, page: false });
+    try {
+      const over = (proto: string) => app.inject({ method: 'POST', url: '/bl/v1/session', headers: { 'content-type': 'application/json', 'x-forwarded-proto': proto }, payload: { token: TOKEN } });
+      const tls = await over('https');
+      expect(tls.statusCode).toBe(204);
+      expect(tls.headers['set-cookie']).toMatch(/; Path=\/bl; Max-Age=43200; HttpOnly; SameSite=Strict; Secure$/);
+      expect((await over('http')).headers['set-cookie']).not.toMatch(/Secure/);
+    } finally {
+      await app.close();
     }
   });
 });
