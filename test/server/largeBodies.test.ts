@@ -96,7 +96,9 @@ describe('large bodies are decoded off the event loop, with the small path’s a
       const a = told(await s.call('POST', '/v1/ridge/r/predict', body(small), { 'content-type': 'application/json' }));
       const b = told(await s.call('POST', '/v1/ridge/r/predict', body(large), { 'content-type': 'application/json' }));
       expect(a.status, what).toBe(400);
-      expect(b, what).toEqual(a);
+      // (JSON that does not parse is told where: the same fault at the end of a longer body is at a later column)
+      const at = (t: typeof a) => ({ ...t, message: t.message?.replace(/column \d+/, 'column N') });
+      expect(at(b), what).toEqual(at(a));
     }
     const nan = (rows: number) => {
       const x = new Float64Array(X.data.subarray(0, rows * FEATURES));

@@ -65,7 +65,7 @@ describe('models: load once, predict and img2img off the event loop', () => {
   it('answers 400 for the wrong number of features, 404 for an unknown model', async () => {
     const bad = await s.call('POST', '/v1/ridge/z/predict', { x: [[1, 2, 3]] });
     expect(bad.status).toBe(400);
-    expect(bad.json.message).toMatch(/^body: X has 3 features per sample but model 'z' takes 40/);
+    expect(bad.json.message).toMatch(/^body\.x: X has 3 features per sample but model 'z' takes 40/);
     const ragged = await s.call('POST', '/v1/ridge/z/predict', { x: [new Array(40).fill(0), [1]] });
     expect(ragged.status).toBe(400);
     expect(ragged.json.message).toMatch(/^body\.x\[1\]/);

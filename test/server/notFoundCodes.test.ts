@@ -28,7 +28,7 @@ describe('404: one code per kind of thing not found, on every route', () => {
     ['POST', '/v1/ridge/nope/predict', encodeNpy(new Float32Array(4), [1, 4]), npy, 'nope', "no ridge model named 'nope' is loaded (POST /v1/models loads one)"],
     ['POST', '/v1/sd/nope/img2img', img2img, undefined, 'nope', "no sd model named 'nope' is loaded (POST /v1/models loads one)"],
     // a model of the other kind is not the model the route needs
-    ['POST', '/v1/sd/z/img2img', img2img, undefined, 'z', "no sd model named 'z' is loaded (POST /v1/models loads one)"],
+    ['POST', '/v1/sd/z/img2img', img2img, undefined, 'z', "model 'z' is a ridge model, not a Stable Diffusion (diffusion) model: POST /v1/ridge/z/predict runs it (this route needs a Stable Diffusion (diffusion) model; POST /v1/models loads one)"],
   ] as const)('%s %s: ModelNotFound naming the model', async (method, path, body, headers, model, message) => {
     const r = await s.call(method, path, body, headers);
     expect(r.status, r.text).toBe(404);

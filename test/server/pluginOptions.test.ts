@@ -63,6 +63,7 @@ describe('brainlatentPlugin options', () => {
       bodyLimit: 1024,
       dataBodyLimit: 1 << 20,
       shutdownDeadlineMs: 0,
+      sessionMaxAgeSeconds: 3600,
       page: false,
       defaultMetrics: false,
       eventLoopResolutionMs: 5,

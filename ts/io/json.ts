@@ -23,19 +23,21 @@ export function parseJson(text: string, path: string): unknown {
   try {
     return JSON.parse(text);
   } catch {
-    const jsonc = requireJsonc();
-    const errors: ParseError[] = [];
-    jsonc.parse(text, errors, { disallowComments: true, allowTrailingComma: false, allowEmptyContent: false });
-    const first = errors[0];
+    const where = jsonSyntaxError(text);
     // The file's own bytes are never quoted: a service may be asked to read any file, and its errors go to the client.
-    if (!first) throw new FormatError(`${path}: not valid JSON`, { path });
-    const { line, column } = lineColumn(text, first.offset);
-    throw new FormatError(
-      `${path}:${line}:${column}: not valid JSON: ${describe(jsonc.printParseErrorCode(first.error))}` +
-        (first.offset < text.length ? '' : ' at the end of the file'),
-      { path, field: `line ${line}` },
-    );
+    if (!where) throw new FormatError(`${path}: not valid JSON`, { path });
+    throw new FormatError(`${path}:${where.line}:${where.column}: not valid JSON: ${where.what}${where.atEnd ? ' at the end of the file' : ''}`, { path, field: `line ${where.line}` });
   }
+}
+
+/** Where `text` stops being JSON and what was expected there (never quoting it), or null when it parses. */
+export function jsonSyntaxError(text: string): { line: number; column: number; what: string; atEnd: boolean } | null {
+  const jsonc = requireJsonc();
+  const errors: ParseError[] = [];
+  jsonc.parse(text, errors, { disallowComments: true, allowTrailingComma: false, allowEmptyContent: false });
+  const first = errors[0];
+  if (!first) return null;
+  return { ...lineColumn(text, first.offset), what: describe(jsonc.printParseErrorCode(first.error)), atEnd: first.offset >= text.length };
 }
 
 /** Reads and parses a JSON file (UTF-8, a leading byte-order mark allowed). */

@@ -1,13 +1,17 @@
 /**
  * Who may call the service. With a token, every request but the health checks and the page's static shell must
- * carry it: `Authorization: Bearer <token>`, or the session cookie the page obtains from `POST /v1/session`
- * (HttpOnly, SameSite=Strict, so other sites cannot ride on it). Without a token the service answers loopback
- * clients only, so a plugin mounted in an app that listens on every interface does not expose it by accident.
+ * carry it: `Authorization: Bearer <token>`, or the session cookie the page obtains from `POST /v1/session`: a
+ * random session id (never the token), which expires (Max-Age) and which `DELETE /v1/session` revokes; HttpOnly,
+ * SameSite=Strict (other sites cannot ride on it), and Secure when the request came over TLS. Without a token the
+ * service answers loopback clients only, so a plugin mounted in an app that listens on every interface does not
+ * expose it by accident.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { isIP } from 'node:net';
 
 import type { FastifyReply, FastifyRequest } from 'fastify';
+
+import { SessionStore } from './sessions.js';
 
 export const SESSION_COOKIE = 'brainlatent_session';
 
@@ -27,7 +31,7 @@ export function isLoopbackHost(host: string): boolean {
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
 /** The session cookie's value, or undefined. */
-function cookie(header: string | undefined, name: string): string | undefined {
+export function cookie(header: string | undefined, name: string): string | undefined {
   if (!header) return undefined;
   for (const part of header.split(';')) {
     const eq = part.indexOf('=');
@@ -36,20 +40,40 @@ function cookie(header: string | undefined, name: string): string | undefined {
   return undefined;
 }
 
+/** Why a request without a valid credential is refused, in terms of what it sent. */
+function unauthorized(header: string | undefined, scheme: string, staleSession: boolean): string {
+  if (!header && staleSession) return 'the session has expired or was signed out (or the service restarted): sign in again, or send Authorization: Bearer <token>';
+  if (!header) return 'this service needs a bearer token (Authorization: Bearer <token>)';
+  if (scheme.toLowerCase() !== 'bearer') {
+    return `the Authorization header is of scheme '${scheme.slice(0, 32) || '(none)'}': this service expects a bearer token (Authorization: Bearer <token>)`;
+  }
+  return 'the bearer token is not valid';
+}
+
+/** The request's session id, when its cookie names a live session of this process. */
+function liveSession(sessions: SessionStore, req: FastifyRequest): string | undefined {
+  const id = cookie(req.headers.cookie, SESSION_COOKIE);
+  return id !== undefined && sessions.valid(id) ? id : undefined;
+}
+
 export interface Authenticator {
   /** Whether the request may proceed; answers 401/403 itself when not (unless `quiet`). */
   check(req: FastifyRequest, reply: FastifyReply, options?: { quiet?: boolean }): boolean;
   /** Whether `candidate` is the token (constant time). */
   matches(candidate: string): boolean;
   readonly hasToken: boolean;
+  /** The sign-in sessions (ids in the cookie). */
+  readonly sessions: SessionStore;
 }
 
-export function authenticator(token: string | null): Authenticator {
+/** `sessions`: the store of sign-in sessions (default: one whose sessions last DEFAULT_SESSION_MAX_AGE_S). */
+export function authenticator(token: string | null, sessions: SessionStore = new SessionStore()): Authenticator {
   const want = token ? digest(token) : null;
   const matches = (candidate: string) => want !== null && timingSafeEqual(digest(candidate), want);
   return {
     hasToken: want !== null,
     matches,
+    sessions,
     check(req, reply, options = {}) {
       if (!want) {
         if (isLoopback(req.socket.remoteAddress)) return true;
@@ -58,14 +82,14 @@ export function authenticator(token: string | null): Authenticator {
         return false;
       }
       const header = req.headers.authorization;
-      const bearer = header?.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
-      const candidate = bearer ?? cookie(req.headers.cookie, SESSION_COOKIE);
-      if (candidate !== undefined && matches(candidate)) return true;
+      // (the scheme's name is case-insensitive: RFC 9110 §11.1)
+      const scheme = header?.trim().split(/\s+/)[0] ?? '';
+      const bearer = scheme.toLowerCase() === 'bearer' ? header!.trim().slice(scheme.length).trim() : undefined;
+      // a bearer header is checked alone (a wrong token is not rescued by a cookie); else the session cookie
+      if (bearer !== undefined ? matches(bearer) : liveSession(sessions, req) !== undefined) return true;
       if (options.quiet) return false;
-      void reply
-        .code(401)
-        .header('www-authenticate', 'Bearer realm="brainlatent"')
-        .send({ error: 'Unauthorized', message: header ? 'the bearer token is not valid' : 'this service needs a bearer token (Authorization: Bearer <token>)', code: 'Unauthorized' });
+      const staleSession = !header && cookie(req.headers.cookie, SESSION_COOKIE) !== undefined;
+      void reply.code(401).header('www-authenticate', 'Bearer realm="brainlatent"').send({ error: 'Unauthorized', message: unauthorized(header, scheme, staleSession), code: 'Unauthorized' });
       return false;
     },
   };

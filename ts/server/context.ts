@@ -5,6 +5,7 @@
 import os from 'node:os';
 
 import { authenticator, type Authenticator } from './auth.js';
+import { SessionStore } from './sessions.js';
 import { LocalJobRunner } from './jobs/LocalJobRunner.js';
 import type { JobRunner } from './jobs/JobRunner.js';
 import { ServiceMetrics } from './metrics.js';
@@ -31,6 +32,8 @@ export interface ServiceContext {
   bodyLimit: number;
   dataBodyLimit: number;
   shutdownDeadlineMs: number;
+  /** Jobs run through Redis, possibly on other machines (serve --redis). */
+  jobsElsewhere: boolean;
 }
 
 const halfTheCores = () => Math.max(1, Math.floor((os.availableParallelism?.() ?? os.cpus().length) / 2));
@@ -68,7 +71,7 @@ export function createContext(options: BrainlatentPluginOptions): ServiceContext
   runner.board.showText = (text) => root.shown(text);
   return {
     root,
-    auth: authenticator(o.token ?? null),
+    auth: authenticator(o.token ?? null, new SessionStore(o.sessionMaxAgeSeconds)),
     runner,
     models,
     predictPool,
@@ -79,6 +82,7 @@ export function createContext(options: BrainlatentPluginOptions): ServiceContext
     bodyLimit: o.bodyLimit ?? 1 << 20,
     dataBodyLimit: o.dataBodyLimit ?? 64 << 20,
     shutdownDeadlineMs: o.shutdownDeadlineMs ?? 30_000,
+    jobsElsewhere: o.redis !== undefined,
   };
 }
 

@@ -1,6 +1,6 @@
 /**
  * Errors → HTTP: invalid input (NaN in a request body included) is a 400 that lists every problem, input over one of
- * the service's limits (LimitError) a 413 (a 400 for a file the client named), a missing model, job, run file or route a 404 whose `code` names the kind (notFound.ts), a busy run folder or a taken model name a 409, a full queue, a closing service or an unreachable
+ * the service's limits (LimitError) a 413 (a 400 for a file the client named), a missing model, job, run file or route a 404 whose `code` names the kind (notFound.ts), a known path with another method a 405 with Allow, a busy run folder, a taken model name or the cancel of an ended job a 409, a full queue, a closing service or an unreachable
  * Redis (serve --redis, batch-layer jobs) a 503 with Retry-After; a loaded model that turns finite inputs into NaN/Inf is a 500 naming the model and the output
  * (ModelOutputError: the service's fault, not the client's); anything else is a 500 whose body says only what kind
  * of failure it was (the details go to the log). Every body's `code` is the error's own `.code` (ShapeMismatch,
@@ -12,16 +12,17 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { RedisUnreachableError } from '../batch/errors.js';
 import { ConfigError } from '../config/index.js';
 import { BrainlatentError, FormatError, InvalidArgumentError, LimitError, MissingFileError, NonFiniteError, ShapeError } from '../errors.js';
+import { JobFinishedError } from './jobs/jobErrors.js';
 import { JobConflictError } from './jobs/LocalJobRunner.js';
 import { ModelOutputError } from './models/ModelOutputError.js';
 import { ModelExistsError } from './models/ModelRegistry.js';
-import { NotFoundError } from './notFound.js';
+import { MethodNotAllowedError, NotFoundError } from './notFound.js';
 import { publicError, shownWith, type PublicError } from './publicError.js';
 import { PathOutsideRootError } from './rootPaths.js';
 import { RequestValidationError } from './validation.js';
 import { ClosedError, QueueFullError } from './workQueue.js';
 
-const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 404: 'Not Found', 409: 'Conflict', 413: 'Payload Too Large', 415: 'Unsupported Media Type', 500: 'Internal Server Error', 503: 'Service Unavailable' };
+const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 404: 'Not Found', 405: 'Method Not Allowed', 409: 'Conflict', 413: 'Payload Too Large', 415: 'Unsupported Media Type', 500: 'Internal Server Error', 503: 'Service Unavailable' };
 
 /** Errors about a file or folder the client named by path (POST /v1/models' body.path), not the request's content. */
 const aboutNamedFile = new WeakSet<object>();
@@ -44,7 +45,8 @@ function statusOf(e: unknown): number {
   if (e instanceof ShapeError || e instanceof InvalidArgumentError || e instanceof FormatError || e instanceof NonFiniteError) return 400;
   if (e instanceof MissingFileError) return 400;
   if (e instanceof NotFoundError) return 404;
-  if (e instanceof JobConflictError || e instanceof ModelExistsError) return 409;
+  if (e instanceof MethodNotAllowedError) return 405;
+  if (e instanceof JobConflictError || e instanceof ModelExistsError || e instanceof JobFinishedError) return 409;
   if (e instanceof QueueFullError || e instanceof ClosedError || e instanceof RedisUnreachableError) return 503;
   const fastifyCode = (e as FastifyError).statusCode;
   if (!(e instanceof BrainlatentError) && typeof fastifyCode === 'number' && fastifyCode >= 400 && fastifyCode < 500) return fastifyCode;
@@ -67,6 +69,18 @@ function unsupportedMediaType(e: FastifyError, req: FastifyRequest): PublicError
   return { name: e.name, code: 'UnsupportedMediaType', message: `content-type '${sent}' is not taken by ${req.method} ${req.routeOptions.url ?? req.url}: ${want}` };
 }
 
+/** A 413 that names the route and its limit in bytes (Fastify's own says only 'Request body is too large'). */
+function bodyTooLarge(e: FastifyError, req: FastifyRequest): PublicError & { limit?: number } {
+  const limit = req.routeOptions.bodyLimit;
+  const route = `${req.method} ${req.routeOptions.url ?? req.url.split('?')[0]}`;
+  const declared = Number(req.headers['content-length']);
+  const sent = Number.isFinite(declared) && declared > 0 ? ` (this one declares ${declared.toLocaleString('en')} bytes)` : '';
+  const over = typeof limit === 'number' ? `over the ${limit.toLocaleString('en')}-byte limit (${mib(limit)}) of ${route}` : `over the limit of ${route}`;
+  return { name: e.name, code: e.code, message: `the request body is ${over}${sent}`, ...(typeof limit === 'number' ? { limit } : {}) };
+}
+
+const mib = (bytes: number) => (bytes >= 1 << 20 ? `${+(bytes / 2 ** 20).toFixed(2)} MiB` : `${+(bytes / 1024).toFixed(2)} KiB`);
+
 /** `show` rewrites what the client is told (the plugin's: the server's paths under the root made root-relative). */
 export function sendError(e: unknown, req: FastifyRequest, reply: FastifyReply, show: (text: string) => string = (t) => t): FastifyReply {
   const status = statusOf(e);
@@ -75,13 +89,17 @@ export function sendError(e: unknown, req: FastifyRequest, reply: FastifyReply, 
   if (e instanceof ClosedError || e instanceof RedisUnreachableError) void reply.header('retry-after', '5');
   // Fastify's own 4xx errors (bad JSON, too large, wrong media type) describe the request, not a file
   const fastify4xx = !(e instanceof BrainlatentError) && status < 500 && typeof (e as FastifyError).code === 'string' && (e as FastifyError).code.startsWith('FST_');
-  const mediaType = (e as FastifyError).code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE';
+  if (e instanceof MethodNotAllowedError) void reply.header('allow', e.allow.join(', '));
   const fastifyError = e as FastifyError;
-  const body = shownWith(mediaType ? unsupportedMediaType(fastifyError, req) : fastify4xx ? { name: fastifyError.name, code: fastifyError.code, message: fastifyError.message } : publicError(e), show);
+  const tooLarge = fastify4xx && fastifyError.code === 'FST_ERR_CTP_BODY_TOO_LARGE' ? bodyTooLarge(fastifyError, req) : undefined;
+  const mediaType = fastifyError.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE';
+  const body = shownWith(tooLarge ?? (mediaType ? unsupportedMediaType(fastifyError, req) : fastify4xx ? { name: fastifyError.name, code: fastifyError.code, message: fastifyError.message } : publicError(e)), show);
   const model = e instanceof ModelOutputError ? { model: e.model, output: e.output } : {};
-  const notFound = e instanceof NotFoundError ? e.fields : {};
+  const fields = e instanceof NotFoundError || e instanceof JobFinishedError ? e.fields : {};
+  const limit = tooLarge?.limit !== undefined ? { limit: tooLarge.limit } : {};
+  const allow = e instanceof MethodNotAllowedError ? { allow: e.allow } : {};
   const problems = body.problems ? { problems: body.problems } : {};
   // an OutOfMemory says whether a budget refused it (the same request fails again) or the allocator failed (may pass later)
   const reason = body.reason ? { reason: body.reason } : {};
-  return reply.code(status).send({ error: STATUS_TEXT[status] ?? 'Error', ...problems, message: body.message, code: body.code ?? body.name, name: body.name, ...reason, ...model, ...notFound });
+  return reply.code(status).send({ error: STATUS_TEXT[status] ?? 'Error', ...problems, message: body.message, code: body.code ?? body.name, name: body.name, ...reason, ...model, ...fields, ...limit, ...allow });
 }

@@ -17,11 +17,27 @@ export abstract class NotFoundError extends BrainlatentError {
   }
 }
 
-/** No model of that name (of that kind, for a route that needs one) is loaded. */
+type ModelKind = 'ridge' | 'sd';
+
+/** What a model of each kind is, and the route that runs it. */
+const KIND_ROUTE: Record<ModelKind, { what: string; route: (name: string) => string }> = {
+  ridge: { what: 'a ridge model', route: (name) => `POST /v1/ridge/${name}/predict` },
+  sd: { what: 'a Stable Diffusion (diffusion) model', route: (name) => `POST /v1/sd/${name}/img2img` },
+};
+
+/**
+ * No model of that name (of that kind, for a route that needs one) is loaded. `loadedAs`: the name is loaded as the
+ * other kind, and the message says which route runs it (a client that sent an SD model to predict learns where it goes).
+ */
 export class ModelNotFoundError extends NotFoundError {
   readonly fields: { model: string };
-  constructor(name: string, kind?: 'ridge' | 'sd') {
-    super(`no ${kind ? `${kind} ` : ''}model named '${name}' is loaded (POST /v1/models loads one)`, 'ModelNotFound');
+  constructor(name: string, kind?: ModelKind, loadedAs?: ModelKind) {
+    super(
+      loadedAs && kind && loadedAs !== kind
+        ? `model '${name}' is ${KIND_ROUTE[loadedAs].what}, not ${KIND_ROUTE[kind].what}: ${KIND_ROUTE[loadedAs].route(name)} runs it (this route needs ${KIND_ROUTE[kind].what}; POST /v1/models loads one)`
+        : `no ${kind ? `${kind} ` : ''}model named '${name}' is loaded (POST /v1/models loads one)`,
+      'ModelNotFound',
+    );
     this.fields = { model: name };
   }
 }
@@ -47,6 +63,17 @@ export class FileNotFoundError extends NotFoundError {
   readonly fields = {};
   constructor(rel: string) {
     super(`no file '${rel}' in this run folder`, 'FileNotFound');
+  }
+}
+
+/** The path is a route's, the method is not one it takes: 405 with the methods it does take (the Allow header). */
+export class MethodNotAllowedError extends BrainlatentError {
+  constructor(
+    method: string,
+    path: string,
+    readonly allow: string[],
+  ) {
+    super(`${method} is not allowed on ${path}: it takes ${allow.join(', ')}`, 'MethodNotAllowed');
   }
 }
 

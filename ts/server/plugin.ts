@@ -3,13 +3,14 @@
  * `await app.register(brainlatentPlugin, { prefix: '/brainlatent', root: '/data', token })`. Everything it sets
  * (validation, error format, auth, content parsers) stays inside its own scope; the host app is untouched.
  */
-import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
+import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify';
 
 import { loadRedisQueue, loadServicePackages } from '../optionalDependencies.js';
 import { closeContext, createContext, type BrainlatentPluginOptions } from './context.js';
 import { sendError } from './httpErrors.js';
 import { JOB_KILL_AFTER_MS } from './jobs/jobSpawner.js';
-import { RouteNotFoundError } from './notFound.js';
+import { jsonBodyParser } from './jsonBodies.js';
+import { MethodNotAllowedError, RouteNotFoundError } from './notFound.js';
 import { pageHtml } from './page/pageHtml.js';
 import { healthRoutes } from './routes/health.js';
 import { jobRoutes } from './routes/jobs.js';
@@ -25,6 +26,9 @@ declare module 'fastify' {
     public?: boolean;
   }
 }
+
+/** The methods a 405's Allow header may list (what the routes use, and HEAD for every GET). */
+const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
 
 const PAGE_CSP = "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'self'";
 
@@ -47,8 +51,18 @@ async function plugin(app: FastifyInstance, options: BrainlatentPluginOptions & 
   // Every route takes JSON (the data routes .npy as well, in their own scope): Fastify's default text/plain
   // parser would hand a string to routes whose schemas cover only their own types (415 instead, naming them).
   app.removeContentTypeParser('text/plain');
+  // JSON as Fastify parses it, but a syntax error says where (line, column, what was expected)
+  const parseJson = jsonBodyParser(app);
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req: FastifyRequest, text: string | Buffer) => parseJson(req, String(text)));
   app.setErrorHandler((e, req, reply) => sendError(e, req, reply, (text) => ctx.root.shown(text)));
-  app.setNotFoundHandler((req, reply) => sendError(new RouteNotFoundError(req.method, req.url), req, reply, (text) => ctx.root.shown(text)));
+  app.setNotFoundHandler((req, reply) => {
+    // a path the service has, with a method it does not take there: 405 naming the ones it takes (Allow)
+    const path = req.url.split('?')[0];
+    const allow = METHODS.filter((method) => app.findRoute({ method, url: path }) !== null);
+    const e = allow.length ? new MethodNotAllowedError(req.method, path, allow) : new RouteNotFoundError(req.method, req.url);
+    return sendError(e, req, reply, (text) => ctx.root.shown(text));
+  });
 
   if (!app.hasDecorator('swagger')) {
     await app.register(swagger, {

@@ -43,6 +43,8 @@ export interface BrainlatentPluginOptions {
   dataBodyLimit?: number;
   /** At shutdown, how long running jobs may take to finish before they are cancelled (default 30 s). */
   shutdownDeadlineMs?: number;
+  /** How long a sign-in session (the page's cookie, POST /v1/session) lasts, in seconds (default 43,200: 12 h). */
+  sessionMaxAgeSeconds?: number;
   /** Serve the web page at the prefix's root (default true). */
   page?: boolean;
   /** Include prom-client's default process metrics (default true). */
@@ -69,6 +71,7 @@ export const PLUGIN_OPTION_KEYS = [
   'bodyLimit',
   'dataBodyLimit',
   'shutdownDeadlineMs',
+  'sessionMaxAgeSeconds',
   'page',
   'defaultMetrics',
   'eventLoopResolutionMs',
@@ -145,7 +148,7 @@ export function checkPluginOptions(options: unknown): BrainlatentPluginOptions {
     checkOptionalInteger(limits, 'concurrency', pool, 1);
     checkOptionalInteger(limits, 'maxQueued', pool, 0);
   }
-  for (const key of ['bodyLimit', 'dataBodyLimit', 'eventLoopResolutionMs'] as const) {
+  for (const key of ['bodyLimit', 'dataBodyLimit', 'eventLoopResolutionMs', 'sessionMaxAgeSeconds'] as const) {
     if (o[key] !== undefined) checkInteger(o[key], name(key), WHAT, 1);
   }
   if (o.shutdownDeadlineMs !== undefined) checkInteger(o.shutdownDeadlineMs, name('shutdownDeadlineMs'), WHAT, 0);

@@ -17,6 +17,7 @@ interface ServeFlags {
   workers: string;
   predictThreads?: string;
   shutdownDeadline: string;
+  sessionMaxAge: string;
   eventLoopResolution: string;
   logLevel: string;
 }
@@ -62,6 +63,7 @@ export function registerServeCommand(program: Command): void {
     .option('--workers <n>', 'with --redis: job processes this service gives the shared queue while its jobs run (0: only `brainlatent worker` processes work)', '1')
     .option('--predict-threads <n>', 'threads for ridge predict (default: half the cores)')
     .option('--shutdown-deadline <s>', 'on SIGTERM, seconds running jobs may take to finish before they are cancelled', '30')
+    .option('--session-max-age <s>', "seconds a sign-in session (the page's cookie) lasts", '43200')
     .option('--log-level <level>', `what the service logs on stderr, as JSON lines: ${CLI_LOG_LEVELS.join(', ')}; each logs every request answered 5xx with its stack, 'info' logs every request`, 'warn')
     .option('--event-loop-resolution <ms>', 'sampling interval of the nodejs_eventloop_lag_* metrics; each sample includes it (1: sees stalls of a few ms)', '10')
     .addHelpText(
@@ -70,10 +72,11 @@ export function registerServeCommand(program: Command): void {
 The API is under /v1 (OpenAPI document: /v1/openapi.json); the page is at /.
   POST /v1/jobs             {"kind": "reconstruct"|"encode"|"batch"|"ridge-fit"|"demo", ...} → 202
   GET  /v1/jobs/ID/events   Server-Sent Events: state, stage, progress (rate, ETA), then result or error
-  DELETE /v1/jobs/ID        cancel (the job stops at its next step or batch)
+  DELETE /v1/jobs/ID        cancel (the job stops at its next step or batch; 409 once it has ended)
   GET  /v1/jobs/ID/files/P  a file of the run folder (report.html, images/…, .npy, NIfTI)
   POST /v1/models           {"kind": "ridge"|"sd", "name": …, "path": …}
   POST /v1/ridge/NAME/predict, POST /v1/sd/NAME/img2img
+  POST /v1/session          {"token": …} → a session cookie (the page's sign-in); DELETE signs out
   GET  /healthz, /readyz, /metrics (Prometheus)
 
 The service runs itself again at start-up (same pid) with Node's ${SERVICE_V8_FLAGS.join(' ')}: V8's memory
@@ -95,6 +98,7 @@ Examples:
       const predict = flags.predictThreads ? { concurrency: integerFlag(flags.predictThreads, '--predict-threads', 1) } : undefined;
       const eventLoopResolutionMs = integerFlag(flags.eventLoopResolution, '--event-loop-resolution', 1);
       const deadline = integerFlag(flags.shutdownDeadline, '--shutdown-deadline', 0);
+      const sessionMaxAgeSeconds = integerFlag(flags.sessionMaxAge, '--session-max-age', 1);
       const logger = loggerOf(flags.logLevel);
       // then: this process may be replaced by itself with the service's V8 flags
       await ensureServiceFlags();
@@ -134,6 +138,7 @@ Examples:
         redis: flags.redis,
         predict,
         shutdownDeadlineMs: deadline * 1000,
+        sessionMaxAgeSeconds,
         eventLoopResolutionMs,
         logger,
       });

@@ -8,3 +8,12 @@ export class JobOutcomeError extends BrainlatentError {
     this.result = result;
   }
 }
+
+/** DELETE of a job that has already ended: nothing to cancel (409, with its state). */
+export class JobFinishedError extends BrainlatentError {
+  readonly fields: { id: string; state: string };
+  constructor(id: string, state: string) {
+    super(`job '${id}' has already ended (${state}): there is nothing to cancel`, 'JobFinished');
+    this.fields = { id, state };
+  }
+}

@@ -18,6 +18,7 @@ import { DemoJobSchema } from '../schemas.js';
 import { RequestValidationError } from '../validation.js';
 import type { DemoJobInput, JobInput } from './executeJob.js';
 import { newJobId, type JobSpec } from './JobRunner.js';
+import { reconstructPreflightProblems } from './jobPreflight.js';
 import { ridgeFitBudgetProblem } from './ridgeFitJob.js';
 import type { JobKind } from './types.js';
 
@@ -122,7 +123,12 @@ export function withConfigProblems(refused: Error, body: unknown): Error {
   return all.length === refused.problems.length ? refused : new RequestValidationError('body', all);
 }
 
-export async function jobSpecOf(body: JobBody, root: RootFolder): Promise<JobSpec> {
+export interface JobSpecOptions {
+  /** Jobs may run on other machines (Redis workers): a data folder missing here is left to the job (jobPreflight.ts). */
+  elsewhere?: boolean;
+}
+
+export async function jobSpecOf(body: JobBody, root: RootFolder, options: JobSpecOptions = {}): Promise<JobSpec> {
   const spec = (kind: JobKind, out: string, input: JobInput): JobSpec => ({ id: newJobId(kind), kind, out, outShown: root.relative(out), input });
   const batchesDir = join(root.path, BATCHES_DIR);
   switch (body.kind) {
@@ -138,6 +144,9 @@ export async function jobSpecOf(body: JobBody, root: RootFolder): Promise<JobSpe
       } catch (e) {
         asRequestError(e);
       }
+      // what the job's own preflight would refuse is refused now, before it is queued or writes anything
+      const problems = await reconstructPreflightProblems(resolved, body.force, options.elsewhere ?? false);
+      if (problems.length) throw new RequestValidationError('body', problems);
       return spec('reconstruct', resolved.out, { kind: 'reconstruct', config: resolved, force: body.force, batchesDir });
     }
     case 'ridge-fit': {

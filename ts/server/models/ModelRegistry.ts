@@ -115,7 +115,7 @@ export class ModelRegistry {
   /** The ridge model `name`'s shape (for checking a request before queueing it). */
   ridge(name: string): RidgeShape {
     const e = this.models.get(name);
-    if (!e?.ridge) throw new ModelNotFoundError(name, 'ridge');
+    if (!e?.ridge) throw new ModelNotFoundError(name, 'ridge', e?.view.kind);
     return e.ridge;
   }
 
@@ -126,7 +126,7 @@ export class ModelRegistry {
 
   private async use<T>(name: string, kind: 'ridge' | 'sd', fn: (e: Entry) => Promise<T>): Promise<T> {
     const e = this.models.get(name);
-    if (!e || e.view.kind !== kind) throw new ModelNotFoundError(name, kind);
+    if (!e || e.view.kind !== kind) throw new ModelNotFoundError(name, kind, e?.view.kind);
     e.inFlight++;
     try {
       return await fn(e);

@@ -9,6 +9,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { errorCodes } from 'fastify';
 
+import { jsonBodyParser } from '../jsonBodies.js';
 import { joinSegments, type LargeBodyKind } from './requestBodies.js';
 
 /** Bodies up to this size are decoded on the event loop. */
@@ -86,7 +87,7 @@ function readBody(req: FastifyRequest, payload: Payload, limit: number): Promise
 
 /**
  * Installs the data-body parsers on `app` (the model routes' own scope): .npy (and octet-stream) bodies become a
- * Buffer when small, JSON bodies are parsed by Fastify's own JSON parser when small; either becomes a LargeBody
+ * Buffer when small, JSON bodies are parsed by Fastify's own JSON parser when small (a syntax error saying where: jsonBodies.ts); either becomes a LargeBody
  * when large. `jsonKind` says what a large JSON body holds on a route; routes `takesNpy` refuses answer 415 to
  * a .npy body.
  */
@@ -97,12 +98,12 @@ export function useDataBodies(
   jsonKind: (req: FastifyRequest) => LargeBodyKind,
   takesNpy: (req: FastifyRequest) => boolean,
 ): void {
-  const json = app.getDefaultJsonParser(app.initialConfig.onProtoPoisoning ?? 'error', app.initialConfig.onConstructorPoisoning ?? 'error');
+  const json = jsonBodyParser(app);
   app.removeContentTypeParser(['application/json', ...npyTypes]);
   app.addContentTypeParser('application/json', async (req: FastifyRequest, payload: Payload) => {
     const body = await readBody(req, payload, limit);
     if ('small' in body) {
-      return new Promise((resolve, reject) => json(req, body.small.toString('utf8'), (e: Error | null, v?: unknown) => (e ? reject(e) : resolve(v))));
+      return json(req, body.small.toString('utf8'));
     }
     return new LargeBody(jsonKind(req), body.segments, body.length);
   });

@@ -11,12 +11,11 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker, type Transferable } from 'node:worker_threads';
 
-import { errorCodes } from 'fastify';
-
 import { FormatError, InvalidArgumentError, LimitError, MissingFileError, NonFiniteError, ShapeError } from '../../errors.js';
 import type { Matrix } from '../../matrix.js';
 import { packageRoot } from '../../native/binding.js';
 import { fromNative } from '../../native/nativeError.js';
+import { invalidJsonBody } from '../jsonBodies.js';
 import { RequestValidationError } from '../validation.js';
 import type { LargeBody } from './dataBodies.js';
 import type { DecodedBody, LargeBodyKind } from './requestBodies.js';
@@ -70,7 +69,7 @@ const BY_MESSAGE: Record<string, new (message: string) => Error> = {
  */
 function revived(e: WireError, fromEngine: boolean): Error {
   if (e.name === 'RequestValidationError') return new RequestValidationError('body', e.problems ?? [e.message]);
-  if (e.name === 'InvalidJsonBodyError') return new errorCodes.FST_ERR_CTP_INVALID_JSON_BODY();
+  if (e.name === 'InvalidJsonBodyError') return invalidJsonBody(e.message);
   const known = Object.hasOwn(BY_MESSAGE, e.name) ? BY_MESSAGE[e.name] : undefined;
   if (known) return new known(e.message);
   // a system error keeps its code and syscall (ENOENT is the client's 400, its path shown, never contents)

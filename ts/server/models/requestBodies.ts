@@ -9,6 +9,7 @@ import { ShapeError } from '../../errors.js';
 import { problemsFrom, validatorFor } from '../../config/index.js';
 import { Img2ImgBodySchema, PredictBodySchema, type Img2ImgBody, type PredictBody } from '../../config/service.js';
 import { assertFinite } from '../../io/finite.js';
+import { jsonSyntaxError } from '../../io/json.js';
 import { decodeNpy, FLOAT_DTYPES } from '../../io/npy.js';
 import type { Matrix } from '../../matrix.js';
 import type { Tensor } from '../../sd/tensor.js';
@@ -68,10 +69,19 @@ export function img2imgInput(b: Img2ImgBody): Img2ImgInput {
 export type LargeBodyKind = 'predict-npy' | 'predict-json' | 'img2img';
 export type DecodedBody = { kind: 'matrix'; x: Matrix } | { kind: 'img2img'; input: Img2ImgInput };
 
-/** A body that is not JSON (Fastify's own error for it is raised from this on the event loop). */
+/** What is wrong with a body that is not JSON: where it stops being JSON and what was expected (never its text). */
+export function invalidJsonMessage(text: string): string {
+  const where = jsonSyntaxError(text);
+  return where
+    ? `the body is not valid JSON: line ${where.line}, column ${where.column}: ${where.what}${where.atEnd ? ' (at the end of the body)' : ''}`
+    : 'the body is JSON but holds a key that is refused (__proto__, or constructor with a prototype)';
+}
+
+/** A body that is not JSON (Fastify's own error for it is raised from this on the event loop, with this message). */
 export class InvalidJsonBodyError extends Error {
-  constructor() {
-    super('the body is not valid JSON');
+  /** `text`: the body; the message says where it stops being JSON, as the event loop's does for a small body. */
+  constructor(text: string) {
+    super(invalidJsonMessage(text));
     this.name = 'InvalidJsonBodyError';
   }
 }
@@ -79,10 +89,11 @@ export class InvalidJsonBodyError extends Error {
 /** A JSON body validated against `schema` as the route would (defaults filled in, every problem listed). */
 function validJson<T>(bytes: Buffer, schema: Parameters<typeof validatorFor>[0]): T {
   let body: unknown;
+  const text = bytes.toString('utf8');
   try {
-    body = JSON.parse(bytes.toString('utf8'));
+    body = JSON.parse(text);
   } catch {
-    throw new InvalidJsonBodyError();
+    throw new InvalidJsonBodyError(text);
   }
   const validate = validatorFor(schema);
   if (!validate(body)) throw new RequestValidationError('body', problemsFrom(validate.errors ?? [], 'body'));

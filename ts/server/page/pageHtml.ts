@@ -12,6 +12,7 @@ body { margin: 0; }
 header { background: #1d2430; color: #fff; padding: 10px 20px; display: flex; gap: 16px; align-items: baseline; }
 header h1 { font-size: 18px; margin: 0; }
 header span { opacity: .7; font-size: 13px; }
+header button { margin-left: auto; }
 main { display: grid; grid-template-columns: minmax(420px, 1fr) minmax(380px, 1fr); gap: 16px; padding: 16px 20px; }
 /* one column below the two columns' minimum widths (a half-screen window, a tablet): nothing off the side */
 @media (max-width: 880px) { main { grid-template-columns: minmax(0, 1fr); } header { flex-wrap: wrap; } }
@@ -43,7 +44,7 @@ export function pageHtml(): string {
 <style>${STYLE}</style>
 </head>
 <body>
-<header><h1>brainlatent</h1><span>fMRI → images with a latent diffusion model · encoding models</span><span id="health"></span></header>
+<header><h1>brainlatent</h1><span>fMRI → images with a latent diffusion model · encoding models</span><span id="health"></span><button id="sign-out" type="button" hidden>Sign out</button></header>
 <section id="login"><h2>Token</h2><p class="muted">This service needs its bearer token.</p>
 <form id="login-form"><input id="token" type="password" autocomplete="current-password" size="40"> <button type="submit">Sign in</button></form>
 <div id="login-problems" class="problems"></div></section>

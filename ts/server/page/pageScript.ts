@@ -336,6 +336,8 @@ export const PAGE_SCRIPT = String.raw`
 
   function refresh() {
     return api('v1/session').then(function (r) { return r.json(); }).then(function (s) {
+      // (signed in with a session: it can be ended here; with no token there is nothing to sign out of)
+      $('sign-out').hidden = !(s.tokenRequired && s.signedIn);
       if (!s.signedIn) { showLogin(true); return; }
       return loadJobs();
     });
@@ -381,6 +383,11 @@ export const PAGE_SCRIPT = String.raw`
       if (r.status === 204) { $('login-problems').textContent = ''; refresh(); }
       else $('login-problems').textContent = 'That token is not valid.';
     });
+  });
+
+  // signing out forgets the session on the service; the page starts again from its login
+  $('sign-out').addEventListener('click', function () {
+    api('v1/session', { method: 'DELETE' }).then(function () { location.reload(); });
   });
 
   fetch(base + 'healthz').then(function (r) { $('health').textContent = r.ok ? 'service ok' : 'service unhealthy'; });

@@ -1,42 +1,71 @@
 /**
  * Health (`/healthz`: the process answers), readiness (`/readyz`: the job runner can run jobs, Redis reachable
- * when used; with the loaded models), Prometheus metrics, the OpenAPI document, and the page's session login.
+ * when used; with the loaded models), Prometheus metrics, the OpenAPI document, and the page's sign-in and sign-out.
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 
-import { SESSION_COOKIE } from '../auth.js';
+import { cookie, SESSION_COOKIE } from '../auth.js';
 import type { ServiceContext } from '../context.js';
+import { binary, described, errorResponses, HealthSchema, NO_CONTENT, OpenApiSchema, publicErrorResponses, ReadySchema, SessionStateSchema } from '../responseSchemas.js';
 import { SessionBodySchema } from '../schemas.js';
 
 export async function healthRoutes(app: FastifyInstance, ctx: ServiceContext, prefix: string): Promise<void> {
-  app.get('/healthz', { config: { public: true }, schema: { tags: ['health'], summary: 'Liveness: the process answers' } }, async () => ({ status: 'ok' }));
+  app.get('/healthz', { config: { public: true }, schema: { tags: ['health'], summary: 'Liveness: the process answers', response: { 200: HealthSchema, ...publicErrorResponses() } } }, async () => ({ status: 'ok' }));
 
-  app.get('/readyz', { config: { public: true }, schema: { tags: ['health'], summary: 'Readiness: jobs can run (Redis reachable when used)' } }, async (_req, reply) => {
+  app.get('/readyz', {
+    config: { public: true },
+    schema: {
+      tags: ['health'],
+      summary: 'Readiness: jobs can run (Redis reachable when used)',
+      response: { 200: described(ReadySchema, 'ready'), 503: described(ReadySchema, 'not ready: `ready` false and why in `runner` (or, while shutting down, an error body)'), 500: publicErrorResponses()[500] },
+    },
+  }, async (_req, reply) => {
     const runner = await ctx.runner.ready();
     return reply.code(runner.ok ? 200 : 503).send({ ready: runner.ok, runner: runner.detail, models: ctx.models.list().map((m) => ({ name: m.name, kind: m.kind })) });
   });
 
-  app.get('/metrics', { schema: { tags: ['health'], summary: 'Prometheus metrics' } }, async (_req, reply) => {
+  app.get('/metrics', { schema: { tags: ['health'], summary: 'Prometheus metrics', response: { 200: binary('Prometheus text format', ['text/plain']), ...errorResponses() } } }, async (_req, reply) => {
     const m = await ctx.metrics.text();
     return reply.type(m.contentType).send(m.body);
   });
 
-  app.get('/v1/openapi.json', { schema: { tags: ['health'], summary: 'This OpenAPI document' } }, async () => app.swagger());
+  app.get('/v1/openapi.json', { schema: { tags: ['health'], summary: 'This OpenAPI document', response: { 200: OpenApiSchema, ...errorResponses() } } }, async () => app.swagger());
 
-  app.get('/v1/session', { config: { public: true }, schema: { tags: ['health'], summary: 'Whether this client is signed in (and whether the service needs a token)' } }, async (req, reply) => {
+  app.get('/v1/session', { config: { public: true }, schema: { tags: ['health'], summary: 'Whether this client is signed in (and whether the service needs a token)', response: { 200: SessionStateSchema, ...publicErrorResponses() } } }, async (req, reply) => {
     const signedIn = ctx.auth.check(req, reply, { quiet: true });
     return { tokenRequired: ctx.auth.hasToken, signedIn };
   });
 
+  const path = prefix || '/';
+  /** The session cookie's attributes: its path, HttpOnly, SameSite=Strict, and Secure over TLS (not on plain loopback HTTP). */
+  const attributes = (req: FastifyRequest, maxAge: number) => `Path=${path}; Max-Age=${maxAge}; HttpOnly; SameSite=Strict${req.protocol === 'https' ? '; Secure' : ''}`;
+
   app.post(
     '/v1/session',
-    { config: { public: true }, bodyLimit: 8192, schema: { tags: ['health'], summary: 'Exchange the token for a session cookie (for the web page)', body: SessionBodySchema } },
+    {
+      config: { public: true },
+      bodyLimit: 8192,
+      schema: {
+        tags: ['health'],
+        summary: 'Sign in: exchange the token for a session cookie (for the web page)',
+        description: 'Set-Cookie: a session id (not the token), Max-Age, HttpOnly, SameSite=Strict; a 204 without a cookie when the service has no token',
+        body: SessionBodySchema,
+        response: { ...NO_CONTENT, ...publicErrorResponses(400, 413, 415), 401: errorResponses()[401] },
+      },
+    },
     async (req, reply) => {
       const { token } = req.body as { token: string };
       if (!ctx.auth.hasToken) return reply.code(204).send();
       if (!ctx.auth.matches(token)) return reply.code(401).send({ error: 'Unauthorized', message: 'the token is not valid', code: 'Unauthorized' });
-      const path = prefix || '/';
-      return reply.header('set-cookie', `${SESSION_COOKIE}=${encodeURIComponent(token)}; Path=${path}; HttpOnly; SameSite=Strict`).code(204).send();
+      // a random id, not the token: it expires, a sign-out revokes it, and a restart forgets it
+      const id = ctx.auth.sessions.create();
+      return reply.header('set-cookie', `${SESSION_COOKIE}=${id}; ${attributes(req, ctx.auth.sessions.maxAgeSeconds)}`).code(204).send();
     },
   );
+
+  app.delete('/v1/session', { config: { public: true }, schema: { tags: ['health'], summary: 'Sign out: forget this session and clear its cookie', response: { ...NO_CONTENT, ...publicErrorResponses() } } }, async (req, reply) => {
+    const id = cookie(req.headers.cookie, SESSION_COOKIE);
+    if (id !== undefined) ctx.auth.sessions.delete(id);
+    return reply.header('set-cookie', `${SESSION_COOKIE}=; ${attributes(req, 0)}`).code(204).send();
+  });
 }

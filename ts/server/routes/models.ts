@@ -18,6 +18,7 @@ import { ModelNotFoundError } from '../notFound.js';
 import { engineWhere, ModelOutputError, type ModelOutput } from '../models/ModelOutputError.js';
 import { img2imgInput, matrixFromJson, matrixFromNpy, type Img2ImgInput } from '../models/requestBodies.js';
 import { imagesNpy, latentsNpy, pngStrip, predictionsJson, type Answer } from '../models/responseBodies.js';
+import { binary, described, errorResponses, ModelListSchema, ModelViewSchema, NO_CONTENT, PredictionsSchema } from '../responseSchemas.js';
 import { ModelNameParams, ModelParams } from '../schemas.js';
 import { bodyValidator, RequestValidationError } from '../validation.js';
 import { QueueFullError, type WorkQueue } from '../workQueue.js';
@@ -52,7 +53,7 @@ export async function modelRoutes(app: FastifyInstance, ctx: ServiceContext): Pr
     }
   };
 
-  app.post('/v1/models', { bodyLimit: ctx.bodyLimit, schema: { tags: ['models'], summary: 'Load a ridge model or an SD model folder', body: LoadModelBodySchema } }, async (req, reply) => {
+  app.post('/v1/models', { bodyLimit: ctx.bodyLimit, schema: { tags: ['models'], summary: 'Load a ridge model or an SD model folder', body: LoadModelBodySchema, response: { 201: described(ModelViewSchema, 'the model, loaded'), ...errorResponses(400, 409, 413, 415) } } }, async (req, reply) => {
     const b = req.body as LoadModelBody;
     const abs = await ctx.root.resolve(b.path, 'body.path');
     const view = await ctx.models.load(b, abs, ctx.root.relative(abs)).catch((e: unknown) => {
@@ -61,15 +62,15 @@ export async function modelRoutes(app: FastifyInstance, ctx: ServiceContext): Pr
     return reply.code(201).send(view);
   });
 
-  app.get('/v1/models', { schema: { tags: ['models'], summary: 'Loaded models' } }, async () => ({ models: ctx.models.list() }));
+  app.get('/v1/models', { schema: { tags: ['models'], summary: 'Loaded models', response: { 200: ModelListSchema, ...errorResponses() } } }, async () => ({ models: ctx.models.list() }));
 
-  app.get('/v1/models/:name', { schema: { tags: ['models'], summary: 'A loaded model', params: ModelNameParams } }, async (req: FastifyRequest<{ Params: { name: string } }>, reply) => {
+  app.get('/v1/models/:name', { schema: { tags: ['models'], summary: 'A loaded model', params: ModelNameParams, response: { 200: ModelViewSchema, ...errorResponses(400, 404) } } }, async (req: FastifyRequest<{ Params: { name: string } }>, reply) => {
     const view = ctx.models.get(req.params.name);
     if (!view) throw new ModelNotFoundError(req.params.name);
     return view;
   });
 
-  app.delete('/v1/models/:name', { schema: { tags: ['models'], summary: 'Unload a model (requests in flight finish first)', params: ModelNameParams } }, async (req: FastifyRequest<{ Params: { name: string } }>, reply) => {
+  app.delete('/v1/models/:name', { schema: { tags: ['models'], summary: 'Unload a model (requests in flight finish first)', params: ModelNameParams, response: { ...NO_CONTENT, ...errorResponses(400, 404) } } }, async (req: FastifyRequest<{ Params: { name: string } }>, reply) => {
     if (!ctx.models.unload(req.params.name)) throw new ModelNotFoundError(req.params.name);
     return reply.code(204).send();
   });
@@ -103,15 +104,17 @@ async function dataRoutes(
   // a large body is validated by the thread that decodes it, with the same validator
   app.setValidatorCompiler(bodyValidator((body) => body instanceof LargeBody));
 
-  const matrixOf = async (body: unknown): Promise<Matrix> => {
+  /** X, and the field that held it (for an error about its shape): body.x of a JSON body, or a .npy body itself. */
+  const matrixOf = async (body: unknown): Promise<{ x: Matrix; field: string }> => {
     // (a body without a content-type is not validated: the schema is per type)
     if (body === undefined) throw new RequestValidationError('body', [`body: required, expected X as JSON ({"x": [[...], ...]}) or as .npy (content-type ${NPY_TYPE})`]);
+    const field = (npy: boolean) => (npy ? 'body (X as .npy)' : 'body.x');
     if (body instanceof LargeBody) {
       const d = await ctx.predictPool.decode(body);
       if (d.kind !== 'matrix') throw new Error(`a predict body decoded as ${d.kind}`);
-      return d.x;
+      return { x: d.x, field: field(body.kind === 'predict-npy') };
     }
-    return Buffer.isBuffer(body) ? matrixFromNpy(body) : matrixFromJson((body as PredictBody).x);
+    return Buffer.isBuffer(body) ? { x: matrixFromNpy(body), field: field(true) } : { x: matrixFromJson((body as PredictBody).x), field: field(false) };
   };
   const img2imgOf = async (body: unknown): Promise<Img2ImgInput> => {
     if (!(body instanceof LargeBody)) return img2imgInput(body as Img2ImgBody);
@@ -133,14 +136,21 @@ async function dataRoutes(
         summary: 'Ridge predictions: ((X − x_mean) / x_scale) · coef + intercept. JSON in and out, or .npy (Accept: application/x-npy)',
         params: ModelParams,
         body: { content: { 'application/json': { schema: PredictBodySchema }, [NPY_TYPE]: { schema: { description: 'X as .npy (float32 or float64, samples × features)' } } } },
+        response: {
+          200: {
+            description: 'predictions, samples × targets: JSON, or float32 .npy with Accept: application/x-npy',
+            content: { 'application/json': { schema: PredictionsSchema }, [NPY_TYPE]: { schema: { type: 'string', format: 'binary' } } },
+          },
+          ...errorResponses(400, 404, 413, 415),
+        },
       },
     },
     async (req: FastifyRequest<{ Params: { model: string } }>, reply: FastifyReply) => {
       const t0 = performance.now();
       const name = req.params.model;
-      const x = await matrixOf(req.body);
+      const { x, field } = await matrixOf(req.body);
       const model = ctx.models.ridge(name);
-      if (x.cols !== model.nFeatures) throw new ShapeError(`body: X has ${x.cols} features per sample but model '${name}' takes ${model.nFeatures}`);
+      if (x.cols !== model.nFeatures) throw new ShapeError(`${field}: X has ${x.cols} features per sample but model '${name}' takes ${model.nFeatures}`);
       const y = await ctx.models.predict(name, x).catch((e: unknown) => {
         if (e instanceof QueueFullError) ctx.metrics.rejected.inc({ pool: 'predict' });
         throw e;
@@ -155,7 +165,19 @@ async function dataRoutes(
 
   app.post(
     '/v1/sd/:model/img2img',
-    { bodyLimit: ctx.dataBodyLimit, schema: { tags: ['models'], summary: 'img2img from latents and conditioning (.npy, base64); PNG or .npy back', params: ModelParams, body: Img2ImgBodySchema } },
+        {
+      bodyLimit: ctx.dataBodyLimit,
+      schema: {
+        tags: ['models'],
+        summary: 'img2img from latents and conditioning (.npy, base64); PNG or .npy back',
+        params: ModelParams,
+        body: Img2ImgBodySchema,
+        response: {
+          200: binary('output "png": the B images side by side; "npy": uint8 [B,H,W,3]; "latents": float32 [B,4,h,w] (header X-Brainlatent-Images: B)', ['image/png', NPY_TYPE]),
+          ...errorResponses(400, 404, 413, 415),
+        },
+      },
+    },
     async (req: FastifyRequest<{ Params: { model: string } }>, reply: FastifyReply) => {
       const t0 = performance.now();
       const name = req.params.model;

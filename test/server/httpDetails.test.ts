@@ -1,0 +1,148 @@
+/**
+ * The service's small HTTP answers say what a client needs to fix its request: a non-Bearer Authorization header,
+ * a body over its route's limit (the limit in bytes and the route), JSON that does not parse (where), a known path
+ * with another method (405 with Allow), a cancel of a job that has ended (409 with its state), predict on a
+ * diffusion model (which route runs it), a predict shape error naming body.x, a reconstruct config its preflight
+ * would refuse (400 at submission, nothing written), and an event stream resumed beyond its job's end (the final
+ * event, not an empty stream).
+ */
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { encodeNpy } from '../../ts/io/npy.js';
+import { writeSdFixture } from '../../ts/sd/fixture.js';
+import { readEvents, startServerWithRidge, startTestServer, until, type TestServer } from './helpers.js';
+
+describe('auth: a credential of another scheme', () => {
+  let s: TestServer;
+  beforeAll(async () => {
+    s = await startTestServer({ token: 'tok-1' });
+  });
+  afterAll(async () => s?.stop());
+
+  it('a Basic Authorization header is told a bearer token is expected', async () => {
+    const r = await s.call('GET', '/v1/jobs', undefined, { authorization: 'Basic dXNlcjpwYXNz' });
+    expect(r.status).toBe(401);
+    expect(r.json.message).toBe("the Authorization header is of scheme 'Basic': this service expects a bearer token (Authorization: Bearer <token>)");
+    expect((await s.call('GET', '/v1/jobs', undefined, { authorization: 'Bearer nope' })).json.message).toBe('the bearer token is not valid');
+    // the scheme's name is case-insensitive
+    expect((await s.call('GET', '/v1/jobs', undefined, { authorization: 'bearer tok-1' })).status).toBe(200);
+  });
+});
+
+describe('request details', () => {
+  let s: TestServer;
+  beforeAll(async () => {
+    s = await startServerWithRidge();
+    await writeSdFixture(join(s.root, 'models', 'sd'));
+    const r = await s.call('POST', '/v1/models', { kind: 'sd', name: 'sd', path: 'models/sd' });
+    expect(r.status, r.text).toBe(201);
+  }, 120_000);
+  afterAll(async () => s?.stop());
+
+  it('413 names the limit in bytes and the route', async () => {
+    const big = await s.call('POST', '/v1/jobs', { kind: 'demo', out: 'x'.repeat(2 << 20) });
+    expect(big.status).toBe(413);
+    expect(big.json.code).toBe('FST_ERR_CTP_BODY_TOO_LARGE');
+    expect(big.json.limit).toBe(1 << 20);
+    expect(big.json.message).toMatch(/^the request body is over the 1,048,576-byte limit \(1 MiB\) of POST \/v1\/jobs \(this one declares [\d,]+ bytes\)$/);
+    const data = await s.call('POST', '/v1/ridge/z/predict', new Uint8Array((64 << 20) + 1), { 'content-type': 'application/x-npy' });
+    expect(data.status).toBe(413);
+    expect(data.json.message).toMatch(/67,108,864-byte limit \(64 MiB\) of POST \/v1\/ridge\/:model\/predict/);
+  });
+
+  it('JSON that does not parse: the 400 says where and what was expected', async () => {
+    const r = await s.call('POST', '/v1/jobs', '{"kind": "demo",\n "out": x}', { 'content-type': 'application/json' });
+    expect(r.status).toBe(400);
+    expect(r.json.code).toBe('FST_ERR_CTP_INVALID_JSON_BODY');
+    expect(r.json.message).toBe('the body is not valid JSON: line 2, column 9: invalid symbol');
+    const cut = await s.call('POST', '/v1/jobs', '{"kind": ', { 'content-type': 'application/json' });
+    expect(cut.json.message).toBe('the body is not valid JSON: line 1, column 10: value expected (at the end of the body)');
+    // the data routes' own parser, small and large bodies alike
+    const small = await s.call('POST', '/v1/ridge/z/predict', '{"x": [[1, 2, 3, 4]]]', { 'content-type': 'application/json' });
+    expect(small.json.message).toBe('the body is not valid JSON: line 1, column 21: comma expected');
+    const large = await s.call('POST', '/v1/ridge/z/predict', `{"x": [${'[1, 2, 3, 4],'.repeat(30_000)}]}`, { 'content-type': 'application/json' });
+    expect(large.status).toBe(400);
+    expect(large.json.message).toMatch(/^the body is not valid JSON: line 1, column [\d]+: value expected$/);
+    // a poisoned key is refused as before
+    const proto = await s.call('POST', '/v1/jobs', '{"kind": "demo", "__proto__": {"x": 1}}', { 'content-type': 'application/json' });
+    expect(proto.status).toBe(400);
+    expect(proto.json.code).toBe('FST_ERR_CTP_INVALID_JSON_BODY');
+  });
+
+  it('a known path with a method it does not take: 405 with Allow, not 404', async () => {
+    const r = await s.call('PUT', '/v1/jobs');
+    expect(r.status).toBe(405);
+    expect(r.headers.get('allow')).toBe('GET, HEAD, POST');
+    expect(r.json).toMatchObject({ error: 'Method Not Allowed', code: 'MethodNotAllowed', name: 'MethodNotAllowedError', allow: ['GET', 'HEAD', 'POST'] });
+    expect(r.json.message).toBe('PUT is not allowed on /v1/jobs: it takes GET, HEAD, POST');
+    const job = await s.call('POST', '/v1/jobs/some-id');
+    expect(job.status).toBe(405);
+    expect(job.headers.get('allow')).toBe('GET, HEAD, DELETE');
+    expect((await s.call('DELETE', '/v1/jobs/x/files/report.html')).headers.get('allow')).toBe('GET, HEAD');
+    // a path the service does not have is still 404
+    expect((await s.call('PUT', '/v1/nothing')).status).toBe(404);
+  });
+
+  it('DELETE of a job that has ended: 409 with its state', async () => {
+    const job = await s.call('POST', '/v1/jobs', { kind: 'ridge-fit', config: { out: 'gone', x: 'missing-x.npy', y: 'missing-y.npy' } });
+    expect(job.status, job.text).toBe(202);
+    await until(async () => ((await s.call('GET', `/v1/jobs/${job.json.id}`)).json.state === 'failed' ? true : undefined), 60_000, 'the job to fail');
+    const r = await s.call('DELETE', `/v1/jobs/${job.json.id}`);
+    expect(r.status).toBe(409);
+    expect(r.json).toMatchObject({ error: 'Conflict', code: 'JobFinished', name: 'JobFinishedError', id: job.json.id, state: 'failed' });
+    expect(r.json.message).toBe(`job '${job.json.id}' has already ended (failed): there is nothing to cancel`);
+  });
+
+  it('an event stream resumed at or beyond the end of an ended job still gets the final event', async () => {
+    const job = await s.call('POST', '/v1/jobs', { kind: 'ridge-fit', config: { out: 'gone2', x: 'missing-x.npy', y: 'missing-y.npy' } });
+    const id = job.json.id;
+    await until(async () => ((await s.call('GET', `/v1/jobs/${id}`)).json.state === 'failed' ? true : undefined), 60_000, 'the job to fail');
+    const all = await readEvents(`${s.url}/v1/jobs/${id}/events`);
+    const final = all[all.length - 1];
+    expect(final.event).toBe('error');
+    for (const last of [final.id, final.id + 50]) {
+      const resumed = await readEvents(`${s.url}/v1/jobs/${id}/events`, { 'last-event-id': String(last) });
+      expect(resumed.map((e) => [e.id, e.event]), `Last-Event-ID ${last}`).toEqual([[final.id, 'error']]);
+    }
+    // one before the end: what came after it, the final event once
+    const tail = await readEvents(`${s.url}/v1/jobs/${id}/events`, { 'last-event-id': String(final.id - 1) });
+    expect(tail.map((e) => e.id)).toEqual([final.id]);
+  });
+
+  it('predict on a diffusion model says which route runs it; img2img on a ridge model likewise', async () => {
+    const r = await s.call('POST', '/v1/ridge/sd/predict', { x: [[1, 2, 3, 4]] });
+    expect(r.status).toBe(404);
+    expect(r.json).toMatchObject({ code: 'ModelNotFound', model: 'sd' });
+    expect(r.json.message).toBe(
+      "model 'sd' is a Stable Diffusion (diffusion) model, not a ridge model: POST /v1/sd/sd/img2img runs it (this route needs a ridge model; POST /v1/models loads one)",
+    );
+  });
+
+  it('a predict shape error names body.x (JSON) or the .npy body', async () => {
+    const json = await s.call('POST', '/v1/ridge/z/predict', { x: [[1, 2, 3]] });
+    expect(json.status).toBe(400);
+    expect(json.json.message).toBe("body.x: X has 3 features per sample but model 'z' takes 4");
+    const npy = await s.call('POST', '/v1/ridge/z/predict', encodeNpy(new Float32Array(3), [1, 3]), { 'content-type': 'application/x-npy' });
+    expect(npy.json.message).toBe("body (X as .npy): X has 3 features per sample but model 'z' takes 4");
+  });
+
+  it('a reconstruct config its preflight refuses is a 400 at submission, before anything is written', async () => {
+    mkdirSync(join(s.root, 'nsd'));
+    const config = { out: 'runs/r1', nsd: { root: 'nsd', subject: 1 }, model: { dir: 'models/sd' }, img2img: { steps: 1000, scheduler: 'ddim' } };
+    const r = await s.call('POST', '/v1/jobs', { kind: 'reconstruct', config });
+    expect(r.status, r.text).toBe(400);
+    expect(r.json.code).toBe('InvalidRequest');
+    const problems: string[] = r.json.problems;
+    // the img2img plan's refusal (1000 steps under 'leading' spacing), named by its settings, among the others
+    expect(problems.some((p) => /^body\.config: img2img \(ddim, steps 1000, strength [\d.]+\): .*/.test(p)), problems.join('\n')).toBe(true);
+    expect(problems.every((p) => p.startsWith('body.config: '))).toBe(true);
+    // the server's paths are shown relative to the root
+    expect(JSON.stringify(r.json)).not.toContain(s.root);
+    expect(existsSync(join(s.root, 'runs'))).toBe(false);
+    expect(existsSync(join(s.root, '.brainlatent')) ? readdirSync(join(s.root, '.brainlatent')) : []).toEqual([]);
+    expect((await s.call('GET', '/v1/jobs?kind=reconstruct')).json.jobs).toEqual([]);
+  });
+});

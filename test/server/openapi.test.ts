@@ -1,0 +1,153 @@
+/**
+ * The OpenAPI document says what the service does: walking it, every route has a request here, and every status a
+ * request gets (success and error alike) is declared for its route, error statuses with the shared error body
+ * ({error, message, code, …}). Success bodies keep every field the handlers return (the response schemas are open).
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { encodeNpy } from '../../ts/io/npy.js';
+import { writeSdFixture } from '../../ts/sd/fixture.js';
+import { startServerWithRidge, until, type TestServer } from './helpers.js';
+
+let s: TestServer;
+let doc: any;
+let job: string;
+
+const b64 = (data: Float32Array, shape: number[]) => encodeNpy(data, shape).toString('base64');
+const img2img = { z: b64(new Float32Array(4 * 8 * 8), [1, 4, 8, 8]), c: b64(new Float32Array(77 * 32), [1, 77, 32]), steps: 2, output: 'latents' };
+const npy = { 'content-type': 'application/x-npy' };
+
+beforeAll(async () => {
+  s = await startServerWithRidge();
+  await writeSdFixture(join(s.root, 'models', 'sd'));
+  const r = await s.call('POST', '/v1/models', { kind: 'sd', name: 'sd', path: 'models/sd' });
+  expect(r.status, r.text).toBe(201);
+  // a job that has ended, with a file in its run folder
+  const j = await s.call('POST', '/v1/jobs', { kind: 'ridge-fit', config: { out: 'run1', x: 'missing-x.npy', y: 'missing-y.npy' } });
+  expect(j.status, j.text).toBe(202);
+  job = j.json.id;
+  await until(async () => ((await s.call('GET', `/v1/jobs/${job}`)).json.state === 'failed' ? true : undefined), 60_000, 'the job to fail');
+  mkdirSync(join(s.root, 'run1', 'images'), { recursive: true });
+  writeFileSync(join(s.root, 'run1', 'images', 'a.txt'), 'a');
+  doc = (await s.call('GET', '/v1/openapi.json')).json;
+}, 120_000);
+afterAll(async () => s?.stop());
+
+/** [method, path, body, headers]: a request per route and per status a client may meet. */
+const requests = (): [string, string, unknown?, Record<string, string>?][] => [
+  ['GET', '/healthz'],
+  ['GET', '/readyz'],
+  ['GET', '/metrics'],
+  ['GET', '/v1/openapi.json'],
+  ['GET', '/v1/session'],
+  ['POST', '/v1/session', { token: 'x' }],
+  ['POST', '/v1/session', {}],
+  ['POST', '/v1/session', 'text', { 'content-type': 'text/plain' }],
+  ['DELETE', '/v1/session'],
+  ['GET', '/v1/jobs'],
+  ['GET', '/v1/jobs?state=nope'],
+  ['POST', '/v1/jobs', { kind: 'ridge-fit', config: { out: 'run2', x: 'missing-x.npy', y: 'missing-y.npy' } }],
+  ['POST', '/v1/jobs', { kind: 'nope' }],
+  ['POST', '/v1/jobs', '{"kind": ', { 'content-type': 'application/json' }],
+  ['POST', '/v1/jobs', { kind: 'demo', out: 'x'.repeat(2 << 20) }],
+  ['POST', '/v1/jobs', 'text', { 'content-type': 'text/plain' }],
+  ['GET', `/v1/jobs/${job}`],
+  ['GET', '/v1/jobs/nope-1'],
+  ['GET', '/v1/jobs/..bad'],
+  ['DELETE', `/v1/jobs/${job}`],
+  ['DELETE', '/v1/jobs/nope-1'],
+  ['GET', `/v1/jobs/${job}/events`],
+  ['GET', '/v1/jobs/nope-1/events'],
+  ['GET', `/v1/jobs/${job}/files`],
+  ['GET', '/v1/jobs/nope-1/files'],
+  ['GET', `/v1/jobs/${job}/files/images/a.txt`],
+  ['GET', `/v1/jobs/${job}/files/nothing.txt`],
+  ['GET', '/v1/models'],
+  ['POST', '/v1/models', { kind: 'ridge', name: 'z', path: 'models/ridge.safetensors' }],
+  ['POST', '/v1/models', { kind: 'ridge', name: 'z2', path: 'models/ridge.safetensors' }],
+  ['POST', '/v1/models', { kind: 'ridge', name: 'z3', path: 'nothing.safetensors' }],
+  ['GET', '/v1/models/z'],
+  ['GET', '/v1/models/nope'],
+  ['DELETE', '/v1/models/z2'],
+  ['DELETE', '/v1/models/nope'],
+  ['POST', '/v1/ridge/z/predict', { x: [[1, 2, 3, 4]] }],
+  ['POST', '/v1/ridge/z/predict', encodeNpy(new Float32Array(4), [1, 4]), { ...npy, accept: 'application/x-npy' }],
+  ['POST', '/v1/ridge/z/predict', { x: [[1, 2, 3]] }],
+  ['POST', '/v1/ridge/nope/predict', { x: [[1, 2, 3, 4]] }],
+  ['POST', '/v1/ridge/z/predict', 'text', { 'content-type': 'text/plain' }],
+  ['POST', '/v1/sd/sd/img2img', img2img],
+  ['POST', '/v1/sd/sd/img2img', { ...img2img, steps: 0 }],
+  ['POST', '/v1/sd/nope/img2img', img2img],
+];
+
+/** The document's operation for a request's path, or undefined. */
+function operation(method: string, path: string): { template: string; op: any } | undefined {
+  const bare = path.split('?')[0];
+  for (const [template, item] of Object.entries<any>(doc.paths)) {
+    const re = new RegExp(`^${template.replace(/\{path\}/g, '.+').replace(/\{[^}]+\}/g, '[^/]+')}$`);
+    if (re.test(bare) && item[method.toLowerCase()]) return { template, op: item[method.toLowerCase()] };
+  }
+  return undefined;
+}
+
+describe('the OpenAPI document', () => {
+  it('declares every status each route answers, errors with the shared error body', async () => {
+    const seen = new Set<string>();
+    const undeclared: string[] = [];
+    for (const [method, path, body, headers] of requests()) {
+      const found = operation(method, path);
+      expect(found, `${method} ${path} is in the document`).toBeDefined();
+      seen.add(`${method} ${found!.template}`);
+      const r = await s.call(method, path, body, headers);
+      const declared = found!.op.responses[String(r.status)];
+      if (!declared) undeclared.push(`${method} ${path} → ${r.status} (declared: ${Object.keys(found!.op.responses).join(', ')})`);
+      if (r.status >= 400) {
+        expect(r.json, `${method} ${path}: an error body`).toMatchObject({ error: expect.any(String), message: expect.any(String), code: expect.any(String) });
+        if (declared && r.status !== 503) expect(Object.keys(declared.content['application/json'].schema.properties), `${method} ${path} ${r.status}`).toEqual(expect.arrayContaining(['error', 'message', 'code']));
+      }
+    }
+    expect(undeclared).toEqual([]);
+    // every operation in the document was asked
+    const all = Object.entries<any>(doc.paths).flatMap(([template, item]) => Object.keys(item).map((m) => `${m.toUpperCase()} ${template}`));
+    expect(all.filter((o) => !seen.has(o))).toEqual([]);
+  });
+
+  it('declares the real success codes: 202 for a job submitted or cancelled, 201 for a model loaded, 204 for no body', () => {
+    expect(Object.keys(doc.paths['/v1/jobs'].post.responses)).toContain('202');
+    expect(doc.paths['/v1/jobs'].post.responses['200']).toBeUndefined();
+    expect(Object.keys(doc.paths['/v1/jobs/{id}'].delete.responses)).toEqual(expect.arrayContaining(['202', '409']));
+    expect(Object.keys(doc.paths['/v1/models'].post.responses)).toEqual(expect.arrayContaining(['201', '409']));
+    expect(Object.keys(doc.paths['/v1/models/{name}'].delete.responses)).toContain('204');
+    expect(Object.keys(doc.paths['/v1/session'].delete.responses)).toContain('204');
+    expect(doc.paths['/v1/jobs/{id}'].get.responses['200'].content['application/json'].schema.properties).toHaveProperty('state');
+  });
+
+  it("names the run-file route's path parameter `path`, with a description", () => {
+    expect(Object.keys(doc.paths).filter((p) => p.includes('*'))).toEqual([]);
+    const params = doc.paths['/v1/jobs/{id}/files/{path}'].get.parameters;
+    expect(params.map((p: any) => [p.name, p.in, p.required])).toEqual([
+      ['id', 'path', true],
+      ['path', 'path', true],
+    ]);
+    expect(params[1].description).toMatch(/inside the run folder/);
+  });
+
+  it('documents GET, POST and DELETE /v1/session', () => {
+    expect(Object.keys(doc.paths['/v1/session']).sort()).toEqual(['delete', 'get', 'post']);
+    expect(doc.paths['/v1/session'].get.responses['200'].content['application/json'].schema.properties).toHaveProperty('signedIn');
+  });
+
+  it('keeps every field a handler returns (open response schemas)', async () => {
+    const view = (await s.call('GET', `/v1/jobs/${job}`)).json;
+    expect(Object.keys(view).sort()).toEqual(['error', 'finishedAt', 'id', 'kind', 'out', 'progress', 'stages', 'startedAt', 'state', 'submittedAt']);
+    expect(view.error).toMatchObject({ name: 'MissingFileError', code: expect.any(String), message: expect.stringMatching(/missing-x\.npy/) });
+    const sd = (await s.call('GET', '/v1/models/sd')).json;
+    expect(sd).toMatchObject({ name: 'sd', kind: 'sd', scheduler: expect.any(String), inFlight: 0 });
+    expect(Object.keys(sd.shape).length).toBeGreaterThan(0);
+    const nf = (await s.call('GET', '/v1/models/nope')).json;
+    expect(nf).toMatchObject({ code: 'ModelNotFound', name: 'ModelNotFoundError', model: 'nope' });
+  });
+});

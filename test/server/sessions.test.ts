@@ -1,0 +1,130 @@
+/**
+ * The page's sign-in sessions: the cookie is a random id, not the token; it carries Max-Age (12 h by default,
+ * configurable), HttpOnly and SameSite=Strict; the session expires, `DELETE /v1/session` signs out, and a restart
+ * forgets every session (401). Bearer tokens work as before, with or without a cookie.
+ */
+import Fastify from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { brainlatentPlugin } from '../../ts/server/index.js';
+import { SessionStore } from '../../ts/server/sessions.js';
+import { startTestServer, type TestServer } from './helpers.js';
+
+const TOKEN = 'tok-sessions-1';
+
+async function signIn(s: TestServer): Promise<{ jar: string; setCookie: string }> {
+  const r = await s.call('POST', '/v1/session', { token: TOKEN });
+  expect(r.status, r.text).toBe(204);
+  const setCookie = r.headers.get('set-cookie')!;
+  return { jar: setCookie.split(';')[0], setCookie };
+}
+
+describe('sign-in sessions', () => {
+  let s: TestServer;
+  beforeAll(async () => {
+    s = await startTestServer({ token: TOKEN });
+  });
+  afterAll(async () => s?.stop());
+
+  it('the cookie is a random session id, not the token, with Max-Age 12 h, HttpOnly and SameSite=Strict', async () => {
+    const a = await signIn(s);
+    const b = await signIn(s);
+    const id = a.jar.split('=')[1];
+    expect(a.jar.startsWith('brainlatent_session=')).toBe(true);
+    expect(id).not.toContain(TOKEN);
+    expect(decodeURIComponent(id)).not.toBe(TOKEN);
+    expect(id).toMatch(/^[A-Za-z0-9_-]{43}$/); // 32 random bytes, base64url
+    expect(b.jar).not.toBe(a.jar);
+    expect(a.setCookie).toMatch(/; Max-Age=43200;/);
+    expect(a.setCookie).toMatch(/; HttpOnly/);
+    expect(a.setCookie).toMatch(/; SameSite=Strict/);
+    expect(a.setCookie).toMatch(/; Path=\//);
+    // plain HTTP: no Secure (a browser would not send it back)
+    expect(a.setCookie).not.toMatch(/Secure/);
+    expect((await s.call('GET', '/v1/jobs', undefined, { cookie: a.jar })).status).toBe(200);
+    expect((await s.call('GET', '/v1/session', undefined, { cookie: a.jar })).json).toEqual({ tokenRequired: true, signedIn: true });
+    // the token itself as the cookie's value is not a session
+    expect((await s.call('GET', '/v1/jobs', undefined, { cookie: `brainlatent_session=${TOKEN}` })).status).toBe(401);
+  });
+
+  it('DELETE /v1/session signs out: the session is forgotten and the cookie cleared', async () => {
+    const { jar } = await signIn(s);
+    const out = await s.call('DELETE', '/v1/session', undefined, { cookie: jar });
+    expect(out.status).toBe(204);
+    expect(out.headers.get('set-cookie')).toMatch(/^brainlatent_session=; Path=\/; Max-Age=0; HttpOnly; SameSite=Strict$/);
+    const after = await s.call('GET', '/v1/jobs', undefined, { cookie: jar });
+    expect(after.status).toBe(401);
+    expect(after.json.message).toMatch(/^the session has expired or was signed out/);
+    expect((await s.call('GET', '/v1/session', undefined, { cookie: jar })).json.signedIn).toBe(false);
+    // signing out without a session is harmless
+    expect((await s.call('DELETE', '/v1/session')).status).toBe(204);
+  });
+
+  it('bearer tokens work as before, and a wrong one is not rescued by a valid cookie', async () => {
+    const { jar } = await signIn(s);
+    expect((await s.call('GET', '/v1/jobs', undefined, { authorization: `Bearer ${TOKEN}` })).status).toBe(200);
+    expect((await s.call('GET', '/v1/jobs', undefined, { authorization: 'Bearer wrong', cookie: jar })).status).toBe(401);
+  });
+
+  it('a session from before a restart is refused (401)', async () => {
+    const { jar } = await signIn(s);
+    const again = await startTestServer({ token: TOKEN }, s.root);
+    try {
+      expect((await again.call('GET', '/v1/jobs', undefined, { cookie: jar })).status).toBe(401);
+    } finally {
+      await again.stop();
+    }
+  });
+
+  it('the Max-Age follows sessionMaxAgeSeconds', async () => {
+    const short = await startTestServer({ token: TOKEN, sessionMaxAgeSeconds: 60 });
+    try {
+      expect((await signIn(short)).setCookie).toMatch(/; Max-Age=60;/);
+    } finally {
+      await short.stop();
+    }
+  });
+});
+
+describe('the session cookie over TLS', () => {
+  it('is Secure when the request came over TLS (here: through a proxy the app trusts)', async () => {
+    const app = Fastify({ trustProxy: true });
+    await app.register(brainlatentPlugin, { prefix: '/bl', root: process.cwd(), token: TOKEN, defaultMetrics: false, page: false });
+    try {
+      const over = (proto: string) => app.inject({ method: 'POST', url: '/bl/v1/session', headers: { 'content-type': 'application/json', 'x-forwarded-proto': proto }, payload: { token: TOKEN } });
+      const tls = await over('https');
+      expect(tls.statusCode).toBe(204);
+      expect(tls.headers['set-cookie']).toMatch(/; Path=\/bl; Max-Age=43200; HttpOnly; SameSite=Strict; Secure$/);
+      expect((await over('http')).headers['set-cookie']).not.toMatch(/Secure/);
+    } finally {
+      await app.close();
+    }
+  });
+});
+
+describe('SessionStore', () => {
+  it('a session expires after its max age (and is forgotten then)', () => {
+    let t = 1_000_000;
+    const store = new SessionStore(60, () => t);
+    const id = store.create();
+    expect(store.valid(id)).toBe(true);
+    t += 59_999;
+    expect(store.valid(id)).toBe(true);
+    t += 1;
+    expect(store.valid(id)).toBe(false);
+    expect(store.size).toBe(0);
+    expect(store.valid('not-an-id')).toBe(false);
+  });
+
+  it('expired sessions are dropped when a new one is made; delete forgets one', () => {
+    let t = 0;
+    const store = new SessionStore(10, () => t);
+    const a = store.create();
+    t = 20_000;
+    const b = store.create();
+    expect(store.size).toBe(1);
+    expect(store.delete(a)).toBe(false);
+    expect(store.delete(b)).toBe(true);
+    expect(store.valid(b)).toBe(false);
+  });
+});

@@ -1,0 +1,48 @@
+/**
+ * A reconstruct job's checks at submission: the reconstruction's own preflight (what `reconstruct --dry-run`
+ * checks: the model folder and its img2img plan, the NSD data, the decoders' memory, the run folder), so a config the
+ * job would refuse when it starts is a 400 listing every problem, before the job is queued and before anything is
+ * written (run.json, the batch's plan, the extraction cache). The rules stay the pipeline's own; nothing is
+ * duplicated here. It runs on a thread of its own (preflightThread.ts): the captions alone are tens of MB of JSON.
+ */
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+
+import { packageRoot } from '../../native/binding.js';
+import type { ReconstructConfig } from '../../pipeline/config.js';
+import type { PreflightReply, PreflightTask } from './preflightThread.js';
+
+/** A run folder of another config, in the service's words (the CLI's say --out and --force). */
+export const SERVICE_FOLDER_REMEDY = 'choose another body.config.out, or submit with "force": true to replace them (files of yours there stay)';
+
+/** The compiled thread (dist/server/jobs/preflightThread.js), also when this module runs from the TypeScript sources. */
+function threadPath(): string {
+  const here = join(dirname(fileURLToPath(import.meta.url)), 'preflightThread.js');
+  return existsSync(here) ? here : join(packageRoot, 'dist', 'server', 'jobs', 'preflightThread.js');
+}
+
+/** The preflight's verdict from its thread; a thread that fails or exits without one is no verdict (null). */
+function preflightOnThread(task: PreflightTask): Promise<PreflightReply | null> {
+  return new Promise((resolve) => {
+    const worker = new Worker(threadPath(), { workerData: task });
+    worker.once('message', (r: PreflightReply) => {
+      resolve(r);
+      void worker.terminate();
+    });
+    worker.once('error', () => resolve(null));
+    worker.once('exit', () => resolve(null));
+  });
+}
+
+/**
+ * The preflight's problems for `config`, each prefixed with `body.config: `, or none. `elsewhere`: the job may run on
+ * another machine (Redis workers), which may see an NSD root or model folder this one does not: those are left to
+ * the job, as `batch submit` leaves them. A failure that is not the preflight's verdict is the job's to report.
+ */
+export async function reconstructPreflightProblems(config: ReconstructConfig, force: boolean, elsewhere: boolean): Promise<string[]> {
+  if (elsewhere && (!existsSync(config.nsd.root) || !existsSync(config.model.dir))) return [];
+  const r = await preflightOnThread({ config, force, remedy: SERVICE_FOLDER_REMEDY });
+  return r && 'problems' in r ? r.problems.map((p) => `body.config: ${p}`) : [];
+}

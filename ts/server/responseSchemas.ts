@@ -1,0 +1,116 @@
+/**
+ * What each route answers, for the OpenAPI document (a client generator's types) and Fastify's serializer: the
+ * success body of each route and the error body every failure shares (httpErrors.ts's sendError, auth.ts's
+ * 401/403). Bodies the service may extend are open (`additionalProperties: true`), so the serializer never drops a
+ * field a handler returns; only fields every answer has are `required`.
+ */
+import { Type, type TObject, type TSchema } from '@sinclair/typebox';
+
+import { ErrorSchema } from './schemas.js';
+
+const open = <T extends Parameters<typeof Type.Object>[0]>(properties: T, description: string) => Type.Object(properties, { additionalProperties: true, description });
+const nullable = (schema: TSchema) => Type.Unsafe<unknown>({ ...schema, nullable: true });
+
+const JobProgressSchema = open(
+  {
+    stage: Type.String(),
+    index: Type.Integer({ description: '1-based position of the stage' }),
+    stages: Type.Integer(),
+    fraction: Type.Number({ description: 'within the stage, 0..1' }),
+    rate: nullable(Type.Number({ description: 'stage fraction per second (null until known)' })),
+    etaSeconds: nullable(Type.Number({ description: 'seconds to the end of the stage at that rate (null until known)' })),
+    message: Type.Optional(Type.String()),
+  },
+  'the running stage',
+);
+
+export const JobViewSchema = open(
+  {
+    id: Type.String(),
+    kind: Type.String({ description: 'reconstruct, encode, ridge-fit, batch or demo' }),
+    state: Type.String({ description: 'queued, running, done, failed or cancelled' }),
+    out: Type.String({ description: 'the run folder, relative to the root' }),
+    submittedAt: Type.String({ format: 'date-time' }),
+    startedAt: Type.Optional(Type.String({ format: 'date-time' })),
+    finishedAt: Type.Optional(Type.String({ format: 'date-time' })),
+    stages: Type.Array(Type.String()),
+    progress: nullable(JobProgressSchema),
+    result: Type.Optional(Type.Object({}, { additionalProperties: true, description: 'what the job produced (metrics, report), once done' })),
+    error: Type.Optional(Type.Object({}, { additionalProperties: true, description: 'name, code and message, as in an error answer' })),
+  },
+  'a job',
+);
+
+export const JobListSchema = open({ jobs: Type.Array(JobViewSchema) }, 'jobs, newest first');
+
+export const RunFileListSchema = open({ files: Type.Array(open({ path: Type.String(), bytes: Type.Integer() }, 'a file of the run folder')) }, "the run folder's visible files");
+
+export const ModelViewSchema = open(
+  {
+    name: Type.String(),
+    kind: Type.String({ description: 'ridge or sd' }),
+    path: Type.String({ description: 'relative to the root' }),
+    loadedAt: Type.String({ format: 'date-time' }),
+    shape: Type.Object({}, { additionalProperties: Type.Number(), description: 'ridge: features and targets; sd: latent channels and conditioning width' }),
+    scheduler: Type.Optional(Type.String()),
+    inFlight: Type.Integer({ description: 'requests using it now' }),
+  },
+  'a loaded model',
+);
+
+export const ModelListSchema = open({ models: Type.Array(ModelViewSchema) }, 'the loaded models');
+
+export const PredictionsSchema = open({ rows: Type.Integer(), cols: Type.Integer(), y: Type.Array(Type.Array(Type.Number())) }, 'predictions, samples × targets');
+
+export const HealthSchema = open({ status: Type.String() }, 'the process answers');
+export const ReadySchema = open(
+  { ready: Type.Optional(Type.Boolean()), runner: Type.Optional(Type.String()), models: Type.Optional(Type.Array(open({ name: Type.String(), kind: Type.String() }, 'a loaded model'))) },
+  'readiness (a 503 while shutting down is an error body)',
+);
+export const SessionStateSchema = open({ tokenRequired: Type.Boolean(), signedIn: Type.Boolean() }, 'whether the service needs a token and this client is signed in');
+export const OpenApiSchema = Type.Object({}, { additionalProperties: true, description: 'an OpenAPI 3 document' });
+
+/** What each error status means on this service (the body is ErrorSchema's). */
+const ERROR_MEANING: Record<number, string> = {
+  400: 'the request is not valid: `problems` lists each, naming the field',
+  401: 'no valid bearer token or session (WWW-Authenticate: Bearer)',
+  403: 'the service has no token and answers loopback clients only',
+  404: '`code` names what was not found: ModelNotFound (with `model`), JobNotFound (with `id`), FileNotFound',
+  409: 'a conflict: JobConflict (a run folder in use), ModelExists, JobFinished (with `id`, `state`)',
+  413: 'the body is over the limit (`limit`, bytes), or content over a reader’s limit (LimitError)',
+  415: 'a body of a media type the route does not take',
+  500: 'the service failed (ModelOutput: a model made NaN/Inf, with `model` and `output`); details in its log',
+  503: 'try again later (Retry-After): QueueFull, ShuttingDown, RedisUnreachable',
+};
+
+export type ErrorStatus = keyof typeof ERROR_MEANING;
+
+/** Every route can answer these: a token (401/403), a closing service (503), a failure (500). */
+const ALWAYS: ErrorStatus[] = [401, 403, 500, 503];
+
+/** `statuses` (and the ones every route that needs the token has) with the shared error body, each described. */
+export function errorResponses(...statuses: ErrorStatus[]): Record<number, TSchema> {
+  return errorsOf([...statuses, ...ALWAYS]);
+}
+
+/** The same for a route answered without the token (no 401/403). */
+export function publicErrorResponses(...statuses: ErrorStatus[]): Record<number, TSchema> {
+  return errorsOf([...statuses, 500, 503]);
+}
+
+function errorsOf(statuses: ErrorStatus[]): Record<number, TSchema> {
+  const out: Record<number, TSchema> = {};
+  for (const s of [...new Set(statuses)].sort()) out[s] = { ...ErrorSchema, description: ERROR_MEANING[s] };
+  return out;
+}
+
+/** A 204 (no body). */
+export const NO_CONTENT = { 204: Type.Unsafe({ type: 'null', description: 'done; no body' }) };
+
+/** A body that is not JSON: described by media type only (the serializer leaves strings, buffers and streams alone). */
+export function binary(description: string, types: string[]): TSchema {
+  return Type.Unsafe({ description, content: Object.fromEntries(types.map((t) => [t, { schema: { type: 'string', format: 'binary' } }])) });
+}
+
+/** `schema` with a description (the OpenAPI response's). */
+export const described = <T extends TObject>(schema: T, description: string): T => ({ ...schema, description });
