@@ -8,7 +8,7 @@
 import { InvalidArgumentError } from '../errors.js';
 import { folderInputOverlap, type NamedInput } from '../io/outputProblem.js';
 import { betasDir } from './paths.js';
-import { parseRegionSpec } from './roi.js';
+import { parseRegionSpec } from './regionSpec.js';
 
 /**
  * What an extraction of `o` reads, each named for the caller's user: the NSD root, the subject's betas folder (which

@@ -3,15 +3,9 @@ import { InvalidArgumentError, ShapeError } from '../errors.js';
 import { readNifti, readNiftiHeader, niftiGrid, niftiVolumeCount, type NiftiHeader } from '../io/nifti.js';
 import { maskFromVolume, type VoxelMask } from '../io/voxelMask.js';
 import { ctabPath, labelAtlas, roiPath } from './paths.js';
+import { parseRegionSpec, type RegionSpec } from './regionSpec.js';
 
-/**
- * Region specs: `nsdgeneral`; `<atlas>` (every label > 0); `<atlas>:<labels>` with labels given by name or
- * number, comma-separated (`streams:early`, `streams:1,5`, `prf-visualrois:V1,hV4`); or a path to any mask
- * .nii/.nii.gz on the subject's grid (voxels > 0).
- */
-export type RegionSpec =
-  | { kind: 'atlas'; atlas: string; labels: string[] | null }
-  | { kind: 'file'; path: string };
+export { parseRegionSpec, type RegionSpec } from './regionSpec.js';
 
 /** Label tables used when the atlas's .ctab file is absent (values from NSD's public code). */
 const BUILTIN_LABELS: Record<string, Record<string, number[]>> = {
@@ -20,16 +14,6 @@ const BUILTIN_LABELS: Record<string, Record<string, number[]>> = {
   'prf-visualrois': { V1v: [1], V1d: [2], V2v: [3], V2d: [4], V3v: [5], V3d: [6], hV4: [7], V1: [1, 2], V2: [3, 4], V3: [5, 6] },
 };
 
-export function parseRegionSpec(spec: string): RegionSpec {
-  const s = spec.trim();
-  if (!s) throw new InvalidArgumentError('region spec is empty; expected e.g. nsdgeneral, streams:early or a mask .nii.gz path');
-  if (/\.nii(\.gz)?$/i.test(s) || s.includes('/') || s.includes('\\')) return { kind: 'file', path: s };
-  const [atlas, labelText] = s.split(':', 2);
-  if (!/^[A-Za-z0-9_.-]+$/.test(atlas)) throw new InvalidArgumentError(`region spec "${spec}": "${atlas}" is not an atlas name`);
-  const labels = labelText === undefined ? null : labelText.split(',').map((l) => l.trim()).filter(Boolean);
-  if (labels && labels.length === 0) throw new InvalidArgumentError(`region spec "${spec}": no labels after ":"`);
-  return { kind: 'atlas', atlas, labels };
-}
 
 export interface RegionMask {
   mask: VoxelMask;

@@ -7,7 +7,7 @@ import type { ReconstructConfig } from '../config/reconstruct.js';
 import type { BetasFormatChoice } from '../nsd/betas.js';
 import { DEFAULT_MAX_SESSION, parseSessions } from '../nsd/extract.js';
 import { betasPath, cocoCaptionsPath, ctabPath, expdesignPath, roiPath, stimInfoPath, stimuliPath, type BetasFormat } from '../nsd/paths.js';
-import { parseRegionSpec } from '../nsd/roi.js';
+import { parseRegionSpec } from '../nsd/regionSpec.js';
 
 /** The NSD options an extraction's inputs depend on (as in the configs' `nsd`). */
 export interface ExtractionSource {
