@@ -98,6 +98,34 @@ describe('scripts/check-imports.mjs', () => {
   });
 });
 
+describe('the public typings', () => {
+  it("no .d.ts reachable from the entry points ('.' and './server') names an optional package", () => {
+    distModule('index');
+    const exportsMap = JSON.parse(readFileSync('package.json', 'utf8')).exports as Record<string, { types: string }>;
+    const optional = Object.keys(pkg.optionalDependencies);
+    const packageOf = (s: string) => (s.startsWith('@') ? s.split('/').slice(0, 2).join('/') : s.split('/')[0]);
+    // import/export … from '…', import('…'), /// <reference types="…" />
+    const specifiers = /(?:\bfrom\s+|\bimport\(\s*|<reference\s+types=)['"]([^'"]+)['"]/g;
+    const seen = new Set<string>();
+    const named: string[] = [];
+    const stack = Object.values(exportsMap).map((e) => resolve(e.types));
+    expect(stack.map((f) => f.slice(resolve('.').length + 1))).toEqual(['dist/index.d.ts', 'dist/server/index.d.ts']);
+    while (stack.length) {
+      const file = stack.pop()!;
+      if (seen.has(file)) continue;
+      seen.add(file);
+      // (comments may quote an import: `export * from './sd/index.js'`)
+      const code = readFileSync(file, 'utf8').replace(/\/\*[^]*?\*\//g, '').replace(/^\s*\/\/(?!\/).*$/gm, '');
+      for (const [, spec] of code.matchAll(specifiers)) {
+        if (spec.startsWith('.')) stack.push(resolve(file, '..', spec.replace(/\.js$/, '.d.ts')));
+        else if (optional.includes(packageOf(spec))) named.push(`${file.slice(resolve('.').length + 1)} names '${spec}'`);
+      }
+    }
+    expect(seen.size).toBeGreaterThan(50);
+    expect(named).toEqual([]);
+  });
+});
+
 // The compiled package beside a node_modules without the optional packages: what `--omit=optional` installs.
 describe('without the optional packages (dist/, a slim node_modules)', () => {
   let dir = '';
