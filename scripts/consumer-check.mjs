@@ -17,8 +17,11 @@
 //   --pnpm VERSION installs with that pnpm (fetched with npm into the temporary folder) instead of npm.
 // - --slim installs with --omit=optional (no service, Redis queue, chart or source-build packages) and runs
 //   test/package/slimConsumer.mjs instead (a ridge fit; the Redis batch layer and the report charts throw
-//   MissingDependencyError with the pinned install command), `npx brainlatent --help`, and checks that
-//   `brainlatent serve` and `brainlatent batch status --redis` exit 1 with that one line.
+//   MissingDependencyError with the pinned install command; the smallest `brainlatent demo` and an `encode` on
+//   its world finish and write their reports with a note and the install line in place of each chart and of the
+//   viewer), `npx brainlatent --help`, checks that `brainlatent serve` and `brainlatent batch status --redis`
+//   exit 1 with that one line, and compiles consumer.ts as above (no skipLibCheck: the typings name no optional
+//   package).
 // Prints the install time, and the packages and size of the consumer's node_modules.
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -179,6 +182,28 @@ console.log(
 );
 for (const line of install.out.split('\n')) if (/brainlatent:|install-scripts/.test(line)) console.log(`  npm: ${line.trim()}`);
 
+/**
+ * `tsc --noEmit --strict` with no skipLibCheck on test/package/consumer.ts (both entry points): the public typings
+ * hold up in a strict consumer project, a slim one too (they name no optional package's types).
+ */
+function checkTypings() {
+  copyFileSync(path.join(root, 'test', 'package', 'consumer.ts'), path.join(project, 'consumer.ts'));
+  writeFileSync(
+    path.join(project, 'tsconfig.json'),
+    JSON.stringify({
+      // A Node project's usual set-up: @types/node (the checkout's pinned copy, so nothing more is installed).
+      compilerOptions: {
+        target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, noEmit: true, skipLibCheck: false,
+        typeRoots: [path.join(root, 'node_modules', '@types')], types: ['node'],
+      },
+      files: ['consumer.ts'],
+    }),
+  );
+  const tsc = spawnSync(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], { cwd: project, env, encoding: 'utf8' });
+  if (tsc.status !== 0) fail(`tsc --noEmit --strict (no skipLibCheck) on consumer.ts:\n${tsc.stdout}${tsc.stderr}`);
+  console.log('  typings: consumer.ts compiles with tsc --strict, no skipLibCheck');
+}
+
 // 4s. Slim: the library without the optional packages, and the one-line refusals of what needs them.
 if (slim) {
   copyFileSync(path.join(root, 'test', 'package', 'slimConsumer.mjs'), path.join(project, 'slimConsumer.mjs'));
@@ -199,6 +224,7 @@ if (slim) {
     }
     console.log(`  brainlatent ${args[0]}: ${lines[0]}`);
   }
+  checkTypings();
   console.log(`consumer check (${label}): ok — install ${install.seconds.toFixed(1)} s, node_modules ${packages} packages, ${(bytes / 2 ** 20).toFixed(1)} MB`);
   if (flag('--keep')) console.log(`  kept ${project}`);
   else rmSync(work, { recursive: true, force: true });
@@ -207,7 +233,6 @@ if (slim) {
 
 // 4. The consumer script, the CLI and the strict typings.
 copyFileSync(path.join(root, 'test', 'package', 'consumer.mjs'), path.join(project, 'consumer.mjs'));
-copyFileSync(path.join(root, 'test', 'package', 'consumer.ts'), path.join(project, 'consumer.ts'));
 const resultsFile = path.resolve(value('--results') ?? path.join(work, 'results.json'));
 const script = timed('the consumer script', process.execPath, ['consumer.mjs', resultsFile], { cwd: project, env });
 process.stdout.write(script.out.replace(/^/gm, '  '));
@@ -221,20 +246,7 @@ if (!/reconstruct/.test(help.out)) fail(`npx brainlatent --help printed no comma
 const benchHelp = timed('npx brainlatent bench --help', 'npx', ['--no-install', 'brainlatent', 'bench', 'ridge', '--help'], { cwd: project, env });
 if (!/--results/.test(benchHelp.out)) fail('brainlatent bench ridge --help has no --results option');
 
-writeFileSync(
-  path.join(project, 'tsconfig.json'),
-  JSON.stringify({
-    // A Node project's usual set-up: @types/node (the checkout's pinned copy, so nothing more is installed).
-    compilerOptions: {
-      target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, noEmit: true, skipLibCheck: false,
-      typeRoots: [path.join(root, 'node_modules', '@types')], types: ['node'],
-    },
-    files: ['consumer.ts'],
-  }),
-);
-const tsc = spawnSync(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], { cwd: project, env, encoding: 'utf8' });
-if (tsc.status !== 0) fail(`tsc --noEmit --strict (no skipLibCheck) on consumer.ts:\n${tsc.stdout}${tsc.stderr}`);
-console.log('  typings: consumer.ts compiles with tsc --strict, no skipLibCheck');
+checkTypings();
 
 // 5. The same results as another build, where asked.
 const other = value('--compare');

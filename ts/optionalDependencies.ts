@@ -143,6 +143,14 @@ export function optionalPackageFile(name: OptionalPackage, file: string, feature
   throw new MissingDependencyError([name], feature, installCommand([name]));
 }
 
+/**
+ * Whether an optional package is installed where Node would find it from this package (its package.json, searched
+ * by folder as optionalPackageFile does): a report written without it is redone once it is (stageState).
+ */
+export function optionalPackageInstalled(name: string): boolean {
+  return (require.resolve.paths(name) ?? []).some((dir) => existsSync(join(dir, name, 'package.json')));
+}
+
 /** How to install onnxruntime-node (an optional peer dependency), with package.json's pin. */
 export function onnxruntimeNodeInstallCommand(): string {
   return installCommand(['onnxruntime-node']);

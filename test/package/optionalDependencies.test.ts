@@ -6,7 +6,7 @@
  * install command.
  */
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -98,6 +98,34 @@ describe('scripts/check-imports.mjs', () => {
   });
 });
 
+describe('the public typings', () => {
+  it("no .d.ts reachable from the entry points ('.' and './server') names an optional package", () => {
+    distModule('index');
+    const exportsMap = JSON.parse(readFileSync('package.json', 'utf8')).exports as Record<string, { types: string }>;
+    const optional = Object.keys(pkg.optionalDependencies);
+    const packageOf = (s: string) => (s.startsWith('@') ? s.split('/').slice(0, 2).join('/') : s.split('/')[0]);
+    // import/export … from '…', import('…'), /// <reference types="…" />
+    const specifiers = /(?:\bfrom\s+|\bimport\(\s*|<reference\s+types=)['"]([^'"]+)['"]/g;
+    const seen = new Set<string>();
+    const named: string[] = [];
+    const stack = Object.values(exportsMap).map((e) => resolve(e.types));
+    expect(stack.map((f) => f.slice(resolve('.').length + 1))).toEqual(['dist/index.d.ts', 'dist/server/index.d.ts']);
+    while (stack.length) {
+      const file = stack.pop()!;
+      if (seen.has(file)) continue;
+      seen.add(file);
+      // (comments may quote an import: `export * from './sd/index.js'`)
+      const code = readFileSync(file, 'utf8').replace(/\/\*[^]*?\*\//g, '').replace(/^\s*\/\/(?!\/).*$/gm, '');
+      for (const [, spec] of code.matchAll(specifiers)) {
+        if (spec.startsWith('.')) stack.push(resolve(file, '..', spec.replace(/\.js$/, '.d.ts')));
+        else if (optional.includes(packageOf(spec))) named.push(`${file.slice(resolve('.').length + 1)} names '${spec}'`);
+      }
+    }
+    expect(seen.size).toBeGreaterThan(50);
+    expect(named).toEqual([]);
+  });
+});
+
 // The compiled package beside a node_modules without the optional packages: what `--omit=optional` installs.
 describe('without the optional packages (dist/, a slim node_modules)', () => {
   let dir = '';
@@ -160,18 +188,86 @@ describe('without the optional packages (dist/, a slim node_modules)', () => {
     }
   });
 
-  it("the report charts and the encoding report's viewer throw MissingDependencyError", () => {
+  // (the smallest demo: 16 px stimuli, 2 test images, 1 seed, 4 steps; then an encode of z on its world)
+  it('demo and encode run to the end and write their reports, each chart or the viewer a note with the install line; one warning; installing the packages redoes the report alone', () => {
+    const run = (...args: string[]) => spawnSync(process.execPath, [join(dir, 'dist', 'cli', 'main.js'), ...args], { cwd: dir, encoding: 'utf8', timeout: 240_000 });
+    const warnings = (stderr: string) => stderr.split('\n').filter((l) => /^warning: /.test(l));
+    const charts = `npm install ${pin('vega')} ${pin('vega-lite')}`;
+    const demoArgs = ['demo', '--out', join(dir, 'demo'), '--image-size', '16', '--test-images', '2', '--seeds', '1', '--steps', '4'];
+    const demo = run(...demoArgs);
+    expect(demo.status, demo.stderr).toBe(0);
+    expect(warnings(demo.stderr)).toEqual([
+      `warning: report.html written without its charts: vega and vega-lite are not installed (optional dependencies of brainlatent); ${charts}, then run the same reconstruct (or demo) again: only its report stage runs, now with the charts`,
+    ]);
+    const runDir = join(dir, 'demo', 'run');
+    let html = readFileSync(join(runDir, 'report.html'), 'utf8');
+    // the tables and images are there; each of the 2 decoders' 3 charts is a note naming it, with the install line
+    expect(html).toContain('<table id="metrics">');
+    expect(html).toMatch(/<img src="images\/\d{5}_000\.png"/);
+    expect(html).not.toContain('<svg');
+    const notes = html.match(/<div class="missing-dependency"[^]*?<\/div>/g) ?? [];
+    expect(notes).toHaveLength(6);
+    expect(notes[0]).toContain('<b>Chart not included.</b> It would show “z decoder: chosen α” (share of its');
+    for (const n of notes) expect(n).toContain(`To add it: <code>${charts}</code>, then run the same reconstruct (or demo) again`);
+    const marker = JSON.parse(readFileSync(join(runDir, 'stages', 'report.json'), 'utf8'));
+    expect(marker.summary.missingDependencies.packages).toEqual(['vega', 'vega-lite']);
+
+    // encode on the demo's world: the viewer is a note, the figures and tables are there, no NiiVue copied
+    const world = join(dir, 'demo', 'world');
+    writeFileSync(join(dir, 'enc.json'), JSON.stringify({ out: join(dir, 'enc'), nsd: { root: join(world, 'nsd'), subject: 1 }, model: join(world, 'model'), imageSize: 16, featureSets: [{ name: 'z', kind: 'z' }] }));
+    const enc = run('encode', '--config', join(dir, 'enc.json'));
+    expect(enc.status, enc.stderr).toBe(0);
+    const viewer = `npm install ${pin('@niivue/niivue')}`;
+    expect(warnings(enc.stderr)).toEqual([
+      `warning: report.html written without its brain viewer: @niivue/niivue is not installed (optional dependencies of brainlatent); ${viewer}, then run the same encode again: only its report stage runs, now with the viewer`,
+    ]);
+    html = readFileSync(join(dir, 'enc', 'report.html'), 'utf8');
+    expect(html).toContain('<b>Brain viewer not included.</b> It would show every map over the subject’s anatomy');
+    expect(html).toContain(`To add it: <code>${viewer}</code>`);
+    expect(html).toContain('<img class="mosaic" src="mosaics/z.png"');
+    expect(html).toContain('<table id="region-summary"');
+    expect(html).not.toContain('niivue.umd.js');
+    expect(html).not.toContain('id="viewer"');
+    expect(existsSync(join(dir, 'enc', 'report_files'))).toBe(false);
+
+    // vega and vega-lite installed: the same demo redoes its report stage alone, with the charts
+    for (const name of ['vega', 'vega-lite']) symlinkSync(join(realpathSync('node_modules'), name), join(dir, 'node_modules', name));
+    try {
+      const again = run(...demoArgs);
+      expect(again.status, again.stderr).toBe(0);
+      expect(warnings(again.stderr)).toEqual([]);
+      expect(again.stdout).toMatch(/^img2img +skipped/m);
+      expect(again.stdout).toMatch(/^report +ran/m);
+      html = readFileSync(join(runDir, 'report.html'), 'utf8');
+      expect(html.match(/<svg/g)).toHaveLength(6);
+      expect(html).not.toContain('missing-dependency');
+      expect(JSON.parse(readFileSync(join(runDir, 'stages', 'report.json'), 'utf8')).summary).toBeUndefined();
+    } finally {
+      for (const name of ['vega', 'vega-lite']) rmSync(join(dir, 'node_modules', name));
+    }
+  }, 300_000);
+
+  it("the report charts and the encoding report's viewer throw MissingDependencyError; a report's charts become notes", () => {
     const r = node(`
       const charts = await import('${pathToFileURL(join(dir, 'dist', 'charts', 'vegaSvg.js')).href}');
       const deps = await import('${pathToFileURL(join(dir, 'dist', 'optionalDependencies.js')).href}');
       const out = [];
       await charts.renderVegaLiteSvg({ mark: 'point', data: { values: [] } }).catch((e) => out.push([e.code, e.install]));
       try { deps.optionalPackageFile('@niivue/niivue', 'dist/niivue.umd.js', 'viewer'); } catch (e) { out.push([e.code, e.install]); }
+      // every report's rule (reconstruct, encode, bench samplers): a note in each chart's place, naming it
+      const parts = await import('${pathToFileURL(join(dir, 'dist', 'report', 'optionalParts.js')).href}');
+      const spec = { title: { text: 'cost', subtitle: ['img/s'] }, mark: 'point', data: { values: [] } };
+      const notes = await parts.chartsOrNotes([spec, { ...spec, title: 'order' }], 'run it again');
+      out.push([notes.missing.packages, notes.html.map((h) => h.replace(/<[^>]+>/g, ''))]);
       console.log(JSON.stringify(out));`);
     expect(r.stderr).toBe('');
+    const charts = `npm install ${pin('vega')} ${pin('vega-lite')}`;
+    const note = (what: string) =>
+      `Chart not included. It would show ${what}. It needs vega and vega-lite, optional dependencies of brainlatent that are not installed here. To add it: ${charts}, then run it again.`;
     expect(JSON.parse(r.stdout)).toEqual([
-      ['MissingDependency', `npm install ${pin('vega')} ${pin('vega-lite')}`],
+      ['MissingDependency', charts],
       ['MissingDependency', `npm install ${pin('@niivue/niivue')}`],
+      [['vega', 'vega-lite'], [note('“cost” (img/s)'), note('“order”')]],
     ]);
   });
 });

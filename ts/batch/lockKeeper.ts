@@ -10,9 +10,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 
-import type { ConnectionOptions } from 'bullmq';
 
 import { packageRoot } from '../native/binding.js';
+import type { RedisConnection } from './redis.js';
 import type { KeeperData, KeeperReply, KeeperRequest } from './lockKeeperThread.js';
 
 /** The compiled thread entry (dist/batch/lockKeeperThread.js), also when this module runs from the TypeScript sources. */
@@ -22,7 +22,7 @@ function threadPath(): string {
 }
 
 export interface LockKeeperOptions {
-  connection: ConnectionOptions;
+  connection: RedisConnection;
   prefix: string;
   queues: string[];
   lockMs: number;

@@ -6,12 +6,13 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 
-import type { ConnectionOptions, Queue } from 'bullmq';
+import type { Queue } from 'bullmq';
 
 import { loadRedisQueue } from '../optionalDependencies.js';
+import type { RedisConnection } from './redis.js';
 
 export interface KeeperData {
-  connection: ConnectionOptions;
+  connection: RedisConnection;
   prefix: string;
   /** The queues whose jobs it keeps: connected before it reports ready. */
   queues: string[];

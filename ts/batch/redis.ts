@@ -1,5 +1,4 @@
 /** Connecting to Redis for BullMQ, and where a batch keeps its own records there. */
-import type { ConnectionOptions } from 'bullmq';
 import type { RedisOptions } from 'ioredis';
 
 import { InvalidArgumentError } from '../errors.js';
@@ -10,8 +9,22 @@ import type { QueueClass } from './graph.js';
 /** Key prefix of every queue and record brainlatent keeps in Redis. */
 export const PREFIX = 'brainlatent';
 
+/**
+ * Where a Redis is, as BullMQ's and ioredis' connection options take it. Written here rather than as bullmq's
+ * ConnectionOptions: the emitted .d.ts names no optional package (a slim install has no types of them).
+ */
+export interface RedisConnection {
+  host: string;
+  port: number;
+  db: number;
+  username?: string;
+  password?: string;
+  /** Set (empty: the default TLS options) for a rediss:// URL. */
+  tls?: Record<string, never>;
+}
+
 /** `redis://[user:password@]host[:port][/db]` → connection options (BullMQ makes worker connections blocking-safe itself). */
-export function redisConnection(url: string): ConnectionOptions {
+export function redisConnection(url: string): RedisConnection {
   let u: URL;
   try {
     u = new URL(url.includes('://') ? url : `redis://${url}`);

@@ -13,7 +13,10 @@ import { planBatch, planNodes, QUEUES, type BatchNode, type BatchPlan, type Queu
 import { keys, PREFIX, redisConnection, requireRedis, type BatchRecord } from './redis.js';
 import { toResolved, writePlan, type ManifestInput } from './outputs.js';
 
-/** What a job carries: its node and, for a join, the flows it adds when it first runs. */
+/**
+ * @internal What a job carries: its node and, for a join, the flows it adds when it first runs. (Internal: BullMQ's
+ * types stay out of the public typings, tsconfig.build.json's stripInternal; a slim install has no bullmq.)
+ */
 export interface JobData {
   node: BatchNode;
   spawn?: FlowJob[];
@@ -52,6 +55,7 @@ function chainFlow(plan: BatchPlan, steps: SubjectPlan['analyses'][number]['step
 }
 
 /**
+ * @internal (BullMQ's FlowJob stays out of the public typings.)
  * A subject's tree: its join runs after the shared jobs (the extraction, then the shared features on top of it,
  * one after another: a job has one parent), then adds the analyses' chains and waits for them.
  */
@@ -78,6 +82,7 @@ export interface SubmitResult {
 }
 
 /**
+ * @internal (BullMQ's Queue stays out of the public typings.)
  * Removes every job of a subject whose tree is not whole (a cancel removes the unfinished jobs and leaves the
  * finished ones, and a job it stopped, without their parents; a new tree added over them would wait for ever on
  * the stopped job), dependents first, so that its tree can be added whole (finished stages are then skipped by

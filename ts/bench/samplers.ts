@@ -26,7 +26,8 @@ import { appendBenchRecord, gitCommit, gitDirty, machineInfo } from './benchReco
 import { referenceScheduler } from '../sd/referenceSchedulers.js';
 import { commonLevelOrders, commonNoiseLevel, FLOOR_MARGIN, measuredOrders, type OrderFloors } from './samplerOrder.js';
 import { checkSamplersOptions, distributionWarnings } from './samplersOptions.js';
-import { samplersCsv, samplersHtml } from './samplersHtml.js';
+import { renderSamplersHtml, SAMPLERS_RERUN, samplersCsv } from './samplersHtml.js';
+import { missingPartsWarning } from '../report/optionalParts.js';
 import {
   ACCURACY_SEED,
   EXACT_TOL,
@@ -398,7 +399,9 @@ export async function runSamplersBench(o: SamplersBenchOptions = {}): Promise<Sa
       };
       await writeFileAtomic(files.json, `${JSON.stringify(res, null, 2)}\n`);
       await writeFileAtomic(files.csv, samplersCsv(result));
-      await writeFileAtomic(files.html, await samplersHtml(res));
+      const page = await renderSamplersHtml(res);
+      await writeFileAtomic(files.html, page.html);
+      if (page.missing) log(`warning: ${missingPartsWarning('samplers.html', 'its charts', page.missing, SAMPLERS_RERUN)}`);
       log(`peak RSS of the bench process: ${res.processPeakRssMiB} MiB (the whole run's high-water mark, not per run); wall time ${res.wallSeconds.toFixed(0)} s`);
       const record = appendBenchRecord('samplers', { ...res, files: undefined });
       log(`wrote ${files.json}, ${files.csv}, ${files.html}; record appended to ${record}`);

@@ -1,9 +1,11 @@
 /**
- * `bench samplers`' report files: samplers.csv and samplers.html (vega-lite charts rendered to inline SVG). The
+ * `bench samplers`' report files: samplers.csv and samplers.html (vega-lite charts rendered to inline SVG; without
+ * vega and vega-lite, a note in place of each: ts/report/optionalParts). The
  * chart specs are built by the functions below, so what a chart draws and how it is labelled can be checked
  * without rendering it.
  */
-import { renderVegaLiteSvg } from '../charts/vegaSvg.js';
+import type { MissingDependencyError } from '../errors.js';
+import { chartsOrNotes } from '../report/optionalParts.js';
 import { SCHEDULERS } from '../sd/schedulerConfig.js';
 import { FLOOR_MARGIN, PRE_ASYMPTOTIC } from './samplerOrder.js';
 import type { SamplerRow, SamplersBenchResult } from './samplersResult.js';
@@ -246,8 +248,17 @@ function microParagraph(r: SamplersBenchResult): string {
   return `<p>Fused step micro-benchmarks (4×64×64, guidance): ${r.micro.map((m) => `${esc(m.scheduler)} ${m.meanMicros.toFixed(1)} µs ±${m.rme.toFixed(1)}%`).join(', ')}.</p>`;
 }
 
+/** What to do once vega and vega-lite are installed (the charts' notes and the run's warning say it). */
+export const SAMPLERS_RERUN = 'run the same brainlatent bench samplers again';
+
+/** samplers.html; without vega and vega-lite (a slim install) a note in place of each chart. */
 export async function samplersHtml(r: SamplersBenchResult): Promise<string> {
-  const charts = await Promise.all(samplersChartSpecs(r).map((spec) => renderVegaLiteSvg(spec)));
+  return (await renderSamplersHtml(r)).html;
+}
+
+/** samplers.html, and why its charts are notes (null when they were drawn). */
+export async function renderSamplersHtml(r: SamplersBenchResult): Promise<{ html: string; missing: MissingDependencyError | null }> {
+  const { html: charts, missing } = await chartsOrNotes(samplersChartSpecs(r), SAMPLERS_RERUN);
   const cl = r.commonLevel;
   const none = (s: string): string => (STOCHASTIC.includes(s) ? 'n/a (stochastic)' : '— (no pair of points between the floor and 0.1)');
   const orderRows = Object.entries(r.convergenceOrder)
@@ -263,7 +274,7 @@ export async function samplersHtml(r: SamplersBenchResult): Promise<string> {
     )
     .join('');
   const bh = r.rows[0]?.cost.map((c) => `<th>img/s b${c.batch}</th><th>overhead b${c.batch}</th>`).join('') ?? '';
-  return `<!doctype html><html><head><meta charset="utf-8"><title>brainlatent bench samplers</title>
+  const html = `<!doctype html><html><head><meta charset="utf-8"><title>brainlatent bench samplers</title>
 <style>body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}td:first-child{text-align:left}.charts{display:flex;flex-wrap:wrap;gap:16px}.warn{color:#a40000}</style></head><body>
 <h1>Samplers on a known ground truth</h1>
 <p>${r.setup.mixture ? "The demo world's U-Net is the exact denoiser of a Gaussian mixture, so the true distribution and the exact probability-flow ODE are known." : `${esc(r.model)} is not a demo world: cost and accuracy against the converged solution only.`} ${esc(r.setup.start)}. Commit ${esc(r.commit)}${r.dirty ? ' (with uncommitted changes)' : ''}, ${esc(r.machine.cpu)}, load average ${r.machine.loadAverage.join(' / ')}.</p>
@@ -284,4 +295,5 @@ ${distributionParagraph(r)}
 ${microParagraph(r)}
 </body></html>
 `;
+  return { html, missing };
 }

@@ -20,6 +20,7 @@ import { estimateEncodeStages } from './estimate.js';
 import { preflightEncode } from './preflight.js';
 import { bandedMapKey, mapFile } from './mapFiles.js';
 import { REPORT_FILES } from './report.js';
+import { missingDependenciesWarnings } from '../report/optionalParts.js';
 import type { RegionRow } from './regions.js';
 import { encodePaths } from './runPaths.js';
 import { bandedMaps, encodeStages, readEncodeOutputs, readMapRecords } from './stages.js';
@@ -40,7 +41,11 @@ export interface EncodeOptions {
   force?: boolean;
   /** Only say what would run: the plan, nothing written. */
   dryRun?: boolean;
-  /** Called with each warning of the preflight (a session missing between sessions with betas) before any stage runs; they are in the result too. */
+  /**
+   * Called with each warning of the preflight (a session missing between sessions with betas) before any stage runs,
+   * and of the stages (report.html written without its brain viewer: @niivue/niivue is not installed) after them;
+   * they are in the result too.
+   */
   onWarning?: (message: string) => void;
 }
 
@@ -181,7 +186,10 @@ async function runEncode(c: EncodeConfig, options: EncodeOptions): Promise<Encod
     what: 'encode',
     onProgress: options.onProgress && ((p) => options.onProgress!({ ...p, detail: p.message ?? '' })),
   });
-  return { ...(await encodeResult(c)), stages: reports, warnings: pre.warnings };
+  // what the stages recorded (the report's missing viewer), also when skipped: the report still lacks it
+  const stageWarnings = reports.flatMap((r) => missingDependenciesWarnings(r.summary));
+  stageWarnings.forEach((w) => options.onWarning?.(w));
+  return { ...(await encodeResult(c)), stages: reports, warnings: [...pre.warnings, ...stageWarnings] };
 }
 
 /** The results of a finished encode run, read back from its folder. */

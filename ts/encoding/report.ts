@@ -23,7 +23,9 @@ import { labelNames } from './regions.js';
 import { findUnderlay, type Underlay } from './underlay.js';
 import { VIEWER_CSS, VIEWER_SCRIPT } from './viewerScript.js';
 import { withAtomicPath, writeFileAtomic } from '../io/atomicWrite.js';
+import { MissingDependencyError } from '../errors.js';
 import { optionalPackageFile } from '../optionalDependencies.js';
+import { missingPartNote } from '../report/optionalParts.js';
 
 /** The folder beside report.html that holds the viewer's script. */
 export const REPORT_FILES = 'report_files';
@@ -228,10 +230,10 @@ export function regionTable(m: LoadedMap): string {
   return `<table class="regions sortable"><thead><tr><th data-sort="text" data-col="0">region</th><th data-sort="number" data-col="1">voxels</th><th data-sort="number" data-col="2">mean ${esc(m.display.quantity)}</th><th data-sort="number" data-col="3">median</th></tr></thead><tbody>${rows}</tbody></table>`;
 }
 
-function mapSection(m: LoadedMap, id: number): string {
+function mapSection(m: LoadedMap, id: number, viewer: boolean): string {
   return `<section class="map" id="map-${id}"><h3>${esc(m.label)} <small>${esc(m.display.quantity)}</small></h3>
 <p class="note">${esc(m.description)}. ${esc(m.display.thresholdNote.charAt(0).toUpperCase() + m.display.thresholdNote.slice(1))}. <a href="${url(m.file)}">NIfTI</a> · <a href="${url(m.mosaic)}">figure (PNG)</a> ·
-<button type="button" class="show" data-map="${id}">show in the viewer</button></p>
+${viewer ? `<button type="button" class="show" data-map="${id}">show in the viewer</button>` : ''}</p>
 <div class="pair"><img class="mosaic" src="${url(m.mosaic)}" alt="${esc(m.label)}: axial slices">${regionTable(m)}</div></section>`;
 }
 
@@ -279,14 +281,18 @@ export function noiseCeilingFact(s: Pick<EncodingSummary, 'noiseCeiling' | 'conf
   return 'none';
 }
 
-/** Writes mosaics/, report_files/niivue.umd.js and report.html into the run folder; returns the files written (relative). */
 /** The report's training-set line: with averageTrain false the fit's rows are trials (an image's repetitions each a row). */
 export function trainingFact(s: Pick<EncodingSummary, 'trainImages' | 'config'>): [string, string] {
   const trials = (s.config.nsd as { averageTrain?: boolean }).averageTrain === false;
   return [trials ? 'training trials' : 'training images', fmtCount(s.trainImages)];
 }
 
-export async function writeEncodingReport(out: string, summary: EncodingSummary): Promise<{ files: string[] }> {
+/**
+ * Writes mosaics/, report_files/niivue.umd.js and report.html into the run folder; returns the files written
+ * (relative), and `missing`: why the brain viewer is a note (@niivue/niivue is not installed; null when the
+ * viewer is there). Without the viewer the rest of the report is complete.
+ */
+export async function writeEncodingReport(out: string, summary: EncodingSummary): Promise<{ files: string[]; missing: MissingDependencyError | null }> {
   const records = mapRecordsOf(summary)
     .map((r, k) => [r, k] as const)
     .sort((a, b) => KIND_ORDER.indexOf(a[0].kind) - KIND_ORDER.indexOf(b[0].kind) || a[1] - b[1])
@@ -348,13 +354,37 @@ export async function writeEncodingReport(out: string, summary: EncodingSummary)
     files.push(m.mosaic);
   }
 
-  await mkdir(join(out, REPORT_FILES), { recursive: true });
-  await withAtomicPath(join(out, REPORT_FILES, 'niivue.umd.js'), (tmp) => copyFile(niivueBundle(), tmp));
-  await writeFileAtomic(join(out, REPORT_FILES, 'NIIVUE-LICENSE.txt'), NIIVUE_LICENSE);
-  files.push(join(REPORT_FILES, 'niivue.umd.js'), join(REPORT_FILES, 'NIIVUE-LICENSE.txt'));
-  await writeFileAtomic(join(out, 'report.html'), reportHtml(summary, maps, underlay, atlases, grid, affine));
+  // the viewer's bundle, from an optional dependency: without it (a slim install) the report says how to add it
+  let missing: MissingDependencyError | null = null;
+  let bundle: string | null = null;
+  try {
+    bundle = niivueBundle();
+  } catch (e) {
+    if (!(e instanceof MissingDependencyError)) throw e;
+    missing = e;
+  }
+  if (bundle) {
+    await mkdir(join(out, REPORT_FILES), { recursive: true });
+    await withAtomicPath(join(out, REPORT_FILES, 'niivue.umd.js'), (tmp) => copyFile(bundle, tmp));
+    await writeFileAtomic(join(out, REPORT_FILES, 'NIIVUE-LICENSE.txt'), NIIVUE_LICENSE);
+    files.push(join(REPORT_FILES, 'niivue.umd.js'), join(REPORT_FILES, 'NIIVUE-LICENSE.txt'));
+  }
+  await writeFileAtomic(join(out, 'report.html'), reportHtml(summary, maps, underlay, atlases, grid, affine, missing));
   files.push('report.html');
-  return { files };
+  return { files, missing };
+}
+
+/** What to do once NiiVue is installed (the note and the warning say it): the report stage alone runs again (stageState). */
+export const ENCODE_REPORT_RERUN = 'run the same encode again: only its report stage runs, now with the viewer';
+
+/** The note in place of the brain viewer when @niivue/niivue is not installed. */
+function viewerNote(e: MissingDependencyError): string {
+  return missingPartNote(
+    'Brain viewer',
+    'every map over the subject’s anatomy in three planes and 3D, with threshold and colour-map controls and each voxel’s values and regions on click (the static figures and region tables below are complete without it)',
+    e,
+    ENCODE_REPORT_RERUN,
+  );
 }
 
 /** The voxel where the map is largest, and its position in mm: where the viewer opens. */
@@ -366,7 +396,7 @@ function startVoxel(volume: Float32Array, grid: Grid, affine: Affine): { vox: nu
   return { vox, mm: applyAffine(affine, vox[0], vox[1], vox[2]) };
 }
 
-function reportHtml(s: EncodingSummary, maps: LoadedMap[], underlay: Underlay | null, atlases: Atlas[], grid: Grid, affine: Affine): string {
+function reportHtml(s: EncodingSummary, maps: LoadedMap[], underlay: Underlay | null, atlases: Atlas[], grid: Grid, affine: Affine, noViewer: MissingDependencyError | null): string {
   const b64 = (id: string, bytes: Buffer) => `<script type="application/octet-stream" id="${id}">${bytes.toString('base64')}</script>`;
   const viewerConfig = {
     underlay: underlay ? { id: 'vol-underlay', kind: underlay.kind } : null,
@@ -374,6 +404,13 @@ function reportHtml(s: EncodingSummary, maps: LoadedMap[], underlay: Underlay | 
     atlases: atlases.map((a, k) => ({ id: `vol-atlas-${k}`, name: a.name, labels: Object.fromEntries(a.names) })),
     start: maps.length ? startVoxel(maps[0].volume, grid, affine) : null,
   };
+  // the volumes the viewer shows, embedded, and its scripts (left out with the viewer)
+  const viewerData = () => `${underlay ? b64('vol-underlay', underlay.bytes) : ''}
+${maps.map((m, k) => b64(`vol-map-${k}`, m.bytes)).join('\n')}
+${atlases.map((a, k) => b64(`vol-atlas-${k}`, a.bytes)).join('\n')}
+<script type="application/json" id="viewer-config">${JSON.stringify(viewerConfig).replace(/</g, '\\u003c')}</script>
+<script src="${REPORT_FILES}/niivue.umd.js"></script>
+<script>${VIEWER_SCRIPT}</script>`;
   const groups: [string, MapKind[]][] = [
     ['Accuracy: held-out r', ['r', 'banded-r']],
     ['Noise ceiling and normalised accuracy', ['noise-ceiling', 'r-over-sqrt-nc']],
@@ -384,7 +421,7 @@ function reportHtml(s: EncodingSummary, maps: LoadedMap[], underlay: Underlay | 
     .map(([title, kinds]) => {
       const inGroup = maps.map((m, k) => [m, k] as const).filter(([m]) => kinds.includes(m.kind));
       if (!inGroup.length) return '';
-      return `<h2>${esc(title)}</h2>\n${kinds.includes('unique') ? conventionBox(s, maps) : ''}${inGroup.map(([m, k]) => mapSection(m, k)).join('\n')}`;
+      return `<h2>${esc(title)}</h2>\n${kinds.includes('unique') ? conventionBox(s, maps) : ''}${inGroup.map(([m, k]) => mapSection(m, k, noViewer === null)).join('\n')}`;
     })
     .join('\n');
   const sessions = sessionsFact({ sessions: s.sessions, nsd: s.config.nsd as SessionsRead['nsd'] });
@@ -406,7 +443,7 @@ function reportHtml(s: EncodingSummary, maps: LoadedMap[], underlay: Underlay | 
 <table class="meta"><tbody>${meta.map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(v)}</td></tr>`).join('')}</tbody></table>
 ${sessions?.warning ? warningBox(sessions.warning) : ''}
 <h2>Brain viewer</h2>
-<div id="viewer" class="viewer">
+${noViewer ? viewerNote(noViewer) : `<div id="viewer" class="viewer">
 <div class="canvas-box"><canvas id="brain-canvas"></canvas></div>
 <div class="controls">
 <label>map <select id="map-select">${maps.map((m, k) => `<option value="${k}">${esc(m.label === m.display.quantity ? m.label : `${m.label} — ${m.display.quantity}`)}</option>`).join('')}</select></label>
@@ -418,16 +455,11 @@ ${sessions?.warning ? warningBox(sessions.warning) : ''}
 <p class="hint">Click or drag in a slice to move the crosshair; scroll to change slice. ${underlay ? `Underlay: ${esc(underlay.kind)}.` : 'No anatomy found: maps are shown alone.'}</p>
 <div id="voxel-info" class="info" aria-live="polite">Click a voxel.</div>
 </div>
-</div>
+</div>`}
 <h2>Mean accuracy per region</h2>
 ${summaryTable(maps)}
 ${sections}
-${underlay ? b64('vol-underlay', underlay.bytes) : ''}
-${maps.map((m, k) => b64(`vol-map-${k}`, m.bytes)).join('\n')}
-${atlases.map((a, k) => b64(`vol-atlas-${k}`, a.bytes)).join('\n')}
-<script type="application/json" id="viewer-config">${JSON.stringify(viewerConfig).replace(/</g, '\\u003c')}</script>
-<script src="${REPORT_FILES}/niivue.umd.js"></script>
-<script>${VIEWER_SCRIPT}</script>
+${noViewer ? '' : viewerData()}
 <script>${SORTABLE_SCRIPT}</script>
 </body></html>
 `;

@@ -40,7 +40,8 @@ import { columnPearson, columnR2, mean } from './metrics.js';
 import { bandedMapKey, mapFile, type EncodingSummary, type MapRecord } from './mapFiles.js';
 import { estimateNcsnr, noiseCeilingFromNcsnr, trialsPerTestImage } from './noiseCeiling.js';
 import { loadRegionLabels, regionCsv, regionTable, type RegionRow } from './regions.js';
-import { mapRecordsOf, writeEncodingReport } from './report.js';
+import { ENCODE_REPORT_RERUN, mapRecordsOf, writeEncodingReport } from './report.js';
+import { missingDependenciesSummary } from '../report/optionalParts.js';
 import { encodeBandedOptions, encodeFitOptions } from './ridgeMemory.js';
 import { encodePaths, tableSpecs, type TableSpec } from './runPaths.js';
 import { encodeStageInputs } from './stageInputs.js';
@@ -548,7 +549,9 @@ async function reportStage(c: EncodeConfig): Promise<StageResult> {
   };
   await writeJson(p.summary, summary);
   const report = await writeEncodingReport(c.out, summary);
-  return { outputs: [relative(c.out, p.summary), ...report.files] };
+  // without NiiVue: recorded, so that the run warns and, once it is installed, redoes this stage
+  const missing = missingDependenciesSummary('report.html', 'its brain viewer', report.missing, ENCODE_REPORT_RERUN);
+  return { outputs: [relative(c.out, p.summary), ...report.files], ...(report.missing ? { summary: missing } : {}) };
 }
 
 /** encode()'s stages for a config, in dependency order. */

@@ -1,5 +1,5 @@
-/** The reconstruction report's decoder charts, as Vega-Lite specs rendered to SVG (ts/charts). */
-import { renderVegaLiteSvg } from '../charts/vegaSvg.js';
+/** The reconstruction report's decoder charts, as Vega-Lite specs rendered to SVG (ts/charts), or notes without vega. */
+import { chartsOrNotes, type ReportCharts } from '../report/optionalParts.js';
 import { ALPHA_EDGE_SHARE } from '../ridge/alphas.js';
 
 /** What the decoders stage records per decoder (decoders/summary.json). */
@@ -118,7 +118,19 @@ export function targetAccuracySpec(name: string, targetR: Float32Array): object 
   };
 }
 
-export async function decoderCharts(name: string, d: DecoderSummary, targetR: Float32Array | null): Promise<string[]> {
+/** The decoder's charts that its summary has data for: chosen alphas, CV curve, per-target test accuracy. */
+export function decoderChartSpecs(name: string, d: DecoderSummary, targetR: Float32Array | null): object[] {
   const specs = [d.alphas && d.alphaCounts ? alphaHistogramSpec(name, d) : null, d.cvCurve ? cvCurveSpec(name, d) : null, targetR ? targetAccuracySpec(name, targetR) : null];
-  return Promise.all(specs.filter((s): s is object => s !== null).map((s) => renderVegaLiteSvg(s)));
+  return specs.filter((s): s is object => s !== null);
+}
+
+/**
+ * What to do once the chart packages are installed (the notes and the warning say it): the report stage's marker
+ * records that it was written without them, so the same run redoes that stage alone (stageState).
+ */
+export const REPORT_RERUN = 'run the same reconstruct (or demo) again: only its report stage runs, now with the charts';
+
+/** The decoder's charts as SVG, or without vega and vega-lite (a slim install) a note in place of each. */
+export async function decoderCharts(name: string, d: DecoderSummary, targetR: Float32Array | null): Promise<ReportCharts> {
+  return chartsOrNotes(decoderChartSpecs(name, d, targetR), REPORT_RERUN);
 }

@@ -1,13 +1,15 @@
 /**
  * report.html of a reconstruction run: the run's metrics with a caption for exactly the columns shown, the
  * published results in their own columns, each decoder's chosen alphas, CV curve and accuracy per target
- * (charts rendered to SVG at report time), and the gallery with every image's metrics in a sortable table.
+ * (charts rendered to SVG at report time; without vega and vega-lite, a note in place of each: ts/report/optionalParts),
+ * and the gallery with every image's metrics in a sortable table.
  * Paths are relative to the run folder; the page opens from disk.
  */
 import { formatMetric, metricHeader, metricsCaption, publishedBetter } from '../eval/table.js';
 import { METRIC_COLUMNS, PUBLISHED } from '../eval/published.js';
 import { BASE_CSS, displayPath, esc, SORTABLE_SCRIPT, url } from '../report/html.js';
 import { sessionsFact, warningBox } from '../report/sessions.js';
+import type { MissingDependencyError } from '../errors.js';
 import type { ReconstructConfig } from './config.js';
 import { decoderCharts, type DecoderSummary } from './decoderCharts.js';
 
@@ -145,14 +147,25 @@ ${rows}
 </tbody><caption>${esc(caption)}</caption></table></div>`;
 }
 
-export async function renderReport(r: ReportInput): Promise<string> {
+/** report.html, and why its charts are notes (null when they were drawn: vega and vega-lite are installed). */
+export interface RenderedReport {
+  html: string;
+  missing: MissingDependencyError | null;
+}
+
+export async function renderReport(r: ReportInput): Promise<RenderedReport> {
   const c = r.config;
   const g = c.img2img;
   const decoderHtml: string[] = [];
-  for (const [name, d] of Object.entries(r.decoders)) decoderHtml.push(decoderSection(name, d, await decoderCharts(name, d, r.targetAccuracy?.[name] ?? null)));
+  let missing: MissingDependencyError | null = null;
+  for (const [name, d] of Object.entries(r.decoders)) {
+    const charts = await decoderCharts(name, d, r.targetAccuracy?.[name] ?? null);
+    missing ??= charts.missing;
+    decoderHtml.push(decoderSection(name, d, charts.html));
+  }
   const warnings = (r.warnings ?? []).map(warningBox).join('\n');
   const sessions = sessionsFact({ sessions: r.sessions, nsd: c.nsd });
-  return `<!doctype html>
+  const html = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>brainlatent reconstruction — subject ${c.nsd.subject}</title>
 <style>${BASE_CSS}${REPORT_CSS}</style></head><body>
@@ -175,4 +188,5 @@ ${gallery(r)}
 <script>${SORTABLE_SCRIPT}</script>
 </body></html>
 `;
+  return { html, missing };
 }

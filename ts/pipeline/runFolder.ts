@@ -10,6 +10,7 @@ import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { InvalidArgumentError } from '../errors.js';
+import { optionalPackageInstalled } from '../optionalDependencies.js';
 import { removeStaleTemporaries, writeJsonAtomic } from '../io/atomicWrite.js';
 import { identityChange, inputIdentities, type InputIdentity } from '../io/fileIdentity.js';
 import { currentCommand, LOCK_FILE, lockFolder, type FolderLock } from '../io/folderLock.js';
@@ -210,6 +211,11 @@ export async function stageState(config: { out: string }, stage: string, inputs:
   if ((m.recipe ?? 1) !== stageRecipe(stage)) return { done: false, why: `its recipe changed (${m.recipe ?? 1} → ${stageRecipe(stage)})` };
   const missing = m.outputs.find((o) => !existsSync(join(config.out, o)));
   if (missing !== undefined) return { done: false, why: `${missing} is missing` };
+  // a report written without its charts or viewer (a slim install) is redone once their packages are installed
+  const without = (m.summary?.missingDependencies as { packages?: unknown } | undefined)?.packages;
+  if (Array.isArray(without) && without.length && without.every((p) => typeof p === 'string' && optionalPackageInstalled(p))) {
+    return { done: false, why: `it was written without ${without.join(', ')}, installed since` };
+  }
   // a marker written before inputs were recorded cannot tell: it is taken as done, as it was (--force redoes it),
   // rather than every run folder from before redoing its model stages once
   if (!Array.isArray(m.inputs)) return { done: true };

@@ -24,7 +24,8 @@ import type { RgbImages } from '../sd/tensor.js';
 import type { ReconstructConfig } from './config.js';
 import { decoderFitOptions } from './decoderFit.js';
 import type { PreflightResult } from './preflight.js';
-import type { DecoderSummary } from './decoderCharts.js';
+import { REPORT_RERUN, type DecoderSummary } from './decoderCharts.js';
+import { missingDependenciesSummary } from '../report/optionalParts.js';
 import { renderReport, type RunMetrics } from './report.js';
 import { imageSetKey, paths, readStageMarker, type StageName } from './runFolder.js';
 import { selectTestImages } from './testSubset.js';
@@ -563,7 +564,7 @@ export async function reportStage(ctx: StageContext): Promise<StageOutput> {
   const decoders = JSON.parse(await readFile(p.decoderSummary, 'utf8')) as Record<string, DecoderSummary>;
   const targetAccuracy: Record<string, Float32Array | null> = {};
   for (const t of ['z', 'c'] as const) targetAccuracy[t] = existsSync(p.targetAccuracy(t)) ? ((await readNpy(p.targetAccuracy(t))).data as Float32Array) : null;
-  const html = await renderReport({
+  const { html, missing } = await renderReport({
     config: c,
     ids,
     images: (id) => ({
@@ -578,7 +579,8 @@ export async function reportStage(ctx: StageContext): Promise<StageOutput> {
     sessions: (await readStageMarker(c, 'extract'))?.summary?.sessions as number[] | undefined,
   });
   await writeFileAtomic(p.report, html);
-  return { outputs: [rel(c, p.report)] };
+  // without the chart packages: recorded, so that the run warns and, once they are installed, redoes this stage
+  return { outputs: [rel(c, p.report)], ...(missing ? { summary: missingDependenciesSummary('report.html', 'its charts', missing, REPORT_RERUN) } : {}) };
 }
 
 export const STAGE_RUNNERS: Record<StageName, (ctx: StageContext) => Promise<StageOutput>> = {

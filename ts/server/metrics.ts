@@ -4,9 +4,38 @@
  * U-Net steps per second, predict latency, the compute pools' queues and refusals, and HTTP latency per route,
  * plus prom-client's default process metrics (CPU, memory, event-loop lag).
  */
-import type * as client from 'prom-client';
-
 import { requirePromClient } from '../optionalDependencies.js';
+
+// The fields' types are what the service uses of prom-client's metrics, written here: the emitted .d.ts of
+// './server' must not name prom-client, an optional dependency a slim install (--omit=optional) has no types of.
+// (prom-client's Histogram, Counter, Gauge and Registry have these members, so the objects are assigned as they are.)
+
+/** Label values of a metric with label names `L`. */
+export type MetricLabels<L extends string> = Partial<Record<L, string | number>>;
+
+/** A histogram (prom-client's Histogram): one observation, with its labels when it has label names. */
+export interface HistogramMetric<L extends string = string> {
+  observe(value: number): void;
+  observe(labels: MetricLabels<L>, value: number): void;
+}
+
+/** A counter (prom-client's Counter). */
+export interface CounterMetric<L extends string = string> {
+  inc(value?: number): void;
+  inc(labels: MetricLabels<L>, value?: number): void;
+}
+
+/** A gauge (prom-client's Gauge). */
+export interface GaugeMetric<L extends string = string> {
+  set(value: number): void;
+  set(labels: MetricLabels<L>, value: number): void;
+}
+
+/** The service's own registry (prom-client's Registry): the exposition text and its content type. */
+export interface MetricsRegistry {
+  readonly contentType: string;
+  metrics(): Promise<string>;
+}
 
 export interface MetricSources {
   /** Jobs waiting to start. */
@@ -21,23 +50,24 @@ export interface MetricSources {
 const UNET_UNIT = 'images × denoising steps that ran, × 2 with classifier-free guidance';
 
 export class ServiceMetrics {
-  readonly registry: client.Registry;
-  readonly stageSeconds: client.Histogram<'kind' | 'stage'>;
-  readonly predictSeconds: client.Histogram<'model'>;
-  readonly predictBatchRows: client.Histogram;
-  readonly img2imgSeconds: client.Histogram<'model'>;
-  readonly unetSteps: client.Counter<'source'>;
-  readonly unetStepsPerSecond: client.Gauge<'source'>;
-  readonly rejected: client.Counter<'pool'>;
-  readonly modelOutputErrors: client.Counter<'model' | 'output'>;
-  readonly http: client.Histogram<'method' | 'route' | 'code'>;
+  readonly registry: MetricsRegistry;
+  readonly stageSeconds: HistogramMetric<'kind' | 'stage'>;
+  readonly predictSeconds: HistogramMetric<'model'>;
+  readonly predictBatchRows: HistogramMetric;
+  readonly img2imgSeconds: HistogramMetric<'model'>;
+  readonly unetSteps: CounterMetric<'source'>;
+  readonly unetStepsPerSecond: GaugeMetric<'source'>;
+  readonly rejected: CounterMetric<'pool'>;
+  readonly modelOutputErrors: CounterMetric<'model' | 'output'>;
+  readonly http: HistogramMetric<'method' | 'route' | 'code'>;
 
   constructor(sources: MetricSources, options: { defaultMetrics?: boolean; prefix?: string; eventLoopResolutionMs?: number } = {}) {
     const client = requirePromClient(); // an optional dependency, loaded on first use
-    this.registry = new client.Registry();
+    const registry = new client.Registry();
+    this.registry = registry;
     const p = options.prefix ?? 'brainlatent_';
-    const registers = [this.registry];
-    if (options.defaultMetrics !== false) client.collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: options.eventLoopResolutionMs ?? 10 });
+    const registers = [registry];
+    if (options.defaultMetrics !== false) client.collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: options.eventLoopResolutionMs ?? 10 });
     new client.Gauge({
       name: `${p}job_queue_depth`,
       help: 'Jobs submitted and not yet started',
