@@ -31,9 +31,21 @@ describe("an OutOfMemory's reason in error bodies", () => {
   it('HTTP error bodies carry it; other errors have none', async () => {
     for (const reason of ['budget', 'allocation']) {
       const r = await app.inject({ method: 'GET', url: `/${reason}` });
-      expect(r.statusCode).toBe(500);
       expect(r.json()).toMatchObject({ code: 'OutOfMemory', name: 'OutOfMemoryError', reason });
     }
+    const r = await app.inject({ method: 'GET', url: '/shape' });
+    expect(r.statusCode).toBe(400);
+    expect(r.json()).not.toHaveProperty('reason');
+  });
+
+  it('an allocation failure is a 503 with Retry-After (it may pass later); a budget refusal a 500 without one', async () => {
+    const allocation = await app.inject({ method: 'GET', url: '/allocation' });
+    expect([allocation.statusCode, allocation.headers['retry-after']]).toEqual([503, '30']);
+    const budget = await app.inject({ method: 'GET', url: '/budget' });
+    expect([budget.statusCode, budget.headers['retry-after']]).toEqual([500, undefined]);
+  });
+
+  it('(other errors keep their status)', async () => {
     const r = await app.inject({ method: 'GET', url: '/shape' });
     expect(r.statusCode).toBe(400);
     expect(r.json()).not.toHaveProperty('reason');

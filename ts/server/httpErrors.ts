@@ -11,7 +11,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 
 import { RedisUnreachableError } from '../batch/errors.js';
 import { ConfigError } from '../config/index.js';
-import { BrainlatentError, FormatError, InvalidArgumentError, LimitError, MissingFileError, NonFiniteError, ShapeError } from '../errors.js';
+import { BrainlatentError, FormatError, InvalidArgumentError, LimitError, MissingFileError, NonFiniteError, OutOfMemoryError, ShapeError } from '../errors.js';
 import { JobFinishedError } from './jobs/jobErrors.js';
 import { JobConflictError } from './jobs/LocalJobRunner.js';
 import { ModelOutputError } from './models/ModelOutputError.js';
@@ -37,6 +37,9 @@ export function fieldOfFile(e: unknown, field: string): unknown {
   return e;
 }
 
+/** Seconds a client is told to wait after an allocation failure (other requests' memory is freed as they end). */
+const ALLOCATION_RETRY_AFTER_S = 30;
+
 function statusOf(e: unknown): number {
   // Input over a limit the service keeps: in the request's content (a .npy body, a base64 array) that is 413; in a file
   // the client named by path the request is small, and a 413 would say "send less" where the fix is another file: 400.
@@ -48,6 +51,9 @@ function statusOf(e: unknown): number {
   if (e instanceof MethodNotAllowedError) return 405;
   if (e instanceof JobConflictError || e instanceof ModelExistsError || e instanceof JobFinishedError) return 409;
   if (e instanceof QueueFullError || e instanceof ClosedError || e instanceof RedisUnreachableError) return 503;
+  // the machine could not provide the memory just now: overload, like a full queue (a budget refusal stays a 500:
+  // the same request fails again until the service's budget or the request changes)
+  if (e instanceof OutOfMemoryError && e.reason === 'allocation') return 503;
   const fastifyCode = (e as FastifyError).statusCode;
   if (!(e instanceof BrainlatentError) && typeof fastifyCode === 'number' && fastifyCode >= 400 && fastifyCode < 500) return fastifyCode;
   if ((e as NodeJS.ErrnoException).code === 'ENOENT') return 400;
@@ -87,6 +93,7 @@ export function sendError(e: unknown, req: FastifyRequest, reply: FastifyReply, 
   if (status >= 500 && !(e instanceof QueueFullError) && !(e instanceof ClosedError) && !(e instanceof RedisUnreachableError)) req.log.error({ err: e }, 'request failed');
   if (e instanceof QueueFullError) void reply.header('retry-after', String(e.retryAfter));
   if (e instanceof ClosedError || e instanceof RedisUnreachableError) void reply.header('retry-after', '5');
+  if (status === 503 && e instanceof OutOfMemoryError) void reply.header('retry-after', String(ALLOCATION_RETRY_AFTER_S));
   // Fastify's own 4xx errors (bad JSON, too large, wrong media type) describe the request, not a file
   const fastify4xx = !(e instanceof BrainlatentError) && status < 500 && typeof (e as FastifyError).code === 'string' && (e as FastifyError).code.startsWith('FST_');
   if (e instanceof MethodNotAllowedError) void reply.header('allow', e.allow.join(', '));
