@@ -449,6 +449,7 @@ function allZero(a: Hdf5TypedArray): boolean {
   return true;
 }
 
+/** A size for a message: MB from 0.1 MB, bytes below (a small cap printed as '0.0 MB' said nothing). */
 function mb(bytes: number): string {
-  return `${(bytes / 2 ** 20).toFixed(1)} MB`;
+  return bytes >= 0.05 * 2 ** 20 ? `${(bytes / 2 ** 20).toFixed(1)} MB` : `${bytes.toLocaleString('en')} bytes`;
 }
