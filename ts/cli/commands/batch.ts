@@ -18,15 +18,23 @@ export function nonNegativeInt(v: string | undefined, name: string): number | un
   return v === undefined ? undefined : integerFlag(v, `--${name}`, 0);
 }
 
-/** One line per job that changes state (logs), on stderr. */
-export function eventLogger(): (e: BatchEvent) => void {
+/**
+ * One line per job that changes state (logs), on stderr: "started" once per attempt (a job's progress reports,
+ * at fraction 0 or not, are not new starts), "(attempt N)" when it is retried.
+ */
+export function eventLogger(write: (line: string) => void = (l) => process.stderr.write(l)): (e: BatchEvent) => void {
+  // per job: the attempt whose start was logged while it is active, else undefined
+  const started = new Map<string, number | undefined>();
   return (e) => {
     if (e.type !== 'job' || !e.job) return;
     const j = e.job;
-    if (j.state === 'active' && j.fraction > 0) return;
+    if (j.state === 'active') {
+      if (started.get(j.id) === j.attempts) return;
+      started.set(j.id, j.attempts);
+    } else started.delete(j.id);
     const what = j.state === 'active' ? `started${j.attempts > 1 ? ` (attempt ${j.attempts})` : ''}` : j.state;
     const secs = j.seconds !== undefined && j.state === 'done' ? ` in ${j.seconds.toFixed(1)} s` : '';
-    process.stderr.write(`${new Date(e.at).toISOString().slice(11, 19)} ${j.id} ${what}${secs}${j.reason ? `: ${j.reason}` : ''}\n`);
+    write(`${new Date(e.at).toISOString().slice(11, 19)} ${j.id} ${what}${secs}${j.reason ? `: ${j.reason}` : ''}\n`);
   };
 }
 
