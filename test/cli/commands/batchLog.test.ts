@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 
 import type { BatchEvent, JobInfo } from '../../../ts/batch/status.js';
-import { eventLogger } from '../../../ts/cli/commands/batch.js';
+import { eventLogger, planSummaryLine } from '../../../ts/cli/commands/batch.js';
 
 const job = (over: Partial<JobInfo>): BatchEvent => ({
   batch: 'aw',
@@ -28,5 +28,14 @@ describe('batch run: the job log', () => {
       '12:00:00 aw.subj01.recon.features started (attempt 2)\n',
       '12:00:00 aw.subj01.recon.features done in 1.3 s\n',
     ]);
+  });
+});
+
+describe('batch plan: counts in words', () => {
+  it('says one problem, one subject, one warning in the singular', () => {
+    expect(planSummaryLine(13, 1, { problems: 1, warnings: 0 })).toBe('13 jobs, 1 subject; preflight: 1 problem');
+    expect(planSummaryLine(1, 2, { problems: 0, warnings: 1 })).toBe('1 job, 2 subjects; preflight: no problems, 1 warning');
+    expect(planSummaryLine(26, 2, { problems: 3, warnings: 2 })).toBe('26 jobs, 2 subjects; preflight: 3 problems, 2 warnings');
+    expect(planSummaryLine(13, 1, null)).toBe('13 jobs, 1 subject; preflight skipped');
   });
 });

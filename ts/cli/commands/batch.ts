@@ -11,6 +11,7 @@ import { runBatch, type BatchReport } from '../../batch/runBatch.js';
 import { formatSummary, type BatchEvent } from '../../batch/status.js';
 import { submitBatch } from '../../batch/submit.js';
 import { renderTable } from '../../batch/table.js';
+import { counted } from '../../plural.js';
 import { integerFlag } from '../flagValue.js';
 
 /** A non-negative integer flag, or undefined when not given. */
@@ -38,13 +39,21 @@ export function eventLogger(write: (line: string) => void = (l) => process.stder
   };
 }
 
+/** `batch plan`'s last line: "13 jobs, 1 subject; preflight: 1 problem, 2 warnings" (null: the preflight was skipped). */
+export function planSummaryLine(jobs: number, subjects: number, preflight: { problems: number; warnings: number } | null): string {
+  const head = `${counted(jobs, 'job')}, ${counted(subjects, 'subject')}`;
+  if (!preflight) return `${head}; preflight skipped`;
+  const warned = preflight.warnings ? `, ${counted(preflight.warnings, 'warning')}` : '';
+  return `${head}; preflight: ${preflight.problems ? counted(preflight.problems, 'problem') : 'no problems'}${warned}`;
+}
+
 export function printReport(r: BatchReport, json: boolean): void {
   if (json) {
     process.stdout.write(`${JSON.stringify({ batch: r.batch, state: r.state, counts: r.counts, summary: r.summary }, null, 2)}\n`);
     return;
   }
   const warnings = new Set(r.summary.flatMap((c) => c.warnings ?? [])).size;
-  const warned = warnings ? `; ${warnings} warning${warnings === 1 ? '' : 's'} (above)` : '';
+  const warned = warnings ? `; ${counted(warnings, 'warning')} (above)` : '';
   process.stdout.write(`${formatSummary(r.summary)}\n\nbatch ${r.batch}: ${r.state} (${Object.entries(r.counts).filter(([, n]) => n).map(([k, n]) => `${n} ${k}`).join(', ')})${warned}\n`);
 }
 
@@ -152,7 +161,7 @@ its failed subjects with 'batch retry NAME --redis URL --force').`,
     .action(async (file: string, f: { redis: string; preflight: boolean; force?: boolean }) => {
       const r = await submitBatch(await checkedManifest(file, f.preflight, 'nothing was submitted', 'submit', f.force), { redis: f.redis, force: f.force });
       process.stdout.write(
-        `batch ${r.batch}: ${r.jobs} jobs for ${r.plan.subjects.length} subjects; added ${r.added.join(', ') || 'nothing'}${r.existing.length ? `; already queued: ${r.existing.join(', ')}` : ''}${r.busy.length ? `; a cancelled job still runs, submit again later: ${r.busy.join(', ')}` : ''}\n` +
+        `batch ${r.batch}: ${counted(r.jobs, 'job')} for ${counted(r.plan.subjects.length, 'subject')}; added ${r.added.join(', ') || 'nothing'}${r.existing.length ? `; already queued: ${r.existing.join(', ')}` : ''}${r.busy.length ? `; a cancelled job still runs, submit again later: ${r.busy.join(', ')}` : ''}\n` +
           `follow it with: brainlatent batch watch ${r.batch} --redis ${f.redis}\n`,
       );
     });
@@ -264,9 +273,8 @@ the checks). Warnings (a session missing between sessions with betas) are listed
       } else {
         for (const n of nodes) process.stdout.write(`${n.id.padEnd(52)} ${n.queue.padEnd(8)} after ${n.deps.length ? n.deps.length > 2 ? `${n.deps.length} jobs` : n.deps.join(', ') : '-'}\n`);
         if (replaced.length) process.stdout.write(`\n${replaced.map((l) => `--force: ${l}`).join('\n')}\n`);
-        const warned = formatWarnings(warnings).length;
-        const shown = warned ? `, ${warned} warning${warned === 1 ? '' : 's'}` : '';
-        process.stdout.write(`\n${nodes.length} jobs, ${plan.subjects.length} subjects${f.preflight ? `; preflight: ${problems.length ? `${problems.length} problems` : 'no problems'}${shown}` : '; preflight skipped'}\n`);
+        const checked = f.preflight ? { problems: problems.length, warnings: formatWarnings(warnings).length } : null;
+        process.stdout.write(`\n${planSummaryLine(nodes.length, plan.subjects.length, checked)}\n`);
       }
       printBatchWarnings(warnings);
       if (problems.length) throw new BatchPreflightError(resolved, problems, { refused: 'the batch cannot be submitted as it is', skip: '--no-preflight' });
