@@ -13,7 +13,7 @@ import { forceSubjects, QUEUES, type BatchPlan, type QueueClass } from './graph.
 import { keys, PREFIX, redisConnection, requireRedis, type BatchRecord, type JobRecord } from './redis.js';
 import type { NodeResult } from './runNode.js';
 import { blockedRoot, failedChildKey, jobIdOfKey } from './blocked.js';
-import { batchStatus, CANCELLED_REASON, oneLine, resultUnet, resultWarnings, summarize, type BatchEvent, type JobInfo, type BatchJobState } from './status.js';
+import { batchStatus, CANCELLED_REASON, oneLine, resultUnet, resultWarnings, summarize, type BatchEvent, type JobInfo, type BatchJobState, type BatchState } from './status.js';
 import type { BatchReport } from './outputs.js';
 import { BatchPreflightError, forcedReplacements, preflightPlanned } from './preflight.js';
 import { clearSubject, submitPlan } from './submit.js';
@@ -229,10 +229,25 @@ export async function waitForBatch(batch: string, options: RedisOptions & { inte
  * skipped or failed). `purge` also removes the finished jobs and the batch's record, so the name can be reused
  * (outputs on disk stay, and finished stages are skipped by a later batch).
  */
-export async function cancelBatch(batch: string, options: RedisOptions & { purge?: boolean }): Promise<{ removed: number; running: number }> {
+/**
+ * What a cancel did: jobs removed and jobs still running (they stop at their next check); `finished` when the batch
+ * had already ended (done, failed or cancelled) and there was nothing to cancel: its state and job counts, and
+ * nothing was changed (a purge still removes it).
+ */
+export interface CancelResult {
+  removed: number;
+  running: number;
+  finished?: { state: BatchState; counts: Record<BatchJobState, number> };
+}
+
+export async function cancelBatch(batch: string, options: RedisOptions & { purge?: boolean }): Promise<CancelResult> {
   return withQueues(options.redis, async (queues) => {
     const rec = await readRecord(queues.control, batch);
     const client = await queues.control.getBackend().client;
+    const now = await statusFrom(queues, batch);
+    // nothing waits or runs: marking it cancelled would only relabel a finished batch
+    const finished = now.state !== 'running' ? { state: now.state, counts: now.counts } : undefined;
+    if (finished && !options.purge) return { removed: 0, running: 0, finished };
     await client.set(keys.cancelled(batch), '1');
     let running = 0;
     // parents before their children (the subject roots, then the jobs, dependents first), so that removing a job
@@ -271,7 +286,7 @@ export async function cancelBatch(batch: string, options: RedisOptions & { purge
       await client.del(keys.batch(batch), keys.cancelled(batch));
       await client.hdel(keys.batches, batch);
     }
-    return { removed, running };
+    return { removed, running, ...(finished ? { finished } : {}) };
   });
 }
 

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 
 import { InvalidArgumentError } from '../../errors.js';
 import { planBatch, planNodes } from '../../batch/graph.js';
-import { cancelBatch, getBatchStatus, listBatches, retryBatch, watchBatch } from '../../batch/inspect.js';
+import { cancelBatch, getBatchStatus, listBatches, retryBatch, watchBatch, type CancelResult } from '../../batch/inspect.js';
 import { loadManifest, type ResolvedBatch } from '../../batch/manifest.js';
 import { BatchPreflightError, checkBatch, forcedReplacements, formatWarnings, requirePreflight, type BatchCommand, type BatchProblem } from '../../batch/preflight.js';
 import { shownRedisUrl } from '../../batch/redis.js';
@@ -45,6 +45,15 @@ export function planSummaryLine(jobs: number, subjects: number, preflight: { pro
   if (!preflight) return `${head}; preflight skipped`;
   const warned = preflight.warnings ? `, ${counted(preflight.warnings, 'warning')}` : '';
   return `${head}; preflight: ${preflight.problems ? counted(preflight.problems, 'problem') : 'no problems'}${warned}`;
+}
+
+/** What `batch cancel` did, on one line: a batch that had already finished says so, and that nothing was cancelled. */
+export function cancelLine(id: string, r: CancelResult, purge: boolean): string {
+  const running = r.running ? `, ${r.running} running (they stop at their next progress report)` : '';
+  if (!r.finished) return `batch ${id}: cancelled; ${counted(r.removed, 'job')} removed${running}`;
+  const counts = Object.entries(r.finished.counts).filter(([, n]) => n).map(([k, n]) => `${n} ${k}`).join(', ');
+  const had = `batch ${id}: had already finished (${r.finished.state}: ${counts || 'no jobs'})`;
+  return purge ? `${had}; purged: ${counted(r.removed, 'job')} removed${running}` : `${had}; nothing was cancelled`;
 }
 
 export function printReport(r: BatchReport, json: boolean): void {
@@ -216,12 +225,11 @@ the watch was interrupted (Ctrl-C): only the watch stops, the batch goes on, and
 
   batch
     .command('cancel <batch>')
-    .description('cancel a submitted batch: waiting jobs are removed, running ones stop at their next progress report')
+    .description('cancel a submitted batch: waiting jobs are removed, running ones stop at their next progress report (a batch that already finished is left as it is; exit status 0)')
     .requiredOption('--redis <url>', 'Redis of the queues')
     .option('--purge', 'also remove its finished jobs and its record (the name can be reused; outputs on disk stay)')
     .action(async (id: string, f: { redis: string; purge?: boolean }) => {
-      const r = await cancelBatch(id, { redis: f.redis, purge: f.purge });
-      process.stdout.write(`batch ${id}: cancelled; ${r.removed} jobs removed${r.running ? `, ${r.running} running (they stop at their next progress report)` : ''}\n`);
+      process.stdout.write(`${cancelLine(id, await cancelBatch(id, { redis: f.redis, purge: f.purge }), !!f.purge)}\n`);
     });
 
   batch
