@@ -3,12 +3,17 @@
  * request gets (success and error alike) is declared for its route, error statuses with the shared error body
  * ({error, message, code, …}). Success bodies keep every field the handlers return (the response schemas are open).
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+import SwaggerParser from '@apidevtools/swagger-parser';
+import swagger from '@fastify/swagger';
+import Fastify from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { encodeNpy } from '../../ts/io/npy.js';
+import { brainlatentPlugin } from '../../ts/server/index.js';
 import { writeSdFixture } from '../../ts/sd/fixture.js';
 import { startServerWithRidge, until, type TestServer } from './helpers.js';
 
@@ -106,13 +111,18 @@ describe('the OpenAPI document', () => {
       if (!declared) undeclared.push(`${method} ${path} → ${r.status} (declared: ${Object.keys(found!.op.responses).join(', ')})`);
       if (r.status >= 400) {
         expect(r.json, `${method} ${path}: an error body`).toMatchObject({ error: expect.any(String), message: expect.any(String), code: expect.any(String) });
-        if (declared && r.status !== 503) expect(Object.keys(declared.content['application/json'].schema.properties), `${method} ${path} ${r.status}`).toEqual(expect.arrayContaining(['error', 'message', 'code']));
+        if (declared) expect(declared.content['application/json'].schema, `${method} ${path} ${r.status}: the shared error body`).toEqual({ $ref: '#/components/schemas/Error' });
       }
     }
     expect(undeclared).toEqual([]);
     // every operation in the document was asked
     const all = Object.entries<any>(doc.paths).flatMap(([template, item]) => Object.keys(item).map((m) => `${m.toUpperCase()} ${template}`));
     expect(all.filter((o) => !seen.has(o))).toEqual([]);
+  });
+
+  it('has the shared error body once, as components.schemas.Error', () => {
+    expect(Object.keys(doc.components.schemas.Error.properties)).toEqual(expect.arrayContaining(['error', 'message', 'code', 'name', 'problems']));
+    expect(doc.components.schemas.Error.required).toEqual(['error', 'message', 'code']);
   });
 
   it('declares the real success codes: 202 for a job submitted or cancelled, 201 for a model loaded, 204 for no body', () => {
@@ -150,4 +160,51 @@ describe('the OpenAPI document', () => {
     const nf = (await s.call('GET', '/v1/models/nope')).json;
     expect(nf).toMatchObject({ code: 'ModelNotFound', name: 'ModelNotFoundError', model: 'nope' });
   });
+});
+
+/** swagger-parser's verdict on a document: 'valid', or its messages (it validates a copy: it dereferences in place). */
+async function verdict(document: unknown): Promise<string> {
+  try {
+    await SwaggerParser.validate(structuredClone(document) as never);
+    return 'valid';
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
+/** The document a host app's own @fastify/swagger (declaring `openapi`, or its default) makes with the plugin in it. */
+async function hostDocument(openapi?: string): Promise<any> {
+  const root = realpathSync(mkdtempSync(join(tmpdir(), 'bl-host-')));
+  const app = Fastify({ pluginTimeout: 0, return503OnClosing: false });
+  try {
+    await app.register(swagger, { openapi: { ...(openapi ? { openapi } : {}), info: { title: 'lab app', version: '3' } } });
+    app.get('/hello', { schema: { response: { 200: { type: 'object', properties: { hi: { type: 'integer' } } } } } }, async () => ({ hi: 1 }));
+    await app.register(brainlatentPlugin, { prefix: '/brainlatent', root, token: null, defaultMetrics: false });
+    await app.ready();
+    return (await app.inject({ method: 'GET', url: '/brainlatent/v1/openapi.json' })).json();
+  } finally {
+    await app.close();
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+describe('the OpenAPI document is valid for the version it declares', () => {
+  it("the service's own (3.0.3: no numeric exclusiveMinimum, `examples`, tuple items or contentMediaType in its schemas)", async () => {
+    expect(doc.openapi).toBe('3.0.3');
+    expect(await verdict(doc)).toBe('valid');
+    // the tuples the configs have (rgb colours) are arrays of a fixed length in a 3.0 document
+    expect(JSON.stringify(doc)).not.toMatch(/"additionalItems"|"contentMediaType"|"examples"|"exclusiveMinimum":\d/);
+  });
+
+  it("a host app's own @fastify/swagger with the plugin registered in it, 3.0 (its default) or 3.1", async () => {
+    const host30 = await hostDocument();
+    expect(host30.info.title).toBe('lab app');
+    expect(Object.keys(host30.paths)).toEqual(expect.arrayContaining(['/hello', '/brainlatent/v1/jobs']));
+    expect(await verdict(host30)).toBe('valid');
+    const host31 = await hostDocument('3.1.0');
+    expect(await verdict(host31)).toBe('valid');
+    // 3.1 schemas are JSON Schema 2020-12: a tuple is prefixItems
+    expect(JSON.stringify(host31)).toContain('"prefixItems"');
+    expect(JSON.stringify(host31)).not.toContain('"additionalItems"');
+  }, 60_000);
 });

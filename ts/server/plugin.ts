@@ -15,6 +15,8 @@ import { pageHtml } from './page/pageHtml.js';
 import { healthRoutes } from './routes/health.js';
 import { jobRoutes } from './routes/jobs.js';
 import { modelRoutes } from './routes/models.js';
+import { REF_RESOLVER, useDocumentTransform } from './openapiDocument.js';
+import { ErrorSchema } from './schemas.js';
 import { useConfigValidation } from './validation.js';
 import { ClosedError } from './workQueue.js';
 
@@ -48,6 +50,9 @@ async function plugin(app: FastifyInstance, options: BrainlatentPluginOptions & 
     );
   }
   useConfigValidation(app);
+  // every error response refers to one shared error body; every route's schemas are shown valid for the document's version
+  app.addSchema(ErrorSchema);
+  useDocumentTransform(app);
   // Every route takes JSON (the data routes .npy as well, in their own scope): Fastify's default text/plain
   // parser would hand a string to routes whose schemas cover only their own types (415 instead, naming them).
   app.removeContentTypeParser('text/plain');
@@ -66,6 +71,8 @@ async function plugin(app: FastifyInstance, options: BrainlatentPluginOptions & 
 
   if (!app.hasDecorator('swagger')) {
     await app.register(swagger, {
+      // the shared error body is components.schemas.Error (others keep @fastify/swagger's def-N)
+      refResolver: REF_RESOLVER,
       openapi: {
         openapi: '3.0.3',
         info: { title: 'brainlatent', version: '1', description: 'fMRI → images with a latent diffusion model, and voxel-wise encoding models, as a service' },

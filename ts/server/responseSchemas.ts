@@ -6,7 +6,7 @@
  */
 import { Type, type TObject, type TSchema } from '@sinclair/typebox';
 
-import { ErrorSchema } from './schemas.js';
+import { ERROR_SCHEMA_ID } from './schemas.js';
 
 const open = <T extends Parameters<typeof Type.Object>[0]>(properties: T, description: string) => Type.Object(properties, { additionalProperties: true, description });
 const nullable = (schema: TSchema) => Type.Unsafe<unknown>({ ...schema, nullable: true });
@@ -70,7 +70,7 @@ export const ReadySchema = open(
 export const SessionStateSchema = open({ tokenRequired: Type.Boolean(), signedIn: Type.Boolean() }, 'whether the service needs a token and this client is signed in');
 export const OpenApiSchema = Type.Object({}, { additionalProperties: true, description: 'an OpenAPI 3 document' });
 
-/** What each error status means on this service (the body is ErrorSchema's). */
+/** What each error status means on this service (the body is ErrorSchema's, by reference). */
 const ERROR_MEANING: Record<number, string> = {
   400: 'the request is not valid: `problems` lists each, naming the field',
   401: 'no valid bearer token or session (WWW-Authenticate: Bearer)',
@@ -98,9 +98,12 @@ export function publicErrorResponses(...statuses: ErrorStatus[]): Record<number,
   return errorsOf([...statuses, 500, 503]);
 }
 
+/** The shared error body (schemas.ts's ErrorSchema, added to the plugin's scope), described. */
+export const errorBody = (description: string): TSchema => Type.Unsafe({ $ref: `${ERROR_SCHEMA_ID}#`, description });
+
 function errorsOf(statuses: ErrorStatus[]): Record<number, TSchema> {
   const out: Record<number, TSchema> = {};
-  for (const s of [...new Set(statuses)].sort()) out[s] = { ...ErrorSchema, description: ERROR_MEANING[s] };
+  for (const s of [...new Set(statuses)].sort()) out[s] = errorBody(ERROR_MEANING[s]);
   return out;
 }
 

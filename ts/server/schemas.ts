@@ -51,7 +51,13 @@ export const JobListQuery = Strict({
 
 export const SessionBodySchema = Strict({ token: Type.String({ minLength: 1, maxLength: 4096, description: "the service's bearer token" }) });
 
-/** Error bodies: what failed, its code and class, and for a 400 every problem naming its field. */
+/** The $id of the shared error body (unique, so a host app's own shared schemas cannot collide with it). */
+export const ERROR_SCHEMA_ID = 'BrainlatentError';
+
+/**
+ * Error bodies: what failed, its code and class, and for a 400 every problem naming its field. A shared schema
+ * (added to the plugin's scope), referenced by every error response: one named component in the OpenAPI document.
+ */
 export const ErrorSchema = Type.Object(
   {
     error: Type.String({ description: 'the HTTP status text' }),
@@ -60,5 +66,5 @@ export const ErrorSchema = Type.Object(
     name: Type.Optional(Type.String({ description: "the error's class (ShapeError, …); absent in a 401 or 403" })),
     problems: Type.Optional(Type.Array(Type.String())),
   },
-  { additionalProperties: true },
+  { $id: ERROR_SCHEMA_ID, additionalProperties: true, description: 'an error: what failed (`message`), its kind (`code`) and class (`name`); more fields for some codes' },
 );
