@@ -120,6 +120,42 @@ describe('the OpenAPI document', () => {
     expect(all.filter((o) => !seen.has(o))).toEqual([]);
   });
 
+  it('marks the routes answered without the token `security: []` (the global security is bearer)', () => {
+    expect(doc.security).toEqual([{ bearer: [] }]);
+    const open = Object.entries<any>(doc.paths).flatMap(([path, item]) => Object.entries<any>(item).filter(([, op]) => Array.isArray(op.security) && op.security.length === 0).map(([m]) => `${m.toUpperCase()} ${path}`));
+    expect(open.sort()).toEqual(['DELETE /v1/session', 'GET /healthz', 'GET /readyz', 'GET /v1/session', 'POST /v1/session']);
+    expect(doc.paths['/v1/jobs'].get.security).toBeUndefined();
+  });
+
+  it('gives every operation a stable camelCase operationId, and the job view its state and kind as enums', () => {
+    const ids = Object.fromEntries(Object.entries<any>(doc.paths).flatMap(([path, item]) => Object.entries<any>(item).map(([m, op]) => [`${m.toUpperCase()} ${path}`, op.operationId])));
+    expect(ids).toEqual({
+      'GET /healthz': 'health',
+      'GET /readyz': 'ready',
+      'GET /metrics': 'metrics',
+      'GET /v1/openapi.json': 'openapi',
+      'GET /v1/session': 'getSession',
+      'POST /v1/session': 'signIn',
+      'DELETE /v1/session': 'signOut',
+      'POST /v1/jobs': 'submitJob',
+      'GET /v1/jobs': 'listJobs',
+      'GET /v1/jobs/{id}': 'getJob',
+      'DELETE /v1/jobs/{id}': 'cancelJob',
+      'GET /v1/jobs/{id}/events': 'jobEvents',
+      'GET /v1/jobs/{id}/files': 'listRunFiles',
+      'GET /v1/jobs/{id}/files/{path}': 'getRunFile',
+      'POST /v1/models': 'loadModel',
+      'GET /v1/models': 'listModels',
+      'GET /v1/models/{name}': 'getModel',
+      'DELETE /v1/models/{name}': 'unloadModel',
+      'POST /v1/ridge/{model}/predict': 'predict',
+      'POST /v1/sd/{model}/img2img': 'img2img',
+    });
+    const view = doc.paths['/v1/jobs/{id}'].get.responses['200'].content['application/json'].schema.properties;
+    expect(view.state.enum).toEqual(['queued', 'running', 'done', 'failed', 'cancelled']);
+    expect(view.kind.enum).toEqual(['reconstruct', 'encode', 'ridge-fit', 'batch', 'demo']);
+  });
+
   it('has the shared error body once, as components.schemas.Error', () => {
     expect(Object.keys(doc.components.schemas.Error.properties)).toEqual(expect.arrayContaining(['error', 'message', 'code', 'name', 'problems']));
     expect(doc.components.schemas.Error.required).toEqual(['error', 'message', 'code']);

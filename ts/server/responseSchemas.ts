@@ -6,9 +6,12 @@
  */
 import { Type, type TObject, type TSchema } from '@sinclair/typebox';
 
-import { ERROR_SCHEMA_ID } from './schemas.js';
+import { JOB_STATES } from './jobs/types.js';
+import { ERROR_SCHEMA_ID, JOB_KINDS } from './schemas.js';
 
 const open = <T extends Parameters<typeof Type.Object>[0]>(properties: T, description: string) => Type.Object(properties, { additionalProperties: true, description });
+/** A string from a fixed list (an `enum`: a client generator makes it a union type). */
+const oneOf = (values: readonly string[], description: string) => Type.Unsafe<string>({ type: 'string', enum: [...values], description });
 const nullable = (schema: TSchema) => Type.Unsafe<unknown>({ ...schema, nullable: true });
 
 const JobProgressSchema = open(
@@ -27,8 +30,8 @@ const JobProgressSchema = open(
 export const JobViewSchema = open(
   {
     id: Type.String(),
-    kind: Type.String({ description: 'reconstruct, encode, ridge-fit, batch or demo' }),
-    state: Type.String({ description: 'queued, running, done, failed or cancelled' }),
+    kind: oneOf(JOB_KINDS, 'what the job runs'),
+    state: oneOf(JOB_STATES, 'queued or running, then done, failed or cancelled'),
     out: Type.String({ description: 'the run folder, relative to the root' }),
     submittedAt: Type.String({ format: 'date-time' }),
     startedAt: Type.Optional(Type.String({ format: 'date-time' })),

@@ -9,6 +9,7 @@ import { EncodeConfigSchema, ReconstructConfigSchema } from '../config/index.js'
 import { RidgeFitConfigSchema } from '../config/ridgeFit.js';
 import { Default, Path, Strict, Tagged } from '../config/schemaKit.js';
 import { ModelName } from '../config/service.js';
+import { JOB_STATES, type JobKind } from './jobs/types.js';
 
 // The manifest's own schema (its $id stays with the batch layer's validator).
 const { $id: _id, ...manifestSchema } = MANIFEST_SCHEMA;
@@ -44,9 +45,12 @@ export const JobIdParams = Strict({ id: Type.String({ pattern: '^[A-Za-z0-9][A-Z
 export const ModelParams = Strict({ model: ModelName });
 export const ModelNameParams = Strict({ name: ModelName });
 
+/** Every kind of job (a job body's `kind`). */
+export const JOB_KINDS = ['reconstruct', 'encode', 'ridge-fit', 'batch', 'demo'] as const satisfies readonly JobKind[];
+
 export const JobListQuery = Strict({
-  state: Type.Optional(Type.Union(['queued', 'running', 'done', 'failed', 'cancelled'].map((s) => Type.Literal(s)), { description: 'only jobs in this state' })),
-  kind: Type.Optional(Type.Union(['reconstruct', 'encode', 'ridge-fit', 'batch', 'demo'].map((s) => Type.Literal(s)), { description: 'only jobs of this kind' })),
+  state: Type.Optional(Type.Union(JOB_STATES.map((s) => Type.Literal(s)), { description: 'only jobs in this state' })),
+  kind: Type.Optional(Type.Union(JOB_KINDS.map((s) => Type.Literal(s)), { description: 'only jobs of this kind' })),
 });
 
 export const SessionBodySchema = Strict({ token: Type.String({ minLength: 1, maxLength: 4096, description: "the service's bearer token" }) });

@@ -10,11 +10,12 @@ import { binary, described, errorResponses, HealthSchema, NO_CONTENT, OpenApiSch
 import { SessionBodySchema } from '../schemas.js';
 
 export async function healthRoutes(app: FastifyInstance, ctx: ServiceContext, prefix: string): Promise<void> {
-  app.get('/healthz', { config: { public: true }, schema: { tags: ['health'], summary: 'Liveness: the process answers', response: { 200: HealthSchema, ...publicErrorResponses() } } }, async () => ({ status: 'ok' }));
+  app.get('/healthz', { config: { public: true }, schema: { operationId: 'health', tags: ['health'], summary: 'Liveness: the process answers', response: { 200: HealthSchema, ...publicErrorResponses() } } }, async () => ({ status: 'ok' }));
 
   app.get('/readyz', {
     config: { public: true },
     schema: {
+      operationId: 'ready',
       tags: ['health'],
       summary: 'Readiness: jobs can run (Redis reachable when used)',
       response: { 200: described(ReadySchema, 'ready'), 503: described(ReadySchema, 'not ready: `ready` false and why in `runner` (or, while shutting down, an error body)'), 500: publicErrorResponses()[500] },
@@ -24,14 +25,14 @@ export async function healthRoutes(app: FastifyInstance, ctx: ServiceContext, pr
     return reply.code(runner.ok ? 200 : 503).send({ ready: runner.ok, runner: runner.detail, models: ctx.models.list().map((m) => ({ name: m.name, kind: m.kind })) });
   });
 
-  app.get('/metrics', { schema: { tags: ['health'], summary: 'Prometheus metrics', response: { 200: binary('Prometheus text format', ['text/plain']), ...errorResponses() } } }, async (_req, reply) => {
+  app.get('/metrics', { schema: { operationId: 'metrics', tags: ['health'], summary: 'Prometheus metrics', response: { 200: binary('Prometheus text format', ['text/plain']), ...errorResponses() } } }, async (_req, reply) => {
     const m = await ctx.metrics.text();
     return reply.type(m.contentType).send(m.body);
   });
 
-  app.get('/v1/openapi.json', { schema: { tags: ['health'], summary: 'This OpenAPI document', response: { 200: OpenApiSchema, ...errorResponses() } } }, async () => app.swagger());
+  app.get('/v1/openapi.json', { schema: { operationId: 'openapi', tags: ['health'], summary: 'This OpenAPI document', response: { 200: OpenApiSchema, ...errorResponses() } } }, async () => app.swagger());
 
-  app.get('/v1/session', { config: { public: true }, schema: { tags: ['health'], summary: 'Whether this client is signed in (and whether the service needs a token)', response: { 200: SessionStateSchema, ...publicErrorResponses() } } }, async (req, reply) => {
+  app.get('/v1/session', { config: { public: true }, schema: { operationId: 'getSession', tags: ['health'], summary: 'Whether this client is signed in (and whether the service needs a token)', response: { 200: SessionStateSchema, ...publicErrorResponses() } } }, async (req, reply) => {
     const signedIn = ctx.auth.check(req, reply, { quiet: true });
     return { tokenRequired: ctx.auth.hasToken, signedIn };
   });
@@ -46,6 +47,7 @@ export async function healthRoutes(app: FastifyInstance, ctx: ServiceContext, pr
       config: { public: true },
       bodyLimit: 8192,
       schema: {
+        operationId: 'signIn',
         tags: ['health'],
         summary: 'Sign in: exchange the token for a session cookie (for the web page)',
         description: 'Set-Cookie: a session id (not the token), Max-Age, HttpOnly, SameSite=Strict; a 204 without a cookie when the service has no token',
@@ -63,7 +65,7 @@ export async function healthRoutes(app: FastifyInstance, ctx: ServiceContext, pr
     },
   );
 
-  app.delete('/v1/session', { config: { public: true }, schema: { tags: ['health'], summary: 'Sign out: forget this session and clear its cookie', response: { ...NO_CONTENT, ...publicErrorResponses() } } }, async (req, reply) => {
+  app.delete('/v1/session', { config: { public: true }, schema: { operationId: 'signOut', tags: ['health'], summary: 'Sign out: forget this session and clear its cookie', response: { ...NO_CONTENT, ...publicErrorResponses() } } }, async (req, reply) => {
     const id = cookie(req.headers.cookie, SESSION_COOKIE);
     if (id !== undefined) ctx.auth.sessions.delete(id);
     return reply.header('set-cookie', `${SESSION_COOKIE}=; ${attributes(req, 0)}`).code(204).send();

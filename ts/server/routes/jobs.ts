@@ -38,6 +38,7 @@ export async function jobRoutes(app: FastifyInstance, ctx: ServiceContext): Prom
       bodyLimit: ctx.bodyLimit,
       attachValidation: true,
       schema: {
+        operationId: 'submitJob',
         tags: ['jobs'],
         summary: 'Submit a job',
         description: "202 with the job and `Location: /v1/jobs/ID`; a reconstruct config its preflight refuses is a 400 (nothing queued or written)",
@@ -57,12 +58,12 @@ export async function jobRoutes(app: FastifyInstance, ctx: ServiceContext): Prom
     },
   );
 
-  app.get('/v1/jobs', { schema: { tags: ['jobs'], summary: 'List jobs (newest first)', querystring: JobListQuery, response: { 200: JobListSchema, ...errorResponses(400) } } }, async (req) => {
+  app.get('/v1/jobs', { schema: { operationId: 'listJobs', tags: ['jobs'], summary: 'List jobs (newest first)', querystring: JobListQuery, response: { 200: JobListSchema, ...errorResponses(400) } } }, async (req) => {
     const q = req.query as { state?: JobState; kind?: JobKind };
     return { jobs: board.list(q).reverse() };
   });
 
-  app.get('/v1/jobs/:id', { schema: { tags: ['jobs'], summary: 'A job', params: JobIdParams, response: { 200: JobViewSchema, ...errorResponses(400, 404) } } }, async (req: IdRequest, reply) => {
+  app.get('/v1/jobs/:id', { schema: { operationId: 'getJob', tags: ['jobs'], summary: 'A job', params: JobIdParams, response: { 200: JobViewSchema, ...errorResponses(400, 404) } } }, async (req: IdRequest, reply) => {
     const view = board.get(req.params.id);
     if (!view) throw new JobNotFoundError(req.params.id);
     return view;
@@ -72,6 +73,7 @@ export async function jobRoutes(app: FastifyInstance, ctx: ServiceContext): Prom
     '/v1/jobs/:id',
     {
       schema: {
+        operationId: 'cancelJob',
         tags: ['jobs'],
         summary: 'Cancel a job (it stops at its next step or batch)',
         description: '202 with the job as it stands; 409 JobFinished (with its state) for a job that has already ended',
@@ -93,6 +95,7 @@ export async function jobRoutes(app: FastifyInstance, ctx: ServiceContext): Prom
     '/v1/jobs/:id/events',
     {
       schema: {
+        operationId: 'jobEvents',
         tags: ['jobs'],
         summary: 'Follow a job as Server-Sent Events: state, stage, progress (rate, ETA), then result or error',
         params: JobIdParams,
@@ -123,7 +126,7 @@ export async function jobRoutes(app: FastifyInstance, ctx: ServiceContext): Prom
     },
   );
 
-  app.get('/v1/jobs/:id/files', { schema: { tags: ['jobs'], summary: "The files of a job's run folder", params: JobIdParams, response: { 200: RunFileListSchema, ...errorResponses(400, 404) } } }, async (req: IdRequest, reply) => {
+  app.get('/v1/jobs/:id/files', { schema: { operationId: 'listRunFiles', tags: ['jobs'], summary: "The files of a job's run folder", params: JobIdParams, response: { 200: RunFileListSchema, ...errorResponses(400, 404) } } }, async (req: IdRequest, reply) => {
     const dir = board.dir(req.params.id);
     if (!dir) throw new JobNotFoundError(req.params.id);
     return { files: await listRunFolder(dir) };
@@ -133,6 +136,7 @@ export async function jobRoutes(app: FastifyInstance, ctx: ServiceContext): Prom
     '/v1/jobs/:id/files/*',
     {
       schema: {
+        operationId: 'getRunFile',
         tags: ['jobs'],
         summary: "A file of a job's run folder (report, images, .npy, NIfTI)",
         params: { type: 'object', properties: { id: JobIdParams.properties.id, '*': FILE_PATH }, required: ['id'] },
