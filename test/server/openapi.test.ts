@@ -14,6 +14,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { encodeNpy } from '../../ts/io/npy.js';
 import { brainlatentPlugin } from '../../ts/server/index.js';
+import type { JobRunner } from '../../ts/server/jobs/JobRunner.js';
+import { JobBoard } from '../../ts/server/jobs/jobBoard.js';
 import { writeSdFixture } from '../../ts/sd/fixture.js';
 import { startServerWithRidge, until, type TestServer } from './helpers.js';
 
@@ -156,6 +158,38 @@ describe('the OpenAPI document', () => {
     expect(view.kind.enum).toEqual(['reconstruct', 'encode', 'ridge-fit', 'batch', 'demo']);
   });
 
+  it('declares every media type the run-file route sends (runFiles.ts\'s table)', async () => {
+    const declared = Object.keys(doc.paths['/v1/jobs/{id}/files/{path}'].get.responses['200'].content);
+    const sent: string[] = [];
+    for (const ext of ['csv', 'npy', 'js', 'mjs', 'css', 'nii.gz', 'txt', 'html', 'json', 'svg', 'png', 'safetensors', 'bin']) {
+      writeFileSync(join(s.root, 'run1', `f.${ext}`), 'x');
+      const r = await s.call('GET', `/v1/jobs/${job}/files/f.${ext}`);
+      expect(r.status).toBe(200);
+      sent.push(r.headers.get('content-type')!.split(';')[0]);
+    }
+    expect(sent).toContain('application/gzip');
+    expect(declared).toEqual(expect.arrayContaining(sent));
+  });
+
+  it('takes an empty body with content-type: application/json on a route without a body (DELETE)', async () => {
+    const json = { 'content-type': 'application/json' };
+    const cancel = await s.call('DELETE', '/v1/jobs/nope-1', '', json);
+    expect([cancel.status, cancel.json.code]).toEqual([404, 'JobNotFound']);
+    expect((await s.call('DELETE', '/v1/session', '', json)).status).toBe(204);
+    expect((await s.call('DELETE', '/v1/models/nope', '', json)).json.code).toBe('ModelNotFound');
+    // a route that takes a body still needs one
+    const signIn = await s.call('POST', '/v1/session', '', json);
+    expect([signIn.status, signIn.json.code]).toEqual([400, 'FST_ERR_CTP_EMPTY_JSON_BODY']);
+  });
+
+  it('declares /readyz\'s 503 as the readiness or, while shutting down, the error body', () => {
+    const ready = doc.paths['/readyz'].get.responses;
+    expect(ready['503'].content['application/json'].schema.oneOf).toEqual([
+      expect.objectContaining({ required: ['ready', 'runner', 'models'] }),
+      { $ref: '#/components/schemas/Error' },
+    ]);
+  });
+
   it('has the shared error body once, as components.schemas.Error', () => {
     expect(Object.keys(doc.components.schemas.Error.properties)).toEqual(expect.arrayContaining(['error', 'message', 'code', 'name', 'problems']));
     expect(doc.components.schemas.Error.required).toEqual(['error', 'message', 'code']);
@@ -242,5 +276,38 @@ describe('the OpenAPI document is valid for the version it declares', () => {
     // 3.1 schemas are JSON Schema 2020-12: a tuple is prefixItems
     expect(JSON.stringify(host31)).toContain('"prefixItems"');
     expect(JSON.stringify(host31)).not.toContain('"additionalItems"');
+  }, 60_000);
+});
+
+describe("/readyz while the service shuts down", () => {
+  it('answers the error body (ShuttingDown), all of it, as its declared 503 (oneOf: readiness or error)', async () => {
+    const root = realpathSync(mkdtempSync(join(tmpdir(), 'bl-close-')));
+    let closing!: () => void;
+    const closeStarted = new Promise<void>((r) => (closing = r));
+    let finish!: () => void;
+    // a runner whose close waits until the test has asked /readyz
+    const runner: JobRunner = {
+      board: new JobBoard(),
+      submit: async () => { throw new Error('no jobs here'); },
+      cancel: async () => undefined,
+      queueDepth: () => 0,
+      ready: async () => ({ ok: true, detail: 'test' }),
+      close: () => { closing(); return new Promise<void>((r) => (finish = r)); },
+    } as unknown as JobRunner;
+    const app = Fastify({ pluginTimeout: 0, return503OnClosing: false });
+    await app.register(brainlatentPlugin, { prefix: '/brainlatent', root, token: null, runner, defaultMetrics: false });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}/brainlatent/readyz`;
+    expect((await fetch(url)).status).toBe(200);
+    const closed = app.close();
+    await closeStarted;
+    const r = await fetch(url);
+    const body = await r.json();
+    finish();
+    await closed;
+    rmSync(root, { recursive: true, force: true });
+    expect(r.status).toBe(503);
+    expect(body).toMatchObject({ error: 'Service Unavailable', code: 'ShuttingDown', name: 'ClosedError', message: expect.any(String) });
+    expect(body).not.toHaveProperty('ready');
   }, 60_000);
 });

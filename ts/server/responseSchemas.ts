@@ -67,8 +67,8 @@ export const PredictionsSchema = open({ rows: Type.Integer(), cols: Type.Integer
 
 export const HealthSchema = open({ status: Type.String() }, 'the process answers');
 export const ReadySchema = open(
-  { ready: Type.Optional(Type.Boolean()), runner: Type.Optional(Type.String()), models: Type.Optional(Type.Array(open({ name: Type.String(), kind: Type.String() }, 'a loaded model'))) },
-  'readiness (a 503 while shutting down is an error body)',
+  { ready: Type.Boolean(), runner: Type.String({ description: 'the job runner: what it runs on, or why it cannot run jobs' }), models: Type.Array(open({ name: Type.String(), kind: Type.String() }, 'a loaded model')) },
+  'readiness',
 );
 export const SessionStateSchema = open({ tokenRequired: Type.Boolean(), signedIn: Type.Boolean() }, 'whether the service needs a token and this client is signed in');
 export const OpenApiSchema = Type.Object({}, { additionalProperties: true, description: 'an OpenAPI 3 document' });

@@ -2,11 +2,12 @@
  * Health (`/healthz`: the process answers), readiness (`/readyz`: the job runner can run jobs, Redis reachable
  * when used; with the loaded models), Prometheus metrics, the OpenAPI document, and the page's sign-in and sign-out.
  */
+import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 
 import { cookie, SESSION_COOKIE } from '../auth.js';
 import type { ServiceContext } from '../context.js';
-import { binary, described, errorResponses, HealthSchema, NO_CONTENT, OpenApiSchema, publicErrorResponses, ReadySchema, SessionStateSchema } from '../responseSchemas.js';
+import { binary, described, errorBody, errorResponses, HealthSchema, NO_CONTENT, OpenApiSchema, publicErrorResponses, ReadySchema, SessionStateSchema } from '../responseSchemas.js';
 import { SessionBodySchema } from '../schemas.js';
 
 export async function healthRoutes(app: FastifyInstance, ctx: ServiceContext, prefix: string): Promise<void> {
@@ -18,7 +19,8 @@ export async function healthRoutes(app: FastifyInstance, ctx: ServiceContext, pr
       operationId: 'ready',
       tags: ['health'],
       summary: 'Readiness: jobs can run (Redis reachable when used)',
-      response: { 200: described(ReadySchema, 'ready'), 503: described(ReadySchema, 'not ready: `ready` false and why in `runner` (or, while shutting down, an error body)'), 500: publicErrorResponses()[500] },
+      // a 503 is the readiness (not ready: why in `runner`) or, while the service shuts down, an error (ShuttingDown)
+      response: { 200: described(ReadySchema, 'ready'), 503: Type.Unsafe({ description: 'not ready: `ready` false and why in `runner`; or, while shutting down, an error body (ShuttingDown)', oneOf: [ReadySchema, errorBody('shutting down')] }), 500: publicErrorResponses()[500] },
     },
   }, async (_req, reply) => {
     const runner = await ctx.runner.ready();

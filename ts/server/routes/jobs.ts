@@ -13,12 +13,15 @@ import { JobFinishedError } from '../jobs/jobErrors.js';
 import { JobNotFoundError } from '../notFound.js';
 import { binary, described, errorResponses, JobListSchema, JobViewSchema, RunFileListSchema } from '../responseSchemas.js';
 import { JobBodySchema, JobIdParams, JobListQuery } from '../schemas.js';
-import { listRunFolder, sendRunFile } from '../runFiles.js';
+import { listRunFolder, sendRunFile, TYPES as RUN_FILE_TYPES } from '../runFiles.js';
 import { QueueFullError } from '../workQueue.js';
 
 type IdRequest = FastifyRequest<{ Params: { id: string } }>;
 
 const FILE_PATH = { type: 'string', description: "the file's path inside the run folder, e.g. report.html or images/0001.png ('/' between folders)" };
+
+/** Every media type the run-file route may send: runFiles.ts's table, without parameters (charset), and its fallback. */
+const RUN_FILE_MEDIA_TYPES = [...new Set([...Object.values(RUN_FILE_TYPES), 'application/octet-stream'].map((t) => t.split(';')[0].trim()))];
 
 /** The run-file route in the OpenAPI document: its wildcard as a parameter named `path`. */
 function namedWildcard({ schema, url }: { schema: FastifySchema; url: string }): { schema: FastifySchema; url: string } {
@@ -140,7 +143,7 @@ export async function jobRoutes(app: FastifyInstance, ctx: ServiceContext): Prom
         tags: ['jobs'],
         summary: "A file of a job's run folder (report, images, .npy, NIfTI)",
         params: { type: 'object', properties: { id: JobIdParams.properties.id, '*': FILE_PATH }, required: ['id'] },
-        response: { 200: binary('the file, with its media type', ['text/html', 'image/png', 'application/json', 'application/octet-stream']), ...errorResponses(400, 404) },
+        response: { 200: binary('the file, with its media type (by extension; application/octet-stream for others)', RUN_FILE_MEDIA_TYPES), ...errorResponses(400, 404) },
       },
       // Fastify names a wildcard '*': the document names it `path`, as a client generator needs a name
       config: { swaggerTransform: namedWildcard },
