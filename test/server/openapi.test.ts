@@ -190,6 +190,25 @@ describe('the OpenAPI document', () => {
     ]);
   });
 
+  it('honours Accept q-values on predict, refuses a JSON body in a charset other than UTF-8, and reads /v1/jobs/ as /v1/jobs', async () => {
+    const x = { x: [[1, 2, 3, 4]] };
+    const json = await s.call('POST', '/v1/ridge/z/predict', x, { accept: 'application/x-npy;q=0.5, application/json;q=0.9' });
+    expect([json.status, json.headers.get('content-type')]).toEqual([200, 'application/json; charset=utf-8']);
+    const npyAnswer = await s.call('POST', '/v1/ridge/z/predict', x, { accept: 'application/json;q=0.1, application/x-npy' });
+    expect(npyAnswer.headers.get('content-type')).toBe('application/x-npy');
+    for (const path of ['/v1/ridge/z/predict', '/v1/jobs']) {
+      const r = await s.call('POST', path, JSON.stringify({ kind: 'demo', out: 'd' }), { 'content-type': 'application/json;charset=UTF-16' });
+      expect([r.status, r.json.code]).toEqual([415, 'UnsupportedMediaType']);
+      expect(r.json.message).toMatch(/charset 'UTF-16'/);
+    }
+    expect((await s.call('POST', '/v1/models', { kind: 'ridge', name: 'z9', path: 'nothing.safetensors' }, { 'content-type': 'application/json; charset=utf-8' })).json.code).not.toBe('UnsupportedMediaType');
+    const list = await s.call('GET', '/v1/jobs/');
+    expect(list.status, list.text).toBe(200);
+    expect(list.json.jobs.length).toBeGreaterThan(0);
+    expect((await s.call('GET', '/v1/models/')).json.models).toEqual(expect.any(Array));
+    expect(Object.keys(doc.paths).filter((p) => p.endsWith('/'))).toEqual([]);
+  });
+
   it('has the shared error body once, as components.schemas.Error', () => {
     expect(Object.keys(doc.components.schemas.Error.properties)).toEqual(expect.arrayContaining(['error', 'message', 'code', 'name', 'problems']));
     expect(doc.components.schemas.Error.required).toEqual(['error', 'message', 'code']);

@@ -17,6 +17,7 @@ import { jobRoutes } from './routes/jobs.js';
 import { modelRoutes } from './routes/models.js';
 import { REF_RESOLVER, useDocumentTransform } from './openapiDocument.js';
 import { ErrorSchema } from './schemas.js';
+import { useTrailingSlashTwins } from './trailingSlash.js';
 import { useConfigValidation } from './validation.js';
 import { ClosedError } from './workQueue.js';
 
@@ -53,6 +54,7 @@ async function plugin(app: FastifyInstance, options: BrainlatentPluginOptions & 
   // every error response refers to one shared error body; every route's schemas are shown valid for the document's version
   app.addSchema(ErrorSchema);
   useDocumentTransform(app);
+  useTrailingSlashTwins(app);
   // Every route takes JSON (the data routes .npy as well, in their own scope): Fastify's default text/plain
   // parser would hand a string to routes whose schemas cover only their own types (415 instead, naming them).
   app.removeContentTypeParser('text/plain');

@@ -11,6 +11,7 @@ import { FormatError, NonFiniteError, ShapeError } from '../../errors.js';
 import { firstNonFiniteSliced } from '../../io/finite.js';
 import type { Matrix } from '../../matrix.js';
 import { CHOOSE_SCHEDULER, SCHEDULERS } from '../../sd/schedulerConfig.js';
+import { preferredType } from '../accept.js';
 import type { ServiceContext } from '../context.js';
 import { fieldOfFile } from '../httpErrors.js';
 import { LargeBody, useDataBodies } from '../models/dataBodies.js';
@@ -25,7 +26,8 @@ import { QueueFullError, type WorkQueue } from '../workQueue.js';
 
 export const NPY_TYPE = 'application/x-npy';
 
-const wantsNpy = (req: FastifyRequest) => (req.headers.accept ?? '').includes(NPY_TYPE);
+/** Whether the request's Accept prefers .npy to JSON (by q-values; JSON when it says nothing). */
+const wantsNpy = (req: FastifyRequest) => preferredType(req.headers.accept, ['application/json', NPY_TYPE]) === NPY_TYPE;
 
 export async function modelRoutes(app: FastifyInstance, ctx: ServiceContext): Promise<void> {
   const runOn = async <T>(queue: WorkQueue, task: () => Promise<T>): Promise<T> => {
