@@ -13,6 +13,7 @@ import { RedisUnreachableError } from '../batch/errors.js';
 import { ConfigError } from '../config/index.js';
 import { BrainlatentError, FormatError, InvalidArgumentError, LimitError, MissingFileError, NonFiniteError, OutOfMemoryError, ShapeError } from '../errors.js';
 import { JobFinishedError } from './jobs/jobErrors.js';
+import { charsetOf } from './jsonBodies.js';
 import { JobConflictError } from './jobs/LocalJobRunner.js';
 import { ModelOutputError } from './models/ModelOutputError.js';
 import { ModelExistsError } from './models/ModelRegistry.js';
@@ -72,7 +73,10 @@ function unsupportedMediaType(e: FastifyError, req: FastifyRequest): PublicError
   const sent = req.headers['content-type'] ?? '(none)';
   const types = acceptedTypes(req);
   const want = types.length ? `expected ${types.join(' or ')}` : 'this route takes no body';
-  return { name: e.name, code: 'UnsupportedMediaType', message: `content-type '${sent}' is not taken by ${req.method} ${req.routeOptions.url ?? req.url}: ${want}` };
+  const charset = charsetOf(sent);
+  // a JSON type in a charset other than UTF-8: the charset is what is not taken
+  const what = charset && !/^utf-?8$/i.test(charset) && types.includes(sent.split(';')[0].trim().toLowerCase()) ? `the charset '${charset}' of content-type '${sent}' is not taken by ${req.method} ${req.routeOptions.url ?? req.url}: JSON bodies are UTF-8` : `content-type '${sent}' is not taken by ${req.method} ${req.routeOptions.url ?? req.url}: ${want}`;
+  return { name: e.name, code: 'UnsupportedMediaType', message: what };
 }
 
 /** A 413 that names the route and its limit in bytes (Fastify's own says only 'Request body is too large'). */

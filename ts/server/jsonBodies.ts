@@ -18,14 +18,30 @@ export function invalidJsonBody(message: string): FastifyError {
 
 type JsonParser = (req: FastifyRequest, text: string) => Promise<unknown>;
 
+/** The charset a content-type names, or undefined. */
+export function charsetOf(contentType: string | undefined): string | undefined {
+  return /;\s*charset\s*=\s*"?([^";\s]+)"?/i.exec(contentType ?? '')?.[1];
+}
+
+/**
+ * A JSON body is read as UTF-8 (RFC 8259 §8.1): one that says it is in another charset (UTF-16, latin1) would be
+ * misread, so it is refused with a 415 that names the charset (httpErrors.ts), not parsed as if it were UTF-8.
+ */
+export function refuseOtherCharsets(req: FastifyRequest): void {
+  const charset = charsetOf(req.headers['content-type']);
+  if (charset && !/^utf-?8$/i.test(charset)) throw new errorCodes.FST_ERR_CTP_INVALID_MEDIA_TYPE(req.headers['content-type']);
+}
+
 /** Fastify's own JSON parser in `app`'s scope, whose syntax errors say where (invalidJsonBody). */
 export function jsonBodyParser(app: FastifyInstance): JsonParser {
   const parse = app.getDefaultJsonParser(app.initialConfig.onProtoPoisoning ?? 'error', app.initialConfig.onConstructorPoisoning ?? 'error');
-  return (req, text) =>
-    new Promise((resolve, reject) =>
+  return (req, text) => {
+    refuseOtherCharsets(req);
+    return new Promise((resolve, reject) =>
       parse(req, text, (e: Error | null, v?: unknown) => {
         if (!e) return resolve(v);
         reject((e as FastifyError).code === 'FST_ERR_CTP_INVALID_JSON_BODY' ? invalidJsonBody(invalidJsonMessage(text)) : e);
       }),
     );
+  };
 }

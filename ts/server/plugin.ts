@@ -15,6 +15,9 @@ import { pageHtml } from './page/pageHtml.js';
 import { healthRoutes } from './routes/health.js';
 import { jobRoutes } from './routes/jobs.js';
 import { modelRoutes } from './routes/models.js';
+import { REF_RESOLVER, useDocumentTransform } from './openapiDocument.js';
+import { ErrorSchema } from './schemas.js';
+import { useTrailingSlashTwins } from './trailingSlash.js';
 import { useConfigValidation } from './validation.js';
 import { ClosedError } from './workQueue.js';
 
@@ -48,13 +51,21 @@ async function plugin(app: FastifyInstance, options: BrainlatentPluginOptions & 
     );
   }
   useConfigValidation(app);
+  // every error response refers to one shared error body; every route's schemas are shown valid for the document's version
+  app.addSchema(ErrorSchema);
+  useDocumentTransform(app);
+  useTrailingSlashTwins(app);
   // Every route takes JSON (the data routes .npy as well, in their own scope): Fastify's default text/plain
   // parser would hand a string to routes whose schemas cover only their own types (415 instead, naming them).
   app.removeContentTypeParser('text/plain');
   // JSON as Fastify parses it, but a syntax error says where (line, column, what was expected)
   const parseJson = jsonBodyParser(app);
   app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req: FastifyRequest, text: string | Buffer) => parseJson(req, String(text)));
+  // an empty body on a route that takes none (DELETE /v1/jobs/ID from a client that sends content-type: application/json
+  // on every request) is no body, not a 400 FST_ERR_CTP_EMPTY_JSON_BODY
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, async (req: FastifyRequest, text: string | Buffer) =>
+    text.length === 0 && !req.routeOptions.schema?.body ? undefined : parseJson(req, String(text)),
+  );
   app.setErrorHandler((e, req, reply) => sendError(e, req, reply, (text) => ctx.root.shown(text)));
   app.setNotFoundHandler((req, reply) => {
     // a path the service has, with a method it does not take there: 405 naming the ones it takes (Allow)
@@ -66,6 +77,8 @@ async function plugin(app: FastifyInstance, options: BrainlatentPluginOptions & 
 
   if (!app.hasDecorator('swagger')) {
     await app.register(swagger, {
+      // the shared error body is components.schemas.Error (others keep @fastify/swagger's def-N)
+      refResolver: REF_RESOLVER,
       openapi: {
         openapi: '3.0.3',
         info: { title: 'brainlatent', version: '1', description: 'fMRI → images with a latent diffusion model, and voxel-wise encoding models, as a service' },

@@ -6,9 +6,12 @@
  */
 import { Type, type TObject, type TSchema } from '@sinclair/typebox';
 
-import { ErrorSchema } from './schemas.js';
+import { JOB_STATES } from './jobs/types.js';
+import { ERROR_SCHEMA_ID, JOB_KINDS } from './schemas.js';
 
 const open = <T extends Parameters<typeof Type.Object>[0]>(properties: T, description: string) => Type.Object(properties, { additionalProperties: true, description });
+/** A string from a fixed list (an `enum`: a client generator makes it a union type). */
+const oneOf = (values: readonly string[], description: string) => Type.Unsafe<string>({ type: 'string', enum: [...values], description });
 const nullable = (schema: TSchema) => Type.Unsafe<unknown>({ ...schema, nullable: true });
 
 const JobProgressSchema = open(
@@ -27,8 +30,8 @@ const JobProgressSchema = open(
 export const JobViewSchema = open(
   {
     id: Type.String(),
-    kind: Type.String({ description: 'reconstruct, encode, ridge-fit, batch or demo' }),
-    state: Type.String({ description: 'queued, running, done, failed or cancelled' }),
+    kind: oneOf(JOB_KINDS, 'what the job runs'),
+    state: oneOf(JOB_STATES, 'queued or running, then done, failed or cancelled'),
     out: Type.String({ description: 'the run folder, relative to the root' }),
     submittedAt: Type.String({ format: 'date-time' }),
     startedAt: Type.Optional(Type.String({ format: 'date-time' })),
@@ -64,13 +67,13 @@ export const PredictionsSchema = open({ rows: Type.Integer(), cols: Type.Integer
 
 export const HealthSchema = open({ status: Type.String() }, 'the process answers');
 export const ReadySchema = open(
-  { ready: Type.Optional(Type.Boolean()), runner: Type.Optional(Type.String()), models: Type.Optional(Type.Array(open({ name: Type.String(), kind: Type.String() }, 'a loaded model'))) },
-  'readiness (a 503 while shutting down is an error body)',
+  { ready: Type.Boolean(), runner: Type.String({ description: 'the job runner: what it runs on, or why it cannot run jobs' }), models: Type.Array(open({ name: Type.String(), kind: Type.String() }, 'a loaded model')) },
+  'readiness',
 );
 export const SessionStateSchema = open({ tokenRequired: Type.Boolean(), signedIn: Type.Boolean() }, 'whether the service needs a token and this client is signed in');
 export const OpenApiSchema = Type.Object({}, { additionalProperties: true, description: 'an OpenAPI 3 document' });
 
-/** What each error status means on this service (the body is ErrorSchema's). */
+/** What each error status means on this service (the body is ErrorSchema's, by reference). */
 const ERROR_MEANING: Record<number, string> = {
   400: 'the request is not valid: `problems` lists each, naming the field',
   401: 'no valid bearer token or session (WWW-Authenticate: Bearer)',
@@ -98,9 +101,12 @@ export function publicErrorResponses(...statuses: ErrorStatus[]): Record<number,
   return errorsOf([...statuses, 500, 503]);
 }
 
+/** The shared error body (schemas.ts's ErrorSchema, added to the plugin's scope), described. */
+export const errorBody = (description: string): TSchema => Type.Unsafe({ $ref: `${ERROR_SCHEMA_ID}#`, description });
+
 function errorsOf(statuses: ErrorStatus[]): Record<number, TSchema> {
   const out: Record<number, TSchema> = {};
-  for (const s of [...new Set(statuses)].sort()) out[s] = { ...ErrorSchema, description: ERROR_MEANING[s] };
+  for (const s of [...new Set(statuses)].sort()) out[s] = errorBody(ERROR_MEANING[s]);
   return out;
 }
 

@@ -13,7 +13,8 @@ import type { FastifyReply } from 'fastify';
 import { FileNotFoundError } from './notFound.js';
 import { fileInside } from './rootPaths.js';
 
-const TYPES: Record<string, string> = {
+/** The media type of a run file, by extension (what the run-file route may send; the OpenAPI document lists them). */
+export const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
   // a report's own scripts and styles (the encoding report's report_files/niivue.umd.js): served as
   // octet-stream with nosniff, the browser refuses to run them

@@ -9,6 +9,7 @@ import { EncodeConfigSchema, ReconstructConfigSchema } from '../config/index.js'
 import { RidgeFitConfigSchema } from '../config/ridgeFit.js';
 import { Default, Path, Strict, Tagged } from '../config/schemaKit.js';
 import { ModelName } from '../config/service.js';
+import { JOB_STATES, type JobKind } from './jobs/types.js';
 
 // The manifest's own schema (its $id stays with the batch layer's validator).
 const { $id: _id, ...manifestSchema } = MANIFEST_SCHEMA;
@@ -44,14 +45,23 @@ export const JobIdParams = Strict({ id: Type.String({ pattern: '^[A-Za-z0-9][A-Z
 export const ModelParams = Strict({ model: ModelName });
 export const ModelNameParams = Strict({ name: ModelName });
 
+/** Every kind of job (a job body's `kind`). */
+export const JOB_KINDS = ['reconstruct', 'encode', 'ridge-fit', 'batch', 'demo'] as const satisfies readonly JobKind[];
+
 export const JobListQuery = Strict({
-  state: Type.Optional(Type.Union(['queued', 'running', 'done', 'failed', 'cancelled'].map((s) => Type.Literal(s)), { description: 'only jobs in this state' })),
-  kind: Type.Optional(Type.Union(['reconstruct', 'encode', 'ridge-fit', 'batch', 'demo'].map((s) => Type.Literal(s)), { description: 'only jobs of this kind' })),
+  state: Type.Optional(Type.Union(JOB_STATES.map((s) => Type.Literal(s)), { description: 'only jobs in this state' })),
+  kind: Type.Optional(Type.Union(JOB_KINDS.map((s) => Type.Literal(s)), { description: 'only jobs of this kind' })),
 });
 
 export const SessionBodySchema = Strict({ token: Type.String({ minLength: 1, maxLength: 4096, description: "the service's bearer token" }) });
 
-/** Error bodies: what failed, its code and class, and for a 400 every problem naming its field. */
+/** The $id of the shared error body (unique, so a host app's own shared schemas cannot collide with it). */
+export const ERROR_SCHEMA_ID = 'BrainlatentError';
+
+/**
+ * Error bodies: what failed, its code and class, and for a 400 every problem naming its field. A shared schema
+ * (added to the plugin's scope), referenced by every error response: one named component in the OpenAPI document.
+ */
 export const ErrorSchema = Type.Object(
   {
     error: Type.String({ description: 'the HTTP status text' }),
@@ -60,5 +70,5 @@ export const ErrorSchema = Type.Object(
     name: Type.Optional(Type.String({ description: "the error's class (ShapeError, …); absent in a 401 or 403" })),
     problems: Type.Optional(Type.Array(Type.String())),
   },
-  { additionalProperties: true },
+  { $id: ERROR_SCHEMA_ID, additionalProperties: true, description: 'an error: what failed (`message`), its kind (`code`) and class (`name`); more fields for some codes' },
 );

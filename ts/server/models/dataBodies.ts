@@ -9,7 +9,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { errorCodes } from 'fastify';
 
-import { jsonBodyParser } from '../jsonBodies.js';
+import { jsonBodyParser, refuseOtherCharsets } from '../jsonBodies.js';
 import { joinSegments, type LargeBodyKind } from './requestBodies.js';
 
 /** Bodies up to this size are decoded on the event loop. */
@@ -101,6 +101,8 @@ export function useDataBodies(
   const json = jsonBodyParser(app);
   app.removeContentTypeParser(['application/json', ...npyTypes]);
   app.addContentTypeParser('application/json', async (req: FastifyRequest, payload: Payload) => {
+    // (before reading: a large body in another charset is refused without being read)
+    refuseOtherCharsets(req);
     const body = await readBody(req, payload, limit);
     if ('small' in body) {
       return json(req, body.small.toString('utf8'));

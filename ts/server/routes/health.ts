@@ -2,36 +2,39 @@
  * Health (`/healthz`: the process answers), readiness (`/readyz`: the job runner can run jobs, Redis reachable
  * when used; with the loaded models), Prometheus metrics, the OpenAPI document, and the page's sign-in and sign-out.
  */
+import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 
 import { cookie, SESSION_COOKIE } from '../auth.js';
 import type { ServiceContext } from '../context.js';
-import { binary, described, errorResponses, HealthSchema, NO_CONTENT, OpenApiSchema, publicErrorResponses, ReadySchema, SessionStateSchema } from '../responseSchemas.js';
+import { binary, described, errorBody, errorResponses, HealthSchema, NO_CONTENT, OpenApiSchema, publicErrorResponses, ReadySchema, SessionStateSchema } from '../responseSchemas.js';
 import { SessionBodySchema } from '../schemas.js';
 
 export async function healthRoutes(app: FastifyInstance, ctx: ServiceContext, prefix: string): Promise<void> {
-  app.get('/healthz', { config: { public: true }, schema: { tags: ['health'], summary: 'Liveness: the process answers', response: { 200: HealthSchema, ...publicErrorResponses() } } }, async () => ({ status: 'ok' }));
+  app.get('/healthz', { config: { public: true }, schema: { operationId: 'health', tags: ['health'], summary: 'Liveness: the process answers', response: { 200: HealthSchema, ...publicErrorResponses() } } }, async () => ({ status: 'ok' }));
 
   app.get('/readyz', {
     config: { public: true },
     schema: {
+      operationId: 'ready',
       tags: ['health'],
       summary: 'Readiness: jobs can run (Redis reachable when used)',
-      response: { 200: described(ReadySchema, 'ready'), 503: described(ReadySchema, 'not ready: `ready` false and why in `runner` (or, while shutting down, an error body)'), 500: publicErrorResponses()[500] },
+      // a 503 is the readiness (not ready: why in `runner`) or, while the service shuts down, an error (ShuttingDown)
+      response: { 200: described(ReadySchema, 'ready'), 503: Type.Unsafe({ description: 'not ready: `ready` false and why in `runner`; or, while shutting down, an error body (ShuttingDown)', oneOf: [ReadySchema, errorBody('shutting down')] }), 500: publicErrorResponses()[500] },
     },
   }, async (_req, reply) => {
     const runner = await ctx.runner.ready();
     return reply.code(runner.ok ? 200 : 503).send({ ready: runner.ok, runner: runner.detail, models: ctx.models.list().map((m) => ({ name: m.name, kind: m.kind })) });
   });
 
-  app.get('/metrics', { schema: { tags: ['health'], summary: 'Prometheus metrics', response: { 200: binary('Prometheus text format', ['text/plain']), ...errorResponses() } } }, async (_req, reply) => {
+  app.get('/metrics', { schema: { operationId: 'metrics', tags: ['health'], summary: 'Prometheus metrics', response: { 200: binary('Prometheus text format', ['text/plain']), ...errorResponses() } } }, async (_req, reply) => {
     const m = await ctx.metrics.text();
     return reply.type(m.contentType).send(m.body);
   });
 
-  app.get('/v1/openapi.json', { schema: { tags: ['health'], summary: 'This OpenAPI document', response: { 200: OpenApiSchema, ...errorResponses() } } }, async () => app.swagger());
+  app.get('/v1/openapi.json', { schema: { operationId: 'openapi', tags: ['health'], summary: 'This OpenAPI document', response: { 200: OpenApiSchema, ...errorResponses() } } }, async () => app.swagger());
 
-  app.get('/v1/session', { config: { public: true }, schema: { tags: ['health'], summary: 'Whether this client is signed in (and whether the service needs a token)', response: { 200: SessionStateSchema, ...publicErrorResponses() } } }, async (req, reply) => {
+  app.get('/v1/session', { config: { public: true }, schema: { operationId: 'getSession', tags: ['health'], summary: 'Whether this client is signed in (and whether the service needs a token)', response: { 200: SessionStateSchema, ...publicErrorResponses() } } }, async (req, reply) => {
     const signedIn = ctx.auth.check(req, reply, { quiet: true });
     return { tokenRequired: ctx.auth.hasToken, signedIn };
   });
@@ -46,6 +49,7 @@ export async function healthRoutes(app: FastifyInstance, ctx: ServiceContext, pr
       config: { public: true },
       bodyLimit: 8192,
       schema: {
+        operationId: 'signIn',
         tags: ['health'],
         summary: 'Sign in: exchange the token for a session cookie (for the web page)',
         description: 'Set-Cookie: a session id (not the token), Max-Age, HttpOnly, SameSite=Strict; a 204 without a cookie when the service has no token',
@@ -63,7 +67,7 @@ export async function healthRoutes(app: FastifyInstance, ctx: ServiceContext, pr
     },
   );
 
-  app.delete('/v1/session', { config: { public: true }, schema: { tags: ['health'], summary: 'Sign out: forget this session and clear its cookie', response: { ...NO_CONTENT, ...publicErrorResponses() } } }, async (req, reply) => {
+  app.delete('/v1/session', { config: { public: true }, schema: { operationId: 'signOut', tags: ['health'], summary: 'Sign out: forget this session and clear its cookie', response: { ...NO_CONTENT, ...publicErrorResponses() } } }, async (req, reply) => {
     const id = cookie(req.headers.cookie, SESSION_COOKIE);
     if (id !== undefined) ctx.auth.sessions.delete(id);
     return reply.header('set-cookie', `${SESSION_COOKIE}=; ${attributes(req, 0)}`).code(204).send();

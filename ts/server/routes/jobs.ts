@@ -13,12 +13,15 @@ import { JobFinishedError } from '../jobs/jobErrors.js';
 import { JobNotFoundError } from '../notFound.js';
 import { binary, described, errorResponses, JobListSchema, JobViewSchema, RunFileListSchema } from '../responseSchemas.js';
 import { JobBodySchema, JobIdParams, JobListQuery } from '../schemas.js';
-import { listRunFolder, sendRunFile } from '../runFiles.js';
+import { listRunFolder, sendRunFile, TYPES as RUN_FILE_TYPES } from '../runFiles.js';
 import { QueueFullError } from '../workQueue.js';
 
 type IdRequest = FastifyRequest<{ Params: { id: string } }>;
 
 const FILE_PATH = { type: 'string', description: "the file's path inside the run folder, e.g. report.html or images/0001.png ('/' between folders)" };
+
+/** Every media type the run-file route may send: runFiles.ts's table, without parameters (charset), and its fallback. */
+const RUN_FILE_MEDIA_TYPES = [...new Set([...Object.values(RUN_FILE_TYPES), 'application/octet-stream'].map((t) => t.split(';')[0].trim()))];
 
 /** The run-file route in the OpenAPI document: its wildcard as a parameter named `path`. */
 function namedWildcard({ schema, url }: { schema: FastifySchema; url: string }): { schema: FastifySchema; url: string } {
@@ -38,6 +41,7 @@ export async function jobRoutes(app: FastifyInstance, ctx: ServiceContext): Prom
       bodyLimit: ctx.bodyLimit,
       attachValidation: true,
       schema: {
+        operationId: 'submitJob',
         tags: ['jobs'],
         summary: 'Submit a job',
         description: "202 with the job and `Location: /v1/jobs/ID`; a reconstruct config its preflight refuses is a 400 (nothing queued or written)",
@@ -57,12 +61,12 @@ export async function jobRoutes(app: FastifyInstance, ctx: ServiceContext): Prom
     },
   );
 
-  app.get('/v1/jobs', { schema: { tags: ['jobs'], summary: 'List jobs (newest first)', querystring: JobListQuery, response: { 200: JobListSchema, ...errorResponses(400) } } }, async (req) => {
+  app.get('/v1/jobs', { schema: { operationId: 'listJobs', tags: ['jobs'], summary: 'List jobs (newest first)', querystring: JobListQuery, response: { 200: JobListSchema, ...errorResponses(400) } } }, async (req) => {
     const q = req.query as { state?: JobState; kind?: JobKind };
     return { jobs: board.list(q).reverse() };
   });
 
-  app.get('/v1/jobs/:id', { schema: { tags: ['jobs'], summary: 'A job', params: JobIdParams, response: { 200: JobViewSchema, ...errorResponses(400, 404) } } }, async (req: IdRequest, reply) => {
+  app.get('/v1/jobs/:id', { schema: { operationId: 'getJob', tags: ['jobs'], summary: 'A job', params: JobIdParams, response: { 200: JobViewSchema, ...errorResponses(400, 404) } } }, async (req: IdRequest, reply) => {
     const view = board.get(req.params.id);
     if (!view) throw new JobNotFoundError(req.params.id);
     return view;
@@ -72,6 +76,7 @@ export async function jobRoutes(app: FastifyInstance, ctx: ServiceContext): Prom
     '/v1/jobs/:id',
     {
       schema: {
+        operationId: 'cancelJob',
         tags: ['jobs'],
         summary: 'Cancel a job (it stops at its next step or batch)',
         description: '202 with the job as it stands; 409 JobFinished (with its state) for a job that has already ended',
@@ -93,6 +98,7 @@ export async function jobRoutes(app: FastifyInstance, ctx: ServiceContext): Prom
     '/v1/jobs/:id/events',
     {
       schema: {
+        operationId: 'jobEvents',
         tags: ['jobs'],
         summary: 'Follow a job as Server-Sent Events: state, stage, progress (rate, ETA), then result or error',
         params: JobIdParams,
@@ -123,7 +129,7 @@ export async function jobRoutes(app: FastifyInstance, ctx: ServiceContext): Prom
     },
   );
 
-  app.get('/v1/jobs/:id/files', { schema: { tags: ['jobs'], summary: "The files of a job's run folder", params: JobIdParams, response: { 200: RunFileListSchema, ...errorResponses(400, 404) } } }, async (req: IdRequest, reply) => {
+  app.get('/v1/jobs/:id/files', { schema: { operationId: 'listRunFiles', tags: ['jobs'], summary: "The files of a job's run folder", params: JobIdParams, response: { 200: RunFileListSchema, ...errorResponses(400, 404) } } }, async (req: IdRequest, reply) => {
     const dir = board.dir(req.params.id);
     if (!dir) throw new JobNotFoundError(req.params.id);
     return { files: await listRunFolder(dir) };
@@ -133,10 +139,11 @@ export async function jobRoutes(app: FastifyInstance, ctx: ServiceContext): Prom
     '/v1/jobs/:id/files/*',
     {
       schema: {
+        operationId: 'getRunFile',
         tags: ['jobs'],
         summary: "A file of a job's run folder (report, images, .npy, NIfTI)",
         params: { type: 'object', properties: { id: JobIdParams.properties.id, '*': FILE_PATH }, required: ['id'] },
-        response: { 200: binary('the file, with its media type', ['text/html', 'image/png', 'application/json', 'application/octet-stream']), ...errorResponses(400, 404) },
+        response: { 200: binary('the file, with its media type (by extension; application/octet-stream for others)', RUN_FILE_MEDIA_TYPES), ...errorResponses(400, 404) },
       },
       // Fastify names a wildcard '*': the document names it `path`, as a client generator needs a name
       config: { swaggerTransform: namedWildcard },

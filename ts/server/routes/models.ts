@@ -11,6 +11,7 @@ import { FormatError, NonFiniteError, ShapeError } from '../../errors.js';
 import { firstNonFiniteSliced } from '../../io/finite.js';
 import type { Matrix } from '../../matrix.js';
 import { CHOOSE_SCHEDULER, SCHEDULERS } from '../../sd/schedulerConfig.js';
+import { preferredType } from '../accept.js';
 import type { ServiceContext } from '../context.js';
 import { fieldOfFile } from '../httpErrors.js';
 import { LargeBody, useDataBodies } from '../models/dataBodies.js';
@@ -25,7 +26,8 @@ import { QueueFullError, type WorkQueue } from '../workQueue.js';
 
 export const NPY_TYPE = 'application/x-npy';
 
-const wantsNpy = (req: FastifyRequest) => (req.headers.accept ?? '').includes(NPY_TYPE);
+/** Whether the request's Accept prefers .npy to JSON (by q-values; JSON when it says nothing). */
+const wantsNpy = (req: FastifyRequest) => preferredType(req.headers.accept, ['application/json', NPY_TYPE]) === NPY_TYPE;
 
 export async function modelRoutes(app: FastifyInstance, ctx: ServiceContext): Promise<void> {
   const runOn = async <T>(queue: WorkQueue, task: () => Promise<T>): Promise<T> => {
@@ -53,7 +55,7 @@ export async function modelRoutes(app: FastifyInstance, ctx: ServiceContext): Pr
     }
   };
 
-  app.post('/v1/models', { bodyLimit: ctx.bodyLimit, schema: { tags: ['models'], summary: 'Load a ridge model or an SD model folder', body: LoadModelBodySchema, response: { 201: described(ModelViewSchema, 'the model, loaded'), ...errorResponses(400, 409, 413, 415) } } }, async (req, reply) => {
+  app.post('/v1/models', { bodyLimit: ctx.bodyLimit, schema: { operationId: 'loadModel', tags: ['models'], summary: 'Load a ridge model or an SD model folder', body: LoadModelBodySchema, response: { 201: described(ModelViewSchema, 'the model, loaded'), ...errorResponses(400, 409, 413, 415) } } }, async (req, reply) => {
     const b = req.body as LoadModelBody;
     const abs = await ctx.root.resolve(b.path, 'body.path');
     const view = await ctx.models.load(b, abs, ctx.root.relative(abs)).catch((e: unknown) => {
@@ -62,15 +64,15 @@ export async function modelRoutes(app: FastifyInstance, ctx: ServiceContext): Pr
     return reply.code(201).send(view);
   });
 
-  app.get('/v1/models', { schema: { tags: ['models'], summary: 'Loaded models', response: { 200: ModelListSchema, ...errorResponses() } } }, async () => ({ models: ctx.models.list() }));
+  app.get('/v1/models', { schema: { operationId: 'listModels', tags: ['models'], summary: 'Loaded models', response: { 200: ModelListSchema, ...errorResponses() } } }, async () => ({ models: ctx.models.list() }));
 
-  app.get('/v1/models/:name', { schema: { tags: ['models'], summary: 'A loaded model', params: ModelNameParams, response: { 200: ModelViewSchema, ...errorResponses(400, 404) } } }, async (req: FastifyRequest<{ Params: { name: string } }>, reply) => {
+  app.get('/v1/models/:name', { schema: { operationId: 'getModel', tags: ['models'], summary: 'A loaded model', params: ModelNameParams, response: { 200: ModelViewSchema, ...errorResponses(400, 404) } } }, async (req: FastifyRequest<{ Params: { name: string } }>, reply) => {
     const view = ctx.models.get(req.params.name);
     if (!view) throw new ModelNotFoundError(req.params.name);
     return view;
   });
 
-  app.delete('/v1/models/:name', { schema: { tags: ['models'], summary: 'Unload a model (requests in flight finish first)', params: ModelNameParams, response: { ...NO_CONTENT, ...errorResponses(400, 404) } } }, async (req: FastifyRequest<{ Params: { name: string } }>, reply) => {
+  app.delete('/v1/models/:name', { schema: { operationId: 'unloadModel', tags: ['models'], summary: 'Unload a model (requests in flight finish first)', params: ModelNameParams, response: { ...NO_CONTENT, ...errorResponses(400, 404) } } }, async (req: FastifyRequest<{ Params: { name: string } }>, reply) => {
     if (!ctx.models.unload(req.params.name)) throw new ModelNotFoundError(req.params.name);
     return reply.code(204).send();
   });
@@ -132,6 +134,7 @@ async function dataRoutes(
     {
       bodyLimit: ctx.dataBodyLimit,
       schema: {
+        operationId: 'predict',
         tags: ['models'],
         summary: 'Ridge predictions: ((X − x_mean) / x_scale) · coef + intercept. JSON in and out, or .npy (Accept: application/x-npy)',
         params: ModelParams,
@@ -168,6 +171,7 @@ async function dataRoutes(
         {
       bodyLimit: ctx.dataBodyLimit,
       schema: {
+        operationId: 'img2img',
         tags: ['models'],
         summary: 'img2img from latents and conditioning (.npy, base64); PNG or .npy back',
         params: ModelParams,
