@@ -128,3 +128,34 @@ describe('SessionStore', () => {
     expect(store.valid(b)).toBe(false);
   });
 });
+
+describe('a malformed session cookie', () => {
+  let s: TestServer;
+  beforeAll(async () => {
+    s = await startTestServer({ token: TOKEN });
+  });
+  afterAll(async () => s?.stop());
+
+  // (these were 500 URIError from decodeURIComponent on every protected route, /v1/session included)
+  it.each(['%', '%E0%A4%A', 'abc%zz'])('%s is not a session: 401 on protected routes, signed out, and sign-out clears it', async (value) => {
+    const jar = `brainlatent_session=${value}`;
+    const jobs = await s.call('GET', '/v1/jobs', undefined, { cookie: jar });
+    expect(jobs.status, jobs.text).toBe(401);
+    expect(jobs.json).toMatchObject({ code: 'Unauthorized' });
+    expect(jobs.json.message).toMatch(/^the session cookie is not valid/);
+    const state = await s.call('GET', '/v1/session', undefined, { cookie: jar });
+    expect(state.status, state.text).toBe(200);
+    expect(state.json).toEqual({ tokenRequired: true, signedIn: false });
+    const out = await s.call('DELETE', '/v1/session', undefined, { cookie: jar });
+    expect(out.status, out.text).toBe(204);
+    expect(out.headers.get('set-cookie')).toMatch(/^brainlatent_session=; Path=\/; Max-Age=0;/);
+    // with a bearer token the cookie is not looked at
+    expect((await s.call('GET', '/v1/jobs', undefined, { cookie: jar, authorization: `Bearer ${TOKEN}` })).status).toBe(200);
+  });
+
+  it('a malformed cookie beside a valid one (two paths) does not hide the valid one', async () => {
+    const r = await s.call('POST', '/v1/session', { token: TOKEN });
+    const good = r.headers.get('set-cookie')!.split(';')[0];
+    expect((await s.call('GET', '/v1/jobs', undefined, { cookie: `brainlatent_session=%; ${good}` })).status).toBe(200);
+  });
+});

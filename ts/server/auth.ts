@@ -30,19 +30,47 @@ export function isLoopbackHost(host: string): boolean {
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
-/** The session cookie's value, or undefined. */
-export function cookie(header: string | undefined, name: string): string | undefined {
-  if (!header) return undefined;
+/** `%`-decoded, or as sent when it is not valid percent-encoding (a client's malformed cookie is not our 500). */
+function decoded(value: string): string {
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    return value;
+  }
+}
+
+/** The values of every cookie called `name` (a browser sends one per matching Path), first first. */
+export function cookies(header: string | undefined, name: string): string[] {
+  if (!header) return [];
+  const values: string[] = [];
   for (const part of header.split(';')) {
     const eq = part.indexOf('=');
-    if (eq > 0 && part.slice(0, eq).trim() === name) return decodeURIComponent(part.slice(eq + 1).trim());
+    if (eq > 0 && part.slice(0, eq).trim() === name) values.push(decoded(part.slice(eq + 1).trim()));
   }
-  return undefined;
+  return values;
+}
+
+/** The first cookie called `name`, or undefined. */
+export function cookie(header: string | undefined, name: string): string | undefined {
+  return cookies(header, name)[0];
+}
+
+/** What the request's session cookies were: none, shaped like an id this service issues, or anything else. */
+type SentSession = 'none' | 'stale' | 'malformed';
+
+/** Session ids are 32 random bytes in base64url (sessions.ts). */
+const SESSION_ID = /^[A-Za-z0-9_-]{43}$/;
+
+function sentSession(header: string | undefined): SentSession {
+  const values = cookies(header, SESSION_COOKIE);
+  if (values.length === 0) return 'none';
+  return values.some((v) => SESSION_ID.test(v)) ? 'stale' : 'malformed';
 }
 
 /** Why a request without a valid credential is refused, in terms of what it sent. */
-function unauthorized(header: string | undefined, scheme: string, staleSession: boolean): string {
-  if (!header && staleSession) return 'the session has expired or was signed out (or the service restarted): sign in again, or send Authorization: Bearer <token>';
+function unauthorized(header: string | undefined, scheme: string, session: SentSession): string {
+  if (!header && session === 'stale') return 'the session has expired or was signed out (or the service restarted): sign in again, or send Authorization: Bearer <token>';
+  if (!header && session === 'malformed') return 'the session cookie is not valid (not a session id this service issued): sign in again, or send Authorization: Bearer <token>';
   if (!header) return 'this service needs a bearer token (Authorization: Bearer <token>)';
   if (scheme.toLowerCase() !== 'bearer') {
     return `the Authorization header is of scheme '${scheme.slice(0, 32) || '(none)'}': this service expects a bearer token (Authorization: Bearer <token>)`;
@@ -52,8 +80,7 @@ function unauthorized(header: string | undefined, scheme: string, staleSession: 
 
 /** The request's session id, when its cookie names a live session of this process. */
 function liveSession(sessions: SessionStore, req: FastifyRequest): string | undefined {
-  const id = cookie(req.headers.cookie, SESSION_COOKIE);
-  return id !== undefined && sessions.valid(id) ? id : undefined;
+  return cookies(req.headers.cookie, SESSION_COOKIE).find((id) => sessions.valid(id));
 }
 
 export interface Authenticator {
@@ -88,8 +115,7 @@ export function authenticator(token: string | null, sessions: SessionStore = new
       // a bearer header is checked alone (a wrong token is not rescued by a cookie); else the session cookie
       if (bearer !== undefined ? matches(bearer) : liveSession(sessions, req) !== undefined) return true;
       if (options.quiet) return false;
-      const staleSession = !header && cookie(req.headers.cookie, SESSION_COOKIE) !== undefined;
-      void reply.code(401).header('www-authenticate', 'Bearer realm="brainlatent"').send({ error: 'Unauthorized', message: unauthorized(header, scheme, staleSession), code: 'Unauthorized' });
+      void reply.code(401).header('www-authenticate', 'Bearer realm="brainlatent"').send({ error: 'Unauthorized', message: unauthorized(header, scheme, sentSession(req.headers.cookie)), code: 'Unauthorized' });
       return false;
     },
   };

@@ -4,7 +4,7 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 
-import { cookie, SESSION_COOKIE } from '../auth.js';
+import { cookies, SESSION_COOKIE } from '../auth.js';
 import type { ServiceContext } from '../context.js';
 import { binary, described, errorResponses, HealthSchema, NO_CONTENT, OpenApiSchema, publicErrorResponses, ReadySchema, SessionStateSchema } from '../responseSchemas.js';
 import { SessionBodySchema } from '../schemas.js';
@@ -64,8 +64,8 @@ export async function healthRoutes(app: FastifyInstance, ctx: ServiceContext, pr
   );
 
   app.delete('/v1/session', { config: { public: true }, schema: { tags: ['health'], summary: 'Sign out: forget this session and clear its cookie', response: { ...NO_CONTENT, ...publicErrorResponses() } } }, async (req, reply) => {
-    const id = cookie(req.headers.cookie, SESSION_COOKIE);
-    if (id !== undefined) ctx.auth.sessions.delete(id);
+    // every cookie of that name is forgotten; a malformed one is simply cleared
+    for (const id of cookies(req.headers.cookie, SESSION_COOKIE)) ctx.auth.sessions.delete(id);
     return reply.header('set-cookie', `${SESSION_COOKIE}=; ${attributes(req, 0)}`).code(204).send();
   });
 }
