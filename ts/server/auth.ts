@@ -13,7 +13,27 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 
 import { SessionStore } from './sessions.js';
 
+/** The session cookie's name before what makes it this service's own (below). */
 export const SESSION_COOKIE = 'brainlatent_session';
+
+/** What a cookie name may hold here (RFC 6265 token characters, a safe subset). */
+export const COOKIE_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+
+/**
+ * The session cookie's name for a request. A browser keeps cookies per host name, not per port, so two services on
+ * one host (ports 8080 and 8081, both Path=/) would replace each other's session under one name: by default the
+ * name carries the port the request came in on, and the plugin's prefix when it has one
+ * (`brainlatent_session_8080`, `brainlatent_session_8080_brainlatent`); `brainlatent_session` when there is no
+ * port (app.inject). `fixed` (the plugin's `sessionCookieName`) replaces it.
+ */
+export function sessionCookieNamer(fixed: string | undefined, prefix: string): (req: FastifyRequest) => string {
+  if (fixed !== undefined) return () => fixed;
+  const suffix = prefix.replace(/[^A-Za-z0-9]+/g, '_').replace(/^_+|_+$/g, '');
+  return (req) => {
+    const port = req.socket?.localPort;
+    return [SESSION_COOKIE, port ? String(port) : '', suffix].filter(Boolean).join('_');
+  };
+}
 
 /** 127.0.0.0/8, ::1 and IPv4-mapped loopback. */
 export function isLoopback(address: string | undefined): boolean {
@@ -61,8 +81,8 @@ type SentSession = 'none' | 'stale' | 'malformed';
 /** Session ids are 32 random bytes in base64url (sessions.ts). */
 const SESSION_ID = /^[A-Za-z0-9_-]{43}$/;
 
-function sentSession(header: string | undefined): SentSession {
-  const values = cookies(header, SESSION_COOKIE);
+function sentSession(header: string | undefined, name: string): SentSession {
+  const values = cookies(header, name);
   if (values.length === 0) return 'none';
   return values.some((v) => SESSION_ID.test(v)) ? 'stale' : 'malformed';
 }
@@ -79,8 +99,8 @@ function unauthorized(header: string | undefined, scheme: string, session: SentS
 }
 
 /** The request's session id, when its cookie names a live session of this process. */
-function liveSession(sessions: SessionStore, req: FastifyRequest): string | undefined {
-  return cookies(req.headers.cookie, SESSION_COOKIE).find((id) => sessions.valid(id));
+function liveSession(sessions: SessionStore, req: FastifyRequest, name: string): string | undefined {
+  return cookies(req.headers.cookie, name).find((id) => sessions.valid(id));
 }
 
 export interface Authenticator {
@@ -91,16 +111,19 @@ export interface Authenticator {
   readonly hasToken: boolean;
   /** The sign-in sessions (ids in the cookie). */
   readonly sessions: SessionStore;
+  /** The session cookie's name for this request (sessionCookieNamer). */
+  cookieName(req: FastifyRequest): string;
 }
 
-/** `sessions`: the store of sign-in sessions (default: one whose sessions last DEFAULT_SESSION_MAX_AGE_S). */
-export function authenticator(token: string | null, sessions: SessionStore = new SessionStore()): Authenticator {
+/** `sessions`: the store of sign-in sessions (default: one whose sessions last DEFAULT_SESSION_MAX_AGE_S); `cookieName`: the session cookie's name per request. */
+export function authenticator(token: string | null, sessions: SessionStore = new SessionStore(), cookieName: (req: FastifyRequest) => string = () => SESSION_COOKIE): Authenticator {
   const want = token ? digest(token) : null;
   const matches = (candidate: string) => want !== null && timingSafeEqual(digest(candidate), want);
   return {
     hasToken: want !== null,
     matches,
     sessions,
+    cookieName,
     check(req, reply, options = {}) {
       if (!want) {
         if (isLoopback(req.socket.remoteAddress)) return true;
@@ -113,9 +136,9 @@ export function authenticator(token: string | null, sessions: SessionStore = new
       const scheme = header?.trim().split(/\s+/)[0] ?? '';
       const bearer = scheme.toLowerCase() === 'bearer' ? header!.trim().slice(scheme.length).trim() : undefined;
       // a bearer header is checked alone (a wrong token is not rescued by a cookie); else the session cookie
-      if (bearer !== undefined ? matches(bearer) : liveSession(sessions, req) !== undefined) return true;
+      if (bearer !== undefined ? matches(bearer) : liveSession(sessions, req, cookieName(req)) !== undefined) return true;
       if (options.quiet) return false;
-      void reply.code(401).header('www-authenticate', 'Bearer realm="brainlatent"').send({ error: 'Unauthorized', message: unauthorized(header, scheme, sentSession(req.headers.cookie)), code: 'Unauthorized' });
+      void reply.code(401).header('www-authenticate', 'Bearer realm="brainlatent"').send({ error: 'Unauthorized', message: unauthorized(header, scheme, sentSession(req.headers.cookie, cookieName(req))), code: 'Unauthorized' });
       return false;
     },
   };
