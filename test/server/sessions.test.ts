@@ -7,6 +7,7 @@ import Fastify from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { brainlatentPlugin } from '../../ts/server/index.js';
+import { trustProxyFlag } from '../../ts/server/serve.js';
 import { SessionStore } from '../../ts/server/sessions.js';
 import { startTestServer, type TestServer } from './helpers.js';
 
@@ -103,6 +104,42 @@ describe('the session cookie over TLS', () => {
     } finally {
       await app.close();
     }
+  });
+});
+
+describe('startServer / serve --trust-proxy', () => {
+  const signInOver = (s: TestServer, proto: string) => s.call('POST', '/v1/session', { token: TOKEN }, { 'x-forwarded-proto': proto });
+
+  // (serve created Fastify without trustProxy and had no TLS option: its cookie could never be Secure)
+  it('X-Forwarded-Proto https makes the cookie Secure only when the peer is a trusted proxy', async () => {
+    const trusted = await startTestServer({ token: TOKEN, trustProxy: '127.0.0.1' });
+    const untrusted = await startTestServer({ token: TOKEN });
+    const elsewhere = await startTestServer({ token: TOKEN, trustProxy: '10.0.0.0/8' });
+    try {
+      expect((await signInOver(trusted, 'https')).headers.get('set-cookie')).toMatch(/; SameSite=Strict; Secure$/);
+      expect((await signInOver(trusted, 'http')).headers.get('set-cookie')).not.toMatch(/Secure/);
+      expect((await signInOver(untrusted, 'https')).headers.get('set-cookie')).not.toMatch(/Secure/);
+      expect((await signInOver(elsewhere, 'https')).headers.get('set-cookie')).not.toMatch(/Secure/);
+      // sign-out clears it with the same attributes
+      expect((await trusted.call('DELETE', '/v1/session', undefined, { 'x-forwarded-proto': 'https' })).headers.get('set-cookie')).toMatch(/Max-Age=0; HttpOnly; SameSite=Strict; Secure$/);
+    } finally {
+      await Promise.all([trusted.stop(), untrusted.stop(), elsewhere.stop()]);
+    }
+  });
+
+  it('--trust-proxy takes true/false or addresses and CIDR ranges; a hop count or garbage is refused, naming the flag', () => {
+    expect(trustProxyFlag('true')).toBe(true);
+    expect(trustProxyFlag('false')).toBe(false);
+    expect(trustProxyFlag('127.0.0.1, 10.0.0.0/8,::1')).toBe('127.0.0.1,10.0.0.0/8,::1');
+    expect(trustProxyFlag('loopback')).toBe('loopback');
+    expect(() => trustProxyFlag('1')).toThrow(/^--trust-proxy: a number of hops cannot tell the proxy from a client/);
+    expect(() => trustProxyFlag('nginx.local')).toThrow(/^--trust-proxy: expected true, or the proxies' addresses/);
+    expect(() => trustProxyFlag('')).toThrow(/^--trust-proxy:/);
+  });
+
+  it('startServer refuses a trustProxy that is not one', async () => {
+    await expect(startTestServer({ token: TOKEN, trustProxy: 2 as never })).rejects.toThrow(/options\.trustProxy: a number of hops/);
+    await expect(startTestServer({ token: TOKEN, trustProxy: {} as never })).rejects.toThrow(/options\.trustProxy: expected/);
   });
 });
 
