@@ -7,9 +7,11 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 
 import type { Img2ImgBody, LoadModelBody, PredictBody } from '../../config/service.js';
 import { Img2ImgBodySchema, LoadModelBodySchema, PredictBodySchema } from '../../config/service.js';
-import { FormatError, NonFiniteError, ShapeError } from '../../errors.js';
+import { FormatError, InvalidArgumentError, NonFiniteError, ShapeError } from '../../errors.js';
 import { firstNonFiniteSliced } from '../../io/finite.js';
 import type { Matrix } from '../../matrix.js';
+import type { Diffusion } from '../../sd/Diffusion.js';
+import type { PlanOptions } from '../../sd/samplingOptions.js';
 import { CHOOSE_SCHEDULER, SCHEDULERS } from '../../sd/schedulerConfig.js';
 import type { ServiceContext } from '../context.js';
 import { fieldOfFile } from '../httpErrors.js';
@@ -24,6 +26,32 @@ import { bodyValidator, RequestValidationError } from '../validation.js';
 import { QueueFullError, type WorkQueue } from '../workQueue.js';
 
 export const NPY_TYPE = 'application/x-npy';
+
+/** The engine's refusal of more steps than the schedule's spacing has timesteps (scheduler.cpp): it names no field. */
+const STEPS_PAST_SCHEDULE = /^\d+ steps under \w+ spacing .* use fewer steps$/;
+
+/**
+ * Plans the request's steps first: a plan the schedule cannot take (1000 steps under leading spacing) is a 400
+ * naming `body.steps` and the most steps this model's schedule takes with the request's other settings.
+ */
+function checkStepsFit(sd: Diffusion, plan: PlanOptions): void {
+  try {
+    sd.plan(plan);
+  } catch (e) {
+    if (!(e instanceof InvalidArgumentError) || !STEPS_PAST_SCHEDULE.test(e.message)) throw e;
+    // (not monotone in general under leading spacing, so the largest that plans, counting down; a few ms at most)
+    let most = (plan.steps ?? 50) - 1;
+    for (; most >= 1; most--) {
+      try {
+        sd.plan({ ...plan, steps: most });
+        break;
+      } catch {
+        // past the schedule too
+      }
+    }
+    throw new InvalidArgumentError(`body.steps: ${e.message}; the most this model's schedule takes here is ${most}`);
+  }
+}
 
 const wantsNpy = (req: FastifyRequest) => (req.headers.accept ?? '').includes(NPY_TYPE);
 
@@ -189,20 +217,17 @@ async function dataRoutes(
       };
       reply.raw.on('close', onClose);
       try {
+        const plan = { strength: b.strength, steps: b.steps, scheduler: b.scheduler, karras: b.karras, eta: b.eta, img2imgRule: b.rule };
         const out = await runOn(ctx.img2imgQueue, () =>
           ctx.models.withDiffusion(name, async (sd) => {
+            checkStepsFit(sd, plan);
             const r = await nonFiniteIsModels(name, 'unet', () => sd.img2img({
               z,
               c,
               uncond,
-              strength: b.strength,
-              steps: b.steps,
+              ...plan,
               guidance: b.guidance,
-              scheduler: b.scheduler,
-              karras: b.karras,
-              eta: b.eta,
               seeds: b.seeds,
-              img2imgRule: b.rule,
               signal: abort.signal,
             }));
             // the jobs' unit: evaluations of one latent (a sampler call runs a whole batch), over U-Net time
