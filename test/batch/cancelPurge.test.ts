@@ -4,7 +4,8 @@ import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 
 import { probePlan } from '../../ts/batch/graph.js';
-import { cancelBatch, listBatches, waitForBatch } from '../../ts/batch/inspect.js';
+import { cancelBatch, getBatchStatus, listBatches, waitForBatch } from '../../ts/batch/inspect.js';
+import { cancelLine } from '../../ts/cli/commands/batch.js';
 import { PREFIX } from '../../ts/batch/redis.js';
 import { submitPlan } from '../../ts/batch/submit.js';
 import { createWorker } from '../../ts/batch/worker.js';
@@ -40,8 +41,17 @@ describe.skipIf(!redisAvailable)('batch cancel --purge', () => {
     expect(report.jobs).toHaveLength(8);
     expect((await jobKeys('pg')).length).toBeGreaterThan(8);
 
+    // a cancel without --purge leaves a finished batch as it is, and says so
+    const c = await cancelBatch('pg', { redis: url() });
+    expect(c).toEqual({ removed: 0, running: 0, finished: { state: 'done', counts: expect.objectContaining({ done: 8, cancelled: 0 }) } });
+    expect(cancelLine('pg', c, false)).toBe('batch pg: had already finished (done: 8 done); nothing was cancelled');
+    const still = await getBatchStatus('pg', { redis: url() });
+    expect(still.state).toBe('done');
+    expect(still.counts).toMatchObject({ done: 8, cancelled: 0 });
+
     const r = await cancelBatch('pg', { redis: url(), purge: true });
-    expect(r).toEqual({ removed: 8, running: 0 });
+    expect(r).toMatchObject({ removed: 8, running: 0, finished: { state: 'done' } });
+    expect(cancelLine('pg', r, true)).toBe('batch pg: had already finished (done: 8 done); purged: 8 jobs removed');
     expect(await jobKeys('pg')).toEqual([]);
     expect(await listBatches({ redis: url() })).not.toContain('pg');
     // nothing left: a second purge finds no batch

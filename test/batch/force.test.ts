@@ -118,7 +118,7 @@ describe('a config edited in the manifest', () => {
     const extract = job.cells.find((c) => c.analysis === 'enc' && c.stage === 'extract')!;
     expect(extract.state).toBe('failed');
     expect(extract.reason).toMatch(
-      /^PreflightError: cannot start encode: - run folder .*subj01\/enc holds another run's outputs .*; to apply this config, run the batch again with --force \('batch run MANIFEST --force'; a batch submitted through Redis: 'batch retry force --redis URL --force'\)/,
+      /^PreflightError: cannot start encode: run folder .*subj01\/enc holds another run's outputs .*; to apply this config, run the batch again with --force \('batch run MANIFEST --force'; a batch submitted through Redis: 'batch retry force --redis URL --force'\)/,
     );
     expect(extract.reason).not.toMatch(/another --out/);
     expect(states(job.cells, 'recon')).toEqual(['skipped']);
@@ -145,7 +145,7 @@ describe('a config edited in the manifest', () => {
     const both = manifestFile('both-edited.json', out, { enc: true, recon: true });
     const job = await run(both, '--no-preflight');
     expect(job.cells.find((c) => c.analysis === 'recon' && c.stage === 'extract')!.reason).toMatch(
-      /^PreflightError: cannot start the reconstruction: - run folder .*subj01\/recon holds another run's outputs .*run the batch again with --force/,
+      /^PreflightError: cannot start the reconstruction: run folder .*subj01\/recon holds another run's outputs .*run the batch again with --force/,
     );
     const again = await run(both, '--force');
     expect(again.status).toBe(0);
@@ -177,7 +177,7 @@ describe.skipIf(!redisAvailable)('a config edited in the manifest, through Redis
     const refused = await run(edited, '--redis', bed.url(), '--no-preflight');
     expect(refused.status).toBe(1);
     expect(refused.cells.find((c) => c.analysis === 'enc' && c.stage === 'extract')!.reason).toMatch(
-      /^PreflightError: cannot start encode: - run folder .*subj01\/enc holds another run's outputs .*; to apply this config, run the batch again with --force/,
+      /^PreflightError: cannot start encode: run folder .*subj01\/enc holds another run's outputs .*; to apply this config, run the batch again with --force/,
     );
     expect((await brainlatent('batch', 'cancel', 'force', '--redis', bed.url(), '--purge')).status).toBe(0);
     const submitted = await brainlatent('batch', 'submit', edited, '--redis', bed.url(), '--force');

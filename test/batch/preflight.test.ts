@@ -61,7 +61,7 @@ describe('batch preflight', () => {
     const good = brainlatent('batch', 'plan', manifestFile('good', batchManifest(world, 'good', join(dir, 'good'), [1])));
     expect(good.stderr).toBe('');
     expect(good.status).toBe(0);
-    expect(good.stdout).toMatch(/jobs, 1 subjects; preflight: no problems/);
+    expect(good.stdout).toMatch(/jobs, 1 subject; preflight: no problems/);
   });
 
   it('a path missing on this machine is named as such, with the flag for data that only the workers see', { timeout: 120_000 }, () => {

@@ -20,11 +20,12 @@ beforeAll(async () => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('failure reasons', () => {
-  it('oneLine keeps every line of a message, trimmed, in order', () => {
+  it("oneLine keeps every line of a message, trimmed, in order, a list's problems joined by '; ' without their marks", () => {
     expect(oneLine('PreflightError: cannot start the reconstruction:\n  - img2img.size 64 gives 8×8 latents\n  - model.dir: not found\n')).toBe(
-      'PreflightError: cannot start the reconstruction: - img2img.size 64 gives 8×8 latents - model.dir: not found',
+      'PreflightError: cannot start the reconstruction: img2img.size 64 gives 8×8 latents; model.dir: not found',
     );
     expect(oneLine('one line')).toBe('one line');
+    expect(oneLine('first\n  second')).toBe('first; second');
   });
 
   it('a reconstruction whose preflight fails names the problem in the summary and summary.json, not only the heading', { timeout: 300_000 }, async () => {
@@ -37,7 +38,7 @@ describe('failure reasons', () => {
     expect(r.state).toBe('failed');
     const cell = r.summary.find((c) => c.stage === 'extract')!;
     expect(cell.state).toBe('failed');
-    expect(cell.reason).toMatch(/^PreflightError: cannot start the reconstruction: - img2img\.size 32 gives 4×4 latents, but .*unet.* takes sample of 8×8 only/);
+    expect(cell.reason).toMatch(/^PreflightError: cannot start the reconstruction: img2img\.size 32 gives 4×4 latents, but .*unet.* takes sample of 8×8 only/);
     expect(formatSummary(r.summary)).toContain(cell.reason);
     const saved = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as { summary: { stage: string; reason?: string }[] };
     expect(saved.summary.find((c) => c.stage === 'extract')!.reason).toBe(cell.reason);

@@ -84,6 +84,7 @@ describe.skipIf(!redisAvailable)('batch cancel after a subject failed', () => {
     await cancelBatch('blk', { redis: url() });
     const after = await getBatchStatus('blk', { redis: url() });
     expect(Object.fromEntries(after.jobs.map((j) => [j.id, j.state]))).toEqual(before);
-    expect(after.jobs.find((j) => j.id === 'blk.probe.a.p0000')!.reason).toBe('probe failed');
+    // (the failed job that blocks it, as the local runner names it; it read 'probe failed', the subject)
+    expect(after.jobs.find((j) => j.id === 'blk.probe.a.p0000')!.reason).toBe('blk.probe.p0000 failed');
   });
 });

@@ -109,6 +109,17 @@ describe('brainlatent (the CLI entry)', () => {
     expect(() => readFileSync(f('nan.safetensors'))).toThrow();
   });
 
+  it("batch and worker do not load h5wasm at start-up: its WebAssembly memory is reserved on the first HDF5 read (under ulimit -v ≤ ~12 GB they crashed before any job)", async () => {
+    const { writeFileSync } = await import('node:fs');
+    const manifest = f('plan.json');
+    writeFileSync(manifest, JSON.stringify({ name: 't', out: 'runs', nsd: { root: 'nsd' }, subjects: [1], analyses: [{ name: 'recon', kind: 'reconstruct', config: { model: { dir: 'model' } } }] }));
+    for (const args of [['batch', 'plan', manifest, '--no-preflight'], ['batch', 'run', '--help'], ['worker', '--help']]) {
+      const r = brainlatent(...args);
+      expect(r.status, `${args.join(' ')}: ${r.stderr}`).toBe(0);
+      expect(r.loaded.filter((m) => m.includes('node_modules/h5wasm')), args.join(' ')).toEqual([]);
+    }
+  });
+
   it('bench ridge takes --repeats as a positive integer and refuses anything else before any work', () => {
     expect(brainlatent('bench', 'ridge', '--help').stdout).toMatch(/--repeats <n>\s+fits per shape, each in a fresh process/);
     for (const bad of ['0', '1.5', 'x']) {

@@ -53,3 +53,33 @@ describe('progress: rate and ETA', () => {
     expect(lines[lines.length - 1]).toBe('img2img: done\n');
   });
 });
+
+describe('progress: work reused from an earlier run', () => {
+  it('measures the rate and ETA over this run\'s work only, not the reused jump at the start', () => {
+    // a resumed img2img: 80 of 96 samples were made before (reported at t≈0), then 16 at 20 samples/s
+    const lines: string[] = [];
+    const stream = { isTTY: false, write: (s: string) => lines.push(s) } as unknown as NodeJS.WriteStream;
+    let now = 0;
+    const bar = progressBar('img2img', stream, () => now);
+    now = 0.01;
+    bar.update(80 / 96, 'seed 0 (done before)', { done: 80, total: 96, unit: 'samples', reused: 80 });
+    for (let k = 1; k <= 16; k++) {
+      now = 0.01 + k * 0.05;
+      bar.update((80 + k) / 96, 'seed 1', { done: 80 + k, total: 96, unit: 'samples', reused: 80 });
+    }
+    // 16 samples in 0.8 s: 20/s (counting the reused ones would give 96 / 0.81 ≈ 119/s)
+    expect(lines[lines.length - 1]).toBe('img2img: 100% · 96/96 samples · 20 samples/s · seed 1 · 1s elapsed\n');
+  });
+
+  it('gives the ETA from this run\'s pace when reused blocks and computed ones alternate', () => {
+    const r = new RateEstimator(60);
+    r.add(0, 0, 0);
+    r.add(0.001, 0.25, 25, 25, 100); // block 1 reused
+    r.add(10, 0.5, 50, 25, 100); // block 2 computed in 10 s: 2.5 samples/s
+    r.add(10.001, 0.75, 75, 50, 100); // block 3 reused
+    expect(r.itemRate()).toBeCloseTo(2.5, 3);
+    expect(r.fractionRate()).toBeCloseTo(0.025, 4);
+    // 25 samples left at 2.5/s
+    expect(r.eta()).toBeCloseTo(10, 2);
+  });
+});

@@ -80,7 +80,7 @@ describe('sd img2img: flags and inputs are refused before the model loads', () =
       [['--scheduler', 'ddim', '--eta', '1e9'], "--eta 1000000000 is too large for this schedule: DDIM's noise eta·σ_t must stay within 1 − ᾱ_prev at every step, which holds up to eta 1.0"],
       [['--batch-size', '0'], '--batch-size: expected an integer >= 1, got 0'],
       [['--threads', '-2'], '--threads: expected an integer >= 0, got -2'],
-      [['--scheduler', 'pndm', '--steps', '1000'], '1000 steps under leading spacing'],
+      [['--scheduler', 'pndm', '--steps', '1000'], "--steps 1000 is too many for this model's schedule"],
       [['--scheduler', 'euler', '--eta', '0.3'], '--eta: eta > 0 is defined for the ddim scheduler only, not euler (--scheduler)'],
       [['--scheduler', 'euler', '--rule', 'compvis'], '--rule: the compvis img2img rule is defined for the ddim scheduler only, not euler (--scheduler)'],
       [['--scheduler', 'ddim', '--rule', 'compvis', '--strength', '1'], '--rule: the compvis img2img rule needs strength·steps < steps'],

@@ -165,10 +165,15 @@ describe('brainlatent demo', () => {
     const partial = readdirSync(join(cfg.out, 'stages', 'img2img.partial'));
     expect(partial).toHaveLength(1);
     expect(JSON.parse(readFileSync(join(cfg.out, 'stages', 'img2img.partial', partial[0]), 'utf8')).done).toEqual([[0, 0]]);
-    const again = await reconstruct(cfg);
+    const counts: { message?: string; done: number; reused?: number }[] = [];
+    const again = await reconstruct(cfg, { onProgress: (p) => p.stage === 'img2img' && p.count && counts.push({ message: p.message, ...p.count }) });
     const img2img = again.stages.find((s) => s.stage === 'img2img')!;
     expect(img2img.status).toBe('ran');
-    expect(img2img.summary?.reusedSamples).toBe(Math.min(24, 4 * cfg.img2img.batchSize));
+    const reused = Math.min(24, 4 * cfg.img2img.batchSize);
+    expect(img2img.summary?.reusedSamples).toBe(reused);
+    // the progress says which samples were reused, so a bar's rate and ETA count only the ones computed now
+    expect(counts.find((c) => /done before/.test(c.message ?? ''))).toMatchObject({ done: reused, reused });
+    expect(counts[counts.length - 1]).toMatchObject({ done: 48, reused });
     expect(existsSync(join(cfg.out, 'stages', 'img2img.partial'))).toBe(false);
     // every sample as in the uninterrupted run of the same config
     const samples = readdirSync(join(out, 'run', 'images')).filter((f) => /_\d{3}\.png$/.test(f));

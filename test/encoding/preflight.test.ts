@@ -281,6 +281,13 @@ describe("encode's preflight of 'unet' feature sets", () => {
     expect(await estimates(['embed', 'features.u'])).toEqual([all[0], all[2]]);
   });
 
+  it("checks a 'zc' set's steps against the model folder's schedule, naming the field and the largest valid value", async () => {
+    const zc = (steps: number) => resolveEncodeConfig({ ...config([{ name: 'zc', kind: 'zc', strength: 0.5, steps, guidance: 1 }]), model, imageSize: 32 });
+    // (the fixture's SD 1.5 scheduler config: leading spacing, steps_offset 1 → 1000 steps reach timestep 1000)
+    await expect(preflightEncode(zc(1000))).rejects.toThrow(/featureSets\[0\]\.steps 1000 is too many for this model's schedule .*featureSets\[0\]\.steps is at most 999 here/);
+    await expect(preflightEncode(zc(999))).resolves.toMatchObject({ voxels: expect.any(Number) });
+  });
+
   it('encode --dry-run after a finished run lists no model evaluations, and the ones still to run after a partial one', async () => {
     const cfg = { ...config([{ name: 'z', kind: 'z' }]), model, imageSize: 32, ridge: { alphas: [10, 1000], folds: 3 }, regions: [] } as EncodeConfigInput;
     const dry = async () => (await encode(cfg, { dryRun: true })).plan!;

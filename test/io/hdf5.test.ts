@@ -176,3 +176,17 @@ with h5py.File(sys.argv[1], 'w') as f:
     expectMasked((await readHdf5Masked(p, mask, { divisor: 300 })).betas);
   });
 });
+
+describe('h5wasm that cannot start', () => {
+  it('is one line naming the cause (a virtual-memory limit), not the Emscripten abort with its minified source', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const { distModule } = await import('../helpers/dist.js');
+    const script = `import { writeHdf5 } from ${JSON.stringify(distModule('io/hdf5'))};
+      try { await writeHdf5(${JSON.stringify(join(dir, 'ulimit.h5'))}, []); console.log('written'); } catch (e) { console.log(e.message); }`;
+    // 4 GB of address space: node starts, WebAssembly cannot reserve h5wasm's memory
+    const r = spawnSync('bash', ['-c', `ulimit -v 4000000 && exec "${process.execPath}" --input-type=module -e "$0"`, script], { encoding: 'utf8' });
+    const out = `${r.stdout}${r.stderr}`.trim();
+    expect(out.split('\n'), out.slice(0, 2000)).toHaveLength(1);
+    expect(out).toMatch(/^the HDF5 reader \(h5wasm\) could not start \(WebAssembly could not reserve its memory: is a virtual-memory limit set, ulimit -v\? .*\): RangeError: WebAssembly\.instantiate\(\): Out of memory/);
+  });
+});

@@ -86,6 +86,13 @@ describe("reconstruct's preflight", () => {
     await preflight(resolveConfig(config({ img2img: { ...g, eta: maxEta } })));
   });
 
+  it("checks img2img.steps against the model folder's schedule (leading spacing, steps_offset 1: at most 999), naming the field and the bound", async () => {
+    // (the schema allows 1..1000; the fixture's SD 1.5 scheduler config makes 1000 reach timestep 1000)
+    const g = { size: 128, scheduler: 'ddim' as const, strength: 0.8, rule: 'diffusers' as const };
+    await refusedUpFront(config({ img2img: { ...g, steps: 1000 } }), /img2img\.steps 1000 is too many for this model's schedule \(.*scheduler_config\.json\): .*img2img\.steps is at most 999 here/);
+    await preflight(resolveConfig(config({ img2img: { ...g, steps: 999 } })));
+  });
+
   it('checks that every session has betas for the subject', async () => {
     await refusedUpFront(
       config({ img2img: { size: 128 } }, { sessions: '1-3,50' }),

@@ -41,7 +41,7 @@ export type NodeWork =
   | { kind: 'encodeStage'; config: EncodeConfig; stage: string; force?: boolean }
   | { kind: 'subject' }
   /** A tiny job (wait `ms`, write one file): measures the queue's own cost, and exercises the faults. */
-  | { kind: 'probe'; out: string; ms: number };
+  | { kind: 'probe'; out: string; ms: number; /** (tests) fail as an input error after `ms` */ fail?: boolean };
 
 export interface BatchNode {
   id: string;

@@ -12,7 +12,8 @@ import { BatchError } from './errors.js';
 import { forceSubjects, QUEUES, type BatchPlan, type QueueClass } from './graph.js';
 import { keys, PREFIX, redisConnection, requireRedis, type BatchRecord, type JobRecord } from './redis.js';
 import type { NodeResult } from './runNode.js';
-import { batchStatus, CANCELLED_REASON, oneLine, resultUnet, resultWarnings, summarize, type BatchEvent, type JobInfo, type BatchJobState } from './status.js';
+import { blockedRoot, failedChildKey, jobIdOfKey } from './blocked.js';
+import { batchStatus, CANCELLED_REASON, oneLine, resultUnet, resultWarnings, summarize, type BatchEvent, type JobInfo, type BatchJobState, type BatchState } from './status.js';
 import type { BatchReport } from './outputs.js';
 import { BatchPreflightError, forcedReplacements, preflightPlanned } from './preflight.js';
 import { clearSubject, submitPlan } from './submit.js';
@@ -102,14 +103,49 @@ async function jobState(queues: Record<QueueClass, Queue>, r: JobRecord, cancell
   });
   if (state === 'failed') {
     const reason = oneLine(job.failedReason ?? 'failed');
-    // a join fails when a child does: it is blocked by that child, not broken itself
-    if (/^child .* failed$/.test(reason)) Object.assign(info, { state: 'blocked', reason: `after ${reason.replace(/^child (\S+) failed$/, '$1').split(':').pop()} failed` });
-    // stopped while it ran (or taken after the cancel): cancelled, not broken
-    else if (reason === CANCELLED_REASON) Object.assign(info, { state: 'cancelled', reason });
-    else info.reason = reason;
+    const root = blockedRoot(reason);
+    const child = failedChildKey(reason);
+    // a join fails when a job under it does: blocked by the job that failed (the root cause), not broken itself
+    if (root) Object.assign(info, { state: 'blocked', reason: `${root} failed` });
+    // (a join failed by a worker before the root was named: its direct child, resolved to the root in statusFrom)
+    else if (child) Object.assign(info, { state: 'blocked', reason: `${jobIdOfKey(child)} failed` });
+    else {
+      // the time the attempt ran that failed or was stopped (a done job's comes from its result)
+      if (job.processedOn && job.finishedOn && job.finishedOn >= job.processedOn) info.seconds = (job.finishedOn - job.processedOn) / 1000;
+      // stopped while it ran (or taken after the cancel): cancelled, not broken
+      if (reason === CANCELLED_REASON) Object.assign(info, { state: 'cancelled', reason });
+      else info.reason = reason;
+    }
   }
   if (cancelled && state === 'waiting') Object.assign(info, { state: 'cancelled', reason: 'batch cancelled' });
   return info;
+}
+
+/**
+ * Blocked jobs name the failed job that blocked them, as the local runner's do: a join that named its direct child
+ * (blocked in turn) takes that child's root, and a job never added (its subject failed before its fan-out ran)
+ * names the failed jobs of its analysis, else of its subject (a shared extraction).
+ */
+function nameRootCauses(jobs: JobInfo[]): void {
+  const byId = new Map(jobs.map((j) => [j.id, j]));
+  const failedBy = (id: string): string | undefined => /^(\S+) failed$/.exec(byId.get(id)?.reason ?? '')?.[1];
+  for (const j of jobs) {
+    if (j.state !== 'blocked') continue;
+    let id = failedBy(j.id);
+    const seen = new Set<string>();
+    while (id && byId.get(id)?.state === 'blocked' && !seen.has(id)) {
+      seen.add(id);
+      id = failedBy(id);
+    }
+    if (id && byId.get(id)?.state === 'failed') {
+      j.reason = `${id} failed`;
+      continue;
+    }
+    const failed = jobs.filter((f) => f.state === 'failed' && f.subject === j.subject);
+    const mine = failed.filter((f) => f.analysis !== null && f.analysis === j.analysis);
+    const causes = (mine.length ? mine : failed).map((f) => f.id);
+    if (causes.length) j.reason = `${causes.join(', ')} failed`;
+  }
 }
 
 /** A batch's state (see getBatchStatus): its report, plus the workers listening on each queue. */
@@ -125,6 +161,7 @@ async function statusFrom(queues: Queues, batch: string): Promise<BatchStatusRep
   }
   const jobs: JobInfo[] = [];
   for (const r of rec.jobs) jobs.push(await jobState(queues, r, cancelled, roots.get(r.subject) ?? false));
+  nameRootCauses(jobs);
   const started = jobs.map((j) => j.startedAt).filter((t): t is number => t !== undefined);
   const status = batchStatus(batch, jobs, started.length ? Math.min(...started) : null);
   const workers: Record<string, number> = {};
@@ -192,10 +229,25 @@ export async function waitForBatch(batch: string, options: RedisOptions & { inte
  * skipped or failed). `purge` also removes the finished jobs and the batch's record, so the name can be reused
  * (outputs on disk stay, and finished stages are skipped by a later batch).
  */
-export async function cancelBatch(batch: string, options: RedisOptions & { purge?: boolean }): Promise<{ removed: number; running: number }> {
+/**
+ * What a cancel did: jobs removed and jobs still running (they stop at their next check); `finished` when the batch
+ * had already ended (done, failed or cancelled) and there was nothing to cancel: its state and job counts, and
+ * nothing was changed (a purge still removes it).
+ */
+export interface CancelResult {
+  removed: number;
+  running: number;
+  finished?: { state: BatchState; counts: Record<BatchJobState, number> };
+}
+
+export async function cancelBatch(batch: string, options: RedisOptions & { purge?: boolean }): Promise<CancelResult> {
   return withQueues(options.redis, async (queues) => {
     const rec = await readRecord(queues.control, batch);
     const client = await queues.control.getBackend().client;
+    const now = await statusFrom(queues, batch);
+    // nothing waits or runs: marking it cancelled would only relabel a finished batch
+    const finished = now.state !== 'running' ? { state: now.state, counts: now.counts } : undefined;
+    if (finished && !options.purge) return { removed: 0, running: 0, finished };
     await client.set(keys.cancelled(batch), '1');
     let running = 0;
     // parents before their children (the subject roots, then the jobs, dependents first), so that removing a job
@@ -234,7 +286,7 @@ export async function cancelBatch(batch: string, options: RedisOptions & { purge
       await client.del(keys.batch(batch), keys.cancelled(batch));
       await client.hdel(keys.batches, batch);
     }
-    return { removed, running };
+    return { removed, running, ...(finished ? { finished } : {}) };
   });
 }
 

@@ -116,8 +116,10 @@ export async function runLocal(plan: BatchPlan, options: LocalRunOptions = {}): 
           (e: unknown) => {
             const input = e instanceof PoolJobError ? e.input : false;
             const reason = `${(e as Error).name}: ${oneLine((e as Error).message)}`;
+            // the time this attempt ran, failed or stopped (a done job's comes from its result)
+            const seconds = (Date.now() - (j.startedAt ?? Date.now())) / 1000;
             if (options.signal?.aborted) {
-              Object.assign(j, { state: 'cancelled', reason: 'batch cancelled', finishedAt: Date.now() });
+              Object.assign(j, { state: 'cancelled', reason: 'batch cancelled', seconds, finishedAt: Date.now() });
               emit(j);
             } else if (!input && j.attempts < plan.retry.attempts) {
               // transient: back off and try again (delay doubles per attempt)
@@ -131,7 +133,7 @@ export async function runLocal(plan: BatchPlan, options: LocalRunOptions = {}): 
               // after the timer is known: a listener that aborts on this event cancels the retry with the rest
               emit(j);
             } else {
-              Object.assign(j, { state: 'failed', reason, finishedAt: Date.now() });
+              Object.assign(j, { state: 'failed', reason, seconds, finishedAt: Date.now() });
               emit(j);
               block(n.id, `${n.id} failed`);
             }

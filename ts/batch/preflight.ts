@@ -11,6 +11,7 @@ import { BrainlatentError } from '../errors.js';
 import type { ReconstructConfig } from '../pipeline/config.js';
 import type { BatchNode, SubjectPlan } from './graph.js';
 import type { ResolvedAnalysis, ResolvedBatch } from './manifest.js';
+import { counted } from '../plural.js';
 
 export interface BatchProblem {
   subject: string;
@@ -203,7 +204,7 @@ export class BatchPreflightError extends BrainlatentError {
       ? `a path that does not exist on this machine may exist where the workers run (docs/batch.md): if the data and models live only there, skip these checks with ${context.skip} (the workers check again when they run the jobs)`
       : `fix them, or skip these checks with ${context.skip} (the workers check again when they run the jobs)`;
     super(
-      `batch ${batch.id}: the preflight found ${problems.length} problem${problems.length === 1 ? '' : 's'} in ${pairs} of ${total} subject × analysis; ${context.refused}:\n` +
+      `batch ${batch.id}: the preflight found ${counted(problems.length, 'problem')} in ${pairs} of ${total} subject × analysis; ${context.refused}:\n` +
         `  - ${formatProblems(problems).join('\n  - ')}\n${hint}`,
       'BatchPreflight',
     );

@@ -315,6 +315,7 @@ export async function runNode(node: BatchNode, ctl: NodeControl): Promise<NodeRe
         await new Promise((r) => setTimeout(r, w.ms / steps));
         ctl.progress((i + 1) / steps);
       }
+      if (w.fail) throw new InvalidArgumentError(`${node.id}: a probe told to fail`);
       // every execution is logged (a killed worker's job runs again); the output is published once, whole
       await mkdir(w.out, { recursive: true });
       await appendFile(join(w.out, 'executions.log'), `${node.id} ${process.pid}\n`);

@@ -271,6 +271,14 @@ export function formatSummary(cells: SummaryCell[]): string {
 /**
  * An error message on one line, for tables, logs and reasons: its lines trimmed and joined. Not only the first
  * line: a check that lists its problems ('cannot start the reconstruction:' then one line per problem) says
- * nothing without them.
+ * nothing without them. Problems are joined by '; ' without their list marks: 'cannot start the
+ * reconstruction: the z decoder …; model.dir: not found'.
  */
-export const oneLine = (s: string) => s.split('\n').map((l) => l.trim()).filter(Boolean).join(' ') || s;
+export function oneLine(s: string): string {
+  const lines = s.split('\n').map((l) => l.trim()).filter(Boolean);
+  if (lines.length === 0) return s;
+  const [head, ...rest] = lines;
+  if (rest.length === 0) return head;
+  const items = rest.map((l) => l.replace(/^[-*•]\s+/, ''));
+  return `${head}${head.endsWith(':') ? ' ' : '; '}${items.join('; ')}`;
+}

@@ -28,6 +28,7 @@ import { LockKeeper } from './lockKeeper.js';
 import { PoolJobError, ProcessPool, type PoolRun } from './pool.js';
 import { keys, PREFIX, probeRedis, redisConnection, requireRedis, shownRedisUrl } from './redis.js';
 import { runNode, type NodeResult } from './runNode.js';
+import { blockedByReason, blockedRoot, failedChildKey, rootOfFailedChild } from './blocked.js';
 import { CANCELLED_REASON, oneLine, resultUnet, resultWarnings, type BatchEvent, type JobInfo, type BatchJobState } from './status.js';
 import type { JobData } from './submit.js';
 
@@ -279,7 +280,12 @@ export async function createWorker(options: WorkerOptions): Promise<BatchWorker>
     if (!joined) log(`${job.id} started${job.attemptsMade > 0 ? ` (attempt ${job.attemptsMade + 1})` : ''}`);
     emit(r, 'active');
     try {
-      if (job.deferredFailure) throw new UnrecoverableError(job.deferredFailure);
+      if (job.deferredFailure) {
+        // a job under this join failed: blocked by the job whose own failure it was (followed down the chain)
+        const child = failedChildKey(job.deferredFailure);
+        if (!child) throw new UnrecoverableError(job.deferredFailure);
+        throw new UnrecoverableError(blockedByReason(await rootOfFailedChild(child, async (key) => (await redis()).hget(key, 'failedReason'))));
+      }
       if (await isCancelled(job.data.node.batch)) throw new UnrecoverableError(CANCELLED);
       const result = await (q === 'control' ? runJoin(r) : runWork(r));
       keeper.untrack(job.id!, token);
@@ -326,9 +332,18 @@ export async function createWorker(options: WorkerOptions): Promise<BatchWorker>
         log(`${job.id} failed here (${oneLine(failure.message)}), but that could not be recorded (${(err2 as Error).message}): the job runs again`);
         return;
       }
+      const blockedBy = blockedRoot(failure.message);
+      if (blockedBy) {
+        // not broken itself: say what it waited for, as the local runner does
+        log(`${job.id} blocked by ${blockedBy}`);
+        emit(r, 'blocked', { reason: `${blockedBy} failed` });
+        return;
+      }
       const retried = !(failure instanceof UnrecoverableError) && job.attemptsMade < (job.opts.attempts ?? 1);
       log(`${job.id} failed: ${oneLine(failure.message)}${retried ? ' (will be retried)' : ''}`);
-      emit(r, retried ? 'waiting' : 'failed', { reason: oneLine(failure.message) });
+      // (the time this attempt ran, as a done job's result says it)
+      const seconds = job.processedOn ? (Date.now() - job.processedOn) / 1000 : undefined;
+      emit(r, retried ? 'waiting' : 'failed', { reason: oneLine(failure.message), ...(retried ? {} : { seconds }) });
     } finally {
       active.delete(job.id!);
       wake();

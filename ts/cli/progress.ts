@@ -9,6 +9,11 @@ export interface ProgressCount {
   done: number;
   total: number;
   unit: string;
+  /**
+   * Of `done`, the items an earlier run made and this one reused (a resumed img2img): they count toward the
+   * fraction and the count shown, not toward the rate or the ETA, which measure this run's work only.
+   */
+  reused?: number;
 }
 
 export interface ProgressBar {
@@ -21,41 +26,49 @@ export interface ProgressBar {
  * rather than a start-up phase (loading a model, the first batch).
  */
 export class RateEstimator {
-  private samples: { t: number; f: number; n: number }[] = [];
+  // f, n: progress as shown; rf, rn: the part of it reused from an earlier run (not work of this run)
+  private samples: { t: number; f: number; n: number; rf: number; rn: number }[] = [];
 
   /** @param windowSeconds how far back the rate looks. */
   constructor(private readonly windowSeconds = 20) {}
 
-  add(t: number, fraction: number, done = NaN): void {
-    let last: { t: number; f: number; n: number } | undefined = this.samples[this.samples.length - 1];
+  /**
+   * @param done items done (shown), when the caller counts items
+   * @param reused of `done`, items reused from an earlier run; with `total`, their share of the fraction too
+   */
+  add(t: number, fraction: number, done = NaN, reused = 0, total = NaN): void {
+    const rn = reused > 0 ? reused : 0;
+    const rf = rn > 0 && total > 0 ? rn / total : 0;
+    let last = this.samples[this.samples.length - 1] as (typeof this.samples)[number] | undefined;
     // a fraction that goes back means a new phase (an encode stage starting at 0): start the rate afresh
     if (last && fraction < last.f - 1e-9) {
       this.samples = [];
       last = undefined;
     }
     if (last && t <= last.t) {
-      last.f = fraction;
-      last.n = done;
+      Object.assign(last, { f: fraction, n: done, rf, rn });
       return;
     }
-    this.samples.push({ t, f: fraction, n: done });
+    this.samples.push({ t, f: fraction, n: done, rf, rn });
     // keep one sample older than the window as the rate's base
     while (this.samples.length > 2 && this.samples[1].t <= t - this.windowSeconds) this.samples.shift();
   }
 
-  /** Fraction per second over the window (NaN until two samples with progress). */
+  /** Fraction per second of this run's own work over the window (NaN until two samples with progress). */
   fractionRate(): number {
     const a = this.samples[0], b = this.samples[this.samples.length - 1];
-    if (!a || b.t <= a.t || b.f <= a.f) return NaN;
-    return (b.f - a.f) / (b.t - a.t);
+    if (!a || b.t <= a.t) return NaN;
+    const df = b.f - b.rf - (a.f - a.rf);
+    return df > 0 ? df / (b.t - a.t) : NaN;
   }
 
-  /** Items per second over the window (NaN without counts). */
+  /** Items per second of this run's own work over the window (NaN without counts). */
   itemRate(): number {
     // the oldest sample that carries a count (an update without one, at a stage's start, carries none)
     const a = this.samples.find((s) => Number.isFinite(s.n)), b = this.samples[this.samples.length - 1];
-    if (!a || b.t <= a.t || !(b.n > a.n)) return NaN;
-    return (b.n - a.n) / (b.t - a.t);
+    if (!a || b.t <= a.t) return NaN;
+    const dn = b.n - b.rn - (a.n - a.rn);
+    return dn > 0 ? dn / (b.t - a.t) : NaN;
   }
 
   /** Seconds left at the window's rate (NaN when unknown). */
@@ -110,7 +123,7 @@ export function progressBar(label: string, stream: NodeJS.WriteStream = process.
   return {
     update(fraction, message, count) {
       const t = clock();
-      rate.add(t - t0, fraction, count?.done);
+      rate.add(t - t0, fraction, count?.done, count?.reused, count?.total);
       const pct = Math.floor(Math.max(0, Math.min(1, fraction)) * 100);
       const text = () => progressText(fraction, t - t0, rate, message, count);
       if (tty) {

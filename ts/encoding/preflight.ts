@@ -21,6 +21,8 @@ import { tableSpecs } from './runPaths.js';
 import { knownTableWidths } from './tableWidths.js';
 import { checkUnetLayers, missingUnetLayers, unetSizeMismatch } from './unetLayers.js';
 import { volumeGridProblems } from './volumeGrids.js';
+import { stepsLimitProblem } from '../sd/samplingOptions.js';
+import { readScheduleConfig } from '../sd/schedulerConfig.js';
 
 export interface EncodePreflight {
   mask: VoxelMask;
@@ -77,6 +79,19 @@ export async function preflightEncode(c: EncodeConfig, options: EncodePreflightO
         const u = await unetProblems(c, options.unetSetsToRun);
         problems.push(...u.problems);
         unetShapes = u.shapes;
+      }
+      // a z_c set's DDIM steps against the folder's schedule (the rule its run's plan applies, named by the field)
+      const zcSets = c.featureSets.flatMap((s, i) => (s.kind === 'zc' ? [{ s, i }] : []));
+      if (zcSets.length) {
+        try {
+          const schedule = await readScheduleConfig(c.model);
+          for (const { s, i } of zcSets) {
+            const tooMany = stepsLimitProblem(s.steps, schedule, 'ddim', `featureSets[${i}].steps`);
+            if (tooMany) problems.push(tooMany);
+          }
+        } catch (e) {
+          problems.push((e as Error).message);
+        }
       }
     }
   }

@@ -1,6 +1,6 @@
 import { open, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import h5wasm, { type Dataset, type File as H5File } from 'h5wasm/node';
+import type { Dataset, File as H5File } from 'h5wasm/node';
 import { FormatError, InvalidArgumentError, ShapeError } from '../errors.js';
 import type { Matrix } from '../matrix.js';
 import { withAtomicPath } from './atomicWrite.js';
@@ -23,13 +23,45 @@ const PROBE_ABOVE_BYTES = 64 * 1024;
 
 const HDF5_MAGIC = [0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a];
 
-let ready: Promise<unknown> | undefined;
+type H5wasm = typeof import('h5wasm/node').default;
 
-async function h5(): Promise<typeof h5wasm> {
-  ready ??= h5wasm.ready;
-  await ready;
-  return h5wasm;
+let loading: Promise<H5wasm> | undefined;
+/** The loaded library, once h5() has resolved (every reader and writer awaits it first). */
+let h5wasm: H5wasm;
+
+/**
+ * h5wasm, loaded on the first HDF5 read or write: importing it instantiates its WebAssembly module, which reserves
+ * its memory then (a command that reads no HDF5 file does not pay for it, nor fail under a low `ulimit -v`). A
+ * module that cannot be instantiated is one line naming the cause, not Emscripten's abort with its minified source.
+ */
+function h5(): Promise<H5wasm> {
+  loading ??= loadH5wasm();
+  return loading;
 }
+
+async function loadH5wasm(): Promise<H5wasm> {
+  // Emscripten reports a failed instantiation on console.error as well as in its abort: keep it for the error
+  const said: string[] = [];
+  const consoleError = console.error;
+  console.error = (...args: unknown[]) => void said.push(args.map(String).join(' '));
+  try {
+    const lib = (await import('h5wasm/node')).default;
+    await lib.ready;
+    h5wasm = lib;
+    for (const line of said) consoleError(line);
+    return lib;
+  } catch (e) {
+    loading = undefined;
+    const cause = [...said, (e as Error)?.message ?? String(e)].find((m) => /memory/i.test(m)) ?? (e as Error)?.message ?? String(e);
+    // (measured: node + h5wasm started under ulimit -v 12000000 (KiB), not under 11000000)
+    const limit = /memory/i.test(cause) ? ' (WebAssembly could not reserve its memory: is a virtual-memory limit set, ulimit -v? reading HDF5 needs about 12 GB of address space)' : '';
+    throw new Error(`the HDF5 reader (h5wasm) could not start${limit}: ${oneLineOf(cause)}`);
+  } finally {
+    console.error = consoleError;
+  }
+}
+
+const oneLineOf = (s: string) => s.replace(/^failed to asynchronously prepare wasm: /, '').split('\n')[0].trim();
 
 export interface Hdf5DatasetInfo {
   path: string;

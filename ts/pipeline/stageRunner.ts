@@ -14,6 +14,8 @@ export interface StageCount {
   done: number;
   total: number;
   unit: string;
+  /** Of `done`, items an earlier run made and this one reused (a resumed img2img): not this run's work, so not in its rate. */
+  reused?: number;
 }
 
 /** What a running stage is given: a progress callback and the run's signal. */

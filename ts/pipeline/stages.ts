@@ -30,6 +30,7 @@ import { renderReport, type RunMetrics } from './report.js';
 import { imageSetKey, paths, readStageMarker, type StageName } from './runFolder.js';
 import { selectTestImages } from './testSubset.js';
 import { writeFileAtomic } from '../io/atomicWrite.js';
+import type { StageCount } from './stageRunner.js';
 import { allInOrder } from '../allInOrder.js';
 import { img2imgProgress } from './img2imgProgress.js';
 
@@ -38,7 +39,7 @@ export interface StageContext {
   pre: PreflightResult;
   diffusion: () => Promise<Diffusion>;
   /** Progress within the stage; `count` gives the rate in the stage's unit (images, samples). */
-  progress: (fraction: number, message?: string, count?: { done: number; total: number; unit: string }) => void;
+  progress: (fraction: number, message?: string, count?: StageCount) => void;
   signal?: AbortSignal;
 }
 
@@ -424,7 +425,7 @@ export async function img2imgShardStage(ctx: StageContext, shard: Img2ImgShard):
       if (finished.has(i0, k) && part.every((id) => existsSync(p.sample(id, k)))) {
         done += n;
         work.reused += n;
-        ctx.progress(done / total, `seed ${k} (done before)`, { done, total, unit: 'samples' });
+        ctx.progress(done / total, `seed ${k} (done before)`, { done, total, unit: 'samples', reused: work.reused });
       } else seedsToRun.push(k);
     }
     if (seedsToRun.length === 0) continue;
@@ -452,7 +453,7 @@ export async function img2imgShardStage(ctx: StageContext, shard: Img2ImgShard):
         onStep: (s) => {
           // batchFirst counts from this job's first image (the block's, i0), not from the test list's
           const at = done + s.batchFirst + s.batchImages * (s.step / s.total);
-          ctx.progress(at / total, `seed ${k}`, { done: Math.floor(at), total, unit: 'samples' });
+          ctx.progress(at / total, `seed ${k}`, { done: Math.floor(at), total, unit: 'samples', reused: work.reused });
         },
       });
       work.seconds += r.stats.unetSeconds ?? 0;
@@ -462,7 +463,7 @@ export async function img2imgShardStage(ctx: StageContext, shard: Img2ImgShard):
       for (let q = 0; q < n; q++) await writePng(p.sample(part[q], k), imgs, q);
       await finished.add(i0, k);
       done += n;
-      ctx.progress(done / total, `seed ${k}`, { done, total, unit: 'samples' });
+      ctx.progress(done / total, `seed ${k}`, { done, total, unit: 'samples', reused: work.reused });
     }
   }
   await finished.remove();

@@ -85,6 +85,41 @@ export function checkSchedulerName(v: unknown, label: string): SchedulerName {
   return v as SchedulerName;
 }
 
+/** The schedulers that index ᾱ by the timestep itself (the engine refuses a timestep past the schedule for them). */
+const ALPHA_INDEXED: readonly SchedulerName[] = ['ddim', 'pndm', 'ddpm'];
+
+/**
+ * The largest step count a schedule takes for this scheduler (Infinity: no limit from the schedule). Under
+ * 'leading' spacing the timesteps are i·⌊T/N⌋ + steps_offset (i < N), so with N close to T the first one passes
+ * T − 1, and ᾱ-indexed schedulers (DDIM, PNDM, DDPM; as diffusers) cannot index it: SD 1.x's steps_offset 1 allows
+ * 999 steps, not 1000. The engine's rule (native/core/src/scheduler.cpp, spaced()), checked before any plan so the
+ * message names the option and the largest valid value; the engine stays the backstop.
+ */
+export function largestSteps(schedule: ScheduleConfig, scheduler: SchedulerName): number {
+  // the class's own spacing unless the schedule names one (as the engine's resolve_schedule)
+  const spacing = schedule.timestepSpacing ?? (ALPHA_INDEXED.includes(scheduler) ? 'leading' : 'linspace');
+  if (!ALPHA_INDEXED.includes(scheduler) || spacing !== 'leading') return Infinity;
+  const T = schedule.numTrainTimesteps ?? 1000;
+  const offset = schedule.stepsOffset ?? 0;
+  for (let n = T; n >= 1; n--) if ((n - 1) * Math.floor(T / n) + offset <= T - 1) return n;
+  return 0;
+}
+
+/**
+ * The steps against the schedule's limit (largestSteps), named as the caller's user wrote it
+ * ('img2img.steps 1000 is too many for this model's schedule: …; at most 999'), or null when they fit.
+ */
+export function stepsLimitProblem(steps: number, schedule: ScheduleConfig, scheduler: SchedulerName, name: string): string | null {
+  const max = largestSteps(schedule, scheduler);
+  if (steps <= max) return null;
+  const T = schedule.numTrainTimesteps ?? 1000;
+  const offset = schedule.stepsOffset ?? 0;
+  return (
+    `${name} ${steps} is too many for this model's schedule${schedule.source ? ` (${schedule.source})` : ''}: under leading spacing with steps_offset ${offset} ` +
+    `${scheduler}'s first timestep would pass ${T - 1}, the last of its ${T} training timesteps; ${name} is at most ${max} here`
+  );
+}
+
 /** Checks the options and resolves them against the folder's defaults into the engine's plan options. */
 export function resolvePlanOptions(defaults: PlanDefaults, o: PlanOptions, labels: OptionLabels = {}): NativePlanOptions {
   const name = (k: keyof PlanOptions): string => labels[k] ?? k;
@@ -121,6 +156,8 @@ export function resolvePlanOptions(defaults: PlanDefaults, o: PlanOptions, label
   if (o.timestepSpacing !== undefined) schedule.timestepSpacing = o.timestepSpacing;
   // a config's Karras setting belongs to its own class: it does not follow to a scheduler without it
   if (o.karras === undefined && !KARRAS_SCHEDULERS.includes(scheduler)) delete schedule.useKarrasSigmas;
+  const tooMany = stepsLimitProblem(steps, schedule, scheduler, name('steps'));
+  if (tooMany) throw new InvalidArgumentError(tooMany);
   const plan: NativePlanOptions = { schedule, scheduler, steps, strength, eta, img2imgRule: rule };
   if (eta > 0) checkEtaBound(plan, name);
   return plan;

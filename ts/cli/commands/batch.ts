@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 
 import { InvalidArgumentError } from '../../errors.js';
 import { planBatch, planNodes } from '../../batch/graph.js';
-import { cancelBatch, getBatchStatus, listBatches, retryBatch, watchBatch } from '../../batch/inspect.js';
+import { cancelBatch, getBatchStatus, listBatches, retryBatch, watchBatch, type CancelResult } from '../../batch/inspect.js';
 import { loadManifest, type ResolvedBatch } from '../../batch/manifest.js';
 import { BatchPreflightError, checkBatch, forcedReplacements, formatWarnings, requirePreflight, type BatchCommand, type BatchProblem } from '../../batch/preflight.js';
 import { shownRedisUrl } from '../../batch/redis.js';
@@ -11,6 +11,7 @@ import { runBatch, type BatchReport } from '../../batch/runBatch.js';
 import { formatSummary, type BatchEvent } from '../../batch/status.js';
 import { submitBatch } from '../../batch/submit.js';
 import { renderTable } from '../../batch/table.js';
+import { counted } from '../../plural.js';
 import { integerFlag } from '../flagValue.js';
 
 /** A non-negative integer flag, or undefined when not given. */
@@ -18,16 +19,41 @@ export function nonNegativeInt(v: string | undefined, name: string): number | un
   return v === undefined ? undefined : integerFlag(v, `--${name}`, 0);
 }
 
-/** One line per job that changes state (logs), on stderr. */
-export function eventLogger(): (e: BatchEvent) => void {
+/**
+ * One line per job that changes state (logs), on stderr: "started" once per attempt (a job's progress reports,
+ * at fraction 0 or not, are not new starts), "(attempt N)" when it is retried.
+ */
+export function eventLogger(write: (line: string) => void = (l) => process.stderr.write(l)): (e: BatchEvent) => void {
+  // per job: the attempt whose start was logged while it is active, else undefined
+  const started = new Map<string, number | undefined>();
   return (e) => {
     if (e.type !== 'job' || !e.job) return;
     const j = e.job;
-    if (j.state === 'active' && j.fraction > 0) return;
+    if (j.state === 'active') {
+      if (started.get(j.id) === j.attempts) return;
+      started.set(j.id, j.attempts);
+    } else started.delete(j.id);
     const what = j.state === 'active' ? `started${j.attempts > 1 ? ` (attempt ${j.attempts})` : ''}` : j.state;
     const secs = j.seconds !== undefined && j.state === 'done' ? ` in ${j.seconds.toFixed(1)} s` : '';
-    process.stderr.write(`${new Date(e.at).toISOString().slice(11, 19)} ${j.id} ${what}${secs}${j.reason ? `: ${j.reason}` : ''}\n`);
+    write(`${new Date(e.at).toISOString().slice(11, 19)} ${j.id} ${what}${secs}${j.reason ? `: ${j.reason}` : ''}\n`);
   };
+}
+
+/** `batch plan`'s last line: "13 jobs, 1 subject; preflight: 1 problem, 2 warnings" (null: the preflight was skipped). */
+export function planSummaryLine(jobs: number, subjects: number, preflight: { problems: number; warnings: number } | null): string {
+  const head = `${counted(jobs, 'job')}, ${counted(subjects, 'subject')}`;
+  if (!preflight) return `${head}; preflight skipped`;
+  const warned = preflight.warnings ? `, ${counted(preflight.warnings, 'warning')}` : '';
+  return `${head}; preflight: ${preflight.problems ? counted(preflight.problems, 'problem') : 'no problems'}${warned}`;
+}
+
+/** What `batch cancel` did, on one line: a batch that had already finished says so, and that nothing was cancelled. */
+export function cancelLine(id: string, r: CancelResult, purge: boolean): string {
+  const running = r.running ? `, ${r.running} running (they stop at their next progress report)` : '';
+  if (!r.finished) return `batch ${id}: cancelled; ${counted(r.removed, 'job')} removed${running}`;
+  const counts = Object.entries(r.finished.counts).filter(([, n]) => n).map(([k, n]) => `${n} ${k}`).join(', ');
+  const had = `batch ${id}: had already finished (${r.finished.state}: ${counts || 'no jobs'})`;
+  return purge ? `${had}; purged: ${counted(r.removed, 'job')} removed${running}` : `${had}; nothing was cancelled`;
 }
 
 export function printReport(r: BatchReport, json: boolean): void {
@@ -36,7 +62,7 @@ export function printReport(r: BatchReport, json: boolean): void {
     return;
   }
   const warnings = new Set(r.summary.flatMap((c) => c.warnings ?? [])).size;
-  const warned = warnings ? `; ${warnings} warning${warnings === 1 ? '' : 's'} (above)` : '';
+  const warned = warnings ? `; ${counted(warnings, 'warning')} (above)` : '';
   process.stdout.write(`${formatSummary(r.summary)}\n\nbatch ${r.batch}: ${r.state} (${Object.entries(r.counts).filter(([, n]) => n).map(([k, n]) => `${n} ${k}`).join(', ')})${warned}\n`);
 }
 
@@ -144,7 +170,7 @@ its failed subjects with 'batch retry NAME --redis URL --force').`,
     .action(async (file: string, f: { redis: string; preflight: boolean; force?: boolean }) => {
       const r = await submitBatch(await checkedManifest(file, f.preflight, 'nothing was submitted', 'submit', f.force), { redis: f.redis, force: f.force });
       process.stdout.write(
-        `batch ${r.batch}: ${r.jobs} jobs for ${r.plan.subjects.length} subjects; added ${r.added.join(', ') || 'nothing'}${r.existing.length ? `; already queued: ${r.existing.join(', ')}` : ''}${r.busy.length ? `; a cancelled job still runs, submit again later: ${r.busy.join(', ')}` : ''}\n` +
+        `batch ${r.batch}: ${counted(r.jobs, 'job')} for ${counted(r.plan.subjects.length, 'subject')}; added ${r.added.join(', ') || 'nothing'}${r.existing.length ? `; already queued: ${r.existing.join(', ')}` : ''}${r.busy.length ? `; a cancelled job still runs, submit again later: ${r.busy.join(', ')}` : ''}\n` +
           `follow it with: brainlatent batch watch ${r.batch} --redis ${f.redis}\n`,
       );
     });
@@ -199,12 +225,11 @@ the watch was interrupted (Ctrl-C): only the watch stops, the batch goes on, and
 
   batch
     .command('cancel <batch>')
-    .description('cancel a submitted batch: waiting jobs are removed, running ones stop at their next progress report')
+    .description('cancel a submitted batch: waiting jobs are removed, running ones stop at their next progress report (a batch that already finished is left as it is; exit status 0)')
     .requiredOption('--redis <url>', 'Redis of the queues')
     .option('--purge', 'also remove its finished jobs and its record (the name can be reused; outputs on disk stay)')
     .action(async (id: string, f: { redis: string; purge?: boolean }) => {
-      const r = await cancelBatch(id, { redis: f.redis, purge: f.purge });
-      process.stdout.write(`batch ${id}: cancelled; ${r.removed} jobs removed${r.running ? `, ${r.running} running (they stop at their next progress report)` : ''}\n`);
+      process.stdout.write(`${cancelLine(id, await cancelBatch(id, { redis: f.redis, purge: f.purge }), !!f.purge)}\n`);
     });
 
   batch
@@ -256,9 +281,8 @@ the checks). Warnings (a session missing between sessions with betas) are listed
       } else {
         for (const n of nodes) process.stdout.write(`${n.id.padEnd(52)} ${n.queue.padEnd(8)} after ${n.deps.length ? n.deps.length > 2 ? `${n.deps.length} jobs` : n.deps.join(', ') : '-'}\n`);
         if (replaced.length) process.stdout.write(`\n${replaced.map((l) => `--force: ${l}`).join('\n')}\n`);
-        const warned = formatWarnings(warnings).length;
-        const shown = warned ? `, ${warned} warning${warned === 1 ? '' : 's'}` : '';
-        process.stdout.write(`\n${nodes.length} jobs, ${plan.subjects.length} subjects${f.preflight ? `; preflight: ${problems.length ? `${problems.length} problems` : 'no problems'}${shown}` : '; preflight skipped'}\n`);
+        const checked = f.preflight ? { problems: problems.length, warnings: formatWarnings(warnings).length } : null;
+        process.stdout.write(`\n${planSummaryLine(nodes.length, plan.subjects.length, checked)}\n`);
       }
       printBatchWarnings(warnings);
       if (problems.length) throw new BatchPreflightError(resolved, problems, { refused: 'the batch cannot be submitted as it is', skip: '--no-preflight' });

@@ -1,0 +1,41 @@
+import { describe, expect, it } from 'vitest';
+
+import type { BatchEvent, JobInfo } from '../../../ts/batch/status.js';
+import { eventLogger, planSummaryLine } from '../../../ts/cli/commands/batch.js';
+
+const job = (over: Partial<JobInfo>): BatchEvent => ({
+  batch: 'aw',
+  type: 'job',
+  at: Date.UTC(2024, 0, 1, 12, 0, 0),
+  job: { id: 'aw.subj01.recon.features', subject: 'subj01', analysis: 'recon', stage: 'features', queue: 'sample', state: 'active', fraction: 0, attempts: 1, ...over },
+});
+
+describe('batch run: the job log', () => {
+  it('says "started" once per attempt, whatever progress reports at fraction 0 follow, and names a retry', () => {
+    const lines: string[] = [];
+    const log = eventLogger((l) => lines.push(l));
+    log(job({}));
+    log(job({ message: 'prepare' })); // a fraction-0 progress report of the same attempt
+    log(job({ fraction: 0.5, message: 'images' }));
+    log(job({ fraction: 0, message: 'c' })); // a new phase, same attempt
+    log(job({ state: 'waiting', reason: 'attempt 1 failed (boom); retrying' }));
+    log(job({ attempts: 2 }));
+    log(job({ attempts: 2, message: 'prepare' }));
+    log(job({ attempts: 2, state: 'done', fraction: 1, seconds: 1.25 }));
+    expect(lines).toEqual([
+      '12:00:00 aw.subj01.recon.features started\n',
+      '12:00:00 aw.subj01.recon.features waiting: attempt 1 failed (boom); retrying\n',
+      '12:00:00 aw.subj01.recon.features started (attempt 2)\n',
+      '12:00:00 aw.subj01.recon.features done in 1.3 s\n',
+    ]);
+  });
+});
+
+describe('batch plan: counts in words', () => {
+  it('says one problem, one subject, one warning in the singular', () => {
+    expect(planSummaryLine(13, 1, { problems: 1, warnings: 0 })).toBe('13 jobs, 1 subject; preflight: 1 problem');
+    expect(planSummaryLine(1, 2, { problems: 0, warnings: 1 })).toBe('1 job, 2 subjects; preflight: no problems, 1 warning');
+    expect(planSummaryLine(26, 2, { problems: 3, warnings: 2 })).toBe('26 jobs, 2 subjects; preflight: 3 problems, 2 warnings');
+    expect(planSummaryLine(13, 1, null)).toBe('13 jobs, 1 subject; preflight skipped');
+  });
+});
