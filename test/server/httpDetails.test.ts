@@ -6,7 +6,7 @@
  * would refuse (400 at submission, nothing written), and an event stream resumed beyond its job's end (the final
  * event, not an empty stream).
  */
-import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -144,5 +144,35 @@ describe('request details', () => {
     expect(existsSync(join(s.root, 'runs'))).toBe(false);
     expect(existsSync(join(s.root, '.brainlatent')) ? readdirSync(join(s.root, '.brainlatent')) : []).toEqual([]);
     expect((await s.call('GET', '/v1/jobs?kind=reconstruct')).json.jobs).toEqual([]);
+  });
+
+  // (was 202: the preflight checked the files and the U-Net's size only, and the job failed at features with the
+  // engine's ShapeError; `reconstruct --dry-run` refused it)
+  it('a model folder whose unet/model.onnx is the VAE decoder is refused at submission, as --dry-run refuses it', async () => {
+    cpSync(join(s.root, 'models', 'sd'), join(s.root, 'models', 'swapped'), { recursive: true });
+    copyFileSync(join(s.root, 'models', 'sd', 'vae_decoder', 'model.onnx'), join(s.root, 'models', 'swapped', 'unet', 'model.onnx'));
+    mkdirSync(join(s.root, 'nsd'), { recursive: true });
+    const config = { out: 'runs/swapped', nsd: { root: 'nsd', subject: 1 }, model: { dir: 'models/swapped' } };
+    const r = await s.call('POST', '/v1/jobs', { kind: 'reconstruct', config });
+    expect(r.status, r.text).toBe(400);
+    const problems: string[] = r.json.problems;
+    expect(problems).toContainEqual(expect.stringMatching(/^body\.config: models\/swapped\/unet\/model\.onnx lacks sample, timestep or encoder_hidden_states: not an SD 1\.x U-Net \(found inputs: latent_sample \[/));
+    expect(existsSync(join(s.root, 'runs', 'swapped'))).toBe(false);
+    // the same function refuses it for the CLI's dry run
+    const { preflight } = await import('../../ts/pipeline/preflight.js');
+    const { resolveConfig } = await import('../../ts/pipeline/config.js');
+    const resolved = resolveConfig({ ...config, out: join(s.root, config.out), nsd: { root: join(s.root, 'nsd'), subject: 1 }, model: { dir: join(s.root, 'models', 'swapped') } });
+    await expect(preflight(resolved)).rejects.toThrow(/unet\/model\.onnx lacks sample, timestep or encoder_hidden_states/);
+  });
+});
+
+describe("the submission preflight's verdict", () => {
+  // (a failure that was not a PreflightError, or a thread that died, was an accepted job: [] problems)
+  it('an input failure is a refusal, anything else a PreflightThreadError (500); never an accepted job', async () => {
+    const { preflightVerdict, PreflightThreadError } = await import('../../ts/server/jobs/jobPreflight.js');
+    expect(preflightVerdict({ problems: [] })).toEqual([]);
+    expect(preflightVerdict({ failed: { name: 'ShapeError', code: 'ShapeMismatch', message: 'models/x/unet/model.onnx: …' } })).toEqual(['body.config: models/x/unet/model.onnx: …']);
+    expect(() => preflightVerdict({ failed: { name: 'TypeError', message: 'x is undefined' } })).toThrow(PreflightThreadError);
+    expect(() => preflightVerdict(null)).toThrow(/the preflight thread ended without a verdict/);
   });
 });

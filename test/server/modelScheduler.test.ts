@@ -83,3 +83,23 @@ describe("POST /v1/models: an SD folder's scheduler", () => {
     expect(ridge.json.problems.join('\n')).toContain('body.scheduler');
   });
 });
+
+describe('img2img: more steps than the schedule has', () => {
+  // (the 400 said "1000 steps under leading spacing … use fewer steps", naming no field)
+  it('is a 400 naming body.steps and the most steps that fit', async () => {
+    const loaded = await s.call('POST', '/v1/models', { kind: 'sd', name: 'sd-steps', path: 'models/sd', scheduler: 'ddim' });
+    expect(loaded.status, loaded.text).toBe(201);
+    const body = {
+      z: b64(new Float32Array(4 * 8 * 8), [1, 4, 8, 8]),
+      c: b64(new Float32Array(77 * 32), [1, 77, 32]),
+      steps: 1000,
+      strength: 0.5,
+      output: 'latents',
+    };
+    const r = await s.call('POST', '/v1/sd/sd-steps/img2img', body);
+    expect(r.status, r.text).toBe(400);
+    expect(r.json).toMatchObject({ code: 'InvalidArgument', name: 'InvalidArgumentError' });
+    expect(r.json.message).toMatch(/^body\.steps 1000 is too many for this model's schedule .*under leading spacing with steps_offset 1 ddim's first timestep would pass 999.*; body\.steps is at most 999 here$/);
+    expect((await s.call('DELETE', '/v1/models/sd-steps')).status).toBe(204);
+  });
+});

@@ -40,7 +40,7 @@ describe.skipIf(!chromiumPath)('the web page signs in and out', () => {
     await page.waitForSelector('#login:not(.shown)', { state: 'attached' });
     await page.waitForSelector('#sign-out:not([hidden])');
     const [cookie] = await context.cookies();
-    expect(cookie.name).toBe('brainlatent_session');
+    expect(cookie.name).toBe(`brainlatent_session_${new URL(s.url).port}`);
     expect(cookie.value).not.toContain(TOKEN);
     expect(cookie.httpOnly).toBe(true);
     expect(cookie.sameSite).toBe('Strict');
@@ -54,7 +54,7 @@ describe.skipIf(!chromiumPath)('the web page signs in and out', () => {
     await page.waitForSelector('#login.shown');
     expect(await context.cookies()).toEqual([]);
     // the old session is gone on the service too
-    expect((await s.call('GET', '/v1/jobs', undefined, { cookie: `brainlatent_session=${cookie.value}` })).status).toBe(401);
+    expect((await s.call('GET', '/v1/jobs', undefined, { cookie: `${cookie.name}=${cookie.value}` })).status).toBe(401);
     await context.close();
   });
 });

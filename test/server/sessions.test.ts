@@ -7,10 +7,14 @@ import Fastify from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { brainlatentPlugin } from '../../ts/server/index.js';
+import { trustProxyFlag } from '../../ts/server/serve.js';
 import { SessionStore } from '../../ts/server/sessions.js';
 import { startTestServer, type TestServer } from './helpers.js';
 
 const TOKEN = 'tok-sessions-1';
+
+/** The session cookie's default name: it carries the service's port. */
+const cookieName = (s: TestServer) => `brainlatent_session_${new URL(s.url).port}`;
 
 async function signIn(s: TestServer): Promise<{ jar: string; setCookie: string }> {
   const r = await s.call('POST', '/v1/session', { token: TOKEN });
@@ -30,7 +34,8 @@ describe('sign-in sessions', () => {
     const a = await signIn(s);
     const b = await signIn(s);
     const id = a.jar.split('=')[1];
-    expect(a.jar.startsWith('brainlatent_session=')).toBe(true);
+    // the name carries the port (two services on one host keep their own sessions)
+    expect(a.jar.startsWith(`brainlatent_session_${new URL(s.url).port}=`)).toBe(true);
     expect(id).not.toContain(TOKEN);
     expect(decodeURIComponent(id)).not.toBe(TOKEN);
     expect(id).toMatch(/^[A-Za-z0-9_-]{43}$/); // 32 random bytes, base64url
@@ -44,14 +49,14 @@ describe('sign-in sessions', () => {
     expect((await s.call('GET', '/v1/jobs', undefined, { cookie: a.jar })).status).toBe(200);
     expect((await s.call('GET', '/v1/session', undefined, { cookie: a.jar })).json).toEqual({ tokenRequired: true, signedIn: true });
     // the token itself as the cookie's value is not a session
-    expect((await s.call('GET', '/v1/jobs', undefined, { cookie: `brainlatent_session=${TOKEN}` })).status).toBe(401);
+    expect((await s.call('GET', '/v1/jobs', undefined, { cookie: `${cookieName(s)}=${TOKEN}` })).status).toBe(401);
   });
 
   it('DELETE /v1/session signs out: the session is forgotten and the cookie cleared', async () => {
     const { jar } = await signIn(s);
     const out = await s.call('DELETE', '/v1/session', undefined, { cookie: jar });
     expect(out.status).toBe(204);
-    expect(out.headers.get('set-cookie')).toMatch(/^brainlatent_session=; Path=\/; Max-Age=0; HttpOnly; SameSite=Strict$/);
+    expect(out.headers.get('set-cookie')).toBe(`${cookieName(s)}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict`);
     const after = await s.call('GET', '/v1/jobs', undefined, { cookie: jar });
     expect(after.status).toBe(401);
     expect(after.json.message).toMatch(/^the session has expired or was signed out/);
@@ -102,6 +107,42 @@ describe('the session cookie over TLS', () => {
   });
 });
 
+describe('startServer / serve --trust-proxy', () => {
+  const signInOver = (s: TestServer, proto: string) => s.call('POST', '/v1/session', { token: TOKEN }, { 'x-forwarded-proto': proto });
+
+  // (serve created Fastify without trustProxy and had no TLS option: its cookie could never be Secure)
+  it('X-Forwarded-Proto https makes the cookie Secure only when the peer is a trusted proxy', async () => {
+    const trusted = await startTestServer({ token: TOKEN, trustProxy: '127.0.0.1' });
+    const untrusted = await startTestServer({ token: TOKEN });
+    const elsewhere = await startTestServer({ token: TOKEN, trustProxy: '10.0.0.0/8' });
+    try {
+      expect((await signInOver(trusted, 'https')).headers.get('set-cookie')).toMatch(/; SameSite=Strict; Secure$/);
+      expect((await signInOver(trusted, 'http')).headers.get('set-cookie')).not.toMatch(/Secure/);
+      expect((await signInOver(untrusted, 'https')).headers.get('set-cookie')).not.toMatch(/Secure/);
+      expect((await signInOver(elsewhere, 'https')).headers.get('set-cookie')).not.toMatch(/Secure/);
+      // sign-out clears it with the same attributes
+      expect((await trusted.call('DELETE', '/v1/session', undefined, { 'x-forwarded-proto': 'https' })).headers.get('set-cookie')).toMatch(/Max-Age=0; HttpOnly; SameSite=Strict; Secure$/);
+    } finally {
+      await Promise.all([trusted.stop(), untrusted.stop(), elsewhere.stop()]);
+    }
+  });
+
+  it('--trust-proxy takes true/false or addresses and CIDR ranges; a hop count or garbage is refused, naming the flag', () => {
+    expect(trustProxyFlag('true')).toBe(true);
+    expect(trustProxyFlag('false')).toBe(false);
+    expect(trustProxyFlag('127.0.0.1, 10.0.0.0/8,::1')).toBe('127.0.0.1,10.0.0.0/8,::1');
+    expect(trustProxyFlag('loopback')).toBe('loopback');
+    expect(() => trustProxyFlag('1')).toThrow(/^--trust-proxy: a number of hops cannot tell the proxy from a client/);
+    expect(() => trustProxyFlag('nginx.local')).toThrow(/^--trust-proxy: expected true, or the proxies' addresses/);
+    expect(() => trustProxyFlag('')).toThrow(/^--trust-proxy:/);
+  });
+
+  it('startServer refuses a trustProxy that is not one', async () => {
+    await expect(startTestServer({ token: TOKEN, trustProxy: 2 as never })).rejects.toThrow(/options\.trustProxy: a number of hops/);
+    await expect(startTestServer({ token: TOKEN, trustProxy: {} as never })).rejects.toThrow(/options\.trustProxy: expected/);
+  });
+});
+
 describe('SessionStore', () => {
   it('a session expires after its max age (and is forgotten then)', () => {
     let t = 1_000_000;
@@ -126,5 +167,82 @@ describe('SessionStore', () => {
     expect(store.delete(a)).toBe(false);
     expect(store.delete(b)).toBe(true);
     expect(store.valid(b)).toBe(false);
+  });
+});
+
+describe('a malformed session cookie', () => {
+  let s: TestServer;
+  beforeAll(async () => {
+    s = await startTestServer({ token: TOKEN });
+  });
+  afterAll(async () => s?.stop());
+
+  // (these were 500 URIError from decodeURIComponent on every protected route, /v1/session included)
+  it.each(['%', '%E0%A4%A', 'abc%zz'])('%s is not a session: 401 on protected routes, signed out, and sign-out clears it', async (value) => {
+    const jar = `${cookieName(s)}=${value}`;
+    const jobs = await s.call('GET', '/v1/jobs', undefined, { cookie: jar });
+    expect(jobs.status, jobs.text).toBe(401);
+    expect(jobs.json).toMatchObject({ code: 'Unauthorized' });
+    expect(jobs.json.message).toMatch(/^the session cookie is not valid/);
+    const state = await s.call('GET', '/v1/session', undefined, { cookie: jar });
+    expect(state.status, state.text).toBe(200);
+    expect(state.json).toEqual({ tokenRequired: true, signedIn: false });
+    const out = await s.call('DELETE', '/v1/session', undefined, { cookie: jar });
+    expect(out.status, out.text).toBe(204);
+    expect(out.headers.get('set-cookie')).toMatch(new RegExp(`^${cookieName(s)}=; Path=/; Max-Age=0;`));
+    // with a bearer token the cookie is not looked at
+    expect((await s.call('GET', '/v1/jobs', undefined, { cookie: jar, authorization: `Bearer ${TOKEN}` })).status).toBe(200);
+  });
+
+  it('a malformed cookie beside a valid one (two paths) does not hide the valid one', async () => {
+    const r = await s.call('POST', '/v1/session', { token: TOKEN });
+    const good = r.headers.get('set-cookie')!.split(';')[0];
+    expect((await s.call('GET', '/v1/jobs', undefined, { cookie: `${cookieName(s)}=%; ${good}` })).status).toBe(200);
+  });
+});
+
+describe("the session cookie is the service's own", () => {
+  // (both were `brainlatent_session`, Path=/: a browser keeps cookies per host, not per port, so signing in to
+  // one service replaced the other's session)
+  it('two services on one host (two ports): a client signed in to both stays signed in to both', async () => {
+    const a = await startTestServer({ token: TOKEN });
+    const b = await startTestServer({ token: 'tok-sessions-2' });
+    try {
+      // a browser's jar for the host: one cookie per name (and path), whatever the port; a later one of the same name replaces it
+      const jar = new Map<string, string>();
+      const keep = (setCookie: string) => {
+        const [name, value] = setCookie.split(';')[0].split('=');
+        jar.set(name, value);
+      };
+      keep((await a.call('POST', '/v1/session', { token: TOKEN })).headers.get('set-cookie')!);
+      keep((await b.call('POST', '/v1/session', { token: 'tok-sessions-2' })).headers.get('set-cookie')!);
+      expect(jar.size).toBe(2);
+      const header = [...jar].map(([k, v]) => `${k}=${v}`).join('; ');
+      expect((await a.call('GET', '/v1/jobs', undefined, { cookie: header })).status).toBe(200);
+      expect((await b.call('GET', '/v1/jobs', undefined, { cookie: header })).status).toBe(200);
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
+    }
+  });
+
+  it('the plugin adds its prefix; sessionCookieName replaces the name, and a bad one is refused at register', async () => {
+    const app = Fastify();
+    await app.register(brainlatentPlugin, { prefix: '/bl/x', root: process.cwd(), token: TOKEN, defaultMetrics: false, page: false });
+    await app.register(brainlatentPlugin, { prefix: '/named', root: process.cwd(), token: TOKEN, defaultMetrics: false, page: false, sessionCookieName: 'lab_session' });
+    try {
+      await app.listen({ port: 0, host: '127.0.0.1' });
+      const port = (app.server.address() as { port: number }).port;
+      const signIn = (prefix: string) => fetch(`http://127.0.0.1:${port}${prefix}/v1/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: TOKEN }) });
+      expect((await signIn('/bl/x')).headers.get('set-cookie')).toMatch(new RegExp(`^brainlatent_session_${port}_bl_x=[A-Za-z0-9_-]{43}; Path=/bl/x;`));
+      const named = (await signIn('/named')).headers.get('set-cookie')!;
+      expect(named).toMatch(/^lab_session=[A-Za-z0-9_-]{43}; Path=\/named;/);
+      const r = await fetch(`http://127.0.0.1:${port}/named/v1/jobs`, { headers: { cookie: named.split(';')[0] } });
+      expect(r.status).toBe(200);
+    } finally {
+      await app.close();
+    }
+    const bad = Fastify();
+    await expect(bad.register(brainlatentPlugin, { root: process.cwd(), sessionCookieName: 'a b' }).ready()).rejects.toThrow(/options\.sessionCookieName: expected a cookie name/);
+    await bad.close().catch(() => {});
   });
 });

@@ -13,6 +13,7 @@ import { onnxruntimeNodeInstallCommand } from '../optionalDependencies.js';
 import { loadRegionMask, type RegionMask } from '../nsd/roi.js';
 import { ReconstructConfigSchema } from '../config/reconstruct.js';
 import { planRun, resolvePlanOptions, type OptionLabels } from '../sd/samplingOptions.js';
+import { sdLayoutProblems } from '../sd/layoutSignature.js';
 import { readSchedulerConfig } from '../sd/schedulerConfig.js';
 import type { ReconstructConfig } from './config.js';
 import { decoderFitMemory } from './decoderFit.js';
@@ -46,8 +47,12 @@ export async function preflight(config: ReconstructConfig, options: RunFolderCon
       const f = join(model.dir, part, 'model.onnx');
       if (!existsSync(f)) problems.push(`model folder ${model.dir} has no ${part}/model.onnx (expected a diffusers/optimum SD 1.x ONNX export)`);
     }
+    // each component's declared inputs and outputs, as the engine checks them when it loads the folder (a U-Net
+    // that is really the VAE decoder fails here, not at the features stage after extraction ran)
+    const layout = problems.length ? [] : await sdLayoutProblems(model.dir);
+    problems.push(...layout);
     // a U-Net exported at one latent size (the demo world's) runs img2img only at img2img.size = 8 × that size
-    if (existsSync(join(model.dir, 'unet', 'model.onnx'))) {
+    if (layout.length === 0 && existsSync(join(model.dir, 'unet', 'model.onnx'))) {
       try {
         const mismatch = await unetSizeMismatch(model.dir, config.img2img.size, 'img2img.size');
         if (mismatch) problems.push(mismatch);

@@ -13,7 +13,27 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 
 import { SessionStore } from './sessions.js';
 
+/** The session cookie's name before what makes it this service's own (below). */
 export const SESSION_COOKIE = 'brainlatent_session';
+
+/** What a cookie name may hold here (RFC 6265 token characters, a safe subset). */
+export const COOKIE_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+
+/**
+ * The session cookie's name for a request. A browser keeps cookies per host name, not per port, so two services on
+ * one host (ports 8080 and 8081, both Path=/) would replace each other's session under one name: by default the
+ * name carries the port the request came in on, and the plugin's prefix when it has one
+ * (`brainlatent_session_8080`, `brainlatent_session_8080_brainlatent`); `brainlatent_session` when there is no
+ * port (app.inject). `fixed` (the plugin's `sessionCookieName`) replaces it.
+ */
+export function sessionCookieNamer(fixed: string | undefined, prefix: string): (req: FastifyRequest) => string {
+  if (fixed !== undefined) return () => fixed;
+  const suffix = prefix.replace(/[^A-Za-z0-9]+/g, '_').replace(/^_+|_+$/g, '');
+  return (req) => {
+    const port = req.socket?.localPort;
+    return [SESSION_COOKIE, port ? String(port) : '', suffix].filter(Boolean).join('_');
+  };
+}
 
 /** 127.0.0.0/8, ::1 and IPv4-mapped loopback. */
 export function isLoopback(address: string | undefined): boolean {
@@ -30,19 +50,47 @@ export function isLoopbackHost(host: string): boolean {
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
-/** The session cookie's value, or undefined. */
-export function cookie(header: string | undefined, name: string): string | undefined {
-  if (!header) return undefined;
+/** `%`-decoded, or as sent when it is not valid percent-encoding (a client's malformed cookie is not our 500). */
+function decoded(value: string): string {
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    return value;
+  }
+}
+
+/** The values of every cookie called `name` (a browser sends one per matching Path), first first. */
+export function cookies(header: string | undefined, name: string): string[] {
+  if (!header) return [];
+  const values: string[] = [];
   for (const part of header.split(';')) {
     const eq = part.indexOf('=');
-    if (eq > 0 && part.slice(0, eq).trim() === name) return decodeURIComponent(part.slice(eq + 1).trim());
+    if (eq > 0 && part.slice(0, eq).trim() === name) values.push(decoded(part.slice(eq + 1).trim()));
   }
-  return undefined;
+  return values;
+}
+
+/** The first cookie called `name`, or undefined. */
+export function cookie(header: string | undefined, name: string): string | undefined {
+  return cookies(header, name)[0];
+}
+
+/** What the request's session cookies were: none, shaped like an id this service issues, or anything else. */
+type SentSession = 'none' | 'stale' | 'malformed';
+
+/** Session ids are 32 random bytes in base64url (sessions.ts). */
+const SESSION_ID = /^[A-Za-z0-9_-]{43}$/;
+
+function sentSession(header: string | undefined, name: string): SentSession {
+  const values = cookies(header, name);
+  if (values.length === 0) return 'none';
+  return values.some((v) => SESSION_ID.test(v)) ? 'stale' : 'malformed';
 }
 
 /** Why a request without a valid credential is refused, in terms of what it sent. */
-function unauthorized(header: string | undefined, scheme: string, staleSession: boolean): string {
-  if (!header && staleSession) return 'the session has expired or was signed out (or the service restarted): sign in again, or send Authorization: Bearer <token>';
+function unauthorized(header: string | undefined, scheme: string, session: SentSession): string {
+  if (!header && session === 'stale') return 'the session has expired or was signed out (or the service restarted): sign in again, or send Authorization: Bearer <token>';
+  if (!header && session === 'malformed') return 'the session cookie is not valid (not a session id this service issued): sign in again, or send Authorization: Bearer <token>';
   if (!header) return 'this service needs a bearer token (Authorization: Bearer <token>)';
   if (scheme.toLowerCase() !== 'bearer') {
     return `the Authorization header is of scheme '${scheme.slice(0, 32) || '(none)'}': this service expects a bearer token (Authorization: Bearer <token>)`;
@@ -51,9 +99,8 @@ function unauthorized(header: string | undefined, scheme: string, staleSession: 
 }
 
 /** The request's session id, when its cookie names a live session of this process. */
-function liveSession(sessions: SessionStore, req: FastifyRequest): string | undefined {
-  const id = cookie(req.headers.cookie, SESSION_COOKIE);
-  return id !== undefined && sessions.valid(id) ? id : undefined;
+function liveSession(sessions: SessionStore, req: FastifyRequest, name: string): string | undefined {
+  return cookies(req.headers.cookie, name).find((id) => sessions.valid(id));
 }
 
 export interface Authenticator {
@@ -64,16 +111,19 @@ export interface Authenticator {
   readonly hasToken: boolean;
   /** The sign-in sessions (ids in the cookie). */
   readonly sessions: SessionStore;
+  /** The session cookie's name for this request (sessionCookieNamer). */
+  cookieName(req: FastifyRequest): string;
 }
 
-/** `sessions`: the store of sign-in sessions (default: one whose sessions last DEFAULT_SESSION_MAX_AGE_S). */
-export function authenticator(token: string | null, sessions: SessionStore = new SessionStore()): Authenticator {
+/** `sessions`: the store of sign-in sessions (default: one whose sessions last DEFAULT_SESSION_MAX_AGE_S); `cookieName`: the session cookie's name per request. */
+export function authenticator(token: string | null, sessions: SessionStore = new SessionStore(), cookieName: (req: FastifyRequest) => string = () => SESSION_COOKIE): Authenticator {
   const want = token ? digest(token) : null;
   const matches = (candidate: string) => want !== null && timingSafeEqual(digest(candidate), want);
   return {
     hasToken: want !== null,
     matches,
     sessions,
+    cookieName,
     check(req, reply, options = {}) {
       if (!want) {
         if (isLoopback(req.socket.remoteAddress)) return true;
@@ -86,10 +136,9 @@ export function authenticator(token: string | null, sessions: SessionStore = new
       const scheme = header?.trim().split(/\s+/)[0] ?? '';
       const bearer = scheme.toLowerCase() === 'bearer' ? header!.trim().slice(scheme.length).trim() : undefined;
       // a bearer header is checked alone (a wrong token is not rescued by a cookie); else the session cookie
-      if (bearer !== undefined ? matches(bearer) : liveSession(sessions, req) !== undefined) return true;
+      if (bearer !== undefined ? matches(bearer) : liveSession(sessions, req, cookieName(req)) !== undefined) return true;
       if (options.quiet) return false;
-      const staleSession = !header && cookie(req.headers.cookie, SESSION_COOKIE) !== undefined;
-      void reply.code(401).header('www-authenticate', 'Bearer realm="brainlatent"').send({ error: 'Unauthorized', message: unauthorized(header, scheme, staleSession), code: 'Unauthorized' });
+      void reply.code(401).header('www-authenticate', 'Bearer realm="brainlatent"').send({ error: 'Unauthorized', message: unauthorized(header, scheme, sentSession(req.headers.cookie, cookieName(req))), code: 'Unauthorized' });
       return false;
     },
   };

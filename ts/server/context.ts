@@ -4,7 +4,7 @@
  */
 import os from 'node:os';
 
-import { authenticator, type Authenticator } from './auth.js';
+import { authenticator, sessionCookieNamer, type Authenticator } from './auth.js';
 import { SessionStore } from './sessions.js';
 import { LocalJobRunner } from './jobs/LocalJobRunner.js';
 import type { JobRunner } from './jobs/JobRunner.js';
@@ -39,7 +39,7 @@ export interface ServiceContext {
 const halfTheCores = () => Math.max(1, Math.floor((os.availableParallelism?.() ?? os.cpus().length) / 2));
 
 /** The options are checked first (an InvalidArgumentError naming the option), before any thread or process starts. */
-export function createContext(options: BrainlatentPluginOptions): ServiceContext {
+export function createContext(options: BrainlatentPluginOptions, prefix = ''): ServiceContext {
   const o = checkPluginOptions(options);
   const root = new RootFolder(o.root);
   const predictThreads = o.predict?.concurrency ?? halfTheCores();
@@ -71,7 +71,7 @@ export function createContext(options: BrainlatentPluginOptions): ServiceContext
   runner.board.showText = (text) => root.shown(text);
   return {
     root,
-    auth: authenticator(o.token ?? null, new SessionStore(o.sessionMaxAgeSeconds)),
+    auth: authenticator(o.token ?? null, new SessionStore(o.sessionMaxAgeSeconds), sessionCookieNamer(o.sessionCookieName, prefix)),
     runner,
     models,
     predictPool,

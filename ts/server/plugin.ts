@@ -39,8 +39,8 @@ async function plugin(app: FastifyInstance, options: BrainlatentPluginOptions & 
   // optional dependencies (a slim install has neither): both checked here, so one install command covers them
   const { '@fastify/swagger': { default: swagger } } = await loadServicePackages();
   if (options.redis) await loadRedisQueue("the service's shared job queue (redis)");
-  const ctx = createContext(options);
   const prefix = app.prefix;
+  const ctx = createContext(options, prefix);
   const timeout = app.initialConfig.pluginTimeout;
   // Closing waits for the jobs up to the deadline, then cancels them and kills a job process still there 10 s
   // later: the app's pluginTimeout must cover both, with a margin.

@@ -10,6 +10,7 @@ import { redisConnection } from '../batch/redis.js';
 import { InvalidArgumentError } from '../errors.js';
 import { describeNumber } from '../ridge/alphas.js';
 import { checkInteger, checkKnownKeys } from '../ridge/options.js';
+import { COOKIE_NAME } from './auth.js';
 import type { JobRunner } from './jobs/JobRunner.js';
 
 export interface PoolLimits {
@@ -45,6 +46,11 @@ export interface BrainlatentPluginOptions {
   shutdownDeadlineMs?: number;
   /** How long a sign-in session (the page's cookie, POST /v1/session) lasts, in seconds (default 43,200: 12 h). */
   sessionMaxAgeSeconds?: number;
+  /**
+   * The session cookie's name (letters, digits, `_`, `-`). Default: `brainlatent_session_<port>` (the port the
+   * request came in on), with `_<prefix>` when the plugin has one, so two services on one host keep their own.
+   */
+  sessionCookieName?: string;
   /** Serve the web page at the prefix's root (default true). */
   page?: boolean;
   /** Include prom-client's default process metrics (default true). */
@@ -72,6 +78,7 @@ export const PLUGIN_OPTION_KEYS = [
   'dataBodyLimit',
   'shutdownDeadlineMs',
   'sessionMaxAgeSeconds',
+  'sessionCookieName',
   'page',
   'defaultMetrics',
   'eventLoopResolutionMs',
@@ -152,6 +159,9 @@ export function checkPluginOptions(options: unknown): BrainlatentPluginOptions {
     if (o[key] !== undefined) checkInteger(o[key], name(key), WHAT, 1);
   }
   if (o.shutdownDeadlineMs !== undefined) checkInteger(o.shutdownDeadlineMs, name('shutdownDeadlineMs'), WHAT, 0);
+  if (o.sessionCookieName !== undefined && (typeof o.sessionCookieName !== 'string' || !COOKIE_NAME.test(o.sessionCookieName))) {
+    throw new InvalidArgumentError(`${WHAT} ${name('sessionCookieName')}: expected a cookie name of 1 to 64 letters, digits, '_' or '-', got ${describeNumber(o.sessionCookieName)}`);
+  }
   checkBoolean(o.page, 'page');
   checkBoolean(o.defaultMetrics, 'defaultMetrics');
   return o as unknown as BrainlatentPluginOptions;

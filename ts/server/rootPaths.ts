@@ -61,6 +61,17 @@ export function rootRelative(text: string, roots: readonly string[]): string {
   return out;
 }
 
+/** What a served text file shows in place of a server path outside the root (the ONNX Runtime library's, …). */
+export const SERVER_PATH = '<server path>';
+
+// an absolute path of two or more segments where a value or a word starts (not '</div>', not 'a/b', not a URL's '//')
+const OUTSIDE_PATH = /(?<=^|["'\s(=,[{:])\/[^\s"'<>\\/:,;()[\]{}]+(?:\/[^\s"'<>\\/:,;()[\]{}]*)+/g;
+
+/** `text` with the server's paths under `roots` made root-relative, and every other absolute path replaced by SERVER_PATH. */
+export function hiddenPaths(text: string, roots: readonly string[]): string {
+  return rootRelative(text, roots).replace(OUTSIDE_PATH, SERVER_PATH);
+}
+
 export class RootFolder {
   /** The root's real path (symbolic links resolved once, at start). */
   readonly path: string;
@@ -75,6 +86,11 @@ export class RootFolder {
   /** `text` (an error's message) with the server's paths under the root shown relative to it. */
   shown(text: string): string {
     return rootRelative(text, [this.path, this.given]);
+  }
+
+  /** `text` (a served run file's) with paths under the root relative to it and any other server path hidden. */
+  hidden(text: string): string {
+    return hiddenPaths(text, [this.path, this.given]);
   }
 
   /**

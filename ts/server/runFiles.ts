@@ -5,7 +5,7 @@
  * Content-Security-Policy that lets their own scripts and images run but lets them call nothing.
  */
 import { createReadStream } from 'node:fs';
-import { readdir, stat } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 
 import type { FastifyReply } from 'fastify';
@@ -64,7 +64,27 @@ export async function listRunFolder(dir: string, limit = 10_000): Promise<RunFil
   return out.sort((a, b) => a.path.localeCompare(b.path));
 }
 
-export async function sendRunFile(reply: FastifyReply, dir: string, rel: string): Promise<FastifyReply> {
+/**
+ * Text files whose served copy is rewritten (`hide`: paths under the root made root-relative, others replaced):
+ * run.json, stages/*.json and cache manifests record the absolute paths the job ran with (the NSD root, the model
+ * folder, the ONNX Runtime library). The file on disk is unchanged. HTML reports get the root-relative pass only
+ * (an outside path's pattern would also match markup and inline scripts); scripts, styles and binary files are
+ * served as they are.
+ */
+const REWRITTEN = new Set(['.json', '.csv', '.txt']);
+const ROOT_RELATIVE_ONLY = new Set(['.html']);
+
+/** Larger text files are served as they are (metadata is far smaller; a table this large is numbers). */
+const MAX_REWRITTEN_BYTES = 64 << 20;
+
+export interface PathHiding {
+  /** Root-relative, and other server paths replaced (RootFolder.hidden). */
+  hidden(text: string): string;
+  /** Root-relative only (RootFolder.shown). */
+  shown(text: string): string;
+}
+
+export async function sendRunFile(reply: FastifyReply, dir: string, rel: string, paths?: PathHiding): Promise<FastifyReply> {
   if (!rel || rel.split('/').some(hidden)) throw new FileNotFoundError(rel);
   const file = await fileInside(dir, rel);
   if (!file) throw new FileNotFoundError(rel);
@@ -73,5 +93,11 @@ export async function sendRunFile(reply: FastifyReply, dir: string, rel: string)
   const type = TYPES[extname(file).toLowerCase()] ?? 'application/octet-stream';
   void reply.header('content-type', type).header('content-length', String(st.size)).header('x-content-type-options', 'nosniff').header('cache-control', 'no-cache');
   if (type.startsWith('text/html')) void reply.header('content-security-policy', REPORT_CSP);
+  const ext = extname(file).toLowerCase();
+  if (paths && (REWRITTEN.has(ext) || ROOT_RELATIVE_ONLY.has(ext)) && st.size <= MAX_REWRITTEN_BYTES) {
+    const text = await readFile(file, 'utf8');
+    const body = Buffer.from(REWRITTEN.has(ext) ? paths.hidden(text) : paths.shown(text), 'utf8');
+    return reply.header('content-length', String(body.length)).send(body);
+  }
   return reply.send(createReadStream(file));
 }

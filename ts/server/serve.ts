@@ -26,6 +26,46 @@ export interface ServeOptions extends BrainlatentPluginOptions {
    * thread of its own (default 10; 0: on libuv's workers at the loop's priority). Set for the whole process.
    */
   computeNiceness?: number;
+  /**
+   * Which proxies in front of the service to believe (Fastify's `trustProxy`): their X-Forwarded-Proto says whether
+   * the client came over TLS (the session cookie is then Secure) and X-Forwarded-For who the client is (`req.ip`).
+   * `true`: any peer (only when nothing but the proxy can reach the service); addresses or CIDR ranges (a
+   * comma-separated string or an array; `loopback`, `linklocal`, `uniquelocal` name proxy-addr's ranges). Default
+   * false: the headers are ignored (anyone could send them). A number of hops is refused: Fastify 5 trusts no
+   * peer with one (it cannot tell the proxy from a client), so it would never make the cookie Secure. The
+   * no-token loopback check reads the socket's own address whatever this says.
+   */
+  trustProxy?: TrustProxy;
+}
+
+export type TrustProxy = boolean | string | string[];
+
+/** One trusted proxy: an IPv4/IPv6 address or CIDR range, or one of proxy-addr's named ranges. */
+const PROXY = /^(?:[0-9A-Fa-f:.]+(?:\/\d{1,3})?|loopback|linklocal|uniquelocal)$/;
+
+const HOPS = 'a number of hops cannot tell the proxy from a client (Fastify trusts no peer with one): name the proxy\'s address';
+
+/** `serve --trust-proxy`: `true`/`false`, or a comma-separated list of addresses or CIDR ranges. */
+export function trustProxyFlag(value: string): TrustProxy {
+  const v = value.trim();
+  if (v === 'true') return true;
+  if (v === 'false') return false;
+  if (/^\d+$/.test(v)) throw new InvalidArgumentError(`--trust-proxy: ${HOPS} (e.g. --trust-proxy 127.0.0.1), got '${value}'`);
+  const list = v.split(',').map((a) => a.trim());
+  if (v.length === 0 || list.some((a) => !PROXY.test(a))) {
+    throw new InvalidArgumentError(`--trust-proxy: expected true, or the proxies' addresses or CIDR ranges separated by commas (e.g. 127.0.0.1,10.0.0.0/8, or loopback), got '${value}'`);
+  }
+  return list.join(',');
+}
+
+function checkTrustProxy(value: unknown): TrustProxy {
+  if (typeof value === 'number') throw new InvalidArgumentError(`startServer options.trustProxy: ${HOPS}, got ${value}`);
+  const ok =
+    typeof value === 'boolean' ||
+    (typeof value === 'string' && value.trim().length > 0) ||
+    (Array.isArray(value) && value.length > 0 && value.every((a) => typeof a === 'string' && a.trim().length > 0));
+  if (!ok) throw new InvalidArgumentError(`startServer options.trustProxy: expected true/false, or the proxies' addresses or CIDR ranges (a string or an array of strings), got ${describeNumber(value)}`);
+  return value as TrustProxy;
 }
 
 /** pino's levels, most to least severe. */
@@ -56,18 +96,18 @@ export interface RunningServer {
 }
 
 /** The options startServer reads itself, checked; the rest go to the plugin, which checks them when registered. */
-function serverOptions(o: ServeOptions): { host: string; port: number; logger: boolean | ServeLogger; computeNiceness: number; plugin: BrainlatentPluginOptions } {
+function serverOptions(o: ServeOptions): { host: string; port: number; logger: boolean | ServeLogger; computeNiceness: number; trustProxy: TrustProxy; plugin: BrainlatentPluginOptions } {
   if (o === null || typeof o !== 'object') throw new InvalidArgumentError(`startServer: expected an options object with at least { root }, got ${describeNumber(o)}`);
-  const { host = '127.0.0.1', port = 8080, logger = false, computeNiceness = 10, ...plugin } = o;
+  const { host = '127.0.0.1', port = 8080, logger = false, computeNiceness = 10, trustProxy = false, ...plugin } = o;
   if (typeof host !== 'string' || host.length === 0) throw new InvalidArgumentError(`startServer options.host: expected an address or host name, got ${describeNumber(host)}`);
   checkInteger(port, 'options.port', 'startServer', 0);
   if (port > 65535) throw new InvalidArgumentError(`startServer options.port: expected an integer from 0 to 65535, got ${port}`);
   checkInteger(computeNiceness, 'options.computeNiceness', 'startServer', 0);
-  return { host, port, logger: loggerOption(logger), computeNiceness, plugin };
+  return { host, port, logger: loggerOption(logger), computeNiceness, trustProxy: checkTrustProxy(trustProxy), plugin };
 }
 
 export async function startServer(options: ServeOptions): Promise<RunningServer> {
-  const { host, port: listenPort, logger, computeNiceness, plugin: o } = serverOptions(options);
+  const { host, port: listenPort, logger, computeNiceness, trustProxy, plugin: o } = serverOptions(options);
   if (!isLoopbackHost(host) && !o.token) {
     throw new BrainlatentError(`refusing to listen on ${host} without a token: anyone who can reach it could run jobs and read the root folder. Pass --token (or bind 127.0.0.1)`, 'InsecureBind');
   }
@@ -77,7 +117,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   // (a dataBodyLimit that is not a positive integer is refused by the plugin, naming it, not here as Fastify's bodyLimit)
   const dataBodyLimit = Number.isInteger(o.dataBodyLimit) && (o.dataBodyLimit as number) > 0 ? (o.dataBodyLimit as number) : 64 << 20;
   // (while closing, the plugin answers requests itself: a 503 with a code and Retry-After)
-  const app = Fastify({ logger, bodyLimit: dataBodyLimit, return503OnClosing: false, pluginTimeout });
+  const app = Fastify({ logger, bodyLimit: dataBodyLimit, return503OnClosing: false, pluginTimeout, trustProxy });
   try {
     await app.register(brainlatentPlugin, o);
   } catch (e) {

@@ -3,7 +3,7 @@ import { statSync } from 'node:fs';
 import type { Command } from 'commander';
 
 import { shownRedisUrl } from '../../server/jobs/redisReachable.js';
-import { startServer, type LogLevel } from '../../server/serve.js';
+import { startServer, trustProxyFlag, type LogLevel } from '../../server/serve.js';
 import { ensureServiceFlags, SERVICE_FLAGS_ENV, SERVICE_V8_FLAGS } from '../../server/serviceFlags.js';
 import { integerFlag } from '../flagValue.js';
 
@@ -18,6 +18,7 @@ interface ServeFlags {
   predictThreads?: string;
   shutdownDeadline: string;
   sessionMaxAge: string;
+  trustProxy?: string;
   eventLoopResolution: string;
   logLevel: string;
 }
@@ -64,6 +65,7 @@ export function registerServeCommand(program: Command): void {
     .option('--predict-threads <n>', 'threads for ridge predict (default: half the cores)')
     .option('--shutdown-deadline <s>', 'on SIGTERM, seconds running jobs may take to finish before they are cancelled', '30')
     .option('--session-max-age <s>', "seconds a sign-in session (the page's cookie) lasts", '43200')
+    .option('--trust-proxy <proxies>', "behind a reverse proxy that terminates TLS: whose X-Forwarded-Proto/-For to believe (the proxy's addresses or CIDR ranges, comma-separated, or 'loopback'; true: any peer), so the session cookie is Secure over https (default: none)")
     .option('--log-level <level>', `what the service logs on stderr, as JSON lines: ${CLI_LOG_LEVELS.join(', ')}; each logs every request answered 5xx with its stack, 'info' logs every request`, 'warn')
     .option('--event-loop-resolution <ms>', 'sampling interval of the nodejs_eventloop_lag_* metrics; each sample includes it (1: sees stalls of a few ms)', '10')
     .addHelpText(
@@ -88,6 +90,7 @@ Examples:
   BRAINLATENT_TOKEN=s3cret brainlatent serve --host 0.0.0.0 --root /data
   brainlatent serve --root /data --redis redis://10.0.0.5:6379/0 --workers 0   # the work done by:
   brainlatent worker --redis redis://10.0.0.5:6379/0                            #   (on each compute node)
+  brainlatent serve --root /data --token s3cret --trust-proxy 127.0.0.1    # behind nginx/Caddy on this host (TLS there)
   curl -H "Authorization: Bearer s3cret" -d '{"kind":"demo","out":"demo1"}' \\
        -H 'content-type: application/json' http://HOST:8080/v1/jobs`,
     )
@@ -100,6 +103,7 @@ Examples:
       const deadline = integerFlag(flags.shutdownDeadline, '--shutdown-deadline', 0);
       const sessionMaxAgeSeconds = integerFlag(flags.sessionMaxAge, '--session-max-age', 1);
       const logger = loggerOf(flags.logLevel);
+      const trustProxy = flags.trustProxy === undefined ? undefined : trustProxyFlag(flags.trustProxy);
       // then: this process may be replaced by itself with the service's V8 flags
       await ensureServiceFlags();
       const token = tokenOf(flags.token);
@@ -141,6 +145,7 @@ Examples:
         sessionMaxAgeSeconds,
         eventLoopResolutionMs,
         logger,
+        trustProxy,
       });
       if (closing) return close();
       const jobsOn = flags.redis ? `, jobs through ${shownRedisUrl(flags.redis)}` : '';

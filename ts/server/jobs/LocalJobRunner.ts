@@ -16,6 +16,9 @@ import { requireRedis } from '../../batch/redis.js';
 import { redisReachable } from './redisReachable.js';
 import type { JobView } from './types.js';
 
+/** The reason a shutdown cancels running jobs with (their error then starts with it). */
+const SHUT_DOWN = 'the service shut down';
+
 /** Two jobs may not write one run folder at once, nor one inside the other's. */
 export class JobConflictError extends BrainlatentError {
   constructor(out: string, other: string, otherOut: string = out) {
@@ -113,7 +116,7 @@ export class LocalJobRunner implements JobRunner {
     const expired = await Promise.race([all().then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), deadlineMs)))]);
     clearTimeout(timer);
     if (expired) {
-      for (const r of this.running.values()) r.controller.abort(new CancelledError('the service shut down'));
+      for (const r of this.running.values()) r.controller.abort(new CancelledError(SHUT_DOWN));
       await all();
     }
     await this.spawner?.close();
@@ -134,7 +137,10 @@ export class LocalJobRunner implements JobRunner {
         (e: unknown) => {
           const cancelled = controller.signal.aborted || e instanceof CancelledError;
           const result = (e as { result?: Record<string, unknown> }).result;
-          this.board.finish(id, cancelled ? 'cancelled' : 'failed', { error: publicError(e), ...(result ? { result } : {}) });
+          // the job says what it stopped ('batch … cancelled'); a shutdown's cancel says why, as for queued jobs
+          const byShutdown = cancelled && (controller.signal.reason as Error | undefined)?.message === SHUT_DOWN;
+          const error = byShutdown ? new CancelledError(`${SHUT_DOWN} while the job ran (its shutdown deadline passed): ${(e as Error)?.message ?? String(e)}`) : e;
+          this.board.finish(id, cancelled ? 'cancelled' : 'failed', { error: publicError(error), ...(result ? { result } : {}) });
           if (!cancelled && !(e instanceof BrainlatentError)) console.error(`brainlatent serve: job ${id} failed:`, e);
         },
       );

@@ -156,7 +156,8 @@ export class JobBoard {
     // a result is shown as an error is (a failed batch's summary reasons name the server's folders), done or not
     if (outcome.result) e.view.result = this.showText ? shownDeep(outcome.result, this.showText) : outcome.result;
     if (outcome.error) e.view.error = this.showText ? shownWith(outcome.error, this.showText) : outcome.error;
-    if (state === 'done' && e.view.progress) e.view.progress = { ...e.view.progress, fraction: 1, etaSeconds: 0 };
+    // an ended job has no rate and nothing left to wait for: a client must not read "ETA 2 min" on a cancelled one
+    if (e.view.progress) e.view.progress = { ...e.view.progress, ...(state === 'done' ? { fraction: 1 } : {}), rate: null, etaSeconds: null };
     e.latestProgress = null;
     this.push(e, { event: state === 'done' ? 'result' : 'error', data: this.copy(e) });
     e.listeners.clear();

@@ -39,10 +39,29 @@ function preflightOnThread(task: PreflightTask): Promise<PreflightReply | null> 
 /**
  * The preflight's problems for `config`, each prefixed with `body.config: `, or none. `elsewhere`: the job may run on
  * another machine (Redis workers), which may see an NSD root or model folder this one does not: those are left to
- * the job, as `batch submit` leaves them. A failure that is not the preflight's verdict is the job's to report.
+ * the job, as `batch submit` leaves them. A failure that is not the preflight's verdict is a problem too when the
+ * config's inputs caused it (a model file that is not ONNX), else a PreflightThreadError (500): the job is never queued.
  */
 export async function reconstructPreflightProblems(config: ReconstructConfig, force: boolean, elsewhere: boolean): Promise<string[]> {
   if (elsewhere && (!existsSync(config.nsd.root) || !existsSync(config.model.dir))) return [];
-  const r = await preflightOnThread({ config, force, remedy: SERVICE_FOLDER_REMEDY });
-  return r && 'problems' in r ? r.problems.map((p) => `body.config: ${p}`) : [];
+  return preflightVerdict(await preflightOnThread({ config, force, remedy: SERVICE_FOLDER_REMEDY }));
+}
+
+/** The thread's reply as the submission's problems (none: accepted), or a PreflightThreadError. */
+export function preflightVerdict(r: PreflightReply | null): string[] {
+  if (r && 'problems' in r) return r.problems.map((p) => `body.config: ${p}`);
+  // never an accepted job by default: what the config's inputs caused is the client's (400), the rest the service's (500)
+  if (r && INPUT_CODES.has(r.failed.code ?? '')) return [`body.config: ${r.failed.message}`];
+  throw new PreflightThreadError(r ? `${r.failed.name}: ${r.failed.message}` : 'the preflight thread ended without a verdict');
+}
+
+/** Failures of a config's inputs (its files, their shapes and formats): a refusal, not the service's fault. */
+const INPUT_CODES = new Set(['ShapeMismatch', 'FormatError', 'MissingFile', 'InvalidArgument', 'NonFinite', 'LimitExceeded', 'ENOENT', 'ENOTDIR', 'EISDIR', 'EACCES']);
+
+/** The submission's preflight failed for a reason of the service's own (a 500; the details in the server log). */
+export class PreflightThreadError extends Error {
+  constructor(detail: string) {
+    super(`the reconstruction's preflight failed at submission: ${detail}`);
+    this.name = 'PreflightThreadError';
+  }
 }

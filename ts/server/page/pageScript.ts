@@ -57,7 +57,19 @@ export const PAGE_SCRIPT = String.raw`
     return base + 'v1/jobs/' + encodeURIComponent(id) + '/files/' + path.split('/').map(encodeURIComponent).join('/');
   }
 
-  function showLogin(shown) { $('login').className = shown ? 'shown' : ''; }
+  // The login, with why it is shown (a submission or a cancel that the ended session stopped); signed out, there is
+  // no session to end, so Sign out is hidden with it.
+  function showLogin(shown, why) {
+    $('login').className = shown ? 'shown' : '';
+    if (!shown) return;
+    $('sign-out').hidden = true;
+    if (why) $('login-problems').textContent = why;
+  }
+  var SESSION_ENDED = 'The session has ended (signed out, expired, or the service restarted): sign in again.';
+  // what an error answer says (its message, else the status)
+  function answerText(r) {
+    return r.json().then(function (d) { return (d && (d.problems || [d.message]).join('\n')) || ('HTTP ' + r.status); }, function () { return 'HTTP ' + r.status; });
+  }
 
   // Rows are kept and updated in place, never rebuilt: a progress event comes several times a second, and a row
   // (its Cancel button) replaced between a user's mouse press and release loses the click.
@@ -107,7 +119,16 @@ export const PAGE_SCRIPT = String.raw`
         r.actions.textContent = '';
         if (key === 'cancel') {
           var cancel = el('button', 'Cancel', 'cancel');
-          cancel.addEventListener('click', function (ev) { ev.stopPropagation(); api('v1/jobs/' + encodeURIComponent(j.id), { method: 'DELETE' }); });
+          cancel.addEventListener('click', function (ev) {
+            ev.stopPropagation();
+            $('problems').textContent = '';
+            api('v1/jobs/' + encodeURIComponent(j.id), { method: 'DELETE' }).then(function (r) {
+              if (r.status === 202) return;
+              if (r.status === 401) { showLogin(true, 'Job ' + j.id + ' was not cancelled. ' + SESSION_ENDED); return; }
+              if (r.status === 404) markGone(j.id);
+              return answerText(r).then(function (t) { $('problems').textContent = 'Cancel ' + j.id + ': ' + t; });
+            }, function () { $('problems').textContent = 'Cancel ' + j.id + ': the service did not answer'; });
+          });
           r.actions.appendChild(cancel);
         } else if (key === 'report') {
           var a = el('a', 'report', 'report-link');
@@ -146,7 +167,8 @@ export const PAGE_SCRIPT = String.raw`
       var again = function () { var j = jobs.get(id); if (j && !j.reconnecting) { j.reconnecting = true; render(); } recheck(id, attempt + 1); };
       api('v1/jobs/' + encodeURIComponent(id)).then(function (r) {
         if (r.status === 404) { markGone(id); return; }
-        if (r.status === 401) { showLogin(true); return; }
+        // (signed out: the login; every row is asked for again once signed in, loadJobs)
+        if (r.status === 401) { showLogin(true, SESSION_ENDED); return; }
         if (!r.ok) { again(); return; }
         return r.json().then(function (v) {
           jobs.set(v.id, v);
@@ -348,7 +370,10 @@ export const PAGE_SCRIPT = String.raw`
       if (r.status === 401) { showLogin(true); return; }
       showLogin(false);
       return r.json().then(function (d) {
-        d.jobs.forEach(function (j) { jobs.set(j.id, j); if (j.state === 'queued' || j.state === 'running') follow(j.id); });
+        var listed = new Set();
+        d.jobs.forEach(function (j) { listed.add(j.id); jobs.set(j.id, j); if (j.state === 'queued' || j.state === 'running') follow(j.id); });
+        // a row the service no longer lists (it restarted, or forgot it): asked for, so a forgotten one reads unknown
+        jobs.forEach(function (j, id) { if (!listed.has(id) && !gone.has(id) && !streams.has(id)) recheck(id, 0); });
         render();
       });
     });
@@ -365,7 +390,11 @@ export const PAGE_SCRIPT = String.raw`
     try { JSON.parse(text); } catch (e) { $('problems').textContent = 'The body is not valid JSON: ' + e.message; return; }
     api('v1/jobs', { method: 'POST', body: text }).then(function (r) {
       return r.json().then(function (d) {
-        if (r.status === 401) { showLogin(true); return; }
+        if (r.status === 401) {
+          $('problems').textContent = 'Not submitted: ' + SESSION_ENDED;
+          showLogin(true, 'The job was not submitted. ' + SESSION_ENDED);
+          return;
+        }
         if (r.status !== 202) { $('problems').textContent = (d.problems || [d.message]).join('\n'); return; }
         jobs.set(d.id, d);
         selected = d.id;
@@ -380,9 +409,11 @@ export const PAGE_SCRIPT = String.raw`
   $('login-form').addEventListener('submit', function (ev) {
     ev.preventDefault();
     api('v1/session', { method: 'POST', body: JSON.stringify({ token: $('token').value }) }).then(function (r) {
-      if (r.status === 204) { $('login-problems').textContent = ''; refresh(); }
-      else $('login-problems').textContent = 'That token is not valid.';
-    });
+      if (r.status === 204) { $('login-problems').textContent = ''; refresh(); return; }
+      if (r.status === 401) { $('login-problems').textContent = 'That token is not valid.'; return; }
+      // (not the token's fault: say what happened)
+      return answerText(r).then(function (t) { $('login-problems').textContent = 'Could not sign in (HTTP ' + r.status + '): ' + t; });
+    }, function () { $('login-problems').textContent = 'Could not sign in: the service did not answer.'; });
   });
 
   // signing out forgets the session on the service; the page starts again from its login

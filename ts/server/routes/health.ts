@@ -5,7 +5,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 
-import { cookie, SESSION_COOKIE } from '../auth.js';
+import { cookies } from '../auth.js';
 import type { ServiceContext } from '../context.js';
 import { binary, described, errorBody, errorResponses, HealthSchema, NO_CONTENT, OpenApiSchema, publicErrorResponses, ReadySchema, SessionStateSchema } from '../responseSchemas.js';
 import { SessionBodySchema } from '../schemas.js';
@@ -63,13 +63,13 @@ export async function healthRoutes(app: FastifyInstance, ctx: ServiceContext, pr
       if (!ctx.auth.matches(token)) return reply.code(401).send({ error: 'Unauthorized', message: 'the token is not valid', code: 'Unauthorized' });
       // a random id, not the token: it expires, a sign-out revokes it, and a restart forgets it
       const id = ctx.auth.sessions.create();
-      return reply.header('set-cookie', `${SESSION_COOKIE}=${id}; ${attributes(req, ctx.auth.sessions.maxAgeSeconds)}`).code(204).send();
+      return reply.header('set-cookie', `${ctx.auth.cookieName(req)}=${id}; ${attributes(req, ctx.auth.sessions.maxAgeSeconds)}`).code(204).send();
     },
   );
 
   app.delete('/v1/session', { config: { public: true }, schema: { operationId: 'signOut', tags: ['health'], summary: 'Sign out: forget this session and clear its cookie', response: { ...NO_CONTENT, ...publicErrorResponses() } } }, async (req, reply) => {
-    const id = cookie(req.headers.cookie, SESSION_COOKIE);
-    if (id !== undefined) ctx.auth.sessions.delete(id);
-    return reply.header('set-cookie', `${SESSION_COOKIE}=; ${attributes(req, 0)}`).code(204).send();
+    // every cookie of that name is forgotten; a malformed one is simply cleared
+    for (const id of cookies(req.headers.cookie, ctx.auth.cookieName(req))) ctx.auth.sessions.delete(id);
+    return reply.header('set-cookie', `${ctx.auth.cookieName(req)}=; ${attributes(req, 0)}`).code(204).send();
   });
 }

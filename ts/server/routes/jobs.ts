@@ -151,7 +151,7 @@ export async function jobRoutes(app: FastifyInstance, ctx: ServiceContext): Prom
     async (req: FastifyRequest<{ Params: { id: string; '*': string } }>, reply) => {
       const dir = board.dir(req.params.id);
       if (!dir) throw new JobNotFoundError(req.params.id);
-      return sendRunFile(reply, dir, req.params['*']);
+      return sendRunFile(reply, dir, req.params['*'], ctx.root);
     },
   );
 }

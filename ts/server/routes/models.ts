@@ -10,6 +10,8 @@ import { Img2ImgBodySchema, LoadModelBodySchema, PredictBodySchema } from '../..
 import { FormatError, NonFiniteError, ShapeError } from '../../errors.js';
 import { firstNonFiniteSliced } from '../../io/finite.js';
 import type { Matrix } from '../../matrix.js';
+import type { Diffusion } from '../../sd/Diffusion.js';
+import { resolvePlanOptions, type OptionLabels, type PlanOptions } from '../../sd/samplingOptions.js';
 import { CHOOSE_SCHEDULER, SCHEDULERS } from '../../sd/schedulerConfig.js';
 import { preferredType } from '../accept.js';
 import type { ServiceContext } from '../context.js';
@@ -28,6 +30,24 @@ export const NPY_TYPE = 'application/x-npy';
 
 /** Whether the request's Accept prefers .npy to JSON (by q-values; JSON when it says nothing). */
 const wantsNpy = (req: FastifyRequest) => preferredType(req.headers.accept, ['application/json', NPY_TYPE]) === NPY_TYPE;
+
+/** The img2img body's names for the plan options, so a refused setting names the field the client sent. */
+const BODY_FIELDS: OptionLabels = {
+  steps: 'body.steps',
+  strength: 'body.strength',
+  scheduler: 'body.scheduler',
+  karras: 'body.karras',
+  eta: 'body.eta',
+  img2imgRule: 'body.rule',
+};
+
+/**
+ * The request's settings checked as the model's plan checks them, before sampling: more steps than the schedule
+ * has (1000 under leading spacing) is a 400 naming `body.steps` and the most it takes (the engine named no field).
+ */
+function checkPlan(sd: Diffusion, plan: PlanOptions): void {
+  resolvePlanOptions({ schedule: sd.schedule, scheduler: plan.scheduler ?? sd.defaultScheduler() }, plan, BODY_FIELDS);
+}
 
 export async function modelRoutes(app: FastifyInstance, ctx: ServiceContext): Promise<void> {
   const runOn = async <T>(queue: WorkQueue, task: () => Promise<T>): Promise<T> => {
@@ -193,20 +213,17 @@ async function dataRoutes(
       };
       reply.raw.on('close', onClose);
       try {
+        const plan = { strength: b.strength, steps: b.steps, scheduler: b.scheduler, karras: b.karras, eta: b.eta, img2imgRule: b.rule };
         const out = await runOn(ctx.img2imgQueue, () =>
           ctx.models.withDiffusion(name, async (sd) => {
+            checkPlan(sd, plan);
             const r = await nonFiniteIsModels(name, 'unet', () => sd.img2img({
               z,
               c,
               uncond,
-              strength: b.strength,
-              steps: b.steps,
+              ...plan,
               guidance: b.guidance,
-              scheduler: b.scheduler,
-              karras: b.karras,
-              eta: b.eta,
               seeds: b.seeds,
-              img2imgRule: b.rule,
               signal: abort.signal,
             }));
             // the jobs' unit: evaluations of one latent (a sampler call runs a whole batch), over U-Net time

@@ -1,0 +1,81 @@
+/**
+ * A run folder's text files served through the files route name files as the API does: run.json, stages/*.json
+ * and cache manifests record the absolute paths the job ran with (the NSD root under the service's root, the ONNX
+ * Runtime library outside it); the served copy has them root-relative, or '<server path>' for one outside the
+ * root. The file on disk is unchanged; binary files are served byte for byte.
+ */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { hiddenPaths, SERVER_PATH } from '../../ts/server/rootPaths.js';
+import { LocalJobRunner } from '../../ts/server/jobs/LocalJobRunner.js';
+import { startTestServer, until, type TestServer } from './helpers.js';
+
+const ORT = '/work/main/node_modules/onnxruntime-node/bin/napi-v3/linux/x64/libonnxruntime.so.1';
+
+describe("a run folder's files, served", () => {
+  let s: TestServer;
+  let id: string;
+  let runJson: string;
+  const npy = Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 0x2f, 0x74, 0x6d, 0x70, 0x2f, 0x78]);
+  beforeAll(async () => {
+    // a job that writes its run folder as a reconstruct job does, with the paths it ran with
+    const runner = new LocalJobRunner({
+      concurrency: 1,
+      execute: async (spec) => {
+        const root = spec.out.slice(0, spec.out.length - '/run1'.length);
+        runJson = `${JSON.stringify({ config: { nsd: { root: `${root}/world/nsd` }, model: { dir: `${root}/world/model`, ortLibrary: ORT }, out: spec.out, note: `read ${root}/world/nsd/x.hdf5 and ${ORT}`, units: 'it/s', url: 'https://example.org/a/b', rootItself: root } }, null, 2)}\n`;
+        mkdirSync(join(spec.out, 'stages'), { recursive: true });
+        writeFileSync(join(spec.out, 'run.json'), runJson);
+        writeFileSync(join(spec.out, 'stages', 'extract.json'), JSON.stringify({ inputs: [`${root}/world/nsd/betas.hdf5`, '/etc/passwd'] }));
+        writeFileSync(join(spec.out, 'log.txt'), `loaded ${ORT}\n`);
+        writeFileSync(join(spec.out, 'x.npy'), npy);
+        return {};
+      },
+    });
+    s = await startTestServer({ runner });
+    const job = await s.call('POST', '/v1/jobs', { kind: 'demo', out: 'run1' });
+    expect(job.status, job.text).toBe(202);
+    id = job.json.id;
+    await until(async () => ((await s.call('GET', `/v1/jobs/${id}`)).json.state === 'done' ? true : undefined), 20_000, 'the job to end');
+  });
+  afterAll(async () => s?.stop());
+
+  // (before, each was served as written: the root's absolute path and /work/main/node_modules/… reached the client)
+  it('run.json: paths under the root are root-relative, others hidden; the file on disk is unchanged', async () => {
+    const r = await fetch(`${s.url}/v1/jobs/${id}/files/run.json`);
+    expect(r.status).toBe(200);
+    expect(r.headers.get('content-type')).toBe('application/json; charset=utf-8');
+    const text = await r.text();
+    expect(Number(r.headers.get('content-length'))).toBe(Buffer.byteLength(text));
+    expect(text).not.toContain(s.root);
+    expect(text).not.toContain('/work/main');
+    expect(JSON.parse(text)).toEqual({
+      config: {
+        nsd: { root: 'world/nsd' },
+        model: { dir: 'world/model', ortLibrary: SERVER_PATH },
+        out: 'run1',
+        note: `read world/nsd/x.hdf5 and ${SERVER_PATH}`,
+        units: 'it/s',
+        url: 'https://example.org/a/b',
+        rootItself: '.',
+      },
+    });
+    expect(readFileSync(join(s.root, 'run1', 'run.json'), 'utf8')).toBe(runJson);
+  });
+
+  it('stages/*.json and .txt too; binary files byte for byte', async () => {
+    const stage = await (await fetch(`${s.url}/v1/jobs/${id}/files/stages/extract.json`)).json();
+    expect(stage).toEqual({ inputs: ['world/nsd/betas.hdf5', SERVER_PATH] });
+    expect(await (await fetch(`${s.url}/v1/jobs/${id}/files/log.txt`)).text()).toBe(`loaded ${SERVER_PATH}\n`);
+    const bin = Buffer.from(await (await fetch(`${s.url}/v1/jobs/${id}/files/x.npy`)).arrayBuffer());
+    expect(bin.equals(npy)).toBe(true);
+  });
+
+  it('hiddenPaths leaves markup, relative paths, URLs and fractions alone', () => {
+    expect(hiddenPaths('<p>a/b 1/2 it/s https://x.org/a/b</p> //c "/"', ['/data'])).toBe('<p>a/b 1/2 it/s https://x.org/a/b</p> //c "/"');
+    expect(hiddenPaths('"/data/runs/s1" "/data" "/opt/x/y" (/usr/lib/z)', ['/data'])).toBe(`"runs/s1" "." "${SERVER_PATH}" (${SERVER_PATH})`);
+  });
+});
