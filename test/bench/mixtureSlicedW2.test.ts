@@ -8,11 +8,13 @@ import { describe, expect, it } from 'vitest';
 
 import {
   bootstrapCounts,
+  bootstrapReplicates,
   mixtureQuantiles,
   mixtureW2,
   MixtureSlicedW2,
   pairedSe,
   quantileBins,
+  sampleSd,
   semiDiscreteW2Squared,
   sliceDirections,
   type NormalMixture1D,
@@ -222,5 +224,22 @@ describe('sliced W2 against a d-dimensional mixture', () => {
     expect(bootstrapCounts(12, 3, 7)).toEqual(counts);
     expect(pairedSe([1, 2, 3], [1, 2, 3])).toBe(0);
     expect(pairedSe([1, 2, 3], [0, 2, 4])).toBeCloseTo(1, 14); // differences 1, 0, −1
+  });
+
+  it('draws the same bootstrap resamples as before it used ts/synth/rng.ts (values captured from its own mulberry32)', () => {
+    expect(bootstrapCounts(12, 3, 7).map((c) => Array.from(c))).toEqual([
+      [2, 1, 1, 1, 1, 1, 2, 0, 2, 0, 0, 1],
+      [0, 1, 3, 2, 1, 0, 2, 0, 0, 1, 1, 1],
+      [1, 1, 0, 1, 0, 0, 2, 2, 1, 1, 1, 2],
+    ]);
+    // the bench's seed (BOOTSTRAP_SEED)
+    expect(bootstrapCounts(8, 2, 2024).map((c) => Array.from(c))).toEqual([
+      [0, 1, 1, 0, 1, 4, 1, 0],
+      [1, 0, 0, 4, 0, 2, 1, 0],
+    ]);
+    // and so the same bootstrap SE of a score, to the last bit
+    const sw = new MixtureSlicedW2(mix, 12, { directions: 16 });
+    const r = bootstrapReplicates(sw, sw.project(samples), bootstrapCounts(12, 50, 2024));
+    expect([sampleSd(r), r[0], r[1]]).toEqual([0.012834588291008319, 0.8644090966098736, 0.8748112862499008]);
   });
 });

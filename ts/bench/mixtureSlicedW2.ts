@@ -10,6 +10,7 @@
  * O(n log n) per direction. The sliced W2 is √(mean over directions of W2²).
  */
 import { philoxNormal } from '../sd/philox.js';
+import { mulberry32 } from '../synth/rng.js';
 import { normalCdf, normalPdf } from './normalCdf.js';
 
 /** A 1-D mixture of normals: weights summing to 1, means, SDs (> 0). */
@@ -359,20 +360,9 @@ export class MixtureSlicedW2 {
   }
 }
 
-/** mulberry32: a small seeded generator for bootstrap draws (reproducible, independent of the Philox streams). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /**
- * The bootstrap resamples: `resamples` count vectors over n samples, drawn from `seed`. The same vectors are used for
+ * The bootstrap resamples: `resamples` count vectors over n samples, drawn from `seed` by mulberry32 (synth/rng.ts:
+ * reproducible, independent of the Philox streams of the samples and directions). The same vectors are used for
  * every sample set of the run, so the replicates of two sets whose sample i shares its noise (the bench's samplers) are
  * paired: the SD of their differences is the SE of the difference of their scores.
  */

@@ -10,6 +10,7 @@ import { onnx } from './onnxProto.js';
 import { wordVocabulary } from './clipTokenizer.js';
 import { writeFileAtomic } from '../io/atomicWrite.js';
 import { checkInteger } from '../ridge/options.js';
+import { mulberry32 } from '../synth/rng.js';
 
 type IValueInfo = import('onnx-proto').onnx.IValueInfoProto;
 type INode = import('onnx-proto').onnx.INodeProto;
@@ -52,16 +53,10 @@ const T = onnx.TensorProto.DataType;
 const A = onnx.AttributeProto.AttributeType;
 const SEQ = 77;
 
-/** Deterministic uniform(-1, 1) weights (mulberry32). */
+/** Deterministic uniform(-1, 1) weights (mulberry32, synth/rng.ts). */
 export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
-  };
+  const uniform = mulberry32(seed);
+  return () => uniform() * 2 - 1;
 }
 
 /** @internal onnx-proto types stay out of the public typings (tsconfig.build.json: stripInternal). */

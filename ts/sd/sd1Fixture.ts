@@ -25,6 +25,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { withAtomicDir } from '../io/atomicWrite.js';
+import { mulberry32 } from '../synth/rng.js';
 import { writeSdFixture } from './fixture.js';
 import { floatToHalfBits } from './half.js';
 import { onnx } from './onnxProto.js';
@@ -91,7 +92,7 @@ class ExternalGraph {
   private n = 0;
   private offset = 0;
   parameters = 0;
-  private state: number;
+  private readonly uniform: () => number;
   /** Values drawn so far (the counter of the next one). */
   private drawn = 0;
   readonly recipe: Sd1WeightsRecipe;
@@ -104,17 +105,13 @@ class ExternalGraph {
     seed: number,
     readonly dtype: Sd1Dtype,
   ) {
-    this.state = seed >>> 0;
+    this.uniform = mulberry32(seed);
     this.float = dtype === 'float16' ? T.FLOAT16 : T.FLOAT;
     this.bytes = dtype === 'float16' ? 2 : 4;
     this.recipe = { format: SD1_WEIGHTS_RECIPE_FORMAT, seed: seed >>> 0, dtype, size: 0, alignment: ALIGN, columns: ['name', 'offset', 'count', 'scale', 'add', 'counter'], tensors: [] };
   }
   private rand(): number {
-    this.state = (this.state + 0x6d2b79f5) >>> 0;
-    let t = this.state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
+    return this.uniform() * 2 - 1;
   }
   /** A weight of uniform(−scale, scale) + offset values, written to the data file. */
   weight(dims: number[], scale: number, offset = 0): string {

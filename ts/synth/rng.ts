@@ -1,19 +1,30 @@
-/** A small seeded PRNG (mulberry32) so synthetic data are identical on every machine. */
+/**
+ * mulberry32: a small seeded generator, uniform in [0, 1), the same on every machine. The one copy in the code base:
+ * Rng below, the bench's bootstrap draws (bench/mixtureSlicedW2.ts) and the sd fixtures' weights all draw from it.
+ */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A small seeded PRNG (mulberry32 from the seed mixed with 0x9e3779b9) so synthetic data are identical on every machine. */
 export class Rng {
-  private state: number;
+  private readonly uniform: () => number;
   private spare: number | null = null;
 
   constructor(seed: number) {
-    this.state = (seed >>> 0) ^ 0x9e3779b9;
+    this.uniform = mulberry32((seed >>> 0) ^ 0x9e3779b9);
   }
 
   /** Uniform in [0, 1). */
   next(): number {
-    this.state = (this.state + 0x6d2b79f5) >>> 0;
-    let t = this.state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    return this.uniform();
   }
 
   /** Integer in [0, n). */
