@@ -97,6 +97,33 @@ describe('distributionWarnings', () => {
     expect(w[1]).toMatch(/^ddpm 40 scores below exact sampling's sliced W2 by more than 2 SD \(< 5\.80e-1\)/);
   });
   it('is silent at enough samples with every run above the band, and ignores NaN and absent scores', () => {
-    expect(distributionWarnings(128, floor, [row('euler', 0.7), row('ddpm', 0.59), row('x', Number.NaN), row('y', undefined)])).toEqual([]);
+    expect(distributionWarnings(RECOMMENDED_SAMPLES, floor, [row('euler', 0.7), row('ddpm', 0.59), row('x', Number.NaN), row('y', undefined)])).toEqual([]);
+  });
+  it('warns from one sample below the recommendation, with the exact spread and the recommendation in its text', () => {
+    const below = distributionWarnings(RECOMMENDED_SAMPLES - 1, floor, [row('euler', 0.7)]);
+    expect(below).toHaveLength(1);
+    expect(below[0]).toContain(`--samples ${RECOMMENDED_SAMPLES - 1} is below ${RECOMMENDED_SAMPLES}: exact sampling's own spread`);
+    expect(below[0]).toContain(`use --samples ${RECOMMENDED_SAMPLES} or more`);
+  });
+});
+
+describe('RECOMMENDED_SAMPLES', () => {
+  // Measured on the demo world (bench samplers' world, c = 0, 20 steps, samples seed 77; docs/sampler.md "Choosing
+  // --samples"): per n, exact sampling's sliced W2 SD over the 64 exact sets, and the gap between the samplers — DDIM's
+  // score minus DPM-Solver++ SDE's (the deterministic vs the stochastic ones), averaged over disjoint blocks of n of
+  // 512 samples. At 512 these are the bench's own figures (0.124 ± 0.029; 0.524 − 0.394).
+  const measured: { n: number; exactSd: number; samplerGap: number }[] = [
+    { n: 16, exactSd: 0.166, samplerGap: 0.066 },
+    { n: 32, exactSd: 0.101, samplerGap: 0.089 },
+    { n: 64, exactSd: 0.088, samplerGap: 0.102 },
+    { n: 128, exactSd: 0.058, samplerGap: 0.108 },
+    { n: 256, exactSd: 0.039, samplerGap: 0.121 },
+    { n: 512, exactSd: 0.029, samplerGap: 0.129 },
+  ];
+  it('is the smallest measured --samples at which 2 SD of exact sampling is below the gap between samplers', () => {
+    const first = measured.find((m) => 2 * m.exactSd < m.samplerGap);
+    expect(first?.n).toBe(RECOMMENDED_SAMPLES);
+    // and the rule holds at every larger size measured (the spread falls as 1/√n, the gap does not)
+    expect(measured.filter((m) => m.n >= RECOMMENDED_SAMPLES).every((m) => 2 * m.exactSd < m.samplerGap)).toBe(true);
   });
 });

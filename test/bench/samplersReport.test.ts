@@ -113,7 +113,7 @@ function result(over: Partial<SamplersBenchResult> = {}): SamplersBenchResult {
         { steps: 10, scheduler: 'euler', versus: 'ddpm', difference: 0.35, se: 0.03 },
         { steps: 10, scheduler: 'unipc', versus: 'ddpm', difference: 0.01, se: 0.02 },
       ],
-      warnings: ['--samples 16 is below 64: the sliced W2 of so few samples does not rank samplers'],
+      warnings: ["--samples 16 is below 256: exact sampling's own spread at this size is not small against the gaps between samplers"],
     },
     micro: [],
     microSkipped: '--no-micro',
@@ -175,7 +175,7 @@ describe('the samplers HTML', () => {
     expect(html).toContain('What exact sampling scores at 16 samples (8 exact sets): sliced W2 6.80e-1 ± 5.00e-2 (mean ± SD, range 6.20e-1–7.40e-1; the bootstrap SE of one exact set is 6.00e-2)');
     expect(html).toContain('<tr><td>10</td><td>ddpm</td><td>euler +3.5e-1 ± 3.0e-2, unipc +1.0e-2 ± 2.0e-2 (not resolved)</td></tr>');
     expect(html).toContain('<td>8.50e-1 ± 2.0e-2</td>');
-    expect(html).toContain('<p class="warn">Warning: --samples 16 is below 64');
+    expect(html).toContain('<p class="warn">Warning: --samples 16 is below 256');
     expect(html).toContain('latents 4×8×8 (64×64 images); mixture of 912 Gaussians of dimension 256, component SD s = 0.0500, text sharpness β = 120');
     expect(html).toContain('relative tolerance 1e-8 (floors: vs 1e-6)');
     expect(html).toContain('Commit abc1234 (with uncommitted changes)');

@@ -11,10 +11,13 @@ import { SCHEDULERS, type SchedulerName } from '../sd/schedulerConfig.js';
  */
 export const MIN_SAMPLES = 2;
 /**
- * Below this many samples the bench warns that its distribution scores do not rank samplers: the exact-sampling spread
- * (SD of the sliced W2 over exact sets) is then a large fraction of the score itself (docs/sampler.md has the figures).
+ * Below this many samples the bench warns that its distribution scores do not rank samplers. Measured on the demo world
+ * (docs/sampler.md "Choosing --samples"): 256 is the smallest n at which 2 SD of exact sampling's sliced W2 (0.039) is
+ * below the gap between the samplers (DDIM − DPM-Solver++ SDE, 0.12; at 128: 2 × 0.058 against 0.108).
  */
-export const RECOMMENDED_SAMPLES = 64;
+export const RECOMMENDED_SAMPLES = 256;
+/** The gap between samplers the recommendation was measured against (demo world, 20 steps), for the warning's text. */
+const SAMPLER_GAP = 0.1;
 
 export interface SamplersChecked {
   schedulers: readonly string[];
@@ -88,8 +91,9 @@ export function distributionWarnings(samples: number, exact: ExactSpread, rows: 
   const out: string[] = [];
   if (samples < RECOMMENDED_SAMPLES) {
     out.push(
-      `--samples ${samples} is below ${RECOMMENDED_SAMPLES}: the sliced W2 of so few samples is dominated by which samples were drawn ` +
-        `(exact sets score ${exact.mean.toExponential(2)} ± ${exact.sd.toExponential(2)}), so the distribution scores do not rank samplers; use --samples ${RECOMMENDED_SAMPLES} or more`,
+      `--samples ${samples} is below ${RECOMMENDED_SAMPLES}: exact sampling's own spread at this size (exact sets score ${exact.mean.toExponential(2)} ± ` +
+        `${exact.sd.toExponential(2)}, mean ± SD) is not small against the gaps between samplers (about ${SAMPLER_GAP} on the demo world; ` +
+        `below ${RECOMMENDED_SAMPLES} samples 2 SD of that spread exceeds them), so the distribution scores do not rank samplers; use --samples ${RECOMMENDED_SAMPLES} or more`,
     );
   }
   const low = Math.max(0, exact.mean - 2 * exact.sd);

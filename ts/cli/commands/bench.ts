@@ -9,7 +9,7 @@ import type { SchedulerName } from '../../sd/schedulerConfig.js';
 import { setThreads } from '../../ridge/RidgeCV.js';
 import { checkOutputPath } from '../outputPath.js';
 import { integerFlag } from '../flagValue.js';
-import { MIN_SAMPLES } from '../../bench/samplersOptions.js';
+import { MIN_SAMPLES, RECOMMENDED_SAMPLES } from '../../bench/samplersOptions.js';
 
 export function registerBenchCommand(program: Command): void {
   const bench = program
@@ -52,7 +52,7 @@ export function registerBenchCommand(program: Command): void {
     .option('--schedulers <list>', 'comma-separated schedulers (default: all)')
     .option('--steps <list>', "step counts, each at most half the model's num_train_timesteps (500)", '5,10,20,50')
     .option('--batch <list>', 'batch sizes for the cost figures', '1,4')
-    .option('--samples <n>', 'samples per distribution score (sliced W2 to the exact mixture, ± bootstrap SE): at least 2; below 64 the scores do not rank samplers (a warning says so)', '512')
+    .option('--samples <n>', `samples per distribution score (sliced W2 to the exact mixture, ± bootstrap SE): at least ${MIN_SAMPLES}; below ${RECOMMENDED_SAMPLES} the scores do not rank samplers (a warning says so)`, '512')
     .option('--accuracy-images <n>', 'images in the accuracy set', '8')
     .option('--converged-steps <n>', "steps of the converged high-order (unipc) solution, at least twice the largest --steps and at most the model's num_train_timesteps (1000)", '500')
     .option('--cache <dir>', 'where the demo world is built once')
