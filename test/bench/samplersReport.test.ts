@@ -15,7 +15,8 @@ import { describe, expect, it } from 'vitest';
 import { sdAlphasCumprod } from '../../ts/demo/world.js';
 import { distributionChartSpec, samplersChartSpecs, samplersHtml, SCHEDULER_COLORS } from '../../ts/bench/samplersHtml.js';
 import { EXACT_TOL, samplersSetup, type SamplerRow, type SamplersBenchResult } from '../../ts/bench/samplersResult.js';
-import { DistributionScorer, EXACT_SETS_SEED, pairedComparisons } from '../../ts/bench/samplerDistribution.js';
+import { pairedSe } from '../../ts/bench/mixtureSlicedW2.js';
+import { bestAtEachSteps, DistributionScorer, EXACT_SETS_SEED, pairedComparisons, versusBest, type SetScore } from '../../ts/bench/samplerDistribution.js';
 import { exactSamples, type Mixture } from '../../ts/bench/samplerWorld.js';
 import { SCHEDULERS } from '../../ts/sd/schedulerConfig.js';
 
@@ -110,8 +111,11 @@ function result(over: Partial<SamplersBenchResult> = {}): SamplersBenchResult {
         logDensityPerDim: { mean: 1.545, sd: 0.01 },
       },
       paired: [
-        { steps: 10, scheduler: 'euler', versus: 'ddpm', difference: 0.35, se: 0.03 },
-        { steps: 10, scheduler: 'unipc', versus: 'ddpm', difference: 0.01, se: 0.02 },
+        { steps: 10, scheduler: 'euler', versus: 'ddpm', versusSteps: 10, difference: 0.35, se: 0.03 },
+        { steps: 10, scheduler: 'unipc', versus: 'ddpm', versusSteps: 10, difference: 0.01, se: 0.02 },
+        // not against the best: in the matrix of 10 steps only; across step counts: in the record only
+        { steps: 10, scheduler: 'euler', versus: 'unipc', versusSteps: 10, difference: 0.34, se: 0.01 },
+        { steps: 20, scheduler: 'euler', versus: 'ddpm', versusSteps: 10, difference: 0.35, se: 0.04 },
       ],
       warnings: ["--samples 16 is below 256: exact sampling's own spread at this size is not small against the gaps between samplers"],
     },
@@ -173,7 +177,15 @@ describe('the samplers HTML', () => {
     expect(html).toContain('Fused step micro-benchmarks: skipped (--no-micro).');
     expect(html).not.toContain('guidance): .');
     expect(html).toContain('What exact sampling scores at 16 samples (8 exact sets): sliced W2 6.80e-1 ± 5.00e-2 (mean ± SD, range 6.20e-1–7.40e-1; the bootstrap SE of one exact set is 6.00e-2)');
+    // against the best at each step count (ddpm at 10: the first of the lowest scores), the other pairs folded away
     expect(html).toContain('<tr><td>10</td><td>ddpm</td><td>euler +3.5e-1 ± 3.0e-2, unipc +1.0e-2 ± 2.0e-2 (not resolved)</td></tr>');
+    expect(html).toContain('Every pair of runs, across step counts too (4 in all), is in samplers.json, distribution.paired.');
+    const m10 = html.slice(html.indexOf('<p>10 steps</p>'), html.indexOf('<p>20 steps</p>'));
+    const row10 = (s: string) => m10.slice(m10.indexOf(`<tr><td>${s}</td>`)).split('</tr>')[0];
+    // columns in the runs' order: ddim, pndm, ddpm, lms, euler, euler-ancestral, heun, dpmpp2m, dpmpp2m-sde, unipc
+    expect(row10('euler')).toBe('<tr><td>euler</td><td></td><td></td><td><b>+3.5e-1 ± 3.0e-2</b></td><td></td><td>—</td><td></td><td></td><td></td><td></td><td><b>+3.4e-1 ± 1.0e-2</b></td>');
+    expect(row10('unipc')).toContain('<td><b>-3.4e-1 ± 1.0e-2</b></td><td></td><td></td><td></td><td></td><td>—</td>');
+    expect(row10('ddpm')).toContain('<td>-1.0e-2 ± 2.0e-2</td>');
     expect(html).toContain('<td>8.50e-1 ± 2.0e-2</td>');
     expect(html).toContain('<p class="warn">Warning: --samples 16 is below 256');
     expect(html).toContain('latents 4×8×8 (64×64 images); mixture of 912 Gaussians of dimension 256, component SD s = 0.0500, text sharpness β = 120');
@@ -223,9 +235,38 @@ describe('the samplers record', () => {
       { scheduler: 'y', steps: 5, score: a },
     ]);
     expect(p).toHaveLength(1);
-    expect(p[0]).toMatchObject({ steps: 5, scheduler: 'x', versus: 'y', difference: b.slicedW2 - a.slicedW2 });
+    expect(p[0]).toMatchObject({ steps: 5, scheduler: 'x', versus: 'y', versusSteps: 5, difference: b.slicedW2 - a.slicedW2 });
     const diffs = Array.from(b.replicates, (v, i) => v - a.replicates[i]);
     const dm = diffs.reduce((s, v) => s + v, 0) / diffs.length;
     expect(p[0].se).toBeCloseTo(Math.sqrt(diffs.reduce((s, v) => s + (v - dm) ** 2, 0) / (diffs.length - 1)), 14);
+  });
+
+  it('pairs every two runs, across step counts too, higher minus lower; the printed view is each step count against its best', () => {
+    const sc = new DistributionScorer(mix, w, 16, { directions: 32 });
+    const base = exactSamples(mix, w, 16, 1);
+    const shifted = (by: number) => sc.score(base.map((v) => v + by));
+    const runs = [
+      { scheduler: 'x', steps: 5, score: shifted(0.3) },
+      { scheduler: 'y', steps: 5, score: shifted(0) },
+      { scheduler: 'z', steps: 5, score: shifted(0) }, // ties y: y, the earlier, is the best and the `versus`
+      { scheduler: 'x', steps: 10, score: shifted(0.1) },
+      { scheduler: 'y', steps: 10, score: shifted(0.2) },
+    ];
+    const p = pairedComparisons(runs);
+    expect(p).toHaveLength(10); // 5 runs: 5 · 4 / 2
+    const key = (q: (typeof p)[number]) => `${q.scheduler}@${q.steps}−${q.versus}@${q.versusSteps}`;
+    expect(p.map(key)).toEqual(['x@5−y@5', 'x@5−z@5', 'x@5−x@10', 'x@5−y@10', 'z@5−y@5', 'x@10−y@5', 'y@10−y@5', 'x@10−z@5', 'y@10−z@5', 'y@10−x@10']);
+    for (const q of p) {
+      const hi = runs.find((r) => r.scheduler === q.scheduler && r.steps === q.steps)?.score as SetScore;
+      const lo = runs.find((r) => r.scheduler === q.versus && r.steps === q.versusSteps)?.score as SetScore;
+      expect(q.difference).toBe(hi.slicedW2 - lo.slicedW2);
+      expect(q.difference).toBeGreaterThanOrEqual(0);
+      expect(q.se).toBe(pairedSe(hi.replicates, lo.replicates));
+    }
+    // across step counts: x at 10 against y at 5, paired as any two runs are
+    expect(p.find((q) => key(q) === 'x@10−y@5')?.se).toBeGreaterThan(0);
+    const rows = runs.map((r) => ({ scheduler: r.scheduler, steps: r.steps, slicedW2: r.score.slicedW2 }));
+    expect([...bestAtEachSteps(rows)]).toEqual([[5, 'y'], [10, 'x']]);
+    expect(versusBest(p, rows).map(key)).toEqual(['x@5−y@5', 'z@5−y@5', 'y@10−x@10']);
   });
 });

@@ -2,7 +2,7 @@
  * `bench samplers`' distribution scores on the demo world, with their error bars: each sampler's n samples against the
  * EXACT mixture (sliced W2, mixtureSlicedW2.ts; no reference sample set, so no reference noise), a bootstrap SE per
  * score (resampling samples, directions fixed), what exact sampling scores at this n (many exact sets: the floor a
- * perfect sampler shows), and paired differences between samplers (their sample i shares its Philox noise, and the
+ * perfect sampler shows), and paired differences between any two runs (their sample i shares its Philox noise, and the
  * bootstrap draws the same resamples for every set, so the SD of replicate differences is the difference's SE).
  */
 import { MixtureSlicedW2, bootstrapCounts, bootstrapReplicates, pairedSe, sampleSd, SLICE_DIRECTIONS, SLICE_SEED } from './mixtureSlicedW2.js';
@@ -38,11 +38,16 @@ export interface ExactSampling {
   logDensityPerDim: { mean: number; sd: number };
 }
 
-/** A sampler's score minus the best score at the same step count, with the paired SE of that difference. */
+/**
+ * Two runs' sliced W2: `scheduler` at `steps` minus `versus` at `versusSteps` (≥ 0: `versus` is the one that scores
+ * lower), with the paired SE of that difference. Every run's sample i starts from the same noise and every set is
+ * resampled with the same bootstrap draws, so any two runs pair — across step counts too.
+ */
 export interface PairedComparison {
   steps: number;
   scheduler: string;
   versus: string;
+  versusSteps: number;
   difference: number;
   se: number;
 }
@@ -109,18 +114,47 @@ export class DistributionScorer {
 }
 
 /**
- * Per step count, every scheduler against the best-scoring one at that step count: score − best ± the paired SE. A
- * difference within about 2 SE does not rank the two at this n.
+ * Every pair of runs, once (n runs: n(n − 1)/2 pairs, in the runs' order), the higher score minus the lower ± the
+ * paired SE; on a tie the earlier run is `versus`. A difference within about 2 SE does not rank the two at this n.
  */
 export function pairedComparisons(rows: readonly { scheduler: string; steps: number; score: SetScore }[]): PairedComparison[] {
   const out: PairedComparison[] = [];
-  for (const steps of [...new Set(rows.map((r) => r.steps))]) {
-    const at = rows.filter((r) => r.steps === steps);
-    const best = at.reduce((b, r) => (r.score.slicedW2 < b.score.slicedW2 ? r : b));
-    for (const r of at) {
-      if (r === best) continue;
-      out.push({ steps, scheduler: r.scheduler, versus: best.scheduler, difference: r.score.slicedW2 - best.score.slicedW2, se: pairedSe(r.score.replicates, best.score.replicates) });
+  for (let i = 0; i < rows.length; i++) {
+    for (let j = i + 1; j < rows.length; j++) {
+      const [hi, lo] = rows[j].score.slicedW2 < rows[i].score.slicedW2 ? [rows[i], rows[j]] : [rows[j], rows[i]];
+      out.push({
+        steps: hi.steps,
+        scheduler: hi.scheduler,
+        versus: lo.scheduler,
+        versusSteps: lo.steps,
+        difference: hi.score.slicedW2 - lo.score.slicedW2,
+        se: pairedSe(hi.score.replicates, lo.score.replicates),
+      });
     }
   }
   return out;
+}
+
+/** Per step count, the best-scoring run's scheduler (the first of equal scores, in the runs' order). */
+export function bestAtEachSteps(rows: readonly { scheduler: string; steps: number; slicedW2?: number }[]): Map<number, string> {
+  const best = new Map<number, { scheduler: string; slicedW2: number }>();
+  for (const r of rows) {
+    if (r.slicedW2 === undefined || !Number.isFinite(r.slicedW2)) continue;
+    const b = best.get(r.steps);
+    if (!b || r.slicedW2 < b.slicedW2) best.set(r.steps, { scheduler: r.scheduler, slicedW2: r.slicedW2 });
+  }
+  return new Map([...best].map(([n, b]) => [n, b.scheduler]));
+}
+
+/**
+ * The printed view of `pairedComparisons`: per step count, every other scheduler against the best-scoring one at that
+ * step count (score − best ± SE), in the order of step counts and runs.
+ */
+export function versusBest(paired: readonly PairedComparison[], rows: readonly { scheduler: string; steps: number; slicedW2?: number }[]): PairedComparison[] {
+  const best = bestAtEachSteps(rows);
+  const order = new Map(rows.map((r, i) => [`${r.scheduler}@${r.steps}`, i]));
+  const steps = [...best.keys()];
+  return paired
+    .filter((p) => p.steps === p.versusSteps && best.get(p.steps) === p.versus)
+    .sort((a, b) => steps.indexOf(a.steps) - steps.indexOf(b.steps) || (order.get(`${a.scheduler}@${a.steps}`) ?? 0) - (order.get(`${b.scheduler}@${b.steps}`) ?? 0));
 }

@@ -39,7 +39,7 @@ import {
   type SamplersBenchResult,
 } from './samplersResult.js';
 import { mixtureWeights, posteriorMean, probabilityFlow, readMixture, schedulerStateAt } from './samplerWorld.js';
-import { BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, DistributionScorer, pairedComparisons, type SetScore } from './samplerDistribution.js';
+import { BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, DistributionScorer, pairedComparisons, versusBest, type SetScore } from './samplerDistribution.js';
 import { SLICE_DIRECTIONS, SLICE_SEED } from './mixtureSlicedW2.js';
 
 export type { CommonLevel, SamplersBenchResult } from './samplersResult.js';
@@ -307,12 +307,15 @@ export async function runSamplersBench(o: SamplersBenchOptions = {}): Promise<Sa
       const order = measuredOrders(result, schedulers, floors);
       const warnings = exactSpread ? distributionWarnings(nSamples, exactSpread.slicedW2, result) : [];
       for (const line of warnings) log(`warning: ${line}`);
+      // every pair of runs goes to the record; the console prints the readable part: each step count against its best
       const paired = pairedComparisons(scores);
-      if (paired.length) {
+      const vsBest = versusBest(paired, result);
+      if (vsBest.length) {
         log(
-          `sliced W2, paired differences from the best at each step count (score − best ± SE; |difference| < 2 SE does not rank them): ` +
-            [...new Set(paired.map((p) => p.steps))]
-              .map((n) => `${n} steps (best ${paired.find((p) => p.steps === n)?.versus}): ${paired.filter((p) => p.steps === n).map((p) => `${p.scheduler} ${p.difference >= 0 ? '+' : ''}${p.difference.toExponential(1)} ± ${p.se.toExponential(1)}`).join(', ')}`)
+          `sliced W2, paired differences from the best at each step count (score − best ± SE; |difference| < 2 SE does not rank them; ` +
+            `every pair of runs, ${paired.length}, is in samplers.json distribution.paired): ` +
+            [...new Set(vsBest.map((p) => p.steps))]
+              .map((n) => `${n} steps (best ${vsBest.find((p) => p.steps === n)?.versus}): ${vsBest.filter((p) => p.steps === n).map((p) => `${p.scheduler} ${p.difference >= 0 ? '+' : ''}${p.difference.toExponential(1)} ± ${p.se.toExponential(1)}`).join(', ')}`)
               .join('; '),
         );
       }

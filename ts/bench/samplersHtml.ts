@@ -7,6 +7,7 @@
 import type { MissingDependencyError } from '../errors.js';
 import { chartsOrNotes } from '../report/optionalParts.js';
 import { SCHEDULERS } from '../sd/schedulerConfig.js';
+import { versusBest, type PairedComparison } from './samplerDistribution.js';
 import { FLOOR_MARGIN, PRE_ASYMPTOTIC } from './samplerOrder.js';
 import type { SamplerRow, SamplersBenchResult } from './samplersResult.js';
 
@@ -220,10 +221,11 @@ function distributionParagraph(r: SamplersBenchResult): string {
   if (!dist) return '';
   const e = dist.exactSampling;
   const warn = dist.warnings.map((w) => `<p class="warn">Warning: ${esc(w)}.</p>`).join('');
-  const steps = [...new Set(dist.paired.map((p) => p.steps))];
+  const vsBest = versusBest(dist.paired, r.rows);
+  const steps = [...new Set(vsBest.map((p) => p.steps))];
   const paired = steps
     .map((n) => {
-      const at = dist.paired.filter((p) => p.steps === n);
+      const at = vsBest.filter((p) => p.steps === n);
       return `<tr><td>${n}</td><td>${esc(at[0].versus)}</td><td>${at
         .map((p) => `${esc(p.scheduler)} ${p.difference >= 0 ? '+' : ''}${p.difference.toExponential(1)} ± ${p.se.toExponential(1)}${Math.abs(p.difference) < 2 * p.se ? ' (not resolved)' : ''}`)
         .join(', ')}</td></tr>`;
@@ -238,8 +240,41 @@ function distributionParagraph(r: SamplersBenchResult): string {
     `exact sampling at this sample size.</p>${warn}` +
     (paired
       ? `<p>Paired differences of the sliced W2 from the best scheduler at each step count (score − best ± SE; sample i of every sampler starts from the same noise): ` +
-        `a difference within 2 SE does not rank the two.</p><table><tr><th>steps</th><th>best</th><th>others</th></tr>${paired}</table>`
+        `a difference within 2 SE does not rank the two.</p><table><tr><th>steps</th><th>best</th><th>others</th></tr>${paired}</table>` +
+        pairMatrices(dist.paired, r.rows)
       : '')
+  );
+}
+
+/**
+ * Every pair at each step count as a matrix (row − column ± paired SE, bold where |difference| ≥ 2 SE), folded away;
+ * the pairs across step counts are in the record only (distribution.paired).
+ */
+function pairMatrices(all: readonly PairedComparison[], rows: readonly SamplerRow[]): string {
+  const pair = new Map<string, PairedComparison>();
+  for (const p of all) pair.set(`${p.scheduler}@${p.steps}|${p.versus}@${p.versusSteps}`, p);
+  const cell = (a: SamplerRow, b: SamplerRow): string => {
+    if (a === b) return '<td>—</td>';
+    const hi = pair.get(`${a.scheduler}@${a.steps}|${b.scheduler}@${b.steps}`);
+    const lo = hi ? undefined : pair.get(`${b.scheduler}@${b.steps}|${a.scheduler}@${a.steps}`);
+    const p = hi ?? lo;
+    if (!p) return '<td></td>';
+    const d = hi ? p.difference : -p.difference;
+    const text = `${d >= 0 ? '+' : ''}${d.toExponential(1)} ± ${p.se.toExponential(1)}`;
+    return `<td>${Math.abs(d) >= 2 * p.se ? `<b>${text}</b>` : text}</td>`;
+  };
+  const scored = rows.filter((x) => x.slicedW2 !== undefined);
+  const tables = [...new Set(scored.map((x) => x.steps))].map((n) => {
+    const at = scored.filter((x) => x.steps === n);
+    return (
+      `<p>${n} steps</p><table><tr><th>row − column</th>${at.map((x) => `<th>${esc(x.scheduler)}</th>`).join('')}</tr>` +
+      at.map((a) => `<tr><td>${esc(a.scheduler)}</td>${at.map((b) => cell(a, b)).join('')}</tr>`).join('') +
+      '</table>'
+    );
+  });
+  return (
+    `<details><summary>Every pair of schedulers at each step count (row − column ± paired SE; bold: resolved, |difference| ≥ 2 SE). ` +
+    `Every pair of runs, across step counts too (${all.length} in all), is in samplers.json, distribution.paired.</summary>${tables.join('')}</details>`
   );
 }
 

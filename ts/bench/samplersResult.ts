@@ -165,7 +165,11 @@ export interface DistributionBlock {
   exactBinsSeconds: number;
   /** What exact sampling scores at this sample size: the floor a perfect sampler shows, and its spread. */
   exactSampling: ExactSampling;
-  /** Per step count, each scheduler against the best-scoring one: difference ± paired SE. */
+  /**
+   * Every pair of runs (any schedulers, any step counts; n runs give n(n − 1)/2), the higher score minus the lower ±
+   * paired SE. The console and the HTML print the pairs against the best at each step count (versusBest). Records
+   * before this change held only those, without `versusSteps`.
+   */
   paired: PairedComparison[];
   /** Why the scores do not rank samplers, when they do not (samplersOptions.ts distributionWarnings). */
   warnings: string[];
