@@ -7,8 +7,10 @@
  * blobs/<hash> (model.onnx and weights.pb then share blobs/ and load by path), but a `--local-dir` download of
  * huggingface_hub before 0.23 keeps model.onnx and links only the large weights.pb (over 5 MB) to the cache, and
  * other caches spread blobs over folders: those did not load. They are loaded from memory
- * (readModelWithWeightRefs: the graph alone, a few MB) with the external data read from the blobs' folder. A
- * folder without links is loaded by path, as always, and its model.onnx is not read here.
+ * (readModelWithWeightRefs: the graph alone, a few MB) with the external data read from the blobs' folder. So
+ * is a model whose Constant nodes or subgraphs (If branches, Loop bodies) have external data behind links: onnx's
+ * checker, which ONNX Runtime runs on them, refuses data that is a link. A folder without links is loaded by
+ * path, as always, and its model.onnx is not read here.
  */
 import { lstat, readdir, realpath } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
@@ -24,16 +26,20 @@ export interface ModelSource {
 }
 
 /**
- * Whether a file beside the model at `path` lies, links followed, outside the model file's real folder: a link
- * that leads elsewhere, or any file when model.onnx is itself a link to another folder. Only then can its
- * external data be refused; the model is not read.
+ * Whether a file beside the model at `path` is a link, or lies, links followed, outside the model file's real
+ * folder (any file, when model.onnx is itself a link to another folder). Only then can its external data be
+ * refused: ONNX Runtime refuses data outside the real folder, and onnx's checker, which it runs on the tensors of
+ * nodes (a Constant's value) and subgraphs (If, Loop, Scan), refuses data that is a link, wherever it leads. The
+ * model is not read.
  */
-async function mayLeaveModelFolder(path: string): Promise<boolean> {
+async function mayBeRefused(path: string): Promise<boolean> {
   const dir = dirname(path);
   const modelLinked = (await lstat(path)).isSymbolicLink();
   const realDir = dirname(await realpath(path));
   for (const e of await readdir(dir, { withFileTypes: true })) {
-    if (e.name === basename(path) || (!modelLinked && !e.isSymbolicLink())) continue;
+    if (e.name === basename(path)) continue;
+    if (e.isSymbolicLink()) return true;
+    if (!modelLinked) continue;
     const real = await realpath(join(dir, e.name)).catch(() => null);
     if (real === null || !isInside(realDir, real)) return true;
   }
@@ -42,7 +48,7 @@ async function mayLeaveModelFolder(path: string): Promise<boolean> {
 
 /** How to load the model at `path` (an existing file); `what` names it in errors ('unet', 'OnnxModel'). */
 export async function modelSource(path: string, what = 'model'): Promise<ModelSource> {
-  if (!(await mayLeaveModelFolder(path))) return { path };
+  if (!(await mayBeRefused(path))) return { path };
   const r = await readModelWithWeightRefs(path, { what });
   if (r.byPath) return { path };
   if (r.unloadable) throw new InvalidArgumentError(r.unloadable);
