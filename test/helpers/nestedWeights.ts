@@ -176,3 +176,19 @@ export function externalLocations(bytes: Uint8Array): string[] {
   });
   return [...out];
 }
+
+/**
+ * Renames the external data location of the model's tensors that `pick` chooses (eachTensor's `where` names
+ * their place) to `location`; returns their names. For the tests of locations that leave the model's folder.
+ */
+export async function relocate(path: string, pick: (t: ITensor, where: string) => boolean, location: string): Promise<string[]> {
+  const m = onnx.ModelProto.decode(await readFile(path));
+  const names: string[] = [];
+  eachTensor(m, (t, where) => {
+    if (!t.externalData?.length || !pick(t, where)) return;
+    t.externalData = t.externalData.map((e) => (e.key === 'location' ? { key: 'location', value: location } : e));
+    names.push(t.name ?? '');
+  });
+  await writeFile(path, onnx.ModelProto.encode(m).finish());
+  return names;
+}

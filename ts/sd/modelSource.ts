@@ -16,7 +16,7 @@ import { lstat, readdir, realpath } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 import { InvalidArgumentError } from '../errors.js';
-import { isInside, readModelWithWeightRefs } from './onnxWeightRefs.js';
+import { externalDataRefusal, isInside, readModelWithWeightRefs } from './onnxWeightRefs.js';
 
 /** The model file to load by path, or (`bytes` given) its bytes with its external data in `externalDataFolder`. */
 export interface ModelSource {
@@ -53,4 +53,19 @@ export async function modelSource(path: string, what = 'model'): Promise<ModelSo
   if (r.byPath) return { path };
   if (r.unloadable) throw new InvalidArgumentError(r.unloadable);
   return { path, bytes: r.bytes, externalDataFolder: r.dataFolder };
+}
+
+/**
+ * What to throw when ONNX Runtime failed to load models by their `paths`: the refusal of an external data location
+ * outside a model's folder (absolute, or with '..'), naming the file and the tensor, where there is one, else
+ * `error`. ONNX Runtime refuses such locations itself, but for a Constant node's or a subgraph's tensor its message
+ * comes as an invalid model (a truncated or corrupt file). The models are read only after a failure: a folder
+ * without links is loaded by path without reading them.
+ */
+export async function loadFailure(paths: readonly string[], error: unknown): Promise<unknown> {
+  for (const p of paths) {
+    const refusal = await externalDataRefusal(p).catch(() => null);
+    if (refusal) return refusal;
+  }
+  return error;
 }

@@ -19,7 +19,9 @@
  * Loop and Scan bodies, at any depth), sparse tensors and the nodes of model functions can keep their data in
  * external files too (onnx's save_as_external_data moves them all). Their nodes are walked as well, each node and
  * attribute kept as a byte range unless a tensor in it has external data, whose location then goes the way of the
- * initializers' below.
+ * initializers' below. A location must name a file in the model's folder: an absolute one, or one that climbs out
+ * with '..', is refused naming the model file and the tensor, before any file it names is looked at (ONNX Runtime
+ * refuses them too; rewritten to the file's real folder they would be read from anywhere).
  *
  * External data behind links: ONNX Runtime 1.30 refuses external data whose real path (links followed) is outside
  * the model's folder ("External data path escapes model directory"). A Hugging Face cache snapshot links each file
@@ -31,7 +33,7 @@
  */
 import { existsSync } from 'node:fs';
 import { lstat, open, realpath, type FileHandle } from 'node:fs/promises';
-import { basename, dirname, isAbsolute, relative, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, relative, resolve, win32 } from 'node:path';
 
 import { FormatError, MissingFileError } from '../errors.js';
 import { eachField, encodeVarint, FileWindow, onnx, type ProtoField } from './onnxProto.js';
@@ -325,6 +327,35 @@ interface DataPlan {
 }
 
 /**
+ * Why an external data location is refused (null: it names a file in the model's folder, as ONNX requires). An
+ * absolute path, or one that climbs out with '..', could name any file on the machine: ONNX Runtime refuses them,
+ * and rewritten to their real folder (planData) they would be read.
+ */
+function locationProblem(location: string): string | null {
+  if (location.length === 0) return 'an empty location';
+  if (isAbsolute(location) || win32.isAbsolute(location)) return 'an absolute path';
+  if (location.split(/[\\/]/).includes('..')) return "a path that climbs out of the model's folder with '..'";
+  return null;
+}
+
+/** The errors that refuse a location (locationProblem), for externalDataRefusal. */
+const refusals = new WeakSet<Error>();
+
+/**
+ * The refusal of the model's first external data location outside its folder (a FormatError naming the file and
+ * the tensor), or null: for a model ONNX Runtime failed to load by its path, whose own message for a node's or
+ * subgraph's tensor comes as an invalid model. Reads the model's graph (readModelWithWeightRefs).
+ */
+export async function externalDataRefusal(path: string): Promise<FormatError | null> {
+  try {
+    await readModelWithWeightRefs(path);
+    return null;
+  } catch (e) {
+    return e instanceof FormatError && refusals.has(e) ? e : null;
+  }
+}
+
+/**
  * The folder ONNX Runtime is to read the external data from, for a model read from `path` (in `folder`, links
  * followed `real`), whose external tensors name `locations` (`nested`: those that tensors of nodes and subgraphs
  * name). ONNX Runtime resolves a location against the model's folder, follows links and refuses a result outside
@@ -389,7 +420,8 @@ function emit(out: Piece[], p: Part, byRef: boolean, relocated: Map<string, stri
  * real folder, its locations naming the files there (planData), those of every tensor, a graph initializer or a
  * node's or subgraph's; a model.onnx that is a link has its inline weights referred to in the linked file, in its
  * own folder. Inline weights are referred to only when the model file lies in the folder loaded with; otherwise
- * they stay inline, as the whole file used to.
+ * they stay inline, as the whole file used to. An external data location outside the model's folder (absolute, or
+ * with '..') is a FormatError naming the file and the tensor.
  */
 export async function readModelWithWeightRefs(path: string, options: { what?: string; minBytes?: number } = {}): Promise<ModelWithWeightRefs> {
   const what = options.what ?? 'model';
@@ -410,6 +442,18 @@ export async function readModelWithWeightRefs(path: string, options: { what?: st
       else model.push(m);
     });
     const external = walk.tensors.filter((x) => x.external);
+    for (const x of external) {
+      const problem = x.location === null || x.location === undefined ? null : locationProblem(x.location);
+      if (!problem) continue;
+      const e = new FormatError(
+        `${path}: ${x.where[0]} (${x.where.slice(1).join(' ')}) keeps its data in '${x.location}', ${problem}: ONNX external data must lie in ` +
+          `the model's folder, named relative to it, and such a location is refused (it could name any file). Put the file beside ` +
+          `${basename(path)} and name it there`,
+        { path, field: x.where[0] },
+      );
+      refusals.add(e);
+      throw e;
+    }
     const locations = new Set(external.flatMap((x) => (x.location ? [x.location] : [])));
     const nested = new Set(external.flatMap((x) => (x.location && !x.top ? [x.location] : [])));
     const plan = locations.size > 0 ? await planData(path, folder, real, locations, nested) : null;
