@@ -1,4 +1,4 @@
-import { cpSync, lstatSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { cpSync, lstatSync, mkdirSync, mkdtempSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 
@@ -7,12 +7,13 @@ import { describe, expect, it } from 'vitest';
 import { featureNetworkModel } from '../../ts/demo/models.js';
 import { FeatureNetwork } from '../../ts/eval/featureNetwork.js';
 import { correlationDistance, correlationMatrix, twoWayFromCorrelations, twoWayIdentification } from '../../ts/eval/identification.js';
-import { NonFiniteError, ShapeError } from '../../ts/errors.js';
+import { FormatError, NonFiniteError, ShapeError } from '../../ts/errors.js';
 import { evaluateReconstructions } from '../../ts/eval/evaluate.js';
 import { pixCorr, ssim } from '../../ts/eval/pixel.js';
 import { metricsCsv } from '../../ts/eval/table.js';
 import type { RgbImages } from '../../ts/sd/tensor.js';
 import { externalize, linkIntoBlobs } from '../helpers/linkedModels.js';
+import { relocate } from '../helpers/nestedWeights.js';
 import { pearson } from '../helpers/pearson.js';
 
 function images(count: number, size: number, fill: (i: number, p: number) => number): RgbImages {
@@ -150,6 +151,23 @@ describe('feature networks given as ONNX', () => {
     const want = await featuresOf(plain);
     expect(Math.max(...Array.from(want, Math.abs))).toBeGreaterThan(0);
     expect(await featuresOf(linked)).toEqual(want);
+  });
+
+  it("refuses a network whose external data lies outside its folder ('..'), naming the file and the tensor", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bl-eval-outside-'));
+    const path = join(dir, 'net', 'features.onnx');
+    mkdirSync(dirname(path));
+    writeFileSync(path, featureNetworkModel());
+    await externalize(path, 'features.onnx_data');
+    renameSync(join(dir, 'net', 'features.onnx_data'), join(dir, 'features.onnx_data'));
+    const [tensor] = await relocate(path, () => true, '../features.onnx_data');
+    // failed before: onnxruntime-node's own message, not naming the location's problem this way
+    const e = await FeatureNetwork.open({ name: 'demo', path, inputSize: 32, metric: 'identification' }).then(
+      () => null,
+      (x: unknown) => x as Error,
+    );
+    expect(e).toBeInstanceOf(FormatError);
+    expect(e!.message).toContain(`${path}: tensor '${tensor}' (a graph initializer) keeps its data in '../features.onnx_data', a path that climbs out`);
   });
 
   it('names a missing network file', async () => {

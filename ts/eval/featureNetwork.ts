@@ -10,7 +10,7 @@ import type * as ort from 'onnxruntime-common';
 import { InvalidArgumentError, MissingFileError, ShapeError } from '../errors.js';
 import { onnxruntimeNode, type OnnxRuntime } from '../native/onnxruntimeNode.js';
 import type { Matrix } from '../matrix.js';
-import { modelSource } from '../sd/modelSource.js';
+import { loadFailure, modelSource } from '../sd/modelSource.js';
 import type { RgbImages } from '../sd/tensor.js';
 import { checkImages, resizeImages } from './images.js';
 
@@ -55,7 +55,9 @@ export class FeatureNetwork {
     const threads = { intraOpNumThreads: 2, interOpNumThreads: 1 };
     const session = src.bytes
       ? await ort.InferenceSession.create(src.bytes, { ...threads, extra: { session: { model_external_initializers_file_folder_path: src.externalDataFolder } } })
-      : await ort.InferenceSession.create(spec.path, threads);
+      : await ort.InferenceSession.create(spec.path, threads).catch(async (e: unknown) => {
+          throw await loadFailure([spec.path], e);
+        });
     const inputName = session.inputNames[0];
     const outputName = spec.output ?? session.outputNames[0];
     if (!session.outputNames.includes(outputName)) {

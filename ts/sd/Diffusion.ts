@@ -25,7 +25,7 @@ import type {
 } from '../native/samplerTypes.js';
 import { ClipTokenizer } from './clipTokenizer.js';
 import { checkModelLayout, SD_COMPONENTS, type SdComponent } from './modelLayout.js';
-import { modelSource } from './modelSource.js';
+import { loadFailure, modelSource } from './modelSource.js';
 import { nativeSessionOptions, ORT_SESSION_OPTION_KEYS, type OrtSessionOptions } from './native.js';
 import { GUIDANCE_EXPECTED, MAX_GUIDANCE, MAX_SEED, SEED_EXPECTED } from './optionBounds.js';
 import { checkSchedulerName, planRun, resolvePlanOptions, type PlanOptions, type TimestepSpacing } from './samplingOptions.js';
@@ -255,7 +255,13 @@ export class Diffusion {
     const tokenizer = wantsText ? await ClipTokenizer.fromFolder(dir) : null;
     const maxRowsPerRun = options.maxRowsPerRun === undefined ? undefined : checkInteger(options.maxRowsPerRun, 'maxRowsPerRun', 'Diffusion.load', 0);
     const fromMemory = await modelsFromMemory(dir, components ?? SD_COMPONENTS);
-    const { handle, summary } = await nativeJob('Diffusion.load', (b) => b.sdLoad({ dir, ...session, maxRowsPerRun, components, fromMemory }));
+    const { handle, summary } = await nativeJob('Diffusion.load', (b) => b.sdLoad({ dir, ...session, maxRowsPerRun, components, fromMemory })).catch(
+      async (e: unknown) => {
+        // (those from bytes had their locations checked as they were read)
+        const byPath = (components ?? SD_COMPONENTS).filter((c) => !fromMemory?.[c]).map((c) => join(dir, c, 'model.onnx'));
+        throw await loadFailure(byPath.filter((p) => existsSync(p)), e);
+      },
+    );
     return new Diffusion(handle, dir, summary, runtime, tokenizer, schedule, schedulerConfig, scalingFactor, classProblem);
   }
 

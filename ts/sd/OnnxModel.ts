@@ -41,7 +41,7 @@ import { InvalidArgumentError } from '../errors.js';
 import { nativeJob, nativeSync } from '../native/call.js';
 import type { NativeOnnxInput, OnnxHandle, SdTensorInfo } from '../native/samplerTypes.js';
 import { checkOptionsObject } from '../ridge/options.js';
-import { modelSource } from './modelSource.js';
+import { loadFailure, modelSource } from './modelSource.js';
 import { nativeSessionOptions, ORT_SESSION_OPTION_KEYS, type OrtSessionOptions } from './native.js';
 import { assertTensor, type Tensor } from './tensor.js';
 
@@ -80,7 +80,10 @@ export class OnnxModel {
     const src = await modelSource(path, 'OnnxModel.load');
     const r = await nativeJob('OnnxModel.load', (b) =>
       b.onnxLoad(src.bytes ? { ...session, bytes: src.bytes, name: path, externalDataFolder: src.externalDataFolder! } : { ...session, path }),
-    );
+    ).catch(async (e: unknown) => {
+      // (from bytes, its locations were checked as they were read)
+      throw src.bytes ? e : await loadFailure([path], e);
+    });
     return new OnnxModel(r.handle, path, r.inputs, r.outputs, r.provider);
   }
 

@@ -7,14 +7,16 @@
  * blobs/<hash> (model.onnx and weights.pb then share blobs/ and load by path), but a `--local-dir` download of
  * huggingface_hub before 0.23 keeps model.onnx and links only the large weights.pb (over 5 MB) to the cache, and
  * other caches spread blobs over folders: those did not load. They are loaded from memory
- * (readModelWithWeightRefs: the graph alone, a few MB) with the external data read from the blobs' folder. A
- * folder without links is loaded by path, as always, and its model.onnx is not read here.
+ * (readModelWithWeightRefs: the graph alone, a few MB) with the external data read from the blobs' folder. So
+ * is a model whose Constant nodes or subgraphs (If branches, Loop bodies) have external data behind links: onnx's
+ * checker, which ONNX Runtime runs on them, refuses data that is a link. A folder without links is loaded by
+ * path, as always, and its model.onnx is not read here.
  */
 import { lstat, readdir, realpath } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 import { InvalidArgumentError } from '../errors.js';
-import { isInside, readModelWithWeightRefs } from './onnxWeightRefs.js';
+import { externalDataRefusal, isInside, readModelWithWeightRefs } from './onnxWeightRefs.js';
 
 /** The model file to load by path, or (`bytes` given) its bytes with its external data in `externalDataFolder`. */
 export interface ModelSource {
@@ -24,16 +26,20 @@ export interface ModelSource {
 }
 
 /**
- * Whether a file beside the model at `path` lies, links followed, outside the model file's real folder: a link
- * that leads elsewhere, or any file when model.onnx is itself a link to another folder. Only then can its
- * external data be refused; the model is not read.
+ * Whether a file beside the model at `path` is a link, or lies, links followed, outside the model file's real
+ * folder (any file, when model.onnx is itself a link to another folder). Only then can its external data be
+ * refused: ONNX Runtime refuses data outside the real folder, and onnx's checker, which it runs on the tensors of
+ * nodes (a Constant's value) and subgraphs (If, Loop, Scan), refuses data that is a link, wherever it leads. The
+ * model is not read.
  */
-async function mayLeaveModelFolder(path: string): Promise<boolean> {
+async function mayBeRefused(path: string): Promise<boolean> {
   const dir = dirname(path);
   const modelLinked = (await lstat(path)).isSymbolicLink();
   const realDir = dirname(await realpath(path));
   for (const e of await readdir(dir, { withFileTypes: true })) {
-    if (e.name === basename(path) || (!modelLinked && !e.isSymbolicLink())) continue;
+    if (e.name === basename(path)) continue;
+    if (e.isSymbolicLink()) return true;
+    if (!modelLinked) continue;
     const real = await realpath(join(dir, e.name)).catch(() => null);
     if (real === null || !isInside(realDir, real)) return true;
   }
@@ -42,9 +48,24 @@ async function mayLeaveModelFolder(path: string): Promise<boolean> {
 
 /** How to load the model at `path` (an existing file); `what` names it in errors ('unet', 'OnnxModel'). */
 export async function modelSource(path: string, what = 'model'): Promise<ModelSource> {
-  if (!(await mayLeaveModelFolder(path))) return { path };
+  if (!(await mayBeRefused(path))) return { path };
   const r = await readModelWithWeightRefs(path, { what });
   if (r.byPath) return { path };
   if (r.unloadable) throw new InvalidArgumentError(r.unloadable);
   return { path, bytes: r.bytes, externalDataFolder: r.dataFolder };
+}
+
+/**
+ * What to throw when ONNX Runtime failed to load models by their `paths`: the refusal of an external data location
+ * outside a model's folder (absolute, or with '..'), naming the file and the tensor, where there is one, else
+ * `error`. ONNX Runtime refuses such locations itself, but for a Constant node's or a subgraph's tensor its message
+ * comes as an invalid model (a truncated or corrupt file). The models are read only after a failure: a folder
+ * without links is loaded by path without reading them.
+ */
+export async function loadFailure(paths: readonly string[], error: unknown): Promise<unknown> {
+  for (const p of paths) {
+    const refusal = await externalDataRefusal(p).catch(() => null);
+    if (refusal) return refusal;
+  }
+  return error;
 }

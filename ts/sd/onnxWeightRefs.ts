@@ -12,18 +12,28 @@
  * other fields' bytes as they are in the file, and a referenced tensor's raw_data is skipped by its length, never
  * read. A U-Net whose weights are inline (a float16 export, 1.7 GB in model.onnx) is thus read in a few MB, where
  * decoding the file took it whole and serializing the edited model a second copy (and ONNX Runtime parsed that
- * into a third). Initializers already external, small ones, and any tensor that is not a graph initializer (a
- * Constant node's value) are kept as they are.
+ * into a third). Initializers already external, small ones, and any tensor that is not a graph initializer are
+ * kept as they are, except for the location of their external data (below).
+ *
+ * Tensors elsewhere: a Constant node's `value` (any tensor attribute), the initializers of subgraphs (If branches,
+ * Loop and Scan bodies, at any depth), sparse tensors and the nodes of model functions can keep their data in
+ * external files too (onnx's save_as_external_data moves them all). Their nodes are walked as well, each node and
+ * attribute kept as a byte range unless a tensor in it has external data, whose location then goes the way of the
+ * initializers' below. A location must name a file in the model's folder: an absolute one, or one that climbs out
+ * with '..', is refused naming the model file and the tensor, before any file it names is looked at (ONNX Runtime
+ * refuses them too; rewritten to the file's real folder they would be read from anywhere).
  *
  * External data behind links: ONNX Runtime 1.30 refuses external data whose real path (links followed) is outside
  * the model's folder ("External data path escapes model directory"). A Hugging Face cache snapshot links each file
  * to blobs/<hash>; a `--local-dir` download of huggingface_hub before 0.23 links its large files there. The
  * external data locations then come back rewritten to the files the links lead to, in their one real folder, which
- * becomes the folder to load with (planData).
+ * becomes the folder to load with (planData). ONNX Runtime also runs onnx's checker on nodes' tensors and subgraphs,
+ * which refuses external data that is a link wherever it leads ("… but it is a symbolic link"): a model with such
+ * tensors behind links is loaded from memory too, every location naming the real file.
  */
 import { existsSync } from 'node:fs';
-import { open, realpath, type FileHandle } from 'node:fs/promises';
-import { basename, dirname, isAbsolute, relative, resolve } from 'node:path';
+import { lstat, open, realpath, type FileHandle } from 'node:fs/promises';
+import { basename, dirname, isAbsolute, relative, resolve, win32 } from 'node:path';
 
 import { FormatError, MissingFileError } from '../errors.js';
 import { eachField, encodeVarint, FileWindow, onnx, type ProtoField } from './onnxProto.js';
@@ -41,7 +51,8 @@ export interface ModelWithWeightRefs {
   dataFolder: string;
   /**
    * Whether ONNX Runtime loads the file as it is, by its path: every external data file it names lies, links
-   * followed, inside the folder of the model file, links followed (what 1.30 checks).
+   * followed, inside the folder of the model file, links followed (what 1.30 checks), and none that a node or
+   * subgraph tensor names is a link (what onnx's checker refuses).
    */
   byPath: boolean;
   /**
@@ -56,21 +67,36 @@ export interface ModelWithWeightRefs {
 
 // field numbers of onnx.proto3
 const MODEL_GRAPH = 7;
+const MODEL_FUNCTIONS = 25;
+const GRAPH_NODE = 1;
 const GRAPH_INITIALIZER = 5;
+const GRAPH_SPARSE_INITIALIZER = 15;
+const NODE_NAME = 3;
+const NODE_OP_TYPE = 4;
+const NODE_ATTRIBUTE = 5;
+const ATTRIBUTE_NAME = 1;
+const ATTRIBUTE_T = 5;
+const ATTRIBUTE_G = 6;
+const ATTRIBUTE_TENSORS = 10;
+const ATTRIBUTE_GRAPHS = 11;
+const ATTRIBUTE_SPARSE_TENSOR = 22;
+const ATTRIBUTE_SPARSE_TENSORS = 23;
+const SPARSE_VALUES = 1;
+const SPARSE_INDICES = 2;
+const FUNCTION_NODE = 7;
 const TENSOR_DATA_TYPE = 2;
+const TENSOR_NAME = 8;
 const TENSOR_RAW_DATA = 9;
 const TENSOR_EXTERNAL_DATA = 13;
 const TENSOR_DATA_LOCATION = 14;
 
 /** The output as it is built: bytes made here, and byte ranges [start, end) of the file, read once at the end. */
 type Piece = Buffer | [number, number];
-/** A model's pieces, with a number where a graph goes (it is put together once every initializer is known). */
-type ModelPiece = Piece | number;
 
 const sizeOf = (pieces: readonly Piece[]) => pieces.reduce((a, p) => a + (Array.isArray(p) ? p[1] - p[0] : p.length), 0);
 
 /** A field of the file kept as it is (runs of such fields become one range). */
-function keep(out: ModelPiece[], f: ProtoField): void {
+function keep(out: Piece[], f: ProtoField): void {
   const last = out[out.length - 1];
   if (Array.isArray(last) && last[1] === f.start) last[1] = f.end;
   else out.push([f.start, f.end]);
@@ -79,8 +105,10 @@ function keep(out: ModelPiece[], f: ProtoField): void {
 /** Length-delimited field `field` around `inner`. */
 const message = (field: number, inner: Piece[]): Piece[] => [encodeVarint(field * 8 + 2), encodeVarint(sizeOf(inner)), ...inner];
 
-/** An initializer as it is in the file, and with its raw_data as a reference into the file (null: it stays as it is). */
-interface Initializer {
+type ITensor = import('onnx-proto').onnx.ITensorProto;
+
+/** A tensor as it is in the file, and with its raw_data as a reference into the file (null: it stays as it is). */
+interface Tensor {
   asIs: ProtoField;
   byRef: Piece[] | null;
   rawBytes: number;
@@ -89,15 +117,30 @@ interface Initializer {
   /** An external one: the tensor without data as it is in the file, and its external_data location (or null). */
   tensor?: ITensor;
   location?: string | null;
+  /** A graph initializer of the model's own graph (else a node's or a subgraph's tensor, which onnx's checker sees). */
+  top: boolean;
+  /**
+   * What and where it is, for messages: "tensor 'w'", then "the 'value' attribute", "of Constant node 'c'", "in the
+   * 'body' graph", … (filled in as the walk comes back up).
+   */
+  where: string[];
 }
 
-type ITensor = import('onnx-proto').onnx.ITensorProto;
+/** A message read field by field: its fields as they are in the file, and those that hold tensors, read in turn. */
+interface Message {
+  asIs: ProtoField;
+  parts: Part[];
+}
+type Part = ProtoField | Tensor | Message;
+
+const isTensor = (p: Part): p is Tensor => 'byRef' in p;
+const isMessage = (p: Part): p is Message => 'parts' in p;
 
 /**
- * A graph initializer: by reference when it has a raw_data of `minBytes` or more and is not already external, nor a
- * string tensor (whose data is never raw).
+ * A tensor: by reference when it has a raw_data of `minBytes` or more and is not already external, nor a string
+ * tensor (whose data is never raw).
  */
-async function initializer(w: FileWindow, t: ProtoField, location: string, minBytes: number): Promise<Initializer> {
+async function readTensor(w: FileWindow, t: ProtoField, location: string, minBytes: number, top: boolean): Promise<Tensor> {
   const fields: ProtoField[] = [];
   await eachField(w, t.data, t.end, async (f) => void fields.push(f));
   const varint = async (field: number) => {
@@ -107,14 +150,17 @@ async function initializer(w: FileWindow, t: ProtoField, location: string, minBy
   // (protobuf: the last occurrence of a non-repeated field is its value)
   const raw = fields.filter((f) => f.field === TENSOR_RAW_DATA && f.wire === 2).pop();
   const external = fields.some((f) => f.field === TENSOR_EXTERNAL_DATA) || (await varint(TENSOR_DATA_LOCATION)) === onnx.TensorProto.DataLocation.EXTERNAL;
+  const nameField = fields.filter((f) => f.field === TENSOR_NAME && f.wire === 2).pop();
+  const name = nameField ? `tensor '${(await w.bytes(nameField.data, nameField.end - nameField.data)).toString('utf8')}'` : 'a tensor';
+  const base = { asIs: t, top, where: [name] };
   if (external) {
     // (no raw_data: the message is its name, shape and external_data, a few hundred bytes)
     const tensor = onnx.TensorProto.decode(await w.bytes(t.data, t.end - t.data));
     const location = tensor.externalData?.find((e) => e.key === 'location')?.value ?? null;
-    return { asIs: t, byRef: null, rawBytes: 0, external, tensor, location };
+    return { ...base, byRef: null, rawBytes: 0, external, tensor, location };
   }
   if (!raw || raw.end - raw.data < minBytes || (await varint(TENSOR_DATA_TYPE)) === onnx.TensorProto.DataType.STRING) {
-    return { asIs: t, byRef: null, rawBytes: 0, external };
+    return { ...base, byRef: null, rawBytes: 0, external };
   }
   const inner: Piece[] = [];
   for (const f of fields) if (f.field !== TENSOR_RAW_DATA) keep(inner, f);
@@ -128,7 +174,118 @@ async function initializer(w: FileWindow, t: ProtoField, location: string, minBy
     ],
   }).finish();
   inner.push(Buffer.from(ref.buffer, ref.byteOffset, ref.length));
-  return { asIs: t, byRef: message(GRAPH_INITIALIZER, inner), rawBytes: length, external };
+  return { ...base, byRef: message(t.field, inner), rawBytes: length, external };
+}
+
+/** What the walk collects: every tensor that may change (external, or to be referred to), in file order. */
+interface Walk {
+  w: FileWindow;
+  /** The model file's name, which references into it name. */
+  self: string;
+  minBytes: number;
+  tensors: Tensor[];
+}
+
+/** Adds `text` to where the tensors found since `from` are. */
+function within(walk: Walk, from: number, label: string): void {
+  for (const t of walk.tensors.slice(from)) t.where.push(label);
+}
+
+const text = async (w: FileWindow, f: ProtoField) => (await w.bytes(f.data, f.end - f.data)).toString('utf8');
+
+/**
+ * The message in field `m`, with `read` choosing how each of its fields is read (null: kept as it is); the field
+ * itself when nothing in it can change.
+ */
+async function readMessage(walk: Walk, m: ProtoField, read: (f: ProtoField) => Promise<Part | null>): Promise<Part> {
+  const parts: Part[] = [];
+  await eachField(walk.w, m.data, m.end, async (f) => void parts.push((f.wire === 2 ? await read(f) : null) ?? f));
+  return parts.some((p) => isTensor(p) || isMessage(p)) ? { asIs: m, parts } : m;
+}
+
+/** A tensor of a node or subgraph: kept as a byte range unless its data is external (its location may change). */
+async function nestedTensor(walk: Walk, f: ProtoField): Promise<Part> {
+  const t = await readTensor(walk.w, f, walk.self, Infinity, false);
+  if (!t.external) return f;
+  walk.tensors.push(t);
+  return t;
+}
+
+async function readSparse(walk: Walk, s: ProtoField): Promise<Part> {
+  return readMessage(walk, s, async (f) => (f.field === SPARSE_VALUES || f.field === SPARSE_INDICES ? nestedTensor(walk, f) : null));
+}
+
+/** A graph: the model's own (`top`: its large inline initializers may be referred to) or a subgraph. */
+async function readGraph(walk: Walk, g: ProtoField, top: boolean): Promise<Part> {
+  return readMessage(walk, g, async (f) => {
+    if (f.field === GRAPH_NODE) return readNode(walk, f);
+    if (f.field === GRAPH_SPARSE_INITIALIZER) {
+      const from = walk.tensors.length;
+      const s = await readSparse(walk, f);
+      within(walk, from, 'in a sparse initializer');
+      return s;
+    }
+    if (f.field !== GRAPH_INITIALIZER) return null;
+    if (!top) {
+      const from = walk.tensors.length;
+      const t = await nestedTensor(walk, f);
+      within(walk, from, 'an initializer');
+      return t;
+    }
+    const t = await readTensor(walk.w, f, walk.self, walk.minBytes, true);
+    t.where.push('a graph initializer');
+    if (t.external || t.byRef) walk.tensors.push(t);
+    return t;
+  });
+}
+
+/** A node: its attributes' tensors and subgraphs are read, everything else kept. */
+async function readNode(walk: Walk, n: ProtoField): Promise<Part> {
+  const from = walk.tensors.length;
+  let name = '';
+  let opType = '';
+  const part = await readMessage(walk, n, async (f) => {
+    if (f.field === NODE_NAME) name = await text(walk.w, f);
+    else if (f.field === NODE_OP_TYPE) opType = await text(walk.w, f);
+    else if (f.field === NODE_ATTRIBUTE) return readAttribute(walk, f);
+    return null;
+  });
+  within(walk, from, `of ${opType || 'a'} node${name ? ` '${name}'` : ''}`);
+  return part;
+}
+
+async function readAttribute(walk: Walk, a: ProtoField): Promise<Part> {
+  let name = '';
+  const direct: Tensor[] = [];
+  const graphs: Tensor[] = [];
+  const part = await readMessage(walk, a, async (f) => {
+    const from = walk.tensors.length;
+    let p: Part | null = null;
+    if (f.field === ATTRIBUTE_NAME) name = await text(walk.w, f);
+    else if (f.field === ATTRIBUTE_T || f.field === ATTRIBUTE_TENSORS) p = await nestedTensor(walk, f);
+    else if (f.field === ATTRIBUTE_SPARSE_TENSOR || f.field === ATTRIBUTE_SPARSE_TENSORS) p = await readSparse(walk, f);
+    else if (f.field === ATTRIBUTE_G || f.field === ATTRIBUTE_GRAPHS) {
+      p = await readGraph(walk, f, false);
+      graphs.push(...walk.tensors.slice(from));
+      return p;
+    }
+    direct.push(...walk.tensors.slice(from));
+    return p;
+  });
+  for (const t of direct) t.where.push(`the '${name}' attribute`);
+  for (const t of graphs) t.where.push(`in the '${name}' graph`);
+  return part;
+}
+
+async function readFunction(walk: Walk, fn: ProtoField): Promise<Part> {
+  const from = walk.tensors.length;
+  let name = '';
+  const part = await readMessage(walk, fn, async (f) => {
+    if (f.field === 1) name = await text(walk.w, f); // FunctionProto.name
+    return f.field === FUNCTION_NODE ? readNode(walk, f) : null;
+  });
+  within(walk, from, `in function '${name}'`);
+  return part;
 }
 
 async function assemble(fh: FileHandle, pieces: readonly Piece[]): Promise<Buffer> {
@@ -157,6 +314,9 @@ export function isInside(folder: string, path: string): boolean {
 /** A file's real path, or null when it is missing (ONNX Runtime then names it when it loads the model). */
 const realOrNull = (path: string) => realpath(path).catch(() => null);
 
+/** Whether the file at `path` is a link (false when it is missing). */
+const isLink = (path: string) => lstat(path).then((s) => s.isSymbolicLink(), () => false);
+
 /** Where the model's external data files lie, links followed, and the folder to load the model with. */
 interface DataPlan {
   /** location as the model names it -> as it is to name it (only those that change). */
@@ -167,21 +327,54 @@ interface DataPlan {
 }
 
 /**
- * The folder ONNX Runtime is to read the external data from, for a model read from `path` (in `folder`, links
- * followed `real`), whose external initializers name `locations`. ONNX Runtime resolves a location against the
- * model's folder, follows links and refuses a result outside that folder (for a model loaded by path, the real
- * model file's folder; from bytes, the folder it is given). Files inside the model's folder keep their names; files
- * that links lead elsewhere are named as they are in their real folder, which must then be one for all of them.
+ * Why an external data location is refused (null: it names a file in the model's folder, as ONNX requires). An
+ * absolute path, or one that climbs out with '..', could name any file on the machine: ONNX Runtime refuses them,
+ * and rewritten to their real folder (planData) they would be read.
  */
-async function planData(path: string, folder: string, real: string, locations: Set<string>): Promise<DataPlan> {
+function locationProblem(location: string): string | null {
+  if (location.length === 0) return 'an empty location';
+  if (isAbsolute(location) || win32.isAbsolute(location)) return 'an absolute path';
+  if (location.split(/[\\/]/).includes('..')) return "a path that climbs out of the model's folder with '..'";
+  return null;
+}
+
+/** The errors that refuse a location (locationProblem), for externalDataRefusal. */
+const refusals = new WeakSet<Error>();
+
+/**
+ * The refusal of the model's first external data location outside its folder (a FormatError naming the file and
+ * the tensor), or null: for a model ONNX Runtime failed to load by its path, whose own message for a node's or
+ * subgraph's tensor comes as an invalid model. Reads the model's graph (readModelWithWeightRefs).
+ */
+export async function externalDataRefusal(path: string): Promise<FormatError | null> {
+  try {
+    await readModelWithWeightRefs(path);
+    return null;
+  } catch (e) {
+    return e instanceof FormatError && refusals.has(e) ? e : null;
+  }
+}
+
+/**
+ * The folder ONNX Runtime is to read the external data from, for a model read from `path` (in `folder`, links
+ * followed `real`), whose external tensors name `locations` (`nested`: those that tensors of nodes and subgraphs
+ * name). ONNX Runtime resolves a location against the model's folder, follows links and refuses a result outside
+ * that folder (for a model loaded by path, the real model file's folder; from bytes, the folder it is given); onnx's
+ * checker, which it runs on nodes' tensors and subgraphs, refuses a location that is a link. Files inside the model's
+ * folder keep their names unless such a tensor names them through a link; the others are named as they are in their
+ * real folder, which must then be one for all of them.
+ */
+async function planData(path: string, folder: string, real: string, locations: Set<string>, nested: Set<string>): Promise<DataPlan> {
   const folderReal = await realpath(folder);
   const files = new Map<string, string>(); // location -> real path
   for (const l of locations) {
     const r = await realOrNull(resolve(folder, l));
     if (r) files.set(l, r);
   }
-  const byPath = [...files.values()].every((r) => isInside(dirname(real), r));
-  if ([...files.values()].every((r) => isInside(folderReal, r))) return { relocated: new Map(), folder, byPath, unloadable: null };
+  let nestedLinks = false;
+  for (const l of nested) if (await isLink(resolve(folder, l))) nestedLinks = true;
+  const byPath = !nestedLinks && [...files.values()].every((r) => isInside(dirname(real), r));
+  if (!nestedLinks && [...files.values()].every((r) => isInside(folderReal, r))) return { relocated: new Map(), folder, byPath, unloadable: null };
   const folders = [...new Set([...files.values()].map((r) => dirname(r)))];
   if (folders.length > 1) {
     const list = [...files].map(([l, r]) => `${l} -> ${r}`).join(', ');
@@ -193,12 +386,28 @@ async function planData(path: string, folder: string, real: string, locations: S
   return { relocated: new Map([...files].map(([l, r]) => [l, basename(r)])), folder: folders[0], byPath, unloadable: null };
 }
 
-/** An external initializer with its location renamed, as a graph field. */
-function relocatedInitializer(x: Initializer, location: string): Piece[] {
+/** An external tensor with its location renamed, as the field it was. */
+function relocatedTensor(x: Tensor, location: string): Piece[] {
   const tensor = x.tensor!;
   tensor.externalData = tensor.externalData!.map((e) => (e.key === 'location' ? { key: 'location', value: location } : e));
   const bytes = onnx.TensorProto.encode(tensor).finish();
-  return message(GRAPH_INITIALIZER, [Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length)]);
+  return message(x.asIs.field, [Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length)]);
+}
+
+/** A part as it is to be written: tensors referred to or relocated, messages around changed parts rebuilt. */
+function emit(out: Piece[], p: Part, byRef: boolean, relocated: Map<string, string> | undefined): void {
+  if (isTensor(p)) {
+    const to = p.location ? relocated?.get(p.location) : undefined;
+    if (byRef && p.byRef) out.push(...p.byRef);
+    else if (to !== undefined) out.push(...relocatedTensor(p, to));
+    else keep(out, p.asIs);
+  } else if (isMessage(p)) {
+    const inner: Piece[] = [];
+    for (const q of p.parts) emit(inner, q, byRef, relocated);
+    // (unchanged: one range, the message's own bytes)
+    if (inner.length === 1 && Array.isArray(inner[0]) && inner[0][0] === p.asIs.data && inner[0][1] === p.asIs.end) keep(out, p.asIs);
+    else out.push(...message(p.asIs.field, inner));
+  } else keep(out, p);
 }
 
 /**
@@ -208,9 +417,11 @@ function relocatedInitializer(x: Initializer, location: string): Piece[] {
  * The folder is the model's own, except where links lead elsewhere (Hugging Face's cache links each file of a
  * snapshot to its blob; ONNX Runtime 1.30 refuses external data whose real path is outside the folder, "External
  * data path escapes model directory"): a model with external data files behind such links is loaded from their
- * real folder, its locations naming the files there (planData); a model.onnx that is a link has its inline weights
- * referred to in the linked file, in its own folder. Inline weights are referred to only when the model file lies
- * in the folder loaded with; otherwise they stay inline, as the whole file used to.
+ * real folder, its locations naming the files there (planData), those of every tensor, a graph initializer or a
+ * node's or subgraph's; a model.onnx that is a link has its inline weights referred to in the linked file, in its
+ * own folder. Inline weights are referred to only when the model file lies in the folder loaded with; otherwise
+ * they stay inline, as the whole file used to. An external data location outside the model's folder (absolute, or
+ * with '..') is a FormatError naming the file and the tensor.
  */
 export async function readModelWithWeightRefs(path: string, options: { what?: string; minBytes?: number } = {}): Promise<ModelWithWeightRefs> {
   const what = options.what ?? 'model';
@@ -222,41 +433,37 @@ export async function readModelWithWeightRefs(path: string, options: { what?: st
   const fh = await open(path, 'r');
   try {
     const w = new FileWindow(fh, (await fh.stat()).size);
-    const model: ModelPiece[] = [];
-    // the graph's fields, in order: initializers both ways, the others as they are
-    const graphs: (ProtoField | Initializer)[][] = [];
+    const walk: Walk = { w, self: basename(real), minBytes, tensors: [] };
+    // the model's fields, in order: its graph and functions read, the others kept as they are
+    const model: Part[] = [];
     await eachField(w, 0, w.size, async (m) => {
-      if (m.field !== MODEL_GRAPH || m.wire !== 2) return keep(model, m);
-      const graph: (ProtoField | Initializer)[] = [];
-      await eachField(w, m.data, m.end, async (g) => {
-        graph.push(g.field === GRAPH_INITIALIZER && g.wire === 2 ? await initializer(w, g, basename(real), minBytes) : g);
-      });
-      model.push(graphs.length); // (where the graph goes: put together below)
-      graphs.push(graph);
+      if (m.wire === 2 && m.field === MODEL_GRAPH) model.push(await readGraph(walk, m, true));
+      else if (m.wire === 2 && m.field === MODEL_FUNCTIONS) model.push(await readFunction(walk, m));
+      else model.push(m);
     });
-    const inits = graphs.flat().filter((x): x is Initializer => 'asIs' in x);
-    const locations = new Set(inits.flatMap((x) => (x.location ? [x.location] : [])));
-    const plan = locations.size > 0 ? await planData(path, folder, real, locations) : null;
+    const external = walk.tensors.filter((x) => x.external);
+    for (const x of external) {
+      const problem = x.location === null || x.location === undefined ? null : locationProblem(x.location);
+      if (!problem) continue;
+      const e = new FormatError(
+        `${path}: ${x.where[0]} (${x.where.slice(1).join(' ')}) keeps its data in '${x.location}', ${problem}: ONNX external data must lie in ` +
+          `the model's folder, named relative to it, and such a location is refused (it could name any file). Put the file beside ` +
+          `${basename(path)} and name it there`,
+        { path, field: x.where[0] },
+      );
+      refusals.add(e);
+      throw e;
+    }
+    const locations = new Set(external.flatMap((x) => (x.location ? [x.location] : [])));
+    const nested = new Set(external.flatMap((x) => (x.location && !x.top ? [x.location] : [])));
+    const plan = locations.size > 0 ? await planData(path, folder, real, locations, nested) : null;
     // the folder to load with: the external data's, else (inline weights only) the model file's own
     const dataFolder = plan ? plan.folder : linkedAway ? dirname(real) : folder;
-    const byRef = inits.some((x) => x.byRef) && (await realpath(dataFolder)) === dirname(real);
+    const refs = walk.tensors.filter((x) => x.byRef);
+    const byRef = refs.length > 0 && (await realpath(dataFolder)) === dirname(real);
     const pieces: Piece[] = [];
-    for (const p of model) {
-      if (typeof p !== 'number') {
-        pieces.push(p);
-        continue;
-      }
-      const graph: Piece[] = [];
-      for (const x of graphs[p]) {
-        const to = 'asIs' in x && x.location ? plan?.relocated.get(x.location) : undefined;
-        if (!('asIs' in x)) keep(graph, x);
-        else if (byRef && x.byRef) graph.push(...x.byRef);
-        else if (to !== undefined) graph.push(...relocatedInitializer(x, to));
-        else keep(graph, x.asIs);
-      }
-      pieces.push(...message(MODEL_GRAPH, graph));
-    }
-    const referenced = byRef ? inits.filter((x) => x.byRef) : [];
+    for (const p of model) emit(pieces, p, byRef, plan?.relocated);
+    const referenced = byRef ? refs : [];
     const bytes = await assemble(fh, pieces);
     return {
       model: onnx.ModelProto.decode(bytes),
@@ -268,7 +475,7 @@ export async function readModelWithWeightRefs(path: string, options: { what?: st
       referencedBytes: referenced.reduce((a, x) => a + x.rawBytes, 0),
     };
   } catch (e) {
-    if (e instanceof MissingFileError) throw e;
+    if (e instanceof MissingFileError || e instanceof FormatError) throw e;
     throw new FormatError(`${path}: not a readable ONNX model (${(e as Error).message})`);
   } finally {
     await fh.close();
