@@ -6,6 +6,8 @@
  * - DDIM at a step count that does not divide 1000 runs off its grid; the bench left such runs out of the common noise
  *   level only, and fitted them into the measured orders (`--steps 3,7` on the demo world printed "ddim -4.43"), with
  *   no word in the console, the HTML or the record.
+ * - `distribution.paired` (every pair of runs, any schedulers and step counts) was checked only by types: here its
+ *   count, fields, sign convention and agreement with the per-run scores, on real runs.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -99,5 +101,58 @@ describe('bench samplers on a tiny mixture world', () => {
     const csv = readFileSync(join(out, 'samplers.csv'), 'utf8').trim().split('\n');
     expect(csv[0].split(',').at(-1)).toBe('off_grid');
     expect(csv.slice(1).map((l) => l.split(',').at(-1))).toEqual(['false', 'true', 'false', 'false', 'false', 'false']);
+  });
+
+  it('records every pair of runs once in distribution.paired: higher score minus lower, consistent with the rows', () => {
+    const f = record.figures;
+    const dist = f.distribution as NonNullable<SamplersBenchResult['distribution']>;
+    const runs = f.rows;
+    const n = runs.length;
+    expect(n).toBe(6);
+    expect(dist.paired).toHaveLength((n * (n - 1)) / 2);
+    expect(json.distribution?.paired).toEqual(dist.paired);
+    const key = (s: string, k: number) => `${s}@${k}`;
+    const seen = new Set<string>();
+    for (const p of dist.paired) {
+      expect(Object.keys(p).sort()).toEqual(['difference', 'scheduler', 'se', 'steps', 'versus', 'versusSteps']);
+      const hi = row(runs, p.scheduler, p.steps);
+      const lo = row(runs, p.versus, p.versusSteps);
+      expect(hi).toBeDefined();
+      expect(lo).toBeDefined();
+      expect(hi).not.toBe(lo);
+      // the pair's two runs, unordered, once each
+      const pair = [key(p.scheduler, p.steps), key(p.versus, p.versusSteps)].sort().join('|');
+      expect(seen.has(pair)).toBe(false);
+      seen.add(pair);
+      // sign: `scheduler` at `steps` scores higher (worse) than `versus`, and the difference is the rows' scores' difference
+      expect(p.difference).toBeGreaterThanOrEqual(0);
+      expect(p.difference).toBe((hi.slicedW2 as number) - (lo.slicedW2 as number));
+      expect(Number.isFinite(p.se) && p.se >= 0).toBe(true);
+    }
+    expect(seen.size).toBe((n * (n - 1)) / 2);
+    // pairing: DDIM and Euler at 4 steps (both on their grid) take the same steps from the same noise, so their samples
+    // agree to float32 and the paired SE of their difference is far below either run's own bootstrap SE
+    const ddimEuler4 = dist.paired.find((p) => p.steps === 4 && p.versusSteps === 4 && [p.scheduler, p.versus].sort().join() === 'ddim,euler');
+    expect(ddimEuler4?.difference).toBeLessThan(1e-5);
+    expect(ddimEuler4?.se).toBeLessThan(1e-3 * Math.min(row(runs, 'ddim', 4).slicedW2Se as number, row(runs, 'euler', 4).slicedW2Se as number));
+    // across step counts and schedulers too: Euler ancestral's samples are its own noise's, unlike Euler's
+    const cross = dist.paired.find((p) => [key(p.scheduler, p.steps), key(p.versus, p.versusSteps)].sort().join('|') === 'euler-ancestral@6|euler@4');
+    expect(cross?.se).toBeGreaterThan(0);
+    // the run off its grid is still scored and paired (its samples are what the sampler gives), in n − 1 pairs
+    expect(dist.paired.filter((p) => key(p.scheduler, p.steps) === 'ddim@6' || key(p.versus, p.versusSteps) === 'ddim@6')).toHaveLength(n - 1);
+    // the console and the HTML print the count, and each step count against its best from the same list
+    expect(consoleText).toContain(`every pair of runs, ${dist.paired.length}, is in samplers.json distribution.paired`);
+    const html = readFileSync(join(out, 'samplers.html'), 'utf8');
+    expect(html).toContain(`Every pair of runs, across step counts too (${dist.paired.length} in all), is in samplers.json, distribution.paired.`);
+    for (const steps of STEPS) {
+      const at = runs.filter((r) => r.steps === steps);
+      const best = at.reduce((b, r) => ((r.slicedW2 as number) < (b.slicedW2 as number) ? r : b));
+      for (const r of at.filter((x) => x !== best)) {
+        const p = dist.paired.find((q) => q.scheduler === r.scheduler && q.steps === steps && q.versus === best.scheduler && q.versusSteps === steps);
+        expect(p, `${r.scheduler} at ${steps} against the best, ${best.scheduler}`).toBeDefined();
+        expect(consoleText).toContain(`${r.scheduler} +${p?.difference.toExponential(1)} ± ${p?.se.toExponential(1)}`);
+      }
+      expect(consoleText).toContain(`${steps} steps (best ${best.scheduler})`);
+    }
   });
 });
