@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 
-import { convergenceOrder, FLOOR_MARGIN, measuredOrders } from '../../ts/bench/samplerOrder.js';
+import { convergenceOrder, FLOOR_MARGIN, measuredOrders, offGrid } from '../../ts/bench/samplerOrder.js';
 
 /** err = C / calls^p + floor, with the pre-asymptotic first point (wrong mixture component) at 0.8. */
 const curve = (calls: number[], C: number, p: number, floor: number, wrongAtFirst = false) =>
@@ -63,5 +63,35 @@ describe('measuredOrders', () => {
   it('has no order against the exact ODE when there is no exact reference (not a demo world)', () => {
     const o = measuredOrders(rows('ddim', [10, 20], [2e-3, 1e-3]), ['ddim'], { vsConverged: 1e-6, vsExact: null });
     expect(o.ddim).toEqual({ vsConverged: expect.closeTo(1, 6), vsExact: null });
+  });
+
+  it('leaves out runs off their grid (DDIM/PNDM when N does not divide 1000): DDIM at 3 and 7 steps fitted an order of −4.43', () => {
+    // `bench samplers --steps 3,7 --schedulers ddim,euler` on the demo world: DDIM at 7 steps steps by 142 where the grid
+    // moves by 143, and ends 3.98e-2 from the exact ODE where Euler on the same grid is 6.8e-4
+    const run = (scheduler: string, calls: number, exact: number, off = false) => ({
+      scheduler,
+      unetCallsPerImage: calls,
+      relErrorConverged: exact * 10,
+      relErrorExact: exact,
+      ...(off ? { offGrid: true } : {}),
+    });
+    const floors = { vsConverged: 1e-6, vsExact: 3e-8 };
+    const short = measuredOrders([run('ddim', 3, 9.28e-4), run('ddim', 7, 3.98e-2, true), run('euler', 3, 9.26e-4), run('euler', 7, 6.82e-4)], ['ddim', 'euler'], floors);
+    expect(short.ddim).toEqual({ vsConverged: null, vsExact: null }); // one run on its grid: no order, not −4.43
+    expect(short.euler.vsExact).toBeCloseTo(Math.log(9.26e-4 / 6.82e-4) / Math.log(7 / 3), 6);
+    // 10, 14, 20, 40 steps: the fit skips 14 and takes 10 → 20 as consecutive
+    const long = measuredOrders([run('pndm', 10, 8e-3), run('pndm', 14, 5e-2, true), run('pndm', 20, 1e-3), run('pndm', 40, 1.25e-4)], ['pndm'], floors);
+    expect(long.pndm.vsExact).toBeCloseTo(3, 6);
+    expect(long.pndm.vsConverged).toBeCloseTo(3, 6);
+  });
+});
+
+describe('offGrid', () => {
+  it('is DDIM and PNDM at step counts that do not divide num_train_timesteps, nothing else', () => {
+    expect([3, 7, 8, 10, 14, 20, 28, 40, 400].filter((n) => offGrid('ddim', n, 1000))).toEqual([3, 7, 14, 28, 400]);
+    expect(offGrid('pndm', 14, 1000)).toBe(true);
+    expect(offGrid('pndm', 20, 1000)).toBe(false);
+    expect(offGrid('ddim', 7, 700)).toBe(false);
+    for (const s of ['euler', 'heun', 'lms', 'dpmpp2m', 'unipc', 'ddpm', 'euler-ancestral', 'dpmpp2m-sde']) expect(offGrid(s, 7, 1000)).toBe(false);
   });
 });

@@ -13,7 +13,8 @@
 import { describe, expect, it } from 'vitest';
 
 import { sdAlphasCumprod } from '../../ts/demo/world.js';
-import { distributionChartSpec, samplersChartSpecs, samplersHtml, SCHEDULER_COLORS } from '../../ts/bench/samplersHtml.js';
+import { distributionChartSpec, errorChartSpec, samplersChartSpecs, samplersCsv, samplersHtml, SCHEDULER_COLORS } from '../../ts/bench/samplersHtml.js';
+import { offGridReason } from '../../ts/bench/samplerOrder.js';
 import { EXACT_TOL, samplersSetup, type SamplerRow, type SamplersBenchResult } from '../../ts/bench/samplersResult.js';
 import { pairedSe } from '../../ts/bench/mixtureSlicedW2.js';
 import { bestAtEachSteps, DistributionScorer, EXACT_SETS_SEED, pairedComparisons, versusBest, type SetScore } from '../../ts/bench/samplerDistribution.js';
@@ -89,6 +90,7 @@ function result(over: Partial<SamplersBenchResult> = {}): SamplersBenchResult {
       floorDenoised: 2e-9,
       skipped: [],
     },
+    offGrid: { reason: offGridReason(1000), runs: [] },
     reference: {
       convergedScheduler: 'unipc',
       convergedSteps: 100,
@@ -197,6 +199,25 @@ describe('the samplers HTML', () => {
     const ran = await samplersHtml(result({ micro: [{ scheduler: 'euler', meanMicros: 104.04, rme: 1.5 }], microSkipped: null, distribution: { ...(base.distribution as NonNullable<SamplersBenchResult['distribution']>), warnings: [] } }));
     expect(ran).toContain('Fused step micro-benchmarks (4×64×64, guidance): euler 104.0 µs ±1.5%.');
     expect(ran).not.toContain('class="warn"');
+  }, 60_000);
+
+  it('names the runs off their grid, leaves them out of the error charts and marks them in the table and the CSV', async () => {
+    // DDIM at 14 steps steps by 71 where the grid moves by 71.4: its errors are not the discretisation's
+    const ddim14: SamplerRow = { scheduler: 'ddim', steps: 14, unetCallsPerImage: 14, offGrid: true, cost: [{ batch: 1, imagesPerSecond: 70, overhead: 1.02 }], relErrorConverged: 3e-2, relErrorExact: 3.98e-2, relErrorExactFinal: 1e-2 };
+    const withOff = [...rows, ddim14];
+    const r = result({ rows: withOff, offGrid: { reason: offGridReason(1000), runs: ['ddim 14'] } });
+    const html = await samplersHtml(r);
+    expect(html).toContain(`<p class="warn">Left out of every order fit and of the error charts: ddim 14 (${offGridReason(1000)}).`);
+    expect(html).toContain('<td>3.98e-2 (off the grid)</td>');
+    expect(offGridReason(1000)).toBe('DDIM/PNDM off the grid: they step by ⌊1000/N⌋ while the trailing grid moves by 1000/N, unless N divides 1000');
+    for (const field of ['relErrorExact', 'relErrorConverged'] as const) {
+      const values = (errorChartSpec(withOff, field, 't', 'y') as Spec).data.values as unknown as { scheduler: string; calls: number }[];
+      expect(values.filter((v) => v.scheduler === 'ddim').map((v) => v.calls)).toEqual([10, 20, 40]);
+    }
+    const csv = samplersCsv(withOff).trim().split('\n');
+    expect(csv[0].split(',').at(-1)).toBe('off_grid');
+    expect(csv.at(-1)?.split(',').at(-1)).toBe('true');
+    expect(csv[1].split(',').at(-1)).toBe('false');
   }, 60_000);
 });
 

@@ -24,7 +24,7 @@ import type { Tensor } from '../sd/tensor.js';
 import { loadBenchmark, microBench, MISSING_BENCHMARK } from './microBench.js';
 import { appendBenchRecord, gitCommit, gitDirty, machineInfo } from './benchRecord.js';
 import { referenceScheduler } from '../sd/referenceSchedulers.js';
-import { commonLevelOrders, commonNoiseLevel, FLOOR_MARGIN, measuredOrders, type OrderFloors } from './samplerOrder.js';
+import { commonLevelOrders, commonNoiseLevel, FLOOR_MARGIN, measuredOrders, offGrid, offGridReason, type OrderFloors } from './samplerOrder.js';
 import { checkSamplersOptions, distributionWarnings } from './samplersOptions.js';
 import { renderSamplersHtml, SAMPLERS_RERUN, samplersCsv } from './samplersHtml.js';
 import { missingPartsWarning } from '../report/optionalParts.js';
@@ -189,11 +189,14 @@ export async function runSamplersBench(o: SamplersBenchOptions = {}): Promise<Sa
           `; points within ×${FLOOR_MARGIN} of a floor are left out of the fit`,
       );
 
-      // ---- the common noise level: the smallest σ every deterministic run's grid reaches (after its start)
+      // ---- runs off their timestep grid (DDIM/PNDM when N does not divide T): left out of every order fit and the common level
       const T = ac.length;
+      const isOffGrid = (s: SchedulerName, n: number): boolean => offGrid(s, n, T);
+      const offGridRuns = schedulers.flatMap((s) => stepsList.filter((n) => isOffGrid(s, n)).map((n) => `${s} ${n}`));
+      const leftOut = offGridRuns.length ? `left out (${offGridReason(T)}): ${offGridRuns.join(', ')}` : '';
+      // ---- the common noise level: the smallest σ every deterministic run's grid reaches (after its start)
       const deterministic = schedulers.filter((s) => !STOCHASTIC.includes(s));
-      const offGrid = (s: SchedulerName, n: number): boolean => (s === 'ddim' || s === 'pndm') && T % n !== 0;
-      const grids = deterministic.flatMap((s) => stepsList.filter((n) => !offGrid(s, n)).map((n) => sdT.plan({ ...base, scheduler: s, steps: n }).timesteps));
+      const grids = deterministic.flatMap((s) => stepsList.filter((n) => !isOffGrid(s, n)).map((n) => sdT.plan({ ...base, scheduler: s, steps: n }).timesteps));
       const tCommon = mix && grids.length ? commonNoiseLevel(grids) : null;
       let common: CommonLevel;
       const exactState = new Map<number, Float64Array>();
@@ -212,7 +215,7 @@ export async function runSamplersBench(o: SamplersBenchOptions = {}): Promise<Sa
           });
           exactState.set(tol, st);
         }
-        const skipped = deterministic.flatMap((s) => stepsList.filter((n) => offGrid(s, n)).map((n) => `${s} ${n}`));
+        const skipped = deterministic.flatMap((s) => stepsList.filter((n) => isOffGrid(s, n)).map((n) => `${s} ${n}`));
         const denoise = (x: Float64Array): Float64Array => {
           const o = new Float64Array(x.length);
           for (let i = 0; i < x.length / d; i++) o.set(posteriorMean(mix, w, x.subarray(i * d, (i + 1) * d), sigmaC), i * d);
@@ -231,7 +234,7 @@ export async function runSamplersBench(o: SamplersBenchOptions = {}): Promise<Sa
         log(
           `common noise level: t = ${tCommon} (σ = ${sigmaC.toFixed(4)}), the smallest σ on every grid of ${stepsList.join(', ')} steps; ` +
             `each deterministic scheduler's state there vs the exact ODE to that σ (float64 reference schedulers on the exact denoiser), floor ${common.floor.toExponential(2)}` +
-            (skipped.length ? `; left out (DDIM/PNDM off the grid when N does not divide ${T}): ${skipped.join(', ')}` : ''),
+            (skipped.length ? `; ${leftOut}` : ''),
         );
       }
       if (common.timestep === null) log(`common-noise-level measure skipped: ${common.reason}`);
@@ -254,7 +257,8 @@ export async function runSamplersBench(o: SamplersBenchOptions = {}): Promise<Sa
       for (const scheduler of schedulers) {
         for (const steps of stepsList) {
           const plan = sdT.plan({ ...base, scheduler, steps });
-          const row: SamplerRow = { scheduler, steps, unetCallsPerImage: plan.runs.length, cost: [] };
+          const off = isOffGrid(scheduler, steps);
+          const row: SamplerRow = { scheduler, steps, unetCallsPerImage: plan.runs.length, ...(off ? { offGrid: true as const } : {}), cost: [] };
           // cost
           for (const b of batches) {
             const r = await sdT.img2img({ ...base, z: zeros(b), c: rows(b), scheduler, steps, batchSize: b });
@@ -269,7 +273,7 @@ export async function runSamplersBench(o: SamplersBenchOptions = {}): Promise<Sa
             if (mix) {
               row.relErrorExact = relError(r.latents.data, exactTo(plan.runs[plan.runs.length - 1].sigma));
               row.relErrorExactFinal = relError(r.latents.data, exact);
-              if (common.timestep !== null && !offGrid(scheduler, steps)) {
+              if (common.timestep !== null && !off) {
                 const state = new Float64Array(nAcc * d);
                 const den = new Float64Array(nAcc * d);
                 const fin = new Float64Array(nAcc * d);
@@ -300,7 +304,8 @@ export async function runSamplersBench(o: SamplersBenchOptions = {}): Promise<Sa
             `${scheduler.padEnd(16)} ${String(steps).padStart(4)} steps ${String(row.unetCallsPerImage).padStart(4)} calls  ` +
               `${row.cost.map((c) => `b${c.batch} ${c.imagesPerSecond.toFixed(1)} img/s ×${c.overhead.toFixed(3)}`).join('  ')}  ` +
               `err conv ${row.relErrorConverged?.toExponential(2) ?? '   n/a  '} exact ${row.relErrorExact?.toExponential(2) ?? '   n/a  '} ${common.timestep === null ? '' : `t=${common.timestep} ${row.relErrorCommon?.toExponential(2) ?? '   n/a  '} x̂0 ${row.relErrorCommonDenoised?.toExponential(2) ?? '   n/a  '} `}σ(0) ${row.relErrorExactFinal?.toExponential(2) ?? '   n/a  '}  ` +
-              (row.slicedW2 === undefined ? '' : `sliced W2 ${row.slicedW2.toExponential(2)} ± ${row.slicedW2Se?.toExponential(1)} logp ${row.logDensityPerDim?.toFixed(3)}`),
+              (row.slicedW2 === undefined ? '' : `sliced W2 ${row.slicedW2.toExponential(2)} ± ${row.slicedW2Se?.toExponential(1)} logp ${row.logDensityPerDim?.toFixed(3)}`) +
+              (off ? '  [off the grid: left out of the order fits]' : ''),
           );
         }
       }
@@ -321,7 +326,10 @@ export async function runSamplersBench(o: SamplersBenchOptions = {}): Promise<Sa
       }
       const micro: SamplersBenchResult['micro'] = [];
       let microSkipped: string | null = o.micro === false ? '--no-micro' : null;
-      log(`measured order (vs the exact ODE between the same noise levels; vs the converged solution): ${Object.entries(order).map(([k, v]) => `${k} ${v.vsExact?.toFixed(2) ?? '—'}/${v.vsConverged?.toFixed(2) ?? '—'}`).join(', ')}`);
+      log(
+        `measured order (vs the exact ODE between the same noise levels; vs the converged solution): ${Object.entries(order).map(([k, v]) => `${k} ${v.vsExact?.toFixed(2) ?? '—'}/${v.vsConverged?.toFixed(2) ?? '—'}`).join(', ')}` +
+          (leftOut ? `; ${leftOut}` : ''),
+      );
       if (common.timestep !== null) {
         common.order = commonLevelOrders(result, schedulers, common.floor);
         common.orderDenoised = commonLevelOrders(
@@ -375,6 +383,7 @@ export async function runSamplersBench(o: SamplersBenchOptions = {}): Promise<Sa
         wallSeconds: (performance.now() - started) / 1000,
         convergenceOrder: order,
         commonLevel: common,
+        offGrid: { reason: offGridReason(T), runs: offGridRuns },
         reference: {
           convergedScheduler: 'unipc',
           convergedSteps,

@@ -36,9 +36,12 @@ const callsAxis = { field: 'calls', type: 'quantitative', scale: { type: 'log' }
 
 type ErrorField = 'relErrorExact' | 'relErrorConverged' | 'relErrorCommon' | 'relErrorCommonDenoised';
 
-/** A log-log error chart of one row field against U-Net calls; `yTitle` says what the error is of. */
+/**
+ * A log-log error chart of one row field against U-Net calls; `yTitle` says what the error is of. Runs off their grid
+ * (`offGrid`) are not drawn: their errors are not the discretisation's (the order section names them).
+ */
 export function errorChartSpec(rows: readonly SamplerRow[], field: ErrorField, title: string | string[], yTitle: string): object {
-  const values = rows.filter((x) => x[field] !== undefined).map((x) => ({ scheduler: x.scheduler, calls: x.unetCallsPerImage, error: x[field] }));
+  const values = rows.filter((x) => x[field] !== undefined && x.offGrid !== true).map((x) => ({ scheduler: x.scheduler, calls: x.unetCallsPerImage, error: x[field] }));
   return {
     $schema: SCHEMA,
     title,
@@ -177,7 +180,7 @@ export function samplersChartSpecs(r: SamplersBenchResult): object[] {
 
 export function samplersCsv(rows: readonly SamplerRow[]): string {
   const batches = rows[0]?.cost.map((c) => c.batch) ?? [];
-  const head = ['scheduler', 'steps', 'unet_calls_per_image', ...batches.flatMap((b) => [`images_per_s_b${b}`, `overhead_b${b}`]), 'rel_error_converged', 'rel_error_exact_same_ends', 'rel_error_exact_to_sigma0', 'rel_error_exact_common_level', 'rel_error_exact_common_level_denoised', 'reference_vs_engine', 'sliced_w2_to_exact_mixture', 'sliced_w2_bootstrap_se', 'log_density_per_dim', 'log_density_per_dim_se'];
+  const head = ['scheduler', 'steps', 'unet_calls_per_image', ...batches.flatMap((b) => [`images_per_s_b${b}`, `overhead_b${b}`]), 'rel_error_converged', 'rel_error_exact_same_ends', 'rel_error_exact_to_sigma0', 'rel_error_exact_common_level', 'rel_error_exact_common_level_denoised', 'reference_vs_engine', 'sliced_w2_to_exact_mixture', 'sliced_w2_bootstrap_se', 'log_density_per_dim', 'log_density_per_dim_se', 'off_grid'];
   const lines = rows.map((r) =>
     [
       r.scheduler,
@@ -194,6 +197,7 @@ export function samplersCsv(rows: readonly SamplerRow[]): string {
       r.slicedW2Se ?? '',
       r.logDensityPerDim ?? '',
       r.logDensityPerDimSe ?? '',
+      r.offGrid === true,
     ].join(','),
   );
   return `${head.join(',')}\n${lines.join('\n')}\n`;
@@ -278,6 +282,17 @@ function pairMatrices(all: readonly PairedComparison[], rows: readonly SamplerRo
   );
 }
 
+/** The runs left out of the order fits and the error charts, and why; nothing when every run is on its grid. */
+function offGridParagraph(r: SamplersBenchResult): string {
+  const { runs, reason } = r.offGrid;
+  if (!runs.length) return '';
+  return (
+    `<p class="warn">Left out of every order fit and of the error charts: ${esc(runs.join(', '))} (${esc(reason)}). ` +
+    `Their samples sit at another noise level than the next U-Net call is told, so their errors measure that, not the discretisation; ` +
+    `they are in the table of all runs, marked "off the grid". Use step counts that divide ${r.setup.numTrainTimesteps} for DDIM and PNDM.</p>`
+  );
+}
+
 function microParagraph(r: SamplersBenchResult): string {
   if (r.microSkipped !== null) return `<p>Fused step micro-benchmarks: skipped (${esc(r.microSkipped)}).</p>`;
   return `<p>Fused step micro-benchmarks (4×64×64, guidance): ${r.micro.map((m) => `${esc(m.scheduler)} ${m.meanMicros.toFixed(1)} µs ±${m.rme.toFixed(1)}%`).join(', ')}.</p>`;
@@ -305,7 +320,7 @@ export async function renderSamplersHtml(r: SamplersBenchResult): Promise<{ html
   const table = r.rows
     .map(
       (x) =>
-        `<tr><td>${esc(x.scheduler)}</td><td>${x.steps}</td><td>${x.unetCallsPerImage}</td>${x.cost.map((c) => `<td>${c.imagesPerSecond.toFixed(1)}</td><td>${c.overhead.toFixed(3)}</td>`).join('')}<td>${x.relErrorExact?.toExponential(2) ?? '—'}</td>${cl.timestep === null ? '' : `<td>${x.relErrorCommon?.toExponential(2) ?? '—'}</td><td>${x.relErrorCommonDenoised?.toExponential(2) ?? '—'}</td>`}<td>${x.slicedW2 === undefined ? '—' : `${x.slicedW2.toExponential(2)} ± ${x.slicedW2Se?.toExponential(1)}`}</td><td>${x.logDensityPerDim?.toFixed(3) ?? '—'}</td></tr>`,
+        `<tr><td>${esc(x.scheduler)}</td><td>${x.steps}</td><td>${x.unetCallsPerImage}</td>${x.cost.map((c) => `<td>${c.imagesPerSecond.toFixed(1)}</td><td>${c.overhead.toFixed(3)}</td>`).join('')}<td>${x.relErrorExact?.toExponential(2) ?? '—'}${x.offGrid ? ' (off the grid)' : ''}</td>${cl.timestep === null ? '' : `<td>${x.relErrorCommon?.toExponential(2) ?? '—'}</td><td>${x.relErrorCommonDenoised?.toExponential(2) ?? '—'}</td>`}<td>${x.slicedW2 === undefined ? '—' : `${x.slicedW2.toExponential(2)} ± ${x.slicedW2Se?.toExponential(1)}`}</td><td>${x.logDensityPerDim?.toFixed(3) ?? '—'}</td></tr>`,
     )
     .join('');
   const bh = r.rows[0]?.cost.map((c) => `<th>img/s b${c.batch}</th><th>overhead b${c.batch}</th>`).join('') ?? '';
@@ -319,6 +334,7 @@ ${distributionParagraph(r)}
 <div class="charts">${charts.join('')}</div>
 <h2>Measured convergence order</h2>
 <p>Fitted on consecutive step counts whose errors lie between ${FLOOR_MARGIN}× the floor and ${PRE_ASYMPTOTIC}. Floors, from the references alone: vs converged ${r.reference.orderFloors.vsConverged.toExponential(2)} (unipc ${r.reference.convergedSteps} vs ${r.reference.convergedHalfSteps} steps)${r.reference.orderFloors.vsExact === null ? '' : `, vs exact ${r.reference.orderFloors.vsExact.toExponential(2)} (the exact ODE at two tolerances, 100× apart)`}.</p>
+${offGridParagraph(r)}
 <p>${
     cl.timestep === null
       ? `Common noise level: none (${esc(cl.reason)}).`

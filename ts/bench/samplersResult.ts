@@ -11,6 +11,13 @@ export interface SamplerRow {
   scheduler: string;
   steps: number;
   unetCallsPerImage: number;
+  /**
+   * True for a DDIM or PNDM run whose step count does not divide num_train_timesteps (samplerOrder.ts `offGrid`): its
+   * sample sits at another noise level than the next call is told, so its errors below are recorded but measure that,
+   * not the discretisation; it is left out of every order fit, the error charts and the common noise level
+   * (`SamplersBenchResult.offGrid`). Absent otherwise (and in records before this change).
+   */
+  offGrid?: true;
   /** Cost per batch size: images/s, loop ÷ U-Net time. (No memory per run: see SamplersBenchResult.processPeakRssMiB.) */
   cost: { batch: number; imagesPerSecond: number; overhead: number }[];
   /** ‖x − x_conv‖ / ‖x_conv‖ over the accuracy set (deterministic schedulers). */
@@ -192,13 +199,22 @@ export interface SamplersBenchResult {
   processPeakRssMiB: number;
   /** Wall time of the whole bench (model load, references, every run, the distribution scores), up to writing its files. */
   wallSeconds: number;
-  /** Fitted −slope of log error vs log U-Net calls per scheduler (points above `reference.orderFloors`; samplerOrder.ts). */
+  /**
+   * Fitted −slope of log error vs log U-Net calls per scheduler (points above `reference.orderFloors`, runs off their
+   * grid left out: `offGrid`; samplerOrder.ts).
+   */
   convergenceOrder: Record<string, { vsConverged: number | null; vsExact: number | null }>;
   /**
    * The common noise level of `relErrorCommon` (demo world): the smallest-σ timestep every deterministic
    * scheduler's grid reaches at every step count asked for, after the start; null with `reason` when none.
    */
   commonLevel: CommonLevel;
+  /**
+   * The runs off their timestep grid ("ddim 7", …; rows with `offGrid`), left out of every order fit, the error
+   * charts and the common noise level, and why. Records before this change fitted them (DDIM at 3 and 7 steps gave
+   * an order of −4.4).
+   */
+  offGrid: { reason: string; runs: string[] };
   reference: {
     convergedScheduler: string;
     convergedSteps: number;
