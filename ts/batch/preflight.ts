@@ -24,7 +24,8 @@ export interface BatchProblem {
 /** The folders an analysis reads everything else from: without them here, its preflight can say nothing more. */
 type CheckedAnalysis = Pick<ResolvedAnalysis, 'kind' | 'config'>;
 
-function rootPaths(a: CheckedAnalysis): { what: string; path: string }[] {
+/** An analysis's NSD root and, if it uses one, its model folder (the service leaves a job missing them here to its workers). */
+export function rootPaths(a: CheckedAnalysis): { what: string; path: string }[] {
   if (a.kind === 'reconstruct') {
     const c = a.config as ReconstructConfig;
     return [
@@ -63,12 +64,14 @@ export interface BatchCheckOptions {
   force?: boolean;
   /** The command that checks, whose remedy a run folder of another config names (batchFolderRemedy; default 'run'). */
   command?: BatchCommand;
+  /** That remedy in other words than a command's (the service's batch job names its body's fields); overrides `command`. */
+  remedy?: string;
 }
 
 async function analysisChecks(a: CheckedAnalysis, batch: string, options: BatchCheckOptions = {}): Promise<{ problems: { problem: string; missingHere: boolean }[]; warnings: string[] }> {
   const missing = rootPaths(a).filter((p) => !existsSync(p.path));
   if (missing.length) return { problems: missing.map((p) => ({ problem: `${p.what} ${p.path} does not exist on this machine`, missingHere: true })), warnings: [] };
-  const folder = { force: options.force, remedy: batchFolderRemedy(options.command ?? 'run', batch) };
+  const folder = { force: options.force, remedy: options.remedy ?? batchFolderRemedy(options.command ?? 'run', batch) };
   try {
     const pre =
       a.kind === 'reconstruct'
