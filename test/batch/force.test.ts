@@ -206,7 +206,7 @@ describe.skipIf(!redisAvailable)('a config edited in the manifest, through Redis
     // the retry's preflight finds the folder, and names retry's own --force (submit --force would not resubmit the failed subject)
     const plain = await brainlatent('batch', 'retry', 'force', '--redis', bed.url());
     expect(plain.status).toBe(1);
-    expect(plain.stderr).toMatch(/BatchPreflightError: batch force: the preflight found 1 problem in 1 of 2 subject × analysis; nothing was resubmitted:/);
+    expect(plain.stderr).toMatch(/BatchPreflightError: batch force: the preflight found 1 problem in 1 of 2 subject × analysis pairs; nothing was resubmitted:/);
     expect(plain.stderr).toMatch(
       /subj01 × enc: run folder .*subj01\/enc holds another run's outputs .*; to apply this config, retry the batch with --force \('batch retry force --redis URL --force'\): it replaces them, files of yours there stay/,
     );

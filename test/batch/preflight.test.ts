@@ -51,7 +51,7 @@ describe('batch preflight', () => {
     const bad = brainlatent('batch', 'plan', manifestFile('bad', badManifest('bad')));
     expect(bad.status).toBe(1);
     expect(bad.stdout).toMatch(/jobs, 2 subjects; preflight: \d+ problems/);
-    expect(bad.stderr).toMatch(/batch bad: the preflight found \d+ problems in 2 of 2 subject × analysis/);
+    expect(bad.stderr).toMatch(/batch bad: the preflight found \d+ problems in 2 of 2 subject × analysis pairs;/);
     // the same problem in two subjects is listed once, naming both
     expect(bad.stderr).toMatch(/ {2}- subj01, subj02 × recon: img2img\.size 32 gives 4×4 latents, but .*unet.* takes sample of 8×8 only/);
     expect(bad.stderr).toMatch(/ {2}- subj02 × recon: .*betas/);
@@ -71,8 +71,14 @@ describe('batch preflight', () => {
     const f = manifestFile('elsewhere', m);
     const r = brainlatent('batch', 'plan', f);
     expect(r.status).toBe(1);
-    expect(r.stderr).toContain(`subj01, subj02 × recon: NSD root ${join(dir, 'only-on-the-workers')} does not exist on this machine`);
-    expect(r.stderr).toContain(`subj01, subj02 × enc: model folder ${join(dir, 'model-on-the-workers')} does not exist on this machine`);
+    // the NSD root all four pairs use is one problem, listed once naming them all; the model only enc uses, another
+    expect(r.stdout).toMatch(/jobs, 2 subjects; preflight: 2 problems\n$/);
+    expect(r.stderr).toMatch(/batch elsewhere: the preflight found 2 problems in 4 of 4 subject × analysis pairs; /);
+    const listed = r.stderr.split('\n').filter((l) => l.startsWith('  - '));
+    expect(listed).toEqual([
+      `  - subj01, subj02 × recon, enc: NSD root ${join(dir, 'only-on-the-workers')} does not exist on this machine`,
+      `  - subj01, subj02 × enc: model folder ${join(dir, 'model-on-the-workers')} does not exist on this machine`,
+    ]);
     expect(r.stderr).toMatch(/if the data and models live only there, skip these checks with --no-preflight/);
     const skipped = brainlatent('batch', 'plan', f, '--no-preflight');
     expect(skipped.status).toBe(0);

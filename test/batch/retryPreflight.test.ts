@@ -35,7 +35,7 @@ describe.skipIf(!redisAvailable)('batch retry checks the inputs of what it resub
     const refused = await retryBatch('rp', { redis: url() }).catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(BatchPreflightError);
     const message = (refused as Error).message;
-    expect(message).toMatch(/^batch rp: the preflight found 2 problems in 1 of 1 subject × analysis; nothing was resubmitted:/);
+    expect(message).toMatch(/^batch rp: the preflight found 2 problems in 1 of 1 subject × analysis pair; nothing was resubmitted:/);
     expect(message).toContain(`probe × recon: NSD root ${join(dir, 'no-nsd')} does not exist on this machine`);
     expect(message).toContain(`probe × recon: model folder ${join(dir, 'no-model')} does not exist on this machine`);
     expect(message).toContain('--no-preflight');

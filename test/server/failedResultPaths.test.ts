@@ -3,24 +3,33 @@
  * error is: the server's paths under the root made root-relative. Before, the error message was rewritten but the
  * result was stored as the job returned it, so GET /v1/jobs/ID named the server's folders.
  */
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { statSync, truncateSync } from 'node:fs';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import type { DemoWorld } from '../../ts/demo/world.js';
+import { betasPath } from '../../ts/nsd/paths.js';
+import { batchManifest, batchWorld } from '../batch/world.js';
 import { readEvents, startTestServer, type TestServer } from './helpers.js';
 
 let s: TestServer;
+let world: DemoWorld;
 beforeAll(async () => {
   s = await startTestServer();
-  mkdirSync(join(s.root, 'nsd-empty'));
-});
+  world = await batchWorld(s.root, [1]);
+  // a betas file cut short: the submission's preflight passes it (it does not open the betas), the extraction fails
+  // on it (a batch its preflight refuses is a 400 now, never run: submitPreflight.test.ts)
+  const betas = betasPath(world.nsdRoot, 1, 2, 'hdf5');
+  truncateSync(betas, Math.floor(statSync(betas).size * 0.6));
+}, 600_000);
 afterAll(async () => s?.stop());
 
 describe('a failed batch job', { timeout: 300_000 }, () => {
   it("shows no absolute path of the server's folders: not in its result's summary, nor in its error, nor in its events", async () => {
-    // a subject without betas: its extraction fails at once, naming the folder it looked in
-    const manifest = { name: 'bad', out: 'batches/bad', nsd: { root: 'nsd-empty' }, subjects: [1], analyses: [{ name: 'recon', kind: 'reconstruct', config: { model: { dir: 'model' } } }] };
+    const rel = (p: string) => p.slice(s.root.length + 1);
+    const m = batchManifest(world, 'bad', 'batches/bad', [1]);
+    const recon = m.analyses[0].config as { model: { dir: string } };
+    const manifest = { ...m, nsd: { root: rel(world.nsdRoot) }, analyses: [{ ...m.analyses[0], config: { ...recon, model: { ...recon.model, dir: rel(recon.model.dir) } } }] };
     const r = await s.call('POST', '/v1/jobs', { kind: 'batch', manifest });
     expect(r.status, r.text).toBe(202);
     const events = await readEvents(`${s.url}/v1/jobs/${r.json.id}/events`);
@@ -29,8 +38,8 @@ describe('a failed batch job', { timeout: 300_000 }, () => {
     // the reason is there, with the folder as the client wrote it
     const betas = job.json.result.summary.find((c: { stage: string }) => c.stage === 'betas');
     expect(betas.state).toBe('failed');
-    expect(betas.reason).toMatch(/^SubjectWithoutBetasError: subject 1 has no betas in nsd-empty \(format 'auto': looked for nsd-empty\/nsddata_betas\//);
-    expect(job.json.error.message).toContain('no betas in nsd-empty');
+    expect(betas.reason).toMatch(/^FormatError: world\/nsd\/nsddata_betas\/ppdata\/subj01\/func1pt8mm\/betas_fithrf_GLMdenoise_RR\/betas_session02\.hdf5: HDF5 could not open it/);
+    expect(job.json.error.message).toContain('failed (first: bad.subj01.betas: FormatError: world/nsd/nsddata_betas/');
     for (const text of [job.text, (await s.call('GET', '/v1/jobs')).text, JSON.stringify(events)]) expect(text).not.toContain(s.root);
   });
 });

@@ -12,7 +12,7 @@ export { resolveManifest, loadManifest, ManifestError, MANIFEST_SCHEMA } from '.
 export type { BatchManifest, ManifestAnalysis, ManifestSubject, ResolvedBatch, ResolvedSubject, ResolvedAnalysis } from './manifest.js';
 export { analysisStages, planBatch, planNodes, QUEUES } from './graph.js';
 export type { BatchPlan, BatchPlanOptions, BatchNode, SubjectPlan, AnalysisPlan, QueueClass, NodeWork } from './graph.js';
-export { summarize, formatSummary, batchStatus, subjectProgress } from './status.js';
+export { summarize, formatSummary, batchStatus, subjectProgress, CANCELLED_REASON, isCancelledReason } from './status.js';
 export type { BatchEvent, BatchStatus, BatchState, CellCount, JobInfo, BatchJobState, SubjectProgress, SummaryCell } from './status.js';
 export { renderTable } from './table.js';
 export { isInputError, BatchError } from './errors.js';

@@ -13,7 +13,7 @@ import { forceSubjects, QUEUES, type BatchPlan, type QueueClass } from './graph.
 import { keys, PREFIX, redisConnection, requireRedis, type BatchRecord, type JobRecord } from './redis.js';
 import type { NodeResult } from './runNode.js';
 import { blockedRoot, failedChildKey, jobIdOfKey } from './blocked.js';
-import { batchStatus, CANCELLED_REASON, oneLine, resultUnet, resultWarnings, summarize, type BatchEvent, type JobInfo, type BatchJobState, type BatchState } from './status.js';
+import { batchStatus, isCancelledReason, oneLine, resultUnet, resultWarnings, summarize, type BatchEvent, type JobInfo, type BatchJobState, type BatchState } from './status.js';
 import type { BatchReport } from './outputs.js';
 import { BatchPreflightError, forcedReplacements, preflightPlanned } from './preflight.js';
 import { clearSubject, submitPlan } from './submit.js';
@@ -113,7 +113,7 @@ async function jobState(queues: Record<QueueClass, Queue>, r: JobRecord, cancell
       // the time the attempt ran that failed or was stopped (a done job's comes from its result)
       if (job.processedOn && job.finishedOn && job.finishedOn >= job.processedOn) info.seconds = (job.finishedOn - job.processedOn) / 1000;
       // stopped while it ran (or taken after the cancel): cancelled, not broken
-      if (reason === CANCELLED_REASON) Object.assign(info, { state: 'cancelled', reason });
+      if (isCancelledReason(reason)) Object.assign(info, { state: 'cancelled', reason });
       else info.reason = reason;
     }
   }

@@ -24,7 +24,8 @@ export interface BatchProblem {
 /** The folders an analysis reads everything else from: without them here, its preflight can say nothing more. */
 type CheckedAnalysis = Pick<ResolvedAnalysis, 'kind' | 'config'>;
 
-function rootPaths(a: CheckedAnalysis): { what: string; path: string }[] {
+/** An analysis's NSD root and, if it uses one, its model folder (the service leaves a job missing them here to its workers). */
+export function rootPaths(a: CheckedAnalysis): { what: string; path: string }[] {
   if (a.kind === 'reconstruct') {
     const c = a.config as ReconstructConfig;
     return [
@@ -63,12 +64,14 @@ export interface BatchCheckOptions {
   force?: boolean;
   /** The command that checks, whose remedy a run folder of another config names (batchFolderRemedy; default 'run'). */
   command?: BatchCommand;
+  /** That remedy in other words than a command's (the service's batch job names its body's fields); overrides `command`. */
+  remedy?: string;
 }
 
 async function analysisChecks(a: CheckedAnalysis, batch: string, options: BatchCheckOptions = {}): Promise<{ problems: { problem: string; missingHere: boolean }[]; warnings: string[] }> {
   const missing = rootPaths(a).filter((p) => !existsSync(p.path));
   if (missing.length) return { problems: missing.map((p) => ({ problem: `${p.what} ${p.path} does not exist on this machine`, missingHere: true })), warnings: [] };
-  const folder = { force: options.force, remedy: batchFolderRemedy(options.command ?? 'run', batch) };
+  const folder = { force: options.force, remedy: options.remedy ?? batchFolderRemedy(options.command ?? 'run', batch) };
   try {
     const pre =
       a.kind === 'reconstruct'
@@ -164,28 +167,40 @@ export async function preflightPlanned(batch: string, subjects: SubjectPlan[], o
   return out;
 }
 
-/** The problems one per line, those alike in several subjects of an analysis once: `subj01, subj02 × recon: …`. */
-export function formatProblems(problems: BatchProblem[]): string[] {
-  const groups = new Map<string, { subjects: string[]; analysis: string; problem: string }>();
-  for (const p of problems) {
-    const key = `${p.analysis}\n${p.problem}`;
-    const g = groups.get(key);
-    if (g) g.subjects.push(p.subject);
-    else groups.set(key, { subjects: [p.subject], analysis: p.analysis, problem: p.problem });
+/**
+ * Who a problem concerns, in few words: the analyses that concern the same subjects together, in batch order —
+ * `subj01, subj02 × recon, enc` (all four pairs), `subj01, subj02 × recon; subj02 × enc` (three).
+ */
+function affectedPairs(pairs: { subject: string; analysis: string }[]): string {
+  const subjectsOf = new Map<string, string[]>();
+  for (const p of pairs) {
+    const subjects = subjectsOf.get(p.analysis) ?? [];
+    if (!subjects.includes(p.subject)) subjects.push(p.subject);
+    subjectsOf.set(p.analysis, subjects);
   }
-  return [...groups.values()].map((g) => `${g.subjects.join(', ')} × ${g.analysis}: ${g.problem}`);
+  const analysesOf = new Map<string, { subjects: string[]; analyses: string[] }>();
+  for (const [analysis, subjects] of subjectsOf) {
+    const key = subjects.join('\n');
+    const g = analysesOf.get(key);
+    if (g) g.analyses.push(analysis);
+    else analysesOf.set(key, { subjects, analyses: [analysis] });
+  }
+  return [...analysesOf.values()].map((g) => `${g.subjects.join(', ')} × ${g.analyses.join(', ')}`).join('; ');
 }
 
-/** The warnings one per line, each once with the subjects and analyses it concerns: `subj02 × recon, enc: subject 2: session 2 …`. */
+/**
+ * The distinct problems one per line, each once with the subject × analysis pairs it concerns (a model folder or an
+ * NSD root that all of them use is one problem, not one per pair): `subj01, subj02 × recon, enc: model folder …`.
+ */
+export function formatProblems(problems: BatchProblem[]): string[] {
+  const groups = new Map<string, BatchProblem[]>();
+  for (const p of problems) groups.set(p.problem, [...(groups.get(p.problem) ?? []), p]);
+  return [...groups].map(([problem, pairs]) => `${affectedPairs(pairs)}: ${problem}`);
+}
+
+/** The warnings one per line, each once with the subject × analysis pairs it concerns: `subj02 × recon, enc: subject 2: session 2 …`. */
 export function formatWarnings(warnings: BatchProblem[]): string[] {
-  const groups = new Map<string, { subjects: Set<string>; analyses: Set<string> }>();
-  for (const w of warnings) {
-    const g = groups.get(w.problem) ?? { subjects: new Set<string>(), analyses: new Set<string>() };
-    g.subjects.add(w.subject);
-    g.analyses.add(w.analysis);
-    groups.set(w.problem, g);
-  }
-  return [...groups].map(([text, g]) => `${[...g.subjects].join(', ')} × ${[...g.analyses].join(', ')}: ${text}`);
+  return formatProblems(warnings);
 }
 
 /** The batch's inputs fail their preflight on this machine: nothing was queued or run. */
@@ -197,6 +212,8 @@ export class BatchPreflightError extends BrainlatentError {
     /** What was not done (`nothing was submitted`), and how to skip the checks (`--no-preflight`). */
     context: { refused: string; skip: string },
   ) {
+    // a problem that several pairs share (one missing model folder) is one problem, listed once with whom it concerns
+    const lines = formatProblems(problems);
     const pairs = new Set(problems.map((p) => `${p.subject}\n${p.analysis}`)).size;
     const total = batch.subjects.reduce((n, s) => n + s.analyses.length, 0);
     const missing = problems.some((p) => p.missingHere);
@@ -204,8 +221,8 @@ export class BatchPreflightError extends BrainlatentError {
       ? `a path that does not exist on this machine may exist where the workers run (docs/batch.md): if the data and models live only there, skip these checks with ${context.skip} (the workers check again when they run the jobs)`
       : `fix them, or skip these checks with ${context.skip} (the workers check again when they run the jobs)`;
     super(
-      `batch ${batch.id}: the preflight found ${counted(problems.length, 'problem')} in ${pairs} of ${total} subject × analysis; ${context.refused}:\n` +
-        `  - ${formatProblems(problems).join('\n  - ')}\n${hint}`,
+      `batch ${batch.id}: the preflight found ${counted(lines.length, 'problem')} in ${pairs} of ${counted(total, 'subject × analysis pair')}; ${context.refused}:\n` +
+        `  - ${lines.join('\n  - ')}\n${hint}`,
       'BatchPreflight',
     );
   }

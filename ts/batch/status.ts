@@ -77,8 +77,15 @@ export interface SubjectProgress {
   etaSeconds: number | null;
 }
 
-/** The reason of a job stopped or refused because its batch was cancelled (both runners). */
+/**
+ * The reason of a job stopped or refused because its batch was cancelled (both runners). Through BullMQ such a job
+ * is failed (BullMQ has no cancelled state): its `failedReason`, and the `failedReason` of QueueEvents' 'failed'
+ * event, is exactly this (docs/batch.md).
+ */
 export const CANCELLED_REASON = 'batch cancelled';
+
+/** Whether a BullMQ job's `failedReason` (or a 'failed' event's) is a cancel by `batch cancel`, not a failure. */
+export const isCancelledReason = (failedReason: string | undefined | null): boolean => failedReason === CANCELLED_REASON;
 
 const stageKey = (j: JobInfo) => `${j.analysis ?? ''}\u0000${j.stage}`;
 

@@ -29,7 +29,7 @@ import { PoolJobError, ProcessPool, type PoolRun } from './pool.js';
 import { keys, PREFIX, probeRedis, redisConnection, requireRedis, shownRedisUrl } from './redis.js';
 import { runNode, type NodeResult } from './runNode.js';
 import { blockedByReason, blockedRoot, failedChildKey, rootOfFailedChild } from './blocked.js';
-import { CANCELLED_REASON, oneLine, resultUnet, resultWarnings, type BatchEvent, type JobInfo, type BatchJobState } from './status.js';
+import { CANCELLED_REASON, isCancelledReason, oneLine, resultUnet, resultWarnings, type BatchEvent, type JobInfo, type BatchJobState } from './status.js';
 import type { JobData } from './submit.js';
 
 export interface WorkerOptions {
@@ -332,6 +332,15 @@ export async function createWorker(options: WorkerOptions): Promise<BatchWorker>
         log(`${job.id} failed here (${oneLine(failure.message)}), but that could not be recorded (${(err2 as Error).message}): the job runs again`);
         return;
       }
+      // (the time this attempt ran, as a done job's result says it)
+      const seconds = job.processedOn ? (Date.now() - job.processedOn) / 1000 : undefined;
+      if (isCancelledReason(failure.message)) {
+        // stopped by `batch cancel` while it ran, or taken after it: BullMQ can only record it as failed (with this
+        // reason; docs/batch.md), but nothing broke, and `batch status` says cancelled: so do the log and the events
+        log(`${job.id} cancelled ${r.stop === CANCELLED ? 'while it ran' : 'before it started'} (${CANCELLED})`);
+        emit(r, 'cancelled', { reason: CANCELLED, startedAt: job.processedOn, finishedAt: Date.now(), seconds });
+        return;
+      }
       const blockedBy = blockedRoot(failure.message);
       if (blockedBy) {
         // not broken itself: say what it waited for, as the local runner does
@@ -341,8 +350,6 @@ export async function createWorker(options: WorkerOptions): Promise<BatchWorker>
       }
       const retried = !(failure instanceof UnrecoverableError) && job.attemptsMade < (job.opts.attempts ?? 1);
       log(`${job.id} failed: ${oneLine(failure.message)}${retried ? ' (will be retried)' : ''}`);
-      // (the time this attempt ran, as a done job's result says it)
-      const seconds = job.processedOn ? (Date.now() - job.processedOn) / 1000 : undefined;
       emit(r, retried ? 'waiting' : 'failed', { reason: oneLine(failure.message), ...(retried ? {} : { seconds }) });
     } finally {
       active.delete(job.id!);

@@ -5,7 +5,7 @@ import { InvalidArgumentError } from '../../errors.js';
 import { planBatch, planNodes } from '../../batch/graph.js';
 import { cancelBatch, getBatchStatus, listBatches, retryBatch, watchBatch, type CancelResult } from '../../batch/inspect.js';
 import { loadManifest, type ResolvedBatch } from '../../batch/manifest.js';
-import { BatchPreflightError, checkBatch, forcedReplacements, formatWarnings, requirePreflight, type BatchCommand, type BatchProblem } from '../../batch/preflight.js';
+import { BatchPreflightError, checkBatch, forcedReplacements, formatProblems, formatWarnings, requirePreflight, type BatchCommand, type BatchProblem } from '../../batch/preflight.js';
 import { shownRedisUrl } from '../../batch/redis.js';
 import { runBatch, type BatchReport } from '../../batch/runBatch.js';
 import { formatSummary, type BatchEvent } from '../../batch/status.js';
@@ -281,7 +281,7 @@ the checks). Warnings (a session missing between sessions with betas) are listed
       } else {
         for (const n of nodes) process.stdout.write(`${n.id.padEnd(52)} ${n.queue.padEnd(8)} after ${n.deps.length ? n.deps.length > 2 ? `${n.deps.length} jobs` : n.deps.join(', ') : '-'}\n`);
         if (replaced.length) process.stdout.write(`\n${replaced.map((l) => `--force: ${l}`).join('\n')}\n`);
-        const checked = f.preflight ? { problems: problems.length, warnings: formatWarnings(warnings).length } : null;
+        const checked = f.preflight ? { problems: formatProblems(problems).length, warnings: formatWarnings(warnings).length } : null;
         process.stdout.write(`\n${planSummaryLine(nodes.length, plan.subjects.length, checked)}\n`);
       }
       printBatchWarnings(warnings);

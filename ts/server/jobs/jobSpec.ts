@@ -18,7 +18,7 @@ import { DemoJobSchema } from '../schemas.js';
 import { RequestValidationError } from '../validation.js';
 import type { DemoJobInput, JobInput } from './executeJob.js';
 import { newJobId, type JobSpec } from './JobRunner.js';
-import { reconstructPreflightProblems } from './jobPreflight.js';
+import { batchPreflightProblems, encodePreflightProblems, reconstructPreflightProblems } from './jobPreflight.js';
 import { ridgeFitBudgetProblem } from './ridgeFitJob.js';
 import type { JobKind } from './types.js';
 
@@ -173,6 +173,9 @@ export async function jobSpecOf(body: JobBody, root: RootFolder, options: JobSpe
       } catch (e) {
         asRequestError(e);
       }
+      // as a reconstruct job's: what encode's own preflight would refuse is refused now, before anything is queued or written
+      const problems = await encodePreflightProblems(resolved, body.force, options.elsewhere ?? false);
+      if (problems.length) throw new RequestValidationError('body', problems);
       return spec('encode', resolved.out, { kind: 'encode', config: resolved, force: body.force, batchesDir });
     }
     case 'batch': {
@@ -185,6 +188,9 @@ export async function jobSpecOf(body: JobBody, root: RootFolder, options: JobSpe
         throw e;
       }
       await confineBatch(root, batch);
+      // every subject × analysis's preflight, as `batch submit` checks them
+      const problems = await batchPreflightProblems(batch, options.elsewhere ?? false);
+      if (problems.length) throw new RequestValidationError('body', problems);
       return spec('batch', batch.out, { kind: 'batch', batch });
     }
   }

@@ -44,7 +44,7 @@ export async function jobRoutes(app: FastifyInstance, ctx: ServiceContext): Prom
         operationId: 'submitJob',
         tags: ['jobs'],
         summary: 'Submit a job',
-        description: "202 with the job and `Location: /v1/jobs/ID`; a reconstruct config its preflight refuses is a 400 (nothing queued or written)",
+        description: "202 with the job and `Location: /v1/jobs/ID`; a reconstruct or encode config, or a batch manifest, that its preflight refuses is a 400 listing every problem (nothing queued or written)",
         body: JobBodySchema,
         response: { 202: described(JobViewSchema, 'the job, queued'), ...errorResponses(400, 409, 413, 415) },
       },
