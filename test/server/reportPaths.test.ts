@@ -79,6 +79,11 @@ describe('hiddenHtml', () => {
     expect(hiddenHtml(page, `${root}/run1/report.html`, paths)).toBe(page);
   });
 
+  it('leaves data: URLs alone (a JPEG\'s base64 starts /9j/, after a comma)', () => {
+    const page = `<img src="data:image/jpeg;base64,/9j/4AAQSkZJRg/ABAQ=="><script type="application/json">{"img": "data:image/jpeg;base64,/9j/4AAQ/x"}</script>`;
+    expect(hiddenHtml(page, `${root}/r/report.html`, paths)).toBe(page);
+  });
+
   it('quotes a bare attribute value it rewrites', () => {
     expect(hiddenHtml(`<img title=${ORT} src=a.png>`, `${root}/r/report.html`, paths)).toBe(`<img title="${ESCAPED}" src=a.png>`);
   });

@@ -7,9 +7,9 @@
  * The page is rewritten by context, so that the markup and its scripts still work: text, comments and attribute
  * values get the full rewrite with the marker escaped ('&lt;server path&gt;': a bare '<server path>' would open an
  * element); the string literals of a JSON data block (<script type="application/json">) get it inside each literal,
- * re-encoded with '<' as \u003c; inline scripts, event-handler and style attributes and <style> get the root-relative
- * rewrite only (an outside path's pattern also matches a regular expression literal); other data blocks (the
- * encoding report's base64 volumes) are left alone.
+ * re-encoded with '<' as \u003c; data: URLs (content, not paths) are left alone in both; inline scripts,
+ * event-handler and style attributes and <style> get the root-relative rewrite only (an outside path's pattern also
+ * matches a regular expression literal); other data blocks (the encoding report's base64 volumes) are left alone.
  */
 import { dirname, resolve } from 'node:path';
 
@@ -36,6 +36,9 @@ const ATTRIBUTE = /(\s[^\s"'>/=]+)(\s*=\s*)(?:"([^"]*)"|'([^']*)'|([^\s"'=<>`]+)
 // a relative path that starts by climbing ('../'), where a value or a word starts (as rootPaths.ts's OUTSIDE_PATH)
 const CLIMBING_PATH = /(?<=^|["'\s(=,[{:>])(?:\.\.\/)+[^\s"'<>\\:,;()[\]{}]*/g;
 
+// a data: URL (an embedded image)
+const DATA_URL = /^\s*data:/i;
+
 // a JSON string literal
 const JSON_STRING = /"(?:[^"\\\n]|\\.)*"/g;
 
@@ -55,7 +58,7 @@ export function hiddenHtml(html: string, file: string, paths: PathHiding): strin
       } catch {
         return literal;
       }
-      if (typeof value !== 'string') return literal;
+      if (typeof value !== 'string' || DATA_URL.test(value)) return literal;
       const v = full(value);
       return v === value ? literal : JSON.stringify(v).replace(/</g, '\\u003c');
     });
@@ -63,6 +66,8 @@ export function hiddenHtml(html: string, file: string, paths: PathHiding): strin
   const tag = (t: string) =>
     t.replace(ATTRIBUTE, (all, name: string, eq: string, dq?: string, sq?: string, bare?: string) => {
       const value = dq ?? sq ?? bare ?? '';
+      // (a data: URL is content, not a path: a JPEG's base64 starts '/9j/', which reads as one after the comma)
+      if (DATA_URL.test(value)) return all;
       const code = /^\s*(?:on|style$)/i.test(name);
       const v = code ? shown(value) : inMarkup(value);
       if (v === value) return all;
