@@ -18,6 +18,7 @@ import { formatSeconds, loadAverage, type StageEstimate } from '../pipeline/prob
 import { planStages, runStages, type StageProgress, type StageReport } from '../pipeline/stageRunner.js';
 import { estimateEncodeStages } from './estimate.js';
 import { preflightEncode } from './preflight.js';
+import { removeLeftUnetCopies } from './unetCopies.js';
 import { bandedMapKey, mapFile } from './mapFiles.js';
 import { REPORT_FILES } from './report.js';
 import { missingDependenciesWarnings } from '../report/optionalParts.js';
@@ -133,6 +134,10 @@ export async function encode(input: EncodeConfigInput | EncodeConfig, options: E
   // A run holds its folder's lock from before it looks at the folder until it returns: a second run refuses, naming this one.
   const lock = await lockRunFolder(c.out);
   try {
+    // U-Net copies that earlier builds' runs left in the OS temp folder (GBs each; this build writes none): removed at
+    // the start of every run, not only at the next exposure of the U-Net's layers, which a run without U-Net features
+    // (or one resumed past them) never reaches; never one a live process of this host may be using (unetCopies.ts)
+    await removeLeftUnetCopies();
     return await runEncode(c, options);
   } finally {
     await lock.release();

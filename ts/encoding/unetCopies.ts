@@ -14,6 +14,7 @@
  * and model.onnx's atomic temporaries), it is this user's, and neither it nor anything in it has changed for
  * LEGACY_COPY_AGE_MS. Those builds loaded a copy within seconds of writing it and never read it again (ONNX Runtime
  * holds the loaded model; the symlinks' targets, the weights, are not touched: a symlink is removed, not followed).
+ * Called at the start of every encode run (encode.ts) and at every exposure of the U-Net's layers (unetLayers.ts).
  */
 import { lstat, open, readdir, rm, rmdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

@@ -297,9 +297,9 @@ async function replaceDir(tmp: string, dir: string): Promise<void> {
 /**
  * Removes a folder so that no reader ever finds it half gone: it is first renamed to a temporary sibling (a kill
  * during the deletion leaves that, which the stale-temporary clean-up removes), then deleted. A folder already gone
- * is no error.
+ * is no error. `renamed` runs once the folder is out of the way, before the deletion (and not when it was gone).
  */
-export async function removeDirWhole(dir: string): Promise<void> {
+export async function removeDirWhole(dir: string, renamed?: () => Promise<void>): Promise<void> {
   const tmp = siblingName(dir, 'tmp');
   try {
     await rename(dir, tmp);
@@ -307,6 +307,7 @@ export async function removeDirWhole(dir: string): Promise<void> {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
     throw e;
   }
+  await renamed?.();
   await rm(tmp, { recursive: true, force: true });
 }
 

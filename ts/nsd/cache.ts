@@ -88,9 +88,8 @@ export async function folderBytes(dir: string): Promise<number> {
 
 /** Removes entry `e`, unless a live process is loading it (a hold, as `cache prune` honours): then null, and a later upkeep removes it. */
 async function remove(e: CacheEntry, why: string): Promise<RemovedCacheEntry | null> {
-  if ((await entryHolder(e.path)) !== null) return null;
   const bytes = await folderBytes(e.path);
-  await removeDirWhole(e.path);
+  if ((await removeEntryUnlessHeld(e.path)) !== null) return null;
   return { path: e.path, bytes, why };
 }
 
@@ -138,20 +137,94 @@ export async function extractStageCacheUpkeep(ownCache: string | null, used: rea
  * Holds: a process loading an entry marks it with `.<entry>.hold-<host>-<pid>-<random>` beside it for the duration of
  * the read, so that `brainlatent cache prune` leaves an entry being loaded alone (a reader needs no exclusive lock:
  * several runs may load one entry at once). A hold left by a killed process of this host is ignored and removed.
+ *
+ * Removal marks close the race between a load and a removal (`cache prune`, and the upkeep above). A remover used to
+ * look for holds, find none, and rename the entry aside a moment later; a reader that took its hold and found the
+ * manifest in that moment then read a folder renamed and deleted under it (a partial read thrown away and the
+ * extraction run again, or, had another process written the entry again meanwhile, an ENOENT that failed the run),
+ * and an entry being loaded was removed, which a hold promises never happens. Now each side announces itself before
+ * it looks for the other: a remover creates its mark `.<entry>.prune-<host>-<pid>-<random>`, then looks for holds
+ * (one found: it leaves the entry); a reader creates its hold, then looks for marks (one found: it reads nothing,
+ * as for an entry that is not there). Whichever looks second sees the other's file, so a reader never reads an entry
+ * that is then removed, and a remover never removes an entry a reader has begun to read. (Both back off only when
+ * both announce in the same instant: the entry stays, and that reader extracts afresh.) The order relies on the
+ * file system showing a created file to a later readdir, as a local one does.
  */
 const HOLD_RE = /^\.(.+)\.hold-([0-9a-f]{6})-(\d+)-[0-9a-f]{8}$/;
+const MARK_RE = /^\.(.+)\.prune-([0-9a-f]{6})-(\d+)-[0-9a-f]{8}$/;
+
+/**
+ * A mark older than this is a killed remover's, whatever its host: a remover keeps its mark only while it looks for
+ * holds and renames the entry aside (milliseconds). (A hold has no such age: a load can take that long.)
+ */
+export const STALE_MARK_MS = 10 * 60_000;
+
+const random8 = () => Math.floor(Math.random() * 2 ** 32).toString(16).padStart(8, '0');
+
+/** Creates `.<entry>.<kind>-<host>-<pid>-<random>` beside `entry` (O_EXCL); returns its path. */
+async function announce(entry: string, kind: 'hold' | 'prune'): Promise<string> {
+  const path = join(dirname(entry), `.${basename(entry)}.${kind}-${HOST_TAG}-${process.pid}-${random8()}`);
+  await (await open(path, 'wx')).close();
+  return path;
+}
 
 /** Marks `entry` as being loaded by this process; call the returned function when done (it never throws). */
 export async function holdEntry(entry: string): Promise<() => Promise<void>> {
-  const rand = Math.floor(Math.random() * 2 ** 32).toString(16).padStart(8, '0');
-  const path = join(dirname(entry), `.${basename(entry)}.hold-${HOST_TAG}-${process.pid}-${rand}`);
-  try {
-    await (await open(path, 'wx')).close();
-  } catch {
-    // a read-only cache folder: nothing can prune it either
-    return async () => undefined;
+  const path = await announce(entry, 'hold').catch(() => null);
+  // (null: a read-only cache folder, which nothing can prune either)
+  return path === null ? async () => undefined : () => rm(path, { force: true }).catch(() => undefined);
+}
+
+/**
+ * Holds `entry` for a load (holdEntry), unless a removal of it is under way: then null (and no hold), and the entry
+ * is to be read as missing. Call the returned function when the load is done.
+ */
+export async function holdForLoad(entry: string): Promise<(() => Promise<void>) | null> {
+  const release = await holdEntry(entry);
+  if (!(await removalUnderway(entry))) return release;
+  await release();
+  return null;
+}
+
+/** Whether another process has marked `entry` for removal; killed removers' marks are removed. */
+async function removalUnderway(entry: string): Promise<boolean> {
+  const now = Date.now();
+  let underway = false;
+  for (const name of await readdir(dirname(entry)).catch(() => [] as string[])) {
+    const m = MARK_RE.exec(name);
+    if (!m || m[1] !== basename(entry)) continue;
+    const path = join(dirname(entry), name);
+    const mtime = (await stat(path).catch(() => null))?.mtimeMs;
+    if (mtime === undefined) continue; // its remover has just finished
+    const dead = (m[2] === HOST_TAG && !processAlive(Number(m[3]))) || now - mtime > STALE_MARK_MS;
+    if (dead) await rm(path, { force: true }).catch(() => undefined);
+    else underway = true;
   }
-  return () => rm(path, { force: true }).catch(() => undefined);
+  return underway;
+}
+
+/** Where removeEntryUnlessHeld has got to, for a test to run a reader there. */
+export type RemovalStep = 'marked' | 'checked';
+
+/**
+ * Removes `entry` (renamed aside, then deleted: removeDirWhole) unless a live process holds it; returns the holder
+ * then (entryHolder's words), else null. The mark goes once the entry is out of the way. `between` runs at each
+ * step (tests: a reader starting in the instant after the mark, or after the look for holds).
+ */
+export async function removeEntryUnlessHeld(entry: string, between?: (step: RemovalStep) => Promise<void>): Promise<string | null> {
+  // (a folder where the mark cannot be written is one where the entry cannot be renamed either: that error, as before)
+  const mark = await announce(entry, 'prune');
+  const unmark = () => rm(mark, { force: true }).catch(() => undefined);
+  try {
+    await between?.('marked');
+    const holder = await entryHolder(entry);
+    if (holder !== null) return holder;
+    await between?.('checked');
+    await removeDirWhole(entry, unmark);
+    return null;
+  } finally {
+    await unmark();
+  }
 }
 
 /**

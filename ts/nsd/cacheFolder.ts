@@ -5,14 +5,14 @@
  * entries made from files that changed or went since, and entries not used for a while.
  *
  * Last use: extractNsd sets an entry folder's modification time when it loads it; an entry never loaded since it was
- * written has the time it was written. An entry being loaded (held, ts/nsd/cache.ts) is never removed; one is
- * renamed aside before it is deleted (removeDirWhole), so no reader ever finds it half gone.
+ * written has the time it was written. An entry being loaded (held, ts/nsd/cache.ts) is never removed, and a
+ * load never begins on one being removed (removal marks); one is renamed aside before it is deleted (removeDirWhole),
+ * so no reader ever finds it half gone.
  */
 import { readdir, stat } from 'node:fs/promises';
 
 import { InvalidArgumentError, MissingFileError } from '../errors.js';
-import { removeDirWhole } from '../io/atomicWrite.js';
-import { cacheEntries, entryHolder, entryState, folderBytes, type EntryState } from './cache.js';
+import { cacheEntries, entryHolder, entryState, folderBytes, removeEntryUnlessHeld, type EntryState, type RemovalStep } from './cache.js';
 import type { NsdManifest } from './output.js';
 
 export interface CacheFolderEntry {
@@ -74,6 +74,8 @@ export interface PruneChoice {
   dryRun?: boolean;
   /** For "now" in tests. */
   now?: number;
+  /** Tests: run at each step of each entry's removal (removeEntryUnlessHeld). */
+  between?: (step: RemovalStep) => Promise<void>;
 }
 
 export interface PruneResult {
@@ -102,12 +104,12 @@ export async function pruneCacheFolder(dir: string, choice: PruneChoice, label =
   for (const e of await listCacheFolder(dir, label)) {
     const why = pruneReason(e, choice, now);
     if (!why) continue;
-    const holder = await entryHolder(e.path);
+    // (a removal marks the entry before it looks for holds, so a load that starts meanwhile reads nothing: cache.ts)
+    const holder = choice.dryRun ? await entryHolder(e.path) : await removeEntryUnlessHeld(e.path, choice.between);
     if (holder) {
       result.held.push({ path: e.path, holder });
       continue;
     }
-    if (!choice.dryRun) await removeDirWhole(e.path);
     result.removed.push({ path: e.path, bytes: e.bytes, why });
     result.bytes += e.bytes;
   }

@@ -12,7 +12,7 @@ import { allInOrder } from '../allInOrder.js';
 import { parseSessionSpec } from '../config/sessions.js';
 import { availableSessions, betasGridAffine, exists, formatSessionList, readSessionBetas, sessionBetasFile, sessionBetasShape, sessionTrialCount, type BetasFormatChoice } from './betas.js';
 import { nsdTrialTable, readNsdDesign } from './expdesign.js';
-import { holdEntry, removeReplacedEntries } from './cache.js';
+import { holdForLoad, removeReplacedEntries } from './cache.js';
 import { assertCacheFolderApart, extractionInputs } from './cacheApart.js';
 import { describeFiles, readNsdExtraction, writeNsdExtraction, type NsdExtraction, type NsdManifest } from './output.js';
 import { maskGridMismatch } from './grid.js';
@@ -267,11 +267,13 @@ export function parseSessions(spec: string, label = 'sessions'): number[] {
 /**
  * The extraction in cache entry `entry`, or null when there is none. The entry is held while it is read (`brainlatent
  * cache prune` leaves it alone meanwhile), and its folder's modification time is set to now: the entry's last use,
- * which `cache list` shows and `cache prune --older-than` goes by. An entry removed in the instant between prune's
- * look for holds and its rename is simply not there any more: null, and the extraction runs again.
+ * which `cache list` shows and `cache prune --older-than` goes by. An entry a removal has marked is not read (null,
+ * and the extraction runs again): a remover that looked for holds before this one was taken is about to rename it
+ * (cache.ts's removal marks).
  */
 async function loadCacheEntry(entry: string): Promise<NsdExtraction | null> {
-  const release = await holdEntry(entry);
+  const release = await holdForLoad(entry);
+  if (!release) return null;
   try {
     if (!(await exists(join(entry, 'manifest.json')))) return null;
     let cached: NsdExtraction;

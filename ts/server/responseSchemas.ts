@@ -20,11 +20,11 @@ const JobProgressSchema = open(
     index: Type.Integer({ description: '1-based position of the stage' }),
     stages: Type.Integer(),
     fraction: Type.Number({ description: 'within the stage, 0..1' }),
-    rate: nullable(Type.Number({ description: 'stage fraction per second (null until known)' })),
-    etaSeconds: nullable(Type.Number({ description: 'seconds to the end of the stage at that rate (null until known)' })),
+    rate: nullable(Type.Number({ description: "stage fraction per second over the last ~20 s of this run's own work; null until two updates show progress, while the stage makes none, and once the job has ended (done, failed or cancelled)" })),
+    etaSeconds: nullable(Type.Number({ description: 'seconds to the end of the stage at that rate: 0 when the fraction is 1, else null while `rate` is, and null once the job has ended (done, failed or cancelled)' })),
     message: Type.Optional(Type.String()),
   },
-  'the running stage',
+  'the running stage; once the job has ended, the last stage it reported (fraction 1 when done)',
 );
 
 export const JobViewSchema = open(
@@ -38,7 +38,7 @@ export const JobViewSchema = open(
     finishedAt: Type.Optional(Type.String({ format: 'date-time' })),
     stages: Type.Array(Type.String()),
     progress: nullable(JobProgressSchema),
-    result: Type.Optional(Type.Object({}, { additionalProperties: true, description: 'what the job produced (metrics, report), once done' })),
+    result: Type.Optional(Type.Object({}, { additionalProperties: true, description: 'what the job produced (metrics, report), once done; a batch job that failed (some of its jobs failed) has its summary here too' })),
     error: Type.Optional(Type.Object({}, { additionalProperties: true, description: 'name, code and message, as in an error answer' })),
   },
   'a job',
@@ -75,15 +75,15 @@ export const OpenApiSchema = Type.Object({}, { additionalProperties: true, descr
 
 /** What each error status means on this service (the body is ErrorSchema's, by reference). */
 const ERROR_MEANING: Record<number, string> = {
-  400: 'the request is not valid: `problems` lists each, naming the field',
+  400: 'the request is not valid: `message` says what; a body or config that fails validation also has `problems`, one per problem, each naming the field',
   401: 'no valid bearer token or session (WWW-Authenticate: Bearer)',
   403: 'the service has no token and answers loopback clients only',
   404: '`code` names what was not found: ModelNotFound (with `model`), JobNotFound (with `id`), FileNotFound',
   409: 'a conflict: JobConflict (a run folder in use), ModelExists, JobFinished (with `id`, `state`)',
   413: 'the body is over the limit (`limit`, bytes), or content over a reader’s limit (LimitError)',
   415: 'a body of a media type the route does not take',
-  500: 'the service failed (ModelOutput: a model made NaN/Inf, with `model` and `output`); details in its log',
-  503: 'try again later (Retry-After): QueueFull, ShuttingDown, RedisUnreachable',
+  500: "the service failed (ModelOutput: a model made NaN/Inf, with `model` and `output`; OutOfMemory with `reason` 'budget': a memory budget refused the work); details in its log",
+  503: "try again later (Retry-After): QueueFull, ShuttingDown, RedisUnreachable, OutOfMemory with `reason` 'allocation' (the machine could not provide the memory just now)",
 };
 
 export type ErrorStatus = keyof typeof ERROR_MEANING;

@@ -51,14 +51,31 @@ const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
  */
 export function rootRelative(text: string, roots: readonly string[]): string {
   let out = text;
-  // the longest first: a root inside another is replaced as itself
-  for (const root of [...new Set(roots)].sort((a, b) => b.length - a.length)) {
-    const r = root.endsWith(sep) && root.length > 1 ? root.slice(0, -1) : root;
-    const head = r === sep ? '' : escapeRegExp(r);
-    out = out.replace(new RegExp(`${NOT_AFTER_PATH}${head}/(?=[^/\\s])`, 'g'), '');
-    if (head) out = out.replace(new RegExp(`${NOT_AFTER_PATH}${head}${NOT_BEFORE_NAME}`, 'g'), '.');
+  for (const [under, itself] of rootPatterns(roots)) {
+    out = out.replace(under, '');
+    if (itself) out = out.replace(itself, '.');
   }
   return out;
+}
+
+/** Per root, the longest first (a root inside another is replaced as itself): a path under it, and the root alone. */
+const patterns = new Map<string, [RegExp, RegExp | null][]>();
+function rootPatterns(roots: readonly string[]): [RegExp, RegExp | null][] {
+  const key = roots.join('\0');
+  let p = patterns.get(key);
+  if (!p) {
+    p = [...new Set(roots)]
+      .sort((a, b) => b.length - a.length)
+      .map((root) => {
+        const r = root.endsWith(sep) && root.length > 1 ? root.slice(0, -1) : root;
+        const head = r === sep ? '' : escapeRegExp(r);
+        return [new RegExp(`${NOT_AFTER_PATH}${head}/(?=[^/\\s])`, 'g'), head ? new RegExp(`${NOT_AFTER_PATH}${head}${NOT_BEFORE_NAME}`, 'g') : null];
+      });
+    // (a service has one root, as given and as its real path; the bound only keeps a caller with many from growing it)
+    if (patterns.size >= 64) patterns.clear();
+    patterns.set(key, p);
+  }
+  return p;
 }
 
 /** What a served text file shows in place of a server path outside the root (the ONNX Runtime library's, …). */
@@ -91,6 +108,12 @@ export class RootFolder {
   /** `text` (a served run file's) with paths under the root relative to it and any other server path hidden. */
   hidden(text: string): string {
     return hiddenPaths(text, [this.path, this.given]);
+  }
+
+  /** Whether the absolute path `abs` is the root or inside it (as written: symbolic links are not followed). */
+  holds(abs: string): boolean {
+    const p = resolve(abs);
+    return inside(this.path, p) || inside(this.given, p);
   }
 
   /**

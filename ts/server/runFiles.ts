@@ -10,6 +10,7 @@ import { extname, join } from 'node:path';
 
 import type { FastifyReply } from 'fastify';
 
+import { hiddenHtml, type PathHiding } from './htmlPaths.js';
 import { FileNotFoundError } from './notFound.js';
 import { fileInside } from './rootPaths.js';
 
@@ -65,24 +66,17 @@ export async function listRunFolder(dir: string, limit = 10_000): Promise<RunFil
 }
 
 /**
- * Text files whose served copy is rewritten (`hide`: paths under the root made root-relative, others replaced):
+ * Text files whose served copy is rewritten (`hidden`: paths under the root made root-relative, others replaced):
  * run.json, stages/*.json and cache manifests record the absolute paths the job ran with (the NSD root, the model
- * folder, the ONNX Runtime library). The file on disk is unchanged. HTML reports get the root-relative pass only
- * (an outside path's pattern would also match markup and inline scripts); scripts, styles and binary files are
- * served as they are.
+ * folder, the ONNX Runtime library). HTML reports are rewritten the same way by context (htmlPaths.ts: text,
+ * attributes and JSON data blocks in full, inline scripts and styles root-relative only). The file on disk is
+ * unchanged; scripts, styles and binary files are served as they are.
  */
 const REWRITTEN = new Set(['.json', '.csv', '.txt']);
-const ROOT_RELATIVE_ONLY = new Set(['.html']);
+const HTML = new Set(['.html']);
 
 /** Larger text files are served as they are (metadata is far smaller; a table this large is numbers). */
 const MAX_REWRITTEN_BYTES = 64 << 20;
-
-export interface PathHiding {
-  /** Root-relative, and other server paths replaced (RootFolder.hidden). */
-  hidden(text: string): string;
-  /** Root-relative only (RootFolder.shown). */
-  shown(text: string): string;
-}
 
 export async function sendRunFile(reply: FastifyReply, dir: string, rel: string, paths?: PathHiding): Promise<FastifyReply> {
   if (!rel || rel.split('/').some(hidden)) throw new FileNotFoundError(rel);
@@ -94,9 +88,9 @@ export async function sendRunFile(reply: FastifyReply, dir: string, rel: string,
   void reply.header('content-type', type).header('content-length', String(st.size)).header('x-content-type-options', 'nosniff').header('cache-control', 'no-cache');
   if (type.startsWith('text/html')) void reply.header('content-security-policy', REPORT_CSP);
   const ext = extname(file).toLowerCase();
-  if (paths && (REWRITTEN.has(ext) || ROOT_RELATIVE_ONLY.has(ext)) && st.size <= MAX_REWRITTEN_BYTES) {
+  if (paths && (REWRITTEN.has(ext) || HTML.has(ext)) && st.size <= MAX_REWRITTEN_BYTES) {
     const text = await readFile(file, 'utf8');
-    const body = Buffer.from(REWRITTEN.has(ext) ? paths.hidden(text) : paths.shown(text), 'utf8');
+    const body = Buffer.from(REWRITTEN.has(ext) ? paths.hidden(text) : hiddenHtml(text, file, paths), 'utf8');
     return reply.header('content-length', String(body.length)).send(body);
   }
   return reply.send(createReadStream(file));

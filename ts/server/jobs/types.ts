@@ -13,9 +13,12 @@ export interface JobProgress {
   stages: number;
   /** Within the stage, 0..1. */
   fraction: number;
-  /** Stage fraction per second over the recent window (null until known). */
+  /**
+   * Stage fraction per second of this run's own work over the recent window: null until two updates show progress,
+   * while the stage makes none, and once the job has ended (any end state).
+   */
   rate: number | null;
-  /** Seconds to the end of the current stage at that rate (null until known). */
+  /** Seconds to the end of the current stage at that rate: 0 at fraction 1, else null while `rate` is, and once the job has ended. */
   etaSeconds: number | null;
   message?: string;
 }
