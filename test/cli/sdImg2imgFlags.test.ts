@@ -253,6 +253,25 @@ describe('sd schedule', () => {
     expect((await run('sd', 'schedule', '--scheduler', 'ddim', '--eta', '2'))?.message).toMatch(/^--eta 2 is too large for this schedule: .* up to eta 1\.0\d+ here \(50 steps, strength 0\.8\)/);
   });
 
+  // (the engine's own words named neither flag: "strength 0.3 with 1 steps runs no denoising step (needs strength >=
+  // 1/steps)", "steps (5000) cannot exceed num_train_timesteps (1000)")
+  it('names the flags when the plan runs no step or takes more steps than the schedule has', async () => {
+    expect((await run('sd', 'schedule', '--steps', '1', '--strength', '0.3'))?.message).toBe(
+      '--strength 0.3 with --steps 1 runs no denoising step: img2img runs the last ⌊steps·strength⌋ of the steps, 0 here; strength·steps must be at least 1 (e.g. --strength 1 with --steps 1)',
+    );
+    expect((await run('sd', 'schedule', '--scheduler', 'ddim', '--steps', '3', '--strength', '0.3'))?.message).toBe(
+      '--strength 0.3 with --steps 3 runs no denoising step: img2img runs the last ⌊steps·strength⌋ of the steps, 0 here; strength·steps must be at least 1 (e.g. --strength 0.333334 with --steps 3)',
+    );
+    // pndm (the default here) repeats a timestep: diffusers would make one call, which the engine does not
+    expect((await run('sd', 'schedule', '--steps', '2', '--strength', '0.3'))?.message).toBe(
+      "--strength 0.3 with --steps 2 runs no denoising step: img2img runs the last ⌊steps·strength⌋ of the steps, 0 here (diffusers would still run pndm's extra timestep alone, " +
+        'one call at the last timestep, as it has steps + 1; this engine does not); strength·steps must be at least 1 (e.g. --strength 0.5 with --steps 2)',
+    );
+    expect((await run('sd', 'schedule', '--scheduler', 'euler', '--steps', '5000'))?.message).toBe(
+      "--steps 5000 is too many for this model's schedule: it has 1000 training timesteps (num_train_timesteps), and no scheduler takes more steps than that; --steps is at most 1000",
+    );
+  });
+
   const printed = async (...args: string[]) => {
     const out = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
     try {

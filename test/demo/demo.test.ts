@@ -63,13 +63,29 @@ describe('brainlatent demo', () => {
       expect(d.unpredictableTargets).toBeGreaterThan(0);
       expect(d.edgeHigh).toBeLessThan(d.alphaCounts[5] / (d.targets - d.constantTargets));
       expect(d.warnings.length > 0).toBe(d.edgeHigh > 0.05 || d.edgeLow > 0.05);
+      // the chart counts the same targets as the edge shares (it counted the unpredictable ones too: 17% at 1e5 for z,
+      // coloured 'grid edge, > 5%', beside 0.9% in the table)
+      const predictable = d.predictableAlphaCounts.reduce((a: number, b: number) => a + b, 0);
+      expect(predictable + d.unpredictableTargets + d.constantTargets).toBe(d.targets);
+      expect(d.predictableAlphaCounts[5] / predictable).toBe(d.edgeHigh);
+      expect(d.predictableAlphaCounts[0] / predictable).toBe(d.edgeLow);
     }
     // the demo's c has padding positions that never vary: they are not what crowds the grid
     expect(s.c.constantTargets).toBeGreaterThan(1000);
     // so the demo's own grid (1..1e5) draws no warning, and its report none
     expect(demo.run.warnings).toEqual([]);
     const html = readFileSync(join(out, 'run', 'report.html'), 'utf8');
-    expect(html).toMatch(/targets with a positive CV score at the grid's smallest \/ largest α/);
+    // the report says how many targets the features do not predict, and words the edge row as the choice it counts
+    for (const t of ['z', 'c']) {
+      const d = s[t];
+      const n = (v: number) => v.toLocaleString('en');
+      const predictable = d.targets - d.constantTargets - d.unpredictableTargets;
+      expect(html).toContain(`<tr><td>targets with CV R² ≤ 0 at every α</td><td>${n(d.unpredictableTargets)} <small>`);
+      expect(html).toContain(
+        `<tr><td>of the ${n(predictable)} targets with CV R² &gt; 0 at some α, the share that chose the grid's smallest / largest α</td>` +
+          `<td>${(100 * d.edgeLow).toFixed(1)}% / ${(100 * d.edgeHigh).toFixed(1)}%</td></tr>`,
+      );
+    }
   });
 
   it('dry run: estimates each stage from short probes, close to what the stages took', async () => {

@@ -360,6 +360,23 @@ describe.skipIf(!chromiumPath)(`the encoding report in a real browser${chromiumP
     await page.close();
   });
 
+  it("shows the 'negative values (blue)' box only on maps that draw negative values", async () => {
+    // (it stayed ticked, greyed out, on held-out r maps that show r >= the threshold only)
+    const html = readFileSync(report(), 'utf8');
+    const { page, problems } = await openReport(browser, report());
+    await page.evaluate(() => (window as unknown as { brainViewer: { ready: Promise<unknown> } }).brainViewer.ready);
+    const maps = await page.locator('#viewer-config').evaluate((e) => (JSON.parse(e.textContent ?? '{}') as { maps: { signed: boolean; kind: string }[] }).maps);
+    expect(maps[0].kind).toBe('r');
+    expect(html).toContain('<label class="check" id="show-negative-label" hidden><input id="show-negative" type="checkbox" checked> negative values (blue)</label>');
+    expect(new Set(maps.map((m) => m.signed))).toEqual(new Set([true, false]));
+    for (let k = 0; k < maps.length; k++) {
+      await page.evaluate((i) => (window as unknown as { brainViewer: { show(k: number): void } }).brainViewer.show(i), k);
+      expect(await page.locator('#show-negative').isVisible(), `map ${k} (${maps[k].kind})`).toBe(maps[k].signed);
+    }
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+
   it('says which file is missing when report.html is opened without its report_files folder', async () => {
     // a user copies report.html alone (an e-mail attachment): the page shows the figures, and the viewer says why it is empty
     const alone = join(world.tmp, 'report-alone');

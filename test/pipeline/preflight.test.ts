@@ -93,6 +93,12 @@ describe("reconstruct's preflight", () => {
     await preflight(resolveConfig(config({ img2img: { ...g, steps: 999 } })));
   });
 
+  it('refuses an img2img.strength that runs no step with img2img.steps, naming both fields', async () => {
+    // (it named none: 'img2img (ddim, steps 3, strength 0.3): strength 0.3 with 3 steps runs no denoising step …')
+    const g = { size: 128, scheduler: 'ddim' as const, rule: 'diffusers' as const };
+    await refusedUpFront(config({ img2img: { ...g, steps: 3, strength: 0.3 } }), /img2img\.strength 0\.3 with img2img\.steps 3 runs no denoising step: .*\(e\.g\. img2img\.strength 0\.333334 with img2img\.steps 3\)/);
+  });
+
   it('checks that every session has betas for the subject', async () => {
     await refusedUpFront(
       config({ img2img: { size: 128 } }, { sessions: '1-3,50' }),

@@ -103,3 +103,30 @@ describe('img2img: more steps than the schedule has', () => {
     expect((await s.call('DELETE', '/v1/models/sd-steps')).status).toBe(204);
   });
 });
+
+describe('img2img: a plan that runs no step', () => {
+  // (the 400 said "strength 0.3 with 1 steps runs no denoising step (needs strength >= 1/steps)", naming no field)
+  it('is a 400 naming body.strength and body.steps, with a strength that runs', async () => {
+    const loaded = await s.call('POST', '/v1/models', { kind: 'sd', name: 'sd-none', path: 'models/sd' });
+    expect(loaded.status, loaded.text).toBe(201);
+    const body = (steps: number, scheduler?: string) => ({
+      z: b64(new Float32Array(4 * 8 * 8), [1, 4, 8, 8]),
+      c: b64(new Float32Array(77 * 32), [1, 77, 32]),
+      steps,
+      strength: 0.3,
+      output: 'latents',
+      ...(scheduler ? { scheduler } : {}),
+    });
+    const r = await s.call('POST', '/v1/sd/sd-none/img2img', body(1, 'euler'));
+    expect(r.status, r.text).toBe(400);
+    expect(r.json).toMatchObject({ code: 'InvalidArgument', name: 'InvalidArgumentError' });
+    expect(r.json.message).toBe(
+      'body.strength 0.3 with body.steps 1 runs no denoising step: img2img runs the last ⌊steps·strength⌋ of the steps, 0 here; strength·steps must be at least 1 (e.g. body.strength 1 with body.steps 1)',
+    );
+    // the folder's pndm: diffusers would run its repeated timestep alone; the message says the engine does not
+    const pndm = await s.call('POST', '/v1/sd/sd-none/img2img', body(3));
+    expect(pndm.status, pndm.text).toBe(400);
+    expect(pndm.json.message).toMatch(/^body\.strength 0\.3 with body\.steps 3 runs no denoising step: .*\(diffusers would still run pndm's extra timestep alone.*\(e\.g\. body\.strength 0\.333334 with body\.steps 3\)$/);
+    expect((await s.call('DELETE', '/v1/models/sd-none')).status).toBe(204);
+  });
+});

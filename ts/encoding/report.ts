@@ -450,7 +450,7 @@ ${noViewer ? viewerNote(noViewer) : `<div id="viewer" class="viewer">
 <label>colour map <select id="colormap-select"></select></label>
 <label>threshold <input id="threshold" type="range" min="0" max="1" step="0.001"> <output id="threshold-value"></output></label>
 <label>maximum <input id="vmax" type="number" step="any"></label>
-<label class="check"><input id="show-negative" type="checkbox" checked> negative values (blue)</label>
+<label class="check" id="show-negative-label"${maps[0]?.display.signed ? '' : ' hidden'}><input id="show-negative" type="checkbox" checked> negative values (blue)</label>
 <label>view <select id="slice-type"><option value="multiplanar">three planes + 3D</option><option value="axial">axial</option><option value="coronal">coronal</option><option value="sagittal">sagittal</option></select></label>
 <p class="hint">Click or drag in a slice to move the crosshair; scroll to change slice. ${underlay ? `Underlay: ${esc(underlay.kind)}.` : 'No anatomy found: maps are shown alone.'}</p>
 <div id="voxel-info" class="info" aria-live="polite">Click a voxel.</div>

@@ -12,7 +12,7 @@ export const VIEWER_CSS = `
 .canvas-box{width:660px;height:500px;max-width:100%;background:#000;border-radius:3px}
 .canvas-box canvas{width:100%;height:100%;display:block}
 .controls{flex:1;min-width:300px;max-width:560px;font-size:13.5px}
-.controls label{display:flex;align-items:center;gap:.5em;margin:.35em 0}
+.controls label{display:flex;align-items:center;gap:.5em;margin:.35em 0}.controls label[hidden]{display:none}
 .controls select,.controls input[type=number]{font:inherit;padding:1px 4px}
 .controls input[type=range]{flex:1}.controls output{min-width:4em;font-variant-numeric:tabular-nums}
 .controls .hint{color:#666;font-size:12.5px}
@@ -63,7 +63,9 @@ export const VIEWER_SCRIPT = `
     $('threshold').step = 'any';
     $('threshold').value = String(m.threshold);
     $('vmax').value = String(Number(m.vmax.toPrecision(3)));
-    $('show-negative').disabled = !m.signed;
+    // only a signed map draws negative values (an r map shows r >= its threshold): elsewhere the box is hidden, as a
+    // ticked but greyed-out 'negative values (blue)' read as if they were drawn
+    $('show-negative-label').hidden = !m.signed;
     settings(k);
     if (viewer.last) info(viewer.last);
   }

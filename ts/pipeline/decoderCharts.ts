@@ -14,6 +14,8 @@ export interface DecoderSummary {
   score?: string;
   alphas?: number[];
   alphaCounts?: number[];
+  /** Per alpha, over the targets with a positive CV score at some alpha (edgeLow/edgeHigh's population; absent in older runs). */
+  predictableAlphaCounts?: number[];
   /** Quantiles over the targets that are not constant in training (those score 0 at every alpha). */
   cvCurve?: { alpha: number; mean: number; q10: number; median: number; q90: number; resolved: boolean }[];
   constantTargets?: number;
@@ -34,10 +36,33 @@ const alphaLabel = (a: number): string => {
 /** Bars: the share of targets that chose each alpha of the grid; the grid's edges in orange when above 5%. */
 const EDGE = `grid edge, > ${100 * ALPHA_EDGE_SHARE}% of targets`;
 
+/**
+ * The targets the chosen-α chart counts, and its subtitle lines saying which: those with a positive CV score at some
+ * α, the population of the edge shares (edgeLow/edgeHigh) the table and the warning give, with the targets left out
+ * stated. A run folder from before predictableAlphaCounts was recorded has only the counts over the targets that vary:
+ * the chart says that it counts the unpredictable ones too.
+ */
+export function chosenAlphaCounts(d: DecoderSummary): { counts: number[]; subtitle: string[] } {
+  const n = (v: number) => v.toLocaleString('en');
+  const score = d.score === 'pearson' ? 'CV r' : 'CV R²';
+  const unpredictable = d.unpredictableTargets ?? 0;
+  const constant = d.constantTargets ? [`${n(d.constantTargets)} constant targets left out`] : [];
+  if (d.predictableAlphaCounts) {
+    const total = d.predictableAlphaCounts.reduce((a, b) => a + b, 0);
+    const who = unpredictable || d.constantTargets ? `targets with ${score} > 0` : 'targets';
+    const left = unpredictable ? [`${n(unpredictable)} with ${score} ≤ 0 at every α left out`] : [];
+    return { counts: d.predictableAlphaCounts, subtitle: [`share of its ${n(total)} ${who}`, ...left, ...constant] };
+  }
+  const counts = d.alphaCounts ?? [];
+  const total = counts.reduce((a, b) => a + b, 0);
+  const also = unpredictable ? [`incl. ${n(unpredictable)} with ${score} ≤ 0 at every α`] : [];
+  return { counts, subtitle: [`share of its ${n(total)} ${d.constantTargets ? 'non-constant ' : ''}targets`, ...also, ...constant] };
+}
+
 /** vega measures text without a font (0.8 em per character): subtitles are kept to short lines so charts stay narrow. */
 export function alphaHistogramSpec(name: string, d: DecoderSummary): object {
   const alphas = d.alphas ?? [];
-  const counts = d.alphaCounts ?? [];
+  const { counts, subtitle } = chosenAlphaCounts(d);
   const total = counts.reduce((a, b) => a + b, 0) || 1;
   const values = alphas.map((a, i) => {
     const share = (100 * counts[i]) / total;
@@ -45,7 +70,7 @@ export function alphaHistogramSpec(name: string, d: DecoderSummary): object {
     return { alpha: alphaLabel(a), share, label: `${share.toFixed(share < 10 ? 1 : 0)}%`, where: edge ? EDGE : 'inside' };
   });
   return {
-    title: { text: `${name} decoder: chosen α`, subtitle: [`share of its ${total.toLocaleString('en')} ${d.constantTargets ? 'non-constant ' : ''}targets`] },
+    title: { text: `${name} decoder: chosen α`, subtitle },
     width: 300,
     height: 170,
     data: { values },

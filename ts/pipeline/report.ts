@@ -98,9 +98,30 @@ function decoderSection(name: string, d: DecoderSummary, charts: string[]): stri
 <tr><td>targets</td><td>${d.targets.toLocaleString('en')}${d.constantTargets ? ` (${d.constantTargets.toLocaleString('en')} constant over the training images: left out of the α statistics)` : ''}</td></tr>
 <tr><td>CV ${esc(d.score === 'pearson' ? 'r' : 'R²')} at the chosen α: mean over all targets${d.medianBestScore !== undefined ? ' / median over those that vary' : ''}</td><td>${fixed3(d.meanCvScore)}${d.medianBestScore !== undefined ? ` / ${fixed3(d.medianBestScore)}` : ''}</td></tr>
 <tr><td>mean r(decoded, true) over test images</td><td>${fixed3(d.testFeatureCorrelation)} <small>(Takagi &amp; Nishimoto's printed accuracy)</small></td></tr>
-${d.edgeLow !== undefined ? `<tr><td>targets${d.constantTargets || d.unpredictableTargets ? ' with a positive CV score' : ''} at the grid's smallest / largest α</td><td>${(100 * (d.edgeLow ?? 0)).toFixed(1)}% / ${(100 * (d.edgeHigh ?? 0)).toFixed(1)}%</td></tr>` : ''}
+${alphaEdgeRows(d)}
 ${unresolved}</tbody></table>
 <div class="decoder">${charts.join('\n')}</div>`;
+}
+
+/**
+ * The targets the features do not predict (CV score <= 0 at every α), and the shares of the others that chose an
+ * edge of the grid: the population of the chosen-α chart (decoderCharts) and of the stage's warning, so the three
+ * agree. An α chosen for a target with no signal means nothing (the most shrinkage is its best), so it is counted apart.
+ */
+export function alphaEdgeRows(d: DecoderSummary): string {
+  if (d.edgeLow === undefined) return '';
+  const score = d.score === 'pearson' ? 'CV r' : 'CV R²';
+  const pct = (v: number | undefined) => `${(100 * (v ?? 0)).toFixed(1)}%`;
+  const edges = `${pct(d.edgeLow)} / ${pct(d.edgeHigh)}`;
+  if (d.unpredictableTargets === undefined) {
+    // (a run folder from before the unpredictable targets were counted apart)
+    return `<tr><td>targets${d.constantTargets ? ' that vary' : ''} that chose the grid's smallest / largest α</td><td>${edges}</td></tr>`;
+  }
+  const predictable = d.predictableAlphaCounts?.reduce((a, b) => a + b, 0) ?? d.targets - (d.constantTargets ?? 0) - d.unpredictableTargets;
+  const n = (v: number) => v.toLocaleString('en');
+  const unpredictable = `<tr><td>targets with ${esc(score)} ≤ 0 at every α</td><td>${n(d.unpredictableTargets)}${d.unpredictableTargets ? ' <small>(the features predict nothing there, so their chosen α means nothing: left out of the chosen-α chart and the shares below)</small>' : ''}</td></tr>`;
+  const who = d.unpredictableTargets || d.constantTargets ? `of the ${n(predictable)} targets with ${score} > 0 at some α, the share` : 'share of the targets';
+  return `${unpredictable}\n<tr><td>${esc(who)} that chose the grid's smallest / largest α</td><td>${edges}</td></tr>`;
 }
 
 /** The gallery: one row per test image, its images, then its metrics (final and z-only), sortable by any column. */

@@ -14,7 +14,7 @@ import { extractNsd, type NsdExtractOptions } from '../nsd/extract.js';
 import type { NsdExtraction } from '../nsd/output.js';
 import { NsdStimuli } from '../nsd/stimuli.js';
 import { columnPearson } from '../encoding/metrics.js';
-import { alphaDiagnostics } from '../ridge/alphaDiagnostics.js';
+import { alphaDiagnostics, type AlphaDiagnostics } from '../ridge/alphaDiagnostics.js';
 import { alphaEdgeWarning } from '../ridge/alphas.js';
 import { inConfigUnits } from '../ridge/memoryPlan.js';
 import { RidgeCV } from '../ridge/RidgeCV.js';
@@ -267,7 +267,7 @@ export async function decodersStage(ctx: StageContext): Promise<StageOutput> {
     constantColumns(truth).forEach((flat, j) => flat && (targetR[j] = NaN));
     await writeNpy(p.targetAccuracy(t), targetR, [targetR.length]);
     const diag = alphaDiagnostics(d.alphas, model.bestAlphas, model.cvScores, d.score);
-    const edge = alphaEdgeWarning(diag.edgeLow, diag.edgeHigh, d.alphas, `the ${t} decoder's targets${diag.constantTargets || diag.unpredictableTargets ? ' with a positive CV score' : ''}`);
+    const edge = decoderEdgeWarning(t, d.alphas, diag);
     summary[t] = {
       roi: d.roi,
       trainRows: ex.train.rows,
@@ -285,6 +285,18 @@ export async function decodersStage(ctx: StageContext): Promise<StageOutput> {
   await writeJson(p.decoderSummary, summary);
   outputs.push(rel(c, p.decoderSummary));
   return { outputs, summary };
+}
+
+/**
+ * The alpha-edge warning of a decoder, over the targets with a positive CV score at some alpha (the report's table and
+ * chart count the same), saying how many the features do not predict and so are not counted.
+ */
+export function decoderEdgeWarning(t: string, grid: number[], diag: AlphaDiagnostics): string | null {
+  const predictable = diag.predictableAlphaCounts.reduce((a, b) => a + b, 0);
+  const what = diag.constantTargets || diag.unpredictableTargets ? `the ${t} decoder's ${predictable} targets with a positive CV score at some alpha` : `the ${t} decoder's targets`;
+  const edge = alphaEdgeWarning(diag.edgeLow, diag.edgeHigh, grid, what);
+  if (!edge || !diag.unpredictableTargets) return edge;
+  return `${edge} (${diag.unpredictableTargets} more score <= 0 at every alpha: the features predict nothing there, and a wider grid would not change that)`;
 }
 
 /** Columns whose values are all equal. */

@@ -7,7 +7,12 @@ export interface AlphaDiagnostics {
   /** Targets per grid alpha, over the targets that are not constant in training. */
   alphaCounts: number[];
   /**
-   * Shares of the targets with a positive CV score at their chosen alpha at the grid's smallest and largest alpha (the
+   * Targets per grid alpha, over the targets with a positive CV score at some alpha (the population of edgeLow and
+   * edgeHigh, and of the report's chart): an alpha chosen for a target the features do not predict means nothing.
+   */
+  predictableAlphaCounts: number[];
+  /**
+   * Shares of the targets with a positive CV score at some alpha that chose the grid's smallest and largest alpha (the
    * rule of `ridge fit`: > 5% warns). A target that scores <= 0 at every alpha has nothing the features predict: the
    * most shrinkage is its best, a wider grid would not change that, so it is not counted.
    */
@@ -52,7 +57,8 @@ export function alphaDiagnostics(grid: number[], best: Float32Array, cvScores: M
     return { alpha, mean, q10: q(row, 0.1), median: q(row, 0.5), q90: q(row, 0.9), resolved: row.length > 0 };
   });
   const bestScores: number[] = [];
-  let predictable = 0, low = 0, high = 0;
+  const predictableCounts = grid.map(() => 0);
+  let predictable = 0;
   for (let j = 0; j < T; j++) {
     if (!informative[j]) continue;
     let m = -Infinity;
@@ -60,16 +66,16 @@ export function alphaDiagnostics(grid: number[], best: Float32Array, cvScores: M
     bestScores.push(m);
     if (!(m > 0)) continue;
     predictable++;
-    if (at[j] === 0) low++;
-    if (at[j] === grid.length - 1) high++;
+    predictableCounts[at[j]]++;
   }
   bestScores.sort((a, b) => a - b);
   return {
     score,
     alphas: grid,
     alphaCounts: counts,
-    edgeLow: predictable ? low / predictable : 0,
-    edgeHigh: predictable ? high / predictable : 0,
+    predictableAlphaCounts: predictableCounts,
+    edgeLow: predictable ? predictableCounts[0] / predictable : 0,
+    edgeHigh: predictable ? predictableCounts[grid.length - 1] / predictable : 0,
     unpredictableTargets: kept - predictable,
     cvCurve: curve,
     constantTargets: T - kept,

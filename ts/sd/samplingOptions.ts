@@ -89,17 +89,18 @@ export function checkSchedulerName(v: unknown, label: string): SchedulerName {
 const ALPHA_INDEXED: readonly SchedulerName[] = ['ddim', 'pndm', 'ddpm'];
 
 /**
- * The largest step count a schedule takes for this scheduler (Infinity: no limit from the schedule). Under
- * 'leading' spacing the timesteps are i·⌊T/N⌋ + steps_offset (i < N), so with N close to T the first one passes
- * T − 1, and ᾱ-indexed schedulers (DDIM, PNDM, DDPM; as diffusers) cannot index it: SD 1.x's steps_offset 1 allows
- * 999 steps, not 1000. The engine's rule (native/core/src/scheduler.cpp, spaced()), checked before any plan so the
- * message names the option and the largest valid value; the engine stays the backstop.
+ * The largest step count a schedule takes for this scheduler: never more than its training timesteps (the engine
+ * refuses steps > num_train_timesteps for every scheduler), and under 'leading' spacing the timesteps are
+ * i·⌊T/N⌋ + steps_offset (i < N), so with N close to T the first one passes T − 1, and ᾱ-indexed schedulers (DDIM,
+ * PNDM, DDPM; as diffusers) cannot index it: SD 1.x's steps_offset 1 allows 999 steps, not 1000. The engine's rules
+ * (native/core/src/scheduler.cpp, make_sampler_plan and spaced()), checked before any plan so the message names the
+ * option and the largest valid value; the engine stays the backstop.
  */
 export function largestSteps(schedule: ScheduleConfig, scheduler: SchedulerName): number {
+  const T = schedule.numTrainTimesteps ?? 1000;
   // the class's own spacing unless the schedule names one (as the engine's resolve_schedule)
   const spacing = schedule.timestepSpacing ?? (ALPHA_INDEXED.includes(scheduler) ? 'leading' : 'linspace');
-  if (!ALPHA_INDEXED.includes(scheduler) || spacing !== 'leading') return Infinity;
-  const T = schedule.numTrainTimesteps ?? 1000;
+  if (!ALPHA_INDEXED.includes(scheduler) || spacing !== 'leading') return T;
   const offset = schedule.stepsOffset ?? 0;
   for (let n = T; n >= 1; n--) if ((n - 1) * Math.floor(T / n) + offset <= T - 1) return n;
   return 0;
@@ -114,10 +115,39 @@ export function stepsLimitProblem(steps: number, schedule: ScheduleConfig, sched
   if (steps <= max) return null;
   const T = schedule.numTrainTimesteps ?? 1000;
   const offset = schedule.stepsOffset ?? 0;
+  const source = schedule.source ? ` (${schedule.source})` : '';
+  if (max === T) {
+    return `${name} ${steps} is too many for this model's schedule${source}: it has ${T} training timesteps (num_train_timesteps), and no scheduler takes more steps than that; ${name} is at most ${T}`;
+  }
   return (
-    `${name} ${steps} is too many for this model's schedule${schedule.source ? ` (${schedule.source})` : ''}: under leading spacing with steps_offset ${offset} ` +
+    `${name} ${steps} is too many for this model's schedule${source}: under leading spacing with steps_offset ${offset} ` +
     `${scheduler}'s first timestep would pass ${T - 1}, the last of its ${T} training timesteps; ${name} is at most ${max} here`
   );
+}
+
+/**
+ * img2img runs the last ⌊steps·strength⌋ of the steps (diffusers' get_timesteps; the engine's make_sampler_plan
+ * computes it the same way, in doubles), so strength·steps < 1 runs none, and the engine refuses the plan. Checked
+ * here so the message names the options as the caller's user wrote them ('--strength 0.3 with --steps 1'), with a
+ * strength that runs. PNDM at 2 or more steps has one timestep more than steps (its second is repeated): diffusers
+ * would still make one call there, at the last timestep, where this engine refuses; the message says so.
+ */
+export function noStepProblem(steps: number, strength: number, scheduler: SchedulerName, name: (k: keyof PlanOptions) => string): string | null {
+  if (Math.min(Math.trunc(steps * strength), steps) >= 1) return null;
+  const what = `${name('strength')} ${strength} with ${name('steps')} ${steps}`;
+  const needs = `strength·steps must be at least 1 (e.g. ${name('strength')} ${smallestStrength(steps)} with ${name('steps')} ${steps})`;
+  // (pndm's timesteps are [t_{N-1}, t_{N-2}, t_{N-2}, …, t_0]: timesteps[N:] is t_0 alone)
+  const pndm = scheduler === 'pndm' && steps >= 2 ? " (diffusers would still run pndm's extra timestep alone, one call at the last timestep, as it has steps + 1; this engine does not)" : '';
+  return `${what} runs no denoising step: img2img runs the last ⌊steps·strength⌋ of the steps, 0 here${pndm}; ${needs}`;
+}
+
+/** The smallest strength to 6 significant digits, rounded up, with which `steps` runs a step (trunc(steps·strength) >= 1). */
+export function smallestStrength(steps: number): number {
+  const v = 1 / steps;
+  const unit = 10 ** (Math.floor(Math.log10(v)) - 5);
+  let s = Number((Math.ceil(v / unit - 1e-6) * unit).toPrecision(6));
+  while (Math.trunc(steps * s) < 1) s = Number((s + unit).toPrecision(6));
+  return s;
 }
 
 /** Checks the options and resolves them against the folder's defaults into the engine's plan options. */
@@ -158,6 +188,8 @@ export function resolvePlanOptions(defaults: PlanDefaults, o: PlanOptions, label
   if (o.karras === undefined && !KARRAS_SCHEDULERS.includes(scheduler)) delete schedule.useKarrasSigmas;
   const tooMany = stepsLimitProblem(steps, schedule, scheduler, name('steps'));
   if (tooMany) throw new InvalidArgumentError(tooMany);
+  const none = noStepProblem(steps, strength, scheduler, name);
+  if (none) throw new InvalidArgumentError(none);
   const plan: NativePlanOptions = { schedule, scheduler, steps, strength, eta, img2imgRule: rule };
   if (eta > 0) checkEtaBound(plan, name);
   return plan;

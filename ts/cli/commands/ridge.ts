@@ -292,7 +292,14 @@ safetensors.numpy.load_file(path).`,
             (all ? '; nothing to fit, so the chosen alphas mean nothing' : '; they are left out of the alpha-edge check'),
         );
       }
-      // (targets that score <= 0 at every alpha are left out too: the most shrinkage is their best, whatever the grid)
+      // targets that score <= 0 at every alpha are left out too: the most shrinkage is their best, whatever the grid
+      // (counted in the table above, so the note says how many, or the table and the warning would disagree unexplained)
+      if (diag.unpredictableTargets > 0 && alphas.length > 1) {
+        console.log(
+          `note: ${diag.unpredictableTargets} of ${y.cols} targets score <= 0 at every alpha (the features predict nothing there, so their chosen alpha means nothing); ` +
+            'they are in the table above but left out of the alpha-edge check',
+        );
+      }
       const what = diag.constantTargets || diag.unpredictableTargets ? 'targets with a positive CV score' : 'targets';
       // (a one-alpha grid has no edge: nothing to warn)
       const edge = alphas.length > 1 ? alphaEdgeWarning(diag.edgeLow, diag.edgeHigh, undefined, what) : null;

@@ -43,7 +43,8 @@ const BODY_FIELDS: OptionLabels = {
 
 /**
  * The request's settings checked as the model's plan checks them, before sampling: more steps than the schedule
- * has (1000 under leading spacing) is a 400 naming `body.steps` and the most it takes (the engine named no field).
+ * has (1000 under leading spacing) is a 400 naming `body.steps` and the most it takes, a strength that runs no step
+ * one naming `body.strength` and `body.steps` (the engine named no field).
  */
 function checkPlan(sd: Diffusion, plan: PlanOptions): void {
   resolvePlanOptions({ schedule: sd.schedule, scheduler: plan.scheduler ?? sd.defaultScheduler() }, plan, BODY_FIELDS);
