@@ -20,6 +20,7 @@ import { hostname } from 'node:os';
 
 import type { FlowProducer, Job, Worker } from 'bullmq';
 
+import { checkControl } from '../callbackOptions.js';
 import { loadRedisQueue } from '../optionalDependencies.js';
 import { isInputError } from './errors.js';
 import { QUEUES, type BatchNode, type QueueClass } from './graph.js';
@@ -149,6 +150,7 @@ async function firstConnection(url: string, wait: boolean, log: (line: string) =
 }
 
 export async function createWorker(options: WorkerOptions): Promise<BatchWorker> {
+  checkControl(options, 'createWorker', ['onLog', 'onEvent'], false);
   const connection = redisConnection(options.redis);
   const name = options.name ?? `${hostname()}:${process.pid}`;
   const log = options.onLog ?? (() => {});

@@ -7,6 +7,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
+import { checkControl } from '../callbackOptions.js';
 import { FormatError, InvalidArgumentError, ShapeError } from '../errors.js';
 import { readJsonObject } from '../io/json.js';
 import { describeNumber } from '../ridge/alphas.js';
@@ -351,6 +352,8 @@ export class Diffusion {
   async img2img(options: Img2ImgOptions): Promise<Img2ImgResult> {
     const o = options;
     checkOptions(o, IMG2IMG_KEYS, 'img2img');
+    // (the engine calls onStep from its loop: a bad one would be its TypeError, after the text encoder's run)
+    checkControl(o, 'img2img', ['onStep']);
     this.live();
     assertTensor(o.z, 'img2img z', 4);
     assertTensor(o.c, 'img2img c', 3);
