@@ -23,6 +23,7 @@ import {
   waitForBatch,
   watchBatch,
 } from '../ts/index.js';
+import { LocalJobRunner } from '../ts/server/index.js';
 
 const bad = 5 as never;
 // (nothing is written there: the callbacks are checked before the options that name it are used)
@@ -45,6 +46,8 @@ const cases: [string, () => Promise<unknown>, RegExp][] = [
   ['runBatch onEvent', () => runBatch({} as never, { onEvent: bad }), /^runBatch onEvent: expected a function, got 5$/],
   ['runBatch worker.onLog', () => runBatch({} as never, { worker: { onLog: bad } }), /^runBatch worker onLog: expected a function, got 5$/],
   ['waitForBatch onEvent', () => waitForBatch('b', { redis: 'redis://127.0.0.1:1', onEvent: bad }), /^waitForBatch onEvent: expected a function, got 5$/],
+  ['LocalJobRunner execute', async () => new LocalJobRunner({ execute: bad }), /^LocalJobRunner execute: expected a function, got 5$/],
+  ['LocalJobRunner onUnet', async () => new LocalJobRunner({ execute: async () => ({}), onUnet: 'log' as never }), /^LocalJobRunner onUnet: expected a function, got string "log"$/],
   ['watchBatch signal', () => watchBatch('b', { redis: 'redis://127.0.0.1:1', signal: 'stop' as never }).next(), /^watchBatch signal: expected an AbortSignal, got string "stop"$/],
 ];
 
