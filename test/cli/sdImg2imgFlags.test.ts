@@ -13,7 +13,7 @@ import { Command } from 'commander';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
 import { registerSdCommand } from '../../ts/cli/commands/sd.js';
-import { InvalidArgumentError, ShapeError } from '../../ts/errors.js';
+import { InvalidArgumentError, MissingFileError, ShapeError } from '../../ts/errors.js';
 import { writeNpy } from '../../ts/io/npy.js';
 import { resolveFixtureOptions, writeSdFixture } from '../../ts/sd/fixture.js';
 import { onnx } from '../../ts/sd/onnxProto.js';
@@ -121,6 +121,7 @@ describe('sd img2img: flags and inputs are refused before the model loads', () =
     const file = await run('sd', 'img2img', '--model', f('in64.png'), '--image', f('in64.png'), '--prompt', 'a cat', '--out', f('out.png'));
     expect(file?.message).toBe(`--model ${f('in64.png')}: is a file; expected an SD 1.x ONNX model folder`);
     const none = await run('sd', 'img2img', '--model', f('nothing'), '--image', f('in64.png'), '--prompt', 'a cat', '--out', f('out.png'));
+    expect(none).toBeInstanceOf(MissingFileError);
     expect(none?.message).toContain(`--model ${f('nothing')}: no such folder`);
     expect(readdirSync(tmp).filter((n) => n.startsWith('out'))).toEqual([]);
   });
@@ -249,7 +250,9 @@ describe('sd img2img --out: one name rule for every image of a batch', () => {
 describe('sd schedule', () => {
   it('shares the checks and refuses a model folder that is not there', async () => {
     expect((await run('sd', 'schedule', '--steps', '0'))?.message).toBe('--steps must be a positive integer, got 0');
-    expect((await run('sd', 'schedule', '--model', f('nothing')))?.message).toContain(`--model ${f('nothing')}: no such folder`);
+    const none = await run('sd', 'schedule', '--model', f('nothing'));
+    expect(none).toBeInstanceOf(MissingFileError);
+    expect(none?.message).toContain(`--model ${f('nothing')}: no such folder`);
     expect((await run('sd', 'schedule', '--scheduler', 'ddim', '--eta', '2'))?.message).toMatch(/^--eta 2 is too large for this schedule: .* up to eta 1\.0\d+ here \(50 steps, strength 0\.8\)/);
   });
 

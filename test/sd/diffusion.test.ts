@@ -372,6 +372,13 @@ describe('bad input', () => {
     await expect(sd.decode(z, { signal: 'stop' as unknown as AbortSignal })).rejects.toThrow(/signal: expected an AbortSignal, got string "stop"$/);
   });
 
+  it('refuses an onStep that is not a function, naming it (not the engine\'s TypeError)', async () => {
+    const bad = sd.img2img({ z, c, steps: 2, onStep: 5 as never });
+    await expect(bad).rejects.toThrow(InvalidArgumentError);
+    await expect(sd.img2img({ z, c, steps: 2, onStep: 5 as never })).rejects.toThrow(/^img2img onStep: expected a function, got 5$/);
+    await expect(sd.img2img({ z, c, steps: 2, onStep: 'log' as never })).rejects.toMatchObject({ code: 'InvalidArgument' });
+  });
+
   it('names what is missing in a model folder, and what was found', async () => {
     const dir = join(root, 'broken-missing');
     await rm(dir, { recursive: true, force: true });

@@ -10,8 +10,9 @@ import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { BrainlatentError, FormatError, InvalidArgumentError } from '../../ts/errors.js';
+import { BrainlatentError, FormatError, InvalidArgumentError, MissingFileError } from '../../ts/errors.js';
 import { Diffusion } from '../../ts/sd/Diffusion.js';
+import { OnnxModel } from '../../ts/sd/OnnxModel.js';
 import { writeSdFixture } from '../../ts/sd/fixture.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'bl-model-folder-'));
@@ -66,7 +67,8 @@ describe('an empty or wrong model folder', () => {
     const dir = join(tmp, 'empty');
     mkdirSync(dir);
     const e = await loadError(dir);
-    expect(e).toBeInstanceOf(InvalidArgumentError);
+    expect(e).toBeInstanceOf(MissingFileError);
+    expect(e.code).toBe('MissingFile');
     expect(e.message).toContain(`model folder ${dir} has no text_encoder/model.onnx, unet/model.onnx, vae_encoder/model.onnx, vae_decoder/model.onnx`);
     expect(e.message).toMatch(/an SD 1\.x ONNX export .* has .*tokenizer\/vocab\.json.*; found: nothing$/);
     expect(e.message).not.toMatch(/file not found/);
@@ -82,5 +84,27 @@ describe('an empty or wrong model folder', () => {
     // only the components asked for must be there
     (await Diffusion.load(dir, { components: ['unet'] })).dispose();
     await expect(Diffusion.load(dir, { components: ['unet', 'vae' as 'unet'] })).rejects.toThrow(/unknown component 'vae'/);
+    await expect(Diffusion.load(dir, { components: ['unet', 'vae' as 'unet'] })).rejects.toBeInstanceOf(InvalidArgumentError);
+  });
+
+  it('a folder or model file that is not there is a MissingFileError naming it (code MissingFile, as RidgeModel.load says)', async () => {
+    const nope = join(tmp, 'nope');
+    const e = await loadError(nope);
+    expect(e).toBeInstanceOf(MissingFileError);
+    expect(e.code).toBe('MissingFile');
+    expect(e.message).toBe(`model folder ${nope} does not exist; expected an SD 1.x ONNX model folder`);
+    const onnx = await OnnxModel.load(join(nope, 'unet', 'model.onnx')).then(
+      () => null,
+      (err: unknown) => err as BrainlatentError,
+    );
+    expect(onnx).toBeInstanceOf(MissingFileError);
+    expect(onnx?.message).toBe(`OnnxModel.load: ${join(nope, 'unet', 'model.onnx')} does not exist; expected an ONNX model file`);
+    // one component missing from a folder that has the others
+    const partial = join(tmp, 'partial');
+    mkdirSync(join(partial, 'unet'), { recursive: true });
+    writeFileSync(join(partial, 'unet', 'model.onnx'), readFileSync(join(good, 'unet', 'model.onnx')));
+    const part = await loadError(partial, { components: ['unet', 'vae_decoder'] });
+    expect(part).toBeInstanceOf(MissingFileError);
+    expect(part.message).toContain(`model folder ${partial} has no vae_decoder/model.onnx`);
   });
 });

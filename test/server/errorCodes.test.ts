@@ -66,6 +66,17 @@ describe("an error body's code is the library's for the same input", () => {
     expect(r.json).toMatchObject({ code: e.code, name: 'InvalidArgumentError' });
   });
 
+  it('MissingFileError: a missing SD model folder is MissingFile, as a missing ridge file is', async () => {
+    const sd = await s.call('POST', '/v1/models', { kind: 'sd', name: 'sd', path: 'models/no-such-sd' });
+    const e = await thrown(() => Diffusion.load(join(s.root, 'models', 'no-such-sd')));
+    expect(e.code).toBe('MissingFile');
+    expect(sd.status, sd.text).toBe(400);
+    expect(sd.json).toMatchObject({ code: e.code, name: 'MissingFileError', message: expect.stringMatching(/^body\.path: model folder .*models\/no-such-sd does not exist/) });
+    const ridge = await s.call('POST', '/v1/models', { kind: 'ridge', name: 'r', path: 'models/no-such.safetensors' });
+    expect(ridge.status, ridge.text).toBe(400);
+    expect(ridge.json).toMatchObject({ code: 'MissingFile', name: 'MissingFileError' });
+  });
+
   it('LimitError: a .npy header over the 1 MiB limit is LimitExceeded', async () => {
     const bytes = npyWithLongHeader([1, 4]);
     const r = await s.call('POST', '/v1/ridge/z/predict', new Uint8Array(bytes), npy);

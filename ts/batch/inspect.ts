@@ -7,6 +7,7 @@ import { join } from 'node:path';
 
 import type { Queue } from 'bullmq';
 
+import { checkControl } from '../callbackOptions.js';
 import { loadRedisQueue } from '../optionalDependencies.js';
 import { BatchError } from './errors.js';
 import { forceSubjects, QUEUES, type BatchPlan, type QueueClass } from './graph.js';
@@ -180,6 +181,7 @@ export async function getBatchStatus(batch: string, options: RedisOptions): Prom
  * at the start throws RedisUnreachableError.
  */
 export async function* watchBatch(batch: string, options: RedisOptions & { intervalMs?: number; signal?: AbortSignal }): AsyncGenerator<BatchEvent & { status?: BatchStatusReport }> {
+  checkControl(options, 'watchBatch', []);
   const seen = new Map<string, string>();
   // an outage once connected is waited out below; a Redis that is not there at the start fails at once
   await requireRedis(options.redis);
@@ -214,6 +216,7 @@ export async function* watchBatch(batch: string, options: RedisOptions & { inter
 
 /** Resolves with the final status once every job of the batch has finished. */
 export async function waitForBatch(batch: string, options: RedisOptions & { intervalMs?: number; signal?: AbortSignal; onEvent?: (e: BatchEvent) => void }): Promise<BatchReport> {
+  checkControl(options, 'waitForBatch', ['onEvent']);
   let last: BatchReport | undefined;
   for await (const e of watchBatch(batch, options)) {
     if (e.type === 'job') options.onEvent?.(e);

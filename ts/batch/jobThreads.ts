@@ -1,4 +1,8 @@
-/** How many engine threads a job process uses: a worker's --threads reaches its job processes by environment. */
+/**
+ * How a job process's threads run: a worker's --threads reaches its job processes by environment, and so does
+ * ONNX Runtime's spinning, off when several job processes run at once.
+ */
+import { ORT_SPINNING_ENV } from '../sd/spinningEnv.js';
 
 /** Environment variable that carries a worker's engine thread count into its job processes. */
 export const THREADS_ENV = 'BRAINLATENT_THREADS';
@@ -9,4 +13,16 @@ export async function applyThreadsFromEnv(): Promise<void> {
   if (!Number.isInteger(n) || n <= 0) return;
   const { setThreads } = await import('../ridge/RidgeCV.js');
   setThreads(n);
+}
+
+/**
+ * The environment of a pool's job processes: `threads` (when > 0) as THREADS_ENV and, when more than one runs at
+ * once, ONNX Runtime's spinning off (BRAINLATENT_ORT_SPINNING=0): each job's sessions default to every core, so
+ * spinning threads of one take the cores another computes on (two samplers at once ran in 0.58–0.86 of the time
+ * without it, four in 0.67–0.72: docs/sampler.md). A value already in `base` (the user's) is kept.
+ */
+export function jobProcessEnv(base: NodeJS.ProcessEnv, concurrency: number, threads?: number): NodeJS.ProcessEnv {
+  const spinOff = concurrency > 1 && base[ORT_SPINNING_ENV] === undefined;
+  if (!threads && !spinOff) return base;
+  return { ...base, ...(threads ? { [THREADS_ENV]: String(threads) } : {}), ...(spinOff ? { [ORT_SPINNING_ENV]: '0' } : {}) };
 }

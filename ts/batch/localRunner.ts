@@ -9,6 +9,7 @@ import os from 'node:os';
 import type { BatchNode, BatchPlan } from './graph.js';
 import { planNodes } from './graph.js';
 import { PoolJobError, ProcessPool } from './pool.js';
+import { jobProcessEnv } from './jobThreads.js';
 import { batchStatus, jobInfo, oneLine, resultUnet, resultWarnings, type BatchEvent, type BatchStatus, type JobInfo } from './status.js';
 
 export interface LocalRunOptions {
@@ -31,7 +32,8 @@ export async function runLocal(plan: BatchPlan, options: LocalRunOptions = {}): 
   for (const n of nodes) for (const d of n.deps) dependents.set(d, [...(dependents.get(d) ?? []), n.id]);
   const startedAt = Date.now();
   const emit = (j: JobInfo) => options.onEvent?.({ batch: plan.id, type: 'job', job: { ...j }, at: Date.now() });
-  const pool = new ProcessPool(options.concurrency ?? defaultConcurrency(), options.env);
+  const concurrency = options.concurrency ?? defaultConcurrency();
+  const pool = new ProcessPool(concurrency, jobProcessEnv(options.env ?? process.env, concurrency));
   const ready: BatchNode[] = [];
   const waitingRetry = new Set<NodeJS.Timeout>();
   let running = 0;

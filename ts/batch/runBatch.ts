@@ -3,6 +3,7 @@
  * (a pool of worker processes) or, with `redis`, through BullMQ (submit, then workers here and/or elsewhere
  * take the jobs). Same graph, same job ids, same outputs either way.
  */
+import { checkControl } from '../callbackOptions.js';
 import { planBatch } from './graph.js';
 import { waitForBatch } from './inspect.js';
 import { runLocal, type LocalRunOptions } from './localRunner.js';
@@ -26,6 +27,9 @@ export interface RunBatchOptions extends LocalRunOptions {
 
 /** Runs a whole batch; resolves with the final status and the summary per subject × stage. */
 export async function runBatch(manifest: ManifestInput, options: RunBatchOptions = {}): Promise<BatchReport> {
+  // (before the plan is written: a bad callback would be a TypeError at the first job's event)
+  checkControl(options, 'runBatch', ['onEvent']);
+  checkControl(options.worker, 'runBatch worker', ['onLog', 'onEvent'], false);
   const plan = await planBatch(await toResolved(manifest), { force: options.force });
   // a Redis that is not there fails the run at once, before anything is written
   if (options.redis) await requireRedis(options.redis);

@@ -20,10 +20,11 @@ import { hostname } from 'node:os';
 
 import type { FlowProducer, Job, Worker } from 'bullmq';
 
+import { checkControl } from '../callbackOptions.js';
 import { loadRedisQueue } from '../optionalDependencies.js';
 import { isInputError } from './errors.js';
 import { QUEUES, type BatchNode, type QueueClass } from './graph.js';
-import { THREADS_ENV } from './jobThreads.js';
+import { jobProcessEnv } from './jobThreads.js';
 import { LockKeeper } from './lockKeeper.js';
 import { PoolJobError, ProcessPool, type PoolRun } from './pool.js';
 import { keys, PREFIX, probeRedis, redisConnection, requireRedis, shownRedisUrl } from './redis.js';
@@ -149,6 +150,7 @@ async function firstConnection(url: string, wait: boolean, log: (line: string) =
 }
 
 export async function createWorker(options: WorkerOptions): Promise<BatchWorker> {
+  checkControl(options, 'createWorker', ['onLog', 'onEvent'], false);
   const connection = redisConnection(options.redis);
   const name = options.name ?? `${hostname()}:${process.pid}`;
   const log = options.onLog ?? (() => {});
@@ -160,8 +162,8 @@ export async function createWorker(options: WorkerOptions): Promise<BatchWorker>
   const concurrency = Math.max(1, options.concurrency ?? 1);
   const pollMs = options.pollMs ?? 1000;
   const queues = options.queues ?? [...QUEUES];
-  // the job processes are forked with this process's environment
-  const env = options.threads ? { ...process.env, [THREADS_ENV]: String(options.threads) } : process.env;
+  // the job processes are forked with this process's environment (and the threads' settings: jobThreads.ts)
+  const env = jobProcessEnv(process.env, concurrency, options.threads);
   const pool = new ProcessPool(concurrency, env);
   const control = new Queue('control', { connection, prefix: PREFIX });
   control.on('error', () => {});

@@ -2,6 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 
+import { checkControl } from '../callbackOptions.js';
 import { writeJsonAtomic } from '../io/atomicWrite.js';
 import { resolveConfig, type ReconstructConfigInput } from '../pipeline/config.js';
 import { reconstruct, type ReconstructOptions, type ReconstructResult } from '../pipeline/reconstruct.js';
@@ -56,6 +57,7 @@ export function demoRunConfig(options: DemoOptions, world: DemoWorld): Reconstru
 export async function runDemo(options: DemoOptions, control: DemoControl = {}): Promise<DemoResult> {
   // every option is checked before anything is built or written, the run's config (with `config`'s overrides) too
   checkDemoOptions(options);
+  checkControl(control, 'runDemo', ['onProgress', 'onWarning', 'onWorldProgress']);
   resolveConfig(demoRunConfig(options, plannedDemoWorld({ ...options, out: join(resolve(options.out), 'world') })), 'demo config');
   const out = resolve(options.out);
   const t0 = performance.now();

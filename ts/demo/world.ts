@@ -8,6 +8,7 @@
 import { mkdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 
+import { checkControl } from '../callbackOptions.js';
 import { readNsdDesign } from '../nsd/expdesign.js';
 import { loadNsdCaptions } from '../nsd/captions.js';
 import { NsdStimuli } from '../nsd/stimuli.js';
@@ -129,6 +130,7 @@ const PHASES = { stimuli: 0.25, 'stimulus file': 0.2, betas: 0.2, catalogue: 0.3
  * version and every file it lists is intact.
  */
 export async function buildDemoWorld(options: DemoWorldOptions, control: DemoWorldControl = {}): Promise<DemoWorld> {
+  checkControl(control, 'buildDemoWorld', ['onProgress']);
   const out = resolve(options.out);
   const o = resolveWorldOptions(options);
   const key = worldKey(o);

@@ -6,6 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
+import { checkControl } from '../callbackOptions.js';
 import { EncodeConfigSchema, resolveEncodeConfig, type EncodeConfig, type EncodeConfigInput } from '../config/encode.js';
 import { InvalidArgumentError } from '../errors.js';
 import type { VoxelMask } from '../io/voxelMask.js';
@@ -125,6 +126,7 @@ function versions(): Record<string, string> {
  * maps, mosaics and a report; banded ridge with variance partitioning for joint sets.
  */
 export async function encode(input: EncodeConfigInput | EncodeConfig, options: EncodeOptions = {}): Promise<EncodeResult> {
+  checkControl(options, 'encode', ['onProgress', 'onWarning']);
   const c = resolveEncodeConfig(input);
   // a run folder that overlaps an input is refused before the lock creates it or anything is written (dry runs too)
   // (and so is an extraction cache, nsd.cacheDir, that overlaps one)

@@ -1,3 +1,4 @@
+import { checkControl } from '../callbackOptions.js';
 import { CancelledError, InvalidArgumentError, ShapeError } from '../errors.js';
 import { readMatrixNpy } from '../io/npy.js';
 import { read73kIdsNpy, rowsAs73kIdsProblem } from '../nsd/ids.js';
@@ -210,6 +211,7 @@ async function unetTables(
  * Tables come in spec order, 'file' sets first.
  */
 export async function computeFeatures(specs: FeatureSetSpec[], ids: Int32Array, source: ImageSource, opts: FeatureOptions = {}): Promise<FeatureTable[]> {
+  checkControl(opts, 'computeFeatures', ['onProgress']);
   const out: FeatureTable[] = [];
   for (const s of specs) if (s.kind === 'file') out.push(await readFeatureFile(s));
   const model = specs.filter((s) => s.kind !== 'file');

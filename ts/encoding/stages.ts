@@ -14,7 +14,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 
 import type { BandedSpec, EncodeConfig } from '../config/encode.js';
-import { InvalidArgumentError, OutOfMemoryError, ShapeError } from '../errors.js';
+import { InvalidArgumentError, MissingFileError, OutOfMemoryError, ShapeError } from '../errors.js';
 import { writeFileAtomic, writeJsonAtomic } from '../io/atomicWrite.js';
 import { readIntVectorNpy, readMatrixNpy, readNpy, writeNpy } from '../io/npy.js';
 import { readNiftiMasked, writeNiftiMap } from '../io/nifti.js';
@@ -165,7 +165,7 @@ async function noiseCeiling(c: EncodeConfig, betas: NsdExtraction, mask: VoxelMa
   const path = mode === 'auto' ? ncsnrPath(c.nsd.root, c.nsd.subject) : mode;
   if (!existsSync(path)) {
     if (mode === 'auto') return null;
-    throw new InvalidArgumentError(`noiseCeiling: ${path} does not exist`);
+    throw new MissingFileError(`noiseCeiling: ${path} does not exist`);
   }
   const { betas: m } = await readNiftiMasked(path, mask);
   return noiseCeilingFromNcsnr(m.data.subarray(0, mask.indices.length), trials);

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFile, stat, utimes } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
+import { checkCallback } from '../callbackOptions.js';
 import { allocFloat32 } from '../allocate.js';
 import { BrainlatentError, InvalidArgumentError, MissingFileError, ShapeError } from '../errors.js';
 import { recoverInterruptedDir } from '../io/atomicWrite.js';
@@ -316,6 +317,7 @@ type Normalized = Required<Omit<NsdExtractOptions, 'sessions' | 'cacheDir' | 'on
 function normalize(opts: NsdExtractOptions): Normalized {
   if (opts === null || typeof opts !== 'object') throw new InvalidArgumentError(`extractNsd: expected an options object ({ root, subject, roi, ... }), got ${opts === null ? 'null' : typeof opts}`);
   checkKnownKeys(opts, EXTRACT_OPTION_KEYS, 'extractNsd');
+  checkCallback(opts.onProgress, 'extractNsd', 'onProgress');
   if (!opts.root) throw new InvalidArgumentError('extractNsd: root (the NSD folder) is required');
   if (!(Number.isInteger(opts.subject) && opts.subject >= 1 && opts.subject <= 8)) {
     throw new InvalidArgumentError(`extractNsd: subject must be 1..8, got ${opts.subject}`);

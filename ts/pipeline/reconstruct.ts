@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
+import { checkControl } from '../callbackOptions.js';
 import { ReconstructConfigSchema } from '../config/reconstruct.js';
 import { CancelledError, InvalidArgumentError, ShapeError } from '../errors.js';
 import { packageRoot } from '../native/binding.js';
@@ -101,6 +102,8 @@ export function estimateImg2Img(config: ReconstructConfig, testImages: number): 
 }
 
 export async function reconstruct(input: ReconstructConfigInput | ReconstructConfig, options: ReconstructOptions = {}): Promise<ReconstructResult> {
+  // (a bad callback would otherwise be a TypeError at the first progress report, with the run folder locked and half written)
+  checkControl(options, 'reconstruct', ['onProgress', 'onWarning']);
   const config = resolveConfig(input);
   // a run folder that overlaps an input is refused before the lock creates it or anything is written (dry runs too)
   // (and so is an extraction cache, nsd.cacheDir, that overlaps one)

@@ -7,7 +7,8 @@
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { FormatError, InvalidArgumentError, ShapeError } from '../errors.js';
+import { checkControl } from '../callbackOptions.js';
+import { FormatError, InvalidArgumentError, MissingFileError, ShapeError } from '../errors.js';
 import { readJsonObject } from '../io/json.js';
 import { describeNumber } from '../ridge/alphas.js';
 import { checkInteger, checkOptionsObject } from '../ridge/options.js';
@@ -211,7 +212,8 @@ export class Diffusion {
   static async load(dir: string, options: DiffusionLoadOptions = {}): Promise<Diffusion> {
     if (typeof dir !== 'string' || dir.length === 0) throw new InvalidArgumentError('Diffusion.load: dir must be a folder path');
     checkOptions(options, { ...LOAD_KEYS, ...Object.fromEntries(ORT_SESSION_OPTION_KEYS.map((k) => [k, true])) }, 'Diffusion.load');
-    if (!existsSync(dir)) throw new InvalidArgumentError(`model folder ${dir} does not exist`);
+    // (a path that is not there is a MissingFileError, as RidgeModel.load's is: code MissingFile in-process and over HTTP)
+    if (!existsSync(dir)) throw new MissingFileError(`model folder ${dir} does not exist; expected an SD 1.x ONNX model folder`);
     if (!statSync(dir).isDirectory()) throw new InvalidArgumentError(`model folder ${dir} is a file; expected an SD 1.x ONNX model folder`);
     if (options.components !== undefined && !Array.isArray(options.components)) {
       throw new InvalidArgumentError(`Diffusion.load: components must be an array of component names (e.g. ['unet']), got ${describeNumber(options.components)}`);
@@ -357,6 +359,8 @@ export class Diffusion {
   async img2img(options: Img2ImgOptions): Promise<Img2ImgResult> {
     const o = options;
     checkOptions(o, IMG2IMG_KEYS, 'img2img');
+    // (the engine calls onStep from its loop: a bad one would be its TypeError, after the text encoder's run)
+    checkControl(o, 'img2img', ['onStep']);
     this.live();
     assertTensor(o.z, 'img2img z', 4);
     assertTensor(o.c, 'img2img c', 3);

@@ -37,7 +37,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 
-import { InvalidArgumentError } from '../errors.js';
+import { InvalidArgumentError, MissingFileError } from '../errors.js';
 import { nativeJob, nativeSync } from '../native/call.js';
 import type { NativeOnnxInput, OnnxHandle, SdTensorInfo } from '../native/samplerTypes.js';
 import { checkOptionsObject } from '../ridge/options.js';
@@ -73,7 +73,7 @@ export class OnnxModel {
 
   static async load(path: string, options: OnnxModelLoadOptions = {}): Promise<OnnxModel> {
     if (typeof path !== 'string' || path.length === 0) throw new InvalidArgumentError('OnnxModel.load: path must be a file path');
-    if (!existsSync(path)) throw new InvalidArgumentError(`OnnxModel.load: ${path} does not exist`);
+    if (!existsSync(path)) throw new MissingFileError(`OnnxModel.load: ${path} does not exist; expected an ONNX model file`);
     checkOptionsObject(options, ORT_SESSION_OPTION_KEYS, 'OnnxModel.load');
     const session = nativeSessionOptions(options, 'OnnxModel.load');
     // external data behind links that leave the model's folder (a Hugging Face cache): from bytes (modelSource)

@@ -7,7 +7,7 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { InvalidArgumentError } from '../errors.js';
+import { InvalidArgumentError, MissingFileError } from '../errors.js';
 
 export const SD_COMPONENTS = ['text_encoder', 'unet', 'vae_encoder', 'vae_decoder'] as const;
 export type SdComponent = (typeof SD_COMPONENTS)[number];
@@ -23,8 +23,9 @@ function listFound(dir: string): string {
 }
 
 /**
- * Throws an InvalidArgumentError naming every `<component>/model.onnx` of `components` (default: all four)
- * that `dir` lacks, what an SD 1.x ONNX folder must contain, and what it holds. `dir` must be an existing folder.
+ * Throws a MissingFileError naming every `<component>/model.onnx` of `components` (default: all four) that `dir`
+ * lacks, what an SD 1.x ONNX folder must contain, and what it holds (an unknown component name is an
+ * InvalidArgumentError). `dir` must be an existing folder.
  */
 export function checkModelLayout(dir: string, components: readonly string[] = SD_COMPONENTS): void {
   for (const c of components) {
@@ -34,7 +35,7 @@ export function checkModelLayout(dir: string, components: readonly string[] = SD
   }
   const missing = components.filter((c) => !isFile(join(dir, c, 'model.onnx')));
   if (missing.length === 0) return;
-  throw new InvalidArgumentError(
+  throw new MissingFileError(
     `model folder ${dir} has no ${missing.map((c) => `${c}/model.onnx`).join(', ')} ` +
       `(an SD 1.x ONNX export — diffusers/optimum — has ${SD_COMPONENTS.map((c) => `${c}/model.onnx`).join(', ')}, ` +
       `tokenizer/vocab.json and tokenizer/merges.txt); found: ${listFound(dir)}`,

@@ -7,6 +7,7 @@ import { BackendUnavailableError, InvalidArgumentError } from '../errors.js';
 import { onnxruntimeNodeInstallCommand } from '../optionalDependencies.js';
 import { shippedOrtLibrary } from '../native/binding.js';
 import { describeNumber } from '../ridge/alphas.js';
+import { spinningFromEnv } from './spinningEnv.js';
 import type { NativeOrtSessionOptions } from '../native/samplerTypes.js';
 
 const require = createRequire(import.meta.url);
@@ -66,7 +67,10 @@ export interface OrtSessionOptions extends ProviderSettings {
   deviceId?: number;
   intraOpThreads?: number;
   interOpThreads?: number;
-  /** ORT's intra-op thread spinning (default true). */
+  /**
+   * ONNX Runtime's intra-op thread spinning (default true, or BRAINLATENT_ORT_SPINNING's 0/1). Off is faster when
+   * the threads share their cores: several sessions sampling at once, a busy machine (docs/sampler.md).
+   */
   spinning?: boolean;
   optimization?: 'disable' | 'basic' | 'extended' | 'all';
   /**
@@ -180,7 +184,8 @@ export function nativeSessionOptions(o: OrtSessionOptions, where: string): Nativ
     provider: o.provider,
     deviceId: o.deviceId,
     ...providerSettings,
-    spinning: o.spinning,
+    // (unset: BRAINLATENT_ORT_SPINNING, which a batch pool of several job processes sets to 0; else ONNX Runtime's true)
+    spinning: o.spinning ?? spinningFromEnv(),
     optimization: o.optimization,
     memory: o.memory,
     memoryArena: o.memoryArena,

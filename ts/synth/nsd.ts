@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readdir } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
+import { checkCallback } from '../callbackOptions.js';
 import { InvalidArgumentError } from '../errors.js';
 import { withAtomicDir, writeFileAtomic } from '../io/atomicWrite.js';
 import { writeHdf5 } from '../io/hdf5.js';
@@ -267,6 +268,7 @@ const FIELD_NAMES: SynthNsdOptionNames = {
  */
 export function resolveSynthNsdOptions(opts: SynthNsdOptions, names: SynthNsdOptionNames = FIELD_NAMES, prefix = 'synthNsd: '): Resolved {
   const n = names;
+  checkCallback(opts.onProgress, prefix.replace(/: $/, ''), 'onProgress');
   const o: Resolved = {
     out: opts.out,
     onProgress: opts.onProgress ?? (() => {}),

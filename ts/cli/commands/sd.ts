@@ -4,7 +4,7 @@ import { basename, extname, join, dirname } from 'node:path';
 
 import type { Command } from 'commander';
 
-import { CancelledError, InvalidArgumentError, NonFiniteError, ShapeError } from '../../errors.js';
+import { CancelledError, InvalidArgumentError, MissingFileError, NonFiniteError, ShapeError } from '../../errors.js';
 import { readNpy, writeNpy } from '../../io/npy.js';
 import { Diffusion, SCHEDULERS, type SchedulerName } from '../../sd/Diffusion.js';
 import { SD_FIXTURE_VARIANTS, writeSdFixture } from '../../sd/fixture.js';
@@ -181,7 +181,7 @@ function checkModelFolder(dir: string): string {
   try {
     st = statSync(dir);
   } catch {
-    throw new InvalidArgumentError(`--model ${dir}: no such folder; expected an SD 1.x ONNX model folder (see \`brainlatent sd fixture\` for a test one)`);
+    throw new MissingFileError(`--model ${dir}: no such folder; expected an SD 1.x ONNX model folder (see \`brainlatent sd fixture\` for a test one)`);
   }
   if (!st.isDirectory()) throw new InvalidArgumentError(`--model ${dir}: is a file; expected an SD 1.x ONNX model folder`);
   return dir;

@@ -5,6 +5,7 @@
  * batch-layer jobs (reconstruct, encode, manifests) are submitted to its BullMQ queues from that process and
  * followed there, so `brainlatent worker` processes anywhere share the work.
  */
+import { checkControl } from '../../callbackOptions.js';
 import { BrainlatentError, CancelledError } from '../../errors.js';
 import { publicError } from '../publicError.js';
 import { ClosedError, QueueFullError } from '../workQueue.js';
@@ -56,6 +57,8 @@ export class LocalJobRunner implements JobRunner {
   private readonly spawner?: JobSpawner;
 
   constructor(private readonly options: LocalRunnerOptions = {}) {
+    // (before the spawner forks: a bad one would otherwise be a TypeError when the first job runs or ends)
+    checkControl(options, 'LocalJobRunner', ['execute', 'onUnet'], false);
     this.concurrency = options.concurrency ?? 1;
     this.maxQueued = options.maxQueued ?? 100;
     if (options.execute) this.execute = options.execute;
