@@ -71,8 +71,9 @@ Napi::Value RidgePredict(const Napi::CallbackInfo& info) {
   return to_typed<Napi::Float32Array>(info.Env(), std::move(out));
 }
 
-// ridgePredictAsync(x, n, p, coef, t, intercept, xMean, xScale, cancelToken?) -> Promise<Float32Array>:
-// the same on a worker thread, so that a service's event loop keeps running.
+// ridgePredictAsync(x, n, p, coef, t, intercept, xMean, xScale, onProgress?, cancelToken?) -> Promise<Float32Array>:
+// the same on a worker thread, so that a service's event loop keeps running; progress(fraction, 'predict')
+// after each of its GEMMs, and the cancel token checked before each and after the last.
 Napi::Value RidgePredictAsync(const Napi::CallbackInfo& info) {
   Args args(info, "ridgePredictAsync");
   const PredictArgs a = predict_args(args);
@@ -84,10 +85,12 @@ Napi::Value RidgePredictAsync(const Napi::CallbackInfo& info) {
       info.Env(), "brainlatent.ridgePredict",
       [=](JobContext& ctx) {
         out->resize(static_cast<std::size_t>(x.rows * t));
-        ridge_predict(x, coef, t, b, mean, scale, {out->data(), x.rows, t}, ctx.cancel_flag());
+        const auto report = ctx.fraction_progress();
+        ridge_predict(x, coef, t, b, mean, scale, {out->data(), x.rows, t}, ctx.cancel_flag(),
+                      report ? std::function<void(double)>([report](double f) { report(f, "predict"); }) : std::function<void(double)>());
       },
       [out](Napi::Env env) { return to_typed<Napi::Float32Array>(env, std::move(*out)); },
-      {Napi::Function(), args.cancel_token(8), {a.x, a.coef, a.b, a.mean, a.scale}});
+      {args.callback(8), args.cancel_token(9), {a.x, a.coef, a.b, a.mean, a.scale}});
 }
 
 // ridgeCostEstimate(n, p, t, options) -> { route, flops, memory }: the flop model of the route a fit of

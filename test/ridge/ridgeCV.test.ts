@@ -9,7 +9,7 @@ import { CancelledError, FormatError, InvalidArgumentError, NonFiniteError, OutO
 import { readSafetensors, writeSafetensors } from '../../ts/io/safetensors.js';
 import { setThreads } from '../../ts/ridge/RidgeCV.js';
 import { RidgeCV, type FitControl, type RidgeCVOptions } from '../../ts/ridge/RidgeCV.js';
-import { RidgeModel } from '../../ts/ridge/RidgeModel.js';
+import { RidgeModel, type PredictProgress } from '../../ts/ridge/RidgeModel.js';
 import { writeNpy } from '../../ts/io/npy.js';
 import { fromNative } from '../../ts/native/nativeError.js';
 import type { Matrix } from '../../ts/matrix.js';
@@ -796,6 +796,21 @@ describe('RidgeModel.predict: checked inputs, empty inputs, async', () => {
     expect(() => m.predict(big)).toThrow(`predict: X contains Infinity at row ${rows - 2}, column 3: inputs must be finite`);
   });
 
+  it('predictAsync reports its progress tile by tile, and an abort while it runs rejects it with CancelledError', async () => {
+    const { x, y } = planted(200, 50, 30, 3);
+    const m = await new RidgeCV({ alphas: [1, 10] }).fit(x, y);
+    const seen: PredictProgress[] = [];
+    const whole = await m.predictAsync(x, { onProgress: (p) => seen.push(p) });
+    expect(Array.from(whole.data)).toEqual(Array.from(m.predict(x).data));
+    expect(seen).toEqual([{ fraction: 1, stage: 'predict' }]);
+    // (aborted from its progress event: after the engine started and before the promise settles, whichever
+    // check sees it first, the engine's after its tile or the call's before it resolves — never a result)
+    const ac = new AbortController();
+    const run = m.predictAsync(x, { signal: ac.signal, onProgress: () => ac.abort() });
+    await expect(run).rejects.toThrow(CancelledError);
+    await expect(run).rejects.toThrow(/cancelled/);
+  });
+
   it("refuses unknown predict options with the one meant, as RidgeCV's options are, and checks label and signal", async () => {
     const { x, y } = planted(30, 4, 2, 1);
     const m = await new RidgeCV({ alphas: [1] }).fit(x, y);
@@ -803,8 +818,11 @@ describe('RidgeModel.predict: checked inputs, empty inputs, async', () => {
     expect(() => m.predict(x, opts({ lable: 'x' }))).toThrow(InvalidArgumentError);
     expect(() => m.predict(x, opts({ lable: 'x' }))).toThrow(/^RidgeModel\.predict: unknown option 'lable' \(did you mean 'label'\?\); known: label, signal$/);
     await expect(m.predictAsync(x, opts({ sigal: new AbortController().signal }))).rejects.toThrow(
-      /^RidgeModel\.predictAsync: unknown option 'sigal' \(did you mean 'signal'\?\); known: label, signal$/,
+      /^RidgeModel\.predictAsync: unknown option 'sigal' \(did you mean 'signal'\?\); known: label, signal, onProgress$/,
     );
+    // onProgress is predictAsync's (sync predict runs on the calling thread, with nothing to report to meanwhile)
+    expect(() => m.predict(x, opts({ onProgress: () => {} }))).toThrow(/^RidgeModel\.predict: unknown option 'onProgress'/);
+    await expect(m.predictAsync(x, opts({ onProgress: 3 }))).rejects.toThrow(/^RidgeModel\.predictAsync onProgress: expected a function, got 3$/);
     expect(() => m.predict(x, opts({ label: 5 }))).toThrow(/^RidgeModel\.predict label: expected a string \(how errors name X\), got 5$/);
     await expect(m.predictAsync(x, opts({ signal: {} }))).rejects.toThrow(/^RidgeModel\.predictAsync signal: expected an AbortSignal, got an object$/);
     expect(() => m.predict(x, opts(null))).toThrow(/^RidgeModel\.predict: options must be an object \(\{ label, signal \}\), got null$/);

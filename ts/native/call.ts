@@ -35,7 +35,9 @@ export function nativeSync<T>(fn: (b: Binding) => T): T {
 /**
  * Runs an async native job. `fn` starts it with the binding and, when a signal is given, a cancel
  * token to pass on: aborting the signal cancels the token, and the engine stops at its next check
- * (a sampler step, a solver's large operation). A signal aborted before the start rejects at once.
+ * (a sampler step, a solver's large operation). A signal aborted before the start rejects at once, and
+ * one aborted after the engine's last check but before the promise settles rejects it all the same: a
+ * cancelled call never resolves.
  */
 export async function nativeJob<T>(
   what: string,
@@ -58,7 +60,9 @@ export async function nativeJob<T>(
   const onAbort = (): void => b.cancel(token as CancelToken);
   signal?.addEventListener('abort', onAbort, { once: true });
   try {
-    return await fn(b, token);
+    const result = await fn(b, token);
+    if (signal?.aborted) throw withStack(new CancelledError(`${what}: cancelled`), stack);
+    return result;
   } catch (e) {
     throw fromNative(e, stack);
   } finally {

@@ -118,7 +118,7 @@ export interface RidgeBinding {
     xMean: Float32Array,
     xScale: Float32Array,
   ): Float32Array;
-  /** The same prediction on a worker thread. */
+  /** The same prediction on a worker thread; progress (stage 'predict') after each of its GEMMs, the token checked before each and after the last. */
   ridgePredictAsync(
     x: Float32Array,
     n: number,
@@ -128,6 +128,7 @@ export interface RidgeBinding {
     intercept: Float32Array,
     xMean: Float32Array,
     xScale: Float32Array,
+    onProgress?: (fraction: number, stage: string) => void,
     cancel?: CancelToken,
   ): Promise<Float32Array>;
   /** The flop model and memory plan of the route a fit of this shape would take, from its dimensions alone (folds label n samples). */

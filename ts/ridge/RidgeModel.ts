@@ -18,6 +18,17 @@ export interface PredictOptions {
   signal?: AbortSignal;
 }
 
+/** A prediction's progress: the fraction of its output computed (stage 'predict'). */
+export interface PredictProgress {
+  fraction: number;
+  stage: 'predict';
+}
+
+/** predictAsync's options: predict's, and progress events after each of the engine's GEMMs, all delivered before its promise settles. */
+export interface PredictAsyncOptions extends PredictOptions {
+  onProgress?: (p: PredictProgress) => void;
+}
+
 /** How the model was fitted; saved in the safetensors metadata. */
 export interface RidgeFitSettings {
   alphas: number[];
@@ -148,19 +159,35 @@ export class RidgeModel {
   }
 
   /**
-   * predict() on a worker thread: the event loop keeps running while the GEMM does; an AbortSignal stops it between
-   * row blocks. X's NaN/Inf check (the same error as predict's) runs in slices of 256 Ki values between which the
-   * loop runs, so a large X (30 M values: 40–60 ms in one piece) does not stall it either.
+   * predict() on a worker thread: the event loop keeps running while the GEMMs do. The engine computes the output in
+   * tiles of rows × targets, one GEMM of at most ~8 GFLOP each (a fraction of a second), reporting `onProgress` after
+   * each; an AbortSignal stops it before its next tile (CancelledError), and one that fires after the last but before
+   * the promise settles rejects it all the same (no result for a cancelled call). X's NaN/Inf check (the same error as
+   * predict's) runs in slices of 256 Ki values between which the loop runs, so a large X (30 M values: 40–60 ms in one
+   * piece) does not stall it either.
    */
-  async predictAsync(x: Matrix, options: PredictOptions = {}): Promise<Matrix> {
-    checkPredictOptions(options, 'RidgeModel.predictAsync');
+  async predictAsync(x: Matrix, options: PredictAsyncOptions = {}): Promise<Matrix> {
+    checkPredictOptions(options, 'RidgeModel.predictAsync', 'async');
     const label = options.label ?? 'predictAsync: X';
     this.checkShape(x, label);
     const bad = await firstNonFiniteSliced(x.data);
     if (bad >= 0) throw nonFiniteAt(x, bad, label);
+    const onProgress = options.onProgress;
     const data = await nativeJob(
       'RidgeModel.predictAsync',
-      (b, token) => b.ridgePredictAsync(x.data, x.rows, x.cols, this.coef.data, this.nTargets, this.intercept, this.xMean, this.xScale, token),
+      (b, token) =>
+        b.ridgePredictAsync(
+          x.data,
+          x.rows,
+          x.cols,
+          this.coef.data,
+          this.nTargets,
+          this.intercept,
+          this.xMean,
+          this.xScale,
+          onProgress ? (fraction) => onProgress({ fraction, stage: 'predict' }) : undefined,
+          token,
+        ),
       options.signal,
     );
     return { data, rows: x.rows, cols: this.nTargets };
