@@ -811,6 +811,36 @@ describe('RidgeModel.predict: checked inputs, empty inputs, async', () => {
     await expect(run).rejects.toThrow(/cancelled/);
   });
 
+  it("a cancelled engine call's CancelledError carries the signal's reason as its cause", async () => {
+    const { x, y } = planted(200, 50, 30, 3);
+    const m = await new RidgeCV({ alphas: [1, 10] }).fit(x, y);
+    const causeOf = async (run: Promise<unknown>): Promise<unknown> => {
+      const e = await run.then(
+        () => null,
+        (err: unknown) => err,
+      );
+      expect(e).toBeInstanceOf(CancelledError);
+      return (e as Error).cause;
+    };
+    // aborted while the engine runs (the engine's own CancelledError), with a reason of the caller's
+    const mine = new Error('my reason');
+    const ac = new AbortController();
+    expect(await causeOf(m.predictAsync(x, { signal: ac.signal, onProgress: () => ac.abort(mine) }))).toBe(mine);
+    const fitting = new AbortController();
+    const fit = new RidgeCV({ alphas: [1, 10, 100], targetBatch: 10 }).fit(x, y, {
+      signal: fitting.signal,
+      onProgress: (p) => p.stage === 'cv+refit' && fitting.abort('stop the fit'),
+    });
+    expect(await causeOf(fit)).toBe('stop the fit');
+    // aborted before the start: abort() without a reason, and a timeout, told apart by the cause's name
+    const plain = new AbortController();
+    plain.abort();
+    expect(((await causeOf(m.predictAsync(x, { signal: plain.signal }))) as DOMException).name).toBe('AbortError');
+    const timeout = AbortSignal.timeout(1);
+    await new Promise((r) => setTimeout(r, 30));
+    expect(((await causeOf(new RidgeCV().fit(x, y, { signal: timeout }))) as DOMException).name).toBe('TimeoutError');
+  });
+
   it("refuses unknown predict options with the one meant, as RidgeCV's options are, and checks label and signal", async () => {
     const { x, y } = planted(30, 4, 2, 1);
     const m = await new RidgeCV({ alphas: [1] }).fit(x, y);

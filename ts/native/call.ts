@@ -48,7 +48,7 @@ export async function nativeJob<T>(
   if (signal !== undefined && !isAbortSignal(signal)) {
     throw withStack(new InvalidArgumentError(`${what} signal: expected an AbortSignal, got ${describeNumber(signal)}`), stack);
   }
-  if (signal?.aborted) throw withStack(new CancelledError(`${what}: aborted before it started`), stack);
+  if (signal?.aborted) throw withStack(abortedBeforeStart(what, signal), stack);
   let b: Binding;
   let token: CancelToken | undefined;
   try {
@@ -61,13 +61,26 @@ export async function nativeJob<T>(
   signal?.addEventListener('abort', onAbort, { once: true });
   try {
     const result = await fn(b, token);
-    if (signal?.aborted) throw withStack(new CancelledError(`${what}: cancelled`), stack);
+    if (signal?.aborted) throw withStack(new CancelledError(`${what}: cancelled`, { cause: signal.reason }), stack);
     return result;
   } catch (e) {
-    throw fromNative(e, stack);
+    throw withAbortCause(fromNative(e, stack), signal);
   } finally {
     signal?.removeEventListener('abort', onAbort);
   }
+}
+
+/** The CancelledError of a call whose signal had aborted before it started; the signal's reason is its `cause`. */
+export function abortedBeforeStart(what: string, signal: AbortSignal): CancelledError {
+  return new CancelledError(`${what}: aborted before it started`, { cause: signal.reason });
+}
+
+/** The engine's CancelledError (which knows only a flag) with the signal's reason as its `cause`. */
+function withAbortCause(err: Error, signal: AbortSignal | undefined): Error {
+  if (err instanceof CancelledError && signal?.aborted && !('cause' in err)) {
+    Object.defineProperty(err, 'cause', { value: signal.reason, writable: true, configurable: true, enumerable: false });
+  }
+  return err;
 }
 
 /** An AbortSignal (also one of another realm: it has the members a job uses). */
