@@ -841,6 +841,26 @@ describe('RidgeModel.predict: checked inputs, empty inputs, async', () => {
     expect(((await causeOf(new RidgeCV().fit(x, y, { signal: timeout }))) as DOMException).name).toBe('TimeoutError');
   });
 
+  it('sync predict honours a signal already aborted, as predictAsync does, with its reason as the cause', async () => {
+    const { x, y } = planted(30, 4, 2, 1);
+    const m = await new RidgeCV({ alphas: [1] }).fit(x, y);
+    const ac = new AbortController();
+    const why = new Error('not any more');
+    ac.abort(why);
+    let thrown: unknown;
+    try {
+      m.predict(x, { signal: ac.signal });
+    } catch (e) {
+      thrown = e;
+    }
+    expect(thrown).toBeInstanceOf(CancelledError);
+    expect((thrown as Error).message).toBe('RidgeModel.predict: aborted before it started');
+    expect((thrown as Error).cause).toBe(why);
+    await expect(m.predictAsync(x, { signal: ac.signal })).rejects.toThrow('RidgeModel.predictAsync: aborted before it started');
+    // (a live signal, and none, predict)
+    expect(m.predict(x, { signal: new AbortController().signal }).rows).toBe(30);
+  });
+
   it("refuses unknown predict options with the one meant, as RidgeCV's options are, and checks label and signal", async () => {
     const { x, y } = planted(30, 4, 2, 1);
     const m = await new RidgeCV({ alphas: [1] }).fit(x, y);

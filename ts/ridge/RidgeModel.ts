@@ -2,7 +2,7 @@ import { metadataJson, readSafetensors, writeSafetensors } from '../io/safetenso
 import { FormatError, InvalidArgumentError, ShapeError } from '../errors.js';
 import { assertFiniteMatrix, firstNonFiniteSliced, nonFiniteAt } from '../io/finite.js';
 import { assertMatrix, type Matrix } from '../matrix.js';
-import { nativeJob, nativeSync } from '../native/call.js';
+import { abortedBeforeStart, nativeJob, nativeSync } from '../native/call.js';
 import type { NativeRidgeInfo } from '../native/ridgeTypes.js';
 import { ModelFile } from './modelFile.js';
 import { describeNumber } from './alphas.js';
@@ -12,7 +12,7 @@ import { checkBoolean, checkChoice, checkInteger, checkKnownKeys, checkPredictOp
 
 export type { RidgeScore };
 
-/** How predict() names X in its errors (a file name, for the CLI), and an AbortSignal for the async form. */
+/** How predict() names X in its errors (a file name, for the CLI), and an AbortSignal (sync predict honours one aborted before it starts; predictAsync one aborted at any time). */
 export interface PredictOptions {
   label?: string;
   signal?: AbortSignal;
@@ -149,11 +149,14 @@ export class RidgeModel {
 
   /**
    * Predictions for X (samples × features) as a samples × targets matrix, on the calling thread.
-   * A service should use predictAsync, which runs off the event loop.
+   * A service should use predictAsync, which runs off the event loop. A `signal` already aborted throws a
+   * CancelledError (its cause the signal's reason), as predictAsync rejects; once started, predict runs to its end —
+   * it holds the thread, so no abort can reach it meanwhile (predictAsync stops between its tiles).
    */
   predict(x: Matrix, options: PredictOptions = {}): Matrix {
     checkPredictOptions(options, 'RidgeModel.predict');
     this.checkX(x, options.label ?? 'predict: X');
+    if (options.signal?.aborted) throw abortedBeforeStart('RidgeModel.predict', options.signal);
     const data = nativeSync((b) => b.ridgePredict(x.data, x.rows, x.cols, this.coef.data, this.nTargets, this.intercept, this.xMean, this.xScale));
     return { data, rows: x.rows, cols: this.nTargets };
   }
