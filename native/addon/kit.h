@@ -2,7 +2,7 @@
 // - Errors: one mapping from the core's failures to JS errors, whatever the entry point.
 // - Arguments: typed accessors for positional arguments and option attributes (integers checked as
 //   integers, arrays by type and length), and the enum tables of every string option.
-// - Results: vectors handed to JS as typed arrays without a copy.
+// - Results: vectors handed to JS as typed arrays (large ones without a copy).
 // - Cancellation: one cancel token (createCancelToken/cancel) that every async job accepts.
 // - Jobs: one async job class (run_job) that runs core work on a libuv worker thread, delivers its
 //   progress events through a thread-safe function, maps its errors, holds its inputs alive, and
@@ -15,6 +15,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <limits>
 #include <memory>
@@ -149,11 +150,24 @@ class Args {
 };
 
 // ------------------------------------------------------------------ results
-// Hands a vector's storage to JS without copying; the ArrayBuffer frees it.
+// Results up to this size are copied into memory V8 owns, which it frees when it collects them. An
+// external buffer's finalizer (what frees the engine's memory) Node runs only when the event loop
+// turns: a synchronous loop of calls keeps every result it dropped until it yields. A result whose size
+// is known before the engine writes it is better allocated by the caller (in JS) and filled in place,
+// as ridgePredict's is.
+constexpr std::size_t kCopiedResultBytes = 1 << 20;
+
+// Hands a vector's storage to JS: a small one as a copy in V8's memory, a large one without copying
+// (the ArrayBuffer frees it).
 template <typename TA, typename T, typename Alloc>
 TA to_typed(Napi::Env env, std::vector<T, Alloc>&& v) {
   // An empty vector has no storage to hand over (an external buffer over null reads as detached).
   if (v.empty()) return TA::New(env, 0);
+  if (v.size() * sizeof(T) <= kCopiedResultBytes) {
+    Napi::ArrayBuffer buf = Napi::ArrayBuffer::New(env, v.size() * sizeof(T));
+    std::memcpy(buf.Data(), v.data(), v.size() * sizeof(T));
+    return TA::New(env, v.size(), buf, 0);
+  }
   using Vec = std::vector<T, Alloc>;
   auto* holder = new Vec(std::move(v));
   Napi::ArrayBuffer buf = Napi::ArrayBuffer::New(env, holder->data(), holder->size() * sizeof(T),

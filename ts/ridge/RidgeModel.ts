@@ -1,4 +1,5 @@
 import { metadataJson, readSafetensors, writeSafetensors } from '../io/safetensors.js';
+import { predictionArray } from './predictionArray.js';
 import { FormatError, InvalidArgumentError, ShapeError } from '../errors.js';
 import { assertFiniteMatrix, firstNonFiniteSliced, nonFiniteAt } from '../io/finite.js';
 import { assertMatrix, type Matrix } from '../matrix.js';
@@ -157,7 +158,8 @@ export class RidgeModel {
     checkPredictOptions(options, 'RidgeModel.predict');
     this.checkX(x, options.label ?? 'predict: X');
     if (options.signal?.aborted) throw abortedBeforeStart('RidgeModel.predict', options.signal);
-    const data = nativeSync((b) => b.ridgePredict(x.data, x.rows, x.cols, this.coef.data, this.nTargets, this.intercept, this.xMean, this.xScale));
+    const out = predictionArray(x.rows, this.nTargets, 'RidgeModel.predict');
+    const data = nativeSync((b) => b.ridgePredict(x.data, x.rows, x.cols, this.coef.data, this.nTargets, this.intercept, this.xMean, this.xScale, out));
     return { data, rows: x.rows, cols: this.nTargets };
   }
 
@@ -176,6 +178,7 @@ export class RidgeModel {
     const bad = await firstNonFiniteSliced(x.data);
     if (bad >= 0) throw nonFiniteAt(x, bad, label);
     const onProgress = options.onProgress;
+    const out = predictionArray(x.rows, this.nTargets, 'RidgeModel.predictAsync');
     const data = await nativeJob(
       'RidgeModel.predictAsync',
       (b, token) =>
@@ -188,6 +191,7 @@ export class RidgeModel {
           this.intercept,
           this.xMean,
           this.xScale,
+          out,
           onProgress ? (fraction) => onProgress({ fraction, stage: 'predict' }) : undefined,
           token,
         ),
