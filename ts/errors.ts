@@ -2,8 +2,8 @@
 
 export class BrainlatentError extends Error {
   readonly code: string;
-  constructor(message: string, code = 'BrainlatentError') {
-    super(message);
+  constructor(message: string, code = 'BrainlatentError', options?: ErrorOptions) {
+    super(message, options);
     this.name = new.target.name;
     this.code = code;
   }
@@ -94,10 +94,15 @@ export class OutOfMemoryError extends BrainlatentError {
   }
 }
 
-/** Work stopped because an AbortSignal fired. */
+/**
+ * Work stopped because an AbortSignal fired. An engine call's (a fit, a prediction, sampling: every async call that
+ * takes a `signal`, and sync predict given an aborted one) carries the signal's reason as its `cause`: what was passed
+ * to `abort(reason)`, or the DOMException Node makes without one (`name` 'AbortError', or 'TimeoutError' for
+ * `AbortSignal.timeout`), so that a caller can tell its own abort from a timeout.
+ */
 export class CancelledError extends BrainlatentError {
-  constructor(message = 'cancelled') {
-    super(message, 'Cancelled');
+  constructor(message = 'cancelled', options?: ErrorOptions) {
+    super(message, 'Cancelled', options);
   }
 }
 

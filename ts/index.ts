@@ -7,7 +7,7 @@ export { RidgeCV, setThreads, DEFAULT_ALPHAS } from './ridge/RidgeCV.js';
 export type { RidgeCVOptions, RidgeProgress, FitControl, RidgeBackend } from './ridge/RidgeCV.js';
 export type { RidgeCommonOptions } from './ridge/options.js';
 export { RidgeModel } from './ridge/RidgeModel.js';
-export type { RidgeScore, RidgeFitSettings, RidgeModelParts, PredictOptions } from './ridge/RidgeModel.js';
+export type { RidgeScore, RidgeFitSettings, RidgeModelParts, PredictOptions, PredictAsyncOptions, PredictProgress } from './ridge/RidgeModel.js';
 // what a fit reports (`model.info`: route, timings, memory: fixedBytes, batchBytes, peakBytes under memoryBudget), and
 // what RidgeCV.costModel plans for a shape before any data is read (NativeMemoryPlan)
 export type { NativeRidgeInfo, NativeMemoryInfo, NativeMemoryPlan, NativeRidgeSolver } from './native/ridgeTypes.js';

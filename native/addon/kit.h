@@ -2,11 +2,12 @@
 // - Errors: one mapping from the core's failures to JS errors, whatever the entry point.
 // - Arguments: typed accessors for positional arguments and option attributes (integers checked as
 //   integers, arrays by type and length), and the enum tables of every string option.
-// - Results: vectors handed to JS as typed arrays without a copy.
+// - Results: vectors handed to JS as typed arrays (large ones without a copy).
 // - Cancellation: one cancel token (createCancelToken/cancel) that every async job accepts.
-// - Jobs: one async job class (run_job) that runs core work on a libuv worker thread, delivers its
-//   progress events through a thread-safe function, maps its errors, holds its inputs alive, and
-//   settles its promise only after every progress event has been delivered.
+// - Jobs: one async job kit (run_job) that runs core work on the engine's own threads (never libuv's
+//   pool, which fs, dns, zlib and crypto need), delivers its progress events through a thread-safe
+//   function, maps its errors, holds its inputs alive, and settles its promise only after every
+//   progress event has been delivered.
 // Entry points copy their arguments into plain core structs on the JS thread; the worker never
 // touches V8.
 #pragma once
@@ -15,6 +16,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <limits>
 #include <memory>
@@ -149,11 +151,24 @@ class Args {
 };
 
 // ------------------------------------------------------------------ results
-// Hands a vector's storage to JS without copying; the ArrayBuffer frees it.
+// Results up to this size are copied into memory V8 owns, which it frees when it collects them. An
+// external buffer's finalizer (what frees the engine's memory) Node runs only when the event loop
+// turns: a synchronous loop of calls keeps every result it dropped until it yields. A result whose size
+// is known before the engine writes it is better allocated by the caller (in JS) and filled in place,
+// as ridgePredict's is.
+constexpr std::size_t kCopiedResultBytes = 1 << 20;
+
+// Hands a vector's storage to JS: a small one as a copy in V8's memory, a large one without copying
+// (the ArrayBuffer frees it).
 template <typename TA, typename T, typename Alloc>
 TA to_typed(Napi::Env env, std::vector<T, Alloc>&& v) {
   // An empty vector has no storage to hand over (an external buffer over null reads as detached).
   if (v.empty()) return TA::New(env, 0);
+  if (v.size() * sizeof(T) <= kCopiedResultBytes) {
+    Napi::ArrayBuffer buf = Napi::ArrayBuffer::New(env, v.size() * sizeof(T));
+    std::memcpy(buf.Data(), v.data(), v.size() * sizeof(T));
+    return TA::New(env, v.size(), buf, 0);
+  }
   using Vec = std::vector<T, Alloc>;
   auto* holder = new Vec(std::move(v));
   Napi::ArrayBuffer buf = Napi::ArrayBuffer::New(env, holder->data(), holder->size() * sizeof(T),
@@ -179,7 +194,9 @@ class CancelToken {
 };
 
 // ------------------------------------------------------------------ jobs
-// What the worker thread sees: the cancel flag and a way to post progress events.
+struct JobOptions;
+
+// What the job's thread sees: the cancel flag and a way to post progress events.
 class JobContext {
  public:
   // Null when the job has no cancel token.
@@ -195,7 +212,7 @@ class JobContext {
   std::function<void(double, const std::string&)> fraction_progress() const;
 
  private:
-  friend class JobWorker;
+  friend Napi::Promise run_job(Napi::Env, const char*, std::function<void(JobContext&)>, std::function<Napi::Value(Napi::Env)>, JobOptions);
   CancelTokenPtr cancel_;
   std::function<void(std::function<std::vector<napi_value>(Napi::Env)>)> post_;
 };
@@ -209,15 +226,19 @@ struct JobOptions {
 using JobWork = std::function<void(JobContext&)>;
 using JobDone = std::function<Napi::Value(Napi::Env)>;
 
-// Queues `work` on a libuv worker thread and returns the promise it settles: resolved with
+// Queues `work` on one of the engine's job threads and returns the promise it settles: resolved with
 // done(env) on the JS thread, or rejected with the mapped failure (named after `name`). Every
-// progress event posted by `work` is delivered before the promise settles, never after.
+// progress event posted by `work` is delivered before the promise settles, never after. At most 4
+// jobs compute at once (as many as libuv's default pool ran); the rest wait in call order. Not on
+// libuv's pool: four long jobs there (four concurrent fits) left no thread to the process's fs, dns,
+// zlib and crypto calls. An environment torn down (a worker thread ending) cancels its jobs and
+// waits for their work to stop.
 Napi::Promise run_job(Napi::Env env, const char* name, JobWork work, JobDone done, JobOptions options = {});
 
 // Jobs of this process from now on compute on a thread of their own at `niceness` steps below the
-// process's CPU priority (0: on the libuv worker itself, the default), while the libuv worker waits
-// for it. A service sets it so that its event loop wins the cores from its own compute (a libuv
-// worker's priority could not be raised back once lowered). Linux; a no-op elsewhere.
+// process's CPU priority (0: on the engine's job thread itself, the default), while the job thread
+// waits for it. A service sets it so that its event loop wins the cores from its own compute (a job
+// thread's priority could not be raised back once lowered). Linux; a no-op elsewhere.
 void set_job_niceness(int niceness);
 
 }  // namespace brainlatent::addon

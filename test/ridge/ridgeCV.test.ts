@@ -9,7 +9,7 @@ import { CancelledError, FormatError, InvalidArgumentError, NonFiniteError, OutO
 import { readSafetensors, writeSafetensors } from '../../ts/io/safetensors.js';
 import { setThreads } from '../../ts/ridge/RidgeCV.js';
 import { RidgeCV, type FitControl, type RidgeCVOptions } from '../../ts/ridge/RidgeCV.js';
-import { RidgeModel } from '../../ts/ridge/RidgeModel.js';
+import { RidgeModel, type PredictProgress } from '../../ts/ridge/RidgeModel.js';
 import { writeNpy } from '../../ts/io/npy.js';
 import { fromNative } from '../../ts/native/nativeError.js';
 import type { Matrix } from '../../ts/matrix.js';
@@ -796,6 +796,71 @@ describe('RidgeModel.predict: checked inputs, empty inputs, async', () => {
     expect(() => m.predict(big)).toThrow(`predict: X contains Infinity at row ${rows - 2}, column 3: inputs must be finite`);
   });
 
+  it('predictAsync reports its progress tile by tile, and an abort while it runs rejects it with CancelledError', async () => {
+    const { x, y } = planted(200, 50, 30, 3);
+    const m = await new RidgeCV({ alphas: [1, 10] }).fit(x, y);
+    const seen: PredictProgress[] = [];
+    const whole = await m.predictAsync(x, { onProgress: (p) => seen.push(p) });
+    expect(Array.from(whole.data)).toEqual(Array.from(m.predict(x).data));
+    expect(seen).toEqual([{ fraction: 1, stage: 'predict' }]);
+    // (aborted from its progress event: after the engine started and before the promise settles, whichever
+    // check sees it first, the engine's after its tile or the call's before it resolves — never a result)
+    const ac = new AbortController();
+    const run = m.predictAsync(x, { signal: ac.signal, onProgress: () => ac.abort() });
+    await expect(run).rejects.toThrow(CancelledError);
+    await expect(run).rejects.toThrow(/cancelled/);
+  });
+
+  it("a cancelled engine call's CancelledError carries the signal's reason as its cause", async () => {
+    const { x, y } = planted(200, 50, 30, 3);
+    const m = await new RidgeCV({ alphas: [1, 10] }).fit(x, y);
+    const causeOf = async (run: Promise<unknown>): Promise<unknown> => {
+      const e = await run.then(
+        () => null,
+        (err: unknown) => err,
+      );
+      expect(e).toBeInstanceOf(CancelledError);
+      return (e as Error).cause;
+    };
+    // aborted while the engine runs (the engine's own CancelledError), with a reason of the caller's
+    const mine = new Error('my reason');
+    const ac = new AbortController();
+    expect(await causeOf(m.predictAsync(x, { signal: ac.signal, onProgress: () => ac.abort(mine) }))).toBe(mine);
+    const fitting = new AbortController();
+    const fit = new RidgeCV({ alphas: [1, 10, 100], targetBatch: 10 }).fit(x, y, {
+      signal: fitting.signal,
+      onProgress: (p) => p.stage === 'cv+refit' && fitting.abort('stop the fit'),
+    });
+    expect(await causeOf(fit)).toBe('stop the fit');
+    // aborted before the start: abort() without a reason, and a timeout, told apart by the cause's name
+    const plain = new AbortController();
+    plain.abort();
+    expect(((await causeOf(m.predictAsync(x, { signal: plain.signal }))) as DOMException).name).toBe('AbortError');
+    const timeout = AbortSignal.timeout(1);
+    await new Promise((r) => setTimeout(r, 30));
+    expect(((await causeOf(new RidgeCV().fit(x, y, { signal: timeout }))) as DOMException).name).toBe('TimeoutError');
+  });
+
+  it('sync predict honours a signal already aborted, as predictAsync does, with its reason as the cause', async () => {
+    const { x, y } = planted(30, 4, 2, 1);
+    const m = await new RidgeCV({ alphas: [1] }).fit(x, y);
+    const ac = new AbortController();
+    const why = new Error('not any more');
+    ac.abort(why);
+    let thrown: unknown;
+    try {
+      m.predict(x, { signal: ac.signal });
+    } catch (e) {
+      thrown = e;
+    }
+    expect(thrown).toBeInstanceOf(CancelledError);
+    expect((thrown as Error).message).toBe('RidgeModel.predict: aborted before it started');
+    expect((thrown as Error).cause).toBe(why);
+    await expect(m.predictAsync(x, { signal: ac.signal })).rejects.toThrow('RidgeModel.predictAsync: aborted before it started');
+    // (a live signal, and none, predict)
+    expect(m.predict(x, { signal: new AbortController().signal }).rows).toBe(30);
+  });
+
   it("refuses unknown predict options with the one meant, as RidgeCV's options are, and checks label and signal", async () => {
     const { x, y } = planted(30, 4, 2, 1);
     const m = await new RidgeCV({ alphas: [1] }).fit(x, y);
@@ -803,8 +868,11 @@ describe('RidgeModel.predict: checked inputs, empty inputs, async', () => {
     expect(() => m.predict(x, opts({ lable: 'x' }))).toThrow(InvalidArgumentError);
     expect(() => m.predict(x, opts({ lable: 'x' }))).toThrow(/^RidgeModel\.predict: unknown option 'lable' \(did you mean 'label'\?\); known: label, signal$/);
     await expect(m.predictAsync(x, opts({ sigal: new AbortController().signal }))).rejects.toThrow(
-      /^RidgeModel\.predictAsync: unknown option 'sigal' \(did you mean 'signal'\?\); known: label, signal$/,
+      /^RidgeModel\.predictAsync: unknown option 'sigal' \(did you mean 'signal'\?\); known: label, signal, onProgress$/,
     );
+    // onProgress is predictAsync's (sync predict runs on the calling thread, with nothing to report to meanwhile)
+    expect(() => m.predict(x, opts({ onProgress: () => {} }))).toThrow(/^RidgeModel\.predict: unknown option 'onProgress'/);
+    await expect(m.predictAsync(x, opts({ onProgress: 3 }))).rejects.toThrow(/^RidgeModel\.predictAsync onProgress: expected a function, got 3$/);
     expect(() => m.predict(x, opts({ label: 5 }))).toThrow(/^RidgeModel\.predict label: expected a string \(how errors name X\), got 5$/);
     await expect(m.predictAsync(x, opts({ signal: {} }))).rejects.toThrow(/^RidgeModel\.predictAsync signal: expected an AbortSignal, got an object$/);
     expect(() => m.predict(x, opts(null))).toThrow(/^RidgeModel\.predict: options must be an object \(\{ label, signal \}\), got null$/);

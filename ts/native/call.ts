@@ -35,7 +35,9 @@ export function nativeSync<T>(fn: (b: Binding) => T): T {
 /**
  * Runs an async native job. `fn` starts it with the binding and, when a signal is given, a cancel
  * token to pass on: aborting the signal cancels the token, and the engine stops at its next check
- * (a sampler step, a solver's large operation). A signal aborted before the start rejects at once.
+ * (a sampler step, a solver's large operation). A signal aborted before the start rejects at once, and
+ * one aborted after the engine's last check but before the promise settles rejects it all the same: a
+ * cancelled call never resolves.
  */
 export async function nativeJob<T>(
   what: string,
@@ -46,7 +48,7 @@ export async function nativeJob<T>(
   if (signal !== undefined && !isAbortSignal(signal)) {
     throw withStack(new InvalidArgumentError(`${what} signal: expected an AbortSignal, got ${describeNumber(signal)}`), stack);
   }
-  if (signal?.aborted) throw withStack(new CancelledError(`${what}: aborted before it started`), stack);
+  if (signal?.aborted) throw withStack(abortedBeforeStart(what, signal), stack);
   let b: Binding;
   let token: CancelToken | undefined;
   try {
@@ -58,12 +60,27 @@ export async function nativeJob<T>(
   const onAbort = (): void => b.cancel(token as CancelToken);
   signal?.addEventListener('abort', onAbort, { once: true });
   try {
-    return await fn(b, token);
+    const result = await fn(b, token);
+    if (signal?.aborted) throw withStack(new CancelledError(`${what}: cancelled`, { cause: signal.reason }), stack);
+    return result;
   } catch (e) {
-    throw fromNative(e, stack);
+    throw withAbortCause(fromNative(e, stack), signal);
   } finally {
     signal?.removeEventListener('abort', onAbort);
   }
+}
+
+/** The CancelledError of a call whose signal had aborted before it started; the signal's reason is its `cause`. */
+export function abortedBeforeStart(what: string, signal: AbortSignal): CancelledError {
+  return new CancelledError(`${what}: aborted before it started`, { cause: signal.reason });
+}
+
+/** The engine's CancelledError (which knows only a flag) with the signal's reason as its `cause`. */
+function withAbortCause(err: Error, signal: AbortSignal | undefined): Error {
+  if (err instanceof CancelledError && signal?.aborted && !('cause' in err)) {
+    Object.defineProperty(err, 'cause', { value: signal.reason, writable: true, configurable: true, enumerable: false });
+  }
+  return err;
 }
 
 /** An AbortSignal (also one of another realm: it has the members a job uses). */

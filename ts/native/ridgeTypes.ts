@@ -117,8 +117,10 @@ export interface RidgeBinding {
     intercept: Float32Array,
     xMean: Float32Array,
     xScale: Float32Array,
+    /** n × t, filled in place and returned: memory V8 owns, freed when collected (an engine buffer would be freed only when the event loop turns) */
+    out: Float32Array,
   ): Float32Array;
-  /** The same prediction on a worker thread. */
+  /** The same prediction on a worker thread; progress (stage 'predict') after each of its GEMMs, the token checked before each and after the last. */
   ridgePredictAsync(
     x: Float32Array,
     n: number,
@@ -128,6 +130,8 @@ export interface RidgeBinding {
     intercept: Float32Array,
     xMean: Float32Array,
     xScale: Float32Array,
+    out: Float32Array,
+    onProgress?: (fraction: number, stage: string) => void,
     cancel?: CancelToken,
   ): Promise<Float32Array>;
   /** The flop model and memory plan of the route a fit of this shape would take, from its dimensions alone (folds label n samples). */

@@ -158,7 +158,7 @@ export async function runStages(
   const reports: StageReport[] = [];
   const ran = new Set<string>();
   for (const [i, stage] of stages.entries()) {
-    if (options.signal?.aborted) throw new CancelledError(`${options.what ?? 'run'}: cancelled`);
+    if (options.signal?.aborted) throw new CancelledError(`${options.what ?? 'run'}: cancelled`, { cause: options.signal.reason });
     const base = { stage: stage.id, index: i + 1, stages: stages.length };
     const p = plan.get(stage.id);
     if (p?.skip || (p?.done && (await stillHolds(config, stage, ran)))) {
@@ -186,5 +186,7 @@ export async function runStages(
 function cancelledIn(e: unknown, stage: string, options: { signal?: AbortSignal; what?: string }): unknown {
   if (!(e instanceof CancelledError) && !options.signal?.aborted) return e;
   const why = e instanceof Error && e.message && e.message !== 'cancelled' ? ` (${e.message})` : '';
-  return new CancelledError(`${options.what ?? 'run'}: cancelled in stage ${stage}${why}; the stages finished before it are kept, and the next run resumes at ${stage}`);
+  // (the signal's reason stays the cause, as the engine's CancelledError carries it)
+  const cause = options.signal?.aborted ? options.signal.reason : e instanceof Error ? e.cause : undefined;
+  return new CancelledError(`${options.what ?? 'run'}: cancelled in stage ${stage}${why}; the stages finished before it are kept, and the next run resumes at ${stage}`, cause === undefined ? undefined : { cause });
 }

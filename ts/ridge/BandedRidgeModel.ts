@@ -4,6 +4,7 @@ import { metadataJson, readSafetensors, writeSafetensors } from '../io/safetenso
 import type { Matrix } from '../matrix.js';
 import type { NativeBandedInfo } from '../native/bandedTypes.js';
 import { nativeSync } from '../native/call.js';
+import { predictionArray } from './predictionArray.js';
 import { concatEntries, type FeatureSpaces } from './featureSpaces.js';
 import { ModelFile } from './modelFile.js';
 import { checkBestScores, checkedAtSource, checkFinitePart, checkInGrid, checkPredictionValues, checkPreprocessing, partNames, wasCheckedAtSource } from './modelConsistency.js';
@@ -212,7 +213,8 @@ export class BandedRidgeModel {
    */
   predict(spaces: FeatureSpaces): Matrix {
     const x = this.bands(spaces, 'BandedRidgeModel.predict');
-    const data = nativeSync((b) => b.ridgePredict(x.data, x.rows, x.cols, this.coef.data, this.nTargets, this.intercept, this.xMean, this.xScale));
+    const out = predictionArray(x.rows, this.nTargets, 'BandedRidgeModel.predict');
+    const data = nativeSync((b) => b.ridgePredict(x.data, x.rows, x.cols, this.coef.data, this.nTargets, this.intercept, this.xMean, this.xScale, out));
     return { data, rows: x.rows, cols: this.nTargets };
   }
 
@@ -227,8 +229,9 @@ export class BandedRidgeModel {
       for (let i = 0; i < x.rows; i++) xb.set(x.data.subarray(i * x.cols + c0, i * x.cols + c0 + w), i * w);
       const coef = this.coef.data.subarray(c0 * this.nTargets, (c0 + w) * this.nTargets);
       const zero = new Float32Array(this.nTargets);
+      const share = predictionArray(x.rows, this.nTargets, `BandedRidgeModel.predictSplit band ${b}`);
       out.push({
-        data: nativeSync((b) => b.ridgePredict(xb, x.rows, w, coef, this.nTargets, zero, this.xMean.subarray(c0, c0 + w), this.xScale.subarray(c0, c0 + w))),
+        data: nativeSync((nb) => nb.ridgePredict(xb, x.rows, w, coef, this.nTargets, zero, this.xMean.subarray(c0, c0 + w), this.xScale.subarray(c0, c0 + w), share)),
         rows: x.rows,
         cols: this.nTargets,
       });

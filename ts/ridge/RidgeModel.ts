@@ -1,8 +1,9 @@
 import { metadataJson, readSafetensors, writeSafetensors } from '../io/safetensors.js';
+import { predictionArray } from './predictionArray.js';
 import { FormatError, InvalidArgumentError, ShapeError } from '../errors.js';
 import { assertFiniteMatrix, firstNonFiniteSliced, nonFiniteAt } from '../io/finite.js';
 import { assertMatrix, type Matrix } from '../matrix.js';
-import { nativeJob, nativeSync } from '../native/call.js';
+import { abortedBeforeStart, nativeJob, nativeSync } from '../native/call.js';
 import type { NativeRidgeInfo } from '../native/ridgeTypes.js';
 import { ModelFile } from './modelFile.js';
 import { describeNumber } from './alphas.js';
@@ -12,10 +13,21 @@ import { checkBoolean, checkChoice, checkInteger, checkKnownKeys, checkPredictOp
 
 export type { RidgeScore };
 
-/** How predict() names X in its errors (a file name, for the CLI), and an AbortSignal for the async form. */
+/** How predict() names X in its errors (a file name, for the CLI), and an AbortSignal (sync predict honours one aborted before it starts; predictAsync one aborted at any time). */
 export interface PredictOptions {
   label?: string;
   signal?: AbortSignal;
+}
+
+/** A prediction's progress: the fraction of its output computed (stage 'predict'). */
+export interface PredictProgress {
+  fraction: number;
+  stage: 'predict';
+}
+
+/** predictAsync's options: predict's, and progress events after each of the engine's GEMMs, all delivered before its promise settles. */
+export interface PredictAsyncOptions extends PredictOptions {
+  onProgress?: (p: PredictProgress) => void;
 }
 
 /** How the model was fitted; saved in the safetensors metadata. */
@@ -138,29 +150,51 @@ export class RidgeModel {
 
   /**
    * Predictions for X (samples × features) as a samples × targets matrix, on the calling thread.
-   * A service should use predictAsync, which runs off the event loop.
+   * A service should use predictAsync, which runs off the event loop. A `signal` already aborted throws a
+   * CancelledError (its cause the signal's reason), as predictAsync rejects; once started, predict runs to its end —
+   * it holds the thread, so no abort can reach it meanwhile (predictAsync stops between its tiles).
    */
   predict(x: Matrix, options: PredictOptions = {}): Matrix {
     checkPredictOptions(options, 'RidgeModel.predict');
     this.checkX(x, options.label ?? 'predict: X');
-    const data = nativeSync((b) => b.ridgePredict(x.data, x.rows, x.cols, this.coef.data, this.nTargets, this.intercept, this.xMean, this.xScale));
+    if (options.signal?.aborted) throw abortedBeforeStart('RidgeModel.predict', options.signal);
+    const out = predictionArray(x.rows, this.nTargets, 'RidgeModel.predict');
+    const data = nativeSync((b) => b.ridgePredict(x.data, x.rows, x.cols, this.coef.data, this.nTargets, this.intercept, this.xMean, this.xScale, out));
     return { data, rows: x.rows, cols: this.nTargets };
   }
 
   /**
-   * predict() on a worker thread: the event loop keeps running while the GEMM does; an AbortSignal stops it between
-   * row blocks. X's NaN/Inf check (the same error as predict's) runs in slices of 256 Ki values between which the
-   * loop runs, so a large X (30 M values: 40–60 ms in one piece) does not stall it either.
+   * predict() on one of the engine's job threads: the event loop keeps running while the GEMMs do. The engine computes the output in
+   * tiles of rows × targets, one GEMM of at most ~8 GFLOP each (a fraction of a second), reporting `onProgress` after
+   * each; an AbortSignal stops it before its next tile (CancelledError), and one that fires after the last but before
+   * the promise settles rejects it all the same (no result for a cancelled call). X's NaN/Inf check (the same error as
+   * predict's) runs in slices of 256 Ki values between which the loop runs, so a large X (30 M values: 40–60 ms in one
+   * piece) does not stall it either.
    */
-  async predictAsync(x: Matrix, options: PredictOptions = {}): Promise<Matrix> {
-    checkPredictOptions(options, 'RidgeModel.predictAsync');
+  async predictAsync(x: Matrix, options: PredictAsyncOptions = {}): Promise<Matrix> {
+    checkPredictOptions(options, 'RidgeModel.predictAsync', 'async');
     const label = options.label ?? 'predictAsync: X';
     this.checkShape(x, label);
     const bad = await firstNonFiniteSliced(x.data);
     if (bad >= 0) throw nonFiniteAt(x, bad, label);
+    const onProgress = options.onProgress;
+    const out = predictionArray(x.rows, this.nTargets, 'RidgeModel.predictAsync');
     const data = await nativeJob(
       'RidgeModel.predictAsync',
-      (b, token) => b.ridgePredictAsync(x.data, x.rows, x.cols, this.coef.data, this.nTargets, this.intercept, this.xMean, this.xScale, token),
+      (b, token) =>
+        b.ridgePredictAsync(
+          x.data,
+          x.rows,
+          x.cols,
+          this.coef.data,
+          this.nTargets,
+          this.intercept,
+          this.xMean,
+          this.xScale,
+          out,
+          onProgress ? (fraction) => onProgress({ fraction, stage: 'predict' }) : undefined,
+          token,
+        ),
       options.signal,
     );
     return { data, rows: x.rows, cols: this.nTargets };

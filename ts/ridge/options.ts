@@ -110,16 +110,19 @@ export function checkFitControl(control: unknown, what: string): void {
 }
 
 /**
- * The options of a prediction (`predict(x, { label, signal })`): an object whose label is a string and signal an
- * AbortSignal; an unknown key is refused like a fit's (a misspelt 'lable' would leave errors naming X by default).
+ * The options of a prediction (`predict(x, { label, signal })`, and predictAsync's `onProgress` beside them): an
+ * object whose label is a string, signal an AbortSignal and onProgress a function; an unknown key is refused like a
+ * fit's (a misspelt 'lable' would leave errors naming X by default).
  */
-export function checkPredictOptions(options: unknown, what: string): void {
+export function checkPredictOptions(options: unknown, what: string, form: 'sync' | 'async' = 'sync'): void {
+  const keys = form === 'async' ? ['label', 'signal', 'onProgress'] : ['label', 'signal'];
   if (options === null || typeof options !== 'object' || Array.isArray(options)) {
-    throw new InvalidArgumentError(`${what}: options must be an object ({ label, signal }), got ${describeNumber(options)}`);
+    throw new InvalidArgumentError(`${what}: options must be an object ({ ${keys.join(', ')} }), got ${describeNumber(options)}`);
   }
-  checkKnownKeys(options, ['label', 'signal'], what);
-  const { label, signal } = options as { label?: unknown; signal?: unknown };
+  checkKnownKeys(options, keys, what);
+  const { label, signal, onProgress } = options as { label?: unknown; signal?: unknown; onProgress?: unknown };
   if (label !== undefined && typeof label !== 'string') throw new InvalidArgumentError(`${what} label: expected a string (how errors name X), got ${describeNumber(label)}`);
+  if (onProgress !== undefined && typeof onProgress !== 'function') throw new InvalidArgumentError(`${what} onProgress: expected a function, got ${describeNumber(onProgress)}`);
   checkSignal(signal, what);
 }
 

@@ -1,6 +1,7 @@
 // RidgeCV against a plain float64 reference: closed-form ridge at fixed alpha, and brute-force
 // K-fold CV (refit per fold with per-fold centring) for every route.
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cctype>
 #include <cmath>
@@ -666,6 +667,82 @@ int main() {
         for (long q = 0; q < d.p; ++q) pred += xs[i * d.p + q] * f.w[q * d.t + j];
         CHECK_NEAR(out[i * d.t + j], pred, 1e-3);
       }
+  });
+  test::run("predict's GEMMs are bounded in flops whatever the number of targets", [] {
+    // (the reviewer's 5,000 × 3,000 → 3,000 and an NSD decoder, 15,724 features → 16,384 targets: row
+    // blocks sized by X's bytes alone were one 90 GFLOP and 550 GFLOP call, which no abort could stop)
+    for (const auto& [n, p, t] : std::vector<std::array<std::int64_t, 3>>{{5000, 3000, 3000}, {8859, 15724, 16384}, {500, 400, 2000}, {1, 200000, 50000}}) {
+      const PredictTiling tile = predict_tiling(n, p, t);
+      CHECK(tile.rows >= 1 && tile.rows <= n && tile.targets >= 1 && tile.targets <= t);
+      CHECK(2.0 * tile.rows * p * tile.targets <= 8e9 || (tile.rows == 1 && tile.targets == 1));
+      CHECK(tile.rows * p * 4 <= (64ll << 20) || tile.rows == 1);
+    }
+    // a small predict is one GEMM; the reviewer's shape is many, each square-ish (neither side starved)
+    const PredictTiling small = predict_tiling(500, 400, 2000), big = predict_tiling(5000, 3000, 3000), nsd = predict_tiling(8859, 15724, 16384);
+    CHECK(small.rows == 500 && small.targets == 2000);
+    CHECK(big.rows < 5000 && big.rows >= 512 && big.targets >= 512);
+    CHECK(nsd.rows >= 256 && nsd.targets >= 256);
+  });
+  test::run("predict in tiles equals the product in one piece, and reports its progress tile by tile", [] {
+    const long n = 37, p = 11, t = 23;
+    test::Rng rng(5);
+    std::vector<float> x(n * p), w(p * t), b(t), mean(p), scale(p);
+    for (auto& v : x) v = static_cast<float>(rng.normal());
+    for (auto& v : w) v = static_cast<float>(rng.normal());
+    for (auto& v : b) v = static_cast<float>(rng.normal());
+    for (auto& v : mean) v = static_cast<float>(rng.normal());
+    for (auto& v : scale) v = static_cast<float>(0.5 + std::fabs(rng.normal()));
+    // tiles of 5 × 7 (70 elements of C a call: 2·70·11 flops)
+    const double before = set_predict_block_flops(2.0 * 11 * 35);
+    const PredictTiling tile = predict_tiling(n, p, t);
+    CHECK(tile.rows * tile.targets <= 35 && tile.rows > 1 && tile.targets > 1);
+    std::vector<float> out(n * t, -1.0f);
+    std::vector<double> seen;
+    ridge_predict({x.data(), n, p}, w.data(), t, b.data(), mean.data(), scale.data(), {out.data(), n, t}, nullptr,
+                  [&](double f) { seen.push_back(f); });
+    set_predict_block_flops(before);
+    const long tiles = ((n + tile.rows - 1) / tile.rows) * ((t + tile.targets - 1) / tile.targets);
+    CHECK(static_cast<long>(seen.size()) == tiles);
+    for (std::size_t i = 1; i < seen.size(); ++i) CHECK(seen[i] > seen[i - 1]);
+    CHECK_NEAR(seen.back(), 1.0, 1e-12);
+    for (long i = 0; i < n; ++i)
+      for (long j = 0; j < t; ++j) {
+        double ref = b[j];
+        for (long q = 0; q < p; ++q) ref += (static_cast<double>(x[i * p + q]) - mean[q]) / scale[q] * w[q * t + j];
+        CHECK_NEAR(out[i * t + j], ref, 1e-4);
+      }
+  });
+  test::run("a cancel set while predict runs stops it before its next tile, and one set in its last tile still stops it", [] {
+    const long n = 40, p = 6, t = 30;
+    std::vector<float> x(n * p, 0.5f), w(p * t, 0.25f), b(t, 1.0f), mean(p, 0.0f), scale(p, 1.0f);
+    const double before = set_predict_block_flops(2.0 * 6 * 100);  // tiles of 10 × 10: 12 of them
+    std::atomic<bool> cancel{false};
+    std::vector<float> out(n * t, -7.0f);
+    int tiles_done = 0;
+    std::string msg;
+    const bool threw = test::throws(
+        [&] {
+          ridge_predict({x.data(), n, p}, w.data(), t, b.data(), mean.data(), scale.data(), {out.data(), n, t}, &cancel, [&](double) {
+            ++tiles_done;
+            cancel = true;
+          });
+        },
+        &msg);
+    set_predict_block_flops(before);
+    CHECK(threw);
+    CHECK(msg.find("ridge predict cancelled") != std::string::npos);
+    CHECK(tiles_done == 1);
+    // (one tile written, the rest as they were)
+    CHECK(std::count(out.begin(), out.end(), -7.0f) == static_cast<long>(out.size()) - 100);
+    // one tile in all: the check after it
+    cancel = false;
+    std::vector<float> one(n * t);
+    CHECK(test::throws([&] {
+      ridge_predict({x.data(), n, p}, w.data(), t, b.data(), mean.data(), scale.data(), {one.data(), n, t}, &cancel, [&](double) { cancel = true; });
+    }));
+    // and no flag: the whole product
+    CHECK(!test::throws([&] { ridge_predict({x.data(), n, p}, w.data(), t, b.data(), mean.data(), scale.data(), {one.data(), n, t}, nullptr); }));
+    CHECK_NEAR(one[n * t - 1], 1.0 + 6 * 0.5 * 0.25, 1e-6);
   });
   return test::finish();
 }

@@ -7,6 +7,7 @@
 import { parentPort, type Transferable } from 'node:worker_threads';
 
 import { nativeSync } from '../../native/call.js';
+import { predictionArray } from '../../ridge/predictionArray.js';
 import { RidgeModel } from '../../ridge/RidgeModel.js';
 import type { PoolMessage, PoolReply, SharedRidge, WireError } from './predictPool.js';
 import { decodeLargeBody, joinSegments, type DecodedBody } from './requestBodies.js';
@@ -67,10 +68,10 @@ port.on('message', (m: PoolMessage) => {
     const model = models.get(m.key);
     try {
       if (!model) throw new Error(`model ${m.key} is not loaded in this thread`);
-      const native = nativeSync((b) => b.ridgePredict(m.x, m.rows, m.cols, model.coef, model.targets, model.intercept, model.xMean, model.xScale));
-      // the engine's array cannot be moved: a copy that can (made here, off the event loop)
-      const y = new Float32Array(native);
-      port.postMessage({ id: m.id, y } satisfies PoolReply, [y.buffer]);
+      // (an array of V8's, filled in place: moved to the event loop's thread without a copy)
+      const y = predictionArray(m.rows, model.targets, 'predict');
+      nativeSync((b) => b.ridgePredict(m.x, m.rows, m.cols, model.coef, model.targets, model.intercept, model.xMean, model.xScale, y));
+      port.postMessage({ id: m.id, y } satisfies PoolReply, [y.buffer as ArrayBuffer]);
     } catch (e) {
       port.postMessage({ id: m.id, error: wire(e) } satisfies PoolReply);
     }

@@ -120,9 +120,22 @@ std::vector<std::int32_t> contiguous_folds(std::int64_t n, int k);
 // of first appearance so that fold sizes are as equal as possible (GroupKFold-like).
 std::vector<std::int32_t> group_folds(const std::vector<std::int32_t>& groups, int k);
 
-// out (rows × t) = ((x - mean) / scale) · coef + intercept, processed in row blocks.
-// Stops with ErrorCode::Cancelled between row blocks once *cancel is set.
+// out (rows × t) = ((x - mean) / scale) · coef + intercept, in tiles of rows × targets (predict_tiling),
+// one GEMM of at most set_predict_block_flops' bound each. Stops with ErrorCode::Cancelled before any
+// tile, and after the last, once *cancel is set; progress(fraction of out done) after each tile.
 void ridge_predict(ConstMatF x, const float* coef, std::int64_t n_targets, const float* intercept,
-                   const float* x_mean, const float* x_scale, MatF out, const std::atomic<bool>* cancel = nullptr);
+                   const float* x_mean, const float* x_scale, MatF out, const std::atomic<bool>* cancel = nullptr,
+                   const std::function<void(double)>& progress = {});
+
+// The tile ridge_predict computes with one GEMM for n rows, p features and t targets: rows (also
+// bounded by 64 MiB of standardised X) by targets, 2·rows·p·targets at most the bound (a tile of one
+// row and one target may exceed it), as square as the shape allows.
+struct PredictTiling {
+  std::int64_t rows = 1, targets = 1;
+};
+PredictTiling predict_tiling(std::int64_t n, std::int64_t p, std::int64_t t);
+// Single-precision flops of one of ridge_predict's GEMMs (default 8e9); returns the previous value,
+// ≤ 0 restores the default. For tests and tuning.
+double set_predict_block_flops(double flops);
 
 }  // namespace brainlatent
