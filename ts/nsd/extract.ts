@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import { readFile, stat, utimes } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { allocFloat32 } from '../allocate.js';
-import { BrainlatentError, InvalidArgumentError, MissingFileError, ShapeError } from '../errors.js';
+import { BrainlatentError, CancelledError, InvalidArgumentError, MissingFileError, ShapeError } from '../errors.js';
+import { isAbortSignal } from '../native/call.js';
 import { recoverInterruptedDir } from '../io/atomicWrite.js';
 import { fileIdentity } from '../io/fileIdentity.js';
 import { checkKnownKeys } from '../ridge/options.js';
@@ -59,11 +60,16 @@ export interface NsdExtractOptions {
   /** Sessions decoded at once (gunzip runs off the main thread, so this uses more cores). Default 2. */
   concurrency?: number;
   onProgress?: (event: { session: number; done: number; total: number; path: string }) => void;
+  /**
+   * Stops the extraction (between sessions, or while one is being read): rejects with CancelledError, and nothing
+   * is written to the cache (a completed extraction only is stored there).
+   */
+  signal?: AbortSignal;
 }
 
 /** Every key of NsdExtractOptions: a misspelt one (averageTrian) is refused, not ignored with its default used. */
 const EXTRACT_OPTION_KEYS = [
-  'root', 'subject', 'roi', 'sessions', 'format', 'zscore', 'ddof', 'averageTrain', 'averageTest', 'divisor', 'cacheDir', 'concurrency', 'onProgress',
+  'root', 'subject', 'roi', 'sessions', 'format', 'zscore', 'ddof', 'averageTrain', 'averageTest', 'divisor', 'cacheDir', 'concurrency', 'onProgress', 'signal',
 ] as const satisfies readonly (keyof NsdExtractOptions)[];
 
 /** Public NSD sessions: the reference code uses 1–37. */
@@ -127,9 +133,11 @@ export async function extractNsd(opts: NsdExtractOptions): Promise<NsdExtraction
     window.push(p);
   };
   for (let k = 0; k < o.concurrency; k++) start(k);
+  const cancelled = (k: number) => new CancelledError(`extractNsd: cancelled after ${k} of ${sessions.length} session${sessions.length > 1 ? 's' : ''}; nothing written to the cache`);
   for (let k = 0; k < sessions.length; k++) {
     const file = files[k];
-    const betas = await window[k];
+    // a real session is a gigabyte to decode: an abort does not wait for the read in progress
+    const betas = await untilAborted(window[k], o.signal, () => cancelled(k));
     delete window[k];
     start(k + o.concurrency);
     if (betas.rows !== T) {
@@ -147,6 +155,7 @@ export async function extractNsd(opts: NsdExtractOptions): Promise<NsdExtraction
     }
     o.onProgress?.({ session: sessions[k], done: k + 1, total: sessions.length, path: file.path });
   }
+  if (o.signal?.aborted) throw cancelled(sessions.length);
   const trainM: Matrix = { data: train, rows: trainPlan.rows, cols: V };
   const testM: Matrix = { data: test, rows: testPlan.rows, cols: V };
   divideByCounts(trainM, trainPlan.counts);
@@ -308,8 +317,19 @@ async function assertCacheFolder(dir: string): Promise<void> {
   }
 }
 
-type Normalized = Required<Omit<NsdExtractOptions, 'sessions' | 'cacheDir' | 'onProgress'>> &
-  Pick<NsdExtractOptions, 'sessions' | 'cacheDir' | 'onProgress'>;
+type Normalized = Required<Omit<NsdExtractOptions, 'sessions' | 'cacheDir' | 'onProgress' | 'signal'>> &
+  Pick<NsdExtractOptions, 'sessions' | 'cacheDir' | 'onProgress' | 'signal'>;
+
+/** `p`, or a rejection with `cancelled()` as soon as `signal` aborts (at once if it already has). */
+function untilAborted<T>(p: Promise<T>, signal: AbortSignal | undefined, cancelled: () => Error): Promise<T> {
+  if (!signal) return p;
+  if (signal.aborted) return Promise.reject(cancelled());
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(cancelled());
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
 
 function normalize(opts: NsdExtractOptions): Normalized {
   if (opts === null || typeof opts !== 'object') throw new InvalidArgumentError(`extractNsd: expected an options object ({ root, subject, roi, ... }), got ${opts === null ? 'null' : typeof opts}`);
@@ -326,6 +346,7 @@ function normalize(opts: NsdExtractOptions): Normalized {
   if (ddof !== 0 && ddof !== 1) throw new InvalidArgumentError(`extractNsd: ddof must be 0 or 1, got ${String(opts.ddof)}`);
   const format = opts.format ?? 'auto';
   if (!['auto', 'nifti', 'hdf5'].includes(format)) throw new InvalidArgumentError(`extractNsd: format must be auto, nifti or hdf5, got ${format}`);
+  if (opts.signal !== undefined && !isAbortSignal(opts.signal)) throw new InvalidArgumentError(`extractNsd: signal must be an AbortSignal, got ${typeof opts.signal}`);
   const divisor = opts.divisor ?? 300;
   const concurrency = opts.concurrency ?? 2;
   if (!(Number.isInteger(concurrency) && concurrency >= 1)) throw new InvalidArgumentError(`extractNsd: concurrency must be an integer >= 1, got ${concurrency}`);
