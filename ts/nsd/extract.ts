@@ -19,6 +19,7 @@ import { describeFiles, readNsdExtraction, writeNsdExtraction, type NsdExtractio
 import { maskGridMismatch } from './grid.js';
 import { betasPath, expdesignPath, subjectDir, type BetasFormat } from './paths.js';
 import { columnStats, standardize } from './preprocess.js';
+import { otherFormatBetas, otherFormatNote } from './otherFormat.js';
 import { loadRegionMask } from './roi.js';
 
 export type ZscoreMode = 'session' | 'train' | 'none';
@@ -220,7 +221,7 @@ export async function extractNsd(opts: NsdExtractOptions): Promise<NsdExtraction
 
 /** A problem extractNsd would refuse its inputs for, and the option it is about. */
 export interface ExtractionProblem {
-  option: 'root' | 'subject' | 'roi' | 'sessions';
+  option: 'root' | 'subject' | 'roi' | 'sessions' | 'format';
   error: BrainlatentError;
 }
 
@@ -241,8 +242,9 @@ export async function extractionProblems(opts: Pick<NsdExtractOptions, 'root' | 
       return await check();
     } catch (e) {
       if (!(e instanceof BrainlatentError)) throw e;
-      // (a subject without any betas is the subject's problem, whichever check found it)
-      problems.push({ option: e instanceof SubjectWithoutBetasError ? 'subject' : option, error: e });
+      // (a subject without any betas is the subject's problem, whichever check found it; betas only in the other
+      // format, the format's)
+      problems.push({ option: e instanceof BetasInOtherFormatError ? 'format' : e instanceof SubjectWithoutBetasError ? 'subject' : option, error: e });
       return undefined;
     }
   };
@@ -375,17 +377,26 @@ async function sessionFiles(o: Normalized, sessions: number[]): Promise<{ path: 
     const present = await availableSessions(o.root, o.subject, o.format, Math.max(DEFAULT_MAX_SESSION, ...sessions));
     if (present.length === 0) throw await subjectWithoutBetas(o);
     const missing = sessions.filter((s) => !present.includes(s));
-    throw new MissingFileError(
+    const message =
       `${e.message}; of the sessions asked for (${formatSessionList(sessions)}), ${formatSessionList(missing)} ha${missing.length > 1 ? 've' : 's'} no betas ` +
-        `(format '${o.format}'); sessions with betas for subject ${o.subject}: ${formatSessionList(present)}`,
-    );
+      `(format '${o.format}'); sessions with betas for subject ${o.subject}: ${formatSessionList(present)}`;
+    // sessions whose betas are all there in the other format: the format chosen is the problem
+    const elsewhere = await otherFormatBetas(o.root, o.format, [o.subject], Math.max(...missing), missing);
+    if (elsewhere?.subjects[0].sessions.length === missing.length) throw new BetasInOtherFormatError(`${message}; ${otherFormatNote(elsewhere, 'format')}`);
+    throw new MissingFileError(elsewhere ? `${message}; ${otherFormatNote(elsewhere, 'format')}` : message);
   }
 }
 
 /** No betas at all for the subject asked for: the subject is the problem (not the sessions), named by its own option. */
 class SubjectWithoutBetasError extends MissingFileError {}
 
-/** The refusal of a subject without betas, naming the subjects the root has betas for. */
+/** No betas in the format chosen, but the subject's betas are there in the other one: the format is the problem. */
+class BetasInOtherFormatError extends MissingFileError {}
+
+/**
+ * The refusal of a subject without betas, naming the subjects the root has betas for, and (a format chosen) those
+ * with betas in the other format and how to read them.
+ */
 async function subjectWithoutBetas(o: Normalized): Promise<SubjectWithoutBetasError> {
   const others: number[] = [];
   for (let s = 1; s <= 8; s++) {
@@ -394,9 +405,11 @@ async function subjectWithoutBetas(o: Normalized): Promise<SubjectWithoutBetasEr
   const has = others.length === 0 ? 'no subject' : `subject${others.length > 1 ? 's' : ''} ${others.join(', ')}`;
   // (in the words of a config's preflight: ts/nsd/sessionPlan.ts)
   const first = betasPath(o.root, o.subject, 1, o.format === 'nifti' ? 'nifti' : 'hdf5');
-  return new SubjectWithoutBetasError(
-    `subject ${o.subject} has no betas in ${o.root} (format '${o.format}': looked for ${first} and the other sessions 1-${DEFAULT_MAX_SESSION}); the root has betas for ${has}`,
-  );
+  const message = `subject ${o.subject} has no betas in ${o.root} (format '${o.format}': looked for ${first} and the other sessions 1-${DEFAULT_MAX_SESSION})`;
+  const elsewhere = await otherFormatBetas(o.root, o.format, [1, 2, 3, 4, 5, 6, 7, 8], DEFAULT_MAX_SESSION);
+  if (!elsewhere) return new SubjectWithoutBetasError(`${message}; the root has betas for ${has}`);
+  const tail = others.length ? `; the root has '${o.format}' betas for ${has}, and ${otherFormatNote(elsewhere, 'format', '')}` : `; ${otherFormatNote(elsewhere, 'format')}`;
+  return elsewhere.subjects.some((s) => s.subject === o.subject) ? new BetasInOtherFormatError(`${message}${tail}`) : new SubjectWithoutBetasError(`${message}${tail}`);
 }
 
 async function resolveSessions(o: Normalized): Promise<number[]> {

@@ -142,6 +142,21 @@ describe('brainlatent synth nsd / nsd extract / nsd info / nsd image', () => {
     expect(existsSync(bad)).toBe(false);
   });
 
+  it('--format naming a format the root has no betas in is named by --format, with the betas of the other format and how to read them', async () => {
+    const h5 = join(tmp, 'nsd-hdf5');
+    await synthNsd({ out: h5, subjects: [1, 2], sessions: 2, designSessions: 3, trialsPerSession: 30, sharedImages: 5, grid: [16, 20, 12], imageSize: 8, formats: ['hdf5'] });
+    const bad = join(tmp, 'not-extracted');
+    const looked = join(h5, 'nsddata_betas/ppdata/subj01/func1pt8mm/betas_fithrf_GLMdenoise_RR/betas_session01.nii.gz');
+    for (const sessions of [[], ['--sessions', '1-2']]) {
+      await expect(run('nsd', 'extract', '--root', h5, '--subject', '1', '--roi', 'nsdgeneral', '--out', bad, '--no-cache', '--format', 'nifti', ...sessions)).rejects.toThrow(
+        `--format: subject 1 has no betas in ${h5} (format 'nifti': looked for ${looked} and the other sessions 1-37); ` +
+          "the root has .hdf5 betas for subject 1 (sessions 1-2) and subject 2 (sessions 1-2): format 'hdf5' reads them (or 'auto', either format)",
+      );
+    }
+    expect(existsSync(bad)).toBe(false);
+    expect(await run('nsd', 'extract', '--root', h5, '--subject', '1', '--roi', 'nsdgeneral', '--out', bad, '--no-cache', '--format', 'auto')).toMatch(/extracted in/);
+  });
+
   it('a --out folder holding other files is refused before anything is extracted', async () => {
     const mine = join(tmp, 'mine');
     const freshCache = join(tmp, 'cache-untouched');
