@@ -492,6 +492,40 @@ describe('noiseCeiling', () => {
     await preflightEncode(resolveEncodeConfig({ ...config(await z()), noiseCeiling: good }));
   });
 
+  // the default 'auto' without ncsnr.nii.gz ran without a ceiling and said so only in report.html: regions.csv's
+  // ceiling columns were empty and no r/√NC maps written, with nothing printed
+  it("'auto' without ncsnr.nii.gz: the dry run's plan and the run say in one line that there is no noise ceiling", async () => {
+    const cfg = join(tmp, 'nc-auto.json');
+    const input = { ...config(await z()), regions: [], noiseCeiling: 'auto', ridge: { alphas: '1e-1:1e3:3' } };
+    writeFileSync(cfg, JSON.stringify(input));
+    const note =
+      `note: noiseCeiling 'auto': no ${join(dirname(betas()), 'ncsnr.nii.gz')}, so no noise ceiling (regions.csv's ceiling columns empty, no r/√NC maps); ` +
+      "noiseCeiling 'estimate' computes one from the test images' repetitions, 'none' says there is none\n";
+    const cli = async (...flags: string[]) => {
+      const program = new Command().exitOverride();
+      registerEncodeCommand(program);
+      const out: string[] = [];
+      const err: string[] = [];
+      const spy = vi.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array) => (out.push(String(s)), true));
+      const spyErr = vi.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => (err.push(String(s)), true));
+      try {
+        await program.parseAsync(['node', 'brainlatent', 'encode', '--config', cfg, ...flags]);
+      } finally {
+        spy.mockRestore();
+        spyErr.mockRestore();
+      }
+      return { out: out.join(''), err: err.join('') };
+    };
+    const dry = await cli('--dry-run');
+    expect(dry.out.split('\n').filter((l) => l.startsWith('note:'))).toEqual([note.trimEnd()]);
+    const run = await cli();
+    expect(run.err.split(/(?<=\n)/).filter((l) => l.startsWith('note:'))).toEqual([note]);
+    expect(existsSync(join(input.out, 'data', 'noise_ceiling.npy'))).toBe(false);
+    // 'none' chose that: nothing to say
+    const none = await preflightEncode(resolveEncodeConfig({ ...config(await z()), noiseCeiling: 'none' }));
+    expect(none.notes).toEqual([]);
+  });
+
   it("'auto': NSD's ncsnr.nii.gz beside the betas of other dimensions is refused before any work", async () => {
     const auto = join(dirname(betas()), 'ncsnr.nii.gz');
     await writeNifti(auto, { dims: [8, 8, 9], datatype: 'float32' }, new Float32Array(576).fill(1));

@@ -1,7 +1,7 @@
 import { readFileSync, rmSync, utimesSync, writeFileSync, readdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { InvalidArgumentError, MissingFileError, ShapeError } from '../../ts/errors.js';
+import { CancelledError, InvalidArgumentError, MissingFileError, ShapeError } from '../../ts/errors.js';
 import { geometryFromAffine, niftiGeometry, readNifti, writeNifti } from '../../ts/io/nifti.js';
 import { voxelToWorld } from '../../ts/io/niftiHeader.js';
 import { extractNsd, parseSessions } from '../../ts/nsd/extract.js';
@@ -245,6 +245,26 @@ describe('NSD cache', () => {
     } finally {
       writeFileSync(bad, copy);
     }
+  });
+
+  it('an abort stops the extraction after the session being read: CancelledError, nothing cached', async () => {
+    const cacheDir = join(mini.tmp, 'cache-abort');
+    const ac = new AbortController();
+    const done: number[] = [];
+    const onProgress = (e: { done: number }) => {
+      done.push(e.done);
+      if (e.done === 1) ac.abort();
+    };
+    const run = extractNsd({ root, subject: 1, roi: 'streams:early', cacheDir, onProgress, signal: ac.signal });
+    await expect(run).rejects.toThrow(new CancelledError('extractNsd: cancelled after 1 of 3 sessions; nothing written to the cache'));
+    expect(done).toEqual([1]);
+    expect(existsSync(cacheDir) ? readdirSync(cacheDir) : []).toEqual([]);
+    // one aborted before the start reads no session; a signal that is not an AbortSignal is refused
+    await expect(extractNsd({ root, subject: 1, roi: 'streams:early', onProgress, signal: ac.signal })).rejects.toThrow('cancelled after 0 of 3 sessions');
+    expect(done).toEqual([1]);
+    await expect(extractNsd({ root, subject: 1, roi: 'streams:early', signal: {} as AbortSignal })).rejects.toThrow(
+      new InvalidArgumentError('extractNsd: signal must be an AbortSignal, got object'),
+    );
   });
 
   it('a cacheDir that is a file, or below one, is refused before any session is read', async () => {

@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ShapeError } from '../../ts/errors.js';
+import { MissingFileError, ShapeError } from '../../ts/errors.js';
 import { writeNifti } from '../../ts/io/nifti.js';
 import { maskFromVolume } from '../../ts/io/voxelMask.js';
 import { ctabPath, roiPath } from '../../ts/nsd/paths.js';
@@ -58,6 +58,36 @@ describe('a region mask is one volume', () => {
   it('maskFromVolume refuses values of more than one volume (it took the first)', () => {
     expect(() => maskFromVolume(new Float32Array(48).fill(1), [...grid], (v) => v > 0, 'm.nii.gz')).toThrow(
       new ShapeError('m.nii.gz: volume has 48 values, grid 4×3×2 needs 24 (2 volumes; a mask is one)'),
+    );
+  });
+});
+
+describe('an atlas that is not there', () => {
+  it('is refused naming its volume (and the .ctab its label names needed), not as an unknown label', async () => {
+    const root = join(tmp, 'nsd-no-floc');
+    const volume = roiPath(root, 1, 'floc-faces');
+    const ctab = ctabPath(root, 'floc-faces');
+    const refusal = (spec: string) => loadRegionMask(root, 1, spec).then(() => { throw new Error('expected a refusal'); }, (e: unknown) => e as Error);
+    const both = await refusal('floc-faces:FFA-1');
+    expect(both).toBeInstanceOf(MissingFileError);
+    expect(both.message).toBe(`region floc-faces:FFA-1: atlas floc-faces not found: its volume ${volume} and its label names ${ctab} do not exist`);
+    // label numbers (or the whole atlas) need no names: the volume alone is missing
+    for (const spec of ['floc-faces:2', 'floc-faces']) {
+      expect((await refusal(spec)).message).toBe(`region ${spec}: atlas floc-faces not found: its volume ${volume} does not exist`);
+    }
+    // the volume there, its .ctab not: the names are what is missing, and numbers still work
+    await writeRoi(volume, [...grid], labels);
+    const names = await refusal('floc-faces:FFA-1');
+    expect(names).toBeInstanceOf(MissingFileError);
+    expect(names.message).toBe(
+      `region floc-faces:FFA-1: no label names for floc-faces: ${ctab} does not exist (and floc-faces is not one of the atlases with built-in names: ` +
+        'nsdgeneral, streams, prf-visualrois); give label numbers (floc-faces:1,2) or add the .ctab',
+    );
+    expect(Array.from((await loadRegionMask(root, 1, 'floc-faces:2')).mask.indices)).toEqual([2]);
+    // an atlas with built-in names, without its .ctab: a name not among them says where the names came from
+    await writeRoi(roiPath(root, 1, 'streams'), [...grid], labels);
+    expect((await refusal('streams:FFA-1')).message).toBe(
+      `region streams:FFA-1: no label "FFA-1" in streams; known labels: early, midventral, midlateral, midparietal, ventral, lateral, parietal (built-in names: ${ctabPath(root, 'streams')} does not exist)`,
     );
   });
 });

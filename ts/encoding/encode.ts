@@ -49,6 +49,11 @@ export interface EncodeOptions {
    * they are in the result too.
    */
   onWarning?: (message: string) => void;
+  /**
+   * Called before any stage runs with each note of the preflight: what the run will leave out though nothing is
+   * wrong (no noise ceiling under noiseCeiling 'auto' without ncsnr.nii.gz); a dry run's plan lists them as 'note: …'.
+   */
+  onNote?: (message: string) => void;
 }
 
 export interface FeatureSetResult {
@@ -108,6 +113,8 @@ export interface EncodeResult {
   estimates?: Record<string, StageEstimate>;
   /** The preflight's warnings (a session missing between sessions with betas); absent in a result read back by encodeResult. */
   warnings?: string[];
+  /** The preflight's notes (no noise ceiling under 'auto'); absent in a result read back by encodeResult. */
+  notes?: string[];
 }
 
 function versions(): Record<string, string> {
@@ -167,6 +174,7 @@ async function runEncode(c: EncodeConfig, options: EncodeOptions): Promise<Encod
       ...(force ? [await clearingPlan(c.out)].filter((l): l is string => l !== null) : []),
       `subject ${c.nsd.subject}: ${pre.voxels} voxels in '${c.nsd.roi}'; ${pre.images} images with betas in the sessions read (of ${pre.designImages} in the subject's design)`,
       ...pre.warnings.map((w) => `warning: ${w}`),
+      ...pre.notes.map((n) => `note: ${n}`),
       // a stage that ran before and runs again says why (an input file changed, a stage it reads runs)
       ...stages.map((s) => `${skip.get(s.id) ? 'skip' : 'run '} ${s.id.padEnd(24)} ${s.describe}${planned.get(s.id)?.why ? ` (again: ${planned.get(s.id)!.why})` : ''}`),
       ...pre.estimates,
@@ -182,9 +190,11 @@ async function runEncode(c: EncodeConfig, options: EncodeOptions): Promise<Encod
       plan,
       estimates: Object.fromEntries(est),
       warnings: pre.warnings,
+      notes: pre.notes,
     };
   }
   pre.warnings.forEach((w) => options.onWarning?.(w));
+  pre.notes.forEach((n) => options.onNote?.(n));
   // --force empties the folder of the old run's outputs before anything is written.
   if (force) await clearRunFolder(c.out);
   await writeManifest(c, versions());
@@ -196,7 +206,7 @@ async function runEncode(c: EncodeConfig, options: EncodeOptions): Promise<Encod
   // what the stages recorded (the report's missing viewer), also when skipped: the report still lacks it
   const stageWarnings = reports.flatMap((r) => missingDependenciesWarnings(r.summary));
   stageWarnings.forEach((w) => options.onWarning?.(w));
-  return { ...(await encodeResult(c)), stages: reports, warnings: [...pre.warnings, ...stageWarnings] };
+  return { ...(await encodeResult(c)), stages: reports, warnings: [...pre.warnings, ...stageWarnings], notes: pre.notes };
 }
 
 /** The results of a finished encode run, read back from its folder. */

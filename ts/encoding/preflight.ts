@@ -11,7 +11,7 @@ import { nsdTrialTable, readNsdDesign, type NsdDesign } from '../nsd/expdesign.j
 import { trainRowImageIds } from '../nsd/extract.js';
 import { formatSessionList, maskGridMismatch, planNsdSessions, type NsdSessionPlan } from '../nsd/sessionPlan.js';
 import { nsd73kIdProblem, rowsAs73kIdsProblem } from '../nsd/ids.js';
-import { expdesignPath, func1pt8Dir, roiPath } from '../nsd/paths.js';
+import { expdesignPath, func1pt8Dir, ncsnrPath, roiPath } from '../nsd/paths.js';
 import { loadRegionMask, type RegionMask } from '../nsd/roi.js';
 import { PreflightError } from '../pipeline/errors.js';
 import { runFolderConflict } from '../pipeline/runFolder.js';
@@ -40,6 +40,22 @@ export interface EncodePreflight {
   fits: string[];
   /** What is suspicious but not wrong: a session missing between sessions that have betas (planNsdSessions). */
   warnings: string[];
+  /** What the run will leave out though nothing is wrong, said before it runs: no noise ceiling under 'auto' (noiseCeilingNote). */
+  notes: string[];
+}
+
+/**
+ * Under noiseCeiling 'auto' (the default) without NSD's ncsnr.nii.gz beside the betas, the run has no noise ceiling:
+ * regions.csv's ceiling columns stay empty and no r/√NC maps are written. Said in one line, with the way to get one.
+ */
+export function noiseCeilingNote(c: EncodeConfig): string | null {
+  if (c.noiseCeiling !== 'auto') return null;
+  const path = ncsnrPath(c.nsd.root, c.nsd.subject);
+  if (existsSync(path)) return null;
+  return (
+    `noiseCeiling 'auto': no ${path}, so no noise ceiling (regions.csv's ceiling columns empty, no r/√NC maps); ` +
+    "noiseCeiling 'estimate' computes one from the test images' repetitions, 'none' says there is none"
+  );
 }
 
 const isDir = (p: string) => existsSync(p) && statSync(p).isDirectory();
@@ -185,7 +201,8 @@ export async function preflightEncode(c: EncodeConfig, options: EncodePreflightO
     if (s.kind === 'unet') estimates.push(`'${s.name}': ${images} images × ${s.timesteps.length} U-Net evaluations`);
   }
   // every problem has been thrown by now, so the mask loaded
-  return { mask: mask!, voxels: mask!.indices.length, images, designImages, estimates, fits, warnings };
+  const note = noiseCeilingNote(c);
+  return { mask: mask!, voxels: mask!.indices.length, images, designImages, estimates, fits, warnings, notes: note ? [note] : [] };
 }
 
 /**

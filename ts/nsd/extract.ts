@@ -3,7 +3,8 @@ import { readFile, stat, utimes } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { checkCallback } from '../callbackOptions.js';
 import { allocFloat32 } from '../allocate.js';
-import { BrainlatentError, InvalidArgumentError, MissingFileError, ShapeError } from '../errors.js';
+import { BrainlatentError, CancelledError, InvalidArgumentError, MissingFileError, ShapeError } from '../errors.js';
+import { isAbortSignal } from '../native/call.js';
 import { recoverInterruptedDir } from '../io/atomicWrite.js';
 import { fileIdentity } from '../io/fileIdentity.js';
 import { checkKnownKeys } from '../ridge/options.js';
@@ -19,6 +20,7 @@ import { describeFiles, readNsdExtraction, writeNsdExtraction, type NsdExtractio
 import { maskGridMismatch } from './grid.js';
 import { betasPath, expdesignPath, subjectDir, type BetasFormat } from './paths.js';
 import { columnStats, standardize } from './preprocess.js';
+import { otherFormatBetas, otherFormatNote } from './otherFormat.js';
 import { loadRegionMask } from './roi.js';
 
 export type ZscoreMode = 'session' | 'train' | 'none';
@@ -60,11 +62,16 @@ export interface NsdExtractOptions {
   /** Sessions decoded at once (gunzip runs off the main thread, so this uses more cores). Default 2. */
   concurrency?: number;
   onProgress?: (event: { session: number; done: number; total: number; path: string }) => void;
+  /**
+   * Stops the extraction (between sessions, or while one is being read): rejects with CancelledError, and nothing
+   * is written to the cache (a completed extraction only is stored there).
+   */
+  signal?: AbortSignal;
 }
 
 /** Every key of NsdExtractOptions: a misspelt one (averageTrian) is refused, not ignored with its default used. */
 const EXTRACT_OPTION_KEYS = [
-  'root', 'subject', 'roi', 'sessions', 'format', 'zscore', 'ddof', 'averageTrain', 'averageTest', 'divisor', 'cacheDir', 'concurrency', 'onProgress',
+  'root', 'subject', 'roi', 'sessions', 'format', 'zscore', 'ddof', 'averageTrain', 'averageTest', 'divisor', 'cacheDir', 'concurrency', 'onProgress', 'signal',
 ] as const satisfies readonly (keyof NsdExtractOptions)[];
 
 /** Public NSD sessions: the reference code uses 1–37. */
@@ -128,9 +135,11 @@ export async function extractNsd(opts: NsdExtractOptions): Promise<NsdExtraction
     window.push(p);
   };
   for (let k = 0; k < o.concurrency; k++) start(k);
+  const cancelled = (k: number) => new CancelledError(`extractNsd: cancelled after ${k} of ${sessions.length} session${sessions.length > 1 ? 's' : ''}; nothing written to the cache`);
   for (let k = 0; k < sessions.length; k++) {
     const file = files[k];
-    const betas = await window[k];
+    // a real session is a gigabyte to decode: an abort does not wait for the read in progress
+    const betas = await untilAborted(window[k], o.signal, () => cancelled(k));
     delete window[k];
     start(k + o.concurrency);
     if (betas.rows !== T) {
@@ -148,6 +157,7 @@ export async function extractNsd(opts: NsdExtractOptions): Promise<NsdExtraction
     }
     o.onProgress?.({ session: sessions[k], done: k + 1, total: sessions.length, path: file.path });
   }
+  if (o.signal?.aborted) throw cancelled(sessions.length);
   const trainM: Matrix = { data: train, rows: trainPlan.rows, cols: V };
   const testM: Matrix = { data: test, rows: testPlan.rows, cols: V };
   divideByCounts(trainM, trainPlan.counts);
@@ -212,7 +222,7 @@ export async function extractNsd(opts: NsdExtractOptions): Promise<NsdExtraction
 
 /** A problem extractNsd would refuse its inputs for, and the option it is about. */
 export interface ExtractionProblem {
-  option: 'root' | 'subject' | 'roi' | 'sessions';
+  option: 'root' | 'subject' | 'roi' | 'sessions' | 'format';
   error: BrainlatentError;
 }
 
@@ -233,8 +243,9 @@ export async function extractionProblems(opts: Pick<NsdExtractOptions, 'root' | 
       return await check();
     } catch (e) {
       if (!(e instanceof BrainlatentError)) throw e;
-      // (a subject without any betas is the subject's problem, whichever check found it)
-      problems.push({ option: e instanceof SubjectWithoutBetasError ? 'subject' : option, error: e });
+      // (a subject without any betas is the subject's problem, whichever check found it; betas only in the other
+      // format, the format's)
+      problems.push({ option: e instanceof BetasInOtherFormatError ? 'format' : e instanceof SubjectWithoutBetasError ? 'subject' : option, error: e });
       return undefined;
     }
   };
@@ -311,8 +322,19 @@ async function assertCacheFolder(dir: string): Promise<void> {
   }
 }
 
-type Normalized = Required<Omit<NsdExtractOptions, 'sessions' | 'cacheDir' | 'onProgress'>> &
-  Pick<NsdExtractOptions, 'sessions' | 'cacheDir' | 'onProgress'>;
+type Normalized = Required<Omit<NsdExtractOptions, 'sessions' | 'cacheDir' | 'onProgress' | 'signal'>> &
+  Pick<NsdExtractOptions, 'sessions' | 'cacheDir' | 'onProgress' | 'signal'>;
+
+/** `p`, or a rejection with `cancelled()` as soon as `signal` aborts (at once if it already has). */
+function untilAborted<T>(p: Promise<T>, signal: AbortSignal | undefined, cancelled: () => Error): Promise<T> {
+  if (!signal) return p;
+  if (signal.aborted) return Promise.reject(cancelled());
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(cancelled());
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
 
 function normalize(opts: NsdExtractOptions): Normalized {
   if (opts === null || typeof opts !== 'object') throw new InvalidArgumentError(`extractNsd: expected an options object ({ root, subject, roi, ... }), got ${opts === null ? 'null' : typeof opts}`);
@@ -330,6 +352,7 @@ function normalize(opts: NsdExtractOptions): Normalized {
   if (ddof !== 0 && ddof !== 1) throw new InvalidArgumentError(`extractNsd: ddof must be 0 or 1, got ${String(opts.ddof)}`);
   const format = opts.format ?? 'auto';
   if (!['auto', 'nifti', 'hdf5'].includes(format)) throw new InvalidArgumentError(`extractNsd: format must be auto, nifti or hdf5, got ${format}`);
+  if (opts.signal !== undefined && !isAbortSignal(opts.signal)) throw new InvalidArgumentError(`extractNsd: signal must be an AbortSignal, got ${typeof opts.signal}`);
   const divisor = opts.divisor ?? 300;
   const concurrency = opts.concurrency ?? 2;
   if (!(Number.isInteger(concurrency) && concurrency >= 1)) throw new InvalidArgumentError(`extractNsd: concurrency must be an integer >= 1, got ${concurrency}`);
@@ -358,17 +381,26 @@ async function sessionFiles(o: Normalized, sessions: number[]): Promise<{ path: 
     const present = await availableSessions(o.root, o.subject, o.format, Math.max(DEFAULT_MAX_SESSION, ...sessions));
     if (present.length === 0) throw await subjectWithoutBetas(o);
     const missing = sessions.filter((s) => !present.includes(s));
-    throw new MissingFileError(
+    const message =
       `${e.message}; of the sessions asked for (${formatSessionList(sessions)}), ${formatSessionList(missing)} ha${missing.length > 1 ? 've' : 's'} no betas ` +
-        `(format '${o.format}'); sessions with betas for subject ${o.subject}: ${formatSessionList(present)}`,
-    );
+      `(format '${o.format}'); sessions with betas for subject ${o.subject}: ${formatSessionList(present)}`;
+    // sessions whose betas are all there in the other format: the format chosen is the problem
+    const elsewhere = await otherFormatBetas(o.root, o.format, [o.subject], Math.max(...missing), missing);
+    if (elsewhere?.subjects[0].sessions.length === missing.length) throw new BetasInOtherFormatError(`${message}; ${otherFormatNote(elsewhere, 'format')}`);
+    throw new MissingFileError(elsewhere ? `${message}; ${otherFormatNote(elsewhere, 'format')}` : message);
   }
 }
 
 /** No betas at all for the subject asked for: the subject is the problem (not the sessions), named by its own option. */
 class SubjectWithoutBetasError extends MissingFileError {}
 
-/** The refusal of a subject without betas, naming the subjects the root has betas for. */
+/** No betas in the format chosen, but the subject's betas are there in the other one: the format is the problem. */
+class BetasInOtherFormatError extends MissingFileError {}
+
+/**
+ * The refusal of a subject without betas, naming the subjects the root has betas for, and (a format chosen) those
+ * with betas in the other format and how to read them.
+ */
 async function subjectWithoutBetas(o: Normalized): Promise<SubjectWithoutBetasError> {
   const others: number[] = [];
   for (let s = 1; s <= 8; s++) {
@@ -377,9 +409,11 @@ async function subjectWithoutBetas(o: Normalized): Promise<SubjectWithoutBetasEr
   const has = others.length === 0 ? 'no subject' : `subject${others.length > 1 ? 's' : ''} ${others.join(', ')}`;
   // (in the words of a config's preflight: ts/nsd/sessionPlan.ts)
   const first = betasPath(o.root, o.subject, 1, o.format === 'nifti' ? 'nifti' : 'hdf5');
-  return new SubjectWithoutBetasError(
-    `subject ${o.subject} has no betas in ${o.root} (format '${o.format}': looked for ${first} and the other sessions 1-${DEFAULT_MAX_SESSION}); the root has betas for ${has}`,
-  );
+  const message = `subject ${o.subject} has no betas in ${o.root} (format '${o.format}': looked for ${first} and the other sessions 1-${DEFAULT_MAX_SESSION})`;
+  const elsewhere = await otherFormatBetas(o.root, o.format, [1, 2, 3, 4, 5, 6, 7, 8], DEFAULT_MAX_SESSION);
+  if (!elsewhere) return new SubjectWithoutBetasError(`${message}; the root has betas for ${has}`);
+  const tail = others.length ? `; the root has '${o.format}' betas for ${has}, and ${otherFormatNote(elsewhere, 'format', '')}` : `; ${otherFormatNote(elsewhere, 'format')}`;
+  return elsewhere.subjects.some((s) => s.subject === o.subject) ? new BetasInOtherFormatError(`${message}${tail}`) : new SubjectWithoutBetasError(`${message}${tail}`);
 }
 
 async function resolveSessions(o: Normalized): Promise<number[]> {

@@ -1,5 +1,5 @@
-import { readFile } from 'node:fs/promises';
-import { InvalidArgumentError, ShapeError } from '../errors.js';
+import { access, readFile } from 'node:fs/promises';
+import { InvalidArgumentError, MissingFileError, ShapeError } from '../errors.js';
 import { readNifti, readNiftiHeader, niftiGrid, niftiVolumeCount, type NiftiHeader } from '../io/nifti.js';
 import { maskFromVolume, type VoxelMask } from '../io/voxelMask.js';
 import { ctabPath, labelAtlas, roiPath } from './paths.js';
@@ -31,6 +31,8 @@ export interface RegionMask {
 export async function loadRegionMask(root: string, subject: number, spec: string | RegionSpec): Promise<RegionMask> {
   const r = typeof spec === 'string' ? parseRegionSpec(spec) : spec;
   const path = r.kind === 'file' ? r.path : roiPath(root, subject, r.atlas);
+  // an atlas that is not there is said as such (its volume, and the label names its labels needed), not as a label problem
+  if (r.kind === 'atlas' && !(await present(path))) throw await missingAtlas(root, r, path);
   const values = r.kind === 'atlas' && r.labels ? await resolveLabels(root, r.atlas, r.labels) : null;
   // a 4-D file of several volumes is no mask (the first volume alone was taken): refused before its data are read
   const first = await readNiftiHeader(path);
@@ -47,9 +49,24 @@ export async function loadRegionMask(root: string, subject: number, spec: string
   return { mask, header, path, values, kind: r.kind };
 }
 
+async function present(path: string): Promise<boolean> {
+  return access(path).then(() => true, () => false);
+}
+
+/** The refusal of an atlas whose volume is absent: the volume, and the .ctab too when named labels needed it and it is absent. */
+async function missingAtlas(root: string, r: Extract<RegionSpec, { kind: 'atlas' }>, volume: string): Promise<MissingFileError> {
+  const spec = `${r.atlas}${r.labels ? `:${r.labels.join(',')}` : ''}`;
+  const named = r.labels?.some((l) => !/^\d+$/.test(l)) ?? false;
+  const ctab = ctabPath(root, r.atlas);
+  const noNames = named && !BUILTIN_LABELS[labelAtlas(r.atlas)] && !(await present(ctab));
+  return new MissingFileError(
+    `region ${spec}: atlas ${r.atlas} not found: its volume ${volume}` + (noNames ? ` and its label names ${ctab} do not exist` : ' does not exist'),
+  );
+}
+
 /** Label names → values, from the atlas's .ctab when present, else the built-in NSD tables; numbers pass through. */
 export async function resolveLabels(root: string, atlas: string, labels: string[]): Promise<number[]> {
-  const table = await labelTable(root, atlas);
+  const { table, ctab } = await labelTable(root, atlas);
   const out = new Set<number>();
   for (const l of labels) {
     if (/^\d+$/.test(l)) {
@@ -58,8 +75,16 @@ export async function resolveLabels(root: string, atlas: string, labels: string[
     }
     const v = table[l] ?? table[Object.keys(table).find((k) => k.toLowerCase() === l.toLowerCase()) ?? ''];
     if (!v) {
+      const known = Object.keys(table);
+      // no names at all: the .ctab that would hold them is absent (and the atlas is none of the built-in ones)
+      if (known.length === 0) {
+        throw new MissingFileError(
+          `region ${atlas}:${l}: no label names for ${atlas}: ${ctabPath(root, atlas)} does not exist (and ${labelAtlas(atlas)} is not one of the atlases ` +
+            `with built-in names: ${Object.keys(BUILTIN_LABELS).join(', ')}); give label numbers (${atlas}:1,2) or add the .ctab`,
+        );
+      }
       throw new InvalidArgumentError(
-        `region ${atlas}:${l}: no label "${l}" in ${atlas}; known labels: ${Object.keys(table).join(', ') || 'none (give numbers)'}`,
+        `region ${atlas}:${l}: no label "${l}" in ${atlas}; known labels: ${known.join(', ')}` + (ctab ? '' : ` (built-in names: ${ctabPath(root, atlas)} does not exist)`),
       );
     }
     v.forEach((x) => out.add(x));
@@ -67,19 +92,20 @@ export async function resolveLabels(root: string, atlas: string, labels: string[
   return [...out].sort((a, b) => a - b);
 }
 
-async function labelTable(root: string, atlas: string): Promise<Record<string, number[]>> {
+/** The atlas's label names → values, and whether they came from its .ctab (false: the built-in table, or none). */
+async function labelTable(root: string, atlas: string): Promise<{ table: Record<string, number[]>; ctab: boolean }> {
   // a hemisphere's volume (lh.streams) has the labels of its atlas (streams.mgz.ctab: ctabPath drops the prefix)
   const builtin = BUILTIN_LABELS[labelAtlas(atlas)] ?? {};
   let text: string;
   try {
     text = await readFile(ctabPath(root, atlas), 'utf8');
   } catch {
-    return builtin;
+    return { table: builtin, ctab: false };
   }
   const table: Record<string, number[]> = { ...builtin };
   for (const line of text.split(/\r?\n/)) {
     const [v, name] = line.trim().split(/\s+/);
     if (name && /^-?\d+$/.test(v) && Number(v) > 0) table[name] = [Number(v)];
   }
-  return table;
+  return { table, ctab: true };
 }

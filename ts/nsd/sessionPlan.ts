@@ -4,6 +4,7 @@
  * or beyond the design is reported before any work rather than by the extract stage.
  */
 import type { Grid } from '../io/voxelMask.js';
+import { otherFormatBetas, otherFormatNote } from './otherFormat.js';
 import { availableSessions, betasGridAffine, formatSessionList, sessionBetasFile, sessionBetasShape, type BetasFormatChoice, type GridAffine } from './betas.js';
 import { nsdTrialTable, type NsdDesign } from './expdesign.js';
 import { maskGridMismatch } from './grid.js';
@@ -83,7 +84,16 @@ export async function planNsdSessions(
   if (nsd.sessions === null) {
     sessions = await availableSessions(root, subject, format, DEFAULT_MAX_SESSION);
     if (sessions.length === 0) {
-      return { plan: null, warnings, problems: [`subject ${subject} has no betas in ${root} (nsd.format '${format}': looked for ${betasPath(root, subject, 1, format === 'nifti' ? 'nifti' : 'hdf5')} and the other sessions 1-${DEFAULT_MAX_SESSION})`] };
+      // (the subject's betas in the other format: say so, and how to read them)
+      const elsewhere = await otherFormatBetas(root, format, [subject], DEFAULT_MAX_SESSION);
+      return {
+        plan: null,
+        warnings,
+        problems: [
+          `subject ${subject} has no betas in ${root} (nsd.format '${format}': looked for ${betasPath(root, subject, 1, format === 'nifti' ? 'nifti' : 'hdf5')} and the other sessions 1-${DEFAULT_MAX_SESSION})` +
+            (elsewhere ? `; ${otherFormatNote(elsewhere, 'nsd.format')}` : ''),
+        ],
+      };
     }
     const gap = sessionGapWarning(nsd, sessions, field);
     if (gap) warnings.push(gap);
@@ -98,13 +108,15 @@ export async function planNsdSessions(
     const missing = sessions.filter((s) => !present.has(s));
     if (missing.length) {
       const have = [...present].sort((a, b) => a - b);
+      const elsewhere = await otherFormatBetas(root, format, [subject], Math.max(...missing), missing);
       return {
         plan: null,
         warnings,
         problems: [
           `${field}: session${missing.length > 1 ? 's' : ''} ${formatSessionList(missing)} of subject ${subject} ha${missing.length > 1 ? 've' : 's'} no betas (${fmt}) in ` +
             `${root} (looked for ${betasPath(root, subject, missing[0], format === 'nifti' ? 'nifti' : 'hdf5')}); ` +
-            (have.length ? `sessions with betas: ${formatSessionList(have)}` : 'no session has betas there'),
+            (have.length ? `sessions with betas: ${formatSessionList(have)}` : 'no session has betas there') +
+            (elsewhere ? `; ${otherFormatNote(elsewhere, 'nsd.format')}` : ''),
         ],
       };
     }

@@ -20,6 +20,7 @@ import { decoderFitMemory } from './decoderFit.js';
 import { PreflightError } from './errors.js';
 import { runFolderConflict, type RunFolderConflictOptions } from './runFolder.js';
 import { runOutputOverlaps } from './runFolderInputs.js';
+import { testImagesShortfall } from './testImagesShortfall.js';
 
 /** What the checks before a reconstruction found: the test images and the inputs the stages will read. */
 export interface PreflightResult {
@@ -30,7 +31,10 @@ export interface PreflightResult {
   captions: NsdCaptions;
   /** Lines for the dry run: each decoder's route, shape and memory plan (planned peak, target batches) under its memoryBudget. */
   fits: string[];
-  /** What is suspicious but not wrong: a session missing between sessions that have betas (planNsdSessions). */
+  /**
+   * What is suspicious but not wrong: a session missing between sessions that have betas (planNsdSessions); more
+   * test images asked for (nsd.testImages) than the sessions read hold (testImagesShortfall).
+   */
   warnings: string[];
 }
 
@@ -103,6 +107,8 @@ export async function preflight(config: ReconstructConfig, options: RunFolderCon
         const sessions = await planNsdSessions(nsd, d);
         problems.push(...sessions.problems);
         warnings.push(...sessions.warnings);
+        const fewer = testImagesShortfall(nsd.testImages, sessions.plan?.testImages ?? testIds.length, nsd.subject);
+        if (fewer) warnings.push(fewer);
         // a mask on another grid would pass until the extract stage reads the betas
         for (const t of ['z', 'c'] as const) {
           const region = regions[t];

@@ -1,5 +1,5 @@
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
@@ -8,7 +8,9 @@ import { registerNsdCommand } from '../../../ts/cli/commands/nsd.js';
 import { registerSynthCommand } from '../../../ts/cli/commands/synth.js';
 import { InvalidArgumentError } from '../../../ts/errors.js';
 import { readNpy } from '../../../ts/io/npy.js';
+import { betasPath } from '../../../ts/nsd/paths.js';
 import { PreflightError } from '../../../ts/pipeline/errors.js';
+import { synthNsd } from '../../../ts/synth/nsd.js';
 import { runCommands } from '../../helpers/cli.js';
 import { distModule } from '../../helpers/dist.js';
 
@@ -140,6 +142,21 @@ describe('brainlatent synth nsd / nsd extract / nsd info / nsd image', () => {
     expect(existsSync(bad)).toBe(false);
   });
 
+  it('--format naming a format the root has no betas in is named by --format, with the betas of the other format and how to read them', async () => {
+    const h5 = join(tmp, 'nsd-hdf5');
+    await synthNsd({ out: h5, subjects: [1, 2], sessions: 2, designSessions: 3, trialsPerSession: 30, sharedImages: 5, grid: [16, 20, 12], imageSize: 8, formats: ['hdf5'] });
+    const bad = join(tmp, 'not-extracted');
+    const looked = join(h5, 'nsddata_betas/ppdata/subj01/func1pt8mm/betas_fithrf_GLMdenoise_RR/betas_session01.nii.gz');
+    for (const sessions of [[], ['--sessions', '1-2']]) {
+      await expect(run('nsd', 'extract', '--root', h5, '--subject', '1', '--roi', 'nsdgeneral', '--out', bad, '--no-cache', '--format', 'nifti', ...sessions)).rejects.toThrow(
+        `--format: subject 1 has no betas in ${h5} (format 'nifti': looked for ${looked} and the other sessions 1-37); ` +
+          "the root has .hdf5 betas for subject 1 (sessions 1-2) and subject 2 (sessions 1-2): format 'hdf5' reads them (or 'auto', either format)",
+      );
+    }
+    expect(existsSync(bad)).toBe(false);
+    expect(await run('nsd', 'extract', '--root', h5, '--subject', '1', '--roi', 'nsdgeneral', '--out', bad, '--no-cache', '--format', 'auto')).toMatch(/extracted in/);
+  });
+
   it('a --out folder holding other files is refused before anything is extracted', async () => {
     const mine = join(tmp, 'mine');
     const freshCache = join(tmp, 'cache-untouched');
@@ -210,4 +227,37 @@ describe('brainlatent synth nsd / nsd extract / nsd info / nsd image', () => {
     );
     expect(existsSync(join(tmp, 'img0.jpg'))).toBe(false);
   });
+});
+
+describe('brainlatent nsd extract: Ctrl-C', () => {
+  it('stops the extraction, says so in a CancelledError line (exit 1, as the other long commands), and writes nothing', async () => {
+    // 40 sessions (one synthesised, linked 39 times): a second or so of reading after the first progress line
+    const root = join(tmp, 'nsd40');
+    await synthNsd({ out: root, sessions: 1, designSessions: 40, trialsPerSession: 30, sharedImages: 5, grid: [32, 32, 24], imageSize: 8, formats: ['nifti'] });
+    for (let s = 2; s <= 40; s++) linkSync(betasPath(root, 1, 1, 'nifti'), betasPath(root, 1, s, 'nifti'));
+    const out = join(tmp, 'sigint-out');
+    const cache = join(tmp, 'sigint-cache');
+    const child = spawn(process.execPath, [
+      distModule('cli/main'), 'nsd', 'extract', '--root', root, '--subject', '1', '--roi', 'nsdgeneral', '--sessions', '1-40', '--out', out, '--cache', cache,
+    ], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
+    let stderr = '';
+    let stdout = '';
+    let sent = false;
+    child.stdout.on('data', (d: Buffer) => void (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      if (!sent && /nsd extract: +\d+% · 1\/40 sessions/.test(stderr)) {
+        sent = true;
+        child.kill('SIGINT');
+      }
+    });
+    const code = await new Promise<number | null>((done) => child.on('close', (c) => done(c)));
+    expect(sent).toBe(true);
+    expect(code).toBe(1);
+    expect(stderr).toMatch(new RegExp(`brainlatent: CancelledError: nsd extract: interrupted \\(SIGINT\\) after [\\d.]+ m?s; nothing written to ${out.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} nor to the cache\n$`));
+    expect(stdout).toBe('');
+    expect(existsSync(out)).toBe(false);
+    expect(existsSync(cache) ? readdirSync(cache) : []).toEqual([]);
+    expect(readdirSync(tmp).filter((n) => n.startsWith('sigint') || n.startsWith('.sigint'))).toEqual([]);
+  }, 180_000);
 });

@@ -3,21 +3,35 @@ import { existsSync } from 'node:fs';
 
 import type { Command } from 'commander';
 
+import { InvalidArgumentError } from '../../errors.js';
 import { size } from '../../nsd/cache.js';
 import { listCacheFolder, pruneCacheFolder, type CacheFolderEntry } from '../../nsd/cacheFolder.js';
 import { formatSessionList } from '../../nsd/sessionList.js';
 import { decimalFlag } from '../flagValue.js';
 import { defaultNsdCacheDir } from '../nsdCacheDir.js';
 
-const DIR_HELP = 'cache folder (default: the global one, as nsd extract --cache: $BRAINLATENT_CACHE/nsd, $XDG_CACHE_HOME/brainlatent/nsd or ~/.cache/brainlatent/nsd)';
+const CACHE_HELP = 'cache folder (default: the global one, as nsd extract --cache: $BRAINLATENT_CACHE/nsd, $XDG_CACHE_HOME/brainlatent/nsd or ~/.cache/brainlatent/nsd)';
+const DIR_HELP = 'the same as --cache (its older name, kept)';
 
-function dirOf(flags: { dir?: string }): { dir: string; label: string } {
-  return flags.dir !== undefined ? { dir: flags.dir, label: '--dir' } : { dir: defaultNsdCacheDir(), label: '--dir (default)' };
+/** The folder flags: --cache, as nsd extract names the same folder, or --dir, its older name. */
+interface FolderFlags {
+  cache?: string;
+  dir?: string;
 }
 
-/** The global cache before anything was extracted into it: nothing to list or remove, not an error (a named --dir is). */
-function missingDefault(flags: { dir?: string }, dir: string): boolean {
-  if (flags.dir !== undefined || existsSync(dir)) return false;
+/** The cache folder and the flag that named it (errors name it); both flags with different folders are refused. */
+function dirOf(flags: FolderFlags): { dir: string; label: string } {
+  if (flags.cache !== undefined && flags.dir !== undefined && flags.cache !== flags.dir) {
+    throw new InvalidArgumentError(`--cache ${flags.cache} and --dir ${flags.dir} name two folders; --dir is --cache's older name: give one`);
+  }
+  if (flags.cache !== undefined) return { dir: flags.cache, label: '--cache' };
+  if (flags.dir !== undefined) return { dir: flags.dir, label: '--dir' };
+  return { dir: defaultNsdCacheDir(), label: '--cache (default)' };
+}
+
+/** The global cache before anything was extracted into it: nothing to list or remove, not an error (a named folder is). */
+function missingDefault(flags: FolderFlags, dir: string): boolean {
+  if (flags.cache !== undefined || flags.dir !== undefined || existsSync(dir)) return false;
   console.log(`no extraction cache at ${dir} (nothing extracted there yet)`);
   return true;
 }
@@ -48,7 +62,7 @@ per-subject caches) keeps the rest: remove them here.
 
 Examples:
   brainlatent cache list
-  brainlatent cache list --dir runs/batch1/subj01/cache
+  brainlatent cache list --cache runs/batch1/subj01/cache
   brainlatent cache prune --stale --dry-run
   brainlatent cache prune --stale --older-than 30`,
     );
@@ -56,6 +70,7 @@ Examples:
   cache
     .command('list')
     .description('every entry: size, creation and last use, the subject, region and options it was made with, and whether it is stale')
+    .option('--cache <dir>', CACHE_HELP)
     .option('--dir <dir>', DIR_HELP)
     .option('--json', 'print JSON instead of text')
     .addHelpText(
@@ -67,9 +82,9 @@ loads again once the files are back. Last use is the last time an extraction loa
 
 Examples:
   brainlatent cache list
-  brainlatent cache list --dir runs/batch1/subj01/cache --json`,
+  brainlatent cache list --cache runs/batch1/subj01/cache --json`,
     )
-    .action(async (flags: { dir?: string; json?: boolean }) => {
+    .action(async (flags: FolderFlags & { json?: boolean }) => {
       const { dir, label } = dirOf(flags);
       if (missingDefault(flags, dir)) return;
       const entries = await listCacheFolder(dir, label);
@@ -86,6 +101,7 @@ Examples:
   cache
     .command('prune')
     .description('remove the stale entries, the entries not used for some days, or both')
+    .option('--cache <dir>', CACHE_HELP)
     .option('--dir <dir>', DIR_HELP)
     .option('--stale', 'remove the entries made from a file that has changed or was deleted since (never loadable again)')
     .option('--older-than <days>', 'remove the entries not loaded or written for more than this many days')
@@ -99,9 +115,9 @@ time is left (and named). An entry is renamed aside, then deleted: no run ever l
 Examples:
   brainlatent cache prune --stale --dry-run
   brainlatent cache prune --older-than 30
-  brainlatent cache prune --dir runs/batch1/subj01/cache --stale --older-than 90`,
+  brainlatent cache prune --cache runs/batch1/subj01/cache --stale --older-than 90`,
     )
-    .action(async (flags: { dir?: string; stale?: boolean; olderThan?: string; dryRun?: boolean }) => {
+    .action(async (flags: FolderFlags & { stale?: boolean; olderThan?: string; dryRun?: boolean }) => {
       const { dir, label } = dirOf(flags);
       if (missingDefault(flags, dir)) return;
       const olderThanDays = flags.olderThan === undefined ? undefined : decimalFlag(flags.olderThan, '--older-than', 0);

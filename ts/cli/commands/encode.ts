@@ -52,7 +52,7 @@ ${schemaHelpText(EncodeConfigSchema, 'enc.json')}`,
       if (config.nsd.cacheDir !== null) await checkCacheFolderApart(`${f.config}: nsd.cacheDir`, config.nsd.cacheDir, inputs);
       const ctl = new AbortController();
       process.once('SIGINT', () => ctl.abort());
-      const r = await encode(config, { signal: ctl.signal, force: f.force, dryRun: f.dryRun, onProgress: f.dryRun ? undefined : stageProgress(), onWarning: printWarnings });
+      const r = await encode(config, { signal: ctl.signal, force: f.force, dryRun: f.dryRun, onProgress: f.dryRun ? undefined : stageProgress(), onWarning: printWarnings, onNote: (n) => process.stderr.write(`note: ${n}\n`) });
       if (r.plan) {
         process.stdout.write(`${r.plan.join('\n')}\n`);
         return;

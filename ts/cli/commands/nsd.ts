@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 
-import { FormatError, InvalidArgumentError, LimitError, MissingFileError } from '../../errors.js';
+import { CancelledError, FormatError, InvalidArgumentError, LimitError, MissingFileError } from '../../errors.js';
 import { removedEntryLines } from '../../nsd/cache.js';
 import { loadNsdCaptions } from '../../nsd/captions.js';
 import { extractionProblems, extractNsd, type ZscoreDdof, type ZscoreMode } from '../../nsd/extract.js';
@@ -145,6 +145,16 @@ z-scoring conventions ('--zscore train' standardises test rows with the training
       if (gap) process.stderr.write(`warning: ${gap}\n`);
       const bar = progressBar('nsd extract');
       const t0 = performance.now();
+      // Ctrl-C stops the extraction between sessions (or while one is read), says so, and writes nothing: --out is
+      // written after the extraction, the cache only gets completed ones (a second Ctrl-C ends the process at once)
+      const ac = new AbortController();
+      const onSigint = () => ac.abort();
+      process.once('SIGINT', onSigint);
+      const interrupted = (cached = false) =>
+        new CancelledError(
+          `nsd extract: interrupted (SIGINT) after ${seconds((performance.now() - t0) / 1000)}; nothing written to ${flags.out}` +
+            (flags.cache === false ? '' : cached ? ' (the completed extraction is in the cache)' : ' nor to the cache'),
+        );
       const ex = await extractNsd({
         root: flags.root,
         subject,
@@ -158,11 +168,19 @@ z-scoring conventions ('--zscore train' standardises test rows with the training
         divisor,
         cacheDir: flags.cache === false ? undefined : flags.cache,
         onProgress: (e) => bar.update(e.done / e.total, `session ${e.session}`, { done: e.done, total: e.total, unit: 'sessions' }),
+        signal: ac.signal,
+      }).catch((e: unknown) => {
+        bar.done(); // (a terminal's bar line is cleared: the error is printed on a line of its own)
+        throw e instanceof CancelledError && ac.signal.aborted ? interrupted() : e;
       });
       bar.done();
+      // (an interrupt after the last session, during a cache load or the cache's write: --out is not written either)
+      if (ac.signal.aborted) throw interrupted(flags.cache !== false);
       // cache entries of earlier versions of the files just read go, and are named
       for (const line of removedEntryLines(ex.removedFromCache ?? [])) process.stderr.write(`${line}\n`);
+      // (an interrupt while --out is written lets the write finish: the folder appears whole)
       await writeNsdExtraction(flags.out, ex);
+      process.removeListener('SIGINT', onSigint);
       const c = ex.manifest.counts;
       console.log(
         `subject ${ex.manifest.inputs.subject}, ${ex.manifest.inputs.roi}: ${c.voxels} voxels, sessions ${formatSessionList(ex.manifest.inputs.sessions)}\n` +
