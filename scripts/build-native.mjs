@@ -75,5 +75,11 @@ export function buildNative({ target } = {}) {
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const i = process.argv.indexOf('--target');
-  buildNative({ target: i > 0 ? process.argv[i + 1] : undefined });
+  const target = i > 0 ? process.argv[i + 1] : undefined;
+  if (!target && existsSync(path.join(root, 'tsconfig.json'))) {
+    // The checkout's full build (`npm run build`): stamped, so that the install script that
+    // `npx brainlatent` runs reuses it (scripts/build-stamp.mjs, which the package does not ship).
+    const { PARTS, stamped } = await import('./build-stamp.mjs');
+    stamped(PARTS.native, () => buildNative());
+  } else buildNative({ target });
 }

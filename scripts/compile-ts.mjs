@@ -3,23 +3,30 @@
 // writes new files without the execute bit: after `npm pack` (whose prepack empties dist/) or a
 // first build, `npx brainlatent` in a checkout failed with "brainlatent: Permission denied" unless
 // npm happened to fix the bin's mode itself. Used by the install, prepack and test scripts and by
-// `npm run build:ts`. Options: --fresh empties dist/ first.
+// `npm run build:ts`. Options: --fresh empties dist/ first. Each compile stamps dist/ (scripts/build-stamp.mjs).
 import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { PARTS, stamped } from './build-stamp.mjs';
+
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-/** Compiles the TypeScript; false when tsc failed (it has printed why). */
+/**
+ * Compiles the TypeScript; false when tsc failed (it has printed why). Stamps dist/ (scripts/build-stamp.mjs)
+ * so that the install script `npx brainlatent` runs in a checkout reuses it.
+ */
 export function compileTypeScript({ fresh = false } = {}) {
-  if (fresh) rmSync(path.join(root, 'dist'), { recursive: true, force: true });
-  const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
-  const r = spawnSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' });
-  if (r.status !== 0) return false;
-  markBinsExecutable();
-  return true;
+  return stamped(PARTS.dist, () => {
+    if (fresh) rmSync(path.join(root, 'dist'), { recursive: true, force: true });
+    const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
+    const r = spawnSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' });
+    if (r.status !== 0) return false;
+    markBinsExecutable();
+    return true;
+  });
 }
 
 /** chmod 755 every file that the "bin" of `dir`'s package.json names and that exists; returns those files. */

@@ -4,7 +4,9 @@
 // engine to work: the package loads prebuilds/<platform>-<arch>/ by itself (ts/native/binding.ts).
 // When the script does run, it
 //   - builds from source in a checkout (a folder with tsconfig.json, which the package does not ship), then compiles the
-//     TypeScript into dist/: the developer's build;
+//     TypeScript into dist/: the developer's build. Each part is rebuilt only when missing or stale
+//     (scripts/build-stamp.mjs), so the install that the first `npx brainlatent` in a checkout runs
+//     reuses what `npm install` or `npm run build` built;
 //   - builds from source when asked: `npm install --build-from-source` (or =brainlatent);
 //   - otherwise keeps the prebuilt engine if it loads here, and builds from source if it does not
 //     (another platform, an older glibc).
@@ -31,11 +33,24 @@ function prebuildLoads() {
 }
 
 if (existsSync(path.join(root, 'tsconfig.json'))) {
-  // The checkout (`npm install` / `npm ci` there): the engine from source, then the TypeScript.
-  buildNative();
-  // (imported here: the package ships install.mjs and build-native.mjs only)
-  const { compileTypeScript } = await import('./compile-ts.mjs');
-  if (!compileTypeScript()) process.exit(1);
+  // The checkout (`npm install` / `npm ci` there, and the first `npx brainlatent` there, which installs
+  // the checkout into ~/.npm/_npx/): the engine from source, then the TypeScript, each only when its
+  // build stamp says it is missing or stale. (Imported here: the package ships install.mjs and
+  // build-native.mjs only.)
+  const { PARTS, staleReason, stamped } = await import('./build-stamp.mjs');
+  const { compileTypeScript, markBinsExecutable } = await import('./compile-ts.mjs');
+  const nativeStale = staleReason(PARTS.native);
+  const distStale = staleReason(PARTS.dist);
+  if (nativeStale) {
+    console.log(`brainlatent: the engine is out of date (${nativeStale})`);
+    stamped(PARTS.native, () => buildNative());
+  }
+  if (distStale) {
+    console.log(`brainlatent: dist/ is out of date (${distStale}); compiling ts/`);
+    if (!compileTypeScript()) process.exit(1);
+  } else markBinsExecutable();
+  const reused = [!nativeStale && `the engine (${PARTS.native.outputs(root)[0]})`, !distStale && 'dist/'].filter(Boolean);
+  if (reused.length) console.log(`brainlatent: reusing ${reused.join(' and ')}, built from the current sources (npm run build rebuilds)`);
 } else if (buildFromSourceRequested()) {
   buildNative();
 } else {

@@ -1,0 +1,139 @@
+/**
+ * The install script (scripts/install.mjs) in a checkout rebuilds only what is missing or stale. npm runs it
+ * on `npm install` there, and also on the first `npx brainlatent …` there (npx installs the checkout into
+ * ~/.npm/_npx/ as a file: dependency), which rebuilt the engine and recompiled ts/ right after setup.
+ * The real scripts run in a small checkout in a temporary folder whose build tools (cmake-js, tsc, cmake, c++)
+ * are stand-ins that log each call and write the outputs, so the test sees which builds ran without a real one.
+ */
+import { execFileSync } from 'node:child_process';
+import { appendFileSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+
+import { afterEach, describe, expect, it } from 'vitest';
+
+import { packageRoot } from '../../ts/native/binding.js';
+
+const SCRIPTS = ['install.mjs', 'build-native.mjs', 'compile-ts.mjs', 'build-stamp.mjs'];
+
+function write(file: string, text: string, mode?: number): void {
+  mkdirSync(path.dirname(file), { recursive: true });
+  writeFileSync(file, text, mode === undefined ? undefined : { mode });
+}
+
+/** A checkout with the real build scripts and stand-in tools; returns its folder. */
+function makeCheckout(): string {
+  const dir = mkdtempSync(path.join(tmpdir(), 'bl-install-'));
+  for (const s of SCRIPTS) {
+    mkdirSync(path.join(dir, 'scripts'), { recursive: true });
+    copyFileSync(path.join(packageRoot, 'scripts', s), path.join(dir, 'scripts', s));
+  }
+  write(path.join(dir, 'package.json'), JSON.stringify({ name: 'fake', version: '0.0.0', main: 'dist/index.js', bin: { fake: 'dist/cli/main.js' }, binary: { napi_versions: [8] } }));
+  write(path.join(dir, 'tsconfig.json'), '{}');
+  write(path.join(dir, 'tsconfig.build.json'), '{ "extends": "./tsconfig.json" }');
+  write(path.join(dir, 'CMakeLists.txt'), 'project(fake)\n');
+  write(path.join(dir, 'native', 'core', 'engine.cpp'), 'int engine() { return 1; }\n');
+  write(path.join(dir, 'ts', 'index.ts'), 'export const x = 1;\n');
+  // The stand-ins run with the checkout as their working folder (as the real ones do) and log to tools.log.
+  const nm = path.join(dir, 'node_modules');
+  write(path.join(nm, 'cmake-js', 'package.json'), JSON.stringify({ name: 'cmake-js', version: '8.0.0', bin: { 'cmake-js': 'bin/cmake-js' } }));
+  write(
+    path.join(nm, 'cmake-js', 'bin', 'cmake-js'),
+    `const fs = require('fs'); const a = process.argv.slice(2); const t = a.indexOf('--target');
+fs.appendFileSync('tools.log', 'cmake-js' + (t >= 0 ? ' --target ' + a[t + 1] : '') + '\\n');
+fs.mkdirSync('build/Release', { recursive: true });
+fs.writeFileSync('build/Release/brainlatent.node', 'built from ' + fs.readFileSync('native/core/engine.cpp', 'utf8'));\n`,
+  );
+  write(path.join(nm, 'node-addon-api', 'package.json'), JSON.stringify({ name: 'node-addon-api', version: '8.5.0' }));
+  write(path.join(nm, 'typescript', 'package.json'), JSON.stringify({ name: 'typescript', version: '5.9.3' }));
+  write(
+    path.join(nm, 'typescript', 'bin', 'tsc'),
+    `const fs = require('fs'); fs.appendFileSync('tools.log', 'tsc\\n');
+fs.mkdirSync('dist/cli', { recursive: true });
+fs.writeFileSync('dist/index.js', '// ' + fs.readFileSync('ts/index.ts', 'utf8'));
+fs.writeFileSync('dist/cli/main.js', '#!/usr/bin/env node\\n');\n`,
+  );
+  for (const tool of ['cmake', 'c++']) write(path.join(dir, 'fakebin', tool), '#!/bin/sh\nexit 0\n', 0o755);
+  return dir;
+}
+
+/** Runs `node scripts/<script>` in the checkout; returns what it printed and the tools it ran. */
+function run(dir: string, script = 'install.mjs', extraEnv: Record<string, string> = {}): { out: string; tools: string[] } {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !/^npm_/i.test(k) && k !== 'BRAINLATENT_CUDA' && k !== 'CXX') env[k] = v;
+  env.PATH = `${path.join(dir, 'fakebin')}${path.delimiter}${process.env.PATH ?? ''}`;
+  const log = path.join(dir, 'tools.log');
+  const before = existsSync(log) ? readFileSync(log, 'utf8').length : 0;
+  const out = execFileSync(process.execPath, [path.join('scripts', script)], { cwd: dir, env: { ...env, ...extraEnv }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const tools = existsSync(log) ? readFileSync(log, 'utf8').slice(before).split('\n').filter(Boolean) : [];
+  return { out, tools };
+}
+
+const dirs: string[] = [];
+const checkout = () => {
+  const d = makeCheckout();
+  dirs.push(d);
+  return d;
+};
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+describe('the install script in a checkout', () => {
+  it('builds the engine and dist/ in a fresh checkout, and a second install reuses both without building', () => {
+    const dir = checkout();
+    const first = run(dir);
+    expect(first.tools).toEqual(['cmake-js', 'tsc']);
+    expect(first.out).toContain('the engine is out of date (build/Release/brainlatent.node is missing)');
+    expect(readFileSync(path.join(dir, 'build', 'Release', 'brainlatent.node'), 'utf8')).toBe('built from int engine() { return 1; }\n');
+
+    const second = run(dir); // what the first `npx brainlatent` after `npm install` runs
+    expect(second.tools).toEqual([]);
+    expect(second.out.trim()).toBe('brainlatent: reusing the engine (build/Release/brainlatent.node) and dist/, built from the current sources (npm run build rebuilds)');
+  });
+
+  it("reuses what `npm run build`'s scripts built", () => {
+    const dir = checkout();
+    expect(run(dir, 'build-native.mjs').tools).toEqual(['cmake-js']);
+    expect(run(dir, 'compile-ts.mjs').tools).toEqual(['tsc']);
+    expect(run(dir).tools).toEqual([]);
+  });
+
+  it('rebuilds the engine alone after a native source changed, and compiles alone after a ts/ source changed', () => {
+    const dir = checkout();
+    run(dir);
+    appendFileSync(path.join(dir, 'native', 'core', 'engine.cpp'), 'int two() { return 2; }\n');
+    const native = run(dir);
+    expect(native.tools).toEqual(['cmake-js']);
+    expect(native.out).toContain('the engine is out of date (its sources or build settings changed since the last build)');
+    expect(native.out).toContain('reusing dist/');
+    expect(readFileSync(path.join(dir, 'build', 'Release', 'brainlatent.node'), 'utf8')).toContain('int two()');
+
+    write(path.join(dir, 'ts', 'cli', 'main.ts'), 'console.log(1);\n'); // a new file counts too
+    const ts = run(dir);
+    expect(ts.tools).toEqual(['tsc']);
+    expect(ts.out).toContain('reusing the engine');
+    expect(run(dir).tools).toEqual([]);
+  });
+
+  it('rebuilds an output that is missing or was rewritten by something else, and rebuilds after a changed build setting', () => {
+    const dir = checkout();
+    run(dir);
+    rmSync(path.join(dir, 'dist', 'cli', 'main.js'));
+    expect(run(dir).tools).toEqual(['tsc']);
+    writeFileSync(path.join(dir, 'build', 'Release', 'brainlatent.node'), 'another build');
+    expect(run(dir).tools).toEqual(['cmake-js']);
+    expect(run(dir, 'install.mjs', { BRAINLATENT_CUDA: 'OFF' }).tools).toEqual(['cmake-js']); // passed to CMake
+    write(path.join(dir, 'node_modules', 'typescript', 'package.json'), JSON.stringify({ name: 'typescript', version: '5.9.4' }));
+    expect(run(dir, 'install.mjs', { BRAINLATENT_CUDA: 'OFF' }).tools).toEqual(['tsc']);
+  });
+
+  it('in an installed package (no tsconfig.json, no stamp module shipped) still builds from source each time it is asked', () => {
+    const dir = checkout();
+    for (const f of ['tsconfig.json', 'scripts/compile-ts.mjs', 'scripts/build-stamp.mjs']) rmSync(path.join(dir, f));
+    const env = { npm_config_build_from_source: 'true' };
+    expect(run(dir, 'install.mjs', env).tools).toEqual(['cmake-js --target brainlatent_addon']);
+    expect(run(dir, 'install.mjs', env).tools).toEqual(['cmake-js --target brainlatent_addon']);
+    expect(existsSync(path.join(dir, 'build', 'stamp-native.json'))).toBe(false);
+  });
+});
