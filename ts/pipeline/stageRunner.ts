@@ -153,7 +153,13 @@ export async function runStages(
   config: RunConfig,
   stages: StageDef[],
   plan: Map<string, StagePlan>,
-  options: { onProgress?: (p: StageProgress) => void; signal?: AbortSignal; what?: string } = {},
+  options: {
+    onProgress?: (p: StageProgress) => void;
+    signal?: AbortSignal;
+    what?: string;
+    /** Called with each stage's report as it is skipped or has run (its warnings, say, shown as they come). */
+    onStage?: (report: StageReport) => void;
+  } = {},
 ): Promise<StageReport[]> {
   const reports: StageReport[] = [];
   const ran = new Set<string>();
@@ -164,6 +170,7 @@ export async function runStages(
     if (p?.skip || (p?.done && (await stillHolds(config, stage, ran)))) {
       const m = await readStageMarker(config, stage.id);
       reports.push({ stage: stage.id, status: 'skipped', seconds: 0, summary: m?.summary });
+      options.onStage?.(reports[reports.length - 1]);
       options.onProgress?.({ ...base, fraction: 1, status: 'skipped' });
       continue;
     }
@@ -174,6 +181,7 @@ export async function runStages(
     };
     reports.push(await runStage(config, stage, ctx).catch((e: unknown) => Promise.reject(cancelledIn(e, stage.id, options))));
     ran.add(stage.id);
+    options.onStage?.(reports[reports.length - 1]);
     options.onProgress?.({ ...base, fraction: 1, status: 'done' });
   }
   return reports;
@@ -185,6 +193,13 @@ export async function runStages(
  */
 function cancelledIn(e: unknown, stage: string, options: { signal?: AbortSignal; what?: string }): unknown {
   if (!(e instanceof CancelledError) && !options.signal?.aborted) return e;
-  const why = e instanceof Error && e.message && e.message !== 'cancelled' ? ` (${e.message})` : '';
+  const why = e instanceof Error && e.message && !SAYS_ONLY_CANCELLED.test(e.message) ? ` (${e.message})` : '';
   return new CancelledError(`${options.what ?? 'run'}: cancelled in stage ${stage}${why}; the stages finished before it are kept, and the next run resumes at ${stage}`);
 }
+
+/**
+ * Messages that say no more than that the stage was stopped: a stage's own check ("reconstruct: cancelled") and an
+ * engine job the signal stopped before it started ("img2img: aborted before it started", ts/native/call.ts) — the
+ * job after the one that was running (a Ctrl-C while a sample's PNGs were written), not where the stage was.
+ */
+const SAYS_ONLY_CANCELLED = /^(?:[\w.+-]+: )?(?:cancelled|aborted before it started)$/;
