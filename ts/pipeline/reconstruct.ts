@@ -20,7 +20,7 @@ import { clearingInterrupted, clearingPlan, clearRunFolder, lockRunFolder, paths
 import { runOutputOverlaps } from './runFolderInputs.js';
 import { reconstructStageInputs } from './stageInputs.js';
 import { planStages, runStages, type StageDef, type StageReport, type StageResult, type StageRunContext } from './stageRunner.js';
-import { STAGE_DEP_KEYS, STAGE_RUNNERS } from './stages.js';
+import { reconstructStageDeps, STAGE_RUNNERS } from './stages.js';
 import { selectTestImages } from './testSubset.js';
 
 export interface ReconstructProgress {
@@ -101,22 +101,16 @@ export function estimateImg2Img(config: ReconstructConfig, testImages: number): 
 
 /**
  * The reconstruction's stages as the stage runner (stageRunner.ts) takes them, in STAGES' order: each depends on
- * every stage before it (one that runs reruns those after it, as their outputs build on one another), with the
- * files it reads from outside the run folder, and the key of what it reads of the stages before it where it has one
- * (STAGE_DEP_KEYS). `run` does a stage's work.
+ * every stage before it, with the files it reads from outside the run folder (reconstructStageDeps: and the key of
+ * what it reads of them). `run` does a stage's work.
  */
 export function reconstructStageDefs(config: ReconstructConfig, run: (stage: StageName, ctx: StageRunContext) => Promise<StageResult>): StageDef[] {
-  return STAGES.map((stage, i) => {
-    const depKey = STAGE_DEP_KEYS[stage];
-    return {
-      id: stage,
-      deps: STAGES.slice(0, i),
-      describe: stage,
-      inputs: reconstructStageInputs(config, stage),
-      ...(depKey ? { depKey: () => depKey(config) } : {}),
-      run: (ctx) => run(stage, ctx),
-    };
-  });
+  return STAGES.map((stage) => ({
+    ...reconstructStageDeps(config, stage),
+    describe: stage,
+    inputs: reconstructStageInputs(config, stage),
+    run: (ctx) => run(stage, ctx),
+  }));
 }
 
 export async function reconstruct(input: ReconstructConfigInput | ReconstructConfig, options: ReconstructOptions = {}): Promise<ReconstructResult> {
@@ -143,7 +137,8 @@ async function runReconstruct(config: ReconstructConfig, options: ReconstructOpt
   // the stages' work needs the model, loaded on first use (a run whose model stages are all skipped never loads it)
   const model = lazyDiffusion(config);
   const stages = reconstructStageDefs(config, (stage, ctx) => STAGE_RUNNERS[stage]({ config, pre, diffusion: model.get, ...ctx }));
-  // a stage after one that runs runs too (each depends on all before it), unless what it reads of them is unchanged (depKey)
+  // a stage after one that runs runs too (each depends on all before it), unless what it reads of them is unchanged
+  // (its depKey: the images features embeds; for the others, the extraction's content and the markers after it)
   const planned = await planStages(config, stages, force);
   const skip = new Map(STAGES.map((s) => [s, planned.get(s)!.skip]));
   const why = (s: StageName) => planned.get(s)?.why;

@@ -27,10 +27,11 @@ import type { PreflightResult } from './preflight.js';
 import { REPORT_RERUN, type DecoderSummary } from './decoderCharts.js';
 import { missingDependenciesSummary } from '../report/optionalParts.js';
 import { renderReport, type RunMetrics } from './report.js';
-import { imageSetKey, paths, readStageMarker, type StageName } from './runFolder.js';
+import { extractionContentKey } from './extractionKey.js';
+import { imageSetKey, paths, readStageMarker, STAGES, type StageName } from './runFolder.js';
 import { selectTestImages } from './testSubset.js';
 import { writeFileAtomic } from '../io/atomicWrite.js';
-import type { StageCount } from './stageRunner.js';
+import type { StageCount, StageDef } from './stageRunner.js';
 import { allInOrder } from '../allInOrder.js';
 import { img2imgProgress } from './img2imgProgress.js';
 
@@ -46,6 +47,8 @@ export interface StageContext {
 export interface StageOutput {
   outputs: string[];
   summary?: Record<string, unknown>;
+  /** A key of the content of what it made (the extract stage's: extractionContentKey), recorded in its marker. */
+  outputKey?: string;
 }
 
 interface ImageIds {
@@ -107,11 +110,15 @@ export async function extractStage(ctx: StageContext): Promise<StageOutput> {
   const missing = limited.filter((id) => ctx.pre.captions.get(id).length === 0);
   if (missing.length) throw new ShapeError(`test images without captions: 73k ids ${missing.slice(0, 10).join(', ')}`);
   const ids: ImageIds = { trainZ: Array.from(ez.trainImageIds), trainC: Array.from(ec.trainImageIds), test: limited };
-  await writeJson(paths(c.out).ids, ids);
+  const idsText = JSON.stringify(ids, null, 2);
+  await mkdir(dirname(paths(c.out).ids), { recursive: true });
+  await writeFileAtomic(paths(c.out).ids, idsText);
   // old entries of the cache go (replaced ones; in the run folder's own cache, those its config no longer reads)
   const cacheRemoved = await extractStageCacheUpkeep(c.nsd.cacheDir === null ? join(c.out, 'cache') : null, [ez, ec]);
   return {
     outputs: [rel(c, paths(c.out).ids)],
+    // what the stages after it read, by content: the same betas in a file with new times rerun none of them
+    outputKey: extractionContentKey([ez, ec], [idsText]),
     summary: {
       trainRows: { z: ez.train.rows, c: ec.train.rows },
       voxels: { z: ez.train.cols, c: ec.train.cols },
@@ -135,6 +142,22 @@ const featureImages = (ids: ImageIds): number[] => [...new Set([...ids.trainZ, .
 export const STAGE_DEP_KEYS: Partial<Record<StageName, (c: ReconstructConfig) => Promise<string>>> = {
   features: async (c) => imageSetKey(featureImages(await readIds(c))),
 };
+
+/**
+ * A reconstruction stage's place among the others: it depends on every stage before it (STAGES' order: one that runs
+ * reruns those after it, as their outputs build on one another), and what it reads of them is a key: the images
+ * (STAGE_DEP_KEYS), else the keys of their outputs (stageRunner's stageDepKey): the extract stage records its
+ * extraction's content, so one run again over betas files with new times but the same numbers reruns nothing after it.
+ */
+export function reconstructStageDeps(config: ReconstructConfig, stage: StageName): Pick<StageDef, 'id' | 'deps' | 'depKey' | 'keysOutputs'> {
+  const depKey = STAGE_DEP_KEYS[stage];
+  return {
+    id: stage,
+    deps: STAGES.slice(0, STAGES.indexOf(stage)),
+    ...(depKey ? { depKey: () => depKey(config) } : {}),
+    ...(stage === 'extract' ? { keysOutputs: true } : {}),
+  };
+}
 
 /** z (VAE latent of the resized stimulus) and c (text embedding averaged over the captions) of every image used. */
 export async function featuresStage(ctx: StageContext): Promise<StageOutput> {
