@@ -33,7 +33,7 @@ import { selectTestImages } from './testSubset.js';
 import { writeFileAtomic } from '../io/atomicWrite.js';
 import type { StageCount, StageDef } from './stageRunner.js';
 import { allInOrder } from '../allInOrder.js';
-import { img2imgProgress } from './img2imgProgress.js';
+import { img2imgProgress, type Img2ImgProgress } from './img2imgProgress.js';
 
 export interface StageContext {
   config: ReconstructConfig;
@@ -429,14 +429,14 @@ export async function img2imgShardStage(ctx: StageContext, shard: Img2ImgShard):
   const outputs: string[] = [];
   // blocks start at multiples of 4 × batchSize from the shard's start (itself a multiple of batchSize),
   // so every sampler batch is the same as in a run over all images
-  const bs = Math.max(g.batchSize, 1) * 4;
+  const bs = blockImages(c);
   const seeds = shard.seedEnd - shard.seedStart;
   const total = (shard.imageEnd - shard.imageStart) * seeds;
   let done = 0;
   // what this run computes (samples, U-Net evaluations and time), apart from the samples an interrupted run left
   const work = { samples: 0, reused: 0, evaluations: 0, seconds: 0 };
   // units an interrupted run of this stage (or shard) finished over the same inputs are not computed again
-  const finished = await img2imgProgress(c, `i${shard.imageStart}-${shard.imageEnd}_s${shard.seedStart}-${shard.seedEnd}`);
+  const finished = await img2imgProgress(c, shardRecordLabel(shard));
   for (let i0 = shard.imageStart; i0 < shard.imageEnd; i0 += bs) {
     checkAbort(ctx.signal);
     const part = allIds.slice(i0, Math.min(i0 + bs, shard.imageEnd));
@@ -445,7 +445,7 @@ export async function img2imgShardStage(ctx: StageContext, shard: Img2ImgShard):
     for (let k = shard.seedStart; k < shard.seedEnd; k++) for (const id of part) outputs.push(rel(c, p.sample(id, k)));
     const seedsToRun: number[] = [];
     for (let k = shard.seedStart; k < shard.seedEnd; k++) {
-      if (finished.has(i0, k) && part.every((id) => existsSync(p.sample(id, k)))) {
+      if (unitKept(c, finished, i0, k, part)) {
         done += n;
         work.reused += n;
         ctx.progress(done / total, `seed ${k} (done before)`, { done, total, unit: 'samples', reused: work.reused });
@@ -491,6 +491,35 @@ export async function img2imgShardStage(ctx: StageContext, shard: Img2ImgShard):
   }
   await finished.remove();
   return { outputs, summary: img2imgSummary(shard.imageEnd - shard.imageStart, seeds, work) };
+}
+
+/** Images per block of the img2img stage (a unit of its record is a block × one seed): 4 sampler batches. */
+const blockImages = (c: ReconstructConfig): number => Math.max(c.img2img.batchSize, 1) * 4;
+
+/** The name of a shard's record of finished units (stages/img2img.partial/<label>.json). */
+const shardRecordLabel = (shard: Img2ImgShard): string => `i${shard.imageStart}-${shard.imageEnd}_s${shard.seedStart}-${shard.seedEnd}`;
+
+/** Whether unit (block at i0, seed k) of images `part` is kept from an interrupted run: recorded, its PNGs all there. */
+const unitKept = (c: ReconstructConfig, finished: Img2ImgProgress, i0: number, k: number, part: readonly number[]): boolean =>
+  finished.has(i0, k) && part.every((id) => existsSync(paths(c.out).sample(id, k)));
+
+/**
+ * The samples of the whole img2img stage an interrupted run finished that the next run keeps (as img2imgShardStage
+ * decides: recorded over the same inputs as now, PNGs there), of `total` (test images × seeds); 0 kept without a
+ * record or before the extraction has listed the test images. For the dry run's estimate: only the rest is computed.
+ */
+export async function img2imgKeptSamples(c: ReconstructConfig): Promise<{ kept: number; total: number }> {
+  const ids = await readIds(c).then((r) => r.test, () => null);
+  if (!ids) return { kept: 0, total: 0 };
+  const shard: Img2ImgShard = { imageStart: 0, imageEnd: ids.length, seedStart: 0, seedEnd: c.img2img.seeds };
+  const finished = await img2imgProgress(c, shardRecordLabel(shard));
+  const bs = blockImages(c);
+  let kept = 0;
+  for (let i0 = 0; i0 < ids.length; i0 += bs) {
+    const part = ids.slice(i0, i0 + bs);
+    for (let k = 0; k < c.img2img.seeds; k++) if (unitKept(c, finished, i0, k, part)) kept += part.length;
+  }
+  return { kept, total: ids.length * c.img2img.seeds };
 }
 
 /**
