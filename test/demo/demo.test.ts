@@ -181,11 +181,16 @@ describe('brainlatent demo', () => {
     const partial = readdirSync(join(cfg.out, 'stages', 'img2img.partial'));
     expect(partial).toHaveLength(1);
     expect(JSON.parse(readFileSync(join(cfg.out, 'stages', 'img2img.partial', partial[0]), 'utf8')).done).toEqual([[0, 0]]);
+    const reused = Math.min(24, 4 * cfg.img2img.batchSize);
+    // the dry run estimates only the samples still to make, and says how many are kept
+    const dry = await reconstruct(cfg, { dryRun: true });
+    expect(dry.estimates!.img2img.basis).toContain(`× ${48 - reused} samples left of 2 seed(s) × 24 images (${reused} kept from an interrupted run, stages/img2img.partial/) ÷ `);
+    const full = await reconstruct({ ...cfg, out: join(out, 'resume-fresh') }, { dryRun: true });
+    expect(full.estimates!.img2img.basis).toMatch(/× 2 seed\(s\) × 24 images ÷ /);
     const counts: { message?: string; done: number; reused?: number }[] = [];
     const again = await reconstruct(cfg, { onProgress: (p) => p.stage === 'img2img' && p.count && counts.push({ message: p.message, ...p.count }) });
     const img2img = again.stages.find((s) => s.stage === 'img2img')!;
     expect(img2img.status).toBe('ran');
-    const reused = Math.min(24, 4 * cfg.img2img.batchSize);
     expect(img2img.summary?.reusedSamples).toBe(reused);
     // the progress says which samples were reused, so a bar's rate and ETA count only the ones computed now
     expect(counts.find((c) => /done before/.test(c.message ?? ''))).toMatchObject({ done: reused, reused });

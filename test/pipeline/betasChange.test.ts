@@ -6,7 +6,7 @@
  * Checked in reconstruct(), encode(), and a batch run here and through Redis, from their records of what ran.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -16,6 +16,7 @@ import type { BatchManifest } from '../../ts/batch/manifest.js';
 import type { SummaryCell } from '../../ts/batch/status.js';
 import type { DemoWorld } from '../../ts/demo/world.js';
 import { encode } from '../../ts/encoding/encode.js';
+import { CancelledError } from '../../ts/errors.js';
 import { Hdf5Reader, writeHdf5 } from '../../ts/io/hdf5.js';
 import { readNpy } from '../../ts/io/npy.js';
 import { betasPath } from '../../ts/nsd/paths.js';
@@ -61,6 +62,12 @@ async function changeOneBeta(): Promise<void> {
   await writeHdf5(file, [{ name: 'betas', data, shape, chunks: [shape[0], 1, 1, 1] }]);
 }
 
+/** A betas file saved again with the same numbers (`cp`, `rsync` without -t): only its time changes. */
+function touchBetas(session = 3): void {
+  const later = new Date(Date.now() + 60_000);
+  utimesSync(betasPath(world.nsdRoot, 1, session, 'hdf5'), later, later);
+}
+
 const statuses = (stages: { stage: string; status: string }[]) => Object.fromEntries(stages.map((s) => [s.stage, s.status]));
 const file = (...p: string[]) => readFileSync(join(dir, ...p));
 
@@ -92,6 +99,34 @@ describe('one beta changed: the stages that read the betas run again, the featur
     expect((await reconstruct(config)).stages.every((s) => s.status === 'skipped')).toBe(true);
   }, 300_000);
 
+  it('reconstruct: a betas file saved again with the same numbers reruns the extraction alone; the dry run says the rest may be skipped', async () => {
+    const config = singleConfig(world, 1, join(dir, 'recon'));
+    const markers = ['features', 'decoders', 'zonly', 'img2img', 'evaluate', 'report'];
+    const before = markers.map((s) => file('recon', 'stages', `${s}.json`));
+    touchBetas();
+    const dry = await reconstruct(config, { dryRun: true });
+    expect(dry.plan!.find((l) => /^run +decoders /.test(l))).toMatch(/\(again: extract runs; not if they make the same outputs\)$/);
+    const again = await reconstruct(config);
+    expect(statuses(again.stages)).toEqual({ extract: 'ran', features: 'skipped', decoders: 'skipped', zonly: 'skipped', img2img: 'skipped', evaluate: 'skipped', report: 'skipped' });
+    expect(markers.map((s) => file('recon', 'stages', `${s}.json`))).toEqual(before);
+    expect((await reconstruct(config)).stages.every((s) => s.status === 'skipped')).toBe(true);
+  }, 300_000);
+
+  it('reconstruct: new betas, the run stopped in the decoders: the next run redoes the decoders and after, though extract is done', async () => {
+    const config = singleConfig(world, 1, join(dir, 'recon'));
+    const decoder = file('recon', 'decoders', 'z.safetensors');
+    await changeOneBeta();
+    const ac = new AbortController();
+    const stopped = await reconstruct(config, { signal: ac.signal, onProgress: (p) => p.stage === 'decoders' && ac.abort() }).catch((e: unknown) => e);
+    expect(stopped).toBeInstanceOf(CancelledError);
+    // (the decoders' marker is of the betas before: its outputs are there, its record of what it read is not current)
+    const dry = await reconstruct(config, { dryRun: true });
+    expect(dry.plan!.find((l) => /^run +decoders /.test(l))).toMatch(/\(again: what it reads of extract, features changed since it ran\)$/);
+    const again = await reconstruct(config);
+    expect(statuses(again.stages)).toEqual({ extract: 'skipped', features: 'skipped', decoders: 'ran', zonly: 'ran', img2img: 'ran', evaluate: 'ran', report: 'ran' });
+    expect(file('recon', 'decoders', 'z.safetensors')).not.toEqual(decoder);
+  }, 300_000);
+
   it('encode: embed and the U-Net feature set skipped, the extraction, ceiling, fits and after run again', async () => {
     const config = encodeConfig(join(dir, 'enc'));
     const first = await encode(config);
@@ -110,6 +145,17 @@ describe('one beta changed: the stages that read the betas run again, the featur
     expect(file('enc', 'stages', 'features.zc.json')).toEqual(zc);
     expect(file('enc', 'fits', 'z', 'r.npy')).not.toEqual(r);
     expect((await encode(config)).stages.every((s) => s.status === 'skipped')).toBe(true);
+  }, 300_000);
+
+  it('encode: a betas file saved again with the same numbers reruns the extraction alone', async () => {
+    const config = encodeConfig(join(dir, 'enc'));
+    const maps = file('enc', 'stages', 'maps.json');
+    touchBetas();
+    const dry = await encode(config, { dryRun: true });
+    expect(dry.plan!.find((l) => /^run +ceiling /.test(l))).toMatch(/\(again: extract runs; not if they make the same outputs\)$/);
+    const again = await encode(config);
+    expect(Object.entries(statuses(again.stages)).filter(([, s]) => s === 'ran')).toEqual([['extract', 'ran']]);
+    expect(file('enc', 'stages', 'maps.json')).toEqual(maps);
   }, 300_000);
 
   it('a session gone changes the images: the features run again, over fewer images', async () => {
@@ -173,6 +219,11 @@ describe('one beta changed, in a batch', () => {
     const again = await batchRun(m);
     expect(again.status).toBe(0);
     expect(again.cells).toEqual(RERUN);
+    // the same numbers in a file with a new time: extracted again, and nothing after the extraction runs
+    touchBetas();
+    const touched = await batchRun(m);
+    expect(touched.status).toBe(0);
+    expect(Object.entries(touched.cells).filter(([, s]) => s !== 'skipped')).toEqual([['-/betas', 'done'], ['recon/extract', 'done'], ['enc/extract', 'done']]);
   }, 600_000);
 
   const bed = redisTestBed('bl-betas-change-redis-');

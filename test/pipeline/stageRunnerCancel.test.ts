@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CancelledError } from '../../ts/errors.js';
+import { nativeJob } from '../../ts/native/call.js';
 import { runStages, type StageDef } from '../../ts/pipeline/stageRunner.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'bl-stage-cancel-'));
@@ -30,6 +31,29 @@ describe('runStages: Ctrl-C during a stage', () => {
     );
     expect(existsSync(join(out, 'stages', 'embed.json'))).toBe(true);
     expect(existsSync(join(out, 'stages', 'features.zc.json'))).toBe(false);
+  });
+
+  // a Ctrl-C while a sample's PNGs were written stops the next engine job before it starts: its words are not where the stage was
+  it("leaves out a detail that says only that it was cancelled (an engine job's 'aborted before it started', a stage's own check)", async () => {
+    for (const stop of [
+      (signal: AbortSignal) => nativeJob('img2img', async () => 1, signal),
+      async () => Promise.reject(new CancelledError('reconstruct: cancelled')),
+    ]) {
+      const ac = new AbortController();
+      const stages: StageDef[] = [
+        {
+          id: 'img2img', deps: [], describe: 'x',
+          run: async (ctx) => {
+            ac.abort();
+            await stop(ctx.signal!);
+            return { outputs: [] };
+          },
+        },
+      ];
+      const err = await runStages({ out: join(tmp, 'run3') }, stages, new Map([['img2img', { skip: false }]]), { signal: ac.signal, what: 'reconstruct' }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(CancelledError);
+      expect((err as Error).message).toBe('reconstruct: cancelled in stage img2img; the stages finished before it are kept, and the next run resumes at img2img');
+    }
   });
 
   it('passes other errors through unchanged', async () => {

@@ -24,6 +24,7 @@ const pipelineStages = () => import('../pipeline/stages.js');
 const runFolder = () => import('../pipeline/runFolder.js');
 const stageInputs = () => import('../pipeline/stageInputs.js');
 const img2imgProgress = () => import('../pipeline/img2imgProgress.js');
+const stageRunner = () => import('../pipeline/stageRunner.js');
 
 export interface NodeControl {
   /** Fraction of this job done (0..1) and what it is doing. */
@@ -241,12 +242,15 @@ export async function runNode(node: BatchNode, ctl: NodeControl): Promise<NodeRe
     }
     case 'stage': {
       const { config, stage } = w;
-      const { depKeyHolds, markStage, stageDone, writeManifest } = await runFolder();
-      const { STAGE_DEP_KEYS, STAGE_RUNNERS } = await pipelineStages();
+      const { markStage, stageDone, writeManifest } = await runFolder();
+      const { reconstructStageDeps, STAGE_RUNNERS } = await pipelineStages();
+      const { holdsAfter, stageDepKey } = await stageRunner();
       const inputPaths = (await stageInputs()).reconstructStageInputs(config, stage);
-      const depKey = STAGE_DEP_KEYS[stage];
-      // after a stage that ran, one that reads only a key's worth of it (features: the images) still holds when that is unchanged
-      if ((await stageDone(config, stage, inputPaths)) && (!ctl.depsRan || (depKey && (await depKeyHolds(config, stage, await depKey(config)))))) {
+      const def = reconstructStageDeps(config, stage);
+      // after a stage that ran, it still holds when what it reads of them is unchanged (features: the images; the others:
+      // the extraction's content, made again the same from betas files with new times); a stage before it that ran
+      // again since it did (in a batch stopped before it) makes it run
+      if ((await stageDone(config, stage, inputPaths)) && (await holdsAfter(config, def, ctl.depsRan))) {
         return { status: 'skipped', seconds: seconds() };
       }
       if (stage === 'extract') {
@@ -254,9 +258,13 @@ export async function runNode(node: BatchNode, ctl: NodeControl): Promise<NodeRe
         await writeManifest(config, versions());
       }
       const inputs = await inputIdentities(inputPaths);
-      const key = depKey ? await depKey(config) : undefined;
+      const key = await stageDepKey(config, def);
       const r = await withStageContext(node, config, ctl, (ctx) => STAGE_RUNNERS[stage](ctx));
-      await markStage(config, { stage, seconds: seconds(), outputs: r.outputs, summary: r.summary, inputs, ...(key === undefined ? {} : { depKey: key }) });
+      await markStage(config, {
+        stage, seconds: seconds(), outputs: r.outputs, summary: r.summary, inputs,
+        ...(key === undefined ? {} : { depKey: key }),
+        ...(r.outputKey === undefined ? {} : { outputKey: r.outputKey }),
+      });
       return { status: 'done', seconds: seconds(), summary: r.summary };
     }
     case 'shard': {
@@ -345,11 +353,12 @@ export async function runNode(node: BatchNode, ctl: NodeControl): Promise<NodeRe
     case 'encodeStage': {
       // one stage of encode(), with its own stage code; the first also checks the inputs and claims the folder
       const { config, stage } = w;
-      const { depKeyHolds, stageDone, writeManifest } = await runFolder();
+      const { stageDone, writeManifest } = await runFolder();
+      const { holdsAfter, runStage } = await stageRunner();
       const { encodeStages } = await import('../encoding/stages.js');
       const def = encodeStages(config).find((s) => s.id === stage);
       if (!def) throw new InvalidArgumentError(`${node.id}: the encode config has no stage '${stage}' (stages: ${encodeStages(config).map((s) => s.id).join(', ')})`);
-      if ((await stageDone(config, stage, def.inputs)) && (!ctl.depsRan || (def.depKey && (await depKeyHolds(config, stage, await def.depKey()))))) {
+      if ((await stageDone(config, stage, def.inputs)) && (await holdsAfter(config, def, ctl.depsRan))) {
         return { status: 'skipped', seconds: seconds() };
       }
       if (stage === 'extract') {
@@ -358,7 +367,6 @@ export async function runNode(node: BatchNode, ctl: NodeControl): Promise<NodeRe
         await preflightEncode(config, { remedy: batchFolderRemedy('job', node.batch) });
         await writeManifest(config, versions());
       }
-      const { runStage } = await import('../pipeline/stageRunner.js');
       const r = await runStage(config, def, { progress: ctl.progress, signal: ctl.signal });
       return { status: 'done', seconds: seconds(), summary: r.summary };
     }

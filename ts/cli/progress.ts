@@ -23,11 +23,15 @@ export interface ProgressBar {
 
 /**
  * Rate and ETA from (time, fraction) samples over a sliding window, so the estimate follows the current pace
- * rather than a start-up phase (loading a model, the first batch).
+ * rather than a start-up phase (loading a model, the first batch). The time up to the first progress of this run's
+ * own work is all start-up (a model loaded, the first batch's encoding, an earlier run's items skipped through):
+ * the rate is measured from that first progress on, so there is none (and no ETA) until a second one.
  */
 export class RateEstimator {
   // f, n: progress as shown; rf, rn: the part of it reused from an earlier run (not work of this run)
   private samples: { t: number; f: number; n: number; rf: number; rn: number }[] = [];
+  // whether this run's own work has progressed since the phase began (the rate's base is then its first progress)
+  private working = false;
 
   /** @param windowSeconds how far back the rate looks. */
   constructor(private readonly windowSeconds = 20) {}
@@ -43,13 +47,22 @@ export class RateEstimator {
     // a fraction that goes back means a new phase (an encode stage starting at 0): start the rate afresh
     if (last && fraction < last.f - 1e-9) {
       this.samples = [];
+      this.working = false;
       last = undefined;
     }
     if (last && t <= last.t) {
       Object.assign(last, { f: fraction, n: done, rf, rn });
       return;
     }
-    this.samples.push({ t, f: fraction, n: done, rf, rn });
+    const sample = { t, f: fraction, n: done, rf, rn };
+    this.samples.push(sample);
+    // this run's first own progress since the phase began: what came before it was start-up, not its pace
+    const start = this.samples[0];
+    if (!this.working && sample.f - sample.rf > start.f - start.rf + 1e-12) {
+      this.working = true;
+      this.samples = [sample];
+      return;
+    }
     // keep one sample older than the window as the rate's base
     while (this.samples.length > 2 && this.samples[1].t <= t - this.windowSeconds) this.samples.shift();
   }

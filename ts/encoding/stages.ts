@@ -27,6 +27,7 @@ import type { NsdExtraction } from '../nsd/output.js';
 import { ncsnrPath } from '../nsd/paths.js';
 import { loadRegionMask } from '../nsd/roi.js';
 import { NsdStimuli } from '../nsd/stimuli.js';
+import { extractionContentKey } from '../pipeline/extractionKey.js';
 import { imageSetKey, readStageMarker } from '../pipeline/runFolder.js';
 import type { StageDef, StageResult, StageRunContext } from '../pipeline/stageRunner.js';
 import { inConfigUnits } from '../ridge/memoryPlan.js';
@@ -143,11 +144,15 @@ async function alignedTable(c: EncodeConfig, t: TableSpec, betas: NsdExtraction)
 async function extractStage(c: EncodeConfig, ctx: StageRunContext): Promise<StageResult> {
   const p = encodePaths(c.out);
   const betas = await betasOf(c, ctx);
-  await writeJson(p.ids, { train: Array.from(betas.trainImageIds), test: Array.from(betas.testImageIds) });
+  const ids = { train: Array.from(betas.trainImageIds), test: Array.from(betas.testImageIds) };
+  await writeJson(p.ids, ids);
   // old entries of the cache go (replaced ones; in the run folder's own cache, those its config no longer reads)
   const cacheRemoved = await extractStageCacheUpkeep(c.nsd.cacheDir === null ? join(c.out, 'cache') : null, [betas]);
   return {
     outputs: [relative(c.out, p.ids)],
+    // what the stages after it read, by content: the same betas in a file with new times rerun none of them (the
+    // ceiling's 'estimate' reads the single trials of the same files, whose averages this covers)
+    outputKey: extractionContentKey([betas], [JSON.stringify(ids)]),
     summary: { voxels: betas.train.cols, trainRows: betas.train.rows, testImages: betas.test.rows, fromCache: betas.fromCache, sessions: betas.manifest.inputs.sessions, ...(cacheRemoved.length ? { cacheRemoved } : {}) },
   };
 }
@@ -559,7 +564,12 @@ export function encodeStages(c: EncodeConfig): StageDef[] {
   const tables = tableSpecs(c);
   const stageOf = new Map(tables.map((t) => [t.name, t.stage]));
   const stages: StageDef[] = [
-    { id: 'extract', deps: [], describe: `NSD betas of subject ${c.nsd.subject} in '${c.nsd.roi}' (cached in ${c.nsd.cacheDir ?? join(c.out, 'cache')})`, run: (ctx) => extractStage(c, ctx) },
+    {
+      id: 'extract', deps: [], describe: `NSD betas of subject ${c.nsd.subject} in '${c.nsd.roi}' (cached in ${c.nsd.cacheDir ?? join(c.out, 'cache')})`,
+      // its marker records the extraction's content: the stages after it are keyed on that, not on when it ran
+      keysOutputs: true,
+      run: (ctx) => extractStage(c, ctx),
+    },
     { id: 'ceiling', deps: ['extract'], describe: `noise ceiling (${c.noiseCeiling})`, run: () => ceilingStage(c) },
   ];
   if (tables.some((t) => t.stage !== null)) {

@@ -16,7 +16,8 @@ import type { PreflightResult } from './preflight.js';
 import { decoderCharts, type DecoderSummary } from './decoderCharts.js';
 import { diffusionLoadOptions } from './lazyDiffusion.js';
 import type { StageName } from './runFolder.js';
-import { extractOptions } from './stages.js';
+import { IMG2IMG_UPSTREAM } from './img2imgProgress.js';
+import { extractOptions, img2imgKeptSamples } from './stages.js';
 import { designShape, fastest, noise, randomImages, ridgeEstimate, SKIPPED, timed, type StageEstimate } from './probe.js';
 
 export type { StageEstimate } from './probe.js';
@@ -146,13 +147,17 @@ export async function estimateStages(
       const perStep = Math.max(0, (b - a) / 4);
       const fixed = Math.max(0, a - perStep);
       const runSteps = sd!.plan({ scheduler: g.scheduler, steps: g.steps, strength: g.strength, eta: g.eta, img2imgRule: g.rule }).runs.length;
-      const batches = nTest / k; // (a last, partial batch costs its share: a U-Net run's cost is per image)
+      // the samples an interrupted run made are kept when the stages before img2img do not run (their outputs stay)
+      const upstreamRuns = IMG2IMG_UPSTREAM.some((s) => !skip.get(s as StageName));
+      const { kept, total } = upstreamRuns ? { kept: 0, total: 0 } : await img2imgKeptSamples(c);
+      const samples = kept > 0 ? total - kept : g.seeds * nTest;
       const load = chargeLoad();
       est.img2img = {
-        seconds: load + batches * g.seeds * (fixed + runSteps * perStep),
+        // (a last, partial batch costs its share: a U-Net run's cost is per image)
+        seconds: load + (samples / k) * (fixed + runSteps * perStep),
         basis:
           `a batch of ${k} at ${g.size} px: ${perStep.toFixed(3)} s per step${g.guidance > 1 ? ' (with guidance)' : ''} + ${fixed.toFixed(3)} s encode/decode, ` +
-          `× ${runSteps} steps × ${g.seeds} seed(s) × ${nTest} images ÷ ${k} per batch`,
+          `× ${runSteps} steps × ${kept > 0 ? `${samples} samples left of ${g.seeds} seed(s) × ${nTest} images (${kept} kept from an interrupted run, stages/img2img.partial/)` : `${g.seeds} seed(s) × ${nTest} images`} ÷ ${k} per batch`,
       };
     }
   } finally {

@@ -1,10 +1,10 @@
 /**
  * What an interrupted img2img stage (or batch shard) had finished: its (image block, seed) units, each recorded
  * once its PNGs are written (atomically), so that the next run computes only the rest — on real SD a stage is
- * hours, and a kill otherwise lost all of it. The record holds a key of the config and of the markers of the
- * stages img2img reads from and of img2img's recipe version: a record made over other decoders or z-only
- * images (an upstream stage ran again since), or by a version of the stage that keyed its noise otherwise, is
- * not used. Kept in stages/img2img.partial/ (removed with the run's outputs by --force) until the
+ * hours, and a kill otherwise lost all of it. The record holds a key of the config, of what the stages img2img
+ * reads from made (their markers; an extraction's content key) and of img2img's recipe version: a record made over
+ * other decoders or z-only images (an upstream stage ran again since), or by a version of the stage that keyed its
+ * noise otherwise, is not used; one made before an extraction ran again with the same data is. Kept in stages/img2img.partial/ (removed with the run's outputs by --force) until the
  * stage finishes; the folder goes with the last record in it (a finished run folder has none).
  */
 import { createHash } from 'node:crypto';
@@ -14,7 +14,7 @@ import { dirname, join } from 'node:path';
 
 import { writeJsonAtomic } from '../io/atomicWrite.js';
 import { configHash, type ReconstructConfig } from './config.js';
-import { paths, stageRecipe } from './runFolder.js';
+import { outputIdentities, stageRecipe, upstreamKey } from './runFolder.js';
 
 /** The stages whose outputs img2img reads (directly or through them). */
 const UPSTREAM = ['extract', 'features', 'decoders', 'zonly'];
@@ -34,20 +34,14 @@ export interface Img2ImgProgress {
   remove(): Promise<void>;
 }
 
-/** The markers of the stages img2img reads from, as they are now ('' for one that is missing). */
-async function upstreamMarkers(config: ReconstructConfig): Promise<[string, string][]> {
-  return Promise.all(UPSTREAM.map(async (s): Promise<[string, string]> => [s, await readFile(paths(config.out).stage(s), 'utf8').catch(() => '')]));
-}
-
 /**
- * What img2img is made from, as a key of the markers of the stages it reads from: a stage that ran again writes
- * another marker (its finishing time at least), so images made before it are not taken for current ones. A batch
- * shard's marker records it (batch/runNode.ts).
+ * What img2img is made from, as a key of the stages it reads from (runFolder's upstreamKey): a stage that ran again
+ * writes another marker (its finishing time at least), so images made before it are not taken for current ones; an
+ * extraction that ran again and made the same data (its content key) leaves it as it was. A batch shard's marker
+ * records it (batch/runNode.ts). (Markers without a content key enter as written, as before that key existed.)
  */
 export async function img2imgUpstreamKey(config: ReconstructConfig): Promise<string> {
-  const hash = createHash('sha256');
-  for (const [s, text] of await upstreamMarkers(config)) hash.update(`\0${s}\0`).update(text);
-  return hash.digest('hex').slice(0, 32);
+  return upstreamKey(config, UPSTREAM);
 }
 
 /** The stages whose markers img2imgUpstreamKey covers. */
@@ -57,7 +51,7 @@ export const IMG2IMG_UPSTREAM: readonly string[] = UPSTREAM;
 export async function img2imgProgress(config: ReconstructConfig, label: string): Promise<Img2ImgProgress> {
   const file = join(config.out, 'stages', 'img2img.partial', `${label}.json`);
   const hash = createHash('sha256').update(configHash(config)).update(label).update(`\0recipe ${stageRecipe('img2img')}`);
-  for (const [s, text] of await upstreamMarkers(config)) hash.update(`\0${s}\0`).update(text);
+  for (const [s, identity] of await outputIdentities(config, UPSTREAM)) hash.update(`\0${s}\0`).update(identity);
   const key = hash.digest('hex').slice(0, 32);
   const earlier = await readFile(file, 'utf8').then((t) => JSON.parse(t) as Record, () => null);
   const done = new Set(earlier?.key === key && Array.isArray(earlier.done) ? earlier.done.map(([i, k]) => `${i}/${k}`) : []);

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 
 import { checkControl } from '../callbackOptions.js';
 import { ReconstructConfigSchema } from '../config/reconstruct.js';
-import { CancelledError, InvalidArgumentError, ShapeError } from '../errors.js';
+import { InvalidArgumentError, ShapeError } from '../errors.js';
 import { packageRoot } from '../native/binding.js';
 import type { Diffusion } from '../sd/Diffusion.js';
 import { configHash, resolveConfig, type ReconstructConfig, type ReconstructConfigInput } from './config.js';
@@ -17,12 +17,11 @@ import { estimateStages } from './estimate.js';
 import { lazyDiffusion } from './lazyDiffusion.js';
 import { formatSeconds, loadAverage, type StageEstimate } from './probe.js';
 import { preflight, type PreflightResult } from './preflight.js';
-import { inputIdentities } from '../io/fileIdentity.js';
-import { clearingInterrupted, clearingPlan, clearRunFolder, depKeyHolds, lockRunFolder, markStage, paths, readStageMarker, stageState, STAGES, writeManifest, type StageName } from './runFolder.js';
+import { clearingInterrupted, clearingPlan, clearRunFolder, lockRunFolder, paths, STAGES, writeManifest, type StageName } from './runFolder.js';
 import { runOutputOverlaps } from './runFolderInputs.js';
 import { reconstructStageInputs } from './stageInputs.js';
-import { DEP_KEY_NOTE, type StageReport } from './stageRunner.js';
-import { STAGE_DEP_KEYS, STAGE_RUNNERS, type StageContext } from './stages.js';
+import { planStages, runStages, type StageDef, type StageReport, type StageResult, type StageRunContext } from './stageRunner.js';
+import { reconstructStageDeps, STAGE_RUNNERS } from './stages.js';
 import { selectTestImages } from './testSubset.js';
 
 export interface ReconstructProgress {
@@ -101,6 +100,20 @@ export function estimateImg2Img(config: ReconstructConfig, testImages: number): 
   return { unetEvaluations: testImages * g.seeds * runSteps * (g.guidance > 1 ? 2 : 1) };
 }
 
+/**
+ * The reconstruction's stages as the stage runner (stageRunner.ts) takes them, in STAGES' order: each depends on
+ * every stage before it, with the files it reads from outside the run folder (reconstructStageDeps: and the key of
+ * what it reads of them). `run` does a stage's work.
+ */
+export function reconstructStageDefs(config: ReconstructConfig, run: (stage: StageName, ctx: StageRunContext) => Promise<StageResult>): StageDef[] {
+  return STAGES.map((stage) => ({
+    ...reconstructStageDeps(config, stage),
+    describe: stage,
+    inputs: reconstructStageInputs(config, stage),
+    run: (ctx) => run(stage, ctx),
+  }));
+}
+
 export async function reconstruct(input: ReconstructConfigInput | ReconstructConfig, options: ReconstructOptions = {}): Promise<ReconstructResult> {
   // (a bad callback would otherwise be a TypeError at the first progress report, with the run folder locked and half written)
   checkControl(options, 'reconstruct', ['onProgress', 'onWarning']);
@@ -124,23 +137,14 @@ async function runReconstruct(config: ReconstructConfig, options: ReconstructOpt
   // A --force that a kill interrupted is finished first: nothing of the old run counts as done.
   const force = options.force || (await clearingInterrupted(config.out));
   const pre: PreflightResult = await preflight(config, { force });
-  const plan: StageReport<StageName>[] = [];
-  const skip = new Map<StageName, boolean>();
-  // why a stage that ran before runs again (for the dry run): an input file changed, or a stage before it runs
-  const why = new Map<StageName, string>();
-  // stages whose own record holds that run for a stage before them, but read only a key's worth of it (features: the
-  // images): decided when they come, once the stages before them have run (STAGE_DEP_KEYS)
-  const keyed = new Set<StageName>();
-  let first: StageName | null = null;
-  for (const s of STAGES) {
-    const state = force ? { done: false } : await stageState(config, s, reconstructStageInputs(config, s));
-    // a stage after one that must run runs too
-    skip.set(s, first === null && state.done);
-    if (state.why) why.set(s, state.why);
-    else if (first !== null && state.done) why.set(s, `${first} runs${STAGE_DEP_KEYS[s] ? DEP_KEY_NOTE : ''}`);
-    if (first !== null && state.done && STAGE_DEP_KEYS[s]) keyed.add(s);
-    if (!state.done) first ??= s;
-  }
+  // the stages' work needs the model, loaded on first use (a run whose model stages are all skipped never loads it)
+  const model = lazyDiffusion(config);
+  const stages = reconstructStageDefs(config, (stage, ctx) => STAGE_RUNNERS[stage]({ config, pre, diffusion: model.get, ...ctx }));
+  // a stage after one that runs runs too (each depends on all before it), unless what it reads of them is unchanged
+  // (its depKey: the images features embeds; for the others, the extraction's content and the markers after it)
+  const planned = await planStages(config, stages, force);
+  const skip = new Map(STAGES.map((s) => [s, planned.get(s)!.skip]));
+  const why = (s: StageName) => planned.get(s)?.why;
   if (options.dryRun) {
     const n = selectTestImages(pre.testIds, config.nsd.testImages).length;
     const est = await estimateStages(config, pre, skip, options.signal);
@@ -152,7 +156,7 @@ async function runReconstruct(config: ReconstructConfig, options: ReconstructOpt
       ...pre.warnings.map((w) => `warning: ${w}`),
       ...(pre.fits.length && !skip.get('decoders') ? ['decoders, their memory planned from the shapes (decoders.{z,c}.memoryBudget):', ...pre.fits.map((l) => `  ${l}`)] : []),
       `estimates from short probes on this machine (load average ${loadAverage()}):`,
-      ...STAGES.map((s) => `${skip.get(s) ? 'skip' : 'run '} ${s.padEnd(9)} ${skip.get(s) ? '' : `~${formatSeconds(est[s].seconds).padStart(7)}  ${est[s].basis}${why.has(s) ? ` (again: ${why.get(s)})` : ''}`}`.trimEnd()),
+      ...STAGES.map((s) => `${skip.get(s) ? 'skip' : 'run '} ${s.padEnd(9)} ${skip.get(s) ? '' : `~${formatSeconds(est[s].seconds).padStart(7)}  ${est[s].basis}${why(s) ? ` (again: ${why(s)})` : ''}`}`.trimEnd()),
       `total ~${formatSeconds(total)}`,
     ];
     return {
@@ -175,46 +179,24 @@ async function runReconstruct(config: ReconstructConfig, options: ReconstructOpt
   pre.warnings.forEach(warn);
   // --force (or a --force that was interrupted) empties the folder of the old run's outputs before anything is written.
   if (force) await clearRunFolder(config.out);
-  const model = lazyDiffusion(config);
+  let reports: StageReport<StageName>[];
   try {
     await writeManifest(config, versions());
-    for (const [i, stage] of STAGES.entries()) {
-      if (options.signal?.aborted) throw new CancelledError('reconstruct: cancelled');
-      const base = { stage, index: i + 1, stages: STAGES.length };
-      const depKey = STAGE_DEP_KEYS[stage];
-      // (the only stage before features is extract: the key is all it reads of it)
-      if (skip.get(stage) || (keyed.has(stage) && (await depKeyHolds(config, stage, await depKey!(config))))) {
-        const m = await readStageMarker(config, stage);
-        plan.push({ stage, status: 'skipped', seconds: 0, summary: m?.summary });
-        stageWarnings(m?.summary).forEach(warn);
-        options.onProgress?.({ ...base, fraction: 1, status: 'skipped' });
-        continue;
-      }
-      const ctx: StageContext = {
-        config,
-        pre,
-        diffusion: model.get,
-        signal: options.signal,
-        progress: (fraction, message, count) => options.onProgress?.({ ...base, fraction, message, count, status: 'running' }),
-      };
-      options.onProgress?.({ ...base, fraction: 0, status: 'running' });
-      const t0 = performance.now();
-      const inputs = await inputIdentities(reconstructStageInputs(config, stage));
-      const key = depKey ? await depKey(config) : undefined;
-      const r = await STAGE_RUNNERS[stage](ctx);
-      const seconds = (performance.now() - t0) / 1000;
-      await markStage(config, { stage, seconds, outputs: r.outputs, summary: r.summary, inputs, ...(key === undefined ? {} : { depKey: key }) });
-      plan.push({ stage, status: 'ran', seconds, summary: r.summary });
-      stageWarnings(r.summary).forEach(warn);
-      options.onProgress?.({ ...base, fraction: 1, status: 'done' });
-    }
+    // (the stage runner's loop, as encode's: a Ctrl-C names the stage it stopped, and that the stages before it are kept)
+    reports = (await runStages(config, stages, planned, {
+      signal: options.signal,
+      what: 'reconstruct',
+      onProgress: options.onProgress && ((p) => options.onProgress!(p as ReconstructProgress)),
+      // the decoders' warnings (alphas on an edge of the grid), from their records when skipped
+      onStage: (r) => stageWarnings(r.summary).forEach(warn),
+    })) as StageReport<StageName>[];
     const sd = model.loaded();
     if (sd) await writeManifest(config, versions(sd));
   } finally {
     model.dispose();
   }
-  const ev = plan.find((s) => s.stage === 'evaluate')?.summary as ReconstructResult['metrics'] | undefined;
-  return { out: config.out, config, configHash: hash, stages: plan, testImages: await reconstructedImages(config), metrics: ev, warnings };
+  const ev = reports.find((s) => s.stage === 'evaluate')?.summary as ReconstructResult['metrics'] | undefined;
+  return { out: config.out, config, configHash: hash, stages: reports, testImages: await reconstructedImages(config), metrics: ev, warnings };
 }
 
 /** How many test images the run reconstructed: the extract stage's list (nsd.testImages applied), not all the subject's. */

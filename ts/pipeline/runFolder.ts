@@ -75,6 +75,14 @@ export interface StageMarker {
    * again and the key is unchanged, the stage's outputs still hold and it is skipped (StageDef.depKey).
    */
   depKey?: string;
+  /**
+   * A key of the content of what the stage made, for the stages after it (an extract stage's: the extraction's
+   * betas, row ids, voxels and counts, and its image list; StageResult.outputKey). The same content gives the same
+   * key whenever it was made: an extraction run again over a betas file copied without its times (`cp`, `rsync`
+   * without -t) makes the same key, and the stages after it, keyed on it (upstreamKey), are skipped. Absent for stages
+   * that record none (their marker itself stands for what they made) and in markers from before.
+   */
+  outputKey?: string;
 }
 
 /**
@@ -84,6 +92,39 @@ export interface StageMarker {
 export function imageSetKey(ids: Iterable<number>): string {
   const sorted = [...new Set(ids)].sort((a, b) => a - b);
   return createHash('sha256').update(`images:${sorted.join(',')}`).digest('hex').slice(0, 20);
+}
+
+/**
+ * What the stages after `stage` read of it: `outputs <key>` when its marker records a key of its outputs' content
+ * (StageMarker.outputKey), else the marker as written (a stage that ran again wrote another, its finishing time at
+ * least); '' when it has none.
+ */
+async function outputIdentity(config: { out: string }, stage: string): Promise<string> {
+  const text = await readFile(paths(config.out).stage(stage), 'utf8').catch(() => '');
+  try {
+    const m = JSON.parse(text) as Partial<StageMarker> | null;
+    if (typeof m?.outputKey === 'string') return `outputs ${m.outputKey}`;
+  } catch {
+    // (an unreadable marker: its text)
+  }
+  return text;
+}
+
+/** Each of `stages` with what the stages after it read of it (outputIdentity), in that order. */
+export async function outputIdentities(config: { out: string }, stages: readonly string[]): Promise<[string, string][]> {
+  return Promise.all(stages.map(async (s): Promise<[string, string]> => [s, await outputIdentity(config, s)]));
+}
+
+/**
+ * The key of what a stage reads of the stages it depends on (`stages`): their outputs' content keys where their
+ * markers record one (an extraction), else their markers. An extraction run again that made the same data leaves
+ * it as it was; any stage that ran again and records no content key changes it. A stage's default depKey
+ * (stageRunner's stageDepKey).
+ */
+export async function upstreamKey(config: { out: string }, stages: readonly string[]): Promise<string> {
+  const hash = createHash('sha256');
+  for (const [s, identity] of await outputIdentities(config, stages)) hash.update(`\0${s}\0`).update(identity);
+  return hash.digest('hex').slice(0, 32);
 }
 
 /** True when the stage's marker records `key` as what it read of the stages before it (StageMarker.depKey). */

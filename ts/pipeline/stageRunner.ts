@@ -1,13 +1,14 @@
 /**
  * Runs a pipeline's stages in a run folder: a stage whose marker matches the config, whose outputs exist and whose
  * input files (`inputs`) are as they were is skipped, unless one of the stages it depends on runs (then it runs
- * too, unless what it reads of them is unchanged: `depKey`); `force` runs everything. Each
+ * too, unless what it reads of them is unchanged: its depKey, by default the keys of their outputs, stageDepKey) or
+ * ran since it did (its marker records another key); `force` runs everything. Each
  * finished stage writes its marker last, so an interrupted stage is redone. Used by encode(); the stages of
  * a job graph run the same definitions one at a time (`runStage`).
  */
 import { CancelledError } from '../errors.js';
 import { inputIdentities } from '../io/fileIdentity.js';
-import { depKeyHolds, markStage, readStageMarker, stageState } from './runFolder.js';
+import { markStage, readStageMarker, stageState, upstreamKey } from './runFolder.js';
 
 /** Items done in a stage, when it counts them (images, sessions): the progress bar's rate is in that unit. */
 export interface StageCount {
@@ -29,6 +30,11 @@ export interface StageResult {
   /** Files written, relative to the run folder. */
   outputs: string[];
   summary?: Record<string, unknown>;
+  /**
+   * A key of the content of what it made, recorded in its marker (StageMarker.outputKey) for the stages after it: an
+   * extraction's data. Made again the same, the stages keyed on it are skipped; see StageDef.keysOutputs.
+   */
+  outputKey?: string;
 }
 
 /** One stage of a pipeline (see `encodeStages`): its id, the stages it reads from, and how it runs. */
@@ -51,6 +57,11 @@ export interface StageDef {
    * the same images leave the features as they are. Called once those stages have finished.
    */
   depKey?: () => Promise<string>;
+  /**
+   * Its run returns a key of its outputs' content (StageResult.outputKey: an extract stage's): run again with the same
+   * outputs, the stages after it find their default depKey unchanged and are skipped (the dry run says they may be).
+   */
+  keysOutputs?: boolean;
   run: (ctx: StageRunContext) => Promise<StageResult>;
 }
 
@@ -94,10 +105,13 @@ export interface StagePlan {
 
 /**
  * Which stages would be skipped: finished ones (stageState, with their inputs) whose dependencies are all skipped
- * too; a stage that ran before and runs again says why. Stages come in dependency order.
+ * too, and whose record of what it read of them (depKey) is that of their outputs now: a stage before it that ran
+ * again since (in a run interrupted before this one) makes it run. A stage that ran before and runs again says why.
+ * Stages come in dependency order.
  */
 export async function planStages(config: RunConfig, stages: StageDef[], force = false): Promise<Map<string, StagePlan>> {
   const plan = new Map<string, StagePlan>();
+  const byId = new Map(stages.map((s) => [s.id, s]));
   for (const s of stages) {
     const unknown = s.deps.filter((d) => !plan.has(d));
     if (unknown.length) throw new Error(`stage ${s.id} depends on ${unknown.join(', ')}, which come later or do not exist`);
@@ -106,13 +120,26 @@ export async function planStages(config: RunConfig, stages: StageDef[], force = 
       continue;
     }
     const state = await stageState(config, s.id, s.inputs);
-    const rerun = s.deps.find((d) => !plan.get(d)!.skip);
+    const running = s.deps.filter((d) => !plan.get(d)!.skip);
     if (!state.done) plan.set(s.id, { skip: false, why: state.why });
-    else if (!rerun) plan.set(s.id, { skip: true, done: true });
+    else if (running.length === 0) {
+      const holds = await holdsAfter(config, s, false);
+      plan.set(s.id, holds ? { skip: true, done: true } : { skip: false, why: `what it reads of ${s.deps.join(', ')} changed since it ran` });
+    }
     // (whether it does depends on what that stage writes: the dry run cannot know)
-    else plan.set(s.id, { skip: false, done: true, why: `${rerun} runs${s.depKey ? DEP_KEY_NOTE : ''}` });
+    else plan.set(s.id, { skip: false, done: true, why: `${running[0]} runs${depKeyNote(s, running, (d) => byId.get(d)!, plan)}` });
   }
   return plan;
+}
+
+/**
+ * The dry run's note on a finished stage that runs because `running` (stages it depends on) run: when it may be
+ * skipped after all. A stage with its own depKey, when the images it reads are the same; with the default key (their
+ * outputs), when each of them may make the same outputs (keysOutputs) or be skipped itself (its own record holds).
+ */
+function depKeyNote(s: StageDef, running: string[], def: (id: string) => StageDef, plan: Map<string, StagePlan>): string {
+  if (s.depKey) return DEP_KEY_NOTE;
+  return running.every((d) => def(d).keysOutputs || plan.get(d)!.done) ? SAME_OUTPUTS_NOTE : '';
 }
 
 /** planStages' verdicts alone: true for a stage to skip. */
@@ -123,24 +150,60 @@ export async function planSkips(config: RunConfig, stages: StageDef[], force = f
 /** The dry run's note on a stage with a depKey that a stage before it reruns. */
 export const DEP_KEY_NOTE = '; not if the images it reads are the same';
 
+/** The dry run's note on a stage whose dependencies run but may make the same outputs (an extraction run again). */
+export const SAME_OUTPUTS_NOTE = '; not if they make the same outputs';
+
 /**
- * A finished stage (its own record holds) whose dependencies `ran` in this run: it still holds when none of them
- * ran after all (each was skipped on its own record or key), or when what it reads of them is unchanged (depKey).
+ * The key of what `stage` reads of the stages it depends on: its own depKey (the images a features stage embeds),
+ * else upstreamKey of its deps (their outputs' content keys, or their markers); none for a stage without deps.
  */
-export async function stillHolds(config: RunConfig, stage: StageDef, ran: ReadonlySet<string>): Promise<boolean> {
-  if (!stage.deps.some((d) => ran.has(d))) return true;
-  return stage.depKey !== undefined && (await depKeyHolds(config, stage.id, await stage.depKey()));
+export async function stageDepKey(config: RunConfig, stage: Pick<StageDef, 'deps' | 'depKey'>): Promise<string | undefined> {
+  if (stage.depKey) return stage.depKey();
+  return stage.deps.length ? upstreamKey(config, stage.deps) : undefined;
 }
 
-/** Runs one stage and records it: its marker, with its inputs as they were when it started, once its outputs are all in place. */
+/**
+ * Whether a finished stage (its own record holds) still holds. When a stage it depends on ran (`depsRan`), only if
+ * what it reads of them is unchanged (its marker records the same depKey). When none did, unless its marker records
+ * another key than theirs now: one of them ran again since, in a run stopped before this stage (a marker from before
+ * keys were recorded holds).
+ */
+export async function holdsAfter(config: RunConfig, stage: Pick<StageDef, 'id' | 'deps' | 'depKey'>, depsRan: boolean): Promise<boolean> {
+  const recorded = (await readStageMarker(config, stage.id))?.depKey;
+  if (!depsRan && recorded === undefined) return true;
+  let key: string | undefined;
+  try {
+    key = await stageDepKey(config, stage);
+  } catch {
+    return false; // (what it reads cannot be read: it runs, and says why)
+  }
+  return key === undefined ? !depsRan : recorded === key;
+}
+
+/**
+ * A finished stage (its own record holds) whose dependencies `ran` in this run: it still holds when none of them
+ * ran after all (each was skipped on its own record or key), or when what it reads of them is unchanged (holdsAfter).
+ */
+export async function stillHolds(config: RunConfig, stage: StageDef, ran: ReadonlySet<string>): Promise<boolean> {
+  return holdsAfter(config, stage, stage.deps.some((d) => ran.has(d)));
+}
+
+/**
+ * Runs one stage and records it: its marker, with its inputs as they were when it started, what it read of the
+ * stages before it (stageDepKey) and its outputs' content key when it has one, once its outputs are all in place.
+ */
 export async function runStage(config: RunConfig, stage: StageDef, ctx: StageRunContext): Promise<StageReport> {
   const t0 = performance.now();
   const inputs = await inputIdentities(stage.inputs ?? []);
   // what it reads of the stages before it, before it reads it
-  const depKey = stage.depKey ? await stage.depKey() : undefined;
+  const depKey = await stageDepKey(config, stage);
   const r = await stage.run(ctx);
   const seconds = (performance.now() - t0) / 1000;
-  await markStage(config, { stage: stage.id, seconds, outputs: r.outputs, summary: r.summary, inputs, ...(depKey === undefined ? {} : { depKey }) });
+  await markStage(config, {
+    stage: stage.id, seconds, outputs: r.outputs, summary: r.summary, inputs,
+    ...(depKey === undefined ? {} : { depKey }),
+    ...(r.outputKey === undefined ? {} : { outputKey: r.outputKey }),
+  });
   return { stage: stage.id, status: 'ran', seconds, summary: r.summary };
 }
 
@@ -153,7 +216,13 @@ export async function runStages(
   config: RunConfig,
   stages: StageDef[],
   plan: Map<string, StagePlan>,
-  options: { onProgress?: (p: StageProgress) => void; signal?: AbortSignal; what?: string } = {},
+  options: {
+    onProgress?: (p: StageProgress) => void;
+    signal?: AbortSignal;
+    what?: string;
+    /** Called with each stage's report as it is skipped or has run (its warnings, say, shown as they come). */
+    onStage?: (report: StageReport) => void;
+  } = {},
 ): Promise<StageReport[]> {
   const reports: StageReport[] = [];
   const ran = new Set<string>();
@@ -164,6 +233,7 @@ export async function runStages(
     if (p?.skip || (p?.done && (await stillHolds(config, stage, ran)))) {
       const m = await readStageMarker(config, stage.id);
       reports.push({ stage: stage.id, status: 'skipped', seconds: 0, summary: m?.summary });
+      options.onStage?.(reports[reports.length - 1]);
       options.onProgress?.({ ...base, fraction: 1, status: 'skipped' });
       continue;
     }
@@ -174,6 +244,7 @@ export async function runStages(
     };
     reports.push(await runStage(config, stage, ctx).catch((e: unknown) => Promise.reject(cancelledIn(e, stage.id, options))));
     ran.add(stage.id);
+    options.onStage?.(reports[reports.length - 1]);
     options.onProgress?.({ ...base, fraction: 1, status: 'done' });
   }
   return reports;
@@ -185,8 +256,15 @@ export async function runStages(
  */
 function cancelledIn(e: unknown, stage: string, options: { signal?: AbortSignal; what?: string }): unknown {
   if (!(e instanceof CancelledError) && !options.signal?.aborted) return e;
-  const why = e instanceof Error && e.message && e.message !== 'cancelled' ? ` (${e.message})` : '';
+  const why = e instanceof Error && e.message && !SAYS_ONLY_CANCELLED.test(e.message) ? ` (${e.message})` : '';
   // (the signal's reason stays the cause, as the engine's CancelledError carries it)
   const cause = options.signal?.aborted ? options.signal.reason : e instanceof Error ? e.cause : undefined;
   return new CancelledError(`${options.what ?? 'run'}: cancelled in stage ${stage}${why}; the stages finished before it are kept, and the next run resumes at ${stage}`, cause === undefined ? undefined : { cause });
 }
+
+/**
+ * Messages that say no more than that the stage was stopped: a stage's own check ("reconstruct: cancelled") and an
+ * engine job the signal stopped before it started ("img2img: aborted before it started", ts/native/call.ts) — the
+ * job after the one that was running (a Ctrl-C while a sample's PNGs were written), not where the stage was.
+ */
+const SAYS_ONLY_CANCELLED = /^(?:[\w.+-]+: )?(?:cancelled|aborted before it started)$/;

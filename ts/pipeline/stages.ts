@@ -27,12 +27,13 @@ import type { PreflightResult } from './preflight.js';
 import { REPORT_RERUN, type DecoderSummary } from './decoderCharts.js';
 import { missingDependenciesSummary } from '../report/optionalParts.js';
 import { renderReport, type RunMetrics } from './report.js';
-import { imageSetKey, paths, readStageMarker, type StageName } from './runFolder.js';
+import { extractionContentKey } from './extractionKey.js';
+import { imageSetKey, paths, readStageMarker, STAGES, type StageName } from './runFolder.js';
 import { selectTestImages } from './testSubset.js';
 import { writeFileAtomic } from '../io/atomicWrite.js';
-import type { StageCount } from './stageRunner.js';
+import type { StageCount, StageDef } from './stageRunner.js';
 import { allInOrder } from '../allInOrder.js';
-import { img2imgProgress } from './img2imgProgress.js';
+import { img2imgProgress, type Img2ImgProgress } from './img2imgProgress.js';
 
 export interface StageContext {
   config: ReconstructConfig;
@@ -46,6 +47,8 @@ export interface StageContext {
 export interface StageOutput {
   outputs: string[];
   summary?: Record<string, unknown>;
+  /** A key of the content of what it made (the extract stage's: extractionContentKey), recorded in its marker. */
+  outputKey?: string;
 }
 
 interface ImageIds {
@@ -107,11 +110,15 @@ export async function extractStage(ctx: StageContext): Promise<StageOutput> {
   const missing = limited.filter((id) => ctx.pre.captions.get(id).length === 0);
   if (missing.length) throw new ShapeError(`test images without captions: 73k ids ${missing.slice(0, 10).join(', ')}`);
   const ids: ImageIds = { trainZ: Array.from(ez.trainImageIds), trainC: Array.from(ec.trainImageIds), test: limited };
-  await writeJson(paths(c.out).ids, ids);
+  const idsText = JSON.stringify(ids, null, 2);
+  await mkdir(dirname(paths(c.out).ids), { recursive: true });
+  await writeFileAtomic(paths(c.out).ids, idsText);
   // old entries of the cache go (replaced ones; in the run folder's own cache, those its config no longer reads)
   const cacheRemoved = await extractStageCacheUpkeep(c.nsd.cacheDir === null ? join(c.out, 'cache') : null, [ez, ec]);
   return {
     outputs: [rel(c, paths(c.out).ids)],
+    // what the stages after it read, by content: the same betas in a file with new times rerun none of them
+    outputKey: extractionContentKey([ez, ec], [idsText]),
     summary: {
       trainRows: { z: ez.train.rows, c: ec.train.rows },
       voxels: { z: ez.train.cols, c: ec.train.cols },
@@ -135,6 +142,22 @@ const featureImages = (ids: ImageIds): number[] => [...new Set([...ids.trainZ, .
 export const STAGE_DEP_KEYS: Partial<Record<StageName, (c: ReconstructConfig) => Promise<string>>> = {
   features: async (c) => imageSetKey(featureImages(await readIds(c))),
 };
+
+/**
+ * A reconstruction stage's place among the others: it depends on every stage before it (STAGES' order: one that runs
+ * reruns those after it, as their outputs build on one another), and what it reads of them is a key: the images
+ * (STAGE_DEP_KEYS), else the keys of their outputs (stageRunner's stageDepKey): the extract stage records its
+ * extraction's content, so one run again over betas files with new times but the same numbers reruns nothing after it.
+ */
+export function reconstructStageDeps(config: ReconstructConfig, stage: StageName): Pick<StageDef, 'id' | 'deps' | 'depKey' | 'keysOutputs'> {
+  const depKey = STAGE_DEP_KEYS[stage];
+  return {
+    id: stage,
+    deps: STAGES.slice(0, STAGES.indexOf(stage)),
+    ...(depKey ? { depKey: () => depKey(config) } : {}),
+    ...(stage === 'extract' ? { keysOutputs: true } : {}),
+  };
+}
 
 /** z (VAE latent of the resized stimulus) and c (text embedding averaged over the captions) of every image used. */
 export async function featuresStage(ctx: StageContext): Promise<StageOutput> {
@@ -418,14 +441,14 @@ export async function img2imgShardStage(ctx: StageContext, shard: Img2ImgShard):
   const outputs: string[] = [];
   // blocks start at multiples of 4 × batchSize from the shard's start (itself a multiple of batchSize),
   // so every sampler batch is the same as in a run over all images
-  const bs = Math.max(g.batchSize, 1) * 4;
+  const bs = blockImages(c);
   const seeds = shard.seedEnd - shard.seedStart;
   const total = (shard.imageEnd - shard.imageStart) * seeds;
   let done = 0;
   // what this run computes (samples, U-Net evaluations and time), apart from the samples an interrupted run left
   const work = { samples: 0, reused: 0, evaluations: 0, seconds: 0 };
   // units an interrupted run of this stage (or shard) finished over the same inputs are not computed again
-  const finished = await img2imgProgress(c, `i${shard.imageStart}-${shard.imageEnd}_s${shard.seedStart}-${shard.seedEnd}`);
+  const finished = await img2imgProgress(c, shardRecordLabel(shard));
   for (let i0 = shard.imageStart; i0 < shard.imageEnd; i0 += bs) {
     checkAbort(ctx.signal);
     const part = allIds.slice(i0, Math.min(i0 + bs, shard.imageEnd));
@@ -434,7 +457,7 @@ export async function img2imgShardStage(ctx: StageContext, shard: Img2ImgShard):
     for (let k = shard.seedStart; k < shard.seedEnd; k++) for (const id of part) outputs.push(rel(c, p.sample(id, k)));
     const seedsToRun: number[] = [];
     for (let k = shard.seedStart; k < shard.seedEnd; k++) {
-      if (finished.has(i0, k) && part.every((id) => existsSync(p.sample(id, k)))) {
+      if (unitKept(c, finished, i0, k, part)) {
         done += n;
         work.reused += n;
         ctx.progress(done / total, `seed ${k} (done before)`, { done, total, unit: 'samples', reused: work.reused });
@@ -480,6 +503,35 @@ export async function img2imgShardStage(ctx: StageContext, shard: Img2ImgShard):
   }
   await finished.remove();
   return { outputs, summary: img2imgSummary(shard.imageEnd - shard.imageStart, seeds, work) };
+}
+
+/** Images per block of the img2img stage (a unit of its record is a block × one seed): 4 sampler batches. */
+const blockImages = (c: ReconstructConfig): number => Math.max(c.img2img.batchSize, 1) * 4;
+
+/** The name of a shard's record of finished units (stages/img2img.partial/<label>.json). */
+const shardRecordLabel = (shard: Img2ImgShard): string => `i${shard.imageStart}-${shard.imageEnd}_s${shard.seedStart}-${shard.seedEnd}`;
+
+/** Whether unit (block at i0, seed k) of images `part` is kept from an interrupted run: recorded, its PNGs all there. */
+const unitKept = (c: ReconstructConfig, finished: Img2ImgProgress, i0: number, k: number, part: readonly number[]): boolean =>
+  finished.has(i0, k) && part.every((id) => existsSync(paths(c.out).sample(id, k)));
+
+/**
+ * The samples of the whole img2img stage an interrupted run finished that the next run keeps (as img2imgShardStage
+ * decides: recorded over the same inputs as now, PNGs there), of `total` (test images × seeds); 0 kept without a
+ * record or before the extraction has listed the test images. For the dry run's estimate: only the rest is computed.
+ */
+export async function img2imgKeptSamples(c: ReconstructConfig): Promise<{ kept: number; total: number }> {
+  const ids = await readIds(c).then((r) => r.test, () => null);
+  if (!ids) return { kept: 0, total: 0 };
+  const shard: Img2ImgShard = { imageStart: 0, imageEnd: ids.length, seedStart: 0, seedEnd: c.img2img.seeds };
+  const finished = await img2imgProgress(c, shardRecordLabel(shard));
+  const bs = blockImages(c);
+  let kept = 0;
+  for (let i0 = 0; i0 < ids.length; i0 += bs) {
+    const part = ids.slice(i0, i0 + bs);
+    for (let k = 0; k < c.img2img.seeds; k++) if (unitKept(c, finished, i0, k, part)) kept += part.length;
+  }
+  return { kept, total: ids.length * c.img2img.seeds };
 }
 
 /**
