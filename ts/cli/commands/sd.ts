@@ -263,7 +263,7 @@ export function registerSdCommand(program: Command): void {
     .option('--threads <n>', 'ONNX Runtime intra-op threads (default: all cores)')
     .option(
       '--memory <mode>',
-      "ONNX Runtime's memory: 'default' (its arena, memory patterns, pre-packed weights: fastest) or 'lean' (all off, weights left memory-mapped, one U-Net row per run: SD 1.x at 64×64 peaked at 1.46× its weights)",
+      "ONNX Runtime's memory: 'default' (the default: its arena, memory patterns, pre-packed weights: fastest) or 'lean' (all off, weights left memory-mapped, one U-Net row per run: SD 1.x at 64×64 peaked at 1.46× its weights)",
     )
     .action(async (f: LoadFlags & Record<string, string | undefined> & { karras?: boolean; providerOption?: string[] }) => {
       if (!f.image === !f.latents) throw new InvalidArgumentError('give exactly one of --image or --latents');
@@ -434,7 +434,7 @@ export function registerSdCommand(program: Command): void {
   sd.command('fixture')
     .description('write a tiny random-weight SD 1.x ONNX model folder (for smoke tests and benchmarks)')
     .requiredOption('--out <dir>', 'output folder')
-    .option('--arch <arch>', "'tiny' (default: a few-KB U-Net for tests) or 'sd1' (SD 1.x's U-Net layers, 859.5M random parameters, 3.4 GB of external weights)", 'tiny')
+    .option('--arch <arch>', "'tiny' (a few-KB U-Net for tests) or 'sd1' (SD 1.x's U-Net layers, 859.5M random parameters, 3.4 GB of external weights)", 'tiny')
     .option('--variant <name>', `${Object.keys(SD_FIXTURE_VARIANTS).join(', ')}, or 'all' (one subfolder each)`, 'optimum-1.24')
     .option('--text-dim <n>', 'text embedding width D', '32')
     .option('--unet-channels <n>', 'U-Net hidden channels', '8')
