@@ -51,7 +51,12 @@ Writes <out>/world/ and <out>/run/ (open <out>/run/report.html). About 25 s on 2
 
 The world is reused when <out>/world/world.json records the same parameters and the same code
 (brainlatent and ONNX Runtime versions, the package's modules); then the run resumes, so a second
-'demo' with nothing changed only checks its outputs. Anything else rebuilds it.`,
+'demo' with nothing changed only checks its outputs. Anything else rebuilds it.
+
+Example:
+  brainlatent demo --out demo --steps 10 --seeds 2 --dry-run   # the plan and an estimate of each stage
+
+See docs/pipeline.md (the demo world, the stages, the report).`,
     )
     .action(async (f: Flags) => {
       const values = {

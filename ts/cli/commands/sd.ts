@@ -265,6 +265,19 @@ export function registerSdCommand(program: Command): void {
       '--memory <mode>',
       "ONNX Runtime's memory: 'default' (the default: its arena, memory patterns, pre-packed weights: fastest) or 'lean' (all off, weights left memory-mapped, one U-Net row per run: SD 1.x at 64×64 peaked at 1.46× its weights)",
     )
+    .addHelpText(
+      'after',
+      `
+Examples:
+  brainlatent sd img2img --model models/sd-v1-4-onnx --image in.png --prompt "a cat on a sofa" --out out.png
+  brainlatent sd img2img --model models/sd-v1-4-onnx --latents z.npy --cond c.npy --scheduler ddim --rule compvis \\
+      --seed 42 --batch-size 4 --out img.png --latents-out final.npy     # img.png, img-1.png, … one per row of z
+  brainlatent sd img2img --model models/sd-v1-4-onnx --image in.png --prompt "a cat" --out out.png \\
+      --provider cuda --provider-option use_tf32=0                      # on the GPU, MatMul/Conv in full fp32
+
+Every flag and input file is checked before the model loads. See docs/sampler.md (schedulers, the noise
+rules, reproducing another implementation's run, ONNX Runtime and CUDA).`,
+    )
     .action(async (f: LoadFlags & Record<string, string | undefined> & { karras?: boolean; providerOption?: string[] }) => {
       if (!f.image === !f.latents) throw new InvalidArgumentError('give exactly one of --image or --latents');
       if (!f.prompt === !f.cond) throw new InvalidArgumentError('give exactly one of --prompt or --cond');

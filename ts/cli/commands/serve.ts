@@ -93,7 +93,9 @@ Examples:
   brainlatent worker --redis redis://10.0.0.5:6379/0                            #   (on each compute node)
   brainlatent serve --root /data --token s3cret --trust-proxy 127.0.0.1    # behind nginx/Caddy on this host (TLS there)
   curl -H "Authorization: Bearer s3cret" -d '{"kind":"demo","out":"demo1"}' \\
-       -H 'content-type: application/json' http://HOST:8080/v1/jobs`,
+       -H 'content-type: application/json' http://HOST:8080/v1/jobs
+
+See docs/server.md (every route, option, the page, Redis, metrics).`,
     )
     .action(async (flags: ServeFlags) => {
       // the numbers first, before this process is run again (a bad flag fails at once, in this process)
