@@ -72,7 +72,7 @@ describe('the batch manifest', () => {
     expect(e).toBeInstanceOf(ManifestError);
     const text = e.problems.join('\n');
     expect(text).toMatch(/manifest\.extra: unknown key/);
-    expect(text).toMatch(/manifest\.name: must match pattern/);
+    expect(text).toMatch(/manifest\.name: expected a string of letters, digits, _ or -, starting with a letter \(64 at most\), got the string "1bad"/);
     expect(text).toMatch(/manifest\.subjects\[1\]/);
     expect(text).toMatch(/manifest\.analyses\[0\]\.kind/);
     // schema-valid, but the configs are not: each problem once, named by its field in the manifest (and by its

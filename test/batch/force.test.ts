@@ -101,6 +101,9 @@ describe('a config edited in the manifest', () => {
       new RegExp(`${folder}run or submit the batch with --force \\('batch run MANIFEST --force', 'batch submit MANIFEST --redis URL --force'; 'batch plan MANIFEST --force' lists what they replace\\)${kept}`),
     );
     expect(plan.stderr).not.toMatch(/another --out/);
+    // the closing hint names the remedy, not --no-preflight's skip (the job would refuse the folder too)
+    expect(plan.stderr).toMatch(/\na run folder of another config: apply the remedy it names \(--force replaces its run\); --no-preflight would not help, the analysis's job refuses that folder too\n$/);
+    expect(plan.stderr).not.toMatch(/skip these checks/);
     expect(plan.stderr).not.toMatch(/subj01 × recon/);
 
     const refused = await brainlatent('batch', 'run', edited);

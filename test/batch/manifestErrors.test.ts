@@ -48,7 +48,7 @@ describe('a manifest’s problems', () => {
 
   it('schema problems and the manifest’s own checks are named the same way; a manifest given as an object is "manifest"', async () => {
     const m = { ...manifest(), extra: 1, subjects: [1, 1] } as unknown;
-    expect((await problems(m, 'schema.json')).problems).toEqual([`${join(dir, 'schema.json')}: extra: unknown key`]);
+    expect((await problems(m, 'schema.json')).problems).toEqual([`${join(dir, 'schema.json')}: extra: unknown key; known: name, out, nsd, subjects, analyses, retry`]);
     const { source, problems: own } = await problems({ ...manifest(), subjects: [1, 1], analyses: [...manifest().analyses, { ...manifest().analyses[0], config: { out: 'x' } }] }, 'own.json');
     expect(own).toEqual(
       expect.arrayContaining([
@@ -64,5 +64,31 @@ describe('a manifest’s problems', () => {
       thrown = e as ManifestError;
     }
     expect(thrown?.problems[0]).toBe('manifest.analyses[1].config.featureSets[0].name: required, expected a string of letters, digits, _ . or -');
+  });
+
+  it('an unknown key names the closest known one and lists them, as every config error does (it said only "unknown key")', async () => {
+    const { subjects, analyses, ...rest } = manifest();
+    const typo = { ...rest, subject: subjects, analyses: [{ ...analyses[0], shard: { images: 8 } }, analyses[1]] };
+    const { source, problems: p } = await problems(typo, 'typo.json');
+    expect(p).toEqual([
+      `${source}: subjects: required, expected an array of at least 1 item, each an integer from 1 to 8 or an object`,
+      `${source}: subject: unknown key (did you mean "subjects"?); known: name, out, nsd, subjects, analyses, retry`,
+      `${source}: analyses[0].shard: unknown key (did you mean "shards"?); known: name, kind, config, shards`,
+    ]);
+    // inside a subject's object (a branch of "an integer or an object"), a retry and shards
+    const deeper = { ...manifest(), subjects: [{ subject: 1, nmae: 's1' }, 9, 'x'], retry: { attempt: 2 }, analyses: [{ ...analyses[0], kind: 'reconstrct', shards: { image: 8 } }] };
+    const d = await problems(deeper, 'deeper.json');
+    expect(d.problems).toEqual([
+      `${d.source}: subjects[0].nmae: unknown key (did you mean "name"?); known: subject, name, root, overrides`,
+      `${d.source}: subjects[1]: expected an integer from 1 to 8 or an object, got number 9`,
+      `${d.source}: subjects[2]: expected an integer from 1 to 8 or an object, got the string "x"`,
+      `${d.source}: analyses[0].kind: expected one of "reconstruct", "encode", got the string "reconstrct" (did you mean "reconstruct"?)`,
+      `${d.source}: analyses[0].shards.image: unknown key (did you mean "images"?); known: images, seeds`,
+      `${d.source}: retry.attempt: unknown key (did you mean "attempts"?); known: attempts, backoffMs`,
+    ]);
+    // a name says in words what it takes
+    expect((await problems({ ...manifest(), name: '1bad' }, 'name.json')).problems).toEqual([
+      `${join(dir, 'name.json')}: name: expected a string of letters, digits, _ or -, starting with a letter (64 at most), got the string "1bad"`,
+    ]);
   });
 });

@@ -84,6 +84,11 @@ describe('sd img2img: flags and inputs are refused before the model loads', () =
       [['--scheduler', 'euler', '--eta', '0.3'], '--eta: eta > 0 is defined for the ddim scheduler only, not euler (--scheduler)'],
       [['--scheduler', 'euler', '--rule', 'compvis'], '--rule: the compvis img2img rule is defined for the ddim scheduler only, not euler (--scheduler)'],
       [['--scheduler', 'ddim', '--rule', 'compvis', '--strength', '1'], '--rule: the compvis img2img rule needs strength·steps < steps'],
+      // accepted and then ignored before: the CPU provider takes no options; guidance 1 runs no unconditional side
+      [['--provider-option', 'use_tf32=0'], '--provider-option: for an execution provider such as --provider cuda; --provider cpu takes none'],
+      [['--provider', 'cpu', '--provider-lib', '/x/libonnxruntime_providers_cuda.so', '--provider-option', 'use_tf32=0'], '--provider-lib and --provider-option: for an execution provider such as --provider cuda'],
+      [['--negative-prompt', 'blurry', '--guidance', '1'], '--negative-prompt has no effect with --guidance 1: classifier-free guidance, whose unconditional side it is, runs only when guidance > 1'],
+      [['--negative-prompt', 'blurry', '--guidance', '0.5'], '--negative-prompt has no effect with --guidance 0.5'],
     ];
     for (const [flags, message] of cases) {
       const e = await run(...base, ...flags);
@@ -92,6 +97,11 @@ describe('sd img2img: flags and inputs are refused before the model loads', () =
     }
     // the same flags, valid: the load is reached (and fails on the corrupt U-Net)
     expect((await run(...base, '--steps', '10'))?.message).toContain(`cannot load ${f('corrupt/unet/model.onnx')}`);
+    expect((await run(...base, '--negative-prompt', 'blurry', '--guidance', '1.5'))?.message).toContain(`cannot load ${f('corrupt/unet/model.onnx')}`);
+    // sd info takes the provider flags too
+    const info = await run('sd', 'info', '--model', f('good'), '--provider-option', 'use_tf32=0');
+    expect(info).toBeInstanceOf(InvalidArgumentError);
+    expect(info?.message).toBe('--provider-option: for an execution provider such as --provider cuda; --provider cpu takes none');
   });
 
   it('checks the image, the step noise and the model folder first', async () => {

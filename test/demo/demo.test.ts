@@ -4,7 +4,7 @@ import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { demoRunConfig, demoRunStale, runDemo, type DemoResult } from '../../ts/demo/runDemo.js';
+import { demoRunConfig, demoRunStale, impliedForcePlan, runDemo, type DemoResult } from '../../ts/demo/runDemo.js';
 import { readWorldManifest, worldDamage, worldKey } from '../../ts/demo/worldManifest.js';
 import { reconstruct } from '../../ts/pipeline/reconstruct.js';
 import { RUN_ENTRIES } from '../../ts/pipeline/runFolder.js';
@@ -142,6 +142,19 @@ describe('brainlatent demo', () => {
     writeFileSync(stamp, made);
     expect(await demoRunStale(out, { ...again.world, reused: false }, config)).toBe(true);
   });
+
+  it("a dry run with other settings says the demo starts the run over, not that --force was given (it named --force)", async () => {
+    const dry = await runDemo({ ...settings, seeds: 1 }, { dryRun: true });
+    const text = dry.run.plan!.join('\n');
+    expect(text).toMatch(/^the run's settings changed, so the run starts over \(no --force needed\): it first removes the previous run's outputs in .*run \(.*run\.json.*\); other files there stay$/m);
+    expect(text).not.toContain('--force:');
+    const forced = await runDemo({ ...settings, seeds: 1 }, { dryRun: true, force: true });
+    expect(forced.run.plan!.join('\n')).toMatch(/^--force: first removes the previous run's outputs in /m);
+    expect(impliedForcePlan(['a', "--force: first removes x; other files there stay"], 'the world was built anew')).toEqual([
+      'a',
+      'the world was built anew, so the run starts over (no --force needed): it first removes x; other files there stay',
+    ]);
+  }, 300_000);
 
   it('the report shows a dash for a decoder statistic that is undefined (null in summary.json), not a failure', async () => {
     const copy = join(out, 'run-null');

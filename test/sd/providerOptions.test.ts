@@ -39,6 +39,9 @@ describe('provider settings', () => {
       [{ provider: 'cuda', providerLibrary: '' }, /providerLibrary must be a file path/],
       [{ provider: 'cuda', providerLibrary: 7 }, /providerLibrary must be a file path/],
       [{ providerLibrary: '/x/libonnxruntime_providers_cuda.so' }, /providerLibrary is for provider 'cuda', but provider is "cpu"/],
+      // (the engine dropped them without a word: the CPU provider takes no options)
+      [{ providerOptions: { use_tf32: '0' } }, /Diffusion\.load: providerOptions \(use_tf32\) are for an execution provider such as 'cuda', but provider is "cpu", which takes none/],
+      [{ provider: 'cpu', providerOptions: { a: '1', b: '2' } }, /providerOptions \(a, b\) are for an execution provider/],
     ];
     for (const [options, message] of bad) {
       expect(() => checkProviderSettings(options, 'Diffusion.load'), JSON.stringify(options)).toThrow(InvalidArgumentError);

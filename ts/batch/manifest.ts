@@ -9,11 +9,11 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 
-import { Ajv, type ErrorObject } from 'ajv';
+import { Ajv } from 'ajv';
 
 import { BrainlatentError, InvalidArgumentError } from '../errors.js';
 import { resolveEncodeConfig, type EncodeConfig } from '../config/encode.js';
-import { fieldLabel } from '../config/problems.js';
+import { fieldLabel, problemsFrom } from '../config/problems.js';
 import { resolveConfig, stableJson, type ReconstructConfig } from '../pipeline/config.js';
 import type { Img2ImgSharding } from '../pipeline/stages.js';
 
@@ -86,6 +86,8 @@ export class ManifestError extends BrainlatentError {
 }
 
 const NAME = '^[A-Za-z][A-Za-z0-9_-]{0,63}$';
+/** NAME in words, for "expected a string …" (expectedOf reads a pattern's title). */
+const NAME_TITLE = 'of letters, digits, _ or -, starting with a letter (64 at most)';
 
 /** JSON Schema of the manifest (the analysis configs are checked by their own validators after expansion). */
 export const MANIFEST_SCHEMA = {
@@ -94,7 +96,7 @@ export const MANIFEST_SCHEMA = {
   additionalProperties: false,
   required: ['name', 'out', 'subjects', 'analyses'],
   properties: {
-    name: { type: 'string', pattern: NAME, description: 'batch id (job ids start with it)' },
+    name: { type: 'string', pattern: NAME, title: NAME_TITLE, description: 'batch id (job ids start with it)' },
     out: { type: 'string', minLength: 1 },
     nsd: { type: 'object', additionalProperties: false, properties: { root: { type: 'string', minLength: 1 } } },
     subjects: {
@@ -109,7 +111,7 @@ export const MANIFEST_SCHEMA = {
             required: ['subject'],
             properties: {
               subject: { type: 'integer', minimum: 1, maximum: 8 },
-              name: { type: 'string', pattern: NAME },
+              name: { type: 'string', pattern: NAME, title: NAME_TITLE },
               root: { type: 'string', minLength: 1 },
               overrides: { type: 'object', additionalProperties: { type: 'object' } },
             },
@@ -125,7 +127,7 @@ export const MANIFEST_SCHEMA = {
         additionalProperties: false,
         required: ['name', 'kind', 'config'],
         properties: {
-          name: { type: 'string', pattern: NAME },
+          name: { type: 'string', pattern: NAME, title: NAME_TITLE },
           kind: { enum: ['reconstruct', 'encode'] },
           config: { type: 'object' },
           shards: {
@@ -144,24 +146,10 @@ export const MANIFEST_SCHEMA = {
   },
 } as const;
 
-const ajv = new Ajv({ allErrors: true, strict: true });
+// (verbose: errors carry their schema and value, so problemsFrom says what was expected and names the closest
+// known key of an unknown one, as every config's messages do)
+const ajv = new Ajv({ allErrors: true, strict: true, verbose: true });
 const validateSchema = ajv.compile(MANIFEST_SCHEMA);
-
-/** ajv's errors in the project's form (fieldLabel): "nsd4.json: subjects[1]: expected …, got …", "manifest.name: …". */
-function schemaProblems(errors: ErrorObject[], source: string, input: unknown): string[] {
-  const out = new Set<string>();
-  const segs = (pointer: string) => pointer.split('/').slice(1);
-  const at = (pointer: string) => segs(pointer).reduce<unknown>((v, k) => (v as Record<string, unknown> | undefined)?.[k], input);
-  for (const e of errors) {
-    // a oneOf failure repeats the branch errors; the branches say more
-    if (e.keyword === 'oneOf') continue;
-    const field = (...more: string[]) => fieldLabel(source, [...segs(e.instancePath), ...more]);
-    if (e.keyword === 'additionalProperties') out.add(`${field((e.params as { additionalProperty: string }).additionalProperty)}: unknown key`);
-    else if (e.keyword === 'required') out.add(`${field((e.params as { missingProperty: string }).missingProperty)}: required`);
-    else out.add(`${field()}: ${e.message}, got ${JSON.stringify(at(e.instancePath))}`);
-  }
-  return [...out];
-}
 
 function substitute(v: unknown, vars: Record<string, string>): unknown {
   if (typeof v === 'string') return v.replace(/\{(subject|subj|name)\}/g, (_, k: string) => vars[k]);
@@ -191,7 +179,7 @@ export function resolveManifest(input: unknown, options: { source?: string; base
   const source = options.source ?? 'manifest';
   const base = options.baseDir ?? process.cwd();
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
-  if (!validateSchema(input)) throw new ManifestError(source, schemaProblems(validateSchema.errors ?? [], source, input));
+  if (!validateSchema(input)) throw new ManifestError(source, problemsFrom(validateSchema.errors ?? [], source));
   const m = input as unknown as BatchManifest;
   const problems: string[] = [];
   const field = (...segs: (string | number)[]) => fieldLabel(source, segs.map(String));

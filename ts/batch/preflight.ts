@@ -19,6 +19,11 @@ export interface BatchProblem {
   problem: string;
   /** The problem is a path (NSD root, model folder) that does not exist on this machine. */
   missingHere: boolean;
+  /**
+   * The problem is a run folder holding another config's run: its remedy (in the problem) is --force, and skipping
+   * the checks would not help, since the analysis's job refuses that folder too.
+   */
+  otherRun?: boolean;
 }
 
 /** The folders an analysis reads everything else from: without them here, its preflight can say nothing more. */
@@ -68,7 +73,9 @@ export interface BatchCheckOptions {
   remedy?: string;
 }
 
-async function analysisChecks(a: CheckedAnalysis, batch: string, options: BatchCheckOptions = {}): Promise<{ problems: { problem: string; missingHere: boolean }[]; warnings: string[] }> {
+type AnalysisProblem = Pick<BatchProblem, 'problem' | 'missingHere' | 'otherRun'>;
+
+async function analysisChecks(a: CheckedAnalysis, batch: string, options: BatchCheckOptions = {}): Promise<{ problems: AnalysisProblem[]; warnings: string[] }> {
   const missing = rootPaths(a).filter((p) => !existsSync(p.path));
   if (missing.length) return { problems: missing.map((p) => ({ problem: `${p.what} ${p.path} does not exist on this machine`, missingHere: true })), warnings: [] };
   const folder = { force: options.force, remedy: options.remedy ?? batchFolderRemedy(options.command ?? 'run', batch) };
@@ -80,7 +87,9 @@ async function analysisChecks(a: CheckedAnalysis, batch: string, options: BatchC
     return { problems: [], warnings: pre.warnings };
   } catch (e) {
     const problems = (e as { problems?: unknown }).problems;
-    if (Array.isArray(problems)) return { problems: problems.map((p) => ({ problem: String(p), missingHere: false })), warnings: [] };
+    // (a run folder of another config is the one problem that ends with the remedy given to runFolderConflict)
+    const problem = (p: unknown): AnalysisProblem => ({ problem: String(p), missingHere: false, ...(String(p).endsWith(folder.remedy) ? { otherRun: true } : {}) });
+    if (Array.isArray(problems)) return { problems: problems.map(problem), warnings: [] };
     return { problems: [{ problem: (e as Error).message, missingHere: false }], warnings: [] };
   }
 }
@@ -203,6 +212,25 @@ export function formatWarnings(warnings: BatchProblem[]): string[] {
   return formatProblems(warnings);
 }
 
+/**
+ * What to do about the problems, one line per kind found: a path missing here may exist where the workers run (skip
+ * the checks); a run folder of another config is resolved as its problem says (--force), which skipping the checks
+ * would not do; anything else is to be fixed (or left to the workers' checks).
+ */
+export function preflightHints(problems: readonly BatchProblem[], skip: string): string[] {
+  const hints: string[] = [];
+  const others = problems.filter((p) => !p.missingHere && !p.otherRun);
+  if (problems.some((p) => p.missingHere)) {
+    hints.push(`a path that does not exist on this machine may exist where the workers run (docs/batch.md): if the data and models live only there, skip these checks with ${skip} (the workers check again when they run the jobs)`);
+  } else if (others.length) {
+    hints.push(`fix ${others.length < problems.length ? 'the others' : 'them'}, or skip these checks with ${skip} (the workers check again when they run the jobs)`);
+  }
+  if (problems.some((p) => p.otherRun)) {
+    hints.push(`a run folder of another config: apply the remedy it names (--force replaces its run); ${skip} would not help, the analysis's job refuses that folder too`);
+  }
+  return hints;
+}
+
 /** The batch's inputs fail their preflight on this machine: nothing was queued or run. */
 export class BatchPreflightError extends BrainlatentError {
   constructor(
@@ -216,13 +244,9 @@ export class BatchPreflightError extends BrainlatentError {
     const lines = formatProblems(problems);
     const pairs = new Set(problems.map((p) => `${p.subject}\n${p.analysis}`)).size;
     const total = batch.subjects.reduce((n, s) => n + s.analyses.length, 0);
-    const missing = problems.some((p) => p.missingHere);
-    const hint = missing
-      ? `a path that does not exist on this machine may exist where the workers run (docs/batch.md): if the data and models live only there, skip these checks with ${context.skip} (the workers check again when they run the jobs)`
-      : `fix them, or skip these checks with ${context.skip} (the workers check again when they run the jobs)`;
     super(
       `batch ${batch.id}: the preflight found ${counted(lines.length, 'problem')} in ${pairs} of ${counted(total, 'subject × analysis pair')}; ${context.refused}:\n` +
-        `  - ${lines.join('\n  - ')}\n${hint}`,
+        `  - ${lines.join('\n  - ')}\n${preflightHints(problems, context.skip).join('\n')}`,
       'BatchPreflight',
     );
   }

@@ -4,6 +4,7 @@
  * take the jobs). Same graph, same job ids, same outputs either way.
  */
 import { checkControl } from '../callbackOptions.js';
+import { checkInteger } from '../ridge/options.js';
 import { planBatch } from './graph.js';
 import { waitForBatch } from './inspect.js';
 import { runLocal, type LocalRunOptions } from './localRunner.js';
@@ -17,6 +18,11 @@ export type { BatchReport, ManifestInput } from './outputs.js';
 export { toResolved } from './outputs.js';
 
 export interface RunBatchOptions extends LocalRunOptions {
+  /**
+   * Jobs at once, each in a process of its own. Here: the pool's processes (default half the cores, at least 1).
+   * With `redis`: the job processes of the one worker started here, over all queues together (default 1; 0: start none).
+   */
+  concurrency?: number;
   /** Go through BullMQ on this Redis (redis://host:port/db) instead of the local pool. */
   redis?: string;
   /** With redis: settings of the worker started here (`concurrency` 0: start none, wait for others). */
@@ -30,6 +36,8 @@ export async function runBatch(manifest: ManifestInput, options: RunBatchOptions
   // (before the plan is written: a bad callback would be a TypeError at the first job's event)
   checkControl(options, 'runBatch', ['onEvent']);
   checkControl(options.worker, 'runBatch worker', ['onLog', 'onEvent'], false);
+  // (0 is "no worker here" through Redis; a local pool of 0 processes would wait for ever)
+  if (options.concurrency !== undefined) checkInteger(options.concurrency, 'options.concurrency', 'runBatch', options.redis ? 0 : 1);
   const plan = await planBatch(await toResolved(manifest), { force: options.force });
   // a Redis that is not there fails the run at once, before anything is written
   if (options.redis) await requireRedis(options.redis);

@@ -15,13 +15,17 @@ export function configureProgram(program: Command): void {
 /**
  * After registering commands. Commander checks required options before it reports unknown ones, so a mistyped
  * `--xx` came out as "required option '--x' not specified"; here required options are checked in a preAction hook,
- * which runs after commander has reported unknown options, and the error names the missing option alone.
+ * which runs after commander has reported unknown options, and the error names the missing option alone. Each is
+ * marked "(required)" in the help, which commander's help does not say (`encode --config` looked optional).
  */
 export function checkRequiredOptionsLast(program: Command): void {
   const required = new Map<Command, Option[]>();
   const walk = (cmd: Command) => {
     const opts = cmd.options.filter((o) => o.mandatory);
-    for (const o of opts) o.mandatory = false;
+    for (const o of opts) {
+      o.mandatory = false;
+      o.description = o.description ? `${o.description} (required)` : 'required';
+    }
     if (opts.length) required.set(cmd, opts);
     cmd.commands.forEach(walk);
   };

@@ -147,11 +147,29 @@ interface Item {
   text: string;
 }
 
+/**
+ * The branch of a union that an object value is meant for: the only one of type object (`5 | {subject: 5, …}`,
+ * `{…} | null`), or -1. Its errors at the object's own path (an unknown key, a required one) say more than the
+ * union's "expected an integer or an object, got an object".
+ */
+function objectBranch(u: ErrorObject): number {
+  const data: unknown = u.data;
+  if (data === null || typeof data !== 'object' || Array.isArray(data)) return -1;
+  const branches = (((u.parentSchema ?? {}) as Schema)[u.keyword] ?? []) as Schema[];
+  const objects = branches.flatMap((b, i) => (b.type === 'object' ? [i] : []));
+  return objects.length === 1 ? objects[0] : -1;
+}
+
 /** One message per problem, in the order ajv found them. */
 export function problemsFrom(errors: readonly ErrorObject[], source: string): string[] {
   const unions = errors.filter((e) => e.keyword === 'anyOf' || e.keyword === 'oneOf');
-  // inside a union, an error belongs to one branch: those at the union's own path are summed up by the union's message
+  // inside a union, an error belongs to one branch: those at the union's own path are summed up by the union's
+  // message, but for the object branch an object value is meant for, which speaks for itself
   const inBranch = (e: ErrorObject, u: ErrorObject) => e !== u && e.schemaPath.startsWith(`${u.schemaPath}/`);
+  const inObjectBranch = (e: ErrorObject, u: ErrorObject) => {
+    const b = objectBranch(u);
+    return b >= 0 && e.schemaPath.startsWith(`${u.schemaPath}/${b}/`);
+  };
   const items: Item[] = [];
   const seen = new Set<string>();
   const add = (segs: string[], text: string) => {
@@ -165,7 +183,7 @@ export function problemsFrom(errors: readonly ErrorObject[], source: string): st
   for (const e of errors) {
     const at = segments(e.instancePath);
     const parent = (e.parentSchema ?? {}) as Schema;
-    if (unions.some((u) => inBranch(e, u) && e.instancePath === u.instancePath)) continue;
+    if (unions.some((u) => inBranch(e, u) && e.instancePath === u.instancePath && !inObjectBranch(e, u))) continue;
     switch (e.keyword) {
       case 'required': {
         const name = (e.params as { missingProperty: string }).missingProperty;
@@ -193,7 +211,7 @@ export function problemsFrom(errors: readonly ErrorObject[], source: string): st
       case 'anyOf':
       case 'oneOf': {
         // a value that matched a branch's type and failed inside it is reported by those inner errors
-        const deeper = errors.some((o) => inBranch(o, e) && o.instancePath.startsWith(`${e.instancePath}/`));
+        const deeper = errors.some((o) => inBranch(o, e) && (o.instancePath.startsWith(`${e.instancePath}/`) || inObjectBranch(o, e)));
         if (!deeper) add(at, `expected ${expectedOf(parent)}, got ${describeValue(e.data)}${suggestion(parent, e.data)}`);
         break;
       }

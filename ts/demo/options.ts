@@ -24,7 +24,8 @@ export interface DemoOptionValues {
 }
 
 /** Defaults of the world's size, as resolveWorldOptions fills them. */
-export const DEMO_DEFAULTS = { sessions: 16, trialsPerSession: 75 } as const;
+/** The world's and the run's defaults (--help shows them). */
+export const DEMO_DEFAULTS = { sessions: 16, trialsPerSession: 75, imageSize: 128, testImages: 24, seeds: 5, steps: 50 } as const;
 
 /** Smallest stimulus side: SSIM's Gaussian window is 11 pixels wide. */
 export const DEMO_MIN_IMAGE_SIZE = 16;
@@ -80,8 +81,8 @@ export function demoOptionProblems(o: DemoOptionValues): string[] {
   const maxTest = perSubject - DEMO_MIN_TRAIN_IMAGES;
   if (maxTest < 2) problems.push(`sessions × trialsPerSession (${sessions} × ${trials}) gives ${perSubject} images per subject: too few for 2 test and ${DEMO_MIN_TRAIN_IMAGES} training images`);
   else int('testImages', 2, maxTest, ` (two-way identification needs 2; the subject sees ${perSubject} images, of which ${DEMO_MIN_TRAIN_IMAGES} must remain to train the decoders)`);
-  const test = isInt(o.testImages) ? o.testImages : 24;
-  const side = isInt(o.imageSize) ? o.imageSize : 128;
+  const test = isInt(o.testImages) ? o.testImages : DEMO_DEFAULTS.testImages;
+  const side = isInt(o.imageSize) ? o.imageSize : DEMO_DEFAULTS.imageSize;
   if (sizeOk && maxTest >= 2 && test >= 1 && test < perSubject) {
     // the stimulus set: the shared images and each subject's own, for 8 subjects (as synthNsd draws it)
     const stimuli = test + 8 * (perSubject - test);

@@ -70,9 +70,11 @@ export async function runDemo(options: DemoOptions, control: DemoControl = {}): 
   const worldSeconds = (performance.now() - t0) / 1000;
   const t1 = performance.now();
   const config = demoRunConfig(options, world);
-  const stale = await demoRunStale(out, world, config);
+  const stale = await demoRunStaleReason(out, world, config);
   // (a dry run plans what the run would do: with a rebuilt world, every stage; it writes nothing either way)
-  const run = await reconstruct(config, { ...control, force: control.force || stale });
+  const run = await reconstruct(config, { ...control, force: control.force || stale !== null });
+  // the plan's clearing line names --force, which the demo implied here, not the user
+  if (run.plan && stale && !control.force) run.plan = impliedForcePlan(run.plan, stale);
   const built = await readWorldManifest(join(out, 'world'));
   if (!control.dryRun && built) {
     const stamp = join(config.out, RUN_STAMP);
@@ -89,11 +91,24 @@ const RUN_STAMP = 'demo-world.json';
  * from another build of it (or says nothing of one), or the folder holds a run of other settings.
  */
 export async function demoRunStale(out: string, world: DemoWorld, config: ReconstructConfigInput): Promise<boolean> {
-  if (!world.reused) return true;
+  return (await demoRunStaleReason(out, world, config)) !== null;
+}
+
+/** Why the demo's run folder is redone rather than resumed (demoRunStale), in words; null when it resumes. */
+export async function demoRunStaleReason(out: string, world: DemoWorld, config: ReconstructConfigInput): Promise<string | null> {
+  if (!world.reused) return 'the world was built anew';
   const built = await readWorldManifest(join(resolve(out), 'world'));
   const madeFrom = await readRunStamp(join(resolve(config.out), RUN_STAMP));
-  if (!built || madeFrom?.key !== built.key || madeFrom.createdAt !== built.createdAt) return true;
-  return (await runFolderConflict(resolveConfig(config))) !== null;
+  if (!built || madeFrom?.key !== built.key || madeFrom.createdAt !== built.createdAt) return 'the run was made from another build of the world';
+  return (await runFolderConflict(resolveConfig(config))) !== null ? "the run's settings changed" : null;
+}
+
+/**
+ * A dry run's plan with its clearing line said as the demo's: "--force: first removes …" → "the run's settings
+ * changed, so the run starts over (no --force needed): it first removes …".
+ */
+export function impliedForcePlan(plan: string[], why: string): string[] {
+  return plan.map((l) => l.replace(/^--force: first removes/, `${why}, so the run starts over (no --force needed): it first removes`));
 }
 
 /** Which build of the world a demo run was made from, or null. */

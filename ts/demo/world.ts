@@ -109,10 +109,10 @@ function resolveWorldOptions(o: DemoWorldOptions): Required<Omit<DemoWorldOption
   return {
     seed: o.seed ?? 1,
     subjects: o.subjects ?? [1],
-    imageSize: o.imageSize ?? 128,
+    imageSize: o.imageSize ?? DEMO_DEFAULTS.imageSize,
     sessions: o.sessions ?? DEMO_DEFAULTS.sessions,
     trialsPerSession: o.trialsPerSession ?? DEMO_DEFAULTS.trialsPerSession,
-    testImages: o.testImages ?? 24,
+    testImages: o.testImages ?? DEMO_DEFAULTS.testImages,
     noiseSd: o.noiseSd ?? 0.7,
     textDim: o.textDim ?? 64,
     componentSd: o.componentSd ?? 0.05,
@@ -330,7 +330,7 @@ function describeWorld(out: string, o: ReturnType<typeof resolveWorldOptions>, c
         z: { roi: 'streams:early', alphas: [1, 10, 100, 1e3, 1e4, 1e5], folds: 5 },
         c: { roi: 'streams:ventral', alphas: [1, 10, 100, 1e3, 1e4, 1e5], folds: 5 },
       },
-      img2img: { size: imageSize, strength: 0.8, steps: 50, guidance: 5, seeds: 5, seed: 42, batchSize: 8 },
+      img2img: { size: imageSize, strength: 0.8, steps: DEMO_DEFAULTS.steps, guidance: 5, seeds: DEMO_DEFAULTS.seeds, seed: 42, batchSize: 8 },
       evaluation: {
         size: imageSize,
         // Feature networks run on onnxruntime-node's JS API, an optional peer dependency: without it

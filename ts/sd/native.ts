@@ -152,6 +152,12 @@ export function checkProviderSettings(o: ProviderSettings, where: string): Pick<
       }
       copy[key] = value;
     }
+    // (ONNX Runtime's CPU provider takes no options: the engine would drop them without a word)
+    if ((o.provider ?? 'cpu') === 'cpu' && Object.keys(copy).length > 0) {
+      throw new InvalidArgumentError(
+        `${where}: providerOptions (${Object.keys(copy).join(', ')}) are for an execution provider such as 'cuda', but provider is "cpu", which takes none`,
+      );
+    }
     out.providerOptions = copy;
   }
   return out;

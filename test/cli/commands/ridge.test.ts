@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { registerRidgeCommand } from '../../../ts/cli/commands/ridge.js';
+import { MissingFileError } from '../../../ts/errors.js';
 import { readNpy, writeNpy } from '../../../ts/io/npy.js';
 import { nativeSync } from '../../../ts/native/call.js';
 import { RidgeCV } from '../../../ts/ridge/RidgeCV.js';
@@ -39,6 +40,22 @@ describe('brainlatent ridge fit / predict', () => {
     const p = await readNpy(f('p.npy'));
     expect(p.shape).toEqual([60, 5]);
     expect(Array.from(p.data as ArrayLike<number>)).toEqual(Array.from(model.predict(x).data));
+  });
+
+  it("a name without its extension, beside the file with it, is named with a 'did you mean' (ridge fit --out m wrote m.safetensors)", async () => {
+    // (needs the first test's files: x.npy, y.npy, m.safetensors)
+    const model = await run('ridge', 'predict', '--model', f('m'), '--x', f('x.npy'), '--out', f('p2.npy')).then(() => null, (e: Error) => e);
+    expect(model).toBeInstanceOf(MissingFileError);
+    expect(model?.message).toBe(`--model ${f('m')}: file not found; did you mean ${f('m.safetensors')}? ('ridge fit --out' adds .safetensors to a name without an extension)`);
+    const x = await run('ridge', 'predict', '--model', f('m.safetensors'), '--x', f('x'), '--out', f('p2.npy')).then(() => null, (e: Error) => e);
+    expect(x?.message).toBe(`--x ${f('x')}: file not found; did you mean ${f('x.npy')}?`);
+    const y = await run('ridge', 'fit', '--x', f('x.npy'), '--y', f('y'), '--out', f('m2')).then(() => null, (e: Error) => e);
+    expect(y?.message).toBe(`--y ${f('y')}: file not found; did you mean ${f('y.npy')}?`);
+    // a name that is nowhere keeps the reader's error
+    const none = await run('ridge', 'predict', '--model', f('nothing'), '--x', f('x.npy'), '--out', f('p2.npy')).then(() => null, (e: Error) => e);
+    expect(none).toBeInstanceOf(MissingFileError);
+    expect(none?.message).not.toContain('did you mean');
+    expect(existsSync(f('p2.npy'))).toBe(false);
   });
 
   it('large inputs are mapped from their files (Linux) and fit the model the same arrays fit in memory', async () => {

@@ -118,8 +118,8 @@ export function registerBatchCommand(program: Command): void {
   batch
     .command('run <manifest>')
     .description('run every job of the manifest: here with a pool of worker processes (default), or through BullMQ with --redis; prints the summary per subject × stage')
-    .option('--concurrency <n>', 'jobs at once (worker processes; with --redis, jobs per queue of the workers started here); default half the cores')
-    .option('--redis <url>', 'go through BullMQ on this Redis (redis://host:port/db): submit, run --concurrency workers here (0: none) and wait for the workers elsewhere')
+    .option('--concurrency <n>', 'jobs at once, each in a process of its own: here, the pool of job processes (default half the cores); with --redis, the job processes of the one worker started here, serving all queues together (default 1; 0: start no worker here)')
+    .option('--redis <url>', 'go through BullMQ on this Redis (redis://host:port/db): submit, start one worker here (--concurrency jobs at once, any queue; 0: none) and wait until the batch is done, by it and the workers elsewhere')
     .option('--json', 'print the summary as JSON')
     .option('--no-preflight', NO_PREFLIGHT)
     .option('--force', FORCE)
@@ -143,11 +143,13 @@ Examples:
     )
     .action(async (file: string, f: { concurrency?: string; json?: boolean; redis?: string; preflight: boolean; force?: boolean }) => {
       const concurrency = nonNegativeInt(f.concurrency, 'concurrency');
+      // (0 means "no worker here" through Redis; here it would run nothing)
+      if (concurrency === 0 && !f.redis) throw new InvalidArgumentError('--concurrency 0 runs no job here: give 1 or more (0 is for --redis: start no worker here, the workers elsewhere take the jobs)');
       // (through Redis, a subject submitted before is not resubmitted by a run: the remedy names retry too)
       const manifest = await checkedManifest(file, f.preflight, 'nothing was run', f.redis ? 'job' : 'run', f.force);
       const ac = new AbortController();
       process.once('SIGINT', () => ac.abort());
-      const r = await runBatch(manifest, { concurrency: f.redis ? concurrency : concurrency || undefined, redis: f.redis, signal: ac.signal, onEvent: eventLogger(), force: f.force });
+      const r = await runBatch(manifest, { concurrency, redis: f.redis, signal: ac.signal, onEvent: eventLogger(), force: f.force });
       printReport(r, !!f.json);
       if (r.state !== 'done') process.exitCode = 1;
     });

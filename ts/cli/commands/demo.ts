@@ -7,7 +7,7 @@ import { onnxruntimeNodeInstallCommand } from '../../optionalDependencies.js';
 import { checkOutputPath } from '../outputPath.js';
 import { progressBar, type ProgressBar } from '../progress.js';
 import { printResult, printWarnings, stageProgress } from './reconstruct.js';
-import { checkDemoOptions, DEMO_MAX_IMAGE_SIZE, DEMO_MIN_IMAGE_SIZE, DEMO_MIN_TRAIN_IMAGES } from '../../demo/options.js';
+import { checkDemoOptions, DEMO_DEFAULTS, DEMO_MAX_IMAGE_SIZE, DEMO_MIN_IMAGE_SIZE, DEMO_MIN_TRAIN_IMAGES } from '../../demo/options.js';
 import { DECIMAL } from '../../ridge/alphas.js';
 
 /**
@@ -34,10 +34,10 @@ export function registerDemoCommand(program: Command): void {
     .description('build a small seeded world (miniature NSD subject, closed-form SD-layout models) and reconstruct its test images end to end')
     .option('--out <dir>', 'folder for the world and the run', 'brainlatent-demo')
     .option('--seed <n>', 'world seed', '1')
-    .option('--image-size <n>', `stimulus side in pixels: a multiple of 8 from ${DEMO_MIN_IMAGE_SIZE} to ${DEMO_MAX_IMAGE_SIZE}`)
-    .option('--test-images <n>', `test images: at least 2, and ${DEMO_MIN_TRAIN_IMAGES} fewer than the subject's images at most (the rest train the decoders)`)
-    .option('--seeds <n>', 'samples per image')
-    .option('--steps <n>', 'DDIM steps')
+    .option('--image-size <n>', `stimulus side in pixels: a multiple of 8 from ${DEMO_MIN_IMAGE_SIZE} to ${DEMO_MAX_IMAGE_SIZE} (default ${DEMO_DEFAULTS.imageSize})`)
+    .option('--test-images <n>', `test images: at least 2, and ${DEMO_MIN_TRAIN_IMAGES} fewer than the subject's images at most (the rest train the decoders; default ${DEMO_DEFAULTS.testImages})`)
+    .option('--seeds <n>', `samples per image (default ${DEMO_DEFAULTS.seeds})`)
+    .option('--steps <n>', `DDIM steps (default ${DEMO_DEFAULTS.steps})`)
     .option('--prior <kind>', "the diffusion model's data: 'world' (the scene catalogue: stimuli + unseen scenes) or 'training' (non-test stimuli only, the ablation)", 'world')
     .option('--force', 'rebuild the world and redo every stage, even when nothing changed')
     .option('--dry-run', 'build the world if none is current (reuse it otherwise, even with --force), then print the plan and an estimate of each stage from a short measured probe')
@@ -51,7 +51,12 @@ Writes <out>/world/ and <out>/run/ (open <out>/run/report.html). About 25 s on 2
 
 The world is reused when <out>/world/world.json records the same parameters and the same code
 (brainlatent and ONNX Runtime versions, the package's modules); then the run resumes, so a second
-'demo' with nothing changed only checks its outputs. Anything else rebuilds it.`,
+'demo' with nothing changed only checks its outputs. Anything else rebuilds it.
+
+Example:
+  brainlatent demo --out demo --steps 10 --seeds 2 --dry-run   # the plan and an estimate of each stage
+
+See docs/pipeline.md (the demo world, the stages, the report).`,
     )
     .action(async (f: Flags) => {
       const values = {

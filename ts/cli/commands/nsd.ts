@@ -136,7 +136,8 @@ Example (Takagi & Nishimoto: single training trials, averaged test trials):
 z-scoring conventions ('--zscore train' standardises test rows with the training statistics):
   Takagi & Nishimoto (scikit-learn StandardScaler):  --zscore train --ddof 0
   Brain-Diffuser (np.std(..., ddof=1)):              --zscore train --ddof 1   (the default for train)
-  MindEye (scipy.stats.zscore per session):          --zscore session          (ddof 0)`,
+  MindEye (scipy.stats.zscore per session):          --zscore session          (ddof 0)
+See docs/data.md.`,
     )
     .action(async (flags: ExtractFlags, cmd: Command) => {
       const { subject, zscore, ddof, format, divisor } = await checkExtractFlags(flags, cmd);

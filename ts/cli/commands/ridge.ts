@@ -13,6 +13,7 @@ import { RidgeModel } from '../../ridge/RidgeModel.js';
 import { choiceFlag, integerFlag } from '../flagValue.js';
 import { alphaHistogram, mean, seconds } from '../format.js';
 import { checkOutputFile } from '../outputPath.js';
+import { checkInputFile } from '../inputPath.js';
 import { FlagProblems } from '../problems.js';
 import { progressBar } from '../progress.js';
 import { exitWhenDone } from '../setup.js';
@@ -214,6 +215,7 @@ The model predicts ((X - x_mean) / x_scale) @ coef + intercept; Python can read 
 safetensors.numpy.load_file(path).`,
     )
     .action(async (flags: FitFlags) => {
+      for (const [flag, path] of [['--x', flags.x], ['--y', flags.y], ['--groups', flags.groups]] as const) if (path !== undefined) checkInputFile(flag, path, '.npy');
       const { threads, options, alphas, out, shape } = await checkFitFlags(flags);
       if (threads !== undefined) setThreads(threads);
       if (flags.dryRun) {
@@ -316,6 +318,8 @@ safetensors.numpy.load_file(path).`,
     .requiredOption('--x <file>', 'X as .npy (samples × features)')
     .requiredOption('--out <file>', 'predictions .npy (float32, samples × targets; .npy added to a name without an extension), checked before the model is read: not a folder, not an input, its parent an existing writable folder')
     .action(async (flags: { model: string; x: string; out: string }) => {
+      checkInputFile('--model', flags.model, '.safetensors', "'ridge fit --out'");
+      checkInputFile('--x', flags.x, '.npy');
       const out = await checkOutputFile('--out', flags.out, {
         ext: '.npy',
         what: 'the predictions (.npy)',

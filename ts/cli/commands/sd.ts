@@ -201,7 +201,12 @@ async function readImageFlag(path: string) {
   return rgb;
 }
 
+/** The session flags, checked before anything is read: a provider's settings with the CPU provider would be dropped. */
 function loadOptions(f: LoadFlags) {
+  if ((f.provider ?? 'cpu') === 'cpu') {
+    const given = [f.providerLib !== undefined && '--provider-lib', f.providerOption?.length && '--provider-option'].filter(Boolean);
+    if (given.length) throw new InvalidArgumentError(`${given.join(' and ')}: for an execution provider such as --provider cuda; --provider cpu takes none`);
+  }
   return {
     ortLibrary: f.ortLib,
     provider: f.provider,
@@ -228,7 +233,7 @@ export function registerSdCommand(program: Command): void {
     .option('--latents <npy>', 'initial scaled latents z [B,4,h,w] float32')
     .option('--prompt <text>', 'text prompt')
     .option('--cond <npy>', "conditioning c [B,77,D] float32 (a flattened [B,77·D], as reconstruct's decoded/c.npy, must be reshaped first)")
-    .option('--negative-prompt <text>', 'unconditional prompt', '')
+    .option('--negative-prompt <text>', 'the unconditional prompt of classifier-free guidance (needs --guidance above 1)', '')
     .option('--noise <npy>', 'initial noise [B,4,h,w] float32 (default: Philox keyed by seed and image index)')
     .option('--step-noise <npy>', 'noise of each U-Net call that runs, [calls,B,4,h,w] float32, consumed in order by the stochastic schedulers (ddim eta > 0, ddpm, euler-ancestral, dpmpp2m-sde): reproduces another implementation\'s run exactly')
     .option('--strength <s>', 'img2img strength in (0, 1]', '0.8')
@@ -258,12 +263,26 @@ export function registerSdCommand(program: Command): void {
     .option('--threads <n>', 'ONNX Runtime intra-op threads (default: all cores)')
     .option(
       '--memory <mode>',
-      "ONNX Runtime's memory: 'default' (its arena, memory patterns, pre-packed weights: fastest) or 'lean' (all off, weights left memory-mapped, one U-Net row per run: SD 1.x at 64×64 peaked at 1.46× its weights)",
+      "ONNX Runtime's memory: 'default' (the default: its arena, memory patterns, pre-packed weights: fastest) or 'lean' (all off, weights left memory-mapped, one U-Net row per run: SD 1.x at 64×64 peaked at 1.46× its weights)",
+    )
+    .addHelpText(
+      'after',
+      `
+Examples:
+  brainlatent sd img2img --model models/sd-v1-4-onnx --image in.png --prompt "a cat on a sofa" --out out.png
+  brainlatent sd img2img --model models/sd-v1-4-onnx --latents z.npy --cond c.npy --scheduler ddim --rule compvis \\
+      --seed 42 --batch-size 4 --out img.png --latents-out final.npy     # img.png, img-1.png, … one per row of z
+  brainlatent sd img2img --model models/sd-v1-4-onnx --image in.png --prompt "a cat" --out out.png \\
+      --provider cuda --provider-option use_tf32=0                      # on the GPU, MatMul/Conv in full fp32
+
+Every flag and input file is checked before the model loads. See docs/sampler.md (schedulers, the noise
+rules, reproducing another implementation's run, ONNX Runtime and CUDA).`,
     )
     .action(async (f: LoadFlags & Record<string, string | undefined> & { karras?: boolean; providerOption?: string[] }) => {
       if (!f.image === !f.latents) throw new InvalidArgumentError('give exactly one of --image or --latents');
       if (!f.prompt === !f.cond) throw new InvalidArgumentError('give exactly one of --prompt or --cond');
       if (!f.out && !f.latentsOut) throw new InvalidArgumentError('give --out and/or --latents-out');
+      const load = loadOptions(f);
       // an output is never one of the inputs: `--image a.png --out a.png` would replace the image it starts from
       const inputs = [['--image', f.image], ['--latents', f.latents], ['--cond', f.cond], ['--noise', f.noise], ['--step-noise', f.stepNoise]] as const;
       const out = f.out === undefined ? undefined : await checkOutputFile('--out', f.out, { ext: '.png', what: 'the image (PNG)', writes: 'img2img writes PNG images', inputs });
@@ -279,6 +298,10 @@ export function registerSdCommand(program: Command): void {
       const calls = planRun(plan).runs.length;
       // (the API's bounds, in the API's words: "--guidance: expected a number from 0 to 100")
       const guidance = f.guidance === undefined ? 5 : numberFlag(f.guidance, '--guidance', GUIDANCE_RANGE);
+      // (the negative prompt is the unconditional side of classifier-free guidance, which runs only above 1)
+      if (f.negativePrompt && guidance <= 1) {
+        throw new InvalidArgumentError(`--negative-prompt has no effect with --guidance ${f.guidance}: classifier-free guidance, whose unconditional side it is, runs only when guidance > 1`);
+      }
       const seed = f.seed === undefined ? 0 : numberFlag(f.seed, '--seed', SEED_RANGE);
       const batchSize = intFlag(f.batchSize, 'batch-size', 1, 1);
       const image = f.image ? await readImageFlag(f.image) : undefined;
@@ -313,7 +336,7 @@ export function registerSdCommand(program: Command): void {
       const ac = new AbortController();
       const onSigint = () => ac.abort();
       process.once('SIGINT', onSigint);
-      const model = await Diffusion.load(f.model, { ...loadOptions(f), scheduler: chosen });
+      const model = await Diffusion.load(f.model, { ...load, scheduler: chosen });
       try {
         // the model's sizes, named by the file that does not fit
         if (cFile && model.info.condDim > 0 && cFile.shape[2] !== model.info.condDim) {
@@ -424,7 +447,7 @@ export function registerSdCommand(program: Command): void {
   sd.command('fixture')
     .description('write a tiny random-weight SD 1.x ONNX model folder (for smoke tests and benchmarks)')
     .requiredOption('--out <dir>', 'output folder')
-    .option('--arch <arch>', "'tiny' (default: a few-KB U-Net for tests) or 'sd1' (SD 1.x's U-Net layers, 859.5M random parameters, 3.4 GB of external weights)", 'tiny')
+    .option('--arch <arch>', "'tiny' (a few-KB U-Net for tests) or 'sd1' (SD 1.x's U-Net layers, 859.5M random parameters, 3.4 GB of external weights)", 'tiny')
     .option('--variant <name>', `${Object.keys(SD_FIXTURE_VARIANTS).join(', ')}, or 'all' (one subfolder each)`, 'optimum-1.24')
     .option('--text-dim <n>', 'text embedding width D', '32')
     .option('--unet-channels <n>', 'U-Net hidden channels', '8')

@@ -2,6 +2,7 @@ import { statSync } from 'node:fs';
 
 import type { Command } from 'commander';
 
+import { InvalidArgumentError } from '../../errors.js';
 import { shownRedisUrl } from '../../server/jobs/redisReachable.js';
 import { startServer, trustProxyFlag, type LogLevel } from '../../server/serve.js';
 import { ensureServiceFlags, SERVICE_FLAGS_ENV, SERVICE_V8_FLAGS } from '../../server/serviceFlags.js';
@@ -14,7 +15,7 @@ interface ServeFlags {
   redis?: string;
   token?: string;
   jobs: string;
-  workers: string;
+  workers?: string;
   predictThreads?: string;
   shutdownDeadline: string;
   sessionMaxAge: string;
@@ -61,7 +62,7 @@ export function registerServeCommand(program: Command): void {
     .option('--redis <url>', 'run reconstruct, encode and batch jobs through BullMQ on this Redis, shared with `brainlatent worker` processes')
     .option('--token <secret>', 'bearer token required on every route but /healthz and /readyz (default: $BRAINLATENT_TOKEN)')
     .option('--jobs <n>', 'jobs run at once by this process', '1')
-    .option('--workers <n>', 'with --redis: job processes this service gives the shared queue while its jobs run (0: only `brainlatent worker` processes work)', '1')
+    .option('--workers <n>', 'with --redis (refused without it): job processes this service gives the shared queue while its jobs run (default 1; 0: only `brainlatent worker` processes work)')
     .option('--predict-threads <n>', 'threads for ridge predict (default: half the cores)')
     .option('--shutdown-deadline <s>', 'on SIGTERM, seconds running jobs may take to finish before they are cancelled', '30')
     .option('--session-max-age <s>', "seconds a sign-in session (the page's cookie) lasts", '43200')
@@ -92,12 +93,18 @@ Examples:
   brainlatent worker --redis redis://10.0.0.5:6379/0                            #   (on each compute node)
   brainlatent serve --root /data --token s3cret --trust-proxy 127.0.0.1    # behind nginx/Caddy on this host (TLS there)
   curl -H "Authorization: Bearer s3cret" -d '{"kind":"demo","out":"demo1"}' \\
-       -H 'content-type: application/json' http://HOST:8080/v1/jobs`,
+       -H 'content-type: application/json' http://HOST:8080/v1/jobs
+
+See docs/server.md (every route, option, the page, Redis, metrics).`,
     )
     .action(async (flags: ServeFlags) => {
       // the numbers first, before this process is run again (a bad flag fails at once, in this process)
       const port = integerFlag(flags.port, '--port', 0, 65535);
-      const jobs = { concurrency: integerFlag(flags.jobs, '--jobs', 1), workers: integerFlag(flags.workers, '--workers', 0) };
+      // (without a Redis the service runs its jobs itself, --jobs at once: a --workers there would be ignored)
+      if (flags.workers !== undefined && !flags.redis) {
+        throw new InvalidArgumentError('--workers is for jobs through --redis (job processes given to the shared queue); without --redis, --jobs sets how many jobs run at once');
+      }
+      const jobs = { concurrency: integerFlag(flags.jobs, '--jobs', 1), workers: flags.workers === undefined ? 1 : integerFlag(flags.workers, '--workers', 0) };
       const predict = flags.predictThreads ? { concurrency: integerFlag(flags.predictThreads, '--predict-threads', 1) } : undefined;
       const eventLoopResolutionMs = integerFlag(flags.eventLoopResolution, '--event-loop-resolution', 1);
       const deadline = integerFlag(flags.shutdownDeadline, '--shutdown-deadline', 0);

@@ -44,7 +44,9 @@ Every worker must see the NSD data, the models and the output folders at the sam
 Examples:
   brainlatent worker --redis redis://queue-host:6379                       # everything
   brainlatent worker --redis redis://queue-host:6379 --queues sample       # a GPU node
-  brainlatent worker --redis redis://queue-host:6379 --queues data,compute,control --concurrency 4`,
+  brainlatent worker --redis redis://queue-host:6379 --queues data,compute,control --concurrency 4
+
+See docs/batch.md (queues, locks and stalled jobs, workers under Slurm or Kubernetes).`,
     )
     .action(async (f: Flags) => {
       const queues = f.queues?.split(',').map((q) => q.trim()).filter(Boolean) as QueueClass[] | undefined;

@@ -1,0 +1,40 @@
+/**
+ * README says what scripts/setup.sh installs and what .ci/run runs, read from the scripts themselves: it left
+ * out chromium, redis-server, make and libopenblas-pthread-dev, and said CI ran "the two consumer-project
+ * checks" ("CI runs both") when .ci/run runs four.
+ */
+import { readFileSync } from 'node:fs';
+
+import { describe, expect, it } from 'vitest';
+
+const readme = readFileSync('README.md', 'utf8').replace(/\s+/g, ' ');
+const WORDS = ['zero', 'one', 'two', 'three', 'four', 'five', 'six'];
+
+describe('README and the scripts', () => {
+  it('names every package scripts/setup.sh installs', () => {
+    const list = /^packages=\(([^)]*)\)/m.exec(readFileSync('scripts/setup.sh', 'utf8'));
+    expect(list).not.toBeNull();
+    const packages = list![1].trim().split(/\s+/);
+    expect(packages.length).toBeGreaterThan(8);
+    const paragraph = /`scripts\/setup\.sh` installs (.*?) then runs `npm install`/.exec(readme);
+    expect(paragraph).not.toBeNull();
+    // (Debian's python3-X as X, scikit-learn for sklearn)
+    const named = (p: string) => p.replace(/^python3-/, '').replace(/^sklearn$/, 'scikit-learn');
+    const missing = packages.filter((p) => !paragraph![1].toLowerCase().includes(named(p).toLowerCase()));
+    expect(missing).toEqual([]);
+  });
+
+  it("counts .ci/run's consumer checks and names each", () => {
+    const ci = readFileSync('.ci/run', 'utf8');
+    const checks = ci.split('\n').filter((l) => l.startsWith('node scripts/consumer-check.mjs'));
+    expect(checks.length).toBeGreaterThan(1);
+    const word = WORDS[checks.length];
+    expect(readme).toContain(`followed by \`npm test\` and ${word} consumer-project checks`);
+    expect(readme).toContain(`CI (\`.ci/run\`) runs ${word}:`);
+    expect(readme).not.toMatch(/CI runs both/);
+    for (const flag of ['--npm-ci', '--slim', '--build-from-source', '--pnpm']) {
+      expect(checks.some((l) => l.includes(flag)), flag).toBe(true);
+      expect(readme).toContain(flag);
+    }
+  });
+});
