@@ -60,7 +60,7 @@ interface ImageIds {
 const rel = (c: ReconstructConfig, p: string) => relative(c.out, p);
 
 function checkAbort(signal?: AbortSignal): void {
-  if (signal?.aborted) throw new CancelledError('reconstruct: cancelled');
+  if (signal?.aborted) throw new CancelledError('reconstruct: cancelled', { cause: signal.reason });
 }
 
 async function writeJson(p: string, v: unknown): Promise<void> {

@@ -154,6 +154,7 @@ z-scoring conventions ('--zscore train' standardises test rows with the training
         new CancelledError(
           `nsd extract: interrupted (SIGINT) after ${seconds((performance.now() - t0) / 1000)}; nothing written to ${flags.out}` +
             (flags.cache === false ? '' : cached ? ' (the completed extraction is in the cache)' : ' nor to the cache'),
+          { cause: ac.signal.reason },
         );
       const ex = await extractNsd({
         root: flags.root,
