@@ -129,4 +129,18 @@ describe("reconstruct's preflight", () => {
     // a mask file on the subject's grid passes
     await preflight(resolveConfig(config({ img2img: { size: 128 }, decoders: { z: { roi: join(nsd.root, 'nsddata', 'ppdata', 'subj01', 'func1pt8mm', 'roi', 'nsdgeneral.nii.gz') }, c: { roi: 'nsdgeneral' } } })));
   });
+
+  it("img2img with fewer than 8 steps under the default 'compvis' rule is warned of, in the dry run too, naming img2img.rule 'diffusers'", async () => {
+    const few = await preflight(resolveConfig(config({ img2img: { size: 128, steps: 4 } })));
+    // strength 0.8, 4 DDIM steps (steps_offset 1): noised to t = 751, denoised from t = 501 (docs/pipeline.md)
+    expect(few.warnings).toEqual([
+      "img2img.steps 4 with img2img.rule 'compvis' (the default, TN's noise level): the latent is noised to t = 751 but the first step denoises it as t = 501, " +
+        "and with fewer than 8 steps that noise stays in the images (worse than z-only); set img2img.rule to 'diffusers' (noise at the first step that runs), or use 8 steps or more",
+    ]);
+    const dry = await reconstruct(config({ img2img: { size: 128, steps: 4 } }), { dryRun: true });
+    expect(dry.plan!.filter((l) => l.startsWith('warning: '))).toEqual([`warning: ${few.warnings[0]}`]);
+    // the 'diffusers' rule, or 8 steps: no warning
+    expect((await preflight(resolveConfig(config({ img2img: { size: 128, steps: 4, rule: 'diffusers' } })))).warnings).toEqual([]);
+    expect((await preflight(resolveConfig(config({ img2img: { size: 128, steps: 8 } })))).warnings).toEqual([]);
+  }, 120_000);
 });
