@@ -25,7 +25,10 @@ import { testImagesShortfall } from './testImagesShortfall.js';
 
 /** What the checks before a reconstruction found: the test images and the inputs the stages will read. */
 export interface PreflightResult {
-  /** Shared (test) image ids (73k, 1-based) in this subject's design, in id order. */
+  /**
+   * Shared (test) image ids (73k, 1-based) shown in the sessions the run reads (nsd.sessions), in id order: the
+   * extraction's test rows. (Every shared image in the subject's design when the sessions could not be planned.)
+   */
   testIds: number[];
   /** Voxels of the z and c regions. */
   voxels: { z: number; c: number };
@@ -113,7 +116,13 @@ export async function preflight(config: ReconstructConfig, options: RunFolderCon
         const sessions = await planNsdSessions(nsd, d);
         problems.push(...sessions.problems);
         warnings.push(...sessions.warnings);
-        const fewer = testImagesShortfall(nsd.testImages, sessions.plan?.testImages ?? testIds.length, nsd.subject);
+        // the test images are those the sessions read show (the extraction's test rows), not every shared image of the
+        // design: the dry run's 'N test images' and the shortfall warning count the same ones
+        if (sessions.plan) {
+          const shared = new Set<number>(Array.from(d.sharedix));
+          testIds = Array.from(sessions.plan.imageIds).filter((id) => shared.has(id));
+        }
+        const fewer = testImagesShortfall(nsd.testImages, testIds.length, nsd.subject);
         if (fewer) warnings.push(fewer);
         // a mask on another grid would pass until the extract stage reads the betas
         for (const t of ['z', 'c'] as const) {
