@@ -479,7 +479,7 @@ describe('encode on the pipeline stage machinery', () => {
     const images = result.trainImages + result.testImages;
     expect(dry.plan!.find((l) => l.startsWith('subject '))).toMatch(new RegExp(`; ${images} images with betas in the sessions read \\(of \\d+ in the subject's design\\)`));
     expect(dry.plan!.find((l) => l.startsWith('VAE and text encoder'))).toBe(`VAE and text encoder: ${images} images`);
-    expect(dry.estimates!.embed.basis).toMatch(new RegExp(`× ${images} images$`));
+    expect(dry.estimates!.embed.basis).toMatch(new RegExp(` s per batch of \\d+ images \\(VAE \\+ captions\\) × [\\d.]+ batches \\(${images} images\\)$`));
     expect(await markers()).toEqual(before);
   });
 

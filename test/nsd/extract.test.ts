@@ -262,6 +262,8 @@ describe('NSD cache', () => {
     // one aborted before the start reads no session; a signal that is not an AbortSignal is refused
     await expect(extractNsd({ root, subject: 1, roi: 'streams:early', onProgress, signal: ac.signal })).rejects.toThrow('cancelled after 0 of 3 sessions');
     expect(done).toEqual([1]);
+    // the signal's reason is the cause, as in the engine's CancelledError (test/cancelCause.test.ts)
+    await expect(extractNsd({ root, subject: 1, roi: 'streams:early', signal: ac.signal })).rejects.toHaveProperty('cause', ac.signal.reason);
     await expect(extractNsd({ root, subject: 1, roi: 'streams:early', signal: {} as AbortSignal })).rejects.toThrow(
       new InvalidArgumentError('extractNsd: signal must be an AbortSignal, got object'),
     );

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import { extractNsd } from '../../ts/nsd/extract.js';
 import { resolveConfig } from '../../ts/pipeline/config.js';
 import { preflight } from '../../ts/pipeline/preflight.js';
 import { reconstruct } from '../../ts/pipeline/reconstruct.js';
@@ -66,7 +67,8 @@ describe("reconstruct's preflight", () => {
     await refusedUpFront(config(), new RegExp(`img2img\\.size 512 gives 64×64 latents, but ${join(fixed, 'unet', 'model.onnx')} takes sample of 16×16 only: set img2img\\.size to 128`));
     await refusedUpFront(config({ img2img: { size: 256 } }), /img2img\.size 256 gives 32×32 latents, .* set img2img\.size to 128/);
     const pre = await preflight(resolveConfig(config({ img2img: { size: 128 } })));
-    expect(pre.testIds.length).toBe(10);
+    // the 3 sessions with betas show 9 of the design's 10 shared images: the extraction's test rows
+    expect(pre.testIds.length).toBe(9);
   });
 
   it("checks img2img.eta against the largest the model folder's schedule allows (maxEta), naming the field and the bound", async () => {
@@ -129,4 +131,33 @@ describe("reconstruct's preflight", () => {
     // a mask file on the subject's grid passes
     await preflight(resolveConfig(config({ img2img: { size: 128 }, decoders: { z: { roi: join(nsd.root, 'nsddata', 'ppdata', 'subj01', 'func1pt8mm', 'roi', 'nsdgeneral.nii.gz') }, c: { roi: 'nsdgeneral' } } })));
   });
+
+  it("img2img with fewer than 8 steps under the default 'compvis' rule is warned of, in the dry run too, naming img2img.rule 'diffusers'", async () => {
+    const few = await preflight(resolveConfig(config({ img2img: { size: 128, steps: 4 } })));
+    // strength 0.8, 4 DDIM steps (steps_offset 1): noised to t = 751, denoised from t = 501 (docs/pipeline.md)
+    expect(few.warnings).toEqual([
+      "img2img.steps 4 with img2img.rule 'compvis' (the default, TN's noise level): the latent is noised to t = 751 but the first step denoises it as t = 501, " +
+        "and with fewer than 8 steps that noise stays in the images (worse than z-only); set img2img.rule to 'diffusers' (noise at the first step that runs), or use 8 steps or more",
+    ]);
+    const dry = await reconstruct(config({ img2img: { size: 128, steps: 4 } }), { dryRun: true });
+    expect(dry.plan!.filter((l) => l.startsWith('warning: '))).toEqual([`warning: ${few.warnings[0]}`]);
+    // the 'diffusers' rule, or 8 steps: no warning
+    expect((await preflight(resolveConfig(config({ img2img: { size: 128, steps: 4, rule: 'diffusers' } })))).warnings).toEqual([]);
+    expect((await preflight(resolveConfig(config({ img2img: { size: 128, steps: 8 } })))).warnings).toEqual([]);
+  }, 120_000);
+
+  it("counts the test images of the sessions read, as the extraction does: the dry run's 'N test images' and the --test-images shortfall agree", async () => {
+    // session 1 shows fewer of the shared images than the subject's 4 design sessions
+    const ex = await extractNsd({ root: nsd.root, subject: 1, roi: 'nsdgeneral', sessions: '1' });
+    const inSession = Array.from(ex.testImageIds).sort((a, b) => a - b);
+    const all = await preflight(resolveConfig(config({ img2img: { size: 128 } })));
+    expect(inSession.length).toBeLessThan(all.testIds.length);
+    const pre = await preflight(resolveConfig(config({ img2img: { size: 128 } }, { sessions: '1' })));
+    expect(pre.testIds).toEqual(inSession);
+    const n = inSession.length;
+    const dry = await reconstruct(config({ img2img: { size: 128 } }, { sessions: '1', testImages: n + 1 }), { dryRun: true });
+    expect(dry.testImages).toBe(n);
+    expect(dry.plan!.find((l) => l.startsWith('subject 1: '))).toMatch(new RegExp(`^subject 1: ${n} test images;`));
+    expect(dry.warnings).toContain(`nsd.testImages (--test-images) is ${n + 1}, but subject 1 has only ${n} test image${n === 1 ? '' : 's'} (shared images) in the sessions read: all ${n} are reconstructed`);
+  }, 120_000);
 });

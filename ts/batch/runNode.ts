@@ -319,7 +319,7 @@ export async function runNode(node: BatchNode, ctl: NodeControl): Promise<NodeRe
       if (!ctl.depsRan && existsSync(file)) return { status: 'skipped', seconds: seconds() };
       const steps = Math.max(1, Math.ceil(w.ms / 50));
       for (let i = 0; i < steps; i++) {
-        if (ctl.signal?.aborted) throw new CancelledError(`${node.id}: ${String(ctl.signal.reason ?? 'cancelled')}`);
+        if (ctl.signal?.aborted) throw new CancelledError(`${node.id}: ${String(ctl.signal.reason ?? 'cancelled')}`, { cause: ctl.signal.reason });
         await new Promise((r) => setTimeout(r, w.ms / steps));
         ctl.progress((i + 1) / steps);
       }

@@ -192,7 +192,7 @@ async function rowsInChunks(
   let data: Float32Array | null = null;
   let shape: number[] = [];
   for (let i0 = 0; i0 < ids.length; i0 += batch) {
-    if (signal?.aborted) throw new CancelledError('shared features: cancelled');
+    if (signal?.aborted) throw new CancelledError('shared features: cancelled', { cause: signal.reason });
     const chunk = Array.from(ids.subarray(i0, i0 + batch));
     const out = await call(chunk);
     shape = out.shape.slice(1);
@@ -250,7 +250,7 @@ const WAIT_POLL_MS = 500;
 async function lockEntry(dir: string, key: string, progress: Progress, signal: AbortSignal | undefined): Promise<FolderLock> {
   let said = '';
   for (;;) {
-    if (signal?.aborted) throw new CancelledError('shared features: cancelled');
+    if (signal?.aborted) throw new CancelledError('shared features: cancelled', { cause: signal.reason });
     try {
       return await lockPath(join(dir, `${key}.lock`), `shared features entry ${join(dir, key)}`);
     } catch (e) {
@@ -260,7 +260,7 @@ async function lockEntry(dir: string, key: string, progress: Progress, signal: A
       if (line !== said) progress(0, line);
       said = line;
       await sleep(WAIT_POLL_MS, undefined, { signal }).catch(() => {
-        throw new CancelledError('shared features: cancelled');
+        throw new CancelledError('shared features: cancelled', { cause: signal?.reason });
       });
     }
   }

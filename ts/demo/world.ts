@@ -137,7 +137,7 @@ export async function buildDemoWorld(options: DemoWorldOptions, control: DemoWor
   const nsdRoot = join(out, 'nsd');
   const modelDir = join(out, 'model');
   const cancelled = () => {
-    if (control.signal?.aborted) throw new CancelledError('demo: cancelled (the world build stopped; the next demo rebuilds it)');
+    if (control.signal?.aborted) throw new CancelledError('demo: cancelled (the world build stopped; the next demo rebuilds it)', { cause: control.signal.reason });
   };
   cancelled();
   // What a killed build left (a half-written session file, a dataset folder under its temporary name) goes first.

@@ -18,7 +18,7 @@ import { extractNsd } from '../nsd/extract.js';
 import { ncsnrPath } from '../nsd/paths.js';
 import { loadRegionMask } from '../nsd/roi.js';
 import { NsdStimuli } from '../nsd/stimuli.js';
-import { designShape, fastest, noise, probeRows, ridgeEstimate, SKIPPED, timed, twoPoint, type StageEstimate } from '../pipeline/probe.js';
+import { batchedEstimate, designShape, fastest, noise, probeRows, ridgeEstimate, SKIPPED, timed, twoPoint, type StageEstimate } from '../pipeline/probe.js';
 import type { StageDef } from '../pipeline/stageRunner.js';
 import { Diffusion } from '../sd/Diffusion.js';
 import { BandedRidgeCV } from '../ridge/BandedRidgeCV.js';
@@ -98,7 +98,7 @@ export async function estimateEncodeStages(
         const probe = () => embedImages(sd, ids, source, { batch: c.featureBatch, signal });
         e = await probe(); // warm-up
         const s = await fastest(probe);
-        est.set('embed', runs('embed') ? { seconds: load + (s * images) / k, basis: `model load ${load.toFixed(1)} s + a batch of ${k} images (VAE + captions) in ${s.toFixed(2)} s × ${images} images` } : SKIPPED);
+        est.set('embed', runs('embed') ? batchedEstimate({ load, perBatch: s, k, n: images, what: 'VAE + captions' }) : SKIPPED);
       } finally {
         sd.dispose();
       }

@@ -74,7 +74,7 @@ export interface BatchOptions {
 }
 
 function checkAbort(signal?: AbortSignal): void {
-  if (signal?.aborted) throw new CancelledError('feature extraction aborted');
+  if (signal?.aborted) throw new CancelledError('feature extraction aborted', { cause: signal.reason });
 }
 
 /** Rows [r0, r1) of a matrix as a batch tensor of per-row shape `shape` (a copy of that batch only). */

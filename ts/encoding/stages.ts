@@ -67,8 +67,9 @@ export function encodeExtractOptions(c: EncodeConfig): Omit<NsdExtractOptions, '
 
 // ---- what the stages read -------------------------------------------------------------------------------
 
+// (with the stage's signal, Ctrl-C stops the session being read rather than waiting for the whole extraction)
 const betasOf = (c: EncodeConfig, ctx?: StageRunContext) =>
-  extractNsd({ ...encodeExtractOptions(c), onProgress: ctx ? (e) => ctx.progress(e.done / e.total, `session ${e.session}`, { done: e.done, total: e.total, unit: 'sessions' }) : undefined });
+  extractNsd({ ...encodeExtractOptions(c), signal: ctx?.signal, onProgress: ctx ? (e) => ctx.progress(e.done / e.total, `session ${e.session}`, { done: e.done, total: e.total, unit: 'sessions' }) : undefined });
 
 // Every output is written under a temporary name and renamed into place (a kill leaves the old file or the new one).
 const writeJson = (path: string, value: unknown): Promise<void> => writeJsonAtomic(path, value);

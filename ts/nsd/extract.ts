@@ -135,7 +135,7 @@ export async function extractNsd(opts: NsdExtractOptions): Promise<NsdExtraction
     window.push(p);
   };
   for (let k = 0; k < o.concurrency; k++) start(k);
-  const cancelled = (k: number) => new CancelledError(`extractNsd: cancelled after ${k} of ${sessions.length} session${sessions.length > 1 ? 's' : ''}; nothing written to the cache`);
+  const cancelled = (k: number) => new CancelledError(`extractNsd: cancelled after ${k} of ${sessions.length} session${sessions.length > 1 ? 's' : ''}; nothing written to the cache`, { cause: o.signal?.reason });
   for (let k = 0; k < sessions.length; k++) {
     const file = files[k];
     // a real session is a gigabyte to decode: an abort does not wait for the read in progress

@@ -18,7 +18,7 @@ import { diffusionLoadOptions } from './lazyDiffusion.js';
 import type { StageName } from './runFolder.js';
 import { IMG2IMG_UPSTREAM } from './img2imgProgress.js';
 import { extractOptions, img2imgKeptSamples } from './stages.js';
-import { designShape, fastest, noise, randomImages, ridgeEstimate, SKIPPED, timed, type StageEstimate } from './probe.js';
+import { batchedEstimate, designShape, fastest, noise, randomImages, ridgeEstimate, SKIPPED, timed, type StageEstimate } from './probe.js';
 
 export type { StageEstimate } from './probe.js';
 
@@ -94,10 +94,7 @@ export async function estimateStages(
         stimuli.close();
       }
       const load = chargeLoad();
-      est.features = {
-        seconds: load + (s * shape.featureImages) / k,
-        basis: `model load ${load.toFixed(1)} s + a batch of ${k} images (VAE + captions) in ${s.toFixed(2)} s × ${shape.featureImages} images`,
-      };
+      est.features = batchedEstimate({ load, perBatch: s, k, n: shape.featureImages, what: 'VAE + captions' });
     }
 
     if (skip.get('decoders')) est.decoders = skipped;
@@ -127,7 +124,7 @@ export async function estimateStages(
       await probe();
       const s = await fastest(probe);
       const load = chargeLoad();
-      est.zonly = { seconds: load + (s * nTest) / k, basis: `${k} latents decoded and ${2 * k} PNGs written in ${s.toFixed(2)} s × ${nTest} images` };
+      est.zonly = batchedEstimate({ load, perBatch: s, k, n: nTest, what: 'latents decoded, 2 PNGs each written' });
     }
 
     if (skip.get('img2img')) est.img2img = skipped;
@@ -174,7 +171,7 @@ export async function estimateStages(
     await evaluateReconstructions(gt, rec, opts);
     const s = await fastest(() => evaluateReconstructions(gt, rec, opts));
     const runs = 1 + g.seeds;
-    est.evaluate = { seconds: (s * runs * nTest) / k, basis: `metrics of ${k} images in ${s.toFixed(2)} s × ${nTest} images × ${runs} image sets (z-only and each seed)` };
+    est.evaluate = batchedEstimate({ perBatch: s, k, n: nTest, what: 'metrics', sets: { count: runs, what: 'image sets (z-only and each seed)' } });
   }
 
   if (skip.get('report')) est.report = skipped;

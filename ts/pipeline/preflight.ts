@@ -15,6 +15,7 @@ import { ReconstructConfigSchema } from '../config/reconstruct.js';
 import { planRun, resolvePlanOptions, type OptionLabels } from '../sd/samplingOptions.js';
 import { sdLayoutProblems } from '../sd/layoutSignature.js';
 import { readSchedulerConfig } from '../sd/schedulerConfig.js';
+import type { SamplerPlanInfo } from '../sd/index.js';
 import type { ReconstructConfig } from './config.js';
 import { decoderFitMemory } from './decoderFit.js';
 import { PreflightError } from './errors.js';
@@ -24,7 +25,10 @@ import { testImagesShortfall } from './testImagesShortfall.js';
 
 /** What the checks before a reconstruction found: the test images and the inputs the stages will read. */
 export interface PreflightResult {
-  /** Shared (test) image ids (73k, 1-based) in this subject's design, in id order. */
+  /**
+   * Shared (test) image ids (73k, 1-based) shown in the sessions the run reads (nsd.sessions), in id order: the
+   * extraction's test rows. (Every shared image in the subject's design when the sessions could not be planned.)
+   */
   testIds: number[];
   /** Voxels of the z and c regions. */
   voxels: { z: number; c: number };
@@ -33,7 +37,8 @@ export interface PreflightResult {
   fits: string[];
   /**
    * What is suspicious but not wrong: a session missing between sessions that have betas (planNsdSessions); more
-   * test images asked for (nsd.testImages) than the sessions read hold (testImagesShortfall).
+   * test images asked for (nsd.testImages) than the sessions read hold (testImagesShortfall); img2img steps too few
+   * for the 'compvis' noise rule (fewStepsWarning).
    */
   warnings: string[];
 }
@@ -68,8 +73,12 @@ export async function preflight(config: ReconstructConfig, options: RunFolderCon
   // the img2img stage's plan (DDIM's eta against the schedule's maxEta, …), from the folder's scheduler config as the
   // run loads it, without the U-Net: here, not when the stage starts after extraction, features and decoders ran
   if (isDir(model.dir)) {
-    const problem = await img2imgPlanProblem(config);
-    if (problem) problems.push(problem);
+    const planned = await img2imgPlan(config);
+    if ('problem' in planned) problems.push(planned.problem);
+    else {
+      const few = fewStepsWarning(config.img2img, planned.plan);
+      if (few) warnings.push(few);
+    }
   }
   for (const n of config.evaluation.networks) if (!existsSync(n.path)) problems.push(`feature network '${n.name}': ${n.path} does not exist`);
   if (config.evaluation.networks.length > 0 && !onnxruntimeNodeInstalled()) {
@@ -107,7 +116,13 @@ export async function preflight(config: ReconstructConfig, options: RunFolderCon
         const sessions = await planNsdSessions(nsd, d);
         problems.push(...sessions.problems);
         warnings.push(...sessions.warnings);
-        const fewer = testImagesShortfall(nsd.testImages, sessions.plan?.testImages ?? testIds.length, nsd.subject);
+        // the test images are those the sessions read show (the extraction's test rows), not every shared image of the
+        // design: the dry run's 'N test images' and the shortfall warning count the same ones
+        if (sessions.plan) {
+          const shared = new Set<number>(Array.from(d.sharedix));
+          testIds = Array.from(sessions.plan.imageIds).filter((id) => shared.has(id));
+        }
+        const fewer = testImagesShortfall(nsd.testImages, testIds.length, nsd.subject);
         if (fewer) warnings.push(fewer);
         // a mask on another grid would pass until the extract stage reads the betas
         for (const t of ['z', 'c'] as const) {
@@ -156,12 +171,12 @@ const IMG2IMG_FIELDS: OptionLabels = {
 };
 
 /**
- * What the img2img stage's plan refuses, named by the config's fields: an eta above the largest the schedule
+ * The img2img stage's plan, or what it refuses, named by the config's fields: an eta above the largest the schedule
  * allows ('img2img.eta 1.5 is too large for this schedule: … up to eta 1.00… here'), a schedule the engine cannot
  * plan, a scheduler_config.json it cannot read. The schedule is the model folder's (img2img.scheduler runs whatever
  * class the file names, as lazyDiffusion loads it), read as the CLI's `sd img2img` reads it before loading.
  */
-async function img2imgPlanProblem(config: Pick<ReconstructConfig, 'model' | 'img2img'>): Promise<string | null> {
+async function img2imgPlan(config: Pick<ReconstructConfig, 'model' | 'img2img'>): Promise<{ plan: SamplerPlanInfo } | { problem: string }> {
   const g = config.img2img;
   let plan;
   try {
@@ -172,13 +187,30 @@ async function img2imgPlanProblem(config: Pick<ReconstructConfig, 'model' | 'img
       IMG2IMG_FIELDS,
     );
   } catch (e) {
-    return (e as Error).message;
+    return { problem: (e as Error).message };
   }
   try {
-    planRun(plan);
-    return null;
+    return { plan: planRun(plan) };
   } catch (e) {
     // (the engine's words name no field: the settings it planned from are named instead)
-    return `img2img (${g.scheduler}, steps ${g.steps}, strength ${g.strength}): ${(e as Error).message}`;
+    return { problem: `img2img (${g.scheduler}, steps ${g.steps}, strength ${g.strength}): ${(e as Error).message}` };
   }
+}
+
+/** Below this many steps the 'compvis' rule's extra step of noise is left in the images (docs/pipeline.md, "Few img2img steps"). */
+export const COMPVIS_MIN_STEPS = 8;
+
+/**
+ * The warning for img2img under the 'compvis' rule (the default: TN's noise level) with fewer than COMPVIS_MIN_STEPS
+ * steps. That rule noises z one DDIM step above the first step that runs; the step is 1000/steps timesteps, so with
+ * a handful of steps the sampler starts from a latent noisier than it believes and the noise stays in the images
+ * (the demo's final PixCorr 0.29 at 4 steps, below z-only's 0.82). The 'diffusers' rule noises to the first step.
+ */
+export function fewStepsWarning(g: Pick<ReconstructConfig['img2img'], 'rule' | 'steps'>, plan: Pick<SamplerPlanInfo, 'noiseTimestep' | 'runs'>): string | null {
+  if (g.rule !== 'compvis' || g.steps >= COMPVIS_MIN_STEPS || plan.runs.length === 0) return null;
+  return (
+    `img2img.steps ${g.steps} with img2img.rule 'compvis' (the default, TN's noise level): the latent is noised to t = ${plan.noiseTimestep} ` +
+    `but the first step denoises it as t = ${plan.runs[0].timestep}, and with fewer than ${COMPVIS_MIN_STEPS} steps that noise stays in the ` +
+    `images (worse than z-only); set img2img.rule to 'diffusers' (noise at the first step that runs), or use ${COMPVIS_MIN_STEPS} steps or more`
+  );
 }

@@ -60,7 +60,7 @@ interface ImageIds {
 const rel = (c: ReconstructConfig, p: string) => relative(c.out, p);
 
 function checkAbort(signal?: AbortSignal): void {
-  if (signal?.aborted) throw new CancelledError('reconstruct: cancelled');
+  if (signal?.aborted) throw new CancelledError('reconstruct: cancelled', { cause: signal.reason });
 }
 
 async function writeJson(p: string, v: unknown): Promise<void> {
@@ -89,6 +89,8 @@ async function extraction(ctx: StageContext, t: 'z' | 'c'): Promise<NsdExtractio
   return extractNsd({
     ...extractOptions(ctx.config, t),
     onProgress: (e) => ctx.progress((t === 'z' ? 0 : 0.5) + (0.5 * e.done) / e.total, `${t}: session ${e.session}`),
+    // Ctrl-C stops the read in progress (a session is a gigabyte to decode), not after the whole extraction
+    signal: ctx.signal,
   });
 }
 
@@ -262,7 +264,7 @@ export async function decodersStage(ctx: StageContext): Promise<StageOutput> {
   for (const [k, t] of (['z', 'c'] as const).entries()) {
     checkAbort(ctx.signal);
     const d = c.decoders[t];
-    const ex = await extractNsd(extractOptions(c, t));
+    const ex = await extractNsd({ ...extractOptions(c, t), signal: ctx.signal });
     const feats = await readMatrixNpy(t === 'z' ? p.zFeatures : p.cFeatures, `${t} features`);
     const y = gatherRows(feats, rowOf, ex.trainImageIds);
     // (the options the preflight planned this fit's memory with)

@@ -155,6 +155,7 @@ See docs/data.md.`,
         new CancelledError(
           `nsd extract: interrupted (SIGINT) after ${seconds((performance.now() - t0) / 1000)}; nothing written to ${flags.out}` +
             (flags.cache === false ? '' : cached ? ' (the completed extraction is in the cache)' : ' nor to the cache'),
+          { cause: ac.signal.reason },
         );
       const ex = await extractNsd({
         root: flags.root,

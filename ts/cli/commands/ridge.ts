@@ -247,7 +247,7 @@ safetensors.numpy.load_file(path).`,
       const model = await new RidgeCV(options)
         .fit(x, y, { onProgress: (p) => bar.update(p.fraction, p.stage), signal: ac.signal })
         .catch((e: unknown) => {
-          if (e instanceof CancelledError) throw new CancelledError(`ridge fit: interrupted (SIGINT) after ${seconds((performance.now() - t0) / 1000)}; no model written to ${out}`);
+          if (e instanceof CancelledError) throw new CancelledError(`ridge fit: interrupted (SIGINT) after ${seconds((performance.now() - t0) / 1000)}; no model written to ${out}`, { cause: ac.signal.reason });
           // The engine's refusal names no file: name it, and the first bad element, as the reader would have.
           if (e instanceof NonFiniteError) {
             for (const [m, name, path] of [[x, 'X', flags.x], [y, 'Y', flags.y]] as const) {

@@ -154,7 +154,7 @@ export async function runOnBatchLayer(batch: ResolvedBatch, single: 'reconstruct
     cancelling = cancelBatch(plan.id, { redis: queue!.redis }).catch((e: unknown) => console.error(`brainlatent serve: cancelling batch ${plan.id} in Redis failed: ${(e as Error).message}`));
   };
   // (a job cancelled before it got here submits nothing: an abort listener added now would never fire)
-  if (control.signal.aborted) throw new CancelledError(`batch ${plan.id}: cancelled before it started`);
+  if (control.signal.aborted) throw new CancelledError(`batch ${plan.id}: cancelled before it started`, { cause: control.signal.reason });
   if (queue) control.signal.addEventListener('abort', cancelQueued, { once: true });
   let r;
   try {
@@ -174,7 +174,7 @@ export async function runOnBatchLayer(batch: ResolvedBatch, single: 'reconstruct
     // done, failed or cancelled: the U-Net work of the shards that ran in this batch (not those a resumed run skipped)
     reportUnet([...jobs.values()], control);
   }
-  if (r.state === 'cancelled' || control.signal.aborted) throw new CancelledError(`batch ${plan.id} cancelled`);
+  if (r.state === 'cancelled' || control.signal.aborted) throw new CancelledError(`batch ${plan.id} cancelled`, control.signal.aborted ? { cause: control.signal.reason } : undefined);
   const result: Record<string, unknown> = { batch: plan.id, state: r.state, counts: r.counts, summary: r.summary, jobs: planNodes(plan).length };
   if (r.state === 'failed') {
     const first = r.jobs.find((j) => j.state === 'failed');

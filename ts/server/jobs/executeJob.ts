@@ -74,7 +74,11 @@ function reconstructSummary(r: ReconstructResult, control: JobControl): Record<s
 }
 
 const fromReconstruct = (control: JobControl, shift = 0, total: number = STAGES.length) => (p: ReconstructProgress) =>
-  control.progress({ stage: p.stage, index: p.index + shift, stages: total, fraction: p.fraction, message: p.message, status: p.status });
+  control.progress({
+    stage: p.stage, index: p.index + shift, stages: total, fraction: p.fraction, message: p.message, status: p.status,
+    // (with the samples a resumed img2img reused: the board's rate leaves them out)
+    ...(p.count ? { count: { done: p.count.done, total: p.count.total, ...(p.count.reused ? { reused: p.count.reused } : {}) } } : {}),
+  });
 
 /** The demo world's build as the job's first stage, 'world': its fraction, and the phase (with its count) as the message. */
 const fromWorld = (control: JobControl, stages: number) => (p: DemoWorldProgress) =>

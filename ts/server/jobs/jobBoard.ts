@@ -127,7 +127,9 @@ export class JobBoard {
       e.stageSkipped = true;
     }
     const fraction = Math.max(0, Math.min(1, p.fraction));
-    e.rate.add(now, fraction);
+    // the CLI's rule (RateEstimator): from the stage's first progress of this job's own work; samples a resumed
+    // img2img reused count in the fraction, not in the rate
+    e.rate.add(now, fraction, p.count?.done, p.count?.reused, p.count?.total);
     const rate = e.rate.fractionRate();
     const eta = e.rate.eta();
     const progress: JobProgress = {

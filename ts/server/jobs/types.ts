@@ -62,6 +62,11 @@ export interface StageUpdate {
   status?: 'running' | 'skipped' | 'done';
   /** With 'done': the stage's wall time by the job's own clock (its jobs' start to end on the batch layer). */
   seconds?: number;
+  /**
+   * Items done in the stage, when it counts them. `reused`: of `done`, items an earlier run made (a resumed img2img's
+   * samples), with `total` their share of the fraction: not this job's work, so not in its rate (as the CLI's bar).
+   */
+  count?: { done: number; total: number; reused?: number };
 }
 
 /** What a running job gets: its signal and where to report progress. */
