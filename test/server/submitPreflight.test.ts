@@ -52,7 +52,7 @@ describe('encode and batch jobs are preflighted at submission', { timeout: 300_0
     expect(problems.every((p) => p.startsWith('body.config: ')), problems.join('\n')).toBe(true);
     // (the server's paths shown relative to its root)
     expect(problems).toContainEqual(expect.stringMatching(/^body\.config: subject 2 has no betas in world\/nsd \(/));
-    expect(problems).toContainEqual(expect.stringMatching(/^body\.config: nsd\.roi 'streams': world\/nsd\/nsddata\/ppdata\/subj02\/.*: file not found$/));
+    expect(problems).toContainEqual(expect.stringMatching(/^body\.config: nsd\.roi 'streams': region streams: atlas streams not found: its volume world\/nsd\/nsddata\/ppdata\/subj02\/func1pt8mm\/roi\/streams\.nii\.gz does not exist$/));
     expect(JSON.stringify(r.json)).not.toContain(s.root);
     await nothingWritten('encode', 'enc/bad');
   });
