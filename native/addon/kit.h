@@ -4,10 +4,9 @@
 //   integers, arrays by type and length), and the enum tables of every string option.
 // - Results: vectors handed to JS as typed arrays (large ones without a copy).
 // - Cancellation: one cancel token (createCancelToken/cancel) that every async job accepts.
-// - Jobs: one async job kit (run_job) that runs core work on the engine's own threads (never libuv's
-//   pool, which fs, dns, zlib and crypto need), delivers its progress events through a thread-safe
-//   function, maps its errors, holds its inputs alive, and settles its promise only after every
-//   progress event has been delivered.
+// - Jobs: one async job class (run_job) that runs core work on a libuv worker thread, delivers its
+//   progress events through a thread-safe function, maps its errors, holds its inputs alive, and
+//   settles its promise only after every progress event has been delivered.
 // Entry points copy their arguments into plain core structs on the JS thread; the worker never
 // touches V8.
 #pragma once
@@ -194,9 +193,7 @@ class CancelToken {
 };
 
 // ------------------------------------------------------------------ jobs
-struct JobOptions;
-
-// What the job's thread sees: the cancel flag and a way to post progress events.
+// What the worker thread sees: the cancel flag and a way to post progress events.
 class JobContext {
  public:
   // Null when the job has no cancel token.
@@ -212,7 +209,7 @@ class JobContext {
   std::function<void(double, const std::string&)> fraction_progress() const;
 
  private:
-  friend Napi::Promise run_job(Napi::Env, const char*, std::function<void(JobContext&)>, std::function<Napi::Value(Napi::Env)>, JobOptions);
+  friend class JobWorker;
   CancelTokenPtr cancel_;
   std::function<void(std::function<std::vector<napi_value>(Napi::Env)>)> post_;
 };
@@ -226,19 +223,15 @@ struct JobOptions {
 using JobWork = std::function<void(JobContext&)>;
 using JobDone = std::function<Napi::Value(Napi::Env)>;
 
-// Queues `work` on one of the engine's job threads and returns the promise it settles: resolved with
+// Queues `work` on a libuv worker thread and returns the promise it settles: resolved with
 // done(env) on the JS thread, or rejected with the mapped failure (named after `name`). Every
-// progress event posted by `work` is delivered before the promise settles, never after. At most 4
-// jobs compute at once (as many as libuv's default pool ran); the rest wait in call order. Not on
-// libuv's pool: four long jobs there (four concurrent fits) left no thread to the process's fs, dns,
-// zlib and crypto calls. An environment torn down (a worker thread ending) cancels its jobs and
-// waits for their work to stop.
+// progress event posted by `work` is delivered before the promise settles, never after.
 Napi::Promise run_job(Napi::Env env, const char* name, JobWork work, JobDone done, JobOptions options = {});
 
 // Jobs of this process from now on compute on a thread of their own at `niceness` steps below the
-// process's CPU priority (0: on the engine's job thread itself, the default), while the job thread
-// waits for it. A service sets it so that its event loop wins the cores from its own compute (a job
-// thread's priority could not be raised back once lowered). Linux; a no-op elsewhere.
+// process's CPU priority (0: on the libuv worker itself, the default), while the libuv worker waits
+// for it. A service sets it so that its event loop wins the cores from its own compute (a libuv
+// worker's priority could not be raised back once lowered). Linux; a no-op elsewhere.
 void set_job_niceness(int niceness);
 
 }  // namespace brainlatent::addon

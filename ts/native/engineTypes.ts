@@ -51,7 +51,7 @@ export interface EngineBinding {
   replaceProcess(file: string, args: string[]): never;
   /**
    * This process's engine jobs (every async call: fits, the sampler, decoding) from now on compute on a thread of
-   * their own `niceness` steps below the process's CPU priority (0: on the engine's job threads, the default). Linux.
+   * their own `niceness` steps below the process's CPU priority (0: on libuv's workers, the default). Linux.
    */
   setJobNiceness(niceness: number): void;
   /**
