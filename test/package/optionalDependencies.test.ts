@@ -188,12 +188,12 @@ describe('without the optional packages (dist/, a slim node_modules)', () => {
     }
   });
 
-  // (the smallest demo: 16 px stimuli, 2 test images, 1 seed, 4 steps; then an encode of z on its world)
+  // (the smallest demo: 16 px stimuli, 2 test images, 1 seed, 8 steps — fewer would add the compvis few-steps warning; then an encode of z on its world)
   it('demo and encode run to the end and write their reports, each chart or the viewer a note with the install line; one warning; installing the packages redoes the report alone', () => {
     const run = (...args: string[]) => spawnSync(process.execPath, [join(dir, 'dist', 'cli', 'main.js'), ...args], { cwd: dir, encoding: 'utf8', timeout: 240_000 });
     const warnings = (stderr: string) => stderr.split('\n').filter((l) => /^warning: /.test(l));
     const charts = `npm install ${pin('vega')} ${pin('vega-lite')}`;
-    const demoArgs = ['demo', '--out', join(dir, 'demo'), '--image-size', '16', '--test-images', '2', '--seeds', '1', '--steps', '4'];
+    const demoArgs = ['demo', '--out', join(dir, 'demo'), '--image-size', '16', '--test-images', '2', '--seeds', '1', '--steps', '8'];
     const demo = run(...demoArgs);
     expect(demo.status, demo.stderr).toBe(0);
     expect(warnings(demo.stderr)).toEqual([
