@@ -123,6 +123,18 @@ describe("a run folder's report.html, served", () => {
     expect(readFileSync(join(s.root, 'run1', 'report.html'), 'utf8')).toBe(written);
   });
 
+  it('rewrites a report over 64 MiB too (an encode report with many base64 volumes; before: served as it was)', async () => {
+    const big = join(s.root, 'run1', 'big.html');
+    // (a data block of 65 MiB, as the encode report embeds its volumes, before the same report)
+    writeFileSync(big, `<script type="application/octet-stream" id="vol">${'QUFB'.repeat(65 << 18)}</script>\n${written}`);
+    const r = await fetch(`${s.url}/v1/jobs/${id}/files/big.html`);
+    expect(r.status).toBe(200);
+    const text = await r.text();
+    // (booleans: a failed toContain would ship the 65 MiB text to the test runner)
+    for (const leaked of [s.root, ORT, '/data/nsd', 'opt-models']) expect(text.includes(leaked), leaked).toBe(false);
+    expect(text.length > 65 << 20).toBe(true);
+  });
+
   describe.skipIf(!chromiumPath)('in a real browser', () => {
     let browser: Browser;
     beforeAll(async () => {

@@ -75,7 +75,11 @@ export async function listRunFolder(dir: string, limit = 10_000): Promise<RunFil
 const REWRITTEN = new Set(['.json', '.csv', '.txt']);
 const HTML = new Set(['.html']);
 
-/** Larger text files are served as they are (metadata is far smaller; a table this large is numbers). */
+/**
+ * Larger .json/.csv/.txt files are served as they are (metadata is far smaller; a table this large is numbers).
+ * An HTML report is rewritten whatever its size: an encode report embeds its volumes (base64, ~4 MB a map) and
+ * can pass this while its text still names server paths.
+ */
 const MAX_REWRITTEN_BYTES = 64 << 20;
 
 export async function sendRunFile(reply: FastifyReply, dir: string, rel: string, paths?: PathHiding): Promise<FastifyReply> {
@@ -88,7 +92,7 @@ export async function sendRunFile(reply: FastifyReply, dir: string, rel: string,
   void reply.header('content-type', type).header('content-length', String(st.size)).header('x-content-type-options', 'nosniff').header('cache-control', 'no-cache');
   if (type.startsWith('text/html')) void reply.header('content-security-policy', REPORT_CSP);
   const ext = extname(file).toLowerCase();
-  if (paths && (REWRITTEN.has(ext) || HTML.has(ext)) && st.size <= MAX_REWRITTEN_BYTES) {
+  if (paths && (HTML.has(ext) || (REWRITTEN.has(ext) && st.size <= MAX_REWRITTEN_BYTES))) {
     const text = await readFile(file, 'utf8');
     const body = Buffer.from(REWRITTEN.has(ext) ? paths.hidden(text) : hiddenHtml(text, file, paths), 'utf8');
     return reply.header('content-length', String(body.length)).send(body);
