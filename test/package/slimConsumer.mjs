@@ -50,7 +50,7 @@ const install = (...names) => `npm install ${names.map((n) => `${n}@${pins[n]}`)
 {
   const cli = (...args) => spawnSync('npx', ['--no-install', 'brainlatent', ...args], { encoding: 'utf8', timeout: 300_000 });
   const warnings = (stderr) => stderr.split('\n').filter((l) => l.startsWith('warning: '));
-  const demo = cli('demo', '--out', 'demo', '--image-size', '16', '--test-images', '2', '--seeds', '1', '--steps', '4');
+  const demo = cli('demo', '--out', 'demo', '--image-size', '16', '--test-images', '2', '--seeds', '1', '--steps', '8'); // (fewer adds the compvis few-steps warning)
   assert.equal(demo.status, 0, `brainlatent demo exited ${demo.status ?? demo.signal}:\n${demo.stdout}${demo.stderr}`);
   const charts = install('vega', 'vega-lite');
   assert.deepEqual(warnings(demo.stderr).map((l) => l.includes(`not installed (optional dependencies of brainlatent); ${charts}, then`)), [true], demo.stderr);
