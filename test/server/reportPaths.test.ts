@@ -84,6 +84,14 @@ describe('hiddenHtml', () => {
     expect(hiddenHtml(page, `${root}/r/report.html`, paths)).toBe(page);
   });
 
+  // (before, a path after '&quot;' (a report's <pre> of a config, an attribute's escaped quote) reached the client)
+  it('hides a path after an HTML-escaped quote, and a climbing one, without eating the entity', () => {
+    const page = `<pre>{&quot;ort&quot;: &quot;${ORT}&quot;, &quot;model&quot;: &quot;../../opt-models/sd&quot;, &quot;nsd&quot;: &quot;${root}/world/nsd&quot;, &quot;up&quot;: &quot;../run2&quot;}</pre><img title="say &quot;${ORT}&quot;" src=a.png>`;
+    expect(hiddenHtml(page, `${root}/run1/report.html`, paths)).toBe(
+      `<pre>{&quot;ort&quot;: &quot;${ESCAPED}&quot;, &quot;model&quot;: &quot;${ESCAPED}&quot;, &quot;nsd&quot;: &quot;world/nsd&quot;, &quot;up&quot;: &quot;../run2&quot;}</pre><img title="say &quot;${ESCAPED}&quot;" src=a.png>`,
+    );
+  });
+
   it('quotes a bare attribute value it rewrites', () => {
     expect(hiddenHtml(`<img title=${ORT} src=a.png>`, `${root}/r/report.html`, paths)).toBe(`<img title="${ESCAPED}" src=a.png>`);
   });

@@ -78,4 +78,16 @@ describe("a run folder's files, served", () => {
     expect(hiddenPaths('<p>a/b 1/2 it/s https://x.org/a/b</p> //c "/"', ['/data'])).toBe('<p>a/b 1/2 it/s https://x.org/a/b</p> //c "/"');
     expect(hiddenPaths('"/data/runs/s1" "/data" "/opt/x/y" (/usr/lib/z)', ['/data'])).toBe(`"runs/s1" "." "${SERVER_PATH}" (${SERVER_PATH})`);
   });
+
+  // (before, a path after '&quot;', '&#39;', a backtick, '|', '>' or ';' was left as it was: only "'\s(=,[{: were known)
+  it('hiddenPaths hides a path after an escaped quote, a backtick, a pipe, a tag or a semicolon, and ends it before an entity', () => {
+    const S = SERVER_PATH;
+    expect(hiddenPaths('&quot;/opt/x/y&quot; &#39;/opt/x/y&#39; `/opt/x/y` a|/opt/x/y <b>/opt/x/y</b> a;/opt/x/y', ['/data'])).toBe(
+      `&quot;${S}&quot; &#39;${S}&#39; \`${S}\` a|${S} <b>${S}</b> a;${S}`,
+    );
+    expect(hiddenPaths('&quot;/data/runs/x&quot; PATH=/usr/bin:/opt/x/y file:///etc/passwd', ['/data'])).toBe(`&quot;runs/x&quot; PATH=${S}:${S} file://${S}`);
+    // URLs, relative paths and names with a slash are not absolute paths
+    const kept = 'http://[::1]/a/b http://h:8080/a/b https://x.org/a/b ./a/b ../a/b ~/a/b ${d}/a/b @/a/b #/a/b é/a/b a-/b/c file://host/a/b </div> <br/> 10 MB/s 1/2/3';
+    expect(hiddenPaths(kept, ['/data'])).toBe(kept);
+  });
 });

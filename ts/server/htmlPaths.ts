@@ -13,7 +13,7 @@
  */
 import { dirname, resolve } from 'node:path';
 
-import { SERVER_PATH } from './rootPaths.js';
+import { PATH_CHAR, PATH_START, SERVER_PATH } from './rootPaths.js';
 
 export interface PathHiding {
   /** Root-relative, and other absolute paths replaced by SERVER_PATH (RootFolder.hidden). */
@@ -33,8 +33,8 @@ const TOKEN = /<!--[\s\S]*?(?:-->|$)|<![^>]*>?|<(script|style)\b((?:"[^"]*"|'[^'
 // an attribute with a value: its name, '=', and the value double-quoted, single-quoted or bare
 const ATTRIBUTE = /(\s[^\s"'>/=]+)(\s*=\s*)(?:"([^"]*)"|'([^']*)'|([^\s"'=<>`]+))/g;
 
-// a relative path that starts by climbing ('../'), where a value or a word starts (as rootPaths.ts's OUTSIDE_PATH)
-const CLIMBING_PATH = /(?<=^|["'\s(=,[{:>])(?:\.\.\/)+[^\s"'<>\\:,;()[\]{}]*/g;
+// a relative path that starts by climbing ('../'), where a path can start (after '&quot;' too, as an absolute one)
+const CLIMBING_PATH = new RegExp(`${PATH_START}(?:\\.\\.\\/)+(?:${PATH_CHAR}|\\/)*`, 'gu');
 
 // a data: URL (an embedded image)
 const DATA_URL = /^\s*data:/i;

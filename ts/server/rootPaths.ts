@@ -81,8 +81,22 @@ function rootPatterns(roots: readonly string[]): [RegExp, RegExp | null][] {
 /** What a served text file shows in place of a server path outside the root (the ONNX Runtime library's, …). */
 export const SERVER_PATH = '<server path>';
 
-// an absolute path of two or more segments where a value or a word starts (not '</div>', not 'a/b', not a URL's '//')
-const OUTSIDE_PATH = /(?<=^|["'\s(=,[{:])\/[^\s"'<>\\/:,;()[\]{}]+(?:\/[^\s"'<>\\/:,;()[\]{}]*)+/g;
+/**
+ * Where a path can start: not after a character that continues a name, a relative path or a URL ('a/b', '1/2',
+ * './x', '~/x', 'a-/x', '%2F/x', '@/alias', a glob's '*', '#/route', '?/q', '(a)/b', '[::1]/x', '${dir}/x', a URL's
+ * '//host'); so after anything else: a quote of any kind (" ' ` and their HTML escapes '&quot;' '&#39;', which end
+ * in ';'), a space, '>' (text after a tag), '|', '=', ':', ',', an opening bracket, or the start of the text.
+ */
+export const PATH_START = String.raw`(?<![\p{L}\p{N}\p{M}_.~%+@*#?/\-)\]}])`;
+/**
+ * A character of a path's segment: not a space, a quote, a bracket, a separator, and not the start of an HTML
+ * character reference ('/x/y&quot;' ends before '&quot;'). For a regular expression with the 'u' flag.
+ */
+export const PATH_CHAR = String.raw`(?:(?!&(?:#\d+|#[xX][\da-fA-F]+|[a-zA-Z]\w*);)[^\s"'\x60<>\\/:,;|()[\]{}])`;
+
+// an absolute path of two or more segments where a path can start, or a file URL's ('file:///etc/x'); not
+// '</div>' (one segment), not 'a/b', not a URL's 'https://host/a/b'
+const OUTSIDE_PATH = new RegExp(`(?:${PATH_START}|(?<=\\bfile:\\/\\/))\\/${PATH_CHAR}+(?:\\/${PATH_CHAR}*)+`, 'gu');
 
 /** `text` with the server's paths under `roots` made root-relative, and every other absolute path replaced by SERVER_PATH. */
 export function hiddenPaths(text: string, roots: readonly string[]): string {
