@@ -26,6 +26,7 @@ import type {
 } from '../native/samplerTypes.js';
 import { ClipTokenizer } from './clipTokenizer.js';
 import { checkModelLayout, SD_COMPONENTS, type SdComponent } from './modelLayout.js';
+import { checkModelFile } from './modelRoots.js';
 import { loadFailure, modelSource } from './modelSource.js';
 import { nativeSessionOptions, ORT_SESSION_OPTION_KEYS, type OrtSessionOptions } from './native.js';
 import { GUIDANCE_EXPECTED, MAX_GUIDANCE, MAX_SEED, SEED_EXPECTED } from './optionBounds.js';
@@ -242,6 +243,7 @@ export class Diffusion {
       for (const cfg of ['vae_decoder/config.json', 'vae/config.json']) {
         // absent: SD 1.x's 0.18215; present, it must parse (a typed error naming file:line:column)
         if (!existsSync(join(dir, cfg))) continue;
+        await checkModelFile(join(dir, cfg), 'the file');
         const json = await readJsonObject(join(dir, cfg), 'a VAE config object');
         if (json.scaling_factor !== undefined) {
           if (!isPositiveFinite(json.scaling_factor)) {

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { FormatError } from '../errors.js';
 import { fileOpenError } from '../io/byteStream.js';
 import { readJsonObject } from '../io/json.js';
+import { checkModelFile } from './modelRoots.js';
 
 const PATTERN = /<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+/giu;
 
@@ -70,6 +71,8 @@ export class ClipTokenizer {
   /** Reads tokenizer/vocab.json, merges.txt and (if present) tokenizer_config.json of a model folder. */
   static async fromFolder(modelDir: string): Promise<ClipTokenizer> {
     const dir = join(modelDir, 'tokenizer');
+    // (under a service's model roots, each file inside them, links followed)
+    for (const f of ['vocab.json', 'merges.txt', 'tokenizer_config.json']) await checkModelFile(join(dir, f), 'the file');
     // A missing or malformed file is a typed error naming it (file:line:column for JSON).
     const vocab = (await readJsonObject(join(dir, 'vocab.json'), 'a CLIP vocabulary (token → id)')) as Record<string, number>;
     let mergesText: string;

@@ -10,12 +10,14 @@
  * (readModelWithWeightRefs: the graph alone, a few MB) with the external data read from the blobs' folder. So
  * is a model whose Constant nodes or subgraphs (If branches, Loop bodies) have external data behind links: onnx's
  * checker, which ONNX Runtime runs on them, refuses data that is a link. A folder without links is loaded by
- * path, as always, and its model.onnx is not read here.
+ * path, as always, and its model.onnx is not read here, except under a service's model roots (modelRoots.ts), where
+ * every model is read so that its files are checked to lie inside them, links followed.
  */
 import { lstat, readdir, realpath } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 import { InvalidArgumentError } from '../errors.js';
+import { modelRoots } from './modelRoots.js';
 import { externalDataRefusal, isInside, readModelWithWeightRefs } from './onnxWeightRefs.js';
 
 /** The model file to load by path, or (`bytes` given) its bytes with its external data in `externalDataFolder`. */
@@ -48,7 +50,8 @@ async function mayBeRefused(path: string): Promise<boolean> {
 
 /** How to load the model at `path` (an existing file); `what` names it in errors ('unet', 'OnnxModel'). */
 export async function modelSource(path: string, what = 'model'): Promise<ModelSource> {
-  if (!(await mayBeRefused(path))) return { path };
+  // (under a service's model roots the model is read whatever its folder: its files, links followed, are checked)
+  if (modelRoots().length === 0 && !(await mayBeRefused(path))) return { path };
   const r = await readModelWithWeightRefs(path, { what });
   if (r.byPath) return { path };
   if (r.unloadable) throw new InvalidArgumentError(r.unloadable);

@@ -21,7 +21,10 @@
  * attribute kept as a byte range unless a tensor in it has external data, whose location then goes the way of the
  * initializers' below. A location must name a file in the model's folder: an absolute one, or one that climbs out
  * with '..', is refused naming the model file and the tensor, before any file it names is looked at (ONNX Runtime
- * refuses them too; rewritten to the file's real folder they would be read from anywhere).
+ * refuses them too; rewritten to the file's real folder they would be read from anywhere), as is a drive-relative
+ * 'C:w.pb', and a tensor with two 'location' entries (ONNX Runtime reads the last non-empty one: the check must
+ * see the one it reads). Under a service's model roots (modelRoots.ts), the model file and every external data file
+ * must lie inside them, links followed.
  *
  * External data behind links: ONNX Runtime 1.30 refuses external data whose real path (links followed) is outside
  * the model's folder ("External data path escapes model directory"). A Hugging Face cache snapshot links each file
@@ -36,6 +39,7 @@ import { lstat, open, realpath, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, relative, resolve, win32 } from 'node:path';
 
 import { FormatError, MissingFileError } from '../errors.js';
+import { checkModelFile } from './modelRoots.js';
 import { eachField, encodeVarint, FileWindow, onnx, type ProtoField } from './onnxProto.js';
 
 type IModel = import('onnx-proto').onnx.IModelProto;
@@ -117,6 +121,8 @@ interface Tensor {
   /** An external one: the tensor without data as it is in the file, and its external_data location (or null). */
   tensor?: ITensor;
   location?: string | null;
+  /** Every location it names, when it names more than one (refused). */
+  locations?: string[];
   /** A graph initializer of the model's own graph (else a node's or a subgraph's tensor, which onnx's checker sees). */
   top: boolean;
   /**
@@ -156,8 +162,10 @@ async function readTensor(w: FileWindow, t: ProtoField, location: string, minByt
   if (external) {
     // (no raw_data: the message is its name, shape and external_data, a few hundred bytes)
     const tensor = onnx.TensorProto.decode(await w.bytes(t.data, t.end - t.data));
-    const location = tensor.externalData?.find((e) => e.key === 'location')?.value ?? null;
-    return { ...base, byRef: null, rawBytes: 0, external, tensor, location };
+    const named = (tensor.externalData ?? []).filter((e) => e.key === 'location').map((e) => e.value ?? '');
+    // (two 'location' entries: ONNX Runtime reads the last non-empty one, a check of the first would miss it)
+    if (named.length > 1) return { ...base, byRef: null, rawBytes: 0, external, tensor, location: named[0], locations: named };
+    return { ...base, byRef: null, rawBytes: 0, external, tensor, location: named[0] ?? null };
   }
   if (!raw || raw.end - raw.data < minBytes || (await varint(TENSOR_DATA_TYPE)) === onnx.TensorProto.DataType.STRING) {
     return { ...base, byRef: null, rawBytes: 0, external };
@@ -333,7 +341,8 @@ interface DataPlan {
  */
 function locationProblem(location: string): string | null {
   if (location.length === 0) return 'an empty location';
-  if (isAbsolute(location) || win32.isAbsolute(location)) return 'an absolute path';
+  // (a drive-relative 'C:foo' is not absolute to win32.isAbsolute, but names a folder of drive C: all the same)
+  if (isAbsolute(location) || win32.isAbsolute(location) || /^[a-zA-Z]:/.test(location)) return 'an absolute path';
   if (location.split(/[\\/]/).includes('..')) return "a path that climbs out of the model's folder with '..'";
   return null;
 }
@@ -428,6 +437,8 @@ export async function readModelWithWeightRefs(path: string, options: { what?: st
   const minBytes = options.minBytes ?? MIN_REFERENCED_BYTES;
   if (!existsSync(path)) throw new MissingFileError(`${path}: no ${what} model (expected an SD 1.x ONNX folder with ${basename(dirname(path))}/model.onnx)`);
   const folder = resolve(dirname(path));
+  // (a service's model roots: the file ONNX Runtime would read, links followed, inside them)
+  await checkModelFile(path, 'the model file');
   const real = await realpath(path);
   const linkedAway = dirname(real) !== (await realpath(folder));
   const fh = await open(path, 'r');
@@ -443,6 +454,16 @@ export async function readModelWithWeightRefs(path: string, options: { what?: st
     });
     const external = walk.tensors.filter((x) => x.external);
     for (const x of external) {
+      if (x.locations) {
+        const e = new FormatError(
+          `${path}: ${x.where[0]} (${x.where.slice(1).join(' ')}) names ${x.locations.length} locations for its external data ` +
+            `(${x.locations.map((l) => `'${l}'`).join(', ')}): a tensor's external data has one 'location' entry (ONNX Runtime would read the last, ` +
+            `a check the first), and such a tensor is refused. Keep one`,
+          { path, field: x.where[0] },
+        );
+        refusals.add(e);
+        throw e;
+      }
       const problem = x.location === null || x.location === undefined ? null : locationProblem(x.location);
       if (!problem) continue;
       const e = new FormatError(
@@ -455,6 +476,13 @@ export async function readModelWithWeightRefs(path: string, options: { what?: st
       throw e;
     }
     const locations = new Set(external.flatMap((x) => (x.location ? [x.location] : [])));
+    for (const l of locations) {
+      const x = external.find((t) => t.location === l)!;
+      const what = `${x.where[0]} (${x.where.slice(1).join(' ')}) keeps its data in '${l}', which`;
+      await checkModelFile(resolve(folder, l), what, path);
+      // (loaded by its path, a linked model.onnx has its data read beside the file it links to)
+      if (linkedAway) await checkModelFile(resolve(dirname(real), l), what, path);
+    }
     const nested = new Set(external.flatMap((x) => (x.location && !x.top ? [x.location] : [])));
     const plan = locations.size > 0 ? await planData(path, folder, real, locations, nested) : null;
     // the folder to load with: the external data's, else (inline weights only) the model file's own

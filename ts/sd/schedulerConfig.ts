@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { FormatError, InvalidArgumentError } from '../errors.js';
 import { checkKnownKeys } from '../ridge/options.js';
 import type { ScheduleConfig } from '../native/samplerTypes.js';
+import { checkModelFile } from './modelRoots.js';
 
 export type SchedulerName =
   | 'ddim'
@@ -275,6 +276,8 @@ export async function readSchedulerConfig(modelDir: string, choice: SchedulerCho
 /** The parsed scheduler/scheduler_config.json of a folder, or null when it has none. */
 async function readConfigJson(modelDir: string): Promise<{ path: string; json: unknown } | null> {
   const path = join(modelDir, 'scheduler', 'scheduler_config.json');
+  // (under a service's model roots, inside them, links followed)
+  await checkModelFile(path, 'the file');
   let text: string;
   try {
     text = await readFile(path, 'utf8');

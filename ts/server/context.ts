@@ -13,6 +13,7 @@ import { ModelRegistry } from './models/ModelRegistry.js';
 import { PredictBatcher } from './models/predictBatcher.js';
 import { PredictPool } from './models/predictPool.js';
 import { checkPluginOptions, type BrainlatentPluginOptions } from './pluginOptions.js';
+import { confineModelsTo } from '../sd/modelRoots.js';
 import { RootFolder } from './rootPaths.js';
 import { EventStreams } from './sse.js';
 import { WorkQueue } from './workQueue.js';
@@ -34,6 +35,8 @@ export interface ServiceContext {
   shutdownDeadlineMs: number;
   /** Jobs run through Redis, possibly on other machines (serve --redis). */
   jobsElsewhere: boolean;
+  /** Ends the confinement of model files to the root (confineModelsTo), at close. */
+  unconfineModels: () => void;
 }
 
 const halfTheCores = () => Math.max(1, Math.floor((os.availableParallelism?.() ?? os.cpus().length) / 2));
@@ -42,6 +45,9 @@ const halfTheCores = () => Math.max(1, Math.floor((os.availableParallelism?.() ?
 export function createContext(options: BrainlatentPluginOptions, prefix = ''): ServiceContext {
   const o = checkPluginOptions(options);
   const root = new RootFolder(o.root);
+  // a model folder a client names may hold links: its files must lie in the root, links followed (the job
+  // processes forked from here inherit this through the environment)
+  const unconfineModels = confineModelsTo(root.path);
   const predictThreads = o.predict?.concurrency ?? halfTheCores();
   const predictPool = new PredictPool(predictThreads);
   const predictQueue = new PredictBatcher((key, x) => predictPool.predict(key, x), predictThreads, o.predict?.maxQueued ?? 256);
@@ -83,6 +89,7 @@ export function createContext(options: BrainlatentPluginOptions, prefix = ''): S
     dataBodyLimit: o.dataBodyLimit ?? 64 << 20,
     shutdownDeadlineMs: o.shutdownDeadlineMs ?? 30_000,
     jobsElsewhere: o.redis !== undefined,
+    unconfineModels,
   };
 }
 
@@ -97,4 +104,5 @@ export async function closeContext(ctx: ServiceContext): Promise<void> {
   await Promise.all([ctx.predictQueue.close(), ctx.img2imgQueue.close()]);
   ctx.models.close();
   await ctx.predictPool.close();
+  ctx.unconfineModels();
 }

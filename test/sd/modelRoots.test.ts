@@ -1,0 +1,206 @@
+/**
+ * Links in a model folder under a service's model roots (serve --root): a model file, its external data and its
+ * tokenizer's and scheduler's files must lie inside a root, or inside the model's Hugging Face cache folder
+ * (models--*), once links are followed; from the CLI and the library (no roots) links are followed wherever they
+ * lead. Before, a folder under the root whose weights.pb, model.onnx, unet/ or vocab.json linked to any file of the
+ * machine was read from there. Also: a tensor naming two 'location' entries (ONNX Runtime reads the last, the
+ * check read the first) and a drive-relative 'C:w.bin' location are refused.
+ */
+import { cp, mkdir, mkdtemp, readFile, realpath, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { delimiter, join } from 'node:path';
+
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+
+import { exposeUnetLayers } from '../../ts/encoding/unetLayers.js';
+import { FormatError } from '../../ts/errors.js';
+import { Diffusion } from '../../ts/sd/Diffusion.js';
+import { SD_FIXTURE_VARIANTS, writeSdFixture } from '../../ts/sd/fixture.js';
+import { confineModelsTo, MODEL_ROOTS_ENV, modelRoots } from '../../ts/sd/modelRoots.js';
+import { OnnxModel } from '../../ts/sd/OnnxModel.js';
+import { onnx } from '../../ts/sd/onnxProto.js';
+import { externalDataRefusal, readModelWithWeightRefs } from '../../ts/sd/onnxWeightRefs.js';
+import { externalize, linkIntoBlobs } from '../helpers/linkedModels.js';
+
+let tmp = '';
+let plain = '';
+let root = '';
+let outside = '';
+
+beforeAll(async () => {
+  tmp = await realpath(await mkdtemp(join(tmpdir(), 'bl-model-roots-')));
+  plain = join(tmp, 'plain');
+  await writeSdFixture(plain, SD_FIXTURE_VARIANTS['optimum-1.24']);
+  await externalize(join(plain, 'unet', 'model.onnx'), 'weights.pb');
+  root = join(tmp, 'root');
+  outside = join(tmp, 'outside');
+  await mkdir(root);
+  await mkdir(outside);
+}, 120_000);
+afterAll(async () => {
+  await rm(tmp, { recursive: true, force: true });
+});
+
+const failure = (p: Promise<unknown>) =>
+  p.then(
+    () => null,
+    (e: unknown) => e as Error,
+  );
+
+const load = async (path: string) => (await OnnxModel.load(path, { intraOpThreads: 1 })).dispose();
+
+/** A copy of the plain folder at `dir`. */
+async function copy(dir: string): Promise<string> {
+  await cp(plain, dir, { recursive: true });
+  return dir;
+}
+
+describe('under model roots (a service)', () => {
+  let undo: () => void;
+  beforeEach(() => {
+    undo = confineModelsTo(root);
+  });
+  afterEach(() => undo());
+
+  it("refuses external data linked to a file outside the root, naming the model, the tensor and the location", async () => {
+    // (failed before: loaded from memory, its weights read from outside/)
+    const dir = await copy(join(root, 'weights-out'));
+    const unet = join(dir, 'unet', 'model.onnx');
+    await rename(join(dir, 'unet', 'weights.pb'), join(outside, 'weights-out.pb'));
+    await symlink(join(outside, 'weights-out.pb'), join(dir, 'unet', 'weights.pb'));
+    for (const e of [await failure(load(unet)), await failure(Diffusion.load(dir)), await failure(exposeUnetLayers(dir, ['out_sample']))]) {
+      expect(e).toBeInstanceOf(FormatError);
+      expect(e!.message).toMatch(new RegExp(`^${unet}: tensor '[^']+' \\(a graph initializer\\) keeps its data in 'weights\\.pb', which leads, through a symbolic link, outside the service's root folder`));
+      // (the link's target is not named: the client is not told where the server's files are)
+      expect(e!.message).not.toContain(outside);
+    }
+  });
+
+  it('refuses a model.onnx that links outside the root, and a component folder that does', async () => {
+    const dir = await copy(join(root, 'model-out'));
+    const unet = join(dir, 'unet', 'model.onnx');
+    await rename(join(dir, 'unet'), join(outside, 'unet-a'));
+    await mkdir(join(dir, 'unet'));
+    await symlink(join(outside, 'unet-a', 'model.onnx'), unet);
+    await symlink(join(outside, 'unet-a', 'weights.pb'), join(dir, 'unet', 'weights.pb'));
+    let e = await failure(load(unet));
+    expect(e).toBeInstanceOf(FormatError);
+    expect(e!.message).toMatch(new RegExp(`^${unet}: the model file leads, through a symbolic link, outside the service's root folder`));
+    // a folder with no link in it but itself a link (failed before: loaded by its path, ONNX Runtime read outside/)
+    const dir2 = await copy(join(root, 'folder-out'));
+    await rename(join(dir2, 'unet'), join(outside, 'unet-b'));
+    await symlink(join(outside, 'unet-b'), join(dir2, 'unet'));
+    e = await failure(Diffusion.load(dir2));
+    expect(e).toBeInstanceOf(FormatError);
+    expect(e!.message).toMatch(new RegExp(`^${join(dir2, 'unet', 'model.onnx')}: the model file leads`));
+  });
+
+  it("refuses a tokenizer file or a scheduler config that links outside the root", async () => {
+    const secret = join(outside, 'secret.json');
+    await writeFile(secret, '{"password": "hunter2"}');
+    for (const file of ['tokenizer/vocab.json', 'scheduler/scheduler_config.json', 'vae_decoder/config.json']) {
+      const dir = await copy(join(root, `file-out-${file.split('/')[0]}`));
+      await rm(join(dir, file), { force: true });
+      await symlink(secret, join(dir, file));
+      const e = await failure(Diffusion.load(dir));
+      expect(e, file).toBeInstanceOf(FormatError);
+      expect(e!.message).toBe(
+        `${join(dir, file)}: the file leads, through a symbolic link, outside the service's root folder (and outside the model's Hugging Face cache folder): ` +
+          'a service reads model files only inside its root. Copy the file into the model\'s folder (`cp -L`)',
+      );
+    }
+  });
+
+  it("loads a Hugging Face snapshot served as the root itself: its blobs lie in the model's models--* folder", async () => {
+    const hub = join(tmp, 'hub', 'models--org--sd');
+    const snapshot = join(hub, 'snapshots', '0123abcd');
+    await cp(plain, snapshot, { recursive: true });
+    await linkIntoBlobs(snapshot, join(hub, 'blobs'), () => true);
+    undo();
+    const undoSnapshot = confineModelsTo(snapshot);
+    try {
+      expect(modelRoots()).toEqual([snapshot]);
+      (await Diffusion.load(snapshot, { intraOpThreads: 1 })).dispose();
+      // a link inside the models--* folder that leaves it is still refused
+      await rm(join(snapshot, 'unet', 'weights.pb'));
+      await writeFile(join(outside, 'w2.pb'), await readFile(join(plain, 'unet', 'weights.pb')));
+      await symlink(join(outside, 'w2.pb'), join(snapshot, 'unet', 'weights.pb'));
+      const e = await failure(load(join(snapshot, 'unet', 'model.onnx')));
+      expect(e).toBeInstanceOf(FormatError);
+      expect(e!.message).toContain("keeps its data in 'weights.pb', which leads, through a symbolic link, outside");
+    } finally {
+      undoSnapshot();
+      undo = confineModelsTo(root);
+    }
+  });
+
+  it('loads a folder whose links stay inside the root', async () => {
+    const dir = join(root, 'cache', 'snapshots', 'r1');
+    await cp(plain, dir, { recursive: true });
+    await linkIntoBlobs(dir, join(root, 'cache', 'blobs'), () => true);
+    (await Diffusion.load(dir, { intraOpThreads: 1 })).dispose();
+  });
+});
+
+describe('without model roots (the CLI, the library)', () => {
+  it('follows a link wherever it leads', async () => {
+    expect(modelRoots()).toEqual([]);
+    const dir = await copy(join(tmp, 'cli'));
+    await rename(join(dir, 'unet', 'weights.pb'), join(outside, 'cli.pb'));
+    await symlink(join(outside, 'cli.pb'), join(dir, 'unet', 'weights.pb'));
+    await load(join(dir, 'unet', 'model.onnx'));
+  });
+});
+
+describe('confineModelsTo', () => {
+  it('adds the root to BRAINLATENT_MODEL_ROOTS once per root, and takes it out when the last service using it undoes', () => {
+    const before = process.env[MODEL_ROOTS_ENV];
+    process.env[MODEL_ROOTS_ENV] = '/op/models';
+    try {
+      const a = confineModelsTo('/srv/a');
+      const a2 = confineModelsTo('/srv/a');
+      const b = confineModelsTo('/srv/b');
+      expect(process.env[MODEL_ROOTS_ENV]).toBe(['/op/models', '/srv/a', '/srv/b'].join(delimiter));
+      a();
+      a();
+      expect(modelRoots()).toEqual(['/op/models', '/srv/a', '/srv/b']);
+      a2();
+      b();
+      expect(process.env[MODEL_ROOTS_ENV]).toBe('/op/models');
+    } finally {
+      if (before === undefined) delete process.env[MODEL_ROOTS_ENV];
+      else process.env[MODEL_ROOTS_ENV] = before;
+    }
+  });
+});
+
+type Entry = import('onnx-proto').onnx.IStringStringEntryProto;
+
+describe('external data locations ONNX Runtime would read elsewhere', () => {
+  /** A copy of the plain U-Net whose external initializers' entries are `edit`ed. */
+  async function edited(name: string, edit: (entries: Entry[]) => Entry[]): Promise<string> {
+    const dir = await copy(join(tmp, name));
+    const path = join(dir, 'unet', 'model.onnx');
+    const m = onnx.ModelProto.decode(await readFile(path));
+    for (const t of m.graph!.initializer!) if (t.externalData?.length) t.externalData = edit(t.externalData);
+    await writeFile(path, onnx.ModelProto.encode(m).finish());
+    return path;
+  }
+
+  it("refuses a tensor with two 'location' entries (ONNX Runtime reads the last; before, the first was checked)", async () => {
+    const path = await edited('two-locations', (e) => [...e, { key: 'location', value: '../../outside/w.bin' }]);
+    const e = await failure(readModelWithWeightRefs(path));
+    expect(e).toBeInstanceOf(FormatError);
+    expect(e!.message).toMatch(new RegExp(`^${path}: tensor '[^']+' \\(a graph initializer\\) names 2 locations for its external data \\('weights\\.pb', '\\.\\./\\.\\./outside/w\\.bin'\\)`));
+    expect(await externalDataRefusal(path)).toBeInstanceOf(FormatError);
+  });
+
+  it("refuses a drive-relative location 'C:w.bin' as an absolute path (before: taken as a file in the model's folder)", async () => {
+    for (const location of ['C:w.bin', 'c:\\w.bin']) {
+      const path = await edited(`drive-${location.length}`, (e) => e.map((x) => (x.key === 'location' ? { key: 'location', value: location } : x)));
+      const e = await externalDataRefusal(path);
+      expect(e, location).toBeInstanceOf(FormatError);
+      expect(e!.message).toContain(`keeps its data in '${location}', an absolute path`);
+    }
+  });
+});
