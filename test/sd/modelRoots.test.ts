@@ -3,8 +3,8 @@
  * tokenizer's and scheduler's files must lie inside a root, or inside the model's Hugging Face cache folder
  * (models--*), once links are followed; from the CLI and the library (no roots) links are followed wherever they
  * lead. Before, a folder under the root whose weights.pb, model.onnx, unet/ or vocab.json linked to any file of the
- * machine was read from there. Also: a tensor naming two 'location' entries (ONNX Runtime reads the last, the
- * check read the first) and a drive-relative 'C:w.bin' location are refused.
+ * machine was read from there. Also: a tensor naming two 'location' entries (ONNX Runtime 1.30 refuses it, earlier
+ * versions read the last, the check read the first) and a drive-relative 'C:w.bin' location are refused.
  */
 import { cp, mkdir, mkdtemp, readFile, realpath, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -187,7 +187,7 @@ describe('external data locations ONNX Runtime would read elsewhere', () => {
     return path;
   }
 
-  it("refuses a tensor with two 'location' entries (ONNX Runtime reads the last; before, the first was checked)", async () => {
+  it("refuses a tensor with two 'location' entries (earlier ONNX Runtimes read the last; before, the first was checked)", async () => {
     const path = await edited('two-locations', (e) => [...e, { key: 'location', value: '../../outside/w.bin' }]);
     const e = await failure(readModelWithWeightRefs(path));
     expect(e).toBeInstanceOf(FormatError);

@@ -22,8 +22,8 @@
  * initializers' below. A location must name a file in the model's folder: an absolute one, or one that climbs out
  * with '..', is refused naming the model file and the tensor, before any file it names is looked at (ONNX Runtime
  * refuses them too; rewritten to the file's real folder they would be read from anywhere), as is a drive-relative
- * 'C:w.pb', and a tensor with two 'location' entries (ONNX Runtime reads the last non-empty one: the check must
- * see the one it reads). Under a service's model roots (modelRoots.ts), the model file and every external data file
+ * 'C:w.pb', and a tensor with two 'location' entries (ONNX Runtime 1.30 refuses them; earlier versions read the
+ * last non-empty one, where the check here looked at the first). Under a service's model roots (modelRoots.ts), the model file and every external data file
  * must lie inside them, links followed.
  *
  * External data behind links: ONNX Runtime 1.30 refuses external data whose real path (links followed) is outside
@@ -163,7 +163,7 @@ async function readTensor(w: FileWindow, t: ProtoField, location: string, minByt
     // (no raw_data: the message is its name, shape and external_data, a few hundred bytes)
     const tensor = onnx.TensorProto.decode(await w.bytes(t.data, t.end - t.data));
     const named = (tensor.externalData ?? []).filter((e) => e.key === 'location').map((e) => e.value ?? '');
-    // (two 'location' entries: ONNX Runtime reads the last non-empty one, a check of the first would miss it)
+    // (two 'location' entries: ONNX Runtime 1.30 refuses them, earlier ones read the last, the check the first)
     if (named.length > 1) return { ...base, byRef: null, rawBytes: 0, external, tensor, location: named[0], locations: named };
     return { ...base, byRef: null, rawBytes: 0, external, tensor, location: named[0] ?? null };
   }
@@ -457,8 +457,8 @@ export async function readModelWithWeightRefs(path: string, options: { what?: st
       if (x.locations) {
         const e = new FormatError(
           `${path}: ${x.where[0]} (${x.where.slice(1).join(' ')}) names ${x.locations.length} locations for its external data ` +
-            `(${x.locations.map((l) => `'${l}'`).join(', ')}): a tensor's external data has one 'location' entry (ONNX Runtime would read the last, ` +
-            `a check the first), and such a tensor is refused. Keep one`,
+            `(${x.locations.map((l) => `'${l}'`).join(', ')}): a tensor's external data has one 'location' entry (ONNX Runtime 1.30 refuses ` +
+            `two; earlier versions read the last, which the check of the first would miss). Keep one`,
           { path, field: x.where[0] },
         );
         refusals.add(e);
