@@ -129,6 +129,19 @@ describe('external data locations outside the model folder', () => {
     }
   });
 
+  // (before: the engine reported onnx's checker's refusal, an invalid graph, as "the file is truncated, corrupt or of another format")
+  it("a subgraph's tensor whose data file is missing is said to be missing, not a corrupt file", async () => {
+    const dir = join(tmp, 'nested-missing');
+    await cp(base, dir, { recursive: true });
+    const unet = join(dir, 'unet', 'model.onnx');
+    expect((await relocate(unet, (_, where) => PLACES['a Constant in a Loop body'](where), 'nope.bin')).length).toBeGreaterThan(0);
+    const e = await failure(OnnxModel.load(unet));
+    expect(e).toBeInstanceOf(FormatError);
+    expect(e!.message).toContain(`cannot load ${unet}: a tensor's external data file is missing (or is not a regular file)`);
+    expect(e!.message).toContain('nope.bin');
+    expect(e!.message).not.toContain('truncated, corrupt');
+  });
+
   it('a location in a subfolder of the model folder is not refused', async () => {
     const dir = join(tmp, 'subfolder');
     await cp(base, dir, { recursive: true });

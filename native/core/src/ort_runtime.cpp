@@ -226,6 +226,42 @@ std::vector<TensorSig> read_signature(OrtSession* s, bool inputs) {
   return sigs;
 }
 
+bool has(const std::string& s, const char* part) { return s.find(part) != std::string::npos; }
+
+// What is wrong when ONNX Runtime refuses a tensor's external data, in words, or "" for any other failure. Two
+// places refuse it, with messages seen from 1.30: ONNX Runtime itself, for the graph's initializers (status FAIL:
+// "Absolute path not allowed for external data location", "External data path escapes model directory. …",
+// "… for model loaded from bytes escapes working directory", "External data location cannot be empty",
+// "TensorProto external data has duplicate 'location' entries"), and onnx's checker, which it runs on the tensors
+// of nodes and subgraphs (a Constant's value, an If branch's or Loop body's initializer) and whose refusal comes
+// as an invalid graph: "Location of external TensorProto ( tensor name: w) should be a relative path, but it is an
+// absolute path: …" or "… should not be empty.", "Data of TensorProto ( tensor name: w) should be file inside '…',
+// but '../w.bin' points outside the directory.", "… should be stored in …/w.bin, but it is a symbolic link." or
+// "…, but it is not regular file." (missing). Reported as a model that is truncated or corrupt, these misled. A
+// missing file of an initializer ("External data path does not exist") keeps ONNX Runtime's own plain message.
+std::string external_data_problem(const std::string& msg) {
+  const bool checker = has(msg, "TensorProto ( tensor name:");
+  if (!checker && !has(msg, "xternal data")) return "";
+  if (has(msg, "duplicate 'location'"))
+    return "a tensor names more than one 'location' for its external data (a tensor's external data has one)";
+  if (checker && has(msg, "but it is a symbolic link"))
+    return "a tensor's external data file is a symbolic link, which ONNX's checker refuses for the tensors of nodes and "
+           "subgraphs (a Constant's value, an If branch's or a Loop body's initializer) wherever it leads: copy the "
+           "file in place of the link (`cp -L`)";
+  if (checker && has(msg, "is not regular file"))
+    return "a tensor's external data file is missing (or is not a regular file): put it in the model's folder, "
+           "where its location names it";
+  if ((checker && (has(msg, "points outside the directory") || has(msg, "should be a relative path") ||
+                   has(msg, "should not be empty"))) ||
+      has(msg, "Absolute path not allowed for external data") || has(msg, "External data path escapes") ||
+      has(msg, "escapes working directory") || has(msg, "resolves outside model directory") ||
+      has(msg, "External data location cannot be empty") || has(msg, "Empty external data path"))
+    return "a tensor's external data lies outside the model's folder (its location is absolute, empty or climbs out "
+           "with '..', or a symbolic link leads out of the folder): ONNX external data must be a file in the "
+           "model's folder, named relative to it; copy the file there (`cp -L` for a link) and name it so";
+  return "";
+}
+
 }  // namespace
 
 Session::Session(const std::string& path, const OrtSessionConfig& c) : path_(path) {
@@ -283,10 +319,16 @@ void Session::open(const OrtSessionConfig& c, const std::function<OrtStatus*(Ort
   on_cpu_ = route_ == "cpu";
   device_id_ = c.device_id;
   if (OrtStatus* st = create(so)) {
-    // ORT's own status codes for a file that is not a well-formed ONNX model: InvalidModel (a FormatError in TS)
     const OrtErrorCode code = a.GetErrorCode(st);
+    const std::string msg = a.GetErrorMessage(st);
+    // a tensor's external data refused (outside the folder, a link, two locations): the model's fault, said so
+    const std::string problem = external_data_problem(msg);
+    if (!problem.empty()) {
+      a.ReleaseStatus(st);
+      throw Error(ErrorCode::InvalidModel, "cannot load " + path_ + ": " + problem + " (ONNX Runtime: " + msg + ")");
+    }
+    // ORT's own status codes for a file that is not a well-formed ONNX model: InvalidModel (a FormatError in TS)
     if (code == ORT_INVALID_PROTOBUF || code == ORT_INVALID_GRAPH) {
-      const std::string msg = a.GetErrorMessage(st);
       a.ReleaseStatus(st);
       throw Error(ErrorCode::InvalidModel,
                   "cannot load " + path_ + ": not a valid ONNX model (" + msg +

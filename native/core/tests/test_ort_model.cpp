@@ -74,6 +74,43 @@ std::string add_model(const std::string& location) {
   return model.b;
 }
 
+// The w of add_model with external data entries `entries` (key, value), as a TensorProto.
+Proto external_w(const std::string& name, const std::vector<std::pair<std::string, std::string>>& entries) {
+  Proto w;
+  w.num(1, 4).num(2, 1).bytes(8, name);  // dims, FLOAT, name
+  for (const auto& [k, v] : entries) {
+    Proto e;
+    e.bytes(1, k).bytes(2, v);
+    w.msg(13, e);  // external_data
+  }
+  w.num(14, 1);  // data_location EXTERNAL
+  return w;
+}
+
+// y = Add(x, If(cond, then: wb, else: wb)), wb an initializer of each branch stored at `location`: a subgraph's
+// tensor, which ONNX Runtime has onnx's checker look at (its refusals come as an invalid graph).
+std::string if_model(const std::vector<std::pair<std::string, std::string>>& entries) {
+  Proto cond_type, cond_tensor, cond_info;
+  cond_tensor.num(1, 9);             // BOOL, scalar
+  cond_type.msg(1, cond_tensor);
+  cond_info.bytes(1, "cond").msg(2, cond_type);
+  auto branch = [&](const std::string& out) {
+    Proto id, g;
+    id.bytes(1, "wb").bytes(2, out).bytes(4, "Identity");
+    g.msg(1, id).bytes(2, out + "_g").msg(5, external_w("wb", entries)).msg(12, float_vector(out, 4));
+    return g;
+  };
+  Proto then_attr, else_attr, if_node, add, graph, opset, model;
+  then_attr.bytes(1, "then_branch").msg(6, branch("t")).num(20, 5);  // AttributeProto: name, g, type GRAPH
+  else_attr.bytes(1, "else_branch").msg(6, branch("e")).num(20, 5);
+  if_node.bytes(1, "cond").bytes(2, "w").bytes(3, "if").bytes(4, "If").msg(5, then_attr).msg(5, else_attr);
+  add.bytes(1, "x").bytes(1, "w").bytes(2, "y").bytes(3, "add").bytes(4, "Add");
+  graph.msg(1, if_node).msg(1, add).bytes(2, "g").msg(11, float_vector("x", 4)).msg(11, cond_info).msg(12, float_vector("y", 4));
+  opset.bytes(1, "").num(2, 17);
+  model.num(1, 8).msg(7, graph).msg(8, opset);
+  return model.b;
+}
+
 void write_file(const std::string& path, const std::string& data) {
   std::ofstream f(path, std::ios::binary);
   f.write(data.data(), static_cast<std::streamsize>(data.size()));
@@ -146,6 +183,51 @@ int main() {
     std::printf("a copy with its weights symlinked: loads on this ONNX Runtime\n");
   } catch (const Error& e) {
     std::printf("a copy with its weights symlinked: %s\n", e.what());
+  }
+
+  // External data ONNX Runtime refuses: said so, not "truncated, corrupt or of another format" (which onnx's
+  // checker's refusals of a subgraph's tensor, an invalid graph, were reported as), as InvalidModel.
+  {
+    const std::filesystem::path m = root / "refused";
+    std::filesystem::create_directories(m / "sub");
+    write_file((root / "w.bin").string(), floats({10, 20, 30, 40}));
+    write_file((m / "w.bin").string(), floats({10, 20, 30, 40}));
+    std::filesystem::create_symlink(m / "w.bin", m / "link.bin");
+    using Entries = std::vector<std::pair<std::string, std::string>>;
+    const auto loc = [](const std::string& l) { return Entries{{"location", l}, {"length", "16"}}; };
+    struct Case {
+      const char* name;
+      std::string bytes;
+      const char* says;
+    };
+    const Case cases[] = {
+        {"if-dotdot", if_model(loc("../w.bin")), "lies outside the model's folder"},
+        {"if-absolute", if_model(loc((root / "w.bin").string())), "lies outside the model's folder"},
+        {"if-link", if_model(loc("link.bin")), "is a symbolic link"},
+        {"if-missing", if_model(loc("nope.bin")), "is missing"},
+        {"if-two", if_model(Entries{{"location", "w.bin"}, {"location", "w.bin"}, {"length", "16"}}), "more than one 'location'"},
+        {"add-dotdot", add_model("../w.bin"), "lies outside the model's folder"},
+        {"add-absolute", add_model((root / "w.bin").string()), "lies outside the model's folder"},
+    };
+    for (const auto& k : cases) {
+      const std::string path = (m / (std::string(k.name) + ".onnx")).string();
+      write_file(path, k.bytes);
+      const std::string e = error_of([&] { OnnxModel::load(path, lib, c); }, ErrorCode::InvalidModel);
+      std::printf("%s: %s\n", k.name, e.c_str());
+      SD_CHECK(contains(e, "cannot load " + path + ": "));
+      SD_CHECK(contains(e, k.says));
+      SD_CHECK(!contains(e, "truncated, corrupt"));
+      // from bytes, with the folder given: the same
+      const std::string b = error_of([&] { OnnxModel::load_bytes(k.bytes.data(), k.bytes.size(), k.name, m.string(), lib, c); },
+                                     ErrorCode::InvalidModel);
+      SD_CHECK(contains(b, k.says));
+    }
+    // the branch model itself, its data in the folder: loads (the cases above fail for their location only)
+    write_file((m / "if-ok.onnx").string(), if_model(loc("w.bin")));
+    OnnxModel::load((m / "if-ok.onnx").string(), lib, c);
+    // a model that is not ONNX: still "truncated, corrupt or of another format"
+    write_file((m / "junk.onnx").string(), "\x0a\xff\xff\xff\xff\x0f not a model");
+    SD_CHECK(contains(error_of([&] { OnnxModel::load((m / "junk.onnx").string(), lib, c); }, ErrorCode::InvalidModel), "truncated, corrupt"));
   }
 
   std::filesystem::remove_all(root);
