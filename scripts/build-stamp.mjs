@@ -8,8 +8,9 @@
 // Checkout only: the package does not ship this file (package.json "files"), and an installed package
 // has no stamps (build/ does not ship either), so a consumer's install is unchanged.
 //   node scripts/build-stamp.mjs     prints, per part, "up to date" or why it would be rebuilt
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -42,6 +43,18 @@ function installedVersion(root, pkg) {
 const manifest = (root) => JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8'));
 
 /**
+ * The C and C++ compilers CMake would take (CC, CXX; their defaults otherwise) and the first line of the C++
+ * compiler's `--version`, which changes with an upgrade of the same path: an engine built by another compiler
+ * is rebuilt.
+ */
+function compilers() {
+  const cxx = process.env.CXX ?? '';
+  const r = spawnSync(cxx || 'c++', ['--version'], { encoding: 'utf8', timeout: 10_000, stdio: ['ignore', 'pipe', 'ignore'] });
+  const version = r.status === 0 ? (r.stdout.split('\n')[0] ?? '').trim() : 'unavailable';
+  return { cc: process.env.CC ?? '', cxx, cxxVersion: version };
+}
+
+/**
  * The two parts a checkout builds. inputs: the files the part is built from; settings: whatever else
  * changes the result (tool versions, options); outputs: files that must exist after the build.
  */
@@ -56,8 +69,18 @@ export const PARTS = {
       cmakeJs: installedVersion(root, 'cmake-js'),
       nodeAddonApi: installedVersion(root, 'node-addon-api'),
       cuda: process.env.BRAINLATENT_CUDA ?? '', // passed to CMake by scripts/build-native.mjs
+      compilers: compilers(),
     }),
     outputs: () => ['build/Release/brainlatent.node'],
+    /**
+     * Before a rebuild: CMake reads CC and CXX only when it first configures build/, and keeps the compilers in
+     * its cache after that, so a changed compiler clears the cache (the build then configures afresh with it).
+     */
+    prepare: (root, before, now) => {
+      if (!before || JSON.stringify(before.compilers) === JSON.stringify(now.compilers)) return;
+      rmSync(path.join(root, 'build', 'CMakeCache.txt'), { force: true });
+      rmSync(path.join(root, 'build', 'CMakeFiles'), { recursive: true, force: true });
+    },
   },
   dist: {
     name: 'dist/',
@@ -69,6 +92,9 @@ export const PARTS = {
       const bins = typeof bin === 'string' ? [bin] : Object.values(bin ?? {});
       return [...new Set([main, ...bins].filter(Boolean).map((f) => path.posix.normalize(f)))];
     },
+    // every file the compile left in dist/ is recorded: one deleted or rewritten since (a module, not only the
+    // entry points) makes dist/ stale
+    recorded: (root) => filesUnder(root, 'dist'),
   },
 };
 
@@ -84,10 +110,10 @@ export function inputsHash(part, root = scriptRoot) {
   return h.digest('hex');
 }
 
-/** Size and modification time of each output; undefined when one is missing. */
+/** Size and modification time of each output (and each recorded file); undefined when an output is missing. */
 function outputStats(part, root) {
   const stats = {};
-  for (const rel of part.outputs(root)) {
+  for (const rel of new Set([...part.outputs(root), ...(part.recorded?.(root) ?? [])])) {
     const abs = path.join(root, rel);
     if (!existsSync(abs)) return undefined;
     const s = statSync(abs);
@@ -112,19 +138,38 @@ export function staleReason(part, root = scriptRoot, hash = inputsHash(part, roo
     return `${part.stamp} is unreadable`;
   }
   if (stamp.inputs !== hash) return `its sources or build settings changed since the last build`;
-  const now = outputStats(part, root);
-  const changed = Object.keys(now).filter((rel) => JSON.stringify(now[rel]) !== JSON.stringify(stamp.outputs?.[rel]));
-  if (changed.length) return `${changed.join(', ')} changed since the last build`;
+  // every file the stamp vouches for (the outputs, and for dist/ each file the compile wrote), as it was written
+  const listed = Object.keys(stamp.outputs ?? {});
+  const gone = listed.filter((rel) => !existsSync(path.join(root, rel)));
+  if (gone.length) return `${few(gone)} ${gone.length === 1 ? 'is' : 'are'} missing since the last build`;
+  const changed = [...new Set([...part.outputs(root), ...listed])].filter((rel) => {
+    const s = statSync(path.join(root, rel));
+    return JSON.stringify({ size: s.size, mtimeMs: s.mtimeMs }) !== JSON.stringify(stamp.outputs?.[rel]);
+  });
+  if (changed.length) return `${few(changed)} changed since the last build`;
   return undefined;
 }
 
+/** A list of files for a message: the first three, and how many more. */
+const few = (files) => (files.length <= 3 ? files.join(', ') : `${files.slice(0, 3).join(', ')} and ${files.length - 3} more`);
+
+/** The stamp of `part`, or undefined when there is none or it cannot be read. */
+function readStamp(part, root) {
+  try {
+    return JSON.parse(readFileSync(path.join(root, part.stamp), 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
 /** Records that `part` was just built from inputs with `hash` (computed before the build began). */
-export function writeStamp(part, hash, root = scriptRoot) {
+export function writeStamp(part, hash, root = scriptRoot, settings = part.settings(root)) {
   const outputs = outputStats(part, root);
   if (!outputs) return; // the build made no output: nothing to vouch for
   const file = path.join(root, part.stamp);
   mkdirSync(path.dirname(file), { recursive: true });
-  writeFileSync(`${file}.tmp`, `${JSON.stringify({ inputs: hash, outputs }, null, 2)}\n`);
+  // (the settings as well as their hash: what the next build compares its compilers with)
+  writeFileSync(`${file}.tmp`, `${JSON.stringify({ inputs: hash, settings, outputs }, null, 2)}\n`);
   renameSync(`${file}.tmp`, file);
 }
 
@@ -133,9 +178,11 @@ export function writeStamp(part, hash, root = scriptRoot) {
  * hash is taken before the build, so a source edited while it runs leaves the part stale.
  */
 export function stamped(part, build, root = scriptRoot) {
+  const settings = part.settings(root);
   const hash = inputsHash(part, root);
+  part.prepare?.(root, readStamp(part, root)?.settings, settings);
   const ok = build();
-  if (ok !== false) writeStamp(part, hash, root);
+  if (ok !== false) writeStamp(part, hash, root, settings);
   return ok;
 }
 

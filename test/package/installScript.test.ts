@@ -51,9 +51,12 @@ fs.writeFileSync('build/Release/brainlatent.node', 'built from ' + fs.readFileSy
     `const fs = require('fs'); fs.appendFileSync('tools.log', 'tsc\\n');
 fs.mkdirSync('dist/cli', { recursive: true });
 fs.writeFileSync('dist/index.js', '// ' + fs.readFileSync('ts/index.ts', 'utf8'));
-fs.writeFileSync('dist/cli/main.js', '#!/usr/bin/env node\\n');\n`,
+fs.writeFileSync('dist/cli/main.js', '#!/usr/bin/env node\\n');
+fs.writeFileSync('dist/util.js', 'export const u = 1;\\n');\n`,
   );
-  for (const tool of ['cmake', 'c++']) write(path.join(dir, 'fakebin', tool), '#!/bin/sh\nexit 0\n', 0o755);
+  write(path.join(dir, 'fakebin', 'cmake'), '#!/bin/sh\nexit 0\n', 0o755);
+  // the compilers print the version their .version file holds (none: nothing)
+  for (const tool of ['c++', 'clang++']) write(path.join(dir, 'fakebin', tool), `#!/bin/sh\ncat "$0.version" 2>/dev/null\nexit 0\n`, 0o755);
   return dir;
 }
 
@@ -126,6 +129,40 @@ describe('the install script in a checkout', () => {
     expect(run(dir, 'install.mjs', { BRAINLATENT_CUDA: 'OFF' }).tools).toEqual(['cmake-js']); // passed to CMake
     write(path.join(dir, 'node_modules', 'typescript', 'package.json'), JSON.stringify({ name: 'typescript', version: '5.9.4' }));
     expect(run(dir, 'install.mjs', { BRAINLATENT_CUDA: 'OFF' }).tools).toEqual(['tsc']);
+  });
+
+  // (before, neither: the engine's stamp had no compiler in it, and dist/'s only its entry points)
+  it("rebuilds the engine after the compiler changed (CXX, or the same compiler's version), configuring CMake afresh", () => {
+    const dir = checkout();
+    expect(run(dir).tools).toEqual(['cmake-js', 'tsc']);
+    write(path.join(dir, 'build', 'CMakeCache.txt'), 'CMAKE_CXX_COMPILER:FILEPATH=/usr/bin/c++\n');
+    const clang = run(dir, 'install.mjs', { CXX: 'clang++' });
+    expect(clang.tools).toEqual(['cmake-js']);
+    expect(clang.out).toContain('the engine is out of date (its sources or build settings changed since the last build)');
+    // CMake reads CXX only when it configures afresh: its cache, which holds the old compiler, is gone
+    expect(existsSync(path.join(dir, 'build', 'CMakeCache.txt'))).toBe(false);
+    expect(run(dir, 'install.mjs', { CXX: 'clang++' }).tools).toEqual([]);
+    expect(run(dir).tools).toEqual(['cmake-js']); // back to the default c++
+    write(path.join(dir, 'build', 'CMakeCache.txt'), 'CMAKE_CXX_COMPILER:FILEPATH=/usr/bin/c++\n');
+    writeFileSync(path.join(dir, 'fakebin', 'c++.version'), 'c++ (Debian 14.2.0-19) 14.2.0\nCopyright\n'); // an upgrade
+    expect(run(dir).tools).toEqual(['cmake-js']);
+    expect(existsSync(path.join(dir, 'build', 'CMakeCache.txt'))).toBe(false);
+    expect(JSON.parse(readFileSync(path.join(dir, 'build', 'stamp-native.json'), 'utf8')).settings.compilers).toEqual({ cc: '', cxx: '', cxxVersion: 'c++ (Debian 14.2.0-19) 14.2.0' });
+    expect(run(dir).tools).toEqual([]);
+  });
+
+  it('recompiles when any file of dist/ is missing or was rewritten, not only its entry points', () => {
+    const dir = checkout();
+    run(dir);
+    rmSync(path.join(dir, 'dist', 'util.js'));
+    const gone = run(dir);
+    expect(gone.tools).toEqual(['tsc']);
+    expect(gone.out).toContain('dist/ is out of date (dist/util.js is missing since the last build); compiling ts/');
+    expect(run(dir).tools).toEqual([]);
+    writeFileSync(path.join(dir, 'dist', 'util.js'), 'export const u = 2; // edited\n');
+    const edited = run(dir);
+    expect(edited.tools).toEqual(['tsc']);
+    expect(edited.out).toContain('dist/util.js changed since the last build');
   });
 
   it('in an installed package (no tsconfig.json, no stamp module shipped) still builds from source each time it is asked', () => {
