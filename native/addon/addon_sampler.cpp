@@ -8,6 +8,7 @@
 #include <array>
 #include <atomic>
 #include <cmath>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <vector>
@@ -281,14 +282,25 @@ Napi::Value SdImg2Img(const Napi::CallbackInfo& info) {
   Img2ImgJob& j = *job;
   j.plan = guarded(env, "sdImg2Img", [&] { return plan_of(o.Get("plan").As<Napi::Object>()); });
   j.guidance = static_cast<float>(attr_number(o, "guidance", 1.0));
-  j.count = static_cast<std::int64_t>(attr_number(o, "count", 0));
-  j.channels = static_cast<std::int64_t>(attr_number(o, "channels", 4));
-  j.height = static_cast<std::int64_t>(attr_number(o, "height", 0));
-  j.width = static_cast<std::int64_t>(attr_number(o, "width", 0));
-  j.seq = static_cast<std::int64_t>(attr_number(o, "seq", 77));
-  j.dim = static_cast<std::int64_t>(attr_number(o, "dim", 0));
-  j.batch_size = static_cast<std::int64_t>(attr_number(o, "batchSize", 1));
-  const std::int64_t n = j.count * j.channels * j.height * j.width;
+  // (checked integers: a fraction or a negative count read as a cast wrapped the sizes below)
+  j.count = attr_int(o, "count", 0);
+  j.channels = attr_int(o, "channels", 4);
+  j.height = attr_int(o, "height", 0);
+  j.width = attr_int(o, "width", 0);
+  j.seq = attr_int(o, "seq", 77);
+  j.dim = attr_int(o, "dim", 0);
+  j.batch_size = attr_int(o, "batchSize", 1);
+  // a product past 2^53 (each factor is below 2^31) is refused before it can wrap
+  const auto elements = [&](std::initializer_list<std::int64_t> f, const char* what) {
+    double v = 1;
+    for (std::int64_t x : f) v *= static_cast<double>(x);
+    if (v > 9007199254740992.0)
+      throw Napi::RangeError::New(env, std::string("sdImg2Img: ") + what + " has " + Napi::Number::New(env, v).ToString().Utf8Value() +
+                                           " values, more than any typed array holds");
+    return static_cast<std::int64_t>(v);
+  };
+  const std::int64_t n = elements({j.count, j.channels, j.height, j.width}, "z (count × channels × height × width)");
+  elements({j.count, j.seq, j.dim}, "cond (count × seq × dim)");
   std::vector<Napi::Value> keep;
   auto take = [&](const char* key, std::int64_t expected) -> const float* {
     auto a = attr_array<Napi::Float32Array>(o, key, static_cast<std::size_t>(expected));
@@ -304,7 +316,8 @@ Napi::Value SdImg2Img(const Napi::CallbackInfo& info) {
   if (has(o, "noise")) j.noise = take("noise", n);
   if (has(o, "stepNoise")) j.step_noise = take("stepNoise", static_cast<std::int64_t>(j.plan.steps.size()) * n);
   j.keys = keys_of(o.Get("seeds"), o.Get("imageIndices"), j.count);
-  auto out = Napi::Float32Array::New(env, static_cast<std::size_t>(n));
+  // (z holds n values already, so n fits a typed array; a second n may still not fit in memory)
+  auto out = new_result<Napi::Float32Array, float>(env, static_cast<std::size_t>(n), "sdImg2Img: the output latents");
   keep.push_back(out);
   j.out = out.Data();
   auto out_ref = std::make_shared<Napi::Reference<Napi::Float32Array>>(Napi::Persistent(out));
@@ -406,7 +419,7 @@ Napi::Value PhiloxNormal(const Napi::CallbackInfo& info) {
   const auto stream = static_cast<std::uint32_t>(info[2].As<Napi::Number>().Int64Value());
   const auto first = static_cast<std::uint64_t>(info[3].As<Napi::Number>().DoubleValue());
   const auto count = static_cast<std::size_t>(Args(info, "philoxNormal").count(4, "count"));
-  auto arr = Napi::Float32Array::New(env, count);
+  auto arr = new_result<Napi::Float32Array, float>(env, count, "philoxNormal");
   philox_normal_fill(key, stream, first, arr.Data(), count);
   return arr;
 }

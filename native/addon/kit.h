@@ -15,6 +15,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <limits>
@@ -173,6 +174,26 @@ TA to_typed(Napi::Env env, std::vector<T, Alloc>&& v) {
   Napi::ArrayBuffer buf = Napi::ArrayBuffer::New(env, holder->data(), holder->size() * sizeof(T),
                                                  [](Napi::Env, void*, Vec* h) { delete h; }, holder);
   return TA::New(env, holder->size(), buf, 0);
+}
+
+// A zeroed typed array of `n` elements for a result the engine fills (img2img's latents, noise). V8 ends the process
+// when an ArrayBuffer it allocates itself cannot be had (v8::ArrayBuffer::New: "Fatal process out of memory"), so a
+// large one is allocated here: failing, it is an OutOfMemory error (reason "allocation") naming `what` and its size,
+// and one longer than a typed array holds is a RangeError. A small one (kCopiedResultBytes) is V8's own.
+template <typename TA, typename T>
+TA new_result(Napi::Env env, std::size_t n, const std::string& what) {
+  if (n * sizeof(T) <= kCopiedResultBytes && n <= kCopiedResultBytes) return TA::New(env, n);
+  const double gib = static_cast<double>(n) * sizeof(T) / (1024.0 * 1024.0 * 1024.0);
+  const std::string size = std::to_string(n) + " values (" + std::to_string(gib).substr(0, std::to_string(gib).find('.') + 3) + " GiB)";
+  void* p = n > std::numeric_limits<std::size_t>::max() / sizeof(T) ? nullptr : std::calloc(n, sizeof(T));
+  if (!p) throw to_js_error(env, ErrorCode::OutOfMemory, what + ": out of memory for its " + size, OomReason::Allocation);
+  Napi::ArrayBuffer buf = Napi::ArrayBuffer::New(env, p, n * sizeof(T), [](Napi::Env, void* q) { std::free(q); });
+  try {
+    return TA::New(env, n, buf, 0);
+  } catch (const Napi::Error&) {
+    // (the buffer, and with it the memory, goes with the next collection)
+    throw to_js_error(env, ErrorCode::InvalidArgument, what + ": " + size + " are more than a typed array holds");
+  }
 }
 
 // ------------------------------------------------------------------ cancellation

@@ -39,6 +39,8 @@ async function runTwice(name: string, options: { redis?: string }) {
   expect(first.state).toBe('done');
   // every shard ran: each its evaluations, the stage their sum
   expect(shardJobs(first).map((j) => [j.state, j.unet?.evaluations])).toEqual(Array(4).fill(['done', PER_SHARD]));
+  // each shard's last progress counted its samples (none reused): what the service's rate leaves the reused ones out by
+  expect(shardJobs(first).map((j) => j.count)).toEqual(Array(4).fill({ done: 4, total: 4 }));
   expect(marker(folder).summary).toMatchObject({ shards: 4, shardsRun: 4, samplesRun: 16, reusedSamples: 0, unetEvaluations: 4 * PER_SHARD });
   expect(marker(folder).summary.unetSeconds).toBeGreaterThan(0);
   // a shard's marker carries its own

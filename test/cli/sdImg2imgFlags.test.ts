@@ -275,11 +275,7 @@ describe('sd schedule', () => {
     expect((await run('sd', 'schedule', '--scheduler', 'ddim', '--steps', '3', '--strength', '0.3'))?.message).toBe(
       '--strength 0.3 with --steps 3 runs no denoising step: img2img runs the last ⌊steps·strength⌋ of the steps, 0 here; strength·steps must be at least 1 (e.g. --strength 0.333334 with --steps 3)',
     );
-    // pndm (the default here) repeats a timestep: diffusers would make one call, which the engine does not
-    expect((await run('sd', 'schedule', '--steps', '2', '--strength', '0.3'))?.message).toBe(
-      "--strength 0.3 with --steps 2 runs no denoising step: img2img runs the last ⌊steps·strength⌋ of the steps, 0 here (diffusers would still run pndm's extra timestep alone, " +
-        'one call at the last timestep, as it has steps + 1; this engine does not); strength·steps must be at least 1 (e.g. --strength 0.5 with --steps 2)',
-    );
+    // pndm (the default here) repeats a timestep: diffusers makes one call at the last, and so does the engine
     expect((await run('sd', 'schedule', '--scheduler', 'euler', '--steps', '5000'))?.message).toBe(
       "--steps 5000 is too many for this model's schedule: it has 1000 training timesteps (num_train_timesteps), and no scheduler takes more steps than that; --steps is at most 1000",
     );
@@ -302,6 +298,13 @@ describe('sd schedule', () => {
     expect(p.noiseAlphaCumprod).toBe(p.runs[0].alphaCumprod);
     expect(p.runs[0].alphaCumprod).toBe(1 / (1 + p.runs[0].sigma ** 2));
     expect(p.noiseAlphaCumprod).toBeCloseTo(0.004660098538, 12);
+  });
+
+  it("plans pndm's last timestep alone at strength·steps < 1, as diffusers' get_timesteps leaves it (it refused)", async () => {
+    const p = (await printed('--steps', '2', '--strength', '0.3')) as unknown as { timesteps: number[]; runs: { timestep: number }[] };
+    // SD 1.x leading, steps_offset 1: [501, 1, 1]; timesteps[2:] = [1]
+    expect(p.timesteps).toEqual([501, 1, 1]);
+    expect(p.runs.map((r) => r.timestep)).toEqual([1]);
   });
 
   it('prints the largest --eta the schedule allows', async () => {

@@ -11,14 +11,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import type { EncodeConfigInput } from '../../ts/config/encode.js';
 import { resolveEncodeConfig } from '../../ts/config/encode.js';
+import { buildDemoWorld } from '../../ts/demo/world.js';
+import { featureNetworkModel } from '../../ts/demo/models.js';
 import { encode, encodeStages } from '../../ts/encoding/encode.js';
 import { identityChange, inputIdentities } from '../../ts/io/fileIdentity.js';
+import { readNifti, readNiftiHeader, writeNifti } from '../../ts/io/nifti.js';
 import { readNpy, writeNpy } from '../../ts/io/npy.js';
 import { readNsdDesign } from '../../ts/nsd/expdesign.js';
 import { betasDir, betasPath, roiPath } from '../../ts/nsd/paths.js';
 import { planNsdSessions } from '../../ts/nsd/sessionPlan.js';
-import { configHash, resolveConfig, type ReconstructConfig } from '../../ts/pipeline/config.js';
+import { configHash, resolveConfig, type ReconstructConfig, type ReconstructConfigInput } from '../../ts/pipeline/config.js';
 import { markStage, stageState } from '../../ts/pipeline/runFolder.js';
+import { reconstruct } from '../../ts/pipeline/reconstruct.js';
 import { reconstructStageInputs } from '../../ts/pipeline/stageInputs.js';
 import { synthNsd, type SynthNsdResult } from '../../ts/synth/nsd.js';
 
@@ -104,6 +108,10 @@ describe('reconstruct: the stages that read the model and the NSD files', () => 
       betasPath('/nsd', 2, 3, 'nifti'),
     ]);
     expect(reconstructStageInputs(c, 'img2img')).toEqual([]);
+    // the evaluation reads its feature networks
+    expect(reconstructStageInputs(c, 'evaluate')).toEqual([]);
+    const nets = resolveConfig({ out: '/r', nsd: { root: '/nsd', subject: 2 }, model: { dir: '/m' }, evaluation: { networks: [{ name: 'a', path: '/nets/a.onnx', inputSize: 224, metric: 'identification' }] } });
+    expect(reconstructStageInputs(nets, 'evaluate')).toEqual(['/nets/a.onnx']);
   });
 });
 
@@ -162,5 +170,102 @@ describe('encode: a file feature set overwritten; the files each stage declares'
     expect(inputs.get('ceiling')).toEqual([join(betasDir(nsd.root, 1), 'ncsnr.nii.gz')]);
     expect(inputs.get('extract')).toContain(betasPath(nsd.root, 1, 1, 'nifti'));
     expect(inputs.get('maps')).toContain(roiPath(nsd.root, 1, 'streams'));
+    // the mask's volume, whose geometry the maps are written in
+    expect(inputs.get('maps')).toContain(roiPath(nsd.root, 1, 'nsdgeneral'));
   });
+});
+
+describe('encode: a changed ncsnr or atlas reruns the stage that reads it (and what depends on it), no other', () => {
+  let nsd: SynthNsdResult;
+  let every: Int32Array;
+  const latent = join(tmp, 'latent-nc.npy');
+  const out = join(tmp, 'enc-nc');
+  beforeAll(async () => {
+    nsd = await synthNsd({ out: join(tmp, 'nsd-nc'), grid: [8, 8, 8], designSessions: 4, sessions: 3, trialsPerSession: 60, sharedImages: 10, imageSize: 16, formats: ['nifti'], seed: 7 });
+    const { plan } = await planNsdSessions({ root: nsd.root, subject: 1, sessions: null, format: 'auto' }, await readNsdDesign(nsd.root));
+    every = plan!.imageIds;
+    const rows = every[every.length - 1];
+    await writeNpy(latent, Float32Array.from({ length: rows * 4 }, (_, i) => Math.sin(i * 0.37)), [rows, 4]);
+  }, 120_000);
+
+  const config = (): EncodeConfigInput => ({ out, nsd: { root: nsd.root, subject: 1 }, featureSets: [{ name: 'lat', kind: 'file', path: latent }], noiseCeiling: 'auto', regions: ['streams'] });
+  /** Rewrites a volume of the subject's grid with new values (same grid and geometry), a while later. */
+  const rewrite = async (path: string, values: (v: Float32Array) => Float32Array) => {
+    const { header, data } = await readNifti(path);
+    await writeNifti(path, { dims: header.dims.slice(0, 3), datatype: 'float32', srow: header.srow, sformCode: header.sformCode, pixdim: header.pixdim }, values(data));
+    later(path);
+  };
+  const ran = (r: { stages: { stage: string; status: string }[] }) => r.stages.filter((s) => s.status === 'ran').map((s) => s.stage);
+  const ncsnr = () => join(betasDir(nsd.root, 1), 'ncsnr.nii.gz');
+
+  it('a new ncsnr.nii.gz reruns the ceiling, the maps and the report, with the new ceiling; the fits are kept', async () => {
+    const ref = await readNiftiHeader(roiPath(nsd.root, 1, 'nsdgeneral'));
+    await writeNifti(ncsnr(), { dims: ref.dims.slice(0, 3), datatype: 'float32', srow: ref.srow, sformCode: ref.sformCode, pixdim: ref.pixdim }, new Float32Array(8 * 8 * 8).fill(0.5));
+    const first = await encode(config());
+    expect(ran(first)).toEqual(['extract', 'ceiling', 'fit.lat', 'maps', 'report']);
+    const nc1 = (await readNpy(join(out, 'data', 'noise_ceiling.npy'))).data as Float32Array;
+    expect(nc1[0]).toBeGreaterThan(0);
+    await rewrite(ncsnr(), (v) => v.map(() => 1.5)); // same datatype and size: other values
+    const again = await encode(config());
+    expect(ran(again)).toEqual(['ceiling', 'maps', 'report']);
+    const nc2 = (await readNpy(join(out, 'data', 'noise_ceiling.npy'))).data as Float32Array;
+    expect(nc2[0]).toBeGreaterThan(nc1[0]);
+    expect(Array.from(again.noiseCeiling!)).toEqual(Array.from(nc2));
+    expect((await encode(config())).stages.every((s) => s.status === 'skipped')).toBe(true);
+  });
+
+  it('a relabelled atlas reruns the maps and the report, with the new regions; nothing before them', async () => {
+    const before = readFileSync(join(out, 'regions.csv'), 'utf8');
+    // every labelled voxel of the streams atlas becomes 'early' (1)
+    await rewrite(roiPath(nsd.root, 1, 'streams'), (v) => v.map((x) => (x > 0 ? 1 : x)));
+    const dry = await encode(config(), { dryRun: true });
+    expect(dry.plan!.filter((l) => /^run  \S/.test(l)).map((l) => l.split(/\s+/)[1])).toEqual(['maps', 'report']);
+    const again = await encode(config());
+    expect(ran(again)).toEqual(['maps', 'report']);
+    const after = readFileSync(join(out, 'regions.csv'), 'utf8');
+    expect(after).not.toEqual(before);
+    expect(new Set(again.featureSets[0].regions.map((r) => r.region).filter((r) => r !== 'all'))).toEqual(new Set(['early']));
+  });
+
+  it("the mask's volume moved in space (its voxels the same) rewrites the maps in its geometry: the maps read it too", async () => {
+    const roi = roiPath(nsd.root, 1, 'nsdgeneral');
+    const { header, data } = await readNifti(roi);
+    const srow = header.srow.map((row, i) => (i === 0 ? [...row.slice(0, 3), row[3] + 10] : row)) as typeof header.srow;
+    await writeNifti(roi, { dims: header.dims.slice(0, 3), datatype: 'int16', srow, sformCode: header.sformCode, pixdim: header.pixdim }, Int16Array.from(data));
+    later(roi);
+    const again = await encode(config());
+    // the extraction reruns (it reads the mask) and makes the same betas: the ceiling and the fit are kept
+    expect(ran(again)).toEqual(['extract', 'maps', 'report']);
+    const map = await readNiftiHeader(join(out, again.featureSets[0].map));
+    expect(map.srow[0][3]).toBeCloseTo(srow[0][3], 5);
+  });
+});
+
+describe('reconstruct: a feature network of the metrics replaced reruns the evaluation and the report, no other', () => {
+  it('computes the metrics with the new network; the decoders and the images are kept', async () => {
+    const world = await buildDemoWorld({ out: join(tmp, 'world'), imageSize: 64, sessions: 4, trialsPerSession: 60, testImages: 6 });
+    const net = join(tmp, 'net.onnx');
+    writeFileSync(net, featureNetworkModel(7));
+    const config: ReconstructConfigInput = {
+      ...world.config,
+      out: join(tmp, 'recon'),
+      model: { ...world.config.model, threads: 1 },
+      img2img: { ...world.config.img2img, steps: 4, seeds: 1, rule: 'diffusers' },
+      // (a distance: a number per image, which another network changes)
+      evaluation: { ...world.config.evaluation, networks: [{ name: 'Net', path: net, inputSize: 64, metric: 'distance' }] },
+    };
+    const first = await reconstruct(config);
+    expect(first.stages.every((s) => s.status === 'ran')).toBe(true);
+    const metrics = () => JSON.parse(readFileSync(join(tmp, 'recon', 'metrics.json'), 'utf8')) as { perImage: { final: Record<string, number[]> } };
+    const before = metrics().perImage.final;
+    writeFileSync(net, featureNetworkModel(8)); // other weights
+    later(net);
+    const again = await reconstruct(config);
+    expect(again.stages.filter((s) => s.status === 'ran').map((s) => s.stage)).toEqual(['evaluate', 'report']);
+    const after = metrics().perImage.final;
+    expect(Object.keys(after)).toEqual(Object.keys(before));
+    const name = Object.keys(after).find((k) => k.includes('Net'))!;
+    expect(after[name]).not.toEqual(before[name]);
+    expect(after.PixCorr).toEqual(before.PixCorr);
+  }, 300_000);
 });

@@ -99,6 +99,22 @@ describe('details of diffusers that are easy to get wrong', () => {
     expect(p.className).toBe('PNDMScheduler');
   });
 
+  it("PNDM with strength·steps < 1: diffusers' timesteps[N:] is its last timestep alone, one call from the latents noised there", async () => {
+    // SD 1.x (leading, steps_offset 1): N=3 → [667, 334, 334, 1]; get_timesteps: init 0, t_start 3, timesteps[3:] = [1]
+    const p = plan('pndm', 3, 0.3);
+    expect(p.timesteps).toEqual([667, 334, 334, 1]);
+    expect(p.runs.map((r) => r.timestep)).toEqual([1]);
+    expect(p.noiseTimestep).toBe(1);
+    const o = { z, c, uncond, seeds: 11, scheduler: 'pndm' as const, steps: 3, strength: 0.3, guidance: 5 };
+    const native = await sd.img2img({ ...o, batchSize: 2 });
+    const timings = { unetSeconds: 0, loopSeconds: 0, unetCalls: 0 };
+    const ref = await referenceImg2Img(unet, { ...o, batchSize: 3, schedule: sd.schedule, timings });
+    expect(timings.unetCalls).toBe(1);
+    expect(scaledDiff(native.latents.data, ref)).toBeLessThan(1e-5);
+    // (one step at one step: nothing is left, as in diffusers, where PNDM at N=1 has one timestep)
+    expect(() => plan('pndm', 1, 0.3)).toThrow(/runs no denoising step/);
+  });
+
   it('Heun: 2N−1 timesteps and order 2: 15 U-Net calls at N=10, s=0.8, begin index 4', () => {
     const p = plan('heun', 10, 0.8);
     expect(p.timesteps.length).toBe(19);

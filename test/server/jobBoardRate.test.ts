@@ -6,6 +6,8 @@
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 
+import type { BatchJobState, JobInfo } from '../../ts/batch/status.js';
+import { singleProgress } from '../../ts/server/jobs/batchLayer.js';
 import { JobBoard } from '../../ts/server/jobs/jobBoard.js';
 import type { JobProgress, StageUpdate } from '../../ts/server/jobs/types.js';
 
@@ -37,5 +39,43 @@ describe("the job board's rate", () => {
     p = at(20, { fraction: 26 / total, count: { done: 26, total, reused: 24 } });
     expect(p.rate).toBeCloseTo(1 / total / 10, 12);
     expect(p.etaSeconds).toBeCloseTo(22 * 10, 6);
+  });
+});
+
+describe("a batch of one's rate (the batch layer's img2img shards)", () => {
+  it('leaves out the shards skipped as done before and the samples a resumed shard kept', () => {
+    let ms = 0;
+    vi.spyOn(performance, 'now').mockImplementation(() => ms);
+    const board = new JobBoard();
+    board.add({ id: 'j', kind: 'reconstruct', out: 'run', stages: ['betas', 'extract', 'img2img', 'report'] }, '/root/run');
+    board.started('j');
+    const report = singleProgress(['betas', 'extract', 'img2img', 'report'], { signal: new AbortController().signal, progress: (p) => board.progress('j', p) });
+    const job = (id: string, stage: string, state: BatchJobState = 'waiting'): JobInfo => ({ id, subject: 'subj01', analysis: 'reconstruct', stage, queue: 'sample', state, fraction: state === 'skipped' ? 1 : 0, attempts: 0 });
+    // four shards of 10 samples; the run before made shard 1 and 5 samples of shard 2
+    const shards = Array.from({ length: 4 }, (_, i): JobInfo => ({ ...job(`img2img.i${i}`, 'img2img'), shard: `i${i}` }));
+    const jobs = [job('betas', 'betas', 'skipped'), job('extract', 'extract', 'skipped'), ...shards, job('img2img', 'img2img')];
+    const at = (seconds: number, i: number, more: Partial<JobInfo>): JobProgress => {
+      ms = seconds * 1000;
+      Object.assign(shards[i], more);
+      report(jobs);
+      return board.get('j')!.progress!;
+    };
+    const sample = (done: number, reused = 0) => ({ state: 'active' as const, fraction: done / 10, count: { done, total: 10, ...(reused ? { reused } : {}) } });
+    at(0, 0, sample(1));
+    at(10, 0, sample(2)); // this run's pace: a sample of shard 0 every 10 s, 1/40 of the stage
+    at(20, 0, sample(3));
+    // a worker takes shard 1: skipped at once (made before); another takes shard 2 and reports its 5 kept samples
+    at(20.01, 1, { state: 'skipped', fraction: 1 });
+    let p = at(20.02, 2, sample(5, 5));
+    expect(p.fraction).toBeCloseTo((0.3 + 1 + 0.5) / 4, 12);
+    // (before, the jump of 1.2 shards in 20 ms read as this run's work: 0.04 of the stage a second, 16 times its pace)
+    expect(p.rate).toBeCloseTo(1 / 40 / 10.02, 12);
+    // both compute: shard 0 a sample, shard 2 its first own sample; the rate from shard 0's second sample (t = 10)
+    at(30, 0, sample(4));
+    p = at(30, 2, sample(6, 5));
+    expect(p.fraction).toBeCloseTo(2 / 4, 12);
+    const own = (0.4 + 0.1) / 4 - 0.2 / 4;
+    expect(p.rate).toBeCloseTo(own / 20, 12);
+    expect(p.etaSeconds).toBeCloseTo(0.5 / (own / 20), 6);
   });
 });

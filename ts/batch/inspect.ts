@@ -14,7 +14,7 @@ import { forceSubjects, QUEUES, type BatchPlan, type QueueClass } from './graph.
 import { keys, PREFIX, redisConnection, requireRedis, type BatchRecord, type JobRecord } from './redis.js';
 import type { NodeResult } from './runNode.js';
 import { blockedRoot, failedChildKey, jobIdOfKey } from './blocked.js';
-import { batchStatus, isCancelledReason, oneLine, resultUnet, resultWarnings, summarize, type BatchEvent, type JobInfo, type BatchJobState, type BatchState } from './status.js';
+import { batchStatus, isCancelledReason, isJobCount, jobCount, oneLine, resultUnet, resultWarnings, summarize, type BatchEvent, type JobInfo, type BatchJobState, type BatchState } from './status.js';
 import type { BatchReport } from './outputs.js';
 import { BatchPreflightError, forcedReplacements, preflightPlanned } from './preflight.js';
 import { clearSubject, submitPlan } from './submit.js';
@@ -86,7 +86,7 @@ async function jobState(queues: Record<QueueClass, Queue>, r: JobRecord, cancell
   let state = STATE[raw] ?? 'waiting';
   const result = job.returnvalue;
   if (state === 'done' && result?.status === 'skipped') state = 'skipped';
-  const progress = job.progress as { fraction?: number; message?: string } | number;
+  const progress = job.progress as { fraction?: number; message?: string; count?: unknown } | number;
   Object.assign(info, {
     state,
     // attempts used, as retries count them (BullMQ's attemptsMade: runs that ended, done or failed) and the one
@@ -97,6 +97,7 @@ async function jobState(queues: Record<QueueClass, Queue>, r: JobRecord, cancell
     seconds: result?.seconds,
     fraction: state === 'done' || state === 'skipped' ? 1 : typeof progress === 'number' ? progress / 100 : (progress?.fraction ?? 0),
     message: typeof progress === 'object' ? progress?.message : undefined,
+    ...(typeof progress === 'object' && isJobCount(progress?.count) ? { count: jobCount(progress.count) } : {}),
     worker: job.processedBy,
     stalls: job.stalledCounter,
     ...(result ? resultWarnings(result) : {}),

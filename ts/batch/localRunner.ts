@@ -91,7 +91,7 @@ export async function runLocal(plan: BatchPlan, options: LocalRunOptions = {}): 
 
     const start = (n: BatchNode) => {
       const j = info.get(n.id)!;
-      Object.assign(j, { state: 'active', fraction: 0, attempts: j.attempts + 1, startedAt: Date.now(), reason: undefined });
+      Object.assign(j, { state: 'active', fraction: 0, count: undefined, attempts: j.attempts + 1, startedAt: Date.now(), reason: undefined });
       // counted before its event: a listener that aborts the batch on it must not find it finished
       running++;
       emit(j);
@@ -99,8 +99,9 @@ export async function runLocal(plan: BatchPlan, options: LocalRunOptions = {}): 
         .run(
           n,
           { depsRan: depsRan(n), ranDeps: ranDeps(n) },
-          (fraction, message) => {
-            Object.assign(j, { fraction, message });
+          (fraction, message, count) => {
+            // (its count stays once it is done: the samples it reused are still not this run's work)
+            Object.assign(j, { fraction, message, count });
             emit(j);
           },
           options.signal,

@@ -15,6 +15,7 @@ import { packageRoot } from '../native/binding.js';
 import type { SerializedError } from './errors.js';
 import type { BatchNode } from './graph.js';
 import type { NodeResult } from './runNode.js';
+import type { JobCount } from './status.js';
 
 export type PoolRequest = { type: 'run'; node: BatchNode; depsRan: boolean; ranDeps?: string[] } | { type: 'abort'; reason?: string };
 
@@ -24,7 +25,7 @@ export interface DepsRan {
   ranDeps: string[];
 }
 export type PoolReply =
-  | { type: 'progress'; fraction: number; message?: string }
+  | { type: 'progress'; fraction: number; message?: string; count?: JobCount }
   | { type: 'result'; result: NodeResult }
   | { type: 'error'; error: SerializedError };
 
@@ -94,7 +95,7 @@ export class ProcessPool {
   }
 
   /** Starts a job in a free child (one is started when needed); `result` rejects with PoolJobError. */
-  start(node: BatchNode, deps: DepsRan, onProgress: (fraction: number, message?: string) => void): PoolRun {
+  start(node: BatchNode, deps: DepsRan, onProgress: (fraction: number, message?: string, count?: JobCount) => void): PoolRun {
     if (this.closed) return { pid: undefined, result: Promise.reject(new Error('pool closed')), abort: () => {} };
     let slot = this.slots.find((s) => !s.busy && s.child.connected);
     if (!slot) {
@@ -112,7 +113,7 @@ export class ProcessPool {
         s.busy = false;
       };
       const onMessage = (m: PoolReply) => {
-        if (m.type === 'progress') onProgress(m.fraction, m.message);
+        if (m.type === 'progress') onProgress(m.fraction, m.message, m.count);
         else {
           cleanup();
           if (m.type === 'result') resolve(m.result);
@@ -137,7 +138,7 @@ export class ProcessPool {
   }
 
   /** Runs a job to its end; `signal` aborts it. */
-  run(node: BatchNode, deps: DepsRan, onProgress: (fraction: number, message?: string) => void, signal?: AbortSignal): Promise<NodeResult> {
+  run(node: BatchNode, deps: DepsRan, onProgress: (fraction: number, message?: string, count?: JobCount) => void, signal?: AbortSignal): Promise<NodeResult> {
     const r = this.start(node, deps, onProgress);
     const onAbort = () => r.abort(String(signal?.reason ?? 'aborted'));
     // a signal that fired already (e.g. from the job's own 'active' event) never fires again

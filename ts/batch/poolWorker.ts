@@ -3,6 +3,7 @@ import { serializeError } from './errors.js';
 import { applyThreadsFromEnv } from './jobThreads.js';
 import type { PoolReply, PoolRequest } from './pool.js';
 import { runNode } from './runNode.js';
+import { jobCount, type JobCount } from './status.js';
 
 /**
  * Never outlive the parent: a killed worker's job is redone elsewhere, and a second writer of the same outputs
@@ -29,12 +30,13 @@ process.on('message', (m: PoolRequest) => {
   const ac = new AbortController();
   current = ac;
   let last = 0;
-  const progress = (fraction: number, message?: string) => {
+  const progress = (fraction: number, message?: string, count?: JobCount) => {
     // a few updates a second are enough for a table
     const now = Date.now();
     if (now - last < 250 && fraction < 1) return;
     last = now;
-    send({ type: 'progress', fraction, message });
+    // (the count as the job counts it: done, total and what it reused; not the stage's unit, which the job's stage names)
+    send({ type: 'progress', fraction, message, ...(count ? { count: jobCount(count) } : {}) });
   };
   ready
     .then(() => runNode(m.node, { depsRan: m.depsRan, ranDeps: m.ranDeps, signal: ac.signal, progress }))

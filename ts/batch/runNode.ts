@@ -17,6 +17,7 @@ import type { Img2ImgShard, StageContext } from '../pipeline/stages.js';
 import type { BatchNode } from './graph.js';
 import { shardLabel, shardNodeId } from './graph.js';
 import { batchFolderRemedy } from './preflight.js';
+import type { JobCount } from './status.js';
 
 // The stage code (the engine, ONNX Runtime, HDF5) is imported when a job needs it, so a job process starts
 // quickly and holds only what its jobs use.
@@ -27,8 +28,11 @@ const img2imgProgress = () => import('../pipeline/img2imgProgress.js');
 const stageRunner = () => import('../pipeline/stageRunner.js');
 
 export interface NodeControl {
-  /** Fraction of this job done (0..1) and what it is doing. */
-  progress: (fraction: number, message?: string) => void;
+  /**
+   * Fraction of this job done (0..1), what it is doing, and the items it counts (an img2img shard's samples, with
+   * those an interrupted run made: `reused`).
+   */
+  progress: (fraction: number, message?: string, count?: JobCount) => void;
   signal?: AbortSignal;
   /** A job this one depends on ran (was not skipped) in this batch: redo this one too. */
   depsRan: boolean;

@@ -40,6 +40,29 @@ export interface JobInfo {
    * seconds of U-Net time. Absent for a skipped job and one that ran no sampler.
    */
   unet?: { evaluations: number; seconds: number };
+  /**
+   * The items its last progress counted (an img2img shard's samples): `reused`, of `done`, are those an interrupted
+   * run had made, which this run kept: in its fraction, not this run's work (a rate leaves them out).
+   */
+  count?: JobCount;
+}
+
+/** Items a job's progress counts: done of total, `reused` of done made by an earlier run. */
+export interface JobCount {
+  done: number;
+  total: number;
+  reused?: number;
+}
+
+/** A count as a job's progress carries it (a stage's StageCount less its unit; `reused` only when some were). */
+export function jobCount(c: JobCount): JobCount {
+  return { done: c.done, total: c.total, ...(c.reused ? { reused: c.reused } : {}) };
+}
+
+/** A job's progress read back from Redis: a count with numbers where they belong. */
+export function isJobCount(v: unknown): v is JobCount {
+  const c = v as Partial<JobCount> | null;
+  return typeof c === 'object' && c !== null && Number.isFinite(c.done) && Number.isFinite(c.total) && (c.reused === undefined || Number.isFinite(c.reused));
 }
 
 export interface BatchEvent {

@@ -263,12 +263,13 @@ export async function createWorker(options: WorkerOptions): Promise<BatchWorker>
     const { job } = r;
     const { depsRan, ranDeps, ran } = dependenciesRan(job.data.node, await job.getChildrenValues());
     let last = 0;
-    r.run = pool.start(job.data.node, { depsRan, ranDeps }, (fraction, message) => {
-      emit(r, 'active', { fraction, message });
+    r.run = pool.start(job.data.node, { depsRan, ranDeps }, (fraction, message, count) => {
+      emit(r, 'active', { fraction, message, ...(count ? { count } : {}) });
       const now = Date.now();
       if (now - last < 500 && fraction < 1) return;
       last = now;
-      job.updateProgress({ fraction, message }).catch(() => {});
+      // (with its count: a watcher's rate leaves out the samples it reused, which the job's progress keeps once done)
+      job.updateProgress({ fraction, message, ...(count ? { count } : {}) }).catch(() => {});
     });
     if (r.stop) r.run.abort(r.stop);
     return withRan(job.data.node, await r.run.result, ran);

@@ -1,12 +1,13 @@
 /**
  * The files each of encode()'s stages reads from outside the run folder (see ts/pipeline/stageInputs.ts): a file
- * feature set's table and ids, the model folder, the noise ceiling's ncsnr, the atlases, the anatomy of the report.
+ * feature set's table and ids, the model folder, the noise ceiling's ncsnr, the mask and the atlases, the anatomy of
+ * the report. The ceiling reads the mask too, for its voxels only: the extraction's content holds them.
  */
 import { join } from 'node:path';
 
 import type { EncodeConfig } from '../config/encode.js';
 import { brainmaskPath, ctabPath, meanEpiPath, ncsnrPath, roiPath, t1Path } from '../nsd/paths.js';
-import { embeddingInputs, extractionInputs } from '../pipeline/stageInputs.js';
+import { embeddingInputs, extractionInputs, regionVolume } from '../pipeline/stageInputs.js';
 import { tableSpecs } from './runPaths.js';
 
 /** A 'file' feature set's files (the table and its ids); none for the sets a stage computes. */
@@ -35,7 +36,10 @@ export function encodeStageInputs(c: EncodeConfig, id: string): string[] {
     return t ? featureFiles(c, t.spec.name) : [];
   }
   if (id.startsWith('banded.')) return (c.banded.find((b) => `banded.${b.name}` === id)?.sets ?? []).flatMap((s) => featureFiles(c, s));
-  if (id === 'maps') return atlasInputs(c);
-  if (id === 'report') return [...atlasInputs(c), t1Path(root, subject), meanEpiPath(root, subject), brainmaskPath(root, subject)];
+  // the maps are written in the geometry of the mask's volume (its header), which the extraction's content does not
+  // hold: a volume moved in space with the same voxels rewrites them (the report reads the mask too)
+  const mask = regionVolume(root, subject, c.nsd.roi);
+  if (id === 'maps') return [...new Set([...mask, ...atlasInputs(c)])];
+  if (id === 'report') return [...new Set([...mask, ...atlasInputs(c)]), t1Path(root, subject), meanEpiPath(root, subject), brainmaskPath(root, subject)];
   return [];
 }

@@ -149,12 +149,16 @@ export async function estimateStages(
       const { kept, total } = upstreamRuns ? { kept: 0, total: 0 } : await img2imgKeptSamples(c);
       const samples = kept > 0 ? total - kept : g.seeds * nTest;
       const load = chargeLoad();
+      // a resumed stage's time is that of the samples to compute, and how many those are is said apart: '× 36 samples
+      // left of 2 seed(s) × 24 images' read as one product
+      const count =
+        kept > 0
+          ? `× ${samples} samples to compute ÷ ${k} per batch (${samples} = ${g.seeds} seed(s) × ${total / g.seeds} images − ${kept} kept from an interrupted run, stages/img2img.partial/)`
+          : `× ${g.seeds} seed(s) × ${nTest} images ÷ ${k} per batch`;
       est.img2img = {
         // (a last, partial batch costs its share: a U-Net run's cost is per image)
         seconds: load + (samples / k) * (fixed + runSteps * perStep),
-        basis:
-          `a batch of ${k} at ${g.size} px: ${perStep.toFixed(3)} s per step${g.guidance > 1 ? ' (with guidance)' : ''} + ${fixed.toFixed(3)} s encode/decode, ` +
-          `× ${runSteps} steps × ${kept > 0 ? `${samples} samples left of ${g.seeds} seed(s) × ${nTest} images (${kept} kept from an interrupted run, stages/img2img.partial/)` : `${g.seeds} seed(s) × ${nTest} images`} ÷ ${k} per batch`,
+        basis: `a batch of ${k} at ${g.size} px: ${perStep.toFixed(3)} s per step${g.guidance > 1 ? ' (with guidance)' : ''} + ${fixed.toFixed(3)} s encode/decode, × ${runSteps} steps ${count}`,
       };
     }
   } finally {

@@ -60,11 +60,24 @@ export function embeddingInputs(root: string, model: string, captions: string | 
 }
 
 /**
- * A reconstruction stage's inputs: the extraction's and the embedding's. The later stages (the VAE decoder, the U-Net,
- * the originals for the metrics) read the same model folder and stimuli, and run whenever the features stage does.
+ * A reconstruction stage's inputs: the extraction's, the embedding's, and the evaluation's feature networks. The
+ * other later stages (the VAE decoder, the U-Net, the originals for the metrics) read the same model folder and
+ * stimuli as the features stage, and run whenever it does.
  */
 export function reconstructStageInputs(c: ReconstructConfig, stage: string): string[] {
   if (stage === 'extract') return extractionInputs(c.nsd, [c.decoders.z.roi, c.decoders.c.roi]);
   if (stage === 'features') return embeddingInputs(c.nsd.root, c.model.dir, c.nsd.captions);
+  // (a network replaced by another changes the metrics, and nothing before them)
+  if (stage === 'evaluate') return [...new Set(c.evaluation.networks.map((n) => n.path))];
   return [];
+}
+
+/** The file of a region spec's volume (an atlas's, or the user's mask); none for a spec the config's check refuses. */
+export function regionVolume(root: string, subject: number, roi: string): string[] {
+  try {
+    const r = parseRegionSpec(roi);
+    return [r.kind === 'file' ? r.path : roiPath(root, subject, r.atlas)];
+  } catch {
+    return [];
+  }
 }

@@ -129,16 +129,17 @@ export function stepsLimitProblem(steps: number, schedule: ScheduleConfig, sched
  * img2img runs the last ⌊steps·strength⌋ of the steps (diffusers' get_timesteps; the engine's make_sampler_plan
  * computes it the same way, in doubles), so strength·steps < 1 runs none, and the engine refuses the plan. Checked
  * here so the message names the options as the caller's user wrote them ('--strength 0.3 with --steps 1'), with a
- * strength that runs. PNDM at 2 or more steps has one timestep more than steps (its second is repeated): diffusers
- * would still make one call there, at the last timestep, where this engine refuses; the message says so.
+ * strength that runs. PNDM at 2 or more steps is the exception: it has one timestep more than steps (its second is
+ * repeated), and get_timesteps' timesteps[steps:] leaves it the last one, t_0, alone: diffusers makes one PLMS call
+ * there (from the latents noised at t_0), and so does the engine.
  */
 export function noStepProblem(steps: number, strength: number, scheduler: SchedulerName, name: (k: keyof PlanOptions) => string): string | null {
   if (Math.min(Math.trunc(steps * strength), steps) >= 1) return null;
+  // (pndm's timesteps are [t_{N-1}, t_{N-2}, t_{N-2}, …, t_0]: timesteps[N:] is t_0 alone)
+  if (scheduler === 'pndm' && steps >= 2) return null;
   const what = `${name('strength')} ${strength} with ${name('steps')} ${steps}`;
   const needs = `strength·steps must be at least 1 (e.g. ${name('strength')} ${smallestStrength(steps)} with ${name('steps')} ${steps})`;
-  // (pndm's timesteps are [t_{N-1}, t_{N-2}, t_{N-2}, …, t_0]: timesteps[N:] is t_0 alone)
-  const pndm = scheduler === 'pndm' && steps >= 2 ? " (diffusers would still run pndm's extra timestep alone, one call at the last timestep, as it has steps + 1; this engine does not)" : '';
-  return `${what} runs no denoising step: img2img runs the last ⌊steps·strength⌋ of the steps, 0 here${pndm}; ${needs}`;
+  return `${what} runs no denoising step: img2img runs the last ⌊steps·strength⌋ of the steps, 0 here; ${needs}`;
 }
 
 /** The smallest strength to 6 significant digits, rounded up, with which `steps` runs a step (trunc(steps·strength) >= 1). */

@@ -422,12 +422,13 @@ SamplerPlan make_sampler_plan(const ScheduleConfig& config, SchedulerKind kind, 
   const int T = c.num_train_timesteps;
   const int init = std::min(static_cast<int>(static_cast<double>(N) * strength), N);
   const int t_start = std::max(N - init, 0);
-  if (init < 1)
-    invalid("strength " + num(strength) + " with " + std::to_string(N) + " steps runs no denoising step (needs strength >= 1/steps)");
   const int order = scheduler_order(kind);
   const int begin = t_start * order;
   const int count = static_cast<int>(ts.size());
-  if (begin >= count) invalid("strength " + num(strength) + " leaves no timestep to run");
+  // diffusers' get_timesteps runs timesteps[t_start·order:]: with init 0 that is nothing, except for PNDM at 2 or
+  // more steps, whose N + 1 timesteps leave the last one (t_0) alone: one PLMS call there, as diffusers makes
+  if (begin >= count)
+    invalid("strength " + num(strength) + " with " + std::to_string(N) + " steps runs no denoising step (needs strength >= 1/steps)");
 
   SamplerPlan plan;
   plan.kind = kind;

@@ -76,6 +76,17 @@ void easy_to_get_wrong(const ScheduleConfig& leading, const std::vector<double>&
     SD_CHECK_NEAR(x3, prev(601, 501, x2, (3 * 0.3 - 0.2) / 2), 1e-14);
   }
   SD_CHECK(make_sampler_plan(sd, SchedulerKind::Pndm, 10, 1.0).steps.size() == 11);
+  // strength·steps < 1: diffusers' timesteps[N:] is PNDM's last timestep alone (it has N + 1), one call from the
+  // sample noised at t_0 to the final ᾱ; at one step PNDM has one timestep, and nothing is left
+  {
+    auto one = make_sampler_plan(sd, SchedulerKind::Pndm, 3, 0.3);
+    SD_CHECK(one.steps.size() == 1 && one.steps.front().timestep == 1 && one.noise_timestep == 1 && one.t_start == 3);
+    const double a1 = ac[1], a0 = ac[0];  // SD's set_alpha_to_one false: the final ᾱ is ᾱ_0
+    const double want = std::sqrt(a0 / a1) * 0.9 - (a0 - a1) * 0.2 / (a1 * std::sqrt(1 - a0) + std::sqrt(a1 * (1 - a1) * a0));
+    SD_CHECK_NEAR(run_program(one.steps.front().program, 0.9, 0.2, 0, {}, nullptr), want, 1e-14);
+    SD_CHECK_THROWS(make_sampler_plan(sd, SchedulerKind::Pndm, 1, 0.3), ErrorCode::InvalidArgument);
+    SD_CHECK_THROWS(make_sampler_plan(sd, SchedulerKind::Ddim, 3, 0.3), ErrorCode::InvalidArgument);
+  }
 
   // Heun: 2N-1 timesteps, order 2: N=10, s=0.8 -> timesteps[4:] = 15 calls, begin index 4
   auto he = make_sampler_plan(sd, SchedulerKind::Heun, 10, 0.8);

@@ -46,6 +46,13 @@ export function batchOfOne(id: string, kind: 'reconstruct' | 'encode', config: R
 const share = (j: JobInfo) => (j.state === 'done' || j.state === 'skipped' ? 1 : j.fraction);
 
 /**
+ * How much of a job's share an earlier run made: all of it for a job skipped as done before, the samples it kept of an
+ * interrupted run's for one that ran (its count's `reused`), none otherwise. Not this batch's work, so not in its rate.
+ */
+const reusedShare = (j: JobInfo) =>
+  j.state === 'skipped' ? 1 : j.count?.reused && j.count.total > 0 ? Math.min(share(j), j.count.reused / j.count.total) : 0;
+
+/**
  * Reports a batch of one's progress as its analysis's stages, in order. A stage is announced only once it is
  * known whether it runs: its jobs decide that themselves (a job whose outputs are there already ends 'skipped'
  * at once), so a stage whose jobs are waiting, or started but have reported nothing yet, is not announced. It
@@ -57,11 +64,15 @@ export function singleProgress(stages: readonly string[], control: JobControl) {
   /** Stages whose end (done or skipped) has been reported. */
   const ended = new Set<string>();
   const ok = (j: JobInfo) => j.state === 'done' || j.state === 'skipped';
-  const emit = (stage: string, fraction: number, message: string | undefined, status: 'running' | 'skipped' | 'done', seconds?: number) => {
-    const key = `${stage}:${fraction.toFixed(4)}:${message ?? ''}:${status}`;
+  const emit = (stage: string, fraction: number, message: string | undefined, status: 'running' | 'skipped' | 'done', seconds?: number, reused = 0) => {
+    const key = `${stage}:${fraction.toFixed(4)}:${reused.toFixed(4)}:${message ?? ''}:${status}`;
     if (key === last) return;
     last = key;
-    control.progress({ stage, index: stages.indexOf(stage) + 1, stages: stages.length, fraction, message, status, ...(seconds === undefined ? {} : { seconds }) });
+    control.progress({
+      stage, index: stages.indexOf(stage) + 1, stages: stages.length, fraction, message, status,
+      ...(seconds === undefined ? {} : { seconds }),
+      ...(reused > 0 ? { reusedFraction: reused } : {}),
+    });
   };
   return (jobs: JobInfo[]) => {
     for (const stage of stages) {
@@ -87,8 +98,10 @@ export function singleProgress(stages: readonly string[], control: JobControl) {
       // (img2img's shards, without their merge: a join that only checks them, not one of the shards)
       const parts = group.some((j) => j.shard !== undefined) ? group.filter((j) => j.shard !== undefined) : group;
       const fraction = parts.reduce((a, j) => a + share(j), 0) / parts.length;
+      // what an earlier run made of it (shards done before, a resumed shard's kept samples): the job's rate leaves it out
+      const reused = parts.reduce((a, j) => a + reusedShare(j), 0) / parts.length;
       const message = parts.length > 1 ? shardsMessage(parts) : parts[0].message;
-      emit(stage, fraction, message, 'running');
+      emit(stage, fraction, message, 'running', undefined, reused);
       return;
     }
   };

@@ -129,7 +129,9 @@ export class JobBoard {
     const fraction = Math.max(0, Math.min(1, p.fraction));
     // the CLI's rule (RateEstimator): from the stage's first progress of this job's own work; samples a resumed
     // img2img reused count in the fraction, not in the rate
-    e.rate.add(now, fraction, p.count?.done, p.count?.reused, p.count?.total);
+    // (a share of the fraction reused, without a count: as a count of 1 whose reused part is that share)
+    const count = p.count ?? (p.reusedFraction ? { done: NaN, total: 1, reused: Math.min(p.reusedFraction, fraction) } : undefined);
+    e.rate.add(now, fraction, count?.done, count?.reused, count?.total);
     const rate = e.rate.fractionRate();
     const eta = e.rate.eta();
     const progress: JobProgress = {

@@ -67,6 +67,11 @@ export interface StageUpdate {
    * samples), with `total` their share of the fraction: not this job's work, so not in its rate (as the CLI's bar).
    */
   count?: { done: number; total: number; reused?: number };
+  /**
+   * Without `count`: of `fraction`, the share an earlier run made (a batch of one's img2img: its shards skipped as done
+   * before, the samples a resumed shard kept): in the fraction, not this job's work, so not in its rate.
+   */
+  reusedFraction?: number;
 }
 
 /** What a running job gets: its signal and where to report progress. */
