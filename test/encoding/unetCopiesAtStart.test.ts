@@ -5,16 +5,15 @@
  * run's copy (GBs for an export with its weights inside) stayed. A dead process's copy goes; a live process's and
  * another host's stay; the run itself leaves nothing there.
  */
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
 
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 import { encode } from '../../ts/encoding/encode.js';
-import { HOST_TAG } from '../../ts/io/atomicWrite.js';
 import { writeNpy } from '../../ts/io/npy.js';
 import { osTmp, restoreTmpdir } from '../helpers/osTmp.js';
+import { pidTaggedCopies } from '../helpers/pidTaggedCopies.js';
 import { makeWorld, type World } from './world.js';
 
 let world: World;
@@ -33,18 +32,7 @@ describe('U-Net copies left by earlier builds', () => {
     await writeNpy(idsPath, ids, [ids.length]);
 
     const dir = osTmp(world.tmp, 'os-tmp');
-    const child = spawnSync(process.execPath, ['-e', '']);
-    expect(child.status).toBe(0);
-    // the pid-tagged copies' names: brainlatent-unet-layers-<host tag>-<pid>-<mkdtemp's 6 characters>
-    const copy = (pid: number, tag = HOST_TAG) => {
-      const p = join(dir, `brainlatent-unet-layers-${tag}-${pid}-aB3xYz`);
-      mkdirSync(p);
-      writeFileSync(join(p, 'model.onnx'), 'a copy');
-      return p;
-    };
-    const dead = copy(child.pid!);
-    const live = copy(process.pid);
-    const otherHost = copy(child.pid!, HOST_TAG === '000000' ? '111111' : '000000');
+    const { dead, live, otherHost, deadAgain } = pidTaggedCopies(dir);
 
     const r = await encode({ out: join(world.tmp, 'run'), nsd: { root: world.nsd.root, subject: 1, zscore: 'none' }, featureSets: [{ name: 'f', kind: 'file', path: features, ids: idsPath }], noiseCeiling: 'none' });
     expect(r.stages.every((s) => s.status === 'ran')).toBe(true);
@@ -55,7 +43,7 @@ describe('U-Net copies left by earlier builds', () => {
     expect(readdirSync(dir).sort()).toEqual([basename(live), basename(otherHost)].sort());
 
     // a resumed run (every stage skipped) too
-    const again = copy(child.pid!);
+    const again = deadAgain();
     const resumed = await encode({ out: join(world.tmp, 'run'), nsd: { root: world.nsd.root, subject: 1, zscore: 'none' }, featureSets: [{ name: 'f', kind: 'file', path: features, ids: idsPath }], noiseCeiling: 'none' });
     expect(resumed.stages.every((s) => s.status === 'skipped')).toBe(true);
     expect(existsSync(again)).toBe(false);

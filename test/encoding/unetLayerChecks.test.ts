@@ -4,7 +4,6 @@
  * of garbage; now the features stage and `sd layers` name them. The U-Net with layers exposed is made and loaded in
  * memory: nothing is written to the temp folder, and a copy an older version's killed run left there is removed.
  */
-import { spawnSync } from 'node:child_process';
 import { existsSync, lutimesSync, mkdirSync, readdirSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -23,6 +22,7 @@ import { onnx } from '../../ts/sd/onnxProto.js';
 import { writeSdFixture } from '../../ts/sd/fixture.js';
 import { addSideBranches, HALF_BRANCH, SIDE_BRANCHES } from './unetSideBranches.js';
 import { osTmp as osTmpIn, restoreTmpdir } from '../helpers/osTmp.js';
+import { pidTaggedCopies } from '../helpers/pidTaggedCopies.js';
 
 let tmp = '';
 let model = '';
@@ -150,26 +150,14 @@ describe('no copy of the U-Net on disk', () => {
   // older versions wrote a copy there; a run of theirs killed with SIGKILL never removed it
   it("a copy an older version's dead process left is removed at the next use; a live process's copy is kept", async () => {
     const dir = osTmp('stale');
-    // a process that has exited: its pid names a dead process
-    const child = spawnSync(process.execPath, ['-e', '']);
-    expect(child.status).toBe(0);
-    // the old copies' names: brainlatent-unet-layers-<host tag>-<pid>-<mkdtemp's 6 characters>
-    const copy = (pid: number, tag = HOST_TAG) => {
-      const p = join(dir, `brainlatent-unet-layers-${tag}-${pid}-aB3xYz`);
-      mkdirSync(p);
-      writeFileSync(join(p, 'model.onnx'), 'a copy');
-      return p;
-    };
-    const dead = copy(child.pid!);
-    const live = copy(process.pid);
-    const otherHost = copy(child.pid!, HOST_TAG === '000000' ? '111111' : '000000');
+    const { dead, live, otherHost, deadAgain } = pidTaggedCopies(dir);
     await checkUnetLayers(model, [tanh], { imageSize: 32, timestep: 500 });
     expect(existsSync(dead)).toBe(false);
     expect(existsSync(join(live, 'model.onnx'))).toBe(true);
     expect(existsSync(join(otherHost, 'model.onnx'))).toBe(true); // another machine's process: not judged from here
     expect(readdirSync(dir).sort()).toEqual([basename(live), basename(otherHost)].sort());
     // the features stage's exposure too
-    const again = copy(child.pid!);
+    const again = deadAgain();
     await unetLayerFeatures(model, unetSpec([tanh]), embeddings(2), { batch: 2 });
     expect(existsSync(again)).toBe(false);
     expect(existsSync(live)).toBe(true);

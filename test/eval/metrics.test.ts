@@ -12,8 +12,8 @@ import { evaluateReconstructions } from '../../ts/eval/evaluate.js';
 import { pixCorr, ssim } from '../../ts/eval/pixel.js';
 import { metricsCsv } from '../../ts/eval/table.js';
 import type { RgbImages } from '../../ts/sd/tensor.js';
-import { externalize, linkIntoBlobs } from '../helpers/linkedModels.js';
-import { relocate } from '../helpers/nestedWeights.js';
+import { externalize, relocate } from '../helpers/externalData.js';
+import { linkIntoBlobs } from '../helpers/linkedModels.js';
 import { pearson } from '../helpers/pearson.js';
 
 function images(count: number, size: number, fill: (i: number, p: number) => number): RgbImages {

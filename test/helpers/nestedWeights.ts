@@ -3,11 +3,11 @@
  * attribute (torch.onnx keeps constants folded out of parameters so), the initializers of If branches and Loop
  * bodies (control flow exported with its own weights), and a Constant inside such a body. `nestWeights` moves a
  * model's float initializers there without changing what it computes (each comes out of an Identity or a
- * Squeeze bit for bit); `externalizeEverywhere` then moves every float tensor's raw_data, wherever it is, into
- * an external-data file, as onnx's save_as_external_data does (it walks subgraphs and attributes too).
+ * Squeeze bit for bit); externalData.ts's `externalize(path, file, eachTensor)` then moves every float tensor's
+ * raw_data, wherever it is, into an external-data file, as onnx's save_as_external_data does (it walks
+ * subgraphs and attributes too).
  */
 import { readFile, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
 
 import { onnx } from '../../ts/sd/onnxProto.js';
 
@@ -121,74 +121,4 @@ export async function nestWeights(path: string): Promise<NestedWeights> {
   g.node = [...nodes, ...g.node!];
   await writeFile(path, onnx.ModelProto.encode(m).finish());
   return { constant: c.name!, ifThen: a.name!, ifElse: b.name!, loopConstant: lc.name!, loopInitializer: li.name! };
-}
-
-/** Every tensor of the model: initializers of the graph and of every subgraph, and tensors in node attributes. */
-export function eachTensor(m: import('onnx-proto').onnx.IModelProto, visit: (t: ITensor, where: string) => void): void {
-  const graph = (gr: IGraph, where: string) => {
-    for (const t of gr.initializer ?? []) visit(t, `${where} initializer`);
-    for (const n of gr.node ?? []) {
-      for (const at of n.attribute ?? []) {
-        const here = `${where} node '${n.name}' attribute '${at.name}'`;
-        if (at.t) visit(at.t, here);
-        for (const t of at.tensors ?? []) visit(t, here);
-        if (at.g) graph(at.g, `${here} graph`);
-        for (const sub of at.graphs ?? []) graph(sub, `${here} graph`);
-      }
-    }
-  };
-  graph(m.graph!, 'graph');
-}
-
-/**
- * Moves the raw_data of every float tensor of 64 bytes or more, wherever it is (eachTensor), into `dataName`
- * beside the model, as onnx.save_model(..., save_as_external_data=True, size_threshold=64) does; `location`
- * replaces the location written into the model (default: `dataName`), for the tests of locations that are refused.
- */
-export async function externalizeEverywhere(path: string, dataName: string, location = dataName): Promise<number> {
-  const m = onnx.ModelProto.decode(await readFile(path));
-  const chunks: Buffer[] = [];
-  let offset = 0;
-  eachTensor(m, (t) => {
-    if ((t.rawData?.length ?? 0) < 64 || t.dataType !== T.FLOAT) return;
-    const raw = Buffer.from(t.rawData!);
-    chunks.push(raw);
-    t.externalData = [
-      { key: 'location', value: location },
-      { key: 'offset', value: String(offset) },
-      { key: 'length', value: String(raw.length) },
-    ];
-    t.dataLocation = onnx.TensorProto.DataLocation.EXTERNAL;
-    t.rawData = new Uint8Array(0);
-    offset += raw.length;
-  });
-  await writeFile(join(dirname(path), dataName), Buffer.concat(chunks));
-  await writeFile(path, onnx.ModelProto.encode(m).finish());
-  return chunks.length;
-}
-
-/** The external data locations the serialized model names, wherever its tensors are. */
-export function externalLocations(bytes: Uint8Array): string[] {
-  const out = new Set<string>();
-  eachTensor(onnx.ModelProto.decode(bytes), (t) => {
-    const l = t.externalData?.find((e) => e.key === 'location')?.value;
-    if (l) out.add(l);
-  });
-  return [...out];
-}
-
-/**
- * Renames the external data location of the model's tensors that `pick` chooses (eachTensor's `where` names
- * their place) to `location`; returns their names. For the tests of locations that leave the model's folder.
- */
-export async function relocate(path: string, pick: (t: ITensor, where: string) => boolean, location: string): Promise<string[]> {
-  const m = onnx.ModelProto.decode(await readFile(path));
-  const names: string[] = [];
-  eachTensor(m, (t, where) => {
-    if (!t.externalData?.length || !pick(t, where)) return;
-    t.externalData = t.externalData.map((e) => (e.key === 'location' ? { key: 'location', value: location } : e));
-    names.push(t.name ?? '');
-  });
-  await writeFile(path, onnx.ModelProto.encode(m).finish());
-  return names;
 }

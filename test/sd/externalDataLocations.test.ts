@@ -19,7 +19,8 @@ import { Diffusion } from '../../ts/sd/Diffusion.js';
 import { SD_FIXTURE_VARIANTS, writeSdFixture } from '../../ts/sd/fixture.js';
 import { OnnxModel } from '../../ts/sd/OnnxModel.js';
 import { externalDataRefusal } from '../../ts/sd/onnxWeightRefs.js';
-import { externalizeEverywhere, nestWeights, relocate, type NestedWeights } from '../helpers/nestedWeights.js';
+import { eachTensor, externalize, relocate } from '../helpers/externalData.js';
+import { nestWeights, type NestedWeights } from '../helpers/nestedWeights.js';
 
 let tmp = '';
 let base = '';
@@ -30,7 +31,7 @@ beforeAll(async () => {
   base = join(tmp, 'base');
   await writeSdFixture(base, { ...SD_FIXTURE_VARIANTS['optimum-1.24'], unetLayers: 3 });
   nested = await nestWeights(join(base, 'unet', 'model.onnx'));
-  await externalizeEverywhere(join(base, 'unet', 'model.onnx'), 'weights.pb');
+  await externalize(join(base, 'unet', 'model.onnx'), 'weights.pb', eachTensor);
 }, 120_000);
 afterAll(async () => {
   await rm(tmp, { recursive: true, force: true });

@@ -21,7 +21,8 @@ import { modelSource } from '../../ts/sd/modelSource.js';
 import { OnnxModel, unetFeatures } from '../../ts/sd/OnnxModel.js';
 import { onnx } from '../../ts/sd/onnxProto.js';
 import { readOnnxSignature } from '../../ts/sd/onnxSignature.js';
-import { externalize, linkIntoBlobs } from '../helpers/linkedModels.js';
+import { externalize } from '../helpers/externalData.js';
+import { linkIntoBlobs } from '../helpers/linkedModels.js';
 import { patternImages } from './fixtures.js';
 
 const COMPONENTS = ['text_encoder', 'unet', 'vae_encoder', 'vae_decoder'];

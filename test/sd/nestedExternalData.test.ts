@@ -24,8 +24,9 @@ import { OnnxModel, unetFeatures } from '../../ts/sd/OnnxModel.js';
 import { onnx } from '../../ts/sd/onnxProto.js';
 import { readModelWithWeightRefs } from '../../ts/sd/onnxWeightRefs.js';
 import { distModule } from '../helpers/dist.js';
-import { externalize, linkIntoBlobs } from '../helpers/linkedModels.js';
-import { eachTensor, externalizeEverywhere, externalLocations, nestWeights } from '../helpers/nestedWeights.js';
+import { eachTensor, externalize, externalLocations } from '../helpers/externalData.js';
+import { linkIntoBlobs } from '../helpers/linkedModels.js';
+import { nestWeights } from '../helpers/nestedWeights.js';
 import { patternImages } from './fixtures.js';
 
 const COMPONENTS = ['text_encoder', 'unet', 'vae_encoder', 'vae_decoder'];
@@ -92,7 +93,7 @@ beforeAll(async () => {
   ref = await outputsOf(embedded);
   external = join(tmp, 'external');
   await cp(embedded, external, { recursive: true });
-  await externalizeEverywhere(join(external, 'unet', 'model.onnx'), 'weights.pb');
+  await externalize(join(external, 'unet', 'model.onnx'), 'weights.pb', eachTensor);
   for (const c of COMPONENTS.filter((x) => x !== 'unet')) await externalize(join(external, c, 'model.onnx'), 'model.onnx_data');
 }, 120_000);
 afterAll(async () => {
@@ -180,7 +181,7 @@ describe('external data in Constant nodes and subgraphs', () => {
     const inline = m.graph!.initializer!;
     m.graph!.initializer = [];
     await writeFile(path, onnx.ModelProto.encode(m).finish());
-    await externalizeEverywhere(path, 'weights.pb');
+    await externalize(path, 'weights.pb', eachTensor);
     const e = onnx.ModelProto.decode(await readFile(path));
     e.graph!.initializer = inline;
     await writeFile(path, onnx.ModelProto.encode(e).finish());

@@ -15,10 +15,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VIEWER_SCRIPT } from '../../ts/encoding/viewerScript.js';
 import { SORTABLE_SCRIPT } from '../../ts/report/html.js';
 import { hiddenHtml } from '../../ts/server/htmlPaths.js';
-import { LocalJobRunner } from '../../ts/server/jobs/LocalJobRunner.js';
 import { hiddenPaths, rootRelative, SERVER_PATH } from '../../ts/server/rootPaths.js';
 import { chromiumPath, launchBrowser, NO_BROWSER } from '../helpers/browser.js';
-import { startTestServer, until, type TestServer } from './helpers.js';
+import { serveRunFolder } from '../helpers/servedRunFolder.js';
+import type { TestServer } from './helpers.js';
 
 if (!chromiumPath) console.warn(NO_BROWSER);
 
@@ -102,21 +102,11 @@ describe("a run folder's report.html, served", () => {
   let id: string;
   let written: string;
   beforeAll(async () => {
-    const runner = new LocalJobRunner({
-      concurrency: 1,
-      execute: async (spec) => {
-        const root = spec.out.slice(0, spec.out.length - '/run1'.length);
-        written = report(root);
-        mkdirSync(spec.out, { recursive: true });
-        writeFileSync(join(spec.out, 'report.html'), written);
-        return {};
-      },
-    });
-    s = await startTestServer({ runner });
-    const job = await s.call('POST', '/v1/jobs', { kind: 'demo', out: 'run1' });
-    expect(job.status, job.text).toBe(202);
-    id = job.json.id;
-    await until(async () => ((await s.call('GET', `/v1/jobs/${id}`)).json.state === 'done' ? true : undefined), 20_000, 'the job to end');
+    ({ s, id } = await serveRunFolder((out, root) => {
+      written = report(root);
+      mkdirSync(out, { recursive: true });
+      writeFileSync(join(out, 'report.html'), written);
+    }));
   });
   afterAll(async () => s?.stop());
 

@@ -10,8 +10,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { hiddenPaths, SERVER_PATH } from '../../ts/server/rootPaths.js';
-import { LocalJobRunner } from '../../ts/server/jobs/LocalJobRunner.js';
-import { startTestServer, until, type TestServer } from './helpers.js';
+import { serveRunFolder } from '../helpers/servedRunFolder.js';
+import type { TestServer } from './helpers.js';
 
 const ORT = '/work/main/node_modules/onnxruntime-node/bin/napi-v3/linux/x64/libonnxruntime.so.1';
 
@@ -22,24 +22,14 @@ describe("a run folder's files, served", () => {
   const npy = Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 0x2f, 0x74, 0x6d, 0x70, 0x2f, 0x78]);
   beforeAll(async () => {
     // a job that writes its run folder as a reconstruct job does, with the paths it ran with
-    const runner = new LocalJobRunner({
-      concurrency: 1,
-      execute: async (spec) => {
-        const root = spec.out.slice(0, spec.out.length - '/run1'.length);
-        runJson = `${JSON.stringify({ config: { nsd: { root: `${root}/world/nsd` }, model: { dir: `${root}/world/model`, ortLibrary: ORT }, out: spec.out, note: `read ${root}/world/nsd/x.hdf5 and ${ORT}`, units: 'it/s', url: 'https://example.org/a/b', rootItself: root } }, null, 2)}\n`;
-        mkdirSync(join(spec.out, 'stages'), { recursive: true });
-        writeFileSync(join(spec.out, 'run.json'), runJson);
-        writeFileSync(join(spec.out, 'stages', 'extract.json'), JSON.stringify({ inputs: [`${root}/world/nsd/betas.hdf5`, '/etc/passwd'] }));
-        writeFileSync(join(spec.out, 'log.txt'), `loaded ${ORT}\n`);
-        writeFileSync(join(spec.out, 'x.npy'), npy);
-        return {};
-      },
-    });
-    s = await startTestServer({ runner });
-    const job = await s.call('POST', '/v1/jobs', { kind: 'demo', out: 'run1' });
-    expect(job.status, job.text).toBe(202);
-    id = job.json.id;
-    await until(async () => ((await s.call('GET', `/v1/jobs/${id}`)).json.state === 'done' ? true : undefined), 20_000, 'the job to end');
+    ({ s, id } = await serveRunFolder((out, root) => {
+      runJson = `${JSON.stringify({ config: { nsd: { root: `${root}/world/nsd` }, model: { dir: `${root}/world/model`, ortLibrary: ORT }, out, note: `read ${root}/world/nsd/x.hdf5 and ${ORT}`, units: 'it/s', url: 'https://example.org/a/b', rootItself: root } }, null, 2)}\n`;
+      mkdirSync(join(out, 'stages'), { recursive: true });
+      writeFileSync(join(out, 'run.json'), runJson);
+      writeFileSync(join(out, 'stages', 'extract.json'), JSON.stringify({ inputs: [`${root}/world/nsd/betas.hdf5`, '/etc/passwd'] }));
+      writeFileSync(join(out, 'log.txt'), `loaded ${ORT}\n`);
+      writeFileSync(join(out, 'x.npy'), npy);
+    }));
   });
   afterAll(async () => s?.stop());
 

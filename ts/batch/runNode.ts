@@ -5,11 +5,12 @@
  * it ran (the shard's job is not told that they ran again). Markers are written last, so an interrupted job is redone.
  */
 import { existsSync } from 'node:fs';
-import { appendFile, link, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { dirname, join, relative } from 'node:path';
+import { appendFile, mkdir, readFile, stat } from 'node:fs/promises';
+import { join, relative } from 'node:path';
 
 import { CancelledError, InvalidArgumentError } from '../errors.js';
 import { writeJsonAtomic } from '../io/atomicWrite.js';
+import { createOnce } from '../io/createOnce.js';
 import { inputIdentities } from '../io/fileIdentity.js';
 import { configHash, type ReconstructConfig } from '../pipeline/config.js';
 import { PreflightError } from '../pipeline/errors.js';
@@ -105,26 +106,6 @@ async function shardDone(config: ReconstructConfig, shard: Img2ImgShard): Promis
 
 function versions(): Record<string, string> {
   return { node: process.version, platform: `${process.platform} ${process.arch}`, runner: 'brainlatent batch' };
-}
-
-/**
- * Publishes `path` exactly once: the data go to a private temporary, which is hard-linked into place only if
- * nothing is there yet. Returns false (and writes nothing) when an earlier execution of the same job already
- * published it, e.g. one whose worker was killed after the link.
- */
-async function publishOnce(path: string, data: string): Promise<boolean> {
-  await mkdir(dirname(path), { recursive: true });
-  const tmp = join(dirname(path), `.${Math.random().toString(36).slice(2)}-${process.pid}.tmp`);
-  await writeFile(tmp, data);
-  try {
-    await link(tmp, path);
-    return true;
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
-    throw e;
-  } finally {
-    await rm(tmp, { force: true });
-  }
 }
 
 /** Runs a reconstruction stage (or one img2img shard) with the pipeline's own stage code. */
@@ -331,7 +312,7 @@ export async function runNode(node: BatchNode, ctl: NodeControl): Promise<NodeRe
       // every execution is logged (a killed worker's job runs again); the output is published once, whole
       await mkdir(w.out, { recursive: true });
       await appendFile(join(w.out, 'executions.log'), `${node.id} ${process.pid}\n`);
-      const published = await publishOnce(file, JSON.stringify({ id: node.id, pid: process.pid, at: new Date().toISOString() }));
+      const published = await createOnce(file, JSON.stringify({ id: node.id, pid: process.pid, at: new Date().toISOString() }));
       if (published) await appendFile(join(w.out, 'published.log'), `${node.id} ${process.pid}\n`);
       return { status: published ? 'done' : 'skipped', seconds: seconds() };
     }

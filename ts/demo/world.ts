@@ -13,7 +13,7 @@ import { readNsdDesign } from '../nsd/expdesign.js';
 import { loadNsdCaptions } from '../nsd/captions.js';
 import { NsdStimuli } from '../nsd/stimuli.js';
 import { Diffusion } from '../sd/Diffusion.js';
-import { SD15_SCHEDULER_CONFIG } from '../sd/fixture.js';
+import { sdFolderFiles, sdModelIndex, writeFolderFiles } from '../sd/fixture.js';
 import { synthNsd } from '../synth/nsd.js';
 import { generateScenes, renderScene } from '../synth/scenes.js';
 import type { ReconstructConfigInput } from '../pipeline/config.js';
@@ -190,15 +190,9 @@ export async function buildDemoWorld(options: DemoWorldOptions, control: DemoWor
     ['vae_decoder/model.onnx', vaeDecoderModel()],
     ['vae_decoder/config.json', JSON.stringify({ scaling_factor: SCALING_FACTOR })],
     ['text_encoder/model.onnx', textEncoderModel(table, vocab.size, textDim)],
-    ['tokenizer/vocab.json', JSON.stringify(vocab.vocab)],
-    ['tokenizer/merges.txt', `#version: 0.2\n${vocab.merges.join('\n')}\n`],
-    ['tokenizer/tokenizer_config.json', JSON.stringify({ model_max_length: 77, pad_token: '<|endoftext|>', bos_token: '<|startoftext|>', eos_token: '<|endoftext|>' })],
-    ['scheduler/scheduler_config.json', JSON.stringify(SD15_SCHEDULER_CONFIG, null, 2)],
+    ...sdFolderFiles(vocab),
   ];
-  for (const [p, data] of files) {
-    await mkdir(join(modelDir, p, '..'), { recursive: true });
-    await writeFileAtomic(join(modelDir, p), data);
-  }
+  await writeFolderFiles(modelDir, files);
 
   // The U-Net's mixture: latents and caption vectors of the catalogue's scenes.
   const design = await readNsdDesign(nsdRoot);
@@ -264,26 +258,15 @@ export async function buildDemoWorld(options: DemoWorldOptions, control: DemoWor
   );
   await writeFileAtomic(
     join(modelDir, 'model_index.json'),
-    JSON.stringify(
-      {
-        _class_name: 'OnnxStableDiffusionPipeline',
-        _brainlatent_demo: {
-          note: 'the brainlatent demo world: closed-form VAE, bag-of-words text encoder, exact denoiser of a text-weighted Gaussian mixture on the scene catalogue',
-          seed,
-          components: ids.length,
-          componentSd: o.componentSd,
-          beta: o.beta,
-        },
-        text_encoder: ['diffusers', 'OnnxRuntimeModel'],
-        unet: ['diffusers', 'OnnxRuntimeModel'],
-        vae_encoder: ['diffusers', 'OnnxRuntimeModel'],
-        vae_decoder: ['diffusers', 'OnnxRuntimeModel'],
-        tokenizer: ['transformers', 'CLIPTokenizer'],
-        scheduler: ['diffusers', 'PNDMScheduler'],
+    sdModelIndex({
+      _brainlatent_demo: {
+        note: 'the brainlatent demo world: closed-form VAE, bag-of-words text encoder, exact denoiser of a text-weighted Gaussian mixture on the scene catalogue',
+        seed,
+        components: ids.length,
+        componentSd: o.componentSd,
+        beta: o.beta,
       },
-      null,
-      2,
-    ),
+    }),
   );
   await writeFileAtomic(join(out, 'features.onnx'), featureNetworkModel());
   phase('models', 1, 1, 'files');

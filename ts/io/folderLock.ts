@@ -13,10 +13,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync, unlinkSync } from 'node:fs';
-import { link, mkdir, open, readFile, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
+import { link, mkdir, readFile, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { LockedError } from '../errors.js';
+import { createOnce } from './createOnce.js';
 import { processAlive, processStartTime } from './processAlive.js';
 
 export const LOCK_FILE = '.brainlatent.lock';
@@ -103,7 +104,7 @@ async function acquire(dir: string, path: string, what: string, command: string,
   };
   const body = `${JSON.stringify(holder, null, 2)}\n`;
   for (let attempt = 0; attempt < 50; attempt++) {
-    if (await publish(path, body)) return new FolderLock(dir, path, holder, created);
+    if (await createOnce(path, body)) return new FolderLock(dir, path, holder, created);
     const current = await readHolder(path);
     if (current === 'gone') continue;
     if (current === 'unreadable') {
@@ -139,41 +140,6 @@ function holderAlive(h: LockHolder): boolean {
   if (h.processStart === null) return true;
   const now = processStartTime(h.pid);
   return now === null || now === h.processStart;
-}
-
-/** Creates the lock file whole, or returns false when one exists. */
-async function publish(path: string, body: string): Promise<boolean> {
-  const tmp = `${path}.${process.pid}-${randomBytes(4).toString('hex')}`;
-  const fh = await open(tmp, 'wx');
-  try {
-    await fh.writeFile(body);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  try {
-    await link(tmp, path);
-    return true;
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'EEXIST') return false;
-    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw e;
-    // No hard links here: exclusive create is the next best (a reader may briefly see it empty).
-    try {
-      const lf = await open(path, 'wx');
-      try {
-        await lf.writeFile(body);
-      } finally {
-        await lf.close();
-      }
-      return true;
-    } catch (e2) {
-      if ((e2 as NodeJS.ErrnoException).code === 'EEXIST') return false;
-      throw e2;
-    }
-  } finally {
-    await rm(tmp, { force: true });
-  }
 }
 
 async function readHolder(path: string): Promise<LockHolder | 'gone' | 'unreadable'> {

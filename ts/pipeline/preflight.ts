@@ -12,7 +12,7 @@ import { onnxruntimeNodeInstalled } from '../native/onnxruntimeNode.js';
 import { onnxruntimeNodeInstallCommand } from '../optionalDependencies.js';
 import { loadRegionMask, type RegionMask } from '../nsd/roi.js';
 import { ReconstructConfigSchema } from '../config/reconstruct.js';
-import { planRun, resolvePlanOptions, type OptionLabels } from '../sd/samplingOptions.js';
+import { planLabels, planRun, resolvePlanOptions } from '../sd/samplingOptions.js';
 import { sdLayoutProblems } from '../sd/layoutSignature.js';
 import { readSchedulerConfig } from '../sd/schedulerConfig.js';
 import type { SamplerPlanInfo } from '../sd/index.js';
@@ -161,14 +161,7 @@ export async function preflight(config: ReconstructConfig, options: RunFolderCon
 }
 
 /** The plan options' names in a reconstruction config. */
-const IMG2IMG_FIELDS: OptionLabels = {
-  scheduler: 'img2img.scheduler',
-  karras: 'img2img.karras',
-  steps: 'img2img.steps',
-  strength: 'img2img.strength',
-  eta: 'img2img.eta',
-  img2imgRule: 'img2img.rule',
-};
+const IMG2IMG_FIELDS = planLabels('img2img.');
 
 /**
  * The img2img stage's plan, or what it refuses, named by the config's fields: an eta above the largest the schedule

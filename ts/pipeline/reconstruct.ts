@@ -20,24 +20,13 @@ import { preflight, type PreflightResult } from './preflight.js';
 import { clearingInterrupted, clearingPlan, clearRunFolder, lockRunFolder, paths, STAGES, writeManifest, type StageName } from './runFolder.js';
 import { runOutputOverlaps } from './runFolderInputs.js';
 import { reconstructStageInputs } from './stageInputs.js';
-import { planStages, runStages, type StageCount, type StageDef, type StageReport, type StageResult, type StageRunContext } from './stageRunner.js';
+import { planStages, runStages, type StageDef, type StageProgress, type StageReport, type StageResult, type StageRunContext } from './stageRunner.js';
 import { reconstructStageDeps, STAGE_RUNNERS } from './stages.js';
 import { selectTestImages } from './testSubset.js';
 
-export interface ReconstructProgress {
+/** Progress of a stage (stageRunner's; `count` in images or samples, `reused` a resumed img2img's), by its name. */
+export interface ReconstructProgress extends StageProgress {
   stage: StageName;
-  /** Stage number (1-based) and count. */
-  index: number;
-  stages: number;
-  /** Within the stage, 0..1. */
-  fraction: number;
-  message?: string;
-  /**
-   * Items done in the stage, when it counts them (images, samples): gives a rate in that unit. `reused`: of `done`,
-   * the samples an interrupted run made (a resumed img2img), not this run's work.
-   */
-  count?: StageCount;
-  status: 'running' | 'skipped' | 'done';
 }
 
 export interface ReconstructOptions {

@@ -281,44 +281,58 @@ export function resolveFixtureOptions(o: SdFixtureOptions = {}): Required<SdFixt
   };
 }
 
+/**
+ * The files of an SD 1.x ONNX folder beside its models, as a diffusers/optimum export has them: the CLIP
+ * tokenizer's (`tok` as clipTokenizer.ts reads it) and SD 1.5's scheduler config; paths relative to the folder.
+ * The fixture's and the demo world's.
+ */
+export function sdFolderFiles(tok: { vocab: Record<string, number>; merges: string[] }): [string, string][] {
+  return [
+    ['tokenizer/vocab.json', JSON.stringify(tok.vocab)],
+    ['tokenizer/merges.txt', `#version: 0.2\n${tok.merges.join('\n')}\n`],
+    ['tokenizer/tokenizer_config.json', JSON.stringify({ model_max_length: SEQ, pad_token: '<|endoftext|>', bos_token: '<|startoftext|>', eos_token: '<|endoftext|>' })],
+    ['scheduler/scheduler_config.json', JSON.stringify(SD15_SCHEDULER_CONFIG, null, 2)],
+  ];
+}
+
+/** The folder's model_index.json: an ONNX SD pipeline of the four models and those files; `about` says what made it. */
+export function sdModelIndex(about: Record<string, unknown>): string {
+  return JSON.stringify(
+    {
+      _class_name: 'OnnxStableDiffusionPipeline',
+      ...about,
+      text_encoder: ['diffusers', 'OnnxRuntimeModel'],
+      unet: ['diffusers', 'OnnxRuntimeModel'],
+      vae_encoder: ['diffusers', 'OnnxRuntimeModel'],
+      vae_decoder: ['diffusers', 'OnnxRuntimeModel'],
+      tokenizer: ['transformers', 'CLIPTokenizer'],
+      scheduler: ['diffusers', 'PNDMScheduler'],
+    },
+    null,
+    2,
+  );
+}
+
+/** Writes each [path relative to `dir`, data] in order, making its folder. */
+export async function writeFolderFiles(dir: string, files: [string, Uint8Array | string][]): Promise<void> {
+  for (const [p, data] of files) {
+    await mkdir(join(dir, p, '..'), { recursive: true });
+    await writeFileAtomic(join(dir, p), data);
+  }
+}
+
 /** Writes a complete SD 1.x ONNX model folder with random weights to `dir`. */
 export async function writeSdFixture(dir: string, options: SdFixtureOptions = {}): Promise<void> {
   const o = resolveFixtureOptions(options);
-  const parts: [string, Uint8Array][] = [
+  const models: [string, Uint8Array][] = [
     ['text_encoder', textEncoderModel(o)],
     ['unet', unetModel(o)],
     ['vae_encoder', vaeEncoderModel(o)],
     ['vae_decoder', vaeDecoderModel(o)],
   ];
-  for (const [name, bytes] of parts) {
-    await mkdir(join(dir, name), { recursive: true });
-    await writeFileAtomic(join(dir, name, 'model.onnx'), o.io === 'float16' ? withFloat16Io(bytes) : bytes);
-  }
-  const tok = fixtureTokenizer();
-  await mkdir(join(dir, 'tokenizer'), { recursive: true });
-  await writeFileAtomic(join(dir, 'tokenizer', 'vocab.json'), JSON.stringify(tok.vocab));
-  await writeFileAtomic(join(dir, 'tokenizer', 'merges.txt'), `#version: 0.2\n${tok.merges.join('\n')}\n`);
-  await writeFileAtomic(
-    join(dir, 'tokenizer', 'tokenizer_config.json'),
-    JSON.stringify({ model_max_length: SEQ, pad_token: '<|endoftext|>', bos_token: '<|startoftext|>', eos_token: '<|endoftext|>' }),
-  );
-  await mkdir(join(dir, 'scheduler'), { recursive: true });
-  await writeFileAtomic(join(dir, 'scheduler', 'scheduler_config.json'), JSON.stringify(SD15_SCHEDULER_CONFIG, null, 2));
-  await writeFileAtomic(
-    join(dir, 'model_index.json'),
-    JSON.stringify(
-      {
-        _class_name: 'OnnxStableDiffusionPipeline',
-        _brainlatent_fixture: { ...o, note: 'random weights, for tests and benchmarks only' },
-        text_encoder: ['diffusers', 'OnnxRuntimeModel'],
-        unet: ['diffusers', 'OnnxRuntimeModel'],
-        vae_encoder: ['diffusers', 'OnnxRuntimeModel'],
-        vae_decoder: ['diffusers', 'OnnxRuntimeModel'],
-        tokenizer: ['transformers', 'CLIPTokenizer'],
-        scheduler: ['diffusers', 'PNDMScheduler'],
-      },
-      null,
-      2,
-    ),
-  );
+  await writeFolderFiles(dir, [
+    ...models.map(([name, bytes]): [string, Uint8Array] => [`${name}/model.onnx`, o.io === 'float16' ? withFloat16Io(bytes) : bytes]),
+    ...sdFolderFiles(fixtureTokenizer()),
+    ['model_index.json', sdModelIndex({ _brainlatent_fixture: { ...o, note: 'random weights, for tests and benchmarks only' } })],
+  ]);
 }

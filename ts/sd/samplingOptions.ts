@@ -28,19 +28,30 @@ export interface PlanOptions {
 /** How a caller's user names each option (default: the option's own name). */
 export type OptionLabels = Partial<Record<keyof PlanOptions, string>>;
 
-/** The command line's names for the plan options. */
-export const PLAN_FLAGS: Required<OptionLabels> = {
-  scheduler: '--scheduler',
-  karras: '--karras',
-  timestepSpacing: '--spacing',
-  steps: '--steps',
-  strength: '--strength',
-  eta: '--eta',
-  img2imgRule: '--rule',
+/**
+ * Each plan option's name where a user writes it — a flag, the img2img request's field, a reconstruction config's
+ * img2img field — without the prefix: the same everywhere, so that it is written once (planLabels).
+ */
+const PLAN_NAMES: Required<OptionLabels> = {
+  scheduler: 'scheduler',
+  karras: 'karras',
+  timestepSpacing: 'spacing',
+  steps: 'steps',
+  strength: 'strength',
+  eta: 'eta',
+  img2imgRule: 'rule',
 };
 
-/** The plan options' names (each once: PLAN_FLAGS names them all). */
-export const PLAN_OPTION_KEYS = Object.keys(PLAN_FLAGS) as (keyof PlanOptions)[];
+/** The plan options' names (each once). */
+export const PLAN_OPTION_KEYS = Object.keys(PLAN_NAMES) as (keyof PlanOptions)[];
+
+/** The plan options as a user writes them under `prefix`: '--' (flags), 'body.' (a request), 'img2img.' (a config). */
+export function planLabels(prefix: string): Required<OptionLabels> {
+  return Object.fromEntries(PLAN_OPTION_KEYS.map((k) => [k, `${prefix}${PLAN_NAMES[k]}`])) as Required<OptionLabels>;
+}
+
+/** The command line's names for the plan options. */
+export const PLAN_FLAGS = planLabels('--');
 
 /** What a run plans from when an option is absent: the folder's schedule and the scheduler its config names. */
 export interface PlanDefaults {

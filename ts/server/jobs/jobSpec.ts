@@ -32,33 +32,46 @@ export type JobBody =
   | { kind: 'ridge-fit'; config: Record<string, unknown> }
   | ({ kind: 'demo' } & DemoJobInput);
 
-/** The config with every declared path resolved inside the root; throws a 400 listing every path refused. */
-async function confineConfig<T>(root: RootFolder, schema: TSchema, config: T, source: string): Promise<T> {
-  const resolved = new Map<string, string>();
+/** A 400 listing the problems, when there are any. */
+function refuse(problems: string[]): void {
+  if (problems.length) throw new RequestValidationError('body', problems);
+}
+
+/**
+ * Paths resolved inside the root, each refusal (a path outside it) kept in `problems` so that a request is refused
+ * once for all of them; any other error is thrown.
+ */
+function pathsInside(root: RootFolder) {
   const problems: string[] = [];
-  for (const p of configPaths(schema, config)) {
+  const resolve = async (p: string, field: string): Promise<string | undefined> => {
     try {
-      resolved.set(p.field, await root.resolve(p.value, `${source}.${p.field}`));
+      return await root.resolve(p, field);
     } catch (e) {
       if (!(e instanceof PathOutsideRootError)) throw e;
       problems.push(e.message);
+      return undefined;
     }
+  };
+  return { problems, resolve };
+}
+
+/** The config with every declared path resolved inside the root; throws a 400 listing every path refused. */
+async function confineConfig<T>(root: RootFolder, schema: TSchema, config: T, source: string): Promise<T> {
+  const resolved = new Map<string, string>();
+  const inside = pathsInside(root);
+  for (const p of configPaths(schema, config)) {
+    const r = await inside.resolve(p.value, `${source}.${p.field}`);
+    if (r !== undefined) resolved.set(p.field, r);
   }
-  if (problems.length) throw new RequestValidationError('body', problems);
+  refuse(inside.problems);
   return mapConfigPaths(schema as never, config, ({ field, value }) => resolved.get(field) ?? value) as T;
 }
 
 /** The manifest's paths as written ('..' is refused before templates are expanded and paths resolved). */
 async function confineManifest(root: RootFolder, m: Record<string, unknown>): Promise<void> {
-  const problems: string[] = [];
+  const inside = pathsInside(root);
   const check = async (p: unknown, field: string) => {
-    if (typeof p !== 'string') return;
-    try {
-      await root.resolve(p, field);
-    } catch (e) {
-      if (!(e instanceof PathOutsideRootError)) throw e;
-      problems.push(e.message);
-    }
+    if (typeof p === 'string') await inside.resolve(p, field);
   };
   const manifest = m as { out?: unknown; nsd?: { root?: unknown }; subjects?: unknown[]; analyses?: { kind?: string; config?: unknown }[] };
   await check(manifest.out, 'body.manifest.out');
@@ -68,20 +81,12 @@ async function confineManifest(root: RootFolder, m: Record<string, unknown>): Pr
     const schema = a?.kind === 'encode' ? EncodeConfigSchema : ReconstructConfigSchema;
     for (const p of configPaths(schema, a?.config ?? {})) await check(p.value, `body.manifest.analyses[${i}].config.${p.field}`);
   }
-  if (problems.length) throw new RequestValidationError('body', problems);
+  refuse(inside.problems);
 }
 
 /** Every path of every expanded config of a batch, and its output folder, inside the root; throws a 400 listing each one outside. */
 async function confineBatch(root: RootFolder, batch: ResolvedBatch): Promise<void> {
-  const problems: string[] = [];
-  const check = async (p: string, field: string) => {
-    try {
-      await root.resolve(p, field);
-    } catch (e) {
-      if (!(e instanceof PathOutsideRootError)) throw e;
-      problems.push(e.message);
-    }
-  };
+  const { problems, resolve: check } = pathsInside(root);
   await check(batch.out, 'body.manifest.out');
   for (const s of batch.subjects) {
     for (const a of s.analyses) {
@@ -92,13 +97,17 @@ async function confineBatch(root: RootFolder, batch: ResolvedBatch): Promise<voi
       }
     }
   }
-  if (problems.length) throw new RequestValidationError('body', [...new Set(problems)]);
+  refuse([...new Set(problems)]);
 }
 
-/** A ConfigError from the library's resolver becomes a 400 with its problems. */
-function asRequestError(e: unknown): never {
-  if (e instanceof ConfigError) throw new RequestValidationError('body', e.problems);
-  throw e;
+/** The library's resolver's result; its ConfigError or ManifestError becomes a 400 with its problems. */
+function resolvedOr400<T>(resolve: () => T): T {
+  try {
+    return resolve();
+  } catch (e) {
+    if (e instanceof ConfigError || e instanceof ManifestError) throw new RequestValidationError('body', e.problems);
+    throw e;
+  }
 }
 
 /**
@@ -138,26 +147,20 @@ export async function jobSpecOf(body: JobBody, root: RootFolder, options: JobSpe
       if (model?.ortLibrary) {
         throw new RequestValidationError('body', ['body.config.model.ortLibrary: must be null in the service (its operator chooses ONNX Runtime with BRAINLATENT_ORT_LIB)']);
       }
-      let resolved;
-      try {
-        resolved = resolveConfig(config, 'body.config');
-      } catch (e) {
-        asRequestError(e);
-      }
+      const resolved = resolvedOr400(() => resolveConfig(config, 'body.config'));
       // what the job's own preflight would refuse is refused now, before it is queued or writes anything
-      const problems = await reconstructPreflightProblems(resolved, body.force, options.elsewhere ?? false);
-      if (problems.length) throw new RequestValidationError('body', problems);
+      refuse(await reconstructPreflightProblems(resolved, body.force, options.elsewhere ?? false));
       return spec('reconstruct', resolved.out, { kind: 'reconstruct', config: resolved, force: body.force, batchesDir });
     }
     case 'ridge-fit': {
       const config = await confineConfig(root, RidgeFitConfigSchema, body.config, 'body.config');
       const problems: string[] = [];
       const alphas = resolveAlphaGrid(config.alphas as string | number[], 'body.config.alphas', problems);
-      if (problems.length) throw new RequestValidationError('body', problems);
+      refuse(problems);
       const resolved = { ...(config as unknown as RidgeFitConfig), alphas };
       // a budget the fit would refuse is refused now, not after the job has queued and read X and Y
       const budget = await ridgeFitBudgetProblem(resolved);
-      if (budget) throw new RequestValidationError('body', [budget]);
+      if (budget) refuse([budget]);
       return spec('ridge-fit', resolved.out, { kind: 'ridge-fit', config: resolved });
     }
     case 'demo': {
@@ -167,30 +170,17 @@ export async function jobSpecOf(body: JobBody, root: RootFolder, options: JobSpe
     }
     case 'encode': {
       const config = await confineConfig(root, EncodeConfigSchema, body.config, 'body.config');
-      let resolved;
-      try {
-        resolved = resolveEncodeConfig(config, 'body.config');
-      } catch (e) {
-        asRequestError(e);
-      }
+      const resolved = resolvedOr400(() => resolveEncodeConfig(config, 'body.config'));
       // as a reconstruct job's: what encode's own preflight would refuse is refused now, before anything is queued or written
-      const problems = await encodePreflightProblems(resolved, body.force, options.elsewhere ?? false);
-      if (problems.length) throw new RequestValidationError('body', problems);
+      refuse(await encodePreflightProblems(resolved, body.force, options.elsewhere ?? false));
       return spec('encode', resolved.out, { kind: 'encode', config: resolved, force: body.force, batchesDir });
     }
     case 'batch': {
       await confineManifest(root, body.manifest);
-      let batch: ResolvedBatch;
-      try {
-        batch = resolveManifest(body.manifest, { source: 'body.manifest', baseDir: root.path });
-      } catch (e) {
-        if (e instanceof ManifestError) throw new RequestValidationError('body', e.problems);
-        throw e;
-      }
+      const batch = resolvedOr400(() => resolveManifest(body.manifest, { source: 'body.manifest', baseDir: root.path }));
       await confineBatch(root, batch);
       // every subject × analysis's preflight, as `batch submit` checks them
-      const problems = await batchPreflightProblems(batch, options.elsewhere ?? false);
-      if (problems.length) throw new RequestValidationError('body', problems);
+      refuse(await batchPreflightProblems(batch, options.elsewhere ?? false));
       return spec('batch', batch.out, { kind: 'batch', batch });
     }
   }

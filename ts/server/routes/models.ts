@@ -11,7 +11,7 @@ import { FormatError, NonFiniteError, ShapeError } from '../../errors.js';
 import { firstNonFiniteSliced } from '../../io/finite.js';
 import type { Matrix } from '../../matrix.js';
 import type { Diffusion } from '../../sd/Diffusion.js';
-import { resolvePlanOptions, type OptionLabels, type PlanOptions } from '../../sd/samplingOptions.js';
+import { planLabels, resolvePlanOptions, type PlanOptions } from '../../sd/samplingOptions.js';
 import { CHOOSE_SCHEDULER, SCHEDULERS } from '../../sd/schedulerConfig.js';
 import { preferredType } from '../accept.js';
 import type { ServiceContext } from '../context.js';
@@ -32,14 +32,7 @@ export const NPY_TYPE = 'application/x-npy';
 const wantsNpy = (req: FastifyRequest) => preferredType(req.headers.accept, ['application/json', NPY_TYPE]) === NPY_TYPE;
 
 /** The img2img body's names for the plan options, so a refused setting names the field the client sent. */
-const BODY_FIELDS: OptionLabels = {
-  steps: 'body.steps',
-  strength: 'body.strength',
-  scheduler: 'body.scheduler',
-  karras: 'body.karras',
-  eta: 'body.eta',
-  img2imgRule: 'body.rule',
-};
+const BODY_FIELDS = planLabels('body.');
 
 /**
  * The request's settings checked as the model's plan checks them, before sampling: more steps than the schedule
