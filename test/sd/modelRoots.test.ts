@@ -20,7 +20,8 @@ import { confineModelsTo, MODEL_ROOTS_ENV, modelRoots } from '../../ts/sd/modelR
 import { OnnxModel } from '../../ts/sd/OnnxModel.js';
 import { onnx } from '../../ts/sd/onnxProto.js';
 import { externalDataRefusal, readModelWithWeightRefs } from '../../ts/sd/onnxWeightRefs.js';
-import { externalize, linkIntoBlobs } from '../helpers/linkedModels.js';
+import { externalize } from '../helpers/externalData.js';
+import { linkIntoBlobs } from '../helpers/linkedModels.js';
 
 let tmp = '';
 let plain = '';

@@ -13,7 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { SD_FIXTURE_VARIANTS, writeSdFixture } from '../../ts/sd/fixture.js';
 import { modelRoots } from '../../ts/sd/modelRoots.js';
-import { externalize, linkIntoBlobs } from '../helpers/linkedModels.js';
+import { externalize } from '../helpers/externalData.js';
+import { linkIntoBlobs } from '../helpers/linkedModels.js';
 import { startTestServer, type TestServer } from './helpers.js';
 
 let s: TestServer;
