@@ -99,13 +99,13 @@ describe('brainlatent demo', () => {
       expect(e.seconds).toBeGreaterThan(0);
       expect(e.basis.length).toBeGreaterThan(10);
     }
-    expect(dry.plan!.join('\n')).toMatch(/run  img2img .*~.*per step/);
-    // the work is counted exactly: a measured per-step cost × the steps that run × seeds × batches
-    expect(est.img2img.basis).toMatch(/ s per step .* × \d+ steps × 2 seed\(s\) × \d+ images ÷ \d+ per batch$/);
-    // The estimate is the probe's per-step and encode/decode costs times the work counted, plus the load
+    expect(dry.plan!.join('\n')).toMatch(/run  img2img .*~.*per U-Net call/);
+    // the work is counted exactly: a measured per-call cost × the U-Net calls the plan runs × seeds × batches
+    expect(est.img2img.basis).toMatch(/ s per U-Net call .* × \d+ U-Net calls × 2 seed\(s\) × \d+ images ÷ \d+ per batch$/);
+    // The estimate is the probe's per-call and encode/decode costs times the work counted, plus the load
     // stage's share: checked as arithmetic. (Its closeness to the run's wall time is a timing of a machine
     // whose load changes between the two — vitest runs other files meanwhile — so it is not asserted).
-    const m = /: ([\d.]+) s per step.* \+ ([\d.]+) s encode\/decode, × (\d+) steps × (\d+) seed\(s\) × (\d+) images ÷ (\d+) per batch$/.exec(est.img2img.basis)!;
+    const m = /: ([\d.]+) s per U-Net call.* \+ ([\d.]+) s encode\/decode, × (\d+) U-Net calls × (\d+) seed\(s\) × (\d+) images ÷ (\d+) per batch$/.exec(est.img2img.basis)!;
     expect(m).not.toBeNull();
     const [perStep, fixed, steps, seeds, images, perBatch] = m.slice(1).map(Number);
     const batches = images / perBatch;

@@ -288,6 +288,14 @@ describe("encode's preflight of 'unet' feature sets", () => {
     await expect(preflightEncode(zc(999))).resolves.toMatchObject({ voxels: expect.any(Number) });
   });
 
+  it("refuses a 'zc' set whose strength·steps runs no DDIM step, naming both fields (it passed, to fail at the features stage)", async () => {
+    const zc = (strength: number, steps: number) => resolveEncodeConfig({ ...config([{ name: 'z', kind: 'z' }, { name: 'zc', kind: 'zc', strength, steps, guidance: 3 }]), model, imageSize: 32 });
+    await expect(preflightEncode(zc(0.1, 5))).rejects.toThrow(/featureSets\[1\]\.strength 0\.1 with featureSets\[1\]\.steps 5 runs no denoising step: .*\(e\.g\. featureSets\[1\]\.strength 0\.2 with featureSets\[1\]\.steps 5\)/);
+    // the estimate is the plan's calls (⌊0.3·10⌋ = 3 DDIM steps), × 2 with guidance
+    const pre = await preflightEncode(zc(0.3, 10));
+    expect(pre.estimates).toContain(`'zc': ${seen.length} images × 6 U-Net evaluations (img2img)`);
+  });
+
   it('encode --dry-run after a finished run lists no model evaluations, and the ones still to run after a partial one', async () => {
     const cfg = { ...config([{ name: 'z', kind: 'z' }]), model, imageSize: 32, ridge: { alphas: [10, 1000], folds: 3 }, regions: [] } as EncodeConfigInput;
     const dry = async () => (await encode(cfg, { dryRun: true })).plan!;

@@ -21,7 +21,8 @@ import { tableSpecs } from './runPaths.js';
 import { knownTableWidths } from './tableWidths.js';
 import { checkUnetLayers, missingUnetLayers, unetSizeMismatch } from './unetLayers.js';
 import { volumeGridProblems } from './volumeGrids.js';
-import { stepsLimitProblem } from '../sd/samplingOptions.js';
+import { planLabels, planRun, resolvePlanOptions, unetEvaluationsPerImage } from '../sd/samplingOptions.js';
+import type { SamplerPlanInfo } from '../native/samplerTypes.js';
 import { readScheduleConfig } from '../sd/schedulerConfig.js';
 
 export interface EncodePreflight {
@@ -84,6 +85,8 @@ export async function preflightEncode(c: EncodeConfig, options: EncodePreflightO
   const model = c.featureSets.filter((s) => s.kind !== 'file');
   // U-Net layers' output shapes on the probe batch (their tables' widths)
   let unetShapes = new Map<string, number[]>();
+  // each 'zc' set's img2img plan (its U-Net calls for the estimates)
+  const zcPlans = new Map<string, SamplerPlanInfo>();
   if (model.length && c.model !== null) {
     if (!isDir(c.model)) problems.push(`model folder ${c.model} does not exist`);
     else {
@@ -96,14 +99,18 @@ export async function preflightEncode(c: EncodeConfig, options: EncodePreflightO
         problems.push(...u.problems);
         unetShapes = u.shapes;
       }
-      // a z_c set's DDIM steps against the folder's schedule (the rule its run's plan applies, named by the field)
+      // a z_c set's DDIM plan on the folder's schedule, as its run plans it (zcFeatures: ddim, the diffusers rule): its
+      // steps against the schedule, a strength that runs no step (named by the fields), and its U-Net calls
       const zcSets = c.featureSets.flatMap((s, i) => (s.kind === 'zc' ? [{ s, i }] : []));
       if (zcSets.length) {
         try {
           const schedule = await readScheduleConfig(c.model);
           for (const { s, i } of zcSets) {
-            const tooMany = stepsLimitProblem(s.steps, schedule, 'ddim', `featureSets[${i}].steps`);
-            if (tooMany) problems.push(tooMany);
+            try {
+              zcPlans.set(s.name, planRun(resolvePlanOptions({ schedule, scheduler: 'ddim' }, { scheduler: 'ddim', steps: s.steps, strength: s.strength }, planLabels(`featureSets[${i}].`))));
+            } catch (e) {
+              problems.push((e as Error).message);
+            }
           }
         } catch (e) {
           problems.push((e as Error).message);
@@ -195,8 +202,8 @@ export async function preflightEncode(c: EncodeConfig, options: EncodePreflightO
   for (const s of model) {
     if ((s.kind === 'zc' || s.kind === 'unet') && !runs(`features.${s.name}`)) continue;
     if (s.kind === 'zc') {
-      const steps = Math.min(Math.floor(s.steps * s.strength), s.steps) * (s.guidance > 1 ? 2 : 1);
-      estimates.push(`'${s.name}': ${images} images × ${steps} U-Net evaluations (img2img)`);
+      const plan = zcPlans.get(s.name);
+      if (plan) estimates.push(`'${s.name}': ${images} images × ${unetEvaluationsPerImage(plan, s.guidance)} U-Net evaluations (img2img)`);
     }
     if (s.kind === 'unet') estimates.push(`'${s.name}': ${images} images × ${s.timesteps.length} U-Net evaluations`);
   }

@@ -2,7 +2,7 @@
  * `--dry-run`'s estimate of each stage, from short measured probes on this machine with this config: one
  * session extracted, one batch of features, ridge fits at the real shape on a few targets, one batch decoded,
  * img2img at the real batch size for 1 and 5 steps, the metrics on a few images, one chart. Each probe's time
- * is scaled by the work the stage will do (sessions, images, targets, U-Net steps). Nothing is written to the
+ * is scaled by the work the stage will do (sessions, images, targets, U-Net calls). Nothing is written to the
  * run folder.
  */
 
@@ -18,7 +18,7 @@ import { diffusionLoadOptions } from './lazyDiffusion.js';
 import type { StageName } from './runFolder.js';
 import { IMG2IMG_UPSTREAM } from './img2imgProgress.js';
 import { extractOptions, img2imgKeptSamples } from './stages.js';
-import { batchedEstimate, designShape, fastest, noise, randomImages, ridgeEstimate, SKIPPED, timed, type StageEstimate } from './probe.js';
+import { batchedEstimate, designShape, fastest, noise, randomImages, ridgeEstimate, SKIPPED, timed, twoPoint, type StageEstimate } from './probe.js';
 
 export type { StageEstimate } from './probe.js';
 
@@ -133,17 +133,20 @@ export async function estimateStages(
       const cond = { data: noise(k * cDim, 9, 0.3), shape: [k, 77, D] };
       const imgs = randomImages(k, g.size, 13);
       // one batch: re-encode, `steps` denoising steps at the run's guidance and scheduler, decode
+      const probeOptions = (steps: number) => ({ strength: 1, steps, guidance: g.guidance, scheduler: g.scheduler, karras: g.karras, eta: g.eta });
       const probe = (steps: number) => async () => {
         const z0 = await sd!.encodeImages(imgs, { mode: g.reencode });
-        const r = await sd!.img2img({ z: z0, c: cond, strength: 1, steps, guidance: g.guidance, scheduler: g.scheduler, eta: g.eta, seeds: g.seed, batchSize: g.batchSize, signal });
+        const r = await sd!.img2img({ z: z0, c: cond, ...probeOptions(steps), seeds: g.seed, batchSize: g.batchSize, signal });
         await sd!.decode(r.latents);
       };
       await probe(1)(); // warm-up: the sessions' first runs allocate
       const a = await fastest(probe(1));
       const b = await fastest(probe(5));
-      const perStep = Math.max(0, (b - a) / 4);
-      const fixed = Math.max(0, a - perStep);
-      const runSteps = sd!.plan({ scheduler: g.scheduler, steps: g.steps, strength: g.strength, eta: g.eta, img2imgRule: g.rule }).runs.length;
+      // the time of one U-Net call (the probes' calls differ by more than 4 where a step makes several: Heun, PNDM's
+      // warm-up), and of encode/decode; the run's calls are its own plan's (unetEvaluationsPerImage counts the same)
+      const calls = (steps: number) => sd!.plan(probeOptions(steps)).runs.length;
+      const { per: perCall, fixed } = twoPoint(calls(1), a, calls(5), b);
+      const runCalls = sd!.plan({ scheduler: g.scheduler, karras: g.karras, steps: g.steps, strength: g.strength, eta: g.eta, img2imgRule: g.rule }).runs.length;
       // the samples an interrupted run made are kept when the stages before img2img do not run (their outputs stay)
       const upstreamRuns = IMG2IMG_UPSTREAM.some((s) => !skip.get(s as StageName));
       const { kept, total } = upstreamRuns ? { kept: 0, total: 0 } : await img2imgKeptSamples(c);
@@ -157,8 +160,8 @@ export async function estimateStages(
           : `× ${g.seeds} seed(s) × ${nTest} images ÷ ${k} per batch`;
       est.img2img = {
         // (a last, partial batch costs its share: a U-Net run's cost is per image)
-        seconds: load + (samples / k) * (fixed + runSteps * perStep),
-        basis: `a batch of ${k} at ${g.size} px: ${perStep.toFixed(3)} s per step${g.guidance > 1 ? ' (with guidance)' : ''} + ${fixed.toFixed(3)} s encode/decode, × ${runSteps} steps ${count}`,
+        seconds: load + (samples / k) * (fixed + runCalls * perCall),
+        basis: `a batch of ${k} at ${g.size} px: ${perCall.toFixed(3)} s per U-Net call${g.guidance > 1 ? ' (with guidance)' : ''} + ${fixed.toFixed(3)} s encode/decode, × ${runCalls} U-Net calls ${count}`,
       };
     }
   } finally {

@@ -169,7 +169,7 @@ const IMG2IMG_FIELDS = planLabels('img2img.');
  * plan, a scheduler_config.json it cannot read. The schedule is the model folder's (img2img.scheduler runs whatever
  * class the file names, as lazyDiffusion loads it), read as the CLI's `sd img2img` reads it before loading.
  */
-async function img2imgPlan(config: Pick<ReconstructConfig, 'model' | 'img2img'>): Promise<{ plan: SamplerPlanInfo } | { problem: string }> {
+export async function img2imgPlan(config: Pick<ReconstructConfig, 'model' | 'img2img'>): Promise<{ plan: SamplerPlanInfo } | { problem: string }> {
   const g = config.img2img;
   let plan;
   try {

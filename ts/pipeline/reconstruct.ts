@@ -12,11 +12,12 @@ import { ReconstructConfigSchema } from '../config/reconstruct.js';
 import { InvalidArgumentError, ShapeError } from '../errors.js';
 import { packageRoot } from '../native/binding.js';
 import type { Diffusion } from '../sd/Diffusion.js';
+import { unetEvaluationsPerImage } from '../sd/samplingOptions.js';
 import { configHash, resolveConfig, type ReconstructConfig, type ReconstructConfigInput } from './config.js';
 import { estimateStages } from './estimate.js';
 import { lazyDiffusion } from './lazyDiffusion.js';
 import { formatSeconds, loadAverage, type StageEstimate } from './probe.js';
-import { preflight, type PreflightResult } from './preflight.js';
+import { img2imgPlan, preflight, type PreflightResult } from './preflight.js';
 import { clearingInterrupted, clearingPlan, clearRunFolder, lockRunFolder, paths, STAGES, writeManifest, type StageName } from './runFolder.js';
 import { runOutputOverlaps } from './runFolderInputs.js';
 import { reconstructStageInputs } from './stageInputs.js';
@@ -83,13 +84,17 @@ function versions(sd?: Diffusion): Record<string, string> {
 }
 
 /**
- * The U-Net evaluations the img2img stage runs (images × seeds × steps that run × 2 with guidance), e.g. for
- * a steps-per-second figure. Its time is estimated by `estimateStages` (a measured probe), not from this count.
+ * The U-Net evaluations of one latent the img2img stage runs (images × seeds × the U-Net calls its plan makes per
+ * image, × 2 with guidance: unetEvaluationsPerImage), e.g. for a steps-per-second figure. The plan is the run's own,
+ * from the model folder's scheduler config (so PNDM's and Heun's extra calls count); a plan the run would refuse is
+ * an InvalidArgumentError naming the config's field. Its time is estimated by `estimateStages` (a measured probe),
+ * not from this count.
  */
-export function estimateImg2Img(config: ReconstructConfig, testImages: number): { unetEvaluations: number } {
+export async function estimateImg2Img(config: ReconstructConfig, testImages: number): Promise<{ unetEvaluations: number }> {
   const g = config.img2img;
-  const runSteps = Math.min(Math.floor(g.steps * g.strength), g.steps);
-  return { unetEvaluations: testImages * g.seeds * runSteps * (g.guidance > 1 ? 2 : 1) };
+  const planned = await img2imgPlan(config);
+  if ('problem' in planned) throw new InvalidArgumentError(planned.problem);
+  return { unetEvaluations: testImages * g.seeds * unetEvaluationsPerImage(planned.plan, g.guidance) };
 }
 
 /**

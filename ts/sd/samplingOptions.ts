@@ -231,3 +231,13 @@ function roundedDown(v: number): number {
 export function planRun(plan: NativePlanOptions): SamplerPlanInfo {
   return nativeSync((b) => b.sdPlan(plan));
 }
+
+/**
+ * The U-Net evaluations of one latent that a run of `plan` makes per image: one per call the plan runs (its `runs`, as
+ * the engine's loop makes them: PNDM's repeated warm-up timestep and its one call at t_0 when strength·steps < 1,
+ * Heun's two calls a step but the last, where the img2img rule starts; not ⌊steps·strength⌋), twice with guidance > 1
+ * (the unconditional pass of each call). Every estimate of img2img's U-Net work counts with this.
+ */
+export function unetEvaluationsPerImage(plan: Pick<SamplerPlanInfo, 'runs'>, guidance: number): number {
+  return plan.runs.length * (guidance > 1 ? 2 : 1);
+}
