@@ -198,7 +198,7 @@ describe('brainlatent demo', () => {
     // the dry run estimates only the samples still to make, and says how many are kept
     const dry = await reconstruct(cfg, { dryRun: true });
     // (the time on the samples to compute, and their count apart: it read '× 36 samples left of 2 seed(s) × 24 images', one product)
-    expect(dry.estimates!.img2img.basis).toMatch(new RegExp(` steps × ${48 - reused} samples to compute ÷ \\d+ per batch \\(${48 - reused} = 2 seed\\(s\\) × 24 images − ${reused} kept from an interrupted run, stages/img2img\\.partial/\\)$`));
+    expect(dry.estimates!.img2img.basis).toMatch(new RegExp(` U-Net calls × ${48 - reused} samples to compute ÷ \\d+ per batch \\(${48 - reused} = 2 seed\\(s\\) × 24 images − ${reused} kept from an interrupted run, stages/img2img\\.partial/\\)$`));
     const full = await reconstruct({ ...cfg, out: join(out, 'resume-fresh') }, { dryRun: true });
     expect(full.estimates!.img2img.basis).toMatch(/× 2 seed\(s\) × 24 images ÷ /);
     const counts: { message?: string; done: number; reused?: number }[] = [];

@@ -17,7 +17,7 @@ import { encode, encodeStages } from '../../ts/encoding/encode.js';
 import { identityChange, inputIdentities } from '../../ts/io/fileIdentity.js';
 import { readNifti, readNiftiHeader, writeNifti } from '../../ts/io/nifti.js';
 import { readNpy, writeNpy } from '../../ts/io/npy.js';
-import { readNsdDesign } from '../../ts/nsd/expdesign.js';
+import { nsdTrialTable, readNsdDesign } from '../../ts/nsd/expdesign.js';
 import { betasDir, betasPath, roiPath } from '../../ts/nsd/paths.js';
 import { planNsdSessions } from '../../ts/nsd/sessionPlan.js';
 import { configHash, resolveConfig, type ReconstructConfig, type ReconstructConfigInput } from '../../ts/pipeline/config.js';
@@ -238,6 +238,74 @@ describe('encode: a changed ncsnr or atlas reruns the stage that reads it (and w
     expect(ran(again)).toEqual(['extract', 'maps', 'report']);
     const map = await readNiftiHeader(join(out, again.featureSets[0].map));
     expect(map.srow[0][3]).toBeCloseTo(srow[0][3], 5);
+  });
+});
+
+describe("encode: noiseCeiling 'estimate' reads the single test trials: changed ones rerun the ceiling, though their averages are the same", () => {
+  let nsd: SynthNsdResult;
+  const latent = join(tmp, 'latent-est.npy');
+  const out = join(tmp, 'enc-est');
+  /** A test image's trials (session file, volume index) in the sessions the run reads: one shown at least twice. */
+  let reps: { file: string; position: number }[] = [];
+  beforeAll(async () => {
+    nsd = await synthNsd({ out: join(tmp, 'nsd-est'), grid: [8, 8, 8], designSessions: 4, sessions: 3, trialsPerSession: 60, sharedImages: 10, imageSize: 16, formats: ['nifti'], seed: 11 });
+    const design = await readNsdDesign(nsd.root);
+    const { plan } = await planNsdSessions({ root: nsd.root, subject: 1, sessions: null, format: 'auto' }, design);
+    const table = nsdTrialTable(design, 1, plan!.sessions, plan!.trialsPerSession);
+    const byImage = new Map<number, { file: string; position: number }[]>();
+    for (let t = 0; t < table.imageId.length; t++) {
+      if (!table.test[t]) continue;
+      const list = byImage.get(table.imageId[t]) ?? [];
+      list.push({ file: betasPath(nsd.root, 1, table.session[t], 'nifti'), position: table.position[t] });
+      byImage.set(table.imageId[t], list);
+    }
+    reps = [...byImage.values()].find((l) => l.length >= 2)!;
+    expect(reps).toBeDefined();
+    const rows = plan!.imageIds[plan!.imageIds.length - 1];
+    await writeNpy(latent, Float32Array.from({ length: rows * 4 }, (_, i) => Math.sin(i * 0.37)), [rows, 4]);
+  }, 120_000);
+
+  /**
+   * Sets every voxel of the image's trials to `raw(k)` for its k-th trial (int16, read ÷ 300: 0, 300, 600 are
+   * exactly 0, 1, 2, so the test average is bit for bit the same whatever the spread), each file a while later.
+   */
+  const setTrials = async (raw: (k: number) => number) => {
+    for (const file of new Set(reps.map((r) => r.file))) {
+      const { header, data } = await readNifti(file);
+      const nVox = header.dims[0] * header.dims[1] * header.dims[2];
+      reps.forEach((r, k) => {
+        if (r.file === file) data.fill(raw(k), r.position * nVox, (r.position + 1) * nVox);
+      });
+      await writeNifti(file, { dims: header.dims.slice(0, 4), datatype: 'int16', srow: header.srow, sformCode: header.sformCode, pixdim: header.pixdim }, Int16Array.from(data));
+      later(file, 10 + reps.length);
+    }
+  };
+  const config = (o = out): EncodeConfigInput => ({ out: o, nsd: { root: nsd.root, subject: 1, zscore: 'none' }, featureSets: [{ name: 'lat', kind: 'file', path: latent }], noiseCeiling: 'estimate' });
+  const ran = (r: { stages: { stage: string; status: string }[] }) => r.stages.filter((s) => s.status === 'ran').map((s) => s.stage);
+  const ceiling = async (o = out) => Array.from((await readNpy(join(o, 'data', 'noise_ceiling.npy'))).data as Float32Array);
+
+  it('declares the extraction\'s files for the ceiling under estimate (none under none)', () => {
+    const stages = (noiseCeiling: string) => new Map(encodeStages(resolveEncodeConfig({ ...config(), noiseCeiling })).map((s) => [s.id, s.inputs ?? []]));
+    const est = stages('estimate');
+    expect(est.get('ceiling')).toEqual(est.get('extract'));
+    expect(est.get('ceiling')).toContain(betasPath(nsd.root, 1, 1, 'nifti'));
+    expect(stages('none').get('ceiling')).toEqual([]);
+  });
+
+  it('the trials spread otherwise around the same mean: the extraction makes the same averages, the ceiling is computed again', async () => {
+    await setTrials((k) => (k === 0 ? 0 : k === 1 ? 600 : 300)); // 0, 2, 1, 1, …: mean 1, spread
+    const first = await encode(config());
+    expect(ran(first)).toEqual(['extract', 'ceiling', 'fit.lat', 'maps', 'report']);
+    const nc1 = await ceiling();
+    await setTrials(() => 300); // 1, 1, 1, …: mean 1, no spread
+    const again = await encode(config());
+    // the averages are the same: the fit is kept; the ceiling reads the single trials, and is that of a fresh run
+    expect(ran(again)).toEqual(['extract', 'ceiling', 'maps', 'report']);
+    const nc2 = await ceiling();
+    expect(nc2).not.toEqual(nc1);
+    await encode(config(join(tmp, 'enc-est-fresh')));
+    expect(nc2).toEqual(await ceiling(join(tmp, 'enc-est-fresh')));
+    expect((await encode(config())).stages.every((s) => s.status === 'skipped')).toBe(true);
   });
 });
 

@@ -1,7 +1,8 @@
 /**
  * The files each of encode()'s stages reads from outside the run folder (see ts/pipeline/stageInputs.ts): a file
  * feature set's table and ids, the model folder, the noise ceiling's ncsnr, the mask and the atlases, the anatomy of
- * the report. The ceiling reads the mask too, for its voxels only: the extraction's content holds them.
+ * the report; the noise ceiling's 'estimate', the extraction's files (it reads their single test trials). The ceiling
+ * reads the mask too, for its voxels only: the extraction's content holds them.
  */
 import { join } from 'node:path';
 
@@ -27,7 +28,10 @@ export function encodeStageInputs(c: EncodeConfig, id: string): string[] {
   if (id === 'extract') return extractionInputs(c.nsd, [c.nsd.roi]);
   if (id === 'ceiling') {
     if (c.noiseCeiling === 'auto') return [ncsnrPath(root, subject)];
-    return c.noiseCeiling === 'none' || c.noiseCeiling === 'estimate' ? [] : [c.noiseCeiling];
+    // 'estimate' extracts the single test trials itself, from the extraction's files: the extract stage's content
+    // key covers their averages only, which changed trials can leave as they were (z-scoring off)
+    if (c.noiseCeiling === 'estimate') return extractionInputs(c.nsd, [c.nsd.roi]);
+    return c.noiseCeiling === 'none' ? [] : [c.noiseCeiling];
   }
   if (id === 'embed') return c.model ? embeddingInputs(root, c.model, c.nsd.captions) : [];
   if (id.startsWith('features.')) return c.model ? [c.model] : [];

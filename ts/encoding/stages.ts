@@ -152,7 +152,8 @@ async function extractStage(c: EncodeConfig, ctx: StageRunContext): Promise<Stag
   return {
     outputs: [relative(c.out, p.ids)],
     // what the stages after it read, by content: the same betas in a file with new times rerun none of them (the
-    // ceiling's 'estimate' reads the single trials of the same files, whose averages this covers)
+    // ceiling's 'estimate' reads the single trials of the same files, which this does not cover: it declares the
+    // files as its inputs, encodeStageInputs)
     outputKey: extractionContentKey([betas], [JSON.stringify(ids)]),
     summary: { voxels: betas.train.cols, trainRows: betas.train.rows, testImages: betas.test.rows, fromCache: betas.fromCache, sessions: betas.manifest.inputs.sessions, ...(cacheRemoved.length ? { cacheRemoved } : {}) },
   };
