@@ -16,7 +16,7 @@ import { exposeUnetLayers } from '../../ts/encoding/unetLayers.js';
 import { FormatError } from '../../ts/errors.js';
 import { Diffusion } from '../../ts/sd/Diffusion.js';
 import { SD_FIXTURE_VARIANTS, writeSdFixture } from '../../ts/sd/fixture.js';
-import { confineModelsTo, MODEL_ROOTS_ENV, modelRoots } from '../../ts/sd/modelRoots.js';
+import { confineModelsTo, MODEL_ROOTS_ENV, modelsConfined, SERVICE_MODEL_ROOTS_ENV, serviceModelRoots, withModelRoots, withoutServiceRoots } from '../../ts/sd/modelRoots.js';
 import { OnnxModel } from '../../ts/sd/OnnxModel.js';
 import { onnx } from '../../ts/sd/onnxProto.js';
 import { externalDataRefusal, readModelWithWeightRefs } from '../../ts/sd/onnxWeightRefs.js';
@@ -120,7 +120,7 @@ describe('under model roots (a service)', () => {
     undo();
     const undoSnapshot = confineModelsTo(snapshot);
     try {
-      expect(modelRoots()).toEqual([snapshot]);
+      expect(serviceModelRoots()).toEqual([snapshot]);
       (await Diffusion.load(snapshot, { intraOpThreads: 1 })).dispose();
       // a link inside the models--* folder that leaves it is still refused
       await rm(join(snapshot, 'unet', 'weights.pb'));
@@ -145,7 +145,7 @@ describe('under model roots (a service)', () => {
 
 describe('without model roots (the CLI, the library)', () => {
   it('follows a link wherever it leads', async () => {
-    expect(modelRoots()).toEqual([]);
+    expect(modelsConfined()).toBe(false);
     const dir = await copy(join(tmp, 'cli'));
     await rename(join(dir, 'unet', 'weights.pb'), join(outside, 'cli.pb'));
     await symlink(join(outside, 'cli.pb'), join(dir, 'unet', 'weights.pb'));
@@ -154,20 +154,94 @@ describe('without model roots (the CLI, the library)', () => {
 });
 
 describe('confineModelsTo', () => {
-  it('adds the root to BRAINLATENT_MODEL_ROOTS once per root, and takes it out when the last service using it undoes', () => {
-    const before = process.env[MODEL_ROOTS_ENV];
+  it("adds the root to the service's roots once per root, takes it out when the last service using it undoes, and leaves the operator's alone", () => {
+    const before = { op: process.env[MODEL_ROOTS_ENV], svc: process.env[SERVICE_MODEL_ROOTS_ENV] };
     process.env[MODEL_ROOTS_ENV] = '/op/models';
+    delete process.env[SERVICE_MODEL_ROOTS_ENV];
     try {
       const a = confineModelsTo('/srv/a');
       const a2 = confineModelsTo('/srv/a');
       const b = confineModelsTo('/srv/b');
-      expect(process.env[MODEL_ROOTS_ENV]).toBe(['/op/models', '/srv/a', '/srv/b'].join(delimiter));
+      expect(process.env[SERVICE_MODEL_ROOTS_ENV]).toBe(['/srv/a', '/srv/b'].join(delimiter));
       a();
       a();
-      expect(modelRoots()).toEqual(['/op/models', '/srv/a', '/srv/b']);
+      expect(serviceModelRoots()).toEqual(['/srv/a', '/srv/b']);
+      // (a worker's job processes, which take other services' jobs too, are started without them)
+      expect(withoutServiceRoots(process.env)[SERVICE_MODEL_ROOTS_ENV]).toBeUndefined();
+      expect(withoutServiceRoots(process.env)[MODEL_ROOTS_ENV]).toBe('/op/models');
       a2();
       b();
+      expect(process.env[SERVICE_MODEL_ROOTS_ENV]).toBeUndefined();
       expect(process.env[MODEL_ROOTS_ENV]).toBe('/op/models');
+    } finally {
+      for (const [k, v] of [[MODEL_ROOTS_ENV, before.op], [SERVICE_MODEL_ROOTS_ENV, before.svc]] as const) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
+  });
+});
+
+describe("a job's own roots (withModelRoots: a worker running several services' jobs)", () => {
+  /** A folder under `dir` whose weights.pb links to a file outside every root. */
+  async function linkedOut(dir: string): Promise<string> {
+    await copy(dir);
+    await rename(join(dir, 'unet', 'weights.pb'), join(outside, `${dir.split('/').join('_')}.pb`));
+    await symlink(join(outside, `${dir.split('/').join('_')}.pb`), join(dir, 'unet', 'weights.pb'));
+    return join(dir, 'unet', 'model.onnx');
+  }
+
+  it("holds each job to its own root, side by side in one process, and nothing to them outside the jobs", async () => {
+    const a = join(tmp, 'svc-a');
+    const b = join(tmp, 'svc-b');
+    await mkdir(a);
+    await mkdir(b);
+    const inB = join(await copy(join(b, 'm')), 'unet', 'model.onnx');
+    const evil = await linkedOut(join(b, 'evil'));
+    const [ofA, ofB, evilOfB] = await Promise.all([
+      withModelRoots([a], () => failure(load(inB))),
+      withModelRoots([b], () => failure(load(inB))),
+      withModelRoots([b], () => failure(load(evil))),
+    ]);
+    // service a's job may not read service b's model; b's may, but not b's link out of b
+    expect(ofA).toBeInstanceOf(FormatError);
+    expect(ofA!.message).toMatch(new RegExp(`^${inB}: the model file leads, through a symbolic link, outside the service's root folder`));
+    expect(ofB).toBeNull();
+    expect(evilOfB).toBeInstanceOf(FormatError);
+    expect(evilOfB!.message).not.toContain(outside);
+    // the scopes ended with their jobs
+    expect(modelsConfined()).toBe(false);
+    await load(evil);
+  });
+
+  it("a job without roots (a batch of the CLI) is not held to the roots of the service process that runs it", async () => {
+    const evil = await linkedOut(join(root, 'cli-job'));
+    const undo = confineModelsTo(root);
+    try {
+      expect(await failure(load(evil))).toBeInstanceOf(FormatError);
+      expect(await withModelRoots([], () => failure(load(evil)))).toBeNull();
+    } finally {
+      undo();
+    }
+  });
+
+  it("BRAINLATENT_MODEL_ROOTS, the operator's, applies as well: a file must lie inside the job's root and inside one of them", async () => {
+    const allowed = join(root, 'allowed');
+    const inRoot = join(await copy(join(root, 'op-elsewhere')), 'unet', 'model.onnx');
+    const inAllowed = join(await copy(join(allowed, 'm')), 'unet', 'model.onnx');
+    const evil = await linkedOut(join(allowed, 'evil'));
+    const before = process.env[MODEL_ROOTS_ENV];
+    process.env[MODEL_ROOTS_ENV] = allowed;
+    try {
+      // (failed before: the operator's roots and the service's were one list, a file inside either passed)
+      const e = await withModelRoots([root], () => failure(load(inRoot)));
+      expect(e).toBeInstanceOf(FormatError);
+      expect(e!.message).toMatch(new RegExp(`^${inRoot}: the model file lies, links followed, outside the folders BRAINLATENT_MODEL_ROOTS allows on this machine`));
+      expect(await withModelRoots([root], () => failure(load(inAllowed)))).toBeNull();
+      // with no service's roots (a worker's batch of the CLI) the operator's alone
+      expect(await failure(load(inAllowed))).toBeNull();
+      expect(await failure(load(evil))).toBeInstanceOf(FormatError);
+      expect(await withModelRoots([root], () => failure(load(evil)))).toBeInstanceOf(FormatError);
     } finally {
       if (before === undefined) delete process.env[MODEL_ROOTS_ENV];
       else process.env[MODEL_ROOTS_ENV] = before;

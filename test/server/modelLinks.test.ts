@@ -3,7 +3,7 @@
  * and the tensor, without the link's target; before, the service loaded the weights from wherever the link led
  * (a client who could leave a link under the root could have any file of the machine read as a model's). A folder
  * whose links stay under the root (a Hugging Face cache there) loads. The service's root is a model root while it
- * runs (BRAINLATENT_MODEL_ROOTS, which its job processes inherit), and no longer once it has stopped.
+ * runs (BRAINLATENT_SERVICE_MODEL_ROOTS, which its threads and job processes inherit; each job also carries it), and no longer once it has stopped.
  */
 import { cp, mkdir, mkdtemp, realpath, rename, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { SD_FIXTURE_VARIANTS, writeSdFixture } from '../../ts/sd/fixture.js';
-import { modelRoots } from '../../ts/sd/modelRoots.js';
+import { serviceModelRoots } from '../../ts/sd/modelRoots.js';
 import { externalize } from '../helpers/externalData.js';
 import { linkIntoBlobs } from '../helpers/linkedModels.js';
 import { startTestServer, type TestServer } from './helpers.js';
@@ -43,7 +43,7 @@ afterAll(async () => {
 
 describe('POST /v1/models: links in a model folder', () => {
   it('refuses a folder whose weights link outside the root: 400 naming the file and the tensor, not where the link leads', async () => {
-    expect(modelRoots()).toContain(s.root);
+    expect(serviceModelRoots()).toContain(s.root);
     const r = await s.call('POST', '/v1/models', { kind: 'sd', name: 'evil', path: 'models/evil' });
     expect(r.status, r.text).toBe(400);
     expect(r.json).toMatchObject({ code: 'FormatError', name: 'FormatError' });
@@ -60,7 +60,7 @@ describe('POST /v1/models: links in a model folder', () => {
   it('the root is no longer a model root once the service has stopped', async () => {
     const root = s.root;
     await s.stop();
-    expect(modelRoots()).not.toContain(root);
+    expect(serviceModelRoots()).not.toContain(root);
     s = undefined as unknown as TestServer;
   });
 });

@@ -57,6 +57,11 @@ export interface BatchNode {
   /** Jobs that must finish first. */
   deps: string[];
   work: NodeWork;
+  /**
+   * A service's batch: its root folders (absolute, as the service sees them: a worker sees them at the same paths,
+   * as every other path of the job). The job's model files must lie inside them, links followed (modelRoots.ts).
+   */
+  modelRoots?: string[];
 }
 
 /** One analysis of one subject: its jobs in order; a group of shards is followed by its merge. */
@@ -125,7 +130,9 @@ async function plannedTestImages(config: ReconstructConfig): Promise<number | nu
 
 async function planSubject(batch: ResolvedBatch, s: ResolvedSubject, options: BatchPlanOptions): Promise<SubjectPlan> {
   const base = `${batch.id}.${s.name}`;
-  const node = (n: Omit<BatchNode, 'batch' | 'subject'>): BatchNode => ({ batch: batch.id, subject: s.name, ...n });
+  // (a service's roots go with every job: whichever worker runs it holds its model files to them)
+  const roots = batch.modelRoots?.length ? { modelRoots: [...batch.modelRoots] } : {};
+  const node = (n: Omit<BatchNode, 'batch' | 'subject'>): BatchNode => ({ batch: batch.id, subject: s.name, ...n, ...roots });
   // every distinct extraction of this subject's analyses, once
   const extractions = new Map<string, Omit<NsdExtractOptions, 'onProgress'>>();
   for (const a of s.analyses) {

@@ -74,6 +74,8 @@ export interface ResolvedBatch {
   retry: { attempts: number; backoffMs: number };
   /** Hash of the resolved batch: what a resubmission is compared with. */
   hash: string;
+  /** A service's batch: the folders its jobs' model files must lie in, links followed (BatchNode.modelRoots). */
+  modelRoots?: string[];
 }
 
 /** A manifest that does not validate: every problem, one per line. */

@@ -14,6 +14,7 @@ import { createOnce } from '../io/createOnce.js';
 import { inputIdentities } from '../io/fileIdentity.js';
 import { configHash, type ReconstructConfig } from '../pipeline/config.js';
 import { PreflightError } from '../pipeline/errors.js';
+import { withModelRoots } from '../sd/modelRoots.js';
 import type { Img2ImgShard, StageContext } from '../pipeline/stages.js';
 import type { BatchNode } from './graph.js';
 import { shardLabel, shardNodeId } from './graph.js';
@@ -208,7 +209,15 @@ async function sessionGapWarnings(extractions: Extract<BatchNode['work'], { kind
   return [...out];
 }
 
-export async function runNode(node: BatchNode, ctl: NodeControl): Promise<NodeResult> {
+/**
+ * Runs a job held to its own service's model roots (none for a batch of the CLI's): never those of the process that
+ * runs it, which may have run another service's job before or run one beside it.
+ */
+export function runNode(node: BatchNode, ctl: NodeControl): Promise<NodeResult> {
+  return withModelRoots(node.modelRoots ?? [], () => runNodeWork(node, ctl));
+}
+
+async function runNodeWork(node: BatchNode, ctl: NodeControl): Promise<NodeResult> {
   const t0 = performance.now();
   const seconds = () => (performance.now() - t0) / 1000;
   const w = node.work;

@@ -22,6 +22,7 @@ import type { FlowProducer, Job, Worker } from 'bullmq';
 
 import { checkControl } from '../callbackOptions.js';
 import { loadRedisQueue } from '../optionalDependencies.js';
+import { withoutServiceRoots } from '../sd/modelRoots.js';
 import { isInputError } from './errors.js';
 import { QUEUES, type BatchNode, type QueueClass } from './graph.js';
 import { jobProcessEnv } from './jobThreads.js';
@@ -162,8 +163,9 @@ export async function createWorker(options: WorkerOptions): Promise<BatchWorker>
   const concurrency = Math.max(1, options.concurrency ?? 1);
   const pollMs = options.pollMs ?? 1000;
   const queues = options.queues ?? [...QUEUES];
-  // the job processes are forked with this process's environment (and the threads' settings: jobThreads.ts)
-  const env = jobProcessEnv(process.env, concurrency, options.threads);
+  // the job processes are forked with this process's environment (and the threads' settings: jobThreads.ts), less
+  // the model roots of a service this worker runs in: it takes other services' jobs too, each held to its own (runNode)
+  const env = jobProcessEnv(withoutServiceRoots(process.env), concurrency, options.threads);
   const pool = new ProcessPool(concurrency, env);
   const control = new Queue('control', { connection, prefix: PREFIX });
   control.on('error', () => {});

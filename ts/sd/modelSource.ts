@@ -17,7 +17,7 @@ import { lstat, readdir, realpath } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 import { InvalidArgumentError } from '../errors.js';
-import { modelRoots } from './modelRoots.js';
+import { modelsConfined } from './modelRoots.js';
 import { externalDataRefusal, isInside, readModelWithWeightRefs } from './onnxWeightRefs.js';
 
 /** The model file to load by path, or (`bytes` given) its bytes with its external data in `externalDataFolder`. */
@@ -51,7 +51,7 @@ async function mayBeRefused(path: string): Promise<boolean> {
 /** How to load the model at `path` (an existing file); `what` names it in errors ('unet', 'OnnxModel'). */
 export async function modelSource(path: string, what = 'model'): Promise<ModelSource> {
   // (under a service's model roots the model is read whatever its folder: its files, links followed, are checked)
-  if (modelRoots().length === 0 && !(await mayBeRefused(path))) return { path };
+  if (!modelsConfined() && !(await mayBeRefused(path))) return { path };
   const r = await readModelWithWeightRefs(path, { what });
   if (r.byPath) return { path };
   if (r.unloadable) throw new InvalidArgumentError(r.unloadable);

@@ -18,6 +18,11 @@ export interface JobSpec {
   outShown: string;
   /** The kind's validated input, its paths absolute and inside the root. */
   input: unknown;
+  /**
+   * The service's root (absolute): the job's model files must lie inside it, links followed, wherever the job runs
+   * (its nodes carry it to a `brainlatent worker` of the queue: modelRoots.ts). Absent: no service's restriction.
+   */
+  modelRoots?: string[];
   /** Reconstruct, encode and batch jobs: through BullMQ on this Redis instead of this machine's process pool. */
   queue?: BatchQueue;
 }

@@ -12,6 +12,7 @@ import { encodeResult } from '../../encoding/encode.js';
 import type { ReconstructProgress, ReconstructResult } from '../../pipeline/reconstruct.js';
 import type { ReconstructConfig } from '../../pipeline/config.js';
 import { clearRunFolder, lockRunFolder, paths, STAGES } from '../../pipeline/runFolder.js';
+import { withModelRoots } from '../../sd/modelRoots.js';
 import type { RidgeFitConfig } from '../../config/ridgeFit.js';
 import type { JobSpec } from './JobRunner.js';
 import { analysisStages } from '../../batch/graph.js';
@@ -106,8 +107,17 @@ async function reconstructOutcome(config: ReconstructConfig): Promise<Record<str
   return { testImages: m.images, metrics: { zonly: m.zonly, final: m.final, ...(m.better ? { better: m.better } : {}) }, report: 'report.html' };
 }
 
-export async function executeJob(spec: JobSpec, control: JobControl): Promise<Record<string, unknown>> {
+/**
+ * Runs a job, its model files held to its service's root (spec.modelRoots) here and in every job of its batch,
+ * whichever process or worker runs them.
+ */
+export function executeJob(spec: JobSpec, control: JobControl): Promise<Record<string, unknown>> {
+  return spec.modelRoots ? withModelRoots(spec.modelRoots, () => runJob(spec, control)) : runJob(spec, control);
+}
+
+async function runJob(spec: JobSpec, control: JobControl): Promise<Record<string, unknown>> {
   const input = spec.input as JobInput;
+  const roots = spec.modelRoots?.length ? { modelRoots: spec.modelRoots } : {};
   switch (input.kind) {
     case 'reconstruct':
     case 'encode': {
@@ -120,13 +130,13 @@ export async function executeJob(spec: JobSpec, control: JobControl): Promise<Re
           await lock.release();
         }
       }
-      const batch = batchOfOne(spec.id, input.kind, input.config, input.batchesDir);
+      const batch = { ...batchOfOne(spec.id, input.kind, input.config, input.batchesDir), ...roots };
       const r = await runOnBatchLayer(batch, input.kind, control, spec.queue);
       const outcome = input.kind === 'reconstruct' ? await reconstructOutcome(input.config) : { report: 'report.html', encoding: encodeSummary(await encodeResult(input.config)) };
       return { ...outcome, ...r };
     }
     case 'batch':
-      return { ...(await runOnBatchLayer(input.batch, null, control, spec.queue)), report: 'summary.json' };
+      return { ...(await runOnBatchLayer({ ...input.batch, ...roots }, null, control, spec.queue)), report: 'summary.json' };
     case 'demo': {
       const d = input.demo;
       const stages = STAGES.length + 1;

@@ -138,7 +138,8 @@ export interface JobSpecOptions {
 }
 
 export async function jobSpecOf(body: JobBody, root: RootFolder, options: JobSpecOptions = {}): Promise<JobSpec> {
-  const spec = (kind: JobKind, out: string, input: JobInput): JobSpec => ({ id: newJobId(kind), kind, out, outShown: root.relative(out), input });
+  // (the root goes with the job: its model files must lie in it wherever it runs, a worker elsewhere included)
+  const spec = (kind: JobKind, out: string, input: JobInput): JobSpec => ({ id: newJobId(kind), kind, out, outShown: root.relative(out), input, modelRoots: [root.path] });
   const batchesDir = join(root.path, BATCHES_DIR);
   switch (body.kind) {
     case 'reconstruct': {
