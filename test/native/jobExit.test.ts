@@ -92,6 +92,13 @@ describe('a process that ends while engine jobs compute exits promptly with its 
     expectExited(r, 8);
   });
 
+  it("process.exit() with the engine's 'exit' listener removed: the engine's atexit handler stops its threads", () => {
+    const r = runModule(`${fitHead()}
+      busy(() => { process.removeAllListeners('exit'); process.exit(3); });
+    `);
+    expectExited(r, 3);
+  });
+
   it('an uncaught exception during a fit', () => {
     const r = runModule(`${fitHead()}
       busy(() => setTimeout(() => { throw new Error('thrown while a fit computes'); }));
