@@ -182,10 +182,17 @@ Napi::Value ReplaceProcess(const Napi::CallbackInfo& info) {
 }
 
 // setJobNiceness(n): this process's engine jobs from now on compute on threads n nice steps below
-// it (kit.h); 0 runs them on libuv's workers again.
+// it (kit.h); 0 runs them on the engine's job threads themselves again.
 Napi::Value SetJobNiceness(const Napi::CallbackInfo& info) {
   const std::int64_t n = Args(info, "setJobNiceness").count(0, "niceness");
   set_job_niceness(static_cast<int>(std::min<std::int64_t>(n, 39)));
+  return info.Env().Undefined();
+}
+
+// stopJobThreads(): ends every engine job of the process and joins the engine's job threads (kit.h):
+// the binding's process 'exit' listener, before Node's exit runs the libraries' exit handlers.
+Napi::Value StopJobThreads(const Napi::CallbackInfo& info) {
+  stop_job_threads();
   return info.Env().Undefined();
 }
 
@@ -202,6 +209,7 @@ void init_engine(Napi::Env env, Napi::Object exports) {
   exports.Set("replaceProcess", Napi::Function::New(env, ReplaceProcess, "replaceProcess"));
   exports.Set("writeThrough", Napi::Function::New(env, WriteThrough, "writeThrough"));
   exports.Set("setJobNiceness", Napi::Function::New(env, SetJobNiceness, "setJobNiceness"));
+  exports.Set("stopJobThreads", Napi::Function::New(env, StopJobThreads, "stopJobThreads"));
 }
 
 }  // namespace brainlatent::addon

@@ -1,14 +1,21 @@
 // The addon kit's non-template parts: error mapping, accessors, the cancel token, and the one
-// async job class (see kit.h).
+// async job kit with its threads (see kit.h).
 #include "kit.h"
 
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <condition_variable>
+#include <cstdlib>
+#include <deque>
+#include <mutex>
 #include <new>
 #include <system_error>
 #include <thread>
 
+#if !defined(_WIN32)
+#include <dlfcn.h>
+#endif
 #if defined(__linux__)
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -152,49 +159,49 @@ namespace {
 
 using Event = std::function<std::vector<napi_value>(Napi::Env)>;
 
-// Everything a job needs after its worker object is gone: the promise, the held inputs, the
-// outcome. With progress, the thread-safe function's finalizer (which runs after its last queued
-// event) settles the promise; without, OnOK does.
+// Everything a job needs from its start to its settling: the promise, the held inputs, the work and
+// its context, the outcome. The thread-safe function carries the progress events and, through its
+// finalizer (which Node runs after the last queued event), settles the promise on the JS thread.
 struct JobState {
   std::string name;
+  napi_env env;
   Napi::Promise::Deferred deferred;
   std::vector<Napi::Reference<Napi::Value>> keep;
+  JobWork work;
   JobDone done;
+  JobContext ctx;
   bool failed = false;
   Failure failure;
   Napi::ThreadSafeFunction tsfn;
-  bool has_tsfn = false;
-  // The job's own token: the caller's cancels it, and so does a progress callback that throws (whose
-  // exception then rejects the promise instead of escaping into Node).
+  // The job's own token: the caller's cancels it, and so do a progress callback that throws (whose
+  // exception then rejects the promise instead of escaping into Node), the environment's teardown
+  // and the process's exit.
   CancelTokenPtr cancel = std::make_shared<CancelToken>();
   Napi::Reference<Napi::Value> callback_error;
-  explicit JobState(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
+  // Set once no engine thread touches the job again (its work ended and its thread-safe function
+  // was released, or it was withdrawn before it started): the environment's teardown must wait for
+  // it before Node frees the function, and the process's exit before the libraries' exit handlers run.
+  std::mutex mutex;
+  std::condition_variable work_ended;
+  bool work_done = false;
+  std::shared_ptr<JobState>* cleanup_hook = nullptr;  // registered with napi_add_env_cleanup_hook; null once run or removed
+  explicit JobState(Napi::Env e) : env(e), deferred(Napi::Promise::Deferred::New(e)) {}
+
+  void end_work() {
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      work_done = true;
+    }
+    work_ended.notify_all();
+  }
+  void wait_for_work() {
+    std::unique_lock<std::mutex> lock(mutex);
+    work_ended.wait(lock, [this] { return work_done; });
+  }
 };
 
-void settle(Napi::Env env, JobState& s) {
-  Napi::HandleScope scope(env);
-  if (!s.callback_error.IsEmpty()) {
-    s.deferred.Reject(s.callback_error.Value());
-    s.callback_error.Reset();
-  } else if (s.failed) {
-    s.deferred.Reject(to_js_error(env, s.failure.code, s.failure.message, s.failure.reason).Value());
-  } else {
-    try {
-      s.deferred.Resolve(s.done(env));
-    } catch (const Napi::Error& e) {
-      s.deferred.Reject(e.Value());
-    } catch (...) {
-      const Failure f = current_failure(s.name);
-      s.deferred.Reject(to_js_error(env, f.code, f.message, f.reason).Value());
-    }
-  }
-  s.done = nullptr;
-  s.keep.clear();
-}
+void settle(Napi::Env env, JobState& s);
 
-}  // namespace
-
-namespace {
 std::atomic<int> g_job_niceness{0};
 
 // Runs `fn` on a new thread whose nice value is `niceness` above the process's, and waits for it;
@@ -217,90 +224,280 @@ bool run_lowered(int niceness, const std::function<void()>& fn) {
   t.join();
   return true;
 }
+
+// The work of a job, on one of the engine's threads.
+void compute(JobState& s) {
+  const auto run = [&s] {
+    try {
+      s.work(s.ctx);
+    } catch (...) {
+      s.failed = true;
+      s.failure = current_failure(s.name);
+    }
+  };
+  const int niceness = g_job_niceness.load();
+  // (no thread to be had: the work runs here, at the engine thread's priority)
+  if (!(niceness > 0 && run_lowered(niceness, run))) run();
+}
+
+// A queued job that will not run: it settles as cancelled (on its JS thread, through its function's
+// finalizer), and no engine thread touches it any more.
+void withdraw(JobState& s, const char* why) {
+  s.cancel->cancel();
+  s.failed = true;
+  s.failure = {ErrorCode::Cancelled, s.name + ": cancelled before it started (" + why + ")"};
+  s.tsfn.Release();
+  s.end_work();
+}
+
+// The engine's own threads, on which every job computes: at most kJobThreads jobs at once (as many as
+// libuv's default pool ran), the rest waiting in call order. Not libuv's pool: a job holds its thread
+// for seconds to minutes, and four of them (four concurrent fits) took all of libuv's threads, so that
+// every fs call, dns.lookup, zlib and crypto job of the process waited behind them (an fs.readFile
+// 9–13 s). Threads start as jobs need them and then wait for the next, until stop() joins them.
+constexpr std::size_t kJobThreads = 4;
+
+// Keeps this addon's code mapped for the rest of the process (RTLD_NODELETE), once a job thread runs
+// in it: the threads wait in it between jobs, and Node unloads an addon that only a worker_thread
+// loaded when that thread ends — a job thread then woke in unmapped code (a segfault). (It also keeps
+// the exit handler below registered: glibc runs a library's atexit handlers when it is unloaded.)
+void pin_addon() {
+#if !defined(_WIN32)
+  Dl_info info;
+  if (dladdr(reinterpret_cast<void*>(&pin_addon), &info) != 0 && info.dli_fname != nullptr)
+    dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+#endif
+}
+
+class JobThreads {
+ public:
+  // (never destroyed: its threads may outlive the process's static destruction)
+  static JobThreads& get() {
+    static JobThreads* threads = new JobThreads();
+    return *threads;
+  }
+
+  enum class Refusal { None, Exiting, NoThread };
+
+  // Queues the job, starting a thread for it when none is idle and fewer than kJobThreads run; when
+  // refused, nothing is queued.
+  Refusal submit(const std::shared_ptr<JobState>& job) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (stopping_) return Refusal::Exiting;
+    queue_.push_back(job);
+    if (queue_.size() > idle_ && threads_.size() < kJobThreads) {
+      if (threads_.empty()) guard_exit();
+      try {
+        threads_.emplace_back([this] { serve(); });
+      } catch (const std::system_error&) {
+        if (threads_.empty()) {
+          queue_.pop_back();
+          return Refusal::NoThread;
+        }
+      }
+    }
+    ready_.notify_one();
+    return Refusal::None;
+  }
+
+  // Ends the jobs of `env` (of every environment when null): withdraws those still queued, cancels
+  // those computing, and then waits until the work of each has ended — every one cancelled before the
+  // first wait, so that the waits overlap. A job stops within its current large operation (well under
+  // a second for the engine's loops); one that cannot be cancelled (a model load) runs to its end.
+  void end_jobs(napi_env env, const char* why) {
+    std::vector<std::shared_ptr<JobState>> queued, running;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      for (auto it = queue_.begin(); it != queue_.end();) {
+        if (env == nullptr || (*it)->env == env) {
+          queued.push_back(std::move(*it));
+          it = queue_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+      for (const auto& job : running_)
+        if (env == nullptr || job->env == env) running.push_back(job);
+    }
+    for (const auto& job : running) job->cancel->cancel();
+    for (const auto& job : queued) withdraw(*job, why);
+    for (const auto& job : running) job->wait_for_work();
+  }
+
+  // Ends every job and joins the threads: what the process's exit must find done before exit() runs
+  // the libraries' exit handlers — OpenBLAS's joins its worker threads, and with a job thread still
+  // computing in them exit() hung for ever (or crashed). Jobs queued later start threads again.
+  void stop() {
+    std::vector<std::thread> threads;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (stopping_) return;
+      // (exit() called on a job thread itself, by a library: it cannot wait for itself)
+      for (const auto& t : threads_)
+        if (t.get_id() == std::this_thread::get_id()) return;
+      stopping_ = true;  // (no job is queued from now on; each thread returns once its job has ended)
+      threads.swap(threads_);
+    }
+    ready_.notify_all();
+    end_jobs(nullptr, "the process is exiting");
+    for (auto& t : threads) t.join();
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = false;
+  }
+
+ private:
+  JobThreads() = default;
+
+  void serve() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    for (;;) {
+      ++idle_;
+      ready_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      --idle_;
+      if (stopping_) return;
+      std::shared_ptr<JobState> job = std::move(queue_.front());
+      queue_.pop_front();
+      running_.push_back(job);
+      lock.unlock();
+      compute(*job);
+      job->tsfn.Release();  // the finalizer settles, after the last progress event
+      job->end_work();      // (after the release: a teardown waiting for it lets Node free the function only then)
+      lock.lock();
+      running_.erase(std::find(running_.begin(), running_.end(), job));
+      // (if this is the last reference, the job has settled: what needed the JS thread is gone already)
+      job.reset();
+    }
+  }
+
+  // Stops the threads at exit(), once the first one exists. A backstop: the binding's process 'exit'
+  // listener stops them first (stopJobThreads), before Node's exit sequence starts; handlers
+  // registered after this one (a library loaded later, a static constructed later) run before it.
+  // Registered after the libraries the addon links, it runs before their exit handlers and before
+  // _dl_fini, which runs OpenBLAS's.
+  static void guard_exit() {
+    static bool guarded = false;
+    if (guarded) return;
+    guarded = true;
+    pin_addon();
+    std::atexit([] { JobThreads::get().stop(); });
+  }
+
+  std::mutex mutex_;
+  std::condition_variable ready_;
+  std::deque<std::shared_ptr<JobState>> queue_;
+  std::vector<std::shared_ptr<JobState>> running_;
+  std::vector<std::thread> threads_;
+  std::size_t idle_ = 0;
+  bool stopping_ = false;
+};
+
+// Runs at the environment's teardown (a worker_thread ending) while the job is unsettled: ends every
+// job of the environment (all cancelled, the queued ones withdrawn, before any is waited for) and
+// waits for this one's, so that no engine thread touches its thread-safe function when Node frees it.
+void end_with_env(void* arg) {
+  std::unique_ptr<std::shared_ptr<JobState>> holder(static_cast<std::shared_ptr<JobState>*>(arg));
+  JobState& s = **holder;
+  s.cleanup_hook = nullptr;
+  JobThreads::get().end_jobs(s.env, "its environment is ending");
+  s.wait_for_work();
+}
+
+void settle(Napi::Env env, JobState& s) {
+  if (s.cleanup_hook) {
+    napi_remove_env_cleanup_hook(env, end_with_env, s.cleanup_hook);
+    delete s.cleanup_hook;
+    s.cleanup_hook = nullptr;
+  }
+  try {
+    Napi::HandleScope scope(env);
+    if (!s.callback_error.IsEmpty()) {
+      s.deferred.Reject(s.callback_error.Value());
+      s.callback_error.Reset();
+    } else if (s.failed) {
+      s.deferred.Reject(to_js_error(env, s.failure.code, s.failure.message, s.failure.reason).Value());
+    } else {
+      try {
+        s.deferred.Resolve(s.done(env));
+      } catch (const Napi::Error& e) {
+        s.deferred.Reject(e.Value());
+      } catch (...) {
+        const Failure f = current_failure(s.name);
+        s.deferred.Reject(to_js_error(env, f.code, f.message, f.reason).Value());
+      }
+    }
+  } catch (...) {
+    // (the environment is being torn down: no promise to settle any more)
+  }
+  // (what the work and the result captured ends here, on the JS thread, as the inputs' references must)
+  s.work = nullptr;
+  s.done = nullptr;
+  s.keep.clear();
+}
+
 }  // namespace
 
 void set_job_niceness(int niceness) { g_job_niceness.store(std::max(0, std::min(39, niceness))); }
 
-class JobWorker : public Napi::AsyncWorker {
- public:
-  JobWorker(Napi::Env env, std::shared_ptr<JobState> state, JobWork work, const CancelTokenPtr& caller_token)
-      : Napi::AsyncWorker(env, state->name.c_str()), state_(std::move(state)), work_(std::move(work)) {
-    ctx_.cancel_ = state_->cancel;
-    if (caller_token) {
-      std::weak_ptr<CancelToken> own = state_->cancel;
-      caller_token->on_cancel([own] {
-        if (auto t = own.lock()) t->cancel();
-      });
-    }
-    if (state_->has_tsfn) {
-      JobState* s = state_.get();
-      ctx_.post_ = [s](Event ev) {
-        auto* msg = new Event(std::move(ev));
-        const napi_status st = s->tsfn.NonBlockingCall(msg, [s](Napi::Env env, Napi::Function cb, Event* m) {
-          std::unique_ptr<Event> own(m);
-          if (env == nullptr || cb.IsEmpty() || !s->callback_error.IsEmpty()) return;
-          Napi::HandleScope scope(env);
-          try {
-            const std::vector<napi_value> args = (*m)(env);
-            cb.Call(args);
-          } catch (const Napi::Error& e) {
-            // The caller's callback threw: stop the job and reject with its exception.
-            s->callback_error = Napi::Reference<Napi::Value>::New(e.Value(), 1);
-            s->cancel->cancel();
-          }
-        });
-        if (st != napi_ok) delete msg;
-      };
-    }
-  }
-
-  void Execute() override {
-    const auto run = [this] {
-      try {
-        work_(ctx_);
-      } catch (...) {
-        state_->failed = true;
-        state_->failure = current_failure(state_->name);
-      }
-    };
-    const int niceness = g_job_niceness.load();
-    // (no thread to be had: the work runs here, at the worker's priority)
-    if (niceness > 0 && run_lowered(niceness, run)) return;
-    run();
-  }
-
-  void OnOK() override { finish(); }
-  void OnError(const Napi::Error&) override { finish(); }
-
- private:
-  void finish() {
-    if (state_->has_tsfn) state_->tsfn.Release();  // the finalizer settles, after the last event
-    else settle(Env(), *state_);
-  }
-  std::shared_ptr<JobState> state_;
-  JobWork work_;
-  JobContext ctx_;
-};
+void stop_job_threads() { JobThreads::get().stop(); }
 
 Napi::Promise run_job(Napi::Env env, const char* name, JobWork work, JobDone done, JobOptions options) {
   auto state = std::make_shared<JobState>(env);
-  state->name = name;
-  state->done = std::move(done);
+  JobState* s = state.get();
+  s->name = name;
+  s->work = std::move(work);
+  s->done = std::move(done);
   for (const Napi::Value& v : options.keep)
-    if (!v.IsEmpty() && !v.IsUndefined() && !v.IsNull()) state->keep.push_back(Napi::Persistent(v));
-  if (!options.on_progress.IsEmpty()) {
-    auto* holder = new std::shared_ptr<JobState>(state);
-    state->tsfn = Napi::ThreadSafeFunction::New(env, options.on_progress, std::string(name) + ".progress", 0, 1,
-                                                [](Napi::Env e, std::shared_ptr<JobState>* h) {
-                                                  std::unique_ptr<std::shared_ptr<JobState>> own(h);
-                                                  settle(e, **h);
-                                                },
-                                                holder);
-    state->has_tsfn = true;
+    if (!v.IsEmpty() && !v.IsUndefined() && !v.IsNull()) s->keep.push_back(Napi::Persistent(v));
+  // (with no progress callback the function is empty: only its finalizer, which settles, is used)
+  auto* holder = new std::shared_ptr<JobState>(state);
+  s->tsfn = Napi::ThreadSafeFunction::New(env, options.on_progress, std::string(name), 0, 1,
+                                          [](Napi::Env e, std::shared_ptr<JobState>* h) {
+                                            std::unique_ptr<std::shared_ptr<JobState>> own(h);
+                                            settle(e, **h);
+                                          },
+                                          holder);
+  s->ctx.cancel_ = s->cancel;
+  if (options.cancel) {
+    std::weak_ptr<CancelToken> own = s->cancel;
+    options.cancel->on_cancel([own] {
+      if (auto t = own.lock()) t->cancel();
+    });
   }
-  Napi::Promise promise = state->deferred.Promise();
-  auto* worker = new JobWorker(env, state, std::move(work), options.cancel);
-  worker->Queue();
+  if (!options.on_progress.IsEmpty()) {
+    s->ctx.post_ = [s](Event ev) {
+      auto* msg = new Event(std::move(ev));
+      const napi_status st = s->tsfn.NonBlockingCall(msg, [s](Napi::Env e, Napi::Function cb, Event* m) {
+        std::unique_ptr<Event> own(m);
+        if (e == nullptr || cb.IsEmpty() || !s->callback_error.IsEmpty()) return;
+        Napi::HandleScope scope(e);
+        try {
+          const std::vector<napi_value> args = (*m)(e);
+          cb.Call(args);
+        } catch (const Napi::Error& err) {
+          // The caller's callback threw: stop the job and reject with its exception.
+          s->callback_error = Napi::Reference<Napi::Value>::New(err.Value(), 1);
+          s->cancel->cancel();
+        }
+      });
+      if (st != napi_ok) delete msg;
+    };
+  }
+  // (added after the function's own cleanup hook, so that Node runs it first: hooks run in reverse order)
+  s->cleanup_hook = new std::shared_ptr<JobState>(state);
+  if (napi_add_env_cleanup_hook(env, end_with_env, s->cleanup_hook) != napi_ok) {
+    delete s->cleanup_hook;
+    s->cleanup_hook = nullptr;
+  }
+  Napi::Promise promise = s->deferred.Promise();
+  const JobThreads::Refusal refused = JobThreads::get().submit(state);
+  if (refused != JobThreads::Refusal::None) {
+    s->failed = true;
+    s->failure = refused == JobThreads::Refusal::Exiting
+                     ? Failure{ErrorCode::Cancelled, std::string(name) + ": not started, the process is exiting"}
+                     : Failure{ErrorCode::Internal, std::string(name) + ": no thread could be started for the job"};
+    s->end_work();
+    s->tsfn.Release();
+  }
   return promise;
 }
 

@@ -4,9 +4,10 @@
 //   integers, arrays by type and length), and the enum tables of every string option.
 // - Results: vectors handed to JS as typed arrays (large ones without a copy).
 // - Cancellation: one cancel token (createCancelToken/cancel) that every async job accepts.
-// - Jobs: one async job class (run_job) that runs core work on a libuv worker thread, delivers its
-//   progress events through a thread-safe function, maps its errors, holds its inputs alive, and
-//   settles its promise only after every progress event has been delivered.
+// - Jobs: one async job kit (run_job) that runs core work on the engine's own threads (never libuv's
+//   pool, which fs, dns, zlib and crypto need), delivers its progress events through a thread-safe
+//   function, maps its errors, holds its inputs alive, and settles its promise only after every
+//   progress event has been delivered.
 // Entry points copy their arguments into plain core structs on the JS thread; the worker never
 // touches V8.
 #pragma once
@@ -214,7 +215,9 @@ class CancelToken {
 };
 
 // ------------------------------------------------------------------ jobs
-// What the worker thread sees: the cancel flag and a way to post progress events.
+struct JobOptions;
+
+// What the job's thread sees: the cancel flag and a way to post progress events.
 class JobContext {
  public:
   // Null when the job has no cancel token.
@@ -230,7 +233,7 @@ class JobContext {
   std::function<void(double, const std::string&)> fraction_progress() const;
 
  private:
-  friend class JobWorker;
+  friend Napi::Promise run_job(Napi::Env, const char*, std::function<void(JobContext&)>, std::function<Napi::Value(Napi::Env)>, JobOptions);
   CancelTokenPtr cancel_;
   std::function<void(std::function<std::vector<napi_value>(Napi::Env)>)> post_;
 };
@@ -244,15 +247,28 @@ struct JobOptions {
 using JobWork = std::function<void(JobContext&)>;
 using JobDone = std::function<Napi::Value(Napi::Env)>;
 
-// Queues `work` on a libuv worker thread and returns the promise it settles: resolved with
+// Queues `work` on one of the engine's job threads and returns the promise it settles: resolved with
 // done(env) on the JS thread, or rejected with the mapped failure (named after `name`). Every
-// progress event posted by `work` is delivered before the promise settles, never after.
+// progress event posted by `work` is delivered before the promise settles, never after. At most 4
+// jobs compute at once (as many as libuv's default pool ran); the rest wait in call order. Not on
+// libuv's pool: four long jobs there (four concurrent fits) left no thread to the process's fs, dns,
+// zlib and crypto calls. An environment torn down (a worker thread ending) cancels all its jobs,
+// withdraws those still queued, and then waits for the work of the others to stop.
 Napi::Promise run_job(Napi::Env env, const char* name, JobWork work, JobDone done, JobOptions options = {});
 
 // Jobs of this process from now on compute on a thread of their own at `niceness` steps below the
-// process's CPU priority (0: on the libuv worker itself, the default), while the libuv worker waits
-// for it. A service sets it so that its event loop wins the cores from its own compute (a libuv
-// worker's priority could not be raised back once lowered). Linux; a no-op elsewhere.
+// process's CPU priority (0: on the engine's job thread itself, the default), while the job thread
+// waits for it. A service sets it so that its event loop wins the cores from its own compute (a job
+// thread's priority could not be raised back once lowered). Linux; a no-op elsewhere.
 void set_job_niceness(int niceness);
+
+// Ends every job of the process (cancels those computing, withdraws those queued: their promises
+// reject with a Cancelled error, if the event loop turns again) and joins the job threads. The
+// process must call it before exit() runs the libraries' exit handlers: OpenBLAS's joins its worker
+// threads, and exit() hung for ever (or crashed) while a job thread still computed in them. The
+// binding calls it from the main thread's process 'exit' event (the first step of process.exit(),
+// of an uncaught exception's exit and of the loop's natural end); an atexit handler is the backstop.
+// Jobs queued afterwards start new threads.
+void stop_job_threads();
 
 }  // namespace brainlatent::addon

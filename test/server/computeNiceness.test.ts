@@ -1,7 +1,7 @@
 /**
  * The service's engine jobs compute below its event loop's CPU priority: after setJobNiceness(n) (what startServer
  * does, n = 10 by default) an engine job's work runs on a thread of its own whose nice value is n steps above the
- * process's, and with 0 on libuv's workers again, at the process's.
+ * process's, and with 0 on the engine's job threads again, at the process's.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { getPriority } from 'node:os';
@@ -42,7 +42,7 @@ async function niceValuesDuringAFit(): Promise<Set<number>> {
 afterAll(() => nativeSync((b) => b.setJobNiceness(0)));
 
 describe.runIf(existsSync('/proc/self/task'))('engine jobs below the event loop', () => {
-  it('compute on a thread 7 nice steps down after setJobNiceness(7), on libuv workers at the process priority after 0', async () => {
+  it("compute on a thread 7 nice steps down after setJobNiceness(7), on the engine's job threads at the process priority after 0", async () => {
     const base = getPriority();
     nativeSync((b) => b.setJobNiceness(7));
     expect(await niceValuesDuringAFit()).toContain(Math.min(19, base + 7));

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { isMainThread } from 'node:worker_threads';
 
 import { BrainlatentError } from '../errors.js';
 import type { Binding } from './addonTypes.js';
@@ -63,7 +64,20 @@ export function binding(): Binding {
     throw new BrainlatentError(`the native engine ${file} failed to load: ${(e as Error).message}. ${HOW_TO_BUILD}`, 'NativeNotBuilt');
   }
   cachedPath = file;
+  if (isMainThread) stopJobThreadsAtExit(cached);
   return cached;
+}
+
+/**
+ * Ends the engine's jobs and joins its threads when the process exits, before Node's exit sequence runs (and exit()
+ * the libraries' exit handlers, OpenBLAS's among them, which joins its worker threads: with an engine thread still
+ * computing in them, process.exit() during a fit hung for ever). 'exit' is the first step of process.exit(), of an
+ * uncaught exception's exit and of the event loop's natural end; prepended, the listener runs before the caller's, so
+ * that one of theirs calling process.exit() again cannot skip it. A job that cannot be cancelled (a model load) runs
+ * to its end first, as libuv's pool made the exit wait for it. (A worker_thread's jobs end with its environment.)
+ */
+function stopJobThreadsAtExit(b: Binding): void {
+  process.prependListener('exit', () => b.stopJobThreads());
 }
 
 /** The file binding() loaded (loading it first). */

@@ -51,12 +51,19 @@ export interface EngineBinding {
   replaceProcess(file: string, args: string[]): never;
   /**
    * This process's engine jobs (every async call: fits, the sampler, decoding) from now on compute on a thread of
-   * their own `niceness` steps below the process's CPU priority (0: on libuv's workers, the default). Linux.
+   * their own `niceness` steps below the process's CPU priority (0: on the engine's job threads, the default). Linux.
    */
   setJobNiceness(niceness: number): void;
   /**
+   * Ends every engine job of the process (cancels those computing, withdraws those queued) and joins the engine's job
+   * threads. The binding loader calls it from the main thread's process 'exit' event: exit() then runs the libraries' exit
+   * handlers, and OpenBLAS's, which joins its worker threads, hung for ever while a job thread still computed in them.
+   * Jobs started afterwards start new threads.
+   */
+  stopJobThreads(): void;
+  /**
    * Writes `chunks` one after another at `fd`'s position, through to the disk in 8 MiB pieces dropped from the page
-   * cache as they go (Linux; plain writes elsewhere), on a worker thread. Resolves with the bytes written and, on
+   * cache as they go (Linux; plain writes elsewhere), on one of the engine's job threads. Resolves with the bytes written and, on
    * failure, the errno (0: none) and its text.
    */
   writeThrough(fd: number, chunks: Uint8Array[]): Promise<{ written: number; errno: number; message: string }>;

@@ -164,7 +164,7 @@ export class RidgeModel {
   }
 
   /**
-   * predict() on a worker thread: the event loop keeps running while the GEMMs do. The engine computes the output in
+   * predict() on one of the engine's job threads: the event loop keeps running while the GEMMs do. The engine computes the output in
    * tiles of rows × targets, one GEMM of at most ~8 GFLOP each (a fraction of a second), reporting `onProgress` after
    * each; an AbortSignal stops it before its next tile (CancelledError), and one that fires after the last but before
    * the promise settles rejects it all the same (no result for a cancelled call). X's NaN/Inf check (the same error as

@@ -23,7 +23,7 @@ export interface ServeOptions extends BrainlatentPluginOptions {
   logger?: boolean | ServeLogger;
   /**
    * Nice steps below the event loop at which this process's engine jobs compute (img2img, model loading), each on a
-   * thread of its own (default 10; 0: on libuv's workers at the loop's priority). Set for the whole process.
+   * thread of its own (default 10; 0: on the engine's job threads at the loop's priority). Set for the whole process.
    */
   computeNiceness?: number;
   /**

@@ -1,0 +1,186 @@
+/**
+ * A process exits promptly, with the code it asked for, however it ends while engine jobs compute on the engine's
+ * own threads. The process.exit() of a kit whose job threads were detached hung for ever: exit() ran the libraries'
+ * exit handlers, and OpenBLAS's joined its worker threads while a job thread still computed in them (gdb: the main
+ * thread in blas_thread_shutdown_ ← _dl_fini). Each scenario runs in a child process, killed after a generous limit
+ * that only a hang reaches.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { writeSdFixture } from '../../ts/sd/fixture.js';
+import { distModule } from '../helpers/dist.js';
+import { type ChildResult, runModule } from '../helpers/nodeChild.js';
+
+const ridgeUrl = (): string => pathToFileURL(distModule('ridge/RidgeCV')).href;
+
+/**
+ * A child's module head. fit(onComputing) starts a fit that computes for a second or more and calls onComputing once,
+ * at its first progress event (its work then runs on an engine thread). busy(onComputing) starts a fit and three
+ * predictAsync calls and calls onComputing once all four compute — the fit decomposing, each prediction between two
+ * of its GEMMs —, every engine thread inside OpenBLAS: a process.exit() there made the kit with detached threads hang
+ * or crash on 9 runs of 10 on a 2-core machine (a single fit: on a few runs of 10).
+ */
+const fitHead = (): string => `
+  const { RidgeCV } = await import(${JSON.stringify(ridgeUrl())});
+  let s = 3;
+  const rand = () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648) - 0.5;
+  const matrix = (rows, cols) => ({ data: Float32Array.from({ length: rows * cols }, rand), rows, cols });
+  const x = matrix(2000, 1600), y = matrix(2000, 20);
+  const fit = (onComputing = () => {}, stage = undefined) => {
+    let first = true;
+    const onProgress = (q) => { if (first && (!stage || q.stage === stage)) { first = false; onComputing(); } };
+    return new RidgeCV({ alphas: [1, 10, 100], solver: 'per-fold-primal' }).fit(x, y, { onProgress });
+  };
+  const model = await new RidgeCV({ alphas: [1, 10, 100] }).fit(matrix(200, 1500), matrix(200, 1500));
+  const xs = matrix(8000, 1500);
+  const busy = (onComputing) => {
+    const computing = new Set();
+    const mark = (job) => { computing.add(job); if (computing.size === 4) { computing.add('reported'); onComputing(); } };
+    const jobs = [fit(() => mark('fit'), 'decompose')];
+    for (let i = 0; i < 3; i++) jobs.push(model.predictAsync(xs, { onProgress: () => mark(i) }));
+    return jobs;
+  };
+`;
+
+/** The worker's module for the worker_thread scenarios: posts 'computing' once its fit computes, 'fit done' after. */
+const fitWorker = (): string => `
+  (async () => {
+    const { parentPort } = await import('node:worker_threads');
+    ${fitHead()}
+    await fit(() => parentPort.postMessage('computing'));
+    parentPort.postMessage('fit done');
+  })();
+`;
+
+function expectExited(r: ChildResult, status: number): void {
+  expect({ hung: r.hung, signal: r.signal, status: r.status }, `stdout: ${r.stdout}\nstderr: ${r.stderr}`).toEqual({ hung: false, signal: null, status });
+}
+
+describe('a process that ends while engine jobs compute exits promptly with its code', () => {
+  it('process.exit() during a fit (the reviewer\'s exitfit)', () => {
+    const r = runModule(`${fitHead()}
+      fit(() => { console.log('computing'); process.exit(3); }, 'decompose');
+    `);
+    expectExited(r, 3);
+    expect(r.stdout.trim()).toBe('computing');
+    expect(r.stderr).toBe('');
+  });
+
+  it('process.exit() during a fit with three predictions computing beside it and two more jobs queued', () => {
+    const r = runModule(`${fitHead()}
+      busy(() => { console.log('computing'); process.exit(3); });
+      fit();
+      model.predictAsync(xs);
+    `);
+    expectExited(r, 3);
+    expect(r.stdout.trim()).toBe('computing');
+    expect(r.stderr).toBe('');
+  });
+
+  it("process.exit() from an 'exit' listener of the caller's, during a fit", () => {
+    // (the caller's listener, registered before the engine loaded, exits again: the engine's runs first all the same)
+    const r = runModule(`
+      process.on('exit', () => process.exit(8));
+      ${fitHead()}
+      busy(() => process.exit(3));
+    `);
+    expectExited(r, 8);
+  });
+
+  it("process.exit() with the engine's 'exit' listener removed: the engine's atexit handler stops its threads", () => {
+    const r = runModule(`${fitHead()}
+      busy(() => { process.removeAllListeners('exit'); process.exit(3); });
+    `);
+    expectExited(r, 3);
+  });
+
+  it('an uncaught exception during a fit', () => {
+    const r = runModule(`${fitHead()}
+      busy(() => setTimeout(() => { throw new Error('thrown while a fit computes'); }));
+    `);
+    expectExited(r, 1);
+    expect(r.stderr).toContain('thrown while a fit computes');
+  });
+
+  it('a SIGTERM whose handler calls process.exit() during a fit', () => {
+    const r = runModule(`${fitHead()}
+      process.on('SIGTERM', () => { console.log('SIGTERM'); process.exit(143); });
+      busy(() => process.kill(process.pid, 'SIGTERM'));
+    `);
+    expectExited(r, 143);
+    expect(r.stdout.trim()).toBe('SIGTERM');
+  });
+
+  it('the main module returning while a fit is pending: the fit keeps the process alive to its end, as on libuv', () => {
+    const r = runModule(`${fitHead()}
+      fit().then((m) => console.log('fit done', m.nTargets));
+    `);
+    expectExited(r, 0);
+    expect(r.stdout.trim()).toBe('fit done 20');
+  });
+
+  it("process.exit() while a worker_thread's fit computes", () => {
+    const r = runModule(`
+      import { Worker } from 'node:worker_threads';
+      const w = new Worker(${JSON.stringify(fitWorker())}, { eval: true });
+      w.on('message', (m) => {
+        console.log(m);
+        if (m === 'computing') process.exit(5);
+      });
+    `);
+    expectExited(r, 5);
+    expect(r.stdout.trim()).toBe('computing');
+  });
+
+  it('a worker_thread terminated while its fit computes, then process.exit()', () => {
+    const r = runModule(`
+      import { Worker } from 'node:worker_threads';
+      const w = new Worker(${JSON.stringify(fitWorker())}, { eval: true });
+      w.on('message', async (m) => {
+        console.log(m);
+        if (m !== 'computing') return;
+        await w.terminate();
+        console.log('terminated');
+        process.exit(4);
+      });
+    `);
+    expectExited(r, 4);
+    expect(r.stdout.trim().split('\n')).toEqual(['computing', 'terminated']);
+  });
+});
+
+describe('a process that ends while an ONNX Runtime job computes exits promptly with its code', () => {
+  let dir = '';
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'bl-job-exit-'));
+    // (a U-Net heavy enough that img2img computes for seconds)
+    await writeSdFixture(join(dir, 'model'), { unetChannels: 64, unetLayers: 8 });
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('process.exit() during img2img', () => {
+    const diffusion = pathToFileURL(distModule('sd/Diffusion')).href;
+    const r = runModule(`
+      const { Diffusion } = await import(${JSON.stringify(diffusion)});
+      const sd = await Diffusion.load(${JSON.stringify(join(dir, 'model'))});
+      const n = 4, side = 256;
+      const data = Uint8Array.from({ length: n * side * side * 3 }, (_, i) => (i * 37) % 256);
+      const z = await sd.encodeImages({ data, count: n, height: side, width: side });
+      const c = await sd.encodeText(['a', 'b', 'c', 'd']);
+      let first = true;
+      sd.img2img({ z, c, steps: 50, strength: 1, onStep: () => {
+        if (!first) return;
+        first = false;
+        console.log('computing');
+        process.exit(6);
+      } }).then(() => console.log('img2img finished first'));
+    `);
+    expectExited(r, 6);
+    expect(r.stdout.trim()).toBe('computing');
+  });
+});

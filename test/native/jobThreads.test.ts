@@ -1,0 +1,123 @@
+/**
+ * Engine jobs compute on the engine's own threads, not on libuv's pool: four concurrent fits used to take all four
+ * of its threads, and every fs call, dns.lookup, zlib and crypto job of the process waited behind them (9–13 s for
+ * an fs.readFile of /etc/hostname in the reviewer's service). A worker_thread's jobs end with it.
+ */
+import { readFile } from 'node:fs/promises';
+import { pathToFileURL } from 'node:url';
+
+import { expect, it } from 'vitest';
+
+import { RidgeCV } from '../../ts/ridge/RidgeCV.js';
+import { distModule } from '../helpers/dist.js';
+import { runModule } from '../helpers/nodeChild.js';
+import { planted } from '../helpers/random.js';
+
+it("a file read during four concurrent fits completes before any of them: the fits leave libuv's pool to I/O", async () => {
+  const { x, y } = planted(600, 500, 200, 11);
+  const events: string[] = [];
+  // (each fit queues its engine job before fit() returns, so all four are queued before the read is)
+  const fits = [1, 2, 3, 4].map((i) =>
+    new RidgeCV({ alphas: [1, 10, 100], folds: 5, solver: 'per-fold-primal' }).fit(x, y).then((m) => {
+      events.push(`fit ${i}`);
+      return m;
+    }),
+  );
+  const read = readFile(new URL(import.meta.url)).then((b) => {
+    events.push('read');
+    return b;
+  });
+  const [models, text] = await Promise.all([Promise.all(fits), read]);
+  expect(text.toString('utf8')).toContain('a file read during four concurrent fits');
+  expect(models.map((m) => m.nTargets)).toEqual([200, 200, 200, 200]);
+  expect(events[0]).toBe('read');
+  expect(events.slice(1).sort()).toEqual(['fit 1', 'fit 2', 'fit 3', 'fit 4']);
+});
+
+/** A child's module head: fit(onComputing) starts a fit of a second or more and calls onComputing at its first progress event. */
+const fitHead = (): string => `
+  const { RidgeCV } = await import(${JSON.stringify(pathToFileURL(distModule('ridge/RidgeCV')).href)});
+  let s = 3;
+  const rand = () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648) - 0.5;
+  const matrix = (rows, cols) => ({ data: Float32Array.from({ length: rows * cols }, rand), rows, cols });
+  const x = matrix(2000, 1600), y = matrix(2000, 20);
+  const fit = (onComputing = () => {}) => {
+    let first = true;
+    const onProgress = () => { if (first) { first = false; onComputing(); } };
+    return new RidgeCV({ alphas: [1, 10, 100], solver: 'per-fold-primal' }).fit(x, y, { onProgress });
+  };
+`;
+
+it('a worker thread ended while its fit computes: the fit stops, and the process goes on and exits cleanly', () => {
+  // (the engine's threads run the addon's code: ended with the only thread that loaded it, it stays mapped; the
+  // fit's promise, settled at the teardown, had aborted the process before)
+  const worker = `(async () => {
+    const { parentPort } = await import('node:worker_threads');
+    ${fitHead()}
+    await fit(() => parentPort.postMessage('computing'));
+    parentPort.postMessage('fit done');
+  })();`;
+  const r = runModule(`
+    import { Worker } from 'node:worker_threads';
+    const w = new Worker(${JSON.stringify(worker)}, { eval: true });
+    w.on('message', async (m) => {
+      if (m === 'fit done') console.log('the fit finished first');
+      if (m !== 'computing') return;
+      await w.terminate();
+      setTimeout(() => console.log('terminated; still running'), 200);
+    });
+  `);
+  expect(r.stderr).toBe('');
+  expect(r.stdout.trim()).toBe('terminated; still running');
+  expect({ hung: r.hung, signal: r.signal, status: r.status }).toEqual({ hung: false, signal: null, status: 0 });
+});
+
+it("a worker thread ended while its job waits for a thread: the job is withdrawn, its end does not wait for other threads' jobs", () => {
+  // The main thread's four predictions take every engine thread; the worker's fit then waits in the queue. The
+  // worker's teardown withdraws it at once, where a teardown that waited for its work had waited until one of the
+  // main thread's predictions had ended and the fit had had a thread to stop on.
+  const ridge = JSON.stringify(pathToFileURL(distModule('ridge/RidgeCV')).href);
+  const head = `
+    const { RidgeCV } = await import(${ridge});
+    let s = 3;
+    const rand = () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648) - 0.5;
+    const matrix = (rows, cols) => ({ data: Float32Array.from({ length: rows * cols }, rand), rows, cols });
+  `;
+  const worker = `(async () => {
+    const { parentPort } = await import('node:worker_threads');
+    ${head}
+    const x = matrix(500, 400), y = matrix(500, 10);
+    parentPort.on('message', () => {
+      new RidgeCV({ alphas: [1, 10] }).fit(x, y);
+      parentPort.postMessage('queued');
+    });
+    parentPort.postMessage('ready');
+  })();`;
+  const r = runModule(`
+    import { Worker } from 'node:worker_threads';
+    ${head}
+    const model = await new RidgeCV({ alphas: [1, 10, 100] }).fit(matrix(1000, 1500), matrix(1000, 1500));
+    const xs = matrix(20000, 1500);
+    const ac = new AbortController();
+    const w = new Worker(${JSON.stringify(worker)}, { eval: true });
+    w.on('message', async (m) => {
+      if (m === 'ready') {
+        let computing = 0;
+        for (let i = 0; i < 4; i++) {
+          let first = true;
+          const onProgress = () => { if (first) { first = false; if (++computing === 4) w.postMessage('go'); } };
+          const ended = () => console.log('a main prediction ended');
+          model.predictAsync(xs, { onProgress, signal: ac.signal }).then(ended, ended);
+        }
+      }
+      if (m === 'queued') {
+        await w.terminate();
+        console.log('terminated');
+        ac.abort();
+      }
+    });
+  `);
+  expect(r.stderr).toBe('');
+  expect(r.stdout.trim().split('\n')).toEqual(['terminated', ...Array(4).fill('a main prediction ended')]);
+  expect({ hung: r.hung, signal: r.signal, status: r.status }).toEqual({ hung: false, signal: null, status: 0 });
+});
