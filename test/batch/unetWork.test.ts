@@ -1,6 +1,6 @@
 /**
  * The img2img U-Net work a batch reports is what it ran: each shard's summary carries its evaluations (of one latent:
- * images × steps that ran × 2 with guidance) and U-Net seconds, and the merge (the stage's marker) sums the shards
+ * images × the engine's U-Net calls × 2 with guidance) and U-Net seconds, and the merge (the stage's marker) sums the shards
  * that ran in THIS batch only. Before, the merge summed every shard's unetSeconds, an earlier run's included, and the
  * service multiplied the whole run's estimated evaluations by it: a resumed run's rate and total were inflated.
  */

@@ -1,6 +1,6 @@
 /**
- * unet_steps_total{source="job"} counts the U-Net evaluations (of one latent: images × steps that ran × 2 with
- * guidance) that a reconstruct job's img2img shards ran in that job: a resumed job counts only the shards it ran, and
+ * unet_steps_total{source="job"} counts the U-Net evaluations (of one latent: images × the engine's U-Net calls ×
+ * 2 with guidance) that a reconstruct job's img2img shards ran in that job: a resumed job counts only the shards it ran, and
  * a cancelled job the shards it finished. Before, a job whose img2img stage merged counted the whole run's estimate
  * (every image and seed) over the merged shards' seconds, and a cancelled job counted nothing.
  */

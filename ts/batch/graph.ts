@@ -86,6 +86,8 @@ export interface BatchPlan {
   hash: string;
   retry: { attempts: number; backoffMs: number };
   subjects: SubjectPlan[];
+  /** A service's batch: the roots its every job is held to (BatchNode.modelRoots), part of its hash. */
+  modelRoots?: string[];
 }
 
 /** The queue of an encoding stage: the diffusion model's work on sample, the extraction on data, the fits on compute. */
@@ -249,7 +251,8 @@ export interface BatchPlanOptions {
 export async function planBatch(batch: ResolvedBatch, options: BatchPlanOptions = {}): Promise<BatchPlan> {
   const subjects: SubjectPlan[] = [];
   for (const s of batch.subjects) subjects.push(await planSubject(batch, s, options));
-  return { id: batch.id, out: batch.out, hash: batch.hash, retry: batch.retry, subjects };
+  const roots = batch.modelRoots?.length ? { modelRoots: [...batch.modelRoots] } : {};
+  return { id: batch.id, out: batch.out, hash: batch.hash, retry: batch.retry, subjects, ...roots };
 }
 
 /**

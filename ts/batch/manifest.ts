@@ -72,7 +72,7 @@ export interface ResolvedBatch {
   out: string;
   subjects: ResolvedSubject[];
   retry: { attempts: number; backoffMs: number };
-  /** Hash of the resolved batch: what a resubmission is compared with. */
+  /** Hash of the resolved batch, its model roots included (batchHash): what a resubmission is compared with. */
   hash: string;
   /** A service's batch: the folders its jobs' model files must lie in, links followed (BatchNode.modelRoots). */
   modelRoots?: string[];
@@ -239,8 +239,25 @@ export function resolveManifest(input: unknown, options: { source?: string; base
   for (const [p, who] of configProblems) problems.push(who.length === m.subjects.length ? p : `${p} (for ${[...new Set(who)].join(', ')})`);
   if (problems.length) throw new ManifestError(source, [...new Set(problems)]);
   const retry = { attempts: m.retry?.attempts ?? 3, backoffMs: m.retry?.backoffMs ?? 2000 };
-  const hash = createHash('sha256').update(stableJson({ id: m.name, out, subjects, retry })).digest('hex').slice(0, 16);
-  return { id: m.name, out, subjects, retry, hash };
+  const batch = { id: m.name, out, subjects, retry };
+  return { ...batch, hash: batchHash(batch) };
+}
+
+/**
+ * The batch's identity, which a batch submitted again under its name must match to map onto the jobs already in the
+ * queue: its id, outputs, subjects with their configs, retry policy, and the model roots its jobs are held to (a
+ * service's root: the same manifest from a service with another root, or from the CLI, is another batch, whose jobs
+ * would not be held to this one's roots). A batch without roots hashes as before they were part of it.
+ */
+export function batchHash(b: Pick<ResolvedBatch, 'id' | 'out' | 'subjects' | 'retry' | 'modelRoots'>): string {
+  const roots = b.modelRoots?.length ? { modelRoots: b.modelRoots } : {};
+  return createHash('sha256').update(stableJson({ id: b.id, out: b.out, subjects: b.subjects, retry: b.retry, ...roots })).digest('hex').slice(0, 16);
+}
+
+/** `batch` run as a service's: every job's model files held to `roots` (BatchNode.modelRoots), part of its identity. */
+export function batchUnderRoots(batch: ResolvedBatch, roots: readonly string[]): ResolvedBatch {
+  const under = { ...batch, modelRoots: [...roots] };
+  return { ...under, hash: batchHash(under) };
 }
 
 /** Reads a manifest file (JSON) and resolves it; relative paths are taken from the file's folder. */

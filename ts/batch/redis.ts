@@ -68,6 +68,8 @@ export interface JobRecord {
 export interface BatchRecord {
   id: string;
   hash: string;
+  /** A service's batch: the roots its jobs are held to (absent: none, the CLI's, or recorded before they were kept). */
+  modelRoots?: string[];
   out: string;
   submittedAt: string;
   subjects: { name: string; root: string }[];

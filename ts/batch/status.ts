@@ -36,7 +36,7 @@ export interface JobInfo {
   warnings?: string[];
   /**
    * The U-Net work a job that ran did (an img2img shard's, from its result's summary; its merge job's is their sum
-   * over the shards that ran in this batch): evaluations of one latent (images × steps, × 2 with guidance) and
+   * over the shards that ran in this batch): evaluations of one latent (images × the engine's U-Net calls, × 2 with guidance) and
    * seconds of U-Net time. Absent for a skipped job and one that ran no sampler.
    */
   unet?: { evaluations: number; seconds: number };

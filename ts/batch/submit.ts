@@ -105,10 +105,28 @@ export async function clearSubject(queues: (q: QueueClass) => Queue, jobs: { id:
   return true;
 }
 
+/**
+ * The refusal of a plan whose name is another plan's: another manifest, or the same one with other model roots (a
+ * service with another root folder, or the CLI with none), whose queued jobs are not held to this one's. (The
+ * roots are not named: they are another service's folders.)
+ */
+function resubmittedAs(plan: BatchPlan, rec: BatchRecord): BatchError {
+  const undo = `give this one another name, or remove the old one with 'brainlatent batch cancel ${plan.id} --purge'`;
+  const roots = (r: string[] | undefined) => JSON.stringify(r ?? []);
+  if (roots(rec.modelRoots) !== roots(plan.modelRoots)) {
+    return new BatchError(
+      `batch '${plan.id}' was submitted before with other model roots (by a service with another root folder, or from the command line): ` +
+        `its jobs do not hold their model files to this one's (plan ${rec.hash}, this one ${plan.hash}); ${undo}`,
+    );
+  }
+  return new BatchError(`batch '${plan.id}' was submitted before from another manifest (plan ${rec.hash}, this one ${plan.hash}); ${undo}`);
+}
+
 export function batchRecord(plan: BatchPlan): BatchRecord {
   return {
     id: plan.id,
     hash: plan.hash,
+    ...(plan.modelRoots?.length ? { modelRoots: plan.modelRoots } : {}),
     out: plan.out,
     submittedAt: new Date().toISOString(),
     subjects: plan.subjects.map((s) => ({ name: s.name, root: s.root.id })),
@@ -133,11 +151,7 @@ export async function submitPlan(plan: BatchPlan, options: SubmitOptions & { onl
     const previous = await client.get(keys.batch(plan.id));
     if (previous) {
       const rec = JSON.parse(previous) as BatchRecord;
-      if (rec.hash !== plan.hash) {
-        throw new BatchError(
-          `batch '${plan.id}' was submitted before from another manifest (plan ${rec.hash}, this one ${plan.hash}); give this one another name, or remove the old one with 'brainlatent batch cancel ${plan.id} --purge'`,
-        );
-      }
+      if (rec.hash !== plan.hash) throw resubmittedAs(plan, rec);
     }
     // the plan next to the outputs (what `batch retry` resubmits): written once the name is known to be this plan's
     await writePlan(plan);

@@ -114,7 +114,7 @@ export interface Img2ImgResult {
   latents: Tensor;
   /**
    * The engine's timings and counts, and `unetEvaluations`: the U-Net evaluations of one latent that ran (images ×
-   * steps that ran, × 2 with guidance: its conditional and unconditional passes), whatever the batch size. One
+   * the U-Net calls the engine ran, not the steps: PNDM's warm-up, Heun's two calls a step; × 2 with guidance: its conditional and unconditional passes), whatever the batch size. One
    * `unetCalls` is a whole batch's step; this is the unit the service's steps/s metrics count.
    */
   stats: Img2ImgStats & { unetEvaluations: number };

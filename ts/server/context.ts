@@ -45,13 +45,15 @@ const halfTheCores = () => Math.max(1, Math.floor((os.availableParallelism?.() ?
 export function createContext(options: BrainlatentPluginOptions, prefix = ''): ServiceContext {
   const o = checkPluginOptions(options);
   const root = new RootFolder(o.root);
-  // a model folder a client names may hold links: its files must lie in the root, links followed (the job
-  // processes forked from here inherit this through the environment)
+  // a model folder a client names may hold links: its files must lie in the root, links followed. This service's
+  // loads, preflights and jobs carry its root themselves (withModelRoots); the process's roots, every service's of
+  // the process, are what code run outside them (and the processes forked from here) is held to
   const unconfineModels = confineModelsTo(root.path);
   const predictThreads = o.predict?.concurrency ?? halfTheCores();
   const predictPool = new PredictPool(predictThreads);
   const predictQueue = new PredictBatcher((key, x) => predictPool.predict(key, x), predictThreads, o.predict?.maxQueued ?? 256);
-  const models = new ModelRegistry(predictPool, predictQueue);
+  // (this service's loads are held to its own root: another service of the process has another)
+  const models = new ModelRegistry(predictPool, predictQueue, [root.path]);
   const img2imgQueue = new WorkQueue('img2img', o.img2img?.concurrency ?? 1, o.img2img?.maxQueued ?? 4);
   let metrics: ServiceMetrics | undefined;
   const runner =

@@ -46,8 +46,11 @@ export interface MetricSources {
   pools(): { name: string; active: number; queued: number }[];
 }
 
-/** What the U-Net metrics count: one latent through the U-Net once, whatever the batch (a sampler call runs a batch). */
-const UNET_UNIT = 'images × denoising steps that ran, × 2 with classifier-free guidance';
+/**
+ * What the U-Net metrics count: one latent through the U-Net once, whatever the batch (a sampler call runs a batch):
+ * the engine's calls, not the steps asked for (PNDM's warm-up repeats a timestep, Heun calls twice a step).
+ */
+const UNET_UNIT = "images × the U-Net calls the engine ran for each (not the steps: PNDM's warm-up and Heun's second call count), × 2 with classifier-free guidance";
 
 export class ServiceMetrics {
   readonly registry: MetricsRegistry;

@@ -7,17 +7,16 @@
  * Progress: a batch of one reports the stage of its analysis that is running (its shards' mean fraction for
  * img2img) as the job's stage; a manifest reports the batch as one stage whose fraction is the finished share.
  */
-import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 
 import { analysisStages, planBatch, planNodes } from '../../batch/graph.js';
-import type { ResolvedBatch } from '../../batch/manifest.js';
+import { batchHash, type ResolvedBatch } from '../../batch/manifest.js';
 import { cancelBatch } from '../../batch/inspect.js';
 import { runBatch } from '../../batch/runBatch.js';
 import { batchStatus, initialJobs, type JobInfo } from '../../batch/status.js';
 import type { EncodeConfig } from '../../config/encode.js';
 import { CancelledError } from '../../errors.js';
-import { stableJson, type ReconstructConfig } from '../../pipeline/config.js';
+import type { ReconstructConfig } from '../../pipeline/config.js';
 import type { BatchQueue } from './JobRunner.js';
 import type { JobControl } from './types.js';
 import { JobOutcomeError } from './jobErrors.js';
@@ -35,8 +34,8 @@ export function batchOfOne(id: string, kind: 'reconstruct' | 'encode', config: R
     },
   ];
   const out = join(batchesDir, id);
-  const hash = createHash('sha256').update(stableJson({ id, out, subjects, retry: RETRY })).digest('hex').slice(0, 16);
-  return { id, out, subjects, retry: RETRY, hash };
+  const batch = { id, out, subjects, retry: RETRY };
+  return { ...batch, hash: batchHash(batch) };
 }
 
 /**

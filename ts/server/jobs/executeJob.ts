@@ -6,7 +6,7 @@ import { runDemo } from '../../demo/runDemo.js';
 import type { DemoWorldProgress } from '../../demo/world.js';
 import { readFile } from 'node:fs/promises';
 
-import type { ResolvedBatch } from '../../batch/manifest.js';
+import { batchUnderRoots, type ResolvedBatch } from '../../batch/manifest.js';
 import type { EncodeConfig } from '../../config/encode.js';
 import { encodeResult } from '../../encoding/encode.js';
 import type { ReconstructProgress, ReconstructResult } from '../../pipeline/reconstruct.js';
@@ -117,7 +117,8 @@ export function executeJob(spec: JobSpec, control: JobControl): Promise<Record<s
 
 async function runJob(spec: JobSpec, control: JobControl): Promise<Record<string, unknown>> {
   const input = spec.input as JobInput;
-  const roots = spec.modelRoots?.length ? { modelRoots: spec.modelRoots } : {};
+  // (the roots are part of the batch's identity: the same batch from a service with another root is not this one)
+  const underRoots = (b: ResolvedBatch) => (spec.modelRoots?.length ? batchUnderRoots(b, spec.modelRoots) : b);
   switch (input.kind) {
     case 'reconstruct':
     case 'encode': {
@@ -130,13 +131,13 @@ async function runJob(spec: JobSpec, control: JobControl): Promise<Record<string
           await lock.release();
         }
       }
-      const batch = { ...batchOfOne(spec.id, input.kind, input.config, input.batchesDir), ...roots };
+      const batch = underRoots(batchOfOne(spec.id, input.kind, input.config, input.batchesDir));
       const r = await runOnBatchLayer(batch, input.kind, control, spec.queue);
       const outcome = input.kind === 'reconstruct' ? await reconstructOutcome(input.config) : { report: 'report.html', encoding: encodeSummary(await encodeResult(input.config)) };
       return { ...outcome, ...r };
     }
     case 'batch':
-      return { ...(await runOnBatchLayer({ ...input.batch, ...roots }, null, control, spec.queue)), report: 'summary.json' };
+      return { ...(await runOnBatchLayer(underRoots(input.batch), null, control, spec.queue)), report: 'summary.json' };
     case 'demo': {
       const d = input.demo;
       const stages = STAGES.length + 1;

@@ -17,6 +17,7 @@ import { rootPaths } from '../../batch/preflight.js';
 import type { EncodeConfig } from '../../config/encode.js';
 import { packageRoot } from '../../native/binding.js';
 import type { ReconstructConfig } from '../../pipeline/config.js';
+import { serviceModelRoots } from '../../sd/modelRoots.js';
 import type { PreflightReply, PreflightTask } from './preflightThread.js';
 
 /** A run folder of another config, in the service's words (the CLI's say --out and --force). */
@@ -34,6 +35,7 @@ function threadPath(): string {
 
 /** The preflight's verdict from its thread; a thread that fails or exits without one is no verdict (null). */
 function preflightOnThread(task: PreflightTask): Promise<PreflightReply | null> {
+  // (task.modelRoots: the thread does not see the caller's scope, only the process's roots)
   return new Promise((resolve) => {
     const worker = new Worker(threadPath(), { workerData: task });
     worker.once('message', (r: PreflightReply) => {
@@ -53,25 +55,27 @@ const missingHere = (a: Parameters<typeof rootPaths>[0]) => rootPaths(a).some((p
  * another machine (Redis workers), which may see an NSD root or model folder this one does not: those are left to
  * the job, as `batch submit` leaves them. A failure that is not the preflight's verdict is a problem too when the
  * config's inputs caused it (a model file that is not ONNX), else a PreflightThreadError (500): the job is never queued.
+ * `modelRoots`: the submitting service's roots, which the model files read must lie in (default: the caller's, as
+ * modelRoots.ts scopes them; a service passes its own, the process's roots being every service's of the process).
  */
-export async function reconstructPreflightProblems(config: ReconstructConfig, force: boolean, elsewhere: boolean): Promise<string[]> {
+export async function reconstructPreflightProblems(config: ReconstructConfig, force: boolean, elsewhere: boolean, modelRoots: readonly string[] = serviceModelRoots()): Promise<string[]> {
   if (elsewhere && missingHere({ kind: 'reconstruct', config })) return [];
-  return preflightVerdict(await preflightOnThread({ kind: 'reconstruct', config, force, remedy: SERVICE_FOLDER_REMEDY }));
+  return preflightVerdict(await preflightOnThread({ kind: 'reconstruct', config, force, remedy: SERVICE_FOLDER_REMEDY, modelRoots: [...modelRoots] }));
 }
 
 /** The same for an encode config: encode's own preflight (`encode --dry-run`'s checks). */
-export async function encodePreflightProblems(config: EncodeConfig, force: boolean, elsewhere: boolean): Promise<string[]> {
+export async function encodePreflightProblems(config: EncodeConfig, force: boolean, elsewhere: boolean, modelRoots: readonly string[] = serviceModelRoots()): Promise<string[]> {
   if (elsewhere && missingHere({ kind: 'encode', config })) return [];
-  return preflightVerdict(await preflightOnThread({ kind: 'encode', config, force, remedy: SERVICE_FOLDER_REMEDY }));
+  return preflightVerdict(await preflightOnThread({ kind: 'encode', config, force, remedy: SERVICE_FOLDER_REMEDY, modelRoots: [...modelRoots] }));
 }
 
 /**
  * A batch manifest's: every subject × analysis's preflight, each distinct problem once with the pairs it concerns
  * (`body.manifest: subj01, subj02 × recon: …`). `elsewhere`: a pair whose NSD root or model folder is missing here
- * is left to its jobs, the rest are checked.
+ * is left to its jobs, the rest are checked. `modelRoots` as above.
  */
-export async function batchPreflightProblems(batch: ResolvedBatch, elsewhere: boolean): Promise<string[]> {
-  return preflightVerdict(await preflightOnThread({ kind: 'batch', batch, remedy: SERVICE_BATCH_FOLDER_REMEDY, elsewhere }), 'body.manifest');
+export async function batchPreflightProblems(batch: ResolvedBatch, elsewhere: boolean, modelRoots: readonly string[] = serviceModelRoots()): Promise<string[]> {
+  return preflightVerdict(await preflightOnThread({ kind: 'batch', batch, remedy: SERVICE_BATCH_FOLDER_REMEDY, elsewhere, modelRoots: [...modelRoots] }), 'body.manifest');
 }
 
 /** The thread's reply as the submission's problems (none: accepted), or a PreflightThreadError. */

@@ -138,8 +138,10 @@ export interface JobSpecOptions {
 }
 
 export async function jobSpecOf(body: JobBody, root: RootFolder, options: JobSpecOptions = {}): Promise<JobSpec> {
-  // (the root goes with the job: its model files must lie in it wherever it runs, a worker elsewhere included)
-  const spec = (kind: JobKind, out: string, input: JobInput): JobSpec => ({ id: newJobId(kind), kind, out, outShown: root.relative(out), input, modelRoots: [root.path] });
+  // (the root goes with the job: its model files must lie in it wherever it runs, a worker elsewhere included; the
+  // preflight's too, on its thread: not the process's roots, which are every service's of the process)
+  const modelRoots = [root.path];
+  const spec = (kind: JobKind, out: string, input: JobInput): JobSpec => ({ id: newJobId(kind), kind, out, outShown: root.relative(out), input, modelRoots });
   const batchesDir = join(root.path, BATCHES_DIR);
   switch (body.kind) {
     case 'reconstruct': {
@@ -150,7 +152,7 @@ export async function jobSpecOf(body: JobBody, root: RootFolder, options: JobSpe
       }
       const resolved = resolvedOr400(() => resolveConfig(config, 'body.config'));
       // what the job's own preflight would refuse is refused now, before it is queued or writes anything
-      refuse(await reconstructPreflightProblems(resolved, body.force, options.elsewhere ?? false));
+      refuse(await reconstructPreflightProblems(resolved, body.force, options.elsewhere ?? false, modelRoots));
       return spec('reconstruct', resolved.out, { kind: 'reconstruct', config: resolved, force: body.force, batchesDir });
     }
     case 'ridge-fit': {
@@ -173,7 +175,7 @@ export async function jobSpecOf(body: JobBody, root: RootFolder, options: JobSpe
       const config = await confineConfig(root, EncodeConfigSchema, body.config, 'body.config');
       const resolved = resolvedOr400(() => resolveEncodeConfig(config, 'body.config'));
       // as a reconstruct job's: what encode's own preflight would refuse is refused now, before anything is queued or written
-      refuse(await encodePreflightProblems(resolved, body.force, options.elsewhere ?? false));
+      refuse(await encodePreflightProblems(resolved, body.force, options.elsewhere ?? false, modelRoots));
       return spec('encode', resolved.out, { kind: 'encode', config: resolved, force: body.force, batchesDir });
     }
     case 'batch': {
@@ -181,7 +183,7 @@ export async function jobSpecOf(body: JobBody, root: RootFolder, options: JobSpe
       const batch = resolvedOr400(() => resolveManifest(body.manifest, { source: 'body.manifest', baseDir: root.path }));
       await confineBatch(root, batch);
       // every subject × analysis's preflight, as `batch submit` checks them
-      refuse(await batchPreflightProblems(batch, options.elsewhere ?? false));
+      refuse(await batchPreflightProblems(batch, options.elsewhere ?? false, modelRoots));
       return spec('batch', batch.out, { kind: 'batch', batch });
     }
   }

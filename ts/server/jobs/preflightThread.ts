@@ -11,12 +11,20 @@ import type { ResolvedBatch } from '../../batch/manifest.js';
 import type { EncodeConfig } from '../../config/encode.js';
 import type { ReconstructConfig } from '../../pipeline/config.js';
 import { PreflightError } from '../../pipeline/errors.js';
+import { withModelRoots } from '../../sd/modelRoots.js';
 
-export type PreflightTask =
+export type PreflightTask = (
   | { kind: 'reconstruct'; config: ReconstructConfig; force: boolean; remedy: string }
   | { kind: 'encode'; config: EncodeConfig; force: boolean; remedy: string }
   /** `elsewhere`: an NSD root or model folder missing here is left to the jobs (Redis workers may see it). */
-  | { kind: 'batch'; batch: ResolvedBatch; remedy: string; elsewhere: boolean };
+  | { kind: 'batch'; batch: ResolvedBatch; remedy: string; elsewhere: boolean }
+) & {
+  /**
+   * The submitting service's roots: the model files the preflight reads must lie in them, links followed. (The
+   * thread inherits the process's, every service's of the process; an empty list: no service's restriction.)
+   */
+  modelRoots: string[];
+};
 
 /** A failure other than the preflight's verdict, as it can cross to the main thread. */
 export interface PreflightFailure {
@@ -54,7 +62,8 @@ async function problemsOf(task: PreflightTask): Promise<string[]> {
   }
 }
 
-problemsOf(workerData as PreflightTask).then(
+const task = workerData as PreflightTask;
+withModelRoots(task.modelRoots, () => problemsOf(task)).then(
   (problems) => parentPort!.postMessage({ problems } satisfies PreflightReply),
   (e: unknown) => parentPort!.postMessage((e instanceof PreflightError ? { problems: e.problems } : { failed: failure(e) }) satisfies PreflightReply),
 );

@@ -79,7 +79,7 @@ export interface JobControl {
   signal: AbortSignal;
   progress(p: StageUpdate): void;
   /**
-   * Samplers ran `calls` U-Net evaluations of one latent (images × steps, × 2 with guidance) in `seconds` of U-Net
+   * Samplers ran `calls` U-Net evaluations of one latent (images × the engine's U-Net calls, × 2 with guidance) in `seconds` of U-Net
    * time (for the steps/s metric); a job reports its work once, as it ends.
    */
   unet?(calls: number, seconds: number): void;

@@ -7,6 +7,7 @@ import { availableParallelism } from 'node:os';
 import { BrainlatentError } from '../../errors.js';
 import type { Matrix } from '../../matrix.js';
 import { Diffusion, type SchedulerName } from '../../sd/Diffusion.js';
+import { withModelRoots } from '../../sd/modelRoots.js';
 import { ModelNotFoundError } from '../notFound.js';
 import type { PredictBatcher } from './predictBatcher.js';
 import type { PredictPool } from './predictPool.js';
@@ -46,13 +47,20 @@ interface Entry {
   retired: boolean;
 }
 
+type LoadOptions = { name: string; kind: 'ridge' | 'sd'; replace: boolean; provider?: string; threads?: number; scheduler?: SchedulerName };
+
 export class ModelRegistry {
   private readonly models = new Map<string, Entry>();
   private serial = 0;
 
+  /**
+   * `modelRoots`: the service's root folders, which the model files it loads must lie in, links followed
+   * (modelRoots.ts); held to these, not to the process's, which are every service's of the process.
+   */
   constructor(
     private readonly predictPool: PredictPool,
     private readonly batcher: PredictBatcher,
+    private readonly modelRoots: readonly string[],
   ) {}
 
   list(): ModelView[] {
@@ -68,12 +76,12 @@ export class ModelRegistry {
     return this.models.size;
   }
 
-  /** Loads a ridge model (.safetensors) or an SD model folder under `name`. */
-  async load(
-    o: { name: string; kind: 'ridge' | 'sd'; replace: boolean; provider?: string; threads?: number; scheduler?: SchedulerName },
-    absPath: string,
-    shownPath: string,
-  ): Promise<ModelView> {
+  /** Loads a ridge model (.safetensors) or an SD model folder under `name`, its files held to the service's roots. */
+  load(o: LoadOptions, absPath: string, shownPath: string): Promise<ModelView> {
+    return withModelRoots(this.modelRoots, () => this.loadHere(o, absPath, shownPath));
+  }
+
+  private async loadHere(o: LoadOptions, absPath: string, shownPath: string): Promise<ModelView> {
     if (this.models.has(o.name) && !o.replace) throw new ModelExistsError(o.name);
     const key = `${o.name}#${++this.serial}`;
     const base = { name: o.name, kind: o.kind, path: shownPath, loadedAt: new Date().toISOString() };
