@@ -147,15 +147,20 @@ describe('one beta changed: the stages that read the betas run again, the featur
     expect((await encode(config)).stages.every((s) => s.status === 'skipped')).toBe(true);
   }, 300_000);
 
-  it('encode: a betas file saved again with the same numbers reruns the extraction alone', async () => {
+  // (the ceiling's 'estimate' reads the files' single trials itself: it runs on their new time too, and its values,
+  // the same, leave the maps and the report as they were)
+  it("encode: a betas file saved again with the same numbers reruns the extraction and the 'estimate' ceiling alone", async () => {
     const config = encodeConfig(join(dir, 'enc'));
+    expect(config.noiseCeiling).toBe('estimate');
     const maps = file('enc', 'stages', 'maps.json');
+    const ceiling = file('enc', 'data', 'noise_ceiling.npy');
     touchBetas();
     const dry = await encode(config, { dryRun: true });
-    expect(dry.plan!.find((l) => /^run +ceiling /.test(l))).toMatch(/\(again: extract runs; not if they make the same outputs\)$/);
+    expect(dry.plan!.find((l) => /^run +maps /.test(l))).toMatch(/not if they make the same outputs\)$/);
     const again = await encode(config);
-    expect(Object.entries(statuses(again.stages)).filter(([, s]) => s === 'ran')).toEqual([['extract', 'ran']]);
+    expect(Object.entries(statuses(again.stages)).filter(([, s]) => s === 'ran')).toEqual([['extract', 'ran'], ['ceiling', 'ran']]);
     expect(file('enc', 'stages', 'maps.json')).toEqual(maps);
+    expect(file('enc', 'data', 'noise_ceiling.npy')).toEqual(ceiling);
   }, 300_000);
 
   it('a session gone changes the images: the features run again, over fewer images', async () => {
@@ -219,11 +224,12 @@ describe('one beta changed, in a batch', () => {
     const again = await batchRun(m);
     expect(again.status).toBe(0);
     expect(again.cells).toEqual(RERUN);
-    // the same numbers in a file with a new time: extracted again, and nothing after the extraction runs
+    // the same numbers in a file with a new time: extracted again (and the 'estimate' ceiling, which reads the
+    // files' single trials), and nothing after them runs
     touchBetas();
     const touched = await batchRun(m);
     expect(touched.status).toBe(0);
-    expect(Object.entries(touched.cells).filter(([, s]) => s !== 'skipped')).toEqual([['-/betas', 'done'], ['recon/extract', 'done'], ['enc/extract', 'done']]);
+    expect(Object.entries(touched.cells).filter(([, s]) => s !== 'skipped')).toEqual([['-/betas', 'done'], ['recon/extract', 'done'], ['enc/extract', 'done'], ['enc/ceiling', 'done']]);
   }, 600_000);
 
   const bed = redisTestBed('bl-betas-change-redis-');

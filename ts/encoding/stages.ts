@@ -9,6 +9,7 @@
  *   ceiling, fits, banded → maps          NIfTI maps (data/maps.json lists them), regions.csv
  *   maps → report                         encoding.json, mosaics, report.html (+ report_files/)
  */
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
@@ -184,10 +185,13 @@ async function ceilingStage(c: EncodeConfig): Promise<StageResult> {
   const betas = await betasOf(c);
   const { mask } = await loadRegionMask(c.nsd.root, c.nsd.subject, c.nsd.roi);
   const nc = await noiseCeiling(c, betas, mask);
-  if (!nc) return { outputs: [], summary: { noiseCeiling: 'none' } };
+  // (its key is its values': 'estimate' reruns on any new time of the betas files, whose single trials it reads,
+  // and the same ceiling then leaves maps and report as they are)
+  if (!nc) return { outputs: [], outputKey: 'none', summary: { noiseCeiling: 'none' } };
   await mkdir(dirname(p.noiseCeiling), { recursive: true });
   await writeNpy(p.noiseCeiling, nc, [nc.length]);
-  return { outputs: [relative(c.out, p.noiseCeiling)], summary: { noiseCeiling: c.noiseCeiling, mean: mean(nc) } };
+  const outputKey = createHash('sha256').update(new Uint8Array(nc.buffer, nc.byteOffset, nc.byteLength)).digest('hex').slice(0, 32);
+  return { outputs: [relative(c.out, p.noiseCeiling)], outputKey, summary: { noiseCeiling: c.noiseCeiling, mean: mean(nc) } };
 }
 
 /** The images the embed stage embeds: every image with betas (training and test), ascending; all it reads of the extraction. */
@@ -572,7 +576,7 @@ export function encodeStages(c: EncodeConfig): StageDef[] {
       keysOutputs: true,
       run: (ctx) => extractStage(c, ctx),
     },
-    { id: 'ceiling', deps: ['extract'], describe: `noise ceiling (${c.noiseCeiling})`, run: () => ceilingStage(c) },
+    { id: 'ceiling', deps: ['extract'], describe: `noise ceiling (${c.noiseCeiling})`, keysOutputs: true, run: () => ceilingStage(c) },
   ];
   if (tables.some((t) => t.stage !== null)) {
     // new betas of the same trials leave z and c as they are: the extraction reruns, embed only for other images
