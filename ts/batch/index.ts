@@ -13,7 +13,7 @@ export type { BatchManifest, ManifestAnalysis, ManifestSubject, ResolvedBatch, R
 export { analysisStages, planBatch, planNodes, QUEUES } from './graph.js';
 export type { BatchPlan, BatchPlanOptions, BatchNode, SubjectPlan, AnalysisPlan, QueueClass, NodeWork } from './graph.js';
 export { summarize, formatSummary, batchStatus, subjectProgress, CANCELLED_REASON, isCancelledReason } from './status.js';
-export type { BatchEvent, BatchStatus, BatchState, CellCount, JobInfo, BatchJobState, SubjectProgress, SummaryCell } from './status.js';
+export type { BatchEvent, BatchStatus, BatchState, CellCount, JobInfo, JobCount, BatchJobState, SubjectProgress, SummaryCell } from './status.js';
 export { renderTable } from './table.js';
 export { isInputError, BatchError } from './errors.js';
 export { defaultConcurrency } from './localRunner.js';
