@@ -79,3 +79,45 @@ describe("a batch of one's rate (the batch layer's img2img shards)", () => {
     expect(p.etaSeconds).toBeCloseTo(0.5 / (own / 20), 6);
   });
 });
+
+describe("a running job's rate and ETA as read", () => {
+  it('count down from the last update, then are null with stalledSeconds once the stage reports nothing for the window', () => {
+    // (before, a worker killed during img2img left GET /v1/jobs/ID at the same rate and ETA for ever)
+    let ms = 0;
+    vi.spyOn(performance, 'now').mockImplementation(() => ms);
+    const board = new JobBoard();
+    board.add({ id: 'j', kind: 'reconstruct', out: 'run', stages: ['img2img'] }, '/root/run');
+    board.started('j');
+    const update = (seconds: number, fraction: number) => {
+      ms = seconds * 1000;
+      board.progress('j', { stage: 'img2img', index: 1, stages: 1, fraction, status: 'running' });
+    };
+    const read = (seconds: number): JobProgress => {
+      ms = seconds * 1000;
+      return board.get('j')!.progress!;
+    };
+    update(0, 0);
+    update(1, 0.1); // the rate's base (the time before it was start-up)
+    update(11, 0.2); // 0.01 of the stage a second: 80 s left
+    let p = read(11);
+    expect([p.rate, p.etaSeconds, p.stalledSeconds]).toEqual([0.01, 80, undefined]);
+    p = read(26);
+    expect(p.rate).toBeCloseTo(0.01, 12);
+    expect(p.etaSeconds).toBeCloseTo(65, 9);
+    expect(p.stalledSeconds).toBeUndefined();
+    // nothing for more than the rate's window (20 s): no pace to speak of, and for how long
+    p = read(31.5);
+    expect([p.fraction, p.rate, p.etaSeconds, p.stalledSeconds]).toEqual([0.2, null, null, 20]);
+    expect(board.list()[0].progress).toMatchObject({ rate: null, etaSeconds: null, stalledSeconds: 20 });
+    expect(read(76).stalledSeconds).toBe(65);
+    // an update again: measured afresh over the window
+    update(81, 0.3);
+    p = read(81);
+    expect(p.stalledSeconds).toBeUndefined();
+    expect(p.rate).toBeCloseTo(0.1 / 70, 12);
+    // an ended job keeps none of it
+    ms = 200_000;
+    board.finish('j', 'failed');
+    expect(board.get('j')!.progress).toEqual({ stage: 'img2img', index: 1, stages: 1, fraction: 0.3, rate: null, etaSeconds: null });
+  });
+});

@@ -156,3 +156,20 @@ describe('the job board', () => {
     ]);
   });
 });
+
+describe("a batch of one's img2img message", () => {
+  it('counts its shards as k/n shards with one shard too, that shard\'s own message after it', () => {
+    // (before, one shard's message was its own alone, 'seed 0': the docs say 'k/n shards')
+    const { board, control } = boardWithJob();
+    const job = (id: string, stage: string): JobInfo => ({ id, subject: 'subj01', analysis: 'reconstruct', stage, queue: 'sample', state: 'waiting', fraction: 0, attempts: 0 });
+    const shard: JobInfo = { ...job('img2img.k0-0.i0', 'img2img'), shard: 'k0-0.i0' };
+    const jobs = [{ ...job('betas', 'betas'), state: 'skipped' as const, fraction: 1 }, { ...job('extract', 'extract'), state: 'skipped' as const, fraction: 1 }, shard, job('img2img', 'img2img')];
+    const report = singleProgress(['betas', 'extract', 'img2img', 'report'], control);
+    Object.assign(shard, { state: 'active', startedAt: 10, fraction: 0.25, message: 'seed 0' });
+    report(jobs);
+    expect(board.get('j1')!.progress).toMatchObject({ stage: 'img2img', fraction: 0.25, message: '0/1 shards · seed 0' });
+    Object.assign(shard, { state: 'done', fraction: 1, finishedAt: 30, message: undefined });
+    report(jobs);
+    expect(board.get('j1')!.progress).toMatchObject({ stage: 'img2img', fraction: 1, message: '1/1 shards' });
+  });
+});

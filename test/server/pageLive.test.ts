@@ -19,7 +19,11 @@ const STAGES = ['world', 'extract', 'features', 'decoders', 'zonly', 'img2img', 
 
 /** Jobs start when submitted and stay running until the test ends them; cancel() is recorded. */
 class ScriptedRunner implements JobRunner {
-  readonly board = new JobBoard();
+  readonly board: JobBoard;
+  /** @param clock the board's (seconds), for a test that reads jobs as of a time it sets */
+  constructor(clock?: () => number) {
+    this.board = new JobBoard(clock);
+  }
   readonly cancelled: string[] = [];
   async submit(spec: JobSpec): Promise<JobView> {
     this.board.add({ id: spec.id, kind: spec.kind, out: spec.outShown, stages: STAGES }, spec.out);
@@ -207,11 +211,63 @@ describe.skipIf(!chromiumPath)('the web page while a job runs', () => {
       await page.locator('#detail-progress').filter({ hasText: 'after the restart' }).waitFor();
       expect(await row(id2).locator('td:nth-child(4)').textContent()).toBe('2/8 extract');
       expect(await row(id).locator('td.state').textContent()).toBe('unknown');
+      // and one submitted there by another client comes to the list by itself
+      const id3 = newJobId('demo');
+      await after.submit({ id: id3, kind: 'demo', out: join(s.root, 'lost3'), outShown: 'lost3', input: {} as never });
+      await row(id3).locator('td.state.running').waitFor({ timeout: 10_000 });
       expect(pageErrors).toEqual([]);
     } finally {
       await page.close();
       await a?.stop();
       await b?.stop();
+    }
+  });
+
+  it('lists a job submitted elsewhere (not from this page) while it is open, and follows it', async () => {
+    // (before, the page asked for the list only when it loaded and at sign-in: the row never came)
+    const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+    const listed = page.waitForResponse((r) => new URL(r.url()).pathname === '/v1/jobs');
+    await page.goto(`${s.url}/`);
+    await listed;
+    const id = newJobId('demo');
+    await runner.submit({ id, kind: 'demo', out: join(s.root, 'elsewhere1'), outShown: 'elsewhere1', input: {} as never });
+    const row = page.locator(`#jobs tr[data-id="${id}"]`);
+    await row.waitFor({ timeout: 10_000 });
+    runner.board.progress(id, { stage: 'extract', index: 2, stages: 8, fraction: 0.5, message: 'from the CLI' });
+    await row.locator('td:nth-child(4)').filter({ hasText: '2/8 extract' }).waitFor({ timeout: 10_000 });
+    runner.board.finish(id, 'cancelled', { error: { name: 'CancelledError', message: 'cancelled' } });
+    await row.locator('td.state.cancelled').waitFor({ timeout: 10_000 });
+    await page.close();
+  });
+
+  it("says a running stage that has reported nothing for the rate's window has stalled, instead of its last ETA", async () => {
+    // (before, a job whose worker died showed 'ETA 12 s' for ever: no progress event came to change it)
+    let now = 0;
+    const clocked = new ScriptedRunner(() => now);
+    const t = await startTestServer({ runner: clocked }, s.root);
+    const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+    try {
+      await page.goto(`${t.url}/`);
+      const id = await submit(page, 'stall1');
+      const at = (seconds: number, fraction: number) => {
+        now = seconds;
+        clocked.board.progress(id, { stage: 'img2img', index: 6, stages: 8, fraction });
+      };
+      at(0, 0);
+      at(1, 0.1);
+      at(11, 0.2); // 0.01 of the stage a second: 80 s left
+      const pct = page.locator(`#jobs tr[data-id="${id}"] td:nth-child(5) span`);
+      await pct.filter({ hasText: '20% · ETA 1:20' }).waitFor();
+      now = 21; // read 10 s on: 70 s left
+      await pct.filter({ hasText: '20% · ETA 1:10' }).waitFor({ timeout: 10_000 });
+      now = 45; // 34 s without an update
+      await pct.filter({ hasText: '20% · no progress for 34 s' }).waitFor({ timeout: 10_000 });
+      expect(await page.locator('#detail-progress').textContent()).toBe('stage 6/8 img2img · 20% · no progress for 34 s');
+      at(46, 0.3);
+      await pct.filter({ hasText: /^ 30% · ETA / }).waitFor();
+    } finally {
+      await page.close();
+      await t.stop();
     }
   });
 

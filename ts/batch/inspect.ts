@@ -56,6 +56,17 @@ async function readRecord(q: Queue, batch: string): Promise<BatchRecord> {
   return JSON.parse(text) as BatchRecord;
 }
 
+/**
+ * The hash of the plan submitted under the name `batch` (what a batch submitted again under that name must match to
+ * map onto its jobs; submitPlan refuses another), or null when no batch of that name is in this Redis.
+ */
+export async function recordedBatchHash(batch: string, options: RedisOptions): Promise<string | null> {
+  return withQueues(options.redis, async (queues) => {
+    const text = await (await queues.control.getBackend().client).get(keys.batch(batch));
+    return text ? (JSON.parse(text) as BatchRecord).hash : null;
+  });
+}
+
 /** Every submitted batch id. */
 export async function listBatches(options: RedisOptions): Promise<string[]> {
   return withQueues(options.redis, async (qs) => Object.keys(await (await qs.control.getBackend().client).hgetall(keys.batches)).sort());

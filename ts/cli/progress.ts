@@ -34,7 +34,7 @@ export class RateEstimator {
   private working = false;
 
   /** @param windowSeconds how far back the rate looks. */
-  constructor(private readonly windowSeconds = 20) {}
+  constructor(readonly windowSeconds = 20) {}
 
   /**
    * @param done items done (shown), when the caller counts items

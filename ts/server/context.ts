@@ -4,6 +4,7 @@
  */
 import os from 'node:os';
 
+import { hiddenButRoutes } from './answerPaths.js';
 import { authenticator, sessionCookieNamer, type Authenticator } from './auth.js';
 import { SessionStore } from './sessions.js';
 import { LocalJobRunner } from './jobs/LocalJobRunner.js';
@@ -75,8 +76,8 @@ export function createContext(options: BrainlatentPluginOptions, prefix = ''): S
   );
   predictQueue.onBatch = (rows) => metrics!.predictBatchRows.observe(rows);
   runner.board.onStageTime = (kind, stage, seconds) => metrics!.stageSeconds.observe({ kind, stage }, seconds);
-  // a job's error names its files as the API does (relative to the root), not where this server keeps them
-  runner.board.showText = (text) => root.shown(text);
+  // a job's error names its files as the API's error answers do (relative to the root; no other server path)
+  runner.board.showText = (text) => hiddenButRoutes(text, (t) => root.hidden(t));
   return {
     root,
     auth: authenticator(o.token ?? null, new SessionStore(o.sessionMaxAgeSeconds), sessionCookieNamer(o.sessionCookieName, prefix)),

@@ -7,6 +7,7 @@ import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastif
 
 import { loadRedisQueue, loadServicePackages } from '../optionalDependencies.js';
 import { closeContext, createContext, type BrainlatentPluginOptions } from './context.js';
+import { hiddenButRoutes } from './answerPaths.js';
 import { sendError } from './httpErrors.js';
 import { JOB_KILL_AFTER_MS } from './jobs/jobSpawner.js';
 import { jsonBodyParser } from './jsonBodies.js';
@@ -66,7 +67,8 @@ async function plugin(app: FastifyInstance, options: BrainlatentPluginOptions & 
   app.addContentTypeParser('application/json', { parseAs: 'string' }, async (req: FastifyRequest, text: string | Buffer) =>
     text.length === 0 && !req.routeOptions.schema?.body ? undefined : parseJson(req, String(text)),
   );
-  app.setErrorHandler((e, req, reply) => sendError(e, req, reply, (text) => ctx.root.shown(text)));
+  // an error answer names no server path outside the root (an ONNX external data location, a system error's file)
+  app.setErrorHandler((e, req, reply) => sendError(e, req, reply, (text) => hiddenButRoutes(text, (t) => ctx.root.hidden(t))));
   app.setNotFoundHandler((req, reply) => {
     // a path the service has, with a method it does not take there: 405 naming the ones it takes (Allow)
     const path = req.url.split('?')[0];

@@ -14,6 +14,7 @@ import { JobSpawner } from './jobSpawner.js';
 import { JobBoard } from './jobBoard.js';
 import type { BatchQueue, JobRunner, JobSpec, RunnerReadiness } from './JobRunner.js';
 import { requireRedis } from '../../batch/redis.js';
+import { refuseTakenBatchName } from './batchName.js';
 import { redisReachable } from './redisReachable.js';
 import type { JobView } from './types.js';
 
@@ -79,6 +80,8 @@ export class LocalJobRunner implements JobRunner {
     // a batch-layer job needs the queue's Redis: refused now (503) rather than accepted to wait for it for ever
     const queue = this.options.queue;
     if (queue && BATCH_LAYER.has(spec.kind)) await requireRedis(queue.redis);
+    // a manifest whose name another manifest's batch holds in Redis would fail at once: refused now (409)
+    if (queue) await refuseTakenBatchName(queue.redis, spec);
     if (this.closing) throw new ClosedError('jobs');
     const id = spec.id;
     const view = this.board.add({ id, kind: spec.kind, out: spec.outShown, stages: stagesOf(spec) }, spec.out);

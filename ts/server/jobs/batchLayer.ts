@@ -95,11 +95,14 @@ export function singleProgress(stages: readonly string[], control: JobControl) {
       // only done (or skipped) shards are complete: a stopped, failed or never-run one counts the part it finished
       // (its last fraction; 0 when it never ran), so a cancelled job's last progress is the share actually made
       // (img2img's shards, without their merge: a join that only checks them, not one of the shards)
-      const parts = group.some((j) => j.shard !== undefined) ? group.filter((j) => j.shard !== undefined) : group;
+      const sharded = group.some((j) => j.shard !== undefined);
+      const parts = sharded ? group.filter((j) => j.shard !== undefined) : group;
       const fraction = parts.reduce((a, j) => a + share(j), 0) / parts.length;
       // what an earlier run made of it (shards done before, a resumed shard's kept samples): the job's rate leaves it out
       const reused = parts.reduce((a, j) => a + reusedShare(j), 0) / parts.length;
-      const message = parts.length > 1 ? shardsMessage(parts) : parts[0].message;
+      // `k/n shards` for one shard too (its own message after it: `0/1 shards · seed 0`), as for many
+      const own = parts.length === 1 && parts[0].message ? ` · ${parts[0].message}` : '';
+      const message = sharded || parts.length > 1 ? `${shardsMessage(parts)}${own}` : parts[0].message;
       emit(stage, fraction, message, 'running', undefined, reused);
       return;
     }

@@ -29,6 +29,8 @@ interface Entry {
   listeners: Set<JobListener>;
   rate: RateEstimator;
   stageStartedAt: number;
+  /** When the running stage last reported progress (the board's clock): a view's rate and ETA age from it. */
+  progressAt: number;
   stageSkipped: boolean;
   /** The current stage's duration has been recorded (it reported 'done'). */
   stageTimed: boolean;
@@ -51,9 +53,12 @@ export class JobBoard {
   /** Rewrites a job's error and every string of its result for clients (the service's: the server's paths under the root made root-relative). */
   showText?: (text: string) => string;
 
+  /** @param clock seconds on a monotonic clock (a test's own, to read a job as of a time it sets) */
+  constructor(private readonly clock: () => number = () => performance.now() / 1000) {}
+
   add(view: Omit<JobView, 'state' | 'submittedAt' | 'progress'>, dir: string): JobView {
     const full: JobView = { ...view, state: 'queued', submittedAt: new Date().toISOString(), progress: null };
-    const e: Entry = { view: full, dir, log: [], latestProgress: null, seq: 0, listeners: new Set(), rate: new RateEstimator(), stageStartedAt: 0, stageSkipped: false, stageTimed: false };
+    const e: Entry = { view: full, dir, log: [], latestProgress: null, seq: 0, listeners: new Set(), rate: new RateEstimator(), stageStartedAt: 0, progressAt: 0, stageSkipped: false, stageTimed: false };
     this.jobs.set(view.id, e);
     this.push(e, { event: 'state', data: this.copy(e) });
     this.forgetOld();
@@ -111,7 +116,7 @@ export class JobBoard {
   progress(id: string, p: StageUpdate): void {
     const e = this.jobs.get(id);
     if (!e || e.view.state !== 'running') return;
-    const now = performance.now() / 1000;
+    const now = this.clock();
     const prev = e.view.progress;
     // a progress callback of an earlier stage can arrive after the next stage began (engine threads report late)
     if (prev && p.index < prev.index) return;
@@ -144,6 +149,7 @@ export class JobBoard {
       ...(p.message ? { message: p.message } : {}),
     };
     e.view.progress = progress;
+    e.progressAt = now;
     if (p.status === 'done') this.stageEnded(e, now, p.seconds);
     e.seq++;
     e.latestProgress = { seq: e.seq, event: { event: 'progress', data: { id, ...progress } } };
@@ -154,7 +160,7 @@ export class JobBoard {
   finish(id: string, state: 'done' | 'failed' | 'cancelled', outcome: { result?: Record<string, unknown>; error?: PublicError } = {}): void {
     const e = this.jobs.get(id);
     if (!e || isFinal(e.view.state)) return;
-    if (state === 'done' && e.view.progress) this.stageEnded(e, performance.now() / 1000);
+    if (state === 'done' && e.view.progress) this.stageEnded(e, this.clock());
     e.view.state = state;
     e.view.finishedAt = new Date().toISOString();
     // a result is shown as an error is (a failed batch's summary reasons name the server's folders), done or not
@@ -203,8 +209,22 @@ export class JobBoard {
     for (const l of e.listeners) l(logged);
   }
 
+  /**
+   * The job as clients see it now. A running stage's rate and ETA were measured at its last progress update: the
+   * ETA counts down from then, and once the stage has reported nothing for the rate's window both are null and
+   * `stalledSeconds` says for how long (a worker that died, a model still loading), not a pace that no longer holds.
+   */
   private copy(e: Entry): JobView {
-    return structuredClone(e.view);
+    const view = structuredClone(e.view);
+    const p = view.progress;
+    if (view.state !== 'running' || !p) return view;
+    const idle = Math.max(0, this.clock() - e.progressAt);
+    if (idle > e.rate.windowSeconds) {
+      view.progress = { ...p, rate: null, etaSeconds: p.fraction >= 1 ? 0 : null, stalledSeconds: Math.floor(idle) };
+    } else if (p.etaSeconds !== null) {
+      view.progress = { ...p, etaSeconds: Math.max(0, p.etaSeconds - idle) };
+    }
+    return view;
   }
 
   private forgetOld(): void {

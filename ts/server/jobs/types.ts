@@ -20,6 +20,11 @@ export interface JobProgress {
   rate: number | null;
   /** Seconds to the end of the current stage at that rate: 0 at fraction 1, else null while `rate` is, and once the job has ended. */
   etaSeconds: number | null;
+  /**
+   * While running, once the stage has reported no progress for the rate's window (~20 s): seconds since it last
+   * did (`rate` and `etaSeconds` are then null). Absent from progress events, which are sent at an update.
+   */
+  stalledSeconds?: number;
   message?: string;
 }
 

@@ -87,8 +87,11 @@ export const PAGE_SCRIPT = String.raw`
     return r;
   }
   function setText(node, text) { if (node.textContent !== text) node.textContent = text; }
+  // (a stage that has reported nothing for a while, stalledSeconds, has no ETA: its last one no longer holds)
   function progressText(p) {
-    return Math.floor(p.fraction * 100) + '%' + (p.etaSeconds !== null && p.etaSeconds !== undefined ? ' · ETA ' + fmtSeconds(p.etaSeconds) : '');
+    var pct = Math.floor(p.fraction * 100) + '%';
+    if (typeof p.stalledSeconds === 'number') return pct + ' · no progress for ' + fmtSeconds(p.stalledSeconds);
+    return pct + (p.etaSeconds !== null && p.etaSeconds !== undefined ? ' · ETA ' + fmtSeconds(p.etaSeconds) : '');
   }
 
   function render() {
@@ -365,9 +368,12 @@ export const PAGE_SCRIPT = String.raw`
     });
   }
 
-  function loadJobs() {
+  // (why: what the login says when the service refuses, for a list asked for again while signed in)
+  var listing = false;
+  function loadJobs(why) {
     return api('v1/jobs').then(function (r) {
-      if (r.status === 401) { showLogin(true); return; }
+      if (r.status === 401) { listing = false; showLogin(true, why); return; }
+      listing = true;
       showLogin(false);
       return r.json().then(function (d) {
         var listed = new Set();
@@ -420,6 +426,19 @@ export const PAGE_SCRIPT = String.raw`
   $('sign-out').addEventListener('click', function () {
     api('v1/session', { method: 'DELETE' }).then(function () { location.reload(); });
   });
+
+  // The service has no stream of every job: the list is asked for again every few seconds while the tab is shown,
+  // so jobs submitted elsewhere (the CLI, another tab, a client) and those of a restarted service appear and are
+  // followed, and a running stage's ETA is as of now (or says it has stalled: no progress event comes then).
+  var POLL_MS = 3000, polling = false;
+  function poll() {
+    if (polling || !listing || document.visibilityState !== 'visible') return;
+    polling = true;
+    var done = function () { polling = false; };
+    loadJobs(SESSION_ENDED).then(done, done);
+  }
+  setInterval(poll, POLL_MS);
+  document.addEventListener('visibilitychange', poll);
 
   fetch(base + 'healthz').then(function (r) { $('health').textContent = r.ok ? 'service ok' : 'service unhealthy'; });
   refresh();
