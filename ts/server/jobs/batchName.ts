@@ -6,7 +6,7 @@
  * the job's own process pool, its plan in its out folder), so the same body runs there.
  */
 import { recordedBatchHash } from '../../batch/inspect.js';
-import type { ResolvedBatch } from '../../batch/manifest.js';
+import { batchUnderRoots, type ResolvedBatch } from '../../batch/manifest.js';
 import { BrainlatentError } from '../../errors.js';
 import type { JobSpec } from './JobRunner.js';
 
@@ -25,7 +25,8 @@ export class BatchNameTakenError extends BrainlatentError {
  * the queue compares: keep this in step with executeJob's batch case.
  */
 function submittedBatch(spec: JobSpec): ResolvedBatch {
-  return (spec.input as { kind: 'batch'; batch: ResolvedBatch }).batch;
+  const batch = (spec.input as { kind: 'batch'; batch: ResolvedBatch }).batch;
+  return spec.modelRoots?.length ? batchUnderRoots(batch, spec.modelRoots) : batch;
 }
 
 /** Throws BatchNameTakenError when the batch job's name holds another plan in the queue's Redis. */
