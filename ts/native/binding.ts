@@ -64,7 +64,7 @@ export function binding(): Binding {
     throw new BrainlatentError(`the native engine ${file} failed to load: ${(e as Error).message}. ${HOW_TO_BUILD}`, 'NativeNotBuilt');
   }
   cachedPath = file;
-  if (isMainThread) stopJobThreadsAtExit(cached);
+  if (isMainThread) stopJobThreadsAtExit(cached, file);
   return cached;
 }
 
@@ -76,9 +76,19 @@ export function binding(): Binding {
  * that one of theirs calling process.exit() again cannot skip it. A job that cannot be cancelled (a model load) runs
  * to its end first, as libuv's pool made the exit wait for it. (A worker_thread's jobs end with its environment.)
  */
-function stopJobThreadsAtExit(b: Binding): void {
+function stopJobThreadsAtExit(b: Binding, file: string): void {
+  // Once per addon file and process: this module is evaluated again wherever a module registry is not shared (vitest's
+  // vm pools, a cache-busting import), and each copy added a listener (MaxListenersExceededWarning at the 11th). The
+  // engine's job threads belong to the loaded .node file, which every copy shares.
+  const registry = process as unknown as Record<symbol, Set<string> | undefined>;
+  const stopped = (registry[EXIT_HOOKS] ??= new Set<string>());
+  if (stopped.has(file)) return;
+  stopped.add(file);
   process.prependListener('exit', () => b.stopJobThreads());
 }
+
+/** Where the process records the addon files whose job threads its exit stops (shared by every copy of this module). */
+const EXIT_HOOKS = Symbol.for('brainlatent.stopJobThreadsAtExit');
 
 /** The file binding() loaded (loading it first). */
 export function loadedAddonPath(): string {
