@@ -268,7 +268,7 @@ void set_job_niceness(int niceness);
 // threads, and exit() hung for ever (or crashed) while a job thread still computed in them. The
 // binding calls it from the main thread's process 'exit' event (the first step of process.exit(),
 // of an uncaught exception's exit and of the loop's natural end); an atexit handler is the backstop.
-// Jobs queued afterwards start new threads.
+// The kit stays closed afterwards: a job started later is refused (Cancelled, 'the process is exiting').
 void stop_job_threads();
 
 }  // namespace brainlatent::addon

@@ -5,7 +5,8 @@
  * thread in blas_thread_shutdown_ ← _dl_fini). Each scenario runs in a child process, killed after a generous limit
  * that only a hang reaches.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -151,6 +152,114 @@ describe('a process that ends while engine jobs compute exits promptly with its 
     `);
     expectExited(r, 4);
     expect(r.stdout.trim().split('\n')).toEqual(['computing', 'terminated']);
+  });
+});
+
+describe('a worker_thread that ends inside an engine progress callback ends alone', () => {
+  // (node-addon-api wrapped the failed call's pending termination, no object, and aborted the whole process: SIGABRT,
+  // 'FATAL ERROR: Error::Error napi_define_properties' — the reviewer's w1b.mjs and w1c.mjs)
+  const worker = (onComputing: string): string => `
+    (async () => {
+      const { parentPort } = await import('node:worker_threads');
+      ${fitHead()}
+      await fit(() => { ${onComputing} }, 'decompose');
+      parentPort.postMessage('fit done');
+    })();
+  `;
+
+  it('process.exit() in the worker, inside its fit\'s progress callback', () => {
+    const r = runModule(`
+      import { Worker } from 'node:worker_threads';
+      const w = new Worker(${JSON.stringify(worker('process.exit(0);'))}, { eval: true });
+      w.on('message', (m) => console.log(m));
+      w.on('exit', (c) => console.log('worker exit', c));
+    `);
+    expectExited(r, 0);
+    expect(r.stdout.trim()).toBe('worker exit 0');
+  });
+
+  it("worker.terminate() while the worker's progress callback runs", () => {
+    const r = runModule(`
+      import { Worker } from 'node:worker_threads';
+      const busy = "parentPort.postMessage('in onProgress'); const end = Date.now() + 3000; while (Date.now() < end);";
+      const w = new Worker(${JSON.stringify(worker('__BUSY__'))}.replace('__BUSY__', busy), { eval: true });
+      w.on('message', async (m) => {
+        console.log(m);
+        if (m !== 'in onProgress') return;
+        await w.terminate();
+        console.log('terminated');
+        // (the process goes on: a job on the main thread still runs to its end)
+        const { RidgeCV } = await import(${JSON.stringify(ridgeUrl())});
+        const m2 = (r, c) => ({ data: Float32Array.from({ length: r * c }, (_, i) => Math.sin(i)), rows: r, cols: c });
+        const model = await new RidgeCV({ alphas: [1] }).fit(m2(50, 10), m2(50, 2));
+        console.log('main fit', model.nTargets);
+      });
+    `);
+    expectExited(r, 0);
+    expect(r.stdout.trim().split('\n')).toEqual(['in onProgress', 'terminated', 'main fit 2']);
+  });
+});
+
+describe('once the process is exiting the engine takes no more jobs', () => {
+  it("a job started after the engine's exit hook ran is refused as cancelled", () => {
+    const r = runModule(`
+      const { binding } = await import(${JSON.stringify(pathToFileURL(distModule('native/binding')).href)});
+      ${fitHead()}
+      binding().stopJobThreads();  // (what the process's 'exit' event runs)
+      try {
+        await fit();
+        console.log('fit computed');
+      } catch (e) {
+        console.log(e.name, e.message);
+      }
+    `);
+    expectExited(r, 0);
+    expect(r.stdout.trim()).toMatch(/^CancelledError .*the process is exiting/);
+  });
+
+  it("process.exit() during a fit, with a caller's 'exit' listener starting another fit (the reviewer's a6.mjs)", () => {
+    const r = runModule(`${fitHead()}
+      process.on('exit', () => { fit(); busy(() => {}); });
+      busy(() => process.exit(3));
+    `);
+    expectExited(r, 3);
+  });
+});
+
+describe('exit() called by a library on the thread that computes a job', () => {
+  let dir = '';
+  let shim = '';
+  beforeAll(() => {
+    // (stands in for a library that calls exit() while it computes: setpriority() is called on the lowered thread a
+    // job computes on when the job niceness is set, and nowhere else in a fit)
+    dir = mkdtempSync(join(tmpdir(), 'bl-exit-shim-'));
+    const src = join(dir, 'shim.c');
+    shim = join(dir, 'shim.so');
+    writeFileSync(
+      src,
+      `#define _GNU_SOURCE
+       #include <stdlib.h>
+       #include <sys/resource.h>
+       int setpriority(__priority_which_t which, id_t who, int prio) { exit(7); }
+      `,
+    );
+    const cc = spawnSync('cc', ['-shared', '-fPIC', '-o', shim, src], { encoding: 'utf8' });
+    if (cc.status !== 0) throw new Error(`cc could not build the exit() shim: ${cc.stderr}`);
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('on the lowered thread of a job niceness: the process exits with its code (it hung for ever)', () => {
+    const r = runModule(
+      `
+      const { binding } = await import(${JSON.stringify(pathToFileURL(distModule('native/binding')).href)});
+      binding().setJobNiceness(10);
+      ${fitHead()}
+      fit();
+    `,
+      60_000,
+      { ...process.env, LD_PRELOAD: shim },
+    );
+    expectExited(r, 7);
   });
 });
 
