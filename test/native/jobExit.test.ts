@@ -93,7 +93,7 @@ describe('a process that ends while engine jobs compute exits promptly with its 
     expectExited(r, 8);
   });
 
-  it("process.exit() with the engine's 'exit' listener removed: the engine's atexit handler stops its threads", () => {
+  it("process.exit() with the engine's 'exit' listener removed: its process.reallyExit hook stops its threads", () => {
     const r = runModule(`${fitHead()}
       busy(() => { process.removeAllListeners('exit'); process.exit(3); });
     `);
@@ -291,5 +291,30 @@ describe('a process that ends while an ONNX Runtime job computes exits promptly 
     `);
     expectExited(r, 6);
     expect(r.stdout.trim()).toBe('computing');
+  });
+
+  it("process.exit() during img2img with the 'exit' listeners removed: the U-Net stops before ONNX Runtime's statics go", () => {
+    // (only the exit() handlers stopped the job then, ONNX Runtime's already destroyed under the running U-Net: it
+    // printed 'GetElementType is not implemented', or crashed — the reviewer's o2.mjs)
+    const diffusion = pathToFileURL(distModule('sd/Diffusion')).href;
+    const r = runModule(`
+      const { Diffusion } = await import(${JSON.stringify(diffusion)});
+      const sd = await Diffusion.load(${JSON.stringify(join(dir, 'model'))});
+      const n = 4, side = 256;
+      const data = Uint8Array.from({ length: n * side * side * 3 }, (_, i) => (i * 37) % 256);
+      const z = await sd.encodeImages({ data, count: n, height: side, width: side });
+      const c = await sd.encodeText(['a', 'b', 'c', 'd']);
+      let first = true;
+      sd.img2img({ z, c, steps: 50, strength: 1, onStep: () => {
+        if (!first) return;
+        first = false;
+        console.log('computing');
+        process.removeAllListeners('exit');
+        process.exit(3);
+      } }).then(() => console.log('img2img finished first'));
+    `);
+    expectExited(r, 3);
+    expect(r.stdout.trim()).toBe('computing');
+    expect(r.stderr).toBe('');
   });
 });
