@@ -339,6 +339,9 @@ Napi::Value SdImg2Img(const Napi::CallbackInfo& info) {
             });
           };
         job->cancel = ctx.cancel_flag();
+        // (a cancel — the caller's, the environment's end, the process's exit — interrupts the U-Net call in flight)
+        job->relay = std::make_shared<CancelRelay>();
+        ctx.on_cancel([relay = job->relay] { relay->fire(); });
         *stats = sd->img2img(*job);
       },
       [out_ref, stats](Napi::Env e) -> Napi::Value {

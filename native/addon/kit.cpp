@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
 #include <deque>
 #include <mutex>
@@ -421,17 +422,41 @@ class JobThreads {
     }
   }
 
-  // Stops the threads at exit(), once the first one exists. A backstop: the binding's process 'exit'
-  // listener stops them first (stopJobThreads), before Node's exit sequence starts; handlers
-  // registered after this one (a library loaded later, a static constructed later) run before it.
-  // Registered after the libraries the addon links, it runs before their exit handlers and before
-  // _dl_fini, which runs OpenBLAS's.
+  // The backstop at exit(), registered once the first thread exists: the binding stops the threads
+  // first (its process 'exit' listener and process.reallyExit hook), before exit() runs any handler.
+  // This one runs only after the handlers registered after it (a library loaded later — ONNX
+  // Runtime —, a static constructed later), so a job still computing when it runs may already be
+  // computing on torn-down state: joining it could hang or crash, and letting exit() go on runs
+  // OpenBLAS's handler, which joins its workers (a hang with a job inside them). So with a job
+  // still computing it cancels them all and ends the process at once with exit()'s status (C stdio
+  // flushed first; the handlers registered before it — the linked libraries', Node's terminal
+  // reset — are skipped). With none computing it only withdraws the queued jobs and joins the idle
+  // threads. Registered after the libraries the addon links, it runs before their exit handlers and
+  // before _dl_fini, which runs OpenBLAS's.
   static void guard_exit() {
     static bool guarded = false;
     if (guarded) return;
     guarded = true;
     pin_addon();
-    std::atexit([] { JobThreads::get().stop(); });
+#if defined(__GLIBC__)
+    on_exit([](int status, void*) { JobThreads::get().stop_at_exit(status); }, nullptr);
+#else
+    std::atexit([] { JobThreads::get().stop_at_exit(-1); });
+#endif
+  }
+
+  // exit()'s backstop (above); `status` is exit()'s, or -1 where unknown (then it stops as stop() does).
+  void stop_at_exit(int status) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (stopping_ || t_computes_jobs) return;
+      if (!running_.empty() && status >= 0) {
+        for (const auto& job : running_) job->cancel->cancel();
+        std::fflush(nullptr);
+        std::_Exit(status);
+      }
+    }
+    stop();
   }
 
   std::mutex mutex_;

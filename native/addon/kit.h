@@ -224,6 +224,11 @@ class JobContext {
   const std::atomic<bool>* cancel_flag() const { return cancel_ ? cancel_->flag() : nullptr; }
   bool cancelled() const { return cancel_ && cancel_->cancelled(); }
   bool reports_progress() const { return post_ != nullptr; }
+  // Runs `hook` (from the cancelling thread) when the job is cancelled — at once if it is already — to interrupt a
+  // call in flight (ONNX Runtime's terminate flag). A no-op without a cancel token.
+  void on_cancel(std::function<void()> hook) const {
+    if (cancel_) cancel_->on_cancel(std::move(hook));
+  }
   // Queues one progress event: `args` runs on the JS thread and returns the callback's arguments.
   // A no-op without a progress callback. Never blocks the worker.
   void post(std::function<std::vector<napi_value>(Napi::Env)> args) const {

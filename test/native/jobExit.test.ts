@@ -100,6 +100,20 @@ describe('a process that ends while engine jobs compute exits promptly with its 
     expectExited(r, 3);
   });
 
+  it("an uncaught exception during a fit whose exit skips the engine's listener: the engine's exit() handler ends it", () => {
+    // (a listener of the caller's prepended after the engine's throws: Node's uncaught-exception exit swallows that
+    // and emits no further listener, and exits through exit() without process.reallyExit; the kit's backstop finds
+    // the jobs computing and ends the process with exit()'s status)
+    const r = runModule(`${fitHead()}
+      busy(() => {
+        process.prependListener('exit', () => { throw new Error('thrown by an exit listener'); });
+        setTimeout(() => { throw new Error('thrown while a fit computes'); });
+      });
+    `);
+    expectExited(r, 1);
+    expect(r.stderr).toContain('thrown while a fit computes');
+  });
+
   it('an uncaught exception during a fit', () => {
     const r = runModule(`${fitHead()}
       busy(() => setTimeout(() => { throw new Error('thrown while a fit computes'); }));
