@@ -11,7 +11,7 @@
       "native/core/include",
       "native/third_party/onnxruntime/include"
     ],
-    "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+    "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED", "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS"],
     "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17"],
     "cflags_cc": ["-std=c++17", "-fexceptions", "-O3", "-fvisibility=hidden", "-fno-gnu-unique"],
     "libraries": ["-lopenblas", "-ldl", "-lpthread"]

@@ -206,6 +206,14 @@ Napi::Value SdEncodeText(const Napi::CallbackInfo& info) {
       });
 }
 
+// The relay through which the job's cancellation — the caller's, its environment's end, the process's exit —
+// interrupts the ONNX Runtime run in flight, instead of waiting for it to end.
+CancelRelayPtr interrupter(JobContext& ctx) {
+  auto relay = std::make_shared<CancelRelay>();
+  ctx.on_cancel([relay] { relay->fire(); });
+  return relay;
+}
+
 // sdEncodeImages(handle, rgb: Uint8Array [B*H*W*3], batch, height, width, mode, seeds, indices, scaling, chunk, cancelToken?)
 // The token stops the job before its next chunk of images.
 Napi::Value SdEncodeImages(const Napi::CallbackInfo& info) {
@@ -226,7 +234,7 @@ Napi::Value SdEncodeImages(const Napi::CallbackInfo& info) {
       env, "brainlatent.sdEncodeImages",
       [=](JobContext& ctx) {
         *out = sd->encode_images(input->data(), batch, H, W, mode, keys->data(), scaling, chunk, (*shape)[0], (*shape)[1], (*shape)[2],
-                                 ctx.cancel_flag());
+                                 ctx.cancel_flag(), interrupter(ctx).get());
       },
       [out, shape](Napi::Env e) -> Napi::Value {
         Napi::Object o = Napi::Object::New(e);
@@ -255,7 +263,7 @@ Napi::Value SdDecode(const Napi::CallbackInfo& info) {
   return run_job(
       env, "brainlatent.sdDecode",
       [=](JobContext& ctx) {
-        auto img = sd->decode(latents, batch, C, h, w, scaling, chunk, (*hw)[0], (*hw)[1], ctx.cancel_flag());
+        auto img = sd->decode(latents, batch, C, h, w, scaling, chunk, (*hw)[0], (*hw)[1], ctx.cancel_flag(), interrupter(ctx).get());
         rgb->resize(static_cast<std::size_t>(batch * (*hw)[0] * (*hw)[1] * 3));
         model_output_to_rgb8(img.data(), batch, (*hw)[0], (*hw)[1], rgb->data());
       },
@@ -339,6 +347,7 @@ Napi::Value SdImg2Img(const Napi::CallbackInfo& info) {
             });
           };
         job->cancel = ctx.cancel_flag();
+        job->relay = interrupter(ctx);
         *stats = sd->img2img(*job);
       },
       [out_ref, stats](Napi::Env e) -> Napi::Value {

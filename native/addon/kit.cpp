@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
 #include <deque>
 #include <mutex>
@@ -177,7 +178,9 @@ struct JobState {
   // exception then rejects the promise instead of escaping into Node), the environment's teardown
   // and the process's exit.
   CancelTokenPtr cancel = std::make_shared<CancelToken>();
-  Napi::Reference<Napi::Value> callback_error;
+  // The progress callback's exception, boxed (element 0 of an array: a thrown primitive cannot be referenced).
+  Napi::Reference<Napi::Object> callback_error;
+  bool stop_calling = false;  // the callback threw, or its environment can no longer run JS: no more events
   // Set once no engine thread touches the job again (its work ended and its thread-safe function
   // was released, or it was withdrawn before it started): the environment's teardown must wait for
   // it before Node frees the function, and the process's exit before the libraries' exit handlers run.
@@ -202,7 +205,56 @@ struct JobState {
 
 void settle(Napi::Env env, JobState& s);
 
+// Whether `env` can still run JS (false once a worker is ending: process.exit() in the worker, worker.terminate()).
+// Setting an element goes through Node-API's preamble, which refuses when it cannot; it runs no JS itself.
+bool js_runs(napi_env env) {
+  napi_value box = nullptr, undef = nullptr;
+  return napi_create_array(env, &box) == napi_ok && napi_get_undefined(env, &undef) == napi_ok &&
+         napi_set_element(env, box, 0, undef) == napi_ok;
+}
+
+// Delivers one progress event to the caller's callback through raw Node-API calls, never node-addon-api's: when the
+// call fails because the environment is ending (a worker's process.exit() inside the callback, or worker.terminate()
+// while it runs), the pending "exception" is V8's termination, no object, and node-addon-api's wrapping of it aborted
+// the whole process (FATAL ERROR: Error::Error napi_define_properties). A callback that threw stops the job, and its
+// exception rejects the promise; an environment that can no longer run JS stops the job and gets no further events.
+void deliver(napi_env env, napi_value cb, JobState& s, const Event& event) {
+  napi_handle_scope scope = nullptr;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) {
+    s.stop_calling = true;
+    s.cancel->cancel();
+    return;
+  }
+  napi_value exception = nullptr;
+  bool failed = false;
+  try {
+    const std::vector<napi_value> args = event(Napi::Env(env));
+    napi_value recv = nullptr, result = nullptr;
+    napi_get_undefined(env, &recv);
+    failed = napi_call_function(env, recv, cb, args.size(), args.data(), &result) != napi_ok;
+  } catch (...) {
+    failed = true;  // (building the arguments failed: the environment is ending, or what is pending says why)
+  }
+  if (failed) {
+    bool pending = false;
+    if (napi_is_exception_pending(env, &pending) == napi_ok && pending) napi_get_and_clear_last_exception(env, &exception);
+    s.stop_calling = true;
+    s.cancel->cancel();
+    // (the callback threw: keep its exception to reject with; boxing it fails when the environment is ending)
+    napi_value box = nullptr;
+    napi_ref ref = nullptr;
+    if (exception != nullptr && napi_create_array(env, &box) == napi_ok && napi_set_element(env, box, 0, exception) == napi_ok &&
+        napi_create_reference(env, box, 1, &ref) == napi_ok)
+      s.callback_error = Napi::Reference<Napi::Object>(env, ref);
+  }
+  napi_close_handle_scope(env, scope);
+}
+
 std::atomic<int> g_job_niceness{0};
+
+// Set on the threads that compute jobs (the engine's job threads and the lowered threads they wait for): exit() called
+// on one of them (by a library) cannot wait for the jobs to end, its own among them.
+thread_local bool t_computes_jobs = false;
 
 // Runs `fn` on a new thread whose nice value is `niceness` above the process's, and waits for it;
 // false (fn not run) when no thread could be started.
@@ -210,6 +262,7 @@ bool run_lowered(int niceness, const std::function<void()>& fn) {
   std::thread t;
   try {
     t = std::thread([&] {
+      t_computes_jobs = true;
 #if defined(__linux__)
       const auto tid = static_cast<id_t>(syscall(SYS_gettid));
       errno = 0;
@@ -326,29 +379,29 @@ class JobThreads {
 
   // Ends every job and joins the threads: what the process's exit must find done before exit() runs
   // the libraries' exit handlers — OpenBLAS's joins its worker threads, and with a job thread still
-  // computing in them exit() hung for ever (or crashed). Jobs queued later start threads again.
+  // computing in them exit() hung for ever (or crashed). The kit stays closed afterwards: the process
+  // is exiting, and a job started later (by another 'exit' listener) would compute while exit() runs
+  // the handlers (a segfault); it is refused as Cancelled.
   void stop() {
     std::vector<std::thread> threads;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       if (stopping_) return;
-      // (exit() called on a job thread itself, by a library: it cannot wait for itself)
-      for (const auto& t : threads_)
-        if (t.get_id() == std::this_thread::get_id()) return;
+      // (exit() called on a thread computing a job, by a library: it cannot wait for its own job)
+      if (t_computes_jobs) return;
       stopping_ = true;  // (no job is queued from now on; each thread returns once its job has ended)
       threads.swap(threads_);
     }
     ready_.notify_all();
     end_jobs(nullptr, "the process is exiting");
     for (auto& t : threads) t.join();
-    std::lock_guard<std::mutex> lock(mutex_);
-    stopping_ = false;
   }
 
  private:
   JobThreads() = default;
 
   void serve() {
+    t_computes_jobs = true;
     std::unique_lock<std::mutex> lock(mutex_);
     for (;;) {
       ++idle_;
@@ -369,17 +422,41 @@ class JobThreads {
     }
   }
 
-  // Stops the threads at exit(), once the first one exists. A backstop: the binding's process 'exit'
-  // listener stops them first (stopJobThreads), before Node's exit sequence starts; handlers
-  // registered after this one (a library loaded later, a static constructed later) run before it.
-  // Registered after the libraries the addon links, it runs before their exit handlers and before
-  // _dl_fini, which runs OpenBLAS's.
+  // The backstop at exit(), registered once the first thread exists: the binding stops the threads
+  // first (its process 'exit' listener and process.reallyExit hook), before exit() runs any handler.
+  // This one runs only after the handlers registered after it (a library loaded later — ONNX
+  // Runtime —, a static constructed later), so a job still computing when it runs may already be
+  // computing on torn-down state: joining it could hang or crash, and letting exit() go on runs
+  // OpenBLAS's handler, which joins its workers (a hang with a job inside them). So with a job
+  // still computing it cancels them all and ends the process at once with exit()'s status (C stdio
+  // flushed first; the handlers registered before it — the linked libraries', Node's terminal
+  // reset — are skipped). With none computing it only withdraws the queued jobs and joins the idle
+  // threads. Registered after the libraries the addon links, it runs before their exit handlers and
+  // before _dl_fini, which runs OpenBLAS's.
   static void guard_exit() {
     static bool guarded = false;
     if (guarded) return;
     guarded = true;
     pin_addon();
-    std::atexit([] { JobThreads::get().stop(); });
+#if defined(__GLIBC__)
+    on_exit([](int status, void*) { JobThreads::get().stop_at_exit(status); }, nullptr);
+#else
+    std::atexit([] { JobThreads::get().stop_at_exit(-1); });
+#endif
+  }
+
+  // exit()'s backstop (above); `status` is exit()'s, or -1 where unknown (then it stops as stop() does).
+  void stop_at_exit(int status) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (stopping_ || t_computes_jobs) return;
+      if (!running_.empty() && status >= 0) {
+        for (const auto& job : running_) job->cancel->cancel();
+        std::fflush(nullptr);
+        std::_Exit(status);
+      }
+    }
+    stop();
   }
 
   std::mutex mutex_;
@@ -408,10 +485,13 @@ void settle(Napi::Env env, JobState& s) {
     delete s.cleanup_hook;
     s.cleanup_hook = nullptr;
   }
-  try {
+  // (an environment that can no longer run JS has no promise to settle: node-addon-api's errors must not be reached
+  // there, whose wrapping of a pending termination aborts the process)
+  if (js_runs(env)) {
+   try {
     Napi::HandleScope scope(env);
     if (!s.callback_error.IsEmpty()) {
-      s.deferred.Reject(s.callback_error.Value());
+      s.deferred.Reject(s.callback_error.Value().Get(0u));
       s.callback_error.Reset();
     } else if (s.failed) {
       s.deferred.Reject(to_js_error(env, s.failure.code, s.failure.message, s.failure.reason).Value());
@@ -425,8 +505,9 @@ void settle(Napi::Env env, JobState& s) {
         s.deferred.Reject(to_js_error(env, f.code, f.message, f.reason).Value());
       }
     }
-  } catch (...) {
+   } catch (...) {
     // (the environment is being torn down: no promise to settle any more)
+   }
   }
   // (what the work and the result captured ends here, on the JS thread, as the inputs' references must)
   s.work = nullptr;
@@ -468,16 +549,8 @@ Napi::Promise run_job(Napi::Env env, const char* name, JobWork work, JobDone don
       auto* msg = new Event(std::move(ev));
       const napi_status st = s->tsfn.NonBlockingCall(msg, [s](Napi::Env e, Napi::Function cb, Event* m) {
         std::unique_ptr<Event> own(m);
-        if (e == nullptr || cb.IsEmpty() || !s->callback_error.IsEmpty()) return;
-        Napi::HandleScope scope(e);
-        try {
-          const std::vector<napi_value> args = (*m)(e);
-          cb.Call(args);
-        } catch (const Napi::Error& err) {
-          // The caller's callback threw: stop the job and reject with its exception.
-          s->callback_error = Napi::Reference<Napi::Value>::New(err.Value(), 1);
-          s->cancel->cancel();
-        }
+        if (e == nullptr || cb.IsEmpty() || s->stop_calling) return;
+        deliver(e, cb, *s, *m);
       });
       if (st != napi_ok) delete msg;
     };

@@ -224,6 +224,11 @@ class JobContext {
   const std::atomic<bool>* cancel_flag() const { return cancel_ ? cancel_->flag() : nullptr; }
   bool cancelled() const { return cancel_ && cancel_->cancelled(); }
   bool reports_progress() const { return post_ != nullptr; }
+  // Runs `hook` (from the cancelling thread) when the job is cancelled — at once if it is already — to interrupt a
+  // call in flight (ONNX Runtime's terminate flag). A no-op without a cancel token.
+  void on_cancel(std::function<void()> hook) const {
+    if (cancel_) cancel_->on_cancel(std::move(hook));
+  }
   // Queues one progress event: `args` runs on the JS thread and returns the callback's arguments.
   // A no-op without a progress callback. Never blocks the worker.
   void post(std::function<std::vector<napi_value>(Napi::Env)> args) const {
@@ -268,7 +273,7 @@ void set_job_niceness(int niceness);
 // threads, and exit() hung for ever (or crashed) while a job thread still computed in them. The
 // binding calls it from the main thread's process 'exit' event (the first step of process.exit(),
 // of an uncaught exception's exit and of the loop's natural end); an atexit handler is the backstop.
-// Jobs queued afterwards start new threads.
+// The kit stays closed afterwards: a job started later is refused (Cancelled, 'the process is exiting').
 void stop_job_threads();
 
 }  // namespace brainlatent::addon

@@ -11,10 +11,12 @@ export interface ChildResult {
 
 /**
  * Runs `script` (an ES module's text) in a child node process and waits for it to exit, killing it (SIGKILL) if it
- * is still running after `hangLimitMs`: a generous limit that only a hang reaches, never a timing assertion.
+ * is still running after `hangLimitMs`: a generous limit that only a hang reaches, never a timing assertion. `env`: the
+ * child's environment (the test's by default).
  */
-export function runModule(script: string, hangLimitMs = 60_000): ChildResult {
+export function runModule(script: string, hangLimitMs = 60_000, env: NodeJS.ProcessEnv = process.env): ChildResult {
   const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+    env,
     encoding: 'utf8',
     timeout: hangLimitMs,
     killSignal: 'SIGKILL',

@@ -5,7 +5,8 @@
  * thread in blas_thread_shutdown_ ← _dl_fini). Each scenario runs in a child process, killed after a generous limit
  * that only a hang reaches.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -92,11 +93,25 @@ describe('a process that ends while engine jobs compute exits promptly with its 
     expectExited(r, 8);
   });
 
-  it("process.exit() with the engine's 'exit' listener removed: the engine's atexit handler stops its threads", () => {
+  it("process.exit() with the engine's 'exit' listener removed: its process.reallyExit hook stops its threads", () => {
     const r = runModule(`${fitHead()}
       busy(() => { process.removeAllListeners('exit'); process.exit(3); });
     `);
     expectExited(r, 3);
+  });
+
+  it("an uncaught exception during a fit whose exit skips the engine's listener: the engine's exit() handler ends it", () => {
+    // (a listener of the caller's prepended after the engine's throws: Node's uncaught-exception exit swallows that
+    // and emits no further listener, and exits through exit() without process.reallyExit; the kit's backstop finds
+    // the jobs computing and ends the process with exit()'s status)
+    const r = runModule(`${fitHead()}
+      busy(() => {
+        process.prependListener('exit', () => { throw new Error('thrown by an exit listener'); });
+        setTimeout(() => { throw new Error('thrown while a fit computes'); });
+      });
+    `);
+    expectExited(r, 1);
+    expect(r.stderr).toContain('thrown while a fit computes');
   });
 
   it('an uncaught exception during a fit', () => {
@@ -154,6 +169,114 @@ describe('a process that ends while engine jobs compute exits promptly with its 
   });
 });
 
+describe('a worker_thread that ends inside an engine progress callback ends alone', () => {
+  // (node-addon-api wrapped the failed call's pending termination, no object, and aborted the whole process: SIGABRT,
+  // 'FATAL ERROR: Error::Error napi_define_properties' — the reviewer's w1b.mjs and w1c.mjs)
+  const worker = (onComputing: string): string => `
+    (async () => {
+      const { parentPort } = await import('node:worker_threads');
+      ${fitHead()}
+      await fit(() => { ${onComputing} }, 'decompose');
+      parentPort.postMessage('fit done');
+    })();
+  `;
+
+  it('process.exit() in the worker, inside its fit\'s progress callback', () => {
+    const r = runModule(`
+      import { Worker } from 'node:worker_threads';
+      const w = new Worker(${JSON.stringify(worker('process.exit(0);'))}, { eval: true });
+      w.on('message', (m) => console.log(m));
+      w.on('exit', (c) => console.log('worker exit', c));
+    `);
+    expectExited(r, 0);
+    expect(r.stdout.trim()).toBe('worker exit 0');
+  });
+
+  it("worker.terminate() while the worker's progress callback runs", () => {
+    const r = runModule(`
+      import { Worker } from 'node:worker_threads';
+      const busy = "parentPort.postMessage('in onProgress'); const end = Date.now() + 3000; while (Date.now() < end);";
+      const w = new Worker(${JSON.stringify(worker('__BUSY__'))}.replace('__BUSY__', busy), { eval: true });
+      w.on('message', async (m) => {
+        console.log(m);
+        if (m !== 'in onProgress') return;
+        await w.terminate();
+        console.log('terminated');
+        // (the process goes on: a job on the main thread still runs to its end)
+        const { RidgeCV } = await import(${JSON.stringify(ridgeUrl())});
+        const m2 = (r, c) => ({ data: Float32Array.from({ length: r * c }, (_, i) => Math.sin(i)), rows: r, cols: c });
+        const model = await new RidgeCV({ alphas: [1] }).fit(m2(50, 10), m2(50, 2));
+        console.log('main fit', model.nTargets);
+      });
+    `);
+    expectExited(r, 0);
+    expect(r.stdout.trim().split('\n')).toEqual(['in onProgress', 'terminated', 'main fit 2']);
+  });
+});
+
+describe('once the process is exiting the engine takes no more jobs', () => {
+  it("a job started after the engine's exit hook ran is refused as cancelled", () => {
+    const r = runModule(`
+      const { binding } = await import(${JSON.stringify(pathToFileURL(distModule('native/binding')).href)});
+      ${fitHead()}
+      binding().stopJobThreads();  // (what the process's 'exit' event runs)
+      try {
+        await fit();
+        console.log('fit computed');
+      } catch (e) {
+        console.log(e.name, e.message);
+      }
+    `);
+    expectExited(r, 0);
+    expect(r.stdout.trim()).toMatch(/^CancelledError .*the process is exiting/);
+  });
+
+  it("process.exit() during a fit, with a caller's 'exit' listener starting another fit (the reviewer's a6.mjs)", () => {
+    const r = runModule(`${fitHead()}
+      process.on('exit', () => { fit(); busy(() => {}); });
+      busy(() => process.exit(3));
+    `);
+    expectExited(r, 3);
+  });
+});
+
+describe('exit() called by a library on the thread that computes a job', () => {
+  let dir = '';
+  let shim = '';
+  beforeAll(() => {
+    // (stands in for a library that calls exit() while it computes: setpriority() is called on the lowered thread a
+    // job computes on when the job niceness is set, and nowhere else in a fit)
+    dir = mkdtempSync(join(tmpdir(), 'bl-exit-shim-'));
+    const src = join(dir, 'shim.c');
+    shim = join(dir, 'shim.so');
+    writeFileSync(
+      src,
+      `#define _GNU_SOURCE
+       #include <stdlib.h>
+       #include <sys/resource.h>
+       int setpriority(__priority_which_t which, id_t who, int prio) { exit(7); }
+      `,
+    );
+    const cc = spawnSync('cc', ['-shared', '-fPIC', '-o', shim, src], { encoding: 'utf8' });
+    if (cc.status !== 0) throw new Error(`cc could not build the exit() shim: ${cc.stderr}`);
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('on the lowered thread of a job niceness: the process exits with its code (it hung for ever)', () => {
+    const r = runModule(
+      `
+      const { binding } = await import(${JSON.stringify(pathToFileURL(distModule('native/binding')).href)});
+      binding().setJobNiceness(10);
+      ${fitHead()}
+      fit();
+    `,
+      60_000,
+      { ...process.env, LD_PRELOAD: shim },
+    );
+    expectExited(r, 7);
+  });
+});
+
 describe('a process that ends while an ONNX Runtime job computes exits promptly with its code', () => {
   let dir = '';
   beforeAll(async () => {
@@ -182,5 +305,30 @@ describe('a process that ends while an ONNX Runtime job computes exits promptly 
     `);
     expectExited(r, 6);
     expect(r.stdout.trim()).toBe('computing');
+  });
+
+  it("process.exit() during img2img with the 'exit' listeners removed: the U-Net stops before ONNX Runtime's statics go", () => {
+    // (only the exit() handlers stopped the job then, ONNX Runtime's already destroyed under the running U-Net: it
+    // printed 'GetElementType is not implemented', or crashed — the reviewer's o2.mjs)
+    const diffusion = pathToFileURL(distModule('sd/Diffusion')).href;
+    const r = runModule(`
+      const { Diffusion } = await import(${JSON.stringify(diffusion)});
+      const sd = await Diffusion.load(${JSON.stringify(join(dir, 'model'))});
+      const n = 4, side = 256;
+      const data = Uint8Array.from({ length: n * side * side * 3 }, (_, i) => (i * 37) % 256);
+      const z = await sd.encodeImages({ data, count: n, height: side, width: side });
+      const c = await sd.encodeText(['a', 'b', 'c', 'd']);
+      let first = true;
+      sd.img2img({ z, c, steps: 50, strength: 1, onStep: () => {
+        if (!first) return;
+        first = false;
+        console.log('computing');
+        process.removeAllListeners('exit');
+        process.exit(3);
+      } }).then(() => console.log('img2img finished first'));
+    `);
+    expectExited(r, 3);
+    expect(r.stdout.trim()).toBe('computing');
+    expect(r.stderr).toBe('');
   });
 });

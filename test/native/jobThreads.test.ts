@@ -121,3 +121,17 @@ it("a worker thread ended while its job waits for a thread: the job is withdrawn
   expect(r.stdout.trim().split('\n')).toEqual(['terminated', ...Array(4).fill('a main prediction ended')]);
   expect({ hung: r.hung, signal: r.signal, status: r.status }).toEqual({ hung: false, signal: null, status: 0 });
 });
+
+it("a progress callback that throws stops its job, which rejects with the callback's own exception (an object or not)", async () => {
+  const { x, y } = planted(300, 200, 20, 5);
+  const thrown = new Error('thrown by onProgress');
+  const fitThrowing = (value: unknown) =>
+    new RidgeCV({ alphas: [1, 10], solver: 'per-fold-primal' }).fit(x, y, {
+      onProgress: () => {
+        throw value;
+      },
+    });
+  await expect(fitThrowing(thrown)).rejects.toBe(thrown);
+  // (the TS layer turns a rejection that is no Error into a BrainlatentError naming it)
+  await expect(fitThrowing(42)).rejects.toThrow('42');
+});

@@ -64,21 +64,44 @@ export function binding(): Binding {
     throw new BrainlatentError(`the native engine ${file} failed to load: ${(e as Error).message}. ${HOW_TO_BUILD}`, 'NativeNotBuilt');
   }
   cachedPath = file;
-  if (isMainThread) stopJobThreadsAtExit(cached);
+  if (isMainThread) stopJobThreadsAtExit(cached, file);
   return cached;
 }
 
 /**
  * Ends the engine's jobs and joins its threads when the process exits, before Node's exit sequence runs (and exit()
  * the libraries' exit handlers, OpenBLAS's among them, which joins its worker threads: with an engine thread still
- * computing in them, process.exit() during a fit hung for ever). 'exit' is the first step of process.exit(), of an
- * uncaught exception's exit and of the event loop's natural end; prepended, the listener runs before the caller's, so
- * that one of theirs calling process.exit() again cannot skip it. A job that cannot be cancelled (a model load) runs
- * to its end first, as libuv's pool made the exit wait for it. (A worker_thread's jobs end with its environment.)
+ * computing in them, process.exit() during a fit hung for ever; ONNX Runtime's statics, destroyed under a running
+ * U-Net, crashed it). Two hooks, as Node 20's exit paths go (lib/internal/process/per_thread.js, execution.js):
+ * - a prepended 'exit' listener: the event is the first step of process.exit(), of an uncaught exception's exit and
+ *   of the event loop's natural end, and prepended it runs before the caller's listeners;
+ * - process.reallyExit, which process.exit() calls after the event: it still runs when the event skipped the
+ *   listener (the caller's own listener, prepended later, called process.exit() again, or the listeners were
+ *   removed). (The first stop makes the second a no-op.)
+ * What neither reaches (a caller's listener prepended later that throws during an uncaught exception's exit; exit()
+ * called by native code) meets the engine's exit handler, the backstop (kit.cpp). A job that cannot be cancelled (a
+ * model load) runs to its end first, as libuv's pool made the exit wait for it. (A worker_thread's jobs end with its
+ * environment.)
  */
-function stopJobThreadsAtExit(b: Binding): void {
+function stopJobThreadsAtExit(b: Binding, file: string): void {
+  // Once per addon file and process: this module is evaluated again wherever a module registry is not shared (vitest's
+  // vm pools, a cache-busting import), and each copy added a listener (MaxListenersExceededWarning at the 11th). The
+  // engine's job threads belong to the loaded .node file, which every copy shares.
+  const registry = process as unknown as Record<symbol, Set<string> | undefined>;
+  const stopped = (registry[EXIT_HOOKS] ??= new Set<string>());
+  if (stopped.has(file)) return;
+  stopped.add(file);
   process.prependListener('exit', () => b.stopJobThreads());
+  const proc = process as unknown as { reallyExit: (code?: number) => never };
+  const reallyExit = proc.reallyExit;
+  proc.reallyExit = function (this: unknown, code?: number): never {
+    b.stopJobThreads();
+    return reallyExit.call(this, code);
+  };
 }
+
+/** Where the process records the addon files whose job threads its exit stops (shared by every copy of this module). */
+const EXIT_HOOKS = Symbol.for('brainlatent.stopJobThreadsAtExit');
 
 /** The file binding() loaded (loading it first). */
 export function loadedAddonPath(): string {

@@ -58,7 +58,8 @@ export interface EngineBinding {
    * Ends every engine job of the process (cancels those computing, withdraws those queued) and joins the engine's job
    * threads. The binding loader calls it from the main thread's process 'exit' event: exit() then runs the libraries' exit
    * handlers, and OpenBLAS's, which joins its worker threads, hung for ever while a job thread still computed in them.
-   * Jobs started afterwards start new threads.
+   * The engine stays closed afterwards: a job started later (in another 'exit' listener) rejects with a Cancelled error
+   * ('the process is exiting') instead of computing while exit() runs those handlers.
    */
   stopJobThreads(): void;
   /**

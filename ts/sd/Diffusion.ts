@@ -107,6 +107,7 @@ export interface Img2ImgOptions {
   /** 'diffusers' (default) or 'compvis' (noise one DDIM step above the first step, as in CompVis' img2img). */
   img2imgRule?: 'diffusers' | 'compvis';
   onStep?: (progress: StepProgress) => void;
+  /** Stops the job (CancelledError): it interrupts the U-Net call in flight; that step never completes. */
   signal?: AbortSignal;
 }
 
@@ -290,7 +291,8 @@ export class Diffusion {
 
   /**
    * Scaled latents z [B, 4, H/8, W/8] of RGB images: the posterior mean (default) or a sample keyed by (seed, image index).
-   * `signal` stops the job before its next chunk of `chunk` images (CancelledError).
+   * `signal` stops the job (CancelledError): it interrupts the chunk of `chunk` images in flight (ONNX Runtime's
+   * terminate flag) and runs no further chunk.
    */
   async encodeImages(images: RgbImages, options: EncodeImagesOptions = {}): Promise<Tensor> {
     assertRgb(images, 'encodeImages images');
@@ -329,7 +331,10 @@ export class Diffusion {
     return { data: r.data, shape: [images.count, r.channels, r.height, r.width] };
   }
 
-  /** RGB images of scaled latents z [B, 4, h, w]. `signal` stops the job before its next chunk of `chunk` latents (CancelledError). */
+  /**
+   * RGB images of scaled latents z [B, 4, h, w]. `signal` stops the job (CancelledError): it interrupts the chunk of
+   * `chunk` latents in flight (ONNX Runtime's terminate flag) and runs no further chunk.
+   */
   async decode(z: Tensor, options: DecodeOptions = {}): Promise<RgbImages> {
     assertTensor(z, 'decode z', 4);
     checkOptions(options, DECODE_KEYS, 'decode');

@@ -48,6 +48,29 @@ std::string list_found(const std::string& dir) {
 }
 
 // Between chunks of a VAE job: Cancelled, saying how far it got.
+// One run of a VAE chunk that the job's cancellation interrupts: `relay` sets the run's terminate flag, and a run that
+// fails once *cancel is set is Cancelled (not ONNX Runtime's failure). Without a relay, a plain run.
+std::vector<ort::Value> run_interruptible(const ort::Session& s, const std::vector<const char*>& input_names,
+                                          const std::vector<const OrtValue*>& inputs, const std::vector<const char*>& output_names,
+                                          const std::atomic<bool>* cancel, CancelRelay* relay, const char* what,
+                                          std::int64_t first, std::int64_t batch) {
+  if (!relay) return ort::run(s, input_names, inputs, output_names);
+  OrtRunOptions* options = nullptr;
+  ort::check(ort::api().CreateRunOptions(&options), "CreateRunOptions");
+  const std::unique_ptr<OrtRunOptions, void (*)(OrtRunOptions*)> own(options, [](OrtRunOptions* o) { ort::api().ReleaseRunOptions(o); });
+  const CancelRelay::Attached interrupts = relay->attach([options] {
+    if (OrtStatus* st = ort::api().RunOptionsSetTerminate(options)) ort::api().ReleaseStatus(st);
+  });
+  try {
+    return ort::run(s, input_names, inputs, output_names, options);
+  } catch (...) {
+    if (cancel && cancel->load())
+      throw Error(ErrorCode::Cancelled, std::string(what) + " cancelled after " + std::to_string(first) + " of " +
+                                            std::to_string(batch) + " images (its run was interrupted)");
+    throw;
+  }
+}
+
 void stop_if_cancelled(const std::atomic<bool>* cancel, const char* what, std::int64_t done, std::int64_t batch) {
   if (cancel && cancel->load(std::memory_order_relaxed))
     throw Error(ErrorCode::Cancelled, std::string(what) + " cancelled after " + std::to_string(done) + " of " +
@@ -344,7 +367,7 @@ class OrtSdPipeline : public SdPipeline {
   std::vector<float> encode_images(const float* images, std::int64_t batch, std::int64_t height, std::int64_t width,
                                    LatentMode mode, const NoiseKey* keys, float scaling, std::int64_t chunk,
                                    std::int64_t& channels, std::int64_t& h, std::int64_t& w,
-                                   const std::atomic<bool>* cancel) override {
+                                   const std::atomic<bool>* cancel, CancelRelay* relay) override {
     const ort::Session& s = need("vae_encoder");
     if (batch < 1) throw Error(ErrorCode::InvalidArgument, "encode_images: no images");
     const bool params = summary_.vae_encoder_output == "latent_parameters";
@@ -365,7 +388,7 @@ class OrtSdPipeline : public SdPipeline {
                                 {nb, 3, height, width}, vae_in_.type, in_half);
       const char* in_name = vae_in_.name.c_str();
       const char* out_name = summary_.vae_encoder_output.c_str();
-      auto outs = ort::run(s, {in_name}, {v.get()}, {out_name});
+      auto outs = run_interruptible(s, {in_name}, {v.get()}, {out_name}, cancel, relay, "encode_images", first, batch);
       const auto shape = ort::shape_of(outs[0].get());
       if (shape.size() != 4 || shape[0] != nb)
         throw Error(ErrorCode::ShapeMismatch, s.path() + " returned " + shape_str(shape));
@@ -402,7 +425,7 @@ class OrtSdPipeline : public SdPipeline {
 
   std::vector<float> decode(const float* latents, std::int64_t batch, std::int64_t channels, std::int64_t h,
                             std::int64_t w, float scaling, std::int64_t chunk, std::int64_t& height,
-                            std::int64_t& width, const std::atomic<bool>* cancel) override {
+                            std::int64_t& width, const std::atomic<bool>* cancel, CancelRelay* relay) override {
     const ort::Session& s = need("vae_decoder");
     if (batch < 1) throw Error(ErrorCode::InvalidArgument, "decode: no latents");
     check_spatial(s, dec_in_, channels, h, w, "latents");
@@ -418,7 +441,7 @@ class OrtSdPipeline : public SdPipeline {
       auto v = ort::float_input(scaled.data(), static_cast<std::size_t>(nb * n), {nb, channels, h, w}, dec_in_.type, in_half);
       const char* in_name = dec_in_.name.c_str();
       const char* out_name = dec_out_.c_str();
-      auto outs = ort::run(s, {in_name}, {v.get()}, {out_name});
+      auto outs = run_interruptible(s, {in_name}, {v.get()}, {out_name}, cancel, relay, "decode", first, batch);
       const auto shape = ort::shape_of(outs[0].get());
       if (shape.size() != 4 || shape[0] != nb || shape[1] != 3)
         throw Error(ErrorCode::ShapeMismatch, s.path() + " returned " + shape_str(shape) + ", expected [B,3,H,W]");

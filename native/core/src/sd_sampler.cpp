@@ -64,6 +64,8 @@ Img2ImgStats run_img2img(UNetRunner& unet, const Img2ImgJob& job) {
                  "step noise (rows are step·count + image)");
   }
   Img2ImgStats stats;
+  // (the job's cancellation interrupts the U-Net call in flight, for as long as this loop runs it)
+  const CancelRelay::Attached interrupts = job.relay ? job.relay->attach([&unet] { unet.request_cancel(); }) : CancelRelay::Attached();
   const bool cfg = job.guidance > 1.0f;
   const int groups = cfg ? 2 : 1;
   const std::int64_t n = job.channels * job.height * job.width;
@@ -158,7 +160,15 @@ Img2ImgStats run_img2img(UNetRunner& unet, const Img2ImgJob& job) {
       const PlannedStep& step = job.plan.steps[static_cast<std::size_t>(s)];
       const auto t0 = Clock::now();
       if (on_device) be->synchronize();  // the step kernel's U-Net input is written before the U-Net reads it
-      unet.run(step.timestep);
+      try {
+        unet.run(step.timestep);
+      } catch (...) {
+        // (a call interrupted by the job's cancellation — ONNX Runtime's terminate flag — failed because it was cancelled)
+        if (job.cancel && job.cancel->load())
+          throw Error(ErrorCode::Cancelled, "img2img cancelled during step " + std::to_string(s + 1) + " of " +
+                                                std::to_string(total) + " (its U-Net call was interrupted)");
+        throw;
+      }
       const double unet_s = seconds_since(t0);
       stats.unet_seconds += unet_s;
       ++stats.unet_calls;

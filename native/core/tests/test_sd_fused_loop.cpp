@@ -44,7 +44,18 @@ class FakeUNet : public UNetRunner {
         out_[static_cast<std::size_t>(r * n_ + j)] =
             static_cast<float>(fake_eps(in_[static_cast<std::size_t>(r * n_ + j)], t, means_[static_cast<std::size_t>(r)]));
     if (cancel_after > 0 && calls == cancel_after && flag) flag->store(true);
+    if (interrupt_at > 0 && calls == interrupt_at) {
+      // a cancel arriving during this call: the flag, then the relay, as the addon's cancel token fires them; the call
+      // then fails as ONNX Runtime's run does when its terminate flag is set
+      flag->store(true);
+      relay->fire();
+      if (interrupted) throw Error(ErrorCode::Internal, "running unet.onnx: Exiting due to terminate flag being set to true.");
+    }
   }
+  void request_cancel() override { interrupted = true; }
+  int interrupt_at = 0;
+  CancelRelayPtr relay;
+  bool interrupted = false;
   int calls = 0;
   int cancel_after = 0;
   std::atomic<bool>* flag = nullptr;
@@ -303,6 +314,20 @@ int main() {
     job.cancel = &flag;
     SD_CHECK_THROWS(run_img2img(uc, job), ErrorCode::Cancelled);
     SD_CHECK(uc.calls == 2);
+    // cancel during a U-Net call: the relay interrupts the call, and the interrupted call is Cancelled, not a failure
+    {
+      std::atomic<bool> f2{false};
+      FakeUNet ui;
+      ui.interrupt_at = 2;
+      ui.flag = &f2;
+      ui.relay = std::make_shared<CancelRelay>();
+      Img2ImgJob ij = job;
+      ij.cancel = &f2;
+      ij.relay = ui.relay;
+      SD_CHECK_THROWS(run_img2img(ui, ij), ErrorCode::Cancelled);
+      SD_CHECK(ui.interrupted);
+      SD_CHECK(ui.calls == 2);
+    }
     // bad job
     Img2ImgJob bad = job;
     bad.cancel = nullptr;

@@ -124,6 +124,20 @@ int main() {
     std::int64_t OH = 0, OW = 0;
     auto img = sd->decode(o1.data(), 2, C, h, w, 0.18215f, 1, OH, OW);
     SD_CHECK(OH == 64 && OW == 48 && img.size() == static_cast<std::size_t>(2 * 3 * OH * OW));
+    // a VAE run is interruptible: a fired relay sets the run's terminate flag (with the job's cancel flag set, the
+    // interrupted run is Cancelled, as img2img's U-Net call in test_sd_fused_loop; here the flag stays clear, so the
+    // interruption itself shows, as ONNX Runtime's failure)
+    {
+      CancelRelay relay;
+      relay.fire();
+      std::int64_t IH = 0, IW = 0, IC = 0, ih = 0, iw = 0;
+      const std::string dm = error_of([&] { sd->decode(o1.data(), 2, C, h, w, 0.18215f, 1, IH, IW, nullptr, &relay); },
+                                      ErrorCode::OrtFailure);
+      SD_CHECK(contains(dm, "terminate"));
+      const std::string em = error_of([&] { sd->encode_images(x.data(), 2, H, W, LatentMode::Auto, keys.data(), 0.18215f, 1, IC, ih, iw, nullptr, &relay); },
+                                      ErrorCode::OrtFailure);
+      SD_CHECK(contains(em, "terminate"));
+    }
 
     // bad shapes
     Img2ImgJob bad = job;

@@ -72,16 +72,20 @@ class SdPipeline {
   virtual std::vector<float> encode_text(const std::int64_t* ids, std::int64_t batch, std::int64_t seq,
                                          std::int64_t& dim) = 0;
   // images [B, 3, H, W] in [-1, 1] -> scaled latents [B, C, H/8, W/8] (scaling · mean or sample).
-  // Throws Cancelled when *cancel is set, checked before each chunk of images.
+  // Throws Cancelled when *cancel is set, checked before each chunk of images; `relay`, fired with
+  // the flag, interrupts the chunk's run in flight (ONNX Runtime's terminate flag), which is then
+  // Cancelled too.
   virtual std::vector<float> encode_images(const float* images, std::int64_t batch, std::int64_t height,
                                            std::int64_t width, LatentMode mode, const NoiseKey* keys, float scaling,
                                            std::int64_t chunk, std::int64_t& channels, std::int64_t& h,
-                                           std::int64_t& w, const std::atomic<bool>* cancel = nullptr) = 0;
+                                           std::int64_t& w, const std::atomic<bool>* cancel = nullptr,
+                                           CancelRelay* relay = nullptr) = 0;
   // scaled latents [B, C, h, w] -> images [B, 3, H, W] in [0, 1]. Throws Cancelled when *cancel is set,
-  // checked before each chunk of latents.
+  // checked before each chunk of latents; `relay` as for encode_images.
   virtual std::vector<float> decode(const float* latents, std::int64_t batch, std::int64_t channels, std::int64_t h,
                                     std::int64_t w, float scaling, std::int64_t chunk, std::int64_t& height,
-                                    std::int64_t& width, const std::atomic<bool>* cancel = nullptr) = 0;
+                                    std::int64_t& width, const std::atomic<bool>* cancel = nullptr,
+                                    CancelRelay* relay = nullptr) = 0;
   // Checks the job against the U-Net's signature, then runs the fused loop.
   virtual Img2ImgStats img2img(const Img2ImgJob& job) = 0;
 };

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "brainlatent/backend.h"
+#include "brainlatent/cancel_relay.h"
 #include "brainlatent/philox.h"
 #include "brainlatent/scheduler.h"
 
@@ -60,6 +61,9 @@ struct Img2ImgJob {
   std::int64_t batch_size = 1;
   float* out = nullptr;            // [count, C, h, w] final latents
   const std::atomic<bool>* cancel = nullptr;
+  // Optional: fired with the cancel flag, it interrupts the U-Net call in flight (request_cancel()), which then
+  // ends as Cancelled instead of running to its end.
+  CancelRelayPtr relay;
   std::function<void(const StepProgress&)> on_step;
   // Where the latents, the history and the step kernel live (null: a CPU backend). The U-Net
   // runner's input and output must be usable by it (host memory for the CPU).
@@ -77,7 +81,8 @@ struct Img2ImgStats {
 
 // Validates the job (shapes, pointers, keys; z, cond, uncond and the noises finite, else NonFinite
 // naming the input and the first bad index) and runs it batch by batch. Throws Cancelled when
-// *cancel becomes true (checked before every U-Net call), NonFinite when the final latents are not
+// *cancel becomes true (checked before every U-Net call; a U-Net call that fails once it is true —
+// interrupted through job.relay — is Cancelled too), NonFinite when the final latents are not
 // finite (naming the image and element).
 Img2ImgStats run_img2img(UNetRunner& unet, const Img2ImgJob& job);
 
