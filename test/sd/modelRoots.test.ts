@@ -16,7 +16,7 @@ import { exposeUnetLayers } from '../../ts/encoding/unetLayers.js';
 import { FormatError } from '../../ts/errors.js';
 import { Diffusion } from '../../ts/sd/Diffusion.js';
 import { SD_FIXTURE_VARIANTS, writeSdFixture } from '../../ts/sd/fixture.js';
-import { confineModelsTo, MODEL_ROOTS_ENV, modelsConfined, SERVICE_MODEL_ROOTS_ENV, serviceModelRoots, withModelRoots, withoutServiceRoots } from '../../ts/sd/modelRoots.js';
+import { checkModelFile, confineModelsTo, isInside, MODEL_ROOTS_ENV, modelsConfined, SERVICE_MODEL_ROOTS_ENV, serviceModelRoots, withModelRoots, withoutServiceRoots } from '../../ts/sd/modelRoots.js';
 import { OnnxModel } from '../../ts/sd/OnnxModel.js';
 import { onnx } from '../../ts/sd/onnxProto.js';
 import { externalDataRefusal, readModelWithWeightRefs } from '../../ts/sd/onnxWeightRefs.js';
@@ -133,6 +133,17 @@ describe('under model roots (a service)', () => {
       undoSnapshot();
       undo = confineModelsTo(root);
     }
+  });
+
+  it("takes a file whose name starts with '..' directly in the root as inside it (before: refused as climbing out)", async () => {
+    await writeFile(join(root, '..vocab.json'), '{}');
+    await mkdir(join(root, 'dots'));
+    await symlink('../..vocab.json', join(root, 'dots', 'vocab.json'));
+    await checkModelFile(join(root, '..vocab.json'), 'the file');
+    await checkModelFile(join(root, 'dots', 'vocab.json'), 'the file');
+    expect(isInside(root, join(root, '..x'))).toBe(true);
+    expect(isInside(root, join(root, '..'))).toBe(false);
+    expect(isInside(root, join(tmp, 'rootx'))).toBe(false);
   });
 
   it('loads a folder whose links stay inside the root', async () => {

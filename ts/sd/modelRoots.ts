@@ -18,7 +18,7 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { lstat, realpath } from 'node:fs/promises';
-import { basename, delimiter, dirname, isAbsolute, relative, resolve } from 'node:path';
+import { basename, delimiter, dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 
 import { FormatError } from '../errors.js';
 
@@ -92,10 +92,15 @@ export function confineModelsTo(root: string): () => void {
   };
 }
 
-const inside = (folder: string, p: string) => {
+/**
+ * `p` is `folder` or inside it (both absolute). A name that merely starts with '..' ('..x', a file directly in the
+ * folder) is inside: only '..' itself or a '../' prefix climbs out.
+ */
+export function isInside(folder: string, p: string): boolean {
   const rel = relative(folder, p);
-  return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
-};
+  return rel === '' || (rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel));
+}
+const inside = isInside;
 
 const realOr = (p: string) => realpath(p).catch(() => resolve(p));
 

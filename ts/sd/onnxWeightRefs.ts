@@ -36,10 +36,10 @@
  */
 import { existsSync } from 'node:fs';
 import { lstat, open, realpath, type FileHandle } from 'node:fs/promises';
-import { basename, dirname, isAbsolute, relative, resolve, win32 } from 'node:path';
+import { basename, dirname, isAbsolute, resolve, win32 } from 'node:path';
 
 import { FormatError, MissingFileError } from '../errors.js';
-import { checkModelFile } from './modelRoots.js';
+import { checkModelFile, isInside } from './modelRoots.js';
 import { eachField, encodeVarint, FileWindow, onnx, type ProtoField } from './onnxProto.js';
 
 type IModel = import('onnx-proto').onnx.IModelProto;
@@ -314,10 +314,7 @@ async function assemble(fh: FileHandle, pieces: readonly Piece[]): Promise<Buffe
 }
 
 /** `path` is `folder` or inside it (both absolute, links followed). */
-export function isInside(folder: string, path: string): boolean {
-  const rel = relative(folder, path);
-  return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
-}
+export { isInside };
 
 /** A file's real path, or null when it is missing (ONNX Runtime then names it when it loads the model). */
 const realOrNull = (path: string) => realpath(path).catch(() => null);
