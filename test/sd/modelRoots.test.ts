@@ -146,6 +146,28 @@ describe('under model roots (a service)', () => {
     expect(isInside(root, join(tmp, 'rootx'))).toBe(false);
   });
 
+  it("does not count a Hugging Face cache reached through a link in a parent folder (before: its blobs passed as the model's cache)", async () => {
+    // another user's hub, with a link to it under the root: root/a -> victim's ~/.cache/huggingface/hub
+    const hub = join(tmp, 'victim-hub');
+    const snapshot = join(hub, 'models--org--v', 'snapshots', 'abc');
+    await cp(plain, snapshot, { recursive: true });
+    await linkIntoBlobs(snapshot, join(hub, 'models--org--v', 'blobs'), () => true);
+    await symlink(hub, join(root, 'a'));
+    const unet = join(root, 'a', 'models--org--v', 'snapshots', 'abc', 'unet', 'model.onnx');
+    const e = await failure(load(unet));
+    expect(e).toBeInstanceOf(FormatError);
+    expect(e!.message).toMatch(new RegExp(`^${unet}: the model file leads, through a symbolic link, outside the service's root folder`));
+    expect(e!.message).not.toContain(hub);
+  });
+
+  it('loads a genuine Hugging Face cache under the root (snapshots/ linked into ../../blobs)', async () => {
+    const cache = join(root, 'hub', 'models--org--g');
+    const snapshot = join(cache, 'snapshots', 'r1');
+    await cp(plain, snapshot, { recursive: true });
+    await linkIntoBlobs(snapshot, join(cache, 'blobs'), () => true);
+    (await Diffusion.load(snapshot, { intraOpThreads: 1 })).dispose();
+  });
+
   it('loads a folder whose links stay inside the root', async () => {
     const dir = join(root, 'cache', 'snapshots', 'r1');
     await cp(plain, dir, { recursive: true });
@@ -249,6 +271,13 @@ describe("a job's own roots (withModelRoots: a worker running several services' 
       expect(e).toBeInstanceOf(FormatError);
       expect(e!.message).toMatch(new RegExp(`^${inRoot}: the model file lies, links followed, outside the folders BRAINLATENT_MODEL_ROOTS allows on this machine`));
       expect(await withModelRoots([root], () => failure(load(inAllowed)))).toBeNull();
+      // a models--* folder outside the operator's folders is not a cache of theirs (before: any models--* folder passed)
+      const snapshot = join(tmp, 'elsewhere', 'models--org--e', 'snapshots', 'abc');
+      await cp(plain, snapshot, { recursive: true });
+      await linkIntoBlobs(snapshot, join(tmp, 'elsewhere', 'models--org--e', 'blobs'), () => true);
+      const unrelated = await failure(load(join(snapshot, 'unet', 'model.onnx')));
+      expect(unrelated).toBeInstanceOf(FormatError);
+      expect(unrelated!.message).toContain('lies, links followed, outside the folders BRAINLATENT_MODEL_ROOTS allows');
       // with no service's roots (a worker's batch of the CLI) the operator's alone
       expect(await failure(load(inAllowed))).toBeNull();
       expect(await failure(load(evil))).toBeInstanceOf(FormatError);

@@ -4,9 +4,10 @@
  * ../../blobs/<hash>, a `--local-dir` download links its large files into the cache). A service (`serve --root`)
  * loads folders a client names under its root, which anyone who can write there may have filled with links to
  * /etc/… or to another user's files: there a model file (model.onnx, its external data, a tokenizer's or a
- * scheduler's file) must lie, links followed, inside the service's root, or inside the Hugging Face cache folder
- * of its model (the nearest `models--*` folder above it as named, when that is not itself a link: the blobs of a
- * snapshot served as the root).
+ * scheduler's file) must lie, links followed, inside the service's root, or inside the blobs/ of the Hugging Face
+ * cache folder of its model (the nearest `models--*` folder above it as named, when no link leads to it and it lies
+ * inside the root or holds it: the blobs of a snapshot served as the root). Links are followed one at a time, and a
+ * link leading outside is refused before what it leads to is looked at (no answer tells whether a file exists there).
  *
  * Two sets of roots apply, each only when it is set, and a file must pass both:
  * - the service's: its root, carried by each of its jobs (a queued job's nodes, BatchNode.modelRoots) and applied
@@ -17,8 +18,9 @@
  *   the machine's whatever the job says (a `brainlatent worker` given its shared model storage).
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { lstat, realpath } from 'node:fs/promises';
-import { basename, delimiter, dirname, isAbsolute, relative, resolve, sep } from 'node:path';
+import type { Stats } from 'node:fs';
+import { lstat, readlink, realpath } from 'node:fs/promises';
+import { basename, delimiter, dirname, isAbsolute, join, parse, relative, resolve, sep } from 'node:path';
 
 import { FormatError } from '../errors.js';
 
@@ -104,48 +106,143 @@ const inside = isInside;
 
 const realOr = (p: string) => realpath(p).catch(() => resolve(p));
 
-/** The Hugging Face cache folder of the model file named `named` (real path), or null. */
-async function hfCacheFolder(named: string): Promise<string | null> {
-  for (let d = dirname(resolve(named)); d !== dirname(d); d = dirname(d)) {
+/** The folders of one set of roots: as named and with links followed (the same folder twice when it has no link). */
+interface RootSet {
+  named: string[];
+  real: string[];
+}
+
+const rootSet = async (roots: readonly string[]): Promise<RootSet> => ({ named: roots.map((r) => resolve(r)), real: await Promise.all(roots.map(realOr)) });
+
+/**
+ * The Hugging Face cache folder (models--*) of the model file named `model`, as it counts for `roots`: the nearest
+ * models--* folder above the file as named, when it lies inside one of the roots or holds one (a snapshot served as
+ * the root) and no link leads to it (its real path is the path as named: a link above it, `a` → another user's
+ * ~/.cache/huggingface/hub, would make any cache count). Else null. Only its blobs/ count (see within).
+ */
+async function hfCacheFolder(model: string, roots: RootSet): Promise<string | null> {
+  for (let d = dirname(resolve(model)); d !== dirname(d); d = dirname(d)) {
     if (!basename(d).startsWith('models--')) continue;
-    // (a models--* folder that is itself a link could lead anywhere)
-    return (await lstat(d).then((s) => s.isSymbolicLink(), () => true)) ? null : realpath(d);
+    // (checked as named before it is looked at: a folder unrelated to the roots is not touched)
+    if (!roots.real.some((r) => inside(r, d) || inside(d, r))) return null;
+    return (await realpath(d).catch(() => null)) === d ? d : null;
   }
   return null;
 }
 
-/** Whether `real` lies in one of `roots` (real paths taken) or in `cache`; true when there are no roots. */
-async function within(real: string, roots: readonly string[], cache: string | null): Promise<boolean> {
-  if (roots.length === 0) return true;
-  const folders = [...(await Promise.all(roots.map(realOr))), ...(cache ? [cache] : [])];
-  return folders.some((f) => inside(f, real));
+/** How a file named under one set of roots resolves, links followed one by one. */
+type Resolved =
+  /** the file, links followed, with its identity (`lstat` of the real path: a file, not a link) */
+  | { kind: 'file'; real: string; dev: number; ino: number }
+  /** no such file (a component is missing, or a link loops) where the roots allow looking */
+  | { kind: 'missing' }
+  /** a link leads outside the folders that may be looked at (the file there was not looked at) */
+  | { kind: 'outside' };
+
+const MAX_LINKS = 40;
+
+const components = (p: string) => p.split(/[\\/]+/).filter((c) => c.length > 0);
+
+/**
+ * Follows the links of `named` one component at a time (as the kernel does: '..' after a link climbs from where the
+ * link led), looking at a path only when `mayLook` allows it: a link that leads elsewhere is 'outside' before
+ * whatever it leads to is looked at, so the answer is the same whether or not that file exists or can be read (a
+ * client that can leave links under the root learns nothing of the machine's other files).
+ */
+async function resolveLinks(named: string, mayLook: (p: string) => boolean): Promise<Resolved> {
+  const abs = isAbsolute(named) ? named : `${process.cwd()}${sep}${named}`;
+  let at = parse(abs).root;
+  const todo = components(abs.slice(at.length));
+  let links = 0;
+  let last: Stats | null = null;
+  while (todo.length > 0) {
+    const c = todo.shift()!;
+    if (c === '.') continue;
+    if (c === '..') {
+      at = dirname(at);
+      continue;
+    }
+    const p = join(at, c);
+    if (!mayLook(p)) return { kind: 'outside' };
+    const st = await lstat(p).catch(() => null);
+    if (st === null) return { kind: 'missing' };
+    if (st.isSymbolicLink()) {
+      if (++links > MAX_LINKS) return { kind: 'missing' };
+      const target = await readlink(p);
+      if (isAbsolute(target)) at = parse(target).root;
+      todo.unshift(...components(isAbsolute(target) ? target.slice(parse(target).root.length) : target));
+      last = null;
+      continue;
+    }
+    if (todo.length > 0 && !st.isDirectory()) return { kind: 'missing' };
+    at = p;
+    last = st;
+  }
+  if (last === null) return { kind: 'missing' };
+  return { kind: 'file', real: at, dev: last.dev, ino: last.ino };
+}
+
+/**
+ * Where `named` leads under one set of roots: looked at only where they allow (an ancestor of a root, as named or
+ * real, a path inside a root's real folder, or inside the counted cache folder's blobs/), and 'outside' when the file
+ * it leads to is in none of the roots' real folders nor in that blobs/ folder.
+ */
+async function resolveUnder(named: string, roots: RootSet, cache: string | null): Promise<Resolved> {
+  const blobs = cache === null ? null : join(cache, 'blobs');
+  const allowed = (p: string) => roots.real.some((r) => inside(r, p)) || (blobs !== null && inside(blobs, p));
+  const mayLook = (p: string) => allowed(p) || roots.named.some((r) => inside(p, r)) || roots.real.some((r) => inside(p, r)) || (cache !== null && inside(p, cache));
+  const r = await resolveLinks(named, mayLook);
+  return r.kind === 'file' && !allowed(r.real) ? { kind: 'outside' } : r;
+}
+
+/** A checked model file: its real path and identity (null: no roots apply, or the file is missing). */
+export interface CheckedModelFile {
+  real: string;
+  dev: number;
+  ino: number;
 }
 
 /**
  * Throws a FormatError when the file `named` (a model file, or the file an external data location names) lies,
  * links followed, outside the service's roots or outside the operator's (each where set; the model's Hugging Face
- * cache folder counts as inside both): `what` says which file ('vocab.json', "tensor 'w''s external data
- * 'weights.pb'"), `model` the file named in the message. A missing file passes (its reader names it).
+ * cache folder's blobs count as inside either when that folder lies inside or around one of them, see
+ * hfCacheFolder): `what` says which file ('vocab.json', "tensor 'w''s external data 'weights.pb'"), `model` the
+ * file named in the message. A link that leads outside is refused without looking at what it leads to: the same
+ * error whether or not that file exists. A missing file inside the roots passes (its reader names it).
  */
 export async function checkModelFile(named: string, what: string, model: string = named): Promise<void> {
+  await checkedModelFile(named, what, model);
+}
+
+/** checkModelFile, returning the file it checked (its real path and identity; null: no roots apply, or it is missing). */
+export async function checkedModelFile(named: string, what: string, model: string = named): Promise<CheckedModelFile | 'missing' | null> {
   const service = serviceModelRoots();
   const operator = operatorModelRoots();
-  if (service.length === 0 && operator.length === 0) return;
-  const real = await realpath(named).catch(() => null);
-  if (real === null) return;
-  const cache = await hfCacheFolder(model);
-  if (!(await within(real, service, cache))) {
-    throw new FormatError(
-      `${model}: ${what} leads, through a symbolic link, outside the service's root folder (and outside the model's Hugging Face cache ` +
-        `folder): a service reads model files only inside its root. Copy the file into the model's folder (\`cp -L\`)`,
-      { path: model, field: what },
-    );
+  if (service.length === 0 && operator.length === 0) return null;
+  let found: Resolved | null = null;
+  for (const [roots, refusal] of [
+    [service, outsideService],
+    [operator, outsideOperator],
+  ] as const) {
+    if (roots.length === 0) continue;
+    const set = await rootSet(roots);
+    const r = await resolveUnder(named, set, await hfCacheFolder(model, set));
+    if (r.kind === 'outside') throw refusal(model, what);
+    found = r;
   }
-  if (!(await within(real, operator, cache))) {
-    throw new FormatError(
-      `${model}: ${what} lies, links followed, outside the folders ${MODEL_ROOTS_ENV} allows on this machine (and outside the model's ` +
-        `Hugging Face cache folder). Copy the model into one of them, or ask the operator to add its folder`,
-      { path: model, field: what },
-    );
-  }
+  return found?.kind === 'file' ? { real: found.real, dev: found.dev, ino: found.ino } : 'missing';
 }
+
+const outsideService = (model: string, what: string) =>
+  new FormatError(
+    `${model}: ${what} leads, through a symbolic link, outside the service's root folder (and outside the model's Hugging Face cache ` +
+      `folder): a service reads model files only inside its root. Copy the file into the model's folder (\`cp -L\`)`,
+    { path: model, field: what },
+  );
+
+const outsideOperator = (model: string, what: string) =>
+  new FormatError(
+    `${model}: ${what} lies, links followed, outside the folders ${MODEL_ROOTS_ENV} allows on this machine (and outside the model's ` +
+      `Hugging Face cache folder). Copy the model into one of them, or ask the operator to add its folder`,
+    { path: model, field: what },
+  );
