@@ -18,8 +18,9 @@
  *   the machine's whatever the job says (a `brainlatent worker` given its shared model storage).
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
-import type { Stats } from 'node:fs';
-import { lstat, readlink, realpath } from 'node:fs/promises';
+import type { BigIntStats } from 'node:fs';
+import { existsSync } from 'node:fs';
+import { lstat, open, readlink, realpath, type FileHandle } from 'node:fs/promises';
 import { basename, delimiter, dirname, isAbsolute, join, parse, relative, resolve, sep } from 'node:path';
 
 import { FormatError } from '../errors.js';
@@ -133,7 +134,7 @@ async function hfCacheFolder(model: string, roots: RootSet): Promise<string | nu
 /** How a file named under one set of roots resolves, links followed one by one. */
 type Resolved =
   /** the file, links followed, with its identity (`lstat` of the real path: a file, not a link) */
-  | { kind: 'file'; real: string; dev: number; ino: number }
+  | { kind: 'file'; real: string; dev: bigint; ino: bigint }
   /** no such file (a component is missing, or a link loops) where the roots allow looking */
   | { kind: 'missing' }
   /** a link leads outside the folders that may be looked at (the file there was not looked at) */
@@ -154,7 +155,7 @@ async function resolveLinks(named: string, mayLook: (p: string) => boolean): Pro
   let at = parse(abs).root;
   const todo = components(abs.slice(at.length));
   let links = 0;
-  let last: Stats | null = null;
+  let last: BigIntStats | null = null;
   while (todo.length > 0) {
     const c = todo.shift()!;
     if (c === '.') continue;
@@ -164,7 +165,7 @@ async function resolveLinks(named: string, mayLook: (p: string) => boolean): Pro
     }
     const p = join(at, c);
     if (!mayLook(p)) return { kind: 'outside' };
-    const st = await lstat(p).catch(() => null);
+    const st = await lstat(p, { bigint: true }).catch(() => null);
     if (st === null) return { kind: 'missing' };
     if (st.isSymbolicLink()) {
       if (++links > MAX_LINKS) return { kind: 'missing' };
@@ -198,8 +199,8 @@ async function resolveUnder(named: string, roots: RootSet, cache: string | null)
 /** A checked model file: its real path and identity (null: no roots apply, or the file is missing). */
 export interface CheckedModelFile {
   real: string;
-  dev: number;
-  ino: number;
+  dev: bigint;
+  ino: bigint;
 }
 
 /**
@@ -246,3 +247,100 @@ const outsideOperator = (model: string, what: string) =>
       `Hugging Face cache folder). Copy the model into one of them, or ask the operator to add its folder`,
     { path: model, field: what },
   );
+
+/**
+ * Whether the model file (or folder) `named` exists, held to the roots where they apply: a link leading outside them
+ * is the FormatError of checkModelFile whether or not anything is there (existsSync would tell a client who left the
+ * link whether /etc/… exists). Without roots, existsSync.
+ */
+export async function modelPathExists(named: string, what: string, model: string = named): Promise<boolean> {
+  const checked = await checkedModelFile(named, what, model);
+  return checked === null ? existsSync(named) : checked !== 'missing';
+}
+
+// (tests only: run between a file's check and its opening, where a link could be flipped)
+let betweenCheckAndOpen: ((named: string) => Promise<void> | void) | null = null;
+
+/** Tests only: `hook` runs after each model file is checked and before it is opened (null: none). */
+export function setModelFileOpenHook(hook: ((named: string) => Promise<void> | void) | null): void {
+  betweenCheckAndOpen = hook;
+}
+
+const enoent = (named: string) => Object.assign(new Error(`ENOENT: no such file or directory, open '${named}'`), { code: 'ENOENT', path: named });
+
+/**
+ * The model file `named` opened for reading, held to the roots where they apply: checked (checkModelFile), opened,
+ * and refused unless the file opened is the very file checked (its device and inode), so a link flipped between the
+ * check and the opening is not read. A file missing at the check is ENOENT (never opened: it could be a link
+ * outside by then). `real` is the file's real path (as checked; without roots, as found now), `checked` the file
+ * as checked (null: no roots apply).
+ */
+export async function openModelFile(
+  named: string,
+  what: string,
+  model: string = named,
+): Promise<{ handle: FileHandle; real: string; checked: CheckedModelFile | null }> {
+  const checked = await checkedModelFile(named, what, model);
+  if (betweenCheckAndOpen) await betweenCheckAndOpen(named);
+  if (checked === 'missing') throw enoent(named);
+  const handle = await open(named, 'r');
+  try {
+    if (checked === null) return { handle, real: await realpath(named), checked };
+    const st = await handle.stat({ bigint: true });
+    if (st.dev !== checked.dev || st.ino !== checked.ino) throw changedFile(model, what);
+    return { handle, real: checked.real, checked };
+  } catch (e) {
+    await handle.close();
+    throw e;
+  }
+}
+
+/** The bytes of the model file `named`, read from the file checked (openModelFile). */
+export async function readModelFile(named: string, what: string, model: string = named): Promise<Buffer> {
+  const { handle } = await openModelFile(named, what, model);
+  try {
+    return await handle.readFile();
+  } finally {
+    await handle.close();
+  }
+}
+
+const changedFile = (model: string, what: string) =>
+  new FormatError(
+    `${model}: ${what} changed between its check and its reading (a link in its path was replaced): a service reads model files only ` +
+      `inside its root, and a file that changes while it is read is refused. Retry once the folder no longer changes`,
+    { path: model, field: what },
+  );
+
+/** The files a model was checked as (checkedModelFile), to verify after ONNX Runtime, which opens them by path, read them. */
+export interface CheckedFiles {
+  files: { named: string; what: string; model: string; checked: CheckedModelFile | 'missing' }[];
+}
+
+/**
+ * Throws the FormatError of a file that is not, now, the file it was checked as (another real file, or another
+ * device/inode, or outside the roots): for files read by path after their check (ONNX Runtime's model and external
+ * data), whose load is refused then. What this cannot see: a link flipped to another file and back while the file
+ * was read (docs/server.md's security notes).
+ */
+export async function verifyUnchanged(files: CheckedFiles['files']): Promise<void> {
+  for (const f of files) {
+    const now = await checkedModelFile(f.named, f.what, f.model);
+    const was = f.checked;
+    const same = now === null || (now === 'missing' ? was === 'missing' : was !== 'missing' && now.real === was.real && now.dev === was.dev && now.ino === was.ino);
+    if (!same) throw changedFile(f.model, f.what);
+  }
+}
+
+/**
+ * A preflight's problem with the model file `named`: `missing` when it is absent, the refusal when it leads outside
+ * the roots (whether or not anything is there), null when it is there.
+ */
+export async function modelFileProblem(named: string, missing: string): Promise<string | null> {
+  try {
+    return (await modelPathExists(named, 'the model file')) ? null : missing;
+  } catch (e) {
+    if (e instanceof FormatError) return e.message;
+    throw e;
+  }
+}
