@@ -66,6 +66,8 @@ export interface ModelWithWeightRefs {
   /** Initializers now read from the file by reference, and their bytes. */
   referenced: number;
   referencedBytes: number;
+  /** The external data files the model names, as it names them (relative to its folder), each once, in file order. */
+  locations: string[];
   /**
    * Under a service's model roots, the files checked (the model file, each external data file) as they were: ONNX
    * Runtime opens them again by path, and the load is verified against these after it (verifyUnchanged). Else empty.
@@ -352,6 +354,15 @@ function locationProblem(location: string): string | null {
 const refusals = new WeakSet<Error>();
 
 /**
+ * The external data files of the model at `path` (absolute, in its folder as the model names them: weights.pb), each
+ * once; none for a model whose weights are all inside it. Reads the model's graph (readModelWithWeightRefs).
+ */
+export async function externalDataFiles(path: string): Promise<string[]> {
+  const { locations } = await readModelWithWeightRefs(path, { minBytes: Infinity });
+  return locations.map((l) => resolve(dirname(path), l));
+}
+
+/**
  * The refusal of the model's first external data location outside its folder (a FormatError naming the file and
  * the tensor), or null: for a model ONNX Runtime failed to load by its path, whose own message for a node's or
  * subgraph's tensor comes as an invalid model. Reads the model's graph (readModelWithWeightRefs).
@@ -511,6 +522,7 @@ export async function readModelWithWeightRefs(path: string, options: { what?: st
       unloadable: plan?.unloadable ?? null,
       referenced: referenced.length,
       referencedBytes: referenced.reduce((a, x) => a + x.rawBytes, 0),
+      locations: [...locations],
       checked,
     };
   } catch (e) {
