@@ -85,6 +85,19 @@ describe('POST /v1/models: links in a model folder', () => {
     expect(problems).toContainEqual(expect.stringMatching(/models\/sig-there\/unet\/model\.onnx: the model file leads, through a symbolic link, outside the service's root folder/));
   });
 
+  it('a model folder named in a config that links outside the root is refused alike whether its target exists or not', async () => {
+    // (before: a link to a missing folder passed the path check, and the preflight said it 'does not exist')
+    await symlink(outside, join(s.root, 'models', 'dir-there'));
+    await symlink(join(outside, 'no-such-dir'), join(s.root, 'models', 'dir-gone'));
+    const config = (dir: string) => ({ out: `runs/${dir}`, nsd: { root: 'nsd', subject: 1 }, model: { dir: `models/${dir}` } });
+    const there = await s.call('POST', '/v1/jobs', { kind: 'reconstruct', config: config('dir-there') });
+    const gone = await s.call('POST', '/v1/jobs', { kind: 'reconstruct', config: config('dir-gone') });
+    expect(there.status, there.text).toBe(400);
+    expect(there.text.replaceAll('dir-there', 'X')).toBe(gone.text.replaceAll('dir-gone', 'X'));
+    expect(there.text).toContain('leads outside the service');
+    expect(there.text).not.toContain(outside);
+  });
+
   it('the root is no longer a model root once the service has stopped', async () => {
     const root = s.root;
     await s.stop();

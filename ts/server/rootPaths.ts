@@ -5,7 +5,7 @@
  * the root's real path, so a symbolic link cannot lead out of it either.
  */
 import { realpathSync } from 'node:fs';
-import { realpath } from 'node:fs/promises';
+import { lstat, realpath } from 'node:fs/promises';
 import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 
 import { BrainlatentError } from '../errors.js';
@@ -21,8 +21,13 @@ export class PathOutsideRootError extends BrainlatentError {
 
 const inside = (root: string, p: string) => p === root || p.startsWith(root.endsWith(sep) ? root : root + sep);
 
-/** The real path of `p`, or of its deepest existing ancestor joined with the rest (for outputs not yet written). */
-async function realpathOfExisting(p: string): Promise<string> {
+/**
+ * The real path of `p`, or of its deepest existing ancestor joined with the rest (for outputs not yet written); null
+ * when a part of it is a symbolic link whose target does not exist (where it leads is not looked at: refused as a link
+ * leading out whether or not its target exists, so no answer tells whether a path outside the root exists, and an
+ * output is never written through it).
+ */
+async function realpathOfExisting(p: string): Promise<string | null> {
   let head = p;
   const tail: string[] = [];
   for (;;) {
@@ -32,6 +37,7 @@ async function realpathOfExisting(p: string): Promise<string> {
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       if (code !== 'ENOENT' && code !== 'ENOTDIR') throw e;
+      if (await lstat(head).then((s) => s.isSymbolicLink(), () => false)) return null;
       const up = dirname(head);
       if (up === head) return p;
       tail.push(head.slice(up.length + (up.endsWith(sep) ? 0 : 1)));
@@ -173,7 +179,7 @@ export class RootFolder {
     const abs = isAbsolute(p) ? resolve(p) : resolve(this.path, p);
     if (!inside(this.path, abs)) throw new PathOutsideRootError(field, 'the path is outside the service\'s root folder');
     const real = await realpathOfExisting(abs);
-    if (!inside(this.path, real)) throw new PathOutsideRootError(field, 'the path leads outside the service\'s root folder through a symbolic link');
+    if (real === null || !inside(this.path, real)) throw new PathOutsideRootError(field, 'the path leads outside the service\'s root folder through a symbolic link');
     return real;
   }
 
