@@ -196,7 +196,7 @@ async function resolveUnder(named: string, roots: RootSet, cache: string | null)
   return r.kind === 'file' && !allowed(r.real) ? { kind: 'outside' } : r;
 }
 
-/** A checked model file: its real path and identity (null: no roots apply, or the file is missing). */
+/** A checked model file: its real path, and its device and inode (what an opened file is compared with). */
 export interface CheckedModelFile {
   real: string;
   dev: bigint;
@@ -215,7 +215,7 @@ export async function checkModelFile(named: string, what: string, model: string 
   await checkedModelFile(named, what, model);
 }
 
-/** checkModelFile, returning the file it checked (its real path and identity; null: no roots apply, or it is missing). */
+/** checkModelFile, returning the file it checked (null: no roots apply; 'missing': no such file inside them). */
 export async function checkedModelFile(named: string, what: string, model: string = named): Promise<CheckedModelFile | 'missing' | null> {
   const service = serviceModelRoots();
   const operator = operatorModelRoots();
