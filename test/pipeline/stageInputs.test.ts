@@ -25,6 +25,7 @@ import { markStage, stageState } from '../../ts/pipeline/runFolder.js';
 import { reconstruct } from '../../ts/pipeline/reconstruct.js';
 import { reconstructStageInputs } from '../../ts/pipeline/stageInputs.js';
 import { synthNsd, type SynthNsdResult } from '../../ts/synth/nsd.js';
+import { externalize } from '../helpers/externalData.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'bl-stage-inputs-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -94,24 +95,35 @@ describe('stage markers: the files a stage read', () => {
 });
 
 describe('reconstruct: the stages that read the model and the NSD files', () => {
-  it('features reads the model folder, the stimuli and the captions; extract the design, the betas and both regions', () => {
+  it('features reads the model folder, the stimuli and the captions; extract the design, the betas and both regions', async () => {
     const c = resolveConfig({ out: '/runs/r', nsd: { root: '/nsd', subject: 2 }, model: { dir: '/models/sd' }, decoders: { z: { roi: 'streams:early' }, c: { roi: '/masks/ventral.nii.gz' } } });
-    const features = reconstructStageInputs(c, 'features');
+    const features = await reconstructStageInputs(c, 'features');
     expect(features[0]).toBe('/models/sd');
     expect(features).toContain(join('/nsd', 'nsddata_stimuli', 'stimuli', 'nsd', 'nsd_stimuli.hdf5'));
-    const extract = reconstructStageInputs(c, 'extract');
+    const extract = await reconstructStageInputs(c, 'extract');
     expect(extract).toEqual(expect.arrayContaining([betasPath('/nsd', 2, 1, 'hdf5'), betasPath('/nsd', 2, 37, 'nifti'), roiPath('/nsd', 2, 'streams'), '/masks/ventral.nii.gz']));
     // the betas files the extraction reads, not the folder (an ncsnr.nii.gz written beside them is not an input)
     expect(extract).not.toContain(betasDir('/nsd', 2));
-    expect(reconstructStageInputs(resolveConfig({ out: '/r', nsd: { root: '/nsd', subject: 2, sessions: '2-3', format: 'nifti' }, model: { dir: '/m' } }), 'extract').filter((p) => p.includes('betas_session'))).toEqual([
+    expect((await reconstructStageInputs(resolveConfig({ out: '/r', nsd: { root: '/nsd', subject: 2, sessions: '2-3', format: 'nifti' }, model: { dir: '/m' } }), 'extract')).filter((p) => p.includes('betas_session'))).toEqual([
       betasPath('/nsd', 2, 2, 'nifti'),
       betasPath('/nsd', 2, 3, 'nifti'),
     ]);
-    expect(reconstructStageInputs(c, 'img2img')).toEqual([]);
+    expect(await reconstructStageInputs(c, 'img2img')).toEqual([]);
     // the evaluation reads its feature networks
-    expect(reconstructStageInputs(c, 'evaluate')).toEqual([]);
+    expect(await reconstructStageInputs(c, 'evaluate')).toEqual([]);
     const nets = resolveConfig({ out: '/r', nsd: { root: '/nsd', subject: 2 }, model: { dir: '/m' }, evaluation: { networks: [{ name: 'a', path: '/nets/a.onnx', inputSize: 224, metric: 'identification' }] } });
-    expect(reconstructStageInputs(nets, 'evaluate')).toEqual(['/nets/a.onnx']);
+    expect(await reconstructStageInputs(nets, 'evaluate')).toEqual(['/nets/a.onnx']);
+  });
+
+  // (before, only model.onnx: a weights.pb replaced kept the old metrics)
+  it("evaluate reads each feature network's external data files too", async () => {
+    const dir = join(tmp, 'net-ext');
+    mkdirSync(dir, { recursive: true });
+    const net = join(dir, 'model.onnx');
+    writeFileSync(net, featureNetworkModel());
+    await externalize(net, 'weights.pb');
+    const c = resolveConfig({ out: '/r', nsd: { root: '/nsd', subject: 2 }, model: { dir: '/m' }, evaluation: { networks: [{ name: 'a', path: net, inputSize: 16, metric: 'identification' }, { name: 'b', path: '/nets/none.onnx', inputSize: 16, metric: 'identification' }] } });
+    expect(await reconstructStageInputs(c, 'evaluate')).toEqual([net, join(dir, 'weights.pb'), '/nets/none.onnx']);
   });
 });
 

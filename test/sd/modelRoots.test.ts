@@ -6,7 +6,7 @@
  * machine was read from there. Also: a tensor naming two 'location' entries (ONNX Runtime 1.30 refuses it, earlier
  * versions read the last, the check read the first) and a drive-relative 'C:w.bin' location are refused.
  */
-import { cp, mkdir, mkdtemp, readFile, realpath, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, realpath, rename, rm, symlink, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 
@@ -14,9 +14,10 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 
 import { exposeUnetLayers } from '../../ts/encoding/unetLayers.js';
 import { FormatError } from '../../ts/errors.js';
+import { ClipTokenizer } from '../../ts/sd/clipTokenizer.js';
 import { Diffusion } from '../../ts/sd/Diffusion.js';
 import { SD_FIXTURE_VARIANTS, writeSdFixture } from '../../ts/sd/fixture.js';
-import { confineModelsTo, MODEL_ROOTS_ENV, modelsConfined, SERVICE_MODEL_ROOTS_ENV, serviceModelRoots, withModelRoots, withoutServiceRoots } from '../../ts/sd/modelRoots.js';
+import { checkedModelFile, checkModelFile, confineModelsTo, isInside, MODEL_ROOTS_ENV, setModelFileOpenHook, verifyUnchanged, modelsConfined, SERVICE_MODEL_ROOTS_ENV, serviceModelRoots, withModelRoots, withoutServiceRoots } from '../../ts/sd/modelRoots.js';
 import { OnnxModel } from '../../ts/sd/OnnxModel.js';
 import { onnx } from '../../ts/sd/onnxProto.js';
 import { externalDataRefusal, readModelWithWeightRefs } from '../../ts/sd/onnxWeightRefs.js';
@@ -135,6 +136,90 @@ describe('under model roots (a service)', () => {
     }
   });
 
+  it("takes a file whose name starts with '..' directly in the root as inside it (before: refused as climbing out)", async () => {
+    await writeFile(join(root, '..vocab.json'), '{}');
+    await mkdir(join(root, 'dots'));
+    await symlink('../..vocab.json', join(root, 'dots', 'vocab.json'));
+    await checkModelFile(join(root, '..vocab.json'), 'the file');
+    await checkModelFile(join(root, 'dots', 'vocab.json'), 'the file');
+    expect(isInside(root, join(root, '..x'))).toBe(true);
+    expect(isInside(root, join(root, '..'))).toBe(false);
+    expect(isInside(root, join(tmp, 'rootx'))).toBe(false);
+  });
+
+  it("does not count a Hugging Face cache reached through a link in a parent folder (before: its blobs passed as the model's cache)", async () => {
+    // another user's hub, with a link to it under the root: root/a -> victim's ~/.cache/huggingface/hub
+    const hub = join(tmp, 'victim-hub');
+    const snapshot = join(hub, 'models--org--v', 'snapshots', 'abc');
+    await cp(plain, snapshot, { recursive: true });
+    await linkIntoBlobs(snapshot, join(hub, 'models--org--v', 'blobs'), () => true);
+    await symlink(hub, join(root, 'a'));
+    const unet = join(root, 'a', 'models--org--v', 'snapshots', 'abc', 'unet', 'model.onnx');
+    const e = await failure(load(unet));
+    expect(e).toBeInstanceOf(FormatError);
+    expect(e!.message).toMatch(new RegExp(`^${unet}: the model file leads, through a symbolic link, outside the service's root folder`));
+    expect(e!.message).not.toContain(hub);
+  });
+
+  it('loads a genuine Hugging Face cache under the root (snapshots/ linked into ../../blobs)', async () => {
+    const cache = join(root, 'hub', 'models--org--g');
+    const snapshot = join(cache, 'snapshots', 'r1');
+    await cp(plain, snapshot, { recursive: true });
+    await linkIntoBlobs(snapshot, join(cache, 'blobs'), () => true);
+    (await Diffusion.load(snapshot, { intraOpThreads: 1 })).dispose();
+  });
+
+  it('refuses a link out of the root alike whether its target exists or not, without looking at it (before: a missing target passed)', async () => {
+    await writeFile(join(outside, 'there.json'), '{}');
+    await mkdir(join(root, 'oracle'));
+    await symlink(join(outside, 'there.json'), join(root, 'oracle', 'there.json'));
+    await symlink(join(outside, 'gone', 'no-such.json'), join(root, 'oracle', 'gone.json'));
+    // (a relative link that climbs out and back in: followed as the kernel does, component by component)
+    await symlink('../../outside/there.json', join(root, 'oracle', 'climb.json'));
+    const messages = [];
+    for (const f of ['there.json', 'gone.json', 'climb.json']) {
+      const e = await failure(checkModelFile(join(root, 'oracle', f), 'the file', join(root, 'oracle', 'x')));
+      expect(e, f).toBeInstanceOf(FormatError);
+      messages.push(e!.message);
+    }
+    expect(new Set(messages).size).toBe(1);
+    // a file missing inside the root passes (its reader names it), and a link to a missing file inside it
+    await symlink('nothing-here.json', join(root, 'oracle', 'dangling.json'));
+    expect(await checkedModelFile(join(root, 'oracle', 'none.json'), 'the file')).toBe('missing');
+    expect(await checkedModelFile(join(root, 'oracle', 'dangling.json'), 'the file')).toBe('missing');
+  });
+
+  it('reads a tokenizer file from the very file checked: a link flipped between the check and the opening is refused, not read', async () => {
+    const dir = await copy(join(root, 'flip'));
+    const vocab = join(dir, 'tokenizer', 'vocab.json');
+    await rename(vocab, join(dir, 'tokenizer', 'vocab.real.json'));
+    await symlink('vocab.real.json', vocab);
+    await writeFile(join(outside, 'flip-secret.json'), '{"password": 1}');
+    // the swap a racing client would make, here made at the one moment that matters
+    setModelFileOpenHook(async (named) => {
+      if (named !== vocab) return;
+      await unlink(vocab);
+      await symlink(join(outside, 'flip-secret.json'), vocab);
+    });
+    try {
+      const e = await failure(ClipTokenizer.fromFolder(dir));
+      expect(e).toBeInstanceOf(FormatError);
+      expect(e!.message).toMatch(new RegExp(`^${vocab}: the file changed between its check and its reading`));
+      expect(e!.message).not.toContain(outside);
+    } finally {
+      setModelFileOpenHook(null);
+    }
+    // and a model file ONNX Runtime opens by path: what was checked is verified after the load
+    const weights = join(dir, 'unet', 'weights.pb');
+    const checked = await checkedModelFile(weights, 'the file');
+    expect(checked).not.toBeNull();
+    await rename(weights, join(dir, 'unet', 'weights.real.pb'));
+    await writeFile(weights, await readFile(join(dir, 'unet', 'weights.real.pb')));
+    const e = await failure(verifyUnchanged([{ named: weights, what: 'the file', model: weights, checked: checked! }]));
+    expect(e).toBeInstanceOf(FormatError);
+    expect(e!.message).toContain('changed between its check and its reading');
+  });
+
   it('loads a folder whose links stay inside the root', async () => {
     const dir = join(root, 'cache', 'snapshots', 'r1');
     await cp(plain, dir, { recursive: true });
@@ -238,6 +323,13 @@ describe("a job's own roots (withModelRoots: a worker running several services' 
       expect(e).toBeInstanceOf(FormatError);
       expect(e!.message).toMatch(new RegExp(`^${inRoot}: the model file lies, links followed, outside the folders BRAINLATENT_MODEL_ROOTS allows on this machine`));
       expect(await withModelRoots([root], () => failure(load(inAllowed)))).toBeNull();
+      // a models--* folder outside the operator's folders is not a cache of theirs (before: any models--* folder passed)
+      const snapshot = join(tmp, 'elsewhere', 'models--org--e', 'snapshots', 'abc');
+      await cp(plain, snapshot, { recursive: true });
+      await linkIntoBlobs(snapshot, join(tmp, 'elsewhere', 'models--org--e', 'blobs'), () => true);
+      const unrelated = await failure(load(join(snapshot, 'unet', 'model.onnx')));
+      expect(unrelated).toBeInstanceOf(FormatError);
+      expect(unrelated!.message).toContain('lies, links followed, outside the folders BRAINLATENT_MODEL_ROOTS allows');
       // with no service's roots (a worker's batch of the CLI) the operator's alone
       expect(await failure(load(inAllowed))).toBeNull();
       expect(await failure(load(evil))).toBeInstanceOf(FormatError);

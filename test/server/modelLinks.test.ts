@@ -5,13 +5,14 @@
  * whose links stay under the root (a Hugging Face cache there) loads. The service's root is a model root while it
  * runs (BRAINLATENT_SERVICE_MODEL_ROOTS, which its threads and job processes inherit; each job also carries it), and no longer once it has stopped.
  */
-import { cp, mkdir, mkdtemp, realpath, rename, rm, symlink } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, realpath, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { SD_FIXTURE_VARIANTS, writeSdFixture } from '../../ts/sd/fixture.js';
+import { onnx } from '../../ts/sd/onnxProto.js';
 import { serviceModelRoots } from '../../ts/sd/modelRoots.js';
 import { externalize } from '../helpers/externalData.js';
 import { linkIntoBlobs } from '../helpers/linkedModels.js';
@@ -35,6 +36,19 @@ beforeAll(async () => {
   await mkdir(snapshot, { recursive: true });
   await cp(plain, snapshot, { recursive: true });
   await linkIntoBlobs(snapshot, join(s.root, 'hub', 'models--org--sd', 'blobs'), () => true);
+  // unet/model.onnx a link to a file outside the root (an ONNX file whose input names are the server's secret), and
+  // one to a file that does not exist there
+  const secret = onnx.ModelProto.decode(await readFile(join(plain, 'unet', 'model.onnx')));
+  for (const i of secret.graph!.input!) i.name = `SECRET_${i.name}`;
+  await writeFile(join(outside, 'secret.onnx'), onnx.ModelProto.encode(secret).finish());
+  for (const [name, target] of [
+    ['sig-there', join(outside, 'secret.onnx')],
+    ['sig-missing', join(outside, 'no-such.onnx')],
+  ]) {
+    await cp(plain, join(s.root, 'models', name), { recursive: true });
+    await rm(join(s.root, 'models', name, 'unet', 'model.onnx'));
+    await symlink(target, join(s.root, 'models', name, 'unet', 'model.onnx'));
+  }
 }, 120_000);
 afterAll(async () => {
   await s?.stop();
@@ -55,6 +69,33 @@ describe('POST /v1/models: links in a model folder', () => {
   it('loads a Hugging Face cache under the root', async () => {
     const r = await s.call('POST', '/v1/models', { kind: 'sd', name: 'hub', path: 'hub/models--org--sd/snapshots/r1' });
     expect(r.status, r.text).toBe(201);
+  });
+
+  it("a job's preflight refuses a U-Net linked outside the root alike whether its target exists or not, never reading it", async () => {
+    // (before: the existing target's input names were in the 400, the missing one was 'has no unet/model.onnx')
+    const config = (dir: string) => ({ out: `runs/${dir}`, nsd: { root: 'nsd', subject: 1 }, model: { dir: `models/${dir}` } });
+    const there = await s.call('POST', '/v1/jobs', { kind: 'reconstruct', config: config('sig-there') });
+    const missing = await s.call('POST', '/v1/jobs', { kind: 'reconstruct', config: config('sig-missing') });
+    expect(there.status, there.text).toBe(400);
+    expect(missing.status, missing.text).toBe(400);
+    expect(there.text).not.toContain('SECRET_');
+    expect(there.text).not.toContain(outside);
+    expect(there.text.replaceAll('sig-there', 'X')).toBe(missing.text.replaceAll('sig-missing', 'X'));
+    const problems: string[] = there.json.problems ?? [there.json.message];
+    expect(problems).toContainEqual(expect.stringMatching(/models\/sig-there\/unet\/model\.onnx: the model file leads, through a symbolic link, outside the service's root folder/));
+  });
+
+  it('a model folder named in a config that links outside the root is refused alike whether its target exists or not', async () => {
+    // (before: a link to a missing folder passed the path check, and the preflight said it 'does not exist')
+    await symlink(outside, join(s.root, 'models', 'dir-there'));
+    await symlink(join(outside, 'no-such-dir'), join(s.root, 'models', 'dir-gone'));
+    const config = (dir: string) => ({ out: `runs/${dir}`, nsd: { root: 'nsd', subject: 1 }, model: { dir: `models/${dir}` } });
+    const there = await s.call('POST', '/v1/jobs', { kind: 'reconstruct', config: config('dir-there') });
+    const gone = await s.call('POST', '/v1/jobs', { kind: 'reconstruct', config: config('dir-gone') });
+    expect(there.status, there.text).toBe(400);
+    expect(there.text.replaceAll('dir-there', 'X')).toBe(gone.text.replaceAll('dir-gone', 'X'));
+    expect(there.text).toContain('leads outside the service');
+    expect(there.text).not.toContain(outside);
   });
 
   it('the root is no longer a model root once the service has stopped', async () => {

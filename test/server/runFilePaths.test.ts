@@ -9,7 +9,7 @@ import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { hiddenPaths, SERVER_PATH } from '../../ts/server/rootPaths.js';
+import { hiddenJsonPaths, hiddenPaths, SERVER_PATH } from '../../ts/server/rootPaths.js';
 import { serveRunFolder } from '../helpers/servedRunFolder.js';
 import type { TestServer } from './helpers.js';
 
@@ -27,6 +27,7 @@ describe("a run folder's files, served", () => {
       mkdirSync(join(out, 'stages'), { recursive: true });
       writeFileSync(join(out, 'run.json'), runJson);
       writeFileSync(join(out, 'stages', 'extract.json'), JSON.stringify({ inputs: [`${root}/world/nsd/betas.hdf5`, '/etc/passwd'] }));
+      writeFileSync(join(out, 'stages', 'features.json'), JSON.stringify({ log: `read\n${root}/world/nsd/x.hdf5\n/opt/models/x/unet.onnx` }));
       writeFileSync(join(out, 'log.txt'), `loaded ${ORT}\n`);
       writeFileSync(join(out, 'x.npy'), npy);
     }));
@@ -59,9 +60,23 @@ describe("a run folder's files, served", () => {
   it('stages/*.json and .txt too; binary files byte for byte', async () => {
     const stage = await (await fetch(`${s.url}/v1/jobs/${id}/files/stages/extract.json`)).json();
     expect(stage).toEqual({ inputs: ['world/nsd/betas.hdf5', SERVER_PATH] });
+    // (a path after an escaped newline: before, served as written)
+    expect(await (await fetch(`${s.url}/v1/jobs/${id}/files/stages/features.json`)).json()).toEqual({ log: `read\nworld/nsd/x.hdf5\n${SERVER_PATH}` });
     expect(await (await fetch(`${s.url}/v1/jobs/${id}/files/log.txt`)).text()).toBe(`loaded ${SERVER_PATH}\n`);
     const bin = Buffer.from(await (await fetch(`${s.url}/v1/jobs/${id}/files/x.npy`)).arrayBuffer());
     expect(bin.equals(npy)).toBe(true);
+  });
+
+  // (before, a path after a JSON escape was left as it was: the 'n' of '\n' reads as a name going on)
+  it("hides a path after a JSON string's escape: in a .json file's decoded values, and after '\\n', '\\t', '\\r' in text", () => {
+    const S = SERVER_PATH;
+    const json = JSON.stringify({ m: 'a\n/srv/root/runs/a\n/opt/models/x/unet.onnx', n: 1.0, t: ['\t/opt/y/z', '\/opt\/q/r'], k: { '/opt/key/k': 2 } });
+    expect(hiddenJsonPaths('{"m":"a\\n/srv/root/runs/a\\n/opt/models/x/unet.onnx"}', ['/srv/root'])).toBe(`{"m":"a\\nruns/a\\n${S}"}`);
+    expect(JSON.parse(hiddenJsonPaths(json, ['/srv/root']))).toEqual({ m: `a\nruns/a\n${S}`, n: 1, t: [`\t${S}`, S], k: { [S]: 2 } });
+    // a JSON escape written with '\/' (a legal escape of '/') is decoded too; the layout and numbers stay as they were
+    expect(hiddenJsonPaths('{\n  "p": "\\/opt\\/x\\/y",\n  "v": 1.50\n}', [])).toBe(`{\n  "p": "${S}",\n  "v": 1.50\n}`);
+    // in text (a .txt or .csv holding JSON, or a .json that does not parse)
+    expect(hiddenPaths('a\\n/srv/root/runs/a\\t/opt/models/x/unet.onnx\\r/opt/y/z', ['/srv/root'])).toBe(`a\\nruns/a\\t${S}\\r${S}`);
   });
 
   it('hiddenPaths leaves markup, relative paths, URLs and fractions alone', () => {

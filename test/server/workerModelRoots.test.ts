@@ -37,22 +37,28 @@ describe.skipIf(!redisAvailable)('serve --redis: a worker started elsewhere hold
     s = await startTestServer({ redis: redis.url, jobs: { workers: 0 } });
     world = await batchWorld(s.root, [1]);
     outside = await realpath(await mkdtemp(join(tmpdir(), 'bl-worker-roots-out-')));
-    // models/evil: the world's model, each component's model.onnx a link to a file outside the root
-    const evil = join(s.root, 'models', 'evil');
-    await cp(world.modelDir, evil, { recursive: true });
-    for (const e of await readdir(evil, { withFileTypes: true })) {
-      const onnx = join(evil, e.name, 'model.onnx');
+    // models/evil: the world's model (its links out of the root are made once the job has passed the preflight)
+    await cp(world.modelDir, join(s.root, 'models', 'evil'), { recursive: true });
+  }, 600_000);
+
+  /** Each component's model.onnx of `dir` a link to a file outside the root. */
+  async function linkOut(dir: string): Promise<void> {
+    for (const e of await readdir(dir, { withFileTypes: true })) {
+      const onnx = join(dir, e.name, 'model.onnx');
       if (!e.isDirectory() || !existsSync(onnx)) continue;
       await rename(onnx, join(outside, `${e.name}.onnx`));
       await symlink(join(outside, `${e.name}.onnx`), onnx);
     }
-    // the worker of another machine: none of this process's model-root variables
+  }
+
+  /** The worker of another machine: none of this process's model-root variables. */
+  function startWorker(): void {
     const env = { ...process.env };
     delete env[MODEL_ROOTS_ENV];
     delete env[SERVICE_MODEL_ROOTS_ENV];
     worker = spawn(process.execPath, [cli, 'worker', '--redis', redis.url, '--name', 'outside', '--concurrency', '2', '--poll', '250'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
     worker.stderr!.on('data', (d: Buffer) => (log += d.toString()));
-  }, 600_000);
+  }
   afterAll(async () => {
     if (worker && worker.exitCode === null && worker.signalCode === null) {
       worker.kill('SIGTERM');
@@ -79,6 +85,10 @@ describe.skipIf(!redisAvailable)('serve --redis: a worker started elsewhere hold
     expect(evil.status, evil.text).toBe(202);
     const ok = await s.call('POST', '/v1/jobs', { kind: 'reconstruct', config: config(rel(world.modelDir), 'runs/ok') });
     expect(ok.status, ok.text).toBe(202);
+    // the folder's files linked out after the submission's preflight (which refuses such links itself), before any
+    // worker runs the job (the service has none of its own): the worker is what holds the job to the root here
+    await linkOut(join(s.root, 'models', 'evil'));
+    startWorker();
     const [e, o] = await Promise.all([ended(evil.json.id), ended(ok.json.id)]);
     expect(e.state, `${JSON.stringify(e.error)}\nworker log:\n${log}`).toBe('failed');
     expect(e.error.message).toMatch(/model\.onnx.*leads, through a symbolic link, outside the service's root folder/);

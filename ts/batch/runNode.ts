@@ -161,7 +161,7 @@ async function linkSharedFeatures(w: Extract<BatchNode['work'], { kind: 'feature
   // the files the stage's own code reads (the model, the stimuli, the captions), recorded as encode() and reconstruct() record them
   const inputPaths =
     consumer.kind === 'reconstruct'
-      ? (await stageInputs()).reconstructStageInputs(consumer.config, stage)
+      ? await (await stageInputs()).reconstructStageInputs(consumer.config, stage)
       : (await import('../encoding/stageInputs.js')).encodeStageInputs(consumer.config, stage);
   const inputs = await inputIdentities(inputPaths);
   // the entries' keys name the images (and the recipe): after an extraction that ran, the links still hold when they are the same
@@ -239,7 +239,7 @@ async function runNodeWork(node: BatchNode, ctl: NodeControl): Promise<NodeResul
       const { markStage, stageDone, writeManifest } = await runFolder();
       const { reconstructStageDeps, STAGE_RUNNERS } = await pipelineStages();
       const { holdsAfter, stageDepKey } = await stageRunner();
-      const inputPaths = (await stageInputs()).reconstructStageInputs(config, stage);
+      const inputPaths = await (await stageInputs()).reconstructStageInputs(config, stage);
       const def = reconstructStageDeps(config, stage);
       // after a stage that ran, it still holds when what it reads of them is unchanged (features: the images; the others:
       // the extraction's content, made again the same from betas files with new times); a stage before it that ran

@@ -6,6 +6,7 @@ import { EncodeConfigSchema, type EncodeConfig, type FeatureSetSpec } from '../c
 import { readIntVectorNpy, readNpyHeader, type NpyHeader } from '../io/npy.js';
 import { scanNpyNonFinite } from '../io/npyScan.js';
 import type { VoxelMask } from '../io/voxelMask.js';
+import { modelFileProblem } from '../sd/modelRoots.js';
 import { loadNsdCaptions } from '../nsd/captions.js';
 import { nsdTrialTable, readNsdDesign, type NsdDesign } from '../nsd/expdesign.js';
 import { trainRowImageIds } from '../nsd/extract.js';
@@ -91,10 +92,14 @@ export async function preflightEncode(c: EncodeConfig, options: EncodePreflightO
     if (!isDir(c.model)) problems.push(`model folder ${c.model} does not exist`);
     else {
       const parts = ['vae_encoder', 'text_encoder', ...(model.some((s) => s.kind === 'zc' || s.kind === 'unet') ? ['unet'] : [])];
+      let unetThere = false;
       for (const part of parts) {
-        if (!existsSync(join(c.model, part, 'model.onnx'))) problems.push(`model folder ${c.model} has no ${part}/model.onnx (expected a diffusers/optimum SD 1.x ONNX export)`);
+        // (under a service's model roots a link out of them is refused alike whether or not its target exists)
+        const problem = await modelFileProblem(join(c.model, part, 'model.onnx'), `model folder ${c.model} has no ${part}/model.onnx (expected a diffusers/optimum SD 1.x ONNX export)`);
+        if (problem) problems.push(problem);
+        else if (part === 'unet') unetThere = true;
       }
-      if (model.some((s) => s.kind === 'zc' || s.kind === 'unet') && existsSync(join(c.model, 'unet', 'model.onnx'))) {
+      if (unetThere) {
         const u = await unetProblems(c, options.unetSetsToRun);
         problems.push(...u.problems);
         unetShapes = u.shapes;

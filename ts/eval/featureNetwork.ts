@@ -4,13 +4,13 @@
  * published tables; user-supplied). Images are resized to `inputSize` (no crop), scaled to [0, 1],
  * normalised with mean/std per channel, fed as NCHW float32; the chosen output is flattened per image.
  */
-import { existsSync } from 'node:fs';
 import type * as ort from 'onnxruntime-common';
 
 import { InvalidArgumentError, MissingFileError, ShapeError } from '../errors.js';
 import { onnxruntimeNode, type OnnxRuntime } from '../native/onnxruntimeNode.js';
 import type { Matrix } from '../matrix.js';
-import { loadFailure, modelSource } from '../sd/modelSource.js';
+import { modelPathExists } from '../sd/modelRoots.js';
+import { loadFailure, modelSource, verifyLoaded } from '../sd/modelSource.js';
 import type { RgbImages } from '../sd/tensor.js';
 import { checkImages, resizeImages } from './images.js';
 
@@ -45,7 +45,8 @@ export class FeatureNetwork {
   ) {}
 
   static async open(spec: FeatureNetworkSpec): Promise<FeatureNetwork> {
-    if (!existsSync(spec.path)) throw new MissingFileError(`feature network '${spec.name}': ${spec.path} does not exist`);
+    // (under model roots a link out of them is refused whether or not its target exists)
+    if (!(await modelPathExists(spec.path, 'the model file'))) throw new MissingFileError(`feature network '${spec.name}': ${spec.path} does not exist`);
     if (!(Number.isInteger(spec.inputSize) && spec.inputSize >= 8)) {
       throw new InvalidArgumentError(`feature network '${spec.name}': inputSize must be an integer >= 8, got ${spec.inputSize}`);
     }
@@ -58,6 +59,8 @@ export class FeatureNetwork {
       : await ort.InferenceSession.create(spec.path, threads).catch(async (e: unknown) => {
           throw await loadFailure([spec.path], e);
         });
+    // (under model roots: the files ONNX Runtime opened by path are still those checked)
+    await verifyLoaded([src], () => session.release());
     const inputName = session.inputNames[0];
     const outputName = spec.output ?? session.outputNames[0];
     if (!session.outputNames.includes(outputName)) {

@@ -40,11 +40,14 @@ export function jsonSyntaxError(text: string): { line: number; column: number; w
   return { ...lineColumn(text, first.offset), what: describe(jsonc.printParseErrorCode(first.error)), atEnd: first.offset >= text.length };
 }
 
-/** Reads and parses a JSON file (UTF-8, a leading byte-order mark allowed). */
-export async function readJsonFile(path: string): Promise<unknown> {
+/**
+ * Reads and parses a JSON file (UTF-8, a leading byte-order mark allowed). `read` reads its bytes (a model file
+ * under a service's roots: readModelFile, which reads the very file it checked).
+ */
+export async function readJsonFile(path: string, read: (path: string) => Promise<Buffer> = readFile): Promise<unknown> {
   let bytes: Buffer;
   try {
-    bytes = await readFile(path);
+    bytes = await read(path);
   } catch (e) {
     throw fileOpenError(path, e);
   }
@@ -60,8 +63,8 @@ export async function readJsonFile(path: string): Promise<unknown> {
 }
 
 /** Reads a JSON file that must hold an object (not null, an array or a scalar). */
-export async function readJsonObject(path: string, what = 'a JSON object'): Promise<Record<string, unknown>> {
-  const v = await readJsonFile(path);
+export async function readJsonObject(path: string, what = 'a JSON object', read?: (path: string) => Promise<Buffer>): Promise<Record<string, unknown>> {
+  const v = await readJsonFile(path, read);
   if (v === null || typeof v !== 'object' || Array.isArray(v)) {
     throw new FormatError(`${path}: expected ${what}, found ${v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v}`, { path });
   }

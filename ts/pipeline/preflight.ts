@@ -14,6 +14,7 @@ import { loadRegionMask, type RegionMask } from '../nsd/roi.js';
 import { ReconstructConfigSchema } from '../config/reconstruct.js';
 import { planLabels, planRun, resolvePlanOptions } from '../sd/samplingOptions.js';
 import { sdLayoutProblems } from '../sd/layoutSignature.js';
+import { modelFileProblem } from '../sd/modelRoots.js';
 import { readSchedulerConfig } from '../sd/schedulerConfig.js';
 import type { SamplerPlanInfo } from '../sd/index.js';
 import type { ReconstructConfig } from './config.js';
@@ -53,15 +54,18 @@ export async function preflight(config: ReconstructConfig, options: RunFolderCon
   if (!isDir(model.dir)) problems.push(`model folder ${model.dir} does not exist`);
   else {
     for (const part of ['vae_encoder', 'vae_decoder', 'text_encoder', 'unet']) {
-      const f = join(model.dir, part, 'model.onnx');
-      if (!existsSync(f)) problems.push(`model folder ${model.dir} has no ${part}/model.onnx (expected a diffusers/optimum SD 1.x ONNX export)`);
+      // (under a service's model roots a link out of them is refused alike whether or not its target exists)
+      const problem = await modelFileProblem(join(model.dir, part, 'model.onnx'), `model folder ${model.dir} has no ${part}/model.onnx (expected a diffusers/optimum SD 1.x ONNX export)`);
+      if (problem) problems.push(problem);
     }
     // each component's declared inputs and outputs, as the engine checks them when it loads the folder (a U-Net
     // that is really the VAE decoder fails here, not at the features stage after extraction ran)
-    const layout = problems.length ? [] : await sdLayoutProblems(model.dir);
+    const found = problems.length === 0;
+    const layout = found ? await sdLayoutProblems(model.dir) : [];
     problems.push(...layout);
     // a U-Net exported at one latent size (the demo world's) runs img2img only at img2img.size = 8 × that size
-    if (layout.length === 0 && existsSync(join(model.dir, 'unet', 'model.onnx'))) {
+    // (only once every component was found: existsSync here would read a U-Net linked out of a service's root)
+    if (layout.length === 0 && found) {
       try {
         const mismatch = await unetSizeMismatch(model.dir, config.img2img.size, 'img2img.size');
         if (mismatch) problems.push(mismatch);
@@ -80,7 +84,10 @@ export async function preflight(config: ReconstructConfig, options: RunFolderCon
       if (few) warnings.push(few);
     }
   }
-  for (const n of config.evaluation.networks) if (!existsSync(n.path)) problems.push(`feature network '${n.name}': ${n.path} does not exist`);
+  for (const n of config.evaluation.networks) {
+    const problem = await modelFileProblem(n.path, `feature network '${n.name}': ${n.path} does not exist`);
+    if (problem) problems.push(problem);
+  }
   if (config.evaluation.networks.length > 0 && !onnxruntimeNodeInstalled()) {
     problems.push(`evaluation.networks: feature networks run on onnxruntime-node, which is not installed (${onnxruntimeNodeInstallCommand()})`);
   }

@@ -102,13 +102,12 @@ export async function estimateImg2Img(config: ReconstructConfig, testImages: num
  * every stage before it, with the files it reads from outside the run folder (reconstructStageDeps: and the key of
  * what it reads of them). `run` does a stage's work.
  */
-export function reconstructStageDefs(config: ReconstructConfig, run: (stage: StageName, ctx: StageRunContext) => Promise<StageResult>): StageDef[] {
-  return STAGES.map((stage) => ({
-    ...reconstructStageDeps(config, stage),
-    describe: stage,
-    inputs: reconstructStageInputs(config, stage),
-    run: (ctx) => run(stage, ctx),
-  }));
+export async function reconstructStageDefs(config: ReconstructConfig, run: (stage: StageName, ctx: StageRunContext) => Promise<StageResult>): Promise<StageDef[]> {
+  const defs: StageDef[] = [];
+  for (const stage of STAGES) {
+    defs.push({ ...reconstructStageDeps(config, stage), describe: stage, inputs: await reconstructStageInputs(config, stage), run: (ctx) => run(stage, ctx) });
+  }
+  return defs;
 }
 
 export async function reconstruct(input: ReconstructConfigInput | ReconstructConfig, options: ReconstructOptions = {}): Promise<ReconstructResult> {
@@ -136,7 +135,7 @@ async function runReconstruct(config: ReconstructConfig, options: ReconstructOpt
   const pre: PreflightResult = await preflight(config, { force });
   // the stages' work needs the model, loaded on first use (a run whose model stages are all skipped never loads it)
   const model = lazyDiffusion(config);
-  const stages = reconstructStageDefs(config, (stage, ctx) => STAGE_RUNNERS[stage]({ config, pre, diffusion: model.get, ...ctx }));
+  const stages = await reconstructStageDefs(config, (stage, ctx) => STAGE_RUNNERS[stage]({ config, pre, diffusion: model.get, ...ctx }));
   // a stage after one that runs runs too (each depends on all before it), unless what it reads of them is unchanged
   // (its depKey: the images features embeds; for the others, the extraction's content and the markers after it)
   const planned = await planStages(config, stages, force);

@@ -60,16 +60,30 @@ export function embeddingInputs(root: string, model: string, captions: string | 
 }
 
 /**
- * A reconstruction stage's inputs: the extraction's, the embedding's, and the evaluation's feature networks. The
- * other later stages (the VAE decoder, the U-Net, the originals for the metrics) read the same model folder and
- * stimuli as the features stage, and run whenever it does.
+ * A reconstruction stage's inputs: the extraction's, the embedding's, and the evaluation's feature networks (each
+ * network's model file and its external data files: its weights.pb replaced changes the metrics too). The other
+ * later stages (the VAE decoder, the U-Net, the originals for the metrics) read the same model folder and stimuli as
+ * the features stage, and run whenever it does.
  */
-export function reconstructStageInputs(c: ReconstructConfig, stage: string): string[] {
+export async function reconstructStageInputs(c: ReconstructConfig, stage: string): Promise<string[]> {
   if (stage === 'extract') return extractionInputs(c.nsd, [c.decoders.z.roi, c.decoders.c.roi]);
   if (stage === 'features') return embeddingInputs(c.nsd.root, c.model.dir, c.nsd.captions);
   // (a network replaced by another changes the metrics, and nothing before them)
-  if (stage === 'evaluate') return [...new Set(c.evaluation.networks.map((n) => n.path))];
+  if (stage === 'evaluate') {
+    const files: string[] = [];
+    for (const n of c.evaluation.networks) files.push(n.path, ...(await networkDataFiles(n.path)));
+    return [...new Set(files)];
+  }
   return [];
+}
+
+/**
+ * A feature network's external data files (read from its graph's locations); none when it cannot be read: the
+ * evaluation then fails naming it, and its model file is an input all the same.
+ */
+async function networkDataFiles(path: string): Promise<string[]> {
+  const { externalDataFiles } = await import('../sd/onnxWeightRefs.js');
+  return externalDataFiles(path).catch(() => []);
 }
 
 /** The file of a region spec's volume (an atlas's, or the user's mask); none for a spec the config's check refuses. */

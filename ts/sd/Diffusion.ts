@@ -26,8 +26,8 @@ import type {
 } from '../native/samplerTypes.js';
 import { ClipTokenizer } from './clipTokenizer.js';
 import { checkModelLayout, SD_COMPONENTS, type SdComponent } from './modelLayout.js';
-import { checkModelFile } from './modelRoots.js';
-import { loadFailure, modelSource } from './modelSource.js';
+import { modelPathExists, readModelFile } from './modelRoots.js';
+import { loadFailure, modelSource, verifyLoaded, type ModelSource } from './modelSource.js';
 import { nativeSessionOptions, ORT_SESSION_OPTION_KEYS, type OrtSessionOptions } from './native.js';
 import { GUIDANCE_EXPECTED, MAX_GUIDANCE, MAX_SEED, SEED_EXPECTED } from './optionBounds.js';
 import { checkSchedulerName, planRun, resolvePlanOptions, type PlanOptions, type TimestepSpacing } from './samplingOptions.js';
@@ -164,13 +164,15 @@ export interface DecodeOptions {
  * a download with links to the cache), as the engine is to load them: from bytes, with the data's real folder
  * (modelSource). The others, every one of an ordinary folder, are loaded from their path.
  */
-async function modelsFromMemory(dir: string, components: readonly string[]): Promise<NativeLoadOptions['fromMemory']> {
+async function modelsFromMemory(dir: string, components: readonly string[]): Promise<{ fromMemory: NativeLoadOptions['fromMemory']; sources: ModelSource[] }> {
   const out: NonNullable<NativeLoadOptions['fromMemory']> = {};
+  const sources: ModelSource[] = [];
   for (const c of components) {
     const src = await modelSource(join(dir, c, 'model.onnx'), c);
+    sources.push(src);
     if (src.bytes) out[c] = { bytes: src.bytes, externalDataFolder: src.externalDataFolder! };
   }
-  return Object.keys(out).length > 0 ? out : undefined;
+  return { fromMemory: Object.keys(out).length > 0 ? out : undefined, sources };
 }
 
 async function schedulerConfigFor(dir: string, chosen: SchedulerName | undefined, unetLoaded: boolean): Promise<{ schedulerConfig: SchedulerConfigFile; classProblem?: string }> {
@@ -243,9 +245,9 @@ export class Diffusion {
     if (options.scalingFactor === undefined) {
       for (const cfg of ['vae_decoder/config.json', 'vae/config.json']) {
         // absent: SD 1.x's 0.18215; present, it must parse (a typed error naming file:line:column)
-        if (!existsSync(join(dir, cfg))) continue;
-        await checkModelFile(join(dir, cfg), 'the file');
-        const json = await readJsonObject(join(dir, cfg), 'a VAE config object');
+        // (under model roots: checked whether or not it exists, and read from the very file checked)
+        if (!(await modelPathExists(join(dir, cfg), 'the file'))) continue;
+        const json = await readJsonObject(join(dir, cfg), 'a VAE config object', (p) => readModelFile(p, 'the file'));
         if (json.scaling_factor !== undefined) {
           if (!isPositiveFinite(json.scaling_factor)) {
             throw new FormatError(`${join(dir, cfg)}: scaling_factor must be a finite number > 0, got ${JSON.stringify(json.scaling_factor)}`);
@@ -259,7 +261,7 @@ export class Diffusion {
     const wantsText = !components || components.includes('text_encoder');
     const tokenizer = wantsText ? await ClipTokenizer.fromFolder(dir) : null;
     const maxRowsPerRun = options.maxRowsPerRun === undefined ? undefined : checkInteger(options.maxRowsPerRun, 'maxRowsPerRun', 'Diffusion.load', 0);
-    const fromMemory = await modelsFromMemory(dir, components ?? SD_COMPONENTS);
+    const { fromMemory, sources } = await modelsFromMemory(dir, components ?? SD_COMPONENTS);
     const { handle, summary } = await nativeJob('Diffusion.load', (b) => b.sdLoad({ dir, ...session, maxRowsPerRun, components, fromMemory })).catch(
       async (e: unknown) => {
         // (those from bytes had their locations checked as they were read)
@@ -267,7 +269,10 @@ export class Diffusion {
         throw await loadFailure(byPath.filter((p) => existsSync(p)), e);
       },
     );
-    return new Diffusion(handle, dir, summary, runtime, tokenizer, schedule, schedulerConfig, scalingFactor, classProblem);
+    const sd = new Diffusion(handle, dir, summary, runtime, tokenizer, schedule, schedulerConfig, scalingFactor, classProblem);
+    // (under model roots: the files ONNX Runtime opened by path are still those checked)
+    await verifyLoaded(sources, () => sd.dispose());
+    return sd;
   }
 
   /** Token ids [captions.length, 77] (int32). */

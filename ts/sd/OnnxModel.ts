@@ -41,7 +41,8 @@ import { InvalidArgumentError, MissingFileError } from '../errors.js';
 import { nativeJob, nativeSync } from '../native/call.js';
 import type { NativeOnnxInput, OnnxHandle, SdTensorInfo } from '../native/samplerTypes.js';
 import { checkOptionsObject } from '../ridge/options.js';
-import { loadFailure, modelSource } from './modelSource.js';
+import { modelPathExists } from './modelRoots.js';
+import { loadFailure, modelSource, verifyLoaded } from './modelSource.js';
 import { nativeSessionOptions, ORT_SESSION_OPTION_KEYS, type OrtSessionOptions } from './native.js';
 import { assertTensor, type Tensor } from './tensor.js';
 
@@ -73,7 +74,8 @@ export class OnnxModel {
 
   static async load(path: string, options: OnnxModelLoadOptions = {}): Promise<OnnxModel> {
     if (typeof path !== 'string' || path.length === 0) throw new InvalidArgumentError('OnnxModel.load: path must be a file path');
-    if (!existsSync(path)) throw new MissingFileError(`OnnxModel.load: ${path} does not exist; expected an ONNX model file`);
+    // (under model roots a link out of them is refused whether or not its target exists)
+    if (!(await modelPathExists(path, 'the model file'))) throw new MissingFileError(`OnnxModel.load: ${path} does not exist; expected an ONNX model file`);
     checkOptionsObject(options, ORT_SESSION_OPTION_KEYS, 'OnnxModel.load');
     const session = nativeSessionOptions(options, 'OnnxModel.load');
     // external data behind links that leave the model's folder (a Hugging Face cache): from bytes (modelSource)
@@ -84,7 +86,10 @@ export class OnnxModel {
       // (from bytes, its locations were checked as they were read)
       throw src.bytes ? e : await loadFailure([path], e);
     });
-    return new OnnxModel(r.handle, path, r.inputs, r.outputs, r.provider);
+    const model = new OnnxModel(r.handle, path, r.inputs, r.outputs, r.provider);
+    // (under model roots: the files ONNX Runtime opened by path are still those checked)
+    await verifyLoaded([src], () => model.dispose());
+    return model;
   }
 
   /**

@@ -4,14 +4,12 @@
  * NFC, whitespace collapsed, lower case, CLIP's split pattern, byte-level symbols, BPE with
  * "</w>" word ends, then <|startoftext|> … <|endoftext|>, truncated and padded to 77.
  */
-import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { FormatError } from '../errors.js';
 import { fileOpenError } from '../io/byteStream.js';
 import { readJsonObject } from '../io/json.js';
-import { checkModelFile } from './modelRoots.js';
+import { checkModelFile, modelPathExists, readModelFile } from './modelRoots.js';
 
 const PATTERN = /<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+/giu;
 
@@ -71,13 +69,14 @@ export class ClipTokenizer {
   /** Reads tokenizer/vocab.json, merges.txt and (if present) tokenizer_config.json of a model folder. */
   static async fromFolder(modelDir: string): Promise<ClipTokenizer> {
     const dir = join(modelDir, 'tokenizer');
-    // (under a service's model roots, each file inside them, links followed)
+    // (under a service's model roots, each file inside them, links followed, and read from the very file checked)
+    const read = (p: string) => readModelFile(p, 'the file');
     for (const f of ['vocab.json', 'merges.txt', 'tokenizer_config.json']) await checkModelFile(join(dir, f), 'the file');
     // A missing or malformed file is a typed error naming it (file:line:column for JSON).
-    const vocab = (await readJsonObject(join(dir, 'vocab.json'), 'a CLIP vocabulary (token → id)')) as Record<string, number>;
+    const vocab = (await readJsonObject(join(dir, 'vocab.json'), 'a CLIP vocabulary (token → id)', read)) as Record<string, number>;
     let mergesText: string;
     try {
-      mergesText = await readFile(join(dir, 'merges.txt'), 'utf8');
+      mergesText = (await read(join(dir, 'merges.txt'))).toString('utf8');
     } catch (e) {
       throw fileOpenError(join(dir, 'merges.txt'), e);
     }
@@ -86,8 +85,8 @@ export class ClipTokenizer {
       .filter((l, i) => !(i === 0 && l.startsWith('#version')) && l.trim().length > 0);
     const options: ClipTokenizerOptions = {};
     // No tokenizer_config.json: SD 1.x defaults; one that is present must parse.
-    if (existsSync(join(dir, 'tokenizer_config.json'))) {
-      const cfg = await readJsonObject(join(dir, 'tokenizer_config.json'), 'a tokenizer config object');
+    if (await modelPathExists(join(dir, 'tokenizer_config.json'), 'the file')) {
+      const cfg = await readJsonObject(join(dir, 'tokenizer_config.json'), 'a tokenizer config object', read);
       const tokenName = (v: unknown): string | undefined =>
         typeof v === 'string' ? v : v && typeof v === 'object' && 'content' in v ? String(v.content) : undefined;
       options.padToken = tokenName(cfg.pad_token);

@@ -17,7 +17,7 @@ import { lstat, readdir, realpath } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 import { InvalidArgumentError } from '../errors.js';
-import { modelsConfined } from './modelRoots.js';
+import { modelsConfined, verifyUnchanged, type CheckedFiles } from './modelRoots.js';
 import { externalDataRefusal, isInside, readModelWithWeightRefs } from './onnxWeightRefs.js';
 
 /** The model file to load by path, or (`bytes` given) its bytes with its external data in `externalDataFolder`. */
@@ -25,6 +25,8 @@ export interface ModelSource {
   path: string;
   bytes?: Uint8Array;
   externalDataFolder?: string;
+  /** Under model roots, the files as they were checked, to verify once ONNX Runtime has read them (verifyLoaded). */
+  checked?: CheckedFiles['files'];
 }
 
 /**
@@ -53,9 +55,25 @@ export async function modelSource(path: string, what = 'model'): Promise<ModelSo
   // (under a service's model roots the model is read whatever its folder: its files, links followed, are checked)
   if (!modelsConfined() && !(await mayBeRefused(path))) return { path };
   const r = await readModelWithWeightRefs(path, { what });
-  if (r.byPath) return { path };
+  if (r.byPath) return { path, checked: r.checked };
   if (r.unloadable) throw new InvalidArgumentError(r.unloadable);
-  return { path, bytes: r.bytes, externalDataFolder: r.dataFolder };
+  return { path, bytes: r.bytes, externalDataFolder: r.dataFolder, checked: r.checked };
+}
+
+/**
+ * After ONNX Runtime loaded the models of `sources` (it opens the model file and its external data again, by path):
+ * throws when a file checked before is no longer the file it was (a link replaced since), after `release` (the
+ * session's disposal). What it cannot see, a link flipped and flipped back during the load, is docs/server.md's.
+ */
+export async function verifyLoaded(sources: readonly ModelSource[], release: () => void | Promise<void>): Promise<void> {
+  const files = sources.flatMap((s) => s.checked ?? []);
+  if (files.length === 0) return;
+  try {
+    await verifyUnchanged(files);
+  } catch (e) {
+    await release();
+    throw e;
+  }
 }
 
 /**

@@ -5,11 +5,10 @@
  * whole file (which is what onnx.ModelProto.decode would take). Used to check inputs against a model's fixed
  * sizes before the model is loaded (seconds to a minute for SD 1.x).
  */
-import { open } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 
 import { FormatError, MissingFileError } from '../errors.js';
+import { modelPathExists, openModelFile } from './modelRoots.js';
 import { eachField, FileWindow, onnx } from './onnxProto.js';
 
 /** A declared tensor: its name and dimensions (a number when fixed, the parameter's name or null when not). */
@@ -34,8 +33,16 @@ function decl(bytes: Buffer): OnnxTensorDecl {
 
 /** The graph's declared inputs and outputs of the ONNX file at `path` (`what` names it in errors: 'U-Net'). */
 export async function readOnnxSignature(path: string, what = 'model'): Promise<OnnxSignature> {
-  if (!existsSync(path)) throw new MissingFileError(`${path}: no ${what} model (expected an SD 1.x ONNX folder with ${basename(dirname(path))}/model.onnx)`);
-  const fh = await open(path, 'r');
+  // (under a service's model roots the file is checked before anything of it is read, and read from the file checked:
+  // a link out of the root is refused alike whether or not its target exists, never its names read)
+  const fh = await openModelFile(path, 'the model file').then(
+    (o) => o.handle,
+    (e: unknown) => {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') throw new MissingFileError(`${path}: no ${what} model (expected an SD 1.x ONNX folder with ${basename(dirname(path))}/model.onnx)`);
+      throw e instanceof FormatError ? e : new FormatError(`${path}: not a readable ONNX model (${(e as Error).message})`);
+    },
+  );
   try {
     const w = new FileWindow(fh, (await fh.stat()).size);
     // (a file with no graph has no declared tensors, as onnx.ModelProto.decode reads it)
@@ -87,7 +94,9 @@ export async function unetDeclaredSizes(modelDir: string, options: { textEncoder
   const cond = inputs.find((i) => i.name === 'encoder_hidden_states');
   let condDim = fixedDim(cond, 2);
   const text = join(modelDir, 'text_encoder', 'model.onnx');
-  if (condDim === null && options.textEncoder !== false && existsSync(text)) condDim = fixedDim((await readOnnxSignature(text, 'text encoder')).outputs[0], 2);
+  if (condDim === null && options.textEncoder !== false && (await modelPathExists(text, 'the model file'))) {
+    condDim = fixedDim((await readOnnxSignature(text, 'text encoder')).outputs[0], 2);
+  }
   return {
     path,
     sampleName: sample?.name ?? 'sample',

@@ -34,12 +34,11 @@
  * which refuses external data that is a link wherever it leads ("… but it is a symbolic link"): a model with such
  * tensors behind links is loaded from memory too, every location naming the real file.
  */
-import { existsSync } from 'node:fs';
-import { lstat, open, realpath, type FileHandle } from 'node:fs/promises';
-import { basename, dirname, isAbsolute, relative, resolve, win32 } from 'node:path';
+import { lstat, realpath, type FileHandle } from 'node:fs/promises';
+import { basename, dirname, isAbsolute, resolve, win32 } from 'node:path';
 
 import { FormatError, MissingFileError } from '../errors.js';
-import { checkModelFile } from './modelRoots.js';
+import { checkedModelFile, isInside, openModelFile, type CheckedFiles } from './modelRoots.js';
 import { eachField, encodeVarint, FileWindow, onnx, type ProtoField } from './onnxProto.js';
 
 type IModel = import('onnx-proto').onnx.IModelProto;
@@ -67,6 +66,13 @@ export interface ModelWithWeightRefs {
   /** Initializers now read from the file by reference, and their bytes. */
   referenced: number;
   referencedBytes: number;
+  /** The external data files the model names, as it names them (relative to its folder), each once, in file order. */
+  locations: string[];
+  /**
+   * Under a service's model roots, the files checked (the model file, each external data file) as they were: ONNX
+   * Runtime opens them again by path, and the load is verified against these after it (verifyUnchanged). Else empty.
+   */
+  checked: CheckedFiles['files'];
 }
 
 // field numbers of onnx.proto3
@@ -314,10 +320,7 @@ async function assemble(fh: FileHandle, pieces: readonly Piece[]): Promise<Buffe
 }
 
 /** `path` is `folder` or inside it (both absolute, links followed). */
-export function isInside(folder: string, path: string): boolean {
-  const rel = relative(folder, path);
-  return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
-}
+export { isInside };
 
 /** A file's real path, or null when it is missing (ONNX Runtime then names it when it loads the model). */
 const realOrNull = (path: string) => realpath(path).catch(() => null);
@@ -349,6 +352,15 @@ function locationProblem(location: string): string | null {
 
 /** The errors that refuse a location (locationProblem), for externalDataRefusal. */
 const refusals = new WeakSet<Error>();
+
+/**
+ * The external data files of the model at `path` (absolute, in its folder as the model names them: weights.pb), each
+ * once; none for a model whose weights are all inside it. Reads the model's graph (readModelWithWeightRefs).
+ */
+export async function externalDataFiles(path: string): Promise<string[]> {
+  const { locations } = await readModelWithWeightRefs(path, { minBytes: Infinity });
+  return locations.map((l) => resolve(dirname(path), l));
+}
 
 /**
  * The refusal of the model's first external data location outside its folder (a FormatError naming the file and
@@ -435,14 +447,20 @@ function emit(out: Piece[], p: Part, byRef: boolean, relocated: Map<string, stri
 export async function readModelWithWeightRefs(path: string, options: { what?: string; minBytes?: number } = {}): Promise<ModelWithWeightRefs> {
   const what = options.what ?? 'model';
   const minBytes = options.minBytes ?? MIN_REFERENCED_BYTES;
-  if (!existsSync(path)) throw new MissingFileError(`${path}: no ${what} model (expected an SD 1.x ONNX folder with ${basename(dirname(path))}/model.onnx)`);
   const folder = resolve(dirname(path));
-  // (a service's model roots: the file ONNX Runtime would read, links followed, inside them)
-  await checkModelFile(path, 'the model file');
-  const real = await realpath(path);
-  const linkedAway = dirname(real) !== (await realpath(folder));
-  const fh = await open(path, 'r');
+  // (a service's model roots: the file ONNX Runtime would read, links followed, inside them, checked before anything
+  // of it is looked at, a link out refused alike whether or not its target exists; read from the very file checked)
+  const checked: CheckedFiles['files'] = [];
+  const opened = await openModelFile(path, 'the model file').catch((e: unknown) => {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') throw new MissingFileError(`${path}: no ${what} model (expected an SD 1.x ONNX folder with ${basename(dirname(path))}/model.onnx)`);
+    throw e instanceof FormatError ? e : new FormatError(`${path}: not a readable ONNX model (${(e as Error).message})`);
+  });
+  const fh = opened.handle;
+  if (opened.checked !== null) checked.push({ named: path, what: 'the model file', model: path, checked: opened.checked });
   try {
+    const real = opened.real;
+    const linkedAway = dirname(real) !== (await realpath(folder));
     const w = new FileWindow(fh, (await fh.stat()).size);
     const walk: Walk = { w, self: basename(real), minBytes, tensors: [] };
     // the model's fields, in order: its graph and functions read, the others kept as they are
@@ -479,9 +497,12 @@ export async function readModelWithWeightRefs(path: string, options: { what?: st
     for (const l of locations) {
       const x = external.find((t) => t.location === l)!;
       const what = `${x.where[0]} (${x.where.slice(1).join(' ')}) keeps its data in '${l}', which`;
-      await checkModelFile(resolve(folder, l), what, path);
+      const named = [resolve(folder, l), ...(linkedAway ? [resolve(dirname(real), l)] : [])];
       // (loaded by its path, a linked model.onnx has its data read beside the file it links to)
-      if (linkedAway) await checkModelFile(resolve(dirname(real), l), what, path);
+      for (const n of named) {
+        const c = await checkedModelFile(n, what, path);
+        if (c !== null) checked.push({ named: n, what, model: path, checked: c });
+      }
     }
     const nested = new Set(external.flatMap((x) => (x.location && !x.top ? [x.location] : [])));
     const plan = locations.size > 0 ? await planData(path, folder, real, locations, nested) : null;
@@ -501,6 +522,8 @@ export async function readModelWithWeightRefs(path: string, options: { what?: st
       unloadable: plan?.unloadable ?? null,
       referenced: referenced.length,
       referencedBytes: referenced.reduce((a, x) => a + x.rawBytes, 0),
+      locations: [...locations],
+      checked,
     };
   } catch (e) {
     if (e instanceof MissingFileError || e instanceof FormatError) throw e;

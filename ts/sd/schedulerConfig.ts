@@ -6,13 +6,12 @@
  * `from_config` gives them (so SD 1.5's file, which names no timestep_spacing, runs DDIM, PNDM and
  * DDPM with "leading" and Euler, Euler ancestral, LMS, Heun, DPM-Solver and UniPC with "linspace").
  */
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { FormatError, InvalidArgumentError } from '../errors.js';
 import { checkKnownKeys } from '../ridge/options.js';
 import type { ScheduleConfig } from '../native/samplerTypes.js';
-import { checkModelFile } from './modelRoots.js';
+import { readModelFile } from './modelRoots.js';
 
 export type SchedulerName =
   | 'ddim'
@@ -277,11 +276,12 @@ export async function readSchedulerConfig(modelDir: string, choice: SchedulerCho
 async function readConfigJson(modelDir: string): Promise<{ path: string; json: unknown } | null> {
   const path = join(modelDir, 'scheduler', 'scheduler_config.json');
   // (under a service's model roots, inside them, links followed)
-  await checkModelFile(path, 'the file');
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    // (read from the very file checked: a link flipped between the check and the read is refused)
+    text = (await readModelFile(path, 'the file')).toString('utf8');
   } catch (e) {
+    if (e instanceof FormatError) throw e;
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new FormatError(`${path}: cannot be read (${(e as Error).message})`);
     return null;
   }

@@ -5,7 +5,7 @@
  * the root's real path, so a symbolic link cannot lead out of it either.
  */
 import { realpathSync } from 'node:fs';
-import { realpath } from 'node:fs/promises';
+import { lstat, realpath } from 'node:fs/promises';
 import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 
 import { BrainlatentError } from '../errors.js';
@@ -21,8 +21,13 @@ export class PathOutsideRootError extends BrainlatentError {
 
 const inside = (root: string, p: string) => p === root || p.startsWith(root.endsWith(sep) ? root : root + sep);
 
-/** The real path of `p`, or of its deepest existing ancestor joined with the rest (for outputs not yet written). */
-async function realpathOfExisting(p: string): Promise<string> {
+/**
+ * The real path of `p`, or of its deepest existing ancestor joined with the rest (for outputs not yet written); null
+ * when a part of it is a symbolic link whose target does not exist (where it leads is not looked at: refused as a link
+ * leading out whether or not its target exists, so no answer tells whether a path outside the root exists, and an
+ * output is never written through it).
+ */
+async function realpathOfExisting(p: string): Promise<string | null> {
   let head = p;
   const tail: string[] = [];
   for (;;) {
@@ -32,6 +37,7 @@ async function realpathOfExisting(p: string): Promise<string> {
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       if (code !== 'ENOENT' && code !== 'ENOTDIR') throw e;
+      if (await lstat(head).then((s) => s.isSymbolicLink(), () => false)) return null;
       const up = dirname(head);
       if (up === head) return p;
       tail.push(head.slice(up.length + (up.endsWith(sep) ? 0 : 1)));
@@ -40,8 +46,12 @@ async function realpathOfExisting(p: string): Promise<string> {
   }
 }
 
+// where a path also starts: after a JSON or C string's escaped newline, tab or carriage return ('a\n/srv/x' in a
+// .txt or .csv that holds JSON, or in a .json file that does not parse), whose letter would otherwise continue a name
+const AFTER_ESCAPE = String.raw`(?<=\\[ntr])`;
+
 // a root's path where it starts a path (not inside a longer one), and, alone, where it ends one ('root.' ends a sentence)
-const NOT_AFTER_PATH = String.raw`(?<![\w.~/-])`;
+const NOT_AFTER_PATH = String.raw`(?:(?<![\w.~/-])|${AFTER_ESCAPE})`;
 const NOT_BEFORE_NAME = String.raw`(?![\w~/-]|\.[\w.~-])`;
 const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
@@ -87,7 +97,7 @@ export const SERVER_PATH = '<server path>';
  * '//host'); so after anything else: a quote of any kind (" ' ` and their HTML escapes '&quot;' '&#39;', which end
  * in ';'), a space, '>' (text after a tag), '|', '=', ':', ',', an opening bracket, or the start of the text.
  */
-export const PATH_START = String.raw`(?<![\p{L}\p{N}\p{M}_.~%+@*#?/\-)\]}])`;
+export const PATH_START = String.raw`(?:(?<![\p{L}\p{N}\p{M}_.~%+@*#?/\-)\]}])|${AFTER_ESCAPE})`;
 /**
  * A character of a path's segment: not a space, a quote, a bracket, a separator, and not the start of an HTML
  * character reference ('/x/y&quot;' ends before '&quot;'). For a regular expression with the 'u' flag.
@@ -101,6 +111,33 @@ const OUTSIDE_PATH = new RegExp(`(?:${PATH_START}|(?<=\\bfile:\\/\\/))\\/${PATH_
 /** `text` with the server's paths under `roots` made root-relative, and every other absolute path replaced by SERVER_PATH. */
 export function hiddenPaths(text: string, roots: readonly string[]): string {
   return rootRelative(text, roots).replace(OUTSIDE_PATH, SERVER_PATH);
+}
+
+// a JSON string literal (outside them a JSON text has no quote, so a scan from its start finds each one whole)
+const JSON_STRING = /"(?:[^"\\\n]|\\.)*"/g;
+
+/**
+ * A JSON text (a served .json file) with its string values and keys rewritten by `hide` (paths hidden: hiddenPaths,
+ * RootFolder.hidden), each literal decoded first: a path after an escape ('a\n/opt/x', '\/opt\/x', '\u002fopt/x')
+ * is found as the value holds it, and a rewritten literal is encoded again, the rest of the text (its layout, its
+ * numbers) left as it is. A text that is not JSON is given to `hide` whole.
+ */
+export function hiddenInJson(text: string, hide: (text: string) => string): string {
+  try {
+    JSON.parse(text);
+  } catch {
+    return hide(text);
+  }
+  return text.replace(JSON_STRING, (literal) => {
+    const value = JSON.parse(literal) as string;
+    const v = hide(value);
+    return v === value ? literal : JSON.stringify(v);
+  });
+}
+
+/** hiddenPaths in a JSON text's string values (hiddenInJson). */
+export function hiddenJsonPaths(text: string, roots: readonly string[]): string {
+  return hiddenInJson(text, (t) => hiddenPaths(t, roots));
 }
 
 export class RootFolder {
@@ -124,6 +161,7 @@ export class RootFolder {
     return hiddenPaths(text, [this.path, this.given]);
   }
 
+
   /** Whether the absolute path `abs` is the root or inside it (as written: symbolic links are not followed). */
   holds(abs: string): boolean {
     const p = resolve(abs);
@@ -141,7 +179,7 @@ export class RootFolder {
     const abs = isAbsolute(p) ? resolve(p) : resolve(this.path, p);
     if (!inside(this.path, abs)) throw new PathOutsideRootError(field, 'the path is outside the service\'s root folder');
     const real = await realpathOfExisting(abs);
-    if (!inside(this.path, real)) throw new PathOutsideRootError(field, 'the path leads outside the service\'s root folder through a symbolic link');
+    if (real === null || !inside(this.path, real)) throw new PathOutsideRootError(field, 'the path leads outside the service\'s root folder through a symbolic link');
     return real;
   }
 

@@ -12,7 +12,7 @@ import type { FastifyReply } from 'fastify';
 
 import { hiddenHtml, type PathHiding } from './htmlPaths.js';
 import { FileNotFoundError } from './notFound.js';
-import { fileInside } from './rootPaths.js';
+import { fileInside, hiddenInJson } from './rootPaths.js';
 
 /** The media type of a run file, by extension (what the run-file route may send; the OpenAPI document lists them). */
 export const TYPES: Record<string, string> = {
@@ -94,7 +94,8 @@ export async function sendRunFile(reply: FastifyReply, dir: string, rel: string,
   const ext = extname(file).toLowerCase();
   if (paths && (HTML.has(ext) || (REWRITTEN.has(ext) && st.size <= MAX_REWRITTEN_BYTES))) {
     const text = await readFile(file, 'utf8');
-    const body = Buffer.from(REWRITTEN.has(ext) ? paths.hidden(text) : hiddenHtml(text, file, paths), 'utf8');
+    // (a .json file's string values rewritten once decoded: a path after an escape, '\n/opt/x', is found there)
+    const body = Buffer.from(ext === '.json' ? hiddenInJson(text, (t) => paths.hidden(t)) : REWRITTEN.has(ext) ? paths.hidden(text) : hiddenHtml(text, file, paths), 'utf8');
     return reply.header('content-length', String(body.length)).send(body);
   }
   return reply.send(createReadStream(file));
