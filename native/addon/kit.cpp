@@ -491,7 +491,11 @@ void settle(Napi::Env env, JobState& s) {
    try {
     Napi::HandleScope scope(env);
     if (!s.callback_error.IsEmpty()) {
-      s.deferred.Reject(s.callback_error.Value().Get(0u));
+      // (wrapped, so that ts/native/call.ts rethrows the caller's own value untouched instead of mapping it as the
+      // engine's error: a RangeError the callback threw is not an InvalidArgument of the engine)
+      Napi::Object wrapped = Napi::Object::New(env);
+      wrapped.Set("brainlatentCallbackError", s.callback_error.Value().Get(0u));
+      s.deferred.Reject(wrapped);
       s.callback_error.Reset();
     } else if (s.failed) {
       s.deferred.Reject(to_js_error(env, s.failure.code, s.failure.message, s.failure.reason).Value());

@@ -132,6 +132,13 @@ it("a progress callback that throws stops its job, which rejects with the callba
       },
     });
   await expect(fitThrowing(thrown)).rejects.toBe(thrown);
-  // (the TS layer turns a rejection that is no Error into a BrainlatentError naming it)
-  await expect(fitThrowing(42)).rejects.toThrow('42');
+  // the caller's own value, whatever it is: not mapped as the engine's errors are (a RangeError was an
+  // InvalidArgumentError, a system error's code a BrainlatentError, 42 a BrainlatentError '42')
+  const range = new RangeError('my own range');
+  await expect(fitThrowing(range)).rejects.toBe(range);
+  const system = Object.assign(new Error('ENOENT: no such file'), { code: 'ENOENT' });
+  await expect(fitThrowing(system)).rejects.toBe(system);
+  await expect(fitThrowing(42)).rejects.toBe(42);
+  const plain = { code: 1 };
+  await expect(fitThrowing(plain)).rejects.toBe(plain);
 });

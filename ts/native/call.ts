@@ -64,10 +64,17 @@ export async function nativeJob<T>(
     if (signal?.aborted) throw withStack(new CancelledError(`${what}: cancelled`, { cause: signal.reason }), stack);
     return result;
   } catch (e) {
+    // a progress/step callback of the caller threw: its own value, as it threw it (not mapped as the engine's)
+    if (isCallbackRejection(e)) throw e.brainlatentCallbackError;
     throw withAbortCause(fromNative(e, stack), signal);
   } finally {
     signal?.removeEventListener('abort', onAbort);
   }
+}
+
+/** The kit's rejection of a job whose callback threw (native/addon/kit.cpp settle()): the thrown value, wrapped. */
+function isCallbackRejection(e: unknown): e is { brainlatentCallbackError: unknown } {
+  return typeof e === 'object' && e !== null && !(e instanceof Error) && Object.hasOwn(e, 'brainlatentCallbackError');
 }
 
 /** The CancelledError of a call whose signal had aborted before it started; the signal's reason is its `cause`. */
