@@ -110,6 +110,11 @@ describe('unknown option keys', () => {
     );
     await expect(sd.encodeImages(patternImages(1, 16, 16), { seed: 1 } as never)).rejects.toThrow(/^encodeImages: unknown option 'seed' \(did you mean 'seeds'\?\); known: mode, seeds, imageIndices, chunk, signal$/);
     await expect(sd.decode(z, { chunks: 2 } as never)).rejects.toThrow(/^decode: unknown option 'chunks' \(did you mean 'chunk'\?\); known: chunk, signal$/);
+    // options put among the images were dropped without a word (an abort then did nothing)
+    const signal = new AbortController().signal;
+    await expect(sd.encodeImages({ ...patternImages(1, 16, 16), chunk: 48, signal } as never)).rejects.toThrow(
+      /^encodeImages images: 'chunk', 'signal' are options: pass them in the second argument, encodeImages\(images, \{ chunk, signal \}\)$/,
+    );
   });
 });
 

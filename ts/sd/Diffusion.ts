@@ -301,6 +301,13 @@ export class Diffusion {
    */
   async encodeImages(images: RgbImages, options: EncodeImagesOptions = {}): Promise<Tensor> {
     assertRgb(images, 'encodeImages images');
+    // (an option put among the images, `encodeImages({data, …, signal})`, was dropped without a word: aborting did nothing)
+    const misplaced = Object.keys(images).filter((k) => Object.hasOwn(ENCODE_IMAGES_KEYS, k));
+    if (misplaced.length) {
+      throw new InvalidArgumentError(
+        `encodeImages images: ${misplaced.map((k) => `'${k}'`).join(', ')} ${misplaced.length > 1 ? 'are options' : 'is an option'}: pass ${misplaced.length > 1 ? 'them' : 'it'} in the second argument, encodeImages(images, { ${misplaced.join(', ')} })`,
+      );
+    }
     checkOptions(options, ENCODE_IMAGES_KEYS, 'encodeImages');
     if (images.height % 8 !== 0 || images.width % 8 !== 0) {
       throw new ShapeError(`encodeImages: image size ${images.width}×${images.height} is not a multiple of 8`);
