@@ -49,7 +49,7 @@ describe.skipIf(!redisAvailable)("a batch job's name with --redis", { timeout: 1
     expect(other.status, other.text).toBe(409);
     expect(other.json).toMatchObject({ error: 'Conflict', code: 'BatchNameTaken', name: 'BatchNameTakenError' });
     expect(other.json.message).toBe(
-      "body.manifest.name 'lab1' is taken: a batch of that name from another manifest is in this service's Redis; give this manifest another name, or submit the very manifest that batch came from to resume it (its finished jobs are kept)",
+      "body.manifest.name 'lab1' is taken: a batch of that name from another manifest — or from this manifest submitted from the command line or by a service with another root folder (a service's batch includes its root) — is in this service's Redis; give this manifest another name, or, if that batch was submitted by this service from this very manifest, submit it again to resume it (its finished jobs are kept)",
     );
     expect(other.json.message).not.toContain('--purge');
     expect((await s.call('GET', '/v1/jobs?kind=batch')).json.jobs.map((j: { id: string }) => j.id)).toEqual([first.json.id]);

@@ -4,7 +4,10 @@
  * file) replaced by `<server path>`; but the service's own routes that a message names ('use POST
  * /v1/ridge/NAME/predict', 'the limit of POST /v1/jobs') are not server paths and stay as they are.
  */
-const ROUTE = /(\/v1\/[^\s'"`,;()]*)/;
+import { PATH_START } from './rootPaths.js';
+
+// (only where a path can start: '/v1/' inside a server path, /srv/data/v1/root/m, is part of that path, not a route)
+const ROUTE = new RegExp(`(${PATH_START}\\/v1\\/[^\\s'"\`,;()]*)`, 'u');
 
 /** `text` with `hide` applied to everything but the routes in it. */
 export function hiddenButRoutes(text: string, hide: (text: string) => string): string {

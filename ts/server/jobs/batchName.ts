@@ -13,8 +13,7 @@ import type { JobSpec } from './JobRunner.js';
 export class BatchNameTakenError extends BrainlatentError {
   constructor(name: string) {
     super(
-      `body.manifest.name '${name}' is taken: a batch of that name from another manifest is in this service's Redis; ` +
-        `give this manifest another name, or submit the very manifest that batch came from to resume it (its finished jobs are kept)`,
+      `body.manifest.name '${name}' is taken: a batch of that name from another manifest — or from this manifest submitted from the command line or by a service with another root folder (a service's batch includes its root) — is in this service's Redis; give this manifest another name, or, if that batch was submitted by this service from this very manifest, submit it again to resume it (its finished jobs are kept)`,
       'BatchNameTaken',
     );
   }
