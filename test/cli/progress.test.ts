@@ -26,6 +26,21 @@ describe('progress: rate and ETA', () => {
     expect(r.eta()).toBeCloseTo(12, 6);
   });
 
+  // a worker killed at 50% and restarted 60 s later: the first updates' ETA was 2236 s, then 880, 601 … (the base was the
+  // sample before the gap); it is now unknown at the first update after the gap, then that of the pace since it
+  it('starts the window afresh after a stall longer than it', () => {
+    const r = new RateEstimator(20);
+    for (let t = 0; t <= 25; t++) r.add(t, 0.02 * t, t); // 2%/s up to 50%
+    expect(r.eta()).toBeCloseTo(25, 6);
+    r.add(85, 0.51, 26); // 60 s of nothing, then the restarted worker's first progress
+    expect(r.eta()).toBeNaN();
+    expect(r.itemRate()).toBeNaN();
+    r.add(86, 0.53, 27);
+    expect(r.fractionRate()).toBeCloseTo(0.02, 10);
+    expect(r.eta()).toBeCloseTo(23.5, 6);
+    expect(r.itemRate()).toBeCloseTo(1, 10);
+  });
+
   it('formats durations, rates and the status text', () => {
     expect(formatDuration(7.4)).toBe('7s');
     expect(formatDuration(187)).toBe('3:07');

@@ -110,14 +110,18 @@ describe("a running job's rate and ETA as read", () => {
     expect([p.fraction, p.rate, p.etaSeconds, p.stalledSeconds]).toEqual([0.2, null, null, 20]);
     expect(board.list()[0].progress).toMatchObject({ rate: null, etaSeconds: null, stalledSeconds: 20 });
     expect(read(76).stalledSeconds).toBe(65);
-    // an update again: measured afresh over the window
+    // an update again: the pace is measured afresh from it (the 50-s gap is not the pace: a base from before it gave
+    // 0.1 / 70 a second, an ETA of 490 s), so none until a second update, then that of the pace since the gap
     update(81, 0.3);
     p = read(81);
-    expect(p.stalledSeconds).toBeUndefined();
-    expect(p.rate).toBeCloseTo(0.1 / 70, 12);
+    expect([p.stalledSeconds, p.rate, p.etaSeconds]).toEqual([undefined, null, null]);
+    update(83, 0.32);
+    p = read(83);
+    expect(p.rate).toBeCloseTo(0.01, 12);
+    expect(p.etaSeconds).toBeCloseTo(68, 9);
     // an ended job keeps none of it
     ms = 200_000;
     board.finish('j', 'failed');
-    expect(board.get('j')!.progress).toEqual({ stage: 'img2img', index: 1, stages: 1, fraction: 0.3, rate: null, etaSeconds: null });
+    expect(board.get('j')!.progress).toEqual({ stage: 'img2img', index: 1, stages: 1, fraction: 0.32, rate: null, etaSeconds: null });
   });
 });

@@ -25,7 +25,8 @@ export interface ProgressBar {
  * Rate and ETA from (time, fraction) samples over a sliding window, so the estimate follows the current pace
  * rather than a start-up phase (loading a model, the first batch). The time up to the first progress of this run's
  * own work is all start-up (a model loaded, the first batch's encoding, an earlier run's items skipped through):
- * the rate is measured from that first progress on, so there is none (and no ETA) until a second one.
+ * the rate is measured from that first progress on, so there is none (and no ETA) until a second one. Likewise after
+ * a stall longer than the window: the rate starts again from the first update after it.
  */
 export class RateEstimator {
   // f, n: progress as shown; rf, rn: the part of it reused from an earlier run (not work of this run)
@@ -55,6 +56,12 @@ export class RateEstimator {
       return;
     }
     const sample = { t, f: fraction, n: done, rf, rn };
+    // an update after a stall longer than the window (a killed worker restarted): the gap is not the pace, and a base
+    // from before it would give a huge ETA for a while; this update is the new base, as a phase's first progress is
+    if (last && this.working && t - last.t > this.windowSeconds) {
+      this.samples = [sample];
+      return;
+    }
     this.samples.push(sample);
     // this run's first own progress since the phase began: what came before it was start-up, not its pace
     const start = this.samples[0];

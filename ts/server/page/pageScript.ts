@@ -40,7 +40,7 @@ export const PAGE_SCRIPT = String.raw`
   function api(path, options) {
     var o = options || {};
     var headers = o.body ? { 'content-type': 'application/json' } : {};
-    return fetch(base + path, { method: o.method || 'GET', body: o.body, headers: headers, credentials: 'same-origin' });
+    return fetch(base + path, { method: o.method || 'GET', body: o.body, headers: headers, credentials: 'same-origin', signal: o.signal });
   }
   function el(tag, text, cls) {
     var e = document.createElement(tag);
@@ -82,7 +82,7 @@ export const PAGE_SCRIPT = String.raw`
     r = { tr: tr, id: el('td', j.id), kind: el('td', j.kind), state: el('td'), stage: el('td'), progress: el('td'), bar: el('progress'), pct: el('span', '', 'muted'), actions: el('td'), actionsKey: null };
     r.bar.max = 1;
     [r.id, r.kind, r.state, r.stage, r.progress, r.actions].forEach(function (c) { tr.appendChild(c); });
-    tr.addEventListener('click', function () { selected = j.id; render(); showDetail(j.id); });
+    tr.addEventListener('click', function () { selected = j.id; render(); showDetail(j.id); if (wantsStream(jobs.get(j.id))) follow(j.id); });
     rows.set(j.id, r);
     return r;
   }
@@ -176,13 +176,22 @@ export const PAGE_SCRIPT = String.raw`
         return r.json().then(function (v) {
           jobs.set(v.id, v);
           render();
-          if (v.state === 'queued' || v.state === 'running') follow(v.id);
+          if (wantsStream(v)) follow(v.id);
           else if (selected === v.id) showDetail(v.id);
         });
       }, again);
     }, delay));
   }
 
+  // A browser opens at most 6 connections to a host over HTTP/1.1 and an event stream holds one for as long as it is
+  // open: with a stream per job, 6 jobs left the list's poll (and every other request) waiting for ever. So only a few
+  // running jobs, and the selected one, are followed live; the poll keeps the other rows current.
+  var MAX_STREAMS = 3;
+  function wantsStream(j) {
+    if (!j || streams.has(j.id) || gone.has(j.id)) return false;
+    if (j.id === selected) return j.state === 'queued' || j.state === 'running';
+    return j.state === 'running' && streams.size < MAX_STREAMS;
+  }
   function follow(id) {
     if (streams.has(id) || gone.has(id)) return;
     var es = new EventSource(base + 'v1/jobs/' + encodeURIComponent(id) + '/events');
@@ -370,14 +379,14 @@ export const PAGE_SCRIPT = String.raw`
 
   // (why: what the login says when the service refuses, for a list asked for again while signed in)
   var listing = false;
-  function loadJobs(why) {
-    return api('v1/jobs').then(function (r) {
+  function loadJobs(why, signal) {
+    return api('v1/jobs', { signal: signal }).then(function (r) {
       if (r.status === 401) { listing = false; showLogin(true, why); return; }
       listing = true;
       showLogin(false);
       return r.json().then(function (d) {
         var listed = new Set();
-        d.jobs.forEach(function (j) { listed.add(j.id); jobs.set(j.id, j); if (j.state === 'queued' || j.state === 'running') follow(j.id); });
+        d.jobs.forEach(function (j) { listed.add(j.id); jobs.set(j.id, j); if (wantsStream(j)) follow(j.id); });
         // a row the service no longer lists (it restarted, or forgot it): asked for, so a forgotten one reads unknown
         jobs.forEach(function (j, id) { if (!listed.has(id) && !gone.has(id) && !streams.has(id)) recheck(id, 0); });
         render();
@@ -430,12 +439,15 @@ export const PAGE_SCRIPT = String.raw`
   // The service has no stream of every job: the list is asked for again every few seconds while the tab is shown,
   // so jobs submitted elsewhere (the CLI, another tab, a client) and those of a restarted service appear and are
   // followed, and a running stage's ETA is as of now (or says it has stalled: no progress event comes then).
-  var POLL_MS = 3000, polling = false;
+  // A poll that gets no answer is given up after POLL_TIMEOUT_MS, so one stuck request cannot stop every later poll.
+  var POLL_MS = 3000, POLL_TIMEOUT_MS = 10000, polling = false;
   function poll() {
     if (polling || !listing || document.visibilityState !== 'visible') return;
     polling = true;
-    var done = function () { polling = false; };
-    loadJobs(SESSION_ENDED).then(done, done);
+    var ctl = new AbortController();
+    var timer = setTimeout(function () { ctl.abort(); }, POLL_TIMEOUT_MS);
+    var done = function () { clearTimeout(timer); polling = false; };
+    loadJobs(SESSION_ENDED, ctl.signal).then(done, done);
   }
   setInterval(poll, POLL_MS);
   document.addEventListener('visibilitychange', poll);
