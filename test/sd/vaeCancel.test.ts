@@ -34,7 +34,7 @@ it('decode stops at its next image when the signal aborts, and runs whole withou
   const p = sd.decode(z, { signal: ac.signal });
   ac.abort();
   await expect(p).rejects.toBeInstanceOf(CancelledError);
-  await expect(p).rejects.toThrow(/^decode cancelled after \d+ of 128 images$/);
+  await expect(p).rejects.toThrow(/^decode cancelled after \d+ of 128 images( \(its run was interrupted\))?$/);
   await expect(sd.decode(z, { signal: ac.signal })).rejects.toThrow(/decode: aborted before it started/);
   const img = await sd.decode(z, { signal: new AbortController().signal });
   expect(img.count).toBe(N);
@@ -51,6 +51,7 @@ it('encodeImages stops at its next image when the signal aborts', async () => {
     () => null,
     (err: unknown) => err,
   );
+  // (an abort that lands inside a chunk's ONNX Runtime run terminates it: the message says so, s23-h10)
   expect(e).toBeInstanceOf(CancelledError);
-  expect((e as Error).message).toMatch(/^encode_images cancelled after \d+ of 1024 images$/);
+  expect((e as Error).message).toMatch(/^encode_images cancelled after \d+ of 1024 images( \(its run was interrupted\))?$/);
 });
