@@ -3,7 +3,7 @@
  * atlases): a file overwritten since, or a model folder replaced, reruns that stage and what depends on it, and the
  * dry run says why. The config hash (the run folder's identity) still names only their paths.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -250,6 +250,23 @@ describe('encode: a changed ncsnr or atlas reruns the stage that reads it (and w
     expect(ran(again)).toEqual(['extract', 'maps', 'report']);
     const map = await readNiftiHeader(join(out, again.featureSets[0].map));
     expect(map.srow[0][3]).toBeCloseTo(srow[0][3], 5);
+  });
+
+  // (reviewer R4: the stale noise_ceiling.npy stayed, and the maps stage read it — NC and r/√NC maps, regions.csv's
+  // ceiling columns and encoding.json's noiseCeiling: true, under a note saying there was no ceiling)
+  it("ncsnr.nii.gz deleted ('auto'): no ceiling any more — its file, its maps and the ceiling columns go", async () => {
+    const withCeiling = JSON.parse(readFileSync(join(out, 'data', 'maps.json'), 'utf8')) as { kind: string; file: string }[];
+    const ncMaps = withCeiling.filter((m) => m.kind === 'noise-ceiling' || m.kind === 'r-over-sqrt-nc').map((m) => m.file);
+    expect(ncMaps.length).toBeGreaterThan(0);
+    rmSync(ncsnr());
+    const again = await encode(config());
+    expect(ran(again)).toEqual(['ceiling', 'maps', 'report']);
+    expect(again.noiseCeiling).toBeNull();
+    expect(existsSync(join(out, 'data', 'noise_ceiling.npy'))).toBe(false);
+    const maps = JSON.parse(readFileSync(join(out, 'data', 'maps.json'), 'utf8')) as { kind: string; file: string }[];
+    expect(maps.filter((m) => m.kind === 'noise-ceiling' || m.kind === 'r-over-sqrt-nc')).toEqual([]);
+    for (const f of ncMaps) expect(existsSync(join(out, f)), f).toBe(false);
+    expect(JSON.parse(readFileSync(join(out, 'encoding.json'), 'utf8')).noiseCeiling).toBe(false);
   });
 });
 

@@ -11,7 +11,7 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 
 import type { BandedSpec, EncodeConfig } from '../config/encode.js';
@@ -187,7 +187,11 @@ async function ceilingStage(c: EncodeConfig): Promise<StageResult> {
   const nc = await noiseCeiling(c, betas, mask);
   // (its key is its values': 'estimate' reruns on any new time of the betas files, whose single trials it reads,
   // and the same ceiling then leaves maps and report as they are)
-  if (!nc) return { outputs: [], outputKey: 'none', summary: { noiseCeiling: 'none' } };
+  if (!nc) {
+    // (a ceiling an earlier run wrote, its ncsnr gone since: the maps stage would read it as this run's)
+    await rm(p.noiseCeiling, { force: true });
+    return { outputs: [], outputKey: 'none', summary: { noiseCeiling: 'none' } };
+  }
   await mkdir(dirname(p.noiseCeiling), { recursive: true });
   await writeNpy(p.noiseCeiling, nc, [nc.length]);
   const outputKey = createHash('sha256').update(new Uint8Array(nc.buffer, nc.byteOffset, nc.byteLength)).digest('hex').slice(0, 32);
@@ -512,7 +516,11 @@ async function mapsStage(c: EncodeConfig, ctx: StageRunContext): Promise<StageRe
     ctx.progress((i + 1) / (entries.length + 1), m.record.label);
   }
   const records = entries.map((m) => m.record);
+  // the maps an earlier run listed that this one does not write (its noise ceiling gone, a feature set removed)
+  const earlier = existsSync(p.maps) ? await readJson<MapRecord[]>(p.maps).catch(() => []) : [];
   await writeJson(p.maps, records);
+  const kept = new Set(records.map((r) => r.file));
+  for (const old of earlier) if (typeof old?.file === 'string' && !kept.has(old.file) && !old.file.includes('..')) await rm(join(c.out, old.file), { force: true });
   await writeFileAtomic(p.regions, regionCsv([...o.fits.flatMap((f) => f.regions), ...o.banded.flatMap((b) => b.regions)]));
   return { outputs: [...records.map((r) => r.file), relative(c.out, p.maps), relative(c.out, p.regions)], summary: { maps: records.length } };
 }
