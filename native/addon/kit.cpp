@@ -353,6 +353,22 @@ class JobThreads {
     return Refusal::None;
   }
 
+  // Withdraws `job` if it still waits in the queue — its caller's token was cancelled — so that it rejects now rather
+  // than once a thread frees (a prediction aborted while four fits ran had rejected only when one of them ended, half a
+  // minute later). Under the queue's mutex, as serve() pops: either the job is withdrawn here and no thread ever takes
+  // it, or a thread has it already and it stops at its next check (its token is cancelled). False then, and when a
+  // teardown or stop() withdrew it first.
+  bool withdraw_queued(const std::shared_ptr<JobState>& job) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      const auto it = std::find(queue_.begin(), queue_.end(), job);
+      if (it == queue_.end()) return false;
+      queue_.erase(it);
+    }
+    withdraw(*job, "cancelled while it waited for an engine thread");
+    return true;
+  }
+
   // Ends the jobs of `env` (of every environment when null): withdraws those still queued, cancels
   // those computing, and then waits until the work of each has ended — every one cancelled before the
   // first wait, so that the waits overlap. A job stops within its current large operation (well under
@@ -542,10 +558,15 @@ Napi::Promise run_job(Napi::Env env, const char* name, JobWork work, JobDone don
                                           },
                                           holder);
   s->ctx.cancel_ = s->cancel;
+  // The caller's token cancels the job's own and, while the job waits in the queue, withdraws it. (A token may be shared
+  // by several jobs — one AbortSignal across calls —: each job registers its own hook. Weak: a token that outlives its
+  // jobs keeps none of them, nor the JS references they hold.)
   if (options.cancel) {
     std::weak_ptr<CancelToken> own = s->cancel;
-    options.cancel->on_cancel([own] {
+    std::weak_ptr<JobState> job = state;
+    options.cancel->on_cancel([own, job] {
       if (auto t = own.lock()) t->cancel();
+      if (auto j = job.lock()) JobThreads::get().withdraw_queued(j);
     });
   }
   if (!options.on_progress.IsEmpty()) {
@@ -567,6 +588,8 @@ Napi::Promise run_job(Napi::Env env, const char* name, JobWork work, JobDone don
   }
   Napi::Promise promise = s->deferred.Promise();
   const JobThreads::Refusal refused = JobThreads::get().submit(state);
+  // (a token cancelled already ran its hook above before the job was queued: withdraw it now, unless a thread took it)
+  if (refused == JobThreads::Refusal::None && options.cancel && options.cancel->cancelled()) JobThreads::get().withdraw_queued(state);
   if (refused != JobThreads::Refusal::None) {
     s->failed = true;
     s->failure = refused == JobThreads::Refusal::Exiting

@@ -258,7 +258,10 @@ using JobDone = std::function<Napi::Value(Napi::Env)>;
 // jobs compute at once (as many as libuv's default pool ran); the rest wait in call order. Not on
 // libuv's pool: four long jobs there (four concurrent fits) left no thread to the process's fs, dns,
 // zlib and crypto calls. An environment torn down (a worker thread ending) cancels all its jobs,
-// withdraws those still queued, and then waits for the work of the others to stop.
+// withdraws those still queued, and then waits for the work of the others to stop. Cancelling the
+// job's token (options.cancel) while it still waits in the queue withdraws it at once: its promise
+// rejects (Cancelled, '… cancelled before it started') without waiting for a thread; a job computing
+// stops at its next check.
 Napi::Promise run_job(Napi::Env env, const char* name, JobWork work, JobDone done, JobOptions options = {});
 
 // Jobs of this process from now on compute on a thread of their own at `niceness` steps below the

@@ -8,6 +8,7 @@ import { pathToFileURL } from 'node:url';
 
 import { expect, it } from 'vitest';
 
+import { CancelledError } from '../../ts/errors.js';
 import { RidgeCV } from '../../ts/ridge/RidgeCV.js';
 import { distModule } from '../helpers/dist.js';
 import { runModule } from '../helpers/nodeChild.js';
@@ -141,4 +142,54 @@ it("a progress callback that throws stops its job, which rejects with the callba
   await expect(fitThrowing(42)).rejects.toBe(42);
   const plain = { code: 1 };
   await expect(fitThrowing(plain)).rejects.toBe(plain);
+});
+
+it('a call aborted while it waits for an engine thread rejects at once, before any running job ends, and never computes', async () => {
+  // Four fits take every engine thread; a fifth waits in the queue. Aborting its signal used to set only a flag that
+  // the fit would read once it had a thread: it rejected after one of the four had ended (31.5 s for the reviewer).
+  let s = 7;
+  const rand = () => (s = (s * 1103515245 + 12345) % 2147483648) / 2147483648 - 0.5;
+  const matrix = (rows: number, cols: number) => ({ data: Float32Array.from({ length: rows * cols }, rand), rows, cols });
+  const x = matrix(1000, 800), y = matrix(1000, 20);
+  const settled: string[] = [];
+  const ac = new AbortController();
+  const reason = new Error('the caller gave up');
+  let fifthProgress = 0;
+  let fifth: Promise<unknown> | undefined;
+  let computing = 0;
+  const fits = [1, 2, 3, 4].map((i) => {
+    let first = true;
+    const onProgress = () => {
+      if (!first) return;
+      first = false;
+      if (++computing < 4) return;
+      // (every engine thread is computing one of the four: the fifth queues, then is aborted)
+      fifth = new RidgeCV({ alphas: [1, 10, 100], solver: 'per-fold-primal' })
+        .fit(x, y, { signal: ac.signal, onProgress: () => void fifthProgress++ })
+        .then(
+          () => settled.push('fifth resolved'),
+          (e: unknown) => {
+            settled.push('fifth rejected');
+            return e;
+          },
+        );
+      ac.abort(reason);
+    };
+    return new RidgeCV({ alphas: [1, 10, 100], solver: 'per-fold-primal' }).fit(x, y, { onProgress }).then((m) => {
+      settled.push(`fit ${i}`);
+      return m;
+    });
+  });
+  const models = await Promise.all(fits);
+  expect(fifth).toBeDefined();
+  const err = await fifth;
+  expect(settled[0]).toBe('fifth rejected');
+  expect(settled.slice(1).sort()).toEqual(['fit 1', 'fit 2', 'fit 3', 'fit 4']);
+  expect(err).toBeInstanceOf(CancelledError);
+  expect((err as CancelledError).message).toMatch(/cancelled before it started/);
+  expect((err as CancelledError).cause).toBe(reason);
+  expect(fifthProgress).toBe(0);
+  // the four are unharmed: the same inputs, the same model
+  expect(models.map((m) => m.nTargets)).toEqual([20, 20, 20, 20]);
+  for (const m of models.slice(1)) expect(Array.from(m.coef.data)).toEqual(Array.from(models[0]!.coef.data));
 });

@@ -35,7 +35,8 @@ export function nativeSync<T>(fn: (b: Binding) => T): T {
 /**
  * Runs an async native job. `fn` starts it with the binding and, when a signal is given, a cancel
  * token to pass on: aborting the signal cancels the token, and the engine stops at its next check
- * (a sampler step, a solver's large operation). A signal aborted before the start rejects at once, and
+ * (a sampler step, a solver's large operation), or, for a job still waiting for an engine thread,
+ * withdraws it at once (rejected as 'cancelled before it started', native/addon/kit.cpp). A signal aborted before the start rejects at once, and
  * one aborted after the engine's last check but before the promise settles rejects it all the same: a
  * cancelled call never resolves.
  */
