@@ -25,6 +25,7 @@ import { markStage, stageState } from '../../ts/pipeline/runFolder.js';
 import { reconstruct } from '../../ts/pipeline/reconstruct.js';
 import { reconstructStageInputs } from '../../ts/pipeline/stageInputs.js';
 import { synthNsd, type SynthNsdResult } from '../../ts/synth/nsd.js';
+import { unetDeclaredSizes } from '../../ts/sd/onnxSignature.js';
 import { externalize } from '../helpers/externalData.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'bl-stage-inputs-'));
@@ -357,6 +358,12 @@ describe('reconstruct: a feature network of the metrics replaced reruns the eval
     const before = metrics().perImage.final;
     writeFileSync(net, featureNetworkModel(8)); // other weights
     later(net);
+    // the dry run's report line counts the demo model's c (77 × its text encoder's width), without loading it
+    // (reviewer R4: it said SD 1.x's 59,136 when only evaluate and report were to run)
+    const dry = await reconstruct(config, { dryRun: true });
+    const cTargets = 77 * (await unetDeclaredSizes(world.config.model.dir)).condDim!;
+    expect(cTargets).not.toBe(77 * 768);
+    expect(dry.estimates!.report.basis).toContain(`the c decoder's charts (${cTargets.toLocaleString('en')} targets)`);
     const again = await reconstruct(config);
     expect(again.stages.filter((s) => s.status === 'ran').map((s) => s.stage)).toEqual(['evaluate', 'report']);
     const after = metrics().perImage.final;

@@ -11,6 +11,7 @@ import { extractNsd } from '../nsd/extract.js';
 import { NsdStimuli } from '../nsd/stimuli.js';
 import { Diffusion } from '../sd/Diffusion.js';
 import { rgbPngBytes } from '../sd/png.js';
+import { unetDeclaredSizes } from '../sd/onnxSignature.js';
 import type { ReconstructConfig } from './config.js';
 import type { PreflightResult } from './preflight.js';
 import { decoderCharts, type DecoderSummary } from './decoderCharts.js';
@@ -70,7 +71,9 @@ export async function estimateStages(
         Diffusion.load(c.model.dir, diffusionLoadOptions(c)),
       );
     }
-    const D = sd && sd.info.condDim > 0 ? sd.info.condDim : 768;
+    // (without the model loaded, the width its files declare: the demo world's c is 77 × 64, not SD 1.x's 77 × 768)
+    const declared = sd ? null : await unetDeclaredSizes(c.model.dir).then((u) => u.condDim, () => null);
+    const D = sd && sd.info.condDim > 0 ? sd.info.condDim : (declared ?? 768);
     const zDim = 4 * (c.features.zSize / 8) ** 2;
     cDim = 77 * D;
 
