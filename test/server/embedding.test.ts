@@ -11,32 +11,17 @@ import Fastify from 'fastify';
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { brainlatentPlugin } from '../../ts/server/index.js';
-import type { JobRunner, JobSpec, RunnerReadiness } from '../../ts/server/jobs/JobRunner.js';
-import { JobBoard } from '../../ts/server/jobs/jobBoard.js';
-import type { JobView } from '../../ts/server/jobs/types.js';
+import { StartedJobsRunner } from './startedJobsRunner.js';
 
 /** The Fastify options of the docs' example (checked against the docs below). */
 const EXAMPLE_APP_OPTIONS = 'Fastify({ pluginTimeout: 0, return503OnClosing: false })';
 
 /** A job that runs until the service closes, then takes `finishMs` more to end (a job finishing within its deadline). */
-class SlowToFinishRunner implements JobRunner {
-  readonly board = new JobBoard();
-  constructor(private readonly finishMs: number) {}
-  async submit(spec: JobSpec): Promise<JobView> {
-    this.board.add({ id: spec.id, kind: spec.kind, out: spec.outShown, stages: ['world'] }, spec.out);
-    this.board.started(spec.id);
-    return this.board.get(spec.id)!;
+class SlowToFinishRunner extends StartedJobsRunner {
+  constructor(private readonly finishMs: number) {
+    super();
   }
-  async cancel(id: string): Promise<JobView | undefined> {
-    return this.board.get(id);
-  }
-  queueDepth(): number {
-    return 0;
-  }
-  async ready(): Promise<RunnerReadiness> {
-    return { ok: true, detail: 'test' };
-  }
-  async close(): Promise<void> {
+  override async close(): Promise<void> {
     await new Promise((r) => setTimeout(r, this.finishMs));
     for (const j of this.board.list({ state: 'running' })) this.board.finish(j.id, 'done', { result: {} });
   }

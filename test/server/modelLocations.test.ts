@@ -12,34 +12,13 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { SD_FIXTURE_VARIANTS, writeSdFixture } from '../../ts/sd/fixture.js';
-import type { JobRunner, JobSpec, RunnerReadiness } from '../../ts/server/jobs/JobRunner.js';
-import { JobBoard } from '../../ts/server/jobs/jobBoard.js';
-import type { JobView } from '../../ts/server/jobs/types.js';
 import { externalize, relocate } from '../helpers/externalData.js';
 import { startTestServer, type TestServer } from './helpers.js';
+import { StartedJobsRunner } from './startedJobsRunner.js';
 
 let s: TestServer;
 let outside = '';
 
-/** Jobs that start when submitted and end as the test says (no job process). */
-class FailingRunner implements JobRunner {
-  readonly board = new JobBoard();
-  async submit(spec: JobSpec): Promise<JobView> {
-    this.board.add({ id: spec.id, kind: spec.kind, out: spec.outShown, stages: ['world'] }, spec.out);
-    this.board.started(spec.id);
-    return this.board.get(spec.id)!;
-  }
-  async cancel(id: string): Promise<JobView | undefined> {
-    return this.board.get(id);
-  }
-  queueDepth(): number {
-    return 0;
-  }
-  async ready(): Promise<RunnerReadiness> {
-    return { ok: true, detail: 'test' };
-  }
-  async close(): Promise<void> {}
-}
 
 beforeAll(async () => {
   s = await startTestServer();
@@ -67,7 +46,7 @@ describe('an error answer names no server path outside the root', () => {
   });
 
   it("a job's error: the server's paths under the root root-relative, any other hidden, a route kept", async () => {
-    const runner = new FailingRunner();
+    const runner = new StartedJobsRunner();
     const t = await startTestServer({ runner }, s.root);
     try {
       const r = await t.call('POST', '/v1/jobs', { kind: 'demo', out: 'demo-fails' });

@@ -7,25 +7,21 @@
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import type { JobRunner, JobSpec, RunnerReadiness } from '../../ts/server/jobs/JobRunner.js';
-import { JobBoard } from '../../ts/server/jobs/jobBoard.js';
 import type { JobView } from '../../ts/server/jobs/types.js';
 import { chromiumPath, launchBrowser, NO_BROWSER } from '../helpers/browser.js';
 import { startTestServer, type TestServer } from './helpers.js';
+import { StartedJobsRunner } from './startedJobsRunner.js';
 
 if (!chromiumPath) console.warn(NO_BROWSER);
 
 const TOKEN = 'page-signed-out-7';
 
 /** Jobs start when submitted and run until the test ends or forgets them. */
-class ScriptedRunner implements JobRunner {
-  readonly board = new JobBoard();
-  async submit(spec: JobSpec): Promise<JobView> {
-    this.board.add({ id: spec.id, kind: spec.kind, out: spec.outShown, stages: ['world'] }, spec.out);
-    this.board.started(spec.id);
-    return this.board.get(spec.id)!;
+class ScriptedRunner extends StartedJobsRunner {
+  constructor() {
+    super('scripted');
   }
-  async cancel(id: string): Promise<JobView | undefined> {
+  override async cancel(id: string): Promise<JobView | undefined> {
     this.board.finish(id, 'cancelled', { error: { name: 'CancelledError', message: 'cancelled' } });
     return this.board.get(id);
   }
@@ -33,13 +29,6 @@ class ScriptedRunner implements JobRunner {
   forget(id: string): void {
     (this.board as unknown as { jobs: Map<string, unknown> }).jobs.delete(id);
   }
-  queueDepth(): number {
-    return 0;
-  }
-  async ready(): Promise<RunnerReadiness> {
-    return { ok: true, detail: 'scripted' };
-  }
-  async close(): Promise<void> {}
 }
 
 describe.skipIf(!chromiumPath)('the page when its session ends', { timeout: 60_000 }, () => {
