@@ -103,7 +103,6 @@ export function isInside(folder: string, p: string): boolean {
   const rel = relative(folder, p);
   return rel === '' || (rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel));
 }
-const inside = isInside;
 
 const realOr = (p: string) => realpath(p).catch(() => resolve(p));
 
@@ -125,7 +124,7 @@ async function hfCacheFolder(model: string, roots: RootSet): Promise<string | nu
   for (let d = dirname(resolve(model)); d !== dirname(d); d = dirname(d)) {
     if (!basename(d).startsWith('models--')) continue;
     // (checked as named before it is looked at: a folder unrelated to the roots is not touched)
-    if (!roots.real.some((r) => inside(r, d) || inside(d, r))) return null;
+    if (!roots.real.some((r) => isInside(r, d) || isInside(d, r))) return null;
     return (await realpath(d).catch(() => null)) === d ? d : null;
   }
   return null;
@@ -190,8 +189,8 @@ async function resolveLinks(named: string, mayLook: (p: string) => boolean): Pro
  */
 async function resolveUnder(named: string, roots: RootSet, cache: string | null): Promise<Resolved> {
   const blobs = cache === null ? null : join(cache, 'blobs');
-  const allowed = (p: string) => roots.real.some((r) => inside(r, p)) || (blobs !== null && inside(blobs, p));
-  const mayLook = (p: string) => allowed(p) || roots.named.some((r) => inside(p, r)) || roots.real.some((r) => inside(p, r)) || (cache !== null && inside(p, cache));
+  const allowed = (p: string) => roots.real.some((r) => isInside(r, p)) || (blobs !== null && isInside(blobs, p));
+  const mayLook = (p: string) => allowed(p) || roots.named.some((r) => isInside(p, r)) || roots.real.some((r) => isInside(p, r)) || (cache !== null && isInside(p, cache));
   const r = await resolveLinks(named, mayLook);
   return r.kind === 'file' && !allowed(r.real) ? { kind: 'outside' } : r;
 }
