@@ -7,8 +7,8 @@ import { describe, expect, it } from 'vitest';
 import { loopTableLines, microTableLines, textTable } from '../../ts/bench/samplerConsole.js';
 
 const rows = [
-  { model: 'tiny', latent: '8×8', unetMflopsPerCall: 0.29, steps: 50, nativeStepsPerSec: 21712.345, overheadRatio: 1.02614, tsStepsPerSec: 3301.27, speedupOverTs: 6.577 },
-  { model: 'large', latent: '32×32', unetMflopsPerCall: 472.06, steps: 20, nativeStepsPerSec: 159.04, overheadRatio: 1.00213, tsStepsPerSec: 109.4, speedupOverTs: 1.4567 },
+  { model: 'tiny', latent: '8×8', unetMflopsPerCall: 0.29, steps: 50, unetCalls: 50, nativeStepsPerSec: 21712.345, nativeCallsPerSec: 21712.345, overheadRatio: 1.02614, tsStepsPerSec: 3301.27, speedupOverTs: 6.577 },
+  { model: 'large', latent: '32×32', unetMflopsPerCall: 472.06, steps: 20, unetCalls: 20, nativeStepsPerSec: 159.04, nativeCallsPerSec: 159.04, overheadRatio: 1.00213, tsStepsPerSec: 109.4, speedupOverTs: 1.4567 },
 ];
 
 describe('bench sampler console output', () => {
@@ -24,6 +24,17 @@ describe('bench sampler console output', () => {
     expect(lines.at(-1)).toContain("overhead ×: that loop's time ÷ the summed U-Net run time (1 = the loop adds nothing)");
     expect(lines.at(-1)).toContain('TS steps/s: the same steps in the TypeScript loop on onnxruntime-node');
     expect(loopTableLines({ scheduler: 'unipc', guidance: 5, threads: 4, repeats: 3 }, rows)[0]).toContain('scheduler unipc, guidance 5 (2 U-Net rows per image), 4 ONNX Runtime intra-op threads');
+  });
+
+  it("a scheduler that calls the U-Net more often than it steps (Heun) has its calls and calls/s beside the steps and steps/s", () => {
+    // (the "steps" column was the engine's U-Net calls and "native steps/s" calls per second: 39 "steps" for Heun's 20)
+    const heun = [{ model: 'tiny', latent: '8×8', unetMflopsPerCall: 0.29, steps: 20, unetCalls: 39, nativeStepsPerSec: 1000, nativeCallsPerSec: 1950, overheadRatio: 1.02, tsStepsPerSec: 200, speedupOverTs: 5 }];
+    const lines = loopTableLines({ scheduler: 'heun', guidance: 5, threads: 1, repeats: 3 }, heun);
+    expect(lines[1].split(/\s{2,}/)).toEqual(['model', 'latent', 'MFLOP/call', 'steps', 'U-Net calls', 'native steps/s', 'native calls/s', 'overhead ×', 'TS steps/s', 'speed-up ×']);
+    expect(lines[3].split(/\s+/)).toEqual(['tiny', '8×8', '0.29', '20', '39', '1000.0', '1950.0', '1.0200', '200.0', '5.00']);
+    expect(lines.at(-1)).toContain('native calls/s: U-Net calls per second of the same');
+    // DDIM's table (one call a step) keeps its columns, and says a step is one call
+    expect(loopTableLines({ scheduler: 'ddim', guidance: 5, threads: 1, repeats: 3 }, rows).at(-1)).toContain('fused engine loop (one U-Net call a step)');
   });
 
   it('aligns numbers right and text left', () => {

@@ -48,6 +48,19 @@ const fitHead = (): string => `
   };
 `;
 
+/**
+ * Logs 'engine threads stopped' to stderr when a hook of the engine's stops its job threads (the hooks call the
+ * binding's stopJobThreads, looked up at each call, which this wraps): a process that only the kit's exit() backstop
+ * ended logs nothing.
+ */
+const stopLog = (): string => `
+  const { writeSync } = await import('node:fs');
+  const { binding } = await import(${JSON.stringify(pathToFileURL(distModule('native/binding')).href)});
+  const engine = binding();
+  const stopJobThreads = engine.stopJobThreads;
+  engine.stopJobThreads = () => { writeSync(2, 'engine threads stopped\\n'); stopJobThreads.call(engine); };
+`;
+
 /** The worker's module for the worker_thread scenarios: posts 'computing' once its fit computes, 'fit done' after. */
 const fitWorker = (): string => `
   (async () => {
@@ -100,11 +113,11 @@ describe('a process that ends while engine jobs compute exits promptly with its 
     expectExited(r, 3);
   });
 
-  it("an uncaught exception during a fit whose exit skips the engine's listener: the engine's exit() handler ends it", () => {
+  it("an uncaught exception during a fit whose exit skips the engine's listener: the engine's process.emit hook stops its threads", () => {
     // (a listener of the caller's prepended after the engine's throws: Node's uncaught-exception exit swallows that
-    // and emits no further listener, and exits through exit() without process.reallyExit; the kit's backstop finds
-    // the jobs computing and ends the process with exit()'s status)
-    const r = runModule(`${fitHead()}
+    // and emits no further listener, and exits through exit() without process.reallyExit. Until s24 only the kit's
+    // backstop met it, which found the jobs computing and ended the process at once: the log below stayed empty)
+    const r = runModule(`${fitHead()}${stopLog()}
       busy(() => {
         process.prependListener('exit', () => { throw new Error('thrown by an exit listener'); });
         setTimeout(() => { throw new Error('thrown while a fit computes'); });
@@ -112,6 +125,30 @@ describe('a process that ends while engine jobs compute exits promptly with its 
     `);
     expectExited(r, 1);
     expect(r.stderr).toContain('thrown while a fit computes');
+    expect(r.stderr).toContain('engine threads stopped');
+  });
+
+  it("exit() called natively during a fit (process.reallyExit's original): the engine's exit() handler, its backstop, ends the process with exit()'s status", () => {
+    // (no hook of the engine's runs: the backstop finds the jobs computing and, the exit handlers registered after it —
+    // ONNX Runtime's, a later static's — having run already, cancels them and ends the process at once; README)
+    const r = runModule(`
+      const reallyExit = process.reallyExit;
+      ${fitHead()}${stopLog()}
+      busy(() => { console.log('computing'); reallyExit.call(process, 6); });
+    `);
+    expectExited(r, 6);
+    expect(r.stdout.trim()).toBe('computing');
+    expect(r.stderr).not.toContain('engine threads stopped');
+  });
+
+  it('process.exit() during a fit stops the threads through the engine\'s hooks, before its listeners', () => {
+    const r = runModule(`${fitHead()}${stopLog()}
+      process.on('exit', () => console.log('listener'));
+      busy(() => process.exit(3));
+    `);
+    expectExited(r, 3);
+    expect(r.stdout.trim()).toBe('listener');
+    expect(r.stderr).toContain('engine threads stopped');
   });
 
   it('an uncaught exception during a fit', () => {

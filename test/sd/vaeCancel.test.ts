@@ -1,6 +1,11 @@
 /**
  * Diffusion.decode and encodeImages take an AbortSignal: the engine stops before its next chunk of images
  * (sd img2img's Ctrl-C during the decode used to be noticed only after the whole decode).
+ *
+ * Each test aborts once its job computes: when the process has used CPU time that the JS thread, awaiting, did not
+ * (one ONNX Runtime thread per run, so no pool spins between runs). An abort right after the call could land while
+ * the job still waited for its engine thread ('… cancelled before it started', on a loaded machine); encodeImages
+ * hid that until s24, its call converting the whole batch to floats before it returned.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,12 +20,27 @@ import type { RgbImages } from '../../ts/sd/tensor.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'bl-vae-cancel-'));
 let sd: Diffusion;
-const N = 128;
+const N = 1024;
 const images: RgbImages = { data: Uint8Array.from({ length: N * 128 * 128 * 3 }, (_, i) => (i * 37) % 256), count: N, height: 128, width: 128 };
+
+/** Resolves once this process has used `ms` of CPU time more than at the call (the engine job computes), or `job` settled. */
+async function computing(ms: number, job: Promise<unknown>): Promise<void> {
+  let settled = false;
+  job.then(
+    () => (settled = true),
+    () => (settled = true),
+  );
+  const start = process.cpuUsage();
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 2));
+    const used = process.cpuUsage(start);
+    if (settled || (used.user + used.system) / 1000 >= ms) return;
+  }
+}
 
 beforeAll(async () => {
   await writeSdFixture(join(tmp, 'model'));
-  sd = await Diffusion.load(join(tmp, 'model'), { components: ['vae_encoder', 'vae_decoder'] });
+  sd = await Diffusion.load(join(tmp, 'model'), { components: ['vae_encoder', 'vae_decoder'], intraOpThreads: 1, interOpThreads: 1 });
 });
 afterAll(() => {
   sd?.dispose();
@@ -32,20 +52,21 @@ it('decode stops at its next image when the signal aborts, and runs whole withou
   expect(z.shape[0]).toBe(N);
   const ac = new AbortController();
   const p = sd.decode(z, { signal: ac.signal });
+  await computing(20, p);
   ac.abort();
   await expect(p).rejects.toBeInstanceOf(CancelledError);
-  await expect(p).rejects.toThrow(/^decode cancelled after \d+ of 128 images( \(its run was interrupted\))?$/);
+  await expect(p).rejects.toThrow(/^decode cancelled after \d+ of 1024 images( \(its run was interrupted\))?$/);
   await expect(sd.decode(z, { signal: ac.signal })).rejects.toThrow(/decode: aborted before it started/);
   const img = await sd.decode(z, { signal: new AbortController().signal });
   expect(img.count).toBe(N);
 });
 
 it('encodeImages stops at its next image when the signal aborts', async () => {
-  // (8× the decode test's images: encoding 128 took ~20 ms, within which a busy main thread did not always get to
-  // abort — the whole job finished first on a CI run; 1,024 take ~0.2 s)
-  const many: RgbImages = { data: Uint8Array.from({ length: 8 * N * 128 * 128 * 3 }, (_, i) => (i * 37) % 256), count: 8 * N, height: 128, width: 128 };
+  // (1,024 images, ~0.2 s of CPU: encoding 128, ~20 ms, the whole job once finished before a busy main thread got to
+  // abort it on CI)
   const ac = new AbortController();
-  const p = sd.encodeImages(many, { signal: ac.signal });
+  const p = sd.encodeImages(images, { signal: ac.signal });
+  await computing(20, p);
   ac.abort();
   const e = await p.then(
     () => null,

@@ -12,9 +12,11 @@ import { join } from 'node:path';
 import { onnxruntimeNode } from '../native/onnxruntimeNode.js';
 
 import { Diffusion, type SchedulerName } from '../sd/Diffusion.js';
+import type { Img2ImgStats, SamplerPlanInfo } from '../native/samplerTypes.js';
 import { writeSdFixture } from '../sd/fixture.js';
 import { nativeSync } from '../native/call.js';
 import { referenceImg2Img } from '../sd/referenceLoop.js';
+import { checkSchedulerName } from '../sd/samplingOptions.js';
 import type { Tensor } from '../sd/tensor.js';
 import { appendBenchRecord } from './benchRecord.js';
 import { microBench } from './microBench.js';
@@ -37,6 +39,20 @@ function unetMflopsPerCall(s: ModelSize, rows: number): number {
   const px = s.latent * s.latent;
   const C = s.unetChannels;
   return (rows * 2 * 9 * px * (4 * C + s.unetLayers * C * C + C * 4)) / 1e6;
+}
+
+/**
+ * What one run of a plan counts: its denoising steps (the plan's, from its first) and the U-Net calls the engine made,
+ * which are more than the steps for PNDM's warm-up and Heun's two calls a step (the "steps" of this bench were the
+ * calls). The calls must be the plan's runs (unetEvaluationsPerImage without guidance's second row): a count of
+ * another unit is refused rather than printed.
+ */
+export function loopCounts(plan: SamplerPlanInfo, stats: Pick<Img2ImgStats, 'unetCalls' | 'batches'>): { steps: number; unetCalls: number } {
+  const unetCalls = stats.unetCalls / stats.batches;
+  if (unetCalls !== plan.runs.length) {
+    throw new Error(`bench sampler: the engine made ${unetCalls} U-Net calls a batch where the ${plan.scheduler} plan runs ${plan.runs.length}`);
+  }
+  return { steps: plan.steps - plan.tStart, unetCalls };
 }
 
 const median = (v: number[]): number => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
@@ -63,7 +79,7 @@ export async function runSamplerBench(options: { threads?: number; repeats?: num
       // warm-up both paths
       await sd.img2img({ ...job, steps: 5 });
       await referenceImg2Img(unet, { ...job, steps: 5 });
-      const native: { wall: number; loop: number; unet: number; update: number; calls: number }[] = [];
+      const native: { wall: number; loop: number; unet: number; update: number; unetCalls: number; batches: number }[] = [];
       const ts: { wall: number; unet: number }[] = [];
       for (let r = 0; r < repeats; r++) {
         const t0 = performance.now();
@@ -73,14 +89,15 @@ export async function runSamplerBench(options: { threads?: number; repeats?: num
           loop: out.stats.loopSeconds,
           unet: out.stats.unetSeconds,
           update: out.stats.updateSeconds,
-          calls: out.stats.unetCalls,
+          unetCalls: out.stats.unetCalls,
+          batches: out.stats.batches,
         });
         const timings = { unetSeconds: 0, loopSeconds: 0 };
         const t1 = performance.now();
         await referenceImg2Img(unet, { ...job, timings });
         ts.push({ wall: (performance.now() - t1) / 1000, unet: timings.unetSeconds });
       }
-      const steps = native[0].calls;
+      const { steps, unetCalls } = loopCounts(sd.plan(job), native[0]);
       const nWall = median(native.map((x) => x.wall));
       const tWall = median(ts.map((x) => x.wall));
       const row = {
@@ -89,10 +106,12 @@ export async function runSamplerBench(options: { threads?: number; repeats?: num
         unetMflopsPerCall: Number(unetMflopsPerCall(size, 2).toFixed(2)),
         nativeUpdateSeconds: median(native.map((x) => x.update)),
         steps,
+        unetCalls,
         scheduler,
         guidance,
         threads,
         nativeStepsPerSec: steps / nWall,
+        nativeCallsPerSec: unetCalls / nWall,
         nativeLoopSeconds: median(native.map((x) => x.loop)),
         nativeWallSeconds: nWall,
         overheadRatio: median(native.map((x) => x.loop / x.unet)),
@@ -159,7 +178,8 @@ export async function runSamplerBench(options: { threads?: number; repeats?: num
 const invoked = process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').slice(-2).join('/'));
 if (invoked) {
   const threads = process.env.BENCH_THREADS ? Number(process.env.BENCH_THREADS) : undefined;
-  runSamplerBench({ threads }).catch((e: unknown) => {
+  const scheduler = process.env.BENCH_SCHEDULER ? checkSchedulerName(process.env.BENCH_SCHEDULER, 'BENCH_SCHEDULER') : undefined;
+  runSamplerBench({ threads, scheduler }).catch((e: unknown) => {
     console.error(e);
     process.exit(1);
   });

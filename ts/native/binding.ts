@@ -72,16 +72,21 @@ export function binding(): Binding {
  * Ends the engine's jobs and joins its threads when the process exits, before Node's exit sequence runs (and exit()
  * the libraries' exit handlers, OpenBLAS's among them, which joins its worker threads: with an engine thread still
  * computing in them, process.exit() during a fit hung for ever; ONNX Runtime's statics, destroyed under a running
- * U-Net, crashed it). Two hooks, as Node 20's exit paths go (lib/internal/process/per_thread.js, execution.js):
- * - a prepended 'exit' listener: the event is the first step of process.exit(), of an uncaught exception's exit and
- *   of the event loop's natural end, and prepended it runs before the caller's listeners;
+ * U-Net, crashed it). Three hooks, as Node 20's exit paths go (lib/internal/process/per_thread.js, execution.js,
+ * src/api/hooks.cc):
+ * - process.emit, wrapped: every 'exit' event (process.exit()'s first step, an uncaught exception's exit, the event
+ *   loop's natural end, whose C++ looks `emit` up on the process object) stops the threads before any listener runs.
+ *   A listener of the caller's prepended after the engine loaded, throwing during an uncaught exception's exit, ended
+ *   the event before the engine's listener (Node swallows the throw and exits through exit()), which left the jobs to
+ *   the backstop below;
+ * - a prepended 'exit' listener, in case a later wrapper of process.emit does not call through;
  * - process.reallyExit, which process.exit() calls after the event: it still runs when the event skipped the
- *   listener (the caller's own listener, prepended later, called process.exit() again, or the listeners were
- *   removed). (The first stop makes the second a no-op.)
- * What neither reaches (a caller's listener prepended later that throws during an uncaught exception's exit; exit()
- * called by native code) meets the engine's exit handler, the backstop (kit.cpp). A job that cannot be cancelled (a
- * model load) runs to its end first, as libuv's pool made the exit wait for it. (A worker_thread's jobs end with its
- * environment.)
+ *   listeners (the caller's own listener called process.exit() again, or the listeners were removed).
+ * (The first stop makes the others no-ops.) exit() called by native code (another addon; process.reallyExit's
+ * original, kept from before the engine loaded) reaches none of them, and meets the engine's exit handler, the
+ * backstop (kit.cpp): with jobs still computing it ends the process at once with exit()'s status (README, "When the
+ * process exits"). A job that cannot be cancelled (a model load) runs to its end first, as libuv's pool made the exit
+ * wait for it. (A worker_thread's jobs end with its environment.)
  */
 function stopJobThreadsAtExit(b: Binding, file: string): void {
   // Once per addon file and process: this module is evaluated again wherever a module registry is not shared (vitest's
@@ -91,6 +96,11 @@ function stopJobThreadsAtExit(b: Binding, file: string): void {
   const stopped = (registry[EXIT_HOOKS] ??= new Set<string>());
   if (stopped.has(file)) return;
   stopped.add(file);
+  const emit = process.emit as (this: NodeJS.Process, event: string | symbol, ...args: unknown[]) => boolean;
+  process.emit = function (this: NodeJS.Process, event: string | symbol, ...args: unknown[]): boolean {
+    if (event === 'exit') b.stopJobThreads();
+    return emit.call(this, event, ...args);
+  } as typeof process.emit;
   process.prependListener('exit', () => b.stopJobThreads());
   const proc = process as unknown as { reallyExit: (code?: number) => never };
   const reallyExit = proc.reallyExit;

@@ -297,7 +297,9 @@ export class Diffusion {
   /**
    * Scaled latents z [B, 4, H/8, W/8] of RGB images: the posterior mean (default) or a sample keyed by (seed, image index).
    * `signal` stops the job (CancelledError): it interrupts the chunk of `chunk` images in flight (ONNX Runtime's
-   * terminate flag) and runs no further chunk.
+   * terminate flag) and runs no further chunk. `images.data` is read in place while the job runs (each chunk converted
+   * to the VAE's float input on the engine's thread, not the whole batch on the JS thread first): leave it unchanged
+   * until the promise settles.
    */
   async encodeImages(images: RgbImages, options: EncodeImagesOptions = {}): Promise<Tensor> {
     assertRgb(images, 'encodeImages images');

@@ -364,7 +364,7 @@ class OrtSdPipeline : public SdPipeline {
     return std::vector<float>(p, p + batch * seq * dim);
   }
 
-  std::vector<float> encode_images(const float* images, std::int64_t batch, std::int64_t height, std::int64_t width,
+  std::vector<float> encode_images(SdImages images, std::int64_t batch, std::int64_t height, std::int64_t width,
                                    LatentMode mode, const NoiseKey* keys, float scaling, std::int64_t chunk,
                                    std::int64_t& channels, std::int64_t& h, std::int64_t& w,
                                    const std::atomic<bool>* cancel, CancelRelay* relay) override {
@@ -378,14 +378,17 @@ class OrtSdPipeline : public SdPipeline {
       throw Error(ErrorCode::InvalidArgument, "encode_images: sampling needs noise keys");
     check_spatial(s, vae_in_, 3, height, width, "images");
     chunk = chunk < 1 ? batch : chunk;
+    const std::size_t per = static_cast<std::size_t>(3 * height * width);
+    // uint8 images become model input one chunk at a time: one chunk's floats at most
+    std::vector<float> converted(images.model ? 0 : per * static_cast<std::size_t>(std::min(chunk, batch)));
     std::vector<float> result;
     for (std::int64_t first = 0; first < batch; first += chunk) {
       stop_if_cancelled(cancel, "encode_images", first, batch);
       const std::int64_t nb = std::min(chunk, batch - first);
-      const std::size_t per = static_cast<std::size_t>(3 * height * width);
+      const float* x = images.model ? images.model + first * static_cast<std::int64_t>(per) : converted.data();
+      if (!images.model) rgb8_to_model_input(images.rgb + first * static_cast<std::int64_t>(per), nb, height, width, converted.data());
       std::vector<std::uint16_t> in_half;
-      auto v = ort::float_input(images + first * static_cast<std::int64_t>(per), per * static_cast<std::size_t>(nb),
-                                {nb, 3, height, width}, vae_in_.type, in_half);
+      auto v = ort::float_input(x, per * static_cast<std::size_t>(nb), {nb, 3, height, width}, vae_in_.type, in_half);
       const char* in_name = vae_in_.name.c_str();
       const char* out_name = summary_.vae_encoder_output.c_str();
       auto outs = run_interruptible(s, {in_name}, {v.get()}, {out_name}, cancel, relay, "encode_images", first, batch);

@@ -88,9 +88,18 @@ int main() {
     std::int64_t C = 0, h = 0, w = 0;
     auto z = sd->encode_images(x.data(), 2, H, W, LatentMode::Auto, keys.data(), 0.18215f, 1, C, h, w);
     SD_CHECK(C == 4 && h == 8 && w == 6 && z.size() == static_cast<std::size_t>(2 * C * h * w));
+    // uint8 images, converted a chunk at a time on the encoding thread, give the same bits as the batch converted first
+    // (the same chunk size both ways: a run over 2 images need not give the bits of two runs over 1)
+    for (std::int64_t chunk : {1, 2, 0}) {
+      const auto zf = sd->encode_images(x.data(), 2, H, W, LatentMode::Auto, keys.data(), 0.18215f, chunk, C, h, w);
+      const auto z8 = sd->encode_images(rgb.data(), 2, H, W, LatentMode::Auto, keys.data(), 0.18215f, chunk, C, h, w);
+      SD_CHECK(z8.size() == zf.size() && std::memcmp(z8.data(), zf.data(), zf.size() * sizeof(float)) == 0);
+    }
     if (std::string(v.vae) == "latent_parameters") {
       auto zs = sd->encode_images(x.data(), 2, H, W, LatentMode::Sample, keys.data(), 0.18215f, 2, C, h, w);
       SD_CHECK(zs != z);
+      const auto zs8 = sd->encode_images(rgb.data(), 2, H, W, LatentMode::Sample, keys.data(), 0.18215f, 2, C, h, w);
+      SD_CHECK(zs8 == zs);
     } else {
       error_of([&] { sd->encode_images(x.data(), 2, H, W, LatentMode::Mean, keys.data(), 0.18215f, 2, C, h, w); },
                ErrorCode::InvalidArgument);

@@ -61,6 +61,16 @@ struct SdLoadOptions {
 
 enum class LatentMode { Auto, Mean, Sample };
 
+// The images encode_images encodes: model input [B, 3, H, W] in [-1, 1] read in place, or uint8 RGB [B, H, W, 3]
+// converted one chunk at a time on the encoding thread (the addon's way: a float copy of the whole batch is 4× the
+// uint8 input, and converting it on the JS thread blocked the event loop).
+struct SdImages {
+  SdImages(const float* model_input) : model(model_input) {}
+  SdImages(const std::uint8_t* rgb8) : rgb(rgb8) {}
+  const float* model = nullptr;
+  const std::uint8_t* rgb = nullptr;
+};
+
 class SdPipeline {
  public:
   static std::unique_ptr<SdPipeline> load(const SdLoadOptions& options);
@@ -71,11 +81,11 @@ class SdPipeline {
   // ids [B, seq] -> last_hidden_state [B, seq, dim]
   virtual std::vector<float> encode_text(const std::int64_t* ids, std::int64_t batch, std::int64_t seq,
                                          std::int64_t& dim) = 0;
-  // images [B, 3, H, W] in [-1, 1] -> scaled latents [B, C, H/8, W/8] (scaling · mean or sample).
+  // images (see SdImages) -> scaled latents [B, C, H/8, W/8] (scaling · mean or sample).
   // Throws Cancelled when *cancel is set, checked before each chunk of images; `relay`, fired with
   // the flag, interrupts the chunk's run in flight (ONNX Runtime's terminate flag), which is then
   // Cancelled too.
-  virtual std::vector<float> encode_images(const float* images, std::int64_t batch, std::int64_t height,
+  virtual std::vector<float> encode_images(SdImages images, std::int64_t batch, std::int64_t height,
                                            std::int64_t width, LatentMode mode, const NoiseKey* keys, float scaling,
                                            std::int64_t chunk, std::int64_t& channels, std::int64_t& h,
                                            std::int64_t& w, const std::atomic<bool>* cancel = nullptr,
