@@ -19,7 +19,7 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { BigIntStats } from 'node:fs';
-import { existsSync } from 'node:fs';
+import { constants, existsSync } from 'node:fs';
 import { lstat, open, readlink, realpath, type FileHandle } from 'node:fs/promises';
 import { basename, delimiter, dirname, isAbsolute, join, parse, relative, resolve, sep } from 'node:path';
 
@@ -310,6 +310,25 @@ const changedFile = (model: string, what: string) =>
       `inside its root, and a file that changes while it is read is refused. Retry once the folder no longer changes`,
     { path: model, field: what },
   );
+
+/**
+ * The bytes of the file at `real` (a path checkedModelFile returned) when it is still the file checked (`dev`,
+ * `ino`, compared on the descriptor read): for onnxruntime-node, which is handed a model's external data as bytes
+ * (the engine opens and compares such files itself, native/core checked_file.h). Else changedFile's FormatError.
+ */
+export async function readCheckedFile(real: string, checked: { dev: bigint; ino: bigint }, what: string, model: string): Promise<Buffer> {
+  // (O_NONBLOCK: a FIFO put in its place is refused below, not waited on)
+  const handle = await open(real, constants.O_RDONLY | constants.O_NONBLOCK).catch((e: NodeJS.ErrnoException) => {
+    throw e.code === 'ENOENT' || e.code === 'ENOTDIR' || e.code === 'ELOOP' ? changedFile(model, what) : e;
+  });
+  try {
+    const st = await handle.stat({ bigint: true });
+    if (st.dev !== checked.dev || st.ino !== checked.ino || !st.isFile()) throw changedFile(model, what);
+    return await handle.readFile();
+  } finally {
+    await handle.close();
+  }
+}
 
 /** The files a model was checked as (checkedModelFile), to verify after ONNX Runtime, which opens them by path, read them. */
 export interface CheckedFiles {
