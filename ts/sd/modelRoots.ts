@@ -338,8 +338,8 @@ export interface CheckedFiles {
 /**
  * Throws the FormatError of a file that is not, now, the file it was checked as (another real file, or another
  * device/inode, or outside the roots): for files read by path after their check (ONNX Runtime's model and external
- * data), whose load is refused then. What this cannot see: a link flipped to another file and back while the file
- * was read (docs/server.md's security notes).
+ * data, when it opened them by path), whose load is refused then. Under roots ONNX Runtime now opens no path (the
+ * engine hands it the bytes of the files checked: modelSource.ts), so this recheck is a second line only.
  */
 export async function verifyUnchanged(files: CheckedFiles['files']): Promise<void> {
   for (const f of files) {

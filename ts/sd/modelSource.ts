@@ -72,7 +72,8 @@ export async function modelSource(path: string, what = 'model'): Promise<ModelSo
 /**
  * After ONNX Runtime loaded the models of `sources` (it opens the model file and its external data again, by path):
  * throws when a file checked before is no longer the file it was (a link replaced since), after `release` (the
- * session's disposal). What it cannot see, a link flipped and flipped back during the load, is docs/server.md's.
+ * session's disposal). (Under roots every model now comes from the files checked, `files`, which ONNX Runtime
+ * never reopens: a link flipped and back during the load reads nothing; this recheck stays as a second line.)
  */
 export async function verifyLoaded(sources: readonly ModelSource[], release: () => void | Promise<void>): Promise<void> {
   const files = sources.flatMap((s) => s.checked ?? []);
