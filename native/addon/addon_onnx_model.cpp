@@ -49,7 +49,8 @@ Napi::Array infos(Napi::Env env, const std::vector<OnnxTensorInfo>& list) {
 // onnxLoad({path, ortLibrary, ...session options (ort_options.h)})
 // onnxLoad({bytes: Uint8Array, name, externalDataFolder, ortLibrary, ...session options}): a model from its
 //   serialized bytes (read in place: the worker holds the array until the load settles), its external
-//   weights read from externalDataFolder; `name` stands for it in messages.
+//   weights read from externalDataFolder; `name` stands for it in messages. With `files` (a service's checked
+//   files, checked_files_of) instead, its external data comes from those files, opened and mapped by the engine.
 //   -> Promise<{handle, inputs, outputs, provider}>
 Napi::Value OnnxLoad(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -77,6 +78,15 @@ Napi::Value OnnxLoad(const Napi::CallbackInfo& info) {
       throw Napi::TypeError::New(env, "onnxLoad(options): the model bytes could not be read");
     const std::string name = attr_string(o, "name", "(model in memory)");
     const std::string folder = attr_string(o, "externalDataFolder", "");
+    if (has(o, "files")) {  // a service's checked files: the engine opens and maps them, ONNX Runtime no path
+      const std::vector<CheckedFile> files = checked_files_of(o.Get("files"), "onnxLoad(options): files");
+      return run_job(
+          env, "brainlatent.onnxLoad",
+          [data, length, name, files, lib, cfg, result](JobContext&) {
+            *result = OnnxModel::load_checked(data, length, name, files, lib, cfg);
+          },
+          done, {Napi::Function(), nullptr, {b}});
+    }
     return run_job(
         env, "brainlatent.onnxLoad",
         [data, length, name, folder, lib, cfg, result](JobContext&) {

@@ -164,6 +164,10 @@ Napi::Value SdLoad(const Napi::CallbackInfo& info) {
           napi_get_typedarray_info(env, b, nullptr, &mb.size, const_cast<void**>(&mb.data), nullptr, nullptr) != napi_ok)
         throw Napi::TypeError::New(env, "sdLoad(options): fromMemory." + c + ".bytes must be a Uint8Array");
       mb.external_data_folder = attr_string(entry, "externalDataFolder", "");
+      if (has(entry, "files")) {  // a service's checked files (the engine opens and maps them)
+        mb.files = checked_files_of(entry.Get("files"), "sdLoad(options): fromMemory." + c + ".files");
+        mb.checked = true;
+      }
       opts->from_memory[c] = mb;
       keep.push_back(b);
     }

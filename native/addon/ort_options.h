@@ -2,6 +2,10 @@
 #pragma once
 #include <napi.h>
 
+#include <string>
+#include <vector>
+
+#include "brainlatent/checked_file.h"
 #include "brainlatent/ort_runtime.h"
 #include "kit.h"
 
@@ -46,6 +50,35 @@ inline OrtSessionConfig session_config_of(const Napi::Object& o) {
   c.initializers_malloc = attr_bool(o, "initializersMalloc", lean);
   c.max_rows_per_run = static_cast<int>(attr_number(o, "maxRowsPerRun", lean ? 1 : 0));
   return c;
+}
+
+// files: [{location, path, dev: bigint, ino: bigint, what?}], a model's external data files as modelRoots.ts checked
+// them (CheckedFile). `where` names the option in a TypeError.
+inline std::vector<CheckedFile> checked_files_of(const Napi::Value& v, const std::string& where) {
+  const Napi::Env env = v.Env();
+  if (!v.IsArray()) throw Napi::TypeError::New(env, where + " must be an array");
+  const Napi::Array a = v.As<Napi::Array>();
+  std::vector<CheckedFile> files;
+  const auto id = [&](const Napi::Object& o, const char* key) {
+    const Napi::Value x = o.Get(key);
+    bool lossless = false;
+    const std::uint64_t n = x.IsBigInt() ? x.As<Napi::BigInt>().Uint64Value(&lossless) : 0;
+    if (!x.IsBigInt() || !lossless) throw Napi::TypeError::New(env, where + "[]." + key + " must be a bigint (a file's " + key + ")");
+    return n;
+  };
+  for (uint32_t i = 0; i < a.Length(); ++i) {
+    if (!a.Get(i).IsObject()) throw Napi::TypeError::New(env, where + "[" + std::to_string(i) + "] must be an object");
+    const Napi::Object o = a.Get(i).As<Napi::Object>();
+    CheckedFile f;
+    f.location = attr_string(o, "location", "");
+    f.path = attr_string(o, "path", "");
+    if (f.location.empty() || f.path.empty()) throw Napi::TypeError::New(env, where + "[" + std::to_string(i) + "] needs a location and a path");
+    f.dev = id(o, "dev");
+    f.ino = id(o, "ino");
+    f.what = attr_string(o, "what", "");
+    files.push_back(std::move(f));
+  }
+  return files;
 }
 
 }  // namespace brainlatent::addon

@@ -3,7 +3,7 @@ import { CancelledError, FormatError, InvalidArgumentError } from '../errors.js'
 import { onnx } from '../sd/onnxProto.js';
 import { OnnxModel, unetFeatures, type OnnxModelLoadOptions } from '../sd/OnnxModel.js';
 import { latentSizeMismatch, unetDeclaredSizes } from '../sd/onnxSignature.js';
-import { readModelWithWeightRefs } from '../sd/onnxWeightRefs.js';
+import { readModelWithWeightRefs, type CheckedDataFile } from '../sd/onnxWeightRefs.js';
 import type { Tensor } from '../sd/tensor.js';
 import { removeLeftUnetCopies } from './unetCopies.js';
 
@@ -129,6 +129,8 @@ export interface ExposedUnet {
   timestep: { dtype: 'float32' | 'float16' | 'int64' | 'int32'; rank: number };
   /** Type of the node that produces each exposed layer (for messages). */
   ops: Map<string, string>;
+  /** Under a service's model roots, the weights' files as checked (readModelWithWeightRefs), else null. */
+  files: CheckedDataFile[] | null;
 }
 
 type IValueInfo = import('onnx-proto').onnx.IValueInfoProto;
@@ -145,7 +147,7 @@ function outputDeclaration(name: string, info: Map<string | null | undefined, IV
 /** A name that is not a tensor of the graph is an error listing what is available. */
 export async function exposeUnetLayers(modelDir: string, layers: string[]): Promise<ExposedUnet> {
   const src = unetModelPath(modelDir);
-  const { model, dataFolder, unloadable } = await readModelWithWeightRefs(src, { what: 'U-Net' });
+  const { model, dataFolder, unloadable, files } = await readModelWithWeightRefs(src, { what: 'U-Net' });
   if (unloadable) throw new InvalidArgumentError(unloadable);
   const graph = model.graph;
   if (!graph) throw new FormatError(`${src}: the model has no graph`);
@@ -159,11 +161,13 @@ export async function exposeUnetLayers(modelDir: string, layers: string[]): Prom
   // copies earlier builds left in the OS temp folder that no process can be using (a copy of an inline-weights U-Net is GBs)
   await removeLeftUnetCopies();
   const bytes = onnx.ModelProto.encode(model).finish();
-  return { source: src, weightsFolder: dataFolder, bytes, timestep: timestepOf(graph), ops };
+  return { source: src, weightsFolder: dataFolder, bytes, timestep: timestepOf(graph), ops, files };
 }
 
 /** Loads an exposed U-Net on the engine's ONNX Runtime, from its bytes, with the weights read from where they are. */
 export function loadExposedUnet(u: ExposedUnet, options: OnnxModelLoadOptions = {}): Promise<OnnxModel> {
+  // (under a service's model roots: the weights from the files checked, opened by the engine, no path for ONNX Runtime)
+  if (u.files) return OnnxModel.fromCheckedBytes(u.bytes, { ...options, name: `${u.source} (with layers exposed)`, files: u.files });
   return OnnxModel.fromBytes(u.bytes, { ...options, name: `${u.source} (with layers exposed)`, externalDataFolder: u.weightsFolder });
 }
 

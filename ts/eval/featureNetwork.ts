@@ -4,13 +4,18 @@
  * published tables; user-supplied). Images are resized to `inputSize` (no crop), scaled to [0, 1],
  * normalised with mean/std per channel, fed as NCHW float32; the chosen output is flattened per image.
  */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
 import type * as ort from 'onnxruntime-common';
 
 import { InvalidArgumentError, MissingFileError, ShapeError } from '../errors.js';
 import { onnxruntimeNode, type OnnxRuntime } from '../native/onnxruntimeNode.js';
 import type { Matrix } from '../matrix.js';
-import { modelPathExists } from '../sd/modelRoots.js';
+import { modelPathExists, readCheckedFile } from '../sd/modelRoots.js';
 import { loadFailure, modelSource, verifyLoaded } from '../sd/modelSource.js';
+import type { CheckedDataFile } from '../sd/onnxWeightRefs.js';
 import type { RgbImages } from '../sd/tensor.js';
 import { checkImages, resizeImages } from './images.js';
 
@@ -35,6 +40,30 @@ export interface FeatureNetworkSpec {
 export const IMAGENET_MEAN: [number, number, number] = [0.485, 0.456, 0.406];
 export const IMAGENET_STD: [number, number, number] = [0.229, 0.224, 0.225];
 
+/**
+ * Under a service's model roots: a session from the graph read from the model file checked, its external data the
+ * bytes of the files checked (each read from a descriptor held to the file checked, readCheckedFile) handed to
+ * ONNX Runtime as external data in memory (onnxruntime-node's externalData), and an empty folder of our own as its
+ * folder for external data, so that ONNX Runtime opens no path (a subgraph's tensor, which it reads only by path,
+ * then fails to load). The engine's models do the same without the copy in JavaScript (checked_file.h).
+ */
+async function checkedSession(
+  ort: OnnxRuntime,
+  bytes: Uint8Array,
+  files: readonly CheckedDataFile[],
+  model: string,
+  threads: ort.InferenceSession.SessionOptions,
+): Promise<ort.InferenceSession> {
+  const externalData = [];
+  for (const f of files) externalData.push({ path: f.location, data: await readCheckedFile(f.path, f, f.what, model) });
+  const empty = await mkdtemp(join(tmpdir(), 'bl-ort-no-files-'));
+  try {
+    return await ort.InferenceSession.create(bytes, { ...threads, externalData, extra: { session: { model_external_initializers_file_folder_path: empty } } });
+  } finally {
+    await rm(empty, { recursive: true, force: true });
+  }
+}
+
 export class FeatureNetwork {
   private constructor(
     readonly spec: FeatureNetworkSpec,
@@ -54,11 +83,13 @@ export class FeatureNetwork {
     // external data behind links that leave the network's folder (a Hugging Face cache): from bytes (modelSource)
     const src = await modelSource(spec.path, `feature network '${spec.name}'`);
     const threads = { intraOpNumThreads: 2, interOpNumThreads: 1 };
-    const session = src.bytes
-      ? await ort.InferenceSession.create(src.bytes, { ...threads, extra: { session: { model_external_initializers_file_folder_path: src.externalDataFolder } } })
-      : await ort.InferenceSession.create(spec.path, threads).catch(async (e: unknown) => {
-          throw await loadFailure([spec.path], e);
-        });
+    const session = src.files
+      ? await checkedSession(ort, src.bytes!, src.files, spec.path, threads)
+      : src.bytes
+        ? await ort.InferenceSession.create(src.bytes, { ...threads, extra: { session: { model_external_initializers_file_folder_path: src.externalDataFolder } } })
+        : await ort.InferenceSession.create(spec.path, threads).catch(async (e: unknown) => {
+            throw await loadFailure([spec.path], e);
+          });
     // (under model roots: the files ONNX Runtime opened by path are still those checked)
     await verifyLoaded([src], () => session.release());
     const inputName = session.inputNames[0];

@@ -175,9 +175,10 @@ export interface NativeLoadOptions extends NativeOrtSessionOptions {
   components?: string[];
   /**
    * Components loaded from these bytes (read during the load only) instead of <dir>/<component>/model.onnx, their
-   * external data from externalDataFolder (ts/sd/modelSource.ts: external data behind links that leave the folder).
+   * external data from externalDataFolder (ts/sd/modelSource.ts: external data behind links that leave the folder),
+   * or, with `files` (under a service's model roots), from those files as checked, opened by the engine itself.
    */
-  fromMemory?: Record<string, { bytes: Uint8Array; externalDataFolder: string }>;
+  fromMemory?: Record<string, { bytes: Uint8Array; externalDataFolder: string; files?: NativeCheckedFile[] }>;
 }
 
 /** An opaque native pipeline handle. */
@@ -229,9 +230,25 @@ export interface SamplerBinding {
 /** An opaque native ONNX model handle (OnnxModel). */
 export type OnnxHandle = { readonly __onnxHandle: unique symbol };
 
-/** A model file (`path`), or a model's serialized bytes whose external weights are in `externalDataFolder`. */
+/**
+ * A model's external data file as a service's model roots checked it (ts/sd/onnxWeightRefs.ts CheckedDataFile): the
+ * engine opens `path`, refuses it unless it is still the file of device `dev` and inode `ino`, and hands its bytes to
+ * ONNX Runtime under `location`.
+ */
+export interface NativeCheckedFile {
+  location: string;
+  path: string;
+  dev: bigint;
+  ino: bigint;
+  what: string;
+}
+
+/**
+ * A model file (`path`), or a model's serialized bytes whose external weights are in `externalDataFolder`, or (with
+ * `files`) come from the files checked.
+ */
 export type NativeOnnxLoadOptions = NativeOrtSessionOptions &
-  ({ path: string } | { bytes: Uint8Array; name: string; externalDataFolder: string });
+  ({ path: string } | { bytes: Uint8Array; name: string; externalDataFolder: string; files?: NativeCheckedFile[] });
 
 export interface NativeOnnxInput {
   name: string;

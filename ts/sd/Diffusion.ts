@@ -170,7 +170,7 @@ async function modelsFromMemory(dir: string, components: readonly string[]): Pro
   for (const c of components) {
     const src = await modelSource(join(dir, c, 'model.onnx'), c);
     sources.push(src);
-    if (src.bytes) out[c] = { bytes: src.bytes, externalDataFolder: src.externalDataFolder! };
+    if (src.bytes) out[c] = { bytes: src.bytes, externalDataFolder: src.externalDataFolder!, ...(src.files ? { files: src.files } : {}) };
   }
   return { fromMemory: Object.keys(out).length > 0 ? out : undefined, sources };
 }

@@ -43,6 +43,7 @@ import type { NativeOnnxInput, OnnxHandle, SdTensorInfo } from '../native/sample
 import { checkOptionsObject } from '../ridge/options.js';
 import { modelPathExists } from './modelRoots.js';
 import { loadFailure, modelSource, verifyLoaded } from './modelSource.js';
+import type { CheckedDataFile } from './onnxWeightRefs.js';
 import { nativeSessionOptions, ORT_SESSION_OPTION_KEYS, type OrtSessionOptions } from './native.js';
 import { assertTensor, type Tensor } from './tensor.js';
 
@@ -81,7 +82,9 @@ export class OnnxModel {
     // external data behind links that leave the model's folder (a Hugging Face cache): from bytes (modelSource)
     const src = await modelSource(path, 'OnnxModel.load');
     const r = await nativeJob('OnnxModel.load', (b) =>
-      b.onnxLoad(src.bytes ? { ...session, bytes: src.bytes, name: path, externalDataFolder: src.externalDataFolder! } : { ...session, path }),
+      b.onnxLoad(
+        src.bytes ? { ...session, bytes: src.bytes, name: path, externalDataFolder: src.externalDataFolder!, ...(src.files ? { files: src.files } : {}) } : { ...session, path },
+      ),
     ).catch(async (e: unknown) => {
       // (from bytes, its locations were checked as they were read)
       throw src.bytes ? e : await loadFailure([path], e);
@@ -115,6 +118,19 @@ export class OnnxModel {
     const session = nativeSessionOptions(o, 'OnnxModel.fromBytes');
     const r = await nativeJob(where, (b) => b.onnxLoad({ ...session, bytes, name: o.name, externalDataFolder: resolve(folder) }));
     return new OnnxModel(r.handle, o.name, r.inputs, r.outputs, r.provider);
+  }
+
+  /**
+   * @internal A model from its graph's bytes, read from the model file a service's model roots checked, whose
+   * external data comes from `files` as they were checked (readModelWithWeightRefs' `files`): the engine opens each,
+   * holds it to the device and inode checked and hands its bytes to ONNX Runtime, which opens no path.
+   */
+  static async fromCheckedBytes(bytes: Uint8Array, o: OnnxModelLoadOptions & { name: string; files: CheckedDataFile[] }): Promise<OnnxModel> {
+    const { name, files, ...options } = o;
+    const where = `OnnxModel.fromBytes(${name})`;
+    const session = nativeSessionOptions(options, 'OnnxModel.fromBytes');
+    const r = await nativeJob(where, (b) => b.onnxLoad({ ...session, bytes, name, externalDataFolder: '', files }));
+    return new OnnxModel(r.handle, name, r.inputs, r.outputs, r.provider);
   }
 
   /** Runs the model on `inputs` (every declared input, by name) and returns the named outputs. */

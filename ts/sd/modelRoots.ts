@@ -19,7 +19,7 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { BigIntStats } from 'node:fs';
-import { existsSync } from 'node:fs';
+import { constants, existsSync } from 'node:fs';
 import { lstat, open, readlink, realpath, type FileHandle } from 'node:fs/promises';
 import { basename, delimiter, dirname, isAbsolute, join, parse, relative, resolve, sep } from 'node:path';
 
@@ -311,6 +311,25 @@ const changedFile = (model: string, what: string) =>
     { path: model, field: what },
   );
 
+/**
+ * The bytes of the file at `real` (a path checkedModelFile returned) when it is still the file checked (`dev`,
+ * `ino`, compared on the descriptor read): for onnxruntime-node, which is handed a model's external data as bytes
+ * (the engine opens and compares such files itself, native/core checked_file.h). Else changedFile's FormatError.
+ */
+export async function readCheckedFile(real: string, checked: { dev: bigint; ino: bigint }, what: string, model: string): Promise<Buffer> {
+  // (O_NONBLOCK: a FIFO put in its place is refused below, not waited on)
+  const handle = await open(real, constants.O_RDONLY | constants.O_NONBLOCK).catch((e: NodeJS.ErrnoException) => {
+    throw e.code === 'ENOENT' || e.code === 'ENOTDIR' || e.code === 'ELOOP' ? changedFile(model, what) : e;
+  });
+  try {
+    const st = await handle.stat({ bigint: true });
+    if (st.dev !== checked.dev || st.ino !== checked.ino || !st.isFile()) throw changedFile(model, what);
+    return await handle.readFile();
+  } finally {
+    await handle.close();
+  }
+}
+
 /** The files a model was checked as (checkedModelFile), to verify after ONNX Runtime, which opens them by path, read them. */
 export interface CheckedFiles {
   files: { named: string; what: string; model: string; checked: CheckedModelFile | 'missing' }[];
@@ -319,8 +338,8 @@ export interface CheckedFiles {
 /**
  * Throws the FormatError of a file that is not, now, the file it was checked as (another real file, or another
  * device/inode, or outside the roots): for files read by path after their check (ONNX Runtime's model and external
- * data), whose load is refused then. What this cannot see: a link flipped to another file and back while the file
- * was read (docs/server.md's security notes).
+ * data, when it opened them by path), whose load is refused then. Under roots ONNX Runtime now opens no path (the
+ * engine hands it the bytes of the files checked: modelSource.ts), so this recheck is a second line only.
  */
 export async function verifyUnchanged(files: CheckedFiles['files']): Promise<void> {
   for (const f of files) {

@@ -11,20 +11,28 @@
  * is a model whose Constant nodes or subgraphs (If branches, Loop bodies) have external data behind links: onnx's
  * checker, which ONNX Runtime runs on them, refuses data that is a link. A folder without links is loaded by
  * path, as always, and its model.onnx is not read here, except under a service's model roots (modelRoots.ts), where
- * every model is read so that its files are checked to lie inside them, links followed.
+ * every model is read so that its files are checked to lie inside them, links followed, and is loaded from the bytes
+ * read from the file checked, its external data from the files checked (opened by the engine, held to the device and
+ * inode checked, handed to ONNX Runtime from memory): ONNX Runtime opens no path of it. (Only under roots: from
+ * memory ONNX Runtime copies the weights into its own memory, where by path it maps the file.)
  */
 import { lstat, readdir, realpath } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 import { InvalidArgumentError } from '../errors.js';
 import { modelsConfined, verifyUnchanged, type CheckedFiles } from './modelRoots.js';
-import { externalDataRefusal, isInside, readModelWithWeightRefs } from './onnxWeightRefs.js';
+import { externalDataRefusal, isInside, readModelWithWeightRefs, type CheckedDataFile } from './onnxWeightRefs.js';
 
-/** The model file to load by path, or (`bytes` given) its bytes with its external data in `externalDataFolder`. */
+/**
+ * The model file to load by path, or (`bytes` given) its bytes with its external data in `externalDataFolder`, or,
+ * under model roots (`files` given), its bytes with its external data from the files checked, which the engine
+ * opens and hands to ONNX Runtime itself (no path opened by ONNX Runtime).
+ */
 export interface ModelSource {
   path: string;
   bytes?: Uint8Array;
   externalDataFolder?: string;
+  files?: CheckedDataFile[];
   /** Under model roots, the files as they were checked, to verify once ONNX Runtime has read them (verifyLoaded). */
   checked?: CheckedFiles['files'];
 }
@@ -55,15 +63,17 @@ export async function modelSource(path: string, what = 'model'): Promise<ModelSo
   // (under a service's model roots the model is read whatever its folder: its files, links followed, are checked)
   if (!modelsConfined() && !(await mayBeRefused(path))) return { path };
   const r = await readModelWithWeightRefs(path, { what });
-  if (r.byPath) return { path, checked: r.checked };
+  // (under roots: always from the bytes read from the file checked, the external data from the files checked)
+  if (r.byPath && r.files === null) return { path, checked: r.checked };
   if (r.unloadable) throw new InvalidArgumentError(r.unloadable);
-  return { path, bytes: r.bytes, externalDataFolder: r.dataFolder, checked: r.checked };
+  return { path, bytes: r.bytes, externalDataFolder: r.dataFolder, checked: r.checked, ...(r.files ? { files: r.files } : {}) };
 }
 
 /**
  * After ONNX Runtime loaded the models of `sources` (it opens the model file and its external data again, by path):
  * throws when a file checked before is no longer the file it was (a link replaced since), after `release` (the
- * session's disposal). What it cannot see, a link flipped and flipped back during the load, is docs/server.md's.
+ * session's disposal). (Under roots every model now comes from the files checked, `files`, which ONNX Runtime
+ * never reopens: a link flipped and back during the load reads nothing; this recheck stays as a second line.)
  */
 export async function verifyLoaded(sources: readonly ModelSource[], release: () => void | Promise<void>): Promise<void> {
   const files = sources.flatMap((s) => s.checked ?? []);

@@ -38,7 +38,7 @@ import { lstat, realpath, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, resolve, win32 } from 'node:path';
 
 import { FormatError, MissingFileError } from '../errors.js';
-import { checkedModelFile, isInside, openModelFile, type CheckedFiles } from './modelRoots.js';
+import { checkedModelFile, isInside, openModelFile, type CheckedFiles, type CheckedModelFile } from './modelRoots.js';
 import { eachField, encodeVarint, FileWindow, onnx, type ProtoField } from './onnxProto.js';
 
 type IModel = import('onnx-proto').onnx.IModelProto;
@@ -73,6 +73,25 @@ export interface ModelWithWeightRefs {
    * Runtime opens them again by path, and the load is verified against these after it (verifyUnchanged). Else empty.
    */
   checked: CheckedFiles['files'];
+  /**
+   * Under a service's model roots, every file the graph in `bytes` names as external data (its location there), as
+   * checked: the engine opens each, holds it to the device and inode checked, and hands ONNX Runtime its bytes, so
+   * that ONNX Runtime opens no path (the model file itself among them when its inline weights are referred to).
+   * Null without roots.
+   */
+  files: CheckedDataFile[] | null;
+}
+
+/** An external data file as checked, for the engine (ts/native: onnxLoad's and sdLoad's `files`). */
+export interface CheckedDataFile {
+  /** The name the graph gives it (a location of its external data). */
+  location: string;
+  /** Its real path when it was checked, and its device and inode then. */
+  path: string;
+  dev: bigint;
+  ino: bigint;
+  /** The file in messages ("tensor 'w' (…) keeps its data in 'w.bin', which"). */
+  what: string;
 }
 
 // field numbers of onnx.proto3
@@ -319,6 +338,28 @@ async function assemble(fh: FileHandle, pieces: readonly Piece[]): Promise<Buffe
   return out;
 }
 
+/**
+ * The files the graph loaded from bytes names (its locations, relocated where planData renamed them, and the model
+ * file itself, `self`, when its inline weights are referred to), each as it was checked. A location whose file is
+ * missing is a MissingFileError here (ONNX Runtime, given no path, would not name it).
+ */
+function checkedDataFiles(
+  path: string,
+  self: string,
+  model: { real: string; checked: CheckedModelFile } | null,
+  data: Map<string, { what: string; checked: CheckedModelFile | 'missing' }>,
+  relocated: Map<string, string> | undefined,
+): CheckedDataFile[] {
+  const files = new Map<string, CheckedDataFile>();
+  if (model) files.set(self, { location: self, path: model.checked.real, dev: model.checked.dev, ino: model.checked.ino, what: 'the model file' });
+  for (const [l, { what, checked: c }] of data) {
+    if (c === 'missing') throw new MissingFileError(`${path}: ${what} does not exist (expected beside ${basename(path)})`);
+    const location = relocated?.get(l) ?? l;
+    if (!files.has(location)) files.set(location, { location, path: c.real, dev: c.dev, ino: c.ino, what });
+  }
+  return [...files.values()];
+}
+
 /** `path` is `folder` or inside it (both absolute, links followed). */
 export { isInside };
 
@@ -494,6 +535,8 @@ export async function readModelWithWeightRefs(path: string, options: { what?: st
       throw e;
     }
     const locations = new Set(external.flatMap((x) => (x.location ? [x.location] : [])));
+    // (under roots: each location's file as checked, the one the graph loaded from bytes names)
+    const dataChecked = new Map<string, { what: string; checked: CheckedModelFile | 'missing' }>();
     for (const l of locations) {
       const x = external.find((t) => t.location === l)!;
       const what = `${x.where[0]} (${x.where.slice(1).join(' ')}) keeps its data in '${l}', which`;
@@ -502,6 +545,7 @@ export async function readModelWithWeightRefs(path: string, options: { what?: st
       for (const n of named) {
         const c = await checkedModelFile(n, what, path);
         if (c !== null) checked.push({ named: n, what, model: path, checked: c });
+        if (c !== null && !dataChecked.has(l)) dataChecked.set(l, { what, checked: c });
       }
     }
     const nested = new Set(external.flatMap((x) => (x.location && !x.top ? [x.location] : [])));
@@ -514,6 +558,7 @@ export async function readModelWithWeightRefs(path: string, options: { what?: st
     for (const p of model) emit(pieces, p, byRef, plan?.relocated);
     const referenced = byRef ? refs : [];
     const bytes = await assemble(fh, pieces);
+    const files = opened.checked === null ? null : checkedDataFiles(path, walk.self, byRef ? { real, checked: opened.checked } : null, dataChecked, plan?.relocated);
     return {
       model: onnx.ModelProto.decode(bytes),
       bytes,
@@ -524,6 +569,7 @@ export async function readModelWithWeightRefs(path: string, options: { what?: st
       referencedBytes: referenced.reduce((a, x) => a + x.rawBytes, 0),
       locations: [...locations],
       checked,
+      files,
     };
   } catch (e) {
     if (e instanceof MissingFileError || e instanceof FormatError) throw e;

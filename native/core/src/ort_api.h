@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "brainlatent/ort_runtime.h"
+#include "brainlatent/checked_file.h"
 
 namespace brainlatent::ort {
 
@@ -48,6 +49,13 @@ class Session {
   // (session config "session.model_external_initializers_file_folder_path"), so they need no copy or link
   // beside a copy of the model. `label` names the model in messages; `bytes` is only read during the call.
   Session(const void* bytes, std::size_t size, const std::string& label, const std::string& external_data_folder,
+          const OrtSessionConfig& config);
+  // A model given as its graph's bytes whose external data files were checked by the caller (a service's model
+  // roots): each file is opened here, held to the device and inode checked, mapped, and handed to ONNX Runtime as a
+  // file in memory under its location (AddExternalInitializersFromFilesInMemory), which it copies during the call.
+  // ONNX Runtime is given an empty private folder for its external data, so a tensor it would still read by path
+  // (a subgraph's) finds nothing there: it never opens a path of the model's. `files` must name every location.
+  Session(const void* bytes, std::size_t size, const std::string& label, const std::vector<CheckedFile>& files,
           const OrtSessionConfig& config);
   ~Session();
   Session(const Session&) = delete;

@@ -64,6 +64,11 @@ class OrtOnnxModel : public OnnxModel {
       : session_(bytes, size, name, folder, config) {
     read_infos();
   }
+  OrtOnnxModel(const void* bytes, std::size_t size, const std::string& name, const std::vector<CheckedFile>& files,
+               const OrtSessionConfig& config)
+      : session_(bytes, size, name, files, config) {
+    read_infos();
+  }
   const std::string& path() const override { return session_.path(); }
   const std::string& provider() const override { return session_.route(); }
   const std::vector<OnnxTensorInfo>& inputs() const override { return inputs_; }
@@ -247,6 +252,14 @@ std::unique_ptr<OnnxModel> OnnxModel::load_bytes(const void* bytes, std::size_t 
   if (!bytes || size == 0) throw Error(ErrorCode::InvalidArgument, name + ": no model bytes given");
   ort_load(ort_library);
   return std::make_unique<OrtOnnxModel>(bytes, size, name, external_data_folder, config);
+}
+
+std::unique_ptr<OnnxModel> OnnxModel::load_checked(const void* bytes, std::size_t size, const std::string& name,
+                                                   const std::vector<CheckedFile>& files, const std::string& ort_library,
+                                                   const OrtSessionConfig& config) {
+  if (!bytes || size == 0) throw Error(ErrorCode::InvalidArgument, name + ": no model bytes given");
+  ort_load(ort_library);
+  return std::make_unique<OrtOnnxModel>(bytes, size, name, files, config);
 }
 
 }  // namespace brainlatent

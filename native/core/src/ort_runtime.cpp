@@ -1,7 +1,12 @@
 #include <dlfcn.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include <cctype>
+#include <cerrno>
+#include <cstring>
 #include <cstdlib>
+#include <filesystem>
 #include <map>
 #include <mutex>
 #include <sstream>
@@ -262,6 +267,38 @@ std::string external_data_problem(const std::string& msg) {
   return "";
 }
 
+// Tests only: with BRAINLATENT_TEST_FLIP_LINK=<a symbolic link> and BRAINLATENT_TEST_FLIP_TO=<a target>, the link
+// leads to the target while ONNX Runtime creates a session and is put back right after (each replaced whole, by a
+// rename): a link flipped out of a service's root and back during the load, which a recheck after it cannot see
+// (tests/test_checked_file.cpp, test/sd/modelRootsOrtLoad.test.ts). Unset, nothing happens.
+class TestLinkFlip {
+ public:
+  TestLinkFlip() {
+    const char* link = std::getenv("BRAINLATENT_TEST_FLIP_LINK");
+    const char* to = std::getenv("BRAINLATENT_TEST_FLIP_TO");
+    if (!link || !*link || !to || !*to) return;
+    char buf[4096];
+    const ssize_t n = ::readlink(link, buf, sizeof buf - 1);
+    if (n <= 0) return;
+    was_.assign(buf, static_cast<std::size_t>(n));
+    link_ = link;
+    replace(link_, to);
+  }
+  ~TestLinkFlip() {
+    if (!link_.empty()) replace(link_, was_);
+  }
+  TestLinkFlip(const TestLinkFlip&) = delete;
+  TestLinkFlip& operator=(const TestLinkFlip&) = delete;
+
+ private:
+  static void replace(const std::string& link, const std::string& target) {
+    const std::string tmp = link + ".flipping";
+    ::unlink(tmp.c_str());
+    if (::symlink(target.c_str(), tmp.c_str()) == 0) ::rename(tmp.c_str(), link.c_str());
+  }
+  std::string link_, was_;
+};
+
 }  // namespace
 
 Session::Session(const std::string& path, const OrtSessionConfig& c) : path_(path) {
@@ -288,6 +325,62 @@ Session::Session(const void* bytes, std::size_t size, const std::string& label, 
       return st;
     return api().CreateSessionFromArray(env(), bytes, size, so, &session_);
   });
+}
+
+Session::Session(const void* bytes, std::size_t size, const std::string& label, const std::vector<CheckedFile>& files,
+                 const OrtSessionConfig& c)
+    : path_(label) {
+  // (since API 18; ort_load asks for API ORT_API_VERSION, 29, so a runtime loaded here has it)
+  static_assert(ORT_API_VERSION >= 18, "AddExternalInitializersFromFilesInMemory needs ONNX Runtime API 18");
+  if (!api().AddExternalInitializersFromFilesInMemory)
+    throw Error(ErrorCode::BackendUnavailable, "ONNX Runtime " + runtime().info.version +
+                                                   " cannot take a model's external data from memory (API 18, ONNX Runtime 1.18, needed)");
+  // each file opened once, held to the file checked, and mapped: the check and the read are of one descriptor
+  std::vector<CheckedFileMap> maps;
+  std::vector<const char*> names;
+  std::vector<char*> buffers;
+  std::vector<std::size_t> lengths;
+  maps.reserve(files.size());
+  for (const auto& f : files) {
+    maps.push_back(CheckedFileMap::open(f, label));
+    names.push_back(f.location.c_str());
+    buffers.push_back(maps.back().data());
+    lengths.push_back(maps.back().size());
+  }
+  // ONNX Runtime's folder for external data: an empty one of our own, so that nothing is read by path (ONNX Runtime
+  // 1.30 serves graph initializers and Constant values from memory, but reads a subgraph's tensor from the folder:
+  // there it finds nothing, and the load fails rather than read a file that was not checked)
+  std::string folder = (std::filesystem::temp_directory_path() / "bl-ort-no-files-XXXXXX").string();
+  if (!::mkdtemp(folder.data()))
+    throw Error(ErrorCode::InvalidArgument, label + ": cannot make an empty folder for ONNX Runtime (" + std::strerror(errno) + ")");
+  struct Remove {
+    std::string dir;
+    ~Remove() { ::rmdir(dir.c_str()); }
+  } remove_folder{folder};
+  try {
+    open(c, [&](OrtSessionOptions* so) -> OrtStatus* {
+      if (OrtStatus* st = api().AddSessionConfigEntry(so, "session.model_external_initializers_file_folder_path", folder.c_str()))
+        return st;
+      if (!files.empty())
+        if (OrtStatus* st = api().AddExternalInitializersFromFilesInMemory(so, names.data(), buffers.data(), lengths.data(), files.size()))
+          return st;
+      return api().CreateSessionFromArray(env(), bytes, size, so, &session_);
+    });
+  } catch (const Error& e) {
+    // ONNX Runtime looked for a file in the empty folder: a tensor it does not take from memory (a subgraph's: an If
+    // branch's, a Loop or Scan body's initializer) or a location not among `files`
+    std::string msg = e.what();
+    if (msg.find(folder) == std::string::npos) throw;
+    const std::string own = "cannot load " + label + ": ";
+    if (msg.rfind(own, 0) == 0) msg.erase(0, own.size());
+    throw Error(ErrorCode::InvalidModel,
+                "cannot load " + label + ": a tensor keeps its data in an external file that ONNX Runtime would open by its path "
+                "(a subgraph's tensor, an If branch's or a Loop or Scan body's initializer, which ONNX Runtime does not take from "
+                "the files the engine opened and checked): a service loads a model's external data only from the files it "
+                "checked. Keep such tensors inside model.onnx (" + msg + ")");
+  }
+  // (ONNX Runtime copied the tensors during the call, "the buffer can be freed after session creation": the maps
+  // are released here; test_checked_file runs a session after its files changed)
 }
 
 void Session::open(const OrtSessionConfig& c, const std::function<OrtStatus*(OrtSessionOptions*)>& create) {
@@ -318,7 +411,12 @@ void Session::open(const OrtSessionConfig& c, const std::function<OrtStatus*(Ort
   route_ = append_provider(so, c);
   on_cpu_ = route_ == "cpu";
   device_id_ = c.device_id;
-  if (OrtStatus* st = create(so)) {
+  OrtStatus* created = nullptr;
+  {
+    const TestLinkFlip flip;
+    created = create(so);
+  }
+  if (OrtStatus* st = created) {
     const OrtErrorCode code = a.GetErrorCode(st);
     const std::string msg = a.GetErrorMessage(st);
     // a tensor's external data refused (outside the folder, a link, two locations): the model's fault, said so

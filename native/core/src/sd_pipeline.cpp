@@ -310,6 +310,8 @@ class OrtSdPipeline : public SdPipeline {
       const auto mem = o.from_memory.find(c);
       sessions_[c] = mem == o.from_memory.end()
                          ? std::make_unique<ort::Session>(path, o.session)
+                     : mem->second.checked ? std::make_unique<ort::Session>(mem->second.data, mem->second.size, path,
+                                                                             mem->second.files, o.session)
                          : std::make_unique<ort::Session>(mem->second.data, mem->second.size, path,
                                                           mem->second.external_data_folder, o.session);
       summary_.provider = sessions_[c]->route();  // one config, so one route for every model

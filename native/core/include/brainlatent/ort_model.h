@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "brainlatent/checked_file.h"
 #include "brainlatent/ort_runtime.h"
 
 namespace brainlatent {
@@ -77,6 +78,12 @@ class OnnxModel {
   static std::unique_ptr<OnnxModel> load_bytes(const void* bytes, std::size_t size, const std::string& name,
                                                const std::string& external_data_folder, const std::string& ort_library,
                                                const OrtSessionConfig& config);
+  // The same from a model's graph bytes whose external data files were checked by the caller (a service's model
+  // roots, ts/sd/modelRoots.ts): each is opened here, held to the device and inode checked, and handed to ONNX
+  // Runtime from memory, which then opens no path (checked_file.h). `files` names every location the graph names.
+  static std::unique_ptr<OnnxModel> load_checked(const void* bytes, std::size_t size, const std::string& name,
+                                                 const std::vector<CheckedFile>& files, const std::string& ort_library,
+                                                 const OrtSessionConfig& config);
   virtual ~OnnxModel() = default;
   // The model file, or load_bytes' name.
   virtual const std::string& path() const = 0;

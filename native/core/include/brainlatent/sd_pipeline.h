@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "brainlatent/checked_file.h"
 #include "brainlatent/ort_runtime.h"
 #include "brainlatent/philox.h"
 #include "brainlatent/sd_sampler.h"
@@ -49,6 +50,10 @@ struct SdModelBytes {
   const void* data = nullptr;
   std::size_t size = 0;
   std::string external_data_folder;
+  // Under a service's model roots: the external data files as checked (checked_file.h), every location the graph
+  // names; the engine opens and maps them and ONNX Runtime reads no path (external_data_folder is then unused).
+  std::vector<CheckedFile> files;
+  bool checked = false;
 };
 
 struct SdLoadOptions {

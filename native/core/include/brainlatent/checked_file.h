@@ -1,0 +1,54 @@
+// A model file opened by the engine and held to the file its caller checked, then mapped.
+//
+// Under a service's model roots (ts/sd/modelRoots.ts) every model file is checked, links followed one by one, to
+// lie inside the roots, and the check yields the file's device and inode. ONNX Runtime opening the file again by
+// its path would read whatever a link in that path leads to by then (a link flipped outside and back while it
+// reads is not seen by a later recheck). Instead the engine opens the path once, compares that descriptor's fstat
+// with the device and inode checked (the check and the read are then of one file), and maps that descriptor:
+// ONNX Runtime is handed the mapped bytes and never opens a path (ort_api.h, Session from checked files).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace brainlatent {
+
+// A file as its caller checked it.
+struct CheckedFile {
+  std::string location;  // the name the model's external data entries give it (ONNX Runtime's in-memory key)
+  std::string path;      // where to open it (its real path, as checked)
+  std::uint64_t dev = 0;  // its device and inode when it was checked
+  std::uint64_t ino = 0;
+  std::string what;      // the file in messages ("tensor 'w''s external data 'w.bin', which"); "" = location
+};
+
+// The checked file mapped read-only (MAP_PRIVATE): pages shared with the page cache, no copy. Move-only; unmaps
+// on destruction.
+class CheckedFileMap {
+ public:
+  // Opens f.path (without following a FIFO's or device's open: O_NONBLOCK, then a regular file is required),
+  // compares the descriptor's device and inode with f's, and maps it. Throws InvalidModel, naming `model` and
+  // the file, when the file opened is not the file checked (a link in its path replaced since the check: the
+  // same words as modelRoots.ts), InvalidArgument when it cannot be opened or mapped.
+  static CheckedFileMap open(const CheckedFile& f, const std::string& model);
+  CheckedFileMap() = default;
+  CheckedFileMap(CheckedFileMap&& o) noexcept;
+  CheckedFileMap& operator=(CheckedFileMap&& o) noexcept;
+  CheckedFileMap(const CheckedFileMap&) = delete;
+  CheckedFileMap& operator=(const CheckedFileMap&) = delete;
+  ~CheckedFileMap();
+  // The file's bytes (a valid pointer for an empty file too) and their count.
+  char* data() const { return size_ > 0 ? static_cast<char*>(base_) : const_cast<char*>(&empty_); }
+  std::size_t size() const { return size_; }
+
+ private:
+  void* base_ = nullptr;
+  std::size_t size_ = 0;
+  char empty_ = 0;
+};
+
+// The words of a file that is not the file checked (modelRoots.ts changedFile's): "<model>: <what> changed between
+// its check and its reading (…)".
+std::string changed_file_message(const std::string& model, const std::string& what);
+
+}  // namespace brainlatent

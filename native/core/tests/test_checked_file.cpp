@@ -1,0 +1,188 @@
+// CheckedFileMap and OnnxModel::load_checked: a model's external data read from the files the caller checked
+// (a service's model roots), each opened once, held to the device and inode checked, mapped, and handed to ONNX
+// Runtime from memory, so that a link flipped outside the root and back while ONNX Runtime loads is never read.
+// The flip is the engine's test hook (BRAINLATENT_TEST_FLIP_LINK/_TO, around ONNX Runtime's session creation).
+// The mapping part runs without ONNX Runtime; the load skips (exit 77 at the end) without one.
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "brainlatent/checked_file.h"
+#include "brainlatent/error.h"
+#include "brainlatent/ort_model.h"
+#include "onnx_test_models.h"
+#include "sd_test_util.h"
+
+using namespace brainlatent;
+using namespace onnxtest;
+using sdtest::contains;
+using sdtest::error_of;
+using sdtest::exists;
+
+namespace {
+
+CheckedFile checked_as(const std::string& location, const std::filesystem::path& p, const std::string& what = "") {
+  struct stat st {};
+  SD_CHECK(::stat(p.c_str(), &st) == 0);
+  return {location, p.string(), static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino), what};
+}
+
+// y = Add(x, w) with w inside the model (raw_data): a model file whose weights are its own bytes.
+std::string inline_add_model(const std::vector<float>& w) {
+  Proto node, t, graph, opset, model;
+  node.bytes(1, "x").bytes(1, "w").bytes(2, "y").bytes(3, "add").bytes(4, "Add");
+  t.num(1, 4).num(2, 1).bytes(8, "w").bytes(9, floats(w));  // dims, FLOAT, name, raw_data
+  graph.msg(1, node).bytes(2, "g").msg(5, t).msg(11, float_vector("x", 4)).msg(12, float_vector("y", 4));
+  opset.bytes(1, "").num(2, 17);
+  model.num(1, 8).msg(7, graph).msg(8, opset);
+  return model.b;
+}
+
+std::string link_target(const std::filesystem::path& link) { return std::filesystem::read_symlink(link).string(); }
+
+}  // namespace
+
+int main() {
+  std::string tmpl = (std::filesystem::temp_directory_path() / "bl-checked-file-XXXXXX").string();
+  if (!::mkdtemp(tmpl.data())) {
+    std::perror("mkdtemp");
+    return 1;
+  }
+  const std::filesystem::path root = tmpl;
+  const std::filesystem::path model = root / "root" / "m";  // a model folder inside a service's root
+  const std::filesystem::path outside = root / "outside";   // a file no one checked
+  std::filesystem::create_directories(model / "blobs");
+  std::filesystem::create_directories(outside);
+  write_file((model / "blobs" / "w-in.bin").string(), floats({10, 20, 30, 40}));
+  write_file((outside / "w.bin").string(), floats({1000, 2000, 3000, 4000}));
+  std::filesystem::create_symlink(model / "blobs" / "w-in.bin", model / "w.bin");
+
+  // The map: the file's bytes, from the descriptor compared with the file checked.
+  {
+    const CheckedFile f = checked_as("w.bin", model / "w.bin", "tensor 'w''s external data 'w.bin', which");
+    CheckedFileMap m = CheckedFileMap::open(f, "m/model.onnx");
+    SD_CHECK(m.size() == 16);
+    SD_CHECK(std::memcmp(m.data(), floats({10, 20, 30, 40}).data(), 16) == 0);
+    // the link flipped since the check: another file opened, refused in modelRoots.ts's words
+    std::filesystem::remove(model / "w.bin");
+    std::filesystem::create_symlink(outside / "w.bin", model / "w.bin");
+    const std::string e = error_of([&] { CheckedFileMap::open(f, "m/model.onnx"); }, ErrorCode::InvalidModel);
+    std::printf("flipped before the open: %s\n", e.c_str());
+    SD_CHECK(e == changed_file_message("m/model.onnx", "tensor 'w''s external data 'w.bin', which"));
+    SD_CHECK(contains(e, "changed between its check and its reading"));
+    // the mapping already made still holds the checked bytes
+    SD_CHECK(std::memcmp(m.data(), floats({10, 20, 30, 40}).data(), 16) == 0);
+    std::filesystem::remove(model / "w.bin");
+    std::filesystem::create_symlink(model / "blobs" / "w-in.bin", model / "w.bin");
+    // gone since the check: the same refusal (not a missing file to report by its path)
+    CheckedFile gone = f;
+    gone.path = (model / "nope.bin").string();
+    SD_CHECK(contains(error_of([&] { CheckedFileMap::open(gone, "m/model.onnx"); }, ErrorCode::InvalidModel), "changed between"));
+    // a FIFO where the file was: refused at once (O_NONBLOCK), not a hang
+    SD_CHECK(::mkfifo((model / "fifo").c_str(), 0600) == 0);
+    const CheckedFile fifo = checked_as("fifo", model / "fifo");
+    SD_CHECK(contains(error_of([&] { CheckedFileMap::open(fifo, "m/model.onnx"); }, ErrorCode::InvalidModel), "'fifo' changed between"));
+    // an empty file: no bytes, a valid pointer
+    write_file((model / "empty.bin").string(), "");
+    CheckedFileMap e0 = CheckedFileMap::open(checked_as("empty.bin", model / "empty.bin"), "m");
+    SD_CHECK(e0.size() == 0 && e0.data() != nullptr);
+    // moved: the mapping goes with it
+    CheckedFileMap moved = std::move(m);
+    SD_CHECK(moved.size() == 16 && m.size() == 0);
+  }
+
+  const char* env_lib = std::getenv("BRAINLATENT_ORT_LIB");
+  const std::string lib = env_lib && *env_lib ? env_lib : BRAINLATENT_TEST_ORT_LIB;
+  if (!exists(lib)) {
+    std::filesystem::remove_all(root);
+    std::printf("test_checked_file: ONNX Runtime part SKIPPED, no library at %s\n", lib.c_str());
+    return sdtest::failures() ? sdtest::finish("test_checked_file") : 77;
+  }
+  OrtSessionConfig c;
+  c.intra_threads = 1;
+  const std::string graph = add_model("w.bin");
+  const std::vector<float> inside_sum{11, 22, 33, 44}, outside_sum{1001, 2002, 3003, 4004};
+
+  // The link flipped outside while ONNX Runtime creates the session, and back right after (the test hook).
+  ::setenv("BRAINLATENT_TEST_FLIP_LINK", (model / "w.bin").c_str(), 1);
+  ::setenv("BRAINLATENT_TEST_FLIP_TO", (outside / "w.bin").c_str(), 1);
+  {
+    // by the folder (what a service did before): ONNX Runtime opens w.bin by its path; 1.30 follows the link and
+    // refuses it as escaping the model's folder (its own check, by path as well, just before its own read)
+    const std::string e = error_of([&] { OnnxModel::load_bytes(graph.data(), graph.size(), "m/model.onnx", model.string(), lib, c); },
+                                   ErrorCode::InvalidModel);
+    std::printf("external data by path, flipped during the load: %s\n", e.c_str());
+    SD_CHECK(link_target(model / "w.bin") == (model / "blobs" / "w-in.bin").string());  // flipped back after
+  }
+  {
+    // a model.onnx that is a link, loaded by its path (what a service did before for a folder without links out):
+    // ONNX Runtime reads the model the link leads to during the load, the outside one, and nothing after sees it
+    write_file((model / "blobs" / "model-in.onnx").string(), inline_add_model({10, 20, 30, 40}));
+    write_file((outside / "model.onnx").string(), inline_add_model({1000, 2000, 3000, 4000}));
+    std::filesystem::create_symlink(model / "blobs" / "model-in.onnx", model / "model.onnx");
+    ::setenv("BRAINLATENT_TEST_FLIP_LINK", (model / "model.onnx").c_str(), 1);
+    ::setenv("BRAINLATENT_TEST_FLIP_TO", (outside / "model.onnx").c_str(), 1);
+    const auto y = run_add(*OnnxModel::load((model / "model.onnx").string(), lib, c));
+    std::printf("model.onnx by path, flipped during the load: y = %g %g %g %g\n", y[0], y[1], y[2], y[3]);
+    SD_CHECK(y == outside_sum);  // (the hook works: this is the gap the checked files close)
+    SD_CHECK(link_target(model / "model.onnx") == (model / "blobs" / "model-in.onnx").string());  // flipped back after
+    // the same model from the bytes of the file checked (modelRoots.ts reads them from the descriptor it checked)
+    const std::string in_bytes = inline_add_model({10, 20, 30, 40});
+    SD_CHECK(run_add(*OnnxModel::load_checked(in_bytes.data(), in_bytes.size(), "m/model.onnx", {}, lib, c)) == inside_sum);
+    ::setenv("BRAINLATENT_TEST_FLIP_LINK", (model / "w.bin").c_str(), 1);
+    ::setenv("BRAINLATENT_TEST_FLIP_TO", (outside / "w.bin").c_str(), 1);
+  }
+  {
+    // from the checked file: the bytes of the file checked, whatever the link leads to during the load
+    const CheckedFile f = checked_as("w.bin", model / "blobs" / "w-in.bin");
+    auto m = OnnxModel::load_checked(graph.data(), graph.size(), "m/model.onnx", {f}, lib, c);
+    SD_CHECK(m->path() == "m/model.onnx");
+    SD_CHECK(run_add(*m) == inside_sum);
+    // the checked file rewritten after the load: ONNX Runtime copied the weights, the maps are gone
+    write_file((model / "blobs" / "w-in.bin").string(), floats({7, 7, 7, 7}));
+    SD_CHECK(run_add(*m) == inside_sum);
+    write_file((model / "blobs" / "w-in.bin").string(), floats({10, 20, 30, 40}));
+    // checked as the link's path (the real file's identity): opened now through the link, still the file checked
+    const CheckedFile via_link = checked_as("w.bin", model / "w.bin");
+    SD_CHECK(run_add(*OnnxModel::load_checked(graph.data(), graph.size(), "m/model.onnx", {via_link}, lib, c)) == inside_sum);
+  }
+  ::unsetenv("BRAINLATENT_TEST_FLIP_LINK");
+  ::unsetenv("BRAINLATENT_TEST_FLIP_TO");
+
+  // A graph initializer's location not among the files: ONNX Runtime refuses it (it does not look for it by path).
+  {
+    write_file((model / "other.bin").string(), floats({1, 1, 1, 1}));
+    const CheckedFile other = checked_as("other.bin", model / "other.bin");
+    const std::string e =
+        error_of([&] { OnnxModel::load_checked(graph.data(), graph.size(), "m/model.onnx", {other}, lib, c); }, ErrorCode::OrtFailure);
+    std::printf("w.bin not handed over: %s\n", e.c_str());
+    SD_CHECK(contains(e, "cannot load m/model.onnx") && contains(e, "w.bin not found"));
+  }
+  // A subgraph's tensor (an If branch's initializer): ONNX Runtime reads it only by path, which the checked load
+  // does not allow: refused, saying why (it would otherwise be read from wherever the link leads).
+  {
+    using Entries = std::vector<std::pair<std::string, std::string>>;
+    const std::string ifm = if_model(Entries{{"location", "w.bin"}, {"length", "16"}});
+    const CheckedFile f = checked_as("w.bin", model / "blobs" / "w-in.bin");
+    const std::string e = error_of([&] { OnnxModel::load_checked(ifm.data(), ifm.size(), "m/if.onnx", {f}, lib, c); }, ErrorCode::InvalidModel);
+    std::printf("a subgraph's external tensor: %s\n", e.c_str());
+    SD_CHECK(contains(e, "a subgraph's tensor"));
+  }
+  // The checked file replaced before the engine opens it: refused, nothing loaded.
+  {
+    const CheckedFile f = checked_as("w.bin", model / "w.bin");
+    std::filesystem::remove(model / "w.bin");
+    std::filesystem::create_symlink(outside / "w.bin", model / "w.bin");
+    const std::string e = error_of([&] { OnnxModel::load_checked(graph.data(), graph.size(), "m/model.onnx", {f}, lib, c); }, ErrorCode::InvalidModel);
+    SD_CHECK(contains(e, "m/model.onnx: 'w.bin' changed between its check and its reading"));
+  }
+  std::filesystem::remove_all(root);
+  return sdtest::finish("test_checked_file");
+}

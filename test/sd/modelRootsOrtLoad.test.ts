@@ -1,0 +1,127 @@
+/**
+ * Under a service's model roots ONNX Runtime loads the bytes that were checked, never a path it reopens. Before,
+ * the model file (and its external data) were checked, then ONNX Runtime opened them again by path, then a
+ * recheck compared them: a link flipped outside the root while ONNX Runtime read, and flipped back before the
+ * recheck, was not seen (docs/server.md named the gap). The flip is the engine's test hook
+ * (BRAINLATENT_TEST_FLIP_LINK/_TO: the link leads to the target while ONNX Runtime creates the session, and back
+ * right after); the result must be the inside file's weights, never the outside ones.
+ */
+import { mkdir, mkdtemp, realpath, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+
+import { FeatureNetwork } from '../../ts/eval/featureNetwork.js';
+import { confineModelsTo } from '../../ts/sd/modelRoots.js';
+import { OnnxModel } from '../../ts/sd/OnnxModel.js';
+import { onnx } from '../../ts/sd/onnxProto.js';
+
+let tmp = '';
+let root = '';
+let outside = '';
+
+const floats = (v: number[]) => Buffer.from(Float32Array.from(v).buffer);
+
+/** y = x + w, w float [4]: inline (raw_data) or external data in `location`. */
+function addModel(w: { inline: number[] } | { location: string }): Buffer {
+  const vec = (name: string) => ({ name, type: { tensorType: { elemType: 1, shape: { dim: [{ dimValue: 4 }] } } } });
+  const init =
+    'inline' in w
+      ? { name: 'w', dims: [4], dataType: 1, rawData: floats(w.inline) }
+      : { name: 'w', dims: [4], dataType: 1, dataLocation: 1, externalData: [{ key: 'location', value: w.location }, { key: 'length', value: '16' }] };
+  const model = {
+    irVersion: 8,
+    opsetImport: [{ domain: '', version: 17 }],
+    graph: { name: 'g', node: [{ input: ['x', 'w'], output: ['y'], opType: 'Add', name: 'add' }], initializer: [init], input: [vec('x')], output: [vec('y')] },
+  };
+  return Buffer.from(onnx.ModelProto.encode(model).finish());
+}
+
+const INSIDE = [11, 22, 33, 44];
+const OUTSIDE = [1001, 2002, 3003, 4004];
+
+async function runAdd(path: string): Promise<number[]> {
+  const m = await OnnxModel.load(path, { intraOpThreads: 1 });
+  try {
+    const out = await m.run({ x: { data: Float32Array.of(1, 2, 3, 4), shape: [4] } }, ['y']);
+    return [...out.y.data];
+  } finally {
+    m.dispose();
+  }
+}
+
+/** Flips `link` to `to` around ONNX Runtime's session creation (the engine's test hook), for the calls of `fn`. */
+async function flippedDuringLoad<T>(link: string, to: string, fn: () => Promise<T>): Promise<T> {
+  process.env.BRAINLATENT_TEST_FLIP_LINK = link;
+  process.env.BRAINLATENT_TEST_FLIP_TO = to;
+  try {
+    return await fn();
+  } finally {
+    delete process.env.BRAINLATENT_TEST_FLIP_LINK;
+    delete process.env.BRAINLATENT_TEST_FLIP_TO;
+  }
+}
+
+beforeAll(async () => {
+  tmp = await realpath(await mkdtemp(join(tmpdir(), 'bl-roots-ort-load-')));
+  root = join(tmp, 'root');
+  outside = join(tmp, 'outside');
+  await mkdir(outside, { recursive: true });
+  await writeFile(join(outside, 'model.onnx'), addModel({ inline: [1000, 2000, 3000, 4000] }));
+  await writeFile(join(outside, 'w.bin'), floats([1000, 2000, 3000, 4000]));
+});
+afterAll(async () => {
+  await rm(tmp, { recursive: true, force: true });
+});
+
+describe('under model roots, a link flipped outside and back while ONNX Runtime loads', () => {
+  let undo: () => void;
+  beforeEach(() => {
+    undo = confineModelsTo(root);
+  });
+  afterEach(() => undo());
+
+  it('a model.onnx that links inside the root: the checked model is loaded, not the outside one (before: 1001, 2002, …)', async () => {
+    const dir = join(root, 'linked-model');
+    await mkdir(join(dir, 'blobs'), { recursive: true });
+    await writeFile(join(dir, 'blobs', 'model-in.onnx'), addModel({ inline: [10, 20, 30, 40] }));
+    await symlink(join(dir, 'blobs', 'model-in.onnx'), join(dir, 'model.onnx'));
+    expect(await runAdd(join(dir, 'model.onnx'))).toEqual(INSIDE);
+    const y = await flippedDuringLoad(join(dir, 'model.onnx'), join(outside, 'model.onnx'), () => runAdd(join(dir, 'model.onnx')));
+    expect(y).toEqual(INSIDE);
+  });
+
+  it('external data that links inside the root: the checked file is read, whatever the link leads to during the load', async () => {
+    const dir = join(root, 'linked-data');
+    await mkdir(join(dir, 'blobs'), { recursive: true });
+    await writeFile(join(dir, 'model.onnx'), addModel({ location: 'w.bin' }));
+    await writeFile(join(dir, 'blobs', 'w-in.bin'), floats([10, 20, 30, 40]));
+    await symlink(join(dir, 'blobs', 'w-in.bin'), join(dir, 'w.bin'));
+    expect(await runAdd(join(dir, 'model.onnx'))).toEqual(INSIDE);
+    const y = await flippedDuringLoad(join(dir, 'w.bin'), join(outside, 'w.bin'), () => runAdd(join(dir, 'model.onnx')));
+    expect(y).toEqual(INSIDE);
+  });
+
+  it('a feature network (onnxruntime-node) is handed the checked bytes too', async () => {
+    const dir = join(root, 'feature');
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, 'model.onnx'), addModel({ location: 'w.bin' }));
+    await writeFile(join(dir, 'w.bin'), floats([10, 20, 30, 40]));
+    // (opened, not run: its input is no image; the load reads the weights from the files checked, no path)
+    const spec = { name: 'add', path: join(dir, 'model.onnx'), inputSize: 8, metric: 'distance' as const };
+    const net = await FeatureNetwork.open(spec);
+    expect(net.spec.name).toBe('add');
+  });
+});
+
+describe('without model roots', () => {
+  it('loads by path as before (the hook flips the link: ONNX Runtime reads what it leads to)', async () => {
+    const dir = join(tmp, 'cli');
+    await mkdir(join(dir, 'blobs'), { recursive: true });
+    await writeFile(join(dir, 'blobs', 'model-in.onnx'), addModel({ inline: [10, 20, 30, 40] }));
+    await symlink(join(dir, 'blobs', 'model-in.onnx'), join(dir, 'model.onnx'));
+    const y = await flippedDuringLoad(join(dir, 'model.onnx'), join(outside, 'model.onnx'), () => runAdd(join(dir, 'model.onnx')));
+    expect(y).toEqual(OUTSIDE);
+  });
+});
