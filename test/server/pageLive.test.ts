@@ -307,6 +307,80 @@ describe.skipIf(!chromiumPath)('the web page while a job runs', () => {
     }
   });
 
+  it("keeps at most 3 event streams open, the selected job's among them: selecting an unfollowed job closes another's, and a queued job's closes once it is no longer selected", async () => {
+    // (before, the selected job's stream came on top of the 3 running jobs' — a 4th connection of the browser's 6 —
+    // and a stream closed only when its job ended, so each job selected while queued kept one)
+    const jobsRunner = new ScriptedRunner();
+    const t = await startTestServer({ runner: jobsRunner }, s.root);
+    const context = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
+    // every EventSource the page opens, counted until the page closes it
+    await context.addInitScript(() => {
+      const w = window as unknown as { EventSource: typeof EventSource; streamsOpen: () => string[]; mostOpen: number };
+      const Native = w.EventSource;
+      const open = new Set<EventSource>();
+      w.mostOpen = 0;
+      w.streamsOpen = () => [...open].map((es) => decodeURIComponent(/\/v1\/jobs\/([^/]+)\/events$/.exec(es.url)![1]));
+      w.EventSource = class extends Native {
+        constructor(url: string | URL, init?: EventSourceInit) {
+          super(url, init);
+          open.add(this);
+          w.mostOpen = Math.max(w.mostOpen, open.size);
+        }
+        override close() {
+          open.delete(this);
+          super.close();
+        }
+      };
+    });
+    const page = await context.newPage();
+    const pageErrors: string[] = [];
+    page.on('pageerror', (e) => pageErrors.push(e.message));
+    type Counted = { streamsOpen: () => string[]; mostOpen: number };
+    const open = () => page.evaluate(() => (window as unknown as Counted).streamsOpen().sort());
+    const mostOpen = () => page.evaluate(() => (window as unknown as Counted).mostOpen);
+    const row = (id: string) => page.locator(`#jobs tr[data-id="${id}"]`);
+    try {
+      const running: string[] = [];
+      for (let i = 0; i < 5; i++) {
+        const id = newJobId('demo');
+        await jobsRunner.submit({ id, kind: 'demo', out: join(s.root, `streams${i}`), outShown: `streams${i}`, input: {} as never });
+        running.push(id);
+      }
+      const queued = newJobId('demo');
+      jobsRunner.board.add({ id: queued, kind: 'demo', out: 'streams-q', stages: STAGES }, join(s.root, 'streams-q'));
+      await page.goto(`${t.url}/`);
+      for (const id of [...running, queued]) await row(id).waitFor();
+      await page.waitForFunction(() => (window as unknown as Counted).streamsOpen().length === 3);
+      const followed = await open();
+      const unfollowed = running.find((id) => !followed.includes(id))!;
+
+      // selecting a running job not followed: it is followed live, and another stream closes for it
+      await row(unfollowed).click();
+      await page.waitForFunction((id) => (window as unknown as Counted).streamsOpen().includes(id), unfollowed);
+      expect(await open()).toHaveLength(3);
+      jobsRunner.board.progress(unfollowed, { stage: 'extract', index: 2, stages: 8, fraction: 0.5, message: 'live' });
+      await page.locator('#detail-progress').filter({ hasText: 'live' }).waitFor();
+
+      // a queued job selected is followed too (it may start at any moment), within the limit; once another job is
+      // selected its stream closes (it is not running)
+      await row(queued).click();
+      await page.waitForFunction((id) => (window as unknown as Counted).streamsOpen().includes(id), queued);
+      expect(await open()).toHaveLength(3);
+      await row(unfollowed).click();
+      await page.waitForFunction((id) => !(window as unknown as Counted).streamsOpen().includes(id), queued);
+      // and the list's poll (every 3 s), answered, opens no more than the limit either
+      const polled = () => page.waitForResponse((r) => new URL(r.url()).pathname === '/v1/jobs');
+      await polled();
+      await polled();
+      expect(await open()).toHaveLength(3);
+      expect(await mostOpen()).toBe(3);
+      expect(pageErrors).toEqual([]);
+    } finally {
+      await context.close();
+      await t.stop();
+    }
+  });
+
   it('fits a narrow window: one column, the submit form and its button within the page', async () => {
     const page = await browser.newPage({ viewport: { width: 700, height: 900 } });
     await page.goto(`${s.url}/`);

@@ -253,12 +253,26 @@ export interface CancelResult {
   removed: number;
   running: number;
   finished?: { state: BatchState; counts: Record<BatchJobState, number> };
+  /** A purge of a name only claimed by a service's job (nameClaim.ts), not recorded: the claim's plan hash, removed. */
+  claim?: string;
 }
 
 export async function cancelBatch(batch: string, options: RedisOptions & { purge?: boolean }): Promise<CancelResult> {
   return withQueues(options.redis, async (queues) => {
-    const rec = await readRecord(queues.control, batch);
     const client = await queues.control.getBackend().client;
+    // a name a service's job claimed and has not recorded yet: nothing to cancel; a purge frees the name (a claim
+    // left by a service that stopped before its job ran holds it for good otherwise)
+    const claim = (await client.get(keys.batch(batch))) ? null : await client.hget(keys.claim(batch), 'hash');
+    if (claim && !options.purge) {
+      throw new BatchError(
+        `batch '${batch}' is not submitted yet: a service's job claimed the name (plan ${claim}); cancel that job on its service, or remove the claim with --purge (one left by a service that stopped before its job ran)`,
+      );
+    }
+    if (claim) {
+      await client.del(keys.claim(batch));
+      return { removed: 0, running: 0, claim };
+    }
+    const rec = await readRecord(queues.control, batch);
     const now = await statusFrom(queues, batch);
     // nothing waits or runs: marking it cancelled would only relabel a finished batch
     const finished = now.state !== 'running' ? { state: now.state, counts: now.counts } : undefined;
@@ -298,7 +312,7 @@ export async function cancelBatch(batch: string, options: RedisOptions & { purge
     const after = await present();
     const removed = [...before].filter((id) => !after.has(id)).length;
     if (options.purge && running === 0) {
-      await client.del(keys.batch(batch), keys.cancelled(batch));
+      await client.del(keys.batch(batch), keys.cancelled(batch), keys.claim(batch));
       await client.hdel(keys.batches, batch);
     }
     return { removed, running, ...(finished ? { finished } : {}) };

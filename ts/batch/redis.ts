@@ -51,6 +51,8 @@ export const keys = {
   batch: (id: string) => `${PREFIX}:batch:${id}`,
   /** Set when the batch is cancelled: workers stop its jobs. */
   cancelled: (id: string) => `${PREFIX}:batch:${id}:cancelled`,
+  /** A service's claim on the name before its job records the batch (nameClaim.ts): a hash, `hash` and its holding jobs. */
+  claim: (id: string) => `${PREFIX}:batch:${id}:claim`,
   /** Every submitted batch id (a hash: id → when it was last submitted). */
   batches: `${PREFIX}:batches`,
 };

@@ -10,7 +10,8 @@ import type { FlowJob, Job, JobsOptions, Queue } from 'bullmq';
 import { loadRedisQueue } from '../optionalDependencies.js';
 import { BatchError } from './errors.js';
 import { planBatch, planNodes, QUEUES, type BatchNode, type BatchPlan, type QueueClass, type SubjectPlan } from './graph.js';
-import { keys, PREFIX, redisConnection, requireRedis, type BatchRecord } from './redis.js';
+import { recordBatch, undoRecord, type NameHolder } from './nameClaim.js';
+import { PREFIX, redisConnection, requireRedis, type BatchRecord } from './redis.js';
 import { toResolved, writePlan, type ManifestInput } from './outputs.js';
 
 /**
@@ -107,11 +108,20 @@ export async function clearSubject(queues: (q: QueueClass) => Queue, jobs: { id:
 
 /**
  * The refusal of a plan whose name is another plan's: another manifest, or the same one with other model roots (a
- * service with another root folder, or the CLI with none), whose queued jobs are not held to this one's. (The
- * roots are not named: they are another service's folders.)
+ * service with another root folder, or the CLI with none), whose queued jobs are not held to this one's; or a
+ * service's claim for another plan, whose job has not recorded it yet. (The roots are not named: they are another
+ * service's folders.)
  */
-function resubmittedAs(plan: BatchPlan, rec: BatchRecord): BatchError {
+function resubmittedAs(plan: BatchPlan, held: NameHolder): BatchError {
   const undo = `give this one another name, or remove the old one with 'brainlatent batch cancel ${plan.id} --purge'`;
+  if (held.by === 'claim') {
+    return new BatchError(
+      `batch '${plan.id}' is claimed by a service's job for another manifest, not submitted yet (plan ${held.hash}, this one ${plan.hash}); ` +
+        `give this one another name, or wait for that job to end (one that ends before submitting frees the name); ` +
+        `a claim left by a service that stopped before its job ran is removed with 'brainlatent batch cancel ${plan.id} --purge'`,
+    );
+  }
+  const rec = held.record;
   const roots = (r: string[] | undefined) => JSON.stringify(r ?? []);
   if (roots(rec.modelRoots) !== roots(plan.modelRoots)) {
     return new BatchError(
@@ -147,17 +157,18 @@ export async function submitPlan(plan: BatchPlan, options: SubmitOptions & { onl
   for (const q of Object.values(queues)) q.on('error', () => {});
   flows.on('error', () => {});
   try {
-    const client = await control.getBackend().client;
-    const previous = await client.get(keys.batch(plan.id));
-    if (previous) {
-      const rec = JSON.parse(previous) as BatchRecord;
-      if (rec.hash !== plan.hash) throw resubmittedAs(plan, rec);
-    }
+    // the name checked and recorded in one step: of two manifests submitted at once under one name, one is refused
+    const record = batchRecord(plan);
+    const recorded = await recordBatch(options.redis, record);
+    if ('held' in recorded) throw resubmittedAs(plan, recorded.held);
     // the plan next to the outputs (what `batch retry` resubmits): written once the name is known to be this plan's
-    await writePlan(plan);
-    await client.set(keys.batch(plan.id), JSON.stringify(batchRecord(plan)));
-    await client.hset(keys.batches, { [plan.id]: new Date().toISOString() });
-    await client.del(keys.cancelled(plan.id));
+    try {
+      await writePlan(plan);
+    } catch (e) {
+      // nothing queued: a new record goes again (a batch whose jobs would never come)
+      if (recorded.created) await undoRecord(options.redis, record).catch(() => {});
+      throw e;
+    }
     const added: string[] = [];
     const existing: string[] = [];
     const busy: string[] = [];

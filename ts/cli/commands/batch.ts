@@ -49,6 +49,7 @@ export function planSummaryLine(jobs: number, subjects: number, preflight: { pro
 
 /** What `batch cancel` did, on one line: a batch that had already finished says so, and that nothing was cancelled. */
 export function cancelLine(id: string, r: CancelResult, purge: boolean): string {
+  if (r.claim) return `batch ${id}: not submitted yet; purged: a service's claim on the name (plan ${r.claim}) removed`;
   const running = r.running ? `, ${r.running} running (they stop at their next progress report)` : '';
   if (!r.finished) return `batch ${id}: cancelled; ${counted(r.removed, 'job')} removed${running}`;
   const counts = Object.entries(r.finished.counts).filter(([, n]) => n).map(([k, n]) => `${n} ${k}`).join(', ');

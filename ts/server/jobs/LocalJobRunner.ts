@@ -14,7 +14,7 @@ import { JobSpawner } from './jobSpawner.js';
 import { JobBoard } from './jobBoard.js';
 import type { BatchQueue, JobRunner, JobSpec, RunnerReadiness } from './JobRunner.js';
 import { requireRedis } from '../../batch/redis.js';
-import { refuseTakenBatchName } from './batchName.js';
+import { claimJobBatchName, releaseJobBatchName } from './batchName.js';
 import { redisReachable } from './redisReachable.js';
 import type { JobView } from './types.js';
 
@@ -75,14 +75,20 @@ export class LocalJobRunner implements JobRunner {
   async submit(spec: JobSpec): Promise<JobView> {
     if (this.closing) throw new ClosedError('jobs');
     if (this.waiting.length >= this.maxQueued) throw new QueueFullError('jobs', 60);
-    const busy = this.board.activeIn(spec.out);
-    if (busy) throw new JobConflictError(spec.outShown, busy.id, busy.out);
+    const busy = this.busyError(spec);
+    if (busy) throw busy;
     // a batch-layer job needs the queue's Redis: refused now (503) rather than accepted to wait for it for ever
     const queue = this.options.queue;
     if (queue && BATCH_LAYER.has(spec.kind)) await requireRedis(queue.redis);
-    // a manifest whose name another manifest's batch holds in Redis would fail at once: refused now (409)
-    if (queue) await refuseTakenBatchName(queue.redis, spec);
-    if (this.closing) throw new ClosedError('jobs');
+    // a manifest whose name another manifest's batch holds in Redis would fail at once: refused now (409); the name
+    // is claimed now, in one step, so that of two such manifests submitted at once one is refused
+    if (queue) await claimJobBatchName(queue.redis, spec);
+    // (checked again after the awaits: a shutdown, or a job of the same folder accepted meanwhile)
+    const refusal = this.closing ? new ClosedError('jobs') : this.busyError(spec);
+    if (refusal) {
+      await this.releaseName(spec);
+      throw refusal;
+    }
     const id = spec.id;
     const view = this.board.add({ id, kind: spec.kind, out: spec.outShown, stages: stagesOf(spec) }, spec.out);
     this.waiting.push({ id, spec: this.options.queue ? { ...spec, queue: this.options.queue } : spec });
@@ -90,10 +96,30 @@ export class LocalJobRunner implements JobRunner {
     return view;
   }
 
+  /** A job already writing the spec's folder (or one inside it, or around it). */
+  private busyError(spec: JobSpec): JobConflictError | undefined {
+    const busy = this.board.activeIn(spec.out);
+    return busy ? new JobConflictError(spec.outShown, busy.id, busy.out) : undefined;
+  }
+
+  /**
+   * A batch job's claim on its name in Redis goes once it has ended (or was refused), before its end is shown: a
+   * client that sees it end may submit another manifest of that name at once. A Redis that does not answer leaves
+   * the claim (the same manifest may still be submitted; `batch cancel NAME --purge` removes it).
+   */
+  private async releaseName(spec: JobSpec): Promise<void> {
+    const queue = this.options.queue;
+    if (!queue) return;
+    await releaseJobBatchName(queue.redis, spec).catch((e: unknown) =>
+      console.error(`brainlatent serve: releasing job ${spec.id}'s claim on its batch name failed: ${(e as Error).message}`),
+    );
+  }
+
   async cancel(id: string): Promise<JobView | undefined> {
     const w = this.waiting.findIndex((j) => j.id === id);
     if (w >= 0) {
-      this.waiting.splice(w, 1);
+      const [{ spec }] = this.waiting.splice(w, 1);
+      await this.releaseName(spec);
       this.board.finish(id, 'cancelled', { error: publicError(new CancelledError('cancelled before it started')) });
     } else {
       this.running.get(id)?.controller.abort();
@@ -116,7 +142,9 @@ export class LocalJobRunner implements JobRunner {
 
   async close(deadlineMs: number): Promise<void> {
     this.closing = true;
-    for (const j of this.waiting.splice(0)) this.board.finish(j.id, 'cancelled', { error: publicError(new CancelledError('the service shut down before the job started')) });
+    const waiting = this.waiting.splice(0);
+    await Promise.all(waiting.map((j) => this.releaseName(j.spec)));
+    for (const j of waiting) this.board.finish(j.id, 'cancelled', { error: publicError(new CancelledError('the service shut down before the job started')) });
     const all = () => Promise.all([...this.running.values()].map((r) => r.done));
     let timer: NodeJS.Timeout | undefined;
     const expired = await Promise.race([all().then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), deadlineMs)))]);
@@ -138,18 +166,20 @@ export class LocalJobRunner implements JobRunner {
         progress: (p) => this.board.progress(id, p),
         unet: this.options.onUnet,
       };
-      const done = this.execute(spec, control).then(
-        (result) => this.board.finish(id, 'done', { result }),
-        (e: unknown) => {
-          const cancelled = controller.signal.aborted || e instanceof CancelledError;
-          const result = (e as { result?: Record<string, unknown> }).result;
-          // the job says what it stopped ('batch … cancelled'); a shutdown's cancel says why, as for queued jobs
-          const byShutdown = cancelled && (controller.signal.reason as Error | undefined)?.message === SHUT_DOWN;
-          const error = byShutdown ? new CancelledError(`${SHUT_DOWN} while the job ran (its shutdown deadline passed): ${(e as Error)?.message ?? String(e)}`) : e;
-          this.board.finish(id, cancelled ? 'cancelled' : 'failed', { error: publicError(error), ...(result ? { result } : {}) });
-          if (!cancelled && !(e instanceof BrainlatentError)) console.error(`brainlatent serve: job ${id} failed:`, e);
-        },
-      );
+      const done = this.execute(spec, control)
+        .finally(() => this.releaseName(spec))
+        .then(
+          (result) => this.board.finish(id, 'done', { result }),
+          (e: unknown) => {
+            const cancelled = controller.signal.aborted || e instanceof CancelledError;
+            const result = (e as { result?: Record<string, unknown> }).result;
+            // the job says what it stopped ('batch … cancelled'); a shutdown's cancel says why, as for queued jobs
+            const byShutdown = cancelled && (controller.signal.reason as Error | undefined)?.message === SHUT_DOWN;
+            const error = byShutdown ? new CancelledError(`${SHUT_DOWN} while the job ran (its shutdown deadline passed): ${(e as Error)?.message ?? String(e)}`) : e;
+            this.board.finish(id, cancelled ? 'cancelled' : 'failed', { error: publicError(error), ...(result ? { result } : {}) });
+            if (!cancelled && !(e instanceof BrainlatentError)) console.error(`brainlatent serve: job ${id} failed:`, e);
+          },
+        );
       this.running.set(id, {
         controller,
         done: done.finally(() => {

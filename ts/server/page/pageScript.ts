@@ -82,7 +82,7 @@ export const PAGE_SCRIPT = String.raw`
     r = { tr: tr, id: el('td', j.id), kind: el('td', j.kind), state: el('td'), stage: el('td'), progress: el('td'), bar: el('progress'), pct: el('span', '', 'muted'), actions: el('td'), actionsKey: null };
     r.bar.max = 1;
     [r.id, r.kind, r.state, r.stage, r.progress, r.actions].forEach(function (c) { tr.appendChild(c); });
-    tr.addEventListener('click', function () { selected = j.id; render(); showDetail(j.id); if (wantsStream(jobs.get(j.id))) follow(j.id); });
+    tr.addEventListener('click', function () { selected = j.id; trimStreams(); render(); showDetail(j.id); if (wantsStream(jobs.get(j.id))) follow(j.id); });
     rows.set(j.id, r);
     return r;
   }
@@ -151,8 +151,7 @@ export const PAGE_SCRIPT = String.raw`
   function markGone(id) {
     if (gone.has(id)) return;
     gone.add(id);
-    var s = streams.get(id);
-    if (s) { s.close(); streams.delete(id); }
+    closeStream(id);
     clearTimeout(retries.get(id));
     retries.delete(id);
     if (!jobs.has(id)) return;
@@ -184,19 +183,37 @@ export const PAGE_SCRIPT = String.raw`
   }
 
   // A browser opens at most 6 connections to a host over HTTP/1.1 and an event stream holds one for as long as it is
-  // open: with a stream per job, 6 jobs left the list's poll (and every other request) waiting for ever. So only a few
-  // running jobs, and the selected one, are followed live; the poll keeps the other rows current.
+  // open: with a stream per job, 6 jobs left the list's poll (and every other request) waiting for ever. So at most
+  // MAX_STREAMS jobs, the selected one among them, are followed live; the poll keeps the other rows current.
   var MAX_STREAMS = 3;
   function wantsStream(j) {
     if (!j || streams.has(j.id) || gone.has(j.id)) return false;
     if (j.id === selected) return j.state === 'queued' || j.state === 'running';
     return j.state === 'running' && streams.size < MAX_STREAMS;
   }
+  function closeStream(id) {
+    var es = streams.get(id);
+    if (es) { es.close(); streams.delete(id); }
+  }
+  // A stream no job needs any more closes: one neither selected nor running (a queued job once selected). With
+  // room > 0, that many places are freed for the selected job: the streams opened first of other jobs close (their
+  // rows are kept current by the poll, which follows them again once a stream has ended).
+  function trimStreams(room) {
+    Array.from(streams.keys()).forEach(function (id) {
+      var j = jobs.get(id);
+      if (id !== selected && !(j && j.state === 'running')) closeStream(id);
+    });
+    Array.from(streams.keys()).forEach(function (id) {
+      if (id !== selected && streams.size > MAX_STREAMS - (room || 0)) closeStream(id);
+    });
+  }
   function follow(id) {
     if (streams.has(id) || gone.has(id)) return;
+    if (id === selected) trimStreams(1);
+    else if (streams.size >= MAX_STREAMS) return;
     var es = new EventSource(base + 'v1/jobs/' + encodeURIComponent(id) + '/events');
     streams.set(id, es);
-    var stop = function () { es.close(); streams.delete(id); };
+    var stop = function () { es.close(); if (streams.get(id) === es) streams.delete(id); };
     // the browser's own 'error' (a refused or broken stream: no data) shares its name with the job's 'error' event
     var broken = function () { stop(); recheck(id, 0); };
     es.addEventListener('open', function () { var j = jobs.get(id); if (j && j.reconnecting) { j.reconnecting = false; render(); } });
@@ -386,7 +403,10 @@ export const PAGE_SCRIPT = String.raw`
       showLogin(false);
       return r.json().then(function (d) {
         var listed = new Set();
-        d.jobs.forEach(function (j) { listed.add(j.id); jobs.set(j.id, j); if (wantsStream(j)) follow(j.id); });
+        d.jobs.forEach(function (j) { listed.add(j.id); jobs.set(j.id, j); });
+        // (a job once selected that is not running now, a queued one say, is followed no more)
+        trimStreams();
+        d.jobs.forEach(function (j) { if (wantsStream(j)) follow(j.id); });
         // a row the service no longer lists (it restarted, or forgot it): asked for, so a forgotten one reads unknown
         jobs.forEach(function (j, id) { if (!listed.has(id) && !gone.has(id) && !streams.has(id)) recheck(id, 0); });
         render();

@@ -1,0 +1,87 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { Redis } from 'ioredis';
+import { describe, expect, it } from 'vitest';
+
+import { probePlan } from '../../ts/batch/graph.js';
+import { cancelBatch, listBatches, recordedBatchHash } from '../../ts/batch/inspect.js';
+import { claimBatchName, releaseBatchName } from '../../ts/batch/nameClaim.js';
+import { keys, redisConnection } from '../../ts/batch/redis.js';
+import { submitPlan } from '../../ts/batch/submit.js';
+import { cancelLine } from '../../ts/cli/commands/batch.js';
+import { redisAvailable, redisTestBed } from './redis.js';
+
+// A batch name is held atomically: two manifests submitted at once under one name (`batch submit` twice, or the CLI
+// and a service) were both recorded — each read "no record", then each wrote its own — so one batch's jobs ran under
+// the other's record and plan. Now exactly one is recorded and the other refused; a service's claim on a name (taken
+// at its HTTP submission, before its job records the batch) holds it against other manifests until recorded or released.
+// Tiny probe plans (no worker: nothing runs).
+
+const { dir, url } = redisTestBed('bl-nameclaim-');
+
+async function raw<T>(fn: (r: Redis) => Promise<T>): Promise<T> {
+  const r = new Redis(redisConnection(url()));
+  try {
+    return await fn(r);
+  } finally {
+    r.disconnect();
+  }
+}
+
+describe.skipIf(!redisAvailable)('a batch name held in Redis', { timeout: 60_000 }, () => {
+  it('of two manifests submitted at once under one name, exactly one is recorded and the other refused', async () => {
+    const out = join(dir, 'race');
+    const plans = [probePlan('race', 2, out, 10), probePlan('race', 5, out, 10)];
+    const results = await Promise.allSettled(plans.map((p) => submitPlan(p, { redis: url() })));
+    const ok = results.map((r) => r.status === 'fulfilled');
+    expect(ok.filter(Boolean)).toHaveLength(1);
+    const winner = plans[ok.indexOf(true)];
+    const loser = results[ok.indexOf(false)] as PromiseRejectedResult;
+    expect(loser.reason.message).toMatch(/^batch 'race' was submitted before from another manifest/);
+    // the record and the plan on disk (what `batch retry` resubmits) are both the winner's
+    expect(await recordedBatchHash('race', { redis: url() })).toBe(winner.hash);
+    expect(JSON.parse(readFileSync(join(out, 'batch.json'), 'utf8')).hash).toBe(winner.hash);
+  });
+
+  it("a service's claim holds the name against another manifest until released, and gives way to its own plan's record", async () => {
+    const out = join(dir, 'cl');
+    const mine = probePlan('cl', 2, out, 10);
+    const other = probePlan('cl', 3, out, 10);
+    // two jobs of one plan (resubmitted) hold one claim; another plan is refused while either holds it
+    expect(await claimBatchName(url(), 'cl', mine.hash, 'job-a')).toBeNull();
+    expect(await claimBatchName(url(), 'cl', mine.hash, 'job-b')).toBeNull();
+    expect(await claimBatchName(url(), 'cl', other.hash, 'job-c')).toEqual({ by: 'claim', hash: mine.hash });
+    await expect(submitPlan(other, { redis: url() })).rejects.toThrow(
+      `batch 'cl' is claimed by a service's job for another manifest, not submitted yet (plan ${mine.hash}, this one ${other.hash}); give this one another name, or wait for that job to end (one that ends before submitting frees the name); a claim left by a service that stopped before its job ran is removed with 'brainlatent batch cancel cl --purge'`,
+    );
+    await releaseBatchName(url(), 'cl', 'job-a');
+    expect(await claimBatchName(url(), 'cl', other.hash, 'job-c')).toEqual({ by: 'claim', hash: mine.hash });
+    // the claim's own plan records the batch, which replaces the claim; another plan then meets the record
+    await submitPlan(mine, { redis: url() });
+    expect(await raw((r) => r.exists(keys.claim('cl')))).toBe(0);
+    expect(await claimBatchName(url(), 'cl', other.hash, 'job-c')).toMatchObject({ by: 'record', record: { hash: mine.hash } });
+    // the last holder's release, after the record: changes nothing
+    await releaseBatchName(url(), 'cl', 'job-b');
+    expect(await recordedBatchHash('cl', { redis: url() })).toBe(mine.hash);
+  });
+
+  it("a claim whose jobs all ended without recording frees the name; one left behind is removed by 'batch cancel --purge'", async () => {
+    const first = probePlan('gone', 2, join(dir, 'gone'), 10);
+    const second = probePlan('gone', 4, join(dir, 'gone'), 10);
+    expect(await claimBatchName(url(), 'gone', first.hash, 'job-1')).toBeNull();
+    await releaseBatchName(url(), 'gone', 'job-1');
+    expect(await claimBatchName(url(), 'gone', second.hash, 'job-2')).toBeNull();
+
+    // job-2's service stopped before its job ran: the claim stays; a cancel without --purge says what it is
+    await expect(cancelBatch('gone', { redis: url() })).rejects.toThrow(
+      `batch 'gone' is not submitted yet: a service's job claimed the name (plan ${second.hash}); cancel that job on its service, or remove the claim with --purge (one left by a service that stopped before its job ran)`,
+    );
+    const purged = await cancelBatch('gone', { redis: url(), purge: true });
+    expect(purged).toEqual({ removed: 0, running: 0, claim: second.hash });
+    expect(cancelLine('gone', purged, true)).toBe(`batch gone: not submitted yet; purged: a service's claim on the name (plan ${second.hash}) removed`);
+    await submitPlan(first, { redis: url() });
+    expect(await recordedBatchHash('gone', { redis: url() })).toBe(first.hash);
+    expect(await listBatches({ redis: url() })).toContain('gone');
+  });
+});
