@@ -24,10 +24,13 @@ using linalg::BlasTurn;
 
 namespace {
 
-// Until pred() holds (another thread's progress: no timing is asserted, only waited for).
+// Until pred() holds (another thread's progress: no timing is asserted, only waited for). A minute
+// without it is a failure, not a hang (a rule broken the other way round: a turn never given).
 template <typename Pred>
 void wait_until(Pred pred) {
-  while (!pred()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::minutes(1);
+  while (!pred() && std::chrono::steady_clock::now() < give_up) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  CHECK(pred());
 }
 
 std::vector<float> values(std::size_t n, std::uint32_t seed) {
