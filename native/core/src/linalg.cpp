@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "brainlatent/blas_turn.h"
 #include "brainlatent/error.h"
 #include "brainlatent/host_memory.h"
 #include "brainlatent/long_ops.h"
@@ -50,10 +51,12 @@ namespace {
 // One BLAS call: row-major C = op(A)op(B)  <=>  column-major Cᵀ = op(B)ᵀ op(A)ᵀ.
 void gemm_call(char opa, char opb, int M, int N, int K, float alpha, const float* b, int LDA, const float* a, int LDB, float beta,
                float* c, int LDC) {
+  BlasTurn turn;
   sgemm_(&opa, &opb, &M, &N, &K, &alpha, b, &LDA, a, &LDB, &beta, c, &LDC);
 }
 void gemm_call(char opa, char opb, int M, int N, int K, double alpha, const double* b, int LDA, const double* a, int LDB, double beta,
                double* c, int LDC) {
+  BlasTurn turn;
   dgemm_(&opa, &opb, &M, &N, &K, &alpha, b, &LDA, a, &LDB, &beta, c, &LDC);
 }
 
@@ -135,6 +138,7 @@ void syrk_upper(char trans, int N, int K, float alpha, const float* b, int LDA, 
   const int parts = flops > 2 * slice ? static_cast<int>(std::min<double>(N, std::ceil(flops / slice))) : 1;
   const char uplo = 'U';
   if (parts == 1) {
+    BlasTurn turn;
     ssyrk_(&uplo, &trans, &N, &K, &alpha, b, &LDA, &beta, c, &LDC);
     return;
   }
@@ -148,6 +152,7 @@ void syrk_upper(char trans, int N, int K, float alpha, const float* b, int LDA, 
     // (column j of B is b + j·LDA in 'T', row j of B is b + j in 'N')
     const float* bj = trans == 'N' ? b + j0 : b + static_cast<std::size_t>(j0) * lda;
     float* cj = c + static_cast<std::size_t>(j0) * ldc;
+    BlasTurn turn;  // (the block's two calls: one turn)
     if (j0 > 0) {
       const char ta = trans == 'N' ? 'N' : 'T', tb = trans == 'N' ? 'T' : 'N';
       sgemm_(&ta, &tb, &j0, &w, &K, &alpha, b, &LDA, bj, &LDA, &beta, cj, &LDC);
@@ -220,6 +225,7 @@ void syevd_whole(std::int64_t n, T* a, std::int64_t lda, T* w) {
   liwork = std::max(iwork_query, 3 + 5 * N);
   LargeVector<T> work(static_cast<std::size_t>(lwork));  // (2n² elements: huge pages)
   std::vector<int> iwork(static_cast<std::size_t>(std::max(1, liwork)));
+  BlasTurn turn;
   Lapack<T>::syevd(&jobz, &uplo, &N, a, &LDA, w, work.data(), &lwork, iwork.data(), &liwork, &info);
   if (info != 0) eigh_failed("syevd", n, info);
 }
@@ -253,6 +259,7 @@ void sytrd_upper_blocked(int n, T* a, int lda, T* d, T* e, T* tau, T* work, cons
   const int nb = kSytrdBlock, nx = kSytrdBlock, ldw = n;
   if (n <= nx) {
     int info = 0;
+    BlasTurn turn;
     Lapack<T>::sytd2("U", &n, a, &lda, d, e, tau, &info);
     return;
   }
@@ -265,6 +272,7 @@ void sytrd_upper_blocked(int n, T* a, int lda, T* d, T* e, T* tau, T* work, cons
     const double rest = static_cast<double>(i + nb - 1);
     done(1.0 - rest * rest * rest / n3);
     const int m = i + nb - 1, lead = i - 1;
+    BlasTurn turn;  // (the panel's two calls: one turn)
     Lapack<T>::latrd("U", &m, &nb, a, &lda, e, tau, work, &ldw);
     Lapack<T>::syr2k("U", "N", &lead, &nb, &minus_one, &A(1, i), &lda, work, &ldw, &one, a, &lda);
     for (int j = i; j <= i + nb - 1; ++j) {
@@ -274,6 +282,7 @@ void sytrd_upper_blocked(int n, T* a, int lda, T* d, T* e, T* tau, T* work, cons
   }
   done(1.0 - static_cast<double>(kk) * kk * kk / n3);
   int info = 0;
+  BlasTurn turn;
   Lapack<T>::sytd2("U", &kk, a, &lda, d, e, tau, &info);
 }
 
@@ -307,8 +316,11 @@ void eigh_impl(std::int64_t n, T* a, std::int64_t lda, T* w) {
   // merges from here (tridiagonal_eigh), with polls and progress between them.
   {
     profile::Scope ps("eigh: stedc");
-    if (n <= kStedcWhole<T>) Lapack<T>::stedc(&compz, &N, w, e.data(), z.data(), &N, work.data(), &lwork, iwork.data(), &liwork, &info);
-    else tridiagonal_eigh(N, w, e.data(), z.data(), N, work.data(), lwork, iwork.data(), liwork, kStedcWhole<T>, [&](double f) { step_done(w_trd + w_dc * f); });
+    if (n <= kStedcWhole<T>) {
+      BlasTurn turn;
+      Lapack<T>::stedc(&compz, &N, w, e.data(), z.data(), &N, work.data(), &lwork, iwork.data(), &liwork, &info);
+    } else { tridiagonal_eigh(N, w, e.data(), z.data(), N, work.data(), lwork, iwork.data(), liwork, kStedcWhole<T>, [&](double f) { step_done(w_trd + w_dc * f); });
+    }
   }
   if (info != 0) eigh_failed("stedc", n, info);
   step_done(w_trd + w_dc);
@@ -324,6 +336,7 @@ void eigh_impl(std::int64_t n, T* a, std::int64_t lda, T* w) {
     step_done(w_trd + w_dc + (1 - w_trd - w_dc) * before * before);
     const int ib = std::min(NB, k - i0), rows = i0 + ib;
     const T* v = a + static_cast<std::int64_t>(i0 + 1) * lda;  // A(0, i0 + 1)
+    BlasTurn turn;  // (the block's two calls: one turn)
     Lapack<T>::larft("B", "C", &rows, &ib, v, &LDA, tau.data() + i0, t, &NB);
     Lapack<T>::larfb("L", "N", "B", "C", &rows, &N, &ib, v, &LDA, t, &NB, z.data(), &N, prod, &N);
   }
@@ -352,6 +365,7 @@ bool cholesky(std::int64_t n, float* a, std::int64_t lda) {
   const int N = to_int(n, "n"), LDA = to_int(lda, "lda");
   int info = 0;
   const char uplo = 'L';
+  BlasTurn turn;
   spotrf_(&uplo, &N, a, &LDA, &info);
   return info == 0;
 }
@@ -360,6 +374,7 @@ bool cholesky(std::int64_t n, double* a, std::int64_t lda) {
   const int N = to_int(n, "n"), LDA = to_int(lda, "lda");
   int info = 0;
   const char uplo = 'L';
+  BlasTurn turn;
   dpotrf_(&uplo, &N, a, &LDA, &info);
   return info == 0;
 }
@@ -374,6 +389,7 @@ static void chol_solve_rows_impl(std::int64_t n, const T* l, std::int64_t rows, 
   const int N = to_int(n, "n"), R = to_int(rows, "rows"), LDB = to_int(ldb, "ldb");
   const T one = 1;
   const char left = 'L', lower = 'L', nonunit = 'N', notrans = 'N', trans = 'T';
+  BlasTurn turn;  // (the two solves: one turn)
   trsm(&left, &lower, &notrans, &nonunit, &N, &R, &one, l, &N, b, &LDB);
   trsm(&left, &lower, &trans, &nonunit, &N, &R, &one, l, &N, b, &LDB);
 }
@@ -393,6 +409,7 @@ static void chol_solve_cols_impl(std::int64_t n, const T* l, std::int64_t ldl, s
   const int N = to_int(n, "n"), M = to_int(cols, "cols"), LDB = to_int(ldb, "ldb"), LDL = to_int(ldl, "ldl");
   const T one = 1;
   const char right = 'R', lower = 'L', nonunit = 'N', notrans = 'N', trans = 'T';
+  BlasTurn turn;  // (the two solves: one turn)
   trsm(&right, &lower, &trans, &nonunit, &M, &N, &one, l, &LDL, b, &LDB);
   trsm(&right, &lower, &notrans, &nonunit, &M, &N, &one, l, &LDL, b, &LDB);
 }
@@ -416,7 +433,10 @@ static void cholesky_inverse_impl(std::int64_t n, T* a, std::int64_t lda, Fn pot
   const int N = to_int(n, "n"), LDA = to_int(lda, "lda");
   int info = 0;
   const char uplo = 'L';
-  potri(&uplo, &N, a, &LDA, &info);
+  {
+    BlasTurn turn;
+    potri(&uplo, &N, a, &LDA, &info);
+  }
   if (info != 0) throw Error(ErrorCode::NumericalFailure, "cholesky_inverse: singular matrix (info " + std::to_string(info) + ")");
   // Column-major lower (i >= j at a[j*lda+i]) is the row-major upper triangle: mirror it down,
   // in 32×32 tiles (row by row, every read of the upper triangle was a cache miss at n = 400).

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "brainlatent/blas_turn.h"
 #include "brainlatent/error.h"
 #include "brainlatent/linalg.h"
 #include "brainlatent/long_ops.h"
@@ -85,7 +86,10 @@ class DivideAndConquer {
     poll_cancel();
     const char compz = 'I';
     int info = 0;
-    Lapack<T>::stedc(&compz, &n, d, e, z, &ldz, work_, &lwork_, iwork_, &liwork_, &info);
+    {
+      BlasTurn turn;
+      Lapack<T>::stedc(&compz, &n, d, e, z, &ldz, work_, &lwork_, iwork_, &liwork_, &info);
+    }
     if (info != 0) failed("stedc", n, info);
   }
 
@@ -105,6 +109,7 @@ class DivideAndConquer {
     int k = 0, info = 0;
     {
       profile::Scope ps("stedc: deflate");
+      BlasTurn turn;
       Lapack<T>::laed2(&k, &n, &n1, d, q, &ldq, indxq, &rho, z, dlamda, w, q2, indx, indxc, indxp, coltyp, &info);
     }
     if (info != 0) failed("laed2", n, info);
@@ -136,6 +141,7 @@ class DivideAndConquer {
         if (j % 256 == 0) poll_cancel();
         int info = 0;
         const int jj = j + 1;
+        // (no BlasTurn: ?laed4 and ?lamrg are scalar code that never enters BLAS's thread pool)
         Lapack<T>::laed4(&k, &jj, dlamda, w, &Q(0, j), &rho, &d[j], &info);
         if (info != 0) failed("laed4", n, info);
       }
