@@ -256,9 +256,13 @@ describe('encode: a changed ncsnr or atlas reruns the stage that reads it (and w
   // (reviewer R4: the stale noise_ceiling.npy stayed, and the maps stage read it — NC and r/√NC maps, regions.csv's
   // ceiling columns and encoding.json's noiseCeiling: true, under a note saying there was no ceiling)
   it("ncsnr.nii.gz deleted ('auto'): no ceiling any more — its file, its maps and the ceiling columns go", async () => {
-    const withCeiling = JSON.parse(readFileSync(join(out, 'data', 'maps.json'), 'utf8')) as { kind: string; file: string }[];
-    const ncMaps = withCeiling.filter((m) => m.kind === 'noise-ceiling' || m.kind === 'r-over-sqrt-nc').map((m) => m.file);
+    const withCeiling = JSON.parse(readFileSync(join(out, 'data', 'maps.json'), 'utf8')) as { kind: string; file: string; mosaic: string }[];
+    const ncRecords = withCeiling.filter((m) => m.kind === 'noise-ceiling' || m.kind === 'r-over-sqrt-nc');
+    const ncMaps = ncRecords.map((m) => m.file);
+    // (and their figures: mosaics/noise-ceiling.png and mosaics/z_r-over-sqrt-nc.png stayed — reviewer s24-R4)
+    const ncMosaics = ncRecords.map((m) => m.mosaic);
     expect(ncMaps.length).toBeGreaterThan(0);
+    for (const f of ncMosaics) expect(existsSync(join(out, f)), f).toBe(true);
     rmSync(ncsnr());
     const again = await encode(config());
     expect(ran(again)).toEqual(['ceiling', 'maps', 'report']);
@@ -266,7 +270,7 @@ describe('encode: a changed ncsnr or atlas reruns the stage that reads it (and w
     expect(existsSync(join(out, 'data', 'noise_ceiling.npy'))).toBe(false);
     const maps = JSON.parse(readFileSync(join(out, 'data', 'maps.json'), 'utf8')) as { kind: string; file: string }[];
     expect(maps.filter((m) => m.kind === 'noise-ceiling' || m.kind === 'r-over-sqrt-nc')).toEqual([]);
-    for (const f of ncMaps) expect(existsSync(join(out, f)), f).toBe(false);
+    for (const f of [...ncMaps, ...ncMosaics]) expect(existsSync(join(out, f)), f).toBe(false);
     expect(JSON.parse(readFileSync(join(out, 'encoding.json'), 'utf8')).noiseCeiling).toBe(false);
   });
 });

@@ -516,11 +516,13 @@ async function mapsStage(c: EncodeConfig, ctx: StageRunContext): Promise<StageRe
     ctx.progress((i + 1) / (entries.length + 1), m.record.label);
   }
   const records = entries.map((m) => m.record);
-  // the maps an earlier run listed that this one does not write (its noise ceiling gone, a feature set removed)
+  // the maps an earlier run listed that this one does not write (its noise ceiling gone, a feature set removed), and
+  // their figures: the report stage draws only the maps it is given, so a dropped map's mosaic stayed (reviewer s24-R4)
   const earlier = existsSync(p.maps) ? await readJson<MapRecord[]>(p.maps).catch(() => []) : [];
   await writeJson(p.maps, records);
-  const kept = new Set(records.map((r) => r.file));
-  for (const old of earlier) if (typeof old?.file === 'string' && !kept.has(old.file) && !old.file.includes('..')) await rm(join(c.out, old.file), { force: true });
+  const kept = new Set(records.flatMap((r) => [r.file, r.mosaic]));
+  const stale = earlier.flatMap((old) => [old?.file, old?.mosaic]).filter((f): f is string => typeof f === 'string' && !kept.has(f) && !f.includes('..'));
+  for (const f of stale) await rm(join(c.out, f), { force: true });
   await writeFileAtomic(p.regions, regionCsv([...o.fits.flatMap((f) => f.regions), ...o.banded.flatMap((b) => b.regions)]));
   return { outputs: [...records.map((r) => r.file), relative(c.out, p.maps), relative(c.out, p.regions)], summary: { maps: records.length } };
 }
