@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 
-import { convergenceOrder, FLOOR_MARGIN, measuredOrders, offGrid } from '../../ts/bench/samplerOrder.js';
+import { convergenceOrder, fitOrder, FLOOR_MARGIN, measuredOrders, missingOrderLines, offGrid } from '../../ts/bench/samplerOrder.js';
 
 /** err = C / calls^p + floor, with the pre-asymptotic first point (wrong mixture component) at 0.8. */
 const curve = (calls: number[], C: number, p: number, floor: number, wrongAtFirst = false) =>
@@ -43,6 +43,55 @@ describe('convergenceOrder', () => {
   });
 });
 
+describe('fitOrder: a least-squares slope up to the smallest error', () => {
+  const power = (calls: number[], C: number, p: number) => calls.map((n) => ({ calls: n, err: C / n ** p }));
+
+  it('recovers a known order exactly, whatever the spacing of the calls', () => {
+    expect(fitOrder(power([9, 19, 39, 99], 0.5, 2)).order).toBeCloseTo(2, 10);
+    expect(fitOrder(power([11, 21, 41, 101], 2, 3)).order).toBeCloseTo(3, 10);
+    expect(fitOrder(power([9, 19, 39, 99], 0.5, 2)).calls).toEqual([9, 19, 39, 99]);
+  });
+
+  it('leaves out the points past the smallest error, where the un-refined last step makes the error grow', () => {
+    // an order-2 curve, then a rise at the end (Heun on the demo world: +1.33 then −0.27, averaged to 0.53 before)
+    const pts = [...power([9, 19, 39], 0.5, 2), { calls: 99, err: (0.5 / 39 ** 2) * 1.5 }];
+    const fit = fitOrder(pts, 1e-9);
+    expect(fit.order).toBeCloseTo(2, 10);
+    expect(fit.calls).toEqual([9, 19, 39]);
+    // the reviewer's Heun: local slopes +1.33 then −0.27; only the first is the order's
+    const heun = [
+      { calls: 9, err: 1e-2 },
+      { calls: 19, err: 1e-2 * (9 / 19) ** 1.33 },
+      { calls: 39, err: 1e-2 * (9 / 19) ** 1.33 * (39 / 19) ** 0.27 },
+    ];
+    expect(fitOrder(heun, 1e-9).order).toBeCloseTo(1.33, 10);
+    // PNDM's common-level fit: 5.98 then a smaller 2.17 is still decreasing: both points stay (a least-squares fit of the three)
+    const pndm = [
+      { calls: 11, err: 1e-2 },
+      { calls: 21, err: 1e-2 * (11 / 21) ** 5.98 },
+      { calls: 41, err: 1e-2 * (11 / 21) ** 5.98 * (21 / 41) ** 2.17 },
+    ];
+    const o = fitOrder(pndm, 1e-12).order as number;
+    expect(o).toBeGreaterThan(2.17);
+    expect(o).toBeLessThan(5.98);
+  });
+
+  it('gives no number, and says why, when fewer than two points remain', () => {
+    const rise = [{ calls: 10, err: 1e-3 }, { calls: 20, err: 2e-3 }, { calls: 40, err: 3e-3 }];
+    expect(fitOrder(rise, 1e-9)).toEqual({ order: null, calls: [], reason: 'one point between 3× the floor 1.00e-9 and 0.1 before the smallest error (2 past it, where the error grows); an order needs 2' });
+    const below = [{ calls: 10, err: 1e-2 }, { calls: 20, err: 5e-3 }];
+    expect(fitOrder(below, 4.51e-3, 'the converged floor', 'raise --converged-steps').reason).toBe('every error below 3× the converged floor 4.51e-3: raise --converged-steps');
+    expect(fitOrder([{ calls: 5, err: 0.5 }, { calls: 10, err: 0.2 }], 1e-6).reason).toBe('every error above 0.1 (before the asymptotic range: add larger --steps)');
+    expect(fitOrder([{ calls: 5, err: 0.5 }, { calls: 10, err: 1e-2 }, { calls: 20, err: 1e-6 }], 1e-6, 'the floor', 'hint').reason).toBe(
+      'one point between 3× the floor 1.00e-6 and 0.1, 1 below 3× the floor (hint); an order needs 2',
+    );
+  });
+
+  it('missingOrderLines groups the schedulers by reason and skips the ones with an order', () => {
+    expect(missingOrderLines('vs converged', { ddim: 'r1', euler: null, heun: 'r1', ddpm: 'stochastic' })).toEqual(['no order vs converged for ddim, heun: r1', 'no order vs converged for ddpm: stochastic']);
+  });
+});
+
 describe('measuredOrders', () => {
   const rows = (scheduler: string, calls: number[], conv: number[], exact?: number[]) =>
     calls.map((n, i) => ({ scheduler, unetCallsPerImage: n, relErrorConverged: conv[i], relErrorExact: exact?.[i] }));
@@ -57,12 +106,12 @@ describe('measuredOrders', () => {
     expect(o.euler.vsConverged).toBeCloseTo(1, 6);
     expect(o.dpmpp2m.vsConverged).toBeCloseTo(2, 6);
     expect(o.dpmpp2m.vsExact).toBeCloseTo(Math.log2(1.75e-4 / 7.35e-5), 6);
-    expect(o.ddpm).toEqual({ vsConverged: null, vsExact: null });
+    expect(o.ddpm).toEqual({ vsConverged: null, vsExact: null, reason: { vsConverged: 'stochastic (no accuracy runs)', vsExact: 'stochastic (no accuracy runs)' } });
   });
 
   it('has no order against the exact ODE when there is no exact reference (not a demo world)', () => {
     const o = measuredOrders(rows('ddim', [10, 20], [2e-3, 1e-3]), ['ddim'], { vsConverged: 1e-6, vsExact: null });
-    expect(o.ddim).toEqual({ vsConverged: expect.closeTo(1, 6), vsExact: null });
+    expect(o.ddim).toEqual({ vsConverged: expect.closeTo(1, 6), vsExact: null, reason: { vsConverged: null, vsExact: 'no exact ODE (not a demo world)' } });
   });
 
   it('leaves out runs off their grid (DDIM/PNDM when N does not divide 1000): DDIM at 3 and 7 steps fitted an order of −4.43', () => {
@@ -77,7 +126,15 @@ describe('measuredOrders', () => {
     });
     const floors = { vsConverged: 1e-6, vsExact: 3e-8 };
     const short = measuredOrders([run('ddim', 3, 9.28e-4), run('ddim', 7, 3.98e-2, true), run('euler', 3, 9.26e-4), run('euler', 7, 6.82e-4)], ['ddim', 'euler'], floors);
-    expect(short.ddim).toEqual({ vsConverged: null, vsExact: null }); // one run on its grid: no order, not −4.43
+    // one run on its grid: no order, not −4.43, and the reason says so
+    expect(short.ddim).toEqual({
+      vsConverged: null,
+      vsExact: null,
+      reason: {
+        vsConverged: 'one point between 3× the converged floor 1.00e-6 and 0.1; an order needs 2 (1 run off the grid left out)',
+        vsExact: 'one point between 3× the exact-ODE floor 3.00e-8 and 0.1; an order needs 2 (1 run off the grid left out)',
+      },
+    });
     expect(short.euler.vsExact).toBeCloseTo(Math.log(9.26e-4 / 6.82e-4) / Math.log(7 / 3), 6);
     // 10, 14, 20, 40 steps: the fit skips 14 and takes 10 → 20 as consecutive
     const long = measuredOrders([run('pndm', 10, 8e-3), run('pndm', 14, 5e-2, true), run('pndm', 20, 1e-3), run('pndm', 40, 1.25e-4)], ['pndm'], floors);

@@ -41,8 +41,27 @@ describe('bench samplers options', () => {
     [['--steps', '100', '--converged-steps', '3000'], "--converged-steps 3000: at most 1000 (a run takes at most num_train_timesteps steps (1000 in SD 1.5's scheduler config))"],
     [['--samples', '1'], '--samples 1: expected an integer >= 2 (the sliced W2 of one sample is the distance between two points, not between two distributions'],
     [['--samples', '0'], '--samples 0: expected an integer >= 2'],
+    // (a fraction said "expected an integer >= 0"; '' ran all ten schedulers)
+    [['--samples', '2.5'], '--samples 2.5: expected an integer >= 2 (the sliced W2 of one sample'],
+    [['--samples', 'many'], '--samples many: expected an integer >= 2'],
+    [['--schedulers', ''], "--schedulers: unknown '' (known: ddim,"],
+    [['--schedulers', 'ddim,'], "--schedulers: unknown '' (known: ddim,"],
+    // (without --arch sd1, --memory was ignored)
+    [['--memory', 'lean'], '--memory: only with --arch sd1'],
   ])('%j is refused naming the flag', async (flags, message) => {
     const e = await runCommands([registerBenchCommand], [...base, ...flags]).catch((err: unknown) => err);
+    expect(e).toBeInstanceOf(InvalidArgumentError);
+    expect((e as Error).message).toContain(message);
+    expect(readdirSync(tmp)).toEqual([]);
+  });
+
+  it.each([
+    [['--steps', '10'], '--steps: not used with --arch sd1'],
+    [['--schedulers', 'ddim', '--samples', '64', '--no-micro'], '--schedulers, --samples, --no-micro: not used with --arch sd1'],
+    [['--model', 'm', '--out', 'o', '--accuracy-images', '2', '--converged-steps', '100'], '--model, --accuracy-images, --converged-steps, --out: not used with --arch sd1'],
+  ])('--arch sd1 refuses the demo bench flags %j (they were dropped silently), before any fixture is written', async (flags, message) => {
+    const cache = join(tmp, 'sd1-cache');
+    const e = await runCommands([registerBenchCommand], ['bench', 'samplers', '--arch', 'sd1', '--cache', cache, '--memory', 'lean', ...flags]).catch((err: unknown) => err);
     expect(e).toBeInstanceOf(InvalidArgumentError);
     expect((e as Error).message).toContain(message);
     expect(readdirSync(tmp)).toEqual([]);

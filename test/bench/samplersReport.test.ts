@@ -14,7 +14,8 @@ import { describe, expect, it } from 'vitest';
 
 import { sdAlphasCumprod } from '../../ts/demo/world.js';
 import { distributionChartSpec, errorChartSpec, samplersChartSpecs, samplersCsv, samplersHtml, SCHEDULER_COLORS } from '../../ts/bench/samplersHtml.js';
-import { offGridReason } from '../../ts/bench/samplerOrder.js';
+import { measuredOrders, offGridReason, ORDER_UNIT } from '../../ts/bench/samplerOrder.js';
+import { costEntry } from '../../ts/bench/samplerTiming.js';
 import { EXACT_TOL, samplersSetup, type SamplerRow, type SamplersBenchResult } from '../../ts/bench/samplersResult.js';
 import { pairedSe } from '../../ts/bench/mixtureSlicedW2.js';
 import { bestAtEachSteps, DistributionScorer, EXACT_SETS_SEED, pairedComparisons, versusBest, type SetScore } from '../../ts/bench/samplerDistribution.js';
@@ -45,7 +46,7 @@ const rows: SamplerRow[] = SCHEDULERS.flatMap((scheduler) =>
       scheduler,
       steps,
       unetCallsPerImage: steps,
-      cost: [{ batch: 1, imagesPerSecond: 1000 / steps, overhead: 1.02 }],
+      cost: [costEntry(1, Array.from({ length: 5 }, () => ({ seconds: steps / 1000, unetSeconds: steps / 1000 / 1.02 })))],
       ...(det ? { relErrorConverged: e, relErrorExact: e / 10, relErrorExactFinal: e * 2, relErrorCommon: e / 2, relErrorCommonDenoised: e / 100, referenceVsEngine: 1e-7 } : {}),
       slicedW2: det ? 0.85 : 0.5,
       slicedW2Se: 0.02,
@@ -80,13 +81,21 @@ function result(over: Partial<SamplersBenchResult> = {}): SamplersBenchResult {
     rows,
     processPeakRssMiB: 300,
     wallSeconds: 100,
-    convergenceOrder: Object.fromEntries(SCHEDULERS.map((s) => [s, { vsConverged: null, vsExact: STOCHASTIC.includes(s) ? null : 1 }])),
+    // the reviewer's record: vs converged, every error below 3× the floor 4.51e-3
+    convergenceOrder: measuredOrders(
+      rows.map((x) => (x.relErrorConverged === undefined ? x : { ...x, relErrorConverged: x.relErrorConverged / 10 })),
+      SCHEDULERS,
+      { vsConverged: 4.51e-3, vsExact: 1.5e-8 },
+    ),
+    orderUnit: ORDER_UNIT,
     commonLevel: {
       timestep: 99,
       sigma: 0.3417,
       floor: 1e-7,
       order: Object.fromEntries(SCHEDULERS.map((s) => [s, 1])),
+      orderReason: Object.fromEntries(SCHEDULERS.map((s) => [s, null])),
       orderDenoised: Object.fromEntries(SCHEDULERS.map((s) => [s, 1])),
+      orderDenoisedReason: Object.fromEntries(SCHEDULERS.map((s) => [s, null])),
       floorDenoised: 2e-9,
       skipped: [],
     },
@@ -96,7 +105,7 @@ function result(over: Partial<SamplersBenchResult> = {}): SamplersBenchResult {
       convergedSteps: 100,
       convergedVsExact: 0.0145,
       convergedHalfSteps: 50,
-      orderFloors: { vsConverged: 4.5e-3, vsExact: 1.5e-8 },
+      orderFloors: { vsConverged: 4.51e-3, vsExact: 1.5e-8 },
       exactOdeEvaluations: 1000,
     },
     distribution: {
@@ -201,9 +210,24 @@ describe('the samplers HTML', () => {
     expect(ran).not.toContain('class="warn"');
   }, 60_000);
 
+  it('says why an order is missing (it printed a bare "—" for every scheduler) and what the orders are per', async () => {
+    const html = await samplersHtml(result());
+    const why = 'every error below 3× the converged floor 4.51e-3: raise --converged-steps (a lower floor) or add smaller --steps';
+    // each deterministic scheduler's vs-converged cell; the stochastic ones are n/a
+    expect(html).toContain(`<tr><td>euler</td><td>1.00</td><td>1.00</td><td>1.00</td><td>— (${why})</td></tr>`);
+    expect(html).toContain('<tr><td>ddpm</td><td>1.00</td><td>1.00</td><td>n/a (stochastic)</td><td>n/a (stochastic)</td></tr>');
+    expect(html).toContain('<th>scheduler (order per U-Net call)</th>');
+    expect(html).toContain('Order per U-Net call: −slope of log error vs log U-Net calls per image (not per step: PNDM makes N + 1 calls, Heun 2N − 1)');
+    // the record's reasons (JSON)
+    const r = result();
+    expect(r.convergenceOrder.euler.reason).toEqual({ vsConverged: why, vsExact: null });
+    expect(r.convergenceOrder.ddpm.reason).toEqual({ vsConverged: 'stochastic (no accuracy runs)', vsExact: 'stochastic (no accuracy runs)' });
+    expect(r.orderUnit).toBe(ORDER_UNIT);
+  });
+
   it('names the runs off their grid, leaves them out of the error charts and marks them in the table and the CSV', async () => {
     // DDIM at 14 steps steps by 71 where the grid moves by 71.4: its errors are not the discretisation's
-    const ddim14: SamplerRow = { scheduler: 'ddim', steps: 14, unetCallsPerImage: 14, offGrid: true, cost: [{ batch: 1, imagesPerSecond: 70, overhead: 1.02 }], relErrorConverged: 3e-2, relErrorExact: 3.98e-2, relErrorExactFinal: 1e-2 };
+    const ddim14: SamplerRow = { scheduler: 'ddim', steps: 14, unetCallsPerImage: 14, offGrid: true, cost: [costEntry(1, [{ seconds: 1 / 70, unetSeconds: 1 / 70 / 1.02 }])], relErrorConverged: 3e-2, relErrorExact: 3.98e-2, relErrorExactFinal: 1e-2 };
     const withOff = [...rows, ddim14];
     const r = result({ rows: withOff, offGrid: { reason: offGridReason(1000), runs: ['ddim 14'] } });
     const html = await samplersHtml(r);

@@ -47,7 +47,7 @@ it('bench samplers --results DIR appends samplers.jsonl there, not to bench/resu
   expect(existsSync(join(tmp, 'out', 'samplers.csv'))).toBe(true);
   // memory: the process's peak once, labelled as such, not a per-row copy of it (every row showed the same mark)
   expect(record.figures.processPeakRssMiB).toBeGreaterThan(0);
-  for (const row of record.figures.rows) for (const c of row.cost) expect(Object.keys(c).sort()).toEqual(['batch', 'imagesPerSecond', 'overhead']);
+  for (const row of record.figures.rows) for (const c of row.cost) expect(Object.keys(c).sort()).toEqual(['batch', 'imagesPerSecond', 'imagesPerSecondIqr', 'loopSeconds', 'overhead', 'repeats']);
   expect(readFileSync(join(tmp, 'out', 'samplers.csv'), 'utf8').split('\n')[0]).not.toContain('peak_rss');
   const html = readFileSync(join(tmp, 'out', 'samplers.html'), 'utf8');
   expect(html).toContain(`Peak RSS of the bench process: ${record.figures.processPeakRssMiB} MiB, the high-water mark of the whole run`);

@@ -84,13 +84,17 @@ describe('bench samplers on a tiny mixture world', () => {
     // on its grid DDIM is Euler (the same ODE step in the ε parametrisation)
     expect(row(f.rows, 'ddim', 4).relErrorExact).toBeCloseTo(row(f.rows, 'euler', 4).relErrorExact as number, 5);
     // one DDIM run left on its grid: no order, where the fit used to take the off-grid run's error
-    expect(f.convergenceOrder.ddim).toEqual({ vsConverged: null, vsExact: null });
+    expect(f.convergenceOrder.ddim).toMatchObject({ vsConverged: null, vsExact: null });
+    expect(f.convergenceOrder.ddim.reason.vsExact).toMatch(/^one point between 3× the exact-ODE floor .* and 0\.1; an order needs 2 \(1 run off the grid left out\)$/);
     expect(f.commonLevel.timestep !== null && f.commonLevel.skipped).toEqual(['ddim 6']);
     expect(off.relErrorCommon).toBeUndefined();
     // console: the run's line, the order line, the common level's line
     const offLine = consoleText.split('\n').find((l) => /^ddim\s+6 steps/.test(l));
     expect(offLine).toContain('[off the grid: left out of the order fits]');
-    expect(consoleText).toMatch(new RegExp(`measured order \\(.*\\): ddim —/—, euler [-\\d.—]+/[-\\d.—]+, euler-ancestral —/—; left out \\(${reason.replace(/[()/⌊⌋]/g, '\\$&')}\\): ddim 6\\n`));
+    expect(consoleText).toMatch(new RegExp(`measured order per U-Net call: .*; vs the exact ODE between the same noise levels / vs the converged solution: ddim —/—, euler [-\\d.—]+/[-\\d.—]+, euler-ancestral —/—; left out \\(${reason.replace(/[()/⌊⌋]/g, '\\$&')}\\): ddim 6\\n`));
+    // every "—" says why
+    expect(consoleText).toMatch(/\n {2}no order vs the exact ODE for ddim: one point between 3× the exact-ODE floor [-\d.e]+ and 0\.1; an order needs 2 \(1 run off the grid left out\)\n/);
+    expect(consoleText).toContain('  no order vs the exact ODE for euler-ancestral: stochastic (no accuracy runs)');
     expect(consoleText).toContain(`common noise level: t = 499`);
     expect(consoleText).toContain(`; left out (${reason}): ddim 6\n`);
     // HTML: the order section names the run and why; the table marks it
@@ -101,6 +105,25 @@ describe('bench samplers on a tiny mixture world', () => {
     const csv = readFileSync(join(out, 'samplers.csv'), 'utf8').trim().split('\n');
     expect(csv[0].split(',').at(-1)).toBe('off_grid');
     expect(csv.slice(1).map((l) => l.split(',').at(-1))).toEqual(['false', 'true', 'false', 'false', 'false', 'false']);
+  });
+
+  it('times each configuration to the repeat rule and reports the median images/s with its interquartile range and runs', () => {
+    const f = record.figures;
+    expect(f.setup.timing).toEqual({ minSeconds: 0.2, minRepeats: 5, maxRepeats: 200 });
+    for (const r of f.rows) {
+      for (const c of r.cost) {
+        expect(c.repeats).toBeGreaterThanOrEqual(5);
+        expect(c.loopSeconds.repeats).toBe(c.repeats);
+        expect(c.imagesPerSecond).toBeCloseTo(1 / c.loopSeconds.median, 6);
+        expect(c.imagesPerSecondIqr[0]).toBeLessThanOrEqual(c.imagesPerSecond);
+        expect(c.imagesPerSecondIqr[1]).toBeGreaterThanOrEqual(c.imagesPerSecond);
+      }
+      const line = consoleText.split('\n').find((l) => new RegExp(`^${r.scheduler}\\s+${r.steps} steps`).test(l));
+      expect(line).toMatch(/b1 [\d.]+ img\/s \(IQR [\d.]+–[\d.]+, \d+ runs\) ×/);
+    }
+    const html = readFileSync(join(out, 'samplers.html'), 'utf8');
+    expect(html).toContain('<th>img/s b1 (median; IQR, runs)</th>');
+    expect(readFileSync(join(out, 'samplers.csv'), 'utf8').split('\n')[0]).toContain('images_per_s_b1,images_per_s_iqr_low_b1,images_per_s_iqr_high_b1,runs_b1,overhead_b1');
   });
 
   it('records every pair of runs once in distribution.paired: higher score minus lower, consistent with the rows', () => {

@@ -48,7 +48,7 @@ beforeAll(async () => {
   writeFileSync(f('corrupt/unet/model.onnx'), 'not an ONNX file');
   await writePng(f('in64.png'), rgb(64, 64));
   await writePng(f('in60.png'), rgb(60, 64));
-  // 10 steps at strength 0.8 with DDIM: 8 U-Net calls, so 3 slices are wrong
+  // 10 steps at strength 0.8 with DDIM (eta > 0: its steps draw noise): 8 U-Net calls, so 3 slices are wrong
   await writeNpy(f('step-noise-3.npy'), new Float32Array(3 * 4 * 8 * 8), [3, 1, 4, 8, 8]);
   await writeNpy(f('z1.npy'), new Float32Array(4 * 8 * 8), [1, 4, 8, 8]);
   await writeNpy(f('z3ch.npy'), new Float32Array(3 * 8 * 8), [1, 3, 8, 8]);
@@ -89,6 +89,9 @@ describe('sd img2img: flags and inputs are refused before the model loads', () =
       [['--provider', 'cpu', '--provider-lib', '/x/libonnxruntime_providers_cuda.so', '--provider-option', 'use_tf32=0'], '--provider-lib and --provider-option: for an execution provider such as --provider cuda'],
       [['--negative-prompt', 'blurry', '--guidance', '1'], '--negative-prompt has no effect with --guidance 1: classifier-free guidance, whose unconditional side it is, runs only when guidance > 1'],
       [['--negative-prompt', 'blurry', '--guidance', '0.5'], '--negative-prompt has no effect with --guidance 0.5'],
+      // (a deterministic scheduler ignored it: byte-identical output)
+      [['--scheduler', 'euler', '--step-noise', f('step-noise-3.npy')], `--step-noise ${f('step-noise-3.npy')}: no U-Net call of this run draws noise (euler, 50 steps, strength 0.8), so the step noise would be ignored`],
+      [['--scheduler', 'ddim', '--step-noise', f('step-noise-3.npy')], `--step-noise ${f('step-noise-3.npy')}: no U-Net call of this run draws noise (ddim with eta 0, 50 steps, strength 0.8), so the step noise would be ignored and the result would be the same as without it; step noise is for the schedulers whose steps draw noise: ddim with eta > 0, ddpm, euler-ancestral and dpmpp2m-sde`],
     ];
     for (const [flags, message] of cases) {
       const e = await run(...base, ...flags);
@@ -108,7 +111,7 @@ describe('sd img2img: flags and inputs are refused before the model loads', () =
     const img = await run(...base.map((a) => (a === f('in64.png') ? f('in60.png') : a)));
     expect(img).toBeInstanceOf(ShapeError);
     expect(img?.message).toBe(`--image ${f('in60.png')}: the image is 60×64; expected both sides to be multiples of 8 (the VAE's downsampling)`);
-    const noise = await run(...base, '--scheduler', 'ddim', '--steps', '10', '--step-noise', f('step-noise-3.npy'));
+    const noise = await run(...base, '--scheduler', 'ddim', '--eta', '0.5', '--steps', '10', '--step-noise', f('step-noise-3.npy'));
     expect(noise).toBeInstanceOf(ShapeError);
     expect(noise?.message).toContain(`--step-noise ${f('step-noise-3.npy')}: has 3 slices ([3, 1, 4, 8, 8]); expected one per U-Net call that runs: 8 (ddim, 10 steps, strength 0.8)`);
     // the image's size gives z's shape ([1, C, 8, 8]): the noise files and c's rows are checked against it
@@ -118,7 +121,7 @@ describe('sd img2img: flags and inputs are refused before the model loads', () =
       `--noise ${f('noise2.npy')}: has shape [2, 4, 8, 8]; expected [1, C, 8, 8]: the latents of --image ${f('in64.png')} (64×64 pixels; C the model's latent channels, 4 for SD 1.x)`,
     );
     await writeNpy(f('step-noise-8x2.npy'), new Float32Array(8 * 2 * 4 * 8 * 8), [8, 2, 4, 8, 8]);
-    const imageSteps = await run(...base, '--scheduler', 'ddim', '--steps', '10', '--step-noise', f('step-noise-8x2.npy'));
+    const imageSteps = await run(...base, '--scheduler', 'ddim', '--eta', '0.5', '--steps', '10', '--step-noise', f('step-noise-8x2.npy'));
     expect(imageSteps?.message).toBe(
       `--step-noise ${f('step-noise-8x2.npy')}: has shape [8, 2, 4, 8, 8]; expected [8, 1, C, 8, 8]: the latents of --image ${f('in64.png')} (64×64 pixels; C the model's latent channels, 4 for SD 1.x)`,
     );

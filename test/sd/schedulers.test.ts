@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { FormatError, NonFiniteError } from '../../ts/errors.js';
+import { FormatError, InvalidArgumentError, NonFiniteError } from '../../ts/errors.js';
 import { Diffusion } from '../../ts/sd/Diffusion.js';
 import { philoxNormal } from '../../ts/sd/philox.js';
 import { referenceImg2Img } from '../../ts/sd/referenceLoop.js';
@@ -212,6 +212,38 @@ describe('step noise (--step-noise)', () => {
       await expect(sd.img2img({ ...o, stepNoise: short })).rejects.toThrow(/stepNoise has shape .* expected \[\d+, 3, 4, 8, 6\]/);
     });
   }
+});
+
+describe('step noise on a run that draws none', () => {
+  it('is refused naming stepNoise, the scheduler and the schedulers that use it (it was ignored: the same latents)', async () => {
+    const cases = [
+      { scheduler: 'euler', steps: 8, strength: 0.75 },
+      { scheduler: 'ddim', steps: 8, strength: 0.75 },
+      { scheduler: 'heun', steps: 8, strength: 0.75 },
+      { scheduler: 'pndm', steps: 8, strength: 0.75 },
+      { scheduler: 'dpmpp2m', steps: 8, strength: 0.75 },
+      // euler-ancestral's last step draws no noise: at 8 steps and strength 0.1 it is the only one that runs
+      { scheduler: 'euler-ancestral', steps: 8, strength: 0.125 },
+    ] as const;
+    for (const cs of cases) {
+      const o = { z, c, uncond, guidance: 4, seeds: 5, ...cs };
+      const calls = sd.plan(o).runs.length;
+      const stepNoise = { data: new Float32Array(calls * z.data.length).fill(0.5), shape: [calls, ...z.shape] };
+      const e = await sd.img2img({ ...o, stepNoise }).catch((err: unknown) => err);
+      expect(e, cs.scheduler).toBeInstanceOf(InvalidArgumentError);
+      const which = cs.scheduler === 'ddim' ? 'ddim with eta 0' : cs.scheduler;
+      expect((e as Error).message, cs.scheduler).toBe(
+        `img2img stepNoise: no U-Net call of this run draws noise (${which}, 8 steps, strength ${cs.strength}), so the step noise would be ignored and the result ` +
+          'would be the same as without it; step noise is for the schedulers whose steps draw noise: ddim with eta > 0, ddpm, euler-ancestral and dpmpp2m-sde (the last two draw none at their last step)',
+      );
+    }
+    // ddim with eta > 0 draws noise at every step: taken
+    const o = { z, c, uncond, guidance: 4, seeds: 5, scheduler: 'ddim' as const, steps: 8, strength: 0.75, eta: 0.5 };
+    const calls = sd.plan(o).runs.length;
+    const a = await sd.img2img({ ...o, stepNoise: { data: new Float32Array(calls * z.data.length).fill(0.5), shape: [calls, ...z.shape] } });
+    const b = await sd.img2img(o);
+    expect(scaledDiff(a.latents.data, b.latents.data)).toBeGreaterThan(1e-3);
+  });
 });
 
 describe('the scheduler config', () => {

@@ -24,8 +24,9 @@ import type { Tensor } from '../sd/tensor.js';
 import { loadBenchmark, microBench, MISSING_BENCHMARK } from './microBench.js';
 import { appendBenchRecord, gitCommit, gitDirty, machineInfo } from './benchRecord.js';
 import { referenceScheduler } from '../sd/referenceSchedulers.js';
-import { commonLevelOrders, commonNoiseLevel, FLOOR_MARGIN, measuredOrders, offGrid, offGridReason, type OrderFloors } from './samplerOrder.js';
+import { commonLevelFits, commonNoiseLevel, FLOOR_MARGIN, measuredOrders, missingOrderLines, offGrid, offGridReason, ORDER_UNIT, type OrderFloors } from './samplerOrder.js';
 import { checkSamplersOptions, distributionWarnings } from './samplersOptions.js';
+import { costEntry, costText, timeInterleaved, TIMING_RULE, type RepeatRule } from './samplerTiming.js';
 import { renderSamplersHtml, SAMPLERS_RERUN, samplersCsv } from './samplersHtml.js';
 import { missingPartsWarning } from '../report/optionalParts.js';
 import {
@@ -72,6 +73,8 @@ export interface SamplersBenchOptions {
   latentSize?: number;
   /** Condition every run on this caption (default: no conditioning, c = 0). */
   prompt?: string;
+  /** How often each cost configuration is timed (default TIMING_RULE: ≥ 5 runs and ≥ 0.2 s). */
+  timing?: RepeatRule;
   log?: (line: string) => void;
 }
 
@@ -227,7 +230,9 @@ export async function runSamplersBench(o: SamplersBenchOptions = {}): Promise<Sa
           sigma: sigmaC,
           floor: relError(exactState.get(EXACT_TOL_FLOOR) as Float64Array, exactState.get(EXACT_TOL) as Float64Array),
           order: {},
+          orderReason: {},
           orderDenoised: {},
+          orderDenoisedReason: {},
           floorDenoised: relError(denoise(exactState.get(EXACT_TOL_FLOOR) as Float64Array), exactState.get(-1) as Float64Array),
           skipped,
         };
@@ -253,19 +258,31 @@ export async function runSamplersBench(o: SamplersBenchOptions = {}): Promise<Sa
       }
       const scores: { scheduler: string; steps: number; score: SetScore }[] = [];
 
+      // ---- cost: every (scheduler, steps, batch) timed in interleaved rounds until each has enough runs and time
+      const timing = o.timing ?? TIMING_RULE;
+      const costKeys = schedulers.flatMap((scheduler) => stepsList.flatMap((steps) => batches.map((batch) => ({ scheduler, steps, batch }))));
+      const inputs = new Map(batches.map((b) => [b, { z: zeros(b), c: rows(b) }]));
+      log(
+        `timing ${costKeys.length} configurations (scheduler × steps × batch), one run of each per round, each until ≥ ${timing.minRepeats} runs and ≥ ${timing.minSeconds} s ` +
+          `(at most ${timing.maxRepeats}): images/s at the median loop time (interquartile range)`,
+      );
+      const timed = await timeInterleaved(
+        costKeys,
+        async (k) => {
+          const r = await sdT.img2img({ ...base, ...(inputs.get(k.batch) as { z: Tensor; c: Tensor }), scheduler: k.scheduler, steps: k.steps, batchSize: k.batch });
+          return { seconds: r.stats.loopSeconds, unetSeconds: r.stats.unetSeconds };
+        },
+        timing,
+      );
+      const costOf = (scheduler: SchedulerName, steps: number) =>
+        costKeys.filter((k) => k.scheduler === scheduler && k.steps === steps).map((k) => costEntry(k.batch, timed.get(k) ?? []));
+
       const result: SamplerRow[] = [];
       for (const scheduler of schedulers) {
         for (const steps of stepsList) {
           const plan = sdT.plan({ ...base, scheduler, steps });
           const off = isOffGrid(scheduler, steps);
-          const row: SamplerRow = { scheduler, steps, unetCallsPerImage: plan.runs.length, ...(off ? { offGrid: true as const } : {}), cost: [] };
-          // cost
-          for (const b of batches) {
-            const r = await sdT.img2img({ ...base, z: zeros(b), c: rows(b), scheduler, steps, batchSize: b });
-            const r2 = await sdT.img2img({ ...base, z: zeros(b), c: rows(b), scheduler, steps, batchSize: b });
-            const best = r2.stats.loopSeconds < r.stats.loopSeconds ? r2.stats : r.stats;
-            row.cost.push({ batch: b, imagesPerSecond: b / best.loopSeconds, overhead: best.loopSeconds / best.unetSeconds });
-          }
+          const row: SamplerRow = { scheduler, steps, unetCallsPerImage: plan.runs.length, ...(off ? { offGrid: true as const } : {}), cost: costOf(scheduler, steps) };
           // accuracy (deterministic ones: the same path as the references)
           if (!STOCHASTIC.includes(scheduler)) {
             const r = await sdT.img2img({ ...base, z: zA, c: cA, scheduler, steps, batchSize: nAcc });
@@ -302,7 +319,7 @@ export async function runSamplersBench(o: SamplersBenchOptions = {}): Promise<Sa
           result.push(row);
           log(
             `${scheduler.padEnd(16)} ${String(steps).padStart(4)} steps ${String(row.unetCallsPerImage).padStart(4)} calls  ` +
-              `${row.cost.map((c) => `b${c.batch} ${c.imagesPerSecond.toFixed(1)} img/s ×${c.overhead.toFixed(3)}`).join('  ')}  ` +
+              `${row.cost.map((c) => `b${c.batch} ${costText(c)} ×${c.overhead.toFixed(3)}`).join('  ')}  ` +
               `err conv ${row.relErrorConverged?.toExponential(2) ?? '   n/a  '} exact ${row.relErrorExact?.toExponential(2) ?? '   n/a  '} ${common.timestep === null ? '' : `t=${common.timestep} ${row.relErrorCommon?.toExponential(2) ?? '   n/a  '} x̂0 ${row.relErrorCommonDenoised?.toExponential(2) ?? '   n/a  '} `}σ(0) ${row.relErrorExactFinal?.toExponential(2) ?? '   n/a  '}  ` +
               (row.slicedW2 === undefined ? '' : `sliced W2 ${row.slicedW2.toExponential(2)} ± ${row.slicedW2Se?.toExponential(1)} logp ${row.logDensityPerDim?.toFixed(3)}`) +
               (off ? '  [off the grid: left out of the order fits]' : ''),
@@ -327,20 +344,29 @@ export async function runSamplersBench(o: SamplersBenchOptions = {}): Promise<Sa
       const micro: SamplersBenchResult['micro'] = [];
       let microSkipped: string | null = o.micro === false ? '--no-micro' : null;
       log(
-        `measured order (vs the exact ODE between the same noise levels; vs the converged solution): ${Object.entries(order).map(([k, v]) => `${k} ${v.vsExact?.toFixed(2) ?? '—'}/${v.vsConverged?.toFixed(2) ?? '—'}`).join(', ')}` +
+        `measured order ${ORDER_UNIT}; vs the exact ODE between the same noise levels / vs the converged solution: ${Object.entries(order).map(([k, v]) => `${k} ${v.vsExact?.toFixed(2) ?? '—'}/${v.vsConverged?.toFixed(2) ?? '—'}`).join(', ')}` +
           (leftOut ? `; ${leftOut}` : ''),
       );
+      const reasons = (f: 'vsExact' | 'vsConverged') => Object.fromEntries(Object.entries(order).map(([k, v]) => [k, v.reason[f]]));
+      for (const line of [...missingOrderLines('vs the exact ODE', reasons('vsExact')), ...missingOrderLines('vs converged', reasons('vsConverged'))]) log(`  ${line}`);
       if (common.timestep !== null) {
-        common.order = commonLevelOrders(result, schedulers, common.floor);
-        common.orderDenoised = commonLevelOrders(
+        const fits = commonLevelFits(result, schedulers, common.floor);
+        const fitsDenoised = commonLevelFits(
           result.map((x) => ({ ...x, relErrorCommon: x.relErrorCommonDenoised })),
           schedulers,
           common.floorDenoised,
         );
+        const orders = (f: typeof fits, key: 'order' | 'reason') => Object.fromEntries(Object.entries(f).map(([k, v]) => [k, v[key]]));
+        common.order = orders(fits, 'order') as Record<string, number | null>;
+        common.orderReason = orders(fits, 'reason') as Record<string, string | null>;
+        common.orderDenoised = orders(fitsDenoised, 'order') as Record<string, number | null>;
+        common.orderDenoisedReason = orders(fitsDenoised, 'reason') as Record<string, string | null>;
+        const cl = common;
         log(
-          `measured order at the common noise level t = ${common.timestep} (σ = ${common.sigma.toFixed(4)}; the state / its x̂0): ` +
-            Object.keys(common.order).map((k) => `${k} ${common.order[k]?.toFixed(2) ?? '—'}/${common.orderDenoised[k]?.toFixed(2) ?? '—'}`).join(', '),
+          `measured order per U-Net call at the common noise level t = ${cl.timestep} (σ = ${cl.sigma.toFixed(4)}; the state / its x̂0): ` +
+            Object.keys(cl.order).map((k) => `${k} ${cl.order[k]?.toFixed(2) ?? '—'}/${cl.orderDenoised[k]?.toFixed(2) ?? '—'}`).join(', '),
         );
+        for (const line of [...missingOrderLines(`at t = ${cl.timestep} (state)`, cl.orderReason), ...missingOrderLines(`at t = ${cl.timestep} (x̂0)`, cl.orderDenoisedReason)]) log(`  ${line}`);
         const worst = Math.max(...result.map((x) => x.referenceVsEngine ?? 0));
         log(`reference schedulers vs the engine, final latents: largest relative difference ${worst.toExponential(2)}`);
       }
@@ -369,6 +395,7 @@ export async function runSamplersBench(o: SamplersBenchOptions = {}): Promise<Sa
           accuracyImages: nAcc,
           samples: nSamples,
           threads: o.threads ?? 1,
+          timing,
           latentShape: [C, H, W],
           numTrainTimesteps: ac.length,
           sigmaMax,
@@ -382,6 +409,7 @@ export async function runSamplersBench(o: SamplersBenchOptions = {}): Promise<Sa
         processPeakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024),
         wallSeconds: (performance.now() - started) / 1000,
         convergenceOrder: order,
+        orderUnit: ORDER_UNIT,
         commonLevel: common,
         offGrid: { reason: offGridReason(T), runs: offGridRuns },
         reference: {

@@ -8,8 +8,9 @@ import type { MissingDependencyError } from '../errors.js';
 import { chartsOrNotes } from '../report/optionalParts.js';
 import { SCHEDULERS } from '../sd/schedulerConfig.js';
 import { versusBest, type PairedComparison } from './samplerDistribution.js';
-import { FLOOR_MARGIN, PRE_ASYMPTOTIC } from './samplerOrder.js';
+import { FLOOR_MARGIN, ORDER_UNIT, PRE_ASYMPTOTIC, STOCHASTIC_REASON } from './samplerOrder.js';
 import type { SamplerRow, SamplersBenchResult } from './samplersResult.js';
+import type { CostEntry } from './samplerTiming.js';
 
 const STOCHASTIC = ['ddpm', 'euler-ancestral', 'dpmpp2m-sde'];
 const SCHEMA = 'https://vega.github.io/schema/vega-lite/v5.json';
@@ -180,13 +181,13 @@ export function samplersChartSpecs(r: SamplersBenchResult): object[] {
 
 export function samplersCsv(rows: readonly SamplerRow[]): string {
   const batches = rows[0]?.cost.map((c) => c.batch) ?? [];
-  const head = ['scheduler', 'steps', 'unet_calls_per_image', ...batches.flatMap((b) => [`images_per_s_b${b}`, `overhead_b${b}`]), 'rel_error_converged', 'rel_error_exact_same_ends', 'rel_error_exact_to_sigma0', 'rel_error_exact_common_level', 'rel_error_exact_common_level_denoised', 'reference_vs_engine', 'sliced_w2_to_exact_mixture', 'sliced_w2_bootstrap_se', 'log_density_per_dim', 'log_density_per_dim_se', 'off_grid'];
+  const head = ['scheduler', 'steps', 'unet_calls_per_image', ...batches.flatMap((b) => [`images_per_s_b${b}`, `images_per_s_iqr_low_b${b}`, `images_per_s_iqr_high_b${b}`, `runs_b${b}`, `overhead_b${b}`]), 'rel_error_converged', 'rel_error_exact_same_ends', 'rel_error_exact_to_sigma0', 'rel_error_exact_common_level', 'rel_error_exact_common_level_denoised', 'reference_vs_engine', 'sliced_w2_to_exact_mixture', 'sliced_w2_bootstrap_se', 'log_density_per_dim', 'log_density_per_dim_se', 'off_grid'];
   const lines = rows.map((r) =>
     [
       r.scheduler,
       r.steps,
       r.unetCallsPerImage,
-      ...r.cost.flatMap((c) => [c.imagesPerSecond.toFixed(3), c.overhead.toFixed(4)]),
+      ...r.cost.flatMap((c) => [c.imagesPerSecond.toFixed(3), c.imagesPerSecondIqr?.[0].toFixed(3) ?? '', c.imagesPerSecondIqr?.[1].toFixed(3) ?? '', c.repeats ?? '', c.overhead.toFixed(4)]),
       r.relErrorConverged ?? '',
       r.relErrorExact ?? '',
       r.relErrorExactFinal ?? '',
@@ -201,6 +202,12 @@ export function samplersCsv(rows: readonly SamplerRow[]): string {
     ].join(','),
   );
   return `${head.join(',')}\n${lines.join('\n')}\n`;
+}
+
+/** A cost cell: the median images/s, then its interquartile range and the runs timed (records before them: the figure alone). */
+function costCell(c: Pick<CostEntry, 'imagesPerSecond'> & Partial<CostEntry>): string {
+  if (!c.imagesPerSecondIqr || c.repeats === undefined) return c.imagesPerSecond.toFixed(1);
+  return `${c.imagesPerSecond.toFixed(1)} (${c.imagesPerSecondIqr[0].toFixed(1)}–${c.imagesPerSecondIqr[1].toFixed(1)}, ${c.repeats})`;
 }
 
 const esc = (s: string): string => s.replace(/[&<>"]/g, (ch) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[ch] as string);
@@ -310,20 +317,25 @@ export async function samplersHtml(r: SamplersBenchResult): Promise<string> {
 export async function renderSamplersHtml(r: SamplersBenchResult): Promise<{ html: string; missing: MissingDependencyError | null }> {
   const { html: charts, missing } = await chartsOrNotes(samplersChartSpecs(r), SAMPLERS_RERUN);
   const cl = r.commonLevel;
-  const none = (s: string): string => (STOCHASTIC.includes(s) ? 'n/a (stochastic)' : '— (no pair of points between the floor and 0.1)');
+  // a missing order says why (records before the reasons: the old generic line)
+  const cellOf = (s: string, v: number | null | undefined, why: string | null | undefined): string => {
+    if (v !== null && v !== undefined) return v.toFixed(2);
+    if (STOCHASTIC.includes(s) && (why === undefined || why === null || why === STOCHASTIC_REASON)) return 'n/a (stochastic)';
+    return `— (${esc(why ?? 'no pair of points between the floor and 0.1')})`;
+  };
   const orderRows = Object.entries(r.convergenceOrder)
     .map(
       ([s, v]) =>
-        `<tr><td>${esc(s)}</td>${cl.timestep === null ? '' : `<td>${cl.order[s]?.toFixed(2) ?? none(s)}</td><td>${cl.orderDenoised[s]?.toFixed(2) ?? none(s)}</td>`}<td>${v.vsExact?.toFixed(2) ?? none(s)}</td><td>${v.vsConverged?.toFixed(2) ?? none(s)}</td></tr>`,
+        `<tr><td>${esc(s)}</td>${cl.timestep === null ? '' : `<td>${cellOf(s, cl.order[s], cl.orderReason?.[s])}</td><td>${cellOf(s, cl.orderDenoised[s], cl.orderDenoisedReason?.[s])}</td>`}<td>${cellOf(s, v.vsExact, v.reason?.vsExact)}</td><td>${cellOf(s, v.vsConverged, v.reason?.vsConverged)}</td></tr>`,
     )
     .join('');
   const table = r.rows
     .map(
       (x) =>
-        `<tr><td>${esc(x.scheduler)}</td><td>${x.steps}</td><td>${x.unetCallsPerImage}</td>${x.cost.map((c) => `<td>${c.imagesPerSecond.toFixed(1)}</td><td>${c.overhead.toFixed(3)}</td>`).join('')}<td>${x.relErrorExact?.toExponential(2) ?? '—'}${x.offGrid ? ' (off the grid)' : ''}</td>${cl.timestep === null ? '' : `<td>${x.relErrorCommon?.toExponential(2) ?? '—'}</td><td>${x.relErrorCommonDenoised?.toExponential(2) ?? '—'}</td>`}<td>${x.slicedW2 === undefined ? '—' : `${x.slicedW2.toExponential(2)} ± ${x.slicedW2Se?.toExponential(1)}`}</td><td>${x.logDensityPerDim?.toFixed(3) ?? '—'}</td></tr>`,
+        `<tr><td>${esc(x.scheduler)}</td><td>${x.steps}</td><td>${x.unetCallsPerImage}</td>${x.cost.map((c) => `<td>${costCell(c)}</td><td>${c.overhead.toFixed(3)}</td>`).join('')}<td>${x.relErrorExact?.toExponential(2) ?? '—'}${x.offGrid ? ' (off the grid)' : ''}</td>${cl.timestep === null ? '' : `<td>${x.relErrorCommon?.toExponential(2) ?? '—'}</td><td>${x.relErrorCommonDenoised?.toExponential(2) ?? '—'}</td>`}<td>${x.slicedW2 === undefined ? '—' : `${x.slicedW2.toExponential(2)} ± ${x.slicedW2Se?.toExponential(1)}`}</td><td>${x.logDensityPerDim?.toFixed(3) ?? '—'}</td></tr>`,
     )
     .join('');
-  const bh = r.rows[0]?.cost.map((c) => `<th>img/s b${c.batch}</th><th>overhead b${c.batch}</th>`).join('') ?? '';
+  const bh = r.rows[0]?.cost.map((c) => `<th>img/s b${c.batch} (median; IQR, runs)</th><th>overhead b${c.batch}</th>`).join('') ?? '';
   const html = `<!doctype html><html><head><meta charset="utf-8"><title>brainlatent bench samplers</title>
 <style>body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}td:first-child{text-align:left}.charts{display:flex;flex-wrap:wrap;gap:16px}.warn{color:#a40000}</style></head><body>
 <h1>Samplers on a known ground truth</h1>
@@ -333,15 +345,15 @@ ${setupParagraph(r)}
 ${distributionParagraph(r)}
 <div class="charts">${charts.join('')}</div>
 <h2>Measured convergence order</h2>
-<p>Fitted on consecutive step counts whose errors lie between ${FLOOR_MARGIN}× the floor and ${PRE_ASYMPTOTIC}. Floors, from the references alone: vs converged ${r.reference.orderFloors.vsConverged.toExponential(2)} (unipc ${r.reference.convergedSteps} vs ${r.reference.convergedHalfSteps} steps)${r.reference.orderFloors.vsExact === null ? '' : `, vs exact ${r.reference.orderFloors.vsExact.toExponential(2)} (the exact ODE at two tolerances, 100× apart)`}.</p>
+<p>Order ${esc(r.orderUnit ?? ORDER_UNIT)}: a least-squares fit over the runs whose errors lie between ${FLOOR_MARGIN}× the floor and ${PRE_ASYMPTOTIC}, up to the smallest of them (past it the error grows: the last step is never refined); at least two runs, else no order, and the table says why. Floors, from the references alone: vs converged ${r.reference.orderFloors.vsConverged.toExponential(2)} (unipc ${r.reference.convergedSteps} vs ${r.reference.convergedHalfSteps} steps)${r.reference.orderFloors.vsExact === null ? '' : `, vs exact ${r.reference.orderFloors.vsExact.toExponential(2)} (the exact ODE at two tolerances, 100× apart)`}.</p>
 ${offGridParagraph(r)}
 <p>${
     cl.timestep === null
       ? `Common noise level: none (${esc(cl.reason)}).`
       : `At the common noise level t = ${cl.timestep} (σ = ${cl.sigma.toFixed(4)}, the smallest σ every grid of ${esc(r.setup.steps.join(', '))} steps reaches): each deterministic scheduler's state there against the exact ODE to that σ, with no unrefined last step in it — the clean convergence measure — and its x̂0 = D(x, σ) against the exact one's (the run as if it ended there). Computed with the float64 reference schedulers on the exact denoiser (largest final-latent difference from the engine ${Math.max(0, ...r.rows.map((x) => x.referenceVsEngine ?? 0)).toExponential(2)}); floors ${cl.floor.toExponential(2)} (state) and ${cl.floorDenoised.toExponential(2)} (x̂0), the exact ODE at two tolerances.${cl.skipped.length ? ` Left out (DDIM/PNDM off the grid): ${esc(cl.skipped.join(', '))}.` : ''}`
   }</p>
-<table><tr><th>scheduler</th>${cl.timestep === null ? '' : `<th>at t = ${cl.timestep} (state)</th><th>at t = ${cl.timestep} (x̂0)</th>`}<th>vs exact ODE</th><th>vs converged</th></tr>${orderRows}</table>
-<h2>All runs</h2><table><tr><th>scheduler</th><th>steps</th><th>U-Net calls</th>${bh}<th>rel. error (exact)</th>${cl.timestep === null ? '' : `<th>rel. error at t = ${cl.timestep} (state)</th><th>(x̂0)</th>`}<th>sliced W2 ± SE</th><th>log p / dim</th></tr>${table}</table>
+<table><tr><th>scheduler (order per U-Net call)</th>${cl.timestep === null ? '' : `<th>at t = ${cl.timestep} (state)</th><th>at t = ${cl.timestep} (x̂0)</th>`}<th>vs exact ODE</th><th>vs converged</th></tr>${orderRows}</table>
+<h2>All runs</h2><p>Cost: each (scheduler, steps, batch) timed in interleaved rounds (one run of each per round) until it had ≥ ${r.setup.timing?.minRepeats ?? '?'} runs and ≥ ${r.setup.timing?.minSeconds ?? '?'} s of loop time; images/s at the median loop time, then the interquartile range and the number of runs; overhead is the median loop ÷ U-Net time.</p><table><tr><th>scheduler</th><th>steps</th><th>U-Net calls</th>${bh}<th>rel. error (exact)</th>${cl.timestep === null ? '' : `<th>rel. error at t = ${cl.timestep} (state)</th><th>(x̂0)</th>`}<th>sliced W2 ± SE</th><th>log p / dim</th></tr>${table}</table>
 <p>Peak RSS of the bench process: ${r.processPeakRssMiB} MiB, the high-water mark of the whole run (demo world, references, every run), not of any one run.</p>
 ${microParagraph(r)}
 </body></html>

@@ -19,6 +19,14 @@ export const RECOMMENDED_SAMPLES = 256;
 /** The gap between samplers the recommendation was measured against (demo world, 20 steps), for the warning's text. */
 const SAMPLER_GAP = 0.1;
 
+/** The refusal of a --samples value (`got` as typed): the CLI and checkSamplersOptions say the same. */
+export function samplesError(got: string): InvalidArgumentError {
+  return new InvalidArgumentError(
+    `--samples ${got}: expected an integer >= ${MIN_SAMPLES} (the sliced W2 of one sample is the distance between two points, not between ` +
+      `two distributions; below ${RECOMMENDED_SAMPLES} the bench warns that its distribution scores do not rank samplers)`,
+  );
+}
+
 export interface SamplersChecked {
   schedulers: readonly string[];
   steps: readonly number[];
@@ -46,12 +54,7 @@ export function checkSamplersOptions(o: SamplersChecked, trainTimesteps: number,
   checkOnce('--schedulers', o.schedulers);
   checkOnce('--steps', o.steps);
   checkOnce('--batch', o.batches);
-  if (!(Number.isInteger(o.samples) && o.samples >= MIN_SAMPLES)) {
-    throw new InvalidArgumentError(
-      `--samples ${o.samples}: expected an integer >= ${MIN_SAMPLES} (the sliced W2 of one sample is the distance between two points, not between ` +
-        `two distributions; below ${RECOMMENDED_SAMPLES} the bench warns that its distribution scores do not rank samplers)`,
-    );
-  }
+  if (!(Number.isInteger(o.samples) && o.samples >= MIN_SAMPLES)) throw samplesError(String(o.samples));
   const limits = `num_train_timesteps steps (${trainTimesteps} in ${source})`;
   const maxSteps = Math.floor(trainTimesteps / 2);
   const tooMany = o.steps.filter((n) => n > maxSteps);

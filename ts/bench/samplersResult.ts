@@ -3,9 +3,10 @@
  * defines the problem — enough to rerun it or to tell two records apart without the console output.
  */
 import type { machineInfo } from './benchRecord.js';
-import type { OrderFloors } from './samplerOrder.js';
+import type { MeasuredOrder, OrderFloors } from './samplerOrder.js';
 import type { ExactSampling, PairedComparison } from './samplerDistribution.js';
 import type { Mixture } from './samplerWorld.js';
+import { TIMING_RULE, type CostEntry, type RepeatRule } from './samplerTiming.js';
 
 export interface SamplerRow {
   scheduler: string;
@@ -18,8 +19,12 @@ export interface SamplerRow {
    * (`SamplersBenchResult.offGrid`). Absent otherwise (and in records before this change).
    */
   offGrid?: true;
-  /** Cost per batch size: images/s, loop ÷ U-Net time. (No memory per run: see SamplersBenchResult.processPeakRssMiB.) */
-  cost: { batch: number; imagesPerSecond: number; overhead: number }[];
+  /**
+   * Cost per batch size: images/s at the median loop time with its interquartile range and the runs timed, the median
+   * loop ÷ U-Net time (samplerTiming.ts: repeated to `setup.timing`, every configuration's runs interleaved). Records
+   * before this change had the best of two single runs and no spread. (No memory per run: see processPeakRssMiB.)
+   */
+  cost: CostEntry[];
   /** ‖x − x_conv‖ / ‖x_conv‖ over the accuracy set (deterministic schedulers). */
   relErrorConverged?: number;
   /**
@@ -62,10 +67,13 @@ export type CommonLevel =
       sigma: number;
       /** The exact ODE's own error at that σ (tolerance 1e-8 vs 1e-6): the order fit's floor. */
       floor: number;
-      /** Fitted order of relErrorCommon vs U-Net calls of the whole run, per scheduler (samplerOrder.ts). */
+      /** Fitted order of relErrorCommon vs U-Net calls of the whole run, per scheduler (per U-Net call; samplerOrder.ts). */
       order: Record<string, number | null>;
+      /** Why each null `order` is null (null where there is an order). Absent in records before this change. */
+      orderReason: Record<string, string | null>;
       /** The same of relErrorCommonDenoised (floor: the exact reference's own error after D, from two tolerances). */
       orderDenoised: Record<string, number | null>;
+      orderDenoisedReason: Record<string, string | null>;
       floorDenoised: number;
       /** Runs left out: DDIM and PNDM step by ⌊1000/N⌋, off the grid unless N divides 1000. */
       skipped: string[];
@@ -91,6 +99,8 @@ export interface SamplersSetup {
   accuracyImages: number;
   samples: number;
   threads: number;
+  /** How often each cost configuration is timed (samplerTiming.ts). Absent in records before this change. */
+  timing: RepeatRule;
   /** Latents [C, H, W] of every run; the images they stand for (the VAE's factor 8), or null when no world says so. */
   latentShape: [number, number, number];
   imageSize: number | null;
@@ -118,6 +128,8 @@ export interface SamplersSetupInput {
   accuracyImages: number;
   samples: number;
   threads: number;
+  /** Default TIMING_RULE. */
+  timing?: RepeatRule;
   latentShape: [number, number, number];
   numTrainTimesteps: number;
   sigmaMax: number;
@@ -141,6 +153,7 @@ export function samplersSetup(i: SamplersSetupInput): SamplersSetup {
     accuracyImages: i.accuracyImages,
     samples: i.samples,
     threads: i.threads,
+    timing: i.timing ?? TIMING_RULE,
     latentShape: i.latentShape,
     // the demo world's latents are its images' through a VAE of factor 8 (ts/demo/world.ts)
     imageSize: m ? 8 * i.latentShape[1] : null,
@@ -200,10 +213,14 @@ export interface SamplersBenchResult {
   /** Wall time of the whole bench (model load, references, every run, the distribution scores), up to writing its files. */
   wallSeconds: number;
   /**
-   * Fitted −slope of log error vs log U-Net calls per scheduler (points above `reference.orderFloors`, runs off their
-   * grid left out: `offGrid`; samplerOrder.ts).
+   * Fitted −slope of log error vs log U-Net calls per image per scheduler (per U-Net call, not per step: `orderUnit`): a
+   * least-squares fit on the points above `reference.orderFloors` and below 0.1, up to the smallest error (runs off
+   * their grid left out: `offGrid`; samplerOrder.ts), and `reason`, why each null is null. Records before this change
+   * had no `reason` and averaged the local slopes of consecutive points, the ones past the smallest error included.
    */
-  convergenceOrder: Record<string, { vsConverged: number | null; vsExact: number | null }>;
+  convergenceOrder: Record<string, MeasuredOrder>;
+  /** What every order of the record is per (samplerOrder.ts ORDER_UNIT). Absent in records before this change. */
+  orderUnit: string;
   /**
    * The common noise level of `relErrorCommon` (demo world): the smallest-σ timestep every deterministic
    * scheduler's grid reaches at every step count asked for, after the start; null with `reason` when none.

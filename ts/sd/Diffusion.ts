@@ -30,7 +30,7 @@ import { modelPathExists, readModelFile } from './modelRoots.js';
 import { loadFailure, modelSource, verifyLoaded, type ModelSource } from './modelSource.js';
 import { nativeSessionOptions, ORT_SESSION_OPTION_KEYS, type OrtSessionOptions } from './native.js';
 import { GUIDANCE_EXPECTED, MAX_GUIDANCE, MAX_SEED, SEED_EXPECTED } from './optionBounds.js';
-import { checkSchedulerName, planRun, resolvePlanOptions, type PlanOptions, type TimestepSpacing } from './samplingOptions.js';
+import { checkSchedulerName, planRun, resolvePlanOptions, stepNoiseProblem, type PlanOptions, type TimestepSpacing } from './samplingOptions.js';
 import { checkScheduleOverrides, readSchedulerConfig, SCHEDULERS, type SchedulerConfigFile, type SchedulerName } from './schedulerConfig.js';
 import { assertRgb, assertTensor, type RgbImages, type Tensor } from './tensor.js';
 
@@ -431,7 +431,11 @@ export class Diffusion {
     }
     if (o.stepNoise) {
       assertTensor(o.stepNoise, 'img2img stepNoise', 5);
-      const calls = planRun(plan).runs.length;
+      const info = planRun(plan);
+      // (a deterministic run ignores it: the same latents as without it, which would pass for a reproduction)
+      const ignored = stepNoiseProblem(info, 'img2img stepNoise');
+      if (ignored) throw new InvalidArgumentError(ignored);
+      const calls = info.runs.length;
       const want = [calls, ...o.z.shape];
       if (o.stepNoise.shape.join() !== want.join()) {
         throw new ShapeError(

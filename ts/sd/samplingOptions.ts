@@ -241,3 +241,21 @@ export function planRun(plan: NativePlanOptions): SamplerPlanInfo {
 export function unetEvaluationsPerImage(plan: Pick<SamplerPlanInfo, 'runs'>, guidance: number): number {
   return plan.runs.length * (guidance > 1 ? 2 : 1);
 }
+
+/** The schedulers whose steps draw noise, as the step-noise errors name them. */
+export const NOISE_DRAWING_SCHEDULERS = 'ddim with eta > 0, ddpm, euler-ancestral and dpmpp2m-sde (the last two draw none at their last step)';
+
+/**
+ * Why step noise given for `plan` would be ignored, or null when some call of the run draws noise: a deterministic
+ * scheduler (ddim at eta 0, euler, heun, pndm, …) or a run whose only calls draw none gives the image it gives
+ * without it, byte for byte, so the noise a caller meant to reproduce another run with would change nothing.
+ * `label` names the input as the caller's user gave it ('img2img stepNoise', '--step-noise FILE').
+ */
+export function stepNoiseProblem(plan: SamplerPlanInfo, label: string): string | null {
+  if (plan.stochastic) return null;
+  const which = plan.scheduler === 'ddim' ? `ddim with eta ${plan.eta}` : plan.scheduler;
+  return (
+    `${label}: no U-Net call of this run draws noise (${which}, ${plan.steps} steps, strength ${plan.strength}), so the step noise would be ignored ` +
+    `and the result would be the same as without it; step noise is for the schedulers whose steps draw noise: ${NOISE_DRAWING_SCHEDULERS}`
+  );
+}

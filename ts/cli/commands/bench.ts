@@ -9,7 +9,10 @@ import type { SchedulerName } from '../../sd/schedulerConfig.js';
 import { setThreads } from '../../ridge/RidgeCV.js';
 import { checkOutputPath } from '../outputPath.js';
 import { integerFlag } from '../flagValue.js';
-import { MIN_SAMPLES, RECOMMENDED_SAMPLES } from '../../bench/samplersOptions.js';
+import { MIN_SAMPLES, RECOMMENDED_SAMPLES, samplesError } from '../../bench/samplersOptions.js';
+
+/** `bench samplers` flags of the demo world's bench that `--arch sd1` does not use (option attribute names). */
+const DEMO_ONLY = ['model', 'schedulers', 'steps', 'samples', 'accuracyImages', 'convergedSteps', 'out', 'micro'] as const;
 
 export function registerBenchCommand(program: Command): void {
   const bench = program
@@ -62,17 +65,36 @@ export function registerBenchCommand(program: Command): void {
     .option('--arch <arch>', "'demo' (the demo world) or 'sd1': SD 1.x's U-Net graph at 64×64 (built once into --cache, 3.4 GB; never in CI): time per U-Net call, overhead, peak memory for ONNX Runtime's default and lean memory", 'demo')
     .option('--memory <list>', 'with --arch sd1: the memory modes to measure, comma-separated (lean, default)', 'lean,default')
     .option(...RESULTS)
-    .action(async (f: Record<string, string | boolean | undefined>) => {
+    .action(async (f: Record<string, string | boolean | undefined>, cmd: Command) => {
+      // Flags of one architecture given to the other would be dropped without a word: refuse them by name.
+      const given = (names: readonly string[]): string[] => names.filter((n) => cmd.getOptionValueSource(n) === 'cli');
+      const flag = (n: string): string => (n === 'micro' ? '--no-micro' : `--${n.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
+      if (f.arch === 'sd1') {
+        const demoOnly = given(DEMO_ONLY);
+        if (demoOnly.length) {
+          throw new InvalidArgumentError(
+            `${demoOnly.map(flag).join(', ')}: not used with --arch sd1 (it times SD 1.x's U-Net at 64×64 with --batch, --memory, --threads, --cache and --results only); ` +
+              'drop them, or leave out --arch sd1 for the demo world',
+          );
+        }
+      } else if (given(['memory']).length) {
+        throw new InvalidArgumentError(`--memory: only with --arch sd1 (ONNX Runtime's memory modes on SD 1.x's U-Net); the demo world's bench has no memory modes`);
+      }
       useResults(f.results as string | undefined);
       const list = (v: unknown, name: string): number[] =>
         String(v)
           .split(',')
           .map((x) => integerFlag(x, `--${name}`, 1));
       // (a single-value flag given a list would quietly run with its first entry)
-      // (--samples is parsed from 0: the bench's own check says why it needs at least MIN_SAMPLES)
       const int = (v: unknown, name: string, min = 1): number => {
         if (String(v).includes(',')) throw new InvalidArgumentError(`--${name}: expected one integer >= ${min}, got the list '${String(v)}' (only --steps, --batch and --schedulers take lists)`);
-        return integerFlag(String(v), `--${name}`, name === 'samples' ? 0 : min);
+        if (name !== 'samples') return integerFlag(String(v), `--${name}`, min);
+        // (--samples: the bench's own wording, which says why at least MIN_SAMPLES)
+        try {
+          return integerFlag(String(v), '--samples', min);
+        } catch {
+          throw samplesError(String(v));
+        }
       };
       if (f.arch === 'sd1') {
         const modes = String(f.memory).split(',');
@@ -91,7 +113,8 @@ export function registerBenchCommand(program: Command): void {
       const { runSamplersBench } = await import('../../bench/samplers.js');
       await runSamplersBench({
         model: f.model as string | undefined,
-        schedulers: f.schedulers ? (String(f.schedulers).split(',') as SchedulerName[]) : undefined,
+        // ('' is an empty list, refused like 'ddim,': not 'every scheduler')
+        schedulers: f.schedulers !== undefined ? (String(f.schedulers).split(',') as SchedulerName[]) : undefined,
         steps: list(f.steps, 'steps'),
         batch: list(f.batch, 'batch'),
         samples: int(f.samples, 'samples', MIN_SAMPLES),

@@ -11,7 +11,7 @@ import { SD_FIXTURE_VARIANTS, writeSdFixture } from '../../sd/fixture.js';
 import { writeSd1Fixture } from '../../sd/sd1Fixture.js';
 import { readPng, writePng } from '../../sd/png.js';
 import { KARRAS_SCHEDULERS, readSchedulerConfig, SD1_SCHEDULE } from '../../sd/schedulerConfig.js';
-import { checkSchedulerName, PLAN_FLAGS, planRun, resolvePlanOptions, type PlanOptions, type TimestepSpacing } from '../../sd/samplingOptions.js';
+import { checkSchedulerName, PLAN_FLAGS, planRun, resolvePlanOptions, stepNoiseProblem, type PlanOptions, type TimestepSpacing } from '../../sd/samplingOptions.js';
 import { latentSizeMismatch, unetDeclaredSizes, type UnetDeclaredSizes } from '../../sd/onnxSignature.js';
 import { firstNonFinite, type RgbImages, type Tensor } from '../../sd/tensor.js';
 import { progressBar } from '../progress.js';
@@ -295,7 +295,11 @@ rules, reproducing another implementation's run, ONNX Runtime and CUDA).`,
       const config = await readSchedulerConfig(checkModelFolder(f.model), { scheduler: chosen });
       const planOptions = planFlags(f);
       const plan = resolvePlanOptions({ schedule: config.schedule, scheduler: config.scheduler }, planOptions, PLAN_FLAGS);
-      const calls = planRun(plan).runs.length;
+      const planInfo = planRun(plan);
+      const calls = planInfo.runs.length;
+      // (a deterministic run ignores --step-noise: the same image as without it, as --negative-prompt at --guidance 1)
+      const ignoredNoise = f.stepNoise === undefined ? null : stepNoiseProblem(planInfo, `--step-noise ${f.stepNoise}`);
+      if (ignoredNoise) throw new InvalidArgumentError(ignoredNoise);
       // (the API's bounds, in the API's words: "--guidance: expected a number from 0 to 100")
       const guidance = f.guidance === undefined ? 5 : numberFlag(f.guidance, '--guidance', GUIDANCE_RANGE);
       // (the negative prompt is the unconditional side of classifier-free guidance, which runs only above 1)
