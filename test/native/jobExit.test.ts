@@ -323,9 +323,10 @@ describe('a process that ends while an ONNX Runtime job computes exits promptly 
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('process.exit() during img2img', () => {
+  /** A module that starts img2img on 4 images and, at its first step, prints 'computing' and runs `atFirstStep`. */
+  const img2imgScript = (atFirstStep: string) => {
     const diffusion = pathToFileURL(distModule('sd/Diffusion')).href;
-    const r = runModule(`
+    return `
       const { Diffusion } = await import(${JSON.stringify(diffusion)});
       const sd = await Diffusion.load(${JSON.stringify(join(dir, 'model'))});
       const n = 4, side = 256;
@@ -337,9 +338,13 @@ describe('a process that ends while an ONNX Runtime job computes exits promptly 
         if (!first) return;
         first = false;
         console.log('computing');
-        process.exit(6);
+        ${atFirstStep}
       } }).then(() => console.log('img2img finished first'));
-    `);
+    `;
+  };
+
+  it('process.exit() during img2img', () => {
+    const r = runModule(img2imgScript('process.exit(6);'));
     expectExited(r, 6);
     expect(r.stdout.trim()).toBe('computing');
   });
@@ -347,23 +352,7 @@ describe('a process that ends while an ONNX Runtime job computes exits promptly 
   it("process.exit() during img2img with the 'exit' listeners removed: the U-Net stops before ONNX Runtime's statics go", () => {
     // (only the exit() handlers stopped the job then, ONNX Runtime's already destroyed under the running U-Net: it
     // printed 'GetElementType is not implemented', or crashed — the reviewer's o2.mjs)
-    const diffusion = pathToFileURL(distModule('sd/Diffusion')).href;
-    const r = runModule(`
-      const { Diffusion } = await import(${JSON.stringify(diffusion)});
-      const sd = await Diffusion.load(${JSON.stringify(join(dir, 'model'))});
-      const n = 4, side = 256;
-      const data = Uint8Array.from({ length: n * side * side * 3 }, (_, i) => (i * 37) % 256);
-      const z = await sd.encodeImages({ data, count: n, height: side, width: side });
-      const c = await sd.encodeText(['a', 'b', 'c', 'd']);
-      let first = true;
-      sd.img2img({ z, c, steps: 50, strength: 1, onStep: () => {
-        if (!first) return;
-        first = false;
-        console.log('computing');
-        process.removeAllListeners('exit');
-        process.exit(3);
-      } }).then(() => console.log('img2img finished first'));
-    `);
+    const r = runModule(img2imgScript("process.removeAllListeners('exit');\n        process.exit(3);"));
     expectExited(r, 3);
     expect(r.stdout.trim()).toBe('computing');
     expect(r.stderr).toBe('');
