@@ -11,7 +11,7 @@ import { loadRedisQueue } from '../optionalDependencies.js';
 import { BatchError } from './errors.js';
 import { planBatch, planNodes, QUEUES, type BatchNode, type BatchPlan, type QueueClass, type SubjectPlan } from './graph.js';
 import { recordBatch, undoRecord, type NameHolder } from './nameClaim.js';
-import { PREFIX, redisConnection, requireRedis, type BatchRecord } from './redis.js';
+import { PREFIX, redisConnection, requireRedis, shownRedisUrl, type BatchRecord } from './redis.js';
 import { toResolved, writePlan, type ManifestInput } from './outputs.js';
 
 /**
@@ -112,13 +112,15 @@ export async function clearSubject(queues: (q: QueueClass) => Queue, jobs: { id:
  * service's claim for another plan, whose job has not recorded it yet. (The roots are not named: they are another
  * service's folders.)
  */
-function resubmittedAs(plan: BatchPlan, held: NameHolder): BatchError {
-  const undo = `give this one another name, or remove the old one with 'brainlatent batch cancel ${plan.id} --purge'`;
+function resubmittedAs(plan: BatchPlan, held: NameHolder, redis: string): BatchError {
+  // the command as it is to be typed: --redis is required (the URL without its password, as every message shows it)
+  const purge = `'brainlatent batch cancel ${plan.id} --redis ${shownRedisUrl(redis)} --purge'`;
+  const undo = `give this one another name, or remove the old one with ${purge}`;
   if (held.by === 'claim') {
     return new BatchError(
       `batch '${plan.id}' is claimed by a service's job for another manifest, not submitted yet (plan ${held.hash}, this one ${plan.hash}); ` +
         `give this one another name, or wait for that job to end (one that ends before submitting frees the name); ` +
-        `a claim left by a service that stopped before its job ran is removed with 'brainlatent batch cancel ${plan.id} --purge'`,
+        `a claim left by a service that stopped before its job ran is removed with ${purge}`,
     );
   }
   const rec = held.record;
@@ -160,7 +162,7 @@ export async function submitPlan(plan: BatchPlan, options: SubmitOptions & { onl
     // the name checked and recorded in one step: of two manifests submitted at once under one name, one is refused
     const record = batchRecord(plan);
     const recorded = await recordBatch(options.redis, record);
-    if ('held' in recorded) throw resubmittedAs(plan, recorded.held);
+    if ('held' in recorded) throw resubmittedAs(plan, recorded.held, options.redis);
     // the plan next to the outputs (what `batch retry` resubmits): written once the name is known to be this plan's
     try {
       await writePlan(plan);
