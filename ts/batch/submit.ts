@@ -72,12 +72,31 @@ export interface SubmitOptions {
   redis: string;
 }
 
+/** A subject already in the queue: its join done or failed, one of its jobs running, or waiting to run. */
+export type ExistingState = 'done' | 'failed' | 'running' | 'queued';
+
+/** Where a subject already in the queue is, from its join's state and, while that waits, its jobs'. */
+async function existingState(root: Job, queues: Record<QueueClass, Queue>, jobs: readonly BatchNode[]): Promise<ExistingState> {
+  const state = await root.getState();
+  if (state === 'completed') return 'done';
+  if (state === 'failed') return 'failed';
+  if (state === 'active') return 'running';
+  const { Job } = (await loadRedisQueue()).bullmq;
+  for (const n of jobs) {
+    const job = await Job.fromId(queues[n.queue], n.id);
+    if (job && (await job.getState()) === 'active') return 'running';
+  }
+  return 'queued';
+}
+
 export interface SubmitResult {
   batch: string;
   jobs: number;
   /** Subjects added now; the others were already in the queue (finished, running or failed). */
   added: string[];
   existing: string[];
+  /** Where each subject of `existing` is: done, failed (`batch retry` resubmits it), running (a job of it runs), queued. */
+  existingStates: Record<string, ExistingState>;
   /** Subjects cut off by a cancel whose stopped job still runs: not added (submit again once it has stopped). */
   busy: string[];
 }
@@ -173,13 +192,16 @@ export async function submitPlan(plan: BatchPlan, options: SubmitOptions & { onl
     }
     const added: string[] = [];
     const existing: string[] = [];
+    const existingStates: Record<string, ExistingState> = {};
     const busy: string[] = [];
     const nodes = planNodes(plan);
     for (const s of plan.subjects) {
       if (options.only && !options.only.includes(s.name)) continue;
       // a subject already in the queue keeps its jobs (finished ones are not redone; 'batch retry' resubmits failed ones)
-      if (await control.getJob(s.root.id)) {
+      const root = await control.getJob(s.root.id);
+      if (root) {
         existing.push(s.name);
+        existingStates[s.name] = await existingState(root, queues, nodes.filter((n) => n.subject === s.name));
         continue;
       }
       // no subject join, but jobs of the subject left by a cancel: they go first
@@ -190,7 +212,7 @@ export async function submitPlan(plan: BatchPlan, options: SubmitOptions & { onl
       await flows.add(subjectFlow(plan, s));
       added.push(s.name);
     }
-    return { batch: plan.id, jobs: nodes.length, added, existing, busy };
+    return { batch: plan.id, jobs: nodes.length, added, existing, existingStates, busy };
   } finally {
     await flows.close();
     await Promise.all(Object.values(queues).map((q) => q.close()));

@@ -9,7 +9,7 @@ import { BatchPreflightError, checkBatch, forcedReplacements, formatProblems, fo
 import { shownRedisUrl } from '../../batch/redis.js';
 import { runBatch, type BatchReport } from '../../batch/runBatch.js';
 import { formatSummary, type BatchEvent } from '../../batch/status.js';
-import { submitBatch } from '../../batch/submit.js';
+import { submitBatch, type ExistingState, type SubmitResult } from '../../batch/submit.js';
 import { renderTable } from '../../batch/table.js';
 import { counted } from '../../plural.js';
 import { integerFlag } from '../flagValue.js';
@@ -69,6 +69,27 @@ export function cancelLine(id: string, r: CancelResult, purge: boolean): string 
   const counts = Object.entries(r.finished.counts).filter(([, n]) => n).map(([k, n]) => `${n} ${k}`).join(', ');
   const had = `batch ${id}: had already finished (${r.finished.state}: ${counts || 'no jobs'})`;
   return purge ? `${had}; purged: ${counted(r.removed, 'job')} removed${running}` : `${had}; nothing was cancelled`;
+}
+
+/**
+ * What `batch submit` did: the subjects added, those already submitted by the state they are in (done, failed,
+ * running, queued), and what to follow it with: a watch while anything is to run, else its status (and for failed
+ * subjects, retry). `redis` is the URL as shown (without its password).
+ */
+export function submitLines(r: SubmitResult & { plan: { subjects: unknown[] } }, redis: string): string {
+  const states: ExistingState[] = ['running', 'queued', 'done', 'failed'];
+  const by = (st: ExistingState) => r.existing.filter((s) => (r.existingStates[s] ?? 'queued') === st);
+  const already = states.filter((st) => by(st).length).map((st) => `${st}: ${by(st).join(', ')}`);
+  const head =
+    `batch ${r.batch}: ${counted(r.jobs, 'job')} for ${counted(r.plan.subjects.length, 'subject')}; added ${r.added.join(', ') || 'nothing'}` +
+    `${already.length ? `; already submitted (${already.join('; ')})` : ''}` +
+    `${r.busy.length ? `; a cancelled job still runs, submit again later: ${r.busy.join(', ')}` : ''}`;
+  const toRun = r.added.length + by('running').length + by('queued').length;
+  const lines = [head];
+  if (toRun) lines.push(`follow it with: brainlatent batch watch ${r.batch} --redis ${redis}`);
+  else if (!r.busy.length) lines.push(`nothing is left to run; its summary: brainlatent batch status ${r.batch} --redis ${redis}`);
+  if (by('failed').length) lines.push(`to run the failed subjects again: brainlatent batch retry ${r.batch} --redis ${redis}`);
+  return lines.join('\n');
 }
 
 export function printReport(r: BatchReport, json: boolean): void {
@@ -186,10 +207,7 @@ its failed subjects with 'batch retry NAME --redis URL --force').`,
     )
     .action(async (file: string, f: { redis: string; preflight: boolean; force?: boolean }) => {
       const r = await submitBatch(await checkedManifest(file, f.preflight, 'nothing was submitted', 'submit', f.force), { redis: f.redis, force: f.force });
-      process.stdout.write(
-        `batch ${r.batch}: ${counted(r.jobs, 'job')} for ${counted(r.plan.subjects.length, 'subject')}; added ${r.added.join(', ') || 'nothing'}${r.existing.length ? `; already queued: ${r.existing.join(', ')}` : ''}${r.busy.length ? `; a cancelled job still runs, submit again later: ${r.busy.join(', ')}` : ''}\n` +
-          `follow it with: brainlatent batch watch ${r.batch} --redis ${f.redis}\n`,
-      );
+      process.stdout.write(`${submitLines(r, shownRedisUrl(f.redis))}\n`);
     });
 
   batch
