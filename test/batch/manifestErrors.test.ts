@@ -37,18 +37,30 @@ async function problems(m: unknown, file: string): Promise<{ source: string; pro
 }
 
 describe('a manifest’s problems', () => {
-  it('name the file and the field in it, and an analysis problem of every subject once (an override’s names its subjects)', async () => {
+  // an override's bad value was named 'analyses[0].config.img2img.seeds … (for s3b)', where the file has no such
+  // field: it is at subjects[3].overrides.recon.img2img.seeds
+  it('name the file and the field in it, and an analysis problem of every subject once (an override’s where the override is)', async () => {
     const { source, problems: p } = await problems(manifest(), 'nsd4.json');
     expect(p).toEqual([
+      `${source}: subjects[3].overrides.recon.img2img.seeds: expected an integer >= 1, got number 0`,
       `${source}: analyses[1].config.featureSets[0].name: required, expected a string of letters, digits, _ . or -`,
       `${source}: analyses[1].config.featureSets[1].name: required, expected a string of letters, digits, _ . or -`,
-      `${source}: analyses[0].config.img2img.seeds: expected an integer >= 1, got number 0 (for s3b)`,
     ]);
+    // a subject listed twice: each entry's override by its index, an unknown key included
+    const twice = { ...manifest(), subjects: [2, { subject: 2, name: 'again', overrides: { recon: { img2img: { seedz: 1 } } } }] };
+    const t = await problems(twice, 'twice.json');
+    expect(t.problems).toContain(
+      `${t.source}: subjects[1].overrides.recon.img2img.seedz: unknown key (did you mean "seeds"?); known: size, reencode, strength, steps, guidance, scheduler, karras, eta, seeds, seed, rule, batchSize`,
+    );
   });
 
   it('schema problems and the manifest’s own checks are named the same way; a manifest given as an object is "manifest"', async () => {
     const m = { ...manifest(), extra: 1, subjects: [1, 1] } as unknown;
-    expect((await problems(m, 'schema.json')).problems).toEqual([`${join(dir, 'schema.json')}: extra: unknown key; known: name, out, nsd, subjects, analyses, retry`]);
+    // in one round: an unknown key and a name used twice (the second was reported only once the first was fixed)
+    expect((await problems(m, 'schema.json')).problems).toEqual([
+      `${join(dir, 'schema.json')}: extra: unknown key; known: name, out, nsd, subjects, analyses, retry`,
+      `${join(dir, 'schema.json')}: subjects[1]: subject name 'subj01' is used twice (give each entry its own name)`,
+    ]);
     const { source, problems: own } = await problems({ ...manifest(), subjects: [1, 1], analyses: [...manifest().analyses, { ...manifest().analyses[0], config: { out: 'x' } }] }, 'own.json');
     expect(own).toEqual(
       expect.arrayContaining([
@@ -63,7 +75,10 @@ describe('a manifest’s problems', () => {
     } catch (e) {
       thrown = e as ManifestError;
     }
-    expect(thrown?.problems[0]).toBe('manifest.analyses[1].config.featureSets[0].name: required, expected a string of letters, digits, _ . or -');
+    expect(thrown?.problems.slice(0, 2)).toEqual([
+      'manifest.subjects[3].overrides.recon.img2img.seeds: expected an integer >= 1, got number 0',
+      'manifest.analyses[1].config.featureSets[0].name: required, expected a string of letters, digits, _ . or -',
+    ]);
   });
 
   it('an unknown key names the closest known one and lists them, as every config error does (it said only "unknown key")', async () => {

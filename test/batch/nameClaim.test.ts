@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -5,9 +6,9 @@ import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 
 import { probePlan } from '../../ts/batch/graph.js';
-import { cancelBatch, listBatches, recordedBatchHash } from '../../ts/batch/inspect.js';
+import { BatchClaimedError, cancelBatch, getBatchStatus, listBatches, listClaims, recordedBatchHash, retryBatch } from '../../ts/batch/inspect.js';
 import { claimBatchName, releaseBatchName } from '../../ts/batch/nameClaim.js';
-import { keys, redisConnection } from '../../ts/batch/redis.js';
+import { keys, redisConnection, shownRedisUrl } from '../../ts/batch/redis.js';
 import { submitPlan } from '../../ts/batch/submit.js';
 import { cancelLine } from '../../ts/cli/commands/batch.js';
 import { redisAvailable, redisTestBed } from './redis.js';
@@ -53,7 +54,7 @@ describe.skipIf(!redisAvailable)('a batch name held in Redis', { timeout: 60_000
     expect(await claimBatchName(url(), 'cl', mine.hash, 'job-b')).toBeNull();
     expect(await claimBatchName(url(), 'cl', other.hash, 'job-c')).toEqual({ by: 'claim', hash: mine.hash });
     await expect(submitPlan(other, { redis: url() })).rejects.toThrow(
-      `batch 'cl' is claimed by a service's job for another manifest, not submitted yet (plan ${mine.hash}, this one ${other.hash}); give this one another name, or wait for that job to end (one that ends before submitting frees the name); a claim left by a service that stopped before its job ran is removed with 'brainlatent batch cancel cl --purge'`,
+      `batch 'cl' is claimed by a service's job for another manifest, not submitted yet (plan ${mine.hash}, this one ${other.hash}); give this one another name, or wait for that job to end (one that ends before submitting frees the name); a claim left by a service that stopped before its job ran is removed with 'brainlatent batch cancel cl --redis ${shownRedisUrl(url())} --purge'`,
     );
     await releaseBatchName(url(), 'cl', 'job-a');
     expect(await claimBatchName(url(), 'cl', other.hash, 'job-c')).toEqual({ by: 'claim', hash: mine.hash });
@@ -75,13 +76,39 @@ describe.skipIf(!redisAvailable)('a batch name held in Redis', { timeout: 60_000
 
     // job-2's service stopped before its job ran: the claim stays; a cancel without --purge says what it is
     await expect(cancelBatch('gone', { redis: url() })).rejects.toThrow(
-      `batch 'gone' is not submitted yet: a service's job claimed the name (plan ${second.hash}); cancel that job on its service, or remove the claim with --purge (one left by a service that stopped before its job ran)`,
+      `batch 'gone' is not submitted yet: claimed by a service's job for plan ${second.hash} (job job-2 of that service); cancel that job on its service, or remove the claim with --purge (one left by a service that stopped before its job ran)`,
     );
     const purged = await cancelBatch('gone', { redis: url(), purge: true });
-    expect(purged).toEqual({ removed: 0, running: 0, claim: second.hash });
-    expect(cancelLine('gone', purged, true)).toBe(`batch gone: not submitted yet; purged: a service's claim on the name (plan ${second.hash}) removed`);
+    expect(purged).toEqual({ removed: 0, running: 0, claim: second.hash, claimHolders: ['job-2'] });
+    expect(cancelLine('gone', purged, true)).toBe(`batch gone: not submitted yet; purged: a service's claim on the name (plan ${second.hash} held by job job-2 of the service that accepted it) removed`);
     await submitPlan(first, { redis: url() });
     expect(await recordedBatchHash('gone', { redis: url() })).toBe(first.hash);
     expect(await listBatches({ redis: url() })).toContain('gone');
+  });
+
+  // A claimed name was invisible to `batch status NAME` / `batch retry NAME` / the list ('no batch lab4 in this Redis
+  // (submitted batches: …)') while submit and cancel knew it
+  it('a claimed name is shown by status (and --json), marked in the list, and named by retry', { timeout: 60_000 }, async () => {
+    const plan = probePlan('held', 2, join(dir, 'held'), 10);
+    expect(await claimBatchName(url(), 'held', plan.hash, 'svc-7')).toBeNull();
+    const words = `claimed by a service's job for plan ${plan.hash} (job svc-7 of that service)`;
+    const claimed = `batch 'held' is ${words}, not submitted yet: nothing to show or retry until that job submits it`;
+    await expect(getBatchStatus('held', { redis: url() })).rejects.toThrow(claimed);
+    await expect(getBatchStatus('held', { redis: url() })).rejects.toBeInstanceOf(BatchClaimedError);
+    await expect(retryBatch('held', { redis: url() })).rejects.toThrow(claimed);
+    expect(await listClaims({ redis: url() })).toEqual([{ batch: 'held', hash: plan.hash, jobs: ['svc-7'] }]);
+
+    const cli = join(__dirname, '..', '..', 'dist', 'cli', 'main.js');
+    const brainlatent = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 60_000 });
+    const json = brainlatent('batch', 'status', 'held', '--redis', url(), '--json');
+    expect([json.status, JSON.parse(json.stdout)]).toEqual([0, { batch: 'held', state: 'claimed', claim: { hash: plan.hash, jobs: ['svc-7'] } }]);
+    const text = brainlatent('batch', 'status', 'held', '--redis', url());
+    expect([text.status, text.stdout]).toEqual([0, `batch held: ${words}, not submitted yet\n`]);
+    const list = brainlatent('batch', 'status', '--redis', url());
+    expect(list.stdout.split('\n')).toContain(`held  (${words}, not submitted yet)`);
+    const retry = brainlatent('batch', 'retry', 'held', '--redis', url());
+    expect(retry.status).toBe(1);
+    expect(retry.stderr).toContain(claimed);
+    await releaseBatchName(url(), 'held', 'svc-7');
   });
 });

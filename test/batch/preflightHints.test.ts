@@ -28,13 +28,25 @@ describe('the hint after the preflight problems', () => {
   });
 
   it('other problems keep their hints, each kind once', () => {
-    expect(preflightHints([size], '--no-preflight')).toEqual(['fix them, or skip these checks with --no-preflight (the workers check again when they run the jobs)']);
+    expect(preflightHints([size], '--no-preflight')).toEqual(["fix it: the workers' jobs run the same checks and would fail on it too (--no-preflight would not help)"]);
     expect(preflightHints([size, folder], '--no-preflight')).toEqual([
-      'fix the others, or skip these checks with --no-preflight (the workers check again when they run the jobs)',
+      "fix the other one: the workers' jobs run the same checks and would fail on it too (--no-preflight would not help)",
       FOLDER_HINT,
     ]);
     const [first, ...rest] = preflightHints([missing, folder], '--no-preflight');
     expect(first).toMatch(/^a path that does not exist on this machine may exist where the workers run .*skip these checks with --no-preflight/);
     expect(rest).toEqual([FOLDER_HINT]);
+  });
+
+  // a config error (img2img.steps 1000 past the model's 999-step schedule) was told '--no-preflight (the workers check
+  // again when they run the jobs)': the workers fail on it too. Only a path missing here is a reason to skip the checks.
+  it('a config error is to be fixed, not skipped; beside a path missing here each gets its own hint', () => {
+    const steps: BatchProblem = { subject: 'subj01', analysis: 'recon', problem: 'lab.json: analyses[0].config.img2img.steps: 1000 is past the schedule (999)', missingHere: false };
+    expect(preflightHints([steps, size], '--no-preflight')).toEqual(["fix them: the workers' jobs run the same checks and would fail on them too (--no-preflight would not help)"]);
+    const e = new BatchPreflightError({ id: 'b', subjects: [{ analyses: [1] }] }, [steps], { refused: 'nothing was submitted', skip: '--no-preflight' });
+    expect(e.message).not.toContain('skip these checks');
+    const [first, second] = preflightHints([missing, steps], '--no-preflight');
+    expect(first).toMatch(/^a path that does not exist on this machine .*skip these checks with --no-preflight/);
+    expect(second).toBe("fix the other one: the workers' jobs run the same checks and would fail on it too (--no-preflight would not help)");
   });
 });

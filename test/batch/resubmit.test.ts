@@ -7,6 +7,8 @@ import { BatchError } from '../../ts/batch/errors.js';
 import { probePlan, type BatchNode, type BatchPlan } from '../../ts/batch/graph.js';
 import { cancelBatch, getBatchStatus, waitForBatch } from '../../ts/batch/inspect.js';
 import { submitPlan } from '../../ts/batch/submit.js';
+import { shownRedisUrl } from '../../ts/batch/redis.js';
+import { submitLines } from '../../ts/cli/commands/batch.js';
 import { createWorker } from '../../ts/batch/worker.js';
 import { redisAvailable, redisTestBed } from './redis.js';
 import { sleep, until } from '../helpers/waitFor.js';
@@ -86,5 +88,32 @@ describe.skipIf(!redisAvailable)('batch cancel after a subject failed', () => {
     expect(Object.fromEntries(after.jobs.map((j) => [j.id, j.state]))).toEqual(before);
     // (the failed job that blocks it, as the local runner names it; it read 'probe failed', the subject)
     expect(after.jobs.find((j) => j.id === 'blk.probe.a.p0000')!.reason).toBe('blk.probe.p0000 failed');
+  });
+});
+
+// submitting a finished batch again said 'added nothing; already queued: subj01, subj02, subj03' (they were done), then
+// 'follow it with: brainlatent batch watch …'
+describe.skipIf(!redisAvailable)('the subjects a submit finds already submitted', () => {
+  it('are named by their state: done (then status, not watch), running', { timeout: 120_000 }, async () => {
+    workers.push(await createWorker({ redis: url(), pollMs: 100 }));
+    const shown = shownRedisUrl(url());
+    const fin = probePlan('fin', 2, join(dir, 'fin'), 10);
+    await submitPlan(fin, { redis: url() });
+    expect((await waitForBatch('fin', { redis: url(), intervalMs: 200, signal: AbortSignal.timeout(60_000) })).state).toBe('done');
+    const again = await submitPlan(fin, { redis: url() });
+    expect(again).toMatchObject({ added: [], existing: ['probe'], existingStates: { probe: 'done' } });
+    expect(submitLines({ ...again, plan: fin }, shown)).toBe(
+      `batch fin: 3 jobs for 1 subject; added nothing; already submitted (done: probe)\nnothing is left to run; its summary: brainlatent batch status fin --redis ${shown}`,
+    );
+
+    const long = probePlan('long', 1, join(dir, 'long'), 60_000);
+    await submitPlan(long, { redis: url() });
+    await until('the probe running', async () => (await getBatchStatus('long', { redis: url() })).counts.active === 1);
+    const running = await submitPlan(long, { redis: url() });
+    expect(running.existingStates).toEqual({ probe: 'running' });
+    expect(submitLines({ ...running, plan: long }, shown)).toBe(
+      `batch long: 2 jobs for 1 subject; added nothing; already submitted (running: probe)\nfollow it with: brainlatent batch watch long --redis ${shown}`,
+    );
+    await cancelBatch('long', { redis: url(), purge: true, waitMs: 30_000 });
   });
 });

@@ -83,3 +83,36 @@ describe('the job count of a stage of several jobs says what it counts', () => {
     expect(renderTable(batchStatus('b', running, null))).toMatch(/^A\s+1\/4 25%/m);
   });
 });
+
+// watch counted an img2img stage's merge job as a shard: one shard showed '0/2 30%', then 'done 2'
+describe('the watch table counts an img2img stage by its shards, not its merge job', () => {
+  const merge = (state: JobInfo['state']) => ({ ...job('A', 'img2img', { state }), queue: 'control' });
+  it('one shard and its merge: a single job', () => {
+    const running = [job('A', 'img2img', { shard: 'k0-0.i0-end', state: 'active', fraction: 0.3, startedAt: 1 }), merge('waiting')];
+    expect(renderTable(batchStatus('b', running, null))).toMatch(/^A\s+30%\s/m);
+    const done = [job('A', 'img2img', { shard: 'k0-0.i0-end', state: 'done', startedAt: 1 }), merge('done')];
+    expect(renderTable(batchStatus('b', done, null))).toMatch(/^A\s+done\s/m);
+  });
+  it('two shards and their merge: 1/2, then done 2', () => {
+    const running = [job('A', 'img2img', { shard: 'a', state: 'done', startedAt: 1 }), job('A', 'img2img', { shard: 'b', state: 'active', fraction: 0.5, startedAt: 1 }), merge('waiting')];
+    expect(renderTable(batchStatus('b', running, null))).toMatch(/^A\s+1\/2 75%\s/m);
+    const done = running.map((j) => ({ ...j, state: 'done' as const }));
+    expect(renderTable(batchStatus('b', done, null))).toMatch(/^A\s+done 2\s/m);
+  });
+});
+
+// watch's batch ETA (jobs left at the job rate) read 4 s while a subject's row read 53%, 11 s: short jobs done fast
+// made the job rate high while a long shard still had most of its work to do
+describe('the batch ETA', () => {
+  it('is never below the largest subject ETA', () => {
+    const t0 = 1_000_000;
+    // nine 1 s jobs done in 10 s, and B's 10 s job of a stage that A has started: A's is 10% done (9 s left)
+    const quick = Array.from({ length: 9 }, (_, i) => job('A', `q${i}`, { state: 'done', seconds: 1, startedAt: t0 + i * 1000, finishedAt: t0 + (i + 1) * 1000 }));
+    const jobs = [...quick, job('B', 'long', { state: 'done', seconds: 10, startedAt: t0, finishedAt: t0 + 10_000 }), job('A', 'long', { state: 'active', fraction: 0.1, startedAt: t0 + 10_000 })];
+    const s = batchStatus('b', jobs, t0, t0 + 20_000);
+    const a = s.subjects.find((p) => p.subject === 'A')!;
+    expect(a.etaSeconds).toBeGreaterThan(5);
+    expect(s.etaSeconds).toBeGreaterThanOrEqual(a.etaSeconds!);
+    expect(s.etaSeconds).toBe(Math.max(...s.subjects.map((p) => p.etaSeconds ?? 0)));
+  });
+});

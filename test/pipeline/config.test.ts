@@ -123,10 +123,21 @@ describe('config validation', () => {
       }
     };
     // the default rule is compvis (TN's): a scheduler other than ddim needs rule 'diffusers'
-    expect(problems({ scheduler: 'euler' })).toEqual(['config.img2img.rule: the compvis img2img rule is defined for the ddim scheduler only, not euler (config.img2img.scheduler)']);
-    expect(problems({ scheduler: 'euler', rule: 'diffusers', eta: 0.5 })).toEqual(['config.img2img.eta: eta > 0 is defined for the ddim scheduler only, not euler (config.img2img.scheduler)']);
+    expect(problems({ scheduler: 'euler' })).toEqual(['config.img2img.rule: the compvis img2img rule is defined for the ddim scheduler only, not euler (img2img.scheduler)']);
+    expect(problems({ scheduler: 'euler', rule: 'diffusers', eta: 0.5 })).toEqual(['config.img2img.eta: eta > 0 is defined for the ddim scheduler only, not euler (img2img.scheduler)']);
     expect(problems({ strength: 1, steps: 10 })).toEqual([
-      'config.img2img.rule: the compvis img2img rule needs strength·steps < steps (it noises one step above the first, past the schedule here); got config.img2img.strength 1 with config.img2img.steps 10',
+      'config.img2img.rule: the compvis img2img rule needs strength·steps < steps (it noises one step above the first, past the schedule here); got img2img.strength 1 with img2img.steps 10',
+    ]);
+    // a batch manifest's analysis: the file named once, in the label (it was repeated before each field cited:
+    // 'got lab3.json: analyses[0].config.img2img.strength 1 with lab3.json: analyses[0].config.img2img.steps 1000')
+    let inFile: string[] = [];
+    try {
+      resolveConfig({ ...base, img2img: { strength: 1, steps: 1000 } }, 'lab3.json: analyses[0].config');
+    } catch (e) {
+      inFile = (e as ConfigError).problems;
+    }
+    expect(inFile).toEqual([
+      'lab3.json: analyses[0].config.img2img.rule: the compvis img2img rule needs strength·steps < steps (it noises one step above the first, past the schedule here); got img2img.strength 1 with img2img.steps 1000',
     ]);
     expect(problems({ scheduler: 'euler', rule: 'diffusers' })).toEqual([]);
     expect(problems({ eta: 0.5 })).toEqual([]);

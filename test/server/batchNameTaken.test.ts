@@ -71,7 +71,7 @@ describe.skipIf(!redisAvailable)("a batch job's name with --redis", { timeout: 1
 
   const post = (m: ReturnType<typeof manifest>) => s.call('POST', '/v1/jobs', { kind: 'batch', manifest: m });
   const claimed = (name: string) =>
-    `body.manifest.name '${name}' is taken: a job accepted with another manifest of that name (by this service or another on its Redis) has not submitted its batch yet; give this manifest another name, or submit it again once that job has ended (a job that ends before it submitted its batch frees the name; a claim left by a service that stopped before its job ran is removed with 'brainlatent batch cancel ${name} --purge')`;
+    `body.manifest.name '${name}' is taken: a job accepted with another manifest of that name (by this service or another on its Redis) has not submitted its batch yet; give this manifest another name, or submit it again once that job has ended (a job that ends before it submitted its batch frees the name; a claim left by a service that stopped before its job ran is removed with 'brainlatent batch cancel ${name} --redis <this service's Redis URL> --purge')`;
 
   it('of two manifests of one name submitted at once, accepts one and refuses the other (409); of one manifest twice at once, one runs', async () => {
     const both = await Promise.all([post(manifest('batches/r1', 'race')), post(manifest('batches/r2', 'race'))]);
@@ -115,7 +115,7 @@ describe.skipIf(!redisAvailable)("a batch job's name with --redis", { timeout: 1
     expect(refused.json).toMatchObject({
       code: 'BatchNameTaken',
       message:
-        "body.manifest.name 'legacy' is taken by a batch of this very manifest recorded without this service's model roots (submitted from the command line, or by a service of a version from before a batch's identity included its root): its queued jobs are not held to this service's root, so it cannot be resumed here; give this manifest another name, or have that batch removed with 'brainlatent batch cancel legacy --purge' (its finished stages stay on disk and are skipped) and submit it again",
+        "body.manifest.name 'legacy' is taken by a batch of this very manifest recorded without this service's model roots (submitted from the command line, or by a service of a version from before a batch's identity included its root): its queued jobs are not held to this service's root, so it cannot be resumed here; give this manifest another name, or have that batch removed with 'brainlatent batch cancel legacy --redis <this service's Redis URL> --purge' (its finished stages stay on disk and are skipped) and submit it again",
     });
     // another manifest under that name is the generic refusal
     const other = await post(manifest('batches/l2', 'legacy'));

@@ -2,11 +2,11 @@
 export { runBatch, toResolved } from './runBatch.js';
 export type { BatchReport, ManifestInput, RunBatchOptions } from './runBatch.js';
 export { submitBatch, submitPlan } from './submit.js';
-export type { SubmitOptions, SubmitResult } from './submit.js';
+export type { ExistingState, SubmitOptions, SubmitResult } from './submit.js';
 export { createWorker } from './worker.js';
 export type { WorkerOptions, BatchWorker } from './worker.js';
-export { getBatchStatus, watchBatch, waitForBatch, cancelBatch, retryBatch, listBatches, type CancelResult } from './inspect.js';
-export type { BatchStatusReport, RedisOptions, RetryOptions, RetryResult } from './inspect.js';
+export { getBatchStatus, watchBatch, waitForBatch, cancelBatch, retryBatch, listBatches, listClaims, BatchClaimedError, type CancelResult } from './inspect.js';
+export type { BatchClaim, BatchStatusReport, CancelOptions, RedisOptions, RetryOptions, RetryResult } from './inspect.js';
 export type { FeatureRecipe, FeatureConsumer, FeatureRuntime } from './sharedFeatures.js';
 export { resolveManifest, loadManifest, ManifestError, MANIFEST_SCHEMA } from './manifest.js';
 export type { BatchManifest, ManifestAnalysis, ManifestSubject, ResolvedBatch, ResolvedSubject, ResolvedAnalysis } from './manifest.js';

@@ -50,9 +50,45 @@ async function withQueues<T>(redis: string, fn: (queues: Queues) => Promise<T>):
   }
 }
 
+/**
+ * A name a service's job claimed (`serve --redis`, nameClaim.ts) and has not recorded a batch under yet: its plan's
+ * hash and the service's job ids that hold it (jobs of that service, not of the batch queues).
+ */
+export interface BatchClaim {
+  batch: string;
+  hash: string;
+  jobs: string[];
+}
+
+type RedisClient = Awaited<ReturnType<Queue['getBackend']>['client']>;
+
+async function readClaim(client: RedisClient, batch: string): Promise<BatchClaim | null> {
+  const h = await client.hgetall(keys.claim(batch));
+  if (!h.hash) return null;
+  return { batch, hash: h.hash, jobs: Object.keys(h).filter((k) => k.startsWith('job:')).map((k) => k.slice(4)) };
+}
+
+/** A claim in words: `claimed by a service's job for plan <hash> (job <id> of that service)`. */
+export function claimWords(c: Pick<BatchClaim, 'hash' | 'jobs'>): string {
+  const held = c.jobs.length ? ` (${c.jobs.length > 1 ? 'jobs' : 'job'} ${c.jobs.join(', ')} of that service)` : '';
+  return `claimed by a service's job for plan ${c.hash}${held}`;
+}
+
+/** A name only claimed by a service's job: no batch to show or retry yet (status, retry, watch say so). */
+export class BatchClaimedError extends BatchError {
+  constructor(readonly claim: BatchClaim) {
+    super(`batch '${claim.batch}' is ${claimWords(claim)}, not submitted yet: nothing to show or retry until that job submits it`);
+  }
+}
+
 async function readRecord(q: Queue, batch: string): Promise<BatchRecord> {
-  const text = await (await q.getBackend().client).get(keys.batch(batch));
-  if (!text) throw new BatchError(`no batch '${batch}' in this Redis (submitted batches: ${Object.keys(await (await q.getBackend().client).hgetall(keys.batches)).join(', ') || 'none'})`);
+  const client = await q.getBackend().client;
+  const text = await client.get(keys.batch(batch));
+  if (!text) {
+    const claim = await readClaim(client, batch);
+    if (claim) throw new BatchClaimedError(claim);
+    throw new BatchError(`no batch '${batch}' in this Redis (submitted batches: ${Object.keys(await client.hgetall(keys.batches)).join(', ') || 'none'})`);
+  }
   return JSON.parse(text) as BatchRecord;
 }
 
@@ -70,6 +106,28 @@ export async function recordedBatchHash(batch: string, options: RedisOptions): P
 /** Every submitted batch id. */
 export async function listBatches(options: RedisOptions): Promise<string[]> {
   return withQueues(options.redis, async (qs) => Object.keys(await (await qs.control.getBackend().client).hgetall(keys.batches)).sort());
+}
+
+/** Every name a service's job has claimed and not recorded a batch under yet (see BatchClaim), by name. */
+export async function listClaims(options: RedisOptions): Promise<BatchClaim[]> {
+  return withQueues(options.redis, async (qs) => {
+    const client = await qs.control.getBackend().client;
+    const pattern = keys.claim('*');
+    const [head, tail] = pattern.split('*');
+    const found: string[] = [];
+    let cursor = '0';
+    do {
+      const [next, batch] = await client.scan(cursor, { MATCH: pattern, COUNT: 500 });
+      cursor = next;
+      found.push(...batch);
+    } while (cursor !== '0');
+    const claims: BatchClaim[] = [];
+    for (const key of found.sort()) {
+      const c = await readClaim(client, key.slice(head.length, key.length - tail.length));
+      if (c) claims.push(c);
+    }
+    return claims;
+  });
 }
 
 const STATE: Record<string, BatchJobState> = {
@@ -253,24 +311,44 @@ export interface CancelResult {
   removed: number;
   running: number;
   finished?: { state: BatchState; counts: Record<BatchJobState, number> };
-  /** A purge of a name only claimed by a service's job (nameClaim.ts), not recorded: the claim's plan hash, removed. */
+  /** A purge of a name only claimed by a service's job (nameClaim.ts), not recorded: the claim's plan hash, removed, and the jobs that held it. */
   claim?: string;
+  claimHolders?: string[];
+  /**
+   * A purge whose running jobs had not stopped when its wait ran out: their ids. Nothing was purged (the record stays,
+   * so the name is still the batch's): run the purge again once they have stopped.
+   */
+  notPurged?: string[];
 }
 
-export async function cancelBatch(batch: string, options: RedisOptions & { purge?: boolean }): Promise<CancelResult> {
+/** `cancelBatch`'s options: `purge` (see cancelBatch), and how long a purge waits for the jobs still running to stop. */
+export interface CancelOptions extends RedisOptions {
+  purge?: boolean;
+  /**
+   * A purge of a batch with running jobs waits until they have stopped (at their worker's next check, every 2 s),
+   * removes them and then the record; at most this long (default 60 000 ms), after which it purges nothing more and
+   * returns their ids as `notPurged`.
+   */
+  waitMs?: number;
+  /** While a purge waits: the ids of the jobs still running and the seconds waited, at every poll (about 2 a second). */
+  onWait?: (running: string[], seconds: number) => void;
+}
+
+export async function cancelBatch(batch: string, options: CancelOptions): Promise<CancelResult> {
+  checkControl(options, 'cancelBatch', ['onWait']);
   return withQueues(options.redis, async (queues) => {
     const client = await queues.control.getBackend().client;
     // a name a service's job claimed and has not recorded yet: nothing to cancel; a purge frees the name (a claim
     // left by a service that stopped before its job ran holds it for good otherwise)
-    const claim = (await client.get(keys.batch(batch))) ? null : await client.hget(keys.claim(batch), 'hash');
+    const claim = (await client.get(keys.batch(batch))) ? null : await readClaim(client, batch);
     if (claim && !options.purge) {
       throw new BatchError(
-        `batch '${batch}' is not submitted yet: a service's job claimed the name (plan ${claim}); cancel that job on its service, or remove the claim with --purge (one left by a service that stopped before its job ran)`,
+        `batch '${batch}' is not submitted yet: ${claimWords(claim)}; cancel that job on its service, or remove the claim with --purge (one left by a service that stopped before its job ran)`,
       );
     }
     if (claim) {
       await client.del(keys.claim(batch));
-      return { removed: 0, running: 0, claim };
+      return { removed: 0, running: 0, claim: claim.hash, claimHolders: claim.jobs };
     }
     const rec = await readRecord(queues.control, batch);
     const now = await statusFrom(queues, batch);
@@ -278,7 +356,6 @@ export async function cancelBatch(batch: string, options: RedisOptions & { purge
     const finished = now.state !== 'running' ? { state: now.state, counts: now.counts } : undefined;
     if (finished && !options.purge) return { removed: 0, running: 0, finished };
     await client.set(keys.cancelled(batch), '1');
-    let running = 0;
     // parents before their children (the subject roots, then the jobs, dependents first), so that removing a job
     // never releases its parent to run; each job alone: BullMQ's default removes a job's whole tree, the
     // finished jobs under a waiting join included
@@ -291,31 +368,49 @@ export async function cancelBatch(batch: string, options: RedisOptions & { purge
       const found = await Promise.all(ids.map((r) => Job.fromId(queues[r.queue], r.id)));
       return new Set(ids.filter((_, i) => found[i]).map((r) => r.id));
     };
-    const before = await present();
-    for (const r of order) {
-      const job = await (await bullmq()).Job.fromId(queues[r.queue], r.id);
-      if (!job) continue;
-      const state = await job.getState();
-      if (state === 'active') {
-        running++;
-        continue;
+    /** One pass over the jobs: removes what it may, returns the ids of those still running. */
+    const removePass = async (): Promise<string[]> => {
+      const running: string[] = [];
+      for (const r of order) {
+        const job = await (await bullmq()).Job.fromId(queues[r.queue], r.id);
+        if (!job) continue;
+        const state = await job.getState();
+        if (state === 'active') {
+          running.push(r.id);
+          continue;
+        }
+        const done = state === 'completed' || state === 'failed';
+        if (done && !options.purge) continue;
+        try {
+          await job.remove({ removeChildren: done });
+        } catch {
+          // locked: it was taken meanwhile, and stops at its worker's next check
+          running.push(r.id);
+        }
       }
-      const finished = state === 'completed' || state === 'failed';
-      if (finished && !options.purge) continue;
-      try {
-        await job.remove({ removeChildren: finished });
-      } catch {
-        // locked: it was taken meanwhile, and stops at its worker's next check
-        running++;
+      return running;
+    };
+    const before = await present();
+    const firstRunning = await removePass();
+    let running = firstRunning;
+    // a purge waits for the running jobs to stop (they fail 'batch cancelled' at their worker's next check), then
+    // removes them too: a record purged under a running job would be gone while its job still writes
+    if (options.purge && running.length) {
+      const started = Date.now();
+      const waitMs = options.waitMs ?? 60_000;
+      while (running.length && Date.now() - started < waitMs) {
+        options.onWait?.(running, (Date.now() - started) / 1000);
+        await new Promise((r) => setTimeout(r, Math.min(500, Math.max(0, waitMs - (Date.now() - started)))));
+        running = await removePass();
       }
     }
     const after = await present();
     const removed = [...before].filter((id) => !after.has(id)).length;
-    if (options.purge && running === 0) {
+    if (options.purge && running.length === 0) {
       await client.del(keys.batch(batch), keys.cancelled(batch), keys.claim(batch));
       await client.hdel(keys.batches, batch);
     }
-    return { removed, running, ...(finished ? { finished } : {}) };
+    return { removed, running: firstRunning.length, ...(finished ? { finished } : {}), ...(options.purge && running.length ? { notPurged: running } : {}) };
   });
 }
 

@@ -174,6 +174,57 @@ function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>)
 const subjectName = (n: number) => `subj${String(n).padStart(2, '0')}`;
 
 /**
+ * The manifest's problems of structure beyond its schema (names used twice, overrides of no analysis, a subject
+ * without an NSD root, an `out` the batch sets), read defensively: with the schema's own problems they are listed
+ * in one round, so a manifest whose keys are misspelt is not refused a second time for its duplicates.
+ */
+function structureProblems(input: unknown, field: (...segs: (string | number)[]) => string): string[] {
+  const problems: string[] = [];
+  const m = isPlainObject(input) ? input : {};
+  const analysisNames = new Set<string>();
+  (Array.isArray(m.analyses) ? m.analyses : []).forEach((a: unknown, i) => {
+    if (!isPlainObject(a) || typeof a.name !== 'string') return;
+    if (analysisNames.has(a.name)) problems.push(`${field('analyses', i, 'name')}: '${a.name}' is used twice`);
+    analysisNames.add(a.name);
+    if (isPlainObject(a.config) && 'out' in a.config) problems.push(`${field('analyses', i, 'config', 'out')}: set by the batch (<out>/<subject>/${a.name}); remove it`);
+  });
+  const names = new Set<string>();
+  const nsdRoot = isPlainObject(m.nsd) ? m.nsd.root : undefined;
+  (Array.isArray(m.subjects) ? m.subjects : []).forEach((s: unknown, i) => {
+    const entry = typeof s === 'number' ? { subject: s } : isPlainObject(s) ? s : null;
+    if (!entry || typeof entry.subject !== 'number') return;
+    const name = typeof entry.name === 'string' ? entry.name : subjectName(entry.subject);
+    if (names.has(name)) problems.push(`${field('subjects', i)}: subject name '${name}' is used twice (give each entry its own name)`);
+    names.add(name);
+    for (const k of Object.keys(isPlainObject(entry.overrides) ? entry.overrides : {})) {
+      if (!analysisNames.has(k)) problems.push(`${field('subjects', i, 'overrides', k)}: no analysis is named '${k}' (analyses: ${[...analysisNames].join(', ')})`);
+    }
+    if (!entry.root && !nsdRoot) problems.push(`${field('subjects', i)}: no NSD root (give nsd.root, or root for this subject)`);
+  });
+  return problems;
+}
+
+/** Every path of an object's keys, objects' keys below them included: [['img2img'], ['img2img', 'seedz']]. */
+function keyPaths(v: Record<string, unknown>, prefix: string[] = []): string[][] {
+  return Object.entries(v).flatMap(([k, x]) => [[...prefix, k], ...(isPlainObject(x) ? keyPaths(x, [...prefix, k]) : [])]);
+}
+
+/**
+ * A problem of an expanded config about a field that a subject's override sets is named where it is in the file,
+ * `subjects[3].overrides.recon.img2img.seedz`, not where the template would have it (`analyses[0].config.img2img.seedz`,
+ * which is not in the file): the deepest path the override sets that the problem is labelled by. Null when the
+ * problem is about no field of the override.
+ */
+function overrideLabel(problem: string, where: string, override: Record<string, unknown>, at: string): string | null {
+  let best: string[] | null = null;
+  for (const segs of keyPaths(override)) {
+    const label = fieldLabel(where, segs);
+    if ((problem.startsWith(`${label}:`) || problem.startsWith(`${label}[`) || problem.startsWith(`${label}.`)) && (!best || segs.length > best.length)) best = segs;
+  }
+  return best ? `${fieldLabel(at, best)}${problem.slice(fieldLabel(where, best).length)}` : null;
+}
+
+/**
  * Validates a manifest and expands it into one validated config per subject × analysis. Relative paths in
  * out, the NSD roots and the model folders are taken from `baseDir` (the manifest's folder).
  */
@@ -181,32 +232,19 @@ export function resolveManifest(input: unknown, options: { source?: string; base
   const source = options.source ?? 'manifest';
   const base = options.baseDir ?? process.cwd();
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
-  if (!validateSchema(input)) throw new ManifestError(source, problemsFrom(validateSchema.errors ?? [], source));
-  const m = input as unknown as BatchManifest;
-  const problems: string[] = [];
   const field = (...segs: (string | number)[]) => fieldLabel(source, segs.map(String));
-  const analysisNames = new Set<string>();
-  m.analyses.forEach((a, i) => {
-    if (analysisNames.has(a.name)) problems.push(`${field('analyses', i, 'name')}: '${a.name}' is used twice`);
-    analysisNames.add(a.name);
-    for (const k of ['out'] as const) if (k in a.config) problems.push(`${field('analyses', i, 'config', k)}: set by the batch (<out>/<subject>/${a.name}); remove it`);
-  });
+  const problems = structureProblems(input, field);
+  // the schema's problems and the structure's together, in one round
+  if (!validateSchema(input)) throw new ManifestError(source, [...problemsFrom(validateSchema.errors ?? [], source), ...problems]);
+  const m = input as unknown as BatchManifest;
   // an expanded config's problem, by the subjects that have it: one alike in every subject is listed once
   const configProblems = new Map<string, string[]>();
   const out = abs(m.out);
   const subjects: ResolvedSubject[] = [];
-  const names = new Set<string>();
   m.subjects.forEach((s, i) => {
     const entry = typeof s === 'number' ? { subject: s } : s;
     const name = entry.name ?? subjectName(entry.subject);
-    if (names.has(name)) problems.push(`${field('subjects', i)}: subject name '${name}' is used twice (give each entry its own name)`);
-    names.add(name);
-    for (const k of Object.keys(entry.overrides ?? {})) {
-      if (!analysisNames.has(k)) problems.push(`${field('subjects', i, 'overrides', k)}: no analysis is named '${k}' (analyses: ${[...analysisNames].join(', ')})`);
-    }
-    const rootIn = entry.root ?? m.nsd?.root;
-    if (!rootIn) problems.push(`${field('subjects', i)}: no NSD root (give nsd.root, or root for this subject)`);
-    const root = abs(rootIn ?? '.');
+    const root = abs(entry.root ?? m.nsd?.root ?? '.');
     const vars = { subject: String(entry.subject), subj: subjectName(entry.subject), name };
     const analyses: ResolvedAnalysis[] = [];
     m.analyses.forEach((a, j) => {
@@ -230,7 +268,13 @@ export function resolveManifest(input: unknown, options: { source?: string; base
         }
       } catch (e) {
         const list = (e as { problems?: string[] }).problems ?? [`${where}: ${(e as Error).message}`];
-        for (const p of list) configProblems.set(p, [...(configProblems.get(p) ?? []), name]);
+        const override = entry.overrides?.[a.name];
+        for (const p of list) {
+          // about a field of this entry's override: named there (the entry's index tells apart a subject listed twice)
+          const moved = override ? overrideLabel(p, where, override, field('subjects', i, 'overrides', a.name)) : null;
+          if (moved) problems.push(moved);
+          else configProblems.set(p, [...(configProblems.get(p) ?? []), name]);
+        }
       }
     });
     subjects.push({ name, subject: entry.subject, root, analyses });

@@ -215,15 +215,19 @@ export function formatWarnings(warnings: BatchProblem[]): string[] {
 /**
  * What to do about the problems, one line per kind found: a path missing here may exist where the workers run (skip
  * the checks); a run folder of another config is resolved as its problem says (--force), which skipping the checks
- * would not do; anything else is to be fixed (or left to the workers' checks).
+ * would not do; anything else (a config value out of range, a model that does not fit it) is to be fixed: the
+ * workers' jobs run the same checks and would fail on it, so skipping them here is not suggested.
  */
 export function preflightHints(problems: readonly BatchProblem[], skip: string): string[] {
   const hints: string[] = [];
   const others = problems.filter((p) => !p.missingHere && !p.otherRun);
   if (problems.some((p) => p.missingHere)) {
     hints.push(`a path that does not exist on this machine may exist where the workers run (docs/batch.md): if the data and models live only there, skip these checks with ${skip} (the workers check again when they run the jobs)`);
-  } else if (others.length) {
-    hints.push(`fix ${others.length < problems.length ? 'the others' : 'them'}, or skip these checks with ${skip} (the workers check again when they run the jobs)`);
+  }
+  if (others.length) {
+    const it = others.length === 1 ? 'it' : 'them';
+    const what = others.length < problems.length ? (others.length === 1 ? 'the other one' : 'the others') : it;
+    hints.push(`fix ${what}: the workers' jobs run the same checks and would fail on ${it} too (${skip} would not help)`);
   }
   if (problems.some((p) => p.otherRun)) {
     hints.push(`a run folder of another config: apply the remedy it names (--force replaces its run); ${skip} would not help, the analysis's job refuses that folder too`);

@@ -81,7 +81,10 @@ export interface BatchStatus {
   state: BatchState;
   jobs: JobInfo[];
   counts: Record<BatchJobState, number>;
-  /** Fraction of jobs finished (done, skipped, failed, blocked), jobs per minute, seconds to go at that rate. */
+  /**
+   * Fraction of jobs finished (done, skipped, failed, blocked), jobs per minute, and seconds to go: the jobs left at
+   * that rate, but never less than the largest of the subjects' ETAs (`subjects`).
+   */
   progress: number;
   jobsPerMinute: number | null;
   etaSeconds: number | null;
@@ -246,8 +249,13 @@ export function batchStatus(batch: string, jobs: JobInfo[], startedAt: number | 
   const minutes = startedAt === null ? 0 : (now - startedAt) / 60_000;
   const jobsPerMinute = minutes > 0 && worked.length ? (worked.length + partial) / minutes : null;
   const left = jobs.length - finished - partial;
-  const etaSeconds = state !== 'running' ? 0 : jobsPerMinute ? (60 * left) / jobsPerMinute : null;
-  return { batch, state, jobs, counts, progress, jobsPerMinute, etaSeconds, startedAt, subjects: subjectProgress(jobs, startedAt, now) };
+  const subjects = subjectProgress(jobs, startedAt, now);
+  // jobs left at the job rate counts a short job as a long one: never below the last subject's ETA (weighted by each
+  // stage's measured seconds), or the batch would end before a subject still running
+  const byJobs = jobsPerMinute ? (60 * left) / jobsPerMinute : null;
+  const bySubjects = subjects.map((p) => p.etaSeconds).filter((t): t is number => t !== null);
+  const etaSeconds = state !== 'running' ? 0 : byJobs === null && !bySubjects.length ? null : Math.max(byJobs ?? 0, ...bySubjects);
+  return { batch, state, jobs, counts, progress, jobsPerMinute, etaSeconds, startedAt, subjects };
 }
 
 const PRECEDENCE: BatchJobState[] = ['failed', 'cancelled', 'blocked', 'active', 'waiting', 'done', 'skipped'];

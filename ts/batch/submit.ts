@@ -11,7 +11,7 @@ import { loadRedisQueue } from '../optionalDependencies.js';
 import { BatchError } from './errors.js';
 import { planBatch, planNodes, QUEUES, type BatchNode, type BatchPlan, type QueueClass, type SubjectPlan } from './graph.js';
 import { recordBatch, undoRecord, type NameHolder } from './nameClaim.js';
-import { PREFIX, redisConnection, requireRedis, type BatchRecord } from './redis.js';
+import { PREFIX, redisConnection, requireRedis, shownRedisUrl, type BatchRecord } from './redis.js';
 import { toResolved, writePlan, type ManifestInput } from './outputs.js';
 
 /**
@@ -72,12 +72,31 @@ export interface SubmitOptions {
   redis: string;
 }
 
+/** A subject already in the queue: its join done or failed, one of its jobs running, or waiting to run. */
+export type ExistingState = 'done' | 'failed' | 'running' | 'queued';
+
+/** Where a subject already in the queue is, from its join's state and, while that waits, its jobs'. */
+async function existingState(root: Job, queues: Record<QueueClass, Queue>, jobs: readonly BatchNode[]): Promise<ExistingState> {
+  const state = await root.getState();
+  if (state === 'completed') return 'done';
+  if (state === 'failed') return 'failed';
+  if (state === 'active') return 'running';
+  const { Job } = (await loadRedisQueue()).bullmq;
+  for (const n of jobs) {
+    const job = await Job.fromId(queues[n.queue], n.id);
+    if (job && (await job.getState()) === 'active') return 'running';
+  }
+  return 'queued';
+}
+
 export interface SubmitResult {
   batch: string;
   jobs: number;
   /** Subjects added now; the others were already in the queue (finished, running or failed). */
   added: string[];
   existing: string[];
+  /** Where each subject of `existing` is: done, failed (`batch retry` resubmits it), running (a job of it runs), queued. */
+  existingStates: Record<string, ExistingState>;
   /** Subjects cut off by a cancel whose stopped job still runs: not added (submit again once it has stopped). */
   busy: string[];
 }
@@ -112,13 +131,15 @@ export async function clearSubject(queues: (q: QueueClass) => Queue, jobs: { id:
  * service's claim for another plan, whose job has not recorded it yet. (The roots are not named: they are another
  * service's folders.)
  */
-function resubmittedAs(plan: BatchPlan, held: NameHolder): BatchError {
-  const undo = `give this one another name, or remove the old one with 'brainlatent batch cancel ${plan.id} --purge'`;
+function resubmittedAs(plan: BatchPlan, held: NameHolder, redis: string): BatchError {
+  // the command as it is to be typed: --redis is required (the URL without its password, as every message shows it)
+  const purge = `'brainlatent batch cancel ${plan.id} --redis ${shownRedisUrl(redis)} --purge'`;
+  const undo = `give this one another name, or remove the old one with ${purge}`;
   if (held.by === 'claim') {
     return new BatchError(
       `batch '${plan.id}' is claimed by a service's job for another manifest, not submitted yet (plan ${held.hash}, this one ${plan.hash}); ` +
         `give this one another name, or wait for that job to end (one that ends before submitting frees the name); ` +
-        `a claim left by a service that stopped before its job ran is removed with 'brainlatent batch cancel ${plan.id} --purge'`,
+        `a claim left by a service that stopped before its job ran is removed with ${purge}`,
     );
   }
   const rec = held.record;
@@ -160,7 +181,7 @@ export async function submitPlan(plan: BatchPlan, options: SubmitOptions & { onl
     // the name checked and recorded in one step: of two manifests submitted at once under one name, one is refused
     const record = batchRecord(plan);
     const recorded = await recordBatch(options.redis, record);
-    if ('held' in recorded) throw resubmittedAs(plan, recorded.held);
+    if ('held' in recorded) throw resubmittedAs(plan, recorded.held, options.redis);
     // the plan next to the outputs (what `batch retry` resubmits): written once the name is known to be this plan's
     try {
       await writePlan(plan);
@@ -171,13 +192,16 @@ export async function submitPlan(plan: BatchPlan, options: SubmitOptions & { onl
     }
     const added: string[] = [];
     const existing: string[] = [];
+    const existingStates: Record<string, ExistingState> = {};
     const busy: string[] = [];
     const nodes = planNodes(plan);
     for (const s of plan.subjects) {
       if (options.only && !options.only.includes(s.name)) continue;
       // a subject already in the queue keeps its jobs (finished ones are not redone; 'batch retry' resubmits failed ones)
-      if (await control.getJob(s.root.id)) {
+      const root = await control.getJob(s.root.id);
+      if (root) {
         existing.push(s.name);
+        existingStates[s.name] = await existingState(root, queues, nodes.filter((n) => n.subject === s.name));
         continue;
       }
       // no subject join, but jobs of the subject left by a cancel: they go first
@@ -188,7 +212,7 @@ export async function submitPlan(plan: BatchPlan, options: SubmitOptions & { onl
       await flows.add(subjectFlow(plan, s));
       added.push(s.name);
     }
-    return { batch: plan.id, jobs: nodes.length, added, existing, busy };
+    return { batch: plan.id, jobs: nodes.length, added, existing, existingStates, busy };
   } finally {
     await flows.close();
     await Promise.all(Object.values(queues).map((q) => q.close()));

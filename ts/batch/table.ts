@@ -1,10 +1,26 @@
 /** The live table of `batch watch`: subjects × stages with each subject's ETA, the batch's rate and ETA underneath. */
-import { summarize, type BatchStatus } from './status.js';
+import { isFinished, summarize, type BatchStatus, type JobInfo } from './status.js';
 
-function cellText(c: ReturnType<typeof summarize>[number]): string {
+type Cell = ReturnType<typeof summarize>[number];
+
+/**
+ * The jobs a cell counts: an img2img cell's shards (not its merge job, which is in the cell too but is no shard), else
+ * all of its jobs.
+ */
+function countedJobs(c: Cell, jobs: readonly JobInfo[]): { n: number; done: number; fraction: number } {
+  const mine = jobs.filter((j) => j.subject === c.subject && j.analysis === c.analysis && j.stage === c.stage);
+  const shards = mine.filter((j) => j.shard !== undefined);
+  if (!shards.length) return { n: c.jobs, done: (c.counts.done ?? 0) + (c.counts.skipped ?? 0), fraction: c.fraction };
+  const done = shards.filter((j) => j.state === 'done' || j.state === 'skipped').length;
+  const fraction = shards.reduce((a, j) => a + (isFinished(j.state) ? 1 : j.state === 'active' ? j.fraction : 0), 0) / shards.length;
+  return { n: shards.length, done, fraction };
+}
+
+function cellText(c: Cell, jobs: readonly JobInfo[]): string {
+  const k = countedJobs(c, jobs);
   switch (c.state) {
     case 'done':
-      return c.jobs > 1 ? `done ${c.jobs}` : 'done';
+      return k.n > 1 ? `done ${k.n}` : 'done';
     case 'skipped':
       return 'skip';
     case 'failed':
@@ -13,12 +29,12 @@ function cellText(c: ReturnType<typeof summarize>[number]): string {
       return 'blocked';
     case 'cancelled':
       // a stage of several jobs: how many of them were done before the cancel
-      return c.jobs > 1 ? `cancel ${(c.counts.done ?? 0) + (c.counts.skipped ?? 0)}/${c.jobs} done` : 'cancel';
+      return k.n > 1 ? `cancel ${k.done}/${k.n} done` : 'cancel';
     case 'waiting':
       return '·';
     case 'active':
       // shards: how many are done (or skipped) of all, and the stage's share of work done
-      return c.jobs > 1 ? `${(c.counts.done ?? 0) + (c.counts.skipped ?? 0)}/${c.jobs} ${Math.floor(c.fraction * 100)}%` : `${Math.floor(c.fraction * 100)}%`;
+      return k.n > 1 ? `${k.done}/${k.n} ${Math.floor(k.fraction * 100)}%` : `${Math.floor(k.fraction * 100)}%`;
   }
 }
 
@@ -41,7 +57,7 @@ export function renderTable(status: BatchStatus & { workers?: Record<string, num
     let line = s.padEnd(sw);
     for (const col of columns) {
       const c = cells.find((x) => x.subject === s && `${x.analysis ? `${x.analysis}/` : ''}${x.stage}` === col);
-      line += (c ? cellText(c) : '').padEnd(width);
+      line += (c ? cellText(c, status.jobs) : '').padEnd(width);
       if (c?.state === 'failed' && c.reason) reasons.push(`${s} ${col}: ${c.reason}`);
     }
     const p = perSubject.get(s);

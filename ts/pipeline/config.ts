@@ -44,7 +44,9 @@ export function resolveConfig(input: unknown, source = 'config'): ReconstructCon
   }
   // what only DDIM defines (eta, the compvis rule): here, not when the img2img stage starts after the others ran
   if (g && SCHEDULERS.includes(g.scheduler) && typeof g.eta === 'number' && typeof g.steps === 'number' && typeof g.strength === 'number') {
-    problems.push(...ddimOnlyProblems(g.scheduler, g.eta, g.rule, g.steps, g.strength, (k) => fieldLabel(source, ['img2img', k === 'img2imgRule' ? 'rule' : k])));
+    const key = (k: string) => (k === 'img2imgRule' ? 'rule' : k);
+    // the problem is labelled with the file and the field; the fields it cites are named within the config (img2img.steps)
+    problems.push(...ddimOnlyProblems(g.scheduler, g.eta, g.rule, g.steps, g.strength, (k) => fieldLabel(source, ['img2img', key(k)]), (k) => `img2img.${key(k)}`));
   }
   // sample k's noise is seeded seed + k: the last sample's seed must be a seed too, or the img2img stage refuses it
   // only after extraction, features and decoders ran

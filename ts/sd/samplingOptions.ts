@@ -69,15 +69,24 @@ function describeChoice(v: unknown): string {
  * eta > 0, and CompVis' img2img rule, which noises one step above the first and so needs a step above it
  * (strength·steps < steps). A reconstruction config lists these with its other problems (pipeline/config.ts).
  */
-export function ddimOnlyProblems(scheduler: SchedulerName, eta: number, rule: string, steps: number, strength: number, name: (k: keyof PlanOptions) => string): string[] {
+export function ddimOnlyProblems(
+  scheduler: SchedulerName,
+  eta: number,
+  rule: string,
+  steps: number,
+  strength: number,
+  name: (k: keyof PlanOptions) => string,
+  /** The other options a problem cites, after the one it is labelled by (default `name`): without the file again. */
+  cited: (k: keyof PlanOptions) => string = name,
+): string[] {
   const problems: string[] = [];
-  if (eta > 0 && scheduler !== 'ddim') problems.push(`${name('eta')}: eta > 0 is defined for the ddim scheduler only, not ${scheduler} (${name('scheduler')})`);
+  if (eta > 0 && scheduler !== 'ddim') problems.push(`${name('eta')}: eta > 0 is defined for the ddim scheduler only, not ${scheduler} (${cited('scheduler')})`);
   if (rule !== 'compvis') return problems;
   if (scheduler !== 'ddim') {
-    problems.push(`${name('img2imgRule')}: the compvis img2img rule is defined for the ddim scheduler only, not ${scheduler} (${name('scheduler')})`);
+    problems.push(`${name('img2imgRule')}: the compvis img2img rule is defined for the ddim scheduler only, not ${scheduler} (${cited('scheduler')})`);
   } else if (Math.min(Math.trunc(steps * strength), steps) === steps) {
     problems.push(
-      `${name('img2imgRule')}: the compvis img2img rule needs strength·steps < steps (it noises one step above the first, past the schedule here); got ${name('strength')} ${strength} with ${name('steps')} ${steps}`,
+      `${name('img2imgRule')}: the compvis img2img rule needs strength·steps < steps (it noises one step above the first, past the schedule here); got ${cited('strength')} ${strength} with ${cited('steps')} ${steps}`,
     );
   }
   return problems;

@@ -3,13 +3,13 @@ import type { Command } from 'commander';
 
 import { InvalidArgumentError } from '../../errors.js';
 import { planBatch, planNodes } from '../../batch/graph.js';
-import { cancelBatch, getBatchStatus, listBatches, retryBatch, watchBatch, type CancelResult } from '../../batch/inspect.js';
+import { BatchClaimedError, cancelBatch, claimWords, getBatchStatus, listBatches, listClaims, retryBatch, watchBatch, type CancelResult } from '../../batch/inspect.js';
 import { loadManifest, type ResolvedBatch } from '../../batch/manifest.js';
 import { BatchPreflightError, checkBatch, forcedReplacements, formatProblems, formatWarnings, requirePreflight, type BatchCommand, type BatchProblem } from '../../batch/preflight.js';
 import { shownRedisUrl } from '../../batch/redis.js';
 import { runBatch, type BatchReport } from '../../batch/runBatch.js';
 import { formatSummary, type BatchEvent } from '../../batch/status.js';
-import { submitBatch } from '../../batch/submit.js';
+import { submitBatch, type ExistingState, type SubmitResult } from '../../batch/submit.js';
 import { renderTable } from '../../batch/table.js';
 import { counted } from '../../plural.js';
 import { integerFlag } from '../flagValue.js';
@@ -47,14 +47,49 @@ export function planSummaryLine(jobs: number, subjects: number, preflight: { pro
   return `${head}; preflight: ${preflight.problems ? counted(preflight.problems, 'problem') : 'no problems'}${warned}`;
 }
 
-/** What `batch cancel` did, on one line: a batch that had already finished says so, and that nothing was cancelled. */
+/**
+ * What `batch cancel` did, on one line: a batch that had already finished says so, and that nothing was cancelled; a
+ * purge whose running jobs did not stop in time says that it purged nothing (the caller exits non-zero).
+ */
 export function cancelLine(id: string, r: CancelResult, purge: boolean): string {
-  if (r.claim) return `batch ${id}: not submitted yet; purged: a service's claim on the name (plan ${r.claim}) removed`;
+  if (r.claim) {
+    const held = r.claimHolders?.length ? ` held by ${r.claimHolders.length > 1 ? 'jobs' : 'job'} ${r.claimHolders.join(', ')} of the service that accepted it` : '';
+    return `batch ${id}: not submitted yet; purged: a service's claim on the name (plan ${r.claim}${held}) removed`;
+  }
+  if (r.notPurged?.length) {
+    const n = r.notPurged.length;
+    return (
+      `batch ${id}: cancelled; ${counted(r.removed, 'job')} removed; not purged: ${counted(n, 'job')} still running (${r.notPurged.join(', ')}); ` +
+      `the batch's record stays (its name is still taken): run the purge again when ${n > 1 ? 'they stop' : 'it stops'}`
+    );
+  }
+  if (!r.finished && purge) return `batch ${id}: cancelled and purged; ${counted(r.removed, 'job')} removed${r.running ? ` (${r.running} of them once ${r.running > 1 ? 'they' : 'it'} had stopped running)` : ''}`;
   const running = r.running ? `, ${r.running} running (they stop at their next progress report)` : '';
   if (!r.finished) return `batch ${id}: cancelled; ${counted(r.removed, 'job')} removed${running}`;
   const counts = Object.entries(r.finished.counts).filter(([, n]) => n).map(([k, n]) => `${n} ${k}`).join(', ');
   const had = `batch ${id}: had already finished (${r.finished.state}: ${counts || 'no jobs'})`;
   return purge ? `${had}; purged: ${counted(r.removed, 'job')} removed${running}` : `${had}; nothing was cancelled`;
+}
+
+/**
+ * What `batch submit` did: the subjects added, those already submitted by the state they are in (done, failed,
+ * running, queued), and what to follow it with: a watch while anything is to run, else its status (and for failed
+ * subjects, retry). `redis` is the URL as shown (without its password).
+ */
+export function submitLines(r: SubmitResult & { plan: { subjects: unknown[] } }, redis: string): string {
+  const states: ExistingState[] = ['running', 'queued', 'done', 'failed'];
+  const by = (st: ExistingState) => r.existing.filter((s) => (r.existingStates[s] ?? 'queued') === st);
+  const already = states.filter((st) => by(st).length).map((st) => `${st}: ${by(st).join(', ')}`);
+  const head =
+    `batch ${r.batch}: ${counted(r.jobs, 'job')} for ${counted(r.plan.subjects.length, 'subject')}; added ${r.added.join(', ') || 'nothing'}` +
+    `${already.length ? `; already submitted (${already.join('; ')})` : ''}` +
+    `${r.busy.length ? `; a cancelled job still runs, submit again later: ${r.busy.join(', ')}` : ''}`;
+  const toRun = r.added.length + by('running').length + by('queued').length;
+  const lines = [head];
+  if (toRun) lines.push(`follow it with: brainlatent batch watch ${r.batch} --redis ${redis}`);
+  else if (!r.busy.length) lines.push(`nothing is left to run; its summary: brainlatent batch status ${r.batch} --redis ${redis}`);
+  if (by('failed').length) lines.push(`to run the failed subjects again: brainlatent batch retry ${r.batch} --redis ${redis}`);
+  return lines.join('\n');
 }
 
 export function printReport(r: BatchReport, json: boolean): void {
@@ -172,23 +207,31 @@ its failed subjects with 'batch retry NAME --redis URL --force').`,
     )
     .action(async (file: string, f: { redis: string; preflight: boolean; force?: boolean }) => {
       const r = await submitBatch(await checkedManifest(file, f.preflight, 'nothing was submitted', 'submit', f.force), { redis: f.redis, force: f.force });
-      process.stdout.write(
-        `batch ${r.batch}: ${counted(r.jobs, 'job')} for ${counted(r.plan.subjects.length, 'subject')}; added ${r.added.join(', ') || 'nothing'}${r.existing.length ? `; already queued: ${r.existing.join(', ')}` : ''}${r.busy.length ? `; a cancelled job still runs, submit again later: ${r.busy.join(', ')}` : ''}\n` +
-          `follow it with: brainlatent batch watch ${r.batch} --redis ${f.redis}\n`,
-      );
+      process.stdout.write(`${submitLines(r, shownRedisUrl(f.redis))}\n`);
     });
 
   batch
     .command('status [batch]')
-    .description('the state of a submitted batch: one line per subject × stage (no batch: list the batches)')
+    .description("the state of a submitted batch: one line per subject × stage (no batch: list the batches, and the names a service's job claimed but has not submitted yet)")
     .requiredOption('--redis <url>', 'Redis of the queues')
     .option('--json', 'every job and the summary as JSON, for scripts')
     .action(async (id: string | undefined, f: { redis: string; json?: boolean }) => {
       if (!id) {
-        process.stdout.write(`${(await listBatches({ redis: f.redis })).join('\n')}\n`);
+        const claims = await listClaims({ redis: f.redis });
+        const lines = [...(await listBatches({ redis: f.redis })), ...claims.map((c) => `${c.batch}  (${claimWords(c)}, not submitted yet)`)];
+        process.stdout.write(`${lines.join('\n')}\n`);
         return;
       }
-      const r = await getBatchStatus(id, { redis: f.redis });
+      let r: Awaited<ReturnType<typeof getBatchStatus>>;
+      try {
+        r = await getBatchStatus(id, { redis: f.redis });
+      } catch (e) {
+        // a name a service's job holds and has not submitted yet: a state of its own, not an error
+        if (!(e instanceof BatchClaimedError)) throw e;
+        const { batch, hash, jobs } = e.claim;
+        process.stdout.write(f.json ? `${JSON.stringify({ batch, state: 'claimed', claim: { hash, jobs } }, null, 2)}\n` : `batch ${batch}: ${claimWords(e.claim)}, not submitted yet\n`);
+        return;
+      }
       if (f.json) process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
       else printReport(r, false);
     });
@@ -230,9 +273,20 @@ the watch was interrupted (Ctrl-C): only the watch stops, the batch goes on, and
     .command('cancel <batch>')
     .description('cancel a submitted batch: waiting jobs are removed, running ones stop at their next progress report (a batch that already finished is left as it is; exit status 0)')
     .requiredOption('--redis <url>', 'Redis of the queues')
-    .option('--purge', 'also remove its finished jobs and its record (the name can be reused; outputs on disk stay)')
-    .action(async (id: string, f: { redis: string; purge?: boolean }) => {
-      process.stdout.write(`${cancelLine(id, await cancelBatch(id, { redis: f.redis, purge: f.purge }), !!f.purge)}\n`);
+    .option('--purge', "also remove its finished jobs and its record (the name can be reused; outputs on disk stay), once its running jobs have stopped; a name a service's job only claimed: remove the claim")
+    .option('--wait <seconds>', 'with --purge: how long to wait for running jobs to stop before giving up (exit status 1, nothing purged)', '60')
+    .action(async (id: string, f: { redis: string; purge?: boolean; wait: string }) => {
+      const waitMs = nonNegativeInt(f.wait, 'wait')! * 1000;
+      let told = -Infinity;
+      const onWait = (running: string[], seconds: number) => {
+        // a line when the wait starts, then every 10 s
+        if (seconds - told < 10) return;
+        told = seconds;
+        process.stderr.write(`batch ${id}: waiting for ${counted(running.length, 'running job')} to stop before purging (${running.join(', ')}; ${Math.round(seconds)} s of at most ${waitMs / 1000} s)\n`);
+      };
+      const r = await cancelBatch(id, { redis: f.redis, purge: f.purge, waitMs, onWait });
+      process.stdout.write(`${cancelLine(id, r, !!f.purge)}\n`);
+      if (r.notPurged?.length) process.exitCode = 1;
     });
 
   batch

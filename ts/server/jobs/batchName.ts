@@ -17,7 +17,9 @@ export type TakenBy = 'batch' | 'legacy' | 'claim';
 
 function takenMessage(name: string, by: TakenBy): string {
   const head = `body.manifest.name '${name}' is taken`;
-  const purge = `'brainlatent batch cancel ${name} --purge'`;
+  // the command as typed on a machine that reaches this service's Redis: --redis is required; the URL is not shown
+  // (a service's answer must not carry its Redis address or password)
+  const purge = `'brainlatent batch cancel ${name} --redis <this service's Redis URL> --purge'`;
   switch (by) {
     case 'legacy':
       return `${head} by a batch of this very manifest recorded without this service's model roots (submitted from the command line, or by a service of a version from before a batch's identity included its root): its queued jobs are not held to this service's root, so it cannot be resumed here; give this manifest another name, or have that batch removed with ${purge} (its finished stages stay on disk and are skipped) and submit it again`;
