@@ -4,6 +4,7 @@ import { FormatError, InvalidArgumentError, ShapeError } from '../errors.js';
 import { assertFiniteMatrix, firstNonFiniteSliced, nonFiniteAt } from '../io/finite.js';
 import { assertMatrix, type Matrix } from '../matrix.js';
 import { abortedBeforeStart, nativeJob, nativeSync } from '../native/call.js';
+import { engineOutput } from '../native/heldInputs.js';
 import type { NativeRidgeInfo } from '../native/ridgeTypes.js';
 import { ModelFile } from './modelFile.js';
 import { describeNumber } from './alphas.js';
@@ -178,7 +179,8 @@ export class RidgeModel {
     const bad = await firstNonFiniteSliced(x.data);
     if (bad >= 0) throw nonFiniteAt(x, bad, label);
     const onProgress = options.onProgress;
-    const out = predictionArray(x.rows, this.nTargets, 'RidgeModel.predictAsync');
+    // (the engine's to fill, then the caller's: not marked untransferable as the inputs are, native/heldInputs.ts)
+    const out = engineOutput(predictionArray(x.rows, this.nTargets, 'RidgeModel.predictAsync'));
     const data = await nativeJob(
       'RidgeModel.predictAsync',
       (b, token) =>
