@@ -7,9 +7,11 @@
  * Node marks its own Buffer pool (Node 20: a transfer list then copies it instead of detaching it; Node ≥ 21: a
  * transfer list naming it throws a DataCloneError; Node's documentation says ArrayBuffer.prototype.transfer() is refused
  * on it from Node 26 on), and an array over a resizable ArrayBuffer is handed over as a copy. What still detaches a
- * marked buffer (another addon's napi_detach_arraybuffer, a WebAssembly.Memory grown under a view, transfer() on Node
- * 22–25) is caught when the job settles: the call rejects instead of returning what was read from freed memory. A
- * SharedArrayBuffer cannot be detached or shrunk and is left as it is. (Copying the inputs instead would leave them
+ * marked buffer (a web stream's BYOB read: Node 20.20's moved one; another addon's napi_detach_arraybuffer; a
+ * WebAssembly.Memory grown under a view; transfer() on Node 22–25) is caught when the job settles: the call rejects
+ * instead of returning what it read (the memory moves with the detached buffer, and once that one is collected a
+ * read can still crash: this check cannot prevent it). A SharedArrayBuffer cannot be detached or shrunk and is left
+ * as it is. (Copying the inputs instead would leave them
  * the caller's to move, but a fit's X and Y are gigabytes: marking costs nothing.)
  */
 import { markAsUntransferable } from 'node:worker_threads';
