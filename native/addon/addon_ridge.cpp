@@ -1,5 +1,6 @@
 // Node-API surface of RidgeCV: the fit as an async job (progress, cancel token, zero-copy results),
 // prediction (sync and async), and the fold assignments.
+#include <cmath>
 #include <memory>
 #include <string>
 #include <vector>
@@ -74,12 +75,29 @@ Napi::Value RidgePredict(const Napi::CallbackInfo& info) {
   return a.out;
 }
 
-// ridgePredictAsync(x, n, p, coef, t, intercept, xMean, xScale, out, onProgress?, cancelToken?) -> Promise<out>:
+// The NonFinite error for X's first NaN or ±Inf, worded as ts/io/finite.ts nonFiniteAt words it (the value as
+// JavaScript prints it), or nothing when X is finite.
+void check_finite_x(ConstMatF x, const std::string& label) {
+  const std::int64_t n = x.rows * x.cols;
+  for (std::int64_t i = 0; i < n; ++i) {
+    const float v = x.data[i];
+    if (std::isfinite(v)) continue;
+    const char* text = std::isnan(v) ? "NaN" : v > 0 ? "Infinity" : "-Infinity";
+    throw Error(ErrorCode::NonFinite, label + " contains " + text + " at row " + std::to_string(i / x.cols) + ", column " +
+                                          std::to_string(i % x.cols) + ": inputs must be finite");
+  }
+}
+
+// ridgePredictAsync(x, n, p, coef, t, intercept, xMean, xScale, out, onProgress?, cancelToken?, label?) -> Promise<out>:
 // the same on a worker thread, so that a service's event loop keeps running; progress(fraction, 'predict')
-// after each of its GEMMs, and the cancel token checked before each and after the last.
+// after each of its GEMMs, and the cancel token checked before each and after the last. With `label` (a string),
+// X is first checked for NaN/Inf on the job's thread, the error naming `label`: a check on the JS thread before
+// the call made the call enter the engine's queue only after it, behind calls made later (reviewer s24-R5).
 Napi::Value RidgePredictAsync(const Napi::CallbackInfo& info) {
   Args args(info, "ridgePredictAsync");
   PredictArgs a = predict_args(args);
+  const bool check = args.length() > 11 && args[11].IsString();
+  const std::string label = check ? args.string(11, "label") : std::string();
   const ConstMatF x{a.x.Data(), a.n, a.p};
   const MatF out{a.out.Data(), a.n, a.t};
   const float *coef = a.coef.Data(), *b = a.b.Data(), *mean = a.mean.Data(), *scale = a.scale.Data();
@@ -89,6 +107,7 @@ Napi::Value RidgePredictAsync(const Napi::CallbackInfo& info) {
   return run_job(
       info.Env(), "brainlatent.ridgePredict",
       [=](JobContext& ctx) {
+        if (check) check_finite_x(x, label);
         const auto report = ctx.fraction_progress();
         ridge_predict(x, coef, t, b, mean, scale, out, ctx.cancel_flag(),
                       report ? std::function<void(double)>([report](double f) { report(f, "predict"); }) : std::function<void(double)>());

@@ -255,7 +255,8 @@ using JobDone = std::function<Napi::Value(Napi::Env)>;
 // Queues `work` on one of the engine's job threads and returns the promise it settles: resolved with
 // done(env) on the JS thread, or rejected with the mapped failure (named after `name`). Every
 // progress event posted by `work` is delivered before the promise settles, never after. At most 4
-// jobs compute at once (as many as libuv's default pool ran); the rest wait in call order. Not on
+// jobs compute at once (as many as libuv's default pool ran); the rest wait in the order run_job was
+// called (the TS calls make it before their first await, README 'further calls wait in call order'). Not on
 // libuv's pool: four long jobs there (four concurrent fits) left no thread to the process's fs, dns,
 // zlib and crypto calls. An environment torn down (a worker thread ending) cancels all its jobs,
 // withdraws those still queued, and then waits for the work of the others to stop. Cancelling the

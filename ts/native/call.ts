@@ -13,6 +13,7 @@ import { setLargeFileWriter } from '../io/atomicWrite.js';
 import { describeNumber } from '../ridge/alphas.js';
 import type { Binding, CancelToken } from './addonTypes.js';
 import { binding } from './binding.js';
+import { holdInputs, type HeldInputs } from './heldInputs.js';
 import { fromNative } from './nativeError.js';
 
 /** The caller's stack, without the frames of this module. */
@@ -38,7 +39,8 @@ export function nativeSync<T>(fn: (b: Binding) => T): T {
  * (a sampler step, a solver's large operation), or, for a job still waiting for an engine thread,
  * withdraws it at once (rejected as 'cancelled before it started', native/addon/kit.cpp). A signal aborted before the start rejects at once, and
  * one aborted after the engine's last check but before the promise settles rejects it all the same: a
- * cancelled call never resolves.
+ * cancelled call never resolves. Every typed array `fn` hands the binding is held for the engine, which reads it in place on its
+ * own thread (heldInputs.ts: marked untransferable, a resizable one copied; one detached all the same fails the call).
  */
 export async function nativeJob<T>(
   what: string,
@@ -60,8 +62,10 @@ export async function nativeJob<T>(
   }
   const onAbort = (): void => b.cancel(token as CancelToken);
   signal?.addEventListener('abort', onAbort, { once: true });
+  const held: HeldInputs[] = [];
   try {
-    const result = await fn(b, token);
+    const result = await fn(holdingInputs(b, held), token);
+    for (const h of held) h.checkAttached(what);
     if (signal?.aborted) throw withStack(new CancelledError(`${what}: cancelled`, { cause: signal.reason }), stack);
     return result;
   } catch (e) {
@@ -71,6 +75,24 @@ export async function nativeJob<T>(
   } finally {
     signal?.removeEventListener('abort', onAbort);
   }
+}
+
+/**
+ * The binding as a job's `fn` sees it: each method's arguments pass through holdInputs (the arrays under them held
+ * for the engine) before the call, and `held` collects them for the check when the job settles.
+ */
+function holdingInputs(b: Binding, held: HeldInputs[]): Binding {
+  return new Proxy(b, {
+    get(target, key) {
+      const v = Reflect.get(target, key) as unknown;
+      if (typeof v !== 'function') return v;
+      return (...args: unknown[]) => {
+        const h = holdInputs(args);
+        held.push(h);
+        return (v as (...a: unknown[]) => unknown).apply(target, h.args);
+      };
+    },
+  });
 }
 
 /** The kit's rejection of a job whose callback threw (native/addon/kit.cpp settle()): the thrown value, wrapped. */

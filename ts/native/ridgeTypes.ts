@@ -120,7 +120,11 @@ export interface RidgeBinding {
     /** n × t, filled in place and returned: memory V8 owns, freed when collected (an engine buffer would be freed only when the event loop turns) */
     out: Float32Array,
   ): Float32Array;
-  /** The same prediction on a worker thread; progress (stage 'predict') after each of its GEMMs, the token checked before each and after the last. */
+  /**
+   * The same prediction on a worker thread; progress (stage 'predict') after each of its GEMMs, the token checked
+   * before each and after the last. With `label`, X is first checked for NaN/Inf on that thread (NonFinite, naming
+   * `label`, the value, its row and its column).
+   */
   ridgePredictAsync(
     x: Float32Array,
     n: number,
@@ -133,6 +137,7 @@ export interface RidgeBinding {
     out: Float32Array,
     onProgress?: (fraction: number, stage: string) => void,
     cancel?: CancelToken,
+    label?: string,
   ): Promise<Float32Array>;
   /** The flop model and memory plan of the route a fit of this shape would take, from its dimensions alone (folds label n samples). */
   ridgeCostEstimate(n: number, p: number, t: number, options: NativeRidgeOptions): { route: NativeRidgeSolver; flops: number; memory: NativeMemoryPlan };

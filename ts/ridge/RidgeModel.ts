@@ -1,9 +1,10 @@
 import { metadataJson, readSafetensors, writeSafetensors } from '../io/safetensors.js';
 import { predictionArray } from './predictionArray.js';
 import { FormatError, InvalidArgumentError, ShapeError } from '../errors.js';
-import { assertFiniteMatrix, firstNonFiniteSliced, nonFiniteAt } from '../io/finite.js';
+import { assertFiniteMatrix } from '../io/finite.js';
 import { assertMatrix, type Matrix } from '../matrix.js';
 import { abortedBeforeStart, nativeJob, nativeSync } from '../native/call.js';
+import { engineOutput } from '../native/heldInputs.js';
 import type { NativeRidgeInfo } from '../native/ridgeTypes.js';
 import { ModelFile } from './modelFile.js';
 import { describeNumber } from './alphas.js';
@@ -168,17 +169,17 @@ export class RidgeModel {
    * tiles of rows × targets, one GEMM of at most ~8 GFLOP each (a fraction of a second), reporting `onProgress` after
    * each; an AbortSignal stops it before its next tile (CancelledError), and one that fires after the last but before
    * the promise settles rejects it all the same (no result for a cancelled call). X's NaN/Inf check (the same error as
-   * predict's) runs in slices of 256 Ki values between which the loop runs, so a large X (30 M values: 40–60 ms in one
-   * piece) does not stall it either.
+   * predict's) runs in the engine's job too, so a large X (30 M values: 40–60 ms on the JS thread) does not stall the
+   * loop, and the call enters the engine's queue when it is made, in call order (awaiting a check on the JS thread
+   * first let fits called later queue ahead of it: reviewer s24-R5's ord2.mjs).
    */
   async predictAsync(x: Matrix, options: PredictAsyncOptions = {}): Promise<Matrix> {
     checkPredictOptions(options, 'RidgeModel.predictAsync', 'async');
     const label = options.label ?? 'predictAsync: X';
     this.checkShape(x, label);
-    const bad = await firstNonFiniteSliced(x.data);
-    if (bad >= 0) throw nonFiniteAt(x, bad, label);
     const onProgress = options.onProgress;
-    const out = predictionArray(x.rows, this.nTargets, 'RidgeModel.predictAsync');
+    // (the engine's to fill, then the caller's: not marked untransferable as the inputs are, native/heldInputs.ts)
+    const out = engineOutput(predictionArray(x.rows, this.nTargets, 'RidgeModel.predictAsync'));
     const data = await nativeJob(
       'RidgeModel.predictAsync',
       (b, token) =>
@@ -194,6 +195,7 @@ export class RidgeModel {
           out,
           onProgress ? (fraction) => onProgress({ fraction, stage: 'predict' }) : undefined,
           token,
+          label,
         ),
       options.signal,
     );

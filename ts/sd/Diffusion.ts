@@ -410,7 +410,10 @@ export class Diffusion {
     const plan = this.planOptions(o);
     let uncond: Tensor | undefined;
     if (guidance > 1) {
-      uncond = o.uncond ?? (await this.emptyPrompt());
+      // (the cached embedding of "" is taken without an await, so that the call enters the engine's queue when it is
+      // made, in call order: awaiting it even when cached let calls made later queue ahead, reviewer s24-R5. Only a
+      // Diffusion's first guided run without uncond encodes "" first, and queues once that is done.)
+      uncond = o.uncond ?? this.emptyEmbedding ?? (await this.emptyPrompt());
       assertTensor(uncond, 'img2img uncond', 3);
       const [ub, useq, udim] = uncond.shape;
       // the text encoder's "" embedding fixes the sequence length and width: a c that differs is c's fault
@@ -495,8 +498,10 @@ export class Diffusion {
   }
 
   private emptyCache: Promise<Tensor> | null = null;
+  /** The text encoder's embedding of "", once emptyPrompt has it. */
+  private emptyEmbedding: Tensor | undefined;
   private emptyPrompt(): Promise<Tensor> {
-    this.emptyCache ??= this.encodeText(['']);
+    this.emptyCache ??= this.encodeText(['']).then((t) => (this.emptyEmbedding = t));
     return this.emptyCache;
   }
 
