@@ -24,7 +24,7 @@
 //   package).
 // Prints the install time, and the packages and size of the consumer's node_modules.
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -188,13 +188,20 @@ for (const line of install.out.split('\n')) if (/brainlatent:|install-scripts/.t
  */
 function checkTypings() {
   copyFileSync(path.join(root, 'test', 'package', 'consumer.ts'), path.join(project, 'consumer.ts'));
+  // A Node project's usual set-up: @types/node in its own node_modules (the checkout's pinned copy and its
+  // undici-types, copied, so nothing is fetched) and `"types": ["node"]`, with the project's own type roots:
+  // whatever else the install put in node_modules/@types (@types/long, through protobufjs) is not included, as in a
+  // user's project (the typings once needed it: onnx-proto's `Long`).
+  for (const dep of ['@types/node', 'undici-types']) {
+    const to = path.join(project, 'node_modules', dep);
+    if (!existsSync(to)) cpSync(path.join(root, 'node_modules', dep), to, { recursive: true, dereference: true });
+  }
   writeFileSync(
     path.join(project, 'tsconfig.json'),
     JSON.stringify({
-      // A Node project's usual set-up: @types/node (the checkout's pinned copy, so nothing more is installed).
       compilerOptions: {
         target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, noEmit: true, skipLibCheck: false,
-        typeRoots: [path.join(root, 'node_modules', '@types')], types: ['node'],
+        types: ['node'],
       },
       files: ['consumer.ts'],
     }),

@@ -231,7 +231,7 @@ export interface SamplerBinding {
 export type OnnxHandle = { readonly __onnxHandle: unique symbol };
 
 /**
- * A model's external data file as a service's model roots checked it (ts/sd/onnxWeightRefs.ts CheckedDataFile): the
+ * A model's external data file as a service's model roots checked it (ts/sd/modelRoots.ts CheckedDataFile): the
  * engine opens `path`, refuses it unless it is still the file of device `dev` and inode `ino`, and hands its bytes to
  * ONNX Runtime under `location`.
  */
