@@ -120,12 +120,22 @@ export function loadedAddonPath(): string {
 }
 
 /**
+ * Where the package keeps the ONNX Runtime library it ships beside the prebuilt engine on this platform
+ * (prebuilds/<platform>-<arch>/libonnxruntime.so.1 on Linux), and whether it ships a prebuilt engine here at all (that
+ * folder exists: linux-x64 in the package, not in a checkout or on other platforms); undefined off Linux.
+ */
+export function shippedOrtLibraryLocation(): { file: string; prebuildFolder: boolean } | undefined {
+  if (process.platform !== 'linux') return undefined;
+  const folder = path.join(packageRoot, 'prebuilds', `${process.platform}-${process.arch}`);
+  return { file: path.join(folder, 'libonnxruntime.so.1'), prebuildFolder: existsSync(folder) };
+}
+
+/**
  * The ONNX Runtime library shipped in the package beside the prebuilt engine (prebuilds/linux-x64/
  * carries onnxruntime-node's libonnxruntime.so.1), or undefined where none ships (other platforms, a
- * checkout). A source build on linux-x64 uses it too.
+ * checkout) or it is gone. A source build on linux-x64 uses it too.
  */
 export function shippedOrtLibrary(): string | undefined {
-  if (process.platform !== 'linux') return undefined;
-  const lib = path.join(packageRoot, 'prebuilds', `${process.platform}-${process.arch}`, 'libonnxruntime.so.1');
-  return existsSync(lib) ? lib : undefined;
+  const lib = shippedOrtLibraryLocation()?.file;
+  return lib && existsSync(lib) ? lib : undefined;
 }
