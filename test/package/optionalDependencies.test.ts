@@ -14,7 +14,7 @@ import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { MissingDependencyError } from '../../ts/errors.js';
-import { installCommand, isMissingPackage, loadOptional, onnxruntimeNodeInstallCommand, OPTIONAL_PACKAGES } from '../../ts/optionalDependencies.js';
+import { installCommand, isMissingPackage, loadOptional, onnxruntimeNodeInstallCommand, onnxruntimeNodeInstallLine, OPTIONAL_PACKAGES } from '../../ts/optionalDependencies.js';
 import { distModule } from '../helpers/dist.js';
 
 interface Manifest {
@@ -72,6 +72,12 @@ describe('the loader', () => {
   it("install commands come from package.json's pins, onnxruntime-node's from peerDependencies", () => {
     expect(installCommand(['@fastify/swagger', 'prom-client'])).toBe(`npm install ${pin('@fastify/swagger')} ${pin('prom-client')}`);
     expect(onnxruntimeNodeInstallCommand()).toBe(`npm install onnxruntime-node@${pkg.peerDependencies['onnxruntime-node']}`);
+    // the hints (preflight, demo, no ONNX Runtime library) skip its post-install: npm 11 runs it, and it downloads
+    // CUDA binaries from NuGet, failing offline
+    expect(onnxruntimeNodeInstallLine()).toBe(`ONNXRUNTIME_NODE_INSTALL=skip npm install onnxruntime-node@${pkg.peerDependencies['onnxruntime-node']}`);
+    for (const file of ['ts/pipeline/preflight.ts', 'ts/cli/commands/demo.ts', 'ts/sd/native.ts']) {
+      expect(readFileSync(file, 'utf8'), file).not.toContain('onnxruntimeNodeInstallCommand');
+    }
     expect(() => installCommand(['left-pad'])).toThrow(/pins no version of 'left-pad'/);
   });
 });

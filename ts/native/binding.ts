@@ -19,8 +19,9 @@ interface NodeGypBuild {
 }
 
 const HOW_TO_BUILD =
-  'Build the engine from source: `npm install-scripts approve brainlatent && npm rebuild brainlatent --build-from-source` ' +
-  '(in a checkout: `npm run build`). It needs cmake, a C++17 compiler and a BLAS/LAPACK ' +
+  'Build the engine from source: `BRAINLATENT_BUILD_FROM_SOURCE=1 npm rebuild brainlatent --foreground-scripts` ' +
+  "(a few minutes; npm 11 runs the package's install script unless allowScripts denies it: `npm install-scripts approve brainlatent` " +
+  'allows it; in a checkout: `npm run build`). It needs cmake, a C++17 compiler and a BLAS/LAPACK ' +
   '(Debian/Ubuntu: sudo apt-get install cmake g++ libopenblas-dev).';
 
 /**

@@ -4,7 +4,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 
 import { BackendUnavailableError, InvalidArgumentError } from '../errors.js';
-import { onnxruntimeNodeInstallCommand } from '../optionalDependencies.js';
+import { onnxruntimeNodeInstallLine } from '../optionalDependencies.js';
 import { shippedOrtLibrary, shippedOrtLibraryLocation } from '../native/binding.js';
 import { describeNumber } from '../ridge/alphas.js';
 import { spinningFromEnv } from './spinningEnv.js';
@@ -43,7 +43,7 @@ export function noOrtLibraryMessage(shipped: { file: string; prebuildFolder: boo
     : `none ships with the package for ${platform}`;
   return (
     `no ONNX Runtime library: ${packaged}, and onnxruntime-node is not installed; ` +
-    `\`ONNXRUNTIME_NODE_INSTALL=skip ${onnxruntimeNodeInstallCommand()}\` or set BRAINLATENT_ORT_LIB to a libonnxruntime`
+    `\`${onnxruntimeNodeInstallLine()}\` or set BRAINLATENT_ORT_LIB to a libonnxruntime`
   );
 }
 
