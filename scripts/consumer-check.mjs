@@ -6,9 +6,11 @@
 // - Creates a project in a temporary folder, with a clean npm user config (no nodedir, nothing of this
 //   machine's) and no npm_* variables from the caller, and installs the tarball with npm's default
 //   (hoisted) layout. Without --build-from-source the install runs with no C/C++ compiler, CMake, make
-//   or ninja on PATH, so the package must work from its prebuilt engine with no install script (npm 11
-//   skips unapproved ones anyway). With --build-from-source the project approves brainlatent's install
-//   script (allowScripts) and installs with --build-from-source, which compiles the engine.
+//   or ninja on PATH, so the package must work from its prebuilt engine (npm 11 runs the install script,
+//   not covered by allowScripts, with a warning: it finds the prebuild loads and keeps it). With
+//   --build-from-source the project approves brainlatent's install script (allowScripts) and installs with
+//   BRAINLATENT_BUILD_FROM_SOURCE=1 (npm's --build-from-source draws npm 11's 'Unknown cli config' warning),
+//   which compiles the engine.
 // - Runs test/package/consumer.mjs there (RidgeCV fit/predict against a float64 solve, cancelling a fit,
 //   img2img on a generated fixture model, a tiny reconstruction), `npx brainlatent --help`, and
 //   `tsc --noEmit --strict` (no skipLibCheck) on test/package/consumer.ts.
@@ -24,7 +26,7 @@
 //   package).
 // Prints the install time, and the packages and size of the consumer's node_modules.
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -104,10 +106,10 @@ function pathWithoutCompilers(dir) {
   return dir;
 }
 
-/** The caller's environment without npm's own variables (a lifecycle script's npm_config_* would leak this machine's config). */
+/** The caller's environment without npm's own variables (a lifecycle script's npm_config_* would leak this machine's config) or a source-build request. */
 function cleanEnv(extra) {
   const env = {};
-  for (const [k, v] of Object.entries(process.env)) if (!/^npm_/i.test(k)) env[k] = v;
+  for (const [k, v] of Object.entries(process.env)) if (!/^npm_/i.test(k) && k !== 'BRAINLATENT_BUILD_FROM_SOURCE') env[k] = v;
   return { ...env, ...extra };
 }
 
@@ -159,9 +161,10 @@ if (pnpm) {
   // A warm npm cache, as the issue's target says: --prefer-offline uses the cached metadata without
   // revalidating it (on a machine with no network, npm would otherwise wait on each failed request).
   const installArgs = ['install', tarball, '--no-audit', '--no-fund', '--prefer-offline'];
-  if (fromSource) installArgs.push('--build-from-source', '--foreground-scripts');
+  if (fromSource) installArgs.push('--foreground-scripts');
   if (slim) installArgs.push('--omit=optional');
-  install = timed('npm install', 'npm', installArgs, { cwd: project, env });
+  install = timed('npm install', 'npm', installArgs, { cwd: project, env: fromSource ? { ...env, BRAINLATENT_BUILD_FROM_SOURCE: '1' } : env });
+  if (/Unknown cli config/.test(install.out)) fail(`npm warned about an unknown config:\n${install.out}`);
 }
 const pkgDir = path.join(project, 'node_modules', 'brainlatent');
 const built = existsSync(path.join(pkgDir, 'build', 'Release', 'brainlatent.node'));
@@ -188,13 +191,20 @@ for (const line of install.out.split('\n')) if (/brainlatent:|install-scripts/.t
  */
 function checkTypings() {
   copyFileSync(path.join(root, 'test', 'package', 'consumer.ts'), path.join(project, 'consumer.ts'));
+  // A Node project's usual set-up: @types/node in its own node_modules (the checkout's pinned copy and its
+  // undici-types, copied, so nothing is fetched) and `"types": ["node"]`, with the project's own type roots:
+  // whatever else the install put in node_modules/@types (@types/long, through protobufjs) is not included, as in a
+  // user's project (the typings once needed it: onnx-proto's `Long`).
+  for (const dep of ['@types/node', 'undici-types']) {
+    const to = path.join(project, 'node_modules', dep);
+    if (!existsSync(to)) cpSync(path.join(root, 'node_modules', dep), to, { recursive: true, dereference: true });
+  }
   writeFileSync(
     path.join(project, 'tsconfig.json'),
     JSON.stringify({
-      // A Node project's usual set-up: @types/node (the checkout's pinned copy, so nothing more is installed).
       compilerOptions: {
         target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, noEmit: true, skipLibCheck: false,
-        typeRoots: [path.join(root, 'node_modules', '@types')], types: ['node'],
+        types: ['node'],
       },
       files: ['consumer.ts'],
     }),

@@ -155,3 +155,12 @@ export function optionalPackageInstalled(name: string): boolean {
 export function onnxruntimeNodeInstallCommand(): string {
   return installCommand(['onnxruntime-node']);
 }
+
+/**
+ * The onnxruntime-node install command to print in a hint: with ONNXRUNTIME_NODE_INSTALL=skip, since npm 11 runs its
+ * post-install (unapproved dependency scripts run, with a warning), which downloads CUDA binaries from NuGet and
+ * fails offline; brainlatent needs only its CPU core and JavaScript API.
+ */
+export function onnxruntimeNodeInstallLine(): string {
+  return `ONNXRUNTIME_NODE_INSTALL=skip ${onnxruntimeNodeInstallCommand()}`;
+}

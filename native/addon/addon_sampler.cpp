@@ -101,6 +101,14 @@ Napi::Object runtime_info(Napi::Env env, const OrtRuntimeInfo& info) {
   Napi::Array p = Napi::Array::New(env, info.providers.size());
   for (std::size_t i = 0; i < info.providers.size(); ++i) p.Set(static_cast<uint32_t>(i), info.providers[i]);
   o.Set("providers", p);
+  Napi::Array missing = Napi::Array::New(env, info.providers_without_library.size());
+  for (std::size_t i = 0; i < info.providers_without_library.size(); ++i) {
+    Napi::Object m = Napi::Object::New(env);
+    m.Set("provider", info.providers_without_library[i].first);
+    m.Set("missing", info.providers_without_library[i].second);
+    missing.Set(static_cast<uint32_t>(i), m);
+  }
+  o.Set("providersWithoutLibrary", missing);
   return o;
 }
 

@@ -63,7 +63,7 @@ fs.writeFileSync('dist/util.js', 'export const u = 1;\\n');\n`,
 /** Runs `node scripts/<script>` in the checkout; returns what it printed and the tools it ran. */
 function run(dir: string, script = 'install.mjs', extraEnv: Record<string, string> = {}): { out: string; tools: string[] } {
   const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !/^npm_/i.test(k) && k !== 'BRAINLATENT_CUDA' && k !== 'CXX') env[k] = v;
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !/^npm_/i.test(k) && k !== 'BRAINLATENT_CUDA' && k !== 'BRAINLATENT_BUILD_FROM_SOURCE' && k !== 'CXX') env[k] = v;
   env.PATH = `${path.join(dir, 'fakebin')}${path.delimiter}${process.env.PATH ?? ''}`;
   const log = path.join(dir, 'tools.log');
   const before = existsSync(log) ? readFileSync(log, 'utf8').length : 0;
@@ -172,5 +172,19 @@ describe('the install script in a checkout', () => {
     expect(run(dir, 'install.mjs', env).tools).toEqual(['cmake-js --target brainlatent_addon']);
     expect(run(dir, 'install.mjs', env).tools).toEqual(['cmake-js --target brainlatent_addon']);
     expect(existsSync(path.join(dir, 'build', 'stamp-native.json'))).toBe(false);
+  });
+
+  it('builds from source on BRAINLATENT_BUILD_FROM_SOURCE=1 (npm 11 warns about --build-from-source as an unknown config), refuses other values', () => {
+    const dir = checkout();
+    for (const f of ['tsconfig.json', 'scripts/compile-ts.mjs', 'scripts/build-stamp.mjs']) rmSync(path.join(dir, f));
+    const asked = run(dir, 'install.mjs', { BRAINLATENT_BUILD_FROM_SOURCE: '1' });
+    expect(asked.tools).toEqual(['cmake-js --target brainlatent_addon']);
+    expect(asked.out).toContain('brainlatent: building the engine from source (BRAINLATENT_BUILD_FROM_SOURCE=1)');
+    expect(run(dir, 'install.mjs', { npm_config_build_from_source: 'brainlatent' }).out).toContain('building the engine from source (--build-from-source)');
+    // 0 wins over npm's flag; the fallback (no prebuild loads in this fake package) still builds, and says why
+    const off = run(dir, 'install.mjs', { BRAINLATENT_BUILD_FROM_SOURCE: '0', npm_config_build_from_source: 'true' });
+    expect(off.out).not.toContain('building the engine from source (');
+    expect(off.out).toContain('no prebuilt engine loads');
+    expect(() => run(dir, 'install.mjs', { BRAINLATENT_BUILD_FROM_SOURCE: 'yes' })).toThrow(/BRAINLATENT_BUILD_FROM_SOURCE must be 1 .* or 0, got 'yes'/);
   });
 });

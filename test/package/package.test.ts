@@ -159,6 +159,18 @@ describe('installed-package behaviour', () => {
     expect(info.blas).toMatch(/BLAS|MKL|BLIS/);
   });
 
+  it("ships the MIT licence package.json names, as LICENSE in the tarball's root", () => {
+    expect(pkg.license).toBe('MIT');
+    const text = readFileSync(path.join(root, 'LICENSE'), 'utf8');
+    expect(text).toMatch(/^MIT License\n\nCopyright \(c\) 2026 brainlatent contributors\n/);
+    expect(text).toContain('THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND');
+    expect(pkg.files).toContain('LICENSE');
+    // what npm pack would put in the tarball (--ignore-scripts: no prepack build; the file list is the same)
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_/i.test(k)));
+    const listed = JSON.parse(execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }));
+    expect(listed[0].files.map((f: { path: string }) => f.path)).toContain('LICENSE');
+  }, 60_000);
+
   it('ships the prebuilt engine and ONNX Runtime, and builds from source only when asked or needed', () => {
     expect(pkg.files).toContain('prebuilds');
     expect(pkg.binary).toEqual({ napi_versions: [8] }); // cmake-js then needs no Node headers download

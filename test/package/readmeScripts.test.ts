@@ -38,3 +38,28 @@ describe('README and the scripts', () => {
     }
   });
 });
+
+describe('what npm 11 does with install scripts, as README and the hints say it', () => {
+  // npm 11.19 runs a dependency's install script that allowScripts does not cover, and warns (reviewer R2): README,
+  // install.mjs and the engine's build hint said it ran one only once approved.
+  const files = ['README.md', 'scripts/install.mjs', 'scripts/consumer-check.mjs', 'ts/native/binding.ts'];
+
+  it('no file says npm 11 runs or needs a dependency install script only once approved', () => {
+    for (const file of files) {
+      const text = readFileSync(file, 'utf8').replace(/\s+/g, ' ');
+      expect(text, file).not.toMatch(/only once (you )?approv|once approved|skips unapproved/);
+    }
+  });
+
+  it('README gives BRAINLATENT_BUILD_FROM_SOURCE=1 and --foreground-scripts for the source build, and the onnxruntime-node line skips its download', () => {
+    expect(readme).toContain('BRAINLATENT_BUILD_FROM_SOURCE=1 npm rebuild brainlatent --foreground-scripts');
+    expect(readme).toContain('Unknown cli config "--build-from-source"');
+    expect(readme).not.toMatch(/(?<!ONNXRUNTIME_NODE_INSTALL=skip )npm install onnxruntime-node@1/);
+    expect(readFileSync('ts/native/binding.ts', 'utf8')).toContain('BRAINLATENT_BUILD_FROM_SOURCE=1 npm rebuild brainlatent --foreground-scripts');
+  });
+
+  it('README says how CommonJS loads the package', () => {
+    expect(readme).toContain("`require('brainlatent')` works on Node ≥ 20.19");
+    expect(readme).toContain('ERR_REQUIRE_ESM');
+  });
+});

@@ -4,7 +4,8 @@
  * Diffusion API's progress, cancellation, determinism and bad-input errors.
  */
 import { copyFile, mkdir, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -185,6 +186,16 @@ describe('Diffusion API', () => {
   it('reports its runtime, signatures and adapted variant', () => {
     expect(sd.runtime.version).toMatch(/^1\.\d+/);
     expect(sd.runtime.providers).toContain('CPUExecutionProvider');
+    // A provider is listed as available only with its library beside the core: onnxruntime-node's core has CUDA and
+    // TensorRT compiled in, without libonnxruntime_providers_cuda.so / _tensorrt.so (they were listed: reviewer R2).
+    const folder = dirname(sd.runtime.libraryPath);
+    for (const [provider, stem] of [['CUDAExecutionProvider', 'cuda'], ['TensorrtExecutionProvider', 'tensorrt']]) {
+      const library = join(folder, `libonnxruntime_providers_${stem}.so`);
+      const shared = join(folder, 'libonnxruntime_providers_shared.so');
+      if (existsSync(library) && existsSync(shared)) continue;
+      expect(sd.runtime.providers).not.toContain(provider);
+      expect(sd.runtime.providersWithoutLibrary).toContainEqual({ provider, missing: existsSync(library) ? shared : library });
+    }
     expect(sd.info.inputIdsDtype).toBe('int64');
     expect(sd.info.timestepRank).toBe(0);
     expect(sd.info.vaeEncoderOutput).toBe('latent_parameters');

@@ -24,3 +24,14 @@ export function mean(a: ArrayLike<number>): number {
 export function seconds(s: number): string {
   return s < 1 ? `${(s * 1000).toFixed(0)} ms` : `${s.toFixed(2)} s`;
 }
+
+/**
+ * A path as one shell word, to paste after a command: bare when it needs no quoting, else in double quotes, or in
+ * single quotes when it holds a character double quotes would still expand (" $ ` \\ !). The demo's last line is
+ * `open "<out>/run/report.html"`: a folder with a space in its name was two words.
+ */
+export function shellWord(s: string): string {
+  if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(s)) return s;
+  if (!/["$`\\!]/.test(s)) return `"${s}"`;
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}

@@ -3,7 +3,8 @@ import { CancelledError, FormatError, InvalidArgumentError } from '../errors.js'
 import { onnx } from '../sd/onnxProto.js';
 import { OnnxModel, unetFeatures, type OnnxModelLoadOptions } from '../sd/OnnxModel.js';
 import { latentSizeMismatch, unetDeclaredSizes } from '../sd/onnxSignature.js';
-import { readModelWithWeightRefs, type CheckedDataFile } from '../sd/onnxWeightRefs.js';
+import type { CheckedDataFile } from '../sd/modelRoots.js';
+import { readModelWithWeightRefs } from '../sd/onnxWeightRefs.js';
 import type { Tensor } from '../sd/tensor.js';
 import { removeLeftUnetCopies } from './unetCopies.js';
 

@@ -13,9 +13,8 @@ import type * as ort from 'onnxruntime-common';
 import { InvalidArgumentError, MissingFileError, ShapeError } from '../errors.js';
 import { onnxruntimeNode, type OnnxRuntime } from '../native/onnxruntimeNode.js';
 import type { Matrix } from '../matrix.js';
-import { modelPathExists, readCheckedFile } from '../sd/modelRoots.js';
+import { modelPathExists, readCheckedFile, type CheckedDataFile } from '../sd/modelRoots.js';
 import { loadFailure, modelSource, verifyLoaded } from '../sd/modelSource.js';
-import type { CheckedDataFile } from '../sd/onnxWeightRefs.js';
 import type { RgbImages } from '../sd/tensor.js';
 import { checkImages, resizeImages } from './images.js';
 

@@ -19,8 +19,9 @@ interface NodeGypBuild {
 }
 
 const HOW_TO_BUILD =
-  'Build the engine from source: `npm install-scripts approve brainlatent && npm rebuild brainlatent --build-from-source` ' +
-  '(in a checkout: `npm run build`). It needs cmake, a C++17 compiler and a BLAS/LAPACK ' +
+  'Build the engine from source: `BRAINLATENT_BUILD_FROM_SOURCE=1 npm rebuild brainlatent --foreground-scripts` ' +
+  "(a few minutes; npm 11 runs the package's install script unless allowScripts denies it: `npm install-scripts approve brainlatent` " +
+  'allows it; in a checkout: `npm run build`). It needs cmake, a C++17 compiler and a BLAS/LAPACK ' +
   '(Debian/Ubuntu: sudo apt-get install cmake g++ libopenblas-dev).';
 
 /**
@@ -120,12 +121,22 @@ export function loadedAddonPath(): string {
 }
 
 /**
+ * Where the package keeps the ONNX Runtime library it ships beside the prebuilt engine on this platform
+ * (prebuilds/<platform>-<arch>/libonnxruntime.so.1 on Linux), and whether it ships a prebuilt engine here at all (that
+ * folder exists: linux-x64 in the package, not in a checkout or on other platforms); undefined off Linux.
+ */
+export function shippedOrtLibraryLocation(): { file: string; prebuildFolder: boolean } | undefined {
+  if (process.platform !== 'linux') return undefined;
+  const folder = path.join(packageRoot, 'prebuilds', `${process.platform}-${process.arch}`);
+  return { file: path.join(folder, 'libonnxruntime.so.1'), prebuildFolder: existsSync(folder) };
+}
+
+/**
  * The ONNX Runtime library shipped in the package beside the prebuilt engine (prebuilds/linux-x64/
  * carries onnxruntime-node's libonnxruntime.so.1), or undefined where none ships (other platforms, a
- * checkout). A source build on linux-x64 uses it too.
+ * checkout) or it is gone. A source build on linux-x64 uses it too.
  */
 export function shippedOrtLibrary(): string | undefined {
-  if (process.platform !== 'linux') return undefined;
-  const lib = path.join(packageRoot, 'prebuilds', `${process.platform}-${process.arch}`, 'libonnxruntime.so.1');
-  return existsSync(lib) ? lib : undefined;
+  const lib = shippedOrtLibraryLocation()?.file;
+  return lib && existsSync(lib) ? lib : undefined;
 }

@@ -5,7 +5,14 @@ export interface OrtRuntimeInfo {
   libraryPath: string;
   version: string;
   apiVersion: number;
+  /** The execution providers a session can ask for (GetAvailableProviders() less providersWithoutLibrary). */
   providers: string[];
+  /**
+   * Providers compiled into this ONNX Runtime whose shared library, loaded from the core's folder, is not there, with
+   * the file expected: onnxruntime-node's core and the copy shipped with the prebuilt engine list CUDA and TensorRT
+   * but come without their libraries (a CUDA build of ONNX Runtime, BRAINLATENT_ORT_LIB, has them: docs/cuda.md).
+   */
+  providersWithoutLibrary: { provider: string; missing: string }[];
 }
 
 /** An input or output of an ONNX model: name, element type, shape. */
@@ -231,7 +238,7 @@ export interface SamplerBinding {
 export type OnnxHandle = { readonly __onnxHandle: unique symbol };
 
 /**
- * A model's external data file as a service's model roots checked it (ts/sd/onnxWeightRefs.ts CheckedDataFile): the
+ * A model's external data file as a service's model roots checked it (ts/sd/modelRoots.ts CheckedDataFile): the
  * engine opens `path`, refuses it unless it is still the file of device `dev` and inode `ino`, and hands its bytes to
  * ONNX Runtime under `location`.
  */

@@ -9,7 +9,7 @@ import { trainRowImageIds } from '../nsd/extract.js';
 import { expdesignPath } from '../nsd/paths.js';
 import { maskGridMismatch, planNsdSessions } from '../nsd/sessionPlan.js';
 import { onnxruntimeNodeInstalled } from '../native/onnxruntimeNode.js';
-import { onnxruntimeNodeInstallCommand } from '../optionalDependencies.js';
+import { onnxruntimeNodeInstallLine } from '../optionalDependencies.js';
 import { loadRegionMask, type RegionMask } from '../nsd/roi.js';
 import { ReconstructConfigSchema } from '../config/reconstruct.js';
 import { planLabels, planRun, resolvePlanOptions } from '../sd/samplingOptions.js';
@@ -89,7 +89,7 @@ export async function preflight(config: ReconstructConfig, options: RunFolderCon
     if (problem) problems.push(problem);
   }
   if (config.evaluation.networks.length > 0 && !onnxruntimeNodeInstalled()) {
-    problems.push(`evaluation.networks: feature networks run on onnxruntime-node, which is not installed (${onnxruntimeNodeInstallCommand()})`);
+    problems.push(`evaluation.networks: feature networks run on onnxruntime-node, which is not installed (${onnxruntimeNodeInstallLine()})`);
   }
   problems.push(...(await runOutputOverlaps(ReconstructConfigSchema, config)));
   const conflict = await runFolderConflict(config, options);

@@ -41,9 +41,8 @@ import { InvalidArgumentError, MissingFileError } from '../errors.js';
 import { nativeJob, nativeSync } from '../native/call.js';
 import type { NativeOnnxInput, OnnxHandle, SdTensorInfo } from '../native/samplerTypes.js';
 import { checkOptionsObject } from '../ridge/options.js';
-import { modelPathExists } from './modelRoots.js';
+import { modelPathExists, type CheckedDataFile } from './modelRoots.js';
 import { loadFailure, modelSource, verifyLoaded } from './modelSource.js';
-import type { CheckedDataFile } from './onnxWeightRefs.js';
 import { nativeSessionOptions, ORT_SESSION_OPTION_KEYS, type OrtSessionOptions } from './native.js';
 import { assertTensor, type Tensor } from './tensor.js';
 

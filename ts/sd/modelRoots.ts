@@ -331,6 +331,22 @@ export async function readCheckedFile(real: string, checked: { dev: bigint; ino:
 }
 
 /** The files a model was checked as (checkedModelFile), to verify after ONNX Runtime, which opens them by path, read them. */
+/**
+ * An external data file as checked, for the engine (ts/native: onnxLoad's and sdLoad's `files`). Declared here, not in
+ * onnxWeightRefs.ts: the public typings reach it (modelSource.ts), and onnxWeightRefs' .d.ts names onnx-proto, whose
+ * typings need a global `Long` that a consumer with `"types": ["node"]` lacks.
+ */
+export interface CheckedDataFile {
+  /** The name the graph gives it (a location of its external data). */
+  location: string;
+  /** Its real path when it was checked, and its device and inode then. */
+  path: string;
+  dev: bigint;
+  ino: bigint;
+  /** The file in messages ("tensor 'w' (…) keeps its data in 'w.bin', which"). */
+  what: string;
+}
+
 export interface CheckedFiles {
   files: { named: string; what: string; model: string; checked: CheckedModelFile | 'missing' }[];
 }

@@ -20,8 +20,8 @@ import { lstat, readdir, realpath } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 import { InvalidArgumentError } from '../errors.js';
-import { modelsConfined, verifyUnchanged, type CheckedFiles } from './modelRoots.js';
-import { externalDataRefusal, isInside, readModelWithWeightRefs, type CheckedDataFile } from './onnxWeightRefs.js';
+import { modelsConfined, verifyUnchanged, type CheckedDataFile, type CheckedFiles } from './modelRoots.js';
+import { externalDataRefusal, isInside, readModelWithWeightRefs } from './onnxWeightRefs.js';
 
 /**
  * The model file to load by path, or (`bytes` given) its bytes with its external data in `externalDataFolder`, or,

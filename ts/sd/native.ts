@@ -4,8 +4,8 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 
 import { BackendUnavailableError, InvalidArgumentError } from '../errors.js';
-import { onnxruntimeNodeInstallCommand } from '../optionalDependencies.js';
-import { shippedOrtLibrary } from '../native/binding.js';
+import { onnxruntimeNodeInstallLine } from '../optionalDependencies.js';
+import { shippedOrtLibrary, shippedOrtLibraryLocation } from '../native/binding.js';
 import { describeNumber } from '../ridge/alphas.js';
 import { spinningFromEnv } from './spinningEnv.js';
 import type { NativeOrtSessionOptions } from '../native/samplerTypes.js';
@@ -30,16 +30,33 @@ export function defaultOrtLibrary(): string {
   }
   const shipped = shippedOrtLibrary();
   if (shipped) return shipped;
-  throw new BackendUnavailableError(
-    `no ONNX Runtime library: none ships with the package for ${process.platform}-${process.arch}, and onnxruntime-node is not installed; ` +
-      `\`${onnxruntimeNodeInstallCommand()}\` (with ONNXRUNTIME_NODE_INSTALL=skip) or set BRAINLATENT_ORT_LIB`,
+  throw new BackendUnavailableError(noOrtLibraryMessage(shippedOrtLibraryLocation(), `${process.platform}-${process.arch}`));
+}
+
+/**
+ * Why no default ONNX Runtime library was found: onnxruntime-node is not installed, and the package's own copy is
+ * missing from where it ships (`shipped.file`, named) or none ships for this platform; with the ways out.
+ */
+export function noOrtLibraryMessage(shipped: { file: string; prebuildFolder: boolean } | undefined, platform: string): string {
+  const packaged = shipped?.prebuildFolder
+    ? `the copy that ships with the package is missing (no ${shipped.file}: reinstall brainlatent)`
+    : `none ships with the package for ${platform}`;
+  return (
+    `no ONNX Runtime library: ${packaged}, and onnxruntime-node is not installed; ` +
+    `\`${onnxruntimeNodeInstallLine()}\` or set BRAINLATENT_ORT_LIB to a libonnxruntime`
   );
 }
 
 /** Option > BRAINLATENT_ORT_LIB > onnxruntime-node's library > the one shipped with the prebuilt engine. */
 export function resolveOrtLibrary(option?: string): string {
-  const path = option ?? process.env.BRAINLATENT_ORT_LIB ?? defaultOrtLibrary();
-  if (!existsSync(path)) throw new BackendUnavailableError(`ONNX Runtime library not found: ${path}`);
+  const fromEnv = process.env.BRAINLATENT_ORT_LIB;
+  const [path, source] =
+    option !== undefined
+      ? [option, 'the ortLibrary option (--ort-lib)']
+      : fromEnv
+        ? [fromEnv, 'BRAINLATENT_ORT_LIB']
+        : [defaultOrtLibrary(), "onnxruntime-node's, the default"];
+  if (!existsSync(path)) throw new BackendUnavailableError(`ONNX Runtime library not found: ${path} (from ${source})`);
   return path;
 }
 

@@ -38,7 +38,7 @@ import { lstat, realpath, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, resolve, win32 } from 'node:path';
 
 import { FormatError, MissingFileError } from '../errors.js';
-import { checkedModelFile, isInside, openModelFile, type CheckedFiles, type CheckedModelFile } from './modelRoots.js';
+import { checkedModelFile, isInside, openModelFile, type CheckedDataFile, type CheckedFiles, type CheckedModelFile } from './modelRoots.js';
 import { eachField, encodeVarint, FileWindow, onnx, type ProtoField } from './onnxProto.js';
 
 type IModel = import('onnx-proto').onnx.IModelProto;
@@ -80,18 +80,6 @@ export interface ModelWithWeightRefs {
    * Null without roots.
    */
   files: CheckedDataFile[] | null;
-}
-
-/** An external data file as checked, for the engine (ts/native: onnxLoad's and sdLoad's `files`). */
-export interface CheckedDataFile {
-  /** The name the graph gives it (a location of its external data). */
-  location: string;
-  /** Its real path when it was checked, and its device and inode then. */
-  path: string;
-  dev: bigint;
-  ino: bigint;
-  /** The file in messages ("tensor 'w' (…) keeps its data in 'w.bin', which"). */
-  what: string;
 }
 
 // field numbers of onnx.proto3

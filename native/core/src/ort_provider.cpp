@@ -5,6 +5,7 @@
 // whose classic append is not enabled), and any other provider by name.
 // Reference: onnxruntime.ai/docs/execution-providers/plugin-ep-libraries/usage.html and the API-29
 // header (native/third_party/onnxruntime/include/onnxruntime_c_api.h).
+#include <cctype>
 #include <climits>
 #include <cstdlib>
 #include <mutex>
@@ -133,6 +134,28 @@ std::string provider_library_of(const OrtSessionConfig& c) {
   return e && *e ? e : "";
 }
 
+namespace {
+
+// What to do when the classic CUDA append fails. A core with the CUDA provider compiled in but without its libraries
+// (onnxruntime-node's, and the copy shipped with the prebuilt engine) needs a CUDA build of ONNX Runtime; a core
+// without it (a CPU build) takes either that or a plugin provider library.
+std::string cuda_hint() {
+  const OrtRuntimeInfo* info = ort_loaded_info();
+  const std::string build =
+      "load a CUDA build of ONNX Runtime: BRAINLATENT_ORT_LIB=<its libonnxruntime.so> (--ort-lib, ortLibrary); "
+      "see docs/cuda.md";
+  if (info)
+    for (const auto& [provider, missing] : info->providers_without_library)
+      if (provider == kCudaEpName)
+        return "the ONNX Runtime at " + info->library_path + " has the CUDA provider compiled in but not its libraries (" +
+               missing + " not found): " + build;
+  return "this ONNX Runtime cannot run the CUDA provider as it is: " + build +
+         "; a core without the classic CUDA provider loads it as a plugin: BRAINLATENT_ORT_PROVIDER_LIB=" +
+         "<libonnxruntime_providers_cuda.so> (--provider-lib, providerLibrary)";
+}
+
+}  // namespace
+
 std::string append_provider(OrtSessionOptions* so, const OrtSessionConfig& c) {
   const OrtApi& a = api();
   if (c.provider.empty() || c.provider == "cpu") {
@@ -167,11 +190,11 @@ std::string append_provider(OrtSessionOptions* so, const OrtSessionConfig& c) {
     OrtStatus* st = a.UpdateCUDAProviderOptions(cuda, keys.data(), vals.data(), keys.size());
     if (!st) st = a.SessionOptionsAppendExecutionProvider_CUDA_V2(so, cuda);
     a.ReleaseCUDAProviderOptions(cuda);
-    if (st)
-      throw Error(ErrorCode::BackendUnavailable,
-                  "the CUDA execution provider is unavailable: " + take_message(st) +
-                      " (a core without the classic CUDA provider loads it as a plugin: set "
-                      "BRAINLATENT_ORT_PROVIDER_LIB to libonnxruntime_providers_cuda.so)");
+    if (st) {
+      std::string why = take_message(st);
+      while (!why.empty() && std::isspace(static_cast<unsigned char>(why.back()))) why.pop_back();
+      throw Error(ErrorCode::BackendUnavailable, "the CUDA execution provider is unavailable: " + why + " (" + cuda_hint() + ")");
+    }
     return "cuda (built-in)";
   }
   if (!c.provider_library.empty())

@@ -57,7 +57,39 @@ bool default_ort_telemetry_off() {
   return s == "1" || s == "true" || s == "yes" || s == "on" || s == "y";
 }
 
+// The providers ONNX Runtime builds as shared libraries (libonnxruntime_providers_<stem>), loaded on first use
+// from the core's folder; the others are inside the core.
+const char* provider_library_stem(const std::string& provider) {
+  static const std::pair<const char*, const char*> stems[] = {
+      {"CUDAExecutionProvider", "cuda"},         {"TensorrtExecutionProvider", "tensorrt"},
+      {"MIGraphXExecutionProvider", "migraphx"}, {"ROCMExecutionProvider", "rocm"},
+      {"OpenVINOExecutionProvider", "openvino"}, {"CANNExecutionProvider", "cann"},
+      {"DnnlExecutionProvider", "dnnl"},         {"VitisAIExecutionProvider", "vitisai"},
+  };
+  for (const auto& [name, stem] : stems)
+    if (provider == name) return stem;
+  return nullptr;
+}
+
 }  // namespace
+
+std::string missing_provider_library(const std::string& core_path, const std::string& provider) {
+  const char* stem = provider_library_stem(provider);
+  if (!stem) return "";
+#ifdef __APPLE__
+  const char* ext = ".dylib";
+#else
+  const char* ext = ".so";
+#endif
+  const std::size_t slash = core_path.find_last_of('/');
+  const std::string folder = slash == std::string::npos ? "" : core_path.substr(0, slash + 1);
+  for (const std::string& file : {folder + "libonnxruntime_providers_" + stem + ext,
+                                  folder + "libonnxruntime_providers_shared" + ext}) {
+    std::error_code ec;
+    if (!std::filesystem::exists(file, ec)) return file;
+  }
+  return "";
+}
 
 OrtRuntimeInfo ort_load(const std::string& requested) {
   Runtime& r = runtime();
@@ -125,7 +157,11 @@ OrtRuntimeInfo ort_load(const std::string& requested) {
   if (OrtStatus* st = api->GetAvailableProviders(&names, &count)) {
     api->ReleaseStatus(st);
   } else {
-    for (int i = 0; i < count; ++i) info.providers.emplace_back(names[i]);
+    for (int i = 0; i < count; ++i) {
+      const std::string missing = missing_provider_library(path, names[i]);
+      if (missing.empty()) info.providers.emplace_back(names[i]);
+      else info.providers_without_library.emplace_back(names[i], missing);
+    }
     if (OrtStatus* st2 = api->ReleaseAvailableProviders(names, count)) api->ReleaseStatus(st2);
   }
   r.handle = h;
@@ -134,6 +170,12 @@ OrtRuntimeInfo ort_load(const std::string& requested) {
   r.cpu = cpu;
   r.info = info;
   return info;
+}
+
+const OrtRuntimeInfo* ort_loaded_info() {
+  Runtime& r = runtime();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  return r.api ? &r.info : nullptr;
 }
 
 bool ort_is_loaded() {

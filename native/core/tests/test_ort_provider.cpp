@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <string>
 
+#include <unistd.h>
+
 #include "brainlatent/error.h"
 #include "brainlatent/ort_model.h"
 #include "sd_test_util.h"
@@ -26,6 +28,32 @@ int main() {
   }
   const auto info = ort_load(lib);
   std::printf("ONNX Runtime %s at %s\n", info.version.c_str(), lib.c_str());
+  for (const auto& [provider, missing] : info.providers_without_library)
+    std::printf("compiled in, library not found: %s (%s)\n", provider.c_str(), missing.c_str());
+  // A provider whose library is missing is not listed as available; onnxruntime-node's core (the test's default)
+  // has CUDA compiled in without libonnxruntime_providers_cuda.so.
+  bool cuda_listed = false, cuda_missing = false;
+  for (const auto& p : info.providers) cuda_listed |= p == "CUDAExecutionProvider";
+  for (const auto& [provider, missing] : info.providers_without_library) cuda_missing |= provider == "CUDAExecutionProvider";
+  SD_CHECK(!(cuda_listed && cuda_missing));
+  const std::string folder = lib.substr(0, lib.find_last_of('/') + 1);
+  SD_CHECK(!cuda_listed || exists(folder + "libonnxruntime_providers_cuda.so"));
+  SD_CHECK(missing_provider_library(lib, "CPUExecutionProvider").empty());
+  SD_CHECK(missing_provider_library(lib, "XnnpackExecutionProvider").empty());
+  // The probe on a folder of empty files: the provider's own library first, then the shared bridge.
+  {
+    char tmpl[] = "/tmp/bl-provider-libs-XXXXXX";
+    const std::string dir = ::mkdtemp(tmpl);
+    const std::string core = dir + "/libonnxruntime.so.1";
+    SD_CHECK(missing_provider_library(core, "CUDAExecutionProvider") == dir + "/libonnxruntime_providers_cuda.so");
+    SD_CHECK(missing_provider_library(core, "TensorrtExecutionProvider") == dir + "/libonnxruntime_providers_tensorrt.so");
+    std::fclose(std::fopen((dir + "/libonnxruntime_providers_cuda.so").c_str(), "w"));
+    SD_CHECK(missing_provider_library(core, "CUDAExecutionProvider") == dir + "/libonnxruntime_providers_shared.so");
+    std::fclose(std::fopen((dir + "/libonnxruntime_providers_shared.so").c_str(), "w"));
+    SD_CHECK(missing_provider_library(core, "CUDAExecutionProvider").empty());
+    for (const char* f : {"/libonnxruntime_providers_shared.so", "/libonnxruntime_providers_cuda.so"}) std::remove((dir + f).c_str());
+    ::rmdir(dir.c_str());
+  }
   ::unsetenv("BRAINLATENT_ORT_PROVIDER_LIB");
   // Any model path: the provider is appended before the model is read.
   const std::string model = "/nonexistent/model.onnx";
@@ -57,16 +85,23 @@ int main() {
   msg = error_of([&] { OnnxModel::load(model, lib, c); }, ErrorCode::BackendUnavailable);
   SD_CHECK(contains(msg, "/nonexistent/second/") && !contains(msg, "already registered"));
 
-  // The classic route on a core without CUDA: unavailable, pointing at the plugin route.
-  // (On a CUDA machine with a CUDA build the provider appends and the missing model is the error.)
+  // The classic route on a core without CUDA's libraries: unavailable, pointing at a CUDA build of ONNX Runtime
+  // (BRAINLATENT_ORT_LIB, docs/cuda.md); on one with CUDA compiled in but its libraries missing (onnxruntime-node's),
+  // naming the file not found rather than the plugin route. (On a CUDA machine with a CUDA build the provider
+  // appends and the missing model is the error.)
   c.provider_library.clear();
   try {
     OnnxModel::load(model, lib, c);
     SD_CHECK(!"expected an error");
   } catch (const Error& e) {
     std::printf("classic route: %s\n", e.what());
-    SD_CHECK((e.code() == ErrorCode::BackendUnavailable && contains(e.what(), "BRAINLATENT_ORT_PROVIDER_LIB")) ||
+    SD_CHECK((e.code() == ErrorCode::BackendUnavailable && contains(e.what(), "BRAINLATENT_ORT_LIB=") &&
+              contains(e.what(), "docs/cuda.md")) ||
              (e.code() == ErrorCode::OrtFailure && contains(e.what(), model)));
+    if (cuda_missing) {
+      SD_CHECK(contains(e.what(), "compiled in but not its libraries"));
+      SD_CHECK(!contains(e.what(), "BRAINLATENT_ORT_PROVIDER_LIB"));
+    }
   }
 
   // Contradictory settings are refused before ORT is asked.

@@ -12,14 +12,27 @@ struct OrtRuntimeInfo {
   std::string library_path;          // what was dlopen'ed
   std::string version;               // GetVersionString()
   int api_version = 0;               // the API level the engine requested
-  std::vector<std::string> providers;  // GetAvailableProviders()
+  // GetAvailableProviders() less those in providers_without_library: what a session can ask for.
+  std::vector<std::string> providers;
+  // Providers compiled into the core whose shared library ONNX Runtime loads from the core's folder is not there
+  // (onnxruntime-node's core, and the copy shipped with the prebuilt engine, list CUDA and TensorRT without their
+  // libraries): {provider, the file expected}. A session asking for one fails.
+  std::vector<std::pair<std::string, std::string>> providers_without_library;
 };
+
+// The library file ONNX Runtime would load `provider` (a GetAvailableProviders() name) from, beside the core at
+// `core_path` (its folder as given: provider_bridge_ort.cc looks there), when that file, or else the shared bridge
+// libonnxruntime_providers_shared that ORT loads before it, is missing; "" when both exist or the provider is not one ORT
+// loads from a library (CPU, XNNPACK, WebGPU, …). A stat of two files at most.
+std::string missing_provider_library(const std::string& core_path, const std::string& provider);
 
 // Loads the library once per process. `path` empty = env BRAINLATENT_ORT_LIB. Loading again with
 // the same path (or an empty one) returns the loaded runtime; another path is an error.
 // Throws BackendUnavailable when the file cannot be opened, has no OrtGetApiBase, or is too old.
 OrtRuntimeInfo ort_load(const std::string& path);
 bool ort_is_loaded();
+// The loaded runtime's info (set once, never changed after), or null before ort_load.
+const OrtRuntimeInfo* ort_loaded_info();
 
 // Session settings shared by every model of a pipeline.
 struct OrtSessionConfig {
