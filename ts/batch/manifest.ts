@@ -12,7 +12,9 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { Ajv } from 'ajv';
 
 import { BrainlatentError, InvalidArgumentError } from '../errors.js';
-import { resolveEncodeConfig, type EncodeConfig } from '../config/encode.js';
+import { EncodeConfigSchema, resolveEncodeConfig, type EncodeConfig } from '../config/encode.js';
+import { resolveConfigPaths } from '../config/paths.js';
+import { ReconstructConfigSchema } from '../config/reconstruct.js';
 import { fieldLabel, problemsFrom } from '../config/problems.js';
 import { resolveConfig, stableJson, type ReconstructConfig } from '../pipeline/config.js';
 import type { Img2ImgSharding } from '../pipeline/stages.js';
@@ -225,8 +227,10 @@ function overrideLabel(problem: string, where: string, override: Record<string, 
 }
 
 /**
- * Validates a manifest and expands it into one validated config per subject × analysis. Relative paths in
- * out, the NSD roots and the model folders are taken from `baseDir` (the manifest's folder).
+ * Validates a manifest and expands it into one validated config per subject × analysis. Every relative path
+ * (out, the NSD roots, and each path field of an analysis's config: model folders, captions, networks, feature
+ * files, ids, ncsnr, masks…) is taken from `baseDir` (the manifest's folder; a service's root), here and nowhere
+ * else, so that the path a service checks against its root is the path the job reads.
  */
 export function resolveManifest(input: unknown, options: { source?: string; baseDir?: string } = {}): ResolvedBatch {
   const source = options.source ?? 'manifest';
@@ -251,20 +255,19 @@ export function resolveManifest(input: unknown, options: { source?: string; base
       // the config's fields are named as the manifest has them: "nsd4.json: analyses[1].config.featureSets[0].name"
       const where = field('analyses', j, 'config');
       const tpl = deepMerge(a.config, entry.overrides?.[a.name] ?? {});
-      const cfg = substitute(tpl, vars) as Record<string, unknown>;
+      // every path field the analysis's schema declares, from the base (not from the process's working folder)
+      const schema = a.kind === 'reconstruct' ? ReconstructConfigSchema : EncodeConfigSchema;
+      const cfg = resolveConfigPaths(schema, substitute(tpl, vars), base) as Record<string, unknown>;
       const runOut = join(out, name, a.name);
       const nsd = { ...(isPlainObject(cfg.nsd) ? cfg.nsd : {}), root, subject: entry.subject } as Record<string, unknown>;
       // one extraction cache per subject, shared by its analyses: the same region is extracted once
-      nsd.cacheDir = typeof nsd.cacheDir === 'string' ? abs(nsd.cacheDir) : join(out, name, 'cache');
+      if (typeof nsd.cacheDir !== 'string') nsd.cacheDir = join(out, name, 'cache');
       const sharding: Img2ImgSharding = { images: a.shards?.images ?? 64, seeds: a.shards?.seeds ?? 1 };
       try {
         if (a.kind === 'reconstruct') {
-          const model = isPlainObject(cfg.model) ? { ...cfg.model } : cfg.model;
-          if (isPlainObject(model) && typeof model.dir === 'string') model.dir = abs(model.dir);
-          analyses.push({ name: a.name, kind: 'reconstruct', config: resolveConfig({ ...cfg, out: runOut, nsd, model }, where), sharding });
+          analyses.push({ name: a.name, kind: 'reconstruct', config: resolveConfig({ ...cfg, out: runOut, nsd }, where), sharding });
         } else {
-          const model = typeof cfg.model === 'string' ? abs(cfg.model) : cfg.model;
-          analyses.push({ name: a.name, kind: 'encode', config: resolveEncodeConfig({ ...cfg, out: runOut, nsd, model }, where), sharding });
+          analyses.push({ name: a.name, kind: 'encode', config: resolveEncodeConfig({ ...cfg, out: runOut, nsd }, where), sharding });
         }
       } catch (e) {
         const list = (e as { problems?: string[] }).problems ?? [`${where}: ${(e as Error).message}`];
