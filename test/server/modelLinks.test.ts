@@ -85,6 +85,19 @@ describe('POST /v1/models: links in a model folder', () => {
     expect(problems).toContainEqual(expect.stringMatching(/models\/sig-there\/unet\/model\.onnx: the model file leads, through a symbolic link, outside the service's root folder/));
   });
 
+  it('POST /v1/models answers a U-Net linked outside the root alike whether its target exists or not', async () => {
+    // (before: the existing target was 400 'leads outside the root', the missing one 400 MissingFile 'has no unet/model.onnx')
+    const there = await s.call('POST', '/v1/models', { kind: 'sd', name: 'there', path: 'models/sig-there' });
+    const missing = await s.call('POST', '/v1/models', { kind: 'sd', name: 'missing', path: 'models/sig-missing' });
+    expect(there.status, there.text).toBe(400);
+    expect(missing.status, missing.text).toBe(400);
+    expect(there.json).toMatchObject({ code: 'FormatError' });
+    expect(there.json.message).toMatch(/models\/sig-there\/unet\/model\.onnx: the model file leads, through a symbolic link, outside the service's root folder/);
+    expect(there.text.replaceAll('sig-there', 'X')).toBe(missing.text.replaceAll('sig-missing', 'X'));
+    expect(there.text).not.toContain(outside);
+    expect(there.text).not.toContain('SECRET_');
+  });
+
   it('a model folder named in a config that links outside the root is refused alike whether its target exists or not', async () => {
     // (before: a link to a missing folder passed the path check, and the preflight said it 'does not exist')
     await symlink(outside, join(s.root, 'models', 'dir-there'));

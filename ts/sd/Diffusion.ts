@@ -223,7 +223,7 @@ export class Diffusion {
       throw new InvalidArgumentError(`Diffusion.load: components must be an array of component names (e.g. ['unet']), got ${describeNumber(options.components)}`);
     }
     // the layout first: an empty or wrong folder lists its missing components, not the first file read
-    checkModelLayout(dir, options.components);
+    await checkModelLayout(dir, options.components);
     // (the latents' scale: 0, NaN or Infinity would turn every latent into 0, NaN or Infinity)
     if (options.scalingFactor !== undefined && !isPositiveFinite(options.scalingFactor)) {
       throw new InvalidArgumentError(`Diffusion.load: scalingFactor must be a finite number > 0, got ${describeNumber(options.scalingFactor)}`);
