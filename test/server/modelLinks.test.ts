@@ -98,6 +98,19 @@ describe('POST /v1/models: links in a model folder', () => {
     expect(there.text).not.toContain('SECRET_');
   });
 
+  it("a job's preflight refuses a model whose external data link outside the root, as POST /v1/models does", async () => {
+    // (before: accepted at submission, 202, failing a minute later in the features stage)
+    const r = await s.call('POST', '/v1/jobs', { kind: 'reconstruct', config: { out: 'runs/evil', nsd: { root: 'nsd', subject: 1 }, model: { dir: 'models/evil' } } });
+    expect(r.status, r.text).toBe(400);
+    expect(r.json.problems).toContainEqual(
+      expect.stringMatching(/^body\.config: models\/evil\/unet\/model\.onnx: tensor '[^']+' \(a graph initializer\) keeps its data in 'weights\.pb', which leads, through a symbolic link, outside the service's root folder/),
+    );
+    expect(r.text).not.toContain(outside);
+    const enc = await s.call('POST', '/v1/jobs', { kind: 'encode', config: { out: 'runs/evil-enc', nsd: { root: 'nsd', subject: 1 }, model: 'models/evil', featureSets: [{ name: 'u', kind: 'unet', layers: ['mid'], timesteps: [201] }] } });
+    expect(enc.status, enc.text).toBe(400);
+    expect(enc.json.problems).toContainEqual(expect.stringMatching(/keeps its data in 'weights\.pb', which leads, through a symbolic link, outside the service's root folder/));
+  });
+
   it('a model folder named in a config that links outside the root is refused alike whether its target exists or not', async () => {
     // (before: a link to a missing folder passed the path check, and the preflight said it 'does not exist')
     await symlink(outside, join(s.root, 'models', 'dir-there'));

@@ -7,6 +7,7 @@ import { readIntVectorNpy, readNpyHeader, type NpyHeader } from '../io/npy.js';
 import { scanNpyNonFinite } from '../io/npyScan.js';
 import type { VoxelMask } from '../io/voxelMask.js';
 import { modelFileProblem } from '../sd/modelRoots.js';
+import { externalDataProblems } from '../sd/onnxWeightRefs.js';
 import { loadNsdCaptions } from '../nsd/captions.js';
 import { nsdTrialTable, readNsdDesign, type NsdDesign } from '../nsd/expdesign.js';
 import { trainRowImageIds } from '../nsd/extract.js';
@@ -99,6 +100,8 @@ export async function preflightEncode(c: EncodeConfig, options: EncodePreflightO
         if (problem) problems.push(problem);
         else if (part === 'unet') unetThere = true;
       }
+      // (under a service's model roots: external data linked out of them, refused now as the load would refuse it)
+      if (problems.length === 0) problems.push(...(await externalDataProblems(parts.map((part) => join(c.model!, part, 'model.onnx')))));
       if (unetThere) {
         const u = await unetProblems(c, options.unetSetsToRun);
         problems.push(...u.problems);

@@ -15,6 +15,7 @@ import { ReconstructConfigSchema } from '../config/reconstruct.js';
 import { planLabels, planRun, resolvePlanOptions } from '../sd/samplingOptions.js';
 import { sdLayoutProblems } from '../sd/layoutSignature.js';
 import { modelFileProblem } from '../sd/modelRoots.js';
+import { externalDataProblems, externalDataRootsProblem } from '../sd/onnxWeightRefs.js';
 import { readSchedulerConfig } from '../sd/schedulerConfig.js';
 import type { SamplerPlanInfo } from '../sd/index.js';
 import type { ReconstructConfig } from './config.js';
@@ -46,6 +47,8 @@ export interface PreflightResult {
 
 const isDir = (p: string) => existsSync(p) && statSync(p).isDirectory();
 
+const SD_PARTS = ['vae_encoder', 'vae_decoder', 'text_encoder', 'unet'];
+
 /** `options`: --force, and how a folder of another run is to be resolved in the caller's words (runFolderConflict). */
 export async function preflight(config: ReconstructConfig, options: RunFolderConflictOptions = {}): Promise<PreflightResult> {
   const problems: string[] = [];
@@ -53,7 +56,7 @@ export async function preflight(config: ReconstructConfig, options: RunFolderCon
   const { nsd, model } = config;
   if (!isDir(model.dir)) problems.push(`model folder ${model.dir} does not exist`);
   else {
-    for (const part of ['vae_encoder', 'vae_decoder', 'text_encoder', 'unet']) {
+    for (const part of SD_PARTS) {
       // (under a service's model roots a link out of them is refused alike whether or not its target exists)
       const problem = await modelFileProblem(join(model.dir, part, 'model.onnx'), `model folder ${model.dir} has no ${part}/model.onnx (expected a diffusers/optimum SD 1.x ONNX export)`);
       if (problem) problems.push(problem);
@@ -63,6 +66,9 @@ export async function preflight(config: ReconstructConfig, options: RunFolderCon
     const found = problems.length === 0;
     const layout = found ? await sdLayoutProblems(model.dir) : [];
     problems.push(...layout);
+    // (under a service's model roots: external data linked out of them, refused now as the load would refuse it,
+    // not at the features stage after extraction ran)
+    if (found) problems.push(...(await externalDataProblems(SD_PARTS.map((part) => join(model.dir, part, 'model.onnx')))));
     // a U-Net exported at one latent size (the demo world's) runs img2img only at img2img.size = 8 × that size
     // (only once every component was found: existsSync here would read a U-Net linked out of a service's root)
     if (layout.length === 0 && found) {
@@ -85,7 +91,7 @@ export async function preflight(config: ReconstructConfig, options: RunFolderCon
     }
   }
   for (const n of config.evaluation.networks) {
-    const problem = await modelFileProblem(n.path, `feature network '${n.name}': ${n.path} does not exist`);
+    const problem = (await modelFileProblem(n.path, `feature network '${n.name}': ${n.path} does not exist`)) ?? (await externalDataRootsProblem(n.path, `feature network '${n.name}'`));
     if (problem) problems.push(problem);
   }
   if (config.evaluation.networks.length > 0 && !onnxruntimeNodeInstalled()) {

@@ -38,7 +38,7 @@ import { lstat, realpath, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, resolve, win32 } from 'node:path';
 
 import { FormatError, MissingFileError } from '../errors.js';
-import { checkedModelFile, isInside, openModelFile, type CheckedDataFile, type CheckedFiles, type CheckedModelFile } from './modelRoots.js';
+import { checkedModelFile, isInside, modelsConfined, openModelFile, type CheckedDataFile, type CheckedFiles, type CheckedModelFile } from './modelRoots.js';
 import { eachField, encodeVarint, FileWindow, onnx, type ProtoField } from './onnxProto.js';
 
 type IModel = import('onnx-proto').onnx.IModelProto;
@@ -474,6 +474,38 @@ function emit(out: Piece[], p: Part, byRef: boolean, relocated: Map<string, stri
  * with '..') is a FormatError naming the file and the tensor.
  */
 export async function readModelWithWeightRefs(path: string, options: { what?: string; minBytes?: number } = {}): Promise<ModelWithWeightRefs> {
+  return (await readWithWeightRefs(path, options, false))!;
+}
+
+/**
+ * Under model roots (a service's): the refusal of the model at `path` whose external data lie, links followed,
+ * outside them, or whose locations are refused (absolute, '..'), as readModelWithWeightRefs and so a load would
+ * refuse it, its message; null when they pass, when no roots apply, or when the file is missing or unreadable (a
+ * preflight names those otherwise). Walks the graph only: nothing is assembled or decoded.
+ */
+export async function externalDataRootsProblem(path: string, what = 'model'): Promise<string | null> {
+  if (!modelsConfined()) return null;
+  try {
+    await readWithWeightRefs(path, { what, minBytes: Infinity }, true);
+    return null;
+  } catch (e) {
+    if (e instanceof FormatError && (refusals.has(e) || e.field !== undefined)) return e.message;
+    return null;
+  }
+}
+
+/** Each model file's external data refusal under model roots (externalDataRootsProblem), in order. */
+export async function externalDataProblems(paths: readonly string[]): Promise<string[]> {
+  const problems: string[] = [];
+  for (const p of paths) {
+    const problem = await externalDataRootsProblem(p);
+    if (problem) problems.push(problem);
+  }
+  return problems;
+}
+
+/** readModelWithWeightRefs; `checkOnly`: returns null once the external data's locations and files are checked. */
+async function readWithWeightRefs(path: string, options: { what?: string; minBytes?: number }, checkOnly: boolean): Promise<ModelWithWeightRefs | null> {
   const what = options.what ?? 'model';
   const minBytes = options.minBytes ?? MIN_REFERENCED_BYTES;
   const folder = resolve(dirname(path));
@@ -536,6 +568,7 @@ export async function readModelWithWeightRefs(path: string, options: { what?: st
         if (c !== null && !dataChecked.has(l)) dataChecked.set(l, { what, checked: c });
       }
     }
+    if (checkOnly) return null;
     const nested = new Set(external.flatMap((x) => (x.location && !x.top ? [x.location] : [])));
     const plan = locations.size > 0 ? await planData(path, folder, real, locations, nested) : null;
     // the folder to load with: the external data's, else (inline weights only) the model file's own
