@@ -52,12 +52,12 @@ describe.skipIf(!redisAvailable)('a batch name held in Redis', { timeout: 60_000
     // two jobs of one plan (resubmitted) hold one claim; another plan is refused while either holds it
     expect(await claimBatchName(url(), 'cl', mine.hash, 'job-a')).toBeNull();
     expect(await claimBatchName(url(), 'cl', mine.hash, 'job-b')).toBeNull();
-    expect(await claimBatchName(url(), 'cl', other.hash, 'job-c')).toEqual({ by: 'claim', hash: mine.hash });
+    expect(await claimBatchName(url(), 'cl', other.hash, 'job-c')).toEqual({ by: 'claim', hash: mine.hash, jobs: ['job-a', 'job-b'] });
     await expect(submitPlan(other, { redis: url() })).rejects.toThrow(
-      `batch 'cl' is claimed by a service's job for another manifest, not submitted yet (plan ${mine.hash}, this one ${other.hash}); give this one another name, or wait for that job to end (one that ends before submitting frees the name); a claim left by a service that stopped before its job ran is removed with 'brainlatent batch cancel cl --redis ${shownRedisUrl(url())} --purge'`,
+      `batch 'cl' is claimed by a service's job for another manifest, not submitted yet (plan ${mine.hash}, this one ${other.hash}; held by jobs job-a, job-b of the service that accepted it); give this one another name, or wait for that job to end (one that ends before submitting frees the name); a claim left by a service that stopped before its job ran is removed with 'brainlatent batch cancel cl --redis ${shownRedisUrl(url())} --purge'`,
     );
     await releaseBatchName(url(), 'cl', 'job-a');
-    expect(await claimBatchName(url(), 'cl', other.hash, 'job-c')).toEqual({ by: 'claim', hash: mine.hash });
+    expect(await claimBatchName(url(), 'cl', other.hash, 'job-c')).toEqual({ by: 'claim', hash: mine.hash, jobs: ['job-b'] });
     // the claim's own plan records the batch, which replaces the claim; another plan then meets the record
     await submitPlan(mine, { redis: url() });
     expect(await raw((r) => r.exists(keys.claim('cl')))).toBe(0);

@@ -54,9 +54,10 @@ describe.skipIf(!redisAvailable)("a batch job's name with --redis", { timeout: 1
     expect(other.status, other.text).toBe(409);
     expect(other.json).toMatchObject({ error: 'Conflict', code: 'BatchNameTaken', name: 'BatchNameTakenError' });
     expect(other.json.message).toBe(
-      "body.manifest.name 'lab1' is taken: a batch of that name from another manifest — or from this manifest submitted from the command line or by a service with another root folder (a service's batch includes its root) — is in this service's Redis; give this manifest another name, or, if that batch was submitted by this service from this very manifest, submit it again to resume it (its finished jobs are kept)",
+      "body.manifest.name 'lab1' is taken: a batch of that name from another manifest — or from this manifest submitted from the command line or by a service with another root folder (a service's batch includes its root) — is in this service's Redis; give this manifest another name, or have that batch removed with 'brainlatent batch cancel lab1 --redis <this service's Redis URL> --purge' (its run folders stay on disk) and submit this one again",
     );
-    expect(other.json.message).not.toContain('--purge');
+    // (before: 'submit it again to resume it', which a manifest that differs never does, and no way to free the name)
+    expect(other.json.message).not.toContain('resume');
     expect((await s.call('GET', '/v1/jobs?kind=batch')).json.jobs.map((j: { id: string }) => j.id)).toEqual([first.json.id]);
 
     // under another name it is taken; and the first manifest again (its job ended) resumes its batch
@@ -70,14 +71,15 @@ describe.skipIf(!redisAvailable)("a batch job's name with --redis", { timeout: 1
   });
 
   const post = (m: ReturnType<typeof manifest>) => s.call('POST', '/v1/jobs', { kind: 'batch', manifest: m });
-  const claimed = (name: string) =>
-    `body.manifest.name '${name}' is taken: a job accepted with another manifest of that name (by this service or another on its Redis) has not submitted its batch yet; give this manifest another name, or submit it again once that job has ended (a job that ends before it submitted its batch frees the name; a claim left by a service that stopped before its job ran is removed with 'brainlatent batch cancel ${name} --redis <this service's Redis URL> --purge')`;
+  // (the holding job named, so that a web user can find or cancel it: before, the 409 did not say which job)
+  const claimed = (name: string, job: string) =>
+    `body.manifest.name '${name}' is taken: a job accepted with another manifest of that name (${job}, by this service or another on its Redis) has not submitted its batch yet; give this manifest another name, or submit it again once that job has ended (GET /v1/jobs/ID shows a job of this service, DELETE /v1/jobs/ID cancels it; a job that ends before it submitted its batch frees the name; a claim left by a service that stopped before its job ran is removed with 'brainlatent batch cancel ${name} --redis <this service's Redis URL> --purge')`;
 
   it('of two manifests of one name submitted at once, accepts one and refuses the other (409); of one manifest twice at once, one runs', async () => {
     const both = await Promise.all([post(manifest('batches/r1', 'race')), post(manifest('batches/r2', 'race'))]);
     expect(both.map((r) => r.status).sort(), both.map((r) => r.text).join('\n')).toEqual([202, 409]);
     const [accepted, refused] = both[0].status === 202 ? both : [both[1], both[0]];
-    expect(refused.json).toMatchObject({ code: 'BatchNameTaken', message: claimed('race') });
+    expect(refused.json).toMatchObject({ code: 'BatchNameTaken', message: claimed('race', accepted.json.id) });
 
     // the same manifest twice at once: one job writes its folder, the other is refused as any second job of a folder
     const twice = await Promise.all([post(manifest('batches/t', 'twice')), post(manifest('batches/t', 'twice'))]);
@@ -96,7 +98,7 @@ describe.skipIf(!redisAvailable)("a batch job's name with --redis", { timeout: 1
     expect(queued.status, queued.text).toBe(202);
     const other = await post(manifest('batches/f2', 'free'));
     expect(other.status, other.text).toBe(409);
-    expect(other.json).toMatchObject({ code: 'BatchNameTaken', message: claimed('free') });
+    expect(other.json).toMatchObject({ code: 'BatchNameTaken', message: claimed('free', queued.json.id) });
     await cancelled(queued.json.id);
     const now = await post(manifest('batches/f2', 'free'));
     expect(now.status, now.text).toBe(202);

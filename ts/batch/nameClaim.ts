@@ -14,8 +14,11 @@ import { loadRedisQueue } from '../optionalDependencies.js';
 import { RedisUnreachableError } from './errors.js';
 import { keys, redisConnection, shownRedisUrl, unreachableMessage, type BatchRecord } from './redis.js';
 
-/** What holds a name for another plan: the batch's record, or a service's claim (its plan's hash), not recorded yet. */
-export type NameHolder = { by: 'record'; record: BatchRecord } | { by: 'claim'; hash: string };
+/**
+ * What holds a name for another plan: the batch's record, or a service's claim (its plan's hash, and the ids of the
+ * service jobs that hold it, so that a client can find or cancel them), not recorded yet.
+ */
+export type NameHolder = { by: 'record'; record: BatchRecord } | { by: 'claim'; hash: string; jobs: string[] };
 
 /** The Redis call used here (of ioredis' client). */
 interface EvalClient {
@@ -32,7 +35,13 @@ end
 local rec = redis.call('GET', KEYS[1])
 if rec and recordHash(rec) ~= ARGV[1] then return {'record', rec} end
 local held = redis.call('HGET', KEYS[2], 'hash')
-if held and held ~= ARGV[1] then return {'claim', held} end
+if held and held ~= ARGV[1] then
+  local answer = {'claim', held}
+  for _, f in ipairs(redis.call('HKEYS', KEYS[2])) do
+    if string.sub(f, 1, 4) == 'job:' then table.insert(answer, string.sub(f, 5)) end
+  end
+  return answer
+end
 `;
 
 /** KEYS: record, claim. ARGV: hash, holder field. Claims the name for the hash unless it is recorded already. */
@@ -61,7 +70,7 @@ return 0`;
 const holderField = (job: string) => `job:${job}`;
 
 function holderOf(answer: unknown): NameHolder | null {
-  const [what, value] = answer as [string, string?];
+  const [what, value, ...jobs] = answer as [string, string?, ...string[]];
   if (what === 'record') {
     try {
       return { by: 'record', record: JSON.parse(value!) as BatchRecord };
@@ -69,7 +78,7 @@ function holderOf(answer: unknown): NameHolder | null {
       return { by: 'record', record: { hash: '' } as BatchRecord };
     }
   }
-  return what === 'claim' ? { by: 'claim', hash: value! } : null;
+  return what === 'claim' ? { by: 'claim', hash: value!, jobs: jobs.sort() } : null;
 }
 
 /** One short-lived connection that neither retries nor waits for a Redis that is not there. */

@@ -137,7 +137,8 @@ function resubmittedAs(plan: BatchPlan, held: NameHolder, redis: string): BatchE
   const undo = `give this one another name, or remove the old one with ${purge}`;
   if (held.by === 'claim') {
     return new BatchError(
-      `batch '${plan.id}' is claimed by a service's job for another manifest, not submitted yet (plan ${held.hash}, this one ${plan.hash}); ` +
+      `batch '${plan.id}' is claimed by a service's job for another manifest, not submitted yet (plan ${held.hash}, this one ${plan.hash}; ` +
+        `held by ${held.jobs.length === 1 ? 'job' : 'jobs'} ${held.jobs.join(', ')} of the service that accepted it); ` +
         `give this one another name, or wait for that job to end (one that ends before submitting frees the name); ` +
         `a claim left by a service that stopped before its job ran is removed with ${purge}`,
     );

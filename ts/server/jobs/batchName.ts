@@ -15,7 +15,7 @@ import type { JobSpec } from './JobRunner.js';
 /** Why the name is taken: another batch recorded, a batch of this manifest recorded without the service's roots, another job's claim. */
 export type TakenBy = 'batch' | 'legacy' | 'claim';
 
-function takenMessage(name: string, by: TakenBy): string {
+function takenMessage(name: string, by: TakenBy, jobs: readonly string[]): string {
   const head = `body.manifest.name '${name}' is taken`;
   // the command as typed on a machine that reaches this service's Redis: --redis is required; the URL is not shown
   // (a service's answer must not carry its Redis address or password)
@@ -24,9 +24,10 @@ function takenMessage(name: string, by: TakenBy): string {
     case 'legacy':
       return `${head} by a batch of this very manifest recorded without this service's model roots (submitted from the command line, or by a service of a version from before a batch's identity included its root): its queued jobs are not held to this service's root, so it cannot be resumed here; give this manifest another name, or have that batch removed with ${purge} (its finished stages stay on disk and are skipped) and submit it again`;
     case 'claim':
-      return `${head}: a job accepted with another manifest of that name (by this service or another on its Redis) has not submitted its batch yet; give this manifest another name, or submit it again once that job has ended (a job that ends before it submitted its batch frees the name; a claim left by a service that stopped before its job ran is removed with ${purge})`;
+      return `${head}: ${jobs.length === 1 ? 'a job' : 'jobs'} accepted with another manifest of that name (${jobs.join(', ')}, by this service or another on its Redis) ${jobs.length === 1 ? 'has' : 'have'} not submitted ${jobs.length === 1 ? 'its' : 'their'} batch yet; give this manifest another name, or submit it again once ${jobs.length === 1 ? 'that job has' : 'those jobs have'} ended (GET /v1/jobs/ID shows a job of this service, DELETE /v1/jobs/ID cancels it; a job that ends before it submitted its batch frees the name; a claim left by a service that stopped before its job ran is removed with ${purge})`;
     case 'batch':
-      return `${head}: a batch of that name from another manifest — or from this manifest submitted from the command line or by a service with another root folder (a service's batch includes its root) — is in this service's Redis; give this manifest another name, or, if that batch was submitted by this service from this very manifest, submit it again to resume it (its finished jobs are kept)`;
+      // (the plan differs: this very manifest from this service would have mapped onto the batch, not met it here)
+      return `${head}: a batch of that name from another manifest — or from this manifest submitted from the command line or by a service with another root folder (a service's batch includes its root) — is in this service's Redis; give this manifest another name, or have that batch removed with ${purge} (its run folders stay on disk) and submit this one again`;
   }
 }
 
@@ -35,8 +36,10 @@ export class BatchNameTakenError extends BrainlatentError {
     name: string,
     /** What holds the name. */
     readonly takenBy: TakenBy = 'batch',
+    /** The service jobs whose claim holds it (takenBy 'claim'). */
+    readonly holders: readonly string[] = [],
   ) {
-    super(takenMessage(name, takenBy), 'BatchNameTaken');
+    super(takenMessage(name, takenBy, holders), 'BatchNameTaken');
   }
 }
 
@@ -70,7 +73,7 @@ export async function claimJobBatchName(redis: string, spec: JobSpec): Promise<v
   if (spec.kind !== 'batch') return;
   const batch = submittedBatch(spec);
   const held = await claimBatchName(redis, batch.id, batch.hash, spec.id);
-  if (held) throw new BatchNameTakenError(batch.id, takenBy(spec, held));
+  if (held) throw new BatchNameTakenError(batch.id, takenBy(spec, held), held.by === 'claim' ? held.jobs : []);
 }
 
 /** The ended (or refused) batch job's claim goes; nothing when its batch was recorded (that replaced the claim). */
