@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 
 export interface ChildResult {
   status: number | null;
@@ -12,16 +12,29 @@ export interface ChildResult {
 /**
  * Runs `script` (an ES module's text) in a child node process and waits for it to exit, killing it (SIGKILL) if it
  * is still running after `hangLimitMs`: a generous limit that only a hang reaches, never a timing assertion. `env`: the
- * child's environment (the test's by default).
+ * child's environment (the test's by default). Asynchronous: a spawnSync of up to a minute blocked the test worker's
+ * event loop, and on a loaded machine vitest's 60-s RPC to it timed out ('Timeout calling "onTaskUpdate"'), which
+ * fails the run though every test passed.
  */
-export function runModule(script: string, hangLimitMs = 60_000, env: NodeJS.ProcessEnv = process.env): ChildResult {
-  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
-    env,
-    encoding: 'utf8',
-    timeout: hangLimitMs,
-    killSignal: 'SIGKILL',
+export function runModule(script: string, hangLimitMs = 60_000, env: NodeJS.ProcessEnv = process.env): Promise<ChildResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    let hung = false;
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => {
+      hung = true;
+      child.kill('SIGKILL');
+    }, hangLimitMs);
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.on('close', (status, signal) => {
+      clearTimeout(timer);
+      resolve({ status, signal, stdout, stderr, hung });
+    });
   });
-  const hung = (r.error as NodeJS.ErrnoException | undefined)?.code === 'ETIMEDOUT';
-  if (r.error && !hung) throw r.error;
-  return { status: r.status, signal: r.signal, stdout: r.stdout ?? '', stderr: r.stderr ?? '', hung };
 }

@@ -11,9 +11,9 @@ import { distModule } from '../helpers/dist.js';
 import { runModule } from '../helpers/nodeChild.js';
 
 describe("the binding's exit hook", () => {
-  it('is registered once however many copies of the binding module load the engine', () => {
+  it('is registered once however many copies of the binding module load the engine', async () => {
     const url = pathToFileURL(distModule('native/binding')).href;
-    const r = runModule(`
+    const r = await runModule(`
       const before = process.listenerCount('exit');
       for (let i = 0; i < 12; i++) (await import(${JSON.stringify(url)} + '?copy=' + i)).binding();
       console.log(process.listenerCount('exit') - before);

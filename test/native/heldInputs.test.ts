@@ -52,8 +52,8 @@ function expectSurvived(r: ChildResult, inputs: number): void {
 }
 
 describe('an input transferred while the engine reads it in place', () => {
-  it('RidgeCV.fit: X and Y transferred at its first progress event', () => {
-    const r = runModule(`${head}
+  it('RidgeCV.fit: X and Y transferred at its first progress event', async () => {
+    const r = await runModule(`${head}
       const { RidgeCV } = await import(${url('ridge/RidgeCV')});
       const x = matrix(1500, 800), y = matrix(1500, 100);
       const fit = (onProgress) => new RidgeCV({ alphas: [1, 10, 100], solver: 'per-fold-primal' }).fit(x, y, { onProgress });
@@ -68,8 +68,8 @@ describe('an input transferred while the engine reads it in place', () => {
     expectSurvived(r, 2);
   });
 
-  it("predictAsync: X and the model's coefficients transferred at its first progress event", () => {
-    const r = runModule(`${head}
+  it("predictAsync: X and the model's coefficients transferred at its first progress event", async () => {
+    const r = await runModule(`${head}
       const { RidgeCV } = await import(${url('ridge/RidgeCV')});
       const m = await new RidgeCV({ alphas: [1, 10] }).fit(matrix(200, 600), matrix(200, 400));
       const x = matrix(40000, 600);
@@ -93,8 +93,8 @@ describe('an input transferred while the engine reads it in place', () => {
     });
     afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-    it("its pixels transferred 20 ms into the job (the reviewer's uaf.mjs)", () => {
-      const r = runModule(`${head}
+    it("its pixels transferred 20 ms into the job (the reviewer's uaf.mjs)", async () => {
+      const r = await runModule(`${head}
         const { Diffusion } = await import(${url('sd/Diffusion')});
         const sd = await Diffusion.load(${JSON.stringify(join(dir, 'model'))});
         const count = 256, side = 128;

@@ -76,8 +76,8 @@ function expectExited(r: ChildResult, status: number): void {
 }
 
 describe('a process that ends while engine jobs compute exits promptly with its code', () => {
-  it('process.exit() during a fit (the reviewer\'s exitfit)', () => {
-    const r = runModule(`${fitHead()}
+  it('process.exit() during a fit (the reviewer\'s exitfit)', async () => {
+    const r = await runModule(`${fitHead()}
       fit(() => { console.log('computing'); process.exit(3); }, 'decompose');
     `);
     expectExited(r, 3);
@@ -85,8 +85,8 @@ describe('a process that ends while engine jobs compute exits promptly with its 
     expect(r.stderr).toBe('');
   });
 
-  it('process.exit() during a fit with three predictions computing beside it and two more jobs queued', () => {
-    const r = runModule(`${fitHead()}
+  it('process.exit() during a fit with three predictions computing beside it and two more jobs queued', async () => {
+    const r = await runModule(`${fitHead()}
       busy(() => { console.log('computing'); process.exit(3); });
       fit();
       model.predictAsync(xs);
@@ -96,9 +96,9 @@ describe('a process that ends while engine jobs compute exits promptly with its 
     expect(r.stderr).toBe('');
   });
 
-  it("process.exit() from an 'exit' listener of the caller's, during a fit", () => {
+  it("process.exit() from an 'exit' listener of the caller's, during a fit", async () => {
     // (the caller's listener, registered before the engine loaded, exits again: the engine's runs first all the same)
-    const r = runModule(`
+    const r = await runModule(`
       process.on('exit', () => process.exit(8));
       ${fitHead()}
       busy(() => process.exit(3));
@@ -106,18 +106,18 @@ describe('a process that ends while engine jobs compute exits promptly with its 
     expectExited(r, 8);
   });
 
-  it("process.exit() with the engine's 'exit' listener removed: its process.reallyExit hook stops its threads", () => {
-    const r = runModule(`${fitHead()}
+  it("process.exit() with the engine's 'exit' listener removed: its process.reallyExit hook stops its threads", async () => {
+    const r = await runModule(`${fitHead()}
       busy(() => { process.removeAllListeners('exit'); process.exit(3); });
     `);
     expectExited(r, 3);
   });
 
-  it("an uncaught exception during a fit whose exit skips the engine's listener: the engine's process.emit hook stops its threads", () => {
+  it("an uncaught exception during a fit whose exit skips the engine's listener: the engine's process.emit hook stops its threads", async () => {
     // (a listener of the caller's prepended after the engine's throws: Node's uncaught-exception exit swallows that
     // and emits no further listener, and exits through exit() without process.reallyExit. Until s24 only the kit's
     // backstop met it, which found the jobs computing and ended the process at once: the log below stayed empty)
-    const r = runModule(`${fitHead()}${stopLog()}
+    const r = await runModule(`${fitHead()}${stopLog()}
       busy(() => {
         process.prependListener('exit', () => { throw new Error('thrown by an exit listener'); });
         setTimeout(() => { throw new Error('thrown while a fit computes'); });
@@ -128,10 +128,10 @@ describe('a process that ends while engine jobs compute exits promptly with its 
     expect(r.stderr).toContain('engine threads stopped');
   });
 
-  it("exit() called natively during a fit (process.reallyExit's original): the engine's exit() handler, its backstop, ends the process with exit()'s status", () => {
+  it("exit() called natively during a fit (process.reallyExit's original): the engine's exit() handler, its backstop, ends the process with exit()'s status", async () => {
     // (no hook of the engine's runs: the backstop finds the jobs computing and, the exit handlers registered after it —
     // ONNX Runtime's, a later static's — having run already, cancels them and ends the process at once; README)
-    const r = runModule(`
+    const r = await runModule(`
       const reallyExit = process.reallyExit;
       ${fitHead()}${stopLog()}
       busy(() => { console.log('computing'); reallyExit.call(process, 6); });
@@ -141,8 +141,8 @@ describe('a process that ends while engine jobs compute exits promptly with its 
     expect(r.stderr).not.toContain('engine threads stopped');
   });
 
-  it('process.exit() during a fit stops the threads through the engine\'s hooks, before its listeners', () => {
-    const r = runModule(`${fitHead()}${stopLog()}
+  it('process.exit() during a fit stops the threads through the engine\'s hooks, before its listeners', async () => {
+    const r = await runModule(`${fitHead()}${stopLog()}
       process.on('exit', () => console.log('listener'));
       busy(() => process.exit(3));
     `);
@@ -151,16 +151,16 @@ describe('a process that ends while engine jobs compute exits promptly with its 
     expect(r.stderr).toContain('engine threads stopped');
   });
 
-  it('an uncaught exception during a fit', () => {
-    const r = runModule(`${fitHead()}
+  it('an uncaught exception during a fit', async () => {
+    const r = await runModule(`${fitHead()}
       busy(() => setTimeout(() => { throw new Error('thrown while a fit computes'); }));
     `);
     expectExited(r, 1);
     expect(r.stderr).toContain('thrown while a fit computes');
   });
 
-  it('a SIGTERM whose handler calls process.exit() during a fit', () => {
-    const r = runModule(`${fitHead()}
+  it('a SIGTERM whose handler calls process.exit() during a fit', async () => {
+    const r = await runModule(`${fitHead()}
       process.on('SIGTERM', () => { console.log('SIGTERM'); process.exit(143); });
       busy(() => process.kill(process.pid, 'SIGTERM'));
     `);
@@ -168,16 +168,16 @@ describe('a process that ends while engine jobs compute exits promptly with its 
     expect(r.stdout.trim()).toBe('SIGTERM');
   });
 
-  it('the main module returning while a fit is pending: the fit keeps the process alive to its end, as on libuv', () => {
-    const r = runModule(`${fitHead()}
+  it('the main module returning while a fit is pending: the fit keeps the process alive to its end, as on libuv', async () => {
+    const r = await runModule(`${fitHead()}
       fit().then((m) => console.log('fit done', m.nTargets));
     `);
     expectExited(r, 0);
     expect(r.stdout.trim()).toBe('fit done 20');
   });
 
-  it("process.exit() while a worker_thread's fit computes", () => {
-    const r = runModule(`
+  it("process.exit() while a worker_thread's fit computes", async () => {
+    const r = await runModule(`
       import { Worker } from 'node:worker_threads';
       const w = new Worker(${JSON.stringify(fitWorker())}, { eval: true });
       w.on('message', (m) => {
@@ -189,8 +189,8 @@ describe('a process that ends while engine jobs compute exits promptly with its 
     expect(r.stdout.trim()).toBe('computing');
   });
 
-  it('a worker_thread terminated while its fit computes, then process.exit()', () => {
-    const r = runModule(`
+  it('a worker_thread terminated while its fit computes, then process.exit()', async () => {
+    const r = await runModule(`
       import { Worker } from 'node:worker_threads';
       const w = new Worker(${JSON.stringify(fitWorker())}, { eval: true });
       w.on('message', async (m) => {
@@ -218,8 +218,8 @@ describe('a worker_thread that ends inside an engine progress callback ends alon
     })();
   `;
 
-  it('process.exit() in the worker, inside its fit\'s progress callback', () => {
-    const r = runModule(`
+  it('process.exit() in the worker, inside its fit\'s progress callback', async () => {
+    const r = await runModule(`
       import { Worker } from 'node:worker_threads';
       const w = new Worker(${JSON.stringify(worker('process.exit(0);'))}, { eval: true });
       w.on('message', (m) => console.log(m));
@@ -229,8 +229,8 @@ describe('a worker_thread that ends inside an engine progress callback ends alon
     expect(r.stdout.trim()).toBe('worker exit 0');
   });
 
-  it("worker.terminate() while the worker's progress callback runs", () => {
-    const r = runModule(`
+  it("worker.terminate() while the worker's progress callback runs", async () => {
+    const r = await runModule(`
       import { Worker } from 'node:worker_threads';
       const busy = "parentPort.postMessage('in onProgress'); const end = Date.now() + 3000; while (Date.now() < end);";
       const w = new Worker(${JSON.stringify(worker('__BUSY__'))}.replace('__BUSY__', busy), { eval: true });
@@ -252,8 +252,8 @@ describe('a worker_thread that ends inside an engine progress callback ends alon
 });
 
 describe('once the process is exiting the engine takes no more jobs', () => {
-  it("a job started after the engine's exit hook ran is refused as cancelled", () => {
-    const r = runModule(`
+  it("a job started after the engine's exit hook ran is refused as cancelled", async () => {
+    const r = await runModule(`
       const { binding } = await import(${JSON.stringify(pathToFileURL(distModule('native/binding')).href)});
       ${fitHead()}
       binding().stopJobThreads();  // (what the process's 'exit' event runs)
@@ -268,8 +268,8 @@ describe('once the process is exiting the engine takes no more jobs', () => {
     expect(r.stdout.trim()).toMatch(/^CancelledError .*the process is exiting/);
   });
 
-  it("process.exit() during a fit, with a caller's 'exit' listener starting another fit (the reviewer's a6.mjs)", () => {
-    const r = runModule(`${fitHead()}
+  it("process.exit() during a fit, with a caller's 'exit' listener starting another fit (the reviewer's a6.mjs)", async () => {
+    const r = await runModule(`${fitHead()}
       process.on('exit', () => { fit(); busy(() => {}); });
       busy(() => process.exit(3));
     `);
@@ -299,8 +299,8 @@ describe('exit() called by a library on the thread that computes a job', () => {
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('on the lowered thread of a job niceness: the process exits with its code (it hung for ever)', () => {
-    const r = runModule(
+  it('on the lowered thread of a job niceness: the process exits with its code (it hung for ever)', async () => {
+    const r = await runModule(
       `
       const { binding } = await import(${JSON.stringify(pathToFileURL(distModule('native/binding')).href)});
       binding().setJobNiceness(10);
@@ -343,16 +343,16 @@ describe('a process that ends while an ONNX Runtime job computes exits promptly 
     `;
   };
 
-  it('process.exit() during img2img', () => {
-    const r = runModule(img2imgScript('process.exit(6);'));
+  it('process.exit() during img2img', async () => {
+    const r = await runModule(img2imgScript('process.exit(6);'));
     expectExited(r, 6);
     expect(r.stdout.trim()).toBe('computing');
   });
 
-  it("process.exit() during img2img with the 'exit' listeners removed: the U-Net stops before ONNX Runtime's statics go", () => {
+  it("process.exit() during img2img with the 'exit' listeners removed: the U-Net stops before ONNX Runtime's statics go", async () => {
     // (only the exit() handlers stopped the job then, ONNX Runtime's already destroyed under the running U-Net: it
     // printed 'GetElementType is not implemented', or crashed — the reviewer's o2.mjs)
-    const r = runModule(img2imgScript("process.removeAllListeners('exit');\n        process.exit(3);"));
+    const r = await runModule(img2imgScript("process.removeAllListeners('exit');\n        process.exit(3);"));
     expectExited(r, 3);
     expect(r.stdout.trim()).toBe('computing');
     expect(r.stderr).toBe('');

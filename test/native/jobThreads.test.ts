@@ -49,7 +49,7 @@ const fitHead = (): string => `
   };
 `;
 
-it('a worker thread ended while its fit computes: the fit stops, and the process goes on and exits cleanly', () => {
+it('a worker thread ended while its fit computes: the fit stops, and the process goes on and exits cleanly', async () => {
   // (the engine's threads run the addon's code: ended with the only thread that loaded it, it stays mapped; the
   // fit's promise, settled at the teardown, had aborted the process before)
   const worker = `(async () => {
@@ -58,7 +58,7 @@ it('a worker thread ended while its fit computes: the fit stops, and the process
     await fit(() => parentPort.postMessage('computing'));
     parentPort.postMessage('fit done');
   })();`;
-  const r = runModule(`
+  const r = await runModule(`
     import { Worker } from 'node:worker_threads';
     const w = new Worker(${JSON.stringify(worker)}, { eval: true });
     w.on('message', async (m) => {
@@ -73,7 +73,7 @@ it('a worker thread ended while its fit computes: the fit stops, and the process
   expect({ hung: r.hung, signal: r.signal, status: r.status }).toEqual({ hung: false, signal: null, status: 0 });
 });
 
-it("a worker thread ended while its job waits for a thread: the job is withdrawn, its end does not wait for other threads' jobs", () => {
+it("a worker thread ended while its job waits for a thread: the job is withdrawn, its end does not wait for other threads' jobs", async () => {
   // The main thread's four predictions take every engine thread; the worker's fit then waits in the queue. The
   // worker's teardown withdraws it at once, where a teardown that waited for its work had waited until one of the
   // main thread's predictions had ended and the fit had had a thread to stop on.
@@ -94,7 +94,7 @@ it("a worker thread ended while its job waits for a thread: the job is withdrawn
     });
     parentPort.postMessage('ready');
   })();`;
-  const r = runModule(`
+  const r = await runModule(`
     import { Worker } from 'node:worker_threads';
     ${head}
     const model = await new RidgeCV({ alphas: [1, 10, 100] }).fit(matrix(1000, 1500), matrix(1000, 1500));
