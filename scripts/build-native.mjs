@@ -3,7 +3,8 @@
 // first so that a missing piece stops with one clear message.
 //   node scripts/build-native.mjs                      in a checkout: the addon and the ctest suite
 //   node scripts/build-native.mjs --target <name>      one CMake target (brainlatent_addon, brainlatent_prebuilt)
-// In an installed package (no tsconfig.json) only the addon is built: the tests do not ship.
+// In an installed package (no tsconfig.json) only the addon is built: the tests do not ship, and neither do the
+// engine's test hooks (BRAINLATENT_TEST_HOOKS, on in a checkout's build only: testHooksFor).
 // cmake-js and node-addon-api are found through Node's module resolution, so the build works wherever
 // the package manager put them (npm's hoisted layout, nested, pnpm's store). They are optional
 // dependencies (only a source build needs them): after `npm install --omit=optional` the build stops
@@ -57,7 +58,29 @@ function packageBin(pkg, name) {
   return path.join(path.dirname(manifestPath), bin);
 }
 
-export function buildNative({ target } = {}) {
+/**
+ * Whether a build has the engine's test hooks (native/core/CMakeLists.txt, BRAINLATENT_TEST_HOOKS: environment
+ * variables read around a model's load that flip a link or truncate a file): a checkout's build serves its tests
+ * (ctest, vitest); an installed package's source build and the prebuilt flavour that ships never have them.
+ */
+export function testHooksFor({ checkout, target }) {
+  return checkout && target !== 'brainlatent_prebuilt';
+}
+
+/**
+ * cmake-js passes --CD options only when it configures a fresh build folder; a configured one keeps its cache. An
+ * option that must hold for this build (the test hooks: never in the prebuilt) is set in the cache first.
+ */
+function setCachedOption(name, value) {
+  const cache = path.join(root, 'build', 'CMakeCache.txt');
+  if (!existsSync(cache)) return;
+  const was = new RegExp(`^${name}:[A-Z]+=(.*)$`, 'm').exec(readFileSync(cache, 'utf8'))?.[1];
+  if (was === value) return;
+  const r = spawnSync('cmake', [`-D${name}=${value}`, path.join(root, 'build')], { stdio: 'inherit', cwd: root });
+  if (r.status !== 0) fail(`cmake -D${name}=${value} build failed; the messages above say why.`);
+}
+
+export function buildNative({ target, testHooks } = {}) {
   if (!has('cmake')) fail('CMake (>= 3.18) is missing. Debian/Ubuntu: sudo apt-get install cmake');
   if (!has(process.env.CXX ?? 'c++')) fail('A C++17 compiler is missing. Debian/Ubuntu: sudo apt-get install g++');
 
@@ -68,6 +91,9 @@ export function buildNative({ target } = {}) {
   const args = [packageBin('cmake-js', 'cmake-js'), 'compile', '--out', 'build', '-p', parallel];
   if (chosen) args.push('--target', chosen);
   if (process.env.BRAINLATENT_CUDA) args.push(`--CDBRAINLATENT_CUDA=${process.env.BRAINLATENT_CUDA}`);
+  const hooks = testHooks ?? testHooksFor({ checkout, target: chosen });
+  args.push(`--CDBRAINLATENT_TEST_HOOKS=${hooks ? 'ON' : 'OFF'}`);
+  setCachedOption('BRAINLATENT_TEST_HOOKS', hooks ? 'ON' : 'OFF');
   console.log(`brainlatent: building the native engine from source${chosen ? ` (target ${chosen})` : ''}`);
   const r = spawnSync(process.execPath, args, { stdio: 'inherit', cwd: root });
   if (r.status !== 0) fail('The CMake build failed; the messages above say why.');

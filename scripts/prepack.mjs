@@ -6,7 +6,8 @@
 //      OpenBLAS (CMake target brainlatent_prebuilt), stripped, named for node-gyp-build
 //      (brainlatent.napi.glibc.node), with onnxruntime-node's libonnxruntime.so.1 beside it and the
 //      licences of what the binary contains. The binary is checked: it must load in a fresh process,
-//      report OpenBLAS, and need no shared BLAS, LAPACK or Fortran runtime.
+//      report OpenBLAS, need no shared BLAS, LAPACK or Fortran runtime, and have no test hooks
+//      (built with BRAINLATENT_TEST_HOOKS=OFF: no environment variable of the tests is read).
 // Neither folder is committed (.gitignore); `postpack` removes prebuilds/ again.
 // `node scripts/prepack.mjs --prebuild-only` does step 2 alone.
 import { spawnSync } from 'node:child_process';
@@ -51,7 +52,7 @@ function prebuild() {
   // the CUDA toolkit would otherwise configure the CUDA backend into the core the prebuilt links.
   // (The cache keeps OFF: `BRAINLATENT_CUDA=AUTO npm run build` turns the backend back on.)
   process.env.BRAINLATENT_CUDA = 'OFF';
-  buildNative({ target: 'brainlatent_prebuilt' });
+  buildNative({ target: 'brainlatent_prebuilt', testHooks: false });
   const built = path.join(root, 'build', 'prebuilt', 'brainlatent.node');
   if (!existsSync(built)) fail(`${built} was not built (is libopenblas-pthread-dev installed? the CMake log says)`);
 
@@ -79,6 +80,7 @@ function prebuild() {
   copyFileSync(path.join(root, 'native', 'third_party', 'onnxruntime', 'LICENSE'), path.join(dir, 'ONNXRUNTIME-LICENSE.txt'));
   const blas = spawnSync(process.execPath, ['-e', `console.log(require(${JSON.stringify(out)}).buildInfo().blas)`], { encoding: 'utf8' });
   if (blas.status !== 0 || !/^OpenBLAS/.test(blas.stdout)) fail(`${out} does not load or does not report OpenBLAS:\n${blas.stdout}${blas.stderr}`);
+  checkNoTestHooks(out);
   writeFileSync(
     path.join(dir, 'README.md'),
     [
@@ -97,6 +99,17 @@ function prebuild() {
     ].join('\n'),
   );
   console.log(`prepack: prebuilt engine ${path.relative(root, out)} (${MB(statSync(out).size)}, ${blas.stdout.trim()}) + libonnxruntime.so.1 ${ortVersion}`);
+}
+
+/**
+ * The shipped engine must not have the engine's test hooks (BRAINLATENT_TEST_HOOKS: environment variables that flip
+ * links and truncate files around a model's load): its buildInfo() says so, and none of their names is in the file.
+ */
+function checkNoTestHooks(binary) {
+  const r = spawnSync(process.execPath, ['-e', `console.log(require(${JSON.stringify(binary)}).buildInfo().testHooks)`], { encoding: 'utf8' });
+  if (r.status !== 0 || r.stdout.trim() !== 'false') fail(`${binary} was built with the engine's test hooks (buildInfo().testHooks: ${r.stdout.trim()}${r.stderr})`);
+  const names = readFileSync(binary).toString('latin1').match(/BRAINLATENT_TEST_[A-Z_]+/g);
+  if (names) fail(`${binary} names the engine's test hooks (${[...new Set(names)].join(', ')}): it must be built with BRAINLATENT_TEST_HOOKS=OFF`);
 }
 
 if (!process.argv.includes('--prebuild-only')) compileFreshDist();

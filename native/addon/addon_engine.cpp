@@ -17,6 +17,7 @@
 #include "brainlatent/file_map.h"
 #include "brainlatent/host_memory.h"
 #include "brainlatent/linalg.h"
+#include "brainlatent/ort_runtime.h"
 #include "brainlatent/parallel.h"
 #include "kit.h"
 
@@ -46,7 +47,7 @@ Napi::Value SetThreads(const Napi::CallbackInfo& info) {
 
 Napi::Value GetThreads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), engine_threads()); }
 
-// buildInfo() -> {blas, threads, backends, backendList, cuda, cudaReason}
+// buildInfo() -> {blas, threads, backends, backendList, cuda, cudaReason, hugePages, testHooks}
 Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);
@@ -74,6 +75,7 @@ Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
   o.Set("cuda", Napi::Boolean::New(env, cuda));
   o.Set("cudaReason", Napi::String::New(env, cuda_reason));
   o.Set("hugePages", Napi::Boolean::New(env, huge_pages_in_use()));
+  o.Set("testHooks", Napi::Boolean::New(env, ort_test_hooks_compiled()));
   return o;
 }
 

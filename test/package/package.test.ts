@@ -184,6 +184,17 @@ describe('installed-package behaviour', () => {
     if (!existsSync(path.join(root, 'prebuilds'))) expect(shippedOrtLibrary()).toBeUndefined();
     expect(() => createRequire(import.meta.url).resolve('node-gyp-build')).not.toThrow();
   });
+
+  it("has the engine's test hooks only in the checkout's build, never in a build that ships", async () => {
+    // (environment variables read around a model's load that flip a link or truncate a file: ort_runtime.cpp)
+    const { testHooksFor } = await import(path.join(root, 'scripts', 'build-native.mjs'));
+    expect(testHooksFor({ checkout: true, target: undefined })).toBe(true); // ctest and vitest
+    expect(testHooksFor({ checkout: true, target: 'brainlatent_prebuilt' })).toBe(false); // npm pack's prebuilt
+    expect(testHooksFor({ checkout: false, target: 'brainlatent_addon' })).toBe(false); // an installed package's source build
+    expect(readFileSync(path.join(root, 'scripts', 'prepack.mjs'), 'utf8')).toMatch(/buildNative\(\{ target: 'brainlatent_prebuilt', testHooks: false \}\)[\s\S]*checkNoTestHooks\(out\)/);
+    expect(readFileSync(path.join(root, 'binding.gyp'), 'utf8')).not.toContain('BRAINLATENT_TEST_HOOKS'); // node-gyp's CPU build
+    if (!process.env.BRAINLATENT_ADDON) expect(buildInfo().testHooks).toBe(true); // this checkout's build/Release
+  });
 });
 
 describe("the checkout's bin", () => {

@@ -4,7 +4,8 @@
  * recheck compared them: a link flipped outside the root while ONNX Runtime read, and flipped back before the
  * recheck, was not seen (docs/server.md named the gap). The flip is the engine's test hook
  * (BRAINLATENT_TEST_FLIP_LINK/_TO: the link leads to the target while ONNX Runtime creates the session, and back
- * right after); the result must be the inside file's weights, never the outside ones.
+ * right after); the result must be the inside file's weights, never the outside ones. A file truncated while ONNX
+ * Runtime copies it (the hook BRAINLATENT_TEST_TRUNCATE) is refused, not a SIGBUS that ends the process.
  */
 import { mkdir, mkdtemp, realpath, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -12,7 +13,9 @@ import { join } from 'node:path';
 
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 
+import { FormatError } from '../../ts/errors.js';
 import { FeatureNetwork } from '../../ts/eval/featureNetwork.js';
+import { buildInfo } from '../../ts/native/buildInfo.js';
 import { confineModelsTo } from '../../ts/sd/modelRoots.js';
 import { OnnxModel } from '../../ts/sd/OnnxModel.js';
 import { onnx } from '../../ts/sd/onnxProto.js';
@@ -101,6 +104,30 @@ describe('under model roots, a link flipped outside and back while ONNX Runtime 
     expect(await runAdd(join(dir, 'model.onnx'))).toEqual(INSIDE);
     const y = await flippedDuringLoad(join(dir, 'w.bin'), join(outside, 'w.bin'), () => runAdd(join(dir, 'model.onnx')));
     expect(y).toEqual(INSIDE);
+  });
+
+  it('external data truncated while ONNX Runtime copies it: a FormatError naming the file, and the process lives (before: SIGBUS)', async () => {
+    expect(buildInfo().testHooks).toBe(true); // (the checkout's build: BRAINLATENT_TEST_TRUNCATE is read)
+    const dir = join(root, 'cut-data');
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, 'model.onnx'), addModel({ location: 'w.bin' }));
+    await writeFile(join(dir, 'w.bin'), floats([10, 20, 30, 40]));
+    // the engine's test hook truncates the file after the engine mapped it, right before ONNX Runtime reads it
+    process.env.BRAINLATENT_TEST_TRUNCATE = join(dir, 'w.bin');
+    let err: unknown;
+    try {
+      await runAdd(join(dir, 'model.onnx'));
+    } catch (e) {
+      err = e;
+    } finally {
+      delete process.env.BRAINLATENT_TEST_TRUNCATE;
+    }
+    expect(err).toBeInstanceOf(FormatError);
+    expect((err as Error).message).toContain('changed while it was being loaded (truncated); the model was not loaded');
+    expect((err as Error).message).toContain(join(dir, 'w.bin'));
+    // whole again, it loads
+    await writeFile(join(dir, 'w.bin'), floats([10, 20, 30, 40]));
+    expect(await runAdd(join(dir, 'model.onnx'))).toEqual(INSIDE);
   });
 
   it('a feature network (onnxruntime-node) is handed the checked bytes too', async () => {

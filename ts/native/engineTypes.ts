@@ -24,6 +24,11 @@ export interface NativeBuildInfo {
   cudaReason: string;
   /** Whether large arrays go in 2 MiB pages: measured at the first large allocation (BRAINLATENT_HUGE_PAGES=1|0 decides instead). */
   hugePages: boolean;
+  /**
+   * Whether the engine was built with its test hooks (CMake BRAINLATENT_TEST_HOOKS: environment variables read
+   * around a model's load that flip a link or truncate a file, for the checkout's tests). Never in a package's build.
+   */
+  testHooks: boolean;
 }
 
 export interface EngineBinding {

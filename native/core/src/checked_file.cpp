@@ -21,6 +21,20 @@ std::string changed_file_message(const std::string& model, const std::string& wh
          "inside its root, and a file that changes while it is read is refused. Retry once the folder no longer changes";
 }
 
+std::string truncated_file_message(const std::string& model, const std::string& what, const std::string& path, const std::string& how) {
+  return model + ": " + what + " changed while it was being loaded (" + how + "); the model was not loaded. Replace a model's "
+         "files by renaming a complete copy over them (not `cp` over the file, which truncates it first), then load it again (" +
+         path + ")";
+}
+
+namespace {
+#ifndef _WIN32
+std::int64_t mtime_ns(const struct stat& st) {
+  return static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + static_cast<std::int64_t>(st.st_mtim.tv_nsec);
+}
+#endif
+}  // namespace
+
 CheckedFileMap CheckedFileMap::open(const CheckedFile& f, const std::string& model) {
   const std::string what = f.what.empty() ? "'" + f.location + "'" : f.what;
 #ifdef _WIN32
@@ -37,43 +51,74 @@ CheckedFileMap CheckedFileMap::open(const CheckedFile& f, const std::string& mod
     if (errno == ENOENT || errno == ENOTDIR || errno == ELOOP) throw Error(ErrorCode::InvalidModel, changed_file_message(model, what));
     fail(errno, "open");
   }
-  struct Close {
-    int fd;
-    ~Close() { ::close(fd); }
-  } close_fd{fd};
+  CheckedFileMap m;
+  m.fd_ = fd;  // (closed by m's destructor, on every throw below too)
   struct stat st {};
   if (::fstat(fd, &st) != 0) fail(errno, "fstat");
   // the descriptor's own identity: what is read below is this very file, whatever the path leads to by then
   if (static_cast<std::uint64_t>(st.st_dev) != f.dev || static_cast<std::uint64_t>(st.st_ino) != f.ino || !S_ISREG(st.st_mode))
     throw Error(ErrorCode::InvalidModel, changed_file_message(model, what));
-  CheckedFileMap m;
   m.size_ = static_cast<std::size_t>(st.st_size);
+  m.mtime_ns_ = mtime_ns(st);
+  m.what_ = what;
+  m.path_ = f.path;
   if (m.size_ == 0) return m;
   void* p = ::mmap(nullptr, m.size_, PROT_READ, MAP_PRIVATE, fd, 0);
   if (p == MAP_FAILED) fail(errno, "mmap");
   ::madvise(p, m.size_, MADV_WILLNEED);  // (ONNX Runtime copies it all at once)
   m.base_ = p;
+  m.guard_ = MappingGuard(p, m.size_);
   return m;
 #endif
 }
 
+void CheckedFileMap::check_unchanged(const std::string& model) const {
+#ifndef _WIN32
+  if (fd_ < 0) return;
+  if (guard_.truncated()) throw Error(ErrorCode::InvalidModel, truncated_file_message(model, what_, path_, "truncated"));
+  struct stat st {};
+  if (::fstat(fd_, &st) != 0 || static_cast<std::size_t>(st.st_size) != size_ || mtime_ns(st) != mtime_ns_)
+    throw Error(ErrorCode::InvalidModel,
+                truncated_file_message(model, what_, path_, static_cast<std::size_t>(st.st_size) < size_ ? "truncated" : "rewritten"));
+#else
+  (void)model;
+#endif
+}
+
 CheckedFileMap::CheckedFileMap(CheckedFileMap&& o) noexcept
-    : base_(std::exchange(o.base_, nullptr)), size_(std::exchange(o.size_, 0)) {}
+    : base_(std::exchange(o.base_, nullptr)),
+      size_(std::exchange(o.size_, 0)),
+      fd_(std::exchange(o.fd_, -1)),
+      mtime_ns_(o.mtime_ns_),
+      what_(std::move(o.what_)),
+      path_(std::move(o.path_)),
+      guard_(std::move(o.guard_)) {}
 
 CheckedFileMap& CheckedFileMap::operator=(CheckedFileMap&& o) noexcept {
   if (this != &o) {
-    this->~CheckedFileMap();
+    release();
     base_ = std::exchange(o.base_, nullptr);
     size_ = std::exchange(o.size_, 0);
+    fd_ = std::exchange(o.fd_, -1);
+    mtime_ns_ = o.mtime_ns_;
+    what_ = std::move(o.what_);
+    path_ = std::move(o.path_);
+    guard_ = std::move(o.guard_);
   }
   return *this;
 }
 
-CheckedFileMap::~CheckedFileMap() {
+CheckedFileMap::~CheckedFileMap() { release(); }
+
+void CheckedFileMap::release() {
+  guard_ = MappingGuard();  // unguarded first: the range is no longer ours once unmapped
 #ifndef _WIN32
   if (base_) ::munmap(base_, size_);
+  if (fd_ >= 0) ::close(fd_);
 #endif
   base_ = nullptr;
+  size_ = 0;
+  fd_ = -1;
 }
 
 }  // namespace brainlatent

@@ -1,4 +1,5 @@
 #include "brainlatent/file_map.h"
+#include "brainlatent/mapping_guard.h"
 
 #include <cerrno>
 #include <cstring>
@@ -81,12 +82,9 @@ void on_sigbus(int) {
 
 void explain_sigbus_on_mapped_inputs() noexcept {
 #ifndef _WIN32
-  struct sigaction current {};
-  if (::sigaction(SIGBUS, nullptr, &current) != 0 || current.sa_handler != SIG_DFL || (current.sa_flags & SA_SIGINFO)) return;
-  struct sigaction sa {};
-  sa.sa_handler = on_sigbus;
-  sigemptyset(&sa.sa_mask);
-  ::sigaction(SIGBUS, &sa, nullptr);
+  // (through the model files' SIGBUS handler, mapping_guard.h: one handler for the process, which claims a fault in
+  // a model file being loaded and passes any other here when the process would have died of it)
+  set_sigbus_fallback(on_sigbus);
 #endif
 }
 

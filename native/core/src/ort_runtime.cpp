@@ -178,6 +178,14 @@ const OrtRuntimeInfo* ort_loaded_info() {
   return r.api ? &r.info : nullptr;
 }
 
+bool ort_test_hooks_compiled() {
+#ifdef BRAINLATENT_TEST_HOOKS
+  return true;
+#else
+  return false;
+#endif
+}
+
 bool ort_is_loaded() {
   Runtime& r = runtime();
   std::lock_guard<std::mutex> lock(r.mutex);
@@ -309,13 +317,20 @@ std::string external_data_problem(const std::string& msg) {
   return "";
 }
 
-// Tests only: with BRAINLATENT_TEST_FLIP_LINK=<a symbolic link> and BRAINLATENT_TEST_FLIP_TO=<a target>, the link
-// leads to the target while ONNX Runtime creates a session and is put back right after (each replaced whole, by a
-// rename): a link flipped out of a service's root and back during the load, which a recheck after it cannot see
+#ifdef BRAINLATENT_TEST_HOOKS
+// Test builds only (CMake option BRAINLATENT_TEST_HOOKS, which the checkout's build turns on for ctest and vitest;
+// the package's build has none of this, nor reads these variables). Around ONNX Runtime's session creation:
+//   BRAINLATENT_TEST_FLIP_LINK=<a symbolic link>, BRAINLATENT_TEST_FLIP_TO=<a target>: the link leads to the target
+//     while ONNX Runtime creates the session and is put back right after (each replaced whole, by a rename): a link
+//     flipped out of a service's root and back during the load, which a recheck after it cannot see;
+//   BRAINLATENT_TEST_TRUNCATE=<a file>: the file is truncated to nothing just before (an operator's `cp` over a
+//     model's file while it loads, after the engine mapped it).
 // (tests/test_checked_file.cpp, test/sd/modelRootsOrtLoad.test.ts). Unset, nothing happens.
-class TestLinkFlip {
+class TestHooks {
  public:
-  TestLinkFlip() {
+  TestHooks() {
+    const char* cut = std::getenv("BRAINLATENT_TEST_TRUNCATE");
+    if (cut && *cut) (void)::truncate(cut, 0);
     const char* link = std::getenv("BRAINLATENT_TEST_FLIP_LINK");
     const char* to = std::getenv("BRAINLATENT_TEST_FLIP_TO");
     if (!link || !*link || !to || !*to) return;
@@ -326,11 +341,11 @@ class TestLinkFlip {
     link_ = link;
     replace(link_, to);
   }
-  ~TestLinkFlip() {
+  ~TestHooks() {
     if (!link_.empty()) replace(link_, was_);
   }
-  TestLinkFlip(const TestLinkFlip&) = delete;
-  TestLinkFlip& operator=(const TestLinkFlip&) = delete;
+  TestHooks(const TestHooks&) = delete;
+  TestHooks& operator=(const TestHooks&) = delete;
 
  private:
   static void replace(const std::string& link, const std::string& target) {
@@ -340,6 +355,7 @@ class TestLinkFlip {
   }
   std::string link_, was_;
 };
+#endif
 
 }  // namespace
 
@@ -421,8 +437,21 @@ Session::Session(const void* bytes, std::size_t size, const std::string& label, 
                 "the files the engine opened and checked): a service loads a model's external data only from the files it "
                 "checked. Keep such tensors inside model.onnx (" + msg + ")");
   }
-  // (ONNX Runtime copied the tensors during the call, "the buffer can be freed after session creation": the maps
-  // are released here; test_checked_file runs a session after its files changed)
+  // A file cut short or rewritten while ONNX Runtime copied it: its bytes past the cut were read as zeros (the
+  // maps' SIGBUS guard, mapping_guard.h), so the session holds weights that are not the file's; refused.
+  for (const auto& m : maps) {
+    try {
+      m.check_unchanged(label);
+    } catch (...) {
+      api().ReleaseSession(session_);
+      session_ = nullptr;
+      throw;
+    }
+  }
+  // ONNX Runtime copied the tensors during the call (onnxruntime_c_api.h: "The data will be copied into the graph
+  // since TensorProto can't refer to the user provided buffers", "The buffer can be freed after session
+  // creation"): the session never reads the maps again, so they are released here, and a file truncated after
+  // the load can neither crash nor change a session (test_checked_file runs a session after its files changed).
 }
 
 void Session::open(const OrtSessionConfig& c, const std::function<OrtStatus*(OrtSessionOptions*)>& create) {
@@ -455,7 +484,9 @@ void Session::open(const OrtSessionConfig& c, const std::function<OrtStatus*(Ort
   device_id_ = c.device_id;
   OrtStatus* created = nullptr;
   {
-    const TestLinkFlip flip;
+#ifdef BRAINLATENT_TEST_HOOKS
+    const TestHooks hooks;
+#endif
     created = create(so);
   }
   if (OrtStatus* st = created) {

@@ -2,10 +2,18 @@
 // (a service's model roots), each opened once, held to the device and inode checked, mapped, and handed to ONNX
 // Runtime from memory, so that a link flipped outside the root and back while ONNX Runtime loads is never read.
 // The flip is the engine's test hook (BRAINLATENT_TEST_FLIP_LINK/_TO, around ONNX Runtime's session creation).
+// A file truncated while mapped (an operator's `cp` over it during a load) is read as zeros past its new end and
+// refused, instead of a SIGBUS that ends the process: those parts run in a forked child, so that a SIGBUS is
+// reported as a failure here (the truncation during ONNX Runtime's load is the test hook BRAINLATENT_TEST_TRUNCATE).
 // The mapping part runs without ONNX Runtime; the load skips (exit 77 at the end) without one.
+#include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -16,7 +24,9 @@
 
 #include "brainlatent/checked_file.h"
 #include "brainlatent/error.h"
+#include "brainlatent/file_map.h"
 #include "brainlatent/ort_model.h"
+#include "brainlatent/ort_runtime.h"
 #include "onnx_test_models.h"
 #include "sd_test_util.h"
 
@@ -46,6 +56,31 @@ std::string inline_add_model(const std::vector<float>& w) {
 }
 
 std::string link_target(const std::filesystem::path& link) { return std::filesystem::read_symlink(link).string(); }
+
+// Runs `body` in a forked child and returns how it ended: "exit N" or "signal N (name)". The child's checks count
+// there (its exit status is its failures): a SIGBUS kills the child, not this test.
+template <class F>
+std::string in_child(F body) {
+  std::fflush(stdout);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    const struct rlimit no_core {0, 0};  // (a SIGBUS leaves no core file behind)
+    ::setrlimit(RLIMIT_CORE, &no_core);
+    body();
+    std::fflush(stdout);
+    ::_exit(sdtest::failures() ? 1 : 0);
+  }
+  int status = 0;
+  SD_CHECK(pid > 0 && ::waitpid(pid, &status, 0) == pid);
+  if (WIFSIGNALED(status)) return "signal " + std::to_string(WTERMSIG(status)) + " (" + ::strsignal(WTERMSIG(status)) + ")";
+  return "exit " + std::to_string(WEXITSTATUS(status));
+}
+
+std::string pages(std::size_t n, char first) {
+  std::string s(n * 4096, '\0');
+  for (std::size_t i = 0; i < s.size(); ++i) s[i] = static_cast<char>(first + i / 4096);
+  return s;
+}
 
 }  // namespace
 
@@ -98,6 +133,68 @@ int main() {
     SD_CHECK(moved.size() == 16 && m.size() == 0);
   }
 
+  // Truncated while mapped: the pages past the new end read as zeros (not a SIGBUS), and the map says so.
+  {
+    const std::string three = pages(3, 'a');  // "aaaa…bbbb…cccc…", a page each
+    write_file((model / "cut.bin").string(), three);
+    const std::string how = in_child([&] {
+      CheckedFileMap m = CheckedFileMap::open(checked_as("cut.bin", model / "cut.bin"), "m/model.onnx");
+      SD_CHECK(std::string(m.data(), m.size()) == three);
+      m.check_unchanged("m/model.onnx");  // (untouched: no throw)
+      SD_CHECK(::truncate((model / "cut.bin").c_str(), 4096 + 100) == 0);  // cut inside the second page
+      const std::string read(m.data(), m.size());  // (before the guard: SIGBUS here, on the third page)
+      SD_CHECK(read.substr(0, 4096) == three.substr(0, 4096));
+      SD_CHECK(read.substr(8192) == std::string(4096, '\0'));
+      const std::string e = error_of([&] { m.check_unchanged("m/model.onnx"); }, ErrorCode::InvalidModel);
+      std::printf("truncated while mapped: %s\n", e.c_str());
+      SD_CHECK(e == truncated_file_message("m/model.onnx", "'cut.bin'", (model / "cut.bin").string(), "truncated"));
+      SD_CHECK(contains(e, "m/model.onnx: 'cut.bin' changed while it was being loaded (truncated); the model was not loaded"));
+      // a mapping not guarded, truncated: its SIGBUS still ends the process (the handler passes on what is not its own)
+      write_file((model / "plain.bin").string(), three);
+      const int fd = ::open((model / "plain.bin").c_str(), O_RDONLY);
+      const void* p = ::mmap(nullptr, three.size(), PROT_READ, MAP_PRIVATE, fd, 0);
+      SD_CHECK(::truncate((model / "plain.bin").c_str(), 0) == 0);
+      std::fflush(stdout);
+      if (sdtest::failures()) ::_exit(1);  // (what failed above, reported before the death below)
+      write_file((model / "reached").string(), "1");  // (the guarded reads above lived: the death below is the unguarded read's)
+      std::printf("read %d\n", static_cast<const volatile char*>(p)[8192]);  // dies here
+      ::_exit(3);
+    });
+    std::printf("the child: %s\n", how.c_str());
+    SD_CHECK(exists((model / "reached").string()));  // (before the guard: the child died of the guarded read)
+    SD_CHECK(how == "signal " + std::to_string(SIGBUS) + " (" + ::strsignal(SIGBUS) + ")");  // (the unguarded read's)
+    std::filesystem::remove(model / "reached");
+    // with the .npy readers' explanation asked for too (file_map.h, after the guard's handler): a guarded fault is
+    // still the guard's, any other ends the process with their line and exit code 1, not a bare SIGBUS
+    write_file((model / "cut.bin").string(), three);
+    const std::string how2 = in_child([&] {
+      CheckedFileMap m = CheckedFileMap::open(checked_as("cut.bin", model / "cut.bin"), "m/model.onnx");
+      explain_sigbus_on_mapped_inputs();
+      SD_CHECK(::truncate((model / "cut.bin").c_str(), 0) == 0);
+      SD_CHECK(std::string(m.data(), m.size()) == std::string(three.size(), '\0'));
+      SD_CHECK(contains(error_of([&] { m.check_unchanged("m/model.onnx"); }, ErrorCode::InvalidModel), "(truncated)"));
+      write_file((model / "plain.bin").string(), three);
+      const MappedRange r = map_file_range((model / "plain.bin").string(), 0, three.size());
+      SD_CHECK(r.data != nullptr && ::truncate((model / "plain.bin").c_str(), 0) == 0);
+      std::fflush(stdout);
+      if (sdtest::failures()) ::_exit(2);
+      write_file((model / "reached").string(), "1");
+      std::printf("read %d\n", static_cast<const volatile char*>(r.data)[8192]);  // ends here, exit code 1
+      ::_exit(3);
+    });
+    std::printf("the child with the .npy readers' explanation: %s\n", how2.c_str());
+    SD_CHECK(exists((model / "reached").string()) && how2 == "exit 1");
+    std::filesystem::remove(model / "reached");
+    // the file rewritten in place without being cut short where it was read: its size or modification time differ
+    write_file((model / "cut.bin").string(), three);
+    CheckedFileMap m = CheckedFileMap::open(checked_as("cut.bin", model / "cut.bin"), "m/model.onnx");
+    write_file((model / "cut.bin").string(), pages(3, 'x'));
+    const struct timespec later[2] = {{0, UTIME_OMIT}, {1, 0}};  // (a rewrite within the clock's tick keeps the mtime)
+    SD_CHECK(::utimensat(AT_FDCWD, (model / "cut.bin").c_str(), later, 0) == 0);
+    const std::string e = error_of([&] { m.check_unchanged("m/model.onnx"); }, ErrorCode::InvalidModel);
+    SD_CHECK(contains(e, "'cut.bin' changed while it was being loaded (rewritten)"));
+  }
+
   const char* env_lib = std::getenv("BRAINLATENT_ORT_LIB");
   const std::string lib = env_lib && *env_lib ? env_lib : BRAINLATENT_TEST_ORT_LIB;
   if (!exists(lib)) {
@@ -109,6 +206,34 @@ int main() {
   c.intra_threads = 1;
   const std::string graph = add_model("w.bin");
   const std::vector<float> inside_sum{11, 22, 33, 44}, outside_sum{1001, 2002, 3003, 4004};
+  if (!ort_test_hooks_compiled()) {
+    std::filesystem::remove_all(root);
+    std::printf("test_checked_file: ONNX Runtime part SKIPPED, the engine was built without its test hooks (BRAINLATENT_TEST_HOOKS=OFF)\n");
+    return sdtest::failures() ? sdtest::finish("test_checked_file") : 77;
+  }
+
+  // The external data file truncated after the engine mapped it, while ONNX Runtime copies it (the test hook): a
+  // clean refusal naming the file, not a SIGBUS (in a child, before this process loads ONNX Runtime and its threads).
+  {
+    write_file((model / "cut-w.bin").string(), floats({10, 20, 30, 40}));
+    const CheckedFile f = checked_as("w.bin", model / "cut-w.bin", "tensor 'w''s external data 'w.bin', which");
+    const std::string how = in_child([&] {
+      ::setenv("BRAINLATENT_TEST_TRUNCATE", (model / "cut-w.bin").c_str(), 1);
+      const std::string e =
+          error_of([&] { OnnxModel::load_checked(graph.data(), graph.size(), "m/model.onnx", {f}, lib, c); }, ErrorCode::InvalidModel);
+      std::printf("truncated during the load: %s\n", e.c_str());
+      SD_CHECK(contains(e, "m/model.onnx: tensor 'w''s external data 'w.bin', which changed while it was being loaded (truncated); "
+                           "the model was not loaded"));
+      SD_CHECK(contains(e, (model / "cut-w.bin").string()));
+      ::unsetenv("BRAINLATENT_TEST_TRUNCATE");
+      // the same file whole again: it loads (the refusal left nothing behind)
+      write_file((model / "cut-w.bin").string(), floats({10, 20, 30, 40}));
+      SD_CHECK(run_add(*OnnxModel::load_checked(graph.data(), graph.size(), "m/model.onnx",
+                                                {checked_as("w.bin", model / "cut-w.bin")}, lib, c)) == inside_sum);
+    });
+    std::printf("the load's child: %s\n", how.c_str());
+    SD_CHECK(how == "exit 0");  // (before the guard: signal 7, Bus error)
+  }
 
   // The link flipped outside while ONNX Runtime creates the session, and back right after (the test hook).
   ::setenv("BRAINLATENT_TEST_FLIP_LINK", (model / "w.bin").c_str(), 1);

@@ -11,6 +11,8 @@
 #include <cstdint>
 #include <string>
 
+#include "brainlatent/mapping_guard.h"
+
 namespace brainlatent {
 
 // A file as its caller checked it.
@@ -23,7 +25,8 @@ struct CheckedFile {
 };
 
 // The checked file mapped read-only (MAP_PRIVATE): pages shared with the page cache, no copy. Move-only; unmaps
-// on destruction.
+// on destruction. The mapping is guarded (mapping_guard.h): the file truncated while its bytes are read makes
+// the bytes past its new end read as zeros, not a SIGBUS that ends the process, and check_unchanged() refuses them.
 class CheckedFileMap {
  public:
   // Opens f.path (without following a FIFO's or device's open: O_NONBLOCK, then a regular file is required),
@@ -40,15 +43,28 @@ class CheckedFileMap {
   // The file's bytes (a valid pointer for an empty file too) and their count.
   char* data() const { return size_ > 0 ? static_cast<char*>(base_) : const_cast<char*>(&empty_); }
   std::size_t size() const { return size_; }
+  // After the bytes were read (ONNX Runtime's session created from them): throws InvalidModel, naming `model`
+  // and the file (truncated_file_message), when the file was cut short while mapped (a page past its end was
+  // touched) or its size or modification time differ from the open's (rewritten in place, by `cp` over it).
+  void check_unchanged(const std::string& model) const;
 
  private:
+  void release();
   void* base_ = nullptr;
   std::size_t size_ = 0;
   char empty_ = 0;
+  int fd_ = -1;  // kept open: its fstat after the read is the file's, whatever its path leads to by then
+  std::int64_t mtime_ns_ = 0;
+  std::string what_, path_;
+  MappingGuard guard_;  // (released before the range is unmapped: release())
 };
 
 // The words of a file that is not the file checked (modelRoots.ts changedFile's): "<model>: <what> changed between
 // its check and its reading (…)".
 std::string changed_file_message(const std::string& model, const std::string& what);
+
+// The words of a file that changed while the engine read it: "<model>: <what> changed while it was being loaded
+// (<how>: truncated, rewritten); the model was not loaded (…<path>…)".
+std::string truncated_file_message(const std::string& model, const std::string& what, const std::string& path, const std::string& how);
 
 }  // namespace brainlatent

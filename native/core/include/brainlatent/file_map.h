@@ -31,8 +31,8 @@ MappedRange map_file_range(const std::string& path, std::uint64_t offset, std::s
 
 // From now on a SIGBUS (a read of a mapped page past the end of a file that shrank, or was truncated
 // and rewritten, while mapped) ends the process with exit code 1 and a line on stderr saying so,
-// instead of a bare "Bus error" core dump. Installed only where SIGBUS still has its default action;
-// idempotent. Not on Windows.
+// instead of a bare "Bus error" core dump. Only where SIGBUS had its default action before the engine's
+// handler (mapping_guard.h, which serves this and the model files' guard alike); idempotent. Not on Windows.
 void explain_sigbus_on_mapped_inputs() noexcept;
 
 // Unmaps what map_file_range mapped.

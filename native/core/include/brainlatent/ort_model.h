@@ -81,6 +81,8 @@ class OnnxModel {
   // The same from a model's graph bytes whose external data files were checked by the caller (a service's model
   // roots, ts/sd/modelRoots.ts): each is opened here, held to the device and inode checked, and handed to ONNX
   // Runtime from memory, which then opens no path (checked_file.h). `files` names every location the graph names.
+  // A file truncated or rewritten while ONNX Runtime copies it is refused (InvalidModel, naming the file), and the
+  // process survives it (mapping_guard.h); ONNX Runtime keeps no pointer to the files after the load.
   static std::unique_ptr<OnnxModel> load_checked(const void* bytes, std::size_t size, const std::string& name,
                                                  const std::vector<CheckedFile>& files, const std::string& ort_library,
                                                  const OrtSessionConfig& config);
