@@ -1,9 +1,10 @@
-// Probes for the benchmarks (bench/, ts/bench/): the machine's SGEMM rate and the fused sampler
-// step on preallocated buffers. Not part of the library's API.
+// Probes for the benchmarks (bench/, ts/bench/) and tests: the machine's SGEMM rate, the fused sampler
+// step on preallocated buffers, and the BLAS turns' counters. Not part of the library's API.
 #include <memory>
 #include <vector>
 
 #include "addon_modules.h"
+#include "brainlatent/blas_turn.h"
 #include "brainlatent/linalg.h"
 #include "brainlatent/philox.h"
 #include "brainlatent/scheduler.h"
@@ -43,6 +44,18 @@ Napi::Value SgemmGflops(const Napi::CallbackInfo& info) {
   Args args(info, "sgemmGflops");
   const std::int64_t n = args.count(0, "n"), reps = args.count(1, "reps");
   return Napi::Number::New(info.Env(), guarded(info.Env(), "sgemmGflops", [&] { return linalg::sgemm_gflops(n, static_cast<int>(reps)); }));
+}
+
+// blasTurns() -> {waiting, taken, beside, blasThreads}: the process's BLAS turns (blas_turn.h) now: threads waiting for
+// one, turns taken so far, calls that ran beside the holder (a synchronous call's, which never waits), and the BLAS
+// library's thread count (turns are taken only above one).
+Napi::Value BlasTurns(const Napi::CallbackInfo& info) {
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("waiting", linalg::blas_turns_waiting());
+  o.Set("taken", static_cast<double>(linalg::blas_turns_taken()));
+  o.Set("beside", static_cast<double>(linalg::blas_calls_beside()));
+  o.Set("blasThreads", linalg::blas_threads());
+  return o;
 }
 
 // sdFusedStepProbe(elementsPerImage, images, groups, scheduler) -> {step(), reference()?, update()} for
@@ -118,6 +131,7 @@ Napi::Value SdFusedStepProbe(const Napi::CallbackInfo& info) {
 void init_bench(Napi::Env env, Napi::Object exports) {
   exports.Set("sgemmGflops", Napi::Function::New(env, SgemmGflops, "sgemmGflops"));
   exports.Set("sdFusedStepProbe", Napi::Function::New(env, SdFusedStepProbe, "sdFusedStepProbe"));
+  exports.Set("blasTurns", Napi::Function::New(env, BlasTurns, "blasTurns"));
 }
 
 }  // namespace brainlatent::addon

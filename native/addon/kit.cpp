@@ -23,6 +23,8 @@
 #include <unistd.h>
 #endif
 
+#include "brainlatent/long_ops.h"
+
 namespace brainlatent::addon {
 
 // ------------------------------------------------------------------ errors
@@ -282,6 +284,10 @@ bool run_lowered(int niceness, const std::function<void()>& fn) {
 void compute(JobState& s) {
   const auto run = [&s] {
     try {
+      // (the job's flag is this thread's for its run: a job waiting for a BLAS turn — a predictAsync behind four
+      // fits' calls — leaves the queue at its abort, not once its turn comes; a fit's own scope nests inside)
+      const std::string prefix = "brainlatent.";
+      const CancelScope cancel_scope(s.cancel->flag(), s.name.rfind(prefix, 0) == 0 ? s.name.substr(prefix.size()) : s.name);
       s.work(s.ctx);
     } catch (...) {
       s.failed = true;

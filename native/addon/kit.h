@@ -26,6 +26,7 @@
 #include <utility>
 #include <vector>
 
+#include "brainlatent/blas_turn.h"
 #include "brainlatent/error.h"
 
 namespace brainlatent::addon {
@@ -47,9 +48,12 @@ struct Failure {
 // prefixed with `what`.
 Failure current_failure(const std::string& what);
 
-// Runs a core call on the JS thread, rethrowing its failure as the mapped JS error.
+// Runs a core call on the JS thread, rethrowing its failure as the mapped JS error. Its BLAS calls
+// never wait for a turn (blas_turn.h): queued behind the jobs' calls, a predict() blocked the event
+// loop for seconds.
 template <typename Fn>
 auto guarded(Napi::Env env, const std::string& what, Fn&& fn) -> decltype(fn()) {
+  const linalg::BlasWithoutWaiting no_wait;
   try {
     return fn();
   } catch (const Napi::Error&) {

@@ -78,6 +78,12 @@ export interface EngineBinding {
 export interface BenchBinding {
   /** The best single-precision GEMM rate on n×n×n, GFLOP/s. */
   sgemmGflops(n: number, reps: number): number;
+  /**
+   * The process's BLAS turns now (native/core/include/brainlatent/blas_turn.h): threads waiting for one, turns taken
+   * so far, calls that ran beside the turn's holder (synchronous calls never wait for a turn), and the BLAS library's
+   * thread count (turns are taken only above one).
+   */
+  blasTurns(): { waiting: number; taken: number; beside: number; blasThreads: number };
   /** Micro-benchmark probe: the fused step, the hand-specialised loop it replaced (ddim, dpmpp2m with guidance), one plan. */
   sdFusedStepProbe(elementsPerImage: number, images: number, groups: number, scheduler: string): { step(): void; reference?: () => void; update(): number };
 }

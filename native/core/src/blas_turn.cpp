@@ -7,8 +7,8 @@
 #include <deque>
 #include <mutex>
 
+#include "brainlatent/linalg.h"
 #include "brainlatent/long_ops.h"
-#include "brainlatent/parallel.h"
 
 namespace brainlatent::linalg {
 
@@ -20,7 +20,8 @@ struct Turns {
   std::deque<std::uint64_t> queue;  // tickets waiting, in arrival order
   std::uint64_t next_ticket = 0;
   std::uint64_t taken = 0;
-  bool busy = false;  // a thread holds the turn
+  std::uint64_t beside = 0;  // calls that ran beside the holder (BlasWithoutWaiting)
+  bool busy = false;         // a thread holds the turn
 };
 
 Turns& turns() {
@@ -28,7 +29,8 @@ Turns& turns() {
   return *t;
 }
 
-thread_local int t_depth = 0;  // turns this thread holds (nested ones pass through)
+thread_local int t_depth = 0;         // turns this thread holds (nested ones pass through)
+thread_local bool t_no_wait = false;  // under a BlasWithoutWaiting
 
 // How often a waiting thread looks at its cancel flag: a wait is at most a few other jobs' calls
 // (each under ~1.3 s on two cores, linalg's slices), and an abort should not wait for them all.
@@ -42,11 +44,17 @@ BlasTurn::BlasTurn() {
     held_ = true;
     return;
   }
-  if (engine_threads() <= 1) return;  // single-threaded BLAS: no shared pool to spin on
+  // (BLAS's own count, not the engine's: with OPENBLAS_NUM_THREADS=1 the engine still counts every core)
+  if (blas_threads() <= 1) return;  // single-threaded BLAS: no shared pool to spin on
   Turns& t = turns();
   std::unique_lock<std::mutex> lock(t.m);
   if (!t.busy && t.queue.empty()) {
     t.busy = true;
+  } else if (t_no_wait) {
+    ++t.beside;
+    t_depth = 1;
+    held_ = beside_ = true;
+    return;
   } else {
     const std::uint64_t ticket = t.next_ticket++;
     t.queue.push_back(ticket);
@@ -72,6 +80,7 @@ BlasTurn::BlasTurn() {
 BlasTurn::~BlasTurn() {
   if (!held_) return;
   if (--t_depth > 0) return;
+  if (beside_) return;  // (the turn is another's)
   Turns& t = turns();
   {
     std::lock_guard<std::mutex> lock(t.m);
@@ -79,6 +88,10 @@ BlasTurn::~BlasTurn() {
   }
   t.cv.notify_all();
 }
+
+BlasWithoutWaiting::BlasWithoutWaiting() : outer_(t_no_wait) { t_no_wait = true; }
+
+BlasWithoutWaiting::~BlasWithoutWaiting() { t_no_wait = outer_; }
 
 int blas_turns_waiting() {
   Turns& t = turns();
@@ -90,6 +103,12 @@ std::uint64_t blas_turns_taken() {
   Turns& t = turns();
   std::lock_guard<std::mutex> lock(t.m);
   return t.taken;
+}
+
+std::uint64_t blas_calls_beside() {
+  Turns& t = turns();
+  std::lock_guard<std::mutex> lock(t.m);
+  return t.beside;
 }
 
 }  // namespace brainlatent::linalg

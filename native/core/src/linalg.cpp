@@ -463,6 +463,20 @@ void set_blas_threads(int n) {
   }
 }
 
+int blas_threads() {
+  // (looked up once: BlasTurn asks before every call)
+  static const auto get = []() -> std::function<int()> {
+    using IntFn = int (*)();
+    using DimFn = std::int64_t (*)();  // (BLIS's dim_t)
+    for (const char* name : {"openblas_get_num_threads", "MKL_Get_Max_Threads"})
+      if (auto fn = reinterpret_cast<IntFn>(dlsym(RTLD_DEFAULT, name))) return [fn] { return fn(); };
+    if (auto fn = reinterpret_cast<DimFn>(dlsym(RTLD_DEFAULT, "bli_thread_get_num_threads")))
+      return [fn] { return static_cast<int>(fn()); };
+    return nullptr;
+  }();
+  return get ? std::max(1, get()) : engine_threads();
+}
+
 std::string blas_vendor() {
   using ConfigFn = char* (*)();
   if (auto fn = reinterpret_cast<ConfigFn>(dlsym(RTLD_DEFAULT, "openblas_get_config"))) return std::string("OpenBLAS ") + fn();

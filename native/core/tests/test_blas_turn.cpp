@@ -1,6 +1,7 @@
 // The process's BLAS turns (blas_turn.h): one holder at a time, waiters served in arrival order (a
 // holder that asks again goes behind them), a cancelled waiter leaves the queue with its Cancelled
-// error, nested turns on one thread pass through, and with one engine thread no turn is taken. Then
+// error, nested turns on one thread pass through, with BLAS single-threaded (its own count) no turn is
+// taken, and a thread that must not wait (BlasWithoutWaiting) runs beside the holder. Then
 // linalg's calls from four threads at once (eigh, gemm, gram, Cholesky solves) give the same bits as
 // the same calls one after another.
 #include <algorithm>
@@ -183,6 +184,68 @@ int main() {
     b.join();
     CHECK(linalg::blas_turns_taken() == before);
     set_engine_threads(2);
+  });
+
+  test::run("with BLAS single-threaded by its own count no turn is taken, though the engine counts two threads", [] {
+    // (OPENBLAS_NUM_THREADS=1 with the engine left at every core: engine_threads() is 2, BLAS's pool is one thread,
+    // and its calls had waited for turns they do not need)
+    linalg::set_blas_threads(1);
+    CHECK(engine_threads() == 2);
+    CHECK(linalg::blas_threads() == 1);
+    const std::uint64_t before = linalg::blas_turns_taken();
+    std::atomic<int> inside{0};
+    auto hold = [&] {
+      BlasTurn turn;
+      ++inside;
+      wait_until([&] { return inside.load() == 2; });
+    };
+    std::thread a(hold), b(hold);
+    a.join();
+    b.join();
+    CHECK(linalg::blas_turns_taken() == before);
+    linalg::set_blas_threads(2);
+    CHECK(linalg::blas_threads() == 2);
+  });
+
+  test::run("a thread that must not wait runs beside the holder, behind nobody; a free turn it takes, and jobs wait for it", [] {
+    const std::uint64_t beside = linalg::blas_calls_beside();
+    std::atomic<bool> ran{false};
+    std::thread b;
+    {
+      BlasTurn mine;
+      b = std::thread([] { BlasTurn turn; });  // (a job's call, queued)
+      wait_until([] { return linalg::blas_turns_waiting() == 1; });
+      std::thread sync([&] {
+        const linalg::BlasWithoutWaiting no_wait;
+        BlasTurn turn;
+        BlasTurn nested;  // (passes through)
+        ran = true;
+      });
+      wait_until([&] { return ran.load(); });  // (while this thread still holds the turn)
+      sync.join();
+      CHECK(linalg::blas_calls_beside() - beside == 1);
+      CHECK(linalg::blas_turns_waiting() == 1);  // (b still first in line: nobody was passed)
+    }
+    b.join();
+    // The turn free: the synchronous call takes it, and a job's call waits for it.
+    const std::uint64_t taken = linalg::blas_turns_taken();
+    std::atomic<bool> job_ran{false};
+    std::thread job;
+    {
+      const linalg::BlasWithoutWaiting no_wait;
+      BlasTurn turn;
+      CHECK(linalg::blas_turns_taken() - taken == 1);
+      job = std::thread([&] {
+        BlasTurn t;
+        job_ran = true;
+      });
+      wait_until([] { return linalg::blas_turns_waiting() == 1; });
+      CHECK(!job_ran.load());
+    }
+    job.join();
+    CHECK(job_ran.load());
+    CHECK(linalg::blas_calls_beside() - beside == 1);
+    wait_until([] { return linalg::blas_turns_waiting() == 0; });
   });
 
   test::run("linalg's calls from four threads at once give the bits of the same calls one after another", [] {

@@ -73,6 +73,9 @@ void cholesky_inverse(std::int64_t n, float* a, std::int64_t lda);
 // BLAS threads (0 = all cores). Works with OpenBLAS, MKL and BLIS when they export their
 // setter; otherwise the vendor's environment variable decides.
 void set_blas_threads(int n);
+// The threads the BLAS library computes a call with now (OpenBLAS, MKL, BLIS: their getter, which also
+// sees OPENBLAS_NUM_THREADS and friends); engine_threads() when it exports none.
+int blas_threads();
 std::string blas_vendor();
 
 // Measured single-precision GEMM rate (GFLOP/s) on n×n×n, best of `reps`.
