@@ -1,11 +1,14 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import net from 'node:net';
+import { once } from 'node:events';
 import { join } from 'node:path';
 
 import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 
 import { probePlan } from '../../ts/batch/graph.js';
+import { RedisUnreachableError } from '../../ts/batch/errors.js';
 import { BatchClaimedError, cancelBatch, getBatchStatus, listBatches, listClaims, recordedBatchHash, retryBatch } from '../../ts/batch/inspect.js';
 import { claimBatchName, releaseBatchName } from '../../ts/batch/nameClaim.js';
 import { keys, redisConnection, shownRedisUrl } from '../../ts/batch/redis.js';
@@ -110,5 +113,44 @@ describe.skipIf(!redisAvailable)('a batch name held in Redis', { timeout: 60_000
     expect(retry.status).toBe(1);
     expect(retry.stderr).toContain(claimed);
     await releaseBatchName(url(), 'held', 'svc-7');
+  });
+
+  // The claim's client had no command timeout (redis.ts's probe has one): a Redis that accepted the connection but did
+  // not answer left a submission, a cancel or a service's shutdown waiting for ever. The calls are raced against a
+  // generous guard only so that a hang fails the test instead of the file: the assertion is the error, not the time.
+  const settled = (p: Promise<unknown>) =>
+    Promise.race([p.then((v) => ({ ok: v }), (e: unknown) => ({ err: e })), new Promise((r) => setTimeout(() => r({ hung: true }), 20_000).unref())]);
+
+  it('a Redis that accepts the connection and never answers fails the claim and the release with RedisUnreachableError', async () => {
+    const silent = net.createServer(() => {}).listen(0, '127.0.0.1');
+    await once(silent, 'listening');
+    const sockets: net.Socket[] = [];
+    silent.on('connection', (s) => sockets.push(s));
+    const at = `redis://127.0.0.1:${(silent.address() as net.AddressInfo).port}`;
+    try {
+      for (const call of [() => claimBatchName(at, 'mute', 'h', 'job-1'), () => releaseBatchName(at, 'mute', 'job-1')]) {
+        const r = (await settled(call())) as { err?: Error };
+        expect(r.err).toBeInstanceOf(RedisUnreachableError);
+        expect(r.err!.message).toBe(`Redis at ${at} is not reachable (no answer within 2 s): is redis-server running there, and is the URL right?`);
+      }
+    } finally {
+      for (const s of sockets) s.destroy();
+      silent.close();
+    }
+  });
+
+  it('a Redis that stalls after connecting (CLIENT PAUSE of writes) fails the claim with RedisUnreachableError naming the URL', async () => {
+    const plan = probePlan('stall', 2, join(dir, 'stall'), 10);
+    await raw((r) => r.call('CLIENT', 'PAUSE', '8000', 'WRITE'));
+    try {
+      const r = (await settled(claimBatchName(url(), 'stall', plan.hash, 'job-s'))) as { err?: Error };
+      expect(r.err).toBeInstanceOf(RedisUnreachableError);
+      expect(r.err!.message).toBe(`Redis at ${shownRedisUrl(url())} is not reachable (no answer within 2 s): is redis-server running there, and is the URL right?`);
+    } finally {
+      await raw((r) => r.call('CLIENT', 'UNPAUSE'));
+    }
+    // (the paused claim may have run once the pause ended: either way the name is this plan's)
+    expect(await claimBatchName(url(), 'stall', plan.hash, 'job-s')).toBeNull();
+    await releaseBatchName(url(), 'stall', 'job-s');
   });
 });
