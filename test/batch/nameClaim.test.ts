@@ -1,11 +1,17 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import net from 'node:net';
+import { once } from 'node:events';
 import { join } from 'node:path';
 
 import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 
-import { probePlan } from '../../ts/batch/graph.js';
+import { planBatch, probePlan } from '../../ts/batch/graph.js';
+import { batchUnderRoots, legacyBatchHash, resolveManifest } from '../../ts/batch/manifest.js';
+import { BatchNameTakenError, claimJobBatchName } from '../../ts/server/jobs/batchName.js';
+import type { JobSpec } from '../../ts/server/jobs/JobRunner.js';
+import { RedisUnreachableError } from '../../ts/batch/errors.js';
 import { BatchClaimedError, cancelBatch, getBatchStatus, listBatches, listClaims, recordedBatchHash, retryBatch } from '../../ts/batch/inspect.js';
 import { claimBatchName, releaseBatchName } from '../../ts/batch/nameClaim.js';
 import { keys, redisConnection, shownRedisUrl } from '../../ts/batch/redis.js';
@@ -110,5 +116,88 @@ describe.skipIf(!redisAvailable)('a batch name held in Redis', { timeout: 60_000
     expect(retry.status).toBe(1);
     expect(retry.stderr).toContain(claimed);
     await releaseBatchName(url(), 'held', 'svc-7');
+  });
+
+  // The claim's client had no command timeout (redis.ts's probe has one): a Redis that accepted the connection but did
+  // not answer left a submission, a cancel or a service's shutdown waiting for ever. The calls are raced against a
+  // generous guard only so that a hang fails the test instead of the file: the assertion is the error, not the time.
+  const settled = (p: Promise<unknown>) =>
+    Promise.race([p.then((v) => ({ ok: v }), (e: unknown) => ({ err: e })), new Promise((r) => setTimeout(() => r({ hung: true }), 20_000).unref())]);
+
+  it('a Redis that accepts the connection and never answers fails the claim and the release with RedisUnreachableError', async () => {
+    const silent = net.createServer(() => {}).listen(0, '127.0.0.1');
+    await once(silent, 'listening');
+    const sockets: net.Socket[] = [];
+    silent.on('connection', (s) => sockets.push(s));
+    const at = `redis://127.0.0.1:${(silent.address() as net.AddressInfo).port}`;
+    try {
+      for (const call of [() => claimBatchName(at, 'mute', 'h', 'job-1'), () => releaseBatchName(at, 'mute', 'job-1')]) {
+        const r = (await settled(call())) as { err?: Error };
+        expect(r.err).toBeInstanceOf(RedisUnreachableError);
+        expect(r.err!.message).toBe(`Redis at ${at} is not reachable (no answer within 2 s): is redis-server running there, and is the URL right?`);
+      }
+    } finally {
+      for (const s of sockets) s.destroy();
+      silent.close();
+    }
+  });
+
+  it('a Redis that stalls after connecting (CLIENT PAUSE of writes) fails the claim with RedisUnreachableError naming the URL', async () => {
+    const plan = probePlan('stall', 2, join(dir, 'stall'), 10);
+    await raw((r) => r.call('CLIENT', 'PAUSE', '8000', 'WRITE'));
+    try {
+      const r = (await settled(claimBatchName(url(), 'stall', plan.hash, 'job-s'))) as { err?: Error };
+      expect(r.err).toBeInstanceOf(RedisUnreachableError);
+      expect(r.err!.message).toBe(`Redis at ${shownRedisUrl(url())} is not reachable (no answer within 2 s): is redis-server running there, and is the URL right?`);
+    } finally {
+      await raw((r) => r.call('CLIENT', 'UNPAUSE'));
+    }
+    // (the paused claim may have run once the pause ended: either way the name is this plan's)
+    expect(await claimBatchName(url(), 'stall', plan.hash, 'job-s')).toBeNull();
+    await releaseBatchName(url(), 'stall', 'job-s');
+  });
+
+  // s24 took a batch config's relative paths (captions, feature files, ncsnr…) from the manifest's folder, which changed
+  // batch hashes: a batch submitted before, resubmitted with the same manifest, met its own record under another hash
+  // and was told it came 'from another manifest'. Its queued jobs still read those paths from the working folder (under
+  // a service: unchecked against its root), so it is not resumed; the refusal now says what it is and what to run.
+  // The hashes below are what the code before s24 (a5891ca^'s resolveManifest) computed for this manifest and base.
+  it("a batch recorded under its pre-s24 hash is recognised as this manifest's, with the purge to run", async () => {
+    const manifest = {
+      name: 'older', out: 'runs', nsd: { root: 'nsd' }, subjects: [1, 2],
+      analyses: [{ name: 'enc', kind: 'encode', config: {
+        model: 'models/sd', nsd: { captions: 'caps/{subj}.csv' }, noiseCeiling: 'nc/ncsnr.nii.gz',
+        featureSets: [{ name: 'f', kind: 'file', path: 'feats/f.npy', ids: 'feats/ids.npy' }, { name: 'z', kind: 'z' }],
+      } }],
+    };
+    const base = '/srv/bl-legacy';
+    const batch = resolveManifest(manifest, { baseDir: base });
+    expect([legacyBatchHash(batch), batch.hash]).toEqual(['4c1a48533cef1662', '40d78fff3e5ac7dc']);
+    const underRoot = batchUnderRoots(batch, [base]);
+    expect([legacyBatchHash(underRoot), underRoot.hash]).toEqual(['9585212b17442c1c', '3253383c06335898']);
+    // a manifest with no relative config paths hashes as it did: no legacy hash
+    expect(legacyBatchHash(resolveManifest({ ...manifest, analyses: [{ name: 'enc', kind: 'encode', config: { model: '/m/sd', featureSets: [{ name: 'z', kind: 'z' }] } }] }, { baseDir: base }))).toBeUndefined();
+
+    // the CLI: the record an older version wrote (bare) meets this manifest's plan
+    const record = (hash: string) => JSON.stringify({ id: 'older', hash, out: batch.out, submittedAt: '2026-12-01T00:00:00.000Z', subjects: [], jobs: [] });
+    await raw((r) => r.set(keys.batch('older'), record('4c1a48533cef1662')));
+    const plan = await planBatch(batch);
+    await expect(submitPlan(plan, { redis: url() })).rejects.toThrow(
+      `batch 'older' was submitted before from this manifest by an earlier version of brainlatent, which took the relative paths of its analyses' configs (captions, networks, feature files, ids, ncsnr, masks) from the working folder, not from the manifest's (plan 4c1a48533cef1662, now 40d78fff3e5ac7dc): its queued jobs still read them that way, so it is not resumed as this one; remove it with 'brainlatent batch cancel older --redis ${shownRedisUrl(url())} --purge' and submit this manifest again (its run folders record the older config: add --force to redo them)`,
+    );
+    // another manifest's record is still 'another manifest'
+    await raw((r) => r.set(keys.batch('older'), record('0123456789abcdef')));
+    await expect(submitPlan(plan, { redis: url() })).rejects.toThrow(/^batch 'older' was submitted before from another manifest/);
+
+    // a service (root /srv/bl-legacy): the record its older version wrote under the root → a 409 saying so
+    await raw((r) => r.set(keys.batch('older'), record('9585212b17442c1c')));
+    const spec = { id: 'job-older', kind: 'batch', out: batch.out, outShown: 'runs', input: { kind: 'batch', batch }, modelRoots: [base] } as JobSpec;
+    const refusal = await claimJobBatchName(url(), spec).catch((e: unknown) => e);
+    expect(refusal).toBeInstanceOf(BatchNameTakenError);
+    expect((refusal as BatchNameTakenError).takenBy).toBe('olderPaths');
+    expect((refusal as Error).message).toBe(
+      `body.manifest.name 'older' is taken by a batch of this very manifest submitted by an earlier version of brainlatent, which took the relative paths of its analyses' configs (captions, networks, feature files, ids, ncsnr, masks) from the service's working folder, not from its root: its queued jobs still read them that way, so it cannot be resumed here; have that batch removed with 'brainlatent batch cancel older --redis <this service's Redis URL> --purge', then submit this manifest again with another out (its run folders record the older config)`,
+    );
+    await cancelBatch('older', { redis: url(), purge: true });
   });
 });

@@ -15,7 +15,7 @@ import { encodeExtractOptions, encodeStages, type EncodeConfig } from '../encodi
 import type { ReconstructConfig } from '../pipeline/config.js';
 import { STAGES, type StageName } from '../pipeline/runFolder.js';
 import { extractOptions, img2imgShards, type Img2ImgShard } from '../pipeline/stages.js';
-import type { ResolvedBatch, ResolvedSubject } from './manifest.js';
+import { legacyBatchHash, type ResolvedBatch, type ResolvedSubject } from './manifest.js';
 import { consumerRecipes, recipeKey, type FeatureConsumer, type FeatureRecipe } from './sharedFeatures.js';
 
 /**
@@ -88,6 +88,8 @@ export interface BatchPlan {
   subjects: SubjectPlan[];
   /** A service's batch: the roots its every job is held to (BatchNode.modelRoots), part of its hash. */
   modelRoots?: string[];
+  /** The hash this manifest's batch had before s24 took its config paths from the manifest's folder, where it differs (legacyBatchHash). */
+  legacyHash?: string;
 }
 
 /** The queue of an encoding stage: the diffusion model's work on sample, the extraction on data, the fits on compute. */
@@ -252,7 +254,8 @@ export async function planBatch(batch: ResolvedBatch, options: BatchPlanOptions 
   const subjects: SubjectPlan[] = [];
   for (const s of batch.subjects) subjects.push(await planSubject(batch, s, options));
   const roots = batch.modelRoots?.length ? { modelRoots: [...batch.modelRoots] } : {};
-  return { id: batch.id, out: batch.out, hash: batch.hash, retry: batch.retry, subjects, ...roots };
+  const legacyHash = legacyBatchHash(batch);
+  return { id: batch.id, out: batch.out, hash: batch.hash, retry: batch.retry, subjects, ...roots, ...(legacyHash ? { legacyHash } : {}) };
 }
 
 /**

@@ -287,7 +287,62 @@ export function resolveManifest(input: unknown, options: { source?: string; base
   if (problems.length) throw new ManifestError(source, [...new Set(problems)]);
   const retry = { attempts: m.retry?.attempts ?? 3, backoffMs: m.retry?.backoffMs ?? 2000 };
   const batch = { id: m.name, out, subjects, retry };
-  return { ...batch, hash: batchHash(batch) };
+  const resolved = { ...batch, hash: batchHash(batch) };
+  const legacy = legacySubjects(m, base, out);
+  if (legacy && batchHash({ ...batch, subjects: legacy }) !== resolved.hash) legacyOf.set(resolved, legacy);
+  return resolved;
+}
+
+/**
+ * The subjects of batches resolved by resolveManifest whose hash was another before s24 (legacySubjects): kept beside
+ * the batch, not in it (a batch's JSON — a job's input, batch.json — stays as it was).
+ */
+const legacyOf = new WeakMap<ResolvedBatch, ResolvedSubject[]>();
+
+/**
+ * The subjects as resolveManifest expanded them before s24 (commit a5891ca), when only out, the NSD roots, nsd.cacheDir
+ * and the model folders were taken from the base and the config's other path fields (captions, networks, feature
+ * files, ids, ncsnr, masks) stayed as written: what a batch submitted then was hashed from. Undefined when the manifest
+ * did not resolve that way.
+ */
+function legacySubjects(m: BatchManifest, base: string, out: string): ResolvedSubject[] | undefined {
+  const abs = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
+  try {
+    return m.subjects.map((s) => {
+      const entry = typeof s === 'number' ? { subject: s } : s;
+      const name = entry.name ?? subjectName(entry.subject);
+      const root = abs(entry.root ?? m.nsd?.root ?? '.');
+      const vars = { subject: String(entry.subject), subj: subjectName(entry.subject), name };
+      const analyses = m.analyses.map((a, j): ResolvedAnalysis => {
+        const where = fieldLabel('manifest', ['analyses', String(j), 'config']);
+        const cfg = substitute(deepMerge(a.config, entry.overrides?.[a.name] ?? {}), vars) as Record<string, unknown>;
+        const runOut = join(out, name, a.name);
+        const nsd = { ...(isPlainObject(cfg.nsd) ? cfg.nsd : {}), root, subject: entry.subject } as Record<string, unknown>;
+        nsd.cacheDir = typeof nsd.cacheDir === 'string' ? abs(nsd.cacheDir) : join(out, name, 'cache');
+        const sharding: Img2ImgSharding = { images: a.shards?.images ?? 64, seeds: a.shards?.seeds ?? 1 };
+        if (a.kind === 'reconstruct') {
+          const model = isPlainObject(cfg.model) ? { ...cfg.model } : cfg.model;
+          if (isPlainObject(model) && typeof model.dir === 'string') model.dir = abs(model.dir);
+          return { name: a.name, kind: 'reconstruct', config: resolveConfig({ ...cfg, out: runOut, nsd, model }, where), sharding };
+        }
+        const model = typeof cfg.model === 'string' ? abs(cfg.model) : cfg.model;
+        return { name: a.name, kind: 'encode', config: resolveEncodeConfig({ ...cfg, out: runOut, nsd, model }, where), sharding };
+      });
+      return { name, subject: entry.subject, root, analyses };
+    });
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The hash `b` had before s24, when its config paths other than the model folders were not yet taken from the
+ * manifest's folder (a service's root), where that differs from its hash: a record of it is this manifest's batch
+ * submitted by an older version. Undefined for a batch not resolved here (read back from JSON) or not changed.
+ */
+export function legacyBatchHash(b: ResolvedBatch): string | undefined {
+  const subjects = legacyOf.get(b);
+  return subjects && batchHash({ id: b.id, out: b.out, subjects, retry: b.retry, modelRoots: b.modelRoots });
 }
 
 /**
@@ -304,7 +359,10 @@ export function batchHash(b: Pick<ResolvedBatch, 'id' | 'out' | 'subjects' | 're
 /** `batch` run as a service's: every job's model files held to `roots` (BatchNode.modelRoots), part of its identity. */
 export function batchUnderRoots(batch: ResolvedBatch, roots: readonly string[]): ResolvedBatch {
   const under = { ...batch, modelRoots: [...roots] };
-  return { ...under, hash: batchHash(under) };
+  const resolved = { ...under, hash: batchHash(under) };
+  const legacy = legacyOf.get(batch);
+  if (legacy) legacyOf.set(resolved, legacy);
+  return resolved;
 }
 
 /** Reads a manifest file (JSON) and resolves it; relative paths are taken from the file's folder. */

@@ -9,21 +9,17 @@
  * A claim (a Redis hash: `hash` → the plan's hash, `job:<id>` → 1 per service job holding it) is released when the
  * batch is recorded, when its last holding job ends without having recorded it (failed or cancelled before, the
  * service shut down), and by `batch cancel NAME --purge` (a claim left by a service that stopped before its job ran).
+ * Each call is one short-lived connection with bounded waits (redis.ts withShortLivedRedis): a Redis that accepts the
+ * connection but stalls fails it with a RedisUnreachableError instead of holding a submission, a cancel or a service's
+ * shutdown for ever.
  */
-import { loadRedisQueue } from '../optionalDependencies.js';
-import { RedisUnreachableError } from './errors.js';
-import { keys, redisConnection, shownRedisUrl, unreachableMessage, type BatchRecord } from './redis.js';
+import { keys, withShortLivedRedis, type BatchRecord } from './redis.js';
 
 /**
  * What holds a name for another plan: the batch's record, or a service's claim (its plan's hash, and the ids of the
  * service jobs that hold it, so that a client can find or cancel them), not recorded yet.
  */
 export type NameHolder = { by: 'record'; record: BatchRecord } | { by: 'claim'; hash: string; jobs: string[] };
-
-/** The Redis call used here (of ioredis' client). */
-interface EvalClient {
-  eval(script: string, numKeys: number, ...args: (string | number)[]): Promise<unknown>;
-}
 
 // (the record's hash read in Lua: a record that does not parse holds the name for no plan this could be)
 const RECORD_HASH = `
@@ -81,35 +77,17 @@ function holderOf(answer: unknown): NameHolder | null {
   return what === 'claim' ? { by: 'claim', hash: value!, jobs: jobs.sort() } : null;
 }
 
-/** One short-lived connection that neither retries nor waits for a Redis that is not there. */
-async function withClient<T>(url: string, fn: (client: EvalClient) => Promise<T>): Promise<T> {
-  const { Redis } = (await loadRedisQueue()).ioredis;
-  const client = new Redis({ ...redisConnection(url), lazyConnect: true, connectTimeout: 2000, maxRetriesPerRequest: 1, retryStrategy: () => null });
-  client.on('error', () => {}); // reported by the call that fails
-  try {
-    await client.connect();
-  } catch (e) {
-    client.disconnect();
-    throw new RedisUnreachableError(unreachableMessage(url, (e as { code?: string }).code ?? (e as Error).message), shownRedisUrl(url));
-  }
-  try {
-    return await fn(client);
-  } finally {
-    client.disconnect();
-  }
-}
-
 /**
  * Claims the name `batch` for the plan `hash`, on behalf of the service job `job`: null when the name is now (or was
  * already) this plan's — free, claimed or recorded for the same hash —, else what holds it for another plan.
  */
 export async function claimBatchName(url: string, batch: string, hash: string, job: string): Promise<NameHolder | null> {
-  return withClient(url, async (c) => holderOf(await c.eval(CLAIM, 2, keys.batch(batch), keys.claim(batch), hash, holderField(job))));
+  return withShortLivedRedis(url, async (c) => holderOf(await c.eval(CLAIM, 2, keys.batch(batch), keys.claim(batch), hash, holderField(job))));
 }
 
 /** The job `job` no longer holds its claim on `batch` (it ended); the claim goes with its last holder. Nothing when it was recorded since. */
 export async function releaseBatchName(url: string, batch: string, job: string): Promise<void> {
-  await withClient(url, async (c) => c.eval(RELEASE, 1, keys.claim(batch), holderField(job)));
+  await withShortLivedRedis(url, async (c) => c.eval(RELEASE, 1, keys.claim(batch), holderField(job)));
 }
 
 /**
@@ -117,12 +95,12 @@ export async function releaseBatchName(url: string, batch: string, job: string):
  * was no record before (undoRecord can take it back).
  */
 export async function recordBatch(url: string, record: BatchRecord): Promise<{ held: NameHolder } | { created: boolean }> {
-  const answer = await withClient(url, (c) => c.eval(RECORD, 4, keys.batch(record.id), keys.claim(record.id), keys.batches, keys.cancelled(record.id), record.hash, JSON.stringify(record), record.id, new Date().toISOString()));
+  const answer = await withShortLivedRedis(url, (c) => c.eval(RECORD, 4, keys.batch(record.id), keys.claim(record.id), keys.batches, keys.cancelled(record.id), record.hash, JSON.stringify(record), record.id, new Date().toISOString()));
   const held = holderOf(answer);
   return held ? { held } : { created: (answer as string[])[0] === 'created' };
 }
 
 /** Takes back a record recordBatch created (the submission failed after it), if it is still that very record. */
 export async function undoRecord(url: string, record: BatchRecord): Promise<void> {
-  await withClient(url, (c) => c.eval(UNRECORD, 2, keys.batch(record.id), keys.batches, JSON.stringify(record), record.id));
+  await withShortLivedRedis(url, (c) => c.eval(UNRECORD, 2, keys.batch(record.id), keys.batches, JSON.stringify(record), record.id));
 }

@@ -89,13 +89,58 @@ export function shownRedisUrl(url: string): string {
   }
 }
 
+/** How long a short-lived connection of a batch's own (probeRedis, nameClaim.ts) waits for Redis: to connect, and per command. */
+export const REDIS_ANSWER_MS = 2000;
+
+/** The Redis calls made through a short-lived connection (of ioredis' client). */
+export interface ShortLivedRedis {
+  ping(): Promise<string>;
+  eval(script: string, numKeys: number, ...args: (string | number)[]): Promise<unknown>;
+}
+
 /**
- * Whether the Redis at `url` answers a PING within `timeoutMs`: one short-lived connection that neither retries
- * nor queues commands (BullMQ's own connections retry forever, so a first connection that never succeeds would
- * leave a call pending for good). `reason` is the socket error's code (ECONNREFUSED, ENOTFOUND, ETIMEDOUT, …)
- * or its message.
+ * Runs `fn` with one short-lived connection to the Redis at `url` (connectShortLived): failing to connect, or a
+ * command's timeout or lost connection, is a RedisUnreachableError naming the URL (a reply error, e.g. of a script, is
+ * passed on as it is). A Redis that accepted the connection but stalls fails the call instead of holding it for ever.
  */
-export async function probeRedis(url: string, timeoutMs = 2000): Promise<{ ok: true } | { ok: false; reason: string }> {
+export async function withShortLivedRedis<T>(url: string, fn: (client: ShortLivedRedis) => Promise<T>, timeoutMs = REDIS_ANSWER_MS): Promise<T> {
+  const c = await connectShortLived(url, timeoutMs);
+  if ('reason' in c) throw new RedisUnreachableError(unreachableMessage(url, c.reason), shownRedisUrl(url));
+  try {
+    return await fn(c.client);
+  } catch (e) {
+    const reason = lostAnswer(e, timeoutMs);
+    if (reason) throw new RedisUnreachableError(unreachableMessage(url, reason), shownRedisUrl(url));
+    throw e;
+  } finally {
+    c.client.disconnect();
+  }
+}
+
+/**
+ * Whether the Redis at `url` answers a PING within `timeoutMs`. `reason` is the socket error's code (ECONNREFUSED,
+ * ENOTFOUND, ETIMEDOUT, …) or its message.
+ */
+export async function probeRedis(url: string, timeoutMs = REDIS_ANSWER_MS): Promise<{ ok: true } | { ok: false; reason: string }> {
+  const c = await connectShortLived(url, timeoutMs);
+  if ('reason' in c) return { ok: false, reason: c.reason };
+  try {
+    await c.client.ping();
+    return { ok: true };
+  } catch (e) {
+    return { ok: false, reason: lostAnswer(e, timeoutMs) ?? (e as Error).message };
+  } finally {
+    c.client.disconnect();
+  }
+}
+
+/**
+ * One short-lived connection that neither retries nor queues commands (BullMQ's own connections retry for ever, so a
+ * first connection that never succeeds would leave a call pending for good), connected within `timeoutMs` (a TLS
+ * handshake, an AUTH or a ready check that never answers included), whose every command fails after `timeoutMs`
+ * without an answer. Or why it could not connect.
+ */
+async function connectShortLived(url: string, timeoutMs: number): Promise<{ client: ShortLivedRedis & { disconnect(): void } } | { reason: string }> {
   const options = redisConnection(url) as RedisOptions;
   // optional dependencies, loaded on first use: both, so a missing one is reported before any connection
   const { Redis } = (await loadRedisQueue()).ioredis;
@@ -112,15 +157,15 @@ export async function probeRedis(url: string, timeoutMs = 2000): Promise<{ ok: t
   client.on('error', (e: Error) => {
     first ??= e;
   });
-  // a TLS handshake or an AUTH that never answers is bounded too
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(Object.assign(new Error(`no answer within ${timeoutMs / 1000} s`), { code: 'ETIMEDOUT' })), timeoutMs + 500);
   });
   try {
-    await Promise.race([client.connect().then(() => client.ping()), deadline]);
-    return { ok: true };
+    await Promise.race([client.connect(), deadline]);
+    return { client };
   } catch (e) {
+    client.disconnect();
     const err = (first ?? e) as Error & { code?: string };
     const code = err.code && /^E[A-Z]+$/.test(err.code) ? err.code : undefined;
     const reason =
@@ -129,11 +174,19 @@ export async function probeRedis(url: string, timeoutMs = 2000): Promise<{ ok: t
         : /RESP|protocol/i.test(err.message)
           ? 'what answers there does not speak the Redis protocol'
           : (code ?? err.message.replace(/^connect /, ''));
-    return { ok: false, reason };
+    return { reason };
   } finally {
     clearTimeout(timer);
-    client.disconnect();
   }
+}
+
+/** Why a command on a connected client got no answer (ioredis: past commandTimeout, or the socket closed), else undefined. */
+function lostAnswer(e: unknown, timeoutMs: number): string | undefined {
+  const err = e as Error | undefined;
+  if (err?.name === 'ReplyError') return undefined;
+  if (/timed out/i.test(err?.message ?? '')) return `no answer within ${timeoutMs / 1000} s`;
+  if (/Connection is closed/i.test(err?.message ?? '')) return 'the connection closed without an answer';
+  return undefined;
 }
 
 /** The message for a Redis that did not answer. */
@@ -142,7 +195,7 @@ export function unreachableMessage(url: string, reason: string): string {
 }
 
 /** Throws RedisUnreachableError unless the Redis at `url` answers within `timeoutMs` (every entry point's first step). */
-export async function requireRedis(url: string, timeoutMs = 2000): Promise<void> {
+export async function requireRedis(url: string, timeoutMs = REDIS_ANSWER_MS): Promise<void> {
   const r = await probeRedis(url, timeoutMs);
   if (!r.ok) throw new RedisUnreachableError(unreachableMessage(url, r.reason), shownRedisUrl(url));
 }

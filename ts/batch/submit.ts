@@ -144,6 +144,14 @@ function resubmittedAs(plan: BatchPlan, held: NameHolder, redis: string): BatchE
     );
   }
   const rec = held.record;
+  if (plan.legacyHash !== undefined && rec.hash === plan.legacyHash) {
+    return new BatchError(
+      `batch '${plan.id}' was submitted before from this manifest by an earlier version of brainlatent, which took the relative paths of its ` +
+        `analyses' configs (captions, networks, feature files, ids, ncsnr, masks) from the working folder, not from the manifest's (plan ${rec.hash}, now ${plan.hash}): ` +
+        `its queued jobs still read them that way, so it is not resumed as this one; remove it with ${purge} and submit this manifest again ` +
+        `(its run folders record the older config: add --force to redo them)`,
+    );
+  }
   const roots = (r: string[] | undefined) => JSON.stringify(r ?? []);
   if (roots(rec.modelRoots) !== roots(plan.modelRoots)) {
     return new BatchError(

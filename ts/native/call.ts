@@ -39,8 +39,8 @@ export function nativeSync<T>(fn: (b: Binding) => T): T {
  * (a sampler step, a solver's large operation), or, for a job still waiting for an engine thread,
  * withdraws it at once (rejected as 'cancelled before it started', native/addon/kit.cpp). A signal aborted before the start rejects at once, and
  * one aborted after the engine's last check but before the promise settles rejects it all the same: a
- * cancelled call never resolves. Every typed array `fn` hands the binding is held for the engine, which reads it in place on its
- * own thread (heldInputs.ts: marked untransferable, a resizable one copied; one detached all the same fails the call).
+ * cancelled call never resolves. The typed arrays `fn` hands the binding that the engine reads in place on its own thread
+ * are held for it (heldInputs.ts: marked untransferable, a resizable one copied; one detached all the same fails the call).
  */
 export async function nativeJob<T>(
   what: string,
@@ -78,8 +78,8 @@ export async function nativeJob<T>(
 }
 
 /**
- * The binding as a job's `fn` sees it: each method's arguments pass through holdInputs (the arrays under them held
- * for the engine) before the call, and `held` collects them for the check when the job settles.
+ * The binding as a job's `fn` sees it: each method's arguments pass through holdInputs (the arrays it reads in place
+ * held for the engine) before the call, and `held` collects them for the check when the job settles.
  */
 function holdingInputs(b: Binding, held: HeldInputs[]): Binding {
   return new Proxy(b, {
@@ -87,7 +87,7 @@ function holdingInputs(b: Binding, held: HeldInputs[]): Binding {
       const v = Reflect.get(target, key) as unknown;
       if (typeof v !== 'function') return v;
       return (...args: unknown[]) => {
-        const h = holdInputs(args);
+        const h = holdInputs(String(key), args);
         held.push(h);
         return (v as (...a: unknown[]) => unknown).apply(target, h.args);
       };

@@ -8,12 +8,15 @@
  * nothing shared (the batch runs in the job's own process pool, its plan in its out folder), so the same body runs there.
  */
 import { claimBatchName, releaseBatchName, type NameHolder } from '../../batch/nameClaim.js';
-import { batchUnderRoots, type ResolvedBatch } from '../../batch/manifest.js';
+import { batchUnderRoots, legacyBatchHash, type ResolvedBatch } from '../../batch/manifest.js';
 import { BrainlatentError } from '../../errors.js';
 import type { JobSpec } from './JobRunner.js';
 
-/** Why the name is taken: another batch recorded, a batch of this manifest recorded without the service's roots, another job's claim. */
-export type TakenBy = 'batch' | 'legacy' | 'claim';
+/**
+ * Why the name is taken: another batch recorded, a batch of this manifest recorded without the service's roots, a batch
+ * of this manifest recorded by an earlier version (its config paths not yet from the root), another job's claim.
+ */
+export type TakenBy = 'batch' | 'legacy' | 'olderPaths' | 'claim';
 
 function takenMessage(name: string, by: TakenBy, jobs: readonly string[]): string {
   const head = `body.manifest.name '${name}' is taken`;
@@ -23,6 +26,8 @@ function takenMessage(name: string, by: TakenBy, jobs: readonly string[]): strin
   switch (by) {
     case 'legacy':
       return `${head} by a batch of this very manifest recorded without this service's model roots (submitted from the command line, or by a service of a version from before a batch's identity included its root): its queued jobs are not held to this service's root, so it cannot be resumed here; give this manifest another name, or have that batch removed with ${purge} (its finished stages stay on disk and are skipped) and submit it again`;
+    case 'olderPaths':
+      return `${head} by a batch of this very manifest submitted by an earlier version of brainlatent, which took the relative paths of its analyses' configs (captions, networks, feature files, ids, ncsnr, masks) from the service's working folder, not from its root: its queued jobs still read them that way, so it cannot be resumed here; have that batch removed with ${purge}, then submit this manifest again with another out (its run folders record the older config)`;
     case 'claim':
       return `${head}: ${jobs.length === 1 ? 'a job' : 'jobs'} accepted with another manifest of that name (${jobs.join(', ')}, by this service or another on its Redis) ${jobs.length === 1 ? 'has' : 'have'} not submitted ${jobs.length === 1 ? 'its' : 'their'} batch yet; give this manifest another name, or submit it again once ${jobs.length === 1 ? 'that job has' : 'those jobs have'} ended (GET /v1/jobs/ID shows a job of this service, DELETE /v1/jobs/ID cancels it; a job that ends before it submitted its batch frees the name; a claim left by a service that stopped before its job ran is removed with ${purge})`;
     case 'batch':
@@ -61,6 +66,7 @@ function submittedBatch(spec: JobSpec): ResolvedBatch {
  */
 function takenBy(spec: JobSpec, held: NameHolder): TakenBy {
   if (held.by === 'claim') return 'claim';
+  if (held.record.hash === legacyBatchHash(submittedBatch(spec))) return 'olderPaths';
   const bare = manifestBatch(spec);
   return !held.record.modelRoots?.length && held.record.hash === bare.hash && spec.modelRoots?.length ? 'legacy' : 'batch';
 }
