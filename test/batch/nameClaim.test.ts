@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { once } from 'node:events';
@@ -17,6 +16,7 @@ import { claimBatchName, releaseBatchName } from '../../ts/batch/nameClaim.js';
 import { keys, redisConnection, shownRedisUrl } from '../../ts/batch/redis.js';
 import { submitPlan } from '../../ts/batch/submit.js';
 import { cancelLine } from '../../ts/cli/commands/batch.js';
+import { runCommand } from '../helpers/nodeChild.js';
 import { redisAvailable, redisTestBed } from './redis.js';
 
 // A batch name is held atomically: two manifests submitted at once under one name (`batch submit` twice, or the CLI
@@ -105,14 +105,14 @@ describe.skipIf(!redisAvailable)('a batch name held in Redis', { timeout: 60_000
     expect(await listClaims({ redis: url() })).toEqual([{ batch: 'held', hash: plan.hash, jobs: ['svc-7'] }]);
 
     const cli = join(__dirname, '..', '..', 'dist', 'cli', 'main.js');
-    const brainlatent = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 60_000 });
-    const json = brainlatent('batch', 'status', 'held', '--redis', url(), '--json');
+    const brainlatent = (...args: string[]) => runCommand(process.execPath, [cli, ...args], { hangLimitMs: 60_000 });
+    const json = await brainlatent('batch', 'status', 'held', '--redis', url(), '--json');
     expect([json.status, JSON.parse(json.stdout)]).toEqual([0, { batch: 'held', state: 'claimed', claim: { hash: plan.hash, jobs: ['svc-7'] } }]);
-    const text = brainlatent('batch', 'status', 'held', '--redis', url());
+    const text = await brainlatent('batch', 'status', 'held', '--redis', url());
     expect([text.status, text.stdout]).toEqual([0, `batch held: ${words}, not submitted yet\n`]);
-    const list = brainlatent('batch', 'status', '--redis', url());
+    const list = await brainlatent('batch', 'status', '--redis', url());
     expect(list.stdout.split('\n')).toContain(`held  (${words}, not submitted yet)`);
-    const retry = brainlatent('batch', 'retry', 'held', '--redis', url());
+    const retry = await brainlatent('batch', 'retry', 'held', '--redis', url());
     expect(retry.status).toBe(1);
     expect(retry.stderr).toContain(claimed);
     await releaseBatchName(url(), 'held', 'svc-7');

@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +8,7 @@ import type { BatchManifest } from '../../ts/batch/manifest.js';
 import type { DemoWorld } from '../../ts/demo/world.js';
 import { betasPath } from '../../ts/nsd/paths.js';
 import { batchManifest, batchWorld, encodeTemplate, reconTemplate } from './world.js';
+import { runCommand } from '../helpers/nodeChild.js';
 
 // `batch plan|submit|run` check each subject × analysis's inputs with the pipelines' own preflight before anything
 // is queued or run, so that a wrong size or a subject without betas shows now, not hours later on a worker.
@@ -30,8 +30,8 @@ function manifestFile(name: string, m: BatchManifest): string {
   return f;
 }
 
-function brainlatent(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 120_000 });
+async function brainlatent(...args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  const r = await runCommand(process.execPath, [cli, ...args], { hangLimitMs: 120_000 });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -47,8 +47,8 @@ function badManifest(name: string): BatchManifest {
 const noRedis = 'redis://:pw-preflight@127.0.0.1:1';
 
 describe('batch preflight', () => {
-  it('batch plan lists every problem by subject and analysis, and exits 1; a good manifest passes', { timeout: 120_000 }, () => {
-    const bad = brainlatent('batch', 'plan', manifestFile('bad', badManifest('bad')));
+  it('batch plan lists every problem by subject and analysis, and exits 1; a good manifest passes', { timeout: 120_000 }, async () => {
+    const bad = await brainlatent('batch', 'plan', manifestFile('bad', badManifest('bad')));
     expect(bad.status).toBe(1);
     expect(bad.stdout).toMatch(/jobs, 2 subjects; preflight: \d+ problems/);
     expect(bad.stderr).toMatch(/batch bad: the preflight found \d+ problems in 2 of 2 subject × analysis pairs;/);
@@ -58,18 +58,18 @@ describe('batch preflight', () => {
     expect(bad.stderr).not.toMatch(/subj01 × recon: .*betas/);
     expect(bad.stderr).toContain('--no-preflight');
 
-    const good = brainlatent('batch', 'plan', manifestFile('good', batchManifest(world, 'good', join(dir, 'good'), [1])));
+    const good = await brainlatent('batch', 'plan', manifestFile('good', batchManifest(world, 'good', join(dir, 'good'), [1])));
     expect(good.stderr).toBe('');
     expect(good.status).toBe(0);
     expect(good.stdout).toMatch(/jobs, 1 subject; preflight: no problems/);
   });
 
-  it('a path missing on this machine is named as such, with the flag for data that only the workers see', { timeout: 120_000 }, () => {
+  it('a path missing on this machine is named as such, with the flag for data that only the workers see', { timeout: 120_000 }, async () => {
     const m = batchManifest(world, 'elsewhere', join(dir, 'elsewhere'), [1, 2]);
     m.nsd = { root: join(dir, 'only-on-the-workers') };
     m.analyses.push({ name: 'enc', kind: 'encode', config: { ...encodeTemplate(world), model: join(dir, 'model-on-the-workers') } });
     const f = manifestFile('elsewhere', m);
-    const r = brainlatent('batch', 'plan', f);
+    const r = await brainlatent('batch', 'plan', f);
     expect(r.status).toBe(1);
     // the NSD root all four pairs use is one problem, listed once naming them all; the model only enc uses, another
     expect(r.stdout).toMatch(/jobs, 2 subjects; preflight: 2 problems\n$/);
@@ -80,28 +80,28 @@ describe('batch preflight', () => {
       `  - subj01, subj02 × enc: model folder ${join(dir, 'model-on-the-workers')} does not exist on this machine`,
     ]);
     expect(r.stderr).toMatch(/if the data and models live only there, skip these checks with --no-preflight/);
-    const skipped = brainlatent('batch', 'plan', f, '--no-preflight');
+    const skipped = await brainlatent('batch', 'plan', f, '--no-preflight');
     expect(skipped.status).toBe(0);
     expect(skipped.stdout).toMatch(/preflight skipped/);
   });
 
-  it('batch submit refuses before Redis is asked and writes nothing; --no-preflight skips the checks', { timeout: 120_000 }, () => {
+  it('batch submit refuses before Redis is asked and writes nothing; --no-preflight skips the checks', { timeout: 120_000 }, async () => {
     const f = manifestFile('sub', badManifest('sub'));
-    const r = brainlatent('batch', 'submit', f, '--redis', noRedis);
+    const r = await brainlatent('batch', 'submit', f, '--redis', noRedis);
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/^brainlatent: BatchPreflightError: batch sub: the preflight found .*; nothing was submitted:/);
     expect(r.stderr).toMatch(/subj01, subj02 × recon: img2img\.size 32/);
     expect(existsSync(join(dir, 'sub', 'batch.json'))).toBe(false);
-    const skipped = brainlatent('batch', 'submit', f, '--redis', noRedis, '--no-preflight');
+    const skipped = await brainlatent('batch', 'submit', f, '--redis', noRedis, '--no-preflight');
     expect(skipped.status).toBe(1);
     expect(skipped.stderr).toMatch(/RedisUnreachable/);
     expect(skipped.stderr).not.toMatch(/pw-preflight/);
   });
 
-  it('batch run (local and --redis) refuses before running anything', { timeout: 120_000 }, () => {
+  it('batch run (local and --redis) refuses before running anything', { timeout: 120_000 }, async () => {
     const f = manifestFile('run', badManifest('run'));
     for (const extra of [[], ['--redis', noRedis]]) {
-      const r = brainlatent('batch', 'run', f, '--concurrency', '1', ...extra);
+      const r = await brainlatent('batch', 'run', f, '--concurrency', '1', ...extra);
       expect(r.status).toBe(1);
       expect(r.stderr).toMatch(/BatchPreflightError: batch run: the preflight found .*; nothing was run:/);
       expect(existsSync(join(dir, 'run'))).toBe(false);

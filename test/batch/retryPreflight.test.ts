@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 
 import { describe, expect, it } from 'vitest';
@@ -8,6 +7,7 @@ import { cancelBatch, getBatchStatus, retryBatch } from '../../ts/batch/inspect.
 import { BatchPreflightError } from '../../ts/batch/preflight.js';
 import { submitPlan } from '../../ts/batch/submit.js';
 import type { ReconstructConfig } from '../../ts/pipeline/config.js';
+import { runCommand } from '../helpers/nodeChild.js';
 import { redisAvailable, redisTestBed } from './redis.js';
 
 // `batch retry` checks the subjects it would resubmit with their analyses' preflight, as `batch submit` does: a
@@ -42,7 +42,7 @@ describe.skipIf(!redisAvailable)('batch retry checks the inputs of what it resub
     expect((await getBatchStatus('rp', { redis: url() })).jobs.map((j) => [j.id, j.state])).toEqual(before);
 
     // the command says the same and exits 1
-    const r = spawnSync(process.execPath, [cli, 'batch', 'retry', 'rp', '--redis', url()], { encoding: 'utf8', timeout: 30_000 });
+    const r = await runCommand(process.execPath, [cli, 'batch', 'retry', 'rp', '--redis', url()], { hangLimitMs: 30_000 });
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/BatchPreflightError: batch rp: the preflight found 2 problems .*; nothing was resubmitted/);
 

@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +14,7 @@ import { planNsdSessions, sessionGaps } from '../../ts/nsd/sessionPlan.js';
 import { sessionsFact } from '../../ts/report/sessions.js';
 import { reconstruct } from '../../ts/pipeline/reconstruct.js';
 import { batchWorld, encodeTemplate, reconTemplate, singleConfig } from './world.js';
+import { runCommand } from '../helpers/nodeChild.js';
 
 // With nsd.sessions null a run reads every session that has betas. NSD subjects end at different sessions, but a
 // session missing between two that are there is more likely a file lost or not yet copied: it is said (a warning,
@@ -34,8 +34,8 @@ beforeAll(async () => {
 }, 300_000);
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function brainlatent(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 300_000 });
+async function brainlatent(...args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  const r = await runCommand(process.execPath, [cli, ...args], { hangLimitMs: 300_000 });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -102,24 +102,24 @@ describe('a session missing between sessions with betas (nsd.sessions null)', ()
     expect(sessionsFact({ nsd: nsd(null) })).toBeNull();
   });
 
-  it("nsd extract says it, in the flag's words, before it extracts; not with --sessions, nor for a subject whose last session is missing", () => {
+  it("nsd extract says it, in the flag's words, before it extracts; not with --sessions, nor for a subject whose last session is missing", async () => {
     const extract = (subject: number, out: string, ...more: string[]) =>
       brainlatent('nsd', 'extract', '--root', world.nsdRoot, '--subject', String(subject), '--roi', 'streams', '--out', join(dir, out), '--no-cache', ...more);
-    const two = extract(2, 'ex2');
+    const two = await extract(2, 'ex2');
     expect(two.status).toBe(0);
     expect(two.stderr).toMatch(
       /^warning: subject 2: session 2 has no betas \(looked for .*subj02.*betas_session02\.hdf5 or \.nii\.gz\), though sessions before and after do: without --sessions the run reads only the sessions that have betas \(1, 3-4\); restore the file, or give --sessions the sessions you mean to read$/m,
     );
     expect(two.stdout).toMatch(/^subject 2, streams: \d+ voxels, sessions 1, 3-4$/m);
-    const named = extract(2, 'ex2-named', '--sessions', '1,3-4');
+    const named = await extract(2, 'ex2-named', '--sessions', '1,3-4');
     expect(named.status).toBe(0);
     expect(named.stderr).not.toMatch(/warning/);
-    const one = extract(1, 'ex1');
+    const one = await extract(1, 'ex1');
     expect(one.status).toBe(0);
     expect(one.stderr).not.toMatch(/warning/);
   });
 
-  it('batch plan lists it once per subject (exit status 0); batch run prints it and records it in summary.json', () => {
+  it('batch plan lists it once per subject (exit status 0); batch run prints it and records it in summary.json', async () => {
     const both: BatchManifest = {
       name: 'gap',
       out: join(dir, 'gap'),
@@ -130,7 +130,7 @@ describe('a session missing between sessions with betas (nsd.sessions null)', ()
         { name: 'enc', kind: 'encode', config: encodeTemplate(world) },
       ],
     };
-    const plan = brainlatent('batch', 'plan', manifestFile('gap', both));
+    const plan = await brainlatent('batch', 'plan', manifestFile('gap', both));
     expect(plan.status).toBe(0);
     expect(plan.stdout).toMatch(/jobs, 2 subjects; preflight: no problems, 1 warning\n/);
     const lines = plan.stderr.trim().split('\n');
@@ -140,7 +140,7 @@ describe('a session missing between sessions with betas (nsd.sessions null)', ()
 
     const out = join(dir, 'gap-run');
     const f = manifestFile('gap-run', { name: 'gaprun', out, nsd: { root: world.nsdRoot }, subjects: [2], analyses: [{ name: 'enc', kind: 'encode', config: encodeTemplate(world) }] });
-    const r = brainlatent('batch', 'run', f, '--concurrency', '2');
+    const r = await brainlatent('batch', 'run', f, '--concurrency', '2');
     expect(r.status).toBe(0);
     expect(r.stderr).toMatch(/^warning: subj02 × enc: subject 2: session 2 has no betas/);
     expect(r.stdout).toMatch(/subj02 {2}betas +done.*\n +warning: subject 2: session 2 has no betas/);
@@ -151,7 +151,7 @@ describe('a session missing between sessions with betas (nsd.sessions null)', ()
     expect(betas.warnings![0]).toMatch(gap);
     expect(saved.summary.filter((c) => c.warnings).map((c) => c.stage)).toEqual(['betas']);
     // run again: every job skipped, and the warning still there (the run still reads those sessions)
-    const again = brainlatent('batch', 'run', f, '--concurrency', '2');
+    const again = await brainlatent('batch', 'run', f, '--concurrency', '2');
     expect(again.stdout).toMatch(/subj02 {2}betas +skipped.*\n +warning: subject 2: session 2 has no betas/);
   });
 });

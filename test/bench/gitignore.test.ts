@@ -3,7 +3,6 @@
  * worktree whose node_modules (or build/, dist/) is a symlink to a shared install is clean, and bench records
  * (benchRecord.ts gitDirty) must not call it dirty. `node_modules/` with a slash matches only a directory.
  */
-import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,22 +10,24 @@ import { fileURLToPath } from 'node:url';
 
 import { afterAll, describe, expect, it } from 'vitest';
 
+import { commandOutput } from '../helpers/nodeChild.js';
+
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'brainlatent-gitignore-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-const git = (cwd: string, ...args: string[]): string =>
+const git = (cwd: string, ...args: string[]): Promise<string> =>
   // no user or system config: a developer's global excludes must not hide what the project's .gitignore misses
-  execFileSync('git', args, { cwd, env: { ...process.env, GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null', HOME: tmp }, stdio: ['ignore', 'pipe', 'pipe'] }).toString();
+  commandOutput('git', args, { cwd, env: { ...process.env, GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null', HOME: tmp } });
 
 describe('.gitignore', () => {
-  it('ignores node_modules, build and dist as symlinks as well as folders (a shared install leaves the tree clean)', () => {
+  it('ignores node_modules, build and dist as symlinks as well as folders (a shared install leaves the tree clean)', async () => {
     for (const kind of ['symlink', 'folder'] as const) {
       const repo = path.join(tmp, kind);
       mkdirSync(repo);
-      git(repo, 'init', '-q');
+      await git(repo, 'init', '-q');
       copyFileSync(path.join(root, '.gitignore'), path.join(repo, '.gitignore'));
-      git(repo, 'add', '.gitignore');
+      await git(repo, 'add', '.gitignore');
       const target = path.join(tmp, `target-${kind}`);
       mkdirSync(target, { recursive: true });
       writeFileSync(path.join(target, 'f.js'), '');
@@ -38,7 +39,7 @@ describe('.gitignore', () => {
         }
       }
       // staged .gitignore only: anything else in the status is a path the .gitignore does not hide
-      expect(git(repo, 'status', '--porcelain', '--untracked-files=all').trim().split('\n'), kind).toEqual(['A  .gitignore']);
+      expect((await git(repo, 'status', '--porcelain', '--untracked-files=all')).trim().split('\n'), kind).toEqual(['A  .gitignore']);
     }
   });
 });

@@ -3,51 +3,50 @@
  * does (it printed the ridge group's), and an unknown command is an error with --help too (`report --help` printed
  * the program's help and exited 0 while `report` said "unknown command" and exited 1).
  */
-import { spawnSync } from 'node:child_process';
-
 import { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
 
 import { registerRidgeCommand } from '../../ts/cli/commands/ridge.js';
 import { helpArgs, unknownCommandArgs } from '../../ts/cli/setup.js';
 import { distModule } from '../helpers/dist.js';
+import { runCommand } from '../helpers/nodeChild.js';
 
 const cli = distModule('cli/main');
 
-function brainlatent(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
+async function brainlatent(...args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  const r = await runCommand(process.execPath, [cli, ...args], { env: { ...process.env, NO_COLOR: '1' } });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
 describe('help routing', () => {
-  it('help <command> <subcommand> prints that subcommand alone, as <command> <subcommand> --help does', () => {
-    const viaHelp = brainlatent('help', 'ridge', 'fit');
-    const viaFlag = brainlatent('ridge', 'fit', '--help');
+  it('help <command> <subcommand> prints that subcommand alone, as <command> <subcommand> --help does', async () => {
+    const viaHelp = await brainlatent('help', 'ridge', 'fit');
+    const viaFlag = await brainlatent('ridge', 'fit', '--help');
     expect(viaHelp.status).toBe(0);
     expect(viaHelp.stdout).toMatch(/^Usage: brainlatent ridge fit \[options\]/);
     expect(viaHelp.stdout).toBe(viaFlag.stdout);
-    expect(brainlatent('ridge', 'help', 'fit').stdout).toBe(viaFlag.stdout);
-    const group = brainlatent('help', 'ridge');
+    expect((await brainlatent('ridge', 'help', 'fit')).stdout).toBe(viaFlag.stdout);
+    const group = await brainlatent('help', 'ridge');
     expect(group.status).toBe(0);
     expect(group.stdout).toMatch(/^Usage: brainlatent ridge \[options\] \[command\]/);
     // the program's help command says what it takes
-    expect(brainlatent('--help').stdout).toMatch(/\n {2}help \[command\.\.\.\] +display help for a command \(help ridge fit\)/);
+    expect((await brainlatent('--help')).stdout).toMatch(/\n {2}help \[command\.\.\.\] +display help for a command \(help ridge fit\)/);
   });
 
-  it('an unknown command is an error with exit 1, with --help, -h or through help, with the suggestion commander has and a pointer to the help that lists the commands', () => {
+  it('an unknown command is an error with exit 1, with --help, -h or through help, with the suggestion commander has and a pointer to the help that lists the commands', async () => {
     for (const args of [['report'], ['report', '--help'], ['fit', '--help'], ['help', 'report'], ['report', '-h']]) {
-      const r = brainlatent(...args);
+      const r = await brainlatent(...args);
       expect(r.status, args.join(' ')).toBe(1);
       expect(r.stdout).toBe('');
       expect(r.stderr).toBe(`brainlatent: error: unknown command '${args[0] === 'help' ? args[1] : args[0]}'\n(see 'brainlatent --help')\n`);
     }
-    const typo = brainlatent('ridge', 'fitt', '--help');
+    const typo = await brainlatent('ridge', 'fitt', '--help');
     expect(typo.status).toBe(1);
     expect(typo.stdout).toBe('');
     expect(typo.stderr).toBe("brainlatent: error: unknown command 'fitt'\n(Did you mean fit?)\n(see 'brainlatent ridge --help')\n");
     // a command's own errors keep their hint
-    expect(brainlatent('ridge', 'fit', '--bogus').stderr).toBe("brainlatent: error: unknown option '--bogus'\n(add --help for usage)\n");
-    const top = brainlatent('demoo', '--help');
+    expect((await brainlatent('ridge', 'fit', '--bogus')).stderr).toBe("brainlatent: error: unknown option '--bogus'\n(add --help for usage)\n");
+    const top = await brainlatent('demoo', '--help');
     expect(top.status).toBe(1);
     expect(top.stderr).toContain("unknown command 'demoo'\n(Did you mean demo?)");
   });
@@ -70,12 +69,12 @@ describe('help routing', () => {
 describe('the help of --steps and --rule warns about few steps with the compvis rule', () => {
   // (CompVis' rule noises one DDIM step above the first step: at 4 steps the demo's final PixCorr was 0.29, at 8 0.87)
   const squash = (s: string) => s.replace(/\s+/g, ' ');
-  it('reconstruct --help: --steps and img2img.rule say to use the diffusers rule for few steps', () => {
-    const help = squash(brainlatent('reconstruct', '--help').stdout);
+  it('reconstruct --help: --steps and img2img.rule say to use the diffusers rule for few steps', async () => {
+    const help = squash((await brainlatent('reconstruct', '--help')).stdout);
     expect(help).toMatch(/--steps <n> DDIM steps \(default 50\)\. With the default img2img\.rule 'compvis' .* fewer than about 8 steps give poor images .*: set img2img\.rule to 'diffusers' for few steps/);
     expect(help).toMatch(/img2img\.rule 'compvis' .* with fewer than about 8 steps 'compvis' leaves noise in the images .*: use 'diffusers' there/);
   });
-  it('sd img2img --help: --rule says so too', () => {
-    expect(squash(brainlatent('sd', 'img2img', '--help').stdout)).toMatch(/--rule <rule> img2img noise rule: .*'compvis' .* with fewer than about 8 steps the images keep noise .*use 'diffusers' for few steps/);
+  it('sd img2img --help: --rule says so too', async () => {
+    expect(squash((await brainlatent('sd', 'img2img', '--help')).stdout)).toMatch(/--rule <rule> img2img noise rule: .*'compvis' .* with fewer than about 8 steps the images keep noise .*use 'diffusers' for few steps/);
   });
 });

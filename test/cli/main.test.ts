@@ -4,7 +4,7 @@
  * version still print in full, and a command that exits as soon as its work is done (ridge fit) has printed
  * everything and left a complete model, or an error naming the bad input file.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +15,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { writeNpy } from '../../ts/io/npy.js';
 import { RidgeModel } from '../../ts/ridge/RidgeModel.js';
 import { distModule } from '../helpers/dist.js';
+import { runCommand } from '../helpers/nodeChild.js';
 import { planted } from '../helpers/random.js';
 
 const cli = distModule('cli/main');
@@ -27,10 +28,9 @@ const registerHook = `data:text/javascript,import{register}from'node:module';reg
 let runs = 0;
 
 /** Runs `brainlatent …args`; returns its exit status, output and the modules it loaded (paths under the package). */
-function brainlatent(...args: string[]): { status: number | null; stdout: string; stderr: string; loaded: string[] } {
+async function brainlatent(...args: string[]): Promise<{ status: number | null; stdout: string; stderr: string; loaded: string[] }> {
   const list = f(`loaded-${runs++}.txt`);
-  const r = spawnSync(process.execPath, ['--import', registerHook, cli, ...args], {
-    encoding: 'utf8',
+  const r = await runCommand(process.execPath, ['--import', registerHook, cli, ...args], {
     env: { ...process.env, BRAINLATENT_TEST_LOADED: list, NO_COLOR: '1' },
   });
   let urls = '';
@@ -49,9 +49,9 @@ const HEAVY = ['fastify', 'bullmq', 'ioredis', 'h5wasm', 'ajv', '@niivue', 'onnx
 const heavyLoaded = (loaded: string[]) => loaded.filter((m) => HEAVY.some((p) => m.includes(`node_modules/${p}`)));
 
 describe('brainlatent (the CLI entry)', () => {
-  it('--version and -V print the version and load no command module', () => {
+  it('--version and -V print the version and load no command module', async () => {
     for (const flag of ['--version', '-V']) {
-      const r = brainlatent(flag);
+      const r = await brainlatent(flag);
       expect(r.status).toBe(0);
       expect(r.stdout).toBe('0.1.0\n');
       expect(r.loaded).toContain('dist/cli/main.js'); // the hook saw the entry: an empty list means it saw nothing
@@ -59,8 +59,8 @@ describe('brainlatent (the CLI entry)', () => {
     }
   });
 
-  it('ridge fit --help and help ridge print the full help and load only the ridge command', () => {
-    const fit = brainlatent('ridge', 'fit', '--help');
+  it('ridge fit --help and help ridge print the full help and load only the ridge command', async () => {
+    const fit = await brainlatent('ridge', 'fit', '--help');
     expect(fit.status).toBe(0);
     expect(fit.stdout).toMatch(/^Usage: brainlatent ridge fit \[options\]/);
     for (const opt of ['--x <file>', '--y <file>', '--alphas <grid>', '--groups <file>', '--cv-method <m>', '--memory <GiB>', '--out <file>']) {
@@ -70,7 +70,7 @@ describe('brainlatent (the CLI entry)', () => {
     expect(commandModules(fit.loaded)).toEqual(['dist/cli/commands/ridge.js']);
     expect(heavyLoaded(fit.loaded)).toEqual([]);
 
-    const help = brainlatent('help', 'ridge');
+    const help = await brainlatent('help', 'ridge');
     expect(help.status).toBe(0);
     expect(help.stdout).toMatch(/^Usage: brainlatent ridge \[options\] \[command\]/);
     expect(help.stdout).toMatch(/\n {2}fit \[options\] +fit RidgeCV/);
@@ -78,8 +78,8 @@ describe('brainlatent (the CLI entry)', () => {
     expect(commandModules(help.loaded)).toEqual(['dist/cli/commands/ridge.js']);
   });
 
-  it('the program help lists every command', () => {
-    const r = brainlatent('--help');
+  it('the program help lists every command', async () => {
+    const r = await brainlatent('--help');
     expect(r.status).toBe(0);
     const listed = [...r.stdout.matchAll(/^ {2}([a-z]+)\b/gm)].map((m) => m[1]);
     expect(listed).toEqual(['demo', 'reconstruct', 'encode', 'batch', 'worker', 'ridge', 'nsd', 'cache', 'sd', 'synth', 'serve', 'bench', 'help']);
@@ -89,7 +89,7 @@ describe('brainlatent (the CLI entry)', () => {
     const { x, y } = planted(40, 6, 3, 7);
     await writeNpy(f('x.npy'), x.data, [40, 6]);
     await writeNpy(f('y.npy'), y.data, [40, 3]);
-    const r = brainlatent('ridge', 'fit', '--x', f('x.npy'), '--y', f('y.npy'), '--alphas', '1,10,100', '--folds', '4', '--out', f('m.safetensors'));
+    const r = await brainlatent('ridge', 'fit', '--x', f('x.npy'), '--y', f('y.npy'), '--alphas', '1,10,100', '--folds', '4', '--out', f('m.safetensors'));
     expect(r.stderr).not.toMatch(/brainlatent: /);
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/^X 40×6, Y 40×3; 3 alphas, 4 folds$/m);
@@ -103,7 +103,7 @@ describe('brainlatent (the CLI entry)', () => {
     const bad = Float32Array.from(x.data);
     bad[6 * 5 + 2] = NaN;
     await writeNpy(f('xnan.npy'), bad, [40, 6]);
-    const nan = brainlatent('ridge', 'fit', '--x', f('xnan.npy'), '--y', f('y.npy'), '--out', f('nan.safetensors'));
+    const nan = await brainlatent('ridge', 'fit', '--x', f('xnan.npy'), '--y', f('y.npy'), '--out', f('nan.safetensors'));
     expect(nan.status).toBe(1);
     expect(nan.stderr).toContain(`brainlatent: NonFiniteError: X (${f('xnan.npy')}): element [row 5, column 2] (flat index 32) is NaN; finite numbers are required`);
     expect(() => readFileSync(f('nan.safetensors'))).toThrow();
@@ -114,16 +114,16 @@ describe('brainlatent (the CLI entry)', () => {
     const manifest = f('plan.json');
     writeFileSync(manifest, JSON.stringify({ name: 't', out: 'runs', nsd: { root: 'nsd' }, subjects: [1], analyses: [{ name: 'recon', kind: 'reconstruct', config: { model: { dir: 'model' } } }] }));
     for (const args of [['batch', 'plan', manifest, '--no-preflight'], ['batch', 'run', '--help'], ['worker', '--help']]) {
-      const r = brainlatent(...args);
+      const r = await brainlatent(...args);
       expect(r.status, `${args.join(' ')}: ${r.stderr}`).toBe(0);
       expect(r.loaded.filter((m) => m.includes('node_modules/h5wasm')), args.join(' ')).toEqual([]);
     }
   });
 
-  it('bench ridge takes --repeats as a positive integer and refuses anything else before any work', () => {
-    expect(brainlatent('bench', 'ridge', '--help').stdout).toMatch(/--repeats <n>\s+fits per shape, each in a fresh process/);
+  it('bench ridge takes --repeats as a positive integer and refuses anything else before any work', async () => {
+    expect((await brainlatent('bench', 'ridge', '--help')).stdout).toMatch(/--repeats <n>\s+fits per shape, each in a fresh process/);
     for (const bad of ['0', '1.5', 'x']) {
-      const r = brainlatent('bench', 'ridge', '--repeats', bad, '--shapes', 'medium', '--results', f('bench'));
+      const r = await brainlatent('bench', 'ridge', '--repeats', bad, '--shapes', 'medium', '--results', f('bench'));
       expect(r.status).toBe(1);
       const got = bad === 'x' ? "'x'" : bad;
       expect(r.stderr).toContain(`brainlatent: InvalidArgumentError: --repeats: expected an integer >= 1, got ${got}`);

@@ -15,6 +15,7 @@ import { runDemo, type DemoOptions } from '../../ts/demo/runDemo.js';
 import { buildDemoWorld } from '../../ts/demo/world.js';
 import { isAtomicTemporary, withAtomicFile } from '../../ts/io/atomicWrite.js';
 import { distModule } from '../helpers/dist.js';
+import { runCommand } from '../helpers/nodeChild.js';
 
 const root = mkdtempSync(join(tmpdir(), 'bl-demo-options-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -89,9 +90,9 @@ describe('demo options are checked before anything is written', () => {
     expect(existsSync(out)).toBe(false);
   });
 
-  it('the CLI exits 1 with the message and writes nothing', () => {
+  it('the CLI exits 1 with the message and writes nothing', async () => {
     const out = fresh();
-    const r = spawnSync(process.execPath, [distModule('cli/main'), 'demo', '--out', out, '--test-images', '1'], { encoding: 'utf8' });
+    const r = await runCommand(process.execPath, [distModule('cli/main'), 'demo', '--out', out, '--test-images', '1']);
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/brainlatent: InvalidArgumentError: demo: --test-images \(testImages\): expected an integer from 2 to 390/);
     expect(existsSync(out)).toBe(false);

@@ -1,3 +1,8 @@
+// Child processes for tests, run asynchronously. A synchronous child (spawnSync, execFileSync, execSync) blocks the
+// test worker's event loop for as long as it runs; vitest's worker↔main RPC has a fixed 60-s timeout, so a demo run,
+// npm, a compiler or a python reference that takes that long on a loaded machine fails the run with
+// 'Timeout calling "onTaskUpdate"' though every test passed. scripts/check-imports.mjs rejects synchronous children in
+// test/ outside a short allow-list of quick calls.
 import { spawn } from 'node:child_process';
 
 export interface ChildResult {
@@ -9,21 +14,34 @@ export interface ChildResult {
   hung: boolean;
 }
 
-/**
- * Runs `script` (an ES module's text) in a child node process and waits for it to exit, killing it (SIGKILL) if it
- * is still running after `hangLimitMs`: a generous limit that only a hang reaches, never a timing assertion. `env`: the
- * child's environment (the test's by default). Asynchronous: a spawnSync of up to a minute blocked the test worker's
- * event loop, and on a loaded machine vitest's 60-s RPC to it timed out ('Timeout calling "onTaskUpdate"'), which
- * fails the run though every test passed.
- */
-export function runModule(script: string, hangLimitMs = 60_000, env: NodeJS.ProcessEnv = process.env): Promise<ChildResult> {
+export interface CommandOptions {
+  cwd?: string;
+  /** The child's environment (the test's by default). */
+  env?: NodeJS.ProcessEnv;
+  /** Written to the child's stdin, which is then closed (at once without it, as spawnSync does). */
+  input?: string;
+  /** How stdout and stderr are decoded (utf8 by default). */
+  encoding?: BufferEncoding;
+  /**
+   * Killed (SIGKILL) if still running after this long: a generous limit that only a hang reaches, never a timing
+   * assertion. 10 minutes by default.
+   */
+  hangLimitMs?: number;
+}
+
+/** Runs `file` with `args` and waits for it to exit; never rejects for a failing exit (see `commandOutput`). */
+export function runCommand(file: string, args: readonly string[], options: CommandOptions = {}): Promise<ChildResult> {
+  const { cwd, env = process.env, input, encoding = 'utf8', hangLimitMs = 600_000 } = options;
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(file, args, { cwd, env, stdio: 'pipe' });
     let stdout = '';
     let stderr = '';
     let hung = false;
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.stdout.setEncoding(encoding).on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding(encoding).on('data', (d: string) => (stderr += d));
+    // (a child that exits without reading all of its input closes the pipe: that is its exit to report, not an error)
+    child.stdin.on('error', () => {});
+    child.stdin.end(input);
     const timer = setTimeout(() => {
       hung = true;
       child.kill('SIGKILL');
@@ -37,4 +55,23 @@ export function runModule(script: string, hangLimitMs = 60_000, env: NodeJS.Proc
       resolve({ status, signal, stdout, stderr, hung });
     });
   });
+}
+
+/**
+ * Runs `file` with `args` and resolves to its stdout, like execFileSync: rejects, naming the command, its exit and
+ * its stderr, unless it exits with status 0.
+ */
+export async function commandOutput(file: string, args: readonly string[], options: CommandOptions = {}): Promise<string> {
+  const r = await runCommand(file, args, options);
+  if (r.status === 0) return r.stdout;
+  const how = r.hung ? `hung and was killed after ${options.hangLimitMs ?? 600_000} ms` : r.signal ? `was killed by ${r.signal}` : `exited with status ${r.status}`;
+  throw new Error(`${file} ${args.map((a) => (a.length > 80 ? `${a.slice(0, 77)}...` : a)).join(' ')} ${how}\n${r.stderr}`);
+}
+
+/**
+ * Runs `script` (an ES module's text) in a child node process and waits for it to exit, killing it if it is still
+ * running after `hangLimitMs`. `env`: the child's environment (the test's by default).
+ */
+export function runModule(script: string, hangLimitMs = 60_000, env: NodeJS.ProcessEnv = process.env): Promise<ChildResult> {
+  return runCommand(process.execPath, ['--input-type=module', '-e', script], { env, hangLimitMs });
 }

@@ -3,7 +3,6 @@
  * it unfilled, so the read is their first touch; what the readers return must still be exactly the file's values,
  * and the engine's own allocLargeBuffer stays zero-filled by default.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { setLargeArrayAllocator, setLargeFileMapper } from '../../ts/io/arrayAllocator.js';
 import { decodeNpy, encodeNpy, readMatrixNpy, readNpy, writeNpy } from '../../ts/io/npy.js';
 import { nativeSync, useEngineArrayAllocator, useEngineFileMapping } from '../../ts/native/call.js';
+import { commandOutput, runCommand } from '../helpers/nodeChild.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'bl-alloc-'));
 afterAll(() => {
@@ -22,22 +22,22 @@ afterAll(() => {
 });
 
 /** The page choice of a fresh process with `BRAINLATENT_HUGE_PAGES` set to `value` (or unset). */
-function hugePagesWith(value?: string): boolean {
+async function hugePagesWith(value?: string): Promise<boolean> {
   const env = { ...process.env };
   if (value === undefined) delete env.BRAINLATENT_HUGE_PAGES;
   else env.BRAINLATENT_HUGE_PAGES = value;
   // (the built engine module, as the CLI tests run the built CLI)
   const call = new URL('../../dist/native/call.js', import.meta.url).pathname;
-  const out = execFileSync(process.execPath, ['-e', `import(${JSON.stringify(call)}).then((m) => console.log(m.nativeSync((b) => b.buildInfo()).hugePages))`], { env }).toString();
+  const out = await commandOutput(process.execPath, ['-e', `import(${JSON.stringify(call)}).then((m) => console.log(m.nativeSync((b) => b.buildInfo()).hugePages))`], { env });
   return JSON.parse(out.trim()) as boolean;
 }
 
 describe('large arrays in engine memory', () => {
-  it('puts them in huge pages as BRAINLATENT_HUGE_PAGES says, else as measured (Linux; elsewhere never)', () => {
+  it('puts them in huge pages as BRAINLATENT_HUGE_PAGES says, else as measured (Linux; elsewhere never)', async () => {
     const linux = existsSync('/sys/kernel/mm/transparent_hugepage/enabled');
-    expect(hugePagesWith('1')).toBe(linux);
-    expect(hugePagesWith('0')).toBe(false);
-    expect(typeof hugePagesWith()).toBe('boolean');
+    expect(await hugePagesWith('1')).toBe(linux);
+    expect(await hugePagesWith('0')).toBe(false);
+    expect(typeof (await hugePagesWith())).toBe('boolean');
     expect(typeof nativeSync((b) => b.buildInfo()).hugePages).toBe('boolean');
   });
 
@@ -100,17 +100,17 @@ describe('large arrays mapped from their file', () => {
     return calls;
   }
 
-  it('is chosen where the engine does not use huge pages (4 KiB faults cheap), as BRAINLATENT_HUGE_PAGES says or as measured', () => {
-    const choice = (value: string) => {
+  it('is chosen where the engine does not use huge pages (4 KiB faults cheap), as BRAINLATENT_HUGE_PAGES says or as measured', async () => {
+    const choice = async (value: string) => {
       const call = new URL('../../dist/native/call.js', import.meta.url).pathname;
-      const out = execFileSync(process.execPath, ['-e', `import(${JSON.stringify(call)}).then((m) => console.log(m.useEngineFileMapping()))`], {
+      const out = await commandOutput(process.execPath, ['-e', `import(${JSON.stringify(call)}).then((m) => console.log(m.useEngineFileMapping()))`], {
         env: { ...process.env, BRAINLATENT_HUGE_PAGES: value },
-      }).toString();
+      });
       return JSON.parse(out.trim()) as boolean;
     };
     const linux = existsSync('/sys/kernel/mm/transparent_hugepage/enabled');
-    expect(choice('0')).toBe(process.platform !== 'win32');
-    expect(choice('1')).toBe(!linux && process.platform !== 'win32');
+    expect(await choice('0')).toBe(process.platform !== 'win32');
+    expect(await choice('1')).toBe(!linux && process.platform !== 'win32');
   });
 
   it('maps large .npy data instead of reading it: the same values, and writes to the array never reach the file', async () => {
@@ -206,10 +206,10 @@ describe('large arrays mapped from their file', () => {
       `const a = await readNpy(${JSON.stringify(file)});` +
       `truncateSync(${JSON.stringify(file)}, 100);` +
       `console.log(a.data[(1 << 20) - 1]);`;
-    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, BRAINLATENT_HUGE_PAGES: '0' } });
-    expect(r.stderr.toString()).toMatch(/input file read through a memory mapping was truncated or rewritten while the command ran \(SIGBUS\)/);
+    const r = await runCommand(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, BRAINLATENT_HUGE_PAGES: '0' } });
+    expect(r.stderr).toMatch(/input file read through a memory mapping was truncated or rewritten while the command ran \(SIGBUS\)/);
     expect(r.status).toBe(1);
-    expect(r.stdout.toString()).toBe('');
+    expect(r.stdout).toBe('');
   });
 
   it('maps the file the reader opened, even when its path names another file by then', async () => {

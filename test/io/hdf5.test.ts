@@ -68,7 +68,7 @@ describe('HDF5 round trips', () => {
     expect(Array.from(ri.readSlab('imgBrick', []) as Uint8Array)).toEqual(Array.from(img));
     ri.close();
     if (hasPython('h5py', 'numpy')) {
-      const sums = runPython(
+      const sums = await runPython(
         `import sys, h5py, numpy as np\nb = h5py.File(sys.argv[1])['betas'][()]\ni = h5py.File(sys.argv[2])['imgBrick'][()]\nprint(b.shape, int(b.astype(np.int64).sum()), i.shape, int(i.astype(np.int64).sum()))`,
         p, q,
       );
@@ -164,7 +164,7 @@ describe.skipIf(!hasPython('h5py', 'numpy'))('HDF5 files from h5py', () => {
     ['contiguous', 'chunks=None'],
   ])('%s', async (_label, opts) => {
     const p = join(dir, `h5py-${_label.replace(/\W/g, '')}.hdf5`);
-    runPython(
+    await runPython(
       `import sys, numpy as np, h5py
 T, Z, Y, X = ${T}, ${Z}, ${Y}, ${X}
 t, z, y, x = np.meshgrid(np.arange(T), np.arange(Z), np.arange(Y), np.arange(X), indexing='ij')
@@ -179,12 +179,12 @@ with h5py.File(sys.argv[1], 'w') as f:
 
 describe('h5wasm that cannot start', () => {
   it('is one line naming the cause (a virtual-memory limit), not the Emscripten abort with its minified source', async () => {
-    const { spawnSync } = await import('node:child_process');
+    const { runCommand } = await import('../helpers/nodeChild.js');
     const { distModule } = await import('../helpers/dist.js');
     const script = `import { writeHdf5 } from ${JSON.stringify(distModule('io/hdf5'))};
       try { await writeHdf5(${JSON.stringify(join(dir, 'ulimit.h5'))}, []); console.log('written'); } catch (e) { console.log(e.message); }`;
     // 4 GB of address space: node starts, WebAssembly cannot reserve h5wasm's memory
-    const r = spawnSync('bash', ['-c', `ulimit -v 4000000 && exec "${process.execPath}" --input-type=module -e "$0"`, script], { encoding: 'utf8' });
+    const r = await runCommand('bash', ['-c', `ulimit -v 4000000 && exec "${process.execPath}" --input-type=module -e "$0"`, script]);
     const out = `${r.stdout}${r.stderr}`.trim();
     expect(out.split('\n'), out.slice(0, 2000)).toHaveLength(1);
     expect(out).toMatch(/^the HDF5 reader \(h5wasm\) could not start \(WebAssembly could not reserve its memory: is a virtual-memory limit set, ulimit -v\? .*\): RangeError: WebAssembly\.instantiate\(\): Out of memory/);

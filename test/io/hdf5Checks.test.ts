@@ -1,5 +1,4 @@
 /** The HDF5 wrapper turns the library's printed error stacks into one FormatError line (issue #11). */
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +10,7 @@ import { Hdf5Reader, readHdf5Masked, writeHdf5 } from '../../ts/io/hdf5.js';
 import { summarizeHdf5Diagnostics } from '../../ts/io/hdf5Diagnostics.js';
 import { maskFromVolume } from '../../ts/io/voxelMask.js';
 import { distModule } from '../helpers/dist.js';
+import { runCommand } from '../helpers/nodeChild.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'bl-h5check-'));
 const file = (name: string) => join(dir, name);
@@ -42,10 +42,10 @@ describe('HDF5 failures are one line', () => {
   });
 
   it('the CLI prints one line for it, not the library\'s 50 (checked in a child process, where stderr is real)', async () => {
-    const r = spawnSync(process.execPath, ['--input-type=module', '-e', `
+    const r = await runCommand(process.execPath, ['--input-type=module', '-e', `
       const { Hdf5Reader } = await import(${JSON.stringify(distModule('io/hdf5'))});
       try { await Hdf5Reader.open(${JSON.stringify(file('cut.h5'))}); } catch (e) { console.log(e.name + ': ' + e.message); }
-    `], { encoding: 'utf8' });
+    `]);
     expect(r.stderr).toBe('');
     expect(r.stdout.trim().split('\n')).toHaveLength(1);
     expect(r.stdout).toMatch(/^FormatError: .*cut\.h5: HDF5 could not open it: truncated file/);

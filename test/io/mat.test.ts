@@ -65,7 +65,7 @@ describe('MAT bad input', () => {
 describe.skipIf(!hasPython('scipy', 'numpy'))('MAT files from scipy.io.savemat', () => {
   it.each([false, true])('do_compression=%s', async (compress) => {
     const p = join(dir, `scipy-${compress}.mat`);
-    runPython(
+    await runPython(
       `import sys, numpy as np, scipy.io as sio
 sio.savemat(sys.argv[1], {
   'masterordering': (np.arange(30) % 10 + 1).astype(np.float64).reshape(1, -1),
@@ -101,7 +101,7 @@ sio.savemat(sys.argv[1], {
 describe.skipIf(!hasPython('h5py', 'numpy'))('MAT v7.3 (HDF5) files', () => {
   it('reads numeric variables with MATLAB dims restored', async () => {
     const p = join(dir, 'v73.mat');
-    runPython(
+    await runPython(
       `import sys, numpy as np, h5py
 p = sys.argv[1]
 with h5py.File(p, 'w', userblock_size=512) as f:

@@ -187,8 +187,8 @@ nib.save(nib.Nifti2Image(raw.astype(np.float32) / 7, aff), out + '/nib2.nii.gz')
 raw.astype(np.float32).transpose(3, 2, 1, 0).tofile(out + '/raw.f32')
 (raw.astype(np.float32) / 7).transpose(3, 2, 1, 0).tofile(out + '/nib2.f32')
 `;
-  beforeAll(() => {
-    runPython(script, dir);
+  beforeAll(async () => {
+    await runPython(script, dir);
   });
   const expected = (f: string) => new Float32Array(readFileSync(join(dir, f)).buffer.slice(0));
 
@@ -214,7 +214,7 @@ raw.astype(np.float32).transpose(3, 2, 1, 0).tofile(out + '/raw.f32')
     const mask = maskFromVolume(new Float32Array(120).fill(1), [6, 5, 4], (v) => v > 0, 'all');
     const vals = new Float32Array(120).map((_, i) => i);
     await writeNiftiMap(join(dir, 'ourmap.nii.gz'), refHeader, mask, vals);
-    const out = runPython(
+    const out = await runPython(
       `import sys, numpy as np, nibabel as nib
 a = nib.load(sys.argv[1] + '/nib1.nii.gz'); b = nib.load(sys.argv[1] + '/ourmap.nii.gz')
 d = b.get_fdata()

@@ -9,6 +9,7 @@ import { FormatError, ShapeError } from '../../ts/errors.js';
 import { BoolArray, decodeNpy, FLOAT_DTYPES, readIntVectorNpy, readMatrixNpy, readNpy, readNpyHeader, writeNpy } from '../../ts/io/npy.js';
 import { scanNpyNonFinite } from '../../ts/io/npyScan.js';
 import { readSafetensors, writeSafetensors } from '../../ts/io/safetensors.js';
+import { commandOutput } from '../helpers/nodeChild.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'bl-npy-'));
 const file = (name: string) => path.join(dir, name);
@@ -39,13 +40,13 @@ describe('NPY', () => {
   });
 
   it.skipIf(!hasNumpy)('files written by numpy read back exactly, and numpy reads ours', async () => {
-    execFileSync(PY, ['-c', `import numpy as np; np.save('${file('np.npy')}', np.arange(12, dtype=np.float32).reshape(3, 4) / 7); np.save('${file('np1.npy')}', np.arange(5, dtype=np.int32))`]);
+    await commandOutput(PY, ['-c', `import numpy as np; np.save('${file('np.npy')}', np.arange(12, dtype=np.float32).reshape(3, 4) / 7); np.save('${file('np1.npy')}', np.arange(5, dtype=np.int32))`]);
     const m = await readMatrixNpy(file('np.npy'), 'X');
     expect([m.rows, m.cols]).toEqual([3, 4]);
     expect(m.data[5]).toBe(Math.fround(5 / 7));
     expect(Array.from(await readIntVectorNpy(file('np1.npy'), 'groups'))).toEqual([0, 1, 2, 3, 4]);
     await writeNpy(file('ours.npy'), Float32Array.from([1, 2, 3, 4, 5, 6]), [3, 2]);
-    const out = execFileSync(PY, ['-c', `import numpy as np; a = np.load('${file('ours.npy')}'); print(a.dtype, a.shape, a[2, 1])`]).toString().trim();
+    const out = (await commandOutput(PY, ['-c', `import numpy as np; a = np.load('${file('ours.npy')}'); print(a.dtype, a.shape, a[2, 1])`])).trim();
     expect(out).toBe('float32 (3, 2) 6.0');
   });
 
@@ -62,10 +63,10 @@ describe('NPY', () => {
     // a BoolArray holding other bytes would be a file readNpy refuses: refused here
     await expect(writeNpy(file('b3.npy'), BoolArray.from([0, 2]), [2])).rejects.toThrow(`${file('b3.npy')}: boolean element 1 holds 2, expected 0 or 1`);
     if (hasNumpy) {
-      execFileSync(PY, ['-c', `import numpy as np; np.save('${file('npb.npy')}', np.array([[True, False], [False, True]]))`]);
+      await commandOutput(PY, ['-c', `import numpy as np; np.save('${file('npb.npy')}', np.array([[True, False], [False, True]]))`]);
       const a = await readNpy(file('npb.npy'));
       await writeNpy(file('npb2.npy'), a.data, a.shape);
-      const out = execFileSync(PY, ['-c', `import numpy as np; a = np.load('${file('npb2.npy')}'); print(a.dtype, a.shape, a.tolist())`]).toString().trim();
+      const out = (await commandOutput(PY, ['-c', `import numpy as np; a = np.load('${file('npb2.npy')}'); print(a.dtype, a.shape, a.tolist())`])).trim();
       expect(out).toBe('bool (2, 2) [[True, False], [False, True]]');
     }
   });
@@ -80,7 +81,7 @@ describe('NPY', () => {
       ['unit', 'np.asfortranarray(np.arange(5, dtype=np.float32).reshape(1, 5, 1))'],
     ];
     const script = cases.map(([n, e]) => `a = ${e}; assert a.flags.f_contiguous; np.save('${file(`${n}.npy`)}', a); print('${n}', a.shape, a.ravel(order='C').tolist())`).join('\n');
-    const lines = execFileSync(PY, ['-c', `import numpy as np\n${script}`]).toString().trim().split('\n');
+    const lines = (await commandOutput(PY, ['-c', `import numpy as np\n${script}`])).trim().split('\n');
     for (const [n] of cases) {
       const line = lines.find((l) => l.startsWith(`${n} `))!;
       const want = JSON.parse(line.slice(line.indexOf('[')).replace(/True/g, '1').replace(/False/g, '0')) as number[];

@@ -1,5 +1,4 @@
 /** The .npy reader checks every header field against the file before it allocates (issue #11's cases). */
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +9,7 @@ import { FormatError, LimitError, MissingFileError, NonFiniteError } from '../..
 import { readIntVectorNpy, readMatrixNpy, readNpy, readNpyHeader, writeNpy } from '../../ts/io/npy.js';
 import { hasPython, SYSTEM_PYTHON } from './python.js';
 import { failure } from '../helpers/failure.js';
+import { commandOutput } from '../helpers/nodeChild.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'bl-npycheck-'));
 const file = (name: string) => join(dir, name);
@@ -118,7 +118,7 @@ describe('groups and matrices', () => {
   });
 
   it.skipIf(!hasPython('numpy'))('numpy default int64 groups from np.save', async () => {
-    execFileSync(SYSTEM_PYTHON, ['-c', `import numpy as np; np.save('${file('npg.npy')}', np.repeat(np.arange(5), 3))`]);
+    await commandOutput(SYSTEM_PYTHON, ['-c', `import numpy as np; np.save('${file('npg.npy')}', np.repeat(np.arange(5), 3))`]);
     expect((await readNpyHeader(file('npg.npy'))).dtype).toBe('int64');
     expect(Array.from(await readIntVectorNpy(file('npg.npy'), 'groups'))).toEqual([0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4]);
   });

@@ -5,7 +5,6 @@
  * thread in blas_thread_shutdown_ ← _dl_fini). Each scenario runs in a child process, killed after a generous limit
  * that only a hang reaches.
  */
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { writeSdFixture } from '../../ts/sd/fixture.js';
 import { distModule } from '../helpers/dist.js';
-import { type ChildResult, runModule } from '../helpers/nodeChild.js';
+import { type ChildResult, runCommand, runModule } from '../helpers/nodeChild.js';
 
 const ridgeUrl = (): string => pathToFileURL(distModule('ridge/RidgeCV')).href;
 
@@ -280,7 +279,7 @@ describe('once the process is exiting the engine takes no more jobs', () => {
 describe('exit() called by a library on the thread that computes a job', () => {
   let dir = '';
   let shim = '';
-  beforeAll(() => {
+  beforeAll(async () => {
     // (stands in for a library that calls exit() while it computes: setpriority() is called on the lowered thread a
     // job computes on when the job niceness is set, and nowhere else in a fit)
     dir = mkdtempSync(join(tmpdir(), 'bl-exit-shim-'));
@@ -294,7 +293,7 @@ describe('exit() called by a library on the thread that computes a job', () => {
        int setpriority(__priority_which_t which, id_t who, int prio) { exit(7); }
       `,
     );
-    const cc = spawnSync('cc', ['-shared', '-fPIC', '-o', shim, src], { encoding: 'utf8' });
+    const cc = await runCommand('cc', ['-shared', '-fPIC', '-o', shim, src]);
     if (cc.status !== 0) throw new Error(`cc could not build the exit() shim: ${cc.stderr}`);
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));

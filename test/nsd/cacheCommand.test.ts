@@ -5,7 +5,6 @@
  * for N days, never one another process is loading, and a dry run removes nothing. A folder that is not a cache is
  * refused.
  */
-import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -15,11 +14,12 @@ import { HOST_TAG } from '../../ts/io/atomicWrite.js';
 import { extractNsd } from '../../ts/nsd/extract.js';
 import { roiPath } from '../../ts/nsd/paths.js';
 import { distModule } from '../helpers/dist.js';
+import { runCommand } from '../helpers/nodeChild.js';
 import { makeMiniNsd } from './mini.js';
 
 const cli = distModule('cli/main');
-function brainlatent(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [cli, 'cache', ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
+async function brainlatent(...args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  const r = await runCommand(process.execPath, [cli, 'cache', ...args], { env: { ...process.env, NO_COLOR: '1' } });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -60,7 +60,7 @@ describe('brainlatent cache', () => {
     expect(Date.now() - statSync(train).mtimeMs).toBeLessThan(DAY);
     expect(readdirSync(dir).filter((n) => n.includes('.hold-'))).toEqual([]);
 
-    const list = brainlatent('list', '--dir', dir);
+    const list = await brainlatent('list', '--dir', dir);
     expect(list.status).toBe(0);
     expect(list.stdout).toMatch(new RegExp(`${session}\\n  \\d+\\.\\d kB, created \\S+, last used \\S+\\n  subject 1, streams:early, sessions 1-3, zscore session ddof 0, averaged test, divisor 300\\n  ok`));
     expect(list.stdout).toContain(`${train}\n`);
@@ -69,7 +69,7 @@ describe('brainlatent cache', () => {
     expect(list.stdout).toContain(`stale: ${mask} has changed since it was made`);
     expect(list.stdout).toContain(`unreachable: ${join(mini.tmp, 'drive')} is not there (a drive not mounted?)`);
     expect(list.stdout).toMatch(/\n5 entries in .*, \d+(\.\d)? [kMG]B; 1 stale\n$/);
-    const json = JSON.parse(brainlatent('list', '--dir', dir, '--json').stdout);
+    const json = JSON.parse((await brainlatent('list', '--dir', dir, '--json')).stdout);
     expect(json.entries.map((e: { path: string }) => e.path).sort()).toEqual([session, train, none, stale, unreachable].sort());
     const sessionEntry = json.entries.find((e: { path: string }) => e.path === session);
     expect(Date.now() - Date.parse(sessionEntry.lastUsed)).toBeGreaterThan(39 * DAY);
@@ -77,7 +77,7 @@ describe('brainlatent cache', () => {
 
     // a dry run names what would go and removes nothing
     const before = readdirSync(dir).sort();
-    const dry = brainlatent('prune', '--dir', dir, '--stale', '--older-than', '30', '--dry-run');
+    const dry = await brainlatent('prune', '--dir', dir, '--stale', '--older-than', '30', '--dry-run');
     expect(dry.status).toBe(0);
     expect(dry.stdout).toContain(`would remove ${stale} (`);
     expect(dry.stdout).toMatch(new RegExp(`would remove ${session} \\(\\d+\\.\\d kB\\): not used for 40 days`));
@@ -91,7 +91,7 @@ describe('brainlatent cache', () => {
     const hold = join(dir, `.${none.split('/').pop()}.hold-${HOST_TAG}-${process.pid}-0badf00d`);
     writeFileSync(hold, '');
     writeFileSync(join(dir, `.${session.split('/').pop()}.hold-${HOST_TAG}-999999999-0badf00d`), '');
-    const pruned = brainlatent('prune', '--dir', dir, '--stale', '--older-than', '30');
+    const pruned = await brainlatent('prune', '--dir', dir, '--stale', '--older-than', '30');
     expect(pruned.status).toBe(0);
     expect(pruned.stdout).toMatch(new RegExp(`removed ${stale} \\(\\d+\\.\\d kB\\): stale: ${mask} has changed since it was made`));
     expect(pruned.stdout).toContain(`removed ${session} (`);
@@ -99,21 +99,21 @@ describe('brainlatent cache', () => {
     expect(pruned.stdout).toMatch(/freed \d+(\.\d)? [kMG]B \(2 entries\)/);
     expect(readdirSync(dir).sort()).toEqual([`.${none.split('/').pop()}.hold-${HOST_TAG}-${process.pid}-0badf00d`, ...[train, none, unreachable].map((p) => p.split('/').pop())].sort());
     rmSync(hold);
-    expect(brainlatent('prune', '--dir', dir, '--older-than', '30').stdout).toContain(`removed ${none} (`);
+    expect((await brainlatent('prune', '--dir', dir, '--older-than', '30')).stdout).toContain(`removed ${none} (`);
     expect(existsSync(none)).toBe(false);
 
     // nothing chosen, a foreign folder, a missing one: refused, nothing removed
-    expect(brainlatent('prune', '--dir', dir).stderr).toContain('name what to remove: --stale, --older-than <days>, or both');
+    expect((await brainlatent('prune', '--dir', dir)).stderr).toContain('name what to remove: --stale, --older-than <days>, or both');
     const foreign = join(mini.tmp, 'photos');
     mkdirSync(join(foreign, 'subj01_holiday'), { recursive: true });
     writeFileSync(join(foreign, 'notes.txt'), 'mine');
-    const refused = brainlatent('prune', '--dir', foreign, '--older-than', '1');
+    const refused = await brainlatent('prune', '--dir', foreign, '--older-than', '1');
     expect(refused.status).toBe(1);
     expect(refused.stderr).toContain(`--dir: ${foreign} is not a brainlatent extraction cache: none of its 2 item(s) (notes.txt, subj01_holiday) is an entry`);
     expect(readdirSync(foreign).sort()).toEqual(['notes.txt', 'subj01_holiday']);
-    expect(brainlatent('list', '--dir', join(mini.tmp, 'nope')).stderr).toContain(`--dir: ${join(mini.tmp, 'nope')} not found`);
+    expect((await brainlatent('list', '--dir', join(mini.tmp, 'nope'))).stderr).toContain(`--dir: ${join(mini.tmp, 'nope')} not found`);
     // the global cache before anything was extracted: nothing to do
-    const fresh = spawnSync(process.execPath, [cli, 'cache', 'list'], { encoding: 'utf8', env: { ...process.env, BRAINLATENT_CACHE: join(mini.tmp, 'empty') } });
+    const fresh = await runCommand(process.execPath, [cli, 'cache', 'list'], { env: { ...process.env, BRAINLATENT_CACHE: join(mini.tmp, 'empty') } });
     expect(fresh.status).toBe(0);
     expect(fresh.stdout).toBe(`no extraction cache at ${join(mini.tmp, 'empty', 'nsd')} (nothing extracted there yet)\n`);
   });

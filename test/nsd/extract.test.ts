@@ -21,8 +21,8 @@ beforeAll(async () => {
 afterAll(() => mini?.cleanup());
 
 /** Count train/test trials and images the way Brain-Diffuser's prepare_nsddata.py does, in numpy. */
-function pythonSplitCounts(sessions: number, T: number): number[] {
-  const out = runPython(
+async function pythonSplitCounts(sessions: number, T: number): Promise<number[]> {
+  const out = await runPython(
     `import sys, numpy as np, scipy.io as sio
 d = sio.loadmat(sys.argv[1]); mo = d['masterordering'].ravel().astype(int); si = d['subjectim'].astype(int); sh = d['sharedix'].ravel().astype(int)
 n = ${sessions} * ${T}
@@ -44,7 +44,7 @@ describe('NSD extraction on the miniature NSD', () => {
     expect(ex.test.rows).toBe(c.testTrials);
     expect(ex.trainImageIds.length).toBe(ex.train.rows);
     if (hasPython('scipy', 'numpy')) {
-      expect([c.trainTrials, c.testTrials, c.trainImages, c.testImages]).toEqual(pythonSplitCounts(3, 60));
+      expect([c.trainTrials, c.testTrials, c.trainImages, c.testImages]).toEqual(await pythonSplitCounts(3, 60));
     }
     const design = await readNsdDesign(root);
     const shared = new Set(design.sharedix);
@@ -146,7 +146,7 @@ describe('NSD extraction on the miniature NSD', () => {
     };
     if (hasPython('numpy', 'sklearn')) {
       // scikit-learn's own StandardScaler, fitted on the raw training rows, applied to the test rows
-      const out = runPython(
+      const out = await runPython(
         `import sys, json, numpy as np
 from sklearn.preprocessing import StandardScaler
 tr = np.fromfile(sys.argv[1], dtype=np.float32).reshape(${n}, ${V})

@@ -5,7 +5,6 @@
  * The real scripts run in a small checkout in a temporary folder whose build tools (cmake-js, tsc, cmake, c++)
  * are stand-ins that log each call and write the outputs, so the test sees which builds ran without a real one.
  */
-import { execFileSync } from 'node:child_process';
 import { appendFileSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -13,6 +12,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 
 import { packageRoot } from '../../ts/native/binding.js';
+import { commandOutput } from '../helpers/nodeChild.js';
 
 const SCRIPTS = ['install.mjs', 'build-native.mjs', 'compile-ts.mjs', 'build-stamp.mjs'];
 
@@ -61,13 +61,13 @@ fs.writeFileSync('dist/util.js', 'export const u = 1;\\n');\n`,
 }
 
 /** Runs `node scripts/<script>` in the checkout; returns what it printed and the tools it ran. */
-function run(dir: string, script = 'install.mjs', extraEnv: Record<string, string> = {}): { out: string; tools: string[] } {
+async function run(dir: string, script = 'install.mjs', extraEnv: Record<string, string> = {}): Promise<{ out: string; tools: string[] }> {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !/^npm_/i.test(k) && k !== 'BRAINLATENT_CUDA' && k !== 'BRAINLATENT_BUILD_FROM_SOURCE' && k !== 'CXX') env[k] = v;
   env.PATH = `${path.join(dir, 'fakebin')}${path.delimiter}${process.env.PATH ?? ''}`;
   const log = path.join(dir, 'tools.log');
   const before = existsSync(log) ? readFileSync(log, 'utf8').length : 0;
-  const out = execFileSync(process.execPath, [path.join('scripts', script)], { cwd: dir, env: { ...env, ...extraEnv }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const out = await commandOutput(process.execPath, [path.join('scripts', script)], { cwd: dir, env: { ...env, ...extraEnv } });
   const tools = existsSync(log) ? readFileSync(log, 'utf8').slice(before).split('\n').filter(Boolean) : [];
   return { out, tools };
 }
@@ -83,108 +83,108 @@ afterEach(() => {
 });
 
 describe('the install script in a checkout', () => {
-  it('builds the engine and dist/ in a fresh checkout, and a second install reuses both without building', () => {
+  it('builds the engine and dist/ in a fresh checkout, and a second install reuses both without building', async () => {
     const dir = checkout();
-    const first = run(dir);
+    const first = await run(dir);
     expect(first.tools).toEqual(['cmake-js', 'tsc']);
     expect(first.out).toContain('the engine is out of date (build/Release/brainlatent.node is missing)');
     expect(readFileSync(path.join(dir, 'build', 'Release', 'brainlatent.node'), 'utf8')).toBe('built from int engine() { return 1; }\n');
 
-    const second = run(dir); // what the first `npx brainlatent` after `npm install` runs
+    const second = await run(dir); // what the first `npx brainlatent` after `npm install` runs
     expect(second.tools).toEqual([]);
     expect(second.out.trim()).toBe('brainlatent: reusing the engine (build/Release/brainlatent.node) and dist/, built from the current sources (npm run build rebuilds)');
   });
 
-  it("reuses what `npm run build`'s scripts built", () => {
+  it("reuses what `npm run build`'s scripts built", async () => {
     const dir = checkout();
-    expect(run(dir, 'build-native.mjs').tools).toEqual(['cmake-js']);
-    expect(run(dir, 'compile-ts.mjs').tools).toEqual(['tsc']);
-    expect(run(dir).tools).toEqual([]);
+    expect((await run(dir, 'build-native.mjs')).tools).toEqual(['cmake-js']);
+    expect((await run(dir, 'compile-ts.mjs')).tools).toEqual(['tsc']);
+    expect((await run(dir)).tools).toEqual([]);
   });
 
-  it('rebuilds the engine alone after a native source changed, and compiles alone after a ts/ source changed', () => {
+  it('rebuilds the engine alone after a native source changed, and compiles alone after a ts/ source changed', async () => {
     const dir = checkout();
-    run(dir);
+    await run(dir);
     appendFileSync(path.join(dir, 'native', 'core', 'engine.cpp'), 'int two() { return 2; }\n');
-    const native = run(dir);
+    const native = await run(dir);
     expect(native.tools).toEqual(['cmake-js']);
     expect(native.out).toContain('the engine is out of date (its sources or build settings changed since the last build)');
     expect(native.out).toContain('reusing dist/');
     expect(readFileSync(path.join(dir, 'build', 'Release', 'brainlatent.node'), 'utf8')).toContain('int two()');
 
     write(path.join(dir, 'ts', 'cli', 'main.ts'), 'console.log(1);\n'); // a new file counts too
-    const ts = run(dir);
+    const ts = await run(dir);
     expect(ts.tools).toEqual(['tsc']);
     expect(ts.out).toContain('reusing the engine');
-    expect(run(dir).tools).toEqual([]);
+    expect((await run(dir)).tools).toEqual([]);
   });
 
-  it('rebuilds an output that is missing or was rewritten by something else, and rebuilds after a changed build setting', () => {
+  it('rebuilds an output that is missing or was rewritten by something else, and rebuilds after a changed build setting', async () => {
     const dir = checkout();
-    run(dir);
+    await run(dir);
     rmSync(path.join(dir, 'dist', 'cli', 'main.js'));
-    expect(run(dir).tools).toEqual(['tsc']);
+    expect((await run(dir)).tools).toEqual(['tsc']);
     writeFileSync(path.join(dir, 'build', 'Release', 'brainlatent.node'), 'another build');
-    expect(run(dir).tools).toEqual(['cmake-js']);
-    expect(run(dir, 'install.mjs', { BRAINLATENT_CUDA: 'OFF' }).tools).toEqual(['cmake-js']); // passed to CMake
+    expect((await run(dir)).tools).toEqual(['cmake-js']);
+    expect((await run(dir, 'install.mjs', { BRAINLATENT_CUDA: 'OFF' })).tools).toEqual(['cmake-js']); // passed to CMake
     write(path.join(dir, 'node_modules', 'typescript', 'package.json'), JSON.stringify({ name: 'typescript', version: '5.9.4' }));
-    expect(run(dir, 'install.mjs', { BRAINLATENT_CUDA: 'OFF' }).tools).toEqual(['tsc']);
+    expect((await run(dir, 'install.mjs', { BRAINLATENT_CUDA: 'OFF' })).tools).toEqual(['tsc']);
   });
 
   // (before, neither: the engine's stamp had no compiler in it, and dist/'s only its entry points)
-  it("rebuilds the engine after the compiler changed (CXX, or the same compiler's version), configuring CMake afresh", () => {
+  it("rebuilds the engine after the compiler changed (CXX, or the same compiler's version), configuring CMake afresh", async () => {
     const dir = checkout();
-    expect(run(dir).tools).toEqual(['cmake-js', 'tsc']);
+    expect((await run(dir)).tools).toEqual(['cmake-js', 'tsc']);
     write(path.join(dir, 'build', 'CMakeCache.txt'), 'CMAKE_CXX_COMPILER:FILEPATH=/usr/bin/c++\n');
-    const clang = run(dir, 'install.mjs', { CXX: 'clang++' });
+    const clang = await run(dir, 'install.mjs', { CXX: 'clang++' });
     expect(clang.tools).toEqual(['cmake-js']);
     expect(clang.out).toContain('the engine is out of date (its sources or build settings changed since the last build)');
     // CMake reads CXX only when it configures afresh: its cache, which holds the old compiler, is gone
     expect(existsSync(path.join(dir, 'build', 'CMakeCache.txt'))).toBe(false);
-    expect(run(dir, 'install.mjs', { CXX: 'clang++' }).tools).toEqual([]);
-    expect(run(dir).tools).toEqual(['cmake-js']); // back to the default c++
+    expect((await run(dir, 'install.mjs', { CXX: 'clang++' })).tools).toEqual([]);
+    expect((await run(dir)).tools).toEqual(['cmake-js']); // back to the default c++
     write(path.join(dir, 'build', 'CMakeCache.txt'), 'CMAKE_CXX_COMPILER:FILEPATH=/usr/bin/c++\n');
     writeFileSync(path.join(dir, 'fakebin', 'c++.version'), 'c++ (Debian 14.2.0-19) 14.2.0\nCopyright\n'); // an upgrade
-    expect(run(dir).tools).toEqual(['cmake-js']);
+    expect((await run(dir)).tools).toEqual(['cmake-js']);
     expect(existsSync(path.join(dir, 'build', 'CMakeCache.txt'))).toBe(false);
     expect(JSON.parse(readFileSync(path.join(dir, 'build', 'stamp-native.json'), 'utf8')).settings.compilers).toEqual({ cc: '', cxx: '', cxxVersion: 'c++ (Debian 14.2.0-19) 14.2.0' });
-    expect(run(dir).tools).toEqual([]);
+    expect((await run(dir)).tools).toEqual([]);
   });
 
-  it('recompiles when any file of dist/ is missing or was rewritten, not only its entry points', () => {
+  it('recompiles when any file of dist/ is missing or was rewritten, not only its entry points', async () => {
     const dir = checkout();
-    run(dir);
+    await run(dir);
     rmSync(path.join(dir, 'dist', 'util.js'));
-    const gone = run(dir);
+    const gone = await run(dir);
     expect(gone.tools).toEqual(['tsc']);
     expect(gone.out).toContain('dist/ is out of date (dist/util.js is missing since the last build); compiling ts/');
-    expect(run(dir).tools).toEqual([]);
+    expect((await run(dir)).tools).toEqual([]);
     writeFileSync(path.join(dir, 'dist', 'util.js'), 'export const u = 2; // edited\n');
-    const edited = run(dir);
+    const edited = await run(dir);
     expect(edited.tools).toEqual(['tsc']);
     expect(edited.out).toContain('dist/util.js changed since the last build');
   });
 
-  it('in an installed package (no tsconfig.json, no stamp module shipped) still builds from source each time it is asked', () => {
+  it('in an installed package (no tsconfig.json, no stamp module shipped) still builds from source each time it is asked', async () => {
     const dir = checkout();
     for (const f of ['tsconfig.json', 'scripts/compile-ts.mjs', 'scripts/build-stamp.mjs']) rmSync(path.join(dir, f));
     const env = { npm_config_build_from_source: 'true' };
-    expect(run(dir, 'install.mjs', env).tools).toEqual(['cmake-js --target brainlatent_addon']);
-    expect(run(dir, 'install.mjs', env).tools).toEqual(['cmake-js --target brainlatent_addon']);
+    expect((await run(dir, 'install.mjs', env)).tools).toEqual(['cmake-js --target brainlatent_addon']);
+    expect((await run(dir, 'install.mjs', env)).tools).toEqual(['cmake-js --target brainlatent_addon']);
     expect(existsSync(path.join(dir, 'build', 'stamp-native.json'))).toBe(false);
   });
 
-  it('builds from source on BRAINLATENT_BUILD_FROM_SOURCE=1 (npm 11 warns about --build-from-source as an unknown config), refuses other values', () => {
+  it('builds from source on BRAINLATENT_BUILD_FROM_SOURCE=1 (npm 11 warns about --build-from-source as an unknown config), refuses other values', async () => {
     const dir = checkout();
     for (const f of ['tsconfig.json', 'scripts/compile-ts.mjs', 'scripts/build-stamp.mjs']) rmSync(path.join(dir, f));
-    const asked = run(dir, 'install.mjs', { BRAINLATENT_BUILD_FROM_SOURCE: '1' });
+    const asked = await run(dir, 'install.mjs', { BRAINLATENT_BUILD_FROM_SOURCE: '1' });
     expect(asked.tools).toEqual(['cmake-js --target brainlatent_addon']);
     expect(asked.out).toContain('brainlatent: building the engine from source (BRAINLATENT_BUILD_FROM_SOURCE=1)');
-    expect(run(dir, 'install.mjs', { npm_config_build_from_source: 'brainlatent' }).out).toContain('building the engine from source (--build-from-source)');
+    expect((await run(dir, 'install.mjs', { npm_config_build_from_source: 'brainlatent' })).out).toContain('building the engine from source (--build-from-source)');
     // 0 wins over npm's flag; the fallback (no prebuild loads in this fake package) still builds, and says why
-    const off = run(dir, 'install.mjs', { BRAINLATENT_BUILD_FROM_SOURCE: '0', npm_config_build_from_source: 'true' });
+    const off = await run(dir, 'install.mjs', { BRAINLATENT_BUILD_FROM_SOURCE: '0', npm_config_build_from_source: 'true' });
     expect(off.out).not.toContain('building the engine from source (');
     expect(off.out).toContain('no prebuilt engine loads');
-    expect(() => run(dir, 'install.mjs', { BRAINLATENT_BUILD_FROM_SOURCE: 'yes' })).toThrow(/BRAINLATENT_BUILD_FROM_SOURCE must be 1 .* or 0, got 'yes'/);
+    await expect(run(dir, 'install.mjs', { BRAINLATENT_BUILD_FROM_SOURCE: 'yes' })).rejects.toThrow(/BRAINLATENT_BUILD_FROM_SOURCE must be 1 .* or 0, got 'yes'/);
   });
 });

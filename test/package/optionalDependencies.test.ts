@@ -5,7 +5,6 @@
  * prints its help, while `serve`, `batch … --redis`, `worker` and the report charts fail with one line that is the
  * install command.
  */
-import { spawnSync } from 'node:child_process';
 import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -16,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MissingDependencyError } from '../../ts/errors.js';
 import { installCommand, isMissingPackage, loadOptional, onnxruntimeNodeInstallCommand, onnxruntimeNodeInstallLine, OPTIONAL_PACKAGES } from '../../ts/optionalDependencies.js';
 import { distModule } from '../helpers/dist.js';
+import { runCommand } from '../helpers/nodeChild.js';
 
 interface Manifest {
   dependencies: Record<string, string>;
@@ -176,11 +176,11 @@ describe('without the optional packages (dist/, a slim node_modules)', () => {
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  const cli = (...args: string[]) => spawnSync(process.execPath, [join(dir, 'dist', 'cli', 'main.js'), ...args], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
-  const node = (code: string) => spawnSync(process.execPath, ['--input-type=module', '-e', code], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
+  const cli = (...args: string[]) => runCommand(process.execPath, [join(dir, 'dist', 'cli', 'main.js'), ...args], { cwd: dir, hangLimitMs: 60_000 });
+  const node = (code: string) => runCommand(process.execPath, ['--input-type=module', '-e', code], { cwd: dir, hangLimitMs: 60_000 });
 
-  it('fits a ridge model through the library and prints the help', () => {
-    const fit = node(`
+  it('fits a ridge model through the library and prints the help', async () => {
+    const fit = await node(`
       import { RidgeCV } from '${pathToFileURL(join(dir, 'dist', 'index.js')).href}';
       const n = 40, p = 3;
       let s = 7;
@@ -190,12 +190,12 @@ describe('without the optional packages (dist/, a slim node_modules)', () => {
       console.log(JSON.stringify(Array.from(m.coef.data, (v) => Math.round(v * 100) / 100)));`);
     expect(fit.stderr).toBe('');
     expect(JSON.parse(fit.stdout)).toEqual([2, 0, -1]);
-    const help = cli('--help');
+    const help = await cli('--help');
     expect(help.status).toBe(0);
     expect(help.stdout).toMatch(/serve/);
   });
 
-  it('serve, batch --redis and worker exit 1 with one line: the feature and the pinned install command', () => {
+  it('serve, batch --redis and worker exit 1 with one line: the feature and the pinned install command', async () => {
     const redis = `npm install ${pin('bullmq')} ${pin('ioredis')}`;
     const cases: [string[], string][] = [
       [['serve', '--port', '0', '--root', join(dir, 'root')], `npm install ${pin('@fastify/swagger')} ${pin('prom-client')}`],
@@ -203,7 +203,7 @@ describe('without the optional packages (dist/, a slim node_modules)', () => {
       [['worker', '--redis', 'redis://127.0.0.1:1'], redis],
     ];
     for (const [args, install] of cases) {
-      const r = cli(...args);
+      const r = await cli(...args);
       expect(r.status, args.join(' ')).toBe(1);
       const lines = r.stderr.trim().split('\n');
       expect(lines, args.join(' ')).toHaveLength(1);
@@ -213,12 +213,12 @@ describe('without the optional packages (dist/, a slim node_modules)', () => {
   });
 
   // (the smallest demo: 16 px stimuli, 2 test images, 1 seed, 8 steps — fewer would add the compvis few-steps warning; then an encode of z on its world)
-  it('demo and encode run to the end and write their reports, each chart or the viewer a note with the install line; one warning; installing the packages redoes the report alone', () => {
-    const run = (...args: string[]) => spawnSync(process.execPath, [join(dir, 'dist', 'cli', 'main.js'), ...args], { cwd: dir, encoding: 'utf8', timeout: 240_000 });
+  it('demo and encode run to the end and write their reports, each chart or the viewer a note with the install line; one warning; installing the packages redoes the report alone', async () => {
+    const run = (...args: string[]) => runCommand(process.execPath, [join(dir, 'dist', 'cli', 'main.js'), ...args], { cwd: dir, hangLimitMs: 240_000 });
     const warnings = (stderr: string) => stderr.split('\n').filter((l) => /^warning: /.test(l));
     const charts = `npm install ${pin('vega')} ${pin('vega-lite')}`;
     const demoArgs = ['demo', '--out', join(dir, 'demo'), '--image-size', '16', '--test-images', '2', '--seeds', '1', '--steps', '8'];
-    const demo = run(...demoArgs);
+    const demo = await run(...demoArgs);
     expect(demo.status, demo.stderr).toBe(0);
     expect(warnings(demo.stderr)).toEqual([
       `warning: report.html written without its charts: vega and vega-lite are not installed (optional dependencies of brainlatent); ${charts}, then run the same reconstruct (or demo) again: only its report stage runs, now with the charts`,
@@ -239,7 +239,7 @@ describe('without the optional packages (dist/, a slim node_modules)', () => {
     // encode on the demo's world: the viewer is a note, the figures and tables are there, no NiiVue copied
     const world = join(dir, 'demo', 'world');
     writeFileSync(join(dir, 'enc.json'), JSON.stringify({ out: join(dir, 'enc'), nsd: { root: join(world, 'nsd'), subject: 1 }, model: join(world, 'model'), imageSize: 16, featureSets: [{ name: 'z', kind: 'z' }] }));
-    const enc = run('encode', '--config', join(dir, 'enc.json'));
+    const enc = await run('encode', '--config', join(dir, 'enc.json'));
     expect(enc.status, enc.stderr).toBe(0);
     const viewer = `npm install ${pin('@niivue/niivue')}`;
     expect(warnings(enc.stderr)).toEqual([
@@ -257,7 +257,7 @@ describe('without the optional packages (dist/, a slim node_modules)', () => {
     // vega and vega-lite installed: the same demo redoes its report stage alone, with the charts
     for (const name of ['vega', 'vega-lite']) symlinkSync(join(realpathSync('node_modules'), name), join(dir, 'node_modules', name));
     try {
-      const again = run(...demoArgs);
+      const again = await run(...demoArgs);
       expect(again.status, again.stderr).toBe(0);
       expect(warnings(again.stderr)).toEqual([]);
       expect(again.stdout).toMatch(/^img2img +skipped/m);
@@ -271,8 +271,8 @@ describe('without the optional packages (dist/, a slim node_modules)', () => {
     }
   }, 300_000);
 
-  it("the report charts and the encoding report's viewer throw MissingDependencyError; a report's charts become notes", () => {
-    const r = node(`
+  it("the report charts and the encoding report's viewer throw MissingDependencyError; a report's charts become notes", async () => {
+    const r = await node(`
       const charts = await import('${pathToFileURL(join(dir, 'dist', 'charts', 'vegaSvg.js')).href}');
       const deps = await import('${pathToFileURL(join(dir, 'dist', 'optionalDependencies.js')).href}');
       const out = [];

@@ -3,7 +3,6 @@
  * files the package ships, bench records outside the package, and the install/loader rules. The full
  * install-as-a-dependency check (pack, fresh project, no compiler) is scripts/consumer-check.mjs in CI.
  */
-import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
@@ -15,6 +14,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { benchResultsDir } from '../../ts/bench/benchRecord.js';
 import { buildInfo } from '../../ts/native/buildInfo.js';
 import { packageRoot, shippedOrtLibrary } from '../../ts/native/binding.js';
+import { commandOutput } from '../helpers/nodeChild.js';
 
 const root = packageRoot;
 const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8'));
@@ -159,7 +159,7 @@ describe('installed-package behaviour', () => {
     expect(info.blas).toMatch(/BLAS|MKL|BLIS/);
   });
 
-  it("ships the MIT licence package.json names, as LICENSE in the tarball's root", () => {
+  it("ships the MIT licence package.json names, as LICENSE in the tarball's root", async () => {
     expect(pkg.license).toBe('MIT');
     const text = readFileSync(path.join(root, 'LICENSE'), 'utf8');
     expect(text).toMatch(/^MIT License\n\nCopyright \(c\) 2026 brainlatent contributors\n/);
@@ -167,7 +167,7 @@ describe('installed-package behaviour', () => {
     expect(pkg.files).toContain('LICENSE');
     // what npm pack would put in the tarball (--ignore-scripts: no prepack build; the file list is the same)
     const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_/i.test(k)));
-    const listed = JSON.parse(execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }));
+    const listed = JSON.parse(await commandOutput('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, env }));
     expect(listed[0].files.map((f: { path: string }) => f.path)).toContain('LICENSE');
   }, 60_000);
 
@@ -199,7 +199,7 @@ describe('installed-package behaviour', () => {
 });
 
 describe("the checkout's bin", () => {
-  it('is executable after the build, and the build script makes every bin of a package.json so', () => {
+  it('is executable after the build, and the build script makes every bin of a package.json so', async () => {
     if (process.platform === 'win32') return;
     // (npm test compiles through scripts/compile-ts.mjs; npm pack's prepack empties dist/ and does the same)
     expect(statSync(path.join(root, pkg.bin.brainlatent)).mode & 0o111).toBe(0o111);
@@ -209,7 +209,7 @@ describe("the checkout's bin", () => {
       writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'x', bin: { x: 'dist/cli/main.js', gone: 'dist/none.js' } }));
       writeFileSync(path.join(dir, 'dist', 'cli', 'main.js'), '#!/usr/bin/env node\n', { mode: 0o644 });
       const script = `import(${JSON.stringify(path.join(root, 'scripts', 'compile-ts.mjs'))}).then((m) => console.log(JSON.stringify(m.markBinsExecutable(${JSON.stringify(dir)}))))`;
-      const out = execFileSync(process.execPath, ['-e', script]).toString();
+      const out = await commandOutput(process.execPath, ['-e', script]);
       expect(JSON.parse(out)).toEqual([path.join(dir, 'dist', 'cli', 'main.js')]);
       expect(statSync(path.join(dir, 'dist', 'cli', 'main.js')).mode & 0o777).toBe(0o755);
     } finally {

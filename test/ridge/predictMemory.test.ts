@@ -3,15 +3,15 @@
  * buffers, whose finalizer Node runs only when the event loop turns: 300 predicts of 4 MB in one synchronous loop
  * (gc() after each) grew the process's RSS by 1.1 GB while process.memoryUsage().external stayed at ~71 MB.
  */
-import { spawnSync } from 'node:child_process';
 import { pathToFileURL } from 'node:url';
 
 import { expect, it } from 'vitest';
 
 import { distModule } from '../helpers/dist.js';
+import { runCommand } from '../helpers/nodeChild.js';
 
 /** A child (--expose-gc) that predicts `calls` times in one synchronous loop; returns its RSS growth in MiB. */
-function rssGrowth(calls: number): number {
+async function rssGrowth(calls: number): Promise<number> {
   const ridge = pathToFileURL(distModule('ridge/RidgeCV')).href;
   const script = `
     const { RidgeCV } = await import(${JSON.stringify(ridge)});
@@ -28,13 +28,13 @@ function rssGrowth(calls: number): number {
     for (let i = 0; i < ${calls}; i++) { once(); globalThis.gc(); }
     console.log(JSON.stringify({ growth: (process.memoryUsage().rss - before) / 2 ** 20 }));
   `;
-  const r = spawnSync(process.execPath, ['--expose-gc', '--input-type=module', '-e', script], { encoding: 'utf8' });
+  const r = await runCommand(process.execPath, ['--expose-gc', '--input-type=module', '-e', script]);
   expect(r.stderr).toBe('');
   expect(r.status).toBe(0);
   return JSON.parse(r.stdout.trim().split('\n').pop() as string).growth as number;
 }
 
-it('300 sync predicts of 4 MB in one synchronous loop keep RSS bounded (they grew it by 1.1 GB)', () => {
+it('300 sync predicts of 4 MB in one synchronous loop keep RSS bounded (they grew it by 1.1 GB)', async () => {
   // (1.2 GB of predictions in all: a generous bound that a result freed only when the loop turns exceeds 4-fold)
-  expect(rssGrowth(300)).toBeLessThan(300);
+  expect(await rssGrowth(300)).toBeLessThan(300);
 });

@@ -16,6 +16,7 @@ import type { Matrix } from '../../ts/matrix.js';
 import { alteredCopies, expectRefused, type TensorCopy } from '../helpers/modelFiles.js';
 import { planted, rng } from '../helpers/random.js';
 import { refCv, refFit, refPredict } from '../helpers/ridgeReference.js';
+import { commandOutput } from '../helpers/nodeChild.js';
 
 const ALPHAS = [0.1, 1, 10, 100, 1000];
 
@@ -200,7 +201,7 @@ describe('RidgeModel persistence', () => {
       'p = ((x - t["x_mean"]) / t["x_scale"]) @ t["coef"].astype(np.float64) + t["intercept"]',
       'print(json.dumps({"pred": p.ravel().tolist(), "alphas": json.loads(h["__metadata__"]["alphas"])}))',
     ].join('\n');
-    const out = JSON.parse(execFileSync('/usr/bin/python3', ['-c', script, path.join(dir, 'm.safetensors'), path.join(dir, 'x.npy')]).toString()) as { pred: number[]; alphas: number[] };
+    const out = JSON.parse(await commandOutput('/usr/bin/python3', ['-c', script, path.join(dir, 'm.safetensors'), path.join(dir, 'x.npy')])) as { pred: number[]; alphas: number[] };
     expect(out.alphas).toEqual([1, 10]);
     const ours = m.predict(x).data;
     for (let i = 0; i < ours.length; i++) expect(out.pred[i]).toBeCloseTo(ours[i], 4);

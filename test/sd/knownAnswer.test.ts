@@ -4,7 +4,6 @@
  * (eps = tanh(0.5·x + 0.001·t) + 0.1·mean(c), written here as an ONNX model). Skips, saying so, where
  * /usr/bin/python3 has no numpy.
  */
-import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +15,7 @@ import { GraphBuilder, intAttr, intsAttr, model, rng, SD15_SCHEDULER_CONFIG, val
 import { onnx } from '../../ts/sd/onnxProto.js';
 import { KARRAS_SCHEDULERS, SCHEDULERS, type SchedulerName } from '../../ts/sd/schedulerConfig.js';
 import type { Tensor } from '../../ts/sd/tensor.js';
+import { commandOutput } from '../helpers/nodeChild.js';
 import { hasPython, SYSTEM_PYTHON } from '../io/python.js';
 
 const HAVE_NUMPY = hasPython('numpy');
@@ -112,7 +112,7 @@ describe.skipIf(!HAVE_NUMPY)('engine vs diffusers transcribed in numpy (toy U-Ne
       };
       results.push({ native: native.latents.data, timesteps: plan.runs.map((r) => r.timestep), job });
     }
-    answers = JSON.parse(execFileSync(SYSTEM_PYTHON, [SCRIPT], { input: JSON.stringify(results.map((r) => r.job)), encoding: 'utf8' })) as typeof answers;
+    answers = JSON.parse(await commandOutput(SYSTEM_PYTHON, [SCRIPT], { input: JSON.stringify(results.map((r) => r.job)) })) as typeof answers;
   });
   cases.forEach((cs, k) => {
     it(`${cs.scheduler}${cs.karras ? ' karras' : ''}${cs.eta ? ` eta ${cs.eta}` : ''}: ${cs.steps} steps, strength ${cs.strength}, guidance ${cs.guidance}`, () => {

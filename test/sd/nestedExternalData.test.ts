@@ -8,7 +8,6 @@
  * directory"). They must work as plain initializers do: OnnxModel.load, Diffusion.load and the U-Net with layers
  * exposed give the embedded model's outputs to the bit in every layout.
  */
-import { spawnSync } from 'node:child_process';
 import { cp, mkdtemp, readFile, realpath, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -25,6 +24,7 @@ import { onnx } from '../../ts/sd/onnxProto.js';
 import { readModelWithWeightRefs } from '../../ts/sd/onnxWeightRefs.js';
 import { distModule } from '../helpers/dist.js';
 import { eachTensor, externalize, externalLocations } from '../helpers/externalData.js';
+import { runCommand } from '../helpers/nodeChild.js';
 import { linkIntoBlobs } from '../helpers/linkedModels.js';
 import { nestWeights } from '../helpers/nestedWeights.js';
 import { patternImages } from './fixtures.js';
@@ -154,17 +154,17 @@ describe('external data in Constant nodes and subgraphs', () => {
     expect(await outputsOf(sharded)).toEqual(ref);
   });
 
-  it('the CLI: `sd layers` and `sd info` on the hub snapshot and the download with links', () => {
+  it('the CLI: `sd layers` and `sd info` on the hub snapshot and the download with links', async () => {
     // (the same paths as above, as `brainlatent` runs them: listUnetLayers + checkUnetLayers, Diffusion.load)
     const cli = distModule('cli/main');
     for (const name of ['hub', 'local-dir']) {
       const dir = join(tmp, name, 'snapshots', '0123abcd');
-      const layers = spawnSync(process.execPath, [cli, 'sd', 'layers', '--model', dir, '--json'], { encoding: 'utf8' });
+      const layers = await runCommand(process.execPath, [cli, 'sd', 'layers', '--model', dir, '--json']);
       // (stderr says which block outputs are left out: the fixture's scalars and weights; a U-Net that did not load is a warning)
       expect(layers.stderr).not.toMatch(/warning|does not load|error/i);
       expect(layers.status).toBe(0);
       expect(JSON.parse(layers.stdout).length).toBeGreaterThan(0);
-      const info = spawnSync(process.execPath, [cli, 'sd', 'info', '--model', dir], { encoding: 'utf8' });
+      const info = await runCommand(process.execPath, [cli, 'sd', 'info', '--model', dir]);
       expect(info.stderr).toBe('');
       expect(info.status).toBe(0);
       expect(JSON.parse(info.stdout).model).toBe(dir);

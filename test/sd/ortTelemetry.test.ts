@@ -7,7 +7,6 @@
  * In a worker thread the variable set in process.env (the thread's own copy, which native code does not see) did
  * not reach onnxruntime-node's ONNX Runtime: its first session there still wrote the files.
  */
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { GraphBuilder, model, rng, valueInfo } from '../../ts/sd/fixture.js';
 import { distModule } from '../helpers/dist.js';
+import { commandOutput } from '../helpers/nodeChild.js';
 
 const FLOAT = 1;
 
@@ -90,39 +90,35 @@ afterAll(() => {
 });
 
 /** Everything (recursively) that a child running `which` left in its own empty TMPDIR, HOME and XDG_CACHE_HOME. */
-function leftBehind(which: 'engine' | 'node' | 'both', telemetryVariable?: string, where: 'main' | 'thread' = 'main'): string[] {
+async function leftBehind(which: 'engine' | 'node' | 'both', telemetryVariable?: string, where: 'main' | 'thread' = 'main'): Promise<string[]> {
   const folder = mkdtempSync(join(work, `${which}-${where}-`));
   const env: NodeJS.ProcessEnv = { ...process.env, TMPDIR: folder, HOME: folder, XDG_CACHE_HOME: folder };
   for (const name of [...CI_VARIABLES, 'ORT_DISABLE_TELEMETRY']) delete env[name];
   if (telemetryVariable !== undefined) env.ORT_DISABLE_TELEMETRY = telemetryVariable;
-  execFileSync(
-    process.execPath,
-    ['--input-type=module', '-e', CHILD, where, distModule('sd/OnnxModel'), distModule('native/onnxruntimeNode'), modelPath, which],
-    { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  await commandOutput(process.execPath, ['--input-type=module', '-e', CHILD, where, distModule('sd/OnnxModel'), distModule('native/onnxruntimeNode'), modelPath, which], { env });
   return readdirSync(folder, { recursive: true, encoding: 'utf8' }).sort();
 }
 
 describe('ONNX Runtime telemetry', () => {
-  it('the engine running a model leaves nothing in TMPDIR or the cache folder', () => {
-    expect(leftBehind('engine')).toEqual([]);
+  it('the engine running a model leaves nothing in TMPDIR or the cache folder', async () => {
+    expect(await leftBehind('engine')).toEqual([]);
   });
 
-  it('onnxruntime-node running a model (through onnxruntimeNode) leaves nothing', () => {
-    expect(leftBehind('node')).toEqual([]);
+  it('onnxruntime-node running a model (through onnxruntimeNode) leaves nothing', async () => {
+    expect(await leftBehind('node')).toEqual([]);
   });
 
-  it('both in one process leave nothing', () => {
-    expect(leftBehind('both')).toEqual([]);
+  it('both in one process leave nothing', async () => {
+    expect(await leftBehind('both')).toEqual([]);
   });
 
-  it('in a worker thread, onnxruntime-node running a model leaves nothing, and the engine neither', () => {
-    expect(leftBehind('node', undefined, 'thread')).toEqual([]);
-    expect(leftBehind('engine', undefined, 'thread')).toEqual([]);
+  it('in a worker thread, onnxruntime-node running a model leaves nothing, and the engine neither', async () => {
+    expect(await leftBehind('node', undefined, 'thread')).toEqual([]);
+    expect(await leftBehind('engine', undefined, 'thread')).toEqual([]);
   });
 
-  it("a user's ORT_DISABLE_TELEMETRY=0 is obeyed: ONNX Runtime's uploader runs and writes its files (what the tests above would see without the default)", () => {
-    const files = leftBehind('engine', '0');
+  it("a user's ORT_DISABLE_TELEMETRY=0 is obeyed: ONNX Runtime's uploader runs and writes its files (what the tests above would see without the default)", async () => {
+    const files = await leftBehind('engine', '0');
     expect(files).toContain('.ses');
     expect(files.some((f) => /^mat-debug-\d+\.log$/.test(f))).toBe(true);
   });

@@ -7,7 +7,6 @@
  * float16 at every boundary, its recipe regenerating it too, and the same function as the float32 U-Net
  * within half precision (onnxruntime-node, CPU; and the engine's img2img through its float16 boundaries).
  */
-import { execFileSync } from 'node:child_process';
 import { readFile, rm, stat } from 'node:fs/promises';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,6 +19,7 @@ import { Diffusion } from '../../ts/sd/Diffusion.js';
 import { floatToHalfBits, halfBitsToFloat, toHalf } from '../../ts/sd/half.js';
 import { onnx } from '../../ts/sd/onnxProto.js';
 import { SD1_WEIGHTS_RECIPE_FORMAT, type Sd1WeightsRecipe, writeSd1Fixture } from '../../ts/sd/sd1Fixture.js';
+import { commandOutput } from '../helpers/nodeChild.js';
 
 const root = mkdtempSync(join(tmpdir(), 'brainlatent-sd1-'));
 const dir = join(root, 'sd1');
@@ -30,23 +30,22 @@ afterAll(async () => {
 });
 
 /** sd1_weights (native/core/bench/sd1_weights.cpp) compiled once, with the flags of its CMake target. */
-let tool = '';
-function sd1Weights(): string {
-  if (!tool) {
-    tool = join(root, 'sd1_weights');
+let tool: Promise<string> | undefined;
+function sd1Weights(): Promise<string> {
+  tool ??= (async () => {
+    const file = join(root, 'sd1_weights');
     const core = join(import.meta.dirname, '..', '..', 'native', 'core');
     const source = join(core, 'bench', 'sd1_weights.cpp');
-    execFileSync(process.env.CXX || 'c++', ['-std=c++17', '-O2', '-ffp-contract=off', '-pthread', '-I', join(core, 'src'), '-o', tool, source], {
-      stdio: 'inherit',
-    });
-  }
+    await commandOutput(process.env.CXX || 'c++', ['-std=c++17', '-O2', '-ffp-contract=off', '-pthread', '-I', join(core, 'src'), '-o', file, source]);
+    return file;
+  })();
   return tool;
 }
 
 /** weights.pb regenerated from the recipe by sd1_weights equals the one Node wrote, byte for byte. */
 async function expectRegenerated(folder: string): Promise<void> {
   const out = join(folder, 'unet', 'weights.regenerated.pb');
-  execFileSync(sd1Weights(), ['--recipe', join(folder, 'unet', 'weights.recipe.json'), '--out', out, '--threads', '2'], { stdio: 'pipe' });
+  await commandOutput(await sd1Weights(), ['--recipe', join(folder, 'unet', 'weights.recipe.json'), '--out', out, '--threads', '2']);
   const [a, b] = await Promise.all([readFile(join(folder, 'unet', 'weights.pb')), readFile(out)]);
   expect(b.length).toBe(a.length);
   expect(Buffer.compare(a, b)).toBe(0);

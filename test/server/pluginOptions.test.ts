@@ -6,7 +6,6 @@ import { mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';
 
 import Fastify from 'fastify';
@@ -14,6 +13,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 
 import { InvalidArgumentError } from '../../ts/errors.js';
 import { brainlatentPlugin, startServer, type BrainlatentPluginOptions } from '../../ts/server/index.js';
+import { runCommand } from '../helpers/nodeChild.js';
 import { startServeCli } from './helpers.js';
 
 const root = realpathSync(mkdtempSync(join(tmpdir(), 'bl-plugin-options-')));
@@ -110,11 +110,11 @@ describe('brainlatentPlugin options', () => {
   it('brainlatent serve names its flags: --root that is not a folder, an empty --token; an empty $BRAINLATENT_TOKEN is unset', async () => {
     const cli = resolve(import.meta.dirname, '..', '..', 'dist', 'cli', 'main.js');
     const env = { ...process.env, BRAINLATENT_SERVE_V8_FLAGS: '0' };
-    const run = (...args: string[]) => spawnSync(process.execPath, [cli, 'serve', '--port', '0', ...args], { encoding: 'utf8', env, timeout: 30_000 });
-    const missing = run('--root', join(root, 'missing'));
+    const run = (...args: string[]) => runCommand(process.execPath, [cli, 'serve', '--port', '0', ...args], { env, hangLimitMs: 30_000 });
+    const missing = await run('--root', join(root, 'missing'));
     expect(missing.status).toBe(1);
     expect(missing.stderr).toMatch(/--root: '.*missing' does not exist; expected the folder every path in a request must stay inside/);
-    const empty = run('--root', root, '--token', '');
+    const empty = await run('--root', root, '--token', '');
     expect(empty.status).toBe(1);
     expect(empty.stderr).toMatch(/--token: expected a non-empty secret, got ''/);
     const s = await startServeCli(root, 1, { ...env, BRAINLATENT_TOKEN: '' });

@@ -45,8 +45,8 @@ describe('synthNsd', () => {
     expect(spaces).toEqual(new Set(['early:latent', 'ventral:semantic']));
   });
 
-  it.skipIf(!hasPython('nibabel', 'h5py', 'scipy'))('independent readers agree: nibabel, h5py and scipy', () => {
-    const out = runPython(
+  it.skipIf(!hasPython('nibabel', 'h5py', 'scipy'))('independent readers agree: nibabel, h5py and scipy', async () => {
+    const out = await runPython(
       `import sys, numpy as np, nibabel as nib, h5py, scipy.io as sio
 r = sys.argv[1]
 b = sys.argv[2]

@@ -1,4 +1,4 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +13,7 @@ import { PreflightError } from '../../../ts/pipeline/errors.js';
 import { synthNsd } from '../../../ts/synth/nsd.js';
 import { runCommands } from '../../helpers/cli.js';
 import { distModule } from '../../helpers/dist.js';
+import { runCommand } from '../../helpers/nodeChild.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'bl-cli-nsd-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -191,23 +192,23 @@ describe('brainlatent synth nsd / nsd extract / nsd info / nsd image', () => {
     expect(existsSync(out)).toBe(false);
   });
 
-  it('nsd info exits 1 for a root that is a file or holds no NSD design, saying why in one line after the report', () => {
-    const cli = (...args: string[]) => spawnSync(process.execPath, [distModule('cli/main'), ...args], { encoding: 'utf8' });
+  it('nsd info exits 1 for a root that is a file or holds no NSD design, saying why in one line after the report', async () => {
+    const cli = (...args: string[]) => runCommand(process.execPath, [distModule('cli/main'), ...args]);
     const file = join(tmp, 'root-is-a-file');
     writeFileSync(file, 'x');
-    const f = cli('nsd', 'info', '--root', file);
+    const f = await cli('nsd', 'info', '--root', file);
     expect([f.status, f.stdout, f.stderr]).toEqual([1, '', `brainlatent: InvalidArgumentError: ${file} is a file; expected the NSD root folder (holding nsddata/, nsddata_betas/, …)\n`]);
     const other = join(tmp, 'not-nsd');
     mkdirSync(other);
     for (const json of [[], ['--json']]) {
-      const r = cli('nsd', 'info', '--root', other, ...json);
+      const r = await cli('nsd', 'info', '--root', other, ...json);
       expect(r.status).toBe(1);
       expect(r.stdout).toContain(json.length ? '"expdesign": false' : 'design (nsd_expdesign.mat): MISSING');
       expect(r.stderr).toBe(
         `brainlatent: MissingFileError: --root ${other}: no NSD design file (${join(other, 'nsddata/experiments/nsd/nsd_expdesign.mat')} not found); not an NSD root, or an incomplete download\n`,
       );
     }
-    const ok = cli('nsd', 'info', '--root', root);
+    const ok = await cli('nsd', 'info', '--root', root);
     expect([ok.status, ok.stderr]).toEqual([0, '']);
   });
 
