@@ -2,7 +2,8 @@
 // Part of `npm run typecheck`: the module graph of ts/ has no import cycles (type-only imports
 // included: a cycle of types is still two modules that cannot be read apart), and only the
 // native-call layer (ts/native/call.ts) calls binding() — every other module reaches the engine
-// through it, so errors, stacks and cancellation are handled in one place.
+// through it, so errors, stacks and cancellation are handled in one place. In test/: no synchronous child process
+// (spawnSync, execFileSync, execSync) outside QUICK_SYNC_CHILDREN.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -54,6 +55,52 @@ export function packageImportProblems(rel, text) {
   return found;
 }
 
+// A synchronous child blocks its vitest worker's event loop for as long as it runs. vitest's worker↔main RPC has a
+// fixed 60-s timeout: a demo run, npm, a compiler or a python reference that runs that long on a loaded machine fails
+// the run with 'Unhandled Error: [vitest-worker]: Timeout calling "onTaskUpdate"' though every test passed. Tests run
+// children with runCommand / commandOutput (test/helpers/nodeChild.ts); only these calls, which take milliseconds
+// whatever the load, stay synchronous. `call`: text the line of the call holds.
+export const QUICK_SYNC_CHILDREN = [
+  { file: 'helpers/pidTaggedCopies.ts', call: "spawnSync(process.execPath, ['-e', ''])", why: 'the pid of a process that has exited' },
+  { file: 'demo/demoOptions.test.ts', call: "spawnSync(process.execPath, ['-e', '0']).pid", why: 'the pid of a process that has exited' },
+  { file: 'io/folderLock.test.ts', call: "spawnSync(process.execPath, ['-e', '0']).pid", why: 'the pid of a process that has exited' },
+  { file: 'io/atomicWrite.test.ts', call: "spawnSync(process.execPath, ['-e', '0']).pid", why: 'the pid of a process that has exited' },
+  { file: 'batch/redis.ts', call: "spawnSync('redis-server', ['--version'])", why: 'is redis-server installed (describe.skipIf needs it while collecting)' },
+  { file: 'io/python.ts', call: "spawnSync(SYSTEM_PYTHON, ['-c', modules.map((m) => `import ${m}`)", why: 'hasPython: imports only (describe.skipIf needs it while collecting)' },
+  { file: 'io/npy.test.ts', call: "execFileSync(PY, ['-c', 'import numpy']", why: 'is numpy installed (it.skipIf)' },
+  { file: 'ridge/ridgeCV.test.ts', call: "execFileSync('/usr/bin/python3', ['-c', 'import numpy']", why: 'is numpy installed (it.skipIf)' },
+  { file: 'cli/shellWord.test.ts', call: "execFileSync('sh', ['-c', `printf", why: "how sh splits a word: one printf" },
+  // not run in a vitest worker: scripts/consumer-check.mjs runs it in its own process
+  { file: 'package/slimConsumer.mjs', call: 'spawnSync(', why: 'a standalone script (scripts/consumer-check.mjs)' },
+];
+const syncChild = /\b(spawnSync|execFileSync|execSync)\b\s*(\(|\bas\b)/g;
+
+/** The synchronous children in one test/ file (`rel`: its path under test/) that QUICK_SYNC_CHILDREN does not list. */
+export function syncChildProblems(rel, text) {
+  const found = [];
+  text.split('\n').forEach((line, i) => {
+    if (/^\s*(\/\/|\*|\/\*)/.test(line)) return; // a comment that names one
+    for (const m of line.matchAll(syncChild)) {
+      if (m[2] === '(' && QUICK_SYNC_CHILDREN.some((q) => q.file === rel && line.includes(q.call))) continue;
+      found.push(
+        `test/${rel}:${i + 1}: ${m[1]}${m[2] === '(' ? '()' : ' renamed'} blocks the vitest worker's event loop while the child runs; one that ` +
+          `runs past vitest's 60-s worker RPC timeout (a demo, npm, a compiler, python; 2-3x slower on a loaded machine) fails the run ` +
+          `('Timeout calling "onTaskUpdate"') though every test passed: await runCommand or commandOutput from test/helpers/nodeChild.ts ` +
+          `(a call that takes milliseconds whatever the load may be listed in QUICK_SYNC_CHILDREN, scripts/check-imports.mjs)`,
+      );
+    }
+  });
+  return found;
+}
+
+const testRoot = path.join(root, '..', 'test');
+function testFiles(dir) {
+  return readdirSync(dir).flatMap((name) => {
+    const p = path.join(dir, name);
+    return statSync(p).isDirectory() ? testFiles(p) : /\.(ts|mts|js|mjs)$/.test(name) ? [p] : [];
+  });
+}
+
 function main() {
   for (const file of all) {
     const text = readFileSync(file, 'utf8');
@@ -99,11 +146,17 @@ function main() {
   }
   for (const v of graph.keys()) if (!idx.has(v)) visit(v);
 
+  const tests = testFiles(testRoot);
+  for (const file of tests) problems.push(...syncChildProblems(path.relative(testRoot, file), readFileSync(file, 'utf8')));
+
   if (problems.length) {
-    console.error(`check-imports: ${problems.length} problem(s) in ts/\n  ${problems.join('\n  ')}`);
+    console.error(`check-imports: ${problems.length} problem(s) in ts/ and test/\n  ${problems.join('\n  ')}`);
     process.exit(1);
   }
-  console.log(`check-imports: ${all.length} modules, no import cycles, binding() only in ts/native/call.ts, packages imported are dependencies`);
+  console.log(
+    `check-imports: ${all.length} modules, no import cycles, binding() only in ts/native/call.ts, packages imported are dependencies; ` +
+      `${tests.length} test files, no slow synchronous child process`,
+  );
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) main();
