@@ -13,7 +13,9 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#ifdef __linux__
 #include <sys/syscall.h>
+#endif
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -56,6 +58,15 @@ std::string inline_add_model(const std::vector<float>& w) {
   opset.bytes(1, "").num(2, 17);
   model.num(1, 8).msg(7, graph).msg(8, opset);
   return model.b;
+}
+
+// a file's modification time (macOS: st_mtimespec)
+struct timespec mtim(const struct stat& st) {
+#ifdef __APPLE__
+  return st.st_mtimespec;
+#else
+  return st.st_mtim;
+#endif
 }
 
 std::string link_target(const std::filesystem::path& link) { return std::filesystem::read_symlink(link).string(); }
@@ -237,11 +248,11 @@ int main() {
     CheckedFileMap m = CheckedFileMap::open(checked_as("same.bin", model / "same.bin"), "m/model.onnx");
     ::usleep(20000);  // (a later ctime than the open's on a coarse clock too)
     write_file((model / "same.bin").string(), pages(3, 'x'));
-    const struct timespec restored[2] = {{0, UTIME_OMIT}, before.st_mtim};
+    const struct timespec restored[2] = {{0, UTIME_OMIT}, mtim(before)};
     SD_CHECK(::utimensat(AT_FDCWD, (model / "same.bin").c_str(), restored, 0) == 0);
     struct stat after {};
     SD_CHECK(::stat((model / "same.bin").c_str(), &after) == 0 && after.st_size == before.st_size &&
-             after.st_mtim.tv_sec == before.st_mtim.tv_sec && after.st_mtim.tv_nsec == before.st_mtim.tv_nsec);
+             mtim(after).tv_sec == mtim(before).tv_sec && mtim(after).tv_nsec == mtim(before).tv_nsec);
     const std::string e = error_of([&] { m.check_unchanged("m/model.onnx"); }, ErrorCode::InvalidModel);
     std::printf("rewritten, same size and mtime: %s\n", e.c_str());
     SD_CHECK(contains(e, "'same.bin' changed while it was being loaded (rewritten)"));
@@ -249,6 +260,7 @@ int main() {
   // A bus error in a guarded range of a file whose size and times are unchanged (a disk's or NFS's read error; here
   // a fault's siginfo queued to this process, which Linux allows a process to send itself): refused as such, not as
   // "truncated" (before: "changed while it was being loaded (truncated)").
+#ifdef __linux__
   {
     write_file((model / "unread.bin").string(), pages(3, 'a'));
     const std::string how = in_child([&] {
@@ -267,6 +279,7 @@ int main() {
     });
     SD_CHECK(how == "exit 0");
   }
+#endif
 
   const char* env_lib = std::getenv("BRAINLATENT_ORT_LIB");
   const std::string lib = env_lib && *env_lib ? env_lib : BRAINLATENT_TEST_ORT_LIB;
