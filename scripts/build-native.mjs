@@ -71,16 +71,21 @@ export function testHooksFor({ checkout, target }) {
  * cmake-js passes --CD options only when it configures a fresh build folder; a configured one keeps its cache. An
  * option that must hold for this build (the test hooks: never in the prebuilt) is set in the cache first.
  */
-function setCachedOption(name, value) {
-  const cache = path.join(root, 'build', 'CMakeCache.txt');
+function setCachedOption(out, name, value) {
+  const cache = path.join(root, out, 'CMakeCache.txt');
   if (!existsSync(cache)) return;
   const was = new RegExp(`^${name}:[A-Z]+=(.*)$`, 'm').exec(readFileSync(cache, 'utf8'))?.[1];
   if (was === value) return;
-  const r = spawnSync('cmake', [`-D${name}=${value}`, path.join(root, 'build')], { stdio: 'inherit', cwd: root });
-  if (r.status !== 0) fail(`cmake -D${name}=${value} build failed; the messages above say why.`);
+  const r = spawnSync('cmake', [`-D${name}=${value}`, path.join(root, out)], { stdio: 'inherit', cwd: root });
+  if (r.status !== 0) fail(`cmake -D${name}=${value} ${out} failed; the messages above say why.`);
 }
 
-export function buildNative({ target, testHooks } = {}) {
+/**
+ * Builds `target` (all of a checkout's targets when none) in the build folder `out`, relative to the package root:
+ * build/ unless told otherwise (npm pack's prebuilt has its own, PREBUILT_OUT, so that packing never changes the
+ * options, such as the test hooks, of the checkout's build/ that ctest and vitest use).
+ */
+export function buildNative({ target, testHooks, out = 'build' } = {}) {
   if (!has('cmake')) fail('CMake (>= 3.18) is missing. Debian/Ubuntu: sudo apt-get install cmake');
   if (!has(process.env.CXX ?? 'c++')) fail('A C++17 compiler is missing. Debian/Ubuntu: sudo apt-get install g++');
 
@@ -88,13 +93,13 @@ export function buildNative({ target, testHooks } = {}) {
   const checkout = existsSync(path.join(root, 'tsconfig.json')); // the package ships no tsconfig.json
   const chosen = target ?? (checkout ? undefined : 'brainlatent_addon');
   const parallel = String(Math.max(1, os.availableParallelism?.() ?? os.cpus().length));
-  const args = [packageBin('cmake-js', 'cmake-js'), 'compile', '--out', 'build', '-p', parallel];
+  const args = [packageBin('cmake-js', 'cmake-js'), 'compile', '--out', out, '-p', parallel];
   if (chosen) args.push('--target', chosen);
   if (process.env.BRAINLATENT_CUDA) args.push(`--CDBRAINLATENT_CUDA=${process.env.BRAINLATENT_CUDA}`);
   const hooks = testHooks ?? testHooksFor({ checkout, target: chosen });
   args.push(`--CDBRAINLATENT_TEST_HOOKS=${hooks ? 'ON' : 'OFF'}`);
-  setCachedOption('BRAINLATENT_TEST_HOOKS', hooks ? 'ON' : 'OFF');
-  console.log(`brainlatent: building the native engine from source${chosen ? ` (target ${chosen})` : ''}`);
+  setCachedOption(out, 'BRAINLATENT_TEST_HOOKS', hooks ? 'ON' : 'OFF');
+  console.log(`brainlatent: building the native engine from source${chosen ? ` (target ${chosen})` : ''}${out === 'build' ? '' : ` in ${out}/`}`);
   const r = spawnSync(process.execPath, args, { stdio: 'inherit', cwd: root });
   if (r.status !== 0) fail('The CMake build failed; the messages above say why.');
 }

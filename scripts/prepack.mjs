@@ -3,12 +3,14 @@
 //   1. dist/: the TypeScript compiled afresh (the folder is emptied first, so no file whose source is
 //      gone ships);
 //   2. prebuilds/linux-x64/ (on Linux x64 with glibc): the engine linked against Debian's static
-//      OpenBLAS (CMake target brainlatent_prebuilt), stripped, named for node-gyp-build
+//      OpenBLAS (CMake target brainlatent_prebuilt, built in its own folder, build-prebuilt/, so that the
+//      checkout's build/ keeps its options: its test hooks, its CUDA setting), stripped, named for node-gyp-build
 //      (brainlatent.napi.glibc.node), with onnxruntime-node's libonnxruntime.so.1 beside it and the
 //      licences of what the binary contains. The binary is checked: it must load in a fresh process,
 //      report OpenBLAS, need no shared BLAS, LAPACK or Fortran runtime, and have no test hooks
 //      (built with BRAINLATENT_TEST_HOOKS=OFF: no environment variable of the tests is read).
-// Neither folder is committed (.gitignore); `postpack` removes prebuilds/ again.
+// Neither folder is committed (.gitignore); `postpack` removes prebuilds/ again. build-prebuilt/ (git-ignored, not
+// shipped) is kept: the next pack rebuilds only what changed.
 // `node scripts/prepack.mjs --prebuild-only` does step 2 alone.
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -22,6 +24,8 @@ import { compileTypeScript } from './compile-ts.mjs';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
 const MB = (bytes) => `${(bytes / 2 ** 20).toFixed(1)} MB`;
+/** The prebuilt's build folder: never build/, whose options (test hooks ON) ctest and vitest rely on. */
+export const PREBUILT_OUT = 'build-prebuilt';
 
 function fail(message) {
   console.error(`\nprepack: ${message}\n`);
@@ -50,10 +54,10 @@ function prebuild() {
   }
   // The shipped engine is CPU-only (no CUDA runtime on a user's machine is assumed); a machine with
   // the CUDA toolkit would otherwise configure the CUDA backend into the core the prebuilt links.
-  // (The cache keeps OFF: `BRAINLATENT_CUDA=AUTO npm run build` turns the backend back on.)
+  // (Only build-prebuilt/'s cache says OFF: build/ keeps its own setting.)
   process.env.BRAINLATENT_CUDA = 'OFF';
-  buildNative({ target: 'brainlatent_prebuilt', testHooks: false });
-  const built = path.join(root, 'build', 'prebuilt', 'brainlatent.node');
+  buildNative({ target: 'brainlatent_prebuilt', testHooks: false, out: PREBUILT_OUT });
+  const built = path.join(root, PREBUILT_OUT, 'prebuilt', 'brainlatent.node');
   if (!existsSync(built)) fail(`${built} was not built (is libopenblas-pthread-dev installed? the CMake log says)`);
 
   const dir = path.join(root, 'prebuilds', 'linux-x64');
@@ -112,5 +116,7 @@ function checkNoTestHooks(binary) {
   if (names) fail(`${binary} names the engine's test hooks (${[...new Set(names)].join(', ')}): it must be built with BRAINLATENT_TEST_HOOKS=OFF`);
 }
 
-if (!process.argv.includes('--prebuild-only')) compileFreshDist();
-prebuild();
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  if (!process.argv.includes('--prebuild-only')) compileFreshDist();
+  prebuild();
+}

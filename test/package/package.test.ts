@@ -191,7 +191,14 @@ describe('installed-package behaviour', () => {
     expect(testHooksFor({ checkout: true, target: undefined })).toBe(true); // ctest and vitest
     expect(testHooksFor({ checkout: true, target: 'brainlatent_prebuilt' })).toBe(false); // npm pack's prebuilt
     expect(testHooksFor({ checkout: false, target: 'brainlatent_addon' })).toBe(false); // an installed package's source build
-    expect(readFileSync(path.join(root, 'scripts', 'prepack.mjs'), 'utf8')).toMatch(/buildNative\(\{ target: 'brainlatent_prebuilt', testHooks: false \}\)[\s\S]*checkNoTestHooks\(out\)/);
+    const prepack = readFileSync(path.join(root, 'scripts', 'prepack.mjs'), 'utf8');
+    expect(prepack).toMatch(/buildNative\(\{ target: 'brainlatent_prebuilt', testHooks: false, out: PREBUILT_OUT \}\)[\s\S]*checkNoTestHooks\(out\)/);
+    // in its own build folder: packing leaves build/'s options (test hooks ON) as they were, for ctest and vitest
+    // (before: prepack turned build/'s hooks OFF, and the next build relinked the checkout's addon without them)
+    const { PREBUILT_OUT } = await import(path.join(root, 'scripts', 'prepack.mjs'));
+    expect(PREBUILT_OUT).toBe('build-prebuilt');
+    expect(readFileSync(path.join(root, 'scripts', 'build-native.mjs'), 'utf8')).toMatch(/'--out', out,[\s\S]*setCachedOption\(out, /);
+    expect(execFileSync('git', ['check-ignore', 'build-prebuilt/CMakeCache.txt'], { cwd: root, encoding: 'utf8' }).trim()).toBe('build-prebuilt/CMakeCache.txt');
     expect(readFileSync(path.join(root, 'binding.gyp'), 'utf8')).not.toContain('BRAINLATENT_TEST_HOOKS'); // node-gyp's CPU build
     // this checkout's cmake build (node-gyp's, which replaces it, has none)
     if (!process.env.BRAINLATENT_ADDON && existsSync(path.join(root, 'build', 'CMakeCache.txt'))) expect(buildInfo().testHooks).toBe(true);

@@ -5,9 +5,10 @@
  * recheck, was not seen (docs/server.md named the gap). The flip is the engine's test hook
  * (BRAINLATENT_TEST_FLIP_LINK/_TO: the link leads to the target while ONNX Runtime creates the session, and back
  * right after); the result must be the inside file's weights, never the outside ones. A file truncated while ONNX
- * Runtime copies it (the hook BRAINLATENT_TEST_TRUNCATE) is refused, not a SIGBUS that ends the process.
+ * Runtime copies it (the hook BRAINLATENT_TEST_TRUNCATE) is refused, not a SIGBUS that ends the process. The hooks
+ * act only with BRAINLATENT_TEST_HOOKS=1 set too, which these tests set around each use.
  */
-import { mkdir, mkdtemp, realpath, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, realpath, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -57,16 +58,23 @@ async function runAdd(path: string): Promise<number[]> {
   }
 }
 
-/** Flips `link` to `to` around ONNX Runtime's session creation (the engine's test hook), for the calls of `fn`. */
-async function flippedDuringLoad<T>(link: string, to: string, fn: () => Promise<T>): Promise<T> {
-  process.env.BRAINLATENT_TEST_FLIP_LINK = link;
-  process.env.BRAINLATENT_TEST_FLIP_TO = to;
+/**
+ * Sets the engine's test-hook variables for the calls of `fn`, with BRAINLATENT_TEST_HOOKS=1 (the hooks act only
+ * with it: a checkout's build deployed as a service ignores a stray hook variable) unless `optIn` is false.
+ */
+async function withHookVariables<T>(vars: Record<string, string>, fn: () => Promise<T>, { optIn = true } = {}): Promise<T> {
+  const all: Record<string, string> = optIn ? { ...vars, BRAINLATENT_TEST_HOOKS: '1' } : vars;
+  Object.assign(process.env, all);
   try {
     return await fn();
   } finally {
-    delete process.env.BRAINLATENT_TEST_FLIP_LINK;
-    delete process.env.BRAINLATENT_TEST_FLIP_TO;
+    for (const name of Object.keys(all)) delete process.env[name];
   }
+}
+
+/** Flips `link` to `to` around ONNX Runtime's session creation (the engine's test hook), for the calls of `fn`. */
+function flippedDuringLoad<T>(link: string, to: string, fn: () => Promise<T>): Promise<T> {
+  return withHookVariables({ BRAINLATENT_TEST_FLIP_LINK: link, BRAINLATENT_TEST_FLIP_TO: to }, fn);
 }
 
 beforeAll(async () => {
@@ -115,21 +123,27 @@ describe('under model roots, a link flipped outside and back while ONNX Runtime 
     await writeFile(join(dir, 'model.onnx'), addModel({ location: 'w.bin' }));
     await writeFile(join(dir, 'w.bin'), floats([10, 20, 30, 40]));
     // the engine's test hook truncates the file after the engine mapped it, right before ONNX Runtime reads it
-    process.env.BRAINLATENT_TEST_TRUNCATE = join(dir, 'w.bin');
-    let err: unknown;
-    try {
-      await runAdd(join(dir, 'model.onnx'));
-    } catch (e) {
-      err = e;
-    } finally {
-      delete process.env.BRAINLATENT_TEST_TRUNCATE;
-    }
+    const err = await withHookVariables({ BRAINLATENT_TEST_TRUNCATE: join(dir, 'w.bin') }, () => runAdd(join(dir, 'model.onnx'))).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(FormatError);
     expect((err as Error).message).toContain('changed while it was being loaded (truncated); the model was not loaded');
     expect((err as Error).message).toContain(join(dir, 'w.bin'));
     // whole again, it loads
     await writeFile(join(dir, 'w.bin'), floats([10, 20, 30, 40]));
     expect(await runAdd(join(dir, 'model.onnx'))).toEqual(INSIDE);
+  });
+
+  it.skipIf(!HOOKS)("the hooks' variables without BRAINLATENT_TEST_HOOKS=1 do nothing (before: the file was truncated, the load refused)", async () => {
+    const dir = join(root, 'no-opt-in');
+    await mkdir(join(dir, 'blobs'), { recursive: true });
+    await writeFile(join(dir, 'model.onnx'), addModel({ location: 'w.bin' }));
+    await writeFile(join(dir, 'blobs', 'w-in.bin'), floats([10, 20, 30, 40]));
+    await symlink(join(dir, 'blobs', 'w-in.bin'), join(dir, 'w.bin'));
+    const vars = { BRAINLATENT_TEST_TRUNCATE: join(dir, 'blobs', 'w-in.bin'), BRAINLATENT_TEST_FLIP_LINK: join(dir, 'w.bin'), BRAINLATENT_TEST_FLIP_TO: join(outside, 'w.bin') };
+    expect(await withHookVariables(vars, () => runAdd(join(dir, 'model.onnx')), { optIn: false })).toEqual(INSIDE);
+    expect((await stat(join(dir, 'blobs', 'w-in.bin'))).size).toBe(16); // not truncated
   });
 
   it('a feature network (onnxruntime-node) is handed the checked bytes too', async () => {

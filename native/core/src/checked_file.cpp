@@ -22,16 +22,24 @@ std::string changed_file_message(const std::string& model, const std::string& wh
 }
 
 std::string truncated_file_message(const std::string& model, const std::string& what, const std::string& path, const std::string& how) {
-  return model + ": " + what + " changed while it was being loaded (" + how + "); the model was not loaded. Replace a model's "
+  // (a bus error with the file's size and times unchanged: nothing says it changed, only that a page was not read)
+  const bool unread = how.rfind("a read error", 0) == 0;
+  return model + ": " + what + (unread ? " could not be read" : " changed") + " while it was being loaded (" + how + "); the model was not loaded. Replace a model's "
          "files by renaming a complete copy over them (not `cp` over the file, which truncates it first), then load it again (" +
          path + ")";
 }
 
 namespace {
 #ifndef _WIN32
-std::int64_t mtime_ns(const struct stat& st) {
-  return static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + static_cast<std::int64_t>(st.st_mtim.tv_nsec);
-}
+std::int64_t ns(const struct timespec& t) { return static_cast<std::int64_t>(t.tv_sec) * 1000000000 + static_cast<std::int64_t>(t.tv_nsec); }
+// (macOS names them st_mtimespec and st_ctimespec)
+#ifdef __APPLE__
+std::int64_t mtime_ns(const struct stat& st) { return ns(st.st_mtimespec); }
+std::int64_t ctime_ns(const struct stat& st) { return ns(st.st_ctimespec); }
+#else
+std::int64_t mtime_ns(const struct stat& st) { return ns(st.st_mtim); }
+std::int64_t ctime_ns(const struct stat& st) { return ns(st.st_ctim); }
+#endif
 #endif
 }  // namespace
 
@@ -60,6 +68,7 @@ CheckedFileMap CheckedFileMap::open(const CheckedFile& f, const std::string& mod
     throw Error(ErrorCode::InvalidModel, changed_file_message(model, what));
   m.size_ = static_cast<std::size_t>(st.st_size);
   m.mtime_ns_ = mtime_ns(st);
+  m.ctime_ns_ = ctime_ns(st);
   m.what_ = what;
   m.path_ = f.path;
   if (m.size_ == 0) return m;
@@ -75,11 +84,15 @@ CheckedFileMap CheckedFileMap::open(const CheckedFile& f, const std::string& mod
 void CheckedFileMap::check_unchanged(const std::string& model) const {
 #ifndef _WIN32
   if (fd_ < 0) return;
-  if (guard_.truncated()) throw Error(ErrorCode::InvalidModel, truncated_file_message(model, what_, path_, "truncated"));
   struct stat st {};
-  if (::fstat(fd_, &st) != 0 || static_cast<std::size_t>(st.st_size) != size_ || mtime_ns(st) != mtime_ns_)
-    throw Error(ErrorCode::InvalidModel,
-                truncated_file_message(model, what_, path_, static_cast<std::size_t>(st.st_size) < size_ ? "truncated" : "rewritten"));
+  const bool stat_failed = ::fstat(fd_, &st) != 0;
+  // The change time as well as the modification time: a same-size rewrite that puts the old mtime back (cp -p,
+  // rsync --inplace -t) still sets the ctime, which no call of a user's can set back.
+  const bool unchanged = !stat_failed && static_cast<std::size_t>(st.st_size) == size_ && mtime_ns(st) == mtime_ns_ && ctime_ns(st) == ctime_ns_;
+  const bool shorter = !stat_failed && static_cast<std::size_t>(st.st_size) < size_;
+  if (guard_.truncated())  // (a page of the file could not be read: a bus error in the guarded range)
+    throw Error(ErrorCode::InvalidModel, truncated_file_message(model, what_, path_, unchanged ? "a read error, or the file was cut and restored" : "truncated"));
+  if (!unchanged) throw Error(ErrorCode::InvalidModel, truncated_file_message(model, what_, path_, shorter ? "truncated" : "rewritten"));
 #else
   (void)model;
 #endif
@@ -90,6 +103,7 @@ CheckedFileMap::CheckedFileMap(CheckedFileMap&& o) noexcept
       size_(std::exchange(o.size_, 0)),
       fd_(std::exchange(o.fd_, -1)),
       mtime_ns_(o.mtime_ns_),
+      ctime_ns_(o.ctime_ns_),
       what_(std::move(o.what_)),
       path_(std::move(o.path_)),
       guard_(std::move(o.guard_)) {}
@@ -101,6 +115,7 @@ CheckedFileMap& CheckedFileMap::operator=(CheckedFileMap&& o) noexcept {
     size_ = std::exchange(o.size_, 0);
     fd_ = std::exchange(o.fd_, -1);
     mtime_ns_ = o.mtime_ns_;
+    ctime_ns_ = o.ctime_ns_;
     what_ = std::move(o.what_);
     path_ = std::move(o.path_);
     guard_ = std::move(o.guard_);

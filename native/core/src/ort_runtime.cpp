@@ -325,10 +325,14 @@ std::string external_data_problem(const std::string& msg) {
 //     flipped out of a service's root and back during the load, which a recheck after it cannot see;
 //   BRAINLATENT_TEST_TRUNCATE=<a file>: the file is truncated to nothing just before (an operator's `cp` over a
 //     model's file while it loads, after the engine mapped it).
+// They act only when BRAINLATENT_TEST_HOOKS=1 is set as well (the tests set it): a checkout's build deployed as a
+// service (`git clone && npm ci`) has them compiled in, and a stray variable of these alone must do nothing there.
 // (tests/test_checked_file.cpp, test/sd/modelRootsOrtLoad.test.ts). Unset, nothing happens.
 class TestHooks {
  public:
   TestHooks() {
+    const char* enabled = std::getenv("BRAINLATENT_TEST_HOOKS");
+    if (!enabled || std::string(enabled) != "1") return;
     const char* cut = std::getenv("BRAINLATENT_TEST_TRUNCATE");
     if (cut && *cut) (void)::truncate(cut, 0);
     const char* link = std::getenv("BRAINLATENT_TEST_FLIP_LINK");

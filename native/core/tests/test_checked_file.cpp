@@ -5,6 +5,7 @@
 // A file truncated while mapped (an operator's `cp` over it during a load) is read as zeros past its new end and
 // refused, instead of a SIGBUS that ends the process: those parts run in a forked child, so that a SIGBUS is
 // reported as a failure here (the truncation during ONNX Runtime's load is the test hook BRAINLATENT_TEST_TRUNCATE).
+// The hooks act only with BRAINLATENT_TEST_HOOKS=1 set too (the tests set it where they use them).
 // The mapping part runs without ONNX Runtime; the load skips (exit 77 at the end) without one.
 #include <fcntl.h>
 #include <signal.h>
@@ -12,10 +13,14 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#ifdef __linux__
+#include <sys/syscall.h>
+#endif
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -53,6 +58,15 @@ std::string inline_add_model(const std::vector<float>& w) {
   opset.bytes(1, "").num(2, 17);
   model.num(1, 8).msg(7, graph).msg(8, opset);
   return model.b;
+}
+
+// a file's modification time (macOS: st_mtimespec)
+struct timespec mtim(const struct stat& st) {
+#ifdef __APPLE__
+  return st.st_mtimespec;
+#else
+  return st.st_mtim;
+#endif
 }
 
 std::string link_target(const std::filesystem::path& link) { return std::filesystem::read_symlink(link).string(); }
@@ -98,6 +112,37 @@ int main() {
   write_file((model / "blobs" / "w-in.bin").string(), floats({10, 20, 30, 40}));
   write_file((outside / "w.bin").string(), floats({1000, 2000, 3000, 4000}));
   std::filesystem::create_symlink(model / "blobs" / "w-in.bin", model / "w.bin");
+
+  // SIGBUS ignored by the process's parent (inherited as SIG_IGN) and sent by kill(): still ignored with the guard's
+  // handler installed and the .npy readers' explanation asked for (before: their line, and exit 1). A handler
+  // installed before the guard's is called, and the errno of the thread it interrupted is left as it was. (First,
+  // in children forked before this process maps a guarded file: the guard's handler is installed once a process.)
+  {
+    const std::string how = in_child([&] {
+      SD_CHECK(::signal(SIGBUS, SIG_IGN) != SIG_ERR);
+      write_file((model / "ign.bin").string(), pages(1, 'a'));
+      CheckedFileMap m = CheckedFileMap::open(checked_as("ign.bin", model / "ign.bin"), "m/model.onnx");
+      explain_sigbus_on_mapped_inputs();
+      SD_CHECK(::kill(::getpid(), SIGBUS) == 0);
+      std::printf("SIGBUS ignored, sent by kill: lived\n");
+    });
+    SD_CHECK(how == "exit 0");
+    const std::string how2 = in_child([&] {
+      static volatile sig_atomic_t called = 0;
+      SD_CHECK(::signal(SIGBUS, [](int) {
+                 called = 1;
+                 errno = 0;  // (a handler that does not keep errno)
+               }) != SIG_ERR);
+      write_file((model / "ign.bin").string(), pages(1, 'a'));
+      CheckedFileMap m = CheckedFileMap::open(checked_as("ign.bin", model / "ign.bin"), "m/model.onnx");
+      errno = EAGAIN;
+      const int sent = ::kill(::getpid(), SIGBUS);
+      const int after = errno;
+      SD_CHECK(sent == 0 && called == 1);
+      SD_CHECK(after == EAGAIN);  // (before: 0, the previous handler's)
+    });
+    SD_CHECK(how2 == "exit 0");
+  }
 
   // The map: the file's bytes, from the descriptor compared with the file checked.
   {
@@ -194,6 +239,47 @@ int main() {
     const std::string e = error_of([&] { m.check_unchanged("m/model.onnx"); }, ErrorCode::InvalidModel);
     SD_CHECK(contains(e, "'cut.bin' changed while it was being loaded (rewritten)"));
   }
+  // Rewritten in place at the same size with its modification time put back (cp -p, rsync --inplace -t): the
+  // change time, which no user call sets, still differs (before: the size and mtime matched, no refusal).
+  {
+    write_file((model / "same.bin").string(), pages(3, 'a'));
+    struct stat before {};
+    SD_CHECK(::stat((model / "same.bin").c_str(), &before) == 0);
+    CheckedFileMap m = CheckedFileMap::open(checked_as("same.bin", model / "same.bin"), "m/model.onnx");
+    ::usleep(20000);  // (a later ctime than the open's on a coarse clock too)
+    write_file((model / "same.bin").string(), pages(3, 'x'));
+    const struct timespec restored[2] = {{0, UTIME_OMIT}, mtim(before)};
+    SD_CHECK(::utimensat(AT_FDCWD, (model / "same.bin").c_str(), restored, 0) == 0);
+    struct stat after {};
+    SD_CHECK(::stat((model / "same.bin").c_str(), &after) == 0 && after.st_size == before.st_size &&
+             mtim(after).tv_sec == mtim(before).tv_sec && mtim(after).tv_nsec == mtim(before).tv_nsec);
+    const std::string e = error_of([&] { m.check_unchanged("m/model.onnx"); }, ErrorCode::InvalidModel);
+    std::printf("rewritten, same size and mtime: %s\n", e.c_str());
+    SD_CHECK(contains(e, "'same.bin' changed while it was being loaded (rewritten)"));
+  }
+  // A bus error in a guarded range of a file whose size and times are unchanged (a disk's or NFS's read error; here
+  // a fault's siginfo queued to this process, which Linux allows a process to send itself): refused as such, not as
+  // "truncated" (before: "changed while it was being loaded (truncated)").
+#ifdef __linux__
+  {
+    write_file((model / "unread.bin").string(), pages(3, 'a'));
+    const std::string how = in_child([&] {
+      CheckedFileMap m = CheckedFileMap::open(checked_as("unread.bin", model / "unread.bin"), "m/model.onnx");
+      siginfo_t fault {};
+      fault.si_signo = SIGBUS;
+      fault.si_code = BUS_ADRERR;
+      fault.si_addr = m.data() + 4096 + 10;
+      SD_CHECK(::syscall(SYS_rt_sigqueueinfo, ::getpid(), SIGBUS, &fault) == 0);
+      const std::string read(m.data(), m.size());
+      SD_CHECK(read.substr(0, 4096) == pages(1, 'a') && read.substr(4096) == std::string(8192, '\0'));  // zeros from its page on
+      const std::string e = error_of([&] { m.check_unchanged("m/model.onnx"); }, ErrorCode::InvalidModel);
+      std::printf("a read error in the mapping: %s\n", e.c_str());
+      SD_CHECK(contains(e, "m/model.onnx: 'unread.bin' could not be read while it was being loaded (a read error, or the file was cut "
+                           "and restored); the model was not loaded"));
+    });
+    SD_CHECK(how == "exit 0");
+  }
+#endif
 
   const char* env_lib = std::getenv("BRAINLATENT_ORT_LIB");
   const std::string lib = env_lib && *env_lib ? env_lib : BRAINLATENT_TEST_ORT_LIB;
@@ -218,7 +304,11 @@ int main() {
     write_file((model / "cut-w.bin").string(), floats({10, 20, 30, 40}));
     const CheckedFile f = checked_as("w.bin", model / "cut-w.bin", "tensor 'w''s external data 'w.bin', which");
     const std::string how = in_child([&] {
+      // the hooks' variables alone do nothing: a checkout's build deployed as a service ignores a stray one
       ::setenv("BRAINLATENT_TEST_TRUNCATE", (model / "cut-w.bin").c_str(), 1);
+      SD_CHECK(run_add(*OnnxModel::load_checked(graph.data(), graph.size(), "m/model.onnx", {f}, lib, c)) == inside_sum);
+      SD_CHECK(std::filesystem::file_size(model / "cut-w.bin") == 16);  // (before: truncated, the load refused)
+      ::setenv("BRAINLATENT_TEST_HOOKS", "1", 1);  // the tests' opt-in
       const std::string e =
           error_of([&] { OnnxModel::load_checked(graph.data(), graph.size(), "m/model.onnx", {f}, lib, c); }, ErrorCode::InvalidModel);
       std::printf("truncated during the load: %s\n", e.c_str());
@@ -236,6 +326,7 @@ int main() {
   }
 
   // The link flipped outside while ONNX Runtime creates the session, and back right after (the test hook).
+  ::setenv("BRAINLATENT_TEST_HOOKS", "1", 1);
   ::setenv("BRAINLATENT_TEST_FLIP_LINK", (model / "w.bin").c_str(), 1);
   ::setenv("BRAINLATENT_TEST_FLIP_TO", (outside / "w.bin").c_str(), 1);
   {
@@ -280,6 +371,7 @@ int main() {
   }
   ::unsetenv("BRAINLATENT_TEST_FLIP_LINK");
   ::unsetenv("BRAINLATENT_TEST_FLIP_TO");
+  ::unsetenv("BRAINLATENT_TEST_HOOKS");
 
   // A graph initializer's location not among the files: ONNX Runtime refuses it (it does not look for it by path).
   {

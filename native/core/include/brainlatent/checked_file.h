@@ -45,7 +45,9 @@ class CheckedFileMap {
   std::size_t size() const { return size_; }
   // After the bytes were read (ONNX Runtime's session created from them): throws InvalidModel, naming `model`
   // and the file (truncated_file_message), when the file was cut short while mapped (a page past its end was
-  // touched) or its size or modification time differ from the open's (rewritten in place, by `cp` over it).
+  // touched) or its size, modification time or change time differ from the open's (rewritten in place, by `cp`
+  // over it, `cp -p` too). A bus error in the mapping of a file whose size and times are unchanged (a disk's or
+  // NFS's read error) is refused as "a read error, or the file was cut and restored".
   void check_unchanged(const std::string& model) const;
 
  private:
@@ -54,7 +56,7 @@ class CheckedFileMap {
   std::size_t size_ = 0;
   char empty_ = 0;
   int fd_ = -1;  // kept open: its fstat after the read is the file's, whatever its path leads to by then
-  std::int64_t mtime_ns_ = 0;
+  std::int64_t mtime_ns_ = 0, ctime_ns_ = 0;
   std::string what_, path_;
   MappingGuard guard_;  // (released before the range is unmapped: release())
 };
@@ -64,7 +66,8 @@ class CheckedFileMap {
 std::string changed_file_message(const std::string& model, const std::string& what);
 
 // The words of a file that changed while the engine read it: "<model>: <what> changed while it was being loaded
-// (<how>: truncated, rewritten); the model was not loaded (…<path>…)".
+// (<how>: truncated, rewritten); the model was not loaded (…<path>…)"; with <how> "a read error, or the file was cut
+// and restored" (a bus error, the file's size and times unchanged), "could not be read" instead of "changed".
 std::string truncated_file_message(const std::string& model, const std::string& what, const std::string& path, const std::string& how);
 
 }  // namespace brainlatent

@@ -33,6 +33,7 @@ OrtRuntimeInfo ort_load(const std::string& path);
 bool ort_is_loaded();
 // Whether this build has the engine's test hooks (CMake option BRAINLATENT_TEST_HOOKS: environment variables read
 // around ONNX Runtime's session creation, ort_runtime.cpp): on in the checkout's test builds, off in a package's.
+// Compiled in, they still act only in a process with BRAINLATENT_TEST_HOOKS=1 in its environment.
 bool ort_test_hooks_compiled();
 // The loaded runtime's info (set once, never changed after), or null before ort_load.
 const OrtRuntimeInfo* ort_loaded_info();
