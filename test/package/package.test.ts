@@ -198,7 +198,7 @@ describe('installed-package behaviour', () => {
     const { PREBUILT_OUT } = await import(path.join(root, 'scripts', 'prepack.mjs'));
     expect(PREBUILT_OUT).toBe('build-prebuilt');
     expect(readFileSync(path.join(root, 'scripts', 'build-native.mjs'), 'utf8')).toMatch(/'--out', out,[\s\S]*setCachedOption\(out, /);
-    expect(execFileSync('git', ['check-ignore', 'build-prebuilt/CMakeCache.txt'], { cwd: root, encoding: 'utf8' }).trim()).toBe('build-prebuilt/CMakeCache.txt');
+    expect((await commandOutput('git', ['check-ignore', 'build-prebuilt/CMakeCache.txt'], { cwd: root })).trim()).toBe('build-prebuilt/CMakeCache.txt');
     expect(readFileSync(path.join(root, 'binding.gyp'), 'utf8')).not.toContain('BRAINLATENT_TEST_HOOKS'); // node-gyp's CPU build
     // this checkout's cmake build (node-gyp's, which replaces it, has none)
     if (!process.env.BRAINLATENT_ADDON && existsSync(path.join(root, 'build', 'CMakeCache.txt'))) expect(buildInfo().testHooks).toBe(true);
