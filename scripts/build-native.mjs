@@ -69,7 +69,8 @@ export function testHooksFor({ checkout, target }) {
 
 /**
  * cmake-js passes --CD options only when it configures a fresh build folder; a configured one keeps its cache. An
- * option that must hold for this build (the test hooks: never in the prebuilt) is set in the cache first.
+ * option that must hold for this build (cmakeOptionsFor: the test hooks, never in the prebuilt; the CUDA switch) is
+ * set in the cache first.
  */
 function setCachedOption(out, name, value) {
   const cache = path.join(root, out, 'CMakeCache.txt');
@@ -78,6 +79,17 @@ function setCachedOption(out, name, value) {
   if (was === value) return;
   const r = spawnSync('cmake', [`-D${name}=${value}`, path.join(root, out)], { stdio: 'inherit', cwd: root });
   if (r.status !== 0) fail(`cmake -D${name}=${value} ${out} failed; the messages above say why.`);
+}
+
+/**
+ * The CMake options a build must hold, each passed to a fresh build folder and set in a configured one's cache
+ * (setCachedOption): the test hooks, and BRAINLATENT_CUDA when the environment names it — once passed only as
+ * --CD, a build folder configured without CUDA stayed CPU-only when rebuilt with BRAINLATENT_CUDA=ON.
+ */
+export function cmakeOptionsFor({ env, testHooks }) {
+  const options = [['BRAINLATENT_TEST_HOOKS', testHooks ? 'ON' : 'OFF']];
+  if (env.BRAINLATENT_CUDA) options.unshift(['BRAINLATENT_CUDA', env.BRAINLATENT_CUDA]);
+  return options;
 }
 
 /**
@@ -95,10 +107,11 @@ export function buildNative({ target, testHooks, out = 'build' } = {}) {
   const parallel = String(Math.max(1, os.availableParallelism?.() ?? os.cpus().length));
   const args = [packageBin('cmake-js', 'cmake-js'), 'compile', '--out', out, '-p', parallel];
   if (chosen) args.push('--target', chosen);
-  if (process.env.BRAINLATENT_CUDA) args.push(`--CDBRAINLATENT_CUDA=${process.env.BRAINLATENT_CUDA}`);
   const hooks = testHooks ?? testHooksFor({ checkout, target: chosen });
-  args.push(`--CDBRAINLATENT_TEST_HOOKS=${hooks ? 'ON' : 'OFF'}`);
-  setCachedOption(out, 'BRAINLATENT_TEST_HOOKS', hooks ? 'ON' : 'OFF');
+  for (const [name, value] of cmakeOptionsFor({ env: process.env, testHooks: hooks })) {
+    args.push(`--CD${name}=${value}`);
+    setCachedOption(out, name, value);
+  }
   console.log(`brainlatent: building the native engine from source${chosen ? ` (target ${chosen})` : ''}${out === 'build' ? '' : ` in ${out}/`}`);
   const r = spawnSync(process.execPath, args, { stdio: 'inherit', cwd: root });
   if (r.status !== 0) fail('The CMake build failed; the messages above say why.');

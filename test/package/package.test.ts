@@ -191,13 +191,18 @@ describe('installed-package behaviour', () => {
     expect(testHooksFor({ checkout: true, target: undefined })).toBe(true); // ctest and vitest
     expect(testHooksFor({ checkout: true, target: 'brainlatent_prebuilt' })).toBe(false); // npm pack's prebuilt
     expect(testHooksFor({ checkout: false, target: 'brainlatent_addon' })).toBe(false); // an installed package's source build
+    // options set in a configured build folder's cache too (cmake-js passes --CD to a fresh one only): the CUDA switch
+    // named in the environment was dropped by a folder configured before it (a CPU-only engine, silently)
+    const { cmakeOptionsFor } = await import(path.join(root, 'scripts', 'build-native.mjs'));
+    expect(cmakeOptionsFor({ env: { BRAINLATENT_CUDA: 'ON' }, testHooks: false })).toEqual([['BRAINLATENT_CUDA', 'ON'], ['BRAINLATENT_TEST_HOOKS', 'OFF']]);
+    expect(cmakeOptionsFor({ env: {}, testHooks: true })).toEqual([['BRAINLATENT_TEST_HOOKS', 'ON']]);
     const prepack = readFileSync(path.join(root, 'scripts', 'prepack.mjs'), 'utf8');
     expect(prepack).toMatch(/buildNative\(\{ target: 'brainlatent_prebuilt', testHooks: false, out: PREBUILT_OUT \}\)[\s\S]*checkNoTestHooks\(out\)/);
     // in its own build folder: packing leaves build/'s options (test hooks ON) as they were, for ctest and vitest
     // (before: prepack turned build/'s hooks OFF, and the next build relinked the checkout's addon without them)
     const { PREBUILT_OUT } = await import(path.join(root, 'scripts', 'prepack.mjs'));
     expect(PREBUILT_OUT).toBe('build-prebuilt');
-    expect(readFileSync(path.join(root, 'scripts', 'build-native.mjs'), 'utf8')).toMatch(/'--out', out,[\s\S]*setCachedOption\(out, /);
+    expect(readFileSync(path.join(root, 'scripts', 'build-native.mjs'), 'utf8')).toMatch(/'--out', out,[\s\S]*cmakeOptionsFor\(\{ env: process.env[\s\S]*setCachedOption\(out, name, value\)/);
     expect((await commandOutput('git', ['check-ignore', 'build-prebuilt/CMakeCache.txt'], { cwd: root })).trim()).toBe('build-prebuilt/CMakeCache.txt');
     expect(readFileSync(path.join(root, 'binding.gyp'), 'utf8')).not.toContain('BRAINLATENT_TEST_HOOKS'); // node-gyp's CPU build
     // this checkout's cmake build (node-gyp's, which replaces it, has none)
