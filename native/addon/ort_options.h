@@ -52,8 +52,8 @@ inline OrtSessionConfig session_config_of(const Napi::Object& o) {
   return c;
 }
 
-// files: [{location, path, dev: bigint, ino: bigint, what?}], a model's external data files as modelRoots.ts checked
-// them (CheckedFile). `where` names the option in a TypeError.
+// files: [{location, path, dev: bigint, ino: bigint, what?, furthest?: {tensor, offset, length}}], a model's external
+// data files as modelRoots.ts checked them (CheckedFile), with the tensor that needs a file's furthest bytes. `where` names the option in a TypeError.
 inline std::vector<CheckedFile> checked_files_of(const Napi::Value& v, const std::string& where) {
   const Napi::Env env = v.Env();
   if (!v.IsArray()) throw Napi::TypeError::New(env, where + " must be an array");
@@ -76,6 +76,15 @@ inline std::vector<CheckedFile> checked_files_of(const Napi::Value& v, const std
     f.dev = id(o, "dev");
     f.ino = id(o, "ino");
     f.what = attr_string(o, "what", "");
+    if (o.Get("furthest").IsObject()) {
+      const Napi::Object t = o.Get("furthest").As<Napi::Object>();
+      const double offset = attr_number(t, "offset", -1), length = attr_number(t, "length", -1);
+      f.furthest.tensor = attr_string(t, "tensor", "");
+      if (f.furthest.tensor.empty() || !(offset >= 0) || !(length >= 0))
+        throw Napi::TypeError::New(env, where + "[" + std::to_string(i) + "].furthest needs a tensor, an offset and a length (numbers >= 0)");
+      f.furthest.offset = static_cast<std::uint64_t>(offset);
+      f.furthest.length = static_cast<std::uint64_t>(length);
+    }
     files.push_back(std::move(f));
   }
   return files;

@@ -29,6 +29,12 @@ std::string truncated_file_message(const std::string& model, const std::string& 
          path + ")";
 }
 
+std::string short_file_message(const std::string& model, const TensorBytes& t, const std::string& location, std::uint64_t size) {
+  return model + ": tensor '" + t.tensor + "' needs bytes " + std::to_string(t.offset) + ".." + std::to_string(t.offset + t.length) +
+         " of '" + location + "', which has " + std::to_string(size) +
+         " bytes (truncated or the wrong file): copy the model's files again, replacing a file by renaming a complete copy over it";
+}
+
 namespace {
 #ifndef _WIN32
 std::int64_t ns(const struct timespec& t) { return static_cast<std::int64_t>(t.tv_sec) * 1000000000 + static_cast<std::int64_t>(t.tv_nsec); }
@@ -71,6 +77,9 @@ CheckedFileMap CheckedFileMap::open(const CheckedFile& f, const std::string& mod
   m.ctime_ns_ = ctime_ns(st);
   m.what_ = what;
   m.path_ = f.path;
+  // (before ONNX Runtime reads it: its refusal of a short file is an OrtFailure naming neither tensor nor file)
+  if (!f.furthest.tensor.empty() && (f.furthest.offset > m.size_ || f.furthest.length > m.size_ - f.furthest.offset))
+    throw Error(ErrorCode::InvalidModel, short_file_message(model, f.furthest, f.location, m.size_));
   if (m.size_ == 0) return m;
   void* p = ::mmap(nullptr, m.size_, PROT_READ, MAP_PRIVATE, fd, 0);
   if (p == MAP_FAILED) fail(errno, "mmap");

@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "brainlatent/ort_runtime.h"
@@ -75,6 +76,8 @@ class Session {
   // Session options from `config` (and the provider), then `create(options)` makes session_; errors name path_.
   void open(const OrtSessionConfig& config, const std::function<OrtStatus*(OrtSessionOptions*)>& create);
   std::string path_;
+  // the files handed from memory, as (location, size): which one ONNX Runtime found too short, in its refusal
+  std::vector<std::pair<std::string, std::uint64_t>> file_sizes_;
   OrtSession* session_ = nullptr;
   std::vector<TensorSig> inputs_, outputs_;
   bool on_cpu_ = true;

@@ -317,6 +317,38 @@ std::string external_data_problem(const std::string& msg) {
   return "";
 }
 
+// A number after `key` in ONNX Runtime's message ("given file_length: 1000"), or -1.
+long long number_after(const std::string& msg, const std::string& key) {
+  const std::size_t at = msg.find(key);
+  if (at == std::string::npos) return -1;
+  std::size_t i = at + key.size();
+  while (i < msg.size() && msg[i] == ' ') ++i;
+  long long n = -1;
+  for (; i < msg.size() && std::isdigit(static_cast<unsigned char>(msg[i])); ++i) n = (n < 0 ? 0 : n * 10) + (msg[i] - '0');
+  return n;
+}
+
+// ONNX Runtime's refusal of a tensor whose external data lies past the end of its file (seen from 1.30: "External
+// initializer: w offset: 4096 size to read: 16 given file_length: 8 are out of bounds or can not be read in full."),
+// in words naming the tensor and, among `files` (location, size), those of the size it was given; "" for any other
+// failure. (A backstop: the caller's reading of the graph refuses a short file first, short_file_message.)
+std::string short_file_problem(const std::string& msg, const std::vector<std::pair<std::string, std::uint64_t>>& files) {
+  if (!has(msg, "out of bounds or can not be read in full")) return "";
+  std::string tensor;
+  const std::string key = "External initializer: ";
+  if (const std::size_t at = msg.find(key); at != std::string::npos) {
+    const std::size_t end = msg.find(' ', at + key.size());
+    tensor = msg.substr(at + key.size(), end == std::string::npos ? std::string::npos : end - at - key.size());
+  }
+  const long long length = number_after(msg, "file_length:");
+  std::string named;
+  for (const auto& [location, size] : files)
+    if (length >= 0 && size == static_cast<std::uint64_t>(length)) named += (named.empty() ? "" : " or ") + ("'" + location + "'");
+  return (tensor.empty() ? std::string("a tensor") : "tensor '" + tensor + "'") + " needs bytes past the end of its external data file" +
+         (named.empty() ? std::string() : " " + named) + (length >= 0 ? ", which has " + std::to_string(length) + " bytes" : std::string()) +
+         " (truncated or the wrong file): copy the model's files again, replacing a file by renaming a complete copy over it";
+}
+
 #ifdef BRAINLATENT_TEST_HOOKS
 // Test builds only (CMake option BRAINLATENT_TEST_HOOKS, which the checkout's build turns on for ctest and vitest;
 // the package's build has none of this, nor reads these variables). Around ONNX Runtime's session creation:
@@ -405,6 +437,7 @@ Session::Session(const void* bytes, std::size_t size, const std::string& label, 
   maps.reserve(files.size());
   for (const auto& f : files) {
     maps.push_back(CheckedFileMap::open(f, label));
+    file_sizes_.emplace_back(f.location, maps.back().size());
     names.push_back(f.location.c_str());
     buffers.push_back(maps.back().data());
     lengths.push_back(maps.back().size());
@@ -501,6 +534,12 @@ void Session::open(const OrtSessionConfig& c, const std::function<OrtStatus*(Ort
     if (!problem.empty()) {
       a.ReleaseStatus(st);
       throw Error(ErrorCode::InvalidModel, "cannot load " + path_ + ": " + problem + " (ONNX Runtime: " + msg + ")");
+    }
+    // a tensor's external data past the end of its file: a truncated or wrong file, the model's fault too
+    const std::string short_file = short_file_problem(msg, file_sizes_);
+    if (!short_file.empty()) {
+      a.ReleaseStatus(st);
+      throw Error(ErrorCode::InvalidModel, "cannot load " + path_ + ": " + short_file + " (ONNX Runtime: " + msg + ")");
     }
     // ORT's own status codes for a file that is not a well-formed ONNX model: InvalidModel (a FormatError in TS)
     if (code == ORT_INVALID_PROTOBUF || code == ORT_INVALID_GRAPH) {

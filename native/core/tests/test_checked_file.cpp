@@ -373,6 +373,40 @@ int main() {
   ::unsetenv("BRAINLATENT_TEST_FLIP_TO");
   ::unsetenv("BRAINLATENT_TEST_HOOKS");
 
+  // An external data file shorter than its tensor needs (`head -c`, or `cp` of another file over it before the load):
+  // refused as the model's fault naming the tensor and the file. With the caller's reading of the graph (furthest),
+  // when the file is opened; without it, ONNX Runtime's refusal in the same class (before: an OrtFailure, "External
+  // initializer: w offset: 0 size to read: 16 given file_length: 8 are out of bounds …", a service's 500).
+  {
+    write_file((model / "short.bin").string(), floats({10, 20}));
+    CheckedFile f = checked_as("w.bin", model / "short.bin");
+    const std::string backstop =
+        error_of([&] { OnnxModel::load_checked(graph.data(), graph.size(), "m/model.onnx", {f}, lib, c); }, ErrorCode::InvalidModel);
+    std::printf("a short file, ONNX Runtime's refusal: %s\n", backstop.c_str());
+    SD_CHECK(contains(backstop, "cannot load m/model.onnx: tensor 'w' needs bytes past the end of its external data file 'w.bin', "
+                                "which has 8 bytes (truncated or the wrong file)"));
+    f.furthest = {"w", 0, 16};
+    const std::string e =
+        error_of([&] { OnnxModel::load_checked(graph.data(), graph.size(), "m/model.onnx", {f}, lib, c); }, ErrorCode::InvalidModel);
+    SD_CHECK(e == short_file_message("m/model.onnx", f.furthest, "w.bin", 8));
+    SD_CHECK(contains(e, "m/model.onnx: tensor 'w' needs bytes 0..16 of 'w.bin', which has 8 bytes (truncated or the wrong file)"));
+    // an offset past the end, and one whose end overflows: refused alike; a file of exactly the bytes needed loads
+    f.furthest = {"w", 4096, 16};
+    SD_CHECK(contains(error_of([&] { CheckedFileMap::open(f, "m/model.onnx"); }, ErrorCode::InvalidModel), "needs bytes 4096..4112 of 'w.bin'"));
+    f.furthest = {"w", 4, ~std::uint64_t{0}};
+    SD_CHECK(contains(error_of([&] { CheckedFileMap::open(f, "m/model.onnx"); }, ErrorCode::InvalidModel), "which has 8 bytes"));
+    write_file((model / "short.bin").string(), floats({10, 20, 30, 40}));
+    f = checked_as("w.bin", model / "short.bin");
+    f.furthest = {"w", 0, 16};
+    SD_CHECK(run_add(*OnnxModel::load_checked(graph.data(), graph.size(), "m/model.onnx", {f}, lib, c)) == inside_sum);
+    // loaded by the folder (no roots): ONNX Runtime's refusal, naming the tensor
+    std::filesystem::create_directories(model / "short");
+    write_file((model / "short" / "w.bin").string(), floats({10, 20}));
+    const std::string by_folder = error_of(
+        [&] { OnnxModel::load_bytes(graph.data(), graph.size(), "m/model.onnx", (model / "short").string(), lib, c); }, ErrorCode::InvalidModel);
+    std::printf("a short file by the folder: %s\n", by_folder.c_str());
+    SD_CHECK(contains(by_folder, "cannot load m/model.onnx: tensor 'w' needs bytes past the end of its external data file"));
+  }
   // A graph initializer's location not among the files: ONNX Runtime refuses it (it does not look for it by path).
   {
     write_file((model / "other.bin").string(), floats({1, 1, 1, 1}));

@@ -15,6 +15,13 @@
 
 namespace brainlatent {
 
+// The bytes of an external data file one tensor of the model needs: its external data entries' offset and length.
+struct TensorBytes {
+  std::string tensor;  // its name; "" = none given
+  std::uint64_t offset = 0;
+  std::uint64_t length = 0;
+};
+
 // A file as its caller checked it.
 struct CheckedFile {
   std::string location;  // the name the model's external data entries give it (ONNX Runtime's in-memory key)
@@ -22,6 +29,9 @@ struct CheckedFile {
   std::uint64_t dev = 0;  // its device and inode when it was checked
   std::uint64_t ino = 0;
   std::string what;      // the file in messages ("tensor 'w''s external data 'w.bin', which"); "" = location
+  // The tensor that needs its furthest bytes (the caller's reading of the graph): a file shorter is refused when it
+  // is opened, naming that tensor and the file, where ONNX Runtime's own refusal is an internal-looking failure.
+  TensorBytes furthest;
 };
 
 // The checked file mapped read-only (MAP_PRIVATE): pages shared with the page cache, no copy. Move-only; unmaps
@@ -69,5 +79,10 @@ std::string changed_file_message(const std::string& model, const std::string& wh
 // (<how>: truncated, rewritten); the model was not loaded (…<path>…)"; with <how> "a read error, or the file was cut
 // and restored" (a bus error, the file's size and times unchanged), "could not be read" instead of "changed".
 std::string truncated_file_message(const std::string& model, const std::string& what, const std::string& path, const std::string& how);
+
+// The words of an external data file too short for a tensor of the model (onnxWeightRefs.ts shortFileMessage's):
+// "<model>: tensor '<tensor>' needs bytes <offset>..<offset+length> of '<location>', which has <size> bytes
+// (truncated or the wrong file)…".
+std::string short_file_message(const std::string& model, const TensorBytes& t, const std::string& location, std::uint64_t size);
 
 }  // namespace brainlatent
