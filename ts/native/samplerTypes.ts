@@ -248,6 +248,8 @@ export interface NativeCheckedFile {
   dev: bigint;
   ino: bigint;
   what: string;
+  /** The tensor that needs the file's furthest bytes: a file shorter is refused naming both (an InvalidModel). */
+  furthest?: { tensor: string; offset: number; length: number };
 }
 
 /**

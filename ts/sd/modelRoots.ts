@@ -345,6 +345,15 @@ export interface CheckedDataFile {
   ino: bigint;
   /** The file in messages ("tensor 'w' (…) keeps its data in 'w.bin', which"). */
   what: string;
+  /** The tensor that needs its furthest bytes: the engine refuses the file it opens when it is shorter. */
+  furthest?: TensorBytes;
+}
+
+/** The bytes of an external data file a tensor needs (its external data entries' offset and length). */
+export interface TensorBytes {
+  tensor: string;
+  offset: number;
+  length: number;
 }
 
 export interface CheckedFiles {

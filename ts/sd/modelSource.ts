@@ -88,7 +88,8 @@ export async function verifyLoaded(sources: readonly ModelSource[], release: () 
 
 /**
  * What to throw when ONNX Runtime failed to load models by their `paths`: the refusal of an external data location
- * outside a model's folder (absolute, or with '..'), naming the file and the tensor, where there is one, else
+ * outside a model's folder (absolute, or with '..'), or of an external data file shorter than its tensors need,
+ * naming the file and the tensor, where there is one, else
  * `error`. ONNX Runtime refuses such locations itself, but for a Constant node's or a subgraph's tensor its message
  * comes as an invalid model (a truncated or corrupt file). The models are read only after a failure: a folder
  * without links is loaded by path without reading them.

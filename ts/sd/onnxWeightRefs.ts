@@ -34,11 +34,11 @@
  * which refuses external data that is a link wherever it leads ("… but it is a symbolic link"): a model with such
  * tensors behind links is loaded from memory too, every location naming the real file.
  */
-import { lstat, realpath, type FileHandle } from 'node:fs/promises';
+import { lstat, realpath, stat, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, resolve, win32 } from 'node:path';
 
 import { FormatError, MissingFileError } from '../errors.js';
-import { checkedModelFile, isInside, modelsConfined, openModelFile, type CheckedDataFile, type CheckedFiles, type CheckedModelFile } from './modelRoots.js';
+import { checkedModelFile, isInside, modelsConfined, openModelFile, type CheckedDataFile, type CheckedFiles, type CheckedModelFile, type TensorBytes } from './modelRoots.js';
 import { eachField, encodeVarint, FileWindow, onnx, type ProtoField } from './onnxProto.js';
 
 type IModel = import('onnx-proto').onnx.IModelProto;
@@ -337,13 +337,15 @@ function checkedDataFiles(
   model: { real: string; checked: CheckedModelFile } | null,
   data: Map<string, { what: string; checked: CheckedModelFile | 'missing' }>,
   relocated: Map<string, string> | undefined,
+  furthest: Map<string, TensorBytes>,
 ): CheckedDataFile[] {
   const files = new Map<string, CheckedDataFile>();
   if (model) files.set(self, { location: self, path: model.checked.real, dev: model.checked.dev, ino: model.checked.ino, what: 'the model file' });
   for (const [l, { what, checked: c }] of data) {
     if (c === 'missing') throw new MissingFileError(`${path}: ${what} does not exist (expected beside ${basename(path)})`);
     const location = relocated?.get(l) ?? l;
-    if (!files.has(location)) files.set(location, { location, path: c.real, dev: c.dev, ino: c.ino, what });
+    const t = furthest.get(l);
+    if (!files.has(location)) files.set(location, { location, path: c.real, dev: c.dev, ino: c.ino, what, ...(t ? { furthest: t } : {}) });
   }
   return [...files.values()];
 }
@@ -392,9 +394,10 @@ export async function externalDataFiles(path: string): Promise<string[]> {
 }
 
 /**
- * The refusal of the model's first external data location outside its folder (a FormatError naming the file and
- * the tensor), or null: for a model ONNX Runtime failed to load by its path, whose own message for a node's or
- * subgraph's tensor comes as an invalid model. Reads the model's graph (readModelWithWeightRefs).
+ * The refusal of the model's first external data location outside its folder, or of an external data file too short
+ * for its tensors (a FormatError naming the file and the tensor), or null: for a model ONNX Runtime failed to load by
+ * its path, whose own message for a node's or subgraph's tensor comes as an invalid model, and for a short file names
+ * neither file nor model. Reads the model's graph (readModelWithWeightRefs).
  */
 export async function externalDataRefusal(path: string): Promise<FormatError | null> {
   try {
@@ -434,6 +437,60 @@ async function planData(path: string, folder: string, real: string, locations: S
     return { relocated: new Map(), folder, byPath, unloadable };
   }
   return { relocated: new Map([...files].map(([l, r]) => [l, basename(r)])), folder: folders[0], byPath, unloadable: null };
+}
+
+/** Bytes per element of the fixed-size data types (onnx.proto3 TensorProto.DataType), for a tensor without a 'length'. */
+const ELEMENT_BYTES: Record<number, number> = { 1: 4, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 8, 9: 1, 10: 2, 11: 8, 12: 4, 13: 8, 14: 8, 15: 16, 16: 2 };
+
+/**
+ * The bytes of its file an external tensor needs: its 'offset' (0 when absent) and 'length' (when absent, its
+ * element count times its element size, as ONNX Runtime reads it); null when they cannot be told (a string tensor
+ * without a length, an entry that is not a number: ONNX Runtime names those).
+ */
+function tensorBytes(t: ITensor): TensorBytes | null {
+  const entry = (key: string) => (t.externalData ?? []).filter((e) => e.key === key).pop()?.value;
+  const number = (v: string | null | undefined) => (v !== undefined && v !== null && /^\d+$/.test(v) ? Number(v) : null);
+  const offset = entry('offset') === undefined ? 0 : number(entry('offset'));
+  let length = number(entry('length'));
+  if (entry('length') === undefined) {
+    const size = ELEMENT_BYTES[t.dataType ?? 0];
+    length = size === undefined ? null : (t.dims ?? []).reduce<number>((n, d) => n * Number(d), size);
+  }
+  if (offset === null || length === null || !Number.isSafeInteger(offset + length)) return null;
+  return { tensor: t.name ?? '', offset, length };
+}
+
+/**
+ * The words of an external data file too short for a tensor (checked_file.h short_file_message's, the engine's when
+ * the file it opens is shorter than when it was read here): `model`, the tensor, the bytes it needs, the file.
+ */
+export function shortFileMessage(model: string, t: TensorBytes, location: string, size: number): string {
+  return (
+    `${model}: tensor '${t.tensor}' needs bytes ${t.offset}..${t.offset + t.length} of '${location}', which has ${size} bytes ` +
+    `(truncated or the wrong file): copy the model's files again, replacing a file by renaming a complete copy over it`
+  );
+}
+
+/**
+ * For each external data location, the tensor that needs its furthest bytes; refuses (FormatError naming the model,
+ * the tensor and the file) a file shorter than that. `sizeOf` gives a location's file size (null: missing, which the
+ * load names). ONNX Runtime's own refusal of such a file is an internal-looking failure (a service's 500).
+ */
+async function checkDataLengths(path: string, external: readonly Tensor[], sizeOf: (location: string) => Promise<number | null>): Promise<Map<string, TensorBytes>> {
+  const furthest = new Map<string, TensorBytes>();
+  for (const x of external) {
+    const b = x.location && x.tensor ? tensorBytes(x.tensor) : null;
+    const was = b && furthest.get(x.location!);
+    if (b && (!was || b.offset + b.length > was.offset + was.length)) furthest.set(x.location!, b);
+  }
+  for (const [location, t] of furthest) {
+    const size = await sizeOf(location);
+    if (size === null || t.offset + t.length <= size) continue;
+    const e = new FormatError(shortFileMessage(path, t, location, size), { path, field: `tensor '${t.tensor}'` });
+    refusals.add(e); // (externalDataRefusal: what a load by path that ONNX Runtime refused is told)
+    throw e;
+  }
+  return furthest;
 }
 
 /** An external tensor with its location renamed, as the field it was. */
@@ -568,6 +625,13 @@ async function readWithWeightRefs(path: string, options: { what?: string; minByt
         if (c !== null && !dataChecked.has(l)) dataChecked.set(l, { what, checked: c });
       }
     }
+    // every location's file long enough for its tensors (under roots the file checked; the engine checks the file it
+    // maps again, which may have changed since)
+    const furthest = await checkDataLengths(path, external, async (l) => {
+      const c = dataChecked.get(l)?.checked;
+      const file = c && c !== 'missing' ? c.real : resolve(folder, l);
+      return stat(file).then((s) => (s.isFile() ? s.size : null), () => null);
+    });
     if (checkOnly) return null;
     const nested = new Set(external.flatMap((x) => (x.location && !x.top ? [x.location] : [])));
     const plan = locations.size > 0 ? await planData(path, folder, real, locations, nested) : null;
@@ -579,7 +643,7 @@ async function readWithWeightRefs(path: string, options: { what?: string; minByt
     for (const p of model) emit(pieces, p, byRef, plan?.relocated);
     const referenced = byRef ? refs : [];
     const bytes = await assemble(fh, pieces);
-    const files = opened.checked === null ? null : checkedDataFiles(path, walk.self, byRef ? { real, checked: opened.checked } : null, dataChecked, plan?.relocated);
+    const files = opened.checked === null ? null : checkedDataFiles(path, walk.self, byRef ? { real, checked: opened.checked } : null, dataChecked, plan?.relocated, furthest);
     return {
       model: onnx.ModelProto.decode(bytes),
       bytes,
