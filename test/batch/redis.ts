@@ -27,6 +27,8 @@ async function freePort(): Promise<number> {
 export interface TestRedis {
   url: string;
   port: number;
+  /** The running server's process id (a test stops it with SIGSTOP to stall it). */
+  pid(): number;
   stop(): Promise<void>;
   start(): Promise<void>;
   /** Stops the server and removes its folder. */
@@ -73,6 +75,7 @@ export async function startRedis(): Promise<TestRedis> {
   return {
     url: `redis://:${password}@127.0.0.1:${port}`,
     port,
+    pid: () => proc!.pid!,
     stop,
     start,
     async dispose() {
@@ -86,7 +89,7 @@ export async function startRedis(): Promise<TestRedis> {
  * A test file's real Redis (started before its tests where redis-server is installed), a temporary folder, and
  * a list for the workers its tests start: all closed or removed after its tests. `url()` is the Redis URL.
  */
-export function redisTestBed(prefix: string): { dir: string; workers: BatchWorker[]; url: () => string } {
+export function redisTestBed(prefix: string): { dir: string; workers: BatchWorker[]; url: () => string; redis: () => TestRedis } {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   const workers: BatchWorker[] = [];
   let redis: TestRedis | undefined;
@@ -98,5 +101,5 @@ export function redisTestBed(prefix: string): { dir: string; workers: BatchWorke
     await redis?.dispose();
     rmSync(dir, { recursive: true, force: true });
   });
-  return { dir, workers, url: () => redis!.url };
+  return { dir, workers, url: () => redis!.url, redis: () => redis! };
 }

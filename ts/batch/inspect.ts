@@ -5,13 +5,13 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import type { Queue } from 'bullmq';
+import type { ConnectionOptions, Queue } from 'bullmq';
 
 import { checkControl } from '../callbackOptions.js';
 import { loadRedisQueue } from '../optionalDependencies.js';
-import { BatchError } from './errors.js';
+import { BatchError, RedisUnreachableError } from './errors.js';
 import { forceSubjects, QUEUES, type BatchPlan, type QueueClass } from './graph.js';
-import { keys, PREFIX, redisConnection, requireRedis, type BatchRecord, type JobRecord } from './redis.js';
+import { keys, openShortLivedRedis, PREFIX, shownRedisUrl, type BatchRecord, type JobRecord } from './redis.js';
 import type { NodeResult } from './runNode.js';
 import { blockedRoot, failedChildKey, jobIdOfKey } from './blocked.js';
 import { batchStatus, isCancelledReason, isJobCount, jobCount, oneLine, resultUnet, resultWarnings, summarize, type BatchEvent, type JobInfo, type BatchJobState, type BatchState } from './status.js';
@@ -30,21 +30,33 @@ type Queues = Record<QueueClass, Queue>;
 /** BullMQ: an optional dependency, loaded on first use. */
 const bullmq = async () => (await loadRedisQueue()).bullmq;
 
-/** The queues of a connection, for one call or one watch. */
-async function openQueues(redis: string): Promise<{ queues: Queues; close: () => Promise<void> }> {
+/**
+ * The queues on one short-lived connection (redis.ts openShortLivedRedis), for one call or one watch: connecting and
+ * every command bounded by REDIS_ANSWER_MS, so that a Redis that stops answering mid-command fails the call with
+ * RedisUnreachableError instead of holding it for ever (BullMQ's own connections have no command timeout). The
+ * connection is shared by the queues (BullMQ leaves it open) and closed by `close`. Workers keep BullMQ's connections:
+ * a command timeout would break their blocking commands.
+ */
+async function openQueues(redis: string): Promise<{ queues: Queues; unanswered: (e: unknown) => unknown; close: () => Promise<void> }> {
   const { Queue } = await bullmq();
-  const connection = redisConnection(redis);
+  const c = await openShortLivedRedis(redis);
+  const connection = c.client as unknown as ConnectionOptions;
   const queues = Object.fromEntries(QUEUES.map((q) => [q, new Queue(q, { connection, prefix: PREFIX })])) as Queues;
   for (const q of Object.values(queues)) q.on('error', () => {}); // reported by the calls that fail
-  return { queues, close: async () => void (await Promise.all(Object.values(queues).map((q) => q.close()))) };
+  const close = async () => {
+    c.close();
+    // (the connection is gone: a queue's close only lets go of it)
+    await Promise.allSettled(Object.values(queues).map((q) => q.close()));
+  };
+  return { queues, unanswered: c.unanswered, close };
 }
 
 async function withQueues<T>(redis: string, fn: (queues: Queues) => Promise<T>): Promise<T> {
-  // BullMQ's connections wait for Redis for ever: one that is not there fails here, at once and clearly
-  await requireRedis(redis);
-  const { queues, close } = await openQueues(redis);
+  const { queues, unanswered, close } = await openQueues(redis);
   try {
     return await fn(queues);
+  } catch (e) {
+    throw unanswered(e);
   } finally {
     await close();
   }
@@ -247,25 +259,43 @@ export async function getBatchStatus(batch: string, options: RedisOptions): Prom
 
 /**
  * Changes of a batch as events (a job's state or progress), until it finishes or `signal` fires. Polls every
- * `intervalMs` (default 1000); a Redis outage is waited out once connected, but a Redis that does not answer
- * at the start throws RedisUnreachableError.
+ * `intervalMs` (default 1000), each read bounded like getBatchStatus's. A Redis that does not answer before the first
+ * read (not there, or stalled) throws RedisUnreachableError. Once watching, an outage or a stall is waited out: one
+ * 'redis' event when a read fails (`redis.answering` false, the RedisUnreachableError's message), the connection is
+ * dropped and a new one tried at every tick, and one 'redis' event (`answering` true) when Redis answers again.
  */
 export async function* watchBatch(batch: string, options: RedisOptions & { intervalMs?: number; signal?: AbortSignal }): AsyncGenerator<BatchEvent & { status?: BatchStatusReport }> {
   checkControl(options, 'watchBatch', []);
   const seen = new Map<string, string>();
-  // an outage once connected is waited out below; a Redis that is not there at the start fails at once
-  await requireRedis(options.redis);
-  const { queues, close } = await openQueues(options.redis);
+  let open: Awaited<ReturnType<typeof openQueues>> | null = null;
+  let watching = false;
+  let down = false;
   try {
     for (;;) {
       let status: BatchStatusReport | null = null;
       try {
-        status = await statusFrom(queues, batch);
+        open ??= await openQueues(options.redis);
+        status = await statusFrom(open.queues, batch);
       } catch (e) {
         if (e instanceof BatchError) throw e;
-        // Redis unreachable: the connection reconnects by itself; try again at the next tick
+        const err = open ? open.unanswered(e) : e;
+        // nothing watched yet: fails as `batch status` would
+        if (!watching) throw err;
+        // a stalled connection is not trusted again (a late answer could be read as another command's): a new one next tick
+        await open?.close();
+        open = null;
+        if (!down) {
+          down = true;
+          const message = err instanceof RedisUnreachableError ? err.message : `Redis at ${shownRedisUrl(options.redis)}: ${(err as Error).message}`;
+          yield { batch, type: 'redis', at: Date.now(), redis: { answering: false, message } };
+        }
       }
       if (status) {
+        watching = true;
+        if (down) {
+          down = false;
+          yield { batch, type: 'redis', at: Date.now(), redis: { answering: true, message: `Redis at ${shownRedisUrl(options.redis)} answers again` } };
+        }
         for (const j of status.jobs) {
           const key = `${j.state}:${j.fraction.toFixed(3)}:${j.attempts}`;
           if (seen.get(j.id) !== key) {
@@ -280,7 +310,7 @@ export async function* watchBatch(batch: string, options: RedisOptions & { inter
       await new Promise((r) => setTimeout(r, options.intervalMs ?? 1000));
     }
   } finally {
-    await close();
+    await open?.close();
   }
 }
 

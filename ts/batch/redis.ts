@@ -89,7 +89,10 @@ export function shownRedisUrl(url: string): string {
   }
 }
 
-/** How long a short-lived connection of a batch's own (probeRedis, nameClaim.ts) waits for Redis: to connect, and per command. */
+/**
+ * How long a short-lived connection of a batch's own (probeRedis, nameClaim.ts, and the queues of the one-shot commands
+ * in inspect.ts and submit.ts) waits for Redis: to connect, and per command.
+ */
 export const REDIS_ANSWER_MS = 2000;
 
 /** The Redis calls made through a short-lived connection (of ioredis' client). */
@@ -99,36 +102,56 @@ export interface ShortLivedRedis {
 }
 
 /**
+ * One open short-lived connection (openShortLivedRedis): `client` for BullMQ's Queue and FlowProducer too (as their
+ * `connection`, shared: they leave it open), `unanswered` turns what a call on it threw into the error to throw, and
+ * `close` disconnects it at once (a stalled Redis would never answer a QUIT).
+ */
+export interface ShortLivedConnection {
+  client: ShortLivedRedis;
+  unanswered(e: unknown): unknown;
+  close(): void;
+}
+
+/**
+ * A short-lived connection to the Redis at `url` (connectShortLived), or a RedisUnreachableError naming the URL. Its
+ * commands never wait more than `timeoutMs` each, and a lost connection is not reconnected: a caller that wants to ride
+ * out an outage opens another (watchBatch).
+ */
+export async function openShortLivedRedis(url: string, timeoutMs = REDIS_ANSWER_MS): Promise<ShortLivedConnection> {
+  const c = await connectShortLived(url, timeoutMs);
+  if ('reason' in c) throw new RedisUnreachableError(c.stalled ? stalledMessage(url, timeoutMs) : unreachableMessage(url, c.reason), shownRedisUrl(url));
+  return { client: c.client, unanswered: (e) => unansweredError(url, e, timeoutMs) ?? e, close: () => c.client.disconnect() };
+}
+
+/**
  * Runs `fn` with one short-lived connection to the Redis at `url` (connectShortLived): failing to connect, or a
  * command's timeout or lost connection, is a RedisUnreachableError naming the URL (a reply error, e.g. of a script, is
  * passed on as it is). A Redis that accepted the connection but stalls fails the call instead of holding it for ever.
  */
 export async function withShortLivedRedis<T>(url: string, fn: (client: ShortLivedRedis) => Promise<T>, timeoutMs = REDIS_ANSWER_MS): Promise<T> {
-  const c = await connectShortLived(url, timeoutMs);
-  if ('reason' in c) throw new RedisUnreachableError(unreachableMessage(url, c.reason), shownRedisUrl(url));
+  const c = await openShortLivedRedis(url, timeoutMs);
   try {
     return await fn(c.client);
   } catch (e) {
-    const reason = lostAnswer(e, timeoutMs);
-    if (reason) throw new RedisUnreachableError(unreachableMessage(url, reason), shownRedisUrl(url));
-    throw e;
+    throw c.unanswered(e);
   } finally {
-    c.client.disconnect();
+    c.close();
   }
 }
 
 /**
  * Whether the Redis at `url` answers a PING within `timeoutMs`. `reason` is the socket error's code (ECONNREFUSED,
- * ENOTFOUND, ETIMEDOUT, …) or its message.
+ * ENOTFOUND, ETIMEDOUT, …) or its message; `stalled` when it accepted the connection and then did not answer.
  */
-export async function probeRedis(url: string, timeoutMs = REDIS_ANSWER_MS): Promise<{ ok: true } | { ok: false; reason: string }> {
+export async function probeRedis(url: string, timeoutMs = REDIS_ANSWER_MS): Promise<{ ok: true } | { ok: false; reason: string; stalled?: boolean }> {
   const c = await connectShortLived(url, timeoutMs);
-  if ('reason' in c) return { ok: false, reason: c.reason };
+  if ('reason' in c) return { ok: false, reason: c.reason, ...(c.stalled ? { stalled: true } : {}) };
   try {
     await c.client.ping();
     return { ok: true };
   } catch (e) {
-    return { ok: false, reason: lostAnswer(e, timeoutMs) ?? (e as Error).message };
+    const timedOut = isTimeout(e);
+    return { ok: false, reason: timedOut ? noAnswer(timeoutMs) : lostAnswer(e) ?? (e as Error).message, ...(timedOut ? { stalled: true } : {}) };
   } finally {
     c.client.disconnect();
   }
@@ -138,9 +161,9 @@ export async function probeRedis(url: string, timeoutMs = REDIS_ANSWER_MS): Prom
  * One short-lived connection that neither retries nor queues commands (BullMQ's own connections retry for ever, so a
  * first connection that never succeeds would leave a call pending for good), connected within `timeoutMs` (a TLS
  * handshake, an AUTH or a ready check that never answers included), whose every command fails after `timeoutMs`
- * without an answer. Or why it could not connect.
+ * without an answer. Or why it could not connect (`stalled`: the socket connected, then nothing answered).
  */
-async function connectShortLived(url: string, timeoutMs: number): Promise<{ client: ShortLivedRedis & { disconnect(): void } } | { reason: string }> {
+async function connectShortLived(url: string, timeoutMs: number): Promise<{ client: ShortLivedRedis & { disconnect(): void } } | { reason: string; stalled: boolean }> {
   const options = redisConnection(url) as RedisOptions;
   // optional dependencies, loaded on first use: both, so a missing one is reported before any connection
   const { Redis } = (await loadRedisQueue()).ioredis;
@@ -157,9 +180,12 @@ async function connectShortLived(url: string, timeoutMs: number): Promise<{ clie
   client.on('error', (e: Error) => {
     first ??= e;
   });
+  // the socket is up (ioredis' 'connect'): a timeout from here on is a Redis that took the connection and stalls
+  let socketUp = false;
+  client.once('connect', () => (socketUp = true));
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(Object.assign(new Error(`no answer within ${timeoutMs / 1000} s`), { code: 'ETIMEDOUT' })), timeoutMs + 500);
+    timer = setTimeout(() => reject(Object.assign(new Error(noAnswer(timeoutMs)), { code: 'ETIMEDOUT' })), timeoutMs + 500);
   });
   try {
     await Promise.race([client.connect(), deadline]);
@@ -168,25 +194,40 @@ async function connectShortLived(url: string, timeoutMs: number): Promise<{ clie
     client.disconnect();
     const err = (first ?? e) as Error & { code?: string };
     const code = err.code && /^E[A-Z]+$/.test(err.code) ? err.code : undefined;
-    const reason =
-      code === 'ETIMEDOUT' || /timed? ?out/i.test(err.message)
-        ? `no answer within ${timeoutMs / 1000} s`
-        : /RESP|protocol/i.test(err.message)
-          ? 'what answers there does not speak the Redis protocol'
-          : (code ?? err.message.replace(/^connect /, ''));
-    return { reason };
+    const timedOut = code === 'ETIMEDOUT' || /timed? ?out|no answer/i.test(err.message);
+    const reason = timedOut
+      ? noAnswer(timeoutMs)
+      : /RESP|protocol/i.test(err.message)
+        ? 'what answers there does not speak the Redis protocol'
+        : (code ?? err.message.replace(/^connect /, ''));
+    return { reason, stalled: timedOut && socketUp };
   } finally {
     clearTimeout(timer);
   }
 }
 
-/** Why a command on a connected client got no answer (ioredis: past commandTimeout, or the socket closed), else undefined. */
-function lostAnswer(e: unknown, timeoutMs: number): string | undefined {
+const noAnswer = (timeoutMs: number) => `no answer within ${timeoutMs / 1000} s`;
+
+/** ioredis' commandTimeout ('Command timed out'). */
+const isTimeout = (e: unknown) => (e as Error | undefined)?.name !== 'ReplyError' && /timed out/i.test((e as Error | undefined)?.message ?? '');
+
+/** Why a command on a connected client got no answer (the socket closed, or without the offline queue: not open), else undefined. */
+function lostAnswer(e: unknown): string | undefined {
   const err = e as Error | undefined;
   if (err?.name === 'ReplyError') return undefined;
-  if (/timed out/i.test(err?.message ?? '')) return `no answer within ${timeoutMs / 1000} s`;
-  if (/Connection is closed/i.test(err?.message ?? '')) return 'the connection closed without an answer';
+  if (/Connection is closed|Stream isn't writeable/i.test(err?.message ?? '')) return 'the connection closed without an answer';
   return undefined;
+}
+
+/**
+ * The RedisUnreachableError naming `url` for what a command on a short-lived connection threw, when it is a Redis that
+ * stopped answering (a command past `timeoutMs`) or a lost connection; undefined for anything else (a reply error).
+ */
+export function unansweredError(url: string, e: unknown, timeoutMs = REDIS_ANSWER_MS): RedisUnreachableError | undefined {
+  if (e instanceof RedisUnreachableError) return e;
+  if (isTimeout(e)) return new RedisUnreachableError(stalledMessage(url, timeoutMs), shownRedisUrl(url));
+  const lost = lostAnswer(e);
+  return lost ? new RedisUnreachableError(unreachableMessage(url, lost), shownRedisUrl(url)) : undefined;
 }
 
 /** The message for a Redis that did not answer. */
@@ -194,8 +235,13 @@ export function unreachableMessage(url: string, reason: string): string {
   return `Redis at ${shownRedisUrl(url)} is not reachable (${reason}): is redis-server running there, and is the URL right?`;
 }
 
+/** The message for a Redis that accepted the connection and then did not answer (stopped, paused, overloaded). */
+export function stalledMessage(url: string, timeoutMs = REDIS_ANSWER_MS): string {
+  return `Redis at ${shownRedisUrl(url)} did not answer within ${timeoutMs / 1000} s (running but stalled?)`;
+}
+
 /** Throws RedisUnreachableError unless the Redis at `url` answers within `timeoutMs` (every entry point's first step). */
 export async function requireRedis(url: string, timeoutMs = REDIS_ANSWER_MS): Promise<void> {
   const r = await probeRedis(url, timeoutMs);
-  if (!r.ok) throw new RedisUnreachableError(unreachableMessage(url, r.reason), shownRedisUrl(url));
+  if (!r.ok) throw new RedisUnreachableError(r.stalled ? stalledMessage(url, timeoutMs) : unreachableMessage(url, r.reason), shownRedisUrl(url));
 }

@@ -67,10 +67,15 @@ export function isJobCount(v: unknown): v is JobCount {
 
 export interface BatchEvent {
   batch: string;
-  /** 'job': a job changed state or reported progress; 'batch': the batch finished. */
-  type: 'job' | 'batch';
+  /**
+   * 'job': a job changed state or reported progress; 'batch': the batch's state (at every read of a watch); 'redis'
+   * (watchBatch only): Redis stopped answering, or answers again.
+   */
+  type: 'job' | 'batch' | 'redis';
   job?: JobInfo;
   state?: BatchState;
+  /** A 'redis' event: whether Redis answers now, and a line saying so (of a stall: the RedisUnreachableError's message). */
+  redis?: { answering: boolean; message: string };
   at: number;
 }
 

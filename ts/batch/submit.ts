@@ -5,13 +5,13 @@
  * in its data and adds it as its own children when it first runs (BullMQ's "waiting children" pattern).
  * Job ids are deterministic, so submitting again adds nothing that exists.
  */
-import type { FlowJob, Job, JobsOptions, Queue } from 'bullmq';
+import type { ConnectionOptions, FlowJob, Job, JobsOptions, Queue } from 'bullmq';
 
 import { loadRedisQueue } from '../optionalDependencies.js';
 import { BatchError } from './errors.js';
 import { planBatch, planNodes, QUEUES, type BatchNode, type BatchPlan, type QueueClass, type SubjectPlan } from './graph.js';
 import { recordBatch, undoRecord, type NameHolder } from './nameClaim.js';
-import { PREFIX, redisConnection, requireRedis, shownRedisUrl, type BatchRecord } from './redis.js';
+import { openShortLivedRedis, PREFIX, requireRedis, shownRedisUrl, type BatchRecord } from './redis.js';
 import { toResolved, writePlan, type ManifestInput } from './outputs.js';
 
 /**
@@ -176,14 +176,16 @@ export function batchRecord(plan: BatchPlan): BatchRecord {
 
 /** Records the plan (in Redis and as <out>/batch.json) and adds its subjects (or `only` those) that are not in the queue yet. */
 export async function submitPlan(plan: BatchPlan, options: SubmitOptions & { only?: string[] }): Promise<SubmitResult> {
-  const connection = redisConnection(options.redis);
-  // BullMQ's connections wait for Redis for ever: one that is not there fails here, at once and clearly
-  await requireRedis(options.redis);
   const { FlowProducer, Queue } = (await loadRedisQueue()).bullmq;
+  // one short-lived connection for the queues and the flows (BullMQ's own connections wait for ever): a Redis that is not
+  // there, or stops answering mid-submit, fails here with RedisUnreachableError naming it (what was added stays added:
+  // submitting again adds the rest)
+  const redis = await openShortLivedRedis(options.redis);
+  const connection = redis.client as unknown as ConnectionOptions;
   const queues = Object.fromEntries(QUEUES.map((q) => [q, new Queue(q, { connection, prefix: PREFIX })])) as Record<QueueClass, Queue>;
   const control = queues.control;
   const flows = new FlowProducer({ connection, prefix: PREFIX });
-  // errors reach the calls that fail; without listeners ioredis prints every reconnection's error
+  // errors reach the calls that fail
   for (const q of Object.values(queues)) q.on('error', () => {});
   flows.on('error', () => {});
   try {
@@ -222,9 +224,12 @@ export async function submitPlan(plan: BatchPlan, options: SubmitOptions & { onl
       added.push(s.name);
     }
     return { batch: plan.id, jobs: nodes.length, added, existing, existingStates, busy };
+  } catch (e) {
+    throw redis.unanswered(e);
   } finally {
-    await flows.close();
-    await Promise.all(Object.values(queues).map((q) => q.close()));
+    redis.close();
+    // (the connection is gone: closing them only lets go of it)
+    await Promise.allSettled([flows.close(), ...Object.values(queues).map((q) => q.close())]);
   }
 }
 

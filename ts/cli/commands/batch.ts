@@ -245,7 +245,9 @@ its failed subjects with 'batch retry NAME --redis URL --force').`,
       'after',
       `
 Exit status: 0 when the batch is done, 1 when it ended failed or cancelled (or could not be watched), 130 when
-the watch was interrupted (Ctrl-C): only the watch stops, the batch goes on, and the same command resumes watching.`,
+the watch was interrupted (Ctrl-C): only the watch stops, the batch goes on, and the same command resumes watching.
+A Redis that stops answering once the watch has started (down, or stalled: every read waits 2 s at most) is said
+once on stderr and retried at every refresh; the watch goes on when it answers again.`,
     )
     .action(async (id: string, f: { redis: string; interval: string }) => {
       const ac = new AbortController();
@@ -253,7 +255,10 @@ the watch was interrupted (Ctrl-C): only the watch stops, the batch goes on, and
       const tty = process.stdout.isTTY === true;
       let lastPrint = 0;
       let state = 'running';
-      for await (const e of watchBatch(id, { redis: f.redis, intervalMs: nonNegativeInt(f.interval, 'interval'), signal: ac.signal })) {
+      const intervalMs = nonNegativeInt(f.interval, 'interval')!;
+      for await (const e of watchBatch(id, { redis: f.redis, intervalMs, signal: ac.signal })) {
+        // a stall or outage once watching: said once, retried at every refresh until Redis answers (Ctrl-C stops)
+        if (e.redis) process.stderr.write(`batch ${id}: ${e.redis.message}${e.redis.answering ? '' : `: still watching, trying again every ${intervalMs / 1000} s (Ctrl-C stops the watch, not the batch)`}\n`);
         if (!e.status) continue;
         state = e.status.state;
         // redraw in place on a terminal; in a log, a table every 10 s and at the end
