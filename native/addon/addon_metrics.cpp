@@ -1,5 +1,8 @@
 // Node-API surface of the image metrics: each call reads its inputs in place, runs the core function
 // as an async job (the inputs are held until it settles) and resolves a typed array without a copy.
+// Each takes the kit's cancel token (the core loops poll it between images or rows, through the job's
+// CancelScope: kit.cpp compute()), and pixcorr/ssim a progress callback told (imagesDone, imagesTotal).
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -30,21 +33,38 @@ ImagePair image_pair(const Args& args) {
 
 // A metric computed off the JS thread into a vector, resolved as the typed array TA.
 template <typename TA, typename T>
-Napi::Promise metric_job(Napi::Env env, const char* name, std::function<std::vector<T>()> body, std::vector<Napi::Value> keep) {
+Napi::Promise metric_job(Napi::Env env, const char* name, std::function<std::vector<T>(JobContext&)> body, JobOptions options) {
   auto out = std::make_shared<std::vector<T>>();
   return run_job(
-      env, name, [body, out](JobContext&) { *out = body(); },
-      [out](Napi::Env e) { return to_typed<TA>(e, std::move(*out)); }, {Napi::Function(), nullptr, std::move(keep)});
+      env, name, [body, out](JobContext& ctx) { *out = body(ctx); },
+      [out](Napi::Env e) { return to_typed<TA>(e, std::move(*out)); }, std::move(options));
 }
 
-// metricsPixcorr(a, b, count, height, width, channels) -> Promise<Float64Array>
+// The job's progress(imagesDone, imagesTotal) events for a batch of `total` pairs: about a hundred of them at most
+// (every step-th pair and the last), not one per pair (pixcorr does thousands a second). Empty without a callback.
+ImagesDone images_progress(const JobContext& ctx, std::int64_t total) {
+  if (!ctx.reports_progress()) return {};
+  const std::int64_t step = std::max<std::int64_t>(1, total / 100);
+  return [&ctx, total, step](std::int64_t done) {
+    if (done % step != 0 && done != total) return;
+    ctx.post([done, total](Napi::Env env) -> std::vector<napi_value> {
+      return {Napi::Number::New(env, static_cast<double>(done)), Napi::Number::New(env, static_cast<double>(total))};
+    });
+  };
+}
+
+// metricsPixcorr(a, b, count, height, width, channels, onProgress?, cancelToken?) -> Promise<Float64Array>
 Napi::Value Pixcorr(const Napi::CallbackInfo& info) {
-  ImagePair p = image_pair(Args(info, "metricsPixcorr"));
-  return metric_job<Napi::Float64Array, double>(info.Env(), "brainlatent.pixcorr", [ia = p.ia, ib = p.ib] { return pixcorr(ia, ib); },
-                                                {p.a, p.b});
+  Args args(info, "metricsPixcorr");
+  ImagePair p = image_pair(args);
+  return metric_job<Napi::Float64Array, double>(
+      info.Env(), "brainlatent.pixcorr",
+      [ia = p.ia, ib = p.ib](JobContext& ctx) { return pixcorr(ia, ib, images_progress(ctx, ia.count)); },
+      {args.callback(6), args.cancel_token(7), {p.a, p.b}});
 }
 
-// metricsSsim(a, b, count, height, width, channels, {sigma, truncate, dataRange}) -> Promise<Float64Array>
+// metricsSsim(a, b, count, height, width, channels, {sigma, truncate, dataRange}, onProgress?, cancelToken?)
+//   -> Promise<Float64Array>
 Napi::Value Ssim(const Napi::CallbackInfo& info) {
   Args args(info, "metricsSsim");
   ImagePair p = image_pair(args);
@@ -55,11 +75,13 @@ Napi::Value Ssim(const Napi::CallbackInfo& info) {
     o.truncate = attr_number(opts, "truncate", o.truncate);
     o.data_range = attr_number(opts, "dataRange", o.data_range);
   }
-  return metric_job<Napi::Float64Array, double>(info.Env(), "brainlatent.ssim", [ia = p.ia, ib = p.ib, o] { return ssim(ia, ib, o); },
-                                                {p.a, p.b});
+  return metric_job<Napi::Float64Array, double>(
+      info.Env(), "brainlatent.ssim",
+      [ia = p.ia, ib = p.ib, o](JobContext& ctx) { return ssim(ia, ib, o, images_progress(ctx, ia.count)); },
+      {args.callback(7), args.cancel_token(8), {p.a, p.b}});
 }
 
-// metricsCorrelation(a, nA, b, nB, dim) -> Promise<Float32Array> (nA × nB Pearson r)
+// metricsCorrelation(a, nA, b, nB, dim, cancelToken?) -> Promise<Float32Array> (nA × nB Pearson r)
 Napi::Value Correlation(const Napi::CallbackInfo& info) {
   Args args(info, "metricsCorrelation");
   const std::int64_t na = args.count(1, "nA"), nb = args.count(3, "nB"), dim = args.count(4, "dim");
@@ -68,7 +90,8 @@ Napi::Value Correlation(const Napi::CallbackInfo& info) {
   const float* pa = a.Data();
   const float* pb = b.Data();
   return metric_job<Napi::Float32Array, float>(
-      info.Env(), "brainlatent.correlation", [pa, pb, na, nb, dim] { return correlation_matrix(pa, na, pb, nb, dim); }, {a, b});
+      info.Env(), "brainlatent.correlation", [pa, pb, na, nb, dim](JobContext&) { return correlation_matrix(pa, na, pb, nb, dim); },
+      {Napi::Function(), args.cancel_token(5), {a, b}});
 }
 
 }  // namespace

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { featureNetworkModel } from '../../ts/demo/models.js';
 import { FeatureNetwork } from '../../ts/eval/featureNetwork.js';
 import { correlationDistance, correlationMatrix, twoWayFromCorrelations, twoWayIdentification } from '../../ts/eval/identification.js';
-import { FormatError, NonFiniteError, ShapeError } from '../../ts/errors.js';
+import { CancelledError, FormatError, InvalidArgumentError, NonFiniteError, ShapeError } from '../../ts/errors.js';
 import { evaluateReconstructions } from '../../ts/eval/evaluate.js';
 import { pixCorr, ssim } from '../../ts/eval/pixel.js';
 import { metricsCsv } from '../../ts/eval/table.js';
@@ -47,6 +47,72 @@ describe('PixCorr and SSIM (native)', () => {
 
   it('rejects mismatched batches naming both shapes', async () => {
     await expect(pixCorr(images(2, 8, () => 1), images(3, 8, () => 1))).rejects.toThrow(/2 ground-truth images but 3 reconstructions/);
+  });
+});
+
+/** `count` images of `size`² pseudo-random RGB (a fill function per pixel is seconds at this size). */
+function noise(count: number, size: number, seed: number): RgbImages {
+  const data = new Uint8Array(count * size * size * 3);
+  let x = seed >>> 0;
+  for (let k = 0; k < data.length; k++) {
+    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
+    data[k] = x >>> 24;
+  }
+  return { data, count, height: size, width: size };
+}
+
+describe('PixCorr and SSIM: progress and abort', () => {
+  it('SSIM aborted at its first progress event rejects with CancelledError, its engine work stopped short of the batch', async () => {
+    // 160 pairs of 256² (~1 s of SSIM on two cores): before the metrics took a cancel token it ran all 160 and resolved
+    const n = 160;
+    const gt = noise(n, 256, 1);
+    const rec = noise(n, 256, 2);
+    const controller = new AbortController();
+    const reason = new Error('stop the metrics');
+    let most = 0;
+    const run = ssim(gt, rec, {
+      size: 256,
+      signal: controller.signal,
+      onProgress: (done, total) => {
+        expect(total).toBe(n);
+        most = Math.max(most, done);
+        controller.abort(reason);
+      },
+    });
+    await expect(run).rejects.toBeInstanceOf(CancelledError);
+    await expect(run).rejects.toMatchObject({ cause: reason });
+    // every progress event is delivered before the call settles: `most` is the pairs the engine finished
+    expect(most).toBeGreaterThanOrEqual(1);
+    expect(most).toBeLessThan(n);
+  });
+
+  it('reports the pairs done, increasing, ending at the batch, and resolves when not aborted', async () => {
+    const gt = noise(12, 24, 3);
+    const rec = noise(12, 24, 4);
+    for (const metric of [pixCorr, ssim]) {
+      const seen: number[] = [];
+      const r = await metric(gt, rec, { size: 24, signal: new AbortController().signal, onProgress: (done) => seen.push(done) });
+      expect(r.values.length).toBe(12);
+      expect(seen.at(-1)).toBe(12);
+      for (let k = 1; k < seen.length; k++) expect(seen[k]).toBeGreaterThan(seen[k - 1]);
+    }
+  });
+
+  it('PixCorr, SSIM and the identification metrics refuse a bad signal or callback, and stop at an aborted signal', async () => {
+    const gt = noise(2, 16, 5);
+    const rec = noise(2, 16, 6);
+    await expect(ssim(gt, rec, { size: 16, signal: 'soon' as unknown as AbortSignal })).rejects.toThrow(
+      new InvalidArgumentError('ssim signal: expected an AbortSignal, got string "soon"'),
+    );
+    await expect(pixCorr(gt, rec, { size: 16, onProgress: 5 as unknown as () => void })).rejects.toThrow(/^pixCorr onProgress: expected a function, got 5$/);
+    const aborted = AbortSignal.abort(new Error('gone'));
+    const feats = { data: Float32Array.from({ length: 12 }, (_, k) => Math.sin(k)), rows: 4, cols: 3 };
+    await expect(pixCorr(gt, rec, { size: 16, signal: aborted })).rejects.toBeInstanceOf(CancelledError);
+    await expect(twoWayIdentification(feats, feats, { signal: aborted })).rejects.toBeInstanceOf(CancelledError);
+    await expect(correlationDistance(feats, feats, { signal: aborted })).rejects.toBeInstanceOf(CancelledError);
+    await expect(correlationMatrix(feats, feats, { signal: {} as AbortSignal })).rejects.toBeInstanceOf(InvalidArgumentError);
+    // the evaluation hands its signal to each metric (before, it ignored it and resolved)
+    await expect(evaluateReconstructions(gt, rec, { size: 16, signal: aborted })).rejects.toBeInstanceOf(CancelledError);
   });
 });
 

@@ -4,6 +4,7 @@
  *   2WI = (1/N) Σ_j #{i ≠ j : r_ij < r_jj} / (N − 1)      (strict "<", as BD and MindEye; chance 0.5)
  * and the correlation distance is the mean of 1 − r_jj (EffNet-B and SwAV columns).
  */
+import { checkControl } from '../callbackOptions.js';
 import { ShapeError } from '../errors.js';
 import { assertFiniteMatrix } from '../io/finite.js';
 import { assertMatrix, type Matrix } from '../matrix.js';
@@ -23,18 +24,25 @@ function checkFeatures(gt: Matrix, rec: Matrix, what: string, paired: boolean): 
   assertFiniteMatrix(rec, `${what}: rec (reconstruction features)`);
 }
 
+/** What the identification metrics take beside the features. */
+export interface IdentificationOptions {
+  /** Aborting it stops the correlations between rows (or GEMM slices): the call rejects with a CancelledError. */
+  signal?: AbortSignal;
+}
+
 /** The correlations of checked features, natively (float64 normalisation, one GEMM). */
-function correlate(gt: Matrix, rec: Matrix, what: string): Promise<Float32Array> {
-  return nativeJob(what, (b) => b.metricsCorrelation(gt.data, gt.rows, rec.data, rec.rows, gt.cols));
+function correlate(gt: Matrix, rec: Matrix, what: string, options: IdentificationOptions): Promise<Float32Array> {
+  return nativeJob(what, (b, token) => b.metricsCorrelation(gt.data, gt.rows, rec.data, rec.rows, gt.cols, token), options.signal);
 }
 
 /**
  * N × N Pearson correlations r[i·N + j] = corr(gt row i, rec row j), natively (float64 normalisation, one GEMM);
  * NaN where a row is constant. NaN or ±Inf in the features is refused (NonFiniteError).
  */
-export async function correlationMatrix(gt: Matrix, rec: Matrix): Promise<Float32Array> {
+export async function correlationMatrix(gt: Matrix, rec: Matrix, options: IdentificationOptions = {}): Promise<Float32Array> {
+  checkControl(options, 'correlationMatrix', []);
   checkFeatures(gt, rec, 'correlationMatrix', false);
-  return correlate(gt, rec, 'correlationMatrix');
+  return correlate(gt, rec, 'correlationMatrix', options);
 }
 
 /** 2WI from a correlation matrix (rows: ground truth, columns: reconstructions). Per-reconstruction scores and their mean. */
@@ -54,15 +62,25 @@ export function twoWayFromCorrelations(r: ArrayLike<number>, n: number): { perIm
 }
 
 /** Two-way identification accuracy of reconstructions by their features (NaN or ±Inf refused: NonFiniteError). */
-export async function twoWayIdentification(gt: Matrix, rec: Matrix): Promise<{ perImage: Float64Array; accuracy: number }> {
+export async function twoWayIdentification(
+  gt: Matrix,
+  rec: Matrix,
+  options: IdentificationOptions = {},
+): Promise<{ perImage: Float64Array; accuracy: number }> {
+  checkControl(options, 'twoWayIdentification', []);
   checkFeatures(gt, rec, 'twoWayIdentification', true);
-  return twoWayFromCorrelations(await correlate(gt, rec, 'twoWayIdentification'), gt.rows);
+  return twoWayFromCorrelations(await correlate(gt, rec, 'twoWayIdentification', options), gt.rows);
 }
 
 /** Mean correlation distance 1 − r(g_j, p_j) (scipy.spatial.distance.correlation), lower is better (NaN or ±Inf refused: NonFiniteError). */
-export async function correlationDistance(gt: Matrix, rec: Matrix): Promise<{ perImage: Float64Array; mean: number }> {
+export async function correlationDistance(
+  gt: Matrix,
+  rec: Matrix,
+  options: IdentificationOptions = {},
+): Promise<{ perImage: Float64Array; mean: number }> {
+  checkControl(options, 'correlationDistance', []);
   checkFeatures(gt, rec, 'correlationDistance', true);
-  const r = await correlate(gt, rec, 'correlationDistance');
+  const r = await correlate(gt, rec, 'correlationDistance', options);
   const n = gt.rows;
   const perImage = Float64Array.from({ length: n }, (_, j) => 1 - r[j * n + j]);
   return { perImage, mean: perImage.reduce((a, b) => a + b, 0) / n };

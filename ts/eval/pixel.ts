@@ -2,7 +2,9 @@
  * The low-level metrics of the NSD protocol (method.md §6.2), native and parallel: PixCorr (Pearson r of
  * the flattened RGB images) and SSIM (skimage structural_similarity on grayscale, Gaussian weights σ = 1.5,
  * population covariance, data_range 1). Both images are first resized to `size` (425 in BD and MindEye).
+ * Both report progress in image pairs and stop at an aborted `signal` within one pair per engine thread.
  */
+import { checkControl } from '../callbackOptions.js';
 import { nativeJob } from '../native/call.js';
 import type { RgbImages } from '../sd/tensor.js';
 import { checkPair, resizeImages } from './images.js';
@@ -10,6 +12,10 @@ import { checkPair, resizeImages } from './images.js';
 export interface PixelMetricOptions {
   /** Side both batches are resized to before comparing (default 425, the published protocol). */
   size?: number;
+  /** Told the image pairs done so far and in all, about a hundred times at most, in increasing order. */
+  onProgress?: (done: number, total: number) => void;
+  /** Aborting it stops the metric between image pairs: the call rejects with a CancelledError (its cause the signal's reason). */
+  signal?: AbortSignal;
 }
 
 export interface PerImageMetric {
@@ -37,14 +43,34 @@ function prepare(gt: RgbImages, rec: RgbImages, what: string, size?: number): [R
   return [resizeImages(gt, s), resizeImages(rec, s)];
 }
 
+/** The engine's progress events as the caller's onProgress: counts only ever increase (the engine's threads post concurrently). */
+function increasing(onProgress: PixelMetricOptions['onProgress']): ((done: number, total: number) => void) | undefined {
+  if (!onProgress) return undefined;
+  let last = 0;
+  return (done, total) => {
+    if (done <= last) return;
+    last = done;
+    onProgress(done, total);
+  };
+}
+
 /** PixCorr per image pair. */
 export async function pixCorr(gt: RgbImages, rec: RgbImages, options: PixelMetricOptions = {}): Promise<PerImageMetric> {
+  checkControl(options, 'pixCorr', ['onProgress']);
   const [a, b] = prepare(gt, rec, 'pixCorr', options.size);
-  return summarise(await nativeJob('pixCorr', (n) => n.metricsPixcorr(a.data, b.data, a.count, a.height, a.width, 3)));
+  const progress = increasing(options.onProgress);
+  return summarise(
+    await nativeJob('pixCorr', (n, token) => n.metricsPixcorr(a.data, b.data, a.count, a.height, a.width, 3, progress, token), options.signal),
+  );
 }
 
 /** SSIM per image pair. */
 export async function ssim(gt: RgbImages, rec: RgbImages, options: PixelMetricOptions & { sigma?: number } = {}): Promise<PerImageMetric> {
+  checkControl(options, 'ssim', ['onProgress']);
   const [a, b] = prepare(gt, rec, 'ssim', options.size);
-  return summarise(await nativeJob('ssim', (n) => n.metricsSsim(a.data, b.data, a.count, a.height, a.width, 3, { sigma: options.sigma ?? 1.5 })));
+  const progress = increasing(options.onProgress);
+  const native = { sigma: options.sigma ?? 1.5 };
+  return summarise(
+    await nativeJob('ssim', (n, token) => n.metricsSsim(a.data, b.data, a.count, a.height, a.width, 3, native, progress, token), options.signal),
+  );
 }

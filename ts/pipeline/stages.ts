@@ -582,7 +582,7 @@ export async function evaluateStage(ctx: StageContext): Promise<StageOutput> {
   } finally {
     stimuli.close();
   }
-  const opts = { size: e.size, networks: e.networks, pixelIdentification: e.pixelIdentification };
+  const opts = { size: e.size, networks: e.networks, pixelIdentification: e.pixelIdentification, signal: ctx.signal };
   const runs = 1 + c.img2img.seeds;
   const zonly = await evaluateReconstructions(gt, resizeImages(await readPngs(ids.map((id) => p.zonly(id))), e.size), opts);
   ctx.progress(1 / runs, 'z-only');

@@ -15,6 +15,11 @@ CancelScope::CancelScope(const std::atomic<bool>* flag, std::string what) : flag
 
 CancelScope::~CancelScope() { t_cancel = outer_; }
 
+CancelSource current_cancel() {
+  const CancelScope* s = t_cancel;
+  return s ? CancelSource{s->flag_, s->what_} : CancelSource{};
+}
+
 void poll_cancel() {
   const CancelScope* s = t_cancel;
   if (s && s->flag_ && s->flag_->load(std::memory_order_relaxed)) throw Error(ErrorCode::Cancelled, s->what_ + " cancelled");

@@ -1,12 +1,14 @@
 // PixCorr, SSIM and the correlation matrix of metrics.h.
 #include "brainlatent/metrics.h"
 
+#include <atomic>
 #include <cmath>
 #include <limits>
 #include <string>
 
 #include "brainlatent/error.h"
 #include "brainlatent/linalg.h"
+#include "brainlatent/long_ops.h"
 #include "brainlatent/parallel.h"
 
 namespace brainlatent {
@@ -73,14 +75,29 @@ void to_gray(const std::uint8_t* px, std::int64_t n, std::int64_t channels, doub
     out[i] = (0.2125 * px[3 * i] + 0.7154 * px[3 * i + 1] + 0.0721 * px[3 * i + 2]) / 255.0;
 }
 
+// Counts the image pairs done for an ImagesDone (a no-op without one).
+class DoneCounter {
+ public:
+  explicit DoneCounter(const ImagesDone& report) : report_(report) {}
+  void one_more() {
+    if (report_) report_(done_.fetch_add(1) + 1);
+  }
+
+ private:
+  const ImagesDone& report_;
+  std::atomic<std::int64_t> done_{0};
+};
+
 }  // namespace
 
-std::vector<double> pixcorr(const ImageBatchU8& a, const ImageBatchU8& b) {
+std::vector<double> pixcorr(const ImageBatchU8& a, const ImageBatchU8& b, const ImagesDone& images_done) {
   check_pair(a, b, "pixcorr");
   const std::int64_t n = a.height * a.width * a.channels;
   std::vector<double> r(static_cast<std::size_t>(a.count));
+  DoneCounter counter(images_done);
   parallel_for(0, a.count, 4, [&](std::int64_t begin, std::int64_t end) {
     for (std::int64_t i = begin; i < end; ++i) {
+      poll_cancel();
       const std::uint8_t* x = a.data + i * n;
       const std::uint8_t* y = b.data + i * n;
       double sx = 0, sy = 0;
@@ -98,6 +115,7 @@ std::vector<double> pixcorr(const ImageBatchU8& a, const ImageBatchU8& b) {
       }
       const double den = std::sqrt(sxx * syy);
       r[static_cast<std::size_t>(i)] = den > 0 ? sxy / den : std::numeric_limits<double>::quiet_NaN();
+      counter.one_more();
     }
   });
   return r;
@@ -139,17 +157,20 @@ double ssim_gray(const double* x, const double* y, std::int64_t h, std::int64_t 
   return sum / static_cast<double>((h - 2 * pad) * (w - 2 * pad));
 }
 
-std::vector<double> ssim(const ImageBatchU8& a, const ImageBatchU8& b, const SsimOptions& options) {
+std::vector<double> ssim(const ImageBatchU8& a, const ImageBatchU8& b, const SsimOptions& options, const ImagesDone& images_done) {
   check_pair(a, b, "ssim");
   const std::int64_t n = a.height * a.width;
   std::vector<double> out(static_cast<std::size_t>(a.count));
+  DoneCounter counter(images_done);
   parallel_for(0, a.count, 1, [&](std::int64_t begin, std::int64_t end) {
     std::vector<double> gx(static_cast<std::size_t>(n)), gy(static_cast<std::size_t>(n));
     for (std::int64_t i = begin; i < end; ++i) {
+      poll_cancel();
       to_gray(a.data + i * n * a.channels, n, a.channels, gx.data());
       to_gray(b.data + i * n * b.channels, n, b.channels, gy.data());
       // images in [0, 1]; data_range scales the constants as skimage does
       out[static_cast<std::size_t>(i)] = ssim_gray(gx.data(), gy.data(), a.height, a.width, options);
+      counter.one_more();
     }
   });
   return out;
@@ -165,6 +186,7 @@ std::vector<float> correlation_matrix(const float* a, std::int64_t n_a, const fl
     constant.assign(static_cast<std::size_t>(rows), false);
     parallel_for(0, rows, 8, [&](std::int64_t begin, std::int64_t end) {
       for (std::int64_t i = begin; i < end; ++i) {
+        poll_cancel();  // (a row of pixel features is 425²·3 values)
         const float* x = src + i * dim;
         double s = 0;
         for (std::int64_t k = 0; k < dim; ++k) s += x[k];
@@ -183,6 +205,7 @@ std::vector<float> correlation_matrix(const float* a, std::int64_t n_a, const fl
   normalise(a, n_a, na, ca);
   normalise(b, n_b, nb, cb);
   std::vector<float> r(static_cast<std::size_t>(n_a * n_b));
+  // (one GEMM: past linalg's slice size it polls between its slices)
   linalg::gemm(false, true, n_a, n_b, dim, 1.0f, na.data(), dim, nb.data(), dim, 0.0f, r.data(), n_b);
   const float nan = std::numeric_limits<float>::quiet_NaN();
   for (std::int64_t i = 0; i < n_a; ++i)

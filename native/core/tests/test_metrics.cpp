@@ -1,9 +1,16 @@
-// PixCorr, SSIM and the correlation matrix against hand-computed cases and plain references.
+// PixCorr, SSIM and the correlation matrix against hand-computed cases and plain references, and their
+// cancellation: a flag set (before or while they run) stops them between images, on every worker thread.
+#include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <string>
 #include <vector>
 
+#include "brainlatent/error.h"
+#include "brainlatent/long_ops.h"
 #include "brainlatent/metrics.h"
+#include "brainlatent/parallel.h"
 #include "test_util.h"
 
 using namespace brainlatent;
@@ -142,6 +149,79 @@ int main() {
         CHECK_NEAR(r[i * nb + j], sxy / std::sqrt(sxx * syy), 2e-6);
       }
     CHECK_NEAR(r[0], 1.0, 2e-6);
+  });
+
+  test::run("pixcorr, ssim and correlation_matrix stop under a set flag, also on parallel_for's workers", [] {
+    set_engine_threads(4);  // (several workers, whatever the machine: each must see the job's flag)
+    const int n = 16, h = 24, w = 24;
+    std::vector<std::uint8_t> a(n * h * w * 3, 100), b(a.size(), 50);
+    std::vector<float> f(n * 8, 1.0f);
+    for (std::size_t i = 0; i < f.size(); ++i) f[i] = static_cast<float>(i % 7);
+    std::atomic<bool> flag{true};
+    const CancelScope scope(&flag, "metric");
+    std::string message;
+    const auto cancelled = [&message](const std::function<void()>& fn) {
+      try {
+        fn();
+      } catch (const Error& e) {
+        message = e.what();
+        return e.code() == ErrorCode::Cancelled;
+      }
+      return false;
+    };
+    CHECK(cancelled([&] { pixcorr({a.data(), n, h, w, 3}, {b.data(), n, h, w, 3}); }));
+    CHECK(message == "metric cancelled");
+    CHECK(cancelled([&] { ssim({a.data(), n, h, w, 3}, {b.data(), n, h, w, 3}); }));
+    CHECK(cancelled([&] { correlation_matrix(f.data(), n, f.data(), n, 8); }));
+    flag = false;
+    CHECK(pixcorr({a.data(), n, h, w, 3}, {b.data(), n, h, w, 3}).size() == static_cast<std::size_t>(n));
+    set_engine_threads(0);
+  });
+
+  test::run("ssim set cancelled after its first image stops within an image per worker, its count short of the batch", [] {
+    set_engine_threads(2);
+    const int n = 64, h = 32, w = 32;
+    test::Rng rng(7);
+    std::vector<std::uint8_t> a(n * h * w * 3), b(a.size());
+    for (std::size_t i = 0; i < a.size(); ++i) a[i] = static_cast<std::uint8_t>(rng.uniform() * 255);
+    for (std::size_t i = 0; i < b.size(); ++i) b[i] = static_cast<std::uint8_t>(rng.uniform() * 255);
+    std::atomic<bool> flag{false};
+    std::atomic<std::int64_t> most{0};
+    const CancelScope scope(&flag, "ssim");
+    bool stopped = false;
+    try {
+      ssim({a.data(), n, h, w, 3}, {b.data(), n, h, w, 3}, {}, [&](std::int64_t done) {
+        std::int64_t m = most.load();
+        while (done > m && !most.compare_exchange_weak(m, done)) {
+        }
+        flag = true;
+      });
+    } catch (const Error& e) {
+      stopped = e.code() == ErrorCode::Cancelled;
+    }
+    CHECK(stopped);
+    // (each of the 2 workers finishes at most the image it is on when the flag is set)
+    CHECK(most.load() >= 1 && most.load() <= 2);
+    set_engine_threads(0);
+  });
+
+  test::run("ssim and pixcorr count every image pair once without a flag", [] {
+    const int n = 9, h = 16, w = 16;
+    std::vector<std::uint8_t> a(n * h * w, 10), b(a.size(), 200);
+    for (std::size_t i = 0; i < a.size(); ++i) a[i] = static_cast<std::uint8_t>(i * 13);
+    for (const bool use_ssim : {true, false}) {
+      std::atomic<std::int64_t> calls{0}, most{0};
+      const ImagesDone count = [&](std::int64_t done) {
+        ++calls;
+        std::int64_t m = most.load();
+        while (done > m && !most.compare_exchange_weak(m, done)) {
+        }
+      };
+      if (use_ssim) ssim({a.data(), n, h, w, 1}, {b.data(), n, h, w, 1}, {}, count);
+      else pixcorr({a.data(), n, h, w, 1}, {b.data(), n, h, w, 1}, count);
+      CHECK(calls.load() == n);
+      CHECK(most.load() == n);
+    }
   });
 
   return test::finish();

@@ -15,11 +15,21 @@
 
 namespace brainlatent {
 
+// The calling thread's cancellation (its innermost CancelScope's flag and name; a null flag when none), for a thread
+// it starts: a CancelScope made from it there polls the same flag. parallel_for hands it to its workers, whose
+// poll_cancel() would otherwise see no scope (scopes are per thread) and never stop.
+struct CancelSource {
+  const std::atomic<bool>* flag = nullptr;
+  std::string what;
+};
+CancelSource current_cancel();
+
 // For its lifetime, poll_cancel() on this thread throws Error(ErrorCode::Cancelled, what + " cancelled")
 // once *flag is set. Scopes nest (the inner one holds until it ends); a null flag polls nothing.
 class CancelScope {
  public:
   CancelScope(const std::atomic<bool>* flag, std::string what);
+  explicit CancelScope(const CancelSource& source) : CancelScope(source.flag, source.what) {}
   ~CancelScope();
   CancelScope(const CancelScope&) = delete;
   CancelScope& operator=(const CancelScope&) = delete;
@@ -29,6 +39,7 @@ class CancelScope {
   std::string what_;
   const CancelScope* outer_;
   friend void poll_cancel();
+  friend CancelSource current_cancel();
 };
 
 // Throws if the innermost CancelScope of this thread has been cancelled; otherwise returns at once.

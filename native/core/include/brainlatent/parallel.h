@@ -1,12 +1,16 @@
 // A minimal parallel-for over index ranges for the memory-bound loops that BLAS does not
-// cover (scoring reductions, centring). Threads are spawned per call: every call site does
-// milliseconds of work, so the spawn cost does not show.
+// cover (scoring reductions, centring, the image metrics). Threads are spawned per call: every call
+// site does milliseconds of work, so the spawn cost does not show. The workers run under the
+// caller's CancelScope (long_ops.h): a poll_cancel() in `fn` stops at the caller's flag, and the
+// Cancelled error is rethrown on the caller's thread once every worker has stopped.
 #pragma once
 #include <algorithm>
 #include <cstdint>
 #include <exception>
 #include <thread>
 #include <vector>
+
+#include "brainlatent/long_ops.h"
 
 namespace brainlatent {
 
@@ -23,6 +27,7 @@ void parallel_for(std::int64_t begin, std::int64_t end, std::int64_t min_chunk, 
     fn(begin, end);
     return;
   }
+  const CancelSource cancel = current_cancel();
   std::vector<std::thread> pool;
   std::vector<std::exception_ptr> errors(static_cast<std::size_t>(chunks));
   const std::int64_t step = (n + chunks - 1) / chunks;
@@ -30,6 +35,7 @@ void parallel_for(std::int64_t begin, std::int64_t end, std::int64_t min_chunk, 
     const std::int64_t b = begin + c * step, e = std::min(end, b + step);
     if (b >= e) break;
     pool.emplace_back([&, b, e, c] {
+      const CancelScope scope(cancel);
       try {
         fn(b, e);
       } catch (...) {
