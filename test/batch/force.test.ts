@@ -129,7 +129,8 @@ describe('a config edited in the manifest', () => {
     expect(existsSync(join(enc, 'encoding.json'))).toBe(true);
   });
 
-  it('--force: batch plan lists the folder it replaces; batch run redoes that analysis only, keeps your files, and its results equal a fresh run', async () => {
+  // (batch runs over a miniature world: 98 s and over 120 s on a loaded 2-core machine in CI; the limit is a hang guard)
+  it('--force: batch plan lists the folder it replaces; batch run redoes that analysis only, keeps your files, and its results equal a fresh run', { timeout: 300_000 }, async () => {
     const edited = join(dir, 'enc-edited.json');
     const plan = await brainlatent('batch', 'plan', edited, '--force');
     expect(plan.status).toBe(0);
