@@ -181,9 +181,11 @@ std::vector<float> correlation_matrix(const float* a, std::int64_t n_a, const fl
   if (n_a < 1 || n_b < 1 || dim < 2)
     throw Error(ErrorCode::InvalidArgument, "correlation_matrix: expected at least one row on each side and >= 2 columns, got " +
                                                 std::to_string(n_a) + ", " + std::to_string(n_b) + " rows of " + std::to_string(dim));
-  auto normalise = [dim](const float* src, std::int64_t rows, std::vector<float>& dst, std::vector<bool>& constant) {
+  auto normalise = [dim](const float* src, std::int64_t rows, std::vector<float>& dst, std::vector<char>& constant) {
     dst.resize(static_cast<std::size_t>(rows * dim));
-    constant.assign(static_cast<std::size_t>(rows), false);
+    // (char, not bool: the workers below each set their own rows, which vector<bool> packs into shared words, a
+    // data race in which a lost write turned a constant row's r from NaN into 0)
+    constant.assign(static_cast<std::size_t>(rows), 0);
     parallel_for(0, rows, 8, [&](std::int64_t begin, std::int64_t end) {
       for (std::int64_t i = begin; i < end; ++i) {
         poll_cancel();  // (a row of pixel features is 425²·3 values)
@@ -194,14 +196,14 @@ std::vector<float> correlation_matrix(const float* a, std::int64_t n_a, const fl
         double ss = 0;
         for (std::int64_t k = 0; k < dim; ++k) ss += (x[k] - m) * (x[k] - m);
         const double inv = ss > 0 ? 1.0 / std::sqrt(ss) : 0.0;
-        if (!(ss > 0)) constant[static_cast<std::size_t>(i)] = true;
+        if (!(ss > 0)) constant[static_cast<std::size_t>(i)] = 1;
         float* d = dst.data() + i * dim;
         for (std::int64_t k = 0; k < dim; ++k) d[k] = static_cast<float>((x[k] - m) * inv);
       }
     });
   };
   std::vector<float> na, nb;
-  std::vector<bool> ca, cb;
+  std::vector<char> ca, cb;
   normalise(a, n_a, na, ca);
   normalise(b, n_b, nb, cb);
   std::vector<float> r(static_cast<std::size_t>(n_a * n_b));
