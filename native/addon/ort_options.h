@@ -52,7 +52,7 @@ inline OrtSessionConfig session_config_of(const Napi::Object& o) {
   return c;
 }
 
-// files: [{location, path, dev: bigint, ino: bigint, what?, furthest?: {tensor, offset, length}}], a model's external
+// files: [{location, path, dev: bigint, ino: bigint, what?, furthest?: {tensor, where?, offset, length}}], a model's external
 // data files as modelRoots.ts checked them (CheckedFile), with the tensor that needs a file's furthest bytes. `where` names the option in a TypeError.
 inline std::vector<CheckedFile> checked_files_of(const Napi::Value& v, const std::string& where) {
   const Napi::Env env = v.Env();
@@ -79,9 +79,11 @@ inline std::vector<CheckedFile> checked_files_of(const Napi::Value& v, const std
     if (o.Get("furthest").IsObject()) {
       const Napi::Object t = o.Get("furthest").As<Napi::Object>();
       const double offset = attr_number(t, "offset", -1), length = attr_number(t, "length", -1);
+      // (tensor "": an unnamed one, e.g. a Constant node's value moved to external data; `where` places it)
       f.furthest.tensor = attr_string(t, "tensor", "");
-      if (f.furthest.tensor.empty() || !(offset >= 0) || !(length >= 0))
-        throw Napi::TypeError::New(env, where + "[" + std::to_string(i) + "].furthest needs a tensor, an offset and a length (numbers >= 0)");
+      f.furthest.where = attr_string(t, "where", "");
+      if (!(offset >= 0) || !(length >= 0))
+        throw Napi::TypeError::New(env, where + "[" + std::to_string(i) + "].furthest needs an offset and a length (numbers >= 0)");
       f.furthest.offset = static_cast<std::uint64_t>(offset);
       f.furthest.length = static_cast<std::uint64_t>(length);
     }

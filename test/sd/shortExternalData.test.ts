@@ -5,7 +5,7 @@
  * through as an OrtFailure (a service's 500). Read here first (onnxWeightRefs.ts), and under roots checked again
  * by the engine against the file it maps (which may have been cut since it was read here).
  */
-import { mkdir, mkdtemp, readFile, realpath, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, realpath, rm, stat, symlink, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -33,6 +33,23 @@ function addModel(location: string, entries: Record<string, string> = { length: 
     irVersion: 8,
     opsetImport: [{ domain: '', version: 17 }],
     graph: { name: 'g', node: [{ input: ['x', 'w'], output: ['y'], opType: 'Add', name: 'add' }], initializer: [init], input: [vec('x')], output: [vec('y')] },
+  };
+  return Buffer.from(onnx.ModelProto.encode(model).finish());
+}
+
+/**
+ * y = x + w, w the unnamed tensor of Constant node 'c''s `value`, float [4] at bytes 0..16 of `location`: what
+ * onnx's convert_model_to_external_data(convert_attribute=True) makes of a Constant whose tensor has no name.
+ */
+function constantModel(location: string): Buffer {
+  const vec = (name: string) => ({ name, type: { tensorType: { elemType: 1, shape: { dim: [{ dimValue: 4 }] } } } });
+  const externalData = [{ key: 'location', value: location }, { key: 'offset', value: '0' }, { key: 'length', value: '16' }];
+  const value = { dims: [4], dataType: 1, dataLocation: 1, externalData };
+  const constant = { output: ['w'], opType: 'Constant', name: 'c', attribute: [{ name: 'value', type: 4, t: value }] };
+  const model = {
+    irVersion: 8,
+    opsetImport: [{ domain: '', version: 17 }],
+    graph: { name: 'g', node: [constant, { input: ['x', 'w'], output: ['y'], opType: 'Add', name: 'add' }], input: [vec('x')], output: [vec('y')] },
   };
   return Buffer.from(onnx.ModelProto.encode(model).finish());
 }
@@ -98,6 +115,75 @@ describe.each([
     const noLength = await withRoots(() => errorOf(loadAndRun(join(dir, 'model.onnx'))));
     expect(noLength).toBeInstanceOf(FormatError);
     expect(noLength!.message).toContain("tensor 'w' needs bytes 8..24 of 'w.bin', which has 16 bytes");
+  });
+});
+
+describe.each([
+  ['without model roots', false],
+  ['under model roots', true],
+])('an unnamed external tensor (a Constant node\'s value), %s', (_, roots) => {
+  const folder = (name: string) => join(tmp, roots ? 'root' : 'plain', name);
+  const withRoots = async <T>(fn: () => Promise<T>): Promise<T> => {
+    const undo = roots ? confineModelsTo(join(tmp, 'root')) : () => undefined;
+    try {
+      return await fn();
+    } finally {
+      undo();
+    }
+  };
+
+  it('loads whole (before, under roots: a TypeError, "files[0].furthest needs a tensor…"); short, it is named by where it is', async () => {
+    const dir = folder('unnamed');
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, 'model.onnx'), constantModel('w.bin'));
+    await writeFile(join(dir, 'w.bin'), floats([10, 20, 30, 40]));
+    expect(await withRoots(() => loadAndRun(join(dir, 'model.onnx')))).toEqual([11, 22, 33, 44]);
+    await writeFile(join(dir, 'w.bin'), floats([10, 20]));
+    const e = await withRoots(() => errorOf(loadAndRun(join(dir, 'model.onnx'))));
+    expect(e).toBeInstanceOf(FormatError);
+    expect(e!.message).toContain("an unnamed tensor (the 'value' attribute of Constant node 'c') needs bytes 0..16 of 'w.bin', which has 8 bytes");
+  });
+});
+
+describe('under model roots, the furthest bytes of an external data file as read here', () => {
+  it('a negative dim gives none (before: a negative length, then a TypeError from the engine)', async () => {
+    const dir = join(tmp, 'root', 'negative-dim');
+    await mkdir(dir, { recursive: true });
+    const model = onnx.ModelProto.decode(addModel('w.bin', {}));
+    model.graph!.initializer![0].dims = [-4];
+    await writeFile(join(dir, 'model.onnx'), onnx.ModelProto.encode(model).finish());
+    await writeFile(join(dir, 'w.bin'), floats([10, 20, 30, 40]));
+    const undo = confineModelsTo(join(tmp, 'root'));
+    try {
+      const r = await readModelWithWeightRefs(join(dir, 'model.onnx'));
+      expect(r.files?.find((f) => f.location === 'w.bin')?.furthest).toBeUndefined();
+    } finally {
+      undo();
+    }
+  });
+
+  it('two locations linked to one file: the furthest tensor of both (before: the first location\'s)', async () => {
+    const dir = join(tmp, 'root', 'two-links');
+    const data = join(tmp, 'root', 'two-links-data');
+    await mkdir(dir, { recursive: true });
+    await mkdir(data, { recursive: true });
+    await writeFile(join(data, 'w.bin'), floats([10, 20, 30, 40, 50, 60, 70, 80]));
+    await symlink(join(data, 'w.bin'), join(dir, 'a.bin'));
+    await symlink(join(data, 'w.bin'), join(dir, 'b.bin'));
+    const model = onnx.ModelProto.decode(addModel('a.bin'));
+    const second = onnx.ModelProto.decode(addModel('b.bin', { offset: '16', length: '16' })).graph!.initializer![0];
+    second.name = 'v';
+    model.graph!.initializer!.push(second);
+    model.graph!.node!.push({ input: ['y', 'v'], output: ['z'], opType: 'Add', name: 'add2' });
+    model.graph!.output![0].name = 'z';
+    await writeFile(join(dir, 'model.onnx'), onnx.ModelProto.encode(model).finish());
+    const undo = confineModelsTo(join(tmp, 'root'));
+    try {
+      const r = await readModelWithWeightRefs(join(dir, 'model.onnx'));
+      expect(r.files?.filter((f) => f.path === join(data, 'w.bin')).map((f) => f.furthest)).toEqual([{ tensor: 'v', offset: 16, length: 16 }]);
+    } finally {
+      undo();
+    }
   });
 });
 

@@ -249,7 +249,7 @@ export interface NativeCheckedFile {
   ino: bigint;
   what: string;
   /** The tensor that needs the file's furthest bytes: a file shorter is refused naming both (an InvalidModel). */
-  furthest?: { tensor: string; offset: number; length: number };
+  furthest?: { tensor: string; where?: string; offset: number; length: number };
 }
 
 /**

@@ -351,7 +351,9 @@ export interface CheckedDataFile {
 
 /** The bytes of an external data file a tensor needs (its external data entries' offset and length). */
 export interface TensorBytes {
+  /** Its name; '' for an unnamed one, which `where` then places ("the 'value' attribute of Constant node 'c'"). */
   tensor: string;
+  where?: string;
   offset: number;
   length: number;
 }

@@ -345,7 +345,10 @@ function checkedDataFiles(
     if (c === 'missing') throw new MissingFileError(`${path}: ${what} does not exist (expected beside ${basename(path)})`);
     const location = relocated?.get(l) ?? l;
     const t = furthest.get(l);
-    if (!files.has(location)) files.set(location, { location, path: c.real, dev: c.dev, ino: c.ino, what, ...(t ? { furthest: t } : {}) });
+    const was = files.get(location);
+    if (!was) files.set(location, { location, path: c.real, dev: c.dev, ino: c.ino, what, ...(t ? { furthest: t } : {}) });
+    // (two locations relocated to one file: the tensor that needs the furthest of its bytes, whichever named it)
+    else if (t && (!was.furthest || t.offset + t.length > was.furthest.offset + was.furthest.length)) was.furthest = t;
   }
   return [...files.values()];
 }
@@ -447,18 +450,25 @@ const ELEMENT_BYTES: Record<number, number> = { 1: 4, 2: 1, 3: 1, 4: 2, 5: 2, 6:
  * element count times its element size, as ONNX Runtime reads it); null when they cannot be told (a string tensor
  * without a length, an entry that is not a number: ONNX Runtime names those).
  */
-function tensorBytes(t: ITensor): TensorBytes | null {
+function tensorBytes(x: Tensor): TensorBytes | null {
+  const t = x.tensor!;
   const entry = (key: string) => (t.externalData ?? []).filter((e) => e.key === key).pop()?.value;
   const number = (v: string | null | undefined) => (v !== undefined && v !== null && /^\d+$/.test(v) ? Number(v) : null);
   const offset = entry('offset') === undefined ? 0 : number(entry('offset'));
   let length = number(entry('length'));
   if (entry('length') === undefined) {
     const size = ELEMENT_BYTES[t.dataType ?? 0];
-    length = size === undefined ? null : (t.dims ?? []).reduce<number>((n, d) => n * Number(d), size);
+    // (a negative dim: ONNX Runtime names it)
+    const dims = (t.dims ?? []).map(Number);
+    length = size === undefined || dims.some((d) => !(d >= 0)) ? null : dims.reduce<number>((n, d) => n * d, size);
   }
-  if (offset === null || length === null || !Number.isSafeInteger(offset + length)) return null;
-  return { tensor: t.name ?? '', offset, length };
+  if (offset === null || length === null || !(length >= 0) || !Number.isSafeInteger(offset + length)) return null;
+  // (an unnamed one, a Constant node's `value` moved out by onnx's convert_attribute=True: named by where it is)
+  return t.name ? { tensor: t.name, offset, length } : { tensor: '', where: x.where.slice(1).join(' ') || 'in the graph', offset, length };
 }
+
+/** A tensor in messages: "tensor 'w'", or "an unnamed tensor (the 'value' attribute of Constant node 'c')". */
+export const tensorWords = (t: TensorBytes) => (t.tensor ? `tensor '${t.tensor}'` : `an unnamed tensor (${t.where ?? 'in the graph'})`);
 
 /**
  * The words of an external data file too short for a tensor (checked_file.h short_file_message's, the engine's when
@@ -466,7 +476,7 @@ function tensorBytes(t: ITensor): TensorBytes | null {
  */
 export function shortFileMessage(model: string, t: TensorBytes, location: string, size: number): string {
   return (
-    `${model}: tensor '${t.tensor}' needs bytes ${t.offset}..${t.offset + t.length} of '${location}', which has ${size} bytes ` +
+    `${model}: ${tensorWords(t)} needs bytes ${t.offset}..${t.offset + t.length} of '${location}', which has ${size} bytes ` +
     `(truncated or the wrong file): copy the model's files again, replacing a file by renaming a complete copy over it`
   );
 }
@@ -479,14 +489,14 @@ export function shortFileMessage(model: string, t: TensorBytes, location: string
 async function checkDataLengths(path: string, external: readonly Tensor[], sizeOf: (location: string) => Promise<number | null>): Promise<Map<string, TensorBytes>> {
   const furthest = new Map<string, TensorBytes>();
   for (const x of external) {
-    const b = x.location && x.tensor ? tensorBytes(x.tensor) : null;
+    const b = x.location && x.tensor ? tensorBytes(x) : null;
     const was = b && furthest.get(x.location!);
     if (b && (!was || b.offset + b.length > was.offset + was.length)) furthest.set(x.location!, b);
   }
   for (const [location, t] of furthest) {
     const size = await sizeOf(location);
     if (size === null || t.offset + t.length <= size) continue;
-    const e = new FormatError(shortFileMessage(path, t, location, size), { path, field: `tensor '${t.tensor}'` });
+    const e = new FormatError(shortFileMessage(path, t, location, size), { path, field: tensorWords(t) });
     refusals.add(e); // (externalDataRefusal: what a load by path that ONNX Runtime refused is told)
     throw e;
   }

@@ -30,7 +30,8 @@ std::string truncated_file_message(const std::string& model, const std::string& 
 }
 
 std::string short_file_message(const std::string& model, const TensorBytes& t, const std::string& location, std::uint64_t size) {
-  return model + ": tensor '" + t.tensor + "' needs bytes " + std::to_string(t.offset) + ".." + std::to_string(t.offset + t.length) +
+  const std::string words = !t.tensor.empty() ? "tensor '" + t.tensor + "'" : "an unnamed tensor (" + (t.where.empty() ? "in the graph" : t.where) + ")";
+  return model + ": " + words + " needs bytes " + std::to_string(t.offset) + ".." + std::to_string(t.offset + t.length) +
          " of '" + location + "', which has " + std::to_string(size) +
          " bytes (truncated or the wrong file): copy the model's files again, replacing a file by renaming a complete copy over it";
 }
@@ -78,7 +79,8 @@ CheckedFileMap CheckedFileMap::open(const CheckedFile& f, const std::string& mod
   m.what_ = what;
   m.path_ = f.path;
   // (before ONNX Runtime reads it: its refusal of a short file is an OrtFailure naming neither tensor nor file)
-  if (!f.furthest.tensor.empty() && (f.furthest.offset > m.size_ || f.furthest.length > m.size_ - f.furthest.offset))
+  // (none given: offset and length 0, which any file holds; an unnamed tensor is checked as a named one is)
+  if (f.furthest.offset > m.size_ || f.furthest.length > m.size_ - f.furthest.offset)
     throw Error(ErrorCode::InvalidModel, short_file_message(model, f.furthest, f.location, m.size_));
   if (m.size_ == 0) return m;
   void* p = ::mmap(nullptr, m.size_, PROT_READ, MAP_PRIVATE, fd, 0);

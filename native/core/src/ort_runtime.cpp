@@ -328,6 +328,8 @@ long long number_after(const std::string& msg, const std::string& key) {
   return n;
 }
 
+}  // namespace
+
 // ONNX Runtime's refusal of a tensor whose external data lies past the end of its file (seen from 1.30: "External
 // initializer: w offset: 4096 size to read: 16 given file_length: 8 are out of bounds or can not be read in full."),
 // in words naming the tensor and, among `files` (location, size), those of the size it was given; "" for any other
@@ -337,7 +339,8 @@ std::string short_file_problem(const std::string& msg, const std::vector<std::pa
   std::string tensor;
   const std::string key = "External initializer: ";
   if (const std::size_t at = msg.find(key); at != std::string::npos) {
-    const std::size_t end = msg.find(' ', at + key.size());
+    // (up to its " offset: ", not the first space: a name may hold spaces)
+    const std::size_t end = msg.find(" offset:", at + key.size());
     tensor = msg.substr(at + key.size(), end == std::string::npos ? std::string::npos : end - at - key.size());
   }
   const long long length = number_after(msg, "file_length:");
@@ -348,6 +351,8 @@ std::string short_file_problem(const std::string& msg, const std::vector<std::pa
          (named.empty() ? std::string() : " " + named) + (length >= 0 ? ", which has " + std::to_string(length) + " bytes" : std::string()) +
          " (truncated or the wrong file): copy the model's files again, replacing a file by renaming a complete copy over it";
 }
+
+namespace {
 
 #ifdef BRAINLATENT_TEST_HOOKS
 // Test builds only (CMake option BRAINLATENT_TEST_HOOKS, which the checkout's build turns on for ctest and vitest;

@@ -395,6 +395,15 @@ int main() {
     SD_CHECK(contains(error_of([&] { CheckedFileMap::open(f, "m/model.onnx"); }, ErrorCode::InvalidModel), "needs bytes 4096..4112 of 'w.bin'"));
     f.furthest = {"w", 4, ~std::uint64_t{0}};
     SD_CHECK(contains(error_of([&] { CheckedFileMap::open(f, "m/model.onnx"); }, ErrorCode::InvalidModel), "which has 8 bytes"));
+    // an unnamed tensor (a Constant node's value moved to external data) is checked alike, named by where it is
+    // (before: an empty name was taken for no tensor given, and the short file went unchecked to ONNX Runtime)
+    f.furthest = {"", 0, 16, "the 'value' attribute of Constant node 'c'"};
+    SD_CHECK(contains(error_of([&] { CheckedFileMap::open(f, "m/model.onnx"); }, ErrorCode::InvalidModel),
+                      "m/model.onnx: an unnamed tensor (the 'value' attribute of Constant node 'c') needs bytes 0..16 of 'w.bin'"));
+    // ONNX Runtime's own refusal of a tensor whose name holds spaces: the name whole (before: "tensor 'my'")
+    SD_CHECK(contains(ort::short_file_problem("External initializer: my weight offset: 0 size to read: 16 given file_length: 8 are out of "
+                                              "bounds or can not be read in full.", {{"w.bin", 8}}),
+                      "tensor 'my weight' needs bytes past the end of its external data file 'w.bin', which has 8 bytes"));
     write_file((model / "short.bin").string(), floats({10, 20, 30, 40}));
     f = checked_as("w.bin", model / "short.bin");
     f.furthest = {"w", 0, 16};

@@ -17,9 +17,10 @@ namespace brainlatent {
 
 // The bytes of an external data file one tensor of the model needs: its external data entries' offset and length.
 struct TensorBytes {
-  std::string tensor;  // its name; "" = none given
+  std::string tensor;  // its name; "" = an unnamed one (a Constant node's value moved to external data)
   std::uint64_t offset = 0;
   std::uint64_t length = 0;
+  std::string where;   // where an unnamed one is ("the 'value' attribute of Constant node 'c'"), for messages
 };
 
 // A file as its caller checked it.

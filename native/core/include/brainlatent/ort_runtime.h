@@ -2,6 +2,7 @@
 // runs on the onnxruntime-node library, on a CUDA build, or on another compatible release
 // (API >= the headers' ORT_API_VERSION). One library per process; the OrtEnv is shared.
 #pragma once
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
@@ -25,6 +26,14 @@ struct OrtRuntimeInfo {
 // libonnxruntime_providers_shared that ORT loads before it, is missing; "" when both exist or the provider is not one ORT
 // loads from a library (CPU, XNNPACK, WebGPU, …). A stat of two files at most.
 std::string missing_provider_library(const std::string& core_path, const std::string& provider);
+
+namespace ort {
+// ONNX Runtime's refusal of a tensor whose external data lies past the end of its file ("External initializer: w
+// offset: 4096 size to read: 16 given file_length: 8 are out of bounds or can not be read in full.") in words naming
+// the tensor (a name with spaces whole) and, among `files` (location, size), those of the size it was given; "" for
+// any other failure. (A backstop: the caller's reading of the graph refuses a short file first.)
+std::string short_file_problem(const std::string& msg, const std::vector<std::pair<std::string, std::uint64_t>>& files);
+}  // namespace ort
 
 // Loads the library once per process. `path` empty = env BRAINLATENT_ORT_LIB. Loading again with
 // the same path (or an empty one) returns the loaded runtime; another path is an error.
