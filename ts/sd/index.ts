@@ -20,4 +20,4 @@ export { OnnxModel, unetFeatures } from './OnnxModel.js';
 export { readOnnxSignature, unetDeclaredSizes } from './onnxSignature.js';
 export type { OnnxSignature, OnnxTensorDecl, UnetDeclaredSizes } from './onnxSignature.js';
 export type { OnnxModelLoadOptions, OnnxInputTensor } from './OnnxModel.js';
-export type { CheckedDataFile } from './modelRoots.js';
+export type { CheckedDataFile, TensorBytes } from './modelRoots.js';
