@@ -266,9 +266,10 @@ export async function getBatchStatus(batch: string, options: RedisOptions): Prom
  * connection that closed (a server whose `timeout` drops connections idle longer than the interval) is reopened and
  * the read retried once in the same tick before Redis counts as down. Any other error (not Redis's) is thrown.
  */
-export function watchBatch(batch: string, options: RedisOptions & { intervalMs?: number; signal?: AbortSignal }): AsyncGenerator<BatchEvent & { status?: BatchStatusReport }> {
+export async function* watchBatch(batch: string, options: RedisOptions & { intervalMs?: number; signal?: AbortSignal }): AsyncGenerator<BatchEvent & { status?: BatchStatusReport }> {
+  // (a generator: a bad option rejects the first next(), as before)
   checkControl(options, 'watchBatch', []);
-  return watch(batch, options, false);
+  yield* watch(batch, options, false);
 }
 
 /** watchBatch; `recorded`: the batch was just recorded (runBatch), so a first read that fails is waited out like a later one. */
