@@ -9,9 +9,9 @@ import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 
-import { commandOutput, runCommand, runModule } from './helpers/nodeChild.js';
+import { type ChildResult, commandOutput, liveChildren, runCommand, runModule } from './helpers/nodeChild.js';
 
 interface Checker {
   syncChildProblems: (rel: string, text: string) => string[];
@@ -55,6 +55,43 @@ describe('runCommand', () => {
 
   it('rejects for a program that does not exist', async () => {
     await expect(runCommand(join(tmpdir(), 'no-such-program-bl'), [])).rejects.toThrow(/ENOENT/);
+  });
+});
+
+describe("a test's children end with it", () => {
+  // children that would run for 10 minutes (the default hang limit) unless killed
+  const forever = 'setInterval(() => {}, 1000);';
+  let timedOut: Promise<ChildResult> | undefined;
+  let runningInAfterEach: number | undefined;
+  afterEach(() => {
+    // (what a file's afterEach that removes the child's directory would find)
+    if (timedOut && runningInAfterEach === undefined) runningInAfterEach = liveChildren();
+  });
+
+  it.fails(
+    'a test that times out (expected to fail: it waits on a child that never exits)',
+    async () => {
+      timedOut = runCommand(process.execPath, ['-e', forever]);
+      await timedOut;
+    },
+    1000,
+  );
+
+  it('killed the timed-out test’s child when it timed out, before the afterEach hooks ran', async () => {
+    const r = await timedOut!;
+    expect([r.signal, r.hung, runningInAfterEach]).toEqual(['SIGKILL', false, 0]);
+  });
+
+  let leftRunning: Promise<ChildResult> | undefined;
+  it('a test that ends without waiting for its child', () => {
+    leftRunning = runCommand(process.execPath, ['-e', forever]);
+    expect(liveChildren()).toBe(1);
+  });
+
+  it('killed that child when its test ended', async () => {
+    expect(liveChildren()).toBe(0);
+    const r = await leftRunning!;
+    expect([r.signal, r.hung]).toEqual(['SIGKILL', false]);
   });
 });
 

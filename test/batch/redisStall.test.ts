@@ -6,8 +6,9 @@ import { describe, expect, it } from 'vitest';
 
 import { RedisUnreachableError } from '../../ts/batch/errors.js';
 import { probePlan } from '../../ts/batch/graph.js';
-import { cancelBatch, getBatchStatus, listBatches, retryBatch, watchBatch } from '../../ts/batch/inspect.js';
-import { shownRedisUrl } from '../../ts/batch/redis.js';
+import { cancelBatch, getBatchStatus, listBatches, retryBatch, waitForRecordedBatch, watchBatch } from '../../ts/batch/inspect.js';
+import { keys, shownRedisUrl, withShortLivedRedis } from '../../ts/batch/redis.js';
+import type { BatchEvent } from '../../ts/batch/status.js';
 import { submitPlan } from '../../ts/batch/submit.js';
 import { runCommand } from '../helpers/nodeChild.js';
 import { redisAvailable, redisTestBed } from './redis.js';
@@ -55,6 +56,10 @@ async function stallingProxy(target: number, marker?: string) {
     /** The test Redis's URL (its password) through the proxy. */
     url: url().replace(/:\d+$/, `:${port}`),
     stall: () => void (silent = true),
+    /** Closes every connection open now, as a Redis whose `timeout` drops idle clients does (new ones are taken). */
+    drop: () => {
+      for (const s of sockets.splice(0)) s.destroy();
+    },
     resume: () => void (silent = false),
     close: () => {
       for (const s of sockets) s.destroy();
@@ -135,5 +140,90 @@ describe.skipIf(!redisAvailable)('a Redis that stops answering after the first c
       proxy.close();
     }
     expect(seen).toEqual([`false: ${stalled(proxy.url)}`, `true: Redis at ${shownRedisUrl(proxy.url)} answers again`, 'batch cancelled']);
+  });
+
+  /** watchBatch's events through `proxy` until the batch event after `act` ran once a first batch event came. */
+  async function eventsAround(name: string, proxyUrl: string, act: () => Promise<void>): Promise<string[]> {
+    const watch = watchBatch(name, { redis: proxyUrl, intervalMs: 200 });
+    const next = async () => {
+      const r = await settled(watch.next());
+      expect(r.hung).toBeUndefined();
+      if (r.err) throw r.err;
+      return (r.ok as IteratorResult<BatchEvent>).value!;
+    };
+    try {
+      let e = await next();
+      while (e.type !== 'batch') e = await next();
+      await act();
+      const after: string[] = [];
+      e = await next();
+      while (e.type !== 'batch') {
+        after.push(e.type === 'redis' ? `redis ${e.redis!.answering}` : e.type);
+        e = await next();
+      }
+      return [...after, 'batch'];
+    } finally {
+      await watch.return(undefined);
+    }
+  }
+
+  it('watchBatch reopens a connection the server closed (its idle timeout) in the same tick: no outage said', { timeout: 120_000 }, async () => {
+    await submitPlan(probePlan('dropped', 1, join(dir, 'dropped'), 10), { redis: url() });
+    const proxy = await stallingProxy(redis().port);
+    try {
+      // (before: 'redis false', 'redis true' for a connection that was only idle)
+      expect(await eventsAround('dropped', proxy.url, async () => proxy.drop())).toEqual(['batch']);
+    } finally {
+      proxy.close();
+      await cancelBatch('dropped', { redis: url() });
+    }
+  });
+
+  it('watchBatch throws an error that is not Redis not answering (a record that does not parse) instead of waiting it out', { timeout: 120_000 }, async () => {
+    await submitPlan(probePlan('garbled', 1, join(dir, 'garbled'), 10), { redis: url() });
+    const proxy = await stallingProxy(redis().port);
+    let record = '';
+    try {
+      const broken = eventsAround('garbled', proxy.url, async () => {
+        await withShortLivedRedis(url(), async (c) => {
+          const client = c as unknown as { get(k: string): Promise<string>; set(k: string, v: string): Promise<unknown> };
+          record = await client.get(keys.batch('garbled'));
+          await client.set(keys.batch('garbled'), '{not json');
+        });
+      });
+      // (before: a 'redis' event "Redis at …: Unexpected token …", the watch going on for ever)
+      await expect(broken).rejects.toThrow(SyntaxError);
+    } finally {
+      proxy.close();
+      if (record) await withShortLivedRedis(url(), (c) => (c as unknown as { set(k: string, v: string): Promise<unknown> }).set(keys.batch('garbled'), record));
+      await cancelBatch('garbled', { redis: url() });
+    }
+  });
+
+  it("runBatch's wait for the batch it just recorded waits out a Redis that stalls at the first read", { timeout: 120_000 }, async () => {
+    await submitPlan(probePlan('first', 1, join(dir, 'first'), 10), { redis: url() });
+    const proxy = await stallingProxy(redis().port);
+    const events: string[] = [];
+    try {
+      proxy.stall();
+      const done = settled(
+        waitForRecordedBatch('first', {
+          redis: proxy.url,
+          intervalMs: 200,
+          onEvent: (e) => {
+            if (e.type !== 'redis') return;
+            events.push(`${e.redis!.answering}`);
+            if (e.redis!.answering) void cancelBatch('first', { redis: url() });
+            else proxy.resume();
+          },
+        }),
+      );
+      // (before: rejected with RedisUnreachableError at the first read, the batch running on)
+      const r = await done;
+      expect([r.err?.message, (r.ok as { state?: string } | undefined)?.state]).toEqual([undefined, 'cancelled']);
+    } finally {
+      proxy.close();
+    }
+    expect(events).toEqual(['false', 'true']);
   });
 });

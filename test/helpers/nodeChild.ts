@@ -3,7 +3,40 @@
 // npm, a compiler or a python reference that takes that long on a loaded machine fails the run with
 // 'Timeout calling "onTaskUpdate"' though every test passed. scripts/check-imports.mjs rejects synchronous children in
 // test/ outside a short allow-list of quick calls.
-import { spawn } from 'node:child_process';
+//
+// A child outlives nothing: one started in a test is killed (SIGKILL) when that test times out (its context's signal
+// fires, before afterEach hooks remove the directory it writes in) and, if still running, when the test ends (awaited,
+// so the file's afterAll finds it gone). Without that, a timed-out test's child ran on until its hang limit, up to
+// 10 minutes, writing into a directory being removed.
+import { type ChildProcess, spawn } from 'node:child_process';
+
+import { onTestFinished } from 'vitest';
+import { getCurrentTest } from 'vitest/suite';
+
+const live = new Set<ChildProcess>();
+
+/** The children started by runCommand, still running and not sent a kill (for tests of this helper). */
+export function liveChildren(): number {
+  return [...live].filter((c) => !c.killed).length;
+}
+
+const running = (child: ChildProcess) => child.exitCode === null && child.signalCode === null;
+
+/** Ties `child` to the running test, if any (a child started in beforeAll lives until it exits or hangs). */
+function killWhenTestEnds(child: ChildProcess): void {
+  const test = getCurrentTest();
+  if (!test) return;
+  const kill = () => {
+    if (running(child)) child.kill('SIGKILL');
+  };
+  test.context.signal.addEventListener('abort', kill, { once: true });
+  onTestFinished(async () => {
+    test.context.signal.removeEventListener('abort', kill);
+    if (!live.has(child)) return;
+    kill();
+    await new Promise((r) => child.once('close', r));
+  });
+}
 
 export interface ChildResult {
   status: number | null;
@@ -34,6 +67,8 @@ export function runCommand(file: string, args: readonly string[], options: Comma
   const { cwd, env = process.env, input, encoding = 'utf8', hangLimitMs = 600_000 } = options;
   return new Promise((resolve, reject) => {
     const child = spawn(file, args, { cwd, env, stdio: 'pipe' });
+    live.add(child);
+    killWhenTestEnds(child);
     let stdout = '';
     let stderr = '';
     let hung = false;
@@ -47,10 +82,12 @@ export function runCommand(file: string, args: readonly string[], options: Comma
       child.kill('SIGKILL');
     }, hangLimitMs);
     child.on('error', (e) => {
+      live.delete(child);
       clearTimeout(timer);
       reject(e);
     });
     child.on('close', (status, signal) => {
+      live.delete(child);
       clearTimeout(timer);
       resolve({ status, signal, stdout, stderr, hung });
     });

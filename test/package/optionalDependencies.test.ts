@@ -212,9 +212,11 @@ describe('without the optional packages (dist/, a slim node_modules)', () => {
     }
   });
 
+  // three runs (demo, encode, demo again), each with its hang limit: the test's timeout is their sum and a margin
+  const RUN_HANG_MS = 240_000;
   // (the smallest demo: 16 px stimuli, 2 test images, 1 seed, 8 steps — fewer would add the compvis few-steps warning; then an encode of z on its world)
   it('demo and encode run to the end and write their reports, each chart or the viewer a note with the install line; one warning; installing the packages redoes the report alone', async () => {
-    const run = (...args: string[]) => runCommand(process.execPath, [join(dir, 'dist', 'cli', 'main.js'), ...args], { cwd: dir, hangLimitMs: 240_000 });
+    const run = (...args: string[]) => runCommand(process.execPath, [join(dir, 'dist', 'cli', 'main.js'), ...args], { cwd: dir, hangLimitMs: RUN_HANG_MS });
     const warnings = (stderr: string) => stderr.split('\n').filter((l) => /^warning: /.test(l));
     const charts = `npm install ${pin('vega')} ${pin('vega-lite')}`;
     const demoArgs = ['demo', '--out', join(dir, 'demo'), '--image-size', '16', '--test-images', '2', '--seeds', '1', '--steps', '8'];
@@ -269,7 +271,7 @@ describe('without the optional packages (dist/, a slim node_modules)', () => {
     } finally {
       for (const name of ['vega', 'vega-lite']) rmSync(join(dir, 'node_modules', name));
     }
-  }, 300_000);
+  }, 3 * RUN_HANG_MS + 60_000);
 
   it("the report charts and the encoding report's viewer throw MissingDependencyError; a report's charts become notes", async () => {
     const r = await node(`

@@ -167,9 +167,10 @@ describe('installed-package behaviour', () => {
     expect(pkg.files).toContain('LICENSE');
     // what npm pack would put in the tarball (--ignore-scripts: no prepack build; the file list is the same)
     const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_/i.test(k)));
-    const listed = JSON.parse(await commandOutput('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, env }));
+    const listed = JSON.parse(await commandOutput('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, env, hangLimitMs: 100_000 }));
     expect(listed[0].files.map((f: { path: string }) => f.path)).toContain('LICENSE');
-  }, 60_000);
+    // (the test's timeout above npm's hang limit: a hung npm is reported as hung, and killed, not left running)
+  }, 120_000);
 
   it('ships the prebuilt engine and ONNX Runtime, and builds from source only when asked or needed', () => {
     expect(pkg.files).toContain('prebuilds');

@@ -29,6 +29,12 @@ afterAll(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
+// Hang limits of the two children a test awaits (the compile, once per file, and the regeneration); each test's timeout
+// is their sum plus its own work's 120 s, so a hung child is reported as hung instead of the test timing out first.
+const COMPILE_HANG_MS = 240_000;
+const REGENERATE_HANG_MS = 120_000;
+const WITH_CHILDREN_TIMEOUT_MS = COMPILE_HANG_MS + REGENERATE_HANG_MS + 120_000;
+
 /** sd1_weights (native/core/bench/sd1_weights.cpp) compiled once, with the flags of its CMake target. */
 let tool: Promise<string> | undefined;
 function sd1Weights(): Promise<string> {
@@ -36,7 +42,7 @@ function sd1Weights(): Promise<string> {
     const file = join(root, 'sd1_weights');
     const core = join(import.meta.dirname, '..', '..', 'native', 'core');
     const source = join(core, 'bench', 'sd1_weights.cpp');
-    await commandOutput(process.env.CXX || 'c++', ['-std=c++17', '-O2', '-ffp-contract=off', '-pthread', '-I', join(core, 'src'), '-o', file, source]);
+    await commandOutput(process.env.CXX || 'c++', ['-std=c++17', '-O2', '-ffp-contract=off', '-pthread', '-I', join(core, 'src'), '-o', file, source], { hangLimitMs: COMPILE_HANG_MS });
     return file;
   })();
   return tool;
@@ -45,7 +51,7 @@ function sd1Weights(): Promise<string> {
 /** weights.pb regenerated from the recipe by sd1_weights equals the one Node wrote, byte for byte. */
 async function expectRegenerated(folder: string): Promise<void> {
   const out = join(folder, 'unet', 'weights.regenerated.pb');
-  await commandOutput(await sd1Weights(), ['--recipe', join(folder, 'unet', 'weights.recipe.json'), '--out', out, '--threads', '2']);
+  await commandOutput(await sd1Weights(), ['--recipe', join(folder, 'unet', 'weights.recipe.json'), '--out', out, '--threads', '2'], { hangLimitMs: REGENERATE_HANG_MS });
   const [a, b] = await Promise.all([readFile(join(folder, 'unet', 'weights.pb')), readFile(out)]);
   expect(b.length).toBe(a.length);
   expect(Buffer.compare(a, b)).toBe(0);
@@ -144,7 +150,7 @@ describe('sd fixture --arch sd1', () => {
       }
     }
     for (let i = 0; i < out[0].length; i++) expect(Math.abs(out[0][i] - out[1][i])).toBeLessThan(1e-4 * Math.max(1, Math.abs(out[0][i])));
-  });
+  }, WITH_CHILDREN_TIMEOUT_MS);
 
   it('--dtype float16: half weights, constants and boundaries; the recipe regenerates it; the float32 function within half precision', async () => {
     await stat(join(dir, 'unet', 'weights.pb')).catch(() => writeSd1Fixture(dir, { config })); // the float32 one, as the test above writes it
@@ -229,5 +235,5 @@ describe('sd fixture --arch sd1', () => {
     const scale = Math.max(...latents[0].map(Math.abs));
     const diff = Math.max(...latents[0].map((x, i) => Math.abs(x - latents[1][i])));
     expect(diff / scale).toBeLessThan(5e-3); // 8.7e-4 seen
-  });
+  }, WITH_CHILDREN_TIMEOUT_MS);
 });

@@ -11,7 +11,7 @@ import { checkControl } from '../callbackOptions.js';
 import { loadRedisQueue } from '../optionalDependencies.js';
 import { BatchError, RedisUnreachableError } from './errors.js';
 import { forceSubjects, QUEUES, type BatchPlan, type QueueClass } from './graph.js';
-import { keys, openShortLivedRedis, PREFIX, shownRedisUrl, type BatchRecord, type JobRecord } from './redis.js';
+import { connectionClosed, keys, openShortLivedRedis, PREFIX, shownRedisUrl, type BatchRecord, type JobRecord } from './redis.js';
 import type { NodeResult } from './runNode.js';
 import { blockedRoot, failedChildKey, jobIdOfKey } from './blocked.js';
 import { batchStatus, isCancelledReason, isJobCount, jobCount, oneLine, resultUnet, resultWarnings, summarize, type BatchEvent, type JobInfo, type BatchJobState, type BatchState } from './status.js';
@@ -262,35 +262,53 @@ export async function getBatchStatus(batch: string, options: RedisOptions): Prom
  * `intervalMs` (default 1000), each read bounded like getBatchStatus's. A Redis that does not answer before the first
  * read (not there, or stalled) throws RedisUnreachableError. Once watching, an outage or a stall is waited out: one
  * 'redis' event when a read fails (`redis.answering` false, the RedisUnreachableError's message), the connection is
- * dropped and a new one tried at every tick, and one 'redis' event (`answering` true) when Redis answers again.
+ * dropped and a new one tried at every tick, and one 'redis' event (`answering` true) when Redis answers again. A
+ * connection that closed (a server whose `timeout` drops connections idle longer than the interval) is reopened and
+ * the read retried once in the same tick before Redis counts as down. Any other error (not Redis's) is thrown.
  */
 export async function* watchBatch(batch: string, options: RedisOptions & { intervalMs?: number; signal?: AbortSignal }): AsyncGenerator<BatchEvent & { status?: BatchStatusReport }> {
+  // (a generator: a bad option rejects the first next(), as before)
   checkControl(options, 'watchBatch', []);
+  yield* watch(batch, options, false);
+}
+
+/** watchBatch; `recorded`: the batch was just recorded (runBatch), so a first read that fails is waited out like a later one. */
+async function* watch(batch: string, options: RedisOptions & { intervalMs?: number; signal?: AbortSignal }, recorded: boolean): AsyncGenerator<BatchEvent & { status?: BatchStatusReport }> {
   const seen = new Map<string, string>();
-  let open: Awaited<ReturnType<typeof openQueues>> | null = null;
-  let watching = false;
+  // (`as`: assigned in read(), which TypeScript's narrowing does not follow)
+  let open = null as Awaited<ReturnType<typeof openQueues>> | null;
+  let watching = recorded;
   let down = false;
-  try {
-    for (;;) {
-      let status: BatchStatusReport | null = null;
+  /** This tick's status, or the RedisUnreachableError of a Redis that did not answer (other errors are thrown). */
+  const read = async (): Promise<BatchStatusReport | RedisUnreachableError> => {
+    for (let retried = false; ; retried = true) {
       try {
         open ??= await openQueues(options.redis);
-        status = await statusFrom(open.queues, batch);
+        return await statusFrom(open.queues, batch);
       } catch (e) {
         if (e instanceof BatchError) throw e;
         const err = open ? open.unanswered(e) : e;
-        // nothing watched yet: fails as `batch status` would
-        if (!watching) throw err;
-        // a stalled connection is not trusted again (a late answer could be read as another command's): a new one next tick
+        // a connection that failed is not trusted again (a late answer could be read as another command's)
         await open?.close();
         open = null;
+        // a bug or a record that does not parse is no outage: waiting it out would hide it
+        if (!(err instanceof RedisUnreachableError)) throw err;
+        if (retried || !connectionClosed(e)) return err;
+      }
+    }
+  };
+  try {
+    for (;;) {
+      const r = await read();
+      if (r instanceof RedisUnreachableError) {
+        // nothing watched yet: fails as `batch status` would
+        if (!watching) throw r;
         if (!down) {
           down = true;
-          const message = err instanceof RedisUnreachableError ? err.message : `Redis at ${shownRedisUrl(options.redis)}: ${(err as Error).message}`;
-          yield { batch, type: 'redis', at: Date.now(), redis: { answering: false, message } };
+          yield { batch, type: 'redis', at: Date.now(), redis: { answering: false, message: r.message } };
         }
-      }
-      if (status) {
+      } else {
+        const status = r;
         watching = true;
         if (down) {
           down = false;
@@ -314,12 +332,30 @@ export async function* watchBatch(batch: string, options: RedisOptions & { inter
   }
 }
 
-/** Resolves with the final status once every job of the batch has finished. */
-export async function waitForBatch(batch: string, options: RedisOptions & { intervalMs?: number; signal?: AbortSignal; onEvent?: (e: BatchEvent) => void }): Promise<BatchReport> {
+type WaitOptions = RedisOptions & { intervalMs?: number; signal?: AbortSignal; onEvent?: (e: BatchEvent) => void };
+
+/**
+ * Resolves with the final status once every job of the batch has finished. `onEvent` gets each job's change and
+ * Redis's 'redis' events (it stopped answering, it answers again).
+ */
+export async function waitForBatch(batch: string, options: WaitOptions): Promise<BatchReport> {
   checkControl(options, 'waitForBatch', ['onEvent']);
+  return waitFor(batch, options, false);
+}
+
+/**
+ * waitForBatch for a batch this process has just recorded (runBatch, serve --redis): a Redis that stalls at the first
+ * read is waited out as at any later one, instead of failing the run while its batch runs on.
+ */
+export async function waitForRecordedBatch(batch: string, options: WaitOptions): Promise<BatchReport> {
+  checkControl(options, 'waitForBatch', ['onEvent']);
+  return waitFor(batch, options, true);
+}
+
+async function waitFor(batch: string, options: WaitOptions, recorded: boolean): Promise<BatchReport> {
   let last: BatchReport | undefined;
-  for await (const e of watchBatch(batch, options)) {
-    if (e.type === 'job') options.onEvent?.(e);
+  for await (const e of watch(batch, options, recorded)) {
+    if (e.type === 'job' || e.type === 'redis') options.onEvent?.(e);
     if (e.status) last = e.status;
   }
   if (!last) throw new BatchError(`batch '${batch}': watching stopped before its state was known`);

@@ -219,6 +219,11 @@ function lostAnswer(e: unknown): string | undefined {
   return undefined;
 }
 
+/** Whether a command failed because its connection closed (an idle connection the server dropped: its `timeout`), not a stall. */
+export function connectionClosed(e: unknown): boolean {
+  return lostAnswer(e) !== undefined;
+}
+
 /**
  * The RedisUnreachableError naming `url` for what a command on a short-lived connection threw, when it is a Redis that
  * stopped answering (a command past `timeoutMs`) or a lost connection; undefined for anything else (a reply error).

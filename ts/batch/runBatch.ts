@@ -6,7 +6,7 @@
 import { checkControl } from '../callbackOptions.js';
 import { checkInteger } from '../ridge/options.js';
 import { planBatch } from './graph.js';
-import { waitForBatch } from './inspect.js';
+import { waitForRecordedBatch } from './inspect.js';
 import { runLocal, type LocalRunOptions } from './localRunner.js';
 import { requireRedis } from './redis.js';
 import { toResolved, writePlan, writeReport, type BatchReport, type ManifestInput } from './outputs.js';
@@ -47,7 +47,7 @@ export async function runBatch(manifest: ManifestInput, options: RunBatchOptions
     const concurrency = options.concurrency ?? 1;
     const worker = concurrency > 0 ? await createWorker({ ...options.worker, redis: options.redis, concurrency }) : null;
     try {
-      report = await waitForBatch(plan.id, { redis: options.redis, signal: options.signal, onEvent: options.onEvent });
+      report = await waitForRecordedBatch(plan.id, { redis: options.redis, signal: options.signal, onEvent: options.onEvent });
     } finally {
       await worker?.close();
     }

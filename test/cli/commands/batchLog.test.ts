@@ -31,6 +31,18 @@ describe('batch run: the job log', () => {
   });
 });
 
+describe('batch run --redis: Redis stalling while waiting for the batch', () => {
+  it('says on stderr that Redis stalled and that it answers again, as docs/batch.md says', () => {
+    const lines: string[] = [];
+    const log = eventLogger((l) => lines.push(l));
+    const at = Date.UTC(2024, 0, 1, 12, 0, 0);
+    const stalled = 'Redis at redis://127.0.0.1:6379/0 did not answer within 2 s (running but stalled?)';
+    log({ batch: 'aw', type: 'redis', at, redis: { answering: false, message: stalled } });
+    log({ batch: 'aw', type: 'redis', at, redis: { answering: true, message: 'Redis at redis://127.0.0.1:6379/0 answers again' } });
+    expect(lines).toEqual([`batch aw: ${stalled}: still watching, trying again every 1 s\n`, 'batch aw: Redis at redis://127.0.0.1:6379/0 answers again\n']);
+  });
+});
+
 describe('batch plan: counts in words', () => {
   it('says one problem, one subject, one warning in the singular', () => {
     expect(planSummaryLine(13, 1, { problems: 1, warnings: 0 })).toBe('13 jobs, 1 subject; preflight: 1 problem');

@@ -27,6 +27,11 @@ export function eventLogger(write: (line: string) => void = (l) => process.stder
   // per job: the attempt whose start was logged while it is active, else undefined
   const started = new Map<string, number | undefined>();
   return (e) => {
+    // (batch run --redis) a stall or outage while waiting for the batch: said once, and once when Redis answers again
+    if (e.type === 'redis' && e.redis) {
+      write(`batch ${e.batch}: ${e.redis.message}${e.redis.answering ? '' : ': still watching, trying again every 1 s'}\n`);
+      return;
+    }
     if (e.type !== 'job' || !e.job) return;
     const j = e.job;
     if (j.state === 'active') {

@@ -177,6 +177,8 @@ export async function runOnBatchLayer(batch: ResolvedBatch, single: 'reconstruct
       signal: control.signal,
       ...(queue ? { redis: queue.redis, concurrency: queue.workers } : {}),
       onEvent: (e) => {
+        // Redis stalled or down while the batch runs (waited out), and back: in the service's log
+        if (e.redis) console.error(`brainlatent serve: batch ${plan.id}: ${e.redis.message}${e.redis.answering ? '' : ': still waiting for it'}`);
         if (!e.job) return;
         jobs.set(e.job.id, e.job);
         report([...jobs.values()]);
