@@ -5,7 +5,7 @@ export { submitBatch, submitPlan } from './submit.js';
 export type { ExistingState, SubmitOptions, SubmitResult } from './submit.js';
 export { createWorker } from './worker.js';
 export type { WorkerOptions, BatchWorker } from './worker.js';
-export { getBatchStatus, watchBatch, waitForBatch, cancelBatch, retryBatch, listBatches, listClaims, BatchClaimedError, type CancelResult } from './inspect.js';
+export { getBatchStatus, watchBatch, waitForBatch, cancelBatch, retryBatch, listBatches, listClaims, BatchClaimedError, type CancelResult, type WaitForBatchOptions } from './inspect.js';
 export type { BatchClaim, BatchStatusReport, CancelOptions, RedisOptions, RetryOptions, RetryResult } from './inspect.js';
 export type { FeatureRecipe, FeatureConsumer, FeatureRuntime } from './sharedFeatures.js';
 export { resolveManifest, loadManifest, ManifestError, MANIFEST_SCHEMA } from './manifest.js';

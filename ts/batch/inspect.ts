@@ -332,13 +332,14 @@ async function* watch(batch: string, options: RedisOptions & { intervalMs?: numb
   }
 }
 
-type WaitOptions = RedisOptions & { intervalMs?: number; signal?: AbortSignal; onEvent?: (e: BatchEvent) => void };
+/** waitForBatch's options: the Redis connection, the refresh interval, an AbortSignal and the events of the watch (jobs; Redis stalls and their end). */
+export type WaitForBatchOptions = RedisOptions & { intervalMs?: number; signal?: AbortSignal; onEvent?: (e: BatchEvent) => void };
 
 /**
  * Resolves with the final status once every job of the batch has finished. `onEvent` gets each job's change and
  * Redis's 'redis' events (it stopped answering, it answers again).
  */
-export async function waitForBatch(batch: string, options: WaitOptions): Promise<BatchReport> {
+export async function waitForBatch(batch: string, options: WaitForBatchOptions): Promise<BatchReport> {
   checkControl(options, 'waitForBatch', ['onEvent']);
   return waitFor(batch, options, false);
 }
@@ -347,12 +348,12 @@ export async function waitForBatch(batch: string, options: WaitOptions): Promise
  * waitForBatch for a batch this process has just recorded (runBatch, serve --redis): a Redis that stalls at the first
  * read is waited out as at any later one, instead of failing the run while its batch runs on.
  */
-export async function waitForRecordedBatch(batch: string, options: WaitOptions): Promise<BatchReport> {
+export async function waitForRecordedBatch(batch: string, options: WaitForBatchOptions): Promise<BatchReport> {
   checkControl(options, 'waitForBatch', ['onEvent']);
   return waitFor(batch, options, true);
 }
 
-async function waitFor(batch: string, options: WaitOptions, recorded: boolean): Promise<BatchReport> {
+async function waitFor(batch: string, options: WaitForBatchOptions, recorded: boolean): Promise<BatchReport> {
   let last: BatchReport | undefined;
   for await (const e of watch(batch, options, recorded)) {
     if (e.type === 'job' || e.type === 'redis') options.onEvent?.(e);
