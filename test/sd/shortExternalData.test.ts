@@ -76,10 +76,8 @@ afterAll(async () => {
   await rm(tmp, { recursive: true, force: true });
 });
 
-describe.each([
-  ['without model roots', false],
-  ['under model roots', true],
-])('an external data file too short for its tensor, %s', (_, roots) => {
+/** A test's model folder, and a call run under model roots (a service's) or without them, as `roots` says. */
+function rootsSetting(roots: boolean) {
   const folder = (name: string) => join(tmp, roots ? 'root' : 'plain', name);
   const withRoots = async <T>(fn: () => Promise<T>): Promise<T> => {
     const undo = roots ? confineModelsTo(join(tmp, 'root')) : () => undefined;
@@ -89,6 +87,14 @@ describe.each([
       undo();
     }
   };
+  return { folder, withRoots };
+}
+
+describe.each([
+  ['without model roots', false],
+  ['under model roots', true],
+])('an external data file too short for its tensor, %s', (_, roots) => {
+  const { folder, withRoots } = rootsSetting(roots);
 
   it('is a FormatError naming the tensor, the bytes and the file (before: an OrtFailure, "… are out of bounds")', async () => {
     const dir = folder('short');
@@ -122,15 +128,7 @@ describe.each([
   ['without model roots', false],
   ['under model roots', true],
 ])('an unnamed external tensor (a Constant node\'s value), %s', (_, roots) => {
-  const folder = (name: string) => join(tmp, roots ? 'root' : 'plain', name);
-  const withRoots = async <T>(fn: () => Promise<T>): Promise<T> => {
-    const undo = roots ? confineModelsTo(join(tmp, 'root')) : () => undefined;
-    try {
-      return await fn();
-    } finally {
-      undo();
-    }
-  };
+  const { folder, withRoots } = rootsSetting(roots);
 
   it('loads whole (before, under roots: a TypeError, "files[0].furthest needs a tensor…"); short, it is named by where it is', async () => {
     const dir = folder('unnamed');
