@@ -8,7 +8,7 @@ import { registerRidgeCommand } from '../../ts/cli/commands/ridge.js';
 import { resolveConfig } from '../../ts/pipeline/config.js';
 import { InvalidArgumentError } from '../../ts/errors.js';
 import { PreflightError } from '../../ts/pipeline/errors.js';
-import { alphaEdgeWarning, parseAlphas } from '../../ts/ridge/alphas.js';
+import { alphaEdgeWarning, logspace, parseAlphas } from '../../ts/ridge/alphas.js';
 import { runCommands } from '../helpers/cli.js';
 import { failure } from '../helpers/failure.js';
 
@@ -40,6 +40,12 @@ describe('--alphas', () => {
         '--y: /nonexistent/y.npy: file not found',
       ]);
     }
+  });
+
+  it('a log-spaced bound beyond float64 is named as typed, not reported as a NaN alpha at position 0', () => {
+    expect(() => parseAlphas('1:1e400:3')).toThrow("alphas: the stop '1e400' of '1:1e400:3' is beyond float64's range (it reads as Infinity); expected a finite number > 0");
+    expect(() => parseAlphas('-1e999:10:3')).toThrow("alphas: the start '-1e999' of '-1e999:10:3' is beyond float64's range (it reads as -Infinity)");
+    expect(() => logspace(1, Infinity, 3)).toThrow('alphas: log-spaced bounds must be finite and > 0, got 1:Infinity');
   });
 
   it('accepts the documented forms', () => {

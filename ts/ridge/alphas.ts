@@ -5,7 +5,10 @@ export const DEFAULT_ALPHAS: readonly number[] = Array.from({ length: 10 }, (_, 
 
 /** `count` values log-spaced from start to stop inclusive (numpy.logspace on the exponents). */
 export function logspace(start: number, stop: number, count: number): number[] {
-  if (!(start > 0) || !(stop > 0)) throw new InvalidArgumentError(`alphas: log-spaced bounds must be > 0, got ${start}:${stop}`);
+  // (a bound typed as 1e400 reads as Infinity: its logarithm would make every alpha NaN or Infinity)
+  if (!(start > 0 && Number.isFinite(start)) || !(stop > 0 && Number.isFinite(stop))) {
+    throw new InvalidArgumentError(`alphas: log-spaced bounds must be finite and > 0, got ${start}:${stop}`);
+  }
   if (!Number.isInteger(count) || count < 1) throw new InvalidArgumentError(`alphas: count must be a positive integer, got ${count}`);
   if (count === 1) return [start];
   const a = Math.log10(start), b = Math.log10(stop);
@@ -42,6 +45,11 @@ export function parseAlphas(text: string): number[] {
       throw new InvalidArgumentError(`alphas: expected start:stop:count such as 1e1:1e7:10, got '${t}'`);
     }
     const [start, stop, count] = parts.map(Number);
+    for (const [i, end] of [[0, 'start'], [1, 'stop']] as const) {
+      if (!Number.isFinite([start, stop][i])) {
+        throw new InvalidArgumentError(`alphas: the ${end} '${parts[i]}' of '${t}' is beyond float64's range (it reads as ${[start, stop][i]}); expected a finite number > 0`);
+      }
+    }
     if (count === 1 && start !== stop) {
       const [a, b] = parts;
       throw new InvalidArgumentError(`alphas: '${t}' has a count of 1 between two different ends (${a} and ${b}); a log-spaced grid needs at least 2 points`);

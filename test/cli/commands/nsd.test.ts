@@ -212,6 +212,18 @@ describe('brainlatent synth nsd / nsd extract / nsd info / nsd image', () => {
     expect([ok.status, ok.stderr]).toEqual([0, '']);
   });
 
+  it("the nsd commands take reconstruct's --nsd for --root; neither, or two different roots, is refused", async () => {
+    const cli = (...args: string[]) => runCommand(process.execPath, [distModule('cli/main'), ...args]);
+    const viaNsd = await cli('nsd', 'info', '--nsd', root);
+    expect([viaNsd.status, viaNsd.stderr, viaNsd.stdout]).toEqual([0, '', (await cli('nsd', 'info', '--root', root)).stdout]);
+    expect((await cli('nsd', 'info', '--root', root, '--nsd', root)).status).toBe(0);
+    const none = await cli('nsd', 'info');
+    expect([none.status, none.stderr]).toEqual([1, "brainlatent: error: required option '--root <dir>' not specified\n(add --help for usage)\n"]);
+    const two = await cli('nsd', 'extract', '--root', root, '--nsd', tmp, '--subject', '1', '--roi', 'nsdgeneral', '--out', join(tmp, 'two'));
+    expect([two.status, two.stderr.split('\n')[0]]).toEqual([1, `brainlatent: error: --root ${root} and --nsd ${tmp} name two NSD roots; give one (--nsd is another name for --root)`]);
+    expect(existsSync(join(tmp, 'two'))).toBe(false);
+  });
+
   it('nsd image writes a PNG of the stimulus and prints its captions', async () => {
     const png = join(tmp, 'img.png');
     const msg = await run('nsd', 'image', '--root', root, '--id', '3', '--size', '32', '--out', png);

@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 
 import { CancelledError, FormatError, InvalidArgumentError, LimitError, MissingFileError } from '../../errors.js';
 import { removedEntryLines } from '../../nsd/cache.js';
@@ -103,13 +103,28 @@ async function checkExtractionFolderApart(out: string, inputs: readonly NamedInp
   );
 }
 
+// `reconstruct` and configs name the NSD root `--nsd` / `nsd.root`: the nsd commands take that spelling too
+const NSD_ALIAS = new Option('--nsd <dir>', 'the same as --root').hideHelp();
+
+/** --nsd as --root (one of them required, and not two different folders), checked before the action runs. */
+function rootFromNsd(cmd: Command): void {
+  const { root, nsd } = cmd.opts<{ root?: string; nsd?: string }>();
+  if (nsd !== undefined && root !== undefined && nsd !== root) {
+    cmd.error(`error: --root ${root} and --nsd ${nsd} name two NSD roots; give one (--nsd is another name for --root)`);
+  }
+  if (root === undefined && nsd === undefined) cmd.error("error: required option '--root <dir>' not specified");
+  if (root === undefined) cmd.setOptionValue('root', nsd);
+}
+
 export function registerNsdCommand(program: Command): void {
   const nsd = program.command('nsd').description('Natural Scenes Dataset: extract region betas and the split, inspect a download');
 
   nsd
     .command('extract')
     .description('write trials × voxels betas for a region, the 73k image id of every row, and the shared-image test split')
-    .requiredOption('--root <dir>', 'NSD root folder (holding nsddata/, nsddata_betas/, ...)')
+    .option('--root <dir>', 'NSD root folder (holding nsddata/, nsddata_betas/, ...); required')
+    .addOption(NSD_ALIAS)
+    .hook('preAction', rootFromNsd)
     .requiredOption('--subject <n>', 'subject 1..8')
     .requiredOption('--roi <spec>', "region: nsdgeneral, streams:early, streams:1,5, prf-visualrois:V1, or a mask .nii.gz")
     .option('--sessions <list>', 'sessions such as 1-37 or 1-10,12 (default: those present among 1-37)')
@@ -195,7 +210,9 @@ See docs/data.md.`,
   nsd
     .command('info')
     .description('say which subjects, sessions, ROIs, design and stimulus files an NSD folder holds, and what is missing')
-    .requiredOption('--root <dir>', 'NSD root folder')
+    .option('--root <dir>', 'NSD root folder; required')
+    .addOption(NSD_ALIAS)
+    .hook('preAction', rootFromNsd)
     .option('--json', 'print JSON instead of text')
     .action(async (flags: { root: string; json?: boolean }) => {
       const info = await nsdInfo(flags.root);
@@ -209,7 +226,9 @@ See docs/data.md.`,
   nsd
     .command('image')
     .description('write the stimulus with a given 73k id as PNG, and print its captions')
-    .requiredOption('--root <dir>', 'NSD root folder')
+    .option('--root <dir>', 'NSD root folder; required')
+    .addOption(NSD_ALIAS)
+    .hook('preAction', rootFromNsd)
     .requiredOption('--id <n>', 'NSD 73k id (1-based)')
     .option('--size <px>', 'resize to size × size')
     .requiredOption('--out <file>', 'PNG to write (8-bit RGB; .png added to a name without an extension), in an existing folder')
