@@ -16,6 +16,6 @@ export default defineConfig({
     // One temporary folder per run, removed at its end (TMPDIR points the workers and their children at it), and a
     // file's children started outside a test killed when the file ends: test/setup/.
     globalSetup: ['test/setup/runTempFolder.ts'],
-    setupFiles: ['test/setup/fileChildren.ts'],
+    setupFiles: ['test/setup/fileEnd.ts'],
   },
 });

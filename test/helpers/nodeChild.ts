@@ -8,7 +8,7 @@
 // fires, before afterEach hooks remove the directory it writes in) and, if still running, when the test ends (awaited,
 // so the file's afterAll finds it gone). Without that, a timed-out test's child ran on until its hang limit, up to
 // 10 minutes, writing into a directory being removed. One started outside a test (a beforeAll, module level) is
-// killed when its file ends (killFileChildren, an afterAll of test/setup/fileChildren.ts): before, only its hang limit
+// killed when its file ends (killFileChildren, an afterAll of test/setup/fileEnd.ts): before, only its hang limit
 // ended it, and the limit's timer died with the worker when the file ended first.
 import { type ChildProcess, spawn } from 'node:child_process';
 
