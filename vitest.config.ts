@@ -13,5 +13,9 @@ export default defineConfig({
     // telemetry, which leaves $TMPDIR/.ses and $TMPDIR/mat-debug-<pid>.log (ts/native/ortTelemetry.ts).
     // test/sd/ortTelemetry.test.ts runs its children without it, to test the library's own default.
     env: { ORT_DISABLE_TELEMETRY: '1' },
+    // One temporary folder per run, removed at its end (TMPDIR points the workers and their children at it), and a
+    // file's children started outside a test killed when the file ends: test/setup/.
+    globalSetup: ['test/setup/runTempFolder.ts'],
+    setupFiles: ['test/setup/fileEnd.ts'],
   },
 });

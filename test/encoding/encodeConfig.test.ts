@@ -1,6 +1,5 @@
 /** The encode config: validated up front against its schema, every problem at once, before any data is read. */
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { Command } from 'commander';
@@ -12,6 +11,7 @@ import { ConfigError } from '../../ts/config/errors.js';
 import { encode } from '../../ts/encoding/encode.js';
 import { encodeExtractOptions } from '../../ts/encoding/stages.js';
 import { DEFAULT_ALPHAS } from '../../ts/ridge/RidgeCV.js';
+import { tempDir } from '../helpers/tempDir.js';
 
 function problems(input: unknown, source?: string): string[] {
   try {
@@ -122,7 +122,7 @@ describe('encode config', () => {
   });
 
   it('brainlatent encode --config names the file in every problem', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'bl-enc-cfg-'));
+    const dir = tempDir('bl-enc-cfg-');
     const file = join(dir, 'enc.json');
     writeFileSync(file, JSON.stringify({ ...base, nsd: { root: 'nsd', subject: 9 }, featureSets: [{ name: 'z', kind: 'zz' }] }));
     const program = new Command().exitOverride();

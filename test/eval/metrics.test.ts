@@ -1,5 +1,4 @@
-import { cpSync, lstatSync, mkdirSync, mkdtempSync, renameSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, lstatSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
 import { describe, expect, it } from 'vitest';
@@ -15,6 +14,7 @@ import type { RgbImages } from '../../ts/sd/tensor.js';
 import { externalize, relocate } from '../helpers/externalData.js';
 import { linkIntoBlobs } from '../helpers/linkedModels.js';
 import { pearson } from '../helpers/pearson.js';
+import { tempDir } from '../helpers/tempDir.js';
 
 function images(count: number, size: number, fill: (i: number, p: number) => number): RgbImages {
   const data = new Uint8Array(count * size * size * 3);
@@ -176,7 +176,7 @@ describe('identification metrics refuse non-finite features', () => {
 
 describe('feature networks given as ONNX', () => {
   it('extracts features with the demo network and identifies identical images perfectly', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'bl-eval-'));
+    const dir = tempDir('bl-eval-');
     const path = join(dir, 'features.onnx');
     writeFileSync(path, featureNetworkModel());
     const net = await FeatureNetwork.open({ name: 'demo', path, inputSize: 32, metric: 'identification' });
@@ -196,7 +196,7 @@ describe('feature networks given as ONNX', () => {
   });
 
   it('reads a network whose external data links into a cache (ONNX Runtime alone refuses it), to the bit', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'bl-eval-linked-'));
+    const dir = tempDir('bl-eval-linked-');
     const plain = join(dir, 'plain', 'features.onnx');
     mkdirSync(dirname(plain));
     writeFileSync(plain, featureNetworkModel());
@@ -220,7 +220,7 @@ describe('feature networks given as ONNX', () => {
   });
 
   it("refuses a network whose external data lies outside its folder ('..'), naming the file and the tensor", async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'bl-eval-outside-'));
+    const dir = tempDir('bl-eval-outside-');
     const path = join(dir, 'net', 'features.onnx');
     mkdirSync(dirname(path));
     writeFileSync(path, featureNetworkModel());

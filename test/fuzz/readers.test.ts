@@ -5,12 +5,13 @@
  * seed: every case must be read, or refused with a BrainlatentError naming the file; no crash, no hang (a process
  * silent for 60 s is killed and the case kept), and the process's peak RSS stays under a bound, so no case
  * allocated what its header claimed. Counts scale with BRAINLATENT_FUZZ_SCALE (default 1: ~9,000 cases);
- * BRAINLATENT_FUZZ_SEED changes the seed. Summaries are appended to build/fuzz-results.jsonl.
+ * BRAINLATENT_FUZZ_SEED changes the seed. Summaries are appended to build/fuzz-results.jsonl. A target's inputs are
+ * written to build/fuzz-inputs/<target>-XXXXXX/, removed when it passes and kept (the error names it) when it fails:
+ * not in the OS temp folder, which the run removes at its end (test/setup/runTempFolder.ts).
  */
 import { spawn } from 'node:child_process';
-import { appendFileSync, mkdirSync, mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { appendFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { join, resolve as resolvePath } from 'node:path';
 
 import { describe, expect, it } from 'vitest';
 
@@ -50,7 +51,8 @@ interface Summary {
 const slot = concurrencyLimit(2);
 
 function fuzz(target: string, runs: number): Promise<Summary> {
-  const work = mkdtempSync(join(tmpdir(), `bl-fuzz-${target}-`));
+  mkdirSync(join('build', 'fuzz-inputs'), { recursive: true });
+  const work = resolvePath(mkdtempSync(join('build', 'fuzz-inputs', `${target}-`)));
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [join('test', 'fuzz', 'driver.mjs'), target, String(runs), String(SEED), work], {
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -82,6 +84,8 @@ function fuzz(target: string, runs: number): Promise<Summary> {
       mkdirSync('build', { recursive: true });
       appendFileSync(join('build', 'fuzz-results.jsonl'), `${JSON.stringify({ ...s, seed: SEED, date: new Date().toISOString(), stderrBytes: err.length })}\n`);
       if (err) s.failure ??= { case: -1, error: `the readers printed to stderr: ${err.slice(0, 1000)}`, stack: '', ops: null };
+      if (s.failure) s.failure.error += ` (inputs in ${work})`;
+      else rmSync(work, { recursive: true, force: true });
       resolve(s);
     });
   });

@@ -2,20 +2,19 @@
  * Model files altered one tensor or metadata key at a time, and the check that a load refuses one: the tests of
  * RidgeModel.load and BandedRidgeModel.load share them (a saved model, a copy with one thing changed, the error).
  */
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { expect } from 'vitest';
 
 import { FormatError } from '../../ts/errors.js';
 import { readSafetensors, writeSafetensors } from '../../ts/io/safetensors.js';
+import { tempDir } from './tempDir.js';
 
 export type TensorCopy = { data: Float32Array | Float64Array | Int32Array; shape: number[] };
 
-/** A model saved to a fresh folder, and `write(name, patch, metadata)`: a copy of its file with `patch` applied to copies of its tensors. */
+/** A model saved to a fresh folder (removed when the test ends), and `write(name, patch, metadata)`: a copy of its file with `patch` applied to copies of its tensors. */
 export async function alteredCopies(model: { save(path: string): Promise<unknown> }, prefix: string) {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const dir = tempDir(prefix);
   await model.save(join(dir, 'ok.safetensors'));
   const file = await readSafetensors(join(dir, 'ok.safetensors'));
   const write = async (name: string, patch: (t: Record<string, TensorCopy>) => void = () => {}, metadata: Record<string, string> = {}) => {

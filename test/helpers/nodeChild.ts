@@ -7,7 +7,9 @@
 // A child outlives nothing: one started in a test is killed (SIGKILL) when that test times out (its context's signal
 // fires, before afterEach hooks remove the directory it writes in) and, if still running, when the test ends (awaited,
 // so the file's afterAll finds it gone). Without that, a timed-out test's child ran on until its hang limit, up to
-// 10 minutes, writing into a directory being removed.
+// 10 minutes, writing into a directory being removed. One started outside a test (a beforeAll, module level) is
+// killed when its file ends (killFileChildren, an afterAll of test/setup/fileEnd.ts): before, only its hang limit
+// ended it, and the limit's timer died with the worker when the file ended first.
 import { type ChildProcess, spawn } from 'node:child_process';
 
 import { onTestFinished } from 'vitest';
@@ -22,10 +24,33 @@ export function liveChildren(): number {
 
 const running = (child: ChildProcess) => child.exitCode === null && child.signalCode === null;
 
-/** Ties `child` to the running test, if any (a child started in beforeAll lives until it exits or hangs). */
+/** The children started outside a test, killed when their file ends. */
+const fileScoped = new Set<ChildProcess>();
+
+/**
+ * Kills (SIGKILL) the children started outside a test that are still running, and waits for them to exit (not to
+ * close: a grandchild may hold their output pipes open).
+ */
+export async function killFileChildren(): Promise<void> {
+  const left = [...fileScoped].filter(running);
+  fileScoped.clear();
+  await Promise.all(
+    left.map((c) => {
+      const exited = new Promise((r) => c.once('exit', r));
+      c.kill('SIGKILL');
+      return exited;
+    }),
+  );
+}
+
+/** Ties `child` to the running test, or to its file when started outside a test. */
 function killWhenTestEnds(child: ChildProcess): void {
   const test = getCurrentTest();
-  if (!test) return;
+  if (!test) {
+    fileScoped.add(child);
+    child.once('close', () => fileScoped.delete(child));
+    return;
+  }
   const kill = () => {
     if (running(child)) child.kill('SIGKILL');
   };

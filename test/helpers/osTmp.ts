@@ -1,6 +1,7 @@
 /**
  * Tests that check what a call leaves in the OS temp folder point TMPDIR at a fresh, empty folder of their own
- * (os.tmpdir() reads TMPDIR on every call); `restoreTmpdir` in an afterEach puts the process's value back.
+ * (os.tmpdir() reads TMPDIR on every call); `restoreTmpdir` in an afterEach puts the process's value back: the run's
+ * folder (test/setup/runTempFolder.ts), read when this module loads, never the OS temp folder itself.
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';

@@ -1,11 +1,11 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { createGzip, gunzipSync } from 'node:zlib';
 
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 
 import {
   isAtomicTemporary,
@@ -21,6 +21,7 @@ import {
 import { distModule } from '../helpers/dist.js';
 
 const root = mkdtempSync(join(tmpdir(), 'bl-atomic-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
 let n = 0;
 const fresh = () => {
   const d = join(root, `case${n++}`);

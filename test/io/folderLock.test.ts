@@ -1,15 +1,16 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 
 import { LockedError } from '../../ts/errors.js';
 import { LOCK_FILE, lockFolder, readLockHolder } from '../../ts/io/folderLock.js';
 import { distModule } from '../helpers/dist.js';
 
 const root = mkdtempSync(join(tmpdir(), 'bl-lock-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
 let n = 0;
 const fresh = () => join(root, `run${n++}`);
 const deadPid = () => spawnSync(process.execPath, ['-e', '0']).pid!;

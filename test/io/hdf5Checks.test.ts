@@ -1,9 +1,9 @@
 /** The HDF5 wrapper turns the library's printed error stacks into one FormatError line (issue #11). */
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 
 import { FormatError, InvalidArgumentError } from '../../ts/errors.js';
 import { Hdf5Reader, readHdf5Masked, writeHdf5 } from '../../ts/io/hdf5.js';
@@ -13,6 +13,7 @@ import { distModule } from '../helpers/dist.js';
 import { runCommand } from '../helpers/nodeChild.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'bl-h5check-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const file = (name: string) => join(dir, name);
 
 describe('writeHdf5 takes typed arrays it can give a dtype', () => {

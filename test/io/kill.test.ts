@@ -12,7 +12,7 @@ import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFi
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, relative } from 'node:path';
 
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 
 import { isAtomicTemporary, recoverInterruptedDir, removeStaleTemporaries } from '../../ts/io/atomicWrite.js';
 import { Hdf5Reader } from '../../ts/io/hdf5.js';
@@ -21,6 +21,7 @@ import { concurrencyLimit } from '../helpers/slots.js';
 
 const POINTS = Number(process.env.BRAINLATENT_KILL_POINTS ?? 4);
 const root = mkdtempSync(join(tmpdir(), 'bl-kill-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
 const writer = join('test', 'io', 'killWriter.mjs');
 
 /**

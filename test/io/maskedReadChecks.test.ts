@@ -2,11 +2,11 @@
  * The masked readers (NIfTI, HDF5) check their divisor the same way (HDF5 took 0 and NaN and gave Infinity/NaN), and
  * every caller's mask is checked against its grid (an index outside it read NaN or 0, or was dropped from a map).
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { InvalidArgumentError, ShapeError } from '../../ts/errors.js';
 import { readHdf5Masked, writeHdf5 } from '../../ts/io/hdf5.js';
@@ -15,6 +15,7 @@ import { maskCoordinates, maskFromVolume, type VoxelMask } from '../../ts/io/vox
 import { failure } from '../helpers/failure.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'bl-maskread-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const nii = join(dir, 'v.nii.gz');
 const h5 = join(dir, 'b.h5');
 // A 4×3×2 grid, 3 volumes; value = flat index + 1 + 100·volume in both files.

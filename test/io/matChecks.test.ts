@@ -1,15 +1,16 @@
 /** MAT v5: element lengths, dims and compressed sizes are checked before anything is allocated (issue #11). */
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { deflateSync } from 'node:zlib';
 
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 
 import { FormatError, LimitError } from '../../ts/errors.js';
 import { readMat, writeMat } from '../../ts/io/mat.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'bl-matcheck-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const file = (name: string) => join(dir, name);
 afterEach(() => {
   delete process.env.BRAINLATENT_MAX_MAT_BYTES;

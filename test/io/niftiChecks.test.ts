@@ -1,10 +1,10 @@
 /** NIfTI headers are checked against the file before any image buffer is allocated (issue #11). */
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 
 import { FormatError, InvalidArgumentError, LimitError, NonFiniteError } from '../../ts/errors.js';
 import { writeHdf5 } from '../../ts/io/hdf5.js';
@@ -14,6 +14,7 @@ import { readSessionBetas } from '../../ts/nsd/betas.js';
 import { bgzf, gzipMembers, gzipZeroPadded } from './gzipMembers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'bl-niicheck-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const file = (name: string) => join(dir, name);
 
 async function fail(p: Promise<unknown>): Promise<FormatError> {

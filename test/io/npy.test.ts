@@ -1,9 +1,9 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 
 import { FormatError, ShapeError } from '../../ts/errors.js';
 import { BoolArray, decodeNpy, FLOAT_DTYPES, readIntVectorNpy, readMatrixNpy, readNpy, readNpyHeader, writeNpy } from '../../ts/io/npy.js';
@@ -12,6 +12,7 @@ import { readSafetensors, writeSafetensors } from '../../ts/io/safetensors.js';
 import { commandOutput } from '../helpers/nodeChild.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'bl-npy-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const file = (name: string) => path.join(dir, name);
 const PY = '/usr/bin/python3';
 const hasNumpy = (() => {

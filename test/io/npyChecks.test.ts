@@ -1,9 +1,9 @@
 /** The .npy reader checks every header field against the file before it allocates (issue #11's cases). */
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 
 import { FormatError, LimitError, MissingFileError, NonFiniteError } from '../../ts/errors.js';
 import { readIntVectorNpy, readMatrixNpy, readNpy, readNpyHeader, writeNpy } from '../../ts/io/npy.js';
@@ -12,6 +12,7 @@ import { failure } from '../helpers/failure.js';
 import { commandOutput } from '../helpers/nodeChild.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'bl-npycheck-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const file = (name: string) => join(dir, name);
 
 /** A .npy of the given version with a raw header dictionary and data bytes. */

@@ -1,16 +1,17 @@
 /** PNG files are checked before they are decoded (issue #11: a 70-byte PNG that hung, a truncated one that decoded). */
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { crc32, deflateSync } from 'node:zlib';
 
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 
 import { FormatError, InvalidArgumentError, LimitError, MissingFileError, ShapeError } from '../../ts/errors.js';
 import { checkPng } from '../../ts/io/pngCheck.js';
 import { readPng, writePng } from '../../ts/sd/png.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'bl-pngcheck-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const file = (name: string) => join(dir, name);
 
 function chunk(type: string, data: Buffer): Buffer {

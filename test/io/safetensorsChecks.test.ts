@@ -1,14 +1,15 @@
 /** safetensors: the header must describe the file exactly before anything is read (issue #11). */
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 
 import { FormatError, MissingFileError } from '../../ts/errors.js';
 import { readSafetensors, writeSafetensors } from '../../ts/io/safetensors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'bl-stcheck-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const file = (name: string) => join(dir, name);
 
 /** A safetensors file from a header object and raw data bytes. */

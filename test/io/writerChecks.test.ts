@@ -2,11 +2,11 @@
  * The array writers (.npy, safetensors, MAT) write each array with its true dtype, and refuse what their own
  * readers would refuse (an Int8Array read back as uint8 [255, 2]; a Uint32Array .npy readNpy rejected).
  */
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 
 import { InvalidArgumentError, ShapeError } from '../../ts/errors.js';
 import { readMat, writeMat } from '../../ts/io/mat.js';
@@ -15,6 +15,7 @@ import { readSafetensors, writeSafetensors, type SafetensorsTensor } from '../..
 import { failure } from '../helpers/failure.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'bl-writecheck-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const file = (name: string) => join(dir, name);
 
 

@@ -1,5 +1,4 @@
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { describe, expect, it } from 'vitest';
@@ -10,6 +9,7 @@ import { ConfigError, PreflightError } from '../../ts/pipeline/errors.js';
 import { reconstruct } from '../../ts/pipeline/reconstruct.js';
 import { writeSdFixture } from '../../ts/sd/fixture.js';
 import { synthNsd } from '../../ts/synth/nsd.js';
+import { tempDir } from '../helpers/tempDir.js';
 
 describe('config validation', () => {
   it('fills in the defaults of the method', () => {
@@ -179,14 +179,14 @@ describe('config validation', () => {
 
 describe('bad input is caught before any long work', () => {
   it('names a missing model folder and data root together', async () => {
-    const out = mkdtempSync(join(tmpdir(), 'bl-bad-'));
+    const out = tempDir('bl-bad-');
     await expect(reconstruct({ out, nsd: { root: join(out, 'no-nsd'), subject: 1 }, model: { dir: join(out, 'no-model') } })).rejects.toThrow(
       /model folder .*no-model does not exist[\s\S]*NSD root .*no-nsd does not exist/,
     );
   });
 
   it("a decoder's memoryBudget below its fit's fixed part is refused before any work, naming the numbers; the budget it names shows its plan in --dry-run", async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'bl-budget-'));
+    const dir = tempDir('bl-budget-');
     const root = join(dir, 'nsd');
     await synthNsd({ out: root, formats: ['hdf5'], trialsPerSession: 30 });
     const model = join(dir, 'model');
@@ -213,7 +213,7 @@ describe('bad input is caught before any long work', () => {
   });
 
   it('regions with no voxels, test images without captions, and a run folder holding another run', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'bl-bad-'));
+    const dir = tempDir('bl-bad-');
     const root = join(dir, 'nsd');
     await synthNsd({ out: root, formats: ['hdf5'], trialsPerSession: 30 });
     const model = join(dir, 'model');

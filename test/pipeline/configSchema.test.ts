@@ -1,6 +1,5 @@
 /** The config schemas as JSON Schema: help generated from them, paths found through them, the CLI's use of them. */
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { Command } from 'commander';
@@ -18,6 +17,7 @@ import { resolveConfig } from '../../ts/pipeline/config.js';
 import { extractOptions } from '../../ts/pipeline/stages.js';
 import { ConfigError } from '../../ts/pipeline/errors.js';
 import { SCHEDULERS } from '../../ts/sd/schedulerConfig.js';
+import { tempDir } from '../helpers/tempDir.js';
 
 type Schema = Record<string, unknown>;
 
@@ -87,7 +87,7 @@ describe('brainlatent reconstruct --config', () => {
   }
 
   it('reports a config file holding null, naming the file', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'bl-cfg-'));
+    const dir = tempDir('bl-cfg-');
     const file = join(dir, 'run.json');
     writeFileSync(file, 'null');
     const err = (await run('--config', file, '--dry-run')) as ConfigError;
@@ -128,7 +128,7 @@ describe('brainlatent reconstruct --config', () => {
   });
 
   it('lists every problem of the file and of the flags at once', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'bl-cfg-'));
+    const dir = tempDir('bl-cfg-');
     const file = join(dir, 'run.json');
     writeFileSync(file, JSON.stringify({ out: 'x', nsd: { root: 'nsd', subject: 1, colour: 1 }, model: { dir: 'm' }, img2img: { strenght: 0.5 } }));
     const err = (await run('--config', file, '--seeds', '0', '--dry-run')) as ConfigError;

@@ -1,8 +1,8 @@
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 
 import { InvalidArgumentError, LockedError } from '../../ts/errors.js';
 import { LOCK_FILE } from '../../ts/io/folderLock.js';
@@ -10,6 +10,7 @@ import { clearingInterrupted, clearRunFolder, lockRunFolder, markStage, readMani
 import type { ReconstructConfig } from '../../ts/pipeline/config.js';
 
 const root = mkdtempSync(join(tmpdir(), 'bl-runfolder-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
 let n = 0;
 
 /** A finished run folder of an "old" config: run.json, stage markers, outputs, and the extraction cache. */

@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -12,6 +11,7 @@ import type { Matrix } from '../../ts/matrix.js';
 import { alteredCopies, expectRefused } from '../helpers/modelFiles.js';
 import { rng } from '../helpers/random.js';
 import { refCv, refFit } from '../helpers/ridgeReference.js';
+import { tempDir } from '../helpers/tempDir.js';
 
 /** Two bands; target j is driven by band (j % 3) (2 = both). */
 function data(n: number, pa: number, pb: number, t: number, seed: number): { a: Matrix; b: Matrix; y: Matrix } {
@@ -171,7 +171,7 @@ describe('BandedRidgeCV', () => {
   it('save/load round trip is bit-exact and predicts the same', async () => {
     const { a, b, y } = data(50, 4, 3, 5, 4);
     const model = await new BandedRidgeCV({ alphas: [1, 10, 100], nIter: 6, folds: 5 }).fit({ a, b }, y);
-    const file = join(mkdtempSync(join(tmpdir(), 'bl-banded-')), 'm.safetensors');
+    const file = join(tempDir('bl-banded-'), 'm.safetensors');
     await model.save(file);
     const back = await BandedRidgeModel.load(file);
     expect(back.bandNames).toEqual(['a', 'b']);
@@ -186,7 +186,7 @@ describe('BandedRidgeCV', () => {
 
   it('records fit_intercept and standardize in the file, as RidgeCV\'s files do, and reads them back (absent: the defaults)', async () => {
     const { a, b, y } = data(40, 4, 3, 2, 9);
-    const dir = mkdtempSync(join(tmpdir(), 'bl-banded-flags-'));
+    const dir = tempDir('bl-banded-flags-');
     for (const [fitIntercept, standardize] of [[true, false], [false, true], [true, true], [false, false]]) {
       const model = await new BandedRidgeCV({ alphas: [1, 10], nIter: 3, folds: 4, fitIntercept, standardize }).fit({ a, b }, y);
       expect([model.fitIntercept, model.standardize]).toEqual([fitIntercept, standardize]);

@@ -1,6 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
 import { describe, expect, it } from 'vitest';
@@ -17,6 +16,7 @@ import { alteredCopies, expectRefused, type TensorCopy } from '../helpers/modelF
 import { planted, rng } from '../helpers/random.js';
 import { refCv, refFit, refPredict } from '../helpers/ridgeReference.js';
 import { commandOutput } from '../helpers/nodeChild.js';
+import { tempDir } from '../helpers/tempDir.js';
 
 const ALPHAS = [0.1, 1, 10, 100, 1000];
 
@@ -111,7 +111,7 @@ describe('RidgeCV float32 resolution', () => {
     expect(Number.isNaN(m.cvScores.data[4])).toBe(true);
     for (const a of m.bestAlphas) expect(a).toBeGreaterThanOrEqual(1);
     // its file loads: load's best-score check skips the NaN rows of the alphas left unresolved
-    const file = path.join(mkdtempSync(path.join(tmpdir(), 'bl-unresolved-')), 'm.safetensors');
+    const file = path.join(tempDir('bl-unresolved-'), 'm.safetensors');
     await m.save(file);
     expect((await RidgeModel.load(file)).cvScores).toEqual(m.cvScores);
     await expect(new RidgeCV({ alphas: [1e-6, 1e-5], route: 'primal', cvMethod: 'per-fold' }).fit(x, base.y)).rejects.toThrow(
@@ -173,7 +173,7 @@ describe('RidgeModel persistence', () => {
   it('save/load round trip is bit-exact and readable as safetensors', async () => {
     const { x, y } = planted(40, 6, 5, 2);
     const m = await new RidgeCV({ alphas: ALPHAS, folds: 4, standardize: true, score: 'pearson' }).fit(x, y);
-    const dir = mkdtempSync(path.join(tmpdir(), 'bl-'));
+    const dir = tempDir('bl-');
     const file = path.join(dir, 'm.safetensors');
     await m.save(file);
     const back = await RidgeModel.load(file);
@@ -190,7 +190,7 @@ describe('RidgeModel persistence', () => {
   it.skipIf(!hasNumpy())('Python reads the file and its documented prediction formula gives predict()', async () => {
     const { x, y } = planted(30, 4, 3, 6);
     const m = await new RidgeCV({ alphas: [1, 10], standardize: true }).fit(x, y);
-    const dir = mkdtempSync(path.join(tmpdir(), 'bl-py-'));
+    const dir = tempDir('bl-py-');
     await m.save(path.join(dir, 'm.safetensors'));
     await writeNpy(path.join(dir, 'x.npy'), x.data, [30, 4]);
     const script = [
@@ -212,7 +212,7 @@ describe('RidgeModel persistence', () => {
     // 0 at every alpha, a tie that goes to the largest)
     const { x, y } = planted(40, 6, 3, 8);
     for (let i = 0; i < 40; i++) y.data[i * 3 + 2] = 2.5;
-    const dir = mkdtempSync(path.join(tmpdir(), 'bl-combos-'));
+    const dir = tempDir('bl-combos-');
     for (const solver of ['per-fold-primal', 'per-fold-kernel', 'exact-primal', 'exact-kernel'] as const) {
       for (const fitIntercept of [true, false]) {
         for (const standardize of [true, false]) {
@@ -232,7 +232,7 @@ describe('RidgeModel persistence', () => {
   it('save() to a folder or below a file is an InvalidArgumentError naming the path, not EISDIR/EEXIST', async () => {
     const { x, y } = planted(30, 4, 2, 1);
     const m = await new RidgeCV({ alphas: [1] }).fit(x, y);
-    const dir = mkdtempSync(path.join(tmpdir(), 'bl-save-'));
+    const dir = tempDir('bl-save-');
     await expect(m.save(dir)).rejects.toThrow(InvalidArgumentError);
     await expect(m.save(dir)).rejects.toThrow(`cannot write ${dir}: it is an existing folder; expected a file path`);
     await m.save(path.join(dir, 'm.safetensors'));
@@ -361,7 +361,7 @@ describe('RidgeModel checks its parts at construction', () => {
   it('a model whose parts are right predicts and saves', async () => {
     const m = new RidgeModel(parts());
     expect(Array.from(m.predict({ data: f32(2, 1), rows: 1, cols: 2 }).data)).toEqual([1, 1]);
-    const file = path.join(mkdtempSync(path.join(tmpdir(), 'bl-parts-')), 'm.safetensors');
+    const file = path.join(tempDir('bl-parts-'), 'm.safetensors');
     await m.save(file);
     expect((await RidgeModel.load(file)).settings).toEqual(parts().settings);
   });
@@ -895,7 +895,7 @@ describe('RidgeModel.predict: checked inputs, empty inputs, async', () => {
   it('a model file with NaN coefficients or an all-zero x_scale is refused at load, naming the tensor', async () => {
     const { x, y } = planted(30, 4, 2, 1);
     const m = await new RidgeCV({ alphas: [1] }).fit(x, y);
-    const dir = mkdtempSync(path.join(tmpdir(), 'bl-badmodel-'));
+    const dir = tempDir('bl-badmodel-');
     await m.save(path.join(dir, 'ok.safetensors'));
     const f = await import('../../ts/io/safetensors.js').then((mod) => mod.readSafetensors(path.join(dir, 'ok.safetensors')));
     const write = async (name: string, patch: (t: Record<string, Float32Array>) => void) => {

@@ -2,8 +2,7 @@
  * A model folder's JSON and text files (issue #11): an absent optional file means the SD 1.x default, but one that
  * is present and malformed is a typed error naming the file, line and column, never silently ignored.
  */
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { describe, expect, it } from 'vitest';
@@ -11,11 +10,12 @@ import { describe, expect, it } from 'vitest';
 import { FormatError, MissingFileError } from '../../ts/errors.js';
 import { ClipTokenizer } from '../../ts/sd/clipTokenizer.js';
 import { Diffusion } from '../../ts/sd/Diffusion.js';
+import { tempDir } from '../helpers/tempDir.js';
 
 const vocab = { '<|startoftext|>': 0, '<|endoftext|>': 1, 'a</w>': 2, a: 3 };
 
 function modelDir(files: Record<string, string>): string {
-  const dir = mkdtempSync(join(tmpdir(), 'bl-modelfiles-'));
+  const dir = tempDir('bl-modelfiles-');
   for (const [name, text] of Object.entries(files)) {
     mkdirSync(join(dir, name, '..'), { recursive: true });
     writeFileSync(join(dir, name), text);

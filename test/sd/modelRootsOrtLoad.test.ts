@@ -8,18 +8,21 @@
  * Runtime copies it (the hook BRAINLATENT_TEST_TRUNCATE) is refused, not a SIGBUS that ends the process. The hooks
  * act only with BRAINLATENT_TEST_HOOKS=1 set too, which these tests set around each use.
  */
-import { mkdir, mkdtemp, realpath, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, realpath, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 
 import { FormatError } from '../../ts/errors.js';
-import { FeatureNetwork } from '../../ts/eval/featureNetwork.js';
+import { FeatureNetwork, NO_FILES_PREFIX } from '../../ts/eval/featureNetwork.js';
+import { HOST_TAG } from '../../ts/io/atomicWrite.js';
 import { buildInfo } from '../../ts/native/buildInfo.js';
 import { confineModelsTo } from '../../ts/sd/modelRoots.js';
 import { OnnxModel } from '../../ts/sd/OnnxModel.js';
 import { onnx } from '../../ts/sd/onnxProto.js';
+import { commandOutput } from '../helpers/nodeChild.js';
+import { osTmp, restoreTmpdir } from '../helpers/osTmp.js';
 
 let tmp = '';
 let root = '';
@@ -155,6 +158,26 @@ describe('under model roots, a link flipped outside and back while ONNX Runtime 
     const spec = { name: 'add', path: join(dir, 'model.onnx'), inputSize: 8, metric: 'distance' as const };
     const net = await FeatureNetwork.open(spec);
     expect(net.spec.name).toBe('add');
+  });
+
+  it("a feature network's empty folder for ONNX Runtime is removed, and one a killed process left is removed by the next open (before: left)", async () => {
+    const dir = join(root, 'feature-temp');
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, 'model.onnx'), addModel({ location: 'w.bin' }));
+    await writeFile(join(dir, 'w.bin'), floats([10, 20, 30, 40]));
+    const os = osTmp(tmp, 'os-tmp');
+    try {
+      // a process killed during the session create (it has exited), and one still creating its session (this one)
+      const dead = Number(await commandOutput(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']));
+      const killed = `${NO_FILES_PREFIX}-${HOST_TAG}-${dead}-aB3xYz`;
+      const live = `${NO_FILES_PREFIX}-${HOST_TAG}-${process.pid}-aB3xYz`;
+      await mkdir(join(os, killed));
+      await mkdir(join(os, live));
+      await FeatureNetwork.open({ name: 'add', path: join(dir, 'model.onnx'), inputSize: 8, metric: 'distance' });
+      expect(await readdir(os)).toEqual([live]);
+    } finally {
+      restoreTmpdir();
+    }
   });
 });
 

@@ -1,16 +1,17 @@
 /** `synth nsd` refuses impossible grids before writing anything, and never leaves a partial dataset (issue #11). */
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { Command } from 'commander';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 
 import { registerSynthCommand } from '../../ts/cli/commands/synth.js';
 import { InvalidArgumentError } from '../../ts/errors.js';
 import { synthNsd } from '../../ts/synth/nsd.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'bl-synthcheck-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 async function cli(...args: string[]): Promise<void> {
   const program = new Command().exitOverride();

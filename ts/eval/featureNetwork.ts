@@ -4,13 +4,13 @@
  * published tables; user-supplied). Images are resized to `inputSize` (no crop), scaled to [0, 1],
  * normalised with mean/std per channel, fed as NCHW float32; the chosen output is flattened per image.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 
 import type * as ort from 'onnxruntime-common';
 
 import { InvalidArgumentError, MissingFileError, ShapeError } from '../errors.js';
+import { makeProcessTemp, removeDeadProcessTemps } from '../io/processTemp.js';
 import { onnxruntimeNode, type OnnxRuntime } from '../native/onnxruntimeNode.js';
 import type { Matrix } from '../matrix.js';
 import { modelPathExists, readCheckedFile, type CheckedDataFile } from '../sd/modelRoots.js';
@@ -39,6 +39,9 @@ export interface FeatureNetworkSpec {
 export const IMAGENET_MEAN: [number, number, number] = [0.485, 0.456, 0.406];
 export const IMAGENET_STD: [number, number, number] = [0.229, 0.224, 0.225];
 
+/** The prefix of the empty folder a checked session is given (`<os tmp>/bl-ort-no-files-<host>-<pid>-XXXXXX`). */
+export const NO_FILES_PREFIX = 'bl-ort-no-files';
+
 /**
  * Under a service's model roots: a session from the graph read from the model file checked, its external data the
  * bytes of the files checked (each read from a descriptor held to the file checked, readCheckedFile) handed to
@@ -55,7 +58,9 @@ async function checkedSession(
 ): Promise<ort.InferenceSession> {
   const externalData = [];
   for (const f of files) externalData.push({ path: f.location, data: await readCheckedFile(f.path, f, f.what, model) });
-  const empty = await mkdtemp(join(tmpdir(), 'bl-ort-no-files-'));
+  // named for this process: one a process killed during the create left is removed by the next (removeDeadProcessTemps)
+  await removeDeadProcessTemps(tmpdir(), NO_FILES_PREFIX);
+  const empty = await makeProcessTemp(tmpdir(), NO_FILES_PREFIX);
   try {
     return await ort.InferenceSession.create(bytes, { ...threads, externalData, extra: { session: { model_external_initializers_file_folder_path: empty } } });
   } finally {

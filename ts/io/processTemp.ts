@@ -3,11 +3,16 @@
  * temporaries (development builds wrote a copy of the U-Net with layers exposed to such a folder in the OS temp
  * folder; ts/encoding/unetCopies.ts also removes the copies of the builds before them, which carry no pid): one a
  * killed process left (SIGKILL, a crash: its own clean-up never ran) is removed by `removeDeadProcessTemps`. A live
- * process's folders, and other hosts', are left alone.
+ * process's folders, and other hosts', are left alone. `makeProcessTemp` makes one.
  */
-import { readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { isStale } from './atomicWrite.js';
+import { HOST_TAG, isStale } from './atomicWrite.js';
+
+/** Makes (mkdtemp) a `<prefix>-<host>-<pid>-XXXXXX` folder in `parent` for this process; returns its path. */
+export function makeProcessTemp(parent: string, prefix: string): Promise<string> {
+  return mkdtemp(join(parent, `${prefix}-${HOST_TAG}-${process.pid}-`));
+}
 
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
