@@ -118,7 +118,8 @@ Napi::Value MapFile(const Napi::CallbackInfo& info) {
 
 // writeThrough(fd, chunks: Uint8Array[]) -> Promise<{ written, errno, message }>: writes the chunks one
 // after another at fd's position, through to the disk without filling the page cache (file_io.h),
-// on a worker thread. A failure resolves with its errno (0: none) for the caller to name the file.
+// on a worker thread. A failure resolves with its errno (0: none) for the caller to name the file; the process's
+// exit and the environment's end stop it between 8 MiB pieces (ECANCELED).
 Napi::Value WriteThrough(const Napi::CallbackInfo& info) {
   Args args(info, "writeThrough");
   const std::int64_t fd = args.count(0, "fd");
@@ -134,7 +135,9 @@ Napi::Value WriteThrough(const Napi::CallbackInfo& info) {
   auto outcome = std::make_shared<WriteOutcome>();
   return run_job(
       info.Env(), "brainlatent.writeThrough",
-      [=](JobContext&) { *outcome = write_through(static_cast<int>(fd), *pieces); },
+      // (the job's flag, which the process's exit and the environment's end set: the write stops between pieces with
+      // ECANCELED instead of holding the exit up until the whole file is written to a temporary never renamed)
+      [=](JobContext& ctx) { *outcome = write_through(static_cast<int>(fd), *pieces, ctx.cancel_flag()); },
       [outcome](Napi::Env env) {
         Napi::Object o = Napi::Object::New(env);
         o.Set("written", static_cast<double>(outcome->written));

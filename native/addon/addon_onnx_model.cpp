@@ -106,7 +106,8 @@ Napi::Value OnnxDispose(const Napi::CallbackInfo& info) {
 
 // onnxRun(handle, inputs: {name, data: Float32Array|Float64Array|Int32Array|BigInt64Array, shape}[],
 //         outputNames: string[], cancelToken?) -> Promise<{name, data: Float32Array, shape}[]>
-// Cancelling the token stops a run in flight (ONNX Runtime's terminate flag).
+// Cancelling the token stops a run in flight (ONNX Runtime's terminate flag), as do the environment's end and the
+// process's exit.
 Napi::Value OnnxRun(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::shared_ptr<OnnxModel> model = model_of(info[0]);
@@ -152,10 +153,15 @@ Napi::Value OnnxRun(const Napi::CallbackInfo& info) {
   for (uint32_t i = 0; i < outs.Length(); ++i) names->push_back(outs.Get(i).As<Napi::String>().Utf8Value());
   auto token = guarded(env, "onnxRun", [] { return std::make_shared<OnnxRunToken>(); });
   const CancelTokenPtr cancel = Args(info, "onnxRun").cancel_token(3);
-  if (cancel) cancel->on_cancel([token] { token->cancel(); });
   auto result = std::make_shared<std::vector<OnnxOutput>>();
   return run_job(
-      env, "brainlatent.onnxRun", [model, inputs, names, token, result](JobContext&) { *result = model->run(*inputs, *names, token.get()); },
+      env, "brainlatent.onnxRun",
+      [model, inputs, names, token, result](JobContext& ctx) {
+        // (the job's own cancellation — the caller's token, its environment's end at worker.terminate(), the process's
+        // exit — interrupts the run in flight: linked to the caller's token only, an exit waited for the whole run)
+        ctx.on_cancel([token] { token->cancel(); });
+        *result = model->run(*inputs, *names, token.get());
+      },
       [result](Napi::Env e) -> Napi::Value {
         Napi::Array a = Napi::Array::New(e, result->size());
         for (std::size_t i = 0; i < result->size(); ++i) {

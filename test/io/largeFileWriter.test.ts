@@ -4,16 +4,19 @@
  * and before what it writes after; a failing write rejects like an fs write (code, errno) and the atomic output
  * keeps the old file.
  */
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { setLargeFileWriter, withAtomicFile, writeChunks } from '../../ts/io/atomicWrite.js';
 import { readSafetensors, writeSafetensors } from '../../ts/io/safetensors.js';
 import { useEngineFileWriter } from '../../ts/native/call.js';
+import { distModule } from '../helpers/dist.js';
+import { runModule } from '../helpers/nodeChild.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'bl-writer-'));
 afterAll(() => {
@@ -80,5 +83,32 @@ describe('the engine writer of large outputs', () => {
     ).rejects.toThrow();
     expect(readFileSync(p, 'utf8')).toBe('old');
     expect(readdirSync(dir).filter((f) => f.startsWith('.kept'))).toEqual([]);
+  });
+
+  it('stops between its 8 MiB pieces when the process exits, instead of writing the whole temporary first', async () => {
+    // (the job's cancel flag was not passed to the writer: process.exit() waited until all of a 1 GiB output was on the
+    // disk, in a temporary that is never renamed; the next run removes it as stale, as any exit's temporary)
+    const out = join(dir, 'exit', 'out.bin');
+    const url = (m: string) => JSON.stringify(pathToFileURL(distModule(m)).href);
+    const r = await runModule(`
+      import { readdirSync, statSync } from 'node:fs';
+      import { dirname, join } from 'node:path';
+      const { useEngineFileWriter } = await import(${url('native/call')});
+      const { withAtomicFile, writeChunks } = await import(${url('io/atomicWrite')});
+      if (!useEngineFileWriter()) throw new Error('no engine writer');
+      const out = ${JSON.stringify(out)};
+      const piece = new Uint8Array(8 << 20).fill(7);
+      withAtomicFile(out, (fh) => writeChunks(fh, Array.from({ length: 128 }, () => piece)));
+      // (once the engine's write is under way: its temporary has bytes)
+      setInterval(() => {
+        const tmp = readdirSync(dirname(out)).find((n) => n.startsWith('.out.bin.tmp-'));
+        if (tmp && statSync(join(dirname(out), tmp)).size > 0) process.exit(3);
+      }, 5);
+    `);
+    expect({ status: r.status, signal: r.signal, hung: r.hung }, r.stderr).toEqual({ status: 3, signal: null, hung: false });
+    const left = readdirSync(join(dir, 'exit'));
+    expect(left).toHaveLength(1);
+    expect(left[0]).toMatch(/^\.out\.bin\.tmp-/);
+    expect(statSync(join(dir, 'exit', left[0])).size).toBeLessThan(1 << 30);
   });
 });

@@ -12,7 +12,7 @@ import { pathToFileURL } from 'node:url';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { writeSdFixture } from '../../ts/sd/fixture.js';
+import { GraphBuilder, model, rng, valueInfo, writeSdFixture } from '../../ts/sd/fixture.js';
 import { distModule } from '../helpers/dist.js';
 import { type ChildResult, runCommand, runModule } from '../helpers/nodeChild.js';
 
@@ -355,5 +355,83 @@ describe('a process that ends while an ONNX Runtime job computes exits promptly 
     expectExited(r, 3);
     expect(r.stdout.trim()).toBe('computing');
     expect(r.stderr).toBe('');
+  });
+});
+
+describe('OnnxModel.run is interrupted when its process exits or its worker_thread is terminated', () => {
+  // (the run was linked to the caller's token only, not to the job's own that the exit and the environment's end
+  // cancel: process.exit() and worker.terminate() waited for the whole run — the reviewer's onnxexit.mjs and
+  // onnxworker.mjs, ~5 s)
+  let dir = '';
+  let modelPath = '';
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'bl-onnx-exit-'));
+    modelPath = join(dir, 'chain.onnx');
+    // (60 MatMuls of [rows, 1024] by 1024²: a run's length is proportional to its rows, and ONNX Runtime's terminate
+    // flag is read between them)
+    const g = new GraphBuilder(rng(1));
+    const w = g.weight([1024, 1024], 1 / 32);
+    let prev = 'x';
+    for (let i = 0; i < 60; i++) prev = g.op('MatMul', [prev, w]);
+    g.op('Identity', [prev], [], 'y');
+    writeFileSync(modelPath, model(g, 'chain', [valueInfo('x', 1, ['rows', 1024])], [valueInfo('y', 1, ['rows', 1024])]));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  /**
+   * Loads the model on one thread and times a 512-row run; startLong() then starts a run of ≥ 8 s on that measure (at
+   * most 32,768 rows) and returns its expected length, runMs. Sized from the machine's own speed, so that a run
+   * waited for is told apart from one interrupted on a loaded machine as on a fast one (2 cores, before the fix:
+   * exit 6.6 s and terminate 8.4 s after the call, for runMs 8 s; after it 0.3–0.45 s and 0.08–0.33 s).
+   */
+  const onnxHead = (): string => `
+    const { OnnxModel } = await import(${JSON.stringify(pathToFileURL(distModule('sd/OnnxModel')).href)});
+    const m = await OnnxModel.load(${JSON.stringify(modelPath)}, { intraOpThreads: 1 });
+    const input = (rows) => ({ x: { data: new Float32Array(rows * 1024).fill(0.01), shape: [rows, 1024] } });
+    await m.run(input(16), ['y']);  // (the first run allocates)
+    const t0 = performance.now();
+    await m.run(input(512), ['y']);
+    const msPerRow = (performance.now() - t0) / 512;
+    const startLong = () => {
+      const rows = Math.min(1 << 15, Math.ceil(8000 / msPerRow));
+      m.run(input(rows), ['y']).then(() => console.log('run finished first'), () => {});
+      return rows * msPerRow;
+    };
+  `;
+
+  it('process.exit() during a run ends the process long before the run could have finished', async () => {
+    const r = await runModule(`${onnxHead()}
+      const runMs = startLong();
+      setTimeout(() => {
+        console.log(JSON.stringify({ runMs, exitAt: Date.now() }));
+        process.exit(6);
+      }, 300);
+    `);
+    const closedAt = Date.now();
+    expectExited(r, 6);
+    const { runMs, exitAt } = JSON.parse(r.stdout.trim()) as { runMs: number; exitAt: number };
+    expect(closedAt - exitAt).toBeLessThan(runMs / 2);
+  });
+
+  it('worker.terminate() during a run resolves long before the run could have finished', async () => {
+    const worker = `
+      (async () => {
+        const { parentPort } = await import('node:worker_threads');
+        ${onnxHead()}
+        const runMs = startLong();
+        setTimeout(() => parentPort.postMessage(runMs), 300);
+      })();
+    `;
+    const r = await runModule(`
+      import { Worker } from 'node:worker_threads';
+      const w = new Worker(${JSON.stringify(worker)}, { eval: true });
+      const runMs = await new Promise((resolve) => w.once('message', resolve));
+      const t = performance.now();
+      await w.terminate();
+      console.log(JSON.stringify({ runMs, terminateMs: performance.now() - t }));
+    `);
+    expectExited(r, 0);
+    const { runMs, terminateMs } = JSON.parse(r.stdout.trim()) as { runMs: number; terminateMs: number };
+    expect(terminateMs).toBeLessThan(runMs / 2);
   });
 });

@@ -115,8 +115,17 @@ std::vector<RidgeResult> ridge_cv_fit_many(const std::vector<RidgeProblem>& prob
       }
     }
   };
+  // (a worker that cannot be started — the process's thread limit — leaves its problems to the others and this
+  // thread: `work` takes problems until none is left; the ones started are joined before this frame ends)
   std::vector<std::thread> pool;
-  for (int w = 1; w < workers; ++w) pool.emplace_back(work);
+  pool.reserve(static_cast<std::size_t>(workers));
+  for (int w = 1; w < workers; ++w) {
+    try {
+      pool.emplace_back(work);
+    } catch (...) {
+      break;
+    }
+  }
   work();
   for (auto& t : pool) t.join();
   if (first) std::rethrow_exception(first);
