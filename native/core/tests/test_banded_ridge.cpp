@@ -416,6 +416,56 @@ int main() {
     }
   });
 
+  test::run("repeated candidates are searched once, with the results of searching each", [] {
+    // One band: every draw is γ = 1 (variance partitioning's leave-one-out fits of two spaces searched
+    // the same γ nIter times). The fit decomposes each fold and the refit once, and equals the fit of
+    // one candidate; every row of gamma_scores is the first's, and the first is chosen.
+    const int k = 4;
+    Data d = make_data(64, {9}, 6, 9);
+    BandedRidgeOptions o;
+    o.band_sizes = {9};
+    o.alphas = {0.3, 3, 30, 300};
+    o.folds = folds_of(d.n, k);
+    o.n_folds = k;
+    o.eig_precision = EigPrecision::Float64;
+    for (auto route : {RidgeRoute::Primal, RidgeRoute::Kernel}) {
+      o.route = route;
+      o.n_iter = 40;
+      const BandedRidgeResult many = banded_ridge_fit({d.x.data(), d.n, d.p}, {d.y.data(), d.n, d.t}, o);
+      CHECK(many.info.n_gammas == 40);
+      CHECK(many.info.eigendecompositions == k + 1);
+      CHECK(many.info.refit_groups == 1);
+      o.n_iter = 2;  // (one candidate would be plain RidgeCV's path; two equal ones take the banded path)
+      const BandedRidgeResult two = banded_ridge_fit({d.x.data(), d.n, d.p}, {d.y.data(), d.n, d.t}, o);
+      for (long j = 0; j < d.t; ++j) {
+        CHECK(many.best_gamma[j] == 0);
+        CHECK(many.best_alpha[j] == two.best_alpha[j]);
+        CHECK(many.best_scores[j] == two.best_scores[j]);
+        for (int c = 1; c < 40; ++c) CHECK(many.gamma_scores[c * d.t + j] == many.gamma_scores[j]);
+      }
+      CHECK(std::vector<float>(many.coef.begin(), many.coef.end()) == std::vector<float>(two.coef.begin(), two.coef.end()));
+    }
+    // Two bands, a row given twice: the repeat is not decomposed, scores as its first, and is never chosen.
+    Data d2 = make_data(64, {5, 7}, 8, 10);
+    o.band_sizes = {5, 7};
+    o.route = RidgeRoute::Kernel;
+    o.gammas = {0.5, 0.5, 0.9, 0.1, 0.2, 0.8};
+    const BandedRidgeResult once = banded_ridge_fit({d2.x.data(), d2.n, d2.p}, {d2.y.data(), d2.n, d2.t}, o);
+    o.gammas = {0.5, 0.5, 0.9, 0.1, 0.5, 0.5, 0.2, 0.8, 0.9, 0.1};
+    const BandedRidgeResult again = banded_ridge_fit({d2.x.data(), d2.n, d2.p}, {d2.y.data(), d2.n, d2.t}, o);
+    CHECK(again.info.eigendecompositions == once.info.eigendecompositions);
+    const int row_of[] = {0, 1, 2};  // `again`'s rows 0, 1, 3 are `once`'s 0, 1, 2
+    for (long j = 0; j < d2.t; ++j) {
+      const int b = again.best_gamma[j];
+      CHECK(b == 0 || b == 1 || b == 3);
+      CHECK(row_of[b == 3 ? 2 : b] == once.best_gamma[j]);
+      CHECK(again.best_alpha[j] == once.best_alpha[j]);
+      CHECK(again.gamma_scores[2 * d2.t + j] == again.gamma_scores[j]);
+      CHECK(again.gamma_scores[4 * d2.t + j] == again.gamma_scores[1 * d2.t + j]);
+    }
+    CHECK(std::vector<float>(again.coef.begin(), again.coef.end()) == std::vector<float>(once.coef.begin(), once.coef.end()));
+  });
+
   test::run("bad input: band sizes, gammas, folds", [] {
     Data d = make_data(20, {3, 3}, 2, 8);
     BandedRidgeOptions o;

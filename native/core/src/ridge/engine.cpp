@@ -587,7 +587,12 @@ EngineResult attempt(const Problem& pb, Backend& be, const RouteSpec& spec) {
   // of a candidate.
   const RouteCost cost = spec.cost(pb);
   const double setup_share = cost.total > 0 ? std::clamp(cost.setup / cost.total, 0.02, 0.6) : 0.05;
-  const double per_candidate = (cost.total - cost.setup) / nc;
+  // Only the first of equal candidates is searched (Problem::first_equal_candidates): progress by those.
+  const std::vector<int> first_equal = pb.first_equal_candidates();
+  std::vector<int> distinct_rank(Z(nc), 0);
+  int nd = 0;
+  for (int c = 0; c < nc; ++c) distinct_rank[Z(c)] = first_equal[Z(c)] == c ? nd++ : distinct_rank[Z(first_equal[Z(c)])];
+  const double per_candidate = (cost.total - cost.setup) / nd;
   const i64 n_batches = (t + tb - 1) / tb;
   ctx.single_batch = n_batches == 1;
   const double decompose = cost.decompose + (ctx.single_batch ? 0.0 : cost.leverage);
@@ -634,9 +639,19 @@ EngineResult attempt(const Problem& pb, Backend& be, const RouteSpec& spec) {
   const bool keep_batch = n_batches == 1;  // one batch: load Y once for every candidate
   bool loaded = false;
   std::vector<char> no_skip(Z(A), 0);
+  std::vector<char> skipped(Z(nc), 0);
   double t_search = 0, t_refit = 0;
   const double span = (single ? 1.0 : 0.85) - setup_share;  // (banded ridge: its grouped refit after 0.85)
   for (int c = 0; c < nc; ++c) {
+    if (first_equal[Z(c)] != c) {
+      // A repeat: its scores are its first's, and it cannot improve on them strictly.
+      const int f = first_equal[Z(c)];
+      skipped[Z(c)] = skipped[Z(f)];
+      res.skipped_candidates += skipped[Z(c)];
+      std::copy(res.candidate_scores.begin() + static_cast<std::ptrdiff_t>(f) * t, res.candidate_scores.begin() + static_cast<std::ptrdiff_t>(f + 1) * t,
+                res.candidate_scores.begin() + static_cast<std::ptrdiff_t>(c) * t);
+      continue;
+    }
     auto tc = Clock::now();
     // Band weights of this candidate, per feature.
     {
@@ -646,7 +661,8 @@ EngineResult attempt(const Problem& pb, Backend& be, const RouteSpec& spec) {
     }
     // Resolution is per candidate (the single candidate's includes the setup's decomposition).
     if (!single) ctx.reset_resolution();
-    const double c0 = setup_share + span * c / nc, c1 = setup_share + span * (c + 1) / nc;
+    const int u = distinct_rank[Z(c)];
+    const double c0 = setup_share + span * u / nd, c1 = setup_share + span * (u + 1) / nd;
     ctx.progress_from = c0;
     ctx.progress_to = c0 + (c1 - c0) * decompose_share;
     const double scored_from = ctx.progress_to;  // the batches share the rest of the candidate's range
@@ -663,6 +679,7 @@ EngineResult attempt(const Problem& pb, Backend& be, const RouteSpec& spec) {
         throw Error(ErrorCode::InvalidArgument, msg.str());
       }
       ++res.skipped_candidates;
+      skipped[Z(c)] = 1;
       std::fill(res.candidate_scores.begin() + static_cast<std::ptrdiff_t>(c) * t,
                 res.candidate_scores.begin() + static_cast<std::ptrdiff_t>(c + 1) * t, std::numeric_limits<float>::quiet_NaN());
       route->end_candidate();
@@ -761,10 +778,14 @@ EngineResult attempt(const Problem& pb, Backend& be, const RouteSpec& spec) {
       for (int b = 0; b < pb.n_bands(); ++b)
         for (i64 q = 0; q < pb.band_sizes[Z(b)]; ++q) ctx.feature_weight[Z(f++)] = pb.candidates[Z(c) * Z(pb.n_bands()) + Z(b)];
       ctx.progress_from = ctx.progress_to = 0.85 + 0.15 * static_cast<double>(done) / static_cast<double>(t);
-      route->begin_refit(c);
+      {
+        profile::Scope ps("phase refit decompose");
+        route->begin_refit(c);
+      }
       const auto& g = groups[Z(c)];
       for (std::size_t c0 = 0; c0 < g.size(); c0 += Z(tb)) {
         ctx.checkpoint();
+        profile::Scope ps("phase refit solve");
         std::vector<i64> chunk(g.begin() + static_cast<std::ptrdiff_t>(c0), g.begin() + static_cast<std::ptrdiff_t>(std::min(g.size(), c0 + Z(tb))));
         const i64 w = static_cast<i64>(chunk.size());
         batch.cols = &chunk;

@@ -66,6 +66,12 @@ struct Problem {
   int n_bands() const { return static_cast<int>(band_sizes.size()); }
   int n_candidates() const { return static_cast<int>(candidates.size() / band_sizes.size()); }
   bool unit_weights() const;  // a single candidate of all ones (RidgeCV)
+  // Per candidate, the first candidate with the same band weights (itself for a first occurrence).
+  // A repeated row scores exactly as its first and a later candidate must improve strictly, so the
+  // driver searches only the first: every draw of a one-band fit (variance partitioning's
+  // leave-one-out fits) is the same γ = 1, and searching it nIter times was 100× the work.
+  std::vector<int> first_equal_candidates() const;
+  int n_distinct_candidates() const;
 };
 
 constexpr std::size_t kDefaultMemoryBudget = std::size_t(2) << 30;

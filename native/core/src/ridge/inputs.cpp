@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <string>
 
 #include "brainlatent/error.h"
@@ -80,6 +81,26 @@ FoldLayout make_fold_layout(const std::vector<std::int32_t>& labels, int k, i64 
 bool Problem::unit_weights() const {
   if (n_candidates() != 1) return false;
   return std::all_of(candidates.begin(), candidates.end(), [](double g) { return g == 1.0; });
+}
+
+std::vector<int> Problem::first_equal_candidates() const {
+  const int nc = n_candidates(), nb = n_bands();
+  std::vector<int> first(Z(nc));
+  std::map<std::vector<double>, int> seen;
+  for (int c = 0; c < nc; ++c) {
+    const auto row = candidates.begin() + static_cast<std::ptrdiff_t>(c) * nb;
+    // (a row with a NaN, refused by check_problem, would compare equal to any: left on its own)
+    const bool finite = std::all_of(row, row + nb, [](double g) { return std::isfinite(g); });
+    first[Z(c)] = finite ? seen.emplace(std::vector<double>(row, row + nb), c).first->second : c;
+  }
+  return first;
+}
+
+int Problem::n_distinct_candidates() const {
+  const std::vector<int> first = first_equal_candidates();
+  int d = 0;
+  for (std::size_t c = 0; c < first.size(); ++c) d += first[c] == static_cast<int>(c);
+  return d;
 }
 
 void check_problem(const Problem& pb) {

@@ -425,7 +425,7 @@ std::unique_ptr<Route> make_per_fold_kernel(Context& ctx) { return std::make_uni
 // decompositions and their products repeated per candidate.
 RouteCost cost_per_fold_primal(const Problem& pb) {
   const double n = static_cast<double>(pb.n()), p = static_cast<double>(pb.p()), t = static_cast<double>(pb.t()),
-               A = pb.n_alphas(), K = pb.folds.k, nc = pb.n_candidates();
+               A = pb.n_alphas(), K = pb.folds.k, nc = pb.n_distinct_candidates();
   const double nv = n / K;
   RouteCost c;
   c.setup = n * p * p;  // (XᵀY, 2npt, is formed per target batch)
@@ -436,7 +436,7 @@ RouteCost cost_per_fold_primal(const Problem& pb) {
 
 RouteCost cost_per_fold_kernel(const Problem& pb) {
   const double n = static_cast<double>(pb.n()), p = static_cast<double>(pb.p()), t = static_cast<double>(pb.t()),
-               A = pb.n_alphas(), K = pb.folds.k, nc = pb.n_candidates();
+               A = pb.n_alphas(), K = pb.folds.k, nc = pb.n_distinct_candidates();
   const double nv = n / K, nt = n - nv;
   RouteCost c;
   c.setup = n * n * p;
