@@ -95,7 +95,11 @@ describe('img2img clients that go away', () => {
     expect(logLines.filter((l) => l.level >= 50)).toEqual([]);
     const gone = logLines.filter((l) => l.msg === 'client went away');
     expect(gone.map((l) => l.level)).toEqual([30, 30, 30]);
-    expect(gone.filter((l) => l.reason === 'img2img: cancelled while queued')).toHaveLength(2);
-    expect(gone.filter((l) => /^img2img cancelled during step \d+ of \d+ \(its U-Net call was interrupted\)$/.test(l.reason ?? ''))).toHaveLength(1);
+    // (the running one's U-Net call is interrupted, or the cancel lands between two calls)
+    expect(gone.map((l) => l.reason).sort()).toEqual([
+      expect.stringMatching(/^img2img cancelled (during step \d+ of \d+ \(its U-Net call was interrupted\)|before step \d+ of \d+)$/),
+      'img2img: cancelled while queued',
+      'img2img: cancelled while queued',
+    ]);
   }, 180_000);
 });
