@@ -116,3 +116,36 @@ describe('the batch ETA', () => {
     expect(s.etaSeconds).toBe(Math.max(...s.subjects.map((p) => p.etaSeconds ?? 0)));
   });
 });
+
+// s26-r2: a batch cancelled half-way showed 'r2f: 100% of 22 jobs (11 done, …, 0 blocked) … cancelled', and status
+// --json progress 1 (each subject's too) beside counts.cancelled 11: cancelled jobs counted as finished work
+describe('a batch that ended cancelled or failed', () => {
+  const t0 = 1_000_000;
+  // two subjects of 11 one-job stages: A's all done, B's all cancelled before they started
+  const half = ['A', 'B'].flatMap((subject) =>
+    Array.from({ length: 11 }, (_, i) =>
+      job(subject, `s${i}`, subject === 'A' ? { state: 'done', fraction: 1, seconds: 1, startedAt: t0 + i * 1000, finishedAt: t0 + (i + 1) * 1000 } : { state: 'cancelled' }),
+    ),
+  );
+
+  it('is at the share of the work made, not 100%, and the watch line counts the cancelled jobs', () => {
+    const s = batchStatus('r2f', half, t0, t0 + 20_000);
+    expect(s.state).toBe('cancelled');
+    expect(s.progress).toBe(0.5);
+    expect(s.subjects.map((p) => [p.subject, p.state, p.progress])).toEqual([
+      ['A', 'done', 1],
+      ['B', 'cancelled', 0],
+    ]);
+    expect(renderTable(s).split('\n').at(-1)).toBe('r2f: 50% of 22 jobs (11 done, 0 skipped, 0 running, 0 waiting, 0 failed, 0 blocked, 11 cancelled); 33.0 jobs/min; cancelled');
+  });
+
+  it('counts a stopped or failed job by the part it had made, as the service’s batch job does', () => {
+    // B's first job was stopped at 40%, its second failed at 10%: (11 + 0.4 + 0.1) / 22
+    const js = half.map((j) => (j.id === 'b.B.r.s0' ? { ...j, startedAt: t0, fraction: 0.4 } : j.id === 'b.B.r.s1' ? { ...j, state: 'failed' as const, fraction: 0.1 } : j));
+    const s = batchStatus('r2f', js, t0, t0 + 20_000);
+    expect(s.progress).toBeCloseTo(11.5 / 22, 12);
+    // B's jobs cost 1 s each (their stages' measured seconds): 0.5 of 11 s
+    expect(s.subjects[1].progress).toBeCloseTo(0.5 / 11, 12);
+    expect(renderTable(s).split('\n').at(-1)).toMatch(/^r2f: 52% of 22 jobs \(11 done, 0 skipped, 0 running, 0 waiting, 1 failed, 0 blocked, 10 cancelled\);/);
+  });
+});

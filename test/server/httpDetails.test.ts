@@ -2,7 +2,8 @@
  * The service's small HTTP answers say what a client needs to fix its request: a non-Bearer Authorization header,
  * a body over its route's limit (the limit in bytes and the route), JSON that does not parse (where), a known path
  * with another method (405 with Allow), a cancel of a job that has ended (409 with its state), predict on a
- * diffusion model (which route runs it), a predict shape error naming body.x, a reconstruct config its preflight
+ * diffusion model (which route runs it), a predict shape error naming body.x, a number beyond float32 named as sent,
+ * img2img's c and z of different batch sizes naming body.c and body.z, a reconstruct config its preflight
  * would refuse (400 at submission, nothing written), and an event stream resumed beyond its job's end (the final
  * event, not an empty stream).
  */
@@ -127,6 +128,29 @@ describe('request details', () => {
     expect(json.json.message).toBe("body.x: X has 3 features per sample but model 'z' takes 4");
     const npy = await s.call('POST', '/v1/ridge/z/predict', encodeNpy(new Float32Array(3), [1, 3]), { 'content-type': 'application/x-npy' });
     expect(npy.json.message).toBe("body (X as .npy): X has 3 features per sample but model 'z' takes 4");
+  });
+
+  // s26-r2: 1e39 was told 'is Infinity' (what float32 made of it, not what was sent)
+  it('a number beyond float32 is named as sent, with the range, in JSON and in a float64 .npy', async () => {
+    const json = await s.call('POST', '/v1/ridge/z/predict', { x: [[1e39, 0, 0, -1e39]] });
+    expect(json.status).toBe(400);
+    expect(json.json).toMatchObject({ code: 'NonFinite', name: 'NonFiniteError' });
+    expect(json.json.message).toBe(
+      "body.x: element [sample 0, feature 0] (flat index 0) is 1e+39, beyond float32's range (±3.4e38), the type it is read as (2 of 4 values are not finite); finite numbers are required",
+    );
+    const npy = await s.call('POST', '/v1/ridge/z/predict', encodeNpy(new Float64Array([0, 0, -3.5e38, 0]), [1, 4]), { 'content-type': 'application/x-npy' });
+    expect(npy.json.message).toBe(
+      "body (X as .npy): element [sample 0, feature 2] (flat index 2) is -3.5e+38, beyond float32's range (±3.4e38), the type it is read as; finite numbers are required",
+    );
+  });
+
+  // s26-r2: 'img2img: z has 2 images but c has 1 rows', where the route's other answers name the body's fields
+  it("img2img with c's rows not one per image of z names body.c and body.z", async () => {
+    const b64 = (shape: number[]) => encodeNpy(new Float32Array(shape.reduce((a, n) => a * n, 1)), shape).toString('base64');
+    const r = await s.call('POST', '/v1/sd/sd/img2img', { z: b64([2, 4, 8, 8]), c: b64([1, 77, 32]), steps: 2 });
+    expect(r.status).toBe(400);
+    expect(r.json).toMatchObject({ code: 'ShapeMismatch', name: 'ShapeError' });
+    expect(r.json.message).toBe('body.c: has 1 rows ([1, 77, 32]) but body.z has 2 images ([2, 4, 8, 8]); expected one row of c per image');
   });
 
   it('a reconstruct config its preflight refuses is a 400 at submission, before anything is written', async () => {

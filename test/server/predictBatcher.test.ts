@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 
 import type { Matrix } from '../../ts/matrix.js';
 import { PredictBatcher } from '../../ts/server/models/predictBatcher.js';
+import { CancelledError } from '../../ts/errors.js';
 import { QueueFullError } from '../../ts/server/workQueue.js';
 
 /** A "model" y = [sum(x), key length] per row; calls are held until released, and recorded. */
@@ -69,5 +70,36 @@ describe('PredictBatcher', () => {
   it('passes a failure to every request of the batch', async () => {
     const b = new PredictBatcher(() => Promise.reject(new Error('engine says no')), 2, 4);
     await expect(b.run('m', row(1))).rejects.toThrow('engine says no');
+  });
+
+  it('takes a waiting request whose signal aborts out of the queue (CancelledError); the batch after it leaves it out', async () => {
+    const f = fakePredict();
+    const b = new PredictBatcher(f.predict, 1, 2);
+    const running = b.run('m', row(1));
+    const leave = new AbortController();
+    const gone = b.run('m', row(2), leave.signal).catch((e: unknown) => e);
+    const stays = b.run('m', row(3));
+    await expect(b.run('m', row(4))).rejects.toBeInstanceOf(QueueFullError);
+    leave.abort();
+    await tick();
+    expect(b.queued).toBe(1);
+    const e = await gone;
+    expect(e).toBeInstanceOf(CancelledError);
+    expect((e as Error).message).toBe('predict: cancelled while queued');
+    // its place is free for a live request, and the next batch holds only the live ones
+    const live = b.run('m', row(5));
+    expect(b.queued).toBe(2);
+    f.release();
+    await running;
+    await tick();
+    expect(f.calls[1]).toEqual({ key: 'm', rows: 2 });
+    f.release();
+    expect([(await stays).data[0], (await live).data[0]]).toEqual([3, 5]);
+    // a signal that aborts once its request is in a batch changes nothing
+    const late = new AbortController();
+    const p = b.run('m', row(7), late.signal);
+    late.abort();
+    f.release();
+    expect((await p).data[0]).toBe(7);
   });
 });

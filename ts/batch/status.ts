@@ -87,7 +87,8 @@ export interface BatchStatus {
   jobs: JobInfo[];
   counts: Record<BatchJobState, number>;
   /**
-   * Fraction of jobs finished (done, skipped, failed, blocked), jobs per minute, and seconds to go: the jobs left at
+   * Share of the batch made (jobShare: a job done or skipped counts whole, any other the part its last fraction says,
+   * so a batch that ends failed or cancelled does not reach 1), jobs per minute, and seconds to go: the jobs left at
    * that rate, but never less than the largest of the subjects' ETAs (`subjects`).
    */
   progress: number;
@@ -102,7 +103,7 @@ export interface SubjectProgress {
   subject: string;
   /** 'running' while any of its jobs is waiting or active; otherwise done, failed (a job failed or was blocked) or cancelled. */
   state: BatchState;
-  /** Its jobs' share finished, weighted by their expected seconds. */
+  /** Its jobs' share made (jobShare), weighted by their expected seconds: below 1 when it ended failed or cancelled. */
   progress: number;
   /** Seconds until it should be finished (0 when it is), null before any job has done work to measure. */
   etaSeconds: number | null;
@@ -117,6 +118,13 @@ export const CANCELLED_REASON = 'batch cancelled';
 
 /** Whether a BullMQ job's `failedReason` (or a 'failed' event's) is a cancel by `batch cancel`, not a failure. */
 export const isCancelledReason = (failedReason: string | undefined | null): boolean => failedReason === CANCELLED_REASON;
+
+/**
+ * How much of a job is made: 1 once done (or skipped); otherwise the part it finished, its last fraction (0 when it
+ * never ran). A stopped or failed job is not complete (its finished samples are kept and reused, the rest is not),
+ * so a cancelled or failed batch stays below 100%: `batch status`, `batch watch` and the service's batch job agree.
+ */
+export const jobShare = (j: JobInfo): number => (j.state === 'done' || j.state === 'skipped' ? 1 : j.fraction);
 
 const stageKey = (j: JobInfo) => `${j.analysis ?? ''}\u0000${j.stage}`;
 
@@ -151,6 +159,8 @@ export function subjectProgress(jobs: JobInfo[], startedAt: number | null, now =
   return subjects.map((subject) => {
     const js = jobs.filter((j) => j.subject === subject);
     const total = js.reduce((a, j) => a + cost(j), 0);
+    const made = js.reduce((a, j) => a + cost(j) * jobShare(j), 0);
+    // the work still to run (for the ETA): a failed, blocked or cancelled job runs no more
     const left = js.reduce((a, j) => a + (isFinished(j.state) ? 0 : cost(j) * (1 - (j.state === 'active' ? j.fraction : 0))), 0);
     const counts = new Set(js.map((j) => j.state));
     const running = counts.has('active') || counts.has('waiting');
@@ -169,7 +179,7 @@ export function subjectProgress(jobs: JobInfo[], startedAt: number | null, now =
       const floor = shared + Math.max(0, ...perAnalysis.values());
       etaSeconds = Math.max(before / pace, floor);
     }
-    return { subject, state, progress: total > 0 ? 1 - left / total : 1, etaSeconds };
+    return { subject, state, progress: total > 0 ? made / total : js.reduce((a, j) => a + jobShare(j), 0) / js.length, etaSeconds };
   });
 }
 
@@ -245,7 +255,7 @@ export function batchStatus(batch: string, jobs: JobInfo[], startedAt: number | 
   for (const j of jobs) counts[j.state]++;
   const finished = jobs.filter((j) => isFinished(j.state)).length;
   const partial = jobs.filter((j) => j.state === 'active').reduce((a, j) => a + j.fraction, 0);
-  const progress = jobs.length ? (finished + partial) / jobs.length : 1;
+  const progress = jobs.length ? jobs.reduce((a, j) => a + jobShare(j), 0) / jobs.length : 1;
   const running = counts.active + counts.waiting > 0;
   let state: BatchState = 'running';
   if (!running) state = counts.cancelled ? 'cancelled' : counts.failed || counts.blocked ? 'failed' : 'done';

@@ -68,7 +68,7 @@ export function renderTable(status: BatchStatus & { workers?: Record<string, num
   const rate = status.jobsPerMinute ? `${status.jobsPerMinute.toFixed(1)} jobs/min` : 'rate: –';
   const eta = status.state === 'running' ? (status.etaSeconds !== null ? `ETA ${duration(status.etaSeconds)}` : 'ETA –') : status.state;
   const workers = status.workers ? `, ${Object.keys(status.workers).length} worker(s) busy` : '';
-  lines.push('', `${status.batch}: ${Math.floor(status.progress * 100)}% of ${status.jobs.length} jobs (${k.done} done, ${k.skipped} skipped, ${k.active} running, ${k.waiting} waiting, ${k.failed} failed, ${k.blocked} blocked)${workers}; ${rate}; ${eta}`);
+  lines.push('', `${status.batch}: ${Math.floor(status.progress * 100)}% of ${status.jobs.length} jobs (${k.done} done, ${k.skipped} skipped, ${k.active} running, ${k.waiting} waiting, ${k.failed} failed, ${k.blocked} blocked, ${k.cancelled} cancelled)${workers}; ${rate}; ${eta}`);
   if (reasons.length) lines.push(...reasons.map((r) => `  ${r}`));
   return lines.join('\n');
 }

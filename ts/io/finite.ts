@@ -52,7 +52,15 @@ export interface FiniteCheckOptions {
    * to a reader of the NIfTI): what goes between "element " and " is NaN".
    */
   where?: (flat: number) => string;
+  /**
+   * The value at a flat index as the caller had it before the array was made float32 (a JSON number, a float64
+   * .npy's element): an element that is ±Inf only in float32 is then named by that value, as beyond float32's range.
+   */
+  sent?: (flat: number) => number;
 }
+
+/** float32's largest finite magnitude, as an error names it. */
+const FLOAT32_RANGE = '±3.4e38';
 
 /**
  * Throws NonFiniteError when `a` holds NaN or ±Inf, naming `what` (e.g. "X (features.npy)"), the first bad
@@ -63,8 +71,11 @@ export function assertFinite(a: ArrayLike<number>, what: string, opts: FiniteChe
   if (first < 0) return;
   let count = 0;
   for (let i = first; i < a.length; i++) if (a[i] - a[i] !== 0) count++;
+  // a finite number that float32 cannot hold became ±Inf: say what was sent, and why it is refused
+  const sent = opts.sent?.(first);
+  const value = sent !== undefined && Number.isFinite(sent) && Math.abs(a[first]) === Infinity ? `${sent}, beyond float32's range (${FLOAT32_RANGE}), the type it is read as` : `${a[first]}`;
   throw new NonFiniteError(
-    `${what}: element ${opts.where ? opts.where(first) : position(first, opts)} is ${a[first]}` +
+    `${what}: element ${opts.where ? opts.where(first) : position(first, opts)} is ${value}` +
       (count > 1 ? ` (${count} of ${a.length} values are not finite)` : '') +
       '; finite numbers are required',
   );

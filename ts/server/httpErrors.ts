@@ -11,7 +11,8 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 
 import { RedisUnreachableError } from '../batch/errors.js';
 import { ConfigError } from '../config/index.js';
-import { BrainlatentError, FormatError, InvalidArgumentError, LimitError, MissingFileError, NonFiniteError, OutOfMemoryError, ShapeError } from '../errors.js';
+import { BrainlatentError, CancelledError, FormatError, InvalidArgumentError, LimitError, MissingFileError, NonFiniteError, OutOfMemoryError, ShapeError } from '../errors.js';
+import { clientWentAway } from './clientGone.js';
 import { JobFinishedError } from './jobs/jobErrors.js';
 import { charsetOf } from './jsonBodies.js';
 import { JobConflictError } from './jobs/LocalJobRunner.js';
@@ -95,7 +96,8 @@ const mib = (bytes: number) => (bytes >= 1 << 20 ? `${+(bytes / 2 ** 20).toFixed
 /** `show` rewrites what the client is told (the plugin's: the server's paths under the root made root-relative). */
 export function sendError(e: unknown, req: FastifyRequest, reply: FastifyReply, show: (text: string) => string = (t) => t): FastifyReply {
   const status = statusOf(e);
-  if (status >= 500 && !(e instanceof QueueFullError) && !(e instanceof ClosedError) && !(e instanceof RedisUnreachableError)) req.log.error({ err: e }, 'request failed');
+  if (e instanceof CancelledError && clientWentAway(req)) req.log.info({ reason: e.message }, 'client went away');
+  else if (status >= 500 && !(e instanceof QueueFullError) && !(e instanceof ClosedError) && !(e instanceof RedisUnreachableError)) req.log.error({ err: e }, 'request failed');
   if (e instanceof QueueFullError) void reply.header('retry-after', String(e.retryAfter));
   if (e instanceof ClosedError || e instanceof RedisUnreachableError) void reply.header('retry-after', '5');
   if (status === 503 && e instanceof OutOfMemoryError) void reply.header('retry-after', String(ALLOCATION_RETRY_AFTER_S));

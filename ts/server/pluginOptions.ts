@@ -38,9 +38,9 @@ export interface BrainlatentPluginOptions {
   predict?: PoolLimits;
   /** img2img requests at once (default 1) and queue (default 4). */
   img2img?: PoolLimits;
-  /** Largest JSON body in bytes (default 1 MiB). */
+  /** Largest body in bytes of every route but predict and img2img (default 1 MiB). */
   bodyLimit?: number;
-  /** Largest data body (.npy, img2img's base64 arrays) in bytes (default 64 MiB). */
+  /** Largest body in bytes of predict (JSON or .npy: X either way) and img2img (its base64 arrays) (default 64 MiB). */
   dataBodyLimit?: number;
   /** At shutdown, how long running jobs may take to finish before they are cancelled (default 30 s). */
   shutdownDeadlineMs?: number;

@@ -13,7 +13,7 @@ import { analysisStages, planBatch, planNodes } from '../../batch/graph.js';
 import { batchHash, type ResolvedBatch } from '../../batch/manifest.js';
 import { cancelBatch } from '../../batch/inspect.js';
 import { runBatch } from '../../batch/runBatch.js';
-import { batchStatus, initialJobs, type JobInfo } from '../../batch/status.js';
+import { batchStatus, initialJobs, jobShare, type JobInfo } from '../../batch/status.js';
 import type { EncodeConfig } from '../../config/encode.js';
 import { CancelledError } from '../../errors.js';
 import type { ReconstructConfig } from '../../pipeline/config.js';
@@ -39,17 +39,11 @@ export function batchOfOne(id: string, kind: 'reconstruct' | 'encode', config: R
 }
 
 /**
- * How much of a job is made: 1 once done (or skipped); otherwise the part it finished, its last fraction (0 when it
- * never ran). A stopped or failed job is not complete: its finished samples are kept and reused, the rest is not.
- */
-const share = (j: JobInfo) => (j.state === 'done' || j.state === 'skipped' ? 1 : j.fraction);
-
-/**
  * How much of a job's share an earlier run made: all of it for a job skipped as done before, the samples it kept of an
  * interrupted run's for one that ran (its count's `reused`), none otherwise. Not this batch's work, so not in its rate.
  */
 const reusedShare = (j: JobInfo) =>
-  j.state === 'skipped' ? 1 : j.count?.reused && j.count.total > 0 ? Math.min(share(j), j.count.reused / j.count.total) : 0;
+  j.state === 'skipped' ? 1 : j.count?.reused && j.count.total > 0 ? Math.min(jobShare(j), j.count.reused / j.count.total) : 0;
 
 /**
  * Reports a batch of one's progress as its analysis's stages, in order. A stage is announced only once it is
@@ -97,7 +91,7 @@ export function singleProgress(stages: readonly string[], control: JobControl) {
       // (img2img's shards, without their merge: a join that only checks them, not one of the shards)
       const sharded = group.some((j) => j.shard !== undefined);
       const parts = sharded ? group.filter((j) => j.shard !== undefined) : group;
-      const fraction = parts.reduce((a, j) => a + share(j), 0) / parts.length;
+      const fraction = parts.reduce((a, j) => a + jobShare(j), 0) / parts.length;
       // what an earlier run made of it (shards done before, a resumed shard's kept samples): the job's rate leaves it out
       const reused = parts.reduce((a, j) => a + reusedShare(j), 0) / parts.length;
       // `k/n shards` for one shard too (its own message after it: `0/1 shards · seed 0`), as for many
@@ -121,9 +115,8 @@ function shardsMessage(group: JobInfo[]): string {
 }
 
 /**
- * A whole manifest's progress as one stage: its done (or skipped) jobs and the part the others finished (share), over
- * all its jobs. (batchStatus's progress counts failed, blocked and cancelled jobs as finished: a cancelled batch would end
- * at 100%.)
+ * A whole manifest's progress as one stage: batchStatus's progress, its done (or skipped) jobs and the part the others
+ * finished (jobShare) over all its jobs, the share `batch status` and `batch watch` show.
  */
 function batchProgress(control: JobControl, startedAt: number, id: string) {
   return (jobs: JobInfo[]) => {
@@ -134,7 +127,7 @@ function batchProgress(control: JobControl, startedAt: number, id: string) {
       stage: 'batch',
       index: 1,
       stages: 1,
-      fraction: jobs.length ? jobs.reduce((a, j) => a + share(j), 0) / jobs.length : 1,
+      fraction: s.progress,
       message: `${done}/${jobs.length} jobs done, ${s.counts.active} running${failed ? `, ${failed} failed or blocked` : ''}${s.counts.cancelled ? `, ${s.counts.cancelled} cancelled` : ''}`,
     });
   };

@@ -110,9 +110,12 @@ export class ModelRegistry {
     return true;
   }
 
-  /** Ridge predictions on the predict threads, batched with other requests for the model when they wait. */
-  async predict(name: string, x: Matrix): Promise<Matrix> {
-    return this.use(name, 'ridge', (e) => this.batcher.run(e.key, x));
+  /**
+   * Ridge predictions on the predict threads, batched with other requests for the model when they wait; `signal`
+   * takes a request that is still waiting out of the queue (CancelledError).
+   */
+  async predict(name: string, x: Matrix, signal?: AbortSignal): Promise<Matrix> {
+    return this.use(name, 'ridge', (e) => this.batcher.run(e.key, x, signal));
   }
 
   /** Runs `fn` with the SD model `name`, which stays loaded until it returns. */

@@ -4,16 +4,20 @@
  * share that read. Requests are answered at once while a predict thread is free; when every thread is busy
  * they wait, and a thread that frees up takes every waiting request for the oldest one's model (up to
  * `maxRows` samples) as one call and splits the answer. A light load sees no added latency, a heavy one gets
- * the throughput of large batches. At most `maxQueued` requests wait: beyond that QueueFullError (503).
+ * the throughput of large batches. At most `maxQueued` requests wait: beyond that QueueFullError (503). A waiting
+ * request whose signal aborts (its client went away) leaves the queue (CancelledError); one in a batch already
+ * handed to a thread is predicted with it.
  */
 import type { Matrix } from '../../matrix.js';
-import { ClosedError, QueueFullError } from '../workQueue.js';
+import { cancelledWhileQueued, ClosedError, QueueFullError } from '../workQueue.js';
 
 interface Waiting {
   key: string;
   x: Matrix;
   resolve: (y: Matrix) => void;
   reject: (e: unknown) => void;
+  /** Stops listening to the request's signal (when the request leaves the queue for a batch). */
+  unlisten: () => void;
 }
 
 export type PredictFn = (key: string, x: Matrix) => Promise<Matrix>;
@@ -48,11 +52,21 @@ export class PredictBatcher {
     return Math.max(1, Math.ceil((batches * this.meanSeconds) / this.threads));
   }
 
-  run(key: string, x: Matrix): Promise<Matrix> {
+  run(key: string, x: Matrix, signal?: AbortSignal): Promise<Matrix> {
     if (this.closed) return Promise.reject(new ClosedError(this.name));
+    if (signal?.aborted) return Promise.reject(cancelledWhileQueued(this.name, signal));
     if (this.busy >= this.threads && this.waiting.length >= this.maxQueued) return Promise.reject(new QueueFullError(this.name, this.retryAfter()));
     return new Promise<Matrix>((resolve, reject) => {
-      this.waiting.push({ key, x, resolve, reject });
+      const onAbort = () => {
+        const i = this.waiting.indexOf(w);
+        if (i < 0) return;
+        this.waiting.splice(i, 1);
+        reject(cancelledWhileQueued(this.name, signal!));
+        this.pump();
+      };
+      const w: Waiting = { key, x, resolve, reject, unlisten: () => signal?.removeEventListener('abort', onAbort) };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.waiting.push(w);
       this.pump();
     });
   }
@@ -74,6 +88,7 @@ export class PredictBatcher {
         const w = this.waiting[i];
         if (w.key === key && w.x.cols === cols && (take.length === 0 || rows + w.x.rows <= this.maxRows)) {
           take.push(w);
+          w.unlisten();
           rows += w.x.rows;
           this.waiting.splice(i, 1);
         } else i++;
@@ -86,6 +101,7 @@ export class PredictBatcher {
   private async runBatch(key: string, cols: number, rows: number, take: Waiting[]): Promise<void> {
     this.busy++;
     const t0 = performance.now();
+    let completed = false;
     try {
       let x: Matrix;
       if (take.length === 1) x = take[0].x;
@@ -99,6 +115,7 @@ export class PredictBatcher {
         x = { data, rows, cols };
       }
       const y = await this.predict(key, x);
+      completed = true;
       this.onBatch?.(rows);
       let at = 0;
       for (const w of take) {
@@ -108,7 +125,8 @@ export class PredictBatcher {
     } catch (e) {
       for (const w of take) w.reject(e);
     } finally {
-      this.meanSeconds = 0.8 * this.meanSeconds + 0.2 * ((performance.now() - t0) / 1000);
+      // only a batch predicted to its end says how long one takes (one that failed early would pull Retry-After down)
+      if (completed) this.meanSeconds = 0.8 * this.meanSeconds + 0.2 * ((performance.now() - t0) / 1000);
       this.busy--;
       this.pump();
     }

@@ -23,7 +23,8 @@ export function matrixFromNpy(body: Uint8Array): Matrix {
   const [rows, cols] = a.shape.length === 1 ? [1, a.shape[0]] : a.shape;
   const data = a.data instanceof Float32Array ? a.data : Float32Array.from(a.data as Float64Array);
   // a float64 value beyond float32's range becomes Inf here: the client's error too
-  assertFinite(data, 'body (X as .npy)', { shape: [rows, cols], axes: ['sample', 'feature'] });
+  const sent = a.data instanceof Float32Array ? undefined : (i: number) => (a.data as Float64Array)[i];
+  assertFinite(data, 'body (X as .npy)', { shape: [rows, cols], axes: ['sample', 'feature'], sent });
   return { data, rows, cols };
 }
 
@@ -34,8 +35,8 @@ export function matrixFromJson(x: number[][]): Matrix {
     if (row.length !== cols) throw new ShapeError(`body.x[${i}]: has ${row.length} features, body.x[0] has ${cols}`);
     data.set(row, i * cols);
   });
-  // JSON has no NaN, but 1e39 is Inf in float32 and 1e999 already in JSON.parse
-  assertFinite(data, 'body.x', { shape: [x.length, cols], axes: ['sample', 'feature'] });
+  // JSON has no NaN, and 1e999 (Infinity from JSON.parse) fails the schema, but 1e39 is Inf in float32 (named as sent)
+  assertFinite(data, 'body.x', { shape: [x.length, cols], axes: ['sample', 'feature'], sent: (i) => x[Math.floor(i / cols)][i % cols] });
   return { data, rows: x.length, cols };
 }
 
@@ -57,12 +58,16 @@ export interface Img2ImgInput {
 
 export function img2imgInput(b: Img2ImgBody): Img2ImgInput {
   const { z, c, uncond, ...settings } = b;
-  return {
+  const input = {
     settings,
     z: tensorFromBase64(z, 'body.z', 4),
     c: tensorFromBase64(c, 'body.c', 3),
     ...(uncond ? { uncond: tensorFromBase64(uncond, 'body.uncond', 3) } : {}),
   };
+  // (the sampler checks this too, naming its own arguments: here the body's fields are named, before any queue)
+  const [images, rows] = [input.z.shape[0], input.c.shape[0]];
+  if (rows !== images) throw new ShapeError(`body.c: has ${rows} rows ([${input.c.shape.join(', ')}]) but body.z has ${images} images ([${input.z.shape.join(', ')}]); expected one row of c per image`);
+  return input;
 }
 
 /** What a large body holds: X as .npy, X as JSON, or an img2img request. */

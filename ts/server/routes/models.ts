@@ -15,6 +15,7 @@ import { planLabels, resolvePlanOptions, type PlanOptions } from '../../sd/sampl
 import { CHOOSE_SCHEDULER, SCHEDULERS } from '../../sd/schedulerConfig.js';
 import { preferredType } from '../accept.js';
 import type { ServiceContext } from '../context.js';
+import { clientSignal } from '../clientGone.js';
 import { fieldOfFile } from '../httpErrors.js';
 import { LargeBody, useDataBodies } from '../models/dataBodies.js';
 import { ModelNotFoundError } from '../notFound.js';
@@ -44,9 +45,9 @@ function checkPlan(sd: Diffusion, plan: PlanOptions): void {
 }
 
 export async function modelRoutes(app: FastifyInstance, ctx: ServiceContext): Promise<void> {
-  const runOn = async <T>(queue: WorkQueue, task: () => Promise<T>): Promise<T> => {
+  const runOn = async <T>(queue: WorkQueue, task: () => Promise<T>, signal?: AbortSignal): Promise<T> => {
     try {
-      return await queue.run(task);
+      return await queue.run(task, signal);
     } catch (e) {
       if (e instanceof QueueFullError) ctx.metrics.rejected.inc({ pool: queue.name });
       throw e;
@@ -106,7 +107,7 @@ const isImg2Img = (req: FastifyRequest) => (req.routeOptions.url ?? '').endsWith
 async function dataRoutes(
   app: FastifyInstance,
   ctx: ServiceContext,
-  runOn: <T>(queue: WorkQueue, task: () => Promise<T>) => Promise<T>,
+  runOn: <T>(queue: WorkQueue, task: () => Promise<T>, signal?: AbortSignal) => Promise<T>,
   modelFault: (model: string, output: ModelOutput, where: string, cause?: unknown) => ModelOutputError,
   nonFiniteIsModels: <T>(model: string, output: ModelOutput, run: () => Promise<T>) => Promise<T>,
 ): Promise<void> {
@@ -165,18 +166,24 @@ async function dataRoutes(
     async (req: FastifyRequest<{ Params: { model: string } }>, reply: FastifyReply) => {
       const t0 = performance.now();
       const name = req.params.model;
-      const { x, field } = await matrixOf(req.body);
-      const model = ctx.models.ridge(name);
-      if (x.cols !== model.nFeatures) throw new ShapeError(`${field}: X has ${x.cols} features per sample but model '${name}' takes ${model.nFeatures}`);
-      const y = await ctx.models.predict(name, x).catch((e: unknown) => {
-        if (e instanceof QueueFullError) ctx.metrics.rejected.inc({ pool: 'predict' });
-        throw e;
-      });
-      ctx.metrics.predictSeconds.observe({ model: name }, (performance.now() - t0) / 1000);
-      const bad = await firstNonFiniteSliced(y.data);
-      if (bad >= 0) throw modelFault(name, 'predictions', `sample ${Math.floor(bad / y.cols)}, target ${bad % y.cols}`);
-      if (wantsNpy(req)) return answer(reply, NPY_TYPE, latentsNpy({ data: y.data, shape: [y.rows, y.cols] }));
-      return answer(reply, 'application/json; charset=utf-8', predictionsJson(y));
+      // a client that goes away while its request waits for a predict thread takes it out of the queue
+      const client = clientSignal(req, reply);
+      try {
+        const { x, field } = await matrixOf(req.body);
+        const model = ctx.models.ridge(name);
+        if (x.cols !== model.nFeatures) throw new ShapeError(`${field}: X has ${x.cols} features per sample but model '${name}' takes ${model.nFeatures}`);
+        const y = await ctx.models.predict(name, x, client.signal).catch((e: unknown) => {
+          if (e instanceof QueueFullError) ctx.metrics.rejected.inc({ pool: 'predict' });
+          throw e;
+        });
+        ctx.metrics.predictSeconds.observe({ model: name }, (performance.now() - t0) / 1000);
+        const bad = await firstNonFiniteSliced(y.data);
+        if (bad >= 0) throw modelFault(name, 'predictions', `sample ${Math.floor(bad / y.cols)}, target ${bad % y.cols}`);
+        if (wantsNpy(req)) return answer(reply, NPY_TYPE, latentsNpy({ data: y.data, shape: [y.rows, y.cols] }));
+        return answer(reply, 'application/json; charset=utf-8', predictionsJson(y));
+      } finally {
+        client.done();
+      }
     },
   );
 
@@ -199,14 +206,10 @@ async function dataRoutes(
     async (req: FastifyRequest<{ Params: { model: string } }>, reply: FastifyReply) => {
       const t0 = performance.now();
       const name = req.params.model;
-      const { settings: b, z, c, uncond } = await img2imgOf(req.body);
-      // a client that goes away cancels its sampler run at the next step
-      const abort = new AbortController();
-      const onClose = () => {
-        if (!reply.raw.writableFinished) abort.abort();
-      };
-      reply.raw.on('close', onClose);
+      // a client that goes away gives up its place in the queue, or cancels its sampler run at the next step
+      const client = clientSignal(req, reply);
       try {
+        const { settings: b, z, c, uncond } = await img2imgOf(req.body);
         const plan = { strength: b.strength, steps: b.steps, scheduler: b.scheduler, karras: b.karras, eta: b.eta, img2imgRule: b.rule };
         const out = await runOn(ctx.img2imgQueue, () =>
           ctx.models.withDiffusion(name, async (sd) => {
@@ -218,19 +221,20 @@ async function dataRoutes(
               ...plan,
               guidance: b.guidance,
               seeds: b.seeds,
-              signal: abort.signal,
+              signal: client.signal,
             }));
             // the jobs' unit: evaluations of one latent (a sampler call runs a whole batch), over U-Net time
             ctx.metrics.unet('img2img', r.stats.unetEvaluations, r.stats.unetSeconds);
             if (b.output === 'latents') return { type: NPY_TYPE, answer: latentsNpy(r.latents) };
-            const images = await nonFiniteIsModels(name, 'vae_decoder', () => sd.decode(r.latents));
+            const images = await nonFiniteIsModels(name, 'vae_decoder', () => sd.decode(r.latents, { signal: client.signal }));
             return b.output === 'npy' ? { type: NPY_TYPE, answer: imagesNpy(images) } : { type: 'image/png', answer: { body: pngStrip(images) } };
           }),
+          client.signal,
         );
         ctx.metrics.img2imgSeconds.observe({ model: name }, (performance.now() - t0) / 1000);
         return answer(reply.header('x-brainlatent-images', String(z.shape[0])), out.type, out.answer);
       } finally {
-        reply.raw.off('close', onClose);
+        client.done();
       }
     },
   );
