@@ -17,6 +17,7 @@ import { processAlive } from '../ts/io/processAlive.js';
 import { commandOutput, runCommand } from './helpers/nodeChild.js';
 import { tempDir } from './helpers/tempDir.js';
 import { RUN_TEMP_PREFIX } from './setup/runTempFolder.js';
+import { deadPid } from './helpers/deadPid.js';
 
 const runFolderName = (pid: number) => new RegExp(`^${RUN_TEMP_PREFIX}-${HOST_TAG}-${pid}-[A-Za-z0-9]{6}$`);
 
@@ -59,7 +60,7 @@ describe('a nested vitest run with the project config', () => {
     mkdirSync(fileTemps);
     const report = join(reportDir, 'report.json');
     // a run killed before its teardown (a process that has exited), and a run still going (this worker)
-    const dead = Number(await commandOutput(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']));
+    const dead = deadPid();
     const killedRun = join(parent, `${RUN_TEMP_PREFIX}-${HOST_TAG}-${dead}-aB3xYz`);
     const liveRun = join(parent, `${RUN_TEMP_PREFIX}-${HOST_TAG}-${process.pid}-aB3xYz`);
     for (const d of [killedRun, liveRun]) {

@@ -3,11 +3,11 @@
  * tag>-<pid>-<mkdtemp's 6 characters>, a model.onnx inside), for the tests that these are cleaned up: one of a
  * process that has exited, one of this live process, one of another host (not judged from here).
  */
-import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { HOST_TAG } from '../../ts/io/atomicWrite.js';
+import { deadPid } from './deadPid.js';
 
 export interface PidTaggedCopies {
   dead: string;
@@ -18,9 +18,8 @@ export interface PidTaggedCopies {
 }
 
 export function pidTaggedCopies(dir: string): PidTaggedCopies {
-  // a process that has exited: its pid names a dead process
-  const child = spawnSync(process.execPath, ['-e', '']);
-  if (child.status !== 0 || !child.pid) throw new Error(`a child node process to get a dead pid from: exit status ${child.status}, expected 0`);
+  // a pid no process has (an exited child's could be reused before the clean-up runs)
+  const dead = deadPid();
   const copy = (pid: number, tag = HOST_TAG) => {
     const p = join(dir, `brainlatent-unet-layers-${tag}-${pid}-aB3xYz`);
     mkdirSync(p);
@@ -28,9 +27,9 @@ export function pidTaggedCopies(dir: string): PidTaggedCopies {
     return p;
   };
   return {
-    dead: copy(child.pid),
+    dead: copy(dead),
     live: copy(process.pid),
-    otherHost: copy(child.pid, HOST_TAG === '000000' ? '111111' : '000000'),
-    deadAgain: () => copy(child.pid),
+    otherHost: copy(dead, HOST_TAG === '000000' ? '111111' : '000000'),
+    deadAgain: () => copy(dead),
   };
 }

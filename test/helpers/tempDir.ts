@@ -16,12 +16,21 @@ const fileScoped: string[] = [];
 /** mkdtemp of `<os tmp>/<prefix>XXXXXX`, removed when the current test (else the file) ends. */
 export function tempDir(prefix: string): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
-  if (getCurrentTest()) onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+  if (getCurrentTest()) onTestFinished(() => removeQuietly(dir));
   else fileScoped.push(dir);
   return dir;
 }
 
 /** Removes the folders tempDir made outside a test. */
 export function removeFileTempDirs(): void {
-  for (const dir of fileScoped.splice(0)) rmSync(dir, { recursive: true, force: true });
+  for (const dir of fileScoped.splice(0)) removeQuietly(dir);
+}
+
+/** rm -rf with retries (a killed test process's grandchild may still write there); the run folder is the net. */
+function removeQuietly(dir: string): void {
+  try {
+    rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
+  } catch (e) {
+    console.warn(`tempDir: could not remove ${dir}: ${(e as Error).message}`);
+  }
 }

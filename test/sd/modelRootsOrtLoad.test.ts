@@ -21,8 +21,8 @@ import { buildInfo } from '../../ts/native/buildInfo.js';
 import { confineModelsTo } from '../../ts/sd/modelRoots.js';
 import { OnnxModel } from '../../ts/sd/OnnxModel.js';
 import { onnx } from '../../ts/sd/onnxProto.js';
-import { commandOutput } from '../helpers/nodeChild.js';
 import { osTmp, restoreTmpdir } from '../helpers/osTmp.js';
+import { deadPid } from '../helpers/deadPid.js';
 
 let tmp = '';
 let root = '';
@@ -168,7 +168,7 @@ describe('under model roots, a link flipped outside and back while ONNX Runtime 
     const os = osTmp(tmp, 'os-tmp');
     try {
       // a process killed during the session create (it has exited), and one still creating its session (this one)
-      const dead = Number(await commandOutput(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']));
+      const dead = deadPid();
       const killed = `${NO_FILES_PREFIX}-${HOST_TAG}-${dead}-aB3xYz`;
       const live = `${NO_FILES_PREFIX}-${HOST_TAG}-${process.pid}-aB3xYz`;
       await mkdir(join(os, killed));

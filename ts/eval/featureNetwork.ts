@@ -49,6 +49,9 @@ export const NO_FILES_PREFIX = 'bl-ort-no-files';
  * folder for external data, so that ONNX Runtime opens no path (a subgraph's tensor, which it reads only by path,
  * then fails to load). The engine's models do the same without the copy in JavaScript (checked_file.h).
  */
+/** The temp folders this process has swept of dead processes' empty folders. */
+const swept = new Set<string>();
+
 async function checkedSession(
   ort: OnnxRuntime,
   bytes: Uint8Array,
@@ -58,8 +61,12 @@ async function checkedSession(
 ): Promise<ort.InferenceSession> {
   const externalData = [];
   for (const f of files) externalData.push({ path: f.location, data: await readCheckedFile(f.path, f, f.what, model) });
-  // named for this process: one a process killed during the create left is removed by the next (removeDeadProcessTemps)
-  await removeDeadProcessTemps(tmpdir(), NO_FILES_PREFIX);
+  // named for this process: one a process killed during the create left is removed by the next process's first
+  // open in that temp folder (removeDeadProcessTemps; once: it reads the whole temp folder)
+  if (!swept.has(tmpdir())) {
+    swept.add(tmpdir());
+    await removeDeadProcessTemps(tmpdir(), NO_FILES_PREFIX);
+  }
   const empty = await makeProcessTemp(tmpdir(), NO_FILES_PREFIX);
   try {
     return await ort.InferenceSession.create(bytes, { ...threads, externalData, extra: { session: { model_external_initializers_file_folder_path: empty } } });
