@@ -1,5 +1,6 @@
 // The parts of the backend seam every implementation shares: names, memory accounting, errors.
 #include "brainlatent/backend.h"
+#include "brainlatent/profile.h"
 
 #include <cstdio>
 #include <string>
@@ -76,6 +77,13 @@ void Backend::count_alloc(std::size_t bytes, const char* what) {
   std::size_t peak = peak_.load();
   while (live > peak && !peak_.compare_exchange_weak(peak, live)) {
   }
+  if (bytes >= (1u << 20) && profile::each_call())
+    std::fprintf(stderr, "alloc %.1f MB (%s), live %.1f MB\n", bytes / 1e6, what, live / 1e6);
+}
+
+void Backend::count_free(std::size_t bytes) {
+  const std::size_t live = live_.fetch_sub(bytes) - bytes;
+  if (bytes >= (1u << 20) && profile::each_call()) std::fprintf(stderr, "free %.1f MB, live %.1f MB\n", bytes / 1e6, live / 1e6);
 }
 
 void Backend::unsupported(Op op, DType dtype) const {

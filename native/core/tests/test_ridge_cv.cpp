@@ -279,6 +279,38 @@ int main() {
       }
     }
   });
+  test::run("exact-kernel scores folds of several hundred rows in alpha chunks and refits in target blocks", [] {
+    // Folds of 220 rows: each scoring GEMM takes 4 of the 5 alphas (kScoreRows 1,024), then 1; the
+    // refit's dual coefficients go in two blocks of 200 targets (they live in the scoring output's
+    // buffer). Against the per-fold kernel route, which stacks neither (its refit is checked against the
+    // closed form above).
+    Data d = make_data(1100, 1200, 400, 11);
+    const std::vector<double> alphas = {1e2, 1e3, 1e4, 1e5, 1e6};
+    const auto folds = contiguous_folds(d.n, 5);
+    RidgeOptions ex = options(alphas, folds, 5), pf = ex;
+    ex.solver = "exact-kernel";
+    pf.solver = "per-fold-kernel";
+    ex.eig_precision = pf.eig_precision = EigPrecision::Float64;  // (as check_cv_matches: the routes' float32 eigensolves differ by ~2e-4 here)
+    const RidgeResult a = ridge_cv_fit({d.x.data(), d.n, d.p}, {d.y.data(), d.n, d.t}, ex);
+    const RidgeResult b = ridge_cv_fit({d.x.data(), d.n, d.p}, {d.y.data(), d.n, d.t}, pf);
+    CHECK(a.info.solver == "exact-kernel" && a.info.n_batches == 1);
+    double cvdiff = 0, wdiff = 0, wmax = 0;
+    for (std::size_t i = 0; i < a.cv_scores.size(); ++i) cvdiff = std::max(cvdiff, std::fabs(double(a.cv_scores[i]) - b.cv_scores[i]));
+    long agree = 0;
+    for (long j = 0; j < d.t; ++j) agree += a.best_alphas[j] == b.best_alphas[j];
+    for (long q = 0; q < d.p; ++q)
+      for (long j = 0; j < d.t; ++j)
+        if (a.best_alphas[j] == b.best_alphas[j]) {
+          wdiff = std::max(wdiff, std::fabs(double(a.coef[q * d.t + j]) - b.coef[q * d.t + j]));
+          wmax = std::max(wmax, std::fabs(double(b.coef[q * d.t + j])));
+        }
+    std::printf("  exact-kernel vs per-fold-kernel: max |cv diff| %.2e, alphas agree %ld/%ld, coef max diff %.2e (max |w| %.2e)\n", cvdiff,
+                agree, d.t, wdiff, wmax);
+    CHECK(cvdiff <= 2e-5);
+    CHECK(agree >= d.t - 2);  // (near-ties may go either way in float32)
+    CHECK(wdiff <= 1e-5 * wmax);
+  });
+
   test::run("auto route: training folds with fewer samples than features take the kernel route", [] {
     // n 60 > p 55 but each training fold has 48 samples: the primal problem of every fold is
     // singular, and the exact primal route (once chosen here) gave CV scores 1e-2 off at alpha 1e-3.

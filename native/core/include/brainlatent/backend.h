@@ -300,7 +300,7 @@ class Backend {
  protected:
   // Counts an allocation against the limit (throws OutOfMemory past it) / releases it.
   void count_alloc(std::size_t bytes, const char* what);
-  void count_free(std::size_t bytes) { live_.fetch_sub(bytes); }
+  void count_free(std::size_t bytes);
   [[noreturn]] void unsupported(Op op, DType dtype) const;
 
  private:

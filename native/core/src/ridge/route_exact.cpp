@@ -71,7 +71,7 @@ class Exact final : public Route {
               std::max(4 * r * r + eig_transient_bytes(ctx_, primal_ ? pb_.p() : pb_.n()), scaled + 8 * ac * nv * nv + 8 * nv * nv);
     // Per target: Z, its shrunk copy, the full residual (primal) or an alpha chunk of one fold's
     // (kernel), and a float64 copy of one fold's residuals.
-    f.per_target = 4 * (2 * r + (primal_ ? n : ac * nv)) + 8 * nv;
+    f.per_target = 4 * (2 * r + (primal_ ? n : score_chunk(pb_.folds.max_size()) * nv)) + 8 * nv;
     return f;
   }
 
@@ -276,14 +276,14 @@ class Exact final : public Route {
     // Kernel folds whose every alpha has its projection: e_v for a chunk of alphas in one GEMM,
     // [P_α]_α · QᵀY, scored at once.
     if (!primal_) {
-      const int ac = chunk();
       for (int v = 0; v < k; ++v) {
         if (fused_) leverage(v);
         if (!all_projected_[Z(v)]) continue;
         const i64 s = pb_.folds.start[Z(v)], nv = pb_.folds.size(v);
-        for (int a0 = 0; a0 < A; a0 += ac) {
+        const int sc = score_chunk(nv);
+        for (int a0 = 0; a0 < A; a0 += sc) {
           ctx_.checkpoint();
-          const int na = std::min(ac, A - a0);
+          const int na = std::min(sc, A - a0);
           const ViewF e = rv_.get(be_, na * nv, tb);
           be_.gemm(true, false, 1.0f, stack_of(v).col_range(a0 * nv, na * nv), z_view_, 0.0f, e);
           ctx_.count_flops(2.0 * na * nv * r * tb);
@@ -368,10 +368,16 @@ class Exact final : public Route {
       be_.gemm(true, false, 1.0f, eig_.q, ez, 0.0f, out);
       ctx_.count_flops(2.0 * p * r * tb);
     } else {
-      // (in the scoring residuals' buffer, free by now: A·n_v × tb, usually larger than n × tb)
-      const ViewF dual = rv_.get(be_, n, tb);
-      be_.gemm(true, false, 1.0f, eig_.q, ez, 0.0f, dual);
-      be_.gemm(true, false, 1.0f, ctx_.x, dual, 0.0f, out);
+      // The dual coefficients Q·(shrunk Z) a block of targets at a time, in the scoring residuals'
+      // buffer (free by now), so that no n × tb buffer is added beside the coefficients (see score_chunk).
+      const i64 wb = refit_block(n, tb);
+      for (i64 j0 = 0; j0 < tb; j0 += wb) {
+        ctx_.checkpoint();
+        const i64 w = std::min(wb, tb - j0);
+        const ViewF dual = rv_.get(be_, n, w);
+        be_.gemm(true, false, 1.0f, eig_.q, ez.col_range(j0, w), 0.0f, dual);
+        be_.gemm(true, false, 1.0f, ctx_.x, dual, 0.0f, out.col_range(j0, w));
+      }
       ctx_.count_flops(2.0 * n * r * tb + 2.0 * n * p * tb);
     }
     z_key_ = nullptr;
@@ -401,6 +407,20 @@ class Exact final : public Route {
   ViewF nmat_;
   // Alphas per chunk of the stacked products (a quarter of the budget for an alpha chunk of one fold).
   int chunk() const { return alpha_chunk(ctx_, pb_.folds.max_size(), primal_ ? pb_.p() : pb_.n()); }
+  // Kernel form: alphas per scoring GEMM, [P_α]_α · QᵀY — enough rows (~1,000) for the GEMM's full
+  // rate, and no more, so that its output (na·n_v × tb) stays small. Every fresh MiB costs: on a VM
+  // whose balloon takes back freed memory (free page reporting) first touching one took 1.8–2.7 ms,
+  // and the output of every alpha at once was 65 MB at the medium bench shape (the fit's largest
+  // buffer; its first fold's GEMM ran at 160 GFLOP/s against 210 for the next).
+  static constexpr i64 kScoreRows = 1024;
+  int score_chunk(i64 nv) const { return static_cast<int>(std::clamp<i64>(kScoreRows / std::max<i64>(1, nv), 1, chunk())); }
+  // Kernel refit: targets per block of the dual coefficients, so that they fit in the largest
+  // scoring output (≥ n_v·tb floats): balanced blocks, at least 256 targets wide for the GEMMs.
+  i64 refit_block(i64 n, i64 tb) const {
+    const i64 cap = std::max<i64>(256, static_cast<i64>(score_chunk(pb_.folds.max_size())) * pb_.folds.max_size() * tb / std::max<i64>(1, n));
+    const i64 blocks = (tb + cap - 1) / cap;
+    return std::max<i64>(1, (tb + blocks - 1) / blocks);
+  }
   std::vector<Factor> factors_;
   std::vector<BufferPtr> stacks_;     // kernel: per fold, every alpha's projection, transposed (r × A·n_v)
   ViewF stack_of(int v) const {
