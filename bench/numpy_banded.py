@@ -8,7 +8,7 @@ predictions of every alpha and their R² per target; each target keeps the (γ, 
 score (a later γ must improve strictly, ties in α to the larger); one all-sample decomposition per chosen γ
 for the refit. float32 GEMMs like the engine, numpy's BLAS (OpenBLAS here).
 
-Run with Debian's python3-numpy (/usr/bin/python3). Prints one JSON line and writes best_alpha.npy,
+Run by ts/bench/banded.ts (`brainlatent bench banded`) with Debian's python3-numpy (/usr/bin/python3). Prints one JSON line and writes best_alpha.npy,
 best_gamma.npy and coef.npy into out_folder. gammas.npy: the engine's candidates (BandedRidgeModel.gammas,
 candidates × bands), so that both search the same γ; folds.npy: the fold of each row (assignFolds).
 X is standardised (as encode's banded fits), the coefficients are those of the standardised X.

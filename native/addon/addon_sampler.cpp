@@ -198,7 +198,16 @@ Napi::Value SdDispose(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// sdEncodeText(handle, ids: Int32Array [B*seq], batch, seq) -> Promise<{data, dim}>
+// The relay through which the job's cancellation — the caller's, its environment's end, the process's exit —
+// interrupts the ONNX Runtime run in flight, instead of waiting for it to end.
+CancelRelayPtr interrupter(JobContext& ctx) {
+  auto relay = std::make_shared<CancelRelay>();
+  ctx.on_cancel([relay] { relay->fire(); });
+  return relay;
+}
+
+// sdEncodeText(handle, ids: Int32Array [B*seq], batch, seq, cancelToken?) -> Promise<{data, dim}>
+// The token, like the environment's end and the process's exit, interrupts the text encoder's run in flight.
 Napi::Value SdEncodeText(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Args args(info, "sdEncodeText");
@@ -209,21 +218,17 @@ Napi::Value SdEncodeText(const Napi::CallbackInfo& info) {
   auto out = std::make_shared<std::vector<float>>();
   auto dim = std::make_shared<std::int64_t>(0);
   return run_job(
-      env, "brainlatent.sdEncodeText", [sd, ids, batch, seq, out, dim](JobContext&) { *out = sd->encode_text(ids->data(), batch, seq, *dim); },
+      env, "brainlatent.sdEncodeText",
+      [sd, ids, batch, seq, out, dim](JobContext& ctx) {
+        *out = sd->encode_text(ids->data(), batch, seq, *dim, ctx.cancel_flag(), interrupter(ctx).get());
+      },
       [out, dim](Napi::Env e) -> Napi::Value {
         Napi::Object o = Napi::Object::New(e);
         o.Set("data", to_typed<Napi::Float32Array>(e, std::move(*out)));
         o.Set("dim", Napi::Number::New(e, static_cast<double>(*dim)));
         return o;
-      });
-}
-
-// The relay through which the job's cancellation — the caller's, its environment's end, the process's exit —
-// interrupts the ONNX Runtime run in flight, instead of waiting for it to end.
-CancelRelayPtr interrupter(JobContext& ctx) {
-  auto relay = std::make_shared<CancelRelay>();
-  ctx.on_cancel([relay] { relay->fire(); });
-  return relay;
+      },
+      {Napi::Function(), args.cancel_token(4), {}});
 }
 
 // sdEncodeImages(handle, rgb: Uint8Array [B*H*W*3], batch, height, width, mode, seeds, indices, scaling, chunk, cancelToken?)

@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GraphBuilder, model, rng, valueInfo, writeSdFixture } from '../../ts/sd/fixture.js';
 import { distModule } from '../helpers/dist.js';
 import { type ChildResult, runCommand, runModule } from '../helpers/nodeChild.js';
+import { writeSlowTextEncoder } from '../helpers/slowTextEncoder.js';
 
 const ridgeUrl = (): string => pathToFileURL(distModule('ridge/RidgeCV')).href;
 
@@ -433,5 +434,39 @@ describe('OnnxModel.run is interrupted when its process exits or its worker_thre
     expectExited(r, 0);
     const { runMs, terminateMs } = JSON.parse(r.stdout.trim()) as { runMs: number; terminateMs: number };
     expect(terminateMs).toBeLessThan(runMs / 2);
+  });
+});
+
+describe("Diffusion.encodeText's run is interrupted when its process exits", () => {
+  // (the text encoder's run was a plain one: process.exit() waited for the whole run, as OnnxModel.run's did before)
+  let dir = '';
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'bl-text-exit-'));
+    await writeSdFixture(join(dir, 'model'));
+    writeSlowTextEncoder(join(dir, 'model'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('process.exit() during a run ends the process long before the run could have finished', async () => {
+    // (a run of ≥ 8 s on the machine's own measure of 8 captions, at most 4,096 captions)
+    const r = await runModule(`
+      const { Diffusion } = await import(${JSON.stringify(pathToFileURL(distModule('sd/Diffusion')).href)});
+      const sd = await Diffusion.load(${JSON.stringify(join(dir, 'model'))}, { components: ['text_encoder'], intraOpThreads: 1 });
+      const ids = (n) => Int32Array.from({ length: n * 77 }, (_, i) => 300 + (i % 200));
+      await sd.encodeText(ids(1));
+      const t0 = performance.now();
+      await sd.encodeText(ids(8));
+      const msPerCaption = (performance.now() - t0) / 8;
+      const captions = Math.min(4096, Math.ceil(8000 / msPerCaption));
+      sd.encodeText(ids(captions)).then(() => console.log('run finished first'), () => {});
+      setTimeout(() => {
+        console.log(JSON.stringify({ runMs: captions * msPerCaption, exitAt: Date.now() }));
+        process.exit(6);
+      }, 300);
+    `);
+    const closedAt = Date.now();
+    expectExited(r, 6);
+    const { runMs, exitAt } = JSON.parse(r.stdout.trim()) as { runMs: number; exitAt: number };
+    expect(closedAt - exitAt).toBeLessThan(runMs / 2);
   });
 });

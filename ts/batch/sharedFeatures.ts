@@ -215,7 +215,7 @@ async function computeZ(r: Extract<FeatureRecipe, { part: 'z' }>, ids: Int32Arra
     return await rowsInChunks(ids, r.batch, 'z', progress, signal, (part) => {
       const rgb = new Uint8Array(part.length * px);
       part.forEach((id, k) => rgb.set(stimuli.image(id, r.size).data, k * px));
-      return sd.encodeImages({ data: rgb, count: part.length, height: r.size, width: r.size }, r.mode === 'sample' ? { mode: 'sample', seeds: r.seed!, imageIndices: part } : { mode: 'mean' });
+      return sd.encodeImages({ data: rgb, count: part.length, height: r.size, width: r.size }, r.mode === 'sample' ? { mode: 'sample', seeds: r.seed!, imageIndices: part, signal } : { mode: 'mean', signal });
     });
   } finally {
     stimuli.close();
@@ -234,7 +234,7 @@ async function computeC(r: Extract<FeatureRecipe, { part: 'c' }>, ids: Int32Arra
   if (noCaption.length) throw new ShapeError(`${noCaption.length} image(s) have no captions in ${captions.source} (73k ids ${noCaption.slice(0, 10).join(', ')}); c cannot be computed`);
   const sd = await Diffusion.load(r.model, loadOptions(r.runtime, 'text_encoder'));
   try {
-    return await rowsInChunks(ids, r.batch, 'c', progress, signal, (part) => captionEmbedding(sd, part, source));
+    return await rowsInChunks(ids, r.batch, 'c', progress, signal, (part) => captionEmbedding(sd, part, source, signal));
   } finally {
     sd.dispose();
   }

@@ -97,8 +97,8 @@ export async function embedImages(diffusion: Diffusion, ids: Int32Array, source:
     if (imgs.some((im) => im.width !== width || im.height !== height)) throw new ShapeError('embedImages: images of one batch differ in size');
     const data = new Uint8Array(imgs.length * width * height * 3);
     imgs.forEach((im, i) => data.set(im.data, i * width * height * 3));
-    const zb = await diffusion.encodeImages({ data, count: imgs.length, width, height }, { mode: 'mean' });
-    const cb = await captionEmbedding(diffusion, bids, source);
+    const zb = await diffusion.encodeImages({ data, count: imgs.length, width, height }, { mode: 'mean', signal: opts.signal });
+    const cb = await captionEmbedding(diffusion, bids, source, opts.signal);
     zShape = zb.shape.slice(1);
     cShape = cb.shape.slice(1);
     const zPer = zb.data.length / bids.length, cPer = cb.data.length / bids.length;
@@ -256,14 +256,17 @@ export function describeFeatures(s: FeatureSetSpec, layer?: string, t?: number):
   }
 }
 
-/** c per image: the text encoder on every caption, averaged over each image's captions (also the batch's shared c). */
-export async function captionEmbedding(diffusion: Diffusion, ids: number[], source: ImageSource): Promise<Tensor> {
+/**
+ * c per image: the text encoder on every caption, averaged over each image's captions (also the batch's shared c).
+ * `signal` interrupts the text encoder's run.
+ */
+export async function captionEmbedding(diffusion: Diffusion, ids: number[], source: ImageSource, signal?: AbortSignal): Promise<Tensor> {
   const caps = ids.map((id) => {
     const list = source.captions(id);
     if (list.length === 0) throw new InvalidArgumentError(`image ${id} has no caption, so its c cannot be computed`);
     return list;
   });
-  const all = await diffusion.encodeText(caps.flat());
+  const all = await diffusion.encodeText(caps.flat(), { signal });
   const [, seq, dim] = all.shape;
   const per = seq * dim;
   const out = new Float32Array(ids.length * per);

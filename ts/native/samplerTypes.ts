@@ -195,7 +195,14 @@ export interface SamplerBinding {
   ortLoad(path: string): OrtRuntimeInfo;
   sdLoad(options: NativeLoadOptions): Promise<{ handle: SdHandle; summary: SdModelSummary }>;
   sdDispose(handle: SdHandle): void;
-  sdEncodeText(handle: SdHandle, ids: Int32Array, batch: number, seq: number): Promise<{ data: Float32Array; dim: number }>;
+  sdEncodeText(
+    handle: SdHandle,
+    ids: Int32Array,
+    batch: number,
+    seq: number,
+    /** Interrupts the text encoder's run in flight. */
+    cancelToken?: CancelToken,
+  ): Promise<{ data: Float32Array; dim: number }>;
   sdEncodeImages(
     handle: SdHandle,
     rgb: Uint8Array,

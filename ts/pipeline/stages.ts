@@ -187,12 +187,13 @@ export async function featuresStage(ctx: StageContext): Promise<StageOutput> {
         // (a sample's noise keyed by (seed, 73k id): the same features for an image whatever else the run holds)
         seeds: c.features.seed,
         imageIndices: part,
+        signal: ctx.signal,
       });
       zDim = z.data.length / part.length;
       zData ??= new Float32Array(all.length * zDim);
       zData.set(z.data, i0 * zDim);
       const caps = part.map((id) => ctx.pre.captions.get(id));
-      const enc = await sd.encodeText(caps.flat());
+      const enc = await sd.encodeText(caps.flat(), { signal: ctx.signal });
       cDim = enc.data.length / enc.shape[0];
       cData ??= new Float32Array(all.length * cDim);
       let row = 0;

@@ -132,6 +132,7 @@ const LOAD_KEYS: Record<Exclude<keyof DiffusionLoadOptions, keyof OrtSessionOpti
 };
 const ENCODE_IMAGES_KEYS: Record<keyof EncodeImagesOptions, true> = { mode: true, seeds: true, imageIndices: true, chunk: true, signal: true };
 const DECODE_KEYS: Record<keyof DecodeOptions, true> = { chunk: true, signal: true };
+const ENCODE_TEXT_KEYS: Record<keyof EncodeTextOptions, true> = { signal: true };
 
 /** `o` an options object whose every key `known` (a record of the keys) names; `what` names the call in the errors. */
 function checkOptions(o: unknown, known: object, what: string): void {
@@ -151,6 +152,10 @@ export interface EncodeImagesOptions {
 /** decode's options. */
 export interface DecodeOptions {
   chunk?: number;
+  signal?: AbortSignal;
+}
+
+export interface EncodeTextOptions {
   signal?: AbortSignal;
 }
 
@@ -281,8 +286,12 @@ export class Diffusion {
     return this.tokenizer.encodeBatch(captions);
   }
 
-  /** Text conditioning c [B, 77, D] from captions, or from token ids [B·77] given directly. */
-  async encodeText(captions: string[] | Int32Array): Promise<Tensor> {
+  /**
+   * Text conditioning c [B, 77, D] from captions, or from token ids [B·77] given directly. `signal` stops the job
+   * (CancelledError): it interrupts the text encoder's run in flight (ONNX Runtime's terminate flag).
+   */
+  async encodeText(captions: string[] | Int32Array, options: EncodeTextOptions = {}): Promise<Tensor> {
+    checkOptions(options, ENCODE_TEXT_KEYS, 'encodeText');
     const seq = this.tokenizer?.maxLength ?? 77;
     const ids = Array.isArray(captions) ? this.tokenize(captions) : captions;
     if (!(ids instanceof Int32Array) || ids.length === 0 || ids.length % seq !== 0) {
@@ -290,7 +299,7 @@ export class Diffusion {
     }
     const batch = ids.length / seq;
     const handle = this.live();
-    const { data, dim } = await nativeJob('encodeText', (b) => b.sdEncodeText(handle, ids, batch, seq));
+    const { data, dim } = await nativeJob('encodeText', (b, token) => b.sdEncodeText(handle, ids, batch, seq, token), options.signal);
     return { data, shape: [batch, seq, dim] };
   }
 

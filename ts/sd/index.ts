@@ -1,6 +1,6 @@
 /** Public surface of the sampler (for ts/index.ts: `export * from './sd/index.js'`). */
 export { Diffusion, SCHEDULERS, noiseKeys } from './Diffusion.js';
-export type { DecodeOptions, DiffusionLoadOptions, EncodeImagesOptions, Img2ImgOptions, Img2ImgResult, PlanOptions, SchedulerName, SdComponent, StepProgress } from './Diffusion.js';
+export type { DecodeOptions, DiffusionLoadOptions, EncodeImagesOptions, EncodeTextOptions, Img2ImgOptions, Img2ImgResult, PlanOptions, SchedulerName, SdComponent, StepProgress } from './Diffusion.js';
 export { MAX_GUIDANCE, MAX_SEED } from './optionBounds.js';
 export { ClipTokenizer, bytesToUnicode } from './clipTokenizer.js';
 export type { ClipTokenizerOptions } from './clipTokenizer.js';

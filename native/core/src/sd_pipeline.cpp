@@ -47,13 +47,12 @@ std::string list_found(const std::string& dir) {
   return found.empty() ? "nothing" : found;
 }
 
-// Between chunks of a VAE job: Cancelled, saying how far it got.
-// One run of a VAE chunk that the job's cancellation interrupts: `relay` sets the run's terminate flag, and a run that
-// fails once *cancel is set is Cancelled (not ONNX Runtime's failure). Without a relay, a plain run.
+// One run (a VAE chunk, the text encoder's batch) that the job's cancellation interrupts: `relay` sets the run's
+// terminate flag, and a run that fails once *cancel is set is Cancelled with `cancelled` as its message (not ONNX
+// Runtime's failure). Without a relay, a plain run.
 std::vector<ort::Value> run_interruptible(const ort::Session& s, const std::vector<const char*>& input_names,
                                           const std::vector<const OrtValue*>& inputs, const std::vector<const char*>& output_names,
-                                          const std::atomic<bool>* cancel, CancelRelay* relay, const char* what,
-                                          std::int64_t first, std::int64_t batch) {
+                                          const std::atomic<bool>* cancel, CancelRelay* relay, const std::string& cancelled) {
   if (!relay) return ort::run(s, input_names, inputs, output_names);
   OrtRunOptions* options = nullptr;
   ort::check(ort::api().CreateRunOptions(&options), "CreateRunOptions");
@@ -64,12 +63,18 @@ std::vector<ort::Value> run_interruptible(const ort::Session& s, const std::vect
   try {
     return ort::run(s, input_names, inputs, output_names, options);
   } catch (...) {
-    if (cancel && cancel->load())
-      throw Error(ErrorCode::Cancelled, std::string(what) + " cancelled after " + std::to_string(first) + " of " +
-                                            std::to_string(batch) + " images (its run was interrupted)");
+    if (cancel && cancel->load()) throw Error(ErrorCode::Cancelled, cancelled);
     throw;
   }
 }
+
+// A VAE chunk's message when its run was interrupted: how far the job got.
+std::string interrupted_after(const char* what, std::int64_t first, std::int64_t batch) {
+  return std::string(what) + " cancelled after " + std::to_string(first) + " of " + std::to_string(batch) +
+         " images (its run was interrupted)";
+}
+
+// Between chunks of a VAE job: Cancelled, saying how far it got.
 
 void stop_if_cancelled(const std::atomic<bool>* cancel, const char* what, std::int64_t done, std::int64_t batch) {
   if (cancel && cancel->load(std::memory_order_relaxed))
@@ -325,10 +330,13 @@ class OrtSdPipeline : public SdPipeline {
   const SdSummary& summary() const override { return summary_; }
   bool has(const std::string& c) const override { return sessions_.count(c) > 0; }
 
-  std::vector<float> encode_text(const std::int64_t* ids, std::int64_t batch, std::int64_t seq,
-                                 std::int64_t& dim) override {
+  std::vector<float> encode_text(const std::int64_t* ids, std::int64_t batch, std::int64_t seq, std::int64_t& dim,
+                                 const std::atomic<bool>* cancel, CancelRelay* relay) override {
     const ort::Session& s = need("text_encoder");
     if (batch < 1) throw Error(ErrorCode::InvalidArgument, "encode_text: no token rows");
+    const std::string rows = std::to_string(batch) + (batch == 1 ? " caption" : " captions");
+    if (cancel && cancel->load(std::memory_order_relaxed))
+      throw Error(ErrorCode::Cancelled, "encode_text of " + rows + " cancelled before its run");
     if (te_ids_.shape.size() == 2 && te_ids_.shape[1] > 0 && te_ids_.shape[1] != seq)
       throw Error(ErrorCode::ShapeMismatch, "encode_text: token rows have length " + std::to_string(seq) + " but " +
                                                 s.path() + " expects " + te_ids_.describe());
@@ -355,7 +363,8 @@ class OrtSdPipeline : public SdPipeline {
       values.push_back(keep.back().get());
     }
     const char* out_name = te_out_.c_str();
-    auto outs = ort::run(s, names, values, {out_name});
+    auto outs = run_interruptible(s, names, values, {out_name}, cancel, relay,
+                                  "encode_text of " + rows + " cancelled (its run was interrupted)");
     const auto shape = ort::shape_of(outs[0].get());
     if (shape.size() != 3 || shape[0] != batch || shape[1] != seq)
       throw Error(ErrorCode::ShapeMismatch, s.path() + " returned " + te_out_ + " of shape " + shape_str(shape) +
@@ -393,7 +402,8 @@ class OrtSdPipeline : public SdPipeline {
       auto v = ort::float_input(x, per * static_cast<std::size_t>(nb), {nb, 3, height, width}, vae_in_.type, in_half);
       const char* in_name = vae_in_.name.c_str();
       const char* out_name = summary_.vae_encoder_output.c_str();
-      auto outs = run_interruptible(s, {in_name}, {v.get()}, {out_name}, cancel, relay, "encode_images", first, batch);
+      auto outs = run_interruptible(s, {in_name}, {v.get()}, {out_name}, cancel, relay,
+                                    interrupted_after("encode_images", first, batch));
       const auto shape = ort::shape_of(outs[0].get());
       if (shape.size() != 4 || shape[0] != nb)
         throw Error(ErrorCode::ShapeMismatch, s.path() + " returned " + shape_str(shape));
@@ -446,7 +456,7 @@ class OrtSdPipeline : public SdPipeline {
       auto v = ort::float_input(scaled.data(), static_cast<std::size_t>(nb * n), {nb, channels, h, w}, dec_in_.type, in_half);
       const char* in_name = dec_in_.name.c_str();
       const char* out_name = dec_out_.c_str();
-      auto outs = run_interruptible(s, {in_name}, {v.get()}, {out_name}, cancel, relay, "decode", first, batch);
+      auto outs = run_interruptible(s, {in_name}, {v.get()}, {out_name}, cancel, relay, interrupted_after("decode", first, batch));
       const auto shape = ort::shape_of(outs[0].get());
       if (shape.size() != 4 || shape[0] != nb || shape[1] != 3)
         throw Error(ErrorCode::ShapeMismatch, s.path() + " returned " + shape_str(shape) + ", expected [B,3,H,W]");

@@ -77,6 +77,19 @@ int main() {
     auto c = sd->encode_text(ids.data(), 2, 77, dim);
     SD_CHECK(dim == 32 && c.size() == 2 * 77 * 32);
     auto u = sd->encode_text(ids.data() + 77, 1, 77, dim);
+    // the text encoder's run is interruptible as the VAE's are (it was a plain run: a cancelled job waited for it):
+    // a fired relay sets its terminate flag (the cancel flag clear, the interruption shows as ONNX Runtime's
+    // failure), and with the flag set the job is Cancelled before the run
+    {
+      CancelRelay relay;
+      relay.fire();
+      std::int64_t d = 0;
+      SD_CHECK(contains(error_of([&] { sd->encode_text(ids.data(), 2, 77, d, nullptr, &relay); }, ErrorCode::OrtFailure), "terminate"));
+      const std::atomic<bool> cancelled{true};
+      SD_CHECK(error_of([&] { sd->encode_text(ids.data(), 2, 77, d, &cancelled, &relay); }, ErrorCode::Cancelled) ==
+               "encode_text of 2 captions cancelled before its run");
+      SD_CHECK(d == 0);
+    }
 
     // images -> z (mean where available)
     const std::int64_t H = 64, W = 48;

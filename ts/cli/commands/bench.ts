@@ -46,6 +46,26 @@ export function registerBenchCommand(program: Command): void {
       await runRidgeBench({ shapes: f.shapes.split(','), sklearn: f.sklearn, numpy: f.numpy, cli: f.cli, cvMethod: f.cvMethod, python: f.python, repeats: f.repeats });
     });
   bench
+    .command('banded')
+    .description(
+      'BandedRidgeCV against a plain numpy banded ridge of the same protocol (bench/numpy_banded.py: himalaya\'s random search over the engine\'s own candidates γ and folds), ' +
+        'in the same run on planted-map data split into bands: the fit\'s time, GEMM rate and peak memory, numpy\'s time and the ratio, and how often both chose the same alpha and γ',
+    )
+    .option('--shapes <list>', "comma-separated subset of demo (the demo world's banded z+c: 392 × (16,384 + 4,928) → 1,508) and medium (1,000 × (4,096 + 1,024) → 4,096)", 'demo')
+    .option('--no-numpy', 'skip the plain numpy script of the same protocol (bench/numpy_banded.py)')
+    .option('--candidates <n>', 'random-search candidates γ', (v: string) => integerFlag(v, '--candidates', 1), 100)
+    .option('--alphas <n>', 'alphas, log-spaced over 1e1..1e7', (v: string) => integerFlag(v, '--alphas', 1), 7)
+    .option('--folds <n>', 'contiguous CV folds', (v: string) => integerFlag(v, '--folds', 2), 5)
+    .option('--repeats <n>', "fits of each, alternated, each in a fresh process; the medians are reported", (v: string) => integerFlag(v, '--repeats', 1), 1)
+    .option('--threads <n>', "BLAS threads of both fits (their OPENBLAS_NUM_THREADS; default: BLAS's own, all cores)", (v: string) => integerFlag(v, '--threads', 1))
+    .option('--python <path>', 'python with numpy', '/usr/bin/python3')
+    .option(...RESULTS)
+    .action(async (f: { shapes: string; numpy: boolean; candidates: number; alphas: number; folds: number; repeats: number; threads?: number; python: string; results?: string }) => {
+      useResults(f.results);
+      const { runBandedBench } = await import('../../bench/banded.js');
+      await runBandedBench({ shapes: f.shapes.split(','), numpy: f.numpy, candidates: f.candidates, alphas: f.alphas, folds: f.folds, repeats: f.repeats, threads: f.threads, python: f.python });
+    });
+  bench
     .command('samplers')
     .description(
       'every scheduler on cost, accuracy vs the converged solution (log-log, measured order) and, on the demo world, ' +

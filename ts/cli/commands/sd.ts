@@ -357,13 +357,13 @@ rules, reproducing another implementation's run, ONNX Runtime and CUDA).`,
           throw new ShapeError(`--step-noise ${f.stepNoise}: has ${stepNoise.shape[2]} channels ([${stepNoise.shape.join(', ')}]); the U-Net of ${f.model} expects ${model.info.latentChannels}`);
         }
         const z = image ? await model.encodeImages(image, { signal: ac.signal }) : (zFile as Tensor);
-        let c = cFile ?? (await model.encodeText([f.prompt as string]));
+        let c = cFile ?? (await model.encodeText([f.prompt as string], { signal: ac.signal }));
         if (c.shape[0] === 1 && z.shape[0] > 1) {
           const rows = new Float32Array(z.shape[0] * c.data.length);
           for (let i = 0; i < z.shape[0]; i++) rows.set(c.data, i * c.data.length);
           c = { data: rows, shape: [z.shape[0], c.shape[1], c.shape[2]] };
         }
-        const uncond = guidance > 1 && model.tokenizer ? await model.encodeText([f.negativePrompt ?? '']) : undefined;
+        const uncond = guidance > 1 && model.tokenizer ? await model.encodeText([f.negativePrompt ?? ''], { signal: ac.signal }) : undefined;
         const scheduler = plan.scheduler as SchedulerName;
         const bar = progressBar('img2img');
         const r = await model.img2img({

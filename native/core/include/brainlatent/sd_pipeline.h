@@ -83,9 +83,11 @@ class SdPipeline {
   virtual const SdSummary& summary() const = 0;
   virtual bool has(const std::string& component) const = 0;
 
-  // ids [B, seq] -> last_hidden_state [B, seq, dim]
+  // ids [B, seq] -> last_hidden_state [B, seq, dim]. Throws Cancelled when *cancel is set before the run; `relay`,
+  // fired with the flag, interrupts the run in flight (ONNX Runtime's terminate flag), which is then Cancelled too.
   virtual std::vector<float> encode_text(const std::int64_t* ids, std::int64_t batch, std::int64_t seq,
-                                         std::int64_t& dim) = 0;
+                                         std::int64_t& dim, const std::atomic<bool>* cancel = nullptr,
+                                         CancelRelay* relay = nullptr) = 0;
   // images (see SdImages) -> scaled latents [B, C, H/8, W/8] (scaling · mean or sample).
   // Throws Cancelled when *cancel is set, checked before each chunk of images; `relay`, fired with
   // the flag, interrupts the chunk's run in flight (ONNX Runtime's terminate flag), which is then
