@@ -40,10 +40,15 @@ export interface RidgeBenchOptions {
   repeats?: number;
   cvMethod?: 'auto' | 'per-fold' | 'exact';
   python?: string;
+  /**
+   * Threads of every fit (the engine's fits in their own processes, the whole command, numpy and
+   * scikit-learn through OPENBLAS_NUM_THREADS/OMP_NUM_THREADS) and of the SGEMM probes; default: all cores.
+   */
+  threads?: number;
   log?: (line: string) => void;
 }
 
-interface RunResult { seconds: number; test_r2: number; alphas: number[]; peak_rss_mb: number; info?: { gemmFlops: number; route: string; cvMethod: string } }
+interface RunResult { seconds: number; test_r2: number; alphas: number[]; peak_rss_mb: number; threads?: number; info?: { gemmFlops: number; route: string; cvMethod: string } }
 
 export async function runRidgeBench(opts: RidgeBenchOptions = {}): Promise<unknown> {
   const log = opts.log ?? ((l: string) => console.log(l));
@@ -51,7 +56,12 @@ export async function runRidgeBench(opts: RidgeBenchOptions = {}): Promise<unkno
   if (!Number.isInteger(repeats) || repeats < 1) throw new InvalidArgumentError(`bench ridge: repeats must be a positive integer, got ${repeats}`);
   const python = opts.python ?? '/usr/bin/python3';
   const shapes = RIDGE_SHAPES.filter((s) => !opts.shapes || opts.shapes.includes(s.name));
+  if (opts.threads !== undefined && (!Number.isInteger(opts.threads) || opts.threads < 1))
+    throw new InvalidArgumentError(`bench ridge: threads must be a positive integer, got ${opts.threads}`);
   const native = nativeSync((b) => b);
+  // (the fits run in child processes: the count goes to them by environment, and to this one's probes)
+  if (opts.threads !== undefined) native.setThreads(opts.threads);
+  const env = threadEnv(opts.threads);
   const peak = native.sgemmGflops(4096, 3);
   log(`machine SGEMM peak (4096³, best of 3): ${peak.toFixed(0)} GFLOP/s; BLAS: ${native.buildInfo().blas}; threads ${native.getThreads()}`);
   const here = path.dirname(fileURLToPath(import.meta.url));
@@ -70,7 +80,7 @@ export async function runRidgeBench(opts: RidgeBenchOptions = {}): Promise<unkno
       let before = native.sgemmGflops(4096, 3);
       for (let i = 0; i < repeats; i++) {
         const run = JSON.parse(
-          execFileSync(process.execPath, [worker, dir, String(nAlphas), String(folds), opts.cvMethod ?? 'auto'], { maxBuffer: 1 << 28 }).toString(),
+          execFileSync(process.execPath, [worker, dir, String(nAlphas), String(folds), opts.cvMethod ?? 'auto'], { maxBuffer: 1 << 28, env }).toString(),
         ) as RunResult;
         ours ??= run;
         const after = native.sgemmGflops(4096, 3);
@@ -93,7 +103,7 @@ export async function runRidgeBench(opts: RidgeBenchOptions = {}): Promise<unkno
         sgemmGflops: sgemm,
         brainlatent: {
           seconds: mid.seconds, gflops, sgemmShare: mid.share, peakShare: gflops / peak, peakRssMb: ours.peak_rss_mb, testR2: ours.test_r2,
-          route: ours.info?.route, cvMethod: ours.info?.cvMethod, runs,
+          route: ours.info?.route, cvMethod: ours.info?.cvMethod, threads: ours.threads, runs,
         },
       };
       if (opts.cli !== false) {
@@ -102,7 +112,8 @@ export async function runRidgeBench(opts: RidgeBenchOptions = {}): Promise<unkno
         const { seconds: whole, stdout: out } = timedFromLauncher(process.execPath, [
           cli, 'ridge', 'fit', '--x', path.join(dir, 'x_train.npy'), '--y', path.join(dir, 'y_train.npy'), '--alphas', `1e1:1e7:${nAlphas}`, '--folds', String(folds),
           '--cv-method', opts.cvMethod ?? 'auto', '--out', path.join(dir, 'model.safetensors'),
-        ]);
+          ...(opts.threads !== undefined ? ['--threads', String(opts.threads)] : []),
+        ], env);
         const secondsOf = (re: RegExp): number => {
           const m = re.exec(out);
           return m ? Number(m[1]) / (m[2] === 'ms' ? 1000 : 1) : NaN;
@@ -127,7 +138,7 @@ export async function runRidgeBench(opts: RidgeBenchOptions = {}): Promise<unkno
       }
       if (opts.numpy !== false) {
         const np = JSON.parse(
-          execFileSync(python, [path.join(packageRoot, 'bench', 'numpy_ridge.py'), dir, String(nAlphas), String(folds)], { maxBuffer: 1 << 28 }).toString(),
+          execFileSync(python, [path.join(packageRoot, 'bench', 'numpy_ridge.py'), dir, String(nAlphas), String(folds)], { maxBuffer: 1 << 28, env }).toString(),
         ) as RunResult;
         let agree = 0;
         for (let j = 0; j < np.alphas.length; j++) agree += np.alphas[j] === ours.alphas[j] ? 1 : 0;
@@ -140,7 +151,7 @@ export async function runRidgeBench(opts: RidgeBenchOptions = {}): Promise<unkno
       }
       if (opts.sklearn !== false) {
         const sk = JSON.parse(
-          execFileSync(python, [path.join(packageRoot, 'bench', 'sklearn_ridge.py'), dir, String(nAlphas)], { maxBuffer: 1 << 28 }).toString(),
+          execFileSync(python, [path.join(packageRoot, 'bench', 'sklearn_ridge.py'), dir, String(nAlphas)], { maxBuffer: 1 << 28, env }).toString(),
         ) as RunResult;
         let agree = 0;
         for (let j = 0; j < sk.alphas.length; j++) agree += sk.alphas[j] === ours.alphas[j] ? 1 : 0;
@@ -164,7 +175,7 @@ export async function runRidgeBench(opts: RidgeBenchOptions = {}): Promise<unkno
       rmSync(dir, { recursive: true, force: true });
     }
   }
-  const record = { sgemmPeakGflops: peak, nAlphas, folds, results };
+  const record = { sgemmPeakGflops: peak, nAlphas, folds, threads: opts.threads ?? native.getThreads(), results };
   const file = appendBenchRecord('ridge', record);
   log(`\nrecorded in ${path.relative(process.cwd(), file)}`);
   return record;
@@ -204,3 +215,12 @@ export function timedFromLauncher(file: string, args: string[], env: NodeJS.Proc
   return JSON.parse(out) as { seconds: number; stdout: string };
 }
 
+/**
+ * The environment of a bench's child processes at a thread count: the engine's worker reads
+ * BRAINLATENT_BENCH_THREADS, numpy and scikit-learn their BLAS's OPENBLAS_NUM_THREADS/OMP_NUM_THREADS.
+ */
+export function threadEnv(threads: number | undefined): NodeJS.ProcessEnv {
+  if (threads === undefined) return process.env;
+  const n = String(threads);
+  return { ...process.env, BRAINLATENT_BENCH_THREADS: n, OPENBLAS_NUM_THREADS: n, OMP_NUM_THREADS: n };
+}

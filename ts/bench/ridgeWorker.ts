@@ -4,13 +4,15 @@
  * group size > 0 puts consecutive rows in groups of that size (CV folds grouped by image).
  */
 import { readMatrixNpy, readNpy } from '../io/npy.js';
-import { useEngineArrayAllocator } from '../native/call.js';
+import { nativeSync, useEngineArrayAllocator } from '../native/call.js';
 import { RidgeCV } from '../ridge/RidgeCV.js';
 import { logspace } from '../ridge/alphas.js';
 import { heldOutR2 } from './ridgeData.js';
 
 const [dir, nAlphas, folds, cvMethod, groupSize] = process.argv.slice(2);
 useEngineArrayAllocator();
+// (the bench's --threads: its processes get the count by environment, bench/ridge.ts threadEnv)
+if (process.env.BRAINLATENT_BENCH_THREADS) nativeSync((b) => b.setThreads(Number(process.env.BRAINLATENT_BENCH_THREADS)));
 const xTrain = await readMatrixNpy(`${dir}/x_train.npy`, 'X train');
 const yTrain = await readMatrixNpy(`${dir}/y_train.npy`, 'Y train');
 const xTest = await readMatrixNpy(`${dir}/x_test.npy`, 'X test');
@@ -32,6 +34,7 @@ console.log(
     test_r2: heldOutR2(pred.data, yTest.data, yTest.rows, yTest.cols, signal),
     alphas: Array.from(model.bestAlphas),
     peak_rss_mb: process.resourceUsage().maxRSS / 1024,
+    threads: nativeSync((b) => b.getThreads()),
     info: model.info,
   }),
 );

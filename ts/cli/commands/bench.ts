@@ -6,7 +6,6 @@ import type { Command } from 'commander';
 
 import { InvalidArgumentError } from '../../errors.js';
 import type { SchedulerName } from '../../sd/schedulerConfig.js';
-import { setThreads } from '../../ridge/RidgeCV.js';
 import { checkOutputPath } from '../outputPath.js';
 import { integerFlag } from '../flagValue.js';
 import { MIN_SAMPLES, RECOMMENDED_SAMPLES, samplesError } from '../../bench/samplersOptions.js';
@@ -37,13 +36,12 @@ export function registerBenchCommand(program: Command): void {
     .option('--cv-method <m>', "'auto', or force 'per-fold' or 'exact'", 'auto')
     .option('--python <path>', 'python with scikit-learn', '/usr/bin/python3')
     .option('--repeats <n>', 'fits per shape, each in a fresh process between SGEMM probes; the median run is reported', (v: string) => integerFlag(v, '--repeats', 1), 3)
-    .option('--threads <n>', 'engine threads (default: all cores)')
+    .option('--threads <n>', 'threads of every fit (each in its own process: the engine, the whole command, numpy and scikit-learn by OPENBLAS_NUM_THREADS) and of the SGEMM probes (default: all cores)', (v: string) => integerFlag(v, '--threads', 1))
     .option(...RESULTS)
-    .action(async (f: { shapes: string; sklearn: boolean; numpy: boolean; cli: boolean; cvMethod: 'auto' | 'per-fold' | 'exact'; python: string; repeats: number; threads?: string; results?: string }) => {
+    .action(async (f: { shapes: string; sklearn: boolean; numpy: boolean; cli: boolean; cvMethod: 'auto' | 'per-fold' | 'exact'; python: string; repeats: number; threads?: number; results?: string }) => {
       useResults(f.results);
-      if (f.threads) setThreads(integerFlag(f.threads, '--threads', 0));
       const { runRidgeBench } = await import('../../bench/ridge.js');
-      await runRidgeBench({ shapes: f.shapes.split(','), sklearn: f.sklearn, numpy: f.numpy, cli: f.cli, cvMethod: f.cvMethod, python: f.python, repeats: f.repeats });
+      await runRidgeBench({ shapes: f.shapes.split(','), sklearn: f.sklearn, numpy: f.numpy, cli: f.cli, cvMethod: f.cvMethod, python: f.python, repeats: f.repeats, threads: f.threads });
     });
   bench
     .command('banded')
