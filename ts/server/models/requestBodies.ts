@@ -58,16 +58,13 @@ export interface Img2ImgInput {
 
 export function img2imgInput(b: Img2ImgBody): Img2ImgInput {
   const { z, c, uncond, ...settings } = b;
-  const input = {
+  // (their shapes against each other and the model are checked by the route, before queueing: Diffusion.checkImg2ImgShapes)
+  return {
     settings,
     z: tensorFromBase64(z, 'body.z', 4),
     c: tensorFromBase64(c, 'body.c', 3),
     ...(uncond ? { uncond: tensorFromBase64(uncond, 'body.uncond', 3) } : {}),
   };
-  // (the sampler checks this too, naming its own arguments: here the body's fields are named, before any queue)
-  const [images, rows] = [input.z.shape[0], input.c.shape[0]];
-  if (rows !== images) throw new ShapeError(`body.c: has ${rows} rows ([${input.c.shape.join(', ')}]) but body.z has ${images} images ([${input.z.shape.join(', ')}]); expected one row of c per image`);
-  return input;
 }
 
 /** What a large body holds: X as .npy, X as JSON, or an img2img request. */

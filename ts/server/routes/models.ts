@@ -11,6 +11,7 @@ import { FormatError, NonFiniteError, ShapeError } from '../../errors.js';
 import { firstNonFiniteSliced } from '../../io/finite.js';
 import type { Matrix } from '../../matrix.js';
 import type { Diffusion } from '../../sd/Diffusion.js';
+import { img2imgFields } from '../../sd/img2imgNames.js';
 import { planLabels, resolvePlanOptions, type PlanOptions } from '../../sd/samplingOptions.js';
 import { CHOOSE_SCHEDULER, SCHEDULERS } from '../../sd/schedulerConfig.js';
 import { preferredType } from '../accept.js';
@@ -32,8 +33,9 @@ export const NPY_TYPE = 'application/x-npy';
 /** Whether the request's Accept prefers .npy to JSON (by q-values; JSON when it says nothing). */
 const wantsNpy = (req: FastifyRequest) => preferredType(req.headers.accept, ['application/json', NPY_TYPE]) === NPY_TYPE;
 
-/** The img2img body's names for the plan options, so a refused setting names the field the client sent. */
+/** The img2img body's names for the plan options and the arrays, so a refusal names the field the client sent. */
 const BODY_FIELDS = planLabels('body.');
+const BODY_ARRAYS = img2imgFields('body.');
 
 /**
  * The request's settings checked as the model's plan checks them, before sampling: more steps than the schedule
@@ -212,9 +214,16 @@ async function dataRoutes(
       try {
         const { settings: b, z, c, uncond } = await img2imgOf(req.body, client.signal);
         const plan = { strength: b.strength, steps: b.steps, scheduler: b.scheduler, karras: b.karras, eta: b.eta, img2imgRule: b.rule };
+        // the settings against the model's plan, the arrays' shapes against each other and its U-Net: a 400 naming
+        // the body's fields, before the request is queued (and again when it runs: the name may be another model's then)
+        const checkRequest = (sd: Diffusion) => {
+          checkPlan(sd, plan);
+          sd.checkImg2ImgShapes({ z, c, uncond, guidance: b.guidance }, BODY_ARRAYS);
+        };
+        await ctx.models.withDiffusion(name, async (sd) => checkRequest(sd));
         const out = await runOn(ctx.img2imgQueue, () =>
           ctx.models.withDiffusion(name, async (sd) => {
-            checkPlan(sd, plan);
+            checkRequest(sd);
             const r = await nonFiniteIsModels(name, 'unet', () => sd.img2img({
               z,
               c,
