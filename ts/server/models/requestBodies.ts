@@ -6,10 +6,10 @@
  * and validates its JSON exactly as the route's schema would have, so both give the same answers.
  */
 import { ShapeError } from '../../errors.js';
-import { problemsFrom, validatorFor } from '../../config/index.js';
+import { fieldLabel, problemsFrom, validatorFor } from '../../config/index.js';
 import { Img2ImgBodySchema, PredictBodySchema, type Img2ImgBody, type PredictBody } from '../../config/service.js';
 import { assertFinite } from '../../io/finite.js';
-import { jsonSyntaxError } from '../../io/json.js';
+import { jsonSyntaxError, numbersBeyondFloat64 } from '../../io/json.js';
 import { decodeNpy, FLOAT_DTYPES } from '../../io/npy.js';
 import type { Matrix } from '../../matrix.js';
 import type { Tensor } from '../../sd/tensor.js';
@@ -35,7 +35,8 @@ export function matrixFromJson(x: number[][]): Matrix {
     if (row.length !== cols) throw new ShapeError(`body.x[${i}]: has ${row.length} features, body.x[0] has ${cols}`);
     data.set(row, i * cols);
   });
-  // JSON has no NaN, and 1e999 (Infinity from JSON.parse) fails the schema, but 1e39 is Inf in float32 (named as sent)
+  // JSON has no NaN, and 1e999 (Infinity from JSON.parse) is refused as parsed (refuseNumbersBeyondFloat64), but 1e39
+  // is Inf in float32 (named as sent)
   assertFinite(data, 'body.x', { shape: [x.length, cols], axes: ['sample', 'feature'], sent: (i) => x[Math.floor(i / cols)][i % cols] });
   return { data, rows: x.length, cols };
 }
@@ -79,6 +80,24 @@ export function invalidJsonMessage(text: string): string {
     : 'the body is JSON but holds a key that is refused (__proto__, or constructor with a prototype)';
 }
 
+/**
+ * Refuses a JSON body (`text`, parsed as `value`) that holds a number beyond float64's range: JSON.parse reads 1e999
+ * as Infinity, which the schema refused as "got number Infinity", a value the client never sent. The 400 names each
+ * such number's field and the number as written (the first 10, and how many in all). Numbers are read as float64,
+ * then a data array as float32, whose own range (±3.4e38) is checked with the arrays (assertFinite).
+ */
+export function refuseNumbersBeyondFloat64(text: string, value: unknown): void {
+  const { found, count } = numbersBeyondFloat64(text, value);
+  if (count === 0) return;
+  // (a number of thousands of digits is not quoted whole)
+  const shown = (t: string) => (t.length > 40 ? `${t.slice(0, 24)}…${t.slice(-8)} (${t.length} characters)` : t);
+  const problems = found.map(
+    (n) => `${fieldLabel('body', n.path.map(String))}: ${shown(n.text)} is beyond float64's range (±1.8e308), the type JSON numbers are read as; finite numbers are required`,
+  );
+  if (count > found.length) problems.push(`body: ${count - found.length} more numbers beyond float64's range (${count} in all)`);
+  throw new RequestValidationError('body', problems);
+}
+
 /** A body that is not JSON (Fastify's own error for it is raised from this on the event loop, with this message). */
 export class InvalidJsonBodyError extends Error {
   /** `text`: the body; the message says where it stops being JSON, as the event loop's does for a small body. */
@@ -97,6 +116,7 @@ function validJson<T>(bytes: Buffer, schema: Parameters<typeof validatorFor>[0])
   } catch {
     throw new InvalidJsonBodyError(text);
   }
+  refuseNumbersBeyondFloat64(text, body);
   const validate = validatorFor(schema);
   if (!validate(body)) throw new RequestValidationError('body', problemsFrom(validate.errors ?? [], 'body'));
   return body as T;
