@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { FormatError, MissingFileError } from '../../ts/errors.js';
-import { readJsonFile, readJsonObject } from '../../ts/io/json.js';
+import { numbersBeyondFloat64, readJsonFile, readJsonObject } from '../../ts/io/json.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'bl-json-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -37,5 +37,24 @@ describe('JSON files', () => {
     await expect(readJsonObject(p, 'a reconstruct config (an object)')).rejects.toThrow(`${p}: expected a reconstruct config (an object), found null`);
     await expect(readJsonObject(file('arr.json', '[1]'))).rejects.toThrow(/found an array/);
     expect(await readJsonObject(file('ok.json', '{"x": 2}'))).toEqual({ x: 2 });
+  });
+});
+
+describe('numbersBeyondFloat64', () => {
+  const of = (text: string, max?: number) => numbersBeyondFloat64(text, JSON.parse(text), max);
+
+  it('names each number JSON.parse made ±Infinity by its path and as written, and nothing else', () => {
+    const text = '{"a": {"b c": [1, 1e999, "1e999", 1e-999, 1.7e308]}, "d": -2E+308, "e": [[0], [1' + '0'.repeat(309) + ']]}';
+    expect(of(text)).toEqual({
+      found: [
+        { path: ['a', 'b c', 1], text: '1e999' },
+        { path: ['d'], text: '-2E+308' },
+        { path: ['e', 1, 0], text: `1${'0'.repeat(309)}` },
+      ],
+      count: 3,
+    });
+    expect(of('1e999')).toEqual({ found: [{ path: [], text: '1e999' }], count: 1 });
+    expect(of('{"x": [[1e308, -1e-400, "Infinity"]]}')).toEqual({ found: [], count: 0 });
+    expect(of('[1e999, 1e999, 1e999]', 2)).toEqual({ found: [{ path: [0], text: '1e999' }, { path: [1], text: '1e999' }], count: 3 });
   });
 });

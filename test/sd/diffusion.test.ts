@@ -249,7 +249,7 @@ describe('bad input', () => {
   it('rejects a wrong latent shape', async () => {
     await expect(sd.img2img({ z: { data: new Float32Array(3 * 3 * 8 * 6), shape: [3, 3, 8, 6] }, c })).rejects.toThrow(ShapeError);
     await expect(sd.img2img({ z: { data: new Float32Array(10), shape: [3, 4, 8, 6] }, c })).rejects.toThrow(/needs 576 elements/);
-    await expect(sd.img2img({ z: { data: z.data.slice(0, 2 * 192), shape: [2, 4, 8, 6] }, c })).rejects.toThrow(/2 images but c has 3 rows/);
+    await expect(sd.img2img({ z: { data: z.data.slice(0, 2 * 192), shape: [2, 4, 8, 6] }, c })).rejects.toThrow(/^img2img: c has 3 rows \(\[3, 77, \d+\]\) but z has 2 images \(\[2, 4, 8, 6\]\); expected one row of c per image$/);
   });
 
   it('rejects z of the wrong channels, or latents and c of sizes a fixed-size U-Net does not take, naming the option and what it takes', async () => {

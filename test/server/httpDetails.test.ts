@@ -3,7 +3,8 @@
  * a body over its route's limit (the limit in bytes and the route), JSON that does not parse (where), a known path
  * with another method (405 with Allow), a cancel of a job that has ended (409 with its state), predict on a
  * diffusion model (which route runs it), a predict shape error naming body.x, a number beyond float32 named as sent,
- * img2img's c and z of different batch sizes naming body.c and body.z, a reconstruct config its preflight
+ * img2img's shape errors (c and z of different batch sizes, c's width, z's channels, uncond) naming body.c, body.z
+ * and body.uncond, a reconstruct config its preflight
  * would refuse (400 at submission, nothing written), and an event stream resumed beyond its job's end (the final
  * event, not an empty stream).
  */
@@ -151,6 +152,30 @@ describe('request details', () => {
     expect(r.status).toBe(400);
     expect(r.json).toMatchObject({ code: 'ShapeMismatch', name: 'ShapeError' });
     expect(r.json.message).toBe('body.c: has 1 rows ([1, 77, 32]) but body.z has 2 images ([2, 4, 8, 8]); expected one row of c per image');
+  });
+
+  // s27: these were the sampler's own ('img2img: c has width 16 …'), found once the request had been queued
+  it("img2img's other shape errors name body.z, body.c and body.uncond, what was expected and what was sent", async () => {
+    const b64 = (shape: number[]) => encodeNpy(new Float32Array(shape.reduce((a, n) => a * n, 1)), shape).toString('base64');
+    const refusal = async (body: Record<string, unknown>) => {
+      const r = await s.call('POST', '/v1/sd/sd/img2img', { steps: 2, ...body });
+      expect(r.status, r.text).toBe(400);
+      expect(r.json).toMatchObject({ code: 'ShapeMismatch', name: 'ShapeError' });
+      return r.json.message as string;
+    };
+    const [z, c] = [b64([2, 4, 8, 8]), b64([2, 77, 32])];
+    expect(await refusal({ z, c: b64([2, 77, 16]) })).toBe('body.c: has width 16 ([2, 77, 16]) but the U-Net expects encoder_hidden_states of width 32');
+    expect(await refusal({ z: b64([2, 3, 8, 8]), c })).toBe('body.z: has shape [2, 3, 8, 8] but the U-Net expects 4 latent channels');
+    expect(await refusal({ z, c, uncond: b64([1, 77, 16]), guidance: 3 })).toBe(
+      'body.uncond: has shape [1, 77, 16], expected [1 or 2, 77, 32] (body.c is [2, 77, 32]: their sequence lengths and widths must match)',
+    );
+    expect(await refusal({ z, c: b64([2, 10, 32]), guidance: 3 })).toBe(
+      'body.c: has shape [2, 10, 32], expected [2, 77, 32]: the text encoder\'s sequence length is 77 (its embedding of "" is the unconditional input when guidance > 1)',
+    );
+    expect(await refusal({ z: b64([0, 4, 8, 8]), c: b64([0, 77, 32]) })).toBe('body.z: has no images');
+    // an uncond is not read at guidance 1 (no unconditional pass): its shape refuses nothing
+    const ok = await s.call('POST', '/v1/sd/sd/img2img', { z, c, uncond: b64([1, 77, 16]), guidance: 1, steps: 2, output: 'latents' });
+    expect(ok.status, ok.text).toBe(200);
   });
 
   it('a reconstruct config its preflight refuses is a 400 at submission, before anything is written', async () => {

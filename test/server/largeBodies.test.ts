@@ -1,7 +1,8 @@
 /**
  * Large data bodies and answers over real HTTP. A body above 256 KiB is read in segments and decoded by a predict
  * thread rather than on the event loop, and a large answer is streamed: both must give exactly what the small path
- * gives (the same predictions and images, the same 400s naming the same field and element, the same 413).
+ * gives (the same predictions and images, the same 400s naming the same field and element, the same 413), and a
+ * number beyond float64 (1e999) is named as written, not as the Infinity JSON.parse makes of it.
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -110,6 +111,52 @@ describe('large bodies are decoded off the event loop, with the small path’s a
     expect(a).toMatchObject({ status: 400, code: 'NonFinite', name: 'NonFiniteError' });
     expect(a.message).toMatch(/^body \(X as \.npy\): element \[sample 1, feature 3\] .* is NaN/);
     expect(b).toEqual(a);
+  });
+
+  // s27: JSON.parse reads 1e999 as Infinity, and the schema's 400 said 'expected a number, got number Infinity'
+  it('names a number beyond float64 (1e999) by its field and as written, in a small or a large body, predict or img2img', async () => {
+    const FLOAT64 = "is beyond float64's range (±1.8e308), the type JSON numbers are read as; finite numbers are required";
+    // X's JSON with the numbers at [row][feature] written as given (JSON.stringify has no way to write 1e999)
+    const predictText = (rows: number, typed: [number, number, string][]) => {
+      const x = rowsOf(X.data.subarray(0, rows * FEATURES), FEATURES).map((r) => r.map(String));
+      for (const [i, j, text] of typed) x[i][j] = text;
+      return `{"x": [${x.map((r) => `[${r.join(', ')}]`).join(',\n')}]}`;
+    };
+    const typed: [number, number, string][] = [
+      [1, 7, '1e999'],
+      [1, 9, '-1E+400'],
+    ];
+    const small = told(await s.call('POST', '/v1/ridge/r/predict', predictText(2, typed), { 'content-type': 'application/json' }));
+    expect(small).toEqual({
+      status: 400,
+      code: 'InvalidRequest',
+      name: 'RequestValidationError',
+      message: expect.stringMatching(/^the request body is not valid \(2 problems\)/),
+      problems: [`body.x[1][7]: 1e999 ${FLOAT64}`, `body.x[1][9]: -1E+400 ${FLOAT64}`],
+    });
+    const large = predictText(LARGE_ROWS, typed);
+    expect(large.length).toBeGreaterThan(256 << 10);
+    expect(told(await s.call('POST', '/v1/ridge/r/predict', large, { 'content-type': 'application/json' }))).toEqual(small);
+    // a number of 400 digits is one too, quoted in part; and many are counted, the first 10 named
+    const digits = `9${'0'.repeat(399)}`;
+    const long = told(await s.call('POST', '/v1/ridge/r/predict', predictText(2, [[0, 0, digits]]), { 'content-type': 'application/json' }));
+    expect(long.problems).toEqual([`body.x[0][0]: 9${'0'.repeat(23)}…00000000 (400 characters) ${FLOAT64}`]);
+    const many = told(await s.call('POST', '/v1/ridge/r/predict', predictText(2, Array.from({ length: 30 }, (_, j) => [1, j, '2e308'] as [number, number, string])), { 'content-type': 'application/json' }));
+    expect(many.problems).toHaveLength(11);
+    expect(many.problems?.[10]).toBe("body: 20 more numbers beyond float64's range (30 in all)");
+    // big but finite numbers are not refused here (1e300 is float32's Inf: the arrays' check names it as sent)
+    const finite = told(await s.call('POST', '/v1/ridge/r/predict', predictText(2, [[1, 2, '1e300']]), { 'content-type': 'application/json' }));
+    expect(finite).toMatchObject({ status: 400, code: 'NonFinite' });
+    expect(finite.message).toMatch(/^body\.x: element \[sample 1, feature 2\] .* is 1e\+300, beyond float32's range/);
+    // img2img: a number where z's or c's .npy was expected, small and large
+    const c = (k: number) => b64(new Float32Array(k * 77 * 32), [k, 77, 32]);
+    const z = (k: number) => b64(new Float32Array(k * 4 * 8 * 8), [k, 4, 8, 8]);
+    for (const k of [1, 40]) {
+      const zNumber = told(await s.call('POST', '/v1/sd/sd/img2img', `{"z": 1e999, "c": "${c(k)}"}`, { 'content-type': 'application/json' }));
+      expect(zNumber.problems, `${k} images`).toEqual([`body.z: 1e999 ${FLOAT64}`]);
+      const cNumber = told(await s.call('POST', '/v1/sd/sd/img2img', `{"z": "${z(k)}", "c": -1e999, "steps": 2}`, { 'content-type': 'application/json' }));
+      expect(cNumber.problems, `${k} images`).toEqual([`body.c: -1e999 ${FLOAT64}`]);
+    }
   });
 
   it('refuses a body beyond the data limit with 413, with or without a declared length', async () => {

@@ -113,11 +113,11 @@ describe('models: load once, predict and img2img off the event loop', () => {
     const short = { data: c.data.subarray(0, (seq - 1) * dim), shape: [1, seq - 1, dim] };
     const r = await s.call('POST', '/v1/sd/sd/img2img', { z: b64(new Float32Array(4 * 8 * 8), [1, 4, 8, 8]), c: b64(short.data, short.shape), guidance: 3, steps: 2 });
     expect(r.status, r.text).toBe(400);
-    expect(r.json.message).toMatch(new RegExp(`^img2img: c has shape \\[1, ${seq - 1}, ${dim}\\], expected \\[1, ${seq}, ${dim}\\]: the text encoder's sequence length is ${seq}`));
+    expect(r.json.message).toMatch(new RegExp(`^body\\.c: has shape \\[1, ${seq - 1}, ${dim}\\], expected \\[1, ${seq}, ${dim}\\]: the text encoder's sequence length is ${seq}`));
     // an uncond the client sent that does not match c is still named
     const u = await s.call('POST', '/v1/sd/sd/img2img', { z: b64(new Float32Array(4 * 8 * 8), [1, 4, 8, 8]), c: b64(short.data, short.shape), uncond: b64(c.data, c.shape), guidance: 3, steps: 2 });
     expect(u.status, u.text).toBe(400);
-    expect(u.json.message).toMatch(/^img2img: uncond has shape/);
+    expect(u.json.message).toMatch(/^body\.uncond: has shape/);
   });
 
   it('runs img2img: the latents equal an in-process run with the same settings; PNG and .npy images come back', async () => {

@@ -8,7 +8,7 @@ export { EncodeConfigSchema, FeatureSetSchema, BandedSchema, resolveEncodeConfig
 export type { FeatureSetSpec, BandedSpec } from './encode.js';
 export { CONFIG_AJV_OPTIONS, configAjv, validatorFor } from './ajv.js';
 export { checkConfig, type Checked } from './validate.js';
-export { problemsFrom, expectedOf, describeValue } from './problems.js';
+export { problemsFrom, expectedOf, describeValue, fieldLabel } from './problems.js';
 export { ConfigError } from './errors.js';
 export { configHelp, schemaHelpText } from './help.js';
 export { configPaths, resolveConfigPaths, mapConfigPaths, type ConfigPath, type Schema } from './paths.js';

@@ -62,6 +62,54 @@ export async function readJsonFile(path: string, read: (path: string) => Promise
   return parseJson(text, path);
 }
 
+/** A number in JSON text beyond float64's range (1e999), which JSON.parse reads as ±Infinity: where, and as written. */
+export interface NumberBeyondFloat64 {
+  /** Keys and indices from the document's root. */
+  path: (string | number)[];
+  text: string;
+}
+
+/**
+ * Whether a parsed JSON value holds ±Infinity anywhere (JSON.parse's reading of 1e999; JSON has no NaN). A stack,
+ * not recursion (a document can nest deep), and numbers are tested where they are met, never pushed. Measured on
+ * this 2-core machine: 30–40 ms for the 8 million numbers of a 150 MB predict body (0.47 s on the first call, before
+ * the JIT; its JSON.parse took 1.4 s), 0.02 ms for a 256 KiB one (a regex pre-scan of the text took 5 ms there).
+ */
+function holdsInfinity(value: unknown): boolean {
+  if (typeof value === 'number') return value - value !== 0;
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    const items = Array.isArray(v) ? v : v !== null && typeof v === 'object' ? Object.values(v) : [];
+    for (let i = 0; i < items.length; i++) {
+      const x: unknown = items[i];
+      if (typeof x === 'number') {
+        if (x - x !== 0) return true;
+      } else if (x !== null && typeof x === 'object') stack.push(x);
+    }
+  }
+  return false;
+}
+
+/**
+ * The numbers of JSON `text` (which JSON.parse read as `value`) beyond float64's range, which JSON.parse made
+ * ±Infinity: a user wrote 1e999, never Infinity, so an error names the number as written. The first `max` (with the
+ * count of all). The text is read again only when the value holds an Infinity.
+ */
+export function numbersBeyondFloat64(text: string, value: unknown, max = 10): { found: NumberBeyondFloat64[]; count: number } {
+  if (!holdsInfinity(value)) return { found: [], count: 0 };
+  const found: NumberBeyondFloat64[] = [];
+  let count = 0;
+  requireJsonc().visit(text, {
+    onLiteralValue: (_v: unknown, offset: number, length: number, _line: number, _column: number, path: () => (string | number)[]) => {
+      const literal = text.slice(offset, offset + length);
+      if (!/^-?\d/.test(literal) || Number.isFinite(Number(literal))) return;
+      if (++count <= max) found.push({ path: path(), text: literal });
+    },
+  });
+  return { found, count };
+}
+
 /** Reads a JSON file that must hold an object (not null, an array or a scalar). */
 export async function readJsonObject(path: string, what = 'a JSON object', read?: (path: string) => Promise<Buffer>): Promise<Record<string, unknown>> {
   const v = await readJsonFile(path, read);

@@ -32,6 +32,7 @@ import { nativeSessionOptions, ORT_SESSION_OPTION_KEYS, type OrtSessionOptions }
 import { GUIDANCE_EXPECTED, MAX_GUIDANCE, MAX_SEED, SEED_EXPECTED } from './optionBounds.js';
 import { checkSchedulerName, planRun, resolvePlanOptions, stepNoiseProblem, type PlanOptions, type TimestepSpacing } from './samplingOptions.js';
 import { checkScheduleOverrides, readSchedulerConfig, SCHEDULERS, type SchedulerConfigFile, type SchedulerName } from './schedulerConfig.js';
+import { IMG2IMG_ARGUMENTS, type Img2ImgNames } from './img2imgNames.js';
 import { assertRgb, assertTensor, type RgbImages, type Tensor } from './tensor.js';
 
 export { SCHEDULERS, type SchedulerName, type PlanOptions };
@@ -385,6 +386,51 @@ export class Diffusion {
     return planRun(planOptions);
   }
 
+  /**
+   * z, c and uncond checked against each other and the loaded U-Net as img2img checks them, without running
+   * anything: a service checks a request's arrays so before queueing it, its problems naming the request's fields
+   * (`names`: img2imgFields('body.')). Without uncond (and guidance > 1) the text encoder's embedding of "" is the
+   * unconditional input: c is checked against its sequence length (the tokenizer's), and its width once encoded.
+   */
+  checkImg2ImgShapes(o: Pick<Img2ImgOptions, 'z' | 'c' | 'uncond' | 'guidance'>, names: Img2ImgNames = IMG2IMG_ARGUMENTS): void {
+    assertTensor(o.z, names.label('z'), 4);
+    assertTensor(o.c, names.label('c'), 3);
+    const [count, channels] = o.z.shape;
+    const [rows, seq, dim] = o.c.shape;
+    const shape = (t: Tensor) => `[${t.shape.join(', ')}]`;
+    if (rows !== count) {
+      throw new ShapeError(names.problem('c', `has ${rows} rows (${shape(o.c)}) but ${names.cite('z')} has ${count} images (${shape(o.z)}); expected one row of c per image`));
+    }
+    if (count < 1) throw new ShapeError(names.problem('z', 'has no images'));
+    if (this.info.condDim > 0 && dim !== this.info.condDim) {
+      throw new ShapeError(names.problem('c', `has width ${dim} (${shape(o.c)}) but the U-Net expects encoder_hidden_states of width ${this.info.condDim}`));
+    }
+    if (channels !== this.info.latentChannels) {
+      throw new ShapeError(names.problem('z', `has shape ${shape(o.z)} but the U-Net expects ${this.info.latentChannels} latent channels`));
+    }
+    // a U-Net exported at one latent size or sequence length (the demo world's) runs at that size only
+    this.checkUnetInput('z', o.z.shape, 'sample', names);
+    this.checkUnetInput('c', o.c.shape, 'encoder_hidden_states', names);
+    const guidance = o.guidance ?? 5;
+    // (no uncond pass at guidance 1 or below; a guidance that is not a number is img2img's to refuse)
+    if (!(typeof guidance === 'number' && guidance > 1)) return;
+    if (o.uncond) {
+      const u = o.uncond;
+      assertTensor(u, names.label('uncond'), 3);
+      const [ub, useq, udim] = u.shape;
+      if ((ub !== 1 && ub !== count) || useq !== seq || udim !== dim) {
+        throw new ShapeError(
+          names.problem('uncond', `has shape ${shape(u)}, expected [1 or ${count}, ${seq}, ${dim}] (${names.cite('c')} is ${shape(o.c)}: their sequence lengths and widths must match)`),
+        );
+      }
+    } else if (this.emptyEmbedding) {
+      checkCondAgainstEmpty(o.c, count, this.emptyEmbedding.shape[1], this.emptyEmbedding.shape[2], names);
+    } else if (this.tokenizer) {
+      // (encodeText pads every caption to the tokenizer's length; the width is the encoder's, known once it runs)
+      checkCondAgainstEmpty(o.c, count, this.tokenizer.maxLength, this.info.condDim > 0 ? this.info.condDim : dim, names);
+    }
+  }
+
   /** Adds noise to z up to `strength` and denoises it conditioned on c; returns the final latents. */
   async img2img(options: Img2ImgOptions): Promise<Img2ImgResult> {
     const o = options;
@@ -392,23 +438,9 @@ export class Diffusion {
     // (the engine calls onStep from its loop: a bad one would be its TypeError, after the text encoder's run)
     checkControl(o, 'img2img', ['onStep']);
     this.live();
-    assertTensor(o.z, 'img2img z', 4);
-    assertTensor(o.c, 'img2img c', 3);
+    this.checkImg2ImgShapes(o);
     const [count, channels, height, width] = o.z.shape;
-    const [cb, seq, dim] = o.c.shape;
-    if (cb !== count) throw new ShapeError(`img2img: z has ${count} images but c has ${cb} rows ([${o.c.shape.join(', ')}])`);
-    if (count < 1) throw new ShapeError('img2img: z has no images');
-    if (this.info.condDim > 0 && dim !== this.info.condDim) {
-      throw new ShapeError(
-        `img2img: c has width ${dim} ([${o.c.shape.join(', ')}]) but the U-Net expects encoder_hidden_states of width ${this.info.condDim}`,
-      );
-    }
-    if (channels !== this.info.latentChannels) {
-      throw new ShapeError(`img2img: z has shape [${o.z.shape.join(', ')}] but the U-Net expects ${this.info.latentChannels} latent channels`);
-    }
-    // a U-Net exported at one latent size or sequence length (the demo world's) runs at that size only
-    this.checkUnetInput('z', o.z.shape, 'sample');
-    this.checkUnetInput('c', o.c.shape, 'encoder_hidden_states');
+    const [, seq, dim] = o.c.shape;
     const guidance = o.guidance ?? 5;
     // (a negative one would run as 1 in silence; a huge one overflows at the run's end: see Img2ImgOptions.guidance)
     if (typeof guidance !== 'number' || !(guidance >= 0 && guidance <= MAX_GUIDANCE)) {
@@ -423,17 +455,8 @@ export class Diffusion {
       // made, in call order: awaiting it even when cached let calls made later queue ahead, reviewer s24-R5. Only a
       // Diffusion's first guided run without uncond encodes "" first, and queues once that is done.)
       uncond = o.uncond ?? this.emptyEmbedding ?? (await this.emptyPrompt());
-      assertTensor(uncond, 'img2img uncond', 3);
-      const [ub, useq, udim] = uncond.shape;
-      // the text encoder's "" embedding fixes the sequence length and width: a c that differs is c's fault
-      if (!o.uncond && (useq !== seq || udim !== dim)) {
-        throw new ShapeError(
-          `img2img: c has shape [${o.c.shape.join(', ')}], expected [${count}, ${useq}, ${udim}]: the text encoder's sequence length is ${useq} (its embedding of "" is the unconditional input when guidance > 1)`,
-        );
-      }
-      if ((ub !== 1 && ub !== count) || useq !== seq || udim !== dim) {
-        throw new ShapeError(`img2img: uncond has shape [${uncond.shape.join(', ')}], expected [1 or ${count}, ${seq}, ${dim}] (c is [${o.c.shape.join(', ')}]: their sequence lengths and widths must match)`);
-      }
+      // (checked before the run as far as it was known: the "" embedding's width is known once it is encoded)
+      if (!o.uncond) checkCondAgainstEmpty(o.c, count, uncond.shape[1], uncond.shape[2], IMG2IMG_ARGUMENTS);
     }
     if (o.noise) {
       assertTensor(o.noise, 'img2img noise', 4);
@@ -529,11 +552,11 @@ export class Diffusion {
    * `shape` (the option `option`: z or c) against the sizes the loaded U-Net's input `input` fixes (numbers in its
    * signature; the batch is the engine's to split), so a mismatch names the option here, not an engine buffer.
    */
-  private checkUnetInput(option: 'z' | 'c', shape: number[], input: 'sample' | 'encoder_hidden_states'): void {
+  private checkUnetInput(option: 'z' | 'c', shape: number[], input: 'sample' | 'encoder_hidden_states', names: Img2ImgNames): void {
     const m = this.declaredMismatch('unet', shape, input);
     if (!m) return;
     const pixels = option === 'z' ? ` (the latents of ${8 * m.expected[3]}×${8 * m.expected[2]}-pixel images)` : '';
-    throw new ShapeError(`img2img: ${option} has shape [${shape.join(', ')}] but the U-Net (${m.path}) takes ${m.input}: expected [${m.expected.join(', ')}]${pixels}`);
+    throw new ShapeError(names.problem(option, `has shape [${shape.join(', ')}] but the U-Net (${m.path}) takes ${m.input}: expected [${m.expected.join(', ')}]${pixels}`));
   }
 
   /**
@@ -598,4 +621,18 @@ function givenImageIndices(given: readonly number[], count: number, what: string
     out[i] = v;
   }
   return out;
+}
+
+/**
+ * c against the text encoder's embedding of "" (sequence length `seq`, width `dim`), the unconditional input when
+ * no uncond is given: it fixes both, so a c that differs is c's fault (not that of an uncond the caller never sent).
+ */
+function checkCondAgainstEmpty(c: Tensor, count: number, seq: number, dim: number, names: Img2ImgNames): void {
+  if (c.shape[1] === seq && c.shape[2] === dim) return;
+  throw new ShapeError(
+    names.problem(
+      'c',
+      `has shape [${c.shape.join(', ')}], expected [${count}, ${seq}, ${dim}]: the text encoder's sequence length is ${seq} (its embedding of "" is the unconditional input when guidance > 1)`,
+    ),
+  );
 }

@@ -10,6 +10,7 @@ export { readPng, writePng } from './png.js';
 export { philoxNormal } from './philox.js';
 export { readScheduleConfig, SD1_SCHEDULE } from './schedulerConfig.js';
 export { tensor, type Tensor, type RgbImages } from './tensor.js';
+export { IMG2IMG_ARGUMENTS, img2imgFields, type Img2ImgArray, type Img2ImgNames } from './img2imgNames.js';
 export type { OrtSessionOptions, ProviderSettings } from './native.js';
 export { referenceImg2Img } from './referenceLoop.js';
 export type { ReferenceOptions, UNetFn } from './referenceLoop.js';

@@ -2,12 +2,13 @@
  * JSON request bodies parsed as Fastify parses them (secure-json-parse: a `__proto__` or `constructor.prototype` key
  * is refused), but a body that is not JSON gets a 400 that says where and what was expected there
  * (`line 3, column 14: comma expected`), not only Fastify's "Body is not valid JSON". The code stays Fastify's
- * (FST_ERR_CTP_INVALID_JSON_BODY), which clients may branch on; the body's own text is never quoted back.
+ * (FST_ERR_CTP_INVALID_JSON_BODY), which clients may branch on; the body's own text is never quoted back. A number
+ * beyond float64's range (1e999) is a 400 naming its field and the number as written (refuseNumbersBeyondFloat64).
  */
 import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
 import { errorCodes } from 'fastify';
 
-import { invalidJsonMessage } from './models/requestBodies.js';
+import { invalidJsonMessage, refuseNumbersBeyondFloat64 } from './models/requestBodies.js';
 
 /** Fastify's invalid-JSON error, its message saying where the body stops being JSON (invalidJsonMessage). */
 export function invalidJsonBody(message: string): FastifyError {
@@ -39,7 +40,15 @@ export function jsonBodyParser(app: FastifyInstance): JsonParser {
     refuseOtherCharsets(req);
     return new Promise((resolve, reject) =>
       parse(req, text, (e: Error | null, v?: unknown) => {
-        if (!e) return resolve(v);
+        if (!e) {
+          // a number beyond float64 (1e999) is named as written, not as the Infinity JSON.parse made of it
+          try {
+            refuseNumbersBeyondFloat64(text, v);
+          } catch (problem) {
+            return reject(problem);
+          }
+          return resolve(v);
+        }
         reject((e as FastifyError).code === 'FST_ERR_CTP_INVALID_JSON_BODY' ? invalidJsonBody(invalidJsonMessage(text)) : e);
       }),
     );

@@ -17,6 +17,7 @@ import { packageRoot } from '../../native/binding.js';
 import { fromNative } from '../../native/nativeError.js';
 import { invalidJsonBody } from '../jsonBodies.js';
 import { RequestValidationError } from '../validation.js';
+import { cancelledWhileQueued } from '../workQueue.js';
 import type { LargeBody } from './dataBodies.js';
 import type { DecodedBody, LargeBodyKind } from './requestBodies.js';
 
@@ -89,6 +90,8 @@ interface Task {
   transfer: Transferable[];
   resolve: (reply: PoolReply) => void;
   reject: (e: Error) => void;
+  /** Stops listening to the request's signal (once a thread has the task). */
+  unlisten: () => void;
 }
 
 interface Thread {
@@ -101,6 +104,7 @@ export class PredictPool {
   private readonly threads: Thread[] = [];
   private readonly waiting: Task[] = [];
   private nextId = 1;
+  private decodesStarted = 0;
 
   constructor(readonly size: number) {
     // one thread now, while the service starts: a thread's start costs the event loop tens of ms
@@ -134,10 +138,24 @@ export class PredictPool {
     return { data: (r as { y: Float32Array }).y, rows: x.rows, cols: model.targets };
   }
 
-  /** A large body's arrays, decoded and checked by a thread (its segments move there). */
-  async decode(body: LargeBody): Promise<DecodedBody> {
-    const r = await this.run({ type: 'decode', id: this.nextId++, kind: body.kind, segments: body.segments, length: body.length }, body.segments);
+  /**
+   * A large body's arrays, decoded and checked by a thread (its segments move there). A decode waiting for a thread
+   * whose `signal` aborts (its client went away) leaves the queue (CancelledError) and is never started: a client
+   * that sends many large bodies and leaves does not keep the threads decoding them.
+   */
+  async decode(body: LargeBody, signal?: AbortSignal): Promise<DecodedBody> {
+    const r = await this.run({ type: 'decode', id: this.nextId++, kind: body.kind, segments: body.segments, length: body.length }, body.segments, signal);
     return (r as { decoded: DecodedBody }).decoded;
+  }
+
+  /** Decodes handed to a thread so far (those cancelled while queued are not). */
+  get decodes(): number {
+    return this.decodesStarted;
+  }
+
+  /** Tasks waiting for a thread. */
+  get queued(): number {
+    return this.waiting.length;
   }
 
   async close(): Promise<void> {
@@ -146,9 +164,19 @@ export class PredictPool {
     this.threads.length = 0;
   }
 
-  private run(message: PoolMessage & { id: number }, transfer: Transferable[]): Promise<PoolReply> {
+  private run(message: PoolMessage & { id: number }, transfer: Transferable[], signal?: AbortSignal): Promise<PoolReply> {
+    const what = `the predict threads' ${message.type}`;
+    if (signal?.aborted) return Promise.reject(cancelledWhileQueued(what, signal));
     return new Promise((resolve, reject) => {
-      this.waiting.push({ message, transfer, resolve, reject });
+      const onAbort = () => {
+        const i = this.waiting.indexOf(task);
+        if (i < 0) return;
+        this.waiting.splice(i, 1);
+        reject(cancelledWhileQueued(what, signal!));
+      };
+      const task: Task = { message, transfer, resolve, reject, unlisten: () => signal?.removeEventListener('abort', onAbort) };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.waiting.push(task);
       this.dispatch();
     });
   }
@@ -159,6 +187,8 @@ export class PredictPool {
       const thread = this.threads.find((t) => t.task === null) ?? (this.threads.length < this.size ? this.spawn() : null);
       if (!thread) return;
       const task = this.waiting.shift()!;
+      task.unlisten();
+      if (task.message.type === 'decode') this.decodesStarted++;
       thread.task = task;
       thread.worker.postMessage(task.message, task.transfer);
     }

@@ -6,10 +6,10 @@
  * and validates its JSON exactly as the route's schema would have, so both give the same answers.
  */
 import { ShapeError } from '../../errors.js';
-import { problemsFrom, validatorFor } from '../../config/index.js';
+import { fieldLabel, problemsFrom, validatorFor } from '../../config/index.js';
 import { Img2ImgBodySchema, PredictBodySchema, type Img2ImgBody, type PredictBody } from '../../config/service.js';
 import { assertFinite } from '../../io/finite.js';
-import { jsonSyntaxError } from '../../io/json.js';
+import { jsonSyntaxError, numbersBeyondFloat64 } from '../../io/json.js';
 import { decodeNpy, FLOAT_DTYPES } from '../../io/npy.js';
 import type { Matrix } from '../../matrix.js';
 import type { Tensor } from '../../sd/tensor.js';
@@ -35,7 +35,8 @@ export function matrixFromJson(x: number[][]): Matrix {
     if (row.length !== cols) throw new ShapeError(`body.x[${i}]: has ${row.length} features, body.x[0] has ${cols}`);
     data.set(row, i * cols);
   });
-  // JSON has no NaN, and 1e999 (Infinity from JSON.parse) fails the schema, but 1e39 is Inf in float32 (named as sent)
+  // JSON has no NaN, and 1e999 (Infinity from JSON.parse) is refused as parsed (refuseNumbersBeyondFloat64), but 1e39
+  // is Inf in float32 (named as sent)
   assertFinite(data, 'body.x', { shape: [x.length, cols], axes: ['sample', 'feature'], sent: (i) => x[Math.floor(i / cols)][i % cols] });
   return { data, rows: x.length, cols };
 }
@@ -58,16 +59,13 @@ export interface Img2ImgInput {
 
 export function img2imgInput(b: Img2ImgBody): Img2ImgInput {
   const { z, c, uncond, ...settings } = b;
-  const input = {
+  // (their shapes against each other and the model are checked by the route, before queueing: Diffusion.checkImg2ImgShapes)
+  return {
     settings,
     z: tensorFromBase64(z, 'body.z', 4),
     c: tensorFromBase64(c, 'body.c', 3),
     ...(uncond ? { uncond: tensorFromBase64(uncond, 'body.uncond', 3) } : {}),
   };
-  // (the sampler checks this too, naming its own arguments: here the body's fields are named, before any queue)
-  const [images, rows] = [input.z.shape[0], input.c.shape[0]];
-  if (rows !== images) throw new ShapeError(`body.c: has ${rows} rows ([${input.c.shape.join(', ')}]) but body.z has ${images} images ([${input.z.shape.join(', ')}]); expected one row of c per image`);
-  return input;
 }
 
 /** What a large body holds: X as .npy, X as JSON, or an img2img request. */
@@ -80,6 +78,24 @@ export function invalidJsonMessage(text: string): string {
   return where
     ? `the body is not valid JSON: line ${where.line}, column ${where.column}: ${where.what}${where.atEnd ? ' (at the end of the body)' : ''}`
     : 'the body is JSON but holds a key that is refused (__proto__, or constructor with a prototype)';
+}
+
+/**
+ * Refuses a JSON body (`text`, parsed as `value`) that holds a number beyond float64's range: JSON.parse reads 1e999
+ * as Infinity, which the schema refused as "got number Infinity", a value the client never sent. The 400 names each
+ * such number's field and the number as written (the first 10, and how many in all). Numbers are read as float64,
+ * then a data array as float32, whose own range (±3.4e38) is checked with the arrays (assertFinite).
+ */
+export function refuseNumbersBeyondFloat64(text: string, value: unknown): void {
+  const { found, count } = numbersBeyondFloat64(text, value);
+  if (count === 0) return;
+  // (a number of thousands of digits is not quoted whole)
+  const shown = (t: string) => (t.length > 40 ? `${t.slice(0, 24)}…${t.slice(-8)} (${t.length} characters)` : t);
+  const problems = found.map(
+    (n) => `${fieldLabel('body', n.path.map(String))}: ${shown(n.text)} is beyond float64's range (±1.8e308), the type JSON numbers are read as; finite numbers are required`,
+  );
+  if (count > found.length) problems.push(`body: ${count - found.length} more numbers beyond float64's range (${count} in all)`);
+  throw new RequestValidationError('body', problems);
 }
 
 /** A body that is not JSON (Fastify's own error for it is raised from this on the event loop, with this message). */
@@ -100,6 +116,7 @@ function validJson<T>(bytes: Buffer, schema: Parameters<typeof validatorFor>[0])
   } catch {
     throw new InvalidJsonBodyError(text);
   }
+  refuseNumbersBeyondFloat64(text, body);
   const validate = validatorFor(schema);
   if (!validate(body)) throw new RequestValidationError('body', problemsFrom(validate.errors ?? [], 'body'));
   return body as T;

@@ -11,6 +11,7 @@ import { FormatError, NonFiniteError, ShapeError } from '../../errors.js';
 import { firstNonFiniteSliced } from '../../io/finite.js';
 import type { Matrix } from '../../matrix.js';
 import type { Diffusion } from '../../sd/Diffusion.js';
+import { img2imgFields } from '../../sd/img2imgNames.js';
 import { planLabels, resolvePlanOptions, type PlanOptions } from '../../sd/samplingOptions.js';
 import { CHOOSE_SCHEDULER, SCHEDULERS } from '../../sd/schedulerConfig.js';
 import { preferredType } from '../accept.js';
@@ -32,8 +33,9 @@ export const NPY_TYPE = 'application/x-npy';
 /** Whether the request's Accept prefers .npy to JSON (by q-values; JSON when it says nothing). */
 const wantsNpy = (req: FastifyRequest) => preferredType(req.headers.accept, ['application/json', NPY_TYPE]) === NPY_TYPE;
 
-/** The img2img body's names for the plan options, so a refused setting names the field the client sent. */
+/** The img2img body's names for the plan options and the arrays, so a refusal names the field the client sent. */
 const BODY_FIELDS = planLabels('body.');
+const BODY_ARRAYS = img2imgFields('body.');
 
 /**
  * The request's settings checked as the model's plan checks them, before sampling: more steps than the schedule
@@ -122,20 +124,21 @@ async function dataRoutes(
   app.setValidatorCompiler(bodyValidator((body) => body instanceof LargeBody));
 
   /** X, and the field that held it (for an error about its shape): body.x of a JSON body, or a .npy body itself. */
-  const matrixOf = async (body: unknown): Promise<{ x: Matrix; field: string }> => {
+  // (a large body waits for a predict thread to decode it: `signal`, its client's, takes it out of that queue)
+  const matrixOf = async (body: unknown, signal: AbortSignal): Promise<{ x: Matrix; field: string }> => {
     // (a body without a content-type is not validated: the schema is per type)
     if (body === undefined) throw new RequestValidationError('body', [`body: required, expected X as JSON ({"x": [[...], ...]}) or as .npy (content-type ${NPY_TYPE})`]);
     const field = (npy: boolean) => (npy ? 'body (X as .npy)' : 'body.x');
     if (body instanceof LargeBody) {
-      const d = await ctx.predictPool.decode(body);
+      const d = await ctx.predictPool.decode(body, signal);
       if (d.kind !== 'matrix') throw new Error(`a predict body decoded as ${d.kind}`);
       return { x: d.x, field: field(body.kind === 'predict-npy') };
     }
     return Buffer.isBuffer(body) ? { x: matrixFromNpy(body), field: field(true) } : { x: matrixFromJson((body as PredictBody).x), field: field(false) };
   };
-  const img2imgOf = async (body: unknown): Promise<Img2ImgInput> => {
+  const img2imgOf = async (body: unknown, signal: AbortSignal): Promise<Img2ImgInput> => {
     if (!(body instanceof LargeBody)) return img2imgInput(body as Img2ImgBody);
-    const d = await ctx.predictPool.decode(body);
+    const d = await ctx.predictPool.decode(body, signal);
     if (d.kind !== 'img2img') throw new Error(`an img2img body decoded as ${d.kind}`);
     return d.input;
   };
@@ -169,7 +172,7 @@ async function dataRoutes(
       // a client that goes away while its request waits for a predict thread takes it out of the queue
       const client = clientSignal(req, reply);
       try {
-        const { x, field } = await matrixOf(req.body);
+        const { x, field } = await matrixOf(req.body, client.signal);
         const model = ctx.models.ridge(name);
         if (x.cols !== model.nFeatures) throw new ShapeError(`${field}: X has ${x.cols} features per sample but model '${name}' takes ${model.nFeatures}`);
         const y = await ctx.models.predict(name, x, client.signal).catch((e: unknown) => {
@@ -209,11 +212,18 @@ async function dataRoutes(
       // a client that goes away gives up its place in the queue, or cancels its sampler run at the next step
       const client = clientSignal(req, reply);
       try {
-        const { settings: b, z, c, uncond } = await img2imgOf(req.body);
+        const { settings: b, z, c, uncond } = await img2imgOf(req.body, client.signal);
         const plan = { strength: b.strength, steps: b.steps, scheduler: b.scheduler, karras: b.karras, eta: b.eta, img2imgRule: b.rule };
+        // the settings against the model's plan, the arrays' shapes against each other and its U-Net: a 400 naming
+        // the body's fields, before the request is queued (and again when it runs: the name may be another model's then)
+        const checkRequest = (sd: Diffusion) => {
+          checkPlan(sd, plan);
+          sd.checkImg2ImgShapes({ z, c, uncond, guidance: b.guidance }, BODY_ARRAYS);
+        };
+        await ctx.models.withDiffusion(name, async (sd) => checkRequest(sd));
         const out = await runOn(ctx.img2imgQueue, () =>
           ctx.models.withDiffusion(name, async (sd) => {
-            checkPlan(sd, plan);
+            checkRequest(sd);
             const r = await nonFiniteIsModels(name, 'unet', () => sd.img2img({
               z,
               c,
