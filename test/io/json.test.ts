@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 
 import { FormatError, MissingFileError } from '../../ts/errors.js';
 import { numbersBeyondFloat64, readJsonFile, readJsonObject } from '../../ts/io/json.js';
+import { tempDir } from '../helpers/tempDir.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'bl-json-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -47,14 +48,28 @@ describe('numbersBeyondFloat64', () => {
     const text = '{"a": {"b c": [1, 1e999, "1e999", 1e-999, 1.7e308]}, "d": -2E+308, "e": [[0], [1' + '0'.repeat(309) + ']]}';
     expect(of(text)).toEqual({
       found: [
-        { path: ['a', 'b c', 1], text: '1e999' },
-        { path: ['d'], text: '-2E+308' },
-        { path: ['e', 1, 0], text: `1${'0'.repeat(309)}` },
+        { path: ['a', 'b c', 1], text: '1e999', offset: text.indexOf('1e999') },
+        { path: ['d'], text: '-2E+308', offset: text.indexOf('-2E+308') },
+        { path: ['e', 1, 0], text: `1${'0'.repeat(309)}`, offset: text.indexOf('1000') },
       ],
       count: 3,
     });
-    expect(of('1e999')).toEqual({ found: [{ path: [], text: '1e999' }], count: 1 });
+    expect(of('1e999')).toEqual({ found: [{ path: [], text: '1e999', offset: 0 }], count: 1 });
     expect(of('{"x": [[1e308, -1e-400, "Infinity"]]}')).toEqual({ found: [], count: 0 });
-    expect(of('[1e999, 1e999, 1e999]', 2)).toEqual({ found: [{ path: [0], text: '1e999' }, { path: [1], text: '1e999' }], count: 3 });
+    expect(of('[1e999, 1e999, 1e999]', 2)).toEqual({ found: [{ path: [0], text: '1e999', offset: 1 }, { path: [1], text: '1e999', offset: 8 }], count: 3 });
+  });
+
+  it('a JSON file with such a number is refused naming the file, line, column, field and the number as written', async () => {
+    // (a config's 1e999 reached its checks as Infinity: "expected a positive number, got Infinity")
+    const dir = tempDir('bl-json-beyond-');
+    const p = join(dir, 'run.json');
+    writeFileSync(p, '{\n  "ridge": {"alphas": [1, 1e999]},\n  "x": -1e400\n}\n');
+    await expect(readJsonFile(p)).rejects.toThrow(
+      `${p}:2:27: ridge.alphas[1]: 1e999 is beyond float64's range (±1.8e308) (and 1 more such number); finite numbers are required`,
+    );
+    writeFileSync(p, '1e999');
+    await expect(readJsonFile(p)).rejects.toThrow(`${p}:1:1: 1e999 is beyond float64's range`);
+    writeFileSync(p, '{"a": 1e308, "b": 1e-999}');
+    await expect(readJsonFile(p)).resolves.toEqual({ a: 1e308, b: 0 });
   });
 });

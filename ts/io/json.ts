@@ -20,14 +20,28 @@ export function maxJsonBytes(): number {
 
 /** Parses JSON `text` from `path`; a syntax error names `path:line:column` and what was wrong there. */
 export function parseJson(text: string, path: string): unknown {
+  let value: unknown;
   try {
-    return JSON.parse(text);
+    value = JSON.parse(text);
   } catch {
     const where = jsonSyntaxError(text);
     // The file's own bytes are never quoted: a service may be asked to read any file, and its errors go to the client.
     if (!where) throw new FormatError(`${path}: not valid JSON`, { path });
     throw new FormatError(`${path}:${where.line}:${where.column}: not valid JSON: ${where.what}${where.atEnd ? ' at the end of the file' : ''}`, { path, field: `line ${where.line}` });
   }
+  // (JSON.parse reads 1e999 as Infinity, which a later check would report as "Infinity", never written there)
+  const beyond = numbersBeyondFloat64(text, value, 1);
+  if (beyond.count > 0) {
+    const [first] = beyond.found;
+    const { line, column } = lineColumn(text, first.offset);
+    const field = first.path.map((k) => (typeof k === 'number' ? `[${k}]` : `.${k}`)).join('').replace(/^\./, '');
+    throw new FormatError(
+      `${path}:${line}:${column}: ${field ? `${field}: ` : ''}${first.text.length > 40 ? `${first.text.slice(0, 40)}…` : first.text} is beyond float64's range (±1.8e308)` +
+        `${beyond.count > 1 ? ` (and ${beyond.count - 1} more such number${beyond.count > 2 ? 's' : ''})` : ''}; finite numbers are required`,
+      { path, field: field || `line ${line}` },
+    );
+  }
+  return value;
 }
 
 /** Where `text` stops being JSON and what was expected there (never quoting it), or null when it parses. */
@@ -67,6 +81,8 @@ export interface NumberBeyondFloat64 {
   /** Keys and indices from the document's root. */
   path: (string | number)[];
   text: string;
+  /** Where it starts in the text (UTF-16 offset). */
+  offset: number;
 }
 
 /**
@@ -104,7 +120,7 @@ export function numbersBeyondFloat64(text: string, value: unknown, max = 10): { 
     onLiteralValue: (_v: unknown, offset: number, length: number, _line: number, _column: number, path: () => (string | number)[]) => {
       const literal = text.slice(offset, offset + length);
       if (!/^-?\d/.test(literal) || Number.isFinite(Number(literal))) return;
-      if (++count <= max) found.push({ path: path(), text: literal });
+      if (++count <= max) found.push({ path: path(), text: literal, offset });
     },
   });
   return { found, count };
