@@ -8,6 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { CancelledError } from '../../ts/errors.js';
 import { LargeBody } from '../../ts/server/models/dataBodies.js';
 import { PredictPool } from '../../ts/server/models/predictPool.js';
+import { QueueFullError } from '../../ts/server/workQueue.js';
 
 /** X as a JSON body, in the segments a large body arrives in. */
 function jsonBody(rows: number[][]): LargeBody {
@@ -47,5 +48,42 @@ describe('PredictPool decode queue', () => {
     late.abort();
     expect(await running).toMatchObject({ kind: 'matrix', x: { data: Float32Array.from([9, 10]) } });
     expect(pool.decodes).toBe(3);
+  });
+
+  it('refuses a body with QueueFull once the bodies waiting hold more than its byte bound, and takes bodies again as they leave', async () => {
+    // (each waiting body is held in memory until decoded or dropped: the service bounds them at 8 × its data body limit)
+    const body = () => jsonBody([[1, 2, 3]]);
+    const small = new PredictPool(1, 2 * body().length);
+    try {
+      const first = small.decode(body()); // on the thread
+      const waiting = [small.decode(body()), small.decode(body())]; // two bodies' bytes wait: the bound
+      expect(small.queued).toBe(2);
+      let refused: unknown;
+      try {
+        await small.decode(body());
+      } catch (e) {
+        refused = e;
+      }
+      expect(refused).toBeInstanceOf(QueueFullError);
+      expect((refused as QueueFullError).retryAfter).toBe(1);
+      expect((refused as Error).message).toMatch(/^the predict threads' decode queue \(\d+ bytes of bodies waiting, at most \d+\): every worker is busy/);
+      expect(small.decodes).toBe(1);
+      await first;
+      await Promise.all(waiting);
+      // the queue emptied: taken again, and one body always may wait whatever its size
+      const tiny = new PredictPool(1, 1);
+      try {
+        const a = tiny.decode(body());
+        const b = tiny.decode(body());
+        await expect(tiny.decode(body())).rejects.toThrow(QueueFullError);
+        expect(await b).toMatchObject({ kind: 'matrix' });
+        await a;
+      } finally {
+        await tiny.close();
+      }
+      expect(await small.decode(body())).toMatchObject({ kind: 'matrix', x: { data: Float32Array.from([1, 2, 3]) } });
+    } finally {
+      await small.close();
+    }
   });
 });

@@ -51,7 +51,7 @@ export function createContext(options: BrainlatentPluginOptions, prefix = ''): S
   // the process, are what code run outside them (and the processes forked from here) is held to
   const unconfineModels = confineModelsTo(root.path);
   const predictThreads = o.predict?.concurrency ?? halfTheCores();
-  const predictPool = new PredictPool(predictThreads);
+  const predictPool = new PredictPool(predictThreads, 8 * (o.dataBodyLimit ?? 64 << 20));
   const predictQueue = new PredictBatcher((key, x) => predictPool.predict(key, x), predictThreads, o.predict?.maxQueued ?? 256);
   // (this service's loads are held to its own root: another service of the process has another)
   const models = new ModelRegistry(predictPool, predictQueue, [root.path]);

@@ -17,7 +17,7 @@ import { packageRoot } from '../../native/binding.js';
 import { fromNative } from '../../native/nativeError.js';
 import { invalidJsonBody } from '../jsonBodies.js';
 import { RequestValidationError } from '../validation.js';
-import { cancelledWhileQueued } from '../workQueue.js';
+import { cancelledWhileQueued, QueueFullError } from '../workQueue.js';
 import type { LargeBody } from './dataBodies.js';
 import type { DecodedBody, LargeBodyKind } from './requestBodies.js';
 
@@ -99,14 +99,29 @@ interface Thread {
   task: Task | null;
 }
 
+/** The body bytes a waiting task holds (a decode's; 0 for the others). */
+function bytesOf(message: PoolMessage): number {
+  return message.type === 'decode' ? message.length : 0;
+}
+
 export class PredictPool {
   private readonly models = new Map<string, SharedRidge>();
   private readonly threads: Thread[] = [];
   private readonly waiting: Task[] = [];
   private nextId = 1;
   private decodesStarted = 0;
+  /** Bytes of the large bodies waiting for a thread (each holds its body in memory until decoded or dropped). */
+  private waitingDecodeBytes = 0;
 
-  constructor(readonly size: number) {
+  /**
+   * `maxQueuedDecodeBytes`: the most bytes of large bodies that may wait to be decoded; one more is refused with
+   * QueueFull (503, Retry-After) instead of held (the service: 8 × its data body limit, 512 MiB by default). One
+   * body always may wait, whatever its size.
+   */
+  constructor(
+    readonly size: number,
+    readonly maxQueuedDecodeBytes = Infinity,
+  ) {
     // one thread now, while the service starts: a thread's start costs the event loop tens of ms
     this.spawn();
   }
@@ -144,6 +159,11 @@ export class PredictPool {
    * that sends many large bodies and leaves does not keep the threads decoding them.
    */
   async decode(body: LargeBody, signal?: AbortSignal): Promise<DecodedBody> {
+    const idle = this.threads.some((t) => t.task === null) || this.threads.length < this.size;
+    if (!idle && this.waitingDecodeBytes > 0 && this.waitingDecodeBytes + body.length > this.maxQueuedDecodeBytes) {
+      // (a 64 MiB JSON body takes a thread ~0.5 s to decode: a second is a fair wait)
+      throw new QueueFullError(`the predict threads' decode queue (${this.waitingDecodeBytes} bytes of bodies waiting, at most ${this.maxQueuedDecodeBytes})`, 1);
+    }
     const r = await this.run({ type: 'decode', id: this.nextId++, kind: body.kind, segments: body.segments, length: body.length }, body.segments, signal);
     return (r as { decoded: DecodedBody }).decoded;
   }
@@ -160,6 +180,7 @@ export class PredictPool {
 
   async close(): Promise<void> {
     for (const t of this.waiting.splice(0)) t.reject(new Error('the predict threads are closing'));
+    this.waitingDecodeBytes = 0;
     await Promise.all(this.threads.map((t) => t.worker.terminate()));
     this.threads.length = 0;
   }
@@ -172,11 +193,13 @@ export class PredictPool {
         const i = this.waiting.indexOf(task);
         if (i < 0) return;
         this.waiting.splice(i, 1);
+        this.waitingDecodeBytes -= bytesOf(message);
         reject(cancelledWhileQueued(what, signal!));
       };
       const task: Task = { message, transfer, resolve, reject, unlisten: () => signal?.removeEventListener('abort', onAbort) };
       signal?.addEventListener('abort', onAbort, { once: true });
       this.waiting.push(task);
+      this.waitingDecodeBytes += bytesOf(message);
       this.dispatch();
     });
   }
@@ -187,6 +210,7 @@ export class PredictPool {
       const thread = this.threads.find((t) => t.task === null) ?? (this.threads.length < this.size ? this.spawn() : null);
       if (!thread) return;
       const task = this.waiting.shift()!;
+      this.waitingDecodeBytes -= bytesOf(task.message);
       task.unlisten();
       if (task.message.type === 'decode') this.decodesStarted++;
       thread.task = task;
