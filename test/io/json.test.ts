@@ -69,6 +69,11 @@ describe('numbersBeyondFloat64', () => {
     );
     writeFileSync(p, '1e999');
     await expect(readJsonFile(p)).rejects.toThrow(`${p}:1:1: 1e999 is beyond float64's range`);
+    // nested past jsonc-parser's stack (it recursed into a RangeError): said without a place
+    writeFileSync(p, `${'['.repeat(20_000)}1e999${']'.repeat(20_000)}`);
+    await expect(readJsonFile(p)).rejects.toThrow(`${p}: holds a number beyond float64's range (such as 1e999), nested too deeply to say where`);
+    writeFileSync(p, `${'['.repeat(20_000)}1,${']'.repeat(20_000)}`);
+    await expect(readJsonFile(p)).rejects.toThrow(`${p}: not valid JSON (nested too deeply to say where)`);
     writeFileSync(p, '{"a": 1e308, "b": 1e-999}');
     await expect(readJsonFile(p)).resolves.toEqual({ a: 1e308, b: 0 });
   });

@@ -159,6 +159,19 @@ describe('large bodies are decoded off the event loop, with the small path’s a
     }
   });
 
+  it('answers a body nested too deeply for the JSON locator with a 400, small or large (the locator overflowed its stack: 500)', async () => {
+    // jsonc-parser recurses per level: ~10,000 levels of [ ] overflowed it where a body held 1e999 or was not JSON
+    for (const depth of [20_000, 150_000]) {
+      const nested = (inner: string) => `{"x": ${'['.repeat(depth)}${inner}${']'.repeat(depth)}}`;
+      const beyond = told(await s.call('POST', '/v1/ridge/r/predict', nested('1e999'), { 'content-type': 'application/json' }));
+      expect(beyond, `depth ${depth}`).toMatchObject({ status: 400, code: 'InvalidRequest' });
+      expect(beyond.problems, `depth ${depth}`).toEqual(["body: 1 number beyond float64's range (such as 1e999), nested too deeply to say where; finite numbers are required"]);
+      const invalid = told(await s.call('POST', '/v1/ridge/r/predict', nested('1,'), { 'content-type': 'application/json' }));
+      expect(invalid, `depth ${depth}`).toMatchObject({ status: 400 });
+      expect(invalid.message, `depth ${depth}`).toMatch(/not valid JSON, or holds a key that is refused; it is nested too deeply to say where/);
+    }
+  });
+
   it('refuses a body beyond the data limit with 413, with or without a declared length', async () => {
     const big = Buffer.alloc((4 << 20) + 1024, 0x20);
     const declared = await fetch(`${s.url}/v1/ridge/r/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: big });

@@ -27,10 +27,13 @@ export function parseJson(text: string, path: string): unknown {
     const where = jsonSyntaxError(text);
     // The file's own bytes are never quoted: a service may be asked to read any file, and its errors go to the client.
     if (!where) throw new FormatError(`${path}: not valid JSON`, { path });
+    if (where.tooDeep) throw new FormatError(`${path}: not valid JSON (nested too deeply to say where)`, { path });
     throw new FormatError(`${path}:${where.line}:${where.column}: not valid JSON: ${where.what}${where.atEnd ? ' at the end of the file' : ''}`, { path, field: `line ${where.line}` });
   }
   // (JSON.parse reads 1e999 as Infinity, which a later check would report as "Infinity", never written there)
   const beyond = numbersBeyondFloat64(text, value, 1);
+  if (beyond.count > 0 && beyond.found.length === 0)
+    throw new FormatError(`${path}: holds a number beyond float64's range (such as 1e999), nested too deeply to say where; finite numbers are required`, { path });
   if (beyond.count > 0) {
     const [first] = beyond.found;
     const { line, column } = lineColumn(text, first.offset);
@@ -45,10 +48,16 @@ export function parseJson(text: string, path: string): unknown {
 }
 
 /** Where `text` stops being JSON and what was expected there (never quoting it), or null when it parses. */
-export function jsonSyntaxError(text: string): { line: number; column: number; what: string; atEnd: boolean } | null {
+export function jsonSyntaxError(text: string): { line: number; column: number; what: string; atEnd: boolean; tooDeep?: true } | null {
   const jsonc = requireJsonc();
   const errors: ParseError[] = [];
-  jsonc.parse(text, errors, { disallowComments: true, allowTrailingComma: false, allowEmptyContent: false });
+  try {
+    jsonc.parse(text, errors, { disallowComments: true, allowTrailingComma: false, allowEmptyContent: false });
+  } catch (e) {
+    // (jsonc-parser recurses per nesting level: ~10,000 levels overflow the stack)
+    if (e instanceof RangeError) return { line: 0, column: 0, what: 'nested too deeply to say where', atEnd: false, tooDeep: true };
+    throw e;
+  }
   const first = errors[0];
   if (!first) return null;
   return { ...lineColumn(text, first.offset), what: describe(jsonc.printParseErrorCode(first.error)), atEnd: first.offset >= text.length };
@@ -91,8 +100,9 @@ export interface NumberBeyondFloat64 {
  * this 2-core machine: 30–40 ms for the 8 million numbers of a 150 MB predict body (0.47 s on the first call, before
  * the JIT; its JSON.parse took 1.4 s), 0.02 ms for a 256 KiB one (a regex pre-scan of the text took 5 ms there).
  */
-function holdsInfinity(value: unknown): boolean {
-  if (typeof value === 'number') return value - value !== 0;
+function countInfinities(value: unknown): number {
+  if (typeof value === 'number') return value - value !== 0 ? 1 : 0;
+  let n = 0;
   const stack: unknown[] = [value];
   while (stack.length > 0) {
     const v = stack.pop();
@@ -100,11 +110,11 @@ function holdsInfinity(value: unknown): boolean {
     for (let i = 0; i < items.length; i++) {
       const x: unknown = items[i];
       if (typeof x === 'number') {
-        if (x - x !== 0) return true;
+        if (x - x !== 0) n++;
       } else if (x !== null && typeof x === 'object') stack.push(x);
     }
   }
-  return false;
+  return n;
 }
 
 /**
@@ -113,16 +123,23 @@ function holdsInfinity(value: unknown): boolean {
  * count of all). The text is read again only when the value holds an Infinity.
  */
 export function numbersBeyondFloat64(text: string, value: unknown, max = 10): { found: NumberBeyondFloat64[]; count: number } {
-  if (!holdsInfinity(value)) return { found: [], count: 0 };
+  const infinities = countInfinities(value);
+  if (infinities === 0) return { found: [], count: 0 };
   const found: NumberBeyondFloat64[] = [];
   let count = 0;
-  requireJsonc().visit(text, {
-    onLiteralValue: (_v: unknown, offset: number, length: number, _line: number, _column: number, path: () => (string | number)[]) => {
-      const literal = text.slice(offset, offset + length);
-      if (!/^-?\d/.test(literal) || Number.isFinite(Number(literal))) return;
-      if (++count <= max) found.push({ path: path(), text: literal, offset });
-    },
-  });
+  try {
+    requireJsonc().visit(text, {
+      onLiteralValue: (_v: unknown, offset: number, length: number, _line: number, _column: number, path: () => (string | number)[]) => {
+        const literal = text.slice(offset, offset + length);
+        if (!/^-?\d/.test(literal) || Number.isFinite(Number(literal))) return;
+        if (++count <= max) found.push({ path: path(), text: literal, offset });
+      },
+    });
+  } catch (e) {
+    // (jsonc-parser recurses per nesting level: a document nested ~10,000 deep has its count, not their places)
+    if (e instanceof RangeError) return { found: [], count: infinities };
+    throw e;
+  }
   return { found, count };
 }
 

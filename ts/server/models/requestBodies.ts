@@ -75,6 +75,7 @@ export type DecodedBody = { kind: 'matrix'; x: Matrix } | { kind: 'img2img'; inp
 /** What is wrong with a body that is not JSON: where it stops being JSON and what was expected (never its text). */
 export function invalidJsonMessage(text: string): string {
   const where = jsonSyntaxError(text);
+  if (where?.tooDeep) return 'the body is not valid JSON, or holds a key that is refused; it is nested too deeply to say where';
   return where
     ? `the body is not valid JSON: line ${where.line}, column ${where.column}: ${where.what}${where.atEnd ? ' (at the end of the body)' : ''}`
     : 'the body is JSON but holds a key that is refused (__proto__, or constructor with a prototype)';
@@ -94,7 +95,8 @@ export function refuseNumbersBeyondFloat64(text: string, value: unknown): void {
   const problems = found.map(
     (n) => `${fieldLabel('body', n.path.map(String))}: ${shown(n.text)} is beyond float64's range (±1.8e308), the type JSON numbers are read as; finite numbers are required`,
   );
-  if (count > found.length) problems.push(`body: ${count - found.length} more numbers beyond float64's range (${count} in all)`);
+  if (found.length === 0) problems.push(`body: ${count} number${count > 1 ? 's' : ''} beyond float64's range (such as 1e999), nested too deeply to say where; finite numbers are required`);
+  else if (count > found.length) problems.push(`body: ${count - found.length} more numbers beyond float64's range (${count} in all)`);
   throw new RequestValidationError('body', problems);
 }
 
