@@ -23,7 +23,7 @@ interface BandedRecord {
     repeats: number;
     results: {
       shape: { name: string; n: number; bands: number[]; t: number };
-      brainlatent: { seconds: number; runs: number[]; solver: string; eigPrecision: string };
+      brainlatent: { seconds: number; runs: number[]; solver: string; eigPrecision: string; threads: number };
       numpy?: { seconds: number; runs: number[]; alphaAgreement: number; gammaAgreement: number; fitSpeedup: number };
     }[];
   };
@@ -31,11 +31,11 @@ interface BandedRecord {
 
 const brainlatent = (...args: string[]) => runCommand(process.execPath, [distModule('cli/main'), ...args], { env: { ...process.env, NO_COLOR: '1' } });
 
-const runTiny = async (dir: string, numpy: boolean): Promise<BandedRecord> => {
+const runTiny = async (dir: string, numpy: boolean, threads?: number): Promise<BandedRecord> => {
   const r = await runModule(
     `
     const { runBandedBench } = await import(${JSON.stringify(pathToFileURL(distModule('bench/banded')).href)});
-    await runBandedBench({ shapes: [{ name: 'tiny', n: 90, bands: [40, 24], t: 24 }], candidates: 6, alphas: 5, folds: 3, repeats: 2, numpy: ${numpy}, log: () => {} });
+    await runBandedBench({ shapes: [{ name: 'tiny', n: 90, bands: [40, 24], t: 24 }], candidates: 6, alphas: 5, folds: 3, repeats: 2, numpy: ${numpy}, threads: ${threads ?? 'undefined'}, log: () => {} });
   `,
     120_000,
     { ...process.env, BRAINLATENT_BENCH_DIR: dir },
@@ -63,10 +63,12 @@ describe('bench banded', () => {
     expect(row.numpy?.fitSpeedup).toBeCloseTo(row.numpy!.seconds / row.brainlatent.seconds, 10);
   }, 120_000);
 
-  it('--no-numpy: the engine alone', async () => {
+  it('--no-numpy: the engine alone; --threads reaches the fit in its own process', async () => {
     const dir = tempDir('bl-bench-banded-');
-    const [row] = (await runTiny(dir, false)).figures.results;
+    const [row] = (await runTiny(dir, false, 1)).figures.results;
     expect(row.brainlatent.runs).toHaveLength(2);
+    // (the engine's own loops ran on every core under --threads 1 before: only OPENBLAS_NUM_THREADS was set)
+    expect(row.brainlatent.threads).toBe(1);
     expect(row).not.toHaveProperty('numpy');
   }, 120_000);
 

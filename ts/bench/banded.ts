@@ -19,6 +19,7 @@ import { packageRoot } from '../native/binding.js';
 import { logspace } from '../ridge/alphas.js';
 import { appendBenchRecord } from './benchRecord.js';
 import { plantedData } from './ridgeData.js';
+import { threadEnv } from './ridge.js';
 
 export interface BandedBenchShape {
   name: string;
@@ -48,7 +49,7 @@ export interface BandedBenchOptions {
   candidates?: number;
   /** Fits of each, alternated, each in a fresh process; the median is reported (default 1). */
   repeats?: number;
-  /** BLAS threads of both fits (OPENBLAS_NUM_THREADS of their processes); default: BLAS's own (all cores). */
+  /** Threads of both fits (the engine's by BRAINLATENT_BENCH_THREADS, numpy's by OPENBLAS_NUM_THREADS: threadEnv); default: all cores. */
   threads?: number;
   python?: string;
   log?: (line: string) => void;
@@ -59,6 +60,7 @@ interface EngineRun {
   best_alpha: number[];
   best_gamma: number[];
   peak_rss_mb: number;
+  threads: number;
   info: { route: string; solver: string; eigPrecision: string; gemmFlops: number; nGammas: number; refitGroups: number };
 }
 interface NumpyRun { seconds: number; gram: number; search: number; eigh: number; refit: number; refit_groups: number; candidates: number }
@@ -113,7 +115,8 @@ export async function runBandedBench(opts: BandedBenchOptions = {}): Promise<unk
   const shapes = chosenShapes(opts.shapes ?? ['demo']);
   const worker = path.join(path.dirname(fileURLToPath(import.meta.url)), 'bandedWorker.js');
   const script = path.join(packageRoot, 'bench', 'numpy_banded.py');
-  const env = opts.threads !== undefined ? { ...process.env, OPENBLAS_NUM_THREADS: String(opts.threads) } : process.env;
+  // (the engine's worker sets its own thread count from BRAINLATENT_BENCH_THREADS, numpy's BLAS from OPENBLAS_NUM_THREADS)
+  const env = threadEnv(opts.threads);
   const alphas = logspace(1e1, 1e7, nAlphas);
   const results: Record<string, unknown>[] = [];
   for (const s of shapes) {
@@ -121,7 +124,7 @@ export async function runBandedBench(opts: BandedBenchOptions = {}): Promise<unk
     try {
       log(
         `\n${s.name}: ${s.n} samples × (${s.bands.join(' + ')}) features in ${s.bands.length} bands → ${s.t} targets, ` +
-          `${candidates} candidates γ, ${nAlphas} alphas 1e1..1e7, ${folds} folds` + (opts.threads ? `, ${opts.threads} BLAS thread(s)` : ''),
+          `${candidates} candidates γ, ${nAlphas} alphas 1e1..1e7, ${folds} folds` + (opts.threads ? `, ${opts.threads} thread(s)` : ''),
       );
       const bands = await writeBandedData(dir, s);
       const ours: EngineRun[] = [];
@@ -152,7 +155,7 @@ export async function runBandedBench(opts: BandedBenchOptions = {}): Promise<unk
         loadAverage: os.loadavg(),
         brainlatent: {
           seconds, runs: ours.map((r) => r.seconds), gflops, peakRssMb: first.peak_rss_mb,
-          solver: first.info.solver, route: first.info.route, eigPrecision: first.info.eigPrecision, refitGroups: first.info.refitGroups,
+          solver: first.info.solver, route: first.info.route, eigPrecision: first.info.eigPrecision, refitGroups: first.info.refitGroups, threads: first.threads,
         },
       };
       if (theirs.length) {

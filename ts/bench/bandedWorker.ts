@@ -6,13 +6,15 @@
  */
 import { readMatrixNpy, writeNpy } from '../io/npy.js';
 import type { Matrix } from '../matrix.js';
-import { useEngineArrayAllocator } from '../native/call.js';
+import { nativeSync, useEngineArrayAllocator } from '../native/call.js';
 import { BandedRidgeCV } from '../ridge/BandedRidgeCV.js';
 import { logspace } from '../ridge/alphas.js';
 import { assignFolds } from '../ridge/folds.js';
 
 const [dir, bandList, yFile, nAlphas, folds, nIter] = process.argv.slice(2);
 useEngineArrayAllocator();
+// (the bench's --threads: bench/ridge.ts threadEnv)
+if (process.env.BRAINLATENT_BENCH_THREADS) nativeSync((b) => b.setThreads(Number(process.env.BRAINLATENT_BENCH_THREADS)));
 const spaces: Record<string, Matrix> = {};
 for (const f of bandList.split(',')) spaces[f.replace(/\.npy$/, '')] = await readMatrixNpy(`${dir}/${f}`, `band ${f}`);
 const y = await readMatrixNpy(`${dir}/${yFile}`, 'Y');
@@ -32,6 +34,7 @@ console.log(
     best_alpha: Array.from(model.bestAlpha),
     best_gamma: Array.from(model.bestGamma),
     peak_rss_mb: process.resourceUsage().maxRSS / 1024,
+    threads: nativeSync((b) => b.getThreads()),
     info: model.info,
   }),
 );

@@ -88,8 +88,9 @@ export async function estimateStages(
           const px = c.features.zSize ** 2 * 3;
           const rgb = new Uint8Array(ids.length * px);
           ids.forEach((id, i) => rgb.set(stimuli.image(id, c.features.zSize).data, i * px));
-          await sd!.encodeImages({ data: rgb, count: ids.length, height: c.features.zSize, width: c.features.zSize }, { mode: c.features.zMode });
-          await sd!.encodeText(ids.flatMap((id) => pre.captions.get(id)));
+          // (the job's signal: a cancelled estimate does not wait for the probe's three runs)
+          await sd!.encodeImages({ data: rgb, count: ids.length, height: c.features.zSize, width: c.features.zSize }, { mode: c.features.zMode, signal });
+          await sd!.encodeText(ids.flatMap((id) => pre.captions.get(id)), { signal });
         };
         await probe(); // warm-up
         s = await fastest(probe);

@@ -55,7 +55,7 @@ export function registerBenchCommand(program: Command): void {
     .option('--alphas <n>', 'alphas, log-spaced over 1e1..1e7', (v: string) => integerFlag(v, '--alphas', 1), 7)
     .option('--folds <n>', 'contiguous CV folds', (v: string) => integerFlag(v, '--folds', 2), 5)
     .option('--repeats <n>', "fits of each, alternated, each in a fresh process; the medians are reported", (v: string) => integerFlag(v, '--repeats', 1), 1)
-    .option('--threads <n>', "BLAS threads of both fits (their OPENBLAS_NUM_THREADS; default: BLAS's own, all cores)", (v: string) => integerFlag(v, '--threads', 1))
+    .option('--threads <n>', "threads of both fits, each in its own process (the engine's, and numpy's BLAS by OPENBLAS_NUM_THREADS; default: all cores)", (v: string) => integerFlag(v, '--threads', 1))
     .option('--python <path>', 'python with numpy', '/usr/bin/python3')
     .option(...RESULTS)
     .action(async (f: { shapes: string; numpy: boolean; candidates: number; alphas: number; folds: number; repeats: number; threads?: number; python: string; results?: string }) => {

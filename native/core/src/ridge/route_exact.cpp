@@ -414,10 +414,11 @@ class Exact final : public Route {
   // buffer; its first fold's GEMM ran at 160 GFLOP/s against 210 for the next).
   static constexpr i64 kScoreRows = 1024;
   int score_chunk(i64 nv) const { return static_cast<int>(std::clamp<i64>(kScoreRows / std::max<i64>(1, nv), 1, chunk())); }
-  // Kernel refit: targets per block of the dual coefficients, so that they fit in the largest
-  // scoring output (≥ n_v·tb floats): balanced blocks, at least 256 targets wide for the GEMMs.
+  // Kernel refit: targets per block of the dual coefficients (n × block), so that they fit in the
+  // largest scoring output (score_chunk·n_v × tb floats, what footprint() counts per target), in
+  // balanced blocks (no floor: a wider block than fits would grow that buffer past the footprint).
   i64 refit_block(i64 n, i64 tb) const {
-    const i64 cap = std::max<i64>(256, static_cast<i64>(score_chunk(pb_.folds.max_size())) * pb_.folds.max_size() * tb / std::max<i64>(1, n));
+    const i64 cap = std::max<i64>(1, static_cast<i64>(score_chunk(pb_.folds.max_size())) * pb_.folds.max_size() * tb / std::max<i64>(1, n));
     const i64 blocks = (tb + cap - 1) / cap;
     return std::max<i64>(1, (tb + blocks - 1) / blocks);
   }
