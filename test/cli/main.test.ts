@@ -131,7 +131,7 @@ describe('brainlatent (the CLI entry)', () => {
     }
   });
 
-  it('a reader that closes stdout early (| head -1) ends the command quietly with exit 0', async () => {
+  it('a reader that closes stdout early (| head -1): the command ends quietly with exit 0', async () => {
     // stdout's read end is closed before the child has started, so its first write gets EPIPE
     const child = spawn(process.execPath, [cli, 'sd', 'schedule', '--steps', '999', '--strength', '1'], {
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -142,5 +142,23 @@ describe('brainlatent (the CLI entry)', () => {
     const status = await new Promise<number | null>((res) => child.on('close', (code) => res(code)));
     expect(stderr).toBe('');
     expect(status).toBe(0);
+  });
+
+  it('ridge fit whose reader closes stdout early (| grep -m1) still writes its model and exits 0', async () => {
+    // It exited 0 at the first EPIPE, before its model's save had finished: no model.safetensors
+    const { x, y } = planted(40, 6, 3, 11);
+    await writeNpy(f('px.npy'), x.data, [40, 6]);
+    await writeNpy(f('py.npy'), y.data, [40, 3]);
+    const child = spawn(process.execPath, [cli, 'ridge', 'fit', '--x', f('px.npy'), '--y', f('py.npy'), '--alphas', '1,10,100', '--folds', '4', '--out', f('pm.safetensors')], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stdout.destroy();
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const status = await new Promise<number | null>((res) => child.on('close', (code) => res(code)));
+    expect(stderr).not.toMatch(/Error|brainlatent: /);
+    expect(status).toBe(0);
+    const model = await RidgeModel.load(f('pm.safetensors'));
+    expect([model.nFeatures, model.nTargets]).toEqual([6, 3]);
   });
 });

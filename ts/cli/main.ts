@@ -9,7 +9,7 @@ import {
   configureProgram,
   describeHelpCommand,
   exitAfterFinishedCommands,
-  exitQuietlyOnClosedStdout,
+  ignoreClosedStdout,
   helpArgs,
   pointGroupErrorsToTheirHelp,
   unknownCommandArgs,
@@ -38,7 +38,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   bench: async () => (await import('./commands/bench.js')).registerBenchCommand,
 };
 
-exitQuietlyOnClosedStdout();
+ignoreClosedStdout();
 
 const program = new Command();
 program

@@ -117,13 +117,19 @@ export function exitAfterFinishedCommands(program: Command): void {
 }
 
 /**
- * In main.ts, for every command: a reader that closes stdout early (`brainlatent sd schedule | head -1`) ends the
- * command quietly with exit 0, as SIGPIPE ends a Unix tool, instead of Node's unhandled 'error' event (a stack trace
- * and exit 1). Other stdout errors are still thrown.
+ * In main.ts, for every command: a reader that closes stdout early (`brainlatent sd schedule | head -1`) does not end
+ * the command. Its later output goes nowhere, and the command finishes its work (a `ridge fit` piped to `grep -m1`
+ * still writes its model; exiting at the first EPIPE left none, with exit 0) and exits with its own status, instead
+ * of Node's unhandled 'error' event (a stack trace and exit 1). Other stdout errors are still thrown.
  */
-export function exitQuietlyOnClosedStdout(): void {
+export function ignoreClosedStdout(): void {
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code === 'EPIPE') process.exit(0);
-    throw err;
+    if (err.code !== 'EPIPE') throw err;
+    // (the stream is destroyed after its error: a later write would raise ERR_STREAM_DESTROYED)
+    process.stdout.write = ((_chunk: unknown, encoding?: unknown, done?: unknown): boolean => {
+      const callback = typeof encoding === 'function' ? encoding : done;
+      if (typeof callback === 'function') queueMicrotask(() => (callback as () => void)());
+      return true;
+    }) as typeof process.stdout.write;
   });
 }
