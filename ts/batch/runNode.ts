@@ -228,7 +228,8 @@ async function runNodeWork(node: BatchNode, ctl: NodeControl): Promise<NodeResul
       const { extractNsd } = await import('../nsd/extract.js');
       let fresh = 0;
       for (const [i, o] of w.extractions.entries()) {
-        const r = await extractNsd({ ...o, onProgress: (e) => ctl.progress((i + e.done / e.total) / w.extractions.length, `${o.roi}: session ${e.session}`) });
+        // (the job's signal: a cancelled batch does not wait for every session of the subject to be read)
+        const r = await extractNsd({ ...o, signal: ctl.signal, onProgress: (e) => ctl.progress((i + e.done / e.total) / w.extractions.length, `${o.roi}: session ${e.session}`) });
         if (!r.fromCache) fresh++;
       }
       const warnings = await sessionGapWarnings(w.extractions);

@@ -3,6 +3,7 @@
  * reconstruct's): one session extracted; the VAE and text encoder, z_c and U-Net features on one batch of the
  * subject's own images; ridge and banded ridge at the real shape on a few targets; one map written and one
  * figure drawn. Each probe's time is scaled by the work the stage will do. Nothing is written to the run folder.
+ * The probes that can stop (the session read, the SD runs, the fits) take the job's signal; the model loads cannot.
  */
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -66,7 +67,7 @@ export async function estimateEncodeStages(
   let sessionSeconds = 0;
   if (runs('extract') || (runs('ceiling') && c.noiseCeiling === 'estimate')) {
     const s0 = shape.sessions[0];
-    const probe = () => extractNsd({ ...encodeExtractOptions(c), sessions: [s0], cacheDir: undefined });
+    const probe = () => extractNsd({ ...encodeExtractOptions(c), sessions: [s0], cacheDir: undefined, signal });
     await probe(); // warm-up: the first read also compiles the readers
     sessionSeconds = await fastest(probe);
   }

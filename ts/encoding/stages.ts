@@ -68,9 +68,10 @@ export function encodeExtractOptions(c: EncodeConfig): Omit<NsdExtractOptions, '
 
 // ---- what the stages read -------------------------------------------------------------------------------
 
-// (with the stage's signal, Ctrl-C stops the session being read rather than waiting for the whole extraction)
-const betasOf = (c: EncodeConfig, ctx?: StageRunContext) =>
-  extractNsd({ ...encodeExtractOptions(c), signal: ctx?.signal, onProgress: ctx ? (e) => ctx.progress(e.done / e.total, `session ${e.session}`, { done: e.done, total: e.total, unit: 'sessions' }) : undefined });
+// (with the stage's signal, Ctrl-C stops the session being read rather than waiting for the whole extraction: every
+// stage's, a cache hit's read is short but a missing entry reads every session; `ctx`: the extract stage's progress)
+const betasOf = (c: EncodeConfig, signal: AbortSignal | undefined, ctx?: StageRunContext) =>
+  extractNsd({ ...encodeExtractOptions(c), signal, onProgress: ctx ? (e) => ctx.progress(e.done / e.total, `session ${e.session}`, { done: e.done, total: e.total, unit: 'sessions' }) : undefined });
 
 // Every output is written under a temporary name and renamed into place (a kill leaves the old file or the new one).
 const writeJson = (path: string, value: unknown): Promise<void> => writeJsonAtomic(path, value);
@@ -145,7 +146,7 @@ async function alignedTable(c: EncodeConfig, t: TableSpec, betas: NsdExtraction)
 /** NSD betas for the mask (cached by the adapter) and the 73k ids of their rows. */
 async function extractStage(c: EncodeConfig, ctx: StageRunContext): Promise<StageResult> {
   const p = encodePaths(c.out);
-  const betas = await betasOf(c, ctx);
+  const betas = await betasOf(c, ctx.signal, ctx);
   const ids = { train: Array.from(betas.trainImageIds), test: Array.from(betas.testImageIds) };
   await writeJson(p.ids, ids);
   // old entries of the cache go (replaced ones; in the run folder's own cache, those its config no longer reads)
@@ -160,14 +161,15 @@ async function extractStage(c: EncodeConfig, ctx: StageRunContext): Promise<Stag
   };
 }
 
-async function noiseCeiling(c: EncodeConfig, betas: NsdExtraction, mask: VoxelMask): Promise<Float32Array | null> {
+async function noiseCeiling(c: EncodeConfig, betas: NsdExtraction, mask: VoxelMask, signal: AbortSignal | undefined): Promise<Float32Array | null> {
   const mode = c.noiseCeiling;
   if (mode === 'none') return null;
   // every test image is scored, each the mean of its own trials: the ceiling's noise term averages 1/n over them
   const trials = trialsPerTestImage(betas.manifest.counts.testRepetitions);
   if (mode === 'estimate') {
     const { averageTrain: _a, cacheDir: _c, ...rest } = encodeExtractOptions(c);
-    const single = await extractNsd({ ...rest, averageTest: false });
+    // (every session read again, uncached: the signal stops the read in flight)
+    const single = await extractNsd({ ...rest, averageTest: false, signal });
     return noiseCeilingFromNcsnr(estimateNcsnr(single.test, single.testImageIds), trials);
   }
   const path = mode === 'auto' ? ncsnrPath(c.nsd.root, c.nsd.subject) : mode;
@@ -180,11 +182,11 @@ async function noiseCeiling(c: EncodeConfig, betas: NsdExtraction, mask: VoxelMa
 }
 
 /** The noise ceiling per voxel (none written when there is none). */
-async function ceilingStage(c: EncodeConfig): Promise<StageResult> {
+async function ceilingStage(c: EncodeConfig, ctx: StageRunContext): Promise<StageResult> {
   const p = encodePaths(c.out);
-  const betas = await betasOf(c);
+  const betas = await betasOf(c, ctx.signal);
   const { mask } = await loadRegionMask(c.nsd.root, c.nsd.subject, c.nsd.roi);
-  const nc = await noiseCeiling(c, betas, mask);
+  const nc = await noiseCeiling(c, betas, mask, ctx.signal);
   // (its key is its values': 'estimate' reruns on any new time of the betas files, whose single trials it reads,
   // and the same ceiling then leaves maps and report as they are)
   if (!nc) {
@@ -268,7 +270,7 @@ export interface FitInfo {
 /** RidgeCV from one table to every voxel: per-voxel alpha by CV grouped by image, held-out r and R². */
 async function fitStage(c: EncodeConfig, t: TableSpec, ctx: StageRunContext): Promise<StageResult> {
   const p = encodePaths(c.out).fit(t.key);
-  const betas = await betasOf(c);
+  const betas = await betasOf(c, ctx.signal);
   const { table, train, test } = await alignedTable(c, t, betas);
   // (the options the preflight planned this fit's memory with)
   const model = await new RidgeCV(encodeFitOptions(c, betas.trainImageIds))
@@ -303,7 +305,7 @@ export interface BandedInfo {
 /** Banded ridge over several tables; with two or more, variance partitioning by held-out R². */
 async function bandedStage(c: EncodeConfig, b: BandedSpec, ctx: StageRunContext): Promise<StageResult> {
   const p = encodePaths(c.out).banded(b.name);
-  const betas = await betasOf(c);
+  const betas = await betasOf(c, ctx.signal);
   const tables = new Map(tableSpecs(c).map((t) => [t.name, t]));
   const aligned = new Map<string, { train: Matrix; test: Matrix }>();
   for (const s of b.sets) aligned.set(s, await alignedTable(c, tables.get(s)!, betas));
@@ -586,7 +588,7 @@ export function encodeStages(c: EncodeConfig): StageDef[] {
       keysOutputs: true,
       run: (ctx) => extractStage(c, ctx),
     },
-    { id: 'ceiling', deps: ['extract'], describe: `noise ceiling (${c.noiseCeiling})`, keysOutputs: true, run: () => ceilingStage(c) },
+    { id: 'ceiling', deps: ['extract'], describe: `noise ceiling (${c.noiseCeiling})`, keysOutputs: true, run: (ctx) => ceilingStage(c, ctx) },
   ];
   if (tables.some((t) => t.stage !== null)) {
     // new betas of the same trials leave z and c as they are: the extraction reruns, embed only for other images

@@ -3,7 +3,8 @@
  * session extracted, one batch of features, ridge fits at the real shape on a few targets, one batch decoded,
  * img2img at the real batch size for 1 and 5 steps, the metrics on a few images, one chart. Each probe's time
  * is scaled by the work the stage will do (sessions, images, targets, U-Net calls). Nothing is written to the
- * run folder.
+ * run folder. Every probe but the model's load takes the job's signal: a cancelled estimate stops the run in flight
+ * (each probe is run three times, its warm-up and the best of two) and starts no other.
  */
 
 import { evaluateReconstructions } from '../eval/evaluate.js';
@@ -48,7 +49,7 @@ export async function estimateStages(
   else {
     const probeSession = shape.sessions[0];
     const [, s] = await timed(async () => {
-      for (const t of ['z', 'c'] as const) await extractNsd({ ...extractOptions(c, t), sessions: [probeSession], cacheDir: undefined });
+      for (const t of ['z', 'c'] as const) await extractNsd({ ...extractOptions(c, t), sessions: [probeSession], cacheDir: undefined, signal });
     });
     est.extract = { seconds: s * shape.sessions.length, basis: `session ${probeSession} of both regions read in ${s.toFixed(2)} s × ${shape.sessions.length} sessions (uncached)` };
   }
@@ -88,7 +89,6 @@ export async function estimateStages(
           const px = c.features.zSize ** 2 * 3;
           const rgb = new Uint8Array(ids.length * px);
           ids.forEach((id, i) => rgb.set(stimuli.image(id, c.features.zSize).data, i * px));
-          // (the job's signal: a cancelled estimate does not wait for the probe's three runs)
           await sd!.encodeImages({ data: rgb, count: ids.length, height: c.features.zSize, width: c.features.zSize }, { mode: c.features.zMode, signal });
           await sd!.encodeText(ids.flatMap((id) => pre.captions.get(id)), { signal });
         };
@@ -119,7 +119,7 @@ export async function estimateStages(
       const k = Math.min(c.features.batchSize, nTest);
       const h = c.features.zSize / 8;
       const probe = async () => {
-        const imgs = await sd!.decode({ data: noise(k * zDim, 3, 0.5), shape: [k, 4, h, h] });
+        const imgs = await sd!.decode({ data: noise(k * zDim, 3, 0.5), shape: [k, 4, h, h] }, { signal });
         const side = g.size;
         for (let i = 0; i < 2 * k; i++) {
           rgbPngBytes(new Uint8Array(side * side * 3).fill(imgs.data[i % imgs.data.length]), side, side);
@@ -139,9 +139,9 @@ export async function estimateStages(
       // one batch: re-encode, `steps` denoising steps at the run's guidance and scheduler, decode
       const probeOptions = (steps: number) => ({ strength: 1, steps, guidance: g.guidance, scheduler: g.scheduler, karras: g.karras, eta: g.eta });
       const probe = (steps: number) => async () => {
-        const z0 = await sd!.encodeImages(imgs, { mode: g.reencode });
+        const z0 = await sd!.encodeImages(imgs, { mode: g.reencode, signal });
         const r = await sd!.img2img({ z: z0, c: cond, ...probeOptions(steps), seeds: g.seed, batchSize: g.batchSize, signal });
-        await sd!.decode(r.latents);
+        await sd!.decode(r.latents, { signal });
       };
       await probe(1)(); // warm-up: the sessions' first runs allocate
       const a = await fastest(probe(1));
@@ -178,7 +178,7 @@ export async function estimateStages(
     const e = c.evaluation;
     const gt = randomImages(k, e.size, 17);
     const rec = randomImages(k, e.size, 19);
-    const opts = { size: e.size, networks: e.networks, pixelIdentification: e.pixelIdentification };
+    const opts = { size: e.size, networks: e.networks, pixelIdentification: e.pixelIdentification, signal };
     await evaluateReconstructions(gt, rec, opts);
     const s = await fastest(() => evaluateReconstructions(gt, rec, opts));
     const runs = 1 + g.seeds;

@@ -357,7 +357,8 @@ export async function zonlyStage(ctx: StageContext): Promise<StageOutput> {
       checkAbort(ctx.signal);
       const n = Math.min(bs, ids.length - i0);
       const shape = latentShape(n, z.cols, c.features.zSize, 'decoded z');
-      const imgs = await sd.decode({ data: z.data.slice(i0 * z.cols, (i0 + n) * z.cols), shape });
+      // (the signal: a batch's decode is seconds per image at SD's size)
+      const imgs = await sd.decode({ data: z.data.slice(i0 * z.cols, (i0 + n) * z.cols), shape }, { signal: ctx.signal });
       for (let k = 0; k < n; k++) {
         const id = ids[i0 + k];
         await writePng(p.zonly(id), imgs, k);
@@ -471,7 +472,7 @@ export async function img2imgShardStage(ctx: StageContext, shard: Img2ImgShard):
     // below is keyed by the image's 73k id, not its place in the test list, so a subset or another order
     // of the test images gives each image the same result.
     const zonly = resizeImages(await readPngs(part.map((id) => p.zonly(id))), g.size);
-    const z0 = await sd.encodeImages(zonly, { mode: g.reencode, seeds: g.seed, imageIndices: part });
+    const z0 = await sd.encodeImages(zonly, { mode: g.reencode, seeds: g.seed, imageIndices: part, signal: ctx.signal });
     const cond = { data: cDec.data.slice(i0 * cDec.cols, (i0 + n) * cDec.cols), shape: [n, seq, D] };
     for (const k of seedsToRun) {
       const r = await sd.img2img({
@@ -497,7 +498,8 @@ export async function img2imgShardStage(ctx: StageContext, shard: Img2ImgShard):
       work.seconds += r.stats.unetSeconds ?? 0;
       work.evaluations += r.stats.unetEvaluations;
       work.samples += n;
-      const imgs = await sd.decode(r.latents);
+      // (an interrupted decode loses this block's samples of seed k, not yet recorded: the next run makes them again)
+      const imgs = await sd.decode(r.latents, { signal: ctx.signal });
       for (let q = 0; q < n; q++) await writePng(p.sample(part[q], k), imgs, q);
       await finished.add(i0, k);
       done += n;
