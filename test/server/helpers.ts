@@ -1,9 +1,10 @@
 /** A service on a free local port with a temporary root, and small HTTP helpers (real sockets, not inject). */
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
+import { writeNpy } from '../../ts/io/npy.js';
 import { RidgeCV } from '../../ts/ridge/RidgeCV.js';
 import { startServer, type RunningServer, type ServeOptions } from '../../ts/server/serve.js';
 import { planted } from '../helpers/random.js';
@@ -117,4 +118,18 @@ export async function startServerWithRidge(name = 'z'): Promise<TestServer> {
   const r = await s.call('POST', '/v1/models', { kind: 'ridge', name, path: 'models/ridge.safetensors' });
   if (r.status !== 201) throw new Error(`loading the test ridge model: ${r.status} ${r.text}`);
   return s;
+}
+
+/**
+ * The body of a ridge-fit job in `s`'s root that is accepted (its inputs' headers are sound, as the submission checks
+ * them) and fails once it runs, at its fit (a NaN in Y, which only the engine finds): for tests of a job that has
+ * ended. Writes fail-x.npy and fail-y.npy in the root the first time.
+ */
+export async function failingFitJob(s: TestServer, out: string): Promise<{ kind: 'ridge-fit'; config: Record<string, unknown> }> {
+  const [x, y] = [join(s.root, 'fail-x.npy'), join(s.root, 'fail-y.npy')];
+  if (!existsSync(y)) {
+    await writeNpy(x, new Float32Array(20 * 3).map((_, i) => Math.sin(i)), [20, 3]);
+    await writeNpy(y, new Float32Array(20 * 2).map((_, i) => (i === 5 ? Number.NaN : Math.cos(i))), [20, 2]);
+  }
+  return { kind: 'ridge-fit', config: { out, x: 'fail-x.npy', y: 'fail-y.npy', folds: 2 } };
 }

@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { encodeNpy } from '../../ts/io/npy.js';
 import { writeSdFixture } from '../../ts/sd/fixture.js';
-import { readEvents, startServerWithRidge, startTestServer, until, type TestServer } from './helpers.js';
+import { failingFitJob, readEvents, startServerWithRidge, startTestServer, until, type TestServer } from './helpers.js';
 
 describe('auth: a credential of another scheme', () => {
   let s: TestServer;
@@ -89,7 +89,7 @@ describe('request details', () => {
   });
 
   it('DELETE of a job that has ended: 409 with its state', async () => {
-    const job = await s.call('POST', '/v1/jobs', { kind: 'ridge-fit', config: { out: 'gone', x: 'missing-x.npy', y: 'missing-y.npy' } });
+    const job = await s.call('POST', '/v1/jobs', await failingFitJob(s, 'gone'));
     expect(job.status, job.text).toBe(202);
     await until(async () => ((await s.call('GET', `/v1/jobs/${job.json.id}`)).json.state === 'failed' ? true : undefined), 60_000, 'the job to fail');
     const r = await s.call('DELETE', `/v1/jobs/${job.json.id}`);
@@ -99,7 +99,7 @@ describe('request details', () => {
   });
 
   it('an event stream resumed at or beyond the end of an ended job still gets the final event', async () => {
-    const job = await s.call('POST', '/v1/jobs', { kind: 'ridge-fit', config: { out: 'gone2', x: 'missing-x.npy', y: 'missing-y.npy' } });
+    const job = await s.call('POST', '/v1/jobs', await failingFitJob(s, 'gone2'));
     const id = job.json.id;
     await until(async () => ((await s.call('GET', `/v1/jobs/${id}`)).json.state === 'failed' ? true : undefined), 60_000, 'the job to fail');
     const all = await readEvents(`${s.url}/v1/jobs/${id}/events`);

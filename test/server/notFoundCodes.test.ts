@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { encodeNpy } from '../../ts/io/npy.js';
-import { startServerWithRidge, until, type TestServer } from './helpers.js';
+import { failingFitJob, startServerWithRidge, until, type TestServer } from './helpers.js';
 
 let s: TestServer;
 
@@ -44,7 +44,7 @@ describe('404: one code per kind of thing not found, on every route', () => {
   });
 
   it("FileNotFound for a file a known job's run folder does not have, RouteNotFound for a route the service does not have", async () => {
-    const job = await s.call('POST', '/v1/jobs', { kind: 'ridge-fit', config: { out: 'run1', x: 'missing-x.npy', y: 'missing-y.npy' } });
+    const job = await s.call('POST', '/v1/jobs', await failingFitJob(s, 'run1'));
     expect(job.status, job.text).toBe(202);
     const file = await s.call('GET', `/v1/jobs/${job.json.id}/files/nothing.txt`);
     expect(file.status).toBe(404);
@@ -52,7 +52,7 @@ describe('404: one code per kind of thing not found, on every route', () => {
     const route = await s.call('GET', '/v1/nothing');
     expect(route.status).toBe(404);
     expect(route.json).toEqual({ error: 'Not Found', code: 'RouteNotFound', name: 'RouteNotFoundError', message: 'no route GET /v1/nothing' });
-    // (its inputs are missing: it fails at once, and the service closes with no job running)
+    // (a NaN in its Y: it fails at its fit, and the service closes with no job running)
     await until(async () => ((await s.call('GET', `/v1/jobs/${job.json.id}`)).json.state === 'failed' ? true : undefined), 60_000, 'the job to fail');
   });
 });

@@ -17,7 +17,7 @@ import { brainlatentPlugin } from '../../ts/server/index.js';
 import type { JobRunner } from '../../ts/server/jobs/JobRunner.js';
 import { JobBoard } from '../../ts/server/jobs/jobBoard.js';
 import { writeSdFixture } from '../../ts/sd/fixture.js';
-import { startServerWithRidge, until, type TestServer } from './helpers.js';
+import { failingFitJob, startServerWithRidge, until, type TestServer } from './helpers.js';
 
 let s: TestServer;
 let doc: any;
@@ -33,7 +33,7 @@ beforeAll(async () => {
   const r = await s.call('POST', '/v1/models', { kind: 'sd', name: 'sd', path: 'models/sd' });
   expect(r.status, r.text).toBe(201);
   // a job that has ended, with a file in its run folder
-  const j = await s.call('POST', '/v1/jobs', { kind: 'ridge-fit', config: { out: 'run1', x: 'missing-x.npy', y: 'missing-y.npy' } });
+  const j = await s.call('POST', '/v1/jobs', await failingFitJob(s, 'run1'));
   expect(j.status, j.text).toBe(202);
   job = j.json.id;
   await until(async () => ((await s.call('GET', `/v1/jobs/${job}`)).json.state === 'failed' ? true : undefined), 60_000, 'the job to fail');
@@ -56,7 +56,8 @@ const requests = (): [string, string, unknown?, Record<string, string>?][] => [
   ['DELETE', '/v1/session'],
   ['GET', '/v1/jobs'],
   ['GET', '/v1/jobs?state=nope'],
-  ['POST', '/v1/jobs', { kind: 'ridge-fit', config: { out: 'run2', x: 'missing-x.npy', y: 'missing-y.npy' } }],
+  ['POST', '/v1/jobs', { kind: 'ridge-fit', config: { out: 'run2', x: 'fail-x.npy', y: 'fail-y.npy', folds: 2 } }],
+  ['POST', '/v1/jobs', { kind: 'ridge-fit', config: { out: 'run3', x: 'missing-x.npy', y: 'missing-y.npy' } }],
   ['POST', '/v1/jobs', { kind: 'nope' }],
   ['POST', '/v1/jobs', '{"kind": ', { 'content-type': 'application/json' }],
   ['POST', '/v1/jobs', { kind: 'demo', out: 'x'.repeat(2 << 20) }],
@@ -242,7 +243,7 @@ describe('the OpenAPI document', () => {
   it('keeps every field a handler returns (open response schemas)', async () => {
     const view = (await s.call('GET', `/v1/jobs/${job}`)).json;
     expect(Object.keys(view).sort()).toEqual(['error', 'finishedAt', 'id', 'kind', 'out', 'progress', 'stages', 'startedAt', 'state', 'submittedAt']);
-    expect(view.error).toMatchObject({ name: 'MissingFileError', code: expect.any(String), message: expect.stringMatching(/missing-x\.npy/) });
+    expect(view.error).toMatchObject({ name: 'NonFiniteError', code: expect.any(String), message: expect.stringMatching(/^Y \(fail-y\.npy\): /) });
     const sd = (await s.call('GET', '/v1/models/sd')).json;
     expect(sd).toMatchObject({ name: 'sd', kind: 'sd', scheduler: expect.any(String), inFlight: 0 });
     expect(Object.keys(sd.shape).length).toBeGreaterThan(0);

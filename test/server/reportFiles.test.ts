@@ -5,7 +5,7 @@ import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { chromiumPath, launchBrowser, NO_BROWSER } from '../helpers/browser.js';
-import { startTestServer, until, type TestServer } from './helpers.js';
+import { failingFitJob, startTestServer, until, type TestServer } from './helpers.js';
 
 // A report served by the service loads its own files beside it: the encoding report runs NiiVue from
 // report_files/niivue.umd.js. Served as application/octet-stream with nosniff, chromium refused to run it
@@ -32,8 +32,8 @@ describe("a run folder's report with its own scripts, served", () => {
 <script>document.getElementById('out').textContent = window.niivue && typeof window.niivue.Niivue === 'function' ? 'niivue loaded' : 'no niivue';</script>
 </body></html>`,
     );
-    // a job whose run folder is run1 (its inputs are missing: it fails, and its folder stays readable)
-    const job = await s.call('POST', '/v1/jobs', { kind: 'ridge-fit', config: { out: 'run1', x: 'missing-x.npy', y: 'missing-y.npy' } });
+    // a job whose run folder is run1 (a NaN in its Y: it fails at its fit, and its folder stays readable)
+    const job = await s.call('POST', '/v1/jobs', await failingFitJob(s, 'run1'));
     expect(job.status, job.text).toBe(202);
     id = job.json.id;
     await until(async () => ((await s.call('GET', `/v1/jobs/${id}`)).json.state === 'failed' ? true : undefined), 60_000, 'the job to fail');

@@ -44,6 +44,11 @@ export class FlagProblems {
     return this.found.length;
   }
 
+  /** Each problem's line, named by its flag (or field): what a service's 400 lists. */
+  get lines(): string[] {
+    return this.found.map((p) => p.line);
+  }
+
   /**
    * Throws what was found (nothing when all is well); `what` names the command ("ridge fit"). One problem is its
    * error with the line it would have in a list ("--alphas: …", never "alphas: …" alone and "--alphas: …" with others).

@@ -23,6 +23,9 @@ export interface DemoOptionValues {
   steps?: unknown;
 }
 
+/** What the demo writes in its folder, as the refusal of an out that cannot be one says it (`demo --out`, a demo job's `out`). */
+export const DEMO_OUT_WHAT = 'the world and the run';
+
 /** Defaults of the world's size, as resolveWorldOptions fills them. */
 /** The world's and the run's defaults (--help shows them). */
 export const DEMO_DEFAULTS = { sessions: 16, trialsPerSession: 75, imageSize: 128, testImages: 24, seeds: 5, steps: 50 } as const;

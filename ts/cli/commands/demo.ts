@@ -10,7 +10,7 @@ import { shellWord } from '../format.js';
 import { checkOutputPath } from '../outputPath.js';
 import { progressBar, type ProgressBar } from '../progress.js';
 import { printResult, printWarnings, stageProgress } from './reconstruct.js';
-import { checkDemoOptions, DEMO_DEFAULTS, DEMO_MAX_IMAGE_SIZE, DEMO_MIN_IMAGE_SIZE, DEMO_MIN_TRAIN_IMAGES } from '../../demo/options.js';
+import { checkDemoOptions, DEMO_DEFAULTS, DEMO_OUT_WHAT, DEMO_MAX_IMAGE_SIZE, DEMO_MIN_IMAGE_SIZE, DEMO_MIN_TRAIN_IMAGES } from '../../demo/options.js';
 import { DECIMAL } from '../../ridge/alphas.js';
 
 /**
@@ -75,7 +75,7 @@ See docs/pipeline.md (the demo world, the stages, the report).`,
       };
       checkDemoOptions(values); // every bad flag at once, before anything is built or written
       const options = values as DemoOptions;
-      await checkOutputPath('--out', f.out, 'folder', 'the world and the run');
+      await checkOutputPath('--out', f.out, 'folder', DEMO_OUT_WHAT);
       const t0 = performance.now();
       let worldBar: ProgressBar | null = null;
       // Ctrl-C stops the world build or the run at its next step, with nothing half-written left behind

@@ -1,13 +1,14 @@
 import type { Command } from 'commander';
 
-import { BrainlatentError, CancelledError, FormatError, InvalidArgumentError, NonFiniteError, OutOfMemoryError, ShapeError } from '../../errors.js';
+import { CancelledError, InvalidArgumentError, NonFiniteError, OutOfMemoryError } from '../../errors.js';
 import { allInOrder } from '../../allInOrder.js';
 import { assertFinite } from '../../io/finite.js';
-import { matrixShapeOf, readIntVectorNpy, readMatrixNpy, readNpyHeader, writeNpy, type NpyHeader } from '../../io/npy.js';
+import { readMatrixNpy, writeNpy } from '../../io/npy.js';
 import { useEngineArrayAllocator, useEngineFileMapping, useEngineFileWriter } from '../../native/call.js';
 import { alphaDiagnostics } from '../../ridge/alphaDiagnostics.js';
 import { alphaEdgeWarning, DECIMAL, parseAlphas } from '../../ridge/alphas.js';
-import { ridgeBudgetProblem, ridgePlanLine, planRidgeFit } from '../../ridge/memoryPlan.js';
+import { checkFitBudget, checkFitInputs, Y_READ, type FitInputNames } from '../../ridge/fitPreflight.js';
+import { ridgePlanLine, planRidgeFit } from '../../ridge/memoryPlan.js';
 import { RidgeCV, setThreads, type RidgeCVOptions } from '../../ridge/RidgeCV.js';
 import { RidgeModel } from '../../ridge/RidgeModel.js';
 import { choiceFlag, integerFlag } from '../flagValue.js';
@@ -46,65 +47,8 @@ function gibibytes(text: string, flag: string): number {
   return Math.round(v * 2 ** 30);
 }
 
-/** How Y is read: a 1-D y is one target (n × 1), as scikit-learn takes it; X must be 2-D (samples × features). */
-const Y_READ = { vector: 'column' } as const;
-
-/** X or Y as its header describes it: a 2-D float32 or float64 array (Y also 1-D), as readMatrixNpy will read it. */
-function checkMatrixHeader(h: NpyHeader, path: string, what: string, opts: { vector?: 'column' } = {}): void {
-  if (!matrixShapeOf(h.shape, opts)) {
-    const or = opts.vector === 'column' ? ' or a 1-D array (samples: one target)' : '';
-    throw new ShapeError(`${what} (${path}): expected a 2-D array (samples × columns)${or}, got shape (${h.shape.join(', ')})`);
-  }
-  if (h.dtype !== 'float32' && h.dtype !== 'float64') throw new FormatError(`${what} (${path}): expected float32 or float64 data, got ${h.dtype}`, { path, field: 'descr' });
-}
-
-/** The groups as their header describes them: a vector (n or n × 1) of numbers, as readIntVectorNpy will read it. */
-function checkGroupsHeader(h: NpyHeader, path: string): void {
-  if (h.shape.length !== 1 && !(h.shape.length === 2 && h.shape[1] === 1)) throw new ShapeError(`groups (${path}): expected a 1-D array, got shape (${h.shape.join(', ')})`);
-  if (h.dtype === 'bool') throw new FormatError(`groups (${path}): expected integers, got a boolean array`, { path, field: 'descr' });
-}
-
-/**
- * One row per sample in every input, from the headers (of the right rank, whatever their type: an int32 X refused
- * still has its rows): a mismatch is named by file before anything is read. The groups are held against X, or Y.
- */
-function rowProblems(flags: FitFlags, x: NpyHeader | undefined, y: NpyHeader | undefined, groups: NpyHeader | undefined): ShapeError[] {
-  const rowsOf = (h: NpyHeader | undefined, ok: (shape: number[]) => boolean) => (h && ok(h.shape) ? h.shape[0] : undefined);
-  const matrix = (shape: number[]) => shape.length === 2;
-  const [xRows, yRows] = [rowsOf(x, matrix), rowsOf(y, (shape) => matrixShapeOf(shape, Y_READ) !== null)];
-  const gRows = rowsOf(groups, (shape) => shape.length === 1 || (shape.length === 2 && shape[1] === 1));
-  const out: ShapeError[] = [];
-  if (xRows !== undefined && yRows !== undefined && yRows !== xRows) out.push(new ShapeError(`--y ${flags.y} has ${yRows} rows but --x ${flags.x} has ${xRows}; one row per sample in both`));
-  const [flag, path, rows] = xRows !== undefined ? ['--x', flags.x, xRows] : ['--y', flags.y, yRows];
-  if (gRows !== undefined && rows !== undefined && gRows !== rows) {
-    out.push(new ShapeError(`--groups ${flags.groups} has ${gRows} entries but ${flag} ${path} has ${rows} rows; one group label (e.g. the image id) per row`));
-  }
-  return out;
-}
-
-/** Grouped folds take whole groups: fewer distinct groups than --folds cannot fill them (the engine would refuse). */
-function groupCountProblem(flags: FitFlags, groups: Int32Array, folds: number): InvalidArgumentError | undefined {
-  const n = new Set(groups).size;
-  if (n >= folds) return undefined;
-  return new InvalidArgumentError(
-    `--groups ${flags.groups} has ${n} distinct group${n === 1 ? '' : 's'} but --folds is ${folds}; expected at least one group per fold (a group never straddles folds)`,
-  );
-}
-
-/**
- * --folds against the rows of X, from its header: every validation fold needs 2 samples (RidgeCV refuses a fold of
- * one, its score undefined), contiguous or of whole groups, so k folds need 2k rows. The library says so too, but
- * only once the data is read, and names its option, not the flag or the file.
- */
-function foldsProblem(flags: FitFlags, folds: number, x: NpyHeader): InvalidArgumentError | null {
-  const rows = x.shape[0];
-  if (2 * folds <= rows) return null;
-  const most = Math.floor(rows / 2);
-  return new InvalidArgumentError(
-    `--folds ${folds} needs ${2 * folds} rows (samples) at least, 2 per validation fold, but --x ${flags.x} has ${rows}` +
-      (most >= 2 ? `; use at most ${most} folds` : '; too few for cross-validation (2 folds of 2 samples at least)'),
-  );
-}
+/** The inputs as `ridge fit`'s refusals name them: by their flags. */
+const FIT_FLAGS: FitInputNames = { x: '--x', y: '--y', groups: '--groups', folds: '--folds', memory: '--memory', fit: 'ridge fit' };
 
 /** The fit's options from the flags (checked): what it runs with, and what its memory is planned with before. */
 function fitOptions(flags: FitFlags, c: { alphas: number[]; folds: number; groups?: Int32Array; memoryBudget?: number }): RidgeCVOptions {
@@ -149,32 +93,8 @@ async function checkFitFlags(flags: FitFlags) {
       inputs: [['--x', flags.x], ['--y', flags.y], ['--groups', flags.groups]],
     }),
   );
-  const x = await p.takeAsync(() => readNpyHeader(flags.x), '--x');
-  if (x) p.take(() => checkMatrixHeader(x, flags.x, 'X'), '--x');
-  const y = await p.takeAsync(() => readNpyHeader(flags.y), '--y');
-  if (y) p.take(() => checkMatrixHeader(y, flags.y, 'Y', Y_READ), '--y');
-  const groups = flags.groups === undefined ? undefined : await p.takeAsync(() => readNpyHeader(flags.groups!), '--groups');
-  const groupsOk = groups !== undefined && p.take(() => (checkGroupsHeader(groups, flags.groups!), true), '--groups') === true;
-  for (const e of rowProblems(flags, x, y, groups)) p.add(e);
-  const tooMany = x && x.shape.length === 2 && folds !== undefined ? foldsProblem(flags, folds, x) : null;
-  if (tooMany) p.add(tooMany, '--folds');
-  const groupIds = groupsOk ? await p.takeAsync(() => readIntVectorNpy(flags.groups!, 'groups'), '--groups') : undefined;
-  if (groupIds && folds !== undefined) {
-    const e = groupCountProblem(flags, groupIds, folds);
-    if (e) p.add(e);
-  }
-  let shape: { rows: number; cols: number; targets: number } | undefined;
-  if (p.count === 0 && x && y) {
-    shape = { rows: x.shape[0], cols: x.shape[1], targets: matrixShapeOf(y.shape, Y_READ)![1] };
-    const options = fitOptions(flags, { alphas: alphas!, folds: folds!, groups: groupIds, memoryBudget });
-    try {
-      const problem = ridgeBudgetProblem(options, shape, { what: 'ridge fit', field: '--memory', unit: 'GiB' });
-      if (problem) p.add(new OutOfMemoryError(problem, 'budget'));
-    } catch (e) {
-      // (what the library refuses in these options or shapes, an empty X say, is left to the fit, which names it)
-      if (!(e instanceof BrainlatentError)) throw e;
-    }
-  }
+  const { groups: groupIds, shape } = await checkFitInputs(p, { x: flags.x, y: flags.y, groups: flags.groups, folds }, FIT_FLAGS);
+  if (shape) checkFitBudget(p, fitOptions(flags, { alphas: alphas!, folds: folds!, groups: groupIds, memoryBudget }), shape, FIT_FLAGS);
   p.throwIfAny('ridge fit');
   const options = fitOptions(flags, { alphas: alphas!, folds: folds!, groups: groupIds, memoryBudget });
   return { threads, options, alphas: alphas!, out: out!, shape: shape! };

@@ -8,10 +8,13 @@ import { join } from 'node:path';
 
 import type { TSchema } from '@sinclair/typebox';
 
+import { checkOutputPath } from '../../cli/outputPath.js';
+import { FlagProblems } from '../../cli/problems.js';
 import { ManifestError, resolveManifest, type ResolvedBatch } from '../../batch/manifest.js';
 import { resolveAlphaGrid } from '../../config/alphaGrid.js';
 import { ConfigError, configPaths, EncodeConfigSchema, mapConfigPaths, ReconstructConfigSchema, resolveEncodeConfig } from '../../config/index.js';
 import { RidgeFitConfigSchema, type RidgeFitConfig } from '../../config/ridgeFit.js';
+import { DEMO_OUT_WHAT } from '../../demo/options.js';
 import { resolveConfig } from '../../pipeline/config.js';
 import { PathOutsideRootError, type RootFolder } from '../rootPaths.js';
 import { DemoJobSchema } from '../schemas.js';
@@ -19,7 +22,7 @@ import { RequestValidationError } from '../validation.js';
 import type { DemoJobInput, JobInput } from './executeJob.js';
 import { newJobId, type JobSpec } from './JobRunner.js';
 import { batchPreflightProblems, encodePreflightProblems, reconstructPreflightProblems } from './jobPreflight.js';
-import { ridgeFitBudgetProblem } from './ridgeFitJob.js';
+import { ridgeFitProblems } from './ridgeFitJob.js';
 import type { JobKind } from './types.js';
 
 /** Where the plans and summaries of the batches behind single jobs go (hidden: not a run folder). */
@@ -100,6 +103,13 @@ async function confineBatch(root: RootFolder, batch: ResolvedBatch): Promise<voi
   refuse([...new Set(problems)]);
 }
 
+/** A check of an output path's refusal (an InvalidArgumentError naming its field) as a 400's problems. */
+async function outputProblems(check: () => Promise<void>): Promise<string[]> {
+  const p = new FlagProblems();
+  await p.takeAsync(check);
+  return p.lines;
+}
+
 /** The library's resolver's result; its ConfigError or ManifestError becomes a 400 with its problems. */
 function resolvedOr400<T>(resolve: () => T): T {
   try {
@@ -161,14 +171,16 @@ export async function jobSpecOf(body: JobBody, root: RootFolder, options: JobSpe
       const alphas = resolveAlphaGrid(config.alphas as string | number[], 'body.config.alphas', problems);
       refuse(problems);
       const resolved = { ...(config as unknown as RidgeFitConfig), alphas };
-      // a budget the fit would refuse is refused now, not after the job has queued and read X and Y
-      const budget = await ridgeFitBudgetProblem(resolved);
-      if (budget) refuse([budget]);
+      // what `ridge fit` checks before it reads X and Y (the out folder, the inputs' headers, rows, folds, groups,
+      // the budget) is refused now, not after the job has queued and read them, or fitted (an out that is a file)
+      refuse(await ridgeFitProblems(resolved));
       return spec('ridge-fit', resolved.out, { kind: 'ridge-fit', config: resolved });
     }
     case 'demo': {
       const { kind: _kind, ...demo } = body;
       const out = await confineConfig(root, DemoJobSchema, body, 'body').then((b) => b.out);
+      // as `demo --out`: a folder (an existing file was accepted, then the job failed on ENOTDIR)
+      refuse(await outputProblems(() => checkOutputPath('body.out', out, 'folder', DEMO_OUT_WHAT)));
       return spec('demo', out, { kind: 'demo', demo: { ...demo, out } });
     }
     case 'encode': {

@@ -8,8 +8,10 @@ import { join } from 'node:path';
 
 import { allInOrder } from '../../allInOrder.js';
 import { writeJsonAtomic } from '../../io/atomicWrite.js';
-import { matrixShapeOf, readIntVectorNpy, readMatrixNpy, readNpyHeader } from '../../io/npy.js';
-import { ridgeBudgetProblem } from '../../ridge/memoryPlan.js';
+import { checkOutputPath } from '../../cli/outputPath.js';
+import { FlagProblems } from '../../cli/problems.js';
+import { readIntVectorNpy, readMatrixNpy } from '../../io/npy.js';
+import { checkFitBudget, checkFitInputs, type FitInputNames } from '../../ridge/fitPreflight.js';
 import { RidgeCV, type RidgeCVOptions } from '../../ridge/RidgeCV.js';
 import type { RidgeFitConfig } from '../../config/ridgeFit.js';
 
@@ -35,23 +37,31 @@ function ridgeFitOptions(c: RidgeFitConfig, groups: Int32Array | undefined): Rid
   };
 }
 
+/** The config's fields, as the service's refusals name them (`ridge fit` names its flags). */
+const FIT_FIELDS: FitInputNames = {
+  x: 'body.config.x',
+  y: 'body.config.y',
+  groups: 'body.config.groups',
+  folds: 'body.config.folds',
+  memory: 'body.config.memoryGiB',
+  fit: 'body.config: the ridge fit',
+};
+
+/** What the job writes in its run folder, in the refusal of an `out` that cannot be one. */
+const FIT_FOLDER = 'the fit (model.safetensors and fit.json)';
+
 /**
- * At submission: the problem of a memoryGiB the fit would refuse when it starts (its fixed part plus one target over
- * the budget), planned by the engine from the inputs' .npy headers, or null. Inputs that cannot be read or do not
- * agree are the job's to report (it names the file), as before: null.
+ * At submission, what the job would refuse or fail on once it ran, each problem naming its field: an `out` that
+ * cannot be a folder (an existing file: the whole fit ran, then its mkdir failed), and the checks `ridge fit` makes of
+ * its inputs before reading them (ts/ridge/fitPreflight.ts: each file there, shapes, types, rows, folds, groups, the
+ * memoryGiB against the fit's plan). Nothing is read but the headers and the groups.
  */
-export async function ridgeFitBudgetProblem(c: RidgeFitConfig): Promise<string | null> {
-  if (c.memoryGiB === null) return null;
-  let x, y, groups;
-  try {
-    [x, y] = await Promise.all([readNpyHeader(c.x), readNpyHeader(c.y)]);
-    if (x.shape.length !== 2 || !matrixShapeOf(y.shape, { vector: 'column' }) || x.shape[0] !== y.shape[0]) return null;
-    groups = c.groups ? await readIntVectorNpy(c.groups, 'groups') : undefined;
-  } catch {
-    return null;
-  }
-  const shape = { rows: x.shape[0], cols: x.shape[1], targets: matrixShapeOf(y.shape, { vector: 'column' })![1] };
-  return ridgeBudgetProblem(ridgeFitOptions(c, groups), shape, { what: 'body.config: the ridge fit', field: 'body.config.memoryGiB', unit: 'GiB' });
+export async function ridgeFitProblems(c: RidgeFitConfig): Promise<string[]> {
+  const p = new FlagProblems();
+  await p.takeAsync(() => checkOutputPath('body.config.out', c.out, 'folder', FIT_FOLDER));
+  const { groups, shape } = await checkFitInputs(p, { x: c.x, y: c.y, groups: c.groups ?? undefined, folds: c.folds }, FIT_FIELDS);
+  if (shape) checkFitBudget(p, ridgeFitOptions(c, groups), shape, FIT_FIELDS);
+  return p.lines;
 }
 
 export async function runRidgeFit(c: RidgeFitConfig, control: { signal: AbortSignal; progress: StageProgress }): Promise<Record<string, unknown>> {
