@@ -2,7 +2,7 @@
 export { pixCorr, ssim } from './pixel.js';
 export type { PerImageMetric, PixelMetricOptions } from './pixel.js';
 export { twoWayIdentification, twoWayFromCorrelations, correlationDistance, correlationMatrix } from './identification.js';
-export type { IdentificationOptions } from './identification.js';
+export type { CorrelationDistanceResult, IdentificationOptions, TwoWayResult } from './identification.js';
 export { FeatureNetwork, IMAGENET_MEAN, IMAGENET_STD } from './featureNetwork.js';
 export type { FeatureNetworkSpec } from './featureNetwork.js';
 export { evaluateReconstructions, pixelFeatures } from './evaluate.js';
