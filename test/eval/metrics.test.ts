@@ -8,7 +8,7 @@ import { FeatureNetwork } from '../../ts/eval/featureNetwork.js';
 import { correlationDistance, correlationMatrix, twoWayFromCorrelations, twoWayIdentification } from '../../ts/eval/identification.js';
 import { CancelledError, FormatError, InvalidArgumentError, NonFiniteError, ShapeError } from '../../ts/errors.js';
 import { evaluateReconstructions } from '../../ts/eval/evaluate.js';
-import { pixCorr, ssim } from '../../ts/eval/pixel.js';
+import { MAX_METRIC_SIZE, pixCorr, ssim } from '../../ts/eval/pixel.js';
 import { leftOutNote, metricsCsv } from '../../ts/eval/table.js';
 import type { RgbImages } from '../../ts/sd/tensor.js';
 import { externalize, relocate } from '../helpers/externalData.js';
@@ -49,6 +49,28 @@ describe('PixCorr and SSIM (native)', () => {
 
   it('rejects mismatched batches naming both shapes', async () => {
     await expect(pixCorr(images(2, 8, () => 1), images(3, 8, () => 1))).rejects.toThrow(/2 ground-truth images but 3 reconstructions/);
+  });
+
+  it('refuses a size outside 1..MAX_METRIC_SIZE, naming the option and the limit', async () => {
+    const a = images(1, 16, (i, p) => (p * 7) % 256);
+    expect(MAX_METRIC_SIZE).toBe(4096);
+    // (a bare RangeError from allocating the resized batch before)
+    await expect(ssim(a, a, { size: 100000 })).rejects.toThrow(InvalidArgumentError);
+    await expect(ssim(a, a, { size: 100000 })).rejects.toThrow(/^ssim size: expected an integer in 1\.\.4096, got 100000$/);
+    await expect(pixCorr(a, a, { size: 0 })).rejects.toThrow(/^pixCorr size: expected an integer in 1\.\.4096, got 0$/);
+    // (a string read as '16×16' in the resize's error)
+    await expect(pixCorr(a, a, { size: '16' as unknown as number })).rejects.toThrow(/^pixCorr size: expected an integer in 1\.\.4096, got string/);
+    await expect(evaluateReconstructions(a, a, { size: 4097 })).rejects.toThrow(/^evaluate size: expected an integer in 1\.\.4096, got 4097$/);
+    // larger than the images is upsampling, as the run config's evaluation.size does for small stimuli
+    expect((await pixCorr(a, a, { size: 40 })).mean).toBeCloseTo(1, 10);
+  });
+
+  it('says that images on a detached buffer were transferred away', async () => {
+    const a = images(2, 8, (i, p) => p % 256);
+    const gone = images(2, 8, (i, p) => p % 256);
+    structuredClone(gone.data.buffer, { transfer: [gone.data.buffer as ArrayBuffer] });
+    // (was 'data has 0 bytes but 2×8×8×3 needs 384')
+    await expect(pixCorr(a, gone, { size: 8 })).rejects.toThrow(/^pixCorr: reconstructions: data's ArrayBuffer was detached/);
   });
 });
 

@@ -10,10 +10,10 @@ import type { RgbImages } from '../sd/tensor.js';
 import { FeatureNetwork, type FeatureNetworkSpec } from './featureNetwork.js';
 import { correlationDistance, twoWayIdentification } from './identification.js';
 import { checkPair } from './images.js';
-import { pixCorr, ssim } from './pixel.js';
+import { metricSize, pixCorr, ssim } from './pixel.js';
 
 export interface EvaluateOptions {
-  /** Side for PixCorr/SSIM (default 425). */
+  /** Side for PixCorr/SSIM (default 425): an integer from 1 to MAX_METRIC_SIZE (4096). */
   size?: number;
   networks?: FeatureNetworkSpec[];
   /** Also compute two-way identification on the raw pixels (used by the demo's acceptance test). Default true. */
@@ -57,6 +57,7 @@ export function pixelFeatures(images: RgbImages): { data: Float32Array; rows: nu
 /** Evaluates reconstructions against ground truth (paired by index). Networks are opened once per call. */
 export async function evaluateReconstructions(gt: RgbImages, rec: RgbImages, options: EvaluateOptions = {}): Promise<EvaluationResult> {
   checkControl(options, 'evaluate', []);
+  const size = metricSize(options.size, 'evaluate');
   checkPair(gt, rec, 'evaluate');
   const { signal } = options;
   // (the features networks run in onnxruntime-node, which takes no signal: checked between their calls)
@@ -64,7 +65,6 @@ export async function evaluateReconstructions(gt: RgbImages, rec: RgbImages, opt
     if (signal?.aborted) throw new CancelledError('evaluate: cancelled', { cause: signal.reason });
   };
   const metrics: MetricValue[] = [];
-  const size = options.size ?? 425;
   const pc = await pixCorr(gt, rec, { size, signal });
   metrics.push(metric('PixCorr', pc.mean, 'higher', pc.values));
   const ss = await ssim(gt, rec, { size, signal });

@@ -1,5 +1,5 @@
 /** Evaluation of reconstructions with the NSD protocol's definitions. */
-export { pixCorr, ssim } from './pixel.js';
+export { MAX_METRIC_SIZE, pixCorr, ssim } from './pixel.js';
 export type { PerImageMetric, PixelMetricOptions } from './pixel.js';
 export { twoWayIdentification, twoWayFromCorrelations, correlationDistance, correlationMatrix } from './identification.js';
 export type { CorrelationDistanceResult, IdentificationOptions, TwoWayResult } from './identification.js';
