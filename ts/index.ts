@@ -3,7 +3,7 @@
 // above is kept in dist/index.d.ts, so a consumer's ES2022 project needs neither @types/node nor lib esnext.
 export * from './errors.js';
 export * from './matrix.js';
-export { RidgeCV, setThreads, DEFAULT_ALPHAS } from './ridge/RidgeCV.js';
+export { RidgeCV, setThreads, DEFAULT_ALPHAS, MAX_ENGINE_THREADS } from './ridge/RidgeCV.js';
 export type { RidgeCVOptions, RidgeProgress, FitControl, RidgeBackend } from './ridge/RidgeCV.js';
 export type { RidgeCommonOptions } from './ridge/options.js';
 export { RidgeModel } from './ridge/RidgeModel.js';

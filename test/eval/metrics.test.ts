@@ -8,13 +8,15 @@ import { FeatureNetwork } from '../../ts/eval/featureNetwork.js';
 import { correlationDistance, correlationMatrix, twoWayFromCorrelations, twoWayIdentification } from '../../ts/eval/identification.js';
 import { CancelledError, FormatError, InvalidArgumentError, NonFiniteError, ShapeError } from '../../ts/errors.js';
 import { evaluateReconstructions } from '../../ts/eval/evaluate.js';
-import { pixCorr, ssim } from '../../ts/eval/pixel.js';
-import { metricsCsv } from '../../ts/eval/table.js';
+import { MAX_METRIC_SIZE, pixCorr, ssim } from '../../ts/eval/pixel.js';
+import { leftOutNote, metricsCsv } from '../../ts/eval/table.js';
 import type { RgbImages } from '../../ts/sd/tensor.js';
 import { externalize, relocate } from '../helpers/externalData.js';
 import { linkIntoBlobs } from '../helpers/linkedModels.js';
 import { pearson } from '../helpers/pearson.js';
+import { rng } from '../helpers/random.js';
 import { tempDir } from '../helpers/tempDir.js';
+import { hasPython, runPython } from '../io/python.js';
 
 function images(count: number, size: number, fill: (i: number, p: number) => number): RgbImages {
   const data = new Uint8Array(count * size * size * 3);
@@ -47,6 +49,28 @@ describe('PixCorr and SSIM (native)', () => {
 
   it('rejects mismatched batches naming both shapes', async () => {
     await expect(pixCorr(images(2, 8, () => 1), images(3, 8, () => 1))).rejects.toThrow(/2 ground-truth images but 3 reconstructions/);
+  });
+
+  it('refuses a size outside 1..MAX_METRIC_SIZE, naming the option and the limit', async () => {
+    const a = images(1, 16, (i, p) => (p * 7) % 256);
+    expect(MAX_METRIC_SIZE).toBe(4096);
+    // (a bare RangeError from allocating the resized batch before)
+    await expect(ssim(a, a, { size: 100000 })).rejects.toThrow(InvalidArgumentError);
+    await expect(ssim(a, a, { size: 100000 })).rejects.toThrow(/^ssim size: expected an integer in 1\.\.4096, got 100000$/);
+    await expect(pixCorr(a, a, { size: 0 })).rejects.toThrow(/^pixCorr size: expected an integer in 1\.\.4096, got 0$/);
+    // (a string read as '16×16' in the resize's error)
+    await expect(pixCorr(a, a, { size: '16' as unknown as number })).rejects.toThrow(/^pixCorr size: expected an integer in 1\.\.4096, got string/);
+    await expect(evaluateReconstructions(a, a, { size: 4097 })).rejects.toThrow(/^evaluate size: expected an integer in 1\.\.4096, got 4097$/);
+    // larger than the images is upsampling, as the run config's evaluation.size does for small stimuli
+    expect((await pixCorr(a, a, { size: 40 })).mean).toBeCloseTo(1, 10);
+  });
+
+  it('says that images on a detached buffer were transferred away', async () => {
+    const a = images(2, 8, (i, p) => p % 256);
+    const gone = images(2, 8, (i, p) => p % 256);
+    structuredClone(gone.data.buffer, { transfer: [gone.data.buffer as ArrayBuffer] });
+    // (was 'data has 0 bytes but 2×8×8×3 needs 384')
+    await expect(pixCorr(a, gone, { size: 8 })).rejects.toThrow(/^pixCorr: reconstructions: data's ArrayBuffer was detached/);
   });
 });
 
@@ -147,6 +171,112 @@ describe('two-way identification', () => {
     expect(same.mean).toBeCloseTo(0, 6);
     const opposite = await correlationDistance(m(g), m(g.map((r) => r.map((v) => -v))));
     expect(opposite.mean).toBeCloseTo(2, 6);
+  });
+});
+
+/**
+ * The float64 reference of the identification metrics with a constant row: numpy's Pearson correlations (NaN for a
+ * row of zero spread), and the rule of ts/eval/identification.ts, NaN comparisons left out.
+ */
+const CONSTANT_ROW_REFERENCE = `
+import json, sys, numpy as np
+d = json.loads(sys.argv[1])
+g = np.array(d['gt'], dtype=np.float32).astype(np.float64).reshape(d['rows'], -1)
+p = np.array(d['rec'], dtype=np.float32).astype(np.float64).reshape(d['rows'], -1)
+def unit(a):
+    c = a - a.mean(1, keepdims=True)
+    s = np.sqrt((c * c).sum(1, keepdims=True))
+    with np.errstate(invalid='ignore', divide='ignore'):
+        return np.where(s > 0, c / np.where(s > 0, s, 1), np.nan)
+r = unit(g) @ unit(p).T
+n = len(g)
+per, left = [], 0
+for j in range(n):
+    own = r[j, j]
+    others = [] if np.isnan(own) else [r[i, j] for i in range(n) if i != j and not np.isnan(r[i, j])]
+    left += (n - 1) - len(others)
+    per.append(sum(o < own for o in others) / len(others) if others else None)
+scored = [v for v in per if v is not None]
+dist = [None if np.isnan(r[j, j]) else 1 - r[j, j] for j in range(n)]
+print(json.dumps({'perImage': per, 'accuracy': sum(scored) / len(scored), 'comparisonsLeftOut': left, 'distance': dist,
+                  'meanDistance': float(np.mean([v for v in dist if v is not None]))}))
+`;
+
+describe('a constant row has no correlation: its comparisons are left out and counted, as PixCorr leaves it out', () => {
+  const nulls = (a: Float64Array) => Array.from(a, (v) => (Number.isNaN(v) ? null : v));
+
+  it('twoWayFromCorrelations leaves NaN entries out instead of counting them as lost comparisons', () => {
+    // r[0][0] NaN: image 0 has no score (it was 0); r[1][0] NaN would have been image 0's loss, r[0][2] image 2's
+    const r = [NaN, 0, NaN, NaN, 1, 0.2, 0.1, 0.3, 1];
+    const wi = twoWayFromCorrelations(r, 3);
+    // j=1: own 1 beats 0 and 0.3; j=2: own 1 beats 0.2 (r[0][2] left out)
+    expect(nulls(wi.perImage)).toEqual([null, 1, 1]);
+    expect(wi.accuracy).toBe(1);
+    expect(wi.imagesLeftOut).toBe(1);
+    expect(wi.comparisonsLeftOut).toBe(3);
+  });
+
+  it('twoWayIdentification and correlationDistance: a constant gt row and a constant reconstruction row, by hand', async () => {
+    // the review's case: gt row 2 and rec row 2 are [2,2,2,2]; images 0 and 1 each win the one comparison they
+    // can make (before: perImage [0.5, 0.5, 0], accuracy 0.33, and correlationDistance's mean NaN)
+    const f = (d: number[]) => ({ data: Float32Array.from(d), rows: 3, cols: 4 });
+    const gt = f([1, 2, 3, 4, 4, 1, 3, 2, 2, 2, 2, 2]);
+    const rec = f([1, 2, 3, 4.5, 4, 1, 3, 2.5, 2, 2, 2, 2]);
+    const wi = await twoWayIdentification(gt, rec);
+    expect(nulls(wi.perImage)).toEqual([1, 1, null]);
+    expect([wi.accuracy, wi.imagesLeftOut, wi.comparisonsLeftOut]).toEqual([1, 1, 4]);
+    const cd = await correlationDistance(gt, rec);
+    expect(Number.isNaN(cd.perImage[2])).toBe(true);
+    expect(cd.imagesLeftOut).toBe(1);
+    expect(cd.mean).toBeCloseTo((cd.perImage[0] + cd.perImage[1]) / 2, 12);
+    expect(cd.perImage[0]).toBeCloseTo(1 - pearson(gt.data.subarray(0, 4), rec.data.subarray(0, 4)), 6);
+  });
+
+  it.skipIf(!hasPython('numpy'))('match the float64 numpy reference with a constant gt row and another constant reconstruction row', async () => {
+    const n = 7, cols = 40;
+    const g = rng(28);
+    const gt = { data: Float32Array.from({ length: n * cols }, () => g()), rows: n, cols };
+    const rec = { data: Float32Array.from(gt.data, (v) => v + 1.5 * g()), rows: n, cols };
+    gt.data.fill(0.25, 2 * cols, 3 * cols);
+    rec.data.fill(-1, 4 * cols, 5 * cols);
+    const ref = JSON.parse(await runPython(CONSTANT_ROW_REFERENCE, JSON.stringify({ gt: Array.from(gt.data), rec: Array.from(rec.data), rows: n }))) as {
+      perImage: (number | null)[];
+      accuracy: number;
+      comparisonsLeftOut: number;
+      distance: (number | null)[];
+      meanDistance: number;
+    };
+    const wi = await twoWayIdentification(gt, rec);
+    expect(nulls(wi.perImage)).toEqual(ref.perImage);
+    expect(ref.perImage[2]).toBeNull();
+    expect(ref.perImage[4]).toBeNull();
+    expect(wi.accuracy).toBeCloseTo(ref.accuracy, 12);
+    expect(wi.imagesLeftOut).toBe(2);
+    // images 2 and 4 lose all 6 of theirs; the other 5 each the one against gt row 2
+    expect(wi.comparisonsLeftOut).toBe(ref.comparisonsLeftOut);
+    expect(wi.comparisonsLeftOut).toBe(2 * 6 + 5);
+    const cd = await correlationDistance(gt, rec);
+    ref.distance.forEach((d, j) => (d === null ? expect(Number.isNaN(cd.perImage[j])).toBe(true) : expect(cd.perImage[j]).toBeCloseTo(d, 6)));
+    expect(cd.mean).toBeCloseTo(ref.meanDistance, 6);
+    expect(cd.imagesLeftOut).toBe(2);
+  });
+
+  it('evaluateReconstructions: a uniform-grey reconstruction is left out of PixCorr and Pixels(2WI) alike, and counted', async () => {
+    // 4 images, reconstructions exact but image 0 a uniform grey: Pixels(2WI) gave it 0 (accuracy 0.75) while PixCorr skipped it
+    const gt = noise(4, 16, 5);
+    const rec = { ...gt, data: gt.data.slice() };
+    rec.data.fill(128, 0, 16 * 16 * 3);
+    const ev = await evaluateReconstructions(gt, rec, { size: 16 });
+    const by = Object.fromEntries(ev.metrics.map((m) => [m.name, m]));
+    expect(nulls(by['Pixels(2WI)'].perImage)).toEqual([null, 1, 1, 1]);
+    expect(by['Pixels(2WI)'].value).toBe(1);
+    expect(Number.isNaN(by.PixCorr.perImage[0])).toBe(true);
+    expect(by.PixCorr.value).toBeCloseTo(1, 10);
+    expect(ev.metrics.map((m) => [m.name, m.leftOut])).toEqual([['PixCorr', 1], ['SSIM', 0], ['Pixels(2WI)', 1]]);
+    expect(leftOutNote([{ label: 'z-only', leftOut: Object.fromEntries(ev.metrics.map((m) => [m.name, m.leftOut ?? 0])) }], 4)).toBe(
+      'Left out of the means, having no correlation (a uniform image or a constant feature row): PixCorr 1 of 4 images (z-only), Pixels(2WI) 1 of 4 images (z-only).',
+    );
+    expect(leftOutNote([{ label: 'final', leftOut: { PixCorr: 0 } }], 4)).toBe('');
   });
 });
 

@@ -469,6 +469,19 @@ describe('BandedRidgeCV', () => {
     expect(() => dirichletGammas(3, 2, [1, -1])).toThrow(/^dirichletGammas concentrations\[1\]: expected a finite number > 0, got -1$/);
     expect(() => dirichletGammas(3, 2, [1], -1)).toThrow(/^dirichletGammas seed: expected an integer in 0\.\.9007199254740991, got -1$/);
   });
+  it('checks the rows of gammas at construction, naming the row and weight (a negative weight was refused only by fit)', () => {
+    const make = (gammas: number[][]) => () => new BandedRidgeCV({ gammas });
+    expect(make([[1.5, -0.5]])).toThrow(InvalidArgumentError);
+    expect(make([[1.5, -0.5]])).toThrow(/^BandedRidgeCV gammas\[0\]\[1\]: expected a finite band weight >= 0, got -0\.5$/);
+    expect(make([[0.5, 0.5], [NaN, 1]])).toThrow(/^BandedRidgeCV gammas\[1\]\[0\]: expected a finite band weight >= 0, got NaN$/);
+    expect(make([[0.5, '0.5' as unknown as number]])).toThrow(/^BandedRidgeCV gammas\[0\]\[1\]: expected a finite band weight >= 0, got string/);
+    expect(make([[0.5, 0.5], [0, 0]])).toThrow(/^BandedRidgeCV gammas\[1\]: every weight is 0; a row needs a positive one \(rows are normalised to sum 1\)$/);
+    expect(make([[0.5, 0.5], [0.2, 0.3, 0.5]])).toThrow(ShapeError);
+    expect(make([[0.5, 0.5], [0.2, 0.3, 0.5]])).toThrow(/^BandedRidgeCV gammas: row 1 has 3 band weights but row 0 has 2; every row weighs the same feature spaces$/);
+    expect(make([[]])).toThrow(/^BandedRidgeCV gammas: row 0 is empty/);
+    // rows that do not sum to 1 are taken (normalised by the fit), zeros beside a positive weight too
+    expect(make([[0.5, 0.6], [0, 1]])).not.toThrow();
+  });
   it('refuses gammas beside the options of the draws it replaces, foldIndex beside folds or groups, a solver beside another route', async () => {
     const make = (o: BandedRidgeCVOptions) => () => new BandedRidgeCV(o);
     // nIter 5 with one row of gammas searched that one row

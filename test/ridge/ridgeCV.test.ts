@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 
 import { CancelledError, FormatError, InvalidArgumentError, NonFiniteError, OutOfMemoryError, ShapeError } from '../../ts/errors.js';
 import { readSafetensors, writeSafetensors } from '../../ts/io/safetensors.js';
-import { setThreads } from '../../ts/ridge/RidgeCV.js';
+import { MAX_ENGINE_THREADS, setThreads } from '../../ts/ridge/RidgeCV.js';
 import { RidgeCV, type FitControl, type RidgeCVOptions } from '../../ts/ridge/RidgeCV.js';
 import { RidgeModel, type PredictProgress } from '../../ts/ridge/RidgeModel.js';
 import { writeNpy } from '../../ts/io/npy.js';
@@ -392,6 +392,20 @@ describe('RidgeCV bad input', () => {
   it('shape mismatch', async () => {
     await expect(new RidgeCV().fit(x, { data: new Float32Array(19 * 2), rows: 19, cols: 2 })).rejects.toThrow(ShapeError);
   });
+  it('data on a detached buffer (transferred away) is said to be detached, not a shape that needs more elements', async () => {
+    const model = await new RidgeCV({ alphas: [1] }).fit(x, y);
+    const data = x.data.slice(0, 6);
+    structuredClone(data.buffer, { transfer: [data.buffer] });
+    const gone = { data, rows: 2, cols: 3 };
+    // (was a ShapeError: 'data has 0 elements but the shape 2×3 needs 6')
+    const detached = /: data's ArrayBuffer was detached \(transferred by postMessage or structuredClone\): it holds no values; pass a copy \(data\.slice\(\)\) to keep one$/;
+    await expect(model.predictAsync(gone)).rejects.toThrow(InvalidArgumentError);
+    await expect(model.predictAsync(gone)).rejects.toThrow(detached);
+    expect(() => model.predict(gone)).toThrow(detached);
+    await expect(new RidgeCV({ alphas: [1] }).fit(gone, y)).rejects.toThrow(/^RidgeCV\.fit: X: data's ArrayBuffer was detached/);
+    // an empty matrix of its own buffer is no detached one
+    expect(() => model.predict({ data: new Float32Array(0), rows: 0, cols: 3 })).not.toThrow(/detached/);
+  });
   it('empty arrays', async () => {
     await expect(new RidgeCV().fit({ data: new Float32Array(0), rows: 0, cols: 3 }, y)).rejects.toThrow(/empty/);
   });
@@ -613,9 +627,13 @@ describe('RidgeCV options are validated once, by name', () => {
     const groups = Array.from({ length: 20 }, (_, i) => (i < 18 ? Math.floor(i / 2) : 9 + i - 17)); // pairs, then 2 singletons
     await expect(new RidgeCV({ alphas: [1, 10], folds: 11, groups }).fit(x, y)).rejects.toThrow(/^RidgeCV folds \(of whole groups\): fold \d+ holds 1 sample/);
   });
-  it('setThreads refuses negative and fractional counts', () => {
-    expect(() => setThreads(-1)).toThrow(/setThreads threads: expected an integer >= 0, got -1/);
+  it('setThreads refuses negative and fractional counts, and counts above MAX_ENGINE_THREADS', () => {
+    expect(() => setThreads(-1)).toThrow(/^setThreads threads: expected an integer in 0\.\.4096, got -1$/);
     expect(() => setThreads(1.5)).toThrow(InvalidArgumentError);
+    // (1e9 returned 4096: the engine clamped it in silence)
+    expect(MAX_ENGINE_THREADS).toBe(4096);
+    expect(() => setThreads(1e9)).toThrow(InvalidArgumentError);
+    expect(() => setThreads(4097)).toThrow(/^setThreads threads: expected an integer in 0\.\.4096, got 4097$/);
   });
   it('alphas at the ends of float32\'s range are kept as float32 holds them', async () => {
     const { x, y } = planted(30, 4, 2, 3);

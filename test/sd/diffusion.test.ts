@@ -306,6 +306,23 @@ describe('bad input', () => {
     }
   });
 
+  it('encodeText and tokenize check the captions at the boundary, naming the index', async () => {
+    const refusal = (p: Promise<unknown>) => p.then(() => 'no error', (e: Error) => `${e.name}: ${e.message}`);
+    const as = (v: unknown) => v as string[];
+    // (was "TypeError: text.normalize is not a function")
+    expect(await refusal(sd.encodeText(as([5])))).toBe('InvalidArgumentError: encodeText: captions[0] is number 5, expected a string');
+    expect(await refusal(sd.encodeText(as(['a cat', null])))).toBe('InvalidArgumentError: encodeText: captions[1] is null, expected a string');
+    // (a lone string was read as 5 token ids)
+    expect(await refusal(sd.encodeText(as('a cat')))).toBe(
+      'InvalidArgumentError: encodeText: expected an array of captions (string[]) or token ids (Int32Array), got a string: wrap one caption in an array, [caption]',
+    );
+    expect(await refusal(sd.encodeText(as(new Float32Array(77))))).toBe(
+      'InvalidArgumentError: encodeText: expected an array of captions (string[]) or token ids (Int32Array), got a Float32Array',
+    );
+    expect(() => sd.tokenize(as([{}]))).toThrow(/^tokenize: captions\[0\] is an object, expected a string$/);
+    expect(sd.tokenize(['a cat', ''])).toHaveLength(2 * 77);
+  });
+
   it('rejects c of the wrong width for the U-Net', async () => {
     const bad = { data: new Float32Array(3 * 77 * 16), shape: [3, 77, 16] };
     await expect(sd.img2img({ z, c: bad })).rejects.toThrow(/width 16.*width 32/);

@@ -1,6 +1,8 @@
 /**
  * The metrics table of a set of reconstructions: PixCorr and SSIM (native), two-way identification and
  * correlation distances on the features of any ONNX image networks, as in the NSD tables.
+ * One rule for a constant image or feature row, which has no correlation: its values are NaN and left out of the
+ * mean, and each metric counts the images it left out (`leftOut`; ts/eval/identification.ts for 2WI's comparisons).
  */
 import { checkControl } from '../callbackOptions.js';
 import { CancelledError } from '../errors.js';
@@ -8,10 +10,10 @@ import type { RgbImages } from '../sd/tensor.js';
 import { FeatureNetwork, type FeatureNetworkSpec } from './featureNetwork.js';
 import { correlationDistance, twoWayIdentification } from './identification.js';
 import { checkPair } from './images.js';
-import { pixCorr, ssim } from './pixel.js';
+import { metricSize, pixCorr, ssim } from './pixel.js';
 
 export interface EvaluateOptions {
-  /** Side for PixCorr/SSIM (default 425). */
+  /** Side for PixCorr/SSIM (default 425): an integer from 1 to MAX_METRIC_SIZE (4096). */
   size?: number;
   networks?: FeatureNetworkSpec[];
   /** Also compute two-way identification on the raw pixels (used by the demo's acceptance test). Default true. */
@@ -28,13 +30,23 @@ export interface MetricValue {
   value: number;
   /** 'higher' or 'lower' is better. */
   better: 'higher' | 'lower';
-  /** Per-image values (for the report and the per-image CSV). */
+  /** Per-image values (for the report and the per-image CSV); NaN where an image has none. */
   perImage: Float64Array;
+  /**
+   * Images without a value (NaN in perImage: no correlation, a constant image or feature row), left out of
+   * `value`. Set by evaluateReconstructions; absent means none counted.
+   */
+  leftOut?: number;
 }
 
 export interface EvaluationResult {
   images: number;
   metrics: MetricValue[];
+}
+
+/** A metric with the count of images it left out (NaN per-image values: no correlation). */
+function metric(name: string, value: number, better: 'higher' | 'lower', perImage: Float64Array): MetricValue {
+  return { name, value, better, perImage, leftOut: perImage.reduce((n, v) => n + (Number.isFinite(v) ? 0 : 1), 0) };
 }
 
 /** Rows of RGB pixels as float features (for 2WI by pixel correlation). */
@@ -45,6 +57,7 @@ export function pixelFeatures(images: RgbImages): { data: Float32Array; rows: nu
 /** Evaluates reconstructions against ground truth (paired by index). Networks are opened once per call. */
 export async function evaluateReconstructions(gt: RgbImages, rec: RgbImages, options: EvaluateOptions = {}): Promise<EvaluationResult> {
   checkControl(options, 'evaluate', []);
+  const size = metricSize(options.size, 'evaluate');
   checkPair(gt, rec, 'evaluate');
   const { signal } = options;
   // (the features networks run in onnxruntime-node, which takes no signal: checked between their calls)
@@ -52,14 +65,13 @@ export async function evaluateReconstructions(gt: RgbImages, rec: RgbImages, opt
     if (signal?.aborted) throw new CancelledError('evaluate: cancelled', { cause: signal.reason });
   };
   const metrics: MetricValue[] = [];
-  const size = options.size ?? 425;
   const pc = await pixCorr(gt, rec, { size, signal });
-  metrics.push({ name: 'PixCorr', value: pc.mean, better: 'higher', perImage: pc.values });
+  metrics.push(metric('PixCorr', pc.mean, 'higher', pc.values));
   const ss = await ssim(gt, rec, { size, signal });
-  metrics.push({ name: 'SSIM', value: ss.mean, better: 'higher', perImage: ss.values });
+  metrics.push(metric('SSIM', ss.mean, 'higher', ss.values));
   if ((options.pixelIdentification ?? true) && gt.count >= 2) {
     const wi = await twoWayIdentification(pixelFeatures(gt), pixelFeatures(rec), { signal });
-    metrics.push({ name: 'Pixels(2WI)', value: wi.accuracy, better: 'higher', perImage: wi.perImage });
+    metrics.push(metric('Pixels(2WI)', wi.accuracy, 'higher', wi.perImage));
   }
   for (const spec of options.networks ?? []) {
     checkAbort();
@@ -71,10 +83,10 @@ export async function evaluateReconstructions(gt: RgbImages, rec: RgbImages, opt
       checkAbort();
       if (spec.metric === 'identification') {
         const wi = await twoWayIdentification(fg, fr, { signal });
-        metrics.push({ name: spec.name, value: wi.accuracy, better: 'higher', perImage: wi.perImage });
+        metrics.push(metric(spec.name, wi.accuracy, 'higher', wi.perImage));
       } else {
         const d = await correlationDistance(fg, fr, { signal });
-        metrics.push({ name: spec.name, value: d.mean, better: 'lower', perImage: d.perImage });
+        metrics.push(metric(spec.name, d.mean, 'lower', d.perImage));
       }
     } finally {
       await net.dispose();

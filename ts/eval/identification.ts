@@ -3,6 +3,12 @@
  * Pearson correlation of ground-truth features g_i and reconstruction features p_j,
  *   2WI = (1/N) Σ_j #{i ≠ j : r_ij < r_jj} / (N − 1)      (strict "<", as BD and MindEye; chance 0.5)
  * and the correlation distance is the mean of 1 − r_jj (EffNet-B and SwAV columns).
+ *
+ * A constant row (a uniform-grey image's pixels, a feature vector of one value) has no Pearson correlation: its
+ * r is NaN, as PixCorr's of a uniform image. Its comparisons are left out, never counted as lost: a constant
+ * ground truth i drops the comparisons "r_ij < r_jj" of every reconstruction j, and an image j whose own r_jj is
+ * undefined (its ground truth or its reconstruction constant) has no score (NaN), like PixCorr's, and is left
+ * out of the mean. The results count what was left out (imagesLeftOut, comparisonsLeftOut).
  */
 import { checkControl } from '../callbackOptions.js';
 import { ShapeError } from '../errors.js';
@@ -45,43 +51,91 @@ export async function correlationMatrix(gt: Matrix, rec: Matrix, options: Identi
   return correlate(gt, rec, 'correlationMatrix', options);
 }
 
-/** 2WI from a correlation matrix (rows: ground truth, columns: reconstructions). Per-reconstruction scores and their mean. */
-export function twoWayFromCorrelations(r: ArrayLike<number>, n: number): { perImage: Float64Array; accuracy: number } {
+/** Two-way identification: per-reconstruction scores, their mean, and what had no correlation to count. */
+export interface TwoWayResult {
+  /**
+   * Per reconstruction j: the share of the counted comparisons it wins. NaN where none was counted (its own r_jj
+   * undefined: its ground truth or its reconstruction constant; or every other ground truth constant).
+   */
+  perImage: Float64Array;
+  /** Mean of perImage over the images that have a score; NaN when none has. */
+  accuracy: number;
+  /** Images without a score (perImage NaN), left out of accuracy. */
+  imagesLeftOut: number;
+  /** Comparisons (i ≠ j) of the N·(N − 1) left out because r_ij or r_jj is undefined (NaN: a constant row). */
+  comparisonsLeftOut: number;
+}
+
+/** The correlation distance of each image pair, their mean, and the pairs that had no correlation. */
+export interface CorrelationDistanceResult {
+  /** 1 − r(g_j, p_j) per image; NaN where a row is constant (no correlation). */
+  perImage: Float64Array;
+  /** Mean over the images that have a distance; NaN when none has. */
+  mean: number;
+  /** Images without a distance (perImage NaN), left out of the mean. */
+  imagesLeftOut: number;
+}
+
+/** The mean of the defined (non-NaN) values and how many were NaN. */
+function meanOfDefined(values: Float64Array): { mean: number; undefinedCount: number } {
+  let sum = 0;
+  let n = 0;
+  for (const v of values) {
+    if (Number.isNaN(v)) continue;
+    sum += v;
+    n++;
+  }
+  return { mean: n ? sum / n : Number.NaN, undefinedCount: values.length - n };
+}
+
+/**
+ * 2WI from a correlation matrix (rows: ground truth, columns: reconstructions). NaN entries (a constant row's)
+ * are comparisons left out, never losses (see the module's comment).
+ */
+export function twoWayFromCorrelations(r: ArrayLike<number>, n: number): TwoWayResult {
   if (r.length !== n * n) throw new ShapeError(`twoWayFromCorrelations: expected ${n}×${n} correlations, got ${r.length}`);
   if (n < 2) throw new ShapeError(`two-way identification needs at least 2 images, got ${n}`);
   const perImage = new Float64Array(n);
-  let sum = 0;
+  let counted = 0;
   for (let j = 0; j < n; j++) {
     const own = r[j * n + j];
     let wins = 0;
-    for (let i = 0; i < n; i++) if (i !== j && r[i * n + j] < own) wins++;
-    perImage[j] = wins / (n - 1);
-    sum += perImage[j];
+    let compared = 0;
+    if (!Number.isNaN(own)) {
+      for (let i = 0; i < n; i++) {
+        const other = r[i * n + j];
+        if (i === j || Number.isNaN(other)) continue;
+        compared++;
+        if (other < own) wins++;
+      }
+    }
+    perImage[j] = compared ? wins / compared : Number.NaN;
+    counted += compared;
   }
-  return { perImage, accuracy: sum / n };
+  const { mean, undefinedCount } = meanOfDefined(perImage);
+  return { perImage, accuracy: mean, imagesLeftOut: undefinedCount, comparisonsLeftOut: n * (n - 1) - counted };
 }
 
-/** Two-way identification accuracy of reconstructions by their features (NaN or ±Inf refused: NonFiniteError). */
-export async function twoWayIdentification(
-  gt: Matrix,
-  rec: Matrix,
-  options: IdentificationOptions = {},
-): Promise<{ perImage: Float64Array; accuracy: number }> {
+/**
+ * Two-way identification accuracy of reconstructions by their features (NaN or ±Inf refused: NonFiniteError).
+ * A constant row's comparisons are left out and counted (TwoWayResult).
+ */
+export async function twoWayIdentification(gt: Matrix, rec: Matrix, options: IdentificationOptions = {}): Promise<TwoWayResult> {
   checkControl(options, 'twoWayIdentification', []);
   checkFeatures(gt, rec, 'twoWayIdentification', true);
   return twoWayFromCorrelations(await correlate(gt, rec, 'twoWayIdentification', options), gt.rows);
 }
 
-/** Mean correlation distance 1 − r(g_j, p_j) (scipy.spatial.distance.correlation), lower is better (NaN or ±Inf refused: NonFiniteError). */
-export async function correlationDistance(
-  gt: Matrix,
-  rec: Matrix,
-  options: IdentificationOptions = {},
-): Promise<{ perImage: Float64Array; mean: number }> {
+/**
+ * Mean correlation distance 1 − r(g_j, p_j) (scipy.spatial.distance.correlation), lower is better (NaN or ±Inf
+ * refused: NonFiniteError). A pair with a constant row has no distance (NaN) and is left out of the mean, counted.
+ */
+export async function correlationDistance(gt: Matrix, rec: Matrix, options: IdentificationOptions = {}): Promise<CorrelationDistanceResult> {
   checkControl(options, 'correlationDistance', []);
   checkFeatures(gt, rec, 'correlationDistance', true);
   const r = await correlate(gt, rec, 'correlationDistance', options);
   const n = gt.rows;
   const perImage = Float64Array.from({ length: n }, (_, j) => 1 - r[j * n + j]);
-  return { perImage, mean: perImage.reduce((a, b) => a + b, 0) / n };
+  const { mean, undefinedCount } = meanOfDefined(perImage);
+  return { perImage, mean, imagesLeftOut: undefinedCount };
 }

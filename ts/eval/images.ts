@@ -1,4 +1,5 @@
 /** Batches of RGB images for the metrics: checks, resizing, slicing. */
+import { assertNotDetached } from '../detachedBuffer.js';
 import { ShapeError } from '../errors.js';
 import { resizeRgb } from '../io/resize.js';
 import type { RgbImages } from '../sd/tensor.js';
@@ -6,6 +7,7 @@ import type { RgbImages } from '../sd/tensor.js';
 /** Checks a batch's shape and returns it; `what` names it in the error. */
 export function checkImages(images: RgbImages, what: string): RgbImages {
   if (!images || !(images.data instanceof Uint8Array)) throw new ShapeError(`${what}: expected {data: Uint8Array, count, height, width}`);
+  assertNotDetached(images.data, what);
   const { count, height, width } = images;
   if (![count, height, width].every((v) => Number.isInteger(v) && v >= 0)) {
     throw new ShapeError(`${what}: count, height and width must be non-negative integers, got ${count}, ${height}, ${width}`);

@@ -1,8 +1,8 @@
 /** Evaluation of reconstructions with the NSD protocol's definitions. */
-export { pixCorr, ssim } from './pixel.js';
+export { MAX_METRIC_SIZE, pixCorr, ssim } from './pixel.js';
 export type { PerImageMetric, PixelMetricOptions } from './pixel.js';
 export { twoWayIdentification, twoWayFromCorrelations, correlationDistance, correlationMatrix } from './identification.js';
-export type { IdentificationOptions } from './identification.js';
+export type { CorrelationDistanceResult, IdentificationOptions, TwoWayResult } from './identification.js';
 export { FeatureNetwork, IMAGENET_MEAN, IMAGENET_STD } from './featureNetwork.js';
 export type { FeatureNetworkSpec } from './featureNetwork.js';
 export { evaluateReconstructions, pixelFeatures } from './evaluate.js';

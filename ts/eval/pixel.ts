@@ -6,11 +6,15 @@
  */
 import { checkControl } from '../callbackOptions.js';
 import { nativeJob } from '../native/call.js';
+import { checkInteger } from '../ridge/options.js';
 import type { RgbImages } from '../sd/tensor.js';
 import { checkPair, resizeImages } from './images.js';
 
 export interface PixelMetricOptions {
-  /** Side both batches are resized to before comparing (default 425, the published protocol). */
+  /**
+   * Side both batches are resized to before comparing (default 425, the published protocol): an integer from 1
+   * to MAX_METRIC_SIZE (4096, as the run config's evaluation.size). SSIM needs at least 11 (its Gaussian window).
+   */
   size?: number;
   /** Told the image pairs done so far and in all, about a hundred times at most, in increasing order. */
   onProgress?: (done: number, total: number) => void;
@@ -37,9 +41,17 @@ export function summarise(values: Float64Array): PerImageMetric {
   return { values, mean: n ? s / n : Number.NaN };
 }
 
+/** The largest side the pixel metrics resize to (a batch at 100000 was a bare RangeError from the allocation). */
+export const MAX_METRIC_SIZE = 4096;
+
+/** The side to resize to: `size`, checked (naming `what`), or the published 425. */
+export function metricSize(size: unknown, what: string): number {
+  return size === undefined ? 425 : checkInteger(size, 'size', what, 1, MAX_METRIC_SIZE);
+}
+
 function prepare(gt: RgbImages, rec: RgbImages, what: string, size?: number): [RgbImages, RgbImages] {
+  const s = metricSize(size, what);
   checkPair(gt, rec, what);
-  const s = size ?? 425;
   return [resizeImages(gt, s), resizeImages(rec, s)];
 }
 

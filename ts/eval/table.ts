@@ -51,6 +51,19 @@ export function metricsCaption(columns: { name: string; better: Better | undefin
   return parts.join(' ');
 }
 
+/**
+ * One sentence naming the metrics that left images out of their means, for each set of values (z-only, final),
+ * or '' when none did: a uniform image or a constant feature row has no correlation (ts/eval/evaluate.ts).
+ */
+export function leftOutNote(sets: { label: string; leftOut: Record<string, number> | undefined }[], images: number): string {
+  const parts = sets.flatMap(({ label, leftOut }) =>
+    Object.entries(leftOut ?? {})
+      .filter(([, n]) => n > 0)
+      .map(([name, n]) => `${name} ${n} of ${images} image${images === 1 ? '' : 's'} (${label})`),
+  );
+  return parts.length ? `Left out of the means, having no correlation (a uniform image or a constant feature row): ${parts.join(', ')}.` : '';
+}
+
 /** Our rows' metric names, then the published columns. */
 export function metricColumns(rows: TableRow[]): string[] {
   const names: string[] = [];

@@ -53,7 +53,14 @@ export interface ReconstructResult {
   /** The test images reconstructed (with `nsd.testImages`, at most that many); a dry run's, those it would reconstruct. */
   testImages: number;
   /** Metrics of the z-only and final images (absent in a dry run). */
-  metrics?: { zonly: Record<string, number>; final: Record<string, number>; better: Record<string, 'higher' | 'lower'> };
+  metrics?: {
+    zonly: Record<string, number>;
+    final: Record<string, number>;
+    better: Record<string, 'higher' | 'lower'>;
+    /** Test images evaluated, and the images each metric left out of its mean having no correlation (absent in run folders from before they were counted). */
+    images?: number;
+    leftOut?: { zonly: Record<string, number>; final: Record<string, number> };
+  };
   /** Dry run: the plan in words. */
   plan?: string[];
   /** Dry run: each stage's estimated time and what it was measured from. */

@@ -5,7 +5,7 @@
  * and the gallery with every image's metrics in a sortable table.
  * Paths are relative to the run folder; the page opens from disk.
  */
-import { formatMetric, metricHeader, metricsCaption, publishedBetter } from '../eval/table.js';
+import { formatMetric, leftOutNote, metricHeader, metricsCaption, publishedBetter } from '../eval/table.js';
 import { METRIC_COLUMNS, PUBLISHED } from '../eval/published.js';
 import { BASE_CSS, displayPath, esc, SORTABLE_SCRIPT, url } from '../report/html.js';
 import { sessionsFact, warningBox } from '../report/sessions.js';
@@ -19,6 +19,10 @@ export interface RunMetrics {
   zonly: Record<string, number>;
   final: Record<string, number>;
   better: Record<string, Better>;
+  /** Test images (absent in run folders from before it was recorded). */
+  images?: number;
+  /** Images each metric left out of its mean, having no correlation (absent in run folders from before they were counted). */
+  leftOut?: { zonly: Record<string, number>; final: Record<string, number> };
   /** Per test image, in the order of `ids` (absent in run folders written before per-image values were kept). */
   perImage?: { ids: number[]; zonly: Record<string, number[]>; final: Record<string, number[]> };
 }
@@ -51,6 +55,13 @@ table.gallery thead th[data-sort]{white-space:normal;min-width:4.5em;max-width:6
 .id{font-family:ui-monospace,monospace}
 `;
 
+/** ' ' and the metrics that left images out of their means, or '' (ts/eval/table.ts leftOutNote). */
+function leftOutSentence(m: RunMetrics): string {
+  if (!m.leftOut || m.images === undefined) return '';
+  const note = leftOutNote([{ label: 'z-only', leftOut: m.leftOut.zonly }, { label: 'final', leftOut: m.leftOut.final }], m.images);
+  return note ? ` ${note}` : '';
+}
+
 /** Our two rows under our metric names, with units in the headers and the caption for these columns. */
 function runTable(m: RunMetrics, seeds: number): string {
   const names = Object.keys(m.final);
@@ -58,7 +69,7 @@ function runTable(m: RunMetrics, seeds: number): string {
     `<tr><td>${esc(label)}</td>${names.map((n) => `<td>${esc(formatMetric(n, values[n], m.better[n]))}</td>`).join('')}</tr>`;
   return `<table id="metrics"><thead><tr><th>reconstruction</th>${names.map((n) => `<th>${esc(metricHeader(n, m.better[n]))}</th>`).join('')}</tr></thead>
 <tbody>${row('z-only (decoded z, VAE-decoded)', m.zonly)}${row(`final (img2img, mean of ${seeds} seed${seeds > 1 ? 's' : ''})`, m.final)}</tbody>
-<caption>${esc(metricsCaption(names.map((n) => ({ name: n, better: m.better[n] }))))} Values are means over the test images.</caption></table>`;
+<caption>${esc(metricsCaption(names.map((n) => ({ name: n, better: m.better[n] }))))} Values are means over the test images.${esc(leftOutSentence(m))}</caption></table>`;
 }
 
 /** Published rows in the eight published columns; our rows join them only for metrics of the same name. */

@@ -556,11 +556,25 @@ export async function img2imgStage(ctx: StageContext): Promise<StageOutput> {
   return { outputs: r.outputs, summary: { ...r.summary, images: ids.length } };
 }
 
-function averageMetrics(runs: MetricValue[][]): MetricValue[] {
+/**
+ * The seeds' metrics as one: each image's value is its mean over the seeds where it has one (a seed's uniform
+ * image has no correlation: NaN, left out as within a seed), NaN where no seed has; `value` is the mean of the
+ * seeds' means, and `leftOut` counts the images with no value in any seed.
+ */
+export function averageMetrics(runs: MetricValue[][]): MetricValue[] {
   return runs[0].map((m, j) => {
-    const perImage = new Float64Array(m.perImage.length);
-    for (const r of runs) r[j].perImage.forEach((v, i) => (perImage[i] += v / runs.length));
-    return { ...m, value: runs.reduce((a, r) => a + r[j].value, 0) / runs.length, perImage };
+    const sum = new Float64Array(m.perImage.length);
+    const seeds = new Float64Array(m.perImage.length);
+    for (const r of runs) {
+      r[j].perImage.forEach((v, i) => {
+        if (!Number.isFinite(v)) return;
+        sum[i] += v;
+        seeds[i]++;
+      });
+    }
+    const perImage = sum.map((s, i) => (seeds[i] ? s / seeds[i] : Number.NaN));
+    const leftOut = seeds.reduce((n, k) => n + (k ? 0 : 1), 0);
+    return { ...m, value: runs.reduce((a, r) => a + r[j].value, 0) / runs.length, perImage, leftOut };
   });
 }
 
@@ -604,6 +618,8 @@ export async function evaluateStage(ctx: StageContext): Promise<StageOutput> {
   ];
   await writeFileAtomic(p.metricsCsv, metricsCsv(rows));
   const plain = (ms: MetricValue[]) => Object.fromEntries(ms.map((m) => [m.name, m.value]));
+  // the images each metric left out of its mean (no correlation: a constant image or feature row)
+  const leftOut = (ms: MetricValue[]) => Object.fromEntries(ms.map((m) => [m.name, m.leftOut ?? 0]));
   const perImage = (ms: MetricValue[]) => Object.fromEntries(ms.map((m) => [m.name, Array.from(m.perImage)]));
   await writeJson(p.metricsJson, {
     images: ids.length,
@@ -611,6 +627,7 @@ export async function evaluateStage(ctx: StageContext): Promise<StageOutput> {
     final: plain(final),
     perSeed: perSeed.map((s) => ({ seed: s.seed, ...plain(s.metrics) })),
     better: Object.fromEntries(final.map((m) => [m.name, m.better])),
+    leftOut: { zonly: leftOut(zonly.metrics), final: leftOut(final) },
     // values per test image (fractions, like the means), in the order of ids
     perImage: { ids, zonly: perImage(zonly.metrics), final: perImage(final) },
   });
@@ -622,7 +639,13 @@ export async function evaluateStage(ctx: StageContext): Promise<StageOutput> {
   await writeFileAtomic(p.perImageCsv, lines.join('\n') + '\n');
   return {
     outputs: [p.metricsCsv, p.metricsJson, p.perImageCsv].map((f) => rel(c, f)),
-    summary: { zonly: plain(zonly.metrics), final: plain(final), better: Object.fromEntries(final.map((m) => [m.name, m.better])) },
+    summary: {
+      images: ids.length,
+      zonly: plain(zonly.metrics),
+      final: plain(final),
+      better: Object.fromEntries(final.map((m) => [m.name, m.better])),
+      leftOut: { zonly: leftOut(zonly.metrics), final: leftOut(final) },
+    },
   };
 }
 

@@ -5,6 +5,7 @@ import type { NativeBandedOptions } from '../native/bandedTypes.js';
 import type { NativeMemoryPlan } from '../native/ridgeTypes.js';
 import { BandedRidgeModel } from './BandedRidgeModel.js';
 import { checkedAtSource } from './modelConsistency.js';
+import { describeNumber } from './alphas.js';
 import { concatSpaces, type FeatureSpaces } from './featureSpaces.js';
 import { assignFolds, shapeFolds } from './folds.js';
 import { checkChoice, checkFitControl, checkInteger, checkPositive, checkSolverAgrees, COMMON_OPTION_KEYS, resolveRidgeOptions, type RidgeCommonOptions, type ResolvedRidgeOptions } from './options.js';
@@ -29,6 +30,28 @@ export interface BandedRidgeCVOptions extends RidgeCommonOptions {
    * 'auto' or agree with it ('per-fold-kernel' with route 'primal' is refused, naming both).
    */
   solver?: 'per-fold-primal' | 'per-fold-kernel';
+}
+
+/**
+ * Explicit candidates γ, checked once here (a negative weight was accepted and refused only by the fit): rows of
+ * one length, of finite weights >= 0 with a positive sum (each is normalised to sum 1). Their length is checked
+ * against the feature spaces at fit. Returns a copy.
+ */
+function checkGammaRows(rows: number[][], what: string): number[][] {
+  const bands = rows[0].length;
+  rows.forEach((row, r) => {
+    if (row.length === 0) throw new ShapeError(`${what} gammas: row ${r} is empty; a row holds one weight per feature space`);
+    if (row.length !== bands) {
+      throw new ShapeError(`${what} gammas: row ${r} has ${row.length} band weights but row 0 has ${bands}; every row weighs the same feature spaces`);
+    }
+    row.forEach((g, b) => {
+      if (typeof g !== 'number' || !Number.isFinite(g) || g < 0) {
+        throw new InvalidArgumentError(`${what} gammas[${r}][${b}]: expected a finite band weight >= 0, got ${describeNumber(g)}`);
+      }
+    });
+    if (!row.some((g) => g > 0)) throw new InvalidArgumentError(`${what} gammas[${r}]: every weight is 0; a row needs a positive one (rows are normalised to sum 1)`);
+  });
+  return rows.map((row) => [...row]);
 }
 
 /**
@@ -65,7 +88,7 @@ export class BandedRidgeCV {
           );
         }
       }
-      this.gammas = options.gammas.map((r) => [...r]);
+      this.gammas = checkGammaRows(options.gammas, what);
     }
     if (options.solver !== undefined) {
       checkSolverAgrees(checkChoice(options.solver, 'solver', what, ['per-fold-primal', 'per-fold-kernel'] as const), { route: this.resolved.native.route }, what);

@@ -118,8 +118,14 @@ export class RidgeCV {
   }
 }
 
-/** Sets the engine's thread count (BLAS and its own loops); 0 means all cores. Returns the count in use. */
+/** The most threads setThreads takes (the engine's own cap: a larger count was clamped to it in silence). */
+export const MAX_ENGINE_THREADS = 4096;
+
+/**
+ * Sets the engine's thread count (BLAS and its own loops); 0 means all cores. Returns the count in use. A count
+ * that is not an integer from 0 to MAX_ENGINE_THREADS (4096) is refused (InvalidArgumentError).
+ */
 export function setThreads(n: number): number {
-  const threads = checkInteger(n, 'threads', 'setThreads', 0);
+  const threads = checkInteger(n, 'threads', 'setThreads', 0, MAX_ENGINE_THREADS);
   return nativeSync((b) => b.setThreads(threads));
 }

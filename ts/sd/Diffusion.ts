@@ -24,6 +24,7 @@ import type {
   SdHandle,
   SdModelSummary,
 } from '../native/samplerTypes.js';
+import { checkCaptions } from './captions.js';
 import { ClipTokenizer } from './clipTokenizer.js';
 import { checkModelLayout, SD_COMPONENTS, type SdComponent } from './modelLayout.js';
 import { modelPathExists, readModelFile } from './modelRoots.js';
@@ -281,10 +282,15 @@ export class Diffusion {
     return sd;
   }
 
-  /** Token ids [captions.length, 77] (int32). */
+  /** Token ids [captions.length, 77] (int32). Captions that are not an array of strings are refused, naming the index. */
   tokenize(captions: string[]): Int32Array {
+    return this.tokenizeChecked(captions, 'tokenize');
+  }
+
+  private tokenizeChecked(captions: unknown, what: string, expected?: string): Int32Array {
+    const texts = checkCaptions(captions, what, expected);
     if (!this.tokenizer) throw new InvalidArgumentError(`${this.dir}: loaded without a tokenizer/text_encoder`);
-    return this.tokenizer.encodeBatch(captions);
+    return this.tokenizer.encodeBatch(texts);
   }
 
   /**
@@ -294,8 +300,8 @@ export class Diffusion {
   async encodeText(captions: string[] | Int32Array, options: EncodeTextOptions = {}): Promise<Tensor> {
     checkOptions(options, ENCODE_TEXT_KEYS, 'encodeText');
     const seq = this.tokenizer?.maxLength ?? 77;
-    const ids = Array.isArray(captions) ? this.tokenize(captions) : captions;
-    if (!(ids instanceof Int32Array) || ids.length === 0 || ids.length % seq !== 0) {
+    const ids = captions instanceof Int32Array ? captions : this.tokenizeChecked(captions, 'encodeText', 'an array of captions (string[]) or token ids (Int32Array)');
+    if (ids.length === 0 || ids.length % seq !== 0) {
       throw new ShapeError(`encodeText: expected captions or token ids of length B·${seq}, got ${ids.length} ids`);
     }
     const batch = ids.length / seq;

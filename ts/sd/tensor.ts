@@ -1,4 +1,5 @@
 /** Plain array types of the Diffusion API. */
+import { assertNotDetached } from '../detachedBuffer.js';
 import { ShapeError } from '../errors.js';
 
 /** A float32 array with its shape, row-major ([B, 4, h, w] latents, [B, 77, D] conditioning). */
@@ -25,6 +26,7 @@ export function assertTensor(t: Tensor, what: string, rank?: number): void {
   if (!t || !(t.data instanceof Float32Array) || !Array.isArray(t.shape)) {
     throw new ShapeError(`${what}: expected {data: Float32Array, shape: number[]}`);
   }
+  assertNotDetached(t.data, what);
   if (rank !== undefined && t.shape.length !== rank) {
     throw new ShapeError(`${what}: expected rank ${rank}, got shape [${t.shape.join(', ')}]`);
   }
@@ -39,6 +41,7 @@ export function assertTensor(t: Tensor, what: string, rank?: number): void {
 
 export function assertRgb(images: RgbImages, what: string): void {
   if (!images || !(images.data instanceof Uint8Array)) throw new ShapeError(`${what}: expected {data: Uint8Array, count, height, width}`);
+  assertNotDetached(images.data, what);
   const { count, height, width } = images;
   if (![count, height, width].every((d) => Number.isInteger(d) && d > 0)) {
     throw new ShapeError(`${what}: count, height and width must be positive integers, got ${count}×${height}×${width}`);

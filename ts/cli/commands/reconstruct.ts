@@ -16,7 +16,7 @@ import { readConfigFile } from '../configFile.js';
 import { fieldSchema, numberFlag } from '../flagValue.js';
 import { runFolderInputs } from '../../pipeline/runFolderInputs.js';
 import { checkCacheFolderApart, checkOutputPath, checkRunFolderApart } from '../outputPath.js';
-import { metricsText } from '../../eval/table.js';
+import { leftOutNote, metricsText } from '../../eval/table.js';
 import { progressBar, type ProgressBar } from '../progress.js';
 
 interface Flags {
@@ -171,6 +171,9 @@ export function printResult(r: ReconstructResult): void {
       { method: 'final', values: r.metrics.final },
     ];
     process.stdout.write(`\n${metricsText(rows, better)}\n(2WI: two-way identification in %, chance 50%)\n`);
+    const { leftOut, images } = r.metrics;
+    const note = leftOut && images !== undefined ? leftOutNote([{ label: 'z-only', leftOut: leftOut.zonly }, { label: 'final', leftOut: leftOut.final }], images) : '';
+    if (note) process.stdout.write(`${note}\n`);
   }
   process.stdout.write(`\nrun folder: ${r.out} (report.html, metrics.csv)\n`);
 }
