@@ -14,7 +14,7 @@ import { ConfigError } from '../config/index.js';
 import { BrainlatentError, CancelledError, FormatError, InvalidArgumentError, LimitError, MissingFileError, NonFiniteError, OutOfMemoryError, ShapeError } from '../errors.js';
 import { clientWentAway } from './clientGone.js';
 import { JobFinishedError } from './jobs/jobErrors.js';
-import { charsetOf } from './jsonBodies.js';
+import { charsetOf, contentCodings } from './jsonBodies.js';
 import { JobConflictError } from './jobs/LocalJobRunner.js';
 import { BatchNameTakenError } from './jobs/batchName.js';
 import { ModelOutputError } from './models/ModelOutputError.js';
@@ -70,14 +70,24 @@ function acceptedTypes(req: FastifyRequest): string[] {
   return body.content ? Object.keys(body.content) : ['application/json'];
 }
 
-/** A 415 that says what the route takes (Fastify's own says only 'Unsupported Media Type'). */
-function unsupportedMediaType(e: FastifyError, req: FastifyRequest): PublicError {
+/**
+ * A 415 that says what the route takes (Fastify's own says only 'Unsupported Media Type'): the types, or, for a body
+ * of a type it takes in a content coding, that it takes the body uncompressed (and Accept-Encoding: identity).
+ */
+function unsupportedMediaType(e: FastifyError, req: FastifyRequest, reply: FastifyReply): PublicError {
+  const route = `${req.method} ${req.routeOptions.url ?? req.url}`;
   const sent = req.headers['content-type'] ?? '(none)';
   const types = acceptedTypes(req);
+  const codings = contentCodings(req);
+  if (codings.length > 0 && types.includes(sent.split(';')[0].trim().toLowerCase())) {
+    // (RFC 9110 §12.5.3: a 415 for a content coding says which codings are taken)
+    void reply.header('accept-encoding', 'identity');
+    return { name: e.name, code: 'UnsupportedMediaType', message: `content-encoding '${codings.join(', ')}' is not taken by ${route}: send the body uncompressed (no content-encoding, or identity)` };
+  }
   const want = types.length ? `expected ${types.join(' or ')}` : 'this route takes no body';
   const charset = charsetOf(sent);
   // a JSON type in a charset other than UTF-8: the charset is what is not taken
-  const what = charset && !/^utf-?8$/i.test(charset) && types.includes(sent.split(';')[0].trim().toLowerCase()) ? `the charset '${charset}' of content-type '${sent}' is not taken by ${req.method} ${req.routeOptions.url ?? req.url}: JSON bodies are UTF-8` : `content-type '${sent}' is not taken by ${req.method} ${req.routeOptions.url ?? req.url}: ${want}`;
+  const what = charset && !/^utf-?8$/i.test(charset) && types.includes(sent.split(';')[0].trim().toLowerCase()) ? `the charset '${charset}' of content-type '${sent}' is not taken by ${route}: JSON bodies are UTF-8` : `content-type '${sent}' is not taken by ${route}: ${want}`;
   return { name: e.name, code: 'UnsupportedMediaType', message: what };
 }
 
@@ -107,7 +117,7 @@ export function sendError(e: unknown, req: FastifyRequest, reply: FastifyReply, 
   const fastifyError = e as FastifyError;
   const tooLarge = fastify4xx && fastifyError.code === 'FST_ERR_CTP_BODY_TOO_LARGE' ? bodyTooLarge(fastifyError, req) : undefined;
   const mediaType = fastifyError.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE';
-  const body = shownWith(tooLarge ?? (mediaType ? unsupportedMediaType(fastifyError, req) : fastify4xx ? { name: fastifyError.name, code: fastifyError.code, message: fastifyError.message } : publicError(e)), show);
+  const body = shownWith(tooLarge ?? (mediaType ? unsupportedMediaType(fastifyError, req, reply) : fastify4xx ? { name: fastifyError.name, code: fastifyError.code, message: fastifyError.message } : publicError(e)), show);
   const model = e instanceof ModelOutputError ? { model: e.model, output: e.output } : {};
   const fields = e instanceof NotFoundError || e instanceof JobFinishedError ? e.fields : {};
   const limit = tooLarge?.limit !== undefined ? { limit: tooLarge.limit } : {};
