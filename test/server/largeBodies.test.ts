@@ -6,6 +6,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 
 import pngjs from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -170,6 +171,60 @@ describe('large bodies are decoded off the event loop, with the small path’s a
       expect(invalid, `depth ${depth}`).toMatchObject({ status: 400 });
       expect(invalid.message, `depth ${depth}`).toMatch(/not valid JSON, or holds a key that is refused; it is nested too deeply to say where/);
     }
+  });
+
+  // s28: a large body was parsed with JSON.parse, a small one with Fastify's parser (secure-json-parse): a BOM was
+  // 200 small and 400 large, a __proto__ key FST_ERR_CTP_INVALID_JSON_BODY small and InvalidRequest large; a gzip
+  // body was neither decoded nor refused (400 as not JSON, or not .npy)
+  it('answers a body the same below and above 256 KiB: a leading BOM, a prototype key, a compressed body (415)', async () => {
+    const rows = (n: number) => rowsOf(X.data.subarray(0, n * FEATURES), FEATURES);
+    const predict = (body: string | Uint8Array, headers: Record<string, string> = {}) => s.call('POST', '/v1/ridge/r/predict', body, { 'content-type': 'application/json', ...headers });
+    const bodies = (make: (x: number[][]) => string) => [make(rows(2)), make(rows(LARGE_ROWS))];
+    for (const [small, large] of [bodies((x) => `\uFEFF${JSON.stringify({ x })}`)]) {
+      expect(large.length).toBeGreaterThan(256 << 10);
+      const [a, b] = [await predict(small), await predict(large)];
+      expect([a.status, b.status]).toEqual([200, 200]);
+      expect([a.json.rows, b.json.rows]).toEqual([2, LARGE_ROWS]);
+    }
+    const keys: [string, (x: number[][]) => string][] = [
+      ['a __proto__ key', (x) => `{"x": ${JSON.stringify(x)}, "__proto__": {"polluted": 1}}`],
+      ['an escaped __proto__ key, nested', (x) => `{"x": ${JSON.stringify(x)}, "o": {"\\u005f_proto__": {}}}`],
+      ['a constructor.prototype key', (x) => `{"x": ${JSON.stringify(x)}, "constructor": {"prototype": {"polluted": 1}}}`],
+      ['a BOM and a __proto__ key', (x) => `\uFEFF{"__proto__": 1, "x": ${JSON.stringify(x)}}`],
+      ['a BOM and text that is not JSON', (x) => `\uFEFF{"x": ${JSON.stringify(x)}`],
+    ];
+    for (const [what, make] of keys) {
+      const [small, large] = bodies(make);
+      const a = told(await predict(small));
+      const b = told(await predict(large));
+      expect(a, what).toMatchObject({ status: 400, code: 'FST_ERR_CTP_INVALID_JSON_BODY' });
+      const at = (t: typeof a) => ({ ...t, message: t.message?.replace(/line \d+, column \d+/, 'line L, column N') });
+      expect(at(b), what).toEqual(at(a));
+    }
+    expect(told(await predict(bodies(keys[0][1])[0])).message).toBe('the body is JSON but holds a key that is refused (__proto__, or constructor with a prototype)');
+    // (the BOM is not counted: the syntax error is where it is in the JSON)
+    expect(told(await predict(`\uFEFF{"x": [[1,]]}`)).message).toBe('the body is not valid JSON: line 1, column 11: value expected');
+    // compressed: 415 naming the coding, JSON and .npy alike; identity is no coding
+    const gzJson = bodies((x) => JSON.stringify({ x })).map((t) => gzipSync(t));
+    const gzNpy = [2, LARGE_ROWS].map((n) => gzipSync(encodeNpy(X.data.subarray(0, n * FEATURES), [n, FEATURES])));
+    expect(gzJson[1].length).toBeGreaterThan(256 << 10);
+    for (const [body, type] of [...gzJson.map((b) => [b, 'application/json'] as const), ...gzNpy.map((b) => [b, 'application/x-npy'] as const)]) {
+      for (const coding of ['gzip', 'identity, gzip', 'br']) {
+        const r = await predict(body, { 'content-type': type, 'content-encoding': coding });
+        expect(told(r), `${type} ${body.length} bytes, ${coding}`).toEqual({
+          status: 415,
+          code: 'UnsupportedMediaType',
+          name: 'FastifyError',
+          message: `content-encoding '${coding.replace('identity, ', '')}' is not taken by POST /v1/ridge/:model/predict: send the body uncompressed (no content-encoding, or identity)`,
+          problems: undefined,
+        });
+        expect(r.headers.get('accept-encoding')).toBe('identity');
+      }
+    }
+    for (const body of bodies((x) => JSON.stringify({ x }))) expect((await predict(body, { 'content-encoding': 'identity' })).status).toBe(200);
+    // every route takes its JSON uncompressed
+    const load = await s.call('POST', '/v1/models', gzipSync(JSON.stringify({ kind: 'ridge', name: 'q', path: 'models/ridge.safetensors' })), { 'content-type': 'application/json', 'content-encoding': 'gzip' });
+    expect(told(load)).toMatchObject({ status: 415, message: expect.stringMatching(/^content-encoding 'gzip' is not taken by POST \/v1\/models:/) });
   });
 
   it('refuses a body beyond the data limit with 413, with or without a declared length', async () => {

@@ -23,6 +23,7 @@ beforeAll(async () => {
   model = await new RidgeCV({ alphas: [1, 10, 100], folds: 3 }).fit(p.x, p.y);
   mkdirSync(join(s.root, 'models'));
   await model.save(join(s.root, 'models', 'ridge.safetensors'));
+  await model.save(join(s.root, 'models', 'ridge2.safetensors'));
   await writeSdFixture(join(s.root, 'models', 'sd'));
   sd = await Diffusion.load(join(s.root, 'models', 'sd'));
 }, 120_000);
@@ -183,6 +184,18 @@ describe('models: load once, predict and img2img off the event loop', () => {
     expect(m).toMatch(new RegExp(`^brainlatent_pool_rejected_total\\{pool="img2img"\\} ${rejected}$`, 'm'));
     expect(m).toMatch(/^brainlatent_predict_duration_seconds_count\{model="z"\} 2$/m);
     expect(m).toMatch(/^brainlatent_unet_steps_total\{source="img2img"\} \d+$/m);
+  });
+
+  it('of two loads of one name at once without replace, one is loaded (201) and the other refused (409), the first kept', async () => {
+    // (both were 201 before, the later silently replacing the earlier: the name was claimed only when a load landed)
+    const paths = ['models/ridge.safetensors', 'models/ridge2.safetensors'];
+    const rs = await Promise.all(paths.map((path) => s.call('POST', '/v1/models', { kind: 'ridge', name: 'race', path })));
+    expect(rs.map((r) => r.status).sort()).toEqual([201, 409]);
+    const won = rs.findIndex((r) => r.status === 201);
+    expect(rs[1 - won].json).toMatchObject({ code: 'ModelExists' });
+    expect(rs[1 - won].json.message).toMatch(/^a model named 'race' is (being loaded by another request|already loaded); send "replace": true/);
+    expect((await s.call('GET', '/v1/models/race')).json.path).toBe(paths[won]);
+    expect((await s.call('DELETE', '/v1/models/race')).status).toBe(204);
   });
 
   it('unloads a model', async () => {

@@ -1,6 +1,6 @@
 /**
  * Errors → HTTP: invalid input (NaN in a request body included) is a 400 that lists every problem, input over one of
- * the service's limits (LimitError) a 413 (a 400 for a file the client named), a missing model, job, run file or route a 404 whose `code` names the kind (notFound.ts), a known path with another method a 405 with Allow, a busy run folder, a taken model name, a batch name another manifest holds in Redis or the cancel of an ended job a 409, a full queue, a closing service or an unreachable
+ * the service's limits (LimitError) a 413 (a 400 for a file the client named), a missing model, job, run file or route a 404 whose `code` names the kind (notFound.ts), a known path with another method a 405 with Allow, a busy run folder, a taken model name (or a load dropped by a DELETE or a later load of its name), a batch name another manifest holds in Redis or the cancel of an ended job a 409, a full queue, a closing service or an unreachable
  * Redis (serve --redis, batch-layer jobs) a 503 with Retry-After; a loaded model that turns finite inputs into NaN/Inf is a 500 naming the model and the output
  * (ModelOutputError: the service's fault, not the client's); anything else is a 500 whose body says only what kind
  * of failure it was (the details go to the log). Every body's `code` is the error's own `.code` (ShapeMismatch,
@@ -14,11 +14,11 @@ import { ConfigError } from '../config/index.js';
 import { BrainlatentError, CancelledError, FormatError, InvalidArgumentError, LimitError, MissingFileError, NonFiniteError, OutOfMemoryError, ShapeError } from '../errors.js';
 import { clientWentAway } from './clientGone.js';
 import { JobFinishedError } from './jobs/jobErrors.js';
-import { charsetOf } from './jsonBodies.js';
+import { charsetOf, contentCodings } from './jsonBodies.js';
 import { JobConflictError } from './jobs/LocalJobRunner.js';
 import { BatchNameTakenError } from './jobs/batchName.js';
 import { ModelOutputError } from './models/ModelOutputError.js';
-import { ModelExistsError } from './models/ModelRegistry.js';
+import { ModelExistsError, ModelLoadCancelledError } from './models/ModelRegistry.js';
 import { MethodNotAllowedError, NotFoundError } from './notFound.js';
 import { publicError, shownWith, type PublicError } from './publicError.js';
 import { PathOutsideRootError } from './rootPaths.js';
@@ -52,7 +52,7 @@ function statusOf(e: unknown): number {
   if (e instanceof MissingFileError) return 400;
   if (e instanceof NotFoundError) return 404;
   if (e instanceof MethodNotAllowedError) return 405;
-  if (e instanceof JobConflictError || e instanceof BatchNameTakenError || e instanceof ModelExistsError || e instanceof JobFinishedError) return 409;
+  if (e instanceof JobConflictError || e instanceof BatchNameTakenError || e instanceof ModelExistsError || e instanceof ModelLoadCancelledError || e instanceof JobFinishedError) return 409;
   if (e instanceof QueueFullError || e instanceof ClosedError || e instanceof RedisUnreachableError) return 503;
   // the machine could not provide the memory just now: overload, like a full queue (a budget refusal stays a 500:
   // the same request fails again until the service's budget or the request changes)
@@ -70,14 +70,24 @@ function acceptedTypes(req: FastifyRequest): string[] {
   return body.content ? Object.keys(body.content) : ['application/json'];
 }
 
-/** A 415 that says what the route takes (Fastify's own says only 'Unsupported Media Type'). */
-function unsupportedMediaType(e: FastifyError, req: FastifyRequest): PublicError {
+/**
+ * A 415 that says what the route takes (Fastify's own says only 'Unsupported Media Type'): the types, or, for a body
+ * of a type it takes in a content coding, that it takes the body uncompressed (and Accept-Encoding: identity).
+ */
+function unsupportedMediaType(e: FastifyError, req: FastifyRequest, reply: FastifyReply): PublicError {
+  const route = `${req.method} ${req.routeOptions.url ?? req.url}`;
   const sent = req.headers['content-type'] ?? '(none)';
   const types = acceptedTypes(req);
+  const codings = contentCodings(req);
+  if (codings.length > 0 && types.includes(sent.split(';')[0].trim().toLowerCase())) {
+    // (RFC 9110 §12.5.3: a 415 for a content coding says which codings are taken)
+    void reply.header('accept-encoding', 'identity');
+    return { name: e.name, code: 'UnsupportedMediaType', message: `content-encoding '${codings.join(', ')}' is not taken by ${route}: send the body uncompressed (no content-encoding, or identity)` };
+  }
   const want = types.length ? `expected ${types.join(' or ')}` : 'this route takes no body';
   const charset = charsetOf(sent);
   // a JSON type in a charset other than UTF-8: the charset is what is not taken
-  const what = charset && !/^utf-?8$/i.test(charset) && types.includes(sent.split(';')[0].trim().toLowerCase()) ? `the charset '${charset}' of content-type '${sent}' is not taken by ${req.method} ${req.routeOptions.url ?? req.url}: JSON bodies are UTF-8` : `content-type '${sent}' is not taken by ${req.method} ${req.routeOptions.url ?? req.url}: ${want}`;
+  const what = charset && !/^utf-?8$/i.test(charset) && types.includes(sent.split(';')[0].trim().toLowerCase()) ? `the charset '${charset}' of content-type '${sent}' is not taken by ${route}: JSON bodies are UTF-8` : `content-type '${sent}' is not taken by ${route}: ${want}`;
   return { name: e.name, code: 'UnsupportedMediaType', message: what };
 }
 
@@ -107,7 +117,7 @@ export function sendError(e: unknown, req: FastifyRequest, reply: FastifyReply, 
   const fastifyError = e as FastifyError;
   const tooLarge = fastify4xx && fastifyError.code === 'FST_ERR_CTP_BODY_TOO_LARGE' ? bodyTooLarge(fastifyError, req) : undefined;
   const mediaType = fastifyError.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE';
-  const body = shownWith(tooLarge ?? (mediaType ? unsupportedMediaType(fastifyError, req) : fastify4xx ? { name: fastifyError.name, code: fastifyError.code, message: fastifyError.message } : publicError(e)), show);
+  const body = shownWith(tooLarge ?? (mediaType ? unsupportedMediaType(fastifyError, req, reply) : fastify4xx ? { name: fastifyError.name, code: fastifyError.code, message: fastifyError.message } : publicError(e)), show);
   const model = e instanceof ModelOutputError ? { model: e.model, output: e.output } : {};
   const fields = e instanceof NotFoundError || e instanceof JobFinishedError ? e.fields : {};
   const limit = tooLarge?.limit !== undefined ? { limit: tooLarge.limit } : {};

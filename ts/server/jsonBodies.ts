@@ -1,6 +1,6 @@
 /**
- * JSON request bodies parsed as Fastify parses them (secure-json-parse: a `__proto__` or `constructor.prototype` key
- * is refused), but a body that is not JSON gets a 400 that says where and what was expected there
+ * JSON request bodies parsed as Fastify parses them (secure-json-parse: a UTF-8 BOM skipped, a `__proto__` or
+ * `constructor.prototype` key refused), but a body that is not JSON gets a 400 that says where and what was expected there
  * (`line 3, column 14: comma expected`), not only Fastify's "Body is not valid JSON". The code stays Fastify's
  * (FST_ERR_CTP_INVALID_JSON_BODY), which clients may branch on; the body's own text is never quoted back. A number
  * beyond float64's range (1e999) is a 400 naming its field and the number as written (refuseNumbersBeyondFloat64).
@@ -8,7 +8,7 @@
 import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
 import { errorCodes } from 'fastify';
 
-import { invalidJsonMessage, refuseNumbersBeyondFloat64 } from './models/requestBodies.js';
+import { invalidJsonMessage, refuseNumbersBeyondFloat64, withoutBom, type JsonKeyRules } from './models/requestBodies.js';
 
 /** Fastify's invalid-JSON error, its message saying where the body stops being JSON (invalidJsonMessage). */
 export function invalidJsonBody(message: string): FastifyError {
@@ -33,11 +33,36 @@ export function refuseOtherCharsets(req: FastifyRequest): void {
   if (charset && !/^utf-?8$/i.test(charset)) throw new errorCodes.FST_ERR_CTP_INVALID_MEDIA_TYPE(req.headers['content-type']);
 }
 
+/**
+ * The content codings of a request's body other than identity (`Content-Encoding: gzip` → ['gzip']). Fastify does
+ * not decode a body: a compressed one would be parsed as it came and answered as if its content were wrong.
+ */
+export function contentCodings(req: FastifyRequest): string[] {
+  return String(req.headers['content-encoding'] ?? '')
+    .split(',')
+    .map((c) => c.trim().toLowerCase())
+    .filter((c) => c !== '' && c !== 'identity');
+}
+
+/** A body in a content coding (gzip, br, …) is refused with a 415 that names it (httpErrors.ts), whatever its size. */
+export function refuseContentCodings(req: FastifyRequest): void {
+  if (contentCodings(req).length > 0) throw new errorCodes.FST_ERR_CTP_INVALID_MEDIA_TYPE(req.headers['content-type']);
+}
+
+/** `app`'s rules for a JSON body's prototype keys, which its own JSON parser follows (Fastify's options). */
+export function jsonKeyRules(app: FastifyInstance): JsonKeyRules {
+  return { protoAction: app.initialConfig.onProtoPoisoning ?? 'error', constructorAction: app.initialConfig.onConstructorPoisoning ?? 'error' };
+}
+
 /** Fastify's own JSON parser in `app`'s scope, whose syntax errors say where (invalidJsonBody). */
 export function jsonBodyParser(app: FastifyInstance): JsonParser {
-  const parse = app.getDefaultJsonParser(app.initialConfig.onProtoPoisoning ?? 'error', app.initialConfig.onConstructorPoisoning ?? 'error');
-  return (req, text) => {
+  const keys = jsonKeyRules(app);
+  const parse = app.getDefaultJsonParser(keys.protoAction, keys.constructorAction);
+  return (req, body) => {
     refuseOtherCharsets(req);
+    refuseContentCodings(req);
+    // (the parser skips a BOM too; the number check and the syntax error's position are of the text after it)
+    const text = withoutBom(body);
     return new Promise((resolve, reject) =>
       parse(req, text, (e: Error | null, v?: unknown) => {
         if (!e) {

@@ -1,6 +1,11 @@
 /**
  * Models loaded once and used by many requests: ridge models for predict, SD model folders for img2img. A model
  * replaced or unloaded while requests use it is released only after the last of them finishes.
+ *
+ * A load takes a while (a thread reads the file; ONNX Runtime builds its sessions), so a name is claimed when its
+ * load starts, not when it lands: a second load of the name without "replace" is refused while the first runs; a
+ * load with "replace" wins over every load of the name that started before it (one of those that lands after it is
+ * dropped); a DELETE drops the loads of the name under way, and so does close.
  */
 import { availableParallelism } from 'node:os';
 
@@ -9,12 +14,31 @@ import type { Matrix } from '../../matrix.js';
 import { Diffusion, type SchedulerName } from '../../sd/Diffusion.js';
 import { withModelRoots } from '../../sd/modelRoots.js';
 import { ModelNotFoundError } from '../notFound.js';
+import { ClosedError } from '../workQueue.js';
 import type { PredictBatcher } from './predictBatcher.js';
 import type { PredictPool } from './predictPool.js';
 
 export class ModelExistsError extends BrainlatentError {
-  constructor(name: string) {
-    super(`a model named '${name}' is already loaded; send "replace": true to replace it`, 'ModelExists');
+  /** `loading`: the name is not loaded yet, but another request's load of it is under way. */
+  constructor(name: string, loading = false) {
+    super(
+      loading
+        ? `a model named '${name}' is being loaded by another request; send "replace": true to have this load replace it`
+        : `a model named '${name}' is already loaded; send "replace": true to replace it`,
+      'ModelExists',
+    );
+  }
+}
+
+/** A load that landed after a DELETE of its name, or after a load of the name that started later: its model is dropped. */
+export class ModelLoadCancelledError extends BrainlatentError {
+  constructor(name: string, why: 'unloaded' | 'replaced') {
+    super(
+      why === 'unloaded'
+        ? `model '${name}' was unloaded (DELETE) while this load of it ran; the model it loaded was dropped`
+        : `model '${name}' was replaced by a later load of that name ("replace": true) that finished first; the model this load loaded was dropped`,
+      'ModelLoadCancelled',
+    );
   }
 }
 
@@ -40,6 +64,8 @@ export interface RidgeShape {
 
 interface Entry {
   view: Omit<ModelView, 'inFlight'>;
+  /** Its load's number, in the order loads started: a later load wins over an earlier one that lands after it. */
+  serial: number;
   key: string;
   ridge?: RidgeShape;
   sd?: Diffusion;
@@ -51,7 +77,10 @@ type LoadOptions = { name: string; kind: 'ridge' | 'sd'; replace: boolean; provi
 
 export class ModelRegistry {
   private readonly models = new Map<string, Entry>();
+  /** Per name, the loads under way that may still land (their serials); a DELETE, and close, empty it. */
+  private readonly loading = new Map<string, Set<number>>();
   private serial = 0;
+  private closed = false;
 
   /**
    * `modelRoots`: the service's root folders, which the model files it loads must lie in, links followed
@@ -82,32 +111,59 @@ export class ModelRegistry {
   }
 
   private async loadHere(o: LoadOptions, absPath: string, shownPath: string): Promise<ModelView> {
-    if (this.models.has(o.name) && !o.replace) throw new ModelExistsError(o.name);
-    const key = `${o.name}#${++this.serial}`;
-    const base = { name: o.name, kind: o.kind, path: shownPath, loadedAt: new Date().toISOString() };
+    if (this.closed) throw new ClosedError(`loading model '${o.name}'`);
+    const under = this.loading.get(o.name);
+    if (!o.replace && (this.models.has(o.name) || under)) throw new ModelExistsError(o.name, !this.models.has(o.name));
+    const serial = ++this.serial;
+    const loads = under ?? new Set<number>();
+    this.loading.set(o.name, loads.add(serial));
     let entry: Entry;
-    if (o.kind === 'ridge') {
-      // read, checked and put in shared memory by a predict thread: the event loop never touches its arrays
-      const { features, targets } = await this.predictPool.loadRidge(key, absPath);
-      entry = { view: { ...base, shape: { features, targets } }, key, ridge: { nFeatures: features, nTargets: targets }, inFlight: 0, retired: false };
-    } else {
-      // ONNX Runtime's threads leave a core to the event loop and do not spin while idle
-      const sd = await Diffusion.load(absPath, { provider: o.provider, intraOpThreads: o.threads || Math.max(1, availableParallelism() - 1), spinning: false, scheduler: o.scheduler });
-      const shape = { latentChannels: sd.info.latentChannels, condDim: sd.info.condDim };
-      entry = { view: { ...base, shape, scheduler: sd.defaultScheduler() }, key, sd, inFlight: 0, retired: false };
+    let live: boolean;
+    try {
+      entry = await this.read(o, serial, absPath, shownPath);
+    } finally {
+      // (false when a DELETE or close emptied the set while it ran)
+      live = loads.delete(serial);
+      if (loads.size === 0 && this.loading.get(o.name) === loads) this.loading.delete(o.name);
     }
     const old = this.models.get(o.name);
+    const dropped = this.closed ? new ClosedError(`loading model '${o.name}'`) : !live ? new ModelLoadCancelledError(o.name, 'unloaded') : old && old.serial > serial ? new ModelLoadCancelledError(o.name, 'replaced') : undefined;
+    if (dropped) {
+      this.release(entry);
+      throw dropped;
+    }
     this.models.set(o.name, entry);
     if (old) this.retire(old);
     return { ...entry.view, inFlight: 0 };
   }
 
+  /** Reads the model into an entry that nothing uses yet. */
+  private async read(o: LoadOptions, serial: number, absPath: string, shownPath: string): Promise<Entry> {
+    const key = `${o.name}#${serial}`;
+    const base = { name: o.name, kind: o.kind, path: shownPath, loadedAt: new Date().toISOString() };
+    if (o.kind === 'ridge') {
+      // read, checked and put in shared memory by a predict thread: the event loop never touches its arrays
+      const { features, targets } = await this.predictPool.loadRidge(key, absPath);
+      return { view: { ...base, shape: { features, targets } }, serial, key, ridge: { nFeatures: features, nTargets: targets }, inFlight: 0, retired: false };
+    }
+    // ONNX Runtime's threads leave a core to the event loop and do not spin while idle
+    const sd = await Diffusion.load(absPath, { provider: o.provider, intraOpThreads: o.threads || Math.max(1, availableParallelism() - 1), spinning: false, scheduler: o.scheduler });
+    const shape = { latentChannels: sd.info.latentChannels, condDim: sd.info.condDim };
+    return { view: { ...base, shape, scheduler: sd.defaultScheduler() }, serial, key, sd, inFlight: 0, retired: false };
+  }
+
+  /** Unloads `name` and drops the loads of it under way; false when there was neither. */
   unload(name: string): boolean {
+    const loads = this.loading.get(name);
+    const underWay = (loads?.size ?? 0) > 0;
+    loads?.clear();
+    this.loading.delete(name);
     const e = this.models.get(name);
-    if (!e) return false;
-    this.models.delete(name);
-    this.retire(e);
-    return true;
+    if (e) {
+      this.models.delete(name);
+      this.retire(e);
+    }
+    return e !== undefined || underWay;
   }
 
   /**
@@ -131,6 +187,9 @@ export class ModelRegistry {
   }
 
   close(): void {
+    this.closed = true;
+    for (const loads of this.loading.values()) loads.clear();
+    this.loading.clear();
     for (const e of this.models.values()) this.retire(e);
     this.models.clear();
   }

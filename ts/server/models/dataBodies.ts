@@ -9,8 +9,8 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { errorCodes } from 'fastify';
 
-import { jsonBodyParser, refuseOtherCharsets } from '../jsonBodies.js';
-import { joinSegments, type LargeBodyKind } from './requestBodies.js';
+import { jsonBodyParser, jsonKeyRules, refuseContentCodings, refuseOtherCharsets } from '../jsonBodies.js';
+import { joinSegments, REFUSE_PROTO_KEYS, type JsonKeyRules, type LargeBodyKind } from './requestBodies.js';
 
 /** Bodies up to this size are decoded on the event loop. */
 export const SMALL_BODY = 256 << 10;
@@ -22,6 +22,8 @@ export class LargeBody {
     readonly kind: LargeBodyKind,
     readonly segments: ArrayBuffer[],
     readonly length: number,
+    /** The app's rules for a JSON body's `__proto__` and `constructor.prototype` keys (its parser's for a small one). */
+    readonly keys: JsonKeyRules = REFUSE_PROTO_KEYS,
   ) {}
 }
 
@@ -99,18 +101,21 @@ export function useDataBodies(
   takesNpy: (req: FastifyRequest) => boolean,
 ): void {
   const json = jsonBodyParser(app);
+  const keys = jsonKeyRules(app);
   app.removeContentTypeParser(['application/json', ...npyTypes]);
   app.addContentTypeParser('application/json', async (req: FastifyRequest, payload: Payload) => {
-    // (before reading: a large body in another charset is refused without being read)
+    // (before reading: a large body in another charset, or compressed, is refused without being read)
     refuseOtherCharsets(req);
+    refuseContentCodings(req);
     const body = await readBody(req, payload, limit);
     if ('small' in body) {
       return json(req, body.small.toString('utf8'));
     }
-    return new LargeBody(jsonKind(req), body.segments, body.length);
+    return new LargeBody(jsonKind(req), body.segments, body.length, keys);
   });
   app.addContentTypeParser(npyTypes, async (req: FastifyRequest, payload: Payload) => {
     if (!takesNpy(req)) throw new errorCodes.FST_ERR_CTP_INVALID_MEDIA_TYPE(req.headers['content-type']);
+    refuseContentCodings(req);
     const body = await readBody(req, payload, limit);
     return 'small' in body ? body.small : new LargeBody('predict-npy', body.segments, body.length);
   });

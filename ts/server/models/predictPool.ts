@@ -19,7 +19,7 @@ import { invalidJsonBody } from '../jsonBodies.js';
 import { RequestValidationError } from '../validation.js';
 import { cancelledWhileQueued, QueueFullError } from '../workQueue.js';
 import type { LargeBody } from './dataBodies.js';
-import type { DecodedBody, LargeBodyKind } from './requestBodies.js';
+import type { DecodedBody, JsonKeyRules, LargeBodyKind } from './requestBodies.js';
 
 export interface SharedRidge {
   coef: Float32Array;
@@ -35,7 +35,7 @@ export type PoolMessage =
   | { type: 'drop'; key: string }
   | { type: 'load'; id: number; key: string; path: string }
   | { type: 'predict'; id: number; key: string; x: Float32Array; rows: number; cols: number }
-  | { type: 'decode'; id: number; kind: LargeBodyKind; segments: ArrayBuffer[]; length: number };
+  | { type: 'decode'; id: number; kind: LargeBodyKind; segments: ArrayBuffer[]; length: number; keys: JsonKeyRules };
 
 /** An error as it crosses from a thread: enough to raise the same class here. */
 export interface WireError {
@@ -164,7 +164,7 @@ export class PredictPool {
       // (a 64 MiB JSON body takes a thread ~0.5 s to decode: a second is a fair wait)
       throw new QueueFullError(`the predict threads' decode queue (${this.waitingDecodeBytes} bytes of bodies waiting, at most ${this.maxQueuedDecodeBytes})`, 1);
     }
-    const r = await this.run({ type: 'decode', id: this.nextId++, kind: body.kind, segments: body.segments, length: body.length }, body.segments, signal);
+    const r = await this.run({ type: 'decode', id: this.nextId++, kind: body.kind, segments: body.segments, length: body.length, keys: body.keys }, body.segments, signal);
     return (r as { decoded: DecodedBody }).decoded;
   }
 

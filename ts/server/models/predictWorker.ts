@@ -77,7 +77,7 @@ port.on('message', (m: PoolMessage) => {
     }
   } else {
     try {
-      const { value, transfer } = decoded(decodeLargeBody(m.kind, joinSegments(m.segments, m.length)));
+      const { value, transfer } = decoded(decodeLargeBody(m.kind, joinSegments(m.segments, m.length), m.keys));
       port.postMessage({ id: m.id, decoded: value } satisfies PoolReply, transfer);
     } catch (e) {
       port.postMessage({ id: m.id, error: wire(e) } satisfies PoolReply);

@@ -5,6 +5,8 @@
  * a millisecond; a large one (dataBodies.ts) is decoded by a predict thread with `decodeLargeBody`, which parses
  * and validates its JSON exactly as the route's schema would have, so both give the same answers.
  */
+import sjson from 'secure-json-parse';
+
 import { ShapeError } from '../../errors.js';
 import { fieldLabel, problemsFrom, validatorFor } from '../../config/index.js';
 import { Img2ImgBodySchema, PredictBodySchema, type Img2ImgBody, type PredictBody } from '../../config/service.js';
@@ -72,9 +74,24 @@ export function img2imgInput(b: Img2ImgBody): Img2ImgInput {
 export type LargeBodyKind = 'predict-npy' | 'predict-json' | 'img2img';
 export type DecodedBody = { kind: 'matrix'; x: Matrix } | { kind: 'img2img'; input: Img2ImgInput };
 
+/**
+ * What a JSON body's `__proto__` and `constructor.prototype` keys get ('error': the body is refused as not JSON):
+ * the app's Fastify options onProtoPoisoning and onConstructorPoisoning, which its own JSON parser follows.
+ */
+export interface JsonKeyRules {
+  protoAction: 'error' | 'remove' | 'ignore';
+  constructorAction: 'error' | 'remove' | 'ignore';
+}
+
+/** Fastify's defaults. */
+export const REFUSE_PROTO_KEYS: JsonKeyRules = { protoAction: 'error', constructorAction: 'error' };
+
+/** A body's text without its UTF-8 byte order mark, which Fastify's JSON parser (secure-json-parse) skips. */
+export const withoutBom = (text: string): string => (text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
+
 /** What is wrong with a body that is not JSON: where it stops being JSON and what was expected (never its text). */
 export function invalidJsonMessage(text: string): string {
-  const where = jsonSyntaxError(text);
+  const where = jsonSyntaxError(withoutBom(text));
   if (where?.tooDeep) return 'the body is not valid JSON, or holds a key that is refused; it is nested too deeply to say where';
   return where
     ? `the body is not valid JSON: line ${where.line}, column ${where.column}: ${where.what}${where.atEnd ? ' (at the end of the body)' : ''}`
@@ -109,12 +126,16 @@ export class InvalidJsonBodyError extends Error {
   }
 }
 
-/** A JSON body validated against `schema` as the route would (defaults filled in, every problem listed). */
-function validJson<T>(bytes: Buffer, schema: Parameters<typeof validatorFor>[0]): T {
+/**
+ * A JSON body parsed as Fastify parses a small one (secure-json-parse, under the app's `keys` rules: a BOM skipped, a
+ * `__proto__` key refused as not JSON), then validated against `schema` as the route would (defaults filled in,
+ * every problem listed).
+ */
+function validJson<T>(bytes: Buffer, schema: Parameters<typeof validatorFor>[0], keys: JsonKeyRules): T {
   let body: unknown;
-  const text = bytes.toString('utf8');
+  const text = withoutBom(bytes.toString('utf8'));
   try {
-    body = JSON.parse(text);
+    body = sjson.parse(text, null, keys);
   } catch {
     throw new InvalidJsonBodyError(text);
   }
@@ -137,14 +158,14 @@ export function joinSegments(segments: readonly ArrayBuffer[], length: number): 
   return out;
 }
 
-/** A large body's bytes → its arrays (in a predict thread). */
-export function decodeLargeBody(kind: LargeBodyKind, bytes: Buffer): DecodedBody {
+/** A large body's bytes → its arrays (in a predict thread); `keys`: the app's rules for a JSON body's prototype keys. */
+export function decodeLargeBody(kind: LargeBodyKind, bytes: Buffer, keys: JsonKeyRules = REFUSE_PROTO_KEYS): DecodedBody {
   switch (kind) {
     case 'predict-npy':
       return { kind: 'matrix', x: matrixFromNpy(bytes) };
     case 'predict-json':
-      return { kind: 'matrix', x: matrixFromJson(validJson<PredictBody>(bytes, PredictBodySchema).x) };
+      return { kind: 'matrix', x: matrixFromJson(validJson<PredictBody>(bytes, PredictBodySchema, keys).x) };
     case 'img2img':
-      return { kind: 'img2img', input: img2imgInput(validJson<Img2ImgBody>(bytes, Img2ImgBodySchema)) };
+      return { kind: 'img2img', input: img2imgInput(validJson<Img2ImgBody>(bytes, Img2ImgBodySchema, keys)) };
   }
 }
