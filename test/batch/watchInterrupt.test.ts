@@ -44,4 +44,18 @@ describe('batch watch interrupted', () => {
     expect(lines[0]).toMatch(/^batch wi: watch interrupted; the batch goes on\. Watch it again with: brainlatent batch watch wi --redis redis:\/\/:\*\*\*@127\.0\.0\.1:\d+$/);
     expect(stderr).not.toContain(new URL(redis!.url).password);
   });
+
+  it.skipIf(!redisAvailable)('a reader that closes stdout (| head -3) ends the watch with exit 0, the batch still running', { timeout: 60_000 }, async () => {
+    // A command with work to finish goes on when its stdout is closed (ridge fit writes its model); a watch has none
+    await submitPlan(probePlan('wc', 2, join(dir, 'wc'), 10), { redis: redis!.url });
+    const p = spawn(process.execPath, [cli, 'batch', 'watch', 'wc', '--redis', redis!.url, '--interval', '200'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    p.stdout!.destroy();
+    let stderr = '';
+    p.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => p.kill('SIGKILL'), 30_000);
+    const [code, signal] = (await once(p, 'exit')) as [number | null, string | null];
+    clearTimeout(timer);
+    expect([code, signal]).toEqual([0, null]);
+    expect(stderr).toBe('');
+  });
 });

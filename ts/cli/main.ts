@@ -38,8 +38,6 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   bench: async () => (await import('./commands/bench.js')).registerBenchCommand,
 };
 
-ignoreClosedStdout();
-
 const program = new Command();
 program
   .name('brainlatent')
@@ -66,6 +64,7 @@ describeHelpCommand(program);
 pointGroupErrorsToTheirHelp(program);
 checkRequiredOptionsLast(program);
 exitAfterFinishedCommands(program);
+ignoreClosedStdout(program);
 
 program.parseAsync(unknownCommandArgs(program, args), { from: 'user' }).catch((err: unknown) => {
   const msg = err instanceof Error ? err.message : String(err);

@@ -116,15 +116,32 @@ export function exitAfterFinishedCommands(program: Command): void {
   });
 }
 
+const endsWhenStdoutCloses = new WeakSet<Command>();
+
+/**
+ * Marks a command that only shows something as it goes (`batch watch`): once its reader has closed stdout
+ * (`| head -3`) it has nothing left to do, and it exits 0 at once rather than running on unseen.
+ */
+export function endWhenStdoutCloses(cmd: Command): Command {
+  endsWhenStdoutCloses.add(cmd);
+  return cmd;
+}
+
 /**
  * In main.ts, for every command: a reader that closes stdout early (`brainlatent sd schedule | head -1`) does not end
- * the command. Its later output goes nowhere, and the command finishes its work (a `ridge fit` piped to `grep -m1`
- * still writes its model; exiting at the first EPIPE left none, with exit 0) and exits with its own status, instead
- * of Node's unhandled 'error' event (a stack trace and exit 1). Other stdout errors are still thrown.
+ * a command that has work to finish. Its later output goes nowhere, and the command finishes its work (a `ridge fit`
+ * piped to `grep -m1` still writes its model; exiting at the first EPIPE left none, with exit 0) and exits with its
+ * own status, instead of Node's unhandled 'error' event (a stack trace and exit 1). A command marked by
+ * `endWhenStdoutCloses` exits 0 there. Other stdout errors are still thrown.
  */
-export function ignoreClosedStdout(): void {
+export function ignoreClosedStdout(program: Command): void {
+  let running: Command | undefined;
+  program.hook('preAction', (_root, action) => {
+    running = action;
+  });
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
     if (err.code !== 'EPIPE') throw err;
+    if (running && endsWhenStdoutCloses.has(running)) process.exit(0);
     // (the stream is destroyed after its error: a later write would raise ERR_STREAM_DESTROYED)
     process.stdout.write = ((_chunk: unknown, encoding?: unknown, done?: unknown): boolean => {
       const callback = typeof encoding === 'function' ? encoding : done;

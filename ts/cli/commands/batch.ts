@@ -13,6 +13,7 @@ import { submitBatch, type ExistingState, type SubmitResult } from '../../batch/
 import { renderTable } from '../../batch/table.js';
 import { counted } from '../../plural.js';
 import { integerFlag } from '../flagValue.js';
+import { endWhenStdoutCloses } from '../setup.js';
 
 /** A non-negative integer flag, or undefined when not given. */
 export function nonNegativeInt(v: string | undefined, name: string): number | undefined {
@@ -241,43 +242,45 @@ its failed subjects with 'batch retry NAME --redis URL --force').`,
       else printReport(r, false);
     });
 
-  batch
-    .command('watch <batch>')
-    .description('a live table of a submitted batch (subjects × stages, rate, ETA) until it finishes')
-    .requiredOption('--redis <url>', 'Redis of the queues')
-    .option('--interval <ms>', 'refresh interval', '1000')
-    .addHelpText(
-      'after',
-      `
+  endWhenStdoutCloses(
+    batch
+      .command('watch <batch>')
+      .description('a live table of a submitted batch (subjects × stages, rate, ETA) until it finishes')
+      .requiredOption('--redis <url>', 'Redis of the queues')
+      .option('--interval <ms>', 'refresh interval', '1000')
+      .addHelpText(
+        'after',
+        `
 Exit status: 0 when the batch is done, 1 when it ended failed or cancelled (or could not be watched), 130 when
 the watch was interrupted (Ctrl-C): only the watch stops, the batch goes on, and the same command resumes watching.
 A Redis that stops answering once the watch has started (down, or stalled: every read waits 2 s at most) is said
 once on stderr and retried at every refresh; the watch goes on when it answers again.`,
-    )
-    .action(async (id: string, f: { redis: string; interval: string }) => {
-      const ac = new AbortController();
-      process.once('SIGINT', () => ac.abort());
-      const tty = process.stdout.isTTY === true;
-      let lastPrint = 0;
-      let state = 'running';
-      const intervalMs = nonNegativeInt(f.interval, 'interval')!;
-      for await (const e of watchBatch(id, { redis: f.redis, intervalMs, signal: ac.signal })) {
-        // a stall or outage once watching: said once, retried at every refresh until Redis answers (Ctrl-C stops)
-        if (e.redis) process.stderr.write(`batch ${id}: ${e.redis.message}${e.redis.answering ? '' : `: still watching, trying again every ${intervalMs / 1000} s (Ctrl-C stops the watch, not the batch)`}\n`);
-        if (!e.status) continue;
-        state = e.status.state;
-        // redraw in place on a terminal; in a log, a table every 10 s and at the end
-        if (tty) process.stdout.write(`\x1b[H\x1b[2J${renderTable(e.status)}\n`);
-        else if (Date.now() - lastPrint > 10_000 || e.status.state !== 'running') {
-          process.stdout.write(`${renderTable(e.status)}\n\n`);
-          lastPrint = Date.now();
+      )
+      .action(async (id: string, f: { redis: string; interval: string }) => {
+        const ac = new AbortController();
+        process.once('SIGINT', () => ac.abort());
+        const tty = process.stdout.isTTY === true;
+        let lastPrint = 0;
+        let state = 'running';
+        const intervalMs = nonNegativeInt(f.interval, 'interval')!;
+        for await (const e of watchBatch(id, { redis: f.redis, intervalMs, signal: ac.signal })) {
+          // a stall or outage once watching: said once, retried at every refresh until Redis answers (Ctrl-C stops)
+          if (e.redis) process.stderr.write(`batch ${id}: ${e.redis.message}${e.redis.answering ? '' : `: still watching, trying again every ${intervalMs / 1000} s (Ctrl-C stops the watch, not the batch)`}\n`);
+          if (!e.status) continue;
+          state = e.status.state;
+          // redraw in place on a terminal; in a log, a table every 10 s and at the end
+          if (tty) process.stdout.write(`\x1b[H\x1b[2J${renderTable(e.status)}\n`);
+          else if (Date.now() - lastPrint > 10_000 || e.status.state !== 'running') {
+            process.stdout.write(`${renderTable(e.status)}\n\n`);
+            lastPrint = Date.now();
+          }
         }
-      }
-      if (ac.signal.aborted && state === 'running') {
-        process.stderr.write(`\nbatch ${id}: watch interrupted; the batch goes on. Watch it again with: brainlatent batch watch ${id} --redis ${shownRedisUrl(f.redis)}\n`);
-        process.exitCode = 130;
-      } else if (state !== 'done') process.exitCode = 1;
-    });
+        if (ac.signal.aborted && state === 'running') {
+          process.stderr.write(`\nbatch ${id}: watch interrupted; the batch goes on. Watch it again with: brainlatent batch watch ${id} --redis ${shownRedisUrl(f.redis)}\n`);
+          process.exitCode = 130;
+        } else if (state !== 'done') process.exitCode = 1;
+      }),
+  );
 
   batch
     .command('cancel <batch>')
