@@ -427,7 +427,7 @@ describe.skipIf(!chromiumPath)('the web page while a job runs', () => {
     await page.close();
   });
 
-  it('offers a ready example of every job kind but batch, each one valid as it stands (reconstruct and encode refused only for the data this root lacks)', async () => {
+  it('offers a ready example of every job kind but batch, each one valid as it stands (reconstruct, encode and ridge-fit refused only for the data this root lacks)', async () => {
     const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
     await page.goto(`${s.url}/`);
     const kinds = await page.$$eval('#example option', (os) => os.map((o) => o.getAttribute('value')));
@@ -445,6 +445,13 @@ describe.skipIf(!chromiumPath)('the web page while a job runs', () => {
         expect(problems).toContain('body.config: model folder models/sd-v1-4-onnx does not exist');
         expect(problems).toContain('body.config: NSD root nsd does not exist');
         expect(problems.every((p) => p.startsWith('body.config: '))).toBe(true);
+        continue;
+      }
+      if (kind === 'ridge-fit') {
+        // a ridge fit's inputs are checked at submission too: this root has no X.npy or Y.npy
+        await page.locator('#problems').filter({ hasText: 'X.npy' }).waitFor();
+        const problems = (await page.locator('#problems').textContent())!.split('\n');
+        expect(problems).toEqual(['x', 'y'].map((f) => expect.stringMatching(new RegExp(`^body\\.config\\.${f}\\b.*${f.toUpperCase()}\\.npy.*(not found|does not exist)`))));
         continue;
       }
       await page.locator('#submitted').filter({ hasText: `submitted ${kind}-` }).waitFor();
