@@ -15,27 +15,13 @@ import { CancelledError, InvalidArgumentError } from '../../ts/errors.js';
 import { Diffusion } from '../../ts/sd/Diffusion.js';
 import { writeSdFixture } from '../../ts/sd/fixture.js';
 import { writeSlowTextEncoder } from '../helpers/slowTextEncoder.js';
+import { computing } from '../helpers/computing.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'bl-text-cancel-'));
 let sd: Diffusion;
 let msPerCaption = 0;
 
 const ids = (captions: number): Int32Array => Int32Array.from({ length: captions * 77 }, (_, i) => 300 + (i % 200));
-
-/** Resolves once this process has used `ms` of CPU time more than at the call (the engine job computes), or `job` settled. */
-async function computing(ms: number, job: Promise<unknown>): Promise<void> {
-  let settled = false;
-  job.then(
-    () => (settled = true),
-    () => (settled = true),
-  );
-  const start = process.cpuUsage();
-  for (;;) {
-    await new Promise((r) => setTimeout(r, 2));
-    const used = process.cpuUsage(start);
-    if (settled || (used.user + used.system) / 1000 >= ms) return;
-  }
-}
 
 beforeAll(async () => {
   await writeSdFixture(join(tmp, 'model'));

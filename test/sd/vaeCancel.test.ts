@@ -17,26 +17,12 @@ import { CancelledError } from '../../ts/errors.js';
 import { Diffusion } from '../../ts/sd/Diffusion.js';
 import { writeSdFixture } from '../../ts/sd/fixture.js';
 import type { RgbImages } from '../../ts/sd/tensor.js';
+import { computing } from '../helpers/computing.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'bl-vae-cancel-'));
 let sd: Diffusion;
 const N = 1024;
 const images: RgbImages = { data: Uint8Array.from({ length: N * 128 * 128 * 3 }, (_, i) => (i * 37) % 256), count: N, height: 128, width: 128 };
-
-/** Resolves once this process has used `ms` of CPU time more than at the call (the engine job computes), or `job` settled. */
-async function computing(ms: number, job: Promise<unknown>): Promise<void> {
-  let settled = false;
-  job.then(
-    () => (settled = true),
-    () => (settled = true),
-  );
-  const start = process.cpuUsage();
-  for (;;) {
-    await new Promise((r) => setTimeout(r, 2));
-    const used = process.cpuUsage(start);
-    if (settled || (used.user + used.system) / 1000 >= ms) return;
-  }
-}
 
 beforeAll(async () => {
   await writeSdFixture(join(tmp, 'model'));
