@@ -58,7 +58,9 @@ describe('reconstruct --dry-run: an abort stops the probe in flight', () => {
     const images = vi.spyOn(Diffusion.prototype, 'encodeImages');
     const err = await dryRun('slow-text', ac.signal, slowModel);
     expect(err).toBeInstanceOf(CancelledError);
-    expect((err as Error).message).toMatch(/^encode_text of \d+ captions cancelled \(its run was interrupted\)$/);
+    expect((err as Error).message).toMatch(
+      /^reconstruct --dry-run: cancelled while estimating stage features \(encode_text of \d+ captions cancelled \(its run was interrupted\)\); no stage ran and nothing was written$/,
+    );
     expect((err as Error).cause).toBe(ac.signal.reason);
     // the warm-up's VAE and text runs only (before, the best of two ran after it: 3 of each)
     expect(texts).toHaveBeenCalledTimes(1);
@@ -94,7 +96,9 @@ describe('reconstruct --dry-run: an abort stops the probe in flight', () => {
     ac.abort(new Error('Ctrl-C'));
     const err = await dryRun('aborted', ac.signal);
     expect(err).toBeInstanceOf(CancelledError);
-    expect((err as Error).message).toBe('extractNsd: cancelled after 0 of 1 session; nothing written to the cache');
+    expect((err as Error).message).toBe(
+      'reconstruct --dry-run: cancelled while estimating stage extract (extractNsd: cancelled after 0 of 1 session; nothing written to the cache); no stage ran and nothing was written',
+    );
     expect((err as Error).cause).toBe(ac.signal.reason);
   }, 300_000);
 
@@ -108,21 +112,45 @@ describe('reconstruct --dry-run: an abort stops the probe in flight', () => {
     });
     const err = await dryRun('after-model', ac.signal);
     expect(err).toBeInstanceOf(CancelledError);
-    expect((err as Error).message).toBe('pixCorr: aborted before it started');
+    // (the job's own message, 'pixCorr: aborted before it started', said neither that a dry run stopped nor where)
+    expect((err as Error).message).toBe('reconstruct --dry-run: cancelled while estimating stage evaluate; no stage ran and nothing was written');
     expect((err as Error).cause).toBe(ac.signal.reason);
   }, 300_000);
 });
 
 describe('encode --dry-run', () => {
-  it('an abort before the estimate stops at the session read (it read the probe session three times, then loaded the model)', async () => {
+  /** A dry run of the encoding template; the error it ends with, or null. */
+  function encodeDryRun(out: string, signal: AbortSignal): Promise<unknown> {
     const t = encodeTemplate(world) as { nsd: Record<string, unknown> };
-    const ac = new AbortController();
-    ac.abort(new Error('Ctrl-C'));
-    const err = await encode({ ...t, out: join(dir, 'enc'), nsd: { ...t.nsd, root: world.nsdRoot, subject: 1 } } as never, { dryRun: true, signal: ac.signal }).then(
+    return encode({ ...t, out: join(dir, out), nsd: { ...t.nsd, root: world.nsdRoot, subject: 1 } } as never, { dryRun: true, signal }).then(
       () => null,
       (e: unknown) => e,
     );
+  }
+
+  it('an abort before the estimate stops at the session read (it read the probe session three times, then loaded the model)', async () => {
+    const ac = new AbortController();
+    ac.abort(new Error('Ctrl-C'));
+    const err = await encodeDryRun('enc', ac.signal);
     expect(err).toBeInstanceOf(CancelledError);
-    expect((err as Error).message).toBe('extractNsd: cancelled after 0 of 1 session; nothing written to the cache');
+    expect((err as Error).message).toBe(
+      'encode --dry-run: cancelled while estimating stage extract (extractNsd: cancelled after 0 of 1 session; nothing written to the cache); no stage ran and nothing was written',
+    );
+    expect((err as Error).cause).toBe(ac.signal.reason);
+  }, 300_000);
+
+  it("an abort once the embedding probe is done stops the first table's ridge probe, and names its stage", async () => {
+    const ac = new AbortController();
+    const dispose = Diffusion.prototype.dispose;
+    // (the embedding probe disposes of its model when done; the template's z and c tables need no other)
+    vi.spyOn(Diffusion.prototype, 'dispose').mockImplementation(function (this: Diffusion) {
+      dispose.call(this);
+      ac.abort(new Error('Ctrl-C'));
+    });
+    const err = await encodeDryRun('enc-fit', ac.signal);
+    expect(err).toBeInstanceOf(CancelledError);
+    // (before: 'RidgeCV.fit: aborted before it started')
+    expect((err as Error).message).toBe('encode --dry-run: cancelled while estimating stage fit.z; no stage ran and nothing was written');
+    expect((err as Error).cause).toBe(ac.signal.reason);
   }, 300_000);
 });

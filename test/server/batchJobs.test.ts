@@ -40,6 +40,10 @@ describe('jobs on the batch layer', { timeout: 600_000 }, () => {
     // which metrics are accuracies and which distances, as a demo job's result says: the page shows 2WI in % from it
     expect(result.metrics.better).toMatchObject({ PixCorr: 'higher', SSIM: 'higher', 'Pixels(2WI)': 'higher' });
     expect(result.testImages).toBe(8);
+    // and the images each metric left out of its mean, having no correlation, as metrics.json has them (before: absent)
+    expect(result.metrics.images).toBe(8);
+    expect(result.metrics.leftOut).toEqual(JSON.parse(readFileSync(join(s.root, 'runs', 's1', 'metrics.json'), 'utf8')).leftOut);
+    expect(Object.keys(result.metrics.leftOut.final)).toEqual(Object.keys(result.metrics.final));
     expect(result.counts.failed).toBe(0);
     expect(existsSync(join(s.root, 'runs', 's1', 'report.html'))).toBe(true);
     // the batch's own plan and summary stay out of the run folder

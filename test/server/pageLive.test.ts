@@ -137,6 +137,35 @@ describe.skipIf(!chromiumPath)('the web page while a job runs', () => {
     await page.close();
   });
 
+  it("shows beside a metric's value the images it left out of its mean (no correlation), and the test images the means are over", async () => {
+    const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+    await page.goto(`${s.url}/`);
+    const id = await submit(page, 'live-left-out');
+    runner.board.finish(id, 'done', {
+      result: {
+        testImages: 8,
+        metrics: {
+          zonly: { PixCorr: 0.7724, 'Pixels(2WI)': 1 },
+          final: { PixCorr: 0.9259, 'Pixels(2WI)': null },
+          better: { PixCorr: 'higher', 'Pixels(2WI)': 'higher' },
+          images: 8,
+          leftOut: { zonly: { PixCorr: 1, 'Pixels(2WI)': 0 }, final: { PixCorr: 0, 'Pixels(2WI)': 8 } },
+        },
+      },
+    });
+    await page.locator('#detail-body #metrics').waitFor();
+    const rows = await page.$$eval('#detail-body #metrics tr', (trs) => trs.map((tr) => [...tr.children].map((c) => c.textContent)));
+    // (a metric every image left out has no mean: its cell says why it is empty)
+    expect(rows).toEqual([
+      ['', 'z-only', 'final'],
+      ['PixCorr', '0.772 (1 left out)', '0.926'],
+      ['Pixels(2WI) %', '100.0', '(8 left out)'],
+    ]);
+    expect(await page.locator('#metrics-left-out').textContent()).toBe('left out: images with no correlation (a uniform image or a constant feature row), left out of that mean.');
+    expect(await page.locator('#detail-body').textContent()).toMatch(/Means over the 8 test images\./);
+    await page.close();
+  });
+
   it("shows a finished encode job's summary under it: counts, then mean r, r / √NC, mean r / mean √NC and the voxels over the ceiling floor per feature set, labelled", async () => {
     const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
     // an encode job on the runner (this root has no data: submitted through the page, its preflight refuses it)

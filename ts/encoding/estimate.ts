@@ -20,7 +20,7 @@ import { ncsnrPath } from '../nsd/paths.js';
 import { loadRegionMask } from '../nsd/roi.js';
 import { NsdStimuli } from '../nsd/stimuli.js';
 import { batchedEstimate, designShape, fastest, noise, probeRows, ridgeEstimate, SKIPPED, timed, twoPoint, type StageEstimate } from '../pipeline/probe.js';
-import type { StageDef } from '../pipeline/stageRunner.js';
+import { cancelledEstimating, type StageDef } from '../pipeline/stageRunner.js';
 import { Diffusion } from '../sd/Diffusion.js';
 import { BandedRidgeCV } from '../ridge/BandedRidgeCV.js';
 import { embedImages, unetLayerFeatures, zcFeatures, type Embeddings } from './features.js';
@@ -43,12 +43,29 @@ function rowsOf(e: Embeddings, n: number): Embeddings {
 
 /**
  * Estimates every stage of `stages`; skipped ones cost nothing. Feature tables whose stage is skipped have
- * their width read from the run folder; those to be computed get it from their probe.
+ * their width read from the run folder; those to be computed get it from their probe. A probe the signal stops
+ * ends in a CancelledError naming the stage it was estimating.
  */
 export async function estimateEncodeStages(
   c: EncodeConfig,
   stages: StageDef[],
   skip: ReadonlyMap<string, boolean>,
+  signal?: AbortSignal,
+): Promise<Map<string, StageEstimate>> {
+  const at = { stage: 'extract' };
+  try {
+    return await probeStages(c, stages, skip, at, signal);
+  } catch (e) {
+    throw cancelledEstimating(e, at.stage, { signal, what: 'encode' });
+  }
+}
+
+/** `estimateEncodeStages`' probes; `at.stage` is the stage whose estimate is being made. */
+async function probeStages(
+  c: EncodeConfig,
+  stages: StageDef[],
+  skip: ReadonlyMap<string, boolean>,
+  at: { stage: string },
   signal?: AbortSignal,
 ): Promise<Map<string, StageEstimate>> {
   const est = new Map<string, StageEstimate>();
@@ -66,6 +83,8 @@ export async function estimateEncodeStages(
   // extract: one session read, uncached, × sessions
   let sessionSeconds = 0;
   if (runs('extract') || (runs('ceiling') && c.noiseCeiling === 'estimate')) {
+    // (the ceiling's 'estimate' re-reads the sessions: its estimate is this probe's when extract is skipped)
+    at.stage = runs('extract') ? 'extract' : 'ceiling';
     const s0 = shape.sessions[0];
     const probe = () => extractNsd({ ...encodeExtractOptions(c), sessions: [s0], cacheDir: undefined, signal });
     await probe(); // warm-up: the first read also compiles the readers
@@ -80,13 +99,16 @@ export async function estimateEncodeStages(
   else if (c.noiseCeiling === 'estimate') {
     est.set('ceiling', { seconds: sessionSeconds * shape.sessions.length, basis: `single trials re-read: ${sessionSeconds.toFixed(2)} s per session × ${shape.sessions.length} sessions` });
   } else {
+    at.stage = 'ceiling';
     const s = await fastest(() => readNiftiMasked(ncPath, region.mask));
     est.set('ceiling', { seconds: s, basis: `${ncPath} read in ${s.toFixed(2)} s` });
   }
 
   // embed, features.<set>: the real code on a batch of the subject's test images
-  const needsProbe = stages.some((s) => (s.id === 'embed' || s.id.startsWith('features.')) && !skip.get(s.id));
-  if (needsProbe && c.model) {
+  const probed = stages.filter((s) => (s.id === 'embed' || s.id.startsWith('features.')) && !skip.get(s.id));
+  if (probed.length > 0 && c.model) {
+    // (the embedding probe is embed's, or that of the first feature set it feeds)
+    at.stage = probed[0].id;
     const k = Math.max(1, Math.min(c.featureBatch, shape.testIds.length));
     const ids = Int32Array.from(shape.testIds.slice(0, k));
     const stimuli = await NsdStimuli.open(c.nsd.root);
@@ -113,6 +135,7 @@ export async function estimateEncodeStages(
       for (const spec of c.featureSets) {
         const id = `features.${spec.name}`;
         if (spec.kind !== 'zc' && spec.kind !== 'unet') continue;
+        at.stage = id;
         if (spec.kind === 'zc') {
           if (!unet) [unet, unetLoad] = await timed(() => Diffusion.load(c.model!, { components: ['text_encoder', 'vae_encoder', 'unet'] }));
           const sd = unet;
@@ -151,6 +174,7 @@ export async function estimateEncodeStages(
 
   for (const t of tables) {
     const id = `fit.${t.key}`;
+    at.stage = id;
     if (!runs(id)) {
       est.set(id, SKIPPED);
       continue;
@@ -161,6 +185,7 @@ export async function estimateEncodeStages(
   const byName = new Map(tables.map((t) => [t.name, t]));
   for (const b of c.banded) {
     const id = `banded.${b.name}`;
+    at.stage = id;
     if (!runs(id)) {
       est.set(id, SKIPPED);
       continue;
@@ -174,6 +199,7 @@ export async function estimateEncodeStages(
   const nMaps =
     (hasCeiling ? 1 : 0) + tables.length * (hasCeiling ? 3 : 2) + c.banded.reduce((a, b) => a + 3 + (b.sets.length > 1 ? b.sets.length : 0) + (b.partition && b.sets.length >= 2 ? 2 * b.sets.length + 1 : 0), 0);
   const values = noise(V, 29, 0.3);
+  at.stage = 'maps';
   if (runs('maps')) {
     const dir = await mkdtemp(join(tmpdir(), 'brainlatent-probe-'));
     try {
@@ -183,6 +209,7 @@ export async function estimateEncodeStages(
       await rm(dir, { recursive: true, force: true });
     }
   } else est.set('maps', SKIPPED);
+  at.stage = 'report';
   if (runs('report')) {
     const g = region.mask.grid;
     const volume = new Float32Array(g[0] * g[1] * g[2]).fill(NaN);

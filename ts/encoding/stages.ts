@@ -161,15 +161,21 @@ async function extractStage(c: EncodeConfig, ctx: StageRunContext): Promise<Stag
   };
 }
 
-async function noiseCeiling(c: EncodeConfig, betas: NsdExtraction, mask: VoxelMask, signal: AbortSignal | undefined): Promise<Float32Array | null> {
+async function noiseCeiling(c: EncodeConfig, betas: NsdExtraction, mask: VoxelMask, ctx: StageRunContext): Promise<Float32Array | null> {
   const mode = c.noiseCeiling;
   if (mode === 'none') return null;
   // every test image is scored, each the mean of its own trials: the ceiling's noise term averages 1/n over them
   const trials = trialsPerTestImage(betas.manifest.counts.testRepetitions);
   if (mode === 'estimate') {
     const { averageTrain: _a, cacheDir: _c, ...rest } = encodeExtractOptions(c);
-    // (every session read again, uncached: the signal stops the read in flight)
-    const single = await extractNsd({ ...rest, averageTest: false, signal });
+    // (every session read again, uncached: the signal stops the read in flight, and each session read is reported, as
+    // the extract stage's are: the stage is this read)
+    const single = await extractNsd({
+      ...rest,
+      averageTest: false,
+      signal: ctx.signal,
+      onProgress: (e) => ctx.progress(e.done / e.total, `single trials: session ${e.session}`, { done: e.done, total: e.total, unit: 'sessions' }),
+    });
     return noiseCeilingFromNcsnr(estimateNcsnr(single.test, single.testImageIds), trials);
   }
   const path = mode === 'auto' ? ncsnrPath(c.nsd.root, c.nsd.subject) : mode;
@@ -186,7 +192,7 @@ async function ceilingStage(c: EncodeConfig, ctx: StageRunContext): Promise<Stag
   const p = encodePaths(c.out);
   const betas = await betasOf(c, ctx.signal);
   const { mask } = await loadRegionMask(c.nsd.root, c.nsd.subject, c.nsd.roi);
-  const nc = await noiseCeiling(c, betas, mask, ctx.signal);
+  const nc = await noiseCeiling(c, betas, mask, ctx);
   // (its key is its values': 'estimate' reruns on any new time of the betas files, whose single trials it reads,
   // and the same ceiling then leaves maps and report as they are)
   if (!nc) {

@@ -4,7 +4,8 @@
  * img2img at the real batch size for 1 and 5 steps, the metrics on a few images, one chart. Each probe's time
  * is scaled by the work the stage will do (sessions, images, targets, U-Net calls). Nothing is written to the
  * run folder. Every probe but the model's load takes the job's signal: a cancelled estimate stops the run in flight
- * (each probe is run three times, its warm-up and the best of two) and starts no other.
+ * (each probe is run three times, its warm-up and the best of two), starts no other, and names the stage it was
+ * estimating.
  */
 
 import { evaluateReconstructions } from '../eval/evaluate.js';
@@ -18,6 +19,7 @@ import type { PreflightResult } from './preflight.js';
 import { decoderCharts, type DecoderSummary } from './decoderCharts.js';
 import { diffusionLoadOptions } from './lazyDiffusion.js';
 import type { StageName } from './runFolder.js';
+import { cancelledEstimating } from './stageRunner.js';
 import { IMG2IMG_UPSTREAM } from './img2imgProgress.js';
 import { extractOptions, img2imgKeptSamples } from './stages.js';
 import { batchedEstimate, designShape, fastest, noise, randomImages, ridgeEstimate, SKIPPED, timed, twoPoint, type StageEstimate } from './probe.js';
@@ -32,11 +34,30 @@ async function runShape(c: ReconstructConfig, pre: PreflightResult) {
   return { sessions: d.sessions, trainRows, featureImages: d.trainImages + pre.testIds.length, testImages };
 }
 
-/** Estimates every stage; stages in `skip` cost nothing. Loads the model once (its load time is charged to the first stage that needs it). */
+/**
+ * Estimates every stage; stages in `skip` cost nothing. Loads the model once (its load time is charged to the first
+ * stage that needs it). A probe the signal stops ends in a CancelledError naming the stage it was estimating.
+ */
 export async function estimateStages(
   c: ReconstructConfig,
   pre: PreflightResult,
   skip: ReadonlyMap<StageName, boolean>,
+  signal?: AbortSignal,
+): Promise<Record<StageName, StageEstimate>> {
+  const at: { stage: StageName } = { stage: 'extract' };
+  try {
+    return await probeStages(c, pre, skip, at, signal);
+  } catch (e) {
+    throw cancelledEstimating(e, at.stage, { signal, what: 'reconstruct' });
+  }
+}
+
+/** `estimateStages`' probes; `at.stage` is the stage whose estimate is being made. */
+async function probeStages(
+  c: ReconstructConfig,
+  pre: PreflightResult,
+  skip: ReadonlyMap<StageName, boolean>,
+  at: { stage: StageName },
   signal?: AbortSignal,
 ): Promise<Record<StageName, StageEstimate>> {
   const shape = await runShape(c, pre);
@@ -45,6 +66,7 @@ export async function estimateStages(
   const nTest = shape.testImages;
   const g = c.img2img;
 
+  at.stage = 'extract';
   if (skip.get('extract')) est.extract = skipped;
   else {
     const probeSession = shape.sessions[0];
@@ -55,7 +77,8 @@ export async function estimateStages(
   }
 
   // The model is needed by every probe below that runs the SD components.
-  const needsModel = !skip.get('features') || !skip.get('zonly') || !skip.get('img2img');
+  const modelStages = (['features', 'zonly', 'img2img'] as const).filter((s) => !skip.get(s));
+  const needsModel = modelStages.length > 0;
   let loadSeconds = 0;
   let sd: Diffusion | null = null;
   let loadCharged = false;
@@ -67,6 +90,7 @@ export async function estimateStages(
   };
   try {
     if (needsModel) {
+      at.stage = modelStages[0];
       [sd, loadSeconds] = await timed(() =>
         // (as the run loads it: its memory setting changes the timings, its scheduler whether the folder loads)
         Diffusion.load(c.model.dir, diffusionLoadOptions(c)),
@@ -78,6 +102,7 @@ export async function estimateStages(
     const zDim = 4 * (c.features.zSize / 8) ** 2;
     cDim = 77 * D;
 
+    at.stage = 'features';
     if (skip.get('features')) est.features = skipped;
     else {
       const k = Math.min(c.features.batchSize, shape.featureImages);
@@ -101,6 +126,7 @@ export async function estimateStages(
       est.features = batchedEstimate({ load, perBatch: s, k, n: shape.featureImages, what: 'VAE + captions' });
     }
 
+    at.stage = 'decoders';
     if (skip.get('decoders')) est.decoders = skipped;
     else {
       let seconds = 0;
@@ -114,6 +140,7 @@ export async function estimateStages(
       est.decoders = { seconds, basis: parts.join('; ') };
     }
 
+    at.stage = 'zonly';
     if (skip.get('zonly')) est.zonly = skipped;
     else {
       const k = Math.min(c.features.batchSize, nTest);
@@ -131,6 +158,7 @@ export async function estimateStages(
       est.zonly = batchedEstimate({ load, perBatch: s, k, n: nTest, what: 'latents decoded, 2 PNGs each written' });
     }
 
+    at.stage = 'img2img';
     if (skip.get('img2img')) est.img2img = skipped;
     else {
       const k = Math.min(Math.max(g.batchSize, 1), nTest);
@@ -172,6 +200,7 @@ export async function estimateStages(
     sd?.dispose();
   }
 
+  at.stage = 'evaluate';
   if (skip.get('evaluate')) est.evaluate = skipped;
   else {
     const k = Math.min(nTest, 8);
@@ -185,6 +214,7 @@ export async function estimateStages(
     est.evaluate = batchedEstimate({ perBatch: s, k, n: nTest, what: 'metrics', sets: { count: runs, what: 'image sets (z-only and each seed)' } });
   }
 
+  at.stage = 'report';
   if (skip.get('report')) est.report = skipped;
   else {
     // the report's work is its charts: the c decoder's three, on data of c's size, counted twice (z and c)

@@ -256,10 +256,31 @@ export async function runStages(
  */
 function cancelledIn(e: unknown, stage: string, options: { signal?: AbortSignal; what?: string }): unknown {
   if (!(e instanceof CancelledError) && !options.signal?.aborted) return e;
-  const why = e instanceof Error && e.message && !SAYS_ONLY_CANCELLED.test(e.message) ? ` (${e.message})` : '';
-  // (the signal's reason stays the cause, as the engine's CancelledError carries it)
-  const cause = options.signal?.aborted ? options.signal.reason : e instanceof Error ? e.cause : undefined;
-  return new CancelledError(`${options.what ?? 'run'}: cancelled in stage ${stage}${why}; the stages finished before it are kept, and the next run resumes at ${stage}`, cause === undefined ? undefined : { cause });
+  return new CancelledError(
+    `${options.what ?? 'run'}: cancelled in stage ${stage}${cancelDetail(e)}; the stages finished before it are kept, and the next run resumes at ${stage}`,
+    cancelCause(e, options.signal),
+  );
+}
+
+/**
+ * A `--dry-run` whose probe the signal stopped says which stage's estimate it was making, as a run names the stage
+ * it stopped in (the job's own message, "pixCorr: aborted before it started", names neither); other errors pass.
+ * The probes write nothing: no stage ran and nothing of the run was written.
+ */
+export function cancelledEstimating(e: unknown, stage: string, options: { signal?: AbortSignal; what: string }): unknown {
+  if (!(e instanceof CancelledError) && !options.signal?.aborted) return e;
+  return new CancelledError(`${options.what} --dry-run: cancelled while estimating stage ${stage}${cancelDetail(e)}; no stage ran and nothing was written`, cancelCause(e, options.signal));
+}
+
+/** The stopped work's own message in parentheses, where it says more than that it was stopped. */
+function cancelDetail(e: unknown): string {
+  return e instanceof Error && e.message && !SAYS_ONLY_CANCELLED.test(e.message) ? ` (${e.message})` : '';
+}
+
+/** (the signal's reason stays the cause, as the engine's CancelledError carries it) */
+function cancelCause(e: unknown, signal?: AbortSignal): ErrorOptions | undefined {
+  const cause = signal?.aborted ? signal.reason : e instanceof Error ? e.cause : undefined;
+  return cause === undefined ? undefined : { cause };
 }
 
 /**

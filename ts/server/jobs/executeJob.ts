@@ -4,20 +4,20 @@
  */
 import { runDemo } from '../../demo/runDemo.js';
 import type { DemoWorldProgress } from '../../demo/world.js';
-import { readFile } from 'node:fs/promises';
 
 import { batchUnderRoots, type ResolvedBatch } from '../../batch/manifest.js';
 import type { EncodeConfig } from '../../config/encode.js';
 import { encodeResult } from '../../encoding/encode.js';
 import type { ReconstructProgress, ReconstructResult } from '../../pipeline/reconstruct.js';
 import type { ReconstructConfig } from '../../pipeline/config.js';
-import { clearRunFolder, lockRunFolder, paths, STAGES } from '../../pipeline/runFolder.js';
+import { clearRunFolder, lockRunFolder, STAGES } from '../../pipeline/runFolder.js';
 import { withModelRoots } from '../../sd/modelRoots.js';
 import type { RidgeFitConfig } from '../../config/ridgeFit.js';
 import type { JobSpec } from './JobRunner.js';
 import { analysisStages } from '../../batch/graph.js';
 import { batchOfOne, runOnBatchLayer } from './batchLayer.js';
 import { encodeSummary } from './encodeSummary.js';
+import { jobMetrics, reconstructOutcome } from './reconstructOutcome.js';
 import { RIDGE_FIT_STAGES, runRidgeFit } from './ridgeFitJob.js';
 import type { JobControl, JobKind } from './types.js';
 
@@ -67,7 +67,7 @@ function reconstructSummary(r: ReconstructResult, control: JobControl): Record<s
   if (img2img?.status === 'ran' && evaluations > 0) control.unet?.(evaluations, Number(img2img.summary?.unetSeconds ?? 0));
   return {
     testImages: r.testImages,
-    metrics: r.metrics ?? null,
+    metrics: r.metrics ? jobMetrics(r.metrics) : null,
     stages: r.stages.map((s) => ({ stage: s.stage, status: s.status, seconds: s.seconds })),
     report: 'report.html',
     configHash: r.configHash,
@@ -91,21 +91,6 @@ const fromWorld = (control: JobControl, stages: number) => (p: DemoWorldProgress
     message: p.phase === 'reused' ? 'reused the demo world (same parameters and code)' : p.count ? `${p.phase}: ${p.count.done}/${p.count.total} ${p.count.unit}` : p.phase,
     ...(p.phase === 'reused' ? { status: 'skipped' as const } : {}),
   });
-
-/**
- * What a finished reconstruction's run folder says: its metrics. (Its U-Net work reaches the steps/s metric from the
- * batch layer: the shards that ran in this job, whether it ends done, failed or cancelled.)
- */
-async function reconstructOutcome(config: ReconstructConfig): Promise<Record<string, unknown>> {
-  const m = JSON.parse(await readFile(paths(config.out).metricsJson, 'utf8')) as {
-    images: number;
-    zonly: Record<string, number>;
-    final: Record<string, number>;
-    better?: Record<string, 'higher' | 'lower'>;
-  };
-  // `better` as a demo job's result has it: which metrics are accuracies (shown in %) and which distances
-  return { testImages: m.images, metrics: { zonly: m.zonly, final: m.final, ...(m.better ? { better: m.better } : {}) }, report: 'report.html' };
-}
 
 /**
  * Runs a job, its model files held to its service's root (spec.modelRoots) here and in every job of its batch,

@@ -247,6 +247,8 @@ export const PAGE_SCRIPT = String.raw`
     if (better === 'higher' || /\(2WI\)$/.test(name)) return 'percent';
     return 'plain';
   }
+  // A metric's images left out of its mean (no correlation: a uniform image or a constant feature row; metrics.json's
+  // leftOut) are said beside its value, as the report's caption and the CLI name them.
   function metricsTable(metrics) {
     var box = el('div');
     var t = el('table');
@@ -262,9 +264,16 @@ export const PAGE_SCRIPT = String.raw`
       kinds[kind] = true;
       var tr = el('tr');
       tr.appendChild(el('td', n + (kind === 'percent' ? ' %' : kind === 'distance' ? ' ↓' : '')));
-      [metrics.zonly, metrics.final].forEach(function (m) {
+      var leftOut = metrics.leftOut || {};
+      [[metrics.zonly, leftOut.zonly], [metrics.final, leftOut.final]].forEach(function (set) {
+        var m = set[0], out = set[1] && typeof set[1][n] === 'number' ? set[1][n] : 0;
         var v = m && typeof m[n] === 'number' && isFinite(m[n]) ? m[n] : null;
-        tr.appendChild(el('td', v === null ? '' : kind === 'percent' ? (100 * v).toFixed(1) : v.toFixed(3)));
+        var td = el('td', v === null ? '' : kind === 'percent' ? (100 * v).toFixed(1) : v.toFixed(3));
+        if (out > 0) {
+          td.appendChild(el('span', (v === null ? '' : ' ') + '(' + out + ' left out)', 'muted left-out'));
+          kinds.leftOut = true;
+        }
+        tr.appendChild(td);
       });
       t.appendChild(tr);
     });
@@ -273,7 +282,13 @@ export const PAGE_SCRIPT = String.raw`
     if (kinds.corr) notes.push('PixCorr and SSIM: higher is better (1 = identical).');
     if (kinds.percent) notes.push('%: two-way identification (chance 50%, higher is better).');
     if (kinds.distance) notes.push('↓: correlation distance, 1 − r (lower is better).');
-    if (notes.length) box.appendChild(el('p', notes.join(' ') + ' Means over the test images.', 'muted'));
+    var images = typeof metrics.images === 'number' ? metrics.images : null;
+    if (notes.length) box.appendChild(el('p', notes.join(' ') + ' Means over the ' + (images === null ? '' : images + ' ') + 'test images.', 'muted'));
+    if (kinds.leftOut) {
+      var note = el('p', 'left out: images with no correlation (a uniform image or a constant feature row), left out of that mean.', 'muted');
+      note.id = 'metrics-left-out';
+      box.appendChild(note);
+    }
     return box;
   }
 
