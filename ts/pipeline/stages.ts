@@ -6,6 +6,7 @@ import { dirname, join, relative } from 'node:path';
 import { CancelledError, OutOfMemoryError, ShapeError } from '../errors.js';
 import { evaluateReconstructions, type MetricValue } from '../eval/evaluate.js';
 import { concatImages, resizeImages } from '../eval/images.js';
+import { meanOfDefined } from '../eval/identification.js';
 import { metricsCsv, type TableRow } from '../eval/table.js';
 import { readIntVectorNpy, readMatrixNpy, readNpy, writeNpy } from '../io/npy.js';
 import type { Matrix } from '../matrix.js';
@@ -558,8 +559,10 @@ export async function img2imgStage(ctx: StageContext): Promise<StageOutput> {
 
 /**
  * The seeds' metrics as one: each image's value is its mean over the seeds where it has one (a seed's uniform
- * image has no correlation: NaN, left out as within a seed), NaN where no seed has; `value` is the mean of the
- * seeds' means, and `leftOut` counts the images with no value in any seed.
+ * image has no correlation: NaN, left out as within a seed), NaN where no seed has; `value` is the mean of those
+ * per-image values (NaN when none has one) and `leftOut` counts the images without one, so the final value, the
+ * per-image values and the count left out agree as they do within a seed. (The mean of the seeds' means weighted
+ * an image scored by fewer seeds less, and one seed with no value at all made the final NaN with nothing left out.)
  */
 export function averageMetrics(runs: MetricValue[][]): MetricValue[] {
   return runs[0].map((m, j) => {
@@ -573,8 +576,8 @@ export function averageMetrics(runs: MetricValue[][]): MetricValue[] {
       });
     }
     const perImage = sum.map((s, i) => (seeds[i] ? s / seeds[i] : Number.NaN));
-    const leftOut = seeds.reduce((n, k) => n + (k ? 0 : 1), 0);
-    return { ...m, value: runs.reduce((a, r) => a + r[j].value, 0) / runs.length, perImage, leftOut };
+    const { mean, undefinedCount } = meanOfDefined(perImage);
+    return { ...m, value: mean, perImage, leftOut: undefinedCount };
   });
 }
 
