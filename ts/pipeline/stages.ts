@@ -577,7 +577,9 @@ export function averageMetrics(runs: MetricValue[][]): MetricValue[] {
     }
     const perImage = sum.map((s, i) => (seeds[i] ? s / seeds[i] : Number.NaN));
     const { mean, undefinedCount } = meanOfDefined(perImage);
-    return { ...m, value: mean, perImage, leftOut: undefinedCount };
+    // (2WI) each seed's comparisons left out, summed: a uniform ground truth drops the same ones in every seed
+    const comparisons = runs.some((r) => r[j].comparisonsLeftOut !== undefined) ? { comparisonsLeftOut: runs.reduce((a, r) => a + (r[j].comparisonsLeftOut ?? 0), 0) } : {};
+    return { ...m, value: mean, perImage, leftOut: undefinedCount, ...comparisons };
   });
 }
 
@@ -623,6 +625,8 @@ export async function evaluateStage(ctx: StageContext): Promise<StageOutput> {
   const plain = (ms: MetricValue[]) => Object.fromEntries(ms.map((m) => [m.name, m.value]));
   // the images each metric left out of its mean (no correlation: a constant image or feature row)
   const leftOut = (ms: MetricValue[]) => Object.fromEntries(ms.map((m) => [m.name, m.leftOut ?? 0]));
+  // and the 2WI metrics' comparisons left out (the final's summed over the seeds)
+  const comparisons = (ms: MetricValue[]) => Object.fromEntries(ms.flatMap((m) => (m.comparisonsLeftOut === undefined ? [] : [[m.name, m.comparisonsLeftOut]])));
   const perImage = (ms: MetricValue[]) => Object.fromEntries(ms.map((m) => [m.name, Array.from(m.perImage)]));
   await writeJson(p.metricsJson, {
     images: ids.length,
@@ -631,6 +635,7 @@ export async function evaluateStage(ctx: StageContext): Promise<StageOutput> {
     perSeed: perSeed.map((s) => ({ seed: s.seed, ...plain(s.metrics) })),
     better: Object.fromEntries(final.map((m) => [m.name, m.better])),
     leftOut: { zonly: leftOut(zonly.metrics), final: leftOut(final) },
+    comparisonsLeftOut: { zonly: comparisons(zonly.metrics), final: comparisons(final) },
     // values per test image (fractions, like the means), in the order of ids
     perImage: { ids, zonly: perImage(zonly.metrics), final: perImage(final) },
   });
@@ -648,6 +653,7 @@ export async function evaluateStage(ctx: StageContext): Promise<StageOutput> {
       final: plain(final),
       better: Object.fromEntries(final.map((m) => [m.name, m.better])),
       leftOut: { zonly: leftOut(zonly.metrics), final: leftOut(final) },
+      comparisonsLeftOut: { zonly: comparisons(zonly.metrics), final: comparisons(final) },
     },
   };
 }
