@@ -36,7 +36,12 @@ describe('numeric flags', () => {
 
   it.each([
     [['ridge', 'fit', '--x', 'x.npy', '--y', 'y.npy', '--out', 'm.safetensors', '--folds', ''], "--folds: expected an integer >= 2, got ''"],
-    [['ridge', 'fit', '--x', 'x.npy', '--y', 'y.npy', '--out', 'm.safetensors', '--threads', '0x2'], "--threads: expected an integer >= 0, got '0x2'"],
+    [['ridge', 'fit', '--x', 'x.npy', '--y', 'y.npy', '--out', 'm.safetensors', '--threads', '0x2'], "--threads: expected an integer from 0 to 4096, got '0x2'"],
+    // engine threads: the engine refuses a count above MAX_ENGINE_THREADS (4096), so the flag does, naming itself
+    [['ridge', 'fit', '--x', 'x.npy', '--y', 'y.npy', '--out', 'm.safetensors', '--threads', '5000'], '--threads: expected an integer from 0 to 4096, got 5000'],
+    [['worker', '--redis', 'redis://127.0.0.1:1', '--threads', '5000'], '--threads: expected an integer from 0 to 4096, got 5000'],
+    [['bench', 'ridge', '--threads', '4097'], '--threads: expected an integer from 1 to 4096, got 4097'],
+    [['bench', 'banded', '--threads', '5000'], '--threads: expected an integer from 1 to 4096, got 5000'],
     [['nsd', 'extract', '--root', '.', '--subject', '0', '--roi', 'nsdgeneral', '--out', 'o'], '--subject: expected an integer >= 1, got 0'],
     [['nsd', 'extract', '--root', '.', '--subject', '1', '--roi', 'nsdgeneral', '--out', 'o', '--divisor', 'Infinity'], "--divisor: expected a number > 0, got 'Infinity'"],
     [['serve', '--root', '.', '--port', '70000'], '--port: expected an integer from 0 to 65535, got 70000'],
@@ -49,9 +54,9 @@ describe('numeric flags', () => {
     [['sd', 'fixture', '--out', 'o', '--seed', '-1'], '--seed: expected an integer >= 0, got -1'],
     [['batch', 'run', 'm.json', '--concurrency', '-1'], '--concurrency: expected an integer >= 0, got -1'],
     [['bench', 'ridge', '--repeats', '0'], '--repeats: expected an integer >= 1, got 0'],
-    [['bench', 'ridge', '--threads', 'all'], "--threads: expected an integer >= 1, got 'all'"],
-    [['bench', 'ridge', '--threads', '0'], '--threads: expected an integer >= 1, got 0'],
-    [['bench', 'banded', '--threads', '0'], '--threads: expected an integer >= 1, got 0'],
+    [['bench', 'ridge', '--threads', 'all'], "--threads: expected an integer from 1 to 4096, got 'all'"],
+    [['bench', 'ridge', '--threads', '0'], '--threads: expected an integer from 1 to 4096, got 0'],
+    [['bench', 'banded', '--threads', '0'], '--threads: expected an integer from 1 to 4096, got 0'],
     [['worker', '--redis', 'redis://127.0.0.1:1', '--grace', '2.5'], '--grace: expected an integer >= 0, got 2.5'],
     [['worker', '--redis', 'redis://127.0.0.1:1', '--concurrency', '0'], '--concurrency: expected an integer >= 1, got 0'],
   ])('brainlatent %j: %s', async (args, message) => {

@@ -7,9 +7,10 @@ import { featureNetworkModel } from '../../ts/demo/models.js';
 import { FeatureNetwork } from '../../ts/eval/featureNetwork.js';
 import { correlationDistance, correlationMatrix, twoWayFromCorrelations, twoWayIdentification } from '../../ts/eval/identification.js';
 import { CancelledError, FormatError, InvalidArgumentError, NonFiniteError, ShapeError } from '../../ts/errors.js';
-import { evaluateReconstructions } from '../../ts/eval/evaluate.js';
+import { evaluateReconstructions, type MetricValue } from '../../ts/eval/evaluate.js';
 import { MAX_METRIC_SIZE, pixCorr, ssim } from '../../ts/eval/pixel.js';
 import { leftOutNote, metricsCsv } from '../../ts/eval/table.js';
+import { averageMetrics } from '../../ts/pipeline/stages.js';
 import type { RgbImages } from '../../ts/sd/tensor.js';
 import { externalize, relocate } from '../helpers/externalData.js';
 import { linkIntoBlobs } from '../helpers/linkedModels.js';
@@ -277,6 +278,36 @@ describe('a constant row has no correlation: its comparisons are left out and co
       'Left out of the means, having no correlation (a uniform image or a constant feature row): PixCorr 1 of 4 images (z-only), Pixels(2WI) 1 of 4 images (z-only).',
     );
     expect(leftOutNote([{ label: 'final', leftOut: { PixCorr: 0 } }], 4)).toBe('');
+    // its own 3 comparisons (r_00 undefined), none of the others'
+    expect(ev.metrics.map((m) => m.comparisonsLeftOut)).toEqual([undefined, undefined, 3]);
+  });
+
+  it("a uniform ground truth drops a comparison from every other image's 2WI score: counted in the metric and named in the note", async () => {
+    // 4 images, reconstructions exact, ground truth 0 a uniform grey: image 0 has no score (3 comparisons), and
+    // images 1..3 each lose their comparison with ground truth 0 (3 more); the note said only '1 of 4 images'
+    const gt = noise(4, 16, 6);
+    gt.data.fill(128, 0, 16 * 16 * 3);
+    const ev = await evaluateReconstructions(gt, { ...gt, data: gt.data.slice() }, { size: 16 });
+    const wi = ev.metrics.find((m) => m.name === 'Pixels(2WI)')!;
+    expect(nulls(wi.perImage)).toEqual([null, 1, 1, 1]);
+    expect([wi.leftOut, wi.comparisonsLeftOut]).toEqual([1, 6]);
+    const comparisons = (ms: MetricValue[]) => Object.fromEntries(ms.flatMap((m) => (m.comparisonsLeftOut === undefined ? [] : [[m.name, m.comparisonsLeftOut]])));
+    const leftOut = (ms: MetricValue[]) => Object.fromEntries(ms.map((m) => [m.name, m.leftOut ?? 0]));
+    // the seeds' final sums each seed's comparisons; an image scored by another seed is not left out, its comparisons are
+    const final = averageMetrics([[wi], [{ ...wi, perImage: Float64Array.from([0.5, 1, 1, 1]), comparisonsLeftOut: 0 }]]);
+    expect([final[0].leftOut, final[0].comparisonsLeftOut]).toEqual([0, 6]);
+    expect(
+      leftOutNote(
+        [
+          { label: 'z-only', leftOut: leftOut(ev.metrics), comparisons: comparisons(ev.metrics) },
+          { label: 'final', leftOut: leftOut(final), comparisons: comparisons(final), summed: true },
+        ],
+        4,
+      ),
+    ).toBe(
+      'Left out of the means, having no correlation (a uniform image or a constant feature row): PixCorr 1 of 4 images (z-only), ' +
+        'Pixels(2WI) 1 of 4 images (z-only; 6 comparisons), Pixels(2WI) 0 of 4 images (final; 6 comparisons over the seeds).',
+    );
   });
 });
 

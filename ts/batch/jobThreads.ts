@@ -2,17 +2,28 @@
  * How a job process's threads run: a worker's --threads reaches its job processes by environment, and so does
  * ONNX Runtime's spinning, off when several job processes run at once.
  */
+import { InvalidArgumentError } from '../errors.js';
 import { ORT_SPINNING_ENV } from '../sd/spinningEnv.js';
 
 /** Environment variable that carries a worker's engine thread count into its job processes. */
 export const THREADS_ENV = 'BRAINLATENT_THREADS';
 
-/** Applies THREADS_ENV in a job process (BLAS and the engine's loops); the engine is loaded only when it is set. */
+/**
+ * Applies THREADS_ENV in a job process (BLAS and the engine's loops); the engine is loaded only when it is set. A
+ * count the engine refuses (above MAX_ENGINE_THREADS) rejects with an InvalidArgumentError that names the variable
+ * and the worker's --threads that set it: the pool worker reports it as each job's error.
+ */
 export async function applyThreadsFromEnv(): Promise<void> {
-  const n = Number(process.env[THREADS_ENV] ?? 0);
+  const text = process.env[THREADS_ENV] ?? '0';
+  const n = Number(text);
   if (!Number.isInteger(n) || n <= 0) return;
   const { setThreads } = await import('../ridge/RidgeCV.js');
-  setThreads(n);
+  try {
+    setThreads(n);
+  } catch (e) {
+    if (!(e instanceof InvalidArgumentError)) throw e;
+    throw new InvalidArgumentError(`${THREADS_ENV}=${text} (the worker's --threads, engine threads per job): ${e.message}`);
+  }
 }
 
 /**

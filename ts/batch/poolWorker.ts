@@ -17,8 +17,11 @@ setInterval(() => {
   if (!process.connected || process.ppid !== parent) die();
 }, 500).unref();
 
-// set before any job runs (the first message waits for it)
+// set before any job runs (the first message waits for it). A refused count fails each job with its error (the
+// chain below); handled here too, or it would end the process (an unhandled rejection) before any job is sent and
+// every job would fail with only "the job's process died".
 const ready = applyThreadsFromEnv();
+ready.catch(() => {});
 let current: AbortController | null = null;
 const send = (m: PoolReply) => process.send?.(m);
 

@@ -37,6 +37,11 @@ export interface MetricValue {
    * `value`. Set by evaluateReconstructions; absent means none counted.
    */
   leftOut?: number;
+  /**
+   * Two-way identification only: the comparisons (i ≠ j) of the N·(N − 1) left out, a correlation undefined (a
+   * uniform ground truth drops one comparison from every other image's score). The seeds' final: summed over the seeds.
+   */
+  comparisonsLeftOut?: number;
 }
 
 export interface EvaluationResult {
@@ -44,9 +49,10 @@ export interface EvaluationResult {
   metrics: MetricValue[];
 }
 
-/** A metric with the count of images it left out (NaN per-image values: no correlation). */
-function metric(name: string, value: number, better: 'higher' | 'lower', perImage: Float64Array): MetricValue {
-  return { name, value, better, perImage, leftOut: perImage.reduce((n, v) => n + (Number.isFinite(v) ? 0 : 1), 0) };
+/** A metric with the count of images it left out (NaN per-image values: no correlation), and 2WI's comparisons. */
+function metric(name: string, value: number, better: 'higher' | 'lower', perImage: Float64Array, comparisonsLeftOut?: number): MetricValue {
+  const leftOut = perImage.reduce((n, v) => n + (Number.isFinite(v) ? 0 : 1), 0);
+  return { name, value, better, perImage, leftOut, ...(comparisonsLeftOut === undefined ? {} : { comparisonsLeftOut }) };
 }
 
 /** Rows of RGB pixels as float features (for 2WI by pixel correlation). */
@@ -71,7 +77,7 @@ export async function evaluateReconstructions(gt: RgbImages, rec: RgbImages, opt
   metrics.push(metric('SSIM', ss.mean, 'higher', ss.values));
   if ((options.pixelIdentification ?? true) && gt.count >= 2) {
     const wi = await twoWayIdentification(pixelFeatures(gt), pixelFeatures(rec), { signal });
-    metrics.push(metric('Pixels(2WI)', wi.accuracy, 'higher', wi.perImage));
+    metrics.push(metric('Pixels(2WI)', wi.accuracy, 'higher', wi.perImage, wi.comparisonsLeftOut));
   }
   for (const spec of options.networks ?? []) {
     checkAbort();
@@ -83,7 +89,7 @@ export async function evaluateReconstructions(gt: RgbImages, rec: RgbImages, opt
       checkAbort();
       if (spec.metric === 'identification') {
         const wi = await twoWayIdentification(fg, fr, { signal });
-        metrics.push(metric(spec.name, wi.accuracy, 'higher', wi.perImage));
+        metrics.push(metric(spec.name, wi.accuracy, 'higher', wi.perImage, wi.comparisonsLeftOut));
       } else {
         const d = await correlationDistance(fg, fr, { signal });
         metrics.push(metric(spec.name, d.mean, 'lower', d.perImage));

@@ -77,7 +77,7 @@ export interface CorrelationDistanceResult {
 }
 
 /** The mean of the defined (non-NaN) values and how many were NaN. */
-function meanOfDefined(values: Float64Array): { mean: number; undefinedCount: number } {
+export function meanOfDefined(values: Float64Array): { mean: number; undefinedCount: number } {
   let sum = 0;
   let n = 0;
   for (const v of values) {

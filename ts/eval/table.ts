@@ -53,13 +53,23 @@ export function metricsCaption(columns: { name: string; better: Better | undefin
 
 /**
  * One sentence naming the metrics that left images out of their means, for each set of values (z-only, final),
- * or '' when none did: a uniform image or a constant feature row has no correlation (ts/eval/evaluate.ts).
+ * or '' when none did: a uniform image or a constant feature row has no correlation (ts/eval/evaluate.ts). A 2WI
+ * metric's comparisons left out (`comparisons`; `summed`: over the seeds) are named with it: a uniform ground truth
+ * drops one comparison from every other image's score, and a seed's uniform sample drops comparisons though the
+ * other seeds score the image.
  */
-export function leftOutNote(sets: { label: string; leftOut: Record<string, number> | undefined }[], images: number): string {
-  const parts = sets.flatMap(({ label, leftOut }) =>
+export function leftOutNote(
+  sets: { label: string; leftOut: Record<string, number> | undefined; comparisons?: Record<string, number>; summed?: boolean }[],
+  images: number,
+): string {
+  const parts = sets.flatMap(({ label, leftOut, comparisons, summed }) =>
     Object.entries(leftOut ?? {})
-      .filter(([, n]) => n > 0)
-      .map(([name, n]) => `${name} ${n} of ${images} image${images === 1 ? '' : 's'} (${label})`),
+      .filter(([name, n]) => n > 0 || (comparisons?.[name] ?? 0) > 0)
+      .map(([name, n]) => {
+        const k = comparisons?.[name] ?? 0;
+        const also = k > 0 ? `; ${k} comparison${k === 1 ? '' : 's'}${summed ? ' over the seeds' : ''}` : '';
+        return `${name} ${n} of ${images} image${images === 1 ? '' : 's'} (${label}${also})`;
+      }),
   );
   return parts.length ? `Left out of the means, having no correlation (a uniform image or a constant feature row): ${parts.join(', ')}.` : '';
 }

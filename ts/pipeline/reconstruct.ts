@@ -60,6 +60,8 @@ export interface ReconstructResult {
     /** Test images evaluated, and the images each metric left out of its mean having no correlation (absent in run folders from before they were counted). */
     images?: number;
     leftOut?: { zonly: Record<string, number>; final: Record<string, number> };
+    /** 2WI metrics' comparisons (i ≠ j) left out, a correlation undefined; the final's summed over the seeds. */
+    comparisonsLeftOut?: { zonly: Record<string, number>; final: Record<string, number> };
   };
   /** Dry run: the plan in words. */
   plan?: string[];

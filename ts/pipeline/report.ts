@@ -23,6 +23,8 @@ export interface RunMetrics {
   images?: number;
   /** Images each metric left out of its mean, having no correlation (absent in run folders from before they were counted). */
   leftOut?: { zonly: Record<string, number>; final: Record<string, number> };
+  /** 2WI metrics' comparisons left out (the final's summed over the seeds; absent in run folders from before they were recorded). */
+  comparisonsLeftOut?: { zonly: Record<string, number>; final: Record<string, number> };
   /** Per test image, in the order of `ids` (absent in run folders written before per-image values were kept). */
   perImage?: { ids: number[]; zonly: Record<string, number[]>; final: Record<string, number[]> };
 }
@@ -58,7 +60,8 @@ table.gallery thead th[data-sort]{white-space:normal;min-width:4.5em;max-width:6
 /** ' ' and the metrics that left images out of their means, or '' (ts/eval/table.ts leftOutNote). */
 function leftOutSentence(m: RunMetrics): string {
   if (!m.leftOut || m.images === undefined) return '';
-  const note = leftOutNote([{ label: 'z-only', leftOut: m.leftOut.zonly }, { label: 'final', leftOut: m.leftOut.final }], m.images);
+  const c = m.comparisonsLeftOut;
+  const note = leftOutNote([{ label: 'z-only', leftOut: m.leftOut.zonly, comparisons: c?.zonly }, { label: 'final', leftOut: m.leftOut.final, comparisons: c?.final, summed: true }], m.images);
   return note ? ` ${note}` : '';
 }
 

@@ -6,6 +6,7 @@ import { dirname, join, relative } from 'node:path';
 import { CancelledError, OutOfMemoryError, ShapeError } from '../errors.js';
 import { evaluateReconstructions, type MetricValue } from '../eval/evaluate.js';
 import { concatImages, resizeImages } from '../eval/images.js';
+import { meanOfDefined } from '../eval/identification.js';
 import { metricsCsv, type TableRow } from '../eval/table.js';
 import { readIntVectorNpy, readMatrixNpy, readNpy, writeNpy } from '../io/npy.js';
 import type { Matrix } from '../matrix.js';
@@ -558,8 +559,10 @@ export async function img2imgStage(ctx: StageContext): Promise<StageOutput> {
 
 /**
  * The seeds' metrics as one: each image's value is its mean over the seeds where it has one (a seed's uniform
- * image has no correlation: NaN, left out as within a seed), NaN where no seed has; `value` is the mean of the
- * seeds' means, and `leftOut` counts the images with no value in any seed.
+ * image has no correlation: NaN, left out as within a seed), NaN where no seed has; `value` is the mean of those
+ * per-image values (NaN when none has one) and `leftOut` counts the images without one, so the final value, the
+ * per-image values and the count left out agree as they do within a seed. (The mean of the seeds' means weighted
+ * an image scored by fewer seeds less, and one seed with no value at all made the final NaN with nothing left out.)
  */
 export function averageMetrics(runs: MetricValue[][]): MetricValue[] {
   return runs[0].map((m, j) => {
@@ -573,8 +576,10 @@ export function averageMetrics(runs: MetricValue[][]): MetricValue[] {
       });
     }
     const perImage = sum.map((s, i) => (seeds[i] ? s / seeds[i] : Number.NaN));
-    const leftOut = seeds.reduce((n, k) => n + (k ? 0 : 1), 0);
-    return { ...m, value: runs.reduce((a, r) => a + r[j].value, 0) / runs.length, perImage, leftOut };
+    const { mean, undefinedCount } = meanOfDefined(perImage);
+    // (2WI) each seed's comparisons left out, summed: a uniform ground truth drops the same ones in every seed
+    const comparisons = runs.some((r) => r[j].comparisonsLeftOut !== undefined) ? { comparisonsLeftOut: runs.reduce((a, r) => a + (r[j].comparisonsLeftOut ?? 0), 0) } : {};
+    return { ...m, value: mean, perImage, leftOut: undefinedCount, ...comparisons };
   });
 }
 
@@ -620,6 +625,8 @@ export async function evaluateStage(ctx: StageContext): Promise<StageOutput> {
   const plain = (ms: MetricValue[]) => Object.fromEntries(ms.map((m) => [m.name, m.value]));
   // the images each metric left out of its mean (no correlation: a constant image or feature row)
   const leftOut = (ms: MetricValue[]) => Object.fromEntries(ms.map((m) => [m.name, m.leftOut ?? 0]));
+  // and the 2WI metrics' comparisons left out (the final's summed over the seeds)
+  const comparisons = (ms: MetricValue[]) => Object.fromEntries(ms.flatMap((m) => (m.comparisonsLeftOut === undefined ? [] : [[m.name, m.comparisonsLeftOut]])));
   const perImage = (ms: MetricValue[]) => Object.fromEntries(ms.map((m) => [m.name, Array.from(m.perImage)]));
   await writeJson(p.metricsJson, {
     images: ids.length,
@@ -628,6 +635,7 @@ export async function evaluateStage(ctx: StageContext): Promise<StageOutput> {
     perSeed: perSeed.map((s) => ({ seed: s.seed, ...plain(s.metrics) })),
     better: Object.fromEntries(final.map((m) => [m.name, m.better])),
     leftOut: { zonly: leftOut(zonly.metrics), final: leftOut(final) },
+    comparisonsLeftOut: { zonly: comparisons(zonly.metrics), final: comparisons(final) },
     // values per test image (fractions, like the means), in the order of ids
     perImage: { ids, zonly: perImage(zonly.metrics), final: perImage(final) },
   });
@@ -645,6 +653,7 @@ export async function evaluateStage(ctx: StageContext): Promise<StageOutput> {
       final: plain(final),
       better: Object.fromEntries(final.map((m) => [m.name, m.better])),
       leftOut: { zonly: leftOut(zonly.metrics), final: leftOut(final) },
+      comparisonsLeftOut: { zonly: comparisons(zonly.metrics), final: comparisons(final) },
     },
   };
 }

@@ -9,6 +9,7 @@ import type { SchedulerName } from '../../sd/schedulerConfig.js';
 import { checkOutputPath } from '../outputPath.js';
 import { integerFlag } from '../flagValue.js';
 import { MIN_SAMPLES, RECOMMENDED_SAMPLES, samplesError } from '../../bench/samplersOptions.js';
+import { MAX_ENGINE_THREADS } from '../../ridge/RidgeCV.js';
 
 /** `bench samplers` flags of the demo world's bench that `--arch sd1` does not use (option attribute names). */
 const DEMO_ONLY = ['model', 'schedulers', 'steps', 'samples', 'accuracyImages', 'convergedSteps', 'out', 'micro'] as const;
@@ -36,7 +37,7 @@ export function registerBenchCommand(program: Command): void {
     .option('--cv-method <m>', "'auto', or force 'per-fold' or 'exact'", 'auto')
     .option('--python <path>', 'python with scikit-learn', '/usr/bin/python3')
     .option('--repeats <n>', 'fits per shape, each in a fresh process between SGEMM probes; the median run is reported', (v: string) => integerFlag(v, '--repeats', 1), 3)
-    .option('--threads <n>', 'threads of every fit (each in its own process: the engine, the whole command, numpy and scikit-learn by OPENBLAS_NUM_THREADS) and of the SGEMM probes (default: all cores)', (v: string) => integerFlag(v, '--threads', 1))
+    .option('--threads <n>', 'threads of every fit (each in its own process: the engine, the whole command, numpy and scikit-learn by OPENBLAS_NUM_THREADS) and of the SGEMM probes (default: all cores)', (v: string) => integerFlag(v, '--threads', 1, MAX_ENGINE_THREADS))
     .option(...RESULTS)
     .action(async (f: { shapes: string; sklearn: boolean; numpy: boolean; cli: boolean; cvMethod: 'auto' | 'per-fold' | 'exact'; python: string; repeats: number; threads?: number; results?: string }) => {
       useResults(f.results);
@@ -55,7 +56,7 @@ export function registerBenchCommand(program: Command): void {
     .option('--alphas <n>', 'alphas, log-spaced over 1e1..1e7', (v: string) => integerFlag(v, '--alphas', 1), 7)
     .option('--folds <n>', 'contiguous CV folds', (v: string) => integerFlag(v, '--folds', 2), 5)
     .option('--repeats <n>', "fits of each, alternated, each in a fresh process; the medians are reported", (v: string) => integerFlag(v, '--repeats', 1), 1)
-    .option('--threads <n>', "threads of both fits, each in its own process (the engine's, and numpy's BLAS by OPENBLAS_NUM_THREADS; default: all cores)", (v: string) => integerFlag(v, '--threads', 1))
+    .option('--threads <n>', "threads of both fits, each in its own process (the engine's, and numpy's BLAS by OPENBLAS_NUM_THREADS; default: all cores)", (v: string) => integerFlag(v, '--threads', 1, MAX_ENGINE_THREADS))
     .option('--python <path>', 'python with numpy', '/usr/bin/python3')
     .option(...RESULTS)
     .action(async (f: { shapes: string; numpy: boolean; candidates: number; alphas: number; folds: number; repeats: number; threads?: number; python: string; results?: string }) => {

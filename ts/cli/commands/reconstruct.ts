@@ -171,8 +171,9 @@ export function printResult(r: ReconstructResult): void {
       { method: 'final', values: r.metrics.final },
     ];
     process.stdout.write(`\n${metricsText(rows, better)}\n(2WI: two-way identification in %, chance 50%)\n`);
-    const { leftOut, images } = r.metrics;
-    const note = leftOut && images !== undefined ? leftOutNote([{ label: 'z-only', leftOut: leftOut.zonly }, { label: 'final', leftOut: leftOut.final }], images) : '';
+    const { leftOut, comparisonsLeftOut: c, images } = r.metrics;
+    const sets = leftOut ? [{ label: 'z-only', leftOut: leftOut.zonly, comparisons: c?.zonly }, { label: 'final', leftOut: leftOut.final, comparisons: c?.final, summed: true }] : [];
+    const note = images !== undefined ? leftOutNote(sets, images) : '';
     if (note) process.stdout.write(`${note}\n`);
   }
   process.stdout.write(`\nrun folder: ${r.out} (report.html, metrics.csv)\n`);

@@ -9,7 +9,7 @@ import { alphaDiagnostics } from '../../ridge/alphaDiagnostics.js';
 import { alphaEdgeWarning, DECIMAL, parseAlphas } from '../../ridge/alphas.js';
 import { checkFitBudget, checkFitInputs, Y_READ, type FitInputNames } from '../../ridge/fitPreflight.js';
 import { ridgePlanLine, planRidgeFit } from '../../ridge/memoryPlan.js';
-import { RidgeCV, setThreads, type RidgeCVOptions } from '../../ridge/RidgeCV.js';
+import { MAX_ENGINE_THREADS, RidgeCV, setThreads, type RidgeCVOptions } from '../../ridge/RidgeCV.js';
 import { RidgeModel } from '../../ridge/RidgeModel.js';
 import { choiceFlag, integerFlag } from '../flagValue.js';
 import { alphaHistogram, mean, seconds } from '../format.js';
@@ -75,7 +75,7 @@ function fitOptions(flags: FitFlags, c: { alphas: number[]; folds: number; group
  */
 async function checkFitFlags(flags: FitFlags) {
   const p = new FlagProblems();
-  const threads = flags.threads === undefined ? undefined : p.take(() => integerFlag(flags.threads!, '--threads', 0));
+  const threads = flags.threads === undefined ? undefined : p.take(() => integerFlag(flags.threads!, '--threads', 0, MAX_ENGINE_THREADS));
   const folds = p.take(() => integerFlag(flags.folds, '--folds', 2));
   const memoryBudget = flags.memory === undefined ? undefined : p.take(() => gibibytes(flags.memory!, '--memory'));
   const alphas = p.take(() => parseAlphas(flags.alphas), '--alphas');
@@ -120,7 +120,7 @@ export function registerRidgeCommand(program: Command): void {
     .option('--cv-method <m>', "'auto', 'per-fold' or 'exact' (one decomposition, closed-form CV)", 'auto')
     .option('--eig-precision <p>', "'auto', 'float32' or 'float64'", 'auto')
     .option('--memory <GiB>', "budget of the engine's work buffers in GiB (X's copy, Grams, decompositions, target batches); a fit whose fixed footprint exceeds it is refused (default: 2, raised to the fixed footprint plus a batch of 2,048 targets when the fit needs more)")
-    .option('--threads <n>', 'engine threads (default: all cores; 0 = all cores)')
+    .option('--threads <n>', `engine threads, at most ${MAX_ENGINE_THREADS} (default: all cores; 0 = all cores)`)
     .option('--backend <b>', "'auto', 'cpu' or 'cuda'", 'auto')
     .requiredOption('--out <file>', 'model output (.safetensors; added to a name without an extension), checked before the fit: not a folder, not an input, its parent an existing writable folder')
     .option('--dry-run', "check the flags and the inputs' headers and print the fit's route and memory plan (planned peak, target batches) under --memory; X and Y are not read, no model is written")

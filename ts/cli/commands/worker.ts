@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { InvalidArgumentError } from '../../errors.js';
 import { QUEUES, type QueueClass } from '../../batch/graph.js';
 import { createWorker } from '../../batch/worker.js';
+import { MAX_ENGINE_THREADS } from '../../ridge/RidgeCV.js';
 import { integerFlag } from '../flagValue.js';
 import { nonNegativeInt } from './batch.js';
 
@@ -33,7 +34,7 @@ export function registerWorkerCommand(program: Command): void {
     .option('--grace <s>', 'on SIGTERM, seconds the running jobs may take to finish before they are returned to the queue', '30')
     .option('--name <name>', 'worker name in `batch status` (default host:pid)')
     .option('--poll <ms>', 'longest wait between two looks at empty queues', '1000')
-    .option('--threads <n>', "engine threads (BLAS) per job; ONNX Runtime's are the config's model.threads (default: all cores)")
+    .option('--threads <n>', `engine threads (BLAS) per job, at most ${MAX_ENGINE_THREADS}; ONNX Runtime's are the config's model.threads (default: all cores)`)
     .addHelpText(
       'after',
       `
@@ -62,7 +63,8 @@ See docs/batch.md (queues, locks and stalled jobs, workers under Slurm or Kubern
         maxStalledCount: nonNegativeInt(f.maxStalled, 'max-stalled'),
         graceMs: (nonNegativeInt(f.grace, 'grace') ?? 30) * 1000,
         name: f.name,
-        threads: nonNegativeInt(f.threads, 'threads'),
+        // checked here, against the engine's cap: a count it refuses would fail every job in its process
+        threads: f.threads === undefined ? undefined : integerFlag(f.threads, '--threads', 0, MAX_ENGINE_THREADS),
         pollMs: nonNegativeInt(f.poll, 'poll'),
         // a worker may start before its Redis (a cluster's jobs start in any order): it says so once and waits
         waitForRedis: true,
