@@ -90,10 +90,10 @@ export async function until<T>(check: () => Promise<T | undefined> | T | undefin
   }
 }
 
-/** `brainlatent serve` as a process (the built CLI) on a free port: its URL, the process, and its exit code to come. */
-export async function startServeCli(root: string, deadline: number, env: NodeJS.ProcessEnv = process.env) {
+/** `brainlatent serve` as a process (the built CLI, `args` added to its command line) on a free port: its URL, the process, and its exit code to come. */
+export async function startServeCli(root: string, deadline: number, env: NodeJS.ProcessEnv = process.env, args: readonly string[] = []) {
   const cli = resolve(import.meta.dirname, '..', '..', 'dist', 'cli', 'main.js');
-  const proc = spawn(process.execPath, [cli, 'serve', '--root', root, '--port', '0', '--shutdown-deadline', String(deadline)], { stdio: ['ignore', 'pipe', 'inherit'], env });
+  const proc = spawn(process.execPath, [cli, 'serve', '--root', root, '--port', '0', '--shutdown-deadline', String(deadline), ...args], { stdio: ['ignore', 'pipe', 'inherit'], env });
   let out = '';
   const url = await new Promise<string>((ok, fail) => {
     proc.once('exit', (c) => fail(new Error(`serve exited ${c}: ${out}`)));

@@ -7,7 +7,9 @@
  * whenever the program looks idle, to give the memory back; its last pause moves the whole live heap at once
  * (~40 MiB in the service: 22–43 ms measured while a job ran, the longest stall left on its event loop; the
  * 20 ms lag target of `bench serve` is missed by it alone). Without it the heap keeps its high-water size between
- * collections (the service's is ~80 MiB; large bodies and answers live in predict threads or outside the heap).
+ * collections (the service's is ~80 MiB; large bodies and answers live in predict threads or outside the heap, and
+ * ridge models' arrays never reach this heap: a dropped model's SharedArrayBuffers would wait here for a collection
+ * that may not come; predictPool.ts).
  * An embedding app that wants the same gives Node the flag itself (`node --no-memory-reducer app.js`).
  */
 export const SERVICE_V8_FLAGS: readonly string[] = ['--no-memory-reducer'];

@@ -1,7 +1,10 @@
 /**
  * The service's compute threads: ridge predict off the event loop, loading ridge models, and the decoding of large
  * request bodies. A thread loads and checks a model and copies its arrays once into shared memory, which every
- * thread then reads in place (the event loop never touches them);
+ * thread then reads in place. The arrays go from thread to thread over MessageChannels, never through the event
+ * loop's thread: a SharedArrayBuffer's memory is freed only once every thread that has seen it has collected it, and
+ * the event loop's heap may go a long while without a collection (the service runs with --no-memory-reducer);
+ * each thread collects its own garbage as soon as it drops a model (predictWorker.ts);
  * a request moves X to a thread and the predictions back (moved, not copied). A large body's segments move to a
  * thread, which parses, validates and checks them and moves the arrays back (requestBodies.ts). The predict
  * batcher bounds the predict calls to the pool's size; a task that finds every thread busy waits its turn.
@@ -9,7 +12,7 @@
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Worker, type Transferable } from 'node:worker_threads';
+import { MessageChannel, Worker, type MessagePort, type Transferable } from 'node:worker_threads';
 
 import { FormatError, InvalidArgumentError, LimitError, MissingFileError, NonFiniteError, ShapeError } from '../../errors.js';
 import type { Matrix } from '../../matrix.js';
@@ -30,10 +33,26 @@ export interface SharedRidge {
   targets: number;
 }
 
+/** What the event loop's thread knows of a model: its shape (its arrays stay in the predict threads). */
+export interface RidgeShape {
+  features: number;
+  targets: number;
+}
+
+/** A model's arrays as they cross from thread to thread. */
+export interface ModelGift {
+  key: string;
+  model: SharedRidge;
+}
+
 export type PoolMessage =
-  | { type: 'model'; key: string; model: SharedRidge }
+  /** The model `key` arrives on `port` (already there when the loader sent it before its reply). */
+  | { type: 'model'; key: string; port: MessagePort }
+  /** Send the model `key` (held, or on its way here) on `port`. */
+  | { type: 'share'; key: string; port: MessagePort }
   | { type: 'drop'; key: string }
-  | { type: 'load'; id: number; key: string; path: string }
+  /** Load, then send the model on each of `peers` (one per other thread) before replying. */
+  | { type: 'load'; id: number; key: string; path: string; peers: MessagePort[] }
   | { type: 'predict'; id: number; key: string; x: Float32Array; rows: number; cols: number }
   | { type: 'decode'; id: number; kind: LargeBodyKind; segments: ArrayBuffer[]; length: number; keys: JsonKeyRules };
 
@@ -47,7 +66,7 @@ export interface WireError {
 }
 
 export type PoolReply =
-  | { id: number; loaded: SharedRidge }
+  | { id: number; loaded: RidgeShape }
   | { id: number; y: Float32Array }
   | { id: number; decoded: DecodedBody }
   | { id: number; error: WireError };
@@ -92,6 +111,7 @@ interface Task {
   reject: (e: Error) => void;
   /** Stops listening to the request's signal (once a thread has the task). */
   unlisten: () => void;
+  onStart?: (thread: Thread) => Transferable[];
 }
 
 interface Thread {
@@ -105,7 +125,7 @@ function bytesOf(message: PoolMessage): number {
 }
 
 export class PredictPool {
-  private readonly models = new Map<string, SharedRidge>();
+  private readonly models = new Map<string, RidgeShape>();
   private readonly threads: Thread[] = [];
   private readonly waiting: Task[] = [];
   private nextId = 1;
@@ -130,12 +150,34 @@ export class PredictPool {
    * Loads the ridge model at `path` in a thread (read, checked, its arrays copied into shared memory there) and
    * makes it available to every thread under `key`; resolves with its shape.
    */
-  async loadRidge(key: string, path: string): Promise<{ features: number; targets: number }> {
-    const r = await this.run({ type: 'load', id: this.nextId++, key, path }, []);
-    const model = (r as { loaded: SharedRidge }).loaded;
-    this.models.set(key, model);
-    for (const t of this.threads) t.worker.postMessage({ type: 'model', key, model } satisfies PoolMessage);
-    return { features: model.features, targets: model.targets };
+  async loadRidge(key: string, path: string): Promise<RidgeShape> {
+    // a channel to each thread but the loader (which one that is is known once a thread takes the task)
+    const channels = new Map(this.threads.map((t) => [t, new MessageChannel()]));
+    let loader: Thread | undefined;
+    const message = { type: 'load' as const, id: this.nextId++, key, path, peers: [] as MessagePort[] };
+    const r = await this.run(message, [], undefined, (thread) => {
+      loader = thread;
+      channels.get(thread)?.port2.close();
+      channels.delete(thread);
+      message.peers = [...channels.values()].map((c) => c.port1);
+      return message.peers;
+    }).catch((e: unknown) => {
+      for (const c of channels.values()) c.port2.close();
+      throw e;
+    });
+    const shape = (r as { loaded: RidgeShape }).loaded;
+    this.models.set(key, shape);
+    for (const t of this.threads) {
+      if (t === loader) continue;
+      const c = channels.get(t);
+      if (c) {
+        channels.delete(t);
+        t.worker.postMessage({ type: 'model', key, port: c.port2 } satisfies PoolMessage, [c.port2]);
+      } else this.share(key, t, loader);
+    }
+    // (the channels of threads gone meanwhile: closing one frees the arrays sent on it)
+    for (const c of channels.values()) c.port2.close();
+    return shape;
   }
 
   unregister(key: string): void {
@@ -185,7 +227,11 @@ export class PredictPool {
     this.threads.length = 0;
   }
 
-  private run(message: PoolMessage & { id: number }, transfer: Transferable[], signal?: AbortSignal): Promise<PoolReply> {
+  /**
+   * `onStart`, if given, is called with the thread that takes the task, as it takes it, and returns more to move
+   * with the message.
+   */
+  private run(message: PoolMessage & { id: number }, transfer: Transferable[], signal?: AbortSignal, onStart?: (thread: Thread) => Transferable[]): Promise<PoolReply> {
     const what = `the predict threads' ${message.type}`;
     if (signal?.aborted) return Promise.reject(cancelledWhileQueued(what, signal));
     return new Promise((resolve, reject) => {
@@ -196,7 +242,7 @@ export class PredictPool {
         this.waitingDecodeBytes -= bytesOf(message);
         reject(cancelledWhileQueued(what, signal!));
       };
-      const task: Task = { message, transfer, resolve, reject, unlisten: () => signal?.removeEventListener('abort', onAbort) };
+      const task: Task = { message, transfer, resolve, reject, unlisten: () => signal?.removeEventListener('abort', onAbort), onStart };
       signal?.addEventListener('abort', onAbort, { once: true });
       this.waiting.push(task);
       this.waitingDecodeBytes += bytesOf(message);
@@ -214,7 +260,8 @@ export class PredictPool {
       task.unlisten();
       if (task.message.type === 'decode') this.decodesStarted++;
       thread.task = task;
-      thread.worker.postMessage(task.message, task.transfer);
+      const more = task.onStart?.(thread) ?? [];
+      thread.worker.postMessage(task.message, [...task.transfer, ...more]);
     }
   }
 
@@ -236,8 +283,16 @@ export class PredictPool {
       this.threads.splice(this.threads.indexOf(thread), 1);
       this.dispatch();
     });
-    for (const [key, model] of this.models) worker.postMessage({ type: 'model', key, model } satisfies PoolMessage);
+    for (const key of this.models.keys()) this.share(key, thread, this.threads[0]);
     this.threads.push(thread);
     return thread;
+  }
+
+  /** Has `from` (a thread that holds the model `key`, or is sent it) send it to `to`, over a channel of their own. */
+  private share(key: string, to: Thread, from: Thread | undefined): void {
+    if (!from) return;
+    const { port1, port2 } = new MessageChannel();
+    from.worker.postMessage({ type: 'share', key, port: port1 } satisfies PoolMessage, [port1]);
+    to.worker.postMessage({ type: 'model', key, port: port2 } satisfies PoolMessage, [port2]);
   }
 }
