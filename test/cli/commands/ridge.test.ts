@@ -104,7 +104,7 @@ describe('brainlatent ridge fit / predict', () => {
     await expect(fit('--memory', '0')).rejects.toThrow(/--memory: expected a size in GiB > 0 \(e.g. 0.5 or 8\), got '0'/);
     await expect(fit('--memory', '-1')).rejects.toThrow(/--memory: expected a size in GiB > 0/);
     await expect(fit('--memory', 'lots')).rejects.toThrow(/--memory/);
-    await expect(fit('--threads', '-1')).rejects.toThrow(/--threads: expected an integer >= 0, got -1$/);
+    await expect(fit('--threads', '-1')).rejects.toThrow(/--threads: expected an integer from 0 to 4096, got -1$/);
     await expect(fit('--folds', '2.5')).rejects.toThrow(/--folds: expected an integer >= 2/);
     // refused from the headers' shapes, before X and Y are read, by the engine's plan of the fit's memory; the CLI
     // user's knob is --memory, not the library's memoryBudget
