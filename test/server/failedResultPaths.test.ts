@@ -3,11 +3,11 @@
  * error is: the server's paths under the root made root-relative. Before, the error message was rewritten but the
  * result was stored as the job returned it, so GET /v1/jobs/ID named the server's folders.
  */
-import { statSync, truncateSync } from 'node:fs';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import type { DemoWorld } from '../../ts/demo/world.js';
+import { Hdf5Reader, writeHdf5 } from '../../ts/io/hdf5.js';
 import { betasPath } from '../../ts/nsd/paths.js';
 import { batchManifest, batchWorld } from '../batch/world.js';
 import { readEvents, startTestServer, type TestServer } from './helpers.js';
@@ -17,10 +17,15 @@ let world: DemoWorld;
 beforeAll(async () => {
   s = await startTestServer();
   world = await batchWorld(s.root, [1]);
-  // a betas file cut short: the submission's preflight passes it (it does not open the betas), the extraction fails
-  // on it (a batch its preflight refuses is a 400 now, never run: submitPreflight.test.ts)
+  // a session whose betas hold a NaN: the submission's preflight passes it (it reads the betas' headers only: a
+  // file cut short is refused there, submitPreflight.test.ts), the extraction fails on it
   const betas = betasPath(world.nsdRoot, 1, 2, 'hdf5');
-  truncateSync(betas, Math.floor(statSync(betas).size * 0.6));
+  const r = await Hdf5Reader.open(betas);
+  const shape = r.shape('betas');
+  r.close();
+  const data = new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(1);
+  data.fill(Number.NaN, 0, data.length >> 1);
+  await writeHdf5(betas, [{ name: 'betas', data, shape, chunks: [shape[0], 1, 1, 1] }]);
 }, 600_000);
 afterAll(async () => s?.stop());
 
@@ -38,8 +43,8 @@ describe('a failed batch job', { timeout: 300_000 }, () => {
     // the reason is there, with the folder as the client wrote it
     const betas = job.json.result.summary.find((c: { stage: string }) => c.stage === 'betas');
     expect(betas.state).toBe('failed');
-    expect(betas.reason).toMatch(/^FormatError: world\/nsd\/nsddata_betas\/ppdata\/subj01\/func1pt8mm\/betas_fithrf_GLMdenoise_RR\/betas_session02\.hdf5: HDF5 could not open it/);
-    expect(job.json.error.message).toContain('failed (first: bad.subj01.betas: FormatError: world/nsd/nsddata_betas/');
+    expect(betas.reason).toMatch(/^NonFiniteError: betas \(world\/nsd\/nsddata_betas\/ppdata\/subj01\/func1pt8mm\/betas_fithrf_GLMdenoise_RR\/betas_session02\.hdf5\): .*NaN/);
+    expect(job.json.error.message).toContain('failed (first: bad.subj01.betas: NonFiniteError: betas (world/nsd/nsddata_betas/');
     for (const text of [job.text, (await s.call('GET', '/v1/jobs')).text, JSON.stringify(events)]) expect(text).not.toContain(s.root);
   });
 });

@@ -76,6 +76,23 @@ export async function sessionBetasShape(file: { path: string; format: BetasForma
   }
 }
 
+/**
+ * The shape of a run's sessions, from every session file's header: each must open (a truncated HDF5 is refused by
+ * the preflight, not by the extraction an hour in, after the sessions before it were read) and hold the first's
+ * trial count and grid (the extraction reads them as one table). Throws the first problem, naming the file.
+ */
+export async function sessionsBetasShape(files: readonly { path: string; format: BetasFormat }[]): Promise<{ trials: number; grid: Grid }> {
+  const first = await sessionBetasShape(files[0]);
+  for (const file of files.slice(1)) {
+    const { trials, grid } = await sessionBetasShape(file);
+    if (trials !== first.trials) throw new ShapeError(`${file.path}: ${trials} trials, expected ${first.trials} like ${files[0].path}`);
+    if (grid.some((n, i) => n !== first.grid[i])) {
+      throw new ShapeError(`${file.path}: voxel grid ${grid.join('×')}, expected ${first.grid.join('×')} like ${files[0].path}`);
+    }
+  }
+  return first;
+}
+
 /** Where the subject's functional grid sits in the world: its voxel-to-world affine, and the file and transform it came from. */
 export interface GridAffine {
   affine: Affine;

@@ -12,7 +12,7 @@ import { maskCoordinates } from '../io/voxelMask.js';
 import type { Matrix } from '../matrix.js';
 import { allInOrder } from '../allInOrder.js';
 import { parseSessionSpec } from '../config/sessions.js';
-import { availableSessions, betasGridAffine, exists, formatSessionList, readSessionBetas, sessionBetasFile, sessionBetasShape, sessionTrialCount, type BetasFormatChoice } from './betas.js';
+import { availableSessions, betasGridAffine, exists, formatSessionList, readSessionBetas, sessionBetasFile, sessionBetasShape, sessionsBetasShape, sessionTrialCount, type BetasFormatChoice } from './betas.js';
 import { nsdTrialTable, readNsdDesign } from './expdesign.js';
 import { holdForLoad, removeReplacedEntries } from './cache.js';
 import { assertCacheFolderApart, extractionInputs } from './cacheApart.js';
@@ -253,7 +253,7 @@ export async function extractionProblems(opts: Pick<NsdExtractOptions, 'root' | 
   const sessions = await attempt('sessions', () => resolveSessions(o));
   const files = sessions && (await attempt('sessions', () => sessionFiles(o, sessions)));
   const design = await attempt('root', () => readNsdDesign(o.root));
-  const first = files && (await attempt('sessions', () => sessionBetasShape(files[0])));
+  const first = files && (await attempt('sessions', () => sessionsBetasShape(files)));
   if (sessions && design && first) await attempt('sessions', async () => nsdTrialTable(design, o.subject, sessions, first.trials));
   // (the check extractNsd makes: dimensions, and the affine where the subject's is known)
   if (region && files && first) {

@@ -5,7 +5,7 @@
  */
 import type { Grid } from '../io/voxelMask.js';
 import { otherFormatBetas, otherFormatNote } from './otherFormat.js';
-import { availableSessions, betasGridAffine, formatSessionList, sessionBetasFile, sessionBetasShape, type BetasFormatChoice, type GridAffine } from './betas.js';
+import { availableSessions, betasGridAffine, formatSessionList, sessionBetasFile, sessionsBetasShape, type BetasFormatChoice, type GridAffine } from './betas.js';
 import { nsdTrialTable, type NsdDesign } from './expdesign.js';
 import { maskGridMismatch } from './grid.js';
 import { DEFAULT_MAX_SESSION, parseSessions } from './extract.js';
@@ -122,8 +122,9 @@ export async function planNsdSessions(
     }
   }
   try {
-    const file = await sessionBetasFile(root, subject, sessions[0], format);
-    const { trials: T, grid } = await sessionBetasShape(file);
+    const files = await Promise.all(sessions.map((s) => sessionBetasFile(root, subject, s, format)));
+    const file = files[0];
+    const { trials: T, grid } = await sessionsBetasShape(files);
     const table = nsdTrialTable(design, subject, sessions, T);
     const ids = new Set<number>();
     const test = new Set<number>();
