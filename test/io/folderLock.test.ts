@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { LockedError } from '../../ts/errors.js';
-import { LOCK_FILE, lockFolder, readLockHolder } from '../../ts/io/folderLock.js';
+import { checkFolderFree, LOCK_FILE, lockFolder, readLockHolder } from '../../ts/io/folderLock.js';
 import { distModule } from '../helpers/dist.js';
 
 const root = mkdtempSync(join(tmpdir(), 'bl-lock-'));
@@ -64,6 +64,41 @@ describe('folder lock', () => {
     expect(err).toBeInstanceOf(LockedError);
     expect((err as Error).message).toContain('on elsewhere.example');
     expect((err as Error).message).toContain(`delete ${join(dir, LOCK_FILE)}`);
+  });
+
+  it("a holder on another host is replaced only when the new lock supersedes it (a batch job's earlier attempt)", async () => {
+    const dir = fresh();
+    mkdirSync(dir);
+    const job = 'brainlatent batch job b.subj01.recon.decoders';
+    fakeLock(dir, { pid: process.pid, host: 'elsewhere.example', command: job });
+    // another job's lock there stays the user's to remove
+    const err = await lockFolder(dir, 'brainlatent batch job b.subj01.recon.zonly', { supersedes: (h) => h.command === 'brainlatent batch job b.subj01.recon.zonly' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(LockedError);
+    expect((err as Error).message).toContain('on elsewhere.example');
+    const l = await lockFolder(dir, job, { supersedes: (h) => h.command === job });
+    expect((await readLockHolder(dir))?.host).toBe(hostname());
+    await l.release();
+    // a live holder on this host is never superseded
+    const live = await lockFolder(dir, job);
+    expect(await lockFolder(dir, job, { supersedes: () => true }).catch((e: unknown) => e)).toBeInstanceOf(LockedError);
+    await live.release();
+  });
+
+  it('checkFolderFree: refuses a live holder (or one on another host) as lockFolder does, takes nothing, allows the given token', async () => {
+    const dir = fresh();
+    mkdirSync(dir);
+    await checkFolderFree(dir);
+    fakeLock(dir, { pid: deadPid() });
+    await checkFolderFree(dir);
+    const held = await lockFolder(dir, 'brainlatent batch run m.json');
+    const err = await checkFolderFree(dir).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(LockedError);
+    expect((err as Error).message).toBe(`${dir} is in use by pid ${process.pid} on ${hostname()} ("brainlatent batch run m.json", since ${held.holder.startedAt})`);
+    await checkFolderFree(dir, held.holder.token);
+    expect((await readLockHolder(dir))?.token).toBe(held.holder.token);
+    await held.release();
+    fakeLock(dir, { pid: deadPid(), host: 'elsewhere.example' });
+    expect(((await checkFolderFree(dir).catch((e: unknown) => e)) as Error).message).toContain(`delete ${join(dir, LOCK_FILE)}`);
   });
 
   it('a process holding the lock blocks others; SIGKILLed, its lock is taken over', async () => {

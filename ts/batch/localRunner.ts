@@ -2,13 +2,15 @@
  * The local default: the whole job graph on this machine, no Redis. A job starts when the jobs it depends on
  * have finished, on a free process of the pool. Transient failures are retried with exponential backoff;
  * input errors are not, and they stop only the jobs that depend on the failed one (that subject), while the
- * other subjects go on.
+ * other subjects go on. The run folders of the plan are locked for the whole run, before any job starts
+ * (lockPlanFolders): a folder that another run holds refuses the run at once, and nothing else runs in them meanwhile.
  */
 import os from 'node:os';
 
 import type { BatchNode, BatchPlan } from './graph.js';
 import { planNodes } from './graph.js';
 import { PoolJobError, ProcessPool } from './pool.js';
+import { lockPlanFolders } from './jobFolder.js';
 import { jobProcessEnv } from './jobThreads.js';
 import { batchStatus, jobInfo, oneLine, resultUnet, resultWarnings, type BatchEvent, type BatchStatus, type JobInfo } from './status.js';
 
@@ -24,6 +26,15 @@ export interface LocalRunOptions {
 export const defaultConcurrency = () => Math.max(1, Math.floor((os.availableParallelism?.() ?? os.cpus().length) / 2));
 
 export async function runLocal(plan: BatchPlan, options: LocalRunOptions = {}): Promise<BatchStatus> {
+  const locks = await lockPlanFolders(plan);
+  try {
+    return await runLocked(plan, locks.tokens, options);
+  } finally {
+    await locks.release();
+  }
+}
+
+async function runLocked(plan: BatchPlan, runnerLocks: Record<string, string>, options: LocalRunOptions): Promise<BatchStatus> {
   const nodes = planNodes(plan);
   const byId = new Map(nodes.map((n) => [n.id, n]));
   const info = new Map(nodes.map((n) => [n.id, jobInfo(n)]));
@@ -98,7 +109,7 @@ export async function runLocal(plan: BatchPlan, options: LocalRunOptions = {}): 
       pool
         .run(
           n,
-          { depsRan: depsRan(n), ranDeps: ranDeps(n) },
+          { depsRan: depsRan(n), ranDeps: ranDeps(n), runnerLocks },
           (fraction, message, count) => {
             // (its count stays once it is done: the samples it reused are still not this run's work)
             Object.assign(j, { fraction, message, count });

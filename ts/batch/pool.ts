@@ -17,12 +17,13 @@ import type { BatchNode } from './graph.js';
 import type { NodeResult } from './runNode.js';
 import type { JobCount } from './status.js';
 
-export type PoolRequest = { type: 'run'; node: BatchNode; depsRan: boolean; ranDeps?: string[] } | { type: 'abort'; reason?: string };
+export type PoolRequest = { type: 'run'; node: BatchNode; depsRan: boolean; ranDeps?: string[]; runnerLocks?: Record<string, string> } | { type: 'abort'; reason?: string };
 
-/** What a job is told about the jobs it depends on (NodeControl's depsRan and ranDeps). */
+/** What a job is told about the jobs it depends on (NodeControl's depsRan and ranDeps), and of its runner's locks (NodeControl's runnerLocks). */
 export interface DepsRan {
   depsRan: boolean;
   ranDeps: string[];
+  runnerLocks?: Record<string, string>;
 }
 export type PoolReply =
   | { type: 'progress'; fraction: number; message?: string; count?: JobCount }
@@ -126,7 +127,7 @@ export class ProcessPool {
       };
       s.child.on('message', onMessage);
       s.child.once('exit', onExit);
-      s.child.send({ type: 'run', node, depsRan: deps.depsRan, ranDeps: deps.ranDeps } satisfies PoolRequest);
+      s.child.send({ type: 'run', node, depsRan: deps.depsRan, ranDeps: deps.ranDeps, runnerLocks: deps.runnerLocks } satisfies PoolRequest);
     });
     return {
       pid: s.child.pid,

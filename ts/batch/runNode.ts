@@ -18,6 +18,7 @@ import { withModelRoots } from '../sd/modelRoots.js';
 import type { Img2ImgShard, StageContext } from '../pipeline/stages.js';
 import type { BatchNode } from './graph.js';
 import { shardLabel, shardNodeId } from './graph.js';
+import { withJobFolder } from './jobFolder.js';
 import { batchFolderRemedy } from './preflight.js';
 import type { JobCount } from './status.js';
 
@@ -43,6 +44,13 @@ export interface NodeControl {
    * shards only (the others' markers hold an earlier run's). Absent: none is known to have.
    */
   ranDeps?: readonly string[];
+  /**
+   * The run folders' locks the job's runner holds for the whole batch (run folder → the lock's token; the local
+   * runner's, lockPlanFolders): a job in a folder named here runs under that lock, and takes none of its own. Told
+   * per job rather than through the environment: a job process is told of exactly its own runner's locks, and a
+   * process it starts inherits none of them.
+   */
+  runnerLocks?: Readonly<Record<string, string>>;
 }
 
 export interface NodeResult {
@@ -124,25 +132,21 @@ async function withStageContext<T>(node: BatchNode, config: ReconstructConfig, c
 }
 
 /**
- * What an analysis's extract job does first, before it writes the run's manifest: it claims the run folder. A folder
+ * What an analysis's extract job does first, before it writes the run's manifest, under the folder's lock (held by
+ * its runner or by the job: withJobFolder): it claims the run folder. A folder
  * holding another config's run is refused (the job fails on its inputs, naming the batch's remedy) or, with the
  * batch's --force, cleared as `reconstruct --force` clears it: the previous run's outputs go, the user's own files
  * stay. A clearing that a kill interrupted is finished, as reconstruct and encode finish it. `batch` names the batch in
  * the remedy (a submitted batch's is `batch retry NAME --force`).
  */
 async function claimRunFolder(config: { out: string }, force: boolean, what: string, batch: string): Promise<void> {
-  const { clearingInterrupted, clearRunFolder, lockRunFolder, runFolderConflict } = await runFolder();
+  const { clearingInterrupted, clearRunFolder, runFolderConflict } = await runFolder();
   const conflict = await runFolderConflict(config, { remedy: batchFolderRemedy('job', batch) });
   // (a run.json that no run wrote is refused with --force too)
   const unresolved = conflict !== null && (!force || (await runFolderConflict(config, { force: true })) !== null);
   if (unresolved) throw new PreflightError([conflict], what);
   if (conflict === null && !(await clearingInterrupted(config.out))) return;
-  const lock = await lockRunFolder(config.out);
-  try {
-    await clearRunFolder(config.out);
-  } finally {
-    await lock.release();
-  }
+  await clearRunFolder(config.out);
 }
 
 /**
@@ -211,10 +215,11 @@ async function sessionGapWarnings(extractions: Extract<BatchNode['work'], { kind
 
 /**
  * Runs a job held to its own service's model roots (none for a batch of the CLI's): never those of the process that
- * runs it, which may have run another service's job before or run one beside it.
+ * runs it, which may have run another service's job before or run one beside it. A job in a run folder runs under
+ * the folder's lock, and only while the folder holds its config's run (withJobFolder).
  */
 export function runNode(node: BatchNode, ctl: NodeControl): Promise<NodeResult> {
-  return withModelRoots(node.modelRoots ?? [], () => runNodeWork(node, ctl));
+  return withModelRoots(node.modelRoots ?? [], () => withJobFolder(node, ctl.runnerLocks, () => runNodeWork(node, ctl)));
 }
 
 async function runNodeWork(node: BatchNode, ctl: NodeControl): Promise<NodeResult> {

@@ -77,10 +77,32 @@ export function currentCommand(): string {
   return `${process.argv[1]?.endsWith('main.js') ? 'brainlatent' : process.argv[1] ?? 'node'}${args ? ` ${args}` : ''}`;
 }
 
+export interface LockOptions {
+  /**
+   * A holder on another host that this acquisition replaces, though it cannot be seen to have died: a batch job's
+   * earlier attempt, whose worker the queue has taken the job from (its lease expired). A live holder on this host
+   * is never replaced.
+   */
+  supersedes?: (holder: LockHolder) => boolean;
+}
+
 /** Locks `dir` (created if missing) for this process, or throws LockedError naming the live holder. */
-export async function lockFolder(dir: string, command = currentCommand()): Promise<FolderLock> {
+export async function lockFolder(dir: string, command = currentCommand(), options: LockOptions = {}): Promise<FolderLock> {
   const created = (await mkdir(dir, { recursive: true })) !== undefined;
-  return acquire(dir, join(dir, LOCK_FILE), dir, command, created);
+  return acquire(dir, join(dir, LOCK_FILE), dir, command, created, options);
+}
+
+/**
+ * Throws the LockedError lockFolder would, without taking the lock: for work that shares a folder with work of its
+ * own kind (a batch's img2img shards) but not with a run that holds the folder. `allowToken`: the lock this work
+ * runs under (its batch runner's), which is no conflict. A lock left by a dead process of this host is none either.
+ */
+export async function checkFolderFree(dir: string, allowToken?: string): Promise<void> {
+  const path = join(dir, LOCK_FILE);
+  const current = await readHolder(path);
+  if (typeof current === 'string' || current.token === allowToken) return;
+  if (current.host !== hostname()) throw new LockedError(`${dir} is in use by ${describe(current)}; if that run is gone, delete ${path}`, current);
+  if (holderAlive(current)) throw new LockedError(`${dir} is in use by ${describe(current)}`, current);
 }
 
 /**
@@ -93,7 +115,7 @@ export async function lockPath(path: string, what: string, command = currentComm
   return acquire(dirname(path), path, what, command, false);
 }
 
-async function acquire(dir: string, path: string, what: string, command: string, created: boolean): Promise<FolderLock> {
+async function acquire(dir: string, path: string, what: string, command: string, created: boolean, options: LockOptions = {}): Promise<FolderLock> {
   const holder: LockHolder = {
     pid: process.pid,
     host: hostname(),
@@ -114,6 +136,10 @@ async function acquire(dir: string, path: string, what: string, command: string,
       continue;
     }
     if (current.host !== holder.host) {
+      if (options.supersedes?.(current)) {
+        await takeOver(path, current.token);
+        continue;
+      }
       throw new LockedError(
         `${what} is in use by ${describe(current)}; if that run is gone, delete ${path}`,
         current,

@@ -13,7 +13,7 @@ import { InvalidArgumentError } from '../errors.js';
 import { optionalPackageInstalled } from '../optionalDependencies.js';
 import { removeStaleTemporaries, writeJsonAtomic } from '../io/atomicWrite.js';
 import { identityChange, inputIdentities, type InputIdentity } from '../io/fileIdentity.js';
-import { currentCommand, LOCK_FILE, lockFolder, type FolderLock } from '../io/folderLock.js';
+import { currentCommand, LOCK_FILE, lockFolder, type FolderLock, type LockOptions } from '../io/folderLock.js';
 import { configHash, type ReconstructConfig } from './config.js';
 
 export const STAGES = ['extract', 'features', 'decoders', 'zonly', 'img2img', 'evaluate', 'report'] as const;
@@ -220,6 +220,29 @@ export async function runFolderConflict(config: { out: string }, options: RunFol
   return null;
 }
 
+/**
+ * Null when run folder `config.out` holds this config's run (or no run.json yet); else why a job of this config's
+ * run must not write there any more: another config's run (or its --force clearing) took the folder over after
+ * this run started. `remedy` says what to do, in the caller's words.
+ */
+export async function runFolderTakenOver(config: { out: string }, remedy: string): Promise<string | null> {
+  const m = await readRunJson(config.out);
+  if (m === null) return null;
+  if (m === 'foreign') return foreignRunJson(config.out);
+  const hash = configHash(config);
+  if ('clearing' in m) {
+    return (
+      `run folder ${config.out} is being cleared for another run (a --force started ${m.startedAt}; it held config ${m.previousConfigHash ?? 'none'}, ` +
+      `this job's config is ${hash}): another batch or run took the folder over; ${remedy}`
+    );
+  }
+  if (m.configHash === hash) return null;
+  return (
+    `run folder ${config.out} now holds another config's run (its run.json: config ${m.configHash}, created ${m.createdAt}; this job's config is ${hash}): ` +
+    `another batch or run took the folder over (--force) after this one started; ${remedy}`
+  );
+}
+
 export async function writeManifest(config: { out: string }, versions: Record<string, string>): Promise<void> {
   const m: RunManifest<unknown> = { format: 'brainlatent-run', version: 1, configHash: configHash(config), createdAt: new Date().toISOString(), config, versions };
   await writeJsonAtomic(paths(config.out).run, m);
@@ -290,8 +313,8 @@ export async function markStage(config: { out: string }, marker: Omit<StageMarke
  * Locks the run folder (created if missing) for this process: a second run there refuses, naming this one; a lock
  * left by a killed run is taken over. Temporaries left by killed writers are removed once the lock is held.
  */
-export async function lockRunFolder(out: string, command = currentCommand()): Promise<FolderLock> {
-  const lock = await lockFolder(out, command);
+export async function lockRunFolder(out: string, command = currentCommand(), options: LockOptions = {}): Promise<FolderLock> {
+  const lock = await lockFolder(out, command, options);
   try {
     await removeStaleTemporaries(out, { recursive: true });
   } catch (e) {
