@@ -35,7 +35,7 @@ export {
 } from './atomicWrite.js';
 export type { AtomicWriteOptions, StreamStage } from './atomicWrite.js';
 export { lockFolder, readLockHolder, FolderLock, LOCK_FILE } from './folderLock.js';
-export type { LockHolder } from './folderLock.js';
+export type { LockHolder, LockOptions } from './folderLock.js';
 export { assertFinite, firstNonFinite } from './finite.js';
 export type { FiniteCheckOptions } from './finite.js';
 export { readJsonFile, readJsonObject, parseJson } from './json.js';
