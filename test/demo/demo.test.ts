@@ -7,7 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoRunConfig, demoRunStale, impliedForcePlan, runDemo, type DemoResult } from '../../ts/demo/runDemo.js';
 import { readWorldManifest, worldDamage, worldKey } from '../../ts/demo/worldManifest.js';
 import { reconstruct } from '../../ts/pipeline/reconstruct.js';
-import { RUN_ENTRIES } from '../../ts/pipeline/runFolder.js';
+import { runFileNamed } from '../../ts/pipeline/runFiles.js';
+import { filesUnder } from '../helpers/filesUnder.js';
 import { artifactPath, chromiumPath, imageStates, launchBrowser, NO_BROWSER, openReport } from '../helpers/browser.js';
 
 // The demo world at small settings: the whole pipeline (miniature NSD → RidgeCV → native sampler on the
@@ -35,8 +36,9 @@ describe('brainlatent demo', () => {
     // paths are shown relative to the run folder, never as the absolute path of the world
     expect(html).toContain('<code>../world/model</code>');
     expect(html).not.toContain(out);
-    // --force removes exactly what a run writes: every entry of a finished run folder is in its list
-    expect(readdirSync(run).filter((e) => e !== 'cache' && !RUN_ENTRIES.has(e))).toEqual([]);
+    // --force removes exactly what a run writes: every file of a finished run folder has a name a run gives its outputs
+    const manifest = JSON.parse(readFileSync(join(run, 'run.json'), 'utf8')) as { config: unknown };
+    expect(filesUnder(run).filter((f) => !f.startsWith('cache/') && !runFileNamed(f, manifest.config))).toEqual([]);
     // img2img's progress record goes when the stage finishes, its folder too (an empty one stayed)
     expect(readdirSync(join(run, 'stages')).filter((e) => e.includes('partial'))).toEqual([]);
   });

@@ -1,4 +1,4 @@
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveEncodeConfig } from '../../ts/config/encode.js';
 import { encode, encodeResult, encodeStages, type EncodeResult } from '../../ts/encoding/encode.js';
@@ -8,12 +8,13 @@ import { writeNpy } from '../../ts/io/npy.js';
 import { roiPath } from '../../ts/nsd/paths.js';
 import { makeWorld, type World } from './world.js';
 import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { RUN_ENTRIES } from '../../ts/pipeline/runFolder.js';
+import { runFileNamed } from '../../ts/pipeline/runFiles.js';
 import { PNG } from 'pngjs';
 import type { Page } from 'playwright-core';
 import type { EncodingSummary } from '../../ts/encoding/mapFiles.js';
 import { mapRecordsOf } from '../../ts/encoding/report.js';
 import { artifactPath, chromiumPath, imageStates, launchBrowser, NO_BROWSER, openReport } from '../helpers/browser.js';
+import { filesUnder } from '../helpers/filesUnder.js';
 import { pearson } from '../helpers/pearson.js';
 
 let world: World;
@@ -548,16 +549,23 @@ describe('encode on the pipeline stage machinery', () => {
     await expect(encode(other)).rejects.toThrow(/cannot start encode:[\s\S]*holds another run's outputs/);
     // a dry run answers as the run would: refused; with --force it says what would go first, and what would run
     await expect(encode(other, { dryRun: true })).rejects.toThrow(/holds another run's outputs/);
-    // --force removes what the run wrote and only that: every entry of the finished folder is in the list, and a file of the user's stays
-    expect(readdirSync(cfg.out).filter((e) => e !== 'cache' && !RUN_ENTRIES.has(e))).toEqual([]);
-    writeFileSync(join(cfg.out, 'my-notes.txt'), 'mine');
+    // --force removes what the run wrote and only that: every file of the finished folder has a name a run gives
+    // its outputs (so an interrupted stage's files go too), and the user's files stay, inside the run's folders too
+    const manifest = JSON.parse(readFileSync(join(cfg.out, 'run.json'), 'utf8')) as { config: unknown };
+    expect(filesUnder(cfg.out).filter((f) => !f.startsWith('cache/') && !runFileNamed(f, manifest.config))).toEqual([]);
+    const mine = ['my-notes.txt', 'data/participants.csv', 'maps/my_contrast.nii.gz', 'images/figure.png'];
+    for (const f of mine) {
+      mkdirSync(dirname(join(cfg.out, f)), { recursive: true });
+      writeFileSync(join(cfg.out, f), 'mine');
+    }
     const dry = await encode(other, { dryRun: true, force: true });
     const clearing = dry.plan!.find((l) => l.startsWith('--force'));
-    expect(clearing).toMatch(/^--force: first removes the previous run's outputs in .*file-run \(data, .*fits, .*run\.json, stages\); other files there stay$/);
-    expect(clearing).not.toContain('my-notes.txt');
+    expect(clearing).toMatch(/^--force: first removes the previous run's outputs in .*file-run \(data, .*fits, .*run\.json, stages\); other files there stay \(4 no run wrote: data\/participants\.csv, images\/figure\.png, maps\/my_contrast\.nii\.gz, my-notes\.txt\)$/);
+    // (an encode folder's images/ holds no run's file: it is not named, nor is reconstruct's decoders/)
+    expect(clearing).not.toMatch(/[(,] (images|decoders)[,)]/);
     expect(dry.plan!.filter((l) => /^run  /.test(l)).map((l) => l.split(/\s+/)[1])).toEqual(['extract', 'ceiling', 'fit.f', 'maps', 'report']);
     const forced = await encode(other, { force: true });
-    expect(readFileSync(join(cfg.out, 'my-notes.txt'), 'utf8')).toBe('mine');
+    for (const f of mine) expect(readFileSync(join(cfg.out, f), 'utf8'), f).toBe('mine');
     expect(forced.stages.every((s) => s.status === 'ran')).toBe(true);
     expect((await encode(other)).stages.every((s) => s.status === 'skipped')).toBe(true);
   });

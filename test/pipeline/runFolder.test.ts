@@ -1,13 +1,15 @@
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { InvalidArgumentError, LockedError } from '../../ts/errors.js';
 import { LOCK_FILE } from '../../ts/io/folderLock.js';
-import { clearingInterrupted, clearRunFolder, lockRunFolder, markStage, readManifest, runFolderConflict, stageDone, stageRecipe } from '../../ts/pipeline/runFolder.js';
+import { clearingFiles, clearingInterrupted, clearingPlan, clearRunFolder, lockRunFolder, markStage, readManifest, runFolderConflict, stageDone, stageRecipe } from '../../ts/pipeline/runFolder.js';
 import type { ReconstructConfig } from '../../ts/pipeline/config.js';
+import { runFileNamed } from '../../ts/pipeline/runFiles.js';
+import { filesUnder } from '../helpers/filesUnder.js';
 
 const root = mkdtempSync(join(tmpdir(), 'bl-runfolder-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -51,6 +53,58 @@ describe('run folder: lock and --force', () => {
     await clearRunFolder(out);
     expect(readdirSync(out).sort()).toEqual(['cache', 'enc.json', 'mydata.npy', 'notes.txt', 'run.json']);
     expect(readFileSync(join(out, 'enc.json'), 'utf8')).toBe('mine');
+  });
+
+  it("--force keeps the user's files inside the run's own folders, and removes an interrupted stage's files by their names", async () => {
+    const out = oldRun();
+    const mine = ['data/participants.csv', 'images/figure.png', 'decoders/notes.md', 'stages-notes.txt'];
+    // img2img was killed after writing a sample, before its marker: its file goes by its name
+    const interrupted = ['images/00002_003.png', 'decoders/z.safetensors', 'stages/img2img.partial/all.json'];
+    for (const f of [...mine, ...interrupted]) {
+      mkdirSync(dirname(join(out, f)), { recursive: true });
+      writeFileSync(join(out, f), f);
+    }
+    const plan = await clearingPlan(out);
+    expect(plan).toMatch(/^--force: first removes the previous run's outputs in .* \(decoders, images, metrics\.csv, metrics\.json, report\.html, run\.json, stages\); other files there stay \(4 no run wrote: data\/participants\.csv, decoders\/notes\.md, images\/figure\.png, stages-notes\.txt\)$/);
+    await clearRunFolder(out);
+    expect(filesUnder(out)).toEqual(['cache/subj01_x/manifest.json', ...mine, 'run.json'].sort());
+    // the folders it emptied went (stages/), those holding a file of the user's stayed
+    expect(existsSync(join(out, 'stages'))).toBe(false);
+  });
+
+  it("an encode folder: the old config's map and table names go without their markers, a map of the user's stays", async () => {
+    const out = join(root, `enc${n++}`);
+    const config = { featureSets: [{ name: 'z', kind: 'z' }, { name: 'mid', kind: 'unet' }], banded: [{ name: 'z+mid' }] };
+    mkdirSync(join(out, 'stages'), { recursive: true });
+    writeFileSync(join(out, 'run.json'), JSON.stringify({ format: 'brainlatent-run', version: 1, configHash: 'old', config, versions: {} }));
+    const theirs = ['maps/z.nii.gz', 'maps/z_log10-alpha.nii.gz', 'maps/z+mid_unique-z.nii.gz', 'mosaics/z.png', 'features/mid.L0.t201.npy', 'fits/z/r.npy', 'banded/z+mid/r2_without_1.npy'];
+    const mine = ['maps/my_contrast.nii.gz', 'features/mine.npy', 'mosaics/zebra.png', 'fits/z/notes.txt'];
+    for (const f of [...theirs, ...mine]) {
+      mkdirSync(dirname(join(out, f)), { recursive: true });
+      writeFileSync(join(out, f), f);
+    }
+    expect(theirs.every((f) => runFileNamed(f, config))).toBe(true);
+    expect(mine.some((f) => runFileNamed(f, config))).toBe(false);
+    await clearRunFolder(out);
+    expect(filesUnder(out)).toEqual([...mine, 'run.json'].sort());
+    expect(existsSync(join(out, 'banded'))).toBe(false);
+  });
+
+  it('a clearing a kill interrupted is finished from the list it recorded (the markers that listed the files are gone)', async () => {
+    const out = oldRun();
+    // a newer version's output, known only by its marker
+    mkdirSync(join(out, 'extra'));
+    writeFileSync(join(out, 'extra', 'x.npy'), 'old');
+    writeFileSync(join(out, 'stages', 'new.json'), JSON.stringify({ stage: 'new', outputs: ['extra'] }));
+    const { writeJsonAtomic } = await import('../../ts/io/atomicWrite.js');
+    // what clearRunFolder writes first; then the kill, after the markers went
+    const { entries } = await clearingFiles(out);
+    expect(entries).toEqual(['extra', 'images', 'metrics.csv', 'metrics.json', 'report.html', 'run.json', 'stages']);
+    await writeJsonAtomic(join(out, 'run.json'), { format: 'brainlatent-run', clearing: true, previousConfigHash: 'old', startedAt: 'then', removing: ['extra/x.npy', 'images/00001_org.png', 'metrics.csv', 'metrics.json', 'report.html', 'stages/evaluate.json', 'stages/new.json'] });
+    rmSync(join(out, 'stages'), { recursive: true });
+    expect(await clearingInterrupted(out)).toBe(true);
+    await clearRunFolder(out);
+    expect(filesUnder(out)).toEqual(['cache/subj01_x/manifest.json', 'run.json']);
   });
 
   it('a run.json no run wrote (a config of the same name) is refused, with or without --force, and left as it is', async () => {

@@ -94,15 +94,20 @@ export async function lockFolder(dir: string, command = currentCommand(), option
 
 /**
  * Throws the LockedError lockFolder would, without taking the lock: for work that shares a folder with work of its
- * own kind (a batch's img2img shards) but not with a run that holds the folder. `allowToken`: the lock this work
- * runs under (its batch runner's), which is no conflict. A lock left by a dead process of this host is none either.
+ * own kind (a batch's img2img shards) but not with a run that holds the folder. A lock left by a dead process of
+ * this host is no conflict.
  */
-export async function checkFolderFree(dir: string, allowToken?: string): Promise<void> {
+export async function checkFolderFree(dir: string): Promise<void> {
   const path = join(dir, LOCK_FILE);
   const current = await readHolder(path);
-  if (typeof current === 'string' || current.token === allowToken) return;
-  if (current.host !== hostname()) throw new LockedError(`${dir} is in use by ${describe(current)}; if that run is gone, delete ${path}`, current);
-  if (holderAlive(current)) throw new LockedError(`${dir} is in use by ${describe(current)}`, current);
+  if (typeof current === 'string') return;
+  if (current.host !== hostname() || holderAlive(current)) throw heldError(dir, path, current);
+}
+
+/** The error for `what` (lock file `path`) held by `holder`: on another host, how to free it if that run is gone. */
+function heldError(what: string, path: string, holder: LockHolder): LockedError {
+  const remedy = holder.host !== hostname() ? `; if that run is gone, delete ${path}` : '';
+  return new LockedError(`${what} is in use by ${describe(holder)}${remedy}`, holder);
 }
 
 /**
@@ -140,12 +145,9 @@ async function acquire(dir: string, path: string, what: string, command: string,
         await takeOver(path, current.token);
         continue;
       }
-      throw new LockedError(
-        `${what} is in use by ${describe(current)}; if that run is gone, delete ${path}`,
-        current,
-      );
+      throw heldError(what, path, current);
     }
-    if (holderAlive(current)) throw new LockedError(`${what} is in use by ${describe(current)}`, current);
+    if (holderAlive(current)) throw heldError(what, path, current);
     await takeOver(path, current.token);
   }
   throw new LockedError(`${what}: could not take the lock ${path} (it keeps changing hands)`, null);

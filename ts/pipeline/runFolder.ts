@@ -6,15 +6,16 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readdir, readFile, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readFile, rm, rmdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 
 import { InvalidArgumentError } from '../errors.js';
 import { optionalPackageInstalled } from '../optionalDependencies.js';
 import { removeStaleTemporaries, writeJsonAtomic } from '../io/atomicWrite.js';
 import { identityChange, inputIdentities, type InputIdentity } from '../io/fileIdentity.js';
-import { currentCommand, LOCK_FILE, lockFolder, type FolderLock, type LockOptions } from '../io/folderLock.js';
+import { currentCommand, lockFolder, type FolderLock, type LockOptions } from '../io/folderLock.js';
 import { configHash, type ReconstructConfig } from './config.js';
+import { runFiles, topEntries, type RunFiles } from './runFiles.js';
 
 export const STAGES = ['extract', 'features', 'decoders', 'zonly', 'img2img', 'evaluate', 'report'] as const;
 export type StageName = (typeof STAGES)[number];
@@ -34,6 +35,8 @@ interface ClearingMarker {
   clearing: true;
   previousConfigHash: string | null;
   startedAt: string;
+  /** The files (relative paths) the clearing removes: an interrupted one is finished from this list. */
+  removing?: string[];
 }
 
 /**
@@ -324,79 +327,74 @@ export async function lockRunFolder(out: string, command = currentCommand(), opt
   return lock;
 }
 
-/**
- * The top-level entries a run writes in its folder, of either pipeline (reconstruct: paths(); encode: encodePaths(),
- * maps/, mosaics/, report_files/; the demo's stamp of the world it ran on). --force removes these and nothing else:
- * a user's own files beside a run (its config, notes) stay. The NSD extraction cache (keyed by its inputs) and the
- * lock stay too. test/pipeline/runFolder.test.ts checks this list against real runs.
- */
-export const RUN_ENTRIES: ReadonlySet<string> = new Set([
-  'run.json', 'stages', 'data', 'features', 'decoders', 'decoded', 'images', 'metrics.csv', 'metrics.json',
-  'metrics_per_image.csv', 'report.html', 'fits', 'banded', 'maps', 'mosaics', 'report_files', 'regions.csv',
-  'encoding.json', 'demo-world.json',
-]);
+/** The previous run's config as run.json holds it (null for a clearing marker or no run.json). */
+const previousConfig = (m: RunManifest | ClearingMarker | null): unknown => (m !== null && !('clearing' in m) ? m.config : null);
 
-/** The top-level entries the previous run's stage markers list as outputs (a newer version's, say). */
-async function markedEntries(out: string): Promise<Set<string>> {
-  const found = new Set<string>();
-  let markers: string[];
-  try {
-    markers = await readdir(join(out, 'stages'), { recursive: true });
-  } catch {
-    return found;
-  }
-  for (const f of markers) {
-    if (!f.endsWith('.json')) continue;
-    try {
-      const m = JSON.parse(await readFile(join(out, 'stages', f), 'utf8')) as Partial<StageMarker>;
-      for (const o of Array.isArray(m.outputs) ? m.outputs : []) {
-        const top = typeof o === 'string' ? o.split(/[\\/]/).find((part) => part !== '' && part !== '.') : undefined;
-        if (top && top !== '..' && top !== LOCK_FILE && top !== 'cache') found.add(top);
-      }
-    } catch {
-      // an unreadable marker lists nothing
-    }
-  }
-  return found;
+/** The files clearRunFolder would remove, and the others (the user's), of a folder whose run.json is `current`. */
+async function filesOf(out: string, current: RunManifest | ClearingMarker | null): Promise<RunFiles> {
+  // a folder that never held a run is nobody's to clear
+  if (current === null && !existsSync(join(out, 'stages'))) return { remove: [], keep: [] };
+  const removing = current !== null && 'clearing' in current && Array.isArray(current.removing) ? current.removing : [];
+  return runFiles(out, previousConfig(current), removing);
 }
 
 /**
  * --force: removes the previous run's outputs before the new run writes anything. run.json is first replaced by a
- * "clearing" marker, so at no point does the folder hold a new run.json beside old outputs (or claim to be the old
- * run with outputs missing); a clearing interrupted by a kill is finished by the next run in the folder. The
- * caller holds the folder's lock. Only what a run writes goes (RUN_ENTRIES, and whatever the old stage markers
- * list); a folder that never held a run (no run.json, no stages/) is left as it is, and one whose run.json no run
- * wrote is refused.
+ * "clearing" marker that lists the files to remove, so at no point does the folder hold a new run.json beside old
+ * outputs (or claim to be the old run with outputs missing); a clearing interrupted by a kill is finished by the
+ * next run in the folder, from that list. The caller holds the folder's lock. Only the files a run wrote go
+ * (runFiles: those its stage markers list, and the names the pipelines give their outputs), then the folders that
+ * leaves empty; a user's files stay wherever they are. A folder that never held a run (no run.json, no stages/)
+ * is left as it is, and one whose run.json no run wrote is refused.
  */
 export async function clearRunFolder(out: string): Promise<void> {
   const current = await readRunJson(out);
   if (current === 'foreign') throw new InvalidArgumentError(foreignRunJson(out));
-  const entries = await entriesToClear(out);
-  if (entries.length === 0) return;
-  if (current !== null) {
-    const previous = 'clearing' in current ? current.previousConfigHash : current.configHash;
-    const marker: ClearingMarker = { format: 'brainlatent-run', clearing: true, previousConfigHash: previous, startedAt: new Date().toISOString() };
-    await writeJsonAtomic(paths(out).run, marker);
-  }
+  const { remove } = await filesOf(out, current);
+  if (remove.length === 0) return;
+  const previous = current === null ? null : 'clearing' in current ? current.previousConfigHash : current.configHash;
+  const marker: ClearingMarker = {
+    format: 'brainlatent-run', clearing: true, previousConfigHash: previous, startedAt: new Date().toISOString(), removing: remove.filter((f) => f !== 'run.json'),
+  };
+  await writeJsonAtomic(paths(out).run, marker);
   // Stage markers first: whatever survives a kill below is never mistaken for a finished stage.
-  await rm(join(out, 'stages'), { recursive: true, force: true });
-  for (const e of entries) if (e !== 'run.json' && e !== 'stages') await rm(join(out, e), { recursive: true, force: true });
-}
-
-/** What clearRunFolder would remove (run.json is replaced by its clearing marker): none for a folder that never held a run. */
-export async function entriesToClear(out: string): Promise<string[]> {
-  if (!existsSync(paths(out).run) && !existsSync(join(out, 'stages'))) return [];
-  const owned = new Set([...RUN_ENTRIES, ...(await markedEntries(out))]);
-  try {
-    return (await readdir(out)).filter((e) => owned.has(e)).sort();
-  } catch {
-    return [];
+  const order = [...remove.filter((f) => f.startsWith('stages/')), ...remove.filter((f) => !f.startsWith('stages/') && f !== 'run.json')];
+  const folders = new Set<string>();
+  for (const f of order) {
+    await rm(join(out, f), { force: true });
+    for (let d = dirname(f); d !== '.'; d = dirname(d)) folders.add(d);
+  }
+  // then the folders this left empty, deepest first (a folder holding a file of the user's stays)
+  for (const d of [...folders].sort((a, b) => b.split('/').length - a.split('/').length)) {
+    await rmdir(join(out, d)).catch(() => undefined);
   }
 }
 
-/** A dry run's line for --force: what would go first, and that nothing else would; null when there is nothing. */
+/**
+ * The top-level entries holding files clearRunFolder would remove (run.json: replaced by its clearing marker), and
+ * the files of the user's in the folder that it would leave; none for a folder that never held a run.
+ */
+export async function clearingFiles(out: string): Promise<{ entries: string[]; kept: string[] }> {
+  const current = await readRunJson(out);
+  const { remove, keep } = await filesOf(out, current === 'foreign' ? null : current);
+  return { entries: topEntries(remove), kept: remove.length ? keep : [] };
+}
+
+/** The top-level entries holding files clearRunFolder would remove. */
+export async function entriesToClear(out: string): Promise<string[]> {
+  return (await clearingFiles(out)).entries;
+}
+
+/** How many of the user's files a message names before "and N more". */
+const KEPT_NAMED = 6;
+
+/** A dry run's line for --force: what would go first, and that nothing else would (naming what stays); null when there is nothing. */
 export async function clearingPlan(out: string): Promise<string | null> {
-  const entries = await entriesToClear(out);
+  const { entries, kept } = await clearingFiles(out);
   if (entries.length === 0) return null;
-  return `--force: first removes the previous run's outputs in ${out} (${entries.join(', ')}); other files there stay`;
+  const named = kept.slice(0, KEPT_NAMED).join(', ') + (kept.length > KEPT_NAMED ? ` and ${kept.length - KEPT_NAMED} more` : '');
+  return (
+    `--force: first removes the previous run's outputs in ${out} (${entries.join(', ')}); other files there stay` +
+    (kept.length ? ` (${kept.length} no run wrote: ${named})` : '')
+  );
 }

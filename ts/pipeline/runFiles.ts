@@ -1,0 +1,133 @@
+/**
+ * Which files in a run folder a run wrote, for --force (runFolder's clearRunFolder): those go, every other file
+ * stays, even inside a folder a run writes to (a user's data/participants.csv, maps/my_contrast.nii.gz, images/ of
+ * their own in an encode folder). A file is a run's when
+ * - a stage marker of the previous run lists it as an output (or lists a folder holding it): what finished;
+ * - its name is one reconstruct or encode gives its outputs (RUN_FILE_PATTERNS), or one the previous run's config
+ *   gives its tables and maps (run.json's config: feature set and joint model names): what an interrupted stage
+ *   left before writing its marker;
+ * - an interrupted clearing listed it (the clearing marker's `removing`).
+ * The extraction cache (`cache/`, keyed by its inputs) and the folder's lock are never a run's outputs.
+ */
+import { readdir, readFile } from 'node:fs/promises';
+import { join, sep } from 'node:path';
+
+import { fileStem } from '../encoding/mapFiles.js';
+import { LOCK_FILE } from '../io/folderLock.js';
+
+/**
+ * The names reconstruct, encode and the demo give the files they write, as paths relative to the run folder ('/'
+ * separated). test/pipeline/runFiles and the pipelines' tests check that every file of a real run matches one.
+ */
+export const RUN_FILE_PATTERNS: readonly RegExp[] = [
+  // both pipelines: the manifest, stage markers (and img2img's partial records, batch shards' markers)
+  /^run\.json$/,
+  /^stages\//,
+  /^data\/image_ids\.json$/,
+  /^report\.html$/,
+  // reconstruct (runFolder's paths()), and the demo's stamp of the world it ran on
+  /^features\/(z|c|image_ids)\.npy$/,
+  /^decoders\/((z|c)\.safetensors|summary\.json|(z|c)_target_r\.npy)$/,
+  /^decoded\/(z|c)\.npy$/,
+  /^images\/\d{5}_(org|z|\d{3})\.png$/,
+  /^metrics(\.csv|\.json|_per_image\.csv)$/,
+  /^demo-world\.json$/,
+  // encode (encoding/runPaths' encodePaths(), the report's files); maps and computed tables: runConfigPatterns
+  /^data\/(noise_ceiling\.npy|maps\.json)$/,
+  /^features\/embed\/(z|c|image_ids)\.npy$/,
+  /^features\/embed\/shapes\.json$/,
+  /^fits\/[^/]+\/((r|r2|best_alphas)\.npy|fit\.json)$/,
+  /^banded\/[^/]+\/((r|r2|band_weights|best_alphas|shared|r2_without_\d+|unique_\d+)\.npy|banded\.json)$/,
+  /^maps\/noise-ceiling\.nii\.gz$/,
+  /^mosaics\/noise-ceiling\.png$/,
+  /^regions\.csv$/,
+  /^encoding\.json$/,
+  /^report_files\/(niivue\.umd\.js|NIIVUE-LICENSE\.txt)$/,
+];
+
+const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/**
+ * The names an encode config gives its files: a computed table's features/<key>.npy, and the maps and mosaics of
+ * each feature set and joint model (maps/<name>.nii.gz, maps/<name>_<kind>.nii.gz, mosaics/<name>….png; mapFile()).
+ * `config` is run.json's, as written (read defensively: a config of another version may lack any of these).
+ */
+export function runConfigPatterns(config: unknown): RegExp[] {
+  const c = (config ?? {}) as { featureSets?: unknown; banded?: unknown };
+  const named = (list: unknown): { name: string; kind?: unknown }[] =>
+    Array.isArray(list) ? list.filter((s): s is { name: string } => typeof s?.name === 'string') : [];
+  const sets = named(c.featureSets);
+  const models = named(c.banded);
+  const stems = [...sets, ...models].map((s) => escape(fileStem(s.name)));
+  const tables = sets.filter((s) => s.kind === 'zc' || s.kind === 'unet').map((s) => escape(s.name));
+  return [
+    ...(stems.length ? [new RegExp(`^maps/(${stems.join('|')})(_[^/]*)?\\.nii\\.gz$`), new RegExp(`^mosaics/(${stems.join('|')})(_[^/]*)?\\.png$`)] : []),
+    // a z_c set's table is features/<name>.npy, a U-Net set's one per layer × timestep: features/<name>.L<i>.t<t>.npy
+    ...(tables.length ? [new RegExp(`^features/(${tables.join('|')})(\\.L\\d+\\.t\\d+)?\\.npy$`)] : []),
+  ];
+}
+
+/** What a run folder holds: the files a run wrote (`remove`) and the others (`keep`), relative paths, sorted. */
+export interface RunFiles {
+  remove: string[];
+  keep: string[];
+}
+
+/** Every file under `out` (relative, '/'-separated), but the lock and the extraction cache. */
+async function folderFiles(out: string): Promise<string[]> {
+  let entries;
+  try {
+    entries = await readdir(out, { recursive: true, withFileTypes: true });
+  } catch {
+    return [];
+  }
+  return entries
+    .filter((e) => !e.isDirectory())
+    .map((e) => join(e.parentPath ?? e.path, e.name).slice(out.length + 1).split(sep).join('/'))
+    .filter((f) => f !== LOCK_FILE && !f.startsWith('cache/'))
+    .sort();
+}
+
+/** The outputs the stage markers under stages/ list (files or folders), relative paths. */
+async function markedOutputs(out: string, files: readonly string[]): Promise<string[]> {
+  const found: string[] = [];
+  for (const f of files.filter((f) => f.startsWith('stages/') && f.endsWith('.json'))) {
+    try {
+      const m = JSON.parse(await readFile(join(out, f), 'utf8')) as { outputs?: unknown } | null;
+      for (const o of Array.isArray(m?.outputs) ? m.outputs : []) {
+        if (typeof o !== 'string') continue;
+        const parts = o.split(/[\\/]/).filter((p) => p !== '' && p !== '.');
+        // (never outside the folder, never the cache or the lock)
+        if (parts.length && !parts.includes('..') && parts[0] !== 'cache' && parts[0] !== LOCK_FILE) found.push(parts.join('/'));
+      }
+    } catch {
+      // an unreadable marker lists nothing
+    }
+  }
+  return found;
+}
+
+/**
+ * Splits the files of run folder `out` into the previous run's outputs and the rest. `config` is the previous run's
+ * config (run.json's), `removing` what an interrupted clearing was removing.
+ */
+export async function runFiles(out: string, config: unknown, removing: readonly string[] = []): Promise<RunFiles> {
+  const files = await folderFiles(out);
+  const marked = await markedOutputs(out, files);
+  const patterns = [...RUN_FILE_PATTERNS, ...runConfigPatterns(config)];
+  const listed = new Set(removing);
+  const isRun = (f: string) =>
+    listed.has(f) || patterns.some((p) => p.test(f)) || marked.some((o) => f === o || f.startsWith(`${o}/`));
+  return { remove: files.filter(isRun), keep: files.filter((f) => !isRun(f)) };
+}
+
+/** The top-level entries of `files` (relative paths), sorted: what a message names. */
+export const topEntries = (files: readonly string[]): string[] => [...new Set(files.map((f) => f.split('/')[0]))].sort();
+
+/**
+ * Whether relative path `file` has a name a run gives its outputs (RUN_FILE_PATTERNS, and those of the run's config
+ * `config`), without its markers: what an interrupted stage's files are known by.
+ */
+export function runFileNamed(file: string, config: unknown): boolean {
+  return [...RUN_FILE_PATTERNS, ...runConfigPatterns(config)].some((p) => p.test(file));
+}
