@@ -115,9 +115,10 @@ export async function runFiles(out: string, config: unknown, removing: readonly 
   const files = await folderFiles(out);
   const marked = await markedOutputs(out, files);
   const patterns = [...RUN_FILE_PATTERNS, ...runConfigPatterns(config)];
-  const listed = new Set(removing);
-  const isRun = (f: string) =>
-    listed.has(f) || patterns.some((p) => p.test(f)) || marked.some((o) => f === o || f.startsWith(`${o}/`));
+  const listed = new Set([...removing, ...marked]);
+  // a file listed, or under a folder listed (a marker may name a folder), or named as a run names its outputs
+  const isListed = (f: string) => f.split('/').some((_, i, parts) => listed.has(parts.slice(0, i + 1).join('/')));
+  const isRun = (f: string) => isListed(f) || patterns.some((p) => p.test(f));
   return { remove: files.filter(isRun), keep: files.filter((f) => !isRun(f)) };
 }
 
