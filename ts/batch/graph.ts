@@ -114,6 +114,12 @@ const STAGE_QUEUE: Record<StageName, QueueClass> = {
   report: 'compute',
 };
 
+/**
+ * What names one submission of a batch (one submitPlan call: its record's submittedAt; or one local run: its start),
+ * as its jobs are told it (NodeControl.submission) and its img2img shards' markers record it.
+ */
+export const submissionId = (batch: string, at: string | number) => `${batch}@${typeof at === 'number' ? new Date(at).toISOString() : at}`;
+
 /** The id of an img2img shard's job, from its merge job's id (`<batch>.<subject>.<analysis>.img2img`). */
 export const shardNodeId = (mergeId: string, s: Img2ImgShard) => `${mergeId}.${shardLabel(s)}`;
 export const shardLabel = (s: Img2ImgShard) => `k${s.seedStart}-${s.seedEnd - 1}.i${s.imageStart}-${s.imageEnd < 0 ? 'end' : s.imageEnd - 1}`;

@@ -8,7 +8,7 @@
 import os from 'node:os';
 
 import type { BatchNode, BatchPlan } from './graph.js';
-import { planNodes } from './graph.js';
+import { planNodes, submissionId } from './graph.js';
 import { PoolJobError, ProcessPool } from './pool.js';
 import { lockPlanFolders } from './jobFolder.js';
 import { jobProcessEnv } from './jobThreads.js';
@@ -42,6 +42,7 @@ async function runLocked(plan: BatchPlan, runnerLocks: Record<string, string>, o
   const dependents = new Map<string, string[]>();
   for (const n of nodes) for (const d of n.deps) dependents.set(d, [...(dependents.get(d) ?? []), n.id]);
   const startedAt = Date.now();
+  const submission = submissionId(plan.id, startedAt);
   const emit = (j: JobInfo) => options.onEvent?.({ batch: plan.id, type: 'job', job: { ...j }, at: Date.now() });
   const concurrency = options.concurrency ?? defaultConcurrency();
   const pool = new ProcessPool(concurrency, jobProcessEnv(options.env ?? process.env, concurrency));
@@ -109,7 +110,7 @@ async function runLocked(plan: BatchPlan, runnerLocks: Record<string, string>, o
       pool
         .run(
           n,
-          { depsRan: depsRan(n), ranDeps: ranDeps(n), runnerLocks },
+          { depsRan: depsRan(n), ranDeps: ranDeps(n), runnerLocks, submission },
           (fraction, message, count) => {
             // (its count stays once it is done: the samples it reused are still not this run's work)
             Object.assign(j, { fraction, message, count });

@@ -17,13 +17,17 @@ import type { BatchNode } from './graph.js';
 import type { NodeResult } from './runNode.js';
 import type { JobCount } from './status.js';
 
-export type PoolRequest = { type: 'run'; node: BatchNode; depsRan: boolean; ranDeps?: string[]; runnerLocks?: Record<string, string> } | { type: 'abort'; reason?: string };
+export type PoolRequest = { type: 'run'; node: BatchNode; depsRan: boolean; ranDeps?: string[]; runnerLocks?: Record<string, string>; submission?: string } | { type: 'abort'; reason?: string };
 
-/** What a job is told about the jobs it depends on (NodeControl's depsRan and ranDeps), and of its runner's locks (NodeControl's runnerLocks). */
+/**
+ * What a job is told about the jobs it depends on (NodeControl's depsRan and ranDeps), of its runner's locks
+ * (NodeControl's runnerLocks) and of the submission it belongs to (NodeControl's submission).
+ */
 export interface DepsRan {
   depsRan: boolean;
   ranDeps: string[];
   runnerLocks?: Record<string, string>;
+  submission?: string;
 }
 export type PoolReply =
   | { type: 'progress'; fraction: number; message?: string; count?: JobCount }
@@ -127,7 +131,7 @@ export class ProcessPool {
       };
       s.child.on('message', onMessage);
       s.child.once('exit', onExit);
-      s.child.send({ type: 'run', node, depsRan: deps.depsRan, ranDeps: deps.ranDeps, runnerLocks: deps.runnerLocks } satisfies PoolRequest);
+      s.child.send({ type: 'run', node, depsRan: deps.depsRan, ranDeps: deps.ranDeps, runnerLocks: deps.runnerLocks, submission: deps.submission } satisfies PoolRequest);
     });
     return {
       pid: s.child.pid,

@@ -42,7 +42,7 @@ process.on('message', (m: PoolRequest) => {
     send({ type: 'progress', fraction, message, ...(count ? { count: jobCount(count) } : {}) });
   };
   ready
-    .then(() => runNode(m.node, { depsRan: m.depsRan, ranDeps: m.ranDeps, runnerLocks: m.runnerLocks, signal: ac.signal, progress }))
+    .then(() => runNode(m.node, { depsRan: m.depsRan, ranDeps: m.ranDeps, runnerLocks: m.runnerLocks, submission: m.submission, signal: ac.signal, progress }))
     .then(
       (result) => send({ type: 'result', result }),
       (e: unknown) => send({ type: 'error', error: serializeError(e) }),

@@ -45,6 +45,13 @@ export interface NodeControl {
    */
   ranDeps?: readonly string[];
   /**
+   * The batch submission this job belongs to (`<batch>@<submitted at>`: submitPlan's call, or the local runner's run),
+   * written into an img2img shard's marker: a merge counts the shards whose marker names its own submission as run
+   * by it, whatever their jobs reported (one that computed its images while Redis was away could not record it, ran
+   * again and was skipped on its marker). Absent (a job queued by a version that did not say): the merge counts ranDeps only.
+   */
+  submission?: string;
+  /**
    * The run folders' locks the job's runner holds for the whole batch (run folder → the lock's token; the local
    * runner's, lockPlanFolders): a job in a folder named here runs under that lock, and takes none of its own. Told
    * per job rather than through the environment: a job process is told of exactly its own runner's locks, and a
@@ -77,6 +84,8 @@ interface ShardMarker {
    * before it ran. Absent in markers from before (then the marker must be newer than those markers).
    */
   upstream?: string;
+  /** The submission whose job made it (NodeControl.submission); absent in markers from before, or of a job not told it. */
+  submission?: string;
   seconds: number;
   outputs: string[];
   summary?: Record<string, unknown>;
@@ -111,6 +120,16 @@ async function shardDone(config: ReconstructConfig, shard: Img2ImgShard): Promis
     if (t === null || t > written) return null;
   }
   return m;
+}
+
+/**
+ * Whether a current shard marker holds work of the merge's own submission: its job ran (was not skipped) in it, or
+ * its marker names it (the job computed the shard, could not record that while Redis was away, ran again and was
+ * skipped on the marker). A marker without a submission (from before, or of a job not told it) counts by its job only.
+ */
+export function ranInThisSubmission(marker: { submission?: string }, shardJobId: string, ctl: Pick<NodeControl, 'ranDeps' | 'submission'>): boolean {
+  if (ctl.ranDeps?.includes(shardJobId)) return true;
+  return ctl.submission !== undefined && marker.submission === ctl.submission;
 }
 
 function versions(): Record<string, string> {
@@ -275,7 +294,11 @@ async function runNodeWork(node: BatchNode, ctl: NodeControl): Promise<NodeResul
       const { img2imgShardStage } = await pipelineStages();
       const r = await withStageContext(node, config, ctl, (ctx) => img2imgShardStage(ctx, shard));
       const { stageRecipe } = await runFolder();
-      const marker: ShardMarker = { shard, configHash: configHash(config), recipe: stageRecipe('img2img'), upstream, seconds: seconds(), outputs: r.outputs, summary: r.summary };
+      const marker: ShardMarker = {
+        shard, configHash: configHash(config), recipe: stageRecipe('img2img'), upstream,
+        ...(ctl.submission === undefined ? {} : { submission: ctl.submission }),
+        seconds: seconds(), outputs: r.outputs, summary: r.summary,
+      };
       await writeJsonAtomic(shardMarkerPath(config, shard), marker);
       return { status: 'done', seconds: seconds(), summary: r.summary };
     }
@@ -296,9 +319,8 @@ async function runNodeWork(node: BatchNode, ctl: NodeControl): Promise<NodeResul
       if (new Set(outputs).size !== expected) {
         throw new Error(`img2img shards of ${config.out} wrote ${new Set(outputs).size} images, expected ${ids.length} test images × ${config.img2img.seeds} seeds = ${expected}; the shard plan no longer fits the extraction: resubmit the batch`);
       }
-      // what this run computed: the shards that ran in this batch (a resumed run's others were made, and counted, before)
-      const ranNow = new Set(ctl.ranDeps ?? []);
-      const now = markers.filter((_, i) => ranNow.has(shardNodeId(node.id, w.shards[i])));
+      // what this run computed (a resumed run's others were made, and counted, before)
+      const now = markers.filter((m, i) => ranInThisSubmission(m, shardNodeId(node.id, w.shards[i]), ctl));
       const sum = (key: string, of: ShardMarker[] = now) => of.reduce((a, m) => a + Number(m.summary?.[key] ?? 0), 0);
       const summary = {
         images: ids.length,

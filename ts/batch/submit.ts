@@ -9,19 +9,27 @@ import type { ConnectionOptions, FlowJob, Job, JobsOptions, Queue } from 'bullmq
 
 import { loadRedisQueue } from '../optionalDependencies.js';
 import { BatchError } from './errors.js';
-import { planBatch, planNodes, QUEUES, type BatchNode, type BatchPlan, type QueueClass, type SubjectPlan } from './graph.js';
+import { planBatch, planNodes, QUEUES, submissionId, type BatchNode, type BatchPlan, type QueueClass, type SubjectPlan } from './graph.js';
 import { recordBatch, undoRecord, type NameHolder } from './nameClaim.js';
 import { openShortLivedRedis, PREFIX, requireRedis, shownRedisUrl, type BatchRecord } from './redis.js';
 import { toResolved, writePlan, type ManifestInput } from './outputs.js';
 
 /**
- * @internal What a job carries: its node and, for a join, the flows it adds when it first runs. (Internal: BullMQ's
- * types stay out of the public typings, tsconfig.build.json's stripInternal; a slim install has no bullmq.)
+ * @internal What a job carries: its node, the submission that added it (submissionId; absent in jobs queued by a
+ * version before it) and, for a join, the flows it adds when it first runs. (Internal: BullMQ's types stay out of the
+ * public typings, tsconfig.build.json's stripInternal; a slim install has no bullmq.)
  */
 export interface JobData {
   node: BatchNode;
+  submission?: string;
   spawn?: FlowJob[];
   spawned?: boolean;
+}
+
+/** A submission's plan and its id, which each of its jobs carries (the shards of a merge's fan-out too). */
+interface Submission {
+  plan: BatchPlan;
+  id: string;
 }
 
 function jobOptions(plan: BatchPlan, node: BatchNode, child: boolean): JobsOptions {
@@ -34,13 +42,13 @@ function jobOptions(plan: BatchPlan, node: BatchNode, child: boolean): JobsOptio
   };
 }
 
-function leaf(plan: BatchPlan, n: BatchNode, children: FlowJob[] = [], spawn?: FlowJob[]): FlowJob {
-  const data: JobData = { node: n, ...(spawn ? { spawn } : {}) };
-  return { name: n.stage, queueName: n.queue, data, opts: jobOptions(plan, n, true), children };
+function leaf(sub: Submission, n: BatchNode, children: FlowJob[] = [], spawn?: FlowJob[]): FlowJob {
+  const data: JobData = { node: n, submission: sub.id, ...(spawn ? { spawn } : {}) };
+  return { name: n.stage, queueName: n.queue, data, opts: jobOptions(sub.plan, n, true), children };
 }
 
 /** An analysis's chain, innermost first: the last stage is the top of the tree. */
-function chainFlow(plan: BatchPlan, steps: SubjectPlan['analyses'][number]['steps']): FlowJob {
+function chainFlow(sub: Submission, steps: SubjectPlan['analyses'][number]['steps']): FlowJob {
   let prev: FlowJob | null = null;
   let fan: BatchNode[] = [];
   for (const st of steps) {
@@ -48,8 +56,8 @@ function chainFlow(plan: BatchPlan, steps: SubjectPlan['analyses'][number]['step
       fan = st.shards;
       continue;
     }
-    const spawn = st.work.kind === 'merge' ? fan.map((s) => leaf(plan, s)) : undefined;
-    prev = leaf(plan, st, prev ? [prev] : [], spawn);
+    const spawn = st.work.kind === 'merge' ? fan.map((s) => leaf(sub, s)) : undefined;
+    prev = leaf(sub, st, prev ? [prev] : [], spawn);
     fan = [];
   }
   return prev!;
@@ -58,12 +66,14 @@ function chainFlow(plan: BatchPlan, steps: SubjectPlan['analyses'][number]['step
 /**
  * @internal (BullMQ's FlowJob stays out of the public typings.)
  * A subject's tree: its join runs after the shared jobs (the extraction, then the shared features on top of it,
- * one after another: a job has one parent), then adds the analyses' chains and waits for them.
+ * one after another: a job has one parent), then adds the analyses' chains and waits for them. `submission`: the
+ * id its jobs carry (submissionId).
  */
-export function subjectFlow(plan: BatchPlan, s: SubjectPlan): FlowJob {
-  const data: JobData = { node: s.root, spawn: s.analyses.map((a) => chainFlow(plan, a.steps)) };
-  let children = s.shared.filter((n) => n.deps.length === 0).map((n) => leaf(plan, n));
-  for (const n of s.shared.filter((x) => x.deps.length > 0)) children = [leaf(plan, n, children)];
+export function subjectFlow(plan: BatchPlan, s: SubjectPlan, submission: string): FlowJob {
+  const sub: Submission = { plan, id: submission };
+  const data: JobData = { node: s.root, submission, spawn: s.analyses.map((a) => chainFlow(sub, a.steps)) };
+  let children = s.shared.filter((n) => n.deps.length === 0).map((n) => leaf(sub, n));
+  for (const n of s.shared.filter((x) => x.deps.length > 0)) children = [leaf(sub, n, children)];
   return { name: 'subject', queueName: s.root.queue, data, opts: jobOptions(plan, s.root, false), children };
 }
 
@@ -206,6 +216,8 @@ export async function submitPlan(plan: BatchPlan, options: SubmitOptions & { onl
     const existingStates: Record<string, ExistingState> = {};
     const busy: string[] = [];
     const nodes = planNodes(plan);
+    // the subjects added now are this submission's (a subject already queued keeps its jobs, and theirs)
+    const submission = submissionId(plan.id, record.submittedAt);
     for (const s of plan.subjects) {
       if (options.only && !options.only.includes(s.name)) continue;
       // a subject already in the queue keeps its jobs (finished ones are not redone; 'batch retry' resubmits failed ones)
@@ -220,7 +232,7 @@ export async function submitPlan(plan: BatchPlan, options: SubmitOptions & { onl
         busy.push(s.name);
         continue;
       }
-      await flows.add(subjectFlow(plan, s));
+      await flows.add(subjectFlow(plan, s, submission));
       added.push(s.name);
     }
     return { batch: plan.id, jobs: nodes.length, added, existing, existingStates, busy };

@@ -249,7 +249,7 @@ export async function createWorker(options: WorkerOptions): Promise<BatchWorker>
       if (await job.moveToWaitingChildren(token)) throw new WaitingChildrenError();
     }
     const { depsRan, ranDeps, ran } = dependenciesRan(node, await job.getChildrenValues());
-    return withRan(node, await runNode(node, { depsRan, ranDeps, progress: () => {} }), ran);
+    return withRan(node, await runNode(node, { depsRan, ranDeps, submission: job.data.submission, progress: () => {} }), ran);
   };
   let flowProducer: FlowProducer | null = null;
   const flows = () => {
@@ -265,7 +265,7 @@ export async function createWorker(options: WorkerOptions): Promise<BatchWorker>
     const { job } = r;
     const { depsRan, ranDeps, ran } = dependenciesRan(job.data.node, await job.getChildrenValues());
     let last = 0;
-    r.run = pool.start(job.data.node, { depsRan, ranDeps }, (fraction, message, count) => {
+    r.run = pool.start(job.data.node, { depsRan, ranDeps, submission: job.data.submission }, (fraction, message, count) => {
       emit(r, 'active', { fraction, message, ...(count ? { count } : {}) });
       const now = Date.now();
       if (now - last < 500 && fraction < 1) return;
