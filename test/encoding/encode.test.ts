@@ -58,6 +58,14 @@ describe('encode on the miniature NSD', () => {
     for (const f of result.featureSets) expect(Math.abs(f.regions.find((r) => r.region === 'parietal')!.meanR)).toBeLessThan(0.1);
   });
 
+  it("every file of the run (z, c, z_c, U-Net tables, a joint model, the ceiling) has a name --force knows as a run's", () => {
+    const out = join(world.tmp, 'out');
+    const manifest = JSON.parse(readFileSync(join(out, 'run.json'), 'utf8')) as { config: unknown };
+    const files = filesUnder(out).filter((f) => !f.startsWith('cache/'));
+    expect(files.filter((f) => f.startsWith('maps/')).length).toBeGreaterThan(20);
+    expect(files.filter((f) => !runFileNamed(f, manifest.config))).toEqual([]);
+  });
+
   it('per-voxel accuracy tracks the planted signal-to-noise ratio', () => {
     const [X, Y] = world.truth.grid;
     const col = new Map<number, number>();

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 
@@ -74,11 +74,16 @@ describe('run folder: lock and --force', () => {
 
   it("an encode folder: the old config's map and table names go without their markers, a map of the user's stays", async () => {
     const out = join(root, `enc${n++}`);
-    const config = { featureSets: [{ name: 'z', kind: 'z' }, { name: 'mid', kind: 'unet' }], banded: [{ name: 'z+mid' }] };
+    const config = { featureSets: [{ name: 'z', kind: 'z' }, { name: 'mid', kind: 'unet', layers: ['/down/0'], timesteps: [201] }], banded: [{ name: 'z+mid', sets: ['z', 'mid'] }] };
     mkdirSync(join(out, 'stages'), { recursive: true });
     writeFileSync(join(out, 'run.json'), JSON.stringify({ format: 'brainlatent-run', version: 1, configHash: 'old', config, versions: {} }));
-    const theirs = ['maps/z.nii.gz', 'maps/z_log10-alpha.nii.gz', 'maps/z+mid_unique-z.nii.gz', 'mosaics/z.png', 'features/mid.L0.t201.npy', 'fits/z/r.npy', 'banded/z+mid/r2_without_1.npy'];
-    const mine = ['maps/my_contrast.nii.gz', 'features/mine.npy', 'mosaics/zebra.png', 'fits/z/notes.txt'];
+    const theirs = [
+      'maps/z.nii.gz', 'maps/z_log10-alpha.nii.gz', 'maps/z+mid_unique-z.nii.gz', 'maps/z+mid_gamma-mid.nii.gz', 'mosaics/z.png', 'mosaics/z+mid_r2.png',
+      // a U-Net table's maps are named after the set, its layer and timestep
+      'maps/mid_down_0_t201.nii.gz', 'maps/mid_down_0_t201_r-over-sqrt-nc.nii.gz', 'features/mid.L0.t201.npy', 'fits/z/r.npy', 'banded/z+mid/r2_without_1.npy',
+    ];
+    // names a user gives files derived from the maps start as the maps' do: they are not a run's
+    const mine = ['maps/my_contrast.nii.gz', 'maps/z_thresholded.nii.gz', 'mosaics/z+mid_annotated.png', 'features/mine.npy', 'features/mid.L1.t201.npy', 'mosaics/zebra.png', 'fits/z/notes.txt'];
     for (const f of [...theirs, ...mine]) {
       mkdirSync(dirname(join(out, f)), { recursive: true });
       writeFileSync(join(out, f), f);
@@ -102,9 +107,38 @@ describe('run folder: lock and --force', () => {
     expect(entries).toEqual(['extra', 'images', 'metrics.csv', 'metrics.json', 'report.html', 'run.json', 'stages']);
     await writeJsonAtomic(join(out, 'run.json'), { format: 'brainlatent-run', clearing: true, previousConfigHash: 'old', startedAt: 'then', removing: ['extra/x.npy', 'images/00001_org.png', 'metrics.csv', 'metrics.json', 'report.html', 'stages/evaluate.json', 'stages/new.json'] });
     rmSync(join(out, 'stages'), { recursive: true });
+    // (and it had removed a file whose folder it had not reached yet)
+    mkdirSync(join(out, 'fits', 'z'), { recursive: true });
+    const marker = JSON.parse(readFileSync(join(out, 'run.json'), 'utf8'));
+    await writeJsonAtomic(join(out, 'run.json'), { ...marker, removing: [...marker.removing, 'fits/z/r.npy'] });
     expect(await clearingInterrupted(out)).toBe(true);
+    // any run there finishes it, with or without --force: its dry run says so
+    expect(await clearingPlan(out)).toMatch(/^finishes an interrupted --force: first removes the previous run's outputs in .* \(extra, images, metrics\.csv, metrics\.json, report\.html, run\.json\); other files there stay$/);
     await clearRunFolder(out);
     expect(filesUnder(out)).toEqual(['cache/subj01_x/manifest.json', 'run.json']);
+    expect(readdirSync(out).sort()).toEqual(['cache', 'run.json']);
+  });
+
+  it('a folder named otherwise than its normal form (a trailing slash, //, /./) is cleared and refused the same', async () => {
+    for (const spelling of [(o: string) => `${o}/`, (o: string) => o.replace(/\/([^/]+)$/, '//$1'), (o: string) => o.replace(/\/([^/]+)$/, '/./$1')]) {
+      const out = oldRun();
+      writeFileSync(join(out, 'notes.txt'), 'mine');
+      expect(await runFolderConflict({ out: spelling(out) } as ReconstructConfig)).toMatch(/holds another run's outputs \(images, metrics\.csv, metrics\.json, report\.html, stages;/);
+      expect(await clearingPlan(spelling(out))).toMatch(/\(images, metrics\.csv, metrics\.json, report\.html, run\.json, stages\); other files there stay \(1 no run wrote: notes\.txt\)$/);
+      await clearRunFolder(spelling(out));
+      expect(filesUnder(out)).toEqual(['cache/subj01_x/manifest.json', 'notes.txt', 'run.json']);
+    }
+  });
+
+  it('a link to a folder is not followed: its files stay, and the dry run says it is a link', async () => {
+    const out = oldRun();
+    const elsewhere = join(root, `elsewhere${n++}`);
+    mkdirSync(elsewhere);
+    writeFileSync(join(elsewhere, '00001_000.png'), 'theirs');
+    symlinkSync(elsewhere, join(out, 'samples'));
+    expect(await clearingPlan(out)).toMatch(/other files there stay \(1 no run wrote: samples \(a link, not followed\)\)$/);
+    await clearRunFolder(out);
+    expect(readFileSync(join(elsewhere, '00001_000.png'), 'utf8')).toBe('theirs');
   });
 
   it('a run.json no run wrote (a config of the same name) is refused, with or without --force, and left as it is', async () => {

@@ -4,15 +4,15 @@
  * their own in an encode folder). A file is a run's when
  * - a stage marker of the previous run lists it as an output (or lists a folder holding it): what finished;
  * - its name is one reconstruct or encode gives its outputs (RUN_FILE_PATTERNS), or one the previous run's config
- *   gives its tables and maps (run.json's config: feature set and joint model names): what an interrupted stage
- *   left before writing its marker;
+ *   gives its tables and maps (runConfigFiles, from run.json's config): what an interrupted stage left before
+ *   writing its marker;
  * - an interrupted clearing listed it (the clearing marker's `removing`).
  * The extraction cache (`cache/`, keyed by its inputs) and the folder's lock are never a run's outputs.
  */
 import { readdir, readFile } from 'node:fs/promises';
-import { join, sep } from 'node:path';
+import { join, relative, resolve, sep } from 'node:path';
 
-import { fileStem } from '../encoding/mapFiles.js';
+import { mapFile } from '../encoding/mapFiles.js';
 import { LOCK_FILE } from '../io/folderLock.js';
 
 /**
@@ -32,7 +32,7 @@ export const RUN_FILE_PATTERNS: readonly RegExp[] = [
   /^images\/\d{5}_(org|z|\d{3})\.png$/,
   /^metrics(\.csv|\.json|_per_image\.csv)$/,
   /^demo-world\.json$/,
-  // encode (encoding/runPaths' encodePaths(), the report's files); maps and computed tables: runConfigPatterns
+  // encode (encoding/runPaths' encodePaths(), the report's files); maps and computed tables: runConfigFiles
   /^data\/(noise_ceiling\.npy|maps\.json)$/,
   /^features\/embed\/(z|c|image_ids)\.npy$/,
   /^features\/embed\/shapes\.json$/,
@@ -45,26 +45,41 @@ export const RUN_FILE_PATTERNS: readonly RegExp[] = [
   /^report_files\/(niivue\.umd\.js|NIIVUE-LICENSE\.txt)$/,
 ];
 
-const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-
 /**
- * The names an encode config gives its files: a computed table's features/<key>.npy, and the maps and mosaics of
- * each feature set and joint model (maps/<name>.nii.gz, maps/<name>_<kind>.nii.gz, mosaics/<name>….png; mapFile()).
- * `config` is run.json's, as written (read defensively: a config of another version may lack any of these).
+ * The files an encode config names after its feature sets and joint models (exactly, as the maps stage names
+ * them: mapFile()): each table's maps and mosaics (held-out r, r/√NC, log10 alpha), each joint model's (r, R², R²
+ * without each set, alpha, γ, unique, shared), and a computed table's features/<key>.npy (a z_c set's, a U-Net
+ * set's per layer × timestep). Names a user may give files beside them (maps/z_thresholded.nii.gz) are not among
+ * them. `config` is run.json's, as written (read defensively: a config of another version may lack any of these).
  */
-export function runConfigPatterns(config: unknown): RegExp[] {
+export function runConfigFiles(config: unknown): Set<string> {
   const c = (config ?? {}) as { featureSets?: unknown; banded?: unknown };
-  const named = (list: unknown): { name: string; kind?: unknown }[] =>
-    Array.isArray(list) ? list.filter((s): s is { name: string } => typeof s?.name === 'string') : [];
-  const sets = named(c.featureSets);
-  const models = named(c.banded);
-  const stems = [...sets, ...models].map((s) => escape(fileStem(s.name)));
-  const tables = sets.filter((s) => s.kind === 'zc' || s.kind === 'unet').map((s) => escape(s.name));
-  return [
-    ...(stems.length ? [new RegExp(`^maps/(${stems.join('|')})(_[^/]*)?\\.nii\\.gz$`), new RegExp(`^mosaics/(${stems.join('|')})(_[^/]*)?\\.png$`)] : []),
-    // a z_c set's table is features/<name>.npy, a U-Net set's one per layer × timestep: features/<name>.L<i>.t<t>.npy
-    ...(tables.length ? [new RegExp(`^features/(${tables.join('|')})(\\.L\\d+\\.t\\d+)?\\.npy$`)] : []),
-  ];
+  const list = (v: unknown): Record<string, unknown>[] => (Array.isArray(v) ? v.filter((s) => typeof s?.name === 'string') : []);
+  const strings = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
+  const numbers = (v: unknown): number[] => (Array.isArray(v) ? v.filter((x): x is number => typeof x === 'number') : []);
+  const files = new Set<string>();
+  const map = (r: Parameters<typeof mapFile>[0]) => {
+    const { file, mosaic } = mapFile(r);
+    files.add(file.split(sep).join('/')).add(mosaic.split(sep).join('/'));
+  };
+  for (const set of list(c.featureSets)) {
+    const name = set.name as string;
+    // a table per set, or (U-Net) per layer × timestep: encoding/runPaths' tableSpecs
+    const tables: [string, string][] =
+      set.kind === 'unet'
+        ? strings(set.layers).flatMap((layer, li) => numbers(set.timesteps).map((t): [string, string] => [`${name}:${layer}@t${t}`, `${name}.L${li}.t${t}`]))
+        : [[name, name]];
+    for (const [table, key] of tables) {
+      for (const kind of ['r', 'r-over-sqrt-nc', 'alpha'] as const) map({ kind, featureSet: table });
+      if (set.kind === 'unet' || set.kind === 'zc') files.add(`features/${key}.npy`);
+    }
+  }
+  for (const model of list(c.banded)) {
+    const banded = model.name as string;
+    for (const kind of ['banded-r', 'banded-r2', 'banded-alpha', 'shared'] as const) map({ kind, banded });
+    for (const space of strings(model.sets)) for (const kind of ['banded-r2-without', 'band-weight', 'unique'] as const) map({ kind, banded, space });
+  }
+  return files;
 }
 
 /** What a run folder holds: the files a run wrote (`remove`) and the others (`keep`), relative paths, sorted. */
@@ -74,7 +89,9 @@ export interface RunFiles {
 }
 
 /** Every file under `out` (relative, '/'-separated), but the lock and the extraction cache. */
-async function folderFiles(out: string): Promise<string[]> {
+async function folderFiles(folder: string): Promise<string[]> {
+  // (resolved: a folder given as 'runs/a/' or '/x//y' is named otherwise by the entries' paths)
+  const out = resolve(folder);
   let entries;
   try {
     entries = await readdir(out, { recursive: true, withFileTypes: true });
@@ -83,7 +100,7 @@ async function folderFiles(out: string): Promise<string[]> {
   }
   return entries
     .filter((e) => !e.isDirectory())
-    .map((e) => join(e.parentPath ?? e.path, e.name).slice(out.length + 1).split(sep).join('/'))
+    .map((e) => relative(out, join(e.parentPath ?? e.path, e.name)).split(sep).join('/'))
     .filter((f) => f !== LOCK_FILE && !f.startsWith('cache/'))
     .sort();
 }
@@ -114,11 +131,11 @@ async function markedOutputs(out: string, files: readonly string[]): Promise<str
 export async function runFiles(out: string, config: unknown, removing: readonly string[] = []): Promise<RunFiles> {
   const files = await folderFiles(out);
   const marked = await markedOutputs(out, files);
-  const patterns = [...RUN_FILE_PATTERNS, ...runConfigPatterns(config)];
+  const named = runConfigFiles(config);
   const listed = new Set([...removing, ...marked]);
   // a file listed, or under a folder listed (a marker may name a folder), or named as a run names its outputs
   const isListed = (f: string) => f.split('/').some((_, i, parts) => listed.has(parts.slice(0, i + 1).join('/')));
-  const isRun = (f: string) => isListed(f) || patterns.some((p) => p.test(f));
+  const isRun = (f: string) => isListed(f) || named.has(f) || RUN_FILE_PATTERNS.some((p) => p.test(f));
   return { remove: files.filter(isRun), keep: files.filter((f) => !isRun(f)) };
 }
 
@@ -130,5 +147,5 @@ export const topEntries = (files: readonly string[]): string[] => [...new Set(fi
  * `config`), without its markers: what an interrupted stage's files are known by.
  */
 export function runFileNamed(file: string, config: unknown): boolean {
-  return [...RUN_FILE_PATTERNS, ...runConfigPatterns(config)].some((p) => p.test(file));
+  return runConfigFiles(config).has(file) || RUN_FILE_PATTERNS.some((p) => p.test(file));
 }

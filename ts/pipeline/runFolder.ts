@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readFile, rm, rmdir } from 'node:fs/promises';
+import { lstat, readFile, rm, rmdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 
 import { InvalidArgumentError } from '../errors.js';
@@ -338,6 +338,13 @@ async function filesOf(out: string, current: RunManifest | ClearingMarker | null
   return runFiles(out, previousConfig(current), removing);
 }
 
+/** The folders holding relative path `file`, innermost first ('a/b/c.npy': a/b, a). */
+function ancestors(file: string): string[] {
+  const out: string[] = [];
+  for (let d = dirname(file); d !== '.' && d !== '/' && d !== ''; d = dirname(d)) out.push(d);
+  return out;
+}
+
 /**
  * --force: removes the previous run's outputs before the new run writes anything. run.json is first replaced by a
  * "clearing" marker that lists the files to remove, so at no point does the folder hold a new run.json beside old
@@ -359,10 +366,11 @@ export async function clearRunFolder(out: string): Promise<void> {
   await writeJsonAtomic(paths(out).run, marker);
   // Stage markers first: whatever survives a kill below is never mistaken for a finished stage.
   const order = [...remove.filter((f) => f.startsWith('stages/')), ...remove.filter((f) => !f.startsWith('stages/') && f !== 'run.json')];
-  const folders = new Set<string>();
+  // (and the folders of what an interrupted clearing removed already: it may have been killed before their turn)
+  const folders = new Set<string>(current !== null && 'clearing' in current ? (current.removing ?? []).flatMap(ancestors) : []);
   for (const f of order) {
     await rm(join(out, f), { force: true });
-    for (let d = dirname(f); d !== '.'; d = dirname(d)) folders.add(d);
+    for (const d of ancestors(f)) folders.add(d);
   }
   // then the folders this left empty, deepest first (a folder holding a file of the user's stays)
   for (const d of [...folders].sort((a, b) => b.split('/').length - a.split('/').length)) {
@@ -392,9 +400,14 @@ const KEPT_NAMED = 6;
 export async function clearingPlan(out: string): Promise<string | null> {
   const { entries, kept } = await clearingFiles(out);
   if (entries.length === 0) return null;
-  const named = kept.slice(0, KEPT_NAMED).join(', ') + (kept.length > KEPT_NAMED ? ` and ${kept.length - KEPT_NAMED} more` : '');
+  // a link to a folder is not followed: what it points to is not the run folder's, whatever it holds
+  const link = async (f: string) => ((await lstat(join(out, f)).catch(() => null))?.isSymbolicLink() ? `${f} (a link, not followed)` : f);
+  const shown = await Promise.all(kept.slice(0, KEPT_NAMED).map(link));
+  const named = shown.join(', ') + (kept.length > KEPT_NAMED ? ` and ${kept.length - KEPT_NAMED} more` : '');
+  // (a --force that a kill interrupted is finished by any run there, with or without --force)
+  const what = (await clearingInterrupted(out)) ? 'finishes an interrupted --force: first removes' : '--force: first removes';
   return (
-    `--force: first removes the previous run's outputs in ${out} (${entries.join(', ')}); other files there stay` +
+    `${what} the previous run's outputs in ${out} (${entries.join(', ')}); other files there stay` +
     (kept.length ? ` (${kept.length} no run wrote: ${named})` : '')
   );
 }
