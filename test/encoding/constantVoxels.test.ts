@@ -14,6 +14,7 @@ import { encode, type EncodeResult } from '../../ts/encoding/encode.js';
 import type { EncodingSummary } from '../../ts/encoding/mapFiles.js';
 import { columnPearson, columnR2, constantColumns, heldOutScores } from '../../ts/encoding/metrics.js';
 import { constantVoxelsWarning } from '../../ts/encoding/regions.js';
+import { constantVoxelsFact } from '../../ts/encoding/report.js';
 import { encodeFitOptions } from '../../ts/encoding/ridgeMemory.js';
 import { alignFeatures, encodeExtractOptions, readTable } from '../../ts/encoding/stages.js';
 import { tableSpecs } from '../../ts/encoding/runPaths.js';
@@ -189,6 +190,8 @@ describe('encode where a voxel has the same betas on every test image', () => {
     expect(summary.constantVoxels).toBe(1);
     const html = readFileSync(join(result.out, 'report.html'), 'utf8');
     expect(html).toContain(`<th>constant voxels</th><td>1 of ${voxels}: the same betas on every test image`);
+    // no line without any, nor for a folder from before they were counted
+    expect([constantVoxelsFact({ voxels: 9, constantVoxels: 0 }), constantVoxelsFact({ voxels: 9 })]).toEqual([[], []]);
   });
 
   it('warns again when the run is resumed with every stage done', async () => {
