@@ -149,7 +149,7 @@ describe('encode on the miniature NSD', () => {
   it('writes the region CSV, mosaics and report', async () => {
     const { readFile, stat } = await import('node:fs/promises');
     const csv = await readFile(join(world.tmp, 'out', 'regions.csv'), 'utf8');
-    expect(csv.split('\n')[0]).toBe('feature_set,atlas,region,label,voxels,mean_r,median_r,mean_r_over_ceiling,voxels_over_ceiling,mean_r_over_mean_sqrt_nc');
+    expect(csv.split('\n')[0]).toBe('feature_set,atlas,region,label,voxels,mean_r,median_r,mean_r_over_ceiling,voxels_over_ceiling,mean_r_over_mean_sqrt_nc,constant_voxels');
     expect(csv).toMatch(/^z,streams,early,1,\d+,0\.\d+/m);
     expect(csv).toMatch(/^c,prf-visualrois,V1v,1,/m);
     const png = await readFile(join(world.tmp, 'out', result.featureSets[0].mosaic));

@@ -17,7 +17,7 @@ describe('region medians', () => {
     expect(rows[0].medianR).toBeCloseTo(0.25, 6); // four finite values: (0.2 + 0.3) / 2
     expect(rows[1].medianR).toBeCloseTo(0.3, 6); // 0.4, 0.3, 0.2
     expect(rows[2].medianR).toBeCloseTo(0.1, 6);
-    expect(regionCsv(rows).split('\n')[1]).toBe('z,mask,all,0,5,0.25000,0.25000,,,');
+    expect(regionCsv(rows).split('\n')[1]).toBe('z,mask,all,0,5,0.25000,0.25000,,,,1'); // voxel 4's r is NaN: left out, counted
   });
 
   it("average the two middle values in the report's region tables", () => {

@@ -45,8 +45,8 @@ export interface EncodeOptions {
   dryRun?: boolean;
   /**
    * Called with each warning of the preflight (a session missing between sessions with betas) before any stage runs,
-   * and of the stages (report.html written without its brain viewer: @niivue/niivue is not installed) after them;
-   * they are in the result too.
+   * and of the stages (voxels whose test betas are constant: their r and R² are NaN; report.html written without its
+   * brain viewer: @niivue/niivue is not installed) after them; they are in the result too.
    */
   onWarning?: (message: string) => void;
   /**
@@ -60,9 +60,9 @@ export interface FeatureSetResult {
   name: string;
   description: string;
   features: number;
-  /** Held-out Pearson r per voxel. */
+  /** Held-out Pearson r per voxel (NaN where the voxel's test betas are constant: no variance to explain). */
   r: Float32Array;
-  /** Held-out R² per voxel. */
+  /** Held-out R² per voxel (NaN there too). */
   r2: Float32Array;
   bestAlphas: Float32Array;
   route: string;
@@ -111,7 +111,10 @@ export interface EncodeResult {
   plan?: string[];
   /** Dry run: each stage's estimated time (by stage id) and what it was measured from. */
   estimates?: Record<string, StageEstimate>;
-  /** The preflight's warnings (a session missing between sessions with betas); absent in a result read back by encodeResult. */
+  /**
+   * The preflight's warnings (a session missing between sessions with betas) and the stages' (voxels whose test betas
+   * are constant, their r and R² NaN; the report without its viewer); absent in a result read back by encodeResult.
+   */
   warnings?: string[];
   /** The preflight's notes (no noise ceiling under 'auto'); absent in a result read back by encodeResult. */
   notes?: string[];
@@ -203,10 +206,17 @@ async function runEncode(c: EncodeConfig, options: EncodeOptions): Promise<Encod
     what: 'encode',
     onProgress: options.onProgress && ((p) => options.onProgress!({ ...p, detail: p.message ?? '' })),
   });
-  // what the stages recorded (the report's missing viewer), also when skipped: the report still lacks it
-  const stageWarnings = reports.flatMap((r) => missingDependenciesWarnings(r.summary));
+  // what the stages recorded (the report's missing viewer; the maps' voxels with constant test betas), also when
+  // skipped: the outputs still are as they said
+  const stageWarnings = reports.flatMap((r) => [...missingDependenciesWarnings(r.summary), ...summaryWarnings(r.summary)]);
   stageWarnings.forEach((w) => options.onWarning?.(w));
   return { ...(await encodeResult(c)), stages: reports, warnings: [...pre.warnings, ...stageWarnings], notes: pre.notes };
+}
+
+/** A stage summary's own `warnings` (the maps stage's: voxels whose test betas are constant). */
+function summaryWarnings(summary: Record<string, unknown> | undefined): string[] {
+  const w = summary?.warnings;
+  return Array.isArray(w) ? w.filter((x): x is string => typeof x === 'string') : [];
 }
 
 /** The results of a finished encode run, read back from its folder. */

@@ -61,6 +61,11 @@ export interface EncodingSummary {
   subject: number;
   roi: string;
   voxels: number;
+  /**
+   * Voxels of the mask whose betas are the same on every test image: their held-out r and R² are NaN, left out of the
+   * region means (regions.csv's constant_voxels); absent in folders from before they were counted.
+   */
+  constantVoxels?: number;
   trainImages: number;
   testImages: number;
   /** The sessions whose betas the run read (the extract stage's record); absent in folders from before it was kept. */

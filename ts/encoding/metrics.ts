@@ -39,8 +39,9 @@ function columnMeans(m: Matrix): Float64Array {
 
 /**
  * Pearson r per column (voxel) between predictions and measurements, two-pass in float64 (means, then
- * deviations); 0 where either column is constant (see CONSTANT_RELATIVE_SD). NaN or ±Inf in either argument is
- * refused (NonFiniteError naming pred or actual, the row and the column).
+ * deviations); 0 where either column is constant (see CONSTANT_RELATIVE_SD; encode's held-out scores are NaN where
+ * the measured one is: heldOutScores). NaN or ±Inf in either argument is refused (NonFiniteError naming pred or
+ * actual, the row and the column).
  */
 export function columnPearson(pred: Matrix, actual: Matrix): Float32Array {
   checkPair(pred, actual, 'columnPearson');
@@ -66,8 +67,9 @@ export function columnPearson(pred: Matrix, actual: Matrix): Float32Array {
 
 /**
  * Coefficient of determination per column, 1 − SSE/SST (about the column's own mean), two-pass in float64; 0
- * where the measured column is constant (see CONSTANT_RELATIVE_SD). NaN or ±Inf in either argument is refused
- * (NonFiniteError naming pred or actual, the row and the column).
+ * where the measured column is constant (see CONSTANT_RELATIVE_SD; encode's held-out scores are NaN there:
+ * heldOutScores). NaN or ±Inf in either argument is refused (NonFiniteError naming pred or actual, the row and the
+ * column).
  */
 export function columnR2(pred: Matrix, actual: Matrix): Float32Array {
   checkPair(pred, actual, 'columnR2');
@@ -85,6 +87,39 @@ export function columnR2(pred: Matrix, actual: Matrix): Float32Array {
   const out = new Float32Array(t);
   for (let j = 0; j < t; j++) out[j] = isConstant(sst[j], ma[j], n) ? 0 : 1 - sse[j] / sst[j];
   return out;
+}
+
+/**
+ * Per column, whether it is constant by the rule columnPearson and columnR2 apply (CONSTANT_RELATIVE_SD): 1 where its
+ * SD is float32 rounding of its level. NaN or ±Inf is refused (NonFiniteError naming `what`, the row and the column).
+ */
+export function constantColumns(m: Matrix, what = 'constantColumns'): Uint8Array {
+  assertMatrix(m, what);
+  assertFiniteMatrix(m, what);
+  const { rows: n, cols: t } = m;
+  const mean = columnMeans(m);
+  const ssd = new Float64Array(t);
+  for (let i = 0; i < n; i++) {
+    const o = i * t;
+    for (let j = 0; j < t; j++) ssd[j] += (m.data[o + j] - mean[j]) ** 2;
+  }
+  return Uint8Array.from(ssd, (s, j) => Number(isConstant(s, mean[j], n)));
+}
+
+/** `values` with NaN where `flat` is 1 (in place; returned): a score that is undefined there. */
+export function undefinedWhere(values: Float32Array, flat: Uint8Array): Float32Array {
+  flat.forEach((f, j) => f && (values[j] = NaN));
+  return values;
+}
+
+/**
+ * Held-out r and R² per voxel as encode reports them: columnPearson's and columnR2's values, but NaN where the
+ * measured column is constant (`flat`, constantColumns(actual) unless given): a voxel with no variance to explain has
+ * no score, not a score of 0 (which would count as "explained nothing" in region means). A constant prediction of a
+ * varying measurement keeps r = 0 and its R²: the model predicting nothing is a result.
+ */
+export function heldOutScores(pred: Matrix, actual: Matrix, flat = constantColumns(actual, 'heldOutScores: actual')): { r: Float32Array; r2: Float32Array } {
+  return { r: undefinedWhere(columnPearson(pred, actual), flat), r2: undefinedWhere(columnR2(pred, actual), flat) };
 }
 
 /** Mean of the finite values (NaN when there are none). */

@@ -62,6 +62,7 @@ export interface RegionRow {
   region: string;
   label: number;
   voxels: number;
+  /** Mean and median of r over the region's voxels that have one (`voxels` − `constantVoxels`). */
   meanR: number;
   medianR: number;
   /**
@@ -73,12 +74,17 @@ export interface RegionRow {
   voxelsOverCeiling: number | null;
   /** Mean r / mean √NC over the same voxels: the robust summary (NaN without a noise ceiling). */
   ratioOfMeans: number;
+  /**
+   * Voxels of the region whose r is NaN, left out of every mean and median: their measured test betas are constant
+   * (heldOutScores), so there is no variance to explain (0 in folders fitted before r was NaN there).
+   */
+  constantVoxels: number;
 }
 
 /** A ceiling must exceed this (a fraction of variance) for r/√NC to be taken: below it √NC is too small to divide by. */
 export const CEILING_FLOOR = 0.01;
 
-/** Mean accuracy per region (plus a row for the whole mask, atlas 'mask'). */
+/** Mean accuracy per region (plus a row for the whole mask, atlas 'mask'), over the voxels with an r (constantVoxels counts the others). */
 export function regionTable(featureSet: string, r: Float32Array, labels: RegionLabels[], ceiling: Float32Array | null): RegionRow[] {
   const rows: RegionRow[] = [];
   const row = (atlas: string, region: string, label: number, idx: number[]): RegionRow => {
@@ -93,6 +99,7 @@ export function regionTable(featureSet: string, r: Float32Array, labels: RegionL
       meanRNormalised: ceiling ? mean(over.map((j, k) => r[j] / sqrtNc[k])) : NaN,
       voxelsOverCeiling: ceiling ? over.length : null,
       ratioOfMeans: ceiling ? mean(r, over) / mean(sqrtNc) : NaN,
+      constantVoxels: idx.length - vals.length,
     };
   };
   rows.push(row('mask', 'all', 0, Array.from({ length: r.length }, (_, j) => j)));
@@ -107,19 +114,32 @@ export function regionTable(featureSet: string, r: Float32Array, labels: RegionL
 }
 
 /**
- * regions.csv: `voxels`, `mean_r` and `median_r` are over every voxel of the region; `mean_r_over_ceiling` (mean of
- * r/√NC), `mean_r_over_mean_sqrt_nc` (mean r / mean √NC) over the `voxels_over_ceiling` voxels whose ceiling is
- * above 1% (empty without a noise ceiling). The two columns added later come last, so a reader that takes columns by
- * position still finds the first eight where they were.
+ * regions.csv: `voxels` counts every voxel of the region; `mean_r` and `median_r` are over those with an r, all but the
+ * `constant_voxels` whose test betas are constant (r NaN); `mean_r_over_ceiling` (mean of r/√NC),
+ * `mean_r_over_mean_sqrt_nc` (mean r / mean √NC) over the `voxels_over_ceiling` voxels whose ceiling is above 1% and
+ * that have an r (empty without a noise ceiling). The columns added later come last, so a reader that takes columns by
+ * position still finds the first ones where they were.
  */
 export function regionCsv(rows: RegionRow[]): string {
   const f = (v: number) => (Number.isFinite(v) ? v.toFixed(5) : '');
   const q = (s: string) => (/[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
   return (
-    'feature_set,atlas,region,label,voxels,mean_r,median_r,mean_r_over_ceiling,voxels_over_ceiling,mean_r_over_mean_sqrt_nc\n' +
+    'feature_set,atlas,region,label,voxels,mean_r,median_r,mean_r_over_ceiling,voxels_over_ceiling,mean_r_over_mean_sqrt_nc,constant_voxels\n' +
     rows
-      .map((r) => [q(r.featureSet), r.atlas, q(r.region), r.label, r.voxels, f(r.meanR), f(r.medianR), f(r.meanRNormalised), r.voxelsOverCeiling ?? '', f(r.ratioOfMeans)].join(','))
+      .map((r) => [q(r.featureSet), r.atlas, q(r.region), r.label, r.voxels, f(r.meanR), f(r.medianR), f(r.meanRNormalised), r.voxelsOverCeiling ?? '', f(r.ratioOfMeans), r.constantVoxels].join(','))
       .join('\n') +
     '\n'
+  );
+}
+
+/**
+ * The run's warning when some voxels' test betas are constant (`constant` of the mask's `voxels`): their r and R² are
+ * NaN and left out, so "no variance to explain" is not reported as "explained nothing".
+ */
+export function constantVoxelsWarning(constant: number, voxels: number): string {
+  const one = constant === 1;
+  return (
+    `${constant} of the mask's ${voxels} voxels ${one ? 'has' : 'have'} the same betas on every test image (constant up to float32 rounding): ` +
+    `${one ? 'its' : 'their'} held-out r and R² are NaN (no variance to explain), no value in the maps, and left out of regions.csv's means and medians (counted in its constant_voxels column)`
   );
 }

@@ -281,6 +281,16 @@ export function noiseCeilingFact(s: Pick<EncodingSummary, 'noiseCeiling' | 'conf
   return 'none';
 }
 
+/**
+ * The report's line on the voxels whose betas are the same on every test image (none when there are none, or in a
+ * folder from before they were counted): their r and R² are NaN, blank in the maps and left out of every region mean.
+ */
+export function constantVoxelsFact(s: Pick<EncodingSummary, 'constantVoxels' | 'voxels'>): [string, string][] {
+  const n = s.constantVoxels ?? 0;
+  if (!n) return [];
+  return [['constant voxels', `${fmtCount(n)} of ${fmtCount(s.voxels)}: the same betas on every test image, so no variance to explain; their r and R² are NaN (no value in the maps) and left out of the region means`]];
+}
+
 /** The report's training-set line: with averageTrain false the fit's rows are trials (an image's repetitions each a row). */
 export function trainingFact(s: Pick<EncodingSummary, 'trainImages' | 'config'>): [string, string] {
   const trials = (s.config.nsd as { averageTrain?: boolean }).averageTrain === false;
@@ -428,6 +438,7 @@ ${atlases.map((a, k) => b64(`vol-atlas-${k}`, a.bytes)).join('\n')}
   const meta: [string, string][] = [
     ['subject', String(s.subject)],
     ['voxels', `${fmtCount(s.voxels)} (${s.roi})`],
+    ...constantVoxelsFact(s),
     trainingFact(s),
     ['test images', `${fmtCount(s.testImages)} (betas averaged over repetitions)`],
     ...(sessions ? [['sessions', sessions.text] as [string, string]] : []),

@@ -38,10 +38,10 @@ import { BandedRidgeCV } from '../ridge/BandedRidgeCV.js';
 import type { BandedRidgeModel } from '../ridge/BandedRidgeModel.js';
 import { alphaGridNote, log10Alphas } from './alphaMaps.js';
 import { describeFeatures, embedImages, readFeatureFile, unetLayerFeatures, zcFeatures, type Embeddings, type FeatureTable } from './features.js';
-import { columnPearson, columnR2, mean } from './metrics.js';
+import { heldOutScores, mean } from './metrics.js';
 import { bandedMapKey, mapFile, type EncodingSummary, type MapRecord } from './mapFiles.js';
 import { estimateNcsnr, noiseCeilingFromNcsnr, trialsPerTestImage } from './noiseCeiling.js';
-import { loadRegionLabels, regionCsv, regionTable, type RegionRow } from './regions.js';
+import { constantVoxelsWarning, loadRegionLabels, regionCsv, regionTable, type RegionRow } from './regions.js';
 import { ENCODE_REPORT_RERUN, mapRecordsOf, writeEncodingReport } from './report.js';
 import { missingDependenciesSummary } from '../report/optionalParts.js';
 import { encodeBandedOptions, encodeFitOptions } from './ridgeMemory.js';
@@ -285,9 +285,8 @@ async function fitStage(c: EncodeConfig, t: TableSpec, ctx: StageRunContext): Pr
       // the engine counts in GiB and names its own option; the config's is ridge.memoryBudget, in bytes
       throw e instanceof OutOfMemoryError ? inConfigUnits(e, c.ridge.memoryBudget) : e;
     });
-  const pred = model.predict(test);
-  const r = columnPearson(pred, betas.test);
-  const r2 = columnR2(pred, betas.test);
+  // (NaN where the test betas are constant: nothing to explain there; the maps stage counts and warns)
+  const { r, r2 } = heldOutScores(model.predict(test), betas.test);
   await mkdir(dirname(p.r), { recursive: true });
   await writeNpy(p.r, r, [r.length]);
   await writeNpy(p.r2, r2, [r2.length]);
@@ -347,9 +346,7 @@ async function bandedStage(c: EncodeConfig, b: BandedSpec, ctx: StageRunContext)
     outputs.push(p.shared);
   } else {
     model = await new BandedRidgeCV(opts).fit(pick('train'), betas.train, { signal: ctx.signal }).catch(inBudgetUnits);
-    const pred = model.predict(pick('test'));
-    r = columnPearson(pred, betas.test);
-    r2 = columnR2(pred, betas.test);
+    ({ r, r2 } = heldOutScores(model.predict(pick('test')), betas.test));
   }
   const weights = model.bandWeights();
   await writeNpy(p.r, r, [r.length]);
@@ -532,7 +529,19 @@ async function mapsStage(c: EncodeConfig, ctx: StageRunContext): Promise<StageRe
   const stale = earlier.flatMap((old) => [old?.file, old?.mosaic]).filter((f): f is string => typeof f === 'string' && !kept.has(f) && !f.includes('..'));
   for (const f of stale) await rm(join(c.out, f), { force: true });
   await writeFileAtomic(p.regions, regionCsv([...o.fits.flatMap((f) => f.regions), ...o.banded.flatMap((b) => b.regions)]));
-  return { outputs: [...records.map((r) => r.file), relative(c.out, p.maps), relative(c.out, p.regions)], summary: { maps: records.length } };
+  // (in its summary, so that a run that skips this stage still warns: encode reads the stages' `warnings`)
+  const constant = constantVoxelCount(o);
+  const warnings = constant ? [constantVoxelsWarning(constant, o.mask.indices.length)] : [];
+  return { outputs: [...records.map((r) => r.file), relative(c.out, p.maps), relative(c.out, p.regions)], summary: { maps: records.length, constantVoxels: constant, ...(warnings.length ? { warnings } : {}) } };
+}
+
+/**
+ * The mask's voxels whose measured test betas are constant: those whose held-out r is NaN (heldOutScores), the same
+ * voxels in every fit of the run (one set of test betas); 0 for a folder fitted before r was NaN there.
+ */
+export function constantVoxelCount(o: Pick<EncodeOutputs, 'fits' | 'banded'>): number {
+  const r = o.fits[0]?.r ?? o.banded[0]?.r;
+  return r ? r.reduce((n, v) => n + (Number.isNaN(v) ? 1 : 0), 0) : 0;
 }
 
 /**
@@ -562,6 +571,7 @@ async function reportStage(c: EncodeConfig): Promise<StageResult> {
     subject: c.nsd.subject,
     roi: c.nsd.roi,
     voxels: o.mask.indices.length,
+    constantVoxels: constantVoxelCount(o),
     trainImages: ids.train.length,
     testImages: ids.test.length,
     ...(sessions ? { sessions } : {}),

@@ -3,7 +3,7 @@ import type { Matrix } from '../matrix.js';
 import type { FitControl } from '../ridge/RidgeCV.js';
 import { BandedRidgeCV, type BandedRidgeCVOptions } from '../ridge/BandedRidgeCV.js';
 import type { BandedRidgeModel } from '../ridge/BandedRidgeModel.js';
-import { columnPearson, columnR2 } from './metrics.js';
+import { constantColumns, heldOutScores } from './metrics.js';
 
 /**
  * The convention (docs/encoding.md, "Variance partitioning"): every model's held-out R² is floored at 0 before
@@ -17,15 +17,15 @@ export const PARTITION_CONVENTION =
 
 export interface VariancePartition {
   bandNames: string[];
-  /** Held-out R² of the joint model (all spaces), as measured (not floored). */
+  /** Held-out R² of the joint model (all spaces), as measured (not floored); NaN where the test column is constant. */
   joint: Float32Array;
-  /** Held-out R² of the joint model without space i, per space, as measured. */
+  /** Held-out R² of the joint model without space i, per space, as measured; NaN where the test column is constant. */
   without: Float32Array[];
-  /** Variance explained by space i and no other: R²₊(all) − R²₊(all but i), R²₊ = max(R², 0); NaN where R²(all) ≤ 0. */
+  /** Variance explained by space i and no other: R²₊(all) − R²₊(all but i), R²₊ = max(R², 0); NaN where R²(all) ≤ 0 or is NaN. */
   unique: Float32Array[];
-  /** What remains of R²₊(all) after the unique parts: R²₊(all) − Σᵢ uniqueᵢ (two spaces: R²₊(A) + R²₊(B) − R²₊(A∪B)); NaN where R²(all) ≤ 0. */
+  /** What remains of R²₊(all) after the unique parts: R²₊(all) − Σᵢ uniqueᵢ (two spaces: R²₊(A) + R²₊(B) − R²₊(A∪B)); NaN where R²(all) ≤ 0 or is NaN. */
   shared: Float32Array;
-  /** Held-out Pearson r of the joint model. */
+  /** Held-out Pearson r of the joint model; NaN where the test column is constant (heldOutScores). */
   jointR: Float32Array;
   model: BandedRidgeModel;
 }
@@ -52,14 +52,14 @@ export async function partitionVariance(
   });
   const pick = (src: Record<string, Matrix>, keep: string[]) => Object.fromEntries(keep.map((n) => [n, src[n]]));
   const model = await new BandedRidgeCV(options).fit(train, trainY, step(0));
-  const pred = model.predict(test);
-  const joint = columnR2(pred, testY);
-  const jointR = columnPearson(pred, testY);
+  // every score NaN where the test betas are constant (no variance to partition), and so are unique and shared there
+  const flat = constantColumns(testY, 'partitionVariance: testY');
+  const { r: jointR, r2: joint } = heldOutScores(model.predict(test), testY, flat);
   const without: Float32Array[] = [];
   for (let i = 0; i < names.length; i++) {
     const keep = names.filter((_, k) => k !== i);
     const sub = await new BandedRidgeCV(options).fit(pick(train, keep), trainY, step(i + 1));
-    without.push(columnR2(sub.predict(pick(test, keep)), testY));
+    without.push(heldOutScores(sub.predict(pick(test, keep)), testY, flat).r2);
   }
   const floor = (r: number) => (r > 0 ? r : 0);
   const unique = without.map((w) => joint.map((j, v) => (j > 0 ? j - floor(w[v]) : NaN)));

@@ -50,9 +50,11 @@ interface ClearingMarker {
  * - maps 3 (encode): regions.csv counts the voxels over the ceiling and has mean r / mean √NC; log10 alpha maps,
  *   a joint model's R², alpha and γ maps.
  * - banded.* 2 (encode): a joint model also writes its alphas and held-out R² (and those without each set).
+ * - fit.* 2, banded.* 3, maps 4 (encode): r and R² (and a joint model's partition) are NaN, not 0, where the test betas
+ *   are constant; regions.csv leaves those voxels out of its means and counts them (constant_voxels).
  * A key '<prefix>.*' is the recipe of every stage '<prefix>.<name>' that has none of its own.
  */
-export const STAGE_RECIPES: Readonly<Record<string, number>> = { features: 2, img2img: 2, ceiling: 2, maps: 3, 'banded.*': 2 };
+export const STAGE_RECIPES: Readonly<Record<string, number>> = { features: 2, img2img: 2, ceiling: 2, maps: 4, 'fit.*': 2, 'banded.*': 3 };
 
 /** The recipe version of stage `stage` (1 unless STAGE_RECIPES says otherwise, for it or for its '<prefix>.*'). */
 export const stageRecipe = (stage: string): number => STAGE_RECIPES[stage] ?? STAGE_RECIPES[`${stage.split('.')[0]}.*`] ?? 1;
