@@ -91,7 +91,7 @@ export async function readMat(path: string, opts: MatReadOptions = {}): Promise<
   const variables = new Map<string, MatArray | MatSkipped>();
   const budget = { left: byteLimit('BRAINLATENT_MAX_MAT_BYTES', 2 ** 31 - 1) };
   try {
-    parseElements(path, bytes.subarray(128), le, variables, true, budget);
+    parseElements(path, bytes.subarray(128), le, variables, budget, { base: 128 });
   } catch (e) {
     // Any read past a sub-element's end that a check missed is still a FormatError naming the file.
     if (e instanceof RangeError) throw new FormatError(`${path}: malformed MAT element (${e.message})`, { path });
@@ -123,36 +123,40 @@ function parseElements(
   buf: Uint8Array,
   le: boolean,
   out: Map<string, MatArray | MatSkipped>,
-  topLevel: boolean,
   budget: { left: number },
+  /** Where `buf` lies: from file byte `base`, or inflated from the compressed element at file byte `inside`. */
+  at: { base: number } | { inside: number },
 ): void {
   const bad = (field: string, msg: string) => new FormatError(`${path}: ${msg}`, { path, field });
+  const topLevel = 'base' in at;
+  // offsets as a hex dump of the file shows them
+  const where = (off: number) => ('base' in at ? `at byte ${at.base + off}` : `at byte ${off} inside the compressed element at byte ${at.inside}`);
   const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   let off = 0;
   while (off + 8 <= buf.length) {
     const tag = readTag(dv, off, le);
     const start = off + tag.headerBytes;
     if (start + tag.nbytes > buf.length) {
-      throw bad('element', `MAT element at byte ${off} claims ${tag.nbytes} bytes, only ${buf.length - start} remain (truncated file?)`);
+      throw bad('element', `MAT element ${where(off)} claims ${tag.nbytes} bytes, only ${buf.length - start} remain (truncated file?)`);
     }
     const payload = buf.subarray(start, start + tag.nbytes);
     if (tag.type === MI.COMPRESSED) {
       // MATLAB never nests compressed elements; refusing them bounds the work a crafted file can ask for.
-      if (!topLevel) throw bad('miCOMPRESSED', `a compressed element inside a compressed element at byte ${off}`);
+      if (!topLevel) throw bad('miCOMPRESSED', `a compressed element ${where(off)}`);
       let inflated: Buffer;
       try {
         inflated = inflateSync(payload, { maxOutputLength: Math.max(1, budget.left) });
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
           throw new LimitError(
-            `${path}: compressed MAT element at byte ${off} inflates past the ${budget.left}-byte limit (raise it with BRAINLATENT_MAX_MAT_BYTES)`,
+            `${path}: compressed MAT element ${where(off)} inflates past the ${budget.left}-byte limit (raise it with BRAINLATENT_MAX_MAT_BYTES)`,
             { path, field: 'miCOMPRESSED' },
           );
         }
-        throw bad('miCOMPRESSED', `corrupt compressed MAT element at byte ${off} (${e instanceof Error ? e.message : String(e)})`);
+        throw bad('miCOMPRESSED', `corrupt compressed MAT element ${where(off)} (${e instanceof Error ? e.message : String(e)})`);
       }
       budget.left -= inflated.length;
-      parseElements(path, inflated, le, out, false, budget);
+      parseElements(path, inflated, le, out, budget, { inside: at.base + off });
       off = start + tag.nbytes; // compressed elements are not padded
     } else if (tag.type === MI.MATRIX) {
       if (tag.nbytes > 0) {
@@ -162,7 +166,7 @@ function parseElements(
       }
       off = start + pad8(tag.nbytes);
     } else {
-      throw bad('element', `top-level MAT element of type ${MI_NAMES[tag.type] ?? tag.type} at byte ${off}, expected miMATRIX or miCOMPRESSED`);
+      throw bad('element', `top-level MAT element of type ${MI_NAMES[tag.type] ?? tag.type} ${where(off)}, expected miMATRIX or miCOMPRESSED`);
     }
   }
   if (off < buf.length && buf.subarray(off).some((b) => b !== 0)) {
