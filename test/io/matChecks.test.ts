@@ -78,6 +78,6 @@ describe('MAT v5 checks', () => {
     tag.writeUInt32LE(15, 0);
     tag.writeUInt32LE(z.length, 4);
     const head = readFileSync(file('z.mat')).subarray(0, 128);
-    expect(await message(Buffer.concat([head, tag, z]))).toBe("a compressed element at byte 0 inside the compressed element at byte 128");
+    expect(await message(Buffer.concat([head, tag, z]))).toBe('a compressed element at byte 0 inside the compressed element at byte 128');
   });
 });
