@@ -254,6 +254,19 @@ describe('NIfTI header checks', () => {
   });
 });
 
+describe('an MGH/MGZ file given for a NIfTI (review s30-r2)', () => {
+  it('is named FreeSurfer\'s format, with what to do, plain or gzipped', async () => {
+    // MGH: int32 version 1, big-endian, then the dims
+    const mgh = Buffer.alloc(400);
+    mgh.writeInt32BE(1, 0);
+    [2, 3, 4, 1, 3].forEach((v, i) => mgh.writeInt32BE(v, 4 + 4 * i));
+    for (const [name, bytes] of [['a.mgh', mgh], ['a.mgz', gzipSync(mgh)]] as const) {
+      writeFileSync(file(name), bytes);
+      expect((await fail(readNifti(file(name)))).message).toBe(`${file(name)}: an MGH/MGZ file (FreeSurfer), not NIfTI: convert it with mri_convert or nibabel`);
+    }
+  });
+});
+
 describe('writeNifti options', () => {
   it('an unknown datatype or version is an InvalidArgumentError naming the option (a TypeError for float16; version 3 wrote NIfTI-2)', async () => {
     const write = (spec: object) => writeNifti(file('opt.nii'), { dims: [2, 1, 1], datatype: 'int16', ...spec } as Parameters<typeof writeNifti>[1], new Int16Array([1, 2]));
