@@ -175,6 +175,33 @@ with h5py.File(sys.argv[1], 'w') as f:
     );
     expectMasked((await readHdf5Masked(p, mask, { divisor: 300 })).betas);
   });
+
+  it('int64 betas are read exactly; a value float64 would round, and a complex dataset, are refused by name', async () => {
+    const p = join(dir, 'h5py-int64.hdf5');
+    await runPython(
+      `import sys, numpy as np, h5py
+T, Z, Y, X = ${T}, ${Z}, ${Y}, ${X}
+t, z, y, x = np.meshgrid(np.arange(T), np.arange(Z), np.arange(Y), np.arange(X), indexing='ij')
+a = ((t * 131 + z * 37 + y * 11 + x * 3) % 5001 - 2500).astype(np.int64)
+with h5py.File(sys.argv[1], 'w') as f:
+    f.create_dataset('betas', data=a)
+    h = np.zeros((2, 3), np.uint64); h[1, 2] = 2**63
+    f.create_dataset('huge', data=h)
+    f.create_dataset('cpx', data=np.zeros(2, np.complex128))`,
+      p,
+    );
+    expectMasked((await readHdf5Masked(p, mask, { divisor: 300, maxSlabBytes: 200 })).betas);
+    const r = await Hdf5Reader.open(p);
+    try {
+      expect(Array.from(r.readSlab('huge', [[0, 1]]))).toEqual([0, 0, 0]);
+      expect(() => r.readSlab('huge', [[1, 2], [1, 3]])).toThrow(
+        /h5py-int64\.hdf5: dataset huge holds the value 9223372036854775808 at \[1, 2\], beyond ±\(2\^53 − 1\)/,
+      );
+      expect(() => r.readSlab('cpx')).toThrow(/dataset cpx holds compound values \(dtype .*\), which are not read; expected integers \(8 to 64 bits\) or floats/);
+    } finally {
+      r.close();
+    }
+  });
 });
 
 describe('h5wasm that cannot start', () => {

@@ -42,8 +42,25 @@ describe('MAT v5 checks', () => {
   it('an element claiming more bytes than remain, and trailing bytes, are refused', async () => {
     const b = Buffer.from(await plain());
     b.writeUInt32LE(1 << 30, 132);
-    expect(await message(b)).toMatch(/^MAT element at byte 0 claims 1073741824 bytes, only \d+ remain \(truncated file\?\)$/);
+    expect(await message(b)).toMatch(/^MAT element at byte 128 claims 1073741824 bytes, only \d+ remain \(truncated file\?\)$/);
     expect(await message(Buffer.concat([await plain(), Buffer.from([1, 2, 3])]))).toBe('3 trailing bytes after the last MAT element');
+  });
+
+  it('offsets are the file\'s (the 128-byte header counted), and inside a compressed element say so (review s30-r2)', async () => {
+    await writeMat(file('two.mat'), { a: { dims: [1, 3], data: Float64Array.from([1, 2, 3]) }, b: { dims: [1, 2], data: Float64Array.from([4, 5]) } });
+    const b = Buffer.from(readFileSync(file('two.mat')));
+    const second = 128 + 8 + b.readUInt32LE(132); // the first element's tag and its bytes
+    b.writeUInt32LE(1 << 20, second + 4);
+    expect(await message(b)).toMatch(new RegExp(`^MAT element at byte ${second} claims 1048576 bytes`));
+    // an element inside a compressed one: its offset in the inflated bytes, and where the compressed element is
+    const inner = Buffer.from(b.subarray(128));
+    const z = deflateSync(Buffer.concat([inner.subarray(0, second - 128), Buffer.from([14, 0, 0, 0, 0, 0, 0, 1])]));
+    const tag = Buffer.alloc(8);
+    tag.writeUInt32LE(15, 0);
+    tag.writeUInt32LE(z.length, 4);
+    expect(await message(Buffer.concat([b.subarray(0, 128), tag, z]))).toMatch(
+      new RegExp(`^MAT element at byte ${second - 128} inside the compressed element at byte 128 claims 16777216 bytes`),
+    );
   });
 
   it('a compressed element inflating past the limit is a LimitError (a zip bomb is not expanded)', async () => {
@@ -51,7 +68,7 @@ describe('MAT v5 checks', () => {
     process.env.BRAINLATENT_MAX_MAT_BYTES = String(1e6);
     const e = await readMat(file('z.mat')).then(() => { throw new Error('expected a rejection'); }, (x: unknown) => x as Error);
     expect(e).toBeInstanceOf(LimitError);
-    expect(e.message).toMatch(/compressed MAT element at byte 0 inflates past the 1000000-byte limit \(raise it with BRAINLATENT_MAX_MAT_BYTES\)/);
+    expect(e.message).toMatch(/compressed MAT element at byte 128 inflates past the 1000000-byte limit \(raise it with BRAINLATENT_MAX_MAT_BYTES\)/);
   });
 
   it('a compressed element nested in another is refused', async () => {
@@ -61,6 +78,6 @@ describe('MAT v5 checks', () => {
     tag.writeUInt32LE(15, 0);
     tag.writeUInt32LE(z.length, 4);
     const head = readFileSync(file('z.mat')).subarray(0, 128);
-    expect(await message(Buffer.concat([head, tag, z]))).toMatch(/a compressed element inside a compressed element/);
+    expect(await message(Buffer.concat([head, tag, z]))).toBe('a compressed element at byte 0 inside the compressed element at byte 128');
   });
 });

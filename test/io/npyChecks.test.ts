@@ -158,3 +158,14 @@ describe('empty arrays', () => {
     expect(back.data.length).toBe(0);
   });
 });
+
+describe('a .npz given for a .npy (review s30-r2)', () => {
+  it('is named a zip archive, with what to do', async () => {
+    // a zip's local-file magic, as np.savez writes it; an empty archive starts PK\x05\x06
+    for (const [name, head] of [['a.npz', [0x50, 0x4b, 3, 4]], ['empty.npz', [0x50, 0x4b, 5, 6]]] as const) {
+      const p = join(dir, name);
+      writeFileSync(p, Buffer.concat([Buffer.from(head), Buffer.alloc(40)]));
+      await expect(readNpy(p)).rejects.toThrow(`${p}: a .npz (zip) archive, not a .npy file: np.load it and np.save the array you need`);
+    }
+  });
+});

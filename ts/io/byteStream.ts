@@ -3,6 +3,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { createGunzip } from 'node:zlib';
 import type { Readable } from 'node:stream';
 import { BrainlatentError, FormatError, MissingFileError } from '../errors.js';
+import { scanGzip, type GzipScan } from './gzipScan.js';
 
 const CHUNK = 1 << 20;
 /** Deflate's largest expansion: one compressed byte never yields more than 1032 (zlib's documented bound). */
@@ -11,8 +12,8 @@ export const MAX_GZIP_RATIO = 1032;
 /**
  * Exact-size sequential reads from a file, gunzipped on the fly when it starts with the gzip magic, so a
  * multi-gigabyte .nii.gz is never held in memory whole. Every gzip member is decompressed in turn (bgzip, pigz and
- * `cat a.gz b.gz` write several), and zero bytes padding the file after the last member are ignored, as gzip and
- * nibabel ignore them.
+ * `cat a.gz b.gz` write several), and bytes after the last member are ignored, as gzip ("trailing garbage
+ * ignored") and nibabel ignore them: zeros padding the file, or anything else once every member has been read.
  */
 export class ByteStream {
   readonly path: string;
@@ -28,11 +29,15 @@ export class ByteStream {
   readonly maxSize: number;
   /** What the reader expects in all (set by `expect`), for the message when the data end before it. */
   private expected: { bytes: number; what: string } | null = null;
-  private readonly source: Readable;
-  private readonly iter: AsyncIterator<Buffer>;
+  private source: Readable;
+  private iter: AsyncIterator<Buffer>;
   private chunk: Buffer = Buffer.alloc(0);
   private pos = 0;
   private consumed = 0;
+  /** Decompressed bytes the source has given (handed out or in `chunk`). */
+  private received = 0;
+  /** Set once the source was reopened to stop before bytes that follow the gzip data. */
+  private stopsAtGzipEnd = false;
 
   private constructor(path: string, compressed: boolean, source: Readable, fileSize: number) {
     this.path = path;
@@ -45,11 +50,8 @@ export class ByteStream {
 
   static async open(path: string): Promise<ByteStream> {
     const { compressed, size } = await probeFile(path);
-    const file = createReadStream(path, { highWaterMark: CHUNK });
-    if (!compressed) return new ByteStream(path, false, file, size);
-    const gunzip = createGunzip({ chunkSize: CHUNK });
-    file.on('error', (e) => gunzip.destroy(e));
-    return new ByteStream(path, true, file.pipe(gunzip), size);
+    if (!compressed) return new ByteStream(path, false, createReadStream(path, { highWaterMark: CHUNK }), size);
+    return new ByteStream(path, true, gunzipOf(path), size);
   }
 
   /**
@@ -119,14 +121,44 @@ export class ByteStream {
     try {
       r = await this.iter.next();
     } catch (e) {
+      const code = (e as NodeJS.ErrnoException)?.code;
+      const scan = this.compressed && typeof code === 'string' && code.startsWith('Z_') ? await scanGzip(this.path) : undefined;
+      if (scan && !scan.failure && scan.end < this.fileSize && !this.stopsAtGzipEnd) return this.reopenBefore(scan.end);
       // (the bytes handed out so far say little: a reader asks for a whole volume in one read)
-      throw await streamError(this.path, this.compressed, e);
+      throw await streamError(this.path, this.compressed, e, scan);
     }
     if (r.done) return false;
     this.chunk = r.value;
     this.pos = 0;
+    this.received += r.value.length;
     return true;
   }
+
+  /**
+   * Bytes that are not gzip data follow whole members, and gunzip failed on them as a new member, dropping the
+   * output of its last input: decompress again up to `end` alone and go on from what was received.
+   */
+  private async reopenBefore(end: number): Promise<boolean> {
+    this.source.destroy();
+    this.stopsAtGzipEnd = true;
+    this.source = gunzipOf(this.path, end);
+    this.iter = this.source[Symbol.asyncIterator]();
+    const got = this.received;
+    this.received = 0;
+    while (this.received <= got) {
+      if (!(await this.nextChunk())) return false;
+      if (this.received > got) this.pos = this.chunk.length - (this.received - got);
+    }
+    return true;
+  }
+}
+
+/** The file's bytes before `end` (all when absent), gunzipped. */
+function gunzipOf(path: string, end?: number): Readable {
+  const file = createReadStream(path, { highWaterMark: CHUNK, ...(end !== undefined ? { end: end - 1 } : {}) });
+  const gunzip = createGunzip({ chunkSize: CHUNK });
+  file.on('error', (e) => gunzip.destroy(e));
+  return file.pipe(gunzip);
 }
 
 /** True when the file starts with the gzip magic bytes 1f 8b. */
@@ -177,35 +209,14 @@ export function fileOpenError(path: string, e: unknown): Error {
   return e instanceof Error ? e : new Error(String(e));
 }
 
-/** The gunzip of the error path: small output chunks, so that what it decompressed before failing is counted to 4 KiB. */
-const COUNT_CHUNK = 4096;
-
-/**
- * How many bytes a gzip file decompresses to before its data fail (on the error path only: it reads the file again).
- * The stream that failed cannot tell: zlib hands out its output in CHUNK-sized pieces and drops the piece it was
- * filling when the data go wrong, so a file that fails within its first MiB had handed out nothing.
- */
-async function gunzipBytesBeforeError(path: string): Promise<number> {
-  const file = createReadStream(path, { highWaterMark: 64 * 1024 });
-  const gunzip = createGunzip({ chunkSize: COUNT_CHUNK });
-  file.on('error', (e) => gunzip.destroy(e));
-  let n = 0;
-  try {
-    for await (const c of file.pipe(gunzip)) n += (c as Buffer).length;
-  } catch {
-    // the failure being reported
-  } finally {
-    file.destroy();
-  }
-  return n;
-}
-
-async function streamError(path: string, compressed: boolean, e: unknown): Promise<Error> {
+async function streamError(path: string, compressed: boolean, e: unknown, scan?: GzipScan): Promise<Error> {
   const code = (e as NodeJS.ErrnoException)?.code;
   if (code === 'ENOENT' || code === 'EISDIR') return fileOpenError(path, e);
   const msg = e instanceof Error ? e.message : String(e);
   if (compressed || (typeof code === 'string' && code.startsWith('Z_'))) {
-    return new FormatError(`${path}: corrupt or truncated gzip data after ${await gunzipBytesBeforeError(path)} decompressed bytes (${msg})`);
+    // (the walk counts exactly: gunzip drops the output of the input it failed on)
+    const at = scan ?? (await scanGzip(path));
+    return new FormatError(`${path}: corrupt or truncated gzip data after ${at.decompressed} decompressed bytes (${msg})`);
   }
   return e instanceof Error ? e : new Error(msg);
 }

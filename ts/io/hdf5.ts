@@ -7,6 +7,7 @@ import { withAtomicPath } from './atomicWrite.js';
 import { runHdf5 } from './hdf5Diagnostics.js';
 import { fileOpenError } from './byteStream.js';
 import { divisorOption } from './finite.js';
+import { INEXACT_INT64, int64ToFloat64 } from './int64.js';
 import { assertVoxelMask, type VoxelMask } from './voxelMask.js';
 
 export type Hdf5TypedArray =
@@ -202,10 +203,27 @@ export class Hdf5Reader {
     return e;
   }
 
+  /** HDF5's class of a dataset's values: 'integer', 'float', 'compound' (MATLAB's complex numbers), 'string', .... */
+  valueClass(name: string): string {
+    const ds = this.dataset(name);
+    return runHdf5(this.path, `read the type of ${name}`, () => typeClassName(ds.metadata.type));
+  }
+
   private rawSlice(ds: Dataset, name: string, ranges: Range[]): Hdf5TypedArray {
     const v = runHdf5(this.path, `read ${name}`, () => ds.slice(ranges.map(([a, b]) => [a, b])));
+    if (v instanceof BigInt64Array || v instanceof BigUint64Array) {
+      // int64 (nibabel, MATLAB and h5py write it) as float64, exact where float64 is: a rounded value is refused
+      return int64ToFloat64(v, (i) => {
+        const at = unravel(i, ranges);
+        return new FormatError(`${this.path}: dataset ${name} holds the value ${v[i]} at [${at.join(', ')}], ${INEXACT_INT64}`, { path: this.path, field: name });
+      });
+    }
     if (!isNumericArray(v)) {
-      throw new FormatError(`${this.path}: dataset ${name} has dtype ${String(ds.dtype)}, expected a numeric type`);
+      const kind = runHdf5(this.path, `read the type of ${name}`, () => typeClassName(ds.metadata.type));
+      throw new FormatError(
+        `${this.path}: dataset ${name} holds ${kind} values (dtype ${String(ds.dtype)}), which are not read; expected integers (8 to 64 bits) or floats (32 or 64 bits)`,
+        { path: this.path, field: name },
+      );
     }
     return v;
   }
@@ -470,6 +488,24 @@ function xRuns(mask: VoxelMask): XRun[] {
     j = k;
   }
   return runs;
+}
+
+// H5T_class_t
+const TYPE_CLASSES = ['integer', 'float', 'time', 'string', 'bitfield', 'opaque', 'compound', 'reference', 'enum', 'variable-length', 'array'];
+
+function typeClassName(type: number): string {
+  return TYPE_CLASSES[type] ?? `type class ${type}`;
+}
+
+/** The dataset coordinates of element `i` of a row-major hyperslab. */
+function unravel(i: number, ranges: Range[]): number[] {
+  const at = ranges.map(([a]) => a);
+  for (let ax = ranges.length - 1; ax >= 0; ax--) {
+    const n = ranges[ax][1] - ranges[ax][0];
+    at[ax] += i % n;
+    i = Math.floor(i / n);
+  }
+  return at;
 }
 
 function isNumericArray(v: unknown): v is Hdf5TypedArray {

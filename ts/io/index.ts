@@ -17,7 +17,7 @@ export type { NiftiHeader, NiftiGeometry, NiftiDatatype, NiftiReadOptions, Nifti
 export { Hdf5Reader, readHdf5Masked, writeHdf5, DEFAULT_MAX_SLAB_BYTES } from './hdf5.js';
 export type { Hdf5DatasetInfo, Hdf5DatasetSpec, Hdf5TypedArray, Range } from './hdf5.js';
 export { readMat, matNumeric, writeMat } from './mat.js';
-export type { MatArray, MatClass, MatFile, MatSkipped, MatWriteVariable } from './mat.js';
+export type { MatArray, MatClass, MatFile, MatReadOptions, MatSkipped, MatWriteVariable } from './mat.js';
 export { maskFromVolume, maskCoordinates, assertSameGrid } from './voxelMask.js';
 export type { Grid, VoxelMask } from './voxelMask.js';
 export type { PngLimits } from './pngCheck.js';

@@ -1,10 +1,11 @@
 import { open } from 'node:fs/promises';
 import { deflateSync, inflateSync } from 'node:zlib';
-import { FormatError, InvalidArgumentError, LimitError, ShapeError } from '../errors.js';
+import { BrainlatentError, FormatError, InvalidArgumentError, LimitError, ShapeError } from '../errors.js';
 import { describeNumber } from '../ridge/alphas.js';
 import { writeFileAtomic } from './atomicWrite.js';
 import { fileOpenError } from './byteStream.js';
-import { Hdf5Reader, hdf5SignatureOffset } from './hdf5.js';
+import { DEFAULT_MAX_SLAB_BYTES, Hdf5Reader, hdf5SignatureOffset, type Range } from './hdf5.js';
+import { INEXACT_INT64, isExactInt64 } from './int64.js';
 import { byteLimit, readWholeFile } from './readWhole.js';
 import { arrayKind } from './typedArrays.js';
 
@@ -25,6 +26,19 @@ export interface MatSkipped {
   name: string;
   className: string;
   skipped: true;
+  /** Why a numeric variable was not read (not asked for, too big, a value float64 cannot hold, ...). */
+  reason?: string;
+}
+
+export interface MatReadOptions {
+  /**
+   * The variables needed. A v7.3 file reads only these (the others are listed, unread), and one of them that
+   * cannot be read is an error; without the list, a v7.3 variable that cannot be read is skipped with its reason.
+   * A v5 file is parsed whole either way.
+   */
+  variables?: readonly string[];
+  /** The most bytes one HDF5 read of a v7.3 variable takes (default DEFAULT_MAX_SLAB_BYTES; lower for tests). */
+  slabBytes?: number;
 }
 
 export interface MatFile {
@@ -46,7 +60,7 @@ const MI_NAMES: Record<number, string> = Object.fromEntries(Object.entries(MI).m
 const MI_SIZES: Record<number, number> = { 1: 1, 2: 1, 3: 2, 4: 2, 5: 4, 6: 4, 7: 4, 9: 8, 12: 8, 13: 8 };
 
 /** Reads a MAT-file: v5/v7 (optionally zlib-compressed elements) with our own parser, v7.3 through h5wasm. */
-export async function readMat(path: string): Promise<MatFile> {
+export async function readMat(path: string, opts: MatReadOptions = {}): Promise<MatFile> {
   // Decide the version from the header alone: v7.3 files (HDF5) can be many GB and are read in slabs.
   let head: Buffer;
   try {
@@ -62,7 +76,7 @@ export async function readMat(path: string): Promise<MatFile> {
     throw fileOpenError(path, e);
   }
   const text = head.subarray(0, Math.min(116, head.length)).toString('latin1');
-  if (text.startsWith('MATLAB 7.3') || (await hdf5SignatureOffset(path)) === 512) return readMat73(path);
+  if (text.startsWith('MATLAB 7.3') || (await hdf5SignatureOffset(path)) === 512) return readMat73(path, opts);
   if (head.length < 128 || !text.startsWith('MATLAB 5.0')) {
     throw new FormatError(`${path}: not a MAT-file (expected a 128-byte header starting "MATLAB 5.0" or "MATLAB 7.3")`);
   }
@@ -77,7 +91,7 @@ export async function readMat(path: string): Promise<MatFile> {
   const variables = new Map<string, MatArray | MatSkipped>();
   const budget = { left: byteLimit('BRAINLATENT_MAX_MAT_BYTES', 2 ** 31 - 1) };
   try {
-    parseElements(path, bytes.subarray(128), le, variables, true, budget);
+    parseElements(path, bytes.subarray(128), le, variables, budget, { base: 128 });
   } catch (e) {
     // Any read past a sub-element's end that a check missed is still a FormatError naming the file.
     if (e instanceof RangeError) throw new FormatError(`${path}: malformed MAT element (${e.message})`, { path });
@@ -92,7 +106,10 @@ export function matNumeric(mat: MatFile, name: string, dims?: number[]): MatArra
   if (!v) {
     throw new FormatError(`${mat.path}: no variable ${name}; found ${[...mat.variables.keys()].join(', ') || 'none'}`);
   }
-  if ('skipped' in v) throw new FormatError(`${mat.path}: variable ${name} is a MATLAB ${v.className}, expected a numeric array`);
+  if ('skipped' in v) {
+    if (v.reason) throw new FormatError(`${mat.path}: variable ${name} (MATLAB ${v.className}) is not read: ${v.reason}`, { path: mat.path, field: name });
+    throw new FormatError(`${mat.path}: variable ${name} is a MATLAB ${v.className}, expected a numeric array`);
+  }
   if (dims && (dims.length !== v.dims.length || dims.some((d, i) => d >= 0 && d !== v.dims[i]))) {
     throw new ShapeError(
       `${mat.path}: variable ${name} is ${v.dims.join('×')}, expected ${dims.map((d) => (d < 0 ? '*' : d)).join('×')}`,
@@ -106,36 +123,40 @@ function parseElements(
   buf: Uint8Array,
   le: boolean,
   out: Map<string, MatArray | MatSkipped>,
-  topLevel: boolean,
   budget: { left: number },
+  /** Where `buf` lies: from file byte `base`, or inflated from the compressed element at file byte `inside`. */
+  at: { base: number } | { inside: number },
 ): void {
   const bad = (field: string, msg: string) => new FormatError(`${path}: ${msg}`, { path, field });
+  const topLevel = 'base' in at;
+  // offsets as a hex dump of the file shows them
+  const where = (off: number) => ('base' in at ? `at byte ${at.base + off}` : `at byte ${off} inside the compressed element at byte ${at.inside}`);
   const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   let off = 0;
   while (off + 8 <= buf.length) {
     const tag = readTag(dv, off, le);
     const start = off + tag.headerBytes;
     if (start + tag.nbytes > buf.length) {
-      throw bad('element', `MAT element at byte ${off} claims ${tag.nbytes} bytes, only ${buf.length - start} remain (truncated file?)`);
+      throw bad('element', `MAT element ${where(off)} claims ${tag.nbytes} bytes, only ${buf.length - start} remain (truncated file?)`);
     }
     const payload = buf.subarray(start, start + tag.nbytes);
     if (tag.type === MI.COMPRESSED) {
       // MATLAB never nests compressed elements; refusing them bounds the work a crafted file can ask for.
-      if (!topLevel) throw bad('miCOMPRESSED', `a compressed element inside a compressed element at byte ${off}`);
+      if (!topLevel) throw bad('miCOMPRESSED', `a compressed element ${where(off)}`);
       let inflated: Buffer;
       try {
         inflated = inflateSync(payload, { maxOutputLength: Math.max(1, budget.left) });
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
           throw new LimitError(
-            `${path}: compressed MAT element at byte ${off} inflates past the ${budget.left}-byte limit (raise it with BRAINLATENT_MAX_MAT_BYTES)`,
+            `${path}: compressed MAT element ${where(off)} inflates past the ${budget.left}-byte limit (raise it with BRAINLATENT_MAX_MAT_BYTES)`,
             { path, field: 'miCOMPRESSED' },
           );
         }
-        throw bad('miCOMPRESSED', `corrupt compressed MAT element at byte ${off} (${e instanceof Error ? e.message : String(e)})`);
+        throw bad('miCOMPRESSED', `corrupt compressed MAT element ${where(off)} (${e instanceof Error ? e.message : String(e)})`);
       }
       budget.left -= inflated.length;
-      parseElements(path, inflated, le, out, false, budget);
+      parseElements(path, inflated, le, out, budget, { inside: at.base + off });
       off = start + tag.nbytes; // compressed elements are not padded
     } else if (tag.type === MI.MATRIX) {
       if (tag.nbytes > 0) {
@@ -145,7 +166,7 @@ function parseElements(
       }
       off = start + pad8(tag.nbytes);
     } else {
-      throw bad('element', `top-level MAT element of type ${MI_NAMES[tag.type] ?? tag.type} at byte ${off}, expected miMATRIX or miCOMPRESSED`);
+      throw bad('element', `top-level MAT element of type ${MI_NAMES[tag.type] ?? tag.type} ${where(off)}, expected miMATRIX or miCOMPRESSED`);
     }
   }
   if (off < buf.length && buf.subarray(off).some((b) => b !== 0)) {
@@ -192,7 +213,13 @@ function parseMatrix(path: string, buf: Uint8Array, le: boolean): MatArray | Mat
   const complex = (word & 0x800) !== 0;
   const logical = (word & 0x200) !== 0;
   const dimsEl = next('dimensions');
-  const dims = Array.from(decodeNumbers(path, 'dims', dimsEl.type, dimsEl.bytes, le));
+  let dims: number[];
+  try {
+    dims = Array.from(decodeNumbers(path, 'dims', dimsEl.type, dimsEl.bytes, le));
+  } catch (e) {
+    if (e instanceof InexactInt64) throw bad('dimensions', `array dimension ${e.value} is not valid (at most 2^31 − 1)`);
+    throw e;
+  }
   if (dims.length < 2 || dims.some((d) => !Number.isInteger(d) || d < 0 || d > 2 ** 31 - 1)) {
     throw bad('dimensions', `array dimensions ${dims.join('×')} are not valid (at least two non-negative integers)`);
   }
@@ -207,7 +234,14 @@ function parseMatrix(path: string, buf: Uint8Array, le: boolean): MatArray | Mat
   if (size && real.bytes.length !== count * size) {
     throw bad('real part', `variable ${name} holds ${real.bytes.length} bytes of ${MI_NAMES[real.type]}, its dims ${dims.join('×')} need ${count * size}`);
   }
-  const data = decodeNumbers(path, name, real.type, real.bytes, le);
+  let data: Float64Array;
+  try {
+    data = decodeNumbers(path, name, real.type, real.bytes, le);
+  } catch (e) {
+    // a value float64 would round leaves this variable unread, not the whole file
+    if (e instanceof InexactInt64) return { name, className, skipped: true, reason: `it holds the value ${e.value} at index ${e.index}, ${INEXACT_INT64}` };
+    throw e;
+  }
   if (data.length !== count) {
     throw bad('real part', `variable ${name} holds ${data.length} values, its dims ${dims.join('×')} need ${count}`);
   }
@@ -240,33 +274,103 @@ function decodeNumbers(path: string, what: string, type: number, bytes: Uint8Arr
       case MI.UINT32: out[i] = dv.getUint32(o, le); break;
       case MI.SINGLE: out[i] = dv.getFloat32(o, le); break;
       case MI.DOUBLE: out[i] = dv.getFloat64(o, le); break;
-      case MI.INT64: out[i] = Number(dv.getBigInt64(o, le)); break;
-      case MI.UINT64: out[i] = Number(dv.getBigUint64(o, le)); break;
+      case MI.INT64: out[i] = exactInt64(dv.getBigInt64(o, le), i); break;
+      case MI.UINT64: out[i] = exactInt64(dv.getBigUint64(o, le), i); break;
     }
   }
   return out;
 }
 
-/** v7.3 files are HDF5: each root dataset carries a MATLAB_class attribute; row-major shapes are MATLAB's reversed. */
-async function readMat73(path: string): Promise<MatFile> {
+class InexactInt64 extends Error {
+  constructor(readonly index: number, readonly value: bigint) {
+    super(`int64 value ${value} at index ${index} ${INEXACT_INT64}`);
+  }
+}
+
+/** An int64/uint64 element as float64, exact (as every other integer class reads): a value it would round throws. */
+function exactInt64(x: bigint, index: number): number {
+  if (!isExactInt64(x)) throw new InexactInt64(index, x);
+  return Number(x);
+}
+
+/**
+ * v7.3 files are HDF5: each root dataset carries a MATLAB_class attribute; row-major shapes are MATLAB's reversed.
+ * Only the variables asked for are read (all when none are named): a variable nobody needs (complex, int64 beyond
+ * 2^53, bigger than the limit) does not refuse the file.
+ */
+async function readMat73(path: string, opts: MatReadOptions): Promise<MatFile> {
   const variables = new Map<string, MatArray | MatSkipped>();
+  const wanted = opts.variables ? new Set(opts.variables) : null;
+  const budget = { left: byteLimit('BRAINLATENT_MAX_MAT_BYTES', 2 ** 31 - 1) };
   const r = await Hdf5Reader.open(path);
   try {
     for (const d of r.datasets()) {
       const name = d.path.replace(/^\//, '');
       if (name.includes('/') || name.startsWith('#')) continue; // #refs# and struct members
-      const cls = String(r.attrs(name).MATLAB_class ?? '');
-      if (!NUMERIC_CLASSES.has(cls) || r.attrs(name).MATLAB_empty) {
-        variables.set(name, { name, className: cls || 'unknown', skipped: true });
-        continue;
+      const attrs = r.attrs(name);
+      const cls = String(attrs.MATLAB_class ?? '');
+      const skip = (className: string, reason?: string) => variables.set(name, { name, className, skipped: true, ...(reason ? { reason } : {}) });
+      if (!NUMERIC_CLASSES.has(cls) || attrs.MATLAB_empty) {
+        skip(cls || 'unknown');
+      } else if (r.valueClass(name) === 'compound') {
+        skip(`complex ${cls}`); // MATLAB stores complex numbers as {real, imag} pairs
+      } else if (wanted && !wanted.has(name)) {
+        skip(cls, `not asked for (readMat read only ${[...wanted].join(', ')})`);
+      } else {
+        // MATLAB dims have at least two entries, as the v5 reader requires
+        const dims = [...d.shape].reverse();
+        while (dims.length < 2) dims.push(1);
+        try {
+          variables.set(name, { name, className: cls as MatClass, dims, data: readVariable73(r, name, d.shape, budget, opts.slabBytes) });
+        } catch (e) {
+          if (wanted || !(e instanceof BrainlatentError)) throw e;
+          skip(cls, e.message.startsWith(`${path}: `) ? e.message.slice(path.length + 2) : e.message);
+        }
       }
-      const raw = r.readSlab(name);
-      variables.set(name, { name, className: cls as MatClass, dims: [...d.shape].reverse(), data: Float64Array.from(raw) });
     }
   } finally {
     r.close();
   }
   return { path, version: '7.3', variables };
+}
+
+/** A whole v7.3 variable as float64, read in hyperslabs that each fit `slabBytes` (h5wasm's heap is capped). */
+function readVariable73(r: Hdf5Reader, name: string, shape: number[], budget: { left: number }, slabBytes = DEFAULT_MAX_SLAB_BYTES): Float64Array {
+  const n = shape.reduce((a, b) => a * b, 1);
+  if (n * 8 > budget.left) {
+    throw new LimitError(
+      `${r.path}: variable ${name} (${[...shape].reverse().join('×')}) takes ${n * 8} bytes as float64, past the ${budget.left}-byte limit left ` +
+        `(raise it with BRAINLATENT_MAX_MAT_BYTES)`,
+      { path: r.path, field: name },
+    );
+  }
+  budget.left -= n * 8;
+  const out = new Float64Array(n);
+  if (n === 0) return out;
+  if (shape.length === 0) {
+    out.set(r.readSlab(name, [], slabBytes));
+    return out;
+  }
+  const item = r.itemSize(name);
+  // the first axis whose inner block (the axes after it, whole) fits a slab: slabs step along it, one index of
+  // each axis before it at a time, so that every slab is a contiguous run of the row-major output
+  const inner = (k: number) => shape.slice(k + 1).reduce((a, b) => a * b, 1);
+  let k = 0;
+  while (k < shape.length - 1 && inner(k) * item > slabBytes) k++;
+  const step = Math.max(1, Math.floor(slabBytes / (inner(k) * item)));
+  const outer = shape.slice(0, k).reduce((a, b) => a * b, 1);
+  for (let o = 0; o < outer; o++) {
+    const lead: Range[] = [];
+    for (let ax = k - 1, rest = o; ax >= 0; ax--) {
+      lead.unshift([rest % shape[ax], (rest % shape[ax]) + 1]);
+      rest = Math.floor(rest / shape[ax]);
+    }
+    for (let a = 0; a < shape[k]; a += step) {
+      const b = Math.min(shape[k], a + step);
+      out.set(r.readSlab(name, [...lead, [a, b]], slabBytes), (o * shape[k] + a) * inner(k));
+    }
+  }
+  return out;
 }
 
 export interface MatWriteVariable {

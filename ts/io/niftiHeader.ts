@@ -65,6 +65,10 @@ export function sniffHeaderSize(first4: Uint8Array, path: string): { size: 348 |
     const n = dv.getInt32(0, le);
     if (n === 348 || n === 540) return { size: n, littleEndian: le };
   }
+  // FreeSurfer's MGH header starts with version 1, big-endian (an .mgz is it gzipped)
+  if (dv.getInt32(0, false) === 1) {
+    throw new FormatError(`${path}: an MGH/MGZ file (FreeSurfer), not NIfTI: convert it with mri_convert or nibabel`, { path, field: 'sizeof_hdr' });
+  }
   throw new FormatError(
     `${path}: not a NIfTI file (sizeof_hdr = ${dv.getInt32(0, true)}, expected 348 for NIfTI-1 or 540 for NIfTI-2)`,
   );

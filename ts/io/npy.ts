@@ -127,6 +127,11 @@ async function headerFrom(fh: FileHandle, path: string, options: NpyReadOptions)
 
 /** Magic, version and header length, checked against the `size` bytes of the whole file. */
 function leadIn(path: string, size: number, pre: Buffer): { major: number; start: number; headerLen: number } {
+  // np.savez writes a zip: PK\x03\x04 (a member), or PK\x05\x06 for an empty archive
+  const zip = pre.length >= 4 && pre.toString('latin1', 0, 2) === 'PK' && ((pre[2] === 3 && pre[3] === 4) || (pre[2] === 5 && pre[3] === 6));
+  if (zip) {
+    throw fail(path, 'magic', 'a .npz (zip) archive, not a .npy file: np.load it and np.save the array you need');
+  }
   if (pre.length < 10 || !pre.subarray(0, 6).equals(MAGIC)) throw fail(path, 'magic', 'not a .npy file (it does not start with \\x93NUMPY)');
   const major = pre[6];
   let headerLen: number, start: number;

@@ -17,7 +17,7 @@ export interface NsdDesign {
 }
 
 export async function readNsdDesign(root: string, path = expdesignPath(root)): Promise<NsdDesign> {
-  const mat = await readMat(path);
+  const mat = await readMat(path, { variables: ['masterordering', 'subjectim', 'sharedix'] });
   const mo = matNumeric(mat, 'masterordering');
   const si = matNumeric(mat, 'subjectim');
   const sh = matNumeric(mat, 'sharedix');
