@@ -119,6 +119,16 @@ describe('run folder: lock and --force', () => {
     expect(readdirSync(out).sort()).toEqual(['cache', 'run.json']);
   });
 
+  it('a clearing begun by a version that removed whole entries (its marker lists nothing) is finished as it began', async () => {
+    const out = join(root, `legacy${n++}`);
+    mkdirSync(join(out, 'maps'), { recursive: true });
+    writeFileSync(join(out, 'run.json'), JSON.stringify({ format: 'brainlatent-run', clearing: true, previousConfigHash: 'old', startedAt: 'then' }));
+    // the old config's map (its name unknown now: the marker holds no config) and a top-level file of the user's
+    for (const f of ['maps/z.nii.gz', 'maps/zc_log10-alpha.nii.gz', 'notes.txt']) writeFileSync(join(out, f), f);
+    await clearRunFolder(out);
+    expect(filesUnder(out)).toEqual(['notes.txt', 'run.json']);
+  });
+
   it('a folder named otherwise than its normal form (a trailing slash, //, /./) is cleared and refused the same', async () => {
     for (const spelling of [(o: string) => `${o}/`, (o: string) => o.replace(/\/([^/]+)$/, '//$1'), (o: string) => o.replace(/\/([^/]+)$/, '/./$1')]) {
       const out = oldRun();

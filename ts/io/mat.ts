@@ -310,20 +310,23 @@ async function readMat73(path: string, opts: MatReadOptions): Promise<MatFile> {
       const attrs = r.attrs(name);
       const cls = String(attrs.MATLAB_class ?? '');
       const skip = (className: string, reason?: string) => variables.set(name, { name, className, skipped: true, ...(reason ? { reason } : {}) });
-      if (!NUMERIC_CLASSES.has(cls) || attrs.MATLAB_empty) {
+      // (a variable not asked for is not looked at further: its type may be one this reader cannot tell)
+      if (wanted && !wanted.has(name)) {
+        skip(cls || 'unknown', `not asked for (readMat read only ${[...wanted].join(', ')})`);
+      } else if (!NUMERIC_CLASSES.has(cls) || attrs.MATLAB_empty) {
         skip(cls || 'unknown');
       } else if (r.valueClass(name) === 'compound') {
         skip(`complex ${cls}`); // MATLAB stores complex numbers as {real, imag} pairs
-      } else if (wanted && !wanted.has(name)) {
-        skip(cls, `not asked for (readMat read only ${[...wanted].join(', ')})`);
       } else {
         // MATLAB dims have at least two entries, as the v5 reader requires
         const dims = [...d.shape].reverse();
         while (dims.length < 2) dims.push(1);
+        const before = budget.left;
         try {
           variables.set(name, { name, className: cls as MatClass, dims, data: readVariable73(r, name, d.shape, budget, opts.slabBytes) });
         } catch (e) {
           if (wanted || !(e instanceof BrainlatentError)) throw e;
+          budget.left = before; // (a variable skipped holds none of the budget)
           skip(cls, e.message.startsWith(`${path}: `) ? e.message.slice(path.length + 2) : e.message);
         }
       }

@@ -10,14 +10,14 @@
  * The extraction cache (`cache/`, keyed by its inputs) and the folder's lock are never a run's outputs.
  */
 import { readdir, readFile } from 'node:fs/promises';
-import { join, relative, resolve, sep } from 'node:path';
+import { join, resolve, sep } from 'node:path';
 
 import { mapFile } from '../encoding/mapFiles.js';
 import { LOCK_FILE } from '../io/folderLock.js';
 
 /**
  * The names reconstruct, encode and the demo give the files they write, as paths relative to the run folder ('/'
- * separated). test/pipeline/runFiles and the pipelines' tests check that every file of a real run matches one.
+ * separated). test/pipeline/runFolder and the pipelines' tests (encode, demo) check that every file of a real run matches one.
  */
 export const RUN_FILE_PATTERNS: readonly RegExp[] = [
   // both pipelines: the manifest, stage markers (and img2img's partial records, batch shards' markers)
@@ -88,21 +88,44 @@ export interface RunFiles {
   keep: string[];
 }
 
-/** Every file under `out` (relative, '/'-separated), but the lock and the extraction cache. */
-async function folderFiles(folder: string): Promise<string[]> {
+/** What a folder's walk found: its files, and the sub-folders it could not read (kept, named as such). */
+interface FolderWalk {
+  files: string[];
+  unreadable: string[];
+}
+
+/**
+ * Every file under `folder` (relative, '/'-separated), but the lock and the extraction cache (not walked), one folder
+ * at a time: a sub-folder that cannot be read (another user's, mode 000) is reported, not taken for an empty folder
+ * — that would make a run folder full of outputs look like one holding none. A missing folder has no files; one that
+ * exists but cannot be read is an error.
+ */
+async function folderFiles(folder: string): Promise<FolderWalk> {
   // (resolved: a folder given as 'runs/a/' or '/x//y' is named otherwise by the entries' paths)
   const out = resolve(folder);
-  let entries;
-  try {
-    entries = await readdir(out, { recursive: true, withFileTypes: true });
-  } catch {
-    return [];
-  }
-  return entries
-    .filter((e) => !e.isDirectory())
-    .map((e) => relative(out, join(e.parentPath ?? e.path, e.name)).split(sep).join('/'))
-    .filter((f) => f !== LOCK_FILE && !f.startsWith('cache/'))
-    .sort();
+  const walk: FolderWalk = { files: [], unreadable: [] };
+  const visit = async (rel: string): Promise<void> => {
+    let entries;
+    try {
+      entries = await readdir(rel ? join(out, rel) : out, { withFileTypes: true });
+    } catch (e) {
+      if (rel === '' && (e as NodeJS.ErrnoException).code === 'ENOENT') return;
+      if (rel === '') throw e;
+      walk.unreadable.push(rel);
+      return;
+    }
+    for (const e of entries) {
+      const path = rel ? `${rel}/${e.name}` : e.name;
+      if (rel === '' && (e.name === LOCK_FILE || e.name === 'cache')) continue;
+      // (a link is not followed: it is a file here, removed as a link when it is a run's)
+      if (e.isDirectory()) await visit(path);
+      else walk.files.push(path);
+    }
+  };
+  await visit('');
+  walk.files.sort();
+  walk.unreadable.sort();
+  return walk;
 }
 
 /** The outputs the stage markers under stages/ list (files or folders), relative paths. */
@@ -126,17 +149,19 @@ async function markedOutputs(out: string, files: readonly string[]): Promise<str
 
 /**
  * Splits the files of run folder `out` into the previous run's outputs and the rest. `config` is the previous run's
- * config (run.json's), `removing` what an interrupted clearing was removing.
+ * config (run.json's), `removing` what an interrupted clearing was removing, `wholeEntries` top-level entries all of
+ * whose files go (a clearing begun by a version that removed whole entries).
  */
-export async function runFiles(out: string, config: unknown, removing: readonly string[] = []): Promise<RunFiles> {
-  const files = await folderFiles(out);
+export async function runFiles(out: string, config: unknown, removing: readonly string[] = [], wholeEntries: readonly string[] = []): Promise<RunFiles> {
+  const { files, unreadable } = await folderFiles(out);
   const marked = await markedOutputs(out, files);
   const named = runConfigFiles(config);
-  const listed = new Set([...removing, ...marked]);
+  const listed = new Set([...removing, ...marked, ...wholeEntries]);
   // a file listed, or under a folder listed (a marker may name a folder), or named as a run names its outputs
   const isListed = (f: string) => f.split('/').some((_, i, parts) => listed.has(parts.slice(0, i + 1).join('/')));
   const isRun = (f: string) => isListed(f) || named.has(f) || RUN_FILE_PATTERNS.some((p) => p.test(f));
-  return { remove: files.filter(isRun), keep: files.filter((f) => !isRun(f)) };
+  const keep = [...files.filter((f) => !isRun(f)), ...unreadable.map((d) => `${d}/ (unreadable: kept)`)].sort();
+  return { remove: files.filter(isRun), keep };
 }
 
 /** The top-level entries of `files` (relative paths), sorted: what a message names. */

@@ -336,9 +336,17 @@ const previousConfig = (m: RunManifest | ClearingMarker | null): unknown => (m !
 async function filesOf(out: string, current: RunManifest | ClearingMarker | null): Promise<RunFiles> {
   // a folder that never held a run is nobody's to clear
   if (current === null && !existsSync(join(out, 'stages'))) return { remove: [], keep: [] };
-  const removing = current !== null && 'clearing' in current && Array.isArray(current.removing) ? current.removing : [];
-  return runFiles(out, previousConfig(current), removing);
+  const clearing = current !== null && 'clearing' in current ? current : null;
+  // a clearing begun by a version that removed whole entries (its marker lists nothing) is finished as it began
+  const whole = clearing && !Array.isArray(clearing.removing) ? LEGACY_RUN_ENTRIES : [];
+  return runFiles(out, previousConfig(current), clearing?.removing ?? [], whole);
 }
+
+/** The top-level entries --force removed whole before it went file by file (a clearing they began is finished so). */
+const LEGACY_RUN_ENTRIES = [
+  'data', 'features', 'decoders', 'decoded', 'images', 'metrics.csv', 'metrics.json', 'metrics_per_image.csv', 'report.html', 'fits', 'banded',
+  'maps', 'mosaics', 'report_files', 'regions.csv', 'encoding.json', 'demo-world.json',
+];
 
 /** The folders holding relative path `file`, innermost first ('a/b/c.npy': a/b, a). */
 function ancestors(file: string): string[] {
@@ -363,7 +371,9 @@ export async function clearRunFolder(out: string): Promise<void> {
   if (remove.length === 0) return;
   const previous = current === null ? null : 'clearing' in current ? current.previousConfigHash : current.configHash;
   const marker: ClearingMarker = {
-    format: 'brainlatent-run', clearing: true, previousConfigHash: previous, startedAt: new Date().toISOString(), removing: remove.filter((f) => f !== 'run.json'),
+    format: 'brainlatent-run', clearing: true, previousConfigHash: previous, startedAt: new Date().toISOString(), 
+    // (with what an earlier, interrupted attempt listed: a second kill must not forget the folders it emptied)
+    removing: [...new Set([...(current !== null && 'clearing' in current ? (current.removing ?? []) : []), ...remove])].filter((f) => f !== 'run.json').sort(),
   };
   await writeJsonAtomic(paths(out).run, marker);
   // Stage markers first: whatever survives a kill below is never mistaken for a finished stage.
