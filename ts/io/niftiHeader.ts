@@ -15,9 +15,9 @@ const BYTES: Record<NiftiDatatype, number> = {
 export const NIFTI_DATATYPES = Object.keys(CODES) as NiftiDatatype[];
 
 /** The 64-bit integer types: read (nibabel < 4 wrote np.int64 masks as int64), exactly up to ±(2^53 − 1), not written. */
-export type NiftiInt64Datatype = 'int64' | 'uint64';
+type NiftiInt64Datatype = 'int64' | 'uint64';
 
-export function isInt64Datatype(t: NiftiDatatype): t is NiftiInt64Datatype {
+function isInt64Datatype(t: NiftiDatatype): t is NiftiInt64Datatype {
   return t === 'int64' || t === 'uint64';
 }
 
