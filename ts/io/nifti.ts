@@ -8,7 +8,7 @@ import { ByteStream, MAX_GZIP_RATIO } from './byteStream.js';
 import {
   datatypeBytes,
   effectiveScaling,
-  NIFTI_DATATYPES,
+  NIFTI_WRITTEN_DATATYPES,
   niftiGeometry,
   parseNiftiHeader,
   serializeNiftiHeader,
@@ -18,6 +18,7 @@ import {
   type NiftiHeader,
 } from './niftiHeader.js';
 import { divisorOption } from './finite.js';
+import { INEXACT_INT64, int64ToFloat64 } from './int64.js';
 import { assertSameGrid, assertVoxelMask, type Grid, type VoxelMask } from './voxelMask.js';
 
 export type { NiftiDatatype, NiftiGeometry, NiftiHeader } from './niftiHeader.js';
@@ -101,8 +102,9 @@ async function openImage(path: string): Promise<{ header: NiftiHeader; stream: B
 }
 
 /**
- * Calls `onVolume` with each 3-D volume's raw bytes in turn (native byte order, aligned for a typed-array
- * view); the buffer is reused, so copy out what you keep.
+ * Calls `onVolume` with each 3-D volume's values in turn (native byte order, aligned for a typed-array
+ * view); the buffer is reused, so copy out what you keep. int64/uint64 volumes come as float64, every value
+ * checked exact (the whole volume, masked reads too: a file holding values float64 would round is refused).
  */
 async function forEachVolume(
   header: NiftiHeader,
@@ -112,14 +114,28 @@ async function forEachVolume(
   const nVox = header.dims[0] * header.dims[1] * header.dims[2];
   const bpe = datatypeBytes(header.datatype);
   const buf = new Uint8Array(nVox * bpe);
-  const view = typedView(header.datatype, buf.buffer, nVox);
   const swap = header.littleEndian !== HOST_LE && bpe > 1;
   const nVol = niftiVolumeCount(header);
+  const type = header.datatype;
+  const view64 = type === 'int64' ? new BigInt64Array(buf.buffer, 0, nVox) : type === 'uint64' ? new BigUint64Array(buf.buffer, 0, nVox) : null;
+  const view = view64 ? null : typedView(type as WrittenDatatype, buf.buffer, nVox);
   for (let t = 0; t < nVol; t++) {
     await stream.read(buf.byteLength, buf);
     if (swap) swapBytes(buf, bpe);
-    onVolume(view, t);
+    onVolume(view64 ? int64ToFloat64(view64, (i) => inexactVoxel(stream.path, header, t, i, view64[i])) : view!, t);
   }
+}
+
+/** The refusal of an int64/uint64 voxel float64 cannot hold, named by its (i, j, k[, t, …]) as nibabel indexes it. */
+function inexactVoxel(path: string, h: NiftiHeader, volume: number, index: number, value: bigint): FormatError {
+  const [X, Y] = h.dims;
+  const at = [index % X, Math.floor(index / X) % Y, Math.floor(index / (X * Y))];
+  // the volume index unravelled over dims 4 and beyond (first fastest, as the file stores them)
+  for (let v = volume, d = 3; d < h.dims.length; d++) {
+    at.push(v % h.dims[d]);
+    v = Math.floor(v / h.dims[d]);
+  }
+  return new FormatError(`${path}: ${h.datatype} voxel (${at.join(', ')}) holds the value ${value}, ${INEXACT_INT64}`, { path, field: 'datatype' });
 }
 
 /** Reads a whole image as float32 with scl_slope/scl_inter (and `divisor`) applied: for masks and maps. */
@@ -203,14 +219,14 @@ export async function writeNifti(
     throw new InvalidArgumentError(`${path}: NIfTI dims must be positive integers, got ${spec.dims.join('×')}`);
   }
   // checked here, not left to typedCtor (a TypeError for 'float16') or the header (version 3 wrote NIfTI-2)
-  if (!NIFTI_DATATYPES.includes(spec.datatype)) {
-    throw new InvalidArgumentError(`${path}: datatype ${typeof spec.datatype === 'string' ? `'${spec.datatype}'` : describeNumber(spec.datatype)} is not written; expected one of ${NIFTI_DATATYPES.join(', ')}`);
+  if (!(NIFTI_WRITTEN_DATATYPES as NiftiDatatype[]).includes(spec.datatype)) {
+    throw new InvalidArgumentError(`${path}: datatype ${typeof spec.datatype === 'string' ? `'${spec.datatype}'` : describeNumber(spec.datatype)} is not written; expected one of ${NIFTI_WRITTEN_DATATYPES.join(', ')}`);
   }
   if (spec.version !== undefined && spec.version !== 1 && spec.version !== 2) {
     throw new InvalidArgumentError(`${path}: version ${describeNumber(spec.version)} is not written; expected 1 (NIfTI-1) or 2 (NIfTI-2)`);
   }
   const expected = dims.reduce((a, b) => a * b, 1);
-  const ctor = typedCtor(spec.datatype);
+  const ctor = typedCtor(spec.datatype as WrittenDatatype);
   const def = defaultGeometry();
   const header = serializeNiftiHeader({
     version: spec.version ?? 1,
@@ -313,7 +329,9 @@ function defaultGeometry(): NiftiGeometry {
 
 type TypedCtor = { new (buffer: ArrayBufferLike, byteOffset: number, length: number): NiftiTypedArray; name: string };
 
-function typedCtor(t: NiftiDatatype): TypedCtor {
+type WrittenDatatype = (typeof NIFTI_WRITTEN_DATATYPES)[number];
+
+function typedCtor(t: WrittenDatatype): TypedCtor {
   switch (t) {
     case 'uint8': return Uint8Array;
     case 'int8': return Int8Array;
@@ -326,7 +344,7 @@ function typedCtor(t: NiftiDatatype): TypedCtor {
   }
 }
 
-function typedView(t: NiftiDatatype, buffer: ArrayBufferLike, length: number): NiftiTypedArray {
+function typedView(t: WrittenDatatype, buffer: ArrayBufferLike, length: number): NiftiTypedArray {
   return new (typedCtor(t))(buffer, 0, length);
 }
 

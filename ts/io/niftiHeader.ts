@@ -2,17 +2,27 @@ import { readHeader, type NIFTI1, type NIFTI2 } from 'nifti-reader-js';
 import { FormatError, InvalidArgumentError, LimitError } from '../errors.js';
 import { byteLimit } from './readWhole.js';
 
-export type NiftiDatatype = 'uint8' | 'int8' | 'int16' | 'uint16' | 'int32' | 'uint32' | 'float32' | 'float64';
+export type NiftiDatatype = 'uint8' | 'int8' | 'int16' | 'uint16' | 'int32' | 'uint32' | 'float32' | 'float64' | 'int64' | 'uint64';
 
 const CODES: Record<NiftiDatatype, number> = {
-  uint8: 2, int16: 4, int32: 8, float32: 16, float64: 64, int8: 256, uint16: 512, uint32: 768,
+  uint8: 2, int16: 4, int32: 8, float32: 16, float64: 64, int8: 256, uint16: 512, uint32: 768, int64: 1024, uint64: 1280,
 };
 const BYTES: Record<NiftiDatatype, number> = {
-  uint8: 1, int8: 1, int16: 2, uint16: 2, int32: 4, uint32: 4, float32: 4, float64: 8,
+  uint8: 1, int8: 1, int16: 2, uint16: 2, int32: 4, uint32: 4, float32: 4, float64: 8, int64: 8, uint64: 8,
 };
 
-/** The datatypes read and written, by name. */
+/** The datatypes read, by name. */
 export const NIFTI_DATATYPES = Object.keys(CODES) as NiftiDatatype[];
+
+/** The 64-bit integer types: read (nibabel < 4 wrote np.int64 masks as int64), exactly up to ±(2^53 − 1), not written. */
+type NiftiInt64Datatype = 'int64' | 'uint64';
+
+function isInt64Datatype(t: NiftiDatatype): t is NiftiInt64Datatype {
+  return t === 'int64' || t === 'uint64';
+}
+
+/** The datatypes written, by name: those read, less int64/uint64. */
+export const NIFTI_WRITTEN_DATATYPES = NIFTI_DATATYPES.filter((t) => !isInt64Datatype(t)) as Exclude<NiftiDatatype, NiftiInt64Datatype>[];
 
 export function datatypeBytes(t: NiftiDatatype): number {
   return BYTES[t];
