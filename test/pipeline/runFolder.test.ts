@@ -119,6 +119,17 @@ describe('run folder: lock and --force', () => {
     expect(readdirSync(out).sort()).toEqual(['cache', 'run.json']);
   });
 
+  it('a clearing killed after its last file, before the folders it emptied, removes them next time', async () => {
+    const out = join(root, `emptied${n++}`);
+    mkdirSync(join(out, 'fits', 'z'), { recursive: true });
+    mkdirSync(join(out, 'maps'));
+    writeFileSync(join(out, 'maps', 'mine.nii.gz'), 'mine');
+    writeFileSync(join(out, 'run.json'), JSON.stringify({ format: 'brainlatent-run', clearing: true, previousConfigHash: 'old', startedAt: 'then', removing: ['fits/z/r.npy', 'maps/z.nii.gz'] }));
+    await clearRunFolder(out);
+    expect(readdirSync(out).sort()).toEqual(['maps', 'run.json']);
+    expect(filesUnder(out)).toEqual(['maps/mine.nii.gz', 'run.json']);
+  });
+
   it('a clearing begun by a version that removed whole entries (its marker lists nothing) is finished as it began', async () => {
     const out = join(root, `legacy${n++}`);
     mkdirSync(join(out, 'maps'), { recursive: true });

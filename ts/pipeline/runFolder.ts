@@ -368,23 +368,32 @@ export async function clearRunFolder(out: string): Promise<void> {
   const current = await readRunJson(out);
   if (current === 'foreign') throw new InvalidArgumentError(foreignRunJson(out));
   const { remove } = await filesOf(out, current);
-  if (remove.length === 0) return;
+  const earlier = current !== null && 'clearing' in current ? (current.removing ?? []) : [];
+  if (remove.length === 0) {
+    // (a clearing killed after its last file: the folders it emptied go now)
+    await removeEmptied(out, new Set(earlier.flatMap(ancestors)));
+    return;
+  }
   const previous = current === null ? null : 'clearing' in current ? current.previousConfigHash : current.configHash;
   const marker: ClearingMarker = {
-    format: 'brainlatent-run', clearing: true, previousConfigHash: previous, startedAt: new Date().toISOString(), 
+    format: 'brainlatent-run', clearing: true, previousConfigHash: previous, startedAt: new Date().toISOString(),
     // (with what an earlier, interrupted attempt listed: a second kill must not forget the folders it emptied)
-    removing: [...new Set([...(current !== null && 'clearing' in current ? (current.removing ?? []) : []), ...remove])].filter((f) => f !== 'run.json').sort(),
+    removing: [...new Set([...earlier, ...remove])].filter((f) => f !== 'run.json').sort(),
   };
   await writeJsonAtomic(paths(out).run, marker);
   // Stage markers first: whatever survives a kill below is never mistaken for a finished stage.
   const order = [...remove.filter((f) => f.startsWith('stages/')), ...remove.filter((f) => !f.startsWith('stages/') && f !== 'run.json')];
   // (and the folders of what an interrupted clearing removed already: it may have been killed before their turn)
-  const folders = new Set<string>(current !== null && 'clearing' in current ? (current.removing ?? []).flatMap(ancestors) : []);
+  const folders = new Set<string>(earlier.flatMap(ancestors));
   for (const f of order) {
     await rm(join(out, f), { force: true });
     for (const d of ancestors(f)) folders.add(d);
   }
-  // then the folders this left empty, deepest first (a folder holding a file of the user's stays)
+  await removeEmptied(out, folders);
+}
+
+/** Removes those of `folders` (relative) left empty, deepest first: a folder holding a file of the user's stays. */
+async function removeEmptied(out: string, folders: Set<string>): Promise<void> {
   for (const d of [...folders].sort((a, b) => b.split('/').length - a.split('/').length)) {
     await rmdir(join(out, d)).catch(() => undefined);
   }
