@@ -30,23 +30,10 @@ import { planNsdSessions } from '../../ts/nsd/sessionPlan.js';
 import { RidgeCV } from '../../ts/ridge/RidgeCV.js';
 import { stageRecipe } from '../../ts/pipeline/runFolder.js';
 import { synthNsd } from '../../ts/synth/nsd.js';
-import { pearson } from '../helpers/pearson.js';
+import { pearson, r2 } from '../helpers/pearson.js';
 import { rng } from '../helpers/random.js';
 
 const column = (m: Matrix, j: number) => Float64Array.from({ length: m.rows }, (_, i) => m.data[i * m.cols + j]);
-
-/** float64 reference: 1 − Σ(p − a)² / Σ(a − ā)². */
-function r2(p: ArrayLike<number>, a: ArrayLike<number>): number {
-  const n = a.length;
-  let m = 0;
-  for (let i = 0; i < n; i++) m += a[i] / n;
-  let sse = 0, sst = 0;
-  for (let i = 0; i < n; i++) {
-    sse += (p[i] - a[i]) ** 2;
-    sst += (a[i] - m) ** 2;
-  }
-  return 1 - sse / sst;
-}
 
 describe('heldOutScores', () => {
   it('is NaN where the measured column is constant, r 0 and R² as computed where only the prediction is, the same as columnPearson/columnR2 elsewhere', () => {

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { columnPearson, columnR2 } from '../../ts/encoding/metrics.js';
 import { NonFiniteError, ShapeError } from '../../ts/errors.js';
 import type { Matrix } from '../../ts/matrix.js';
-import { pearson } from '../helpers/pearson.js';
+import { pearson, r2 } from '../helpers/pearson.js';
 import { rng } from '../helpers/random.js';
 
 /** Columns side by side as a rows × cols matrix. */
@@ -18,19 +18,6 @@ function columns(cols: ArrayLike<number>[]): Matrix {
 
 function column(m: Matrix, j: number): Float64Array {
   return Float64Array.from({ length: m.rows }, (_, i) => m.data[i * m.cols + j]);
-}
-
-/** float64 reference: 1 − Σ(p − a)² / Σ(a − ā)². */
-function r2(p: ArrayLike<number>, a: ArrayLike<number>): number {
-  const n = a.length;
-  let m = 0;
-  for (let i = 0; i < n; i++) m += a[i] / n;
-  let sse = 0, sst = 0;
-  for (let i = 0; i < n; i++) {
-    sse += (p[i] - a[i]) ** 2;
-    sst += (a[i] - m) ** 2;
-  }
-  return 1 - sse / sst;
 }
 
 describe('columnR2 and columnPearson', () => {

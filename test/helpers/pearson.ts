@@ -17,3 +17,16 @@ export function pearson(a: ArrayLike<number>, b: ArrayLike<number>): number {
   }
   return sab / Math.sqrt(saa * sbb);
 }
+
+/** The float64 coefficient of determination 1 − Σ(p − a)² / Σ(a − ā)²: the tests' reference for R². */
+export function r2(p: ArrayLike<number>, a: ArrayLike<number>): number {
+  const n = a.length;
+  let m = 0;
+  for (let i = 0; i < n; i++) m += a[i] / n;
+  let sse = 0, sst = 0;
+  for (let i = 0; i < n; i++) {
+    sse += (p[i] - a[i]) ** 2;
+    sst += (a[i] - m) ** 2;
+  }
+  return 1 - sse / sst;
+}

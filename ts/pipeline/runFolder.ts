@@ -403,10 +403,11 @@ async function removeEmptied(out: string, folders: Set<string>): Promise<void> {
  * The top-level entries holding files clearRunFolder would remove (run.json: replaced by its clearing marker), and
  * the files of the user's in the folder that it would leave; none for a folder that never held a run.
  */
-export async function clearingFiles(out: string): Promise<{ entries: string[]; kept: string[] }> {
+export async function clearingFiles(out: string): Promise<{ entries: string[]; kept: string[]; interrupted: boolean }> {
   const current = await readRunJson(out);
   const { remove, keep } = await filesOf(out, current === 'foreign' ? null : current);
-  return { entries: topEntries(remove), kept: remove.length ? keep : [] };
+  const interrupted = current !== null && current !== 'foreign' && 'clearing' in current;
+  return { entries: topEntries(remove), kept: remove.length ? keep : [], interrupted };
 }
 
 /** The top-level entries holding files clearRunFolder would remove. */
@@ -419,14 +420,14 @@ const KEPT_NAMED = 6;
 
 /** A dry run's line for --force: what would go first, and that nothing else would (naming what stays); null when there is nothing. */
 export async function clearingPlan(out: string): Promise<string | null> {
-  const { entries, kept } = await clearingFiles(out);
+  const { entries, kept, interrupted } = await clearingFiles(out);
   if (entries.length === 0) return null;
   // a link to a folder is not followed: what it points to is not the run folder's, whatever it holds
   const link = async (f: string) => ((await lstat(join(out, f)).catch(() => null))?.isSymbolicLink() ? `${f} (a link, not followed)` : f);
   const shown = await Promise.all(kept.slice(0, KEPT_NAMED).map(link));
   const named = shown.join(', ') + (kept.length > KEPT_NAMED ? ` and ${kept.length - KEPT_NAMED} more` : '');
   // (a --force that a kill interrupted is finished by any run there, with or without --force)
-  const what = (await clearingInterrupted(out)) ? 'finishes an interrupted --force: first removes' : '--force: first removes';
+  const what = interrupted ? 'finishes an interrupted --force: first removes' : '--force: first removes';
   return (
     `${what} the previous run's outputs in ${out} (${entries.join(', ')}); other files there stay` +
     (kept.length ? ` (${kept.length} no run wrote: ${named})` : '')
