@@ -76,6 +76,10 @@ Usage: bench_ridge [options]
   --many K                 then K independent problems (X with the K column blocks of Y), one after
                            another and then all at once with ridge_cv_fit_many (each on its own backend
                            instance: on CUDA its own stream); reports both times and their agreement
+  --reference              then refit every target on the same backend and route with float32 GEMMs as
+                           plain SGEMM (BRAINLATENT_CUDA_F32_GEMM=sgemm) and float64 eigendecompositions,
+                           and compare (record "reference"; exit code 2 when they disagree): what the
+                           3xTF32 products and the eigendecomposition's precision rule change
   --json-out FILE          append every JSON record to FILE too
   --tag TEXT               a label copied into every record (e.g. the git commit)
   --quiet                  no progress lines on stderr
@@ -101,6 +105,7 @@ struct Args {
   i64 verify = 0;
   int many = 0;
   std::string verify_solver = "same";
+  bool reference = false;
   std::string json_out;
   std::string tag;
   bool quiet = false;
@@ -159,6 +164,10 @@ Args parse_args(int argc, char** argv) {
       a.quiet = true;
       continue;
     }
+    if (opt == "--reference") {
+      a.reference = true;
+      continue;
+    }
     if (i + 1 >= argc) usage_error(opt + ": missing its value");
     const std::string v = argv[++i];
     if (opt == "--backend") {
@@ -202,6 +211,7 @@ Args parse_args(int argc, char** argv) {
   }
   if (a.folds > a.n) usage_error("--folds: more folds than samples");
   if (a.verify > 0 && a.repeat == 0) usage_error("--verify needs a fit (--repeat >= 1)");
+  if (a.reference && a.repeat == 0) usage_error("--reference needs a fit (--repeat >= 1)");
   return a;
 }
 
@@ -433,6 +443,17 @@ Agreement compare(const RidgeResult& main, const RidgeResult& cpu, i64 p, i64 t,
   g.k = k;
   const std::size_t A = kAlphas.size();
   std::vector<double> rel;
+  // Coefficient distances per target, read row by row (a column walk over p·t floats misses the cache).
+  std::vector<double> dd(static_cast<std::size_t>(k), 0.0), nn(static_cast<std::size_t>(k), 0.0);
+  for (i64 f = 0; f < p; ++f) {
+    const float* cm = main.coef.data() + f * t;
+    const float* cc = cpu.coef.data() + f * k;
+    for (i64 j = 0; j < k; ++j) {
+      const double d = static_cast<double>(cm[j]) - cc[j];
+      dd[static_cast<std::size_t>(j)] += d * d;
+      nn[static_cast<std::size_t>(j)] += static_cast<double>(cc[j]) * cc[j];
+    }
+  }
   for (i64 j = 0; j < k; ++j) {
     const auto J = static_cast<std::size_t>(j);
     const float am = main.best_alphas[J], ac = cpu.best_alphas[J];
@@ -445,13 +466,7 @@ Agreement compare(const RidgeResult& main, const RidgeResult& cpu, i64 p, i64 t,
     g.max_intercept_diff = std::max(g.max_intercept_diff, std::fabs(static_cast<double>(main.intercept[J]) - cpu.intercept[J]));
     if (am == ac) {
       ++g.alphas_equal;
-      double dd = 0, nn = 0;
-      for (i64 f = 0; f < p; ++f) {
-        const double cm = main.coef[static_cast<std::size_t>(f * t + j)], cc = cpu.coef[static_cast<std::size_t>(f * k + j)];
-        dd += (cm - cc) * (cm - cc);
-        nn += cc * cc;
-      }
-      rel.push_back(nn > 0 ? std::sqrt(dd / nn) : std::sqrt(dd));
+      rel.push_back(nn[J] > 0 ? std::sqrt(dd[J] / nn[J]) : std::sqrt(dd[J]));
     } else {
       const std::size_t im = alpha_index(am), ic = alpha_index(ac);
       const double gap = im < A && ic < A ? std::fabs(static_cast<double>(cpu.cv_scores[im * static_cast<std::size_t>(k) + J]) -
@@ -580,6 +595,32 @@ int run(const Args& a) {
         .num("seconds_concurrent", conc).num("speedup", seq / conc).num("alphas_differing", static_cast<double>(alpha_diff))
         .num("max_coef_diff_rel", coef_max > 0 ? coef_diff / coef_max : 0);
     emit(a, j);
+  }
+
+  if (a.reference) {
+    // (the backend reads BRAINLATENT_CUDA_F32_GEMM when the fit creates it)
+    const char* was = std::getenv("BRAINLATENT_CUDA_F32_GEMM");
+    const std::string saved = was ? was : "";
+    setenv("BRAINLATENT_CUDA_F32_GEMM", "sgemm", 1);
+    RidgeOptions o = make_options(a, a.backend);
+    o.solver = last->info.solver;
+    o.eig_precision = EigPrecision::Float64;
+    if (!a.quiet) std::fprintf(stderr, "reference: every target again, SGEMM and float64 eigendecompositions (%s)\n", o.solver.c_str());
+    const RidgeResult ref = ridge_cv_fit(X, Y, o);
+    if (was) setenv("BRAINLATENT_CUDA_F32_GEMM", saved.c_str(), 1);
+    else unsetenv("BRAINLATENT_CUDA_F32_GEMM");
+    const Agreement g = compare(*last, ref, a.p, a.t, a.t);
+    Json j = record("reference", a);
+    j.str("backend", last->info.backend).str("solver", last->info.solver).str("eig_precision", last->info.eig_precision)
+        .str("reference_eig_precision", ref.info.eig_precision).num("reference_seconds_total", ref.info.seconds_total)
+        .num("k", static_cast<double>(g.k)).num("alphas_equal", static_cast<double>(g.alphas_equal))
+        .num("mismatches_near_tie", static_cast<double>(g.mismatches_near_tie)).num("max_tie_gap", g.max_tie_gap)
+        .num("max_best_score_diff", g.max_best_score_diff).num("max_cv_score_diff", g.max_cv_score_diff)
+        .num("max_coef_rel", g.max_coef_rel).num("median_coef_rel", g.median_coef_rel)
+        .num("max_intercept_diff", g.max_intercept_diff).num("tie_tol", kTieTol).num("score_tol", kScoreTol)
+        .num("coef_rel_tol", kCoefRelTol).boolean("ok", g.ok);
+    emit(a, j);
+    if (!g.ok) return 2;
   }
 
   if (a.verify > 0) {

@@ -172,7 +172,10 @@ HMat row(const Vec& x) { return HMat{1, static_cast<i64>(x.size()), x}; }
 // ------------------------------------------------------------------ BLAS / LAPACK
 template <typename T>
 void test_gemm(double tol) {
-  const i64 shapes[][3] = {{0, 3, 5}, {3, 0, 5}, {3, 5, 0}, {1, 1, 1}, {7, 13, 31}, {65, 3, 130}, {13, 67, 7}, {17, 19, 23}};
+  // (the last two: CUDA's 3xTF32 product, in one block from 512³ and, under a small split scratch,
+  // in panels of both operands)
+  const i64 shapes[][3] = {{0, 3, 5}, {3, 0, 5},    {3, 5, 0},     {1, 1, 1},      {7, 13, 31},
+                           {65, 3, 130}, {13, 67, 7}, {17, 19, 23}, {300, 260, 520}, {600, 530, 700}};
   for (auto& s : shapes)
     for (int ta = 0; ta < 2; ++ta)
       for (int tb = 0; tb < 2; ++tb) {

@@ -7,8 +7,12 @@
 // computed transposed (Cᵀ = op(B)ᵀ·op(A)ᵀ), which costs nothing.
 //
 // TF32 is off (results must match the CPU backend to float32 rounding); BRAINLATENT_CUDA_TF32=1
-// allows cuBLAS to use TF32 tensor cores for float32 products. BRAINLATENT_CUDA_DEVICE (or the
-// backend name "cuda:N") picks the device.
+// allows cuBLAS to use TF32 tensor cores for float32 products. Large float32 products run as
+// 3xTF32 instead (each operand split into two TF32 parts, three tensor-core GEMMs; float32's
+// accuracy at several times SGEMM's rate, the split in bounded panels): BRAINLATENT_CUDA_F32_GEMM
+// = auto (the default: products of at least kSplitMin in every dimension, on sm_80 and newer),
+// sgemm (never) or 3xtf32 (every product: the op test's way to check it). BRAINLATENT_CUDA_DEVICE
+// (or the backend name "cuda:N") picks the device.
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 #include <cusolverDn.h>
@@ -69,6 +73,18 @@ int ld_of(i64 ld) {
 int dim_of(i64 n) {
   if (n > INT_MAX) throw Error(ErrorCode::InvalidArgument, "matrix dimension too large for cuBLAS' 32-bit API");
   return static_cast<int>(n);
+}
+
+enum class F32Gemm { Auto, Sgemm, Split };
+constexpr i64 kSplitMin = 512;  // (smaller products: the split's passes and three launches cost more than they save)
+
+F32Gemm env_f32_gemm() {
+  const char* e = std::getenv("BRAINLATENT_CUDA_F32_GEMM");
+  if (!e || !*e || std::strcmp(e, "auto") == 0) return F32Gemm::Auto;
+  if (std::strcmp(e, "sgemm") == 0) return F32Gemm::Sgemm;
+  if (std::strcmp(e, "3xtf32") == 0) return F32Gemm::Split;
+  throw Error(ErrorCode::InvalidArgument,
+              std::string("BRAINLATENT_CUDA_F32_GEMM: expected auto, sgemm or 3xtf32, got '") + e + "'");
 }
 
 int env_device() {
@@ -132,6 +148,20 @@ class CudaBackend final : public Backend {
     ck(cusolverDnSetStream(solver_, stream_), "cusolverDnSetStream");
     ck(cudaMallocAsync(reinterpret_cast<void**>(&scratch_), 64, stream_), "cudaMallocAsync");
     if (tf32_) description_ += ", TF32 allowed";
+    f32_gemm_ = env_f32_gemm();
+    int major = 0;
+    ck(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device_), "reading the compute capability");
+    if (major < 8 && f32_gemm_ == F32Gemm::Split)
+      throw Error(ErrorCode::BackendUnavailable, "BRAINLATENT_CUDA_F32_GEMM=3xtf32: " + description_ + " has no TF32 tensor cores (sm_80 or newer)");
+    if (major < 8 || tf32_) f32_gemm_ = F32Gemm::Sgemm;
+    if (f32_gemm_ == F32Gemm::Auto) description_ += ", float32 GEMMs from " + std::to_string(kSplitMin) + "³ as 3xTF32";
+    if (f32_gemm_ == F32Gemm::Split) description_ += ", every float32 GEMM as 3xTF32";
+    // The split operands' scratch: up to 1/32 of the device, at most 4 GiB (BRAINLATENT_CUDA_SPLIT_SCRATCH:
+    // floats, for tests of the panel loop).
+    std::size_t free_b = 0, total_b = 0;
+    if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) cudaGetLastError();
+    split_cap_ = static_cast<i64>(std::min<std::size_t>(std::size_t{1} << 30, total_b / 32 / sizeof(float)));
+    if (const char* cap = std::getenv("BRAINLATENT_CUDA_SPLIT_SCRATCH"); cap && *cap) split_cap_ = std::max<i64>(16, std::atoll(cap));
     const char* poison = std::getenv("BRAINLATENT_CUDA_POISON");
     poison_ = poison && std::strcmp(poison, "1") == 0;
   }
@@ -139,6 +169,7 @@ class CudaBackend final : public Backend {
     cudaSetDevice(device_);
     cudaStreamSynchronize(stream_);
     if (scratch_) cudaFreeAsync(scratch_, stream_);
+    if (split_buf_) cudaFreeAsync(split_buf_, stream_);
     cudaStreamSynchronize(stream_);
     if (solver_) cusolverDnDestroy(solver_);
     if (blas_) cublasDestroy(blas_);
@@ -261,6 +292,10 @@ class CudaBackend final : public Backend {
     }
     // Row-major C = op(A)·op(B) is column-major Cᵀ = op(B)ᵀ·op(A)ᵀ.
     const cublasOperation_t opa = ta ? CUBLAS_OP_T : CUBLAS_OP_N, opb = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
+    if constexpr (sizeof(T) == 4) {
+      const bool split = f32_gemm_ == F32Gemm::Split || (f32_gemm_ == F32Gemm::Auto && std::min({m, n, k}) >= kSplitMin);
+      if (split && gemm_3xtf32(ta, tb, alpha, a, b, beta, c, m, n, k)) return;
+    }
     if constexpr (sizeof(T) == 4)
       ck(cublasSgemm(blas_, opb, opa, dim_of(n), dim_of(m), dim_of(k), &alpha, b.ptr(), ld_of(b.ld), a.ptr(), ld_of(a.ld), &beta, c.ptr(),
                      ld_of(c.ld)),
@@ -270,6 +305,66 @@ class CudaBackend final : public Backend {
                      ld_of(c.ld)),
          "dgemm");
   }
+  // The split operands' scratch (not counted against the fit's budget: bounded by split_cap_, and a
+  // product that cannot have it runs as SGEMM instead).
+  float* split_scratch(i64 floats) {
+    const std::size_t bytes = static_cast<std::size_t>(floats) * sizeof(float);
+    if (bytes <= split_bytes_) return split_buf_;
+    if (split_buf_) cudaFreeAsync(split_buf_, stream_);
+    split_buf_ = nullptr;
+    split_bytes_ = 0;
+    void* p = nullptr;
+    if (cudaMallocAsync(&p, bytes, stream_) != cudaSuccess) {
+      cudaGetLastError();
+      return nullptr;
+    }
+    split_buf_ = static_cast<float*>(p);
+    split_bytes_ = bytes;
+    return split_buf_;
+  }
+
+  // C = α·op(A)·op(B) + β·C as 3xTF32 (cuda::split_tf32): op(A) in row panels of h rows and op(B)
+  // in column panels of w columns, each panel split once into contiguous hi/lo copies, and per
+  // block the three products, the small terms first. False (nothing done) when no panel fits.
+  bool gemm_3xtf32(bool ta, bool tb, float alpha, const ViewF& a, const ViewF& b, float beta, const ViewF& c, i64 m, i64 n, i64 k) {
+    const i64 cap = split_cap_;
+    i64 h = m, w = n;
+    if (2 * (m * k + k * n) > cap) {
+      if (4 * m * k <= cap) w = (cap - 2 * m * k) / (2 * k);
+      else if (4 * k * n <= cap) h = (cap - 2 * k * n) / (2 * k);
+      else h = w = cap / (4 * k);
+    }
+    h = std::min(h, m);
+    w = std::min(w, n);
+    const i64 least = f32_gemm_ == F32Gemm::Split ? 1 : std::min<i64>(kSplitMin, std::min(m, n));
+    if (h < least || w < least) return false;
+    float* buf = split_scratch(2 * (h * k + k * w));
+    if (!buf) return false;
+    float *ah = buf, *al = buf + h * k, *bh = al + h * k, *bl = bh + k * w;
+    const cublasOperation_t opa = ta ? CUBLAS_OP_T : CUBLAS_OP_N, opb = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
+    const float one = 1.0f;
+    for (i64 i0 = 0; i0 < m; i0 += h) {
+      const i64 hh = std::min(h, m - i0);
+      // op(A)'s rows i0.. are A's rows (stored hh × k) or, transposed, A's columns (stored k × hh).
+      const ViewF ap = ta ? a.col_range(i0, hh) : a.row_range(i0, hh);
+      cuda::split_tf32(ap.ptr(), ap.rows, ap.cols, ap.ld, ah, al, stream_);
+      const int lda = ld_of(ap.cols);
+      for (i64 j0 = 0; j0 < n; j0 += w) {
+        const i64 ww = std::min(w, n - j0);
+        const ViewF bp = tb ? b.row_range(j0, ww) : b.col_range(j0, ww);
+        cuda::split_tf32(bp.ptr(), bp.rows, bp.cols, bp.ld, bh, bl, stream_);
+        const int ldb = ld_of(bp.cols);
+        const ViewF cp = c.row_range(i0, hh).col_range(j0, ww);
+        const float* terms[3][2] = {{bh, al}, {bl, ah}, {bh, ah}};
+        for (int q = 0; q < 3; ++q)
+          ck(cublasGemmEx(blas_, opb, opa, dim_of(ww), dim_of(hh), dim_of(k), &alpha, terms[q][0], CUDA_R_32F, ldb, terms[q][1], CUDA_R_32F,
+                          lda, q == 0 ? &beta : &one, cp.ptr(), CUDA_R_32F, ld_of(c.ld), CUBLAS_COMPUTE_32F_FAST_TF32, CUBLAS_GEMM_DEFAULT),
+             "3xTF32 gemm");
+      }
+    }
+    return true;
+  }
+
   void scale(const ViewF& c, float beta) { cuda::axpby(0.0f, c.ptr(), c.ld, beta, c.ptr(), c.ld, c.rows, c.cols, stream_); }
   void scale(const ViewD& c, double beta) { cuda::scale_f64(c.ptr(), c.rows, c.cols, c.ld, beta, stream_); }
   void gemm(bool ta, bool tb, float alpha, const ViewF& a, const ViewF& b, float beta, const ViewF& c) override {
@@ -626,6 +721,10 @@ class CudaBackend final : public Backend {
   cusolverDnHandle_t solver_ = nullptr;
   int* scratch_ = nullptr;  // solver status (int) and a 64-bit result slot
   bool tf32_ = false;
+  F32Gemm f32_gemm_ = F32Gemm::Auto;
+  i64 split_cap_ = 0;  // floats
+  float* split_buf_ = nullptr;
+  std::size_t split_bytes_ = 0;
   bool poison_ = false;
 };
 

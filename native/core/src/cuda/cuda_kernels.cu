@@ -50,6 +50,24 @@ __global__ void k_convert(const S* src, i64 sld, D* dst, i64 dld, i64 rows, i64 
   }
 }
 
+// x rounded to the nearest TF32 value (ties away from zero; sign-magnitude bits make the carry
+// into the exponent right), or cut to it where rounding up would overflow.
+__device__ inline float round_tf32(float x) {
+  const unsigned u = __float_as_uint(x);
+  const float r = __uint_as_float((u + 0x1000u) & 0xffffe000u);
+  return isfinite(r) ? r : __uint_as_float(u & 0xffffe000u);
+}
+
+__global__ void k_split_tf32(const float* src, i64 rows, i64 cols, i64 ld, float* hi, float* lo) {
+  FOR_ROWS(i, rows) FOR_COLS(j, cols) {
+    const float x = src[i * ld + j];
+    const bool finite = isfinite(x);
+    const float h = finite ? round_tf32(x) : x;
+    hi[i * cols + j] = h;
+    lo[i * cols + j] = finite ? round_tf32(__fsub_rn(x, h)) : 0.0f;
+  }
+}
+
 __global__ void k_scale_f64(double* a, i64 rows, i64 cols, i64 ld, double beta) {
   FOR_ROWS(i, rows) FOR_COLS(j, cols) a[i * ld + j] = beta == 0.0 ? 0.0 : a[i * ld + j] * beta;
 }
@@ -459,6 +477,11 @@ void convert_f64_f32(const double* src, i64 sld, float* dst, i64 dld, i64 rows, 
   if (rows * cols == 0) return;
   k_convert<<<grid2(rows, cols), kThreads, 0, s>>>(src, sld, dst, dld, rows, cols, scale, shift, diag);
   check_launch("convert");
+}
+void split_tf32(const float* src, i64 rows, i64 cols, i64 ld, float* hi, float* lo, cudaStream_t s) {
+  if (rows * cols == 0) return;
+  k_split_tf32<<<grid2(rows, cols), kThreads, 0, s>>>(src, rows, cols, ld, hi, lo);
+  check_launch("split_tf32");
 }
 void scale_f64(double* a, i64 rows, i64 cols, i64 ld, double beta, cudaStream_t s) {
   if (rows * cols == 0) return;
