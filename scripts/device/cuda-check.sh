@@ -2,7 +2,8 @@
 # The CUDA check for a GPU machine that has CMake, a compiler, the CUDA toolkit and a BLAS, but no
 # Node and no network: builds the engine (native/core) with the CUDA backend, runs its ctest suite,
 # then bench_ridge on the NSD shapes (z and c) on the CUDA backend, the z fit verified against the
-# CPU backend. Run from the repository root:
+# CPU backend, the c fit against the same device's SGEMM + float64-eigh reference on every target.
+# Run from the repository root:
 #
 #   OUT=/some/folder bash scripts/device/cuda-check.sh
 #
@@ -58,7 +59,7 @@ else
   CUDA_FLAGS=(-DBRAINLATENT_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90)
   BACKEND=cuda
   Z_ARGS=(--shape z --repeat 2 --verify 64)
-  C_ARGS=(--shape c --repeat 2)
+  C_ARGS=(--shape c --repeat 2 --reference)
 fi
 
 # Expands "bench" into its two runs.

@@ -531,11 +531,22 @@ int run(const Args& a) {
 
   double sgemm_best = 0;
   if (sgemm_n > 0) {
+    // The card's plain float32 rate (SGEMM: the CUDA backend's 3xTF32 products switched off), and on
+    // CUDA the rate of the float32 products the fits use by default.
+    const char* was = std::getenv("BRAINLATENT_CUDA_F32_GEMM");
+    const std::string saved = was ? was : "";
+    setenv("BRAINLATENT_CUDA_F32_GEMM", "sgemm", 1);
     SgemmRate r = measure_sgemm(a.backend, sgemm_n, 5);
+    if (was) setenv("BRAINLATENT_CUDA_F32_GEMM", saved.c_str(), 1);
+    else unsetenv("BRAINLATENT_CUDA_F32_GEMM");
     sgemm_best = r.best_gflops;
     Json j = record("sgemm", a);
     j.str("backend", resolved).str("device", r.device).num("sgemm_n", static_cast<double>(sgemm_n))
         .num("sgemm_gflops", r.best_gflops).num("sgemm_gflops_median", r.median_gflops);
+    if (resolved == "cuda") {
+      const SgemmRate f = measure_sgemm(a.backend, sgemm_n, 5);
+      j.str("f32_gemm_device", f.device).num("f32_gemm_gflops", f.best_gflops).num("f32_gemm_gflops_median", f.median_gflops);
+    }
     emit(a, j);
   }
 

@@ -187,6 +187,10 @@ class Backend {
   virtual std::string name() const = 0;         // "cpu", "cuda"
   virtual std::string description() const = 0;  // the device and library, for logs
   virtual bool supports(Op op, DType dtype) const = 0;
+  // True when a float64 eigendecomposition costs no more than a float32 one here (a data-centre GPU,
+  // whose float64 rate is half its float32 one): the ridge engine then takes float64 wherever its
+  // precision rule would have accepted float32.
+  virtual bool prefers_float64_eigh() const { return false; }
 
   // ---- memory
   // Uninitialised device memory for `count` elements. OutOfMemory when the limit or the device is exceeded.

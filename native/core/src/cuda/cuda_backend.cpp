@@ -22,6 +22,7 @@
 #include <climits>
 #include <cmath>
 #include <limits>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -124,7 +125,26 @@ bool probe(int device, std::string& detail) {
   return true;
 }
 
+class CudaBackend;
+
+// An operation's profile scope (profile.h). With BRAINLATENT_PROFILE_SYNC=1 it waits for the stream
+// before the scope closes, so that each operation's time is its own device time rather than whatever
+// queued work the next synchronising call happened to wait for.
+class OpScope {
+ public:
+  OpScope(const CudaBackend* be, const char* name, double flops = 0);
+  ~OpScope();
+  OpScope(const OpScope&) = delete;
+  OpScope& operator=(const OpScope&) = delete;
+
+ private:
+  const CudaBackend* be_;
+  profile::Scope scope_;
+};
+
 class CudaBackend final : public Backend {
+  friend class OpScope;
+
  public:
   explicit CudaBackend(int device) : device_(device) {
     std::string detail;
@@ -151,6 +171,10 @@ class CudaBackend final : public Backend {
     f32_gemm_ = env_f32_gemm();
     int major = 0;
     ck(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device_), "reading the compute capability");
+    // (H100/H200: 2 — their float64 syevd measured as fast as float32's, 0.54 against 0.64 s at 8,000)
+    if (cudaDeviceGetAttribute(&fp64_ratio_, cudaDevAttrSingleToDoublePrecisionPerfRatio, device_) != cudaSuccess) cudaGetLastError();
+    const char* psync = std::getenv("BRAINLATENT_PROFILE_SYNC");
+    profile_sync_ = profile::enabled() && psync && std::strcmp(psync, "1") == 0;
     if (major < 8 && f32_gemm_ == F32Gemm::Split)
       throw Error(ErrorCode::BackendUnavailable, "BRAINLATENT_CUDA_F32_GEMM=3xtf32: " + description_ + " has no TF32 tensor cores (sm_80 or newer)");
     if (major < 8 || tf32_) f32_gemm_ = F32Gemm::Sgemm;
@@ -177,6 +201,7 @@ class CudaBackend final : public Backend {
   }
 
   std::string name() const override { return "cuda"; }
+  bool prefers_float64_eigh() const override { return fp64_ratio_ > 0 && fp64_ratio_ <= 2; }
   std::string description() const override { return description_; }
   bool supports(Op op, DType dtype) const override {
     switch (op) {
@@ -251,10 +276,15 @@ class CudaBackend final : public Backend {
 
   template <typename T>
   void copy_impl(const View<T>& src, const View<T>& dst) {
-    profile::Scope ps("op copy");
+    OpScope ps(this, "op copy");
     need_shape(dst, src.rows, src.cols, "copy", "destination");
     if (src.size() == 0 || (src.ptr() == dst.ptr() && src.ld == dst.ld)) return;
     const std::size_t w = static_cast<std::size_t>(src.cols) * sizeof(T);
+    // Into pageable host memory never touched yet (a fit's coefficients: 1.9 GB at NSD's c shape), the
+    // copy would take its page faults one by one (1.4 s of a 13 s fit on an H200's VM): touch the pages
+    // first, in parallel. (Contiguous destinations only: a strided view's gaps are not ours to write.)
+    if (dst.buf->residence() == Residence::Host && dst.contiguous() && !pinned(dst.buf) && w * static_cast<std::size_t>(src.rows) >= (std::size_t{64} << 20))
+      touch_pages(reinterpret_cast<char*>(dst.ptr()), w * static_cast<std::size_t>(src.rows));
     if ((src.contiguous() && dst.contiguous()) || src.rows == 1) {
       ck(cudaMemcpyAsync(dst.ptr(), src.ptr(), w * static_cast<std::size_t>(src.rows), cudaMemcpyDefault, stream_), "copy");
     } else {
@@ -264,6 +294,26 @@ class CudaBackend final : public Backend {
     }
     // A copy into host memory returns the data: wait for it.
     if (dst.buf->residence() == Residence::Host) synchronize();
+  }
+  static bool pinned(const Buffer* b) {
+    cudaPointerAttributes at{};
+    if (cudaPointerGetAttributes(&at, b->data()) != cudaSuccess) {
+      cudaGetLastError();
+      return false;
+    }
+    return at.type == cudaMemoryTypeHost;
+  }
+  // Writes a zero into each 4 KiB page of [p, p + bytes) (p's first page from its own start), so the
+  // kernel maps them all before the copy fills them.
+  static void touch_pages(char* p, std::size_t bytes) {
+    constexpr std::size_t kPage = 4096;
+    const std::uintptr_t first = (reinterpret_cast<std::uintptr_t>(p) + kPage - 1) & ~(kPage - 1);
+    const std::uintptr_t end = reinterpret_cast<std::uintptr_t>(p) + bytes;
+    if (first >= end) return;
+    const i64 pages = static_cast<i64>((end - first + kPage - 1) / kPage);
+    parallel_for(0, pages, 256, [&](i64 b, i64 e) {
+      for (i64 k = b; k < e; ++k) *reinterpret_cast<volatile char*>(first + static_cast<std::uintptr_t>(k) * kPage) = 0;
+    });
   }
   void copy(const ViewF& src, const ViewF& dst) override { copy_impl(src, dst); }
   void copy(const ViewD& src, const ViewD& dst) override { copy_impl(src, dst); }
@@ -280,7 +330,7 @@ class CudaBackend final : public Backend {
   template <typename T>
   void gemm_impl(bool ta, bool tb, T alpha, const View<T>& a, const View<T>& b, T beta, const View<T>& c) {
     const auto [m, n, k] = checks::gemm(ta, tb, a, b, c);
-    profile::Scope ps(sizeof(T) == 4 ? "op gemm f32" : "op gemm f64", 2.0 * double(m) * double(n) * double(k));
+    OpScope ps(this, sizeof(T) == 4 ? "op gemm f32" : "op gemm f64", 2.0 * double(m) * double(n) * double(k));
     if (m == 0 || n == 0) return;
     need_device(nullptr, a.buf, "gemm");
     need_device(nullptr, b.buf, "gemm");
@@ -327,33 +377,61 @@ class CudaBackend final : public Backend {
   // in column panels of w columns, each panel split once into contiguous hi/lo copies, and per
   // block the three products, the small terms first. False (nothing done) when no panel fits.
   bool gemm_3xtf32(bool ta, bool tb, float alpha, const ViewF& a, const ViewF& b, float beta, const ViewF& c, i64 m, i64 n, i64 k) {
-    const i64 cap = split_cap_;
-    i64 h = m, w = n;
-    if (2 * (m * k + k * n) > cap) {
-      if (4 * m * k <= cap) w = (cap - 2 * m * k) / (2 * k);
-      else if (4 * k * n <= cap) h = (cap - 2 * k * n) / (2 * k);
-      else h = w = cap / (4 * k);
-    }
-    h = std::min(h, m);
-    w = std::min(w, n);
+    i64 cap = split_cap_, h = m, w = n;
+    const auto panels = [&] {
+      h = m, w = n;
+      if (2 * (m * k + k * n) > cap) {
+        if (4 * m * k <= cap) w = (cap - 2 * m * k) / (2 * k);
+        else if (4 * k * n <= cap) h = (cap - 2 * k * n) / (2 * k);
+        else h = w = cap / (4 * k);
+      }
+      // (a panel edge inside a matrix on a multiple of 128: the next panel's columns then start aligned)
+      // (panels under 128 — tests' small scratch — stay as they are)
+      const auto edge = [](i64 v, i64 whole) { return v >= whole ? whole : v >= 128 ? v / 128 * 128 : v; };
+      h = edge(h, m);
+      w = edge(w, n);
+    };
+    panels();
     const i64 least = f32_gemm_ == F32Gemm::Split ? 1 : std::min<i64>(kSplitMin, std::min(m, n));
-    if (h < least || w < least) return false;
-    float* buf = split_scratch(2 * (h * k + k * w));
-    if (!buf) return false;
-    float *ah = buf, *al = buf + h * k, *bh = al + h * k, *bl = bh + k * w;
+    // (profiled: why a product fell back to SGEMM, once per process)
+    const auto fallback = [&](const char* why) {
+      if (profile::enabled()) {
+        static std::atomic<bool> said{false};
+        if (!said.exchange(true))
+          std::fprintf(stderr, "cuda: a %lld×%lld×%lld float32 product as SGEMM: %s (panels %lld×%lld, scratch cap %lld floats)\n",
+                       (long long)m, (long long)n, (long long)k, why, (long long)h, (long long)w, (long long)cap);
+      }
+      return false;
+    };
+    if (h < least || w < least) return fallback("no panel fits the split scratch");
+    // The split copies' leading dimensions padded to 4 floats (16 bytes), as tensor-core kernels want.
+    const auto pad = [](i64 v) { return (v + 3) / 4 * 4; };
+    const auto scratch_floats = [&] { return 2 * (pad(h) * pad(k) + pad(k) * pad(w)); };
+    float* buf = split_scratch(scratch_floats());
+    // (a device short of memory: smaller panels, down to a sixteenth)
+    for (int tries = 0; !buf && tries < 4 && cap > 16; ++tries) {
+      cap /= 2;
+      panels();
+      if (h < least || w < least) break;
+      buf = split_scratch(scratch_floats());
+    }
+    if (!buf) return fallback("the split scratch could not be allocated");
+    OpScope ps(this, "op gemm f32 (3xTF32 part)", 2.0 * double(m) * double(n) * double(k));
+    const i64 a_size = pad(h) * pad(k), b_size = pad(k) * pad(w);
+    float *ah = buf, *al = buf + a_size, *bh = al + a_size, *bl = bh + b_size;
     const cublasOperation_t opa = ta ? CUBLAS_OP_T : CUBLAS_OP_N, opb = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
     const float one = 1.0f;
     for (i64 i0 = 0; i0 < m; i0 += h) {
       const i64 hh = std::min(h, m - i0);
       // op(A)'s rows i0.. are A's rows (stored hh × k) or, transposed, A's columns (stored k × hh).
       const ViewF ap = ta ? a.col_range(i0, hh) : a.row_range(i0, hh);
-      cuda::split_tf32(ap.ptr(), ap.rows, ap.cols, ap.ld, ah, al, stream_);
-      const int lda = ld_of(ap.cols);
+      const int lda = ld_of(pad(ap.cols));
+      cuda::split_tf32(ap.ptr(), ap.rows, ap.cols, ap.ld, ah, al, lda, stream_);
       for (i64 j0 = 0; j0 < n; j0 += w) {
         const i64 ww = std::min(w, n - j0);
         const ViewF bp = tb ? b.row_range(j0, ww) : b.col_range(j0, ww);
-        cuda::split_tf32(bp.ptr(), bp.rows, bp.cols, bp.ld, bh, bl, stream_);
-        const int ldb = ld_of(bp.cols);
+        const int ldb = ld_of(pad(bp.cols));
+        cuda::split_tf32(bp.ptr(), bp.rows, bp.cols, bp.ld, bh, bl, ldb, stream_);
         const ViewF cp = c.row_range(i0, hh).col_range(j0, ww);
         const float* terms[3][2] = {{bh, al}, {bl, ah}, {bh, ah}};
         for (int q = 0; q < 3; ++q)
@@ -377,7 +455,7 @@ class CudaBackend final : public Backend {
   void syrk(bool trans, float alpha, const ViewF& a, float beta, const ViewF& c) override {
     const i64 n = trans ? a.cols : a.rows, k = trans ? a.rows : a.cols;
     need_shape(c, n, n, "syrk", "C");
-    profile::Scope ps("op syrk", double(n) * double(n) * double(k));
+    OpScope ps(this, "op syrk", double(n) * double(n) * double(k));
     if (n == 0) return;
     need_device(nullptr, a.buf, "syrk");
     need_device(nullptr, c.buf, "syrk");
@@ -430,7 +508,7 @@ class CudaBackend final : public Backend {
     if (!w.contiguous()) throw Error(ErrorCode::InvalidArgument, "eigh: w must be contiguous");
     need_device(nullptr, a.buf, "eigh");
     need_device(nullptr, w.buf, "eigh");
-    profile::Scope ps(sizeof(T) == 4 ? "op eigh f32" : "op eigh f64");
+    OpScope ps(this, sizeof(T) == 4 ? "op eigh f32" : "op eigh f64");
     int lwork = 0;
     // Symmetric input: its column-major reading is the same matrix, and the eigenvectors come back
     // as columns of the column-major result, i.e. rows of the row-major one, as the seam defines.
@@ -460,7 +538,7 @@ class CudaBackend final : public Backend {
   // The factor: cuSOLVER's column-major lower Cholesky factor L (A = L·Lᵀ) in place.
   template <typename T>
   bool cholesky_impl(const View<T>& a) {
-    profile::Scope ps("op cholesky");
+    OpScope ps(this, "op cholesky");
     need_shape(a, a.rows, a.rows, "cholesky", "A");
     const i64 n = a.rows;
     if (n == 0) return true;
@@ -483,7 +561,7 @@ class CudaBackend final : public Backend {
   // A·X = B for row-major B (n × cols) = column-major Bᵀ: Xᵀ = Bᵀ·L⁻ᵀ·L⁻¹, two right-side solves.
   template <typename T>
   void cholesky_solve_impl(const View<T>& f, const View<T>& b) {
-    profile::Scope ps("op cholesky_solve");
+    OpScope ps(this, "op cholesky_solve");
     need_shape(f, b.rows, b.rows, "cholesky_solve", "factor");
     if (b.size() == 0) return;
     need_device(nullptr, f.buf, "cholesky_solve");
@@ -511,7 +589,7 @@ class CudaBackend final : public Backend {
 
   template <typename T>
   void cholesky_inverse_impl(const View<T>& a) {
-    profile::Scope ps("op cholesky_inverse");
+    OpScope ps(this, "op cholesky_inverse");
     need_shape(a, a.rows, a.rows, "cholesky_inverse", "A");
     const i64 n = a.rows;
     if (n == 0) return;
@@ -549,39 +627,39 @@ class CudaBackend final : public Backend {
     fill_impl(a, value);
   }
   void convert(const ViewF& src, const ViewD& dst, double scale, double shift, double diag) override {
-    profile::Scope ps("op convert");
+    OpScope ps(this, "op convert");
     need_shape(dst, src.rows, src.cols, "convert", "destination");
     if (src.size() == 0) return;
     cuda::convert_f32_f64(src.ptr(), src.ld, dst.ptr(), dst.ld, src.rows, src.cols, scale, shift, diag, stream_);
   }
   void convert(const ViewD& src, const ViewF& dst, double scale, double shift, double diag) override {
-    profile::Scope ps("op convert");
+    OpScope ps(this, "op convert");
     need_shape(dst, src.rows, src.cols, "convert", "destination");
     if (src.size() == 0) return;
     cuda::convert_f64_f32(src.ptr(), src.ld, dst.ptr(), dst.ld, src.rows, src.cols, scale, shift, diag, stream_);
   }
   void axpby(float alpha, const ViewF& x, float beta, const ViewF& y) override {
-    profile::Scope ps("op elementwise");
+    OpScope ps(this, "op elementwise");
     need_shape(y, x.rows, x.cols, "axpby", "y");
     if (y.size() == 0) return;
     cuda::axpby(alpha, x.ptr(), x.ld, beta, y.ptr(), y.ld, y.rows, y.cols, stream_);
   }
   void scale_rows_cols(const ViewF& a, const ViewD& r, const ViewD& c) override {
-    profile::Scope ps("op elementwise");
+    OpScope ps(this, "op elementwise");
     if (!r.empty()) need_vec(r, a.rows, "scale_rows_cols", "row scale");
     if (!c.empty()) need_vec(c, a.cols, "scale_rows_cols", "column scale");
     if (a.size() == 0) return;
     cuda::scale_rows_cols(a.ptr(), a.rows, a.cols, a.ld, dvec(r), dvec(c), stream_);
   }
   void add_outer(const ViewF& a, double alpha, const ViewD& u, const ViewD& v) override {
-    profile::Scope ps("op elementwise");
+    OpScope ps(this, "op elementwise");
     if (!u.empty()) need_vec(u, a.rows, "add_outer", "u");
     if (!v.empty()) need_vec(v, a.cols, "add_outer", "v");
     if (a.size() == 0) return;
     cuda::add_outer(a.ptr(), a.rows, a.cols, a.ld, alpha, dvec(u), dvec(v), stream_);
   }
   void add_broadcast(const ViewF& a, const ViewD& r, const ViewD& c, double shift) override {
-    profile::Scope ps("op elementwise");
+    OpScope ps(this, "op elementwise");
     if (!r.empty()) need_vec(r, a.rows, "add_broadcast", "r");
     if (!c.empty()) need_vec(c, a.cols, "add_broadcast", "c");
     if (a.size() == 0) return;
@@ -600,7 +678,7 @@ class CudaBackend final : public Backend {
 
   // ---- ridge kernels
   void shrink(const ViewF& src, const ViewD& lam, const ViewD& alphas, Shrink kind, Axis axis, const ViewF& dst) override {
-    profile::Scope ps("op shrink");
+    OpScope ps(this, "op shrink");
     const i64 r = checks::shrink(src, lam, alphas, axis, dst);
     const i64 na = alphas.size();
     if (na * r == 0) return;
@@ -609,13 +687,13 @@ class CudaBackend final : public Backend {
                  static_cast<double*>(w.p), dst.ptr(), dst.ld, stream_);
   }
   void shrink_targets(const ViewF& src, const ViewD& lam, const ViewD& alpha, Shrink kind, const ViewF& dst) override {
-    profile::Scope ps("op shrink_targets");
+    OpScope ps(this, "op shrink_targets");
     checks::shrink_targets(src, lam, alpha, dst);
     if (src.size() == 0) return;
     cuda::shrink_targets(src.ptr(), src.rows, src.cols, src.ld, dvec(lam), dvec(alpha), static_cast<int>(kind), dst.ptr(), dst.ld, stream_);
   }
   void fold_stats(const ViewF& y, const std::vector<i64>& start, const ViewD& level, const ViewD& sum, const ViewD& sst) override {
-    profile::Scope ps("op fold_stats");
+    OpScope ps(this, "op fold_stats");
     const i64 k = checks::fold_stats(y, start, level, sum, sst), t = y.cols;
     for (i64 v = 0; v < k; ++v)
       cuda::fold_stats(y.size() == 0 ? nullptr : y.ptr(), y.ld, start[static_cast<std::size_t>(v)], start[static_cast<std::size_t>(v) + 1], t,
@@ -623,7 +701,7 @@ class CudaBackend final : public Backend {
   }
   void score(const ViewF& pred, i64 blocks, const ViewF& y, const ViewD& offset, bool residual, ScoreKind kind, const ViewD& sum,
              const ViewD& sst, double weight, const ViewD& acc) override {
-    profile::Scope ps("op score");
+    OpScope ps(this, "op score");
     const i64 m = y.rows, t = y.cols;
     checks::score(pred, blocks, y, offset, residual, sum, sst, acc);
     for (i64 blk = 0; blk < blocks; ++blk)
@@ -656,7 +734,7 @@ class CudaBackend final : public Backend {
                   vstep(best_index), best_tag.ptr(), vstep(best_tag), t, stream_);
   }
   i64 first_nonfinite(const ViewF& a) override {
-    profile::Scope ps("op first_nonfinite");
+    OpScope ps(this, "op first_nonfinite");
     if (a.size() == 0) return -1;
     if (a.buf->residence() == Residence::Host) {  // a result already on the host (the refit's coefficients)
       std::atomic<i64> bad{std::numeric_limits<i64>::max()};
@@ -721,12 +799,19 @@ class CudaBackend final : public Backend {
   cusolverDnHandle_t solver_ = nullptr;
   int* scratch_ = nullptr;  // solver status (int) and a 64-bit result slot
   bool tf32_ = false;
+  int fp64_ratio_ = 0;
+  bool profile_sync_ = false;
   F32Gemm f32_gemm_ = F32Gemm::Auto;
   i64 split_cap_ = 0;  // floats
   float* split_buf_ = nullptr;
   std::size_t split_bytes_ = 0;
   bool poison_ = false;
 };
+
+OpScope::OpScope(const CudaBackend* be, const char* name, double flops) : be_(be), scope_(name, flops) {}
+OpScope::~OpScope() {
+  if (be_->profile_sync_) cudaStreamSynchronize(be_->stream_);
+}
 
 }  // namespace
 

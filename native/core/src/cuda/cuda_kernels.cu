@@ -58,13 +58,13 @@ __device__ inline float round_tf32(float x) {
   return isfinite(r) ? r : __uint_as_float(u & 0xffffe000u);
 }
 
-__global__ void k_split_tf32(const float* src, i64 rows, i64 cols, i64 ld, float* hi, float* lo) {
+__global__ void k_split_tf32(const float* src, i64 rows, i64 cols, i64 ld, float* hi, float* lo, i64 out_ld) {
   FOR_ROWS(i, rows) FOR_COLS(j, cols) {
     const float x = src[i * ld + j];
     const bool finite = isfinite(x);
     const float h = finite ? round_tf32(x) : x;
-    hi[i * cols + j] = h;
-    lo[i * cols + j] = finite ? round_tf32(__fsub_rn(x, h)) : 0.0f;
+    hi[i * out_ld + j] = h;
+    lo[i * out_ld + j] = finite ? round_tf32(__fsub_rn(x, h)) : 0.0f;
   }
 }
 
@@ -478,9 +478,9 @@ void convert_f64_f32(const double* src, i64 sld, float* dst, i64 dld, i64 rows, 
   k_convert<<<grid2(rows, cols), kThreads, 0, s>>>(src, sld, dst, dld, rows, cols, scale, shift, diag);
   check_launch("convert");
 }
-void split_tf32(const float* src, i64 rows, i64 cols, i64 ld, float* hi, float* lo, cudaStream_t s) {
+void split_tf32(const float* src, i64 rows, i64 cols, i64 ld, float* hi, float* lo, i64 out_ld, cudaStream_t s) {
   if (rows * cols == 0) return;
-  k_split_tf32<<<grid2(rows, cols), kThreads, 0, s>>>(src, rows, cols, ld, hi, lo);
+  k_split_tf32<<<grid2(rows, cols), kThreads, 0, s>>>(src, rows, cols, ld, hi, lo, out_ld);
   check_launch("split_tf32");
 }
 void scale_f64(double* a, i64 rows, i64 cols, i64 ld, double beta, cudaStream_t s) {

@@ -144,7 +144,8 @@ std::vector<double> Context::eigh_in_place(const ViewF& a, const std::function<v
     ++n_float64_;
     return download(wv);
   };
-  if (pb.eig_precision == EigPrecision::Float64 || use_f64_) return in_float64();
+  if (pb.eig_precision == EigPrecision::Float64 || use_f64_ || (pb.eig_precision == EigPrecision::Auto && be.prefers_float64_eigh()))
+    return in_float64();
   // Float32 eigenvalues carry an error of about δ = ε·λ_max (ridge.md §5.4), which the shrinkage
   // 1/(λ + α) of every direction must resolve: float32 is kept when δ is within a tenth of the
   // smallest alpha (the weakest directions of a singular Gram), or within 1% of λ_min + α_min for
@@ -406,7 +407,7 @@ void prepare_x(Context& ctx) {
   ctx.x_buf = ctx.be.alloc(DType::F32, Z(n * p));
   ctx.x = view<float>(*ctx.x_buf, n, p);
   fill_device(ctx.be, *ctx.x_buf, n, p, [&](i64 r0, i64 r1, float* out) {
-    parallel_for(r0, r1, 64, [&](i64 b, i64 e) {
+    parallel_for(r0, r1, std::max<i64>(1, 8192 / std::max<i64>(1, p)), [&](i64 b, i64 e) {
       double m = 0;
       for (i64 r = b; r < e; ++r) {
         const float* src = x.row(pb.folds.order[Z(r)]);
@@ -435,7 +436,8 @@ void load_batch(Context& ctx, Batch& batch) {
   const std::vector<i64>* cols = batch.cols;
   const i64 j0 = batch.j0;
   fill_device(ctx.be, *batch.y_buf, n, tb, [&](i64 r0, i64 r1, float* out) {
-    parallel_for(r0, r1, 128, [&](i64 b, i64 e) {
+    // (a 32 MiB chunk of 59,136-target rows is 141 rows: a grain in rows would leave most cores idle)
+    parallel_for(r0, r1, std::max<i64>(1, 8192 / std::max<i64>(1, tb)), [&](i64 b, i64 e) {
       for (i64 r = b; r < e; ++r) {
         const float* src = y.row(pb.folds.order[Z(r)]);
         float* dst = out + (r - r0) * tb;
