@@ -8,8 +8,13 @@
 #
 # FIXTURE (default ./.sd1fixture, git-ignored) is `brainlatent sd fixture --arch sd1 --out FIXTURE`
 # without unet/weights.pb (a few MB, so it can travel); the 3.4 GB weights are regenerated here, byte
-# for byte, from unet/weights.recipe.json by sd1_weights. Then bench_sampler loads the model once per
-# precision and runs batch 1 (1 image) and batch 8 (8 images) on it:
+# for byte, from unet/weights.recipe.json by sd1_weights. The fp16 export is `... --dtype float16`, and
+# the fp16 export with fused attention (each attention block one com.microsoft MultiHeadAttention node, as
+# GPU exports made for ONNX Runtime have it; the same weights.pb and recipe) is
+#   npx brainlatent sd fixture --arch sd1 --dtype float16 --attention fused --out .sd1fixture16fused
+#   rm .sd1fixture16fused/unet/weights.pb      # 2.8 MB left
+# (sd1_fixture.json, printed by the env step, names the fixture's dtype and attention; TAG=... labels records).
+# Then bench_sampler loads the model once per precision and runs batch 1 (1 image) and batch 8 (8 images) on it:
 #   fp32   provider option use_tf32=0 (the parity setting)
 #   tf32   use_tf32=1 (TF32 tensor cores allowed in MatMul/Conv)
 #   fp32host  use_tf32=0 with BRAINLATENT_SD_DEVICE_LOOP=0 (the host loop; not in the default STEPS)
@@ -91,6 +96,7 @@ env_info() {
   echo "BRAINLATENT_SD_DEVICE_LOOP=${BRAINLATENT_SD_DEVICE_LOOP:-}"
   ls -la "$ORT" 2>/dev/null | head -20
   du -sh "$FIXTURE"; ls -la "$FIXTURE/unet"
+  cat "$FIXTURE/sd1_fixture.json" 2>/dev/null; echo
   return 0
 }
 

@@ -364,4 +364,17 @@ describe('sd fixture', () => {
     expect(() => resolveFixtureOptions({ unetChannels: 0 })).toThrow('writeSdFixture unetChannels: expected an integer >= 1, got 0');
     expect(resolveFixtureOptions({ unetLayers: 0 }).unetLayers).toBe(0);
   });
+
+  it('refuses an --attention other than unfused or fused, and --attention without --arch sd1, writing nothing', async () => {
+    const cases: [string[], string][] = [
+      [['--arch', 'sd1', '--attention', 'flash'], "--attention must be unfused or fused, got 'flash'"],
+      [['--attention', 'fused'], '--attention applies to --arch sd1'],
+    ];
+    for (const [flags, message] of cases) {
+      const e = await run('sd', 'fixture', '--out', f('fixture-attention'), ...flags);
+      expect(e, flags.join(' ')).toBeInstanceOf(InvalidArgumentError);
+      expect(e?.message, flags.join(' ')).toBe(message);
+    }
+    expect(readdirSync(tmp)).not.toContain('fixture-attention');
+  });
 });

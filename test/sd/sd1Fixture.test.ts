@@ -6,6 +6,9 @@
  * both memory modes with equal results. The float16 form (`--dtype float16`): half weights and constants,
  * float16 at every boundary, its recipe regenerating it too, and the same function as the float32 U-Net
  * within half precision (onnxruntime-node, CPU; and the engine's img2img through its float16 boundaries).
+ * The fused-attention form (`--attention fused`): each attention block's core one com.microsoft
+ * MultiHeadAttention node, the weights files the unfused fixture's byte for byte, and the unfused U-Net's function
+ * in float32 and float16 (onnxruntime-node, CPU, and the engine's img2img), its attention outputs usable as layers.
  */
 import { readFile, rm, stat } from 'node:fs/promises';
 import { mkdtempSync } from 'node:fs';
@@ -15,6 +18,7 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, describe, expect, it } from 'vitest';
 
+import { checkUnetLayers } from '../../ts/encoding/unetLayers.js';
 import { Diffusion } from '../../ts/sd/Diffusion.js';
 import { floatToHalfBits, halfBitsToFloat, toHalf } from '../../ts/sd/half.js';
 import { onnx } from '../../ts/sd/onnxProto.js';
@@ -24,6 +28,8 @@ import { commandOutput } from '../helpers/nodeChild.js';
 const root = mkdtempSync(join(tmpdir(), 'brainlatent-sd1-'));
 const dir = join(root, 'sd1');
 const dir16 = join(root, 'sd1-fp16');
+const dirFused = join(root, 'sd1-fused');
+const dir16Fused = join(root, 'sd1-fp16-fused');
 const config = { blockOut: [32, 64, 64, 64], groups: 8, heads: 4, timeDim: 64, crossDim: 48 };
 afterAll(async () => {
   await rm(root, { recursive: true, force: true });
@@ -235,5 +241,95 @@ describe('sd fixture --arch sd1', () => {
     const scale = Math.max(...latents[0].map(Math.abs));
     const diff = Math.max(...latents[0].map((x, i) => Math.abs(x - latents[1][i])));
     expect(diff / scale).toBeLessThan(5e-3); // 8.7e-4 seen
+  }, WITH_CHILDREN_TIMEOUT_MS);
+
+  it('--attention fused: one com.microsoft MultiHeadAttention per attention block, the same weights files, the unfused function', async () => {
+    // the unfused fixtures, as the tests above write them
+    await stat(join(dir, 'unet', 'weights.pb')).catch(() => writeSd1Fixture(dir, { config }));
+    await stat(join(dir16, 'unet', 'weights.pb')).catch(() => writeSd1Fixture(dir16, { config, dtype: 'float16' }));
+    await writeSd1Fixture(dirFused, { config, attention: 'fused' });
+    await writeSd1Fixture(dir16Fused, { config, dtype: 'float16', attention: 'fused' });
+    const T = onnx.TensorProto.DataType;
+    const model = async (folder: string) => onnx.ModelProto.decode(await readFile(join(folder, 'unet', 'model.onnx')));
+    // 16 transformers (2 + 2 + 2 down, 1 middle, 3 + 3 + 3 up), each a self- and a cross-attention
+    const blocks = 32;
+    for (const [plain, fused, elemType] of [[dir, dirFused, T.FLOAT], [dir16, dir16Fused, T.FLOAT16]] as const) {
+      for (const f of ['weights.pb', 'weights.recipe.json']) expect([fused, f, Buffer.compare(await readFile(join(plain, 'unet', f)), await readFile(join(fused, 'unet', f)))]).toEqual([fused, f, 0]);
+      const [mp, mf] = [await model(plain), await model(fused)];
+      expect(mp.opsetImport?.map((o) => [o.domain, Number(o.version)])).toEqual([['', 17]]);
+      expect(mf.opsetImport?.map((o) => [o.domain, Number(o.version)])).toEqual([['', 17], ['com.microsoft', 1]]);
+      const gp = mp.graph as import('onnx-proto').onnx.GraphProto;
+      const gf = mf.graph as import('onnx-proto').onnx.GraphProto;
+      const count = (g: typeof gp, op: string) => g.node.filter((n) => n.opType === op).length;
+      expect([count(gp, 'Softmax'), count(gp, 'MultiHeadAttention')]).toEqual([blocks, 0]);
+      expect([count(gf, 'Softmax'), count(gf, 'MultiHeadAttention')]).toEqual([0, blocks]);
+      // each: num_heads only, three inputs, each the output of a MatMul by a weight of the unfused graph
+      const producer = new Map(gf.node.map((n) => [n.output?.[0], n]));
+      const ext = (g: typeof gp) => g.initializer.filter((t) => t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL).map((t) => t.name);
+      expect(ext(gf)).toEqual(ext(gp));
+      for (const n of gf.node.filter((x) => x.opType === 'MultiHeadAttention')) {
+        expect([n.domain, n.attribute?.map((a) => [a.name, Number(a.i)]), n.input?.length, n.output?.length]).toEqual(['com.microsoft', [['num_heads', config.heads]], 3, 1]);
+        for (const i of n.input ?? []) expect(producer.get(i)?.opType).toBe('MatMul');
+      }
+      expect(gf.node.filter((n) => n.domain && n.domain !== 'com.microsoft')).toEqual([]);
+      // its constants are the unfused graph's but each core's: three head splits' and a merge's shapes, and the scale
+      const kept = new Set(gf.initializer.map((t) => t.name));
+      expect(gf.initializer.length).toBe(gp.initializer.filter((t) => kept.has(t.name)).length);
+      const dropped = gp.initializer.filter((t) => !kept.has(t.name)).map((t) => t.dataType);
+      expect([dropped.filter((d) => d === T.INT64).length, dropped.filter((d) => d === elemType).length, dropped.length]).toEqual([4 * blocks, blocks, 5 * blocks]);
+    }
+
+    // ONNX Runtime's CPU provider: the fused U-Net's output is the unfused one's
+    const half = (n: number, f: (i: number) => number) => Float32Array.from({ length: n }, (_, i) => halfBitsToFloat(floatToHalfBits(f(i))));
+    const z = half(4 * 16 * 16, Math.sin);
+    const c = half(77 * 48, (i) => Math.cos(i * 0.1));
+    const run = async (folder: string, type: 'float32' | 'float16') => {
+      const t = (data: Float32Array, dims: number[]) => (type === 'float16' ? new ort.Tensor('float16', toHalf(data), dims) : new ort.Tensor('float32', data, dims));
+      const s = await ort.InferenceSession.create(join(folder, 'unet', 'model.onnx'), { intraOpNumThreads: 1 });
+      try {
+        const out = (await s.run({ sample: t(z, [1, 4, 16, 16]), timestep: t(Float32Array.of(999), []), encoder_hidden_states: t(c, [1, 77, 48]) })).out_sample;
+        return out.type === 'float16' ? Float32Array.from(out.data as Uint16Array, halfBitsToFloat) : (out.data as Float32Array);
+      } finally {
+        await s.release();
+      }
+    };
+    const relative = (a: Float32Array, b: Float32Array) => {
+      let err = 0;
+      let norm = 0;
+      for (let i = 0; i < a.length; i++) {
+        err += (a[i] - b[i]) ** 2;
+        norm += a[i] ** 2;
+      }
+      return Math.sqrt(err / norm);
+    };
+    const ref32 = await run(dir, 'float32');
+    expect(relative(ref32, await run(dirFused, 'float32'))).toBeLessThan(1e-5); // 1.0e-6 seen
+    // ORT's CPU provider has no float16 MultiHeadAttention kernel: it runs the node in float32 between Casts
+    const fused16 = await run(dir16Fused, 'float16');
+    expect(relative(await run(dir16, 'float16'), fused16)).toBeLessThan(5e-3); // 1.0e-3 seen
+    expect(relative(ref32, fused16)).toBeLessThan(0.03); // 0.009 seen, as the unfused float16 one
+
+    // the engine samples with it as with the unfused one
+    const img2img = async (folder: string) => {
+      const sd = await Diffusion.load(folder, { components: ['unet'], intraOpThreads: 1 });
+      try {
+        const zz = { data: Float32Array.from({ length: 4 * 8 * 8 }, (_, i) => Math.sin(i)), shape: [1, 4, 8, 8] };
+        const cc = { data: Float32Array.from({ length: 77 * 48 }, (_, i) => Math.cos(i * 0.1)), shape: [1, 77, 48] };
+        return (await sd.img2img({ z: zz, c: cc, uncond: cc, guidance: 3, scheduler: 'ddim', steps: 2, strength: 1 })).latents.data;
+      } finally {
+        sd.dispose();
+      }
+    };
+    const maxRelative = (a: Float32Array, b: Float32Array) => Math.max(...a.map((x, i) => Math.abs(x - b[i]))) / Math.max(...a.map(Math.abs));
+    const latents32 = await img2img(dir);
+    expect(maxRelative(latents32, await img2img(dirFused))).toBeLessThan(1e-5); // 2.8e-7 seen
+    expect(maxRelative(await img2img(dir16), await img2img(dir16Fused))).toBeLessThan(5e-3); // 2.3e-4 seen
+
+    // an attention node's output is a U-Net layer like any other: exposed, it is [batch, tokens, channels]
+    const mha = onnx.ModelProto.decode(await readFile(join(dirFused, 'unet', 'model.onnx'))).graph?.node?.find((n) => n.opType === 'MultiHeadAttention');
+    const layer = mha?.output?.[0] ?? '';
+    const check = await checkUnetLayers(dirFused, [layer], { imageSize: 64, timestep: 500 });
+    expect(check.problem).toBeNull();
+    expect(check.layers.map((l) => [l.name, l.opType, l.dtype, l.problem])).toEqual([[layer, 'MultiHeadAttention', 'float32', null]]);
   }, WITH_CHILDREN_TIMEOUT_MS);
 });

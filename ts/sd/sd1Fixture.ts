@@ -19,6 +19,15 @@
  * the boundaries, ts/sd/fixture.ts `io: 'float16'`). Resize's scales stay float32 (the ONNX spec's type).
  * The graph passes onnx.checker and strict type inference; ONNX Runtime's CPU provider runs it too (through
  * float32 where it has no half kernel), for tests at narrow width.
+ *
+ * `attention: 'fused'` writes each attention block as GPU exports made for ONNX Runtime have it (Optimum, or
+ * onnxruntime.transformers' optimizer for the unet): the q/k/v projections feed one com.microsoft
+ * MultiHeadAttention node (num_heads; query [B,S,C], key and value [B,L,C]; output [B,S,C]; its default scale
+ * 1/√head_size), which ORT's CUDA provider runs as flash or memory-efficient attention, then the output
+ * projection. The graph is the unfused one with each attention's head split, scores, softmax and head merge
+ * replaced by that node, so every weight keeps its name, order and bytes: weights.pb and weights.recipe.json
+ * are the unfused fixture's, byte for byte. ONNX Runtime's CPU provider runs it (its MultiHeadAttention kernel is
+ * float32 only: between Casts in a float16 U-Net); onnx.checker has no com.microsoft schemas to check the node by.
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -39,6 +48,11 @@ const A = onnx.AttributeProto.AttributeType;
 const ALIGN = 65536;
 /** Element type of the sd1 fixture's U-Net (weights, constants, inputs, output). */
 export type Sd1Dtype = 'float32' | 'float16';
+/** How the sd1 fixture's attention blocks are written: MatMul → Softmax → MatMul, or one com.microsoft MultiHeadAttention. */
+export type Sd1Attention = 'unfused' | 'fused';
+/** The domain and version of ONNX Runtime's contrib operators (MultiHeadAttention). */
+const MS_DOMAIN = 'com.microsoft';
+const MS_OPSET = 1;
 
 /** The recipe's format tag; bump it when the generator's arithmetic changes. */
 export const SD1_WEIGHTS_RECIPE_FORMAT = 'brainlatent-sd1-weights/1';
@@ -167,13 +181,27 @@ class ExternalGraph {
     this.nodes.push({ opType, input, output: [out], attribute, name: `${opType}_${this.n++}` });
     return out;
   }
+  /** Where the graph stands now, for replaceSince. */
+  mark(): { nodes: number; inits: number } {
+    return { nodes: this.nodes.length, inits: this.inits.length };
+  }
+  /**
+   * Replaces the nodes made since `at` (but those whose output is in `keep`) with `node`, and drops the constants
+   * made since then; weights stay, and no name is drawn, so every later name is the unreplaced graph's.
+   */
+  replaceSince(at: { nodes: number; inits: number }, keep: string[], node: INode): void {
+    const kept = this.nodes.splice(at.nodes).filter((nd) => keep.includes(nd.output?.[0] ?? ''));
+    this.nodes.push(...kept, node);
+    const weights = this.inits.splice(at.inits).filter((t) => t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL);
+    this.inits.push(...weights);
+  }
 }
 
 const ints = (name: string, v: number[]): IAttribute => ({ name, type: A.INTS, ints: v });
 const int = (name: string, v: number): IAttribute => ({ name, type: A.INT, i: v });
 const flt = (name: string, v: number): IAttribute => ({ name, type: A.FLOAT, f: v });
 
-function unetGraph(g: ExternalGraph, cfg: Sd1UnetConfig): void {
+function unetGraph(g: ExternalGraph, cfg: Sd1UnetConfig, fused: boolean): void {
   const conv = (x: string, cin: number, cout: number, k: number, stride = 1): string =>
     g.op(
       'Conv',
@@ -216,12 +244,21 @@ function unetGraph(g: ExternalGraph, cfg: Sd1UnetConfig): void {
     const heads = cfg.heads;
     const dh = c / heads;
     const split = (y: string): string => g.op('Transpose', [g.op('Reshape', [y, g.consts([0, -1, heads, dh], [4], 'int64')])], [ints('perm', [0, 2, 1, 3])]);
-    const q = split(linear(x, c, c, false));
-    const k = split(linear(ctx, ctxDim, c, false));
-    const v = split(linear(ctx, ctxDim, c, false));
+    const start = g.mark();
+    const qp = linear(x, c, c, false);
+    const q = split(qp);
+    const kp = linear(ctx, ctxDim, c, false);
+    const k = split(kp);
+    const vp = linear(ctx, ctxDim, c, false);
+    const v = split(vp);
     const scores = g.op('Mul', [g.op('MatMul', [q, g.op('Transpose', [k], [ints('perm', [0, 1, 3, 2])])]), g.consts([1 / Math.sqrt(dh)])]);
     const o = g.op('MatMul', [g.op('Softmax', [scores], [int('axis', -1)]), v]);
     const merged = g.op('Reshape', [g.op('Transpose', [o], [ints('perm', [0, 2, 1, 3])]), g.consts([0, -1, c], [3], 'int64')]);
+    if (fused) {
+      // built unfused, then fused, so that the names drawn (and so every weight's) are the unfused graph's
+      const mha: INode = { opType: 'MultiHeadAttention', domain: MS_DOMAIN, input: [qp, kp, vp], output: [merged], attribute: [int('num_heads', heads)], name: `MultiHeadAttention_${merged}` };
+      g.replaceSince(start, [qp, kp, vp], mha);
+    }
     return linear(merged, c, c);
   };
   const transformer = (x: string, c: number): string => {
@@ -287,6 +324,8 @@ export async function writeSd1Fixture(
     config?: Partial<Sd1UnetConfig>;
     /** float16: the U-Net in half precision and float16 at every component's boundary (see the file's head). */
     dtype?: Sd1Dtype;
+    /** fused: each attention block's core as one com.microsoft MultiHeadAttention node (see the file's head). */
+    attention?: Sd1Attention;
   } = {},
 ): Promise<{ parameters: number; weightBytes: number }> {
   const cfg: Sd1UnetConfig = { ...SD1_UNET, ...(options.config ?? {}) };
@@ -294,9 +333,16 @@ export async function writeSd1Fixture(
   return withAtomicDir(dir, (tmp) => buildSd1Fixture(tmp, cfg, options));
 }
 
-async function buildSd1Fixture(tmp: string, cfg: Sd1UnetConfig, options: { seed?: number; dtype?: Sd1Dtype }): Promise<{ parameters: number; weightBytes: number }> {
+async function buildSd1Fixture(
+  tmp: string,
+  cfg: Sd1UnetConfig,
+  options: { seed?: number; dtype?: Sd1Dtype; attention?: Sd1Attention },
+): Promise<{ parameters: number; weightBytes: number }> {
   const dtype = options.dtype ?? 'float32';
   if (dtype !== 'float32' && dtype !== 'float16') throw new Error(`sd1 fixture dtype: expected float32 or float16, got '${String(dtype)}'`);
+  const attention = options.attention ?? 'unfused';
+  if (attention !== 'unfused' && attention !== 'fused') throw new Error(`sd1 fixture attention: expected unfused or fused, got '${String(attention)}'`);
+  const fused = attention === 'fused';
   // the small models at SD 1.x's interface sizes (text width 768), then the real U-Net over them
   await writeSdFixture(tmp, { textDim: cfg.crossDim, seed: options.seed ?? 1, io: dtype });
   const unetDir = join(tmp, 'unet');
@@ -305,7 +351,7 @@ async function buildSd1Fixture(tmp: string, cfg: Sd1UnetConfig, options: { seed?
   let g: ExternalGraph;
   try {
     g = new ExternalGraph(fd, 'weights.pb', options.seed ?? 1, dtype);
-    unetGraph(g, cfg);
+    unetGraph(g, cfg, fused);
   } finally {
     closeSync(fd);
   }
@@ -316,7 +362,7 @@ async function buildSd1Fixture(tmp: string, cfg: Sd1UnetConfig, options: { seed?
   const m = onnx.ModelProto.create({
     irVersion: 8,
     producerName: 'brainlatent-sd1-fixture',
-    opsetImport: [{ domain: '', version: 17 }],
+    opsetImport: [{ domain: '', version: 17 }, ...(fused ? [{ domain: MS_DOMAIN, version: MS_OPSET }] : [])],
     graph: {
       name: 'unet',
       node: g.nodes,
@@ -330,6 +376,6 @@ async function buildSd1Fixture(tmp: string, cfg: Sd1UnetConfig, options: { seed?
   const { tensors, ...head } = g.recipe;
   const rows = tensors.map((t) => JSON.stringify(t)).join(',\n');
   await writeFile(join(unetDir, 'weights.recipe.json'), `${JSON.stringify(head).slice(0, -1)},"tensors":[\n${rows}\n]}\n`);
-  await writeFile(join(tmp, 'sd1_fixture.json'), JSON.stringify({ parameters: g.parameters, dtype, note: "SD 1.x's U-Net layers, random weights" }, null, 2));
+  await writeFile(join(tmp, 'sd1_fixture.json'), JSON.stringify({ parameters: g.parameters, dtype, ...(fused ? { attention } : {}), note: "SD 1.x's U-Net layers, random weights" }, null, 2));
   return { parameters: g.parameters, weightBytes: g.parameters * (dtype === 'float16' ? 2 : 4) };
 }

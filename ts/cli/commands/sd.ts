@@ -461,20 +461,27 @@ rules, reproducing another implementation's run, ONNX Runtime and CUDA).`,
       '--dtype <type>',
       "with --arch sd1: 'float32' (default) or 'float16', the usual GPU export: the U-Net's weights (1.7 GB), constants, inputs and output in half precision, and float16 at the text encoder's and VAE's boundaries. The tiny fixture's float16 form is --variant optimum-fp16-io",
     )
+    .option(
+      '--attention <form>',
+      "with --arch sd1: 'unfused' (default; MatMul, Softmax, MatMul) or 'fused': each attention block's core as one com.microsoft MultiHeadAttention node, as in GPU exports made for ONNX Runtime (its CUDA provider runs it as flash or memory-efficient attention); the same weights",
+    )
     .action(async (f: Record<string, string>) => {
       if (f.arch !== 'tiny' && f.arch !== 'sd1') throw new InvalidArgumentError(`--arch must be tiny or sd1, got '${f.arch}'`);
       await checkOutputPath('--out', f.out, 'folder', 'the fixture model');
       if (f.dtype !== undefined && f.dtype !== 'float32' && f.dtype !== 'float16') throw new InvalidArgumentError(`--dtype must be float32 or float16, got '${f.dtype}'`);
+      if (f.attention !== undefined && f.attention !== 'unfused' && f.attention !== 'fused') throw new InvalidArgumentError(`--attention must be unfused or fused, got '${f.attention}'`);
       if (f.arch === 'sd1') {
         const t0 = performance.now();
         const dtype = (f.dtype ?? 'float32') as 'float32' | 'float16';
-        const r = await writeSd1Fixture(f.out, { seed: intFlag(f.seed, 'seed', 1, 0), dtype });
+        const attention = (f.attention ?? 'unfused') as 'unfused' | 'fused';
+        const r = await writeSd1Fixture(f.out, { seed: intFlag(f.seed, 'seed', 1, 0), dtype, attention });
         process.stdout.write(
-          `wrote ${f.out}: SD 1.x U-Net layers in ${dtype}, ${r.parameters.toLocaleString('en')} parameters, ${(r.weightBytes / 1e9).toFixed(2)} GB of random weights in unet/weights.pb (${((performance.now() - t0) / 1000).toFixed(0)} s)\n`,
+          `wrote ${f.out}: SD 1.x U-Net layers in ${dtype}${attention === 'fused' ? ' with fused attention (com.microsoft MultiHeadAttention)' : ''}, ${r.parameters.toLocaleString('en')} parameters, ${(r.weightBytes / 1e9).toFixed(2)} GB of random weights in unet/weights.pb (${((performance.now() - t0) / 1000).toFixed(0)} s)\n`,
         );
         return;
       }
       if (f.dtype !== undefined) throw new InvalidArgumentError("--dtype applies to --arch sd1; the tiny fixture's float16 form is --variant optimum-fp16-io");
+      if (f.attention !== undefined) throw new InvalidArgumentError('--attention applies to --arch sd1');
       const shared = {
         textDim: intFlag(f.textDim, 'text-dim', 32, 1),
         unetChannels: intFlag(f.unetChannels, 'unet-channels', 8, 1),
