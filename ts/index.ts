@@ -4,7 +4,7 @@
 export * from './errors.js';
 export * from './matrix.js';
 export { RidgeCV, setThreads, DEFAULT_ALPHAS, MAX_ENGINE_THREADS } from './ridge/RidgeCV.js';
-export type { RidgeCVOptions, RidgeProgress, FitControl, RidgeBackend } from './ridge/RidgeCV.js';
+export type { RidgeCVOptions, RidgeProgress, FitControl, FitManyControl, RidgeProblem, RidgeBackend } from './ridge/RidgeCV.js';
 export type { RidgeCommonOptions } from './ridge/options.js';
 export { RidgeModel } from './ridge/RidgeModel.js';
 export type { RidgeScore, RidgeFitSettings, RidgeModelParts, PredictOptions, PredictAsyncOptions, PredictProgress } from './ridge/RidgeModel.js';

@@ -1,11 +1,14 @@
 // Node-API surface of RidgeCV: the fit as an async job (progress, cancel token, zero-copy results),
-// prediction (sync and async), and the fold assignments.
+// many independent fits at once as one job, prediction (sync and async), and the fold assignments.
 #include <cmath>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "addon_modules.h"
+#include "brainlatent/backend.h"
 #include "brainlatent/ridge.h"
 #include "kit.h"
 #include "enums.h"
@@ -35,12 +38,136 @@ Napi::Value ridge_result_to_js(Napi::Env env, RidgeResult& r) {
   return out;
 }
 
+// RidgeCV's own option (after the shared ones, read_ridge_options): the CV method.
+void read_cv_method(const Napi::Object& o, RidgeOptions& opts) { opts.cv_method = attr_enum(o, "cvMethod", RidgeCvMethod::Auto, kRidgeCvMethods); }
+
 // ridgeFit(x, n, p, y, t, options, onProgress?, cancelToken?) -> Promise<result>
 Napi::Value RidgeFit(const Napi::CallbackInfo& info) {
   return ridge_fit_job<RidgeOptions>(
-      info, "ridgeFit", "brainlatent.ridgeFit",
-      [](const Napi::Object& o, RidgeOptions& opts) { opts.cv_method = attr_enum(o, "cvMethod", RidgeCvMethod::Auto, kRidgeCvMethods); },
+      info, "ridgeFit", "brainlatent.ridgeFit", read_cv_method,
       [](const ConstMatF& x, const ConstMatF& y, const RidgeOptions& opts) { return ridge_cv_fit(x, y, opts); }, ridge_result_to_js);
+}
+
+// One problem of ridgeFitMany, { x, n, p, y, t, options }: X (n × p) and Y (n × t) checked as ridgeFit checks its
+// arguments, the options read as its options are. Errors name the problem (`label`). Its arrays go to `keep`.
+RidgeProblem read_problem(const Napi::Value& v, const std::string& label, std::vector<Napi::Value>& keep) {
+  try {
+    if (!v.IsObject() || v.IsArray()) throw Napi::TypeError::New(v.Env(), "must be an object { x, n, p, y, t, options }");
+    const Napi::Object o = v.As<Napi::Object>();
+    const auto count = [&o](const char* key) {
+      if (!has(o, key)) throw Napi::TypeError::New(o.Env(), std::string("'") + key + "' is missing");
+      return attr_int(o, key, 0, 0, std::int64_t(1) << 53);
+    };
+    const std::int64_t n = count("n"), p = count("p"), t = count("t");
+    const auto x = attr_array<Napi::Float32Array>(o, "x", static_cast<std::size_t>(n * p));
+    const auto y = attr_array<Napi::Float32Array>(o, "y", static_cast<std::size_t>(n * t));
+    if (!o.Get("options").IsObject()) throw Napi::TypeError::New(o.Env(), "'options' must be an object");
+    const Napi::Object opts = o.Get("options").As<Napi::Object>();
+    RidgeProblem problem{{x.Data(), n, p}, {y.Data(), n, t}, {}};
+    read_ridge_options(opts, problem.options);
+    read_cv_method(opts, problem.options);
+    keep.push_back(x);
+    keep.push_back(y);
+    return problem;
+  } catch (Napi::Error& e) {
+    e.Value().Set("message", label + ": " + e.Message());
+    throw;
+  }
+}
+
+// The progress of ridgeFitMany's problems: each problem's fraction, their mean reported as the job's progress
+// (with the stage of the problem that moved it), and which problems have finished: ridge_cv_fit reports (1, "done")
+// last, once its result is complete.
+class ManyProgress {
+ public:
+  ManyProgress(std::size_t n, std::function<void(double, const std::string&)> report)
+      : fraction_(n, 0.0), done_(n, false), report_(std::move(report)) {}
+  void update(std::size_t i, double fraction, const std::string& stage) {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    fraction_[i] = fraction;
+    if (stage == "done" && fraction >= 1.0) done_[i] = true;
+    double sum = 0;
+    for (double f : fraction_) sum += f;
+    // (under the lock: events from the problems' threads are posted in the order of their means)
+    if (report_) report_(sum / static_cast<double>(fraction_.size()), stage);
+  }
+  // The first problem that has not finished (n when all have).
+  std::size_t first_unfinished() {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    std::size_t i = 0;
+    while (i < done_.size() && done_[i]) ++i;
+    return i;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::vector<double> fraction_;
+  std::vector<bool> done_;
+  std::function<void(double, const std::string&)> report_;
+};
+
+// The failure in flight (call in a catch block) as the same error naming problem `i` of `n` ('<label> problem 2 (of 4): …').
+[[noreturn]] void rethrow_naming_problem(const std::string& label, std::size_t i, std::size_t n) {
+  const Failure f = current_failure(label);
+  const std::string message = label + " problem " + std::to_string(i) + " (of " + std::to_string(n) + "): " + f.message;
+  if (f.code == ErrorCode::OutOfMemory) throw f.reason == OomReason::Budget ? Error::budget_exceeded(message) : Error::allocation_failed(message);
+  throw Error(f.code, message);
+}
+
+// ridgeFitMany(problems, concurrency, onProgress?, cancelToken?, label?) -> Promise<result[]>: independent RidgeCV
+// fits (ridge_cv_fit_many: up to `concurrency` at once, each on its own backend instance) as one job; results in the
+// problems' order, each as ridgeFit's. Progress: the mean fraction over the problems. An error names its problem
+// after `label` (default 'ridgeFitMany'): the engine rethrows the failure of the smallest index, every problem before
+// which has then finished. A cancellation names none.
+Napi::Value RidgeFitMany(const Napi::CallbackInfo& info) {
+  Args args(info, "ridgeFitMany");
+  if (!args[0].IsArray()) throw Napi::TypeError::New(info.Env(), "ridgeFitMany: problems must be an array");
+  const Napi::Array list = args[0].As<Napi::Array>();
+  const std::int64_t concurrency = args.count(1, "concurrency");
+  if (concurrency < 1) throw Napi::RangeError::New(info.Env(), "ridgeFitMany: concurrency must be at least 1");
+  auto problems = std::make_shared<std::vector<RidgeProblem>>();
+  std::vector<Napi::Value> keep;
+  for (std::uint32_t i = 0; i < list.Length(); ++i)
+    problems->push_back(read_problem(list.Get(i), "ridgeFitMany problem " + std::to_string(i), keep));
+  const int workers = static_cast<int>(std::min<std::int64_t>(concurrency, std::max<std::size_t>(problems->size(), 1)));
+  const std::string label = args.length() > 4 && args[4].IsString() ? args.string(4, "label") : std::string("ridgeFitMany");
+  auto results = std::make_shared<std::vector<RidgeResult>>();
+  return run_job(
+      info.Env(), "brainlatent.ridgeFitMany",
+      [problems, results, workers, label](JobContext& ctx) {
+        const std::size_t n = problems->size();
+        // (each distinct backend made once first: one that cannot be had is named by its first problem, where the
+        // engine's own probe of them, before any fit, could not say which)
+        std::set<std::string> probed;
+        for (std::size_t i = 0; i < n; ++i) {
+          if (!probed.insert((*problems)[i].options.backend).second) continue;
+          try {
+            make_backend((*problems)[i].options.backend);
+          } catch (...) {
+            rethrow_naming_problem(label, i, n);
+          }
+        }
+        auto progress = std::make_shared<ManyProgress>(n, ctx.fraction_progress());
+        for (std::size_t i = 0; i < n; ++i) {
+          RidgeOptions& o = (*problems)[i].options;
+          o.progress = [progress, i](double fraction, const std::string& stage) { progress->update(i, fraction, stage); };
+          o.cancel = ctx.cancel_flag();
+        }
+        try {
+          *results = ridge_cv_fit_many(*problems, workers);
+        } catch (const Error& e) {
+          if (e.code() == ErrorCode::Cancelled) throw;
+          rethrow_naming_problem(label, progress->first_unfinished(), n);
+        } catch (...) {
+          rethrow_naming_problem(label, progress->first_unfinished(), n);
+        }
+      },
+      [results](Napi::Env env) -> Napi::Value {
+        Napi::Array out = Napi::Array::New(env, results->size());
+        for (std::size_t i = 0; i < results->size(); ++i) out.Set(static_cast<std::uint32_t>(i), ridge_result_to_js(env, (*results)[i]));
+        return out;
+      },
+      {args.callback(2), args.cancel_token(3), std::move(keep)});
 }
 
 // The arguments of ridgePredict and ridgePredictAsync:
@@ -125,7 +252,7 @@ Napi::Value RidgeCostEstimateJs(const Napi::CallbackInfo& info) {
   Napi::Object o = args.object(3, "options");
   RidgeOptions opts;
   read_ridge_options(o, opts);
-  opts.cv_method = attr_enum(o, "cvMethod", RidgeCvMethod::Auto, kRidgeCvMethods);
+  read_cv_method(o, opts);
   const RidgeCostEstimate c = guarded(info.Env(), "ridgeCostEstimate", [&] { return ridge_cost_estimate(n, p, t, opts); });
   return cost_estimate_to_js(info.Env(), c);
 }
@@ -151,6 +278,7 @@ Napi::Value GroupFolds(const Napi::CallbackInfo& info) {
 
 void init_ridge(Napi::Env env, Napi::Object exports) {
   exports.Set("ridgeFit", Napi::Function::New(env, RidgeFit, "ridgeFit"));
+  exports.Set("ridgeFitMany", Napi::Function::New(env, RidgeFitMany, "ridgeFitMany"));
   exports.Set("ridgePredict", Napi::Function::New(env, RidgePredict, "ridgePredict"));
   exports.Set("ridgePredictAsync", Napi::Function::New(env, RidgePredictAsync, "ridgePredictAsync"));
   exports.Set("ridgeCostEstimate", Napi::Function::New(env, RidgeCostEstimateJs, "ridgeCostEstimate"));

@@ -24,6 +24,8 @@ import {
   type Matrix,
   type ReconstructConfigInput,
   type RidgeProgress,
+  type RidgeProblem,
+  type FitManyControl,
 } from 'brainlatent';
 import { brainlatentPlugin, startServer, type BrainlatentPluginOptions, type JobView, type PublicError, type RunningServer } from 'brainlatent/server';
 
@@ -41,6 +43,12 @@ export async function fitAndPredict(x: Matrix, y: Matrix, signal?: AbortSignal):
     if (e instanceof CancelledError) return { data: new Float32Array(0), rows: 0, cols: y.cols };
     throw e;
   }
+}
+
+export async function fitMany(problems: RidgeProblem[], signal?: AbortSignal): Promise<number[]> {
+  const control: FitManyControl = { concurrency: 2, signal, onProgress: (p) => void p.fraction };
+  const models: RidgeModel[] = await RidgeCV.fitMany(problems, control);
+  return models.map((m) => m.nTargets);
 }
 
 export async function sample(dir: string): Promise<number> {

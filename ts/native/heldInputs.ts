@@ -40,6 +40,7 @@ export function engineOutput<T extends ArrayBufferView>(a: T): T {
 type Path = readonly (number | string)[];
 const IN_PLACE: Readonly<Record<string, { held: readonly Path[]; checked?: readonly Path[] }>> = {
   ridgeFit: { held: [[0], [3]] },
+  ridgeFitMany: { held: [[0, '*', 'x'], [0, '*', 'y']] },
   bandedRidgeFit: { held: [[0], [3]] },
   ridgePredictAsync: { held: [[0], [3], [5], [6], [7], [8]] },
   metricsPixcorr: { held: [[0], [1]] },

@@ -97,7 +97,30 @@ export interface NativeRidgeResult {
   info: NativeRidgeInfo;
 }
 
+/** One problem of ridgeFitMany: X (n × p) and Y (n × t), read in place, and its options, as ridgeFit takes them. */
+export interface NativeRidgeProblem {
+  x: Float32Array;
+  n: number;
+  p: number;
+  y: Float32Array;
+  t: number;
+  options: NativeRidgeOptions;
+}
+
 export interface RidgeBinding {
+  /**
+   * Independent fits as one job: up to `concurrency` at once, each on its own backend instance (on CUDA its own
+   * stream and handles, an equal share of the device's memory). Results in the problems' order; progress is the mean
+   * fraction over the problems; an error's message names its problem after `label` ('ridgeFitMany problem 2 (of 4): …'
+   * by default), a cancellation none.
+   */
+  ridgeFitMany(
+    problems: NativeRidgeProblem[],
+    concurrency: number,
+    onProgress?: (fraction: number, stage: string) => void,
+    cancel?: CancelToken,
+    label?: string,
+  ): Promise<NativeRidgeResult[]>;
   ridgeFit(
     x: Float32Array,
     n: number,

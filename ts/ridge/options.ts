@@ -98,10 +98,13 @@ function onlyOneContaining(name: string, known: readonly string[]): string | und
   return holding.length === 1 ? holding[0] : undefined;
 }
 
-/** The control of a fit (`fit(x, y, control)`): an object with an optional onProgress function and AbortSignal. */
-export function checkFitControl(control: unknown, what: string): void {
-  if (control === null || typeof control !== 'object') throw new InvalidArgumentError(`${what}: the fit's control must be an object ({ onProgress, signal }), got ${describeNumber(control)}`);
-  checkKnownKeys(control, ['onProgress', 'signal'], what);
+/**
+ * The control of a fit (`fit(x, y, control)`): an object with an optional onProgress function and AbortSignal; `known`
+ * is every key it may have (RidgeCV.fitMany's adds concurrency, which its caller checks).
+ */
+export function checkFitControl(control: unknown, what: string, known: readonly string[] = ['onProgress', 'signal']): void {
+  if (control === null || typeof control !== 'object') throw new InvalidArgumentError(`${what}: the fit's control must be an object ({ ${known.join(', ')} }), got ${describeNumber(control)}`);
+  checkKnownKeys(control, known, what);
   const { onProgress, signal } = control as { onProgress?: unknown; signal?: unknown };
   if (onProgress !== undefined && typeof onProgress !== 'function') {
     throw new InvalidArgumentError(`${what} onProgress: expected a function, got ${describeNumber(onProgress)}`);
