@@ -77,6 +77,7 @@ int dim_of(i64 n) {
 }
 
 enum class F32Gemm { Auto, Sgemm, Split };
+std::atomic<int> g_live_backends{0};  // CUDA backends alive in this process (the split scratch's share)
 constexpr i64 kSplitMin = 512;  // (smaller products: the split's passes and three launches cost more than they save)
 
 F32Gemm env_f32_gemm() {
@@ -150,6 +151,14 @@ class CudaBackend final : public Backend {
     std::string detail;
     if (!probe(device, detail)) throw Error(ErrorCode::BackendUnavailable, "backend 'cuda': " + detail);
     description_ = detail;
+    // The settings first, so that a bad one is refused before any stream or handle exists.
+    const char* tf32 = std::getenv("BRAINLATENT_CUDA_TF32");
+    tf32_ = tf32 && std::strcmp(tf32, "1") == 0;
+    f32_gemm_ = env_f32_gemm();
+    int major = 0;
+    ck(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device_), "reading the compute capability");
+    if (major < 8 && f32_gemm_ == F32Gemm::Split)
+      throw Error(ErrorCode::BackendUnavailable, "BRAINLATENT_CUDA_F32_GEMM=3xtf32: " + description_ + " has no TF32 tensor cores (sm_80 or newer)");
     ck(cudaSetDevice(device_), "cudaSetDevice");
     ck(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
     // Keep freed blocks in the pool (a fit allocates and frees per batch).
@@ -161,35 +170,31 @@ class CudaBackend final : public Backend {
     }
     ck(cublasCreate(&blas_), "cublasCreate");
     ck(cublasSetStream(blas_, stream_), "cublasSetStream");
-    const char* tf32 = std::getenv("BRAINLATENT_CUDA_TF32");
-    tf32_ = tf32 && std::strcmp(tf32, "1") == 0;
     ck(cublasSetMathMode(blas_, tf32_ ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH), "cublasSetMathMode");
     ck(cusolverDnCreate(&solver_), "cusolverDnCreate");
     ck(cusolverDnSetStream(solver_, stream_), "cusolverDnSetStream");
     ck(cudaMallocAsync(reinterpret_cast<void**>(&scratch_), 64, stream_), "cudaMallocAsync");
     if (tf32_) description_ += ", TF32 allowed";
-    f32_gemm_ = env_f32_gemm();
-    int major = 0;
-    ck(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device_), "reading the compute capability");
     // (H100/H200: 2 — their float64 syevd measured as fast as float32's, 0.54 against 0.64 s at 8,000)
     if (cudaDeviceGetAttribute(&fp64_ratio_, cudaDevAttrSingleToDoublePrecisionPerfRatio, device_) != cudaSuccess) cudaGetLastError();
     const char* psync = std::getenv("BRAINLATENT_PROFILE_SYNC");
     profile_sync_ = profile::enabled() && psync && std::strcmp(psync, "1") == 0;
-    if (major < 8 && f32_gemm_ == F32Gemm::Split)
-      throw Error(ErrorCode::BackendUnavailable, "BRAINLATENT_CUDA_F32_GEMM=3xtf32: " + description_ + " has no TF32 tensor cores (sm_80 or newer)");
     if (major < 8 || tf32_) f32_gemm_ = F32Gemm::Sgemm;
     if (f32_gemm_ == F32Gemm::Auto) description_ += ", float32 GEMMs from " + std::to_string(kSplitMin) + "³ as 3xTF32";
     if (f32_gemm_ == F32Gemm::Split) description_ += ", every float32 GEMM as 3xTF32";
-    // The split operands' scratch: up to 1/32 of the device, at most 4 GiB (BRAINLATENT_CUDA_SPLIT_SCRATCH:
-    // floats, for tests of the panel loop).
+    // The split operands' scratch: up to 1/32 of the device, at most 4 GiB, shared by the backends alive
+    // at once (ridge_cv_fit_many's fits: each one's share of the device leaves 15 % outside the fits'
+    // budgets) (BRAINLATENT_CUDA_SPLIT_SCRATCH: floats, for tests of the panel loop).
     std::size_t free_b = 0, total_b = 0;
     if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) cudaGetLastError();
     split_cap_ = static_cast<i64>(std::min<std::size_t>(std::size_t{1} << 30, total_b / 32 / sizeof(float)));
     if (const char* cap = std::getenv("BRAINLATENT_CUDA_SPLIT_SCRATCH"); cap && *cap) split_cap_ = std::max<i64>(16, std::atoll(cap));
     const char* poison = std::getenv("BRAINLATENT_CUDA_POISON");
     poison_ = poison && std::strcmp(poison, "1") == 0;
+    g_live_backends.fetch_add(1);
   }
   ~CudaBackend() override {
+    g_live_backends.fetch_sub(1);
     cudaSetDevice(device_);
     cudaStreamSynchronize(stream_);
     if (scratch_) cudaFreeAsync(scratch_, stream_);
@@ -377,7 +382,7 @@ class CudaBackend final : public Backend {
   // in column panels of w columns, each panel split once into contiguous hi/lo copies, and per
   // block the three products, the small terms first. False (nothing done) when no panel fits.
   bool gemm_3xtf32(bool ta, bool tb, float alpha, const ViewF& a, const ViewF& b, float beta, const ViewF& c, i64 m, i64 n, i64 k) {
-    i64 cap = split_cap_, h = m, w = n;
+    i64 cap = std::max<i64>(16, split_cap_ / std::max(1, g_live_backends.load())), h = m, w = n;
     const auto panels = [&] {
       h = m, w = n;
       if (2 * (m * k + k * n) > cap) {
@@ -421,6 +426,15 @@ class CudaBackend final : public Backend {
     float *ah = buf, *al = buf + a_size, *bh = al + a_size, *bl = bh + b_size;
     const cublasOperation_t opa = ta ? CUBLAS_OP_T : CUBLAS_OP_N, opb = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
     const float one = 1.0f;
+    // (B in one panel: split once, not again for each panel of A)
+    const bool b_whole = w >= n;
+    const auto split_b = [&](i64 j0, i64 ww) {
+      const ViewF bp = tb ? b.row_range(j0, ww) : b.col_range(j0, ww);
+      const int ldb = ld_of(pad(bp.cols));
+      cuda::split_tf32(bp.ptr(), bp.rows, bp.cols, bp.ld, bh, bl, ldb, stream_);
+      return ldb;
+    };
+    const int ldb_whole = b_whole ? split_b(0, n) : 0;
     for (i64 i0 = 0; i0 < m; i0 += h) {
       const i64 hh = std::min(h, m - i0);
       // op(A)'s rows i0.. are A's rows (stored hh × k) or, transposed, A's columns (stored k × hh).
@@ -429,9 +443,7 @@ class CudaBackend final : public Backend {
       cuda::split_tf32(ap.ptr(), ap.rows, ap.cols, ap.ld, ah, al, lda, stream_);
       for (i64 j0 = 0; j0 < n; j0 += w) {
         const i64 ww = std::min(w, n - j0);
-        const ViewF bp = tb ? b.row_range(j0, ww) : b.col_range(j0, ww);
-        const int ldb = ld_of(pad(bp.cols));
-        cuda::split_tf32(bp.ptr(), bp.rows, bp.cols, bp.ld, bh, bl, ldb, stream_);
+        const int ldb = b_whole ? ldb_whole : split_b(j0, ww);
         const ViewF cp = c.row_range(i0, hh).col_range(j0, ww);
         const float* terms[3][2] = {{bh, al}, {bl, ah}, {bh, ah}};
         for (int q = 0; q < 3; ++q)

@@ -37,9 +37,10 @@ void row_sums(const float* a, i64 rows, i64 cols, i64 ld, double* out, i64 ostep
 void col_sums(const float* a, i64 rows, i64 cols, i64 ld, double* out, i64 ostep, double scale, cudaStream_t s);
 // The 3xTF32 product's operands: src (rows × cols, ld) split into hi = src rounded to TF32 and
 // lo = (src − hi) rounded to TF32. TF32 keeps 10 of float32's
-// 23 mantissa bits, so hi·hi + hi·lo + lo·hi on TF32 tensor cores carries src's products to about
-// 2⁻²² (the dropped lo·lo and lo's own rounding), near float32's 2⁻²⁴, where one TF32 product
-// carries them to 2⁻¹¹. Non-finite values go to hi whole (lo 0). hi and lo have leading dimension
+// 23 mantissa bits, so hi·hi + hi·lo + lo·hi on TF32 tensor cores carries src's products to within
+// 2⁻²¹ (the dropped lo·lo and lo's own rounding; 2⁻²⁴ on average), near float32's 2⁻²⁴, where one
+// TF32 product carries them to 2⁻¹¹. Non-finite values go to hi whole (lo 0): an infinite input
+// can then give NaN where SGEMM gives ±Inf (non-finite either way). hi and lo have leading dimension
 // out_ld (≥ cols: padded so that tensor-core kernels read aligned columns).
 void split_tf32(const float* src, i64 rows, i64 cols, i64 ld, float* hi, float* lo, i64 out_ld, cudaStream_t s);
 // Copies the upper triangle of the row-major n×n matrix onto the lower one (after a cuBLAS/cuSOLVER

@@ -32,8 +32,9 @@ class Scratch {
 inline double eig_transient_bytes(const Context& ctx, i64 r) {
   const double amin = *std::min_element(ctx.pb.alphas.begin(), ctx.pb.alphas.end());
   // λ_max ≤ trace: float64 is possible only where ε·trace exceeds a tenth of the smallest alpha.
+  // (and always on a backend that prefers float64 decompositions: a data-centre GPU)
   const bool may_f64 = ctx.pb.eig_precision == EigPrecision::Float64 ||
-                       (ctx.pb.eig_precision == EigPrecision::Auto && 1.19e-7 * ctx.x_trace > 0.1 * amin);
+                       (ctx.pb.eig_precision == EigPrecision::Auto && (1.19e-7 * ctx.x_trace > 0.1 * amin || ctx.be.prefers_float64_eigh()));
   const double rr = static_cast<double>(r);
   double b = static_cast<double>(linalg::eigh_workspace_bytes(r, 4)) + 4 * rr;
   if (may_f64) b = std::max(b, 8 * rr * rr + static_cast<double>(linalg::eigh_workspace_bytes(r, 8)) + 8 * rr);
