@@ -21,7 +21,13 @@ const FULL: RidgeBenchShape = { name: 'nsd-encoding', nTrain: 8859, nTest: 982, 
 const REDUCED: RidgeBenchShape = { name: 'reduced', nTrain: 2000, nTest: 400, p: 4096, t: 2048 };
 const N_ALPHAS = 10, FOLDS = 5, GROUP = 3;
 
-interface Run { seconds: number; test_r2: number; alphas: number[]; peak_rss_mb: number; info?: { gemmFlops: number; route: string; cvMethod: string } }
+interface Run {
+  seconds: number;
+  test_r2: number;
+  alphas: number[];
+  peak_rss_mb: number;
+  info?: { gemmFlops: number; route: string; cvMethod: string; eigPrecision: string; secondsDecompose: number };
+}
 
 function ours(dir: string): Run {
   const worker = path.join(path.dirname(fileURLToPath(import.meta.url)), 'ridgeWorker.js');
@@ -44,8 +50,14 @@ async function main(): Promise<void> {
       log(`  data generated in ${((performance.now() - tg) / 1000).toFixed(1)} s`);
       const r = ours(dir);
       const gflops = (r.info?.gemmFlops ?? 0) / 1e9 / r.seconds;
-      log(`  brainlatent RidgeCV: ${r.seconds.toFixed(1)} s, ${gflops.toFixed(0)} GFLOP/s, peak RSS ${r.peak_rss_mb.toFixed(0)} MB, held-out R² ${r.test_r2.toFixed(4)} [${r.info?.route}, ${r.info?.cvMethod}]`);
-      const row: Record<string, unknown> = { shape: s, brainlatent: { seconds: r.seconds, gflops, peakRssMb: r.peak_rss_mb, testR2: r.test_r2, route: r.info?.route, cvMethod: r.info?.cvMethod } };
+      log(`  brainlatent RidgeCV: ${r.seconds.toFixed(1)} s, ${gflops.toFixed(0)} GFLOP/s, peak RSS ${r.peak_rss_mb.toFixed(0)} MB, held-out R² ${r.test_r2.toFixed(4)} [${r.info?.route}, ${r.info?.cvMethod}, eigh ${r.info?.eigPrecision} ${r.info?.secondsDecompose.toFixed(1)} s]`);
+      const row: Record<string, unknown> = {
+        shape: s,
+        brainlatent: {
+          seconds: r.seconds, gflops, peakRssMb: r.peak_rss_mb, testR2: r.test_r2, route: r.info?.route, cvMethod: r.info?.cvMethod,
+          eigPrecision: r.info?.eigPrecision, secondsDecompose: r.info?.secondsDecompose,
+        },
+      };
       if (s === REDUCED) {
         const sk = JSON.parse(
           execFileSync('/usr/bin/python3', [path.join(packageRoot, 'bench', 'sklearn_ridge.py'), dir, String(N_ALPHAS)], { maxBuffer: 1 << 28 }).toString(),

@@ -48,7 +48,14 @@ export interface RidgeBenchOptions {
   log?: (line: string) => void;
 }
 
-interface RunResult { seconds: number; test_r2: number; alphas: number[]; peak_rss_mb: number; threads?: number; info?: { gemmFlops: number; route: string; cvMethod: string } }
+interface RunResult {
+  seconds: number;
+  test_r2: number;
+  alphas: number[];
+  peak_rss_mb: number;
+  threads?: number;
+  info?: { gemmFlops: number; route: string; cvMethod: string; eigPrecision: string; secondsDecompose: number };
+}
 
 export async function runRidgeBench(opts: RidgeBenchOptions = {}): Promise<unknown> {
   const log = opts.log ?? ((l: string) => console.log(l));
@@ -95,7 +102,8 @@ export async function runRidgeBench(opts: RidgeBenchOptions = {}): Promise<unkno
       log(
         `  brainlatent: ${mid.seconds.toFixed(2)} s, ${gflops.toFixed(0)} GFLOP/s effective GEMM rate (${(100 * mid.share).toFixed(0)}% of the SGEMM rate ` +
           `${sgemm.toFixed(0)} GFLOP/s measured around it; median of ${runs.length} runs, ${runs.map((r) => (100 * r.share).toFixed(0) + '%').join(', ')}), ` +
-          `peak RSS ${ours.peak_rss_mb.toFixed(0)} MB, held-out R² ${ours.test_r2.toFixed(4)} [${ours.info?.route}, ${ours.info?.cvMethod}]`,
+          `peak RSS ${ours.peak_rss_mb.toFixed(0)} MB, held-out R² ${ours.test_r2.toFixed(4)} [${ours.info?.route}, ${ours.info?.cvMethod}, ` +
+          `eigh ${ours.info?.eigPrecision} ${ours.info?.secondsDecompose.toFixed(2)} s]`,
       );
       const row: Record<string, unknown> = {
         shape: s,
@@ -103,7 +111,8 @@ export async function runRidgeBench(opts: RidgeBenchOptions = {}): Promise<unkno
         sgemmGflops: sgemm,
         brainlatent: {
           seconds: mid.seconds, gflops, sgemmShare: mid.share, peakShare: gflops / peak, peakRssMb: ours.peak_rss_mb, testR2: ours.test_r2,
-          route: ours.info?.route, cvMethod: ours.info?.cvMethod, threads: ours.threads, runs,
+          route: ours.info?.route, cvMethod: ours.info?.cvMethod, eigPrecision: ours.info?.eigPrecision, secondsDecompose: ours.info?.secondsDecompose,
+          threads: ours.threads, runs,
         },
       };
       if (opts.cli !== false) {
