@@ -76,33 +76,23 @@ RidgeProblem read_problem(const Napi::Value& v, const std::string& label, std::v
 }
 
 // The progress of ridgeFitMany's problems: each problem's fraction, their mean reported as the job's progress
-// (with the stage of the problem that moved it), and which problems have finished: ridge_cv_fit reports (1, "done")
-// last, once its result is complete.
+// (with the stage of the problem that moved it; one problem's "done" is reported as "fit done" until the last).
 class ManyProgress {
  public:
-  ManyProgress(std::size_t n, std::function<void(double, const std::string&)> report)
-      : fraction_(n, 0.0), done_(n, false), report_(std::move(report)) {}
+  ManyProgress(std::size_t n, std::function<void(double, const std::string&)> report) : fraction_(n, 0.0), report_(std::move(report)) {}
   void update(std::size_t i, double fraction, const std::string& stage) {
     const std::lock_guard<std::mutex> lock(mutex_);
     fraction_[i] = fraction;
-    if (stage == "done" && fraction >= 1.0) done_[i] = true;
     double sum = 0;
     for (double f : fraction_) sum += f;
+    const double mean = sum / static_cast<double>(fraction_.size());
     // (under the lock: events from the problems' threads are posted in the order of their means)
-    if (report_) report_(sum / static_cast<double>(fraction_.size()), stage);
-  }
-  // The first problem that has not finished (n when all have).
-  std::size_t first_unfinished() {
-    const std::lock_guard<std::mutex> lock(mutex_);
-    std::size_t i = 0;
-    while (i < done_.size() && done_[i]) ++i;
-    return i;
+    if (report_) report_(mean, stage == "done" && mean < 1.0 ? std::string("fit done") : stage);
   }
 
  private:
   std::mutex mutex_;
   std::vector<double> fraction_;
-  std::vector<bool> done_;
   std::function<void(double, const std::string&)> report_;
 };
 
@@ -117,8 +107,8 @@ class ManyProgress {
 // ridgeFitMany(problems, concurrency, onProgress?, cancelToken?, label?) -> Promise<result[]>: independent RidgeCV
 // fits (ridge_cv_fit_many: up to `concurrency` at once, each on its own backend instance) as one job; results in the
 // problems' order, each as ridgeFit's. Progress: the mean fraction over the problems. An error names its problem
-// after `label` (default 'ridgeFitMany'): the engine rethrows the failure of the smallest index, every problem before
-// which has then finished. A cancellation names none.
+// after `label` (default 'ridgeFitMany'): the engine rethrows the failure of the smallest index (and says which),
+// stopping the later problems' fits. A cancellation names none.
 Napi::Value RidgeFitMany(const Napi::CallbackInfo& info) {
   Args args(info, "ridgeFitMany");
   if (!args[0].IsArray()) throw Napi::TypeError::New(info.Env(), "ridgeFitMany: problems must be an array");
@@ -153,13 +143,14 @@ Napi::Value RidgeFitMany(const Napi::CallbackInfo& info) {
           o.progress = [progress, i](double fraction, const std::string& stage) { progress->update(i, fraction, stage); };
           o.cancel = ctx.cancel_flag();
         }
+        std::size_t failed = 0;
         try {
-          *results = ridge_cv_fit_many(*problems, workers);
+          *results = ridge_cv_fit_many(*problems, workers, &failed);
         } catch (const Error& e) {
           if (e.code() == ErrorCode::Cancelled) throw;
-          rethrow_naming_problem(label, progress->first_unfinished(), n);
+          rethrow_naming_problem(label, failed, n);
         } catch (...) {
-          rethrow_naming_problem(label, progress->first_unfinished(), n);
+          rethrow_naming_problem(label, failed, n);
         }
       },
       [results](Napi::Env env) -> Napi::Value {

@@ -75,9 +75,10 @@ describe('RidgeCV.fitMany', () => {
     expect(late).toBe(0);
     for (let i = 1; i < seen.length; i++) expect(seen[i].fraction).toBeGreaterThanOrEqual(seen[i - 1].fraction);
     expect(seen[seen.length - 1]).toEqual({ fraction: 1, stage: 'done' });
-    // each problem's own 'done' moves the mean by a quarter
-    expect(seen.filter((p) => p.stage === 'done').length).toBe(4);
-    expect(seen.find((p) => p.stage === 'done')!.fraction).toBeLessThan(1);
+    // each problem's own end moves the mean by a quarter: 'fit done' until the last, whose end is the job's 'done'
+    expect(seen.filter((p) => p.stage === 'done').length).toBe(1);
+    expect(seen.filter((p) => p.stage === 'fit done').length).toBe(3);
+    expect(seen.find((p) => p.stage === 'fit done')!.fraction).toBeLessThan(1);
   });
 
   it('refuses bad input before any fit, naming the problem and the field', async () => {
@@ -149,6 +150,21 @@ describe('RidgeCV.fitMany', () => {
     expect(() => call([good], 0)).toThrow(/^ridgeFitMany: concurrency must be at least 1$/);
   });
 
+  it('a failed problem stops the later problems still running, and is the one named', async () => {
+    const big = planted(1500, 1200, 16, 4);
+    const list: RidgeProblem[] = [
+      { ...big, options: { alphas: [1, 10, 100], memoryBudget: 1000 } },
+      { ...big, options: { alphas: [1, 10, 100], solver: 'per-fold-primal' } },
+    ];
+    const seen: string[] = [];
+    const failure = await RidgeCV.fitMany(list, { concurrency: 2, onProgress: (p) => seen.push(p.stage) }).catch((e: unknown) => e);
+    expect(failure).toBeInstanceOf(OutOfMemoryError);
+    expect((failure as Error).message).toMatch(/problem 0 \(of 2\)/);
+    // problem 1 (seconds of work) was stopped, not run to its end and thrown away
+    expect(seen).not.toContain('fit done');
+    expect(seen).not.toContain('done');
+  });
+
   it('an abort stops every problem: while they run, and before they start', async () => {
     const big = planted(1500, 1200, 16, 4);
     const list: RidgeProblem[] = [0, 1, 2].map(() => ({ ...big, options: { alphas: [1, 10, 100], solver: 'per-fold-primal' } }));
@@ -167,6 +183,7 @@ describe('RidgeCV.fitMany', () => {
       expect(failure).toBeInstanceOf(CancelledError);
       expect((failure as Error & { cause?: unknown }).cause).toBe('stop');
       expect(seen).not.toContain('done');
+      expect(seen).not.toContain('fit done');
     }
     const aborted = new AbortController();
     aborted.abort();

@@ -106,13 +106,16 @@ RidgeResult ridge_cv_fit(ConstMatF x, ConstMatF y, const RidgeOptions& options);
 // Many independent problems at once (subjects × regions × feature sets): up to `concurrency` fits
 // run at the same time, each on its own backend instance — on CUDA its own stream and library
 // handles, so one device overlaps their transfers, kernels and solver calls. A problem without its
-// own memory budget on a device backend gets an equal share of the device's free memory. Results
-// come back in input order; the first failure is rethrown once every running fit has stopped.
+// own memory budget on a device backend gets a fit's default one (the device's free memory shared
+// between the device fits running). Results come back in input order; on a failure, the running
+// fits of later problems are stopped, earlier ones finish, and the failure of the smallest index is
+// rethrown (the problems' own cancel flags are honoured too).
 struct RidgeProblem {
   ConstMatF x, y;
   RidgeOptions options;
 };
-std::vector<RidgeResult> ridge_cv_fit_many(const std::vector<RidgeProblem>& problems, int concurrency);
+// (on an error, *failed, when given, is the index of the problem whose error is thrown: the smallest that failed)
+std::vector<RidgeResult> ridge_cv_fit_many(const std::vector<RidgeProblem>& problems, int concurrency, std::size_t* failed = nullptr);
 
 // Contiguous K-fold assignment of n samples (scikit-learn KFold without shuffling).
 std::vector<std::int32_t> contiguous_folds(std::int64_t n, int k);

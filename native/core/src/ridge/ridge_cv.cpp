@@ -2,6 +2,7 @@
 // engine (engine.h): one candidate of unit band weights, any route, any backend.
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <exception>
 #include <limits>
 #include <mutex>
@@ -75,22 +76,21 @@ RidgeResult ridge_cv_fit(ConstMatF x, ConstMatF y, const RidgeOptions& o) {
   return r;
 }
 
-std::vector<RidgeResult> ridge_cv_fit_many(const std::vector<RidgeProblem>& problems, int concurrency) {
+std::vector<RidgeResult> ridge_cv_fit_many(const std::vector<RidgeProblem>& problems, int concurrency, std::size_t* failed) {
   if (concurrency < 1) throw Error(ErrorCode::InvalidArgument, "ridge_cv_fit_many: concurrency must be at least 1");
   const std::size_t n = problems.size();
   std::vector<RidgeResult> out(n);
   if (n == 0) return out;
   const int workers = static_cast<int>(std::min<std::size_t>(n, static_cast<std::size_t>(concurrency)));
-  // Device budgets: an equal share of what the device has free now, per concurrent fit.
-  std::vector<std::size_t> budget(n, 0);
-  for (std::size_t i = 0; i < n; ++i) {
-    if (problems[i].options.memory_budget) continue;
-    std::unique_ptr<Backend> probe = make_backend(problems[i].options.backend);
-    if (!probe->host_visible()) budget[i] = static_cast<std::size_t>(0.85 * static_cast<double>(probe->memory_available()) / workers);
-  }
+  // Device budgets: each fit's default, the device's free memory shared between the device fits running
+  // (budget_of), which a fit's fixed footprint may exceed as a single fit's may — not a hard equal share.
   // The error thrown is the failed problem with the smallest index, whichever failed first in time: a problem is
-  // skipped only once one before it has failed, so the first failing problem always runs.
-  std::atomic<std::size_t> next{0};
+  // skipped only once one before it has failed, so the first failing problem always runs; the problems after it
+  // that are running are stopped (their own cancel flag), those before it finish.
+  std::vector<std::atomic<bool>> stop(n);
+  for (auto& f : stop) f.store(false);
+  std::atomic<bool> watching{false};  // the fits poll stop[i] (else, no watcher thread: their own flags)
+  std::atomic<std::size_t> next{0}, finished{0};
   std::mutex m;
   std::size_t first_failed = n;
   std::exception_ptr first;
@@ -100,21 +100,42 @@ std::vector<RidgeResult> ridge_cv_fit_many(const std::vector<RidgeProblem>& prob
       if (i >= n) return;
       {
         std::lock_guard<std::mutex> lock(m);
-        if (first_failed < i) return;
+        if (first_failed < i) {
+          finished.fetch_add(1);
+          continue;
+        }
       }
       try {
         RidgeOptions o = problems[i].options;
-        if (budget[i]) o.memory_budget = budget[i];
+        if (watching.load()) o.cancel = &stop[i];
         out[i] = ridge_cv_fit(problems[i].x, problems[i].y, o);
       } catch (...) {
         std::lock_guard<std::mutex> lock(m);
         if (i < first_failed) {
           first_failed = i;
           first = std::current_exception();
+          for (std::size_t j = i + 1; j < n; ++j) stop[j].store(true);
         }
       }
+      finished.fetch_add(1);
     }
   };
+  // The callers' own cancel flags reach the fits through theirs (polled every 10 ms while any fit runs). A
+  // watcher that cannot be started (the thread limit) leaves each fit its own flag: a failure then no longer
+  // stops the later problems, which finish first.
+  std::atomic<bool> all_done{false};
+  std::thread watch;
+  try {
+    watch = std::thread([&] {
+      while (!all_done.load()) {
+        for (std::size_t i = 0; i < n; ++i)
+          if (problems[i].options.cancel && problems[i].options.cancel->load()) stop[i].store(true);
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+    });
+    watching.store(true);
+  } catch (...) {
+  }
   // (a worker that cannot be started — the process's thread limit — leaves its problems to the others and this
   // thread: `work` takes problems until none is left; the ones started are joined before this frame ends)
   std::vector<std::thread> pool;
@@ -128,7 +149,12 @@ std::vector<RidgeResult> ridge_cv_fit_many(const std::vector<RidgeProblem>& prob
   }
   work();
   for (auto& t : pool) t.join();
-  if (first) std::rethrow_exception(first);
+  all_done.store(true);
+  if (watch.joinable()) watch.join();
+  if (first) {
+    if (failed) *failed = first_failed;
+    std::rethrow_exception(first);
+  }
   return out;
 }
 
