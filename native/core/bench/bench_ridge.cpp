@@ -485,6 +485,38 @@ Agreement compare(const RidgeResult& main, const RidgeResult& cpu, i64 p, i64 t,
   return g;
 }
 
+// The comparison's fields of a "verify" or "reference" record.
+void add_agreement(Json& j, const Agreement& g) {
+  j.num("k", static_cast<double>(g.k)).num("alphas_equal", static_cast<double>(g.alphas_equal))
+      .num("mismatches_near_tie", static_cast<double>(g.mismatches_near_tie)).num("max_tie_gap", g.max_tie_gap)
+      .num("max_best_score_diff", g.max_best_score_diff).num("max_cv_score_diff", g.max_cv_score_diff)
+      .num("max_coef_rel", g.max_coef_rel).num("median_coef_rel", g.median_coef_rel)
+      .num("max_intercept_diff", g.max_intercept_diff).num("tie_tol", kTieTol).num("score_tol", kScoreTol)
+      .num("coef_rel_tol", kCoefRelTol).boolean("ok", g.ok);
+}
+
+// BRAINLATENT_CUDA_F32_GEMM set for the scope (a CUDA backend reads it when a fit or a measurement creates it).
+class ScopedF32Gemm {
+ public:
+  explicit ScopedF32Gemm(const char* value) {
+    const char* was = std::getenv(kName);
+    had_ = was != nullptr;
+    if (had_) saved_ = was;
+    setenv(kName, value, 1);
+  }
+  ~ScopedF32Gemm() {
+    if (had_) setenv(kName, saved_.c_str(), 1);
+    else unsetenv(kName);
+  }
+  ScopedF32Gemm(const ScopedF32Gemm&) = delete;
+  ScopedF32Gemm& operator=(const ScopedF32Gemm&) = delete;
+
+ private:
+  static constexpr const char* kName = "BRAINLATENT_CUDA_F32_GEMM";
+  bool had_ = false;
+  std::string saved_;
+};
+
 void add_info(Json& j, const RidgeFitInfo& i) {
   j.str("backend", i.backend).str("solver", i.solver).str("route", i.route).str("cv_method", i.cv_method)
       .str("eig_precision", i.eig_precision)
@@ -533,12 +565,10 @@ int run(const Args& a) {
   if (sgemm_n > 0) {
     // The card's plain float32 rate (SGEMM: the CUDA backend's 3xTF32 products switched off), and on
     // CUDA the rate of the float32 products the fits use by default.
-    const char* was = std::getenv("BRAINLATENT_CUDA_F32_GEMM");
-    const std::string saved = was ? was : "";
-    setenv("BRAINLATENT_CUDA_F32_GEMM", "sgemm", 1);
-    SgemmRate r = measure_sgemm(a.backend, sgemm_n, 5);
-    if (was) setenv("BRAINLATENT_CUDA_F32_GEMM", saved.c_str(), 1);
-    else unsetenv("BRAINLATENT_CUDA_F32_GEMM");
+    const SgemmRate r = [&] {
+      const ScopedF32Gemm plain("sgemm");
+      return measure_sgemm(a.backend, sgemm_n, 5);
+    }();
     sgemm_best = r.best_gflops;
     Json j = record("sgemm", a);
     j.str("backend", resolved).str("device", r.device).num("sgemm_n", static_cast<double>(sgemm_n))
@@ -609,27 +639,19 @@ int run(const Args& a) {
   }
 
   if (a.reference) {
-    // (the backend reads BRAINLATENT_CUDA_F32_GEMM when the fit creates it)
-    const char* was = std::getenv("BRAINLATENT_CUDA_F32_GEMM");
-    const std::string saved = was ? was : "";
-    setenv("BRAINLATENT_CUDA_F32_GEMM", "sgemm", 1);
     RidgeOptions o = make_options(a, a.backend);
     o.solver = last->info.solver;
     o.eig_precision = EigPrecision::Float64;
     if (!a.quiet) std::fprintf(stderr, "reference: every target again, SGEMM and float64 eigendecompositions (%s)\n", o.solver.c_str());
-    const RidgeResult ref = ridge_cv_fit(X, Y, o);
-    if (was) setenv("BRAINLATENT_CUDA_F32_GEMM", saved.c_str(), 1);
-    else unsetenv("BRAINLATENT_CUDA_F32_GEMM");
+    const RidgeResult ref = [&] {
+      const ScopedF32Gemm plain("sgemm");
+      return ridge_cv_fit(X, Y, o);
+    }();
     const Agreement g = compare(*last, ref, a.p, a.t, a.t);
     Json j = record("reference", a);
     j.str("backend", last->info.backend).str("solver", last->info.solver).str("eig_precision", last->info.eig_precision)
-        .str("reference_eig_precision", ref.info.eig_precision).num("reference_seconds_total", ref.info.seconds_total)
-        .num("k", static_cast<double>(g.k)).num("alphas_equal", static_cast<double>(g.alphas_equal))
-        .num("mismatches_near_tie", static_cast<double>(g.mismatches_near_tie)).num("max_tie_gap", g.max_tie_gap)
-        .num("max_best_score_diff", g.max_best_score_diff).num("max_cv_score_diff", g.max_cv_score_diff)
-        .num("max_coef_rel", g.max_coef_rel).num("median_coef_rel", g.median_coef_rel)
-        .num("max_intercept_diff", g.max_intercept_diff).num("tie_tol", kTieTol).num("score_tol", kScoreTol)
-        .num("coef_rel_tol", kCoefRelTol).boolean("ok", g.ok);
+        .str("reference_eig_precision", ref.info.eig_precision).num("reference_seconds_total", ref.info.seconds_total);
+    add_agreement(j, g);
     emit(a, j);
     if (!g.ok) return 2;
   }
@@ -656,13 +678,8 @@ int run(const Args& a) {
     const Agreement g = compare(*last, cpu, a.p, a.t, k);
     Json j = record("verify", a);
     j.str("backend", last->info.backend).str("solver", last->info.solver).str("cpu_solver", cpu.info.solver)
-        .str("cpu_eig_precision", cpu.info.eig_precision).num("cpu_seconds_total", cpu.info.seconds_total)
-        .num("k", static_cast<double>(g.k)).num("alphas_equal", static_cast<double>(g.alphas_equal))
-        .num("mismatches_near_tie", static_cast<double>(g.mismatches_near_tie)).num("max_tie_gap", g.max_tie_gap)
-        .num("max_best_score_diff", g.max_best_score_diff).num("max_cv_score_diff", g.max_cv_score_diff)
-        .num("max_coef_rel", g.max_coef_rel).num("median_coef_rel", g.median_coef_rel)
-        .num("max_intercept_diff", g.max_intercept_diff).num("tie_tol", kTieTol).num("score_tol", kScoreTol)
-        .num("coef_rel_tol", kCoefRelTol).boolean("ok", g.ok);
+        .str("cpu_eig_precision", cpu.info.eig_precision).num("cpu_seconds_total", cpu.info.seconds_total);
+    add_agreement(j, g);
     if (!verify_note.empty()) j.str("note", verify_note);
     emit(a, j);
     if (!g.ok) return 2;
