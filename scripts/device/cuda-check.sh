@@ -7,6 +7,14 @@
 #
 #   OUT=/some/folder bash scripts/device/cuda-check.sh
 #
+# Device time is short: the engine's binaries can also be built on a machine without a GPU and carried (they
+# load the GPU machine's CUDA 13 cuBLAS/cuSOLVER from /usr/local/cuda/lib64): a toolkit folder whose include/ and
+# lib/ merge nvcc's CUDA 13 with the nvidia-cublas / nvidia-cusolver / nvidia-cusparse / nvidia-nvjitlink wheels'
+# nvidia/cu13 files, then `cmake -S native/core -B build-cuda -DBRAINLATENT_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90
+# -DCUDAToolkit_ROOT=<that folder>`; run test_backend_ops and bench_ridge from the carried folder directly (ctest's
+# files name the build machine's paths). Start commands in the background with `wait PID…`, not a bare `wait`,
+# when the script's output goes through `exec > >(tee …)`: a bare wait also waits for tee, forever.
+#
 # Everything printed is also written to $OUT/log.txt; bench records (JSON lines) go to
 # $OUT/bench.jsonl, ctest's detailed log to $OUT/ctest.log, a one-line-per-step summary to
 # $OUT/summary.txt. A step that fails or times out is recorded and the next one runs.
