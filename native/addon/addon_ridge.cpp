@@ -3,12 +3,10 @@
 #include <cmath>
 #include <memory>
 #include <mutex>
-#include <set>
 #include <string>
 #include <vector>
 
 #include "addon_modules.h"
-#include "brainlatent/backend.h"
 #include "brainlatent/ridge.h"
 #include "kit.h"
 #include "enums.h"
@@ -126,17 +124,6 @@ Napi::Value RidgeFitMany(const Napi::CallbackInfo& info) {
       info.Env(), "brainlatent.ridgeFitMany",
       [problems, results, workers, label](JobContext& ctx) {
         const std::size_t n = problems->size();
-        // (each distinct backend made once first: one that cannot be had is named by its first problem, where the
-        // engine's own probe of them, before any fit, could not say which)
-        std::set<std::string> probed;
-        for (std::size_t i = 0; i < n; ++i) {
-          if (!probed.insert((*problems)[i].options.backend).second) continue;
-          try {
-            make_backend((*problems)[i].options.backend);
-          } catch (...) {
-            rethrow_naming_problem(label, i, n);
-          }
-        }
         auto progress = std::make_shared<ManyProgress>(n, ctx.fraction_progress());
         for (std::size_t i = 0; i < n; ++i) {
           RidgeOptions& o = (*problems)[i].options;

@@ -54,8 +54,8 @@ export interface RidgeProblem {
 
 export interface FitManyControl extends FitControl {
   /**
-   * Problems fitted at once (each on its own backend instance: on CUDA its own stream and handles, an equal share of
-   * the device's memory). Default: as many as the problems, at most 4, when every problem's backend is CUDA ('auto'
+   * Problems fitted at once (each on its own backend instance: on CUDA its own stream and handles, the device's free
+   * memory shared between the fits running). Default: as many as the problems, at most 4, when every problem's backend is CUDA ('auto'
    * where CUDA is available); else 1, since on the CPU each fit's BLAS already uses every core.
    */
   concurrency?: number;

@@ -90,7 +90,7 @@ std::vector<RidgeResult> ridge_cv_fit_many(const std::vector<RidgeProblem>& prob
   std::vector<std::atomic<bool>> stop(n);
   for (auto& f : stop) f.store(false);
   std::atomic<bool> watching{false};  // the fits poll stop[i] (else, no watcher thread: their own flags)
-  std::atomic<std::size_t> next{0}, finished{0};
+  std::atomic<std::size_t> next{0};
   std::mutex m;
   std::size_t first_failed = n;
   std::exception_ptr first;
@@ -100,10 +100,7 @@ std::vector<RidgeResult> ridge_cv_fit_many(const std::vector<RidgeProblem>& prob
       if (i >= n) return;
       {
         std::lock_guard<std::mutex> lock(m);
-        if (first_failed < i) {
-          finished.fetch_add(1);
-          continue;
-        }
+        if (first_failed < i) continue;
       }
       try {
         RidgeOptions o = problems[i].options;
@@ -117,7 +114,6 @@ std::vector<RidgeResult> ridge_cv_fit_many(const std::vector<RidgeProblem>& prob
           for (std::size_t j = i + 1; j < n; ++j) stop[j].store(true);
         }
       }
-      finished.fetch_add(1);
     }
   };
   // The callers' own cancel flags reach the fits through theirs (polled every 10 ms while any fit runs). A
