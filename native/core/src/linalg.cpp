@@ -191,10 +191,12 @@ namespace {
 // The reduction runs ?sytrd's panels one call each (sytrd_upper_blocked) so that a cancelled fit
 // stops between them and between the back-transform's blocks (long_ops.h), not a minute later.
 
-// Orders up to which ?stedc runs as one call: 0.24 s in float32 at 4,000 here, 0.12 s in float64 at
-// 2,000 (the bench shapes' decompositions, 2,000 and 3,000 in float32, stay one call).
+// Orders up to which ?stedc runs as one call (0.12 s in float64 at 2,000); above, the engine drives
+// the upper merges (tridiagonal_eigh), whose scalar passes run on every core. In float32 from 1,024:
+// at the medium bench shape's 1,999, one ?stedc call took 0.08–0.15 s in the fit against 0.07 s for
+// two halves merged here (its roots 0.008 → 0.004 s on two cores).
 template <typename T>
-constexpr int kStedcWhole = sizeof(T) == 4 ? 4000 : 2000;
+constexpr int kStedcWhole = sizeof(T) == 4 ? 1024 : 2000;
 
 constexpr std::int64_t kWideReflectorsFrom = 512;  // below, ?ormtr's own blocking costs little
 constexpr int kReflectorBlock = 128;
@@ -300,7 +302,12 @@ void eigh_impl(std::int64_t n, T* a, std::int64_t lda, T* w) {
   const std::int64_t need = std::max({std::int64_t{kSytrdBlock} * n, static_cast<std::int64_t>(q_dc) + 1, 1 + 4 * n + n * n,
                                       n * NB + std::int64_t{NB} * NB});
   const int lwork = workspace_int(need, n), liwork = std::max(iquery, 3 + 5 * N);
-  LargeVector<T> z(static_cast<std::size_t>(n * n)), work(static_cast<std::size_t>(lwork));
+  // Z faulted in on every core first: ?stedc would touch its n² elements on one (fresh memory costs
+  // ~0.8–2 ms a MiB on the bench VM, where the host backs it at first touch: ~0.03 s at n = 2000).
+  LargeVector<T> zv(static_cast<std::size_t>(n * n)), wv(static_cast<std::size_t>(lwork));
+  T* const z = zv.data();
+  T* const work = wv.data();
+  parallel_for(0, n, 64, [&](std::int64_t b, std::int64_t e) { std::fill(z + b * n, z + e * n, T(0)); });
   std::vector<int> iwork(static_cast<std::size_t>(liwork));
   // Progress between blocks (long_ops.h), the three steps weighted by their time: about a third
   // each at n = 2000 in float32 (in cache), the reduction ~0.6 from n = 4000 in float32 and float64
@@ -309,7 +316,7 @@ void eigh_impl(std::int64_t n, T* a, std::int64_t lda, T* w) {
   // A = Q T Qᵀ; Q = H(n−1)⋯H(1), H(i)'s vector in column i+1 of A above the diagonal.
   {
     profile::Scope ps("eigh: sytrd");
-    sytrd_upper_blocked(N, a, LDA, w, e.data(), tau.data(), work.data(), [&](double f) { step_done(w_trd * f); });
+    sytrd_upper_blocked(N, a, LDA, w, e.data(), tau.data(), work, [&](double f) { step_done(w_trd * f); });
   }
   step_done(w_trd);
   // T = Z Λ Zᵀ: ~1/5 of the time. One ?stedc call up to kStedcWhole (~0.25 s here); above, its
@@ -318,8 +325,8 @@ void eigh_impl(std::int64_t n, T* a, std::int64_t lda, T* w) {
     profile::Scope ps("eigh: stedc");
     if (n <= kStedcWhole<T>) {
       BlasTurn turn;
-      Lapack<T>::stedc(&compz, &N, w, e.data(), z.data(), &N, work.data(), &lwork, iwork.data(), &liwork, &info);
-    } else { tridiagonal_eigh(N, w, e.data(), z.data(), N, work.data(), lwork, iwork.data(), liwork, kStedcWhole<T>, [&](double f) { step_done(w_trd + w_dc * f); });
+      Lapack<T>::stedc(&compz, &N, w, e.data(), z, &N, work, &lwork, iwork.data(), &liwork, &info);
+    } else { tridiagonal_eigh(N, w, e.data(), z, N, work, lwork, iwork.data(), liwork, kStedcWhole<T>, [&](double f) { step_done(w_trd + w_dc * f); });
     }
   }
   if (info != 0) eigh_failed("stedc", n, info);
@@ -327,8 +334,8 @@ void eigh_impl(std::int64_t n, T* a, std::int64_t lda, T* w) {
   // Z := Q Z, NB reflectors at a time from the first (as ?ormql for Q·Z): block i0.. acts on rows
   // 0 .. i0 + ib of Z.
   profile::Scope ps("eigh: back-transform");
-  T* t = work.data();
-  T* prod = work.data() + std::int64_t{NB} * NB;
+  T* t = work;
+  T* prod = work + std::int64_t{NB} * NB;
   const int k = N - 1;
   for (int i0 = 0; i0 < k; i0 += NB) {
     // (block i0 works on rows 0 .. i0 + ib: the blocks before it did (i0/k)² of the work)
@@ -338,11 +345,11 @@ void eigh_impl(std::int64_t n, T* a, std::int64_t lda, T* w) {
     const T* v = a + static_cast<std::int64_t>(i0 + 1) * lda;  // A(0, i0 + 1)
     BlasTurn turn;  // (the block's two calls: one turn)
     Lapack<T>::larft("B", "C", &rows, &ib, v, &LDA, tau.data() + i0, t, &NB);
-    Lapack<T>::larfb("L", "N", "B", "C", &rows, &N, &ib, v, &LDA, t, &NB, z.data(), &N, prod, &N);
+    Lapack<T>::larfb("L", "N", "B", "C", &rows, &N, &ib, v, &LDA, t, &NB, z, &N, prod, &N);
   }
   // Column-major eigenvectors are row-major rows: row k = eigenvector k.
   parallel_for(0, n, 64, [&](std::int64_t b, std::int64_t en) {
-    for (std::int64_t j = b; j < en; ++j) std::copy_n(z.data() + j * n, n, a + j * lda);
+    for (std::int64_t j = b; j < en; ++j) std::copy_n(z + j * n, n, a + j * lda);
   });
   step_done(1.0);
 }

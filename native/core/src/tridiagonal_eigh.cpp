@@ -17,6 +17,7 @@
 #include "brainlatent/error.h"
 #include "brainlatent/linalg.h"
 #include "brainlatent/long_ops.h"
+#include "brainlatent/parallel.h"
 #include "brainlatent/profile.h"
 #include "lapack.h"
 
@@ -28,6 +29,9 @@ namespace {
   throw Error(ErrorCode::NumericalFailure, std::string("tridiagonal eigendecomposition (") + step + ") of order " + std::to_string(n) +
                                                " failed (info " + std::to_string(info) + ")");
 }
+
+// Columns (roots, eigenvectors) per core at least: below, one core does a merge's scalar passes.
+constexpr std::int64_t kMinColumns = 64;
 
 template <typename T>
 T norm2(int k, const T* s) {
@@ -136,15 +140,18 @@ class DivideAndConquer {
     {
       // Root j: d[j], and column j of Q's leading k×k block the differences dlamda_i − d[j].
       // (LAPACK first rounds dlamda through 2x − x for machines without a guard digit: a no-op in IEEE arithmetic)
+      // (independent roots, O(k) each: on every core. No BlasTurn: ?laed4 is scalar code that never
+      // enters BLAS's thread pool)
       profile::Scope ps("stedc: roots");
-      for (int j = 0; j < k; ++j) {
-        if (j % 256 == 0) poll_cancel();
-        int info = 0;
-        const int jj = j + 1;
-        // (no BlasTurn: ?laed4 and ?lamrg are scalar code that never enters BLAS's thread pool)
-        Lapack<T>::laed4(&k, &jj, dlamda, w, &Q(0, j), &rho, &d[j], &info);
-        if (info != 0) failed("laed4", n, info);
-      }
+      parallel_for(0, k, kMinColumns, [&](std::int64_t b, std::int64_t e) {
+        for (int j = static_cast<int>(b); j < e; ++j) {
+          if (j % 256 == 0) poll_cancel();
+          int info = 0;
+          const int jj = j + 1;
+          Lapack<T>::laed4(&k, &jj, dlamda, w, &Q(0, j), &rho, &d[j], &info);
+          if (info != 0) failed("laed4", n, info);
+        }
+      });
     }
     profile::Scope ps("stedc: vectors");
     if (k == 2) {
@@ -156,21 +163,28 @@ class DivideAndConquer {
     } else if (k > 2) {
       // The weights again from the roots (Löwner: |z_i|² = Π_j (d_j − dlamda_i) / Π_{j≠i} (dlamda_j − dlamda_i)),
       // with z's signs: the eigenvectors below are then orthogonal to working precision.
+      // (both passes on every core: the products by rows, each core a block of rows through every
+      // column in order, the same products in the same order as one core; the vectors by columns)
       std::copy(w, w + k, s);
       for (int i = 0; i < k; ++i) w[i] = Q(i, i);
-      for (int j = 0; j < k; ++j) {
-        if (j % 256 == 0) poll_cancel();
-        for (int i = 0; i < k; ++i)
-          if (i != j) w[i] *= Q(i, j) / (dlamda[i] - dlamda[j]);
-      }
+      parallel_for(0, k, kMinColumns, [&](std::int64_t b, std::int64_t e) {
+        for (int j = 0; j < k; ++j) {
+          if (j % 256 == 0) poll_cancel();
+          for (int i = static_cast<int>(b); i < e; ++i)
+            if (i != j) w[i] *= Q(i, j) / (dlamda[i] - dlamda[j]);
+        }
+      });
       for (int i = 0; i < k; ++i) w[i] = std::copysign(std::sqrt(-w[i]), s[i]);
       // eigenvector j of D + ρzzᵀ: z_i / (dlamda_i − d_j), normalised, rows in indx's order
-      for (int j = 0; j < k; ++j) {
-        if (j % 256 == 0) poll_cancel();
-        for (int i = 0; i < k; ++i) s[i] = w[i] / Q(i, j);
-        const T nrm = norm2(k, s);
-        for (int i = 0; i < k; ++i) Q(i, j) = s[indx[i] - 1] / nrm;
-      }
+      parallel_for(0, k, kMinColumns, [&](std::int64_t b, std::int64_t e) {
+        std::vector<T> col(static_cast<std::size_t>(k));
+        for (int j = static_cast<int>(b); j < e; ++j) {
+          if (j % 256 == 0) poll_cancel();
+          for (int i = 0; i < k; ++i) col[static_cast<std::size_t>(i)] = w[i] / Q(i, j);
+          const T nrm = norm2(k, col.data());
+          for (int i = 0; i < k; ++i) Q(i, j) = col[static_cast<std::size_t>(indx[i] - 1)] / nrm;
+        }
+      });
     }
   }
 

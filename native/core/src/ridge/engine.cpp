@@ -392,6 +392,11 @@ void prepare_stats(Context& ctx) {
 }
 
 // X centred (intercept) and scaled (standardize), rows in fold order, on the backend.
+// One prepared value of X (prepare_x, Context::fill_x_cols).
+inline float prepared_x(const Context& ctx, const float* row, i64 j) {
+  return static_cast<float>((row[j] - static_cast<double>(ctx.x_mean[Z(j)])) * ctx.x_inv_scale[Z(j)]);
+}
+
 void prepare_x(Context& ctx) {
   const Problem& pb = ctx.pb;
   const ConstMatF x = pb.x;
@@ -405,7 +410,7 @@ void prepare_x(Context& ctx) {
         const float* src = x.row(pb.folds.order[Z(r)]);
         float* dst = out + (r - r0) * p;
         for (i64 j = 0; j < p; ++j) {
-          dst[j] = static_cast<float>((src[j] - static_cast<double>(ctx.x_mean[Z(j)])) * ctx.x_inv_scale[Z(j)]);
+          dst[j] = prepared_x(ctx, src, j);
           m = std::max(m, static_cast<double>(std::fabs(src[j])));
         }
       }
@@ -417,9 +422,25 @@ void prepare_x(Context& ctx) {
   });
 }
 
+}  // namespace
+
+void Context::fill_x_cols(i64 c0, i64 pc, float* out) const {
+  const ConstMatF xs = pb.x;
+  parallel_for(0, xs.rows, std::max<i64>(1, 8192 / std::max<i64>(1, pc)), [&](i64 b, i64 e) {
+    for (i64 r = b; r < e; ++r) {
+      const float* src = xs.row(pb.folds.order[Z(r)]);
+      float* dst = out + r * pc;
+      for (i64 j = 0; j < pc; ++j) dst[j] = prepared_x(*this, src, c0 + j);
+    }
+  });
+}
+
+namespace {
+
 // Loads columns of Y (a range, or batch.cols) centred, rows in fold order, with per-fold statistics.
 void load_batch(Context& ctx, Batch& batch) {
   const Problem& pb = ctx.pb;
+  ++batch.loads;
   const i64 n = pb.n(), tb = batch.tb;
   const int k = pb.folds.k;
   if (!batch.y_buf || batch.y_buf->count() < Z(n * tb)) batch.y_buf = ctx.be.alloc(DType::F32, Z(n * tb));
@@ -733,6 +754,11 @@ EngineResult attempt(const Problem& pb, Backend& be, const RouteSpec& spec) {
         auto tr = Clock::now();
         ctx.checkpoint();
         const ViewF out = be.host_visible() ? coef_all.col_range(j0, w) : view<float>(*coef_dev, p, w);
+        if (n_batches == 1 && !route->refit_reads_y()) {
+          // (its last use: the coefficients, written next, take its pages)
+          batch.y_buf.reset();
+          batch.y = ViewF{};
+        }
         {
           profile::Scope ps("phase refit");
           route->refit(batch, sa, out);

@@ -99,8 +99,12 @@ class Context {
   bool single_batch = false;
 
   // X centred (with an intercept) and scaled (standardize), rows in fold order: n × p on the backend.
+  // A route that has no more use for it after setup() may free it (x_buf.reset(), x = {}).
   BufferPtr x_buf;
   ViewF x;
+  // Columns c0..c0 + pc of the prepared X, the same values as x's, into host memory (n × pc,
+  // row-major): for a route that freed x and needs it again in panels (host-visible backends).
+  void fill_x_cols(i64 c0, i64 pc, float* out) const;
   std::vector<float> x_mean, x_scale;  // the model's (host)
   std::vector<double> x_inv_scale;     // 1 / x_scale
   double x_trace = 0;                  // trace of the prepared X's Gram (≥ λ_max of every Gram formed)
@@ -181,6 +185,7 @@ class Context {
 // order, on the backend, with its per-fold statistics.
 struct Batch {
   i64 j0 = 0, tb = 0;              // columns j0..j0+tb, unless `cols` is set
+  std::uint64_t loads = 0;         // how many times load_batch filled it (a route's key to what it kept of Y)
   const std::vector<i64>* cols = nullptr;
   BufferPtr y_buf;
   ViewF y;                          // n × tb
@@ -228,6 +233,10 @@ class Route {
   // Refit of the batch at per-target alphas (1 × tb): coefficients into out (p × tb). Right after
   // score() of the same batch it may reuse that call's products.
   virtual void refit(const Batch& batch, const ViewD& alphas, const ViewF& out) = 0;
+  // Whether refit() right after score() of the same batch reads the batch's Y. Where it does not,
+  // the driver frees Y before a single candidate's refit of its only batch: the coefficients then
+  // take Y's pages instead of fresh ones (fresh memory costs ~1–2 ms a MiB on the bench VM).
+  virtual bool refit_reads_y() const { return true; }
   // Frees the candidate's decompositions.
   virtual void end_candidate() = 0;
 };

@@ -16,6 +16,7 @@
 // the kernel form forms each fold's projections just before scoring it, in one buffer the folds share.
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <iomanip>
 #include <limits>
 #include <sstream>
@@ -29,6 +30,15 @@ namespace brainlatent::ridge {
 namespace {
 
 std::size_t Z(i64 v) { return static_cast<std::size_t>(v); }
+
+// Columns per panel of X̃ in the kernel form's refit (X̃ freed after setup): panels of ~4 MiB, at
+// least 128 columns. BRAINLATENT_X_PANEL_COLS=N sets N: the tests' way to several panels at small shapes.
+i64 x_panel_cols(i64 n, i64 p) {
+  const char* e = std::getenv("BRAINLATENT_X_PANEL_COLS");
+  const i64 forced = e ? std::atoll(e) : 0;
+  const i64 pc = forced > 0 ? forced : std::max<i64>(128, (i64{1} << 20) / std::max<i64>(1, n) / 64 * 64);
+  return std::min(p, pc);
+}
 double eig_flops(double m) { return 20.0 * m * m * m; }
 
 // A Cholesky factor's largest over smallest diagonal entry: cond(A) ≈ its square.
@@ -106,6 +116,14 @@ class Exact final : public Route {
       nmat_ = view<float>(*n_buf_, n, p);
       be_.gemm(false, true, 1.0f, ctx_.x, eig_.q, 0.0f, nmat_);
       ctx_.count_flops(2.0 * n * p * p);
+    }
+    // X̃ is not read again but by the kernel form's refit (X̃ᵀ times the dual coefficients), which on a
+    // host-visible backend forms it in panels of columns from X instead: freed here, it is not live
+    // beside the scoring's buffers (at the medium bench shape 32 MB of 190 at the peak: fresh pages
+    // cost ~1–2 ms a MiB on the bench VM, whose host backs them at first touch).
+    if (primal_ || be_.host_visible()) {
+      ctx_.x_buf.reset();
+      ctx_.x = ViewF{};
     }
   }
 
@@ -272,7 +290,7 @@ class Exact final : public Route {
     if (primal_) be_.gemm(true, false, 1.0f, nmat_, batch.y, 0.0f, z_view_);
     else be_.gemm(false, false, 1.0f, eig_.q, batch.y, 0.0f, z_view_);
     ctx_.count_flops(2.0 * n * r * tb);
-    z_key_ = batch.y_buf.get();
+    z_key_ = batch.loads;
     // Kernel folds whose every alpha has its projection: e_v for a chunk of alphas in one GEMM,
     // [P_α]_α · QᵀY, scored at once.
     if (!primal_) {
@@ -354,9 +372,13 @@ class Exact final : public Route {
     }
   }
 
+  // (Z = NᵀY or QᵀY, kept from score() for the batch's refit)
+  bool refit_reads_y() const override { return false; }
+
   void refit(const Batch& batch, const ViewD& alphas, const ViewF& out) override {
     const i64 n = pb_.n(), p = pb_.p(), r = eig_.q.rows, tb = batch.tb;
-    if (z_key_ != batch.y_buf.get() || z_view_.cols != tb) {
+    if (z_key_ != batch.loads || z_view_.cols != tb) {
+      if (!batch.y_buf) throw Error(ErrorCode::Internal, "exact refit: the batch's Y was freed before its products were kept");
       z_view_ = z_.get(be_, r, tb);
       if (primal_) be_.gemm(true, false, 1.0f, nmat_, batch.y, 0.0f, z_view_);
       else be_.gemm(false, false, 1.0f, eig_.q, batch.y, 0.0f, z_view_);
@@ -371,16 +393,28 @@ class Exact final : public Route {
       // The dual coefficients Q·(shrunk Z) a block of targets at a time, in the scoring residuals'
       // buffer (free by now), so that no n × tb buffer is added beside the coefficients (see score_chunk).
       const i64 wb = refit_block(n, tb);
+      // X̃ freed after setup (host-visible backends): its columns formed a panel at a time.
+      const i64 pc = ctx_.x_buf ? p : x_panel_cols(n, p);
       for (i64 j0 = 0; j0 < tb; j0 += wb) {
         ctx_.checkpoint();
         const i64 w = std::min(wb, tb - j0);
         const ViewF dual = rv_.get(be_, n, w);
         be_.gemm(true, false, 1.0f, eig_.q, ez.col_range(j0, w), 0.0f, dual);
-        be_.gemm(true, false, 1.0f, ctx_.x, dual, 0.0f, out.col_range(j0, w));
+        if (ctx_.x_buf) {
+          be_.gemm(true, false, 1.0f, ctx_.x, dual, 0.0f, out.col_range(j0, w));
+          continue;
+        }
+        for (i64 c0 = 0; c0 < p; c0 += pc) {
+          const i64 pw = std::min(pc, p - c0);
+          const ViewF panel = xp_.get(be_, n, pw);
+          ctx_.fill_x_cols(c0, pw, panel.ptr());
+          be_.gemm(true, false, 1.0f, panel, dual, 0.0f, out.row_range(c0, pw).col_range(j0, w));
+        }
       }
       ctx_.count_flops(2.0 * n * r * tb + 2.0 * n * p * tb);
     }
-    z_key_ = nullptr;
+    z_key_ = 0;
+    xp_.reset();
   }
 
   void end_candidate() override {
@@ -436,7 +470,8 @@ class Exact final : public Route {
   Scratch<float> z_, zs_, res_, rv_;
   Scratch<double> rd_;
   ViewF z_view_;
-  const Buffer* z_key_ = nullptr;
+  std::uint64_t z_key_ = 0;  // the batch load z_view_ is of (Batch::loads; 0: none)
+  Scratch<float> xp_;        // the kernel refit's panel of X̃ (X̃ freed after setup)
 };
 
 }  // namespace
