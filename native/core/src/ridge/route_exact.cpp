@@ -117,13 +117,16 @@ class Exact final : public Route {
       be_.gemm(false, true, 1.0f, ctx_.x, eig_.q, 0.0f, nmat_);
       ctx_.count_flops(2.0 * n * p * p);
     }
-    // X̃ is not read again but by the kernel form's refit (X̃ᵀ times the dual coefficients), which on a
-    // host-visible backend forms it in panels of columns from X instead: freed here, it is not live
-    // beside the scoring's buffers (at the medium bench shape 32 MB of 190 at the peak: fresh pages
-    // cost ~1–2 ms a MiB on the bench VM, whose host backs them at first touch).
-    if (primal_ || be_.host_visible()) {
+    // X̃ is not read again but by the kernel form's refit (X̃ᵀ times the dual coefficients), which with
+    // one target batch on a host-visible backend forms it in panels of columns from X instead (once
+    // per block of targets: ~3 blocks at the medium bench shape, ~0.01 s each): freed here, it is not
+    // live beside the scoring's buffers (at the medium bench shape 32 MB of 190 at the peak: fresh
+    // pages cost ~1–2 ms a MiB on the bench VM, whose host backs them at first touch). With several
+    // batches every batch's refit would form it again: kept.
+    if (primal_ || (be_.host_visible() && ctx_.single_batch)) {
       ctx_.x_buf.reset();
       ctx_.x = ViewF{};
+      panel_cols_ = x_panel_cols(n, p);
     }
   }
 
@@ -393,8 +396,8 @@ class Exact final : public Route {
       // The dual coefficients Q·(shrunk Z) a block of targets at a time, in the scoring residuals'
       // buffer (free by now), so that no n × tb buffer is added beside the coefficients (see score_chunk).
       const i64 wb = refit_block(n, tb);
-      // X̃ freed after setup (host-visible backends): its columns formed a panel at a time.
-      const i64 pc = ctx_.x_buf ? p : x_panel_cols(n, p);
+      // X̃ freed after setup: its columns formed a panel at a time.
+      const i64 pc = ctx_.x_buf ? p : panel_cols_;
       for (i64 j0 = 0; j0 < tb; j0 += wb) {
         ctx_.checkpoint();
         const i64 w = std::min(wb, tb - j0);
@@ -472,6 +475,7 @@ class Exact final : public Route {
   ViewF z_view_;
   std::uint64_t z_key_ = 0;  // the batch load z_view_ is of (Batch::loads; 0: none)
   Scratch<float> xp_;        // the kernel refit's panel of X̃ (X̃ freed after setup)
+  i64 panel_cols_ = 0;       // its columns (x_panel_cols, read once per fit)
 };
 
 }  // namespace
