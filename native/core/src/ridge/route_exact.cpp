@@ -454,8 +454,11 @@ class Exact final : public Route {
   // Kernel refit: targets per block of the dual coefficients (n × block), so that they fit in the
   // largest scoring output (score_chunk·n_v × tb floats, what footprint() counts per target), in
   // balanced blocks (no floor: a wider block than fits would grow that buffer past the footprint).
+  // With X̃ freed the block may be as wide as X̃ was (n × p, counted in the plan as X's copy): fewer
+  // blocks, fewer passes forming X̃'s panels (medium bench shape: 2 instead of 3).
   i64 refit_block(i64 n, i64 tb) const {
-    const i64 cap = std::max<i64>(1, static_cast<i64>(score_chunk(pb_.folds.max_size())) * pb_.folds.max_size() * tb / std::max<i64>(1, n));
+    i64 cap = std::max<i64>(1, static_cast<i64>(score_chunk(pb_.folds.max_size())) * pb_.folds.max_size() * tb / std::max<i64>(1, n));
+    if (!ctx_.x_buf) cap = std::max(cap, pb_.p());
     const i64 blocks = (tb + cap - 1) / cap;
     return std::max<i64>(1, (tb + blocks - 1) / blocks);
   }
