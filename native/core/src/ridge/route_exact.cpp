@@ -119,7 +119,7 @@ class Exact final : public Route {
     }
     // X̃ is not read again but by the kernel form's refit (X̃ᵀ times the dual coefficients), which with
     // one target batch on a host-visible backend forms it in panels of columns from X instead (once
-    // per block of targets: ~3 blocks at the medium bench shape, ~0.01 s each): freed here, it is not
+    // per block of targets: 2 blocks at the medium bench shape, ~0.01 s each): freed here, it is not
     // live beside the scoring's buffers (at the medium bench shape 32 MB of 190 at the peak: fresh
     // pages cost ~1–2 ms a MiB on the bench VM, whose host backs them at first touch). With several
     // batches every batch's refit would form it again: kept.
