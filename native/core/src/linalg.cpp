@@ -302,12 +302,7 @@ void eigh_impl(std::int64_t n, T* a, std::int64_t lda, T* w) {
   const std::int64_t need = std::max({std::int64_t{kSytrdBlock} * n, static_cast<std::int64_t>(q_dc) + 1, 1 + 4 * n + n * n,
                                       n * NB + std::int64_t{NB} * NB});
   const int lwork = workspace_int(need, n), liwork = std::max(iquery, 3 + 5 * N);
-  // Z faulted in on every core first: ?stedc would touch its n² elements on one (fresh memory costs
-  // ~0.8–2 ms a MiB on the bench VM, where the host backs it at first touch: ~0.03 s at n = 2000).
-  LargeVector<T> zv(static_cast<std::size_t>(n * n)), wv(static_cast<std::size_t>(lwork));
-  T* const z = zv.data();
-  T* const work = wv.data();
-  parallel_for(0, n, 64, [&](std::int64_t b, std::int64_t e) { std::fill(z + b * n, z + e * n, T(0)); });
+  LargeVector<T> z(static_cast<std::size_t>(n * n)), work(static_cast<std::size_t>(lwork));
   std::vector<int> iwork(static_cast<std::size_t>(liwork));
   // Progress between blocks (long_ops.h), the three steps weighted by their time: about a third
   // each at n = 2000 in float32 (in cache), the reduction ~0.6 from n = 4000 in float32 and float64
@@ -316,7 +311,7 @@ void eigh_impl(std::int64_t n, T* a, std::int64_t lda, T* w) {
   // A = Q T Qᵀ; Q = H(n−1)⋯H(1), H(i)'s vector in column i+1 of A above the diagonal.
   {
     profile::Scope ps("eigh: sytrd");
-    sytrd_upper_blocked(N, a, LDA, w, e.data(), tau.data(), work, [&](double f) { step_done(w_trd * f); });
+    sytrd_upper_blocked(N, a, LDA, w, e.data(), tau.data(), work.data(), [&](double f) { step_done(w_trd * f); });
   }
   step_done(w_trd);
   // T = Z Λ Zᵀ: ~1/5 of the time. One ?stedc call up to kStedcWhole (~0.25 s here); above, its
@@ -324,9 +319,12 @@ void eigh_impl(std::int64_t n, T* a, std::int64_t lda, T* w) {
   {
     profile::Scope ps("eigh: stedc");
     if (n <= kStedcWhole<T>) {
+      // (Z's fresh pages faulted in on every core first: ?stedc zeroes Z on one, and a fresh page costs ~0.8–2 ms
+      // a MiB on the bench VM, whose host backs it at first touch; tridiagonal_eigh zeroes it on every core itself)
+      parallel_for(0, n, 64, [&](std::int64_t b, std::int64_t e) { std::fill(z.data() + b * n, z.data() + e * n, T(0)); });
       BlasTurn turn;
-      Lapack<T>::stedc(&compz, &N, w, e.data(), z, &N, work, &lwork, iwork.data(), &liwork, &info);
-    } else { tridiagonal_eigh(N, w, e.data(), z, N, work, lwork, iwork.data(), liwork, kStedcWhole<T>, [&](double f) { step_done(w_trd + w_dc * f); });
+      Lapack<T>::stedc(&compz, &N, w, e.data(), z.data(), &N, work.data(), &lwork, iwork.data(), &liwork, &info);
+    } else { tridiagonal_eigh(N, w, e.data(), z.data(), N, work.data(), lwork, iwork.data(), liwork, kStedcWhole<T>, [&](double f) { step_done(w_trd + w_dc * f); });
     }
   }
   if (info != 0) eigh_failed("stedc", n, info);
@@ -334,8 +332,8 @@ void eigh_impl(std::int64_t n, T* a, std::int64_t lda, T* w) {
   // Z := Q Z, NB reflectors at a time from the first (as ?ormql for Q·Z): block i0.. acts on rows
   // 0 .. i0 + ib of Z.
   profile::Scope ps("eigh: back-transform");
-  T* t = work;
-  T* prod = work + std::int64_t{NB} * NB;
+  T* t = work.data();
+  T* prod = work.data() + std::int64_t{NB} * NB;
   const int k = N - 1;
   for (int i0 = 0; i0 < k; i0 += NB) {
     // (block i0 works on rows 0 .. i0 + ib: the blocks before it did (i0/k)² of the work)
@@ -345,11 +343,11 @@ void eigh_impl(std::int64_t n, T* a, std::int64_t lda, T* w) {
     const T* v = a + static_cast<std::int64_t>(i0 + 1) * lda;  // A(0, i0 + 1)
     BlasTurn turn;  // (the block's two calls: one turn)
     Lapack<T>::larft("B", "C", &rows, &ib, v, &LDA, tau.data() + i0, t, &NB);
-    Lapack<T>::larfb("L", "N", "B", "C", &rows, &N, &ib, v, &LDA, t, &NB, z, &N, prod, &N);
+    Lapack<T>::larfb("L", "N", "B", "C", &rows, &N, &ib, v, &LDA, t, &NB, z.data(), &N, prod, &N);
   }
   // Column-major eigenvectors are row-major rows: row k = eigenvector k.
   parallel_for(0, n, 64, [&](std::int64_t b, std::int64_t en) {
-    for (std::int64_t j = b; j < en; ++j) std::copy_n(z + j * n, n, a + j * lda);
+    for (std::int64_t j = b; j < en; ++j) std::copy_n(z.data() + j * n, n, a + j * lda);
   });
   step_done(1.0);
 }

@@ -226,7 +226,10 @@ void tridiagonal_eigh_impl(int n, T* d, T* e, T* z, int ldz, T* work, std::int64
   if (lwork < 4 * n64 + n64 * n64 || liwork < 3 + 5 * n64 || ldz < n)
     throw Error(ErrorCode::InvalidArgument, "tridiagonal_eigh: order " + std::to_string(n) + " needs ldz >= n, 4n + n² elements of work and 3 + 5n of iwork");
   auto at = [&](int i, int j) -> T& { return z[static_cast<std::int64_t>(j) * ldz + i]; };
-  for (int j = 0; j < n; ++j) std::fill(&at(0, j), &at(0, j) + n, T(0));
+  // (zeroed on every core: fresh pages cost a fault and, on a VM, the host's backing at first touch)
+  parallel_for(0, n, 64, [&](std::int64_t b, std::int64_t e) {
+    for (std::int64_t j = b; j < e; ++j) std::fill(&at(0, static_cast<int>(j)), &at(0, static_cast<int>(j)) + n, T(0));
+  });
   // Scaled to a largest entry of 1, as ?stedc does before its merges (the leaves rescale themselves).
   double scale = 0;
   for (int i = 0; i < n; ++i) scale = std::max(scale, static_cast<double>(std::fabs(d[i])));
