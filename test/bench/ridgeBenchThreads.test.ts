@@ -2,7 +2,10 @@
  * `brainlatent bench ridge --threads`: the fits run in child processes (ts/bench/ridgeWorker.ts), so the count
  * reaches them by environment (threadEnv); before, the flag set only the parent's threads, which ran the SGEMM
  * probes, and every fit ran on all cores. Checked on a tiny planted problem: the worker's engine reports the count.
+ * Also: an unknown --shapes or --cv-method is refused before the SGEMM probe and the data.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 import { describe, expect, it } from 'vitest';
@@ -47,5 +50,23 @@ describe('bench ridge --threads', () => {
     expect(r.status).not.toBe(0);
     expect(r.stderr).toMatch(/--threads/);
     expect(r.stdout).not.toMatch(/SGEMM/);
+  });
+});
+
+describe('bench ridge: bad input', () => {
+  it('refuses an unknown shape or CV method before any work', async () => {
+    const dir = tempDir('bl-bench-ridge-bad-');
+    for (const [flag, value, message] of [
+      ['--shapes', 'bogus', /bench ridge --shapes: unknown shape 'bogus' \(expected medium, large, encoding\)/],
+      ['--cv-method', 'nope', /bench ridge --cv-method: expected 'auto', 'per-fold', 'exact', got 'nope'/],
+    ] as const) {
+      const r = await runCommand(process.execPath, [distModule('cli/main'), 'bench', 'ridge', flag, value, '--results', dir], {
+        env: { ...process.env, NO_COLOR: '1' },
+      });
+      expect(r.status).toBe(1);
+      expect(r.stderr).toMatch(message);
+      expect(r.stdout).not.toMatch(/SGEMM/);
+    }
+    expect(() => readFileSync(join(dir, 'ridge.jsonl'))).toThrow();
   });
 });

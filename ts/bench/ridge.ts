@@ -27,6 +27,8 @@ export const RIDGE_SHAPES: RidgeBenchShape[] = [
   { name: 'encoding', nTrain: 3000, nTest: 500, p: 1000, t: 16384 },
 ];
 
+const CV_METHODS = ['auto', 'per-fold', 'exact'] as const;
+
 export interface RidgeBenchOptions {
   shapes?: string[];
   sklearn?: boolean;
@@ -38,7 +40,7 @@ export interface RidgeBenchOptions {
   folds?: number;
   /** Fits per shape, each in a fresh process between SGEMM probes; the median is reported (default 3). */
   repeats?: number;
-  cvMethod?: 'auto' | 'per-fold' | 'exact';
+  cvMethod?: (typeof CV_METHODS)[number];
   python?: string;
   /**
    * Threads of every fit (the engine's fits in their own processes, the whole command, numpy and
@@ -62,6 +64,13 @@ export async function runRidgeBench(opts: RidgeBenchOptions = {}): Promise<unkno
   const nAlphas = opts.alphas ?? 10, folds = opts.folds ?? 5, repeats = opts.repeats ?? 3;
   if (!Number.isInteger(repeats) || repeats < 1) throw new InvalidArgumentError(`bench ridge: repeats must be a positive integer, got ${repeats}`);
   const python = opts.python ?? '/usr/bin/python3';
+  // (checked before any work: an unknown name ran nothing and recorded an empty run, a bad method failed
+  // in the first fit's child process, after the SGEMM probe and the data)
+  for (const name of opts.shapes ?? [])
+    if (!RIDGE_SHAPES.some((s) => s.name === name))
+      throw new InvalidArgumentError(`bench ridge --shapes: unknown shape '${name}' (expected ${RIDGE_SHAPES.map((s) => s.name).join(', ')})`);
+  if (opts.cvMethod !== undefined && !CV_METHODS.includes(opts.cvMethod))
+    throw new InvalidArgumentError(`bench ridge --cv-method: expected ${CV_METHODS.map((m) => `'${m}'`).join(', ')}, got '${String(opts.cvMethod)}'`);
   const shapes = RIDGE_SHAPES.filter((s) => !opts.shapes || opts.shapes.includes(s.name));
   if (opts.threads !== undefined && (!Number.isInteger(opts.threads) || opts.threads < 1))
     throw new InvalidArgumentError(`bench ridge: threads must be a positive integer, got ${opts.threads}`);
