@@ -85,8 +85,9 @@ export const PARTS = {
   dist: {
     name: 'dist/',
     stamp: 'build/stamp-dist.json',
-    inputs: (root) => ['tsconfig.json', 'tsconfig.build.json', ...filesUnder(root, 'ts')],
-    settings: (root) => ({ typescript: installedVersion(root, 'typescript') }),
+    inputs: (root) => ['tsconfig.json', 'tsconfig.build.json', 'scripts/bundle-cli.mjs', ...filesUnder(root, 'ts')],
+    // (the CLI's command bundles: scripts/bundle-cli.mjs)
+    settings: (root) => ({ typescript: installedVersion(root, 'typescript'), esbuild: installedVersion(root, 'esbuild') }),
     outputs: (root) => {
       const { main, bin } = manifest(root);
       const bins = typeof bin === 'string' ? [bin] : Object.values(bin ?? {});

@@ -1,6 +1,6 @@
 /**
  * The CLI entry (dist/cli/main.js, as `brainlatent` runs it): a command line loads only the command modules it needs
- * (`--version` none, `ridge fit` the ridge module alone, none of the service/batch/pipeline dependencies), help and
+ * (`--version` none, `ridge fit` the ridge command's bundle alone, none of the service/batch/pipeline dependencies), help and
  * version still print in full, and a command that exits as soon as its work is done (ridge fit) has printed
  * everything and left a complete model, or an error naming the bad input file.
  */
@@ -67,7 +67,7 @@ describe('brainlatent (the CLI entry)', () => {
       expect(fit.stdout).toContain(opt);
     }
     expect(fit.stdout).toMatch(/Example:\n {2}brainlatent ridge fit --x early_betas\.npy/);
-    expect(commandModules(fit.loaded)).toEqual(['dist/cli/commands/ridge.js']);
+    expect(commandModules(fit.loaded)).toEqual(['dist/cli/commands/ridge.bundle.js']);
     expect(heavyLoaded(fit.loaded)).toEqual([]);
 
     const help = await brainlatent('help', 'ridge');
@@ -75,7 +75,7 @@ describe('brainlatent (the CLI entry)', () => {
     expect(help.stdout).toMatch(/^Usage: brainlatent ridge \[options\] \[command\]/);
     expect(help.stdout).toMatch(/\n {2}fit \[options\] +fit RidgeCV/);
     expect(help.stdout).toMatch(/\n {2}predict \[options\] +predict with a saved ridge model/);
-    expect(commandModules(help.loaded)).toEqual(['dist/cli/commands/ridge.js']);
+    expect(commandModules(help.loaded)).toEqual(['dist/cli/commands/ridge.bundle.js']);
   });
 
   it('the program help lists every command', async () => {
@@ -83,6 +83,8 @@ describe('brainlatent (the CLI entry)', () => {
     expect(r.status).toBe(0);
     const listed = [...r.stdout.matchAll(/^ {2}([a-z]+)\b/gm)].map((m) => m[1]);
     expect(listed).toEqual(['demo', 'reconstruct', 'encode', 'batch', 'worker', 'ridge', 'nsd', 'cache', 'sd', 'synth', 'serve', 'bench', 'help']);
+    // every command loaded as tsc wrote it (one copy of each module), not from the one-command bundles
+    expect(commandModules(r.loaded)).toEqual(listed.slice(0, -1).map((c) => `dist/cli/commands/${c}.js`).sort());
   });
 
   it('ridge fit prints its summary and leaves a complete model; NaN in X is refused naming the file', async () => {
@@ -95,7 +97,7 @@ describe('brainlatent (the CLI entry)', () => {
     expect(r.stdout).toMatch(/^X 40×6, Y 40×3; 3 alphas, 4 folds$/m);
     expect(r.stdout).toMatch(/mean CV r2 at the chosen alphas: 0\.\d+/);
     expect(r.stdout).toMatch(new RegExp(`fitted in .*; model written to ${f('m.safetensors').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} in `));
-    expect(commandModules(r.loaded)).toEqual(['dist/cli/commands/ridge.js']);
+    expect(commandModules(r.loaded)).toEqual(['dist/cli/commands/ridge.bundle.js']);
     expect(heavyLoaded(r.loaded)).toEqual([]);
     const model = await RidgeModel.load(f('m.safetensors'));
     expect([model.nFeatures, model.nTargets]).toEqual([6, 3]);

@@ -14,7 +14,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { packageRoot } from '../../ts/native/binding.js';
 import { commandOutput } from '../helpers/nodeChild.js';
 
-const SCRIPTS = ['install.mjs', 'build-native.mjs', 'compile-ts.mjs', 'build-stamp.mjs'];
+const SCRIPTS = ['install.mjs', 'build-native.mjs', 'compile-ts.mjs', 'bundle-cli.mjs', 'build-stamp.mjs'];
 
 function write(file: string, text: string, mode?: number): void {
   mkdirSync(path.dirname(file), { recursive: true });

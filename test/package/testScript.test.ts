@@ -22,7 +22,7 @@ function write(file: string, text: string, mode?: number): void {
 /** A checkout with the real test, compile and stamp scripts and stand-in tools; returns its folder. */
 function makeCheckout(): string {
   const dir = mkdtempSync(path.join(tmpdir(), 'bl-npm-test-'));
-  for (const s of ['test.mjs', 'compile-ts.mjs', 'build-stamp.mjs']) {
+  for (const s of ['test.mjs', 'compile-ts.mjs', 'bundle-cli.mjs', 'build-stamp.mjs']) {
     mkdirSync(path.join(dir, 'scripts'), { recursive: true });
     copyFileSync(path.join(packageRoot, 'scripts', s), path.join(dir, 'scripts', s));
   }

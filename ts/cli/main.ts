@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /** The brainlatent CLI: registers one command module per job; each calls public library functions. */
 import type { Command as CommandType } from 'commander';
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 
 import { BrainlatentError } from '../errors.js';
@@ -15,6 +16,9 @@ import {
   unknownCommandArgs,
 } from './setup.js';
 
+// BRAINLATENT_DEBUG prints an error's stack: at lines of ts/, through the source maps (a command runs bundled).
+if (process.env.BRAINLATENT_DEBUG) process.setSourceMapsEnabled(true);
+
 // commander through require: its ESM wrapper costs the CommonJS export scan at every start-up.
 const { Command } = createRequire(import.meta.url)('commander') as typeof import('commander');
 
@@ -22,21 +26,37 @@ type Register = (program: CommandType) => void;
 // One module per command, loaded only when that command runs: the service, the batch layer and the
 // pipelines pull in large dependency trees (Fastify, BullMQ, ajv, …) that `ridge fit` must not pay
 // for at start-up. `--version` loads none, `help <command>` that command's alone; the program's own
-// help and unknown commands load them all (in this order, the help's).
-const COMMANDS: Record<string, () => Promise<Register>> = {
-  demo: async () => (await import('./commands/demo.js')).registerDemoCommand,
-  reconstruct: async () => (await import('./commands/reconstruct.js')).registerReconstructCommand,
-  encode: async () => (await import('./commands/encode.js')).registerEncodeCommand,
-  batch: async () => (await import('./commands/batch.js')).registerBatchCommand,
-  worker: async () => (await import('./commands/worker.js')).registerWorkerCommand,
-  ridge: async () => (await import('./commands/ridge.js')).registerRidgeCommand,
-  nsd: async () => (await import('./commands/nsd.js')).registerNsdCommand,
-  cache: async () => (await import('./commands/cache.js')).registerCacheCommand,
-  sd: async () => (await import('./commands/sd.js')).registerSdCommand,
-  synth: async () => (await import('./commands/synth.js')).registerSynthCommand,
-  serve: async () => (await import('./commands/serve.js')).registerServeCommand,
-  bench: async () => (await import('./commands/bench.js')).registerBenchCommand,
+// help and unknown commands load them all (in this order, the help's). Each maps to the function its
+// module exports.
+const COMMANDS: Record<string, string> = {
+  demo: 'registerDemoCommand',
+  reconstruct: 'registerReconstructCommand',
+  encode: 'registerEncodeCommand',
+  batch: 'registerBatchCommand',
+  worker: 'registerWorkerCommand',
+  ridge: 'registerRidgeCommand',
+  nsd: 'registerNsdCommand',
+  cache: 'registerCacheCommand',
+  sd: 'registerSdCommand',
+  synth: 'registerSynthCommand',
+  serve: 'registerServeCommand',
+  bench: 'registerBenchCommand',
 };
+
+/**
+ * A command's register function. One command alone runs from its bundle where the build made one
+ * (commands/<name>.bundle.js, scripts/bundle-cli.mjs): one file loads in a third of the time of its
+ * ~50 modules. Several load as tsc wrote them, so that they share one copy of each module; so does
+ * every command with BRAINLATENT_UNBUNDLED=1 (the tests compare the two).
+ */
+async function loadCommand(name: string, alone: boolean): Promise<Register> {
+  const bundle = new URL(`./commands/${name}.bundle.js`, import.meta.url);
+  const bundled = alone && process.env.BRAINLATENT_UNBUNDLED !== '1' && existsSync(bundle);
+  const mod = (await import(bundled ? bundle.href : `./commands/${name}.js`)) as Record<string, unknown>;
+  const register = mod[COMMANDS[name]];
+  if (typeof register !== 'function') throw new Error(`the module of command '${name}' exports no ${COMMANDS[name]}()`);
+  return register as Register;
+}
 
 const program = new Command();
 program
@@ -59,7 +79,7 @@ function commandsFor(args: string[]): string[] {
 
 const args = helpArgs(process.argv.slice(2));
 const names = commandsFor(args);
-for (const name of names) (await COMMANDS[name]())(program);
+for (const name of names) (await loadCommand(name, names.length === 1))(program);
 describeHelpCommand(program);
 pointGroupErrorsToTheirHelp(program);
 checkRequiredOptionsLast(program);

@@ -1,0 +1,133 @@
+/**
+ * The CLI's command bundles (scripts/bundle-cli.mjs, loaded by ts/cli/main.ts for a single command): the bundler's
+ * rules on a small dist/ of its own, and on the real dist/ each command's help the same from its bundle as from its
+ * modules.
+ */
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+import { afterEach, describe, expect, it } from 'vitest';
+
+import { packageRoot } from '../../ts/native/binding.js';
+import { commandOutput } from '../helpers/nodeChild.js';
+
+interface BundleResult {
+  bundled: string[];
+  unbundled: { entry: string; extra: string[] }[];
+}
+const bundler = (): Promise<{ bundleCommands: (dist: string) => Promise<BundleResult> }> =>
+  import(pathToFileURL(path.join(packageRoot, 'scripts', 'bundle-cli.mjs')).href) as never;
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+/** A dist/ of `files` (path → source) in a temporary folder; returns the dist folder. */
+function fakeDist(files: Record<string, string>): string {
+  const dir = mkdtempSync(path.join(tmpdir(), 'bl-bundle-'));
+  dirs.push(dir);
+  const dist = path.join(dir, 'dist');
+  writeFileSync(path.join(dir, 'package.json'), '{"type":"module"}');
+  for (const [f, text] of Object.entries(files)) {
+    mkdirSync(path.dirname(path.join(dist, f)), { recursive: true });
+    writeFileSync(path.join(dist, f), text);
+  }
+  return dist;
+}
+
+const BASE = {
+  'errors.js': 'export class BrainlatentError extends Error {}\n',
+  'cli/setup.js': 'export const setup = 1;\n',
+  'lib/where.js':
+    "import { BrainlatentError } from '../errors.js';\n" +
+    "export const where = () => new URL('../data.txt', import.meta.url).href;\n" +
+    "export const fail = () => new BrainlatentError('from lib');\n",
+  'lib/lazy.js': 'export const lazy = 42;\n',
+  'lib/withPackage.js': "import 'some-package';\nexport const p = 1;\n",
+};
+
+describe('scripts/bundle-cli.mjs', () => {
+  it('bundles a command beside its module: import.meta.url of each module as unbundled, the modules main.js shares external', async () => {
+    const dist = fakeDist({
+      ...BASE,
+      'cli/commands/good.js':
+        "import { where, fail } from '../../lib/where.js';\nimport { setup } from '../setup.js';\n" +
+        "export const run = async () => ({ where: where(), err: fail(), setup, lazy: (await import('../../lib/lazy.js')).lazy });\n",
+    });
+    const { bundleCommands } = await bundler();
+    const r = await bundleCommands(dist);
+    expect(r.bundled.map((f) => path.basename(f))).toEqual(['good.js']);
+    const bundle = path.join(dist, 'cli', 'commands', 'good.bundle.js');
+    const text = readFileSync(bundle, 'utf8');
+    // the lazy module inside the bundle; errors.js and setup.js imported from their files
+    expect(text).toContain('lazy = 42');
+    expect(text).toContain('from "../../errors.js"');
+    expect(text).toContain('from "../setup.js"');
+    expect(text).not.toContain('class BrainlatentError');
+    expect(JSON.parse(readFileSync(`${bundle}.map`, 'utf8')).file).toBe('good.bundle.js');
+
+    const viaBundle = (await import(pathToFileURL(bundle).href)) as { run: () => Promise<{ where: string; err: unknown; setup: number; lazy: number }> };
+    const viaModule = (await import(pathToFileURL(path.join(dist, 'cli', 'commands', 'good.js')).href)) as typeof viaBundle;
+    const errors = (await import(pathToFileURL(path.join(dist, 'errors.js')).href)) as { BrainlatentError: new () => Error };
+    const [b, m] = [await viaBundle.run(), await viaModule.run()];
+    expect(b.where).toBe(pathToFileURL(path.join(dist, 'data.txt')).href);
+    expect(b.where).toBe(m.where);
+    expect(b.err).toBeInstanceOf(errors.BrainlatentError);
+    expect([b.setup, b.lazy]).toEqual([1, 42]);
+    // a second run replaces the bundle and leaves no temporaries
+    await bundleCommands(dist);
+    expect(readFileSync(bundle, 'utf8')).toBe(text);
+    expect(readdir(dist).filter((f) => f.includes('bundle-tmp'))).toEqual([]);
+  });
+
+  it('leaves unbundled a command whose bundle would load at start-up a package it loads only lazily, and removes its old bundle', async () => {
+    const dist = fakeDist({
+      ...BASE,
+      'cli/commands/lazy.js': "export const run = async () => (await import('../../lib/withPackage.js')).p;\n",
+      'cli/commands/eager.js': "import { p } from '../../lib/withPackage.js';\nexport const run = () => p;\n",
+      'cli/commands/lazy.bundle.js': '// from an earlier build\n',
+    });
+    const { bundleCommands } = await bundler();
+    const r = await bundleCommands(dist);
+    expect(r.bundled.map((f) => path.basename(f))).toEqual(['eager.js']);
+    expect(r.unbundled.map((u) => [path.basename(u.entry), u.extra])).toEqual([['lazy.js', ['some-package']]]);
+    expect(existsSync(path.join(dist, 'cli', 'commands', 'lazy.bundle.js'))).toBe(false);
+    expect(existsSync(path.join(dist, 'cli', 'commands', 'eager.bundle.js'))).toBe(true);
+  });
+
+  it('refuses import.meta other than import.meta.url, naming the file', async () => {
+    const dist = fakeDist({
+      ...BASE,
+      'lib/dirname.js': 'export const d = import.meta.dirname;\n',
+      'cli/commands/meta.js': "export { d } from '../../lib/dirname.js';\n",
+    });
+    const { bundleCommands } = await bundler();
+    await expect(bundleCommands(dist)).rejects.toThrow(/lib\/dirname\.js: import\.meta other than import\.meta\.url cannot be bundled/);
+    expect(readdir(dist).filter((f) => f.includes('bundle'))).toEqual([]);
+  });
+});
+
+/** The files of a fake dist/'s commands folder. */
+function readdir(dist: string): string[] {
+  const dir = path.join(dist, 'cli', 'commands');
+  return existsSync(dir) ? readdirSync(dir) : [];
+}
+
+describe('the CLI from its bundles (dist/)', () => {
+  const commands = ['batch', 'cache', 'demo', 'encode', 'nsd', 'reconstruct', 'ridge', 'sd', 'serve', 'synth', 'worker'];
+  it('has a bundle for each command but bench, and each prints the same help from its bundle as from its modules', async () => {
+    const dir = path.join(packageRoot, 'dist', 'cli', 'commands');
+    for (const c of commands) expect(existsSync(path.join(dir, `${c}.bundle.js`)), c).toBe(true);
+    expect(existsSync(path.join(dir, 'bench.bundle.js'))).toBe(false);
+    const main = path.join(packageRoot, 'dist', 'cli', 'main.js');
+    for (const c of commands) {
+      const bundled = await commandOutput(process.execPath, [main, c, '--help']);
+      const modules = await commandOutput(process.execPath, [main, c, '--help'], { env: { ...process.env, BRAINLATENT_UNBUNDLED: '1' } });
+      expect(bundled.length).toBeGreaterThan(100);
+      expect(bundled, c).toBe(modules);
+    }
+  });
+});
