@@ -7,8 +7,9 @@
 // own copy of what they share, took 1.2 s to load against 0.9 s. Only the command modules are bundled; the library
 // (dist/index.js and the rest) and the files run as their own processes or threads (workers) stay as tsc wrote them.
 //   - Packages stay external (imported from node_modules at run time, as before).
-//   - Modules that main.js imports too (SHARED) stay external, imported from their own files, so that the process
-//     has one copy of each: main's `instanceof BrainlatentError` holds for a command's errors.
+//   - The modules that main.js loads too (errors.js, cli/setup.js: found from main.js, modulesOfMain) stay external,
+//     imported from their own files, so that the process has one copy of each: main's `instanceof
+//     BrainlatentError` holds for a command's errors.
 //   - `import.meta.url` in a bundled module is the URL of that module's own file in dist/, as unbundled
 //     (`new URL(<its path from the bundle>, import.meta.url).href`): the paths it resolves (package.json, worker
 //     files, the addon) are unchanged. Any other `import.meta` property fails the bundle.
@@ -19,8 +20,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-/** Imported by dist/cli/main.js as well as by the commands (keep in step with main.ts's imports). */
-const SHARED = ['errors.js', 'cli/setup.js'];
+
 /** What main.js looks for (ts/cli/main.ts, loadCommand). */
 const BUNDLE_SUFFIX = '.bundle.js';
 const tmpOf = (entry) => `${entry.slice(0, -'.js'.length)}.bundle-tmp.js`;
@@ -32,12 +32,12 @@ const relativeSpecifier = (fromDir, file) => {
 };
 
 /**
- * esbuild plugin: SHARED modules external, at their path from the bundle; import.meta.url per original file. With
- * `staticOnly`, dynamic imports stay external too (the probe of what the entry loads at start-up unbundled).
+ * esbuild plugin: the `shared` modules (main.js's) external, at their path from the bundle; import.meta.url per
+ * original file. With `staticOnly`, dynamic imports stay external too (the probe of what the entry loads at start-up
+ * unbundled).
  */
-function distModules(dist, entry, staticOnly = false) {
+function distModules(shared, entry, staticOnly = false) {
   const outDir = path.dirname(entry);
-  const shared = SHARED.map((f) => path.join(dist, f));
   return {
     name: 'brainlatent-dist-modules',
     setup(build) {
@@ -59,6 +59,28 @@ function distModules(dist, entry, staticOnly = false) {
   };
 }
 
+/**
+ * The modules of dist/ that dist/cli/main.js loads statically (errors.js, cli/setup.js), which the bundles import from
+ * their files: found from main.js itself, so that a new import of main's cannot be missed.
+ */
+async function modulesOfMain(esbuild, dist) {
+  const main = path.join(dist, 'cli', 'main.js');
+  if (!existsSync(main)) return [];
+  const r = await esbuild.build({ entryPoints: [main], bundle: true, write: false, metafile: true, format: 'esm', platform: 'node', packages: 'external', logLevel: 'silent' });
+  return Object.keys(r.metafile.inputs)
+    .map((f) => path.resolve(f))
+    .filter((f) => f !== main && f.startsWith(dist + path.sep));
+}
+
+const isBundleFile = (f) => /\.bundle[.-]/.test(f);
+
+/** Removes the command bundles of `dist` (and any temporaries of a bundling that did not finish). */
+export function removeCommandBundles(dist) {
+  const commandsDir = path.join(dist, 'cli', 'commands');
+  if (!existsSync(commandsDir)) return;
+  for (const f of readdirSync(commandsDir)) if (isBundleFile(f)) rmSync(path.join(commandsDir, f), { force: true });
+}
+
 /** The packages (not node: builtins) that a bundle imports when it loads, from esbuild's metafile. */
 function packagesLoaded(metafile) {
   const out = new Set();
@@ -77,13 +99,14 @@ export async function bundleCommands(dist = path.join(root, 'dist')) {
   const commandsDir = path.join(dist, 'cli', 'commands');
   // (a dist/ without commands, e.g. the install script test's stand-in compile: nothing to bundle)
   if (!existsSync(commandsDir)) return { bundled: [], unbundled: [] };
+  // (bundles of an earlier build, and their temporaries: a command left unbundled now has none; gone before
+  // anything here can fail, so that no bundle outlives the modules it was made from)
+  removeCommandBundles(dist);
   const esbuild = createRequire(import.meta.url)('esbuild');
+  const shared = await modulesOfMain(esbuild, dist);
   const entries = readdirSync(commandsDir)
-    .filter((f) => f.endsWith('.js') && !/\.bundle[.-]/.test(f))
+    .filter((f) => f.endsWith('.js'))
     .map((f) => path.join(commandsDir, f));
-  // (bundles of an earlier build, and their temporaries: a command left unbundled now has none)
-  const ours = (f) => /\.bundle[.-]/.test(f);
-  for (const f of readdirSync(commandsDir)) if (ours(f)) rmSync(path.join(commandsDir, f));
   const options = (entry, outfile, staticOnly) => ({
     entryPoints: [entry],
     outfile,
@@ -98,7 +121,7 @@ export async function bundleCommands(dist = path.join(root, 'dist')) {
     metafile: true,
     write: !staticOnly,
     logLevel: 'warning',
-    plugins: [distModules(dist, entry, staticOnly)],
+    plugins: [distModules(shared, entry, staticOnly)],
   });
   const bundled = [], unbundled = [];
   try {

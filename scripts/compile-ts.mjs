@@ -11,6 +11,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { removeCommandBundles } from './bundle-cli.mjs';
 import { PARTS, stamped } from './build-stamp.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -22,6 +23,9 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export function compileTypeScript({ fresh = false } = {}) {
   return stamped(PARTS.dist, () => {
     if (fresh) rmSync(path.join(root, 'dist'), { recursive: true, force: true });
+    // The command bundles of the last build go first: tsc writes its output even when it fails, and a bundle left
+    // beside a newer module would run the old code (main.js also skips a bundle older than its module).
+    removeCommandBundles(path.join(root, 'dist'));
     const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
     const r = spawnSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' });
     if (r.status !== 0) return false;

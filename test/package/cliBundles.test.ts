@@ -3,7 +3,7 @@
  * rules on a small dist/ of its own, and on the real dist/ each command's help the same from its bundle as from its
  * modules.
  */
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -11,7 +11,7 @@ import { pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 
 import { packageRoot } from '../../ts/native/binding.js';
-import { commandOutput } from '../helpers/nodeChild.js';
+import { commandOutput, runCommand } from '../helpers/nodeChild.js';
 
 interface BundleResult {
   bundled: string[];
@@ -39,6 +39,8 @@ function fakeDist(files: Record<string, string>): string {
 }
 
 const BASE = {
+  // (what the bundles share with main.js is found from main.js's imports)
+  'cli/main.js': "import './setup.js';\nimport '../errors.js';\n",
   'errors.js': 'export class BrainlatentError extends Error {}\n',
   'cli/setup.js': 'export const setup = 1;\n',
   'lib/where.js':
@@ -98,6 +100,13 @@ describe('scripts/bundle-cli.mjs', () => {
     expect(existsSync(path.join(dist, 'cli', 'commands', 'eager.bundle.js'))).toBe(true);
   });
 
+  it('removeCommandBundles (compile-ts runs it before tsc) leaves no bundle or temporary of an earlier build', async () => {
+    const dist = fakeDist({ ...BASE, 'cli/commands/a.js': '', 'cli/commands/a.bundle.js': '', 'cli/commands/a.bundle.js.map': '', 'cli/commands/a.bundle-tmp.js': '' });
+    const { removeCommandBundles } = (await bundler()) as unknown as { removeCommandBundles: (dist: string) => void };
+    removeCommandBundles(dist);
+    expect(readdir(dist)).toEqual(['a.js']);
+  });
+
   it('refuses import.meta other than import.meta.url, naming the file', async () => {
     const dist = fakeDist({
       ...BASE,
@@ -118,16 +127,54 @@ function readdir(dist: string): string[] {
 
 describe('the CLI from its bundles (dist/)', () => {
   const commands = ['batch', 'cache', 'demo', 'encode', 'nsd', 'reconstruct', 'ridge', 'sd', 'serve', 'synth', 'worker'];
+  const hook = pathToFileURL(path.join(import.meta.dirname, '..', 'helpers', 'loadedModules.mjs')).href;
+  const registerHook = `data:text/javascript,import{register}from'node:module';register(${JSON.stringify(hook)});`;
+  /** `node main.js …args` with the loader hook: its output, and the command modules it loaded (file names). */
+  async function run(main: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ stdout: string; commands: string[] }> {
+    const list = path.join(mkdtempSync(path.join(tmpdir(), 'bl-bundle-loaded-')), 'loaded.txt');
+    dirs.push(path.dirname(list));
+    const r = await runCommand(process.execPath, ['--import', registerHook, main, ...args], { env: { ...process.env, ...env, BRAINLATENT_TEST_LOADED: list } });
+    expect(r.status, r.stderr).toBe(0);
+    const loaded = existsSync(list) ? readFileSync(list, 'utf8').split('\n').filter((u) => u.includes('/cli/commands/')) : [];
+    return { stdout: r.stdout, commands: loaded.map((u) => path.basename(new URL(u).pathname)).sort() };
+  }
+
   it('has a bundle for each command but bench, and each prints the same help from its bundle as from its modules', async () => {
     const dir = path.join(packageRoot, 'dist', 'cli', 'commands');
     for (const c of commands) expect(existsSync(path.join(dir, `${c}.bundle.js`)), c).toBe(true);
     expect(existsSync(path.join(dir, 'bench.bundle.js'))).toBe(false);
     const main = path.join(packageRoot, 'dist', 'cli', 'main.js');
     for (const c of commands) {
-      const bundled = await commandOutput(process.execPath, [main, c, '--help']);
-      const modules = await commandOutput(process.execPath, [main, c, '--help'], { env: { ...process.env, BRAINLATENT_UNBUNDLED: '1' } });
-      expect(bundled.length).toBeGreaterThan(100);
-      expect(bundled, c).toBe(modules);
+      const bundled = await run(main, [c, '--help']);
+      const modules = await run(main, [c, '--help'], { BRAINLATENT_UNBUNDLED: '1' });
+      // (unbundled, demo and encode load reconstruct's module too, worker batch's)
+      expect(bundled.commands).toEqual([`${c}.bundle.js`]);
+      expect(modules.commands).toContain(`${c}.js`);
+      expect(modules.commands.filter((m) => m.includes('.bundle'))).toEqual([]);
+      expect(bundled.stdout.length).toBeGreaterThan(100);
+      expect(bundled.stdout, c).toBe(modules.stdout);
     }
+  });
+
+  it('main.js runs a command from its module where the bundle is older (a tsc run alone), from the bundle otherwise', async () => {
+    // dist/cli/main.js and what it imports, beside a stand-in ridge command as a module and as a bundle
+    const dist = fakeDist({});
+    for (const f of ['cli/main.js', 'cli/setup.js', 'errors.js']) {
+      mkdirSync(path.dirname(path.join(dist, f)), { recursive: true });
+      copyFileSync(path.join(packageRoot, 'dist', f), path.join(dist, f));
+    }
+    symlinkSync(path.join(packageRoot, 'node_modules'), path.join(dist, '..', 'node_modules'));
+    const stand = (what: string) => `export function registerRidgeCommand(program) { program.command('ridge').description('${what}'); }\n`;
+    const commandsDir = path.join(dist, 'cli', 'commands');
+    mkdirSync(commandsDir, { recursive: true });
+    writeFileSync(path.join(commandsDir, 'ridge.js'), stand('from the module'));
+    writeFileSync(path.join(commandsDir, 'ridge.bundle.js'), stand('from the bundle'));
+    const main = path.join(dist, 'cli', 'main.js');
+    const at = (file: string, seconds: number) => utimesSync(path.join(commandsDir, file), seconds, seconds);
+    at('ridge.js', 1_000_000);
+    at('ridge.bundle.js', 1_000_000); // (npm's tarballs give every file one time)
+    expect((await run(main, ['ridge', '--help'])).stdout).toContain('from the bundle');
+    at('ridge.js', 1_000_010);
+    expect((await run(main, ['ridge', '--help'])).stdout).toContain('from the module');
   });
 });

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /** The brainlatent CLI: registers one command module per job; each calls public library functions. */
 import type { Command as CommandType } from 'commander';
-import { existsSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 
 import { BrainlatentError } from '../errors.js';
@@ -43,6 +43,12 @@ const COMMANDS: Record<string, string> = {
   bench: 'registerBenchCommand',
 };
 
+/** The bundle exists and is not older than its module (a `tsc` run alone rewrites the modules, not the bundles). */
+function bundleIsCurrent(bundle: URL, module: URL): boolean {
+  const b = statSync(bundle, { throwIfNoEntry: false });
+  return b !== undefined && b.mtimeMs >= statSync(module).mtimeMs;
+}
+
 /**
  * A command's register function. One command alone runs from its bundle where the build made one
  * (commands/<name>.bundle.js, scripts/bundle-cli.mjs): one file loads in a third of the time of its
@@ -50,9 +56,9 @@ const COMMANDS: Record<string, string> = {
  * every command with BRAINLATENT_UNBUNDLED=1 (the tests compare the two).
  */
 async function loadCommand(name: string, alone: boolean): Promise<Register> {
-  const bundle = new URL(`./commands/${name}.bundle.js`, import.meta.url);
-  const bundled = alone && process.env.BRAINLATENT_UNBUNDLED !== '1' && existsSync(bundle);
-  const mod = (await import(bundled ? bundle.href : `./commands/${name}.js`)) as Record<string, unknown>;
+  const module = new URL(`./commands/${name}.js`, import.meta.url), bundle = new URL(`./commands/${name}.bundle.js`, import.meta.url);
+  const bundled = alone && process.env.BRAINLATENT_UNBUNDLED !== '1' && bundleIsCurrent(bundle, module);
+  const mod = (await import(bundled ? bundle.href : module.href)) as Record<string, unknown>;
   const register = mod[COMMANDS[name]];
   if (typeof register !== 'function') throw new Error(`the module of command '${name}' exports no ${COMMANDS[name]}()`);
   return register as Register;

@@ -64,7 +64,8 @@ export function alphaDiagnostics(grid: number[], best: Float32Array, cvScores: M
     let n = 0;
     for (let j = 0; j < T; j++) {
       const v = cvScores.data[i * T + j];
-      if (informative[j] && Number.isFinite(v)) buffer[n++] = v;
+      // (+ 0: a −0 is 0, which a typed array's sort would put before +0s where a comparator left them in order)
+      if (informative[j] && Number.isFinite(v)) buffer[n++] = v + 0;
     }
     const row = buffer.subarray(0, n).sort();
     // (summed in sorted order, as before)
@@ -80,7 +81,7 @@ export function alphaDiagnostics(grid: number[], best: Float32Array, cvScores: M
     if (!informative[j]) continue;
     let m = -Infinity;
     for (let i = 0; i < cvScores.rows; i++) if (cvScores.data[i * T + j] > m) m = cvScores.data[i * T + j];
-    bestScores[nBest++] = m;
+    bestScores[nBest++] = m + 0;
     if (!(m > 0)) continue;
     predictable++;
     predictableCounts[at[j]]++;
