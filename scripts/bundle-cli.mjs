@@ -66,7 +66,17 @@ function distModules(shared, entry, staticOnly = false) {
 async function modulesOfMain(esbuild, dist) {
   const main = path.join(dist, 'cli', 'main.js');
   if (!existsSync(main)) return [];
-  const r = await esbuild.build({ entryPoints: [main], bundle: true, write: false, metafile: true, format: 'esm', platform: 'node', packages: 'external', logLevel: 'silent' });
+  const r = await esbuild.build({
+    entryPoints: [main],
+    bundle: true,
+    write: false,
+    metafile: true,
+    format: 'esm',
+    platform: 'node',
+    packages: 'external',
+    // (main.js imports its commands by computed paths: esbuild leaves those alone, and says so)
+    logLevel: 'silent',
+  });
   return Object.keys(r.metafile.inputs)
     .map((f) => path.resolve(f))
     .filter((f) => f !== main && f.startsWith(dist + path.sep));
