@@ -156,7 +156,7 @@ describe('the CLI from its bundles (dist/)', () => {
     }
   });
 
-  it('main.js runs a command from its module where the bundle is older (a tsc run alone), from the bundle otherwise', async () => {
+  it('main.js runs a command from its module where, in a checkout, the bundle is older (a tsc run alone); from the bundle otherwise, and always in an installed package', async () => {
     // dist/cli/main.js and what it imports, beside a stand-in ridge command as a module and as a bundle
     const dist = fakeDist({});
     for (const f of ['cli/main.js', 'cli/setup.js', 'errors.js']) {
@@ -171,10 +171,14 @@ describe('the CLI from its bundles (dist/)', () => {
     writeFileSync(path.join(commandsDir, 'ridge.bundle.js'), stand('from the bundle'));
     const main = path.join(dist, 'cli', 'main.js');
     const at = (file: string, seconds: number) => utimesSync(path.join(commandsDir, file), seconds, seconds);
-    at('ridge.js', 1_000_000);
-    at('ridge.bundle.js', 1_000_000); // (npm's tarballs give every file one time)
-    expect((await run(main, ['ridge', '--help'])).stdout).toContain('from the bundle');
+    // an installed package (no tsconfig.json): npm extracts the bundle before its module, so it is a little older
     at('ridge.js', 1_000_010);
+    at('ridge.bundle.js', 1_000_000);
+    expect((await run(main, ['ridge', '--help'])).stdout).toContain('from the bundle');
+    // a checkout: a bundle older than its module is the last build's, and tsc has run since
+    writeFileSync(path.join(dist, '..', 'tsconfig.json'), '{}');
     expect((await run(main, ['ridge', '--help'])).stdout).toContain('from the module');
+    at('ridge.bundle.js', 1_000_010);
+    expect((await run(main, ['ridge', '--help'])).stdout).toContain('from the bundle');
   });
 });

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /** The brainlatent CLI: registers one command module per job; each calls public library functions. */
 import type { Command as CommandType } from 'commander';
-import { statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 
 import { BrainlatentError } from '../errors.js';
@@ -43,10 +43,16 @@ const COMMANDS: Record<string, string> = {
   bench: 'registerBenchCommand',
 };
 
-/** The bundle exists and is not older than its module (a `tsc` run alone rewrites the modules, not the bundles). */
+/**
+ * The bundle exists and, in a checkout (tsconfig.json beside package.json), is not older than its module: a `tsc`
+ * run alone rewrites every module and no bundle. An installed package's bundles are always its modules' (npm gives
+ * each file the time it extracted it, in the tarball's order: a bundle comes out a few ms before its module).
+ */
 function bundleIsCurrent(bundle: URL, module: URL): boolean {
   const b = statSync(bundle, { throwIfNoEntry: false });
-  return b !== undefined && b.mtimeMs >= statSync(module).mtimeMs;
+  if (b === undefined) return false;
+  if (!existsSync(new URL('../../tsconfig.json', import.meta.url))) return true;
+  return b.mtimeMs >= statSync(module).mtimeMs;
 }
 
 /**
