@@ -21,9 +21,8 @@ import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-/** What main.js looks for (ts/cli/main.ts, loadCommand). */
-const BUNDLE_SUFFIX = '.bundle.js';
-const tmpOf = (entry) => `${entry.slice(0, -'.js'.length)}.bundle-tmp.js`;
+/** A command module's bundle: what main.js looks for (ts/cli/main.ts, loadCommand). */
+const bundleOf = (entry) => `${entry.slice(0, -'.js'.length)}.bundle.js`;
 
 const toPosix = (p) => p.split(path.sep).join('/');
 const relativeSpecifier = (fromDir, file) => {
@@ -117,9 +116,11 @@ export async function bundleCommands(dist = path.join(root, 'dist')) {
   const entries = readdirSync(commandsDir)
     .filter((f) => f.endsWith('.js'))
     .map((f) => path.join(commandsDir, f));
-  const options = (entry, outfile, staticOnly) => ({
+  const options = (entry, staticOnly) => ({
     entryPoints: [entry],
-    outfile,
+    // (its final name: the map's paths and the bundle's sourceMappingURL follow from it; nothing is
+    // written by esbuild, each file goes in through a temporary below)
+    outfile: bundleOf(entry),
     bundle: true,
     format: 'esm',
     platform: 'node',
@@ -129,33 +130,33 @@ export async function bundleCommands(dist = path.join(root, 'dist')) {
     sourcemap: 'linked',
     sourcesContent: false,
     metafile: true,
-    write: !staticOnly,
+    write: false,
     logLevel: 'warning',
     plugins: [distModules(shared, entry, staticOnly)],
   });
-  const bundled = [], unbundled = [];
-  try {
-    for (const entry of entries) {
-      // (written beside the module, where esbuild makes the map's paths relative to)
-      const outfile = tmpOf(entry);
-      const whole = packagesLoaded((await esbuild.build(options(entry, outfile, false))).metafile);
-      const atStart = packagesLoaded((await esbuild.build(options(entry, outfile, true))).metafile);
-      const extra = [...whole].filter((p) => !atStart.has(p));
-      if (extra.length === 0) bundled.push(entry);
-      else unbundled.push({ entry, extra });
+  const bundled = [], unbundled = [], outputs = [];
+  for (const entry of entries) {
+    const whole = await esbuild.build(options(entry, false));
+    const atStart = packagesLoaded((await esbuild.build(options(entry, true))).metafile);
+    const extra = [...packagesLoaded(whole.metafile)].filter((p) => !atStart.has(p));
+    if (extra.length > 0) {
+      unbundled.push({ entry, extra });
+      continue;
     }
-    for (const entry of bundled) {
-      const tmp = tmpOf(entry), to = entry.slice(0, -'.js'.length) + BUNDLE_SUFFIX;
-      // (the bundle's comment names its map by the file name esbuild wrote)
-      const code = readFileSync(tmp, 'utf8').replace(/\/\/# sourceMappingURL=.*\n?$/, `//# sourceMappingURL=${path.basename(to)}.map\n`);
-      const map = JSON.parse(readFileSync(`${tmp}.map`, 'utf8'));
-      writeFileSync(`${tmp}.map`, JSON.stringify({ ...map, file: path.basename(to) }));
-      writeFileSync(tmp, code);
-      renameSync(`${tmp}.map`, `${to}.map`);
-      renameSync(tmp, to);
+    bundled.push(entry);
+    outputs.push(...whole.outputFiles);
+  }
+  // Each file to a temporary, then renamed into place: a bundle is there whole or not at all.
+  for (const o of outputs) {
+    const tmp = `${o.path}.tmp-${process.pid}`;
+    try {
+      // (the map names its bundle, which esbuild's leaves out)
+      const map = o.path.endsWith('.map') ? JSON.stringify({ ...JSON.parse(o.text), file: path.basename(o.path, '.map') }) : undefined;
+      writeFileSync(tmp, map ?? o.contents);
+      renameSync(tmp, o.path);
+    } finally {
+      rmSync(tmp, { force: true });
     }
-  } finally {
-    for (const f of readdirSync(commandsDir)) if (f.includes('.bundle-tmp')) rmSync(path.join(commandsDir, f));
   }
   return { bundled, unbundled };
 }

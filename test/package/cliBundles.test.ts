@@ -82,7 +82,8 @@ describe('scripts/bundle-cli.mjs', () => {
     // a second run replaces the bundle and leaves no temporaries
     await bundleCommands(dist);
     expect(readFileSync(bundle, 'utf8')).toBe(text);
-    expect(readdir(dist).filter((f) => f.includes('bundle-tmp'))).toEqual([]);
+    expect(readdir(dist).filter((f) => f.includes('tmp'))).toEqual([]);
+    expect(readdir(dist).sort()).toEqual(['good.bundle.js', 'good.bundle.js.map', 'good.js']);
   });
 
   it('leaves unbundled a command whose bundle would load at start-up a package it loads only lazily, and removes its old bundle', async () => {
