@@ -22,7 +22,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import type { EncodeConfig } from '../config/encode.js';
 import { CancelledError, InvalidArgumentError, LockedError, ShapeError } from '../errors.js';
-import { writeJsonAtomic, withAtomicDir } from '../io/atomicWrite.js';
+import { temporarySibling, withAtomicDir, withAtomicPath, writeJsonAtomic } from '../io/atomicWrite.js';
 import { lockPath, type FolderLock } from '../io/folderLock.js';
 import { readIntVectorNpy, writeNpy } from '../io/npy.js';
 import type { ReconstructConfig } from '../pipeline/config.js';
@@ -338,15 +338,22 @@ export async function plannedConsumerIds(c: FeatureConsumer): Promise<Int32Array
   return Int32Array.from(new Set([...ex.trainImageIds, ...ex.testImageIds])).sort();
 }
 
-/** Puts `src` at `dest` (a hard link, or a copy across file systems), atomically: a temporary renamed into place. */
+/**
+ * Puts `src` at `dest` (a hard link, or a copy across file systems), atomically: a temporary renamed into place.
+ * The temporary is named as atomicWrite names its own, so that one a killed process left is removed by the next
+ * write of `dest`; a copy is flushed before its rename (withAtomicPath), a link is the source's own flushed inode.
+ */
 export async function linkInto(src: string, dest: string): Promise<void> {
   await mkdir(dirname(dest), { recursive: true });
-  const tmp = join(dirname(dest), `.${Math.random().toString(36).slice(2)}-${process.pid}.tmp`);
+  const tmp = temporarySibling(dest);
   try {
-    await link(src, tmp).catch(async (e: NodeJS.ErrnoException) => {
-      if (e.code !== 'EXDEV' && e.code !== 'EPERM') throw e;
-      await copyFile(src, tmp);
-    });
+    await link(src, tmp);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EXDEV' && (e as NodeJS.ErrnoException).code !== 'EPERM') throw e;
+    await withAtomicPath(dest, (copy) => copyFile(src, copy));
+    return;
+  }
+  try {
     await rename(tmp, dest);
   } finally {
     await rm(tmp, { force: true });
