@@ -23,6 +23,8 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 /** A command module's bundle: what main.js looks for (ts/cli/main.ts, loadCommand). */
 const bundleOf = (entry) => `${entry.slice(0, -'.js'.length)}.bundle.js`;
+/** Beside each bundle, the dist/ modules it holds (relative to it, JSON): main.js's age rule in a checkout reads them. */
+const inputsOf = (entry) => `${entry.slice(0, -'.js'.length)}.bundle.inputs.json`;
 
 const toPosix = (p) => p.split(path.sep).join('/');
 const relativeSpecifier = (fromDir, file) => {
@@ -145,6 +147,14 @@ export async function bundleCommands(dist = path.join(root, 'dist')) {
     }
     bundled.push(entry);
     outputs.push(...whole.outputFiles);
+    // The dist/ modules it holds, for main.js's age rule in a checkout: tsc --watch and --incremental re-emit only
+    // the modules that changed, not the command's own, which alone would leave an old bundle looking current.
+    const inputs = Object.keys(whole.metafile.inputs)
+      .map((f) => path.resolve(f))
+      .filter((f) => f.startsWith(dist + path.sep) && f.endsWith('.js'))
+      .map((f) => path.relative(commandsDir, f).split(path.sep).join('/'))
+      .sort();
+    outputs.push({ path: inputsOf(entry), contents: Buffer.from(`${JSON.stringify(inputs)}\n`) });
   }
   // Each file to a temporary, then renamed into place: a bundle is there whole or not at all.
   for (const o of outputs) {

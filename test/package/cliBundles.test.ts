@@ -83,7 +83,10 @@ describe('scripts/bundle-cli.mjs', () => {
     await bundleCommands(dist);
     expect(readFileSync(bundle, 'utf8')).toBe(text);
     expect(readdir(dist).filter((f) => f.includes('tmp'))).toEqual([]);
-    expect(readdir(dist).sort()).toEqual(['good.bundle.js', 'good.bundle.js.map', 'good.js']);
+    expect(readdir(dist).sort()).toEqual(['good.bundle.inputs.json', 'good.bundle.js', 'good.bundle.js.map', 'good.js']);
+    // beside it, the dist/ modules it holds (main.js's age rule in a checkout), not those it imports from their files
+    const inputs = JSON.parse(readFileSync(path.join(dist, 'cli', 'commands', 'good.bundle.inputs.json'), 'utf8')) as string[];
+    expect(inputs).toEqual(['../../lib/lazy.js', '../../lib/where.js', 'good.js']);
   });
 
   it('leaves unbundled a command whose bundle would load at start-up a package it loads only lazily, and removes its old bundle', async () => {
@@ -157,7 +160,7 @@ describe('the CLI from its bundles (dist/)', () => {
     }
   });
 
-  it('main.js runs a command from its module where, in a checkout, the bundle is older (a tsc run alone); from the bundle otherwise, and always in an installed package', async () => {
+  it('main.js runs a command from its module where, in a checkout, the bundle is older than a module it holds (a tsc run since); from the bundle otherwise, and always in an installed package', async () => {
     // dist/cli/main.js and what it imports, beside a stand-in ridge command as a module and as a bundle
     const dist = fakeDist({});
     for (const f of ['cli/main.js', 'cli/setup.js', 'errors.js']) {
@@ -179,7 +182,22 @@ describe('the CLI from its bundles (dist/)', () => {
     // a checkout: a bundle older than its module is the last build's, and tsc has run since
     writeFileSync(path.join(dist, '..', 'tsconfig.json'), '{}');
     expect((await run(main, ['ridge', '--help'])).stdout).toContain('from the module');
+    // ... and no older than any module it holds, the list of which the build writes beside it: tsc --watch and
+    // --incremental re-emit only the modules that changed, here one the command imports (the bundle ran before)
     at('ridge.bundle.js', 1_000_010);
+    expect((await run(main, ['ridge', '--help'])).stdout).toContain('from the module'); // (no list: not trusted)
+    mkdirSync(path.join(dist, 'lib'), { recursive: true });
+    writeFileSync(path.join(dist, 'lib', 'dep.js'), '');
+    writeFileSync(path.join(commandsDir, 'ridge.bundle.inputs.json'), JSON.stringify(['../../lib/dep.js', 'ridge.js']));
+    utimesSync(path.join(dist, 'lib', 'dep.js'), 1_000_005, 1_000_005);
+    expect((await run(main, ['ridge', '--help'])).stdout).toContain('from the bundle');
+    utimesSync(path.join(dist, 'lib', 'dep.js'), 1_000_020, 1_000_020);
+    expect((await run(main, ['ridge', '--help'])).stdout).toContain('from the module');
+    // a module it held that is gone: the bundle is not this build's
+    rmSync(path.join(dist, 'lib', 'dep.js'));
+    expect((await run(main, ['ridge', '--help'])).stdout).toContain('from the module');
+    // an installed package never reads the list
+    rmSync(path.join(dist, '..', 'tsconfig.json'));
     expect((await run(main, ['ridge', '--help'])).stdout).toContain('from the bundle');
   });
 });

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /** The brainlatent CLI: registers one command module per job; each calls public library functions. */
 import type { Command as CommandType } from 'commander';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 
 import { BrainlatentError } from '../errors.js';
@@ -44,15 +44,25 @@ const COMMANDS: Record<string, string> = {
 };
 
 /**
- * The bundle exists and, in a checkout (tsconfig.json beside package.json), is not older than its module: a `tsc`
- * run alone rewrites every module and no bundle. An installed package's bundles are always its modules' (npm gives
- * each file the time it extracted it, in the tarball's order: a bundle comes out a few ms before its module).
+ * The bundle exists and, in a checkout (tsconfig.json beside package.json), is not older than any module it holds
+ * (listed beside it by the build, <name>.bundle.inputs.json): a `tsc` run rewrites modules and no bundle, and
+ * `tsc --watch` or `--incremental` only the modules that changed, not the command's own. An installed package's
+ * bundles are always its modules' (npm gives each file the time it extracted it, in the tarball's order: a bundle
+ * comes out a few ms before its modules).
  */
-function bundleIsCurrent(bundle: URL, module: URL): boolean {
+function bundleIsCurrent(bundle: URL): boolean {
   const b = statSync(bundle, { throwIfNoEntry: false });
   if (b === undefined) return false;
   if (!existsSync(new URL('../../tsconfig.json', import.meta.url))) return true;
-  return b.mtimeMs >= statSync(module).mtimeMs;
+  let inputs: unknown;
+  try {
+    inputs = JSON.parse(readFileSync(new URL(bundle.href.replace(/\.js$/, '.inputs.json')), 'utf8'));
+  } catch {
+    return false;
+  }
+  if (!Array.isArray(inputs) || inputs.length === 0) return false;
+  // (~50 stats, well under a millisecond)
+  return inputs.every((f) => typeof f === 'string' && (statSync(new URL(f, bundle), { throwIfNoEntry: false })?.mtimeMs ?? Infinity) <= b.mtimeMs);
 }
 
 /**
@@ -63,7 +73,7 @@ function bundleIsCurrent(bundle: URL, module: URL): boolean {
  */
 async function loadCommand(name: string, alone: boolean): Promise<Register> {
   const module = new URL(`./commands/${name}.js`, import.meta.url), bundle = new URL(`./commands/${name}.bundle.js`, import.meta.url);
-  const bundled = alone && process.env.BRAINLATENT_UNBUNDLED !== '1' && bundleIsCurrent(bundle, module);
+  const bundled = alone && process.env.BRAINLATENT_UNBUNDLED !== '1' && bundleIsCurrent(bundle);
   const mod = (await import(bundled ? bundle.href : module.href)) as Record<string, unknown>;
   const register = mod[COMMANDS[name]];
   if (typeof register !== 'function') throw new Error(`the module of command '${name}' exports no ${COMMANDS[name]}()`);
