@@ -633,6 +633,55 @@ int main() {
       CHECK(whole.best_alphas == tight.best_alphas);
     }
   });
+  test::run("memory budget: high-leverage samples at small alphas (float64 factors kept) stay within the plan", [] {
+    // Every 50th sample has one feature ~10⁴ times the rest: its (I − H)_vv blocks are too ill-conditioned for
+    // float32 solves at the grid's small alphas, and the exact kernel route keeps float64 factors beside its
+    // projections. The plan counted none: a budget of the plan's fixed part and a third of the targets failed
+    // with OutOfMemory after the decomposition (a review's case, s34).
+    const long n = 1000, p = 4000, t = 800;
+    test::Rng rng(77);
+    Data d{n, p, t, std::vector<float>(n * p), std::vector<float>(n * t)};
+    for (auto& v : d.x) v = static_cast<float>(rng.normal());
+    for (long i = 7; i < n; i += 50) d.x[i * p + (i % p)] += 9800.0f;
+    const long f = 8;
+    std::vector<double> lat(n * f), w(f * t);
+    for (auto& v : lat) v = rng.normal();
+    for (auto& v : w) v = rng.normal();
+    for (long i = 0; i < n; ++i)
+      for (long j = 0; j < t; ++j) {
+        double s = 0;
+        for (long q = 0; q < f; ++q) s += lat[i * f + q] * w[q * t + j];
+        d.y[i * t + j] = static_cast<float>(s + rng.normal());
+      }
+    std::vector<double> alphas;
+    for (int e = 0; e < 17; ++e) alphas.push_back(std::pow(10.0, 1 + 0.25 * e));
+    auto folds = contiguous_folds(n, 5);
+    RidgeOptions o = options(alphas, std::vector<int>(folds.begin(), folds.end()), 5);
+    o.eig_precision = EigPrecision::Float32;
+    auto whole = ridge_cv_fit({d.x.data(), n, p}, {d.y.data(), n, t}, o);
+    CHECK(whole.info.solver == "exact-kernel");
+    CHECK(whole.info.peak_bytes <= whole.info.fixed_bytes + whole.info.batch_bytes);
+    o.memory_budget = whole.info.fixed_bytes + static_cast<std::size_t>(static_cast<double>(whole.info.batch_bytes) / whole.info.target_batch * (t / 3));
+    bool ok = true;
+    try {
+      auto tight = ridge_cv_fit({d.x.data(), n, p}, {d.y.data(), n, t}, o);
+      std::printf("  planned %zu B (fixed %zu), peak %zu B in %lld batches\n", o.memory_budget, tight.info.fixed_bytes, tight.info.peak_bytes,
+                  (long long)tight.info.n_batches);
+      CHECK(tight.info.n_batches > 1);
+      CHECK(tight.info.peak_bytes <= o.memory_budget);
+      CHECK(whole.best_alphas == tight.best_alphas);
+      double diff = 0, scale = 0;
+      for (size_t i = 0; i < whole.coef.size(); ++i) {
+        diff = std::max(diff, (double)std::fabs(whole.coef[i] - tight.coef[i]));
+        scale = std::max(scale, (double)std::fabs(whole.coef[i]));
+      }
+      CHECK(diff <= 1e-5 * scale);
+    } catch (const Error& e) {
+      std::printf("  %s\n", e.what());
+      ok = false;
+    }
+    CHECK(ok);
+  });
   test::run("the cost estimate's memory plan is the one the fit makes, from the shape alone", [] {
     // Standardised X with an intercept (the Gram's trace is n·p: the plan is exact), and X as it is with a
     // fixed eig precision; every route; the default budget, one of a few batches, and one just too small.

@@ -69,19 +69,28 @@ class Exact final : public Route {
     const double n = static_cast<double>(pb_.n()), p = static_cast<double>(pb_.p()), A = pb_.n_alphas();
     const double r = primal_ ? p : n, nv = static_cast<double>(pb_.folds.max_size());
     const double ac = chunk();
-    // Per (alpha, fold): a float32 factor (nv²) in the primal form, the projection P (nv × n) in the kernel form.
+    // Per (alpha, fold): its (I − H)_vv's factor, float32 (4·n_v²), in the primal form, the projection P (4·n_v·n)
+    // in its fold's stack in the kernel form; and a block too ill-conditioned for float32 solves (a Cholesky
+    // diagonal ratio above kF32SolveRatio: high-leverage samples at small alphas) keeps a float64 factor instead
+    // (primal, 8·n_v²) or beside its stack (kernel, 8·n_v² more). Which blocks do shows only once they are factored:
+    // each is counted as if it did, or a fit its plan accepted could fail past its budget (11 of 17 alphas did in
+    // every fold of a review's n 1,200, p 4,800 fit, 1.1–16 MB over the plan).
     double factors = 0;
-    for (int v = 0; v < pb_.folds.k; ++v) factors += 4.0 * A * static_cast<double>(pb_.folds.size(v)) * (primal_ ? pb_.folds.size(v) : n);
+    for (int v = 0; v < pb_.folds.k; ++v) {
+      const double sv = static_cast<double>(pb_.folds.size(v));
+      factors += A * sv * (primal_ ? 8.0 * sv : 4.0 * n + 8.0 * sv);
+    }
     Footprint f;
     // The Gram (during setup), Q, N (primal), the factors; transients: the eigensolver, or the scaled
     // rows (an alpha chunk's, ac·nv × r; kernel form: in the fold's stack when the chunk holds every
     // alpha), the chunk's (I − H)_vv blocks and inverses, and one float64 block.
     const double scaled = primal_ || ac < A ? 4 * ac * nv * r : 0;
-    f.fixed = 4 * r * r + (primal_ ? 4 * n * p : 0) + factors +
+    // (and the kernel form's residual weights α/(λ+α), A·r float64)
+    f.fixed = 4 * r * r + (primal_ ? 4 * n * p : 8 * A * r) + factors +
               std::max(4 * r * r + eig_transient_bytes(ctx_, primal_ ? pb_.p() : pb_.n()), scaled + 8 * ac * nv * nv + 8 * nv * nv);
     // Per target: Z, its shrunk copy, the full residual (primal) or an alpha chunk of one fold's
     // (kernel), and a float64 copy of one fold's residuals.
-    f.per_target = 4 * (2 * r + (primal_ ? n : score_chunk(pb_.folds.max_size()) * nv)) + 8 * nv;
+    f.per_target = 4 * (2 * r + (primal_ ? n : score_rows())) + 8 * nv;
     return f;
   }
 
@@ -451,13 +460,20 @@ class Exact final : public Route {
   // buffer; its first fold's GEMM ran at 160 GFLOP/s against 210 for the next).
   static constexpr i64 kScoreRows = 1024;
   int score_chunk(i64 nv) const { return static_cast<int>(std::clamp<i64>(kScoreRows / std::max<i64>(1, nv), 1, chunk())); }
+  // The most rows of one fold's scoring output over the folds: score_chunk(n_v)·n_v does not grow with n_v (folds
+  // of 600, 300 and 200 samples take 600, 900 and 1,000 rows).
+  double score_rows() const {
+    double rows = 0;
+    for (int v = 0; v < pb_.folds.k; ++v) rows = std::max(rows, static_cast<double>(score_chunk(pb_.folds.size(v))) * static_cast<double>(pb_.folds.size(v)));
+    return rows;
+  }
   // Kernel refit: targets per block of the dual coefficients (n × block), so that they fit in the
-  // largest scoring output (score_chunk·n_v × tb floats, what footprint() counts per target), in
+  // largest scoring output (score_rows() × tb floats, what footprint() counts per target), in
   // balanced blocks (no floor: a wider block than fits would grow that buffer past the footprint).
   // With X̃ freed the block may be as wide as X̃ was (n × p, counted in the plan as X's copy): fewer
   // blocks, fewer passes forming X̃'s panels (medium bench shape: 2 instead of 3).
   i64 refit_block(i64 n, i64 tb) const {
-    i64 cap = std::max<i64>(1, static_cast<i64>(score_chunk(pb_.folds.max_size())) * pb_.folds.max_size() * tb / std::max<i64>(1, n));
+    i64 cap = std::max<i64>(1, static_cast<i64>(score_rows()) * tb / std::max<i64>(1, n));
     if (!ctx_.x_buf) cap = std::max(cap, pb_.p());
     const i64 blocks = (tb + cap - 1) / cap;
     return std::max<i64>(1, (tb + blocks - 1) / blocks);
