@@ -208,7 +208,12 @@ export async function createWorker(options: WorkerOptions): Promise<BatchWorker>
   await Promise.all([...workers.values()].map((w) => w.waitUntilReady()));
   for (const w of workers.values()) await w.startStalledCheckTimer();
 
+  // The runs here by job id and lock token: a job whose lock this worker lost is still running here until it stops
+  // (at its next step), and may meanwhile come back to this worker under a new token. Keyed by id alone, the new run
+  // overwrote the old one's entry and the old one's end deleted the new one's: the new run was then not counted
+  // against the concurrency, not stopped by `batch cancel` or a lost lock, nor waited for by close().
   const active = new Map<string, Running>();
+  const runKey = (id: string, token: string) => `${id}\u0000${token}`;
   let closing = false;
   const closed = () => closing;
   const keeper = new LockKeeper({
@@ -218,8 +223,8 @@ export async function createWorker(options: WorkerOptions): Promise<BatchWorker>
     lockMs,
     onLog: log,
     onLost: (id, token) => {
-      const r = active.get(id);
-      if (!r || r.token !== token) return;
+      const r = active.get(runKey(id, token));
+      if (!r) return;
       log(`${id}: lock lost (expired, or another worker has the job now): stopping it here`);
       r.stop = LOST;
       r.run?.abort(LOST);
@@ -279,7 +284,7 @@ export async function createWorker(options: WorkerOptions): Promise<BatchWorker>
 
   const process_ = async (q: QueueClass, job: Job<JobData, NodeResult>, token: string) => {
     const r: Running = { job, token, queue: q };
-    active.set(job.id!, r);
+    active.set(runKey(job.id!, token), r);
     keeper.track(q, job.id!, token);
     const joined = job.data.spawn && job.data.spawned;
     if (!joined) log(`${job.id} started${job.attemptsMade > 0 ? ` (attempt ${job.attemptsMade + 1})` : ''}`);
@@ -313,7 +318,11 @@ export async function createWorker(options: WorkerOptions): Promise<BatchWorker>
         emit(r, 'waiting', { message: 'waiting for its jobs' });
         return;
       }
-      if (r.stop === LOST) return; // another worker has it
+      if (r.stop === LOST) {
+        // (the job is another worker's now, or back in the queue: this run's end is this worker's business only)
+        log(`${job.id}: its run here stopped (its lock was lost)`);
+        return;
+      }
       if (r.stop === CLOSING) {
         // shutting down: the job goes back to the queue without using an attempt
         await settle(() => job.moveToWait(token), closed, isNotConnectionError).catch((err: Error) => log(`${job.id}: could not return it (${err.message}); it comes back as stalled`));
@@ -357,7 +366,7 @@ export async function createWorker(options: WorkerOptions): Promise<BatchWorker>
       log(`${job.id} failed: ${oneLine(failure.message)}${retried ? ' (will be retried)' : ''}`);
       emit(r, retried ? 'waiting' : 'failed', { reason: oneLine(failure.message), ...(retried ? {} : { seconds }) });
     } finally {
-      active.delete(job.id!);
+      active.delete(runKey(job.id!, token));
       wake();
     }
   };
