@@ -104,6 +104,8 @@ export async function extractNsd(opts: NsdExtractOptions): Promise<NsdExtraction
     root: resolve(o.root), subject: o.subject, roi: o.roi, sessions, format: files.map((f) => f.format),
     zscore: o.zscore, ...(o.zscore === 'none' ? {} : { ddof: o.ddof }), averageTrain: o.averageTrain, averageTest: o.averageTest,
     divisor: o.divisor, sources,
+    // (the label values a named region stands for: an atlas's .ctab renumbered picks other voxels from the same volume)
+    roiValues: region.values,
   };
   const key = createHash('sha256').update(JSON.stringify(keyInput)).digest('hex').slice(0, 20);
   const cacheEntry = o.cacheDir ? join(o.cacheDir, `${subjectDir(o.subject)}_${slug(o.roi)}_${key}`) : null;
