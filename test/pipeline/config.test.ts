@@ -9,6 +9,7 @@ import { ConfigError, PreflightError } from '../../ts/pipeline/errors.js';
 import { reconstruct } from '../../ts/pipeline/reconstruct.js';
 import { writeSdFixture } from '../../ts/sd/fixture.js';
 import { synthNsd } from '../../ts/synth/nsd.js';
+import { readNsdDesign } from '../../ts/nsd/expdesign.js';
 import { tempDir } from '../helpers/tempDir.js';
 
 describe('config validation', () => {
@@ -231,7 +232,14 @@ describe('bad input is caught before any long work', () => {
     expect(err).toBeInstanceOf(PreflightError);
     const p = err!.problems.join('\n');
     expect(p).toMatch(/decoders\.z\.roi .streams:9.:/);
-    expect(p).toMatch(/test image\(s\) have no captions/);
+    expect(p).toMatch(/image\(s\) \(\d+ test, \d+ training\) have no captions/);
+    // training images too, before the extraction (the features stage found them after it)
+    const design = await readNsdDesign(root);
+    const testCaptions = join(dir, 'test-captions.json');
+    writeFileSync(testCaptions, JSON.stringify(Object.fromEntries(Array.from(design.sharedix, (id) => [String(id), 'a caption']))));
+    const onlyTest = await reconstruct({ ...base, nsd: { root, subject: 1, captions: testCaptions } }).catch((e: PreflightError) => e);
+    expect(onlyTest).toBeInstanceOf(PreflightError);
+    expect((onlyTest as PreflightError).problems.join('\n')).toMatch(/^\d+ training image\(s\) have no captions in /m);
     // another run's folder
     writeFileSync(join(dir, 'placeholder'), '');
     const { mkdirSync } = await import('node:fs');

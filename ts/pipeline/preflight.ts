@@ -102,6 +102,8 @@ export async function preflight(config: ReconstructConfig, options: RunFolderCon
   if (conflict) problems.push(conflict);
   const voxels = { z: 0, c: 0 };
   let testIds: number[] = [];
+  // every image of the sessions read (training and test): the features stage needs captions for all of them
+  let planIds: number[] = [];
   let captions: NsdCaptions = { get: () => [], size: 0, source: '' };
   let fits: string[] = [];
   if (!isDir(nsd.root)) {
@@ -134,6 +136,7 @@ export async function preflight(config: ReconstructConfig, options: RunFolderCon
         if (sessions.plan) {
           const shared = new Set<number>(Array.from(d.sharedix));
           testIds = Array.from(sessions.plan.imageIds).filter((id) => shared.has(id));
+          planIds = Array.from(sessions.plan.imageIds);
         }
         const fewer = testImagesShortfall(nsd.testImages, testIds.length, nsd.subject);
         if (fewer) warnings.push(fewer);
@@ -159,10 +162,14 @@ export async function preflight(config: ReconstructConfig, options: RunFolderCon
     }
     try {
       captions = await loadNsdCaptions(nsd.root, nsd.captions ?? undefined);
-      const missing = testIds.filter((id) => captions.get(id).length === 0);
+      // (training images too: without their captions the features stage failed after the extraction)
+      const test = new Set(testIds);
+      const missing = [...new Set([...testIds, ...planIds])].filter((id) => captions.get(id).length === 0).sort((a, b) => a - b);
       if (missing.length) {
+        const nTest = missing.filter((id) => test.has(id)).length;
+        const which = nTest === missing.length ? 'test image(s)' : nTest === 0 ? 'training image(s)' : `image(s) (${nTest} test, ${missing.length - nTest} training)`;
         problems.push(
-          `${missing.length} test image(s) have no captions in ${captions.source} (73k ids ${missing.slice(0, 10).join(', ')}${missing.length > 10 ? ', …' : ''}); c cannot be computed for them`,
+          `${missing.length} ${which} have no captions in ${captions.source} (73k ids ${missing.slice(0, 10).join(', ')}${missing.length > 10 ? ', …' : ''}); c cannot be computed for them`,
         );
       }
     } catch (e) {

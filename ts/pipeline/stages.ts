@@ -12,6 +12,7 @@ import { readIntVectorNpy, readMatrixNpy, readNpy, writeNpy } from '../io/npy.js
 import type { Matrix } from '../matrix.js';
 import { extractStageCacheUpkeep } from '../nsd/cache.js';
 import { extractNsd, type NsdExtractOptions } from '../nsd/extract.js';
+import { loadNsdCaptions } from '../nsd/captions.js';
 import type { NsdExtraction } from '../nsd/output.js';
 import { NsdStimuli } from '../nsd/stimuli.js';
 import { columnPearson } from '../encoding/metrics.js';
@@ -166,7 +167,10 @@ export function reconstructStageDeps(config: ReconstructConfig, stage: StageName
 export async function featuresStage(ctx: StageContext): Promise<StageOutput> {
   const c = ctx.config;
   const all = featureImages(await readIds(c));
-  const noCaption = all.filter((id) => ctx.pre.captions.get(id).length === 0);
+  // (read here, not the preflight's: this stage's marker records the captions file as it is now, and a file edited
+  // while the extraction ran gave c of the old text under the new file's identity; encode's embed stage does the same)
+  const captions = await loadNsdCaptions(c.nsd.root, c.nsd.captions ?? undefined);
+  const noCaption = all.filter((id) => captions.get(id).length === 0);
   if (noCaption.length) throw new ShapeError(`${noCaption.length} image(s) have no captions (73k ids ${noCaption.slice(0, 10).join(', ')}); c cannot be computed`);
   const sd = await ctx.diffusion();
   const stimuli = await NsdStimuli.open(c.nsd.root);
@@ -193,7 +197,7 @@ export async function featuresStage(ctx: StageContext): Promise<StageOutput> {
       zDim = z.data.length / part.length;
       zData ??= new Float32Array(all.length * zDim);
       zData.set(z.data, i0 * zDim);
-      const caps = part.map((id) => ctx.pre.captions.get(id));
+      const caps = part.map((id) => captions.get(id));
       const enc = await sd.encodeText(caps.flat(), { signal: ctx.signal });
       cDim = enc.data.length / enc.shape[0];
       cData ??= new Float32Array(all.length * cDim);
