@@ -288,6 +288,17 @@ describe("encode's preflight of 'unet' feature sets", () => {
     await expect(preflightEncode(zc(999))).resolves.toMatchObject({ voxels: expect.any(Number) });
   });
 
+  it('refuses captions that miss an image the sessions show, training ones too (they failed after the extraction and the ceiling)', async () => {
+    const captions = join(tmp, 'some-captions.json');
+    // every image but the first two the run embeds
+    writeFileSync(captions, JSON.stringify(Object.fromEntries(Array.from(seen.slice(2), (id) => [String(id), 'a caption']))));
+    const cfg = resolveEncodeConfig({ ...config([{ name: 'z', kind: 'z' }], { captions }), model, imageSize: 32 });
+    const ids = Array.from(seen.slice(0, 2)).sort((a, b) => a - b);
+    await expect(preflightEncode(cfg)).rejects.toThrow(new RegExp(`2 image\\(s\\) have no captions in .*\\(73k ids ${ids.join(', ')}\\); the model feature sets cannot embed them`));
+    writeFileSync(captions, JSON.stringify(Object.fromEntries(Array.from(seen, (id) => [String(id), 'a caption']))));
+    await expect(preflightEncode(cfg)).resolves.toMatchObject({ voxels: expect.any(Number) });
+  });
+
   it("refuses a 'zc' set whose strength·steps runs no DDIM step, naming both fields (it passed, to fail at the features stage)", async () => {
     const zc = (strength: number, steps: number) => resolveEncodeConfig({ ...config([{ name: 'z', kind: 'z' }, { name: 'zc', kind: 'zc', strength, steps, guidance: 3 }]), model, imageSize: 32 });
     await expect(preflightEncode(zc(0.1, 5))).rejects.toThrow(/featureSets\[1\]\.strength 0\.1 with featureSets\[1\]\.steps 5 runs no denoising step: .*\(e\.g\. featureSets\[1\]\.strength 0\.2 with featureSets\[1\]\.steps 5\)/);

@@ -177,7 +177,15 @@ export async function preflightEncode(c: EncodeConfig, options: EncodePreflightO
     }
     if (model.length) {
       try {
-        await loadNsdCaptions(c.nsd.root, c.nsd.captions ?? undefined);
+        const captions = await loadNsdCaptions(c.nsd.root, c.nsd.captions ?? undefined);
+        // every image the sessions show is embedded with its captions: a gap failed after the extraction and the ceiling
+        const missing = plan ? Array.from(plan.imageIds).filter((id) => captions.get(id).length === 0).sort((a, b) => a - b) : [];
+        if (missing.length) {
+          problems.push(
+            `${missing.length} image(s) have no captions in ${captions.source} (73k ids ${missing.slice(0, 10).join(', ')}${missing.length > 10 ? ', …' : ''}); ` +
+              'the model feature sets cannot embed them',
+          );
+        }
       } catch (e) {
         problems.push(`captions: ${(e as Error).message}`);
       }
