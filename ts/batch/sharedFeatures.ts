@@ -23,7 +23,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { EncodeConfig } from '../config/encode.js';
 import { CancelledError, InvalidArgumentError, LockedError, ShapeError } from '../errors.js';
 import { temporarySibling, withAtomicDir, withAtomicPath, writeJsonAtomic } from '../io/atomicWrite.js';
-import { lockPath, type FolderLock } from '../io/folderLock.js';
+import { lockPath, type FolderLock, type LockHolder } from '../io/folderLock.js';
 import { readIntVectorNpy, writeNpy } from '../io/npy.js';
 import type { ReconstructConfig } from '../pipeline/config.js';
 import { selectTestImages } from '../pipeline/testSubset.js';
@@ -242,21 +242,44 @@ async function computeC(r: Extract<FeatureRecipe, { part: 'c' }>, ids: Int32Arra
 
 /** How often a job waiting for another process's computation of an entry looks whether its lock is free. */
 const WAIT_POLL_MS = 500;
+/**
+ * The entry lock's lease: its holder renews the lock file's time this often, and a holder on another host (whose
+ * process cannot be looked at from here) that has not renewed it for LEASE_MISSES times as long is taken for dead
+ * (its host was killed or pre-empted mid-computation): its lock is taken over. Before, it was waited for for ever, the
+ * waiting job's own lock kept alive meanwhile, until someone deleted the file. BRAINLATENT_SHARED_LOCK_LEASE_MS sets
+ * the period (tests).
+ */
+const LEASE_MS = 10_000;
+const LEASE_MISSES = 6;
+const leaseMs = () => Number(process.env.BRAINLATENT_SHARED_LOCK_LEASE_MS) || LEASE_MS;
 
 /**
- * The lock of entry `key` (`<dir>/<key>.lock`, pid and host: a dead holder's is taken over): while another process
- * holds it, waits (saying so through `progress`) until it is free.
+ * The lock of entry `key` (`<dir>/<key>.lock`, pid and host: a dead holder's is taken over, on this host at once, on
+ * another once its lease lapses): while another process holds it, waits (saying so through `progress`) until it is
+ * free. The lock is renewed while held (exported for tests).
  */
-async function lockEntry(dir: string, key: string, progress: Progress, signal: AbortSignal | undefined): Promise<FolderLock> {
+export async function lockEntry(dir: string, key: string, progress: Progress, signal: AbortSignal | undefined): Promise<FolderLock> {
+  const path = join(dir, `${key}.lock`);
+  const lease = leaseMs();
+  // another host's holder as last seen here: its token, the lock file's time, and when (this host's clock) that time
+  // was first seen; the holder's clock is never compared with this one's
+  let seen: { token: string; mtimeMs: number; at: number } | null = null;
+  const lapsed = (h: LockHolder) => seen !== null && h.token === seen.token && Date.now() - seen.at > LEASE_MISSES * lease;
   let said = '';
   for (;;) {
     if (signal?.aborted) throw new CancelledError('shared features: cancelled', { cause: signal.reason });
     try {
-      return await lockPath(join(dir, `${key}.lock`), `shared features entry ${join(dir, key)}`);
+      return await lockPath(path, `shared features entry ${join(dir, key)}`, undefined, { leaseMs: lease, supersedes: lapsed });
     } catch (e) {
       if (!(e instanceof LockedError) || e.holder === null) throw e;
       const h = e.holder;
-      const line = `waiting for ${key} computed by pid ${h.pid} on ${h.host}${h.host === hostname() ? '' : ` (if that process is gone, delete ${join(dir, `${key}.lock`)})`}`;
+      if (h.host !== hostname()) {
+        // (the lock's own holder record: its token, which the public error type leaves out)
+        const token = (h as Partial<LockHolder>).token ?? '';
+        const mtimeMs = (await stat(path).catch(() => null))?.mtimeMs ?? -1;
+        if (!seen || seen.token !== token || seen.mtimeMs !== mtimeMs) seen = { token, mtimeMs, at: Date.now() };
+      }
+      const line = `waiting for ${key} computed by pid ${h.pid} on ${h.host}${h.host === hostname() ? '' : ` (taken over if it stops renewing its lock ${path} for ${(LEASE_MISSES * lease) / 1000} s)`}`;
       if (line !== said) progress(0, line);
       said = line;
       await sleep(WAIT_POLL_MS, undefined, { signal }).catch(() => {

@@ -13,7 +13,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync, unlinkSync } from 'node:fs';
-import { link, mkdir, readFile, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
+import { link, mkdir, readFile, rename, rm, rmdir, stat, unlink, utimes } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { LockedError } from '../errors.js';
@@ -37,6 +37,7 @@ export interface LockHolder {
 export class FolderLock {
   private released = false;
   private readonly onExit: () => void;
+  private lease: NodeJS.Timeout | undefined;
 
   constructor(
     readonly dir: string,
@@ -58,9 +59,20 @@ export class FolderLock {
     process.once('exit', this.onExit);
   }
 
+  /** Renews the lock file's modification time every `ms` until release (LockOptions.leaseMs). */
+  renewEvery(ms: number): void {
+    if (this.released || this.lease) return;
+    this.lease = setInterval(() => {
+      const now = new Date();
+      utimes(this.path, now, now).catch(() => undefined);
+    }, ms);
+    this.lease.unref();
+  }
+
   async release(): Promise<void> {
     if (this.released) return;
     this.released = true;
+    clearInterval(this.lease);
     process.removeListener('exit', this.onExit);
     if (ownedBy(this.path, this.holder.token)) await unlink(this.path).catch(() => undefined);
     if (this.createdDir) await rmdir(this.dir).catch(() => undefined);
@@ -84,6 +96,12 @@ export interface LockOptions {
    * is never replaced.
    */
   supersedes?: (holder: LockHolder) => boolean;
+  /**
+   * Renew the lock file's modification time every this many ms while the lock is held: a lease, by which a process
+   * on another host, which cannot see whether the holder is alive, can tell a holder that died (no renewal) from one
+   * at work (lockPath's callers decide from it, with `supersedes`).
+   */
+  leaseMs?: number;
 }
 
 /** Locks `dir` (created if missing) for this process, or throws LockedError naming the live holder. */
@@ -115,9 +133,11 @@ function heldError(what: string, path: string, holder: LockHolder): LockedError 
  * lockFolder locks a folder: LockedError naming a live holder, a dead holder's lock on this host taken over. `what`
  * names the thing in the errors. The folder is created if missing and stays.
  */
-export async function lockPath(path: string, what: string, command = currentCommand()): Promise<FolderLock> {
+export async function lockPath(path: string, what: string, command = currentCommand(), options: LockOptions = {}): Promise<FolderLock> {
   await mkdir(dirname(path), { recursive: true });
-  return acquire(dirname(path), path, what, command, false);
+  const lock = await acquire(dirname(path), path, what, command, false, options);
+  if (options.leaseMs) lock.renewEvery(options.leaseMs);
+  return lock;
 }
 
 async function acquire(dir: string, path: string, what: string, command: string, created: boolean, options: LockOptions = {}): Promise<FolderLock> {
