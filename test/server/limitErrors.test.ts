@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { encodeNpy } from '../../ts/io/npy.js';
-import { startServerWithRidge, type TestServer } from './helpers.js';
+import { startServerWithRidge, startTestServer, type TestServer } from './helpers.js';
 
 let s: TestServer;
 
@@ -35,6 +35,28 @@ describe('LimitError → 413 for the request content, 400 for a file the client 
     const r = await s.call('POST', '/v1/ridge/z/predict', new Uint8Array(npyWithLongHeader([1, 4])), { 'content-type': 'application/x-npy' });
     expect(r.status, r.text).toBe(413);
     expect(r.json).toEqual({ error: 'Payload Too Large', code: 'LimitExceeded', name: 'LimitError', message: 'body: .npy header of 1048640 bytes is over the 1048576-byte limit' });
+  });
+
+  it('predictions over the predictionLimit (samples × the model\'s targets × 4 bytes): 413 before the work, naming the most samples', async () => {
+    // a few bytes a sample in, the model's targets × 4 out: a small body could ask for gigabytes (past 4 GiB a predict
+    // thread's answer came back truncated, with 200)
+    const t = await startTestServer({ predictionLimit: 100 }, s.root);
+    try {
+      expect((await t.call('POST', '/v1/models', { kind: 'ridge', name: 'z', path: 'models/ridge.safetensors' })).status).toBe(201);
+      const rows = (n: number) => ({ x: Array.from({ length: n }, () => [0.1, 0.2, 0.3, 0.4]) });
+      // the test model has 3 targets: 12 bytes a sample, 8 samples within 100 bytes, 9 over
+      expect((await t.call('POST', '/v1/ridge/z/predict', rows(8))).status).toBe(200);
+      const r = await t.call('POST', '/v1/ridge/z/predict', rows(9));
+      expect(r.status, r.text).toBe(413);
+      expect(r.json).toEqual({
+        error: 'Payload Too Large',
+        code: 'LimitExceeded',
+        name: 'LimitError',
+        message: "body.x: 9 samples × 3 targets of model 'z' are 108 bytes of predictions, over this service's limit of 100 (predictionLimit): send at most 8 samples per request",
+      });
+    } finally {
+      await t.stop();
+    }
   });
 
   it("an img2img body's base64 z with such a header: 413 naming body.z", async () => {

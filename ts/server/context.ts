@@ -33,6 +33,8 @@ export interface ServiceContext {
   streams: EventStreams;
   bodyLimit: number;
   dataBodyLimit: number;
+  /** Largest predictions one predict request may produce, in bytes (ServerPluginOptions.predictionLimit). */
+  predictionLimit: number;
   shutdownDeadlineMs: number;
   /** Jobs run through Redis, possibly on other machines (serve --redis). */
   jobsElsewhere: boolean;
@@ -90,6 +92,7 @@ export function createContext(options: BrainlatentPluginOptions, prefix = ''): S
     streams: new EventStreams(),
     bodyLimit: o.bodyLimit ?? 1 << 20,
     dataBodyLimit: o.dataBodyLimit ?? 64 << 20,
+    predictionLimit: o.predictionLimit ?? 2 ** 30,
     shutdownDeadlineMs: o.shutdownDeadlineMs ?? 30_000,
     jobsElsewhere: o.redis !== undefined,
     unconfineModels,

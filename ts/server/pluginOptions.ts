@@ -42,6 +42,12 @@ export interface BrainlatentPluginOptions {
   bodyLimit?: number;
   /** Largest body in bytes of predict (JSON or .npy: X either way) and img2img (its base64 arrays) (default 64 MiB). */
   dataBodyLimit?: number;
+  /**
+   * Largest predictions in bytes one predict request may produce, samples × the model's targets × 4 (default 1 GiB):
+   * above it the request is refused (413) before it is queued. A small body can ask for a huge answer (70,000 rows of
+   * one feature to a 20,000-target model: 5.6 GB; past 4 GiB a predict thread's answer came back truncated).
+   */
+  predictionLimit?: number;
   /** At shutdown, how long running jobs may take to finish before they are cancelled (default 30 s). */
   shutdownDeadlineMs?: number;
   /** How long a sign-in session (the page's cookie, POST /v1/session) lasts, in seconds (default 43,200: 12 h). */
@@ -76,6 +82,7 @@ export const PLUGIN_OPTION_KEYS = [
   'img2img',
   'bodyLimit',
   'dataBodyLimit',
+  'predictionLimit',
   'shutdownDeadlineMs',
   'sessionMaxAgeSeconds',
   'sessionCookieName',
@@ -155,7 +162,7 @@ export function checkPluginOptions(options: unknown): BrainlatentPluginOptions {
     checkOptionalInteger(limits, 'concurrency', pool, 1);
     checkOptionalInteger(limits, 'maxQueued', pool, 0);
   }
-  for (const key of ['bodyLimit', 'dataBodyLimit', 'eventLoopResolutionMs', 'sessionMaxAgeSeconds'] as const) {
+  for (const key of ['bodyLimit', 'dataBodyLimit', 'predictionLimit', 'eventLoopResolutionMs', 'sessionMaxAgeSeconds'] as const) {
     if (o[key] !== undefined) checkInteger(o[key], name(key), WHAT, 1);
   }
   if (o.shutdownDeadlineMs !== undefined) checkInteger(o.shutdownDeadlineMs, name('shutdownDeadlineMs'), WHAT, 0);

@@ -7,7 +7,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 
 import type { Img2ImgBody, LoadModelBody, PredictBody } from '../../config/service.js';
 import { Img2ImgBodySchema, LoadModelBodySchema, PredictBodySchema } from '../../config/service.js';
-import { FormatError, NonFiniteError, ShapeError } from '../../errors.js';
+import { FormatError, LimitError, NonFiniteError, ShapeError } from '../../errors.js';
 import { firstNonFiniteSliced } from '../../io/finite.js';
 import type { Matrix } from '../../matrix.js';
 import type { Diffusion } from '../../sd/Diffusion.js';
@@ -175,6 +175,14 @@ async function dataRoutes(
         const { x, field } = await matrixOf(req.body, client.signal);
         const model = ctx.models.ridge(name);
         if (x.cols !== model.nFeatures) throw new ShapeError(`${field}: X has ${x.cols} features per sample but model '${name}' takes ${model.nFeatures}`);
+        // (a few bytes a sample in, the model's targets × 4 out: the answer is bounded here, not by the body's limit)
+        const predictionBytes = x.rows * model.nTargets * 4;
+        if (predictionBytes > ctx.predictionLimit) {
+          const most = Math.max(1, Math.floor(ctx.predictionLimit / (model.nTargets * 4)));
+          throw new LimitError(
+            `${field}: ${x.rows} samples × ${model.nTargets} targets of model '${name}' are ${predictionBytes} bytes of predictions, over this service's limit of ${ctx.predictionLimit} (predictionLimit): send at most ${most} samples per request`,
+          );
+        }
         const y = await ctx.models.predict(name, x, client.signal).catch((e: unknown) => {
           if (e instanceof QueueFullError) ctx.metrics.rejected.inc({ pool: 'predict' });
           throw e;
