@@ -64,4 +64,28 @@ describe('PredictPool models', () => {
     await pool.loadRidge('e', join(dir, 'ridge.safetensors'));
     expect((await many('e', 4)).length).toBe(4);
   });
+
+  it('close() answers a task a thread is running (503 ShuttingDown), and refuses new ones without starting a thread', { timeout: 60_000 }, async () => {
+    // a model of 32 MB: its load is on the thread when the pool closes (before, the terminated thread never replied,
+    // and the request, and the service's close with it, waited for ever: SIGTERM during a model's load)
+    const p = planted(40, 1000, 8000, 5);
+    const big = await new RidgeCV({ alphas: [1, 10], folds: 2 }).fit(p.x, p.y);
+    await big.save(join(dir, 'big.safetensors'));
+    const one = new PredictPool(1);
+    const loading = one.loadRidge('big', join(dir, 'big.safetensors')).then(
+      () => 'loaded',
+      (e: Error) => e,
+    );
+    await new Promise((r) => setTimeout(r, 20));
+    await one.close();
+    const guard = new Promise((r) => setTimeout(() => r('still waiting'), 20_000).unref());
+    const settled = await Promise.race([loading, guard]);
+    // (a load that finished before the close is fine too; one left waiting is the bug)
+    expect(settled).not.toBe('still waiting');
+    if (settled instanceof Error) {
+      expect(settled.name).toBe('ClosedError');
+      expect(settled.message).toBe('the predict threads: the service is shutting down');
+    }
+    await expect(one.loadRidge('again', join(dir, 'big.safetensors'))).rejects.toThrow('the predict threads: the service is shutting down');
+  });
 });

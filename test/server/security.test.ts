@@ -1,6 +1,6 @@
 import { mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { networkInterfaces, tmpdir } from 'node:os';
+import { hostname, networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import Fastify from 'fastify';
@@ -193,6 +193,35 @@ describe('authentication', () => {
       expect((await fetch(`http://${externalIp}:${port}/bl/healthz`)).status).toBe(200);
     } finally {
       await app.close();
+    }
+  });
+
+  it('without a token answers loopback requests addressed to this machine only: another Host is 403 (DNS rebinding)', async () => {
+    const t = await startTestServer();
+    try {
+      const u = new URL(t.url);
+      const get = (host: string | undefined) =>
+        new Promise<{ status: number; body: string }>((resolve, reject) => {
+          const req = request({ host: '127.0.0.1', port: u.port, path: '/v1/jobs', method: 'GET', headers: host === undefined ? {} : { host }, setHost: host !== undefined }, (res) => {
+            let body = '';
+            res.on('data', (c) => (body += c));
+            res.on('end', () => resolve({ status: res.statusCode!, body }));
+          });
+          req.on('error', reject);
+          req.end();
+        });
+      for (const ok of [`127.0.0.1:${u.port}`, `localhost:${u.port}`, `LOCALHOST.:${u.port}`, `[::1]:${u.port}`, `127.0.1.1:${u.port}`, `${hostname()}:${u.port}`]) {
+        expect((await get(ok)).status, String(ok)).toBe(200);
+      }
+      // a page of attacker.example whose name now resolves to 127.0.0.1
+      const r = await get(`attacker.example:${u.port}`);
+      expect(r.status).toBe(403);
+      expect(JSON.parse(r.body).message).toBe(
+        `this service has no token and answers only requests addressed to this machine (localhost, a loopback address or its host name), not Host attacker.example:${u.port}; start it with --token to serve other names`,
+      );
+      expect((await get(`127.0.0.1.attacker.example:${u.port}`)).status).toBe(403);
+    } finally {
+      await t.stop();
     }
   });
 });

@@ -8,6 +8,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { isIP } from 'node:net';
+import { hostname } from 'node:os';
 
 import type { FastifyReply, FastifyRequest } from 'fastify';
 
@@ -46,6 +47,18 @@ export function isLoopback(address: string | undefined): boolean {
 /** A host name or address to bind that only this machine can reach. */
 export function isLoopbackHost(host: string): boolean {
   return host === 'localhost' || isLoopback(host);
+}
+
+/**
+ * Whether a request's Host header names this machine (localhost, a loopback address, its own host name), or is absent
+ * (an HTTP/1.0 client): what a service without a token also requires of requests on loopback. A web page of another
+ * site that rebinds its own name to 127.0.0.1 (DNS rebinding) reaches loopback from the user's browser, but sends its
+ * own name: it could load models and run jobs writing under the root (reproduced: Host: attacker.example, 202).
+ */
+export function isLocalHostHeader(host: string | undefined): boolean {
+  if (host === undefined || host === '') return true;
+  const name = (host.startsWith('[') ? host.slice(1, Math.max(1, host.indexOf(']'))) : host.replace(/:\d*$/, '')).toLowerCase().replace(/\.$/, '');
+  return name === 'localhost' || name.endsWith('.localhost') || isLoopback(name) || name === hostname().toLowerCase();
 }
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
@@ -126,9 +139,13 @@ export function authenticator(token: string | null, sessions: SessionStore = new
     cookieName,
     check(req, reply, options = {}) {
       if (!want) {
-        if (isLoopback(req.socket.remoteAddress)) return true;
+        const local = isLoopback(req.socket.remoteAddress);
+        if (local && isLocalHostHeader(req.headers.host)) return true;
         if (options.quiet) return false;
-        void reply.code(403).send({ error: 'Forbidden', message: 'this service has no token and answers only on loopback; start it with --token to serve other hosts', code: 'Forbidden' });
+        const message = local
+          ? `this service has no token and answers only requests addressed to this machine (localhost, a loopback address or its host name), not Host ${req.headers.host}; start it with --token to serve other names`
+          : 'this service has no token and answers only on loopback; start it with --token to serve other hosts';
+        void reply.code(403).send({ error: 'Forbidden', message, code: 'Forbidden' });
         return false;
       }
       const header = req.headers.authorization;

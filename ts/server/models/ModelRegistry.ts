@@ -181,6 +181,8 @@ export class ModelRegistry {
 
   /** The ridge model `name`'s shape (for checking a request before queueing it). */
   ridge(name: string): RidgeShape {
+    // (a request whose body arrived after the service began closing: 503, not the 404 of an emptied registry)
+    if (this.closed) throw new ClosedError(`model '${name}'`);
     const e = this.models.get(name);
     if (!e?.ridge) throw new ModelNotFoundError(name, 'ridge', e?.view.kind);
     return e.ridge;
@@ -195,6 +197,7 @@ export class ModelRegistry {
   }
 
   private async use<T>(name: string, kind: 'ridge' | 'sd', fn: (e: Entry) => Promise<T>): Promise<T> {
+    if (this.closed) throw new ClosedError(`model '${name}'`);
     const e = this.models.get(name);
     if (!e || e.view.kind !== kind) throw new ModelNotFoundError(name, kind, e?.view.kind);
     e.inFlight++;

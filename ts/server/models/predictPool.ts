@@ -20,7 +20,7 @@ import { packageRoot } from '../../native/binding.js';
 import { fromNative } from '../../native/nativeError.js';
 import { invalidJsonBody } from '../jsonBodies.js';
 import { RequestValidationError } from '../validation.js';
-import { cancelledWhileQueued, QueueFullError } from '../workQueue.js';
+import { cancelledWhileQueued, ClosedError, QueueFullError } from '../workQueue.js';
 import type { LargeBody } from './dataBodies.js';
 import type { DecodedBody, JsonKeyRules, LargeBodyKind } from './requestBodies.js';
 
@@ -132,6 +132,7 @@ export class PredictPool {
   private decodesStarted = 0;
   /** Bytes of the large bodies waiting for a thread (each holds its body in memory until decoded or dropped). */
   private waitingDecodeBytes = 0;
+  private closed = false;
 
   /**
    * `maxQueuedDecodeBytes`: the most bytes of large bodies that may wait to be decoded; one more is refused with
@@ -221,8 +222,15 @@ export class PredictPool {
   }
 
   async close(): Promise<void> {
-    for (const t of this.waiting.splice(0)) t.reject(new Error('the predict threads are closing'));
+    this.closed = true;
+    // every task, waiting or on a thread, is answered (503): a task on a thread that is terminated got no reply, and
+    // its request, and the service's close with it, waited for ever (SIGTERM during a model's load)
+    for (const t of this.waiting.splice(0)) t.reject(new ClosedError('the predict threads'));
     this.waitingDecodeBytes = 0;
+    for (const t of this.threads) {
+      t.task?.reject(new ClosedError('the predict threads'));
+      t.task = null;
+    }
     await Promise.all(this.threads.map((t) => t.worker.terminate()));
     this.threads.length = 0;
   }
@@ -233,6 +241,8 @@ export class PredictPool {
    */
   private run(message: PoolMessage & { id: number }, transfer: Transferable[], signal?: AbortSignal, onStart?: (thread: Thread) => Transferable[]): Promise<PoolReply> {
     const what = `the predict threads' ${message.type}`;
+    // (after close: no thread is started again, which nothing would terminate)
+    if (this.closed) return Promise.reject(new ClosedError('the predict threads'));
     if (signal?.aborted) return Promise.reject(cancelledWhileQueued(what, signal));
     return new Promise((resolve, reject) => {
       const onAbort = () => {
@@ -282,6 +292,15 @@ export class PredictPool {
       thread.task = null;
       this.threads.splice(this.threads.indexOf(thread), 1);
       this.dispatch();
+    });
+    // a thread that ends without an error (terminated, or process.exit() in it) fails its task the same way
+    worker.on('exit', (code) => {
+      const i = this.threads.indexOf(thread);
+      if (i < 0) return; // (after 'error', or close())
+      thread.task?.reject(this.closed ? new ClosedError('the predict threads') : new Error(`a predict thread ended (exit code ${code}) during its task`));
+      thread.task = null;
+      this.threads.splice(i, 1);
+      if (!this.closed) this.dispatch();
     });
     for (const key of this.models.keys()) this.share(key, thread, this.threads[0]);
     this.threads.push(thread);
