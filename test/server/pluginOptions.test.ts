@@ -85,6 +85,7 @@ describe('brainlatentPlugin options', () => {
     [{ root, predict: 4 }, /options\.predict: expected an object \(concurrency\?, maxQueued\?\), got 4/],
     [{ root, shutdownDeadlineMs: '30s' }, /options\.shutdownDeadlineMs: expected an integer >= 0, got string "30s"/],
     [{ root, bodyLimit: 0 }, /options\.bodyLimit: expected an integer >= 1, got 0/],
+    [{ root, predictionLimit: 0 }, /options\.predictionLimit: expected an integer >= 1, got 0/],
     [{ root, page: 'no' }, /options\.page: expected true or false, got string "no"/],
     [{ root, redis: 'http://127.0.0.1:6379' }, /brainlatentPlugin options\.redis: expected a redis:\/\/ or rediss:\/\/ URL/],
     [{ root, runner: {} }, /options\.runner: expected a JobRunner .*without submit, cancel, queueDepth, ready, close, board/],

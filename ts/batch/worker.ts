@@ -21,6 +21,7 @@ import { hostname } from 'node:os';
 import type { FlowProducer, Job, Worker } from 'bullmq';
 
 import { checkControl } from '../callbackOptions.js';
+import { InvalidArgumentError } from '../errors.js';
 import { loadRedisQueue } from '../optionalDependencies.js';
 import { withoutServiceRoots } from '../sd/modelRoots.js';
 import { isInputError } from './errors.js';
@@ -150,8 +151,15 @@ async function firstConnection(url: string, wait: boolean, log: (line: string) =
   log(`Redis at ${shownRedisUrl(url)} answers: starting`);
 }
 
+/** The shortest job lock a worker takes: the lock keeper renews it every lockMs/4, over Redis round trips. */
+export const MIN_LOCK_MS = 1000;
+
 export async function createWorker(options: WorkerOptions): Promise<BatchWorker> {
   checkControl(options, 'createWorker', ['onLog', 'onEvent'], false);
+  // (a lock of 0 was taken, and the worker then ran nothing: every job it fetched stalled at once, in a loop)
+  if (options.lockMs !== undefined && !(Number.isInteger(options.lockMs) && options.lockMs >= MIN_LOCK_MS)) {
+    throw new InvalidArgumentError(`createWorker: lockMs must be an integer of at least ${MIN_LOCK_MS} ms (the lock keeper renews it every lockMs/4), got ${String(options.lockMs)}`);
+  }
   const connection = redisConnection(options.redis);
   const name = options.name ?? `${hostname()}:${process.pid}`;
   const log = options.onLog ?? (() => {});
@@ -393,12 +401,17 @@ export async function createWorker(options: WorkerOptions): Promise<BatchWorker>
   const runningWork = () => [...active.values()].filter((r) => r.queue !== 'control').length;
   const runningJoins = () => [...active.values()].filter((r) => r.queue === 'control').length;
   /** The next job of `q`, or undefined; a Redis outage counts as none. */
+  let lastFetchError = '';
   const fetch = async (q: QueueClass): Promise<{ job: Job<JobData, NodeResult>; token: string } | undefined> => {
     const token = `${name}:${seq++}`;
     try {
       const job = await workers.get(q)!.getNextJob(token, { block: false });
       return job ? { job, token } : undefined;
-    } catch {
+    } catch (e) {
+      // a Redis outage is reported by the queues' workers (above); anything else is said, once while it lasts
+      const line = `fetching a job of ${q}: ${(e as Error).message}`;
+      if (!isConnectionTrouble(e as Error, isNotConnectionError) && line !== lastFetchError) log(line);
+      lastFetchError = line;
       return undefined;
     }
   };

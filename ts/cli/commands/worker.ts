@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 
 import { InvalidArgumentError } from '../../errors.js';
 import { QUEUES, type QueueClass } from '../../batch/graph.js';
-import { createWorker } from '../../batch/worker.js';
+import { createWorker, MIN_LOCK_MS } from '../../batch/worker.js';
 import { MAX_ENGINE_THREADS } from '../../ridge/RidgeCV.js';
 import { integerFlag } from '../flagValue.js';
 import { nonNegativeInt } from './batch.js';
@@ -28,7 +28,7 @@ export function registerWorkerCommand(program: Command): void {
     .requiredOption('--redis <url>', 'Redis of the queues, redis://host:port/db')
     .option('--concurrency <n>', 'jobs at once in this worker, whatever their queue (job processes; joins run beside them)', '1')
     .option('--queues <list>', `queues to take jobs from, of ${QUEUES.join(', ')} (default all)`)
-    .option('--lock-ms <ms>', "a job's lock, renewed every quarter of it by a thread of its own; a killed worker's job returns after about this plus two stall intervals", '6000')
+    .option('--lock-ms <ms>', "a job's lock, renewed every quarter of it by a thread of its own; a killed worker's job returns after about this plus two stall intervals (at least 1000)", '6000')
     .option('--stall-ms <ms>', 'how often stalled jobs are looked for', '2000')
     .option('--max-stalled <n>', 'a job that stalls (its worker died or hung) more often than this fails, whatever its attempts: the guard against a job that kills every worker', '20')
     .option('--grace <s>', 'on SIGTERM, seconds the running jobs may take to finish before they are returned to the queue', '30')
@@ -58,7 +58,7 @@ See docs/batch.md (queues, locks and stalled jobs, workers under Slurm or Kubern
         // a worker with no slots would take nothing: 0 is refused, not read as 1
         concurrency: integerFlag(f.concurrency, '--concurrency', 1),
         queues,
-        lockMs: nonNegativeInt(f.lockMs, 'lock-ms'),
+        lockMs: f.lockMs === undefined ? undefined : integerFlag(f.lockMs, '--lock-ms', MIN_LOCK_MS),
         stallMs: nonNegativeInt(f.stallMs, 'stall-ms'),
         maxStalledCount: nonNegativeInt(f.maxStalled, 'max-stalled'),
         graceMs: (nonNegativeInt(f.grace, 'grace') ?? 30) * 1000,

@@ -125,12 +125,18 @@ async function dataRoutes(
 
   /** X, and the field that held it (for an error about its shape): body.x of a JSON body, or a .npy body itself. */
   // (a large body waits for a predict thread to decode it: `signal`, its client's, takes it out of that queue)
+  /** A large body decoded by a predict thread; a full queue of them is counted as the decode pool's refusal. */
+  const decoded = (body: LargeBody, signal: AbortSignal) =>
+    ctx.predictPool.decode(body, signal).catch((e: unknown) => {
+      if (e instanceof QueueFullError) ctx.metrics.rejected.inc({ pool: 'decode' });
+      throw e;
+    });
   const matrixOf = async (body: unknown, signal: AbortSignal): Promise<{ x: Matrix; field: string }> => {
     // (a body without a content-type is not validated: the schema is per type)
     if (body === undefined) throw new RequestValidationError('body', [`body: required, expected X as JSON ({"x": [[...], ...]}) or as .npy (content-type ${NPY_TYPE})`]);
     const field = (npy: boolean) => (npy ? 'body (X as .npy)' : 'body.x');
     if (body instanceof LargeBody) {
-      const d = await ctx.predictPool.decode(body, signal);
+      const d = await decoded(body, signal);
       if (d.kind !== 'matrix') throw new Error(`a predict body decoded as ${d.kind}`);
       return { x: d.x, field: field(body.kind === 'predict-npy') };
     }
@@ -138,7 +144,7 @@ async function dataRoutes(
   };
   const img2imgOf = async (body: unknown, signal: AbortSignal): Promise<Img2ImgInput> => {
     if (!(body instanceof LargeBody)) return img2imgInput(body as Img2ImgBody);
-    const d = await ctx.predictPool.decode(body, signal);
+    const d = await decoded(body, signal);
     if (d.kind !== 'img2img') throw new Error(`an img2img body decoded as ${d.kind}`);
     return d.input;
   };
