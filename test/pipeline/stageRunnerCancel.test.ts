@@ -61,4 +61,18 @@ describe('runStages: Ctrl-C during a stage', () => {
     const stages: StageDef[] = [{ id: 'maps', deps: [], describe: 'x', run: async () => Promise.reject(boom) }];
     await expect(runStages({ out: join(tmp, 'run2') }, stages, new Map([['maps', { skip: false }]]), { what: 'encode' })).rejects.toBe(boom);
   });
+
+  // img2img's record of its finished units went before its marker: a kill between the two lost every unit
+  it("runs a stage's afterMarker once its marker is written, not before", async () => {
+    const out = join(tmp, 'run-after');
+    let markerThen: boolean | undefined;
+    const stages: StageDef[] = [
+      {
+        id: 'img2img', deps: [], describe: 'x',
+        run: async () => ({ outputs: [], afterMarker: async () => void (markerThen = existsSync(join(out, 'stages', 'img2img.json'))) }),
+      },
+    ];
+    await runStages({ out }, stages, new Map([['img2img', { skip: false }]]), { what: 'reconstruct' });
+    expect(markerThen).toBe(true);
+  });
 });

@@ -300,6 +300,7 @@ async function runNodeWork(node: BatchNode, ctl: NodeControl): Promise<NodeResul
         seconds: seconds(), outputs: r.outputs, summary: r.summary,
       };
       await writeJsonAtomic(shardMarkerPath(config, shard), marker);
+      await r.afterMarker?.();
       return { status: 'done', seconds: seconds(), summary: r.summary };
     }
     case 'merge': {

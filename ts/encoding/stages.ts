@@ -523,11 +523,13 @@ async function mapsStage(c: EncodeConfig, ctx: StageRunContext): Promise<StageRe
   const records = entries.map((m) => m.record);
   // the maps an earlier run listed that this one does not write (its noise ceiling gone, a feature set removed), and
   // their figures: the report stage draws only the maps it is given, so a dropped map's mosaic stayed (reviewer s24-R4)
+  // (removed before the new list is written: the other way round, a kill between the two left them listed nowhere,
+  // and never removed)
   const earlier = existsSync(p.maps) ? await readJson<MapRecord[]>(p.maps).catch(() => []) : [];
-  await writeJson(p.maps, records);
   const kept = new Set(records.flatMap((r) => [r.file, r.mosaic]));
   const stale = earlier.flatMap((old) => [old?.file, old?.mosaic]).filter((f): f is string => typeof f === 'string' && !kept.has(f) && !f.includes('..'));
   for (const f of stale) await rm(join(c.out, f), { force: true });
+  await writeJson(p.maps, records);
   await writeFileAtomic(p.regions, regionCsv([...o.fits.flatMap((f) => f.regions), ...o.banded.flatMap((b) => b.regions)]));
   // (in its summary, so that a run that skips this stage still warns: encode reads the stages' `warnings`)
   const constant = constantVoxelCount(o);

@@ -35,6 +35,8 @@ export interface StageResult {
    * extraction's data. Made again the same, the stages keyed on it are skipped; see StageDef.keysOutputs.
    */
   outputKey?: string;
+  /** Clean-up once the stage's marker is written: what must outlive the stage until its marker says it is done. */
+  afterMarker?: () => Promise<void>;
 }
 
 /** One stage of a pipeline (see `encodeStages`): its id, the stages it reads from, and how it runs. */
@@ -204,6 +206,7 @@ export async function runStage(config: RunConfig, stage: StageDef, ctx: StageRun
     ...(depKey === undefined ? {} : { depKey }),
     ...(r.outputKey === undefined ? {} : { outputKey: r.outputKey }),
   });
+  await r.afterMarker?.();
   return { stage: stage.id, status: 'ran', seconds, summary: r.summary };
 }
 

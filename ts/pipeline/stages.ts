@@ -51,6 +51,8 @@ export interface StageOutput {
   summary?: Record<string, unknown>;
   /** A key of the content of what it made (the extract stage's: extractionContentKey), recorded in its marker. */
   outputKey?: string;
+  /** Clean-up once its marker is written (StageResult.afterMarker). */
+  afterMarker?: () => Promise<void>;
 }
 
 interface ImageIds {
@@ -511,8 +513,9 @@ export async function img2imgShardStage(ctx: StageContext, shard: Img2ImgShard):
       ctx.progress(done / total, `seed ${k}`, { done, total, unit: 'samples', reused: work.reused });
     }
   }
-  await finished.remove();
-  return { outputs, summary: img2imgSummary(shard.imageEnd - shard.imageStart, seeds, work) };
+  // (its record of finished units goes once the marker says the whole is done: removed before it, a kill between the
+  // two lost every unit, which the next run made again)
+  return { outputs, summary: img2imgSummary(shard.imageEnd - shard.imageStart, seeds, work), afterMarker: () => finished.remove() };
 }
 
 /** Images per block of the img2img stage (a unit of its record is a block × one seed): 4 sampler batches. */
@@ -558,7 +561,7 @@ function img2imgSummary(images: number, seeds: number, w: { samples: number; reu
 export async function img2imgStage(ctx: StageContext): Promise<StageOutput> {
   const ids = (await readIds(ctx.config)).test;
   const r = await img2imgShardStage(ctx, { imageStart: 0, imageEnd: ids.length, seedStart: 0, seedEnd: ctx.config.img2img.seeds });
-  return { outputs: r.outputs, summary: { ...r.summary, images: ids.length } };
+  return { outputs: r.outputs, summary: { ...r.summary, images: ids.length }, ...(r.afterMarker ? { afterMarker: r.afterMarker } : {}) };
 }
 
 /**
