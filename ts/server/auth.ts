@@ -49,6 +49,9 @@ export function isLoopbackHost(host: string): boolean {
   return host === 'localhost' || isLoopback(host);
 }
 
+/** This machine's host name, lower case (read once: the check runs on every request of a service without a token). */
+const THIS_HOST = hostname().toLowerCase();
+
 /**
  * Whether a request's Host header names this machine (localhost, a loopback address, its own host name), or is absent
  * (an HTTP/1.0 client): what a service without a token also requires of requests on loopback. A web page of another
@@ -58,7 +61,7 @@ export function isLoopbackHost(host: string): boolean {
 export function isLocalHostHeader(host: string | undefined): boolean {
   if (host === undefined || host === '') return true;
   const name = (host.startsWith('[') ? host.slice(1, Math.max(1, host.indexOf(']'))) : host.replace(/:\d*$/, '')).toLowerCase().replace(/\.$/, '');
-  return name === 'localhost' || name.endsWith('.localhost') || isLoopback(name) || name === hostname().toLowerCase();
+  return name === 'localhost' || name.endsWith('.localhost') || isLoopback(name) || name === THIS_HOST;
 }
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
