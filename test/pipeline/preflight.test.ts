@@ -10,6 +10,7 @@ import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import { featureNetworkModel } from '../../ts/demo/models.js';
 import { extractNsd } from '../../ts/nsd/extract.js';
 import { resolveConfig } from '../../ts/pipeline/config.js';
 import { preflight } from '../../ts/pipeline/preflight.js';
@@ -160,4 +161,28 @@ describe("reconstruct's preflight", () => {
     expect(dry.plan!.find((l) => l.startsWith('subject 1: '))).toMatch(new RegExp(`^subject 1: ${n} test images;`));
     expect(dry.warnings).toContain(`nsd.testImages (--test-images) is ${n + 1}, but subject 1 has only ${n} test image${n === 1 ? '' : 's'} (shared images) in the sessions read: all ${n} are reconstructed`);
   }, 120_000);
+
+  it("checks each feature network's declared output and input size, naming the field, before any stage", async () => {
+    const net = join(tmp, 'net.onnx');
+    await writeFile(net, featureNetworkModel());
+    const netOf = (extra: Record<string, unknown>) => ({ name: 'DemoNet', path: net, inputSize: 16, metric: 'identification', ...extra });
+    await refusedUpFront(
+      config({ img2img: { size: 128 }, evaluation: { networks: [netOf({ output: 'fc7' })] } }),
+      new RegExp(`evaluation\\.networks\\[0\\]\\.output: feature network 'DemoNet' \\(${net}\\) has no output 'fc7'; it has features`),
+    );
+    // a network exported at 32×32 only
+    const fixedNet = join(tmp, 'net32.onnx');
+    const m = onnx.ModelProto.decode(featureNetworkModel());
+    const dims = m.graph!.input![0].type!.tensorType!.shape!.dim!;
+    dims[2] = { dimValue: 32 };
+    dims[3] = { dimValue: 32 };
+    await writeFile(fixedNet, onnx.ModelProto.encode(m).finish());
+    await refusedUpFront(
+      config({ img2img: { size: 128 }, evaluation: { networks: [netOf({}), netOf({ name: 'Fixed', path: fixedNet })] } }),
+      /evaluation\.networks\[1\]\.inputSize 16: feature network 'Fixed' .* takes 'images' of 32×32 only: set inputSize to 32/,
+    );
+    // (and a network that fits passes: the default output, any size)
+    const pre = await preflight(resolveConfig(config({ img2img: { size: 128 }, evaluation: { networks: [netOf({}), netOf({ name: 'Fixed', path: fixedNet, inputSize: 32, output: 'features' })] } })));
+    expect(pre.testIds.length).toBe(9);
+  }, 60_000);
 });

@@ -3,6 +3,7 @@ import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { unetSizeMismatch } from '../encoding/unetLayers.js';
+import { featureNetworkProblems } from '../eval/featureNetworkSignature.js';
 import { loadNsdCaptions, type NsdCaptions } from '../nsd/captions.js';
 import { nsdTrialTable, readNsdDesign } from '../nsd/expdesign.js';
 import { trainRowImageIds } from '../nsd/extract.js';
@@ -90,9 +91,11 @@ export async function preflight(config: ReconstructConfig, options: RunFolderCon
       if (few) warnings.push(few);
     }
   }
-  for (const n of config.evaluation.networks) {
+  for (const [i, n] of config.evaluation.networks.entries()) {
     const problem = (await modelFileProblem(n.path, `feature network '${n.name}': ${n.path} does not exist`)) ?? (await externalDataRootsProblem(n.path, `feature network '${n.name}'`));
     if (problem) problems.push(problem);
+    // (its declared output and image size: a wrong name failed at the evaluation stage, after img2img)
+    else problems.push(...(await featureNetworkProblems(n, `evaluation.networks[${i}]`)));
   }
   if (config.evaluation.networks.length > 0 && !onnxruntimeNodeInstalled()) {
     problems.push(`evaluation.networks: feature networks run on onnxruntime-node, which is not installed (${onnxruntimeNodeInstallLine()})`);
