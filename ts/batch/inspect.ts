@@ -167,7 +167,10 @@ async function jobState(queues: Record<QueueClass, Queue>, r: JobRecord, cancell
   let state = STATE[raw] ?? 'waiting';
   const result = job.returnvalue;
   if (state === 'done' && result?.status === 'skipped') state = 'skipped';
-  const progress = job.progress as { fraction?: number; message?: string; count?: unknown } | number;
+  const reported = job.progress as { fraction?: number; message?: string; count?: unknown; run?: number } | number;
+  // An earlier run's progress (an attempt that failed, a run whose worker died) stays on the job until the new run
+  // reports: a run that started since (processedOn is set when a run takes the job) has made none of it yet.
+  const progress = typeof reported === 'object' && reported?.run !== undefined && Number(reported.run) !== Number(job.processedOn) ? 0 : reported;
   Object.assign(info, {
     state,
     // attempts used, as retries count them (BullMQ's attemptsMade: runs that ended, done or failed) and the one

@@ -283,8 +283,9 @@ export async function createWorker(options: WorkerOptions): Promise<BatchWorker>
       const now = Date.now();
       if (now - last < 500 && fraction < 1) return;
       last = now;
-      // (with its count: a watcher's rate leaves out the samples it reused, which the job's progress keeps once done)
-      job.updateProgress({ fraction, message, ...(count ? { count } : {}) }).catch(() => {});
+      // (with its count: a watcher's rate leaves out the samples it reused, which the job's progress keeps once done;
+      // with the run's start, so that a reader can tell this run's progress from an earlier attempt's: inspect)
+      job.updateProgress({ fraction, message, ...(count ? { count } : {}), run: Number(job.processedOn) }).catch(() => {});
     });
     if (r.stop) r.run.abort(r.stop);
     return withRan(job.data.node, await r.run.result, ran);
