@@ -382,6 +382,16 @@ describe('NSD bad input', () => {
     const design = await readNsdDesign(root);
     expect(() => nsdTrialTable(design, 1, [5], 60)).toThrow(/session 5 is beyond the design: .* 4 sessions of 60/);
   });
+
+  it('betas whose trials per session do not divide the design are refused, naming the file (not read as other images)', async () => {
+    const design = await readNsdDesign(root);
+    // the design's 240 trials are 4 sessions of 60: a 59-trial file read every session past the first off by one trial
+    expect(() => nsdTrialTable(design, 1, [1], 59, '/x/betas_session01.hdf5')).toThrow(
+      /\/x\/betas_session01\.hdf5 has 59 trials per session, but .* lists 240 trials, not a whole number of sessions of 59 .* the betas do not match the design/,
+    );
+    expect(() => nsdTrialTable(design, 1, [1], 61)).toThrow(/the betas files have 61 trials per session, but .* lists 240 trials/);
+    expect(nsdTrialTable(design, 1, [1, 2], 60).imageId.length).toBe(120);
+  });
 });
 
 function colStats(data: Float32Array, rows: number, cols: number, ddof: number) {

@@ -62,9 +62,18 @@ export interface NsdTrialTable {
  * sits in session ⌊t / T⌋ + 1 at position t mod T, and is a test trial when masterordering(t) <= the number of
  * shared images (the first subjectim columns are the shared images).
  */
-export function nsdTrialTable(design: NsdDesign, subject: number, sessions: number[], trialsPerSession: number): NsdTrialTable {
+export function nsdTrialTable(design: NsdDesign, subject: number, sessions: number[], trialsPerSession: number, betasFile?: string): NsdTrialTable {
   if (!(Number.isInteger(subject) && subject >= 1 && subject <= design.subjectimRows)) {
     throw new InvalidArgumentError(`subject ${subject} is out of range: ${design.path} has subjects 1..${design.subjectimRows}`);
+  }
+  // Betas of another session length than the design's would read every session past the first as trials of other
+  // images (a 74-trial file against 75-trial sessions: session k's rows k − 1 trials off), with no error.
+  const total = design.masterordering.length;
+  if (!(Number.isInteger(trialsPerSession) && trialsPerSession >= 1) || total % trialsPerSession !== 0) {
+    throw new FormatError(
+      `${betasFile ?? 'the betas files'} ${betasFile ? 'has' : 'have'} ${trialsPerSession} trials per session, but ${design.path} lists ${total} trials, ` +
+        `not a whole number of sessions of ${trialsPerSession} (NSD's: 30000 = 40 sessions of 750): the betas do not match the design`,
+    );
   }
   const designSessions = Math.floor(design.masterordering.length / trialsPerSession);
   const n = sessions.length * trialsPerSession;

@@ -117,7 +117,7 @@ export async function extractNsd(opts: NsdExtractOptions): Promise<NsdExtraction
 
   const design = await readNsdDesign(o.root, designFile);
   const T = await sessionTrialCount(files[0]);
-  const table = nsdTrialTable(design, o.subject, sessions, T);
+  const table = nsdTrialTable(design, o.subject, sessions, T, files[0].path);
   const mask = region.mask;
   const V = mask.indices.length;
 
@@ -256,7 +256,7 @@ export async function extractionProblems(opts: Pick<NsdExtractOptions, 'root' | 
   const files = sessions && (await attempt('sessions', () => sessionFiles(o, sessions)));
   const design = await attempt('root', () => readNsdDesign(o.root));
   const first = files && (await attempt('sessions', () => sessionsBetasShape(files)));
-  if (sessions && design && first) await attempt('sessions', async () => nsdTrialTable(design, o.subject, sessions, first.trials));
+  if (sessions && design && first) await attempt('sessions', async () => nsdTrialTable(design, o.subject, sessions, first.trials, files[0].path));
   // (the check extractNsd makes: dimensions, and the affine where the subject's is known)
   if (region && files && first) {
     await attempt('roi', async () => {

@@ -125,7 +125,7 @@ export async function planNsdSessions(
     const files = await Promise.all(sessions.map((s) => sessionBetasFile(root, subject, s, format)));
     const file = files[0];
     const { trials: T, grid } = await sessionsBetasShape(files);
-    const table = nsdTrialTable(design, subject, sessions, T);
+    const table = nsdTrialTable(design, subject, sessions, T, file.path);
     const ids = new Set<number>();
     const test = new Set<number>();
     table.imageId.forEach((id, k) => {
