@@ -12,6 +12,7 @@ import { FormatError, InvalidArgumentError } from '../errors.js';
 import { checkKnownKeys } from '../ridge/options.js';
 import type { ScheduleConfig } from '../native/samplerTypes.js';
 import { readModelFile } from './modelRoots.js';
+import { parsePythonJson } from '../io/pythonJson.js';
 
 export type SchedulerName =
   | 'ddim'
@@ -286,7 +287,8 @@ async function readConfigJson(modelDir: string): Promise<{ path: string; json: u
     return null;
   }
   try {
-    return { path, json: JSON.parse(text) };
+    // (as diffusers writes it: Python's -Infinity in a DPM++ config's lambda_min_clipped)
+    return { path, json: parsePythonJson(text) };
   } catch (e) {
     throw new FormatError(`${path} is not valid JSON: ${(e as Error).message}`);
   }
