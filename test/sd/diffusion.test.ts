@@ -275,6 +275,11 @@ describe('bad input', () => {
       // the sizes it takes run
       const r = await fixed.img2img({ z: z16, c: c1, guidance: 1, steps: 4, strength: 0.5 });
       expect(r.latents.shape).toEqual([1, 4, 16, 16]);
+      // a guidance that is 1 in float32, as the engine gets it, runs as 1: no unconditional pass (no text encoder
+      // here for the embedding of ""), evaluations not doubled (review s35-r1)
+      const r1 = await fixed.img2img({ z: z16, c: c1, guidance: 1.00000001, steps: 4, strength: 0.5 });
+      expect(r1.stats.unetEvaluations).toBe(r.stats.unetEvaluations);
+      expect(Array.from(r1.latents.data)).toEqual(Array.from(r.latents.data));
     } finally {
       fixed.dispose();
     }

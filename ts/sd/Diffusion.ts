@@ -419,7 +419,7 @@ export class Diffusion {
     this.checkUnetInput('c', o.c.shape, 'encoder_hidden_states', names);
     const guidance = o.guidance ?? 5;
     // (no uncond pass at guidance 1 or below; a guidance that is not a number is img2img's to refuse)
-    if (!(typeof guidance === 'number' && guidance > 1)) return;
+    if (!(typeof guidance === 'number' && guided(guidance))) return;
     if (o.uncond) {
       const u = o.uncond;
       assertTensor(u, names.label('uncond'), 3);
@@ -456,7 +456,7 @@ export class Diffusion {
     if (!Number.isInteger(batchSize) || batchSize < 1) throw new InvalidArgumentError(`img2img: batchSize must be a positive integer, got ${describeNumber(batchSize)}`);
     const plan = this.planOptions(o);
     let uncond: Tensor | undefined;
-    if (guidance > 1) {
+    if (guided(guidance)) {
       // (the cached embedding of "" is taken without an await, so that the call enters the engine's queue when it is
       // made, in call order: awaiting it even when cached let calls made later queue ahead, reviewer s24-R5. Only a
       // Diffusion's first guided run without uncond encodes "" first, and queues once that is done.)
@@ -521,7 +521,7 @@ export class Diffusion {
     );
     // every batch runs the same steps: unetCalls / batches of them, each over its images (× 2 with guidance)
     const steps = r.stats.batches > 0 ? r.stats.unetCalls / r.stats.batches : 0;
-    const unetEvaluations = count * steps * (guidance > 1 ? 2 : 1);
+    const unetEvaluations = count * steps * (guided(guidance) ? 2 : 1);
     return { latents: { data: r.latents, shape: [count, channels, height, width] }, stats: { ...r.stats, unetEvaluations } };
   }
 
@@ -587,6 +587,11 @@ export class Diffusion {
 }
 
 /** Per-image (seed, image index) pairs of a job. */
+/** Whether a guidance runs the unconditional pass: decided on the float32 the engine gets (1.00000001 is 1 there). */
+function guided(guidance: number): boolean {
+  return Math.fround(guidance) > 1;
+}
+
 function isPositiveFinite(v: unknown): v is number {
   return typeof v === 'number' && Number.isFinite(v) && v > 0;
 }
