@@ -48,6 +48,17 @@ describe('--alphas', () => {
     expect(() => logspace(1, Infinity, 3)).toThrow('alphas: log-spaced bounds must be finite and > 0, got 1:Infinity');
   });
 
+  it('a grid of more than 1000 alphas is refused at once, before it is made (review s35-r3: 20 GB and minutes for 1e1:1e7:5000000)', async () => {
+    expect(() => parseAlphas('1e1:1e7:5000000')).toThrow(/^alphas: 5000000 alphas is more than the 1000 a grid may hold/);
+    expect(() => parseAlphas('1e1:1e7:100000000')).toThrow(/^alphas: 100000000 alphas is more than the 1000/);
+    expect(parseAlphas('1e1:1e7:1000')).toHaveLength(1000);
+    // the library's grid as an array, and a config's, alike
+    const { RidgeCV } = await import('../../ts/ridge/RidgeCV.js');
+    expect(() => new RidgeCV({ alphas: Array.from({ length: 1001 }, (_, i) => i + 1) })).toThrow(/1001 alphas is more than the 1000/);
+    const base = { out: '/tmp/r', nsd: { root: '/tmp/n', subject: 1 }, model: { dir: '/tmp/m' } };
+    expect(() => resolveConfig({ ...base, decoders: { z: { alphas: '1:1e9:20000' } } }, 'run.json')).toThrow(/run\.json: decoders\.z\.alphas: 20000 alphas is more than the 1000/);
+  });
+
   it('accepts the documented forms', () => {
     expect(parseAlphas('1,10,100')).toEqual([1, 10, 100]);
     expect(parseAlphas(' 1 , 10 ')).toEqual([1, 10]);

@@ -36,6 +36,7 @@ import { RidgeCV } from '../ridge/RidgeCV.js';
 import { Diffusion } from '../sd/Diffusion.js';
 import { BandedRidgeCV } from '../ridge/BandedRidgeCV.js';
 import type { BandedRidgeModel } from '../ridge/BandedRidgeModel.js';
+import { weightsInSetOrder } from './bandWeights.js';
 import { alphaGridNote, log10Alphas } from './alphaMaps.js';
 import { describeFeatures, embedImages, readFeatureFile, unetLayerFeatures, zcFeatures, type Embeddings, type FeatureTable } from './features.js';
 import { heldOutScores, mean } from './metrics.js';
@@ -348,7 +349,7 @@ async function bandedStage(c: EncodeConfig, b: BandedSpec, ctx: StageRunContext)
     model = await new BandedRidgeCV(opts).fit(pick('train'), betas.train, { signal: ctx.signal }).catch(inBudgetUnits);
     ({ r, r2 } = heldOutScores(model.predict(pick('test')), betas.test));
   }
-  const weights = model.bandWeights();
+  const weights = weightsInSetOrder(model, b.sets);
   await writeNpy(p.r, r, [r.length]);
   await writeNpy(p.r2, r2, [r2.length]);
   await writeNpy(p.alphas, model.bestAlpha, [model.bestAlpha.length]);

@@ -3,6 +3,16 @@ import { InvalidArgumentError } from '../errors.js';
 /** 10 alphas log-spaced from 1e1 to 1e7 (the protocol of ridge.md §4). */
 export const DEFAULT_ALPHAS: readonly number[] = Array.from({ length: 10 }, (_, i) => 10 ** (1 + (6 * i) / 9));
 
+/**
+ * Most alphas a grid may hold. Every alpha is scored for every target in every fold (a few hundred cost minutes at
+ * NSD's size; 10–30 log-spaced ones are usual): a count typed with extra digits (1e1:1e7:5000000) took 20 GB and
+ * minutes before any message, or failed as "Map maximum size exceeded".
+ */
+export const MAX_ALPHAS = 1000;
+
+const tooMany = (what: string, count: number) =>
+  new InvalidArgumentError(`${what}: ${count} alphas is more than the ${MAX_ALPHAS} a grid may hold (each is scored for every target in every fold; 10–30 log-spaced alphas are usual)`);
+
 /** `count` values log-spaced from start to stop inclusive (numpy.logspace on the exponents). */
 export function logspace(start: number, stop: number, count: number): number[] {
   // (a bound typed as 1e400 reads as Infinity: its logarithm would make every alpha NaN or Infinity)
@@ -10,6 +20,7 @@ export function logspace(start: number, stop: number, count: number): number[] {
     throw new InvalidArgumentError(`alphas: log-spaced bounds must be finite and > 0, got ${start}:${stop}`);
   }
   if (!Number.isInteger(count) || count < 1) throw new InvalidArgumentError(`alphas: count must be a positive integer, got ${count}`);
+  if (count > MAX_ALPHAS) throw tooMany('alphas', count);
   if (count === 1) return [start];
   const a = Math.log10(start), b = Math.log10(stop);
   return Array.from({ length: count }, (_, i) => 10 ** (a + ((b - a) * i) / (count - 1)));
@@ -106,6 +117,7 @@ export function repeatedAlphaProblem(r: RepeatedAlpha, typed?: string): string {
  */
 export function validateAlphas(alphas: ArrayLike<number>, what: string, typed?: string): void {
   if (alphas.length === 0) throw new InvalidArgumentError(`${what}: need at least one alpha`);
+  if (alphas.length > MAX_ALPHAS) throw tooMany(what, alphas.length);
   for (let i = 0; i < alphas.length; i++) {
     const a: unknown = alphas[i];
     if (typeof a !== 'number' || !Number.isFinite(a) || a <= 0) {
