@@ -43,8 +43,8 @@ describe('a manifest’s problems', () => {
     const { source, problems: p } = await problems(manifest(), 'nsd4.json');
     expect(p).toEqual([
       `${source}: subjects[3].overrides.recon.img2img.seeds: expected an integer >= 1, got number 0`,
-      `${source}: analyses[1].config.featureSets[0].name: required, expected a string of letters, digits, _ . or -`,
-      `${source}: analyses[1].config.featureSets[1].name: required, expected a string of letters, digits, _ . or -`,
+      `${source}: analyses[1].config.featureSets[0].name: required, expected a string of letters, digits, _ . or -, not starting with .`,
+      `${source}: analyses[1].config.featureSets[1].name: required, expected a string of letters, digits, _ . or -, not starting with .`,
     ]);
     // a subject listed twice: each entry's override by its index, an unknown key included
     const twice = { ...manifest(), subjects: [2, { subject: 2, name: 'again', overrides: { recon: { img2img: { seedz: 1 } } } }] };
@@ -77,7 +77,7 @@ describe('a manifest’s problems', () => {
     }
     expect(thrown?.problems.slice(0, 2)).toEqual([
       'manifest.subjects[3].overrides.recon.img2img.seeds: expected an integer >= 1, got number 0',
-      'manifest.analyses[1].config.featureSets[0].name: required, expected a string of letters, digits, _ . or -',
+      'manifest.analyses[1].config.featureSets[0].name: required, expected a string of letters, digits, _ . or -, not starting with .',
     ]);
   });
 

@@ -94,7 +94,7 @@ describe('encode config', () => {
       'enc.json: featureSets[2].extra: unknown key; known: name, kind',
       'enc.json: featureSets[3].strength: required, expected a number > 0 <= 1',
       'enc.json: featureSets[4].kind: expected one of "file", "z", "c", "zc", "unet", got the string "unt" (did you mean "unet"?)',
-      'enc.json: featureSets[5].name: required, expected a string of letters, digits, _ . or -',
+      'enc.json: featureSets[5].name: required, expected a string of letters, digits, _ . or -, not starting with .',
       'enc.json: featureSets[5].layers: expected an array of at least 1 item, each a non-empty string, got the string "x"',
       'enc.json: featureSets[5].timesteps[0]: expected an integer from 0 to 999, got number 1000',
       'enc.json: ridge.folds: expected an integer >= 2, got number 1',
@@ -104,6 +104,15 @@ describe('encode config', () => {
       "enc.json: model: required by feature sets 'z', 'c', 'q', 'u' (an SD 1.x ONNX folder)",
       "enc.json: banded[0].sets[1]: banded 'b' names feature set 'q2', which is not defined (defined: z, c, q, u)",
       'enc.json: banded[0].alphas: every alpha must be finite and > 0, got 0 at position 0',
+    ]);
+  });
+
+  it("names that start with a dot are refused: '..' wrote a set's fit files beside fits/ (review s35-r3)", () => {
+    const c = problems({ out: 'o', nsd: { root: 'r', subject: 1 }, featureSets: [{ name: '..', kind: 'file', path: 'f.npy' }, { name: '.h', kind: 'file', path: 'g.npy' }, { name: 'a.b', kind: 'file', path: 'h.npy' }], banded: [{ name: '..', sets: ['a.b'] }] });
+    expect(c.filter((l) => /not starting with \./.test(l))).toEqual([
+      'config.featureSets[0].name: expected a string of letters, digits, _ . or -, not starting with ., got the string ".."',
+      'config.featureSets[1].name: expected a string of letters, digits, _ . or -, not starting with ., got the string ".h"',
+      'config.banded[0].name: expected a string of letters, digits, _ . + or -, not starting with ., got the string ".."',
     ]);
   });
 

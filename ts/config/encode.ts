@@ -13,7 +13,8 @@ import { NsdSessions, sessionSpecProblems } from './sessions.js';
 import { checkConfig } from './validate.js';
 import { AlphaGrid, Default, Nullable, Path, Region, Strict, ZscoreDdof, Tagged, type Resolved } from './schemaKit.js';
 
-const setName = (description: string) => Type.String({ pattern: '^[A-Za-z0-9_.-]+$', title: 'of letters, digits, _ . or -', description });
+// (not starting with a dot: a set or joint model named '..' wrote its fit files beside fits/, its maps hidden)
+const setName = (description: string) => Type.String({ pattern: '^[A-Za-z0-9_-][A-Za-z0-9_.-]*$', title: 'of letters, digits, _ . or -, not starting with .', description });
 const seed = (description: string) => Default(Type.Integer({ ...SEED_RANGE, description }), 0);
 
 const FileSet = Strict(
@@ -61,7 +62,7 @@ export const FeatureSetSchema = Tagged([FileSet, ZSet, CSet, ZcSet, UnetSet], { 
 
 export const BandedSchema = Strict(
   {
-    name: Type.String({ pattern: '^[A-Za-z0-9_.+-]+$', title: 'of letters, digits, _ . + or -', description: 'name of the joint model' }),
+    name: Type.String({ pattern: '^[A-Za-z0-9_+-][A-Za-z0-9_.+-]*$', title: 'of letters, digits, _ . + or -, not starting with .', description: 'name of the joint model' }),
     sets: Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'feature sets fitted jointly, by name' }),
     nIter: Default(Type.Integer({ minimum: 1, description: 'random-search candidates for the band weights' }), 100),
     seed: seed('seed of the random search'),
