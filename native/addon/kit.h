@@ -163,8 +163,34 @@ class Args {
 // as ridgePredict's is.
 constexpr std::size_t kCopiedResultBytes = 1 << 20;
 
+// Node hands memory of ours to JS only up to its Buffer limit (buffer.constants.MAX_LENGTH: 4 GiB on Node
+// 20; napi_create_external_arraybuffer makes a Buffer): past it the call fails after Node has run the
+// finalizer itself, and node-addon-api then frees the data again, a double free that ends the process (a
+// RidgeCV fit of 32,800 × 32,800 coefficients did). Larger results are allocated by JS's ArrayBuffer
+// constructor and filled: no limit but memory, and a RangeError, not V8's fatal out-of-memory, when it
+// cannot be had. BRAINLATENT_MAX_EXTERNAL_BYTES=N sets the limit lower (the tests' way to that path).
+inline std::size_t max_external_bytes() {
+  static const std::size_t limit = [] {
+    const char* e = std::getenv("BRAINLATENT_MAX_EXTERNAL_BYTES");
+    const long long v = e ? std::atoll(e) : 0;
+    return v > 0 ? static_cast<std::size_t>(v) : std::size_t{1} << 32;
+  }();
+  return limit;
+}
+
+// A zeroed ArrayBuffer of `bytes` from JS's constructor; failing, an OutOfMemory error naming `what`.
+inline Napi::ArrayBuffer js_array_buffer(Napi::Env env, std::size_t bytes, const std::string& what) {
+  Napi::Function ctor = env.Global().Get("ArrayBuffer").As<Napi::Function>();
+  try {
+    return ctor.New({Napi::Number::New(env, static_cast<double>(bytes))}).As<Napi::ArrayBuffer>();
+  } catch (const Napi::Error& e) {
+    throw to_js_error(env, ErrorCode::OutOfMemory, what + ": out of memory for its " + std::to_string(bytes) + " bytes (" + e.Message() + ")",
+                      OomReason::Allocation);
+  }
+}
+
 // Hands a vector's storage to JS: a small one as a copy in V8's memory, a large one without copying
-// (the ArrayBuffer frees it).
+// (the ArrayBuffer frees it), one past Node's limit for that as a copy again (max_external_bytes).
 template <typename TA, typename T, typename Alloc>
 TA to_typed(Napi::Env env, std::vector<T, Alloc>&& v) {
   // An empty vector has no storage to hand over (an external buffer over null reads as detached).
@@ -173,6 +199,13 @@ TA to_typed(Napi::Env env, std::vector<T, Alloc>&& v) {
     Napi::ArrayBuffer buf = Napi::ArrayBuffer::New(env, v.size() * sizeof(T));
     std::memcpy(buf.Data(), v.data(), v.size() * sizeof(T));
     return TA::New(env, v.size(), buf, 0);
+  }
+  if (v.size() * sizeof(T) > max_external_bytes()) {
+    Napi::ArrayBuffer buf = js_array_buffer(env, v.size() * sizeof(T), "a result of " + std::to_string(v.size()) + " values");
+    std::memcpy(buf.Data(), v.data(), v.size() * sizeof(T));
+    const std::size_t n = v.size();
+    std::vector<T, Alloc>().swap(v);  // (freed now, not when the caller's frame ends)
+    return TA::New(env, n, buf, 0);
   }
   using Vec = std::vector<T, Alloc>;
   auto* holder = new Vec(std::move(v));
@@ -190,7 +223,17 @@ TA new_result(Napi::Env env, std::size_t n, const std::string& what) {
   if (n * sizeof(T) <= kCopiedResultBytes && n <= kCopiedResultBytes) return TA::New(env, n);
   const double gib = static_cast<double>(n) * sizeof(T) / (1024.0 * 1024.0 * 1024.0);
   const std::string size = std::to_string(n) + " values (" + std::to_string(gib).substr(0, std::to_string(gib).find('.') + 3) + " GiB)";
-  void* p = n > std::numeric_limits<std::size_t>::max() / sizeof(T) ? nullptr : std::calloc(n, sizeof(T));
+  if (n > std::numeric_limits<std::size_t>::max() / sizeof(T)) throw to_js_error(env, ErrorCode::OutOfMemory, what + ": out of memory for its " + size, OomReason::Allocation);
+  // (past Node's limit for memory of ours: see max_external_bytes)
+  if (n * sizeof(T) > max_external_bytes()) {
+    Napi::ArrayBuffer buf = js_array_buffer(env, n * sizeof(T), what);
+    try {
+      return TA::New(env, n, buf, 0);
+    } catch (const Napi::Error&) {
+      throw to_js_error(env, ErrorCode::InvalidArgument, what + ": " + size + " are more than a typed array holds");
+    }
+  }
+  void* p = std::calloc(n, sizeof(T));
   if (!p) throw to_js_error(env, ErrorCode::OutOfMemory, what + ": out of memory for its " + size, OomReason::Allocation);
   Napi::ArrayBuffer buf = Napi::ArrayBuffer::New(env, p, n * sizeof(T), [](Napi::Env, void* q) { std::free(q); });
   try {
