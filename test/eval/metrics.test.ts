@@ -356,6 +356,28 @@ describe('feature networks given as ONNX', () => {
     expect(csv).toContain('Brain-Diffuser');
   });
 
+  it('ground truth and reconstructions of different sizes, and a single image, evaluate (review s35-r4)', async () => {
+    const dir = tempDir('bl-eval-sizes-');
+    const path = join(dir, 'features.onnx');
+    writeFileSync(path, featureNetworkModel());
+    const networks = [{ name: 'demo', path, inputSize: 32, metric: 'identification' as const }, { name: 'dist', path, inputSize: 32, metric: 'distance' as const }];
+    const gt = images(3, 32, (i, p) => ((p >> 3) * (i + 5) * 29) % 256);
+    // the same pictures at twice the side: the pixels' 2WI compares them at `size`, as PixCorr and SSIM do
+    const big = { data: new Uint8Array(3 * 64 * 64 * 3), count: 3, height: 64, width: 64 };
+    for (let i = 0; i < 3; i++)
+      for (let y = 0; y < 64; y++)
+        for (let x = 0; x < 64; x++)
+          for (let c = 0; c < 3; c++) big.data[((i * 64 + y) * 64 + x) * 3 + c] = gt.data[((i * 32 + (y >> 1)) * 32 + (x >> 1)) * 3 + c];
+    const ev = await evaluateReconstructions(gt, big, { size: 32, networks });
+    const byName = Object.fromEntries(ev.metrics.map((m) => [m.name, m.value]));
+    expect(byName['Pixels(2WI)']).toBe(1);
+    expect(byName.PixCorr).toBeCloseTo(1, 6);
+    // one image: two-way identification has nothing to compare it with, the pixels' and the network's alike
+    const one = { data: gt.data.slice(0, 32 * 32 * 3), count: 1, height: 32, width: 32 };
+    const single = await evaluateReconstructions(one, one, { size: 32, networks });
+    expect(single.metrics.map((m) => m.name)).toEqual(['PixCorr', 'SSIM', 'dist']);
+  });
+
   it('reads a network whose external data links into a cache (ONNX Runtime alone refuses it), to the bit', async () => {
     const dir = tempDir('bl-eval-linked-');
     const plain = join(dir, 'plain', 'features.onnx');

@@ -113,6 +113,22 @@ describe('config validation', () => {
     ]);
   });
 
+  it("refuses feature networks of one name or a built-in metric's, and an evaluation.size below SSIM's window, before any stage (review s35-r4)", () => {
+    const net = (name: string, metric = 'identification') => ({ name, path: 'n.onnx', inputSize: 224, metric });
+    let err: ConfigError | undefined;
+    try {
+      resolveConfig({ out: 'o', nsd: { root: 'r', subject: 1 }, model: { dir: 'm' }, evaluation: { size: 10, networks: [net('AlexNet(2)'), net('AlexNet(2)', 'distance'), net('SSIM'), net('CLIP')] } }, 'run.json');
+    } catch (e) {
+      err = e as ConfigError;
+    }
+    expect(err!.problems).toEqual([
+      "run.json: evaluation.size: expected an integer from 11 to 4096, got number 10",
+      "run.json: evaluation.networks[1].name: network name 'AlexNet(2)' is used twice (also by evaluation.networks[0]); each names its metric's column",
+      "run.json: evaluation.networks[2].name: 'SSIM' is the name of a metric every run computes; name the network otherwise",
+    ]);
+    expect(resolveConfig({ out: 'o', nsd: { root: 'r', subject: 1 }, model: { dir: 'm' }, evaluation: { size: 11, networks: [net('AlexNet(2)'), net('CLIP')] } }).evaluation.size).toBe(11);
+  });
+
   it("lists what only DDIM defines (eta, the compvis rule) against the scheduler, before any stage runs", () => {
     const base = { out: 'o', nsd: { root: 'r', subject: 1 }, model: { dir: 'm' } };
     const problems = (img2img: object) => {

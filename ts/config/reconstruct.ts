@@ -128,7 +128,8 @@ export const ReconstructConfigSchema = Strict(
     evaluation: Default(
       Strict(
         {
-          size: Default(side('side for PixCorr and SSIM (425 in the published protocol)'), 425),
+          // (SSIM's Gaussian window takes 11 pixels: a smaller side failed at the evaluation stage, after img2img)
+          size: Default(Type.Integer({ minimum: 11, maximum: 4096, description: 'side for PixCorr and SSIM (425 in the published protocol; at least 11, SSIM\'s window)' }), 425),
           networks: Default(Type.Array(FeatureNetworkSchema, { description: 'ONNX image networks for two-way identification or distance' }), []),
           pixelIdentification: Default(Type.Boolean({ description: 'two-way identification on the raw pixels too' }), true),
         },

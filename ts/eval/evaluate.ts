@@ -9,14 +9,17 @@ import { CancelledError } from '../errors.js';
 import type { RgbImages } from '../sd/tensor.js';
 import { FeatureNetwork, type FeatureNetworkSpec } from './featureNetwork.js';
 import { correlationDistance, twoWayIdentification } from './identification.js';
-import { checkPair } from './images.js';
+import { checkPair, resizeImages } from './images.js';
 import { metricSize, pixCorr, ssim } from './pixel.js';
 
 export interface EvaluateOptions {
   /** Side for PixCorr/SSIM (default 425): an integer from 1 to MAX_METRIC_SIZE (4096). */
   size?: number;
   networks?: FeatureNetworkSpec[];
-  /** Also compute two-way identification on the raw pixels (used by the demo's acceptance test). Default true. */
+  /**
+   * Also compute two-way identification on the pixels, at `size` (used by the demo's acceptance test). Default true.
+   * Like the networks' two-way identification, it needs 2 images or more: with one it is left out.
+   */
   pixelIdentification?: boolean;
   /**
    * Aborting it stops the evaluation: a native metric between images (or rows), a feature network between its
@@ -76,10 +79,14 @@ export async function evaluateReconstructions(gt: RgbImages, rec: RgbImages, opt
   const ss = await ssim(gt, rec, { size, signal });
   metrics.push(metric('SSIM', ss.mean, 'higher', ss.values));
   if ((options.pixelIdentification ?? true) && gt.count >= 2) {
-    const wi = await twoWayIdentification(pixelFeatures(gt), pixelFeatures(rec), { signal });
+    // at the side PixCorr and SSIM use: ground truth and reconstructions of different sizes are then comparable
+    const wi = await twoWayIdentification(pixelFeatures(resizeImages(gt, size)), pixelFeatures(resizeImages(rec, size)), { signal });
     metrics.push(metric('Pixels(2WI)', wi.accuracy, 'higher', wi.perImage, wi.comparisonsLeftOut));
   }
   for (const spec of options.networks ?? []) {
+    // (two-way identification compares each image with the others: with one image there is nothing to compare, as
+    // for the pixels' above)
+    if (spec.metric === 'identification' && gt.count < 2) continue;
     checkAbort();
     const net = await FeatureNetwork.open(spec);
     try {

@@ -56,8 +56,31 @@ export function resolveConfig(input: unknown, source = 'config'): ReconstructCon
         `above the largest seed ${MAX_SEED}; expected img2img.seed at most ${MAX_SEED - (g.seeds - 1)} with ${g.seeds} seeds`,
     );
   }
+  problems.push(...networkNameProblems(c?.evaluation?.networks, source));
   if (problems.length) throw new ConfigError(source, problems, 'reconstruction config');
   return c;
+}
+
+/** The metrics a run computes besides its networks': a network of one of these names would be a second column of it. */
+const BUILT_IN_METRICS = ['PixCorr', 'SSIM', 'Pixels(2WI)'];
+
+/**
+ * Each feature network names its metric's column: two of one name (or a built-in metric's) were one column in
+ * metrics.json and the report, another in metrics.csv (the last network's value in one, the first's in the other).
+ */
+function networkNameProblems(networks: unknown, source: string): string[] {
+  if (!Array.isArray(networks)) return [];
+  const problems: string[] = [];
+  const seen = new Map<string, number>();
+  networks.forEach((n: unknown, i) => {
+    const name = (n as { name?: unknown } | null)?.name;
+    if (typeof name !== 'string') return;
+    const field = fieldLabel(source, ['evaluation', 'networks', String(i), 'name']);
+    if (BUILT_IN_METRICS.includes(name)) problems.push(`${field}: '${name}' is the name of a metric every run computes; name the network otherwise`);
+    else if (seen.has(name)) problems.push(`${field}: network name '${name}' is used twice (also by evaluation.networks[${seen.get(name)}]); each names its metric's column`);
+    else seen.set(name, i);
+  });
+  return problems;
 }
 
 /** The defaults of every optional setting (from the schema). */

@@ -76,12 +76,13 @@ function runTable(m: RunMetrics, seeds: number): string {
 }
 
 /** Published rows in the eight published columns; our rows join them only for metrics of the same name. */
-function publishedTable(m: RunMetrics, testSet: string): string {
+export function publishedTable(m: RunMetrics, testSet: string): string {
   const cols = [...METRIC_COLUMNS];
-  const shared = cols.filter((c) => c in m.final);
+  // (a metric of the same name but the other kind, a distance where the published one is an identification, is not the published metric)
+  const shared = cols.filter((c) => c in m.final && m.better[c] === publishedBetter(c));
   const ours = shared.length
     ? [['this run: z-only', m.zonly] as const, ['this run: final', m.final] as const]
-        .map(([label, v]) => `<tr><td>${esc(label)}</td><td class="set"><small>${esc(testSet)}</small></td>${cols.map((c) => `<td>${esc(formatMetric(c, v[c], publishedBetter(c)))}</td>`).join('')}</tr>`)
+        .map(([label, v]) => `<tr><td>${esc(label)}</td><td class="set"><small>${esc(testSet)}</small></td>${cols.map((c) => `<td>${shared.includes(c) ? esc(formatMetric(c, v[c], m.better[c])) : ''}</td>`).join('')}</tr>`)
         .join('')
     : '';
   const rows = PUBLISHED.map((p) => {

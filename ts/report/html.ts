@@ -55,7 +55,7 @@ document.querySelectorAll('table.sortable').forEach(function (table) {
       heads.forEach(function (h) { h.removeAttribute('aria-sort'); });
       th.setAttribute('aria-sort', dir === 1 ? 'ascending' : 'descending');
       var body = table.tBodies[0], rows = Array.prototype.slice.call(body.rows);
-      var key = function (r) { var c = r.cells[col]; return numeric ? Number(c.dataset.v) : c.textContent.trim(); };
+      var key = function (r) { var c = r.cells[col]; if (!numeric) return c.textContent.trim(); var v = c.dataset.v; return v === undefined || v === '' ? NaN : Number(v); };
       rows.sort(function (a, b) {
         var x = key(a), y = key(b);
         if (numeric) { var nx = !isFinite(x), ny = !isFinite(y); if (nx || ny) return nx === ny ? 0 : nx ? 1 : -1; return dir * (x - y); }
