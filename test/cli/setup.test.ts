@@ -37,4 +37,12 @@ describe('CLI option errors', () => {
     const n = await run('nsd', 'extract', '--root', '/data/nsd', '--subject', '1', '--out', 'x');
     expect(n.err).toBe("brainlatent: error: required option '--roi <spec>' not specified\n(add --help for usage)\n");
   });
+
+  it('words no command takes are refused, not dropped (review s35-r5: --alphas 1 10 100 fitted alpha 1 alone)', async () => {
+    const r = await run('ridge', 'fit', '--x', 'a.npy', '--y', 'b.npy', '--alphas', '1', '10', '100', '--out', 'm', '--dry-run');
+    expect(r.code).toBe('commander.excessArguments');
+    expect(r.err).toBe("brainlatent: error: too many arguments for 'fit'. Expected 0 arguments but got 2.\n(add --help for usage)\n");
+    const n = await run('nsd', 'extract', '--root', '/data/nsd', '--subject', '1', '--roi', 'nsdgeneral', '--sessions', '1', '2', '--out', 'x');
+    expect(n.code).toBe('commander.excessArguments');
+  });
 });

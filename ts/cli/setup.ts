@@ -1,6 +1,6 @@
 /**
  * CLI-wide commander settings, applied in main.ts: errors as one line prefixed "brainlatent:", a hint to --help
- * instead of the whole help after an error, required options checked after unknown options, and commands that
+ * instead of the whole help after an error, extra words refused, required options checked after unknown options, and commands that
  * exit as soon as their work is done.
  */
 import type { Command, Option } from 'commander';
@@ -9,7 +9,10 @@ import type { Command, Option } from 'commander';
 export function configureProgram(program: Command): void {
   program
     .configureOutput({ outputError: (text, write) => write(`brainlatent: ${text}`) })
-    .showHelpAfterError('(add --help for usage)');
+    .showHelpAfterError('(add --help for usage)')
+    // words no command takes are an error, not dropped: `--alphas 1 10 100` fitted alpha 1 alone, `--sessions 1 2`
+    // extracted session 1, `--out my model` wrote to 'my'
+    .allowExcessArguments(false);
 }
 
 /**
