@@ -59,6 +59,10 @@ describe('--alphas', () => {
     expect(() => resolveConfig({ ...base, decoders: { z: { alphas: '1:1e9:20000' } } }, 'run.json')).toThrow(/run\.json: decoders\.z\.alphas: 20000 alphas is more than the 1000/);
   });
 
+  it('two alphas equal in float32, as the engine scores them, are refused (review s35-r5)', () => {
+    expect(() => parseAlphas('100,100.000001')).toThrow("alphas: the alphas must be distinct in float32, got 100 and 100.000001 at positions 0 and 1 of '100,100.000001', both 100 in float32");
+  });
+
   it('accepts the documented forms', () => {
     expect(parseAlphas('1,10,100')).toEqual([1, 10, 100]);
     expect(parseAlphas(' 1 , 10 ')).toEqual([1, 10]);

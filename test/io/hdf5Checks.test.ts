@@ -64,4 +64,19 @@ describe('HDF5 failures are one line', () => {
     ].join('\n');
     expect(summarizeHdf5Diagnostics(diag)).toBe('truncated file: eof = 10 (Read failed) [7 lines of HDF5 diagnostics; BRAINLATENT_DEBUG=1 prints them]');
   });
+
+  it("names a compression filter h5wasm lacks, not the plugin folder it then failed to open (review s35-r2)", () => {
+    const diag = [
+      'HDF5-DIAG: Error detected in HDF5 (2.0.0):',
+      "  #008: H5Z.c line 1435 in H5Z_pipeline(): required filter 'lzf' is not registered",
+      '    major: Data filters',
+      '    minor: Read failed',
+      '  #011: H5PLpath.c line 858 in H5PL__find_plugin_in_path(): can\'t open directory (/usr/local/hdf5/lib/plugin). Please verify its existence',
+      '    major: Plugin for dynamically loaded library',
+      "    minor: Can't open directory or file",
+    ].join('\n');
+    expect(summarizeHdf5Diagnostics(diag)).toBe(
+      "the dataset is compressed with the 'lzf' filter, which this HDF5 library (h5wasm) does not have; save it again with gzip or no compression (h5py: compression='gzip')",
+    );
+  });
 });

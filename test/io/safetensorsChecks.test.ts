@@ -96,4 +96,14 @@ describe('safetensors header checks', () => {
     expect(back.tensors.z.shape).toEqual([0, 5]);
     expect(back.metadata).toEqual({ k: 'v' });
   });
+
+  it("a tensor named __proto__ is read and written like any other, not lost in silence (review s35-r2)", async () => {
+    writeFileSync(file('p.safetensors'), st('{"__proto__":' + JSON.stringify(f32(2)) + ',"b":' + JSON.stringify(f32(1, 8)) + '}', Buffer.from(Float32Array.from([1, 2, 3]).buffer)));
+    const back = await readSafetensors(file('p.safetensors'));
+    expect(Object.keys(back.tensors).sort()).toEqual(['__proto__', 'b']);
+    expect(Array.from(back.tensors['__proto__'].data as Float32Array)).toEqual([1, 2]);
+    const tensors = Object.defineProperty({}, '__proto__', { value: { data: Float32Array.from([4, 5]), shape: [2] }, enumerable: true });
+    await writeSafetensors(file('q.safetensors'), tensors as never);
+    expect(Array.from((await readSafetensors(file('q.safetensors'))).tensors['__proto__'].data as Float32Array)).toEqual([4, 5]);
+  });
 });

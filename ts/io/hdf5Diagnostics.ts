@@ -29,6 +29,12 @@ export function summarizeHdf5Diagnostics(text: string): string {
       }
     }
   }
+  // A compression filter h5wasm lacks fails deeper, at loading its plugin ("can't open directory (…/lib/plugin)"), which
+  // reads as an install problem: the frame that names the filter says what is wrong with the file.
+  const filter = lines.map((l) => /required filter '([^']+)' is not registered/.exec(l)).find((m) => m);
+  if (filter) {
+    return `the dataset is compressed with the '${filter[1]}' filter, which this HDF5 library (h5wasm) does not have; save it again with gzip or no compression (h5py: compression='gzip')`;
+  }
   const other = lines.find((l) => /Cannot enlarge memory|memory allocation failed|Aborted/.test(l));
   if (!message) return other?.trim() ?? lines.find((l) => l.trim())?.trim() ?? 'no message';
   const count = lines.filter((l) => l.trim()).length;

@@ -42,7 +42,8 @@ export async function writeSafetensors(
   for (const [key, value] of Object.entries(metadata)) {
     if (typeof value !== 'string') throw new InvalidArgumentError(`${path}: metadata '${key}' is ${typeof value}; metadata values must be strings`);
   }
-  const header: Record<string, unknown> = { __metadata__: metadata };
+  // (without a prototype: a tensor named __proto__ is then a key like any other, written and read back)
+  const header: Record<string, unknown> = Object.assign(Object.create(null) as Record<string, unknown>, { __metadata__: metadata });
   let offset = 0;
   const names = Object.keys(tensors);
   for (const name of names) {
@@ -107,7 +108,8 @@ export async function readSafetensors(path: string): Promise<SafetensorsFile> {
     if (!text.startsWith('{')) throw bad('header', "the header does not start with '{' (not a safetensors file)");
     const header = parseJson(text.trimEnd(), `${path} (safetensors header)`);
     if (header === null || typeof header !== 'object' || Array.isArray(header)) throw bad('header', 'the header is not a JSON object');
-    const out: SafetensorsFile = { tensors: {}, metadata: {} };
+    // (tensors without a prototype: one named __proto__ set the object's prototype instead, and was lost in silence)
+    const out: SafetensorsFile = { tensors: Object.create(null) as SafetensorsFile['tensors'], metadata: {} };
     const entries: Entry[] = [];
     for (const [name, value] of Object.entries(header as Record<string, unknown>)) {
       if (name === '__metadata__') {

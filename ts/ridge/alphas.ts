@@ -130,6 +130,13 @@ export function validateAlphas(alphas: ArrayLike<number>, what: string, typed?: 
   }
   const [repeat] = repeatedAlphas(alphas);
   if (repeat) throw new InvalidArgumentError(`${what}: ${repeatedAlphaProblem(repeat, typed)}`);
+  // (the engine scores float32 alphas: two that round to one are one alpha scored twice, its targets all on the second)
+  const [same] = repeatedAlphas(Array.from({ length: alphas.length }, (_, i) => Math.fround(alphas[i])));
+  if (same) {
+    throw new InvalidArgumentError(
+      `${what}: the alphas must be distinct in float32, got ${alphas[same.first]} and ${alphas[same.at]} at positions ${same.first} and ${same.at}${typed === undefined ? '' : ` of '${typed}'`}, both ${same.alpha} in float32`,
+    );
+  }
 }
 
 /** Share of targets on one edge of the alpha grid above which a fit is flagged (`ridge fit`, `reconstruct`, `demo`). */
