@@ -80,6 +80,18 @@ async function realPathAsFar(path: string): Promise<string> {
 const within = (inner: string, outer: string) => inner.startsWith(outer.endsWith(sep) ? outer : outer + sep);
 
 /**
+ * How two output folders overlap, as a phrase about `a` ("is inside --out x"), or null when apart: the same folder,
+ * one inside the other — their links resolved, whether or not they exist yet.
+ */
+export async function outputFoldersOverlap(a: string, b: NamedInput): Promise<string | null> {
+  const [ra, rb] = [await realPathAsFar(a), await realPathAsFar(b[1])];
+  if (ra === rb) return `is ${b[0]} ${b[1]}`;
+  if (within(ra, rb)) return `is inside ${b[0]} ${b[1]}`;
+  if (within(rb, ra)) return `holds ${b[0]} ${b[1]}`;
+  return null;
+}
+
+/**
  * How a folder output at `path` (a run folder, which a run fills and `--force` empties of its outputs) would
  * overlap one of `inputs`, as a phrase ("is inside nsd.root /data/nsd"), or null when it is apart from all: the same
  * folder as an input, inside an input folder, or holding an input (file or folder) — its links resolved, so a

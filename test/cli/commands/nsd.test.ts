@@ -192,6 +192,22 @@ describe('brainlatent synth nsd / nsd extract / nsd info / nsd image', () => {
     expect(existsSync(out)).toBe(false);
   });
 
+  it('a --cache that is --out, inside it or holding it is refused before anything is extracted (review s35-r5)', async () => {
+    const out = join(tmp, 'exc');
+    const extract = (cache: string) => run('nsd', 'extract', '--root', root, '--subject', '1', '--roi', 'nsdgeneral', '--out', out, '--cache', cache);
+    await expect(extract(out)).rejects.toThrow(`--cache ${out}: is --out ${out}, which the extraction replaces whole; expected a cache folder apart from --out`);
+    await expect(extract(join(out, 'c'))).rejects.toThrow(`--cache ${join(out, 'c')}: is inside --out ${out}, which the extraction replaces whole`);
+    await expect(extract(tmp)).rejects.toThrow(`--cache ${tmp}: holds --out ${out}, which the extraction replaces whole`);
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it('nsd image refuses captions it cannot read when given --captions, before writing (they were passed over)', async () => {
+    const png = join(tmp, 'capless.png');
+    await expect(run('nsd', 'image', '--root', root, '--id', '3', '--out', png, '--captions', join(tmp, 'no-captions.csv'))).rejects.toThrow(/no-captions\.csv: file not found/);
+    expect(existsSync(png)).toBe(false);
+    await expect(run('nsd', 'image', '--root', root, '--id', '3', '--out', png, '--size', '')).rejects.toThrow(/--size/);
+  });
+
   it('nsd info exits 1 for a root that is a file or holds no NSD design, saying why in one line after the report', async () => {
     const cli = (...args: string[]) => runCommand(process.execPath, [distModule('cli/main'), ...args]);
     const file = join(tmp, 'root-is-a-file');

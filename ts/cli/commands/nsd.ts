@@ -6,7 +6,7 @@ import { loadNsdCaptions } from '../../nsd/captions.js';
 import { extractionProblems, extractNsd, type ZscoreDdof, type ZscoreMode } from '../../nsd/extract.js';
 import { formatNsdInfo, nsdInfo } from '../../nsd/info.js';
 import { assertExtractionReplaceable, writeNsdExtraction } from '../../nsd/output.js';
-import { folderInputOverlap, type NamedInput } from '../../io/outputProblem.js';
+import { folderInputOverlap, outputFoldersOverlap, type NamedInput } from '../../io/outputProblem.js';
 import { extractionInputs } from '../../nsd/cacheApart.js';
 import { expdesignPath } from '../../nsd/paths.js';
 import { NsdStimuli } from '../../nsd/stimuli.js';
@@ -72,6 +72,10 @@ async function checkExtractFlags(flags: ExtractFlags, cmd: Command) {
     const label = cacheOptionLabel(cmd);
     const cacheOk = (await p.takeAsync(async () => (await checkOutputPath(label, flags.cache as string, 'folder', 'completed extractions (the cache)'), true))) === true;
     if (cacheOk) await p.takeAsync(() => checkCacheFolderApart(label, flags.cache as string, inputs));
+    // (--out is replaced whole once the extraction is done: a cache there lost its new entry, or made --out a folder
+    // of other files, refused only after the extraction)
+    const overlap = cacheOk ? await outputFoldersOverlap(flags.cache as string, ['--out', flags.out]) : null;
+    if (overlap) p.add(new InvalidArgumentError(`${label} ${flags.cache}: ${overlap}, which the extraction replaces whole; expected a cache folder apart from --out`), label);
   }
   // the folder is replaced whole: one holding other files is refused now, not after minutes of extraction
   if (outOk) await p.takeAsync(() => assertExtractionReplaceable(flags.out), '--out');
@@ -236,15 +240,18 @@ See docs/data.md.`,
     .action(async (flags: { root: string; id: string; size?: string; out: string; captions?: string }) => {
       const out = await checkOutputFile('--out', flags.out, { ext: '.png', what: 'the PNG', writes: 'nsd image writes PNG images', inputs: [['--captions', flags.captions]] });
       const id = integerFlag(flags.id, '--id', 1);
+      const size = flags.size !== undefined ? integerFlag(flags.size, '--size', 1) : undefined;
+      // captions given with --captions must load (a missing or malformed file was passed over in silence); the
+      // COCO ones looked up by default are shown when there
+      const caps = flags.captions !== undefined ? await loadNsdCaptions(flags.root, flags.captions) : await loadNsdCaptions(flags.root).catch(() => null);
       const stimuli = await NsdStimuli.open(flags.root);
       let img;
       try {
-        img = stimuli.image(id, flags.size ? integerFlag(flags.size, '--size', 1) : undefined);
+        img = stimuli.image(id, size);
       } finally {
         stimuli.close();
       }
       await writePng(out, { data: img.data, count: 1, height: img.height, width: img.width });
-      const caps = await loadNsdCaptions(flags.root, flags.captions).catch(() => null);
       console.log(`wrote ${out} (${img.width}×${img.height})`);
       for (const c of caps?.get(id) ?? []) console.log(`  ${c}`);
     });
