@@ -186,6 +186,30 @@ describe('a file --out: never an input, its format\'s extension, an existing fol
     expect(inputs()).toEqual(before);
   });
 
+  it('sd fixture writes only into a new or empty folder, or one it wrote: a real model is not overwritten (review s35-r5)', async () => {
+    const model = join(tmp, 'real-model');
+    mkdirSync(join(model, 'unet'), { recursive: true });
+    writeFileSync(join(model, 'unet', 'model.onnx'), 'real weights');
+    writeFileSync(join(model, 'model_index.json'), '{"_class_name": "OnnxStableDiffusionPipeline"}');
+    const { error } = await failure(registerSdCommand, 'sd', 'fixture', '--out', model);
+    expect(error.message).toBe(
+      `--out ${model} exists and is not a fixture folder (it holds model_index.json, unet); sd fixture writes random-weight models into it, over what is there: expected a new or empty folder, or one sd fixture wrote`,
+    );
+    expect(readFileSync(join(model, 'unet', 'model.onnx'), 'utf8')).toBe('real weights');
+    // a fixture is written again in place, and --variant all into its own folder of variants
+    const fx = join(tmp, 'fx'), all = join(tmp, 'fx-all');
+    const write = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    try {
+      for (let i = 0; i < 2; i++) await runCommands([registerSdCommand], ['sd', 'fixture', '--out', fx]);
+      for (let i = 0; i < 2; i++) await runCommands([registerSdCommand], ['sd', 'fixture', '--out', all, '--variant', 'all']);
+    } finally {
+      write.mockRestore();
+    }
+    expect(existsSync(join(fx, 'unet', 'model.onnx'))).toBe(true);
+    writeFileSync(join(all, 'notes.txt'), 'mine');
+    expect((await failure(registerSdCommand, 'sd', 'fixture', '--out', all, '--variant', 'all')).error.message).toMatch(/fx-all exists and is not a fixture folder \(it holds notes\.txt\)/);
+  });
+
   it("refuse another extension than their format's, and add it to a name without one", async () => {
     const cases: [Promise<{ error: Error; printed: string }>, string][] = [
       [fit('--out', f('in/x.npy')), `--out ${f('in/x.npy')}: ridge fit writes a .safetensors model; expected a .safetensors name (or one without an extension: .safetensors is added), got .npy`],

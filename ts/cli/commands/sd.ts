@@ -9,6 +9,7 @@ import { readNpy, writeNpy } from '../../io/npy.js';
 import { Diffusion, SCHEDULERS, type SchedulerName } from '../../sd/Diffusion.js';
 import { SD_FIXTURE_VARIANTS, writeSdFixture } from '../../sd/fixture.js';
 import { writeSd1Fixture } from '../../sd/sd1Fixture.js';
+import { checkFixtureFolder } from '../../sd/fixtureFolder.js';
 import { readPng, writePng } from '../../sd/png.js';
 import { KARRAS_SCHEDULERS, readSchedulerConfig, SD1_SCHEDULE } from '../../sd/schedulerConfig.js';
 import { checkSchedulerName, PLAN_FLAGS, planRun, resolvePlanOptions, stepNoiseProblem, type PlanOptions, type TimestepSpacing } from '../../sd/samplingOptions.js';
@@ -468,6 +469,7 @@ rules, reproducing another implementation's run, ONNX Runtime and CUDA).`,
     .action(async (f: Record<string, string>) => {
       if (f.arch !== 'tiny' && f.arch !== 'sd1') throw new InvalidArgumentError(`--arch must be tiny or sd1, got '${f.arch}'`);
       await checkOutputPath('--out', f.out, 'folder', 'the fixture model');
+      await checkFixtureFolder('--out', f.out, f.arch === 'tiny' && f.variant === 'all' ? Object.keys(SD_FIXTURE_VARIANTS) : undefined);
       if (f.dtype !== undefined && f.dtype !== 'float32' && f.dtype !== 'float16') throw new InvalidArgumentError(`--dtype must be float32 or float16, got '${f.dtype}'`);
       if (f.attention !== undefined && f.attention !== 'unfused' && f.attention !== 'fused') throw new InvalidArgumentError(`--attention must be unfused or fused, got '${f.attention}'`);
       if (f.arch === 'sd1') {
