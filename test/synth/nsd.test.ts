@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidArgumentError } from '../../ts/errors.js';
 import { Hdf5Reader } from '../../ts/io/hdf5.js';
@@ -65,5 +65,20 @@ print(a.dtype, a.shape, h.shape, bool((np.transpose(a, (3, 2, 1, 0)) == h).all()
     await expect(synthNsd({ out: mini.tmp + '/x', trialsPerSession: 31, designSessions: 1, sessions: 1 })).rejects.toThrow(InvalidArgumentError);
     await expect(synthNsd({ out: mini.tmp + '/x', sessions: 5 })).rejects.toThrow(/sessions must be in 1\.\.designSessions/);
     await expect(synthNsd({ out: mini.tmp + '/x', subjects: [9] })).rejects.toThrow(/subjects must be in 1\.\.8/);
+    // (review s35-r5: a repeat was written once and printed twice; 2000-px images took 221 s and 6.7 GB, then failed)
+    await expect(synthNsd({ out: mini.tmp + '/x', subjects: [1, 1] })).rejects.toThrow('synthNsd: subjects must be distinct, got 1,1');
+    await expect(synthNsd({ out: mini.tmp + '/x', imageSize: 2000 })).rejects.toThrow(/^synthNsd: imageSize 2000 makes 6\.37 GiB of stimulus images \(570 of 2000×2000\), over the 1 GiB limit/);
+    expect(existsSync(mini.tmp + '/x')).toBe(false);
+  });
+
+  it('an abort stops the writing with a CancelledError and leaves nothing at out or beside it', async () => {
+    const ac = new AbortController();
+    const out = mini.tmp + '/stopped';
+    const err = await synthNsd({ out, signal: ac.signal, onProgress: (p) => p.phase === 'betas' && ac.abort('stop') }).then(
+      () => null,
+      (e: Error) => e,
+    );
+    expect(err?.name).toBe('CancelledError');
+    expect(readdirSync(mini.tmp).filter((n) => n.includes('stopped'))).toEqual([]);
   });
 });

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { checkCallback } from '../callbackOptions.js';
-import { InvalidArgumentError } from '../errors.js';
+import { CancelledError, InvalidArgumentError } from '../errors.js';
 import { withAtomicDir, writeFileAtomic } from '../io/atomicWrite.js';
 import { writeHdf5 } from '../io/hdf5.js';
 import { writeMat } from '../io/mat.js';
@@ -40,6 +40,8 @@ export interface SynthNsdOptions {
   compressMat?: boolean;
   /** Called as the stimuli are drawn and each session's betas are written. */
   onProgress?: (p: SynthNsdProgress) => void;
+  /** Aborting it stops the writing at its next progress step: CancelledError, and nothing is left at `out` or beside it. */
+  signal?: AbortSignal;
 }
 
 export interface SynthNsdProgress {
@@ -88,6 +90,12 @@ const MAX_SESSION_BYTES = 2 ** 30;
  */
 export async function synthNsd(opts: SynthNsdOptions): Promise<SynthNsdResult> {
   const o = resolveSynthNsdOptions(opts);
+  // (checked at each progress step: between the stimuli's batches and the sessions' files)
+  const report = o.onProgress;
+  o.onProgress = (p) => {
+    if (o.signal.aborted) throw new CancelledError('synthNsd: cancelled', { cause: o.signal.reason });
+    report(p);
+  };
   await assertReplaceable(o.out);
   // Built under a temporary name and swapped in whole: a failure or a kill never leaves a partial dataset.
   return withAtomicDir(o.out, (tmp) => writeDataset({ ...o, out: tmp }, o.out));
@@ -229,7 +237,7 @@ async function writeDataset(o: Resolved, finalRoot: string): Promise<SynthNsdRes
       description:
         'Planted model of the miniature NSD. beta = amplitude * (weights·features[space] - mean) / sd + session offset ' +
         '+ noise, in percent signal change (stored ×300 as int16). Features are per 73k id (index id-1).',
-      options: { ...o, out: undefined, onProgress: undefined },
+      options: { ...o, out: undefined, onProgress: undefined, signal: undefined },
       grid: o.grid,
       noiseSd: o.noiseSd,
       featureSpaces: {
@@ -272,6 +280,7 @@ export function resolveSynthNsdOptions(opts: SynthNsdOptions, names: SynthNsdOpt
   const o: Resolved = {
     out: opts.out,
     onProgress: opts.onProgress ?? (() => {}),
+    signal: opts.signal ?? new AbortController().signal,
     seed: opts.seed ?? 1,
     subjects: opts.subjects ?? [1],
     grid: opts.grid ?? [20, 24, 16],
@@ -289,6 +298,7 @@ export function resolveSynthNsdOptions(opts: SynthNsdOptions, names: SynthNsdOpt
   };
   if (!o.out) bad(`${n.out} (the folder to write) is required`);
   if (!o.subjects.length || o.subjects.some((s) => !Number.isInteger(s) || s < 1 || s > 8)) bad(`${n.subjects} must be in 1..8, got ${o.subjects}`);
+  if (new Set(o.subjects).size !== o.subjects.length) bad(`${n.subjects} must be distinct, got ${o.subjects}`);
   if (o.grid.length !== 3 || o.grid.some((g) => !Number.isInteger(g) || g < 8 || g > 32767)) bad(`${n.grid} must be three integers from 8 to 32767, got ${o.grid.join('×')}`);
   // Each session's betas are held in memory (and in h5wasm's 2 GiB heap for .hdf5): bound them before writing anything.
   const sessionBytes = o.grid[0] * o.grid[1] * o.grid[2] * o.trialsPerSession * 2;
@@ -304,6 +314,14 @@ export function resolveSynthNsdOptions(opts: SynthNsdOptions, names: SynthNsdOpt
   const perSubject = (o.designSessions * o.trialsPerSession) / 3;
   if (!(Number.isInteger(o.sharedImages) && o.sharedImages >= 1 && o.sharedImages < perSubject)) bad(`${n.sharedImages} must be in 1..${perSubject - 1} (fewer than the ${perSubject} images per subject), got ${o.sharedImages}`);
   if (!(Number.isInteger(o.imageSize) && o.imageSize >= 8)) bad(`${n.imageSize} must be an integer >= 8, got ${o.imageSize}`);
+  // Every stimulus image is held in memory together (and in h5wasm's heap): bounded as a session's betas are.
+  const stimulusBytes = (o.sharedImages + 8 * (perSubject - o.sharedImages)) * o.imageSize * o.imageSize * 3;
+  if (stimulusBytes > MAX_SESSION_BYTES) {
+    bad(
+      `${n.imageSize} ${o.imageSize} makes ${(stimulusBytes / 2 ** 30).toPrecision(3)} GiB of stimulus images (${o.sharedImages + 8 * (perSubject - o.sharedImages)} of ` +
+        `${o.imageSize}×${o.imageSize}), over the ${MAX_SESSION_BYTES / 2 ** 30} GiB limit; use smaller images (NSD's are 425) or fewer trials`,
+    );
+  }
   if (!(o.noiseSd >= 0)) bad(`${n.noiseSd} must be >= 0, got ${o.noiseSd}`);
   if (!o.formats.length) bad(`${n.formats} must name at least one of nifti, hdf5`);
   return o;

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 
-import { InvalidArgumentError } from '../../errors.js';
+import { CancelledError, InvalidArgumentError } from '../../errors.js';
 import type { Grid } from '../../io/voxelMask.js';
 import type { BetasFormat } from '../../nsd/paths.js';
 import { resolveSynthNsdOptions, synthNsd, type SynthNsdOptions } from '../../synth/nsd.js';
@@ -79,7 +79,20 @@ features of every image.`,
       // (checked here to name the flags; synthNsd checks the same again under the library's names)
       resolveSynthNsdOptions(options, FLAG_NAMES, '');
       const t0 = performance.now();
-      const r = await synthNsd(options);
+      // Ctrl-C (or SIGTERM) stops the writing at its next step and removes what it had written (the tree is built
+      // under a temporary name): without it the process ended at once, leaving that folder beside --out
+      const ac = new AbortController();
+      const stop = (signal: NodeJS.Signals) => () => ac.abort(signal);
+      const onInt = stop('SIGINT'), onTerm = stop('SIGTERM');
+      process.once('SIGINT', onInt).once('SIGTERM', onTerm);
+      const r = await synthNsd({ ...options, signal: ac.signal })
+        .catch((e: unknown) => {
+          if (e instanceof CancelledError && ac.signal.aborted) {
+            throw new CancelledError(`synth nsd: interrupted (${String(ac.signal.reason)}) after ${seconds((performance.now() - t0) / 1000)}; nothing written to ${flags.out}`, { cause: ac.signal.reason });
+          }
+          throw e;
+        })
+        .finally(() => process.removeListener('SIGINT', onInt).removeListener('SIGTERM', onTerm));
       console.log(
         `wrote a miniature NSD to ${r.root} in ${seconds((performance.now() - t0) / 1000)}: subjects ${r.subjects.join(',')}, ` +
           `${r.sessions} sessions × ${r.trialsPerSession} trials, ${r.imagesPerSubject} images per subject ` +
