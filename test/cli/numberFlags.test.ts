@@ -52,6 +52,10 @@ describe('numeric flags', () => {
     [['synth', 'nsd', '--out', 'o', '--seed', '1.5'], '--seed: expected an integer, got 1.5'],
     [['synth', 'nsd', '--out', 'o', '--noise', ''], "--noise: expected a number, got ''"],
     [['sd', 'fixture', '--out', 'o', '--seed', '-1'], '--seed: expected an integer >= 0, got -1'],
+    // (review s35-r5: raw 'Invalid typed array length', or V8's heap crash with --unet-layers 1e6)
+    [['sd', 'fixture', '--out', 'o', '--text-dim', '1e9'], '--text-dim: expected an integer from 1 to 4096, got 1e9'],
+    [['sd', 'fixture', '--out', 'o', '--unet-layers', '1e6'], '--unet-layers: expected an integer from 0 to 64, got 1e6'],
+    [['nsd', 'image', '--root', 'r', '--id', '1', '--out', 'o.png', '--size', '100000'], '--size: expected an integer from 1 to 4096, got 100000'],
     [['batch', 'run', 'm.json', '--concurrency', '-1'], '--concurrency: expected an integer >= 0, got -1'],
     [['bench', 'ridge', '--repeats', '0'], '--repeats: expected an integer >= 1, got 0'],
     [['bench', 'ridge', '--threads', 'all'], "--threads: expected an integer from 1 to 4096, got 'all'"],

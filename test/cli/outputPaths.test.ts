@@ -141,6 +141,8 @@ describe('the other commands that write: nsd extract and image, sd img2img and f
       [registerSdCommand, ['sd', 'img2img', '--model', f('no-model'), '--latents', f('z.npy'), '--cond', f('c.npy'), '--latents-out', f('a-folder')], `--latents-out ${f('a-folder')}: is an existing folder; expected a file path for the latents (.npy)`],
       [registerBenchCommand, ['bench', 'samplers', '--out', f('a-file')], `--out ${f('a-file')}: is an existing file; expected a folder for samplers.json, samplers.csv and samplers.html`],
       [registerSdCommand, ['sd', 'fixture', '--out', f('a-file')], `--out ${f('a-file')}: is an existing file; expected a folder for the fixture model`],
+      // (review s35-r5: the benchmark ran, then its record's write failed)
+      [registerBenchCommand, ['bench', 'ridge', '--results', f('a-file')], `--results ${f('a-file')}: is an existing file; expected a folder for the JSON-lines records`],
       [registerSynthCommand, ['synth', 'nsd', '--out', f('a-file/below')], `--out ${f('a-file/below')}: ${f('a-file')} is a file, not a folder`],
     ];
     for (const [register, args, message] of cases) {

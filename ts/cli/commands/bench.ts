@@ -23,8 +23,11 @@ export function registerBenchCommand(program: Command): void {
     );
   const RESULTS = ['--results <dir>', 'folder for the JSON-lines records (also BRAINLATENT_BENCH_DIR)'] as const;
   // The runners (in this process or a child) read the folder from the environment.
-  const useResults = (dir?: string) => {
-    if (dir) process.env.BRAINLATENT_BENCH_DIR = path.resolve(dir);
+  // (checked before the benchmark runs: a file there failed the record's write only after the whole run)
+  const useResults = async (dir?: string) => {
+    if (!dir) return;
+    await checkOutputPath('--results', dir, 'folder', 'the JSON-lines records');
+    process.env.BRAINLATENT_BENCH_DIR = path.resolve(dir);
   };
   // The runners are loaded when their command runs: `--help` and the other commands need none of them.
   bench
@@ -40,7 +43,7 @@ export function registerBenchCommand(program: Command): void {
     .option('--threads <n>', 'threads of every fit (each in its own process: the engine, the whole command, numpy and scikit-learn by OPENBLAS_NUM_THREADS) and of the SGEMM probes (default: all cores)', (v: string) => integerFlag(v, '--threads', 1, MAX_ENGINE_THREADS))
     .option(...RESULTS)
     .action(async (f: { shapes: string; sklearn: boolean; numpy: boolean; cli: boolean; cvMethod: 'auto' | 'per-fold' | 'exact'; python: string; repeats: number; threads?: number; results?: string }) => {
-      useResults(f.results);
+      await useResults(f.results);
       const { runRidgeBench } = await import('../../bench/ridge.js');
       await runRidgeBench({ shapes: f.shapes.split(','), sklearn: f.sklearn, numpy: f.numpy, cli: f.cli, cvMethod: f.cvMethod, python: f.python, repeats: f.repeats, threads: f.threads });
     });
@@ -60,7 +63,7 @@ export function registerBenchCommand(program: Command): void {
     .option('--python <path>', 'python with numpy', '/usr/bin/python3')
     .option(...RESULTS)
     .action(async (f: { shapes: string; numpy: boolean; candidates: number; alphas: number; folds: number; repeats: number; threads?: number; python: string; results?: string }) => {
-      useResults(f.results);
+      await useResults(f.results);
       const { runBandedBench } = await import('../../bench/banded.js');
       await runBandedBench({ shapes: f.shapes.split(','), numpy: f.numpy, candidates: f.candidates, alphas: f.alphas, folds: f.folds, repeats: f.repeats, threads: f.threads, python: f.python });
     });
@@ -99,7 +102,7 @@ export function registerBenchCommand(program: Command): void {
       } else if (given(['memory']).length) {
         throw new InvalidArgumentError(`--memory: only with --arch sd1 (ONNX Runtime's memory modes on SD 1.x's U-Net); the demo world's bench has no memory modes`);
       }
-      useResults(f.results as string | undefined);
+      await useResults(f.results as string | undefined);
       const list = (v: unknown, name: string): number[] =>
         String(v)
           .split(',')
@@ -161,8 +164,8 @@ export function registerBenchCommand(program: Command): void {
       .command(name)
       .description(what)
       .option(...RESULTS)
-      .action((f: { results?: string }) => {
-        useResults(f.results);
+      .action(async (f: { results?: string }) => {
+        await useResults(f.results);
         const r = spawnSync(process.execPath, [path.join(here, '..', '..', 'bench', `${name}.js`)], { stdio: 'inherit' });
         if (r.status !== 0) throw new Error(`bench ${name} failed (exit ${r.status ?? r.signal})`);
       });

@@ -234,13 +234,13 @@ See docs/data.md.`,
     .addOption(NSD_ALIAS)
     .hook('preAction', rootFromNsd)
     .requiredOption('--id <n>', 'NSD 73k id (1-based)')
-    .option('--size <px>', 'resize to size × size')
+    .option('--size <px>', 'resize to size × size (1 to 4096)')
     .requiredOption('--out <file>', 'PNG to write (8-bit RGB; .png added to a name without an extension), in an existing folder')
     .option('--captions <file>', 'captions CSV/JSON instead of the COCO files')
     .action(async (flags: { root: string; id: string; size?: string; out: string; captions?: string }) => {
       const out = await checkOutputFile('--out', flags.out, { ext: '.png', what: 'the PNG', writes: 'nsd image writes PNG images', inputs: [['--captions', flags.captions]] });
       const id = integerFlag(flags.id, '--id', 1);
-      const size = flags.size !== undefined ? integerFlag(flags.size, '--size', 1) : undefined;
+      const size = flags.size !== undefined ? integerFlag(flags.size, '--size', 1, 4096) : undefined;
       // captions given with --captions must load (a missing or malformed file was passed over in silence); the
       // COCO ones looked up by default are shown when there
       const caps = flags.captions !== undefined ? await loadNsdCaptions(flags.root, flags.captions) : await loadNsdCaptions(flags.root).catch(() => null);

@@ -189,8 +189,8 @@ function checkModelFolder(dir: string): string {
 }
 
 /** An integer flag >= min, named in the error. */
-function intFlag(v: string | undefined, name: string, fallback: number, min: number): number {
-  return v === undefined ? fallback : integerFlag(v, `--${name}`, min);
+function intFlag(v: string | undefined, name: string, fallback: number, min: number, max?: number): number {
+  return v === undefined ? fallback : integerFlag(v, `--${name}`, min, max);
 }
 
 /** --image read and checked (a PNG whose sides are multiples of 8) before the model loads. */
@@ -485,9 +485,11 @@ rules, reproducing another implementation's run, ONNX Runtime and CUDA).`,
       if (f.dtype !== undefined) throw new InvalidArgumentError("--dtype applies to --arch sd1; the tiny fixture's float16 form is --variant optimum-fp16-io");
       if (f.attention !== undefined) throw new InvalidArgumentError('--attention applies to --arch sd1');
       const shared = {
-        textDim: intFlag(f.textDim, 'text-dim', 32, 1),
-        unetChannels: intFlag(f.unetChannels, 'unet-channels', 8, 1),
-        unetLayers: intFlag(f.unetLayers, 'unet-layers', 1, 0),
+        // (a tiny model's sizes: SD's own are 768 wide and 320 channels; past these bounds a typed array or V8's
+        // heap gave out, as a raw error or a crash)
+        textDim: intFlag(f.textDim, 'text-dim', 32, 1, 4096),
+        unetChannels: intFlag(f.unetChannels, 'unet-channels', 8, 1, 1024),
+        unetLayers: intFlag(f.unetLayers, 'unet-layers', 1, 0, 64),
         seed: intFlag(f.seed, 'seed', 1, 0),
       };
       const names = f.variant === 'all' ? Object.keys(SD_FIXTURE_VARIANTS) : [f.variant];
