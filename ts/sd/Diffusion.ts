@@ -29,7 +29,7 @@ import { ClipTokenizer } from './clipTokenizer.js';
 import { checkModelLayout, SD_COMPONENTS, type SdComponent } from './modelLayout.js';
 import { modelPathExists, readModelFile } from './modelRoots.js';
 import { loadFailure, modelSource, verifyLoaded, type ModelSource } from './modelSource.js';
-import { nativeSessionOptions, ORT_SESSION_OPTION_KEYS, type OrtSessionOptions } from './native.js';
+import { INT32_MAX, nativeSessionOptions, ORT_SESSION_OPTION_KEYS, type OrtSessionOptions } from './native.js';
 import { GUIDANCE_EXPECTED, MAX_GUIDANCE, MAX_SEED, SEED_EXPECTED } from './optionBounds.js';
 import { checkSchedulerName, planRun, resolvePlanOptions, stepNoiseProblem, type PlanOptions, type TimestepSpacing } from './samplingOptions.js';
 import { checkScheduleOverrides, readSchedulerConfig, SCHEDULERS, type SchedulerConfigFile, type SchedulerName } from './schedulerConfig.js';
@@ -267,7 +267,7 @@ export class Diffusion {
     const components = options.components;
     const wantsText = !components || components.includes('text_encoder');
     const tokenizer = wantsText ? await ClipTokenizer.fromFolder(dir) : null;
-    const maxRowsPerRun = options.maxRowsPerRun === undefined ? undefined : checkInteger(options.maxRowsPerRun, 'maxRowsPerRun', 'Diffusion.load', 0);
+    const maxRowsPerRun = options.maxRowsPerRun === undefined ? undefined : checkInteger(options.maxRowsPerRun, 'maxRowsPerRun', 'Diffusion.load', 0, INT32_MAX);
     const { fromMemory, sources } = await modelsFromMemory(dir, components ?? SD_COMPONENTS);
     const { handle, summary } = await nativeJob('Diffusion.load', (b) => b.sdLoad({ dir, ...session, maxRowsPerRun, components, fromMemory })).catch(
       async (e: unknown) => {
@@ -339,6 +339,7 @@ export class Diffusion {
     }
     const { seeds, indices } = noiseKeys(options.seeds, images.count, 0);
     if (options.imageIndices !== undefined) indices.set(givenImageIndices(options.imageIndices, images.count, 'encodeImages'));
+    const chunk = chunkOption(options.chunk, 'encodeImages');
     const handle = this.live();
     const r = await nativeJob(
       'encodeImages',
@@ -353,7 +354,7 @@ export class Diffusion {
         seeds,
         indices,
         this.scalingFactor,
-        options.chunk ?? 1,
+        chunk,
         token,
       ),
       options.signal,
@@ -377,7 +378,8 @@ export class Diffusion {
       );
     }
     const handle = this.live();
-    const r = await nativeJob('decode', (n, token) => n.sdDecode(handle, z.data, b, c, h, w, this.scalingFactor, options.chunk ?? 1, token), options.signal);
+    const chunk = chunkOption(options.chunk, 'decode');
+    const r = await nativeJob('decode', (n, token) => n.sdDecode(handle, z.data, b, c, h, w, this.scalingFactor, chunk, token), options.signal);
     return { data: r.rgb, count: b, height: r.height, width: r.width };
   }
 
@@ -453,7 +455,9 @@ export class Diffusion {
       throw new InvalidArgumentError(`img2img guidance: expected ${GUIDANCE_EXPECTED}, got ${describeNumber(guidance)}`);
     }
     const batchSize = o.batchSize ?? 1;
-    if (!Number.isInteger(batchSize) || batchSize < 1) throw new InvalidArgumentError(`img2img: batchSize must be a positive integer, got ${describeNumber(batchSize)}`);
+    if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > INT32_MAX) {
+      throw new InvalidArgumentError(`img2img: batchSize must be an integer from 1 to ${INT32_MAX}, got ${describeNumber(batchSize)}`);
+    }
     const plan = this.planOptions(o);
     let uncond: Tensor | undefined;
     if (guided(guidance)) {
@@ -587,6 +591,11 @@ export class Diffusion {
 }
 
 /** Per-image (seed, image index) pairs of a job. */
+/** A chunk option (images or latents per VAE call; default 1), checked here: the engine's words named its own entry point. */
+function chunkOption(chunk: unknown, what: string): number {
+  return chunk === undefined ? 1 : checkInteger(chunk, 'chunk', what, 1, INT32_MAX);
+}
+
 /** Whether a guidance runs the unconditional pass: decided on the float32 the engine gets (1.00000001 is 1 there). */
 function guided(guidance: number): boolean {
   return Math.fround(guidance) > 1;

@@ -180,13 +180,17 @@ export function checkProviderSettings(o: ProviderSettings, where: string): Pick<
   return out;
 }
 
+/** The largest count the engine takes where it holds an int (threads, rows per run, batch sizes, chunks). */
+export const INT32_MAX = 2 ** 31 - 1;
+
 /** ONNX Runtime's thread counts: integers >= 0 (0: its default, all cores for intra-op). */
 export function checkThreadCounts(o: { intraOpThreads?: unknown; interOpThreads?: unknown }, where: string): void {
   for (const key of ['intraOpThreads', 'interOpThreads'] as const) {
     const v = o[key];
     if (v === undefined) continue;
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) {
-      throw new InvalidArgumentError(`${where}: ${key} must be an integer >= 0 (0: ONNX Runtime's default), got ${typeof v === 'number' ? v : JSON.stringify(v)}`);
+    // (the engine holds them as int: a larger count was an out-of-range conversion there)
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0 || v > INT32_MAX) {
+      throw new InvalidArgumentError(`${where}: ${key} must be an integer from 0 to ${INT32_MAX} (0: ONNX Runtime's default), got ${typeof v === 'number' ? v : JSON.stringify(v)}`);
     }
   }
 }
