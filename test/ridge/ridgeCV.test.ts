@@ -85,6 +85,20 @@ describe('RidgeCV against a float64 reference', () => {
     for (let i = 0; i < ref.cv.length; i++) expect(Math.abs(m.cvScores.data[i] - ref.cv[i])).toBeLessThan(2e-4);
   });
 
+  it('groups and foldIndex are the arrays checked at construction: changed after it, the fit is unchanged (review s35-r6)', async () => {
+    const { x, y } = planted(60, 8, 4, 3);
+    const groups = Array.from({ length: 60 }, (_, i) => (i * 7) % 15);
+    const foldIndex = Array.from({ length: 60 }, (_, i) => i % 3);
+    const a = new RidgeCV({ alphas: ALPHAS, folds: 3, groups }), b = new RidgeCV({ alphas: ALPHAS, foldIndex });
+    const [ma, mb] = [await a.fit(x, y), await b.fit(x, y)];
+    // (values that the constructor refuses, and labels that would move samples between folds)
+    groups.fill(1.5);
+    foldIndex.fill(70);
+    const [ma2, mb2] = [await a.fit(x, y), await b.fit(x, y)];
+    expect(Array.from(ma2.cvScores.data)).toEqual(Array.from(ma.cvScores.data));
+    expect(Array.from(mb2.cvScores.data)).toEqual(Array.from(mb.cvScores.data));
+  });
+
   it('standardisation is stored and applied at predict time', async () => {
     const { x, y } = planted(60, 5, 2, 8);
     for (let i = 0; i < 60; i++) x.data[i * 5 + 2] *= 1000; // one feature on a very different scale

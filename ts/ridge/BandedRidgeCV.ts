@@ -93,7 +93,8 @@ export class BandedRidgeCV {
     if (options.solver !== undefined) {
       checkSolverAgrees(checkChoice(options.solver, 'solver', what, ['per-fold-primal', 'per-fold-kernel'] as const), { route: this.resolved.native.route }, what);
     }
-    this.options = { ...options, alphas: Array.from(this.resolved.alphas) };
+    // (the arrays as checked, copied: the caller's changed after the constructor would reach the fit unchecked)
+    this.options = { ...options, alphas: Array.from(this.resolved.alphas), ...(options.concentrations ? { concentrations: [...options.concentrations] } : {}) };
   }
 
   /**

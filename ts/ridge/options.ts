@@ -243,8 +243,9 @@ export function resolveRidgeOptions(o: RidgeCommonOptions, what: string, known: 
   return {
     alphas: Float64Array.from(alphas),
     folds,
-    groups: o.groups,
-    foldIndex: o.foldIndex,
+    // (copies of what was checked: the caller's arrays changed after the constructor would reach the fit unchecked)
+    groups: o.groups === undefined ? undefined : Int32Array.from(o.groups),
+    foldIndex: o.foldIndex === undefined ? undefined : Int32Array.from(o.foldIndex),
     native: {
       score: o.score === undefined ? 'r2' : checkChoice(o.score, 'score', what, ['r2', 'pearson'] as const),
       fitIntercept: o.fitIntercept === undefined ? true : checkBoolean(o.fitIntercept, 'fitIntercept', what),
