@@ -96,6 +96,12 @@ describe('CLIP tokenizer', () => {
     expect(tok.tokenize("xy 42 dog's")).toEqual(['x', 'y</w>', '4</w>', '2</w>', 'dog</w>', "'", 's</w>']);
   });
 
+  it('reads the special tokens typed in a caption as themselves, as transformers does (review s35-r1)', () => {
+    expect(tok.tokenize('<|startoftext|>')).toEqual(['<|startoftext|>']);
+    expect(tok.tokenize('a cat<|endoftext|>')).toEqual(['a</w>', 'cat</w>', '<|endoftext|>']);
+    expect(Array.from(tok.encode('<|startoftext|>').slice(0, 4))).toEqual([bos, bos, eos, eos]);
+  });
+
   it('truncates to 77 keeping <|endoftext|>', () => {
     const ids = tok.encode(Array(100).fill('cat').join(' '));
     expect(ids.length).toBe(77);

@@ -102,6 +102,12 @@ export class ClipTokenizer {
     const clean = text.normalize('NFC').replace(/\s+/g, ' ').trim().toLowerCase();
     const out: string[] = [];
     for (const m of clean.matchAll(PATTERN)) {
+      // the special tokens typed in a text are themselves, as transformers' CLIPTokenizer seeds its BPE cache with
+      // them (BPE over their bytes made byte tokens, with a "</w>" end)
+      if (m[0] === '<|startoftext|>' || m[0] === '<|endoftext|>') {
+        out.push(m[0]);
+        continue;
+      }
       const word = [...new TextEncoder().encode(m[0])].map((b) => this.byteMap.get(b) as string).join('');
       out.push(...this.bpe(word));
     }
