@@ -52,6 +52,20 @@ describe('scheduler plans', () => {
     expect(p.timesteps).toEqual([999, 749, 499, 249]);
     expect(() => scheduleFromJson({ timestep_spacing: 'karras' })).toThrow(/timestep_spacing is "karras"/);
   });
+
+  it("trailing spacing takes exactly the steps asked for (review s35-r1: numpy's arange gave 62 points at 61 steps, the last t = -1)", () => {
+    const s = { ...SD1_SCHEDULE, timestepSpacing: 'trailing' as const };
+    for (const steps of [61, 103, 121, 60, 62]) {
+      const ddim = nativeSync((b) => b.sdPlan({ schedule: s, scheduler: 'ddim', steps, strength: 1, eta: 0, img2imgRule: 'diffusers' }));
+      expect(ddim.timesteps.length, `ddim ${steps}`).toBe(steps);
+      expect(ddim.timesteps[0]).toBe(999);
+      expect(Math.min(...ddim.timesteps)).toBeGreaterThanOrEqual(0);
+      const euler = nativeSync((b) => b.sdPlan({ schedule: s, scheduler: 'euler', steps, strength: 1, eta: 0, img2imgRule: 'diffusers' }));
+      expect(euler.timesteps.length, `euler ${steps}`).toBe(steps);
+    }
+    // 61: 1000 − 60·(1000/61) = 16.39 → t = 15
+    expect(nativeSync((b) => b.sdPlan({ schedule: s, scheduler: 'ddim', steps: 61, strength: 1, eta: 0, img2imgRule: 'diffusers' })).timesteps.at(-1)).toBe(15);
+  });
 });
 
 describe('Philox noise', () => {

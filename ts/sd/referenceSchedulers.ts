@@ -42,9 +42,9 @@ const roundEven = (x: number): number => {
   const r = Math.round(x);
   return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 };
-function npArangeDown(start: number, step: number): number[] {
-  const n = Math.ceil(start / step);
-  return Array.from({ length: n }, (_, k) => start + k * -step);
+/** The N points of numpy.arange(T, 0, -T/N) (numpy gives N + 1 at some N: see the engine's trailing_points). */
+function trailingPoints(T: number, n: number): number[] {
+  return Array.from({ length: n }, (_, k) => T + k * -(T / n));
 }
 function npInterp(x: number, table: number[]): number {
   if (x <= 0) return table[0];
@@ -121,7 +121,7 @@ export abstract class RefScheduler {
       const r = Math.floor(T / n);
       return Array.from({ length: n }, (_, i) => i * r).reverse().map((v) => v + this.c.stepsOffset);
     }
-    return npArangeDown(T, T / n).map((v) => roundEven(v) - 1);
+    return trailingPoints(T, n).map((v) => roundEven(v) - 1);
   }
 }
 
@@ -253,7 +253,7 @@ abstract class SigmaScheduler extends RefScheduler {
     else if (this.c.spacing === 'leading') {
       const r = Math.floor(T / n);
       ts = Array.from({ length: n }, (_, i) => i * r).reverse().map((v) => v + this.c.stepsOffset);
-    } else ts = npArangeDown(T, T / n).map((v) => roundEven(v) - 1);
+    } else ts = trailingPoints(T, n).map((v) => roundEven(v) - 1);
     let sig = ts.map((t) => npInterp(t, this.sigAll));
     if (this.c.karras) {
       const lo = karrasRange && this.c.sigmaMin !== undefined ? this.c.sigmaMin : sig[sig.length - 1];
@@ -419,7 +419,7 @@ abstract class MultistepScheduler extends SigmaScheduler {
     else if (this.c.spacing === 'leading') {
       const r = Math.floor(T / (n + 1));
       ts = Array.from({ length: n + 1 }, (_, i) => i * r).reverse().slice(0, -1).map((v) => v + this.c.stepsOffset);
-    } else ts = npArangeDown(T, T / n).map((v) => roundEven(v) - 1);
+    } else ts = trailingPoints(T, n).map((v) => roundEven(v) - 1);
     let sig: number[];
     if (this.c.karras) {
       const flipped = this.sigAll.slice().reverse();

@@ -30,11 +30,13 @@ std::vector<double> linspace(double start, double stop, int n) {
   return v;
 }
 
-// numpy.arange(start, 0, -step) for step > 0.
-std::vector<double> arange_down(double start, double step) {
+// The N points of numpy.arange(T, 0, -T/N): T + k·(−T/N) for k < N. (numpy's own arange gives N + 1 points
+// where ⌈T / (T/N)⌉ rounds up past N, as at 61, 103, 121 … of 1000: diffusers then runs a step more, at
+// timestep −1, or refuses the count; exactly N is what the spacing means.)
+std::vector<double> trailing_points(double T, int N) {
   std::vector<double> v;
-  const auto n = static_cast<std::int64_t>(std::ceil(start / step));
-  for (std::int64_t k = 0; k < n; ++k) v.push_back(start + static_cast<double>(k) * -step);
+  const double step = T / N;
+  for (int k = 0; k < N; ++k) v.push_back(T + static_cast<double>(k) * -step);
   return v;
 }
 
@@ -110,7 +112,7 @@ std::vector<double> spaced(const ResolvedSchedule& c, SchedulerKind kind, int N)
       break;
     }
     case TimestepSpacing::Trailing:
-      for (double v : arange_down(T, static_cast<double>(T) / N)) ts.push_back(round_half_even(v) - 1.0);
+      for (double v : trailing_points(T, N)) ts.push_back(round_half_even(v) - 1.0);
       break;
     case TimestepSpacing::Linspace: {
       if (fam == Family::SigmaFloat) {
