@@ -168,6 +168,16 @@ export function checkInteger(value: unknown, name: string, what: string, min = 1
   return value;
 }
 
+/** The largest memoryBudget the engine takes: 2^50 bytes (1 PiB). */
+export const MAX_MEMORY_BUDGET = 2 ** 50;
+
+/** A memoryBudget in bytes: a finite number > 0, at most MAX_MEMORY_BUDGET (the engine's words named no unit). */
+function checkMemoryBudget(value: unknown, what: string): number {
+  const v = checkPositive(value, 'memoryBudget', what);
+  if (v > MAX_MEMORY_BUDGET) throw new InvalidArgumentError(`${what} memoryBudget: expected at most ${MAX_MEMORY_BUDGET} bytes (1 PiB), got ${v}`);
+  return v;
+}
+
 /** `value` must be a finite number > 0. */
 export function checkPositive(value: unknown, name: string, what: string): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || !(value > 0)) {
@@ -254,7 +264,7 @@ export function resolveRidgeOptions(o: RidgeCommonOptions, what: string, known: 
       backend: o.backend === undefined ? 'auto' : checkChoice(o.backend, 'backend', what, ['auto', 'cpu', 'cuda'] as const),
       eigPrecision:
         o.eigPrecision === undefined ? 'auto' : checkChoice(o.eigPrecision, 'eigPrecision', what, ['auto', 'float32', 'float64'] as const),
-      memoryBudget: o.memoryBudget === undefined ? 0 : Math.max(1, Math.floor(checkPositive(o.memoryBudget, 'memoryBudget', what))),
+      memoryBudget: o.memoryBudget === undefined ? 0 : Math.max(1, Math.floor(checkMemoryBudget(o.memoryBudget, what))),
       targetBatch: o.targetBatch === undefined ? 0 : checkInteger(o.targetBatch, 'targetBatch', what, 1),
     },
   };

@@ -103,6 +103,10 @@ describe('brainlatent ridge fit / predict', () => {
     const fit = (...extra: string[]) => run('ridge', 'fit', '--x', f('x.npy'), '--y', f('y.npy'), '--out', f('mem.safetensors'), ...extra);
     await expect(fit('--memory', '0')).rejects.toThrow(/--memory: expected a size in GiB > 0 \(e.g. 0.5 or 8\), got '0'/);
     await expect(fit('--memory', '-1')).rejects.toThrow(/--memory: expected a size in GiB > 0/);
+    // (review s35-r5: the engine's words, naming the library's option in bytes)
+    await expect(fit('--memory', '1e20')).rejects.toThrow("--memory: expected a size in GiB up to 1048576 (1 PiB), got '1e20'");
+    const { RidgeCV } = await import('../../../ts/ridge/RidgeCV.js');
+    expect(() => new RidgeCV({ memoryBudget: 1e29 })).toThrow('RidgeCV memoryBudget: expected at most 1125899906842624 bytes (1 PiB), got 1e+29');
     await expect(fit('--memory', 'lots')).rejects.toThrow(/--memory/);
     await expect(fit('--threads', '-1')).rejects.toThrow(/--threads: expected an integer from 0 to 4096, got -1$/);
     await expect(fit('--folds', '2.5')).rejects.toThrow(/--folds: expected an integer >= 2/);

@@ -11,6 +11,7 @@ import { checkFitBudget, checkFitInputs, Y_READ, type FitInputNames } from '../.
 import { ridgePlanLine, planRidgeFit } from '../../ridge/memoryPlan.js';
 import { MAX_ENGINE_THREADS, RidgeCV, setThreads, type RidgeCVOptions } from '../../ridge/RidgeCV.js';
 import { RidgeModel } from '../../ridge/RidgeModel.js';
+import { MAX_MEMORY_BUDGET } from '../../ridge/options.js';
 import { choiceFlag, integerFlag } from '../flagValue.js';
 import { alphaHistogram, mean, seconds } from '../format.js';
 import { checkOutputFile } from '../outputPath.js';
@@ -44,6 +45,7 @@ interface FitFlags {
 function gibibytes(text: string, flag: string): number {
   const v = Number(text);
   if (!DECIMAL.test(text.trim()) || !Number.isFinite(v) || !(v > 0)) throw new InvalidArgumentError(`${flag}: expected a size in GiB > 0 (e.g. 0.5 or 8), got '${text}'`);
+  if (v * 2 ** 30 > MAX_MEMORY_BUDGET) throw new InvalidArgumentError(`${flag}: expected a size in GiB up to ${MAX_MEMORY_BUDGET / 2 ** 30} (1 PiB), got '${text}'`);
   return Math.round(v * 2 ** 30);
 }
 
