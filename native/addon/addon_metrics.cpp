@@ -94,9 +94,24 @@ Napi::Value Correlation(const Napi::CallbackInfo& info) {
       {Napi::Function(), args.cancel_token(5), {a, b}});
 }
 
+// metricsPixelCorrelation(a: Uint8Array, nA, b: Uint8Array, nB, dim, cancelToken?) -> Promise<Float32Array>: the same
+// Pearson r on rows of bytes (images' pixels), with no float copy of them in JS
+Napi::Value PixelCorrelation(const Napi::CallbackInfo& info) {
+  Args args(info, "metricsPixelCorrelation");
+  const std::int64_t na = args.count(1, "nA"), nb = args.count(3, "nB"), dim = args.count(4, "dim");
+  auto a = args.array<Napi::Uint8Array>(0, "a", static_cast<std::size_t>(na * dim));
+  auto b = args.array<Napi::Uint8Array>(2, "b", static_cast<std::size_t>(nb * dim));
+  const std::uint8_t* pa = a.Data();
+  const std::uint8_t* pb = b.Data();
+  return metric_job<Napi::Float32Array, float>(
+      info.Env(), "brainlatent.pixelCorrelation", [pa, pb, na, nb, dim](JobContext&) { return correlation_matrix_u8(pa, na, pb, nb, dim); },
+      {Napi::Function(), args.cancel_token(5), {a, b}});
+}
+
 }  // namespace
 
 void init_metrics(Napi::Env env, Napi::Object exports) {
+  exports.Set("metricsPixelCorrelation", Napi::Function::New(env, PixelCorrelation, "metricsPixelCorrelation"));
   exports.Set("metricsPixcorr", Napi::Function::New(env, Pixcorr, "metricsPixcorr"));
   exports.Set("metricsSsim", Napi::Function::New(env, Ssim, "metricsSsim"));
   exports.Set("metricsCorrelation", Napi::Function::New(env, Correlation, "metricsCorrelation"));

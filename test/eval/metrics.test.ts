@@ -5,9 +5,9 @@ import { describe, expect, it } from 'vitest';
 
 import { featureNetworkModel } from '../../ts/demo/models.js';
 import { FeatureNetwork } from '../../ts/eval/featureNetwork.js';
-import { correlationDistance, correlationMatrix, twoWayFromCorrelations, twoWayIdentification } from '../../ts/eval/identification.js';
+import { correlationDistance, correlationMatrix, pixelTwoWayIdentification, twoWayFromCorrelations, twoWayIdentification } from '../../ts/eval/identification.js';
 import { CancelledError, FormatError, InvalidArgumentError, NonFiniteError, ShapeError } from '../../ts/errors.js';
-import { evaluateReconstructions, type MetricValue } from '../../ts/eval/evaluate.js';
+import { evaluateReconstructions, pixelFeatures, type MetricValue } from '../../ts/eval/evaluate.js';
 import { MAX_METRIC_SIZE, pixCorr, ssim } from '../../ts/eval/pixel.js';
 import { leftOutNote, metricsCsv } from '../../ts/eval/table.js';
 import { averageMetrics } from '../../ts/pipeline/stages.js';
@@ -332,6 +332,26 @@ describe('identification metrics refuse non-finite features', () => {
     await expect(correlationMatrix(feats(1), { data: new Float32Array(8), rows: 4, cols: 2 })).rejects.toThrow(/^correlationMatrix: features differ in width: 5×3 vs 4×2$/);
     expect((await twoWayIdentification(feats(1), feats(1))).accuracy).toBe(1);
     expect((await correlationDistance(feats(1), feats(1))).mean).toBeCloseTo(0, 6);
+  });
+});
+
+describe('correlations in blocks of rows (review s35-r4: pixel 2WI held ~10 MB per test image)', () => {
+  it('the float and the byte rows give the float64 reference past one block of 64 rows, constant rows NaN', async () => {
+    const n = 150, w = 6, dim = w * w * 3;
+    const gen = rng(11);
+    const gt = images(n, w, () => Math.floor(gen() * 256));
+    const rec = images(n, w, () => Math.floor(gen() * 256));
+    gt.data.fill(77, 100 * dim, 101 * dim); // a uniform ground truth
+    const ref = (a: Uint8Array, b: Uint8Array, i: number, j: number) => pearson(Array.from(a.subarray(i * dim, (i + 1) * dim)), Array.from(b.subarray(j * dim, (j + 1) * dim)));
+    const r = await correlationMatrix(pixelFeatures(gt), pixelFeatures(rec));
+    for (const [i, j] of [[0, 0], [63, 64], [64, 63], [130, 149], [149, 0], [7, 120]]) expect(Math.abs(r[i * n + j] - ref(gt.data, rec.data, i, j))).toBeLessThan(1e-5);
+    expect(Number.isNaN(r[100 * n + 5])).toBe(true);
+    const bytes = await pixelTwoWayIdentification(gt, rec);
+    const floats = await twoWayIdentification(pixelFeatures(gt), pixelFeatures(rec));
+    expect(Array.from(bytes.perImage)).toEqual(Array.from(floats.perImage));
+    expect(bytes.comparisonsLeftOut).toBe(floats.comparisonsLeftOut);
+    // (image 100 has no score: its 149 comparisons; and every other image loses its comparison with ground truth 100)
+    expect(bytes.comparisonsLeftOut).toBe(2 * (n - 1));
   });
 });
 

@@ -8,7 +8,7 @@ import { checkControl } from '../callbackOptions.js';
 import { CancelledError } from '../errors.js';
 import type { RgbImages } from '../sd/tensor.js';
 import { FeatureNetwork, type FeatureNetworkSpec } from './featureNetwork.js';
-import { correlationDistance, twoWayIdentification } from './identification.js';
+import { correlationDistance, pixelTwoWayIdentification, twoWayIdentification } from './identification.js';
 import { checkPair, resizeImages } from './images.js';
 import { metricSize, pixCorr, ssim } from './pixel.js';
 
@@ -80,7 +80,7 @@ export async function evaluateReconstructions(gt: RgbImages, rec: RgbImages, opt
   metrics.push(metric('SSIM', ss.mean, 'higher', ss.values));
   if ((options.pixelIdentification ?? true) && gt.count >= 2) {
     // at the side PixCorr and SSIM use: ground truth and reconstructions of different sizes are then comparable
-    const wi = await twoWayIdentification(pixelFeatures(resizeImages(gt, size)), pixelFeatures(resizeImages(rec, size)), { signal });
+    const wi = await pixelTwoWayIdentification(resizeImages(gt, size), resizeImages(rec, size), { signal });
     metrics.push(metric('Pixels(2WI)', wi.accuracy, 'higher', wi.perImage, wi.comparisonsLeftOut));
   }
   for (const spec of options.networks ?? []) {

@@ -46,6 +46,7 @@ const IN_PLACE: Readonly<Record<string, { held: readonly Path[]; checked?: reado
   metricsPixcorr: { held: [[0], [1]] },
   metricsSsim: { held: [[0], [1]] },
   metricsCorrelation: { held: [[0], [2]] },
+  metricsPixelCorrelation: { held: [[0], [2]] },
   onnxLoad: { held: [[0, 'bytes']] },
   onnxRun: { held: [[1, '*', 'data']] },
   sdLoad: { held: [[0, 'fromMemory', '*', 'bytes']] },

@@ -36,4 +36,6 @@ export interface MetricsBinding {
   ): Promise<Float64Array>;
   /** nA × nB Pearson correlations between the rows of a and the rows of b; the token checked between rows and GEMM slices. */
   metricsCorrelation(a: Float32Array, nA: number, b: Float32Array, nB: number, dim: number, cancel?: CancelToken): Promise<Float32Array>;
+  /** The same on rows of bytes (images' pixels, read in place: no float copy of them). */
+  metricsPixelCorrelation(a: Uint8Array, nA: number, b: Uint8Array, nB: number, dim: number, cancel?: CancelToken): Promise<Float32Array>;
 }

@@ -1,6 +1,7 @@
 // PixCorr, SSIM and the correlation matrix of metrics.h.
 #include "brainlatent/metrics.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <limits>
@@ -176,44 +177,67 @@ std::vector<double> ssim(const ImageBatchU8& a, const ImageBatchU8& b, const Ssi
   return out;
 }
 
-std::vector<float> correlation_matrix(const float* a, std::int64_t n_a, const float* b, std::int64_t n_b,
-                                      std::int64_t dim) {
+namespace {
+
+// Rows of `src` centred and scaled to unit norm (float64 sums), into dst; constant[i] = 1 where a row is constant.
+template <typename T>
+void normalise_rows(const T* src, std::int64_t rows, std::int64_t dim, float* dst, char* constant) {
+  parallel_for(0, rows, 8, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t i = begin; i < end; ++i) {
+      poll_cancel();  // (a row of pixel features is 425²·3 values)
+      const T* x = src + i * dim;
+      double s = 0;
+      for (std::int64_t k = 0; k < dim; ++k) s += x[k];
+      const double m = s / dim;
+      double ss = 0;
+      for (std::int64_t k = 0; k < dim; ++k) ss += (x[k] - m) * (x[k] - m);
+      const double inv = ss > 0 ? 1.0 / std::sqrt(ss) : 0.0;
+      // (char, not bool: the workers each set their own rows, which vector<bool> packs into shared words, a data
+      // race in which a lost write turned a constant row's r from NaN into 0)
+      constant[i] = ss > 0 ? 0 : 1;
+      float* d = dst + i * dim;
+      for (std::int64_t k = 0; k < dim; ++k) d[k] = static_cast<float>((x[k] - m) * inv);
+    }
+  });
+}
+
+// Rows of a normalised at a time: b's normalised rows are the one full copy (pixel rows are 425²·3 values, ~2.2 MB
+// in float32: both sides whole were ~8.7 GB beside the inputs' float copies at NSD's 1,000 test images).
+constexpr std::int64_t kCorrelationBlockRows = 64;
+
+template <typename T>
+std::vector<float> correlation_rows(const T* a, std::int64_t n_a, const T* b, std::int64_t n_b, std::int64_t dim) {
   if (n_a < 1 || n_b < 1 || dim < 2)
     throw Error(ErrorCode::InvalidArgument, "correlation_matrix: expected at least one row on each side and >= 2 columns, got " +
                                                 std::to_string(n_a) + ", " + std::to_string(n_b) + " rows of " + std::to_string(dim));
-  auto normalise = [dim](const float* src, std::int64_t rows, std::vector<float>& dst, std::vector<char>& constant) {
-    dst.resize(static_cast<std::size_t>(rows * dim));
-    // (char, not bool: the workers below each set their own rows, which vector<bool> packs into shared words, a
-    // data race in which a lost write turned a constant row's r from NaN into 0)
-    constant.assign(static_cast<std::size_t>(rows), 0);
-    parallel_for(0, rows, 8, [&](std::int64_t begin, std::int64_t end) {
-      for (std::int64_t i = begin; i < end; ++i) {
-        poll_cancel();  // (a row of pixel features is 425²·3 values)
-        const float* x = src + i * dim;
-        double s = 0;
-        for (std::int64_t k = 0; k < dim; ++k) s += x[k];
-        const double m = s / dim;
-        double ss = 0;
-        for (std::int64_t k = 0; k < dim; ++k) ss += (x[k] - m) * (x[k] - m);
-        const double inv = ss > 0 ? 1.0 / std::sqrt(ss) : 0.0;
-        if (!(ss > 0)) constant[static_cast<std::size_t>(i)] = 1;
-        float* d = dst.data() + i * dim;
-        for (std::int64_t k = 0; k < dim; ++k) d[k] = static_cast<float>((x[k] - m) * inv);
-      }
-    });
-  };
-  std::vector<float> na, nb;
-  std::vector<char> ca, cb;
-  normalise(a, n_a, na, ca);
-  normalise(b, n_b, nb, cb);
+  std::vector<float> nb(static_cast<std::size_t>(n_b * dim));
+  std::vector<char> cb(static_cast<std::size_t>(n_b));
+  normalise_rows(b, n_b, dim, nb.data(), cb.data());
+  const std::int64_t block = std::min(n_a, kCorrelationBlockRows);
+  std::vector<float> na(static_cast<std::size_t>(block * dim));
+  std::vector<char> ca(static_cast<std::size_t>(block));
   std::vector<float> r(static_cast<std::size_t>(n_a * n_b));
-  // (one GEMM: past linalg's slice size it polls between its slices)
-  linalg::gemm(false, true, n_a, n_b, dim, 1.0f, na.data(), dim, nb.data(), dim, 0.0f, r.data(), n_b);
   const float nan = std::numeric_limits<float>::quiet_NaN();
-  for (std::int64_t i = 0; i < n_a; ++i)
-    for (std::int64_t j = 0; j < n_b; ++j)
-      if (ca[static_cast<std::size_t>(i)] || cb[static_cast<std::size_t>(j)]) r[static_cast<std::size_t>(i * n_b + j)] = nan;
+  for (std::int64_t i0 = 0; i0 < n_a; i0 += block) {
+    const std::int64_t m = std::min(block, n_a - i0);
+    normalise_rows(a + i0 * dim, m, dim, na.data(), ca.data());
+    // (past linalg's slice size the GEMM polls between its slices)
+    linalg::gemm(false, true, m, n_b, dim, 1.0f, na.data(), dim, nb.data(), dim, 0.0f, r.data() + i0 * n_b, n_b);
+    for (std::int64_t i = 0; i < m; ++i)
+      for (std::int64_t j = 0; j < n_b; ++j)
+        if (ca[static_cast<std::size_t>(i)] || cb[static_cast<std::size_t>(j)]) r[static_cast<std::size_t>((i0 + i) * n_b + j)] = nan;
+  }
   return r;
+}
+
+}  // namespace
+
+std::vector<float> correlation_matrix(const float* a, std::int64_t n_a, const float* b, std::int64_t n_b, std::int64_t dim) {
+  return correlation_rows(a, n_a, b, n_b, dim);
+}
+
+std::vector<float> correlation_matrix_u8(const std::uint8_t* a, std::int64_t n_a, const std::uint8_t* b, std::int64_t n_b, std::int64_t dim) {
+  return correlation_rows(a, n_a, b, n_b, dim);
 }
 
 }  // namespace brainlatent

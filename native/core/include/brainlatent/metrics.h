@@ -48,5 +48,7 @@ double ssim_gray(const double* x, const double* y, std::int64_t height, std::int
 // Rows are centred and normalised with float64 sums, then multiplied in one GEMM. A constant row
 // has no defined correlation: its entries are NaN.
 std::vector<float> correlation_matrix(const float* a, std::int64_t n_a, const float* b, std::int64_t n_b, std::int64_t dim);
+// The same on rows of bytes (images' pixels, without a float copy of them): each row's mean and norm in float64.
+std::vector<float> correlation_matrix_u8(const std::uint8_t* a, std::int64_t n_a, const std::uint8_t* b, std::int64_t n_b, std::int64_t dim);
 
 }  // namespace brainlatent
