@@ -178,14 +178,13 @@ inline std::size_t max_external_bytes() {
   return limit;
 }
 
-// A zeroed ArrayBuffer of `bytes` from JS's constructor; failing, an OutOfMemory error naming `what`.
-inline Napi::ArrayBuffer js_array_buffer(Napi::Env env, std::size_t bytes, const std::string& what) {
+// A zeroed ArrayBuffer of `bytes` from JS's constructor; failing, an OutOfMemory error of `oom_message`.
+inline Napi::ArrayBuffer js_array_buffer(Napi::Env env, std::size_t bytes, const std::string& oom_message) {
   Napi::Function ctor = env.Global().Get("ArrayBuffer").As<Napi::Function>();
   try {
     return ctor.New({Napi::Number::New(env, static_cast<double>(bytes))}).As<Napi::ArrayBuffer>();
-  } catch (const Napi::Error& e) {
-    throw to_js_error(env, ErrorCode::OutOfMemory, what + ": out of memory for its " + std::to_string(bytes) + " bytes (" + e.Message() + ")",
-                      OomReason::Allocation);
+  } catch (const Napi::Error&) {
+    throw to_js_error(env, ErrorCode::OutOfMemory, oom_message, OomReason::Allocation);
   }
 }
 
@@ -201,7 +200,7 @@ TA to_typed(Napi::Env env, std::vector<T, Alloc>&& v) {
     return TA::New(env, v.size(), buf, 0);
   }
   if (v.size() * sizeof(T) > max_external_bytes()) {
-    Napi::ArrayBuffer buf = js_array_buffer(env, v.size() * sizeof(T), "a result of " + std::to_string(v.size()) + " values");
+    Napi::ArrayBuffer buf = js_array_buffer(env, v.size() * sizeof(T), "out of memory for a copy of a result of " + std::to_string(v.size()) + " values");
     std::memcpy(buf.Data(), v.data(), v.size() * sizeof(T));
     const std::size_t n = v.size();
     std::vector<T, Alloc>().swap(v);  // (freed now, not when the caller's frame ends)
@@ -226,7 +225,7 @@ TA new_result(Napi::Env env, std::size_t n, const std::string& what) {
   if (n > std::numeric_limits<std::size_t>::max() / sizeof(T)) throw to_js_error(env, ErrorCode::OutOfMemory, what + ": out of memory for its " + size, OomReason::Allocation);
   // (past Node's limit for memory of ours: see max_external_bytes)
   if (n * sizeof(T) > max_external_bytes()) {
-    Napi::ArrayBuffer buf = js_array_buffer(env, n * sizeof(T), what);
+    Napi::ArrayBuffer buf = js_array_buffer(env, n * sizeof(T), what + ": out of memory for its " + size);
     try {
       return TA::New(env, n, buf, 0);
     } catch (const Napi::Error&) {
