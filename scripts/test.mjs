@@ -56,7 +56,8 @@ await phase('typecheck', 'tsc over ts/ and test/, and the import rules (npm run 
 });
 await phase('fixtures', 'the tiny SD models the C++ suite reads, into build/sd-fixtures', () => {
   mkdirSync('build/sd-fixtures', { recursive: true });
-  if (run(process.execPath, ['dist/cli/main.js', 'sd', 'fixture', '--variant', 'all', '--out', 'build/sd-fixtures'], { stdio: 'ignore' }).status !== 0) {
+  // (its error on stderr: what failed, not only that it did)
+  if (run(process.execPath, ['dist/cli/main.js', 'sd', 'fixture', '--variant', 'all', '--out', 'build/sd-fixtures'], { stdio: ['ignore', 'ignore', 'inherit'] }).status !== 0) {
     fail('writing the SD fixture models failed');
   }
 });

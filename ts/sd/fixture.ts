@@ -330,9 +330,10 @@ export async function writeSdFixture(dir: string, options: SdFixtureOptions = {}
     ['vae_encoder', vaeEncoderModel(o)],
     ['vae_decoder', vaeDecoderModel(o)],
   ];
+  // (model_index.json, which marks the folder a fixture's, first: a write cut short leaves a folder sd fixture may write again)
   await writeFolderFiles(dir, [
+    ['model_index.json', sdModelIndex({ _brainlatent_fixture: { ...o, note: 'random weights, for tests and benchmarks only' } })],
     ...models.map(([name, bytes]): [string, Uint8Array] => [`${name}/model.onnx`, o.io === 'float16' ? withFloat16Io(bytes) : bytes]),
     ...sdFolderFiles(fixtureTokenizer()),
-    ['model_index.json', sdModelIndex({ _brainlatent_fixture: { ...o, note: 'random weights, for tests and benchmarks only' } })],
   ]);
 }

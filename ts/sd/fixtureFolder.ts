@@ -13,6 +13,8 @@ async function entries(dir: string): Promise<string[] | null> {
     return await readdir(dir);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    // (a file where a folder is to be written: not one to write into)
+    if ((e as NodeJS.ErrnoException).code === 'ENOTDIR') return ['(a file)'];
     throw e;
   }
 }
@@ -26,23 +28,34 @@ async function isFixture(dir: string): Promise<boolean> {
   }
 }
 
+/** Whether one folder may be written: new, empty, or a fixture; else the names it holds, for the refusal. */
+async function foreignEntries(dir: string): Promise<string[]> {
+  const names = await entries(dir);
+  if (names === null || names.length === 0 || (await isFixture(dir))) return [];
+  return names;
+}
+
 /**
- * Refuses `dir` (named `flag`) unless it is new, empty or a fixture; with `variants` (--variant all), a folder holding
- * only fixtures in subfolders of those names.
+ * Refuses `dir` (named `flag`) unless it is new, empty or a fixture. With `variants` (--variant all) only the
+ * subfolders of those names are written, each checked so; other entries beside them are left alone (the test runner's
+ * build/sd-fixtures holds the suites' own models beside the variants).
  */
 export async function checkFixtureFolder(flag: string, dir: string, variants?: readonly string[]): Promise<void> {
-  const names = await entries(dir);
-  if (names === null || names.length === 0) return;
-  if (!variants && (await isFixture(dir))) return;
-  if (variants) {
-    const foreign = [];
-    for (const n of names) if (!variants.includes(n) || !((await entries(join(dir, n)))?.length === 0 || (await isFixture(join(dir, n))))) foreign.push(n);
-    if (foreign.length === 0) return;
-    names.splice(0, names.length, ...foreign);
+  const refuse = (where: string, names: string[]) => {
+    const shown = names.sort().slice(0, 5).join(', ') + (names.length > 5 ? `, … (${names.length} entries)` : '');
+    throw new InvalidArgumentError(
+      `${flag} ${where} exists and is not a fixture folder (it holds ${shown}); sd fixture writes random-weight models into it, ` +
+        'over what is there: expected a new or empty folder, or one sd fixture wrote',
+    );
+  };
+  if (!variants) {
+    const foreign = await foreignEntries(dir);
+    if (foreign.length) refuse(dir, foreign);
+    return;
   }
-  const shown = names.sort().slice(0, 5).join(', ') + (names.length > 5 ? `, … (${names.length} entries)` : '');
-  throw new InvalidArgumentError(
-    `${flag} ${dir} exists and is not a fixture folder (it holds ${shown}); sd fixture writes random-weight models into it, ` +
-      'over what is there: expected a new or empty folder, or one sd fixture wrote',
-  );
+  if ((await entries(dir))?.[0] === '(a file)') refuse(dir, ['(a file)']);
+  for (const v of variants) {
+    const foreign = await foreignEntries(join(dir, v));
+    if (foreign.length) refuse(join(dir, v), foreign);
+  }
 }
