@@ -48,6 +48,8 @@ it.each([
   // guidance's unconditional pass is a second row of the same call: 2 evaluations a call
   expect(2 * counts.unetCalls).toBe(unetEvaluationsPerImage(plan, 5));
   expect(r.stats.unetEvaluations).toBe(unetEvaluationsPerImage(plan, 5));
+  // (a guidance that is 1 in float32 runs no unconditional pass: the estimates count it so, re-read s35)
+  expect(unetEvaluationsPerImage(plan, 1.00000001)).toBe(counts.unetCalls);
 });
 
 it('refuses an engine count that is not the plan\'s', () => {

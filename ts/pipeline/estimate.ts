@@ -14,6 +14,7 @@ import { NsdStimuli } from '../nsd/stimuli.js';
 import { Diffusion } from '../sd/Diffusion.js';
 import { rgbPngBytes } from '../sd/png.js';
 import { unetDeclaredSizes } from '../sd/onnxSignature.js';
+import { guided } from '../sd/samplingOptions.js';
 import type { ReconstructConfig } from './config.js';
 import type { PreflightResult } from './preflight.js';
 import { decoderCharts, type DecoderSummary } from './decoderCharts.js';
@@ -193,7 +194,7 @@ async function probeStages(
       est.img2img = {
         // (a last, partial batch costs its share: a U-Net run's cost is per image)
         seconds: load + (samples / k) * (fixed + runCalls * perCall),
-        basis: `a batch of ${k} at ${g.size} px: ${perCall.toFixed(3)} s per U-Net call${g.guidance > 1 ? ' (with guidance)' : ''} + ${fixed.toFixed(3)} s encode/decode, × ${runCalls} U-Net calls ${count}`,
+        basis: `a batch of ${k} at ${g.size} px: ${perCall.toFixed(3)} s per U-Net call${guided(g.guidance) ? ' (with guidance)' : ''} + ${fixed.toFixed(3)} s encode/decode, × ${runCalls} U-Net calls ${count}`,
       };
     }
   } finally {

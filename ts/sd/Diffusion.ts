@@ -31,7 +31,7 @@ import { modelPathExists, readModelFile } from './modelRoots.js';
 import { loadFailure, modelSource, verifyLoaded, type ModelSource } from './modelSource.js';
 import { INT32_MAX, nativeSessionOptions, ORT_SESSION_OPTION_KEYS, type OrtSessionOptions } from './native.js';
 import { GUIDANCE_EXPECTED, MAX_GUIDANCE, MAX_SEED, SEED_EXPECTED } from './optionBounds.js';
-import { checkSchedulerName, planRun, resolvePlanOptions, stepNoiseProblem, type PlanOptions, type TimestepSpacing } from './samplingOptions.js';
+import { checkSchedulerName, guided, planRun, resolvePlanOptions, stepNoiseProblem, type PlanOptions, type TimestepSpacing } from './samplingOptions.js';
 import { checkScheduleOverrides, readSchedulerConfig, SCHEDULERS, type SchedulerConfigFile, type SchedulerName } from './schedulerConfig.js';
 import { IMG2IMG_ARGUMENTS, type Img2ImgNames } from './img2imgNames.js';
 import { assertRgb, assertTensor, type RgbImages, type Tensor } from './tensor.js';
@@ -594,11 +594,6 @@ export class Diffusion {
 /** A chunk option (images or latents per VAE call; default 1), checked here: the engine's words named its own entry point. */
 function chunkOption(chunk: unknown, what: string): number {
   return chunk === undefined ? 1 : checkInteger(chunk, 'chunk', what, 1, INT32_MAX);
-}
-
-/** Whether a guidance runs the unconditional pass: decided on the float32 the engine gets (1.00000001 is 1 there). */
-function guided(guidance: number): boolean {
-  return Math.fround(guidance) > 1;
 }
 
 function isPositiveFinite(v: unknown): v is number {

@@ -248,7 +248,12 @@ export function planRun(plan: NativePlanOptions): SamplerPlanInfo {
  * (the unconditional pass of each call). Every estimate of img2img's U-Net work counts with this.
  */
 export function unetEvaluationsPerImage(plan: Pick<SamplerPlanInfo, 'runs'>, guidance: number): number {
-  return plan.runs.length * (guidance > 1 ? 2 : 1);
+  return plan.runs.length * (guided(guidance) ? 2 : 1);
+}
+
+/** Whether a guidance runs the unconditional pass: decided on the float32 the engine gets (1.00000001 is 1 there). */
+export function guided(guidance: number): boolean {
+  return Math.fround(guidance) > 1;
 }
 
 /** The schedulers whose steps draw noise, as the step-noise errors name them. */

@@ -12,7 +12,7 @@ import { writeSd1Fixture } from '../../sd/sd1Fixture.js';
 import { checkFixtureFolder } from '../../sd/fixtureFolder.js';
 import { readPng, writePng } from '../../sd/png.js';
 import { KARRAS_SCHEDULERS, readSchedulerConfig, SD1_SCHEDULE } from '../../sd/schedulerConfig.js';
-import { checkSchedulerName, PLAN_FLAGS, planRun, resolvePlanOptions, stepNoiseProblem, type PlanOptions, type TimestepSpacing } from '../../sd/samplingOptions.js';
+import { checkSchedulerName, guided, PLAN_FLAGS, planRun, resolvePlanOptions, stepNoiseProblem, type PlanOptions, type TimestepSpacing } from '../../sd/samplingOptions.js';
 import { latentSizeMismatch, unetDeclaredSizes, type UnetDeclaredSizes } from '../../sd/onnxSignature.js';
 import { firstNonFinite, type RgbImages, type Tensor } from '../../sd/tensor.js';
 import { progressBar } from '../progress.js';
@@ -304,7 +304,7 @@ rules, reproducing another implementation's run, ONNX Runtime and CUDA).`,
       // (the API's bounds, in the API's words: "--guidance: expected a number from 0 to 100")
       const guidance = f.guidance === undefined ? 5 : numberFlag(f.guidance, '--guidance', GUIDANCE_RANGE);
       // (the negative prompt is the unconditional side of classifier-free guidance, which runs only above 1)
-      if (f.negativePrompt && guidance <= 1) {
+      if (f.negativePrompt && !guided(guidance)) {
         throw new InvalidArgumentError(`--negative-prompt has no effect with --guidance ${f.guidance}: classifier-free guidance, whose unconditional side it is, runs only when guidance > 1`);
       }
       const seed = f.seed === undefined ? 0 : numberFlag(f.seed, '--seed', SEED_RANGE);
@@ -364,7 +364,7 @@ rules, reproducing another implementation's run, ONNX Runtime and CUDA).`,
           for (let i = 0; i < z.shape[0]; i++) rows.set(c.data, i * c.data.length);
           c = { data: rows, shape: [z.shape[0], c.shape[1], c.shape[2]] };
         }
-        const uncond = guidance > 1 && model.tokenizer ? await model.encodeText([f.negativePrompt ?? ''], { signal: ac.signal }) : undefined;
+        const uncond = guided(guidance) && model.tokenizer ? await model.encodeText([f.negativePrompt ?? ''], { signal: ac.signal }) : undefined;
         const scheduler = plan.scheduler as SchedulerName;
         const bar = progressBar('img2img');
         const r = await model.img2img({
