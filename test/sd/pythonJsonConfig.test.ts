@@ -67,5 +67,10 @@ describe("JSON with Python's NaN and infinities", () => {
     expect((await readScheduleConfig(dir)).betaEnd).toBe(0.012);
     // and another scheduler for the same folder (its keys are read all the same)
     expect((await readSchedulerConfig(dir, { scheduler: 'ddim' })).schedule.betaStart).toBe(0.00085);
+    // a value the engine does not take is refused as written, not as null (JSON.stringify's NaN and ±Infinity)
+    writeFileSync(join(dir, 'scheduler', 'scheduler_config.json'), DPM_CONFIG.replace('"lambda_min_clipped": -Infinity', '"lambda_min_clipped": Infinity'));
+    await expect(readSchedulerConfig(dir)).rejects.toThrow(/lambda_min_clipped = Infinity is not supported by the engine \(supported: null, -Infinity, "-inf"\)/);
+    writeFileSync(join(dir, 'scheduler', 'scheduler_config.json'), DPM_CONFIG.replace('"beta_end": 0.012', '"beta_end": NaN'));
+    await expect(readSchedulerConfig(dir)).rejects.toThrow(/beta_end must be a finite number, got NaN/);
   });
 });

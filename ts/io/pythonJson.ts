@@ -4,12 +4,13 @@
  * JSON.parse refuses. Those three tokens, outside strings, are read as the numbers they stand for; the rest is JSON.
  */
 
-// (a string no file holds: the tokens are swapped for it, JSON.parse runs, and a reviver swaps the numbers back)
-const MARK = '\u0000bl-py-number:';
 const NUMBERS: Record<string, number> = { NaN: NaN, Infinity: Infinity, '-Infinity': -Infinity };
 
 /** Parses `text` as JSON that may hold Python's NaN / Infinity / -Infinity; throws JSON.parse's SyntaxError otherwise. */
 export function parsePythonJson(text: string): unknown {
+  // (a string no file holds, new at each call: the tokens are swapped for it, JSON.parse runs, and a reviver swaps
+  // the numbers back)
+  const MARK = `\u0000bl-py-${Math.random().toString(36).slice(2)}:`;
   let out = '';
   let from = 0;
   let replaced = false;
@@ -30,5 +31,5 @@ export function parsePythonJson(text: string): unknown {
   }
   if (!replaced) return JSON.parse(text);
   out += text.slice(from);
-  return JSON.parse(out, (_key, v: unknown) => (typeof v === 'string' && v.startsWith(MARK) ? NUMBERS[v.slice(MARK.length)] : v));
+  return JSON.parse(out, (_key, v: unknown) => (typeof v === 'string' && v.startsWith(MARK) && Object.hasOwn(NUMBERS, v.slice(MARK.length)) ? NUMBERS[v.slice(MARK.length)] : v));
 }

@@ -95,7 +95,7 @@ export async function designShape(nsd: { root: string; subject: number; sessions
         : [...new Set(nsd.sessions)].sort((a, b) => a - b); // (a list, as the extraction reads it: each session once, ascending)
   const file = await sessionBetasFile(nsd.root, nsd.subject, sessions[0], nsd.format);
   const T = await sessionTrialCount(file);
-  const table = nsdTrialTable(await readNsdDesign(nsd.root), nsd.subject, sessions, T);
+  const table = nsdTrialTable(await readNsdDesign(nsd.root), nsd.subject, sessions, T, file.path);
   const train = new Set<number>();
   const test = new Set<number>();
   let trainTrials = 0;

@@ -180,6 +180,9 @@ function schedulerOfClass(o: Record<string, unknown>, className: string, source:
 }
 
 /** The schedule keys of a config object, checked (every error names `source` and the field). */
+/** A config value as the file writes it (NaN and ±Infinity as Python's JSON does, not as null). */
+const shown = (v: unknown): string => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : JSON.stringify(v));
+
 function parseScheduleKeys(o: Record<string, unknown>, source: string): ScheduleConfig {
   const schedule: ScheduleConfig = {};
   const put = (k: keyof ScheduleConfig, v: unknown): void => {
@@ -188,7 +191,7 @@ function parseScheduleKeys(o: Record<string, unknown>, source: string): Schedule
   for (const [field, key] of Object.entries(NUMBER_KEYS)) {
     const v = o[field];
     if (v === undefined || v === null) continue;
-    if (typeof v !== 'number' || !Number.isFinite(v)) throw new FormatError(`${source}: ${field} must be a finite number, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'number' || !Number.isFinite(v)) throw new FormatError(`${source}: ${field} must be a finite number, got ${shown(v)}`);
     put(key, v);
   }
   for (const [field, key] of Object.entries(BOOL_KEYS)) {
@@ -208,10 +211,10 @@ function parseScheduleKeys(o: Record<string, unknown>, source: string): Schedule
   for (const [field, values] of Object.entries(FIXED)) {
     if (!(field in o)) continue;
     const v = o[field];
-    if (!values.some((a) => JSON.stringify(a) === JSON.stringify(v) || a === v)) {
-      throw new FormatError(
-        `${source}: ${field} = ${JSON.stringify(v)} is not supported by the engine (supported: ${values.map((a) => JSON.stringify(a)).join(', ')})`,
-      );
+    // (numbers by value: JSON.stringify writes NaN and ±Infinity, which Python's JSON holds, as null)
+    const same = (a: unknown) => (typeof a === 'number' || typeof v === 'number' ? Object.is(a, v) : JSON.stringify(a) === JSON.stringify(v));
+    if (!values.some(same)) {
+      throw new FormatError(`${source}: ${field} = ${shown(v)} is not supported by the engine (supported: ${values.map(shown).join(', ')})`);
     }
   }
   const int = (k: 'numTrainTimesteps' | 'stepsOffset', field: string): void => {
