@@ -201,9 +201,21 @@ Napi::Value StopJobThreads(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// setMaxExternalBytes(bytes): Node's limit for memory of ours handed to JS (buffer.constants.MAX_LENGTH), set by
+// the binding at load: results past it are copied (kit.h max_external_bytes). largeResultCopies(): how many were.
+Napi::Value SetMaxExternalBytes(const Napi::CallbackInfo& info) {
+  set_max_external_bytes(static_cast<std::size_t>(Args(info, "setMaxExternalBytes").count(0, "bytes")));
+  return info.Env().Undefined();
+}
+Napi::Value LargeResultCopies(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(large_result_copies().load()));
+}
+
 }  // namespace
 
 void init_engine(Napi::Env env, Napi::Object exports) {
+  exports.Set("setMaxExternalBytes", Napi::Function::New(env, SetMaxExternalBytes, "setMaxExternalBytes"));
+  exports.Set("largeResultCopies", Napi::Function::New(env, LargeResultCopies, "largeResultCopies"));
   exports.Set("createCancelToken", Napi::Function::New(env, CreateCancelToken, "createCancelToken"));
   exports.Set("cancel", Napi::Function::New(env, Cancel, "cancel"));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));

@@ -169,13 +169,25 @@ constexpr std::size_t kCopiedResultBytes = 1 << 20;
 // RidgeCV fit of 32,800 × 32,800 coefficients did). Larger results are allocated by JS's ArrayBuffer
 // constructor and filled: no limit but memory, and a RangeError, not V8's fatal out-of-memory, when it
 // cannot be had. BRAINLATENT_MAX_EXTERNAL_BYTES=N sets the limit lower (the tests' way to that path).
-inline std::size_t max_external_bytes() {
-  static const std::size_t limit = [] {
-    const char* e = std::getenv("BRAINLATENT_MAX_EXTERNAL_BYTES");
+// The binding sets Node's own limit at load (set_max_external_bytes: 2^53 − 1 from Node 22, whose results need no
+// copy); until then, and under BRAINLATENT_MAX_EXTERNAL_BYTES, Node 20's.
+inline const char* external_bytes_env() { return std::getenv("BRAINLATENT_MAX_EXTERNAL_BYTES"); }
+inline std::atomic<std::size_t>& external_limit() {
+  static std::atomic<std::size_t> limit{[] {
+    const char* e = external_bytes_env();
     const long long v = e ? std::atoll(e) : 0;
     return v > 0 ? static_cast<std::size_t>(v) : std::size_t{1} << 32;
-  }();
+  }()};
   return limit;
+}
+inline std::size_t max_external_bytes() { return external_limit().load(); }
+inline void set_max_external_bytes(std::size_t bytes) {
+  if (!external_bytes_env() && bytes > 0) external_limit().store(bytes);
+}
+// Results copied past the limit, for the tests: that the path ran, not only that its values are right.
+inline std::atomic<std::uint64_t>& large_result_copies() {
+  static std::atomic<std::uint64_t> n{0};
+  return n;
 }
 
 // A zeroed ArrayBuffer of `bytes` from JS's constructor; failing, an OutOfMemory error of `oom_message`.
@@ -202,6 +214,7 @@ TA to_typed(Napi::Env env, std::vector<T, Alloc>&& v) {
   if (v.size() * sizeof(T) > max_external_bytes()) {
     Napi::ArrayBuffer buf = js_array_buffer(env, v.size() * sizeof(T), "out of memory for a copy of a result of " + std::to_string(v.size()) + " values");
     std::memcpy(buf.Data(), v.data(), v.size() * sizeof(T));
+    ++large_result_copies();
     const std::size_t n = v.size();
     std::vector<T, Alloc>().swap(v);  // (freed now, not when the caller's frame ends)
     return TA::New(env, n, buf, 0);
@@ -226,6 +239,7 @@ TA new_result(Napi::Env env, std::size_t n, const std::string& what) {
   // (past Node's limit for memory of ours: see max_external_bytes)
   if (n * sizeof(T) > max_external_bytes()) {
     Napi::ArrayBuffer buf = js_array_buffer(env, n * sizeof(T), what + ": out of memory for its " + size);
+    ++large_result_copies();
     try {
       return TA::New(env, n, buf, 0);
     } catch (const Napi::Error&) {

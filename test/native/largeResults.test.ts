@@ -13,7 +13,7 @@ import { distModule } from '../helpers/dist.js';
 import { runModule } from '../helpers/nodeChild.js';
 
 describe('results past the limit for memory handed over from native code', () => {
-  it('are copied whole: a fit, a prediction and a metric past it equal those under it', async () => {
+  it('are copied whole: a fit, a prediction and a filled output past it equal those under it', async () => {
     const script = `
       const { RidgeCV } = await import(${JSON.stringify(pathToFileURL(distModule('ridge/RidgeCV')).href)});
       let s = 7;
@@ -27,14 +27,23 @@ describe('results past the limit for memory handed over from native code', () =>
       for (const v of model.coef.data) sum += v;
       let psum = 0;
       for (const v of pred.data) psum += v;
-      process.stdout.write(JSON.stringify({ coef: model.coef.data.length, sum, pred: pred.data.length, psum, scores: model.cvScores?.data?.length ?? null }));
+      // an output the engine fills (new_result): 700,000 Philox normals, 2.8 MB
+      const { binding } = await import(${JSON.stringify(pathToFileURL(distModule('native/binding')).href)});
+      const noise = binding().philoxNormal(1, 0, 0, 0, 700000);
+      let nsum = 0;
+      for (const v of noise) nsum += v;
+      process.stdout.write(JSON.stringify({ coef: model.coef.data.length, sum, pred: pred.data.length, psum, nsum, copies: binding().largeResultCopies() }));
     `;
     const under = await runModule(script, 120_000);
     const past = await runModule(script, 120_000, { ...process.env, BRAINLATENT_MAX_EXTERNAL_BYTES: String(2 * 2 ** 20) });
     expect(under.status, under.stderr).toBe(0);
     expect(past.status, past.stderr).toBe(0);
-    const a = JSON.parse(under.stdout), b = JSON.parse(past.stdout);
+    const { copies: copiesUnder, ...a } = JSON.parse(under.stdout), { copies: copiesPast, ...b } = JSON.parse(past.stdout);
     expect(a.coef).toBe(700 * 800);
     expect(b).toEqual(a);
+    // the path ran: none copied under Node's own limit; past the one set, the coefficients and the noise (a
+    // prediction goes into an array of JS's, allocated by the caller)
+    expect(copiesUnder).toBe(0);
+    expect(copiesPast).toBe(2);
   }, 240_000);
 });

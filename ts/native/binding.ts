@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { constants as bufferConstants } from 'node:buffer';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isMainThread } from 'node:worker_threads';
@@ -65,6 +66,8 @@ export function binding(): Binding {
     throw new BrainlatentError(`the native engine ${file} failed to load: ${(e as Error).message}. ${HOW_TO_BUILD}`, 'NativeNotBuilt');
   }
   cachedPath = file;
+  // (this Node's own limit for memory handed over from native code: 4 GiB on Node 20, 2^53 − 1 from Node 22)
+  cached.setMaxExternalBytes(Math.min(bufferConstants.MAX_LENGTH, Number.MAX_SAFE_INTEGER));
   if (isMainThread) stopJobThreadsAtExit(cached, file);
   return cached;
 }

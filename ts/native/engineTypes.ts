@@ -44,6 +44,10 @@ export interface EngineBinding {
    * (for a reader that overwrites every byte: its contents are then unspecified until it does).
    */
   allocLargeBuffer(bytes: number, zeroFill?: boolean): ArrayBuffer;
+  /** Node's limit for memory of the engine's handed to JS (buffer.constants.MAX_LENGTH): results past it are copied. */
+  setMaxExternalBytes(bytes: number): void;
+  /** Results copied past that limit so far in this process (for the tests). */
+  largeResultCopies(): number;
   /**
    * An ArrayBuffer over bytes [offset, offset + bytes) of the open file `fd`, mapped copy-on-write (writes to it stay in
    * this process; the mapping outlives the descriptor): a large array read from a file without copying it. Throws an
