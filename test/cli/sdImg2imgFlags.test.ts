@@ -349,10 +349,10 @@ describe('sd img2img: Ctrl-C', () => {
 describe('sd fixture', () => {
   it('refuses sizes and seeds that are not integers in range, naming the flag, and writes nothing', async () => {
     const cases: [string[], string][] = [
-      [['--unet-channels', '-3'], '--unet-channels: expected an integer >= 1, got -3'],
-      [['--unet-channels', '0'], '--unet-channels: expected an integer >= 1, got 0'],
-      [['--text-dim', '1.5'], '--text-dim: expected an integer >= 1, got 1.5'],
-      [['--unet-layers', '-1'], '--unet-layers: expected an integer >= 0, got -1'],
+      [['--unet-channels', '-3'], '--unet-channels: expected an integer from 1 to 1024, got -3'],
+      [['--unet-channels', '0'], '--unet-channels: expected an integer from 1 to 1024, got 0'],
+      [['--text-dim', '1.5'], '--text-dim: expected an integer from 1 to 4096, got 1.5'],
+      [['--unet-layers', '-1'], '--unet-layers: expected an integer from 0 to 64, got -1'],
       [['--seed', '-1'], '--seed: expected an integer >= 0, got -1'],
     ];
     for (const [flags, message] of cases) {
