@@ -98,14 +98,11 @@ export async function outputFoldersOverlap(a: string, b: NamedInput): Promise<st
  * symlink to an input folder is that folder. Inputs that do not exist are passed over.
  */
 export async function folderInputOverlap(path: string, inputs: readonly NamedInput[]): Promise<string | null> {
-  const out = await realPathAsFar(path);
-  for (const [name, input] of inputs) {
+  for (const input of inputs) {
     // (one that does not exist holds nothing to lose: the run's checks name it)
-    if ((await statOrNull(input)) === null) continue;
-    const real = await realPathAsFar(input);
-    if (real === out) return `is ${name} ${input}`;
-    if (within(out, real)) return `is inside ${name} ${input}`;
-    if (within(real, out)) return `holds ${name} ${input}`;
+    if ((await statOrNull(input[1])) === null) continue;
+    const overlap = await outputFoldersOverlap(path, input);
+    if (overlap) return overlap;
   }
   return null;
 }

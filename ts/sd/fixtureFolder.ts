@@ -13,7 +13,7 @@ async function entries(dir: string): Promise<string[] | null> {
     return await readdir(dir);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    // (a file where a folder is to be written: not one to write into)
+    // (a file where a variant's folder is to be written: not one to write into; --out itself is checkOutputPath's)
     if ((e as NodeJS.ErrnoException).code === 'ENOTDIR') return ['(a file)'];
     throw e;
   }
@@ -53,7 +53,6 @@ export async function checkFixtureFolder(flag: string, dir: string, variants?: r
     if (foreign.length) refuse(dir, foreign);
     return;
   }
-  if ((await entries(dir))?.[0] === '(a file)') refuse(dir, ['(a file)']);
   for (const v of variants) {
     const foreign = await foreignEntries(join(dir, v));
     if (foreign.length) refuse(join(dir, v), foreign);
