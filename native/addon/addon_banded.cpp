@@ -44,17 +44,19 @@ void read_banded_options(const Napi::Object& o, BandedRidgeOptions& opts) {
   opts.seed = static_cast<std::uint64_t>(attr_int(o, "seed", 0, 0, std::int64_t(1) << 53));
 }
 
-// bandedRidgeCostEstimate(n, p, t, options) -> { route, flops, memory }: the per-fold route a banded fit of
-// this shape would take (options as bandedRidgeFit's; folds label n samples), its flop model and its memory
-// plan under options.memoryBudget, from the dimensions alone (banded_ridge.h).
+// bandedRidgeCostEstimate(n, p, t, foldSizes: Float64Array, options) -> { route, flops, memory }: the
+// per-fold route a banded fit of this shape would take (options as bandedRidgeFit's, without folds: each
+// fold's size in foldSizes), its flop model and its memory plan under options.memoryBudget, from the
+// dimensions alone (banded_ridge.h).
 Napi::Value BandedRidgeCostEstimateJs(const Napi::CallbackInfo& info) {
   Args args(info, "bandedRidgeCostEstimate");
   const std::int64_t n = args.count(0, "n"), p = args.count(1, "p"), t = args.count(2, "t");
-  Napi::Object o = args.object(3, "options");
+  const std::vector<std::int64_t> sizes = args.counts(3, "foldSizes");
+  Napi::Object o = args.object(4, "options");
   BandedRidgeOptions opts;
   read_ridge_options(o, opts);
   read_banded_options(o, opts);
-  const RidgeCostEstimate c = guarded(info.Env(), "bandedRidgeCostEstimate", [&] { return banded_ridge_cost_estimate(n, p, t, opts); });
+  const RidgeCostEstimate c = guarded(info.Env(), "bandedRidgeCostEstimate", [&] { return banded_ridge_cost_estimate(n, p, t, sizes, opts); });
   return cost_estimate_to_js(info.Env(), c);
 }
 

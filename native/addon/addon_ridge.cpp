@@ -63,6 +63,7 @@ RidgeProblem read_problem(const Napi::Value& v, const std::string& label, std::v
     const Napi::Object opts = o.Get("options").As<Napi::Object>();
     RidgeProblem problem{{x.Data(), n, p}, {y.Data(), n, t}, {}};
     read_ridge_options(opts, problem.options);
+    read_folds(opts, problem.options);
     read_cv_method(opts, problem.options);
     keep.push_back(x);
     keep.push_back(y);
@@ -221,17 +222,19 @@ Napi::Value RidgePredictAsync(const Napi::CallbackInfo& info) {
       {args.callback(9), args.cancel_token(10), {a.x, a.coef, a.b, a.mean, a.scale, a.out}});
 }
 
-// ridgeCostEstimate(n, p, t, options) -> { route, flops, memory }: the flop model of the route a fit of
-// this shape would take (options as ridgeFit's; folds label n samples), from the dimensions alone, and
-// its memory plan under options.memoryBudget (ridge.h, RidgeCostEstimate).
+// ridgeCostEstimate(n, p, t, foldSizes: Float64Array, options) -> { route, flops, memory }: the flop model
+// of the route a fit of this shape would take (options as ridgeFit's, without folds: each fold's size in
+// foldSizes), from the dimensions alone, and its memory plan under options.memoryBudget (ridge.h,
+// RidgeCostEstimate).
 Napi::Value RidgeCostEstimateJs(const Napi::CallbackInfo& info) {
   Args args(info, "ridgeCostEstimate");
   const std::int64_t n = args.count(0, "n"), p = args.count(1, "p"), t = args.count(2, "t");
-  Napi::Object o = args.object(3, "options");
+  const std::vector<std::int64_t> sizes = args.counts(3, "foldSizes");
+  Napi::Object o = args.object(4, "options");
   RidgeOptions opts;
   read_ridge_options(o, opts);
   read_cv_method(o, opts);
-  const RidgeCostEstimate c = guarded(info.Env(), "ridgeCostEstimate", [&] { return ridge_cost_estimate(n, p, t, opts); });
+  const RidgeCostEstimate c = guarded(info.Env(), "ridgeCostEstimate", [&] { return ridge_cost_estimate(n, p, t, sizes, opts); });
   return cost_estimate_to_js(info.Env(), c);
 }
 
@@ -240,6 +243,13 @@ Napi::Value ContiguousFolds(const Napi::CallbackInfo& info) {
   const std::int64_t n = args.count(0, "n"), k = args.count(1, "k");
   auto f = guarded(info.Env(), "contiguousFolds", [&] { return contiguous_folds(n, static_cast<int>(std::min<std::int64_t>(k, 1 << 30))); });
   return to_typed<Napi::Int32Array>(info.Env(), std::move(f));
+}
+
+Napi::Value ContiguousFoldSizes(const Napi::CallbackInfo& info) {
+  Args args(info, "contiguousFoldSizes");
+  const std::int64_t n = args.count(0, "n"), k = args.count(1, "k");
+  const auto s = guarded(info.Env(), "contiguousFoldSizes", [&] { return contiguous_fold_sizes(n, static_cast<int>(std::min<std::int64_t>(k, 1 << 30))); });
+  return to_typed<Napi::Float64Array>(info.Env(), std::vector<double>(s.begin(), s.end()));
 }
 
 Napi::Value GroupFolds(const Napi::CallbackInfo& info) {
@@ -261,6 +271,7 @@ void init_ridge(Napi::Env env, Napi::Object exports) {
   exports.Set("ridgePredictAsync", Napi::Function::New(env, RidgePredictAsync, "ridgePredictAsync"));
   exports.Set("ridgeCostEstimate", Napi::Function::New(env, RidgeCostEstimateJs, "ridgeCostEstimate"));
   exports.Set("contiguousFolds", Napi::Function::New(env, ContiguousFolds, "contiguousFolds"));
+  exports.Set("contiguousFoldSizes", Napi::Function::New(env, ContiguousFoldSizes, "contiguousFoldSizes"));
   exports.Set("groupFolds", Napi::Function::New(env, GroupFolds, "groupFolds"));
 }
 

@@ -20,8 +20,6 @@ inline constexpr EnumEntry<EigPrecision> kEigPrecisions[] = {
 template <typename Options>
 void read_ridge_options(const Napi::Object& o, Options& opts) {
   opts.alphas = attr_vector<Napi::Float64Array, double>(o, "alphas");
-  opts.folds = attr_vector<Napi::Int32Array, std::int32_t>(o, "folds");
-  opts.n_folds = static_cast<int>(attr_int(o, "nFolds", 0));
   opts.score = attr_enum(o, "score", RidgeScore::R2, kRidgeScores);
   opts.fit_intercept = attr_bool(o, "fitIntercept", true);
   opts.standardize = attr_bool(o, "standardize", false);
@@ -31,6 +29,13 @@ void read_ridge_options(const Napi::Object& o, Options& opts) {
   opts.eig_precision = attr_enum(o, "eigPrecision", EigPrecision::Auto, kEigPrecisions);
   opts.memory_budget = static_cast<std::size_t>(attr_int(o, "memoryBudget", 0, 0, std::int64_t(1) << 50));
   opts.target_batch = attr_int(o, "targetBatch", 0, 0, std::int64_t(1) << 40);
+}
+
+// A fit's folds (a cost estimate takes the folds' sizes instead).
+template <typename Options>
+void read_folds(const Napi::Object& o, Options& opts) {
+  opts.folds = attr_vector<Napi::Int32Array, std::int32_t>(o, "folds");
+  opts.n_folds = static_cast<int>(attr_int(o, "nFolds", 0));
 }
 
 inline constexpr EnumEntry<LatentMode> kLatentModes[] = {

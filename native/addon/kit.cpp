@@ -103,6 +103,18 @@ std::int64_t Args::count(std::size_t i, const char* name) const {
   return static_cast<std::int64_t>(v);
 }
 
+std::vector<std::int64_t> Args::counts(std::size_t i, const char* name) const {
+  const Napi::Float64Array a = array<Napi::Float64Array>(i, name);
+  std::vector<std::int64_t> out(a.ElementLength());
+  for (std::size_t j = 0; j < out.size(); ++j) {
+    const double v = a[j];
+    if (!(v >= 0) || v > 9007199254740992.0 || v != std::floor(v))
+      throw Napi::RangeError::New(env(), label(name) + "[" + std::to_string(j) + "] must be a non-negative integer, got " + std::to_string(v));
+    out[j] = static_cast<std::int64_t>(v);
+  }
+  return out;
+}
+
 std::string Args::string(std::size_t i, const char* name) const {
   if (!info_[i].IsString()) throw Napi::TypeError::New(env(), label(name) + " must be a string");
   return info_[i].As<Napi::String>().Utf8Value();

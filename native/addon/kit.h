@@ -138,6 +138,8 @@ class Args {
   const Napi::Value operator[](std::size_t i) const { return info_[i]; }
   // A finite integer in [0, 2^53] (sizes, counts, indices).
   std::int64_t count(std::size_t i, const char* name) const;
+  // A Float64Array of counts (non-negative integers up to 2^53), as int64s.
+  std::vector<std::int64_t> counts(std::size_t i, const char* name) const;
   double number(std::size_t i, const char* name) const;
   std::string string(std::size_t i, const char* name) const;
   Napi::Object object(std::size_t i, const char* name) const;

@@ -23,6 +23,7 @@ Napi::Value ridge_fit_job(const Napi::CallbackInfo& info, const char* name, cons
   Napi::Object o = args.object(5, "options");
   auto opts = std::make_shared<Options>();
   read_ridge_options(o, *opts);
+  read_folds(o, *opts);
   read_own(o, *opts);
   const ConstMatF xv{x.Data(), n, p}, yv{y.Data(), n, t};
   using Result = decltype(fit(xv, yv, *opts));

@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 
 import { ridgeCost } from '../../ts/pipeline/probe.js';
 import { RidgeCV } from '../../ts/ridge/RidgeCV.js';
+import { BandedRidgeCV } from '../../ts/ridge/BandedRidgeCV.js';
 import { planted } from '../helpers/random.js';
 
 describe('ridge estimate', () => {
@@ -60,6 +61,12 @@ describe("ridge estimate's scaling in rows: the engine's flop model (RidgeCV.cos
     expect(grouped.costModel(8859, 15724, 16384)).toEqual(new RidgeCV({ alphas: [1, 10], folds: 5 }).costModel(8859, 15724, 16384));
     const indexed = new RidgeCV({ alphas: [1, 10], foldIndex: Array.from({ length: 120 }, (_, i) => i % 3) });
     expect(indexed.costModel(900, 50, 10)).toEqual(new RidgeCV({ alphas: [1, 10], folds: 3 }).costModel(900, 50, 10));
+    // From the folds' sizes alone: a label per sample (2^40 of them) or a weight per feature would not fit in memory
+    const huge = new RidgeCV({ alphas: [1, 10], memoryBudget: 2 ** 30 }).costModel(2 ** 40, 2 ** 40, 10);
+    expect([huge.memory.fits, huge.flops > 0]).toEqual([false, true]);
+    const band = new BandedRidgeCV({ alphas: [1, 10], nIter: 2, memoryBudget: 2 ** 30 }).costModel(2 ** 40, [2 ** 39, 2 ** 39], 10);
+    expect(band.memory.fits).toBe(false);
+    expect(() => new RidgeCV({ alphas: [1], folds: 6 }).costModel(10, 5, 5)).toThrow(/RidgeCV.costModel folds: fold 4 holds 1 sample; .* use at most 5 folds for 10 samples/);
     expect(() => model.costModel(0, 10, 10)).toThrow(/RidgeCV.costModel rows: expected an integer >= 1, got 0/);
     expect(() => model.costModel(10, 2.5, 10)).toThrow(/cols: expected an integer >= 1, got 2.5/);
   });

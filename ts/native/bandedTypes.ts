@@ -61,12 +61,13 @@ export interface BandedBinding {
     onProgress?: (fraction: number, stage: string) => void,
     cancel?: CancelToken,
   ): Promise<NativeBandedResult>;
-  /** The per-fold route a banded fit of this shape would take, its flop model and its memory plan, from its dimensions alone (folds label n samples). */
+  /** The per-fold route a banded fit of this shape would take, its flop model and its memory plan, from its dimensions alone (foldSizes as ridgeCostEstimate's). */
   bandedRidgeCostEstimate(
     n: number,
     p: number,
     t: number,
-    options: NativeBandedOptions,
+    foldSizes: Float64Array,
+    options: Omit<NativeBandedOptions, 'folds' | 'nFolds'>,
   ): { route: 'per-fold-primal' | 'per-fold-kernel'; flops: number; memory: NativeMemoryPlan };
   dirichletGammas(nSamples: number, nBands: number, concentrations: Float64Array, seed: number): Float64Array;
 }

@@ -162,8 +162,19 @@ export interface RidgeBinding {
     cancel?: CancelToken,
     label?: string,
   ): Promise<Float32Array>;
-  /** The flop model and memory plan of the route a fit of this shape would take, from its dimensions alone (folds label n samples). */
-  ridgeCostEstimate(n: number, p: number, t: number, options: NativeRidgeOptions): { route: NativeRidgeSolver; flops: number; memory: NativeMemoryPlan };
+  /**
+   * The flop model and memory plan of the route a fit of this shape would take, from its dimensions alone: each fold's
+   * number of samples in `foldSizes` (summing to n), in place of the options' folds.
+   */
+  ridgeCostEstimate(
+    n: number,
+    p: number,
+    t: number,
+    foldSizes: Float64Array,
+    options: Omit<NativeRidgeOptions, 'folds' | 'nFolds'>,
+  ): { route: NativeRidgeSolver; flops: number; memory: NativeMemoryPlan };
   contiguousFolds(n: number, k: number): Int32Array;
+  /** The sizes of contiguousFolds(n, k)'s folds, without its n labels. */
+  contiguousFoldSizes(n: number, k: number): Float64Array;
   groupFolds(groups: Int32Array, k: number): Int32Array;
 }

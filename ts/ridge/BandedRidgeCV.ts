@@ -7,7 +7,7 @@ import { BandedRidgeModel } from './BandedRidgeModel.js';
 import { checkedAtSource } from './modelConsistency.js';
 import { describeNumber } from './alphas.js';
 import { concatSpaces, type FeatureSpaces } from './featureSpaces.js';
-import { assignFolds, shapeFolds } from './folds.js';
+import { assignFolds, shapeFoldSizes } from './folds.js';
 import { checkChoice, checkFitControl, checkInteger, checkPositive, checkSolverAgrees, COMMON_OPTION_KEYS, resolveRidgeOptions, type RidgeCommonOptions, type ResolvedRidgeOptions } from './options.js';
 import type { FitControl } from './RidgeCV.js';
 
@@ -115,11 +115,11 @@ export class BandedRidgeCV {
       gammas = Float64Array.from(this.gammas.flat());
     }
     const p = sizes.reduce((a, w) => a + w, 0);
-    return nativeSync((b) => b.bandedRidgeCostEstimate(n, p, t, this.nativeOptions(sizes, gammas, shapeFolds(n, this.resolved, what))));
+    return nativeSync((b) => b.bandedRidgeCostEstimate(n, p, t, shapeFoldSizes(n, this.resolved, what).sizes, this.nativeOptions(sizes, gammas)));
   }
 
-  /** The engine's options of a fit of these bands (column counts) and folds. */
-  private nativeOptions(sizes: readonly number[], gammas: Float64Array | undefined, folds: { folds: Int32Array; nFolds: number }): NativeBandedOptions {
+  /** The engine's options of a fit of these bands (column counts), but its folds. */
+  private nativeOptions(sizes: readonly number[], gammas: Float64Array | undefined): Omit<NativeBandedOptions, 'folds' | 'nFolds'> {
     const o = this.options;
     const r = this.resolved;
     return {
@@ -130,8 +130,6 @@ export class BandedRidgeCV {
       nIter: o.nIter ?? 100,
       concentrations: Float64Array.from(o.concentrations ?? [0.1, 1.0]),
       seed: o.seed ?? 0,
-      folds: folds.folds,
-      nFolds: folds.nFolds,
       solver: o.solver,
     };
   }
@@ -163,7 +161,7 @@ export class BandedRidgeCV {
           x.cols,
           y.data,
           y.cols,
-          this.nativeOptions(sizes, gammas, folds),
+          { ...this.nativeOptions(sizes, gammas), folds: folds.folds, nFolds: folds.nFolds },
           onProgress ? (fraction, stage) => onProgress({ fraction, stage }) : undefined,
           token,
         ),

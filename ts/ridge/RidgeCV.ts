@@ -3,7 +3,7 @@ import { assertMatrix, type Matrix } from '../matrix.js';
 import { nativeJob, nativeSync } from '../native/call.js';
 import type { NativeMemoryPlan, NativeRidgeProblem, NativeRidgeResult, NativeRidgeSolver } from '../native/ridgeTypes.js';
 import { DEFAULT_ALPHAS, describeNumber } from './alphas.js';
-import { assignFolds, shapeFolds } from './folds.js';
+import { assignFolds, shapeFoldSizes } from './folds.js';
 import { checkedAtSource } from './modelConsistency.js';
 import {
   checkChoice,
@@ -165,8 +165,8 @@ export class RidgeCV {
   costModel(rows: number, cols: number, targets: number): { route: NativeRidgeSolver; flops: number; memory: NativeMemoryPlan } {
     const [n, p, t] = ([['rows', rows], ['cols', cols], ['targets', targets]] as const).map(([name, v]) => checkInteger(v, name, 'RidgeCV.costModel', 1));
     const { resolved: r, cvMethod, solver } = this.setup;
-    const { folds, nFolds } = shapeFolds(n, r, 'RidgeCV.costModel');
-    return nativeSync((b) => b.ridgeCostEstimate(n, p, t, { ...r.native, alphas: r.alphas, folds, nFolds, cvMethod, solver }));
+    const { sizes } = shapeFoldSizes(n, r, 'RidgeCV.costModel');
+    return nativeSync((b) => b.ridgeCostEstimate(n, p, t, sizes, { ...r.native, alphas: r.alphas, cvMethod, solver }));
   }
 
   /** Fits X (samples × features) to Y (samples × targets). The arrays are read in place, not copied; do not modify them until the promise settles. */

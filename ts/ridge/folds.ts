@@ -18,26 +18,31 @@ export interface FoldAssignment {
 }
 
 /**
+ * The folds' sizes a plan made from a shape alone assumes at `n` samples: those of foldIndex or groups when they label
+ * `n` samples (the fit's own), else of as many contiguous folds as the fit would make (foldIndex's largest index + 1),
+ * computed from n and k alone: a plan at 1e9 samples must not make a label per sample.
+ */
+export function shapeFoldSizes(n: number, r: { folds: number; groups?: ArrayLike<number>; foldIndex?: ArrayLike<number> }, what: string): { sizes: Float64Array; nFolds: number } {
+  if (r.foldIndex?.length === n || r.groups?.length === n) {
+    const a = assignFolds(n, r.foldIndex?.length === n ? { folds: r.folds, foldIndex: r.foldIndex } : { folds: r.folds, groups: r.groups }, what);
+    return { sizes: Float64Array.from(foldSizes(a)), nFolds: a.nFolds };
+  }
+  let k = r.folds;
+  if (r.foldIndex) {
+    k = 0;
+    for (let i = 0; i < r.foldIndex.length; i++) k = Math.max(k, r.foldIndex[i] + 1);
+  }
+  if (k > n) throw new InvalidArgumentError(`${what}: ${k} folds but only ${n} samples`);
+  const sizes = nativeSync((b) => b.contiguousFoldSizes(n, k));
+  checkSizes(sizes, `${what} folds`, `at most ${Math.floor(n / 2)} folds for ${n} samples`);
+  return { sizes, nFolds: k };
+}
+
+/**
  * Fold index per sample for n samples: explicit (foldIndex), whole groups in contiguous runs of
  * near-equal size, or contiguous KFold. The spec's values were validated by resolveRidgeOptions;
  * what depends on n is checked here.
  */
-/**
- * The folds a plan made from a shape alone assumes at `n` samples: those of foldIndex or groups when they label `n`
- * samples (the fit's own), else as many contiguous folds as the fit would make (foldIndex's largest index + 1).
- */
-export function shapeFolds(n: number, r: { folds: number; groups?: ArrayLike<number>; foldIndex?: ArrayLike<number> }, what: string): FoldAssignment {
-  let spec: { folds: number; groups?: ArrayLike<number>; foldIndex?: ArrayLike<number> } = { folds: r.folds };
-  if (r.foldIndex?.length === n) spec = { folds: r.folds, foldIndex: r.foldIndex };
-  else if (r.groups?.length === n) spec = { folds: r.folds, groups: r.groups };
-  else if (r.foldIndex) {
-    let k = 0;
-    for (let i = 0; i < r.foldIndex.length; i++) k = Math.max(k, r.foldIndex[i] + 1);
-    spec = { folds: k };
-  }
-  return assignFolds(n, spec, what);
-}
-
 export function assignFolds(n: number, spec: { folds: number; groups?: ArrayLike<number>; foldIndex?: ArrayLike<number> }, what: string): FoldAssignment {
   if (spec.foldIndex !== undefined) {
     if (spec.foldIndex.length !== n) throw new ShapeError(`${what}: foldIndex has ${spec.foldIndex.length} entries for ${n} samples`);
@@ -78,11 +83,20 @@ export function assignFolds(n: number, spec: { folds: number; groups?: ArrayLike
  * target, silently.
  */
 function checkFoldSizes(a: FoldAssignment, what: string, remedy: string): FoldAssignment {
-  const size = new Int32Array(a.nFolds);
-  for (const f of a.folds) size[f]++;
-  const v = size.findIndex((s) => s < 2);
+  checkSizes(foldSizes(a), what, remedy);
+  return a;
+}
+
+function checkSizes(size: ArrayLike<number>, what: string, remedy: string): void {
+  const v = Array.prototype.findIndex.call(size, (s: number) => s < 2);
   if (v >= 0) {
     throw new InvalidArgumentError(`${what}: fold ${v} holds ${size[v]} sample; each validation fold needs 2 samples at least (a score over one sample is undefined): use ${remedy}`);
   }
-  return a;
+}
+
+/** The number of samples in each fold. */
+function foldSizes(a: FoldAssignment): Int32Array {
+  const size = new Int32Array(a.nFolds);
+  for (const f of a.folds) size[f]++;
+  return size;
 }

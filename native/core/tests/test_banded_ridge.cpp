@@ -168,6 +168,13 @@ Ref reference(const Data& d, const Vec& gammas, const Vec& alphas, const std::ve
   return ref;
 }
 
+// Each fold's number of samples, as the cost estimates take them.
+std::vector<std::int64_t> sizes_of(const std::vector<std::int32_t>& folds, int k) {
+  std::vector<std::int64_t> s(static_cast<std::size_t>(k), 0);
+  for (std::int32_t f : folds) s[static_cast<std::size_t>(f)]++;
+  return s;
+}
+
 std::vector<std::int32_t> folds_of(long n, int k) {
   std::vector<std::int32_t> f(n);
   for (long i = 0; i < n; ++i) f[i] = static_cast<std::int32_t>((i * k) / n);
@@ -356,7 +363,7 @@ int main() {
       const BandedRidgeResult whole = banded_ridge_fit({d.x.data(), d.n, d.p}, {d.y.data(), d.n, d.t}, o);
       CHECK(whole.info.n_batches == 1);
       const double per_target = static_cast<double>(whole.info.batch_bytes) / static_cast<double>(whole.info.target_batch);
-      const RidgeCostEstimate plan = banded_ridge_cost_estimate(d.n, d.p, d.t, o);
+      const RidgeCostEstimate plan = banded_ridge_cost_estimate(d.n, d.p, d.t, sizes_of(o.folds, o.n_folds), o);
       CHECK(plan.route == whole.info.solver);
       CHECK(plan.route == (s.route == RidgeRoute::Kernel ? "per-fold-kernel" : "per-fold-primal"));
       CHECK(plan.fixed_bytes == whole.info.fixed_bytes && plan.n_batches == 1);
@@ -375,7 +382,7 @@ int main() {
         std::printf("  %s, budget %zu: fixed %zu + %zu per batch of %lld (%lld batches), peak %zu\n", i.solver.c_str(), o.memory_budget,
                     i.fixed_bytes, i.batch_bytes, (long long)i.target_batch, (long long)i.n_batches, i.peak_bytes);
         // The cost estimate, from the shape alone, is the fit's own plan (standardised X: the Gram's trace is n·p).
-        const RidgeCostEstimate e = banded_ridge_cost_estimate(d.n, d.p, d.t, o);
+        const RidgeCostEstimate e = banded_ridge_cost_estimate(d.n, d.p, d.t, sizes_of(o.folds, o.n_folds), o);
         CHECK(e.route == i.solver);
         CHECK(e.fits);
         CHECK(e.fixed_bytes == i.fixed_bytes);
@@ -396,7 +403,7 @@ int main() {
       }
       // Just below the fixed part plus one target: the estimate says so, and the fit refuses.
       o.memory_budget = plan.fixed_bytes + static_cast<std::size_t>(plan.bytes_per_target) - 1;
-      CHECK(!banded_ridge_cost_estimate(d.n, d.p, d.t, o).fits);
+      CHECK(!banded_ridge_cost_estimate(d.n, d.p, d.t, sizes_of(o.folds, o.n_folds), o).fits);
       std::string msg;
       CHECK(test::throws([&] { banded_ridge_fit({d.x.data(), d.n, d.p}, {d.y.data(), d.n, d.t}, o); }, &msg));
       CHECK(msg.find("fixed footprint") != std::string::npos);
@@ -411,7 +418,7 @@ int main() {
       o.folds = folds_of(d.n, 4);
       o.n_folds = 4;
       const BandedRidgeResult r = banded_ridge_fit({d.x.data(), d.n, d.p}, {d.y.data(), d.n, d.t}, o);
-      CHECK(banded_ridge_cost_estimate(d.n, d.p, d.t, o).route == r.info.solver);
+      CHECK(banded_ridge_cost_estimate(d.n, d.p, d.t, sizes_of(o.folds, o.n_folds), o).route == r.info.solver);
       CHECK(r.info.solver == "per-fold-kernel");
     }
   });

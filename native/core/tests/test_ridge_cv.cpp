@@ -146,6 +146,13 @@ Ref brute_force(const Data& d, const std::vector<double>& alphas, const std::vec
   return ref;
 }
 
+// Each fold's number of samples, as the cost estimates take them.
+std::vector<std::int64_t> sizes_of(const std::vector<std::int32_t>& folds, int k) {
+  std::vector<std::int64_t> s(static_cast<std::size_t>(k), 0);
+  for (std::int32_t f : folds) s[static_cast<std::size_t>(f)]++;
+  return s;
+}
+
 RidgeOptions options(const std::vector<double>& alphas, const std::vector<int>& folds, int k) {
   RidgeOptions o;
   o.alphas = alphas;
@@ -682,6 +689,30 @@ int main() {
     }
     CHECK(ok);
   });
+  test::run("a cost estimate takes the folds' sizes alone: no memory or time in the samples or features", [] {
+    // 2^40 samples and features: a layout of the rows (8 bytes each) or a weight per feature would not fit in
+    // memory, so an estimate that made either would throw here.
+    const std::int64_t big = std::int64_t(1) << 40;
+    RidgeOptions o;
+    o.alphas = {1, 10};
+    o.memory_budget = std::size_t(1) << 30;  // (without one, the default budget grows to fit)
+    const RidgeCostEstimate e = ridge_cost_estimate(big, big, 1000, contiguous_fold_sizes(big, 5), o);
+    CHECK(!e.fits && e.flops > 0 && !e.route.empty());
+    // The sizes are those contiguous_folds makes, and they must add up to n.
+    const std::vector<std::int64_t> sizes = contiguous_fold_sizes(17, 5);
+    CHECK((sizes == std::vector<std::int64_t>{4, 4, 3, 3, 3}));
+    CHECK((sizes_of(contiguous_folds(17, 5), 5) == sizes));
+    for (const std::vector<std::int64_t>& bad : {std::vector<std::int64_t>{4, 4, 3, 3, 2}, std::vector<std::int64_t>{17, 0},
+                                                 std::vector<std::int64_t>{9, 9}, std::vector<std::int64_t>{17}}) {
+      bool refused = false;
+      try {
+        ridge_cost_estimate(17, 4, 3, bad, o);
+      } catch (const Error&) {
+        refused = true;
+      }
+      CHECK(refused);
+    }
+  });
   test::run("the cost estimate's memory plan is the one the fit makes, from the shape alone", [] {
     // Standardised X with an intercept (the Gram's trace is n·p: the plan is exact), and X as it is with a
     // fixed eig precision; every route; the default budget, one of a few batches, and one just too small.
@@ -693,11 +724,11 @@ int main() {
         o.solver = route;
         o.standardize = standardize;
         if (!standardize) o.eig_precision = EigPrecision::Float64;
-        const RidgeCostEstimate whole = ridge_cost_estimate(d.n, d.p, d.t, o);
+        const RidgeCostEstimate whole = ridge_cost_estimate(d.n, d.p, d.t, sizes_of(o.folds, o.n_folds), o);
         CHECK(whole.fits && whole.n_batches == 1 && whole.target_batch == d.t);
         for (const std::size_t budget : {std::size_t(0), whole.fixed_bytes + static_cast<std::size_t>(whole.bytes_per_target * 90)}) {
           o.memory_budget = budget;
-          const RidgeCostEstimate e = ridge_cost_estimate(d.n, d.p, d.t, o);
+          const RidgeCostEstimate e = ridge_cost_estimate(d.n, d.p, d.t, sizes_of(o.folds, o.n_folds), o);
           const RidgeResult r = ridge_cv_fit({d.x.data(), d.n, d.p}, {d.y.data(), d.n, d.t}, o);
           const RidgeFitInfo& i = r.info;
           std::printf("  %s%s, budget %zu: estimate fixed %zu + %zu per batch of %lld (%lld batches); fit %zu + %zu of %lld (%lld), peak %zu\n",
@@ -716,7 +747,7 @@ int main() {
         }
         // Just below the fixed part plus one target: the estimate says so, and the fit refuses.
         o.memory_budget = whole.fixed_bytes + static_cast<std::size_t>(whole.bytes_per_target) - 1;
-        const RidgeCostEstimate tight = ridge_cost_estimate(d.n, d.p, d.t, o);
+        const RidgeCostEstimate tight = ridge_cost_estimate(d.n, d.p, d.t, sizes_of(o.folds, o.n_folds), o);
         CHECK(!tight.fits);
         bool oom = false;
         try {

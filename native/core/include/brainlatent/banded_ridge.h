@@ -79,9 +79,10 @@ struct BandedRidgeResult {
 BandedRidgeResult banded_ridge_fit(ConstMatF x, ConstMatF y, const BandedRidgeOptions& options);
 
 // The route a banded fit of n samples × p features → t targets would take (options as banded_ridge_fit's;
-// folds label n samples), its flop model, and its memory plan under options.memory_budget, from the
+// `fold_sizes` in place of their folds, as ridge_cost_estimate's), its flop model, and its memory plan under options.memory_budget, from the
 // dimensions alone, as ridge_cost_estimate gives RidgeCV's (the fit's info reports the same plan).
-RidgeCostEstimate banded_ridge_cost_estimate(std::int64_t n, std::int64_t p, std::int64_t t, const BandedRidgeOptions& options);
+RidgeCostEstimate banded_ridge_cost_estimate(std::int64_t n, std::int64_t p, std::int64_t t, const std::vector<std::int64_t>& fold_sizes,
+                                             const BandedRidgeOptions& options);
 
 // himalaya's candidates: row 0 uniform (1/n_bands each), then Dirichlet draws whose concentration
 // cycles through `concentrations` (default 0.1, 1.0). Deterministic for a seed on every platform

@@ -79,7 +79,8 @@ struct RidgeResult {
 };
 
 // The flop model (GEMM flops, eigensolves as GEMM-time equivalents) of the route a fit of this shape
-// would take, from the dimensions alone (no data is read; o.folds labels n samples): for estimates
+// would take, from the dimensions alone (no data is read; `fold_sizes` holds each fold's number of samples,
+// summing to n, in place of o.folds and o.n_folds, which are not read): for estimates
 // that scale a small probe fit to the real shape. And its memory plan under o.memory_budget, as the
 // fit makes it (RidgeFitInfo's fixed_bytes, batch_bytes, budget_bytes, target_batch, n_batches): the
 // fit is refused (OutOfMemory) when fixed_bytes + bytes_per_target exceeds budget_bytes. Whether the
@@ -98,7 +99,7 @@ struct RidgeCostEstimate {
   std::size_t batch_bytes = 0;        // bytes_per_target × target_batch
   bool fits = true;                   // fixed_bytes + bytes_per_target within budget_bytes
 };
-RidgeCostEstimate ridge_cost_estimate(std::int64_t n, std::int64_t p, std::int64_t t, const RidgeOptions& o);
+RidgeCostEstimate ridge_cost_estimate(std::int64_t n, std::int64_t p, std::int64_t t, const std::vector<std::int64_t>& fold_sizes, const RidgeOptions& o);
 
 // Checks inputs (shapes, finiteness, alphas, folds) and fits. Throws brainlatent::Error.
 RidgeResult ridge_cv_fit(ConstMatF x, ConstMatF y, const RidgeOptions& options);
@@ -119,6 +120,8 @@ std::vector<RidgeResult> ridge_cv_fit_many(const std::vector<RidgeProblem>& prob
 
 // Contiguous K-fold assignment of n samples (scikit-learn KFold without shuffling).
 std::vector<std::int32_t> contiguous_folds(std::int64_t n, int k);
+// The sizes of contiguous_folds(n, k)'s folds, without the n labels (the first n % k hold one more).
+std::vector<std::int64_t> contiguous_fold_sizes(std::int64_t n, int k);
 // Folds from a group label per sample: whole groups go to one fold, groups assigned in order
 // of first appearance so that fold sizes are as equal as possible (GroupKFold-like).
 std::vector<std::int32_t> group_folds(const std::vector<std::int32_t>& groups, int k);

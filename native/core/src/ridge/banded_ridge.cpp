@@ -105,10 +105,10 @@ std::vector<double> dirichlet_gammas(int n_samples, int n_bands, const std::vect
 namespace {
 
 // The engine's problem of a banded fit: the candidates drawn (or given, put on the simplex).
-ridge::Problem banded_problem(ConstMatF x, ConstMatF y, const BandedRidgeOptions& o) {
+ridge::Problem banded_problem(ConstMatF x, ConstMatF y, const BandedRidgeOptions& o, ridge::FoldLayout folds) {
   const int nb = static_cast<int>(o.band_sizes.size());
   if (nb < 1) throw Error(ErrorCode::InvalidArgument, "bands: need at least one band");
-  ridge::Problem pb = ridge::shared_problem(x, y, o, "banded ridge fit");
+  ridge::Problem pb = ridge::shared_problem(x, y, o, std::move(folds), "banded ridge fit");
   pb.band_sizes = o.band_sizes;
   if (o.gammas.empty()) {
     if (o.n_iter < 1) throw Error(ErrorCode::InvalidArgument, "nIter: need at least 1 candidate, got " + std::to_string(o.n_iter));
@@ -141,8 +141,9 @@ std::string banded_solver(const ridge::Problem& pb, const BandedRidgeOptions& o)
 
 }  // namespace
 
-RidgeCostEstimate banded_ridge_cost_estimate(std::int64_t n, std::int64_t p, std::int64_t t, const BandedRidgeOptions& o) {
-  const ridge::Problem pb = banded_problem({nullptr, n, p}, {nullptr, n, t}, o);
+RidgeCostEstimate banded_ridge_cost_estimate(std::int64_t n, std::int64_t p, std::int64_t t, const std::vector<std::int64_t>& fold_sizes,
+                                             const BandedRidgeOptions& o) {
+  const ridge::Problem pb = banded_problem({nullptr, n, p}, {nullptr, n, t}, o, ridge::fold_layout_of_sizes(fold_sizes, n));
   std::unique_ptr<Backend> be = make_backend(o.backend);
   const ridge::RouteSpec& spec = ridge::choose_route(pb, *be, banded_solver(pb, o), "auto", "per-fold");
   return ridge::cost_estimate(pb, *be, spec);
@@ -150,7 +151,7 @@ RidgeCostEstimate banded_ridge_cost_estimate(std::int64_t n, std::int64_t p, std
 
 BandedRidgeResult banded_ridge_fit(ConstMatF x, ConstMatF y, const BandedRidgeOptions& o) {
   const int nb = static_cast<int>(o.band_sizes.size());
-  const ridge::Problem pb = banded_problem(x, y, o);
+  const ridge::Problem pb = banded_problem(x, y, o, ridge::make_fold_layout(o.folds, o.n_folds, x.rows));
   std::unique_ptr<Backend> be = make_backend(o.backend);
   ridge::EngineResult e = ridge::run(pb, *be, banded_solver(pb, o), "auto", "per-fold");
 

@@ -58,7 +58,6 @@ double budget_of(const Problem& pb, const Backend& be) {
 
 Context::Context(const Problem& problem, Backend& backend) : pb(problem), be(backend), budget(budget_of(problem, backend)) {
   unresolved.assign(Z(pb.n_alphas()), 0);
-  feature_weight.assign(Z(pb.p()), 1.0);
 }
 
 // (run() makes pb.cancel this thread's flag: the same check linalg's long operations make)
@@ -582,6 +581,8 @@ EngineResult attempt(const Problem& pb, Backend& be, const RouteSpec& spec) {
   be.reset_peak();
   const std::size_t base = be.memory_stats().live;
   Context ctx(pb, be);
+  // (here, not in Context: a plan of the same shape (estimate_memory) must not allocate p of them)
+  ctx.feature_weight.assign(Z(p), 1.0);
   {
     profile::Scope ps("phase prepare stats");
     prepare_stats(ctx);

@@ -84,6 +84,9 @@ double budget_of(const Problem& pb, const Backend& be);
 
 // Inputs: shapes, finiteness (first bad row and column), alphas, folds, bands and candidates.
 FoldLayout make_fold_layout(const std::vector<std::int32_t>& folds, int k, i64 n);
+// The layout a plan needs (the folds' sizes, no row order) from each fold's sample count: a cost
+// estimate at n samples must not take O(n) memory and time (n may be 1e9).
+FoldLayout fold_layout_of_sizes(const std::vector<std::int64_t>& sizes, i64 n);
 void check_problem(const Problem& pb);
 
 // Shared state of one fit: the backend, the prepared X, Y's means, the budget, progress and the
@@ -314,13 +317,14 @@ EngineResult run(const Problem& pb, Backend& be, const std::string& route_name, 
 
 // The problem's fields that RidgeCV and banded ridge take from their options alike (`what` names
 // the fit in messages); each sets its bands and candidates.
+// `folds` is the fit's layout (make_fold_layout of o.folds) or a plan's (fold_layout_of_sizes).
 template <typename Options>
-Problem shared_problem(ConstMatF x, ConstMatF y, const Options& o, const char* what) {
+Problem shared_problem(ConstMatF x, ConstMatF y, const Options& o, FoldLayout folds, const char* what) {
   Problem pb;
   pb.x = x;
   pb.y = y;
   pb.alphas = o.alphas;
-  pb.folds = make_fold_layout(o.folds, o.n_folds, x.rows);
+  pb.folds = std::move(folds);
   pb.score = o.score == RidgeScore::Pearson ? ScoreKind::Pearson : ScoreKind::R2;
   pb.fit_intercept = o.fit_intercept;
   pb.standardize = o.standardize;

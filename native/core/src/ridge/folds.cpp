@@ -12,18 +12,23 @@ namespace brainlatent {
 
 using i64 = std::int64_t;
 
-std::vector<std::int32_t> contiguous_folds(i64 n, int k) {
+std::vector<std::int64_t> contiguous_fold_sizes(i64 n, int k) {
   if (k < 2) throw Error(ErrorCode::InvalidArgument, "folds: need at least 2 folds, got " + std::to_string(k));
   if (k > n)
     throw Error(ErrorCode::InvalidArgument,
                 "folds: " + std::to_string(k) + " folds cannot be made from " + std::to_string(n) + " samples");
   // scikit-learn KFold: the first n % k folds get one extra sample.
+  std::vector<std::int64_t> sizes(static_cast<std::size_t>(k));
+  for (int v = 0; v < k; ++v) sizes[static_cast<std::size_t>(v)] = n / k + (v < n % k ? 1 : 0);
+  return sizes;
+}
+
+std::vector<std::int32_t> contiguous_folds(i64 n, int k) {
+  const std::vector<std::int64_t> sizes = contiguous_fold_sizes(n, k);
   std::vector<std::int32_t> f(static_cast<std::size_t>(n));
   i64 pos = 0;
-  for (int v = 0; v < k; ++v) {
-    i64 size = n / k + (v < n % k ? 1 : 0);
-    for (i64 i = 0; i < size; ++i) f[static_cast<std::size_t>(pos++)] = v;
-  }
+  for (int v = 0; v < k; ++v)
+    for (i64 i = 0; i < sizes[static_cast<std::size_t>(v)]; ++i) f[static_cast<std::size_t>(pos++)] = v;
   return f;
 }
 

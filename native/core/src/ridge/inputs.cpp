@@ -50,11 +50,27 @@ i64 FoldLayout::max_size() const {
   return m;
 }
 
+namespace {
+// Checks what make_fold_layout and fold_layout_of_sizes share, from the folds' sizes, and sets start.
+void set_fold_starts(FoldLayout& f, const std::vector<i64>& counts) {
+  f.start.assign(counts.size() + 1, 0);
+  for (std::size_t v = 0; v < counts.size(); ++v) {
+    if (counts[v] <= 0) throw Error(ErrorCode::InvalidArgument, "folds: fold " + std::to_string(v) + " has no samples");
+    f.start[v + 1] = f.start[v] + counts[v];
+  }
+  if (f.n - f.max_size() < 1) throw Error(ErrorCode::InvalidArgument, "folds: a fold leaves no training samples");
+}
+
+void check_fold_count(int k, i64 n) {
+  if (k < 2) throw Error(ErrorCode::InvalidArgument, "folds: need at least 2 folds, got " + std::to_string(k));
+  if (k > n) throw Error(ErrorCode::InvalidArgument, "folds: " + std::to_string(k) + " folds but only " + std::to_string(n) + " samples");
+}
+}  // namespace
+
 FoldLayout make_fold_layout(const std::vector<std::int32_t>& labels, int k, i64 n) {
   if (static_cast<i64>(labels.size()) != n)
     throw Error(ErrorCode::ShapeMismatch, "folds: " + std::to_string(labels.size()) + " fold labels for " + std::to_string(n) + " samples");
-  if (k < 2) throw Error(ErrorCode::InvalidArgument, "folds: need at least 2 folds, got " + std::to_string(k));
-  if (k > n) throw Error(ErrorCode::InvalidArgument, "folds: " + std::to_string(k) + " folds but only " + std::to_string(n) + " samples");
+  check_fold_count(k, n);
   FoldLayout f;
   f.n = n;
   f.k = k;
@@ -66,15 +82,26 @@ FoldLayout make_fold_layout(const std::vector<std::int32_t>& labels, int k, i64 
                                                   ", outside 0.." + std::to_string(k - 1));
     counts[Z(v)]++;
   }
-  f.start.assign(Z(k) + 1, 0);
-  for (int v = 0; v < k; ++v) {
-    if (counts[Z(v)] == 0) throw Error(ErrorCode::InvalidArgument, "folds: fold " + std::to_string(v) + " has no samples");
-    f.start[Z(v) + 1] = f.start[Z(v)] + counts[Z(v)];
-  }
-  if (n - f.max_size() < 1) throw Error(ErrorCode::InvalidArgument, "folds: a fold leaves no training samples");
+  set_fold_starts(f, counts);
   f.order.assign(Z(n), 0);
   std::vector<i64> pos(f.start.begin(), f.start.end() - 1);
   for (i64 i = 0; i < n; ++i) f.order[Z(pos[Z(labels[Z(i)])]++)] = i;
+  return f;
+}
+
+FoldLayout fold_layout_of_sizes(const std::vector<std::int64_t>& sizes, i64 n) {
+  const int k = static_cast<int>(std::min<std::size_t>(sizes.size(), std::size_t(1) << 30));
+  check_fold_count(k, n);
+  i64 sum = 0;  // (each size in 0..n and the sum stopped past n: no overflow)
+  for (std::int64_t s : sizes) {
+    if (s > n) throw Error(ErrorCode::ShapeMismatch, "folds: a fold of " + std::to_string(s) + " samples, of " + std::to_string(n) + " in all");
+    if ((sum += std::max<std::int64_t>(s, 0)) > n) break;
+  }
+  if (sum != n) throw Error(ErrorCode::ShapeMismatch, "folds: the fold sizes sum to " + (sum > n ? "more than " + std::to_string(n) : std::to_string(sum)) + " samples, not " + std::to_string(n));
+  FoldLayout f;
+  f.n = n;
+  f.k = k;
+  set_fold_starts(f, std::vector<i64>(sizes.begin(), sizes.end()));
   return f;
 }
 

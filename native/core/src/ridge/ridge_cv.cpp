@@ -26,23 +26,23 @@ const char* space_name(RidgeRoute r) { return r == RidgeRoute::Primal ? "primal"
 const char* cv_name(RidgeCvMethod m) { return m == RidgeCvMethod::PerFold ? "per-fold" : m == RidgeCvMethod::Exact ? "exact" : "auto"; }
 
 // The engine's problem of a RidgeCV fit (one candidate of unit band weights).
-ridge::Problem ridge_problem(ConstMatF x, ConstMatF y, const RidgeOptions& o) {
-  ridge::Problem pb = ridge::shared_problem(x, y, o, "ridge fit");
+ridge::Problem ridge_problem(ConstMatF x, ConstMatF y, const RidgeOptions& o, ridge::FoldLayout folds) {
+  ridge::Problem pb = ridge::shared_problem(x, y, o, std::move(folds), "ridge fit");
   pb.band_sizes = {x.cols};
   pb.candidates = {1.0};
   return pb;
 }
 }  // namespace
 
-RidgeCostEstimate ridge_cost_estimate(std::int64_t n, std::int64_t p, std::int64_t t, const RidgeOptions& o) {
-  const ridge::Problem pb = ridge_problem({nullptr, n, p}, {nullptr, n, t}, o);
+RidgeCostEstimate ridge_cost_estimate(std::int64_t n, std::int64_t p, std::int64_t t, const std::vector<std::int64_t>& fold_sizes, const RidgeOptions& o) {
+  const ridge::Problem pb = ridge_problem({nullptr, n, p}, {nullptr, n, t}, o, ridge::fold_layout_of_sizes(fold_sizes, n));
   std::unique_ptr<Backend> be = make_backend(o.backend);
   const ridge::RouteSpec& spec = ridge::choose_route(pb, *be, o.solver, space_name(o.route), cv_name(o.cv_method));
   return ridge::cost_estimate(pb, *be, spec);
 }
 
 RidgeResult ridge_cv_fit(ConstMatF x, ConstMatF y, const RidgeOptions& o) {
-  const ridge::Problem pb = ridge_problem(x, y, o);
+  const ridge::Problem pb = ridge_problem(x, y, o, ridge::make_fold_layout(o.folds, o.n_folds, x.rows));
   std::unique_ptr<Backend> be = make_backend(o.backend);
   ridge::EngineResult e = ridge::run(pb, *be, o.solver, space_name(o.route), cv_name(o.cv_method));
 
