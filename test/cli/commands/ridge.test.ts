@@ -177,13 +177,14 @@ describe('brainlatent ridge fit / predict', () => {
   });
 });
 
-describe('brainlatent ridge fit: Ctrl-C', () => {
-  it('stops the fit, says so, and writes no model', async () => {
+describe('brainlatent ridge fit: Ctrl-C or SIGTERM', () => {
+  // (SIGTERM: a cluster scheduler's time limit, `timeout`, `docker stop`; it used to end the process at once)
+  it.each(['SIGINT', 'SIGTERM'] as const)('%s stops the fit, says so, and writes no model', async (sig) => {
     // a fit of seconds: 1200 × 2500 → 2000 targets, 25 alphas, per-fold
     await writeNpy(f('xbig.npy'), new Float32Array(1200 * 2500).map((_, i) => Math.sin(i * 0.37)), [1200, 2500]);
     await writeNpy(f('ybig.npy'), new Float32Array(1200 * 2000).map((_, i) => Math.cos(i * 0.11)), [1200, 2000]);
     const child = spawn(process.execPath, [
-      distModule('cli/main'), 'ridge', 'fit', '--x', f('xbig.npy'), '--y', f('ybig.npy'), '--alphas', '1e-2:1e6:25', '--cv-method', 'per-fold', '--out', f('sigint.safetensors'),
+      distModule('cli/main'), 'ridge', 'fit', '--x', f('xbig.npy'), '--y', f('ybig.npy'), '--alphas', '1e-2:1e6:25', '--cv-method', 'per-fold', '--out', f(`${sig}.safetensors`),
     ], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
     let stderr = '';
     let sent = false;
@@ -191,14 +192,14 @@ describe('brainlatent ridge fit: Ctrl-C', () => {
       stderr += d.toString();
       if (!sent && /ridge fit: +0%/.test(stderr)) {
         sent = true;
-        child.kill('SIGINT');
+        child.kill(sig);
       }
     });
     const code = await new Promise<number | null>((done) => child.on('close', (c) => done(c)));
     expect(sent).toBe(true);
     expect(code).toBe(1);
-    expect(stderr).toMatch(/brainlatent: CancelledError: ridge fit: interrupted \(SIGINT\) after [\d.]+ m?s; no model written to .*sigint\.safetensors/);
-    expect(existsSync(f('sigint.safetensors'))).toBe(false);
-    expect(readdirSync(tmp).filter((n) => n.includes('sigint'))).toEqual([]);
+    expect(stderr).toMatch(new RegExp(`brainlatent: CancelledError: ridge fit: interrupted \\(${sig}\\) after [\\d.]+ m?s; no model written to .*${sig}\\.safetensors`));
+    expect(existsSync(f(`${sig}.safetensors`))).toBe(false);
+    expect(readdirSync(tmp).filter((n) => n.includes(sig))).toEqual([]);
   }, 120_000);
 });

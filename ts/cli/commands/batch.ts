@@ -14,6 +14,7 @@ import { renderTable } from '../../batch/table.js';
 import { counted } from '../../plural.js';
 import { integerFlag } from '../flagValue.js';
 import { endWhenStdoutCloses } from '../setup.js';
+import { stopOnSignals } from '../stopSignals.js';
 
 /** A non-negative integer flag, or undefined when not given. */
 export function nonNegativeInt(v: string | undefined, name: string): number | undefined {
@@ -189,8 +190,8 @@ Examples:
       if (concurrency === 0 && !f.redis) throw new InvalidArgumentError('--concurrency 0 runs no job here: give 1 or more (0 is for --redis: start no worker here, the workers elsewhere take the jobs)');
       // (through Redis, a subject submitted before is not resubmitted by a run: the remedy names retry too)
       const manifest = await checkedManifest(file, f.preflight, 'nothing was run', f.redis ? 'job' : 'run', f.force);
-      const ac = new AbortController();
-      process.once('SIGINT', () => ac.abort());
+      // Ctrl-C or SIGTERM cancels the run's jobs at their next step
+      const ac = stopOnSignals();
       const r = await runBatch(manifest, { concurrency, redis: f.redis, signal: ac.signal, onEvent: eventLogger(), force: f.force });
       printReport(r, !!f.json);
       if (r.state !== 'done') process.exitCode = 1;

@@ -12,6 +12,7 @@ import { progressBar, type ProgressBar } from '../progress.js';
 import { printResult, printWarnings, stageProgress } from './reconstruct.js';
 import { checkDemoOptions, DEMO_DEFAULTS, DEMO_OUT_WHAT, DEMO_MAX_IMAGE_SIZE, DEMO_MIN_IMAGE_SIZE, DEMO_MIN_TRAIN_IMAGES } from '../../demo/options.js';
 import { DECIMAL } from '../../ridge/alphas.js';
+import { stopOnSignals } from '../stopSignals.js';
 
 /**
  * A numeric flag as a number when it is written as one, else as typed: checkDemoOptions then reports every bad
@@ -78,9 +79,8 @@ See docs/pipeline.md (the demo world, the stages, the report).`,
       await checkOutputPath('--out', f.out, 'folder', DEMO_OUT_WHAT);
       const t0 = performance.now();
       let worldBar: ProgressBar | null = null;
-      // Ctrl-C stops the world build or the run at its next step, with nothing half-written left behind
-      const ac = new AbortController();
-      process.once('SIGINT', () => ac.abort());
+      // Ctrl-C or SIGTERM stops the world build or the run at its next step, with nothing half-written left behind
+      const ac = stopOnSignals();
       const r = await runDemo(
         options,
         {

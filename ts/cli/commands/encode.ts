@@ -10,6 +10,7 @@ import { readConfigFile } from '../configFile.js';
 import { runFolderInputs } from '../../pipeline/runFolderInputs.js';
 import { checkCacheFolderApart, checkOutputPath, checkRunFolderApart } from '../outputPath.js';
 import { printCacheRemovals, printWarnings, stageProgress } from './reconstruct.js';
+import { stopOnSignals } from '../stopSignals.js';
 
 export function registerEncodeCommand(program: Command): void {
   program
@@ -50,8 +51,8 @@ ${schemaHelpText(EncodeConfigSchema, 'enc.json')}`,
       await checkRunFolderApart(outLabel, f.out ?? config.out, inputs);
       // and an extraction cache the config names (it writes entries there and removes stale ones)
       if (config.nsd.cacheDir !== null) await checkCacheFolderApart(`${f.config}: nsd.cacheDir`, config.nsd.cacheDir, inputs);
-      const ctl = new AbortController();
-      process.once('SIGINT', () => ctl.abort());
+      // Ctrl-C or SIGTERM stops the run at its next step; finished stages stay, and the same command resumes
+      const ctl = stopOnSignals();
       const r = await encode(config, { signal: ctl.signal, force: f.force, dryRun: f.dryRun, onProgress: f.dryRun ? undefined : stageProgress(), onWarning: printWarnings, onNote: (n) => process.stderr.write(`note: ${n}\n`) });
       if (r.plan) {
         process.stdout.write(`${r.plan.join('\n')}\n`);

@@ -19,6 +19,7 @@ import { progressBar } from '../progress.js';
 import { writePng } from '../../sd/png.js';
 import { checkCacheFolderApart, checkOutputFile, checkOutputPath } from '../outputPath.js';
 import { choiceFlag, decimalFlag, integerFlag } from '../flagValue.js';
+import { stopOnSignals } from '../stopSignals.js';
 
 interface ExtractFlags {
   root: string;
@@ -165,14 +166,12 @@ See docs/data.md.`,
       if (gap) process.stderr.write(`warning: ${gap}\n`);
       const bar = progressBar('nsd extract');
       const t0 = performance.now();
-      // Ctrl-C stops the extraction between sessions (or while one is read), says so, and writes nothing: --out is
-      // written after the extraction, the cache only gets completed ones (a second Ctrl-C ends the process at once)
-      const ac = new AbortController();
-      const onSigint = () => ac.abort();
-      process.once('SIGINT', onSigint);
+      // Ctrl-C or SIGTERM stops the extraction between sessions (or while one is read), says so, and writes nothing:
+      // --out is written after the extraction, the cache only gets completed ones (a second one ends the process at once)
+      const ac = stopOnSignals();
       const interrupted = (cached = false) =>
         new CancelledError(
-          `nsd extract: interrupted (SIGINT) after ${seconds((performance.now() - t0) / 1000)}; nothing written to ${flags.out}` +
+          `nsd extract: interrupted (${ac.name()}) after ${seconds((performance.now() - t0) / 1000)}; nothing written to ${flags.out}` +
             (flags.cache === false ? '' : cached ? ' (the completed extraction is in the cache)' : ' nor to the cache'),
           { cause: ac.signal.reason },
         );
@@ -201,7 +200,7 @@ See docs/data.md.`,
       for (const line of removedEntryLines(ex.removedFromCache ?? [])) process.stderr.write(`${line}\n`);
       // (an interrupt while --out is written lets the write finish: the folder appears whole)
       await writeNsdExtraction(flags.out, ex);
-      process.removeListener('SIGINT', onSigint);
+      ac.dispose();
       const c = ex.manifest.counts;
       console.log(
         `subject ${ex.manifest.inputs.subject}, ${ex.manifest.inputs.roi}: ${c.voxels} voxels, sessions ${formatSessionList(ex.manifest.inputs.sessions)}\n` +

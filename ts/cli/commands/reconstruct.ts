@@ -18,6 +18,7 @@ import { runFolderInputs } from '../../pipeline/runFolderInputs.js';
 import { checkCacheFolderApart, checkOutputPath, checkRunFolderApart } from '../outputPath.js';
 import { leftOutNote, metricsText } from '../../eval/table.js';
 import { progressBar, type ProgressBar } from '../progress.js';
+import { stopOnSignals } from '../stopSignals.js';
 
 interface Flags {
   config?: string;
@@ -223,8 +224,8 @@ ${schemaHelpText(ReconstructConfigSchema, 'run.json')}`,
       await checkRunFolderApart(outLabel, f.out ?? config.out, inputs);
       // and an extraction cache the config names (it writes entries there and removes stale ones)
       if (config.nsd.cacheDir !== null) await checkCacheFolderApart(`${f.config ?? 'config'}: nsd.cacheDir`, config.nsd.cacheDir, inputs);
-      const ac = new AbortController();
-      process.once('SIGINT', () => ac.abort());
+      // Ctrl-C or SIGTERM stops the run at its next step; finished stages stay, and the same command resumes
+      const ac = stopOnSignals();
       const r = await reconstruct(config, { force: f.force, dryRun: f.dryRun, signal: ac.signal, onProgress: f.dryRun ? undefined : stageProgress(), onWarning: printWarnings });
       printResult(r);
     });

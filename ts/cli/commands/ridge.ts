@@ -19,6 +19,7 @@ import { checkInputFile } from '../inputPath.js';
 import { FlagProblems } from '../problems.js';
 import { progressBar } from '../progress.js';
 import { exitWhenDone } from '../setup.js';
+import { stopOnSignals } from '../stopSignals.js';
 
 interface FitFlags {
   x: string;
@@ -161,15 +162,13 @@ safetensors.numpy.load_file(path).`,
       const readSecs = (performance.now() - tRead) / 1000;
       console.log(`X ${x.rows}×${x.cols}, Y ${y.rows}×${y.cols}; ${alphas.length} alphas, ${flags.folds} folds${options.groups ? ' (grouped)' : ''}`);
       const bar = progressBar('ridge fit');
-      // Ctrl-C stops the fit within one of the engine's large operations, says so, and writes no model
-      const ac = new AbortController();
-      const onSigint = () => ac.abort();
-      process.once('SIGINT', onSigint);
+      // Ctrl-C or SIGTERM stops the fit within one of the engine's large operations, says so, and writes no model
+      const stop = stopOnSignals();
       const t0 = performance.now();
       const model = await new RidgeCV(options)
-        .fit(x, y, { onProgress: (p) => bar.update(p.fraction, p.stage), signal: ac.signal })
+        .fit(x, y, { onProgress: (p) => bar.update(p.fraction, p.stage), signal: stop.signal })
         .catch((e: unknown) => {
-          if (e instanceof CancelledError) throw new CancelledError(`ridge fit: interrupted (SIGINT) after ${seconds((performance.now() - t0) / 1000)}; no model written to ${out}`, { cause: ac.signal.reason });
+          if (e instanceof CancelledError) throw new CancelledError(`ridge fit: interrupted (${stop.name()}) after ${seconds((performance.now() - t0) / 1000)}; no model written to ${out}`, { cause: stop.signal.reason });
           // The engine's refusal names no file: name it, and the first bad element, as the reader would have.
           if (e instanceof NonFiniteError) {
             for (const [m, name, path] of [[x, 'X', flags.x], [y, 'Y', flags.y]] as const) {
@@ -180,7 +179,7 @@ safetensors.numpy.load_file(path).`,
           if (e instanceof OutOfMemoryError) throw new OutOfMemoryError(e.message.replace(/\bmemoryBudget\b/g, '--memory'), e.reason);
           throw e;
         });
-      process.removeListener('SIGINT', onSigint);
+      stop.dispose();
       const secs = (performance.now() - t0) / 1000;
       bar.done();
       // The model goes to disk (written, flushed, renamed into place) while the summary prints.

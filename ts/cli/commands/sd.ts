@@ -20,6 +20,7 @@ import { checkUnetLayers, listUnetLayers } from '../../encoding/unetLayers.js';
 import { checkNotAnInput, checkOutputFile, checkOutputPath } from '../outputPath.js';
 import { decimalFlag, integerFlag, numberFlag } from '../flagValue.js';
 import { GUIDANCE_RANGE, MAX_GUIDANCE, SEED_RANGE } from '../../sd/optionBounds.js';
+import { stopOnSignals } from '../stopSignals.js';
 
 interface LoadFlags {
   model: string;
@@ -337,10 +338,8 @@ rules, reproducing another implementation's run, ONNX Runtime and CUDA).`,
       if (cFile && cFile.shape[0] !== 1 && cFile.shape[0] !== images) {
         throw new ShapeError(`--cond ${f.cond}: has ${cFile.shape[0]} rows ([${cFile.shape.join(', ')}]); expected 1 or one per image of ${zIn.flag} (${images})`);
       }
-      // Ctrl-C cancels the run at its next step (the VAE at its next image); nothing is written after it.
-      const ac = new AbortController();
-      const onSigint = () => ac.abort();
-      process.once('SIGINT', onSigint);
+      // Ctrl-C or SIGTERM cancels the run at its next step (the VAE at its next image); nothing is written after it.
+      const ac = stopOnSignals();
       const model = await Diffusion.load(f.model, { ...load, scheduler: chosen });
       try {
         // the model's sizes, named by the file that does not fit
@@ -389,13 +388,13 @@ rules, reproducing another implementation's run, ONNX Runtime and CUDA).`,
           `img2img (${scheduler}${f.karras ? ', Karras' : ''}, ${model.info.provider}): ${s.unetCalls} U-Net calls in ${s.loopSeconds.toFixed(2)}s (U-Net ${s.unetSeconds.toFixed(2)}s, overhead ×${(s.loopSeconds / s.unetSeconds).toFixed(3)})`,
         );
         const img = out ? await model.decode(r.latents, { signal: ac.signal }) : undefined;
-        if (ac.signal.aborted) throw new CancelledError('img2img: interrupted (SIGINT); no output written');
+        if (ac.signal.aborted) throw new CancelledError(`img2img: interrupted (${ac.name()}); no output written`);
         if (latentsOut) await writeNpy(latentsOut, r.latents.data, r.latents.shape);
         if (out && img) {
           for (let i = 0; i < img.count; i++) await writePng(imageOutPath(out, i), img, i);
         }
       } finally {
-        process.removeListener('SIGINT', onSigint);
+        ac.dispose();
         model.dispose();
       }
     });

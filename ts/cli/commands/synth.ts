@@ -7,6 +7,7 @@ import { resolveSynthNsdOptions, synthNsd, type SynthNsdOptions } from '../../sy
 import { seconds } from '../format.js';
 import { checkOutputPath } from '../outputPath.js';
 import { numberFlag } from '../flagValue.js';
+import { stopOnSignals } from '../stopSignals.js';
 
 interface SynthFlags {
   out: string;
@@ -81,18 +82,15 @@ features of every image.`,
       const t0 = performance.now();
       // Ctrl-C (or SIGTERM) stops the writing at its next step and removes what it had written (the tree is built
       // under a temporary name): without it the process ended at once, leaving that folder beside --out
-      const ac = new AbortController();
-      const stop = (signal: NodeJS.Signals) => () => ac.abort(signal);
-      const onInt = stop('SIGINT'), onTerm = stop('SIGTERM');
-      process.once('SIGINT', onInt).once('SIGTERM', onTerm);
+      const ac = stopOnSignals();
       const r = await synthNsd({ ...options, signal: ac.signal })
         .catch((e: unknown) => {
           if (e instanceof CancelledError && ac.signal.aborted) {
-            throw new CancelledError(`synth nsd: interrupted (${String(ac.signal.reason)}) after ${seconds((performance.now() - t0) / 1000)}; nothing written to ${flags.out}`, { cause: ac.signal.reason });
+            throw new CancelledError(`synth nsd: interrupted (${ac.name()}) after ${seconds((performance.now() - t0) / 1000)}; nothing written to ${flags.out}`, { cause: ac.signal.reason });
           }
           throw e;
         })
-        .finally(() => process.removeListener('SIGINT', onInt).removeListener('SIGTERM', onTerm));
+        .finally(() => ac.dispose());
       console.log(
         `wrote a miniature NSD to ${r.root} in ${seconds((performance.now() - t0) / 1000)}: subjects ${r.subjects.join(',')}, ` +
           `${r.sessions} sessions × ${r.trialsPerSession} trials, ${r.imagesPerSubject} images per subject ` +
