@@ -14,7 +14,7 @@
 //     (`new URL(<its path from the bundle>, import.meta.url).href`): the paths it resolves (package.json, worker
 //     files, the addon) are unchanged. Any other `import.meta` property fails the bundle.
 // Run by scripts/compile-ts.mjs after tsc; `node scripts/bundle-cli.mjs [dist]` bundles the dist/ there is.
-import { existsSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -147,13 +147,18 @@ export async function bundleCommands(dist = path.join(root, 'dist')) {
     }
     bundled.push(entry);
     outputs.push(...whole.outputFiles);
-    // The dist/ modules it holds, for main.js's age rule in a checkout: tsc --watch and --incremental re-emit only
-    // the modules that changed, not the command's own, which alone would leave an old bundle looking current.
-    const inputs = Object.keys(whole.metafile.inputs)
-      .map((f) => path.resolve(f))
-      .filter((f) => f.startsWith(dist + path.sep) && f.endsWith('.js'))
-      .map((f) => path.relative(commandsDir, f).split(path.sep).join('/'))
-      .sort();
+    // The dist/ modules it holds and their sizes, for main.js's rules: in a checkout, no module newer than the bundle
+    // (tsc --watch and --incremental re-emit only the modules that changed, not the command's own, which alone would
+    // leave an old bundle looking current); anywhere, each module of the size it had here (a package packed with
+    // --ignore-scripts after a bare tsc holds this build's bundles beside newer modules, and npm's file times say
+    // nothing).
+    const inputs = Object.fromEntries(
+      Object.keys(whole.metafile.inputs)
+        .map((f) => path.resolve(f))
+        .filter((f) => f.startsWith(dist + path.sep) && f.endsWith('.js'))
+        .sort()
+        .map((f) => [path.relative(commandsDir, f).split(path.sep).join('/'), statSync(f).size]),
+    );
     outputs.push({ path: inputsOf(entry), contents: Buffer.from(`${JSON.stringify(inputs)}\n`) });
   }
   // Each file to a temporary, then renamed into place: a bundle is there whole or not at all.

@@ -3,7 +3,7 @@
  * rules on a small dist/ of its own, and on the real dist/ each command's help the same from its bundle as from its
  * modules.
  */
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -84,9 +84,10 @@ describe('scripts/bundle-cli.mjs', () => {
     expect(readFileSync(bundle, 'utf8')).toBe(text);
     expect(readdir(dist).filter((f) => f.includes('tmp'))).toEqual([]);
     expect(readdir(dist).sort()).toEqual(['good.bundle.inputs.json', 'good.bundle.js', 'good.bundle.js.map', 'good.js']);
-    // beside it, the dist/ modules it holds (main.js's age rule in a checkout), not those it imports from their files
-    const inputs = JSON.parse(readFileSync(path.join(dist, 'cli', 'commands', 'good.bundle.inputs.json'), 'utf8')) as string[];
-    expect(inputs).toEqual(['../../lib/lazy.js', '../../lib/where.js', 'good.js']);
+    // beside it, the dist/ modules it holds and their sizes (main.js's rules), not those it imports from their files
+    const inputs = JSON.parse(readFileSync(path.join(dist, 'cli', 'commands', 'good.bundle.inputs.json'), 'utf8')) as Record<string, number>;
+    const sizeOf = (f: string) => statSync(path.join(dist, 'cli', 'commands', f)).size;
+    expect(inputs).toEqual(Object.fromEntries(['../../lib/lazy.js', '../../lib/where.js', 'good.js'].map((f) => [f, sizeOf(f)])));
   });
 
   it('leaves unbundled a command whose bundle would load at start-up a package it loads only lazily, and removes its old bundle', async () => {
@@ -160,7 +161,7 @@ describe('the CLI from its bundles (dist/)', () => {
     }
   });
 
-  it('main.js runs a command from its module where, in a checkout, the bundle is older than a module it holds (a tsc run since); from the bundle otherwise, and always in an installed package', async () => {
+  it('main.js runs a command from its module where a module the bundle holds changed size, or, in a checkout, is newer than the bundle (a tsc run since); from the bundle otherwise', async () => {
     // dist/cli/main.js and what it imports, beside a stand-in ridge command as a module and as a bundle
     const dist = fakeDist({});
     for (const f of ['cli/main.js', 'cli/setup.js', 'errors.js']) {
@@ -175,20 +176,25 @@ describe('the CLI from its bundles (dist/)', () => {
     writeFileSync(path.join(commandsDir, 'ridge.bundle.js'), stand('from the bundle'));
     const main = path.join(dist, 'cli', 'main.js');
     const at = (file: string, seconds: number) => utimesSync(path.join(commandsDir, file), seconds, seconds);
+    // the modules it holds and their sizes, as the build lists them beside it
+    mkdirSync(path.join(dist, 'lib'), { recursive: true });
+    writeFileSync(path.join(dist, 'lib', 'dep.js'), '');
+    const list = () => Object.fromEntries(['../../lib/dep.js', 'ridge.js'].map((f) => [f, statSync(path.join(commandsDir, f)).size]));
+    const inputsJson = path.join(commandsDir, 'ridge.bundle.inputs.json');
     // an installed package (no tsconfig.json): npm extracts the bundle before its module, so it is a little older
     at('ridge.js', 1_000_010);
     at('ridge.bundle.js', 1_000_000);
+    writeFileSync(inputsJson, JSON.stringify(list()));
     expect((await run(main, ['ridge', '--help'])).stdout).toContain('from the bundle');
     // a checkout: a bundle older than its module is the last build's, and tsc has run since
     writeFileSync(path.join(dist, '..', 'tsconfig.json'), '{}');
     expect((await run(main, ['ridge', '--help'])).stdout).toContain('from the module');
-    // ... and no older than any module it holds, the list of which the build writes beside it: tsc --watch and
-    // --incremental re-emit only the modules that changed, here one the command imports (the bundle ran before)
+    // ... and no older than any module it holds: tsc --watch and --incremental re-emit only the modules that
+    // changed, here one the command imports (the bundle ran before)
     at('ridge.bundle.js', 1_000_010);
+    rmSync(inputsJson);
     expect((await run(main, ['ridge', '--help'])).stdout).toContain('from the module'); // (no list: not trusted)
-    mkdirSync(path.join(dist, 'lib'), { recursive: true });
-    writeFileSync(path.join(dist, 'lib', 'dep.js'), '');
-    writeFileSync(path.join(commandsDir, 'ridge.bundle.inputs.json'), JSON.stringify(['../../lib/dep.js', 'ridge.js']));
+    writeFileSync(inputsJson, JSON.stringify(list()));
     utimesSync(path.join(dist, 'lib', 'dep.js'), 1_000_005, 1_000_005);
     expect((await run(main, ['ridge', '--help'])).stdout).toContain('from the bundle');
     utimesSync(path.join(dist, 'lib', 'dep.js'), 1_000_020, 1_000_020);
@@ -196,8 +202,17 @@ describe('the CLI from its bundles (dist/)', () => {
     // a module it held that is gone: the bundle is not this build's
     rmSync(path.join(dist, 'lib', 'dep.js'));
     expect((await run(main, ['ridge', '--help'])).stdout).toContain('from the module');
-    // an installed package never reads the list
+    // an installed package: file times say nothing, sizes do (a package packed with --ignore-scripts after a bare
+    // tsc holds older bundles beside newer modules)
     rmSync(path.join(dist, '..', 'tsconfig.json'));
+    writeFileSync(path.join(dist, 'lib', 'dep.js'), '');
+    writeFileSync(inputsJson, JSON.stringify(list()));
+    utimesSync(path.join(dist, 'lib', 'dep.js'), 1_000_020, 1_000_020);
     expect((await run(main, ['ridge', '--help'])).stdout).toContain('from the bundle');
+    writeFileSync(path.join(dist, 'lib', 'dep.js'), 'export const changed = 1;\n');
+    expect((await run(main, ['ridge', '--help'])).stdout).toContain('from the module');
+    // ... and without the list, the bundle is not trusted either
+    rmSync(inputsJson);
+    expect((await run(main, ['ridge', '--help'])).stdout).toContain('from the module');
   });
 });

@@ -44,25 +44,32 @@ const COMMANDS: Record<string, string> = {
 };
 
 /**
- * The bundle exists and, in a checkout (tsconfig.json beside package.json), is not older than any module it holds
- * (listed beside it by the build, <name>.bundle.inputs.json): a `tsc` run rewrites modules and no bundle, and
- * `tsc --watch` or `--incremental` only the modules that changed, not the command's own. An installed package's
- * bundles are always its modules' (npm gives each file the time it extracted it, in the tarball's order: a bundle
- * comes out a few ms before its modules).
+ * The bundle exists and holds the modules beside it: each module it was built from (listed beside it by the build,
+ * <name>.bundle.inputs.json, with their sizes) is there with the same size, and, in a checkout (tsconfig.json beside
+ * package.json), none is newer than the bundle. A `tsc` run rewrites modules and no bundle, and `tsc --watch` or
+ * `--incremental` only the modules that changed, not the command's own; a package packed with `--ignore-scripts`
+ * after such a run ships the older bundles, and there file times say nothing (npm gives each file the time it
+ * extracted it, in the tarball's order: a bundle comes out a few ms before its modules), sizes do. (An edit that
+ * keeps every module's size goes unseen there: hashing the modules would cost every start-up milliseconds.)
  */
 function bundleIsCurrent(bundle: URL): boolean {
   const b = statSync(bundle, { throwIfNoEntry: false });
   if (b === undefined) return false;
-  if (!existsSync(new URL('../../tsconfig.json', import.meta.url))) return true;
   let inputs: unknown;
   try {
     inputs = JSON.parse(readFileSync(new URL(bundle.href.replace(/\.js$/, '.inputs.json')), 'utf8'));
   } catch {
     return false;
   }
-  if (!Array.isArray(inputs) || inputs.length === 0) return false;
+  if (inputs === null || typeof inputs !== 'object' || Array.isArray(inputs)) return false;
+  const modules = Object.entries(inputs);
+  if (modules.length === 0) return false;
+  const checkout = existsSync(new URL('../../tsconfig.json', import.meta.url));
   // (~50 stats, well under a millisecond)
-  return inputs.every((f) => typeof f === 'string' && (statSync(new URL(f, bundle), { throwIfNoEntry: false })?.mtimeMs ?? Infinity) <= b.mtimeMs);
+  return modules.every(([f, size]) => {
+    const m = statSync(new URL(f, bundle), { throwIfNoEntry: false });
+    return m !== undefined && m.size === size && (!checkout || m.mtimeMs <= b.mtimeMs);
+  });
 }
 
 /**
