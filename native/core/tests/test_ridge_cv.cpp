@@ -374,6 +374,32 @@ int main() {
     Data d = make_data(70, 15, 6, 3);
     check_cv_matches(d, true, true, true, contiguous_folds(d.n, 5), 5);
   });
+  test::run("pearson at strong shrinkage matches brute force on the per-fold routes, which auto takes under pearson", [] {
+    // alpha far above the Gram's eigenvalues (~1e2 here): held-out predictions ~1e-8 of y's level. One-pass moments
+    // of the prediction plus the training mean cancelled to nothing (r 0.004 for 0.736 at α/λ = 1e10), and the exact
+    // routes' y − e keeps only the first digits of such predictions (0.1–1 off): auto must not choose them.
+    Data d = make_data(40, 5, 4, 11);
+    const std::vector<double> alphas = {1e1, 1e4, 1e7, 1e10};
+    const std::vector<int> folds = contiguous_folds(d.n, 4);
+    const Ref ref = brute_force(d, alphas, folds, 4, true, false, true);
+    for (const std::string solver : {"per-fold-primal", "per-fold-kernel", ""}) {
+      RidgeOptions o = options(alphas, folds, 4);
+      o.solver = solver;
+      o.score = RidgeScore::Pearson;
+      const RidgeResult res = ridge_cv_fit({d.x.data(), d.n, d.p}, {d.y.data(), d.n, d.t}, o);
+      double maxdiff = 0;
+      for (std::size_t i = 0; i < ref.cv.size(); ++i) maxdiff = std::max(maxdiff, std::fabs(ref.cv[i] - res.cv_scores[i]));
+      std::printf("  %s: route %s, max |cv - ref| = %.2e\n", solver.empty() ? "auto" : solver.c_str(), res.info.solver.c_str(), maxdiff);
+      CHECK(maxdiff <= 2e-4);
+      CHECK(res.info.cv_method == "per-fold");
+    }
+    // Where the exact route is the cheaper (n < p): auto takes it under R², which reads e itself, not under Pearson.
+    Data wide = make_data(60, 200, 4, 12);
+    RidgeOptions o = options(alphas, contiguous_folds(wide.n, 4), 4);
+    CHECK(ridge_cv_fit({wide.x.data(), wide.n, wide.p}, {wide.y.data(), wide.n, wide.t}, o).info.solver == "exact-kernel");
+    o.score = RidgeScore::Pearson;
+    CHECK(ridge_cv_fit({wide.x.data(), wide.n, wide.p}, {wide.y.data(), wide.n, wide.t}, o).info.solver == "per-fold-kernel");
+  });
   test::run("no intercept matches brute force", [] {
     Data d = make_data(60, 10, 5, 4);
     check_cv_matches(d, false, false, false, contiguous_folds(d.n, 3), 3);

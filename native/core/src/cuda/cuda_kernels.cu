@@ -199,14 +199,19 @@ __global__ void k_score(const float* pred, i64 pld, const float* y, i64 yld, i64
                         DVec sum, DVec sst, double weight, double* acc) {
   FOR_1D(j, t) {
     const double off = residual ? 0.0 : offset.p[j * offset.step];
-    double sse = 0, sp = 0, spp = 0, spy = 0;
+    double sse = 0, sp = 0, spp = 0, spy = 0, mean = 0;
+    // (Pearson: the prediction without the training mean, centred by a first pass, as the CPU backend's score)
+    if (pearson) {
+      for (i64 i = 0; i < m; ++i) mean += residual ? static_cast<double>(y[i * yld + j]) - pred[i * pld + j] : static_cast<double>(pred[i * pld + j]);
+      mean /= static_cast<double>(m);
+    }
     for (i64 i = 0; i < m; ++i) {
       const double pr = pred[i * pld + j], yr = y[i * yld + j];
       if (!pearson) {
         const double d = residual ? pr : pr + off - yr;
         sse += d * d;
       } else {
-        const double q = residual ? yr - pr : pr + off;
+        const double q = (residual ? yr - pr : pr) - mean;
         sp += q;
         spp += q * q;
         spy += q * yr;

@@ -930,12 +930,18 @@ const RouteSpec& choose_route(const Problem& pb, const Backend& be, const std::s
   // does not even see it (n 60, p 55, 5 folds: CV scores 1.4e-2 off the float64 ones and 8 of 20
   // targets choosing another alpha). The kernel routes stay regular there, so the choice is theirs.
   const bool primal_singular = pb.n() - pb.folds.max_size() - (pb.fit_intercept ? 1 : 0) < pb.p();
+  // Under Pearson scoring the exact routes' held-out predictions are y − e, e the float32 residual: where shrinkage
+  // leaves a prediction small beside y (α ≫ λ, weak targets) only its first digits survive and the score turns to
+  // noise (0.1–1 off the float64 one at α ≈ 1e4·λ_max, and that noise chose the alpha). R² reads e itself. So the
+  // exact routes score Pearson only when asked for (cvMethod 'exact' or by name).
+  const bool exact_allowed = !(pb.score == ScoreKind::Pearson && cv_method == "auto");
   double best = std::numeric_limits<double>::infinity();
   for (const RouteSpec& r : routes()) {
     if (banded && !r.band_weights) continue;
     if (space != "auto" && space != r.space) continue;
     if (space == "auto" && primal_singular && std::string(r.space) == "primal") continue;
     if (cv_method != "auto" && cv_method != r.cv_method) continue;
+    if (std::string(r.cv_method) == "exact" && !exact_allowed) continue;
     if (std::string(r.cv_method) == "exact" && cv_method != "exact" && factor_bytes > budget / 2) continue;
     const double c = r.cost(pb).total;
     if (c < best) {
