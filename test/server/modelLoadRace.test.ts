@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 
-import { ModelExistsError, ModelLoadCancelledError, ModelRegistry } from '../../ts/server/models/ModelRegistry.js';
+import { ModelExistsError, ModelLimitError, ModelLoadCancelledError, ModelRegistry } from '../../ts/server/models/ModelRegistry.js';
 import type { PredictBatcher } from '../../ts/server/models/predictBatcher.js';
 import type { PredictPool } from '../../ts/server/models/predictPool.js';
 import { ClosedError } from '../../ts/server/workQueue.js';
@@ -50,9 +50,9 @@ function refusal(r: { ok: true } | { ok: false; e: unknown }): Error {
   return r.e as Error;
 }
 
-function setup() {
+function setup(maxModels?: number) {
   const p = slowPool();
-  const reg = new ModelRegistry(p.pool, {} as PredictBatcher, ['/']);
+  const reg = new ModelRegistry(p.pool, {} as PredictBatcher, ['/'], maxModels);
   const load = (o: ReturnType<typeof ridge>, path: string) => settled(reg.load(o, path, path.slice(1)));
   return { ...p, reg, load };
 }
@@ -153,5 +153,29 @@ describe('ModelRegistry: loads of one name that overlap', () => {
     expect(refusal(r)).toBeInstanceOf(ClosedError);
     expect(t.reg.size).toBe(0);
     expect([...t.registered]).toEqual([]);
+  });
+
+  // s36: maxModels counts the names being loaded too, or loads started together would all pass the count
+  it('counts loads under way against maxModels; a replace of a name under way takes no more; a failed load frees its place', async () => {
+    const t = setup(2);
+    const a = t.load(ridge('a'), '/a.safetensors');
+    const b = t.load(ridge('b'), '/b.safetensors');
+    const c = await t.load(ridge('c'), '/c.safetensors');
+    expect(refusal(c)).toBeInstanceOf(ModelLimitError);
+    expect(refusal(c).message).toMatch(/^cannot load model 'c': 2 models are loaded or being loaded \(a, b\), this service's limit \(maxModels\); unload one with DELETE \/v1\/models\/<name>/);
+    expect(t.started('/c.safetensors')).toBe(false);
+    const b2 = t.load(ridge('b', true), '/b2.safetensors');
+    await t.fail('/b.safetensors');
+    await t.land('/b2.safetensors');
+    expect((await b2).ok).toBe(true);
+    await t.land('/a.safetensors');
+    expect((await a).ok).toBe(true);
+    expect(refusal(await b).message).toBe('/b.safetensors: not a safetensors file');
+    expect(refusal(await t.load(ridge('c'), '/c.safetensors'))).toBeInstanceOf(ModelLimitError);
+    expect(t.reg.unload('a')).toBe(true);
+    const c2 = t.load(ridge('c'), '/c.safetensors');
+    await t.land('/c.safetensors');
+    expect((await c2).ok).toBe(true);
+    expect(t.reg.list().map((m) => m.name).sort()).toEqual(['b', 'c']);
   });
 });

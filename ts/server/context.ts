@@ -5,6 +5,7 @@
 import os from 'node:os';
 
 import { hiddenButRoutes } from './answerPaths.js';
+import { BodyBudget } from './bodyBudget.js';
 import { authenticator, sessionCookieNamer, type Authenticator } from './auth.js';
 import { SessionStore } from './sessions.js';
 import { LocalJobRunner } from './jobs/LocalJobRunner.js';
@@ -35,6 +36,10 @@ export interface ServiceContext {
   dataBodyLimit: number;
   /** Largest predictions one predict request may produce, in bytes (ServerPluginOptions.predictionLimit). */
   predictionLimit: number;
+  /** Largest latents one img2img request may send, images × height × width (ServerPluginOptions.latentPixelLimit). */
+  latentPixelLimit: number;
+  /** Request-body bytes in flight, all routes together (ServerPluginOptions.inFlightBodyLimit). */
+  bodyBudget: BodyBudget;
   shutdownDeadlineMs: number;
   /** Jobs run through Redis, possibly on other machines (serve --redis). */
   jobsElsewhere: boolean;
@@ -56,7 +61,7 @@ export function createContext(options: BrainlatentPluginOptions, prefix = ''): S
   const predictPool = new PredictPool(predictThreads, 8 * (o.dataBodyLimit ?? 64 << 20));
   const predictQueue = new PredictBatcher((key, x) => predictPool.predict(key, x), predictThreads, o.predict?.maxQueued ?? 256);
   // (this service's loads are held to its own root: another service of the process has another)
-  const models = new ModelRegistry(predictPool, predictQueue, [root.path]);
+  const models = new ModelRegistry(predictPool, predictQueue, [root.path], o.maxModels ?? 16);
   const img2imgQueue = new WorkQueue('img2img', o.img2img?.concurrency ?? 1, o.img2img?.maxQueued ?? 4);
   let metrics: ServiceMetrics | undefined;
   const runner =
@@ -93,6 +98,8 @@ export function createContext(options: BrainlatentPluginOptions, prefix = ''): S
     bodyLimit: o.bodyLimit ?? 1 << 20,
     dataBodyLimit: o.dataBodyLimit ?? 64 << 20,
     predictionLimit: o.predictionLimit ?? 2 ** 30,
+    latentPixelLimit: o.latentPixelLimit ?? 65_536,
+    bodyBudget: new BodyBudget(o.inFlightBodyLimit ?? 4 * (o.dataBodyLimit ?? 64 << 20)),
     shutdownDeadlineMs: o.shutdownDeadlineMs ?? 30_000,
     jobsElsewhere: o.redis !== undefined,
     unconfineModels,

@@ -1,6 +1,6 @@
 /**
  * Errors → HTTP: invalid input (NaN in a request body included) is a 400 that lists every problem, input over one of
- * the service's limits (LimitError) a 413 (a 400 for a file the client named), a missing model, job, run file or route a 404 whose `code` names the kind (notFound.ts), a known path with another method a 405 with Allow, a busy run folder, a taken model name (or a load dropped by a DELETE or a later load of its name), a batch name another manifest holds in Redis or the cancel of an ended job a 409, a full queue, a closing service or an unreachable
+ * the service's limits (LimitError) a 413 (a 400 for a file the client named), a missing model, job, run file or route a 404 whose `code` names the kind (notFound.ts), a known path with another method a 405 with Allow, a busy run folder, a taken model name or a load past maxModels (or a load dropped by a DELETE or a later load of its name), a batch name another manifest holds in Redis or the cancel of an ended job a 409, a full queue, a closing service or an unreachable
  * Redis (serve --redis, batch-layer jobs) a 503 with Retry-After; a loaded model that turns finite inputs into NaN/Inf is a 500 naming the model and the output
  * (ModelOutputError: the service's fault, not the client's); anything else is a 500 whose body says only what kind
  * of failure it was (the details go to the log). Every body's `code` is the error's own `.code` (ShapeMismatch,
@@ -18,7 +18,7 @@ import { charsetOf, contentCodings } from './jsonBodies.js';
 import { JobConflictError } from './jobs/LocalJobRunner.js';
 import { BatchNameTakenError } from './jobs/batchName.js';
 import { ModelOutputError } from './models/ModelOutputError.js';
-import { ModelExistsError, ModelLoadCancelledError } from './models/ModelRegistry.js';
+import { ModelExistsError, ModelLimitError, ModelLoadCancelledError } from './models/ModelRegistry.js';
 import { MethodNotAllowedError, NotFoundError } from './notFound.js';
 import { publicError, shownWith, type PublicError } from './publicError.js';
 import { PathOutsideRootError } from './rootPaths.js';
@@ -52,7 +52,7 @@ function statusOf(e: unknown): number {
   if (e instanceof MissingFileError) return 400;
   if (e instanceof NotFoundError) return 404;
   if (e instanceof MethodNotAllowedError) return 405;
-  if (e instanceof JobConflictError || e instanceof BatchNameTakenError || e instanceof ModelExistsError || e instanceof ModelLoadCancelledError || e instanceof JobFinishedError) return 409;
+  if (e instanceof JobConflictError || e instanceof BatchNameTakenError || e instanceof ModelExistsError || e instanceof ModelLimitError || e instanceof ModelLoadCancelledError || e instanceof JobFinishedError) return 409;
   if (e instanceof QueueFullError || e instanceof ClosedError || e instanceof RedisUnreachableError) return 503;
   // the machine could not provide the memory just now: overload, like a full queue (a budget refusal stays a 500:
   // the same request fails again until the service's budget or the request changes)

@@ -104,7 +104,7 @@ export class ServiceMetrics {
     });
     this.rejected = new client.Counter({
       name: `${p}pool_rejected_total`,
-      help: 'Requests refused with 503 because a queue was full: pool predict or img2img (request-time compute pools), or jobs (POST /v1/jobs, the job queue)',
+      help: 'Requests refused with 503 because a queue was full: pool predict or img2img (request-time compute pools), decode (large bodies waiting for a predict thread), jobs (POST /v1/jobs, the job queue), or bodies (request bodies in flight over inFlightBodyLimit)',
       labelNames: ['pool'],
       registers,
     });

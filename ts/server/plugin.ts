@@ -6,6 +6,7 @@
 import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify';
 
 import { loadRedisQueue, loadServicePackages } from '../optionalDependencies.js';
+import { useBodyBudget } from './bodyBudget.js';
 import { closeContext, createContext, type BrainlatentPluginOptions } from './context.js';
 import { hiddenButRoutes } from './answerPaths.js';
 import { sendError } from './httpErrors.js';
@@ -100,6 +101,8 @@ async function plugin(app: FastifyInstance, options: BrainlatentPluginOptions & 
     if (req.routeOptions.config?.public) return;
     if (!ctx.auth.check(req, reply)) return reply;
   });
+  // (after the token: a client without one holds no share of the bytes in flight)
+  useBodyBudget(app, ctx.bodyBudget, () => ctx.metrics.rejected.inc({ pool: 'bodies' }));
   app.addHook('onResponse', async (req, reply) => {
     ctx.metrics.http.observe({ method: req.method, route: req.routeOptions.url ?? 'unknown', code: String(reply.statusCode) }, reply.elapsedTime / 1000);
   });

@@ -48,6 +48,24 @@ export interface BrainlatentPluginOptions {
    * one feature to a 20,000-target model: 5.6 GB; past 4 GiB a predict thread's answer came back truncated).
    */
   predictionLimit?: number;
+  /**
+   * Largest latents one img2img request may send, images × latent height × latent width (default 65,536: 4 images
+   * of 128 × 128 latents, 1024 × 1024 pixels, or 16 of 512 × 512): above it the request is refused (413) before it is
+   * queued. The body's limit does not bound the work: a 22 MB body of 1024 × 1024 latents (8192 × 8192 pixels
+   * decoded) peaked at 3.3 GB of memory with a tiny model, and a real U-Net's attention grows with the square.
+   */
+  latentPixelLimit?: number;
+  /**
+   * Bytes of request bodies this service takes in at once, all routes together (default 4 × dataBodyLimit: 256 MiB):
+   * a body that would go over it is answered 503 with Retry-After before it is read (413 when it alone is larger).
+   * Each route's limit bounds one body; this bounds many uploads at once.
+   */
+  inFlightBodyLimit?: number;
+  /**
+   * Models loaded at once, ridge and SD together, loads under way included (default 16): one more is refused (409
+   * TooManyModels) until one is unloaded (DELETE /v1/models/NAME). A load that replaces a name takes no more.
+   */
+  maxModels?: number;
   /** At shutdown, how long running jobs may take to finish before they are cancelled (default 30 s). */
   shutdownDeadlineMs?: number;
   /** How long a sign-in session (the page's cookie, POST /v1/session) lasts, in seconds (default 43,200: 12 h). */
@@ -83,6 +101,9 @@ export const PLUGIN_OPTION_KEYS = [
   'bodyLimit',
   'dataBodyLimit',
   'predictionLimit',
+  'latentPixelLimit',
+  'inFlightBodyLimit',
+  'maxModels',
   'shutdownDeadlineMs',
   'sessionMaxAgeSeconds',
   'sessionCookieName',
@@ -162,7 +183,7 @@ export function checkPluginOptions(options: unknown): BrainlatentPluginOptions {
     checkOptionalInteger(limits, 'concurrency', pool, 1);
     checkOptionalInteger(limits, 'maxQueued', pool, 0);
   }
-  for (const key of ['bodyLimit', 'dataBodyLimit', 'predictionLimit', 'eventLoopResolutionMs', 'sessionMaxAgeSeconds'] as const) {
+  for (const key of ['bodyLimit', 'dataBodyLimit', 'predictionLimit', 'latentPixelLimit', 'inFlightBodyLimit', 'maxModels', 'eventLoopResolutionMs', 'sessionMaxAgeSeconds'] as const) {
     if (o[key] !== undefined) checkInteger(o[key], name(key), WHAT, 1);
   }
   if (o.shutdownDeadlineMs !== undefined) checkInteger(o.shutdownDeadlineMs, name('shutdownDeadlineMs'), WHAT, 0);

@@ -80,7 +80,7 @@ const ERROR_MEANING: Record<number, string> = {
   401: 'no valid bearer token or session (WWW-Authenticate: Bearer)',
   403: 'the service has no token and answers loopback clients only',
   404: '`code` names what was not found: ModelNotFound (with `model`), JobNotFound (with `id`), FileNotFound',
-  409: 'a conflict: JobConflict (a run folder in use), BatchNameTaken (with --redis, a manifest whose name another manifest\'s batch holds, or a job accepted with another manifest has claimed), ModelExists (the name is loaded, or another request is loading it), ModelLoadCancelled (a DELETE of the name, or a later load of it with `replace`, came first: the model this load loaded was dropped), JobFinished (with `id`, `state`)',
+  409: 'a conflict: JobConflict (a run folder in use), BatchNameTaken (with --redis, a manifest whose name another manifest\'s batch holds, or a job accepted with another manifest has claimed), ModelExists (the name is loaded, or another request is loading it), TooManyModels (maxModels models are loaded: DELETE /v1/models/NAME frees one), ModelLoadCancelled (a DELETE of the name, or a later load of it with `replace`, came first: the model this load loaded was dropped), JobFinished (with `id`, `state`)',
   413: 'the body is over the limit (`limit`, bytes), or content over a reader’s limit (LimitError)',
   415: 'a body of a media type the route does not take, or compressed (a Content-Encoding other than identity)',
   500: "the service failed (ModelOutput: a model made NaN/Inf, with `model` and `output`; OutOfMemory with `reason` 'budget': a memory budget refused the work); details in its log",

@@ -30,6 +30,17 @@ export class ModelExistsError extends BrainlatentError {
   }
 }
 
+/** A load of a new name while `maxModels` names are loaded or being loaded: one must be unloaded first. */
+export class ModelLimitError extends BrainlatentError {
+  constructor(name: string, maxModels: number, names: readonly string[]) {
+    const shown = names.length > 10 ? `${names.slice(0, 10).join(', ')}, … (${names.length} in all)` : names.join(', ');
+    super(
+      `cannot load model '${name}': ${maxModels} model${maxModels === 1 ? ' is' : 's are'} loaded or being loaded (${shown}), this service's limit (maxModels); unload one with DELETE /v1/models/<name>, or load under a loaded name with "replace": true`,
+      'TooManyModels',
+    );
+  }
+}
+
 /** A load that landed after a DELETE of its name, or after a load of the name that started later: its model is dropped. */
 export class ModelLoadCancelledError extends BrainlatentError {
   constructor(name: string, why: 'unloaded' | 'replaced') {
@@ -90,6 +101,8 @@ export class ModelRegistry {
     private readonly predictPool: PredictPool,
     private readonly batcher: PredictBatcher,
     private readonly modelRoots: readonly string[],
+    /** Names loaded or being loaded at once, ridge and SD together (the plugin's maxModels). */
+    private readonly maxModels = Infinity,
   ) {}
 
   list(): ModelView[] {
@@ -114,6 +127,11 @@ export class ModelRegistry {
     if (this.closed) throw new ClosedError(`loading model '${o.name}'`);
     const under = this.loading.get(o.name);
     if (!o.replace && (this.models.has(o.name) || under)) throw new ModelExistsError(o.name, !this.models.has(o.name));
+    // a new name takes one more place (a replace of a name loaded or being loaded takes none)
+    if (!this.models.has(o.name) && !under) {
+      const names = new Set([...this.models.keys(), ...this.loading.keys()]);
+      if (names.size >= this.maxModels) throw new ModelLimitError(o.name, this.maxModels, [...names]);
+    }
     const serial = ++this.serial;
     const loads = under ?? new Set<number>();
     this.loading.set(o.name, loads.add(serial));

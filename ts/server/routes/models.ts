@@ -11,6 +11,7 @@ import { FormatError, LimitError, NonFiniteError, ShapeError } from '../../error
 import { firstNonFiniteSliced } from '../../io/finite.js';
 import type { Matrix } from '../../matrix.js';
 import type { Diffusion } from '../../sd/Diffusion.js';
+import type { Tensor } from '../../sd/tensor.js';
 import { img2imgFields } from '../../sd/img2imgNames.js';
 import { planLabels, resolvePlanOptions, type PlanOptions } from '../../sd/samplingOptions.js';
 import { CHOOSE_SCHEDULER, SCHEDULERS } from '../../sd/schedulerConfig.js';
@@ -44,6 +45,21 @@ const BODY_ARRAYS = img2imgFields('body.');
  */
 function checkPlan(sd: Diffusion, plan: PlanOptions): void {
   resolvePlanOptions({ schedule: sd.schedule, scheduler: plan.scheduler ?? sd.defaultScheduler() }, plan, BODY_FIELDS);
+}
+
+/**
+ * The latents' size against the service's limit, before anything else is done with them: the work (the U-Net's
+ * activations, the decoded images, the PNG) grows with images × height × width, which the body's limit does not bound.
+ */
+function checkLatentPixels(z: Tensor, limit: number): void {
+  const [images, , height, width] = z.shape;
+  const pixels = images * height * width;
+  if (pixels <= limit) return;
+  const n = (v: number) => v.toLocaleString('en');
+  throw new LimitError(
+    `body.z: ${images} image${images === 1 ? '' : 's'} of ${height} × ${width} latents are ${n(pixels)} latent pixels (images × height × width), over this service's limit of ${n(limit)} (latentPixelLimit): send fewer or smaller images per request`,
+    { field: 'body.z' },
+  );
 }
 
 export async function modelRoutes(app: FastifyInstance, ctx: ServiceContext): Promise<void> {
@@ -227,6 +243,7 @@ async function dataRoutes(
       const client = clientSignal(req, reply);
       try {
         const { settings: b, z, c, uncond } = await img2imgOf(req.body, client.signal);
+        checkLatentPixels(z, ctx.latentPixelLimit);
         const plan = { strength: b.strength, steps: b.steps, scheduler: b.scheduler, karras: b.karras, eta: b.eta, img2imgRule: b.rule };
         // the settings against the model's plan, the arrays' shapes against each other and its U-Net: a 400 naming
         // the body's fields, before the request is queued (and again when it runs: the name may be another model's then)
