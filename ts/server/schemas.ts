@@ -27,7 +27,7 @@ export const DemoJobSchema = Strict(
     seeds: Default(Type.Integer({ minimum: 1, maximum: 10, description: 'samples per test image' }), 2),
     steps: Default(Type.Integer({ minimum: 1, maximum: 200, description: 'DDIM steps' }), 20),
   },
-  { description: 'the demo world built from a seed and reconstructed (brainlatent demo)' },
+  { description: "the demo world built from a seed and reconstructed as brainlatent demo does, with lighter defaults (world seed 0, 2 samples per image, 20 steps); its run folder is out's run/" },
 );
 
 export const JobBodySchema = Tagged(

@@ -52,8 +52,8 @@ The world: a miniature NSD subject (early voxels see the image, ventral voxels t
 procedurally drawn scenes with captions, and an SD-layout model folder whose U-Net is the exact
 denoiser of a text-weighted Gaussian mixture — run by the same pipeline as 'reconstruct' on real data.
 Writes <out>/world/ and <out>/run/, and ends with 'total … s; open <out>/run/report.html'. A first run
-builds the world, then runs the seven stages: 47 s on 2 busy shared cores (28 s of it the world, 10 s
-img2img, 6 s evaluate), 78 s on a more loaded machine (38 s the world).
+builds the world, then runs the seven stages: 28 s on 2 idle cores (19 s of it the world), 47 s on 2
+busy shared cores (28 s the world, 10 s img2img, 6 s evaluate), 78 s on a more loaded machine.
 
 The world is reused when <out>/world/world.json records the same parameters and the same code
 (brainlatent and ONNX Runtime versions, the package's modules); then the run resumes, so a second

@@ -76,7 +76,7 @@ The API is under /v1 (OpenAPI document: /v1/openapi.json); the page is at /.
   POST /v1/jobs             {"kind": "reconstruct"|"encode"|"batch"|"ridge-fit"|"demo", ...} → 202
   GET  /v1/jobs/ID/events   Server-Sent Events: state, stage, progress (rate, ETA), then result or error
   DELETE /v1/jobs/ID        cancel (the job stops at its next step or batch; 409 once it has ended)
-  GET  /v1/jobs/ID/files/P  a file of the run folder (report.html, images/…, .npy, NIfTI)
+  GET  /v1/jobs/ID/files/P  a file of the run folder (report.html, images/…, .npy, NIfTI; a demo job's: run/…)
   POST /v1/models           {"kind": "ridge"|"sd", "name": …, "path": …}
   POST /v1/ridge/NAME/predict, POST /v1/sd/NAME/img2img
   POST /v1/session          {"token": …} → a session cookie (the page's sign-in); DELETE signs out
