@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { linkInto } from '../../ts/batch/sharedFeatures.js';
-import { HOST_TAG, hostTagOf, recoverInterruptedDir, removeStaleTemporaries, withAtomicDir, withAtomicFile, withAtomicPath } from '../../ts/io/atomicWrite.js';
+import { HOST_TAG, hostTagOf, prepareAtomicFile, recoverInterruptedDir, removeStaleTemporaries, withAtomicDir, withAtomicFile, withAtomicPath } from '../../ts/io/atomicWrite.js';
+import { readSafetensors, writeSafetensorsTo } from '../../ts/io/safetensors.js';
 import { distModule } from '../helpers/dist.js';
 
 const root = mkdtempSync(join(tmpdir(), 'bl-atomic-edges-'));
@@ -162,5 +163,30 @@ describe('atomic writes: edges', () => {
     } finally {
       if (!src.startsWith(d)) rmSync(join(src, '..'), { recursive: true, force: true });
     }
+  });
+});
+
+describe('an output opened ahead of its bytes (prepareAtomicFile, as ridge fit opens its model during the fit)', () => {
+  it('commit writes and renames it into place once; discard leaves nothing; a refused tensor discards it', async () => {
+    const d = fresh();
+    const out = join(d, 'model.safetensors');
+    writeFileSync(out, 'old');
+    const file = await prepareAtomicFile(out);
+    // the temporary is there, the old file untouched until the commit
+    expect(readdirSync(d).filter((f) => f.includes('.tmp-'))).toHaveLength(1);
+    expect(readFileSync(out, 'utf8')).toBe('old');
+    await writeSafetensorsTo(file, { a: { data: Float32Array.of(1, 2, 3), shape: [3] } }, { k: 'v' });
+    expect(readdirSync(d)).toEqual(['model.safetensors']);
+    const back = await readSafetensors(out);
+    expect(Array.from(back.tensors.a.data as Float32Array)).toEqual([1, 2, 3]);
+    await expect(file.commit(async () => undefined)).rejects.toThrow(/already committed or discarded/);
+    // discarded: the temporary goes, the file stays as it was
+    const dropped = await prepareAtomicFile(out);
+    await dropped.discard();
+    expect(readdirSync(d)).toEqual(['model.safetensors']);
+    // a tensor refused before any byte is written: nothing left behind either
+    const bad = await prepareAtomicFile(join(d, 'bad.safetensors'));
+    await expect(writeSafetensorsTo(bad, { a: { data: Float32Array.of(1, 2), shape: [3] } })).rejects.toThrow(/tensor 'a'/);
+    expect(readdirSync(d)).toEqual(['model.safetensors']);
   });
 });

@@ -5,7 +5,7 @@
  * header has been checked against the file (see readSafetensors).
  */
 import { FormatError, InvalidArgumentError, LimitError } from '../errors.js';
-import { withAtomicFile, writeChunks } from './atomicWrite.js';
+import { type PreparedFile, withAtomicFile, writeChunks } from './atomicWrite.js';
 import { openRegularFile } from './byteStream.js';
 import { parseJson } from './json.js';
 import { allocate, arrayKind, BYTES, bytesOf, checkShape, dtypeOf, product, type DType, type NumericArray } from './typedArrays.js';
@@ -36,6 +36,25 @@ export async function writeSafetensors(
   tensors: Record<string, SafetensorsTensor>,
   metadata: Record<string, string> = {},
 ): Promise<void> {
+  // (checked before the output is touched: a refused tensor leaves no temporary behind)
+  const chunks = safetensorsChunks(path, tensors, metadata);
+  await withAtomicFile(path, (fh) => writeChunks(fh, chunks));
+}
+
+/** writeSafetensors to an output opened ahead (prepareAtomicFile); the file is discarded if a tensor is refused. */
+export async function writeSafetensorsTo(file: PreparedFile, tensors: Record<string, SafetensorsTensor>, metadata: Record<string, string> = {}): Promise<void> {
+  let chunks: Uint8Array[];
+  try {
+    chunks = safetensorsChunks(file.path, tensors, metadata);
+  } catch (e) {
+    await file.discard();
+    throw e;
+  }
+  await file.commit((fh) => writeChunks(fh, chunks));
+}
+
+/** The file's bytes, its header and each tensor's data in place, checked; `path` names the file in errors. */
+function safetensorsChunks(path: string, tensors: Record<string, SafetensorsTensor>, metadata: Record<string, string>): Uint8Array[] {
   if (metadata === null || typeof metadata !== 'object' || Array.isArray(metadata)) {
     throw new InvalidArgumentError(`${path}: metadata must be an object of strings, got ${arrayKind(metadata)}`);
   }
@@ -63,7 +82,7 @@ export async function writeSafetensors(
   head.writeBigUInt64LE(BigInt(head.length - 8));
   head.write(json, 8, 'utf8');
   // One pass: the header and every tensor's bytes in place, in one writev.
-  await withAtomicFile(path, (fh) => writeChunks(fh, [head, ...names.map((name) => bytesOf(tensors[name].data))]));
+  return [head, ...names.map((name) => bytesOf(tensors[name].data))];
 }
 
 /** safetensors' own limit on the JSON header (MAX_HEADER_SIZE in the reference implementation). */

@@ -1,4 +1,4 @@
-import { metadataJson, readSafetensors, writeSafetensors } from '../io/safetensors.js';
+import { metadataJson, readSafetensors, type SafetensorsTensor, writeSafetensors } from '../io/safetensors.js';
 import { predictionArray } from './predictionArray.js';
 import { FormatError, InvalidArgumentError, ShapeError } from '../errors.js';
 import { assertFiniteMatrix } from '../io/finite.js';
@@ -215,30 +215,8 @@ export class RidgeModel {
   }
 
   async save(path: string): Promise<void> {
-    const p = this.nFeatures, t = this.nTargets;
-    await writeSafetensors(
-      path,
-      {
-        coef: { data: this.coef.data, shape: [p, t] },
-        intercept: { data: this.intercept, shape: [t] },
-        best_alphas: { data: this.bestAlphas, shape: [t] },
-        best_scores: { data: this.bestScores, shape: [t] },
-        cv_scores: { data: this.cvScores.data, shape: [this.cvScores.rows, t] },
-        x_mean: { data: this.xMean, shape: [p] },
-        x_scale: { data: this.xScale, shape: [p] },
-      },
-      {
-        format: MODEL_FORMAT,
-        version: MODEL_VERSION,
-        alphas: JSON.stringify(this.settings.alphas),
-        folds: JSON.stringify({ n: this.settings.nFolds, kind: this.settings.foldKind }),
-        score: this.settings.score,
-        fit_intercept: String(this.settings.fitIntercept),
-        standardize: String(this.settings.standardize),
-        prediction: '((X - x_mean) / x_scale) @ coef + intercept',
-        ...(this.info ? { fit_info: JSON.stringify(this.info) } : {}),
-      },
-    );
+    const { tensors, metadata } = ridgeModelFile(this);
+    await writeSafetensors(path, tensors, metadata);
   }
 
   /**
@@ -282,4 +260,31 @@ export class RidgeModel {
       info: m.fit_info ? (metadataJson(path, m, 'fit_info', '{}') as NativeRidgeInfo) : undefined,
     }));
   }
+}
+
+/** What save() writes: the model's tensors and its metadata (also for `ridge fit`, which writes them to an output opened during the fit). */
+export function ridgeModelFile(m: RidgeModel): { tensors: Record<string, SafetensorsTensor>; metadata: Record<string, string> } {
+  const p = m.nFeatures, t = m.nTargets;
+  return {
+    tensors: {
+      coef: { data: m.coef.data, shape: [p, t] },
+      intercept: { data: m.intercept, shape: [t] },
+      best_alphas: { data: m.bestAlphas, shape: [t] },
+      best_scores: { data: m.bestScores, shape: [t] },
+      cv_scores: { data: m.cvScores.data, shape: [m.cvScores.rows, t] },
+      x_mean: { data: m.xMean, shape: [p] },
+      x_scale: { data: m.xScale, shape: [p] },
+    },
+    metadata: {
+      format: MODEL_FORMAT,
+      version: MODEL_VERSION,
+      alphas: JSON.stringify(m.settings.alphas),
+      folds: JSON.stringify({ n: m.settings.nFolds, kind: m.settings.foldKind }),
+      score: m.settings.score,
+      fit_intercept: String(m.settings.fitIntercept),
+      standardize: String(m.settings.standardize),
+      prediction: '((X - x_mean) / x_scale) @ coef + intercept',
+      ...(m.info ? { fit_info: JSON.stringify(m.info) } : {}),
+    },
+  };
 }

@@ -3,14 +3,16 @@ import type { Command } from 'commander';
 import { CancelledError, InvalidArgumentError, NonFiniteError, OutOfMemoryError } from '../../errors.js';
 import { allInOrder } from '../../allInOrder.js';
 import { assertFinite } from '../../io/finite.js';
+import { prepareAtomicFile } from '../../io/atomicWrite.js';
 import { readMatrixNpy, writeNpy } from '../../io/npy.js';
+import { writeSafetensorsTo } from '../../io/safetensors.js';
 import { useEngineArrayAllocator, useEngineFileMapping, useEngineFileWriter } from '../../native/call.js';
 import { alphaDiagnostics } from '../../ridge/alphaDiagnostics.js';
 import { alphaEdgeWarning, DECIMAL, parseAlphas } from '../../ridge/alphas.js';
 import { checkFitBudget, checkFitInputs, Y_READ, type FitInputNames } from '../../ridge/fitPreflight.js';
 import { ridgePlanLine, planRidgeFit } from '../../ridge/memoryPlan.js';
 import { MAX_ENGINE_THREADS, RidgeCV, setThreads, type RidgeCVOptions } from '../../ridge/RidgeCV.js';
-import { RidgeModel } from '../../ridge/RidgeModel.js';
+import { RidgeModel, ridgeModelFile } from '../../ridge/RidgeModel.js';
 import { MAX_MEMORY_BUDGET } from '../../ridge/options.js';
 import { choiceFlag, integerFlag } from '../flagValue.js';
 import { alphaHistogram, mean, seconds } from '../format.js';
@@ -164,6 +166,11 @@ safetensors.numpy.load_file(path).`,
       const bar = progressBar('ridge fit');
       // Ctrl-C or SIGTERM stops the fit within one of the engine's large operations, says so, and writes no model
       const stop = stopOnSignals();
+      // The model's file is opened while the engine fits (its folder made, stale temporaries removed), so that its
+      // write starts the moment the fit ends, beside the summary below: the summary's JavaScript held back each file
+      // system step before the write (~50 ms at the bench's medium shape). A fit that fails discards it.
+      const file = prepareAtomicFile(out);
+      file.catch(() => undefined); // (a failure to open it is reported once the fit is done, below)
       const t0 = performance.now();
       const model = await new RidgeCV(options)
         .fit(x, y, { onProgress: (p) => bar.update(p.fraction, p.stage), signal: stop.signal })
@@ -178,13 +185,19 @@ safetensors.numpy.load_file(path).`,
           // the engine names the library option; here the budget is --memory (GiB, the unit of its message)
           if (e instanceof OutOfMemoryError) throw new OutOfMemoryError(e.message.replace(/\bmemoryBudget\b/g, '--memory'), e.reason);
           throw e;
+        })
+        .catch(async (e: unknown) => {
+          await file.then((f) => f.discard(), () => undefined);
+          throw e;
         });
       stop.dispose();
       const secs = (performance.now() - t0) / 1000;
       bar.done();
-      // The model goes to disk (written, flushed, renamed into place) while the summary prints.
+      // The model goes to disk (written, flushed, renamed into place) while the summary prints: its bytes are handed
+      // to the engine's writer before the summary's first line (writeSafetensorsTo starts it synchronously).
       const tWrite = performance.now();
-      const saved = model.save(out);
+      const { tensors, metadata } = ridgeModelFile(model);
+      const saved = writeSafetensorsTo(await file, tensors, metadata);
       const info = model.info;
       console.log(`chosen alphas (targets per alpha):\n${alphaHistogram(alphas, model.bestAlphas)}`);
       console.log(`mean CV ${flags.score} at the chosen alphas: ${mean(model.bestScores).toFixed(4)}`);
