@@ -330,6 +330,11 @@ describe('nsd.sessions', () => {
     expect(resolveEncodeConfig(cfg('1-3, 5')).nsd.sessions).toBe('1-3, 5');
     // the reconstruction config shares the rule
     expect(() => resolveConfig({ out: 'o', nsd: { root: 'r', subject: 1, sessions: '2-1' }, model: { dir: 'm' } }, 'run.json')).toThrow(/run\.json: nsd\.sessions: range "2-1" runs backwards/);
+    // bounded before a range is expanded session by session ("1-300000000" took 10 s and 650 MB, then a bare
+    // "Set maximum size exceeded"), in a spec and in a list
+    expect(() => resolveEncodeConfig(cfg('1-300000000'), 'enc.json')).toThrow(/enc\.json: nsd\.sessions: "1-300000000": sessions are numbered up to 999 \(NSD's run to 40\)/);
+    expect(() => resolveEncodeConfig(cfg([1, 1000]), 'enc.json')).toThrow(/nsd\.sessions/);
+    expect(resolveEncodeConfig(cfg('1-999')).nsd.sessions).toBe('1-999');
   });
 
   it('every session must have betas for the subject: checked before any work, dry run or not', async () => {

@@ -133,6 +133,8 @@ describe('PixCorr and SSIM: progress and abort', () => {
     const aborted = AbortSignal.abort(new Error('gone'));
     const feats = { data: Float32Array.from({ length: 12 }, (_, k) => Math.sin(k)), rows: 4, cols: 3 };
     await expect(pixCorr(gt, rec, { size: 16, signal: aborted })).rejects.toBeInstanceOf(CancelledError);
+    // (refused before the images are resized: pixCorr and ssim took 350 ms to reject three 64-px images)
+    await expect(ssim(gt, rec, { size: 16, signal: aborted })).rejects.toThrow(/^ssim: aborted before it started/);
     await expect(twoWayIdentification(feats, feats, { signal: aborted })).rejects.toBeInstanceOf(CancelledError);
     await expect(correlationDistance(feats, feats, { signal: aborted })).rejects.toBeInstanceOf(CancelledError);
     await expect(correlationMatrix(feats, feats, { signal: {} as AbortSignal })).rejects.toBeInstanceOf(InvalidArgumentError);

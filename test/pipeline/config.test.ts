@@ -50,10 +50,10 @@ describe('config validation', () => {
       expect(enc(ok)().nsd.sessions).toEqual(ok);
     }
     for (const [bad, problem] of [
-      [[], 'run.json: nsd.sessions: expected a non-empty string or an array of at least 1 item, each an integer >= 1, or null, got an array of 0'],
-      [[1, 0], 'run.json: nsd.sessions[1]: expected an integer >= 1, got number 0'],
-      [['1'], 'run.json: nsd.sessions[0]: expected an integer >= 1, got the string "1"'],
-      [true, 'run.json: nsd.sessions: expected a non-empty string or an array of at least 1 item, each an integer >= 1, or null, got boolean true'],
+      [[], 'run.json: nsd.sessions: expected a non-empty string or an array of at least 1 item, each an integer from 1 to 999, or null, got an array of 0'],
+      [[1, 0], 'run.json: nsd.sessions[1]: expected an integer from 1 to 999, got number 0'],
+      [['1'], 'run.json: nsd.sessions[0]: expected an integer from 1 to 999, got the string "1"'],
+      [true, 'run.json: nsd.sessions: expected a non-empty string or an array of at least 1 item, each an integer from 1 to 999, or null, got boolean true'],
       ['3-1', 'run.json: nsd.sessions: range "3-1" runs backwards; a range goes from the lower session to the higher (1-3)'],
     ] as const) {
       for (const make of [recon, enc]) {

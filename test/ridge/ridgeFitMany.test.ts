@@ -103,7 +103,8 @@ describe('RidgeCV.fitMany', () => {
     await expect(fitMany(folds)).rejects.toThrow(/^RidgeCV\.fitMany problem 2: 100 folds but only 64 samples$/);
     await expect(fitMany([list[0], { ...list[1], options: null }])).rejects.toThrow(/^RidgeCV\.fitMany problem 1: options must be an object, got null$/);
 
-    await expect(fitMany(list, { concurrency: 0 })).rejects.toThrow(/^RidgeCV\.fitMany concurrency: expected an integer >= 1, got 0$/);
+    await expect(fitMany(list, { concurrency: 0 })).rejects.toThrow(/^RidgeCV\.fitMany concurrency: expected an integer in 1\.\.2147483647, got 0$/);
+    await expect(fitMany(list, { concurrency: 2 ** 53 })).rejects.toThrow(/^RidgeCV\.fitMany concurrency: expected an integer in 1\.\.2147483647/);
     await expect(fitMany(list, { concurency: 2 })).rejects.toThrow(/^RidgeCV\.fitMany: unknown option 'concurency' \(did you mean 'concurrency'\?\)/);
     await expect(fitMany(list, { signal: {} })).rejects.toThrow(/^RidgeCV\.fitMany signal: expected an AbortSignal/);
   });

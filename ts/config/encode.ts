@@ -4,6 +4,7 @@
  */
 import { Type, type Static } from '@sinclair/typebox';
 
+import { MAX_MEMORY_BUDGET, MAX_N_ITER } from '../ridge/options.js';
 import { DEFAULT_ALPHAS } from '../ridge/RidgeCV.js';
 import { GUIDANCE_DESCRIPTION, GUIDANCE_RANGE, SEED_RANGE } from '../sd/optionBounds.js';
 import { resolveAlphaGrid } from './alphaGrid.js';
@@ -64,7 +65,7 @@ export const BandedSchema = Strict(
   {
     name: Type.String({ pattern: '^[A-Za-z0-9_+-][A-Za-z0-9_.+-]*$', title: 'of letters, digits, _ . + or -, not starting with .', description: 'name of the joint model' }),
     sets: Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'feature sets fitted jointly, by name' }),
-    nIter: Default(Type.Integer({ minimum: 1, description: 'random-search candidates for the band weights' }), 100),
+    nIter: Default(Type.Integer({ minimum: 1, maximum: MAX_N_ITER, description: 'random-search candidates for the band weights' }), 100),
     seed: seed('seed of the random search'),
     alphas: Type.Optional(AlphaGrid("ridge penalties (default: ridge.alphas)")),
     partition: Default(Type.Boolean({ description: 'variance partitioning: unique and shared held-out R² (two or more sets)' }), true),
@@ -105,7 +106,7 @@ export const EncodeConfigSchema = Strict(
             Type.Union([Type.Literal('auto'), Type.Literal('per-fold'), Type.Literal('exact')], { description: "one decomposition per fold, or one in all with closed-form CV; auto picks the cheaper" }),
             'auto',
           ),
-          memoryBudget: Type.Optional(Type.Number({ exclusiveMinimum: 0, description: "bytes for the fit's work buffers (default: the engine's)" })),
+          memoryBudget: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: MAX_MEMORY_BUDGET, description: "bytes for the fit's work buffers (default: the engine's)" })),
         },
         { description: 'the ridge fits (RidgeCV, X standardised)' },
       ),

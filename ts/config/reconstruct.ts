@@ -5,9 +5,10 @@
 import { Type, type Static } from '@sinclair/typebox';
 
 import { KARRAS_SCHEDULERS, SCHEDULERS } from '../sd/schedulerConfig.js';
-import { GUIDANCE_DESCRIPTION, GUIDANCE_RANGE, SEED_RANGE } from '../sd/optionBounds.js';
+import { GUIDANCE_DESCRIPTION, GUIDANCE_RANGE, MAX_ORT_THREADS, SEED_RANGE } from '../sd/optionBounds.js';
 import { AlphaGrid, Default, Nullable, Path, Region, Strict, ZscoreDdof, type Resolved } from './schemaKit.js';
 import { NsdSessions } from './sessions.js';
+import { MAX_MEMORY_BUDGET } from '../ridge/options.js';
 
 /** TN's α grid (1e-6 … 1) extended to 1e6 so that cross-validation can regularise (method.md §1.4 pitfall 2). */
 export const RECONSTRUCT_ALPHAS = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1, 10, 100, 1e3, 1e4, 1e5, 1e6];
@@ -33,7 +34,7 @@ const decoder = (roi: string, target: string) =>
       ),
       zscoreDdof: Type.Optional(ZscoreDdof),
       averageTrain: Default(Type.Boolean({ description: 'average the repetitions of each training image (one row per image)' }), false),
-      memoryBudget: Type.Optional(Type.Number({ exclusiveMinimum: 0, description: "bytes for the fit's work buffers (default: the engine's); the preflight refuses one below the fit's fixed part" })),
+      memoryBudget: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: MAX_MEMORY_BUDGET, description: "bytes for the fit's work buffers (default: the engine's); the preflight refuses one below the fit's fixed part" })),
     },
     { description: `the ridge decoder from voxels to ${target}` },
   );
@@ -71,7 +72,7 @@ export const ReconstructConfigSchema = Strict(
         dir: Path('the SD 1.x ONNX model folder (diffusers/optimum layout)'),
         provider: Default(Type.String({ minLength: 1, description: 'ONNX Runtime execution provider' }), 'cpu'),
         ortLibrary: Default(Nullable(Path('library'), { description: "an ONNX Runtime shared library; null: onnxruntime-node's" }), null),
-        threads: Default(Type.Integer({ minimum: 0, description: "ONNX Runtime intra-op threads (0: ORT's default)" }), 0),
+        threads: Default(Type.Integer({ minimum: 0, maximum: MAX_ORT_THREADS, description: "ONNX Runtime intra-op threads (0: ORT's default)" }), 0),
         memory: Type.Optional(
           Type.Union([Type.Literal('default'), Type.Literal('lean')], {
             description: "ONNX Runtime's memory: 'default' (fastest) or 'lean' (no arena, patterns or pre-packing, one U-Net row per run: the lowest peak for SD 1.x on a CPU)",

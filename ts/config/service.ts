@@ -6,7 +6,7 @@
 import { Type } from '@sinclair/typebox';
 
 import { SCHEDULERS } from '../sd/schedulerConfig.js';
-import { GUIDANCE_DESCRIPTION, GUIDANCE_RANGE, SEED_RANGE } from '../sd/optionBounds.js';
+import { GUIDANCE_DESCRIPTION, GUIDANCE_RANGE, MAX_ORT_THREADS, SEED_RANGE } from '../sd/optionBounds.js';
 import { Default, Path, Strict, Tagged, type Resolved } from './schemaKit.js';
 
 /** A loaded model's name: used in URLs. */
@@ -30,7 +30,7 @@ export const LoadModelBodySchema = Tagged([
       name: ModelName,
       path: Path('an SD 1.x ONNX model folder (diffusers/optimum layout)'),
       provider: Default(Type.String({ minLength: 1, description: "ONNX Runtime execution provider: 'cpu', 'cuda', ..." }), 'cpu'),
-      threads: Default(Type.Integer({ minimum: 0, maximum: 1024, description: 'ONNX Runtime intra-op threads (0: all cores but one, which the service keeps for its requests)' }), 0),
+      threads: Default(Type.Integer({ minimum: 0, maximum: MAX_ORT_THREADS, description: 'ONNX Runtime intra-op threads (0: all cores but one, which the service keeps for its requests)' }), 0),
       scheduler: Type.Optional(
         Type.Union(SCHEDULERS.map((n) => Type.Literal(n)), {
           description:

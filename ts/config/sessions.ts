@@ -10,12 +10,18 @@ import { Type } from '@sinclair/typebox';
 import { Default, Nullable } from './schemaKit.js';
 
 /**
+ * The largest session number a spec may name: NSD's run to 40 (betas_session40), synthetic worlds a little further.
+ * Bounded because a range is expanded session by session: "1-1000000" took 5 GB before the data was looked at.
+ */
+export const MAX_SESSION = 999;
+
+/**
  * The schema of `nsd.sessions`, the forms extractNsd's `sessions` takes: a spec string ("1-37", "1-10,12"), a
  * non-empty list of session numbers ([1, 2, 3]), or null (default: every session with betas among 1–37).
  */
 export const NsdSessions = () =>
   Default(
-    Nullable(Type.Union([Type.String({ minLength: 1 }), Type.Array(Type.Integer({ minimum: 1 }), { minItems: 1 })]), {
+    Nullable(Type.Union([Type.String({ minLength: 1 }), Type.Array(Type.Integer({ minimum: 1, maximum: MAX_SESSION }), { minItems: 1 })]), {
       description: 'sessions ("1-37", "1-10,12" or a list such as [1, 2, 3]); null: every session present among 1–37',
     }),
     null,
@@ -41,6 +47,7 @@ export function parseSessionSpec(spec: string): { sessions: number[]; problems: 
     const a = Number(m[1]);
     const b = m[2] === undefined ? a : Number(m[2]);
     if (a < 1 || b < 1) problems.push(`"${part}"${inSpec}: sessions are numbered from 1`);
+    else if (a > MAX_SESSION || b > MAX_SESSION) problems.push(`"${part}"${inSpec}: sessions are numbered up to ${MAX_SESSION} (NSD's run to 40)`);
     else if (b < a) problems.push(`range "${part}"${inSpec} runs backwards; a range goes from the lower session to the higher (${b}-${a})`);
     else for (let s = a; s <= b; s++) sessions.add(s);
   }

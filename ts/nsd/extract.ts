@@ -11,7 +11,7 @@ import { checkKnownKeys } from '../ridge/options.js';
 import { maskCoordinates } from '../io/voxelMask.js';
 import type { Matrix } from '../matrix.js';
 import { allInOrder } from '../allInOrder.js';
-import { parseSessionSpec } from '../config/sessions.js';
+import { MAX_SESSION, parseSessionSpec } from '../config/sessions.js';
 import { availableSessions, betasGridAffine, exists, formatSessionList, readSessionBetas, sessionBetasFile, sessionBetasShape, sessionsBetasShape, sessionTrialCount, type BetasFormatChoice } from './betas.js';
 import { nsdTrialTable, readNsdDesign } from './expdesign.js';
 import { holdForLoad, removeReplacedEntries } from './cache.js';
@@ -421,8 +421,8 @@ async function subjectWithoutBetas(o: Normalized): Promise<SubjectWithoutBetasEr
 async function resolveSessions(o: Normalized): Promise<number[]> {
   if (o.sessions !== undefined) {
     const s = typeof o.sessions === 'string' ? parseSessions(o.sessions) : [...new Set(o.sessions)].sort((a, b) => a - b);
-    if (s.length === 0 || s.some((x) => !Number.isInteger(x) || x < 1)) {
-      throw new InvalidArgumentError(`extractNsd: sessions must be positive integers, got ${o.sessions}`);
+    if (s.length === 0 || s.some((x) => !Number.isInteger(x) || x < 1 || x > MAX_SESSION)) {
+      throw new InvalidArgumentError(`extractNsd: sessions must be integers from 1 to ${MAX_SESSION} (NSD's run to 40), got ${o.sessions}`);
     }
     return s;
   }

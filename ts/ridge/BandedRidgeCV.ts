@@ -8,7 +8,7 @@ import { checkedAtSource } from './modelConsistency.js';
 import { describeNumber } from './alphas.js';
 import { concatSpaces, type FeatureSpaces } from './featureSpaces.js';
 import { assignFolds, shapeFoldSizes } from './folds.js';
-import { checkChoice, checkFitControl, checkInteger, checkPositive, checkSolverAgrees, COMMON_OPTION_KEYS, resolveRidgeOptions, type RidgeCommonOptions, type ResolvedRidgeOptions } from './options.js';
+import { checkChoice, checkFitControl, checkInteger, checkPositive, checkSolverAgrees, COMMON_OPTION_KEYS, MAX_N_ITER, resolveRidgeOptions, type RidgeCommonOptions, type ResolvedRidgeOptions } from './options.js';
 import type { FitControl } from './RidgeCV.js';
 
 export type { FeatureSpaces };
@@ -67,7 +67,7 @@ export class BandedRidgeCV {
   constructor(options: BandedRidgeCVOptions = {}) {
     const what = 'BandedRidgeCV';
     this.resolved = resolveRidgeOptions(options, what, [...COMMON_OPTION_KEYS, 'nIter', 'gammas', 'concentrations', 'seed', 'solver']);
-    if (options.nIter !== undefined) checkInteger(options.nIter, 'nIter', what, 1);
+    if (options.nIter !== undefined) checkInteger(options.nIter, 'nIter', what, 1, MAX_N_ITER);
     // the engine takes seeds up to 2^53; above MAX_SAFE_INTEGER two seeds can be the same number
     if (options.seed !== undefined) checkInteger(options.seed, 'seed', what, 0, Number.MAX_SAFE_INTEGER);
     if (options.concentrations !== undefined) {

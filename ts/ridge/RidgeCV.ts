@@ -198,7 +198,7 @@ export class RidgeCV {
       const { x, y, options } = p as RidgeProblem;
       return prepareFit(ridgeCVSetup(options === undefined ? {} : options, label), x, y, label, label);
     });
-    const concurrency = control.concurrency === undefined ? defaultConcurrency(fits) : checkInteger(control.concurrency, 'concurrency', what, 1);
+    const concurrency = control.concurrency === undefined ? defaultConcurrency(fits) : checkInteger(control.concurrency, 'concurrency', what, 1, 2 ** 31 - 1);
     const res = await nativeJob(
       what,
       (b, token) => b.ridgeFitMany(fits.map((f) => f.problem), Math.min(concurrency, fits.length), progressOf(control.onProgress), token, what),

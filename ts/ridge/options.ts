@@ -171,6 +171,12 @@ export function checkInteger(value: unknown, name: string, what: string, min = 1
 /** The largest memoryBudget the engine takes: 2^50 bytes (1 PiB). */
 export const MAX_MEMORY_BUDGET = 2 ** 50;
 
+/**
+ * The most random-search candidates (BandedRidgeCV's nIter): the draws are held nIter × bands, and each distinct
+ * candidate is a full cross-validated search (himalaya's examples take 20–200).
+ */
+export const MAX_N_ITER = 1_000_000;
+
 /** A memoryBudget in bytes: a finite number > 0, at most MAX_MEMORY_BUDGET (the engine's words named no unit). */
 function checkMemoryBudget(value: unknown, what: string): number {
   const v = checkPositive(value, 'memoryBudget', what);

@@ -7,6 +7,7 @@ import { BackendUnavailableError, InvalidArgumentError } from '../errors.js';
 import { onnxruntimeNodeInstallLine } from '../optionalDependencies.js';
 import { shippedOrtLibrary, shippedOrtLibraryLocation } from '../native/binding.js';
 import { describeNumber } from '../ridge/alphas.js';
+import { MAX_ORT_THREADS } from './optionBounds.js';
 import { spinningFromEnv } from './spinningEnv.js';
 import type { NativeOrtSessionOptions } from '../native/samplerTypes.js';
 
@@ -183,14 +184,13 @@ export function checkProviderSettings(o: ProviderSettings, where: string): Pick<
 /** The largest count the engine takes where it holds an int (threads, rows per run, batch sizes, chunks). */
 export const INT32_MAX = 2 ** 31 - 1;
 
-/** ONNX Runtime's thread counts: integers >= 0 (0: its default, all cores for intra-op). */
+/** ONNX Runtime's thread counts: integers from 0 (its default, all cores for intra-op) to MAX_ORT_THREADS. */
 export function checkThreadCounts(o: { intraOpThreads?: unknown; interOpThreads?: unknown }, where: string): void {
   for (const key of ['intraOpThreads', 'interOpThreads'] as const) {
     const v = o[key];
     if (v === undefined) continue;
-    // (the engine holds them as int: a larger count was an out-of-range conversion there)
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0 || v > INT32_MAX) {
-      throw new InvalidArgumentError(`${where}: ${key} must be an integer from 0 to ${INT32_MAX} (0: ONNX Runtime's default), got ${typeof v === 'number' ? v : JSON.stringify(v)}`);
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0 || v > MAX_ORT_THREADS) {
+      throw new InvalidArgumentError(`${where}: ${key} must be an integer from 0 to ${MAX_ORT_THREADS} (0: ONNX Runtime's default), got ${typeof v === 'number' ? v : JSON.stringify(v)}`);
     }
   }
 }

@@ -31,3 +31,10 @@ export const SEED_RANGE = { type: 'integer', minimum: 0, maximum: MAX_SEED } as 
 /** The words of a range, as the config's errors and the flags say them. */
 export const GUIDANCE_EXPECTED = `a number from 0 to ${MAX_GUIDANCE}`;
 export const SEED_EXPECTED = `an integer from 0 to ${MAX_SEED}`;
+
+/**
+ * The most ONNX Runtime threads (intra-op, inter-op) taken: the service's bound, kept for all. ONNX Runtime makes
+ * each session's threads up front and spins them; `--threads 99999999` grew to 24 GB and was killed, 4096 on 2 cores
+ * had not loaded the tiny fixture after 6 minutes.
+ */
+export const MAX_ORT_THREADS = 1024;

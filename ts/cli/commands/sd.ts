@@ -19,7 +19,7 @@ import { progressBar } from '../progress.js';
 import { checkUnetLayers, listUnetLayers } from '../../encoding/unetLayers.js';
 import { checkNotAnInput, checkOutputFile, checkOutputPath } from '../outputPath.js';
 import { decimalFlag, integerFlag, numberFlag } from '../flagValue.js';
-import { GUIDANCE_RANGE, MAX_GUIDANCE, SEED_RANGE } from '../../sd/optionBounds.js';
+import { GUIDANCE_RANGE, MAX_GUIDANCE, MAX_ORT_THREADS, SEED_RANGE } from '../../sd/optionBounds.js';
 import { stopOnSignals } from '../stopSignals.js';
 
 interface LoadFlags {
@@ -214,7 +214,7 @@ function loadOptions(f: LoadFlags) {
     provider: f.provider,
     providerLibrary: f.providerLib,
     providerOptions: providerOptions(f.providerOption),
-    intraOpThreads: f.threads !== undefined ? intFlag(f.threads, 'threads', 0, 0) : undefined,
+    intraOpThreads: f.threads !== undefined ? intFlag(f.threads, 'threads', 0, 0, MAX_ORT_THREADS) : undefined,
     memory: memoryOption(f.memory),
   };
 }
