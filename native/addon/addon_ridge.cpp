@@ -238,17 +238,23 @@ Napi::Value RidgeCostEstimateJs(const Napi::CallbackInfo& info) {
   return cost_estimate_to_js(info.Env(), c);
 }
 
+// A number of folds as the engine's int: refused past 2^30, not clamped (a clamp planned another number of folds).
+int fold_count(std::int64_t k) {
+  if (k > (std::int64_t(1) << 30)) throw Error(ErrorCode::InvalidArgument, "folds: " + std::to_string(k) + " folds; at most 2^30 are taken");
+  return static_cast<int>(k);
+}
+
 Napi::Value ContiguousFolds(const Napi::CallbackInfo& info) {
   Args args(info, "contiguousFolds");
   const std::int64_t n = args.count(0, "n"), k = args.count(1, "k");
-  auto f = guarded(info.Env(), "contiguousFolds", [&] { return contiguous_folds(n, static_cast<int>(std::min<std::int64_t>(k, 1 << 30))); });
+  auto f = guarded(info.Env(), "contiguousFolds", [&] { return contiguous_folds(n, fold_count(k)); });
   return to_typed<Napi::Int32Array>(info.Env(), std::move(f));
 }
 
 Napi::Value ContiguousFoldSizes(const Napi::CallbackInfo& info) {
   Args args(info, "contiguousFoldSizes");
   const std::int64_t n = args.count(0, "n"), k = args.count(1, "k");
-  const auto s = guarded(info.Env(), "contiguousFoldSizes", [&] { return contiguous_fold_sizes(n, static_cast<int>(std::min<std::int64_t>(k, 1 << 30))); });
+  const auto s = guarded(info.Env(), "contiguousFoldSizes", [&] { return contiguous_fold_sizes(n, fold_count(k)); });
   return to_typed<Napi::Float64Array>(info.Env(), std::vector<double>(s.begin(), s.end()));
 }
 
@@ -257,7 +263,7 @@ Napi::Value GroupFolds(const Napi::CallbackInfo& info) {
   auto g = args.array<Napi::Int32Array>(0, "groups");
   const std::int64_t k = args.count(1, "k");
   auto f = guarded(info.Env(), "groupFolds", [&] {
-    return group_folds(std::vector<std::int32_t>(g.Data(), g.Data() + g.ElementLength()), static_cast<int>(std::min<std::int64_t>(k, 1 << 30)));
+    return group_folds(std::vector<std::int32_t>(g.Data(), g.Data() + g.ElementLength()), fold_count(k));
   });
   return to_typed<Napi::Int32Array>(info.Env(), std::move(f));
 }

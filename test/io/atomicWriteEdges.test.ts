@@ -166,7 +166,7 @@ describe('atomic writes: edges', () => {
   });
 });
 
-describe('an output opened ahead of its bytes (prepareAtomicFile, as ridge fit opens its model during the fit)', () => {
+describe('an output opened ahead of its bytes (prepareAtomicFile, as ridge fit opens its model before its summary)', () => {
   it('commit writes and renames it into place once; discard leaves nothing; a refused tensor discards it', async () => {
     const d = fresh();
     const out = join(d, 'model.safetensors');

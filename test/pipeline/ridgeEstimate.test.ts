@@ -67,6 +67,9 @@ describe("ridge estimate's scaling in rows: the engine's flop model (RidgeCV.cos
     const band = new BandedRidgeCV({ alphas: [1, 10], nIter: 2, memoryBudget: 2 ** 30 }).costModel(2 ** 40, [2 ** 39, 2 ** 39], 10);
     expect(band.memory.fits).toBe(false);
     expect(() => new RidgeCV({ alphas: [1], folds: 6 }).costModel(10, 5, 5)).toThrow(/RidgeCV.costModel folds: fold 4 holds 1 sample; .* use at most 5 folds for 10 samples/);
+    // checked from n and k before any size is made, and the folds bounded (2^20)
+    expect(() => new RidgeCV({ alphas: [1], folds: 2 ** 20 }).costModel(2 ** 20 + 5, 5, 5)).toThrow(/RidgeCV.costModel folds: fold 5 holds 1 sample/);
+    expect(() => new RidgeCV({ alphas: [1], folds: 2 ** 20 + 1 })).toThrow(/RidgeCV folds: expected an integer in 2\.\.1048576, got 1048577/);
     expect(() => model.costModel(0, 10, 10)).toThrow(/RidgeCV.costModel rows: expected an integer >= 1, got 0/);
     expect(() => model.costModel(10, 2.5, 10)).toThrow(/cols: expected an integer >= 1, got 2.5/);
   });

@@ -534,7 +534,7 @@ describe('RidgeCV options are validated once, by name', () => {
     ['memoryBudget -1', { memoryBudget: -1 }, /memoryBudget/],
     ['targetBatch 1.5', { targetBatch: 1.5 }, /targetBatch: expected an integer >= 1, got 1.5/],
     ['targetBatch Infinity', { targetBatch: Infinity }, /targetBatch/],
-    ['folds 2.5', { folds: 2.5 }, /folds: expected an integer >= 2, got 2.5/],
+    ['folds 2.5', { folds: 2.5 }, /folds: expected an integer in 2\.\.1048576, got 2.5/],
     ['foldIndex fractional', { foldIndex: [0, 1, 0.5] }, /foldIndex: expected integers >= 0, got 0.5 at position 2/],
     ['groups fractional', { groups: [1, 2.5] }, /groups: expected 32-bit integer labels, got 2.5 at position 1/],
     ['score', { score: 'mse' as 'r2' }, /score: expected 'r2', 'pearson', got 'mse'/],
@@ -551,7 +551,7 @@ describe('RidgeCV options are validated once, by name', () => {
     ['a misspelt option, with the one meant', { alpha: [1] }, /^RidgeCV: unknown option 'alpha' \(did you mean 'alphas'\?\); known: alphas, folds, .*cvMethod, solver$/],
     ['every unknown option at once', { alpha: [1], foldz: 3, colour: 'red' }, /unknown options 'alpha' \(did you mean 'alphas'\?\), 'foldz' \(did you mean 'folds'\?\), 'colour'; known:/],
     ['alphas null (not the default grid)', { alphas: null }, /^RidgeCV alphas: expected an array of numbers, got null$/],
-    ['folds null', { folds: null }, /^RidgeCV folds: expected an integer >= 2, got null$/],
+    ['folds null', { folds: null }, /^RidgeCV folds: expected an integer in 2\.\.1048576, got null$/],
     ['score null', { score: null }, /^RidgeCV score: expected 'r2', 'pearson', got null$/],
     ['an alpha given as a string', { alphas: [1, '10'] }, /^RidgeCV alphas: every alpha must be finite and > 0, got string "10" at position 1$/],
     // (stored as float32, these were reported as Infinity and 0)

@@ -2,8 +2,8 @@
  * SIGINT (Ctrl-C) and SIGTERM (a cluster scheduler's time limit, `timeout`, `docker stop`, `kill`) stop a command's
  * work at its next step through one AbortController, so that it removes what it had begun to write and says which
  * signal stopped it (exit status 1, as every error). Without a SIGTERM handler Node ended the process at once, leaving
- * temporary files behind. Each handler runs once: a second signal of the same kind ends the process at once, as
- * Node's default does.
+ * temporary files behind. The first signal removes both handlers: a second one, of either kind, ends the process at
+ * once, as Node's default does. Call dispose() once the work is done, so that a signal then ends the process too.
  */
 export interface StopSignals {
   /** Aborted at the first SIGINT or SIGTERM; its reason is the signal's name. */
@@ -17,15 +17,15 @@ export interface StopSignals {
 export function stopOnSignals(): StopSignals {
   const ac = new AbortController();
   const handlers = (['SIGINT', 'SIGTERM'] as const).map((sig) => {
-    const handler = () => ac.abort(sig);
+    const handler = () => {
+      dispose();
+      ac.abort(sig);
+    };
     process.once(sig, handler);
     return [sig, handler] as const;
   });
-  return {
-    signal: ac.signal,
-    name: () => (typeof ac.signal.reason === 'string' ? ac.signal.reason : 'a signal'),
-    dispose: () => {
-      for (const [sig, handler] of handlers) process.removeListener(sig, handler);
-    },
-  };
+  function dispose(): void {
+    for (const [sig, handler] of handlers) process.removeListener(sig, handler);
+  }
+  return { signal: ac.signal, name: () => (typeof ac.signal.reason === 'string' ? ac.signal.reason : 'a signal'), dispose };
 }

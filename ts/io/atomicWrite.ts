@@ -105,9 +105,10 @@ export async function withAtomicFile<T>(
 
 /**
  * An output file opened ahead of its bytes (prepareAtomicFile): its folder made, the stale temporaries of it removed
- * and its temporary opened. commit() is then only the write, the flush and the rename: `ridge fit` opens its model
- * file while the engine fits, so that the write starts the moment the fit ends, not after the summary it prints
- * (its JavaScript held back each of the file system steps before the write: ~50 ms at the bench's medium shape).
+ * and its temporary opened. commit() is then only the write, the flush and the rename, and the write starts within
+ * the call: `ridge fit` opens its model file before it prints its summary, and hands the bytes to the writer before
+ * the summary's JavaScript runs (which held back each of the file system steps before the write by ~50 ms at the
+ * bench's medium shape).
  */
 export interface PreparedFile {
   readonly path: string;

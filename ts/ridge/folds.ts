@@ -33,6 +33,10 @@ export function shapeFoldSizes(n: number, r: { folds: number; groups?: ArrayLike
     for (let i = 0; i < r.foldIndex.length; i++) k = Math.max(k, r.foldIndex[i] + 1);
   }
   if (k > n) throw new InvalidArgumentError(`${what}: ${k} folds but only ${n} samples`);
+  // (checked from n and k before the sizes are made: k may be near n, and n as large as the shape asked about)
+  const least = Math.floor(n / k);
+  // (the first fold of `least` samples: the first n % k folds hold one more)
+  if (least < 2) throw foldTooSmall(least === 0 ? 0 : n % k, least, `${what} folds`, `at most ${Math.floor(n / 2)} folds for ${n} samples`);
   const sizes = nativeSync((b) => b.contiguousFoldSizes(n, k));
   checkSizes(sizes, `${what} folds`, `at most ${Math.floor(n / 2)} folds for ${n} samples`);
   return { sizes, nFolds: k };
@@ -89,9 +93,11 @@ function checkFoldSizes(a: FoldAssignment, what: string, remedy: string): FoldAs
 
 function checkSizes(size: ArrayLike<number>, what: string, remedy: string): void {
   const v = Array.prototype.findIndex.call(size, (s: number) => s < 2);
-  if (v >= 0) {
-    throw new InvalidArgumentError(`${what}: fold ${v} holds ${size[v]} sample; each validation fold needs 2 samples at least (a score over one sample is undefined): use ${remedy}`);
-  }
+  if (v >= 0) throw foldTooSmall(v, size[v], what, remedy);
+}
+
+function foldTooSmall(fold: number, size: number, what: string, remedy: string): InvalidArgumentError {
+  return new InvalidArgumentError(`${what}: fold ${fold} holds ${size} sample; each validation fold needs 2 samples at least (a score over one sample is undefined): use ${remedy}`);
 }
 
 /** The number of samples in each fold. */

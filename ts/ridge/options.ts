@@ -168,6 +168,9 @@ export function checkInteger(value: unknown, name: string, what: string, min = 1
   return value;
 }
 
+/** The most folds (2^20): a plan holds each fold's size, and the engine counts folds in an int. */
+export const MAX_FOLDS = 2 ** 20;
+
 /** The largest memoryBudget the engine takes: 2^50 bytes (1 PiB). */
 export const MAX_MEMORY_BUDGET = 2 ** 50;
 
@@ -217,7 +220,7 @@ export function resolveRidgeOptions(o: RidgeCommonOptions, what: string, known: 
     throw new InvalidArgumentError(`${what} alphas: expected an array of numbers, got ${describeNumber(alphas)}`);
   }
   validateAlphas(alphas, `${what} alphas`);
-  const folds = o.folds === undefined ? 5 : checkInteger(o.folds, 'folds', what, 2);
+  const folds = o.folds === undefined ? 5 : checkInteger(o.folds, 'folds', what, 2, MAX_FOLDS);
   // foldIndex sets the folds itself: a folds or groups given beside it would be ignored in silence
   if (o.foldIndex !== undefined) {
     for (const name of ['folds', 'groups'] as const) {

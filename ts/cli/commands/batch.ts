@@ -192,7 +192,7 @@ Examples:
       const manifest = await checkedManifest(file, f.preflight, 'nothing was run', f.redis ? 'job' : 'run', f.force);
       // Ctrl-C or SIGTERM cancels the run's jobs at their next step
       const ac = stopOnSignals();
-      const r = await runBatch(manifest, { concurrency, redis: f.redis, signal: ac.signal, onEvent: eventLogger(), force: f.force });
+      const r = await runBatch(manifest, { concurrency, redis: f.redis, signal: ac.signal, onEvent: eventLogger(), force: f.force }).finally(() => ac.dispose());
       printReport(r, !!f.json);
       if (r.state !== 'done') process.exitCode = 1;
     });

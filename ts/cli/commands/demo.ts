@@ -95,7 +95,7 @@ See docs/pipeline.md (the demo world, the stages, the report).`,
           onProgress: f.dryRun ? undefined : stageProgress(),
           onWarning: printWarnings,
         },
-      );
+      ).finally(() => ac.dispose());
       (worldBar as ProgressBar | null)?.done();
       process.stderr.write(
         r.world.reused

@@ -226,7 +226,7 @@ ${schemaHelpText(ReconstructConfigSchema, 'run.json')}`,
       if (config.nsd.cacheDir !== null) await checkCacheFolderApart(`${f.config ?? 'config'}: nsd.cacheDir`, config.nsd.cacheDir, inputs);
       // Ctrl-C or SIGTERM stops the run at its next step; finished stages stay, and the same command resumes
       const ac = stopOnSignals();
-      const r = await reconstruct(config, { force: f.force, dryRun: f.dryRun, signal: ac.signal, onProgress: f.dryRun ? undefined : stageProgress(), onWarning: printWarnings });
+      const r = await reconstruct(config, { force: f.force, dryRun: f.dryRun, signal: ac.signal, onProgress: f.dryRun ? undefined : stageProgress(), onWarning: printWarnings }).finally(() => ac.dispose());
       printResult(r);
     });
 }

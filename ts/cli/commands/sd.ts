@@ -338,9 +338,10 @@ rules, reproducing another implementation's run, ONNX Runtime and CUDA).`,
       if (cFile && cFile.shape[0] !== 1 && cFile.shape[0] !== images) {
         throw new ShapeError(`--cond ${f.cond}: has ${cFile.shape[0]} rows ([${cFile.shape.join(', ')}]); expected 1 or one per image of ${zIn.flag} (${images})`);
       }
+      // (a signal during the load, which takes none and writes nothing, ends the process at once, as Node's default)
+      const model = await Diffusion.load(f.model, { ...load, scheduler: chosen });
       // Ctrl-C or SIGTERM cancels the run at its next step (the VAE at its next image); nothing is written after it.
       const ac = stopOnSignals();
-      const model = await Diffusion.load(f.model, { ...load, scheduler: chosen });
       try {
         // the model's sizes, named by the file that does not fit
         if (cFile && model.info.condDim > 0 && cFile.shape[2] !== model.info.condDim) {
