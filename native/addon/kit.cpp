@@ -96,9 +96,14 @@ double Args::number(std::size_t i, const char* name) const {
   return info_[i].As<Napi::Number>().DoubleValue();
 }
 
+namespace {
+// A finite integer in [0, 2^53]: a count (size, index) a double holds exactly.
+bool is_count(double v) { return v >= 0 && v <= 9007199254740992.0 && v == std::floor(v); }
+}  // namespace
+
 std::int64_t Args::count(std::size_t i, const char* name) const {
   const double v = number(i, name);
-  if (!(v >= 0) || v > 9007199254740992.0 || v != std::floor(v))
+  if (!is_count(v))
     throw Napi::RangeError::New(env(), label(name) + " must be a non-negative integer, got " + info_[i].ToString().Utf8Value());
   return static_cast<std::int64_t>(v);
 }
@@ -108,7 +113,7 @@ std::vector<std::int64_t> Args::counts(std::size_t i, const char* name) const {
   std::vector<std::int64_t> out(a.ElementLength());
   for (std::size_t j = 0; j < out.size(); ++j) {
     const double v = a[j];
-    if (!(v >= 0) || v > 9007199254740992.0 || v != std::floor(v))
+    if (!is_count(v))
       throw Napi::RangeError::New(env(), label(name) + "[" + std::to_string(j) + "] must be a non-negative integer, got " + std::to_string(v));
     out[j] = static_cast<std::int64_t>(v);
   }

@@ -35,8 +35,8 @@ export function shapeFoldSizes(n: number, r: { folds: number; groups?: ArrayLike
   if (k > n) throw new InvalidArgumentError(`${what}: ${k} folds but only ${n} samples`);
   // (checked from n and k before the sizes are made: k may be near n, and n as large as the shape asked about)
   const least = Math.floor(n / k);
-  // (the first fold of `least` samples: the first n % k folds hold one more)
-  if (least < 2) throw foldTooSmall(least === 0 ? 0 : n % k, least, `${what} folds`, `at most ${Math.floor(n / 2)} folds for ${n} samples`);
+  // (fold n % k is the first of `least` samples: the first n % k folds hold one more)
+  if (least < 2) throw foldTooSmall(n % k, least, `${what} folds`, `at most ${Math.floor(n / 2)} folds for ${n} samples`);
   const sizes = nativeSync((b) => b.contiguousFoldSizes(n, k));
   checkSizes(sizes, `${what} folds`, `at most ${Math.floor(n / 2)} folds for ${n} samples`);
   return { sizes, nFolds: k };
