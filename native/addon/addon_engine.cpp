@@ -13,6 +13,7 @@
 
 #include "addon_modules.h"
 #include "brainlatent/backend.h"
+#include "brainlatent/blas_core.h"
 #include "brainlatent/file_io.h"
 #include "brainlatent/file_map.h"
 #include "brainlatent/host_memory.h"
@@ -47,11 +48,18 @@ Napi::Value SetThreads(const Napi::CallbackInfo& info) {
 
 Napi::Value GetThreads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), engine_threads()); }
 
-// buildInfo() -> {blas, threads, backends, backendList, cuda, cudaReason, hugePages, testHooks}
+// buildInfo() -> {blas, blasCore, threads, backends, backendList, cuda, cudaReason, hugePages, testHooks}
 Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);
   o.Set("blas", linalg::blas_vendor());
+  // OpenBLAS's CPU kernels: {name, source: 'OpenBLAS' | 'OPENBLAS_CORETYPE' | 'engine', note} (blas_core.h)
+  const linalg::BlasCore& core = linalg::blas_core();
+  Napi::Object c = Napi::Object::New(env);
+  c.Set("name", core.name);
+  c.Set("source", core.source);
+  c.Set("note", core.note);
+  o.Set("blasCore", c);
   o.Set("threads", engine_threads());
   // What was compiled and why not the rest: the registry's list (native/core/src/backend_registry.cpp).
   Napi::Array backends = Napi::Array::New(env), list = Napi::Array::New(env);
@@ -214,6 +222,7 @@ Napi::Value LargeResultCopies(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void init_engine(Napi::Env env, Napi::Object exports) {
+  linalg::blas_core();  // (OpenBLAS's core settled at load, before any job's BLAS call: blas_core.h)
   exports.Set("setMaxExternalBytes", Napi::Function::New(env, SetMaxExternalBytes, "setMaxExternalBytes"));
   exports.Set("largeResultCopies", Napi::Function::New(env, LargeResultCopies, "largeResultCopies"));
   exports.Set("createCancelToken", Napi::Function::New(env, CreateCancelToken, "createCancelToken"));

@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { packageRoot } from '../native/binding.js';
 import { nativeSync } from '../native/call.js';
 import { appendBenchRecord } from './benchRecord.js';
+import { kernelsLine, sameKernelsEnv } from './blasKernels.js';
 import { plantedData, writeBenchData, type RidgeBenchShape } from './ridgeData.js';
 
 const FULL: RidgeBenchShape = { name: 'nsd-encoding', nTrain: 8859, nTest: 982, p: 16384, t: 15724 };
@@ -31,7 +32,7 @@ interface Run {
 
 function ours(dir: string): Run {
   const worker = path.join(path.dirname(fileURLToPath(import.meta.url)), 'ridgeWorker.js');
-  return JSON.parse(execFileSync(process.execPath, [worker, dir, String(N_ALPHAS), String(FOLDS), 'auto', String(GROUP)], { maxBuffer: 1 << 28 }).toString()) as Run;
+  return JSON.parse(execFileSync(process.execPath, [worker, dir, String(N_ALPHAS), String(FOLDS), 'auto', String(GROUP)], { maxBuffer: 1 << 28, env: sameKernelsEnv() }).toString()) as Run;
 }
 
 async function main(): Promise<void> {
@@ -40,7 +41,8 @@ async function main(): Promise<void> {
   const peak = native.sgemmGflops(2048, 3);
   const log = (l: string) => console.log(l);
   log(`SGEMM peak ${peak.toFixed(0)} GFLOP/s; BLAS ${native.buildInfo().blas}; threads ${native.getThreads()}`);
-  const record: Record<string, unknown> = { sgemmPeakGflops: peak, nAlphas: N_ALPHAS, folds: FOLDS, groupSize: GROUP };
+  log(kernelsLine());
+  const record: Record<string, unknown> = { sgemmPeakGflops: peak, blasCore: native.buildInfo().blasCore, nAlphas: N_ALPHAS, folds: FOLDS, groupSize: GROUP };
   for (const s of args.includes('--skip-full') ? [REDUCED] : [REDUCED, FULL]) {
     const dir = mkdtempSync(path.join(tmpdir(), `bl-enc-${s.name}-`));
     try {
@@ -60,7 +62,7 @@ async function main(): Promise<void> {
       };
       if (s === REDUCED) {
         const sk = JSON.parse(
-          execFileSync('/usr/bin/python3', [path.join(packageRoot, 'bench', 'sklearn_ridge.py'), dir, String(N_ALPHAS)], { maxBuffer: 1 << 28 }).toString(),
+          execFileSync('/usr/bin/python3', [path.join(packageRoot, 'bench', 'sklearn_ridge.py'), dir, String(N_ALPHAS)], { maxBuffer: 1 << 28, env: sameKernelsEnv() }).toString(),
         ) as Run;
         log(`  scikit-learn RidgeCV (alpha per target: LOO/GCV, float64): ${sk.seconds.toFixed(1)} s, peak RSS ${sk.peak_rss_mb.toFixed(0)} MB, held-out R² ${sk.test_r2.toFixed(4)}`);
         log(`  ratio scikit-learn / brainlatent: ${(sk.seconds / r.seconds).toFixed(2)}×`);

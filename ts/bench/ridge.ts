@@ -19,6 +19,7 @@ import { InvalidArgumentError } from '../errors.js';
 import { packageRoot } from '../native/binding.js';
 import { nativeSync } from '../native/call.js';
 import { appendBenchRecord } from './benchRecord.js';
+import { kernelsLine, sameKernelsEnv } from './blasKernels.js';
 import { plantedData, writeBenchData, type RidgeBenchShape } from './ridgeData.js';
 
 export const RIDGE_SHAPES: RidgeBenchShape[] = [
@@ -80,6 +81,7 @@ export async function runRidgeBench(opts: RidgeBenchOptions = {}): Promise<unkno
   const env = threadEnv(opts.threads);
   const peak = native.sgemmGflops(4096, 3);
   log(`machine SGEMM peak (4096³, best of 3): ${peak.toFixed(0)} GFLOP/s; BLAS: ${native.buildInfo().blas}; threads ${native.getThreads()}`);
+  log(kernelsLine());
   const here = path.dirname(fileURLToPath(import.meta.url));
   const worker = path.join(here, 'ridgeWorker.js');
   const results: Record<string, unknown>[] = [];
@@ -193,7 +195,7 @@ export async function runRidgeBench(opts: RidgeBenchOptions = {}): Promise<unkno
       rmSync(dir, { recursive: true, force: true });
     }
   }
-  const record = { sgemmPeakGflops: peak, nAlphas, folds, threads: opts.threads ?? native.getThreads(), results };
+  const record = { sgemmPeakGflops: peak, blasCore: native.buildInfo().blasCore, nAlphas, folds, threads: opts.threads ?? native.getThreads(), results };
   const file = appendBenchRecord('ridge', record);
   log(`\nrecorded in ${path.relative(process.cwd(), file)}`);
   return record;
@@ -236,9 +238,11 @@ export function timedFromLauncher(file: string, args: string[], env: NodeJS.Proc
 /**
  * The environment of a bench's child processes at a thread count: the engine's worker reads
  * BRAINLATENT_BENCH_THREADS, numpy and scikit-learn their BLAS's OPENBLAS_NUM_THREADS/OMP_NUM_THREADS.
+ * All of them run the engine's OpenBLAS core (blasKernels.ts).
  */
 export function threadEnv(threads: number | undefined): NodeJS.ProcessEnv {
-  if (threads === undefined) return process.env;
+  const env = sameKernelsEnv();
+  if (threads === undefined) return env;
   const n = String(threads);
-  return { ...process.env, BRAINLATENT_BENCH_THREADS: n, OPENBLAS_NUM_THREADS: n, OMP_NUM_THREADS: n };
+  return { ...env, BRAINLATENT_BENCH_THREADS: n, OPENBLAS_NUM_THREADS: n, OMP_NUM_THREADS: n };
 }

@@ -7,6 +7,7 @@
 #include <deque>
 #include <mutex>
 
+#include "brainlatent/blas_core.h"
 #include "brainlatent/linalg.h"
 #include "brainlatent/long_ops.h"
 
@@ -39,6 +40,7 @@ constexpr auto kCancelPoll = std::chrono::milliseconds(20);
 }  // namespace
 
 BlasTurn::BlasTurn() {
+  blas_core();  // (settled before the process's first BLAS call: it may re-initialise OpenBLAS)
   if (t_depth > 0) {
     ++t_depth;
     held_ = true;

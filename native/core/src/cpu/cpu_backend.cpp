@@ -16,6 +16,7 @@
 #include <new>
 #include <string>
 
+#include "brainlatent/blas_core.h"
 #include "brainlatent/host_memory.h"
 #include "brainlatent/linalg.h"
 #include "brainlatent/parallel.h"
@@ -598,7 +599,9 @@ class CpuBackend final : public Backend {
 }  // namespace
 
 std::string cpu_backend_description() {
-  return linalg::blas_vendor() + ", " + std::to_string(engine_threads()) + " thread(s)";
+  const linalg::BlasCore& core = linalg::blas_core();
+  const std::string kernels = core.name.empty() ? "" : ", " + core.name + " kernels" + (core.source == "OpenBLAS" ? "" : " (" + core.source + ")");
+  return linalg::blas_vendor() + kernels + ", " + std::to_string(engine_threads()) + " thread(s)";
 }
 
 std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<CpuBackend>(); }
