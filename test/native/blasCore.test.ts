@@ -1,6 +1,6 @@
 /**
- * OpenBLAS's CPU kernels (buildInfo().blasCore). Debian's OpenBLAS 0.3.21 takes Intel CPUs newer than its table
- * (Emerald Rapids, Raptor Lake, …) for a Prescott and runs SSE3 kernels, a fifth of the AVX-512 GEMM rate; the engine
+ * OpenBLAS's CPU kernels (buildInfo().blasCore). Debian's OpenBLAS 0.3.21 takes Intel CPUs past its table
+ * (extended model 11 and up: Raptor Lake, Emerald Rapids, …) for a Prescott and runs SSE3 kernels, a fifth of the AVX-512 GEMM rate; the engine
  * then picks the core OpenBLAS 0.3.25 would, keeps a core the user names in OPENBLAS_CORETYPE, and leaves the
  * environment as it found it. The benches hand the engine's core to numpy and scikit-learn (the same OpenBLAS).
  */
@@ -14,7 +14,8 @@ import { distModule } from '../helpers/dist.js';
 import { runModule } from '../helpers/nodeChild.js';
 
 const info = buildInfo();
-const openblas = /OpenBLAS/.test(info.blas) && info.blasCore.name !== '';
+// (an OpenBLAS built for many CPUs: only such a build reads OPENBLAS_CORETYPE and can be re-initialised)
+const openblas = /OpenBLAS/.test(info.blas) && /DYNAMIC_ARCH/.test(info.blas) && info.blasCore.name !== '';
 
 /** A child's buildInfo().blasCore and its OPENBLAS_CORETYPE after the engine loaded, under `env`. */
 async function childCore(env: NodeJS.ProcessEnv): Promise<{ core: { name: string; source: string; note: string }; env: string | null }> {

@@ -16,8 +16,10 @@ import { fileURLToPath } from 'node:url';
 import { InvalidArgumentError } from '../errors.js';
 import { readNpy, writeNpy } from '../io/npy.js';
 import { packageRoot } from '../native/binding.js';
+import { nativeSync } from '../native/call.js';
 import { logspace } from '../ridge/alphas.js';
 import { appendBenchRecord } from './benchRecord.js';
+import { kernelsLine } from './blasKernels.js';
 import { plantedData } from './ridgeData.js';
 import { threadEnv } from './ridge.js';
 
@@ -117,6 +119,7 @@ export async function runBandedBench(opts: BandedBenchOptions = {}): Promise<unk
   const script = path.join(packageRoot, 'bench', 'numpy_banded.py');
   // (the engine's worker sets its own thread count from BRAINLATENT_BENCH_THREADS, numpy's BLAS from OPENBLAS_NUM_THREADS)
   const env = threadEnv(opts.threads);
+  log(kernelsLine());
   const alphas = logspace(1e1, 1e7, nAlphas);
   const results: Record<string, unknown>[] = [];
   for (const s of shapes) {
@@ -181,7 +184,7 @@ export async function runBandedBench(opts: BandedBenchOptions = {}): Promise<unk
       rmSync(dir, { recursive: true, force: true });
     }
   }
-  const record = { nAlphas, alphas, folds, candidates, repeats, threads: opts.threads ?? null, results };
+  const record = { blasCore: nativeSync((b) => b.buildInfo().blasCore), nAlphas, alphas, folds, candidates, repeats, threads: opts.threads ?? null, results };
   const file = appendBenchRecord('banded', record);
   log(`\nrecorded in ${path.relative(process.cwd(), file)}`);
   return record;

@@ -1,6 +1,6 @@
 /**
  * OpenBLAS's CPU kernels in a bench's comparison processes. Debian's numpy and scikit-learn link the same
- * OpenBLAS 0.3.21 as the engine, which takes Intel CPUs newer than its table for a Prescott (SSE3 kernels,
+ * OpenBLAS 0.3.21 as the engine, which takes Intel CPUs past its table (Raptor Lake, Emerald Rapids, …) for a Prescott (SSE3 kernels,
  * a fifth of an AVX-512 GEMM rate). The engine corrects that in its own process (buildInfo().blasCore);
  * its comparisons get the same core by OPENBLAS_CORETYPE, so that they measure the code, not the kernels.
  */

@@ -14,12 +14,13 @@ export interface NativeBackendInfo {
 
 /** OpenBLAS's CPU kernels and who chose them (native/core/src/blas_core.cpp). */
 export interface NativeBlasCore {
-  /** OpenBLAS's core (Haswell, SkylakeX, Cooperlake, …); empty for another BLAS or an OpenBLAS built for one CPU. */
+  /** OpenBLAS's core (Haswell, SkylakeX, Cooperlake, …; an OpenBLAS built for one CPU: its target); empty for another BLAS. */
   name: string;
   /**
    * 'OpenBLAS' (its own detection), 'OPENBLAS_CORETYPE' (the user's choice, always kept) or 'engine': OpenBLAS
-   * 0.3.21–0.3.24 takes Intel CPUs newer than its table (Emerald Rapids, Raptor Lake, …) for a Prescott and runs SSE3
-   * kernels, a fifth of an AVX-512 GEMM rate; the engine then picks the core OpenBLAS 0.3.25 picks from the features.
+   * 0.3.21–0.3.24 takes Intel CPUs past its table (extended model 11 and up: Raptor Lake, Arrow and Lunar Lake, Emerald
+   * Rapids) for a Prescott and runs SSE3 kernels, a fifth of an AVX-512 GEMM rate; the engine then picks the core
+   * OpenBLAS 0.3.25 picks from the features.
    */
   source: 'OpenBLAS' | 'OPENBLAS_CORETYPE' | 'engine' | '';
   /** Why the engine chose, or what the user can do; empty when nothing was wrong. */

@@ -1,12 +1,17 @@
 // Which CPU kernels OpenBLAS runs (blas_core.h), and the one correction the engine makes to its choice.
 //
 // OpenBLAS 0.3.21–0.3.24 (Debian 12 ships 0.3.21; the prebuilt engine links it) takes every Intel family-6
-// CPU whose model it does not list (Emerald Rapids, Raptor and Meteor Lake, Granite Rapids, …) for a
-// Prescott: a `switch` without a `break` falls from family 6 into family 15 (OpenBLAS commit e12aaed,
-// fixed in 0.3.25). Prescott's kernels are SSE3: on an AVX-512 Xeon the GEMM runs at a fifth of its rate
-// (65 against 330 GFLOP/s on two Emerald Rapids cores). When the user has not chosen a core
-// (OPENBLAS_CORETYPE) and OpenBLAS says Prescott on a CPU with AVX, the engine re-initialises it with the
-// core that OpenBLAS 0.3.25 picks from the CPU's features for a model it does not know.
+// CPU whose extended model is past its table (11 and up: Raptor Lake, Arrow and Lunar Lake, Emerald
+// Rapids, …) for a Prescott: a `switch` without a `break` falls from family 6 into family 15 (OpenBLAS
+// commit e12aaed, fixed in 0.3.25). Prescott's kernels are SSE3: on an AVX-512 Xeon the GEMM runs at a
+// fifth of its rate (65 against 330 GFLOP/s on two Emerald Rapids cores). When the user has not chosen a
+// core (OPENBLAS_CORETYPE) and OpenBLAS says Prescott on a CPU with AVX, the engine re-initialises it with
+// the core that OpenBLAS 0.3.25 picks from the CPU's features for a model it does not know.
+//
+// The re-initialisation assumes no BLAS call is running: it happens once, before the engine's first
+// (BlasTurn) and at the addon's load. OpenBLAS 0.3.21 keeps nothing from the first core besides the
+// `gotoblas` table pointer (buffers are of one compile-time size; GEMM blocking is read from the table at
+// every call). With the source build, another library of the process sharing libopenblas.so is switched too.
 #include "brainlatent/blas_core.h"
 
 #include <dlfcn.h>
@@ -27,7 +32,7 @@ namespace {
 #ifdef BRAINLATENT_X86_CPUID
 // The features OpenBLAS's dynamic.c tests, its way: CPUID bits and the OS's saved register state (XCR0).
 struct X86Features {
-  bool avx = false, avx2 = false, avx512 = false, avx512_bf16 = false;
+  bool avx = false, fma = false, avx2 = false, avx512 = false, avx512_bf16 = false;
   unsigned family = 0, model = 0;
   bool intel = false;
 };
@@ -50,9 +55,10 @@ X86Features x86_features() {
   const bool osxsave = (c >> 27) & 1, avx_bit = (c >> 28) & 1;
   const unsigned long long xcr0 = osxsave ? xgetbv0() : 0;
   f.avx = avx_bit && (xcr0 & 0x6) == 0x6;  // the OS saves xmm and ymm
+  f.fma = (c >> 12) & 1;                    // (Haswell's kernels and up use FMA3; OpenBLAS does not check it)
   if (!f.avx || max_leaf < 7) return f;
   __cpuid_count(7, 0, a, b, c, d);
-  f.avx2 = (b >> 5) & 1;
+  f.avx2 = ((b >> 5) & 1) && f.fma;
   // (as OpenBLAS: AVX-512 VL, and the OS saves the opmask and zmm state)
   f.avx512 = f.avx2 && ((b >> 31) & 1) && (xcr0 & 0xe0) == 0xe0;
   if (f.avx512) {
@@ -63,6 +69,8 @@ X86Features x86_features() {
 }
 
 // OpenBLAS 0.3.25's feature-based choice for an x86-64 CPU it does not list (driver/others/dynamic.c).
+// (0.3.21 cannot find "Cooperlake" by name — its force_coretype stops one entry short — but falls back to
+// the same features and lands on it; with OPENBLAS_VERBOSE it says "Core not found: Cooperlake".)
 const char* core_for(const X86Features& f) {
   if (f.avx512_bf16) return "Cooperlake";
   if (f.avx512) return "SkylakeX";
@@ -88,8 +96,13 @@ BlasCore g_core;
 
 void choose_core() {
   g_core.name = corename();
-  if (g_core.name.empty()) return;  // not OpenBLAS, or one built for a single CPU
-  if (const char* forced = std::getenv("OPENBLAS_CORETYPE"); forced && *forced) {
+  if (g_core.name.empty()) return;  // not OpenBLAS
+  // (OpenBLAS built for many CPUs: only such a build reads OPENBLAS_CORETYPE and can be re-initialised)
+  using VoidFn = void (*)();
+  const auto quit = blas_symbol<VoidFn>("gotoblas_dynamic_quit");
+  const auto init = blas_symbol<VoidFn>("gotoblas_dynamic_init");
+  const bool dynamic = quit && init;
+  if (const char* forced = std::getenv("OPENBLAS_CORETYPE"); forced && *forced && dynamic) {
     g_core.source = "OPENBLAS_CORETYPE";
     return;
   }
@@ -99,26 +112,26 @@ void choose_core() {
   const X86Features f = x86_features();
   const char* better = core_for(f);
   if (!better) return;  // a real SSE3-only CPU: Prescott is right
-  using VoidFn = void (*)();
-  const auto quit = blas_symbol<VoidFn>("gotoblas_dynamic_quit");
-  const auto init = blas_symbol<VoidFn>("gotoblas_dynamic_init");
   const std::string cpu = std::string(f.intel ? "Intel" : "x86-64") + " family " + std::to_string(f.family) +
                           " model " + std::to_string(f.model);
-  if (!quit || !init) {
-    g_core.note = "OpenBLAS took this " + cpu + " CPU for a Prescott and cannot be re-initialised here; " +
-                  "OPENBLAS_CORETYPE=" + better + " gives it the kernels its features allow";
+  if (!dynamic) {
+    g_core.note = "this OpenBLAS was built for Prescott's SSE3 kernels only, on a " + cpu + " CPU that runs " +
+                  better + "'s: build OpenBLAS with DYNAMIC_ARCH=1 (or for that target) for a faster engine";
     return;
   }
-  // OpenBLAS reads the core from the environment only: set it for the call, then take it away again,
-  // so that neither the user's environment nor a child process's changes.
+  // OpenBLAS reads the core from the environment only: set it for the call, then put back what was
+  // there (nothing, or an empty value), so that neither the user's environment nor a child's changes.
+  const bool had = std::getenv("OPENBLAS_CORETYPE") != nullptr;
   setenv("OPENBLAS_CORETYPE", better, 1);
   quit();
   init();
-  unsetenv("OPENBLAS_CORETYPE");
+  if (had) setenv("OPENBLAS_CORETYPE", "", 1);
+  else unsetenv("OPENBLAS_CORETYPE");
   g_core.name = corename();
   g_core.source = "engine";
   g_core.note = "OpenBLAS took this " + cpu + " CPU for a Prescott (SSE3 kernels; fixed in " +
-                "OpenBLAS 0.3.25), so the engine chose " + g_core.name + " by the CPU's features";
+                "OpenBLAS 0.3.25), so the engine chose " + better + " by the CPU's features";
+  if (g_core.name != better) g_core.note += ", and OpenBLAS runs " + g_core.name;
 #endif
 }
 

@@ -6,8 +6,10 @@
 namespace brainlatent::linalg {
 
 struct BlasCore {
-  std::string name;    // OpenBLAS's core name; empty for another BLAS or an OpenBLAS built for one CPU
-  std::string source;  // "OpenBLAS" (its own detection), "OPENBLAS_CORETYPE" (the user's) or "engine"
+  std::string name;    // OpenBLAS's core name (an OpenBLAS built for one CPU: its target); empty for another BLAS
+  // "OpenBLAS" (its own detection, or its build's target), "OPENBLAS_CORETYPE" (the user's, which only an
+  // OpenBLAS built with DYNAMIC_ARCH reads) or "engine" (the correction in blas_core.cpp)
+  std::string source;
   std::string note;    // why the engine chose, or what the user can do; empty when nothing was wrong
 };
 
