@@ -36,7 +36,10 @@ describe('bench ridge --threads', () => {
     const { threadEnv } = (await import(pathToFileURL(distModule('bench/ridge')).href)) as typeof import('../../ts/bench/ridge.js');
     const env = threadEnv(1);
     expect(env).toMatchObject({ BRAINLATENT_BENCH_THREADS: '1', OPENBLAS_NUM_THREADS: '1', OMP_NUM_THREADS: '1' });
-    expect(threadEnv(undefined)).toBe(process.env);
+    // (without a count: the environment as it is, plus the engine's OpenBLAS core where the engine chose it)
+    const { sameKernelsEnv } = (await import(pathToFileURL(distModule('bench/blasKernels')).href)) as typeof import('../../ts/bench/blasKernels.js');
+    expect(threadEnv(undefined)).toEqual(sameKernelsEnv());
+    expect(threadEnv(undefined).OPENBLAS_NUM_THREADS).toBe(process.env.OPENBLAS_NUM_THREADS);
     const dir = tempDir('bl-bench-ridge-threads-');
     await writeTiny(dir);
     expect(await workerThreads(dir, env)).toBe(1);
