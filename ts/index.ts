@@ -19,7 +19,7 @@ export { readSafetensors, writeSafetensors } from './io/safetensors.js';
 export type { SafetensorsFile, SafetensorsTensor } from './io/safetensors.js';
 export { buildInfo } from './native/buildInfo.js';
 export type { BuildInfo } from './native/buildInfo.js';
-export type { NativeBuildInfo, NativeBackendInfo } from './native/engineTypes.js';
+export type { NativeBuildInfo, NativeBackendInfo, NativeBlasCore } from './native/engineTypes.js';
 export * from './sd/index.js';
 export * from './io/index.js';
 export * from './nsd/index.js';
