@@ -15,7 +15,8 @@ export function sameKernelsEnv(base: NodeJS.ProcessEnv = process.env): NodeJS.Pr
 /** The kernels for a bench's first line: "Cooperlake kernels (…why…)". */
 export function kernelsLine(): string {
   const core = nativeSync((b) => b.buildInfo().blasCore);
-  if (!core.name) return 'kernels: not an OpenBLAS built for many CPUs';
+  if (!core.name) return 'kernels: the BLAS is not OpenBLAS';
   if (core.source === 'engine') return `${core.name} kernels, in the comparisons too (OPENBLAS_CORETYPE): ${core.note}`;
-  return `${core.name} kernels (${core.source === 'OPENBLAS_CORETYPE' ? "OPENBLAS_CORETYPE's" : "OpenBLAS's"} choice)`;
+  const line = `${core.name} kernels (${core.source === 'OPENBLAS_CORETYPE' ? "OPENBLAS_CORETYPE's" : "OpenBLAS's"} choice)`;
+  return core.note ? `${line}: ${core.note}` : line;
 }

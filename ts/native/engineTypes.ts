@@ -17,10 +17,11 @@ export interface NativeBlasCore {
   /** OpenBLAS's core (Haswell, SkylakeX, Cooperlake, …; an OpenBLAS built for one CPU: its target); empty for another BLAS. */
   name: string;
   /**
-   * 'OpenBLAS' (its own detection), 'OPENBLAS_CORETYPE' (the user's choice, always kept) or 'engine': OpenBLAS
-   * 0.3.21–0.3.24 takes Intel CPUs past its table (extended model 11 and up: Raptor Lake, Arrow and Lunar Lake, Emerald
-   * Rapids) for a Prescott and runs SSE3 kernels, a fifth of an AVX-512 GEMM rate; the engine then picks the core
-   * OpenBLAS 0.3.25 picks from the features.
+   * 'OpenBLAS' (its own detection, or its build's target), 'OPENBLAS_CORETYPE' (the user's choice, always kept; read
+   * only by an OpenBLAS built with DYNAMIC_ARCH), 'engine', or '' for another BLAS. 'engine': every OpenBLAS before
+   * 0.3.25 takes Intel CPUs past its table (in Debian 12's 0.3.21, extended model 11 and up: Raptor Lake, Arrow and
+   * Lunar Lake, Emerald Rapids) for a Prescott and runs SSE3 kernels, a fifth of an AVX-512 GEMM rate; the engine
+   * then picks the core OpenBLAS 0.3.25 picks from the features.
    */
   source: 'OpenBLAS' | 'OPENBLAS_CORETYPE' | 'engine' | '';
   /** Why the engine chose, or what the user can do; empty when nothing was wrong. */

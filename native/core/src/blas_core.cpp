@@ -1,17 +1,18 @@
 // Which CPU kernels OpenBLAS runs (blas_core.h), and the one correction the engine makes to its choice.
 //
-// OpenBLAS 0.3.21–0.3.24 (Debian 12 ships 0.3.21; the prebuilt engine links it) takes every Intel family-6
-// CPU whose extended model is past its table (11 and up: Raptor Lake, Arrow and Lunar Lake, Emerald
-// Rapids, …) for a Prescott: a `switch` without a `break` falls from family 6 into family 15 (OpenBLAS
-// commit e12aaed, fixed in 0.3.25). Prescott's kernels are SSE3: on an AVX-512 Xeon the GEMM runs at a
-// fifth of its rate (65 against 330 GFLOP/s on two Emerald Rapids cores). When the user has not chosen a
-// core (OPENBLAS_CORETYPE) and OpenBLAS says Prescott on a CPU with AVX, the engine re-initialises it with
-// the core that OpenBLAS 0.3.25 picks from the CPU's features for a model it does not know.
+// Every OpenBLAS before 0.3.25 (Debian 12 ships 0.3.21; the prebuilt engine links it) takes an Intel
+// family-6 CPU whose extended model is past its table (in 0.3.21: 11 and up — Raptor Lake, Arrow and Lunar
+// Lake, Emerald Rapids; older versions' tables end earlier) for a Prescott: a `switch` without a `break`
+// falls from family 6 into family 15 (OpenBLAS commit e12aaed, in 0.3.25). Prescott's kernels are SSE3: on
+// an AVX-512 Xeon the GEMM runs at a fifth of its rate (63–73 against 316–337 GFLOP/s on two Emerald Rapids
+// cores). When the user has not chosen a core (OPENBLAS_CORETYPE) and OpenBLAS says Prescott on a CPU with
+// AVX, the engine re-initialises it with the core that OpenBLAS 0.3.25 picks from the CPU's features for a
+// model it does not know, or the next one down where an older OpenBLAS does not know that core's name.
 //
 // The re-initialisation assumes no BLAS call is running: it happens once, before the engine's first
-// (BlasTurn) and at the addon's load. OpenBLAS 0.3.21 keeps nothing from the first core besides the
-// `gotoblas` table pointer (buffers are of one compile-time size; GEMM blocking is read from the table at
-// every call). With the source build, another library of the process sharing libopenblas.so is switched too.
+// (BlasTurn) and at the addon's load. OpenBLAS keeps nothing from the first core besides the `gotoblas`
+// table pointer (buffers are of one compile-time size; GEMM blocking is read from the table at every call).
+// With the source build, another library of the process sharing libopenblas.so is switched too.
 #include "brainlatent/blas_core.h"
 
 #include <dlfcn.h>
@@ -22,8 +23,8 @@
 #endif
 
 #include <cstdlib>
-#include <cstring>
 #include <mutex>
+#include <vector>
 
 namespace brainlatent::linalg {
 
@@ -51,6 +52,7 @@ X86Features x86_features() {
   f.intel = b == 0x756e6547 && d == 0x49656e69 && c == 0x6c65746e;  // "GenuineIntel"
   __get_cpuid(1, &a, &b, &c, &d);
   f.family = (a >> 8) & 0xf;
+  if (f.family == 0xf) f.family += (a >> 20) & 0xff;  // (the extended family counts from 15 on)
   f.model = ((a >> 12) & 0xf0) | ((a >> 4) & 0xf);
   const bool osxsave = (c >> 27) & 1, avx_bit = (c >> 28) & 1;
   const unsigned long long xcr0 = osxsave ? xgetbv0() : 0;
@@ -68,15 +70,17 @@ X86Features x86_features() {
   return f;
 }
 
-// OpenBLAS 0.3.25's feature-based choice for an x86-64 CPU it does not list (driver/others/dynamic.c).
-// (0.3.21 cannot find "Cooperlake" by name — its force_coretype stops one entry short — but falls back to
-// the same features and lands on it; with OPENBLAS_VERBOSE it says "Core not found: Cooperlake".)
-const char* core_for(const X86Features& f) {
-  if (f.avx512_bf16) return "Cooperlake";
-  if (f.avx512) return "SkylakeX";
-  if (f.avx2) return "Haswell";
-  if (f.avx) return "Sandybridge";
-  return nullptr;
+// OpenBLAS 0.3.25's feature-based choice for an x86-64 CPU it does not list (driver/others/dynamic.c),
+// best first, then the cores below it that the CPU also runs: before 0.3.22, OpenBLAS cannot find
+// "Cooperlake" by name (its force_coretype stops one entry short) and, before 0.3.19, falls back to
+// Prescott for a name it cannot find, so the engine asks again one core down.
+std::vector<const char*> cores_for(const X86Features& f) {
+  std::vector<const char*> cores;
+  if (f.avx512_bf16) cores.push_back("Cooperlake");
+  if (f.avx512) cores.push_back("SkylakeX");
+  if (f.avx2) cores.push_back("Haswell");
+  if (f.avx) cores.push_back("Sandybridge");
+  return cores;
 }
 #endif
 
@@ -110,28 +114,33 @@ void choose_core() {
 #ifdef BRAINLATENT_X86_CPUID
   if (g_core.name != "Prescott") return;
   const X86Features f = x86_features();
-  const char* better = core_for(f);
-  if (!better) return;  // a real SSE3-only CPU: Prescott is right
+  const std::vector<const char*> cores = cores_for(f);
+  if (cores.empty()) return;  // a real SSE3-only CPU: Prescott is right
   const std::string cpu = std::string(f.intel ? "Intel" : "x86-64") + " family " + std::to_string(f.family) +
                           " model " + std::to_string(f.model);
   if (!dynamic) {
     g_core.note = "this OpenBLAS was built for Prescott's SSE3 kernels only, on a " + cpu + " CPU that runs " +
-                  better + "'s: build OpenBLAS with DYNAMIC_ARCH=1 (or for that target) for a faster engine";
+                  cores.front() + "'s: build OpenBLAS with DYNAMIC_ARCH=1 (or for that target) for a faster engine";
     return;
   }
   // OpenBLAS reads the core from the environment only: set it for the call, then put back what was
   // there (nothing, or an empty value), so that neither the user's environment nor a child's changes.
+  // (setenv without Node's environment lock: at the addon's load, before the engine has threads of its own)
   const bool had = std::getenv("OPENBLAS_CORETYPE") != nullptr;
-  setenv("OPENBLAS_CORETYPE", better, 1);
-  quit();
-  init();
+  for (const char* core : cores) {
+    setenv("OPENBLAS_CORETYPE", core, 1);
+    quit();
+    init();
+    g_core.name = corename();
+    if (g_core.name == core) break;
+  }
   if (had) setenv("OPENBLAS_CORETYPE", "", 1);
   else unsetenv("OPENBLAS_CORETYPE");
-  g_core.name = corename();
   g_core.source = "engine";
-  g_core.note = "OpenBLAS took this " + cpu + " CPU for a Prescott (SSE3 kernels; fixed in " +
-                "OpenBLAS 0.3.25), so the engine chose " + better + " by the CPU's features";
-  if (g_core.name != better) g_core.note += ", and OpenBLAS runs " + g_core.name;
+  g_core.note = "OpenBLAS took this " + cpu + " CPU for a Prescott (SSE3 kernels), so the engine chose " +
+                g_core.name + " by the CPU's features";
+  if (g_core.name == "Prescott") g_core.note = "OpenBLAS took this " + cpu + " CPU for a Prescott (SSE3 kernels) and " +
+                                               "kept it for every core the CPU runs: OPENBLAS_CORETYPE names one";
 #endif
 }
 

@@ -1,9 +1,11 @@
 // OpenBLAS's core (blas_core.h). Without OPENBLAS_CORETYPE: on a CPU with AVX the core is never the
-// Prescott that OpenBLAS 0.3.21–0.3.24 falls back to for Intel models past its table (the engine
+// Prescott that every OpenBLAS before 0.3.25 falls back to for Intel models past its table (the engine
 // corrects it), and the environment is left as it was. With `test_blas_core NAME` (ctest sets
 // OPENBLAS_CORETYPE=NAME): the user's core is kept as given. Either way the chosen kernels compute a GEMM
 // and a rank-k product at awkward sizes as a float64 reference does. Skips (77) without an OpenBLAS built
 // for many CPUs (DYNAMIC_ARCH: only such a build reads OPENBLAS_CORETYPE and can be re-initialised).
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -49,7 +51,7 @@ void check_products(std::int64_t m, std::int64_t n, std::int64_t k) {
       worst_g = std::max(worst_g, std::fabs(ref - g[i * m + j]));
     }
   }
-  // (sums of k products of unit normals: float32 rounding is ~1e-6·√k·k^½; a wrong kernel is off by O(1))
+  // (sums of k products of unit normals, each of size ~√k: float32 rounding leaves ~1e-7·k; a wrong kernel is off by O(1))
   const double tol = 1e-5 * static_cast<double>(k);
   CHECK_NEAR(worst, 0.0, tol);
   CHECK_NEAR(worst_g, 0.0, tol);

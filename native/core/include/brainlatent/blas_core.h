@@ -8,7 +8,7 @@ namespace brainlatent::linalg {
 struct BlasCore {
   std::string name;    // OpenBLAS's core name (an OpenBLAS built for one CPU: its target); empty for another BLAS
   // "OpenBLAS" (its own detection, or its build's target), "OPENBLAS_CORETYPE" (the user's, which only an
-  // OpenBLAS built with DYNAMIC_ARCH reads) or "engine" (the correction in blas_core.cpp)
+  // OpenBLAS built with DYNAMIC_ARCH reads), "engine" (the correction in blas_core.cpp), or empty for another BLAS
   std::string source;
   std::string note;    // why the engine chose, or what the user can do; empty when nothing was wrong
 };

@@ -599,9 +599,12 @@ class CpuBackend final : public Backend {
 }  // namespace
 
 std::string cpu_backend_description() {
+  // (OpenBLAS's configuration string names its core already: say who chose it when OpenBLAS did not)
   const linalg::BlasCore& core = linalg::blas_core();
-  const std::string kernels = core.name.empty() ? "" : ", " + core.name + " kernels" + (core.source == "OpenBLAS" ? "" : " (" + core.source + ")");
-  return linalg::blas_vendor() + kernels + ", " + std::to_string(engine_threads()) + " thread(s)";
+  const std::string chosen = core.source == "engine" ? " (its kernels chosen by the engine)"
+                             : core.source == "OPENBLAS_CORETYPE" ? " (its kernels chosen by OPENBLAS_CORETYPE)"
+                                                                   : "";
+  return linalg::blas_vendor() + chosen + ", " + std::to_string(engine_threads()) + " thread(s)";
 }
 
 std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<CpuBackend>(); }
