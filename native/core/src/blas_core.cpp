@@ -10,7 +10,7 @@
 // model it does not know, or the next one down where an older OpenBLAS does not know that core's name.
 //
 // The re-initialisation assumes no BLAS call is running: it happens once, before the engine's first
-// (BlasTurn) and at the addon's load. OpenBLAS keeps nothing from the first core besides the `gotoblas`
+// (BlasTurn) and at the addon's load, with OpenBLAS's thread pool stopped. OpenBLAS keeps nothing from the first core besides the `gotoblas`
 // table pointer (buffers are of one compile-time size; GEMM blocking is read from the table at every call).
 // With the source build, another library of the process sharing libopenblas.so is switched too.
 #include "brainlatent/blas_core.h"
@@ -127,6 +127,11 @@ void choose_core() {
   // there (nothing, or an empty value), so that neither the user's environment nor a child's changes.
   // (setenv without Node's environment lock: at the addon's load, before the engine has threads of its own)
   const bool had = std::getenv("OPENBLAS_CORETYPE") != nullptr;
+  // OpenBLAS's worker threads, made by its constructor at load, may still be starting, and a starting one
+  // reads the core's table, which quit() empties: stop them first, as OpenBLAS's own fork handler does.
+  // The next threaded call starts them again (blas_server.c: the pool's lazy re-init after a fork).
+  using IntFn = int (*)();
+  if (const auto stop_threads = blas_symbol<IntFn>("blas_thread_shutdown_")) stop_threads();
   for (const char* core : cores) {
     setenv("OPENBLAS_CORETYPE", core, 1);
     quit();

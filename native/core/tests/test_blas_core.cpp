@@ -92,7 +92,7 @@ int main(int argc, char** argv) {
       CHECK(std::getenv("OPENBLAS_CORETYPE") == nullptr);
     });
   }
-  test::run("the chosen kernels: GEMM and AAᵀ at awkward sizes equal a float64 reference", [] {
+  test::run("the chosen kernels: GEMM and AAᵀ at awkward sizes equal a float64 reference (threaded: the pool restarts)", [] {
     check_products(1, 1, 1);
     check_products(67, 131, 29);
     check_products(257, 97, 513);
