@@ -12,7 +12,8 @@
 // The re-initialisation assumes no BLAS call is running: it happens once, before the engine's first
 // (BlasTurn) and at the addon's load, with OpenBLAS's thread pool stopped. OpenBLAS keeps nothing from the first core besides the `gotoblas`
 // table pointer (buffers are of one compile-time size; GEMM blocking is read from the table at every call).
-// With the source build, another library of the process sharing libopenblas.so is switched too.
+// With the source build, another library of the process sharing libopenblas.so is switched too, and its
+// thread pool is the one stopped and started again.
 #include "brainlatent/blas_core.h"
 
 #include <dlfcn.h>
@@ -123,15 +124,24 @@ void choose_core() {
                   cores.front() + "'s: build OpenBLAS with DYNAMIC_ARCH=1 (or for that target) for a faster engine";
     return;
   }
+  // OpenBLAS's worker threads, made by its constructor at load, may still be starting, and a starting one
+  // reads the core's table, which quit() empties: stop them first, as OpenBLAS's own fork handler does,
+  // and start them again after. An OpenBLAS with threads but no way to stop them is left as it is.
+  using IntFn = int (*)();
+  const auto stop_threads = blas_symbol<IntFn>("blas_thread_shutdown_");
+  const auto start_threads = blas_symbol<IntFn>("blas_thread_init");
+  const auto parallel = blas_symbol<IntFn>("openblas_get_parallel");  // (0: a serial build, no threads)
+  if ((!stop_threads || !start_threads) && !(parallel && parallel() == 0)) {
+    g_core.note = std::string("OpenBLAS took this ") + cpu + " CPU for a Prescott (SSE3 kernels), and the engine cannot " +
+                  "stop its threads to correct that: OPENBLAS_CORETYPE=" + cores.front() + " gives it the kernels it runs";
+    return;
+  }
+  if (stop_threads) stop_threads();
   // OpenBLAS reads the core from the environment only: set it for the call, then put back what was
   // there (nothing, or an empty value), so that neither the user's environment nor a child's changes.
-  // (setenv without Node's environment lock: at the addon's load, before the engine has threads of its own)
+  // (setenv without Node's environment lock: at the addon's load, on the loading thread; another of the
+  // process's threads reading the environment at that moment could see it half-changed)
   const bool had = std::getenv("OPENBLAS_CORETYPE") != nullptr;
-  // OpenBLAS's worker threads, made by its constructor at load, may still be starting, and a starting one
-  // reads the core's table, which quit() empties: stop them first, as OpenBLAS's own fork handler does.
-  // The next threaded call starts them again (blas_server.c: the pool's lazy re-init after a fork).
-  using IntFn = int (*)();
-  if (const auto stop_threads = blas_symbol<IntFn>("blas_thread_shutdown_")) stop_threads();
   for (const char* core : cores) {
     setenv("OPENBLAS_CORETYPE", core, 1);
     quit();
@@ -141,6 +151,9 @@ void choose_core() {
   }
   if (had) setenv("OPENBLAS_CORETYPE", "", 1);
   else unsetenv("OPENBLAS_CORETYPE");
+  // (started here, on the loading thread, not lazily by the next threaded call: that may come from an
+  // engine job's thread, whose lowered priority (kit.cpp run_lowered) new threads would inherit for good)
+  if (start_threads) start_threads();
   g_core.source = "engine";
   g_core.note = "OpenBLAS took this " + cpu + " CPU for a Prescott (SSE3 kernels), so the engine chose " +
                 g_core.name + " by the CPU's features";
