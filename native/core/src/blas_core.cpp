@@ -10,8 +10,9 @@
 // model it does not know, or the next one down where an older OpenBLAS does not know that core's name.
 //
 // The re-initialisation assumes no BLAS call is running: it happens once, before the engine's first
-// (BlasTurn) and at the addon's load, with OpenBLAS's thread pool stopped. OpenBLAS keeps nothing from the first core besides the `gotoblas`
-// table pointer (buffers are of one compile-time size; GEMM blocking is read from the table at every call).
+// (BlasTurn) and at the addon's load, with OpenBLAS's thread pool stopped. OpenBLAS keeps nothing from the
+// first core besides the `gotoblas` table pointer (buffers are of one compile-time size; GEMM blocking is
+// read from the table at every call).
 // With the source build, another library of the process sharing libopenblas.so is switched too, and its
 // thread pool is the one stopped and started again.
 #include "brainlatent/blas_core.h"
