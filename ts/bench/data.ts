@@ -1,8 +1,8 @@
 /**
  * `npm run bench:data`: masked extraction of one full-size synthetic NSD session (81×104×83×750 int16,
  * .nii.gz) against the targets (under 3 s and 400 MB peak RSS) and against the floor measured in the same run,
- * a plain gunzip of the same file (node:zlib, the bytes counted and dropped: the extraction cannot be faster
- * than its one inflate stream), then the adapter's first extraction into its cache and the cached reload. Each measurement runs in its own child process so peak RSS is its own.
+ * a plain gunzip of the same file (the reader's own stream, ts/io/byteStream.ts gunzipOf, the bytes counted and
+ * dropped: the extraction cannot be faster than its one inflate stream), then the adapter's first extraction into its cache and the cached reload. Each measurement runs in its own child process so peak RSS is its own.
  * Inputs are generated once under bench/out/data/ (about 1 GB to write, a few hundred MB on disk).
  */
 import { spawnSync } from 'node:child_process';
@@ -10,8 +10,8 @@ import { createReadStream, existsSync, mkdirSync, rmSync, statSync } from 'node:
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createGunzip } from 'node:zlib';
 
+import { gunzipOf } from '../io/byteStream.js';
 import { readNifti, readNiftiMasked, geometryFromAffine, writeNifti } from '../io/nifti.js';
 import { writeMat } from '../io/mat.js';
 import { maskFromVolume, type Grid } from '../io/voxelMask.js';
@@ -109,14 +109,9 @@ async function measure(kind: string): Promise<Measurement> {
   let fromCache: boolean | undefined;
   let bytes: number | undefined;
   if (kind === 'gunzip') {
-    // (the chunk sizes the NIfTI reader streams with: 1 MiB reads, 1 MiB inflate output)
-    let out = 0;
-    await new Promise<void>((resolve, reject) => {
-      const z = createGunzip({ chunkSize: 1 << 20 });
-      z.on('data', (d: Buffer) => (out += d.length)).on('end', resolve).on('error', reject);
-      createReadStream(sessionFile, { highWaterMark: 1 << 20 }).on('error', reject).pipe(z);
-    });
-    bytes = out;
+    // (the NIfTI reader's own gunzip stream, its chunks counted and dropped)
+    bytes = 0;
+    for await (const chunk of gunzipOf(sessionFile)) bytes += (chunk as Buffer).length;
   } else if (kind === 'masked') {
     const roi = await readNifti(roiFile);
     const mask = maskFromVolume(roi.data, GRID, (v) => v > 0, roiFile);
@@ -152,7 +147,7 @@ export async function runDataBench(log: (s: string) => void = console.log): Prom
       `(targets < ${TARGET_SECONDS} s, < ${TARGET_RSS_MB} MB)`,
   );
   log(
-    `  the floor, same run: a plain gunzip of that file (node:zlib, nothing parsed) ${gunzip.seconds.toFixed(2)} s, ` +
+    `  the floor, same run: a plain gunzip of that file (the reader's own stream, nothing parsed) ${gunzip.seconds.toFixed(2)} s, ` +
       `${((gunzip.bytes ?? 0) / 2 ** 20 / gunzip.seconds).toFixed(0)} MB/s out; the extraction takes ${(masked.seconds / gunzip.seconds).toFixed(2)}× that`,
   );
   rmSync(cacheDir, { recursive: true, force: true });

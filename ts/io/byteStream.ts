@@ -153,8 +153,8 @@ export class ByteStream {
   }
 }
 
-/** The file's bytes before `end` (all when absent), gunzipped. */
-function gunzipOf(path: string, end?: number): Readable {
+/** The file's bytes before `end` (all when absent), gunzipped (also the data bench's floor: ts/bench/data.ts). */
+export function gunzipOf(path: string, end?: number): Readable {
   const file = createReadStream(path, { highWaterMark: CHUNK, ...(end !== undefined ? { end: end - 1 } : {}) });
   const gunzip = createGunzip({ chunkSize: CHUNK });
   file.on('error', (e) => gunzip.destroy(e));
