@@ -484,7 +484,12 @@ int blas_threads() {
 
 std::string blas_vendor() {
   using ConfigFn = char* (*)();
-  if (auto fn = reinterpret_cast<ConfigFn>(dlsym(RTLD_DEFAULT, "openblas_get_config"))) return std::string("OpenBLAS ") + fn();
+  if (auto fn = reinterpret_cast<ConfigFn>(dlsym(RTLD_DEFAULT, "openblas_get_config"))) {
+    // (its configuration string names OpenBLAS and its version first, in the releases we link)
+    const char* c = fn();
+    const std::string config = c ? c : "";
+    return config.rfind("OpenBLAS", 0) == 0 ? config : "OpenBLAS " + config;
+  }
   if (dlsym(RTLD_DEFAULT, "MKL_Set_Num_Threads")) return "Intel MKL";
   if (dlsym(RTLD_DEFAULT, "bli_thread_set_num_threads")) return "BLIS";
   return "unknown BLAS";
