@@ -287,18 +287,21 @@ int main() {
     }
   });
   test::run("exact-kernel scores folds of several hundred rows in alpha chunks and refits in target blocks", [] {
-    // Folds of 220 rows: each scoring GEMM takes 4 of the 5 alphas (kScoreRows 1,024), then 1; the
-    // refit's dual coefficients go in two blocks of 200 targets (they live in the scoring output's
-    // buffer). Against the per-fold kernel route, which stacks neither (its refit is checked against the
-    // closed form above).
-    Data d = make_data(1100, 1200, 400, 11);
+    // Folds of 220 rows, scoring GEMMs of at most 880 rows (BRAINLATENT_SCORE_ROWS; the engine's
+    // 2,048 would take every alpha at once here): the 5 alphas go 3 and 2 (spread evenly, not 4 and
+    // 1); the refit's dual coefficients (660 × 700 / 1,100 targets fit in the scoring output's buffer,
+    // at least the p = 300 columns of X̃'s freed place) go in two blocks of 350 targets. Against the
+    // per-fold kernel route, which stacks neither (its refit is checked against the closed form above).
+    Data d = make_data(1100, 300, 700, 11);
     const std::vector<double> alphas = {1e2, 1e3, 1e4, 1e5, 1e6};
     const auto folds = contiguous_folds(d.n, 5);
     RidgeOptions ex = options(alphas, folds, 5), pf = ex;
     ex.solver = "exact-kernel";
     pf.solver = "per-fold-kernel";
     ex.eig_precision = pf.eig_precision = EigPrecision::Float64;  // (as check_cv_matches: the routes' float32 eigensolves differ by ~2e-4 here)
+    setenv("BRAINLATENT_SCORE_ROWS", "880", 1);
     const RidgeResult a = ridge_cv_fit({d.x.data(), d.n, d.p}, {d.y.data(), d.n, d.t}, ex);
+    unsetenv("BRAINLATENT_SCORE_ROWS");
     const RidgeResult b = ridge_cv_fit({d.x.data(), d.n, d.p}, {d.y.data(), d.n, d.t}, pf);
     CHECK(a.info.solver == "exact-kernel" && a.info.n_batches == 1);
     double cvdiff = 0, wdiff = 0, wmax = 0;

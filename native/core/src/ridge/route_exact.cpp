@@ -31,12 +31,18 @@ namespace {
 
 std::size_t Z(i64 v) { return static_cast<std::size_t>(v); }
 
-// Columns per panel of X̃ in the kernel form's refit (X̃ freed after setup): panels of ~4 MiB, at
-// least 128 columns. BRAINLATENT_X_PANEL_COLS=N sets N: the tests' way to several panels at small shapes.
+// Columns per panel of X̃ in the kernel form's refit (X̃ freed after setup): panels of ~16 MiB, at
+// least 128 columns. The panel is the transposed operand of its GEMM, whose rows are its columns: at
+// 320 (the large bench shape's 4 MiB panels) OpenBLAS's Cooperlake kernels ran 211–256 GFLOP/s, at
+// 1,024–2,048 241–296 (n 3,000, 3,072 targets, interleaved in one process). At most n columns: the
+// panel (n × n floats at most) then fits in the place of the Gram and the eigensolver's scratch, which
+// the plan counts and which are free by the refit (X̃'s own place may hold the dual coefficients).
+// BRAINLATENT_X_PANEL_COLS=N sets N: the tests' way to several panels at small shapes.
 i64 x_panel_cols(i64 n, i64 p) {
   const char* e = std::getenv("BRAINLATENT_X_PANEL_COLS");
   const i64 forced = e ? std::atoll(e) : 0;
-  const i64 pc = forced > 0 ? forced : std::max<i64>(128, (i64{1} << 20) / std::max<i64>(1, n) / 64 * 64);
+  const i64 rows = std::max<i64>(1, n);
+  const i64 pc = forced > 0 ? forced : std::max<i64>(128, std::min((i64{1} << 22) / rows, rows) / 64 * 64);
   return std::min(p, pc);
 }
 double eig_flops(double m) { return 20.0 * m * m * m; }
@@ -63,7 +69,7 @@ struct Factor {
 
 class Exact final : public Route {
  public:
-  Exact(Context& ctx, bool primal) : ctx_(ctx), be_(ctx.be), pb_(ctx.pb), primal_(primal) {}
+  Exact(Context& ctx, bool primal) : ctx_(ctx), be_(ctx.be), pb_(ctx.pb), primal_(primal), score_rows_(score_rows_target()) {}
 
   Footprint footprint() const override {
     const double n = static_cast<double>(pb_.n()), p = static_cast<double>(pb_.p()), A = pb_.n_alphas();
@@ -128,7 +134,7 @@ class Exact final : public Route {
     }
     // X̃ is not read again but by the kernel form's refit (X̃ᵀ times the dual coefficients), which with
     // one target batch on a host-visible backend forms it in panels of columns from X instead (once
-    // per block of targets: 2 blocks at the medium bench shape, ~0.01 s each): freed here, it is not
+    // per block of targets: one block at the medium bench shape, 2 at the large, ~0.01 s each): freed here, it is not
     // live beside the scoring's buffers (at the medium bench shape 32 MB of 190 at the peak: fresh
     // pages cost ~1–2 ms a MiB on the bench VM, whose host backs them at first touch). With several
     // batches every batch's refit would form it again: kept.
@@ -453,15 +459,29 @@ class Exact final : public Route {
   ViewF nmat_;
   // Alphas per chunk of the stacked products (a quarter of the budget for an alpha chunk of one fold).
   int chunk() const { return alpha_chunk(ctx_, pb_.folds.max_size(), primal_ ? pb_.p() : pb_.n()); }
-  // Kernel form: alphas per scoring GEMM, [P_α]_α · QᵀY — enough rows (~1,000) for the GEMM's full
-  // rate, and no more, so that its output (na·n_v × tb) stays small. Every fresh MiB costs: on a VM
-  // whose balloon takes back freed memory (free page reporting) first touching one took 1.8–2.7 ms,
+  // Kernel form: alphas per scoring GEMM, [P_α]_α · QᵀY — enough rows (up to ~2,000) for the GEMM's
+  // full rate, and no more, so that its output (na·n_v × tb) stays small, the alphas spread evenly
+  // over the chunks (10 alphas of 600 rows: 3, 3, 2, 2, not 3, 3, 3, 1). One fold's 600 rows (the large
+  // bench shape) ran ~10% below 1,200–3,000 rows (258–269 against 285–311 GFLOP/s, interleaved in one
+  // process on the Emerald Rapids VM); 400 rows against 800–2,000 the same. Every fresh MiB costs: on a
+  // VM whose balloon takes back freed memory (free page reporting) first touching one took 1.8–2.7 ms,
   // and the output of every alpha at once was 65 MB at the medium bench shape (the fit's largest
   // buffer; its first fold's GEMM ran at 160 GFLOP/s against 210 for the next).
-  static constexpr i64 kScoreRows = 1024;
-  int score_chunk(i64 nv) const { return static_cast<int>(std::clamp<i64>(kScoreRows / std::max<i64>(1, nv), 1, chunk())); }
-  // The most rows of one fold's scoring output over the folds: score_chunk(n_v)·n_v does not grow with n_v (folds
-  // of 600, 300 and 200 samples take 600, 900 and 1,000 rows).
+  // BRAINLATENT_SCORE_ROWS=N sets N: the tests' way to several chunks at small shapes.
+  static constexpr i64 kScoreRows = 2048;
+  static i64 score_rows_target() {
+    const char* e = std::getenv("BRAINLATENT_SCORE_ROWS");
+    const i64 forced = e ? std::atoll(e) : 0;
+    return forced > 0 ? forced : kScoreRows;
+  }
+  const i64 score_rows_;
+  int score_chunk(i64 nv) const {
+    const int most = static_cast<int>(std::clamp<i64>(score_rows_ / std::max<i64>(1, nv), 1, chunk()));
+    const int A = std::max(1, pb_.n_alphas()), chunks = (A + most - 1) / most;
+    return (A + chunks - 1) / chunks;
+  }
+  // The most rows of one fold's scoring output over the folds: score_chunk(n_v)·n_v does not grow past
+  // kScoreRows with n_v (10 alphas, folds of 600, 300 and 200 samples take 1,800, 1,500 and 2,000 rows).
   double score_rows() const {
     double rows = 0;
     for (int v = 0; v < pb_.folds.k; ++v) rows = std::max(rows, static_cast<double>(score_chunk(pb_.folds.size(v))) * static_cast<double>(pb_.folds.size(v)));
@@ -471,7 +491,7 @@ class Exact final : public Route {
   // largest scoring output (score_rows() × tb floats, what footprint() counts per target), in
   // balanced blocks (no floor: a wider block than fits would grow that buffer past the footprint).
   // With X̃ freed the block may be as wide as X̃ was (n × p, counted in the plan as X's copy): fewer
-  // blocks, fewer passes forming X̃'s panels (medium bench shape: 2 instead of 3).
+  // blocks, fewer passes forming X̃'s panels (medium bench shape: one block of all 4,096 targets).
   i64 refit_block(i64 n, i64 tb) const {
     i64 cap = std::max<i64>(1, static_cast<i64>(score_rows()) * tb / std::max<i64>(1, n));
     if (!ctx_.x_buf) cap = std::max(cap, pb_.p());
