@@ -83,7 +83,7 @@ Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
   o.Set("cuda", Napi::Boolean::New(env, cuda));
   o.Set("cudaReason", Napi::String::New(env, cuda_reason));
   o.Set("hugePages", Napi::Boolean::New(env, huge_pages_in_use()));
-  o.Set("testHooks", Napi::Boolean::New(env, ort_test_hooks_compiled()));
+  o.Set("testHooks", Napi::Boolean::New(env, ort_test_hooks_compiled() || linalg::blas_core_test_hooks_compiled()));
   return o;
 }
 

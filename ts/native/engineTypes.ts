@@ -43,7 +43,8 @@ export interface NativeBuildInfo {
   hugePages: boolean;
   /**
    * Whether the engine was built with its test hooks (CMake BRAINLATENT_TEST_HOOKS: environment variables read
-   * around a model's load that flip a link or truncate a file, for the checkout's tests). Never in a package's build;
+   * around a model's load that flip a link or truncate a file, and a list of OpenBLAS cores to walk, for the
+   * checkout's tests). Never in a package's build;
    * compiled in, they act only in a process with BRAINLATENT_TEST_HOOKS=1 in its environment.
    */
   testHooks: boolean;

@@ -26,6 +26,7 @@
 
 #include <cstdlib>
 #include <mutex>
+#include <string>
 #include <vector>
 
 namespace brainlatent::linalg {
@@ -76,14 +77,38 @@ X86Features x86_features() {
 // best first, then the cores below it that the CPU also runs: before 0.3.22, OpenBLAS cannot find
 // "Cooperlake" by name (its force_coretype stops one entry short) and, before 0.3.19, falls back to
 // Prescott for a name it cannot find, so the engine asks again one core down.
-std::vector<const char*> cores_for(const X86Features& f) {
-  std::vector<const char*> cores;
+std::vector<std::string> cores_for(const X86Features& f) {
+  std::vector<std::string> cores;
   if (f.avx512_bf16) cores.push_back("Cooperlake");
   if (f.avx512) cores.push_back("SkylakeX");
   if (f.avx2) cores.push_back("Haswell");
   if (f.avx) cores.push_back("Sandybridge");
   return cores;
 }
+
+#ifdef BRAINLATENT_TEST_HOOKS
+// Test builds only (CMake option BRAINLATENT_TEST_HOOKS; the package's engine neither has it nor reads these
+// variables): with BRAINLATENT_TEST_HOOKS=1, BRAINLATENT_TEST_BLAS_CORES=<name>,<name>,… takes OpenBLAS's core
+// for the Prescott it corrects, on any x86-64 CPU, and walks these names instead of the CPU's: a name OpenBLAS
+// cannot find first, as an older OpenBLAS cannot find "Cooperlake" (tests/test_blas_core.cpp).
+std::vector<std::string> test_cores() {
+  std::vector<std::string> cores;
+  const char* enabled = std::getenv("BRAINLATENT_TEST_HOOKS");
+  const char* list = std::getenv("BRAINLATENT_TEST_BLAS_CORES");
+  if (!enabled || std::string(enabled) != "1" || !list) return cores;
+  std::string item;
+  for (const char* c = list;; ++c) {
+    if (*c == ',' || *c == 0) {
+      if (!item.empty()) cores.push_back(item);
+      item.clear();
+      if (*c == 0) break;
+    } else {
+      item += *c;
+    }
+  }
+  return cores;
+}
+#endif
 #endif
 
 template <class Fn>
@@ -114,9 +139,15 @@ void choose_core() {
   }
   g_core.source = "OpenBLAS";
 #ifdef BRAINLATENT_X86_CPUID
-  if (g_core.name != "Prescott") return;
   const X86Features f = x86_features();
-  const std::vector<const char*> cores = cores_for(f);
+  std::vector<std::string> cores = cores_for(f);
+#ifdef BRAINLATENT_TEST_HOOKS
+  if (std::vector<std::string> walk = test_cores(); !walk.empty()) {
+    g_core.name = "Prescott";
+    cores = std::move(walk);
+  }
+#endif
+  if (g_core.name != "Prescott") return;
   if (cores.empty()) return;  // a real SSE3-only CPU: Prescott is right
   const std::string cpu = std::string(f.intel ? "Intel" : "x86-64") + " family " + std::to_string(f.family) +
                           " model " + std::to_string(f.model);
@@ -143,8 +174,8 @@ void choose_core() {
   // (setenv without Node's environment lock: at the addon's load, on the loading thread; another of the
   // process's threads reading the environment at that moment could see it half-changed)
   const bool had = std::getenv("OPENBLAS_CORETYPE") != nullptr;
-  for (const char* core : cores) {
-    setenv("OPENBLAS_CORETYPE", core, 1);
+  for (const std::string& core : cores) {
+    setenv("OPENBLAS_CORETYPE", core.c_str(), 1);
     quit();
     init();
     g_core.name = corename();
@@ -169,6 +200,14 @@ const BlasCore& blas_core() {
   static std::once_flag once;
   std::call_once(once, choose_core);
   return g_core;
+}
+
+bool blas_core_test_hooks_compiled() {
+#ifdef BRAINLATENT_TEST_HOOKS
+  return true;
+#else
+  return false;
+#endif
 }
 
 }  // namespace brainlatent::linalg

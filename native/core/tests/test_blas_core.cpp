@@ -1,7 +1,8 @@
 // OpenBLAS's core (blas_core.h). Without OPENBLAS_CORETYPE: on a CPU with AVX the core is never the
 // Prescott that every OpenBLAS before 0.3.25 falls back to for Intel models past its table (the engine
 // corrects it), and the environment is left as it was. With `test_blas_core NAME` (ctest sets
-// OPENBLAS_CORETYPE=NAME): the user's core is kept as given. Either way the chosen kernels compute a GEMM
+// OPENBLAS_CORETYPE=NAME): the user's core is kept as given. With `test_blas_core --walk NAME` (test hooks:
+// BRAINLATENT_TEST_BLAS_CORES=NoSuchCore,NAME): the engine walks past a core OpenBLAS cannot find to NAME. Either way the chosen kernels compute a GEMM
 // and a rank-k product at awkward sizes as a float64 reference does. Skips (77) without an OpenBLAS built
 // for many CPUs (DYNAMIC_ARCH: only such a build reads OPENBLAS_CORETYPE and can be re-initialised).
 #include <algorithm>
@@ -24,6 +25,14 @@ bool cpu_has_avx() {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx");
+#else
+  return false;
+#endif
+}
+bool cpu_has_avx2() {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 #else
   return false;
 #endif
@@ -67,8 +76,32 @@ int main(int argc, char** argv) {
     return 77;
   }
   std::printf("core %s (%s)%s%s\n", core.name.c_str(), core.source.c_str(), core.note.empty() ? "" : ": ", core.note.c_str());
-  const char* given = argc > 1 ? argv[1] : nullptr;
-  if (given) {
+  const bool walk = argc > 2 && std::string(argv[1]) == "--walk";
+  const char* given = argc > 1 && !walk ? argv[1] : nullptr;
+  if (walk) {
+    // (ctest: BRAINLATENT_TEST_HOOKS=1, BRAINLATENT_TEST_BLAS_CORES=NoSuchCore,<argv[2]>)
+    const char* list = std::getenv("BRAINLATENT_TEST_BLAS_CORES");
+    if (!linalg::blas_core_test_hooks_compiled()) {
+      std::printf("skipped: the engine was built without its test hooks (BRAINLATENT_TEST_HOOKS)\n");
+      return 77;
+    }
+    if (std::getenv("OPENBLAS_CORETYPE")) {
+      std::printf("skipped: OPENBLAS_CORETYPE is set in this environment, and a core the user names is kept\n");
+      return 77;
+    }
+    if (!cpu_has_avx2()) {
+      std::printf("skipped: the walk ends at Haswell, whose kernels this CPU cannot run (no AVX2)\n");
+      return 77;
+    }
+    test::run("the walk down the cores: past a name OpenBLAS cannot find, to the next core it runs; the environment is unchanged", [&] {
+      CHECK(list != nullptr && std::string(list).rfind("NoSuchCore,", 0) == 0);
+      CHECK(core.name == argv[2]);
+      CHECK(core.source == "engine");
+      CHECK(core.note.find("Prescott") != std::string::npos && core.note.find(argv[2]) != std::string::npos);
+      CHECK(linalg::blas_vendor().find(argv[2]) != std::string::npos);  // (OpenBLAS's own config says so too)
+      CHECK(std::getenv("OPENBLAS_CORETYPE") == nullptr);
+    });
+  } else if (given) {
     test::run("a core the user names in OPENBLAS_CORETYPE is kept, even the Prescott the engine corrects", [&] {
       const char* env = std::getenv("OPENBLAS_CORETYPE");
       CHECK(env != nullptr && std::string(env) == given);

@@ -18,4 +18,7 @@ struct BlasCore {
 // BLAS work, since it re-initialises OpenBLAS.
 const BlasCore& blas_core();
 
+// Whether this engine was compiled with blas_core.cpp's test hook (CMake BRAINLATENT_TEST_HOOKS: test builds only).
+bool blas_core_test_hooks_compiled();
+
 }  // namespace brainlatent::linalg
