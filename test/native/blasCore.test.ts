@@ -42,7 +42,7 @@ it.skipIf(!openblas)("without OPENBLAS_CORETYPE the core is OpenBLAS's own or th
   expect(['OpenBLAS', 'engine']).toContain(core.source);
   expect(info.blas.length).toBeGreaterThan(0);
   // (OpenBLAS's own configuration string already starts with its name and version: said once)
-  expect(info.blas).toMatch(/^OpenBLAS \d+\.\d+\.\d+ /);
+  expect(info.blas).toMatch(/^OpenBLAS \d\S* /);
   expect(info.blas).toContain(core.name);
   if (core.source === 'engine') {
     expect(core.note).toMatch(/took this .* CPU for a Prescott .* so the engine chose (Cooperlake|SkylakeX|Haswell|Sandybridge) by the CPU's features/);

@@ -2,7 +2,8 @@
 // Prescott that every OpenBLAS before 0.3.25 falls back to for Intel models past its table (the engine
 // corrects it), and the environment is left as it was. With `test_blas_core NAME` (ctest sets
 // OPENBLAS_CORETYPE=NAME): the user's core is kept as given. With `test_blas_core --walk NAME` (test hooks:
-// BRAINLATENT_TEST_BLAS_CORES=NoSuchCore,NAME): the engine walks past a core OpenBLAS cannot find to NAME. Either way the chosen kernels compute a GEMM
+// BRAINLATENT_TEST_BLAS_CORES=NoSuchCore,NAME,…): the engine walks past a core OpenBLAS cannot find to NAME, and
+// stops there. Either way the chosen kernels compute a GEMM
 // and a rank-k product at awkward sizes as a float64 reference does. Skips (77) without an OpenBLAS built
 // for many CPUs (DYNAMIC_ARCH: only such a build reads OPENBLAS_CORETYPE and can be re-initialised).
 #include <algorithm>
@@ -79,7 +80,8 @@ int main(int argc, char** argv) {
   const bool walk = argc > 2 && std::string(argv[1]) == "--walk";
   const char* given = argc > 1 && !walk ? argv[1] : nullptr;
   if (walk) {
-    // (ctest: BRAINLATENT_TEST_HOOKS=1, BRAINLATENT_TEST_BLAS_CORES=NoSuchCore,<argv[2]>)
+    // (ctest: BRAINLATENT_TEST_HOOKS=1, BRAINLATENT_TEST_BLAS_CORES=NoSuchCore,<argv[2]>,<a core after it>: the
+    // walk passes the first and stops at the second)
     const char* list = std::getenv("BRAINLATENT_TEST_BLAS_CORES");
     if (!linalg::blas_core_test_hooks_compiled()) {
       std::printf("skipped: the engine was built without its test hooks (BRAINLATENT_TEST_HOOKS)\n");

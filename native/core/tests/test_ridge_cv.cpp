@@ -287,21 +287,22 @@ int main() {
     }
   });
   test::run("exact-kernel scores folds of several hundred rows in alpha chunks and refits in target blocks", [] {
-    // Folds of 220 rows, scoring GEMMs of at most 880 rows (BRAINLATENT_SCORE_ROWS; the engine's
-    // 2,048 would take every alpha at once here): the 5 alphas go 3 and 2 (spread evenly, not 4 and
-    // 1); the refit's dual coefficients (660 × 700 / 1,100 targets fit in the scoring output's buffer,
-    // at least the p = 300 columns of X̃'s freed place) go in two blocks of 350 targets. Against the
-    // per-fold kernel route, which stacks neither (its refit is checked against the closed form above).
+    // Folds of 220 rows, scoring GEMMs of at most 660 rows (BRAINLATENT_SCORE_ROWS; the engine's
+    // 2,048 would take every alpha at once here): the 7 alphas go 3, 2 and 2 (spread evenly, not 3, 3
+    // and 1); the refit's dual coefficients (660 × 700 / 1,100 targets fit in the scoring output's
+    // buffer, at least the p = 300 columns of X̃'s freed place) go in two blocks of 350 targets. Against
+    // the per-fold kernel route, which stacks neither (its refit is checked against the closed form above).
     Data d = make_data(1100, 300, 700, 11);
-    const std::vector<double> alphas = {1e2, 1e3, 1e4, 1e5, 1e6};
+    const std::vector<double> alphas = {1e2, 3e2, 1e3, 1e4, 1e5, 1e6, 1e7};
     const auto folds = contiguous_folds(d.n, 5);
     RidgeOptions ex = options(alphas, folds, 5), pf = ex;
     ex.solver = "exact-kernel";
     pf.solver = "per-fold-kernel";
     ex.eig_precision = pf.eig_precision = EigPrecision::Float64;  // (as check_cv_matches: the routes' float32 eigensolves differ by ~2e-4 here)
-    setenv("BRAINLATENT_SCORE_ROWS", "880", 1);
-    const RidgeResult a = ridge_cv_fit({d.x.data(), d.n, d.p}, {d.y.data(), d.n, d.t}, ex);
-    unsetenv("BRAINLATENT_SCORE_ROWS");
+    const RidgeResult a = [&] {
+      const test::ScopedEnv rows("BRAINLATENT_SCORE_ROWS", "660");
+      return ridge_cv_fit({d.x.data(), d.n, d.p}, {d.y.data(), d.n, d.t}, ex);
+    }();
     const RidgeResult b = ridge_cv_fit({d.x.data(), d.n, d.p}, {d.y.data(), d.n, d.t}, pf);
     CHECK(a.info.solver == "exact-kernel" && a.info.n_batches == 1);
     double cvdiff = 0, wdiff = 0, wmax = 0;
@@ -333,10 +334,9 @@ int main() {
       o.solver = "exact-kernel";
       o.standardize = standardize;
       auto fit = [&](const char* panel_cols, int batch) {
-        if (panel_cols) setenv("BRAINLATENT_X_PANEL_COLS", panel_cols, 1);
+        const test::ScopedEnv panels("BRAINLATENT_X_PANEL_COLS", panel_cols ? panel_cols : "0");  // (0: the engine's width)
         o.target_batch = batch;
         RidgeResult r = ridge_cv_fit({d.x.data(), d.n, d.p}, {d.y.data(), d.n, d.t}, o);
-        unsetenv("BRAINLATENT_X_PANEL_COLS");
         CHECK(r.info.solver == "exact-kernel" && r.info.n_batches == (batch ? 3 : 1));
         return r;
       };

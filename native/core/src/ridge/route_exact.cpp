@@ -36,7 +36,8 @@ std::size_t Z(i64 v) { return static_cast<std::size_t>(v); }
 // 320 (the large bench shape's 4 MiB panels) OpenBLAS's Cooperlake kernels ran 211–256 GFLOP/s, at
 // 1,024–2,048 241–296 (n 3,000, 3,072 targets, interleaved in one process). At most n columns: the
 // panel (n × n floats at most) then fits in the place of the Gram and the eigensolver's scratch, which
-// the plan counts and which are free by the refit (X̃'s own place may hold the dual coefficients).
+// the plan counts and which are free by the refit (X̃'s own place may hold the dual coefficients);
+// below n = 128 the 128-column floor takes at most 64 KiB more, within the plan's 1 MiB reserve.
 // BRAINLATENT_X_PANEL_COLS=N sets N: the tests' way to several panels at small shapes.
 i64 x_panel_cols(i64 n, i64 p) {
   const char* e = std::getenv("BRAINLATENT_X_PANEL_COLS");
@@ -316,10 +317,11 @@ class Exact final : public Route {
         if (fused_) leverage(v);
         if (!all_projected_[Z(v)]) continue;
         const i64 s = pb_.folds.start[Z(v)], nv = pb_.folds.size(v);
-        const int sc = score_chunk(nv);
-        for (int a0 = 0; a0 < A; a0 += sc) {
+        // (the larger chunks first: the output buffer is taken at its largest once)
+        const int chunks = score_chunks(nv), base = A / chunks, extra = A % chunks;
+        for (int c = 0; c < chunks; ++c) {
           ctx_.checkpoint();
-          const int na = std::min(sc, A - a0);
+          const int a0 = c * base + std::min(c, extra), na = base + (c < extra ? 1 : 0);
           const ViewF e = rv_.get(be_, na * nv, tb);
           be_.gemm(true, false, 1.0f, stack_of(v).col_range(a0 * nv, na * nv), z_view_, 0.0f, e);
           ctx_.count_flops(2.0 * na * nv * r * tb);
@@ -475,13 +477,19 @@ class Exact final : public Route {
     return forced > 0 ? forced : kScoreRows;
   }
   const i64 score_rows_;
-  int score_chunk(i64 nv) const {
+  // (the scoring GEMMs of a fold of n_v rows, and the most alphas one takes)
+  int score_chunks(i64 nv) const {
     const int most = static_cast<int>(std::clamp<i64>(score_rows_ / std::max<i64>(1, nv), 1, chunk()));
-    const int A = std::max(1, pb_.n_alphas()), chunks = (A + most - 1) / most;
+    const int A = std::max(1, pb_.n_alphas());
+    return (A + most - 1) / most;
+  }
+  int score_chunk(i64 nv) const {
+    const int A = std::max(1, pb_.n_alphas()), chunks = score_chunks(nv);
     return (A + chunks - 1) / chunks;
   }
-  // The most rows of one fold's scoring output over the folds: score_chunk(n_v)·n_v does not grow past
-  // kScoreRows with n_v (10 alphas, folds of 600, 300 and 200 samples take 1,800, 1,500 and 2,000 rows).
+  // The most rows of one fold's scoring output over the folds: score_chunk(n_v)·n_v stays within the
+  // target rows while a fold has fewer (10 alphas, folds of 600, 300 and 200 samples take 1,800, 1,500
+  // and 2,000 rows of 2,048), and is n_v for a fold of more.
   double score_rows() const {
     double rows = 0;
     for (int v = 0; v < pb_.folds.k; ++v) rows = std::max(rows, static_cast<double>(score_chunk(pb_.folds.size(v))) * static_cast<double>(pb_.folds.size(v)));
