@@ -26,6 +26,7 @@
 
 #include <cstdlib>
 #include <mutex>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -96,16 +97,9 @@ std::vector<std::string> test_cores() {
   const char* enabled = std::getenv("BRAINLATENT_TEST_HOOKS");
   const char* list = std::getenv("BRAINLATENT_TEST_BLAS_CORES");
   if (!enabled || std::string(enabled) != "1" || !list) return cores;
-  std::string item;
-  for (const char* c = list;; ++c) {
-    if (*c == ',' || *c == 0) {
-      if (!item.empty()) cores.push_back(item);
-      item.clear();
-      if (*c == 0) break;
-    } else {
-      item += *c;
-    }
-  }
+  std::istringstream names(list);
+  for (std::string name; std::getline(names, name, ',');)
+    if (!name.empty()) cores.push_back(name);
   return cores;
 }
 #endif

@@ -39,9 +39,14 @@ std::size_t Z(i64 v) { return static_cast<std::size_t>(v); }
 // the plan counts and which are free by the refit (X̃'s own place may hold the dual coefficients);
 // below n = 128 the 128-column floor takes at most 64 KiB more, within the plan's 1 MiB reserve.
 // BRAINLATENT_X_PANEL_COLS=N sets N: the tests' way to several panels at small shapes.
+// A size the tests force by environment variable (> 0), or 0.
+i64 forced_size(const char* name) {
+  const char* e = std::getenv(name);
+  return e ? std::max<i64>(0, std::atoll(e)) : 0;
+}
+
 i64 x_panel_cols(i64 n, i64 p) {
-  const char* e = std::getenv("BRAINLATENT_X_PANEL_COLS");
-  const i64 forced = e ? std::atoll(e) : 0;
+  const i64 forced = forced_size("BRAINLATENT_X_PANEL_COLS");
   const i64 rows = std::max<i64>(1, n);
   const i64 pc = forced > 0 ? forced : std::max<i64>(128, std::min((i64{1} << 22) / rows, rows) / 64 * 64);
   return std::min(p, pc);
@@ -472,8 +477,7 @@ class Exact final : public Route {
   // BRAINLATENT_SCORE_ROWS=N sets N: the tests' way to several chunks at small shapes.
   static constexpr i64 kScoreRows = 2048;
   static i64 score_rows_target() {
-    const char* e = std::getenv("BRAINLATENT_SCORE_ROWS");
-    const i64 forced = e ? std::atoll(e) : 0;
+    const i64 forced = forced_size("BRAINLATENT_SCORE_ROWS");
     return forced > 0 ? forced : kScoreRows;
   }
   const i64 score_rows_;
