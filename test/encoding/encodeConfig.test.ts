@@ -51,6 +51,13 @@ describe('encode config', () => {
     expect(zc({ seed: 2 ** 53 })).toEqual(['e.json: featureSets[0].seed: expected an integer from 0 to 9007199254740991, got number 9007199254740992']);
   });
 
+  it('takes ridge.memoryBudget as a whole number of bytes, as RidgeCV does (a fraction of a byte was floored)', () => {
+    const budget = (memoryBudget: unknown) => problems({ ...base, ridge: { memoryBudget } }, 'e.json');
+    expect(budget(1e9 + 0.5)).toEqual(['e.json: ridge.memoryBudget: expected an integer from 1 to 1125899906842624, got number 1000000000.5']);
+    expect(budget(0)).toEqual(['e.json: ridge.memoryBudget: expected an integer from 1 to 1125899906842624, got number 0']);
+    expect(resolveEncodeConfig({ ...base, ridge: { memoryBudget: 2 ** 30 } }).ridge.memoryBudget).toBe(2 ** 30);
+  });
+
   it('a null or non-object config is one clear problem (not "Cannot read properties of null")', () => {
     expect(problems(null, 'enc.json')).toEqual(['enc.json: expected an object, got null']);
     expect(problems('z', 'enc.json')).toEqual(['enc.json: expected an object, got the string "z"']);

@@ -88,6 +88,16 @@ describe('config validation', () => {
     ]);
   });
 
+  it("takes a decoder's memoryBudget as a whole number of bytes, as RidgeCV does (a fraction of a byte was floored)", () => {
+    let err: ConfigError | undefined;
+    try {
+      resolveConfig({ out: 'o', nsd: { root: 'r', subject: 1 }, model: { dir: 'm' }, decoders: { z: { memoryBudget: 0.5 }, c: { memoryBudget: 2 ** 30 } } }, 'run.json');
+    } catch (e) {
+      err = e as ConfigError;
+    }
+    expect(err!.problems).toEqual(['run.json: decoders.z.memoryBudget: expected an integer from 1 to 1125899906842624, got number 0.5']);
+  });
+
   it('checks nested values: nullable fields, lists, multiples of 8, alpha grids', () => {
     let err: ConfigError | undefined;
     try {

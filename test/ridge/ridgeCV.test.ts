@@ -532,6 +532,9 @@ describe('RidgeCV options are validated once, by name', () => {
     ['memoryBudget NaN', { memoryBudget: NaN }, /memoryBudget: expected a finite number > 0, got NaN/],
     ['memoryBudget 0', { memoryBudget: 0 }, /memoryBudget: expected a finite number > 0, got 0/],
     ['memoryBudget -1', { memoryBudget: -1 }, /memoryBudget/],
+    // (floored once: 0.5 ran as a 1-byte budget, 1e9 + 0.5 as 1e9)
+    ['memoryBudget fractional', { memoryBudget: 1e9 + 0.5 }, /^RidgeCV memoryBudget: expected a whole number of bytes, got 1000000000\.5 \(round a size converted from GiB\)$/],
+    ['memoryBudget below a byte', { memoryBudget: 0.5 }, /memoryBudget: expected a whole number of bytes, got 0\.5/],
     ['targetBatch 1.5', { targetBatch: 1.5 }, /targetBatch: expected an integer >= 1, got 1.5/],
     ['targetBatch Infinity', { targetBatch: Infinity }, /targetBatch/],
     ['folds 2.5', { folds: 2.5 }, /folds: expected an integer in 2\.\.1048576, got 2.5/],

@@ -106,7 +106,7 @@ export const EncodeConfigSchema = Strict(
             Type.Union([Type.Literal('auto'), Type.Literal('per-fold'), Type.Literal('exact')], { description: "one decomposition per fold, or one in all with closed-form CV; auto picks the cheaper" }),
             'auto',
           ),
-          memoryBudget: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: MAX_MEMORY_BUDGET, description: "bytes for the fit's work buffers (default: the engine's)" })),
+          memoryBudget: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_MEMORY_BUDGET, description: "bytes (a whole number) for the fit's work buffers (default: the engine's)" })),
         },
         { description: 'the ridge fits (RidgeCV, X standardised)' },
       ),

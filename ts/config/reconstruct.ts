@@ -34,7 +34,7 @@ const decoder = (roi: string, target: string) =>
       ),
       zscoreDdof: Type.Optional(ZscoreDdof),
       averageTrain: Default(Type.Boolean({ description: 'average the repetitions of each training image (one row per image)' }), false),
-      memoryBudget: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: MAX_MEMORY_BUDGET, description: "bytes for the fit's work buffers (default: the engine's); the preflight refuses one below the fit's fixed part" })),
+      memoryBudget: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_MEMORY_BUDGET, description: "bytes (a whole number) for the fit's work buffers (default: the engine's); the preflight refuses one below the fit's fixed part" })),
     },
     { description: `the ridge decoder from voxels to ${target}` },
   );

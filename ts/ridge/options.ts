@@ -180,10 +180,12 @@ export const MAX_MEMORY_BUDGET = 2 ** 50;
  */
 export const MAX_N_ITER = 1_000_000;
 
-/** A memoryBudget in bytes: a finite number > 0, at most MAX_MEMORY_BUDGET (the engine's words named no unit). */
+/** A memoryBudget: a whole number of bytes, 1 to MAX_MEMORY_BUDGET (the engine's words named no unit). */
 function checkMemoryBudget(value: unknown, what: string): number {
   const v = checkPositive(value, 'memoryBudget', what);
   if (v > MAX_MEMORY_BUDGET) throw new InvalidArgumentError(`${what} memoryBudget: expected at most ${MAX_MEMORY_BUDGET} bytes (1 PiB), got ${v}`);
+  // (a fraction of a byte was floored once, 0.5 taken as 1: a budget in other units converted without rounding)
+  if (!Number.isInteger(v)) throw new InvalidArgumentError(`${what} memoryBudget: expected a whole number of bytes, got ${v} (round a size converted from GiB)`);
   return v;
 }
 
@@ -273,7 +275,7 @@ export function resolveRidgeOptions(o: RidgeCommonOptions, what: string, known: 
       backend: o.backend === undefined ? 'auto' : checkChoice(o.backend, 'backend', what, ['auto', 'cpu', 'cuda'] as const),
       eigPrecision:
         o.eigPrecision === undefined ? 'auto' : checkChoice(o.eigPrecision, 'eigPrecision', what, ['auto', 'float32', 'float64'] as const),
-      memoryBudget: o.memoryBudget === undefined ? 0 : Math.max(1, Math.floor(checkMemoryBudget(o.memoryBudget, what))),
+      memoryBudget: o.memoryBudget === undefined ? 0 : checkMemoryBudget(o.memoryBudget, what),
       targetBatch: o.targetBatch === undefined ? 0 : checkInteger(o.targetBatch, 'targetBatch', what, 1),
     },
   };

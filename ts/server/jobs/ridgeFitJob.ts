@@ -33,7 +33,8 @@ function ridgeFitOptions(c: RidgeFitConfig, groups: Int32Array | undefined): Rid
     route: c.route,
     cvMethod: c.cvMethod,
     eigPrecision: c.eigPrecision,
-    memoryBudget: c.memoryGiB === null ? undefined : c.memoryGiB * 2 ** 30,
+    // (whole bytes, as `ridge fit`'s --memory: 0.1 GiB is not a whole number of them)
+    memoryBudget: c.memoryGiB === null ? undefined : Math.round(c.memoryGiB * 2 ** 30),
   };
 }
 
