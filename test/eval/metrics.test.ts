@@ -441,6 +441,31 @@ describe('feature networks given as ONNX', () => {
     expect(e!.message).toContain(`${path}: tensor '${tensor}' (a graph initializer) keeps its data in '../features.onnx_data', a path that climbs out`);
   });
 
+  it("refuses a bad inputSize, batchSize, mean or std before reading the file, naming the network and the option", async () => {
+    const dir = tempDir('bl-eval-spec-');
+    const path = join(dir, 'features.onnx');
+    writeFileSync(path, featureNetworkModel());
+    const open = (over: Record<string, unknown>) => FeatureNetwork.open({ name: 'demo', path, inputSize: 32, metric: 'identification', ...over });
+    // (batchSize 0 looped forever in features(); -1 and 2.5 failed there as a RangeError and ONNX Runtime's TypeError)
+    await expect(open({ batchSize: 0 })).rejects.toThrow(new InvalidArgumentError("FeatureNetwork.open 'demo' batchSize: expected an integer in 1..4096, got 0"));
+    await expect(open({ batchSize: -1 })).rejects.toThrow(new InvalidArgumentError("FeatureNetwork.open 'demo' batchSize: expected an integer in 1..4096, got -1"));
+    await expect(open({ batchSize: 2.5 })).rejects.toThrow(new InvalidArgumentError("FeatureNetwork.open 'demo' batchSize: expected an integer in 1..4096, got 2.5"));
+    // (inputSize had no maximum, while the run config's is 4096)
+    await expect(open({ inputSize: 4097 })).rejects.toThrow(new InvalidArgumentError("FeatureNetwork.open 'demo' inputSize: expected an integer in 8..4096, got 4097"));
+    await expect(open({ inputSize: 4 })).rejects.toThrow(new InvalidArgumentError("FeatureNetwork.open 'demo' inputSize: expected an integer in 8..4096, got 4"));
+    await expect(open({ std: [0.2, 0, 0.2] })).rejects.toThrow(new InvalidArgumentError("FeatureNetwork.open 'demo' std: expected 3 finite numbers > 0 (R, G, B), got 0 at position 1"));
+    await expect(open({ mean: [0.5, 0.5] })).rejects.toThrow(new InvalidArgumentError("FeatureNetwork.open 'demo' mean: expected 3 finite numbers (R, G, B), got an array of 2"));
+    await expect(open({ mean: [0.5, NaN, 0.5] })).rejects.toThrow(new InvalidArgumentError("FeatureNetwork.open 'demo' mean: expected 3 finite numbers (R, G, B), got NaN at position 1"));
+    // through the evaluation too (a network with batchSize 0 hung it after PixCorr and SSIM)
+    const imgs = images(2, 16, (i, p) => (p * (i + 3)) % 256);
+    await expect(evaluateReconstructions(imgs, imgs, { size: 16, networks: [{ name: 'demo', path, inputSize: 32, metric: 'distance', batchSize: 0 }] })).rejects.toThrow(
+      new InvalidArgumentError("FeatureNetwork.open 'demo' batchSize: expected an integer in 1..4096, got 0"),
+    );
+    const net = await open({ batchSize: 3, mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] });
+    expect((await net.features(images(4, 32, (i, p) => (p * (i + 1)) % 256))).rows).toBe(4);
+    await net.dispose();
+  });
+
   it('names a missing network file', async () => {
     await expect(FeatureNetwork.open({ name: 'AlexNet(2)', path: '/nope/alexnet.onnx', inputSize: 224, metric: 'identification' })).rejects.toThrow(
       /AlexNet\(2\).*\/nope\/alexnet.onnx does not exist/,

@@ -13,6 +13,8 @@ import { InvalidArgumentError, MissingFileError, ShapeError } from '../errors.js
 import { makeProcessTemp, removeDeadProcessTemps } from '../io/processTemp.js';
 import { onnxruntimeNode, type OnnxRuntime } from '../native/onnxruntimeNode.js';
 import type { Matrix } from '../matrix.js';
+import { describeNumber } from '../ridge/alphas.js';
+import { checkInteger } from '../ridge/options.js';
 import { modelPathExists, readCheckedFile, type CheckedDataFile } from '../sd/modelRoots.js';
 import { loadFailure, modelSource, verifyLoaded } from '../sd/modelSource.js';
 import type { RgbImages } from '../sd/tensor.js';
@@ -32,8 +34,30 @@ export interface FeatureNetworkSpec {
   std?: [number, number, number];
   /** 'identification' (2WI, higher is better) or 'distance' (mean correlation distance, lower is better). */
   metric: 'identification' | 'distance';
-  /** Images per ONNX call (default 16). */
+  /** Images per ONNX call (default 16): an integer in 1..MAX_FEATURE_BATCH. */
   batchSize?: number;
+}
+
+/** The largest inputSize, as the run config's evaluation.networks[].inputSize. */
+export const MAX_FEATURE_INPUT_SIZE = 4096;
+/** The most images per ONNX call. */
+export const MAX_FEATURE_BATCH = 4096;
+
+/**
+ * The numbers of a spec, before anything is read: batchSize 0 looped forever in features(), a negative or fractional
+ * one failed there as a bare RangeError or ONNX Runtime's TypeError, and a std of 0 made every input Infinity.
+ */
+function checkSpecNumbers(spec: FeatureNetworkSpec, what: string): void {
+  checkInteger(spec.inputSize, 'inputSize', what, 8, MAX_FEATURE_INPUT_SIZE);
+  if (spec.batchSize !== undefined) checkInteger(spec.batchSize, 'batchSize', what, 1, MAX_FEATURE_BATCH);
+  for (const name of ['mean', 'std'] as const) {
+    const v: unknown = spec[name];
+    if (v === undefined) continue;
+    const expected = name === 'std' ? 'finite numbers > 0' : 'finite numbers';
+    if (!Array.isArray(v) || v.length !== 3) throw new InvalidArgumentError(`${what} ${name}: expected 3 ${expected} (R, G, B), got ${describeNumber(v)}`);
+    const bad = v.findIndex((x) => typeof x !== 'number' || !Number.isFinite(x) || (name === 'std' && !(x > 0)));
+    if (bad >= 0) throw new InvalidArgumentError(`${what} ${name}: expected 3 ${expected} (R, G, B), got ${describeNumber(v[bad])} at position ${bad}`);
+  }
 }
 
 export const IMAGENET_MEAN: [number, number, number] = [0.485, 0.456, 0.406];
@@ -85,11 +109,9 @@ export class FeatureNetwork {
   ) {}
 
   static async open(spec: FeatureNetworkSpec): Promise<FeatureNetwork> {
+    checkSpecNumbers(spec, `FeatureNetwork.open '${spec.name}'`);
     // (under model roots a link out of them is refused whether or not its target exists)
     if (!(await modelPathExists(spec.path, 'the model file'))) throw new MissingFileError(`feature network '${spec.name}': ${spec.path} does not exist`);
-    if (!(Number.isInteger(spec.inputSize) && spec.inputSize >= 8)) {
-      throw new InvalidArgumentError(`feature network '${spec.name}': inputSize must be an integer >= 8, got ${spec.inputSize}`);
-    }
     const ort = await onnxruntimeNode(`feature network '${spec.name}'`);
     // external data behind links that leave the network's folder (a Hugging Face cache): from bytes (modelSource)
     const src = await modelSource(spec.path, `feature network '${spec.name}'`);
