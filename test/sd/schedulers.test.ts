@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FormatError, InvalidArgumentError, NonFiniteError } from '../../ts/errors.js';
 import { Diffusion } from '../../ts/sd/Diffusion.js';
 import { philoxNormal } from '../../ts/sd/philox.js';
-import { referenceImg2Img } from '../../ts/sd/referenceLoop.js';
+import { referenceImg2Img, type UNetFn } from '../../ts/sd/referenceLoop.js';
 import { textbookLms } from '../../ts/sd/referenceSchedulers.js';
 import { KARRAS_SCHEDULERS, SCHEDULERS, type SchedulerName } from '../../ts/sd/schedulerConfig.js';
 import type { Tensor } from '../../ts/sd/tensor.js';
@@ -243,6 +243,39 @@ describe('step noise on a run that draws none', () => {
     const a = await sd.img2img({ ...o, stepNoise: { data: new Float32Array(calls * z.data.length).fill(0.5), shape: [calls, ...z.shape] } });
     const b = await sd.img2img(o);
     expect(scaledDiff(a.latents.data, b.latents.data)).toBeGreaterThan(1e-3);
+  });
+});
+
+describe('referenceImg2Img checks its options as img2img does', () => {
+  it('refuses a bad batchSize, steps, seeds, guidance or an unknown key before any U-Net call, naming the option', async () => {
+    let calls = 0;
+    const zeros: UNetFn = async (sample) => {
+      calls++;
+      return new Float32Array(sample.length);
+    };
+    const o = { z, c, uncond, steps: 4, strength: 1, guidance: 3, scheduler: 'ddim' as const, seeds: 1 };
+    const refused = async (over: Record<string, unknown>, message: string) => {
+      const e = await referenceImg2Img(zeros, { ...o, ...over }).catch((err: unknown) => err);
+      expect(e, message).toBeInstanceOf(InvalidArgumentError);
+      expect((e as Error).message).toBe(message);
+    };
+    // (batchSize 0 looped forever, -1 was a RangeError from the typed array; steps 0, -1 and null gave NaN latents)
+    await refused({ batchSize: 0 }, 'referenceImg2Img batchSize: expected an integer in 1..2147483647, got 0');
+    await refused({ batchSize: -1 }, 'referenceImg2Img batchSize: expected an integer in 1..2147483647, got -1');
+    await refused({ steps: 0 }, 'referenceImg2Img steps must be a positive integer, got 0');
+    await refused({ steps: -1 }, 'referenceImg2Img steps must be a positive integer, got -1');
+    await refused({ steps: 2.5 }, 'referenceImg2Img steps must be a positive integer, got 2.5');
+    await refused({ steps: null }, 'referenceImg2Img steps: required, got null');
+    await refused({ seeds: -1 }, 'referenceImg2Img seeds: expected an integer from 0 to 9007199254740991, got -1');
+    await refused({ seeds: '3' }, 'referenceImg2Img seeds: expected an integer from 0 to 9007199254740991, got string "3"');
+    await refused({ guidance: -1 }, 'referenceImg2Img guidance: expected a number from 0 to 100, got -1');
+    const e = await referenceImg2Img(zeros, { ...o, batchsize: 2 } as typeof o).catch((err: unknown) => err);
+    expect((e as Error).message).toMatch(/^referenceImg2Img: unknown option 'batchsize' \(did you mean 'batchSize'\?\); known: z, c, uncond,/);
+    expect(calls).toBe(0);
+    // good options run: 4 steps at strength 1, one call each for the 3 images in one batch
+    const out = await referenceImg2Img(zeros, { ...o, batchSize: 3 });
+    expect(out.length).toBe(z.data.length);
+    expect(calls).toBe(4);
   });
 });
 

@@ -600,21 +600,23 @@ function isPositiveFinite(v: unknown): v is number {
   return typeof v === 'number' && Number.isFinite(v) && v > 0;
 }
 
-export function noiseKeys(seedOption: number | number[] | undefined, count: number, first: number): { seeds: Float64Array; indices: Float64Array } {
+/** `what`, when given, names the call in the errors ('referenceImg2Img seeds: …'). */
+export function noiseKeys(seedOption: number | number[] | undefined, count: number, first: number, what?: string): { seeds: Float64Array; indices: Float64Array } {
   const seeds = new Float64Array(count);
   const indices = new Float64Array(count);
+  const at = what === undefined ? '' : `${what} `;
   const check = (s: number, i: number): number => {
     if (!Number.isSafeInteger(s) || s < 0 || s > MAX_SEED) {
-      throw new InvalidArgumentError(`seeds${Array.isArray(seedOption) ? `[${i}]` : ''}: expected ${SEED_EXPECTED}, got ${describeNumber(s)}`);
+      throw new InvalidArgumentError(`${at}seeds${Array.isArray(seedOption) ? `[${i}]` : ''}: expected ${SEED_EXPECTED}, got ${describeNumber(s)}`);
     }
     return s;
   };
   // (an image's noise is keyed by its index: a fractional or negative one would reuse or alias another image's)
   if (!Number.isSafeInteger(first) || first < 0 || !Number.isSafeInteger(first + count)) {
-    throw new InvalidArgumentError(`firstImageIndex must be an integer >= 0, got ${describeNumber(first)}`);
+    throw new InvalidArgumentError(`${at}firstImageIndex must be an integer >= 0, got ${describeNumber(first)}`);
   }
   if (Array.isArray(seedOption) && seedOption.length !== count) {
-    throw new InvalidArgumentError(`seeds has ${seedOption.length} entries for ${count} images`);
+    throw new InvalidArgumentError(`${at}seeds has ${seedOption.length} entries for ${count} images`);
   }
   for (let i = 0; i < count; i++) {
     seeds[i] = check(Array.isArray(seedOption) ? seedOption[i] : (seedOption ?? 0), i);

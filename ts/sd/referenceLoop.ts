@@ -9,10 +9,17 @@
  */
 import type * as ort from 'onnxruntime-common';
 
+import { InvalidArgumentError } from '../errors.js';
 import { onnxruntimeNode } from '../native/onnxruntimeNode.js';
 import type { ScheduleConfig } from '../native/samplerTypes.js';
+import { describeNumber } from '../ridge/alphas.js';
+import { checkInteger, checkOptionsObject } from '../ridge/options.js';
+import { noiseKeys } from './Diffusion.js';
+import { INT32_MAX } from './native.js';
+import { GUIDANCE_EXPECTED, MAX_GUIDANCE } from './optionBounds.js';
 import { philoxNormal } from './philox.js';
 import { referenceScheduler, type RefScheduler } from './referenceSchedulers.js';
+import { planLabels, resolvePlanOptions } from './samplingOptions.js';
 import { SD1_SCHEDULE, type SchedulerName } from './schedulerConfig.js';
 import type { Tensor } from './tensor.js';
 
@@ -38,6 +45,12 @@ export interface ReferenceOptions {
   /** Per-call U-Net times are added here when given. */
   timings?: { unetSeconds: number; loopSeconds: number; unetCalls?: number };
 }
+
+/** ReferenceOptions' keys (a record, so the type lists every key): any other key is refused, naming these. */
+const REFERENCE_KEYS: Record<keyof ReferenceOptions, true> = {
+  z: true, c: true, uncond: true, strength: true, steps: true, guidance: true, scheduler: true, eta: true, karras: true,
+  seeds: true, noise: true, stepNoise: true, schedule: true, makeScheduler: true, batchSize: true, timings: true,
+};
 
 /** A U-Net as a function: input [rows, C, h, w] (float32), timestep, conditioning rows → ε. */
 export type UNetFn = (sample: Float32Array, shape: number[], timestep: number, cond: Float32Array, condShape: number[]) => Promise<Float32Array>;
@@ -65,18 +78,32 @@ export function ortUNet(unet: ort.InferenceSession): UNetFn {
 }
 
 export async function referenceImg2Img(unet: ort.InferenceSession | UNetFn, o: ReferenceOptions): Promise<Float32Array> {
+  // checked as Diffusion.img2img checks them: batchSize 0 looped forever, -1 was a bare RangeError, and steps 0 or
+  // null returned NaN latents with no error
+  const what = 'referenceImg2Img';
+  checkOptionsObject(o, Object.keys(REFERENCE_KEYS), what);
   const run = typeof unet === 'function' ? unet : ortUNet(unet);
   const schedule: ScheduleConfig = { ...(o.schedule ?? SD1_SCHEDULE) };
+  // (required here, where Diffusion.img2img has defaults: resolvePlanOptions would take null as its default)
+  for (const k of ['steps', 'strength'] as const) {
+    if (o[k] === undefined || o[k] === null) throw new InvalidArgumentError(`${what} ${k}: required, got ${describeNumber(o[k])}`);
+  }
+  // (steps, strength, eta, karras and the scheduler by the engine's rules; the loop keeps its own schedule)
+  resolvePlanOptions({ schedule, scheduler: o.scheduler }, { scheduler: o.scheduler, steps: o.steps, strength: o.strength, eta: o.eta, karras: o.karras }, planLabels(`${what} `));
+  if (typeof o.guidance !== 'number' || !(o.guidance >= 0 && o.guidance <= MAX_GUIDANCE)) {
+    throw new InvalidArgumentError(`${what} guidance: expected ${GUIDANCE_EXPECTED}, got ${describeNumber(o.guidance)}`);
+  }
+  const B = o.batchSize === undefined ? 1 : checkInteger(o.batchSize, 'batchSize', what, 1, INT32_MAX);
   if (o.karras !== undefined) schedule.useKarrasSigmas = o.karras;
   const N = o.steps;
   const [count, C, H, W] = o.z.shape;
+  const { seeds } = noiseKeys(o.seeds, count, 0, what);
   const n = C * H * W;
   const [, seq, dim] = o.c.shape;
   const cfg = o.guidance > 1;
   const G = cfg ? 2 : 1;
   const out = new Float32Array(count * n);
-  const B = o.batchSize ?? 1;
-  const seedOf = (img: number): number => (Array.isArray(o.seeds) ? o.seeds[img] : (o.seeds ?? 0));
+  const seedOf = (img: number): number => seeds[img];
   const t0 = performance.now();
   for (let first = 0; first < count; first += B) {
     const nb = Math.min(B, count - first);
