@@ -57,13 +57,40 @@ describe('PixCorr and SSIM (native)', () => {
     expect(MAX_METRIC_SIZE).toBe(4096);
     // (a bare RangeError from allocating the resized batch before)
     await expect(ssim(a, a, { size: 100000 })).rejects.toThrow(InvalidArgumentError);
-    await expect(ssim(a, a, { size: 100000 })).rejects.toThrow(/^ssim size: expected an integer in 1\.\.4096, got 100000$/);
+    await expect(ssim(a, a, { size: 100000 })).rejects.toThrow(/^ssim size: expected an integer in 11\.\.4096, got 100000$/);
     await expect(pixCorr(a, a, { size: 0 })).rejects.toThrow(/^pixCorr size: expected an integer in 1\.\.4096, got 0$/);
     // (a string read as '16×16' in the resize's error)
     await expect(pixCorr(a, a, { size: '16' as unknown as number })).rejects.toThrow(/^pixCorr size: expected an integer in 1\.\.4096, got string/);
-    await expect(evaluateReconstructions(a, a, { size: 4097 })).rejects.toThrow(/^evaluate size: expected an integer in 1\.\.4096, got 4097$/);
+    await expect(evaluateReconstructions(a, a, { size: 4097 })).rejects.toThrow(/^evaluate size: expected an integer in 11\.\.4096, got 4097$/);
     // larger than the images is upsampling, as the run config's evaluation.size does for small stimuli
     expect((await pixCorr(a, a, { size: 40 })).mean).toBeCloseTo(1, 10);
+  });
+
+  it("SSIM's size starts at its window (11 px), and evaluate checks it before PixCorr runs", async () => {
+    const a = images(1, 16, (i, p) => (p * 7) % 256);
+    await expect(ssim(a, a, { size: 10 })).rejects.toThrow(new InvalidArgumentError('ssim size: expected an integer in 11..4096, got 10'));
+    // (evaluate ran PixCorr at size 5, then failed in the engine's ssim naming neither evaluate nor size)
+    await expect(evaluateReconstructions(a, a, { size: 5 })).rejects.toThrow(new InvalidArgumentError('evaluate size: expected an integer in 11..4096, got 5'));
+    // PixCorr alone has no window
+    expect((await pixCorr(a, a, { size: 5 })).mean).toBeCloseTo(1, 10);
+    expect((await ssim(a, a, { size: 11 })).mean).toBeCloseTo(1, 10);
+  });
+
+  it('SSIM refuses a sigma that is not a number in (0, 100] or whose window passes the size, and unknown options', async () => {
+    const a = images(1, 16, (i, p) => (p * 7) % 256);
+    const expected = "expected a number in (0, 100] (the Gaussian window's SD; 1.5 in the published protocol)";
+    // (Infinity returned a number; '3' was the engine's TypeError naming neither ssim nor sigma; 1e9 ran out of memory)
+    await expect(ssim(a, a, { size: 16, sigma: Infinity })).rejects.toThrow(new InvalidArgumentError(`ssim sigma: ${expected}, got Infinity`));
+    await expect(ssim(a, a, { size: 16, sigma: '3' as unknown as number })).rejects.toThrow(new InvalidArgumentError(`ssim sigma: ${expected}, got string "3"`));
+    await expect(ssim(a, a, { size: 16, sigma: 1e9 })).rejects.toThrow(new InvalidArgumentError(`ssim sigma: ${expected}, got 1000000000`));
+    await expect(ssim(a, a, { size: 16, sigma: 0 })).rejects.toThrow(new InvalidArgumentError(`ssim sigma: ${expected}, got 0`));
+    await expect(ssim(a, a, { size: 16, sigma: 3 })).rejects.toThrow(
+      new InvalidArgumentError('ssim size: 16 is smaller than the 23-px Gaussian window of sigma 3: use a size of at least 23 or a smaller sigma'),
+    );
+    expect((await ssim(a, a, { size: 23, sigma: 3 })).mean).toBeCloseTo(1, 10);
+    // (a misspelt option was ignored and the default used)
+    await expect(ssim(a, a, { sizee: 3 } as unknown as { size: number })).rejects.toThrow(/^ssim: unknown option 'sizee' \(did you mean 'size'\?\); known: size, onProgress, signal, sigma$/);
+    await expect(pixCorr(a, a, { sigma: 2 } as unknown as { size: number })).rejects.toThrow(/^pixCorr: unknown option 'sigma'; known: size, onProgress, signal$/);
   });
 
   it('says that images on a detached buffer were transferred away', async () => {

@@ -10,10 +10,10 @@ import type { RgbImages } from '../sd/tensor.js';
 import { FeatureNetwork, type FeatureNetworkSpec } from './featureNetwork.js';
 import { correlationDistance, pixelTwoWayIdentification, twoWayIdentification } from './identification.js';
 import { checkPair, resizeImages } from './images.js';
-import { metricSize, pixCorr, ssim } from './pixel.js';
+import { metricSize, pixCorr, SSIM_MIN_SIZE, ssim } from './pixel.js';
 
 export interface EvaluateOptions {
-  /** Side for PixCorr/SSIM (default 425): an integer from 1 to MAX_METRIC_SIZE (4096). */
+  /** Side for PixCorr/SSIM (default 425): an integer from SSIM_MIN_SIZE (11) to MAX_METRIC_SIZE (4096). */
   size?: number;
   networks?: FeatureNetworkSpec[];
   /**
@@ -66,7 +66,8 @@ export function pixelFeatures(images: RgbImages): { data: Float32Array; rows: nu
 /** Evaluates reconstructions against ground truth (paired by index). Networks are opened once per call. */
 export async function evaluateReconstructions(gt: RgbImages, rec: RgbImages, options: EvaluateOptions = {}): Promise<EvaluationResult> {
   checkControl(options, 'evaluate', []);
-  const size = metricSize(options.size, 'evaluate');
+  // (SSIM's minimum up front: a size under 11 ran PixCorr, then failed in ssim without naming evaluate's size)
+  const size = metricSize(options.size, 'evaluate', SSIM_MIN_SIZE);
   checkPair(gt, rec, 'evaluate');
   const { signal } = options;
   // (the features networks run in onnxruntime-node, which takes no signal: checked between their calls)

@@ -5,15 +5,18 @@
  * Both report progress in image pairs and stop at an aborted `signal` within one pair per engine thread.
  */
 import { checkControl } from '../callbackOptions.js';
+import { InvalidArgumentError } from '../errors.js';
 import { abortedBeforeStart, nativeJob } from '../native/call.js';
-import { checkInteger } from '../ridge/options.js';
+import { describeNumber } from '../ridge/alphas.js';
+import { checkInteger, checkOptionsObject } from '../ridge/options.js';
 import type { RgbImages } from '../sd/tensor.js';
 import { checkPair, resizeImages } from './images.js';
 
 export interface PixelMetricOptions {
   /**
    * Side both batches are resized to before comparing (default 425, the published protocol): an integer from 1
-   * to MAX_METRIC_SIZE (4096, as the run config's evaluation.size). SSIM needs at least 11 (its Gaussian window).
+   * to MAX_METRIC_SIZE (4096, as the run config's evaluation.size); for SSIM from SSIM_MIN_SIZE (11, its Gaussian
+   * window at sigma 1.5), or the window's side at a larger sigma.
    */
   size?: number;
   /** Told the image pairs done so far and in all, about a hundred times at most, in increasing order. */
@@ -21,6 +24,8 @@ export interface PixelMetricOptions {
   /** Aborting it stops the metric between image pairs: the call rejects with a CancelledError (its cause the signal's reason). */
   signal?: AbortSignal;
 }
+
+const PIXEL_KEYS = ['size', 'onProgress', 'signal'] as const;
 
 export interface PerImageMetric {
   /** One value per image pair. */
@@ -44,13 +49,26 @@ export function summarise(values: Float64Array): PerImageMetric {
 /** The largest side the pixel metrics resize to (a batch at 100000 was a bare RangeError from the allocation). */
 export const MAX_METRIC_SIZE = 4096;
 
-/** The side to resize to: `size`, checked (naming `what`), or the published 425. */
-export function metricSize(size: unknown, what: string): number {
-  return size === undefined ? 425 : checkInteger(size, 'size', what, 1, MAX_METRIC_SIZE);
+/** The smallest side SSIM takes: its Gaussian window at sigma 1.5 is 11 px (the run config's evaluation.size minimum). */
+export const SSIM_MIN_SIZE = 11;
+
+/**
+ * The largest SSIM sigma. The window is 2·⌊3.5·sigma + 0.5⌋ + 1 px and must fit in the images: 100 is a 701-px
+ * window, well past the published 1.5 (425-px images) and inside MAX_METRIC_SIZE (1e9 ran out of memory building it).
+ */
+export const MAX_SSIM_SIGMA = 100;
+
+/** The side of SSIM's Gaussian window at `sigma` (truncated at 3.5 SD, as the engine and scipy.ndimage). */
+function ssimWindow(sigma: number): number {
+  return 2 * Math.floor(3.5 * sigma + 0.5) + 1;
 }
 
-function prepare(gt: RgbImages, rec: RgbImages, what: string, size?: number): [RgbImages, RgbImages] {
-  const s = metricSize(size, what);
+/** The side to resize to: `size`, checked (naming `what`) against min..MAX_METRIC_SIZE, or the published 425. */
+export function metricSize(size: unknown, what: string, min = 1): number {
+  return size === undefined ? 425 : checkInteger(size, 'size', what, min, MAX_METRIC_SIZE);
+}
+
+function prepare(gt: RgbImages, rec: RgbImages, what: string, s: number): [RgbImages, RgbImages] {
   checkPair(gt, rec, what);
   return [resizeImages(gt, s), resizeImages(rec, s)];
 }
@@ -69,9 +87,10 @@ function increasing(onProgress: PixelMetricOptions['onProgress']): ((done: numbe
 /** PixCorr per image pair. */
 export async function pixCorr(gt: RgbImages, rec: RgbImages, options: PixelMetricOptions = {}): Promise<PerImageMetric> {
   checkControl(options, 'pixCorr', ['onProgress']);
+  checkOptionsObject(options, PIXEL_KEYS, 'pixCorr');
   // (an aborted signal before the resize: it took 350 ms for three 64-px images)
   if (options.signal?.aborted) throw abortedBeforeStart('pixCorr', options.signal);
-  const [a, b] = prepare(gt, rec, 'pixCorr', options.size);
+  const [a, b] = prepare(gt, rec, 'pixCorr', metricSize(options.size, 'pixCorr'));
   const progress = increasing(options.onProgress);
   return summarise(
     await nativeJob('pixCorr', (n, token) => n.metricsPixcorr(a.data, b.data, a.count, a.height, a.width, 3, progress, token), options.signal),
@@ -81,11 +100,21 @@ export async function pixCorr(gt: RgbImages, rec: RgbImages, options: PixelMetri
 /** SSIM per image pair. */
 export async function ssim(gt: RgbImages, rec: RgbImages, options: PixelMetricOptions & { sigma?: number } = {}): Promise<PerImageMetric> {
   checkControl(options, 'ssim', ['onProgress']);
+  checkOptionsObject(options, [...PIXEL_KEYS, 'sigma'], 'ssim');
   // (an aborted signal before the resize: it took 350 ms for three 64-px images)
   if (options.signal?.aborted) throw abortedBeforeStart('ssim', options.signal);
-  const [a, b] = prepare(gt, rec, 'ssim', options.size);
+  const sigma = options.sigma ?? 1.5;
+  if (typeof sigma !== 'number' || !(sigma > 0 && sigma <= MAX_SSIM_SIGMA)) {
+    throw new InvalidArgumentError(`ssim sigma: expected a number in (0, ${MAX_SSIM_SIGMA}] (the Gaussian window's SD; 1.5 in the published protocol), got ${describeNumber(sigma)}`);
+  }
+  const size = metricSize(options.size, 'ssim', SSIM_MIN_SIZE);
+  // (the engine refused it only after the resize, naming neither option)
+  if (ssimWindow(sigma) > size) {
+    throw new InvalidArgumentError(`ssim size: ${size} is smaller than the ${ssimWindow(sigma)}-px Gaussian window of sigma ${sigma}: use a size of at least ${ssimWindow(sigma)} or a smaller sigma`);
+  }
+  const [a, b] = prepare(gt, rec, 'ssim', size);
   const progress = increasing(options.onProgress);
-  const native = { sigma: options.sigma ?? 1.5 };
+  const native = { sigma };
   return summarise(
     await nativeJob('ssim', (n, token) => n.metricsSsim(a.data, b.data, a.count, a.height, a.width, 3, native, progress, token), options.signal),
   );
