@@ -53,6 +53,21 @@ describe('CLIP tokenizer files', () => {
     const dir = modelDir({ 'tokenizer/vocab.json': JSON.stringify(vocab), 'tokenizer/merges.txt': '', 'tokenizer/tokenizer_config.json': '{"pad_token": }' });
     await expect(ClipTokenizer.fromFolder(dir)).rejects.toThrow(/tokenizer_config\.json:1:15: not valid JSON/);
   });
+
+  it("a tokenizer_config.json model_max_length that cannot hold BOS and EOS (or is not an integer) is a FormatError naming the file and field", async () => {
+    const files = (m: unknown) => ({ 'tokenizer/vocab.json': JSON.stringify(vocab), 'tokenizer/merges.txt': '', 'tokenizer/tokenizer_config.json': JSON.stringify({ model_max_length: m }) });
+    for (const m of [1, 0, -1, 2.5, 20000]) {
+      const dir = modelDir(files(m));
+      const path = join(dir, 'tokenizer', 'tokenizer_config.json');
+      const e = await ClipTokenizer.fromFolder(dir).catch((x: unknown) => x);
+      expect(e, String(m)).toBeInstanceOf(FormatError);
+      expect((e as Error).message).toBe(`${path}: model_max_length: expected an integer in 2..16384 (tokens per row, <|startoftext|> and <|endoftext|> included), got ${m}`);
+      expect(e).toMatchObject({ path, field: 'model_max_length' });
+    }
+    // transformers' "no limit" (about 1e30) is CLIP's 77, as before; 16 is taken
+    expect((await ClipTokenizer.fromFolder(modelDir(files(1e30)))).maxLength).toBe(77);
+    expect((await ClipTokenizer.fromFolder(modelDir(files(16)))).encode('a').length).toBe(16);
+  });
 });
 
 describe('VAE config', () => {

@@ -1,6 +1,7 @@
 /** Scheduler plans through the addon, the TS Philox port against the engine, and the CLIP tokenizer. */
 import { describe, expect, it } from 'vitest';
 
+import { InvalidArgumentError } from '../../ts/errors.js';
 import { ClipTokenizer } from '../../ts/sd/clipTokenizer.js';
 import { fixtureTokenizer } from '../../ts/sd/fixture.js';
 import { nativeSync } from '../../ts/native/call.js';
@@ -132,6 +133,16 @@ describe('CLIP tokenizer', () => {
     const t = new ClipTokenizer(v, ['l o', 'lo w</w>', 'e r</w>']);
     expect(t.tokenize('lower newer')).toEqual(['lo', 'w', 'er</w>', 'n', 'e', 'w', 'er</w>']);
     expect(Array.from(t.encode('lower newer').slice(0, 9))).toEqual([21, 10, 2, 16, 9, 3, 2, 16, 22]);
+  });
+
+  it('refuses a maxLength that is not an integer in 2..16384 (BOS and EOS), naming the option', () => {
+    // (NaN, 0 and 1 failed at encode() with 'offset is out of bounds', -1 with 'Invalid typed array length'; 2.5, '3' and 1e9 were taken)
+    for (const [bad, shown] of [[NaN, 'NaN'], [0, '0'], [1, '1'], [-1, '-1'], [2.5, '2.5'], ['3', 'string "3"'], [1e9, '1000000000']] as const) {
+      expect(() => new ClipTokenizer(vocab, merges, { maxLength: bad as number }), String(bad)).toThrow(
+        new InvalidArgumentError(`ClipTokenizer maxLength: expected an integer in 2..16384, got ${shown}`),
+      );
+    }
+    expect(Array.from(new ClipTokenizer(vocab, merges, { maxLength: 2 }).encode('cat'))).toEqual([bos, eos]);
   });
 
   it('uses the SD 1.x ids for the special tokens of a real vocabulary layout', () => {

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { FormatError } from '../errors.js';
 import { fileOpenError } from '../io/byteStream.js';
 import { readJsonObject } from '../io/json.js';
+import { checkInteger } from '../ridge/options.js';
 import { checkModelFile, modelPathExists, readModelFile } from './modelRoots.js';
 
 const PATTERN = /<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+/giu;
@@ -32,8 +33,17 @@ export function bytesToUnicode(): Map<number, string> {
   return map;
 }
 
+/**
+ * The longest context taken. SD 1.x's text encoder takes 77 tokens (its position embeddings); 16384 is far past any
+ * CLIP's and keeps a row's allocation bounded (each encode() allocates maxLength ids).
+ */
+export const MAX_CLIP_LENGTH = 16384;
+/** The shortest context: <|startoftext|> and <|endoftext|> (a shorter row failed at encode() with a RangeError). */
+export const MIN_CLIP_LENGTH = 2;
+
 /** ClipTokenizer's options: the context length and special tokens (CLIP's by default). */
 export interface ClipTokenizerOptions {
+  /** Tokens per row, BOS and EOS included (default 77): an integer in 2..16384. */
   maxLength?: number;
   bosToken?: string;
   eosToken?: string;
@@ -54,7 +64,7 @@ export class ClipTokenizer {
     merges: string[],
     options: ClipTokenizerOptions = {},
   ) {
-    this.maxLength = options.maxLength ?? 77;
+    this.maxLength = options.maxLength === undefined ? 77 : checkInteger(options.maxLength, 'maxLength', 'ClipTokenizer', MIN_CLIP_LENGTH, MAX_CLIP_LENGTH);
     const id = (tok: string): number => {
       const v = vocab[tok];
       if (v === undefined) throw new FormatError(`CLIP vocabulary has no token '${tok}'`);
@@ -92,7 +102,19 @@ export class ClipTokenizer {
       options.padToken = tokenName(cfg.pad_token);
       options.bosToken = tokenName(cfg.bos_token);
       options.eosToken = tokenName(cfg.eos_token);
-      if (typeof cfg.model_max_length === 'number' && cfg.model_max_length < 1e6) options.maxLength = cfg.model_max_length;
+      // (transformers writes about 1e30 for "no limit": taken as unset, 77; a value below that is checked here so
+      // that the error names the file and the field)
+      const m = cfg.model_max_length;
+      if (typeof m === 'number' && m < 1e6) {
+        if (!Number.isInteger(m) || m < MIN_CLIP_LENGTH || m > MAX_CLIP_LENGTH) {
+          const path = join(dir, 'tokenizer_config.json');
+          throw new FormatError(`${path}: model_max_length: expected an integer in ${MIN_CLIP_LENGTH}..${MAX_CLIP_LENGTH} (tokens per row, <|startoftext|> and <|endoftext|> included), got ${m}`, {
+            path,
+            field: 'model_max_length',
+          });
+        }
+        options.maxLength = m;
+      }
     }
     return new ClipTokenizer(vocab, merges, options);
   }
