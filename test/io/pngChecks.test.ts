@@ -82,6 +82,22 @@ describe('PNG checks', () => {
     await expect(readPng(file('ok.png'), { maxPixels: 10 })).rejects.toThrow(LimitError);
     await expect(readPng(file('none.png'))).rejects.toThrow(MissingFileError);
   });
+
+  it('readPng refuses a maxPixels that is not an integer >= 1, naming the option, before reading the file', async () => {
+    const img = { data: new Uint8Array(2 * 2 * 3), count: 1, height: 2, width: 2 };
+    await writePng(file('limit.png'), img);
+    // (NaN turned the limit off, null was 'over the null px limit', 0 and -1 a LimitError blaming the image)
+    for (const [bad, shown] of [[NaN, 'NaN'], [null, 'null'], [0, '0'], [-1, '-1'], [2.5, '2.5'], ['4', 'string "4"']] as const) {
+      await expect(readPng(file('limit.png'), { maxPixels: bad as unknown as number }), String(bad)).rejects.toThrow(
+        new InvalidArgumentError(`readPng maxPixels: expected an integer >= 1, got ${shown}`),
+      );
+    }
+    await expect(readPng(file('none.png'), { maxPixels: 0 })).rejects.toThrow(InvalidArgumentError);
+    await expect(readPng(file('limit.png'), { maxPixel: 4 } as unknown as { maxPixels: number })).rejects.toThrow(
+      new InvalidArgumentError("readPng: unknown option 'maxPixel' (did you mean 'maxPixels'?); known: maxPixels"),
+    );
+    expect((await readPng(file('limit.png'), { maxPixels: 4 })).width).toBe(2);
+  });
 });
 
 describe('writePng checks its batch and index', () => {

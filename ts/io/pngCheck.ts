@@ -9,7 +9,7 @@ import { FormatError, LimitError } from '../errors.js';
 
 /** Limits on a PNG read (readPng), checked before the image is decoded. */
 export interface PngLimits {
-  /** Largest width × height accepted (default 8192² = 67 Mpx, or BRAINLATENT_MAX_IMAGE_PIXELS). */
+  /** Largest width × height accepted, an integer >= 1 (default 8192² = 67 Mpx, or BRAINLATENT_MAX_IMAGE_PIXELS). */
   maxPixels?: number;
 }
 

@@ -6,6 +6,7 @@ import { writeFileAtomic } from '../io/atomicWrite.js';
 import { checkPng, type PngLimits } from '../io/pngCheck.js';
 import { byteLimit, readWholeFile } from '../io/readWhole.js';
 import { describeNumber } from '../ridge/alphas.js';
+import { checkInteger, checkOptionsObject } from '../ridge/options.js';
 import { assertRgb, type RgbImages } from './tensor.js';
 
 const { PNG } = pngjs;
@@ -16,6 +17,9 @@ const { PNG } = pngjs;
  * LimitError, a truncated or corrupt file a FormatError naming it.
  */
 export async function readPng(path: string, limits: PngLimits = {}): Promise<RgbImages> {
+  // (NaN turned the limit off, null was 'over the null px limit', 0 and -1 a LimitError blaming the image)
+  checkOptionsObject(limits, ['maxPixels'], 'readPng');
+  if (limits.maxPixels !== undefined) checkInteger(limits.maxPixels, 'maxPixels', 'readPng', 1);
   const bytes = await readWholeFile(path, byteLimit('BRAINLATENT_MAX_PNG_BYTES', 2 ** 30), 'BRAINLATENT_MAX_PNG_BYTES');
   checkPng(bytes, path, limits);
   let png: InstanceType<typeof PNG>;
