@@ -8,6 +8,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 
+import { ConfigError } from '../../ts/config/errors.js';
+import { InvalidArgumentError } from '../../ts/errors.js';
 import { resolveConfig } from '../../ts/pipeline/config.js';
 import { estimateImg2Img } from '../../ts/pipeline/reconstruct.js';
 import { SCHEDULERS, type SchedulerName } from '../../ts/sd/Diffusion.js';
@@ -81,5 +83,28 @@ describe("estimateImg2Img counts the U-Net calls the run's plan makes", () => {
     expect((await countedCalls('pndm', 'diffusers', 10, 0.8))!.calls).toBe(9);
     expect((await countedCalls('pndm', 'diffusers', 5, 0.1))!.calls).toBe(1);
     expect((await countedCalls('heun', 'diffusers', 10, 0.8))!.calls).toBe(15);
+  });
+
+  it('resolves the config first and refuses a testImages that is not an integer >= 0, naming it', async () => {
+    const input = {
+      out: '/nonexistent/run',
+      nsd: { root: '/nonexistent/nsd', subject: 1 },
+      model: { dir: join(tiny!.root, 'optimum-1.24') },
+      img2img: { scheduler: 'ddim' as const, steps: 10, strength: 0.8, guidance: GUIDANCE, seeds: SEEDS },
+    };
+    // (NaN gave {"unetEvaluations": null}, -1 gave -400 and 2.5 1000)
+    for (const [bad, shown] of [[NaN, 'NaN'], [-1, '-1'], [2.5, '2.5'], ['3', 'string "3"']] as const) {
+      await expect(estimateImg2Img(resolveConfig(input), bad as number), String(bad)).rejects.toThrow(
+        new InvalidArgumentError(`estimateImg2Img testImages: expected an integer >= 0, got ${shown}`),
+      );
+    }
+    // a config as written (its defaults not filled in) gave null too: it is resolved as reconstruct() resolves it
+    const resolved = (await estimateImg2Img(resolveConfig(input), 3)).unetEvaluations;
+    expect(resolved).toBe(3 * SEEDS * 8 * 2);
+    expect((await estimateImg2Img(input, 3)).unetEvaluations).toBe(resolved);
+    expect((await estimateImg2Img(input, 0)).unetEvaluations).toBe(0);
+    const e = await estimateImg2Img({ ...input, img2img: { ...input.img2img, steps: 0 } }, 3).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(ConfigError);
+    expect((e as Error).message).toContain('img2img.steps');
   });
 });

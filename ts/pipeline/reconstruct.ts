@@ -11,6 +11,7 @@ import { checkControl } from '../callbackOptions.js';
 import { ReconstructConfigSchema } from '../config/reconstruct.js';
 import { InvalidArgumentError, ShapeError } from '../errors.js';
 import { packageRoot } from '../native/binding.js';
+import { checkInteger } from '../ridge/options.js';
 import type { Diffusion } from '../sd/Diffusion.js';
 import { unetEvaluationsPerImage } from '../sd/samplingOptions.js';
 import { configHash, resolveConfig, type ReconstructConfig, type ReconstructConfigInput } from './config.js';
@@ -96,10 +97,14 @@ function versions(sd?: Diffusion): Record<string, string> {
  * The U-Net evaluations of one latent the img2img stage runs (images × seeds × the U-Net calls its plan makes per
  * image, × 2 with guidance: unetEvaluationsPerImage), e.g. for a steps-per-second figure. The plan is the run's own,
  * from the model folder's scheduler config (so PNDM's and Heun's extra calls count); a plan the run would refuse is
- * an InvalidArgumentError naming the config's field. Its time is estimated by `estimateStages` (a measured probe),
- * not from this count.
+ * an InvalidArgumentError naming the config's field. The config is resolved first, as reconstruct() resolves it (an
+ * invalid one is a ConfigError); `testImages` is an integer >= 0. Its time is estimated by `estimateStages` (a
+ * measured probe), not from this count.
  */
-export async function estimateImg2Img(config: ReconstructConfig, testImages: number): Promise<{ unetEvaluations: number }> {
+export async function estimateImg2Img(input: ReconstructConfigInput | ReconstructConfig, testImages: number): Promise<{ unetEvaluations: number }> {
+  // (a config without its defaults filled in, or a testImages of NaN, gave {"unetEvaluations": null}; -1 gave -400)
+  const config = resolveConfig(input);
+  checkInteger(testImages, 'testImages', 'estimateImg2Img', 0);
   const g = config.img2img;
   const planned = await img2imgPlan(config);
   if ('problem' in planned) throw new InvalidArgumentError(planned.problem);
