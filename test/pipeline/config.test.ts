@@ -192,6 +192,19 @@ describe('config validation', () => {
     expect(problems({ seed: max + 1 })).toEqual([`run.json: img2img.seed: expected an integer from 0 to ${max}, got number ${max + 1}`]);
   });
 
+  it('refuses an img2img.batchSize above 2^31 - 1, the bound Diffusion.img2img takes, before any stage runs', () => {
+    const base = { out: 'o', nsd: { root: 'r', subject: 1 }, model: { dir: 'm' } };
+    let err: ConfigError | undefined;
+    try {
+      resolveConfig({ ...base, img2img: { batchSize: 2 ** 31 } }, 'run.json');
+    } catch (e) {
+      err = e as ConfigError;
+    }
+    // (it passed, and the img2img stage refused it after extraction and the fits)
+    expect(err?.problems).toEqual(['run.json: img2img.batchSize: expected an integer from 1 to 2147483647, got number 2147483648']);
+    expect(resolveConfig({ ...base, img2img: { batchSize: 2 ** 31 - 1 } }).img2img.batchSize).toBe(2 ** 31 - 1);
+  });
+
   it('parses alpha grids, leaves its input untouched and is idempotent', () => {
     const input = { out: 'o', nsd: { root: 'r', subject: 2 }, model: { dir: 'm' }, decoders: { z: { alphas: '1e-2:1e2:5' } } };
     const frozen = JSON.parse(JSON.stringify(input));

@@ -120,7 +120,9 @@ export const ReconstructConfigSchema = Strict(
             }),
             'compvis',
           ),
-          batchSize: Default(positiveInt('images per U-Net call'), 4),
+          // (Diffusion.img2img's bound, 2^31 - 1: a larger one passed here and was refused only at the img2img stage,
+          // after extraction and the fits)
+          batchSize: Default(Type.Integer({ minimum: 1, maximum: 2147483647, description: 'images per U-Net call' }), 4),
         },
         { description: 'the final images' },
       ),
