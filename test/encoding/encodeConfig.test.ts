@@ -51,6 +51,14 @@ describe('encode config', () => {
     expect(zc({ seed: 2 ** 53 })).toEqual(['e.json: featureSets[0].seed: expected an integer from 0 to 9007199254740991, got number 9007199254740992']);
   });
 
+  it('bounds mosaic.scale, columns and slices up front (scale 1e4 failed at the maps stage, after every fit)', () => {
+    const mosaic = (o: object) => problems({ ...base, mosaic: o }, 'e.json');
+    expect(mosaic({ scale: 1e4 })).toEqual(['e.json: mosaic.scale: expected an integer from 1 to 16, got number 10000']);
+    expect(mosaic({ columns: 1025 })).toEqual(['e.json: mosaic.columns: expected an integer from 1 to 1024, got number 1025']);
+    expect(mosaic({ slices: 1e9 })).toEqual(['e.json: mosaic.slices: expected an integer from 1 to 1024, got number 1000000000']);
+    expect(resolveEncodeConfig({ ...base, mosaic: { scale: 16, columns: 1024, slices: 1 } }).mosaic).toEqual({ scale: 16, columns: 1024, slices: 1 });
+  });
+
   it('takes ridge.memoryBudget as a whole number of bytes, as RidgeCV does (a fraction of a byte was floored)', () => {
     const budget = (memoryBudget: unknown) => problems({ ...base, ridge: { memoryBudget } }, 'e.json');
     expect(budget(1e9 + 0.5)).toEqual(['e.json: ridge.memoryBudget: expected an integer from 1 to 1125899906842624, got number 1000000000.5']);

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import { InvalidArgumentError } from '../../ts/errors.js';
 import { computeFeatures, type FeatureTable, type ImageSource } from '../../ts/encoding/features.js';
 import { exposeUnetLayers, listUnetLayers, unetSizeMismatch } from '../../ts/encoding/unetLayers.js';
 import { onnx } from '../../ts/sd/onnxProto.js';
@@ -71,6 +72,16 @@ describe('the latent size a U-Net declares', () => {
     await writeFile(join(fixed, 'unet', 'model.onnx'), onnx.ModelProto.encode(m).finish());
     expect(await unetSizeMismatch(fixed, 128)).toBeNull();
     expect(await unetSizeMismatch(fixed, 512)).toBe(`imageSize 512 gives 64×64 latents, but ${join(fixed, 'unet', 'model.onnx')} takes sample of 16×16 only: set imageSize to 128`);
+  });
+});
+
+describe('computeFeatures options', () => {
+  it('batch is an integer >= 1, refused before the model loads (0 failed destructuring an empty batch, 2.5 at a fractional offset)', async () => {
+    for (const batch of [0, -1, 2.5, Number.NaN]) {
+      await expect(computeFeatures([{ name: 'z', kind: 'z' }], Int32Array.from([3, 8]), source, { model, batch })).rejects.toThrow(
+        new InvalidArgumentError(`computeFeatures batch: expected an integer in 1..2147483647, got ${batch}`),
+      );
+    }
   });
 });
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 
 import { cool, niceTicks, renderMosaic, warm } from '../../ts/encoding/mosaic.js';
+import { InvalidArgumentError } from '../../ts/errors.js';
 import { axisLayout, voxelToWorld } from '../../ts/encoding/orientation.js';
 import { drawText, textWidth } from '../../ts/encoding/text.js';
 import { geometryFromAffine } from '../../ts/io/niftiHeader.js';
@@ -66,6 +67,29 @@ describe('static brain figures', () => {
     expect(warm(1)[1]).toBeGreaterThan(warm(0)[1]);
     expect(niceTicks(0, 0.916)).toEqual([0, 0.25, 0.5, 0.75]);
     expect(niceTicks(-0.5, 0.5, 5)).toEqual([-0.5, -0.25, 0, 0.25, 0.5]);
+  });
+
+  it('refuses options that cannot draw a figure, naming each (they failed on a null canvas or drew a wrong one)', () => {
+    const affine = [[2, 0, 0, -9], [0, 2, 0, -11], [0, 0, 2, -5]];
+    const volume = new Float32Array(10 * 12 * 6).fill(NaN);
+    const draw = (o: object) => () => renderMosaic({ grid, affine, volume, underlay: null, title: 't', quantity: 'r', colormap: 'warm', ...o });
+    for (const v of [NaN, 0, -1, 1025]) expect(draw({ maxSlices: v })).toThrow(new InvalidArgumentError(`mosaic 't' maxSlices: expected an integer in 1..1024, got ${v}`));
+    for (const v of [NaN, 0, Infinity, 2.5, 17]) expect(draw({ scale: v })).toThrow(new InvalidArgumentError(`mosaic 't' scale: expected an integer in 1..16, got ${v}`));
+    for (const v of [NaN, 0]) expect(draw({ columns: v })).toThrow(new InvalidArgumentError(`mosaic 't' columns: expected an integer in 1..1024, got ${v}`));
+    for (const v of [NaN, 0, -1]) expect(draw({ vmax: v })).toThrow(new InvalidArgumentError(`mosaic 't' vmax: expected a finite number > 0, got ${v}`));
+    for (const v of [NaN, -1]) expect(draw({ threshold: v })).toThrow(new InvalidArgumentError(`mosaic 't' threshold: expected a finite number >= 0, got ${v}`));
+    // a figure past 2^28 pixels is refused before its canvas is allocated
+    const big = () => renderMosaic({ grid: [64, 64, 300], affine, volume: new Float32Array(64 * 64 * 300).fill(1), underlay: null, title: 'b', quantity: 'r', colormap: 'warm', vmax: 1, scale: 16, maxSlices: 300, columns: 20 });
+    expect(big).toThrow(new InvalidArgumentError("mosaic 'b': a figure of 20711×15768 pixels is over the 268435456-pixel limit; lower scale (16) or maxSlices (300 shown)"));
+  });
+
+  it('maxSlices 1 draws the middle slice that holds the map (it divided by maxSlices − 1 = 0: sliceMm [null])', () => {
+    const affine = [[2, 0, 0, -9], [0, 2, 0, -11], [0, 0, 2, -5]];
+    const volume = new Float32Array(10 * 12 * 6).fill(NaN);
+    for (const z of [1, 2, 3, 4]) volume[at(5, 5, z)] = 0.5;
+    const draw = (maxSlices: number) => renderMosaic({ grid, affine, volume, underlay: null, title: 't', quantity: 'r', colormap: 'warm', vmax: 1, maxSlices }).result.sliceMm;
+    expect(draw(1)).toEqual([1]); // slice 3 of 1..4: z = 2·3 − 5
+    expect(draw(2)).toEqual([-3, 3]);
   });
 
   it('draws text with real glyphs', () => {

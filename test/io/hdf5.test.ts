@@ -1,10 +1,11 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import h5wasm from 'h5wasm/node';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { FormatError, InvalidArgumentError, MissingFileError, ShapeError } from '../../ts/errors.js';
 import { Hdf5Reader, readHdf5Masked, writeHdf5 } from '../../ts/io/hdf5.js';
+import { readMat } from '../../ts/io/mat.js';
 import { maskFromVolume, type Grid } from '../../ts/io/voxelMask.js';
 import { hasPython, runPython } from './python.js';
 
@@ -121,6 +122,40 @@ describe('HDF5 bad input and the zero guard', () => {
     expect(() => r.readSlab('betas', [], 1000)).toThrow(InvalidArgumentError);
     expect(() => r.readSlab('betas', [], 1000)).toThrow(/a [\d,]+ bytes read of betas exceeds the 1,000 bytes slab cap/);
     expect(() => r.readSlab('betas', [[0, T + 1]])).toThrow(/out of bounds/);
+  });
+
+  it('slab caps are integers >= 1, named by their option (NaN read as out-of-bounds ranges, 0 as a "-1 bytes" cap)', async () => {
+    const p = join(dir, 'capopt.hdf5');
+    await writeHdf5(p, [{ name: 'betas', data: betas(), shape: [T, Z, Y, X], chunks: [T, 1, 1, 1] }]);
+    for (const [v, got] of [[NaN, 'NaN'], [0, '0'], [-1, '-1'], [2.5, '2.5'], ['3', 'string "3"']] as const) {
+      await expect(readHdf5Masked(p, mask, { maxSlabBytes: v as number })).rejects.toThrow(new InvalidArgumentError(`readHdf5Masked maxSlabBytes: expected an integer >= 1, got ${got}`));
+      using r = await Hdf5Reader.open(p);
+      expect(() => r.readSlab('betas', [], v as number)).toThrow(new InvalidArgumentError(`Hdf5Reader.readSlab maxBytes: expected an integer >= 1, got ${got}`));
+      await expect(readMat(join(dir, 'never-opened.mat'), { slabBytes: v as number })).rejects.toThrow(new InvalidArgumentError(`readMat slabBytes: expected an integer >= 1, got ${got}`));
+    }
+  });
+
+  it("writeHdf5 refuses bad shapes, chunks, compression and slabBytes, naming each, before the file is made", async () => {
+    const p = join(dir, 'badspec.hdf5');
+    const data = new Int16Array(10);
+    const write = (spec: object, slabBytes?: number) => writeHdf5(p, [{ name: 'b', data, shape: [5, 2], ...spec }], {}, slabBytes);
+    await expect(write({ shape: [2.5, 2] })).rejects.toThrow(new ShapeError(`${p}: dataset b: shape [2.5, 2] must be a list of integers >= 0`));
+    for (const chunks of [[-1, 2], [2.5, 2], [5], [6, 2], [0, 1]]) {
+      await expect(write({ chunks })).rejects.toThrow(
+        new InvalidArgumentError(`${p}: dataset b chunks: expected 2 integers >= 1, none above the shape [5, 2], got [${chunks.join(', ')}]`),
+      );
+    }
+    for (const [compression, got] of [[10, '10'], [NaN, 'NaN'], [2.5, '2.5'], [-1, '-1']] as const) {
+      await expect(write({ chunks: [5, 2], compression })).rejects.toThrow(new InvalidArgumentError(`${p}: dataset b compression: expected an integer in 0..9, got ${got}`));
+    }
+    await expect(write({ compression: 4 })).rejects.toThrow(new InvalidArgumentError(`${p}: dataset b compression: a compressed dataset needs chunks (give chunks with it)`));
+    for (const slabBytes of [0, -1, NaN]) {
+      await expect(write({}, slabBytes)).rejects.toThrow(new InvalidArgumentError(`writeHdf5 slabBytes: expected an integer >= 1, got ${slabBytes}`));
+    }
+    expect(existsSync(p)).toBe(false);
+    // the bounds themselves are taken: chunks equal to the shape, level 0 and 9, a 0-length axis
+    await write({ chunks: [5, 2], compression: 9 }, 1);
+    await writeHdf5(p, [{ name: 'e', data: new Int16Array(0), shape: [0, 3], chunks: [1, 3], compression: 0 }]);
   });
 
   it('turns a silent all-zero read into an error', async () => {

@@ -378,6 +378,17 @@ describe('NSD bad input', () => {
     await expect(extractNsd({ root, subject: 1, roi: 'nsdgeneral', zscore: 'weird' as 'none' })).rejects.toThrow(/zscore must be/);
   });
 
+  it('concurrency is bounded (1e9 spun the start loop for seconds, MAX_SAFE_INTEGER for ever); a count above the sessions reads them all', async () => {
+    for (const bad of [1e9, Number.MAX_SAFE_INTEGER, 65, 0, 2.5]) {
+      await expect(extractNsd({ root, subject: 1, roi: 'streams:early', concurrency: bad })).rejects.toThrow(
+        new InvalidArgumentError(`extractNsd concurrency: expected an integer in 1..64, got ${bad}`),
+      );
+    }
+    const wide = await extractNsd({ root, subject: 1, roi: 'streams:early', concurrency: 64 });
+    const one = await extractNsd({ root, subject: 1, roi: 'streams:early', concurrency: 1 });
+    expect(wide.train.data).toEqual(one.train.data);
+  });
+
   it('a session beyond the design', async () => {
     const design = await readNsdDesign(root);
     expect(() => nsdTrialTable(design, 1, [5], 60)).toThrow(/session 5 is beyond the design: .* 4 sessions of 60/);

@@ -71,6 +71,21 @@ print(a.dtype, a.shape, h.shape, bool((np.transpose(a, (3, 2, 1, 0)) == h).all()
     expect(existsSync(mini.tmp + '/x')).toBe(false);
   });
 
+  it('checks seed, designSessions and noiseSd, each under its own name (2.5 ran as seed 2, a string seed built another world)', async () => {
+    const refuse = async (o: object, message: string) =>
+      await expect(synthNsd({ out: mini.tmp + '/x', ...o })).rejects.toThrow(new InvalidArgumentError(`synthNsd: ${message}`));
+    for (const [seed, got] of [[NaN, 'NaN'], [Infinity, 'Infinity'], [2.5, '2.5'], [-1, '-1'], [2 ** 31, '2147483648'], ['3', 'string "3"']] as const) {
+      await refuse({ seed }, `seed must be an integer in 0..2147483647, got ${got}`);
+    }
+    for (const [designSessions, got] of [[1.5, '1.5'], ['3', 'string "3"'], [-1, '-1'], [0, '0']] as const) {
+      await refuse({ designSessions }, `designSessions must be an integer >= 1, got ${got}`);
+    }
+    for (const [noiseSd, got] of [[Infinity, 'Infinity'], [NaN, 'NaN'], [-0.5, '-0.5'], ['3', 'string "3"']] as const) {
+      await refuse({ noiseSd }, `noiseSd must be a finite number >= 0, got ${got}`);
+    }
+    expect(existsSync(mini.tmp + '/x')).toBe(false);
+  });
+
   it('an abort stops the writing with a CancelledError and leaves nothing at out or beside it', async () => {
     const ac = new AbortController();
     const out = mini.tmp + '/stopped';

@@ -32,6 +32,13 @@ describe('synth nsd limits', () => {
     expect(readdirSync(tmp)).toEqual([]);
   });
 
+  it('--seed and --design-sessions are named by their flags', async () => {
+    const out = join(tmp, 'seeded');
+    await expect(cli('--seed', '4294967296', '--out', out)).rejects.toThrow(new InvalidArgumentError('--seed must be an integer in 0..2147483647, got 4294967296'));
+    await expect(cli('--design-sessions', '0', '--out', out)).rejects.toThrow(new InvalidArgumentError('--design-sessions must be an integer >= 1, got 0'));
+    expect(existsSync(out)).toBe(false);
+  });
+
   it('a folder holding other files is not replaced', async () => {
     const out = join(tmp, 'mine');
     mkdirSync(out);

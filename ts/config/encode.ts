@@ -4,6 +4,7 @@
  */
 import { Type, type Static } from '@sinclair/typebox';
 
+import { MAX_MOSAIC_SCALE, MAX_MOSAIC_SLICES } from '../encoding/mosaicBounds.js';
 import { MAX_MEMORY_BUDGET, MAX_N_ITER } from '../ridge/options.js';
 import { DEFAULT_ALPHAS } from '../ridge/RidgeCV.js';
 import { GUIDANCE_DESCRIPTION, GUIDANCE_RANGE, SEED_RANGE } from '../sd/optionBounds.js';
@@ -127,9 +128,10 @@ export const EncodeConfigSchema = Strict(
           threshold: Type.Optional(
             Type.Number({ minimum: 0, description: 'r below this is not drawn (default: significant at p < 0.05 one-sided, uncorrected, for the test images)' }),
           ),
-          scale: Type.Optional(Type.Integer({ minimum: 1, description: 'pixels per voxel (default: slices about 180 px wide)' })),
-          columns: Type.Optional(Type.Integer({ minimum: 1, description: 'slices per row (default: a roughly 4:3 figure)' })),
-          slices: Type.Optional(Type.Integer({ minimum: 1, description: 'axial slices shown at most (default 16)' })),
+          // maxima here, not at the maps stage after every fit (scale 1e4 failed there allocating 86 GB)
+          scale: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_MOSAIC_SCALE, description: 'pixels per voxel (default: slices about 180 px wide)' })),
+          columns: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_MOSAIC_SLICES, description: 'slices per row (default: a roughly 4:3 figure)' })),
+          slices: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_MOSAIC_SLICES, description: 'axial slices shown at most (default 16; 1: the middle one)' })),
         },
         { description: 'the static figures (mosaics/*.png) of the r maps: axial slices over the anatomy' },
       ),

@@ -1,5 +1,6 @@
 import { checkControl } from '../callbackOptions.js';
 import { CancelledError, InvalidArgumentError, ShapeError } from '../errors.js';
+import { checkInteger } from '../ridge/options.js';
 import { readMatrixNpy } from '../io/npy.js';
 import { read73kIdsNpy, rowsAs73kIdsProblem } from '../nsd/ids.js';
 import type { RgbImage } from '../io/resize.js';
@@ -212,6 +213,8 @@ async function unetTables(
  */
 export async function computeFeatures(specs: FeatureSetSpec[], ids: Int32Array, source: ImageSource, opts: FeatureOptions = {}): Promise<FeatureTable[]> {
   checkControl(opts, 'computeFeatures', ['onProgress']);
+  // a batch of 0 or -1 made empty batches, 2.5 fractional offsets: both failed deep inside with no option named
+  if (opts?.batch !== undefined) checkInteger(opts.batch, 'batch', 'computeFeatures', 1, 2 ** 31 - 1);
   const out: FeatureTable[] = [];
   for (const s of specs) if (s.kind === 'file') out.push(await readFeatureFile(s));
   const model = specs.filter((s) => s.kind !== 'file');

@@ -6,8 +6,11 @@
  */
 import { PNG } from 'pngjs';
 
-import { ShapeError } from '../errors.js';
+import { InvalidArgumentError, ShapeError } from '../errors.js';
 import type { Grid } from '../io/voxelMask.js';
+import { describeNumber } from '../ridge/alphas.js';
+import { checkInteger, checkPositive } from '../ridge/options.js';
+import { MAX_MOSAIC_PIXELS, MAX_MOSAIC_SCALE, MAX_MOSAIC_SLICES } from './mosaicBounds.js';
 import { applyAffine, axisLayout, type Affine } from './orientation.js';
 import { drawText, textHeight, textWidth, type Canvas } from './text.js';
 
@@ -28,17 +31,17 @@ export interface MosaicSpec {
   quantity: string;
   /** 'warm' for values ≥ 0 (red → yellow), 'diverging' for signed values (blue ← 0 → red/yellow). */
   colormap: Colormap;
-  /** Values at or beyond vmax get the end colour; default: the 99th percentile of |value|. */
+  /** Values at or beyond vmax (finite, > 0) get the end colour; default: the 99th percentile of |value|. */
   vmax?: number;
-  /** |value| below this is not drawn (the anatomy shows through). Default 0. */
+  /** |value| below this (finite, >= 0) is not drawn (the anatomy shows through). Default 0. */
   threshold?: number;
   /** A line under the figure (what the threshold means, the data). */
   note?: string;
-  /** Slices to show at most (evenly spread over the slices that hold the map). Default 16. */
+  /** Slices to show at most (evenly spread over the slices that hold the map; 1: the middle one), 1..1024. Default 16. */
   maxSlices?: number;
-  /** Pixels per voxel. Default: tiles about 180 px wide. */
+  /** Pixels per voxel, an integer 1..16. Default: tiles about 180 px wide. */
   scale?: number;
-  /** Slices per row. Default: a roughly 4:3 figure. */
+  /** Slices per row, 1..1024. Default: a roughly 4:3 figure. */
   columns?: number;
 }
 
@@ -123,6 +126,15 @@ export function renderMosaic(spec: MosaicSpec): { png: Canvas; result: MosaicRes
   const n = X * Y * Z;
   if (spec.volume.length !== n) throw new ShapeError(`mosaic '${spec.title}': the map has ${spec.volume.length} values, grid ${spec.grid.join('×')} needs ${n}`);
   if (spec.underlay && spec.underlay.length !== n) throw new ShapeError(`mosaic '${spec.title}': the underlay has ${spec.underlay.length} values, grid ${spec.grid.join('×')} needs ${n}`);
+  // checked here, the one entry (mosaicPng draws through it): NaN, 0 or Infinity failed later on a null canvas
+  const what = `mosaic '${spec.title}'`;
+  if (spec.maxSlices !== undefined) checkInteger(spec.maxSlices, 'maxSlices', what, 1, MAX_MOSAIC_SLICES);
+  if (spec.scale !== undefined) checkInteger(spec.scale, 'scale', what, 1, MAX_MOSAIC_SCALE);
+  if (spec.columns !== undefined) checkInteger(spec.columns, 'columns', what, 1, MAX_MOSAIC_SLICES);
+  if (spec.vmax !== undefined) checkPositive(spec.vmax, 'vmax', what);
+  if (spec.threshold !== undefined && !(typeof spec.threshold === 'number' && Number.isFinite(spec.threshold) && spec.threshold >= 0)) {
+    throw new InvalidArgumentError(`${what} threshold: expected a finite number >= 0, got ${describeNumber(spec.threshold)}`);
+  }
   const { axis, sign } = axisLayout(spec.affine);
   const dims = [X, Y, Z];
   const [ax, ay, az] = axis;
@@ -145,7 +157,11 @@ export function renderMosaic(spec: MosaicSpec): { png: Canvas; result: MosaicRes
   }
   if (!filled.length) filled.push(Math.floor(S / 2));
   const maxSlices = spec.maxSlices ?? 16;
-  const slices = filled.length <= maxSlices ? filled : Array.from({ length: maxSlices }, (_, k) => filled[Math.round((k * (filled.length - 1)) / (maxSlices - 1))]);
+  // one slice: the middle one (the spread below would divide by maxSlices − 1 = 0)
+  const slices =
+    filled.length <= maxSlices ? filled
+    : maxSlices === 1 ? [filled[Math.floor(filled.length / 2)]]
+    : Array.from({ length: maxSlices }, (_, k) => filled[Math.round((k * (filled.length - 1)) / (maxSlices - 1))]);
 
   const finite: number[] = [];
   for (const v of spec.volume) if (Number.isFinite(v)) finite.push(Math.abs(v));
@@ -181,6 +197,9 @@ export function renderMosaic(spec: MosaicSpec): { png: Canvas; result: MosaicRes
   const noteLines = spec.note ? wrapText(spec.note, width - 2 * margin, 12) : [];
   const noteH = noteLines.length ? noteLines.length * textHeight(12) + 8 : 0;
   const height = margin + titleH + gridH + noteH + margin;
+  if (width * height > MAX_MOSAIC_PIXELS) {
+    throw new InvalidArgumentError(`${what}: a figure of ${width}×${height} pixels is over the ${MAX_MOSAIC_PIXELS}-pixel limit; lower scale (${scale}) or maxSlices (${slices.length} shown)`);
+  }
   const png: Canvas = { width, height, data: new Uint8Array(width * height * 4) };
   const c = png;
   for (let i = 0; i < png.data.length; i += 4) {

@@ -7,6 +7,9 @@ import { withAtomicPath } from './atomicWrite.js';
 import { runHdf5 } from './hdf5Diagnostics.js';
 import { fileOpenError } from './byteStream.js';
 import { divisorOption } from './finite.js';
+import { checkShape } from './typedArrays.js';
+import { describeNumber } from '../ridge/alphas.js';
+import { checkInteger } from '../ridge/options.js';
 import { INEXACT_INT64, int64ToFloat64 } from './int64.js';
 import { assertVoxelMask, type VoxelMask } from './voxelMask.js';
 
@@ -149,6 +152,7 @@ export class Hdf5Reader {
    * Refuses slabs over `maxBytes`, and turns h5wasm's silent all-zero failure into a FormatError.
    */
   readSlab(name: string, ranges: Range[] = [], maxBytes = DEFAULT_MAX_SLAB_BYTES): Hdf5TypedArray {
+    checkInteger(maxBytes, 'maxBytes', 'Hdf5Reader.readSlab');
     const ds = this.dataset(name);
     const { shape, itemSize } = runHdf5(this.path, `read the layout of ${name}`, () => ({ shape: ds.shape ?? [], itemSize: ds.metadata.size }));
     const full: Range[] = shape.map((n, i) => ranges[i] ?? [0, n]);
@@ -264,6 +268,8 @@ export async function readHdf5Masked(
   const name = opts.dataset ?? 'betas';
   assertVoxelMask(mask, path);
   const div = divisorOption(opts.divisor, path);
+  // (NaN read as out-of-bounds ranges, 0 and -1 as a '-1 bytes' cap, 2.5 and '3' were taken)
+  const maxBytes = opts.maxSlabBytes === undefined ? DEFAULT_MAX_SLAB_BYTES : checkInteger(opts.maxSlabBytes, 'maxSlabBytes', 'readHdf5Masked');
   const [X, Y, Z] = mask.grid;
   const r = await Hdf5Reader.open(path);
   try {
@@ -277,7 +283,6 @@ export async function readHdf5Masked(
     const T = shape[0];
     const cols = mask.indices.length;
     const out = new Float32Array(T * cols);
-    const maxBytes = opts.maxSlabBytes ?? DEFAULT_MAX_SLAB_BYTES;
     // the dataset's own item size (float64 betas take twice float32's), so that every read stays within the cap
     const item = r.itemSize(name);
     const chunks = r.chunks(name);
@@ -344,8 +349,9 @@ export interface Hdf5DatasetSpec {
   name: string;
   data: Hdf5TypedArray;
   shape: number[];
+  /** Chunk shape: one integer >= 1 per axis, none above the shape's. */
   chunks?: number[];
-  /** gzip level; NSD's betas are stored uncompressed. */
+  /** gzip level 0..9, on a chunked dataset; NSD's betas are stored uncompressed. */
   compression?: number;
   attrs?: Record<string, string | number>;
 }
@@ -378,6 +384,40 @@ function slabOf<T extends Hdf5TypedArray>(data: T, shape: number[], axis: number
   return out;
 }
 
+/** The h5wasm dtype of a dataset's data (without one h5wasm guesses: a BigInt64Array was written without one, a plain array as float64). */
+function dtypeOfData(d: Hdf5DatasetSpec, path: string): string {
+  const dtype = DTYPES.find(([c]) => d.data instanceof c)?.[1];
+  if (dtype === undefined) {
+    throw new InvalidArgumentError(
+      `${path}: dataset ${d.name}: expected an Int8/Uint8/Int16/Uint16/Int32/Uint32/Float32/Float64Array, got ${(d.data as object)?.constructor?.name ?? typeof d.data}`,
+    );
+  }
+  return dtype;
+}
+
+/**
+ * A dataset's data, shape, chunks and compression: chunks one positive integer per axis, none past the shape's
+ * (HDF5's rule for fixed-size datasets; a 0-length axis takes any), and compression a gzip level 0..9 on a
+ * chunked dataset (h5wasm has no default chunking; level 10 failed inside the gzip filter).
+ */
+function checkDatasetSpec(d: Hdf5DatasetSpec, path: string): void {
+  const what = `${path}: dataset ${d.name}`;
+  dtypeOfData(d, path);
+  checkShape(d.shape, d.data.length, what);
+  if (d.chunks !== undefined) {
+    const c: unknown = d.chunks;
+    const ok = Array.isArray(c) && c.length === d.shape.length && c.length > 0 && c.every((k, i) => Number.isInteger(k) && k >= 1 && (k <= d.shape[i] || d.shape[i] === 0));
+    if (!ok) {
+      const shown = Array.isArray(c) ? `[${c.map(describeNumber).join(', ')}]` : describeNumber(c);
+      throw new InvalidArgumentError(`${what} chunks: expected ${d.shape.length} integers >= 1, none above the shape [${d.shape.join(', ')}], got ${shown}`);
+    }
+  }
+  if (d.compression !== undefined) {
+    checkInteger(d.compression, 'compression', what, 0, 9);
+    if (d.chunks === undefined) throw new InvalidArgumentError(`${what} compression: a compressed dataset needs chunks (give chunks with it)`);
+  }
+}
+
 /**
  * Writes datasets into a new HDF5 file (replacing any old one only once the new file is complete). A chunked
  * dataset above 64 MB is written a slab at a time (an NSD session's 1 GB of betas in one piece ran h5wasm out
@@ -389,23 +429,16 @@ export async function writeHdf5(
   fileAttrs: Record<string, string | number> = {},
   slabBytes = WRITE_SLAB_BYTES,
 ): Promise<void> {
+  // every argument before the file is made: h5wasm reported bad ones as FormatErrors in emscripten's words
+  checkInteger(slabBytes, 'slabBytes', 'writeHdf5');
+  for (const d of datasets) checkDatasetSpec(d, path);
   const lib = await h5();
   await withAtomicPath(path, (tmpPath) => runHdf5(path, 'write it', () => {
     const f = new lib.File(resolve(tmpPath), 'w');
     try {
       for (const [k, v] of Object.entries(fileAttrs)) f.create_attribute(k, v);
       for (const d of datasets) {
-        const n = d.shape.reduce((a, b) => a * b, 1);
-        if (n !== d.data.length) {
-          throw new ShapeError(`${path}: dataset ${d.name} has ${d.data.length} values, shape (${d.shape.join(', ')}) needs ${n}`);
-        }
-        const dtype = DTYPES.find(([c]) => d.data instanceof c)?.[1];
-        // (without a dtype h5wasm guesses one: a BigInt64Array was written without one, a plain array as float64)
-        if (dtype === undefined) {
-          throw new InvalidArgumentError(
-            `${path}: dataset ${d.name}: expected an Int8/Uint8/Int16/Uint16/Int32/Uint32/Float32/Float64Array, got ${(d.data as object)?.constructor?.name ?? typeof d.data}`,
-          );
-        }
+        const dtype = dtypeOfData(d, path);
         const parts = d.name.split('/').filter(Boolean);
         let g = f as H5File | ReturnType<H5File['create_group']>;
         for (const p of parts.slice(0, -1)) g = (g.get(p) as typeof g | null) ?? g.create_group(p);

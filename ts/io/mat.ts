@@ -2,6 +2,7 @@ import { open } from 'node:fs/promises';
 import { deflateSync, inflateSync } from 'node:zlib';
 import { BrainlatentError, FormatError, InvalidArgumentError, LimitError, ShapeError } from '../errors.js';
 import { describeNumber } from '../ridge/alphas.js';
+import { checkInteger } from '../ridge/options.js';
 import { writeFileAtomic } from './atomicWrite.js';
 import { fileOpenError } from './byteStream.js';
 import { DEFAULT_MAX_SLAB_BYTES, Hdf5Reader, hdf5SignatureOffset, type Range } from './hdf5.js';
@@ -61,6 +62,8 @@ const MI_SIZES: Record<number, number> = { 1: 1, 2: 1, 3: 2, 4: 2, 5: 4, 6: 4, 7
 
 /** Reads a MAT-file: v5/v7 (optionally zlib-compressed elements) with our own parser, v7.3 through h5wasm. */
 export async function readMat(path: string, opts: MatReadOptions = {}): Promise<MatFile> {
+  // checked before the file is opened (NaN read as out-of-bounds ranges, 0 and -1 as a '-1 bytes' cap)
+  if (opts.slabBytes !== undefined) checkInteger(opts.slabBytes, 'slabBytes', 'readMat');
   // Decide the version from the header alone: v7.3 files (HDF5) can be many GB and are read in slabs.
   let head: Buffer;
   try {

@@ -7,7 +7,7 @@ import { BrainlatentError, CancelledError, InvalidArgumentError, MissingFileErro
 import { isAbortSignal } from '../native/call.js';
 import { recoverInterruptedDir } from '../io/atomicWrite.js';
 import { fileIdentity } from '../io/fileIdentity.js';
-import { checkKnownKeys } from '../ridge/options.js';
+import { checkInteger, checkKnownKeys } from '../ridge/options.js';
 import { maskCoordinates } from '../io/voxelMask.js';
 import type { Matrix } from '../matrix.js';
 import { allInOrder } from '../allInOrder.js';
@@ -59,7 +59,7 @@ export interface NsdExtractOptions {
    * resolved): refused with InvalidArgumentError before anything is read or written.
    */
   cacheDir?: string;
-  /** Sessions decoded at once (gunzip runs off the main thread, so this uses more cores). Default 2. */
+  /** Sessions decoded at once (gunzip runs off the main thread, so this uses more cores): 1..64. Default 2. */
   concurrency?: number;
   onProgress?: (event: { session: number; done: number; total: number; path: string }) => void;
   /**
@@ -73,6 +73,12 @@ export interface NsdExtractOptions {
 const EXTRACT_OPTION_KEYS = [
   'root', 'subject', 'roi', 'sessions', 'format', 'zscore', 'ddof', 'averageTrain', 'averageTest', 'divisor', 'cacheDir', 'concurrency', 'onProgress', 'signal',
 ] as const satisfies readonly (keyof NsdExtractOptions)[];
+
+/**
+ * The most sessions decoded at once: each holds a decoded session (about a gigabyte for NSD's) until it is folded in,
+ * so 64 is already far past any machine's memory and libuv's gunzip threads; an unbounded count spun the start loop.
+ */
+export const MAX_EXTRACT_CONCURRENCY = 64;
 
 /** Public NSD sessions: the reference code uses 1–37. */
 export const DEFAULT_MAX_SESSION = 37;
@@ -136,7 +142,7 @@ export async function extractNsd(opts: NsdExtractOptions): Promise<NsdExtraction
     p.catch(() => undefined); // surfaced when awaited in order; never an unhandled rejection meanwhile
     window.push(p);
   };
-  for (let k = 0; k < o.concurrency; k++) start(k);
+  for (let k = 0; k < Math.min(o.concurrency, files.length); k++) start(k);
   const cancelled = (k: number) => new CancelledError(`extractNsd: cancelled after ${k} of ${sessions.length} session${sessions.length > 1 ? 's' : ''}; nothing written to the cache`, { cause: o.signal?.reason });
   for (let k = 0; k < sessions.length; k++) {
     const file = files[k];
@@ -356,8 +362,7 @@ function normalize(opts: NsdExtractOptions): Normalized {
   if (!['auto', 'nifti', 'hdf5'].includes(format)) throw new InvalidArgumentError(`extractNsd: format must be auto, nifti or hdf5, got ${format}`);
   if (opts.signal !== undefined && !isAbortSignal(opts.signal)) throw new InvalidArgumentError(`extractNsd: signal must be an AbortSignal, got ${typeof opts.signal}`);
   const divisor = opts.divisor ?? 300;
-  const concurrency = opts.concurrency ?? 2;
-  if (!(Number.isInteger(concurrency) && concurrency >= 1)) throw new InvalidArgumentError(`extractNsd: concurrency must be an integer >= 1, got ${concurrency}`);
+  const concurrency = opts.concurrency === undefined ? 2 : checkInteger(opts.concurrency, 'concurrency', 'extractNsd', 1, MAX_EXTRACT_CONCURRENCY);
   if (!(Number.isFinite(divisor) && divisor > 0)) throw new InvalidArgumentError(`extractNsd: divisor must be > 0, got ${divisor}`);
   return {
     ...opts,

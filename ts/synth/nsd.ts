@@ -3,6 +3,7 @@ import { mkdir, readdir } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { checkCallback } from '../callbackOptions.js';
 import { CancelledError, InvalidArgumentError } from '../errors.js';
+import { describeNumber } from '../ridge/alphas.js';
 import { withAtomicDir, writeFileAtomic } from '../io/atomicWrite.js';
 import { writeHdf5 } from '../io/hdf5.js';
 import { writeMat } from '../io/mat.js';
@@ -17,6 +18,7 @@ import { generateScenes, renderScene, type Scene } from './scenes.js';
 export interface SynthNsdOptions {
   /** Root folder of the tree to write. */
   out: string;
+  /** Random seed, an integer 0..2^31−1 (the demo's range). Default 1. */
   seed?: number;
   /** Subjects to write betas and ROIs for (the design always covers 8). Default [1]. */
   subjects?: number[];
@@ -263,10 +265,13 @@ async function writeDataset(o: Resolved, finalRoot: string): Promise<SynthNsdRes
 
 type Resolved = Required<SynthNsdOptions>;
 
+/** The largest seed: the demo's (its --seed reaches synthNsd as is). */
+const MAX_SYNTH_SEED = 2 ** 31 - 1;
+
 /** How the checks name each option: the library's field names, or (the CLI) its flags. */
-export type SynthNsdOptionNames = Record<'out' | 'subjects' | 'grid' | 'sessions' | 'designSessions' | 'trialsPerSession' | 'sharedImages' | 'imageSize' | 'noiseSd' | 'formats', string>;
+export type SynthNsdOptionNames = Record<'out' | 'seed' | 'subjects' | 'grid' | 'sessions' | 'designSessions' | 'trialsPerSession' | 'sharedImages' | 'imageSize' | 'noiseSd' | 'formats', string>;
 const FIELD_NAMES: SynthNsdOptionNames = {
-  out: 'out', subjects: 'subjects', grid: 'grid', sessions: 'sessions', designSessions: 'designSessions', trialsPerSession: 'trialsPerSession',
+  out: 'out', seed: 'seed', subjects: 'subjects', grid: 'grid', sessions: 'sessions', designSessions: 'designSessions', trialsPerSession: 'trialsPerSession',
   sharedImages: 'sharedImages', imageSize: 'imageSize', noiseSd: 'noiseSd', formats: 'formats',
 };
 
@@ -297,6 +302,8 @@ export function resolveSynthNsdOptions(opts: SynthNsdOptions, names: SynthNsdOpt
     throw new InvalidArgumentError(`${prefix}${msg}`);
   };
   if (!o.out) bad(`${n.out} (the folder to write) is required`);
+  // the Rng keeps seed >>> 0 (2.5 ran as 2, 2^32 as 0, NaN as 0) and the scenes' seed + 1 concatenated a string '3'
+  if (!(Number.isInteger(o.seed) && o.seed >= 0 && o.seed <= MAX_SYNTH_SEED)) bad(`${n.seed} must be an integer in 0..${MAX_SYNTH_SEED}, got ${describeNumber(o.seed)}`);
   if (!o.subjects.length || o.subjects.some((s) => !Number.isInteger(s) || s < 1 || s > 8)) bad(`${n.subjects} must be in 1..8, got ${o.subjects}`);
   if (new Set(o.subjects).size !== o.subjects.length) bad(`${n.subjects} must be distinct, got ${o.subjects}`);
   if (o.grid.length !== 3 || o.grid.some((g) => !Number.isInteger(g) || g < 8 || g > 32767)) bad(`${n.grid} must be three integers from 8 to 32767, got ${o.grid.join('×')}`);
@@ -308,6 +315,8 @@ export function resolveSynthNsdOptions(opts: SynthNsdOptions, names: SynthNsdOpt
         `over the ${MAX_SESSION_BYTES / 2 ** 30} GiB limit; use a smaller grid (NSD's is 81×104×83) or fewer trials (${n.trialsPerSession})`,
     );
   }
+  // checked before sessions, whose bound it is (a bad one was reported as a bad sessions)
+  if (!(Number.isInteger(o.designSessions) && o.designSessions >= 1)) bad(`${n.designSessions} must be an integer >= 1, got ${describeNumber(o.designSessions)}`);
   if (!(Number.isInteger(o.sessions) && o.sessions >= 1 && o.sessions <= o.designSessions)) bad(`${n.sessions} must be in 1..${n.designSessions} (${o.designSessions}), got ${o.sessions}`);
   if (!(Number.isInteger(o.trialsPerSession) && o.trialsPerSession >= 3)) bad(`${n.trialsPerSession} must be an integer >= 3, got ${o.trialsPerSession}`);
   if ((o.designSessions * o.trialsPerSession) % 3 !== 0) bad(`${n.designSessions} × ${n.trialsPerSession} must be a multiple of 3 (each image is shown 3 times), got ${o.designSessions} × ${o.trialsPerSession}`);
@@ -322,7 +331,7 @@ export function resolveSynthNsdOptions(opts: SynthNsdOptions, names: SynthNsdOpt
         `${o.imageSize}×${o.imageSize}), over the ${MAX_SESSION_BYTES / 2 ** 30} GiB limit; use smaller images (NSD's are 425) or fewer trials`,
     );
   }
-  if (!(o.noiseSd >= 0)) bad(`${n.noiseSd} must be >= 0, got ${o.noiseSd}`);
+  if (!(typeof o.noiseSd === 'number' && Number.isFinite(o.noiseSd) && o.noiseSd >= 0)) bad(`${n.noiseSd} must be a finite number >= 0, got ${describeNumber(o.noiseSd)}`);
   if (!o.formats.length) bad(`${n.formats} must name at least one of nifti, hdf5`);
   return o;
 }

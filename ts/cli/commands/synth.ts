@@ -29,7 +29,7 @@ function num(text: string, what: string, integer = true): number {
 }
 
 const FLAG_NAMES = {
-  out: '--out', subjects: '--subjects', grid: '--grid', sessions: '--sessions', designSessions: '--design-sessions', trialsPerSession: '--trials',
+  out: '--out', seed: '--seed', subjects: '--subjects', grid: '--grid', sessions: '--sessions', designSessions: '--design-sessions', trialsPerSession: '--trials',
   sharedImages: '--shared', imageSize: '--image-size', noiseSd: '--noise', formats: '--formats',
 };
 
