@@ -61,7 +61,13 @@ describe('numeric flags', () => {
     [['bench', 'ridge', '--threads', 'all'], "--threads: expected an integer from 1 to 4096, got 'all'"],
     [['bench', 'ridge', '--threads', '0'], '--threads: expected an integer from 1 to 4096, got 0'],
     [['bench', 'banded', '--threads', '0'], '--threads: expected an integer from 1 to 4096, got 0'],
-    [['worker', '--redis', 'redis://127.0.0.1:1', '--grace', '2.5'], '--grace: expected an integer >= 0, got 2.5'],
+    [['worker', '--redis', 'redis://127.0.0.1:1', '--grace', '2.5'], '--grace: expected an integer from 0 to 2147483, got 2.5'],
+    // times within setTimeout's range, in the flags' units (--stall-ms 0 reached BullMQ, which refused it after connecting)
+    [['worker', '--redis', 'redis://127.0.0.1:1', '--grace', '2147484'], '--grace: expected an integer from 0 to 2147483, got 2147484'],
+    [['worker', '--redis', 'redis://127.0.0.1:1', '--stall-ms', '0'], '--stall-ms: expected an integer from 1 to 2147483647, got 0'],
+    [['worker', '--redis', 'redis://127.0.0.1:1', '--poll', '2147483648'], '--poll: expected an integer from 0 to 2147483647, got 2147483648'],
+    [['serve', '--root', '.', '--shutdown-deadline', '2147454'], '--shutdown-deadline: expected an integer from 0 to 2147453, got 2147454'],
+    [['serve', '--root', '.', '--session-max-age', '1e21'], '--session-max-age: expected an integer from 1 to 34560000, got 1e21'],
     [['worker', '--redis', 'redis://127.0.0.1:1', '--concurrency', '0'], '--concurrency: expected an integer >= 1, got 0'],
   ])('brainlatent %j: %s', async (args, message) => {
     await expect(runCommands(ALL, args)).rejects.toThrow(message);

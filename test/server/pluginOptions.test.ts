@@ -87,7 +87,11 @@ describe('brainlatentPlugin options', () => {
     [{ root, jobs: { concurrency: 1.5 } }, /options\.jobs\.concurrency: expected an integer >= 1, got 1\.5/],
     [{ root, jobs: { concurrency: 1, maxQueue: 3 } }, /brainlatentPlugin options\.jobs: unknown option 'maxQueue' \(did you mean 'maxQueued'\?\)/],
     [{ root, predict: 4 }, /options\.predict: expected an object \(concurrency\?, maxQueued\?\), got 4/],
-    [{ root, shutdownDeadlineMs: '30s' }, /options\.shutdownDeadlineMs: expected an integer >= 0, got string "30s"/],
+    [{ root, shutdownDeadlineMs: '30s' }, /options\.shutdownDeadlineMs: expected an integer in 0\.\.2147453647, got string "30s"/],
+    // (startServer's pluginTimeout, deadline + 30 s, and the runner's close timer overflowed to 1 ms: jobs cancelled at once)
+    [{ root, shutdownDeadlineMs: 2 ** 31 }, /^brainlatentPlugin options\.shutdownDeadlineMs: expected an integer in 0\.\.2147453647, got 2147483648$/],
+    // (the cookie said Max-Age=1e+21; RFC 6265bis caps Max-Age at 400 days)
+    [{ root, sessionMaxAgeSeconds: 1e21 }, /^brainlatentPlugin options\.sessionMaxAgeSeconds: expected an integer in 1\.\.34560000, got 1e\+21$/],
     [{ root, bodyLimit: 0 }, /options\.bodyLimit: expected an integer >= 1, got 0/],
     [{ root, predictionLimit: 0 }, /options\.predictionLimit: expected an integer >= 1, got 0/],
     [{ root, latentPixelLimit: 0 }, /brainlatentPlugin options\.latentPixelLimit: expected an integer >= 1, got 0/],
@@ -105,7 +109,11 @@ describe('brainlatentPlugin options', () => {
   });
 
   it('startServer checks its own options and leaves the rest to the plugin', async () => {
-    await expect(startServer({ root, port: 70000 })).rejects.toThrow(/startServer options\.port: expected an integer from 0 to 65535, got 70000/);
+    // one check, one wording, either side of the range
+    await expect(startServer({ root, port: 70000 })).rejects.toThrow(/^startServer options\.port: expected an integer in 0\.\.65535, got 70000$/);
+    await expect(startServer({ root, port: -1 })).rejects.toThrow(/^startServer options\.port: expected an integer in 0\.\.65535, got -1$/);
+    // (nice spans -20 to 19: the engine clamped a larger step count to 39 in silence)
+    await expect(startServer({ root, port: 0, computeNiceness: 40 })).rejects.toThrow(/^startServer options\.computeNiceness: expected an integer in 0\.\.39, got 40$/);
     await expect(startServer({ root, port: 0, dataBodyLimit: -1 })).rejects.toThrow(/brainlatentPlugin options\.dataBodyLimit: expected an integer >= 1, got -1/);
     await expect(startServer({ root, port: 0, logger: { level: 'loud' as 'warn' } })).rejects.toThrow(/startServer options\.logger: expected true, false or \{ level: one of fatal, error, warn, info, debug, trace, silent, stream: a writable stream \}, got an object/);
     const s = await startServer({ root, port: 0, defaultMetrics: false, logger: false });
@@ -114,6 +122,19 @@ describe('brainlatentPlugin options', () => {
     } finally {
       await s.close();
     }
+  });
+
+  it('startServer refuses a shutdownDeadlineMs past the timers before any timer is set with it', async () => {
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => void warnings.push(w);
+    process.on('warning', onWarning);
+    try {
+      await expect(startServer({ root, port: 0, shutdownDeadlineMs: 2 ** 31 })).rejects.toThrow(/^brainlatentPlugin options\.shutdownDeadlineMs: expected an integer in 0\.\.2147453647, got 2147483648$/);
+      await new Promise((r) => setTimeout(r, 50)); // (warnings are emitted on a later tick)
+    } finally {
+      process.off('warning', onWarning);
+    }
+    expect(warnings.map((w) => w.name)).not.toContain('TimeoutOverflowWarning');
   });
 
   it('brainlatent serve names its flags: --root that is not a folder, an empty --token; an empty $BRAINLATENT_TOKEN is unset', async () => {

@@ -12,7 +12,7 @@ import { requireRedis } from './redis.js';
 import { toResolved, writePlan, writeReport, type BatchReport, type ManifestInput } from './outputs.js';
 import { summarize } from './status.js';
 import { submitPlan } from './submit.js';
-import { createWorker, type WorkerOptions } from './worker.js';
+import { checkWorkerOptions, createWorker, type WorkerOptions } from './worker.js';
 
 export type { BatchReport, ManifestInput } from './outputs.js';
 export { toResolved } from './outputs.js';
@@ -36,6 +36,8 @@ export async function runBatch(manifest: ManifestInput, options: RunBatchOptions
   // (before the plan is written: a bad callback would be a TypeError at the first job's event)
   checkControl(options, 'runBatch', ['onEvent']);
   checkControl(options.worker, 'runBatch worker', ['onLog', 'onEvent'], false);
+  // (createWorker's own check, here before the plan is written and submitted)
+  if (options.worker !== null && typeof options.worker === 'object') checkWorkerOptions(options.worker, 'runBatch worker');
   // (0 is "no worker here" through Redis; a local pool of 0 processes would wait for ever)
   if (options.concurrency !== undefined) checkInteger(options.concurrency, 'options.concurrency', 'runBatch', options.redis ? 0 : 1);
   const plan = await planBatch(await toResolved(manifest), { force: options.force });

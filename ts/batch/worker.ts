@@ -21,8 +21,9 @@ import { hostname } from 'node:os';
 import type { FlowProducer, Job, Worker } from 'bullmq';
 
 import { checkControl } from '../callbackOptions.js';
-import { InvalidArgumentError } from '../errors.js';
 import { loadRedisQueue } from '../optionalDependencies.js';
+import { MAX_ENGINE_THREADS } from '../ridge/RidgeCV.js';
+import { checkInteger, MAX_TIMER_MS } from '../ridge/options.js';
 import { withoutServiceRoots } from '../sd/modelRoots.js';
 import { isInputError } from './errors.js';
 import { QUEUES, type BatchNode, type QueueClass } from './graph.js';
@@ -154,12 +155,30 @@ async function firstConnection(url: string, wait: boolean, log: (line: string) =
 /** The shortest job lock a worker takes: the lock keeper renews it every lockMs/4, over Redis round trips. */
 export const MIN_LOCK_MS = 1000;
 
+/**
+ * The numbers of a worker's options, checked before anything connects (`what` names the call: 'createWorker', or
+ * 'runBatch worker' for runBatch's). Unchecked, NaN or -1 slots were clamped or passed on, a fractional `threads`
+ * was dropped in the job process, a NaN pollMs polled every 1 ms, and BullMQ refused a stallMs of 0 only after
+ * connecting. Times are whole ms that setTimeout takes (MAX_TIMER_MS).
+ */
+export function checkWorkerOptions(options: Partial<WorkerOptions>, what: string): void {
+  const check = (key: keyof WorkerOptions, min: number, max?: number) => {
+    if (options[key] !== undefined) checkInteger(options[key], key, what, min, max);
+  };
+  check('concurrency', 1);
+  // (a lock of 0 was taken, and the worker then ran nothing: every job it fetched stalled at once, in a loop)
+  check('lockMs', MIN_LOCK_MS, MAX_TIMER_MS);
+  check('stallMs', 1, MAX_TIMER_MS);
+  check('maxStalledCount', 0);
+  check('graceMs', 0, MAX_TIMER_MS);
+  check('pollMs', 0, MAX_TIMER_MS);
+  // (the engine's cap: a count it refuses would fail every job in its process)
+  check('threads', 0, MAX_ENGINE_THREADS);
+}
+
 export async function createWorker(options: WorkerOptions): Promise<BatchWorker> {
   checkControl(options, 'createWorker', ['onLog', 'onEvent'], false);
-  // (a lock of 0 was taken, and the worker then ran nothing: every job it fetched stalled at once, in a loop)
-  if (options.lockMs !== undefined && !(Number.isInteger(options.lockMs) && options.lockMs >= MIN_LOCK_MS)) {
-    throw new InvalidArgumentError(`createWorker: lockMs must be an integer of at least ${MIN_LOCK_MS} ms (the lock keeper renews it every lockMs/4), got ${String(options.lockMs)}`);
-  }
+  checkWorkerOptions(options, 'createWorker');
   const connection = redisConnection(options.redis);
   const name = options.name ?? `${hostname()}:${process.pid}`;
   const log = options.onLog ?? (() => {});
@@ -168,7 +187,7 @@ export async function createWorker(options: WorkerOptions): Promise<BatchWorker>
   // an optional dependency, loaded on first use (firstConnection has checked it is there)
   const { FlowProducer, isNotConnectionError, Queue, UnrecoverableError, WaitingChildrenError, Worker } = (await loadRedisQueue()).bullmq;
   const lockMs = options.lockMs ?? 6000;
-  const concurrency = Math.max(1, options.concurrency ?? 1);
+  const concurrency = options.concurrency ?? 1;
   const pollMs = options.pollMs ?? 1000;
   const queues = options.queues ?? [...QUEUES];
   // the job processes are forked with this process's environment (and the threads' settings: jobThreads.ts), less

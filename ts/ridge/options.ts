@@ -168,6 +168,9 @@ export function checkInteger(value: unknown, name: string, what: string, min = 1
   return value;
 }
 
+/** setTimeout's longest delay, 2^31-1 ms (about 24.8 days): a longer one fires after 1 ms, with a TimeoutOverflowWarning. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** The most folds (2^20): a plan holds each fold's size, and the engine counts folds in an int. */
 export const MAX_FOLDS = 2 ** 20;
 

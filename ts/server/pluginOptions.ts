@@ -9,7 +9,7 @@ import { statSync } from 'node:fs';
 import { redisConnection } from '../batch/redis.js';
 import { InvalidArgumentError } from '../errors.js';
 import { describeNumber } from '../ridge/alphas.js';
-import { checkInteger, checkKnownKeys } from '../ridge/options.js';
+import { checkInteger, checkKnownKeys, MAX_TIMER_MS } from '../ridge/options.js';
 import { COOKIE_NAME } from './auth.js';
 import type { JobRunner } from './jobs/JobRunner.js';
 
@@ -66,9 +66,9 @@ export interface BrainlatentPluginOptions {
    * TooManyModels) until one is unloaded (DELETE /v1/models/NAME). A load that replaces a name takes no more.
    */
   maxModels?: number;
-  /** At shutdown, how long running jobs may take to finish before they are cancelled (default 30 s). */
+  /** At shutdown, how long running jobs may take to finish before they are cancelled (default 30 s; at most 2^31-1 ms less 30 s, about 24.8 days). */
   shutdownDeadlineMs?: number;
-  /** How long a sign-in session (the page's cookie, POST /v1/session) lasts, in seconds (default 43,200: 12 h). */
+  /** How long a sign-in session (the page's cookie, POST /v1/session) lasts, in seconds (default 43,200: 12 h; at most 400 days, a cookie's cap). */
   sessionMaxAgeSeconds?: number;
   /**
    * The session cookie's name (letters, digits, `_`, `-`). Default: `brainlatent_session_<port>` (the port the
@@ -88,6 +88,15 @@ export interface BrainlatentPluginOptions {
 }
 
 const WHAT = 'brainlatentPlugin';
+
+/**
+ * The longest shutdownDeadlineMs: startServer's pluginTimeout is the deadline + 30 s, and both are timers, so the sum
+ * must stay within setTimeout's range (a longer one fires after 1 ms: running jobs were cancelled at once).
+ */
+export const MAX_SHUTDOWN_DEADLINE_MS = MAX_TIMER_MS - 30_000;
+
+/** The longest sessionMaxAgeSeconds: 400 days, the cap RFC 6265bis puts on a cookie's Max-Age (browsers clamp to it). */
+export const MAX_SESSION_MAX_AGE_S = 400 * 24 * 60 * 60;
 
 /** The plugin's own option names. */
 export const PLUGIN_OPTION_KEYS = [
@@ -183,10 +192,11 @@ export function checkPluginOptions(options: unknown): BrainlatentPluginOptions {
     checkOptionalInteger(limits, 'concurrency', pool, 1);
     checkOptionalInteger(limits, 'maxQueued', pool, 0);
   }
-  for (const key of ['bodyLimit', 'dataBodyLimit', 'predictionLimit', 'latentPixelLimit', 'inFlightBodyLimit', 'maxModels', 'eventLoopResolutionMs', 'sessionMaxAgeSeconds'] as const) {
+  for (const key of ['bodyLimit', 'dataBodyLimit', 'predictionLimit', 'latentPixelLimit', 'inFlightBodyLimit', 'maxModels', 'eventLoopResolutionMs'] as const) {
     if (o[key] !== undefined) checkInteger(o[key], name(key), WHAT, 1);
   }
-  if (o.shutdownDeadlineMs !== undefined) checkInteger(o.shutdownDeadlineMs, name('shutdownDeadlineMs'), WHAT, 0);
+  if (o.sessionMaxAgeSeconds !== undefined) checkInteger(o.sessionMaxAgeSeconds, name('sessionMaxAgeSeconds'), WHAT, 1, MAX_SESSION_MAX_AGE_S);
+  if (o.shutdownDeadlineMs !== undefined) checkInteger(o.shutdownDeadlineMs, name('shutdownDeadlineMs'), WHAT, 0, MAX_SHUTDOWN_DEADLINE_MS);
   if (o.sessionCookieName !== undefined && (typeof o.sessionCookieName !== 'string' || !COOKIE_NAME.test(o.sessionCookieName))) {
     throw new InvalidArgumentError(`${WHAT} ${name('sessionCookieName')}: expected a cookie name of 1 to 64 letters, digits, '_' or '-', got ${describeNumber(o.sessionCookieName)}`);
   }

@@ -11,6 +11,7 @@ import { describeNumber } from '../ridge/alphas.js';
 import { checkInteger } from '../ridge/options.js';
 import { isLoopbackHost } from './auth.js';
 import { brainlatentPlugin, type BrainlatentPluginOptions } from './plugin.js';
+import { MAX_SHUTDOWN_DEADLINE_MS } from './pluginOptions.js';
 
 export interface ServeOptions extends BrainlatentPluginOptions {
   host?: string;
@@ -23,7 +24,7 @@ export interface ServeOptions extends BrainlatentPluginOptions {
   logger?: boolean | ServeLogger;
   /**
    * Nice steps below the event loop at which this process's engine jobs compute (img2img, model loading), each on a
-   * thread of its own (default 10; 0: on the engine's job threads at the loop's priority). Set for the whole process.
+   * thread of its own (default 10, at most 39; 0: on the engine's job threads at the loop's priority). Set for the whole process.
    */
   computeNiceness?: number;
   /**
@@ -100,9 +101,9 @@ function serverOptions(o: ServeOptions): { host: string; port: number; logger: b
   if (o === null || typeof o !== 'object') throw new InvalidArgumentError(`startServer: expected an options object with at least { root }, got ${describeNumber(o)}`);
   const { host = '127.0.0.1', port = 8080, logger = false, computeNiceness = 10, trustProxy = false, ...plugin } = o;
   if (typeof host !== 'string' || host.length === 0) throw new InvalidArgumentError(`startServer options.host: expected an address or host name, got ${describeNumber(host)}`);
-  checkInteger(port, 'options.port', 'startServer', 0);
-  if (port > 65535) throw new InvalidArgumentError(`startServer options.port: expected an integer from 0 to 65535, got ${port}`);
-  checkInteger(computeNiceness, 'options.computeNiceness', 'startServer', 0);
+  checkInteger(port, 'options.port', 'startServer', 0, 65535);
+  // (steps from the loop's nice value to the threads', capped by nice's span, -20 to 19: the engine clamped more in silence)
+  checkInteger(computeNiceness, 'options.computeNiceness', 'startServer', 0, 39);
   return { host, port, logger: loggerOption(logger), computeNiceness, trustProxy: checkTrustProxy(trustProxy), plugin };
 }
 
@@ -113,7 +114,11 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   }
   // The plugin sets its own per-route limits; the server-wide one must admit the largest (data bodies).
   // Closing waits for running jobs (up to the shutdown deadline), and Fastify times close hooks like plugins.
-  const pluginTimeout = (o.shutdownDeadlineMs ?? 30_000) + 30_000;
+  // (a timer too: the plugin caps shutdownDeadlineMs so that this fits setTimeout's range, and refuses one out of it,
+  // naming it, when registered; until then such a one is not given to Fastify, whose timer would overflow first)
+  const d = o.shutdownDeadlineMs;
+  const deadline = typeof d === 'number' && Number.isInteger(d) && d >= 0 && d <= MAX_SHUTDOWN_DEADLINE_MS ? d : 30_000;
+  const pluginTimeout = deadline + 30_000;
   // (a dataBodyLimit that is not a positive integer is refused by the plugin, naming it, not here as Fastify's bodyLimit)
   const dataBodyLimit = Number.isInteger(o.dataBodyLimit) && (o.dataBodyLimit as number) > 0 ? (o.dataBodyLimit as number) : 64 << 20;
   // (while closing, the plugin answers requests itself: a 503 with a code and Retry-After)

@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { InvalidArgumentError } from '../../errors.js';
 import { shownRedisUrl } from '../../server/jobs/redisReachable.js';
 import { startServer, trustProxyFlag, type LogLevel } from '../../server/serve.js';
+import { MAX_SESSION_MAX_AGE_S, MAX_SHUTDOWN_DEADLINE_MS } from '../../server/pluginOptions.js';
 import { ensureServiceFlags, SERVICE_FLAGS_ENV, SERVICE_V8_FLAGS } from '../../server/serviceFlags.js';
 import { integerFlag } from '../flagValue.js';
 
@@ -107,8 +108,9 @@ See docs/server.md (every route, option, the page, Redis, metrics).`,
       const jobs = { concurrency: integerFlag(flags.jobs, '--jobs', 1), workers: flags.workers === undefined ? 1 : integerFlag(flags.workers, '--workers', 0) };
       const predict = flags.predictThreads ? { concurrency: integerFlag(flags.predictThreads, '--predict-threads', 1) } : undefined;
       const eventLoopResolutionMs = integerFlag(flags.eventLoopResolution, '--event-loop-resolution', 1);
-      const deadline = integerFlag(flags.shutdownDeadline, '--shutdown-deadline', 0);
-      const sessionMaxAgeSeconds = integerFlag(flags.sessionMaxAge, '--session-max-age', 1);
+      // (the plugin's bounds, in the flags' own units: a deadline in seconds is refused here naming --shutdown-deadline)
+      const deadline = integerFlag(flags.shutdownDeadline, '--shutdown-deadline', 0, Math.floor(MAX_SHUTDOWN_DEADLINE_MS / 1000));
+      const sessionMaxAgeSeconds = integerFlag(flags.sessionMaxAge, '--session-max-age', 1, MAX_SESSION_MAX_AGE_S);
       const logger = loggerOf(flags.logLevel);
       const trustProxy = flags.trustProxy === undefined ? undefined : trustProxyFlag(flags.trustProxy);
       // then: this process may be replaced by itself with the service's V8 flags

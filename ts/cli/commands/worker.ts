@@ -5,6 +5,7 @@ import { InvalidArgumentError } from '../../errors.js';
 import { QUEUES, type QueueClass } from '../../batch/graph.js';
 import { createWorker, MIN_LOCK_MS } from '../../batch/worker.js';
 import { MAX_ENGINE_THREADS } from '../../ridge/RidgeCV.js';
+import { MAX_TIMER_MS } from '../../ridge/options.js';
 import { integerFlag } from '../flagValue.js';
 import { nonNegativeInt } from './batch.js';
 
@@ -58,14 +59,15 @@ See docs/batch.md (queues, locks and stalled jobs, workers under Slurm or Kubern
         // a worker with no slots would take nothing: 0 is refused, not read as 1
         concurrency: integerFlag(f.concurrency, '--concurrency', 1),
         queues,
-        lockMs: f.lockMs === undefined ? undefined : integerFlag(f.lockMs, '--lock-ms', MIN_LOCK_MS),
-        stallMs: nonNegativeInt(f.stallMs, 'stall-ms'),
+        // (times within setTimeout's range, named by their flags: --grace is in seconds, createWorker's graceMs in ms)
+        lockMs: f.lockMs === undefined ? undefined : integerFlag(f.lockMs, '--lock-ms', MIN_LOCK_MS, MAX_TIMER_MS),
+        stallMs: integerFlag(f.stallMs, '--stall-ms', 1, MAX_TIMER_MS),
         maxStalledCount: nonNegativeInt(f.maxStalled, 'max-stalled'),
-        graceMs: (nonNegativeInt(f.grace, 'grace') ?? 30) * 1000,
+        graceMs: integerFlag(f.grace, '--grace', 0, Math.floor(MAX_TIMER_MS / 1000)) * 1000,
         name: f.name,
         // checked here, against the engine's cap: a count it refuses would fail every job in its process
         threads: f.threads === undefined ? undefined : integerFlag(f.threads, '--threads', 0, MAX_ENGINE_THREADS),
-        pollMs: nonNegativeInt(f.poll, 'poll'),
+        pollMs: f.poll === undefined ? undefined : integerFlag(f.poll, '--poll', 0, MAX_TIMER_MS),
         // a worker may start before its Redis (a cluster's jobs start in any order): it says so once and waits
         waitForRedis: true,
         onLog: log,
