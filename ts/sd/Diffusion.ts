@@ -8,11 +8,11 @@ import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { checkControl } from '../callbackOptions.js';
-import { FormatError, InvalidArgumentError, MissingFileError, ShapeError } from '../errors.js';
+import { CancelledError, FormatError, InvalidArgumentError, MissingFileError, ShapeError } from '../errors.js';
 import { readJsonObject } from '../io/json.js';
 import { describeNumber } from '../ridge/alphas.js';
 import { checkInteger, checkOptionsObject } from '../ridge/options.js';
-import { nativeJob, nativeSync } from '../native/call.js';
+import { abortedBeforeStart, nativeJob, nativeSync } from '../native/call.js';
 import type {
   NativeStepProgress,
   Img2ImgStats,
@@ -464,7 +464,7 @@ export class Diffusion {
       // (the cached embedding of "" is taken without an await, so that the call enters the engine's queue when it is
       // made, in call order: awaiting it even when cached let calls made later queue ahead, reviewer s24-R5. Only a
       // Diffusion's first guided run without uncond encodes "" first, and queues once that is done.)
-      uncond = o.uncond ?? this.emptyEmbedding ?? (await this.emptyPrompt());
+      uncond = o.uncond ?? this.emptyEmbedding ?? (await this.emptyPromptFor(o.signal));
       // (checked before the run as far as it was known: the "" embedding's width is known once it is encoded)
       if (!o.uncond) checkCondAgainstEmpty(o.c, count, uncond.shape[1], uncond.shape[2], IMG2IMG_ARGUMENTS);
     }
@@ -543,8 +543,36 @@ export class Diffusion {
   /** The text encoder's embedding of "", once emptyPrompt has it. */
   private emptyEmbedding: Tensor | undefined;
   private emptyPrompt(): Promise<Tensor> {
-    this.emptyCache ??= this.encodeText(['']).then((t) => (this.emptyEmbedding = t));
+    if (!this.emptyCache) {
+      const encoding = this.encodeText(['']).then((t) => (this.emptyEmbedding = t));
+      // (a failed encode is not kept, the next guided run tries again; nor is it an unhandled rejection when the run
+      // that started it was aborted and left it)
+      encoding.catch(() => {
+        if (this.emptyCache === encoding) this.emptyCache = null;
+      });
+      this.emptyCache = encoding;
+    }
     return this.emptyCache;
+  }
+
+  /**
+   * emptyPrompt for one img2img run: its abort rejects the run at once, before or during the encode of "" (which
+   * goes on without it, shared by the runs that wait for it, and kept for the next). The encode took no signal: a
+   * run aborted before it started waited for the whole encode (1–1.5 s on a slow encoder), reviewer s39.
+   */
+  private async emptyPromptFor(signal: AbortSignal | undefined): Promise<Tensor> {
+    if (signal?.aborted) throw abortedBeforeStart('img2img', signal);
+    if (!signal) return this.emptyPrompt();
+    let onAbort = (): void => {};
+    const aborted = new Promise<never>((_, reject) => {
+      onAbort = () => reject(new CancelledError('img2img: cancelled while the empty prompt was encoded', { cause: signal.reason }));
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+    try {
+      return await Promise.race([this.emptyPrompt(), aborted]);
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
   }
 
   /** The scheduler a run uses when it names none: Diffusion.load's `scheduler`, else the one the folder's config names. */

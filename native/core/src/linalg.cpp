@@ -61,15 +61,19 @@ void gemm_call(char opa, char opb, int M, int N, int K, double alpha, const doub
 }
 
 // Single-precision flops per slice of a long GEMM or rank-k product (a double-precision flop counts twice).
-std::atomic<double> g_slice_flops{128e9};
+constexpr double kDefaultSliceFlops = 32e9;
+std::atomic<double> g_slice_flops{kDefaultSliceFlops};
 
 // A GEMM is one BLAS call, which no abort can stop: at NSD's scale one runs for seconds (the c
 // decoder's refit, 15,724 × 8,859 × 2,048 targets a batch, is 570 GFLOP: 3 s at 190 GFLOP/s on two
-// cores). Past twice the slice size (~1.3 s here, ~0.2 s on 16 cores) it runs in slices of C's
-// larger dimension with poll_cancel() before each, so that an abort waits for one slice. Each slice
-// re-packs the operand the slices share (the smaller), a cost that grows as slices narrow: 8,859 ×
-// 8,859 × 2,048 in 3 slices ran at 188–199 GFLOP/s against 196–199 whole, the large bench shape's
-// 221 GFLOP GEMM in 4 slices at 180–195 against 194–199 (so the bench shapes are never sliced).
+// cores). Past twice the slice size it runs in slices of C's larger dimension with poll_cancel()
+// before each, so that an abort waits for one slice: 64 GFLOP is ~0.2–0.45 s on two cores (150–300
+// GFLOP/s), within the 0.5 s an abort may take (at 128e9, the slice size until s39, a 69 GFLOP block
+// of pixelTwoWayIdentification at NSD's 1,000 images and the large bench shape's QᵀY, 111 GFLOP, ran
+// unchecked for 0.5–1 s). Each slice re-packs the operand the slices share (the smaller), a cost that
+// grows as slices narrow: 8,859 × 8,859 × 2,048 in 3 slices ran at 188–199 GFLOP/s against 196–199
+// whole, a 221 GFLOP GEMM in 4 slices at 180–195 against 194–199. The medium bench shape's GEMMs
+// (≤ 34 GFLOP) are never sliced.
 template <typename T>
 void gemm_sliced(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T* a, std::int64_t lda, const T* b,
                  std::int64_t ldb, T beta, T* c, std::int64_t ldc) {
@@ -112,7 +116,7 @@ void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, doub
   gemm_sliced(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
-double set_gemm_slice_flops(double flops) { return g_slice_flops.exchange(flops > 0 ? flops : 128e9); }
+double set_gemm_slice_flops(double flops) { return g_slice_flops.exchange(flops > 0 ? flops : kDefaultSliceFlops); }
 
 namespace {
 void symmetrize_from_upper_colmajor(std::int64_t n, float* c, std::int64_t ldc) {
@@ -131,10 +135,12 @@ namespace {
 // columns, each the diagonal block's ?syrk and one GEMM above it, the blocks' edges at N·√(s/parts)
 // so that they hold equal flops, with poll_cancel() before each: the NSD-sized kernel (8,859
 // samples over 15,724 voxels) is a 1.2 TFLOP product, ~6.5 s in one call at 178–184 GFLOP/s, and
-// 181–184 GFLOP/s in 10 blocks (19 blocks: 167–176).
+// 181–184 GFLOP/s in 10 blocks (19 blocks: 167–176). Its slices are twice a GEMM's: the blocks lose
+// more than a GEMM's slices do (4,000 rows over 8,000 in 4 blocks: 233 GFLOP/s against 264 whole, in
+// one process), so only past 128 GFLOP (0.45–0.85 s on two cores), the NSD-sized kernel in 19.
 void syrk_upper(char trans, int N, int K, float alpha, const float* b, int LDA, float beta, float* c, int LDC) {
   const double flops = static_cast<double>(N) * N * K;
-  const double slice = g_slice_flops.load();
+  const double slice = 2 * g_slice_flops.load();
   const int parts = flops > 2 * slice ? static_cast<int>(std::min<double>(N, std::ceil(flops / slice))) : 1;
   const char uplo = 'U';
   if (parts == 1) {

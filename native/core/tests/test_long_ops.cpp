@@ -231,5 +231,16 @@ int main() {
     linalg::set_gemm_slice_flops(before);
   });
 
+  test::run("at the default slice size a GEMM past 64 GFLOP polls (an abort waits for one slice, not the whole call)", [] {
+    // (66 GFLOP: one call until s39's default, 0.2–0.45 s on two cores; with the flag set it stops before its
+    // first slice computes anything)
+    const std::int64_t m = 4096, n = 4096, k = 1967;
+    const auto a = filled<float>(static_cast<std::size_t>(m * k), 3), b = filled<float>(static_cast<std::size_t>(k * n), 4);
+    std::vector<float> c(static_cast<std::size_t>(m * n));
+    std::atomic<bool> flag{true};
+    CancelScope s(&flag, "fit");
+    CHECK(cancelled([&] { linalg::gemm(false, false, m, n, k, 1.0f, a.data(), k, b.data(), n, 0.0f, c.data(), n); }));
+  });
+
   return test::finish();
 }

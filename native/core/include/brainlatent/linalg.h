@@ -17,7 +17,7 @@ void gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64
           std::int64_t ldc);
 
 // A GEMM or rank-k product (gram, outer_gram) above twice this many single-precision flops (default
-// 128e9; a double-precision flop counts twice) runs in slices of C with poll_cancel() (long_ops.h)
+// 32e9, sliced past ~0.2–0.45 s on two cores; a double-precision flop counts twice) runs in slices of C with poll_cancel() (long_ops.h)
 // before each. Returns the previous value; ≤ 0 restores the default. For tests and tuning.
 double set_gemm_slice_flops(double flops);
 
