@@ -165,6 +165,13 @@ describe('PixCorr and SSIM: progress and abort', () => {
     await expect(twoWayIdentification(feats, feats, { signal: aborted })).rejects.toBeInstanceOf(CancelledError);
     await expect(correlationDistance(feats, feats, { signal: aborted })).rejects.toBeInstanceOf(CancelledError);
     await expect(correlationMatrix(feats, feats, { signal: {} as AbortSignal })).rejects.toBeInstanceOf(InvalidArgumentError);
+    // (an aborted signal is refused before the features' finiteness scan, 0.1–0.2 s at 4,000 × 8,192: NaN features give no NonFiniteError)
+    const nan = { data: Float32Array.of(NaN, 1, 2, 3, 4, 5), rows: 2, cols: 3 };
+    await expect(twoWayIdentification(nan, nan, { signal: aborted })).rejects.toThrow(/^twoWayIdentification: aborted before it started$/);
+    await expect(correlationMatrix(nan, nan, { signal: aborted })).rejects.toThrow(/^correlationMatrix: aborted before it started$/);
+    // (a misspelt signal was ignored, and the abort with it)
+    await expect(correlationMatrix(feats, feats, { sigal: aborted } as never)).rejects.toThrow(/^correlationMatrix: unknown option 'sigal' \(did you mean 'signal'\?\)/);
+    await expect(pixelTwoWayIdentification(gt, rec, { signl: aborted } as never)).rejects.toBeInstanceOf(InvalidArgumentError);
     // the evaluation hands its signal to each metric (before, it ignored it and resolved)
     await expect(evaluateReconstructions(gt, rec, { size: 16, signal: aborted })).rejects.toBeInstanceOf(CancelledError);
   });

@@ -14,7 +14,8 @@ import { checkControl } from '../callbackOptions.js';
 import { ShapeError } from '../errors.js';
 import { assertFiniteMatrix } from '../io/finite.js';
 import { assertMatrix, type Matrix } from '../matrix.js';
-import { nativeJob } from '../native/call.js';
+import { abortedBeforeStart, nativeJob } from '../native/call.js';
+import { checkOptionsObject } from '../ridge/options.js';
 import type { RgbImages } from '../sd/tensor.js';
 import { checkPair } from './images.js';
 
@@ -38,6 +39,16 @@ export interface IdentificationOptions {
   signal?: AbortSignal;
 }
 
+/**
+ * The options of an identification call: `signal` only (a misspelt key was ignored, and with it the abort), and an
+ * aborted signal refused before the features' finiteness scan (0.1–0.2 s at 4,000 × 8,192).
+ */
+function checkIdentificationOptions(options: IdentificationOptions, what: string): void {
+  checkControl(options, what, []);
+  checkOptionsObject(options, ['signal'], what);
+  if (options.signal?.aborted) throw abortedBeforeStart(what, options.signal);
+}
+
 /** The correlations of checked features, natively (float64 normalisation, one GEMM). */
 function correlate(gt: Matrix, rec: Matrix, what: string, options: IdentificationOptions): Promise<Float32Array> {
   return nativeJob(what, (b, token) => b.metricsCorrelation(gt.data, gt.rows, rec.data, rec.rows, gt.cols, token), options.signal);
@@ -48,7 +59,7 @@ function correlate(gt: Matrix, rec: Matrix, what: string, options: Identificatio
  * NaN where a row is constant. NaN or ±Inf in the features is refused (NonFiniteError).
  */
 export async function correlationMatrix(gt: Matrix, rec: Matrix, options: IdentificationOptions = {}): Promise<Float32Array> {
-  checkControl(options, 'correlationMatrix', []);
+  checkIdentificationOptions(options, 'correlationMatrix');
   checkFeatures(gt, rec, 'correlationMatrix', false);
   return correlate(gt, rec, 'correlationMatrix', options);
 }
@@ -123,7 +134,7 @@ export function twoWayFromCorrelations(r: ArrayLike<number>, n: number): TwoWayR
  * A constant row's comparisons are left out and counted (TwoWayResult).
  */
 export async function twoWayIdentification(gt: Matrix, rec: Matrix, options: IdentificationOptions = {}): Promise<TwoWayResult> {
-  checkControl(options, 'twoWayIdentification', []);
+  checkIdentificationOptions(options, 'twoWayIdentification');
   checkFeatures(gt, rec, 'twoWayIdentification', true);
   return twoWayFromCorrelations(await correlate(gt, rec, 'twoWayIdentification', options), gt.rows);
 }
@@ -134,7 +145,7 @@ export async function twoWayIdentification(gt: Matrix, rec: Matrix, options: Ide
  * engine's normalised copies of both held ~8.7 GB; now one normalised side, ~2.2 GB.
  */
 export async function pixelTwoWayIdentification(gt: RgbImages, rec: RgbImages, options: IdentificationOptions = {}): Promise<TwoWayResult> {
-  checkControl(options, 'pixelTwoWayIdentification', []);
+  checkIdentificationOptions(options, 'pixelTwoWayIdentification');
   checkPair(gt, rec, 'pixelTwoWayIdentification');
   if (gt.height !== rec.height || gt.width !== rec.width) {
     throw new ShapeError(`pixelTwoWayIdentification: images differ in size: ${gt.width}×${gt.height} vs ${rec.width}×${rec.height}`);
@@ -149,7 +160,7 @@ export async function pixelTwoWayIdentification(gt: RgbImages, rec: RgbImages, o
  * refused: NonFiniteError). A pair with a constant row has no distance (NaN) and is left out of the mean, counted.
  */
 export async function correlationDistance(gt: Matrix, rec: Matrix, options: IdentificationOptions = {}): Promise<CorrelationDistanceResult> {
-  checkControl(options, 'correlationDistance', []);
+  checkIdentificationOptions(options, 'correlationDistance');
   checkFeatures(gt, rec, 'correlationDistance', true);
   const r = await correlate(gt, rec, 'correlationDistance', options);
   const n = gt.rows;
