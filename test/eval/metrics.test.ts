@@ -57,7 +57,7 @@ describe('PixCorr and SSIM (native)', () => {
     expect(MAX_METRIC_SIZE).toBe(4096);
     // (a bare RangeError from allocating the resized batch before)
     await expect(ssim(a, a, { size: 100000 })).rejects.toThrow(InvalidArgumentError);
-    await expect(ssim(a, a, { size: 100000 })).rejects.toThrow(/^ssim size: expected an integer in 11\.\.4096, got 100000$/);
+    await expect(ssim(a, a, { size: 100000 })).rejects.toThrow(/^ssim size: expected an integer in 1\.\.4096, got 100000$/);
     await expect(pixCorr(a, a, { size: 0 })).rejects.toThrow(/^pixCorr size: expected an integer in 1\.\.4096, got 0$/);
     // (a string read as '16×16' in the resize's error)
     await expect(pixCorr(a, a, { size: '16' as unknown as number })).rejects.toThrow(/^pixCorr size: expected an integer in 1\.\.4096, got string/);
@@ -68,7 +68,9 @@ describe('PixCorr and SSIM (native)', () => {
 
   it("SSIM's size starts at its window (11 px), and evaluate checks it before PixCorr runs", async () => {
     const a = images(1, 16, (i, p) => (p * 7) % 256);
-    await expect(ssim(a, a, { size: 10 })).rejects.toThrow(new InvalidArgumentError('ssim size: expected an integer in 11..4096, got 10'));
+    await expect(ssim(a, a, { size: 10 })).rejects.toThrow(new InvalidArgumentError('ssim size: 10 is smaller than the 11-px Gaussian window of sigma 1.5: use a size of at least 11 or a smaller sigma'));
+    // (a smaller sigma, a smaller window: 8 px at sigma 0.5, as the engine takes them)
+    expect((await ssim(a, a, { size: 8, sigma: 0.5 })).mean).toBeCloseTo(1, 10);
     // (evaluate ran PixCorr at size 5, then failed in the engine's ssim naming neither evaluate nor size)
     await expect(evaluateReconstructions(a, a, { size: 5 })).rejects.toThrow(new InvalidArgumentError('evaluate size: expected an integer in 11..4096, got 5'));
     // PixCorr alone has no window
@@ -178,6 +180,11 @@ describe('PixCorr and SSIM: progress and abort', () => {
 });
 
 describe('two-way identification', () => {
+  it('twoWayFromCorrelations refuses an image count that is not one', () => {
+    expect(() => twoWayFromCorrelations([1], NaN)).toThrow(new InvalidArgumentError('twoWayFromCorrelations n: expected an integer >= 0 (the images), got NaN'));
+    expect(() => twoWayFromCorrelations([1, 2, 3, 4], 2.5)).toThrow(/^twoWayFromCorrelations n: expected an integer >= 0 \(the images\), got 2\.5$/);
+  });
+
   it('counts, per reconstruction, the other ground truths that correlate less than its own (strict <)', () => {
     // r[i][j] = corr(gt_i, rec_j)
     const r = [
@@ -490,10 +497,14 @@ describe('feature networks given as ONNX', () => {
     await expect(open({ std: [0.2, 0, 0.2] })).rejects.toThrow(new InvalidArgumentError("FeatureNetwork.open 'demo' std: expected 3 finite numbers > 0 (R, G, B), got 0 at position 1"));
     await expect(open({ mean: [0.5, 0.5] })).rejects.toThrow(new InvalidArgumentError("FeatureNetwork.open 'demo' mean: expected 3 finite numbers (R, G, B), got an array of 2"));
     await expect(open({ mean: [0.5, NaN, 0.5] })).rejects.toThrow(new InvalidArgumentError("FeatureNetwork.open 'demo' mean: expected 3 finite numbers (R, G, B), got NaN at position 1"));
-    // through the evaluation too (a network with batchSize 0 hung it after PixCorr and SSIM)
+    // through the evaluation too, before any metric runs (a network with batchSize 0 hung it after PixCorr and SSIM;
+    // checked at open, it failed after them; an identification network with one image was never checked)
     const imgs = images(2, 16, (i, p) => (p * (i + 3)) % 256);
-    await expect(evaluateReconstructions(imgs, imgs, { size: 16, networks: [{ name: 'demo', path, inputSize: 32, metric: 'distance', batchSize: 0 }] })).rejects.toThrow(
-      new InvalidArgumentError("FeatureNetwork.open 'demo' batchSize: expected an integer in 1..4096, got 0"),
+    const evaluated = evaluateReconstructions(imgs, imgs, { size: 16, networks: [{ name: 'demo', path, inputSize: 32, metric: 'distance', batchSize: 0 }] });
+    await expect(evaluated).rejects.toThrow(new InvalidArgumentError("evaluate network 'demo' batchSize: expected an integer in 1..4096, got 0"));
+    const one = images(1, 16, (i, p) => p % 256);
+    await expect(evaluateReconstructions(one, one, { size: 16, networks: [{ name: 'demo', path, inputSize: 32, metric: 'identification', batchSize: 0 }] })).rejects.toThrow(
+      /^evaluate network 'demo' batchSize: expected an integer in 1\.\.4096, got 0$/,
     );
     const net = await open({ batchSize: 3, mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] });
     expect((await net.features(images(4, 32, (i, p) => (p * (i + 1)) % 256))).rows).toBe(4);

@@ -88,6 +88,16 @@ describe('config validation', () => {
     ]);
   });
 
+  it("refuses a feature network's std that is not > 0 up front (FeatureNetwork.open refused it at the evaluate stage, after the fits)", () => {
+    let err: ConfigError | undefined;
+    try {
+      resolveConfig({ out: 'o', nsd: { root: 'r', subject: 1 }, model: { dir: 'm' }, evaluation: { networks: [{ name: 'a', path: 'p', inputSize: 224, metric: 'identification', std: [0.2, 0, 0.2] }] } }, 'run.json');
+    } catch (e) {
+      err = e as ConfigError;
+    }
+    expect(err!.problems).toEqual(['run.json: evaluation.networks[0].std[1]: expected a number > 0, got number 0']);
+  });
+
   it("takes a decoder's memoryBudget as a whole number of bytes, as RidgeCV does (a fraction of a byte was floored)", () => {
     let err: ConfigError | undefined;
     try {

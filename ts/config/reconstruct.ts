@@ -17,7 +17,10 @@ const positiveInt = (description: string) => Type.Integer({ minimum: 1, descript
 const side = (description: string) => Type.Integer({ minimum: 8, maximum: 4096, description });
 /** A side the VAE works on: latents are 1/8 of it. */
 const latentSide = (description: string) => Type.Integer({ minimum: 8, maximum: 4096, multipleOf: 8, description });
-const rgb = (description: string) => Type.Tuple([Type.Number(), Type.Number(), Type.Number()], { description });
+const rgb = (description: string, positive = false) => {
+  const n = () => (positive ? Type.Number({ exclusiveMinimum: 0 }) : Type.Number());
+  return Type.Tuple([n(), n(), n()], { description });
+};
 
 const decoder = (roi: string, target: string) =>
   Strict(
@@ -46,7 +49,8 @@ export const FeatureNetworkSchema = Strict(
     inputSize: side('side the images are resized to'),
     output: Type.Optional(Type.String({ minLength: 1, description: "output to read (default: the network's first)" })),
     mean: Type.Optional(rgb('per-channel mean (default ImageNet)')),
-    std: Type.Optional(rgb('per-channel SD (default ImageNet)')),
+    // (> 0: FeatureNetwork.open refuses one that is not, at the evaluate stage, after the fits and img2img)
+    std: Type.Optional(rgb('per-channel SD (default ImageNet)', true)),
     metric: Type.Union([Type.Literal('identification'), Type.Literal('distance')], { description: 'two-way identification (higher is better) or correlation distance (lower is better)' }),
   },
   { description: 'a feature network for the identification metrics' },

@@ -7,7 +7,7 @@
 import { checkControl } from '../callbackOptions.js';
 import { CancelledError } from '../errors.js';
 import type { RgbImages } from '../sd/tensor.js';
-import { FeatureNetwork, type FeatureNetworkSpec } from './featureNetwork.js';
+import { checkSpecNumbers, FeatureNetwork, type FeatureNetworkSpec } from './featureNetwork.js';
 import { correlationDistance, pixelTwoWayIdentification, twoWayIdentification } from './identification.js';
 import { checkPair, resizeImages } from './images.js';
 import { metricSize, pixCorr, SSIM_MIN_SIZE, ssim } from './pixel.js';
@@ -69,6 +69,8 @@ export async function evaluateReconstructions(gt: RgbImages, rec: RgbImages, opt
   // (SSIM's minimum up front: a size under 11 ran PixCorr, then failed in ssim without naming evaluate's size)
   const size = metricSize(options.size, 'evaluate', SSIM_MIN_SIZE);
   checkPair(gt, rec, 'evaluate');
+  // (the networks' numbers too: FeatureNetwork.open checked them only after PixCorr, SSIM and the pixels' 2WI ran)
+  for (const spec of options.networks ?? []) checkSpecNumbers(spec, `evaluate network '${spec?.name}'`);
   const { signal } = options;
   // (the features networks run in onnxruntime-node, which takes no signal: checked between their calls)
   const checkAbort = (): void => {

@@ -47,7 +47,7 @@ export const MAX_FEATURE_BATCH = 4096;
  * The numbers of a spec, before anything is read: batchSize 0 looped forever in features(), a negative or fractional
  * one failed there as a bare RangeError or ONNX Runtime's TypeError, and a std of 0 made every input Infinity.
  */
-function checkSpecNumbers(spec: FeatureNetworkSpec, what: string): void {
+export function checkSpecNumbers(spec: FeatureNetworkSpec, what: string): void {
   checkInteger(spec.inputSize, 'inputSize', what, 8, MAX_FEATURE_INPUT_SIZE);
   if (spec.batchSize !== undefined) checkInteger(spec.batchSize, 'batchSize', what, 1, MAX_FEATURE_BATCH);
   for (const name of ['mean', 'std'] as const) {

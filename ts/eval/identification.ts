@@ -11,10 +11,11 @@
  * out of the mean. The results count what was left out (imagesLeftOut, comparisonsLeftOut).
  */
 import { checkControl } from '../callbackOptions.js';
-import { ShapeError } from '../errors.js';
+import { InvalidArgumentError, ShapeError } from '../errors.js';
 import { assertFiniteMatrix } from '../io/finite.js';
 import { assertMatrix, type Matrix } from '../matrix.js';
 import { abortedBeforeStart, nativeJob } from '../native/call.js';
+import { describeNumber } from '../ridge/alphas.js';
 import { checkOptionsObject } from '../ridge/options.js';
 import type { RgbImages } from '../sd/tensor.js';
 import { checkPair } from './images.js';
@@ -106,6 +107,8 @@ export function meanOfDefined(values: Float64Array): { mean: number; undefinedCo
  * are comparisons left out, never losses (see the module's comment).
  */
 export function twoWayFromCorrelations(r: ArrayLike<number>, n: number): TwoWayResult {
+  // (NaN or 2.5 read as "expected NaN×NaN correlations")
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`twoWayFromCorrelations n: expected an integer >= 0 (the images), got ${describeNumber(n)}`);
   if (r.length !== n * n) throw new ShapeError(`twoWayFromCorrelations: expected ${n}×${n} correlations, got ${r.length}`);
   if (n < 2) throw new ShapeError(`two-way identification needs at least 2 images, got ${n}`);
   const perImage = new Float64Array(n);

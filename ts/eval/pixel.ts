@@ -15,8 +15,8 @@ import { checkPair, resizeImages } from './images.js';
 export interface PixelMetricOptions {
   /**
    * Side both batches are resized to before comparing (default 425, the published protocol): an integer from 1
-   * to MAX_METRIC_SIZE (4096, as the run config's evaluation.size); for SSIM from SSIM_MIN_SIZE (11, its Gaussian
-   * window at sigma 1.5), or the window's side at a larger sigma.
+   * to MAX_METRIC_SIZE (4096, as the run config's evaluation.size); for SSIM at least its Gaussian window's side
+   * (SSIM_MIN_SIZE, 11, at sigma 1.5; 5 at 0.5).
    */
   size?: number;
   /** Told the image pairs done so far and in all, about a hundred times at most, in increasing order. */
@@ -107,7 +107,8 @@ export async function ssim(gt: RgbImages, rec: RgbImages, options: PixelMetricOp
   if (typeof sigma !== 'number' || !(sigma > 0 && sigma <= MAX_SSIM_SIGMA)) {
     throw new InvalidArgumentError(`ssim sigma: expected a number in (0, ${MAX_SSIM_SIGMA}] (the Gaussian window's SD; 1.5 in the published protocol), got ${describeNumber(sigma)}`);
   }
-  const size = metricSize(options.size, 'ssim', SSIM_MIN_SIZE);
+  // (the window is the minimum, not SSIM_MIN_SIZE: a smaller sigma takes smaller images, 8 px at 0.5)
+  const size = metricSize(options.size, 'ssim');
   // (the engine refused it only after the resize, naming neither option)
   if (ssimWindow(sigma) > size) {
     throw new InvalidArgumentError(`ssim size: ${size} is smaller than the ${ssimWindow(sigma)}-px Gaussian window of sigma ${sigma}: use a size of at least ${ssimWindow(sigma)} or a smaller sigma`);

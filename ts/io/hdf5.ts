@@ -414,7 +414,8 @@ function checkDatasetSpec(d: Hdf5DatasetSpec, path: string): void {
   }
   if (d.compression !== undefined) {
     checkInteger(d.compression, 'compression', what, 0, 9);
-    if (d.chunks === undefined) throw new InvalidArgumentError(`${what} compression: a compressed dataset needs chunks (give chunks with it)`);
+    // (level 0 is no compression: h5wasm writes it unchunked)
+    if (d.compression > 0 && d.chunks === undefined) throw new InvalidArgumentError(`${what} compression: a compressed dataset needs chunks (give chunks with it)`);
   }
 }
 

@@ -16,8 +16,9 @@ void gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64
           const double* a, std::int64_t lda, const double* b, std::int64_t ldb, double beta, double* c,
           std::int64_t ldc);
 
-// A GEMM or rank-k product (gram, outer_gram) above twice this many single-precision flops (default
-// 32e9, sliced past ~0.2–0.45 s on two cores; a double-precision flop counts twice) runs in slices of C with poll_cancel() (long_ops.h)
+// A GEMM above twice this many single-precision flops (default 32e9: past 64 GFLOP, ~0.2–0.45 s on two
+// cores; a double-precision flop counts twice), and a rank-k product (gram, outer_gram) above four times it
+// (128 GFLOP, ~0.45–0.85 s: its blocks lose more), runs in slices of C with poll_cancel() (long_ops.h)
 // before each. Returns the previous value; ≤ 0 restores the default. For tests and tuning.
 double set_gemm_slice_flops(double flops);
 
