@@ -62,3 +62,12 @@ describe('the noise ceiling with mixed repetitions', () => {
   });
 });
 
+describe('trialsPerTestImage', () => {
+  it('refuses counts that are not whole numbers', () => {
+    // ({3: 2.5} gave three images, {3: -1} none, {'2.5': 1} an image of 2.5 trials)
+    expect(() => trialsPerTestImage({ '3': 2.5 })).toThrow(/^trialsPerTestImage: expected a whole number of images >= 0 for 3 trials, got 2\.5$/);
+    expect(() => trialsPerTestImage({ '3': -1 })).toThrow(/^trialsPerTestImage: expected a whole number of images >= 0 for 3 trials, got -1$/);
+    expect(() => trialsPerTestImage({ '2.5': 1 })).toThrow(/^trialsPerTestImage: expected whole trial counts >= 1 as keys, got '2\.5'$/);
+    expect(trialsPerTestImage({ '3': 2, '1': 0 })).toEqual([3, 3]);
+  });
+});

@@ -39,6 +39,15 @@ describe('folder lock', () => {
     await b.release();
   });
 
+  it('refuses a lease that is not a timer\'s whole ms, before making the folder', async () => {
+    const dir = join(fresh(), 'not-made');
+    // (NaN renewed the lock file every 1 ms, 2^31 overflowed to 1 ms)
+    for (const leaseMs of [NaN, 0, 2.5, 2 ** 31]) {
+      await expect(lockFolder(dir, 'x', { leaseMs })).rejects.toThrow(new RegExp(`^lockFolder leaseMs: expected an integer in 1\\.\\.2147483647, got ${String(leaseMs).replace('.', '\\.')}$`));
+    }
+    expect(existsSync(dir)).toBe(false);
+  });
+
   it('a stale lock from a dead process is taken over', async () => {
     const dir = fresh();
     mkdirSync(dir);

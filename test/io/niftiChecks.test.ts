@@ -10,7 +10,7 @@ import { FormatError, InvalidArgumentError, LimitError, NonFiniteError } from '.
 import { writeHdf5 } from '../../ts/io/hdf5.js';
 import { readNifti, readNiftiHeader, readNiftiMasked, writeNifti } from '../../ts/io/nifti.js';
 import { maskFromVolume } from '../../ts/io/voxelMask.js';
-import { readSessionBetas } from '../../ts/nsd/betas.js';
+import { availableSessions, readSessionBetas } from '../../ts/nsd/betas.js';
 import { bgzf, gzipMembers, gzipZeroPadded } from './gzipMembers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'bl-niicheck-'));
@@ -284,5 +284,13 @@ describe('writeNifti options', () => {
     expect(existsSync(file('opt.nii'))).toBe(false);
     await write({ version: 2 });
     expect((await readNiftiHeader(file('opt.nii'))).version).toBe(2);
+  });
+});
+
+describe('availableSessions', () => {
+  it('refuses a subject or a session count that is not a whole number (2.5 looked for subj2.5 and found nothing)', async () => {
+    await expect(availableSessions('/nonexistent', 2.5, 'auto')).rejects.toThrow(new InvalidArgumentError('availableSessions subject: expected an integer >= 1, got 2.5'));
+    await expect(availableSessions('/nonexistent', 1, 'auto', NaN)).rejects.toThrow(/^availableSessions max: expected an integer >= 0, got NaN$/);
+    expect(await availableSessions('/nonexistent', 1, 'auto', 3)).toEqual([]);
   });
 });

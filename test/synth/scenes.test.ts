@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { InvalidArgumentError } from '../../ts/errors.js';
 import { resizeRgb } from '../../ts/io/resize.js';
 import { latentFeatures, LATENT_DIM, SEMANTIC_DIM, SEMANTIC_NAMES, semanticFeatures } from '../../ts/synth/features.js';
 import { COLOURS, generateScenes, renderScene } from '../../ts/synth/scenes.js';
@@ -60,5 +61,16 @@ describe('resizeRgb', () => {
     const flat = { data: new Uint8Array(5 * 3 * 3).fill(77), width: 5, height: 3 };
     expect(Array.from(resizeRgb(flat, 13, 7).data)).toEqual(new Array(13 * 7 * 3).fill(77));
     expect(() => resizeRgb(flat, 0)).toThrow(/size must be positive/);
+  });
+});
+
+describe('generateScenes refuses a count or a seed that is not one', () => {
+  it('names the argument', () => {
+    // (NaN and -1 gave no scenes, 2.5 two; a string seed was another world)
+    expect(() => generateScenes(NaN, 1)).toThrow(new InvalidArgumentError('generateScenes n: expected an integer >= 0, got NaN'));
+    expect(() => generateScenes(2.5, 1)).toThrow(/^generateScenes n: expected an integer >= 0, got 2\.5$/);
+    expect(() => generateScenes(2, '3' as unknown as number)).toThrow(/^generateScenes seed: expected an integer, got string "3"$/);
+    expect(() => generateScenes(2, 1.5)).toThrow(/^generateScenes seed: expected an integer, got 1\.5$/);
+    expect(generateScenes(0, 1)).toEqual([]);
   });
 });

@@ -36,7 +36,14 @@ export function meanInverseTrials(trials: ArrayLike<number>): number {
 /** The trials averaged per test image from an extraction's testRepetitions (trials → images with that many). */
 export function trialsPerTestImage(testRepetitions: Record<string, number>): number[] {
   const out: number[] = [];
-  for (const [n, images] of Object.entries(testRepetitions)) for (let i = 0; i < images; i++) out.push(Number(n));
+  for (const [n, images] of Object.entries(testRepetitions)) {
+    // ({3: 2.5} gave three images, {3: -1} none, {'2.5': 1} an image of 2.5 trials)
+    if (!/^[1-9]\d*$/.test(n)) throw new InvalidArgumentError(`trialsPerTestImage: expected whole trial counts >= 1 as keys, got '${n}'`);
+    if (typeof images !== 'number' || !Number.isInteger(images) || images < 0) {
+      throw new InvalidArgumentError(`trialsPerTestImage: expected a whole number of images >= 0 for ${n} trials, got ${String(images)}`);
+    }
+    for (let i = 0; i < images; i++) out.push(Number(n));
+  }
   return out;
 }
 

@@ -91,6 +91,9 @@ export function randomScene(rng: Rng): Scene {
 
 /** `n` scenes from `seed`. */
 export function generateScenes(n: number, seed: number): Scene[] {
+  // (NaN or -1 gave no scenes, 2.5 two; a seed is read by its low 32 bits, so a fractional or string one is another world)
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`generateScenes n: expected an integer >= 0, got ${String(n)}`);
+  if (typeof seed !== 'number' || !Number.isSafeInteger(seed)) throw new InvalidArgumentError(`generateScenes seed: expected an integer, got ${typeof seed === 'string' ? `string "${seed}"` : String(seed)}`);
   const rng = new Rng(seed);
   return Array.from({ length: n }, () => randomScene(rng));
 }
