@@ -502,6 +502,8 @@ describe('feature networks given as ONNX', () => {
     const imgs = images(2, 16, (i, p) => (p * (i + 3)) % 256);
     const evaluated = evaluateReconstructions(imgs, imgs, { size: 16, networks: [{ name: 'demo', path, inputSize: 32, metric: 'distance', batchSize: 0 }] });
     await expect(evaluated).rejects.toThrow(new InvalidArgumentError("evaluate network 'demo' batchSize: expected an integer in 1..4096, got 0"));
+    await expect(evaluateReconstructions(imgs, imgs, { size: 16, networks: [null] as never })).rejects.toThrow(/^evaluate networks\[0\]: expected a network spec object, got null$/);
+    await expect(evaluateReconstructions(imgs, imgs, { size: 16, networks: 'alexnet' as never })).rejects.toThrow(/^evaluate networks: expected an array of network specs, got string "alexnet"$/);
     const one = images(1, 16, (i, p) => p % 256);
     await expect(evaluateReconstructions(one, one, { size: 16, networks: [{ name: 'demo', path, inputSize: 32, metric: 'identification', batchSize: 0 }] })).rejects.toThrow(
       /^evaluate network 'demo' batchSize: expected an integer in 1\.\.4096, got 0$/,

@@ -5,7 +5,8 @@
  * mean, and each metric counts the images it left out (`leftOut`; ts/eval/identification.ts for 2WI's comparisons).
  */
 import { checkControl } from '../callbackOptions.js';
-import { CancelledError } from '../errors.js';
+import { CancelledError, InvalidArgumentError } from '../errors.js';
+import { describeNumber } from '../ridge/alphas.js';
 import type { RgbImages } from '../sd/tensor.js';
 import { checkSpecNumbers, FeatureNetwork, type FeatureNetworkSpec } from './featureNetwork.js';
 import { correlationDistance, pixelTwoWayIdentification, twoWayIdentification } from './identification.js';
@@ -70,7 +71,13 @@ export async function evaluateReconstructions(gt: RgbImages, rec: RgbImages, opt
   const size = metricSize(options.size, 'evaluate', SSIM_MIN_SIZE);
   checkPair(gt, rec, 'evaluate');
   // (the networks' numbers too: FeatureNetwork.open checked them only after PixCorr, SSIM and the pixels' 2WI ran)
-  for (const spec of options.networks ?? []) checkSpecNumbers(spec, `evaluate network '${spec?.name}'`);
+  if (options.networks !== undefined && !Array.isArray(options.networks)) {
+    throw new InvalidArgumentError(`evaluate networks: expected an array of network specs, got ${describeNumber(options.networks)}`);
+  }
+  for (const [i, spec] of (options.networks ?? []).entries()) {
+    if (spec === null || typeof spec !== 'object') throw new InvalidArgumentError(`evaluate networks[${i}]: expected a network spec object, got ${describeNumber(spec)}`);
+    checkSpecNumbers(spec, `evaluate network '${spec.name}'`);
+  }
   const { signal } = options;
   // (the features networks run in onnxruntime-node, which takes no signal: checked between their calls)
   const checkAbort = (): void => {

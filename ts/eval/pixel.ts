@@ -107,7 +107,7 @@ export async function ssim(gt: RgbImages, rec: RgbImages, options: PixelMetricOp
   if (typeof sigma !== 'number' || !(sigma > 0 && sigma <= MAX_SSIM_SIGMA)) {
     throw new InvalidArgumentError(`ssim sigma: expected a number in (0, ${MAX_SSIM_SIGMA}] (the Gaussian window's SD; 1.5 in the published protocol), got ${describeNumber(sigma)}`);
   }
-  // (the window is the minimum, not SSIM_MIN_SIZE: a smaller sigma takes smaller images, 8 px at 0.5)
+  // (the window is the minimum, not SSIM_MIN_SIZE: a smaller sigma takes smaller images, 5 px at 0.5)
   const size = metricSize(options.size, 'ssim');
   // (the engine refused it only after the resize, naming neither option)
   if (ssimWindow(sigma) > size) {
