@@ -8,6 +8,7 @@ import type { Matrix } from '../matrix.js';
 import { Diffusion, type SdComponent } from '../sd/Diffusion.js';
 import { unetFeatures, type OnnxModel } from '../sd/OnnxModel.js';
 import { nativeSync } from '../native/call.js';
+import { INT32_MAX } from '../sd/native.js';
 import { readScheduleConfig } from '../sd/schedulerConfig.js';
 import { philoxNormal } from '../sd/philox.js';
 import type { Tensor } from '../sd/tensor.js';
@@ -214,7 +215,7 @@ async function unetTables(
 export async function computeFeatures(specs: FeatureSetSpec[], ids: Int32Array, source: ImageSource, opts: FeatureOptions = {}): Promise<FeatureTable[]> {
   checkControl(opts, 'computeFeatures', ['onProgress']);
   // a batch of 0 or -1 made empty batches, 2.5 fractional offsets: both failed deep inside with no option named
-  if (opts?.batch !== undefined) checkInteger(opts.batch, 'batch', 'computeFeatures', 1, 2 ** 31 - 1);
+  if (opts?.batch !== undefined) checkInteger(opts.batch, 'batch', 'computeFeatures', 1, INT32_MAX);
   const out: FeatureTable[] = [];
   for (const s of specs) if (s.kind === 'file') out.push(await readFeatureFile(s));
   const model = specs.filter((s) => s.kind !== 'file');

@@ -16,7 +16,8 @@ import { readFileSync, unlinkSync } from 'node:fs';
 import { link, mkdir, readFile, rename, rm, rmdir, stat, unlink, utimes } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
-import { InvalidArgumentError, LockedError } from '../errors.js';
+import { LockedError } from '../errors.js';
+import { checkInteger, MAX_TIMER_MS } from '../ridge/options.js';
 import { createOnce } from './createOnce.js';
 import { processAlive, processStartTime } from './processAlive.js';
 
@@ -107,10 +108,7 @@ export interface LockOptions {
 /** Locks `dir` (created if missing) for this process, or throws LockedError naming the live holder. */
 export async function lockFolder(dir: string, command = currentCommand(), options: LockOptions = {}): Promise<FolderLock> {
   // (a timer's: NaN or 0 renewed every 1 ms, 2^31 overflowed to 1 ms)
-  const l = options.leaseMs;
-  if (l !== undefined && !(typeof l === 'number' && Number.isInteger(l) && l >= 1 && l <= 2 ** 31 - 1)) {
-    throw new InvalidArgumentError(`lockFolder leaseMs: expected an integer in 1..${2 ** 31 - 1}, got ${String(l)}`);
-  }
+  if (options.leaseMs !== undefined) checkInteger(options.leaseMs, 'leaseMs', 'lockFolder', 1, MAX_TIMER_MS);
   const created = (await mkdir(dir, { recursive: true })) !== undefined;
   return acquire(dir, join(dir, LOCK_FILE), dir, command, created, options);
 }

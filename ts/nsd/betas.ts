@@ -1,11 +1,12 @@
 import { access } from 'node:fs/promises';
-import { InvalidArgumentError, MissingFileError, ShapeError } from '../errors.js';
+import { MissingFileError, ShapeError } from '../errors.js';
 import { assertFinite } from '../io/finite.js';
 import { Hdf5Reader, readHdf5Masked } from '../io/hdf5.js';
 import { niftiGrid, niftiVolumeCount, readNiftiHeader, readNiftiMasked } from '../io/nifti.js';
 import { affineMethod, voxelToWorld, type Affine } from '../io/niftiHeader.js';
 import type { Grid, VoxelMask } from '../io/voxelMask.js';
 import type { Matrix } from '../matrix.js';
+import { checkInteger } from '../ridge/options.js';
 import { betasPath, brainmaskPath, meanEpiPath, roiPath, t1Path, type BetasFormat, type BetasVersion } from './paths.js';
 
 /** 'auto' takes the .hdf5 when present (per-voxel chunks read fastest), else the .nii.gz. */
@@ -42,8 +43,8 @@ export { formatSessionList } from './sessionList.js';
 /** Sessions 1..max whose betas exist in the chosen format. */
 export async function availableSessions(root: string, subject: number, format: BetasFormatChoice, max = 40, version?: BetasVersion): Promise<number[]> {
   // (a subject of 2.5 looked for subj2.5's files and found none; a NaN max none either)
-  if (!Number.isInteger(subject) || subject < 1) throw new InvalidArgumentError(`availableSessions subject: expected an integer >= 1, got ${String(subject)}`);
-  if (!Number.isInteger(max) || max < 0) throw new InvalidArgumentError(`availableSessions max: expected an integer >= 0, got ${String(max)}`);
+  checkInteger(subject, 'subject', 'availableSessions', 1);
+  checkInteger(max, 'max', 'availableSessions', 0);
   const out: number[] = [];
   for (let s = 1; s <= max; s++) {
     const formats: BetasFormat[] = format === 'auto' ? ['hdf5', 'nifti'] : [format];

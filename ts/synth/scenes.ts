@@ -1,5 +1,7 @@
 import { InvalidArgumentError } from '../errors.js';
 import type { RgbImage } from '../io/resize.js';
+import { describeNumber } from '../ridge/alphas.js';
+import { checkInteger } from '../ridge/options.js';
 import { Rng } from './rng.js';
 
 /**
@@ -92,8 +94,8 @@ export function randomScene(rng: Rng): Scene {
 /** `n` scenes from `seed`. */
 export function generateScenes(n: number, seed: number): Scene[] {
   // (NaN or -1 gave no scenes, 2.5 two; a seed is read by its low 32 bits, so a fractional or string one is another world)
-  if (typeof n !== 'number' || !Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`generateScenes n: expected an integer >= 0, got ${String(n)}`);
-  if (typeof seed !== 'number' || !Number.isSafeInteger(seed)) throw new InvalidArgumentError(`generateScenes seed: expected an integer, got ${typeof seed === 'string' ? `string "${seed}"` : String(seed)}`);
+  checkInteger(n, 'n', 'generateScenes', 0);
+  if (!Number.isSafeInteger(seed)) throw new InvalidArgumentError(`generateScenes seed: expected an integer, got ${describeNumber(seed)}`);
   const rng = new Rng(seed);
   return Array.from({ length: n }, () => randomScene(rng));
 }
