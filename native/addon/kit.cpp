@@ -388,7 +388,7 @@ class JobThreads {
       if (it == queue_.end()) return false;
       queue_.erase(it);
     }
-    withdraw(*job, "cancelled while it waited for an engine thread");
+    withdraw(*job, "its signal aborted while it waited for an engine thread");
     return true;
   }
 

@@ -9,6 +9,7 @@ import { pathToFileURL } from 'node:url';
 import { expect, it } from 'vitest';
 
 import { CancelledError } from '../../ts/errors.js';
+import { twoWayIdentification } from '../../ts/eval/identification.js';
 import { RidgeCV } from '../../ts/ridge/RidgeCV.js';
 import { distModule } from '../helpers/dist.js';
 import { runModule } from '../helpers/nodeChild.js';
@@ -156,6 +157,7 @@ it('a call aborted while it waits for an engine thread rejects at once, before a
   const reason = new Error('the caller gave up');
   let fifthProgress = 0;
   let fifth: Promise<unknown> | undefined;
+  let metric: Promise<unknown> | undefined;
   let computing = 0;
   const fits = [1, 2, 3, 4].map((i) => {
     let first = true;
@@ -173,6 +175,11 @@ it('a call aborted while it waits for an engine thread rejects at once, before a
             return e;
           },
         );
+      // (and a metric behind it: the rejection names the call made, not the engine's internal job)
+      metric = twoWayIdentification(matrix(10, 8), matrix(10, 8), { signal: ac.signal }).then(
+        () => 'metric resolved',
+        (e: unknown) => e,
+      );
       ac.abort(reason);
     };
     return new RidgeCV({ alphas: [1, 10, 100], solver: 'per-fold-primal' }).fit(x, y, { onProgress }).then((m) => {
@@ -186,8 +193,13 @@ it('a call aborted while it waits for an engine thread rejects at once, before a
   expect(settled[0]).toBe('fifth rejected');
   expect(settled.slice(1).sort()).toEqual(['fit 1', 'fit 2', 'fit 3', 'fit 4']);
   expect(err).toBeInstanceOf(CancelledError);
-  expect((err as CancelledError).message).toMatch(/cancelled before it started/);
+  expect((err as CancelledError).message).toBe('RidgeCV.fit: cancelled before it started (its signal aborted while it waited for an engine thread)');
   expect((err as CancelledError).cause).toBe(reason);
+  const metricErr = await metric;
+  expect(metricErr).toBeInstanceOf(CancelledError);
+  expect((metricErr as CancelledError).message).toBe('twoWayIdentification: cancelled before it started (its signal aborted while it waited for an engine thread)');
+  expect((metricErr as CancelledError).stack).toMatch(/^CancelledError: twoWayIdentification: cancelled before it started/);
+  expect((metricErr as CancelledError).cause).toBe(reason);
   expect(fifthProgress).toBe(0);
   // the four are unharmed: the same inputs, the same model
   expect(models.map((m) => m.nTargets)).toEqual([20, 20, 20, 20]);

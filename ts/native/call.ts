@@ -71,7 +71,7 @@ export async function nativeJob<T>(
   } catch (e) {
     // a progress/step callback of the caller threw: its own value, as it threw it (not mapped as the engine's)
     if (isCallbackRejection(e)) throw e.brainlatentCallbackError;
-    throw withAbortCause(fromNative(e, stack), signal);
+    throw withAbortCause(namingTheCall(fromNative(e, stack), what), signal);
   } finally {
     signal?.removeEventListener('abort', onAbort);
   }
@@ -103,6 +103,22 @@ function isCallbackRejection(e: unknown): e is { brainlatentCallbackError: unkno
 /** The CancelledError of a call whose signal had aborted before it started; the signal's reason is its `cause`. */
 export function abortedBeforeStart(what: string, signal: AbortSignal): CancelledError {
   return new CancelledError(`${what}: aborted before it started`, { cause: signal.reason });
+}
+
+/**
+ * The kit's rejection of a job withdrawn from the queue or refused at exit (native/addon/kit.cpp withdraw() and submit:
+ * `brainlatent.<job>: cancelled before it started (<why>)`, `… not started, the process is exiting`) names the engine's
+ * internal job; the caller knows the call it made, so the message names that (`twoWayIdentification: cancelled before it
+ * started (…)`, as abortedBeforeStart does for a signal aborted before the call). Other errors pass unchanged.
+ */
+function namingTheCall(err: Error, what: string): Error {
+  if (!(err instanceof CancelledError)) return err;
+  const m = /^brainlatent\.\w+: ((?:cancelled before it started|not started)\b.*)$/s.exec(err.message);
+  if (!m) return err;
+  const engines = err.message;
+  err.message = `${what}: ${m[1]}`;
+  if (err.stack) err.stack = err.stack.replace(engines, err.message);
+  return err;
 }
 
 /** The engine's CancelledError (which knows only a flag) with the signal's reason as its `cause`. */
