@@ -56,7 +56,9 @@ describe('numeric flags', () => {
     [['sd', 'fixture', '--out', 'o', '--text-dim', '1e9'], '--text-dim: expected an integer from 1 to 4096, got 1e9'],
     [['sd', 'fixture', '--out', 'o', '--unet-layers', '1e6'], '--unet-layers: expected an integer from 0 to 64, got 1e6'],
     [['nsd', 'image', '--root', 'r', '--id', '1', '--out', 'o.png', '--size', '100000'], '--size: expected an integer from 1 to 4096, got 100000'],
-    [['batch', 'run', 'm.json', '--concurrency', '-1'], '--concurrency: expected an integer >= 0, got -1'],
+    [['batch', 'run', 'm.json', '--concurrency', '-1'], '--concurrency: expected an integer from 0 to 256, got -1'],
+    // (a pool's bound, MAX_JOB_PROCESSES: 1e9 forked a process for every job queued)
+    [['batch', 'run', 'm.json', '--concurrency', '257'], '--concurrency: expected an integer from 0 to 256, got 257'],
     [['bench', 'ridge', '--repeats', '0'], '--repeats: expected an integer >= 1, got 0'],
     [['bench', 'ridge', '--threads', 'all'], "--threads: expected an integer from 1 to 4096, got 'all'"],
     [['bench', 'ridge', '--threads', '0'], '--threads: expected an integer from 1 to 4096, got 0'],
@@ -68,7 +70,10 @@ describe('numeric flags', () => {
     [['worker', '--redis', 'redis://127.0.0.1:1', '--poll', '2147483648'], '--poll: expected an integer from 0 to 2147483647, got 2147483648'],
     [['serve', '--root', '.', '--shutdown-deadline', '2147454'], '--shutdown-deadline: expected an integer from 0 to 2147453, got 2147454'],
     [['serve', '--root', '.', '--session-max-age', '1e21'], '--session-max-age: expected an integer from 1 to 34560000, got 1e21'],
-    [['worker', '--redis', 'redis://127.0.0.1:1', '--concurrency', '0'], '--concurrency: expected an integer >= 1, got 0'],
+    [['worker', '--redis', 'redis://127.0.0.1:1', '--concurrency', '0'], '--concurrency: expected an integer from 1 to 256, got 0'],
+    [['worker', '--redis', 'redis://127.0.0.1:1', '--concurrency', '257'], '--concurrency: expected an integer from 1 to 256, got 257'],
+    [['worker', '--redis', 'redis://127.0.0.1:1', '--max-stalled', '1001'], '--max-stalled: expected an integer from 0 to 1000, got 1001'],
+    [['worker', '--redis', 'redis://127.0.0.1:1', '--max-stalled', '-1'], '--max-stalled: expected an integer from 0 to 1000, got -1'],
   ])('brainlatent %j: %s', async (args, message) => {
     await expect(runCommands(ALL, args)).rejects.toThrow(message);
   });
