@@ -47,6 +47,7 @@ describe('numeric flags', () => {
     [['serve', '--root', '.', '--port', '70000'], '--port: expected an integer from 0 to 65535, got 70000'],
     [['serve', '--root', '.', '--jobs', '1.5'], '--jobs: expected an integer >= 1, got 1.5'],
     // (without --redis the service ignored it)
+    [['serve', '--root', '.', '--redis', 'redis://127.0.0.1:1', '--workers', '257'], '--workers: expected an integer from 0 to 256, got 257'],
     [['serve', '--root', '.', '--workers', '5'], '--workers is for jobs through --redis (job processes given to the shared queue); without --redis, --jobs sets how many jobs run at once'],
     [['batch', 'run', 'm.json', '--concurrency', '0'], '--concurrency 0 runs no job here'],
     [['synth', 'nsd', '--out', 'o', '--seed', '1.5'], '--seed: expected an integer, got 1.5'],
