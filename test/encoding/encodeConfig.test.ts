@@ -59,6 +59,12 @@ describe('encode config', () => {
     expect(resolveEncodeConfig({ ...base, mosaic: { scale: 16, columns: 1024, slices: 1 } }).mosaic).toEqual({ scale: 16, columns: 1024, slices: 1 });
   });
 
+  it('bounds featureBatch at 4096 images per call (2^31 passed, and computeFeatures refused it after the extraction)', () => {
+    expect(problems({ ...base, featureBatch: 4097 }, 'e.json')).toEqual(['e.json: featureBatch: expected an integer from 1 to 4096, got number 4097']);
+    expect(problems({ ...base, featureBatch: 2 ** 31 }, 'e.json')).toEqual(['e.json: featureBatch: expected an integer from 1 to 4096, got number 2147483648']);
+    expect(resolveEncodeConfig({ ...base, featureBatch: 4096 }).featureBatch).toBe(4096);
+  });
+
   it('takes ridge.memoryBudget as a whole number of bytes, as RidgeCV does (a fraction of a byte was floored)', () => {
     const budget = (memoryBudget: unknown) => problems({ ...base, ridge: { memoryBudget } }, 'e.json');
     expect(budget(1e9 + 0.5)).toEqual(['e.json: ridge.memoryBudget: expected an integer from 1 to 1125899906842624, got number 1000000000.5']);

@@ -215,6 +215,12 @@ describe('config validation', () => {
     expect(resolveConfig({ ...base, img2img: { batchSize: 2 ** 31 - 1 } }).img2img.batchSize).toBe(2 ** 31 - 1);
   });
 
+  it("bounds features.batchSize at 4096 images per VAE call, as encode's featureBatch (one batch of every image ran out of memory at the features stage)", () => {
+    const base = { out: 'o', nsd: { root: 'r', subject: 1 }, model: { dir: 'm' } };
+    expect(() => resolveConfig({ ...base, features: { batchSize: 4097 } }, 'run.json')).toThrow('run.json: features.batchSize: expected an integer from 1 to 4096, got number 4097');
+    expect(resolveConfig({ ...base, features: { batchSize: 4096 } }).features.batchSize).toBe(4096);
+  });
+
   it('parses alpha grids, leaves its input untouched and is idempotent', () => {
     const input = { out: 'o', nsd: { root: 'r', subject: 2 }, model: { dir: 'm' }, decoders: { z: { alphas: '1e-2:1e2:5' } } };
     const frozen = JSON.parse(JSON.stringify(input));

@@ -7,7 +7,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { MAX_MOSAIC_SCALE, MAX_MOSAIC_SLICES } from '../encoding/mosaicBounds.js';
 import { MAX_MEMORY_BUDGET, MAX_N_ITER } from '../ridge/options.js';
 import { DEFAULT_ALPHAS } from '../ridge/RidgeCV.js';
-import { GUIDANCE_DESCRIPTION, GUIDANCE_RANGE, SEED_RANGE } from '../sd/optionBounds.js';
+import { GUIDANCE_DESCRIPTION, GUIDANCE_RANGE, MAX_IMAGE_BATCH, SEED_RANGE } from '../sd/optionBounds.js';
 import { resolveAlphaGrid } from './alphaGrid.js';
 import { ConfigError } from './errors.js';
 import { fieldLabel } from './problems.js';
@@ -137,7 +137,7 @@ export const EncodeConfigSchema = Strict(
       ),
       {},
     ),
-    featureBatch: Default(Type.Integer({ minimum: 1, description: 'images per model call' }), 8),
+    featureBatch: Default(Type.Integer({ minimum: 1, maximum: MAX_IMAGE_BATCH, description: 'images per model call' }), 8),
   },
   {
     description: 'brainlatent encode: voxel-wise encoding models of diffusion-model features',

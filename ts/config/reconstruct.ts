@@ -5,7 +5,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 
 import { KARRAS_SCHEDULERS, SCHEDULERS } from '../sd/schedulerConfig.js';
-import { GUIDANCE_DESCRIPTION, GUIDANCE_RANGE, MAX_ORT_THREADS, SEED_RANGE } from '../sd/optionBounds.js';
+import { GUIDANCE_DESCRIPTION, GUIDANCE_RANGE, MAX_IMAGE_BATCH, MAX_ORT_THREADS, SEED_RANGE } from '../sd/optionBounds.js';
 import { AlphaGrid, Default, Nullable, Path, Region, Strict, ZscoreDdof, type Resolved } from './schemaKit.js';
 import { NsdSessions } from './sessions.js';
 import { MAX_MEMORY_BUDGET } from '../ridge/options.js';
@@ -91,7 +91,7 @@ export const ReconstructConfigSchema = Strict(
           zSize: Default(latentSide('side the stimuli are resized to before the VAE (TN: 320 → z 4×40×40)'), 320),
           zMode: Default(Type.Union([Type.Literal('mean'), Type.Literal('sample')], { description: 'VAE posterior mean or a sample (TN: a sample)' }), 'sample'),
           seed: Default(Type.Integer({ ...SEED_RANGE, description: "seed of the VAE posterior samples (keyed by image)" }), 42),
-          batchSize: Default(positiveInt('images per VAE / text-encoder call'), 8),
+          batchSize: Default(Type.Integer({ minimum: 1, maximum: MAX_IMAGE_BATCH, description: 'images per VAE / text-encoder call' }), 8),
         },
         { description: 'the training targets z and c' },
       ),
