@@ -35,7 +35,9 @@ describe('numeric flags', () => {
   });
 
   it.each([
-    [['ridge', 'fit', '--x', 'x.npy', '--y', 'y.npy', '--out', 'm.safetensors', '--folds', ''], "--folds: expected an integer >= 2, got ''"],
+    [['ridge', 'fit', '--x', 'x.npy', '--y', 'y.npy', '--out', 'm.safetensors', '--folds', ''], "--folds: expected an integer from 2 to 1048576, got ''"],
+    // (RidgeCV's MAX_FOLDS: refused there, in RidgeCV's words, after the flags)
+    [['ridge', 'fit', '--x', 'x.npy', '--y', 'y.npy', '--out', 'm.safetensors', '--folds', '1048577'], '--folds: expected an integer from 2 to 1048576, got 1048577'],
     [['ridge', 'fit', '--x', 'x.npy', '--y', 'y.npy', '--out', 'm.safetensors', '--threads', '0x2'], "--threads: expected an integer from 0 to 4096, got '0x2'"],
     // engine threads: the engine refuses a count above MAX_ENGINE_THREADS (4096), so the flag does, naming itself
     [['ridge', 'fit', '--x', 'x.npy', '--y', 'y.npy', '--out', 'm.safetensors', '--threads', '5000'], '--threads: expected an integer from 0 to 4096, got 5000'],
