@@ -106,4 +106,11 @@ describe('a manifest’s problems', () => {
       `${join(dir, 'name.json')}: name: expected a string of letters, digits, _ or -, starting with a letter (64 at most), got the string "1bad"`,
     ]);
   });
+
+  // (past setTimeout's range the local runner's retry timer fired after 1 ms)
+  it("bounds retry.backoffMs at setTimeout's longest delay", async () => {
+    const slow = await problems({ ...manifest(), subjects: [1], retry: { backoffMs: 2 ** 31 } }, 'slow.json');
+    expect(slow.problems).toContain(`${slow.source}: retry.backoffMs: expected an integer from 0 to 2147483647, got number 2147483648`);
+    expect(resolveManifest({ ...manifest(), subjects: [1], analyses: [manifest().analyses[0]], retry: { backoffMs: 2 ** 31 - 1 } }, { baseDir: dir }).retry.backoffMs).toBe(2 ** 31 - 1);
+  });
 });

@@ -35,7 +35,9 @@ describe('numeric flags', () => {
   });
 
   it.each([
-    [['ridge', 'fit', '--x', 'x.npy', '--y', 'y.npy', '--out', 'm.safetensors', '--folds', ''], "--folds: expected an integer >= 2, got ''"],
+    [['ridge', 'fit', '--x', 'x.npy', '--y', 'y.npy', '--out', 'm.safetensors', '--folds', ''], "--folds: expected an integer from 2 to 1048576, got ''"],
+    // (RidgeCV's MAX_FOLDS: refused there, in RidgeCV's words, after the flags)
+    [['ridge', 'fit', '--x', 'x.npy', '--y', 'y.npy', '--out', 'm.safetensors', '--folds', '1048577'], '--folds: expected an integer from 2 to 1048576, got 1048577'],
     [['ridge', 'fit', '--x', 'x.npy', '--y', 'y.npy', '--out', 'm.safetensors', '--threads', '0x2'], "--threads: expected an integer from 0 to 4096, got '0x2'"],
     // engine threads: the engine refuses a count above MAX_ENGINE_THREADS (4096), so the flag does, naming itself
     [['ridge', 'fit', '--x', 'x.npy', '--y', 'y.npy', '--out', 'm.safetensors', '--threads', '5000'], '--threads: expected an integer from 0 to 4096, got 5000'],
@@ -47,6 +49,7 @@ describe('numeric flags', () => {
     [['serve', '--root', '.', '--port', '70000'], '--port: expected an integer from 0 to 65535, got 70000'],
     [['serve', '--root', '.', '--jobs', '1.5'], '--jobs: expected an integer >= 1, got 1.5'],
     // (without --redis the service ignored it)
+    [['serve', '--root', '.', '--redis', 'redis://127.0.0.1:1', '--workers', '257'], '--workers: expected an integer from 0 to 256, got 257'],
     [['serve', '--root', '.', '--workers', '5'], '--workers is for jobs through --redis (job processes given to the shared queue); without --redis, --jobs sets how many jobs run at once'],
     [['batch', 'run', 'm.json', '--concurrency', '0'], '--concurrency 0 runs no job here'],
     [['synth', 'nsd', '--out', 'o', '--seed', '1.5'], '--seed: expected an integer, got 1.5'],
@@ -56,7 +59,9 @@ describe('numeric flags', () => {
     [['sd', 'fixture', '--out', 'o', '--text-dim', '1e9'], '--text-dim: expected an integer from 1 to 4096, got 1e9'],
     [['sd', 'fixture', '--out', 'o', '--unet-layers', '1e6'], '--unet-layers: expected an integer from 0 to 64, got 1e6'],
     [['nsd', 'image', '--root', 'r', '--id', '1', '--out', 'o.png', '--size', '100000'], '--size: expected an integer from 1 to 4096, got 100000'],
-    [['batch', 'run', 'm.json', '--concurrency', '-1'], '--concurrency: expected an integer >= 0, got -1'],
+    [['batch', 'run', 'm.json', '--concurrency', '-1'], '--concurrency: expected an integer from 0 to 256, got -1'],
+    // (a pool's bound, MAX_JOB_PROCESSES: 1e9 forked a process for every job queued)
+    [['batch', 'run', 'm.json', '--concurrency', '257'], '--concurrency: expected an integer from 0 to 256, got 257'],
     [['bench', 'ridge', '--repeats', '0'], '--repeats: expected an integer >= 1, got 0'],
     [['bench', 'ridge', '--threads', 'all'], "--threads: expected an integer from 1 to 4096, got 'all'"],
     [['bench', 'ridge', '--threads', '0'], '--threads: expected an integer from 1 to 4096, got 0'],
@@ -68,7 +73,10 @@ describe('numeric flags', () => {
     [['worker', '--redis', 'redis://127.0.0.1:1', '--poll', '2147483648'], '--poll: expected an integer from 0 to 2147483647, got 2147483648'],
     [['serve', '--root', '.', '--shutdown-deadline', '2147454'], '--shutdown-deadline: expected an integer from 0 to 2147453, got 2147454'],
     [['serve', '--root', '.', '--session-max-age', '1e21'], '--session-max-age: expected an integer from 1 to 34560000, got 1e21'],
-    [['worker', '--redis', 'redis://127.0.0.1:1', '--concurrency', '0'], '--concurrency: expected an integer >= 1, got 0'],
+    [['worker', '--redis', 'redis://127.0.0.1:1', '--concurrency', '0'], '--concurrency: expected an integer from 1 to 256, got 0'],
+    [['worker', '--redis', 'redis://127.0.0.1:1', '--concurrency', '257'], '--concurrency: expected an integer from 1 to 256, got 257'],
+    [['worker', '--redis', 'redis://127.0.0.1:1', '--max-stalled', '1001'], '--max-stalled: expected an integer from 0 to 1000, got 1001'],
+    [['worker', '--redis', 'redis://127.0.0.1:1', '--max-stalled', '-1'], '--max-stalled: expected an integer from 0 to 1000, got -1'],
   ])('brainlatent %j: %s', async (args, message) => {
     await expect(runCommands(ALL, args)).rejects.toThrow(message);
   });

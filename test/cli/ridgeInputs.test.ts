@@ -127,7 +127,7 @@ describe('ridge fit inputs', () => {
     expect(e).toBeInstanceOf(PreflightError);
     expect(e.message.split('\n')[0]).toBe('cannot start ridge fit:');
     expect(e.problems).toEqual([
-      '--folds: expected an integer >= 2, got 1',
+      '--folds: expected an integer from 2 to 1048576, got 1',
       "--alphas: the alphas must be distinct, got 10 at positions 1 and 2 of '1,10,10'",
       "--score: expected r2, pearson, got 'foo'",
       `--y ${f('y40.npy')} has 40 rows but --x ${f('x32.npy')} has 48; one row per sample in both`,

@@ -59,6 +59,17 @@ describe('encode config', () => {
     expect(resolveEncodeConfig({ ...base, mosaic: { scale: 16, columns: 1024, slices: 1 } }).mosaic).toEqual({ scale: 16, columns: 1024, slices: 1 });
   });
 
+  it('bounds featureBatch at 4096 images per call (2^31 passed, and computeFeatures refused it after the extraction)', () => {
+    expect(problems({ ...base, featureBatch: 4097 }, 'e.json')).toEqual(['e.json: featureBatch: expected an integer from 1 to 4096, got number 4097']);
+    expect(problems({ ...base, featureBatch: 2 ** 31 }, 'e.json')).toEqual(['e.json: featureBatch: expected an integer from 1 to 4096, got number 2147483648']);
+    expect(resolveEncodeConfig({ ...base, featureBatch: 4096 }).featureBatch).toBe(4096);
+  });
+
+  it("bounds ridge.folds at RidgeCV's 2^20 (a larger count threw RidgeCV's own words from the preflight's fit plan)", () => {
+    expect(problems({ ...base, ridge: { folds: 2 ** 20 + 1 } }, 'e.json')).toEqual(['e.json: ridge.folds: expected an integer from 2 to 1048576, got number 1048577']);
+    expect(resolveEncodeConfig({ ...base, ridge: { folds: 2 ** 20 } }).ridge.folds).toBe(2 ** 20);
+  });
+
   it('takes ridge.memoryBudget as a whole number of bytes, as RidgeCV does (a fraction of a byte was floored)', () => {
     const budget = (memoryBudget: unknown) => problems({ ...base, ridge: { memoryBudget } }, 'e.json');
     expect(budget(1e9 + 0.5)).toEqual(['e.json: ridge.memoryBudget: expected an integer from 1 to 1125899906842624, got number 1000000000.5']);
@@ -112,7 +123,7 @@ describe('encode config', () => {
       'enc.json: featureSets[5].name: required, expected a string of letters, digits, _ . or -, not starting with .',
       'enc.json: featureSets[5].layers: expected an array of at least 1 item, each a non-empty string, got the string "x"',
       'enc.json: featureSets[5].timesteps[0]: expected an integer from 0 to 999, got number 1000',
-      'enc.json: ridge.folds: expected an integer >= 2, got number 1',
+      'enc.json: ridge.folds: expected an integer from 2 to 1048576, got number 1',
       'enc.json: noiseCeiling: expected "auto", "none", "estimate", or a path, got number 7',
       "enc.json: ridge.alphas: expected start:stop:count such as 1e1:1e7:10, got '1e1:1e-3:x'",
       'enc.json: featureSets[1].name: feature set name \'z\' is used twice (also by featureSets[0])',

@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 import { resolveEncodeConfig } from '../../ts/config/encode.js';
+import { RidgeFitConfigSchema } from '../../ts/config/ridgeFit.js';
+import { checkConfig } from '../../ts/config/validate.js';
 import { configHash, DEFAULTS, resolveConfig } from '../../ts/pipeline/config.js';
 import { ConfigError, PreflightError } from '../../ts/pipeline/errors.js';
 import { reconstruct } from '../../ts/pipeline/reconstruct.js';
@@ -213,6 +215,21 @@ describe('config validation', () => {
     // (it passed, and the img2img stage refused it after extraction and the fits)
     expect(err?.problems).toEqual(['run.json: img2img.batchSize: expected an integer from 1 to 2147483647, got number 2147483648']);
     expect(resolveConfig({ ...base, img2img: { batchSize: 2 ** 31 - 1 } }).img2img.batchSize).toBe(2 ** 31 - 1);
+  });
+
+  it("bounds features.batchSize at 4096 images per VAE call, as encode's featureBatch (one batch of every image ran out of memory at the features stage)", () => {
+    const base = { out: 'o', nsd: { root: 'r', subject: 1 }, model: { dir: 'm' } };
+    expect(() => resolveConfig({ ...base, features: { batchSize: 4097 } }, 'run.json')).toThrow('run.json: features.batchSize: expected an integer from 1 to 4096, got number 4097');
+    expect(resolveConfig({ ...base, features: { batchSize: 4096 } }).features.batchSize).toBe(4096);
+  });
+
+  it("bounds the decoders' folds, and the ridge-fit job's, at RidgeCV's 2^20", () => {
+    const base = { out: 'o', nsd: { root: 'r', subject: 1 }, model: { dir: 'm' } };
+    expect(() => resolveConfig({ ...base, decoders: { c: { folds: 2 ** 20 + 1 } } }, 'run.json')).toThrow('run.json: decoders.c.folds: expected an integer from 2 to 1048576, got number 1048577');
+    expect(resolveConfig({ ...base, decoders: { c: { folds: 2 ** 20 } } }).decoders.c.folds).toBe(2 ** 20);
+    const fit = (folds: number) => checkConfig(RidgeFitConfigSchema, { out: 'o', x: 'x.npy', y: 'y.npy', folds }, 'body.config').problems;
+    expect(fit(2 ** 20 + 1)).toEqual(['body.config.folds: expected an integer from 2 to 1048576, got number 1048577']);
+    expect(fit(2 ** 20)).toEqual([]);
   });
 
   it('parses alpha grids, leaves its input untouched and is idempotent', () => {

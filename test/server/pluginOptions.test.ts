@@ -57,7 +57,7 @@ describe('brainlatentPlugin options', () => {
       logLevel: 'warn',
       root,
       token: 's3cret',
-      jobs: { concurrency: 2, maxQueued: 10 },
+      jobs: { concurrency: 2, maxQueued: 10, workers: 256 },
       predict: { concurrency: 1, maxQueued: 0 },
       img2img: { concurrency: 1, maxQueued: 2 },
       bodyLimit: 1024,
@@ -85,6 +85,8 @@ describe('brainlatentPlugin options', () => {
     [{ root, predict: { concurrency: 0 } }, /brainlatentPlugin options\.predict\.concurrency: expected an integer >= 1, got 0/],
     [{ root, img2img: { maxQueued: -1 } }, /options\.img2img\.maxQueued: expected an integer >= 0, got -1/],
     [{ root, jobs: { concurrency: 1.5 } }, /options\.jobs\.concurrency: expected an integer >= 1, got 1\.5/],
+    // (runBatch's bound on a worker's job processes: past it every job was refused, not the start)
+    [{ root, jobs: { workers: 257 } }, /^brainlatentPlugin options\.jobs\.workers: expected an integer in 0\.\.256, got 257$/],
     [{ root, jobs: { concurrency: 1, maxQueue: 3 } }, /brainlatentPlugin options\.jobs: unknown option 'maxQueue' \(did you mean 'maxQueued'\?\)/],
     [{ root, predict: 4 }, /options\.predict: expected an object \(concurrency\?, maxQueued\?\), got 4/],
     [{ root, shutdownDeadlineMs: '30s' }, /options\.shutdownDeadlineMs: expected an integer in 0\.\.2147453647, got string "30s"/],

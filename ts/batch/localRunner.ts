@@ -11,6 +11,7 @@ import type { BatchNode, BatchPlan } from './graph.js';
 import { planNodes, submissionId } from './graph.js';
 import { PoolJobError, ProcessPool } from './pool.js';
 import { lockPlanFolders } from './jobFolder.js';
+import { MAX_TIMER_MS } from '../ridge/options.js';
 import { jobProcessEnv } from './jobThreads.js';
 import { batchStatus, jobInfo, oneLine, resultUnet, resultWarnings, type BatchEvent, type BatchStatus, type JobInfo } from './status.js';
 
@@ -22,6 +23,12 @@ export interface LocalRunOptions {
   /** Environment of the worker processes (default: this process's). */
   env?: NodeJS.ProcessEnv;
 }
+
+/**
+ * The wait before a job's next attempt: retry.backoffMs doubled per attempt made, at most setTimeout's MAX_TIMER_MS
+ * (a longer delay fired after 1 ms: 5000 ms at the 20th attempt is 2^19 × 5000, past it, and the retry came at once).
+ */
+export const retryDelayMs = (backoffMs: number, attempts: number): number => Math.min(MAX_TIMER_MS, backoffMs * 2 ** (attempts - 1));
 
 export const defaultConcurrency = () => Math.max(1, Math.floor((os.availableParallelism?.() ?? os.cpus().length) / 2));
 
@@ -143,7 +150,7 @@ async function runLocked(plan: BatchPlan, runnerLocks: Record<string, string>, o
                 waitingRetry.delete(t);
                 ready.push(n);
                 pump();
-              }, plan.retry.backoffMs * 2 ** (j.attempts - 1));
+              }, retryDelayMs(plan.retry.backoffMs, j.attempts));
               waitingRetry.add(t);
               // after the timer is known: a listener that aborts on this event cancels the retry with the rest
               emit(j);

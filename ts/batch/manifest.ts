@@ -17,6 +17,7 @@ import { resolveConfigPaths } from '../config/paths.js';
 import { ReconstructConfigSchema } from '../config/reconstruct.js';
 import { fieldLabel, problemsFrom } from '../config/problems.js';
 import { resolveConfig, stableJson, type ReconstructConfig } from '../pipeline/config.js';
+import { MAX_TIMER_MS } from '../ridge/options.js';
 import type { Img2ImgSharding } from '../pipeline/stages.js';
 
 /** A subject: its NSD number, or the number with a name, its own NSD root and per-analysis overrides. */
@@ -145,7 +146,8 @@ export const MANIFEST_SCHEMA = {
     retry: {
       type: 'object',
       additionalProperties: false,
-      properties: { attempts: { type: 'integer', minimum: 1, maximum: 20 }, backoffMs: { type: 'integer', minimum: 0 } },
+      // (backoffMs within setTimeout's range: the local runner waits it, doubled per attempt, with a timer)
+      properties: { attempts: { type: 'integer', minimum: 1, maximum: 20 }, backoffMs: { type: 'integer', minimum: 0, maximum: MAX_TIMER_MS } },
     },
   },
 } as const;

@@ -56,6 +56,14 @@ export function poolWorkerPath(): string {
 /** util-linux's setpriv, which sets the parent-death signal before it becomes node (Linux only). */
 const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => process.platform === 'linux' && existsSync(p));
 
+/**
+ * The most job processes a pool (a worker's `concurrency`, runBatch's local pool) runs at once. Each is a forked
+ * Node process, about 85 MiB before its job loads the engine, a model or the betas (hundreds of MiB to GiBs more),
+ * so 256 is some 21 GiB of bare runtimes: one job a core on the largest single machines. More only forked a process
+ * for every job in the queues at once (1e9 was taken).
+ */
+export const MAX_JOB_PROCESSES = 256;
+
 interface Slot {
   child: ChildProcess;
   busy: boolean;

@@ -8,6 +8,7 @@ import { checkInteger } from '../ridge/options.js';
 import { planBatch } from './graph.js';
 import { waitForRecordedBatch } from './inspect.js';
 import { runLocal, type LocalRunOptions } from './localRunner.js';
+import { MAX_JOB_PROCESSES } from './pool.js';
 import { requireRedis } from './redis.js';
 import { toResolved, writePlan, writeReport, type BatchReport, type ManifestInput } from './outputs.js';
 import { summarize } from './status.js';
@@ -19,7 +20,7 @@ export { toResolved } from './outputs.js';
 
 export interface RunBatchOptions extends LocalRunOptions {
   /**
-   * Jobs at once, each in a process of its own. Here: the pool's processes (default half the cores, at least 1).
+   * Jobs at once, each in a process of its own, at most MAX_JOB_PROCESSES (256). Here: the pool's processes (default half the cores, at least 1).
    * With `redis`: the job processes of the one worker started here, over all queues together (default 1; 0: start none).
    */
   concurrency?: number;
@@ -39,7 +40,8 @@ export async function runBatch(manifest: ManifestInput, options: RunBatchOptions
   // (createWorker's own check, here before the plan is written and submitted)
   if (options.worker !== null && typeof options.worker === 'object') checkWorkerOptions(options.worker, 'runBatch worker');
   // (0 is "no worker here" through Redis; a local pool of 0 processes would wait for ever)
-  if (options.concurrency !== undefined) checkInteger(options.concurrency, 'options.concurrency', 'runBatch', options.redis ? 0 : 1);
+  // (and at most MAX_JOB_PROCESSES either way, the pool's bound, here before the plan is written and submitted)
+  if (options.concurrency !== undefined) checkInteger(options.concurrency, 'options.concurrency', 'runBatch', options.redis ? 0 : 1, MAX_JOB_PROCESSES);
   const plan = await planBatch(await toResolved(manifest), { force: options.force });
   // a Redis that is not there fails the run at once, before anything is written
   if (options.redis) await requireRedis(options.redis);

@@ -29,7 +29,7 @@ import { isInputError } from './errors.js';
 import { QUEUES, type BatchNode, type QueueClass } from './graph.js';
 import { jobProcessEnv } from './jobThreads.js';
 import { LockKeeper } from './lockKeeper.js';
-import { PoolJobError, ProcessPool, type PoolRun } from './pool.js';
+import { MAX_JOB_PROCESSES, PoolJobError, ProcessPool, type PoolRun } from './pool.js';
 import { keys, PREFIX, probeRedis, redisConnection, requireRedis, shownRedisUrl } from './redis.js';
 import { runNode, type NodeResult } from './runNode.js';
 import { blockedByReason, blockedRoot, failedChildKey, rootOfFailedChild } from './blocked.js';
@@ -38,7 +38,7 @@ import type { JobData } from './submit.js';
 
 export interface WorkerOptions {
   redis: string;
-  /** Work jobs at once in this worker, over all its queues (job processes). Default 1. */
+  /** Work jobs at once in this worker, over all its queues (job processes), 1..MAX_JOB_PROCESSES (256). Default 1. */
   concurrency?: number;
   /** Queues to take jobs from. Default all: data, compute, sample, control. */
   queues?: QueueClass[];
@@ -46,7 +46,7 @@ export interface WorkerOptions {
   lockMs?: number;
   /** How often stalled jobs are looked for. Default 2000. */
   stallMs?: number;
-  /** A job that stalls more often than this fails, whatever its attempts (see above). Default 20. */
+  /** A job that stalls more often than this fails, whatever its attempts (see above), 0..MAX_STALLED_COUNT (1000). Default 20. */
   maxStalledCount?: number;
   /** On close: how long running jobs may take to finish before they are returned to the queue. Default 30000. */
   graceMs?: number;
@@ -156,6 +156,13 @@ async function firstConnection(url: string, wait: boolean, log: (line: string) =
 export const MIN_LOCK_MS = 1000;
 
 /**
+ * The most stalls a job may have before BullMQ fails it (maxStalledCount). A stall is a worker lost (each about
+ * lockMs + 2 × stallMs, 10 s at the defaults, plus the time the job ran): 1000 outlasts any run of preempted nodes,
+ * while more turns off the guard against a job that takes down every worker that runs it, in all but name.
+ */
+export const MAX_STALLED_COUNT = 1000;
+
+/**
  * The numbers of a worker's options, checked before anything connects (`what` names the call: 'createWorker', or
  * 'runBatch worker' for runBatch's). Unchecked, NaN or -1 slots were clamped or passed on, a fractional `threads`
  * was dropped in the job process, a NaN pollMs polled every 1 ms, and BullMQ refused a stallMs of 0 only after
@@ -165,11 +172,11 @@ export function checkWorkerOptions(options: Partial<WorkerOptions>, what: string
   const check = (key: keyof WorkerOptions, min: number, max?: number) => {
     if (options[key] !== undefined) checkInteger(options[key], key, what, min, max);
   };
-  check('concurrency', 1);
+  check('concurrency', 1, MAX_JOB_PROCESSES);
   // (a lock of 0 was taken, and the worker then ran nothing: every job it fetched stalled at once, in a loop)
   check('lockMs', MIN_LOCK_MS, MAX_TIMER_MS);
   check('stallMs', 1, MAX_TIMER_MS);
-  check('maxStalledCount', 0);
+  check('maxStalledCount', 0, MAX_STALLED_COUNT);
   check('graceMs', 0, MAX_TIMER_MS);
   check('pollMs', 0, MAX_TIMER_MS);
   // (the engine's cap: a count it refuses would fail every job in its process)

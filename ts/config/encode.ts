@@ -5,9 +5,9 @@
 import { Type, type Static } from '@sinclair/typebox';
 
 import { MAX_MOSAIC_SCALE, MAX_MOSAIC_SLICES } from '../encoding/mosaicBounds.js';
-import { MAX_MEMORY_BUDGET, MAX_N_ITER } from '../ridge/options.js';
+import { MAX_FOLDS, MAX_MEMORY_BUDGET, MAX_N_ITER } from '../ridge/options.js';
 import { DEFAULT_ALPHAS } from '../ridge/RidgeCV.js';
-import { GUIDANCE_DESCRIPTION, GUIDANCE_RANGE, SEED_RANGE } from '../sd/optionBounds.js';
+import { GUIDANCE_DESCRIPTION, GUIDANCE_RANGE, MAX_IMAGE_BATCH, SEED_RANGE } from '../sd/optionBounds.js';
 import { resolveAlphaGrid } from './alphaGrid.js';
 import { ConfigError } from './errors.js';
 import { fieldLabel } from './problems.js';
@@ -100,7 +100,8 @@ export const EncodeConfigSchema = Strict(
       Strict(
         {
           alphas: Default(AlphaGrid('ridge penalties searched by cross-validation, per voxel'), [...DEFAULT_ALPHAS]),
-          folds: Default(Type.Integer({ minimum: 2, description: 'cross-validation folds, grouped by image' }), 5),
+          // (RidgeCV's bound: a larger count passed here and the preflight's fit plan threw RidgeCV's own words, naming no field)
+          folds: Default(Type.Integer({ minimum: 2, maximum: MAX_FOLDS, description: 'cross-validation folds, grouped by image' }), 5),
           score: Default(Type.Union([Type.Literal('r2'), Type.Literal('pearson')], { description: 'cross-validation score' }), 'r2'),
           route: Default(Type.Union([Type.Literal('auto'), Type.Literal('primal'), Type.Literal('kernel')], { description: "decompose XᵀX ('primal') or XXᵀ ('kernel'); auto picks the cheaper" }), 'auto'),
           cvMethod: Default(
@@ -137,7 +138,7 @@ export const EncodeConfigSchema = Strict(
       ),
       {},
     ),
-    featureBatch: Default(Type.Integer({ minimum: 1, description: 'images per model call' }), 8),
+    featureBatch: Default(Type.Integer({ minimum: 1, maximum: MAX_IMAGE_BATCH, description: 'images per model call' }), 8),
   },
   {
     description: 'brainlatent encode: voxel-wise encoding models of diffusion-model features',

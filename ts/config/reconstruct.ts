@@ -5,10 +5,10 @@
 import { Type, type Static } from '@sinclair/typebox';
 
 import { KARRAS_SCHEDULERS, SCHEDULERS } from '../sd/schedulerConfig.js';
-import { GUIDANCE_DESCRIPTION, GUIDANCE_RANGE, MAX_ORT_THREADS, SEED_RANGE } from '../sd/optionBounds.js';
+import { GUIDANCE_DESCRIPTION, GUIDANCE_RANGE, MAX_IMAGE_BATCH, MAX_ORT_THREADS, SEED_RANGE } from '../sd/optionBounds.js';
 import { AlphaGrid, Default, Nullable, Path, Region, Strict, ZscoreDdof, type Resolved } from './schemaKit.js';
 import { NsdSessions } from './sessions.js';
-import { MAX_MEMORY_BUDGET } from '../ridge/options.js';
+import { MAX_FOLDS, MAX_MEMORY_BUDGET } from '../ridge/options.js';
 
 /** TN's α grid (1e-6 … 1) extended to 1e6 so that cross-validation can regularise (method.md §1.4 pitfall 2). */
 export const RECONSTRUCT_ALPHAS = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1, 10, 100, 1e3, 1e4, 1e5, 1e6];
@@ -27,7 +27,7 @@ const decoder = (roi: string, target: string) =>
     {
       roi: Default(Region(`voxels that predict ${target}: a region spec (streams:early, nsdgeneral, prf-visualrois:V1v,V2v) or a mask .nii.gz`), roi),
       alphas: Default(AlphaGrid('ridge penalties searched by cross-validation, per target'), RECONSTRUCT_ALPHAS),
-      folds: Default(Type.Integer({ minimum: 2, description: 'cross-validation folds (grouped by image)' }), 5),
+      folds: Default(Type.Integer({ minimum: 2, maximum: MAX_FOLDS, description: 'cross-validation folds (grouped by image)' }), 5),
       standardize: Default(Type.Boolean({ description: "z-score the voxels with the training trials' statistics (TN's StandardScaler)" }), true),
       fitIntercept: Default(Type.Boolean({ description: "fit an intercept (centre X and Y); false reproduces TN's uncentred Y" }), true),
       score: Default(Type.Union([Type.Literal('r2'), Type.Literal('pearson')], { description: 'cross-validation score' }), 'r2'),
@@ -91,7 +91,7 @@ export const ReconstructConfigSchema = Strict(
           zSize: Default(latentSide('side the stimuli are resized to before the VAE (TN: 320 → z 4×40×40)'), 320),
           zMode: Default(Type.Union([Type.Literal('mean'), Type.Literal('sample')], { description: 'VAE posterior mean or a sample (TN: a sample)' }), 'sample'),
           seed: Default(Type.Integer({ ...SEED_RANGE, description: "seed of the VAE posterior samples (keyed by image)" }), 42),
-          batchSize: Default(positiveInt('images per VAE / text-encoder call'), 8),
+          batchSize: Default(Type.Integer({ minimum: 1, maximum: MAX_IMAGE_BATCH, description: 'images per VAE / text-encoder call' }), 8),
         },
         { description: 'the training targets z and c' },
       ),

@@ -4,6 +4,7 @@
  */
 import { Type } from '@sinclair/typebox';
 
+import { MAX_FOLDS } from '../ridge/options.js';
 import { AlphaGrid, Default, Nullable, Path, Strict, type Resolved } from './schemaKit.js';
 
 const choice = <T extends string>(values: readonly T[], description: string) => Type.Union(values.map((v) => Type.Literal(v)), { description });
@@ -15,7 +16,7 @@ export const RidgeFitConfigSchema = Strict(
     y: Path('Y as .npy (float32 or float64, samples × targets)'),
     groups: Default(Nullable(Path('group labels'), { description: 'a group label per sample (.npy int): a group never straddles folds, e.g. the image id of each trial; null: contiguous folds' }), null),
     alphas: Default(AlphaGrid('candidate penalties, searched per target by cross-validation'), '1e1:1e7:10'),
-    folds: Default(Type.Integer({ minimum: 2, description: 'cross-validation folds' }), 5),
+    folds: Default(Type.Integer({ minimum: 2, maximum: MAX_FOLDS, description: 'cross-validation folds' }), 5),
     score: Default(choice(['r2', 'pearson'] as const, 'CV score maximised per target'), 'r2'),
     fitIntercept: Default(Type.Boolean({ description: 'centre X and Y with training means (an unpenalised intercept)' }), true),
     standardize: Default(Type.Boolean({ description: 'z-score X columns with training statistics (stored in the model)' }), false),

@@ -54,6 +54,8 @@ export interface EncodeOptions {
    * wrong (no noise ceiling under noiseCeiling 'auto' without ncsnr.nii.gz); a dry run's plan lists them as 'note: …'.
    */
   onNote?: (message: string) => void;
+  /** Names the config in the messages that name its fields (a file name; default 'config'): the command passes --config's. */
+  source?: string;
 }
 
 export interface FeatureSetResult {
@@ -137,7 +139,7 @@ function versions(): Record<string, string> {
  */
 export async function encode(input: EncodeConfigInput | EncodeConfig, options: EncodeOptions = {}): Promise<EncodeResult> {
   checkControl(options, 'encode', ['onProgress', 'onWarning']);
-  const c = resolveEncodeConfig(input);
+  const c = resolveEncodeConfig(input, options.source);
   // a run folder that overlaps an input is refused before the lock creates it or anything is written (dry runs too)
   // (and so is an extraction cache, nsd.cacheDir, that overlaps one)
   const overlaps = await runOutputOverlaps(EncodeConfigSchema, c);
@@ -167,7 +169,7 @@ async function runEncode(c: EncodeConfig, options: EncodeOptions): Promise<Encod
   const unetSetsToRun = new Set(c.featureSets.filter((s) => s.kind === 'unet' && !skip.get(`features.${s.name}`)).map((s) => s.name));
   // (and the model work it announces is that of the stages that will run)
   const stagesToRun = new Set(stages.filter((s) => !skip.get(s.id)).map((s) => s.id));
-  const pre = await preflightEncode(c, { force, unetSetsToRun, stagesToRun });
+  const pre = await preflightEncode(c, { force, unetSetsToRun, stagesToRun, source: options.source });
   if (options.dryRun) {
     const est = await estimateEncodeStages(c, stages, skip, options.signal);
     const seconds = (id: string) => est.get(id)?.seconds ?? 0;

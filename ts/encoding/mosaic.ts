@@ -11,6 +11,7 @@ import type { Grid } from '../io/voxelMask.js';
 import { describeNumber } from '../ridge/alphas.js';
 import { checkInteger, checkPositive } from '../ridge/options.js';
 import { MAX_MOSAIC_PIXELS, MAX_MOSAIC_SCALE, MAX_MOSAIC_SLICES } from './mosaicBounds.js';
+import { DEFAULT_MOSAIC_SLICES, mosaicLayout, mosaicSize } from './mosaicLayout.js';
 import { applyAffine, axisLayout, type Affine } from './orientation.js';
 import { drawText, textHeight, textWidth, type Canvas } from './text.js';
 
@@ -156,7 +157,7 @@ export function renderMosaic(spec: MosaicSpec): { png: Canvas; result: MosaicRes
     if (any) filled.push(s);
   }
   if (!filled.length) filled.push(Math.floor(S / 2));
-  const maxSlices = spec.maxSlices ?? 16;
+  const maxSlices = spec.maxSlices ?? DEFAULT_MOSAIC_SLICES;
   // one slice: the middle one (the spread below would divide by maxSlices − 1 = 0)
   const slices =
     filled.length <= maxSlices ? filled
@@ -179,24 +180,15 @@ export function renderMosaic(spec: MosaicSpec): { png: Canvas; result: MosaicRes
     if (!(uHi > uLo)) uHi = uLo + 1;
   }
 
-  const scale = spec.scale ?? Math.max(2, Math.min(12, Math.round(180 / Math.max(W, H))));
-  const tileW = W * scale, tileH = H * scale;
-  const label = textHeight(12);
-  const cols = Math.min(slices.length, spec.columns ?? Math.max(1, Math.round(Math.sqrt(((slices.length * tileH) / tileW) * 1.4))));
-  const rows = Math.ceil(slices.length / cols);
-  const gap = 6, margin = 14;
-  const titleH = textHeight(15) + 8;
-  const cellW = tileW + gap, cellH = tileH + label + 4 + gap;
-  const gridW = cols * cellW - gap, gridH = rows * cellH - gap;
+  const layout = mosaicLayout({ across: W, down: H, slices: slices.length, scale: spec.scale, columns: spec.columns });
+  const { scale, tileW, tileH, label, cols, cellW, cellH, gridW, gridH, margin, top } = layout;
   const barH = Math.max(140, Math.min(320, gridH - 40));
   const ticks = signed ? niceTicks(-vmax, vmax, 5) : niceTicks(0, vmax, 5);
   const step = ticks.length > 1 ? ticks[1] - ticks[0] : vmax;
   const tickW = Math.max(...ticks.map((t) => textWidth(tickLabel(t, step), 12)), textWidth(spec.quantity, 12));
-  const barAreaW = 30 + 16 + 6 + tickW + 10;
-  const width = margin * 2 + gridW + barAreaW;
+  const { width } = mosaicSize(layout, tickW, 0);
   const noteLines = spec.note ? wrapText(spec.note, width - 2 * margin, 12) : [];
-  const noteH = noteLines.length ? noteLines.length * textHeight(12) + 8 : 0;
-  const height = margin + titleH + gridH + noteH + margin;
+  const { height } = mosaicSize(layout, tickW, noteLines.length);
   if (width * height > MAX_MOSAIC_PIXELS) {
     throw new InvalidArgumentError(`${what}: a figure of ${width}×${height} pixels is over the ${MAX_MOSAIC_PIXELS}-pixel limit; lower scale (${scale}) or maxSlices (${slices.length} shown)`);
   }
@@ -228,7 +220,6 @@ export function renderMosaic(spec: MosaicSpec): { png: Canvas; result: MosaicRes
   drawText(c, margin, margin, spec.title, 15, INK);
   // slice spacing in mm: whole millimetres when the voxels are, else one decimal
   const sliceStep = Math.hypot(spec.affine[0][az], spec.affine[1][az], spec.affine[2][az]);
-  const top = margin + titleH;
   const sliceMm: number[] = [];
   slices.forEach((s, k) => {
     const x0 = margin + (k % cols) * cellW;

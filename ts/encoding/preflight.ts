@@ -18,6 +18,7 @@ import { loadRegionMask, type RegionMask } from '../nsd/roi.js';
 import { PreflightError } from '../pipeline/errors.js';
 import { runFolderConflict } from '../pipeline/runFolder.js';
 import { runOutputOverlaps } from '../pipeline/runFolderInputs.js';
+import { mosaicPixelsProblem } from './mosaicPreflight.js';
 import { encodeFitMemory, memoryBudgetProblem } from './ridgeMemory.js';
 import { tableSpecs } from './runPaths.js';
 import { knownTableWidths } from './tableWidths.js';
@@ -79,6 +80,8 @@ export interface EncodePreflightOptions {
    * so a dry run of a resumed run does not announce evaluations that are done.
    */
   stagesToRun?: ReadonlySet<string>;
+  /** Names the config in the messages that name its fields (a file name; default 'config'), as resolveEncodeConfig's `source`. */
+  source?: string;
 }
 
 export async function preflightEncode(c: EncodeConfig, options: EncodePreflightOptions = {}): Promise<EncodePreflight> {
@@ -143,6 +146,11 @@ export async function preflightEncode(c: EncodeConfig, options: EncodePreflightO
       region = await loadRegionMask(c.nsd.root, c.nsd.subject, c.nsd.roi);
       mask = region.mask;
       if (mask.indices.length === 0) problems.push(`nsd.roi '${c.nsd.roi}' has no voxels for subject ${c.nsd.subject}`);
+      // the mosaics' size is known once the mask is: refused now, not by the report stage after every fit
+      else {
+        const tooBig = mosaicPixelsProblem(c, region, options.source);
+        if (tooBig) problems.push(tooBig);
+      }
       // a budget every fit would refuse, after the extraction and the embeddings had run
       budgetFloor = memoryBudgetProblem(c.ridge.memoryBudget, mask.indices.length);
       if (budgetFloor) problems.push(budgetFloor);

@@ -38,3 +38,13 @@ export const SEED_EXPECTED = `an integer from 0 to ${MAX_SEED}`;
  * had not loaded the tiny fixture after 6 minutes.
  */
 export const MAX_ORT_THREADS = 1024;
+
+/**
+ * The most images per VAE / text-encoder call a config file takes (encode's featureBatch, reconstruct's
+ * features.batchSize; the default is 8). A call holds its batch's activations at once: at 512 px the VAE encoder's
+ * first layers output 128 × 512² float32, 128 MiB an image, so 4,096 images ask about 512 GiB, past any machine,
+ * while at the smallest side (8 px) 4,096 images are a few MiB. Larger values could only fail, late: 2^31 passed the
+ * encode config and computeFeatures (bounded by sd/native's INT32_MAX) refused it at the features stage, after the
+ * extraction; one batch of every image ran out of memory there. (eval's FeatureNetwork batchSize has the same cap.)
+ */
+export const MAX_IMAGE_BATCH = 4096;

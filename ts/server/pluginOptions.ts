@@ -6,6 +6,7 @@
  */
 import { statSync } from 'node:fs';
 
+import { MAX_JOB_PROCESSES } from '../batch/pool.js';
 import { redisConnection } from '../batch/redis.js';
 import { InvalidArgumentError } from '../errors.js';
 import { describeNumber } from '../ridge/alphas.js';
@@ -134,8 +135,8 @@ function checkObject(value: unknown, key: string, known: readonly string[]): Rec
   return value as Record<string, unknown>;
 }
 
-function checkOptionalInteger(o: Record<string, unknown>, key: string, label: string, min: number): void {
-  if (o[key] !== undefined) checkInteger(o[key], name(`${label}.${key}`), WHAT, min);
+function checkOptionalInteger(o: Record<string, unknown>, key: string, label: string, min: number, max?: number): void {
+  if (o[key] !== undefined) checkInteger(o[key], name(`${label}.${key}`), WHAT, min, max);
 }
 
 function checkBoolean(value: unknown, key: string): void {
@@ -176,7 +177,8 @@ export function checkPluginOptions(options: unknown): BrainlatentPluginOptions {
     const jobs = checkObject(o.jobs, 'jobs', ['concurrency', 'maxQueued', 'workers']);
     checkOptionalInteger(jobs, 'concurrency', 'jobs', 1);
     checkOptionalInteger(jobs, 'maxQueued', 'jobs', 0);
-    checkOptionalInteger(jobs, 'workers', 'jobs', 0);
+    // (runBatch's bound on a worker's job processes: a larger count was refused by every job, not at the start)
+    checkOptionalInteger(jobs, 'workers', 'jobs', 0, MAX_JOB_PROCESSES);
   }
   if (o.redis !== undefined) {
     if (typeof o.redis !== 'string' || o.redis.length === 0) throw new InvalidArgumentError(`${WHAT} ${name('redis')}: expected a URL like redis://127.0.0.1:6379/0, got ${describeNumber(o.redis)}`);

@@ -109,7 +109,7 @@ describe('brainlatent ridge fit / predict', () => {
     expect(() => new RidgeCV({ memoryBudget: 1e29 })).toThrow('RidgeCV memoryBudget: expected at most 1125899906842624 bytes (1 PiB), got 1e+29');
     await expect(fit('--memory', 'lots')).rejects.toThrow(/--memory/);
     await expect(fit('--threads', '-1')).rejects.toThrow(/--threads: expected an integer from 0 to 4096, got -1$/);
-    await expect(fit('--folds', '2.5')).rejects.toThrow(/--folds: expected an integer >= 2/);
+    await expect(fit('--folds', '2.5')).rejects.toThrow(/--folds: expected an integer from 2 to 1048576/);
     // refused from the headers' shapes, before X and Y are read, by the engine's plan of the fit's memory; the CLI
     // user's knob is --memory, not the library's memoryBudget
     const refused = await fit('--memory', '1e-9').then(() => '', (e: Error) => `${e.name}: ${e.message}`);

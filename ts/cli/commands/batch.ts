@@ -5,6 +5,7 @@ import { InvalidArgumentError } from '../../errors.js';
 import { planBatch, planNodes } from '../../batch/graph.js';
 import { BatchClaimedError, cancelBatch, claimWords, getBatchStatus, listBatches, listClaims, retryBatch, watchBatch, type CancelResult } from '../../batch/inspect.js';
 import { loadManifest, type ResolvedBatch } from '../../batch/manifest.js';
+import { MAX_JOB_PROCESSES } from '../../batch/pool.js';
 import { BatchPreflightError, checkBatch, forcedReplacements, formatProblems, formatWarnings, requirePreflight, type BatchCommand, type BatchProblem } from '../../batch/preflight.js';
 import { shownRedisUrl } from '../../batch/redis.js';
 import { runBatch, type BatchReport } from '../../batch/runBatch.js';
@@ -161,7 +162,7 @@ export function registerBatchCommand(program: Command): void {
   batch
     .command('run <manifest>')
     .description('run every job of the manifest: here with a pool of worker processes (default), or through BullMQ with --redis; prints the summary per subject × stage')
-    .option('--concurrency <n>', 'jobs at once, each in a process of its own: here, the pool of job processes (default half the cores); with --redis, the job processes of the one worker started here, serving all queues together (default 1; 0: start no worker here)')
+    .option('--concurrency <n>', `jobs at once, each in a process of its own (at most ${MAX_JOB_PROCESSES}): here, the pool of job processes (default half the cores); with --redis, the job processes of the one worker started here, serving all queues together (default 1; 0: start no worker here)`)
     .option('--redis <url>', 'go through BullMQ on this Redis (redis://host:port/db): submit, start one worker here (--concurrency jobs at once, any queue; 0: none) and wait until the batch is done, by it and the workers elsewhere')
     .option('--json', 'print the summary as JSON')
     .option('--no-preflight', NO_PREFLIGHT)
@@ -185,7 +186,7 @@ Examples:
   brainlatent batch run nsd.json --force                  # an analysis's config was edited: replace its runs`,
     )
     .action(async (file: string, f: { concurrency?: string; json?: boolean; redis?: string; preflight: boolean; force?: boolean }) => {
-      const concurrency = nonNegativeInt(f.concurrency, 'concurrency');
+      const concurrency = f.concurrency === undefined ? undefined : integerFlag(f.concurrency, '--concurrency', 0, MAX_JOB_PROCESSES);
       // (0 means "no worker here" through Redis; here it would run nothing)
       if (concurrency === 0 && !f.redis) throw new InvalidArgumentError('--concurrency 0 runs no job here: give 1 or more (0 is for --redis: start no worker here, the workers elsewhere take the jobs)');
       // (through Redis, a subject submitted before is not resubmitted by a run: the remedy names retry too)

@@ -53,7 +53,7 @@ ${schemaHelpText(EncodeConfigSchema, 'enc.json')}`,
       if (config.nsd.cacheDir !== null) await checkCacheFolderApart(`${f.config}: nsd.cacheDir`, config.nsd.cacheDir, inputs);
       // Ctrl-C or SIGTERM stops the run at its next step; finished stages stay, and the same command resumes
       const ctl = stopOnSignals();
-      const r = await encode(config, { signal: ctl.signal, force: f.force, dryRun: f.dryRun, onProgress: f.dryRun ? undefined : stageProgress(), onWarning: printWarnings, onNote: (n) => process.stderr.write(`note: ${n}\n`) }).finally(() => ctl.dispose());
+      const r = await encode(config, { source: f.config, signal: ctl.signal, force: f.force, dryRun: f.dryRun, onProgress: f.dryRun ? undefined : stageProgress(), onWarning: printWarnings, onNote: (n) => process.stderr.write(`note: ${n}\n`) }).finally(() => ctl.dispose());
       if (r.plan) {
         process.stdout.write(`${r.plan.join('\n')}\n`);
         return;

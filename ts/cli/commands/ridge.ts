@@ -13,7 +13,7 @@ import { checkFitBudget, checkFitInputs, Y_READ, type FitInputNames } from '../.
 import { ridgePlanLine, planRidgeFit } from '../../ridge/memoryPlan.js';
 import { MAX_ENGINE_THREADS, RidgeCV, setThreads, type RidgeCVOptions } from '../../ridge/RidgeCV.js';
 import { RidgeModel, ridgeModelFile } from '../../ridge/RidgeModel.js';
-import { MAX_MEMORY_BUDGET } from '../../ridge/options.js';
+import { MAX_FOLDS, MAX_MEMORY_BUDGET } from '../../ridge/options.js';
 import { choiceFlag, integerFlag } from '../flagValue.js';
 import { alphaHistogram, mean, seconds } from '../format.js';
 import { checkOutputFile } from '../outputPath.js';
@@ -81,7 +81,7 @@ function fitOptions(flags: FitFlags, c: { alphas: number[]; folds: number; group
 async function checkFitFlags(flags: FitFlags) {
   const p = new FlagProblems();
   const threads = flags.threads === undefined ? undefined : p.take(() => integerFlag(flags.threads!, '--threads', 0, MAX_ENGINE_THREADS));
-  const folds = p.take(() => integerFlag(flags.folds, '--folds', 2));
+  const folds = p.take(() => integerFlag(flags.folds, '--folds', 2, MAX_FOLDS));
   const memoryBudget = flags.memory === undefined ? undefined : p.take(() => gibibytes(flags.memory!, '--memory'));
   const alphas = p.take(() => parseAlphas(flags.alphas), '--alphas');
   p.take(() => choiceFlag(flags.score, '--score', ['r2', 'pearson']));

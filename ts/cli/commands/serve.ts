@@ -2,6 +2,7 @@ import { statSync } from 'node:fs';
 
 import type { Command } from 'commander';
 
+import { MAX_JOB_PROCESSES } from '../../batch/pool.js';
 import { InvalidArgumentError } from '../../errors.js';
 import { shownRedisUrl } from '../../server/jobs/redisReachable.js';
 import { startServer, trustProxyFlag, type LogLevel } from '../../server/serve.js';
@@ -105,7 +106,7 @@ See docs/server.md (every route, option, the page, Redis, metrics).`,
       if (flags.workers !== undefined && !flags.redis) {
         throw new InvalidArgumentError('--workers is for jobs through --redis (job processes given to the shared queue); without --redis, --jobs sets how many jobs run at once');
       }
-      const jobs = { concurrency: integerFlag(flags.jobs, '--jobs', 1), workers: flags.workers === undefined ? 1 : integerFlag(flags.workers, '--workers', 0) };
+      const jobs = { concurrency: integerFlag(flags.jobs, '--jobs', 1), workers: flags.workers === undefined ? 1 : integerFlag(flags.workers, '--workers', 0, MAX_JOB_PROCESSES) };
       const predict = flags.predictThreads ? { concurrency: integerFlag(flags.predictThreads, '--predict-threads', 1) } : undefined;
       const eventLoopResolutionMs = integerFlag(flags.eventLoopResolution, '--event-loop-resolution', 1);
       // (the plugin's bounds, in the flags' own units: a deadline in seconds is refused here naming --shutdown-deadline)

@@ -3,11 +3,11 @@ import type { Command } from 'commander';
 
 import { InvalidArgumentError } from '../../errors.js';
 import { QUEUES, type QueueClass } from '../../batch/graph.js';
-import { createWorker, MIN_LOCK_MS } from '../../batch/worker.js';
+import { MAX_JOB_PROCESSES } from '../../batch/pool.js';
+import { createWorker, MAX_STALLED_COUNT, MIN_LOCK_MS } from '../../batch/worker.js';
 import { MAX_ENGINE_THREADS } from '../../ridge/RidgeCV.js';
 import { MAX_TIMER_MS } from '../../ridge/options.js';
 import { integerFlag } from '../flagValue.js';
-import { nonNegativeInt } from './batch.js';
 
 interface Flags {
   redis: string;
@@ -27,11 +27,11 @@ export function registerWorkerCommand(program: Command): void {
     .command('worker')
     .description('take batch jobs (brainlatent batch submit) from the queues on Redis and run them, until stopped')
     .requiredOption('--redis <url>', 'Redis of the queues, redis://host:port/db')
-    .option('--concurrency <n>', 'jobs at once in this worker, whatever their queue (job processes; joins run beside them)', '1')
+    .option('--concurrency <n>', `jobs at once in this worker, whatever their queue (job processes, at most ${MAX_JOB_PROCESSES}; joins run beside them)`, '1')
     .option('--queues <list>', `queues to take jobs from, of ${QUEUES.join(', ')} (default all)`)
     .option('--lock-ms <ms>', "a job's lock, renewed every quarter of it by a thread of its own; a killed worker's job returns after about this plus two stall intervals (at least 1000)", '6000')
     .option('--stall-ms <ms>', 'how often stalled jobs are looked for', '2000')
-    .option('--max-stalled <n>', 'a job that stalls (its worker died or hung) more often than this fails, whatever its attempts: the guard against a job that kills every worker', '20')
+    .option('--max-stalled <n>', `a job that stalls (its worker died or hung) more often than this fails, whatever its attempts: the guard against a job that kills every worker (at most ${MAX_STALLED_COUNT})`, '20')
     .option('--grace <s>', 'on SIGTERM, seconds the running jobs may take to finish before they are returned to the queue', '30')
     .option('--name <name>', 'worker name in `batch status` (default host:pid)')
     .option('--poll <ms>', 'longest wait between two looks at empty queues', '1000')
@@ -57,12 +57,12 @@ See docs/batch.md (queues, locks and stalled jobs, workers under Slurm or Kubern
       const worker = await createWorker({
         redis: f.redis,
         // a worker with no slots would take nothing: 0 is refused, not read as 1
-        concurrency: integerFlag(f.concurrency, '--concurrency', 1),
+        concurrency: integerFlag(f.concurrency, '--concurrency', 1, MAX_JOB_PROCESSES),
         queues,
         // (times within setTimeout's range, named by their flags: --grace is in seconds, createWorker's graceMs in ms)
         lockMs: f.lockMs === undefined ? undefined : integerFlag(f.lockMs, '--lock-ms', MIN_LOCK_MS, MAX_TIMER_MS),
         stallMs: integerFlag(f.stallMs, '--stall-ms', 1, MAX_TIMER_MS),
-        maxStalledCount: nonNegativeInt(f.maxStalled, 'max-stalled'),
+        maxStalledCount: integerFlag(f.maxStalled, '--max-stalled', 0, MAX_STALLED_COUNT),
         graceMs: integerFlag(f.grace, '--grace', 0, Math.floor(MAX_TIMER_MS / 1000)) * 1000,
         name: f.name,
         // checked here, against the engine's cap: a count it refuses would fail every job in its process
