@@ -563,3 +563,17 @@ describe('noiseCeiling', () => {
     }
   });
 });
+
+describe('ridge.folds', () => {
+  it('more folds than the training rows allow is refused before any work, naming ridge.folds (it was a bare RidgeCV message)', async () => {
+    const path = join(tmp, 'folds.npy'), ids = join(tmp, 'folds-ids.npy');
+    await writeNpy(path, Float32Array.from({ length: seen.length * 3 }, (_, i) => Math.sin(i)), [seen.length, 3]);
+    await writeNpy(ids, seen, [seen.length]);
+    const cfg = (folds: number) => ({ ...config([{ name: 'f', kind: 'file', path, ids }]), ridge: { folds } }) as EncodeConfigInput;
+    const rows = seen.length - 10; // the 10 shared images are the test set
+    await refusedUpFront(cfg(1000), new RegExp(`^cannot start encode:\\n  - ridge\\.folds: ${rows} training rows \\(one per image\\): 1000 folds but only ${rows} samples`, 's'));
+    // a count the rows hold but that leaves a fold of one sample (the score of one sample is undefined)
+    await refusedUpFront(cfg(rows - 1), /ridge\.folds: \d+ training rows \(one per image\) folds \(of whole groups\): fold \d+ holds 1 sample; .*use fewer folds/s);
+    expect((await preflightEncode(resolveEncodeConfig(cfg(Math.floor(rows / 2))))).voxels).toBeGreaterThan(0);
+  });
+});

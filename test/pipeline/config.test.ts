@@ -279,6 +279,25 @@ describe('bad input is caught before any long work', () => {
     ]);
   });
 
+  it("a decoder's folds more than its training rows hold are refused before any work, naming decoders.<t>.folds (it was RidgeCV's bare message)", async () => {
+    const dir = tempDir('bl-folds-');
+    const root = join(dir, 'nsd');
+    await synthNsd({ out: root, formats: ['hdf5'], trialsPerSession: 30 });
+    const model = join(dir, 'model');
+    await writeSdFixture(model);
+    const out = join(dir, 'run');
+    let err: PreflightError | undefined;
+    await reconstruct({ out, nsd: { root, subject: 1 }, model: { dir: model }, decoders: { z: { folds: 100_000 }, c: { folds: 100_000, averageTrain: true } } }).catch(
+      (e: unknown) => (err = e as PreflightError),
+    );
+    expect(err).toBeInstanceOf(PreflightError);
+    expect(err!.problems).toEqual([
+      expect.stringMatching(/^decoders\.z\.folds: [\d,]+ training rows: 100000 folds but only \d+ samples$/),
+      expect.stringMatching(/^decoders\.c\.folds: [\d,]+ training rows \(one per image\): 100000 folds but only \d+ samples$/),
+    ]);
+    expect(existsSync(join(out, 'data'))).toBe(false);
+  });
+
   it('regions with no voxels, test images without captions, and a run folder holding another run', async () => {
     const dir = tempDir('bl-bad-');
     const root = join(dir, 'nsd');

@@ -16,6 +16,7 @@ import { nsd73kIdProblem, rowsAs73kIdsProblem } from '../nsd/ids.js';
 import { expdesignPath, func1pt8Dir, ncsnrPath, roiPath } from '../nsd/paths.js';
 import { loadRegionMask, type RegionMask } from '../nsd/roi.js';
 import { PreflightError } from '../pipeline/errors.js';
+import { trainFoldsProblem } from '../pipeline/trainFolds.js';
 import { runFolderConflict } from '../pipeline/runFolder.js';
 import { runOutputOverlaps } from '../pipeline/runFolderInputs.js';
 import { mosaicPixelsProblem } from './mosaicPreflight.js';
@@ -211,7 +212,10 @@ export async function preflightEncode(c: EncodeConfig, options: EncodePreflightO
     } catch {
       // the sessions' problems with the design are named above
     }
-    if (trainIds) {
+    // (folds the training rows cannot hold: the plan below would throw RidgeCV's message, naming no field)
+    const folds = trainIds ? trainFoldsProblem('ridge.folds', c.ridge.folds, trainIds, c.nsd.averageTrain) : null;
+    if (folds) problems.push(folds);
+    if (trainIds && !folds) {
       const widths = await knownTableWidths(c, unetShapes, options.stagesToRun);
       const tables = tableSpecs(c);
       const banded = c.banded.filter((b) => runs(`banded.${b.name}`)).map((spec) => ({ spec, tables: spec.sets.map((n) => tables.find((t) => t.name === n)!) }));

@@ -7,6 +7,7 @@ import type { DecoderConfig, ReconstructConfig } from '../config/reconstruct.js'
 import type { RidgeCVOptions } from '../ridge/RidgeCV.js';
 import { planRidgeFit, ridgeBudgetProblem, ridgePlanLine } from '../ridge/memoryPlan.js';
 import { embeddingWidths } from '../sd/embeddingWidths.js';
+import { trainFoldsProblem } from './trainFolds.js';
 
 /** A decoder's RidgeCV options; `groups`: the 73k image id of each training row (folds of whole images). */
 export function decoderFitOptions(d: DecoderConfig, groups: ArrayLike<number>): RidgeCVOptions {
@@ -32,6 +33,11 @@ export async function decoderFitMemory(
     const options = decoderFitOptions(c.decoders[t], trainIds[t]);
     const shape = { rows: trainIds[t].length, cols: voxels[t], targets };
     const what = `the ${t} decoder (decoders.${t})`;
+    const folds = trainFoldsProblem(`decoders.${t}.folds`, c.decoders[t].folds, trainIds[t], c.decoders[t].averageTrain);
+    if (folds) {
+      out.problems.push(folds);
+      continue;
+    }
     const problem = ridgeBudgetProblem(options, shape, { what, field: `decoders.${t}.memoryBudget`, unit: 'bytes', targets: `${t} features` });
     if (problem) out.problems.push(problem);
     else out.lines.push(ridgePlanLine(what, shape, planRidgeFit(options, shape), `${t} features`));
