@@ -1,6 +1,6 @@
 /**
  * Runs one job of the graph: the same function serves the local pool and the BullMQ workers. A job whose
- * outputs are complete (its marker matches the config and every output exists) is skipped, unless a job it
+ * outputs are complete (its marker matches the config and every output is as it wrote it) is skipped, unless a job it
  * depends on ran in this batch; an img2img shard's marker also names the stages before img2img as they were when
  * it ran (the shard's job is not told that they ran again). Markers are written last, so an interrupted job is redone.
  */
@@ -15,6 +15,7 @@ import { inputIdentities } from '../io/fileIdentity.js';
 import { configHash, type ReconstructConfig } from '../pipeline/config.js';
 import { PreflightError } from '../pipeline/errors.js';
 import { withModelRoots } from '../sd/modelRoots.js';
+import type { OutputRecord } from '../pipeline/outputRecords.js';
 import type { Img2ImgShard, StageContext } from '../pipeline/stages.js';
 import type { BatchNode } from './graph.js';
 import { shardLabel, shardNodeId } from './graph.js';
@@ -29,6 +30,7 @@ const runFolder = () => import('../pipeline/runFolder.js');
 const stageInputs = () => import('../pipeline/stageInputs.js');
 const img2imgProgress = () => import('../pipeline/img2imgProgress.js');
 const stageRunner = () => import('../pipeline/stageRunner.js');
+const outputRecords = () => import('../pipeline/outputRecords.js');
 
 export interface NodeControl {
   /**
@@ -88,6 +90,12 @@ interface ShardMarker {
   submission?: string;
   seconds: number;
   outputs: string[];
+  /**
+   * Its PNGs as it wrote them (size, time, hash: pipeline/outputRecords.ts), so that one truncated or overwritten
+   * since reruns the shard (and the merge) rather than being recorded as the stage's; absent in markers from before,
+   * whose PNGs are only checked to exist.
+   */
+  outputFiles?: Record<string, OutputRecord>;
   summary?: Record<string, unknown>;
 }
 
@@ -111,6 +119,7 @@ async function shardDone(config: ReconstructConfig, shard: Img2ImgShard): Promis
   const m = await readJson<ShardMarker>(file);
   const { paths, stageRecipe } = await runFolder();
   if (!m || m.configHash !== configHash(config) || (m.recipe ?? 1) !== stageRecipe('img2img') || !m.outputs.every((o) => existsSync(join(config.out, o)))) return null;
+  if (m.outputFiles && typeof m.outputFiles === 'object' && (await (await outputRecords()).outputRecordChange(config.out, m.outputFiles)) !== null) return null;
   const { img2imgUpstreamKey, IMG2IMG_UPSTREAM } = await img2imgProgress();
   if (m.upstream !== undefined) return m.upstream === (await img2imgUpstreamKey(config)) ? m : null;
   // a marker from before the key was recorded: current when written after every upstream stage's marker
@@ -297,7 +306,7 @@ async function runNodeWork(node: BatchNode, ctl: NodeControl): Promise<NodeResul
       const marker: ShardMarker = {
         shard, configHash: configHash(config), recipe: stageRecipe('img2img'), upstream,
         ...(ctl.submission === undefined ? {} : { submission: ctl.submission }),
-        seconds: seconds(), outputs: r.outputs, summary: r.summary,
+        seconds: seconds(), outputs: r.outputs, outputFiles: await (await outputRecords()).outputRecords(config.out, r.outputs), summary: r.summary,
       };
       await writeJsonAtomic(shardMarkerPath(config, shard), marker);
       await r.afterMarker?.();

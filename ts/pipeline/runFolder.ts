@@ -15,6 +15,7 @@ import { removeStaleTemporaries, writeJsonAtomic } from '../io/atomicWrite.js';
 import { identityChange, inputIdentities, type InputIdentity } from '../io/fileIdentity.js';
 import { currentCommand, lockFolder, type FolderLock, type LockOptions } from '../io/folderLock.js';
 import { configHash, type ReconstructConfig } from './config.js';
+import { outputRecordChange, outputRecords, type OutputRecord } from './outputRecords.js';
 import { runFiles, topEntries, type RunFiles } from './runFiles.js';
 
 export const STAGES = ['extract', 'features', 'decoders', 'zonly', 'img2img', 'evaluate', 'report'] as const;
@@ -68,6 +69,13 @@ export interface StageMarker {
   seconds: number;
   finishedAt: string;
   outputs: string[];
+  /**
+   * What it wrote as it left it, by output path (of its `outputs`, the regular files): size, modification time and,
+   * for small files, a content hash (outputRecords.ts says which and why). An output truncated, overwritten or
+   * replaced since makes the stage run again. Absent in markers written before these were recorded: their outputs
+   * are only checked to exist, as then (stageState).
+   */
+  outputFiles?: Record<string, OutputRecord>;
   summary?: Record<string, unknown>;
   /**
    * The files the stage read from outside the run folder (a feature file, the model folder: its `inputs`), as
@@ -261,10 +269,11 @@ export interface StageState {
 }
 
 /**
- * A stage is done when its marker matches the config and the stage's recipe, all its outputs exist, and the files
- * it reads from outside the run folder (`inputs`: paths, a folder for its files) are as they were when it ran: a
- * feature file overwritten since, or a model folder replaced, makes it run again. The config hash names only
- * their paths (and stays the run folder's identity).
+ * A stage is done when its marker matches the config and the stage's recipe, all its outputs exist as it wrote them
+ * (the sizes, times and small files' hashes its marker records: outputRecords.ts), and the files it reads from
+ * outside the run folder (`inputs`: paths, a folder for its files) are as they were when it ran: an output truncated
+ * or overwritten, a feature file overwritten since, or a model folder replaced, makes it run again. The config hash
+ * names only their paths (and stays the run folder's identity).
  */
 export async function stageState(config: { out: string }, stage: string, inputs: readonly string[] = []): Promise<StageState> {
   const p = paths(config.out).stage(stage);
@@ -280,6 +289,13 @@ export async function stageState(config: { out: string }, stage: string, inputs:
   if ((m.recipe ?? 1) !== stageRecipe(stage)) return { done: false, why: `its recipe changed (${m.recipe ?? 1} → ${stageRecipe(stage)})` };
   const missing = m.outputs.find((o) => !existsSync(join(config.out, o)));
   if (missing !== undefined) return { done: false, why: `${missing} is missing` };
+  // A marker written before outputs were recorded cannot tell a damaged output from a good one: its outputs are taken
+  // as they are, as they were then (--force redoes them). Rerunning every such stage once instead would cost a user
+  // who upgrades hours of SD sampling and fits per run folder for outputs that are, almost always, intact.
+  if (m.outputFiles !== null && typeof m.outputFiles === 'object') {
+    const damaged = await outputRecordChange(config.out, m.outputFiles);
+    if (damaged) return { done: false, why: damaged };
+  }
   // a report written without its charts or viewer (a slim install) is redone once their packages are installed
   const without = (m.summary?.missingDependencies as { packages?: unknown } | undefined)?.packages;
   if (Array.isArray(without) && without.length && without.every((p) => typeof p === 'string' && optionalPackageInstalled(p))) {
@@ -307,10 +323,12 @@ export async function readStageMarker(config: { out: string }, stage: string): P
 
 /**
  * Records a finished stage. `inputs` are the identities of the files it read from outside the run folder, taken
- * (inputIdentities) before it read them: a file replaced while the stage ran is not recorded as what it read.
+ * (inputIdentities) before it read them: a file replaced while the stage ran is not recorded as what it read. Its
+ * outputs are recorded as they are now (outputRecords: size, time, small files' hashes), once all are in place.
  */
-export async function markStage(config: { out: string }, marker: Omit<StageMarker, 'configHash' | 'finishedAt' | 'recipe'>): Promise<void> {
-  const m: StageMarker = { ...marker, configHash: configHash(config), recipe: stageRecipe(marker.stage), finishedAt: new Date().toISOString() };
+export async function markStage(config: { out: string }, marker: Omit<StageMarker, 'configHash' | 'finishedAt' | 'recipe' | 'outputFiles'>): Promise<void> {
+  const outputFiles = await outputRecords(config.out, marker.outputs);
+  const m: StageMarker = { ...marker, outputFiles, configHash: configHash(config), recipe: stageRecipe(marker.stage), finishedAt: new Date().toISOString() };
   await writeJsonAtomic(paths(config.out).stage(marker.stage), m);
 }
 

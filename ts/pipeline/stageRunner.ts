@@ -1,6 +1,6 @@
 /**
- * Runs a pipeline's stages in a run folder: a stage whose marker matches the config, whose outputs exist and whose
- * input files (`inputs`) are as they were is skipped, unless one of the stages it depends on runs (then it runs
+ * Runs a pipeline's stages in a run folder: a stage whose marker matches the config, whose outputs are as it wrote
+ * them (runFolder's stageState) and whose input files (`inputs`) are as they were is skipped, unless one of the stages it depends on runs (then it runs
  * too, unless what it reads of them is unchanged: its depKey, by default the keys of their outputs, stageDepKey) or
  * ran since it did (its marker records another key); `force` runs everything. Each
  * finished stage writes its marker last, so an interrupted stage is redone. Used by encode(); the stages of
@@ -78,6 +78,12 @@ export interface StageProgress {
   message?: string;
   count?: StageCount;
   status: 'running' | 'skipped' | 'done';
+  /**
+   * On a stage's first 'running' report, when it ran before and its own record no longer holds: why it runs again
+   * ("decoders/z.safetensors: 1,234 bytes, the stage recorded 56,789", "…/feat.npy changed since it ran"; the dry
+   * run's "(again: …)"). Absent for a first run and for a stage that runs because one before it runs.
+   */
+  again?: string;
 }
 
 /**
@@ -240,7 +246,8 @@ export async function runStages(
       options.onProgress?.({ ...base, fraction: 1, status: 'skipped' });
       continue;
     }
-    options.onProgress?.({ ...base, fraction: 0, status: 'running' });
+    // (a damaged output or a changed input file: said once, as the stage starts)
+    options.onProgress?.({ ...base, fraction: 0, status: 'running', ...(p && !p.skip && !p.done && p.why ? { again: p.why } : {}) });
     const ctx: StageRunContext = {
       signal: options.signal,
       progress: (fraction, message, count) => options.onProgress?.({ ...base, fraction, message, count, status: 'running' }),

@@ -128,6 +128,8 @@ export function stageProgress(): (p: StageProgress) => void {
       process.stderr.write(`${label}: skipped (outputs exist)\n`);
       return;
     }
+    // a stage whose record no longer holds (an output truncated or overwritten, an input file changed) says why
+    if (p.again) process.stderr.write(`${label}: ${p.again}; rerunning ${p.stage}\n`);
     if (current !== p.stage) {
       bar?.done();
       bar = progressBar(label);
