@@ -122,10 +122,10 @@ describe('Diffusion.load session options', () => {
   it('refuses a wrongly typed switch, provider or device as InvalidArgumentError naming the option', async () => {
     const dir = join(tiny!.root, 'optimum-1.24');
     const cases: [object, RegExp][] = [
-      [{ spinning: 'yes' }, /^Diffusion\.load: spinning must be true or false, got string "yes"$/],
-      [{ memoryArena: 1 }, /^Diffusion\.load: memoryArena must be true or false, got 1$/],
-      [{ provider: 5 }, /^Diffusion\.load: provider must be a non-empty string, got 5$/],
-      [{ deviceId: -1 }, /^Diffusion\.load: deviceId must be an integer >= 0 \(the CUDA device's ordinal\), got -1$/],
+      [{ spinning: 'yes' }, /^Diffusion\.load spinning: expected true or false, got string "yes"$/],
+      [{ memoryArena: 1 }, /^Diffusion\.load memoryArena: expected true or false, got 1$/],
+      [{ provider: 5 }, /^Diffusion\.load provider: expected a non-empty string, got 5$/],
+      [{ deviceId: -1 }, /^Diffusion\.load deviceId: expected an integer >= 0 \(the CUDA device's ordinal\), got -1$/],
       [{ components: 'unet' }, /^Diffusion\.load: components must be an array of component names/],
     ];
     for (const [o, message] of cases) {
