@@ -385,7 +385,6 @@ function normalize(opts: NsdExtractOptions): Normalized {
   };
 }
 
-
 /**
  * The betas file of every session. Sessions named explicitly ("1-37" on a partial download) that have none are
  * listed together with the sessions that do, so one message says what to ask for.
