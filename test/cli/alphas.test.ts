@@ -45,7 +45,9 @@ describe('--alphas', () => {
   it('a log-spaced bound beyond float64 is named as typed, not reported as a NaN alpha at position 0', () => {
     expect(() => parseAlphas('1:1e400:3')).toThrow("alphas: the stop '1e400' of '1:1e400:3' is beyond float64's range (it reads as Infinity); expected a finite number > 0");
     expect(() => parseAlphas('-1e999:10:3')).toThrow("alphas: the start '-1e999' of '-1e999:10:3' is beyond float64's range (it reads as -Infinity)");
-    expect(() => logspace(1, Infinity, 3)).toThrow('alphas: log-spaced bounds must be finite and > 0, got 1:Infinity');
+    expect(() => logspace(1, Infinity, 3)).toThrow('alphas: expected finite log-spaced bounds > 0, got 1:Infinity');
+    expect(() => logspace(1, 10, 0)).toThrow(new InvalidArgumentError('alphas: expected an integer count >= 1, got 0'));
+    expect(() => logspace(1, 10, 2.5)).toThrow(new InvalidArgumentError('alphas: expected an integer count >= 1, got 2.5'));
   });
 
   it('a grid of more than 1000 alphas is refused at once, before it is made (review s35-r3: 20 GB and minutes for 1e1:1e7:5000000)', async () => {

@@ -63,13 +63,13 @@ describe('sd img2img: flags and inputs are refused before the model loads', () =
   it('names the flag and what was expected', async () => {
     const cases: [string[], string][] = [
       [['--scheduler', 'plms'], "--scheduler: unknown scheduler 'plms', expected one of ddim, pndm,"],
-      [['--steps', '0'], '--steps must be a positive integer, got 0'],
-      [['--steps', '2.5'], '--steps must be a positive integer, got 2.5'],
-      [['--strength', '1.5'], '--strength must be in (0, 1], got 1.5'],
-      [['--strength', '0'], '--strength must be in (0, 1], got 0'],
-      [['--eta', '-1'], '--eta must be a finite number >= 0, got -1'],
-      [['--spacing', 'uniform'], "--spacing must be one of leading, trailing, linspace, got 'uniform'"],
-      [['--rule', 'a1111'], "--rule must be one of diffusers, compvis, got 'a1111'"],
+      [['--steps', '0'], '--steps: expected an integer >= 1, got 0'],
+      [['--steps', '2.5'], '--steps: expected an integer >= 1, got 2.5'],
+      [['--strength', '1.5'], '--strength: expected a number in (0, 1], got 1.5'],
+      [['--strength', '0'], '--strength: expected a number in (0, 1], got 0'],
+      [['--eta', '-1'], '--eta: expected a finite number >= 0, got -1'],
+      [['--spacing', 'uniform'], "--spacing: expected one of leading, trailing, linspace, got 'uniform'"],
+      [['--rule', 'a1111'], "--rule: expected one of diffusers, compvis, got 'a1111'"],
       [['--scheduler', 'ddim', '--karras'], '--karras: Karras sigmas are defined for euler, heun, lms, dpmpp2m, dpmpp2m-sde, unipc, not ddim'],
       [['--seed', '-1'], '--seed: expected an integer from 0 to 9007199254740991, got -1'],
       // (above 2^53 - 1 a number no longer holds the seed exactly: the bound is in the message)
@@ -263,7 +263,7 @@ describe('sd img2img --out: one name rule for every image of a batch', () => {
 
 describe('sd schedule', () => {
   it('shares the checks and refuses a model folder that is not there', async () => {
-    expect((await run('sd', 'schedule', '--steps', '0'))?.message).toBe('--steps must be a positive integer, got 0');
+    expect((await run('sd', 'schedule', '--steps', '0'))?.message).toBe('--steps: expected an integer >= 1, got 0');
     const none = await run('sd', 'schedule', '--model', f('nothing'));
     expect(none).toBeInstanceOf(MissingFileError);
     expect(none?.message).toContain(`--model ${f('nothing')}: no such folder`);

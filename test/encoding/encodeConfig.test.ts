@@ -152,7 +152,7 @@ describe('encode config', () => {
 
   it('encode() rejects a bad config before it reads any data', async () => {
     // the NSD root does not exist: a config problem must be reported, not a missing file
-    await expect(encode({ ...base, ridge: { alphas: '1:2:0' } } as never)).rejects.toThrow(/config\.ridge\.alphas: count must be a positive integer, got 0/);
+    await expect(encode({ ...base, ridge: { alphas: '1:2:0' } } as never)).rejects.toThrow(/config\.ridge\.alphas: expected an integer count >= 1, got 0/);
     await expect(encode({ ...base, nsd: { root: '/no/such/nsd', subject: 1, colour: 1 } } as never)).rejects.toBeInstanceOf(ConfigError);
   });
 

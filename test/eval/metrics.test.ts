@@ -497,6 +497,12 @@ describe('feature networks given as ONNX', () => {
     await expect(open({ std: [0.2, 0, 0.2] })).rejects.toThrow(new InvalidArgumentError("FeatureNetwork.open 'demo' std: expected 3 finite numbers > 0 (R, G, B), got 0 at position 1"));
     await expect(open({ mean: [0.5, 0.5] })).rejects.toThrow(new InvalidArgumentError("FeatureNetwork.open 'demo' mean: expected 3 finite numbers (R, G, B), got an array of 2"));
     await expect(open({ mean: [0.5, NaN, 0.5] })).rejects.toThrow(new InvalidArgumentError("FeatureNetwork.open 'demo' mean: expected 3 finite numbers (R, G, B), got NaN at position 1"));
+    // an explicit null is no default: refused as any other wrong value (a null output was read as the first output)
+    await expect(open({ batchSize: null })).rejects.toThrow(new InvalidArgumentError("FeatureNetwork.open 'demo' batchSize: expected an integer in 1..4096, got null"));
+    await expect(open({ inputSize: null })).rejects.toThrow(new InvalidArgumentError("FeatureNetwork.open 'demo' inputSize: expected an integer in 8..4096, got null"));
+    await expect(open({ mean: null })).rejects.toThrow(new InvalidArgumentError("FeatureNetwork.open 'demo' mean: expected 3 finite numbers (R, G, B), got null"));
+    await expect(open({ std: null })).rejects.toThrow(new InvalidArgumentError("FeatureNetwork.open 'demo' std: expected 3 finite numbers > 0 (R, G, B), got null"));
+    await expect(open({ output: null })).rejects.toThrow(new InvalidArgumentError("FeatureNetwork.open 'demo' output: expected an output's name (a non-empty string), got null"));
     // through the evaluation too, before any metric runs (a network with batchSize 0 hung it after PixCorr and SSIM;
     // checked at open, it failed after them; an identification network with one image was never checked)
     const imgs = images(2, 16, (i, p) => (p * (i + 3)) % 256);

@@ -109,7 +109,7 @@ describe('writePng checks its batch and index', () => {
     for (const [index, shown] of [[0.5, '0.5'], [2, '2'], [-1, '-1'], ['1', 'string "1"']] as const) {
       const e = await failure(batch, index);
       expect(e).toBeInstanceOf(InvalidArgumentError);
-      expect(e.message).toBe(`writePng ${file('w.png')}: index ${shown} must be an integer from 0 to 1 (a batch of 2)`);
+      expect(e.message).toBe(`writePng ${file('w.png')} index: expected an integer in 0..1 (a batch of 2), got ${shown}`);
     }
     expect(existsSync(file('w.png'))).toBe(false);
     await writePng(file('w.png'), batch, 1);

@@ -159,7 +159,7 @@ print(json.dumps(StandardScaler().fit(tr.astype(np.float64)).transform(te.astype
       expect(sk.length).toBe(tn.test.data.length);
       expect(Math.max(...sk.map((v, i) => Math.abs(v - tn.test.data[i])))).toBeLessThan(1e-4);
     }
-    await expect(extractNsd({ root, subject: 1, roi, zscore: 'train', ddof: 2 as 0 })).rejects.toThrow(/ddof must be 0 or 1/);
+    await expect(extractNsd({ root, subject: 1, roi, zscore: 'train', ddof: 2 as 0 })).rejects.toThrow(new InvalidArgumentError('extractNsd ddof: expected 0 or 1, got 2'));
   });
 
   it('refuses an unknown option (a misspelt averageTrain would otherwise extract single trials in silence)', async () => {
@@ -265,7 +265,7 @@ describe('NSD cache', () => {
     // the signal's reason is the cause, as in the engine's CancelledError (test/cancelCause.test.ts)
     await expect(extractNsd({ root, subject: 1, roi: 'streams:early', signal: ac.signal })).rejects.toHaveProperty('cause', ac.signal.reason);
     await expect(extractNsd({ root, subject: 1, roi: 'streams:early', signal: {} as AbortSignal })).rejects.toThrow(
-      new InvalidArgumentError('extractNsd: signal must be an AbortSignal, got object'),
+      new InvalidArgumentError('extractNsd signal: expected an AbortSignal, got an object'),
     );
   });
 
@@ -275,10 +275,10 @@ describe('NSD cache', () => {
     let progress = 0;
     const onProgress = () => void progress++;
     await expect(extractNsd({ root, subject: 1, roi: 'streams:early', cacheDir: file, onProgress })).rejects.toThrow(
-      new InvalidArgumentError(`cacheDir ${file} is a file; expected a folder for completed extractions`),
+      new InvalidArgumentError(`extractNsd cacheDir: expected a folder for completed extractions, got ${file}, a file`),
     );
     await expect(extractNsd({ root, subject: 1, roi: 'streams:early', cacheDir: join(file, 'nsd'), onProgress })).rejects.toThrow(
-      `cacheDir ${join(file, 'nsd')} lies below ${file}, a file; expected a folder for completed extractions`,
+      `extractNsd cacheDir: expected a folder for completed extractions, got ${join(file, 'nsd')}, which lies below ${file}, a file`,
     );
     expect(progress).toBe(0);
   });
@@ -374,8 +374,27 @@ describe('NSD bad input', () => {
     expect(() => parseSessions('3-1')).toThrow(new InvalidArgumentError('sessions: range "3-1" runs backwards; a range goes from the lower session to the higher (1-3)'));
     expect(() => parseSessions(' , ')).toThrow(new InvalidArgumentError('sessions: " , " names no session; expected numbers and ranges such as "1-37" or "1-10,12"'));
     expect(parseSessions('1-3,7,2')).toEqual([1, 2, 3, 7]);
-    await expect(extractNsd({ root, subject: 9, roi: 'nsdgeneral' })).rejects.toThrow(/subject must be 1\.\.8/);
-    await expect(extractNsd({ root, subject: 1, roi: 'nsdgeneral', zscore: 'weird' as 'none' })).rejects.toThrow(/zscore must be/);
+    // every option's error in one form, '<call> <option>: expected …, got …'; an explicit null is no default
+    const nul = null as never;
+    const cases: [Partial<Parameters<typeof extractNsd>[0]>, string][] = [
+      [{ root: '' }, 'extractNsd root: expected the NSD folder (a path), got string ""'],
+      [{ subject: 9 }, 'extractNsd subject: expected an integer in 1..8, got 9'],
+      [{ subject: 1.5 }, 'extractNsd subject: expected an integer in 1..8, got 1.5'],
+      [{ zscore: 'weird' as 'none' }, "extractNsd zscore: expected one of session, train, none, got 'weird'"],
+      [{ zscore: nul }, 'extractNsd zscore: expected one of session, train, none, got null'],
+      [{ ddof: nul }, 'extractNsd ddof: expected 0 or 1, got null'],
+      [{ format: 'npy' as 'auto' }, "extractNsd format: expected one of auto, nifti, hdf5, got 'npy'"],
+      [{ format: nul }, 'extractNsd format: expected one of auto, nifti, hdf5, got null'],
+      [{ divisor: 0 }, 'extractNsd divisor: expected a finite number > 0, got 0'],
+      [{ divisor: nul }, 'extractNsd divisor: expected a finite number > 0, got null'],
+      [{ concurrency: nul }, 'extractNsd concurrency: expected an integer in 1..64, got null'],
+      [{ sessions: [0, 3] }, 'extractNsd sessions: expected integers from 1 to 999 (NSD\'s run to 40) or a spec such as "1-37", got [0, 3]'],
+      [{ sessions: nul }, 'extractNsd sessions: expected integers from 1 to 999 (NSD\'s run to 40) or a spec such as "1-37", got null'],
+      [{ sessions: '3-1' }, 'extractNsd sessions: range "3-1" runs backwards; a range goes from the lower session to the higher (1-3)'],
+    ];
+    for (const [bad, message] of cases) {
+      await expect(extractNsd({ root, subject: 1, roi: 'nsdgeneral', ...bad }), message).rejects.toThrow(new InvalidArgumentError(message));
+    }
   });
 
   it('concurrency is bounded (1e9 spun the start loop for seconds, MAX_SAFE_INTEGER for ever); a count above the sessions reads them all', async () => {

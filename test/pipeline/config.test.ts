@@ -131,7 +131,7 @@ describe('config validation', () => {
       'config.decoders.c.alphas: expected a string "start:stop:count" (log-spaced, e.g. "1e1:1e7:10") or "a,b,c", or an array of at least 1 item, each a number > 0, got an array of 0',
       'config.evaluation.networks[0].mean: expected an array of 3 items, each a number, got an array of 2',
       'config.evaluation.networks[1]: expected an object, got number 7',
-      'config.decoders.z.alphas: log-spaced bounds must be finite and > 0, got 1:0',
+      'config.decoders.z.alphas: expected finite log-spaced bounds > 0, got 1:0',
     ]);
   });
 

@@ -11,7 +11,7 @@ import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { CancelledError, InvalidArgumentError, ShapeError } from '../../ts/errors.js';
-import { Diffusion, type SchedulerName } from '../../ts/sd/Diffusion.js';
+import { Diffusion, type Img2ImgOptions, type SchedulerName } from '../../ts/sd/Diffusion.js';
 import { philoxNormal } from '../../ts/sd/philox.js';
 import { referenceImg2Img } from '../../ts/sd/referenceLoop.js';
 import type { Tensor } from '../../ts/sd/tensor.js';
@@ -119,12 +119,13 @@ describe('fused native loop vs TypeScript reference loop (onnxruntime-node)', ()
   });
 
   it('rejects imageIndices that are not one non-negative safe integer per image, or given with firstImageIndex', async () => {
-    await expect(sd.img2img({ z, c, imageIndices: [1, 2] })).rejects.toThrow(/img2img: imageIndices must have one entry per image \(3\), got 2 entries/);
-    await expect(sd.img2img({ z, c, imageIndices: [1, -2, 3] })).rejects.toThrow(/img2img: imageIndices\[1\] must be a non-negative safe integer, got -2/);
+    await expect(sd.img2img({ z, c, imageIndices: [1, 2] })).rejects.toThrow(/^img2img imageIndices: expected one entry per image \(3\), got an array of 2$/);
+    await expect(sd.img2img({ z, c, imageIndices: [1, -2, 3] })).rejects.toThrow(/^img2img imageIndices\[1\]: expected an integer in 0\.\.9007199254740991, got -2$/);
     await expect(sd.img2img({ z, c, imageIndices: [1, 2, 3.5] })).rejects.toThrow(InvalidArgumentError);
     await expect(sd.img2img({ z, c, imageIndices: [1, 2, 3], firstImageIndex: 4 })).rejects.toThrow(/give imageIndices or firstImageIndex, not both/);
-    await expect(sd.encodeImages(patternImages(2, 16, 16), { mode: 'sample', imageIndices: [2 ** 53] })).rejects.toThrow(/encodeImages: imageIndices must have one entry per image \(2\), got 1 entries/);
-    await expect(sd.encodeImages(patternImages(1, 16, 16), { mode: 'sample', imageIndices: [2 ** 53] })).rejects.toThrow(/imageIndices\[0\] must be a non-negative safe integer, got 9007199254740992/);
+    await expect(sd.img2img({ z, c, seeds: [1, 2] })).rejects.toThrow(/^img2img seeds: expected one seed per image \(3\), got an array of 2$/);
+    await expect(sd.encodeImages(patternImages(2, 16, 16), { mode: 'sample', imageIndices: [2 ** 53] })).rejects.toThrow(/^encodeImages imageIndices: expected one entry per image \(2\), got an array of 1$/);
+    await expect(sd.encodeImages(patternImages(1, 16, 16), { mode: 'sample', imageIndices: [2 ** 53] })).rejects.toThrow(/^encodeImages imageIndices\[0\]: expected an integer in 0\.\.9007199254740991, got 9007199254740992$/);
   });
 
   it('runs the U-Net on row slices of the batch (maxRowsPerRun, lean memory) with the same result to float32 rounding', async () => {
@@ -335,33 +336,58 @@ describe('bad input', () => {
 
   it('rejects strength outside (0, 1] and steps 0', async () => {
     await expect(sd.img2img({ z, c, strength: 0 })).rejects.toThrow(InvalidArgumentError);
-    await expect(sd.img2img({ z, c, strength: 1.5 })).rejects.toThrow(/strength must be in \(0, 1\]/);
-    await expect(sd.img2img({ z, c, steps: 0 })).rejects.toThrow(/steps must be a positive integer/);
+    await expect(sd.img2img({ z, c, strength: 1.5 })).rejects.toThrow(/^img2img strength: expected a number in \(0, 1\], got 1\.5$/);
+    await expect(sd.img2img({ z, c, steps: 0 })).rejects.toThrow(/^img2img steps: expected an integer >= 1, got 0$/);
+    expect(() => sd.plan({ steps: 0 })).toThrow(/^Diffusion\.plan steps: expected an integer >= 1, got 0$/);
     // (the folder's pndm would run its last timestep alone at strength·steps < 1, as diffusers does: ddim runs none)
     await expect(sd.img2img({ z, c, steps: 10, strength: 0.05, scheduler: 'ddim' })).rejects.toThrow(/runs no denoising step/);
   });
 
   it('shows a wrongly typed option with its type, not as if it were a valid number', async () => {
     const as = (v: string) => v as unknown as number;
-    await expect(sd.img2img({ z, c, steps: as('10') })).rejects.toThrow(/^steps must be a positive integer, got string "10"$/);
-    await expect(sd.img2img({ z, c, strength: as('0.5') })).rejects.toThrow(/^strength must be in \(0, 1\], got string "0\.5"$/);
-    await expect(sd.img2img({ z, c, eta: as('0') })).rejects.toThrow(/^eta must be a finite number >= 0, got string "0"$/);
+    await expect(sd.img2img({ z, c, steps: as('10') })).rejects.toThrow(/^img2img steps: expected an integer >= 1, got string "10"$/);
+    await expect(sd.img2img({ z, c, strength: as('0.5') })).rejects.toThrow(/^img2img strength: expected a number in \(0, 1\], got string "0\.5"$/);
+    await expect(sd.img2img({ z, c, eta: as('0') })).rejects.toThrow(/^img2img eta: expected a finite number >= 0, got string "0"$/);
     await expect(sd.img2img({ z, c, guidance: as('7') })).rejects.toThrow(/^img2img guidance: expected a number from 0 to 100, got string "7"$/);
-    await expect(sd.img2img({ z, c, batchSize: as('2') })).rejects.toThrow(/^img2img: batchSize must be an integer from 1 to 2147483647, got string "2"$/);
-    await expect(sd.img2img({ z, c, batchSize: 2 ** 40 })).rejects.toThrow(/^img2img: batchSize must be an integer from 1 to 2147483647, got 1099511627776$/);
+    await expect(sd.img2img({ z, c, batchSize: as('2') })).rejects.toThrow(/^img2img batchSize: expected an integer in 1\.\.2147483647, got string "2"$/);
+    await expect(sd.img2img({ z, c, batchSize: 2 ** 40 })).rejects.toThrow(/^img2img batchSize: expected an integer in 1\.\.2147483647, got 1099511627776$/);
     // (review s35-r6: a raw TypeError naming the engine's sdDecode)
     await expect(sd.decode(z, { chunk: as('2') })).rejects.toThrow(/^decode chunk: expected an integer in 1\.\.2147483647, got string "2"$/);
     await expect(sd.decode(z, { chunk: 1.5 })).rejects.toThrow(InvalidArgumentError);
-    await expect(sd.img2img({ z, c, seeds: as('3') })).rejects.toThrow(/^seeds: expected an integer from 0 to 9007199254740991, got string "3"$/);
-    await expect(sd.img2img({ z, c, timestepSpacing: 5 as never })).rejects.toThrow(/^timestepSpacing must be one of leading, trailing, linspace, got 5$/);
+    await expect(sd.img2img({ z, c, seeds: as('3') })).rejects.toThrow(/^img2img seeds: expected an integer from 0 to 9007199254740991, got string "3"$/);
+    await expect(sd.img2img({ z, c, timestepSpacing: 5 as never })).rejects.toThrow(/^img2img timestepSpacing: expected one of leading, trailing, linspace, got 5$/);
+  });
+
+  it('refuses an explicit null as any other wrong value: only a missing option takes its default', async () => {
+    const nul = null as unknown as number;
+    const cases: [Partial<Img2ImgOptions>, string][] = [
+      [{ steps: nul }, 'img2img steps: expected an integer >= 1, got null'],
+      [{ strength: nul }, 'img2img strength: expected a number in (0, 1], got null'],
+      [{ eta: nul }, 'img2img eta: expected a finite number >= 0, got null'],
+      [{ guidance: nul }, 'img2img guidance: expected a number from 0 to 100, got null'],
+      [{ batchSize: nul }, 'img2img batchSize: expected an integer in 1..2147483647, got null'],
+      [{ seeds: nul }, 'img2img seeds: expected an integer from 0 to 9007199254740991, got null'],
+      [{ seeds: [1, nul, 3] }, 'img2img seeds[1]: expected an integer from 0 to 9007199254740991, got null'],
+      [{ firstImageIndex: nul }, `img2img firstImageIndex: expected an integer in 0..${Number.MAX_SAFE_INTEGER - 3}, got null`],
+      [{ img2imgRule: null as never }, 'img2img img2imgRule: expected one of diffusers, compvis, got null'],
+    ];
+    for (const [bad, message] of cases) {
+      await expect(sd.img2img({ z, c, ...bad }), message).rejects.toThrow(new InvalidArgumentError(message));
+    }
+    expect(() => sd.plan({ steps: nul })).toThrow(new InvalidArgumentError('Diffusion.plan steps: expected an integer >= 1, got null'));
+    await expect(sd.encodeImages(patternImages(1, 16, 16), { mode: 'sample', seeds: nul })).rejects.toThrow(
+      new InvalidArgumentError('encodeImages seeds: expected an integer from 0 to 9007199254740991, got null'),
+    );
   });
 
   it('names the option when eta or the compvis rule meets a scheduler without them', async () => {
-    await expect(sd.img2img({ z, c, scheduler: 'euler', eta: 0.3 })).rejects.toThrow(/^eta: eta > 0 is defined for the ddim scheduler only, not euler \(scheduler\)$/);
+    await expect(sd.img2img({ z, c, scheduler: 'euler', eta: 0.3 })).rejects.toThrow(/^img2img eta: eta > 0 is defined for the ddim scheduler only, not euler \(img2img scheduler\)$/);
     await expect(sd.img2img({ z, c, scheduler: 'euler', img2imgRule: 'compvis' })).rejects.toThrow(
-      /^img2imgRule: the compvis img2img rule is defined for the ddim scheduler only, not euler \(scheduler\)$/,
+      /^img2img img2imgRule: the compvis img2img rule is defined for the ddim scheduler only, not euler \(img2img scheduler\)$/,
     );
-    expect(() => sd.plan({ scheduler: 'ddim', img2imgRule: 'compvis', strength: 1, steps: 10 })).toThrow(/^img2imgRule: the compvis img2img rule needs strength·steps < steps .*; got strength 1 with steps 10$/);
+    expect(() => sd.plan({ scheduler: 'ddim', img2imgRule: 'compvis', strength: 1, steps: 10 })).toThrow(
+      /^Diffusion\.plan img2imgRule: the compvis img2img rule needs strength·steps < steps .*; got Diffusion\.plan strength 1 with Diffusion\.plan steps 10$/,
+    );
     expect(sd.plan({ scheduler: 'ddim', img2imgRule: 'compvis', strength: 0.8, steps: 10, eta: 0.3 }).eta).toBe(0.3);
   });
 
@@ -375,7 +401,7 @@ describe('bad input', () => {
     expect((await run(1)).latents.data).not.toEqual(whole.latents.data);
     for (const bad of [0.5, 1.5, -1, NaN, Infinity, 2 ** 64]) {
       await expect(run(bad), String(bad)).rejects.toThrow(InvalidArgumentError);
-      await expect(run(bad), String(bad)).rejects.toThrow(/firstImageIndex must be an integer >= 0, got/);
+      await expect(run(bad), String(bad)).rejects.toThrow(new RegExp(`^img2img firstImageIndex: expected an integer in 0\\.\\.${Number.MAX_SAFE_INTEGER - 3}, got ${String(bad).replace('+', '\\+')}$`));
     }
   });
 

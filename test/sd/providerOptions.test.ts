@@ -87,12 +87,12 @@ describe('thread counts', () => {
     // spins every thread up front, and 99999999 grew to 24 GB before it was killed, review s36-r3)
     for (const bad of [-2, 1.5, Number.NaN, '2', 1025, 2 ** 31]) {
       await expect(Diffusion.load(dir, { intraOpThreads: bad as number })).rejects.toThrow(
-        `Diffusion.load: intraOpThreads must be an integer from 0 to 1024 (0: ONNX Runtime's default), got ${typeof bad === 'string' ? '"2"' : bad}`,
+        `Diffusion.load intraOpThreads: expected an integer in 0..1024 (0: ONNX Runtime's default), got ${typeof bad === 'string' ? 'string "2"' : bad}`,
       );
     }
     await expect(Diffusion.load(dir, { interOpThreads: -1 })).rejects.toThrow(InvalidArgumentError);
     await expect(Diffusion.load(dir, { maxRowsPerRun: 2 ** 40 })).rejects.toThrow('Diffusion.load maxRowsPerRun: expected an integer in 0..2147483647, got 1099511627776');
-    await expect(OnnxModel.load(join(dir, 'unet', 'model.onnx'), { intraOpThreads: -1 })).rejects.toThrow(/OnnxModel\.load: intraOpThreads must be an integer from 0 to 1024/);
+    await expect(OnnxModel.load(join(dir, 'unet', 'model.onnx'), { intraOpThreads: -1 })).rejects.toThrow(/^OnnxModel\.load intraOpThreads: expected an integer in 0\.\.1024 \(0: ONNX Runtime's default\), got -1$/);
     const sd = await Diffusion.load(dir, { intraOpThreads: 0, interOpThreads: 1, components: ['unet'] });
     sd.dispose();
   });

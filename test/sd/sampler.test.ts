@@ -145,6 +145,16 @@ describe('CLIP tokenizer', () => {
     expect(Array.from(new ClipTokenizer(vocab, merges, { maxLength: 2 }).encode('cat'))).toEqual([bos, eos]);
   });
 
+  it('refuses an explicit null as any other wrong value: only a missing option takes its default', () => {
+    const nul = null as never;
+    expect(() => new ClipTokenizer(vocab, merges, { maxLength: nul })).toThrow(new InvalidArgumentError('ClipTokenizer maxLength: expected an integer in 2..16384, got null'));
+    for (const name of ['bosToken', 'eosToken', 'padToken'] as const) {
+      // (a null token was read as CLIP's own)
+      expect(() => new ClipTokenizer(vocab, merges, { [name]: nul })).toThrow(new InvalidArgumentError(`ClipTokenizer ${name}: expected a token (a non-empty string), got null`));
+    }
+    expect(() => new ClipTokenizer(vocab, merges, { padToken: 5 as never })).toThrow(new InvalidArgumentError('ClipTokenizer padToken: expected a token (a non-empty string), got 5'));
+  });
+
   it('uses the SD 1.x ids for the special tokens of a real vocabulary layout', () => {
     // CLIP's vocabulary puts <|startoftext|> at 49406 and <|endoftext|> at 49407
     const big: Record<string, number> = { ...vocab, '<|startoftext|>': 49406, '<|endoftext|>': 49407 };

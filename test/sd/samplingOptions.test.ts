@@ -54,11 +54,11 @@ describe('guidance', () => {
 
 describe('seeds', () => {
   it('are integers from 0 to 2^53 - 1, the bound in the message', async () => {
-    await refused({ seeds: 2 ** 53 }, /^seeds: expected an integer from 0 to 9007199254740991, got 9007199254740992$/);
-    await refused({ seeds: -1 }, /^seeds: expected an integer from 0 to 9007199254740991, got -1$/);
-    await refused({ seeds: '3' as unknown as number }, /^seeds: expected an integer from 0 to 9007199254740991, got string "3"$/);
+    await refused({ seeds: 2 ** 53 }, /^img2img seeds: expected an integer from 0 to 9007199254740991, got 9007199254740992$/);
+    await refused({ seeds: -1 }, /^img2img seeds: expected an integer from 0 to 9007199254740991, got -1$/);
+    await refused({ seeds: '3' as unknown as number }, /^img2img seeds: expected an integer from 0 to 9007199254740991, got string "3"$/);
     await expect(sd.encodeImages(patternImages(2, 16, 16), { mode: 'sample', seeds: [1, 2 ** 53] })).rejects.toThrow(
-      /^seeds\[1\]: expected an integer from 0 to 9007199254740991, got 9007199254740992$/,
+      /^encodeImages seeds\[1\]: expected an integer from 0 to 9007199254740991, got 9007199254740992$/,
     );
     expect((await sd.img2img({ z, c, steps: 4, guidance: 1, seeds: Number.MAX_SAFE_INTEGER })).latents.data.every(Number.isFinite)).toBe(true);
   });
@@ -66,8 +66,8 @@ describe('seeds', () => {
 
 describe('karras', () => {
   it('must be a boolean, named as the option (not the engine\'s useKarrasSigmas)', async () => {
-    await refused({ scheduler: 'euler', karras: 'yes' as unknown as boolean }, /^karras must be true or false, got 'yes'$/);
-    expect(() => sd.plan({ scheduler: 'euler', karras: 1 as unknown as boolean })).toThrow(/^karras must be true or false, got 1$/);
+    await refused({ scheduler: 'euler', karras: 'yes' as unknown as boolean }, /^img2img karras: expected true or false, got 'yes'$/);
+    expect(() => sd.plan({ scheduler: 'euler', karras: 1 as unknown as boolean })).toThrow(/^Diffusion\.plan karras: expected true or false, got 1$/);
     expect(sd.plan({ scheduler: 'euler', karras: true }).karras).toBe(true);
   });
 });
@@ -82,9 +82,9 @@ describe('eta', () => {
     expect(sd.plan({ scheduler: 'ddim', steps: 10, eta: maxEta }).eta).toBe(maxEta);
     const shown = Math.floor(maxEta * 1e5) / 1e5;
     expect(() => sd.plan({ scheduler: 'ddim', steps: 10, eta: 1e9 })).toThrow(
-      new RegExp(`^eta 1000000000 is too large for this schedule: DDIM's noise eta·σ_t must stay within 1 − ᾱ_prev at every step, which holds up to eta ${String(shown).replace('.', '\\.')} here \\(10 steps, strength 0\\.8\\)`),
+      new RegExp(`^Diffusion\\.plan eta 1000000000 is too large for this schedule: DDIM's noise eta·σ_t must stay within 1 − ᾱ_prev at every step, which holds up to eta ${String(shown).replace('.', '\\.')} here \\(10 steps, strength 0\\.8\\)`),
     );
-    await refused({ scheduler: 'ddim', eta: maxEta * 1.01 }, /^eta \S+ is too large for this schedule/);
+    await refused({ scheduler: 'ddim', eta: maxEta * 1.01 }, /^img2img eta \S+ is too large for this schedule/);
   });
 });
 
@@ -122,10 +122,10 @@ describe('Diffusion.load session options', () => {
   it('refuses a wrongly typed switch, provider or device as InvalidArgumentError naming the option', async () => {
     const dir = join(tiny!.root, 'optimum-1.24');
     const cases: [object, RegExp][] = [
-      [{ spinning: 'yes' }, /^Diffusion\.load: spinning must be true or false, got string "yes"$/],
-      [{ memoryArena: 1 }, /^Diffusion\.load: memoryArena must be true or false, got 1$/],
-      [{ provider: 5 }, /^Diffusion\.load: provider must be a non-empty string, got 5$/],
-      [{ deviceId: -1 }, /^Diffusion\.load: deviceId must be an integer >= 0 \(the CUDA device's ordinal\), got -1$/],
+      [{ spinning: 'yes' }, /^Diffusion\.load spinning: expected true or false, got string "yes"$/],
+      [{ memoryArena: 1 }, /^Diffusion\.load memoryArena: expected true or false, got 1$/],
+      [{ provider: 5 }, /^Diffusion\.load provider: expected a non-empty string, got 5$/],
+      [{ deviceId: -1 }, /^Diffusion\.load deviceId: expected an integer >= 0 \(the CUDA device's ordinal\), got -1$/],
       [{ components: 'unet' }, /^Diffusion\.load: components must be an array of component names/],
     ];
     for (const [o, message] of cases) {

@@ -262,9 +262,9 @@ describe('referenceImg2Img checks its options as img2img does', () => {
     // (batchSize 0 looped forever, -1 was a RangeError from the typed array; steps 0, -1 and null gave NaN latents)
     await refused({ batchSize: 0 }, 'referenceImg2Img batchSize: expected an integer in 1..2147483647, got 0');
     await refused({ batchSize: -1 }, 'referenceImg2Img batchSize: expected an integer in 1..2147483647, got -1');
-    await refused({ steps: 0 }, 'referenceImg2Img steps must be a positive integer, got 0');
-    await refused({ steps: -1 }, 'referenceImg2Img steps must be a positive integer, got -1');
-    await refused({ steps: 2.5 }, 'referenceImg2Img steps must be a positive integer, got 2.5');
+    await refused({ steps: 0 }, 'referenceImg2Img steps: expected an integer >= 1, got 0');
+    await refused({ steps: -1 }, 'referenceImg2Img steps: expected an integer >= 1, got -1');
+    await refused({ steps: 2.5 }, 'referenceImg2Img steps: expected an integer >= 1, got 2.5');
     await refused({ steps: null }, 'referenceImg2Img steps: required, got null');
     await refused({ seeds: -1 }, 'referenceImg2Img seeds: expected an integer from 0 to 9007199254740991, got -1');
     await refused({ seeds: '3' }, 'referenceImg2Img seeds: expected an integer from 0 to 9007199254740991, got string "3"');

@@ -63,26 +63,40 @@ print(a.dtype, a.shape, h.shape, bool((np.transpose(a, (3, 2, 1, 0)) == h).all()
 
   it('rejects impossible options', async () => {
     await expect(synthNsd({ out: mini.tmp + '/x', trialsPerSession: 31, designSessions: 1, sessions: 1 })).rejects.toThrow(InvalidArgumentError);
-    await expect(synthNsd({ out: mini.tmp + '/x', sessions: 5 })).rejects.toThrow(/sessions must be in 1\.\.designSessions/);
-    await expect(synthNsd({ out: mini.tmp + '/x', subjects: [9] })).rejects.toThrow(/subjects must be in 1\.\.8/);
+    await expect(synthNsd({ out: mini.tmp + '/x', sessions: 5 })).rejects.toThrow(new InvalidArgumentError('synthNsd sessions: expected an integer in 1..designSessions (4), got 5'));
+    await expect(synthNsd({ out: mini.tmp + '/x', subjects: [9] })).rejects.toThrow(new InvalidArgumentError('synthNsd subjects: expected subjects from 1 to 8, got 9'));
     // (review s35-r5: a repeat was written once and printed twice; 2000-px images took 221 s and 6.7 GB, then failed)
-    await expect(synthNsd({ out: mini.tmp + '/x', subjects: [1, 1] })).rejects.toThrow('synthNsd: subjects must be distinct, got 1,1');
-    await expect(synthNsd({ out: mini.tmp + '/x', imageSize: 2000 })).rejects.toThrow(/^synthNsd: imageSize 2000 makes 6\.37 GiB of stimulus images \(570 of 2000×2000\), over the 1 GiB limit/);
+    await expect(synthNsd({ out: mini.tmp + '/x', subjects: [1, 1] })).rejects.toThrow(new InvalidArgumentError('synthNsd subjects: expected distinct subjects, got 1,1'));
+    await expect(synthNsd({ out: mini.tmp + '/x', imageSize: 2000 })).rejects.toThrow(/^synthNsd imageSize 2000 makes 6\.37 GiB of stimulus images \(570 of 2000×2000\), over the 1 GiB limit/);
     expect(existsSync(mini.tmp + '/x')).toBe(false);
   });
 
   it('checks seed, designSessions and noiseSd, each under its own name (2.5 ran as seed 2, a string seed built another world)', async () => {
     const refuse = async (o: object, message: string) =>
-      await expect(synthNsd({ out: mini.tmp + '/x', ...o })).rejects.toThrow(new InvalidArgumentError(`synthNsd: ${message}`));
+      await expect(synthNsd({ out: mini.tmp + '/x', ...o })).rejects.toThrow(new InvalidArgumentError(`synthNsd ${message}`));
     for (const [seed, got] of [[NaN, 'NaN'], [Infinity, 'Infinity'], [2.5, '2.5'], [-1, '-1'], [2 ** 31, '2147483648'], ['3', 'string "3"']] as const) {
-      await refuse({ seed }, `seed must be an integer in 0..2147483647, got ${got}`);
+      await refuse({ seed }, `seed: expected an integer in 0..2147483647, got ${got}`);
     }
     for (const [designSessions, got] of [[1.5, '1.5'], ['3', 'string "3"'], [-1, '-1'], [0, '0']] as const) {
-      await refuse({ designSessions }, `designSessions must be an integer >= 1, got ${got}`);
+      await refuse({ designSessions }, `designSessions: expected an integer >= 1, got ${got}`);
     }
     for (const [noiseSd, got] of [[Infinity, 'Infinity'], [NaN, 'NaN'], [-0.5, '-0.5'], ['3', 'string "3"']] as const) {
-      await refuse({ noiseSd }, `noiseSd must be a finite number >= 0, got ${got}`);
+      await refuse({ noiseSd }, `noiseSd: expected a finite number >= 0, got ${got}`);
     }
+    // an explicit null is no default: refused like any other wrong value
+    const nul = null;
+    await refuse({ seed: nul }, 'seed: expected an integer in 0..2147483647, got null');
+    await refuse({ designSessions: nul }, 'designSessions: expected an integer >= 1, got null');
+    await refuse({ sessions: nul }, 'sessions: expected an integer in 1..designSessions (4), got null');
+    await refuse({ trialsPerSession: nul }, 'trialsPerSession: expected an integer >= 3, got null');
+    await refuse({ sharedImages: nul }, 'sharedImages: expected an integer in 1..79 (fewer than the 80 images per subject), got null');
+    await refuse({ imageSize: nul }, 'imageSize: expected an integer >= 8, got null');
+    await refuse({ noiseSd: nul }, 'noiseSd: expected a finite number >= 0, got null');
+    await refuse({ subjects: nul }, 'subjects: expected subjects from 1 to 8, got null');
+    await refuse({ grid: nul }, 'grid: expected three integers from 8 to 32767, got null');
+    await refuse({ formats: nul }, 'formats: expected at least one of nifti, hdf5, got null');
+    await refuse({ compressMat: nul }, 'compressMat: expected true or false, got null');
+    await refuse({ out: '' }, 'out: expected the folder to write, got string ""');
     expect(existsSync(mini.tmp + '/x')).toBe(false);
   });
 

@@ -73,4 +73,10 @@ describe('generateScenes refuses a count or a seed that is not one', () => {
     expect(() => generateScenes(2, 1.5)).toThrow(/^generateScenes seed: expected an integer, got 1\.5$/);
     expect(generateScenes(0, 1)).toEqual([]);
   });
+
+  it('renderScene names its size in the same form', () => {
+    const [scene] = generateScenes(1, 5);
+    expect(() => renderScene(scene, 4)).toThrow(new InvalidArgumentError('renderScene size: expected an integer >= 8, got 4'));
+    expect(() => renderScene(scene, 8.5)).toThrow(new InvalidArgumentError('renderScene size: expected an integer >= 8, got 8.5'));
+  });
 });

@@ -23,7 +23,7 @@ describe('synth nsd limits', () => {
   it('--grid 100000x100000x100000 is a clear error, and nothing is written', async () => {
     const out = join(tmp, 'huge');
     await expect(cli('--grid', '100000x100000x100000', '--out', out)).rejects.toThrow(
-      new InvalidArgumentError('--grid must be three integers from 8 to 32767, got 100000×100000×100000'),
+      new InvalidArgumentError('--grid: expected three integers from 8 to 32767, got 100000×100000×100000'),
     );
     await expect(cli('--grid', '2000x2000x2000', '--out', out)).rejects.toThrow(
       /grid 2000×2000×2000 with 60 trials per session makes 894 GiB of int16 betas per session, over the 1 GiB limit/,
@@ -34,8 +34,8 @@ describe('synth nsd limits', () => {
 
   it('--seed and --design-sessions are named by their flags', async () => {
     const out = join(tmp, 'seeded');
-    await expect(cli('--seed', '4294967296', '--out', out)).rejects.toThrow(new InvalidArgumentError('--seed must be an integer in 0..2147483647, got 4294967296'));
-    await expect(cli('--design-sessions', '0', '--out', out)).rejects.toThrow(new InvalidArgumentError('--design-sessions must be an integer >= 1, got 0'));
+    await expect(cli('--seed', '4294967296', '--out', out)).rejects.toThrow(new InvalidArgumentError('--seed: expected an integer in 0..2147483647, got 4294967296'));
+    await expect(cli('--design-sessions', '0', '--out', out)).rejects.toThrow(new InvalidArgumentError('--design-sessions: expected an integer >= 1, got 0'));
     expect(existsSync(out)).toBe(false);
   });
 

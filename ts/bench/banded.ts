@@ -14,6 +14,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { InvalidArgumentError } from '../errors.js';
+import { checkInteger } from '../ridge/options.js';
 import { readNpy, writeNpy } from '../io/npy.js';
 import { packageRoot } from '../native/binding.js';
 import { nativeSync } from '../native/call.js';
@@ -69,10 +70,7 @@ interface NumpyRun { seconds: number; gram: number; search: number; eigh: number
 
 const median = (v: number[]): number => [...v].sort((a, b) => a - b)[Math.floor((v.length - 1) / 2)];
 
-function checkCount(v: number, name: string, min: number): number {
-  if (!Number.isInteger(v) || v < min) throw new InvalidArgumentError(`bench banded: ${name} must be an integer >= ${min}, got ${v}`);
-  return v;
-}
+const checkCount = (v: number, name: string, min: number): number => checkInteger(v, name, 'bench banded', min);
 
 /** The shapes named (or given), each checked. */
 function chosenShapes(list: (string | BandedBenchShape)[]): BandedBenchShape[] {

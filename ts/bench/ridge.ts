@@ -16,6 +16,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { InvalidArgumentError } from '../errors.js';
+import { checkInteger } from '../ridge/options.js';
 import { packageRoot } from '../native/binding.js';
 import { nativeSync } from '../native/call.js';
 import { appendBenchRecord } from './benchRecord.js';
@@ -63,7 +64,7 @@ interface RunResult {
 export async function runRidgeBench(opts: RidgeBenchOptions = {}): Promise<unknown> {
   const log = opts.log ?? ((l: string) => console.log(l));
   const nAlphas = opts.alphas ?? 10, folds = opts.folds ?? 5, repeats = opts.repeats ?? 3;
-  if (!Number.isInteger(repeats) || repeats < 1) throw new InvalidArgumentError(`bench ridge: repeats must be a positive integer, got ${repeats}`);
+  checkInteger(repeats, 'repeats', 'bench ridge');
   const python = opts.python ?? '/usr/bin/python3';
   // (checked before any work: an unknown name ran nothing and recorded an empty run, a bad method failed
   // in the first fit's child process, after the SGEMM probe and the data)
@@ -73,8 +74,7 @@ export async function runRidgeBench(opts: RidgeBenchOptions = {}): Promise<unkno
   if (opts.cvMethod !== undefined && !CV_METHODS.includes(opts.cvMethod))
     throw new InvalidArgumentError(`bench ridge --cv-method: expected ${CV_METHODS.map((m) => `'${m}'`).join(', ')}, got '${String(opts.cvMethod)}'`);
   const shapes = RIDGE_SHAPES.filter((s) => !opts.shapes || opts.shapes.includes(s.name));
-  if (opts.threads !== undefined && (!Number.isInteger(opts.threads) || opts.threads < 1))
-    throw new InvalidArgumentError(`bench ridge: threads must be a positive integer, got ${opts.threads}`);
+  if (opts.threads !== undefined) checkInteger(opts.threads, 'threads', 'bench ridge');
   const native = nativeSync((b) => b);
   // (the fits run in child processes: the count goes to them by environment, and to this one's probes)
   if (opts.threads !== undefined) native.setThreads(opts.threads);

@@ -6,11 +6,16 @@
 import { BrainlatentError } from '../errors.js';
 import { PreflightError } from '../pipeline/errors.js';
 
-/** `message` named by `flag` once: "--alphas: …" for "alphas: …", as is when it starts with the flag already. */
+/**
+ * `message` named by `flag` once: "--alphas: …" for "alphas: …" or for a library call's "ridgeCv alphas: …" (the
+ * option named by its call, one word before it), as is when it starts with the flag already.
+ */
 function byFlag(flag: string | undefined, message: string): string {
   if (!flag || message.startsWith(flag)) return message;
   const bare = `${flag.replace(/^--/, '')}: `;
-  return `${flag}: ${message.startsWith(bare) ? message.slice(bare.length) : message}`;
+  const named = message.match(/^\S+ /)?.[0] ?? '';
+  const rest = message.startsWith(bare) ? message.slice(bare.length) : message.startsWith(named + bare) ? message.slice(named.length + bare.length) : message;
+  return `${flag}: ${rest}`;
 }
 
 export class FlagProblems {

@@ -109,7 +109,12 @@ export class FeatureNetwork {
   ) {}
 
   static async open(spec: FeatureNetworkSpec): Promise<FeatureNetwork> {
-    checkSpecNumbers(spec, `FeatureNetwork.open '${spec.name}'`);
+    const what = `FeatureNetwork.open '${spec.name}'`;
+    checkSpecNumbers(spec, what);
+    // (only a missing output means the first: a null one is refused as any other wrong value, as the numbers' are)
+    if (spec.output !== undefined && (typeof spec.output !== 'string' || spec.output === '')) {
+      throw new InvalidArgumentError(`${what} output: expected an output's name (a non-empty string), got ${describeNumber(spec.output)}`);
+    }
     // (under model roots a link out of them is refused whether or not its target exists)
     if (!(await modelPathExists(spec.path, 'the model file'))) throw new MissingFileError(`feature network '${spec.name}': ${spec.path} does not exist`);
     const ort = await onnxruntimeNode(`feature network '${spec.name}'`);
@@ -126,7 +131,7 @@ export class FeatureNetwork {
     // (under model roots: the files ONNX Runtime opened by path are still those checked)
     await verifyLoaded([src], () => session.release());
     const inputName = session.inputNames[0];
-    const outputName = spec.output ?? session.outputNames[0];
+    const outputName = spec.output === undefined ? session.outputNames[0] : spec.output;
     if (!session.outputNames.includes(outputName)) {
       throw new ShapeError(`feature network '${spec.name}' (${spec.path}) has no output '${outputName}'; it has ${session.outputNames.join(', ')}`);
     }
@@ -138,9 +143,10 @@ export class FeatureNetwork {
     checkImages(images, `feature network '${this.spec.name}' input`);
     const s = this.spec.inputSize;
     const resized = resizeImages(images, s);
-    const mean = this.spec.mean ?? IMAGENET_MEAN;
-    const std = this.spec.std ?? IMAGENET_STD;
-    const bs = this.spec.batchSize ?? 16;
+    // (checked at open: a null one was refused there, as any other wrong value)
+    const mean = this.spec.mean === undefined ? IMAGENET_MEAN : this.spec.mean;
+    const std = this.spec.std === undefined ? IMAGENET_STD : this.spec.std;
+    const bs = this.spec.batchSize === undefined ? 16 : this.spec.batchSize;
     const rows: Float32Array[] = [];
     let dim = -1;
     for (let b0 = 0; b0 < images.count; b0 += bs) {

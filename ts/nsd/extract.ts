@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
 import { readFile, stat, utimes } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { checkCallback } from '../callbackOptions.js';
+import { checkCallback, checkSignalOption } from '../callbackOptions.js';
 import { allocFloat32 } from '../allocate.js';
 import { BrainlatentError, CancelledError, InvalidArgumentError, MissingFileError, ShapeError } from '../errors.js';
-import { isAbortSignal } from '../native/call.js';
 import { recoverInterruptedDir } from '../io/atomicWrite.js';
 import { fileIdentity } from '../io/fileIdentity.js';
+import { describeNumber } from '../ridge/alphas.js';
 import { checkInteger, checkKnownKeys } from '../ridge/options.js';
 import { maskCoordinates } from '../io/voxelMask.js';
 import type { Matrix } from '../matrix.js';
@@ -325,8 +325,8 @@ async function assertCacheFolder(dir: string): Promise<void> {
       if (dirname(p) === p) return;
       continue;
     }
-    const where = p === dir ? 'is a file' : `lies below ${p}, a file`;
-    throw new InvalidArgumentError(`cacheDir ${dir} ${where}; expected a folder for completed extractions`);
+    const where = p === dir ? 'a file' : `which lies below ${p}, a file`;
+    throw new InvalidArgumentError(`extractNsd cacheDir: expected a folder for completed extractions, got ${dir}, ${where}`);
   }
 }
 
@@ -344,26 +344,35 @@ function untilAborted<T>(p: Promise<T>, signal: AbortSignal | undefined, cancell
   });
 }
 
+const ZSCORE_MODES: readonly ZscoreMode[] = ['session', 'train', 'none'];
+const BETAS_FORMATS: readonly BetasFormatChoice[] = ['auto', 'nifti', 'hdf5'];
+
+/** A choice as typed (quoted), anything else as describeNumber shows it. */
+const describeChoice = (v: unknown): string => (typeof v === 'string' ? `'${v}'` : describeNumber(v));
+
+/**
+ * The options checked, each error in one form ('extractNsd subject: expected an integer in 1..8, got 9'), and the
+ * defaults filled in. Only a missing (undefined) option takes its default: an explicit null is refused like any other
+ * wrong value, as the types say.
+ */
 function normalize(opts: NsdExtractOptions): Normalized {
   if (opts === null || typeof opts !== 'object') throw new InvalidArgumentError(`extractNsd: expected an options object ({ root, subject, roi, ... }), got ${opts === null ? 'null' : typeof opts}`);
   checkKnownKeys(opts, EXTRACT_OPTION_KEYS, 'extractNsd');
   checkCallback(opts.onProgress, 'extractNsd', 'onProgress');
-  if (!opts.root) throw new InvalidArgumentError('extractNsd: root (the NSD folder) is required');
-  if (!(Number.isInteger(opts.subject) && opts.subject >= 1 && opts.subject <= 8)) {
-    throw new InvalidArgumentError(`extractNsd: subject must be 1..8, got ${opts.subject}`);
+  if (typeof opts.root !== 'string' || opts.root === '') throw new InvalidArgumentError(`extractNsd root: expected the NSD folder (a path), got ${describeNumber(opts.root)}`);
+  checkInteger(opts.subject, 'subject', 'extractNsd', 1, 8);
+  const zscore = opts.zscore === undefined ? 'none' : opts.zscore;
+  if (!ZSCORE_MODES.includes(zscore)) throw new InvalidArgumentError(`extractNsd zscore: expected one of ${ZSCORE_MODES.join(', ')}, got ${describeChoice(zscore)}`);
+  const ddof = opts.ddof === undefined ? (zscore === 'train' ? 1 : 0) : opts.ddof;
+  if (ddof !== 0 && ddof !== 1) throw new InvalidArgumentError(`extractNsd ddof: expected 0 or 1, got ${describeNumber(ddof)}`);
+  const format = opts.format === undefined ? 'auto' : opts.format;
+  if (!BETAS_FORMATS.includes(format)) throw new InvalidArgumentError(`extractNsd format: expected one of ${BETAS_FORMATS.join(', ')}, got ${describeChoice(format)}`);
+  checkSignalOption(opts.signal, 'extractNsd');
+  const divisor = opts.divisor === undefined ? 300 : opts.divisor;
+  if (typeof divisor !== 'number' || !(Number.isFinite(divisor) && divisor > 0)) {
+    throw new InvalidArgumentError(`extractNsd divisor: expected a finite number > 0, got ${describeNumber(divisor)}`);
   }
-  const zscore = opts.zscore ?? 'none';
-  if (!['session', 'train', 'none'].includes(zscore)) {
-    throw new InvalidArgumentError(`extractNsd: zscore must be session, train or none, got ${zscore}`);
-  }
-  const ddof = opts.ddof ?? (zscore === 'train' ? 1 : 0);
-  if (ddof !== 0 && ddof !== 1) throw new InvalidArgumentError(`extractNsd: ddof must be 0 or 1, got ${String(opts.ddof)}`);
-  const format = opts.format ?? 'auto';
-  if (!['auto', 'nifti', 'hdf5'].includes(format)) throw new InvalidArgumentError(`extractNsd: format must be auto, nifti or hdf5, got ${format}`);
-  if (opts.signal !== undefined && !isAbortSignal(opts.signal)) throw new InvalidArgumentError(`extractNsd: signal must be an AbortSignal, got ${typeof opts.signal}`);
-  const divisor = opts.divisor ?? 300;
   const concurrency = opts.concurrency === undefined ? 2 : checkInteger(opts.concurrency, 'concurrency', 'extractNsd', 1, MAX_EXTRACT_CONCURRENCY);
-  if (!(Number.isFinite(divisor) && divisor > 0)) throw new InvalidArgumentError(`extractNsd: divisor must be > 0, got ${divisor}`);
   return {
     ...opts,
     zscore,
@@ -425,9 +434,10 @@ async function subjectWithoutBetas(o: Normalized): Promise<SubjectWithoutBetasEr
 
 async function resolveSessions(o: Normalized): Promise<number[]> {
   if (o.sessions !== undefined) {
-    const s = typeof o.sessions === 'string' ? parseSessions(o.sessions) : [...new Set(o.sessions)].sort((a, b) => a - b);
+    const s = typeof o.sessions === 'string' ? parseSessions(o.sessions, 'extractNsd sessions') : Array.isArray(o.sessions) ? [...new Set(o.sessions)].sort((a, b) => a - b) : [];
     if (s.length === 0 || s.some((x) => !Number.isInteger(x) || x < 1 || x > MAX_SESSION)) {
-      throw new InvalidArgumentError(`extractNsd: sessions must be integers from 1 to ${MAX_SESSION} (NSD's run to 40), got ${o.sessions}`);
+      const got = Array.isArray(o.sessions) ? `[${o.sessions.map(describeNumber).join(', ')}]` : describeNumber(o.sessions);
+      throw new InvalidArgumentError(`extractNsd sessions: expected integers from 1 to ${MAX_SESSION} (NSD's run to 40) or a spec such as "1-37", got ${got}`);
     }
     return s;
   }

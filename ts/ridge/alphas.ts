@@ -16,10 +16,11 @@ const tooMany = (what: string, count: number) =>
 /** `count` values log-spaced from start to stop inclusive (numpy.logspace on the exponents). */
 export function logspace(start: number, stop: number, count: number): number[] {
   // (a bound typed as 1e400 reads as Infinity: its logarithm would make every alpha NaN or Infinity)
+  // (named 'alphas: ', as parseAlphas' other errors are: a config or a flag puts its own name in its place)
   if (!(start > 0 && Number.isFinite(start)) || !(stop > 0 && Number.isFinite(stop))) {
-    throw new InvalidArgumentError(`alphas: log-spaced bounds must be finite and > 0, got ${start}:${stop}`);
+    throw new InvalidArgumentError(`alphas: expected finite log-spaced bounds > 0, got ${start}:${stop}`);
   }
-  if (!Number.isInteger(count) || count < 1) throw new InvalidArgumentError(`alphas: count must be a positive integer, got ${count}`);
+  if (!Number.isInteger(count) || count < 1) throw new InvalidArgumentError(`alphas: expected an integer count >= 1, got ${describeNumber(count)}`);
   if (count > MAX_ALPHAS) throw tooMany('alphas', count);
   if (count === 1) return [start];
   const a = Math.log10(start), b = Math.log10(stop);

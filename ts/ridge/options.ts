@@ -165,8 +165,16 @@ function describe(v: unknown): string {
 
 /** `value` must be a finite integer ≥ min (a count, a size, a seed), and ≤ max when given. */
 export function checkInteger(value: unknown, name: string, what: string, min = 1, max?: number): number {
+  return checkIntegerAt(value, `${what} ${name}`, min, max);
+}
+
+/**
+ * checkInteger for an option whose whole name its caller's user wrote ('--steps', 'body.steps', 'img2img.steps'):
+ * the same message, `<label>: expected an integer …, got …`.
+ */
+export function checkIntegerAt(value: unknown, label: string, min = 1, max?: number): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || !Number.isInteger(value) || value < min || (max !== undefined && value > max)) {
-    throw new InvalidArgumentError(`${what} ${name}: expected an integer ${max === undefined ? `>= ${min}` : `in ${min}..${max}`}, got ${describeNumber(value)}`);
+    throw new InvalidArgumentError(`${label}: expected an integer ${max === undefined ? `>= ${min}` : `in ${min}..${max}`}, got ${describeNumber(value)}`);
   }
   return value;
 }

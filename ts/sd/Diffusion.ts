@@ -11,7 +11,7 @@ import { checkControl } from '../callbackOptions.js';
 import { CancelledError, FormatError, InvalidArgumentError, MissingFileError, ShapeError } from '../errors.js';
 import { readJsonObject } from '../io/json.js';
 import { describeNumber } from '../ridge/alphas.js';
-import { checkInteger, checkOptionsObject } from '../ridge/options.js';
+import { checkInteger, checkIntegerAt, checkOptionsObject } from '../ridge/options.js';
 import { abortedBeforeStart, nativeJob, nativeSync } from '../native/call.js';
 import type {
   NativeStepProgress,
@@ -31,7 +31,7 @@ import { modelPathExists, readModelFile } from './modelRoots.js';
 import { loadFailure, modelSource, verifyLoaded, type ModelSource } from './modelSource.js';
 import { INT32_MAX, nativeSessionOptions, ORT_SESSION_OPTION_KEYS, type OrtSessionOptions } from './native.js';
 import { GUIDANCE_EXPECTED, MAX_GUIDANCE, MAX_SEED, SEED_EXPECTED } from './optionBounds.js';
-import { checkSchedulerName, guided, planRun, resolvePlanOptions, stepNoiseProblem, type PlanOptions, type TimestepSpacing } from './samplingOptions.js';
+import { callLabels, checkSchedulerName, guided, planRun, resolvePlanOptions, stepNoiseProblem, type PlanOptions, type TimestepSpacing } from './samplingOptions.js';
 import { checkScheduleOverrides, readSchedulerConfig, SCHEDULERS, type SchedulerConfigFile, type SchedulerName } from './schedulerConfig.js';
 import { IMG2IMG_ARGUMENTS, type Img2ImgNames } from './img2imgNames.js';
 import { assertRgb, assertTensor, type RgbImages, type Tensor } from './tensor.js';
@@ -337,7 +337,7 @@ export class Diffusion {
         `encodeImages: images are ${images.width}×${images.height} pixels ([${images.count}, ${images.height}, ${images.width}, 3]) but the VAE encoder (${enc.path}) takes ${enc.input}: expected ${enc.expected[3]}×${enc.expected[2]}-pixel images`,
       );
     }
-    const { seeds, indices } = noiseKeys(options.seeds, images.count, 0);
+    const { seeds, indices } = noiseKeys(options.seeds, images.count, 0, 'encodeImages');
     if (options.imageIndices !== undefined) indices.set(givenImageIndices(options.imageIndices, images.count, 'encodeImages'));
     const chunk = chunkOption(options.chunk, 'encodeImages');
     const handle = this.live();
@@ -390,7 +390,7 @@ export class Diffusion {
    */
   plan(options: PlanOptions | Img2ImgOptions = {}): SamplerPlanInfo {
     checkOptions(options, IMG2IMG_KEYS, 'Diffusion.plan');
-    const planOptions = this.planOptions(options);
+    const planOptions = this.planOptions(options, 'Diffusion.plan');
     return planRun(planOptions);
   }
 
@@ -419,7 +419,7 @@ export class Diffusion {
     // a U-Net exported at one latent size or sequence length (the demo world's) runs at that size only
     this.checkUnetInput('z', o.z.shape, 'sample', names);
     this.checkUnetInput('c', o.c.shape, 'encoder_hidden_states', names);
-    const guidance = o.guidance ?? 5;
+    const guidance = o.guidance === undefined ? 5 : o.guidance;
     // (no uncond pass at guidance 1 or below; a guidance that is not a number is img2img's to refuse)
     if (!(typeof guidance === 'number' && guided(guidance))) return;
     if (o.uncond) {
@@ -449,16 +449,14 @@ export class Diffusion {
     this.checkImg2ImgShapes(o);
     const [count, channels, height, width] = o.z.shape;
     const [, seq, dim] = o.c.shape;
-    const guidance = o.guidance ?? 5;
+    // (only a missing option takes its default: an explicit null is refused like any other wrong value, as the types say)
+    const guidance = o.guidance === undefined ? 5 : o.guidance;
     // (a negative one would run as 1 in silence; a huge one overflows at the run's end: see Img2ImgOptions.guidance)
     if (typeof guidance !== 'number' || !(guidance >= 0 && guidance <= MAX_GUIDANCE)) {
       throw new InvalidArgumentError(`img2img guidance: expected ${GUIDANCE_EXPECTED}, got ${describeNumber(guidance)}`);
     }
-    const batchSize = o.batchSize ?? 1;
-    if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > INT32_MAX) {
-      throw new InvalidArgumentError(`img2img: batchSize must be an integer from 1 to ${INT32_MAX}, got ${describeNumber(batchSize)}`);
-    }
-    const plan = this.planOptions(o);
+    const batchSize = checkInteger(o.batchSize === undefined ? 1 : o.batchSize, 'batchSize', 'img2img', 1, INT32_MAX);
+    const plan = this.planOptions(o, 'img2img');
     let uncond: Tensor | undefined;
     if (guided(guidance)) {
       // (the cached embedding of "" is taken without an await, so that the call enters the engine's queue when it is
@@ -491,7 +489,7 @@ export class Diffusion {
     if (o.imageIndices !== undefined && o.firstImageIndex !== undefined) {
       throw new InvalidArgumentError('img2img: give imageIndices or firstImageIndex, not both');
     }
-    const { seeds, indices } = noiseKeys(o.seeds, count, o.firstImageIndex ?? 0);
+    const { seeds, indices } = noiseKeys(o.seeds, count, o.firstImageIndex === undefined ? 0 : o.firstImageIndex, 'img2img');
     if (o.imageIndices !== undefined) indices.set(givenImageIndices(o.imageIndices, count, 'img2img'));
     const handle = this.live();
     const r = await nativeJob(
@@ -581,9 +579,10 @@ export class Diffusion {
     return this.schedulerConfig.scheduler;
   }
 
-  private planOptions(o: PlanOptions): NativePlanOptions {
+  /** `what` names the call in the errors ('img2img steps: expected …'). */
+  private planOptions(o: PlanOptions, what: 'img2img' | 'Diffusion.plan'): NativePlanOptions {
     if (o.scheduler === undefined && this.classProblem !== undefined) throw new FormatError(this.classProblem);
-    return resolvePlanOptions({ schedule: this.schedule, scheduler: this.schedulerConfig.scheduler }, o);
+    return resolvePlanOptions({ schedule: this.schedule, scheduler: this.schedulerConfig.scheduler }, o, callLabels(what));
   }
 
   /**
@@ -628,7 +627,10 @@ function isPositiveFinite(v: unknown): v is number {
   return typeof v === 'number' && Number.isFinite(v) && v > 0;
 }
 
-/** `what`, when given, names the call in the errors ('referenceImg2Img seeds: …'). */
+/**
+ * `what`, when given, names the call in the errors ('referenceImg2Img seeds: …'). Only an undefined seedOption means
+ * the default (0): a null one is refused like any other wrong seed.
+ */
 export function noiseKeys(seedOption: number | number[] | undefined, count: number, first: number, what?: string): { seeds: Float64Array; indices: Float64Array } {
   const seeds = new Float64Array(count);
   const indices = new Float64Array(count);
@@ -639,15 +641,14 @@ export function noiseKeys(seedOption: number | number[] | undefined, count: numb
     }
     return s;
   };
-  // (an image's noise is keyed by its index: a fractional or negative one would reuse or alias another image's)
-  if (!Number.isSafeInteger(first) || first < 0 || !Number.isSafeInteger(first + count)) {
-    throw new InvalidArgumentError(`${at}firstImageIndex must be an integer >= 0, got ${describeNumber(first)}`);
-  }
+  // (an image's noise is keyed by its index: a fractional or negative one would reuse or alias another image's;
+  // the last image's index must be a safe integer too)
+  checkIntegerAt(first, `${at}firstImageIndex`, 0, Number.MAX_SAFE_INTEGER - count);
   if (Array.isArray(seedOption) && seedOption.length !== count) {
-    throw new InvalidArgumentError(`${at}seeds has ${seedOption.length} entries for ${count} images`);
+    throw new InvalidArgumentError(`${at}seeds: expected one seed per image (${count}), got an array of ${seedOption.length}`);
   }
   for (let i = 0; i < count; i++) {
-    seeds[i] = check(Array.isArray(seedOption) ? seedOption[i] : (seedOption ?? 0), i);
+    seeds[i] = check(Array.isArray(seedOption) ? seedOption[i] : seedOption === undefined ? 0 : seedOption, i);
     indices[i] = first + i;
   }
   return { seeds, indices };
@@ -657,14 +658,10 @@ export function noiseKeys(seedOption: number | number[] | undefined, count: numb
 /** The noise indices given per image (imageIndices), checked: one non-negative safe integer per image. */
 function givenImageIndices(given: readonly number[], count: number, what: string): Float64Array {
   if (!Array.isArray(given) || given.length !== count) {
-    throw new InvalidArgumentError(`${what}: imageIndices must have one entry per image (${count}), got ${Array.isArray(given) ? `${given.length} entries` : typeof given}`);
+    throw new InvalidArgumentError(`${what} imageIndices: expected one entry per image (${count}), got ${describeNumber(given)}`);
   }
   const out = new Float64Array(count);
-  for (let i = 0; i < count; i++) {
-    const v = given[i];
-    if (!Number.isSafeInteger(v) || v < 0) throw new InvalidArgumentError(`${what}: imageIndices[${i}] must be a non-negative safe integer, got ${describeNumber(v)}`);
-    out[i] = v;
-  }
+  for (let i = 0; i < count; i++) out[i] = checkIntegerAt(given[i], `${what} imageIndices[${i}]`, 0, Number.MAX_SAFE_INTEGER);
   return out;
 }
 

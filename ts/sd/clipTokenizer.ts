@@ -6,9 +6,10 @@
  */
 import { join } from 'node:path';
 
-import { FormatError } from '../errors.js';
+import { FormatError, InvalidArgumentError } from '../errors.js';
 import { fileOpenError } from '../io/byteStream.js';
 import { readJsonObject } from '../io/json.js';
+import { describeNumber } from '../ridge/alphas.js';
 import { checkInteger } from '../ridge/options.js';
 import { checkModelFile, modelPathExists, readModelFile } from './modelRoots.js';
 
@@ -70,9 +71,16 @@ export class ClipTokenizer {
       if (v === undefined) throw new FormatError(`CLIP vocabulary has no token '${tok}'`);
       return v;
     };
-    this.bosId = id(options.bosToken ?? '<|startoftext|>');
-    this.eosId = id(options.eosToken ?? '<|endoftext|>');
-    this.padId = id(options.padToken ?? '<|endoftext|>');
+    // (only a missing token takes CLIP's: a null one is refused as any other wrong value, as maxLength's is)
+    const token = (name: 'bosToken' | 'eosToken' | 'padToken', fallback: string): string => {
+      const v: unknown = options[name];
+      if (v === undefined) return fallback;
+      if (typeof v !== 'string' || v === '') throw new InvalidArgumentError(`ClipTokenizer ${name}: expected a token (a non-empty string), got ${describeNumber(v)}`);
+      return v;
+    };
+    this.bosId = id(token('bosToken', '<|startoftext|>'));
+    this.eosId = id(token('eosToken', '<|endoftext|>'));
+    this.padId = id(token('padToken', '<|endoftext|>'));
     merges.forEach((m, i) => this.ranks.set(m, i));
   }
 

@@ -130,17 +130,17 @@ export const ORT_SESSION_OPTION_KEYS = Object.keys(SESSION_KEYS) as (keyof OrtSe
 function checkSessionTypes(o: OrtSessionOptions, where: string): void {
   for (const key of ['spinning', 'memoryArena', 'memoryPattern', 'prepacking', 'initializersMalloc'] as const) {
     const v: unknown = o[key];
-    if (v !== undefined && typeof v !== 'boolean') throw new InvalidArgumentError(`${where}: ${key} must be true or false, got ${describeNumber(v)}`);
+    if (v !== undefined && typeof v !== 'boolean') throw new InvalidArgumentError(`${where} ${key}: expected true or false, got ${describeNumber(v)}`);
   }
   for (const key of ['provider', 'ortLibrary'] as const) {
     const v: unknown = o[key];
     if (v !== undefined && (typeof v !== 'string' || v.length === 0)) {
-      throw new InvalidArgumentError(`${where}: ${key} must be a non-empty string, got ${describeNumber(v)}`);
+      throw new InvalidArgumentError(`${where} ${key}: expected a non-empty string, got ${describeNumber(v)}`);
     }
   }
   const device: unknown = o.deviceId;
   if (device !== undefined && (typeof device !== 'number' || !Number.isSafeInteger(device) || device < 0)) {
-    throw new InvalidArgumentError(`${where}: deviceId must be an integer >= 0 (the CUDA device's ordinal), got ${describeNumber(device)}`);
+    throw new InvalidArgumentError(`${where} deviceId: expected an integer >= 0 (the CUDA device's ordinal), got ${describeNumber(device)}`);
   }
 }
 
@@ -190,7 +190,7 @@ export function checkThreadCounts(o: { intraOpThreads?: unknown; interOpThreads?
     const v = o[key];
     if (v === undefined) continue;
     if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0 || v > MAX_ORT_THREADS) {
-      throw new InvalidArgumentError(`${where}: ${key} must be an integer from 0 to ${MAX_ORT_THREADS} (0: ONNX Runtime's default), got ${typeof v === 'number' ? v : JSON.stringify(v)}`);
+      throw new InvalidArgumentError(`${where} ${key}: expected an integer in 0..${MAX_ORT_THREADS} (0: ONNX Runtime's default), got ${describeNumber(v)}`);
     }
   }
 }

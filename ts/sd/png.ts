@@ -54,7 +54,7 @@ export async function writePng(path: string, images: RgbImages, index = 0): Prom
   assertRgb(images, `writePng ${path}`);
   const { width, height, count } = images;
   if (!Number.isInteger(index) || index < 0 || index >= count) {
-    throw new InvalidArgumentError(`writePng ${path}: index ${describeNumber(index)} must be an integer from 0 to ${count - 1} (a batch of ${count})`);
+    throw new InvalidArgumentError(`writePng ${path} index: expected an integer in 0..${count - 1} (a batch of ${count}), got ${describeNumber(index)}`);
   }
   const base = index * width * height * 3;
   await writeFileAtomic(path, rgbPngBytes(images.data.subarray(base, base + width * height * 3), width, height));

@@ -19,7 +19,7 @@ import { INT32_MAX } from './native.js';
 import { GUIDANCE_EXPECTED, MAX_GUIDANCE } from './optionBounds.js';
 import { philoxNormal } from './philox.js';
 import { referenceScheduler, type RefScheduler } from './referenceSchedulers.js';
-import { planLabels, resolvePlanOptions } from './samplingOptions.js';
+import { callLabels, resolvePlanOptions } from './samplingOptions.js';
 import { SD1_SCHEDULE, type SchedulerName } from './schedulerConfig.js';
 import type { Tensor } from './tensor.js';
 
@@ -84,12 +84,12 @@ export async function referenceImg2Img(unet: ort.InferenceSession | UNetFn, o: R
   checkOptionsObject(o, Object.keys(REFERENCE_KEYS), what);
   const run = typeof unet === 'function' ? unet : ortUNet(unet);
   const schedule: ScheduleConfig = { ...(o.schedule ?? SD1_SCHEDULE) };
-  // (required here, where Diffusion.img2img has defaults: resolvePlanOptions would take null as its default)
+  // (required here, where Diffusion.img2img has defaults; resolvePlanOptions would take a missing one as its default)
   for (const k of ['steps', 'strength'] as const) {
     if (o[k] === undefined || o[k] === null) throw new InvalidArgumentError(`${what} ${k}: required, got ${describeNumber(o[k])}`);
   }
   // (steps, strength, eta, karras and the scheduler by the engine's rules; the loop keeps its own schedule)
-  resolvePlanOptions({ schedule, scheduler: o.scheduler }, { scheduler: o.scheduler, steps: o.steps, strength: o.strength, eta: o.eta, karras: o.karras }, planLabels(`${what} `));
+  resolvePlanOptions({ schedule, scheduler: o.scheduler }, { scheduler: o.scheduler, steps: o.steps, strength: o.strength, eta: o.eta, karras: o.karras }, callLabels(what));
   if (typeof o.guidance !== 'number' || !(o.guidance >= 0 && o.guidance <= MAX_GUIDANCE)) {
     throw new InvalidArgumentError(`${what} guidance: expected ${GUIDANCE_EXPECTED}, got ${describeNumber(o.guidance)}`);
   }

@@ -7,6 +7,7 @@
 import { InvalidArgumentError } from '../errors.js';
 import { nativeSync } from '../native/call.js';
 import { describeNumber } from '../ridge/alphas.js';
+import { checkIntegerAt } from '../ridge/options.js';
 import type { NativePlanOptions, SamplerPlanInfo, ScheduleConfig } from '../native/samplerTypes.js';
 import { KARRAS_SCHEDULERS, SCHEDULERS, type SchedulerName } from './schedulerConfig.js';
 
@@ -48,6 +49,11 @@ export const PLAN_OPTION_KEYS = Object.keys(PLAN_NAMES) as (keyof PlanOptions)[]
 /** The plan options as a user writes them under `prefix`: '--' (flags), 'body.' (a request), 'img2img.' (a config). */
 export function planLabels(prefix: string): Required<OptionLabels> {
   return Object.fromEntries(PLAN_OPTION_KEYS.map((k) => [k, `${prefix}${PLAN_NAMES[k]}`])) as Required<OptionLabels>;
+}
+
+/** The plan options under their own (API) names, after the call that takes them: 'img2img steps', 'img2img img2imgRule'. */
+export function callLabels(what: string): Required<OptionLabels> {
+  return Object.fromEntries(PLAN_OPTION_KEYS.map((k) => [k, `${what} ${k}`])) as Required<OptionLabels>;
 }
 
 /** The command line's names for the plan options. */
@@ -171,32 +177,32 @@ export function smallestStrength(steps: number): number {
   return s;
 }
 
-/** Checks the options and resolves them against the folder's defaults into the engine's plan options. */
+/**
+ * Checks the options and resolves them against the folder's defaults into the engine's plan options. Only a missing
+ * (undefined) option takes its default: an explicit null is refused like any other wrong value, as the types say.
+ */
 export function resolvePlanOptions(defaults: PlanDefaults, o: PlanOptions, labels: OptionLabels = {}): NativePlanOptions {
   const name = (k: keyof PlanOptions): string => labels[k] ?? k;
-  const scheduler = checkSchedulerName(o.scheduler ?? defaults.scheduler, name('scheduler'));
-  const steps = o.steps ?? 50;
-  if (typeof steps !== 'number' || !Number.isInteger(steps) || steps < 1) {
-    throw new InvalidArgumentError(`${name('steps')} must be a positive integer, got ${describeNumber(steps)}`);
-  }
-  const strength = o.strength ?? 0.8;
+  const scheduler = checkSchedulerName(o.scheduler === undefined ? defaults.scheduler : o.scheduler, name('scheduler'));
+  const steps = checkIntegerAt(o.steps === undefined ? 50 : o.steps, name('steps'));
+  const strength = o.strength === undefined ? 0.8 : o.strength;
   if (typeof strength !== 'number' || !(strength > 0 && strength <= 1)) {
-    throw new InvalidArgumentError(`${name('strength')} must be in (0, 1], got ${describeNumber(strength)}`);
+    throw new InvalidArgumentError(`${name('strength')}: expected a number in (0, 1], got ${describeNumber(strength)}`);
   }
-  const eta = o.eta ?? 0;
+  const eta = o.eta === undefined ? 0 : o.eta;
   if (typeof eta !== 'number' || !(eta >= 0) || !Number.isFinite(eta)) {
-    throw new InvalidArgumentError(`${name('eta')} must be a finite number >= 0, got ${describeNumber(eta)}`);
+    throw new InvalidArgumentError(`${name('eta')}: expected a finite number >= 0, got ${describeNumber(eta)}`);
   }
   if (o.timestepSpacing !== undefined && !TIMESTEP_SPACINGS.includes(o.timestepSpacing)) {
-    throw new InvalidArgumentError(`${name('timestepSpacing')} must be one of ${TIMESTEP_SPACINGS.join(', ')}, got ${describeChoice(o.timestepSpacing)}`);
+    throw new InvalidArgumentError(`${name('timestepSpacing')}: expected one of ${TIMESTEP_SPACINGS.join(', ')}, got ${describeChoice(o.timestepSpacing)}`);
   }
-  const rule = o.img2imgRule ?? 'diffusers';
+  const rule = o.img2imgRule === undefined ? 'diffusers' : o.img2imgRule;
   if (!IMG2IMG_RULES.includes(rule)) {
-    throw new InvalidArgumentError(`${name('img2imgRule')} must be one of ${IMG2IMG_RULES.join(', ')}, got ${describeChoice(rule)}`);
+    throw new InvalidArgumentError(`${name('img2imgRule')}: expected one of ${IMG2IMG_RULES.join(', ')}, got ${describeChoice(rule)}`);
   }
   // (the engine's schedule takes a boolean; a truthy 'yes' would reach it as its own field's TypeError)
   if (o.karras !== undefined && typeof o.karras !== 'boolean') {
-    throw new InvalidArgumentError(`${name('karras')} must be true or false, got ${describeChoice(o.karras)}`);
+    throw new InvalidArgumentError(`${name('karras')}: expected true or false, got ${describeChoice(o.karras)}`);
   }
   if (o.karras && !KARRAS_SCHEDULERS.includes(scheduler)) {
     throw new InvalidArgumentError(`${name('karras')}: Karras sigmas are defined for ${KARRAS_SCHEDULERS.join(', ')}, not ${scheduler}`);

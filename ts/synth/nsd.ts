@@ -1,9 +1,10 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readdir } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
-import { checkCallback } from '../callbackOptions.js';
+import { checkCallback, checkSignalOption } from '../callbackOptions.js';
 import { CancelledError, InvalidArgumentError } from '../errors.js';
 import { describeNumber } from '../ridge/alphas.js';
+import { checkIntegerAt } from '../ridge/options.js';
 import { withAtomicDir, writeFileAtomic } from '../io/atomicWrite.js';
 import { writeHdf5 } from '../io/hdf5.js';
 import { writeMat } from '../io/mat.js';
@@ -277,62 +278,80 @@ const FIELD_NAMES: SynthNsdOptionNames = {
 
 /**
  * The options with their defaults, checked before anything is written; `names` words the errors (the CLI passes
- * its flags, so that `--trials 61` is not reported as trialsPerSession), `prefix` starts them.
+ * its flags, so that `--trials 61` is not reported as trialsPerSession), after `call` when it is not ''
+ * ('synthNsd seed: expected …', '--seed: expected …'). Only a missing (undefined) option takes its default: an
+ * explicit null is refused like any other wrong value, as the types say.
  */
-export function resolveSynthNsdOptions(opts: SynthNsdOptions, names: SynthNsdOptionNames = FIELD_NAMES, prefix = 'synthNsd: '): Resolved {
+export function resolveSynthNsdOptions(opts: SynthNsdOptions, names: SynthNsdOptionNames = FIELD_NAMES, call = 'synthNsd'): Resolved {
   const n = names;
-  checkCallback(opts.onProgress, prefix.replace(/: $/, ''), 'onProgress');
+  const at = (k: keyof SynthNsdOptionNames): string => (call ? `${call} ${n[k]}` : n[k]);
+  checkCallback(opts.onProgress, call || 'synthNsd', 'onProgress');
+  checkSignalOption(opts.signal, call || 'synthNsd');
+  const or = <T>(v: T | undefined, fallback: T): T => (v === undefined ? fallback : v);
   const o: Resolved = {
     out: opts.out,
-    onProgress: opts.onProgress ?? (() => {}),
-    signal: opts.signal ?? new AbortController().signal,
-    seed: opts.seed ?? 1,
-    subjects: opts.subjects ?? [1],
-    grid: opts.grid ?? [20, 24, 16],
-    designSessions: opts.designSessions ?? 4,
-    sessions: opts.sessions ?? 3,
-    trialsPerSession: opts.trialsPerSession ?? 60,
-    sharedImages: opts.sharedImages ?? 10,
-    imageSize: opts.imageSize ?? 64,
-    noiseSd: opts.noiseSd ?? 0.7,
-    formats: opts.formats ?? ['nifti', 'hdf5'],
-    compressMat: opts.compressMat ?? true,
+    onProgress: or(opts.onProgress, () => {}),
+    signal: or(opts.signal, new AbortController().signal),
+    seed: or(opts.seed, 1),
+    subjects: or(opts.subjects, [1]),
+    grid: or(opts.grid, [20, 24, 16]),
+    designSessions: or(opts.designSessions, 4),
+    sessions: or(opts.sessions, 3),
+    trialsPerSession: or(opts.trialsPerSession, 60),
+    sharedImages: or(opts.sharedImages, 10),
+    imageSize: or(opts.imageSize, 64),
+    noiseSd: or(opts.noiseSd, 0.7),
+    formats: or(opts.formats, ['nifti', 'hdf5']),
+    compressMat: or(opts.compressMat, true),
   };
   const bad = (msg: string) => {
-    throw new InvalidArgumentError(`${prefix}${msg}`);
+    throw new InvalidArgumentError(msg);
   };
-  if (!o.out) bad(`${n.out} (the folder to write) is required`);
+  const list = (v: unknown): string => (Array.isArray(v) ? v.join(',') : describeNumber(v));
+  if (typeof o.out !== 'string' || o.out === '') bad(`${at('out')}: expected the folder to write, got ${describeNumber(o.out)}`);
   // the Rng keeps seed >>> 0 (2.5 ran as 2, 2^32 as 0, NaN as 0) and the scenes' seed + 1 concatenated a string '3'
-  if (!(Number.isInteger(o.seed) && o.seed >= 0 && o.seed <= MAX_SYNTH_SEED)) bad(`${n.seed} must be an integer in 0..${MAX_SYNTH_SEED}, got ${describeNumber(o.seed)}`);
-  if (!o.subjects.length || o.subjects.some((s) => !Number.isInteger(s) || s < 1 || s > 8)) bad(`${n.subjects} must be in 1..8, got ${o.subjects}`);
-  if (new Set(o.subjects).size !== o.subjects.length) bad(`${n.subjects} must be distinct, got ${o.subjects}`);
-  if (o.grid.length !== 3 || o.grid.some((g) => !Number.isInteger(g) || g < 8 || g > 32767)) bad(`${n.grid} must be three integers from 8 to 32767, got ${o.grid.join('×')}`);
+  checkIntegerAt(o.seed, at('seed'), 0, MAX_SYNTH_SEED);
+  if (!Array.isArray(o.subjects) || !o.subjects.length || o.subjects.some((s) => !Number.isInteger(s) || s < 1 || s > 8)) {
+    bad(`${at('subjects')}: expected subjects from 1 to 8, got ${list(o.subjects)}`);
+  }
+  if (new Set(o.subjects).size !== o.subjects.length) bad(`${at('subjects')}: expected distinct subjects, got ${o.subjects}`);
+  if (!Array.isArray(o.grid) || o.grid.length !== 3 || o.grid.some((g) => !Number.isInteger(g) || g < 8 || g > 32767)) {
+    bad(`${at('grid')}: expected three integers from 8 to 32767, got ${Array.isArray(o.grid) ? o.grid.join('×') : describeNumber(o.grid)}`);
+  }
+  // checked before the betas' size, which it bounds (a null one made 0 bytes)
+  checkIntegerAt(o.trialsPerSession, at('trialsPerSession'), 3);
   // Each session's betas are held in memory (and in h5wasm's 2 GiB heap for .hdf5): bound them before writing anything.
   const sessionBytes = o.grid[0] * o.grid[1] * o.grid[2] * o.trialsPerSession * 2;
   if (sessionBytes > MAX_SESSION_BYTES) {
     bad(
-      `${n.grid} ${o.grid.join('×')} with ${o.trialsPerSession} trials per session makes ${(sessionBytes / 2 ** 30).toPrecision(3)} GiB of int16 betas per session, ` +
+      `${at('grid')} ${o.grid.join('×')} with ${o.trialsPerSession} trials per session makes ${(sessionBytes / 2 ** 30).toPrecision(3)} GiB of int16 betas per session, ` +
         `over the ${MAX_SESSION_BYTES / 2 ** 30} GiB limit; use a smaller grid (NSD's is 81×104×83) or fewer trials (${n.trialsPerSession})`,
     );
   }
   // checked before sessions, whose bound it is (a bad one was reported as a bad sessions)
-  if (!(Number.isInteger(o.designSessions) && o.designSessions >= 1)) bad(`${n.designSessions} must be an integer >= 1, got ${describeNumber(o.designSessions)}`);
-  if (!(Number.isInteger(o.sessions) && o.sessions >= 1 && o.sessions <= o.designSessions)) bad(`${n.sessions} must be in 1..${n.designSessions} (${o.designSessions}), got ${o.sessions}`);
-  if (!(Number.isInteger(o.trialsPerSession) && o.trialsPerSession >= 3)) bad(`${n.trialsPerSession} must be an integer >= 3, got ${o.trialsPerSession}`);
-  if ((o.designSessions * o.trialsPerSession) % 3 !== 0) bad(`${n.designSessions} × ${n.trialsPerSession} must be a multiple of 3 (each image is shown 3 times), got ${o.designSessions} × ${o.trialsPerSession}`);
+  checkIntegerAt(o.designSessions, at('designSessions'), 1);
+  if (!(Number.isInteger(o.sessions) && o.sessions >= 1 && o.sessions <= o.designSessions)) {
+    bad(`${at('sessions')}: expected an integer in 1..${n.designSessions} (${o.designSessions}), got ${describeNumber(o.sessions)}`);
+  }
+  if ((o.designSessions * o.trialsPerSession) % 3 !== 0) {
+    bad(`${call ? `${call} ` : ''}${n.designSessions} × ${n.trialsPerSession}: expected a multiple of 3 (each image is shown 3 times), got ${o.designSessions} × ${o.trialsPerSession}`);
+  }
   const perSubject = (o.designSessions * o.trialsPerSession) / 3;
-  if (!(Number.isInteger(o.sharedImages) && o.sharedImages >= 1 && o.sharedImages < perSubject)) bad(`${n.sharedImages} must be in 1..${perSubject - 1} (fewer than the ${perSubject} images per subject), got ${o.sharedImages}`);
-  if (!(Number.isInteger(o.imageSize) && o.imageSize >= 8)) bad(`${n.imageSize} must be an integer >= 8, got ${o.imageSize}`);
+  if (!(Number.isInteger(o.sharedImages) && o.sharedImages >= 1 && o.sharedImages < perSubject)) {
+    bad(`${at('sharedImages')}: expected an integer in 1..${perSubject - 1} (fewer than the ${perSubject} images per subject), got ${describeNumber(o.sharedImages)}`);
+  }
+  checkIntegerAt(o.imageSize, at('imageSize'), 8);
   // Every stimulus image is held in memory together (and in h5wasm's heap): bounded as a session's betas are.
   const stimulusBytes = (o.sharedImages + 8 * (perSubject - o.sharedImages)) * o.imageSize * o.imageSize * 3;
   if (stimulusBytes > MAX_SESSION_BYTES) {
     bad(
-      `${n.imageSize} ${o.imageSize} makes ${(stimulusBytes / 2 ** 30).toPrecision(3)} GiB of stimulus images (${o.sharedImages + 8 * (perSubject - o.sharedImages)} of ` +
+      `${at('imageSize')} ${o.imageSize} makes ${(stimulusBytes / 2 ** 30).toPrecision(3)} GiB of stimulus images (${o.sharedImages + 8 * (perSubject - o.sharedImages)} of ` +
         `${o.imageSize}×${o.imageSize}), over the ${MAX_SESSION_BYTES / 2 ** 30} GiB limit; use smaller images (NSD's are 425) or fewer trials`,
     );
   }
-  if (!(typeof o.noiseSd === 'number' && Number.isFinite(o.noiseSd) && o.noiseSd >= 0)) bad(`${n.noiseSd} must be a finite number >= 0, got ${describeNumber(o.noiseSd)}`);
-  if (!o.formats.length) bad(`${n.formats} must name at least one of nifti, hdf5`);
+  if (!(typeof o.noiseSd === 'number' && Number.isFinite(o.noiseSd) && o.noiseSd >= 0)) bad(`${at('noiseSd')}: expected a finite number >= 0, got ${describeNumber(o.noiseSd)}`);
+  if (!Array.isArray(o.formats) || !o.formats.length) bad(`${at('formats')}: expected at least one of nifti, hdf5, got ${list(o.formats) || 'none'}`);
+  if (typeof o.compressMat !== 'boolean') bad(`${call || 'synthNsd'} compressMat: expected true or false, got ${describeNumber(o.compressMat)}`);
   return o;
 }
 

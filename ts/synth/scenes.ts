@@ -102,7 +102,7 @@ export function generateScenes(n: number, seed: number): Scene[] {
 
 /** Draws a scene as an RGB uint8 image of size × size. */
 export function renderScene(scene: Scene, size: number): RgbImage {
-  if (!(Number.isInteger(size) && size >= 8)) throw new InvalidArgumentError(`renderScene: size must be an integer >= 8, got ${size}`);
+  checkInteger(size, 'size', 'renderScene', 8);
   const data = new Uint8Array(size * size * 3);
   const [top, bottom] = BACKGROUND_RGB[scene.background];
   for (let y = 0; y < size; y++) {

@@ -37,10 +37,10 @@ describe('brainlatent synth nsd / nsd extract / nsd info / nsd image', () => {
   it('synth nsd names its flags in errors, before writing anything', async () => {
     const bad = join(tmp, 'not-written');
     for (const [flag, value, msg] of [
-      ['--trials', '61', /^--design-sessions × --trials must be a multiple of 3 \(each image is shown 3 times\), got 4 × 61$/],
-      ['--shared', '500', /^--shared must be in 1\.\.79 \(fewer than the 80 images per subject\), got 500$/],
-      ['--sessions', '9', /^--sessions must be in 1\.\.--design-sessions \(4\), got 9$/],
-      ['--noise', '-1', /^--noise must be a finite number >= 0, got -1$/],
+      ['--trials', '61', /^--design-sessions × --trials: expected a multiple of 3 \(each image is shown 3 times\), got 4 × 61$/],
+      ['--shared', '500', /^--shared: expected an integer in 1\.\.79 \(fewer than the 80 images per subject\), got 500$/],
+      ['--sessions', '9', /^--sessions: expected an integer in 1\.\.--design-sessions \(4\), got 9$/],
+      ['--noise', '-1', /^--noise: expected a finite number >= 0, got -1$/],
     ] as const) {
       await expect(run('synth', 'nsd', '--out', bad, flag, value)).rejects.toThrow(msg);
     }
