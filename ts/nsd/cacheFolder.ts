@@ -12,6 +12,7 @@
 import { readdir, stat } from 'node:fs/promises';
 
 import { InvalidArgumentError, MissingFileError } from '../errors.js';
+import { cannotEnter, folderNotEntered } from '../io/outputProblem.js';
 import { cacheEntries, entryHolder, entryState, folderBytes, removeEntryUnlessHeld, type EntryState, type RemovalStep } from './cache.js';
 import type { NsdManifest } from './output.js';
 
@@ -32,6 +33,8 @@ export interface CacheFolderEntry {
 /** The entries of cache folder `dir`, oldest use first; refuses a folder that is missing or holds no entries but other things. */
 export async function listCacheFolder(dir: string, label = dir): Promise<CacheFolderEntry[]> {
   const s = await stat(dir).catch(() => null);
+  const notEntered = s ? null : await folderNotEntered(dir);
+  if (notEntered !== null) throw new InvalidArgumentError(`${label} ${dir}: ${cannotEnter(notEntered)}; expected an NSD extraction cache folder`);
   if (!s) throw new MissingFileError(`${label}: ${dir} not found; expected an NSD extraction cache folder`);
   if (!s.isDirectory()) throw new InvalidArgumentError(`${label}: ${dir} is a file; expected an NSD extraction cache folder`);
   const entries = await cacheEntries(dir);

@@ -7,6 +7,7 @@ import { BrainlatentError, CancelledError, InvalidArgumentError, MissingFileErro
 import { isAbortSignal } from '../native/call.js';
 import { recoverInterruptedDir } from '../io/atomicWrite.js';
 import { fileIdentity } from '../io/fileIdentity.js';
+import { cannotEnter, folderNotEntered } from '../io/outputProblem.js';
 import { checkInteger, checkKnownKeys } from '../ridge/options.js';
 import { maskCoordinates } from '../io/voxelMask.js';
 import type { Matrix } from '../matrix.js';
@@ -321,6 +322,9 @@ async function assertCacheFolder(dir: string): Promise<void> {
       if ((await stat(p)).isDirectory()) return;
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
+      // (a folder above it this user cannot enter, named: "EACCES … stat '<dir>'" named the path given)
+      const notEntered = code === 'EACCES' ? await folderNotEntered(dir) : null;
+      if (notEntered !== null) throw new InvalidArgumentError(`cacheDir ${dir}: ${cannotEnter(notEntered)}; expected a folder for completed extractions`);
       if (code !== 'ENOENT' && code !== 'ENOTDIR') throw e;
       if (dirname(p) === p) return;
       continue;

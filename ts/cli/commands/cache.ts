@@ -4,11 +4,12 @@ import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 
 import { InvalidArgumentError } from '../../errors.js';
+import { folderNotEntered } from '../../io/outputProblem.js';
 import { size } from '../../nsd/cache.js';
 import { listCacheFolder, pruneCacheFolder, type CacheFolderEntry } from '../../nsd/cacheFolder.js';
 import { formatSessionList } from '../../nsd/sessionList.js';
 import { decimalFlag } from '../flagValue.js';
-import { defaultNsdCacheDir } from '../nsdCacheDir.js';
+import { defaultNsdCacheDir, defaultNsdCacheLabel } from '../nsdCacheDir.js';
 
 const CACHE_HELP = 'cache folder (default: the global one, as nsd extract --cache: $BRAINLATENT_CACHE/nsd, $XDG_CACHE_HOME/brainlatent/nsd or ~/.cache/brainlatent/nsd)';
 const DIR_HELP = 'the same as --cache (its older name, kept)';
@@ -26,12 +27,15 @@ function dirOf(flags: FolderFlags): { dir: string; label: string } {
   }
   if (flags.cache !== undefined) return { dir: flags.cache, label: '--cache' };
   if (flags.dir !== undefined) return { dir: flags.dir, label: '--dir' };
-  return { dir: defaultNsdCacheDir(), label: '--cache (default)' };
+  return { dir: defaultNsdCacheDir(), label: defaultNsdCacheLabel() };
 }
 
-/** The global cache before anything was extracted into it: nothing to list or remove, not an error (a named folder is). */
-function missingDefault(flags: FolderFlags, dir: string): boolean {
-  if (flags.cache !== undefined || flags.dir !== undefined || existsSync(dir)) return false;
+/**
+ * The global cache before anything was extracted into it: nothing to list or remove, not an error (a named folder
+ * is). One below a folder this user cannot enter is not known to be missing: listCacheFolder refuses it.
+ */
+async function missingDefault(flags: FolderFlags, dir: string): Promise<boolean> {
+  if (flags.cache !== undefined || flags.dir !== undefined || existsSync(dir) || (await folderNotEntered(dir)) !== null) return false;
   console.log(`no extraction cache at ${dir} (nothing extracted there yet)`);
   return true;
 }
@@ -86,7 +90,7 @@ Examples:
     )
     .action(async (flags: FolderFlags & { json?: boolean }) => {
       const { dir, label } = dirOf(flags);
-      if (missingDefault(flags, dir)) return;
+      if (await missingDefault(flags, dir)) return;
       const entries = await listCacheFolder(dir, label);
       if (flags.json) {
         console.log(JSON.stringify({ dir, entries }, null, 2));
@@ -119,7 +123,7 @@ Examples:
     )
     .action(async (flags: FolderFlags & { stale?: boolean; olderThan?: string; dryRun?: boolean }) => {
       const { dir, label } = dirOf(flags);
-      if (missingDefault(flags, dir)) return;
+      if (await missingDefault(flags, dir)) return;
       const olderThanDays = flags.olderThan === undefined ? undefined : decimalFlag(flags.olderThan, '--older-than', 0);
       const r = await pruneCacheFolder(dir, { stale: flags.stale, olderThanDays, dryRun: flags.dryRun }, label);
       const verb = flags.dryRun ? 'would remove' : 'removed';
