@@ -42,6 +42,7 @@ async function missingDefault(flags: FolderFlags, dir: string): Promise<boolean>
 
 function optionsText(e: CacheFolderEntry): string {
   const o = e.options;
+  if (o === null || e.roi === null) return `subject ${e.subject}; region and options unknown (its manifest.json cannot be read)`;
   const z = o.zscore === 'none' ? 'zscore none' : `zscore ${o.zscore} ddof ${o.ddof}`;
   const avg = [o.averageTrain && 'train', o.averageTest && 'test'].filter(Boolean).join('+') || 'none';
   return `subject ${e.subject}, ${e.roi}, sessions ${formatSessionList(e.sessions)}, ${z}, averaged ${avg}, divisor ${o.divisor}`;
@@ -49,13 +50,13 @@ function optionsText(e: CacheFolderEntry): string {
 
 function entryLines(e: CacheFolderEntry): string {
   const state = e.staleness.state === 'fresh' ? 'ok' : `${e.staleness.state}: ${e.staleness.why}`;
-  return `${e.path}\n  ${size(e.bytes)}, created ${e.createdAt}, last used ${e.lastUsed}\n  ${optionsText(e)}\n  ${state}`;
+  return `${e.path}\n  ${size(e.bytes)}, created ${e.createdAt ?? 'unknown'}, last used ${e.lastUsed}\n  ${optionsText(e)}\n  ${state}`;
 }
 
 export function registerCacheCommand(program: Command): void {
   const cache = program
     .command('cache')
-    .description('list the NSD extraction cache, and remove its stale or unused entries')
+    .description('list the NSD extraction cache, and remove its stale, damaged or unused entries')
     .addHelpText(
       'after',
       `
@@ -73,7 +74,7 @@ Examples:
 
   cache
     .command('list')
-    .description('every entry: size, creation and last use, the subject, region and options it was made with, and whether it is stale')
+    .description('every entry: size, creation and last use, the subject, region and options it was made with, and whether it is stale or damaged')
     .option('--cache <dir>', CACHE_HELP)
     .option('--dir <dir>', DIR_HELP)
     .option('--json', 'print JSON instead of text')
@@ -82,7 +83,10 @@ Examples:
       `
 Stale: a file the entry was made from has changed or was deleted since; it can never be loaded again.
 Unreachable: the folder of a file it was made from is missing (an NSD root on a drive not mounted now); it
-loads again once the files are back. Last use is the last time an extraction loaded it.
+loads again once the files are back. Damaged: the entry itself is incomplete or unreadable (its manifest.json
+broken, or a file it lists missing, truncated or of another shape: a copy cut short, a disk that filled, a
+file deleted by hand); it can never be loaded: the next extraction with its options writes it again in its
+place, and 'cache prune --stale' removes it. Last use is the last time an extraction loaded it.
 
 Examples:
   brainlatent cache list
@@ -99,22 +103,24 @@ Examples:
       for (const e of entries) console.log(entryLines(e));
       const bytes = entries.reduce((t, e) => t + e.bytes, 0);
       const stale = entries.filter((e) => e.staleness.state === 'stale').length;
-      console.log(`${entries.length} entr${entries.length === 1 ? 'y' : 'ies'} in ${dir}, ${size(bytes)}; ${stale} stale`);
+      const damaged = entries.filter((e) => e.staleness.state === 'damaged').length;
+      console.log(`${entries.length} entr${entries.length === 1 ? 'y' : 'ies'} in ${dir}, ${size(bytes)}; ${stale} stale${damaged ? `, ${damaged} damaged` : ''}`);
     });
 
   cache
     .command('prune')
-    .description('remove the stale entries, the entries not used for some days, or both')
+    .description('remove the stale and damaged entries, the entries not used for some days, or both')
     .option('--cache <dir>', CACHE_HELP)
     .option('--dir <dir>', DIR_HELP)
-    .option('--stale', 'remove the entries made from a file that has changed or was deleted since (never loadable again)')
+    .option('--stale', 'remove the entries that can never be loaded again: made from a file that has changed or was deleted since, or damaged (a file missing, truncated or unreadable)')
     .option('--older-than <days>', 'remove the entries not loaded or written for more than this many days')
     .option('--dry-run', 'print what would be removed, remove nothing')
     .addHelpText(
       'after',
       `
 With both --stale and --older-than, an entry either picks goes. An entry another process is loading at the
-time is left (and named). An entry is renamed aside, then deleted: no run ever loads half of one.
+time is left (and named), and so is a damaged one that an extraction has written again, complete, meanwhile.
+An entry is renamed aside, then deleted: no run ever loads half of one.
 
 Examples:
   brainlatent cache prune --stale --dry-run
@@ -129,6 +135,7 @@ Examples:
       const verb = flags.dryRun ? 'would remove' : 'removed';
       for (const e of r.removed) console.log(`${verb} ${e.path} (${size(e.bytes)}): ${e.why}`);
       for (const h of r.held) console.log(`kept ${h.path}: being loaded by ${h.holder}`);
+      for (const p of r.replaced) console.log(`kept ${p}: written again, complete, by an extraction meanwhile`);
       console.log(`${flags.dryRun ? 'would free' : 'freed'} ${size(r.bytes)} (${r.removed.length} entr${r.removed.length === 1 ? 'y' : 'ies'}) in ${dir}`);
     });
 }
