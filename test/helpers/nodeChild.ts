@@ -85,13 +85,16 @@ export interface CommandOptions {
    * assertion. 10 minutes by default.
    */
   hangLimitMs?: number;
+  /** Runs the child as this user and group (a test run as root that needs permissions enforced: root ignores them). */
+  uid?: number;
+  gid?: number;
 }
 
 /** Runs `file` with `args` and waits for it to exit; never rejects for a failing exit (see `commandOutput`). */
 export function runCommand(file: string, args: readonly string[], options: CommandOptions = {}): Promise<ChildResult> {
-  const { cwd, env = process.env, input, encoding = 'utf8', hangLimitMs = 600_000 } = options;
+  const { cwd, env = process.env, input, encoding = 'utf8', hangLimitMs = 600_000, uid, gid } = options;
   return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { cwd, env, stdio: 'pipe' });
+    const child = spawn(file, args, { cwd, env, stdio: 'pipe', ...(uid === undefined ? {} : { uid }), ...(gid === undefined ? {} : { gid }) });
     live.add(child);
     killWhenTestEnds(child);
     let stdout = '';

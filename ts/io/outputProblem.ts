@@ -12,13 +12,42 @@ export type OutputKind = 'file' | 'folder';
 
 type Stat = Awaited<ReturnType<typeof stat>>;
 
-async function statOrNull(path: string): Promise<Stat | null> {
+/**
+ * `path`'s stat; 'missing' when it is not there (ENOENT, ENOTDIR); 'denied' when a folder above it cannot be entered
+ * (EACCES: another user's home, a folder without search permission). Any other error is thrown.
+ */
+async function probe(path: string): Promise<Stat | 'missing' | 'denied'> {
   try {
     return await stat(path);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') return null;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return 'missing';
+    if (code === 'EACCES') return 'denied';
     throw e;
+  }
+}
+
+/** `path`'s stat, or null when it is missing or cannot be reached (a folder above it cannot be entered). */
+async function statOrNull(path: string): Promise<Stat | null> {
+  const s = await probe(path);
+  return typeof s === 'string' ? null : s;
+}
+
+/** The phrase for a folder the user cannot enter, so that nothing below it can be read or written. */
+export const cannotEnter = (dir: string) => `${dir} cannot be entered (permission denied)`;
+
+/**
+ * The folder above `path` that this user cannot enter (the nearest one that can be stat'ed while what lies below it
+ * cannot), or null when `path` can be reached (it may still be missing). "EACCES: permission denied, stat '/root/x/m'"
+ * named the path given, not the folder in the way.
+ */
+export async function folderNotEntered(path: string): Promise<string | null> {
+  let denied = false;
+  for (let p = path; ; p = dirname(p)) {
+    const s = await probe(p);
+    if (s === 'denied') denied = true;
+    else if (s !== 'missing') return denied ? p : null;
+    if (dirname(p) === p) return null;
   }
 }
 
@@ -38,8 +67,11 @@ async function writable(dir: string): Promise<boolean> {
  * writers create them.
  */
 export async function outputPathProblem(path: string, kind: OutputKind): Promise<string | null> {
-  const target = await statOrNull(path);
-  if (target) {
+  const target = await probe(path);
+  if (target === 'denied') {
+    const dir = await folderNotEntered(path);
+    if (dir !== null) return cannotEnter(dir);
+  } else if (target !== 'missing') {
     if (kind === 'file' && target.isDirectory()) return 'is an existing folder';
     if (kind === 'file' && !target.isFile()) return 'exists and is not a regular file';
     if (kind === 'folder' && !target.isDirectory()) return 'is an existing file';

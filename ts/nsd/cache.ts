@@ -11,13 +11,19 @@
  *   in the config (nsd.cacheDir: a batch's per-subject cache, one shared by several runs) keeps them: another run may
  *   use them.
  * Each removal is reported (path, bytes, why) for the caller to say so.
+ *
+ * A damaged entry (its manifest.json unreadable, or a file it lists missing, truncated or of another shape: a copy
+ * cut short, a full disk, a file deleted by hand; inspectEntry) is a miss for extractNsd, which extracts afresh and
+ * writes the entry again in its place (whole, as every entry), and `cache prune --stale` removes it.
  */
-import { open, readdir, readFile, rm, stat } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { basename, dirname, join, sep } from 'node:path';
 
-import { HOST_TAG, removeDirWhole } from '../io/atomicWrite.js';
+import { BrainlatentError } from '../errors.js';
+import { HOST_TAG, removeDirWhole, temporarySibling } from '../io/atomicWrite.js';
+import { readNpyHeader } from '../io/npy.js';
 import { processAlive } from '../io/processAlive.js';
-import type { NsdExtraction, NsdManifest, RemovedCacheEntry } from './output.js';
+import { EXTRACTION_FILES, type NsdExtraction, type NsdManifest, type RemovedCacheEntry } from './output.js';
 
 /** An entry's name: subject, region slug and the 20-hex-digit key (extractNsd's cacheEntry). */
 const ENTRY_RE = /^subj0[1-8]_[A-Za-z0-9-]{1,40}_([0-9a-f]{20})$/;
@@ -35,8 +41,11 @@ function changedSince(recorded: SourceIdentity, now: SourceIdentity): boolean {
   return now.size !== recorded.size || now.mtimeMs !== recorded.mtimeMs;
 }
 
-/** An entry's sources as they are now: `stale` when one changed or was deleted, `unreachable` when its folder is missing. */
-export type EntryState = { state: 'fresh' } | { state: 'stale' | 'unreachable'; why: string };
+/**
+ * An entry's state: `stale` when a source changed or was deleted, `unreachable` when a source's folder is missing,
+ * `damaged` when the entry itself is incomplete or unreadable (inspectEntry).
+ */
+export type EntryState = { state: 'fresh' } | { state: 'stale' | 'unreachable' | 'damaged'; why: string };
 
 /**
  * Whether an entry can still be loaded: each recorded source is stat'ed and compared as removeReplacedEntries
@@ -56,23 +65,91 @@ export async function entryState(manifest: NsdManifest): Promise<EntryState> {
   return unreachable ? { state: 'unreachable', why: unreachable } : { state: 'fresh' };
 }
 
-/** The complete entries of a cache folder: a name of the pattern holding an extraction manifest with that key. */
-export async function cacheEntries(dir: string): Promise<CacheEntry[]> {
-  let names: string[];
-  try {
-    names = await readdir(dir);
-  } catch {
-    return [];
-  }
-  const out: CacheEntry[] = [];
-  for (const name of names.sort()) {
+/** The entry folders of a cache folder, by name (`subjNN_<roi>_<key>`), whatever they hold; [] when it cannot be read. */
+export async function entryFolders(dir: string): Promise<{ path: string; key: string }[]> {
+  const out: { path: string; key: string }[] = [];
+  for (const name of (await readdir(dir).catch(() => [] as string[])).sort()) {
     const key = ENTRY_RE.exec(name)?.[1];
-    if (!key) continue;
+    // (a file of that name is no entry: never removed as one)
+    if (key && (await stat(join(dir, name)).catch(() => null))?.isDirectory()) out.push({ path: join(dir, name), key });
+  }
+  return out;
+}
+
+/** What keeps `m` (manifest.json's parsed text) from being the manifest of entry `key`, or null. */
+function manifestProblem(m: unknown, key: string): string | null {
+  if (m === null || typeof m !== 'object' || Array.isArray(m)) return `not an extraction manifest (a JSON ${m === null ? 'null' : Array.isArray(m) ? 'array' : typeof m})`;
+  const o = m as Partial<NsdManifest>;
+  if (o.format !== 'brainlatent-nsd-extraction') return `not an extraction manifest (format ${JSON.stringify(o.format)}, expected "brainlatent-nsd-extraction")`;
+  if (o.key !== key) return `key ${JSON.stringify(o.key)}, expected ${key} (the entry's name)`;
+  if (!Array.isArray(o.sources)) return 'no "sources" list';
+  if (o.files === null || typeof o.files !== 'object') return 'no "files" list';
+  return null;
+}
+
+/** The files of an entry besides its manifest: each must be listed there, and be there whole. */
+const ENTRY_DATA_FILES = Object.values(EXTRACTION_FILES).filter((n) => n !== EXTRACTION_FILES.manifest);
+
+/** An entry folder's manifest (null when unreadable) and what is wrong with the entry (null when it is complete). */
+export interface EntryInspection {
+  manifest: NsdManifest | null;
+  damage: string | null;
+}
+
+/**
+ * Whether the entry folder `path` (named for `key`) is complete: its manifest.json an extraction manifest of that key,
+ * and every file the manifest lists there whole, with the dtype and shape it records (the .npy header checked against
+ * the file's size: a truncated file is damaged). The data themselves are read by the load only. The damage is said
+ * naming the file: 'train_betas.npy: file not found', 'manifest.json: not valid JSON (…)'.
+ */
+export async function inspectEntry(path: string, key: string): Promise<EntryInspection> {
+  const F = EXTRACTION_FILES;
+  let text: string;
+  try {
+    text = await readFile(join(path, F.manifest), 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return { manifest: null, damage: `${F.manifest}: ${code === 'ENOENT' ? 'file not found' : `cannot be read (${code ?? String(e)})`}` };
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (e) {
+    return { manifest: null, damage: `${F.manifest}: not valid JSON (${(e as Error).message})` };
+  }
+  const problem = manifestProblem(parsed, key);
+  if (problem) return { manifest: null, damage: `${F.manifest}: ${problem}` };
+  const manifest = parsed as NsdManifest;
+  for (const name of ENTRY_DATA_FILES) {
+    const listed = manifest.files[name];
+    if (!listed) return { manifest, damage: `${F.manifest} does not list ${name}` };
     try {
-      const manifest = JSON.parse(await readFile(join(dir, name, 'manifest.json'), 'utf8')) as NsdManifest;
-      if (manifest?.format === 'brainlatent-nsd-extraction' && manifest.key === key && Array.isArray(manifest.sources)) out.push({ path: join(dir, name), key, manifest });
+      const h = await readNpyHeader(join(path, name));
+      if (h.dtype !== listed.dtype || h.shape.join() !== listed.shape.join()) {
+        return { manifest, damage: `${name}: ${h.dtype} [${h.shape.join(', ')}], expected ${listed.dtype} [${listed.shape.join(', ')}] as ${F.manifest} records` };
+      }
+    } catch (e) {
+      if (!(e instanceof BrainlatentError)) throw e;
+      return { manifest, damage: entryRelative(path, e.message) };
+    }
+  }
+  return { manifest, damage: null };
+}
+
+/** A reader's message about a file of entry `path` with the entry's path left out: 'train_betas.npy: file not found'. */
+export function entryRelative(path: string, message: string): string {
+  return message.split(path + sep).join('');
+}
+
+/** The entries of a cache folder whose manifest is an extraction manifest of their key (their files are not checked). */
+export async function cacheEntries(dir: string): Promise<CacheEntry[]> {
+  const out: CacheEntry[] = [];
+  for (const { path, key } of await entryFolders(dir)) {
+    try {
+      const manifest = JSON.parse(await readFile(join(path, 'manifest.json'), 'utf8')) as unknown;
+      if (manifestProblem(manifest, key) === null) out.push({ path, key, manifest: manifest as NsdManifest });
     } catch {
-      // not an entry (or one being written): left alone
+      // damaged (cache list names it; an extraction of its key replaces it): left alone here
     }
   }
   return out;
@@ -89,7 +166,7 @@ export async function folderBytes(dir: string): Promise<number> {
 /** Removes entry `e`, unless a live process is loading it (a hold, as `cache prune` honours): then null, and a later upkeep removes it. */
 async function remove(e: CacheEntry, why: string): Promise<RemovedCacheEntry | null> {
   const bytes = await folderBytes(e.path);
-  if ((await removeEntryUnlessHeld(e.path)) !== null) return null;
+  if (!('removed' in (await removeEntryUnlessHeld(e.path)))) return null;
   return { path: e.path, bytes, why };
 }
 
@@ -203,25 +280,58 @@ async function removalUnderway(entry: string): Promise<boolean> {
   return underway;
 }
 
-/** Where removeEntryUnlessHeld has got to, for a test to run a reader there. */
-export type RemovalStep = 'marked' | 'checked';
+/** Where removeEntryUnlessHeld has got to, for a test to run a reader (or a writer) there. */
+export type RemovalStep = 'marked' | 'checked' | 'renamed';
 
 /**
- * Removes `entry` (renamed aside, then deleted: removeDirWhole) unless a live process holds it; returns the holder
- * then (entryHolder's words), else null. The mark goes once the entry is out of the way. `between` runs at each
- * step (tests: a reader starting in the instant after the mark, or after the look for holds).
+ * What became of an entry to be removed: removed; left because a live process holds it (`held`, entryHolder's
+ * words); or left because it is no longer what was chosen (`replaced`: a damaged entry that another process wrote
+ * again, complete, in the meantime).
  */
-export async function removeEntryUnlessHeld(entry: string, between?: (step: RemovalStep) => Promise<void>): Promise<string | null> {
+export type RemovalOutcome = { removed: true } | { held: string } | { replaced: true };
+
+/**
+ * Removes `entry` (renamed aside, then deleted: removeDirWhole) unless a live process holds it. The mark goes once
+ * the entry is out of the way. `between` runs at each step (tests: a reader starting in the instant after the mark,
+ * or after the look for holds).
+ *
+ * `stillChosen` (for a damaged entry): a damaged entry is the one kind that a writer replaces, extractNsd writing its
+ * key again. Holds do not stop a writer, so the folder renamed aside is checked again: one that `stillChosen` no
+ * longer picks (the complete entry another process has just swapped in) is put back, never deleted.
+ */
+export async function removeEntryUnlessHeld(
+  entry: string,
+  between?: (step: RemovalStep) => Promise<void>,
+  stillChosen?: (folder: string) => Promise<boolean>,
+): Promise<RemovalOutcome> {
   // (a folder where the mark cannot be written is one where the entry cannot be renamed either: that error, as before)
   const mark = await announce(entry, 'prune');
   const unmark = () => rm(mark, { force: true }).catch(() => undefined);
   try {
     await between?.('marked');
     const holder = await entryHolder(entry);
-    if (holder !== null) return holder;
+    if (holder !== null) return { held: holder };
     await between?.('checked');
-    await removeDirWhole(entry, unmark);
-    return null;
+    if (!stillChosen) {
+      await removeDirWhole(entry, unmark);
+      return { removed: true };
+    }
+    const aside = temporarySibling(entry);
+    try {
+      await rename(entry, aside);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { removed: true };
+      throw e;
+    }
+    await unmark();
+    await between?.('renamed');
+    if (!(await stillChosen(aside))) {
+      // (back in place; if yet another complete one is there by now, this copy of it goes)
+      await rename(aside, entry).catch(() => rm(aside, { recursive: true, force: true }));
+      return { replaced: true };
+    }
+    await rm(aside, { recursive: true, force: true });
+    return { removed: true };
   } finally {
     await unmark();
   }

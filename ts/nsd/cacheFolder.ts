@@ -2,7 +2,8 @@
  * A cache folder's entries for `brainlatent cache list` and `cache prune`: any extraction cache (the global default,
  * a batch's per-subject cache, a run folder's <out>/cache). extractNsd and the extract stage keep removing what can
  * never load again or what a run folder no longer uses (ts/nsd/cache.ts); this is for the rest, chosen by hand:
- * entries made from files that changed or went since, and entries not used for a while.
+ * entries made from files that changed or went since, damaged entries (a file missing, truncated or unreadable:
+ * never loadable), and entries not used for a while.
  *
  * Last use: extractNsd sets an entry folder's modification time when it loads it; an entry never loaded since it was
  * written has the time it was written. An entry being loaded (held, ts/nsd/cache.ts) is never removed, and a
@@ -10,32 +11,38 @@
  * so no reader ever finds it half gone.
  */
 import { readdir, stat } from 'node:fs/promises';
+import { basename } from 'node:path';
 
 import { InvalidArgumentError, MissingFileError } from '../errors.js';
-import { cacheEntries, entryHolder, entryState, folderBytes, removeEntryUnlessHeld, type EntryState, type RemovalStep } from './cache.js';
+import { cannotEnter, folderNotEntered } from '../io/outputProblem.js';
+import { entryFolders, entryHolder, entryState, folderBytes, inspectEntry, removeEntryUnlessHeld, type EntryState, type RemovalOutcome, type RemovalStep } from './cache.js';
 import type { NsdManifest } from './output.js';
 
+/** An entry as listed; a damaged entry whose manifest cannot be read has null (and no sessions) for what only the manifest says. */
 export interface CacheFolderEntry {
   path: string;
   key: string;
   bytes: number;
-  createdAt: string;
+  createdAt: string | null;
   /** The last load or the creation, whichever is later (the entry folder's modification time). */
   lastUsed: string;
+  /** (from the entry's name when its manifest cannot be read) */
   subject: number;
-  roi: string;
+  roi: string | null;
   sessions: number[];
-  options: NsdManifest['options'];
+  options: NsdManifest['options'] | null;
   staleness: EntryState;
 }
 
 /** The entries of cache folder `dir`, oldest use first; refuses a folder that is missing or holds no entries but other things. */
 export async function listCacheFolder(dir: string, label = dir): Promise<CacheFolderEntry[]> {
   const s = await stat(dir).catch(() => null);
+  const notEntered = s ? null : await folderNotEntered(dir);
+  if (notEntered !== null) throw new InvalidArgumentError(`${label} ${dir}: ${cannotEnter(notEntered)}; expected an NSD extraction cache folder`);
   if (!s) throw new MissingFileError(`${label}: ${dir} not found; expected an NSD extraction cache folder`);
   if (!s.isDirectory()) throw new InvalidArgumentError(`${label}: ${dir} is a file; expected an NSD extraction cache folder`);
-  const entries = await cacheEntries(dir);
-  if (entries.length === 0) {
+  const folders = await entryFolders(dir);
+  if (folders.length === 0) {
     const other = (await readdir(dir)).filter((n) => !n.startsWith('.'));
     if (other.length > 0) {
       throw new InvalidArgumentError(
@@ -45,28 +52,29 @@ export async function listCacheFolder(dir: string, label = dir): Promise<CacheFo
     }
   }
   const out: CacheFolderEntry[] = [];
-  for (const e of entries) {
-    const m = e.manifest;
+  for (const { path, key } of folders) {
+    const { manifest: m, damage } = await inspectEntry(path, key);
     // written whole at creation, then touched by each load (extractNsd): the folder's time is its last use
-    const mtime = (await stat(e.path).catch(() => null))?.mtimeMs ?? Date.parse(m.createdAt);
+    const st = await stat(path).catch(() => null);
+    if (!st) continue; // removed since the folder was read
     out.push({
-      path: e.path,
-      key: e.key,
-      bytes: await folderBytes(e.path),
-      createdAt: m.createdAt,
-      lastUsed: new Date(mtime).toISOString(),
-      subject: m.inputs?.subject,
-      roi: m.inputs?.roi,
-      sessions: m.inputs?.sessions ?? [],
-      options: m.options,
-      staleness: await entryState(m),
+      path,
+      key,
+      bytes: await folderBytes(path),
+      createdAt: m?.createdAt ?? null,
+      lastUsed: new Date(st.mtimeMs).toISOString(),
+      subject: m?.inputs?.subject ?? Number(/^subj(\d+)_/.exec(basename(path))![1]),
+      roi: m?.inputs?.roi ?? null,
+      sessions: m?.inputs?.sessions ?? [],
+      options: m?.options ?? null,
+      staleness: damage !== null ? { state: 'damaged', why: damage } : await entryState(m!),
     });
   }
   return out.sort((a, b) => a.lastUsed.localeCompare(b.lastUsed) || a.path.localeCompare(b.path));
 }
 
 export interface PruneChoice {
-  /** Entries made from a file that changed or is gone. */
+  /** Entries that can never be loaded again: made from a file that changed or is gone, or damaged. */
   stale?: boolean;
   /** Entries not used for this many days. */
   olderThanDays?: number;
@@ -82,6 +90,8 @@ export interface PruneResult {
   removed: { path: string; bytes: number; why: string }[];
   /** Chosen but left: being loaded by another process. */
   held: { path: string; holder: string }[];
+  /** Chosen as damaged but left: another process wrote the entry again, complete, meanwhile. */
+  replaced: string[];
   bytes: number;
 }
 
@@ -89,7 +99,7 @@ const DAY_MS = 86_400_000;
 
 /** Why `e` is chosen by `c`, or null when it stays. */
 function pruneReason(e: CacheFolderEntry, c: PruneChoice, now: number): string | null {
-  if (c.stale && e.staleness.state === 'stale') return `stale: ${e.staleness.why}`;
+  if (c.stale && (e.staleness.state === 'stale' || e.staleness.state === 'damaged')) return `${e.staleness.state}: ${e.staleness.why}`;
   if (c.olderThanDays !== undefined && now - Date.parse(e.lastUsed) > c.olderThanDays * DAY_MS) {
     return `not used for ${Math.floor((now - Date.parse(e.lastUsed)) / DAY_MS)} days (last ${e.lastUsed})`;
   }
@@ -100,18 +110,30 @@ function pruneReason(e: CacheFolderEntry, c: PruneChoice, now: number): string |
 export async function pruneCacheFolder(dir: string, choice: PruneChoice, label = dir): Promise<PruneResult> {
   if (!choice.stale && choice.olderThanDays === undefined) throw new InvalidArgumentError('cache prune: name what to remove: --stale, --older-than <days>, or both');
   const now = choice.now ?? Date.now();
-  const result: PruneResult = { removed: [], held: [], bytes: 0 };
+  const result: PruneResult = { removed: [], held: [], replaced: [], bytes: 0 };
   for (const e of await listCacheFolder(dir, label)) {
     const why = pruneReason(e, choice, now);
     if (!why) continue;
+    // (a damaged entry is removed only while it is still damaged: an extraction may write it again meanwhile)
+    const stillDamaged = e.staleness.state === 'damaged' ? async (folder: string) => (await inspectEntry(folder, e.key)).damage !== null : undefined;
     // (a removal marks the entry before it looks for holds, so a load that starts meanwhile reads nothing: cache.ts)
-    const holder = choice.dryRun ? await entryHolder(e.path) : await removeEntryUnlessHeld(e.path, choice.between);
-    if (holder) {
-      result.held.push({ path: e.path, holder });
+    const outcome = choice.dryRun ? await dryRunOutcome(e.path) : await removeEntryUnlessHeld(e.path, choice.between, stillDamaged);
+    if ('held' in outcome) {
+      result.held.push({ path: e.path, holder: outcome.held });
+      continue;
+    }
+    if ('replaced' in outcome) {
+      result.replaced.push(e.path);
       continue;
     }
     result.removed.push({ path: e.path, bytes: e.bytes, why });
     result.bytes += e.bytes;
   }
   return result;
+}
+
+/** What a removal would come to now: held by a live process, or removed. */
+async function dryRunOutcome(entry: string): Promise<RemovalOutcome> {
+  const holder = await entryHolder(entry);
+  return holder === null ? { removed: true } : { held: holder };
 }

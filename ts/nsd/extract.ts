@@ -7,16 +7,17 @@ import { BrainlatentError, CancelledError, InvalidArgumentError, MissingFileErro
 import { recoverInterruptedDir } from '../io/atomicWrite.js';
 import { fileIdentity } from '../io/fileIdentity.js';
 import { describeNumber } from '../ridge/alphas.js';
+import { cannotEnter, folderNotEntered } from '../io/outputProblem.js';
 import { checkInteger, checkKnownKeys } from '../ridge/options.js';
 import { maskCoordinates } from '../io/voxelMask.js';
 import type { Matrix } from '../matrix.js';
 import { allInOrder } from '../allInOrder.js';
 import { MAX_SESSION, parseSessionSpec } from '../config/sessions.js';
-import { availableSessions, betasGridAffine, exists, formatSessionList, readSessionBetas, sessionBetasFile, sessionBetasShape, sessionsBetasShape, sessionTrialCount, type BetasFormatChoice } from './betas.js';
+import { availableSessions, betasGridAffine, formatSessionList, readSessionBetas, sessionBetasFile, sessionBetasShape, sessionsBetasShape, sessionTrialCount, type BetasFormatChoice } from './betas.js';
 import { nsdTrialTable, readNsdDesign } from './expdesign.js';
-import { holdForLoad, removeReplacedEntries } from './cache.js';
+import { entryRelative, folderBytes, holdForLoad, inspectEntry, removeReplacedEntries } from './cache.js';
 import { assertCacheFolderApart, extractionInputs } from './cacheApart.js';
-import { describeFiles, readNsdExtraction, writeNsdExtraction, type NsdExtraction, type NsdManifest } from './output.js';
+import { describeFiles, readNsdExtraction, writeExtractionFolder, type NsdExtraction, type NsdManifest, type RemovedCacheEntry } from './output.js';
 import { maskGridMismatch } from './grid.js';
 import { betasPath, expdesignPath, subjectDir, type BetasFormat } from './paths.js';
 import { columnStats, standardize } from './preprocess.js';
@@ -116,9 +117,11 @@ export async function extractNsd(opts: NsdExtractOptions): Promise<NsdExtraction
   const key = createHash('sha256').update(JSON.stringify(keyInput)).digest('hex').slice(0, 20);
   const cacheEntry = o.cacheDir ? join(o.cacheDir, `${subjectDir(o.subject)}_${slug(o.roi)}_${key}`) : null;
   if (cacheEntry) await recoverInterruptedDir(cacheEntry);
+  let damaged: RemovedCacheEntry | null = null;
   if (cacheEntry) {
-    const cached = await loadCacheEntry(cacheEntry);
-    if (cached?.manifest.key === key) return cached;
+    const cached = await loadCacheEntry(cacheEntry, key);
+    if (cached && 'why' in cached) damaged = cached;
+    else if (cached) return cached;
   }
 
   const design = await readNsdDesign(o.root, designFile);
@@ -221,9 +224,10 @@ export async function extractNsd(opts: NsdExtractOptions): Promise<NsdExtraction
   const result: NsdExtraction = { ...base, manifest, fromCache: false };
   // Only a completed extraction reaches the cache, and it appears there whole (renamed into place).
   if (cacheEntry && o.cacheDir) {
-    await writeNsdExtraction(cacheEntry, result);
-    // the entries it replaces (of an earlier version of a file it has just read) can never be loaded again: they go
-    result.removedFromCache = await removeReplacedEntries(o.cacheDir, key, sources);
+    await writeExtractionFolder(cacheEntry, result);
+    // the entries it replaces (of an earlier version of a file it has just read) can never be loaded again: they go,
+    // and a damaged one of this key has just been replaced: each is said (the caller prints them)
+    result.removedFromCache = [...(damaged ? [damaged] : []), ...(await removeReplacedEntries(o.cacheDir, key, sources))];
   }
   return result;
 }
@@ -285,29 +289,41 @@ export function parseSessions(spec: string, label = 'sessions'): number[] {
 }
 
 /**
- * The extraction in cache entry `entry`, or null when there is none. The entry is held while it is read (`brainlatent
- * cache prune` leaves it alone meanwhile), and its folder's modification time is set to now: the entry's last use,
- * which `cache list` shows and `cache prune --older-than` goes by. An entry a removal has marked is not read (null,
- * and the extraction runs again): a remover that looked for holds before this one was taken is about to rename it
- * (cache.ts's removal marks).
+ * The extraction in cache entry `entry` (named for `key`), or null when there is none, or, when the entry is damaged
+ * (inspectEntry: its manifest unreadable, a file missing or truncated; or its data unreadable), the entry as removed
+ * for that reason: a miss, which the caller extracts afresh and writes in its place. The entry is held while it is
+ * read (`brainlatent cache prune` leaves it alone meanwhile), and its folder's modification time is set to now: the
+ * entry's last use, which `cache list` shows and `cache prune --older-than` goes by. An entry a removal has marked is
+ * not read (null, and the extraction runs again): a remover that looked for holds before this one was taken is about
+ * to rename it (cache.ts's removal marks). An entry that another process swapped in while it was read is read again.
  */
-async function loadCacheEntry(entry: string): Promise<NsdExtraction | null> {
-  const release = await holdForLoad(entry);
-  if (!release) return null;
-  try {
-    if (!(await exists(join(entry, 'manifest.json')))) return null;
-    let cached: NsdExtraction;
+async function loadCacheEntry(entry: string, key: string): Promise<NsdExtraction | RemovedCacheEntry | null> {
+  for (let attempt = 1; ; attempt++) {
+    const release = await holdForLoad(entry);
+    if (!release) return null;
     try {
-      cached = await readNsdExtraction(entry);
-    } catch (e) {
-      if (!(await exists(entry))) return null;
-      throw e;
+      const before = await stat(entry).catch(() => null);
+      if (!before) return null;
+      let { damage } = await inspectEntry(entry, key);
+      if (damage === null) {
+        try {
+          const cached = await readNsdExtraction(entry);
+          const now = new Date();
+          await utimes(entry, now, now).catch(() => undefined); // a read-only cache keeps its times
+          return cached;
+        } catch (e) {
+          if (!(e instanceof BrainlatentError)) throw e;
+          damage = entryRelative(entry, e.message);
+        }
+      }
+      // (gone, or another folder now: written again by another process while this one read it)
+      const after = await stat(entry).catch(() => null);
+      if (!after) return null;
+      if ((after.ino !== before.ino || after.dev !== before.dev) && attempt < 3) continue;
+      return { path: entry, bytes: await folderBytes(entry), why: `damaged (${damage}); extracted again and written in its place` };
+    } finally {
+      await release();
     }
-    const now = new Date();
-    await utimes(entry, now, now).catch(() => undefined); // a read-only cache keeps its times
-    return cached;
-  } finally {
-    await release();
   }
 }
 
@@ -321,6 +337,9 @@ async function assertCacheFolder(dir: string): Promise<void> {
       if ((await stat(p)).isDirectory()) return;
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
+      // (a folder above it this user cannot enter, named: "EACCES … stat '<dir>'" named the path given)
+      const notEntered = code === 'EACCES' ? await folderNotEntered(dir) : null;
+      if (notEntered !== null) throw new InvalidArgumentError(`cacheDir ${dir}: ${cannotEnter(notEntered)}; expected a folder for completed extractions`);
       if (code !== 'ENOENT' && code !== 'ENOTDIR') throw e;
       if (dirname(p) === p) return;
       continue;

@@ -108,6 +108,14 @@ export function describeFiles(ex: Omit<NsdExtraction, 'manifest' | 'fromCache'>)
  */
 export async function writeNsdExtraction(dir: string, ex: NsdExtraction): Promise<void> {
   await assertExtractionReplaceable(dir);
+  await writeExtractionFolder(dir, ex);
+}
+
+/**
+ * writeNsdExtraction without its refusal of a folder that holds anything but an extraction: for a cache entry, whose
+ * name (`subjNN_<roi>_<20-hex key>`) only the cache gives, so that a damaged one (its manifest unreadable) is replaced.
+ */
+export async function writeExtractionFolder(dir: string, ex: NsdExtraction): Promise<void> {
   await withAtomicDir(dir, async (target) => {
     const F = EXTRACTION_FILES;
     await writeNpy(join(target, F.train), ex.train.data, [ex.train.rows, ex.train.cols]);

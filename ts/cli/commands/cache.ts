@@ -4,11 +4,12 @@ import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 
 import { InvalidArgumentError } from '../../errors.js';
+import { folderNotEntered } from '../../io/outputProblem.js';
 import { size } from '../../nsd/cache.js';
 import { listCacheFolder, pruneCacheFolder, type CacheFolderEntry } from '../../nsd/cacheFolder.js';
 import { formatSessionList } from '../../nsd/sessionList.js';
 import { decimalFlag } from '../flagValue.js';
-import { defaultNsdCacheDir } from '../nsdCacheDir.js';
+import { defaultNsdCacheDir, defaultNsdCacheLabel } from '../nsdCacheDir.js';
 
 const CACHE_HELP = 'cache folder (default: the global one, as nsd extract --cache: $BRAINLATENT_CACHE/nsd, $XDG_CACHE_HOME/brainlatent/nsd or ~/.cache/brainlatent/nsd)';
 const DIR_HELP = 'the same as --cache (its older name, kept)';
@@ -26,18 +27,22 @@ function dirOf(flags: FolderFlags): { dir: string; label: string } {
   }
   if (flags.cache !== undefined) return { dir: flags.cache, label: '--cache' };
   if (flags.dir !== undefined) return { dir: flags.dir, label: '--dir' };
-  return { dir: defaultNsdCacheDir(), label: '--cache (default)' };
+  return { dir: defaultNsdCacheDir(), label: defaultNsdCacheLabel() };
 }
 
-/** The global cache before anything was extracted into it: nothing to list or remove, not an error (a named folder is). */
-function missingDefault(flags: FolderFlags, dir: string): boolean {
-  if (flags.cache !== undefined || flags.dir !== undefined || existsSync(dir)) return false;
+/**
+ * The global cache before anything was extracted into it: nothing to list or remove, not an error (a named folder
+ * is). One below a folder this user cannot enter is not known to be missing: listCacheFolder refuses it.
+ */
+async function missingDefault(flags: FolderFlags, dir: string): Promise<boolean> {
+  if (flags.cache !== undefined || flags.dir !== undefined || existsSync(dir) || (await folderNotEntered(dir)) !== null) return false;
   console.log(`no extraction cache at ${dir} (nothing extracted there yet)`);
   return true;
 }
 
 function optionsText(e: CacheFolderEntry): string {
   const o = e.options;
+  if (o === null || e.roi === null) return `subject ${e.subject}; region and options unknown (its manifest.json cannot be read)`;
   const z = o.zscore === 'none' ? 'zscore none' : `zscore ${o.zscore} ddof ${o.ddof}`;
   const avg = [o.averageTrain && 'train', o.averageTest && 'test'].filter(Boolean).join('+') || 'none';
   return `subject ${e.subject}, ${e.roi}, sessions ${formatSessionList(e.sessions)}, ${z}, averaged ${avg}, divisor ${o.divisor}`;
@@ -45,13 +50,13 @@ function optionsText(e: CacheFolderEntry): string {
 
 function entryLines(e: CacheFolderEntry): string {
   const state = e.staleness.state === 'fresh' ? 'ok' : `${e.staleness.state}: ${e.staleness.why}`;
-  return `${e.path}\n  ${size(e.bytes)}, created ${e.createdAt}, last used ${e.lastUsed}\n  ${optionsText(e)}\n  ${state}`;
+  return `${e.path}\n  ${size(e.bytes)}, created ${e.createdAt ?? 'unknown'}, last used ${e.lastUsed}\n  ${optionsText(e)}\n  ${state}`;
 }
 
 export function registerCacheCommand(program: Command): void {
   const cache = program
     .command('cache')
-    .description('list the NSD extraction cache, and remove its stale or unused entries')
+    .description('list the NSD extraction cache, and remove its stale, damaged or unused entries')
     .addHelpText(
       'after',
       `
@@ -69,7 +74,7 @@ Examples:
 
   cache
     .command('list')
-    .description('every entry: size, creation and last use, the subject, region and options it was made with, and whether it is stale')
+    .description('every entry: size, creation and last use, the subject, region and options it was made with, and whether it is stale or damaged')
     .option('--cache <dir>', CACHE_HELP)
     .option('--dir <dir>', DIR_HELP)
     .option('--json', 'print JSON instead of text')
@@ -78,7 +83,10 @@ Examples:
       `
 Stale: a file the entry was made from has changed or was deleted since; it can never be loaded again.
 Unreachable: the folder of a file it was made from is missing (an NSD root on a drive not mounted now); it
-loads again once the files are back. Last use is the last time an extraction loaded it.
+loads again once the files are back. Damaged: the entry itself is incomplete or unreadable (its manifest.json
+broken, or a file it lists missing, truncated or of another shape: a copy cut short, a disk that filled, a
+file deleted by hand); it can never be loaded: the next extraction with its options writes it again in its
+place, and 'cache prune --stale' removes it. Last use is the last time an extraction loaded it.
 
 Examples:
   brainlatent cache list
@@ -86,7 +94,7 @@ Examples:
     )
     .action(async (flags: FolderFlags & { json?: boolean }) => {
       const { dir, label } = dirOf(flags);
-      if (missingDefault(flags, dir)) return;
+      if (await missingDefault(flags, dir)) return;
       const entries = await listCacheFolder(dir, label);
       if (flags.json) {
         console.log(JSON.stringify({ dir, entries }, null, 2));
@@ -95,22 +103,24 @@ Examples:
       for (const e of entries) console.log(entryLines(e));
       const bytes = entries.reduce((t, e) => t + e.bytes, 0);
       const stale = entries.filter((e) => e.staleness.state === 'stale').length;
-      console.log(`${entries.length} entr${entries.length === 1 ? 'y' : 'ies'} in ${dir}, ${size(bytes)}; ${stale} stale`);
+      const damaged = entries.filter((e) => e.staleness.state === 'damaged').length;
+      console.log(`${entries.length} entr${entries.length === 1 ? 'y' : 'ies'} in ${dir}, ${size(bytes)}; ${stale} stale${damaged ? `, ${damaged} damaged` : ''}`);
     });
 
   cache
     .command('prune')
-    .description('remove the stale entries, the entries not used for some days, or both')
+    .description('remove the stale and damaged entries, the entries not used for some days, or both')
     .option('--cache <dir>', CACHE_HELP)
     .option('--dir <dir>', DIR_HELP)
-    .option('--stale', 'remove the entries made from a file that has changed or was deleted since (never loadable again)')
+    .option('--stale', 'remove the entries that can never be loaded again: made from a file that has changed or was deleted since, or damaged (a file missing, truncated or unreadable)')
     .option('--older-than <days>', 'remove the entries not loaded or written for more than this many days')
     .option('--dry-run', 'print what would be removed, remove nothing')
     .addHelpText(
       'after',
       `
 With both --stale and --older-than, an entry either picks goes. An entry another process is loading at the
-time is left (and named). An entry is renamed aside, then deleted: no run ever loads half of one.
+time is left (and named), and so is a damaged one that an extraction has written again, complete, meanwhile.
+An entry is renamed aside, then deleted: no run ever loads half of one.
 
 Examples:
   brainlatent cache prune --stale --dry-run
@@ -119,12 +129,13 @@ Examples:
     )
     .action(async (flags: FolderFlags & { stale?: boolean; olderThan?: string; dryRun?: boolean }) => {
       const { dir, label } = dirOf(flags);
-      if (missingDefault(flags, dir)) return;
+      if (await missingDefault(flags, dir)) return;
       const olderThanDays = flags.olderThan === undefined ? undefined : decimalFlag(flags.olderThan, '--older-than', 0);
       const r = await pruneCacheFolder(dir, { stale: flags.stale, olderThanDays, dryRun: flags.dryRun }, label);
       const verb = flags.dryRun ? 'would remove' : 'removed';
       for (const e of r.removed) console.log(`${verb} ${e.path} (${size(e.bytes)}): ${e.why}`);
       for (const h of r.held) console.log(`kept ${h.path}: being loaded by ${h.holder}`);
+      for (const p of r.replaced) console.log(`kept ${p}: written again, complete, by an extraction meanwhile`);
       console.log(`${flags.dryRun ? 'would free' : 'freed'} ${size(r.bytes)} (${r.removed.length} entr${r.removed.length === 1 ? 'y' : 'ies'}) in ${dir}`);
     });
 }

@@ -13,7 +13,7 @@ import { NsdStimuli } from '../../nsd/stimuli.js';
 import { formatSessionList, type BetasFormatChoice } from '../../nsd/betas.js';
 import { extractionGapWarning } from '../../nsd/sessionPlan.js';
 import { seconds } from '../format.js';
-import { defaultNsdCacheDir } from '../nsdCacheDir.js';
+import { defaultNsdCacheDir, defaultNsdCacheLabel } from '../nsdCacheDir.js';
 import { FlagProblems } from '../problems.js';
 import { progressBar } from '../progress.js';
 import { writePng } from '../../sd/png.js';
@@ -38,10 +38,7 @@ interface ExtractFlags {
 
 /** Names where the cache path came from: --cache as given, or its default from an environment variable. */
 function cacheOptionLabel(cmd: Command): string {
-  if (cmd.getOptionValueSource('cache') !== 'default') return '--cache';
-  if (process.env.BRAINLATENT_CACHE) return '--cache (default from BRAINLATENT_CACHE)';
-  if (process.env.XDG_CACHE_HOME) return '--cache (default from XDG_CACHE_HOME)';
-  return '--cache (default)';
+  return cmd.getOptionValueSource('cache') !== 'default' ? '--cache' : defaultNsdCacheLabel();
 }
 
 function ddofFlag(text: string | undefined): ZscoreDdof | undefined {
