@@ -1,7 +1,7 @@
 import { readFileSync, rmSync, utimesSync, writeFileSync, readdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CancelledError, InvalidArgumentError, MissingFileError, ShapeError } from '../../ts/errors.js';
+import { CancelledError, FormatError, InvalidArgumentError, MissingFileError, ShapeError } from '../../ts/errors.js';
 import { geometryFromAffine, niftiGeometry, readNifti, writeNifti } from '../../ts/io/nifti.js';
 import { voxelToWorld } from '../../ts/io/niftiHeader.js';
 import { extractNsd, parseSessions } from '../../ts/nsd/extract.js';
@@ -291,6 +291,16 @@ describe('NSD cache', () => {
     expect(back.train).toEqual(ex.train);
     expect(back.voxels).toEqual(ex.voxels);
     expect(back.manifest.counts).toEqual(ex.manifest.counts);
+    // a manifest of a newer layout is refused naming the file, the field and the version read (review C #11's gap:
+    // any version was read as this one)
+    const manifest = join(dir, 'manifest.json');
+    writeFileSync(manifest, JSON.stringify({ ...JSON.parse(readFileSync(manifest, 'utf8')), version: 2 }));
+    const newer = (await readNsdExtraction(dir).catch((e: unknown) => e)) as FormatError;
+    expect(newer).toBeInstanceOf(FormatError);
+    expect(newer.message).toBe(
+      `${manifest}: version 2; this brainlatent reads NSD extraction manifests of version 1 (the extraction was written by a newer brainlatent: extract again, or read it with that one)`,
+    );
+    expect(newer.field).toBe('version');
   });
 });
 
