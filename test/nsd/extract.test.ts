@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CancelledError, FormatError, InvalidArgumentError, MissingFileError, ShapeError } from '../../ts/errors.js';
 import { geometryFromAffine, niftiGeometry, readNifti, writeNifti } from '../../ts/io/nifti.js';
 import { voxelToWorld } from '../../ts/io/niftiHeader.js';
-import { extractNsd, parseSessions } from '../../ts/nsd/extract.js';
+import { extractionProblems, extractNsd, parseSessions } from '../../ts/nsd/extract.js';
 import { maskGridMismatch } from '../../ts/nsd/grid.js';
 import { nsdTrialTable, readNsdDesign } from '../../ts/nsd/expdesign.js';
 import { readNsdExtraction, writeNsdExtraction } from '../../ts/nsd/output.js';
@@ -267,6 +267,19 @@ describe('NSD cache', () => {
     await expect(extractNsd({ root, subject: 1, roi: 'streams:early', signal: {} as AbortSignal })).rejects.toThrow(
       new InvalidArgumentError('extractNsd: signal must be an AbortSignal, got object'),
     );
+  });
+
+  // (review C: a file given as the root was said not to exist)
+  it('a root that is a file is named as one; a root that is not there as missing', async () => {
+    const file = join(mini.tmp, 'root-is-a-file.npy');
+    writeFileSync(file, 'x');
+    const [p] = await extractionProblems({ root: file, subject: 1, roi: 'streams:early' });
+    expect(p.option).toBe('root');
+    expect(p.error).toBeInstanceOf(InvalidArgumentError);
+    expect(p.error.message).toBe(`NSD root ${file} is a file, not a folder (expected the folder holding nsddata/ and nsddata_betas/)`);
+    const [q] = await extractionProblems({ root: join(mini.tmp, 'no-root'), subject: 1, roi: 'streams:early' });
+    expect(q.error).toBeInstanceOf(MissingFileError);
+    expect(q.error.message).toBe(`NSD root ${join(mini.tmp, 'no-root')} does not exist (expected the folder holding nsddata/ and nsddata_betas/)`);
   });
 
   it('a cacheDir that is a file, or below one, is refused before any session is read', async () => {
