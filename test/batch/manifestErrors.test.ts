@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { loadManifest, ManifestError, resolveManifest, type BatchManifest } from '../../ts/batch/manifest.js';
+import { FormatError, MissingFileError } from '../../ts/errors.js';
 
 // A manifest's problems are named as the other config errors name theirs ("enc.json: featureSets[0].name"): the
 // file, then the field's path in it. A problem of an analysis's config that every subject has is listed once.
@@ -112,5 +113,20 @@ describe('a manifest’s problems', () => {
     const slow = await problems({ ...manifest(), subjects: [1], retry: { backoffMs: 2 ** 31 } }, 'slow.json');
     expect(slow.problems).toContain(`${slow.source}: retry.backoffMs: expected an integer from 0 to 2147483647, got number 2147483648`);
     expect(resolveManifest({ ...manifest(), subjects: [1], analyses: [manifest().analyses[0]], retry: { backoffMs: 2 ** 31 - 1 } }, { baseDir: dir }).retry.backoffMs).toBe(2 ** 31 - 1);
+  });
+});
+
+// review C #9: 'manifest syn.json is not valid JSON: Expected double-quoted property name in JSON at position 109',
+// and 'manifest none.json cannot be read (ENOENT)'; read now as configs are
+describe('a manifest file that does not parse or is not there', () => {
+  it('is named with the line and column of its syntax error, or as not found', async () => {
+    const f = join(dir, 'syntax.json');
+    writeFileSync(f, '{ "name": "b1", "subjects": [1],,\n  "analyses": [] }\n');
+    const e = (await loadManifest(f).catch((x: unknown) => x)) as Error;
+    expect(e).toBeInstanceOf(FormatError);
+    expect(e.message).toBe(`${f}:1:33: not valid JSON: property name expected`);
+    const none = (await loadManifest(join(dir, 'none.json')).catch((x: unknown) => x)) as Error;
+    expect(none).toBeInstanceOf(MissingFileError);
+    expect(none.message).toBe(`${join(dir, 'none.json')}: file not found`);
   });
 });

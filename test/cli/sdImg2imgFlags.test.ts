@@ -220,6 +220,55 @@ describe("sd img2img: the U-Net's declared sizes, read from its file before the 
   });
 });
 
+// review C #4: a --cond of 76 tokens passed the width check and the library then blamed the uncond it had encoded
+// ("img2img: uncond has shape [1, 77, 32], expected [1 or 1, 76, 32] …"), naming neither --cond nor its file
+describe("sd img2img --cond: its token count against the model's", () => {
+  const base = ['sd', 'img2img', '--steps', '4', '--out', f('tokens-out.png')];
+  beforeAll(async () => {
+    await writeNpy(f('c76.npy'), new Float32Array(76 * 32), [1, 76, 32]);
+    await writeNpy(f('c77.npy'), new Float32Array(77 * 32), [1, 77, 32]);
+    // a U-Net that declares 77 tokens: refused before the load (its VAE decoder is corrupt, so a later check fails otherwise)
+    await writeSdFixture(f('seq77-corrupt'));
+    const path = join(f('seq77-corrupt'), 'unet', 'model.onnx');
+    const m = onnx.ModelProto.decode(readFileSync(path));
+    m.graph!.input!.find((i) => i.name === 'encoder_hidden_states')!.type!.tensorType!.shape!.dim![1] = { dimValue: 77 };
+    writeFileSync(path, onnx.ModelProto.encode(m).finish());
+    writeFileSync(f('seq77-corrupt/vae_decoder/model.onnx'), 'not an ONNX file');
+    // a tokenizer of 64 tokens: the length comes from the model, not a constant 77
+    cpSync(f('good'), f('tok64'), { recursive: true });
+    const tc = f('tok64/tokenizer/tokenizer_config.json');
+    writeFileSync(tc, JSON.stringify({ ...JSON.parse(readFileSync(tc, 'utf8')), model_max_length: 64 }));
+  });
+
+  it("is refused naming --cond, its file and the tokenizer's length, at any guidance", async () => {
+    for (const guidance of ['5', '1']) {
+      const e = await run(...base, '--model', f('good'), '--latents', f('z1.npy'), '--cond', f('c76.npy'), '--guidance', guidance);
+      expect(e).toBeInstanceOf(ShapeError);
+      expect(e?.message).toBe(
+        `--cond ${f('c76.npy')}: has 76 tokens per row ([1, 76, 32]); expected [B, 77, 32] (B: 1 or one per image): ` +
+          `the sequence length of the tokenizer of ${f('good')}, which the text encoder's c and guidance's unconditional input have`,
+      );
+    }
+    const e64 = await run(...base, '--model', f('tok64'), '--latents', f('z1.npy'), '--cond', f('c77.npy'));
+    expect(e64?.message).toBe(
+      `--cond ${f('c77.npy')}: has 77 tokens per row ([1, 77, 32]); expected [B, 64, 32] (B: 1 or one per image): ` +
+        `the sequence length of the tokenizer of ${f('tok64')}, which the text encoder's c and guidance's unconditional input have`,
+    );
+    expect(readdirSync(tmp).filter((n) => n.startsWith('tokens-out'))).toEqual([]);
+  });
+
+  it('is refused before the load where the U-Net declares its token count', async () => {
+    const e = await run(...base, '--model', f('seq77-corrupt'), '--latents', f('z1.npy'), '--cond', f('c76.npy'));
+    expect(e).toBeInstanceOf(ShapeError);
+    expect(e?.message).toBe(
+      `--cond ${f('c76.npy')}: has 76 tokens per row ([1, 76, 32]); expected [B, 77, 32] (B: 1 or one per image; 32: the width of encoder_hidden_states in ` +
+        `${join(f('seq77-corrupt'), 'unet', 'model.onnx')}): ${join(f('seq77-corrupt'), 'unet', 'model.onnx')} takes encoder_hidden_states of 77 tokens`,
+    );
+    // (the right count passes the check and reaches the load, which fails on the corrupt decoder)
+    expect((await run(...base, '--model', f('seq77-corrupt'), '--latents', f('z1.npy'), '--cond', f('c77.npy')))?.message).toContain('vae_decoder');
+  });
+});
+
 describe('a model folder whose scheduler config names a class the engine does not know', () => {
   it('runs with --scheduler (the file\'s other keys still read) and without it names --scheduler', async () => {
     cpSync(f('good'), f('foo-class'), { recursive: true });

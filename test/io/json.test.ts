@@ -1,11 +1,12 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { afterAll, describe, expect, it } from 'vitest';
 
-import { FormatError, MissingFileError } from '../../ts/errors.js';
+import { FormatError, LimitError, MissingFileError } from '../../ts/errors.js';
 import { numbersBeyondFloat64, readJsonFile, readJsonObject } from '../../ts/io/json.js';
+import { commandOutput } from '../helpers/nodeChild.js';
 import { tempDir } from '../helpers/tempDir.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'bl-json-'));
@@ -31,6 +32,30 @@ describe('JSON files', () => {
     await expect(readJsonFile(join(dir, 'nope.json'))).rejects.toThrow(MissingFileError);
     await expect(readJsonFile(join(dir, 'nope.json'))).rejects.toThrow(`${join(dir, 'nope.json')}: file not found`);
     expect(await readJsonFile(file('bom.json', '\ufeff{"a": 1}'))).toEqual({ a: 1 });
+  });
+
+  // (a file without end, such as /dev/zero, was read until Node's 'Invalid string length', naming no file)
+  it('reads a pipe to its end, and a file without end only up to the limit', async () => {
+    const before = process.env.BRAINLATENT_MAX_JSON_BYTES;
+    process.env.BRAINLATENT_MAX_JSON_BYTES = String(1 << 20);
+    try {
+      const zero = (await readJsonFile('/dev/zero').catch((e: unknown) => e)) as Error;
+      expect(zero).toBeInstanceOf(LimitError);
+      expect(zero.message).toBe('/dev/zero: not a regular file, and it holds more than the 1048576-byte limit for JSON files (raise it with BRAINLATENT_MAX_JSON_BYTES)');
+      const big = file('big.json', JSON.stringify({ a: 'x'.repeat(1 << 20) }));
+      await expect(readJsonFile(big)).rejects.toThrow(`${big}: 1048584 bytes is more than the 1048576-byte limit for JSON files (raise it with BRAINLATENT_MAX_JSON_BYTES)`);
+    } finally {
+      if (before === undefined) delete process.env.BRAINLATENT_MAX_JSON_BYTES;
+      else process.env.BRAINLATENT_MAX_JSON_BYTES = before;
+    }
+    // (--config <(jq …) is a pipe: it has no size, and is read as it comes)
+    const fifo = join(dir, 'fifo.json');
+    await commandOutput('mkfifo', [fifo]);
+    const reading = readJsonFile(fifo);
+    createWriteStream(fifo).end('{"piped": true}');
+    expect(await reading).toEqual({ piped: true });
+    mkdirSync(join(dir, 'folder.json'));
+    await expect(readJsonFile(join(dir, 'folder.json'))).rejects.toThrow(`${join(dir, 'folder.json')}: is a directory, expected a file`);
   });
 
   it('readJsonObject refuses null, arrays and scalars, naming the file', async () => {

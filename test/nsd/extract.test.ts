@@ -1,10 +1,10 @@
 import { readFileSync, rmSync, utimesSync, writeFileSync, readdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CancelledError, InvalidArgumentError, MissingFileError, ShapeError } from '../../ts/errors.js';
+import { CancelledError, FormatError, InvalidArgumentError, MissingFileError, ShapeError } from '../../ts/errors.js';
 import { geometryFromAffine, niftiGeometry, readNifti, writeNifti } from '../../ts/io/nifti.js';
 import { voxelToWorld } from '../../ts/io/niftiHeader.js';
-import { extractNsd, parseSessions } from '../../ts/nsd/extract.js';
+import { extractionProblems, extractNsd, parseSessions } from '../../ts/nsd/extract.js';
 import { maskGridMismatch } from '../../ts/nsd/grid.js';
 import { nsdTrialTable, readNsdDesign } from '../../ts/nsd/expdesign.js';
 import { readNsdExtraction, writeNsdExtraction } from '../../ts/nsd/output.js';
@@ -269,6 +269,19 @@ describe('NSD cache', () => {
     );
   });
 
+  // (review C: a file given as the root was said not to exist)
+  it('a root that is a file is named as one; a root that is not there as missing', async () => {
+    const file = join(mini.tmp, 'root-is-a-file.npy');
+    writeFileSync(file, 'x');
+    const [p] = await extractionProblems({ root: file, subject: 1, roi: 'streams:early' });
+    expect(p.option).toBe('root');
+    expect(p.error).toBeInstanceOf(InvalidArgumentError);
+    expect(p.error.message).toBe(`NSD root ${file} is a file, not a folder (expected the folder holding nsddata/ and nsddata_betas/)`);
+    const [q] = await extractionProblems({ root: join(mini.tmp, 'no-root'), subject: 1, roi: 'streams:early' });
+    expect(q.error).toBeInstanceOf(MissingFileError);
+    expect(q.error.message).toBe(`NSD root ${join(mini.tmp, 'no-root')} does not exist (expected the folder holding nsddata/ and nsddata_betas/)`);
+  });
+
   it('a cacheDir that is a file, or below one, is refused before any session is read', async () => {
     const file = join(mini.tmp, 'cache-is-a-file.npy');
     writeFileSync(file, 'x');
@@ -291,6 +304,16 @@ describe('NSD cache', () => {
     expect(back.train).toEqual(ex.train);
     expect(back.voxels).toEqual(ex.voxels);
     expect(back.manifest.counts).toEqual(ex.manifest.counts);
+    // a manifest of a newer layout is refused naming the file, the field and the version read (review C #11's gap:
+    // any version was read as this one)
+    const manifest = join(dir, 'manifest.json');
+    writeFileSync(manifest, JSON.stringify({ ...JSON.parse(readFileSync(manifest, 'utf8')), version: 2 }));
+    const newer = (await readNsdExtraction(dir).catch((e: unknown) => e)) as FormatError;
+    expect(newer).toBeInstanceOf(FormatError);
+    expect(newer.message).toBe(
+      `${manifest}: version 2; this brainlatent reads NSD extraction manifests of version 1 (the extraction was written by a newer brainlatent: extract again, or read it with that one)`,
+    );
+    expect(newer.field).toBe('version');
   });
 });
 

@@ -1,7 +1,7 @@
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { InvalidArgumentError, MissingFileError, ShapeError } from '../../ts/errors.js';
+import { FormatError, InvalidArgumentError, LimitError, MissingFileError, ShapeError } from '../../ts/errors.js';
 import { writeHdf5 } from '../../ts/io/hdf5.js';
 import { loadNsdCaptions } from '../../ts/nsd/captions.js';
 import { formatNsdInfo, nsdInfo } from '../../ts/nsd/info.js';
@@ -70,6 +70,28 @@ describe('NSD captions', () => {
     writeFileSync(csv, 'image,text\n1,x\n');
     await expect(loadNsdCaptions(mini.root, csv)).rejects.toThrow(/caps\.csv: CSV header must have caption and id73k/);
     await expect(loadNsdCaptions(mini.root, join(mini.tmp, 'none.json'))).rejects.toThrow(MissingFileError);
+  });
+
+  // review C #9 and its cosmetic list: 'caps.json: not valid JSON (Unexpected end of JSON input)', and
+  // --captions /dev/zero read until Node's 'Invalid string length'
+  it('a JSON syntax error names the line and column; a file without end is read up to the limit only', async () => {
+    const json = join(mini.tmp, 'broken.json');
+    writeFileSync(json, '{"1": "a cat",\n "2": ');
+    const e = (await loadNsdCaptions(mini.root, json).catch((x: unknown) => x)) as Error;
+    expect(e).toBeInstanceOf(FormatError);
+    expect(e.message).toBe(`${json}:2:7: not valid JSON: value expected at the end of the file`);
+    const before = process.env.BRAINLATENT_MAX_JSON_BYTES;
+    process.env.BRAINLATENT_MAX_JSON_BYTES = String(1 << 20);
+    try {
+      const z = (await loadNsdCaptions(mini.root, '/dev/zero').catch((x: unknown) => x)) as Error;
+      expect(z).toBeInstanceOf(LimitError);
+      expect(z.message).toBe(`/dev/zero: not a regular file, and it holds more than the 1048576-byte limit for captions files (raise it with BRAINLATENT_MAX_JSON_BYTES)`);
+      writeFileSync(json, JSON.stringify({ 3: 'x'.repeat(1 << 20) }));
+      await expect(loadNsdCaptions(mini.root, json)).rejects.toThrow(`${json}: 1048584 bytes is more than the 1048576-byte limit for captions files (raise it with BRAINLATENT_MAX_JSON_BYTES)`);
+    } finally {
+      if (before === undefined) delete process.env.BRAINLATENT_MAX_JSON_BYTES;
+      else process.env.BRAINLATENT_MAX_JSON_BYTES = before;
+    }
   });
 });
 

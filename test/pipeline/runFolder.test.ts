@@ -178,6 +178,21 @@ describe('run folder: lock and --force', () => {
     expect(readdirSync(out).sort()).toEqual(['notes.txt', 'run.json', 'stages']);
   });
 
+  // (review C #11's gap: a run record of any version was resumed as this one's)
+  it('a run.json of a newer layout is refused naming its version, and replaced under --force', async () => {
+    const out = oldRun();
+    const run = JSON.parse(readFileSync(join(out, 'run.json'), 'utf8'));
+    writeFileSync(join(out, 'run.json'), JSON.stringify({ ...run, version: 2 }));
+    expect(await runFolderConflict({ out } as ReconstructConfig)).toBe(
+      `run folder ${out} holds a run whose ${join(out, 'run.json')} has version 2; this brainlatent reads run records of version 1 ` +
+        '(the run was written by a newer brainlatent: resume it with that one); use another --out, or --force to replace them',
+    );
+    expect(await runFolderConflict({ out } as ReconstructConfig, { force: true })).toBeNull();
+    // the current version is this run's or another config's as before
+    writeFileSync(join(out, 'run.json'), JSON.stringify(run));
+    expect(await runFolderConflict({ out } as ReconstructConfig)).toMatch(/holds another run's outputs/);
+  });
+
   it('a folder that never held a run keeps its files under --force', async () => {
     const out = join(root, 'mine');
     mkdirSync(out);

@@ -205,6 +205,15 @@ describe('BandedRidgeCV', () => {
     await writeSafetensors(join(dir, 'old.safetensors'), tensors, old);
     const back = await BandedRidgeModel.load(join(dir, 'old.safetensors'));
     expect([back.fitIntercept, back.standardize]).toEqual([true, false]);
+    // a newer layout's version is refused, naming it (review C #11: the ridge model's was never checked)
+    const v2 = join(dir, 'v2.safetensors');
+    await writeSafetensors(v2, tensors, { ...f.metadata, version: '2' });
+    const newer = await BandedRidgeModel.load(v2).then(() => null, (e: unknown) => e);
+    expect(newer).toBeInstanceOf(FormatError);
+    expect((newer as FormatError).message).toBe(
+      `${v2}: metadata 'version' is "2"; this brainlatent reads brainlatent.banded-ridge version '1' (the file was written by a newer brainlatent: load it with that one)`,
+    );
+    expect((newer as FormatError).field).toBe('__metadata__');
     // other text is refused naming the key
     for (const [key, value] of [['fit_intercept', 'yes'], ['standardize', '1']]) {
       const file = join(dir, `bad-${key}.safetensors`);

@@ -984,6 +984,25 @@ describe('RidgeModel.predict: checked inputs, empty inputs, async', () => {
     expect((await RidgeModel.load(await write('same.safetensors', {}))).settings).toEqual(m.settings);
   });
 
+  // review C #11: a model whose metadata said version '99' predicted normally
+  it('a model file of another format version is refused at load, naming the file, the key and the version read', async () => {
+    const { x, y } = planted(30, 4, 2, 1);
+    const m = await new RidgeCV({ alphas: [1, 10, 100] }).fit(x, y);
+    const { dir, file: f, write } = await alteredCopies(m, 'bl-version-');
+    const refused = (file: string, message: string) => expectRefused((p) => RidgeModel.load(p), file, message, '__metadata__');
+    expect(f.metadata.version).toBe('1');
+    await refused(
+      await write('v99.safetensors', undefined, { version: '99' }),
+      `metadata 'version' is "99"; this brainlatent reads brainlatent.ridge version '1' (the file was written by a newer brainlatent: load it with that one)`,
+    );
+    await refused(await write('vx.safetensors', undefined, { version: '1.0' }), `metadata 'version' is "1.0"; this brainlatent reads brainlatent.ridge version '1'`);
+    // absent (a file of the same layout written elsewhere): read as this version
+    const { version: _, ...bare } = f.metadata;
+    const noVersion = path.join(dir, 'noversion.safetensors');
+    await writeSafetensors(noVersion, Object.fromEntries(Object.entries(f.tensors).map(([k, t]) => [k, { data: t.data, shape: t.shape }])), bare);
+    expect((await RidgeModel.load(noVersion)).settings).toEqual(m.settings);
+  });
+
   it('a model file whose chosen alphas, best scores or settings contradict its tensors is refused at load, naming the file and the key', async () => {
     const { x, y } = planted(30, 4, 2, 1);
     const m = await new RidgeCV({ alphas: [1, 10, 100] }).fit(x, y);

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 
 import { afterAll, describe, expect, it } from 'vitest';
 
+import { FormatError } from '../../ts/errors.js';
 import { parsePythonJson } from '../../ts/io/pythonJson.js';
 import { readScheduleConfig, readSchedulerConfig } from '../../ts/sd/schedulerConfig.js';
 
@@ -72,5 +73,24 @@ describe("JSON with Python's NaN and infinities", () => {
     await expect(readSchedulerConfig(dir)).rejects.toThrow(/lambda_min_clipped = Infinity is not supported by the engine \(supported: null, -Infinity, "-inf"\)/);
     writeFileSync(join(dir, 'scheduler', 'scheduler_config.json'), DPM_CONFIG.replace('"beta_end": 0.012', '"beta_end": NaN'));
     await expect(readSchedulerConfig(dir)).rejects.toThrow(/beta_end must be a finite number, got NaN/);
+  });
+});
+
+// review C #9: a broken scheduler_config.json said "… is not valid JSON: … at position 1", where the folder's other
+// JSON files (tokenizer, VAE config) say file:line:column
+describe("a model folder's scheduler_config.json that does not parse", () => {
+  it('names the file, line and column, Python numbers before the error included', async () => {
+    const dir = join(tmp, 'broken');
+    const file = join(dir, 'scheduler', 'scheduler_config.json');
+    mkdirSync(join(dir, 'scheduler'), { recursive: true });
+    writeFileSync(file, '{bad\n');
+    const e = (await readSchedulerConfig(dir).catch((x: unknown) => x)) as Error;
+    expect(e).toBeInstanceOf(FormatError);
+    expect(e.message).toBe(`${file}:1:2: not valid JSON: invalid symbol`);
+    // (-Infinity on line 11 is read; the missing comma after it is where the error is)
+    writeFileSync(file, DPM_CONFIG.replace('"lambda_min_clipped": -Infinity,', '"lambda_min_clipped": -Infinity'));
+    await expect(readScheduleConfig(dir)).rejects.toThrow(`${file}:12:3: not valid JSON: comma expected`);
+    writeFileSync(file, '{"beta_end": 0.012,');
+    await expect(readSchedulerConfig(dir)).rejects.toThrow(`${file}:1:20: not valid JSON: property name expected at the end of the file`);
   });
 });

@@ -167,7 +167,11 @@ describe('request details', () => {
     expect(await refusal({ z, c: b64([2, 77, 16]) })).toBe('body.c: has width 16 ([2, 77, 16]) but the U-Net expects encoder_hidden_states of width 32');
     expect(await refusal({ z: b64([2, 3, 8, 8]), c })).toBe('body.z: has shape [2, 3, 8, 8] but the U-Net expects 4 latent channels');
     expect(await refusal({ z, c, uncond: b64([1, 77, 16]), guidance: 3 })).toBe(
-      'body.uncond: has shape [1, 77, 16], expected [1 or 2, 77, 32] (body.c is [2, 77, 32]: their sequence lengths and widths must match)',
+      'body.uncond: has shape [1, 77, 16], expected [1 or 2, 77, 32]: the sequence length and width of body.c [2, 77, 32], its pair in classifier-free guidance',
+    );
+    // (one image: "[1 or 1, …]" before)
+    expect(await refusal({ z: b64([1, 4, 8, 8]), c: b64([1, 77, 32]), uncond: b64([1, 76, 32]), guidance: 3 })).toBe(
+      'body.uncond: has shape [1, 76, 32], expected [1, 77, 32]: the sequence length and width of body.c [1, 77, 32], its pair in classifier-free guidance',
     );
     expect(await refusal({ z, c: b64([2, 10, 32]), guidance: 3 })).toBe(
       'body.c: has shape [2, 10, 32], expected [2, 77, 32]: the text encoder\'s sequence length is 77 (its embedding of "" is the unconditional input when guidance > 1)',

@@ -115,10 +115,19 @@ describe('models: load once, predict and img2img off the event loop', () => {
     const r = await s.call('POST', '/v1/sd/sd/img2img', { z: b64(new Float32Array(4 * 8 * 8), [1, 4, 8, 8]), c: b64(short.data, short.shape), guidance: 3, steps: 2 });
     expect(r.status, r.text).toBe(400);
     expect(r.json.message).toMatch(new RegExp(`^body\\.c: has shape \\[1, ${seq - 1}, ${dim}\\], expected \\[1, ${seq}, ${dim}\\]: the text encoder's sequence length is ${seq}`));
-    // an uncond the client sent that does not match c is still named
+    // an uncond the client sent beside it: of the two, the one without the tokenizer's length is named (review C #4:
+    // it was body.uncond, the one of encodeText's length)
     const u = await s.call('POST', '/v1/sd/sd/img2img', { z: b64(new Float32Array(4 * 8 * 8), [1, 4, 8, 8]), c: b64(short.data, short.shape), uncond: b64(c.data, c.shape), guidance: 3, steps: 2 });
     expect(u.status, u.text).toBe(400);
-    expect(u.json.message).toMatch(/^body\.uncond: has shape/);
+    expect(u.json.message).toBe(
+      `body.c: has shape [1, ${seq - 1}, ${dim}], expected [1, ${seq}, ${dim}]: ${seq} tokens, the tokenizer's sequence length, which body.uncond [1, ${seq}, ${dim}] has (encodeText's)`,
+    );
+    // and an uncond that is short beside a c of the tokenizer's length is the uncond's problem
+    const v = await s.call('POST', '/v1/sd/sd/img2img', { z: b64(new Float32Array(4 * 8 * 8), [1, 4, 8, 8]), c: b64(c.data, c.shape), uncond: b64(short.data, short.shape), guidance: 3, steps: 2 });
+    expect(v.status, v.text).toBe(400);
+    expect(v.json.message).toBe(
+      `body.uncond: has shape [1, ${seq - 1}, ${dim}], expected [1, ${seq}, ${dim}]: the sequence length and width of body.c [1, ${seq}, ${dim}], its pair in classifier-free guidance`,
+    );
   });
 
   it('runs img2img: the latents equal an in-process run with the same settings; PNG and .npy images come back', async () => {

@@ -6,12 +6,12 @@
  * listed at once.
  */
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 
 import { Ajv } from 'ajv';
 
 import { BrainlatentError, InvalidArgumentError } from '../errors.js';
+import { readJsonFile } from '../io/json.js';
 import { EncodeConfigSchema, resolveEncodeConfig, type EncodeConfig } from '../config/encode.js';
 import { resolveConfigPaths } from '../config/paths.js';
 import { ReconstructConfigSchema } from '../config/reconstruct.js';
@@ -367,19 +367,11 @@ export function batchUnderRoots(batch: ResolvedBatch, roots: readonly string[]):
   return resolved;
 }
 
-/** Reads a manifest file (JSON) and resolves it; relative paths are taken from the file's folder. */
+/**
+ * Reads a manifest file (JSON) and resolves it; relative paths are taken from the file's folder. Read as configs
+ * are (readJsonFile): a missing file is "<path>: file not found", a syntax error "<path>:line:col: not valid JSON: …".
+ */
 export async function loadManifest(path: string): Promise<ResolvedBatch> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    throw new InvalidArgumentError(`manifest ${path} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw new InvalidArgumentError(`manifest ${path} is not valid JSON: ${(e as Error).message}`);
-  }
+  const json = await readJsonFile(path);
   return resolveManifest(json, { source: path, baseDir: dirname(resolve(path)) });
 }

@@ -15,7 +15,7 @@ import { mkdir, readFile, rm } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 
 import type { BandedSpec, EncodeConfig } from '../config/encode.js';
-import { InvalidArgumentError, MissingFileError, OutOfMemoryError, ShapeError } from '../errors.js';
+import { FormatError, InvalidArgumentError, MissingFileError, OutOfMemoryError, ShapeError } from '../errors.js';
 import { writeFileAtomic, writeJsonAtomic } from '../io/atomicWrite.js';
 import { readIntVectorNpy, readMatrixNpy, readNpy, writeNpy } from '../io/npy.js';
 import { readNiftiMasked, writeNiftiMap } from '../io/nifti.js';
@@ -554,7 +554,18 @@ export function constantVoxelCount(o: Pick<EncodeOutputs, 'fits' | 'banded'>): n
 export async function readMapRecords(c: EncodeConfig): Promise<MapRecord[]> {
   const p = encodePaths(c.out);
   if (existsSync(p.maps)) return readJson<MapRecord[]>(p.maps);
-  if (existsSync(p.summary)) return mapRecordsOf(await readJson<Parameters<typeof mapRecordsOf>[0]>(p.summary));
+  if (existsSync(p.summary)) {
+    const summary = await readJson<Parameters<typeof mapRecordsOf>[0]>(p.summary);
+    // (versions 1 and 2 are read here; a newer layout's was read as version 2's)
+    const version = (summary as { version?: unknown }).version;
+    if (version !== 1 && version !== 2) {
+      throw new FormatError(`${p.summary}: version ${JSON.stringify(version)}; this brainlatent reads encoding.json of version 1 or 2 (run the maps stage again: encode --force)`, {
+        path: p.summary,
+        field: 'version',
+      });
+    }
+    return mapRecordsOf(summary);
+  }
   throw new InvalidArgumentError(`encode report: ${p.maps} does not exist; run the maps stage again (encode --force)`);
 }
 

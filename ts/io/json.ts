@@ -3,11 +3,11 @@
  * MissingFileError, a syntax error a FormatError with the file, line and column, and a document that is not
  * what the caller needs (e.g. `null` where an object is expected) a FormatError naming the file.
  */
-import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import type { ParseError } from 'jsonc-parser';
 import { FormatError, LimitError } from '../errors.js';
 import { fileOpenError } from './byteStream.js';
+import { readCappedFile } from './readWhole.js';
 
 // jsonc-parser only explains a syntax error: loaded then, not at every command's start-up (~20 ms).
 const requireJsonc = () => createRequire(import.meta.url)('jsonc-parser') as typeof import('jsonc-parser');
@@ -63,11 +63,14 @@ export function jsonSyntaxError(text: string): { line: number; column: number; w
   return { ...lineColumn(text, first.offset), what: describe(jsonc.printParseErrorCode(first.error)), atEnd: first.offset >= text.length };
 }
 
+/** A JSON file's bytes, at most maxJsonBytes of them (a pipe or /dev/zero is read up to the limit, not without end). */
+const readJsonBytes = (path: string): Promise<Buffer> => readCappedFile(path, maxJsonBytes(), 'JSON files', 'BRAINLATENT_MAX_JSON_BYTES');
+
 /**
  * Reads and parses a JSON file (UTF-8, a leading byte-order mark allowed). `read` reads its bytes (a model file
  * under a service's roots: readModelFile, which reads the very file it checked).
  */
-export async function readJsonFile(path: string, read: (path: string) => Promise<Buffer> = readFile): Promise<unknown> {
+export async function readJsonFile(path: string, read: (path: string) => Promise<Buffer> = readJsonBytes): Promise<unknown> {
   let bytes: Buffer;
   try {
     bytes = await read(path);

@@ -1,6 +1,7 @@
-import { readFile } from 'node:fs/promises';
 import { FormatError, InvalidArgumentError } from '../errors.js';
 import { fileOpenError } from '../io/byteStream.js';
+import { maxJsonBytes, parseJson } from '../io/json.js';
+import { readCappedFile } from '../io/readWhole.js';
 import { exists } from './betas.js';
 import { parseCsv } from './csv.js';
 import { cocoCaptionsPath, stimInfoPath } from './paths.js';
@@ -23,12 +24,13 @@ export async function loadNsdCaptions(root: string, file?: string): Promise<NsdC
   return file ? loadUserCaptions(file) : loadCocoCaptions(root);
 }
 
+/**
+ * A captions or stimulus-info file's text (a leading byte-order mark dropped), at most maxJsonBytes: a --captions
+ * /dev/zero was read until Node's "Invalid string length", a message that named no file.
+ */
 async function text(path: string): Promise<string> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch (e) {
-    throw fileOpenError(path, e);
-  }
+  const s = (await readCappedFile(path, maxJsonBytes(), 'captions files', 'BRAINLATENT_MAX_JSON_BYTES')).toString('utf8');
+  return s.charCodeAt(0) === 0xfeff ? s.slice(1) : s;
 }
 
 function make(map: Map<number, string[]>, source: string): NsdCaptions {
@@ -63,12 +65,9 @@ async function loadCocoCaptions(root: string): Promise<NsdCaptions> {
     if (!splits.has(split)) continue;
     const p = cocoCaptionsPath(root, split);
     if (!(await exists(p))) throw fileOpenError(p, Object.assign(new Error('missing'), { code: 'ENOENT' }));
-    let coco: { annotations?: { image_id: number; caption: string }[] };
-    try {
-      coco = JSON.parse(await text(p)) as typeof coco;
-    } catch (e) {
-      throw new FormatError(`${p}: not a COCO captions JSON (${e instanceof Error ? e.message : String(e)})`);
-    }
+    // (a syntax error names the file, line and column)
+    const coco = parseJson(await text(p), p) as { annotations?: { image_id: number; caption: string }[] } | null;
+    if (coco === null || typeof coco !== 'object') throw new FormatError(`${p}: not a COCO captions JSON (expected an object with an "annotations" array)`);
     if (!Array.isArray(coco.annotations)) throw new FormatError(`${p}: no "annotations" array; expected a COCO captions file`);
     for (const a of coco.annotations) {
       const id = idOfCoco.get(a.image_id);
@@ -84,12 +83,8 @@ async function loadUserCaptions(path: string): Promise<NsdCaptions> {
   const map = new Map<number, string[]>();
   const bad = (what: string) => new FormatError(`${path}: ${what}`);
   if (/\.json$/i.test(path)) {
-    let j: unknown;
-    try {
-      j = JSON.parse(body);
-    } catch (e) {
-      throw bad(`not valid JSON (${e instanceof Error ? e.message : String(e)})`);
-    }
+    // (a syntax error names the file, line and column)
+    const j = parseJson(body, path);
     if (Array.isArray(j)) {
       for (const [k, e] of j.entries()) {
         const r = e as { id73k?: number; nsdId?: number; caption?: string };

@@ -246,8 +246,14 @@ export interface ExtractionProblem {
  */
 export async function extractionProblems(opts: Pick<NsdExtractOptions, 'root' | 'subject' | 'roi' | 'sessions' | 'format'>): Promise<ExtractionProblem[]> {
   const o = normalize(opts);
-  if (!(await stat(o.root).then((s) => s.isDirectory(), () => false))) {
-    return [{ option: 'root', error: new MissingFileError(`NSD root ${o.root} does not exist (expected the folder holding nsddata/ and nsddata_betas/)`) }];
+  const rootStat = await stat(o.root).catch(() => null);
+  if (!rootStat?.isDirectory()) {
+    // (a file there was said not to exist)
+    const expected = '(expected the folder holding nsddata/ and nsddata_betas/)';
+    const error = rootStat
+      ? new InvalidArgumentError(`NSD root ${o.root} is a file, not a folder ${expected}`)
+      : new MissingFileError(`NSD root ${o.root} does not exist ${expected}`);
+    return [{ option: 'root', error }];
   }
   const problems: ExtractionProblem[] = [];
   const attempt = async <T>(option: ExtractionProblem['option'], check: () => Promise<T>): Promise<T | undefined> => {

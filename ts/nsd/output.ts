@@ -32,9 +32,12 @@ export interface RemovedCacheEntry {
   why: string;
 }
 
+/** The manifest layout writeNsdExtraction writes, the one readNsdExtraction reads. */
+export const NSD_MANIFEST_VERSION = 1;
+
 export interface NsdManifest {
   format: 'brainlatent-nsd-extraction';
-  version: 1;
+  version: typeof NSD_MANIFEST_VERSION;
   /** Hash of inputs, options and source-file sizes and times. */
   key: string;
   createdAt: string;
@@ -167,6 +170,15 @@ export async function readNsdExtraction(dir: string): Promise<NsdExtraction> {
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new MissingFileError(`${join(dir, F.manifest)}: file not found`);
     throw new FormatError(`${join(dir, F.manifest)}: not a readable manifest (${e instanceof Error ? e.message : String(e)})`);
+  }
+  // (a newer layout was read as this one; one without the key, as this version)
+  const version = (manifest as { version?: unknown } | null)?.version;
+  if (version !== undefined && version !== NSD_MANIFEST_VERSION) {
+    throw new FormatError(
+      `${join(dir, F.manifest)}: version ${JSON.stringify(version)}; this brainlatent reads NSD extraction manifests of version ${NSD_MANIFEST_VERSION}` +
+        (typeof version === 'number' && version > NSD_MANIFEST_VERSION ? ' (the extraction was written by a newer brainlatent: extract again, or read it with that one)' : ''),
+      { path: join(dir, F.manifest), field: 'version' },
+    );
   }
   const matrix = async (name: string): Promise<Matrix> => {
     const a = await readNpy(join(dir, name));

@@ -21,9 +21,12 @@ import { runFiles, topEntries, type RunFiles } from './runFiles.js';
 export const STAGES = ['extract', 'features', 'decoders', 'zonly', 'img2img', 'evaluate', 'report'] as const;
 export type StageName = (typeof STAGES)[number];
 
+/** The run.json layout writeManifest writes, the one a run resumes from. */
+export const RUN_VERSION = 1;
+
 export interface RunManifest<C = ReconstructConfig> {
   format: 'brainlatent-run';
-  version: 1;
+  version: typeof RUN_VERSION;
   configHash: string;
   createdAt: string;
   config: C;
@@ -219,6 +222,14 @@ export async function runFolderConflict(config: { out: string }, options: RunFol
   const m = await readRunJson(config.out);
   if (m === 'foreign') return foreignRunJson(config.out);
   if (m === null || 'clearing' in m || options.force) return null;
+  // (a run of a newer layout was resumed as this one's: its record read, its outputs trusted)
+  if (m.version !== undefined && m.version !== RUN_VERSION) {
+    const newer = typeof m.version === 'number' && m.version > RUN_VERSION;
+    return (
+      `run folder ${config.out} holds a run whose ${paths(config.out).run} has version ${JSON.stringify(m.version)}; this brainlatent reads run records of version ${RUN_VERSION}` +
+      `${newer ? ' (the run was written by a newer brainlatent: resume it with that one)' : ''}; ${options.remedy ?? RUN_FOLDER_REMEDY}`
+    );
+  }
   const hash = configHash(config);
   if (m.configHash !== hash) {
     // a run that failed before its first output (its extract stage refused the data, say) leaves only its
@@ -257,7 +268,7 @@ export async function runFolderTakenOver(config: { out: string }, remedy: string
 }
 
 export async function writeManifest(config: { out: string }, versions: Record<string, string>): Promise<void> {
-  const m: RunManifest<unknown> = { format: 'brainlatent-run', version: 1, configHash: configHash(config), createdAt: new Date().toISOString(), config, versions };
+  const m: RunManifest<unknown> = { format: 'brainlatent-run', version: RUN_VERSION, configHash: configHash(config), createdAt: new Date().toISOString(), config, versions };
   await writeJsonAtomic(paths(config.out).run, m);
 }
 

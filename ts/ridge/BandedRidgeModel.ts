@@ -6,7 +6,7 @@ import type { NativeBandedInfo } from '../native/bandedTypes.js';
 import { nativeSync } from '../native/call.js';
 import { predictionArray } from './predictionArray.js';
 import { concatEntries, type FeatureSpaces } from './featureSpaces.js';
-import { ModelFile } from './modelFile.js';
+import { checkFormatVersion, ModelFile } from './modelFile.js';
 import { checkBestScores, checkedAtSource, checkFinitePart, checkInGrid, checkPredictionValues, checkPreprocessing, partNames, wasCheckedAtSource } from './modelConsistency.js';
 import { checkAlphaList, checkPartMatrix, checkPartsObject, checkPredictionParts, checkVector, FOLD_KINDS } from './modelParts.js';
 import { checkBoolean, checkChoice, checkInteger } from './options.js';
@@ -299,7 +299,7 @@ export class BandedRidgeModel {
       },
       {
         format: BANDED_FORMAT,
-        version: '1',
+        version: BANDED_VERSION,
         band_names: JSON.stringify(this.bandNames),
         band_sizes: JSON.stringify(this.bandSizes),
         alphas: JSON.stringify(this.alphas),
@@ -325,6 +325,7 @@ export class BandedRidgeModel {
     if (m.format !== BANDED_FORMAT) {
       throw new FormatError(`${path}: not a brainlatent banded ridge model (metadata format '${m.format ?? '(none)'}', expected '${BANDED_FORMAT}')`);
     }
+    checkFormatVersion(path, m, BANDED_FORMAT, [BANDED_VERSION]);
     const file = new ModelFile(path, f, 'banded model', { bestAlphas: 'best_alpha', scoreTable: 'gamma_scores', chosen: 'best_gamma' });
     const prediction = file.prediction();
     const { coef, intercept, xMean, xScale } = prediction;
@@ -387,3 +388,5 @@ export class BandedRidgeModel {
 }
 
 export const BANDED_FORMAT = 'brainlatent.banded-ridge';
+/** The layout save() writes, the one load() reads (metadata 'version'). */
+export const BANDED_VERSION = '1';

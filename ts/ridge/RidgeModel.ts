@@ -6,7 +6,7 @@ import { assertMatrix, type Matrix } from '../matrix.js';
 import { abortedBeforeStart, nativeJob, nativeSync } from '../native/call.js';
 import { engineOutput } from '../native/heldInputs.js';
 import type { NativeRidgeInfo } from '../native/ridgeTypes.js';
-import { ModelFile } from './modelFile.js';
+import { checkFormatVersion, ModelFile } from './modelFile.js';
 import { describeNumber } from './alphas.js';
 import { alphaRows, checkBestScores, checkedAtSource, checkInGrid, checkPredictionValues, checkPreprocessing, partNames, wasCheckedAtSource } from './modelConsistency.js';
 import { checkAlphaList, checkPartMatrix, checkPartsObject, checkPredictionParts, checkVector, FOLD_KINDS } from './modelParts.js';
@@ -232,6 +232,7 @@ export class RidgeModel {
     if (m.format !== MODEL_FORMAT) {
       throw new FormatError(`${path}: not a brainlatent ridge model (metadata format '${m.format ?? '(none)'}', expected '${MODEL_FORMAT}')`);
     }
+    checkFormatVersion(path, m, MODEL_FORMAT, [MODEL_VERSION]);
     const file = new ModelFile(path, f, 'ridge model', { bestAlphas: 'best_alphas', scoreTable: 'cv_scores', chosen: 'best_alphas' });
     const prediction = file.prediction();
     const { coef, intercept, xMean, xScale } = prediction;

@@ -25,6 +25,22 @@ export type FileTensorNames = Record<'bestAlphas' | 'scoreTable' | 'chosen', str
 const TENSOR: Partial<Record<ModelPart, string>> = { coef: 'coef', intercept: 'intercept', xMean: 'x_mean', xScale: 'x_scale', gammas: 'gammas', bestScores: 'best_scores' };
 const METADATA: Partial<Record<ModelPart, string>> = { alphas: 'alphas', fitIntercept: 'fit_intercept', standardize: 'standardize' };
 
+/**
+ * The file's metadata 'version' against the versions of `format` this code reads (`supported`, the one it writes
+ * last): a model of a newer layout was loaded and used as if it were this one (a version '99' predicted normally,
+ * review C #11). A file without the key (one of the same layout written elsewhere) is read as the current version.
+ */
+export function checkFormatVersion(path: string, metadata: Record<string, string>, format: string, supported: readonly string[]): void {
+  const v = metadata.version;
+  if (v === undefined || supported.includes(v)) return;
+  const newer = /^[0-9]+$/.test(v) && supported.every((s) => Number(v) > Number(s));
+  throw new FormatError(
+    `${path}: metadata 'version' is ${JSON.stringify(v)}; this brainlatent reads ${format} version ${supported.map((s) => `'${s}'`).join(' or ')}` +
+      (newer ? ' (the file was written by a newer brainlatent: load it with that one)' : ''),
+    { path, field: '__metadata__' },
+  );
+}
+
 /** A model file as read by readSafetensors; `kind` names it in errors ('ridge model', 'banded model'). */
 export class ModelFile {
   /** How the shared checks (modelConsistency.ts) name this file's tensors and metadata keys. */

@@ -426,9 +426,18 @@ export class Diffusion {
       const u = o.uncond;
       assertTensor(u, names.label('uncond'), 3);
       const [ub, useq, udim] = u.shape;
-      if ((ub !== 1 && ub !== count) || useq !== seq || udim !== dim) {
+      // The two are compared with each other; where the tokenizer's length (encodeText's) tells which of the two
+      // has it, the other is the one named: an uncond of encodeText beside a c of 76 tokens is c's problem.
+      const tokens = this.tokenizer?.maxLength;
+      if (tokens !== undefined && udim === dim && (ub === 1 || ub === count) && useq === tokens && seq !== tokens) {
         throw new ShapeError(
-          names.problem('uncond', `has shape ${shape(u)}, expected [1 or ${count}, ${seq}, ${dim}] (${names.cite('c')} is ${shape(o.c)}: their sequence lengths and widths must match)`),
+          names.problem('c', `has shape ${shape(o.c)}, expected [${count}, ${tokens}, ${dim}]: ${tokens} tokens, the tokenizer's sequence length, which ${names.cite('uncond')} ${shape(u)} has (encodeText's)`),
+        );
+      }
+      if ((ub !== 1 && ub !== count) || useq !== seq || udim !== dim) {
+        const rows = count === 1 ? '1' : `1 or ${count}`;
+        throw new ShapeError(
+          names.problem('uncond', `has shape ${shape(u)}, expected [${rows}, ${seq}, ${dim}]: the sequence length and width of ${names.cite('c')} ${shape(o.c)}, its pair in classifier-free guidance`),
         );
       }
     } else if (this.emptyEmbedding) {

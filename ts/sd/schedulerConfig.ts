@@ -12,7 +12,7 @@ import { FormatError, InvalidArgumentError } from '../errors.js';
 import { checkKnownKeys } from '../ridge/options.js';
 import type { ScheduleConfig } from '../native/samplerTypes.js';
 import { readModelFile } from './modelRoots.js';
-import { parsePythonJson } from '../io/pythonJson.js';
+import { parsePythonJsonFile } from '../io/pythonJson.js';
 
 export type SchedulerName =
   | 'ddim'
@@ -289,12 +289,9 @@ async function readConfigJson(modelDir: string): Promise<{ path: string; json: u
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new FormatError(`${path}: cannot be read (${(e as Error).message})`);
     return null;
   }
-  try {
-    // (as diffusers writes it: Python's -Infinity in a DPM++ config's lambda_min_clipped)
-    return { path, json: parsePythonJson(text) };
-  } catch (e) {
-    throw new FormatError(`${path} is not valid JSON: ${(e as Error).message}`);
-  }
+  // (as diffusers writes it: Python's -Infinity in a DPM++ config's lambda_min_clipped; a syntax error named by
+  // path:line:column, as the folder's other JSON files name theirs)
+  return { path, json: parsePythonJsonFile(text, path) };
 }
 
 /** The schedule of a folder's config, for callers that run no scheduler of their own (its class is not needed). */

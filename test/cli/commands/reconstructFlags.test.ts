@@ -11,7 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 
 import { registerEncodeCommand } from '../../../ts/cli/commands/encode.js';
 import { registerReconstructCommand } from '../../../ts/cli/commands/reconstruct.js';
-import { InvalidArgumentError } from '../../../ts/errors.js';
+import { FormatError, InvalidArgumentError } from '../../../ts/errors.js';
 import { runCommands } from '../../helpers/cli.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'bl-cli-recflags-'));
@@ -44,7 +44,7 @@ describe('reconstruct flags are checked as flags', () => {
 
   it('without --config, --subject is required like --nsd, --model and --out (it ran subject 1 in silence)', async () => {
     await expect(run('reconstruct', '--nsd', f('no-nsd'), '--model', f('no-model'), '--out', f('x1'))).rejects.toThrow(
-      new InvalidArgumentError('give --config run.json, or --nsd DIR --subject N --model DIR --out DIR (missing: --subject N)'),
+      new InvalidArgumentError('give --config recon.json, or --nsd DIR --subject N --model DIR --out DIR (missing: --subject N)'),
     );
     await expect(run('reconstruct', '--nsd', f('no-nsd'))).rejects.toThrow('(missing: --subject N, --model DIR, --out DIR)');
     // with --subject, the run gets as far as the NSD root
@@ -63,6 +63,40 @@ describe('reconstruct flags are checked as flags', () => {
     // a valid flag overrides the file's bad value
     await expect(run('reconstruct', '--config', f('bad.json'), '--subject', '2', '--out', f('run.json'))).rejects.toThrow(
       new InvalidArgumentError(`--out ${f('run.json')}: is an existing file; expected a folder for the run`),
+    );
+  });
+});
+
+// review C #10: a run folder's own run.json given as --config got nine unrelated problems ("out: required, …,
+// version: unknown key, config: unknown key"), and the help's examples named their configs run.json too
+describe("a run folder's run.json given as --config", () => {
+  const record = (config: object) => ({ format: 'brainlatent-run', version: 1, configHash: '1a384a87380aea18', createdAt: '2026-01-01T00:00:00.000Z', config, versions: {} });
+  const recon = f('recon-run.json');
+  const enc = f('enc-run.json');
+
+  it('is refused as a run record, naming where its config is and how to run it again', async () => {
+    writeFileSync(recon, JSON.stringify(record({ out: '/data/runs/subj01', nsd: { root: '/data/nsd', subject: 1 }, model: { dir: '/models/sd' } })));
+    writeFileSync(enc, JSON.stringify(record({ out: '/data/runs/enc01', nsd: { root: '/data/nsd', subject: 1 }, featureSets: [] })));
+    const e = (await run('reconstruct', '--config', recon, '--dry-run').catch((x: unknown) => x)) as Error;
+    expect(e).toBeInstanceOf(FormatError);
+    expect(e.message).toBe(
+      `${recon} is a run record (format "brainlatent-run", written by reconstruct into its run folder), not a config; its config is under .config, resolved. ` +
+        `To run that config again, save it as a config file: jq .config ${recon} > recon.json, then brainlatent reconstruct --config recon.json ` +
+        '(its out is /data/runs/subj01, the folder of that run, which resumes there unless --out names another)',
+    );
+    // an encode's record, to encode and to reconstruct
+    await expect(run('encode', '--config', enc, '--dry-run')).rejects.toThrow(
+      `${enc} is a run record (format "brainlatent-run", written by encode into its run folder), not a config; its config is under .config, resolved. ` +
+        `To run that config again, save it as a config file: jq .config ${enc} > enc.json, then brainlatent encode --config enc.json (its out is /data/runs/enc01, the folder of that run, which resumes there unless --out names another)`,
+    );
+    await expect(run('reconstruct', '--config', enc, '--dry-run')).rejects.toThrow(
+      `${enc} is a run record (format "brainlatent-run", written by encode into its run folder), not a config; its config is under .config, resolved, to be run with brainlatent encode, not reconstruct. `,
+    );
+    // run.json while --force clears a folder holds no config
+    const clearing = f('clearing-run.json');
+    writeFileSync(clearing, JSON.stringify({ format: 'brainlatent-run', clearing: true, previousConfigHash: null, startedAt: '2026-01-01T00:00:00.000Z' }));
+    await expect(run('reconstruct', '--config', clearing)).rejects.toThrow(
+      `${clearing} is a run record (format "brainlatent-run") that holds no config (the marker of a run folder being cleared); expected a reconstruct config`,
     );
   });
 });

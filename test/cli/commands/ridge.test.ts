@@ -8,6 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { registerRidgeCommand } from '../../../ts/cli/commands/ridge.js';
 import { MissingFileError } from '../../../ts/errors.js';
 import { readNpy, writeNpy } from '../../../ts/io/npy.js';
+import { readSafetensors, writeSafetensors } from '../../../ts/io/safetensors.js';
 import { nativeSync } from '../../../ts/native/call.js';
 import { RidgeCV } from '../../../ts/ridge/RidgeCV.js';
 import { RidgeModel } from '../../../ts/ridge/RidgeModel.js';
@@ -55,6 +56,10 @@ describe('brainlatent ridge fit / predict', () => {
     const none = await run('ridge', 'predict', '--model', f('nothing'), '--x', f('x.npy'), '--out', f('p2.npy')).then(() => null, (e: Error) => e);
     expect(none).toBeInstanceOf(MissingFileError);
     expect(none?.message).not.toContain('did you mean');
+    // named by its flag, as ridge fit names --x (review C: 'missing.safetensors: file not found'); both when both are bad
+    expect(none?.message).toBe(`--model: ${f('nothing')}: file not found`);
+    const both = await run('ridge', 'predict', '--model', f('nothing'), '--x', f('nothing.npy'), '--out', f('p2.npy')).then(() => null, (e: Error) => e);
+    expect(both?.message).toBe(`cannot start ridge predict:\n  - --model: ${f('nothing')}: file not found\n  - --x: ${f('nothing.npy')}: file not found`);
     expect(existsSync(f('p2.npy'))).toBe(false);
   });
 
@@ -82,7 +87,14 @@ describe('brainlatent ridge fit / predict', () => {
   it('bad input: a model from a different feature count, a truncated or integer .npy, a bad alpha grid', async () => {
     await writeNpy(f('x9.npy'), new Float32Array(60 * 9), [60, 9]);
     await expect(run('ridge', 'predict', '--model', f('m.safetensors'), '--x', f('x9.npy'), '--out', f('q.npy'))).rejects.toThrow(
-      /X has 9 features .* fitted on 8/,
+      `--x ${f('x9.npy')}: X has 9 features (columns) but --model ${f('m.safetensors')} was fitted on 8`,
+    );
+    // a model of a newer format version, named by the flag (review C #11)
+    const m = await readSafetensors(f('m.safetensors'));
+    const tensors = Object.fromEntries(Object.entries(m.tensors).map(([k, t]) => [k, { data: t.data, shape: t.shape }]));
+    await writeSafetensors(f('v99.safetensors'), tensors, { ...m.metadata, version: '99' });
+    await expect(run('ridge', 'predict', '--model', f('v99.safetensors'), '--x', f('x.npy'), '--out', f('q.npy'))).rejects.toThrow(
+      `--model: ${f('v99.safetensors')}: metadata 'version' is "99"; this brainlatent reads brainlatent.ridge version '1' (the file was written by a newer brainlatent: load it with that one)`,
     );
     const raw = readFileSync(f('x.npy'));
     writeFileSync(f('trunc.npy'), raw.subarray(0, raw.length - 100));

@@ -41,7 +41,7 @@ ${schemaHelpText(EncodeConfigSchema, 'enc.json')}`,
     .action(async (f: { config: string; out?: string; force?: boolean; dryRun?: boolean }) => {
       // the run folder is checked before any work: the flag's value as typed, else the config file's
       if (f.out !== undefined) await checkOutputPath('--out', f.out, 'folder', 'the run');
-      const file = await readConfigFile(f.config, EncodeConfigSchema);
+      const file = await readConfigFile(f.config, EncodeConfigSchema, 'encode');
       // every problem of the file is listed, naming it; a file that holds no object is reported as such
       const config = resolveEncodeConfig(f.out !== undefined && typeof file === 'object' && file !== null && !Array.isArray(file) ? { ...file, out: resolve(f.out) } : file, f.config);
       const outLabel = f.out !== undefined ? '--out' : `${f.config}: out`;

@@ -1,4 +1,4 @@
-/** `brainlatent reconstruct --config run.json` (or flags for the common case): calls reconstruct(), shows a bar per stage. */
+/** `brainlatent reconstruct --config recon.json` (or flags for the common case): calls reconstruct(), shows a bar per stage. */
 import { resolve } from 'node:path';
 
 import type { Command } from 'commander';
@@ -67,7 +67,7 @@ async function configFrom(f: Flags): Promise<ReconstructConfig> {
     if (v !== undefined && v.trim() === '') throw new InvalidArgumentError(`${flag}: got an empty path; expected a ${flag === '--config' ? 'file' : 'folder'}`);
   }
   let base: unknown = {};
-  if (f.config) base = await readConfigFile(f.config, ReconstructConfigSchema);
+  if (f.config) base = await readConfigFile(f.config, ReconstructConfigSchema, 'reconstruct');
   else {
     // without a config every field a run needs comes from a flag; the subject too, as in encode and nsd extract
     const missing = (
@@ -75,7 +75,7 @@ async function configFrom(f: Flags): Promise<ReconstructConfig> {
     ).filter(([, v]) => v === undefined).map(([flag]) => flag);
     // (no file: a flag's bad value is the problem, not the field it left unset)
     if (flagProblems.length) throw new InvalidArgumentError(flagProblems.join('; '));
-    if (missing.length) throw new InvalidArgumentError(`give --config run.json, or --nsd DIR --subject N --model DIR --out DIR (missing: ${missing.join(', ')})`);
+    if (missing.length) throw new InvalidArgumentError(`give --config recon.json, or --nsd DIR --subject N --model DIR --out DIR (missing: ${missing.join(', ')})`);
   }
   const source = f.config ?? 'command line';
   // a file that holds no object is reported as such by the validator, flags or not
@@ -206,13 +206,14 @@ guidance 5, 5 seeds; PixCorr, SSIM and two-way identification on the test images
 
 Examples:
   brainlatent reconstruct --nsd /data/nsd --subject 1 --model models/sd-v1-4-onnx --out runs/subj01
-  brainlatent reconstruct --config run.json --dry-run      # the plan, each stage timed by a short probe
-  brainlatent reconstruct --config run.json                # resumes: finished stages are skipped
+  brainlatent reconstruct --config recon.json --dry-run    # the plan, each stage timed by a short probe
+  brainlatent reconstruct --config recon.json              # resumes: finished stages are skipped
 
-The run folder holds run.json, decoders/*.safetensors, images/<imgidx>_{org,z,000..}.png, metrics.csv
-(with the published numbers for comparison) and report.html. See docs/pipeline.md.
+The run folder holds run.json (the run's record, not a config), decoders/*.safetensors,
+images/<imgidx>_{org,z,000..}.png, metrics.csv (with the published numbers for comparison) and report.html.
+See docs/pipeline.md.
 
-${schemaHelpText(ReconstructConfigSchema, 'run.json')}`,
+${schemaHelpText(ReconstructConfigSchema, 'recon.json')}`,
     )
     .action(async (f: Flags) => {
       // the run folder is checked before any work: a flag's value as typed, else the config file's

@@ -258,9 +258,20 @@ safetensors.numpy.load_file(path).`,
       useEngineArrayAllocator();
       useEngineFileMapping();
       useEngineFileWriter();
-      const [model, x] = await allInOrder([RidgeModel.load(flags.model), readMatrixNpy(flags.x, 'X')]);
+      // each file's refusal named by its flag, as ridge fit's are ("--model: m.safetensors: file not found"), both
+      // listed when both are refused, in the flags' order
+      const read = await Promise.allSettled([RidgeModel.load(flags.model), readMatrixNpy(flags.x, 'X')]);
+      const problems = new FlagProblems();
+      const value = <T>(r: PromiseSettledResult<T>): T => {
+        if (r.status === 'rejected') throw r.reason;
+        return r.value;
+      };
+      const model = problems.take(() => value(read[0]), '--model');
+      const x = problems.take(() => value(read[1]), '--x');
+      problems.throwIfAny('ridge predict');
+      if (!model || !x) throw new Error('ridge predict: unreachable (no model or X, and no problem kept)');
       if (x.cols !== model.nFeatures) {
-        throw new InvalidArgumentError(`${flags.x}: X has ${x.cols} features (columns) but ${flags.model} was fitted on ${model.nFeatures}`);
+        throw new InvalidArgumentError(`--x ${flags.x}: X has ${x.cols} features (columns) but --model ${flags.model} was fitted on ${model.nFeatures}`);
       }
       const bar = progressBar('predict');
       bar.update(0, 'predict');

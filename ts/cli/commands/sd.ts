@@ -157,6 +157,10 @@ function checkCondShape(path: string, shape: number[], u: UnetDeclaredSizes | nu
   const got = `has shape [${shape.join(', ')}]`;
   if (shape.length === 3) {
     if (d !== null && shape[2] !== d) throw new ShapeError(`--cond ${path}: has width ${shape[2]} ([${shape.join(', ')}]); the U-Net of ${model} expects encoder_hidden_states of width ${d}`);
+    // (a U-Net that leaves the sequence open: the tokenizer's length, checked once the model has loaded)
+    if (u?.sequence != null && shape[1] !== u.sequence) {
+      throw new ShapeError(`--cond ${path}: has ${shape[1]} tokens per row ([${shape.join(', ')}]); expected ${expected}: ${u.path} takes encoder_hidden_states of ${u.sequence} tokens`);
+    }
     return;
   }
   if ((shape.length === 2 || shape.length === 1) && d !== null) {
@@ -346,6 +350,16 @@ rules, reproducing another implementation's run, ONNX Runtime and CUDA).`,
         // the model's sizes, named by the file that does not fit
         if (cFile && model.info.condDim > 0 && cFile.shape[2] !== model.info.condDim) {
           throw new ShapeError(`--cond ${f.cond}: has width ${cFile.shape[2]} ([${cFile.shape.join(', ')}]); the U-Net of ${f.model} expects encoder_hidden_states of width ${model.info.condDim}`);
+        }
+        // (c's rows are the text encoder's output, one per token of the tokenizer's length: the length of the
+        // unconditional input encoded here, and the only one the help's [B,77,D] promises)
+        const tokens = model.tokenizer?.maxLength;
+        if (cFile && tokens !== undefined && cFile.shape[1] !== tokens) {
+          const width = model.info.condDim > 0 ? model.info.condDim : cFile.shape[2];
+          throw new ShapeError(
+            `--cond ${f.cond}: has ${cFile.shape[1]} tokens per row ([${cFile.shape.join(', ')}]); expected [B, ${tokens}, ${width}] (B: 1 or one per image): ` +
+              `the sequence length of the tokenizer of ${f.model}, which the text encoder's c and guidance's unconditional input have`,
+          );
         }
         if (zFile && zFile.shape[1] !== model.info.latentChannels) {
           throw new ShapeError(`--latents ${f.latents}: has ${zFile.shape[1]} channels ([${zFile.shape.join(', ')}]); the U-Net of ${f.model} expects ${model.info.latentChannels}`);
