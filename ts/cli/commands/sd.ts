@@ -351,14 +351,15 @@ rules, reproducing another implementation's run, ONNX Runtime and CUDA).`,
         if (cFile && model.info.condDim > 0 && cFile.shape[2] !== model.info.condDim) {
           throw new ShapeError(`--cond ${f.cond}: has width ${cFile.shape[2]} ([${cFile.shape.join(', ')}]); the U-Net of ${f.model} expects encoder_hidden_states of width ${model.info.condDim}`);
         }
-        // (c's rows are the text encoder's output, one per token of the tokenizer's length: the length of the
-        // unconditional input encoded here, and the only one the help's [B,77,D] promises)
+        // (with guidance, c's rows must match the unconditional input encoded here, one per token of the tokenizer's
+        // length; without it a U-Net that leaves the sequence open takes any length, e.g. a long prompt's chunks, as
+        // the library does)
         const tokens = model.tokenizer?.maxLength;
-        if (cFile && tokens !== undefined && cFile.shape[1] !== tokens) {
+        if (cFile && guided(guidance) && tokens !== undefined && cFile.shape[1] !== tokens) {
           const width = model.info.condDim > 0 ? model.info.condDim : cFile.shape[2];
           throw new ShapeError(
             `--cond ${f.cond}: has ${cFile.shape[1]} tokens per row ([${cFile.shape.join(', ')}]); expected [B, ${tokens}, ${width}] (B: 1 or one per image): ` +
-              `the sequence length of the tokenizer of ${f.model}, which the text encoder's c and guidance's unconditional input have`,
+              `the sequence length of the tokenizer of ${f.model}, which guidance's unconditional input has (at --guidance ${guidance}; up to 1 no unconditional input is made)`,
           );
         }
         if (zFile && zFile.shape[1] !== model.info.latentChannels) {
