@@ -1,6 +1,8 @@
 /**
- * The words given to options (ts/cli/optionWords.ts, review C #1): an option given no value no longer takes the next
- * flag as its value (`ridge fit … --out --dry-run` fitted and wrote './--dry-run.safetensors' with exit 0).
+ * The words given to options (ts/cli/optionWords.ts, review C #1 and #7): an option given no value no longer takes
+ * the next flag as its value (`ridge fit … --out --dry-run` fitted and wrote './--dry-run.safetensors' with exit 0),
+ * and `--no-X` with `--X` on one line is refused instead of the last one winning (`nsd extract … --no-cache --cache cX`
+ * wrote a cache entry to cX).
  */
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,7 +14,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { registerEncodeCommand } from '../../ts/cli/commands/encode.js';
 import { registerNsdCommand } from '../../ts/cli/commands/nsd.js';
 import { registerRidgeCommand } from '../../ts/cli/commands/ridge.js';
-import { refuseFlagsAsValues } from '../../ts/cli/optionWords.js';
+import { refuseContradictions, refuseFlagsAsValues } from '../../ts/cli/optionWords.js';
 import { checkRequiredOptionsLast, configureProgram } from '../../ts/cli/setup.js';
 import { writeNpy } from '../../ts/io/npy.js';
 import { distModule } from '../helpers/dist.js';
@@ -33,6 +35,7 @@ async function inProcess(...args: string[]): Promise<{ code?: string; exitCode?:
   for (const register of [registerRidgeCommand, registerNsdCommand, registerEncodeCommand]) register(program);
   checkRequiredOptionsLast(program);
   refuseFlagsAsValues(program);
+  refuseContradictions(program);
   try {
     await program.parseAsync(['node', 'brainlatent', ...args]);
   } catch (e) {
@@ -102,5 +105,27 @@ describe('an option given no value does not take the next flag as its value', ()
     expect(eq.stderr).toBe('');
     expect(eq.status).toBe(0);
     expect(eq.stdout).toMatch(/\ndry run: X and Y not read, no model written to --dry-run\.safetensors\n$/);
+  });
+});
+
+describe('--no-X with --X on one command line', () => {
+  it('nsd extract --no-cache with --cache is refused, in either order and either form, naming both', async () => {
+    const extract = ['nsd', 'extract', '--root', f('nsd'), '--subject', '1', '--roi', 'nsdgeneral', '--out', f('o')];
+    for (const [words, message] of [
+      [['--no-cache', '--cache', f('cX')], `--no-cache and --cache ${f('cX')}`],
+      [['--cache', f('cY'), '--no-cache'], `--cache ${f('cY')} and --no-cache`],
+      [[`--cache=${f('cZ')}`, '--no-cache'], `--cache ${f('cZ')} and --no-cache`],
+    ] as const) {
+      const r = await inProcess(...extract, ...words);
+      expect(r.err).toBe(`brainlatent: error: ${message} contradict each other: give one of them\n(add --help for usage)\n`);
+      expect(r.code).toBe('commander.conflictingOption');
+      expect(r.exitCode).toBe(1);
+    }
+    // each alone gets past (to the missing NSD root)
+    for (const words of [['--no-cache'], ['--cache', f('cX')]]) {
+      const r = await inProcess(...extract, ...words);
+      expect(r.code).toBeUndefined();
+      expect(r.error?.message).toMatch(/--root/);
+    }
   });
 });

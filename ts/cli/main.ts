@@ -15,7 +15,7 @@ import {
   pointGroupErrorsToTheirHelp,
   unknownCommandArgs,
 } from './setup.js';
-import { refuseFlagsAsValues } from './optionWords.js';
+import { refuseContradictions, refuseFlagsAsValues } from './optionWords.js';
 
 // BRAINLATENT_DEBUG prints an error's stack: at lines of ts/, through the source maps (a command runs bundled).
 if (process.env.BRAINLATENT_DEBUG) process.setSourceMapsEnabled(true);
@@ -114,6 +114,7 @@ describeHelpCommand(program);
 pointGroupErrorsToTheirHelp(program);
 checkRequiredOptionsLast(program);
 refuseFlagsAsValues(program);
+refuseContradictions(program);
 exitAfterFinishedCommands(program);
 ignoreClosedStdout(program);
 

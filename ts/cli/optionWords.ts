@@ -1,6 +1,6 @@
 /**
  * CLI-wide checks of the words given to options, applied in main.ts after the commands are registered: a flag is
- * never taken as the value of the option before it.
+ * never taken as the value of the option before it, and a `--no-X` never silently loses to an `--X` on the same line.
  */
 import type { Command, Option, ParseOptionsResult } from 'commander';
 
@@ -57,4 +57,36 @@ function checkValues(cmd: Command, argv: string[]): void {
       });
     }
   }
+}
+
+/**
+ * After registering commands: `--no-X` and `--X` on one command line are refused, naming both, instead of the last
+ * one winning (`nsd extract … --no-cache --cache cX` wrote a cache entry to cX, `--cache cY --no-cache` wrote none).
+ * Commander's own `.conflicts()` cannot tell them apart: both set the same value. Checked before the action, after
+ * commander's own errors (an unknown option, --help), from the options commander read.
+ */
+export function refuseContradictions(program: Command): void {
+  const given = new WeakMap<Command, { option: Option; value?: string }[]>();
+  const walk = (cmd: Command) => {
+    for (const option of cmd.options) {
+      const paired = cmd.options.some((o) => o !== option && o.negate !== option.negate && o.attributeName() === option.attributeName());
+      if (!paired) continue;
+      cmd.on(`option:${option.name()}`, (value?: string) => {
+        const list = given.get(cmd) ?? [];
+        list.push({ option, value: typeof value === 'string' ? value : undefined });
+        given.set(cmd, list);
+      });
+    }
+    cmd.commands.forEach(walk);
+  };
+  walk(program);
+  program.hook('preAction', (_root, action) => {
+    const words = given.get(action) ?? [];
+    for (const a of words) {
+      const b = words.find((w) => w.option.negate !== a.option.negate && w.option.attributeName() === a.option.attributeName());
+      if (!b) continue;
+      const shown = (w: typeof a) => (w.value === undefined ? w.option.long! : `${w.option.long!} ${w.value}`);
+      action.error(`error: ${shown(a)} and ${shown(b)} contradict each other: give one of them`, { code: 'commander.conflictingOption' });
+    }
+  });
 }
