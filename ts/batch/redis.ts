@@ -25,6 +25,8 @@ export interface RedisConnection {
 
 /** `redis://[user:password@]host[:port][/db]` → connection options (BullMQ makes worker connections blocking-safe itself). */
 export function redisConnection(url: string): RedisConnection {
+  // ('' became redis:// — 127.0.0.1 — and a worker waited there for ever, saying "Redis at redis:/ is not reachable")
+  if (url.trim() === '') throw new InvalidArgumentError(`--redis: expected a URL like redis://127.0.0.1:6379/0 or a host name, got '${url}'`);
   let u: URL;
   try {
     u = new URL(url.includes('://') ? url : `redis://${url}`);

@@ -9,7 +9,7 @@ import { planBatch } from './graph.js';
 import { waitForRecordedBatch } from './inspect.js';
 import { runLocal, type LocalRunOptions } from './localRunner.js';
 import { MAX_JOB_PROCESSES } from './pool.js';
-import { requireRedis } from './redis.js';
+import { redisConnection, requireRedis } from './redis.js';
 import { toResolved, writePlan, writeReport, type BatchReport, type ManifestInput } from './outputs.js';
 import { summarize } from './status.js';
 import { submitPlan } from './submit.js';
@@ -39,6 +39,8 @@ export async function runBatch(manifest: ManifestInput, options: RunBatchOptions
   checkControl(options.worker, 'runBatch worker', ['onLog', 'onEvent'], false);
   // (createWorker's own check, here before the plan is written and submitted)
   if (options.worker !== null && typeof options.worker === 'object') checkWorkerOptions(options.worker, 'runBatch worker');
+  // (an empty URL is refused, not taken as no Redis: the run was local)
+  if (options.redis !== undefined) redisConnection(options.redis);
   // (0 is "no worker here" through Redis; a local pool of 0 processes would wait for ever)
   // (and at most MAX_JOB_PROCESSES either way, the pool's bound, here before the plan is written and submitted)
   if (options.concurrency !== undefined) checkInteger(options.concurrency, 'options.concurrency', 'runBatch', options.redis ? 0 : 1, MAX_JOB_PROCESSES);

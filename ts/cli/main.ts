@@ -15,6 +15,7 @@ import {
   pointGroupErrorsToTheirHelp,
   unknownCommandArgs,
 } from './setup.js';
+import { refuseContradictions, refuseFlagsAsValues } from './optionWords.js';
 
 // BRAINLATENT_DEBUG prints an error's stack: at lines of ts/, through the source maps (a command runs bundled).
 if (process.env.BRAINLATENT_DEBUG) process.setSourceMapsEnabled(true);
@@ -112,6 +113,8 @@ for (const name of names) (await loadCommand(name, names.length === 1))(program)
 describeHelpCommand(program);
 pointGroupErrorsToTheirHelp(program);
 checkRequiredOptionsLast(program);
+refuseFlagsAsValues(program);
+refuseContradictions(program);
 exitAfterFinishedCommands(program);
 ignoreClosedStdout(program);
 

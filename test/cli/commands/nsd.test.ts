@@ -87,6 +87,13 @@ describe('brainlatent synth nsd / nsd extract / nsd info / nsd image', () => {
     await expect(flag('--zscore', 'sesion')).rejects.toThrow("--zscore: expected none, session, train, got 'sesion'");
     await expect(flag('--format', 'nii')).rejects.toThrow("--format: expected auto, nifti, hdf5, got 'nii'");
     await expect(flag('--divisor', 'x')).rejects.toThrow("--divisor: expected a number > 0, got 'x'");
+    // (review C #7: accepted, and ddof dropped without a word)
+    await expect(flag('--ddof', '0')).rejects.toThrow(
+      new InvalidArgumentError('--ddof 0 has no use with --zscore none (the default): the betas are not z-scored; give --zscore train or session, or leave --ddof out'),
+    );
+    await expect(flag('--zscore', 'none', '--ddof', '1')).rejects.toThrow(
+      new InvalidArgumentError('--ddof 1 has no use with --zscore none: the betas are not z-scored; give --zscore train or session, or leave --ddof out'),
+    );
     await expect(run('nsd', 'extract', '--root', root, '--subject', '9', '--roi', 'nsdgeneral', '--out', join(tmp, 'x'))).rejects.toThrow("--subject: expected an NSD subject 1..8, got '9'");
     expect(existsSync(join(tmp, 'x'))).toBe(false);
   });

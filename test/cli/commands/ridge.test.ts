@@ -6,13 +6,14 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { registerRidgeCommand } from '../../../ts/cli/commands/ridge.js';
-import { MissingFileError } from '../../../ts/errors.js';
+import { InvalidArgumentError, MissingFileError } from '../../../ts/errors.js';
 import { readNpy, writeNpy } from '../../../ts/io/npy.js';
 import { readSafetensors, writeSafetensors } from '../../../ts/io/safetensors.js';
 import { nativeSync } from '../../../ts/native/call.js';
 import { RidgeCV } from '../../../ts/ridge/RidgeCV.js';
 import { RidgeModel } from '../../../ts/ridge/RidgeModel.js';
 import { distModule } from '../../helpers/dist.js';
+import { runCommand } from '../../helpers/nodeChild.js';
 import { planted } from '../../helpers/random.js';
 import { runCommands } from '../../helpers/cli.js';
 
@@ -120,6 +121,10 @@ describe('brainlatent ridge fit / predict', () => {
     const { RidgeCV } = await import('../../../ts/ridge/RidgeCV.js');
     expect(() => new RidgeCV({ memoryBudget: 1e29 })).toThrow('RidgeCV memoryBudget: expected at most 1125899906842624 bytes (1 PiB), got 1e+29');
     await expect(fit('--memory', 'lots')).rejects.toThrow(/--memory/);
+    // (it rounded to 0 bytes: "RidgeCV memoryBudget: expected a finite number > 0, got 0", after the dry run's header)
+    await expect(fit('--memory', '1e-12', '--dry-run')).rejects.toThrow(
+      new InvalidArgumentError("--memory: expected a size in GiB of at least one byte (2^-30 GiB: 9.32e-10 or more), got '1e-12'"),
+    );
     await expect(fit('--threads', '-1')).rejects.toThrow(/--threads: expected an integer from 0 to 4096, got -1$/);
     await expect(fit('--folds', '2.5')).rejects.toThrow(/--folds: expected an integer from 2 to 1048576/);
     // refused from the headers' shapes, before X and Y are read, by the engine's plan of the fit's memory; the CLI
@@ -137,6 +142,13 @@ describe('brainlatent ridge fit / predict', () => {
     expect(await fit('--memory', least)).toMatch(/work buffers: peak .* GiB in use of a \S+ GiB budget/);
     const out = await fit('--memory', '0.5');
     expect(out).toMatch(/work buffers: peak .* GiB in use of a 0.500 GiB budget \(planned at most: fixed .* GiB \+ .* GiB per batch\)/);
+  });
+
+  it('--memory below one byte is refused with exit 1 before anything is printed (the dry run printed its header, then the library refused memoryBudget 0)', async () => {
+    const r = await runCommand(process.execPath, [distModule('cli/main'), 'ridge', 'fit', '--x', f('x.npy'), '--y', f('y.npy'), '--memory', '1e-12', '--out', f('mem.safetensors'), '--dry-run']);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toBe("brainlatent: InvalidArgumentError: --memory: expected a size in GiB of at least one byte (2^-30 GiB: 9.32e-10 or more), got '1e-12'\n");
+    expect(r.status).toBe(1);
   });
 
   it('--dry-run prints the route and memory plan the fit then has, reading no data and writing no model', async () => {

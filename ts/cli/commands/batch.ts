@@ -7,7 +7,7 @@ import { BatchClaimedError, cancelBatch, claimWords, getBatchStatus, listBatches
 import { loadManifest, type ResolvedBatch } from '../../batch/manifest.js';
 import { MAX_JOB_PROCESSES } from '../../batch/pool.js';
 import { BatchPreflightError, checkBatch, forcedReplacements, formatProblems, formatWarnings, requirePreflight, type BatchCommand, type BatchProblem } from '../../batch/preflight.js';
-import { shownRedisUrl } from '../../batch/redis.js';
+import { redisConnection, shownRedisUrl } from '../../batch/redis.js';
 import { runBatch, type BatchReport } from '../../batch/runBatch.js';
 import { formatSummary, type BatchEvent } from '../../batch/status.js';
 import { submitBatch, type ExistingState, type SubmitResult } from '../../batch/submit.js';
@@ -186,6 +186,8 @@ Examples:
   brainlatent batch run nsd.json --force                  # an analysis's config was edited: replace its runs`,
     )
     .action(async (file: string, f: { concurrency?: string; json?: boolean; redis?: string; preflight: boolean; force?: boolean }) => {
+      // (an empty --redis is refused, not taken as none: the batch ran here)
+      if (f.redis !== undefined) redisConnection(f.redis);
       const concurrency = f.concurrency === undefined ? undefined : integerFlag(f.concurrency, '--concurrency', 0, MAX_JOB_PROCESSES);
       // (0 means "no worker here" through Redis; here it would run nothing)
       if (concurrency === 0 && !f.redis) throw new InvalidArgumentError('--concurrency 0 runs no job here: give 1 or more (0 is for --redis: start no worker here, the workers elsewhere take the jobs)');

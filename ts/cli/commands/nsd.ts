@@ -79,6 +79,11 @@ async function checkExtractFlags(flags: ExtractFlags, cmd: Command) {
   if (outOk) await p.takeAsync(() => assertExtractionReplaceable(flags.out), '--out');
   const zscore = p.take(() => choiceFlag<ZscoreMode>(flags.zscore, '--zscore', ['none', 'session', 'train']));
   const ddof = p.take(() => ddofFlag(flags.ddof));
+  // (the z-score's ddof does nothing to betas left as they are: refused rather than silently dropped)
+  if (zscore === 'none' && flags.ddof !== undefined) {
+    const given = cmd.getOptionValueSource('zscore') === 'default' ? '--zscore none (the default)' : '--zscore none';
+    p.add(new InvalidArgumentError(`--ddof ${flags.ddof} has no use with ${given}: the betas are not z-scored; give --zscore train or session, or leave --ddof out`));
+  }
   const format = p.take(() => choiceFlag<BetasFormatChoice>(flags.format, '--format', ['auto', 'nifti', 'hdf5']));
   const divisor = p.take(() => decimalFlag(flags.divisor, '--divisor', 0));
   if (subject !== undefined && format !== undefined) {
@@ -132,13 +137,13 @@ export function registerNsdCommand(program: Command): void {
     .option('--sessions <list>', 'sessions such as 1-37 or 1-10,12 (default: those present among 1-37)')
     .requiredOption('--out <dir>', 'output folder')
     .option('--zscore <mode>', "'session' (per voxel within each session), 'train' (training mean/SD, applied to test too) or 'none'", 'none')
-    .option('--ddof <0|1>', "the z-score SD's delta degrees of freedom: 1 = Brain-Diffuser (np.std ddof=1), 0 = scikit-learn's StandardScaler (Takagi & Nishimoto) and scipy.stats.zscore (MindEye); default 1 for train, 0 for session")
+    .option('--ddof <0|1>', "the z-score SD's delta degrees of freedom: 1 = Brain-Diffuser (np.std ddof=1), 0 = scikit-learn's StandardScaler (Takagi & Nishimoto) and scipy.stats.zscore (MindEye); default 1 for train, 0 for session; refused with --zscore none")
     .option('--average-train', 'average repetitions of each training image (default: single trials)')
     .option('--no-average-test', 'keep single test trials (default: average repetitions)')
     .option('--format <f>', "betas files to read: 'auto' (.hdf5 if present), 'nifti' or 'hdf5'", 'auto')
     .option('--divisor <d>', 'divide raw betas by this (NSD stores percent signal change × 300)', '300')
     .option('--cache <dir>', 'cache folder for completed extractions', defaultNsdCacheDir())
-    .option('--no-cache', 'neither read nor write the cache')
+    .option('--no-cache', 'neither read nor write the cache (not with --cache)')
     .addHelpText(
       'after',
       `

@@ -49,6 +49,8 @@ function gibibytes(text: string, flag: string): number {
   const v = Number(text);
   if (!DECIMAL.test(text.trim()) || !Number.isFinite(v) || !(v > 0)) throw new InvalidArgumentError(`${flag}: expected a size in GiB > 0 (e.g. 0.5 or 8), got '${text}'`);
   if (v * 2 ** 30 > MAX_MEMORY_BUDGET) throw new InvalidArgumentError(`${flag}: expected a size in GiB up to ${MAX_MEMORY_BUDGET / 2 ** 30} (1 PiB), got '${text}'`);
+  // (below one byte the budget rounds to 0, which the library refused in its own words after the dry run's header)
+  if (v * 2 ** 30 < 1) throw new InvalidArgumentError(`${flag}: expected a size in GiB of at least one byte (2^-30 GiB: 9.32e-10 or more), got '${text}'`);
   return Math.round(v * 2 ** 30);
 }
 

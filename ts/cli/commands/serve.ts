@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 
 import { MAX_JOB_PROCESSES } from '../../batch/pool.js';
 import { InvalidArgumentError } from '../../errors.js';
+import { redisConnection } from '../../batch/redis.js';
 import { shownRedisUrl } from '../../server/jobs/redisReachable.js';
 import { startServer, trustProxyFlag, type LogLevel } from '../../server/serve.js';
 import { MAX_SESSION_MAX_AGE_S, MAX_SHUTDOWN_DEADLINE_MS } from '../../server/pluginOptions.js';
@@ -102,6 +103,8 @@ See docs/server.md (every route, option, the page, Redis, metrics).`,
     .action(async (flags: ServeFlags) => {
       // the numbers first, before this process is run again (a bad flag fails at once, in this process)
       const port = integerFlag(flags.port, '--port', 0, 65535);
+      // (named by its flag here: the plugin's own check names options.redis)
+      if (flags.redis !== undefined) redisConnection(flags.redis);
       // (without a Redis the service runs its jobs itself, --jobs at once: a --workers there would be ignored)
       if (flags.workers !== undefined && !flags.redis) {
         throw new InvalidArgumentError('--workers is for jobs through --redis (job processes given to the shared queue); without --redis, --jobs sets how many jobs run at once');
