@@ -12,7 +12,7 @@ import { afterAll, describe, expect, it, vi } from 'vitest';
 import { stageProgress } from '../../ts/cli/commands/reconstruct.js';
 import { buildDemoWorld } from '../../ts/demo/world.js';
 import { resolveConfig, type ReconstructConfig, type ReconstructConfigInput } from '../../ts/pipeline/config.js';
-import { FINGERPRINT_END, FINGERPRINT_SAMPLES, FINGERPRINT_SLICE, fileFingerprint, HASHED_BYTES, sameTime } from '../../ts/pipeline/outputRecords.js';
+import { FINGERPRINT_END, FINGERPRINT_SAMPLES, FINGERPRINT_SLICE, fileFingerprint, HASHED_BYTES, outputRecords, sameTime } from '../../ts/pipeline/outputRecords.js';
 import { reconstruct, reconstructStageDefs, type ReconstructProgress } from '../../ts/pipeline/reconstruct.js';
 import { markStage, stageState } from '../../ts/pipeline/runFolder.js';
 import { planStages, runStages, stageDepKey, type StageDef, type StageProgress } from '../../ts/pipeline/stageRunner.js';
@@ -171,6 +171,29 @@ describe('stage markers: the files a stage wrote', () => {
     expect(sameTime(t, t + 0.25)).toBe(false);
     expect(sameTime(1_700_000_001_000, 1_700_000_002_000)).toBe(false);
     expect(sameTime(1_700_000_001_730, 1_700_000_001_740)).toBe(false);
+  });
+
+  it("known records (the merge's, from its shards'): a file still at its size and time keeps its hash or fingerprint, unread; the others are read", async () => {
+    writeFileSync(out('fits/r.npy'), Buffer.alloc(56_789, 7));
+    const now = await outputRecords(config.out, ['fits/r.npy', 'fits/big.bin']);
+    // known records whose hash and fingerprint no read of these files would give: kept only if not read
+    const wrong = '0'.repeat(64);
+    const known = { 'fits/r.npy': { ...now['fits/r.npy'], sha256: wrong }, 'fits/big.bin': { ...now['fits/big.bin'], fingerprint: wrong } };
+    expect(await outputRecords(config.out, ['fits/r.npy', 'fits/big.bin'], known)).toEqual(known);
+    await markStage(config, { stage: 'fit.f', seconds: 1, outputs: ['fits/r.npy', 'fits/big.bin'] }, known);
+    expect(JSON.parse(readFileSync(out('stages/fit.f.json'), 'utf8')).outputFiles).toEqual(known);
+    // a time to the coarser clock (a tar of the folder) is the same: kept, with the present time
+    const whole = Math.floor(now['fits/r.npy'].mtimeMs / 1000);
+    utimesSync(out('fits/r.npy'), whole, whole);
+    expect((await outputRecords(config.out, ['fits/r.npy'], known))['fits/r.npy']).toEqual({ size: 56_789, mtimeMs: whole * 1000, sha256: wrong });
+    // moved on, another size, or a known record without the content's hash: read
+    later(out('fits/r.npy'));
+    later(out('fits/big.bin'));
+    expect(await outputRecords(config.out, ['fits/r.npy', 'fits/big.bin'], known)).toEqual(await outputRecords(config.out, ['fits/r.npy', 'fits/big.bin']));
+    expect((await outputRecords(config.out, ['fits/r.npy'], known))['fits/r.npy'].sha256).toBe(now['fits/r.npy'].sha256);
+    const at = await outputRecords(config.out, ['fits/r.npy', 'fits/big.bin']);
+    expect((await outputRecords(config.out, ['fits/r.npy'], { 'fits/r.npy': { ...at['fits/r.npy'], size: 1, sha256: wrong } }))['fits/r.npy'].sha256).toBe(now['fits/r.npy'].sha256);
+    expect((await outputRecords(config.out, ['fits/big.bin'], { 'fits/big.bin': { ...at['fits/big.bin'], fingerprint: undefined, sha256: wrong } }))['fits/big.bin'].fingerprint).toBe(now['fits/big.bin'].fingerprint);
   });
 
   it('a marker from before the records (no outputFiles) is taken as it was: its outputs only have to exist', async () => {
