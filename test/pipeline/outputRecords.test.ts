@@ -262,7 +262,8 @@ describe('reconstruct: resuming over damaged outputs', () => {
       ...world.config,
       out: join(tmp, 'recon'),
       model: { ...world.config.model, threads: 1 },
-      img2img: { ...world.config.img2img, steps: 4, seeds: 1, rule: 'diffusers' },
+      // (two seeds: two units of the img2img stage, a block of its 4 test images each)
+      img2img: { ...world.config.img2img, steps: 4, seeds: 2, batchSize: 1, rule: 'diffusers' },
     };
     const out = (f: string) => join(tmp, 'recon', f);
     const run = async () => {
@@ -284,12 +285,20 @@ describe('reconstruct: resuming over damaged outputs', () => {
       again: [`decoders: decoders/z.safetensors: ${Math.floor(size / 2).toLocaleString('en-US')} bytes, the stage recorded ${size.toLocaleString('en-US')}`],
     });
     expect(statSync(z).size).toBe(size);
+    // (decoders made again: no sample of img2img's last run is kept, intact as they are)
+    expect(JSON.parse(readFileSync(out('stages/img2img.json'), 'utf8')).summary).toMatchObject({ samplesRun: 8, reusedSamples: 0 });
 
+    // a junk sample of seed 0: img2img reruns the unit that holds it (seed 0's block), keeping seed 1's
     const sample = readdirSync(out('images')).find((f) => /_000\.png$/.test(f))!;
+    const good = readFileSync(out(`images/${sample}`));
     writeFileSync(out(`images/${sample}`), 'junk\n');
+    const dryImg = await reconstruct(config, { dryRun: true });
+    expect(dryImg.estimates!.img2img.basis).toMatch(/ × 4 samples to compute ÷ 1 per batch \(4 = 2 seed\(s\) × 4 images − 4 kept intact from the stage's last run, stages\/img2img\.json\)$/);
     const r = await run();
     expect(r.ran).toEqual(['img2img', 'evaluate', 'report']);
     expect(r.again).toEqual([expect.stringMatching(new RegExp(`^img2img: images/${sample}: 5 bytes, the stage recorded [\\d,]+$`))]);
+    expect(JSON.parse(readFileSync(out('stages/img2img.json'), 'utf8')).summary).toMatchObject({ samplesRun: 4, reusedSamples: 4 });
+    expect(readFileSync(out(`images/${sample}`))).toEqual(good);
     expect(await run()).toEqual({ ran: [], again: [] });
 
     // every output's time moved on (a copy without its times): the hashes say they are the stage's
