@@ -3,7 +3,7 @@
  * overwritten since reruns that stage and what depends on it, saying which file and what differed; a run folder
  * copied without its times, or left as it was, is skipped; a marker from before these records is taken as it was.
  */
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -12,7 +12,7 @@ import { afterAll, describe, expect, it, vi } from 'vitest';
 import { stageProgress } from '../../ts/cli/commands/reconstruct.js';
 import { buildDemoWorld } from '../../ts/demo/world.js';
 import { resolveConfig, type ReconstructConfig, type ReconstructConfigInput } from '../../ts/pipeline/config.js';
-import { HASHED_BYTES } from '../../ts/pipeline/outputRecords.js';
+import { FINGERPRINT_END, FINGERPRINT_SAMPLES, FINGERPRINT_SLICE, fileFingerprint, HASHED_BYTES, outputRecords, sameTime } from '../../ts/pipeline/outputRecords.js';
 import { reconstruct, reconstructStageDefs, type ReconstructProgress } from '../../ts/pipeline/reconstruct.js';
 import { markStage, stageState } from '../../ts/pipeline/runFolder.js';
 import { planStages, runStages, stageDepKey, type StageDef, type StageProgress } from '../../ts/pipeline/stageRunner.js';
@@ -24,6 +24,16 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 const later = (path: string, seconds = 10) => {
   const t = statSync(path).mtimeMs / 1000 + seconds;
   utimesSync(path, t, t);
+};
+
+/** Writes `text` into a file at byte `at`, its size kept when it fits. */
+const writeAt = (path: string, at: number, text: string) => {
+  const fd = openSync(path, 'r+');
+  try {
+    writeSync(fd, text, Math.min(at, statSync(path).size - text.length));
+  } finally {
+    closeSync(fd);
+  }
 };
 
 /** Strips the output records from a marker, as the version before them wrote it. */
@@ -54,12 +64,13 @@ describe('stage markers: the files a stage wrote', () => {
     mkdirSync(out('fits'), { recursive: true });
     writeFileSync(out('fits/r.npy'), Buffer.alloc(56_789, 7));
     writeFileSync(out('fits/big.bin'), 'b');
-    truncateSync(out('fits/big.bin'), HASHED_BYTES + 1); // (sparse: not hashed, so not read)
+    truncateSync(out('fits/big.bin'), HASHED_BYTES + 1); // (sparse: read only where it is fingerprinted)
     await mark();
     const m = JSON.parse(readFileSync(out('stages/fit.f.json'), 'utf8'));
     expect(m.outputFiles['fits/r.npy']).toMatchObject({ size: 56_789, mtimeMs: statSync(out('fits/r.npy')).mtimeMs });
     expect(m.outputFiles['fits/r.npy'].sha256).toMatch(/^[0-9a-f]{64}$/);
-    expect(m.outputFiles['fits/big.bin']).toEqual({ size: HASHED_BYTES + 1, mtimeMs: statSync(out('fits/big.bin')).mtimeMs });
+    expect(m.outputFiles['fits/big.bin']).toEqual({ size: HASHED_BYTES + 1, mtimeMs: statSync(out('fits/big.bin')).mtimeMs, fingerprint: await fileFingerprint(out('fits/big.bin')) });
+    expect(m.outputFiles['fits/big.bin'].fingerprint).toMatch(/^[0-9a-f]{64}$/);
     expect(await stageState(config, 'fit.f')).toEqual({ done: true });
     truncateSync(out('fits/r.npy'), 1_234);
     expect(await stageState(config, 'fit.f')).toEqual({ done: false, why: 'fits/r.npy: 1,234 bytes, the stage recorded 56,789' });
@@ -69,7 +80,7 @@ describe('stage markers: the files a stage wrote', () => {
     expect((await stageState(config, 'fit.f')).why).toBe('fits/r.npy is missing');
   });
 
-  it('the same size and another time: a small file is compared by its hash, a large one counts as changed', async () => {
+  it('the same size and another time: a small file is compared by its hash, a large one by its fingerprint', async () => {
     writeFileSync(out('fits/r.npy'), Buffer.alloc(56_789, 7));
     await mark();
     // the same bytes with another time (cp -r, rsync without -t, touch): still the stage's
@@ -80,8 +91,109 @@ describe('stage markers: the files a stage wrote', () => {
     expect((await stageState(config, 'fit.f')).why).toMatch(/^fits\/r\.npy: its content differs from what the stage wrote \(same size; modified .*, the stage recorded .*\)$/);
     writeFileSync(out('fits/r.npy'), Buffer.alloc(56_789, 7));
     await mark();
+    // the same large file with another time (a copy without its times): its fingerprint is the same
     later(out('fits/big.bin'));
-    expect((await stageState(config, 'fit.f')).why).toMatch(/^fits\/big\.bin: modified .*, the stage recorded .* \(same size; too large to have been hashed, so taken as changed\)$/);
+    expect(await stageState(config, 'fit.f')).toEqual({ done: true });
+    // other content of the same size (another run's output of the same shape): its head, a slice between, its tail
+    const big = out('fits/big.bin');
+    const gap = HASHED_BYTES + 1 - 2 * FINGERPRINT_END - FINGERPRINT_SLICE;
+    const eighthSlice = FINGERPRINT_END + Math.floor((8 * gap) / (FINGERPRINT_SAMPLES + 1));
+    for (const at of [0, eighthSlice + 100, HASHED_BYTES]) {
+      await mark();
+      writeAt(big, at, 'other');
+      later(big);
+      expect(statSync(big).size).toBe(HASHED_BYTES + 1);
+      expect((await stageState(config, 'fit.f')).why).toMatch(/^fits\/big\.bin: its content differs from what the stage wrote \(same size, other sampled content; modified .*, the stage recorded .*\)$/);
+    }
+    // (its limit: a change that falls between the slices is not seen)
+    await mark();
+    writeAt(big, eighthSlice - 100, 'other');
+    later(big);
+    expect(await stageState(config, 'fit.f')).toEqual({ done: true });
+    // a large file's record from before fingerprints: another time at its size counts as changed, as it did
+    await mark();
+    const file = out('stages/fit.f.json');
+    const m = JSON.parse(readFileSync(file, 'utf8'));
+    delete m.outputFiles['fits/big.bin'].fingerprint;
+    writeFileSync(file, JSON.stringify(m));
+    expect(await stageState(config, 'fit.f')).toEqual({ done: true });
+    later(big);
+    expect((await stageState(config, 'fit.f')).why).toMatch(/^fits\/big\.bin: modified .*, the stage recorded .* \(same size; recorded without a hash or fingerprint, so taken as changed\)$/);
+  });
+
+  it('times that agree to the coarser clock (a copy with its times onto 1 s, 2 s or 10 ms file systems, a tar) are the same, with no read', async () => {
+    await mark();
+    // the record's hash and fingerprint made wrong, so that any read of either file would find it changed
+    const file = out('stages/fit.f.json');
+    const m = JSON.parse(readFileSync(file, 'utf8'));
+    m.outputFiles['fits/r.npy'].sha256 = '0'.repeat(64);
+    m.outputFiles['fits/big.bin'].fingerprint = '0'.repeat(64);
+    const setTimes = (msOf: (recorded: number) => number) => {
+      for (const f of ['fits/r.npy', 'fits/big.bin']) {
+        const ms = msOf(m.outputFiles[f].mtimeMs);
+        utimesSync(out(f), ms / 1000, ms / 1000);
+        if (Number.isInteger(ms)) expect(statSync(out(f)).mtimeMs).toBe(ms);
+      }
+    };
+    // a recorded time finer than a second, as ext4 and the like keep them
+    const t0 = Math.floor(m.outputFiles['fits/r.npy'].mtimeMs / 1000) * 1000 + 1_734.5;
+    for (const f of ['fits/r.npy', 'fits/big.bin']) {
+      utimesSync(out(f), t0 / 1000, t0 / 1000);
+      m.outputFiles[f].mtimeMs = statSync(out(f)).mtimeMs;
+    }
+    writeFileSync(file, JSON.stringify(m));
+    // tar's whole seconds, Lustre's (truncated)
+    setTimes((t) => Math.floor(t / 1000) * 1000);
+    expect(await stageState(config, 'fit.f')).toEqual({ done: true });
+    // FAT's 2 s, rounded up; exFAT's 10 ms
+    setTimes((t) => Math.ceil(t / 2000) * 2000);
+    expect(await stageState(config, 'fit.f')).toEqual({ done: true });
+    setTimes((t) => Math.floor(t / 10) * 10);
+    expect(await stageState(config, 'fit.f')).toEqual({ done: true });
+    // more than a tick of the coarser clock apart is another time: read, and (with the wrong hash) changed
+    setTimes((t) => Math.floor(t / 1000) * 1000 + 3000);
+    expect((await stageState(config, 'fit.f')).why).toMatch(/^fits\/r\.npy: its content differs/);
+    // and so is a time a tick apart on the same fine clock
+    setTimes((t) => t + 1.5);
+    expect((await stageState(config, 'fit.f')).why).toMatch(/^fits\/r\.npy: its content differs/);
+  });
+
+  it('sameTime: equal, or a fine time and a coarse one within its tick; two coarse times apart are not', () => {
+    const t = 1_700_000_001_734.5;
+    expect(sameTime(t, t)).toBe(true);
+    expect(sameTime(t, 1_700_000_001_000)).toBe(true);
+    expect(sameTime(1_700_000_001_000, t)).toBe(true);
+    expect(sameTime(t, 1_700_000_002_000)).toBe(true); // FAT, rounded up
+    expect(sameTime(t, 1_700_000_001_730)).toBe(true); // exFAT
+    expect(sameTime(t, 1_700_000_003_000)).toBe(false);
+    expect(sameTime(t, 1_700_000_000_000)).toBe(true); // FAT, truncated
+    expect(sameTime(t, 1_699_999_999_000)).toBe(false);
+    expect(sameTime(t, t + 0.25)).toBe(false);
+    expect(sameTime(1_700_000_001_000, 1_700_000_002_000)).toBe(false);
+    expect(sameTime(1_700_000_001_730, 1_700_000_001_740)).toBe(false);
+  });
+
+  it("known records (the merge's, from its shards'): a file still at its size and time keeps its hash or fingerprint, unread; the others are read", async () => {
+    writeFileSync(out('fits/r.npy'), Buffer.alloc(56_789, 7));
+    const now = await outputRecords(config.out, ['fits/r.npy', 'fits/big.bin']);
+    // known records whose hash and fingerprint no read of these files would give: kept only if not read
+    const wrong = '0'.repeat(64);
+    const known = { 'fits/r.npy': { ...now['fits/r.npy'], sha256: wrong }, 'fits/big.bin': { ...now['fits/big.bin'], fingerprint: wrong } };
+    expect(await outputRecords(config.out, ['fits/r.npy', 'fits/big.bin'], known)).toEqual(known);
+    await markStage(config, { stage: 'fit.f', seconds: 1, outputs: ['fits/r.npy', 'fits/big.bin'] }, known);
+    expect(JSON.parse(readFileSync(out('stages/fit.f.json'), 'utf8')).outputFiles).toEqual(known);
+    // a time to the coarser clock (a tar of the folder) is the same: kept, with the present time
+    const whole = Math.floor(now['fits/r.npy'].mtimeMs / 1000);
+    utimesSync(out('fits/r.npy'), whole, whole);
+    expect((await outputRecords(config.out, ['fits/r.npy'], known))['fits/r.npy']).toEqual({ size: 56_789, mtimeMs: whole * 1000, sha256: wrong });
+    // moved on, another size, or a known record without the content's hash: read
+    later(out('fits/r.npy'));
+    later(out('fits/big.bin'));
+    expect(await outputRecords(config.out, ['fits/r.npy', 'fits/big.bin'], known)).toEqual(await outputRecords(config.out, ['fits/r.npy', 'fits/big.bin']));
+    expect((await outputRecords(config.out, ['fits/r.npy'], known))['fits/r.npy'].sha256).toBe(now['fits/r.npy'].sha256);
+    const at = await outputRecords(config.out, ['fits/r.npy', 'fits/big.bin']);
+    expect((await outputRecords(config.out, ['fits/r.npy'], { 'fits/r.npy': { ...at['fits/r.npy'], size: 1, sha256: wrong } }))['fits/r.npy'].sha256).toBe(now['fits/r.npy'].sha256);
+    expect((await outputRecords(config.out, ['fits/big.bin'], { 'fits/big.bin': { ...at['fits/big.bin'], fingerprint: undefined, sha256: wrong } }))['fits/big.bin'].fingerprint).toBe(now['fits/big.bin'].fingerprint);
   });
 
   it('a marker from before the records (no outputFiles) is taken as it was: its outputs only have to exist', async () => {
@@ -150,7 +262,8 @@ describe('reconstruct: resuming over damaged outputs', () => {
       ...world.config,
       out: join(tmp, 'recon'),
       model: { ...world.config.model, threads: 1 },
-      img2img: { ...world.config.img2img, steps: 4, seeds: 1, rule: 'diffusers' },
+      // (two seeds: two units of the img2img stage, a block of its 4 test images each)
+      img2img: { ...world.config.img2img, steps: 4, seeds: 2, batchSize: 1, rule: 'diffusers' },
     };
     const out = (f: string) => join(tmp, 'recon', f);
     const run = async () => {
@@ -172,12 +285,20 @@ describe('reconstruct: resuming over damaged outputs', () => {
       again: [`decoders: decoders/z.safetensors: ${Math.floor(size / 2).toLocaleString('en-US')} bytes, the stage recorded ${size.toLocaleString('en-US')}`],
     });
     expect(statSync(z).size).toBe(size);
+    // (decoders made again: no sample of img2img's last run is kept, intact as they are)
+    expect(JSON.parse(readFileSync(out('stages/img2img.json'), 'utf8')).summary).toMatchObject({ samplesRun: 8, reusedSamples: 0 });
 
+    // a junk sample of seed 0: img2img reruns the unit that holds it (seed 0's block), keeping seed 1's
     const sample = readdirSync(out('images')).find((f) => /_000\.png$/.test(f))!;
+    const good = readFileSync(out(`images/${sample}`));
     writeFileSync(out(`images/${sample}`), 'junk\n');
+    const dryImg = await reconstruct(config, { dryRun: true });
+    expect(dryImg.estimates!.img2img.basis).toMatch(/ × 4 samples to compute ÷ 1 per batch \(4 = 2 seed\(s\) × 4 images − 4 kept intact from the stage's last run, stages\/img2img\.json\)$/);
     const r = await run();
     expect(r.ran).toEqual(['img2img', 'evaluate', 'report']);
     expect(r.again).toEqual([expect.stringMatching(new RegExp(`^img2img: images/${sample}: 5 bytes, the stage recorded [\\d,]+$`))]);
+    expect(JSON.parse(readFileSync(out('stages/img2img.json'), 'utf8')).summary).toMatchObject({ samplesRun: 4, reusedSamples: 4 });
+    expect(readFileSync(out(`images/${sample}`))).toEqual(good);
     expect(await run()).toEqual({ ran: [], again: [] });
 
     // every output's time moved on (a copy without its times): the hashes say they are the stage's

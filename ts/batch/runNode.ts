@@ -343,7 +343,9 @@ async function runNodeWork(node: BatchNode, ctl: NodeControl): Promise<NodeResul
         unetSeconds: sum('unetSeconds'),
         shardSeconds: markers.reduce((a, m) => a + m.seconds, 0),
       };
-      await markStage(config, { stage: 'img2img', seconds: summary.shardSeconds, outputs, summary });
+      // (its records are the shards' (shardDone has just checked them): a PNG is read only where one moved since)
+      const known = Object.assign({}, ...markers.map((m) => (m.outputFiles && typeof m.outputFiles === 'object' ? m.outputFiles : {}))) as Record<string, unknown>;
+      await markStage(config, { stage: 'img2img', seconds: summary.shardSeconds, outputs, summary }, known);
       return { status: 'done', seconds: seconds(), summary };
     }
     case 'probe': {

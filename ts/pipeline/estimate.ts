@@ -25,6 +25,18 @@ import { IMG2IMG_UPSTREAM } from './img2imgProgress.js';
 import { extractOptions, img2imgKeptSamples } from './stages.js';
 import { batchedEstimate, designShape, fastest, noise, randomImages, ridgeEstimate, SKIPPED, timed, twoPoint, type StageEstimate } from './probe.js';
 
+/**
+ * Where an img2img stage's kept samples come from, for the dry run's count: an interrupted run's record, and (a stage
+ * rerun for a damaged sample) the samples its last run left intact, its marker says.
+ */
+function keptFrom(kept: number, intact: number): string {
+  const partial = 'from an interrupted run, stages/img2img.partial/';
+  const marker = "intact from the stage's last run, stages/img2img.json";
+  if (intact === 0) return `${kept} kept ${partial}`;
+  if (intact === kept) return `${kept} kept ${marker}`;
+  return `${kept} kept: ${kept - intact} ${partial}, ${intact} ${marker}`;
+}
+
 export type { StageEstimate } from './probe.js';
 
 /** The work the run will do, from the design (no betas read). */
@@ -182,14 +194,14 @@ async function probeStages(
       const runCalls = sd!.plan({ scheduler: g.scheduler, karras: g.karras, steps: g.steps, strength: g.strength, eta: g.eta, img2imgRule: g.rule }).runs.length;
       // the samples an interrupted run made are kept when the stages before img2img do not run (their outputs stay)
       const upstreamRuns = IMG2IMG_UPSTREAM.some((s) => !skip.get(s as StageName));
-      const { kept, total } = upstreamRuns ? { kept: 0, total: 0 } : await img2imgKeptSamples(c);
+      const { kept, intact, total } = upstreamRuns ? { kept: 0, intact: 0, total: 0 } : await img2imgKeptSamples(c);
       const samples = kept > 0 ? total - kept : g.seeds * nTest;
       const load = chargeLoad();
       // a resumed stage's time is that of the samples to compute, and how many those are is said apart: '× 36 samples
       // left of 2 seed(s) × 24 images' read as one product
       const count =
         kept > 0
-          ? `× ${samples} samples to compute ÷ ${k} per batch (${samples} = ${g.seeds} seed(s) × ${total / g.seeds} images − ${kept} kept from an interrupted run, stages/img2img.partial/)`
+          ? `× ${samples} samples to compute ÷ ${k} per batch (${samples} = ${g.seeds} seed(s) × ${total / g.seeds} images − ${keptFrom(kept, intact)})`
           : `× ${g.seeds} seed(s) × ${nTest} images ÷ ${k} per batch`;
       est.img2img = {
         // (a last, partial batch costs its share: a U-Net run's cost is per image)

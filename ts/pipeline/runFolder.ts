@@ -73,8 +73,8 @@ export interface StageMarker {
   finishedAt: string;
   outputs: string[];
   /**
-   * What it wrote as it left it, by output path (of its `outputs`, the regular files): size, modification time and,
-   * for small files, a content hash (outputRecords.ts says which and why). An output truncated, overwritten or
+   * What it wrote as it left it, by output path (of its `outputs`, the regular files): size, modification time and a
+   * content hash (small files) or fingerprint (large ones) (outputRecords.ts says which and why). An output truncated, overwritten or
    * replaced since makes the stage run again. Absent in markers written before these were recorded: their outputs
    * are only checked to exist, as then (stageState).
    */
@@ -335,10 +335,16 @@ export async function readStageMarker(config: { out: string }, stage: string): P
 /**
  * Records a finished stage. `inputs` are the identities of the files it read from outside the run folder, taken
  * (inputIdentities) before it read them: a file replaced while the stage ran is not recorded as what it read. Its
- * outputs are recorded as they are now (outputRecords: size, time, small files' hashes), once all are in place.
+ * outputs are recorded as they are now (outputRecords: size, time, a small file's hash or a large one's
+ * fingerprint), once all are in place; those still as `known` records of them say (the img2img merge's, from its
+ * shards' markers) are not read again.
  */
-export async function markStage(config: { out: string }, marker: Omit<StageMarker, 'configHash' | 'finishedAt' | 'recipe' | 'outputFiles'>): Promise<void> {
-  const outputFiles = await outputRecords(config.out, marker.outputs);
+export async function markStage(
+  config: { out: string },
+  marker: Omit<StageMarker, 'configHash' | 'finishedAt' | 'recipe' | 'outputFiles'>,
+  known: Readonly<Record<string, unknown>> = {},
+): Promise<void> {
+  const outputFiles = await outputRecords(config.out, marker.outputs, known);
   const m: StageMarker = { ...marker, outputFiles, configHash: configHash(config), recipe: stageRecipe(marker.stage), finishedAt: new Date().toISOString() };
   await writeJsonAtomic(paths(config.out).stage(marker.stage), m);
 }

@@ -23,19 +23,22 @@ import { RidgeCV } from '../ridge/RidgeCV.js';
 import type { Diffusion } from '../sd/Diffusion.js';
 import { readPng, writePng } from '../sd/png.js';
 import type { RgbImages } from '../sd/tensor.js';
-import type { ReconstructConfig } from './config.js';
+import { configHash, type ReconstructConfig } from './config.js';
 import { decoderFitOptions } from './decoderFit.js';
 import type { PreflightResult } from './preflight.js';
 import { REPORT_RERUN, type DecoderSummary } from './decoderCharts.js';
 import { missingDependenciesSummary } from '../report/optionalParts.js';
 import { renderReport, type RunMetrics } from './report.js';
 import { extractionContentKey } from './extractionKey.js';
-import { imageSetKey, paths, readStageMarker, STAGES, type StageName } from './runFolder.js';
+import { imageSetKey, paths, readStageMarker, stageRecipe, STAGES, type StageName } from './runFolder.js';
 import { selectTestImages } from './testSubset.js';
 import { writeFileAtomic } from '../io/atomicWrite.js';
 import type { StageCount, StageDef } from './stageRunner.js';
 import { allInOrder } from '../allInOrder.js';
-import { img2imgProgress, type Img2ImgProgress } from './img2imgProgress.js';
+import { img2imgProgress, img2imgUpstreamKey, type Img2ImgProgress } from './img2imgProgress.js';
+import { identityChange, inputIdentities } from '../io/fileIdentity.js';
+import { outputRecordChange } from './outputRecords.js';
+import { reconstructStageInputs } from './stageInputs.js';
 
 export interface StageContext {
   config: ReconstructConfig;
@@ -431,9 +434,10 @@ export async function img2imgShardOutputs(config: ReconstructConfig, shard: Img2
 
 /**
  * img2img from the re-encoded z-only image with the decoded c, for one shard of (images × seeds); progress
- * is the shard's own fraction. The whole stage is the shard over every image and seed.
+ * is the shard's own fraction. The whole stage is the shard over every image and seed. `intact`: units (`i0/k`) whose
+ * samples the stage's last run left as they are (img2imgIntactUnits), kept as an interrupted run's are.
  */
-export async function img2imgShardStage(ctx: StageContext, shard: Img2ImgShard): Promise<StageOutput> {
+export async function img2imgShardStage(ctx: StageContext, shard: Img2ImgShard, intact: ReadonlySet<string> = new Set()): Promise<StageOutput> {
   const c = ctx.config;
   const g = c.img2img;
   const p = paths(c.out);
@@ -468,7 +472,7 @@ export async function img2imgShardStage(ctx: StageContext, shard: Img2ImgShard):
     for (let k = shard.seedStart; k < shard.seedEnd; k++) for (const id of part) outputs.push(rel(c, p.sample(id, k)));
     const seedsToRun: number[] = [];
     for (let k = shard.seedStart; k < shard.seedEnd; k++) {
-      if (unitKept(c, finished, i0, k, part)) {
+      if (unitKept(c, finished, i0, k, part) || intact.has(`${i0}/${k}`)) {
         done += n;
         work.reused += n;
         ctx.progress(done / total, `seed ${k} (done before)`, { done, total, unit: 'samples', reused: work.reused });
@@ -529,22 +533,60 @@ const unitKept = (c: ReconstructConfig, finished: Img2ImgProgress, i0: number, k
   finished.has(i0, k) && part.every((id) => existsSync(paths(c.out).sample(id, k)));
 
 /**
- * The samples of the whole img2img stage an interrupted run finished that the next run keeps (as img2imgShardStage
- * decides: recorded over the same inputs as now, PNGs there), of `total` (test images × seeds); 0 kept without a
- * record or before the extraction has listed the test images. For the dry run's estimate: only the rest is computed.
+ * The units (`i0/k`: block at test position i0, seed k) of the whole img2img stage whose samples its last run left as
+ * they are, so that a stage rerun for a damaged sample computes only the blocks that hold one (on real SD, minutes
+ * rather than hours). Its marker must be of this config and recipe, made from the stages before img2img as they are
+ * now (its depKey: img2imgUpstreamKey) and from its input files as they are, and record its outputs (outputFiles);
+ * a unit is intact when each of its PNGs is recorded there and is as recorded (outputRecordChange). None when the
+ * marker does not hold so (a stage before it ran again, --force emptied the folder, a batch's merge wrote it without
+ * a depKey, a marker from before the records).
  */
-export async function img2imgKeptSamples(c: ReconstructConfig): Promise<{ kept: number; total: number }> {
+export async function img2imgIntactUnits(c: ReconstructConfig): Promise<Set<string>> {
+  const units = new Set<string>();
+  const m = await readStageMarker(c, 'img2img');
   const ids = await readIds(c).then((r) => r.test, () => null);
-  if (!ids) return { kept: 0, total: 0 };
-  const shard: Img2ImgShard = { imageStart: 0, imageEnd: ids.length, seedStart: 0, seedEnd: c.img2img.seeds };
-  const finished = await img2imgProgress(c, shardRecordLabel(shard));
+  if (!ids || !m || m.configHash !== configHash(c) || (m.recipe ?? 1) !== stageRecipe('img2img') || m.outputFiles === null || typeof m.outputFiles !== 'object') return units;
+  if (m.depKey === undefined || m.depKey !== (await img2imgUpstreamKey(c).catch(() => null))) return units;
+  if (!Array.isArray(m.inputs) || identityChange(m.inputs, await inputIdentities(await reconstructStageInputs(c, 'img2img'))) !== null) return units;
+  const records = m.outputFiles as Record<string, unknown>;
   const bs = blockImages(c);
-  let kept = 0;
   for (let i0 = 0; i0 < ids.length; i0 += bs) {
     const part = ids.slice(i0, i0 + bs);
-    for (let k = 0; k < c.img2img.seeds; k++) if (unitKept(c, finished, i0, k, part)) kept += part.length;
+    for (let k = 0; k < c.img2img.seeds; k++) {
+      const files = part.map((id) => rel(c, paths(c.out).sample(id, k)));
+      if (!files.every((f) => Object.hasOwn(records, f))) continue;
+      if ((await outputRecordChange(c.out, Object.fromEntries(files.map((f) => [f, records[f]])))) === null) units.add(`${i0}/${k}`);
+    }
   }
-  return { kept, total: ids.length * c.img2img.seeds };
+  return units;
+}
+
+/**
+ * The samples of the whole img2img stage the next run keeps (as img2imgShardStage decides), of `total` (test images ×
+ * seeds): those an interrupted run finished (recorded over the same inputs as now, PNGs there), then those the
+ * stage's last run left intact (img2imgIntactUnits: a stage rerun for a damaged sample), in `intact`; 0 kept before
+ * the extraction has listed the test images. For the dry run's estimate: only the rest is computed.
+ */
+export async function img2imgKeptSamples(c: ReconstructConfig): Promise<{ kept: number; intact: number; total: number }> {
+  const ids = await readIds(c).then((r) => r.test, () => null);
+  if (!ids) return { kept: 0, intact: 0, total: 0 };
+  const shard: Img2ImgShard = { imageStart: 0, imageEnd: ids.length, seedStart: 0, seedEnd: c.img2img.seeds };
+  const finished = await img2imgProgress(c, shardRecordLabel(shard));
+  const intactUnits = await img2imgIntactUnits(c);
+  const bs = blockImages(c);
+  let kept = 0;
+  let intact = 0;
+  for (let i0 = 0; i0 < ids.length; i0 += bs) {
+    const part = ids.slice(i0, i0 + bs);
+    for (let k = 0; k < c.img2img.seeds; k++) {
+      if (unitKept(c, finished, i0, k, part)) kept += part.length;
+      else if (intactUnits.has(`${i0}/${k}`)) {
+        kept += part.length;
+        intact += part.length;
+      }
+    }
+  }
+  return { kept, intact, total: ids.length * c.img2img.seeds };
 }
 
 /**
@@ -560,7 +602,8 @@ function img2imgSummary(images: number, seeds: number, w: { samples: number; reu
 /** img2img from the re-encoded z-only image with the decoded c, several seeds per image. */
 export async function img2imgStage(ctx: StageContext): Promise<StageOutput> {
   const ids = (await readIds(ctx.config)).test;
-  const r = await img2imgShardStage(ctx, { imageStart: 0, imageEnd: ids.length, seedStart: 0, seedEnd: ctx.config.img2img.seeds });
+  // (a stage rerun for a damaged sample keeps the blocks whose samples are as its last run left them)
+  const r = await img2imgShardStage(ctx, { imageStart: 0, imageEnd: ids.length, seedStart: 0, seedEnd: ctx.config.img2img.seeds }, await img2imgIntactUnits(ctx.config));
   return { outputs: r.outputs, summary: { ...r.summary, images: ids.length }, ...(r.afterMarker ? { afterMarker: r.afterMarker } : {}) };
 }
 
