@@ -345,7 +345,7 @@ async function assertCacheFolder(dir: string): Promise<void> {
       const code = (e as NodeJS.ErrnoException).code;
       // (a folder above it this user cannot enter, named: "EACCES … stat '<dir>'" named the path given)
       const notEntered = code === 'EACCES' ? await folderNotEntered(dir) : null;
-      if (notEntered !== null) throw new InvalidArgumentError(`cacheDir ${dir}: ${cannotEnter(notEntered)}; expected a folder for completed extractions`);
+      if (notEntered !== null) throw new InvalidArgumentError(`extractNsd cacheDir: expected a folder for completed extractions, got ${dir}, where ${cannotEnter(notEntered)}`);
       if (code !== 'ENOENT' && code !== 'ENOTDIR') throw e;
       if (dirname(p) === p) return;
       continue;
