@@ -5,7 +5,7 @@
  * temporary name it could not delete, and an older brainlatent replaced a newer one's entry. Now only what is wrong
  * with an entry's content is damage; permission denied, an I/O error, too many open files, memory and a newer
  * brainlatent's manifest are refused naming the entry, which no extraction replaces and no prune removes (`cache list`
- * shows it unreadable).
+ * shows it unreadable). A damaged entry in a folder this process may not write in is refused before the extraction.
  *
  * Permission and I/O errors are made at the fs layer (root reads a mode-000 file anyway); the last test runs the CLI
  * as uid 65534 when root, as test/cli/permissionDenied.test.ts does, against a real mode-000 manifest.
@@ -158,6 +158,31 @@ describe('an entry this process cannot read is refused, kept, listed unreadable 
     });
     await leftAlone(c, expect.any(FormatError), 'manifest.json: written by a newer brainlatent (manifest version 2)');
   });
+});
+
+describe('a damaged entry that cannot be replaced is refused before the extraction, not at the write after it', () => {
+  for (const [where, errno] of [['the cache folder', 'EROFS'], ['the entry folder', 'EACCES']] as const) {
+    it(`${where} not writable (${errno})`, async () => {
+      const c = await cacheWithEntry();
+      rmSync(join(c.entry, 'train_betas.npy'));
+      const folder = where === 'the cache folder' ? c.dir : c.entry;
+      inject.errno.set(folder, errno);
+      const before = snapshot(c.dir);
+      const e = await c.extract().catch((x: unknown) => x);
+      expect(e).toBeInstanceOf(FileAccessError);
+      expect(e).toMatchObject({
+        errno,
+        message:
+          `extractNsd cacheDir: ${folder} is not writable (${errno}); the damaged extraction cache entry ${c.entry} (train_betas.npy: file not found) cannot be replaced, ` +
+          'so nothing was extracted: its owner can remove it, or give another cache folder',
+      });
+      expect(c.sessionsRead()).toBe(0);
+      expect(snapshot(c.dir)).toEqual(before);
+      inject.errno.clear();
+      const again = await c.extract();
+      expect(again.removedFromCache?.map((r) => r.path)).toEqual([c.entry]);
+    });
+  }
 });
 
 describe('end to end, a mode-000 manifest read by a user the permissions apply to', () => {

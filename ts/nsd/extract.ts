@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
-import { readFile, stat, utimes } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, readFile, stat, utimes } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { checkCallback, checkSignalOption } from '../callbackOptions.js';
 import { allocFloat32 } from '../allocate.js';
-import { BrainlatentError, CancelledError, InvalidArgumentError, MissingFileError, ShapeError } from '../errors.js';
+import { BrainlatentError, CancelledError, FileAccessError, InvalidArgumentError, MissingFileError, ShapeError } from '../errors.js';
 import { recoverInterruptedDir } from '../io/atomicWrite.js';
 import { fileIdentity } from '../io/fileIdentity.js';
 import { describeNumber } from '../ridge/alphas.js';
@@ -118,9 +119,10 @@ export async function extractNsd(opts: NsdExtractOptions): Promise<NsdExtraction
   const cacheEntry = o.cacheDir ? join(o.cacheDir, `${subjectDir(o.subject)}_${slug(o.roi)}_${key}`) : null;
   if (cacheEntry) await recoverInterruptedDir(cacheEntry);
   let damaged: RemovedCacheEntry | null = null;
-  if (cacheEntry) {
+  if (cacheEntry && o.cacheDir) {
     const cached = await loadCacheEntry(cacheEntry, key);
     if (cached && 'damage' in cached) {
+      await assertReplaceable(o.cacheDir, cacheEntry, cached.damage);
       damaged = { path: cacheEntry, bytes: await folderBytes(cacheEntry), why: `damaged (${cached.damage}); extracted again and written in its place` };
     } else if (cached) return cached;
   }
@@ -334,6 +336,27 @@ async function loadCacheEntry(entry: string, key: string): Promise<NsdExtraction
     } finally {
       await release();
     }
+  }
+}
+
+/**
+ * A damaged entry is replaced once the extraction is done (renamed aside and deleted, the new one renamed in): a
+ * cache folder or an entry folder this process may not write in is refused now, before the extraction's work, not at
+ * the write after it.
+ */
+async function assertReplaceable(dir: string, entry: string, damage: string): Promise<void> {
+  for (const folder of [dir, entry]) {
+    const code = await access(folder, constants.W_OK | constants.X_OK).then(
+      () => null,
+      (e: NodeJS.ErrnoException) => e.code ?? String(e),
+    );
+    if (code === null) continue;
+    throw new FileAccessError(
+      `extractNsd cacheDir: ${folder} is not writable (${code}); the damaged extraction cache entry ${entry} (${damage}) cannot be replaced, ` +
+        'so nothing was extracted: its owner can remove it, or give another cache folder',
+      code,
+      { path: folder },
+    );
   }
 }
 
