@@ -47,6 +47,21 @@ export class FormatError extends BrainlatentError {
   }
 }
 
+/**
+ * A file or folder that is there but cannot be read or written for a reason of the system's, not of what it holds:
+ * permission denied (EACCES, EPERM), an I/O error (EIO), too many open files (EMFILE), a full disk (ENOSPC). `errno`
+ * is the system's code: the same file may read for another user, or later; nothing about it is wrong.
+ */
+export class FileAccessError extends BrainlatentError {
+  readonly errno: string;
+  readonly path?: string;
+  constructor(message: string, errno: string, detail: { path?: string } = {}, options?: ErrorOptions) {
+    super(message, 'FileAccess', options);
+    this.errno = errno;
+    this.path = detail.path;
+  }
+}
+
 /** A well-formed input beyond a safety limit (image pixels, header size); the message says how to raise it. */
 export class LimitError extends BrainlatentError {
   readonly path?: string;

@@ -106,6 +106,6 @@ describe('an output below a folder the user cannot enter', () => {
       extractNsd({ root: ${JSON.stringify(join(dir, 'nsd'))}, subject: 1, roi: 'streams:early', cacheDir: ${JSON.stringify(cacheDir)} })
         .then(() => console.log('extracted'), (e) => console.log(e.name + ': ' + e.message));`;
     const r = await runCommand(process.execPath, ['--input-type=module', '-e', script], { env: { PATH: process.env.PATH, HOME: dir }, ...(asRoot ? { uid: NOBODY, gid: NOBODY } : {}) });
-    expect(r.stdout).toBe(`InvalidArgumentError: cacheDir ${cacheDir}: ${locked()} cannot be entered (permission denied); expected a folder for completed extractions\n`);
+    expect(r.stdout).toBe(`InvalidArgumentError: extractNsd cacheDir: expected a folder for completed extractions, got ${cacheDir}, where ${locked()} cannot be entered (permission denied)\n`);
   });
 });

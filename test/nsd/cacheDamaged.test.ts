@@ -50,6 +50,8 @@ const DAMAGES: [string, (entry: string, key: string) => void | Promise<void>, st
   ['no manifest.json', (e) => rmSync(join(e, 'manifest.json')), 'manifest.json: file not found'],
   ['a manifest of another key', (e) => editManifest(e, (m) => (m.key = '0123456789abcdef0123')), /^manifest\.json: key "0123456789abcdef0123", expected [0-9a-f]{20} \(the entry's name\)$/],
   ['another format', (e) => editManifest(e, (m) => (m.format = 'x')), 'manifest.json: not an extraction manifest (format "x", expected "brainlatent-nsd-extraction")'],
+  // (a newer brainlatent's version is no damage: cacheUnreadable.test.ts)
+  ['a version that is none', (e) => editManifest(e, (m) => (m.version = 'x')), 'manifest.json: version "x", expected 1'],
   ['a file the manifest does not list', (e) => editManifest(e, (m) => delete (m.files as Record<string, unknown>)['voxels.npy']), 'manifest.json does not list voxels.npy'],
   ['train_betas.npy deleted', (e) => rmSync(join(e, 'train_betas.npy')), 'train_betas.npy: file not found'],
   ['test_betas.npy cut short', (e) => truncateSync(join(e, 'test_betas.npy'), 200), /^test_betas\.npy: truncated \.npy file: shape \(\d+, \d+\) float32 needs \d+ data bytes, the file holds 72$/],

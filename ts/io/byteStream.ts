@@ -2,7 +2,7 @@ import { createReadStream } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { createGunzip } from 'node:zlib';
 import type { Readable } from 'node:stream';
-import { BrainlatentError, FormatError, MissingFileError } from '../errors.js';
+import { FileAccessError, FormatError, MissingFileError } from '../errors.js';
 import { scanGzip, type GzipScan } from './gzipScan.js';
 
 const CHUNK = 1 << 20;
@@ -200,12 +200,15 @@ export async function openRegularFile(path: string): Promise<{ fh: FileHandle; s
   }
 }
 
-/** ENOENT becomes MissingFileError naming the path, a folder or an unreadable file a one-line typed error; others pass through. */
+/**
+ * ENOENT becomes MissingFileError naming the path, a folder a FormatError, a file this user may not read a
+ * FileAccessError keeping its errno (EACCES or EPERM: a file that is there, of another user); others pass through.
+ */
 export function fileOpenError(path: string, e: unknown): Error {
   const code = (e as NodeJS.ErrnoException)?.code;
   if (code === 'ENOENT' || code === 'ENOTDIR') return new MissingFileError(`${path}: file not found`);
   if (code === 'EISDIR') return new FormatError(`${path}: is a directory, expected a file`, { path });
-  if (code === 'EACCES' || code === 'EPERM') return new BrainlatentError(`${path}: permission denied`, 'FileAccess');
+  if (code === 'EACCES' || code === 'EPERM') return new FileAccessError(`${path}: permission denied`, code, { path }, { cause: e });
   return e instanceof Error ? e : new Error(String(e));
 }
 

@@ -12,18 +12,21 @@
  *   use them.
  * Each removal is reported (path, bytes, why) for the caller to say so.
  *
- * A damaged entry (its manifest.json unreadable, or a file it lists missing, truncated or of another shape: a copy
- * cut short, a full disk, a file deleted by hand; inspectEntry) is a miss for extractNsd, which extracts afresh and
- * writes the entry again in its place (whole, as every entry), and `cache prune --stale` removes it.
+ * A damaged entry (its manifest.json broken or missing, or a file it lists missing, truncated or of another shape: a
+ * copy cut short, a full disk, a file deleted by hand; inspectEntry) is a miss for extractNsd, which extracts afresh
+ * and writes the entry again in its place (whole, as every entry), and `cache prune --stale` removes it. An entry
+ * this process cannot read (permission denied: another user's in a shared cache; an I/O error; a manifest of a newer
+ * brainlatent) is not damaged: extractNsd refuses it, naming it, and nothing removes or replaces it.
  */
 import { open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, sep } from 'node:path';
 
-import { BrainlatentError } from '../errors.js';
+import { BrainlatentError, FileAccessError, FormatError, MissingFileError, NonFiniteError, ShapeError } from '../errors.js';
+import { fileOpenError } from '../io/byteStream.js';
 import { HOST_TAG, removeDirWhole, temporarySibling } from '../io/atomicWrite.js';
 import { readNpyHeader } from '../io/npy.js';
 import { processAlive } from '../io/processAlive.js';
-import { EXTRACTION_FILES, type NsdExtraction, type NsdManifest, type RemovedCacheEntry } from './output.js';
+import { EXTRACTION_FILES, newerManifestVersion, NSD_MANIFEST_VERSION, type NsdExtraction, type NsdManifest, type RemovedCacheEntry } from './output.js';
 
 /** An entry's name: subject, region slug and the 20-hex-digit key (extractNsd's cacheEntry). */
 const ENTRY_RE = /^subj0[1-8]_[A-Za-z0-9-]{1,40}_([0-9a-f]{20})$/;
@@ -43,9 +46,10 @@ function changedSince(recorded: SourceIdentity, now: SourceIdentity): boolean {
 
 /**
  * An entry's state: `stale` when a source changed or was deleted, `unreachable` when a source's folder is missing,
- * `damaged` when the entry itself is incomplete or unreadable (inspectEntry).
+ * `damaged` when what the entry holds is incomplete or broken, `unreadable` when this process cannot read it though
+ * nothing is known to be wrong with it (another user's files, an I/O error, a newer brainlatent's: inspectEntry).
  */
-export type EntryState = { state: 'fresh' } | { state: 'stale' | 'unreachable' | 'damaged'; why: string };
+export type EntryState = { state: 'fresh' } | { state: 'stale' | 'unreachable' | 'damaged' | 'unreadable'; why: string };
 
 /**
  * Whether an entry can still be loaded: each recorded source is stat'ed and compared as removeReplacedEntries
@@ -81,6 +85,8 @@ function manifestProblem(m: unknown, key: string): string | null {
   if (m === null || typeof m !== 'object' || Array.isArray(m)) return `not an extraction manifest (a JSON ${m === null ? 'null' : Array.isArray(m) ? 'array' : typeof m})`;
   const o = m as Partial<NsdManifest>;
   if (o.format !== 'brainlatent-nsd-extraction') return `not an extraction manifest (format ${JSON.stringify(o.format)}, expected "brainlatent-nsd-extraction")`;
+  // (a newer brainlatent's is not damaged: inspectEntry says so before this; any other version is no version at all)
+  if (o.version !== undefined && o.version !== NSD_MANIFEST_VERSION) return `version ${JSON.stringify(o.version)}, expected ${NSD_MANIFEST_VERSION}`;
   if (o.key !== key) return `key ${JSON.stringify(o.key)}, expected ${key} (the entry's name)`;
   if (!Array.isArray(o.sources)) return 'no "sources" list';
   if (o.files === null || typeof o.files !== 'object') return 'no "files" list';
@@ -90,50 +96,110 @@ function manifestProblem(m: unknown, key: string): string | null {
 /** The files of an entry besides its manifest: each must be listed there, and be there whole. */
 const ENTRY_DATA_FILES = Object.values(EXTRACTION_FILES).filter((n) => n !== EXTRACTION_FILES.manifest);
 
+/**
+ * Why this process cannot read an entry though nothing is known to be wrong with it, and the error that said so: a
+ * file this user may not read (`access`: EACCES, EPERM: another user's entry in a shared cache), one the system
+ * could not read now (`access` too: EIO, EMFILE, ENOSPC …), a manifest of a newer brainlatent (`newer`), or
+ * anything else (`other`: memory, a limit). Such an entry is never replaced nor removed: another user, another
+ * moment or another brainlatent reads it.
+ */
+export interface EntryUnreadable {
+  kind: 'access' | 'newer' | 'other';
+  why: string;
+  error: BrainlatentError;
+}
+
 /** An entry folder's manifest (null when unreadable) and what is wrong with the entry (null when it is complete). */
 export interface EntryInspection {
   manifest: NsdManifest | null;
+  /** What is wrong with what the entry holds (it can never be loaded), or null. */
   damage: string | null;
+  /** Why this process could not look (nothing is known to be wrong: no damage), or null. */
+  unreadable: EntryUnreadable | null;
+}
+
+/**
+ * What an error thrown while reading a file of entry `entry` says: `damage` when it is about what the entry holds
+ * (a file it lists missing: MissingFileError; not of its format, cut short: FormatError; of another shape:
+ * ShapeError; data not finite: NonFiniteError), `unreadable` for anything else (a FileAccessError, an errno error
+ * such as EIO or EMFILE, an OutOfMemoryError, a LimitError, a newer brainlatent's manifest). Throws `e` when it is
+ * neither a refusal nor a system error (a bug).
+ */
+export function entryReadProblem(entry: string, e: unknown): { damage: string } | { unreadable: EntryUnreadable } {
+  const manifest = join(entry, EXTRACTION_FILES.manifest);
+  const newer = e instanceof FormatError && e.field === 'version' && e.path === manifest;
+  if (!newer && (e instanceof MissingFileError || e instanceof FormatError || e instanceof ShapeError || e instanceof NonFiniteError)) return { damage: entryRelative(entry, e.message) };
+  const code = (e as NodeJS.ErrnoException | null)?.code;
+  const error =
+    e instanceof BrainlatentError ? e : e instanceof Error && typeof code === 'string' ? new FileAccessError(e.message, code, { path: (e as NodeJS.ErrnoException).path }, { cause: e }) : null;
+  if (error === null) throw e;
+  const kind = newer ? 'newer' : error instanceof FileAccessError ? 'access' : 'other';
+  return { unreadable: { kind, why: entryRelative(entry, error.message), error } };
 }
 
 /**
  * Whether the entry folder `path` (named for `key`) is complete: its manifest.json an extraction manifest of that key,
  * and every file the manifest lists there whole, with the dtype and shape it records (the .npy header checked against
  * the file's size: a truncated file is damaged). The data themselves are read by the load only. The damage is said
- * naming the file: 'train_betas.npy: file not found', 'manifest.json: not valid JSON (…)'.
+ * naming the file: 'train_betas.npy: file not found', 'manifest.json: not valid JSON (…)'. A file this process cannot
+ * read (permission denied, an I/O error) or a manifest of a newer brainlatent is no damage: `unreadable` says why.
  */
 export async function inspectEntry(path: string, key: string): Promise<EntryInspection> {
   const F = EXTRACTION_FILES;
+  const problem = (e: unknown, manifest: NsdManifest | null): EntryInspection => {
+    const p = entryReadProblem(path, e);
+    return 'damage' in p ? { manifest, damage: p.damage, unreadable: null } : { manifest, damage: null, unreadable: p.unreadable };
+  };
   let text: string;
   try {
     text = await readFile(join(path, F.manifest), 'utf8');
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    return { manifest: null, damage: `${F.manifest}: ${code === 'ENOENT' ? 'file not found' : `cannot be read (${code ?? String(e)})`}` };
+    // (missing: MissingFileError, damage; this user may not read it: FileAccessError, EIO and the like as they are)
+    return problem(fileOpenError(join(path, F.manifest), e), null);
   }
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
   } catch (e) {
-    return { manifest: null, damage: `${F.manifest}: not valid JSON (${(e as Error).message})` };
+    return { manifest: null, damage: `${F.manifest}: not valid JSON (${(e as Error).message})`, unreadable: null };
   }
-  const problem = manifestProblem(parsed, key);
-  if (problem) return { manifest: null, damage: `${F.manifest}: ${problem}` };
+  const version = (parsed as Partial<NsdManifest> | null)?.format === 'brainlatent-nsd-extraction' ? newerManifestVersion(parsed) : null;
+  if (version !== null) {
+    const at = join(path, F.manifest);
+    return problem(new FormatError(`${at}: written by a newer brainlatent (manifest version ${version})`, { path: at, field: 'version' }), null);
+  }
+  const wrong = manifestProblem(parsed, key);
+  if (wrong) return { manifest: null, damage: `${F.manifest}: ${wrong}`, unreadable: null };
   const manifest = parsed as NsdManifest;
   for (const name of ENTRY_DATA_FILES) {
     const listed = manifest.files[name];
-    if (!listed) return { manifest, damage: `${F.manifest} does not list ${name}` };
+    if (!listed) return { manifest, damage: `${F.manifest} does not list ${name}`, unreadable: null };
     try {
       const h = await readNpyHeader(join(path, name));
       if (h.dtype !== listed.dtype || h.shape.join() !== listed.shape.join()) {
-        return { manifest, damage: `${name}: ${h.dtype} [${h.shape.join(', ')}], expected ${listed.dtype} [${listed.shape.join(', ')}] as ${F.manifest} records` };
+        return { manifest, damage: `${name}: ${h.dtype} [${h.shape.join(', ')}], expected ${listed.dtype} [${listed.shape.join(', ')}] as ${F.manifest} records`, unreadable: null };
       }
     } catch (e) {
-      if (!(e instanceof BrainlatentError)) throw e;
-      return { manifest, damage: entryRelative(path, e.message) };
+      return problem(e, manifest);
     }
   }
-  return { manifest, damage: null };
+  return { manifest, damage: null, unreadable: null };
+}
+
+/**
+ * The error extractNsd throws for entry `entry`, which it could not read (`u`): the entry named, said to be kept as
+ * it is, and what to do. Its class and fields are `u.error`'s (a FileAccessError keeps its errno).
+ */
+export function entryUnreadableError(entry: string, u: EntryUnreadable): BrainlatentError {
+  const e = u.error;
+  const denied = e instanceof FileAccessError && (e.errno === 'EACCES' || e.errno === 'EPERM');
+  const what =
+    u.kind === 'newer'
+      ? `was ${u.why.replace(`${EXTRACTION_FILES.manifest}: `, '')}; it is kept as it is: use that version, or give another cache folder`
+      : `cannot be read (${u.why}); it is kept as it is: ` +
+        (denied ? `its owner can make it readable (chmod -R a+rX ${entry}), or give another cache folder` : 'try again, or give another cache folder');
+  e.message = `extractNsd cacheDir: extraction cache entry ${entry} ${what}`;
+  return e;
 }
 
 /** A reader's message about a file of entry `path` with the entry's path left out: 'train_betas.npy: file not found'. */

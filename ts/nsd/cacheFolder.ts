@@ -2,8 +2,9 @@
  * A cache folder's entries for `brainlatent cache list` and `cache prune`: any extraction cache (the global default,
  * a batch's per-subject cache, a run folder's <out>/cache). extractNsd and the extract stage keep removing what can
  * never load again or what a run folder no longer uses (ts/nsd/cache.ts); this is for the rest, chosen by hand:
- * entries made from files that changed or went since, damaged entries (a file missing, truncated or unreadable:
- * never loadable), and entries not used for a while.
+ * entries made from files that changed or went since, damaged entries (a file missing, truncated or broken: never
+ * loadable), and entries not used for a while. An entry this process cannot read (another user's files, an I/O
+ * error, a newer brainlatent's manifest) is listed as unreadable, and never removed.
  *
  * Last use: extractNsd sets an entry folder's modification time when it loads it; an entry never loaded since it was
  * written has the time it was written. An entry being loaded (held, ts/nsd/cache.ts) is never removed, and a
@@ -53,7 +54,7 @@ export async function listCacheFolder(dir: string, label = dir): Promise<CacheFo
   }
   const out: CacheFolderEntry[] = [];
   for (const { path, key } of folders) {
-    const { manifest: m, damage } = await inspectEntry(path, key);
+    const { manifest: m, damage, unreadable } = await inspectEntry(path, key);
     // written whole at creation, then touched by each load (extractNsd): the folder's time is its last use
     const st = await stat(path).catch(() => null);
     if (!st) continue; // removed since the folder was read
@@ -67,14 +68,14 @@ export async function listCacheFolder(dir: string, label = dir): Promise<CacheFo
       roi: m?.inputs?.roi ?? null,
       sessions: m?.inputs?.sessions ?? [],
       options: m?.options ?? null,
-      staleness: damage !== null ? { state: 'damaged', why: damage } : await entryState(m!),
+      staleness: damage !== null ? { state: 'damaged', why: damage } : unreadable ? { state: 'unreadable', why: unreadable.why } : await entryState(m!),
     });
   }
   return out.sort((a, b) => a.lastUsed.localeCompare(b.lastUsed) || a.path.localeCompare(b.path));
 }
 
 export interface PruneChoice {
-  /** Entries that can never be loaded again: made from a file that changed or is gone, or damaged. */
+  /** Entries that can never be loaded again: made from a file that changed or is gone, or damaged (never unreadable ones). */
   stale?: boolean;
   /** Entries not used for this many days. */
   olderThanDays?: number;
@@ -97,8 +98,12 @@ export interface PruneResult {
 
 const DAY_MS = 86_400_000;
 
-/** Why `e` is chosen by `c`, or null when it stays. */
+/**
+ * Why `e` is chosen by `c`, or null when it stays. An unreadable entry always stays, whatever its age: this process
+ * may not be able to delete what it cannot read (another user's), and renaming it aside first would hide it.
+ */
 function pruneReason(e: CacheFolderEntry, c: PruneChoice, now: number): string | null {
+  if (e.staleness.state === 'unreadable') return null;
   if (c.stale && (e.staleness.state === 'stale' || e.staleness.state === 'damaged')) return `${e.staleness.state}: ${e.staleness.why}`;
   if (c.olderThanDays !== undefined && now - Date.parse(e.lastUsed) > c.olderThanDays * DAY_MS) {
     return `not used for ${Math.floor((now - Date.parse(e.lastUsed)) / DAY_MS)} days (last ${e.lastUsed})`;

@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
-import { readFile, stat, utimes } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, readFile, stat, utimes } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { checkCallback, checkSignalOption } from '../callbackOptions.js';
 import { allocFloat32 } from '../allocate.js';
-import { BrainlatentError, CancelledError, InvalidArgumentError, MissingFileError, ShapeError } from '../errors.js';
+import { BrainlatentError, CancelledError, FileAccessError, InvalidArgumentError, MissingFileError, ShapeError } from '../errors.js';
 import { recoverInterruptedDir } from '../io/atomicWrite.js';
 import { fileIdentity } from '../io/fileIdentity.js';
 import { describeNumber } from '../ridge/alphas.js';
@@ -15,7 +16,7 @@ import { allInOrder } from '../allInOrder.js';
 import { MAX_SESSION, parseSessionSpec } from '../config/sessions.js';
 import { availableSessions, betasGridAffine, formatSessionList, readSessionBetas, sessionBetasFile, sessionBetasShape, sessionsBetasShape, sessionTrialCount, type BetasFormatChoice } from './betas.js';
 import { nsdTrialTable, readNsdDesign } from './expdesign.js';
-import { entryRelative, folderBytes, holdForLoad, inspectEntry, removeReplacedEntries } from './cache.js';
+import { entryReadProblem, entryUnreadableError, folderBytes, holdForLoad, inspectEntry, removeReplacedEntries } from './cache.js';
 import { assertCacheFolderApart, extractionInputs } from './cacheApart.js';
 import { describeFiles, readNsdExtraction, writeExtractionFolder, type NsdExtraction, type NsdManifest, type RemovedCacheEntry } from './output.js';
 import { maskGridMismatch } from './grid.js';
@@ -118,10 +119,12 @@ export async function extractNsd(opts: NsdExtractOptions): Promise<NsdExtraction
   const cacheEntry = o.cacheDir ? join(o.cacheDir, `${subjectDir(o.subject)}_${slug(o.roi)}_${key}`) : null;
   if (cacheEntry) await recoverInterruptedDir(cacheEntry);
   let damaged: RemovedCacheEntry | null = null;
-  if (cacheEntry) {
+  if (cacheEntry && o.cacheDir) {
     const cached = await loadCacheEntry(cacheEntry, key);
-    if (cached && 'why' in cached) damaged = cached;
-    else if (cached) return cached;
+    if (cached && 'damage' in cached) {
+      await assertReplaceable(o.cacheDir, cacheEntry, cached.damage);
+      damaged = { path: cacheEntry, bytes: await folderBytes(cacheEntry), why: `damaged (${cached.damage}); extracted again and written in its place` };
+    } else if (cached) return cached;
   }
 
   const design = await readNsdDesign(o.root, designFile);
@@ -296,40 +299,64 @@ export function parseSessions(spec: string, label = 'sessions'): number[] {
 
 /**
  * The extraction in cache entry `entry` (named for `key`), or null when there is none, or, when the entry is damaged
- * (inspectEntry: its manifest unreadable, a file missing or truncated; or its data unreadable), the entry as removed
- * for that reason: a miss, which the caller extracts afresh and writes in its place. The entry is held while it is
- * read (`brainlatent cache prune` leaves it alone meanwhile), and its folder's modification time is set to now: the
+ * (inspectEntry: its manifest broken or missing, a file missing or truncated; or its data not finite), what is wrong
+ * with it: a miss, which the caller extracts afresh and writes in its place. An entry this process cannot read (a
+ * file of another user's, an I/O error, a newer brainlatent's manifest, memory) is no miss: that is thrown
+ * (entryUnreadableError), naming the entry, which is left as it is. The entry is held while it is read
+ * (`brainlatent cache prune` leaves it alone meanwhile), and its folder's modification time is set to now: the
  * entry's last use, which `cache list` shows and `cache prune --older-than` goes by. An entry a removal has marked is
  * not read (null, and the extraction runs again): a remover that looked for holds before this one was taken is about
  * to rename it (cache.ts's removal marks). An entry that another process swapped in while it was read is read again.
  */
-async function loadCacheEntry(entry: string, key: string): Promise<NsdExtraction | RemovedCacheEntry | null> {
+async function loadCacheEntry(entry: string, key: string): Promise<NsdExtraction | { damage: string } | null> {
   for (let attempt = 1; ; attempt++) {
     const release = await holdForLoad(entry);
     if (!release) return null;
     try {
       const before = await stat(entry).catch(() => null);
       if (!before) return null;
-      let { damage } = await inspectEntry(entry, key);
-      if (damage === null) {
+      const { damage, unreadable } = await inspectEntry(entry, key);
+      let problem: ReturnType<typeof entryReadProblem> | null = unreadable ? { unreadable } : damage !== null ? { damage } : null;
+      if (problem === null) {
         try {
           const cached = await readNsdExtraction(entry);
           const now = new Date();
           await utimes(entry, now, now).catch(() => undefined); // a read-only cache keeps its times
           return cached;
         } catch (e) {
-          if (!(e instanceof BrainlatentError)) throw e;
-          damage = entryRelative(entry, e.message);
+          problem = entryReadProblem(entry, e);
         }
       }
       // (gone, or another folder now: written again by another process while this one read it)
       const after = await stat(entry).catch(() => null);
       if (!after) return null;
       if ((after.ino !== before.ino || after.dev !== before.dev) && attempt < 3) continue;
-      return { path: entry, bytes: await folderBytes(entry), why: `damaged (${damage}); extracted again and written in its place` };
+      if ('unreadable' in problem) throw entryUnreadableError(entry, problem.unreadable);
+      return problem;
     } finally {
       await release();
     }
+  }
+}
+
+/**
+ * A damaged entry is replaced once the extraction is done (renamed aside and deleted, the new one renamed in): a
+ * cache folder or an entry folder this process may not write in is refused now, before the extraction's work, not at
+ * the write after it.
+ */
+async function assertReplaceable(dir: string, entry: string, damage: string): Promise<void> {
+  for (const folder of [dir, entry]) {
+    const code = await access(folder, constants.W_OK | constants.X_OK).then(
+      () => null,
+      (e: NodeJS.ErrnoException) => e.code ?? String(e),
+    );
+    if (code === null) continue;
+    throw new FileAccessError(
+      `extractNsd cacheDir: ${folder} is not writable (${code}); the damaged extraction cache entry ${entry} (${damage}) cannot be replaced, ` +
+        'so nothing was extracted: its owner can remove it, or give another cache folder',
+      code,
+      { path: folder },
+    );
   }
 }
 
@@ -345,7 +372,7 @@ async function assertCacheFolder(dir: string): Promise<void> {
       const code = (e as NodeJS.ErrnoException).code;
       // (a folder above it this user cannot enter, named: "EACCES … stat '<dir>'" named the path given)
       const notEntered = code === 'EACCES' ? await folderNotEntered(dir) : null;
-      if (notEntered !== null) throw new InvalidArgumentError(`cacheDir ${dir}: ${cannotEnter(notEntered)}; expected a folder for completed extractions`);
+      if (notEntered !== null) throw new InvalidArgumentError(`extractNsd cacheDir: expected a folder for completed extractions, got ${dir}, where ${cannotEnter(notEntered)}`);
       if (code !== 'ENOENT' && code !== 'ENOTDIR') throw e;
       if (dirname(p) === p) return;
       continue;

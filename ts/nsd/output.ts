@@ -1,7 +1,8 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { FormatError, InvalidArgumentError, MissingFileError, ShapeError } from '../errors.js';
+import { FormatError, InvalidArgumentError, ShapeError } from '../errors.js';
 import { recoverInterruptedDir, withAtomicDir, writeJsonAtomic } from '../io/atomicWrite.js';
+import { fileOpenError } from '../io/byteStream.js';
 import { assertFinite } from '../io/finite.js';
 import { readNpy, writeNpy } from '../io/npy.js';
 import type { Matrix } from '../matrix.js';
@@ -34,6 +35,12 @@ export interface RemovedCacheEntry {
 
 /** The manifest layout writeNsdExtraction writes, the one readNsdExtraction reads. */
 export const NSD_MANIFEST_VERSION = 1;
+
+/** The version of `m` (a parsed manifest.json) when a newer brainlatent wrote it (a number above ours), else null. */
+export function newerManifestVersion(m: unknown): number | null {
+  const v = (m as { version?: unknown } | null)?.version;
+  return typeof v === 'number' && v > NSD_MANIFEST_VERSION ? v : null;
+}
 
 export interface NsdManifest {
   format: 'brainlatent-nsd-extraction';
@@ -164,19 +171,25 @@ export async function assertExtractionReplaceable(dir: string): Promise<void> {
 export async function readNsdExtraction(dir: string): Promise<NsdExtraction> {
   const F = EXTRACTION_FILES;
   await recoverInterruptedDir(dir);
+  let text: string;
+  try {
+    text = await readFile(join(dir, F.manifest), 'utf8');
+  } catch (e) {
+    // (a manifest this user may not read is a FileAccessError, an I/O error itself: nothing says it is broken)
+    throw fileOpenError(join(dir, F.manifest), e);
+  }
   let manifest: NsdManifest;
   try {
-    manifest = JSON.parse(await readFile(join(dir, F.manifest), 'utf8')) as NsdManifest;
+    manifest = JSON.parse(text) as NsdManifest;
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new MissingFileError(`${join(dir, F.manifest)}: file not found`);
-    throw new FormatError(`${join(dir, F.manifest)}: not a readable manifest (${e instanceof Error ? e.message : String(e)})`);
+    throw new FormatError(`${join(dir, F.manifest)}: not a readable manifest (${e instanceof Error ? e.message : String(e)})`, { path: join(dir, F.manifest) });
   }
   // (a newer layout was read as this one; one without the key, as this version)
   const version = (manifest as { version?: unknown } | null)?.version;
   if (version !== undefined && version !== NSD_MANIFEST_VERSION) {
     throw new FormatError(
       `${join(dir, F.manifest)}: version ${JSON.stringify(version)}; this brainlatent reads NSD extraction manifests of version ${NSD_MANIFEST_VERSION}` +
-        (typeof version === 'number' && version > NSD_MANIFEST_VERSION ? ' (the extraction was written by a newer brainlatent: extract again, or read it with that one)' : ''),
+        (newerManifestVersion(manifest) !== null ? ' (the extraction was written by a newer brainlatent: extract again, or read it with that one)' : ''),
       { path: join(dir, F.manifest), field: 'version' },
     );
   }

@@ -74,7 +74,7 @@ Examples:
 
   cache
     .command('list')
-    .description('every entry: size, creation and last use, the subject, region and options it was made with, and whether it is stale or damaged')
+    .description('every entry: size, creation and last use, the subject, region and options it was made with, and whether it is stale, damaged or unreadable')
     .option('--cache <dir>', CACHE_HELP)
     .option('--dir <dir>', DIR_HELP)
     .option('--json', 'print JSON instead of text')
@@ -83,10 +83,13 @@ Examples:
       `
 Stale: a file the entry was made from has changed or was deleted since; it can never be loaded again.
 Unreachable: the folder of a file it was made from is missing (an NSD root on a drive not mounted now); it
-loads again once the files are back. Damaged: the entry itself is incomplete or unreadable (its manifest.json
-broken, or a file it lists missing, truncated or of another shape: a copy cut short, a disk that filled, a
-file deleted by hand); it can never be loaded: the next extraction with its options writes it again in its
-place, and 'cache prune --stale' removes it. Last use is the last time an extraction loaded it.
+loads again once the files are back. Damaged: what the entry holds is incomplete or broken (its manifest.json
+missing or not valid, or a file it lists missing, truncated or of another shape: a copy cut short, a disk that
+filled, a file deleted by hand); it can never be loaded: the next extraction with its options writes it again in
+its place, and 'cache prune --stale' removes it. Unreadable: this user cannot read it, though nothing is known
+to be wrong with it (another user's files: permission denied; an I/O error; written by a newer brainlatent);
+extractions refuse it, naming it, and 'cache prune' never removes it. Last use is the last time an extraction
+loaded it.
 
 Examples:
   brainlatent cache list
@@ -104,7 +107,11 @@ Examples:
       const bytes = entries.reduce((t, e) => t + e.bytes, 0);
       const stale = entries.filter((e) => e.staleness.state === 'stale').length;
       const damaged = entries.filter((e) => e.staleness.state === 'damaged').length;
-      console.log(`${entries.length} entr${entries.length === 1 ? 'y' : 'ies'} in ${dir}, ${size(bytes)}; ${stale} stale${damaged ? `, ${damaged} damaged` : ''}`);
+      const unreadable = entries.filter((e) => e.staleness.state === 'unreadable').length;
+      console.log(
+        `${entries.length} entr${entries.length === 1 ? 'y' : 'ies'} in ${dir}, ${size(bytes)}; ${stale} stale` +
+          `${damaged ? `, ${damaged} damaged` : ''}${unreadable ? `, ${unreadable} unreadable` : ''}`,
+      );
     });
 
   cache
@@ -112,7 +119,7 @@ Examples:
     .description('remove the stale and damaged entries, the entries not used for some days, or both')
     .option('--cache <dir>', CACHE_HELP)
     .option('--dir <dir>', DIR_HELP)
-    .option('--stale', 'remove the entries that can never be loaded again: made from a file that has changed or was deleted since, or damaged (a file missing, truncated or unreadable)')
+    .option('--stale', 'remove the entries that can never be loaded again: made from a file that has changed or was deleted since, or damaged (a file missing, truncated or broken)')
     .option('--older-than <days>', 'remove the entries not loaded or written for more than this many days')
     .option('--dry-run', 'print what would be removed, remove nothing')
     .addHelpText(
@@ -120,7 +127,9 @@ Examples:
       `
 With both --stale and --older-than, an entry either picks goes. An entry another process is loading at the
 time is left (and named), and so is a damaged one that an extraction has written again, complete, meanwhile.
-An entry is renamed aside, then deleted: no run ever loads half of one.
+An unreadable entry (cache list: another user's files, an I/O error, a newer brainlatent's) is never removed,
+whatever its age: its owner, or that brainlatent, can. An entry is renamed aside, then deleted: no run ever
+loads half of one.
 
 Examples:
   brainlatent cache prune --stale --dry-run

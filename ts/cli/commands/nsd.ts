@@ -1,6 +1,6 @@
 import { Option, type Command } from 'commander';
 
-import { CancelledError, FormatError, InvalidArgumentError, LimitError, MissingFileError } from '../../errors.js';
+import { BrainlatentError, CancelledError, FormatError, InvalidArgumentError, LimitError, MissingFileError } from '../../errors.js';
 import { removedEntryLines } from '../../nsd/cache.js';
 import { loadNsdCaptions } from '../../nsd/captions.js';
 import { extractionProblems, extractNsd, type ZscoreDdof, type ZscoreMode } from '../../nsd/extract.js';
@@ -39,6 +39,16 @@ interface ExtractFlags {
 /** Names where the cache path came from: --cache as given, or its default from an environment variable. */
 function cacheOptionLabel(cmd: Command): string {
   return cmd.getOptionValueSource('cache') !== 'default' ? '--cache' : defaultNsdCacheLabel();
+}
+
+/**
+ * extractNsd's errors about its cache folder (an entry it cannot read, a damaged one it cannot replace) name its
+ * option, 'extractNsd cacheDir: …'; here they name the flag: '--cache: …'.
+ */
+function byCacheFlag(e: unknown, cmd: Command): unknown {
+  const option = 'extractNsd cacheDir: ';
+  if (e instanceof BrainlatentError && e.message.startsWith(option)) e.message = `${cacheOptionLabel(cmd)}: ${e.message.slice(option.length)}`;
+  return e;
 }
 
 function ddofFlag(text: string | undefined): ZscoreDdof | undefined {
@@ -193,7 +203,7 @@ See docs/data.md.`,
         signal: ac.signal,
       }).catch((e: unknown) => {
         bar.done(); // (a terminal's bar line is cleared: the error is printed on a line of its own)
-        throw e instanceof CancelledError && ac.signal.aborted ? interrupted() : e;
+        throw e instanceof CancelledError && ac.signal.aborted ? interrupted() : byCacheFlag(e, cmd);
       });
       bar.done();
       // (an interrupt after the last session, during a cache load or the cache's write: --out is not written either)

@@ -1,0 +1,234 @@
+/**
+ * An extraction cache entry this process cannot read is not damaged: every BrainlatentError and every error reading
+ * its manifest counted as damage, so in a shared cache user A found user B's mode-700 entry "damaged", extracted for
+ * hours and swapped B's folder aside (then failed to delete it), `cache prune --stale` renamed B's entry to a hidden
+ * temporary name it could not delete, and an older brainlatent replaced a newer one's entry. Now only what is wrong
+ * with an entry's content is damage; permission denied, an I/O error, too many open files, memory and a newer
+ * brainlatent's manifest are refused naming the entry, which no extraction replaces and no prune removes (`cache list`
+ * shows it unreadable). A damaged entry in a folder this process may not write in is refused before the extraction.
+ *
+ * Permission and I/O errors are made at the fs layer (root reads a mode-000 file anyway); the last test runs the CLI
+ * as uid 65534 when root, as test/cli/permissionDenied.test.ts does, against a real mode-000 manifest.
+ */
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, relative } from 'node:path';
+
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+
+const inject = vi.hoisted(() => ({ errno: new Map<string, string>(), oom: null as string | null }));
+
+vi.mock('node:fs/promises', async (importOriginal) => {
+  const fs = await importOriginal<typeof import('node:fs/promises')>();
+  /** Node's error for `syscall` on `path`, when a test has set one for it. */
+  const fail = (path: unknown, syscall: string) => {
+    const code = inject.errno.get(String(path));
+    if (code) throw Object.assign(new Error(`${code}: injected, ${syscall} '${String(path)}'`), { code, syscall, path: String(path) });
+  };
+  const readFile = (async (path: string, ...rest: unknown[]) => {
+    fail(path, 'open');
+    return (fs.readFile as (...a: unknown[]) => Promise<unknown>)(path, ...rest);
+  }) as typeof fs.readFile;
+  const open = (async (path: string, ...rest: unknown[]) => {
+    fail(path, 'open');
+    return (fs.open as (...a: unknown[]) => Promise<unknown>)(path, ...rest);
+  }) as typeof fs.open;
+  const access = (async (path: string, mode?: number) => {
+    fail(path, 'access');
+    return fs.access(path, mode);
+  }) as typeof fs.access;
+  return { ...fs, readFile, open, access, default: { ...fs, readFile, open, access } };
+});
+
+vi.mock('../../ts/io/npy.js', async (importOriginal) => {
+  const npy = await importOriginal<typeof import('../../ts/io/npy.js')>();
+  const { OutOfMemoryError } = await import('../../ts/errors.js');
+  const readNpy = (async (path: string, options?: Parameters<typeof npy.readNpy>[1]) => {
+    if (path === inject.oom) throw new OutOfMemoryError(`${path}: the machine could not provide 2.00 GiB; free memory or use a machine with more`, 'allocation');
+    return npy.readNpy(path, options);
+  }) as typeof npy.readNpy;
+  return { ...npy, readNpy };
+});
+
+const { FileAccessError, FormatError, OutOfMemoryError } = await import('../../ts/errors.js');
+const { listCacheFolder, pruneCacheFolder } = await import('../../ts/nsd/cacheFolder.js');
+const { extractNsd } = await import('../../ts/nsd/extract.js');
+const { distModule } = await import('../helpers/dist.js');
+const { runCommand } = await import('../helpers/nodeChild.js');
+const { makeMiniNsd } = await import('./mini.js');
+
+let mini: Awaited<ReturnType<typeof makeMiniNsd>>;
+beforeAll(async () => {
+  mini = await makeMiniNsd();
+});
+afterAll(() => mini?.cleanup());
+afterEach(() => {
+  inject.errno.clear();
+  inject.oom = null;
+});
+
+let folders = 0;
+
+/** A fresh cache folder with one entry, and an extraction of that entry that counts the sessions it reads. */
+async function cacheWithEntry() {
+  const dir = join(mini.tmp, `cache-${++folders}`);
+  let read = 0;
+  const extract = () => extractNsd({ root: mini.root, subject: 1, roi: 'streams:early', sessions: '1', cacheDir: dir, onProgress: () => void read++ });
+  const first = await extract();
+  read = 0;
+  const entry = join(dir, readdirSync(dir).find((n) => n.endsWith(`_${first.manifest.key}`))!);
+  return { dir, entry, extract, sessionsRead: () => read };
+}
+
+/** Every file of the cache folder, with its bytes: what must be left as it was. */
+function snapshot(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const e of readdirSync(dir, { recursive: true, withFileTypes: true })) {
+    if (e.isFile()) out[relative(dir, join(e.parentPath, e.name))] = readFileSync(join(e.parentPath, e.name)).toString('base64');
+  }
+  return out;
+}
+
+/** The entry is refused (nothing read, nothing written), listed as unreadable with `why`, and no prune removes it. */
+async function leftAlone(c: Awaited<ReturnType<typeof cacheWithEntry>>, error: unknown, why: string) {
+  const before = snapshot(c.dir);
+  expect(await c.extract().catch((e: unknown) => e)).toEqual(error);
+  expect(c.sessionsRead()).toBe(0);
+  expect(snapshot(c.dir)).toEqual(before);
+  const listed = await listCacheFolder(c.dir);
+  expect(listed.map((e) => [e.path, e.staleness])).toEqual([[c.entry, { state: 'unreadable', why }]]);
+  const pruned = await pruneCacheFolder(c.dir, { stale: true, olderThanDays: 0, now: Date.now() + 86_400_000 });
+  expect(pruned).toEqual({ removed: [], held: [], replaced: [], bytes: 0 });
+  expect(snapshot(c.dir)).toEqual(before);
+}
+
+const denied = (entry: string, why: string) =>
+  `extractNsd cacheDir: extraction cache entry ${entry} cannot be read (${why}); it is kept as it is: its owner can make it readable (chmod -R a+rX ${entry}), or give another cache folder`;
+const failed = (entry: string, why: string) => `extractNsd cacheDir: extraction cache entry ${entry} cannot be read (${why}); it is kept as it is: try again, or give another cache folder`;
+
+describe('an entry this process cannot read is refused, kept, listed unreadable and never pruned', () => {
+  for (const [file, errno] of [['manifest.json', 'EACCES'], ['train_betas.npy', 'EACCES'], ['voxels.npy', 'EPERM']] as const) {
+    it(`${file}: ${errno}`, async () => {
+      const c = await cacheWithEntry();
+      inject.errno.set(join(c.entry, file), errno);
+      const e = await c.extract().catch((x: unknown) => x);
+      expect(e).toBeInstanceOf(FileAccessError);
+      expect(e).toMatchObject({ errno, code: 'FileAccess', message: denied(c.entry, `${file}: permission denied`) });
+      // (before: "removed extraction cache entry … damaged (manifest.json: cannot be read (EACCES)); extracted again")
+      await leftAlone(c, expect.any(FileAccessError), `${file}: permission denied`);
+    });
+  }
+
+  for (const [file, errno] of [['manifest.json', 'EIO'], ['test_betas.npy', 'EMFILE']] as const) {
+    it(`${file}: ${errno} (the system's, not the entry's)`, async () => {
+      const c = await cacheWithEntry();
+      inject.errno.set(join(c.entry, file), errno);
+      const why = `${errno}: injected, open '${file}'`;
+      const e = await c.extract().catch((x: unknown) => x);
+      expect(e).toBeInstanceOf(FileAccessError);
+      expect(e).toMatchObject({ errno, message: failed(c.entry, why) });
+      await leftAlone(c, expect.any(FileAccessError), why);
+    });
+  }
+
+  it('memory runs out while the entry is loaded: that error, naming the entry; the entry stays', async () => {
+    const c = await cacheWithEntry();
+    inject.oom = join(c.entry, 'train_betas.npy');
+    const e = await c.extract().catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(OutOfMemoryError);
+    expect(e).toMatchObject({
+      reason: 'allocation',
+      message: failed(c.entry, 'train_betas.npy: the machine could not provide 2.00 GiB; free memory or use a machine with more'),
+    });
+    expect(c.sessionsRead()).toBe(0);
+    inject.oom = null;
+    expect((await c.extract()).fromCache).toBe(true);
+  });
+
+  it("a newer brainlatent's entry (manifest version 2): refused naming the entry and the version, left, listed unreadable, not pruned", async () => {
+    const c = await cacheWithEntry();
+    const manifest = join(c.entry, 'manifest.json');
+    writeFileSync(manifest, JSON.stringify({ ...JSON.parse(readFileSync(manifest, 'utf8')), version: 2 }));
+    const e = await c.extract().catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(FormatError);
+    expect(e).toMatchObject({
+      field: 'version',
+      path: manifest,
+      message: `extractNsd cacheDir: extraction cache entry ${c.entry} was written by a newer brainlatent (manifest version 2); it is kept as it is: use that version, or give another cache folder`,
+    });
+    await leftAlone(c, expect.any(FormatError), 'manifest.json: written by a newer brainlatent (manifest version 2)');
+  });
+});
+
+describe('a damaged entry that cannot be replaced is refused before the extraction, not at the write after it', () => {
+  for (const [where, errno] of [['the cache folder', 'EROFS'], ['the entry folder', 'EACCES']] as const) {
+    it(`${where} not writable (${errno})`, async () => {
+      const c = await cacheWithEntry();
+      rmSync(join(c.entry, 'train_betas.npy'));
+      const folder = where === 'the cache folder' ? c.dir : c.entry;
+      inject.errno.set(folder, errno);
+      const before = snapshot(c.dir);
+      const e = await c.extract().catch((x: unknown) => x);
+      expect(e).toBeInstanceOf(FileAccessError);
+      expect(e).toMatchObject({
+        errno,
+        message:
+          `extractNsd cacheDir: ${folder} is not writable (${errno}); the damaged extraction cache entry ${c.entry} (train_betas.npy: file not found) cannot be replaced, ` +
+          'so nothing was extracted: its owner can remove it, or give another cache folder',
+      });
+      expect(c.sessionsRead()).toBe(0);
+      expect(snapshot(c.dir)).toEqual(before);
+      inject.errno.clear();
+      const again = await c.extract();
+      expect(again.removedFromCache?.map((r) => r.path)).toEqual([c.entry]);
+    });
+  }
+});
+
+describe('end to end, a mode-000 manifest read by a user the permissions apply to', () => {
+  const asRoot = process.getuid?.() === 0;
+  const NOBODY = 65534;
+  const as = asRoot ? { uid: NOBODY, gid: NOBODY } : {};
+
+  it('nsd extract refuses it naming --cache; cache list shows it unreadable; cache prune keeps it', async ({ skip }) => {
+    // (the user must reach the folder: the run's own temporary folders get o+x, the mini NSD and the cache o+rx)
+    const run = process.env.TMPDIR ?? tmpdir();
+    for (let p = mini.tmp; dirname(p) !== p && !relative(run, p).startsWith('..'); p = dirname(p)) chmodSync(p, statSync(p).mode | 0o001);
+    chmodSync(mini.tmp, 0o755);
+    const c = await cacheWithEntry();
+    chmodSync(c.dir, 0o777); // a shared cache: any user may write entries there
+    const out = join(mini.tmp, 'w');
+    mkdirSync(out, { mode: 0o777 });
+    chmodSync(out, 0o777);
+    const cli = distModule('cli/main');
+    const env = { PATH: process.env.PATH, NO_COLOR: '1', HOME: out };
+    const brainlatent = (...args: string[]) => runCommand(process.execPath, [cli, ...args], { env, ...as });
+    const probe = await brainlatent('--version');
+    if (probe.status !== 0) skip(`the CLI does not run as uid ${asRoot ? NOBODY : process.getuid?.()}: ${probe.stderr.trim().split('\n')[0]}`);
+    // (the entry as its writer's umask 022 leaves it, but for the manifest)
+    chmodSync(c.entry, 0o755);
+    for (const f of readdirSync(c.entry)) chmodSync(join(c.entry, f), 0o644);
+    const manifest = join(c.entry, 'manifest.json');
+    chmodSync(manifest, 0o000);
+    const before = snapshot(c.dir);
+
+    const ex = await brainlatent('nsd', 'extract', '--root', mini.root, '--subject', '1', '--roi', 'streams:early', '--sessions', '1', '--cache', c.dir, '--out', join(out, 'ex'));
+    expect(ex.stderr).toBe(`brainlatent: FileAccessError: --cache: ${denied(c.entry, 'manifest.json: permission denied').slice('extractNsd cacheDir: '.length)}\n`);
+    expect(ex.status).toBe(1);
+    expect(existsSync(join(out, 'ex'))).toBe(false);
+
+    const list = await brainlatent('cache', 'list', '--cache', c.dir);
+    expect(list.status).toBe(0);
+    expect(list.stdout).toMatch(new RegExp(`^${c.entry}\\n  .*\\n  subject 1; region and options unknown \\(its manifest\\.json cannot be read\\)\\n  unreadable: manifest\\.json: permission denied\\n`));
+    expect(list.stdout).toMatch(/\n1 entry in .*; 0 stale, 1 unreadable\n$/);
+    const json = JSON.parse((await brainlatent('cache', 'list', '--cache', c.dir, '--json')).stdout);
+    expect(json.entries.map((e: { staleness: unknown }) => e.staleness)).toEqual([{ state: 'unreadable', why: 'manifest.json: permission denied' }]);
+
+    // (before: renamed aside, which the cache folder allows, then its files could not be deleted: lost under a hidden name)
+    const prune = await brainlatent('cache', 'prune', '--cache', c.dir, '--stale', '--older-than', '0.000001');
+    expect(prune.stderr).toBe('');
+    expect(prune.stdout).toBe(`freed 0.0 kB (0 entries) in ${c.dir}\n`);
+    chmodSync(manifest, 0o644);
+    expect(snapshot(c.dir)).toEqual(before);
+  });
+});
