@@ -98,7 +98,7 @@ async function leftAlone(c: Awaited<ReturnType<typeof cacheWithEntry>>, error: u
   const listed = await listCacheFolder(c.dir);
   expect(listed.map((e) => [e.path, e.staleness])).toEqual([[c.entry, { state: 'unreadable', why }]]);
   const pruned = await pruneCacheFolder(c.dir, { stale: true, olderThanDays: 0, now: Date.now() + 86_400_000 });
-  expect(pruned).toEqual({ removed: [], held: [], replaced: [], bytes: 0 });
+  expect(pruned).toEqual({ removed: [], held: [], replaced: [], denied: [], bytes: 0 });
   expect(snapshot(c.dir)).toEqual(before);
 }
 
@@ -230,5 +230,37 @@ describe('end to end, a mode-000 manifest read by a user the permissions apply t
     expect(prune.stdout).toBe(`freed 0.0 kB (0 entries) in ${c.dir}\n`);
     chmodSync(manifest, 0o644);
     expect(snapshot(c.dir)).toEqual(before);
+  });
+
+  it("cache prune keeps a damaged entry whose files this user cannot delete (another user's), saying so, and hides nothing", async ({ skip }) => {
+    const run = process.env.TMPDIR ?? tmpdir();
+    for (let p = mini.tmp; dirname(p) !== p && !relative(run, p).startsWith('..'); p = dirname(p)) chmodSync(p, statSync(p).mode | 0o001);
+    chmodSync(mini.tmp, 0o755);
+    const c = await cacheWithEntry();
+    chmodSync(c.dir, 0o777);
+    const out = join(mini.tmp, 'w2');
+    mkdirSync(out, { mode: 0o777 });
+    chmodSync(out, 0o777);
+    const cli = distModule('cli/main');
+    const env = { PATH: process.env.PATH, NO_COLOR: '1', HOME: out };
+    const brainlatent = (...args: string[]) => runCommand(process.execPath, [cli, ...args], { env, ...as });
+    const probe = await brainlatent('--version');
+    if (probe.status !== 0) skip(`the CLI does not run as uid ${asRoot ? NOBODY : process.getuid?.()}: ${probe.stderr.trim().split('\n')[0]}`);
+    if (!asRoot) skip('needs an entry of another user: run as root');
+    // (damaged: a file it lists is gone; its folder is its writer's, 0755, which this user may not delete files in)
+    chmodSync(c.entry, 0o755);
+    for (const f of readdirSync(c.entry)) chmodSync(join(c.entry, f), 0o644);
+    rmSync(join(c.entry, 'train_betas.npy'));
+    const before = snapshot(c.dir);
+    const kept = `kept ${c.entry}: this user cannot delete its files (its folder: EACCES); its owner can remove it\n`;
+    for (const dry of [['--dry-run'], []]) {
+      const prune = await brainlatent('cache', 'prune', '--cache', c.dir, '--stale', ...dry);
+      expect(prune.stderr).toBe('');
+      expect(prune.stdout).toBe(`${kept}${dry.length ? 'would free' : 'freed'} 0.0 kB (0 entries) in ${c.dir}\n`);
+      // (every file where it was: the entry was not renamed aside under a hidden name)
+      expect(snapshot(c.dir)).toEqual(before);
+    }
+    // (its owner removes it)
+    expect((await runCommand(process.execPath, [cli, 'cache', 'prune', '--cache', c.dir, '--stale'], { env })).stdout).toMatch(/^removed .*: damaged: train_betas\.npy: file not found\n/);
   });
 });

@@ -18,7 +18,8 @@
  * this process cannot read (permission denied: another user's in a shared cache; an I/O error; a manifest of a newer
  * brainlatent) is not damaged: extractNsd refuses it, naming it, and nothing removes or replaces it.
  */
-import { open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
+import { access, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, sep } from 'node:path';
 
 import { BrainlatentError, FileAccessError, FormatError, MissingFileError, NonFiniteError, ShapeError } from '../errors.js';
@@ -354,7 +355,7 @@ export type RemovalStep = 'marked' | 'checked' | 'renamed';
  * words); or left because it is no longer what was chosen (`replaced`: a damaged entry that another process wrote
  * again, complete, in the meantime).
  */
-export type RemovalOutcome = { removed: true } | { held: string } | { replaced: true };
+export type RemovalOutcome = { removed: true } | { held: string } | { replaced: true } | { denied: string };
 
 /**
  * Removes `entry` (renamed aside, then deleted: removeDirWhole) unless a live process holds it. The mark goes once
@@ -370,6 +371,10 @@ export async function removeEntryUnlessHeld(
   between?: (step: RemovalStep) => Promise<void>,
   stillChosen?: (folder: string) => Promise<boolean>,
 ): Promise<RemovalOutcome> {
+  // (an entry whose files this user cannot delete, another user's, is left as it is: renamed aside first and then not
+  // deleted, it was lost to its owner under a hidden name)
+  const denied = await undeletable(entry);
+  if (denied !== null) return { denied };
   // (a folder where the mark cannot be written is one where the entry cannot be renamed either: that error, as before)
   const mark = await announce(entry, 'prune');
   const unmark = () => rm(mark, { force: true }).catch(() => undefined);
@@ -401,6 +406,25 @@ export async function removeEntryUnlessHeld(
   } finally {
     await unmark();
   }
+}
+
+/**
+ * Why this process cannot delete the files of `entry` (a folder of it it may not write into or enter: EACCES, EPERM,
+ * EROFS), or null when it can (or the entry is gone).
+ */
+export async function undeletable(entry: string): Promise<string | null> {
+  const folders = [entry];
+  for (const e of await readdir(entry, { withFileTypes: true, recursive: true }).catch(() => [])) if (e.isDirectory()) folders.push(join(e.parentPath, e.name));
+  for (const folder of folders) {
+    try {
+      await access(folder, fsConstants.W_OK | fsConstants.X_OK);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') continue;
+      return `this user cannot delete its files (${folder === entry ? 'its folder' : folder}: ${code ?? (e as Error).message}); its owner can remove it`;
+    }
+  }
+  return null;
 }
 
 /**

@@ -16,7 +16,7 @@ import { basename } from 'node:path';
 
 import { InvalidArgumentError, MissingFileError } from '../errors.js';
 import { cannotEnter, folderNotEntered } from '../io/outputProblem.js';
-import { entryFolders, entryHolder, entryState, folderBytes, inspectEntry, removeEntryUnlessHeld, type EntryState, type RemovalOutcome, type RemovalStep } from './cache.js';
+import { entryFolders, entryHolder, entryState, folderBytes, inspectEntry, removeEntryUnlessHeld, undeletable, type EntryState, type RemovalOutcome, type RemovalStep } from './cache.js';
 import type { NsdManifest } from './output.js';
 
 /** An entry as listed; a damaged entry whose manifest cannot be read has null (and no sessions) for what only the manifest says. */
@@ -93,6 +93,8 @@ export interface PruneResult {
   held: { path: string; holder: string }[];
   /** Chosen as damaged but left: another process wrote the entry again, complete, meanwhile. */
   replaced: string[];
+  /** Chosen but left: this user cannot delete its files (another user's entry), and why. */
+  denied: { path: string; why: string }[];
   bytes: number;
 }
 
@@ -115,7 +117,7 @@ function pruneReason(e: CacheFolderEntry, c: PruneChoice, now: number): string |
 export async function pruneCacheFolder(dir: string, choice: PruneChoice, label = dir): Promise<PruneResult> {
   if (!choice.stale && choice.olderThanDays === undefined) throw new InvalidArgumentError('cache prune: name what to remove: --stale, --older-than <days>, or both');
   const now = choice.now ?? Date.now();
-  const result: PruneResult = { removed: [], held: [], replaced: [], bytes: 0 };
+  const result: PruneResult = { removed: [], held: [], replaced: [], denied: [], bytes: 0 };
   for (const e of await listCacheFolder(dir, label)) {
     const why = pruneReason(e, choice, now);
     if (!why) continue;
@@ -131,14 +133,20 @@ export async function pruneCacheFolder(dir: string, choice: PruneChoice, label =
       result.replaced.push(e.path);
       continue;
     }
+    if ('denied' in outcome) {
+      result.denied.push({ path: e.path, why: outcome.denied });
+      continue;
+    }
     result.removed.push({ path: e.path, bytes: e.bytes, why });
     result.bytes += e.bytes;
   }
   return result;
 }
 
-/** What a removal would come to now: held by a live process, or removed. */
+/** What a removal would come to now: left (this user cannot delete it), held by a live process, or removed. */
 async function dryRunOutcome(entry: string): Promise<RemovalOutcome> {
+  const denied = await undeletable(entry);
+  if (denied !== null) return { denied };
   const holder = await entryHolder(entry);
   return holder === null ? { removed: true } : { held: holder };
 }

@@ -145,6 +145,7 @@ Examples:
       for (const e of r.removed) console.log(`${verb} ${e.path} (${size(e.bytes)}): ${e.why}`);
       for (const h of r.held) console.log(`kept ${h.path}: being loaded by ${h.holder}`);
       for (const p of r.replaced) console.log(`kept ${p}: written again, complete, by an extraction meanwhile`);
+      for (const d of r.denied) console.log(`kept ${d.path}: ${d.why}`);
       console.log(`${flags.dryRun ? 'would free' : 'freed'} ${size(r.bytes)} (${r.removed.length} entr${r.removed.length === 1 ? 'y' : 'ies'}) in ${dir}`);
     });
 }
