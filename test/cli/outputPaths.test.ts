@@ -83,7 +83,7 @@ describe('output paths are checked before any work', () => {
     // the model does not exist: refused on --out first, so nothing was read
     expect(error).toEqual(new InvalidArgumentError(`--out ${f('outdir.st')}: is an existing folder; expected a file path for the predictions (.npy)`));
     const m = await failure(registerRidgeCommand, 'ridge', 'predict', '--model', tmp, '--x', f('x.npy'), '--out', f('p.npy'));
-    expect(m.error).toEqual(new FormatError(`${tmp}: not a regular file`, { path: tmp }));
+    expect(m.error).toEqual(new FormatError(`--model: ${tmp}: not a regular file`, { path: tmp }));
     expect(listing()).toEqual(before);
   });
 
