@@ -26,7 +26,7 @@ describe('batch run --concurrency', () => {
     const out = { text: '' };
     await expect(program(out).parseAsync(['batch', 'run', '--help'], { from: 'user' })).rejects.toMatchObject({ code: 'commander.helpDisplayed' });
     const help = squash(out.text);
-    expect(help).toContain('--concurrency <n> jobs at once, each in a process of its own: here, the pool of job processes (default half the cores); with --redis, the job processes of the one worker started here, serving all queues together (default 1; 0: start no worker here)');
+    expect(help).toContain('--concurrency <n> jobs at once, each in a process of its own (at most 256): here, the pool of job processes (default half the cores); with --redis, the job processes of the one worker started here, serving all queues together (default 1; 0: start no worker here)');
     expect(help).toContain('start one worker here (--concurrency jobs at once, any queue; 0: none)');
     expect(help).not.toContain('per queue');
   });
@@ -39,7 +39,7 @@ describe('batch run --concurrency', () => {
   });
 
   it('runBatch refuses a local pool of 0 processes (it would wait for ever), before the manifest is read', async () => {
-    await expect(runBatch('/nonexistent/manifest.json', { concurrency: 0 })).rejects.toThrow('runBatch options.concurrency: expected an integer >= 1, got 0');
+    await expect(runBatch('/nonexistent/manifest.json', { concurrency: 0 })).rejects.toThrow('runBatch options.concurrency: expected an integer in 1..256, got 0');
     await expect(runBatch('/nonexistent/manifest.json', { concurrency: 1.5 })).rejects.toThrow(InvalidArgumentError);
   });
 });
