@@ -52,6 +52,11 @@ const DAMAGES: [string, (entry: string, key: string) => void | Promise<void>, st
   ['another format', (e) => editManifest(e, (m) => (m.format = 'x')), 'manifest.json: not an extraction manifest (format "x", expected "brainlatent-nsd-extraction")'],
   // (a newer brainlatent's version is no damage: cacheUnreadable.test.ts)
   ['a version that is none', (e) => editManifest(e, (m) => (m.version = 'x')), 'manifest.json: version "x", expected 1'],
+  [
+    'a file listed without its shape',
+    (e) => editManifest(e, (m) => delete ((m.files as Record<string, Record<string, unknown>>)['train_betas.npy'] as Record<string, unknown>).shape),
+    'manifest.json: "files" lists train_betas.npy without its dtype and shape (expected { "dtype": "float32", "shape": [rows, …] })',
+  ],
   ['a file the manifest does not list', (e) => editManifest(e, (m) => delete (m.files as Record<string, unknown>)['voxels.npy']), 'manifest.json does not list voxels.npy'],
   ['train_betas.npy deleted', (e) => rmSync(join(e, 'train_betas.npy')), 'train_betas.npy: file not found'],
   ['test_betas.npy cut short', (e) => truncateSync(join(e, 'test_betas.npy'), 200), /^test_betas\.npy: truncated \.npy file: shape \(\d+, \d+\) float32 needs \d+ data bytes, the file holds 72$/],

@@ -91,6 +91,14 @@ function manifestProblem(m: unknown, key: string): string | null {
   if (o.key !== key) return `key ${JSON.stringify(o.key)}, expected ${key} (the entry's name)`;
   if (!Array.isArray(o.sources)) return 'no "sources" list';
   if (o.files === null || typeof o.files !== 'object') return 'no "files" list';
+  // (each listed file's dtype and shape, which the entry's files are checked against: a hand-broken listing is damage,
+  // not a TypeError that stopped cache list, prune and every extraction)
+  for (const [name, f] of Object.entries(o.files as Record<string, unknown>)) {
+    const d = f as { dtype?: unknown; shape?: unknown } | null;
+    if (d === null || typeof d !== 'object' || typeof d.dtype !== 'string' || !Array.isArray(d.shape) || !d.shape.every((n) => Number.isSafeInteger(n) && (n as number) >= 0)) {
+      return `"files" lists ${name} without its dtype and shape (expected { "dtype": "float32", "shape": [rows, …] })`;
+    }
+  }
   return null;
 }
 
