@@ -3,7 +3,8 @@
  * overwritten since reruns that stage and what depends on it, saying which file and what differed; a run folder
  * copied without its times, or left as it was, is skipped; a marker from before these records is taken as it was.
  */
-import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -12,7 +13,7 @@ import { afterAll, describe, expect, it, vi } from 'vitest';
 import { stageProgress } from '../../ts/cli/commands/reconstruct.js';
 import { buildDemoWorld } from '../../ts/demo/world.js';
 import { resolveConfig, type ReconstructConfig, type ReconstructConfigInput } from '../../ts/pipeline/config.js';
-import { FINGERPRINT_END, FINGERPRINT_SAMPLES, FINGERPRINT_SLICE, fileFingerprint, HASHED_BYTES, outputRecords, sameTime } from '../../ts/pipeline/outputRecords.js';
+import { FINGERPRINT_END, FINGERPRINT_SAMPLES, FINGERPRINT_SLICE, fileFingerprint, HASHED_BYTES, outputRecords, sameTime, type OutputRecord } from '../../ts/pipeline/outputRecords.js';
 import { reconstruct, reconstructStageDefs, type ReconstructProgress } from '../../ts/pipeline/reconstruct.js';
 import { markStage, stageState } from '../../ts/pipeline/runFolder.js';
 import { planStages, runStages, stageDepKey, type StageDef, type StageProgress } from '../../ts/pipeline/stageRunner.js';
@@ -233,6 +234,31 @@ describe('the stage runner: a damaged output reruns its stage and what depends o
     truncateSync(join(config.out, 'o', 'b.bin'), 40);
     expect(await run()).toEqual({ ran: ['b', 'c'], again: ['b: o/b.bin: 40 bytes, the stage recorded 100'] });
     expect(await run()).toEqual({ ran: [], again: [] });
+  });
+
+  it("a rerun records the outputs it kept as they were from its last marker, unread, and reads those it wrote", async () => {
+    const kept = { out: join(tmp, 'kept') };
+    // (a stage that keeps k1 when it is there, as img2img keeps its intact samples, and writes k2 each time)
+    const k: StageDef = {
+      id: 'k', deps: [], describe: 'k',
+      run: async () => {
+        mkdirSync(join(kept.out, 'o'), { recursive: true });
+        if (!existsSync(join(kept.out, 'o', 'k1.bin'))) writeFileSync(join(kept.out, 'o', 'k1.bin'), Buffer.alloc(50, 1));
+        writeFileSync(join(kept.out, 'o', 'k2.bin'), Buffer.alloc(60, 2));
+        return { outputs: ['o/k1.bin', 'o/k2.bin'] };
+      },
+    };
+    await runStages(kept, [k], await planStages(kept, [k]));
+    const markerPath = join(kept.out, 'stages', 'k.json');
+    const marker = JSON.parse(readFileSync(markerPath, 'utf8')) as { outputFiles: Record<string, OutputRecord> };
+    // (a hash no read of k1 gives: kept in the next marker only if k1 is not read again)
+    marker.outputFiles['o/k1.bin'].sha256 = 'f'.repeat(64);
+    writeFileSync(markerPath, JSON.stringify(marker));
+    truncateSync(join(kept.out, 'o', 'k2.bin'), 10);
+    await runStages(kept, [k], await planStages(kept, [k]));
+    const after = (JSON.parse(readFileSync(markerPath, 'utf8')) as { outputFiles: Record<string, OutputRecord> }).outputFiles;
+    expect(after['o/k1.bin'].sha256).toBe('f'.repeat(64));
+    expect(after['o/k2.bin']).toMatchObject({ size: 60, sha256: createHash('sha256').update(Buffer.alloc(60, 2)).digest('hex') });
   });
 
   it('markers of the version before (no records) still skip, a damaged output and all; --force still runs all', async () => {

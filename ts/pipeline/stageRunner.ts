@@ -205,13 +205,20 @@ export async function runStage(config: RunConfig, stage: StageDef, ctx: StageRun
   const inputs = await inputIdentities(stage.inputs ?? []);
   // what it reads of the stages before it, before it reads it
   const depKey = await stageDepKey(config, stage);
+  // (its last run's records of its outputs: those it keeps as they were, an img2img rerun's intact samples, are not read
+  // again when it is recorded; a file rewritten has another time and is)
+  const previous = (await readStageMarker(config, stage.id))?.outputFiles;
   const r = await stage.run(ctx);
   const seconds = (performance.now() - t0) / 1000;
-  await markStage(config, {
-    stage: stage.id, seconds, outputs: r.outputs, summary: r.summary, inputs,
-    ...(depKey === undefined ? {} : { depKey }),
-    ...(r.outputKey === undefined ? {} : { outputKey: r.outputKey }),
-  });
+  await markStage(
+    config,
+    {
+      stage: stage.id, seconds, outputs: r.outputs, summary: r.summary, inputs,
+      ...(depKey === undefined ? {} : { depKey }),
+      ...(r.outputKey === undefined ? {} : { outputKey: r.outputKey }),
+    },
+    previous !== null && typeof previous === 'object' ? previous : {},
+  );
   await r.afterMarker?.();
   return { stage: stage.id, status: 'ran', seconds, summary: r.summary };
 }
