@@ -232,6 +232,39 @@ describe('end to end, a mode-000 manifest read by a user the permissions apply t
     expect(snapshot(c.dir)).toEqual(before);
   });
 
+  it("a sticky shared cache folder (1777): another user's damaged entry, though world-writable, is kept by prune and refused by extraction before any work", async ({ skip }) => {
+    const run = process.env.TMPDIR ?? tmpdir();
+    for (let p = mini.tmp; dirname(p) !== p && !relative(run, p).startsWith('..'); p = dirname(p)) chmodSync(p, statSync(p).mode | 0o001);
+    chmodSync(mini.tmp, 0o755);
+    const c = await cacheWithEntry();
+    chmodSync(c.dir, 0o1777);
+    const out = join(mini.tmp, 'w3');
+    mkdirSync(out, { mode: 0o777 });
+    chmodSync(out, 0o777);
+    const cli = distModule('cli/main');
+    const env = { PATH: process.env.PATH, NO_COLOR: '1', HOME: out };
+    const brainlatent = (...args: string[]) => runCommand(process.execPath, [cli, ...args], { env, ...as });
+    const probe = await brainlatent('--version');
+    if (probe.status !== 0) skip(`the CLI does not run as uid ${asRoot ? NOBODY : process.getuid?.()}: ${probe.stderr.trim().split('\n')[0]}`);
+    if (!asRoot) skip('needs an entry of another user: run as root');
+    // (access(W_OK) passes on the entry and the folder; only the sticky bit forbids the rename)
+    chmodSync(c.entry, 0o777);
+    for (const f of readdirSync(c.entry)) chmodSync(join(c.entry, f), 0o666);
+    rmSync(join(c.entry, 'train_betas.npy'));
+    const before = snapshot(c.dir);
+    const sticky = `the cache folder ${c.dir} is sticky (mode 1777) and the entry is uid 0's, not this user's`;
+    const prune = await brainlatent('cache', 'prune', '--cache', c.dir, '--stale');
+    expect(prune.stderr).toBe('');
+    expect(prune.stdout).toBe(`kept ${c.entry}: this user cannot delete its files (${sticky}); its owner can remove it\nfreed 0.0 kB (0 entries) in ${c.dir}\n`);
+    const ex = await brainlatent('nsd', 'extract', '--root', mini.root, '--subject', '1', '--roi', 'streams:early', '--sessions', '1', '--cache', c.dir, '--out', join(out, 'ex'));
+    expect(ex.stderr).toBe(
+      `brainlatent: FileAccessError: --cache: ${sticky} (EPERM); the damaged extraction cache entry ${c.entry} (train_betas.npy: file not found) cannot be replaced, so nothing was extracted: its owner can remove it, or give another cache folder\n`,
+    );
+    expect(ex.status).toBe(1);
+    expect(existsSync(join(out, 'ex'))).toBe(false);
+    expect(snapshot(c.dir)).toEqual(before);
+  });
+
   it("cache prune keeps a damaged entry whose files this user cannot delete (another user's), saying so, and hides nothing", async ({ skip }) => {
     const run = process.env.TMPDIR ?? tmpdir();
     for (let p = mini.tmp; dirname(p) !== p && !relative(run, p).startsWith('..'); p = dirname(p)) chmodSync(p, statSync(p).mode | 0o001);

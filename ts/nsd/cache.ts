@@ -238,7 +238,11 @@ export async function folderBytes(dir: string): Promise<number> {
   return total;
 }
 
-/** Removes entry `e`, unless a live process is loading it (a hold, as `cache prune` honours): then null, and a later upkeep removes it. */
+/**
+ * Removes entry `e`, unless a live process is loading it (a hold, as `cache prune` honours: then null, and a later
+ * upkeep removes it) or this user cannot delete it (another user's: null, and it stays until its owner's extraction
+ * or `cache prune` removes it; the prune names it).
+ */
 async function remove(e: CacheEntry, why: string): Promise<RemovedCacheEntry | null> {
   const bytes = await folderBytes(e.path);
   if (!('removed' in (await removeEntryUnlessHeld(e.path)))) return null;
@@ -421,6 +425,8 @@ export async function removeEntryUnlessHeld(
  * EROFS), or null when it can (or the entry is gone).
  */
 export async function undeletable(entry: string): Promise<string | null> {
+  const sticky = await stickyDenies(entry);
+  if (sticky !== null) return `this user cannot delete its files (${sticky}); its owner can remove it`;
   const folders = [entry];
   for (const e of await readdir(entry, { withFileTypes: true, recursive: true }).catch(() => [])) if (e.isDirectory()) folders.push(join(e.parentPath, e.name));
   for (const folder of folders) {
@@ -433,6 +439,19 @@ export async function undeletable(entry: string): Promise<string | null> {
     }
   }
   return null;
+}
+
+/**
+ * Why the cache folder's sticky bit (0o1000, S_ISVTX: a shared folder of mode 1777 or 3775) keeps this user from
+ * renaming `entry` away, which `access` does not tell: there only the owner of the entry or of the folder (or root)
+ * may rename or delete it. Null when it does not.
+ */
+export async function stickyDenies(entry: string): Promise<string | null> {
+  const uid = process.getuid?.();
+  if (uid === undefined || uid === 0) return null;
+  const [folder, own] = await Promise.all([stat(dirname(entry)).catch(() => null), stat(entry).catch(() => null)]);
+  if (!folder || !own || (folder.mode & 0o1000) === 0 || folder.uid === uid || own.uid === uid) return null;
+  return `the cache folder ${dirname(entry)} is sticky (mode ${(folder.mode & 0o7777).toString(8)}) and the entry is uid ${own.uid}'s, not this user's`;
 }
 
 /**

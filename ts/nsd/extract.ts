@@ -16,7 +16,7 @@ import { allInOrder } from '../allInOrder.js';
 import { MAX_SESSION, parseSessionSpec } from '../config/sessions.js';
 import { availableSessions, betasGridAffine, formatSessionList, readSessionBetas, sessionBetasFile, sessionBetasShape, sessionsBetasShape, sessionTrialCount, type BetasFormatChoice } from './betas.js';
 import { nsdTrialTable, readNsdDesign } from './expdesign.js';
-import { entryReadProblem, entryUnreadableError, folderBytes, holdForLoad, inspectEntry, removeReplacedEntries } from './cache.js';
+import { entryReadProblem, entryUnreadableError, folderBytes, holdForLoad, inspectEntry, removeReplacedEntries, stickyDenies } from './cache.js';
 import { assertCacheFolderApart, extractionInputs } from './cacheApart.js';
 import { describeFiles, readNsdExtraction, writeExtractionFolder, type NsdExtraction, type NsdManifest, type RemovedCacheEntry } from './output.js';
 import { maskGridMismatch } from './grid.js';
@@ -345,6 +345,14 @@ async function loadCacheEntry(entry: string, key: string): Promise<NsdExtraction
  * the write after it.
  */
 async function assertReplaceable(dir: string, entry: string, damage: string): Promise<void> {
+  const sticky = await stickyDenies(entry);
+  if (sticky !== null) {
+    throw new FileAccessError(
+      `extractNsd cacheDir: ${sticky} (EPERM); the damaged extraction cache entry ${entry} (${damage}) cannot be replaced, so nothing was extracted: its owner can remove it, or give another cache folder`,
+      'EPERM',
+      { path: entry },
+    );
+  }
   for (const folder of [dir, entry]) {
     const code = await access(folder, constants.W_OK | constants.X_OK).then(
       () => null,
