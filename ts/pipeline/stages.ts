@@ -591,7 +591,7 @@ export async function img2imgKeptSamples(c: ReconstructConfig): Promise<{ kept: 
 
 /**
  * An img2img shard's (or the whole stage's) summary: its images and seeds, then what this run of it computed: the
- * samples it made (`samplesRun`) and those an interrupted run had made (`reusedSamples`), and the U-Net evaluations of
+ * samples it made (`samplesRun`) and those it kept, an interrupted run's or, on a rerun for a damaged sample, its last run's intact blocks (`reusedSamples`), and the U-Net evaluations of
  * one latent it ran (images × the engine's U-Net calls, × 2 with guidance) in `unetSeconds` of U-Net time. A rate is
  * unetEvaluations / unetSeconds: both count the same samples.
  */
