@@ -190,14 +190,18 @@ describe('end to end, a mode-000 manifest read by a user the permissions apply t
   const NOBODY = 65534;
   const as = asRoot ? { uid: NOBODY, gid: NOBODY } : {};
 
-  it('nsd extract refuses it naming --cache; cache list shows it unreadable; cache prune keeps it', async ({ skip }) => {
+  /**
+   * A cache with one entry (its folder of `mode`, shared) that the CLI reaches as uid 65534 when root, and `brainlatent`
+   * running the CLI as that user with HOME in a folder `home` it may write; skipped where the CLI cannot run so.
+   */
+  async function sharedCache(mode: number, home: string, skip: (note: string) => void) {
     // (the user must reach the folder: the run's own temporary folders get o+x, the mini NSD and the cache o+rx)
     const run = process.env.TMPDIR ?? tmpdir();
     for (let p = mini.tmp; dirname(p) !== p && !relative(run, p).startsWith('..'); p = dirname(p)) chmodSync(p, statSync(p).mode | 0o001);
     chmodSync(mini.tmp, 0o755);
     const c = await cacheWithEntry();
-    chmodSync(c.dir, 0o777); // a shared cache: any user may write entries there
-    const out = join(mini.tmp, 'w');
+    chmodSync(c.dir, mode);
+    const out = join(mini.tmp, home);
     mkdirSync(out, { mode: 0o777 });
     chmodSync(out, 0o777);
     const cli = distModule('cli/main');
@@ -205,6 +209,11 @@ describe('end to end, a mode-000 manifest read by a user the permissions apply t
     const brainlatent = (...args: string[]) => runCommand(process.execPath, [cli, ...args], { env, ...as });
     const probe = await brainlatent('--version');
     if (probe.status !== 0) skip(`the CLI does not run as uid ${asRoot ? NOBODY : process.getuid?.()}: ${probe.stderr.trim().split('\n')[0]}`);
+    return { c, out, cli, env, brainlatent };
+  }
+
+  it('nsd extract refuses it naming --cache; cache list shows it unreadable; cache prune keeps it', async ({ skip }) => {
+    const { c, out, brainlatent } = await sharedCache(0o777, 'w', skip);
     // (the entry as its writer's umask 022 leaves it, but for the manifest)
     chmodSync(c.entry, 0o755);
     for (const f of readdirSync(c.entry)) chmodSync(join(c.entry, f), 0o644);
@@ -233,19 +242,7 @@ describe('end to end, a mode-000 manifest read by a user the permissions apply t
   });
 
   it("a sticky shared cache folder (1777): another user's damaged entry, though world-writable, is kept by prune and refused by extraction before any work", async ({ skip }) => {
-    const run = process.env.TMPDIR ?? tmpdir();
-    for (let p = mini.tmp; dirname(p) !== p && !relative(run, p).startsWith('..'); p = dirname(p)) chmodSync(p, statSync(p).mode | 0o001);
-    chmodSync(mini.tmp, 0o755);
-    const c = await cacheWithEntry();
-    chmodSync(c.dir, 0o1777);
-    const out = join(mini.tmp, 'w3');
-    mkdirSync(out, { mode: 0o777 });
-    chmodSync(out, 0o777);
-    const cli = distModule('cli/main');
-    const env = { PATH: process.env.PATH, NO_COLOR: '1', HOME: out };
-    const brainlatent = (...args: string[]) => runCommand(process.execPath, [cli, ...args], { env, ...as });
-    const probe = await brainlatent('--version');
-    if (probe.status !== 0) skip(`the CLI does not run as uid ${asRoot ? NOBODY : process.getuid?.()}: ${probe.stderr.trim().split('\n')[0]}`);
+    const { c, out, brainlatent } = await sharedCache(0o1777, 'w3', skip);
     if (!asRoot) skip('needs an entry of another user: run as root');
     // (access(W_OK) passes on the entry and the folder; only the sticky bit forbids the rename)
     chmodSync(c.entry, 0o777);
@@ -266,19 +263,7 @@ describe('end to end, a mode-000 manifest read by a user the permissions apply t
   });
 
   it("cache prune keeps a damaged entry whose files this user cannot delete (another user's), saying so, and hides nothing", async ({ skip }) => {
-    const run = process.env.TMPDIR ?? tmpdir();
-    for (let p = mini.tmp; dirname(p) !== p && !relative(run, p).startsWith('..'); p = dirname(p)) chmodSync(p, statSync(p).mode | 0o001);
-    chmodSync(mini.tmp, 0o755);
-    const c = await cacheWithEntry();
-    chmodSync(c.dir, 0o777);
-    const out = join(mini.tmp, 'w2');
-    mkdirSync(out, { mode: 0o777 });
-    chmodSync(out, 0o777);
-    const cli = distModule('cli/main');
-    const env = { PATH: process.env.PATH, NO_COLOR: '1', HOME: out };
-    const brainlatent = (...args: string[]) => runCommand(process.execPath, [cli, ...args], { env, ...as });
-    const probe = await brainlatent('--version');
-    if (probe.status !== 0) skip(`the CLI does not run as uid ${asRoot ? NOBODY : process.getuid?.()}: ${probe.stderr.trim().split('\n')[0]}`);
+    const { c, cli, env, brainlatent } = await sharedCache(0o777, 'w2', skip);
     if (!asRoot) skip('needs an entry of another user: run as root');
     // (damaged: a file it lists is gone; its folder is its writer's, 0755, which this user may not delete files in)
     chmodSync(c.entry, 0o755);

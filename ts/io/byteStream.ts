@@ -182,14 +182,18 @@ async function probeFile(path: string): Promise<{ compressed: boolean; size: num
   }
 }
 
-/** Opens a file for reading: a missing file, a folder or an unreadable one is a typed error naming the path. */
-export async function openRegularFile(path: string): Promise<{ fh: FileHandle; size: number }> {
-  let fh: FileHandle;
+/** Opens a file (of any kind) for reading: a missing or unreadable one is a typed error naming the path (fileOpenError). */
+export async function openForReading(path: string): Promise<FileHandle> {
   try {
-    fh = await open(path, 'r');
+    return await open(path, 'r');
   } catch (e) {
     throw fileOpenError(path, e);
   }
+}
+
+/** Opens a file for reading: a missing file, a folder or an unreadable one is a typed error naming the path. */
+export async function openRegularFile(path: string): Promise<{ fh: FileHandle; size: number }> {
+  const fh = await openForReading(path);
   try {
     const st = await fh.stat();
     if (!st.isFile()) throw new FormatError(`${path}: not a regular file`, { path });

@@ -1,11 +1,11 @@
-import { open, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Dataset, File as H5File } from 'h5wasm/node';
 import { FormatError, InvalidArgumentError, ShapeError } from '../errors.js';
 import type { Matrix } from '../matrix.js';
 import { withAtomicPath } from './atomicWrite.js';
 import { runHdf5 } from './hdf5Diagnostics.js';
-import { fileOpenError } from './byteStream.js';
+import { fileOpenError, openForReading } from './byteStream.js';
 import { divisorOption } from './finite.js';
 import { checkShape } from './typedArrays.js';
 import { describeNumber } from '../ridge/alphas.js';
@@ -471,12 +471,7 @@ export async function writeHdf5(
 
 /** Byte offset of the HDF5 superblock (0, 512, 1024, ...; MAT v7.3 files use 512), or -1. */
 export async function hdf5SignatureOffset(path: string): Promise<number> {
-  let fh;
-  try {
-    fh = await open(path, 'r');
-  } catch (e) {
-    throw fileOpenError(path, e);
-  }
+  const fh = await openForReading(path);
   try {
     const size = (await fh.stat()).size;
     const b = Buffer.alloc(8);

@@ -1,8 +1,7 @@
 /** Reading a whole (small) file into memory with its size checked first: a typed error for a missing or oversized file. */
-import { open } from 'node:fs/promises';
 
 import { FormatError, LimitError } from '../errors.js';
-import { fileOpenError, openRegularFile } from './byteStream.js';
+import { fileOpenError, openForReading, openRegularFile } from './byteStream.js';
 
 /**
  * The file's bytes, refusing files over `maxBytes` (named by `limitName`, the setting that raises the limit) before
@@ -44,12 +43,7 @@ export function byteLimit(envName: string, fallback: number): number {
  * raises the limit. A missing file is a MissingFileError and a folder a FormatError, each naming the path.
  */
 export async function readCappedFile(path: string, maxBytes: number, what: string, limitName: string): Promise<Buffer> {
-  let fh;
-  try {
-    fh = await open(path, 'r');
-  } catch (e) {
-    throw fileOpenError(path, e);
-  }
+  const fh = await openForReading(path);
   try {
     const st = await fh.stat();
     if (st.isDirectory()) throw new FormatError(`${path}: is a directory, expected a file`, { path });
