@@ -160,6 +160,18 @@ describe('an entry this process cannot read is refused, kept, listed unreadable 
   });
 });
 
+describe('cache prune on a read-only file system', () => {
+  it('keeps the entry and says the file system is read-only (not that its owner can remove it)', async () => {
+    const c = await cacheWithEntry();
+    rmSync(join(c.entry, 'train_betas.npy'));
+    inject.errno.set(c.entry, 'EROFS');
+    const before = snapshot(c.dir);
+    const pruned = await pruneCacheFolder(c.dir, { stale: true });
+    expect(pruned).toEqual({ removed: [], held: [], replaced: [], denied: [{ path: c.entry, why: 'its files cannot be deleted (its folder: EROFS, a read-only file system)' }], bytes: 0 });
+    expect(snapshot(c.dir)).toEqual(before);
+  });
+});
+
 describe('a damaged entry that cannot be replaced is refused before the extraction, not at the write after it', () => {
   for (const [where, errno] of [['the cache folder', 'EROFS'], ['the entry folder', 'EACCES']] as const) {
     it(`${where} not writable (${errno})`, async () => {
@@ -174,7 +186,7 @@ describe('a damaged entry that cannot be replaced is refused before the extracti
         errno,
         message:
           `extractNsd cacheDir: ${folder} is not writable (${errno}); the damaged extraction cache entry ${c.entry} (train_betas.npy: file not found) cannot be replaced, ` +
-          'so nothing was extracted: its owner can remove it, or give another cache folder',
+          `so nothing was extracted: ${errno === 'EROFS' ? 'the file system is read-only: give another cache folder' : 'its owner can remove it, or give another cache folder'}`,
       });
       expect(c.sessionsRead()).toBe(0);
       expect(snapshot(c.dir)).toEqual(before);

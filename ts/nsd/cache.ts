@@ -435,6 +435,8 @@ export async function undeletable(entry: string): Promise<string | null> {
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') continue;
+      // (on a read-only file system nobody can: its owner is no remedy)
+      if (code === 'EROFS') return `its files cannot be deleted (${folder === entry ? 'its folder' : folder}: EROFS, a read-only file system)`;
       return `this user cannot delete its files (${folder === entry ? 'its folder' : folder}: ${code ?? (e as Error).message}); its owner can remove it`;
     }
   }

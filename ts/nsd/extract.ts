@@ -359,9 +359,11 @@ async function assertReplaceable(dir: string, entry: string, damage: string): Pr
       (e: NodeJS.ErrnoException) => e.code ?? String(e),
     );
     if (code === null) continue;
+    // (on a read-only file system nobody can replace it: its owner is no remedy)
+    const remedy = code === 'EROFS' ? 'the file system is read-only: give another cache folder' : 'its owner can remove it, or give another cache folder';
     throw new FileAccessError(
       `extractNsd cacheDir: ${folder} is not writable (${code}); the damaged extraction cache entry ${entry} (${damage}) cannot be replaced, ` +
-        'so nothing was extracted: its owner can remove it, or give another cache folder',
+        `so nothing was extracted: ${remedy}`,
       code,
       { path: folder },
     );
