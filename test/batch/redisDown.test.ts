@@ -154,6 +154,28 @@ describe('a Redis that is not reachable', () => {
       rmSync(redisDir, { recursive: true, force: true });
     }
   });
+
+  it('a worker stopped (SIGTERM) while it waits for its Redis exits 0 with a line, not killed by the signal', { timeout: 60_000 }, async () => {
+    // (its handlers were installed after the ready line: until then SIGTERM ended it at once, and a supervisor's
+    // SIGTERM right after that line could still find none: a CI run saw the exit code null)
+    const port = await deadPort();
+    const p = spawn(process.execPath, [cli, 'worker', '--redis', `redis://127.0.0.1:${port}`, '--name', 'waiting'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let log = '';
+    p.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+    try {
+      const t0 = Date.now();
+      while (!log.includes('waiting for it')) {
+        if (Date.now() - t0 > 30_000) throw new Error(`timed out waiting for the waiting line; log:\n${log}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      p.kill('SIGTERM');
+      const [code, signal] = await once(p, 'exit');
+      expect([code, signal]).toEqual([0, null]);
+      expect(log).toMatch(/SIGTERM before the worker started: exiting\n$/);
+    } finally {
+      if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+    }
+  });
 });
 
 describe('serve --redis with its Redis down', () => {

@@ -54,7 +54,38 @@ See docs/batch.md (queues, locks and stalled jobs, workers under Slurm or Kubern
       const queues = f.queues?.split(',').map((q) => q.trim()).filter(Boolean) as QueueClass[] | undefined;
       for (const q of queues ?? []) if (!QUEUES.includes(q)) throw new InvalidArgumentError(`--queues: '${q}' is not a queue (queues: ${QUEUES.join(', ')})`);
       const log = (line: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`);
-      const worker = await createWorker({
+      // The signal handlers come first: until a handler is installed, SIGTERM ends the process at once (exit by
+      // signal), and a supervisor may send it as soon as it reads the ready line below, or while Redis is awaited
+      let worker: Awaited<ReturnType<typeof createWorker>> | undefined;
+      let stopping = false;
+      const close = (w: NonNullable<typeof worker>) =>
+        w.close().then(
+          () => {
+            log('closed');
+            process.exit(0);
+          },
+          (e: unknown) => {
+            log(`close failed: ${(e as Error).message}`);
+            process.exit(1);
+          },
+        );
+      const stop = (sig: string) => {
+        if (stopping) {
+          log(`${sig} again: exiting now`);
+          process.exit(1);
+        }
+        stopping = true;
+        // while starting (waiting for Redis, say), it has taken no job: nothing to finish
+        if (!worker) {
+          log(`${sig} before the worker started: exiting`);
+          process.exit(0);
+        }
+        log(`${sig}: finishing the running job(s), then exiting`);
+        void close(worker);
+      };
+      process.on('SIGTERM', () => stop('SIGTERM'));
+      process.on('SIGINT', () => stop('SIGINT'));
+      worker = await createWorker({
         redis: f.redis,
         // a worker with no slots would take nothing: 0 is refused, not read as 1
         concurrency: integerFlag(f.concurrency, '--concurrency', 1, MAX_JOB_PROCESSES),
@@ -73,27 +104,6 @@ See docs/batch.md (queues, locks and stalled jobs, workers under Slurm or Kubern
         onLog: log,
       });
       log(`worker ${worker.name} ready on ${(queues ?? QUEUES).join(', ')}`);
-      let stopping = false;
-      const stop = (sig: string) => {
-        if (stopping) {
-          log(`${sig} again: exiting now`);
-          process.exit(1);
-        }
-        stopping = true;
-        log(`${sig}: finishing the running job(s), then exiting`);
-        worker.close().then(
-          () => {
-            log('closed');
-            process.exit(0);
-          },
-          (e: unknown) => {
-            log(`close failed: ${(e as Error).message}`);
-            process.exit(1);
-          },
-        );
-      };
-      process.on('SIGTERM', () => stop('SIGTERM'));
-      process.on('SIGINT', () => stop('SIGINT'));
       await new Promise(() => {});
     });
 }
