@@ -252,7 +252,12 @@ describe('shared features', () => {
 // ---- through BullMQ on a real redis-server ----
 
 const cli = join(process.cwd(), 'dist', 'cli', 'main.js');
-type WorkerProc = ChildProcess & { log: () => string; name: string };
+type WorkerProc = ChildProcess & {
+  log: () => string;
+  name: string;
+  /** Calls `fn` with each whole line of the worker's stderr as it arrives (not at a later look); returns its removal. */
+  onLine: (fn: (line: string) => void) => () => void;
+};
 const workers: WorkerProc[] = [];
 
 /** A `brainlatent worker` process with short lock and stall intervals (a killed worker's job returns in ~3–5 s). */
@@ -261,8 +266,18 @@ function startWorker(url: string, name: string, extra: string[] = []): WorkerPro
     stdio: ['ignore', 'ignore', 'pipe'],
   }) as WorkerProc;
   let log = '';
-  p.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+  const listeners = new Set<(line: string) => void>();
+  p.stderr!.on('data', (d: Buffer) => {
+    const whole = log.lastIndexOf('\n') + 1; // where the line not yet ended starts
+    log += d.toString();
+    const end = log.lastIndexOf('\n');
+    if (end >= whole) for (const line of log.slice(whole, end).split('\n')) for (const fn of [...listeners]) fn(line);
+  });
   p.log = () => log;
+  p.onLine = (fn) => {
+    listeners.add(fn);
+    return () => listeners.delete(fn);
+  };
   p.name = name;
   workers.push(p);
   return p;
@@ -301,6 +316,41 @@ async function until<T>(
   }
 }
 
+/**
+ * Freezes (SIGSTOP) a worker and its job processes in the handler of the first stderr line matching `re` that is
+ * not in `tried` (a line logged before the call is taken first); fails as soon as the batch ends without one.
+ */
+async function freezeAtLine(
+  pair: WorkerProc[],
+  re: RegExp,
+  tried: Set<string>,
+  batch: { id: string; redis: string },
+): Promise<{ p: WorkerProc; m: RegExpExecArray; tree: number[] }> {
+  const offs: (() => void)[] = [];
+  let settled = false;
+  const frozen = new Promise<{ p: WorkerProc; m: RegExpExecArray; tree: number[] }>((resolve) => {
+    const take = (p: WorkerProc, line: string): boolean => {
+      const m = re.exec(line);
+      if (settled || !m || tried.has(m[0])) return false;
+      settled = true;
+      tried.add(m[0]);
+      process.kill(p.pid!, 'SIGSTOP'); // the worker first: it starts no process while its tree is read
+      const tree = [p.pid!, ...descendants(p.pid!)];
+      for (const pid of tree.slice(1)) process.kill(pid, 'SIGSTOP');
+      resolve({ p, m, tree });
+      return true;
+    };
+    for (const p of pair) for (const line of p.log().split('\n')) if (take(p, line)) return;
+    for (const p of pair) offs.push(p.onLine((line) => void take(p, line)));
+  });
+  try {
+    return await Promise.race([frozen, until(`a line matching ${re}`, () => settled, 900_000, batch).then(() => frozen)]);
+  } finally {
+    settled = true;
+    for (const off of offs) off();
+  }
+}
+
 /** SIGKILLs a worker and returns the processes it had started (its job processes), which must die with it. */
 function killWorker(p: WorkerProc): number[] {
   const below = descendants(p.pid!);
@@ -331,28 +381,18 @@ describe.skipIf(!redisAvailable)('batch through BullMQ (redis-server started her
     const sub = await submitBatch(batchManifest(world, 'bull', out, [1, 2, 3, 4], { images: 8, seeds: 2 }), { redis: redis.url });
     expect(sub.added).toEqual(['subj01', 'subj02', 'subj03', 'subj04']);
     // the worker of the first img2img shard that starts (one shard per subject, 8 images × 2 seeds) is frozen
-    // with its job process (SIGSTOP), then killed if the shard has not finished (its marker is written last):
-    // a kill in the middle of the shard however fast or slow the machine is; a shard that finished before the
-    // freeze is let go and the next one is taken
-    const shardStart = /bull\.(subj0\d)\.recon\.img2img\.(k\S+) started/g;
+    // with its job process (SIGSTOP) in the handler of the line that says so, then killed if the shard has not
+    // finished (its marker is written last): the line arrives before the shard's first sample ends, however fast
+    // the machine (polling the log every 200 ms missed every shard on a fast one, all done in 8 s); a shard that
+    // finished before the freeze is let go and the next one is taken
+    const shardStart = /bull\.(subj0\d)\.recon\.img2img\.(k\S+) started/;
     const tried = new Set<string>();
     let id = '';
     let victim: WorkerProc | undefined;
     while (!victim) {
-      const found = await until(
-        'an img2img shard starting',
-        () => {
-          for (const p of pair) for (const m of p.log().matchAll(shardStart)) if (!tried.has(m[0])) return { p, m };
-          return null;
-        },
-        900_000,
-        { id: 'bull', redis: redis.url },
-      );
-      tried.add(found.m[0]);
-      const tree = [found.p.pid!, ...descendants(found.p.pid!)];
-      for (const pid of tree) process.kill(pid, 'SIGSTOP');
+      const found = await freezeAtLine(pair, shardStart, tried, { id: 'bull', redis: redis.url });
       if (existsSync(join(out, found.m[1], 'recon', 'stages', 'img2img.shards', `${found.m[2]}.json`))) {
-        for (const pid of tree) process.kill(pid, 'SIGCONT');
+        for (const pid of found.tree) process.kill(pid, 'SIGCONT');
         continue;
       }
       id = `bull.${found.m[1]}.recon.img2img.${found.m[2]}`;
@@ -398,11 +438,18 @@ describe.skipIf(!redisAvailable)('batch through BullMQ (redis-server started her
 
   it('Redis stopped and restarted mid-batch: the workers reconnect and the batch completes', async () => {
     expect(alive(survivor)).toBe(true);
-    await submitBatch(batchManifest(world, 'restart', join(dir, 'restart'), [1]), { redis: redis.url });
-    // (a job past the features running: the decoders, the z-only decode or an img2img shard — the decoders alone
-    // can start and finish between two looks, ~1 s on the demo world, and the batch then ended unseen)
-    const midway = new Set(['decoders', 'zonly', 'img2img']);
-    await until('a job past the features running', async () => (await getBatchStatus('restart', { redis: redis.url })).jobs.find((j) => midway.has(j.stage) && j.state === 'active'), 600_000, { id: 'restart', redis: redis.url });
+    // Redis is stopped as a job past the features starts (the decoders, the z-only decode or an img2img shard), at
+    // the worker's line that says so: looking at the batch's jobs every 200 ms could miss them all, the decoders alone
+    // ~1 s on the demo world, and the batch then ended unseen
+    const midway = /restart\.subj01\.recon\.(decoders|zonly|img2img)\S* started/;
+    let seen = false;
+    const off = survivor.onLine((line) => void (seen ||= midway.test(line)));
+    try {
+      await submitBatch(batchManifest(world, 'restart', join(dir, 'restart'), [1]), { redis: redis.url });
+      await until(`a line matching ${midway}`, () => seen, 600_000, { id: 'restart', redis: redis.url });
+    } finally {
+      off();
+    }
     await redis.stop();
     await sleep(2000);
     await redis.start();
