@@ -6,6 +6,9 @@
  * each analysis's own features stage (reconstruct: `features`, encode: `embed`) hard-links the entry's files
  * into its run folder instead of computing them. One process computes an entry at a time (`<key>.lock` beside it):
  * two jobs that need an entry not there yet (a shared job and a features-link job) do not both compute it.
+ * An entry is checked when read, as the NSD extraction cache checks its own (ts/nsd/cache.ts): a damaged one is a miss,
+ * computed again and written whole in its place by its lock's holder; one of a newer brainlatent, or one this process
+ * cannot read, is refused and left as it is.
  *
  * The key is what determines the bytes: the recipe (model folder, image side, posterior mode and seed, caption
  * source, images per model call — the text encoder sees one call's captions together —, ONNX Runtime provider,
@@ -21,12 +24,14 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import type { EncodeConfig } from '../config/encode.js';
-import { CancelledError, InvalidArgumentError, LockedError, ShapeError } from '../errors.js';
+import { BrainlatentError, CancelledError, FileAccessError, FormatError, InvalidArgumentError, LockedError, ShapeError } from '../errors.js';
 import { temporarySibling, withAtomicDir, withAtomicPath, writeJsonAtomic } from '../io/atomicWrite.js';
 import { lockPath, type FolderLock, type LockHolder } from '../io/folderLock.js';
-import { readIntVectorNpy, writeNpy } from '../io/npy.js';
+import { fileOpenError } from '../io/byteStream.js';
+import { readIntVectorNpy, readNpyHeader, writeNpy } from '../io/npy.js';
 import type { ReconstructConfig } from '../pipeline/config.js';
 import { selectTestImages } from '../pipeline/testSubset.js';
+import { entryReadProblem, type EntryUnreadable } from '../nsd/cache.js';
 import { cocoCaptionsPath, stimInfoPath, stimuliPath } from '../nsd/paths.js';
 
 /** How ONNX Runtime runs the model: part of the key (threads, providers and 'lean' memory's graph optimization may change the last bits). */
@@ -163,14 +168,96 @@ const entryOf = (dir: string, key: string, shape: number[], computed: boolean): 
   computed,
 });
 
-async function readEntry(dir: string, key: string): Promise<FeatureEntry | null> {
+const ENTRY_FORMAT = 'brainlatent-shared-features';
+const ENTRY_VERSION = 1;
+const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+
+/** What keeps `rec` (entry.json's parsed text) from being the record of entry `key` over `images` images, or null. */
+function recordProblem(rec: unknown, key: string, images: number): string | null {
+  if (rec === null || typeof rec !== 'object' || Array.isArray(rec)) return `not a shared features record (a JSON ${rec === null ? 'null' : Array.isArray(rec) ? 'array' : typeof rec})`;
+  const o = rec as Record<string, unknown>;
+  if (o.format !== ENTRY_FORMAT) return `format ${JSON.stringify(o.format)}, expected "${ENTRY_FORMAT}"`;
+  // (a newer brainlatent's is refused before this; any other version is none this one wrote)
+  if (o.version !== ENTRY_VERSION) return `version ${JSON.stringify(o.version)}, expected ${ENTRY_VERSION}`;
+  if (o.key !== key) return `key ${JSON.stringify(o.key)}, expected ${key} (the entry's name)`;
+  if (o.images !== images) return `images ${JSON.stringify(o.images)}, expected ${images} (the ids its key is made of)`;
+  const shape = o.shape;
+  if (!Array.isArray(shape) || !shape.every((n) => Number.isSafeInteger(n) && (n as number) > 0)) return `shape ${JSON.stringify(shape)}, expected the per-image shape (z [4, h, w], c [77, D])`;
+  return null;
+}
+
+/**
+ * The error for a file of entry `entry` this process cannot read (`name`, entryReadProblem's `u`): the file named,
+ * the entry said to be kept as it is. Its class and fields are `u.error`'s (a FileAccessError keeps its errno).
+ */
+function entryUnreadable(entry: string, name: string, u: EntryUnreadable): BrainlatentError {
+  const e = u.error;
+  const denied = e instanceof FileAccessError && (e.errno === 'EACCES' || e.errno === 'EPERM');
+  const why = u.why.startsWith(`${name}: `) ? u.why.slice(name.length + 2) : u.why;
+  const remedy = denied ? `its owner can make it readable (chmod -R a+rX ${entry}), or use another cache folder` : 'try again, or use another cache folder';
+  e.message = `${join(entry, name)}: ${why}; the shared features entry ${entry} is kept as it is, not computed again: ${remedy}`;
+  return e;
+}
+
+/**
+ * Entry `key` of `dir` over `images` images, as its files hold it: null when its folder is not there; `damage` when
+ * what it holds is incomplete or broken (entry.json missing, not JSON, of another format or an older version, of
+ * another key, image count or shape; data.npy or ids.npy missing, cut short, or not the float32 [images, per image]
+ * and int32 [images] computeEntry writes): a miss, computed again and written whole in its place. An entry.json of a
+ * newer brainlatent, or a file this process cannot read (permission denied, an I/O error), is no damage: thrown,
+ * naming the file, and the entry is left as it is. The .npy headers are checked against the files' sizes (readNpyHeader);
+ * the data are not read.
+ */
+async function readEntry(dir: string, key: string, images: number): Promise<FeatureEntry | { damage: string } | null> {
+  const entry = join(dir, key);
+  const record = join(entry, 'entry.json');
+  const damageOrThrow = (name: string, e: unknown): { damage: string } => {
+    const p = entryReadProblem(entry, e);
+    if ('damage' in p) return p;
+    throw entryUnreadable(entry, name, p.unreadable);
+  };
+  let text: string;
   try {
-    const rec = JSON.parse(await readFile(join(dir, key, 'entry.json'), 'utf8')) as EntryRecord;
-    const e = entryOf(dir, key, rec.shape, false);
-    return rec.key === key && existsSync(e.data) && existsSync(e.ids) ? e : null;
-  } catch {
-    return null;
+    text = await readFile(record, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT' && !existsSync(entry)) return null;
+    return damageOrThrow('entry.json', fileOpenError(record, e));
   }
+  let rec: unknown;
+  try {
+    rec = JSON.parse(text);
+  } catch (e) {
+    return { damage: `entry.json: not valid JSON (${(e as Error).message})` };
+  }
+  const o = rec as Partial<Record<string, unknown>> | null;
+  if (o?.format === ENTRY_FORMAT && typeof o.version === 'number' && o.version > ENTRY_VERSION) {
+    // (never replaced: the brainlatent that wrote it reads it)
+    throw new FormatError(
+      `${record}: version ${o.version}, written by a newer brainlatent; this one reads version ${ENTRY_VERSION}. The shared features entry is kept as it is: ` +
+        `use that brainlatent, or another cache folder than ${dir} (a batch's is <out>/<subject>/cache/features)`,
+      { path: record, field: 'version' },
+    );
+  }
+  const wrong = recordProblem(rec, key, images);
+  if (wrong) return { damage: `entry.json: ${wrong}` };
+  const shape = (rec as EntryRecord).shape;
+  const e = entryOf(dir, key, shape, false);
+  const files = [
+    { name: 'data.npy', path: e.data, dtype: 'float32', want: [images, size(shape)] },
+    { name: 'ids.npy', path: e.ids, dtype: 'int32', want: [images] },
+  ];
+  for (const f of files) {
+    let h;
+    try {
+      h = await readNpyHeader(f.path);
+    } catch (err) {
+      return damageOrThrow(f.name, err);
+    }
+    if (h.dtype !== f.dtype || h.shape.join() !== f.want.join()) {
+      return { damage: `${f.name}: ${h.dtype} [${h.shape.join(', ')}], expected ${f.dtype} [${f.want.join(', ')}] (entry.json: ${images} images of shape [${shape.join(', ')}])` };
+    }
+  }
+  return e;
 }
 
 type Progress = (fraction: number, message?: string) => void;
@@ -290,18 +377,22 @@ export async function lockEntry(dir: string, key: string, progress: Progress, si
 }
 
 /**
- * The entry of `recipe` over `ids` in `dir`: read when it is there, else computed and published whole (a
- * folder renamed into place; `computed.log` in `dir` gets a line per computation). One process computes an entry
+ * The entry of `recipe` over `ids` in `dir`: read when it is there, else (missing or damaged: readEntry; a damaged
+ * one said through `progress`) computed and published whole (a folder renamed into place, over a damaged one;
+ * `computed.log` in `dir` gets a line per computation). One process computes an entry
  * at a time (the VAE or text encoder over every image): another that needs it meanwhile waits, then reads it.
  */
 export async function ensureEntry(dir: string, recipe: FeatureRecipe, ids: Int32Array, progress: Progress = () => {}, signal?: AbortSignal): Promise<FeatureEntry> {
   const key = await entryKey(recipe, ids);
-  const have = await readEntry(dir, key);
-  if (have) return have;
+  const have = await readEntry(dir, key, ids.length);
+  if (have && !('damage' in have)) return have;
   const lock = await lockEntry(dir, key, progress, signal);
   try {
-    // published by the process this one waited for
-    return (await readEntry(dir, key)) ?? (await computeEntry(dir, key, recipe, ids, progress, signal));
+    // published by the process this one waited for; a damaged one is replaced by its lock's holder only, once said
+    const now = await readEntry(dir, key, ids.length);
+    if (now && !('damage' in now)) return now;
+    if (now) progress(0, `shared features entry ${join(dir, key)} is damaged (${now.damage}): computing it again`);
+    return await computeEntry(dir, key, recipe, ids, progress, signal);
   } finally {
     await lock.release();
   }
@@ -311,8 +402,8 @@ async function computeEntry(dir: string, key: string, recipe: FeatureRecipe, ids
   const t0 = performance.now();
   const r = recipe.part === 'z' ? await computeZ(recipe, ids, progress, signal) : await computeC(recipe, ids, progress, signal);
   const rec: EntryRecord = {
-    format: 'brainlatent-shared-features',
-    version: 1,
+    format: ENTRY_FORMAT,
+    version: ENTRY_VERSION,
     key,
     recipe,
     images: ids.length,
@@ -321,7 +412,7 @@ async function computeEntry(dir: string, key: string, recipe: FeatureRecipe, ids
     createdAt: new Date().toISOString(),
   };
   await withAtomicDir(join(dir, key), async (tmp) => {
-    await writeNpy(join(tmp, 'data.npy'), r.data, [ids.length, r.data.length / Math.max(1, ids.length)]);
+    await writeNpy(join(tmp, 'data.npy'), r.data, [ids.length, size(r.shape)]);
     await writeNpy(join(tmp, 'ids.npy'), ids, [ids.length]);
     await writeJsonAtomic(join(tmp, 'entry.json'), rec);
   });
